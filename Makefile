@@ -1,0 +1,100 @@
+# Warren build. `make` builds build/warren and build/warren-edge; `make check`
+# installs Debian dependencies, builds with ASan+UBSan and runs every test.
+# Sources are picked up by wildcard so new modules need no Makefile edit:
+#   src/{lib,proto,net,connector,edge}/*.c  -> libwarren.a
+#   src/cmd/warren.c, src/cmd/warren-edge.c -> the two programs
+#   tests/unit/test_*.c                     -> one cmocka binary each
+#   tests/fuzz/fuzz_*.c                     -> one libFuzzer binary each
+
+BUILD   ?= build
+CC      ?= cc
+PKGS    := libuv gnutls libngtcp2 libngtcp2_crypto_gnutls libnghttp2 yaml-0.1 jansson sqlite3 ldns
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CPPFLAGS += -Isrc -D_GNU_SOURCE -DWR_VERSION='"$(VERSION)"' -DWR_GIT_REV='"$(GIT_REV)"'
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) $(PKG_CFLAGS)
+LDLIBS  += $(PKG_LIBS) -lm -lpthread
+
+LIB_SRC  := $(wildcard src/lib/*.c src/proto/*.c src/net/*.c src/connector/*.c src/edge/*.c)
+CMD_SRC  := $(filter-out src/cmd/warren.c src/cmd/warren-edge.c,$(wildcard src/cmd/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CMD_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all deps check unit e2e fuzz fuzz-build demo bench clean asan fmt
+all: $(BUILD)/warren $(BUILD)/warren-edge
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libwarren.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/warren: $(BUILD)/obj/src/cmd/warren.o $(BUILD)/libwarren.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/warren-edge: $(BUILD)/obj/src/cmd/warren-edge.o $(BUILD)/libwarren.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o $(BUILD)/libwarren.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# --- tests -------------------------------------------------------------------
+# The sanitizer build lives in build/asan so it never mixes with release objects.
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+ASAN_BUILD := build/asan
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+
+deps:
+	@scripts/install-deps.sh
+
+asan:
+	$(MAKE) BUILD=$(ASAN_BUILD) CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all unit-bins
+
+unit-bins: $(UNIT_BIN)
+
+unit: asan
+	@scripts/run-unit.sh $(ASAN_BUILD)/tests
+
+e2e: asan
+	WARREN_BUILD=$(ASAN_BUILD) /usr/bin/python3 -m pytest -q -ra tests/e2e
+
+check: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) e2e
+	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-5}
+
+# --- fuzzing (clang + libFuzzer) ----------------------------------------------
+FUZZ_BUILD := build/fuzz
+FUZZ_SECONDS ?= 30
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" $(FUZZ_BUILD)/libwarren.a
+	@mkdir -p $(FUZZ_BUILD)/bin
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  clang $(CPPFLAGS) -std=c11 $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(PKG_CFLAGS) \
+	    $$f $(FUZZ_BUILD)/libwarren.a $(PKG_LIBS) -lm -lpthread -o $(FUZZ_BUILD)/bin/$$n || exit 1; done
+
+fuzz: fuzz-build
+	@scripts/run-fuzz.sh $(FUZZ_BUILD)/bin $(FUZZ_SECONDS)
+
+demo: all
+	@scripts/demo.sh
+
+bench: all
+	@scripts/bench.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,22 @@
+/* Handlers behind the command tables in warren.c and warren-edge.c.
+ * Each has the wr_cmd_fn signature and returns a WR_EXIT_* code. */
+#ifndef WR_COMMANDS_H
+#define WR_COMMANDS_H
+#include "cmd/cli.h"
+
+/* A command whose implementation has not landed yet: says so, exits 1. */
+int wr_cmd_not_yet(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
+/* warren tunnel ingress validate | rule URL (tunnel_ingress.c) */
+int wr_cmd_ingress_validate(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_ingress_rule(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
+/* warren-edge local administration (edge_admin.c) */
+int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_tunnel_create(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_tunnel_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_tunnel_delete(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_route_dns(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_audit(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
+#endif

@@ -1,0 +1,70 @@
+/* warren-edge: the self-hosted edge that connectors dial and visitors reach. */
+#include "cmd/cli.h"
+#include "cmd/commands.h"
+
+static const wr_flag data_dir_flag[] = {
+    {"data-dir", NULL, "WARREN_EDGE_DATA_DIR", WR_FLAG_STRING, NULL, "Directory holding the store, CA and certificates"},
+    {NULL},
+};
+
+static const wr_flag init_flags[] = {
+    {"zone", NULL, "WARREN_EDGE_ZONE", WR_FLAG_STRING, NULL, "DNS zone the edge serves, e.g. example.test"},
+    {"email", NULL, NULL, WR_FLAG_STRING, NULL, "Admin user's e-mail (default admin@ZONE)"},
+    {NULL},
+};
+
+static const wr_flag run_flags[] = {
+    {"config", NULL, NULL, WR_FLAG_STRING, NULL, "edge.yml"},
+    {"tunnel-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:7844", "UDP address for connectors (QUIC)"},
+    {"http-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8080", "TCP address for visitors (HTTP)"},
+    {"https-listen", NULL, NULL, WR_FLAG_STRING, NULL, "TCP address for visitors (HTTPS)"},
+    {"api-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8081", "TCP address for the management API"},
+    {"dns-listen", NULL, NULL, WR_FLAG_STRING, NULL, "UDP/TCP address for the authoritative DNS server"},
+    {"metrics", NULL, NULL, WR_FLAG_STRING, NULL, "TCP address for Prometheus metrics"},
+    {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", "Log level"},
+    {NULL},
+};
+
+static const wr_cmd tunnel_cmds[] = {
+    {"create", "NAME", "Create a tunnel and write its credentials JSON", NULL,
+     (const wr_flag[]){{"out", NULL, NULL, WR_FLAG_STRING, NULL, "Credentials file to write (default DATA_DIR/<id>.json)"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, "Account ID (default: the only account)"},
+                       {NULL}},
+     NULL, wr_cmd_edge_tunnel_create},
+    {"list", NULL, "List tunnels", NULL,
+     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"}, {NULL}},
+     NULL, wr_cmd_edge_tunnel_list},
+    {"delete", "NAME|ID", "Delete a tunnel (its routes go with it)", NULL, NULL, NULL, wr_cmd_edge_tunnel_delete},
+    {NULL},
+};
+
+static const wr_cmd route_cmds[] = {
+    {"dns", "TUNNEL HOSTNAME", "Route a hostname of the zone to a tunnel", NULL,
+     (const wr_flag[]){{"overwrite-dns", "f", NULL, WR_FLAG_BOOL, NULL, "Replace an existing route"}, {NULL}},
+     NULL, wr_cmd_edge_route_dns},
+    {NULL},
+};
+
+static const wr_cmd top_cmds[] = {
+    {"init", NULL, "Create a data directory: store, CAs, certificates and the admin's cert.pem",
+     "Refuses to touch an existing data directory.", init_flags, NULL, wr_cmd_edge_init},
+    {"run", NULL, "Serve connectors, visitors and the API", NULL, run_flags, NULL, wr_cmd_not_yet},
+    {"tunnel", NULL, "Manage tunnels", NULL, NULL, tunnel_cmds, NULL},
+    {"route", NULL, "Manage routes", NULL, NULL, route_cmds, NULL},
+    {"user", NULL, "Manage users", NULL, NULL,
+     (const wr_cmd[]){{"add", "EMAIL", "Add a user who can log in", NULL, NULL, NULL, wr_cmd_not_yet}, {NULL}},
+     NULL},
+    {"audit", NULL, "Print the audit log", NULL,
+     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
+                       {"limit", NULL, NULL, WR_FLAG_INT, "100", "Newest N entries"},
+                       {NULL}},
+     NULL, wr_cmd_edge_audit},
+    {NULL},
+};
+
+static const wr_cmd root = {
+    "warren-edge", NULL, "the Warren edge: connectors dial it, visitors reach it",
+    NULL, data_dir_flag, top_cmds, NULL,
+};
+
+int main(int argc, char **argv) { return wr_cli_main(&root, "warren-edge", argc, argv); }

@@ -1,0 +1,140 @@
+#include "lib/encoding.h"
+
+#include <gnutls/crypto.h>
+#include <string.h>
+
+#include "lib/err.h"
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int wr_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size, int pad) {
+  size_t full = (len + 2) / 3 * 4;
+  size_t need = pad ? full : (len / 3) * 4 + (len % 3 ? len % 3 + 1 : 0);
+  if (need + 1 > out_size) return WR_ERR_LIMIT;
+  size_t o = 0, i = 0;
+  for (; i + 3 <= len; i += 3) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+    out[o++] = b64_alphabet[v >> 18];
+    out[o++] = b64_alphabet[(v >> 12) & 63];
+    out[o++] = b64_alphabet[(v >> 6) & 63];
+    out[o++] = b64_alphabet[v & 63];
+  }
+  if (i < len) {
+    uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+    out[o++] = b64_alphabet[v >> 18];
+    out[o++] = b64_alphabet[(v >> 12) & 63];
+    if (i + 1 < len) out[o++] = b64_alphabet[(v >> 6) & 63];
+    else if (pad) out[o++] = '=';
+    if (pad) out[o++] = '=';
+  }
+  out[o] = '\0';
+  return (int)o;
+}
+
+static int b64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+int wr_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size) {
+  size_t pads = 0;
+  while (len > 0 && in[len - 1] == '=' && pads < 2) {
+    len--;
+    pads++;
+  }
+  if (len % 4 == 1) return WR_ERR_PROTO;
+  if (pads && (len + pads) % 4 != 0) return WR_ERR_PROTO;
+  size_t need = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
+  if (need > out_size) return WR_ERR_LIMIT;
+  size_t o = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < len; i++) {
+    int v = b64_value(in[i]);
+    if (v < 0) return WR_ERR_PROTO;
+    acc = acc << 6 | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (uint8_t)(acc >> bits);
+    }
+  }
+  /* Leftover bits must be zero, as Go's strict decoder requires. */
+  if (bits && (acc & ((1u << bits) - 1))) return WR_ERR_PROTO;
+  return (int)o;
+}
+
+void wr_hex_encode(const uint8_t *in, size_t len, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < len; i++) {
+    out[2 * i] = digits[in[i] >> 4];
+    out[2 * i + 1] = digits[in[i] & 15];
+  }
+  out[2 * len] = '\0';
+}
+
+static int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+int wr_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_size) {
+  if (len % 2) return WR_ERR_PROTO;
+  if (len / 2 > out_size) return WR_ERR_LIMIT;
+  for (size_t i = 0; i < len; i += 2) {
+    int hi = hex_value(in[i]), lo = hex_value(in[i + 1]);
+    if (hi < 0 || lo < 0) return WR_ERR_PROTO;
+    out[i / 2] = (uint8_t)(hi << 4 | lo);
+  }
+  return (int)(len / 2);
+}
+
+int wr_uuid_parse(const char *s, size_t len, wr_uuid *out) {
+  if (len != WR_UUID_STR_LEN) return WR_ERR_PROTO;
+  size_t o = 0;
+  for (size_t i = 0; i < len;) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return WR_ERR_PROTO;
+      i++;
+      continue;
+    }
+    int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
+    if (hi < 0 || lo < 0) return WR_ERR_PROTO;
+    out->b[o++] = (uint8_t)(hi << 4 | lo);
+    i += 2;
+  }
+  return WR_OK;
+}
+
+void wr_uuid_format(const wr_uuid *u, char out[WR_UUID_STR_LEN + 1]) {
+  char hex[33];
+  wr_hex_encode(u->b, 16, hex);
+  memcpy(out, hex, 8);
+  out[8] = '-';
+  memcpy(out + 9, hex + 8, 4);
+  out[13] = '-';
+  memcpy(out + 14, hex + 12, 4);
+  out[18] = '-';
+  memcpy(out + 19, hex + 16, 4);
+  out[23] = '-';
+  memcpy(out + 24, hex + 20, 12);
+  out[36] = '\0';
+}
+
+int wr_random_bytes(void *out, size_t n) {
+  return gnutls_rnd(GNUTLS_RND_KEY, out, n) == 0 ? WR_OK : WR_ERR_CRYPTO;
+}
+
+int wr_uuid_random(wr_uuid *out) {
+  if (wr_random_bytes(out->b, 16) != 0) return WR_ERR_CRYPTO;
+  out->b[6] = (uint8_t)((out->b[6] & 0x0f) | 0x40);
+  out->b[8] = (uint8_t)((out->b[8] & 0x3f) | 0x80);
+  return WR_OK;
+}

@@ -1,0 +1,37 @@
+/* Text encodings used across the protocol and file formats: base64 (standard
+ * alphabet, with and without padding, as Go's StdEncoding / RawStdEncoding),
+ * hex, and UUIDs in RFC 4122 byte order. All functions are pure. */
+#ifndef WR_ENCODING_H
+#define WR_ENCODING_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes needed to base64-encode |n| bytes with padding, plus a NUL. */
+#define WR_BASE64_ENCODED_SIZE(n) ((((n) + 2) / 3) * 4 + 1)
+
+/* Encodes |len| bytes; writes a NUL-terminated string to |out| (|out_size|
+ * bytes). |pad| selects StdEncoding (1) or RawStdEncoding (0). Returns the
+ * string length, or WR_ERR_LIMIT if |out| is too small. */
+int wr_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size, int pad);
+/* Decodes standard-alphabet base64. Padding is optional but, if present,
+ * must be correct; whitespace is rejected. Returns the number of bytes
+ * written, WR_ERR_PROTO on bad input or WR_ERR_LIMIT if |out| is too small. */
+int wr_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size);
+
+/* Lower-case hex. |out| needs 2*len+1 bytes. */
+void wr_hex_encode(const uint8_t *in, size_t len, char *out);
+/* Returns bytes written or WR_ERR_PROTO / WR_ERR_LIMIT. */
+int wr_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_size);
+
+#define WR_UUID_STR_LEN 36
+typedef struct wr_uuid { uint8_t b[16]; } wr_uuid;
+/* Parses canonical 8-4-4-4-12 hex (any case). Returns 0 or WR_ERR_PROTO. */
+int wr_uuid_parse(const char *s, size_t len, wr_uuid *out);
+/* Writes the lower-case canonical form; |out| needs 37 bytes. */
+void wr_uuid_format(const wr_uuid *u, char out[WR_UUID_STR_LEN + 1]);
+/* A random version-4 UUID from GnuTLS's CSPRNG. Returns 0 or WR_ERR_CRYPTO. */
+int wr_uuid_random(wr_uuid *out);
+/* |n| random bytes from the nonce/key CSPRNG. Returns 0 or WR_ERR_CRYPTO. */
+int wr_random_bytes(void *out, size_t n);
+
+#endif

@@ -1,0 +1,40 @@
+/* Leveled logging (STYLE.md 1.13). The level is checked before formatting.
+ * Libraries (src/proto) never log; everything else logs through here.
+ * Output format follows cloudflared's console format:
+ *   2026-11-22T10:00:00Z INF Registered tunnel connection connIndex=0 ... */
+#ifndef WR_LOG_H
+#define WR_LOG_H
+#include <stdarg.h>
+
+typedef enum wr_log_level {
+  WR_LOG_DEBUG = 0,
+  WR_LOG_INFO = 1,
+  WR_LOG_WARN = 2,
+  WR_LOG_ERROR = 3,
+  WR_LOG_FATAL = 4,
+  WR_LOG_OFF = 5
+} wr_log_level;
+
+extern wr_log_level wr_log_min_level;
+
+/* Parses cloudflared's level names (debug, info, warn, error, fatal).
+ * Returns 0 on success, WR_ERR_INVAL for an unknown name. */
+int wr_log_parse_level(const char *name, wr_log_level *out);
+void wr_log_set_level(wr_log_level level);
+/* Sends logs to |path| (appending) instead of stderr. Returns 0 or WR_ERR_IO. */
+int wr_log_set_file(const char *path);
+
+void wr_log_write(wr_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void wr_log_vwrite(wr_log_level level, const char *fmt, va_list ap);
+
+#define WR_LOG(level, ...)                                                     \
+  do {                                                                         \
+    if ((level) >= wr_log_min_level) wr_log_write((level), __VA_ARGS__);       \
+  } while (0)
+#define wr_debug(...) WR_LOG(WR_LOG_DEBUG, __VA_ARGS__)
+#define wr_info(...) WR_LOG(WR_LOG_INFO, __VA_ARGS__)
+#define wr_warn(...) WR_LOG(WR_LOG_WARN, __VA_ARGS__)
+#define wr_error(...) WR_LOG(WR_LOG_ERROR, __VA_ARGS__)
+
+#endif
