@@ -1,0 +1,16 @@
+/* Key/value metadata pairs as they travel in ConnectRequest and
+ * ConnectResponse (Cap'n Proto List(Metadata)). Strings are not owned by the
+ * struct: when decoded they point into the message buffer; when encoding they
+ * point at the caller's strings. Keys may repeat (one entry per header value). */
+#ifndef WR_METADATA_H
+#define WR_METADATA_H
+#include <stddef.h>
+
+typedef struct wr_meta {
+  const char *key;
+  size_t key_len;
+  const char *val;
+  size_t val_len;
+} wr_meta;
+
+#endif

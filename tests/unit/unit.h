@@ -1,0 +1,29 @@
+/* Shared helpers for the cmocka unit suites. Each tests/unit/test_*.c is its
+ * own binary; run them from the repository root (scripts/run-unit.sh does). */
+#ifndef WR_UNIT_H
+#define WR_UNIT_H
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "lib/mem.h"
+
+/* Reads tests/vectors/<name> (e.g. "quic/http-get.from-edge.bin"); fails the
+ * test if it cannot. The caller frees the result. */
+uint8_t *unit_read_vector(const char *name, size_t *len);
+/* Decodes a hex string (whitespace ignored); caller frees. */
+uint8_t *unit_hex(const char *hex, size_t *len);
+
+/* An allocator that fails the Nth allocation (0-based) and counts calls, for
+ * "fail every allocation in turn" loops (STYLE.md 1.6). */
+typedef struct unit_failmem {
+  wr_mem mem;
+  long fail_at;   /* -1: never fail */
+  long calls;
+  long live;      /* allocations not yet freed */
+} unit_failmem;
+void unit_failmem_init(unit_failmem *fm, long fail_at);
+
+#endif
