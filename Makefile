@@ -7,6 +7,12 @@
 #   tests/fuzz/fuzz_*.c                     -> one libFuzzer binary each
 
 BUILD   ?= build
+# `make V=1` shows full compiler command lines.
+ifeq ($(V),1)
+Q :=
+else
+Q = @echo "  CC      $<";
+endif
 CC      ?= cc
 PKGS    := libuv gnutls libngtcp2 libngtcp2_crypto_gnutls libnghttp2 yaml-0.1 jansson sqlite3 ldns
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -32,7 +38,7 @@ all: $(BUILD)/warren $(BUILD)/warren-edge
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libwarren.a: $(LIB_OBJ)
 	@rm -f $@

@@ -23,7 +23,7 @@ uint8_t *unit_hex(const char *hex, size_t *len) {
   uint8_t *out = malloc(n / 2 + 1);
   int hi = -1;
   for (size_t i = 0; i < n; i++) {
-    int c = (unsigned char)hex[i], v;
+    int c = (unsigned char)hex[i], v = 0;
     if (isspace(c)) continue;
     if (c >= '0' && c <= '9') v = c - '0';
     else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
