@@ -12,6 +12,7 @@ ifeq ($(V),1)
 Q :=
 else
 Q = @echo "  CC      $<";
+QL = @echo "  LD      $@";
 endif
 CC      ?= cc
 PKGS    := libuv gnutls libngtcp2 libngtcp2_crypto_gnutls libnghttp2 yaml-0.1 jansson sqlite3 ldns
@@ -41,18 +42,17 @@ $(BUILD)/obj/%.o: %.c
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libwarren.a: $(LIB_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
+	@rm -f $@; ar rcs $@ $^
 
 $(BUILD)/warren: $(BUILD)/obj/src/cmd/warren.o $(BUILD)/libwarren.a
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(QL)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/warren-edge: $(BUILD)/obj/src/cmd/warren-edge.o $(BUILD)/libwarren.a
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(QL)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o $(BUILD)/libwarren.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(QL)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -1,0 +1,220 @@
+/* src/lib basics and the CLI option bag: encodings, buffers, durations,
+ * flag precedence (command line > env > config file > default). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cli.h"
+#include "lib/buf.h"
+#include "lib/encoding.h"
+#include "lib/err.h"
+#include "lib/file.h"
+#include "unit.h"
+
+static void test_base64_go_compatible(void **state) {
+  (void)state;
+  char out[128];
+  uint8_t bin[64];
+  /* The golden secret of protocol.md 8.1: bytes 0x00..0x1f. */
+  for (int i = 0; i < 32; i++) bin[i] = (uint8_t)i;
+  assert_int_equal(wr_base64_encode(bin, 32, out, sizeof(out), 1), 44);
+  assert_string_equal(out, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+  /* RawStdEncoding (HTTP/2 serialized headers) drops the padding. */
+  assert_int_equal(wr_base64_encode((const uint8_t *)"Content-Type", 12, out, sizeof(out), 0), 16);
+  assert_string_equal(out, "Q29udGVudC1UeXBl");
+  wr_base64_encode((const uint8_t *)"ab", 2, out, sizeof(out), 0);
+  assert_string_equal(out, "YWI");
+  wr_base64_encode((const uint8_t *)"ab", 2, out, sizeof(out), 1);
+  assert_string_equal(out, "YWI=");
+  assert_int_equal(wr_base64_encode(bin, 32, out, 44, 1), WR_ERR_LIMIT);
+
+  assert_int_equal(wr_base64_decode("YWI=", 4, bin, sizeof(bin)), 2);
+  assert_memory_equal(bin, "ab", 2);
+  assert_int_equal(wr_base64_decode("YWI", 3, bin, sizeof(bin)), 2);
+  assert_int_equal(wr_base64_decode("", 0, bin, sizeof(bin)), 0);
+  /* Bad alphabet, impossible length, wrong padding, non-zero trailing bits. */
+  assert_int_equal(wr_base64_decode("YW!=", 4, bin, sizeof(bin)), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("Y", 1, bin, sizeof(bin)), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YW=", 3, bin, sizeof(bin)), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YWJ=", 4, bin, sizeof(bin)), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YWJj", 4, bin, 2), WR_ERR_LIMIT);
+}
+
+static void test_uuid_and_hex(void **state) {
+  (void)state;
+  wr_uuid u, r;
+  char s[37];
+  assert_int_equal(wr_uuid_parse("0C9CD40E-166a-439f-8bd1-fcef1cfb28f1", 36, &u), 0);
+  assert_int_equal(u.b[0], 0x0c);
+  assert_int_equal(u.b[15], 0xf1);
+  wr_uuid_format(&u, s);
+  assert_string_equal(s, "0c9cd40e-166a-439f-8bd1-fcef1cfb28f1");
+  assert_int_equal(wr_uuid_parse("0c9cd40e166a-439f-8bd1-fcef1cfb28f1x", 36, &u), WR_ERR_PROTO);
+  assert_int_equal(wr_uuid_parse("0c9cd40e-166a-439f-8bd1-fcef1cfb28f", 35, &u), WR_ERR_PROTO);
+  assert_int_equal(wr_uuid_parse("0c9cd40e-166a-439f-8bd1-fcef1cfb28fg", 36, &u), WR_ERR_PROTO);
+  assert_int_equal(wr_uuid_random(&r), 0);
+  assert_int_equal(r.b[6] >> 4, 4);        /* version 4 */
+  assert_int_equal(r.b[8] & 0xc0, 0x80);   /* RFC 4122 variant */
+  uint8_t bin[4];
+  char hex[9];
+  assert_int_equal(wr_hex_decode("deadBEEF", 8, bin, sizeof(bin)), 4);
+  wr_hex_encode(bin, 4, hex);
+  assert_string_equal(hex, "deadbeef");
+  assert_int_equal(wr_hex_decode("abc", 3, bin, sizeof(bin)), WR_ERR_PROTO);
+  assert_int_equal(wr_hex_decode("zz", 2, bin, sizeof(bin)), WR_ERR_PROTO);
+}
+
+static void test_buf_limit(void **state) {
+  (void)state;
+  wr_buf b;
+  wr_buf_init(&b, 10, NULL);
+  assert_int_equal(wr_buf_append(&b, "hello", 5), 0);
+  assert_int_equal(wr_buf_printf(&b, "%d", 12345), 0);
+  assert_int_equal(b.len, 10);
+  assert_string_equal(wr_buf_cstr(&b), "hello12345");
+  assert_int_equal(wr_buf_append(&b, "x", 1), WR_ERR_LIMIT);
+  assert_int_equal(b.len, 10); /* nothing half-appended */
+  wr_buf_consume(&b, 5);
+  assert_string_equal(wr_buf_cstr(&b), "12345");
+  wr_buf_free(&b);
+
+  unit_failmem fm;
+  unit_failmem_init(&fm, 0);
+  wr_buf_init(&b, 100, &fm.mem);
+  assert_int_equal(wr_buf_append(&b, "x", 1), WR_ERR_NOMEM);
+  wr_buf_free(&b);
+  assert_int_equal(fm.live, 0);
+}
+
+static void test_durations(void **state) {
+  (void)state;
+  long long ns;
+  assert_int_equal(wr_parse_duration("30s", &ns), 0);
+  assert_true(ns == 30000000000LL);
+  assert_int_equal(wr_parse_duration("1m30s", &ns), 0);
+  assert_true(ns == 90000000000LL);
+  assert_int_equal(wr_parse_duration("1.5h", &ns), 0);
+  assert_true(ns == 5400000000000LL);
+  assert_int_equal(wr_parse_duration("300ms", &ns), 0);
+  assert_true(ns == 300000000LL);
+  assert_int_equal(wr_parse_duration("0", &ns), 0);
+  assert_true(ns == 0);
+  assert_int_equal(wr_parse_duration("45", &ns), 0); /* bare seconds */
+  assert_true(ns == 45000000000LL);
+  assert_int_equal(wr_parse_duration("", &ns), WR_ERR_INVAL);
+  assert_int_equal(wr_parse_duration("10x", &ns), WR_ERR_INVAL);
+  assert_int_equal(wr_parse_duration("s", &ns), WR_ERR_INVAL);
+  assert_int_equal(wr_parse_duration("99999999999h", &ns), WR_ERR_INVAL);
+  int b;
+  assert_int_equal(wr_parse_bool("True", &b), 0);
+  assert_true(b);
+  assert_int_equal(wr_parse_bool("0", &b), 0);
+  assert_false(b);
+  assert_int_equal(wr_parse_bool("yes", &b), WR_ERR_INVAL);
+}
+
+/* The option bag as a command handler sees it after wr_cli_main. */
+static wr_opts seen;
+static char *seen_url, *seen_metrics, *seen_grace, *seen_edges;
+static int seen_argc;
+
+static int capture(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  (void)argv;
+  seen_argc = argc;
+  /* config.yml values arrive at the lowest priority */
+  wr_opts_set(o, "url", "http://from-config", WR_SRC_CONFIG);
+  wr_opts_set(o, "metrics", "config:1", WR_SRC_CONFIG);
+  wr_opts_set(o, "edge", "config-edge:7844", WR_SRC_CONFIG);
+  assert_int_equal(wr_opts_set(o, "no-such-key", "x", WR_SRC_CONFIG), WR_ERR_NOTFOUND);
+  seen_url = strdup(wr_opts_get(o, "url"));
+  seen_metrics = strdup(wr_opts_get(o, "metrics"));
+  seen_grace = strdup(wr_opts_get(o, "grace-period"));
+  char *const *edges;
+  size_t n = wr_opts_list(o, "edge", &edges);
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++) len += strlen(edges[i]) + 1;
+  seen_edges = calloc(1, len + 1);
+  for (size_t i = 0; i < n; i++) strcat(strcat(seen_edges, edges[i]), " ");
+  seen.prog = o->prog;
+  return 0;
+}
+
+static const wr_flag flags[] = {
+    {"url", NULL, "TEST_WR_URL", WR_FLAG_STRING, NULL, ""},
+    {"metrics", NULL, "TEST_WR_METRICS", WR_FLAG_STRING, "localhost:0", ""},
+    {"grace-period", NULL, NULL, WR_FLAG_DURATION, "30s", ""},
+    {"edge", NULL, "TEST_WR_EDGE", WR_FLAG_LIST, NULL, ""},
+    {NULL},
+};
+static const wr_cmd subs[] = {{"run", "[T]", "run", NULL, NULL, NULL, capture}, {NULL}};
+static const wr_cmd root = {"prog", NULL, "test", NULL, flags, subs, NULL};
+
+static void reset_seen(void) {
+  free(seen_url), free(seen_metrics), free(seen_grace), free(seen_edges);
+  seen_url = seen_metrics = seen_grace = seen_edges = NULL;
+}
+
+static void test_flag_precedence(void **state) {
+  (void)state;
+  char *argv1[] = {"prog", "--url", "http://cli", "--edge", "a:1", "run", "--edge=b:2", "T", NULL};
+  setenv("TEST_WR_URL", "http://env", 1);
+  setenv("TEST_WR_METRICS", "env:9", 1);
+  setenv("TEST_WR_EDGE", "e1:1,e2:2", 1);
+  assert_int_equal(wr_cli_main(&root, "prog", 8, argv1), 0);
+  assert_string_equal(seen_url, "http://cli");   /* CLI beats env and config */
+  assert_string_equal(seen_metrics, "env:9");    /* env beats config */
+  assert_string_equal(seen_grace, "30s");        /* default */
+  assert_string_equal(seen_edges, "a:1 b:2 ");   /* repeatable, CLI only */
+  assert_int_equal(seen_argc, 1);
+  reset_seen();
+
+  unsetenv("TEST_WR_URL");
+  unsetenv("TEST_WR_METRICS");
+  char *argv2[] = {"prog", "run", NULL};
+  assert_int_equal(wr_cli_main(&root, "prog", 2, argv2), 0);
+  assert_string_equal(seen_url, "http://from-config");
+  assert_string_equal(seen_metrics, "config:1");
+  assert_string_equal(seen_edges, "e1:1 e2:2 ");  /* env list split on commas */
+  reset_seen();
+  unsetenv("TEST_WR_EDGE");
+
+  char *argv3[] = {"prog", "--grace-period", "never", "run", NULL};
+  assert_int_equal(wr_cli_main(&root, "prog", 4, argv3), WR_EXIT_USAGE);
+}
+
+static void test_file_helpers(void **state) {
+  (void)state;
+  char dir[] = "/tmp/wr-test-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[256], *data;
+  size_t len;
+  snprintf(path, sizeof(path), "%s/a/b/c", dir);
+  assert_int_equal(wr_mkdirs(path, 0700), 0);
+  snprintf(path, sizeof(path), "%s/a/f.txt", dir);
+  assert_int_equal(wr_file_write(path, "abc", 3, 0600, 1), 0);
+  assert_int_equal(wr_file_write(path, "xyz", 3, 0600, 1), WR_ERR_EXISTS);
+  assert_int_equal(wr_file_read(path, 100, &data, &len), 0);
+  assert_int_equal(len, 3);
+  assert_string_equal(data, "abc");
+  free(data);
+  assert_int_equal(wr_file_read(path, 2, &data, &len), WR_ERR_LIMIT);
+  snprintf(path, sizeof(path), "%s/missing", dir);
+  assert_int_equal(wr_file_read(path, 100, &data, &len), WR_ERR_IO);
+  setenv("HOME", "/home/x", 1);
+  char *e = wr_path_expand("~/.cloudflared/cert.pem");
+  assert_string_equal(e, "/home/x/.cloudflared/cert.pem");
+  free(e);
+  char cmd[300];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_base64_go_compatible), cmocka_unit_test(test_uuid_and_hex),
+      cmocka_unit_test(test_buf_limit),            cmocka_unit_test(test_durations),
+      cmocka_unit_test(test_flag_precedence),      cmocka_unit_test(test_file_helpers),
+  };
+  return cmocka_run_group_tests_name("lib", tests, NULL, NULL);
+}
