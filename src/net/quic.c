@@ -1,0 +1,1508 @@
+/* QUIC transport on ngtcp2 0.12.1 + GnuTLS. See quic.h for the contract.
+ *
+ * Memory ownership of stream data: ngtcp2 0.x does not copy stream data; it
+ * keeps pointers to the application's bytes until they are acknowledged
+ * (retransmissions reuse them). So every byte accepted by
+ * wr_quic_stream_write() lives in a per-stream chunk list until
+ * acked_stream_data_offset says the peer has it, and the list is bounded by
+ * cfg.stream_send_queue (backpressure: WR_AGAIN + on_stream_writable). */
+#include "net/quic.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include "lib/err.h"
+#include "lib/mem.h"
+
+#define NBUCKETS 256
+#define MAX_VECS 16
+/* Attempts before an unfittable datagram is dropped (datagrams are
+ * unreliable; holding one forever would block the queue). */
+#define DGRAM_MAX_TRIES 3
+
+struct wr_quic_tls {
+  wr_quic_role role;
+  gnutls_certificate_credentials_t cred;
+  gnutls_priority_t prio;
+};
+
+typedef struct chunk {
+  struct chunk *next;
+  uint64_t off; /* stream offset of data[0] */
+  size_t len;
+  uint8_t data[];
+} chunk;
+
+typedef struct stream {
+  int64_t id;
+  void *suser;
+  struct stream *hnext;  /* hash bucket chain */
+  struct stream *qnext;  /* send queue */
+  chunk *head, *tail;    /* unacked data, oldest first */
+  chunk *send;           /* first chunk with unsent bytes, NULL if none */
+  uint64_t ack_off, send_off, write_off;
+  uint64_t rx_delivered, rx_consumed;
+  unsigned fin_queued : 1, fin_sent : 1, write_shut : 1, blocked : 1,
+      in_sendq : 1, want_writable : 1;
+} stream;
+
+typedef struct dgram {
+  struct dgram *next;
+  size_t len;
+  int tries;
+  uint8_t data[];
+} dgram;
+
+struct wr_quic_conn {
+  wr_quic_role role;
+  wr_quic_state state;
+  ngtcp2_conn *conn;
+  gnutls_session_t session;
+  ngtcp2_crypto_conn_ref ref;
+  wr_quic_tls *tls;
+  wr_quic_callbacks cbs;
+  void *user;
+
+  size_t send_queue_cap, dgram_queue_cap, max_udp_payload;
+  uint64_t idle_ms;
+
+  struct sockaddr_storage local, remote;
+  socklen_t locallen, remotelen;
+  ngtcp2_cid odcid; /* server: client's first DCID (for demux of Initials) */
+
+  stream *buckets[NBUCKETS];
+  stream *sq_head, *sq_tail;
+  dgram *dq_head, *dq_tail;
+  size_t dq_len;
+
+  /* Close handling. */
+  ngtcp2_connection_close_error ccerr;
+  int close_pkt_pending;   /* a CONNECTION_CLOSE must go out next write */
+  int app_close_requested; /* wr_quic_conn_close: on_close fires at write */
+  uint8_t close_reason[128];
+  uint8_t *close_pkt;      /* kept to answer packets in the closing period */
+  size_t close_pktlen;
+  int close_resend;
+  wr_quic_tstamp close_deadline;
+  int closed_notified;
+  char msg[320];
+  char tls_msg[200];
+
+  int hs_done_pending;
+  int cb_failed;
+  char alpn[32];
+  char want_alpn[32]; /* client: the ALPN the server must select */
+  char group[32];
+
+  /* libuv binding */
+  void (*kick)(void *arg);
+  void *kick_arg;
+  struct wr_quic_conn *ep_next;
+};
+
+/* --- small helpers ------------------------------------------------------ */
+
+static void fill_random(uint8_t *p, size_t n) {
+  /* gnutls_rnd only fails when the library is unusable; fall back to
+   * zero-free but predictable bytes is worse than aborting. */
+  if (gnutls_rnd(GNUTLS_RND_RANDOM, p, n) != 0) abort();
+}
+
+static void conn_kick(wr_quic_conn *c) {
+  if (c->kick) c->kick(c->kick_arg);
+}
+
+static void set_errmsg(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_errmsg(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static uint64_t cfg_u64(uint64_t v, uint64_t def) { return v ? v : def; }
+
+/* --- TLS material ------------------------------------------------------- */
+
+int wr_quic_tls_new(wr_quic_role role, const wr_quic_config *cfg,
+                    wr_quic_tls **out, char *err, size_t errlen) {
+  wr_quic_tls *t;
+  const char *errpos = NULL;
+  int rv;
+
+  if (!cfg || !out) return WR_ERR_INVAL;
+  if (role == WR_QUIC_SERVER && (!cfg->cert_file || !cfg->key_file)) {
+    set_errmsg(err, errlen, "QUIC server needs a certificate and a key file");
+    return WR_ERR_CONFIG;
+  }
+  t = calloc(1, sizeof(*t));
+  if (!t) return WR_ERR_NOMEM;
+  t->role = role;
+  if (gnutls_certificate_allocate_credentials(&t->cred) != 0) {
+    rv = WR_ERR_NOMEM;
+    goto fail_cred;
+  }
+  if (role == WR_QUIC_CLIENT) {
+    if (cfg->ca_file)
+      rv = gnutls_certificate_set_x509_trust_file(t->cred, cfg->ca_file,
+                                                  GNUTLS_X509_FMT_PEM);
+    else
+      rv = gnutls_certificate_set_x509_system_trust(t->cred);
+    /* Both return the number of certificates loaded; 0 means the file had
+     * none, which would make every handshake fail later, less clearly. */
+    if (rv <= 0) {
+      set_errmsg(err, errlen, "cannot load CA certificates from %s: %s",
+                 cfg->ca_file ? cfg->ca_file : "system store",
+                 rv == 0 ? "no certificates found" : gnutls_strerror(rv));
+      rv = WR_ERR_CRYPTO;
+      goto fail_files;
+    }
+  } else {
+    rv = gnutls_certificate_set_x509_key_file(t->cred, cfg->cert_file,
+                                              cfg->key_file,
+                                              GNUTLS_X509_FMT_PEM);
+    if (rv < 0) {
+      set_errmsg(err, errlen, "cannot load certificate %s / key %s: %s",
+                 cfg->cert_file, cfg->key_file, gnutls_strerror(rv));
+      rv = WR_ERR_CRYPTO;
+      goto fail_files;
+    }
+  }
+  rv = gnutls_priority_init(
+      &t->prio, cfg->priority ? cfg->priority : WR_QUIC_PRIORITY_DEFAULT,
+      &errpos);
+  if (rv != 0) {
+    set_errmsg(err, errlen, "bad GnuTLS priority string near '%s': %s",
+               errpos ? errpos : "?", gnutls_strerror(rv));
+    rv = WR_ERR_CRYPTO;
+    goto fail_files;
+  }
+  *out = t;
+  return WR_OK;
+
+fail_files:
+  gnutls_certificate_free_credentials(t->cred);
+fail_cred:
+  free(t);
+  return rv;
+}
+
+void wr_quic_tls_free(wr_quic_tls *tls) {
+  if (!tls) return;
+  gnutls_priority_deinit(tls->prio);
+  gnutls_certificate_free_credentials(tls->cred);
+  free(tls);
+}
+
+/* --- lifecycle (all state transitions happen here) ---------------------- */
+
+/* Moves |c| to |st|. Entering any of the closed states delivers on_close
+ * exactly once, with c->msg and the given parameters. */
+static void set_state(wr_quic_conn *c, wr_quic_state st, int local, int app,
+                      int idle, uint64_t code, int err) {
+  if (c->state == WR_QUIC_CLOSED) return;
+  c->state = st;
+  if (st >= WR_QUIC_CLOSING && !c->closed_notified) {
+    wr_quic_close_info info = {local, app, idle, code, err, c->msg};
+    c->closed_notified = 1;
+    if (c->cbs.on_close) c->cbs.on_close(c, &info, c->user);
+  }
+}
+
+static wr_quic_tstamp close_period(wr_quic_conn *c, wr_quic_tstamp now) {
+  return now + 3 * ngtcp2_conn_get_pto(c->conn);
+}
+
+static const char *alert_name(uint64_t code) {
+  const char *n = NULL;
+  if (code >= NGTCP2_CRYPTO_ERROR && code <= NGTCP2_CRYPTO_ERROR + 0xff)
+    n = gnutls_alert_get_strname((gnutls_alert_description_t)(code & 0xff));
+  return n ? n : "";
+}
+
+/* Starts a local close because of library error |liberr|. The
+ * CONNECTION_CLOSE itself goes out with the next wr_quic_conn_write. */
+static void close_on_error(wr_quic_conn *c, int liberr, wr_quic_tstamp now) {
+  int err = WR_ERR_PROTO;
+  uint64_t code;
+
+  if (c->state >= WR_QUIC_CLOSING) return;
+  if (liberr == NGTCP2_ERR_CRYPTO) {
+    uint8_t alert = ngtcp2_conn_get_tls_alert(c->conn);
+    unsigned vs = 0;
+    ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->ccerr,
+                                                                alert, NULL, 0);
+    err = WR_ERR_CRYPTO;
+    if (c->tls_msg[0]) {
+      snprintf(c->msg, sizeof(c->msg), "TLS handshake failed: %s", c->tls_msg);
+    } else if (c->role == WR_QUIC_CLIENT &&
+               (vs = gnutls_session_get_verify_cert_status(c->session)) != 0) {
+      gnutls_datum_t d = {NULL, 0};
+      gnutls_certificate_verification_status_print(vs, GNUTLS_CRT_X509, &d, 0);
+      snprintf(c->msg, sizeof(c->msg),
+               "TLS handshake failed: server certificate verification "
+               "failed: %s",
+               d.data ? (const char *)d.data : "unknown reason");
+      gnutls_free(d.data);
+    } else {
+      snprintf(c->msg, sizeof(c->msg), "TLS handshake failed (alert %u %s)",
+               alert, alert_name(NGTCP2_CRYPTO_ERROR | alert));
+    }
+  } else if (c->tls_msg[0]) {
+    /* Our own TLS-level refusal from a callback (e.g. ALPN check). */
+    ngtcp2_connection_close_error_set_transport_error_tls_alert(
+        &c->ccerr, GNUTLS_A_NO_APPLICATION_PROTOCOL, NULL, 0);
+    err = WR_ERR_CRYPTO;
+    snprintf(c->msg, sizeof(c->msg), "TLS handshake failed: %s", c->tls_msg);
+  } else {
+    ngtcp2_connection_close_error_set_transport_error_liberr(&c->ccerr, liberr,
+                                                             NULL, 0);
+    if (c->cb_failed) err = WR_ERR_INTERNAL;
+    snprintf(c->msg, sizeof(c->msg), "QUIC error: %s%s",
+             ngtcp2_strerror(liberr),
+             c->cb_failed ? " (application callback failed)" : "");
+  }
+  code = c->ccerr.error_code;
+  c->close_pkt_pending = 1;
+  c->close_deadline = close_period(c, now);
+  set_state(c, WR_QUIC_CLOSING, 1, 0, 0, code, err);
+}
+
+/* --- streams: bookkeeping ------------------------------------------------ */
+
+static stream *stream_find(wr_quic_conn *c, int64_t id) {
+  stream *s = c->buckets[(uint64_t)id % NBUCKETS];
+  while (s && s->id != id) s = s->hnext;
+  return s;
+}
+
+static stream *stream_add(wr_quic_conn *c, int64_t id, void *suser) {
+  stream *s = calloc(1, sizeof(*s));
+  if (!s) return NULL;
+  s->id = id;
+  s->suser = suser;
+  s->hnext = c->buckets[(uint64_t)id % NBUCKETS];
+  c->buckets[(uint64_t)id % NBUCKETS] = s;
+  return s;
+}
+
+static void stream_free_data(stream *s) {
+  chunk *k = s->head;
+  while (k) {
+    chunk *n = k->next;
+    free(k);
+    k = n;
+  }
+  s->head = s->tail = s->send = NULL;
+}
+
+static void sendq_remove(wr_quic_conn *c, stream *s) {
+  stream **pp = &c->sq_head, *prev = NULL;
+  if (!s->in_sendq) return;
+  while (*pp && *pp != s) {
+    prev = *pp;
+    pp = &(*pp)->qnext;
+  }
+  if (*pp) {
+    *pp = s->qnext;
+    if (c->sq_tail == s) c->sq_tail = prev;
+  }
+  s->qnext = NULL;
+  s->in_sendq = 0;
+}
+
+static void sendq_push(wr_quic_conn *c, stream *s) {
+  if (s->in_sendq || s->blocked || s->write_shut) return;
+  s->qnext = NULL;
+  if (c->sq_tail)
+    c->sq_tail->qnext = s;
+  else
+    c->sq_head = s;
+  c->sq_tail = s;
+  s->in_sendq = 1;
+}
+
+static stream *sendq_pop(wr_quic_conn *c) {
+  stream *s = c->sq_head;
+  if (!s) return NULL;
+  c->sq_head = s->qnext;
+  if (!c->sq_head) c->sq_tail = NULL;
+  s->qnext = NULL;
+  s->in_sendq = 0;
+  return s;
+}
+
+static int stream_has_pending(const stream *s) {
+  return !s->write_shut &&
+         (s->send_off < s->write_off || (s->fin_queued && !s->fin_sent));
+}
+
+static void stream_remove(wr_quic_conn *c, stream *s) {
+  stream **pp = &c->buckets[(uint64_t)s->id % NBUCKETS];
+  while (*pp && *pp != s) pp = &(*pp)->hnext;
+  if (*pp) *pp = s->hnext;
+  sendq_remove(c, s);
+  stream_free_data(s);
+  free(s);
+}
+
+/* --- ngtcp2 callbacks ------------------------------------------------------ */
+
+static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
+  return ((wr_quic_conn *)ref->user_data)->conn;
+}
+
+static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx) {
+  (void)ctx;
+  fill_random(dest, len);
+}
+
+static int cb_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
+                      size_t cidlen, void *user) {
+  (void)conn;
+  (void)user;
+  /* Random IDs: nothing in them links connections together. We do not
+   * send stateless resets yet, so the token only has to be unguessable. */
+  fill_random(cid->data, cidlen);
+  cid->datalen = cidlen;
+  fill_random(token, NGTCP2_STATELESS_RESET_TOKENLEN);
+  return 0;
+}
+
+static int cb_handshake_completed(ngtcp2_conn *conn, void *user) {
+  wr_quic_conn *c = user;
+  gnutls_datum_t d = {NULL, 0};
+  const char *g;
+  (void)conn;
+  if (gnutls_alpn_get_selected_protocol(c->session, &d) == 0 &&
+      d.size < sizeof(c->alpn)) {
+    memcpy(c->alpn, d.data, d.size);
+    c->alpn[d.size] = 0;
+  }
+  /* A server that ignores ALPN lets a GnuTLS client finish without one;
+   * the tunnel protocol is only defined for "argotunnel". */
+  if (c->want_alpn[0] && strcmp(c->alpn, c->want_alpn) != 0) {
+    snprintf(c->tls_msg, sizeof(c->tls_msg),
+             "server did not select ALPN '%s'", c->want_alpn);
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  g = gnutls_group_get_name(gnutls_group_get(c->session));
+  snprintf(c->group, sizeof(c->group), "%s", g ? g : "");
+  /* Deferred: the application hears about it after read_pkt returns, so
+   * it may call anything (including wr_quic_conn_write) from it. */
+  c->hs_done_pending = 1;
+  return 0;
+}
+
+static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
+                               uint64_t offset, const uint8_t *data,
+                               size_t len, void *user, void *suser) {
+  wr_quic_conn *c = user;
+  stream *s = stream_find(c, sid);
+  int fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+  (void)conn;
+  (void)offset;
+  (void)suser;
+  if (s) s->rx_delivered += len;
+  if (c->cbs.on_stream_data &&
+      c->cbs.on_stream_data(c, sid, data, len, fin, c->user,
+                            s ? s->suser : NULL) < 0) {
+    c->cb_failed = 1;
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  if (!c->cbs.on_stream_data) {
+    /* Nobody reads: give the credit straight back so the peer never
+     * stalls on a stream we ignore. */
+    if (s) s->rx_consumed += len;
+    ngtcp2_conn_extend_max_stream_offset(c->conn, sid, len);
+    ngtcp2_conn_extend_max_offset(c->conn, len);
+  }
+  return 0;
+}
+
+static int cb_acked(ngtcp2_conn *conn, int64_t sid, uint64_t offset,
+                    uint64_t len, void *user, void *suser) {
+  wr_quic_conn *c = user;
+  stream *s = stream_find(c, sid);
+  (void)conn;
+  (void)suser;
+  if (!s) return 0;
+  if (offset + len > s->ack_off) s->ack_off = offset + len;
+  while (s->head && s->head->off + s->head->len <= s->ack_off) {
+    chunk *k = s->head;
+    s->head = k->next;
+    if (!s->head) s->tail = NULL;
+    free(k);
+  }
+  if (s->want_writable &&
+      s->write_off - s->ack_off <= c->send_queue_cap / 2) {
+    s->want_writable = 0;
+    if (c->cbs.on_stream_writable)
+      c->cbs.on_stream_writable(c, sid, c->user, s->suser);
+  }
+  return 0;
+}
+
+static int cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user) {
+  wr_quic_conn *c = user;
+  (void)conn;
+  if (!ngtcp2_is_bidi_stream(sid)) return 0; /* uni streams are unused */
+  if (!stream_add(c, sid, NULL)) return NGTCP2_ERR_CALLBACK_FAILURE;
+  if (c->cbs.on_stream_open && c->cbs.on_stream_open(c, sid, c->user) < 0) {
+    c->cb_failed = 1;
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+
+static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
+                           uint64_t code, void *user, void *suser) {
+  wr_quic_conn *c = user;
+  stream *s = stream_find(c, sid);
+  (void)conn;
+  (void)suser;
+  if (!s) return 0;
+  /* Bytes delivered but never consumed would leak connection credit;
+   * the stream is gone, so return it now. */
+  if (s->rx_delivered > s->rx_consumed)
+    ngtcp2_conn_extend_max_offset(c->conn, s->rx_delivered - s->rx_consumed);
+  if (c->cbs.on_stream_close)
+    c->cbs.on_stream_close(
+        c, sid, (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) != 0,
+        code, c->user, s->suser);
+  stream_remove(c, s);
+  return 0;
+}
+
+static int cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final_size,
+                           uint64_t code, void *user, void *suser) {
+  wr_quic_conn *c = user;
+  stream *s = stream_find(c, sid);
+  (void)conn;
+  (void)final_size;
+  (void)suser;
+  if (c->cbs.on_stream_reset &&
+      c->cbs.on_stream_reset(c, sid, code, c->user, s ? s->suser : NULL) < 0) {
+    c->cb_failed = 1;
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+
+static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid,
+                                     uint64_t max_data, void *user,
+                                     void *suser) {
+  wr_quic_conn *c = user;
+  stream *s = stream_find(c, sid);
+  (void)conn;
+  (void)max_data;
+  (void)suser;
+  if (s && s->blocked) {
+    s->blocked = 0;
+    if (stream_has_pending(s)) sendq_push(c, s);
+  }
+  return 0;
+}
+
+static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
+                            const uint8_t *data, size_t len, void *user) {
+  wr_quic_conn *c = user;
+  (void)conn;
+  (void)flags;
+  if (c->cbs.on_datagram && c->cbs.on_datagram(c, data, len, c->user) < 0) {
+    c->cb_failed = 1;
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+
+/* Server side: GnuTLS would happily finish a handshake with a client that
+ * sent no ALPN at all, but TLS-in-QUIC requires one (RFC 9001 8.1) and
+ * cloudflared's edge only speaks "argotunnel". Refuse here, after
+ * ClientHello parsing, with no_application_protocol. */
+static int server_hello_hook(gnutls_session_t session, unsigned htype,
+                             unsigned when, unsigned incoming,
+                             const gnutls_datum_t *msg) {
+  ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
+  wr_quic_conn *c = ref->user_data;
+  gnutls_datum_t d = {NULL, 0};
+  (void)htype;
+  (void)when;
+  (void)incoming;
+  (void)msg;
+  if (gnutls_alpn_get_selected_protocol(session, &d) != 0) {
+    snprintf(c->tls_msg, sizeof(c->tls_msg),
+             "client offered no ALPN '%s' (no_application_protocol)",
+             WR_QUIC_ALPN);
+    return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+  }
+  return 0;
+}
+
+static void set_callbacks(ngtcp2_callbacks *cb, wr_quic_role role) {
+  memset(cb, 0, sizeof(*cb));
+  if (role == WR_QUIC_CLIENT) {
+    cb->client_initial = ngtcp2_crypto_client_initial_cb;
+    cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+  } else {
+    cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+  }
+  cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb->encrypt = ngtcp2_crypto_encrypt_cb;
+  cb->decrypt = ngtcp2_crypto_decrypt_cb;
+  cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+  cb->update_key = ngtcp2_crypto_update_key_cb;
+  cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+  cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+  cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+  cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+  cb->rand = cb_rand;
+  cb->get_new_connection_id = cb_new_cid;
+  cb->handshake_completed = cb_handshake_completed;
+  cb->recv_stream_data = cb_recv_stream_data;
+  cb->acked_stream_data_offset = cb_acked;
+  cb->stream_open = cb_stream_open;
+  cb->stream_close = cb_stream_close;
+  cb->stream_reset = cb_stream_reset;
+  cb->extend_max_stream_data = cb_extend_max_stream_data;
+  cb->recv_datagram = cb_recv_datagram;
+}
+
+/* --- construction --------------------------------------------------------- */
+
+static void fill_settings(ngtcp2_settings *s, const wr_quic_config *cfg,
+                          wr_quic_tstamp now) {
+  ngtcp2_settings_default(s);
+  s->initial_ts = now;
+  s->handshake_timeout = cfg_u64(cfg->handshake_timeout_ms, 5000) * WR_QUIC_MS;
+  s->max_window = cfg_u64(cfg->max_conn_window, 15u << 20);
+  s->max_stream_window = cfg_u64(cfg->max_stream_window, 6u << 20);
+  /* cloudflared's peer limit is a 1350-byte DATAGRAM frame and UDP payloads
+   * of up to 1280 bytes ride in them, so packets must reach ~1400 bytes
+   * from the first datagram on. ngtcp2 0.12 would cap packets at 1200
+   * until PMTUD succeeds and silently be unable to carry such datagrams;
+   * send up to max_udp_payload (1452 = quic-go's limit, fits a 1500-byte
+   * MTU for IPv4 and IPv6) from the start instead. */
+  s->max_tx_udp_payload_size = cfg->max_udp_payload ? cfg->max_udp_payload : 1452;
+  s->no_tx_udp_payload_size_shaping = 1;
+  s->no_pmtud = 1;
+}
+
+static void fill_params(ngtcp2_transport_params *p, const wr_quic_config *cfg) {
+  uint64_t sw = cfg_u64(cfg->stream_window, 512u << 10);
+  ngtcp2_transport_params_default(p);
+  p->initial_max_stream_data_bidi_local = sw;
+  p->initial_max_stream_data_bidi_remote = sw;
+  p->initial_max_stream_data_uni = sw;
+  p->initial_max_data = cfg_u64(cfg->conn_window, 768u << 10);
+  p->initial_max_streams_bidi = cfg_u64(cfg->max_streams_bidi, 1ULL << 60);
+  /* Unidirectional streams are unused by the protocol (protocol.md 1.3). */
+  p->initial_max_streams_uni = 0;
+  p->max_idle_timeout = cfg_u64(cfg->idle_timeout_ms, 5000) * WR_QUIC_MS;
+  p->max_datagram_frame_size = WR_QUIC_MAX_DATAGRAM_FRAME;
+}
+
+static wr_quic_conn *conn_alloc(wr_quic_role role, wr_quic_tls *tls,
+                                const wr_quic_config *cfg,
+                                const struct sockaddr *local,
+                                socklen_t locallen,
+                                const struct sockaddr *remote,
+                                socklen_t remotelen,
+                                const wr_quic_callbacks *cbs, void *user) {
+  wr_quic_conn *c;
+  if (locallen > sizeof(c->local) || remotelen > sizeof(c->remote))
+    return NULL;
+  c = calloc(1, sizeof(*c));
+  if (!c) return NULL;
+  c->role = role;
+  c->state = WR_QUIC_HANDSHAKE;
+  c->tls = tls;
+  if (cbs) c->cbs = *cbs;
+  c->user = user;
+  c->send_queue_cap = cfg->stream_send_queue ? cfg->stream_send_queue : 1u << 20;
+  c->dgram_queue_cap = cfg->datagram_queue ? cfg->datagram_queue : 256;
+  c->max_udp_payload = cfg->max_udp_payload ? cfg->max_udp_payload : 1452;
+  c->idle_ms = cfg_u64(cfg->idle_timeout_ms, 5000);
+  memcpy(&c->local, local, locallen);
+  c->locallen = locallen;
+  memcpy(&c->remote, remote, remotelen);
+  c->remotelen = remotelen;
+  c->ref.get_conn = get_conn;
+  c->ref.user_data = c;
+  return c;
+}
+
+static void make_path(wr_quic_conn *c, ngtcp2_path *path) {
+  memset(path, 0, sizeof(*path));
+  ngtcp2_addr_init(&path->local, (ngtcp2_sockaddr *)&c->local, c->locallen);
+  ngtcp2_addr_init(&path->remote, (ngtcp2_sockaddr *)&c->remote, c->remotelen);
+}
+
+static int session_setup(wr_quic_conn *c, const wr_quic_config *cfg) {
+  const char *alpn = cfg->alpn ? cfg->alpn : WR_QUIC_ALPN;
+  unsigned flags = GNUTLS_NO_END_OF_EARLY_DATA;
+  int rv;
+
+  if (c->role == WR_QUIC_CLIENT)
+    flags |= GNUTLS_CLIENT;
+  else
+    flags |= GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET;
+  if (gnutls_init(&c->session, flags) != 0) return WR_ERR_NOMEM;
+  if (gnutls_priority_set(c->session, c->tls->prio) != 0) return WR_ERR_CRYPTO;
+  rv = c->role == WR_QUIC_CLIENT
+           ? ngtcp2_crypto_gnutls_configure_client_session(c->session)
+           : ngtcp2_crypto_gnutls_configure_server_session(c->session);
+  if (rv != 0) return WR_ERR_CRYPTO;
+  gnutls_session_set_ptr(c->session, &c->ref);
+  if (gnutls_credentials_set(c->session, GNUTLS_CRD_CERTIFICATE,
+                             c->tls->cred) != 0)
+    return WR_ERR_CRYPTO;
+  if (alpn[0]) {
+    gnutls_datum_t d = {(unsigned char *)(uintptr_t)alpn,
+                        (unsigned)strlen(alpn)};
+    if (gnutls_alpn_set_protocols(c->session, &d, 1, GNUTLS_ALPN_MANDATORY) !=
+        0)
+      return WR_ERR_CRYPTO;
+  }
+  if (c->role == WR_QUIC_CLIENT) {
+    const char *sni = cfg->sni ? cfg->sni : WR_QUIC_SNI_DEFAULT;
+    if (gnutls_server_name_set(c->session, GNUTLS_NAME_DNS, sni,
+                               strlen(sni)) != 0)
+      return WR_ERR_CRYPTO;
+    /* Verify the chain against the CA file and the name against the SNI,
+     * as cloudflared does (protocol.md 1.2). */
+    gnutls_session_set_verify_cert(c->session, sni, 0);
+    snprintf(c->want_alpn, sizeof(c->want_alpn), "%s", alpn);
+  } else {
+    gnutls_handshake_set_hook_function(c->session, GNUTLS_HANDSHAKE_CLIENT_HELLO,
+                                       GNUTLS_HOOK_POST, server_hello_hook);
+  }
+  ngtcp2_conn_set_tls_native_handle(c->conn, c->session);
+  return WR_OK;
+}
+
+int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
+                            const struct sockaddr *local, socklen_t locallen,
+                            const struct sockaddr *remote, socklen_t remotelen,
+                            const wr_quic_callbacks *cbs, void *user,
+                            wr_quic_tstamp now, wr_quic_conn **out) {
+  ngtcp2_callbacks cb;
+  ngtcp2_settings settings;
+  ngtcp2_transport_params params;
+  ngtcp2_cid dcid, scid;
+  ngtcp2_path path;
+  wr_quic_conn *c;
+  int rv;
+
+  if (!tls || !cfg || !local || !remote || !out || tls->role != WR_QUIC_CLIENT)
+    return WR_ERR_INVAL;
+  c = conn_alloc(WR_QUIC_CLIENT, tls, cfg, local, locallen, remote, remotelen,
+                 cbs, user);
+  if (!c) return WR_ERR_NOMEM;
+  dcid.datalen = WR_QUIC_SCID_LEN;
+  fill_random(dcid.data, dcid.datalen);
+  scid.datalen = WR_QUIC_SCID_LEN;
+  fill_random(scid.data, scid.datalen);
+  set_callbacks(&cb, WR_QUIC_CLIENT);
+  fill_settings(&settings, cfg, now);
+  fill_params(&params, cfg);
+  make_path(c, &path);
+  if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
+                             &cb, &settings, &params, NULL, c) != 0) {
+    rv = WR_ERR_NOMEM;
+    goto fail_conn;
+  }
+  rv = session_setup(c, cfg);
+  if (rv != WR_OK) goto fail_session;
+  /* cloudflared: PING when idle for 1 s (protocol.md 1.3). */
+  if (cfg->keepalive_ms != UINT64_MAX)
+    ngtcp2_conn_set_keep_alive_timeout(
+        c->conn, cfg_u64(cfg->keepalive_ms, 1000) * WR_QUIC_MS);
+  *out = c;
+  return WR_OK;
+
+fail_session:
+  if (c->session) gnutls_deinit(c->session);
+  ngtcp2_conn_del(c->conn);
+fail_conn:
+  free(c);
+  return rv;
+}
+
+int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,
+                               const struct sockaddr *local, socklen_t locallen,
+                               const struct sockaddr *remote,
+                               socklen_t remotelen, const uint8_t *pkt,
+                               size_t len, const wr_quic_callbacks *cbs,
+                               void *user, wr_quic_tstamp now,
+                               wr_quic_conn **out) {
+  ngtcp2_pkt_hd hd;
+  ngtcp2_callbacks cb;
+  ngtcp2_settings settings;
+  ngtcp2_transport_params params;
+  ngtcp2_cid scid;
+  ngtcp2_path path;
+  wr_quic_conn *c;
+  int rv;
+
+  if (!tls || !cfg || !local || !remote || !out || tls->role != WR_QUIC_SERVER)
+    return WR_ERR_INVAL;
+  if (ngtcp2_accept(&hd, pkt, len) != 0) return WR_ERR_PROTO;
+  c = conn_alloc(WR_QUIC_SERVER, tls, cfg, local, locallen, remote, remotelen,
+                 cbs, user);
+  if (!c) return WR_ERR_NOMEM;
+  c->odcid = hd.dcid;
+  scid.datalen = WR_QUIC_SCID_LEN;
+  fill_random(scid.data, scid.datalen);
+  set_callbacks(&cb, WR_QUIC_SERVER);
+  fill_settings(&settings, cfg, now);
+  fill_params(&params, cfg);
+  /* No Retry: original_dcid is the client's first DCID. */
+  params.original_dcid = hd.dcid;
+  params.stateless_reset_token_present = 1;
+  fill_random(params.stateless_reset_token, sizeof(params.stateless_reset_token));
+  make_path(c, &path);
+  if (ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb,
+                             &settings, &params, NULL, c) != 0) {
+    rv = WR_ERR_NOMEM;
+    goto fail_conn;
+  }
+  rv = session_setup(c, cfg);
+  if (rv != WR_OK) goto fail_session;
+  if (cfg->keepalive_ms && cfg->keepalive_ms != UINT64_MAX)
+    ngtcp2_conn_set_keep_alive_timeout(c->conn, cfg->keepalive_ms * WR_QUIC_MS);
+  *out = c;
+  wr_quic_conn_read(c, remote, remotelen, pkt, len, now);
+  return WR_OK;
+
+fail_session:
+  if (c->session) gnutls_deinit(c->session);
+  ngtcp2_conn_del(c->conn);
+fail_conn:
+  free(c);
+  return rv;
+}
+
+void wr_quic_conn_free(wr_quic_conn *c) {
+  size_t i;
+  if (!c) return;
+  for (i = 0; i < NBUCKETS; i++) {
+    stream *s = c->buckets[i];
+    while (s) {
+      stream *n = s->hnext;
+      stream_free_data(s);
+      free(s);
+      s = n;
+    }
+  }
+  while (c->dq_head) {
+    dgram *d = c->dq_head;
+    c->dq_head = d->next;
+    free(d);
+  }
+  /* ngtcp2_conn_del first: it may still reference the session. */
+  ngtcp2_conn_del(c->conn);
+  gnutls_deinit(c->session);
+  free(c->close_pkt);
+  free(c);
+}
+
+/* --- I/O -------------------------------------------------------------------- */
+
+static void after_events(wr_quic_conn *c) {
+  if (c->hs_done_pending && c->state == WR_QUIC_HANDSHAKE) {
+    c->hs_done_pending = 0;
+    set_state(c, WR_QUIC_ESTABLISHED, 0, 0, 0, 0, WR_OK);
+    if (c->cbs.on_handshake_done) c->cbs.on_handshake_done(c, c->user);
+  }
+}
+
+int wr_quic_conn_read(wr_quic_conn *c, const struct sockaddr *remote,
+                      socklen_t remotelen, const uint8_t *data, size_t len,
+                      wr_quic_tstamp now) {
+  ngtcp2_path path;
+  struct sockaddr_storage from;
+  int rv;
+
+  if (c->state == WR_QUIC_CLOSED || c->state == WR_QUIC_DRAINING)
+    return WR_ERR_INVAL;
+  if (c->state == WR_QUIC_CLOSING) {
+    /* RFC 9000 10.2.1: answer with our CONNECTION_CLOSE again. */
+    if (c->close_pkt) c->close_resend = 1;
+    return WR_OK;
+  }
+  if (remotelen > sizeof(from)) return WR_ERR_INVAL;
+  memcpy(&from, remote, remotelen);
+  memset(&path, 0, sizeof(path));
+  ngtcp2_addr_init(&path.local, (ngtcp2_sockaddr *)&c->local, c->locallen);
+  ngtcp2_addr_init(&path.remote, (ngtcp2_sockaddr *)&from, remotelen);
+  rv = ngtcp2_conn_read_pkt(c->conn, &path, NULL, data, len, now);
+  if (rv == 0) {
+    after_events(c);
+    return WR_OK;
+  }
+  switch (rv) {
+  case NGTCP2_ERR_DRAINING: {
+    const ngtcp2_connection_close_error *e;
+    ngtcp2_connection_close_error ce;
+    int app, err;
+    ngtcp2_conn_get_connection_close_error(c->conn, &ce);
+    e = &ce;
+    app = e->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION;
+    err = (app || e->error_code == NGTCP2_NO_ERROR) ? WR_OK
+          : (e->error_code & ~0xffULL) == NGTCP2_CRYPTO_ERROR ? WR_ERR_CRYPTO
+                                                              : WR_ERR_PROTO;
+    snprintf(c->msg, sizeof(c->msg),
+             "peer closed the connection: %s error 0x%" PRIx64 "%s%s%s%.*s",
+             app ? "application" : "transport", e->error_code,
+             err == WR_ERR_CRYPTO ? " (TLS alert " : "",
+             err == WR_ERR_CRYPTO ? alert_name(e->error_code) : "",
+             err == WR_ERR_CRYPTO ? ")" : "", (int)(e->reasonlen > 100 ? 100 : e->reasonlen),
+             e->reason ? (const char *)e->reason : "");
+    c->close_deadline = close_period(c, now);
+    after_events(c);
+    set_state(c, WR_QUIC_DRAINING, 0, app, 0, e->error_code, err);
+    return WR_OK;
+  }
+  case NGTCP2_ERR_DROP_CONN:
+  case NGTCP2_ERR_RETRY:
+    snprintf(c->msg, sizeof(c->msg), "connection dropped: %s",
+             ngtcp2_strerror(rv));
+    set_state(c, WR_QUIC_CLOSED, 1, 0, 0, 0, WR_ERR_PROTO);
+    return WR_OK;
+  default:
+    /* Anything else is fatal for the connection (ngtcp2 docs: write a
+     * CONNECTION_CLOSE and stop). */
+    close_on_error(c, rv, now);
+    return WR_OK;
+  }
+}
+
+static size_t varint_len(uint64_t n) {
+  return n < 64 ? 1 : n < 16384 ? 2 : n < 1073741824 ? 4 : 8;
+}
+
+size_t wr_quic_datagram_max(wr_quic_conn *c) {
+  const ngtcp2_transport_params *p =
+      ngtcp2_conn_get_remote_transport_params(c->conn);
+  uint64_t f, n;
+  if (!p || p->max_datagram_frame_size == 0) return 0;
+  f = p->max_datagram_frame_size;
+  if (f > 65535) f = 65535;
+  /* Largest n with type(1) + varint(n) + n <= f (RFC 9221 4). */
+  n = f > 1 ? f - 2 : 0;
+  while (n > 0 && 1 + varint_len(n) + n > f) n--;
+  return (size_t)n;
+}
+
+int wr_quic_datagram_send(wr_quic_conn *c, const uint8_t *data, size_t len) {
+  const ngtcp2_transport_params *p;
+  dgram *d;
+  if (c->state >= WR_QUIC_CLOSING || c->app_close_requested)
+    return WR_ERR_INVAL;
+  p = ngtcp2_conn_get_remote_transport_params(c->conn);
+  if (!p) return WR_AGAIN;
+  if (p->max_datagram_frame_size == 0) return WR_ERR_UNSUPPORTED;
+  if (len > wr_quic_datagram_max(c)) return WR_ERR_LIMIT;
+  if (c->dq_len >= c->dgram_queue_cap) return WR_AGAIN;
+  d = malloc(sizeof(*d) + len);
+  if (!d) return WR_ERR_NOMEM;
+  d->next = NULL;
+  d->len = len;
+  d->tries = 0;
+  memcpy(d->data, data, len);
+  if (c->dq_tail)
+    c->dq_tail->next = d;
+  else
+    c->dq_head = d;
+  c->dq_tail = d;
+  c->dq_len++;
+  conn_kick(c);
+  return WR_OK;
+}
+
+static void dgram_pop(wr_quic_conn *c) {
+  dgram *d = c->dq_head;
+  c->dq_head = d->next;
+  if (!c->dq_head) c->dq_tail = NULL;
+  c->dq_len--;
+  free(d);
+}
+
+/* Writes one packet of application data (datagrams first, then streams in
+ * round-robin order), coalescing frames with the *_FLAG_MORE protocol.
+ * Returns the packet size, 0, or a negative ngtcp2 error. */
+static ngtcp2_ssize write_one(wr_quic_conn *c, ngtcp2_path *path, uint8_t *buf,
+                              size_t cap, wr_quic_tstamp now) {
+  size_t dg_budget = c->dq_len;
+  size_t st_budget = 0;
+  stream *s;
+  ngtcp2_ssize nwrite;
+
+  for (s = c->sq_head; s; s = s->qnext) st_budget++;
+  for (;;) {
+    if (c->dq_head && dg_budget > 0 &&
+        c->state == WR_QUIC_ESTABLISHED) {
+      dgram *d = c->dq_head;
+      ngtcp2_vec v = {d->data, d->len};
+      int accepted = 0;
+      dg_budget--;
+      nwrite = ngtcp2_conn_writev_datagram(
+          c->conn, path, NULL, buf, cap, &accepted,
+          NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v, 1, now);
+      if (accepted)
+        dgram_pop(c);
+      else if (++d->tries >= DGRAM_MAX_TRIES)
+        dgram_pop(c);
+      if (nwrite == NGTCP2_ERR_WRITE_MORE) continue;
+      if (nwrite == NGTCP2_ERR_INVALID_ARGUMENT ||
+          nwrite == NGTCP2_ERR_INVALID_STATE) {
+        /* Peer limit changed or datagrams not allowed: drop it. */
+        if (!accepted && c->dq_head == d) dgram_pop(c);
+        continue;
+      }
+      if (nwrite != 0 || accepted) return nwrite;
+      /* Nothing written (congestion / amplification limit): stop. */
+      return 0;
+    }
+    if (c->sq_head && st_budget > 0) {
+      ngtcp2_vec vec[MAX_VECS];
+      size_t nv = 0, total = 0;
+      ngtcp2_ssize ndata = -1;
+      uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+      chunk *k;
+      st_budget--;
+      s = sendq_pop(c);
+      for (k = s->send; k && nv < MAX_VECS; k = k->next) {
+        uint64_t skip = s->send_off > k->off ? s->send_off - k->off : 0;
+        vec[nv].base = k->data + skip;
+        vec[nv].len = k->len - skip;
+        total += vec[nv].len;
+        nv++;
+      }
+      if (s->fin_queued && s->send_off + total == s->write_off)
+        flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+      nwrite = ngtcp2_conn_writev_stream(c->conn, path, NULL, buf, cap, &ndata,
+                                         flags, s->id, vec, nv, now);
+      if (ndata >= 0) {
+        s->send_off += (uint64_t)ndata;
+        while (s->send && s->send->off + s->send->len <= s->send_off)
+          s->send = s->send->next;
+        if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && (size_t)ndata == total)
+          s->fin_sent = 1;
+      }
+      switch (nwrite) {
+      case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+        s->blocked = 1; /* until extend_max_stream_data */
+        continue;
+      case NGTCP2_ERR_STREAM_SHUT_WR:
+      case NGTCP2_ERR_STREAM_NOT_FOUND:
+        s->write_shut = 1;
+        continue;
+      case NGTCP2_ERR_WRITE_MORE:
+        if (stream_has_pending(s)) sendq_push(c, s);
+        continue;
+      default:
+        if (stream_has_pending(s)) sendq_push(c, s);
+        if (nwrite < 0) return nwrite;
+        if (nwrite == 0) return 0; /* congestion or connection-level limit */
+        return nwrite;
+      }
+    }
+    /* Control frames only (ACK, PING, MAX_*), and completes a packet that
+     * a WRITE_MORE above left open. */
+    return ngtcp2_conn_write_pkt(c->conn, path, NULL, buf, cap, now);
+  }
+}
+
+int wr_quic_conn_write(wr_quic_conn *c, uint8_t *buf, size_t cap, size_t *len,
+                       wr_quic_tstamp now) {
+  ngtcp2_path_storage ps;
+  ngtcp2_ssize n;
+
+  *len = 0;
+  if (c->state == WR_QUIC_CLOSED || c->state == WR_QUIC_DRAINING) return WR_OK;
+  if (c->app_close_requested && c->state < WR_QUIC_CLOSING) {
+    c->close_pkt_pending = 1;
+    c->close_deadline = close_period(c, now);
+    snprintf(c->msg, sizeof(c->msg),
+             "connection closed locally: application error 0x%" PRIx64,
+             c->ccerr.error_code);
+    set_state(c, WR_QUIC_CLOSING, 1, 1, 0, c->ccerr.error_code, WR_OK);
+  }
+  if (c->state == WR_QUIC_CLOSING) {
+    if (c->close_pkt_pending) {
+      c->close_pkt_pending = 0;
+      ngtcp2_path_storage_zero(&ps);
+      n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, NULL, buf, cap,
+                                             &c->ccerr, now);
+      if (n <= 0) return WR_OK; /* nothing to say (e.g. no keys yet) */
+      free(c->close_pkt);
+      c->close_pkt = malloc((size_t)n);
+      if (c->close_pkt) {
+        memcpy(c->close_pkt, buf, (size_t)n);
+        c->close_pktlen = (size_t)n;
+      }
+      *len = (size_t)n;
+    } else if (c->close_resend && c->close_pkt && c->close_pktlen <= cap) {
+      c->close_resend = 0;
+      memcpy(buf, c->close_pkt, c->close_pktlen);
+      *len = c->close_pktlen;
+    }
+    return WR_OK;
+  }
+
+  ngtcp2_path_storage_zero(&ps);
+  n = write_one(c, &ps.path, buf, cap, now);
+  if (n < 0) {
+    close_on_error(c, (int)n, now);
+    /* Emit the CONNECTION_CLOSE in this same call. */
+    (void)wr_quic_conn_write(c, buf, cap, len, now);
+    return WR_ERR_PROTO;
+  }
+  if (n > 0) {
+    /* Follow the path ngtcp2 chose (it may be validating a new one). */
+    if (ps.path.remote.addrlen > 0 &&
+        ps.path.remote.addrlen <= sizeof(c->remote)) {
+      memcpy(&c->remote, ps.path.remote.addr, ps.path.remote.addrlen);
+      c->remotelen = ps.path.remote.addrlen;
+    }
+    ngtcp2_conn_update_pkt_tx_time(c->conn, now);
+  }
+  *len = (size_t)n;
+  after_events(c);
+  return WR_OK;
+}
+
+wr_quic_tstamp wr_quic_conn_expiry(wr_quic_conn *c) {
+  switch (c->state) {
+  case WR_QUIC_CLOSED:
+    return 0; /* reap now */
+  case WR_QUIC_CLOSING:
+  case WR_QUIC_DRAINING:
+    return c->close_deadline;
+  default:
+    return ngtcp2_conn_get_expiry(c->conn);
+  }
+}
+
+int wr_quic_conn_handle_expiry(wr_quic_conn *c, wr_quic_tstamp now) {
+  int rv;
+  if (c->state == WR_QUIC_CLOSED) return WR_OK;
+  if (c->state == WR_QUIC_CLOSING || c->state == WR_QUIC_DRAINING) {
+    if (now >= c->close_deadline) set_state(c, WR_QUIC_CLOSED, 1, 0, 0, 0, WR_OK);
+    return WR_OK;
+  }
+  rv = ngtcp2_conn_handle_expiry(c->conn, now);
+  if (rv == 0) return WR_OK;
+  if (rv == NGTCP2_ERR_IDLE_CLOSE) {
+    snprintf(c->msg, sizeof(c->msg), "idle timeout: nothing received for %" PRIu64 " ms",
+             c->idle_ms);
+    set_state(c, WR_QUIC_CLOSED, 1, 0, 1, 0, WR_ERR_IO);
+  } else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
+    snprintf(c->msg, sizeof(c->msg), "QUIC handshake timed out");
+    set_state(c, WR_QUIC_CLOSED, 1, 0, 0, 0, WR_ERR_IO);
+  } else {
+    close_on_error(c, rv, now);
+  }
+  return WR_OK;
+}
+
+int wr_quic_conn_close(wr_quic_conn *c, uint64_t app_code, const char *reason) {
+  size_t rl = reason ? strlen(reason) : 0;
+  if (c->state >= WR_QUIC_CLOSING || c->app_close_requested) return WR_ERR_INVAL;
+  if (rl > sizeof(c->close_reason)) rl = sizeof(c->close_reason);
+  if (rl) memcpy(c->close_reason, reason, rl);
+  ngtcp2_connection_close_error_set_application_error(&c->ccerr, app_code,
+                                                      c->close_reason, rl);
+  c->app_close_requested = 1;
+  conn_kick(c);
+  return WR_OK;
+}
+
+wr_quic_state wr_quic_conn_state(const wr_quic_conn *c) { return c->state; }
+wr_quic_role wr_quic_conn_role(const wr_quic_conn *c) { return c->role; }
+void *wr_quic_conn_user(const wr_quic_conn *c) { return c->user; }
+void wr_quic_conn_set_user(wr_quic_conn *c, void *user) { c->user = user; }
+const char *wr_quic_conn_alpn(const wr_quic_conn *c) { return c->alpn; }
+const char *wr_quic_conn_group(const wr_quic_conn *c) { return c->group; }
+const struct sockaddr *wr_quic_conn_remote(const wr_quic_conn *c,
+                                           socklen_t *len) {
+  if (len) *len = c->remotelen;
+  return (const struct sockaddr *)&c->remote;
+}
+
+/* --- streams: API ------------------------------------------------------------ */
+
+int wr_quic_stream_open(wr_quic_conn *c, void *suser, int64_t *sid) {
+  int64_t id;
+  int rv;
+  if (c->state >= WR_QUIC_CLOSING || c->app_close_requested)
+    return WR_ERR_INVAL;
+  rv = ngtcp2_conn_open_bidi_stream(c->conn, &id, NULL);
+  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return WR_AGAIN;
+  if (rv != 0) return WR_ERR_NOMEM;
+  if (!stream_add(c, id, suser)) {
+    ngtcp2_conn_shutdown_stream(c->conn, id, NGTCP2_INTERNAL_ERROR);
+    return WR_ERR_NOMEM;
+  }
+  *sid = id;
+  return WR_OK;
+}
+
+int wr_quic_stream_write(wr_quic_conn *c, int64_t sid, const uint8_t *data,
+                         size_t len, int fin, size_t *accepted) {
+  stream *s = stream_find(c, sid);
+  size_t room, take;
+  *accepted = 0;
+  if (!s) return WR_ERR_NOTFOUND;
+  if (c->state >= WR_QUIC_CLOSING || s->fin_queued || s->write_shut)
+    return WR_ERR_INVAL;
+  room = c->send_queue_cap > s->write_off - s->ack_off
+             ? c->send_queue_cap - (size_t)(s->write_off - s->ack_off)
+             : 0;
+  take = len < room ? len : room;
+  if (take > 0) {
+    chunk *k = malloc(sizeof(*k) + take);
+    if (!k) return WR_ERR_NOMEM;
+    k->next = NULL;
+    k->off = s->write_off;
+    k->len = take;
+    memcpy(k->data, data, take);
+    if (s->tail)
+      s->tail->next = k;
+    else
+      s->head = k;
+    s->tail = k;
+    if (!s->send) s->send = k;
+    s->write_off += take;
+    *accepted = take;
+  }
+  if (take == len && fin) s->fin_queued = 1;
+  if (stream_has_pending(s) && !s->blocked) sendq_push(c, s);
+  conn_kick(c);
+  if (take < len) {
+    s->want_writable = 1;
+    return WR_AGAIN;
+  }
+  return WR_OK;
+}
+
+int wr_quic_stream_consume(wr_quic_conn *c, int64_t sid, size_t n) {
+  stream *s = stream_find(c, sid);
+  /* Connection credit is returned even for a stream that just closed:
+   * cb_stream_close only returns what was not consumed by then. */
+  if (!s) return WR_ERR_NOTFOUND;
+  s->rx_consumed += n;
+  ngtcp2_conn_extend_max_stream_offset(c->conn, sid, n);
+  ngtcp2_conn_extend_max_offset(c->conn, n);
+  conn_kick(c);
+  return WR_OK;
+}
+
+int wr_quic_stream_reset(wr_quic_conn *c, int64_t sid, uint64_t app_code) {
+  stream *s = stream_find(c, sid);
+  if (!s) return WR_ERR_NOTFOUND;
+  s->write_shut = 1;
+  sendq_remove(c, s);
+  if (ngtcp2_conn_shutdown_stream_write(c->conn, sid, app_code) != 0)
+    return WR_ERR_INVAL;
+  conn_kick(c);
+  return WR_OK;
+}
+
+int wr_quic_stream_stop_sending(wr_quic_conn *c, int64_t sid,
+                                uint64_t app_code) {
+  if (!stream_find(c, sid)) return WR_ERR_NOTFOUND;
+  if (ngtcp2_conn_shutdown_stream_read(c->conn, sid, app_code) != 0)
+    return WR_ERR_INVAL;
+  conn_kick(c);
+  return WR_OK;
+}
+
+size_t wr_quic_stream_queued(wr_quic_conn *c, int64_t sid) {
+  stream *s = stream_find(c, sid);
+  return s ? (size_t)(s->write_off - s->ack_off) : 0;
+}
+
+void *wr_quic_stream_user(wr_quic_conn *c, int64_t sid) {
+  stream *s = stream_find(c, sid);
+  return s ? s->suser : NULL;
+}
+
+int wr_quic_stream_set_user(wr_quic_conn *c, int64_t sid, void *suser) {
+  stream *s = stream_find(c, sid);
+  if (!s) return WR_ERR_NOTFOUND;
+  s->suser = suser;
+  return WR_OK;
+}
+
+/* --- libuv binding --------------------------------------------------------- */
+
+struct wr_quic_endpoint {
+  uv_loop_t *loop;
+  uv_udp_t udp;
+  uv_timer_t timer;
+  wr_quic_role role;
+  wr_quic_tls *tls;
+  wr_quic_config cfg;
+  wr_quic_callbacks cbs;
+  wr_quic_accept_cb on_accept;
+  void *ep_user;
+  wr_quic_conn *conns;
+  size_t nconns;
+  struct sockaddr_storage local;
+  socklen_t locallen;
+  int closing;
+  int handles_open;
+  uint8_t rbuf[65536];
+  uint8_t wbuf[1500];
+};
+
+static wr_quic_tstamp uv_now_ns(void) { return uv_hrtime(); }
+
+static void ep_timer_cb(uv_timer_t *t);
+
+static void ep_kick(void *arg) {
+  wr_quic_endpoint *ep = arg;
+  if (!ep->closing) uv_timer_start(&ep->timer, ep_timer_cb, 0, 0);
+}
+
+static void ep_flush(wr_quic_endpoint *ep, wr_quic_conn *c) {
+  wr_quic_tstamp now = uv_now_ns();
+  for (;;) {
+    size_t n = 0;
+    socklen_t rl;
+    const struct sockaddr *to;
+    uv_buf_t b;
+    int rv = wr_quic_conn_write(c, ep->wbuf, sizeof(ep->wbuf), &n, now);
+    if (n == 0) break;
+    to = wr_quic_conn_remote(c, &rl);
+    b = uv_buf_init((char *)ep->wbuf, (unsigned)n);
+    /* try_send: the datagram is copied by the kernel, no buffer lifetime
+     * to manage. EAGAIN drops it; QUIC loss recovery retransmits. */
+    (void)uv_udp_try_send(&ep->udp, &b, 1, to);
+    if (rv != WR_OK) break;
+  }
+}
+
+static void ep_rearm(wr_quic_endpoint *ep) {
+  wr_quic_tstamp now = uv_now_ns(), min = UINT64_MAX;
+  wr_quic_conn *c;
+  uint64_t ms;
+  if (ep->closing) return;
+  for (c = ep->conns; c; c = c->ep_next) {
+    wr_quic_tstamp e = wr_quic_conn_expiry(c);
+    if (e < min) min = e;
+  }
+  if (min == UINT64_MAX) {
+    uv_timer_stop(&ep->timer);
+    return;
+  }
+  ms = min <= now ? 0 : (min - now + WR_QUIC_MS - 1) / WR_QUIC_MS;
+  uv_timer_start(&ep->timer, ep_timer_cb, ms, 0);
+}
+
+/* Runs from the timer callback, i.e. never inside a connection callback:
+ * the only place connections are freed (STYLE 2.1 #8). */
+static void ep_timer_cb(uv_timer_t *t) {
+  wr_quic_endpoint *ep = t->data;
+  wr_quic_tstamp now = uv_now_ns();
+  wr_quic_conn **pp = &ep->conns;
+  while (*pp) {
+    wr_quic_conn *c = *pp;
+    if (wr_quic_conn_expiry(c) <= now) wr_quic_conn_handle_expiry(c, now);
+    ep_flush(ep, c);
+    if (c->state == WR_QUIC_CLOSED) {
+      *pp = c->ep_next;
+      ep->nconns--;
+      wr_quic_conn_free(c);
+      continue;
+    }
+    pp = &c->ep_next;
+  }
+  ep_rearm(ep);
+}
+
+static wr_quic_conn *ep_find(wr_quic_endpoint *ep, const uint8_t *data,
+                             size_t len) {
+  ngtcp2_version_cid vc;
+  wr_quic_conn *c;
+  int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, WR_QUIC_SCID_LEN);
+  if (rv != 0) return NULL;
+  if (ep->role == WR_QUIC_CLIENT) return ep->conns;
+  for (c = ep->conns; c; c = c->ep_next) {
+    ngtcp2_cid ids[16];
+    size_t i, n = ngtcp2_conn_get_num_scid(c->conn);
+    if (n <= 16) {
+      n = ngtcp2_conn_get_scid(c->conn, ids);
+      for (i = 0; i < n; i++)
+        if (ids[i].datalen == vc.dcidlen &&
+            memcmp(ids[i].data, vc.dcid, vc.dcidlen) == 0)
+          return c;
+    }
+    /* Client Initial retransmissions still carry its first DCID. */
+    if (vc.version && c->odcid.datalen == vc.dcidlen &&
+        memcmp(c->odcid.data, vc.dcid, vc.dcidlen) == 0)
+      return c;
+  }
+  return NULL;
+}
+
+static void ep_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
+  wr_quic_endpoint *ep = h->data;
+  (void)sz;
+  *buf = uv_buf_init((char *)ep->rbuf, sizeof(ep->rbuf));
+}
+
+static void ep_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
+                       const struct sockaddr *addr, unsigned flags) {
+  wr_quic_endpoint *ep = u->data;
+  wr_quic_conn *c;
+  socklen_t alen;
+  (void)flags;
+  if (nread <= 0 || !addr || ep->closing) return;
+  alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                     : sizeof(struct sockaddr_in);
+  c = ep_find(ep, (const uint8_t *)buf->base, (size_t)nread);
+  if (c) {
+    wr_quic_conn_read(c, addr, alen, (const uint8_t *)buf->base, (size_t)nread,
+                      uv_now_ns());
+  } else if (ep->role == WR_QUIC_SERVER) {
+    if (wr_quic_conn_server_accept(ep->tls, &ep->cfg,
+                                   (struct sockaddr *)&ep->local, ep->locallen,
+                                   addr, alen, (const uint8_t *)buf->base,
+                                   (size_t)nread, &ep->cbs, ep->ep_user,
+                                   uv_now_ns(), &c) != WR_OK)
+      return; /* not a valid Initial: drop */
+    c->kick = ep_kick;
+    c->kick_arg = ep;
+    c->ep_next = ep->conns;
+    ep->conns = c;
+    ep->nconns++;
+    if (ep->on_accept) ep->on_accept(ep, c, ep->ep_user);
+  } else {
+    return;
+  }
+  ep_flush(ep, c);
+  ep_rearm(ep);
+}
+
+static int ep_new(uv_loop_t *loop, wr_quic_role role, wr_quic_tls *tls,
+                  const wr_quic_config *cfg, const struct sockaddr *bind_addr,
+                  const wr_quic_callbacks *cbs, wr_quic_endpoint **out) {
+  wr_quic_endpoint *ep = calloc(1, sizeof(*ep));
+  int namelen;
+  if (!ep) return WR_ERR_NOMEM;
+  ep->loop = loop;
+  ep->role = role;
+  ep->tls = tls;
+  ep->cfg = *cfg;
+  if (cbs) ep->cbs = *cbs;
+  if (uv_udp_init(loop, &ep->udp) != 0) {
+    free(ep);
+    return WR_ERR_IO;
+  }
+  uv_timer_init(loop, &ep->timer);
+  ep->udp.data = ep;
+  ep->timer.data = ep;
+  ep->handles_open = 2;
+  namelen = sizeof(ep->local);
+  if (uv_udp_bind(&ep->udp, bind_addr, 0) != 0 ||
+      uv_udp_getsockname(&ep->udp, (struct sockaddr *)&ep->local, &namelen) !=
+          0 ||
+      uv_udp_recv_start(&ep->udp, ep_alloc_cb, ep_recv_cb) != 0) {
+    wr_quic_endpoint_free(ep);
+    return WR_ERR_IO;
+  }
+  ep->locallen = (socklen_t)namelen;
+  *out = ep;
+  return WR_OK;
+}
+
+int wr_quic_endpoint_server(uv_loop_t *loop, wr_quic_tls *tls,
+                            const wr_quic_config *cfg,
+                            const struct sockaddr *addr,
+                            const wr_quic_callbacks *cbs,
+                            wr_quic_accept_cb on_accept, void *ep_user,
+                            wr_quic_endpoint **out) {
+  int rv = ep_new(loop, WR_QUIC_SERVER, tls, cfg, addr, cbs, out);
+  if (rv != WR_OK) return rv;
+  (*out)->on_accept = on_accept;
+  (*out)->ep_user = ep_user;
+  return WR_OK;
+}
+
+int wr_quic_endpoint_client(uv_loop_t *loop, wr_quic_tls *tls,
+                            const wr_quic_config *cfg,
+                            const struct sockaddr *remote,
+                            const wr_quic_callbacks *cbs, void *user,
+                            wr_quic_endpoint **out, wr_quic_conn **conn) {
+  struct sockaddr_storage any;
+  socklen_t rlen;
+  wr_quic_endpoint *ep;
+  wr_quic_conn *c;
+  int rv;
+
+  memset(&any, 0, sizeof(any));
+  any.ss_family = remote->sa_family;
+  rlen = remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                       : sizeof(struct sockaddr_in);
+  rv = ep_new(loop, WR_QUIC_CLIENT, tls, cfg, (struct sockaddr *)&any, cbs, &ep);
+  if (rv != WR_OK) return rv;
+  rv = wr_quic_conn_client_new(tls, cfg, (struct sockaddr *)&ep->local,
+                               ep->locallen, remote, rlen, cbs, user,
+                               uv_now_ns(), &c);
+  if (rv != WR_OK) {
+    wr_quic_endpoint_free(ep);
+    return rv;
+  }
+  c->kick = ep_kick;
+  c->kick_arg = ep;
+  ep->conns = c;
+  ep->nconns = 1;
+  ep_kick(ep);
+  *out = ep;
+  *conn = c;
+  return WR_OK;
+}
+
+int wr_quic_endpoint_addr(wr_quic_endpoint *ep, struct sockaddr_storage *ss) {
+  int n = sizeof(*ss);
+  return uv_udp_getsockname(&ep->udp, (struct sockaddr *)ss, &n) == 0
+             ? WR_OK
+             : WR_ERR_IO;
+}
+
+size_t wr_quic_endpoint_nconns(wr_quic_endpoint *ep) { return ep->nconns; }
+
+void wr_quic_endpoint_kick(wr_quic_endpoint *ep) { ep_kick(ep); }
+
+static void ep_close_cb(uv_handle_t *h) {
+  wr_quic_endpoint *ep = h->data;
+  if (--ep->handles_open > 0) return;
+  while (ep->conns) {
+    wr_quic_conn *c = ep->conns;
+    ep->conns = c->ep_next;
+    wr_quic_conn_free(c);
+  }
+  free(ep);
+}
+
+void wr_quic_endpoint_free(wr_quic_endpoint *ep) {
+  if (!ep || ep->closing) return;
+  ep->closing = 1;
+  uv_close((uv_handle_t *)&ep->udp, ep_close_cb);
+  uv_close((uv_handle_t *)&ep->timer, ep_close_cb);
+}

@@ -1,0 +1,711 @@
+/* QUIC transport: handshake, streams with flow control and backpressure,
+ * datagrams, close codes, idle timeout, TLS failures (in memory, fake clock),
+ * and one loopback libuv echo on 127.0.0.1. Certificates are generated here
+ * with GnuTLS into a temporary directory. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <uv.h>
+
+#include "lib/err.h"
+#include "net/quic.h"
+#include "unit.h"
+
+static char tmpdir[64];
+static char ca_path[128], wrong_ca_path[128], cert_path[128], key_path[128];
+
+/* --- certificates ---------------------------------------------------------- */
+
+static gnutls_x509_privkey_t gen_key(void) {
+  gnutls_x509_privkey_t k;
+  assert_int_equal(gnutls_x509_privkey_init(&k), 0);
+  assert_int_equal(gnutls_x509_privkey_generate(
+                       k, GNUTLS_PK_ECDSA,
+                       GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
+                   0);
+  return k;
+}
+
+static gnutls_x509_crt_t gen_cert(gnutls_x509_privkey_t key, const char *dn,
+                                  int ca, const char *san,
+                                  gnutls_x509_crt_t issuer,
+                                  gnutls_x509_privkey_t ikey,
+                                  unsigned char serial) {
+  gnutls_x509_crt_t c;
+  const char *err = NULL;
+  time_t now = time(NULL);
+  assert_int_equal(gnutls_x509_crt_init(&c), 0);
+  assert_int_equal(gnutls_x509_crt_set_version(c, 3), 0);
+  assert_int_equal(gnutls_x509_crt_set_serial(c, &serial, 1), 0);
+  assert_int_equal(gnutls_x509_crt_set_activation_time(c, now - 3600), 0);
+  assert_int_equal(gnutls_x509_crt_set_expiration_time(c, now + 86400), 0);
+  assert_int_equal(gnutls_x509_crt_set_dn(c, dn, &err), 0);
+  assert_int_equal(gnutls_x509_crt_set_key(c, key), 0);
+  assert_int_equal(gnutls_x509_crt_set_basic_constraints(c, ca, -1), 0);
+  assert_int_equal(gnutls_x509_crt_set_key_usage(
+                       c, ca ? GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN
+                             : GNUTLS_KEY_DIGITAL_SIGNATURE),
+                   0);
+  if (san) {
+    assert_int_equal(gnutls_x509_crt_set_subject_alt_name(
+                         c, GNUTLS_SAN_DNSNAME, san, strlen(san),
+                         GNUTLS_FSAN_SET),
+                     0);
+    assert_int_equal(
+        gnutls_x509_crt_set_key_purpose_oid(c, GNUTLS_KP_TLS_WWW_SERVER, 0), 0);
+  }
+  assert_int_equal(gnutls_x509_crt_sign2(c, issuer ? issuer : c,
+                                         issuer ? ikey : key,
+                                         GNUTLS_DIG_SHA256, 0),
+                   0);
+  return c;
+}
+
+static void write_datum(const char *path, gnutls_datum_t *d) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(d->data, 1, d->size, f), d->size);
+  fclose(f);
+  gnutls_free(d->data);
+}
+
+static void write_crt(const char *path, gnutls_x509_crt_t c) {
+  gnutls_datum_t d;
+  assert_int_equal(gnutls_x509_crt_export2(c, GNUTLS_X509_FMT_PEM, &d), 0);
+  write_datum(path, &d);
+}
+
+static int group_setup(void **state) {
+  gnutls_x509_privkey_t cak, wk, sk;
+  gnutls_x509_crt_t ca, wca, srv;
+  gnutls_datum_t d;
+  (void)state;
+  snprintf(tmpdir, sizeof(tmpdir), "/tmp/wr-quic-XXXXXX");
+  if (!mkdtemp(tmpdir)) return -1;
+  snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", tmpdir);
+  snprintf(wrong_ca_path, sizeof(wrong_ca_path), "%s/wrong-ca.pem", tmpdir);
+  snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", tmpdir);
+  snprintf(key_path, sizeof(key_path), "%s/key.pem", tmpdir);
+  cak = gen_key();
+  wk = gen_key();
+  sk = gen_key();
+  ca = gen_cert(cak, "CN=Warren Test CA", 1, NULL, NULL, NULL, 1);
+  wca = gen_cert(wk, "CN=Some Other CA", 1, NULL, NULL, NULL, 2);
+  srv = gen_cert(sk, "CN=quic.cftunnel.com", 0, "quic.cftunnel.com", ca, cak, 3);
+  write_crt(ca_path, ca);
+  write_crt(wrong_ca_path, wca);
+  write_crt(cert_path, srv);
+  assert_int_equal(gnutls_x509_privkey_export2(sk, GNUTLS_X509_FMT_PEM, &d), 0);
+  write_datum(key_path, &d);
+  gnutls_x509_crt_deinit(ca);
+  gnutls_x509_crt_deinit(wca);
+  gnutls_x509_crt_deinit(srv);
+  gnutls_x509_privkey_deinit(cak);
+  gnutls_x509_privkey_deinit(wk);
+  gnutls_x509_privkey_deinit(sk);
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  unlink(ca_path);
+  unlink(wrong_ca_path);
+  unlink(cert_path);
+  unlink(key_path);
+  rmdir(tmpdir);
+  return 0;
+}
+
+/* --- in-memory harness -------------------------------------------------- */
+
+typedef struct side {
+  wr_quic_conn *c;
+  int hs_done;
+  int closed;
+  wr_quic_close_info ci;
+  char close_msg[320];
+  int64_t opened[8];
+  int nopened;
+  /* received stream data per stream id (0..7) */
+  uint8_t *rx[8];
+  size_t rxlen[8], rxcap[8];
+  int rxfin[8];
+  int hold; /* do not return flow-control credit */
+  size_t held[8];
+  int writable[8];
+  int ndgram;
+  size_t last_dgram;
+  int echo;
+  int nreset, nclosed;
+  uint64_t last_reset_code, last_close_code;
+} side;
+
+typedef struct pair {
+  wr_quic_tls *ctls, *stls;
+  wr_quic_config ccfg, scfg;
+  side cl, sv;
+  struct sockaddr_in caddr, saddr;
+  wr_quic_tstamp now;
+  int drop;
+} pair;
+
+static void on_hs(wr_quic_conn *c, void *user) {
+  (void)c;
+  ((side *)user)->hs_done = 1;
+}
+
+static int on_open(wr_quic_conn *c, int64_t sid, void *user) {
+  side *s = user;
+  (void)c;
+  if (s->nopened < 8) s->opened[s->nopened++] = sid;
+  return 0;
+}
+
+static int on_data(wr_quic_conn *c, int64_t sid, const uint8_t *d, size_t len,
+                   int fin, void *user, void *suser) {
+  side *s = user;
+  (void)suser;
+  assert_true(sid >= 0 && sid < 8);
+  if (s->rxlen[sid] + len > s->rxcap[sid]) {
+    size_t n = (s->rxlen[sid] + len) * 2;
+    s->rx[sid] = realloc(s->rx[sid], n);
+    s->rxcap[sid] = n;
+  }
+  memcpy(s->rx[sid] + s->rxlen[sid], d, len);
+  s->rxlen[sid] += len;
+  if (fin) s->rxfin[sid] = 1;
+  if (s->hold)
+    s->held[sid] += len;
+  else
+    assert_int_equal(wr_quic_stream_consume(c, sid, len), WR_OK);
+  if (s->echo) {
+    size_t acc;
+    assert_int_equal(wr_quic_stream_write(c, sid, d, len, fin, &acc), WR_OK);
+  }
+  return 0;
+}
+
+static int on_reset(wr_quic_conn *c, int64_t sid, uint64_t code, void *user,
+                    void *suser) {
+  side *s = user;
+  (void)c;
+  (void)sid;
+  (void)suser;
+  s->nreset++;
+  s->last_reset_code = code;
+  return 0;
+}
+
+static void on_sclose(wr_quic_conn *c, int64_t sid, int has_code, uint64_t code,
+                      void *user, void *suser) {
+  side *s = user;
+  (void)c;
+  (void)sid;
+  (void)suser;
+  s->nclosed++;
+  s->last_close_code = has_code ? code : UINT64_MAX;
+}
+
+static void on_writable(wr_quic_conn *c, int64_t sid, void *user, void *su) {
+  (void)c;
+  (void)su;
+  if (sid >= 0 && sid < 8) ((side *)user)->writable[sid]++;
+}
+
+static int on_dgram(wr_quic_conn *c, const uint8_t *d, size_t len, void *user) {
+  side *s = user;
+  size_t i;
+  (void)c;
+  for (i = 0; i < len; i++) assert_int_equal(d[i], (uint8_t)(i * 7));
+  s->ndgram++;
+  s->last_dgram = len;
+  return 0;
+}
+
+static void on_close(wr_quic_conn *c, const wr_quic_close_info *ci,
+                     void *user) {
+  side *s = user;
+  (void)c;
+  assert_int_equal(s->closed, 0); /* exactly once */
+  s->closed = 1;
+  s->ci = *ci;
+  snprintf(s->close_msg, sizeof(s->close_msg), "%s", ci->msg);
+  s->ci.msg = s->close_msg;
+}
+
+static const wr_quic_callbacks test_cbs = {
+    on_hs, on_open, on_data, on_reset, on_writable, on_sclose, on_dgram, on_close};
+
+static void pair_init(pair *p, const char *ca, const char *alpn) {
+  char err[256];
+  memset(p, 0, sizeof(*p));
+  p->now = 1000 * WR_QUIC_S;
+  p->ccfg.ca_file = ca;
+  p->ccfg.alpn = alpn;
+  p->ccfg.stream_send_queue = 256 * 1024;
+  p->scfg.cert_file = cert_path;
+  p->scfg.key_file = key_path;
+  p->scfg.stream_send_queue = 256 * 1024;
+  assert_int_equal(
+      wr_quic_tls_new(WR_QUIC_CLIENT, &p->ccfg, &p->ctls, err, sizeof(err)),
+      WR_OK);
+  assert_int_equal(
+      wr_quic_tls_new(WR_QUIC_SERVER, &p->scfg, &p->stls, err, sizeof(err)),
+      WR_OK);
+  p->caddr.sin_family = AF_INET;
+  p->caddr.sin_port = htons(40000);
+  p->caddr.sin_addr.s_addr = htonl(0x7f000001);
+  p->saddr = p->caddr;
+  p->saddr.sin_port = htons(7844);
+  assert_int_equal(wr_quic_conn_client_new(
+                       p->ctls, &p->ccfg, (struct sockaddr *)&p->caddr,
+                       sizeof(p->caddr), (struct sockaddr *)&p->saddr,
+                       sizeof(p->saddr), &test_cbs, &p->cl, p->now, &p->cl.c),
+                   WR_OK);
+}
+
+static void pair_free(pair *p) {
+  int i;
+  wr_quic_conn_free(p->cl.c);
+  wr_quic_conn_free(p->sv.c);
+  wr_quic_tls_free(p->ctls);
+  wr_quic_tls_free(p->stls);
+  for (i = 0; i < 8; i++) {
+    free(p->cl.rx[i]);
+    free(p->sv.rx[i]);
+  }
+}
+
+/* Moves every packet |from| wants to send to the other side. Returns the
+ * number of packets. */
+static int transfer(pair *p, int from_client) {
+  uint8_t buf[1500];
+  size_t n;
+  int count = 0;
+  wr_quic_conn *from = from_client ? p->cl.c : p->sv.c;
+  if (!from) return 0;
+  for (;;) {
+    wr_quic_conn_write(from, buf, sizeof(buf), &n, p->now);
+    if (n == 0) break;
+    assert_true(n <= 1452);
+    count++;
+    if (p->drop) continue;
+    if (from_client) {
+      if (!p->sv.c) {
+        if (wr_quic_conn_server_accept(p->stls, &p->scfg,
+                                       (struct sockaddr *)&p->saddr,
+                                       sizeof(p->saddr),
+                                       (struct sockaddr *)&p->caddr,
+                                       sizeof(p->caddr), buf, n, &test_cbs,
+                                       &p->sv, p->now, &p->sv.c) != WR_OK)
+          p->sv.c = NULL;
+      } else {
+        wr_quic_conn_read(p->sv.c, (struct sockaddr *)&p->caddr,
+                          sizeof(p->caddr), buf, n, p->now);
+      }
+    } else {
+      wr_quic_conn_read(p->cl.c, (struct sockaddr *)&p->saddr,
+                        sizeof(p->saddr), buf, n, p->now);
+    }
+    if (count > 100000) fail_msg("packet storm");
+  }
+  return count;
+}
+
+static void run_timers(pair *p) {
+  if (p->cl.c && wr_quic_conn_expiry(p->cl.c) <= p->now)
+    wr_quic_conn_handle_expiry(p->cl.c, p->now);
+  if (p->sv.c && wr_quic_conn_expiry(p->sv.c) <= p->now)
+    wr_quic_conn_handle_expiry(p->sv.c, p->now);
+}
+
+/* One network "tick": 1 ms of fake time with instant delivery. */
+static int step(pair *p) {
+  int n = transfer(p, 1) + transfer(p, 0);
+  p->now += WR_QUIC_MS;
+  run_timers(p);
+  return n;
+}
+
+/* Steps until nothing moves for a few ticks. */
+static void settle(pair *p) {
+  int quiet = 0, i;
+  for (i = 0; i < 20000 && quiet < 3; i++) quiet = step(p) ? 0 : quiet + 1;
+}
+
+static void handshake(pair *p) {
+  int i;
+  for (i = 0; i < 100 && !(p->cl.hs_done && p->sv.hs_done); i++) step(p);
+  assert_true(p->cl.hs_done);
+  assert_true(p->sv.hs_done);
+}
+
+static uint32_t fnv(const uint8_t *d, size_t n) {
+  uint32_t h = 2166136261u;
+  size_t i;
+  for (i = 0; i < n; i++) h = (h ^ d[i]) * 16777619u;
+  return h;
+}
+
+/* --- (a) in-memory tests ------------------------------------------------- */
+
+static void test_handshake_streams_datagrams(void **state) {
+  static const char hello[] = "bootstrap + registerConnection";
+  const size_t total = 1 << 20;
+  uint8_t *big = malloc(total), dg[1400];
+  size_t off = 0, acc, i;
+  int64_t sid;
+  pair p;
+  int rv, guard;
+  (void)state;
+
+  pair_init(&p, ca_path, NULL);
+  handshake(&p);
+  assert_string_equal(wr_quic_conn_alpn(p.cl.c), "argotunnel");
+  assert_string_equal(wr_quic_conn_alpn(p.sv.c), "argotunnel");
+  assert_string_equal(wr_quic_conn_group(p.sv.c), "SECP256R1");
+  assert_int_equal(wr_quic_conn_state(p.cl.c), WR_QUIC_ESTABLISHED);
+
+  /* Client stream 0 = the control stream. */
+  assert_int_equal(wr_quic_stream_open(p.cl.c, NULL, &sid), WR_OK);
+  assert_int_equal(sid, 0);
+  assert_int_equal(wr_quic_stream_write(p.cl.c, 0, (const uint8_t *)hello,
+                                        sizeof(hello) - 1, 0, &acc),
+                   WR_OK);
+  settle(&p);
+  assert_int_equal(p.sv.nopened, 1);
+  assert_int_equal(p.sv.opened[0], 0);
+  assert_int_equal(p.sv.rxlen[0], sizeof(hello) - 1);
+  assert_memory_equal(p.sv.rx[0], hello, sizeof(hello) - 1);
+  assert_false(p.sv.rxfin[0]);
+  assert_int_equal(wr_quic_stream_queued(p.cl.c, 0), 0); /* acked, released */
+
+  /* Server stream 1: 1 MiB + FIN through a 256 KiB send queue while the
+   * client holds its credit: exactly one 512 KiB stream window arrives. */
+  for (i = 0; i < total; i++) big[i] = (uint8_t)(i * 31 + (i >> 12));
+  assert_int_equal(wr_quic_stream_open(p.sv.c, NULL, &sid), WR_OK);
+  assert_int_equal(sid, 1);
+  p.cl.hold = 1;
+  for (guard = 0; guard < 100 && off < total; guard++) {
+    rv = wr_quic_stream_write(p.sv.c, 1, big + off, total - off, 1, &acc);
+    off += acc;
+    assert_true(rv == WR_OK || rv == WR_AGAIN);
+    assert_true(wr_quic_stream_queued(p.sv.c, 1) <= 256 * 1024);
+    settle(&p);
+    if (p.cl.rxlen[1] == 512 * 1024) break;
+  }
+  assert_int_equal(p.cl.rxlen[1], 512 * 1024); /* flow control held */
+  assert_true(p.sv.writable[1] > 0);           /* backpressure released */
+  /* Give credit back and let the rest flow. */
+  p.cl.hold = 0;
+  assert_int_equal(wr_quic_stream_consume(p.cl.c, 1, p.cl.held[1]), WR_OK);
+  for (guard = 0; guard < 100 && !p.cl.rxfin[1]; guard++) {
+    if (off < total) {
+      rv = wr_quic_stream_write(p.sv.c, 1, big + off, total - off, 1, &acc);
+      off += acc;
+    }
+    settle(&p);
+  }
+  assert_int_equal(off, total);
+  assert_true(p.cl.rxfin[1]);
+  assert_int_equal(p.cl.rxlen[1], total);
+  assert_int_equal(fnv(p.cl.rx[1], total), fnv(big, total));
+  assert_int_equal(wr_quic_stream_queued(p.sv.c, 1), 0);
+  assert_int_equal(wr_quic_stream_write(p.sv.c, 1, big, 1, 0, &acc),
+                   WR_ERR_INVAL); /* after FIN */
+
+  /* Datagrams: peer limit 1350 -> 1347-byte payload (type + 2-byte len). */
+  for (i = 0; i < sizeof(dg); i++) dg[i] = (uint8_t)(i * 7);
+  assert_int_equal(wr_quic_datagram_max(p.cl.c), 1347);
+  assert_int_equal(wr_quic_datagram_send(p.cl.c, dg, 1200), WR_OK);
+  assert_int_equal(wr_quic_datagram_send(p.sv.c, dg, 1200), WR_OK);
+  assert_int_equal(wr_quic_datagram_send(p.cl.c, dg, 1347), WR_OK);
+  assert_int_equal(wr_quic_datagram_send(p.cl.c, dg, 1348), WR_ERR_LIMIT);
+  assert_int_equal(wr_quic_datagram_send(p.sv.c, dg, 1400), WR_ERR_LIMIT);
+  settle(&p);
+  assert_int_equal(p.sv.ndgram, 2);
+  assert_int_equal(p.cl.ndgram, 1);
+  assert_int_equal(p.cl.last_dgram, 1200);
+  assert_int_equal(p.sv.last_dgram, 1347);
+
+  /* Close with an application code: both sides see it. */
+  assert_int_equal(wr_quic_conn_close(p.cl.c, 0x42, "bye"), WR_OK);
+  settle(&p);
+  assert_true(p.cl.closed);
+  assert_true(p.cl.ci.local);
+  assert_true(p.cl.ci.app);
+  assert_int_equal(p.cl.ci.code, 0x42);
+  assert_true(p.sv.closed);
+  assert_false(p.sv.ci.local);
+  assert_true(p.sv.ci.app);
+  assert_int_equal(p.sv.ci.code, 0x42);
+  assert_int_equal(p.sv.ci.err, WR_OK);
+  assert_non_null(strstr(p.sv.ci.msg, "bye"));
+  assert_int_equal(wr_quic_conn_state(p.sv.c), WR_QUIC_DRAINING);
+  /* Both reach CLOSED after the 3*PTO closing/draining period. */
+  for (guard = 0; guard < 10000; guard++) step(&p);
+  assert_int_equal(wr_quic_conn_state(p.cl.c), WR_QUIC_CLOSED);
+  assert_int_equal(wr_quic_conn_state(p.sv.c), WR_QUIC_CLOSED);
+  free(big);
+  pair_free(&p);
+}
+
+static void test_stream_reset_stop_sending(void **state) {
+  pair p;
+  int64_t a, b;
+  size_t acc;
+  (void)state;
+  pair_init(&p, ca_path, NULL);
+  handshake(&p);
+  /* Client aborts its sending side of stream 0 with code 7. */
+  assert_int_equal(wr_quic_stream_open(p.cl.c, NULL, &a), WR_OK);
+  assert_int_equal(wr_quic_stream_write(p.cl.c, a, (const uint8_t *)"x", 1, 0, &acc),
+                   WR_OK);
+  settle(&p);
+  assert_int_equal(wr_quic_stream_reset(p.cl.c, a, 7), WR_OK);
+  assert_int_equal(wr_quic_stream_write(p.cl.c, a, (const uint8_t *)"y", 1, 0, &acc),
+                   WR_ERR_INVAL);
+  settle(&p);
+  assert_int_equal(p.sv.nreset, 1);
+  assert_int_equal(p.sv.last_reset_code, 7);
+  /* Server stops reading client stream 4 (code 0, a normal signal in this
+   * protocol); ngtcp2 answers with RESET_STREAM, both sides close it. */
+  assert_int_equal(wr_quic_stream_open(p.cl.c, NULL, &b), WR_OK);
+  assert_int_equal(b, 4);
+  assert_int_equal(wr_quic_stream_write(p.cl.c, b, (const uint8_t *)"z", 1, 0, &acc),
+                   WR_OK);
+  settle(&p);
+  assert_int_equal(wr_quic_stream_stop_sending(p.sv.c, b, 5), WR_OK);
+  settle(&p);
+  /* ngtcp2 answered STOP_SENDING with RESET_STREAM(5) on the client. */
+  assert_int_equal(p.sv.nreset, 2);
+  assert_int_equal(p.sv.last_reset_code, 5);
+  assert_int_equal(p.cl.nreset, 0);
+  assert_int_equal(wr_quic_stream_write(p.cl.c, b, (const uint8_t *)"w", 1, 0, &acc),
+                   WR_OK);
+  settle(&p); /* ngtcp2 refuses the queued byte: stream is shut for writing */
+  assert_int_equal(wr_quic_stream_write(p.cl.c, b, (const uint8_t *)"w", 1, 0, &acc),
+                   WR_ERR_INVAL);
+  assert_int_equal(wr_quic_stream_reset(p.sv.c, b, 0), WR_OK);
+  settle(&p);
+  assert_int_equal(p.cl.nreset, 1);
+  assert_int_equal(p.cl.last_reset_code, 0);
+  assert_true(p.cl.nclosed >= 1); /* both directions ended: stream closed */
+  assert_int_equal(wr_quic_stream_queued(p.cl.c, b), 0);
+  assert_int_equal(wr_quic_stream_consume(p.cl.c, 99, 1), WR_ERR_NOTFOUND);
+  pair_free(&p);
+}
+
+static void test_idle_timeout(void **state) {
+  pair p;
+  wr_quic_tstamp t0;
+  int i;
+  (void)state;
+  pair_init(&p, ca_path, NULL);
+  handshake(&p);
+  settle(&p);
+  /* Keepalive alone keeps a healthy connection up well past 5 s. */
+  for (i = 0; i < 8000; i++) step(&p);
+  assert_false(p.cl.closed);
+  assert_false(p.sv.closed);
+  /* Now the network goes silent. */
+  p.drop = 1;
+  t0 = p.now;
+  for (i = 0; i < 10000 && !(p.cl.closed && p.sv.closed); i++) step(&p);
+  assert_true(p.cl.closed && p.sv.closed);
+  print_message("idle close after %.3f s: %s\n",
+                (double)(p.now - t0) / WR_QUIC_S, p.sv.ci.msg);
+  assert_true(p.sv.ci.idle);
+  assert_true(p.cl.ci.idle);
+  assert_int_equal(p.sv.ci.err, WR_ERR_IO);
+  /* Server: 5 s after the last packet; client restarts its timer with its
+   * first keepalive PING (RFC 9000 10.1), so at most ~1 s more. */
+  assert_true(p.now - t0 >= 5 * WR_QUIC_S - 2 * WR_QUIC_MS);
+  assert_true(p.now - t0 <= 6500 * WR_QUIC_MS);
+  assert_int_equal(wr_quic_conn_state(p.cl.c), WR_QUIC_CLOSED);
+  pair_free(&p);
+}
+
+static void test_wrong_ca(void **state) {
+  pair p;
+  int i;
+  (void)state;
+  pair_init(&p, wrong_ca_path, NULL);
+  for (i = 0; i < 200 && !p.cl.closed; i++) step(&p);
+  settle(&p);
+  assert_true(p.cl.closed);
+  assert_false(p.cl.hs_done);
+  assert_int_equal(p.cl.ci.err, WR_ERR_CRYPTO);
+  assert_true(p.cl.ci.local);
+  print_message("client: %s\nserver: %s\n", p.cl.ci.msg, p.sv.ci.msg);
+  assert_non_null(strstr(p.cl.ci.msg, "certificate verification failed"));
+  /* The server learns it from the TLS alert in CONNECTION_CLOSE. */
+  assert_true(p.sv.closed);
+  assert_false(p.sv.hs_done);
+  assert_int_equal(p.sv.ci.err, WR_ERR_CRYPTO);
+  pair_free(&p);
+}
+
+static void test_no_alpn_refused(void **state) {
+  pair p;
+  int i;
+  (void)state;
+  pair_init(&p, ca_path, "");
+  for (i = 0; i < 200 && !p.cl.closed; i++) step(&p);
+  assert_true(p.sv.closed);
+  assert_false(p.sv.hs_done);
+  assert_int_equal(p.sv.ci.err, WR_ERR_CRYPTO);
+  print_message("server: %s\nclient: %s\n", p.sv.ci.msg, p.cl.ci.msg);
+  assert_non_null(strstr(p.sv.ci.msg, "ALPN"));
+  assert_true(p.cl.closed);
+  assert_false(p.cl.hs_done);
+  assert_false(p.cl.ci.local);
+  /* CRYPTO_ERROR + TLS alert 120 no_application_protocol */
+  assert_int_equal(p.cl.ci.code, 0x100 + 120);
+  assert_int_equal(p.cl.ci.err, WR_ERR_CRYPTO);
+  pair_free(&p);
+}
+
+static void test_tls_config_errors(void **state) {
+  wr_quic_config cfg = {0};
+  wr_quic_tls *t = NULL;
+  char err[256] = "";
+  (void)state;
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &cfg, &t, err, sizeof(err)),
+                   WR_ERR_CONFIG);
+  cfg.ca_file = "/nonexistent/ca.pem";
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &cfg, &t, err, sizeof(err)),
+                   WR_ERR_CRYPTO);
+  assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+  cfg.ca_file = ca_path;
+  cfg.priority = "NORMAL:+BOGUS-THING";
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &cfg, &t, err, sizeof(err)),
+                   WR_ERR_CRYPTO);
+}
+
+/* --- (b) loopback libuv ---------------------------------------------------- */
+
+typedef struct uvt {
+  uv_loop_t loop;
+  side cl, sv;
+  wr_quic_conn *cconn;
+  uv_timer_t guard;
+  int timed_out;
+} uvt;
+
+static void uv_cl_hs(wr_quic_conn *c, void *user) {
+  side *s = user;
+  int64_t sid;
+  size_t acc;
+  s->hs_done = 1;
+  assert_int_equal(wr_quic_stream_open(c, NULL, &sid), WR_OK);
+  assert_int_equal(sid, 0);
+  assert_int_equal(
+      wr_quic_stream_write(c, sid, (const uint8_t *)"ping over loopback", 18, 1, &acc),
+      WR_OK);
+}
+
+static int uv_cl_data(wr_quic_conn *c, int64_t sid, const uint8_t *d,
+                      size_t len, int fin, void *user, void *suser) {
+  side *s = user;
+  on_data(c, sid, d, len, fin, user, suser);
+  if (s->rxfin[0]) wr_quic_conn_close(c, 0, NULL);
+  return 0;
+}
+
+static uvt *uv_test_ctx;
+
+static void lb_close_cb(wr_quic_conn *c, const wr_quic_close_info *ci,
+                        void *user) {
+  on_close(c, ci, user);
+  if (uv_test_ctx->cl.closed && uv_test_ctx->sv.closed)
+    uv_stop(&uv_test_ctx->loop);
+}
+
+static void guard_cb(uv_timer_t *t) {
+  uvt *u = t->data;
+  u->timed_out = 1;
+  uv_stop(&u->loop);
+}
+
+static void test_uv_loopback_echo(void **state) {
+  wr_quic_config ccfg = {0}, scfg = {0};
+  wr_quic_tls *ctls, *stls;
+  wr_quic_endpoint *sep, *cep;
+  wr_quic_callbacks scbs = test_cbs, ccbs = test_cbs;
+  struct sockaddr_in bind;
+  struct sockaddr_storage sa;
+  uvt u;
+  (void)state;
+
+  memset(&u, 0, sizeof(u));
+  uv_test_ctx = &u;
+  assert_int_equal(uv_loop_init(&u.loop), 0);
+  ccfg.ca_file = ca_path;
+  scfg.cert_file = cert_path;
+  scfg.key_file = key_path;
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &ctls, NULL, 0), WR_OK);
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &scfg, &stls, NULL, 0), WR_OK);
+  scbs.on_close = lb_close_cb;
+  ccbs.on_close = lb_close_cb;
+  ccbs.on_handshake_done = uv_cl_hs;
+  ccbs.on_stream_data = uv_cl_data;
+  u.sv.echo = 1;
+
+  uv_ip4_addr("127.0.0.1", 0, &bind); /* free port chosen by the kernel */
+  assert_int_equal(wr_quic_endpoint_server(&u.loop, stls, &scfg,
+                                           (struct sockaddr *)&bind, &scbs,
+                                           NULL, &u.sv, &sep),
+                   WR_OK);
+  assert_int_equal(wr_quic_endpoint_addr(sep, &sa), WR_OK);
+  assert_int_not_equal(((struct sockaddr_in *)&sa)->sin_port, 0);
+  assert_int_equal(wr_quic_endpoint_client(&u.loop, ctls, &ccfg,
+                                           (struct sockaddr *)&sa, &ccbs, &u.cl,
+                                           &cep, &u.cconn),
+                   WR_OK);
+  uv_timer_init(&u.loop, &u.guard);
+  u.guard.data = &u;
+  uv_timer_start(&u.guard, guard_cb, 5000, 0);
+  uv_run(&u.loop, UV_RUN_DEFAULT);
+
+  assert_false(u.timed_out);
+  assert_true(u.cl.hs_done);
+  assert_true(u.sv.hs_done);
+  assert_int_equal(u.sv.rxlen[0], 18);
+  assert_int_equal(u.cl.rxlen[0], 18);
+  assert_memory_equal(u.cl.rx[0], "ping over loopback", 18);
+  assert_true(u.cl.rxfin[0]);
+  assert_true(u.sv.closed);
+  assert_int_equal(u.sv.ci.code, 0);
+  assert_true(u.sv.ci.app);
+
+  wr_quic_endpoint_free(sep);
+  wr_quic_endpoint_free(cep);
+  uv_close((uv_handle_t *)&u.guard, NULL);
+  uv_run(&u.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&u.loop), 0);
+  wr_quic_tls_free(ctls);
+  wr_quic_tls_free(stls);
+  free(u.cl.rx[0]);
+  free(u.sv.rx[0]);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_handshake_streams_datagrams),
+      cmocka_unit_test(test_stream_reset_stop_sending),
+      cmocka_unit_test(test_idle_timeout),
+      cmocka_unit_test(test_wrong_ca),
+      cmocka_unit_test(test_no_alpn_refused),
+      cmocka_unit_test(test_tls_config_errors),
+      cmocka_unit_test(test_uv_loopback_echo),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
