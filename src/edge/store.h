@@ -1,0 +1,293 @@
+/* The edge store: accounts, users and API tokens, zones, tunnels, live
+ * connections, hostname and IP routes, and the audit log, kept in SQLite.
+ *
+ * The schema is versioned with PRAGMA user_version; opening a store applies
+ * the missing migrations (an ordered list of SQL steps) in one transaction,
+ * so a store is either at the old version or at the new one. The database
+ * runs in WAL mode with foreign keys on and a busy timeout, so the CLI can
+ * administer a store while `warren-edge run` has it open.
+ *
+ * The objects mirror the Cloudflare v4 resources that cloudflared and the
+ * dashboard use (../shared/cloudflare-api.md), so the REST API is a thin
+ * layer over these calls:
+ *   account  = /accounts/{id}            (id: 32 lower-case hex, the AccountTag)
+ *   zone     = /zones/{id}               (id: 32 hex; name unique across the edge)
+ *   tunnel   = /accounts/{a}/cfd_tunnel/{uuid}  (soft-deleted: deleted_at)
+ *   route    = /zones/{z}/tunnels/{uuid}/routes (type dns; hostname unique)
+ *   ip_route = /accounts/{a}/teamnet/routes     (schema only for now)
+ *   user, api_token: who may call the API; tokens are kept as SHA-256 only.
+ *
+ * Every call that changes the store writes an audit_log row in the same
+ * transaction, naming the |actor| the caller passes ("cli:alice",
+ * "api:admin@example.test", ...). Connection open/close is the exception:
+ * the connections table is itself the history of those events (opened_at,
+ * closed_at) and a reconnecting connector would drown the audit log.
+ *
+ * Errors: functions return WR_OK or a negative code from lib/err.h and leave
+ * a sentence in wr_store_errmsg() that names what was wrong, e.g.
+ *   "app.example.test is already routed to tunnel 1234...; pass overwrite".
+ * Common codes: WR_ERR_INVAL (a bad name, hostname, email...), WR_ERR_NOTFOUND,
+ * WR_ERR_EXISTS (a unique name or hostname is taken), WR_ERR_STORE (SQLite
+ * failed, including "busy" after the timeout), WR_ERR_CRYPTO (no randomness).
+ *
+ * A wr_store is used by one thread at a time; the running edge keeps it on a
+ * worker thread (STYLE.md 2.1). Lists are returned in arrays allocated with
+ * malloc: free them with free() (wr_store_audit_free for audit rows).
+ * Allocation failure aborts (lib/mem.h wr_x*), as everywhere outside codecs.
+ * Timestamps are Unix seconds (UTC); 0 means "not set" (e.g. not deleted). */
+#ifndef WR_EDGE_STORE_H
+#define WR_EDGE_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* The schema version this build writes (PRAGMA user_version). */
+#define WR_STORE_SCHEMA_VERSION 1
+
+#define WR_STORE_ID_LEN 32      /* hex ids: accounts, zones, users, tokens */
+#define WR_STORE_UUID_LEN 36    /* tunnels, connections, routes */
+#define WR_STORE_NAME_MAX 64    /* tunnel and account names, in bytes */
+#define WR_STORE_HOST_MAX 253   /* DNS names without the trailing dot */
+#define WR_STORE_EMAIL_MAX 254
+#define WR_STORE_SECRET_MIN 32  /* cloudflared refuses shorter tunnel secrets */
+#define WR_STORE_SECRET_MAX 256 /* = WR_CRED_MAX_SECRET */
+#define WR_STORE_TOKEN_LEN 40   /* API tokens, [A-Za-z0-9_-], as Cloudflare's */
+#define WR_STORE_ERRMSG_MAX 512
+
+typedef struct wr_store wr_store;
+
+/* --- opening ------------------------------------------------------------ */
+
+/* Flags for wr_store_open. */
+#define WR_STORE_CREATE 1u /* create the database file if it does not exist */
+
+/* Opens (and with WR_STORE_CREATE creates) the store at |path| and brings
+ * its schema up to WR_STORE_SCHEMA_VERSION. On failure *out is NULL and |err|
+ * says why. Returns WR_OK, WR_ERR_NOTFOUND (no file and no WR_STORE_CREATE),
+ * WR_ERR_STORE (not a database, I/O error, a migration failed) or
+ * WR_ERR_UNSUPPORTED (the file has a newer schema than this build). */
+int wr_store_open(const char *path, unsigned flags, wr_store **out, char *err, size_t errlen);
+void wr_store_close(wr_store *s);
+/* The message of the last failed call on |s| ("" if none). */
+const char *wr_store_errmsg(const wr_store *s);
+/* The schema version found in the file (after migration). */
+int wr_store_schema_version(wr_store *s);
+/* Replaces the clock (Unix seconds) for tests; NULL restores time(). */
+void wr_store_set_clock(wr_store *s, int64_t (*now)(void *user), void *user);
+
+/* --- names --------------------------------------------------------------- */
+
+/* Checks a DNS name and writes its canonical form (lower case, no trailing
+ * dot) to |out|: labels of 1..63 of [a-z0-9_-] not starting or ending with
+ * '-', at most 253 bytes, not an IP address; with |allow_wildcard| the first
+ * label may be "*". A port, a URL or non-ASCII text gets its own explanation.
+ * Returns WR_OK or WR_ERR_INVAL with the reason in |err|. */
+int wr_store_check_dns_name(const char *name, int allow_wildcard, char out[WR_STORE_HOST_MAX + 1],
+                            char *err, size_t errlen);
+/* Tunnel names: 1..64 bytes, no '/', no control characters, and not a UUID
+ * (cloudflared resolves UUID-shaped arguments as IDs). WR_OK or WR_ERR_INVAL. */
+int wr_store_check_tunnel_name(const char *name, char *err, size_t errlen);
+
+/* --- accounts, zones, users, API tokens ------------------------------------ */
+
+typedef struct wr_account {
+  char id[WR_STORE_ID_LEN + 1];
+  char name[WR_STORE_NAME_MAX + 1];
+  int64_t created_at;
+} wr_account;
+
+typedef struct wr_zone {
+  char id[WR_STORE_ID_LEN + 1];
+  char account_id[WR_STORE_ID_LEN + 1];
+  char name[WR_STORE_HOST_MAX + 1];
+  int64_t created_at;
+} wr_zone;
+
+typedef struct wr_user {
+  char id[WR_STORE_ID_LEN + 1];
+  char account_id[WR_STORE_ID_LEN + 1];
+  char email[WR_STORE_EMAIL_MAX + 1];
+  int has_password;
+  int is_service; /* a machine user (API only, no dashboard login) */
+  int64_t created_at;
+} wr_user;
+
+typedef struct wr_api_token {
+  char id[WR_STORE_ID_LEN + 1];
+  char user_id[WR_STORE_ID_LEN + 1];
+  char account_id[WR_STORE_ID_LEN + 1]; /* the user's account */
+  char zone_id[WR_STORE_ID_LEN + 1];    /* "" when not limited to one zone */
+  int64_t created_at;
+  int64_t revoked_at;
+} wr_api_token;
+
+/* Creates an account with a random id. Errors: WR_ERR_INVAL (empty or
+ * too-long name), WR_ERR_STORE, WR_ERR_CRYPTO. */
+int wr_store_account_create(wr_store *s, const char *actor, const char *name, wr_account *out);
+/* WR_ERR_NOTFOUND if there is no such account. */
+int wr_store_account_get(wr_store *s, const char *id, wr_account *out);
+/* The only account, for single-tenant commands. WR_ERR_NOTFOUND when there
+ * is none, WR_ERR_INVAL when there are several (the message lists them). */
+int wr_store_account_default(wr_store *s, wr_account *out);
+
+/* Adds zone |name| (checked with wr_store_check_dns_name, no wildcard) to an
+ * account. WR_ERR_EXISTS if any account already has the zone. */
+int wr_store_zone_create(wr_store *s, const char *actor, const char *account_id, const char *name,
+                         wr_zone *out);
+int wr_store_zone_get(wr_store *s, const char *id, wr_zone *out);
+/* The zones of |account_id| (all zones when NULL), by name. */
+int wr_store_zone_list(wr_store *s, const char *account_id, wr_zone **out, size_t *n);
+
+/* Adds a user. |password_hash| is an already-hashed string or NULL (no
+ * password login). WR_ERR_INVAL for a malformed email, WR_ERR_EXISTS if the
+ * email (compared case-insensitively) is taken. */
+int wr_store_user_create(wr_store *s, const char *actor, const char *account_id, const char *email,
+                         const char *password_hash, int is_service, wr_user *out);
+int wr_store_user_get_by_email(wr_store *s, const char *email, wr_user *out);
+
+/* Issues an API token for |user_id|, optionally limited to |zone_id| (NULL:
+ * any zone of the account). The token text is written to |token| and exists
+ * nowhere else: the store keeps only its SHA-256. */
+int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, const char *zone_id,
+                          char token[WR_STORE_TOKEN_LEN + 1], wr_api_token *out);
+/* Looks a presented token up by its hash. WR_ERR_DENIED for an unknown or
+ * revoked token (the message does not say which). */
+int wr_store_token_verify(wr_store *s, const char *token, wr_api_token *out);
+/* Marks a token revoked. WR_ERR_NOTFOUND, or WR_ERR_INVAL if already revoked. */
+int wr_store_token_revoke(wr_store *s, const char *actor, const char *token_id);
+
+/* --- tunnels ---------------------------------------------------------------- */
+
+typedef struct wr_tunnel {
+  char id[WR_STORE_UUID_LEN + 1];
+  char account_id[WR_STORE_ID_LEN + 1];
+  char name[WR_STORE_NAME_MAX + 1];
+  uint8_t secret[WR_STORE_SECRET_MAX];
+  size_t secret_len;
+  int64_t created_at;
+  int64_t deleted_at;   /* 0: live */
+  int remote_managed;   /* config_src = 'cloudflare' */
+  unsigned active_conns; /* connections with no closed_at */
+} wr_tunnel;
+
+/* Creates a tunnel named |name| (wr_store_check_tunnel_name) in an account.
+ * |secret| of WR_STORE_SECRET_MIN..MAX bytes is stored as given (the API's
+ * create carries the client's secret); NULL draws 32 bytes from
+ * wr_random_bytes. WR_ERR_EXISTS if a live tunnel of the account has the
+ * name; WR_ERR_NOTFOUND for an unknown account. */
+int wr_store_tunnel_create(wr_store *s, const char *actor, const char *account_id, const char *name,
+                           const uint8_t *secret, size_t secret_len, wr_tunnel *out);
+/* By UUID (any case), deleted or not. WR_ERR_NOTFOUND, WR_ERR_INVAL (not a UUID). */
+int wr_store_tunnel_get(wr_store *s, const char *id, wr_tunnel *out);
+/* The live tunnel named |name| in |account_id|. WR_ERR_NOTFOUND. */
+int wr_store_tunnel_find(wr_store *s, const char *account_id, const char *name, wr_tunnel *out);
+/* What a CLI argument NAME|ID means: a UUID is looked up as an ID (it must be
+ * live and in |account_id|), anything else as a name. WR_ERR_NOTFOUND. */
+int wr_store_tunnel_resolve(wr_store *s, const char *account_id, const char *ref, wr_tunnel *out);
+
+typedef struct wr_tunnel_filter {
+  const char *account_id; /* required */
+  int include_deleted;
+  const char *name;       /* exact name, or NULL */
+  size_t limit;           /* 0: no limit */
+  size_t offset;
+} wr_tunnel_filter;
+/* Tunnels matching |f|, oldest first. */
+int wr_store_tunnel_list(wr_store *s, const wr_tunnel_filter *f, wr_tunnel **out, size_t *n);
+/* Soft-deletes a live tunnel: sets deleted_at, deletes its DNS routes and
+ * soft-deletes its IP routes, all in one transaction with one audit row.
+ * |routes_removed| (may be NULL) gets the number of DNS routes removed.
+ * WR_ERR_NOTFOUND for an unknown tunnel, WR_ERR_INVAL if already deleted. */
+int wr_store_tunnel_delete(wr_store *s, const char *actor, const char *id, size_t *routes_removed);
+
+/* --- connections --------------------------------------------------------- */
+
+typedef struct wr_conn_rec {
+  char id[WR_STORE_UUID_LEN + 1];        /* this connection */
+  char tunnel_id[WR_STORE_UUID_LEN + 1];
+  unsigned conn_index;                   /* 0..255, cloudflared's connIndex */
+  char client_id[WR_STORE_UUID_LEN + 1]; /* the connector process (ConnectionOptions.client) */
+  char client_version[64];
+  char arch[64];
+  char features[512];                    /* JSON array of strings */
+  char origin_ip[64];
+  char edge_location[64];                /* colo_name in the API */
+  int64_t opened_at;                     /* 0: now */
+  int64_t closed_at;                     /* 0: open */
+} wr_conn_rec;
+
+/* Records a registered connection. WR_ERR_NOTFOUND if the tunnel is unknown,
+ * WR_ERR_INVAL for a deleted tunnel or bad fields, WR_ERR_EXISTS for a reused id. */
+int wr_store_conn_open(wr_store *s, const wr_conn_rec *c);
+/* Sets closed_at. WR_ERR_NOTFOUND if there is no open connection |id|. */
+int wr_store_conn_close(wr_store *s, const char *id);
+/* Closes every open connection (an edge starting after a crash). */
+int wr_store_conn_close_all(wr_store *s, size_t *closed);
+/* The connections of a tunnel, oldest first; only open ones if |open_only|. */
+int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_conn_rec **out,
+                       size_t *n);
+
+/* --- hostname routes ------------------------------------------------------ */
+
+typedef struct wr_route {
+  char id[WR_STORE_UUID_LEN + 1];
+  char account_id[WR_STORE_ID_LEN + 1];
+  char zone_id[WR_STORE_ID_LEN + 1];
+  char zone_name[WR_STORE_HOST_MAX + 1];
+  char hostname[WR_STORE_HOST_MAX + 1];
+  char tunnel_id[WR_STORE_UUID_LEN + 1];
+  char tunnel_name[WR_STORE_NAME_MAX + 1];
+  int64_t created_at;
+} wr_route;
+
+/* What route_dns_add did; the API reports these as cname new|updated|unchanged. */
+typedef enum wr_route_change {
+  WR_ROUTE_NEW = 0,
+  WR_ROUTE_UPDATED = 1,
+  WR_ROUTE_UNCHANGED = 2
+} wr_route_change;
+const char *wr_route_change_name(wr_route_change c);
+
+/* Routes |hostname| to a live tunnel. The hostname is checked and
+ * canonicalised (wildcards allowed, no port) and must lie strictly inside
+ * the zone: the apex itself is refused (it is the zone, not a name in it).
+ * |zone_id| NULL picks the tunnel's account zone that contains the hostname.
+ * A hostname routed to another tunnel is WR_ERR_EXISTS unless |overwrite|;
+ * one already routed to this tunnel is WR_ROUTE_UNCHANGED (no audit row).
+ * Errors: WR_ERR_INVAL (bad hostname, apex, outside the zone, deleted
+ * tunnel), WR_ERR_NOTFOUND (tunnel or zone), WR_ERR_EXISTS. */
+int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id, const char *tunnel_id,
+                           const char *hostname, int overwrite, wr_route *out,
+                           wr_route_change *change);
+/* Exact lookup of a canonical hostname. WR_ERR_NOTFOUND. */
+int wr_store_route_get(wr_store *s, const char *hostname, wr_route *out);
+/* Removes a route. WR_ERR_NOTFOUND. */
+int wr_store_route_delete(wr_store *s, const char *actor, const char *hostname);
+/* Routes of an account (NULL: all), optionally of one tunnel, by hostname. */
+int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_id, wr_route **out,
+                        size_t *n);
+
+/* --- audit log ----------------------------------------------------------- */
+
+typedef struct wr_audit {
+  int64_t id; /* increasing: the order things happened in */
+  int64_t at;
+  char account_id[WR_STORE_ID_LEN + 1]; /* "" for edge-wide events */
+  char actor[128];
+  char action[64];       /* e.g. tunnel.create, route.update */
+  char target_type[32];  /* account, zone, user, token, tunnel, route, edge */
+  char target_id[WR_STORE_HOST_MAX + 1];
+  char *detail;          /* JSON object text, owned by the row */
+} wr_audit;
+
+/* Appends an audit row for an event outside the store (e.g. edge.init).
+ * |detail_json| must be a JSON object or NULL ("{}"); |account_id| may be NULL.
+ * WR_ERR_INVAL for over-long fields or invalid JSON. */
+int wr_store_audit_append(wr_store *s, const char *actor, const char *account_id,
+                          const char *action, const char *target_type, const char *target_id,
+                          const char *detail_json);
+/* The newest |limit| rows (0: all) of an account (NULL: every account), newest first. */
+int wr_store_audit_list(wr_store *s, const char *account_id, size_t limit, wr_audit **out,
+                        size_t *n);
+void wr_store_audit_free(wr_audit *rows, size_t n);
+
+#endif
