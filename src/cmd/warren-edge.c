@@ -1,5 +1,9 @@
 /* warren-edge: the self-hosted edge that connectors dial and visitors reach. */
+#include <jansson.h>
+#include <stdlib.h>
+
 #include "cmd/cli.h"
+#include "lib/mem.h"
 #include "cmd/commands.h"
 
 static const wr_flag data_dir_flag[] = {
@@ -67,4 +71,9 @@ static const wr_cmd root = {
     NULL, data_dir_flag, top_cmds, NULL,
 };
 
-int main(int argc, char **argv) { return wr_cli_main(&root, "warren-edge", argc, argv); }
+int main(int argc, char **argv) {
+  /* jansson 2.14 can silently drop bytes when an allocation fails mid-string;
+   * aborting on out-of-memory (the project's rule outside codecs) avoids it. */
+  json_set_alloc_funcs(wr_xmalloc, free);
+  return wr_cli_main(&root, "warren-edge", argc, argv);
+}

@@ -1,6 +1,10 @@
 /* warren: the connector. Verbs, flags and environment variables follow
  * cloudflared 2023.7.3 so existing scripts and config files keep working. */
+#include <jansson.h>
+#include <stdlib.h>
+
 #include "cmd/cli.h"
+#include "lib/mem.h"
 #include "cmd/commands.h"
 
 /* Flags of `warren tunnel` and everything under it (cloudflared accepts them
@@ -110,4 +114,9 @@ static const wr_cmd root = {
     NULL, top_cmds, NULL,
 };
 
-int main(int argc, char **argv) { return wr_cli_main(&root, "warren", argc, argv); }
+int main(int argc, char **argv) {
+  /* jansson 2.14 can silently drop bytes when an allocation fails mid-string;
+   * aborting on out-of-memory (the project's rule outside codecs) avoids it. */
+  json_set_alloc_funcs(wr_xmalloc, free);
+  return wr_cli_main(&root, "warren", argc, argv);
+}
