@@ -1,0 +1,404 @@
+/* Edge side of connector connections; see tunnel_server.h. */
+#include "edge/tunnel_server.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/encoding.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "proto/rpc_session.h"
+#include "proto/tunnelrpc.h"
+
+#define CONTROL_SID 0
+
+enum { EC_NEW = 0, EC_REGISTERED, EC_UNREGISTERED };
+
+typedef struct edge_conn {
+  struct edge_conn *next;
+  wr_tunnel_server *ts;
+  wr_quic_conn *quic;
+  wr_rpc_session *rpc;   /* control stream session */
+  int state;
+  int control_fin_sent;
+  char conn_id[WR_STORE_UUID_LEN + 1];
+  char tunnel_id[WR_STORE_UUID_LEN + 1];
+  char account_id[WR_STORE_ID_LEN + 1];
+  char client_id[WR_STORE_UUID_LEN + 1];
+  unsigned conn_index;
+} edge_conn;
+
+struct wr_tunnel_server {
+  wr_store *store;
+  char *location;
+  char *actor;
+  edge_conn *conns; /* every served QUIC connection, newest first */
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int ct_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  /* Length is not secret (cloudflared secrets are 32 bytes); the bytes are. */
+  if (alen != blen) return 0;
+  uint8_t d = 0;
+  for (size_t i = 0; i < alen; i++) d |= a[i] ^ b[i];
+  return d == 0;
+}
+
+static void format_ip(const uint8_t *ip, size_t len, char *out, size_t outlen) {
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  out[0] = '\0';
+  if (len == 16 && memcmp(ip, mapped, 12) == 0) {
+    ip += 12;
+    len = 4;
+  }
+  if (len == 4)
+    inet_ntop(AF_INET, ip, out, (socklen_t)outlen);
+  else if (len == 16)
+    inet_ntop(AF_INET6, ip, out, (socklen_t)outlen);
+}
+
+/* Appends |s| to a JSON string body in |out| (bounded), dropping what JSON
+ * would need escaped (features are plain tokens). */
+static void json_features(const wr_tunnelrpc_client_info *ci, char *out, size_t outlen) {
+  size_t o = 0;
+  if (outlen < 3) return;
+  out[o++] = '[';
+  for (size_t i = 0; i < ci->nfeatures; i++) {
+    const wr_tunnelrpc_text *f = &ci->features[i];
+    if (o + f->len + 4 >= outlen) break;
+    if (i) out[o++] = ',';
+    out[o++] = '"';
+    for (size_t j = 0; j < f->len; j++) {
+      unsigned char ch = (unsigned char)f->ptr[j];
+      if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') out[o++] = (char)ch;
+    }
+    out[o++] = '"';
+  }
+  out[o++] = ']';
+  out[o] = '\0';
+}
+
+static void copy_text(char *dst, size_t dstlen, const char *s, size_t len) {
+  size_t o = 0;
+  for (size_t i = 0; i < len && o + 1 < dstlen; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    dst[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+  }
+  dst[o] = '\0';
+}
+
+static void audit(wr_tunnel_server *ts, edge_conn *ec, const char *action, const char *why) {
+  char detail[512];
+  snprintf(detail, sizeof(detail),
+           "{\"connection\":\"%s\",\"conn_index\":%u,\"client_id\":\"%s\",\"location\":\"%s\","
+           "\"reason\":\"%s\"}",
+           ec->conn_id, ec->conn_index, ec->client_id, ts->location, why);
+  int rv = wr_store_audit_append(ts->store, ts->actor, ec->account_id, action, "tunnel",
+                                 ec->tunnel_id, detail);
+  if (rv) wr_warn("audit %s for tunnel %s failed: %s", action, ec->tunnel_id,
+                  wr_store_errmsg(ts->store));
+}
+
+/* Takes a registered connection out of service. */
+static void unregister(edge_conn *ec, const char *why) {
+  wr_tunnel_server *ts = ec->ts;
+  if (ec->state != EC_REGISTERED) return;
+  ec->state = EC_UNREGISTERED;
+  int rv = wr_store_conn_close(ts->store, ec->conn_id);
+  if (rv) wr_warn("closing connection %s in the store: %s", ec->conn_id, wr_store_errmsg(ts->store));
+  audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_UNREGISTERED, why);
+  wr_info("Unregistered tunnel connection connIndex=%u connection=%s tunnel=%s reason=\"%s\"",
+          ec->conn_index, ec->conn_id, ec->tunnel_id, why);
+}
+
+/* ---- RegistrationServer -------------------------------------------------- */
+
+static int refuse(wr_rpc_reply *r, const char *cause, int retry) {
+  wr_tunnelrpc_conn_response resp;
+  memset(&resp, 0, sizeof(resp));
+  resp.which = WR_TUNNELRPC_CONN_ERROR;
+  resp.error.cause = cause;
+  resp.error.cause_len = strlen(cause);
+  resp.error.should_retry = retry;
+  return wr_tunnelrpc_register_results_encode(&r->results, &resp);
+}
+
+static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr_rpc_reply *r) {
+  edge_conn *ec = user;
+  wr_tunnel_server *ts = ec->ts;
+  wr_tunnelrpc_register_params p;
+  char cause[256], tid[WR_UUID_STR_LEN + 1];
+  int rv = wr_tunnelrpc_register_params_decode(&call->params, &p);
+  if (rv) return rv; /* an RPC exception, as a Go server's decode error */
+  if (ec->state == EC_REGISTERED) return refuse(r, "connection is already registered", 0);
+  if (p.tunnel_id_len != 16) return refuse(r, "Unauthorized: tunnel ID must be 16 bytes", 0);
+  wr_uuid u;
+  memcpy(u.b, p.tunnel_id, 16);
+  wr_uuid_format(&u, tid);
+
+  wr_tunnel t;
+  rv = wr_store_tunnel_get(ts->store, tid, &t);
+  if (rv == WR_ERR_NOTFOUND) {
+    snprintf(cause, sizeof(cause), "Unauthorized: unknown tunnel %s", tid);
+    wr_warn("registerConnection refused: %s", cause);
+    return refuse(r, cause, 0);
+  }
+  if (rv) {
+    wr_error("registerConnection: tunnel lookup failed: %s", wr_store_errmsg(ts->store));
+    return refuse(r, "internal error: tunnel lookup failed", 1);
+  }
+  /* Same answer for wrong account and wrong secret: do not tell which. */
+  int auth_ok = p.account_tag_len == strlen(t.account_id) &&
+                strncasecmp(p.account_tag, t.account_id, p.account_tag_len) == 0;
+  auth_ok &= ct_equal(p.tunnel_secret, p.tunnel_secret_len, t.secret, t.secret_len);
+  if (!auth_ok) {
+    snprintf(cause, sizeof(cause),
+             "Unauthorized: failed to authenticate tunnel %s: invalid account tag or tunnel "
+             "secret",
+             tid);
+    wr_warn("registerConnection refused: %s", cause);
+    return refuse(r, cause, 0);
+  }
+  if (t.deleted_at) {
+    snprintf(cause, sizeof(cause), "Unauthorized: tunnel %s has been deleted", tid);
+    wr_warn("registerConnection refused: %s", cause);
+    return refuse(r, cause, 0);
+  }
+
+  wr_conn_rec rec;
+  memset(&rec, 0, sizeof(rec));
+  wr_uuid cid;
+  if (wr_uuid_random(&cid) != 0) return refuse(r, "internal error: no randomness", 1);
+  wr_uuid_format(&cid, rec.id);
+  memcpy(rec.tunnel_id, t.id, sizeof(rec.tunnel_id));
+  rec.conn_index = p.conn_index;
+  if (p.client.client_id_len == 16) {
+    wr_uuid cl;
+    memcpy(cl.b, p.client.client_id, 16);
+    wr_uuid_format(&cl, rec.client_id);
+  }
+  copy_text(rec.client_version, sizeof(rec.client_version), p.client.version, p.client.version_len);
+  copy_text(rec.arch, sizeof(rec.arch), p.client.arch, p.client.arch_len);
+  json_features(&p.client, rec.features, sizeof(rec.features));
+  format_ip(p.origin_local_ip, p.origin_local_ip_len, rec.origin_ip, sizeof(rec.origin_ip));
+  snprintf(rec.edge_location, sizeof(rec.edge_location), "%s", ts->location);
+  rv = wr_store_conn_open(ts->store, &rec);
+  if (rv) {
+    wr_error("registerConnection: recording connection failed: %s", wr_store_errmsg(ts->store));
+    return refuse(r, "internal error: cannot record the connection", 1);
+  }
+  ec->state = EC_REGISTERED;
+  memcpy(ec->conn_id, rec.id, sizeof(ec->conn_id));
+  memcpy(ec->tunnel_id, t.id, sizeof(ec->tunnel_id));
+  memcpy(ec->account_id, t.account_id, sizeof(ec->account_id));
+  memcpy(ec->client_id, rec.client_id, sizeof(ec->client_id));
+  ec->conn_index = p.conn_index;
+  audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_REGISTERED, "registerConnection");
+  wr_info("Registered tunnel connection connIndex=%u connection=%s tunnel=%s client=%s "
+          "version=%s location=%s",
+          ec->conn_index, ec->conn_id, ec->tunnel_id, rec.client_id, rec.client_version,
+          ts->location);
+
+  wr_tunnelrpc_conn_response resp;
+  memset(&resp, 0, sizeof(resp));
+  resp.which = WR_TUNNELRPC_CONN_DETAILS;
+  resp.details.uuid = cid.b;
+  resp.details.uuid_len = 16;
+  resp.details.location = ts->location;
+  resp.details.location_len = strlen(ts->location);
+  resp.details.remotely_managed = t.remote_managed;
+  return wr_tunnelrpc_register_results_encode(&r->results, &resp);
+}
+
+static int m_unregister(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr_rpc_reply *r) {
+  edge_conn *ec = user;
+  unregister(ec, "unregisterConnection");
+  return wr_tunnelrpc_empty_encode(&r->results);
+}
+
+static int m_update_local(wr_rpc_session *s, void *user, const wr_rpc_call *call,
+                          wr_rpc_reply *r) {
+  edge_conn *ec = user;
+  const uint8_t *cfg;
+  size_t len;
+  int rv = wr_tunnelrpc_local_config_decode(&call->params, &cfg, &len);
+  if (rv) return rv;
+  /* The store has no place for local configurations yet: log it. */
+  wr_info("updateLocalConfiguration tunnel=%s connection=%s bytes=%zu", ec->tunnel_id,
+          ec->conn_id, len);
+  wr_debug("local configuration of tunnel %s: %.*s", ec->tunnel_id, (int)(len > 4096 ? 4096 : len),
+           (const char *)cfg);
+  return wr_tunnelrpc_empty_encode(&r->results);
+}
+
+static const wr_rpc_method reg_methods[] = {
+    {WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_REGISTER_CONNECTION, m_register},
+    {WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_UNREGISTER_CONNECTION, m_unregister},
+    {WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_UPDATE_LOCAL_CONFIGURATION, m_update_local},
+};
+
+/* ---- QUIC glue -------------------------------------------------------------- */
+
+static int rpc_write(void *user, const uint8_t *data, size_t len) {
+  edge_conn *ec = user;
+  size_t acc = 0;
+  int rv = wr_quic_stream_write(ec->quic, CONTROL_SID, data, len, 0, &acc);
+  if (rv == WR_AGAIN) return WR_ERR_LIMIT; /* control messages are tiny: 1 MiB queued is abuse */
+  return rv;
+}
+
+static void end_control(edge_conn *ec) {
+  if (ec->control_fin_sent) return;
+  ec->control_fin_sent = 1;
+  size_t acc;
+  wr_quic_stream_write(ec->quic, CONTROL_SID, NULL, 0, 1, &acc);
+}
+
+static void detach(edge_conn *ec) {
+  wr_tunnel_server *ts = ec->ts;
+  for (edge_conn **pp = &ts->conns; *pp; pp = &(*pp)->next) {
+    if (*pp == ec) {
+      *pp = ec->next;
+      break;
+    }
+  }
+  wr_rpc_session_free(ec->rpc);
+  free(ec);
+}
+
+static int qc_stream_open(wr_quic_conn *c, int64_t sid, void *user) {
+  edge_conn *ec = user;
+  if (!ec || sid != CONTROL_SID || ec->rpc) return 0; /* other streams: not served yet */
+  wr_rpc_session_config cfg;
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.max_message = 1u << 20; /* the local config JSON is the largest message */
+  cfg.write = rpc_write;
+  cfg.serve_bootstrap = 1;
+  cfg.methods = reg_methods;
+  cfg.nmethods = sizeof(reg_methods) / sizeof(reg_methods[0]);
+  cfg.user = ec;
+  return wr_rpc_session_new(&cfg, &ec->rpc);
+}
+
+static int qc_stream_data(wr_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
+                          void *user, void *suser) {
+  edge_conn *ec = user;
+  wr_quic_stream_consume(c, sid, len);
+  if (!ec || sid != CONTROL_SID || !ec->rpc) return 0;
+  int rv = wr_rpc_session_closed(ec->rpc) ? 0 : wr_rpc_session_feed(ec->rpc, data, len);
+  if (rv) {
+    wr_warn("control stream of connection %s: %s (%s)", ec->conn_id[0] ? ec->conn_id : "-",
+            wr_strerror(rv), wr_rpc_session_reason(ec->rpc));
+    unregister(ec, "control stream error");
+    end_control(ec);
+    return 0;
+  }
+  if (fin) wr_rpc_session_eof(ec->rpc);
+  if (wr_rpc_session_closed(ec->rpc)) {
+    /* Abort("rpc: shutdown") or FIN: the connector is going away. */
+    unregister(ec, wr_rpc_session_reason(ec->rpc));
+    end_control(ec);
+  }
+  return 0;
+}
+
+static int qc_stream_reset(wr_quic_conn *c, int64_t sid, uint64_t code, void *user, void *suser) {
+  edge_conn *ec = user;
+  if (ec && sid == CONTROL_SID) unregister(ec, "control stream reset");
+  return 0;
+}
+
+static void qc_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user) {
+  edge_conn *ec = user;
+  if (!ec) return;
+  unregister(ec, info->idle ? "connection idle timeout" : "connection closed");
+  wr_quic_conn_set_user(c, NULL);
+  detach(ec);
+}
+
+static const wr_quic_callbacks ts_cbs = {
+    .on_stream_open = qc_stream_open,
+    .on_stream_data = qc_stream_data,
+    .on_stream_reset = qc_stream_reset,
+    .on_close = qc_close,
+};
+
+const wr_quic_callbacks *wr_tunnel_server_quic_callbacks(void) { return &ts_cbs; }
+
+void wr_tunnel_server_on_accept(wr_quic_endpoint *ep, wr_quic_conn *c, void *user) {
+  wr_tunnel_server *ts = user;
+  edge_conn *ec = wr_xcalloc(1, sizeof(*ec));
+  ec->ts = ts;
+  ec->quic = c;
+  ec->next = ts->conns;
+  ts->conns = ec;
+  wr_quic_conn_set_user(c, ec);
+}
+
+int wr_tunnel_server_listen(wr_tunnel_server *ts, uv_loop_t *loop, wr_quic_tls *tls,
+                            const wr_quic_config *cfg, const struct sockaddr *addr,
+                            wr_quic_endpoint **out) {
+  return wr_quic_endpoint_server(loop, tls, cfg, addr, &ts_cbs, wr_tunnel_server_on_accept, ts,
+                                 out);
+}
+
+int wr_tunnel_server_new(const wr_tunnel_server_config *cfg, wr_tunnel_server **out) {
+  *out = NULL;
+  if (!cfg || !cfg->store) return WR_ERR_INVAL;
+  wr_tunnel_server *ts = wr_xcalloc(1, sizeof(*ts));
+  ts->store = cfg->store;
+  ts->location = wr_xstrdup(cfg->location && *cfg->location ? cfg->location
+                                                            : WR_TUNNEL_SERVER_LOCATION_DEFAULT);
+  ts->actor = wr_xstrdup(cfg->actor && *cfg->actor ? cfg->actor : WR_TUNNEL_SERVER_ACTOR_DEFAULT);
+  *out = ts;
+  return WR_OK;
+}
+
+void wr_tunnel_server_free(wr_tunnel_server *ts) {
+  if (!ts) return;
+  while (ts->conns) {
+    edge_conn *ec = ts->conns;
+    unregister(ec, "edge shutting down");
+    detach(ec);
+  }
+  free(ts->location);
+  free(ts->actor);
+  free(ts);
+}
+
+/* ---- registry ------------------------------------------------------------------ */
+
+static int matches(const edge_conn *ec, const char *tunnel_id) {
+  return ec->state == EC_REGISTERED && (!tunnel_id || strcasecmp(ec->tunnel_id, tunnel_id) == 0);
+}
+
+size_t wr_tunnel_server_count(const wr_tunnel_server *ts, const char *tunnel_id) {
+  size_t n = 0;
+  for (const edge_conn *ec = ts->conns; ec; ec = ec->next) n += matches(ec, tunnel_id);
+  return n;
+}
+
+int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size_t i,
+                         wr_tunnel_conn_info *out) {
+  size_t n = wr_tunnel_server_count(ts, tunnel_id), k = 0;
+  if (i >= n) return WR_ERR_NOTFOUND;
+  /* The list is newest first; index from the oldest. */
+  size_t want = n - 1 - i;
+  for (const edge_conn *ec = ts->conns; ec; ec = ec->next) {
+    if (!matches(ec, tunnel_id)) continue;
+    if (k++ != want) continue;
+    memset(out, 0, sizeof(*out));
+    memcpy(out->conn_id, ec->conn_id, sizeof(out->conn_id));
+    memcpy(out->tunnel_id, ec->tunnel_id, sizeof(out->tunnel_id));
+    memcpy(out->client_id, ec->client_id, sizeof(out->client_id));
+    out->conn_index = ec->conn_index;
+    out->quic = ec->quic;
+    return WR_OK;
+  }
+  return WR_ERR_NOTFOUND;
+}
