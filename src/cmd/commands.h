@@ -18,5 +18,7 @@ int wr_cmd_edge_tunnel_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **a
 int wr_cmd_edge_tunnel_delete(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_route_dns(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_audit(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+/* warren-edge run (edge_run.c) */
+int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
 #endif

@@ -118,6 +118,10 @@ static void unregister(edge_conn *ec, const char *why) {
 
 /* ---- RegistrationServer -------------------------------------------------- */
 
+/* Causes deliberately avoid the word "Unauthorized": cloudflared retries a
+ * first connection forever when the cause contains it, whereas a permanent
+ * (shouldRetry=false) error makes it exit and print our reason, which is what
+ * a user with a wrong or revoked secret needs to see. */
 static int refuse(wr_rpc_reply *r, const char *cause, int retry) {
   wr_tunnelrpc_conn_response resp;
   memset(&resp, 0, sizeof(resp));
@@ -136,7 +140,7 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   int rv = wr_tunnelrpc_register_params_decode(&call->params, &p);
   if (rv) return rv; /* an RPC exception, as a Go server's decode error */
   if (ec->state == EC_REGISTERED) return refuse(r, "connection is already registered", 0);
-  if (p.tunnel_id_len != 16) return refuse(r, "Unauthorized: tunnel ID must be 16 bytes", 0);
+  if (p.tunnel_id_len != 16) return refuse(r, "tunnel ID must be 16 bytes", 0);
   wr_uuid u;
   memcpy(u.b, p.tunnel_id, 16);
   wr_uuid_format(&u, tid);
@@ -144,7 +148,7 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   wr_tunnel t;
   rv = wr_store_tunnel_get(ts->store, tid, &t);
   if (rv == WR_ERR_NOTFOUND) {
-    snprintf(cause, sizeof(cause), "Unauthorized: unknown tunnel %s", tid);
+    snprintf(cause, sizeof(cause), "unknown tunnel %s: no such tunnel on this edge", tid);
     wr_warn("registerConnection refused: %s", cause);
     return refuse(r, cause, 0);
   }
@@ -158,14 +162,14 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   auth_ok &= ct_equal(p.tunnel_secret, p.tunnel_secret_len, t.secret, t.secret_len);
   if (!auth_ok) {
     snprintf(cause, sizeof(cause),
-             "Unauthorized: failed to authenticate tunnel %s: invalid account tag or tunnel "
+             "failed to authenticate tunnel %s: invalid account tag or tunnel "
              "secret",
              tid);
     wr_warn("registerConnection refused: %s", cause);
     return refuse(r, cause, 0);
   }
   if (t.deleted_at) {
-    snprintf(cause, sizeof(cause), "Unauthorized: tunnel %s has been deleted", tid);
+    snprintf(cause, sizeof(cause), "tunnel %s has been deleted", tid);
     wr_warn("registerConnection refused: %s", cause);
     return refuse(r, cause, 0);
   }

@@ -295,7 +295,7 @@ static void test_wrong_secret(void **state) {
   assert_true(c.got_result);
   assert_false(c.res.ok);
   assert_false(c.res.should_retry);
-  assert_non_null(strstr(c.res.cause, "Unauthorized"));
+  assert_non_null(strstr(c.res.cause, "failed to authenticate"));
   ctx_stop(&c);
 }
 
