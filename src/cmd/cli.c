@@ -270,9 +270,17 @@ static int parse_flag(wr_opts *o, int argc, char **argv, int *i) {
   return 0;
 }
 
-static void opts_free(wr_opts *o) {
+void wr_opts_init(wr_opts *o, const char *prog, const wr_flag *flags) {
+  memset(o, 0, sizeof(*o));
+  o->prog = prog;
+  opts_add_flags(o, flags);
+}
+
+void wr_opts_free(wr_opts *o) {
   for (size_t i = 0; i < o->n; i++) opt_clear(&o->items[i]);
   free(o->items);
+  o->items = NULL;
+  o->n = o->cap = 0;
 }
 
 int wr_cli_main(const wr_cmd *root, const char *prog, int argc, char **argv) {
@@ -332,7 +340,7 @@ int wr_cli_main(const wr_cmd *root, const char *prog, int argc, char **argv) {
   opts_apply_env(&o);
   rv = path[depth - 1]->fn(path[depth - 1], &o, npos, pos);
 out:
-  opts_free(&o);
+  wr_opts_free(&o);
   free(pos);
   return rv;
 }

@@ -61,6 +61,11 @@ typedef struct wr_cmd {
   wr_cmd_fn fn; /* NULL: the command only groups subcommands */
 } wr_cmd;
 
+/* An option bag for |flags| outside wr_cli_main (tests, fuzzers, embedding).
+ * wr_opts_free releases the values and the table. */
+void wr_opts_init(wr_opts *o, const char *prog, const wr_flag *flags);
+void wr_opts_free(wr_opts *o);
+
 /* Exit codes. */
 #define WR_EXIT_OK 0
 #define WR_EXIT_FAIL 1

@@ -30,23 +30,8 @@ static const wr_flag test_flags[] = {
     {0},
 };
 
-static void opts_init(wr_opts *o) {
-  size_t n = 0;
-  while (test_flags[n].name) n++;
-  memset(o, 0, sizeof(*o));
-  o->items = calloc(n, sizeof(*o->items));
-  for (size_t i = 0; i < n; i++) o->items[i].flag = &test_flags[i];
-  o->n = o->cap = n;
-  o->prog = "warren";
-}
-
-static void opts_fini(wr_opts *o) {
-  for (size_t i = 0; i < o->n; i++) {
-    for (size_t j = 0; j < o->items[i].n; j++) free(o->items[i].vals[j]);
-    free(o->items[i].vals);
-  }
-  free(o->items);
-}
+static void opts_init(wr_opts *o) { wr_opts_init(o, "warren", test_flags); }
+static void opts_fini(wr_opts *o) { wr_opts_free(o); }
 
 static wr_config *cfg_of(const char *yaml) {
   char err[512] = "";
