@@ -97,7 +97,7 @@ fuzz: fuzz-build
 	@scripts/run-fuzz.sh $(FUZZ_BUILD)/bin $(FUZZ_SECONDS)
 
 demo: all
-	@scripts/demo.sh
+	@WARREN_BUILD=$(BUILD) scripts/demo.sh
 
 bench: all
 	@scripts/bench.sh

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make demo`: sets up an edge data directory under the repo (once), a tunnel
 # routed at hello.<zone>, and then runs edge + connector + hello-world origin.
-# Until the tunnel transport lands (issue #3) it stops after the set-up and
-# says so.
+# Until the visitor path lands (issue #3) it runs only the edge's connector
+# side and says so.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$root/build
+bin=$root/${WARREN_BUILD:-build}
 data=$root/demo-data
 zone=${DEMO_ZONE:-demo.test}
 
@@ -18,9 +18,19 @@ echo
 echo "Edge data directory: $data"
 "$bin/warren-edge" tunnel list --data-dir "$data"
 echo
-if ! "$bin/warren-edge" run --help >/dev/null 2>&1 || "$bin/warren-edge" run --data-dir "$data" --tunnel-listen 127.0.0.1:0 2>&1 | grep -q "not implemented yet"; then
-  echo "not yet: the QUIC tunnel (warren-edge run / warren tunnel run) arrives with issue #3."
-  echo "What exists today: the data directory above, its CA ($data/ca.pem), the admin's"
-  echo "cert.pem ($data/cert.pem) and the tunnel credentials ($data/hello.json)."
-  exit 0
-fi
+port=${DEMO_TUNNEL_PORT:-7844}
+tid=$(sed -n 's/.*"TunnelID":"\([^"]*\)".*/\1/p' "$data/hello.json")
+cat <<MSG
+not yet: visitors cannot reach hello.$zone until the visitor front and
+\`warren tunnel run\` land (issue #3). What runs today is the edge's connector
+side: it registers connectors over QUIC, exactly as Cloudflare's edge does.
+
+Starting warren-edge on 127.0.0.1:$port (UDP). With a real cloudflared, in another terminal:
+
+  cloudflared tunnel --no-autoupdate --edge 127.0.0.1:$port --cacert $data/ca.pem \\
+      --protocol quic --credentials-file $data/hello.json --hello-world run $tid
+
+then watch "Registered tunnel connection" here and in:  $bin/warren-edge audit --data-dir $data
+Press Ctrl-C to stop.
+MSG
+exec "$bin/warren-edge" run --data-dir "$data" --tunnel-listen "127.0.0.1:$port"

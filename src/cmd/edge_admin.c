@@ -295,7 +295,7 @@ static void print_init(const char *dir, const init_result *r) {
   printf("  2. Create a tunnel and route a hostname to it:\n");
   printf("       warren-edge tunnel create --data-dir %s my-tunnel\n", dir);
   printf("       warren-edge route dns --data-dir %s my-tunnel app.%s\n", dir, r->zone.name);
-  printf("     or manage tunnels with cloudflared (or warren) through the edge's API:\n");
+  printf("     or manage tunnels with cloudflared (or warren) through the edge's API (coming with issue #4):\n");
   printf("       TUNNEL_API_URL=%s cloudflared tunnel --origincert %s/%s create my-tunnel\n",
          DEFAULT_API, dir, CERT_PEM);
   printf("  3. Run the connector against this edge:\n");
