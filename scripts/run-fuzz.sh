@@ -12,7 +12,7 @@ for f in "$dir"/fuzz_*; do
   [ -d "$root/tests/fuzz/corpus/$n" ] && cp -n "$root/tests/fuzz/corpus/$n"/* "$work"/ 2>/dev/null
   if "$f" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=1024 \
        -artifact_prefix="$root/build/fuzz/$n-" "$work" >"$root/build/fuzz/$n.log" 2>&1; then
-    echo "FUZZ OK   $n: $(grep -Eo '#[0-9]+ +DONE +cov: [0-9]+' "$root/build/fuzz/$n.log" | tail -1)"
+    echo "FUZZ OK   $n: $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$root/build/fuzz/$n.log" | tail -1)"
   else
     fail=1; echo "FUZZ FAIL $n"; tail -n 30 "$root/build/fuzz/$n.log"
   fi
