@@ -411,7 +411,9 @@ void wr_capnp_builder_init(wr_capnp_builder *b, const wr_mem *mem, size_t max_by
   memset(b, 0, sizeof(*b));
   b->mem = mem;
   if (!max_bytes || max_bytes > WR_CAPNP_MAX_MESSAGE) max_bytes = WR_CAPNP_MAX_MESSAGE;
-  b->max_words = max_bytes / 8 - 1;
+  /* The segment table takes one word; a limit below two words leaves no
+   * room for a message at all (and must not underflow). */
+  b->max_words = max_bytes >= 16 ? max_bytes / 8 - 1 : 0;
 }
 
 void wr_capnp_builder_free(wr_capnp_builder *b) {

@@ -370,6 +370,12 @@ static void test_builder_limits_and_oom(void **state) {
   wr_capnp_init_root(&b, 0, 1, &root);
   assert_int_equal(wr_capnp_set_text(&root, 0, big, sizeof(big)), WR_ERR_LIMIT);
   wr_capnp_builder_free(&b);
+  /* A limit smaller than the segment table must refuse, not wrap around. */
+  for (size_t max = 1; max < 16; max++) {
+    wr_capnp_builder_init(&b, NULL, max);
+    assert_int_equal(wr_capnp_init_root(&b, 100, 0, &root), WR_ERR_LIMIT);
+    wr_capnp_builder_free(&b);
+  }
 
   /* Fail each allocation in turn: always a clean error, never a leak. */
   for (long i = 0; i < 8; i++) {
