@@ -205,14 +205,3 @@ int wr_connect_response_encode(const wr_connect_response *r, const wr_mem *mem, 
   return flush(&b, out);
 }
 
-const char *wr_connect_meta_get(const wr_meta *meta, size_t nmeta, const char *key,
-                                size_t *val_len) {
-  size_t klen = strlen(key);
-  for (size_t i = nmeta; i-- > 0;) {
-    if (meta[i].key_len == klen && memcmp(meta[i].key, key, klen) == 0) {
-      if (val_len) *val_len = meta[i].val_len;
-      return meta[i].val;
-    }
-  }
-  return NULL;
-}

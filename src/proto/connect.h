@@ -102,10 +102,4 @@ int wr_connect_response_decode_alloc(const uint8_t *buf, size_t len,
 void wr_connect_response_free(const wr_mem *mem, wr_connect_response *r);
 int wr_connect_response_encode(const wr_connect_response *r, const wr_mem *mem, wr_buf *out);
 
-/* The value of the LAST entry whose key is exactly |key| (cloudflared's
- * MetadataMap keeps the last value of duplicate keys), or NULL. *val_len
- * (optional) receives its length. */
-const char *wr_connect_meta_get(const wr_meta *meta, size_t nmeta, const char *key,
-                                size_t *val_len);
-
 #endif

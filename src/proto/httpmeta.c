@@ -61,10 +61,6 @@ static int ieq(const char *a, size_t alen, const char *b) {
   return 1;
 }
 
-static int eq(const char *a, size_t alen, const char *b) {
-  return alen == strlen(b) && memcmp(a, b, alen) == 0;
-}
-
 static int contains(const char *hay, size_t hlen, const char *needle) {
   size_t nlen = strlen(needle);
   for (size_t i = 0; i + nlen <= hlen; i++)
@@ -78,19 +74,6 @@ static char *arena_take(wr_buf *a, size_t n) {
   char *p = (char *)a->data + a->len;
   a->len += n;
   return p;
-}
-
-const char *wr_httpmeta_find_last(const wr_meta *meta, size_t n, const char *key,
-                                  size_t *val_len) {
-  const char *v = NULL;
-  *val_len = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (eq(meta[i].key, meta[i].key_len, key)) {
-      v = meta[i].val;
-      *val_len = meta[i].val_len;
-    }
-  }
-  return v;
 }
 
 /* ---- request: edge side --------------------------------------------------- */
@@ -253,8 +236,8 @@ int wr_httpmeta_req_decode(const wr_meta *meta, size_t n, wr_buf *arena, wr_http
                            size_t cap, wr_httpmeta_request *req) {
   memset(req, 0, sizeof(*req));
   size_t mlen, hlen;
-  const char *method = wr_httpmeta_find_last(meta, n, WR_HTTPMETA_KEY_METHOD, &mlen);
-  const char *host = wr_httpmeta_find_last(meta, n, WR_HTTPMETA_KEY_HOST, &hlen);
+  const char *method = wr_meta_find_last(meta, n, WR_HTTPMETA_KEY_METHOD, &mlen);
+  const char *host = wr_meta_find_last(meta, n, WR_HTTPMETA_KEY_HOST, &hlen);
   /* http.NewRequest: "" means GET; anything else must be a token. */
   if (!method || mlen == 0) {
     method = "GET";
@@ -304,7 +287,7 @@ int wr_httpmeta_resp_decode(const wr_meta *meta, size_t n, wr_buf *arena, wr_htt
                             size_t cap, wr_httpmeta_response *resp) {
   memset(resp, 0, sizeof(*resp));
   size_t slen;
-  const char *s = wr_httpmeta_find_last(meta, n, WR_HTTPMETA_KEY_STATUS, &slen);
+  const char *s = wr_meta_find_last(meta, n, WR_HTTPMETA_KEY_STATUS, &slen);
   if (!s || slen != 3) return WR_ERR_PROTO;
   for (int i = 0; i < 3; i++)
     if (s[i] < '0' || s[i] > '9') return WR_ERR_PROTO;

@@ -49,11 +49,7 @@ int wr_httpmeta_is_token(const char *s, size_t len);
  * which may be |in|. */
 void wr_httpmeta_canonical_key(const char *in, size_t len, char *out);
 
-/* The value of the last entry whose key equals |key| exactly (cloudflared's
- * MetadataMap keeps the last of duplicate keys), or NULL if there is none.
- * |*val_len| receives its length. */
-const char *wr_httpmeta_find_last(const wr_meta *meta, size_t n, const char *key,
-                                  size_t *val_len);
+
 
 /* ---- request: edge side (HTTP request -> ConnectRequest metadata) -------- */
 
@@ -103,7 +99,7 @@ typedef struct wr_httpmeta_request {
  * parts (the second is the header name, canonicalised as Go's Header.Add;
  * it may be empty), and each such entry is one header value, in order.
  * Other keys (FlowID, cf-trace-id, ...) are ignored; use
- * wr_httpmeta_find_last() for them. If |arena| is NULL, names point into the
+ * wr_meta_find_last() for them. If |arena| is NULL, names point into the
  * keys and are not canonicalised. Method and host point into |meta|.
  * Returns 0, WR_ERR_PROTO for a malformed header key ("header Key: ...
  * malformed") or a method that is not a token, WR_ERR_LIMIT if |cap| is too

@@ -13,4 +13,8 @@ typedef struct wr_meta {
   size_t val_len;
 } wr_meta;
 
+/* The value of the last entry whose key equals |key| (cloudflared's
+ * MetadataMap keeps the last duplicate), or NULL (then *val_len is 0). *val_len is optional. */
+const char *wr_meta_find_last(const wr_meta *meta, size_t n, const char *key, size_t *val_len);
+
 #endif

@@ -205,7 +205,7 @@ static void test_http_post(void **state) {
   assert_meta(&s.req.meta[5], "HttpHeader:User-Agent", "curl/7.88.1");
   assert_meta(&s.req.meta[6], "HttpHeader:Content-Length", "10"); /* repeated by the edge */
   size_t cl_len = 0;
-  const char *cl = wr_connect_meta_get(s.req.meta, s.req.nmeta, "HttpHeader:Content-Length", &cl_len);
+  const char *cl = wr_meta_find_last(s.req.meta, s.req.nmeta, "HttpHeader:Content-Length", &cl_len);
   assert_non_null(cl);
   assert_str(cl, cl_len, "10");
   assert_body(&s, "hello body");
@@ -496,13 +496,13 @@ static void test_meta_get(void **state) {
   (void)state;
   wr_meta m[3] = {{"HttpHost", 8, "a", 1}, {"HttpMethod", 10, "GET", 3}, {"HttpHost", 8, "b", 1}};
   size_t n = 0;
-  const char *v = wr_connect_meta_get(m, 3, "HttpHost", &n);
+  const char *v = wr_meta_find_last(m, 3, "HttpHost", &n);
   assert_non_null(v);
   assert_int_equal(n, 1);
   assert_int_equal(v[0], 'b'); /* last one wins, as MetadataMap */
-  assert_null(wr_connect_meta_get(m, 3, "HttpHos", NULL));
-  assert_null(wr_connect_meta_get(m, 0, "HttpHost", NULL));
-  assert_non_null(wr_connect_meta_get(m, 3, "HttpMethod", NULL));
+  assert_null(wr_meta_find_last(m, 3, "HttpHos", NULL));
+  assert_null(wr_meta_find_last(m, 0, "HttpHost", NULL));
+  assert_non_null(wr_meta_find_last(m, 3, "HttpMethod", NULL));
 }
 
 /* ---- malformed input ----------------------------------------------------- */

@@ -213,11 +213,11 @@ static void test_req_decode(void **state) {
   assert_header(&h[1], "Foo", "2");
   assert_header(&h[2], "", "empty name");
   size_t vlen;
-  const char *v = wr_httpmeta_find_last(odd, N(odd), "FlowID", &vlen);
+  const char *v = wr_meta_find_last(odd, N(odd), "FlowID", &vlen);
   assert_non_null(v);
   assert_int_equal(vlen, 2);
   assert_memory_equal(v, "f2", 2);
-  assert_null(wr_httpmeta_find_last(odd, N(odd), "flowid", &vlen));
+  assert_null(wr_meta_find_last(odd, N(odd), "flowid", &vlen));
   assert_int_equal(vlen, 0);
 
   /* Without an arena the names are the raw key parts. */
