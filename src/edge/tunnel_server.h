@@ -73,4 +73,47 @@ size_t wr_tunnel_server_count(const wr_tunnel_server *ts, const char *tunnel_id)
 int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size_t i,
                          wr_tunnel_conn_info *out);
 
+
+/* ---- data streams towards a connector ------------------------------------ */
+
+/* Events of a stream the edge opened. |user| is the owner's pointer. */
+typedef struct wr_tunnel_stream_callbacks {
+  /* Bytes from the connector, in order; |fin| marks its end. Receive credit
+   * is NOT returned automatically: call wr_tunnel_stream_consume() once the
+   * bytes were passed on (that is the backpressure towards the connector). */
+  int (*on_data)(void *user, const uint8_t *data, size_t len, int fin);
+  /* The send queue drained after a WR_AGAIN from wr_tunnel_stream_write. */
+  void (*on_writable)(void *user);
+  /* The connector reset its sending side (RESET_STREAM |code|). */
+  void (*on_reset)(void *user, uint64_t code);
+  /* The stream is gone: closed normally, or its connection died. Last
+   * callback; the handle is freed right after it returns. */
+  void (*on_close)(void *user);
+} wr_tunnel_stream_callbacks;
+
+typedef struct wr_tunnel_stream wr_tunnel_stream;
+
+/* Opens a bidi stream on one live registered connection of |tunnel_id|:
+ * the connection with the fewest open data streams (ties: round robin).
+ * Returns WR_OK, WR_ERR_NOTFOUND (the tunnel has no live connection),
+ * WR_AGAIN (every connection is at its stream limit) or WR_ERR_NOMEM. */
+int wr_tunnel_server_open_stream(wr_tunnel_server *ts, const char *tunnel_id,
+                                 const wr_tunnel_stream_callbacks *cbs, void *user,
+                                 wr_tunnel_stream **out);
+/* As wr_quic_stream_write on the stream. */
+int wr_tunnel_stream_write(wr_tunnel_stream *s, const uint8_t *data, size_t len, int fin,
+                           size_t *accepted);
+/* Returns |n| bytes of receive credit. */
+void wr_tunnel_stream_consume(wr_tunnel_stream *s, size_t n);
+/* Bytes written and not yet acknowledged by the connector. */
+size_t wr_tunnel_stream_queued(const wr_tunnel_stream *s);
+/* The owner is done with the stream: with |code| >= 0 both directions are
+ * aborted (RESET_STREAM + STOP_SENDING with that code) unless they already
+ * ended. No callback reaches the owner after this; the handle is freed when
+ * QUIC closes the stream. */
+void wr_tunnel_stream_abandon(wr_tunnel_stream *s, int64_t code);
+/* The connection the stream runs on, for logs. */
+const char *wr_tunnel_stream_conn_id(const wr_tunnel_stream *s);
+int64_t wr_tunnel_stream_id(const wr_tunnel_stream *s);
+
 #endif

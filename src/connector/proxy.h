@@ -1,0 +1,84 @@
+/* The connector's data-stream handler (protocol.md 4): for every stream the
+ * edge opens on a registered QUIC connection it reads the 8-byte data
+ * preamble and the ConnectRequest (a read-exactly loop: the bytes may come
+ * in any split), matches the ingress rules (HttpHost without port, the path
+ * of `dest`), and serves the request:
+ *   http:// https:// unix: unix+tls:  HTTP/1.1 to the origin over net/conn
+ *       (connectTimeout, tcpKeepAlive, caPool, noTLSVerify,
+ *       originServerName, httpHostHeader, keep-alive pool bounded by
+ *       keepAliveConnections / keepAliveTimeout), request body streamed
+ *       from the QUIC stream, response head sent as ConnectResponse
+ *       {HttpStatus, HttpHeader:*}, body streamed back, FIN;
+ *   websocket type to an HTTP origin: Upgrade request, 101 answer, then a
+ *       raw byte pipe both ways until either side ends;
+ *   http_status:N  ConnectResponse{HttpStatus N}, no body;
+ *   hello_world    a built-in page (200, text/html);
+ *   other services (tcp/ssh/bastion/socks, type tcp without warp-routing):
+ *       an error ConnectResponse naming what is not supported.
+ * Errors before the response: ConnectResponse{error = reason, metadata
+ * null} then FIN (cloudflared 2023.7.3). After it: RESET_STREAM(0).
+ * Unknown preamble / undecodable ConnectRequest: RESET_STREAM(0).
+ *
+ * Backpressure: QUIC receive credit is returned (wr_quic_stream_consume)
+ * only once the origin socket took the bytes; origin reads stop while the
+ * stream's QUIC send queue is full and resume on on_stream_writable. So a
+ * 100 MB body needs about one flow-control window of memory.
+ *
+ * The supervisor owns the QUIC connections and forwards their stream events
+ * for every stream except the control stream. Everything runs on one loop. */
+#ifndef WR_CONNECTOR_PROXY_H
+#define WR_CONNECTOR_PROXY_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "connector/ingress.h"
+#include "lib/encoding.h"
+#include "net/quic.h"
+
+/* Counters the metrics server exports (cloudflared's names in comments). */
+typedef struct wr_proxy_stats {
+  uint64_t total_requests;      /* cloudflared_tunnel_total_requests */
+  uint64_t concurrent_requests; /* cloudflared_tunnel_concurrent_requests_per_tunnel */
+  uint64_t request_errors;      /* cloudflared_tunnel_request_errors */
+  uint64_t responses_by_code[6];/* cloudflared_tunnel_response_by_code, by class: [1]=1xx..[5]=5xx, [0]=other */
+  uint64_t tcp_active, tcp_total; /* websocket pipes count here too */
+} wr_proxy_stats;
+
+typedef struct wr_proxy wr_proxy;
+
+typedef struct wr_proxy_config {
+  uv_loop_t *loop;
+  const wr_ingress *ingress; /* borrowed; must outlive the proxy (or be swapped) */
+  wr_uuid connector_id;      /* Cf-Warp-Tag-Id */
+  const char *version;       /* for the hello_world page; NULL: WR_VERSION */
+} wr_proxy_config;
+
+int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out);
+/* Aborts every stream still open (without touching the QUIC connections,
+ * which the caller frees) and frees. */
+void wr_proxy_free(wr_proxy *p);
+/* Replaces the ingress rules for new streams (streams in flight keep the
+ * rule they matched; the caller keeps the old wr_ingress alive until
+ * wr_proxy_active() is 0 or frees it at exit). */
+void wr_proxy_set_ingress(wr_proxy *p, const wr_ingress *ing);
+
+/* QUIC events of edge-opened streams, forwarded by the supervisor with the
+ * same arguments as wr_quic_callbacks. Return values as there. */
+int wr_proxy_on_stream_open(wr_proxy *p, wr_quic_conn *c, int64_t sid);
+int wr_proxy_on_stream_data(wr_proxy *p, wr_quic_conn *c, int64_t sid, const uint8_t *data,
+                            size_t len, int fin, void *suser);
+int wr_proxy_on_stream_reset(wr_proxy *p, wr_quic_conn *c, int64_t sid, uint64_t code,
+                             void *suser);
+void wr_proxy_on_stream_writable(wr_proxy *p, wr_quic_conn *c, int64_t sid, void *suser);
+void wr_proxy_on_stream_close(wr_proxy *p, wr_quic_conn *c, int64_t sid, void *suser);
+/* The QUIC connection |c| is gone (its on_close): every stream on it is
+ * aborted (origin connections closed); no stream callback for |c| follows. */
+void wr_proxy_on_conn_close(wr_proxy *p, wr_quic_conn *c);
+
+/* Streams in flight (for the shutdown grace period). */
+size_t wr_proxy_active(const wr_proxy *p);
+const wr_proxy_stats *wr_proxy_get_stats(const wr_proxy *p);
+
+#endif

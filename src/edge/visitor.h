@@ -1,0 +1,62 @@
+/* The edge's visitor front (--http-listen): a strict, streaming HTTP/1.1
+ * server (proto/http1.h) that routes each request by Host through the DNS
+ * routes to one of the tunnel's live connector connections and proxies it
+ * over a QUIC data stream (protocol.md 4):
+ *   preamble + ConnectRequest{dest = "http://host/target", type http or
+ *   websocket, metadata from proto/httpmeta.h} in one write, then the
+ *   de-chunked request body and FIN; read the connector's preamble +
+ *   ConnectResponse; answer the visitor with the status and headers
+ *   (hop-by-hop fields dropped; Content-Length kept, otherwise chunked on
+ *   HTTP/1.1, close-delimited on 1.0) and stream the body.
+ * Visitor identity: X-Forwarded-For, X-Forwarded-Proto and Cf-Connecting-IP
+ * are replaced by the edge's values.
+ * Errors: unknown host 404, no live connector 502 (immediately), a
+ * ConnectResponse error 502 carrying the reason, a stream reset after the
+ * response head: the visitor connection is closed without the terminating
+ * chunk (a broken response, never a truncated "complete" one).
+ * Keep-alive and pipelining: requests on one connection are served one at a
+ * time, in order; bytes of later requests wait (bounded) until the current
+ * response is done. Header read timeout and keep-alive idle timeout. */
+#ifndef WR_EDGE_VISITOR_H
+#define WR_EDGE_VISITOR_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "edge/store.h"
+#include "edge/tunnel_server.h"
+
+typedef struct wr_visitor wr_visitor;
+
+typedef struct wr_visitor_config {
+  wr_store *store;            /* routes: hostname -> tunnel (cached, see route_ttl_ms) */
+  wr_tunnel_server *ts;       /* live connections */
+  const char *scheme;         /* "http" (default) or "https": X-Forwarded-Proto and dest */
+  uint64_t header_timeout_ms; /* whole head must arrive within; default 10000 */
+  uint64_t idle_timeout_ms;   /* keep-alive idle; default 60000 */
+  uint64_t route_ttl_ms;      /* route cache lifetime; default 1000 */
+  size_t max_conns;           /* default 10000 */
+} wr_visitor_config;
+
+typedef struct wr_visitor_stats {
+  uint64_t requests;          /* answered, by any path */
+  uint64_t responses_by_class[6]; /* [1]..[5] = 1xx..5xx */
+  uint64_t active_conns;
+  uint64_t active_streams;
+  uint64_t no_route;          /* 404 for unknown hosts */
+  uint64_t no_connector;      /* 502 without a live connection */
+} wr_visitor_stats;
+
+/* Listens on |addr|. Returns WR_OK, WR_ERR_IO or WR_ERR_NOMEM. */
+int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struct sockaddr *addr,
+                      wr_visitor **out);
+int wr_visitor_addr(wr_visitor *v, struct sockaddr_storage *ss);
+const wr_visitor_stats *wr_visitor_get_stats(const wr_visitor *v);
+/* Stops listening, closes every visitor connection and their streams, and
+ * frees once libuv released the handles. Call before freeing the tunnel
+ * server. */
+void wr_visitor_free(wr_visitor *v);
+
+#endif

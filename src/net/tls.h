@@ -1,0 +1,82 @@
+/* TLS over memory buffers (GnuTLS), for TCP and unix-socket streams: https
+ * origins on the connector, later the edge's --https-listen. Sans-I/O: the
+ * owner feeds ciphertext it read from the socket with wr_tls_feed(), takes
+ * ciphertext to send with wr_tls_pending()/wr_tls_sent(), and moves
+ * plaintext with wr_tls_read()/wr_tls_write(). No callbacks, no sockets, so
+ * it is testable by wiring two sessions together in memory.
+ *
+ * Verification (client): against ca_file (PEM bundle) or, when NULL, the
+ * system trust store (gnutls_certificate_set_x509_system_trust); the name
+ * checked is verify_name, else server_name. no_verify skips both checks
+ * (cloudflared's noTLSVerify). */
+#ifndef WR_NET_TLS_H
+#define WR_NET_TLS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Shared credentials: loaded once, used by many sessions. */
+typedef struct wr_tls_creds wr_tls_creds;
+
+typedef struct wr_tls_client_config {
+  const char *ca_file;     /* PEM trust anchors; NULL = system trust store */
+  int no_verify;           /* 1: accept any certificate (noTLSVerify) */
+} wr_tls_client_config;
+
+typedef struct wr_tls_server_config {
+  const char *cert_file;   /* PEM chain */
+  const char *key_file;    /* PEM key */
+} wr_tls_server_config;
+
+/* Returns WR_OK, WR_ERR_CRYPTO (a file GnuTLS refused; |err| says which and
+ * why) or WR_ERR_NOMEM. */
+int wr_tls_creds_client(const wr_tls_client_config *cfg, wr_tls_creds **out, char *err,
+                        size_t errlen);
+int wr_tls_creds_server(const wr_tls_server_config *cfg, wr_tls_creds **out, char *err,
+                        size_t errlen);
+/* Frees; sessions using it must be gone. */
+void wr_tls_creds_free(wr_tls_creds *c);
+
+typedef struct wr_tls wr_tls;
+
+/* A client session. |server_name| (may be NULL or an IP literal: then no
+ * SNI is sent) is the SNI; |verify_name| (NULL = server_name) the name the
+ * certificate must carry. |alpn| may be NULL. */
+int wr_tls_client_new(wr_tls_creds *creds, const char *server_name, const char *verify_name,
+                      const char *alpn, wr_tls **out);
+/* A server session. */
+int wr_tls_server_new(wr_tls_creds *creds, wr_tls **out);
+void wr_tls_free(wr_tls *t);
+
+/* Ciphertext from the peer (copied into the session's input buffer). */
+int wr_tls_feed(wr_tls *t, const uint8_t *data, size_t len);
+/* Peer closed the transport (TCP EOF). */
+void wr_tls_feed_eof(wr_tls *t);
+
+/* Advances the handshake. Returns WR_OK once complete, WR_AGAIN while it
+ * needs more input (send wr_tls_pending() first), WR_ERR_CRYPTO on failure
+ * (wr_tls_errmsg() says why: "certificate signed by unknown authority",
+ * "certificate is valid for x, not y", alert names, ...). */
+int wr_tls_handshake(wr_tls *t);
+
+/* Plaintext out of the fed ciphertext. Returns WR_OK with *n > 0, WR_AGAIN
+ * (nothing decryptable yet), WR_ERR_TRUNC (the transport ended without
+ * close_notify), or WR_ERR_CRYPTO. *eof is set to 1 on close_notify (then
+ * WR_OK with *n == 0). */
+int wr_tls_read(wr_tls *t, uint8_t *buf, size_t cap, size_t *n, int *eof);
+/* Encrypts |len| bytes into the output buffer (all of them). Returns WR_OK,
+ * WR_ERR_INVAL (handshake not done) or WR_ERR_CRYPTO. */
+int wr_tls_write(wr_tls *t, const uint8_t *data, size_t len);
+/* Queues close_notify. */
+int wr_tls_bye(wr_tls *t);
+
+/* Ciphertext waiting to be sent: *data, returns its length (0: none). */
+size_t wr_tls_pending(wr_tls *t, const uint8_t **data);
+/* The first |n| pending bytes were handed to the socket. */
+void wr_tls_sent(wr_tls *t, size_t n);
+
+/* Why the last call failed (never NULL). */
+const char *wr_tls_errmsg(const wr_tls *t);
+/* Negotiated ALPN or "". */
+const char *wr_tls_alpn(const wr_tls *t);
+
+#endif
