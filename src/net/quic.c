@@ -99,6 +99,9 @@ struct wr_quic_conn {
 
   int hs_done_pending;
   int cb_failed;
+  int got_reset;           /* the peer sent a Stateless Reset */
+  uint8_t reset_key[64];   /* server: key for stateless reset tokens */
+  size_t reset_key_len;
   char alpn[32];
   char want_alpn[32]; /* client: the ALPN the server must select */
   char group[32];
@@ -214,7 +217,8 @@ static void set_state(wr_quic_conn *c, wr_quic_state st, int local, int app,
   if (c->state == WR_QUIC_CLOSED) return;
   c->state = st;
   if (st >= WR_QUIC_CLOSING && !c->closed_notified) {
-    wr_quic_close_info info = {local, app, idle, code, err, c->msg};
+    wr_quic_close_info info = {.local = local, .app = app, .idle = idle, .code = code,
+                               .err = err, .reset = c->got_reset, .msg = c->msg};
     c->closed_notified = 1;
     if (c->cbs.on_close) c->cbs.on_close(c, &info, c->user);
   }
@@ -368,15 +372,33 @@ static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx) {
   fill_random(dest, len);
 }
 
+/* The stateless reset token of |cid|: derived from the server's static key
+ * so that a restarted server can reset connections it forgot; random when
+ * there is no key (a client never sends resets). */
+static int reset_token(const wr_quic_conn *c, const ngtcp2_cid *cid, uint8_t *token) {
+  if (!c->reset_key_len) {
+    fill_random(token, NGTCP2_STATELESS_RESET_TOKENLEN);
+    return 0;
+  }
+  return ngtcp2_crypto_generate_stateless_reset_token(token, c->reset_key, c->reset_key_len,
+                                                      cid) == 0 ? 0 : -1;
+}
+
 static int cb_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
                       size_t cidlen, void *user) {
   (void)conn;
-  (void)user;
-  /* Random IDs: nothing in them links connections together. We do not
-   * send stateless resets yet, so the token only has to be unguessable. */
+  /* Random IDs: nothing in them links connections together. */
   fill_random(cid->data, cidlen);
   cid->datalen = cidlen;
-  fill_random(token, NGTCP2_STATELESS_RESET_TOKENLEN);
+  return reset_token(user, cid, token) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+static int cb_recv_stateless_reset(ngtcp2_conn *conn, const ngtcp2_pkt_stateless_reset *sr,
+                                   void *user) {
+  wr_quic_conn *c = user;
+  (void)conn;
+  (void)sr;
+  c->got_reset = 1;
   return 0;
 }
 
@@ -577,6 +599,7 @@ static void set_callbacks(ngtcp2_callbacks *cb, wr_quic_role role) {
   cb->stream_reset = cb_stream_reset;
   cb->extend_max_stream_data = cb_extend_max_stream_data;
   cb->recv_datagram = cb_recv_datagram;
+  cb->recv_stateless_reset = cb_recv_stateless_reset;
 }
 
 /* --- construction --------------------------------------------------------- */
@@ -634,6 +657,11 @@ static wr_quic_conn *conn_alloc(wr_quic_role role, wr_quic_tls *tls,
   c->dgram_queue_cap = cfg->datagram_queue ? cfg->datagram_queue : 256;
   c->max_udp_payload = cfg->max_udp_payload ? cfg->max_udp_payload : 1452;
   c->idle_ms = cfg_u64(cfg->idle_timeout_ms, 5000);
+  if (role == WR_QUIC_SERVER && cfg->reset_key && cfg->reset_key_len >= 16 &&
+      cfg->reset_key_len <= sizeof(c->reset_key)) {
+    memcpy(c->reset_key, cfg->reset_key, cfg->reset_key_len);
+    c->reset_key_len = cfg->reset_key_len;
+  }
   memcpy(&c->local, local, locallen);
   c->locallen = locallen;
   memcpy(&c->remote, remote, remotelen);
@@ -771,7 +799,10 @@ int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,
   /* No Retry: original_dcid is the client's first DCID. */
   params.original_dcid = hd.dcid;
   params.stateless_reset_token_present = 1;
-  fill_random(params.stateless_reset_token, sizeof(params.stateless_reset_token));
+  if (reset_token(c, &scid, params.stateless_reset_token) != 0) {
+    rv = WR_ERR_CRYPTO;
+    goto fail_conn;
+  }
   make_path(c, &path);
   if (ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb,
                              &settings, &params, NULL, c) != 0) {
@@ -859,6 +890,13 @@ int wr_quic_conn_read(wr_quic_conn *c, const struct sockaddr *remote,
     int app, err;
     ngtcp2_conn_get_connection_close_error(c->conn, &ce);
     e = &ce;
+    if (c->got_reset) {
+      snprintf(c->msg, sizeof(c->msg),
+               "peer sent a stateless reset (it no longer knows this connection)");
+      c->close_deadline = close_period(c, now);
+      set_state(c, WR_QUIC_DRAINING, 0, 0, 0, 0, WR_ERR_IO);
+      return WR_OK;
+    }
     app = e->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION;
     err = (app || e->error_code == NGTCP2_NO_ERROR) ? WR_OK
           : (e->error_code & ~0xffULL) == NGTCP2_CRYPTO_ERROR ? WR_ERR_CRYPTO
@@ -1266,6 +1304,9 @@ struct wr_quic_endpoint {
   socklen_t locallen;
   int closing;
   int handles_open;
+  uint8_t reset_key[64];    /* server: copy of the stateless reset key */
+  uint64_t resets_window;   /* start (ms) of the current rate-limit window */
+  unsigned resets_sent;     /* stateless resets sent in that window */
   uint8_t rbuf[65536];
   uint8_t wbuf[1500];
 };
@@ -1360,6 +1401,41 @@ static wr_quic_conn *ep_find(wr_quic_endpoint *ep, const uint8_t *data,
   return NULL;
 }
 
+/* RFC 9000 10.3: a short-header packet for a connection we do not know
+ * (typically: this edge restarted) is answered with a Stateless Reset so
+ * the peer gives up at once. The reset is shorter than the packet that
+ * triggered it (no reset loops) and at most 100 go out per second. */
+static void ep_stateless_reset(wr_quic_endpoint *ep, const struct sockaddr *to, socklen_t tolen,
+                               const uint8_t *pkt, size_t len) {
+  uint8_t out[128], token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64];
+  ngtcp2_cid cid;
+  uint64_t now_ms = uv_now(ep->loop);
+  size_t randlen;
+  ngtcp2_ssize n;
+  (void)tolen;
+  /* The reset (1 header byte, random bytes, 16-byte token) must be smaller
+   * than the packet that triggered it, and carry at least
+   * NGTCP2_MIN_STATELESS_RESET_RANDLEN random bytes. */
+  if (len < 1 + WR_QUIC_SCID_LEN || len < 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + 16 + 1) return;
+  if (now_ms - ep->resets_window >= 1000) {
+    ep->resets_window = now_ms;
+    ep->resets_sent = 0;
+  }
+  if (ep->resets_sent >= 100) return;
+  ngtcp2_cid_init(&cid, pkt + 1, WR_QUIC_SCID_LEN);
+  if (ngtcp2_crypto_generate_stateless_reset_token(token, ep->cfg.reset_key,
+                                                   ep->cfg.reset_key_len, &cid) != 0)
+    return;
+  randlen = len - 1 - sizeof(token) - 1;
+  if (randlen > sizeof(rnd)) randlen = sizeof(rnd);
+  fill_random(rnd, randlen);
+  n = ngtcp2_pkt_write_stateless_reset(out, sizeof(out), token, rnd, randlen);
+  if (n <= 0) return;
+  uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
+  (void)uv_udp_try_send(&ep->udp, &b, 1, to);
+  ep->resets_sent++;
+}
+
 static void ep_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
   wr_quic_endpoint *ep = h->data;
   (void)sz;
@@ -1379,6 +1455,9 @@ static void ep_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
   if (c) {
     wr_quic_conn_read(c, addr, alen, (const uint8_t *)buf->base, (size_t)nread,
                       uv_now_ns());
+  } else if (ep->role == WR_QUIC_SERVER && !(((const uint8_t *)buf->base)[0] & 0x80)) {
+    ep_stateless_reset(ep, addr, alen, (const uint8_t *)buf->base, (size_t)nread);
+    return;
   } else if (ep->role == WR_QUIC_SERVER) {
     if (wr_quic_conn_server_accept(ep->tls, &ep->cfg,
                                    (struct sockaddr *)&ep->local, ep->locallen,
@@ -1410,6 +1489,17 @@ static int ep_new(uv_loop_t *loop, wr_quic_role role, wr_quic_tls *tls,
   ep->tls = tls;
   ep->cfg = *cfg;
   if (cbs) ep->cbs = *cbs;
+  if (role == WR_QUIC_SERVER) {
+    /* Keep our own copy: the caller's key need not outlive this call. */
+    if (cfg->reset_key && cfg->reset_key_len >= 16 && cfg->reset_key_len <= 64) {
+      memcpy(ep->reset_key, cfg->reset_key, cfg->reset_key_len);
+      ep->cfg.reset_key_len = cfg->reset_key_len;
+    } else {
+      fill_random(ep->reset_key, 32);
+      ep->cfg.reset_key_len = 32;
+    }
+    ep->cfg.reset_key = ep->reset_key;
+  }
   if (uv_udp_init(loop, &ep->udp) != 0) {
     free(ep);
     return WR_ERR_IO;

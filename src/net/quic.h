@@ -80,6 +80,13 @@ typedef struct wr_quic_config {
   size_t stream_send_queue;   /* per-stream bytes buffered until acked, default 1 MiB */
   size_t datagram_queue;      /* outgoing datagrams waiting, default 256 */
   size_t max_udp_payload;     /* packets we send; default 1452 (see quic.c) */
+  /* Server: the static key stateless reset tokens are derived from (RFC
+   * 9000 10.3; HKDF over key and connection ID). With the same key across
+   * restarts, a restarted edge answers packets of connections it no longer
+   * knows with a Stateless Reset, and connectors reconnect at once instead
+   * of waiting for their idle timeout. NULL: a random key per process. */
+  const uint8_t *reset_key;
+  size_t reset_key_len;       /* 16..64 bytes */
 } wr_quic_config;
 
 /* Shared, immutable TLS material (credentials + priority cache) loaded once
@@ -114,6 +121,7 @@ typedef struct wr_quic_close_info {
   uint64_t code;   /* QUIC error code (application or transport) */
   int err;         /* WR_OK for clean closes, WR_ERR_CRYPTO (TLS/cert/ALPN),
                       WR_ERR_PROTO, WR_ERR_IO (timeouts), ... */
+  int reset;       /* 1: the peer sent a Stateless Reset (it lost our state) */
   const char *msg; /* human-readable; valid until the conn is freed */
 } wr_quic_close_info;
 
@@ -144,7 +152,9 @@ typedef struct wr_quic_callbacks {
                           uint64_t app_code, void *user, void *suser);
   int (*on_datagram)(wr_quic_conn *c, const uint8_t *data, size_t len,
                      void *user);
-  /* Delivered exactly once, when the connection stops being usable. Do not
+  /* Delivered exactly once, when the connection stops being usable. Every
+   * stream of the connection is gone with it: no on_stream_close follows
+   * for them, so owners of stream user pointers release them here. Do not
    * free |c| here; free it once wr_quic_conn_state() is WR_QUIC_CLOSED.
    * A connection owned by a wr_quic_endpoint is freed by the endpoint on a
    * later loop iteration: do not use |c| after on_close returns. */

@@ -697,6 +697,109 @@ static void test_uv_loopback_echo(void **state) {
   free(u.sv.rx[0]);
 }
 
+
+/* A restarted server (same UDP port, same reset key) answers the client's
+ * next packet with a Stateless Reset: the client learns at once, long
+ * before its 5 s idle timeout. */
+typedef struct restart_ctx {
+  uv_loop_t loop;
+  uv_timer_t guard, restart;
+  wr_quic_tls *stls;
+  wr_quic_config scfg;
+  wr_quic_endpoint *sep;
+  struct sockaddr_storage sa;
+  side cl, sv;
+  uint64_t t_restart, t_closed;
+  int timed_out;
+} restart_ctx;
+
+static restart_ctx *rctx;
+
+static void rs_restart_cb(uv_timer_t *t) {
+  restart_ctx *r = t->data;
+  wr_quic_callbacks cbs = test_cbs;
+  /* The old server vanishes without a word, as a killed process would. */
+  wr_quic_endpoint_free(r->sep);
+  r->sep = NULL;
+  assert_int_equal(wr_quic_endpoint_server(&r->loop, r->stls, &r->scfg, (struct sockaddr *)&r->sa,
+                                           &cbs, NULL, &r->sv, &r->sep),
+                   WR_OK);
+  r->t_restart = uv_hrtime();
+}
+
+static void rs_cl_hs(wr_quic_conn *c, void *user) {
+  side *s = user;
+  s->hs_done = 1;
+  uv_timer_start(&rctx->restart, rs_restart_cb, 100, 0);
+}
+
+static void rs_cl_close(wr_quic_conn *c, const wr_quic_close_info *ci, void *user) {
+  on_close(c, ci, user);
+  rctx->t_closed = uv_hrtime();
+  uv_stop(&rctx->loop);
+}
+
+static void rs_guard_cb(uv_timer_t *t) {
+  restart_ctx *r = t->data;
+  r->timed_out = 1;
+  uv_stop(&r->loop);
+}
+
+static void test_stateless_reset_after_restart(void **state) {
+  static const uint8_t key[32] = "0123456789abcdef0123456789abcdef";
+  wr_quic_config ccfg = {0};
+  wr_quic_tls *ctls;
+  wr_quic_endpoint *cep;
+  wr_quic_conn *cconn;
+  wr_quic_callbacks ccbs = test_cbs, scbs = test_cbs;
+  struct sockaddr_in bind;
+  restart_ctx r;
+  (void)state;
+
+  memset(&r, 0, sizeof(r));
+  rctx = &r;
+  assert_int_equal(uv_loop_init(&r.loop), 0);
+  ccfg.ca_file = ca_path;
+  r.scfg.cert_file = cert_path;
+  r.scfg.key_file = key_path;
+  r.scfg.reset_key = key;
+  r.scfg.reset_key_len = sizeof(key);
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &ctls, NULL, 0), WR_OK);
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &r.scfg, &r.stls, NULL, 0), WR_OK);
+  uv_ip4_addr("127.0.0.1", 0, &bind);
+  assert_int_equal(wr_quic_endpoint_server(&r.loop, r.stls, &r.scfg, (struct sockaddr *)&bind,
+                                           &scbs, NULL, &r.sv, &r.sep),
+                   WR_OK);
+  assert_int_equal(wr_quic_endpoint_addr(r.sep, &r.sa), WR_OK);
+  ccbs.on_handshake_done = rs_cl_hs;
+  ccbs.on_close = rs_cl_close;
+  assert_int_equal(wr_quic_endpoint_client(&r.loop, ctls, &ccfg, (struct sockaddr *)&r.sa, &ccbs,
+                                           &r.cl, &cep, &cconn),
+                   WR_OK);
+  uv_timer_init(&r.loop, &r.guard);
+  uv_timer_init(&r.loop, &r.restart);
+  r.guard.data = r.restart.data = &r;
+  uv_timer_start(&r.guard, rs_guard_cb, 4000, 0); /* below the 5 s idle timeout */
+  uv_run(&r.loop, UV_RUN_DEFAULT);
+
+  assert_false(r.timed_out);
+  assert_true(r.cl.hs_done);
+  assert_true(r.cl.closed);
+  assert_true(r.cl.ci.reset);
+  assert_false(r.cl.ci.idle);
+  assert_non_null(strstr(r.cl.ci.msg, "stateless reset"));
+  assert_true(r.t_closed > r.t_restart);
+
+  wr_quic_endpoint_free(r.sep);
+  wr_quic_endpoint_free(cep);
+  uv_close((uv_handle_t *)&r.guard, NULL);
+  uv_close((uv_handle_t *)&r.restart, NULL);
+  uv_run(&r.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&r.loop), 0);
+  wr_quic_tls_free(ctls);
+  wr_quic_tls_free(r.stls);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_handshake_streams_datagrams),
@@ -706,6 +809,7 @@ int main(void) {
       cmocka_unit_test(test_no_alpn_refused),
       cmocka_unit_test(test_tls_config_errors),
       cmocka_unit_test(test_uv_loopback_echo),
+      cmocka_unit_test(test_stateless_reset_after_restart),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
