@@ -47,7 +47,11 @@ int wr_tls_client_new(wr_tls_creds *creds, const char *server_name, const char *
 int wr_tls_server_new(wr_tls_creds *creds, wr_tls **out);
 void wr_tls_free(wr_tls *t);
 
-/* Ciphertext from the peer (copied into the session's input buffer). */
+/* Ciphertext from the peer (copied into the session's input buffer).
+ * Returns WR_OK, WR_ERR_LIMIT (more than WR_TLS_MAX_UNREAD bytes would sit
+ * unread: drain with wr_tls_handshake()/wr_tls_read() first), WR_ERR_INVAL
+ * (after wr_tls_feed_eof) or WR_ERR_NOMEM. */
+#define WR_TLS_MAX_UNREAD (1u << 20)
 int wr_tls_feed(wr_tls *t, const uint8_t *data, size_t len);
 /* Peer closed the transport (TCP EOF). */
 void wr_tls_feed_eof(wr_tls *t);
