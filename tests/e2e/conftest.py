@@ -2,8 +2,14 @@
 
 Tests start the real binaries (from $WARREN_BUILD, default build/) with
 generated files in a per-test temporary directory, on loopback ports picked at
-run time, and clean up every process they start."""
+run time, and clean up every process they start.
+
+Every started process writes its stdout and stderr to a log file next to the
+test's other files (never to a pipe nobody reads, which would block a chatty
+process). When a test fails, the tail of the log of every process that was
+running for it is added to the failure report."""
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -16,6 +22,18 @@ BUILD = os.path.join(ROOT, os.environ.get("WARREN_BUILD", "build"))
 WARREN = os.path.join(BUILD, "warren")
 WARREN_EDGE = os.path.join(BUILD, "warren-edge")
 VECTORS = os.path.join(ROOT, "tests", "vectors")
+# The sanitizer build (make e2e / make check) has a larger memory baseline.
+ASAN = "asan" in os.environ.get("WARREN_BUILD", "")
+
+# Tests open a thousand sockets at once (and so do the processes they start,
+# which inherit this limit); the usual soft limit of 1024 is too low.
+try:
+    _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _want = 65536 if _hard == resource.RLIM_INFINITY else min(_hard, 65536)
+    if _soft != resource.RLIM_INFINITY and _soft < _want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_want, _hard))
+except (ValueError, OSError):
+    pass
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -25,13 +43,45 @@ def free_port(kind=socket.SOCK_STREAM):
         return s.getsockname()[1]
 
 
-class Proc:
-    """A started binary; stop() sends SIGTERM, then SIGKILL after a timeout."""
+def log_tail(path, lines=80, chars=12000):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - chars))
+            text = f.read().decode(errors="replace")
+    except OSError as e:
+        return f"(no log: {e})"
+    return "\n".join(text.splitlines()[-lines:])
 
-    def __init__(self, args, env=None, cwd=None):
-        self.args = args
-        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  env=env, cwd=cwd, start_new_session=True)
+
+class Proc:
+    """A started binary; stop() sends SIGTERM, then SIGKILL after a timeout.
+    Output (stdout and stderr together) goes to the file self.log."""
+
+    def __init__(self, args, env=None, cwd=None, log=None, name=None):
+        self.args = [str(a) for a in args]
+        self.name = name or os.path.basename(self.args[0])
+        if log is None:
+            import tempfile
+            fd, log = tempfile.mkstemp(prefix=self.name + "-", suffix=".log")
+            os.close(fd)
+        self.log = str(log)
+        with open(self.log, "wb") as out:
+            self.p = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=out,
+                                      stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                      start_new_session=True)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def signal(self, sig):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+
+    def wait(self, timeout=None):
+        return self.p.wait(timeout)
 
     def stop(self, timeout=10):
         if self.p.poll() is None:
@@ -39,26 +89,101 @@ class Proc:
             try:
                 self.p.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.p.pid, signal.SIGKILL)
+                try:
+                    os.killpg(self.p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 self.p.wait()
         return self.p.returncode
 
+    def kill(self):
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return self.p.wait()
+
     def output(self):
-        return self.p.stdout.read().decode(errors="replace") if self.p.stdout else ""
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def tail(self, lines=80):
+        return log_tail(self.log, lines)
+
+    def wait_output(self, needle, timeout=10.0, start=0):
+        """Waits until |needle| appears in the log after offset |start|.
+        Returns the offset just past it, or None on timeout or if the process
+        exited without writing it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.output()
+            i = text.find(needle, start)
+            if i >= 0:
+                return i + len(needle)
+            if self.p.poll() is not None or time.monotonic() >= deadline:
+                text = self.output()
+                i = text.find(needle, start)
+                return i + len(needle) if i >= 0 else None
+            time.sleep(0.005)
+
+    def __repr__(self):
+        return f"<Proc {self.name} pid={self.pid} rc={self.p.returncode} log={self.log}>"
+
+
+# Process sets whose logs go into failure reports. A set stays listed until
+# the report of the phase in which it was closed is made, so a fixture that
+# fails while starting things (and stops them) still shows their logs.
+_OPEN_SETS = []
+
+
+class ProcSet:
+    """Starts processes with logs in |log_dir| and stops them all on close()."""
+
+    def __init__(self, log_dir):
+        self.log_dir = str(log_dir)
+        self.procs = []
+        self.closed = False
+        _OPEN_SETS.append(self)
+
+    def start(self, args, name=None, stop_timeout=10, **kw):
+        name = name or os.path.basename(str(args[0]))
+        n = sum(1 for p in self.procs if p.name.split("#")[0] == name)
+        log = os.path.join(self.log_dir, f"{name}.log" if n == 0 else f"{name}-{n}.log")
+        p = Proc(args, log=log, name=name if n == 0 else f"{name}#{n}", **kw)
+        p.stop_timeout = stop_timeout
+        self.procs.append(p)
+        return p
+
+    __call__ = start
+
+    def close(self):
+        self.closed = True
+        for p in reversed(self.procs):
+            p.stop(getattr(p, "stop_timeout", 10))
 
 
 @pytest.fixture
-def procs():
-    started = []
+def procs(tmp_path):
+    """procs(args, env=..., cwd=..., name=...) starts a process for this test."""
+    s = ProcSet(tmp_path)
+    yield s
+    s.close()
 
-    def start(args, **kw):
-        p = Proc(args, **kw)
-        started.append(p)
-        return p
 
-    yield start
-    for p in started:
-        p.stop()
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for s in _OPEN_SETS:
+            for p in s.procs:
+                state = "running" if p.p.poll() is None else f"exited {p.p.returncode}"
+                rep.sections.append((f"log of {p.name} ({state}): {p.log}", p.tail()))
+    _OPEN_SETS[:] = [s for s in _OPEN_SETS if not s.closed]
 
 
 def run(args, env=None, cwd=None, timeout=60, input=None):
