@@ -11,6 +11,9 @@ int wr_cmd_not_yet(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_ingress_validate(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_ingress_rule(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
+/* warren tunnel run (tunnel_run.c) */
+int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
 /* warren-edge local administration (edge_admin.c) */
 int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_tunnel_create(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);

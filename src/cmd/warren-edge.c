@@ -1,5 +1,6 @@
 /* warren-edge: the self-hosted edge that connectors dial and visitors reach. */
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "cmd/cli.h"
@@ -75,5 +76,8 @@ int main(int argc, char **argv) {
   /* jansson 2.14 can silently drop bytes when an allocation fails mid-string;
    * aborting on out-of-memory (the project's rule outside codecs) avoids it. */
   json_set_alloc_funcs(wr_xmalloc, free);
+  /* A peer that goes away mid-write must be an error on that socket, not
+   * the end of the process. */
+  signal(SIGPIPE, SIG_IGN);
   return wr_cli_main(&root, "warren-edge", argc, argv);
 }

@@ -1,6 +1,7 @@
 /* warren: the connector. Verbs, flags and environment variables follow
  * cloudflared 2023.7.3 so existing scripts and config files keep working. */
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "cmd/cli.h"
@@ -91,7 +92,7 @@ static const wr_cmd route_cmds[] = {
 static const wr_cmd tunnel_cmds[] = {
     {"run", "[TUNNEL]", "Proxy local services through the tunnel",
      "Connects to the edge and serves the ingress rules of config.yml, --url or --hello-world.",
-     NULL, NULL, wr_cmd_not_yet},
+     NULL, NULL, wr_cmd_tunnel_run},
     {"login", NULL, "Log in to the edge and save cert.pem", NULL, NULL, NULL, wr_cmd_not_yet},
     {"create", "NAME", "Create a tunnel and write its credentials file",
      NULL, (const wr_flag[]){{"credentials-file", "cred-file", NULL, WR_FLAG_STRING, NULL, "Where to write the credentials"},
@@ -134,5 +135,8 @@ int main(int argc, char **argv) {
   /* jansson 2.14 can silently drop bytes when an allocation fails mid-string;
    * aborting on out-of-memory (the project's rule outside codecs) avoids it. */
   json_set_alloc_funcs(wr_xmalloc, free);
+  /* A peer that goes away mid-write must be an error on that socket, not
+   * the end of the process. */
+  signal(SIGPIPE, SIG_IGN);
   return wr_cli_main(&root, "warren", argc, argv);
 }

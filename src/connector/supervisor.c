@@ -1,0 +1,544 @@
+/* HA connections of the connector; see supervisor.h. */
+#include "connector/supervisor.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connector/registration.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "net/quic.h"
+
+/* Slot states. */
+enum {
+  SL_IDLE = 0,      /* not started, or waiting for the retry timer */
+  SL_CONNECTING,    /* QUIC handshake */
+  SL_REGISTERING,   /* registerConnection sent */
+  SL_REGISTERED,
+  SL_UNREGISTERING, /* shutdown: unregisterConnection sent */
+  SL_CLOSING,       /* wr_quic_conn_close called; waiting for on_close */
+  SL_DEAD           /* on_close seen; the endpoint is freed by the reap timer */
+};
+
+/* Why the last connection of a slot ended: picks the retry delay. */
+enum { END_NONE = 0, END_RESET, END_UNREACHABLE, END_REFUSED };
+
+#define FIRST_HANDSHAKE_MS 5000   /* cloudflared's HandshakeIdleTimeout */
+#define RECONNECT_HANDSHAKE_MS 1500
+#define UNREACHABLE_BASE_MS 100
+#define UNREACHABLE_CAP_MS 500
+#define REFUSED_BASE_MS 1000
+#define REFUSED_CAP_MS 32000
+
+typedef struct slot {
+  wr_supervisor *sup;
+  unsigned index;
+  int state;
+  int end;                 /* END_* of the last connection */
+  int registered_once;
+  unsigned failures;       /* consecutive, for the backoff */
+  unsigned attempts;       /* numPreviousAttempts sent to the edge */
+  wr_quic_endpoint *ep;
+  wr_quic_conn *conn;
+  wr_registration *reg;
+  uv_timer_t timer;        /* retry and reap */
+  char conn_id[WR_UUID_STR_LEN + 1];
+  char location[64];
+  char edge[64];           /* "127.0.0.1:7844" for logs */
+} slot;
+
+struct wr_supervisor {
+  uv_loop_t *loop;
+  wr_credentials cred;
+  struct sockaddr_storage edges[WR_SUPERVISOR_MAX_CONNS];
+  size_t nedges;
+  unsigned nslots;
+  slot slots[WR_SUPERVISOR_MAX_CONNS];
+  wr_quic_tls *tls;
+  char *ca_file, *sni;
+  wr_uuid connector_id;
+  char *local_config;
+  size_t local_config_len;
+  char **features;
+  size_t nfeatures;
+  int replace_existing;
+  wr_proxy *proxy;
+  void (*on_fatal)(void *, const char *);
+  void (*on_change)(void *);
+  void (*on_stopped)(void *);
+  void *user;
+
+  int any_registered;      /* some slot registered at least once */
+  int others_started;
+  int stopping;
+  int stopped_notified;
+  int fatal;
+  uint64_t registrations;
+  uv_timer_t grace;        /* shutdown: bounds the wait for in-flight streams */
+  uv_timer_t poll;         /* shutdown: checks whether everything drained */
+  int timers_open;
+};
+
+static void slot_connect(slot *sl);
+static void maybe_finish_shutdown(wr_supervisor *s);
+
+static void notify_change(wr_supervisor *s) {
+  if (s->on_change) s->on_change(s->user);
+}
+
+static uint64_t jitter(uint64_t max_ms) {
+  uint8_t r[2];
+  if (max_ms == 0 || wr_random_bytes(r, sizeof(r)) != 0) return 0;
+  return ((uint64_t)r[0] << 8 | r[1]) % (max_ms + 1);
+}
+
+/* The delay before the next dial of |sl|, from how its last connection
+ * ended (see supervisor.h). */
+static uint64_t retry_delay(slot *sl) {
+  unsigned f = sl->failures > 10 ? 10 : sl->failures;
+  uint64_t d;
+  switch (sl->end) {
+  case END_RESET:
+    return jitter(100);
+  case END_REFUSED:
+    d = (uint64_t)REFUSED_BASE_MS << f;
+    if (d > REFUSED_CAP_MS) d = REFUSED_CAP_MS;
+    return d / 2 + jitter(d / 2);
+  default:
+    d = (uint64_t)UNREACHABLE_BASE_MS << f;
+    if (d > UNREACHABLE_CAP_MS) d = UNREACHABLE_CAP_MS;
+    return d / 2 + jitter(d / 2);
+  }
+}
+
+/* ---- timers: reap the dead connection, then dial again -------------------- */
+
+static void slot_timer_cb(uv_timer_t *t) {
+  slot *sl = t->data;
+  wr_supervisor *s = sl->sup;
+  if (sl->state == SL_DEAD) {
+    /* Runs outside every QUIC callback: the place to free (STYLE 2.1). */
+    wr_registration_free(sl->reg);
+    sl->reg = NULL;
+    wr_quic_endpoint_free(sl->ep);
+    sl->ep = NULL;
+    sl->conn = NULL;
+    sl->state = SL_IDLE;
+    if (s->stopping) {
+      maybe_finish_shutdown(s);
+      return;
+    }
+    uint64_t d = retry_delay(sl);
+    if (sl->end != END_RESET)
+      wr_info("Retrying connection connIndex=%u to %s in %llums", sl->index, sl->edge,
+              (unsigned long long)d);
+    uv_timer_start(&sl->timer, slot_timer_cb, d, 0);
+    return;
+  }
+  if (sl->state == SL_IDLE && !s->stopping) slot_connect(sl);
+}
+
+/* ---- registration events ---------------------------------------------------- */
+
+static void start_others(wr_supervisor *s) {
+  if (s->others_started) return;
+  s->others_started = 1;
+  for (unsigned i = 1; i < s->nslots; i++) {
+    /* cloudflared spaces them 1 s apart; 100 ms is enough to avoid a burst. */
+    uv_timer_start(&s->slots[i].timer, slot_timer_cb, 100 * i, 0);
+  }
+}
+
+static void on_registered(wr_registration *r, void *user, const wr_registration_result *res) {
+  slot *sl = user;
+  wr_supervisor *s = sl->sup;
+  (void)r;
+  if (res->ok) {
+    sl->state = SL_REGISTERED;
+    sl->registered_once = 1;
+    sl->failures = 0;
+    sl->end = END_NONE;
+    s->any_registered = 1;
+    s->registrations++;
+    snprintf(sl->conn_id, sizeof(sl->conn_id), "%s", res->conn_id);
+    snprintf(sl->location, sizeof(sl->location), "%s", res->location);
+    if (s->stopping) {
+      /* Registered while shutting down: leave at once. */
+      wr_registration_unregister(sl->reg);
+      sl->state = SL_UNREGISTERING;
+    } else {
+      start_others(s);
+    }
+    notify_change(s);
+    return;
+  }
+  sl->end = END_REFUSED;
+  wr_error("Register tunnel error from server side connIndex=%u error=\"%s\"", sl->index,
+           res->cause);
+  if (!res->should_retry && !res->dup_conn && !s->any_registered && !s->fatal) {
+    s->fatal = 1;
+    if (s->on_fatal) s->on_fatal(s->user, res->cause);
+  }
+  sl->failures++;
+  if (sl->conn && sl->state != SL_CLOSING) {
+    sl->state = SL_CLOSING;
+    wr_quic_conn_close(sl->conn, 0, "registration refused");
+  }
+}
+
+static void on_unregistered(wr_registration *r, void *user, int ok) {
+  slot *sl = user;
+  (void)r;
+  wr_info("Unregistered tunnel connection connIndex=%u%s", sl->index,
+          ok ? "" : " (the edge did not answer)");
+  maybe_finish_shutdown(sl->sup);
+}
+
+/* ---- QUIC events ------------------------------------------------------------ */
+
+static int is_control(slot *sl, int64_t sid) {
+  return sl->reg && sid == wr_registration_stream_id(sl->reg);
+}
+
+static void q_handshake_done(wr_quic_conn *c, void *user) {
+  slot *sl = user;
+  wr_supervisor *s = sl->sup;
+  wr_registration_config rc;
+  memset(&rc, 0, sizeof(rc));
+  rc.cred = &s->cred;
+  rc.connector_id = s->connector_id;
+  rc.conn_index = (uint8_t)sl->index;
+  rc.num_previous_attempts = (uint8_t)(sl->attempts > 255 ? 255 : sl->attempts);
+  rc.replace_existing = s->replace_existing;
+  rc.extra_features = (const char *const *)s->features;
+  rc.nextra_features = s->nfeatures;
+  rc.local_config = s->local_config;
+  rc.local_config_len = s->local_config_len;
+  rc.on_registered = on_registered;
+  rc.on_unregistered = on_unregistered;
+  rc.user = sl;
+  int rv = wr_registration_start(c, &rc, &sl->reg);
+  if (rv != WR_OK) {
+    wr_error("connIndex=%u: cannot start registration: %s", sl->index, wr_strerror(rv));
+    sl->end = END_REFUSED;
+    sl->state = SL_CLOSING;
+    wr_quic_conn_close(c, 0, "registration failed");
+    return;
+  }
+  sl->state = SL_REGISTERING;
+}
+
+static int q_stream_open(wr_quic_conn *c, int64_t sid, void *user) {
+  slot *sl = user;
+  if (!(sid & 1)) return 0; /* client-initiated: only our control stream */
+  return wr_proxy_on_stream_open(sl->sup->proxy, c, sid);
+}
+
+static int q_stream_data(wr_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
+                         void *user, void *suser) {
+  slot *sl = user;
+  if (is_control(sl, sid)) {
+    wr_quic_stream_consume(c, sid, len);
+    return wr_registration_stream_data(sl->reg, sid, data, len, fin);
+  }
+  if (!(sid & 1)) {
+    wr_quic_stream_consume(c, sid, len);
+    return 0;
+  }
+  return wr_proxy_on_stream_data(sl->sup->proxy, c, sid, data, len, fin, suser);
+}
+
+static int q_stream_reset(wr_quic_conn *c, int64_t sid, uint64_t code, void *user, void *suser) {
+  slot *sl = user;
+  if (!(sid & 1)) return 0;
+  return wr_proxy_on_stream_reset(sl->sup->proxy, c, sid, code, suser);
+}
+
+static void q_stream_writable(wr_quic_conn *c, int64_t sid, void *user, void *suser) {
+  slot *sl = user;
+  if (sid & 1) wr_proxy_on_stream_writable(sl->sup->proxy, c, sid, suser);
+}
+
+static void q_stream_close(wr_quic_conn *c, int64_t sid, int has_code, uint64_t code, void *user,
+                           void *suser) {
+  slot *sl = user;
+  (void)has_code;
+  (void)code;
+  if (sid & 1) wr_proxy_on_stream_close(sl->sup->proxy, c, sid, suser);
+}
+
+static void q_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user) {
+  slot *sl = user;
+  wr_supervisor *s = sl->sup;
+  int was_registered = sl->state == SL_REGISTERED;
+  wr_proxy_on_conn_close(s->proxy, c);
+  if (info->reset)
+    sl->end = END_RESET; /* the edge restarted: come back at once */
+  else if (sl->end != END_REFUSED)
+    sl->end = END_UNREACHABLE;
+  if (sl->end == END_UNREACHABLE) sl->failures++;
+  sl->attempts++;
+  if (!s->stopping || info->err != WR_OK)
+    WR_LOG(was_registered ? WR_LOG_WARN : WR_LOG_DEBUG, "Connection connIndex=%u to %s ended: %s",
+           sl->index, sl->edge, info->msg);
+  sl->state = SL_DEAD;
+  sl->conn_id[0] = '\0';
+  /* Free the endpoint from a timer: freeing it here would close the socket
+   * before our CONNECTION_CLOSE leaves. */
+  uv_timer_start(&sl->timer, slot_timer_cb, 0, 0);
+  if (was_registered) notify_change(s);
+}
+
+static const wr_quic_callbacks quic_cbs = {
+    .on_handshake_done = q_handshake_done,
+    .on_stream_open = q_stream_open,
+    .on_stream_data = q_stream_data,
+    .on_stream_reset = q_stream_reset,
+    .on_stream_writable = q_stream_writable,
+    .on_stream_close = q_stream_close,
+    .on_close = q_close,
+};
+
+static void slot_connect(slot *sl) {
+  wr_supervisor *s = sl->sup;
+  const struct sockaddr *edge =
+      (const struct sockaddr *)&s->edges[sl->index % s->nedges];
+  wr_quic_config qc;
+  memset(&qc, 0, sizeof(qc));
+  qc.ca_file = s->ca_file;
+  qc.sni = s->sni;
+  qc.handshake_timeout_ms = sl->attempts ? RECONNECT_HANDSHAKE_MS : FIRST_HANDSHAKE_MS;
+  sl->end = END_NONE;
+  int rv = wr_quic_endpoint_client(s->loop, s->tls, &qc, edge, &quic_cbs, sl, &sl->ep, &sl->conn);
+  if (rv != WR_OK) {
+    wr_error("connIndex=%u: cannot dial %s: %s", sl->index, sl->edge, wr_strerror(rv));
+    sl->failures++;
+    sl->end = END_UNREACHABLE;
+    uv_timer_start(&sl->timer, slot_timer_cb, retry_delay(sl), 0);
+    return;
+  }
+  sl->state = SL_CONNECTING;
+}
+
+/* ---- public ------------------------------------------------------------------ */
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+    port = ntohs(a->sin6_port);
+    snprintf(out, outlen, "[%s]:%d", host, port);
+  } else {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+    port = ntohs(a->sin_port);
+    snprintf(out, outlen, "%s:%d", host, port);
+  }
+}
+
+int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, char *err,
+                        size_t errlen) {
+  *out = NULL;
+  if (!cfg || !cfg->loop || !cfg->cred || !cfg->edges || !cfg->nedges || !cfg->proxy)
+    return WR_ERR_INVAL;
+  wr_supervisor *s = wr_xcalloc(1, sizeof(*s));
+  s->loop = cfg->loop;
+  s->cred = *cfg->cred;
+  s->nedges = cfg->nedges > WR_SUPERVISOR_MAX_CONNS ? WR_SUPERVISOR_MAX_CONNS : cfg->nedges;
+  memcpy(s->edges, cfg->edges, s->nedges * sizeof(s->edges[0]));
+  unsigned ha = cfg->ha_connections ? cfg->ha_connections : WR_SUPERVISOR_MAX_CONNS;
+  if (ha > WR_SUPERVISOR_MAX_CONNS) ha = WR_SUPERVISOR_MAX_CONNS;
+  if (ha > s->nedges) ha = (unsigned)s->nedges; /* one connection per address */
+  s->nslots = ha;
+  s->ca_file = cfg->ca_file ? wr_xstrdup(cfg->ca_file) : NULL;
+  s->sni = cfg->sni ? wr_xstrdup(cfg->sni) : NULL;
+  s->connector_id = cfg->connector_id;
+  if (cfg->local_config) {
+    s->local_config = wr_xmalloc(cfg->local_config_len + 1);
+    memcpy(s->local_config, cfg->local_config, cfg->local_config_len);
+    s->local_config[cfg->local_config_len] = '\0';
+    s->local_config_len = cfg->local_config_len;
+  }
+  if (cfg->nextra_features) {
+    s->features = wr_xcalloc(cfg->nextra_features, sizeof(char *));
+    for (size_t i = 0; i < cfg->nextra_features; i++)
+      s->features[i] = wr_xstrdup(cfg->extra_features[i]);
+    s->nfeatures = cfg->nextra_features;
+  }
+  s->replace_existing = cfg->replace_existing;
+  s->proxy = cfg->proxy;
+  s->on_fatal = cfg->on_fatal;
+  s->on_change = cfg->on_change;
+  s->on_stopped = cfg->on_stopped;
+  s->user = cfg->user;
+
+  wr_quic_config qc;
+  memset(&qc, 0, sizeof(qc));
+  qc.ca_file = s->ca_file;
+  int rv = wr_quic_tls_new(WR_QUIC_CLIENT, &qc, &s->tls, err, errlen);
+  if (rv != WR_OK) {
+    s->timers_open = 0;
+    wr_supervisor_free(s);
+    return rv;
+  }
+  uv_timer_init(s->loop, &s->grace);
+  uv_timer_init(s->loop, &s->poll);
+  s->grace.data = s->poll.data = s;
+  s->timers_open = 2;
+  for (unsigned i = 0; i < s->nslots; i++) {
+    slot *sl = &s->slots[i];
+    sl->sup = s;
+    sl->index = i;
+    format_addr(&s->edges[i % s->nedges], sl->edge, sizeof(sl->edge));
+    uv_timer_init(s->loop, &sl->timer);
+    sl->timer.data = sl;
+    s->timers_open++;
+  }
+  slot_connect(&s->slots[0]);
+  *out = s;
+  return WR_OK;
+}
+
+unsigned wr_supervisor_ready(const wr_supervisor *s) {
+  unsigned n = 0;
+  for (unsigned i = 0; i < s->nslots; i++) n += s->slots[i].state == SL_REGISTERED;
+  return n;
+}
+
+uint64_t wr_supervisor_registrations(const wr_supervisor *s) { return s->registrations; }
+
+unsigned wr_supervisor_nslots(const wr_supervisor *s) { return s->nslots; }
+
+const char *wr_supervisor_conn_id(const wr_supervisor *s, unsigned i, const char **location) {
+  if (i >= s->nslots) return "";
+  if (location) *location = s->slots[i].location;
+  return s->slots[i].state == SL_REGISTERED ? s->slots[i].conn_id : "";
+}
+
+/* ---- shutdown --------------------------------------------------------------------- */
+
+static void close_all(wr_supervisor *s) {
+  for (unsigned i = 0; i < s->nslots; i++) {
+    slot *sl = &s->slots[i];
+    uv_timer_stop(&sl->timer);
+    if (sl->state == SL_DEAD) {
+      uv_timer_start(&sl->timer, slot_timer_cb, 0, 0); /* reap */
+      continue;
+    }
+    if (!sl->conn || sl->state == SL_CLOSING || sl->state == SL_IDLE) continue;
+    if (sl->reg) wr_registration_close(sl->reg);
+    sl->state = SL_CLOSING;
+    wr_quic_conn_close(sl->conn, 0, "");
+  }
+}
+
+static void maybe_finish_shutdown(wr_supervisor *s) {
+  if (!s->stopping || s->stopped_notified) return;
+  int waiting_unreg = 0, open = 0;
+  for (unsigned i = 0; i < s->nslots; i++) {
+    slot *sl = &s->slots[i];
+    if (sl->state != SL_IDLE) open++;
+    if (sl->state == SL_UNREGISTERING && sl->reg && wr_registration_is_registered(sl->reg))
+      waiting_unreg++;
+  }
+  if (!open) {
+    s->stopped_notified = 1;
+    uv_timer_stop(&s->grace);
+    uv_timer_stop(&s->poll);
+    if (s->on_stopped) s->on_stopped(s->user);
+    return;
+  }
+  /* Everything answered and drained: close now instead of waiting for the
+   * grace period. */
+  if (!waiting_unreg && wr_proxy_active(s->proxy) == 0) close_all(s);
+}
+
+static void poll_cb(uv_timer_t *t) { maybe_finish_shutdown(t->data); }
+
+static void grace_cb(uv_timer_t *t) {
+  wr_supervisor *s = t->data;
+  size_t n = wr_proxy_active(s->proxy);
+  if (n) wr_warn("Grace period over: aborting %zu request(s) still in flight", n);
+  close_all(s);
+}
+
+void wr_supervisor_shutdown(wr_supervisor *s, uint64_t grace_ms) {
+  if (s->stopping) {
+    close_all(s);
+    return;
+  }
+  s->stopping = 1;
+  for (unsigned i = 0; i < s->nslots; i++) {
+    slot *sl = &s->slots[i];
+    if (sl->state == SL_IDLE) {
+      uv_timer_stop(&sl->timer);
+    } else if (sl->state == SL_REGISTERED) {
+      if (wr_registration_unregister(sl->reg) == WR_OK)
+        sl->state = SL_UNREGISTERING;
+      else
+        sl->state = SL_REGISTERED;
+    } else if (sl->state == SL_CONNECTING || sl->state == SL_REGISTERING) {
+      sl->state = SL_CLOSING;
+      wr_quic_conn_close(sl->conn, 0, "");
+    }
+  }
+  notify_change(s);
+  uv_timer_start(&s->grace, grace_cb, grace_ms, 0);
+  uv_timer_start(&s->poll, poll_cb, 50, 50);
+  maybe_finish_shutdown(s);
+}
+
+/* Freeing takes two loop iterations: libuv runs close callbacks newest
+ * first, so the endpoints closed in wr_supervisor_free release their
+ * connections (and GnuTLS sessions) in the same pass as the poll timer's
+ * callback; the other timers are closed from there and finish one pass
+ * later, after which the TLS credentials can go. */
+static void last_stage_closed(uv_handle_t *h) {
+  wr_supervisor *s = h->data;
+  if (--s->timers_open > 0) return;
+  if (s->tls) wr_quic_tls_free(s->tls);
+  free(s);
+}
+
+static void slot_timer_closed(uv_handle_t *h) {
+  slot *sl = h->data;
+  h->data = sl->sup;
+  last_stage_closed(h);
+}
+
+static void first_stage_closed(uv_handle_t *h) {
+  wr_supervisor *s = h->data;
+  s->timers_open--;
+  for (unsigned i = 0; i < s->nslots; i++)
+    uv_close((uv_handle_t *)&s->slots[i].timer, slot_timer_closed);
+  uv_close((uv_handle_t *)&s->grace, last_stage_closed);
+}
+
+void wr_supervisor_free(wr_supervisor *s) {
+  if (!s) return;
+  for (unsigned i = 0; i < s->nslots; i++) {
+    slot *sl = &s->slots[i];
+    if (sl->conn && sl->state != SL_DEAD) wr_proxy_on_conn_close(s->proxy, sl->conn);
+    wr_registration_free(sl->reg);
+    sl->reg = NULL;
+    if (sl->ep) wr_quic_endpoint_free(sl->ep);
+    sl->ep = NULL;
+    sl->conn = NULL;
+  }
+  free(s->ca_file);
+  free(s->sni);
+  free(s->local_config);
+  for (size_t i = 0; i < s->nfeatures; i++) free(s->features[i]);
+  free(s->features);
+  if (!s->timers_open) { /* start failed before the timers existed */
+    if (s->tls) wr_quic_tls_free(s->tls);
+    free(s);
+    return;
+  }
+  uv_close((uv_handle_t *)&s->poll, first_stage_closed);
+}

@@ -1,0 +1,80 @@
+/* The connector's HA connections (protocol.md 0.1, 1.4–1.6): one QUIC
+ * connection per edge address, up to four, each registered on its control
+ * stream (connector/registration.h), its data streams handed to the proxy
+ * (connector/proxy.h).
+ *
+ * Connection 0 starts first; the others start once it registered, as
+ * cloudflared does. A connection that ends is dialled again:
+ *   - at once (0–100 ms jitter) after a Stateless Reset, which is what a
+ *     restarted edge answers (net/quic.h reset_key);
+ *   - after 100 ms, 200 ms, ... capped at 500 ms while the edge does not
+ *     answer at all (handshake timeout, idle timeout), with a 1.5 s handshake
+ *     timeout on reconnects, so a returning edge sees a fresh Initial at
+ *     least once a second and registration follows within about a second;
+ *   - after 1 s, 2 s, ... capped at 32 s when the edge answered but refused
+ *     (cloudflared's backoff for shouldRetry errors).
+ * A permanent refusal (shouldRetry false) before any connection ever
+ * registered is fatal (on_fatal): cloudflared exits then, printing the
+ * edge's reason.
+ *
+ * Shutdown: unregister every registered connection (the edge stops routing
+ * new requests to them), let in-flight streams finish within the grace
+ * period, close the connections (application error 0), then on_stopped. */
+#ifndef WR_CONNECTOR_SUPERVISOR_H
+#define WR_CONNECTOR_SUPERVISOR_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "connector/proxy.h"
+#include "lib/credentials.h"
+#include "lib/encoding.h"
+
+#define WR_SUPERVISOR_MAX_CONNS 4
+
+typedef struct wr_supervisor wr_supervisor;
+
+typedef struct wr_supervisor_config {
+  uv_loop_t *loop;
+  const wr_credentials *cred;            /* copied */
+  const struct sockaddr_storage *edges;  /* copied; one connection per address */
+  size_t nedges;
+  unsigned ha_connections;               /* 0: 4; capped at nedges and 4 */
+  const char *ca_file;                   /* trust anchors for the edge; NULL: system */
+  const char *sni;                       /* NULL: quic.cftunnel.com */
+  wr_uuid connector_id;
+  const char *local_config;              /* updateLocalConfiguration JSON (copied) or NULL */
+  size_t local_config_len;
+  const char *const *extra_features;     /* --features (copied) */
+  size_t nextra_features;
+  int replace_existing;                  /* --force */
+  wr_proxy *proxy;                       /* required; borrowed */
+  /* Registration refused for good before anything ever registered. */
+  void (*on_fatal)(void *user, const char *why);
+  /* A connection registered or went away (for /ready and metrics). */
+  void (*on_change)(void *user);
+  /* wr_supervisor_shutdown finished: every connection is closed. */
+  void (*on_stopped)(void *user);
+  void *user;
+} wr_supervisor_config;
+
+/* Starts connection 0. Returns WR_OK, WR_ERR_INVAL (no edge, no proxy),
+ * WR_ERR_CRYPTO (the CA file; |err| says why) or WR_ERR_NOMEM. */
+int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, char *err,
+                        size_t errlen);
+/* Connections registered right now. */
+unsigned wr_supervisor_ready(const wr_supervisor *s);
+/* Registrations since start (for metrics). */
+uint64_t wr_supervisor_registrations(const wr_supervisor *s);
+/* Connection id ("" when none) and edge location of slot |i|. */
+const char *wr_supervisor_conn_id(const wr_supervisor *s, unsigned i, const char **location);
+unsigned wr_supervisor_nslots(const wr_supervisor *s);
+/* Graceful stop, see above. |grace_ms| bounds the wait for in-flight
+ * streams. Calling it again closes everything at once. */
+void wr_supervisor_shutdown(wr_supervisor *s, uint64_t grace_ms);
+/* Frees. Call after on_stopped (or after the loop ended). */
+void wr_supervisor_free(wr_supervisor *s);
+
+#endif
