@@ -7,7 +7,20 @@
  * chunked request bodies, read timeout against slow clients (default 10 s,
  * cloudflared's metrics server value), 400/413/431 for bad input. The
  * handler runs on the loop thread and answers at once (or later, with
- * wr_httpd_respond on the saved request; the connection waits). */
+ * wr_httpd_respond on the saved request; the connection waits).
+ *
+ * Timeouts: the first request must arrive completely within read_timeout_ms
+ * of the connection opening; later ones within read_timeout_ms of their
+ * first byte (or of the previous response, for bytes already buffered).
+ * Between requests a keep-alive connection may stay silent for
+ * idle_timeout_ms; the same limit applies to a client that stops reading
+ * our output. No timer runs while the handler holds a request.
+ * Errors (400, 413, 431, 500) and "Connection: close" answers end with a
+ * lingering close: the write side is shut down and input is drained for up
+ * to 5 s, so that the answer is not lost to a reset. A client that closes
+ * (EOF) while the handler holds its request has gone: the request is
+ * orphaned (see wr_httpd_respond). Upgrade/CONNECT are not supported (they
+ * reach the handler as plain requests). */
 #ifndef WR_NET_HTTPD_H
 #define WR_NET_HTTPD_H
 #include <stddef.h>
@@ -37,7 +50,9 @@ struct wr_httpd_req {
   void *conn;         /* private */
 };
 
-/* Handler: answer with wr_httpd_respond() now or later. */
+/* Handler: answer with wr_httpd_respond() now or later. Every request must
+ * be answered exactly once, even after the client left or wr_httpd_free():
+ * that call is what frees it. */
 typedef void (*wr_httpd_handler)(wr_httpd *h, wr_httpd_req *req, void *user);
 
 typedef struct wr_httpd_config {
@@ -56,9 +71,16 @@ int wr_httpd_addr(wr_httpd *h, struct sockaddr_storage *ss);
 
 /* Sends the response to |req|: status line, the given fields, then
  * Content-Length (always added by the server, unless |status| forbids a
- * body) and the body. HEAD requests get the head only. Returns WR_OK or
- * WR_ERR_INVAL (already answered / connection gone). |req| is invalid after
- * the call. */
+ * body: 204, 304) and the body. HEAD requests get the head only. The server
+ * frames the message: Content-Length and Transfer-Encoding fields in |hdrs|
+ * are dropped, and a Connection field is dropped too, but "close" in it
+ * closes the connection after this response. Safe to call from the handler
+ * or any later loop callback. Returns WR_OK, or WR_ERR_INVAL when the
+ * connection is gone (client disconnected, wr_httpd_free) or the response
+ * is invalid (status outside 200..999, a field wr_http1_write_response_head
+ * refuses: the client then gets a 500 and the connection closes). In every
+ * case |req| is freed: it is invalid after the call, and calling twice is a
+ * use after free. */
 int wr_httpd_respond(wr_httpd_req *req, int status, const wr_http_header *hdrs, size_t n,
                      const void *body, size_t body_len);
 /* Convenience: one Content-Type field. */
