@@ -1,7 +1,8 @@
-/* `warren-edge run`: today it serves the connector side only. It listens
- * for QUIC on --tunnel-listen with the tunnel-server certificate and
- * registers connectors (warren or the real cloudflared) against the store.
- * The visitor front, API and DNS server arrive with issues #3 and #4. */
+/* `warren-edge run`: listens for QUIC on --tunnel-listen with the
+ * tunnel-server certificate and registers connectors (warren or the real
+ * cloudflared) against the store, and serves visitors over HTTP/1.1 on
+ * --http-listen, proxying each request to a live connector of the tunnel
+ * its Host is routed to. The API and DNS server arrive with issue #4. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "cmd/commands.h"
 #include "edge/store.h"
 #include "edge/tunnel_server.h"
+#include "edge/visitor.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -35,11 +37,42 @@ static int parse_listen(const char *s, struct sockaddr_storage *out) {
   return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0 ? 0 : -1;
 }
 
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    uv_ip6_name(s6, ip, sizeof(ip));
+    snprintf(out, len, "[%s]:%d", ip, ntohs(s6->sin6_port));
+  } else {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+    uv_ip4_name(s4, ip, sizeof(ip));
+    snprintf(out, len, "%s:%d", ip, ntohs(s4->sin_port));
+  }
+}
+
 typedef struct edge_run {
   uv_signal_t sigint, sigterm;
   wr_quic_endpoint *ep;
+  wr_visitor *visitor;
   int stopping;
 } edge_run;
+
+/* Tells every registered connector that this edge is going away
+ * (CONNECTION_CLOSE, application code 0): it starts reconnecting at once
+ * instead of waiting for its idle timeout, so a restarted edge sees it
+ * register again within its backoff's first step. */
+static void close_connectors(wr_tunnel_server *ts) {
+  size_t n = wr_tunnel_server_count(ts, NULL);
+  for (size_t i = 0; i < n; i++) {
+    wr_tunnel_conn_info info;
+    /* on_close (and so the registry) only changes when the packet is
+     * written, on a later loop iteration: the indexes stay valid here. */
+    if (wr_tunnel_server_get(ts, NULL, i, &info) == WR_OK)
+      wr_quic_conn_close(info.quic, 0, "edge shutting down");
+  }
+}
+
+static void stop_loop_cb(uv_timer_t *t) { uv_stop(t->loop); }
 
 static void on_signal(uv_signal_t *h, int signum) {
   edge_run *r = h->data;
@@ -57,9 +90,10 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   (void)argv;
   const char *dir = wr_opts_get(o, "data-dir");
   const char *listen = wr_opts_get(o, "tunnel-listen");
+  const char *http_listen = wr_opts_get(o, "http-listen");
   const char *lvl = wr_opts_get(o, "loglevel");
   char err[512], path[4096], cert[4096], key[4096];
-  struct sockaddr_storage addr;
+  struct sockaddr_storage addr, http_addr;
   wr_store *store = NULL;
   wr_tunnel_server *ts = NULL;
   wr_quic_tls *tls = NULL;
@@ -79,6 +113,11 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   }
   if (parse_listen(listen, &addr) != 0) {
     fprintf(stderr, "%s run: --tunnel-listen \"%s\" is not HOST:PORT\n", o->prog, listen);
+    return WR_EXIT_USAGE;
+  }
+  if (!http_listen || parse_listen(http_listen, &http_addr) != 0) {
+    fprintf(stderr, "%s run: --http-listen \"%s\" is not HOST:PORT\n", o->prog,
+            http_listen ? http_listen : "");
     return WR_EXIT_USAGE;
   }
   snprintf(path, sizeof(path), "%s/warren.db", dir);
@@ -108,6 +147,15 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     snprintf(name, sizeof(name), "%d", port);
   }
   wr_info("Listening for connectors on %s (QUIC, UDP port %s)", listen, name);
+  wr_visitor_config vcfg = {.store = store, .ts = ts, .scheme = "http"};
+  if (wr_visitor_listen(loop, &vcfg, (const struct sockaddr *)&http_addr, &r.visitor) != 0) {
+    fprintf(stderr, "%s run: cannot listen on %s (TCP)\n", o->prog, http_listen);
+    goto out;
+  }
+  struct sockaddr_storage vbound;
+  char vname[80] = "?";
+  if (wr_visitor_addr(r.visitor, &vbound) == 0) format_addr(&vbound, vname, sizeof(vname));
+  wr_info("Serving visitors on http://%s", vname);
   uv_signal_init(loop, &r.sigint);
   uv_signal_init(loop, &r.sigterm);
   r.sigint.data = r.sigterm.data = &r;
@@ -116,10 +164,23 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);
   uv_close((uv_handle_t *)&r.sigint, NULL);
   uv_close((uv_handle_t *)&r.sigterm, NULL);
+  /* Visitors first (their streams are reset while the connections still
+   * exist), then the connectors are told; a short run sends the packets. */
+  wr_visitor_free(r.visitor);
+  r.visitor = NULL;
+  close_connectors(ts);
+  uv_timer_t flush;
+  uv_timer_init(loop, &flush);
+  uv_timer_start(&flush, stop_loop_cb, 100, 0);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&flush, NULL);
   rv = WR_EXIT_OK;
 out:
+  /* Visitors first: they abandon their data streams while the QUIC
+   * connections still exist; then the endpoint; the tunnel server last. */
+  if (r.visitor) wr_visitor_free(r.visitor);
   if (r.ep) wr_quic_endpoint_free(r.ep);
-  uv_run(loop, UV_RUN_NOWAIT); /* let close callbacks run */
+  uv_run(loop, UV_RUN_DEFAULT); /* every handle is closing: runs their close callbacks */
   wr_tunnel_server_free(ts);
   if (tls) wr_quic_tls_free(tls);
   wr_store_close(store);

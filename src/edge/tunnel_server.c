@@ -2,6 +2,7 @@
 #include "edge/tunnel_server.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +16,28 @@
 #include "proto/tunnelrpc.h"
 
 #define CONTROL_SID 0
+/* Streams the edge opens are server-initiated bidi streams: id & 3 == 1. */
+#define IS_EDGE_STREAM(sid) (((sid)&3) == 1)
 
 enum { EC_NEW = 0, EC_REGISTERED, EC_UNREGISTERED };
 
-typedef struct edge_conn {
-  struct edge_conn *next;
+typedef struct edge_conn edge_conn;
+
+/* A data stream the edge opened. Owned by the tunnel server: it lives from
+ * wr_tunnel_server_open_stream until QUIC closes the stream (or the
+ * connection dies); |user| is the owner, NULL once abandoned. */
+struct wr_tunnel_stream {
+  wr_tunnel_stream *prev, *next; /* in ec->streams */
+  edge_conn *ec;
+  int64_t sid;
+  wr_tunnel_stream_callbacks cbs;
+  void *user;
+  int write_done; /* FIN queued or RESET_STREAM sent */
+  int read_done;  /* FIN or RESET_STREAM received, or STOP_SENDING sent */
+};
+
+struct edge_conn {
+  edge_conn *next;
   wr_tunnel_server *ts;
   wr_quic_conn *quic;
   wr_rpc_session *rpc;   /* control stream session */
@@ -30,13 +48,16 @@ typedef struct edge_conn {
   char account_id[WR_STORE_ID_LEN + 1];
   char client_id[WR_STORE_UUID_LEN + 1];
   unsigned conn_index;
-} edge_conn;
+  wr_tunnel_stream *streams; /* open data streams, newest first */
+  size_t nstreams;
+};
 
 struct wr_tunnel_server {
   wr_store *store;
   char *location;
   char *actor;
   edge_conn *conns; /* every served QUIC connection, newest first */
+  unsigned rr;      /* round robin among equally loaded connections */
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -116,6 +137,25 @@ static void unregister(edge_conn *ec, const char *why) {
           ec->conn_index, ec->conn_id, ec->tunnel_id, why);
 }
 
+/* A connector that lost its network reconnects before the edge noticed the
+ * old connection died: the same connector (client id) registers the same
+ * connIndex again. The new registration wins (cloudflared would otherwise
+ * retry on EDUPCONN until the old connection times out); the old one is
+ * unregistered and its QUIC connection closed. */
+static void replace_duplicate(edge_conn *ec, const char *tunnel_id, const char *client_id,
+                              unsigned conn_index) {
+  if (!client_id[0]) return;
+  for (edge_conn *o = ec->ts->conns; o; o = o->next) {
+    if (o == ec || o->state != EC_REGISTERED || o->conn_index != conn_index ||
+        strcasecmp(o->client_id, client_id) != 0 || strcasecmp(o->tunnel_id, tunnel_id) != 0)
+      continue;
+    wr_info("connIndex=%u of connector %s registered again: replacing connection %s", conn_index,
+            client_id, o->conn_id);
+    unregister(o, "replaced by a new registration");
+    wr_quic_conn_close(o->quic, 0, "replaced");
+  }
+}
+
 /* ---- RegistrationServer -------------------------------------------------- */
 
 /* Causes deliberately avoid the word "Unauthorized": cloudflared retries a
@@ -186,6 +226,7 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
     memcpy(cl.b, p.client.client_id, 16);
     wr_uuid_format(&cl, rec.client_id);
   }
+  replace_duplicate(ec, t.id, rec.client_id, p.conn_index);
   copy_text(rec.client_version, sizeof(rec.client_version), p.client.version, p.client.version_len);
   copy_text(rec.arch, sizeof(rec.arch), p.client.arch, p.client.arch_len);
   json_features(&p.client, rec.features, sizeof(rec.features));
@@ -263,6 +304,40 @@ static void end_control(edge_conn *ec) {
   wr_quic_stream_write(ec->quic, CONTROL_SID, NULL, 0, 1, &acc);
 }
 
+static void stream_unlink(wr_tunnel_stream *s) {
+  edge_conn *ec = s->ec;
+  if (!ec) return;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    ec->streams = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->prev = s->next = NULL;
+  s->ec = NULL;
+  ec->nstreams--;
+}
+
+/* The stream is over: the owner (if any) hears on_close, then the handle is
+ * freed. */
+static void stream_end(wr_tunnel_stream *s) {
+  void *user = s->user;
+  stream_unlink(s);
+  s->user = NULL;
+  if (user && s->cbs.on_close) s->cbs.on_close(user);
+  free(s);
+}
+
+/* The connection is gone: QUIC frees its streams without callbacks, so the
+ * owners hear it from here. |quic_alive|: the wr_quic_conn may still be
+ * touched (clear the streams' user pointers). */
+static void close_streams(edge_conn *ec, int quic_alive) {
+  while (ec->streams) {
+    wr_tunnel_stream *s = ec->streams;
+    if (quic_alive) wr_quic_stream_set_user(ec->quic, s->sid, NULL);
+    stream_end(s);
+  }
+}
+
 static void detach(edge_conn *ec) {
   wr_tunnel_server *ts = ec->ts;
   for (edge_conn **pp = &ts->conns; *pp; pp = &(*pp)->next) {
@@ -292,6 +367,21 @@ static int qc_stream_open(wr_quic_conn *c, int64_t sid, void *user) {
 static int qc_stream_data(wr_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
                           void *user, void *suser) {
   edge_conn *ec = user;
+  if (IS_EDGE_STREAM(sid)) {
+    wr_tunnel_stream *s = suser;
+    if (s && fin) s->read_done = 1;
+    if (!s || !s->user || !s->cbs.on_data) {
+      /* Abandoned (or unknown): nobody reads, give the credit back. */
+      wr_quic_stream_consume(c, sid, len);
+      return 0;
+    }
+    /* The owner's failure concerns one request, never the connection. */
+    int rv = s->cbs.on_data(s->user, data, len, fin);
+    if (rv < 0)
+      wr_debug("data stream %" PRId64 " of connection %s: owner failed: %s", sid,
+               ec ? ec->conn_id : "-", wr_strerror(rv));
+    return 0;
+  }
   wr_quic_stream_consume(c, sid, len);
   if (!ec || sid != CONTROL_SID || !ec->rpc) return 0;
   int rv = wr_rpc_session_closed(ec->rpc) ? 0 : wr_rpc_session_feed(ec->rpc, data, len);
@@ -313,8 +403,27 @@ static int qc_stream_data(wr_quic_conn *c, int64_t sid, const uint8_t *data, siz
 
 static int qc_stream_reset(wr_quic_conn *c, int64_t sid, uint64_t code, void *user, void *suser) {
   edge_conn *ec = user;
+  if (IS_EDGE_STREAM(sid)) {
+    wr_tunnel_stream *s = suser;
+    if (!s) return 0;
+    s->read_done = 1;
+    if (s->user && s->cbs.on_reset) s->cbs.on_reset(s->user, code);
+    return 0;
+  }
   if (ec && sid == CONTROL_SID) unregister(ec, "control stream reset");
   return 0;
+}
+
+static void qc_stream_writable(wr_quic_conn *c, int64_t sid, void *user, void *suser) {
+  wr_tunnel_stream *s = suser;
+  if (IS_EDGE_STREAM(sid) && s && s->user && s->cbs.on_writable) s->cbs.on_writable(s->user);
+}
+
+static void qc_stream_close(wr_quic_conn *c, int64_t sid, int has_code, uint64_t app_code,
+                            void *user, void *suser) {
+  wr_tunnel_stream *s = suser;
+  if (!IS_EDGE_STREAM(sid) || !s) return;
+  stream_end(s);
 }
 
 static void qc_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user) {
@@ -322,6 +431,7 @@ static void qc_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user
   if (!ec) return;
   unregister(ec, info->idle ? "connection idle timeout" : "connection closed");
   wr_quic_conn_set_user(c, NULL);
+  close_streams(ec, 1);
   detach(ec);
 }
 
@@ -329,6 +439,8 @@ static const wr_quic_callbacks ts_cbs = {
     .on_stream_open = qc_stream_open,
     .on_stream_data = qc_stream_data,
     .on_stream_reset = qc_stream_reset,
+    .on_stream_writable = qc_stream_writable,
+    .on_stream_close = qc_stream_close,
     .on_close = qc_close,
 };
 
@@ -368,6 +480,8 @@ void wr_tunnel_server_free(wr_tunnel_server *ts) {
   while (ts->conns) {
     edge_conn *ec = ts->conns;
     unregister(ec, "edge shutting down");
+    /* The endpoint already freed the QUIC connection. */
+    close_streams(ec, 0);
     detach(ec);
   }
   free(ts->location);
@@ -406,3 +520,108 @@ int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size
   }
   return WR_ERR_NOTFOUND;
 }
+
+
+/* ---- data streams towards a connector -------------------------------------- */
+
+int wr_tunnel_server_open_stream(wr_tunnel_server *ts, const char *tunnel_id,
+                                 const wr_tunnel_stream_callbacks *cbs, void *user,
+                                 wr_tunnel_stream **out) {
+  *out = NULL;
+  if (!tunnel_id || !cbs) return WR_ERR_INVAL;
+  /* Candidates in order of preference: fewest open streams, then round
+   * robin among the equally loaded. A connection at its stream limit
+   * (WR_AGAIN) or already closing is skipped. */
+  size_t n = wr_tunnel_server_count(ts, tunnel_id);
+  if (n == 0) return WR_ERR_NOTFOUND;
+  edge_conn *tried[64];
+  size_t ntried = 0;
+  int saw_again = 0;
+  unsigned rr = ts->rr++;
+  for (;;) {
+    edge_conn *best = NULL;
+    size_t min = SIZE_MAX, k = 0;
+    for (int pass = 0; pass < 2 && !best; pass++) {
+      size_t idx = 0;
+      for (edge_conn *ec = ts->conns; ec; ec = ec->next) {
+        int skip = !matches(ec, tunnel_id);
+        for (size_t i = 0; i < ntried && !skip; i++) skip = tried[i] == ec;
+        if (skip) continue;
+        if (pass == 0) {
+          if (ec->nstreams < min) {
+            min = ec->nstreams;
+            k = 0;
+          }
+          if (ec->nstreams == min) k++;
+        } else if (ec->nstreams == min && idx++ == rr % k) {
+          best = ec;
+          break;
+        }
+      }
+      if (k == 0) break;
+    }
+    if (!best) return saw_again ? WR_AGAIN : WR_ERR_NOTFOUND;
+    wr_tunnel_stream *s = wr_xcalloc(1, sizeof(*s));
+    int64_t sid = -1;
+    int rv = wr_quic_stream_open(best->quic, s, &sid);
+    if (rv == WR_OK) {
+      s->ec = best;
+      s->sid = sid;
+      s->cbs = *cbs;
+      s->user = user;
+      s->next = best->streams;
+      if (best->streams) best->streams->prev = s;
+      best->streams = s;
+      best->nstreams++;
+      *out = s;
+      return WR_OK;
+    }
+    free(s);
+    if (rv == WR_ERR_NOMEM) return rv;
+    if (rv == WR_AGAIN) saw_again = 1;
+    if (ntried == sizeof(tried) / sizeof(tried[0])) return saw_again ? WR_AGAIN : WR_ERR_NOTFOUND;
+    tried[ntried++] = best;
+  }
+}
+
+int wr_tunnel_stream_write(wr_tunnel_stream *s, const uint8_t *data, size_t len, int fin,
+                           size_t *accepted) {
+  *accepted = 0;
+  if (!s->ec || s->write_done) return WR_ERR_INVAL;
+  int rv = wr_quic_stream_write(s->ec->quic, s->sid, data, len, fin, accepted);
+  if (rv == WR_OK && fin) s->write_done = 1;
+  return rv;
+}
+
+void wr_tunnel_stream_consume(wr_tunnel_stream *s, size_t n) {
+  if (s->ec && n) wr_quic_stream_consume(s->ec->quic, s->sid, n);
+}
+
+size_t wr_tunnel_stream_queued(const wr_tunnel_stream *s) {
+  return s->ec ? wr_quic_stream_queued(s->ec->quic, s->sid) : 0;
+}
+
+void wr_tunnel_stream_abandon(wr_tunnel_stream *s, int64_t code) {
+  if (!s) return;
+  s->user = NULL;
+  if (!s->ec) return;
+  wr_quic_conn *q = s->ec->quic;
+  if (!s->write_done) {
+    size_t acc;
+    /* code < 0: end our side normally if the owner did not. A write side
+     * the peer stopped (STOP_SENDING) refuses the FIN: reset it then. */
+    if (code >= 0 || wr_quic_stream_write(q, s->sid, NULL, 0, 1, &acc) != WR_OK)
+      wr_quic_stream_reset(q, s->sid, code >= 0 ? (uint64_t)code : 0);
+    s->write_done = 1;
+  }
+  if (!s->read_done) {
+    wr_quic_stream_stop_sending(q, s->sid, code >= 0 ? (uint64_t)code : 0);
+    s->read_done = 1;
+  }
+}
+
+const char *wr_tunnel_stream_conn_id(const wr_tunnel_stream *s) {
+  return s->ec ? s->ec->conn_id : "-";
+}
+
+int64_t wr_tunnel_stream_id(const wr_tunnel_stream *s) { return s->sid; }

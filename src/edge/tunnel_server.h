@@ -9,6 +9,12 @@
  *                       (fresh connection uuid, the configured location,
  *                       tunnelIsRemotelyManaged from the tunnel), a
  *                       wr_store_conn_open and an audit row "Registered".
+ *                       The same connector (ClientInfo.clientId) registering
+ *                       the connIndex of one of its live connections again
+ *                       (it reconnected after a network blip) replaces that
+ *                       connection: the old one is unregistered ("replaced
+ *                       by a new registration") and its QUIC connection
+ *                       closed, instead of an EDUPCONN refusal.
  *   unregisterConnection wr_store_conn_close + audit "Unregistered"; the
  *                       connection stops being routable.
  *   updateLocalConfiguration  logged (the store has no config table yet).
@@ -80,7 +86,9 @@ int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size
 typedef struct wr_tunnel_stream_callbacks {
   /* Bytes from the connector, in order; |fin| marks its end. Receive credit
    * is NOT returned automatically: call wr_tunnel_stream_consume() once the
-   * bytes were passed on (that is the backpressure towards the connector). */
+   * bytes were passed on (that is the backpressure towards the connector).
+   * A negative return is only logged: one request's failure never closes
+   * the connector connection (abandon the stream instead). */
   int (*on_data)(void *user, const uint8_t *data, size_t len, int fin);
   /* The send queue drained after a WR_AGAIN from wr_tunnel_stream_write. */
   void (*on_writable)(void *user);
@@ -109,7 +117,11 @@ void wr_tunnel_stream_consume(wr_tunnel_stream *s, size_t n);
 size_t wr_tunnel_stream_queued(const wr_tunnel_stream *s);
 /* The owner is done with the stream: with |code| >= 0 both directions are
  * aborted (RESET_STREAM + STOP_SENDING with that code) unless they already
- * ended. No callback reaches the owner after this; the handle is freed when
+ * ended. With |code| < 0 it ends normally: FIN if the owner did not send
+ * one (RESET_STREAM 0 if the connector stopped our sending side), and
+ * STOP_SENDING 0 if the connector's side has not ended (what cloudflared
+ * does itself once a response is complete). No callback reaches the owner
+ * after this, also when called from inside one; the handle is freed when
  * QUIC closes the stream. */
 void wr_tunnel_stream_abandon(wr_tunnel_stream *s, int64_t code);
 /* The connection the stream runs on, for logs. */
