@@ -13,7 +13,9 @@
 #include "edge/store.h"
 #include "edge/tunnel_server.h"
 #include "edge/visitor.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/file.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/quic.h"
@@ -74,6 +76,28 @@ static void close_connectors(wr_tunnel_server *ts) {
 
 static void stop_loop_cb(uv_timer_t *t) { uv_stop(t->loop); }
 
+/* The QUIC stateless-reset key lives in DIR/quic-reset.key (created on the
+ * first run, mode 0600) so that an edge restarted after a crash can still
+ * reset the connections of its previous life and connectors come back at
+ * once rather than after their idle timeout. Returns 0 or -1. */
+static int load_reset_key(const char *dir, uint8_t key[32], char *err, size_t errlen) {
+  char path[4096];
+  char *data = NULL;
+  size_t len = 0;
+  snprintf(path, sizeof(path), "%s/quic-reset.key", dir);
+  if (wr_file_read(path, 64, &data, &len) == WR_OK && len == 32) {
+    memcpy(key, data, 32);
+    free(data);
+    return 0;
+  }
+  free(data);
+  if (wr_random_bytes(key, 32) != 0 || wr_file_write(path, key, 32, 0600, 0) != WR_OK) {
+    snprintf(err, errlen, "cannot create %.400s", path);
+    return -1;
+  }
+  return 0;
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   edge_run *r = h->data;
   if (r->stopping) {
@@ -128,7 +152,13 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   }
   snprintf(cert, sizeof(cert), "%s/tunnel-server.pem", dir);
   snprintf(key, sizeof(key), "%s/tunnel-server.key", dir);
-  wr_quic_config qcfg = {.cert_file = cert, .key_file = key};
+  uint8_t reset_key[32];
+  if (load_reset_key(dir, reset_key, err, sizeof(err)) != 0) {
+    fprintf(stderr, "%s run: %s\n", o->prog, err);
+    goto out;
+  }
+  wr_quic_config qcfg = {.cert_file = cert, .key_file = key, .reset_key = reset_key,
+                         .reset_key_len = sizeof(reset_key)};
   if (wr_quic_tls_new(WR_QUIC_SERVER, &qcfg, &tls, err, sizeof(err)) != 0) {
     fprintf(stderr, "%s run: %s\n", o->prog, err);
     goto out;

@@ -53,7 +53,7 @@ static const wr_cmd route_cmds[] = {
 static const wr_cmd top_cmds[] = {
     {"init", NULL, "Create a data directory: store, CAs, certificates and the admin's cert.pem",
      "Refuses to touch an existing data directory.", init_flags, NULL, wr_cmd_edge_init},
-    {"run", NULL, "Serve connectors (QUIC registration; visitors and API come next)", NULL, run_flags, NULL, wr_cmd_edge_run},
+    {"run", NULL, "Serve connectors (QUIC) and visitors (HTTP); the API comes next", NULL, run_flags, NULL, wr_cmd_edge_run},
     {"tunnel", NULL, "Manage tunnels", NULL, NULL, tunnel_cmds, NULL},
     {"route", NULL, "Manage routes", NULL, NULL, route_cmds, NULL},
     {"user", NULL, "Manage users", NULL, NULL,

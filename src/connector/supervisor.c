@@ -39,6 +39,7 @@ typedef struct slot {
   int state;
   int end;                 /* END_* of the last connection */
   int registered_once;
+  int unreg_pending;       /* unregisterConnection sent, answer not seen yet */
   unsigned failures;       /* consecutive, for the backoff */
   unsigned attempts;       /* numPreviousAttempts sent to the edge */
   wr_quic_endpoint *ep;
@@ -167,7 +168,7 @@ static void on_registered(wr_registration *r, void *user, const wr_registration_
     snprintf(sl->location, sizeof(sl->location), "%s", res->location);
     if (s->stopping) {
       /* Registered while shutting down: leave at once. */
-      wr_registration_unregister(sl->reg);
+      if (wr_registration_unregister(sl->reg) == WR_OK) sl->unreg_pending = 1;
       sl->state = SL_UNREGISTERING;
     } else {
       start_others(s);
@@ -192,6 +193,8 @@ static void on_registered(wr_registration *r, void *user, const wr_registration_
 static void on_unregistered(wr_registration *r, void *user, int ok) {
   slot *sl = user;
   (void)r;
+  if (!sl->unreg_pending) return;
+  sl->unreg_pending = 0;
   wr_info("Unregistered tunnel connection connIndex=%u%s", sl->index,
           ok ? "" : " (the edge did not answer)");
   maybe_finish_shutdown(sl->sup);
@@ -443,8 +446,7 @@ static void maybe_finish_shutdown(wr_supervisor *s) {
   for (unsigned i = 0; i < s->nslots; i++) {
     slot *sl = &s->slots[i];
     if (sl->state != SL_IDLE) open++;
-    if (sl->state == SL_UNREGISTERING && sl->reg && wr_registration_is_registered(sl->reg))
-      waiting_unreg++;
+    if (sl->state == SL_UNREGISTERING && sl->unreg_pending) waiting_unreg++;
   }
   if (!open) {
     s->stopped_notified = 1;
@@ -478,10 +480,8 @@ void wr_supervisor_shutdown(wr_supervisor *s, uint64_t grace_ms) {
     if (sl->state == SL_IDLE) {
       uv_timer_stop(&sl->timer);
     } else if (sl->state == SL_REGISTERED) {
-      if (wr_registration_unregister(sl->reg) == WR_OK)
-        sl->state = SL_UNREGISTERING;
-      else
-        sl->state = SL_REGISTERED;
+      sl->state = SL_UNREGISTERING;
+      if (wr_registration_unregister(sl->reg) == WR_OK) sl->unreg_pending = 1;
     } else if (sl->state == SL_CONNECTING || sl->state == SL_REGISTERING) {
       sl->state = SL_CLOSING;
       wr_quic_conn_close(sl->conn, 0, "");
