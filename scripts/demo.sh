@@ -31,10 +31,12 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$bin/warren-edge" run --data-dir "$data" --tunnel-listen "127.0.0.1:$tport" \
+# Own sessions (setsid): Ctrl-C reaches only this script, which then stops
+# the connector and the edge in order, each with a single SIGTERM.
+setsid "$bin/warren-edge" run --data-dir "$data" --tunnel-listen "127.0.0.1:$tport" \
   --http-listen "127.0.0.1:$hport" >"$data/edge.log" 2>&1 &
 pids+=($!)
-"$bin/warren" tunnel --no-autoupdate --edge "127.0.0.1:$tport" --cacert "$data/ca.pem" \
+setsid "$bin/warren" tunnel --no-autoupdate --edge "127.0.0.1:$tport" --cacert "$data/ca.pem" \
   --protocol quic --credentials-file "$data/hello.json" --metrics "127.0.0.1:$mport" \
   --grace-period 5s --hello-world run "$tid" >"$data/connector.log" 2>&1 &
 pids+=($!)
