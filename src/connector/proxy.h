@@ -57,7 +57,10 @@ typedef struct wr_proxy_config {
 
 int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out);
 /* Aborts every stream still open (without touching the QUIC connections,
- * which the caller frees) and frees. */
+ * which the caller frees) and frees. Origin connections and the pool's
+ * timer close asynchronously and the last memory goes from their close
+ * callbacks, so run the loop afterwards (as for any libuv handle) before
+ * uv_loop_close(). */
 void wr_proxy_free(wr_proxy *p);
 /* Replaces the ingress rules for new streams (streams in flight keep the
  * rule they matched; the caller keeps the old wr_ingress alive until

@@ -43,6 +43,11 @@ import pytest
 import origins
 from conftest import ASAN, WARREN, WARREN_EDGE, ProcSet, free_port, wait_for
 
+# WARREN_CONNECTOR=/path/to/cloudflared runs these tests with the real
+# cloudflared as the connector (same flags). Run pytest inside a loopback-only
+# network namespace then: cloudflared looks up update and SRV records at start.
+CONNECTOR = os.environ.get("WARREN_CONNECTOR", WARREN)
+
 ZONE = "example.test"
 HERE = os.path.dirname(os.path.abspath(__file__))
 KIB, MIB = 1024, 1024 * 1024
@@ -120,7 +125,7 @@ class Connector:
     def __init__(self, procs, edge, tunnel, service_args, env, grace="5s", name=None,
                  creds=None, edge_addr=None):
         self.metrics = free_port()
-        self.args = [WARREN, "tunnel", "--no-autoupdate",
+        self.args = [CONNECTOR, "tunnel", "--no-autoupdate",
                      "--edge", edge_addr or f"127.0.0.1:{edge.udp}",
                      "--cacert", edge.ca, "--protocol", "quic",
                      "--credentials-file", creds or edge.creds[tunnel],
