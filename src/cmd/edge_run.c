@@ -10,6 +10,9 @@
 #include <uv.h>
 
 #include "cmd/commands.h"
+#include "edge/api.h"
+#include "edge/dns.h"
+#include "edge/login.h"
 #include "edge/store.h"
 #include "edge/tunnel_server.h"
 #include "edge/visitor.h"
@@ -18,6 +21,7 @@
 #include "lib/file.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/httpd.h"
 #include "net/quic.h"
 
 /* Parses HOST:PORT or [V6]:PORT into |out|. Returns 0 or -1. */
@@ -56,6 +60,11 @@ typedef struct edge_run {
   uv_signal_t sigint, sigterm;
   wr_quic_endpoint *ep;
   wr_visitor *visitor;
+  wr_dns *dns;
+  wr_dns_janitor *janitor;
+  wr_httpd *api_httpd;     /* --api-listen: the REST API and the login pages */
+  wr_api *api;
+  wr_login *login;
   int stopping;
 } edge_run;
 
@@ -75,6 +84,19 @@ static void close_connectors(wr_tunnel_server *ts) {
 }
 
 static void stop_loop_cb(uv_timer_t *t) { uv_stop(t->loop); }
+
+/* --api-listen serves two things: the Cloudflare v4 API under /client/v4
+ * and the login pages cloudflared's `tunnel login` opens. */
+static void api_router(wr_httpd *h, wr_httpd_req *req, void *user) {
+  static const char not_found[] =
+      "{\"success\":false,\"errors\":[{\"code\":7003,\"message\":\"No route for that URI\"}],"
+      "\"messages\":[],\"result\":null}";
+  edge_run *r = user;
+  (void)h;
+  if (r->api && wr_api_handle(r->api, req)) return;
+  if (r->login && wr_login_handle(r->login, req)) return;
+  wr_httpd_respond_simple(req, 404, "application/json", not_found, sizeof(not_found) - 1);
+}
 
 /* The QUIC stateless-reset key lives in DIR/quic-reset.key (created on the
  * first run, mode 0600) so that an edge restarted after a crash can still
@@ -115,6 +137,8 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   const char *dir = wr_opts_get(o, "data-dir");
   const char *listen = wr_opts_get(o, "tunnel-listen");
   const char *http_listen = wr_opts_get(o, "http-listen");
+  const char *dns_listen = wr_opts_get(o, "dns-listen");
+  struct sockaddr_storage dns_addr;
   const char *lvl = wr_opts_get(o, "loglevel");
   char err[512], path[4096], cert[4096], key[4096];
   struct sockaddr_storage addr, http_addr;
@@ -142,6 +166,10 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   if (!http_listen || parse_listen(http_listen, &http_addr) != 0) {
     fprintf(stderr, "%s run: --http-listen \"%s\" is not HOST:PORT\n", o->prog,
             http_listen ? http_listen : "");
+    return WR_EXIT_USAGE;
+  }
+  if (dns_listen && *dns_listen && parse_listen(dns_listen, &dns_addr) != 0) {
+    fprintf(stderr, "%s run: --dns-listen \"%s\" is not HOST:PORT\n", o->prog, dns_listen);
     return WR_EXIT_USAGE;
   }
   snprintf(path, sizeof(path), "%s/warren.db", dir);
@@ -177,6 +205,9 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     snprintf(name, sizeof(name), "%d", port);
   }
   wr_info("Listening for connectors on %s (QUIC, UDP port %s)", listen, name);
+  /* Deleted tunnels (also by other processes sharing the store) lose their
+   * live connections within the sweep period. */
+  wr_tunnel_server_watch(ts, loop, 0);
   wr_visitor_config vcfg = {.store = store, .ts = ts, .scheme = "http"};
   if (wr_visitor_listen(loop, &vcfg, (const struct sockaddr *)&http_addr, &r.visitor) != 0) {
     fprintf(stderr, "%s run: cannot listen on %s (TCP)\n", o->prog, http_listen);
@@ -186,6 +217,47 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   char vname[80] = "?";
   if (wr_visitor_addr(r.visitor, &vbound) == 0) format_addr(&vbound, vname, sizeof(vname));
   wr_info("Serving visitors on http://%s", vname);
+  if (dns_listen && *dns_listen) {
+    /* The edge's public address: the host of --http-listen. */
+    char host[INET6_ADDRSTRLEN] = "";
+    const char *addrs[1] = {host};
+    if (http_addr.ss_family == AF_INET6)
+      uv_ip6_name((const struct sockaddr_in6 *)&http_addr, host, sizeof(host));
+    else
+      uv_ip4_name((const struct sockaddr_in *)&http_addr, host, sizeof(host));
+    wr_dns_config dcfg = {.store = store, .addrs = addrs, .naddrs = 1};
+    if (wr_dns_listen(loop, &dcfg, (const struct sockaddr *)&dns_addr, &r.dns, err, sizeof(err)) != WR_OK) {
+      fprintf(stderr, "%s run: %s\n", o->prog, err);
+      goto out;
+    }
+    struct sockaddr_storage dbound;
+    char dname[80] = "?";
+    if (wr_dns_addr(r.dns, &dbound) == WR_OK) format_addr(&dbound, dname, sizeof(dname));
+    wr_info("Serving DNS on %s (UDP and TCP)", dname);
+  }
+  const char *api_listen = wr_opts_get(o, "api-listen");
+  if (api_listen && *api_listen) {
+    struct sockaddr_storage api_addr, abound;
+    char aname[80] = "?", public_url[128];
+    if (parse_listen(api_listen, &api_addr) != 0) {
+      fprintf(stderr, "%s run: --api-listen \"%s\" is not HOST:PORT\n", o->prog, api_listen);
+      goto out;
+    }
+    wr_api_config acfg = {.store = store, .ts = ts};
+    if (wr_api_new(&acfg, &r.api) != WR_OK) goto out;
+    if (wr_httpd_listen(loop, (const struct sockaddr *)&api_addr, NULL, api_router, &r,
+                        &r.api_httpd) != WR_OK) {
+      fprintf(stderr, "%s run: cannot listen on %s (TCP)\n", o->prog, api_listen);
+      goto out;
+    }
+    if (wr_httpd_addr(r.api_httpd, &abound) == WR_OK) format_addr(&abound, aname, sizeof(aname));
+    snprintf(public_url, sizeof(public_url), "http://%s", aname);
+    wr_login_config lcfg = {.loop = loop, .store = store, .data_dir = dir, .public_url = public_url};
+    if (wr_login_new(&lcfg, &r.login) != WR_OK) goto out;
+    wr_info("Serving the API on %s/client/v4 and logins on %s/argotunnel", public_url, public_url);
+  }
+  wr_dns_cleanup_config ccfg = {.store = store, .dns = r.dns};
+  wr_dns_janitor_start(loop, &ccfg, &r.janitor);
   uv_signal_init(loop, &r.sigint);
   uv_signal_init(loop, &r.sigterm);
   r.sigint.data = r.sigterm.data = &r;
@@ -209,8 +281,15 @@ out:
   /* Visitors first: they abandon their data streams while the QUIC
    * connections still exist; then the endpoint; the tunnel server last. */
   if (r.visitor) wr_visitor_free(r.visitor);
+  /* Logins answer their held polls while the HTTP server still exists. */
+  wr_login_free(r.login);
+  if (r.api_httpd) wr_httpd_free(r.api_httpd);
+  wr_dns_janitor_free(r.janitor);
+  wr_dns_free(r.dns);
+  if (ts) wr_tunnel_server_unwatch(ts);
   if (r.ep) wr_quic_endpoint_free(r.ep);
   uv_run(loop, UV_RUN_DEFAULT); /* every handle is closing: runs their close callbacks */
+  wr_api_free(r.api);
   wr_tunnel_server_free(ts);
   if (tls) wr_quic_tls_free(tls);
   wr_store_close(store);

@@ -1,5 +1,6 @@
 #include "edge/store.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -129,6 +131,25 @@ static const char *const migrations[] = {
     "  target_id TEXT NOT NULL,"
     "  detail TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(detail)));"
     "CREATE INDEX audit_log_account ON audit_log(account_id, id);",
+
+    /* 2: virtual networks for IP routes (ip_routes.virtual_network_id names
+     * one); each account has one default network. */
+    "CREATE TABLE virtual_networks ("
+    "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+    "  account_id TEXT NOT NULL REFERENCES accounts(id),"
+    "  name TEXT NOT NULL,"
+    "  comment TEXT NOT NULL DEFAULT '',"
+    "  is_default INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1)),"
+    "  created_at INTEGER NOT NULL,"
+    "  deleted_at INTEGER);"
+    "CREATE UNIQUE INDEX virtual_networks_live_name ON virtual_networks(account_id, name)"
+    "  WHERE deleted_at IS NULL;"
+    "CREATE UNIQUE INDEX virtual_networks_default ON virtual_networks(account_id)"
+    "  WHERE is_default = 1 AND deleted_at IS NULL;"
+    "CREATE INDEX ip_routes_vnet ON ip_routes(virtual_network_id);"
+    "CREATE INDEX routes_account ON routes(account_id);"
+    "CREATE INDEX tunnels_account ON tunnels(account_id, created_at);"
+    "CREATE INDEX tunnels_deleted ON tunnels(deleted_at) WHERE deleted_at IS NOT NULL;",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(N_MIGRATIONS == WR_STORE_SCHEMA_VERSION, "a migration per schema version");
@@ -1072,6 +1093,12 @@ int wr_store_tunnel_resolve(wr_store *s, const char *account_id, const char *ref
 
 int wr_store_tunnel_create(wr_store *s, const char *actor, const char *account_id, const char *name,
                            const uint8_t *secret, size_t secret_len, wr_tunnel *out) {
+  return wr_store_tunnel_create_ex(s, actor, account_id, name, secret, secret_len, 0, out);
+}
+
+int wr_store_tunnel_create_ex(wr_store *s, const char *actor, const char *account_id,
+                              const char *name, const uint8_t *secret, size_t secret_len,
+                              int remote_managed, wr_tunnel *out) {
   wr_tunnel t;
   wr_account a;
   char msg[WR_STORE_ERRMSG_MAX];
@@ -1106,18 +1133,39 @@ int wr_store_tunnel_create(wr_store *s, const char *actor, const char *account_i
     }
     if (rv != WR_ERR_NOTFOUND) goto out;
   }
+  t.remote_managed = remote_managed != 0;
   rv = execf(s, NULL, "create tunnel",
-             "INSERT INTO tunnels(id, account_id, name, secret, created_at) VALUES (?, ?, ?, ?, ?)",
-             "sssbi", t.id, t.account_id, t.name, t.secret, t.secret_len, t.created_at);
+             "INSERT INTO tunnels(id, account_id, name, secret, created_at, config_src)"
+             " VALUES (?, ?, ?, ?, ?, ?)",
+             "sssbis", t.id, t.account_id, t.name, t.secret, t.secret_len, t.created_at,
+             t.remote_managed ? "cloudflare" : "local");
   if (rv == WR_OK)
     rv = audit_insert(s, actor, t.account_id, "tunnel.create", "tunnel", t.id,
-                      json_pack("{s:s}", "name", t.name));
+                      t.remote_managed ? json_pack("{s:s,s:s}", "name", t.name, "config_src", "cloudflare")
+                                       : json_pack("{s:s}", "name", t.name));
 out:
   rv = tx_end(s, rv);
 out_notx:
   if (rv == WR_OK && out) *out = t;
   memset(&t, 0, sizeof(t)); /* do not leave the secret on the stack */
   return rv;
+}
+
+/* The WHERE clause of wr_store_tunnel_list and _count; parameters ?1..?8 are
+ * bound in the order of format "sisisssi". */
+#define TUNNEL_WHERE                                                                               \
+  "WHERE t.account_id = lower(?1) AND (?2 OR t.deleted_at IS NULL) AND (?3 IS NULL OR t.name = ?3)" \
+  " AND (?4 = 0 OR t.deleted_at IS NOT NULL) AND (?5 IS NULL OR t.id = ?5)"                         \
+  " AND (?6 IS NULL OR substr(t.name, 1, length(?6)) = ?6)"                                        \
+  " AND (?7 IS NULL OR substr(t.name, 1, length(?7)) <> ?7)"                                       \
+  " AND (?8 = 0 OR (t.created_at <= ?8 AND (t.deleted_at IS NULL OR t.deleted_at > ?8)))"
+
+/* Checks |f| and puts its canonical tunnel id (if any) in |id|. */
+static int tunnel_filter_check(wr_store *s, const wr_tunnel_filter *f, char id[WR_STORE_UUID_LEN + 1]) {
+  if (!f || !f->account_id) return serr(s, WR_ERR_INVAL, "listing tunnels needs an account");
+  id[0] = '\0';
+  if (f->id) return canon_uuid(s, f->id, id, "tunnel ID");
+  return WR_OK;
 }
 
 int wr_store_tunnel_list(wr_store *s, const wr_tunnel_filter *f, wr_tunnel **out, size_t *n) {
@@ -1127,13 +1175,12 @@ int wr_store_tunnel_list(wr_store *s, const wr_tunnel_filter *f, wr_tunnel **out
   int rv, rc;
   *out = NULL;
   *n = 0;
-  if (!f || !f->account_id) return serr(s, WR_ERR_INVAL, "listing tunnels needs an account");
-  rv = prepf(s, &st,
-             TUNNEL_SELECT "WHERE t.account_id = lower(?1) AND (?2 OR t.deleted_at IS NULL)"
-                           " AND (?3 IS NULL OR t.name = ?3)"
-                           " ORDER BY t.created_at, t.rowid LIMIT ?4 OFFSET ?5",
-             "sisii", f->account_id, (int64_t)(f->include_deleted != 0), f->name,
-             f->limit ? (int64_t)f->limit : (int64_t)-1, (int64_t)f->offset);
+  char id[WR_STORE_UUID_LEN + 1];
+  if ((rv = tunnel_filter_check(s, f, id)) != WR_OK) return rv;
+  rv = prepf(s, &st, TUNNEL_SELECT TUNNEL_WHERE " ORDER BY t.created_at, t.rowid LIMIT ?9 OFFSET ?10",
+             "sisisssiii", f->account_id, (int64_t)(f->include_deleted || f->only_deleted), f->name,
+             (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name_prefix, f->exclude_prefix,
+             f->existed_at, f->limit ? (int64_t)f->limit : (int64_t)-1, (int64_t)f->offset);
   if (rv != WR_OK) return rv;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_tunnel(st, PUSH(rows, cnt, cap));
   if (rc != SQLITE_DONE) {
@@ -1501,5 +1548,873 @@ int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_
     *n = cnt;
   }
   sqlite3_finalize(st);
+  return rv;
+}
+
+/* --- users: passwords, listing, token rolling (login, issue #4) ------------------- */
+
+int wr_store_user_password_hash(wr_store *s, const char *user_id, char *out, size_t size) {
+  sqlite3_stmt *st;
+  const char *h;
+  char b[80];
+  int rv;
+  if (size) out[0] = '\0';
+  if ((rv = prepf(s, &st, "SELECT password_hash FROM users WHERE id = lower(?)", "s", user_id)) != WR_OK)
+    return rv;
+  rv = step_row(s, st, "read user");
+  if (rv == WR_ERR_NOTFOUND) {
+    serr(s, rv, "no user with id %s", q(user_id ? user_id : "", b, sizeof(b)));
+  } else if (rv == WR_OK) {
+    h = (const char *)sqlite3_column_text(st, 0);
+    if (!h) rv = serr(s, WR_ERR_NOTFOUND, "user %s has no password", q(user_id, b, sizeof(b)));
+    else if (strlen(h) >= size) rv = serr(s, WR_ERR_LIMIT, "the stored password hash is too long");
+    else memcpy(out, h, strlen(h) + 1);
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_user_get(wr_store *s, const char *user_id, wr_user *out) {
+  sqlite3_stmt *st;
+  char b[80];
+  int rv = prepf(s, &st, USER_SELECT "WHERE id = lower(?)", "s", user_id);
+  if (rv != WR_OK) return rv;
+  rv = step_row(s, st, "read user");
+  if (rv == WR_OK) read_user(st, out);
+  else if (rv == WR_ERR_NOTFOUND) serr(s, rv, "no user with id %s", q(user_id ? user_id : "", b, sizeof(b)));
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_user_set_password(wr_store *s, const char *actor, const char *user_id,
+                               const char *password_hash) {
+  wr_user u;
+  int rv;
+  if (password_hash && (rv = check_text(s, "password hash", password_hash, 512)) != WR_OK) return rv;
+  if ((rv = tx_begin(s)) != WR_OK) return rv;
+  if ((rv = wr_store_user_get(s, user_id, &u)) != WR_OK) goto out;
+  rv = execf(s, NULL, "set password", "UPDATE users SET password_hash = ? WHERE id = ?", "ss",
+             password_hash, u.id);
+  if (rv == WR_OK)
+    rv = audit_insert(s, actor, u.account_id, "user.password", "user", u.id,
+                      json_pack("{s:s,s:b}", "email", u.email, "set", password_hash != NULL));
+out:
+  return tx_end(s, rv);
+}
+
+int wr_store_user_list(wr_store *s, const char *account_id, wr_user **out, size_t *n) {
+  sqlite3_stmt *st;
+  wr_user *rows = NULL;
+  size_t cnt = 0, cap = 0;
+  int rv, rc;
+  *out = NULL;
+  *n = 0;
+  rv = prepf(s, &st, USER_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) ORDER BY email", "s",
+             account_id);
+  if (rv != WR_OK) return rv;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_user(st, PUSH(rows, cnt, cap));
+  if (rc != SQLITE_DONE) {
+    rv = dberr(s, "read users");
+    free(rows);
+  } else {
+    *out = rows;
+    *n = cnt;
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_token_list(wr_store *s, const char *user_id, int include_revoked, wr_api_token **out,
+                        size_t *n) {
+  sqlite3_stmt *st;
+  wr_api_token *rows = NULL;
+  size_t cnt = 0, cap = 0;
+  int rv, rc;
+  *out = NULL;
+  *n = 0;
+  rv = prepf(s, &st,
+             TOKEN_SELECT "WHERE k.user_id = lower(?) AND (? OR k.revoked_at IS NULL)"
+                          " ORDER BY k.created_at, k.id",
+             "si", user_id, (int64_t)(include_revoked != 0));
+  if (rv != WR_OK) return rv;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_token(st, PUSH(rows, cnt, cap));
+  if (rc != SQLITE_DONE) {
+    rv = dberr(s, "read API tokens");
+    free(rows);
+  } else {
+    *out = rows;
+    *n = cnt;
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_token_roll(wr_store *s, const char *actor, const char *user_id, const char *zone_id,
+                        char token[WR_STORE_TOKEN_LEN + 1], wr_api_token *out, size_t *revoked) {
+  wr_user u;
+  char msg[WR_STORE_ERRMSG_MAX];
+  int rv, changed = 0;
+  memset(token, 0, WR_STORE_TOKEN_LEN + 1);
+  if (revoked) *revoked = 0;
+  if ((rv = tx_begin(s)) != WR_OK) return rv;
+  if ((rv = wr_store_user_get(s, user_id, &u)) != WR_OK) goto out;
+  if (zone_id) {
+    wr_zone z;
+    if ((rv = wr_store_zone_get(s, zone_id, &z)) != WR_OK) goto out;
+    if (strcmp(z.account_id, u.account_id) != 0) {
+      rv = serr(s, WR_ERR_INVAL, "zone %s belongs to another account than user %s", z.name, u.email);
+      goto out;
+    }
+  }
+  rv = execf(s, &changed, "revoke API tokens",
+             "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", "is",
+             now_s(s), u.id);
+  if (rv == WR_OK)
+    rv = audit_insert(s, actor, u.account_id, "token.roll", "user", u.id,
+                      json_pack("{s:s,s:i}", "email", u.email, "revoked", changed));
+out:
+  if ((rv = tx_end(s, rv)) != WR_OK) return rv;
+  if (revoked) *revoked = (size_t)changed;
+  /* A second transaction: wr_store_token_create has its own. */
+  if ((rv = wr_store_token_create(s, actor, u.id, zone_id, token, out)) != WR_OK) {
+    snprintf(msg, sizeof(msg), "%s", s->errmsg);
+    serr(s, rv, "revoked %d API token%s of %s but could not issue a new one (%s); run it again",
+         changed, changed == 1 ? "" : "s", u.email, msg);
+  }
+  return rv;
+}
+
+/* --- schema 2: tunnel queries, connections, virtual networks, IP routes (REST API) --- */
+
+int wr_store_tunnel_count(wr_store *s, const wr_tunnel_filter *f, size_t *n) {
+  char id[WR_STORE_UUID_LEN + 1];
+  sqlite3_stmt *st;
+  int rv;
+  *n = 0;
+  if ((rv = tunnel_filter_check(s, f, id)) != WR_OK) return rv;
+  rv = prepf(s, &st, "SELECT count(*) FROM tunnels t " TUNNEL_WHERE, "sisisssi", f->account_id,
+             (int64_t)(f->include_deleted || f->only_deleted), f->name, (int64_t)(f->only_deleted != 0),
+             id[0] ? id : NULL, f->name_prefix, f->exclude_prefix, f->existed_at);
+  if (rv != WR_OK) return rv;
+  rv = step_row(s, st, "count tunnels");
+  if (rv == WR_OK) *n = (size_t)sqlite3_column_int64(st, 0);
+  else if (rv == WR_ERR_NOTFOUND) rv = serr(s, WR_ERR_STORE, "count tunnels: no result");
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_tunnel_conn_times(wr_store *s, const char *tunnel_id, int64_t *active_at,
+                               int64_t *inactive_at) {
+  char canon[WR_STORE_UUID_LEN + 1];
+  sqlite3_stmt *st;
+  int rv;
+  *active_at = *inactive_at = 0;
+  if ((rv = canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK) return rv;
+  rv = prepf(s, &st,
+             "SELECT ifnull((SELECT min(opened_at) FROM connections WHERE tunnel_id = ?1 AND closed_at IS NULL), 0),"
+             " ifnull((SELECT max(closed_at) FROM connections WHERE tunnel_id = ?1), 0)",
+             "s", canon);
+  if (rv != WR_OK) return rv;
+  rv = step_row(s, st, "read connection times");
+  if (rv == WR_OK) {
+    *active_at = sqlite3_column_int64(st, 0);
+    *inactive_at = *active_at ? 0 : sqlite3_column_int64(st, 1);
+  } else if (rv == WR_ERR_NOTFOUND) {
+    rv = serr(s, WR_ERR_STORE, "read connection times: no result");
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_conn_close_tunnel(wr_store *s, const char *tunnel_id, const char *client_id,
+                               size_t *closed) {
+  char canon[WR_STORE_UUID_LEN + 1], client[WR_STORE_UUID_LEN + 1];
+  int rv, changes = 0;
+  if (closed) *closed = 0;
+  if ((rv = canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK) return rv;
+  if (client_id && (rv = canon_uuid(s, client_id, client, "connector ID")) != WR_OK) return rv;
+  rv = execf(s, &changes, "close connections",
+             "UPDATE connections SET closed_at = ?1 WHERE tunnel_id = ?2 AND closed_at IS NULL"
+             " AND (?3 IS NULL OR client_id = ?3)",
+             "iss", now_s(s), canon, client_id ? client : NULL);
+  if (rv == WR_OK && closed) *closed = (size_t)changes;
+  return rv;
+}
+
+int wr_store_route_count(wr_store *s, const char *account_id, size_t *n) {
+  sqlite3_stmt *st;
+  int rv;
+  *n = 0;
+  if ((rv = prepf(s, &st, "SELECT count(*) FROM routes WHERE account_id = lower(?)", "s",
+                  account_id ? account_id : "")) != WR_OK)
+    return rv;
+  rv = step_row(s, st, "count routes");
+  if (rv == WR_OK) *n = (size_t)sqlite3_column_int64(st, 0);
+  else if (rv == WR_ERR_NOTFOUND) rv = serr(s, WR_ERR_STORE, "count routes: no result");
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_tunnel_deleted_since(wr_store *s, int64_t since, char (**ids)[WR_STORE_UUID_LEN + 1],
+                                  size_t *n) {
+  sqlite3_stmt *st;
+  char(*rows)[WR_STORE_UUID_LEN + 1] = NULL;
+  size_t cnt = 0, cap = 0;
+  int rv, rc;
+  *ids = NULL;
+  *n = 0;
+  rv = prepf(s, &st,
+             "SELECT id FROM tunnels WHERE deleted_at IS NOT NULL AND deleted_at >= ? ORDER BY deleted_at",
+             "i", since);
+  if (rv != WR_OK) return rv;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) col_copy(st, 0, *PUSH(rows, cnt, cap), WR_STORE_UUID_LEN + 1);
+  if (rc != SQLITE_DONE) {
+    rv = dberr(s, "read deleted tunnels");
+    free(rows);
+  } else {
+    *ids = rows;
+    *n = cnt;
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+/* --- CIDR ---------------------------------------------------------------------- */
+
+int wr_store_cidr_parse(const char *in, wr_store_cidr *out, char *err, size_t errlen) {
+  char addr[INET6_ADDRSTRLEN + 1], b[80];
+  const char *slash;
+  size_t alen;
+  long bits = -1;
+  memset(out, 0, sizeof(*out));
+  if (!in || !*in) return snprintf(err, errlen, "the network is empty"), WR_ERR_INVAL;
+  slash = strchr(in, '/');
+  alen = slash ? (size_t)(slash - in) : strlen(in);
+  if (alen == 0 || alen >= sizeof(addr))
+    return snprintf(err, errlen, "\"%s\" is not a network in CIDR notation (e.g. 10.0.0.0/8)",
+                    q(in, b, sizeof(b))),
+           WR_ERR_INVAL;
+  memcpy(addr, in, alen);
+  addr[alen] = '\0';
+  if (inet_pton(AF_INET, addr, out->addr) == 1) {
+    out->v6 = 0;
+  } else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
+    out->v6 = 1;
+  } else {
+    return snprintf(err, errlen, "\"%s\" is not a network in CIDR notation (e.g. 10.0.0.0/8)",
+                    q(in, b, sizeof(b))),
+           WR_ERR_INVAL;
+  }
+  unsigned max = out->v6 ? 128 : 32;
+  if (slash) {
+    const char *p = slash + 1;
+    if (!*p || strlen(p) > 3) bits = -1;
+    else {
+      bits = 0;
+      for (; *p; p++) {
+        if (*p < '0' || *p > '9') {
+          bits = -1;
+          break;
+        }
+        bits = bits * 10 + (*p - '0');
+      }
+    }
+    if (bits < 0 || bits > (long)max)
+      return snprintf(err, errlen, "\"%s\" has an invalid prefix length (0 to %u)", q(in, b, sizeof(b)),
+                      max),
+             WR_ERR_INVAL;
+  } else {
+    bits = (long)max;
+  }
+  out->bits = (unsigned)bits;
+  /* Clear the host bits. */
+  for (unsigned i = 0; i < max / 8; i++) {
+    unsigned keep = out->bits > i * 8 ? out->bits - i * 8 : 0;
+    if (keep >= 8) continue;
+    out->addr[i] &= (uint8_t)(0xff00u >> keep);
+  }
+  return WR_OK;
+}
+
+void wr_store_cidr_format(const wr_store_cidr *c, char out[WR_STORE_CIDR_MAX + 1]) {
+  char a[INET6_ADDRSTRLEN] = "";
+  size_t len;
+  inet_ntop(c->v6 ? AF_INET6 : AF_INET, c->addr, a, sizeof(a));
+  len = strnlen(a, WR_STORE_CIDR_MAX - 4);
+  memcpy(out, a, len);
+  snprintf(out + len, 5, "/%u", c->bits > 128 ? 128 : c->bits);
+}
+
+int wr_store_cidr_contains(const wr_store_cidr *outer, const wr_store_cidr *inner) {
+  if (outer->v6 != inner->v6 || outer->bits > inner->bits) return 0;
+  for (unsigned i = 0; i * 8 < outer->bits; i++) {
+    unsigned keep = outer->bits - i * 8;
+    uint8_t mask = keep >= 8 ? 0xff : (uint8_t)(0xff00u >> keep);
+    if ((outer->addr[i] & mask) != (inner->addr[i] & mask)) return 0;
+  }
+  return 1;
+}
+
+/* --- virtual networks -------------------------------------------------------------- */
+
+#define VNET_SELECT                                                                                \
+  "SELECT id, account_id, name, comment, is_default, created_at, ifnull(deleted_at, 0)"            \
+  " FROM virtual_networks "
+
+static void read_vnet(sqlite3_stmt *st, wr_vnet *v) {
+  memset(v, 0, sizeof(*v));
+  col_copy(st, 0, v->id, sizeof(v->id));
+  col_copy(st, 1, v->account_id, sizeof(v->account_id));
+  col_copy(st, 2, v->name, sizeof(v->name));
+  col_copy(st, 3, v->comment, sizeof(v->comment));
+  v->is_default = sqlite3_column_int(st, 4);
+  v->created_at = sqlite3_column_int64(st, 5);
+  v->deleted_at = sqlite3_column_int64(st, 6);
+}
+
+/* Comments: 0..256 bytes of UTF-8 without control characters. */
+static int check_comment(wr_store *s, const char *what, const char *c) {
+  if (!c || !*c) return WR_OK;
+  return check_text(s, what, c, WR_STORE_COMMENT_MAX);
+}
+
+int wr_store_vnet_get(wr_store *s, const char *id, wr_vnet *out) {
+  char canon[WR_STORE_UUID_LEN + 1];
+  sqlite3_stmt *st;
+  int rv;
+  if ((rv = canon_uuid(s, id, canon, "virtual network ID")) != WR_OK) return rv;
+  if ((rv = prepf(s, &st, VNET_SELECT "WHERE id = ?", "s", canon)) != WR_OK) return rv;
+  rv = step_row(s, st, "read virtual network");
+  if (rv == WR_OK) read_vnet(st, out);
+  else if (rv == WR_ERR_NOTFOUND) serr(s, rv, "no virtual network with ID %s", canon);
+  sqlite3_finalize(st);
+  return rv;
+}
+
+/* The live virtual network |name| of an account: WR_OK, WR_ERR_NOTFOUND
+ * (no message), or an error. */
+static int vnet_find(wr_store *s, const char *account_id, const char *name, wr_vnet *out) {
+  sqlite3_stmt *st;
+  int rv = prepf(s, &st, VNET_SELECT "WHERE account_id = lower(?) AND name = ? AND deleted_at IS NULL",
+                 "ss", account_id, name);
+  if (rv != WR_OK) return rv;
+  rv = step_row(s, st, "read virtual network");
+  if (rv == WR_OK) read_vnet(st, out);
+  sqlite3_finalize(st);
+  return rv;
+}
+
+static int vnet_find_default(wr_store *s, const char *account_id, wr_vnet *out) {
+  sqlite3_stmt *st;
+  int rv = prepf(s, &st,
+                 VNET_SELECT "WHERE account_id = lower(?) AND is_default = 1 AND deleted_at IS NULL", "s",
+                 account_id);
+  if (rv != WR_OK) return rv;
+  rv = step_row(s, st, "read virtual network");
+  if (rv == WR_OK) read_vnet(st, out);
+  sqlite3_finalize(st);
+  return rv;
+}
+
+/* Inserts a virtual network inside the caller's transaction. */
+static int vnet_insert(wr_store *s, const char *actor, const char *account_id, const char *name,
+                       const char *comment, int is_default, int automatic, wr_vnet *out) {
+  wr_vnet v, old;
+  wr_account a;
+  char msg[WR_STORE_ERRMSG_MAX];
+  int rv;
+  memset(&v, 0, sizeof(v));
+  if (wr_store_check_tunnel_name(name, msg, sizeof(msg)) != WR_OK)
+    return serr(s, WR_ERR_INVAL, "virtual network name: %s", msg);
+  if ((rv = check_comment(s, "virtual network comment", comment)) != WR_OK) return rv;
+  if ((rv = wr_store_account_get(s, account_id, &a)) != WR_OK) return rv;
+  rv = vnet_find(s, a.id, name, &old);
+  if (rv == WR_OK) return serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)", old.name, old.id);
+  if (rv != WR_ERR_NOTFOUND) return rv;
+  rv = vnet_find_default(s, a.id, &old);
+  if (rv == WR_ERR_NOTFOUND) is_default = 1; /* an account always has a default */
+  else if (rv != WR_OK) return rv;
+  if ((rv = new_uuid(s, v.id)) != WR_OK) return rv;
+  copy_str(v.account_id, sizeof(v.account_id), a.id);
+  copy_str(v.name, sizeof(v.name), name);
+  copy_str(v.comment, sizeof(v.comment), comment);
+  v.is_default = is_default != 0;
+  v.created_at = now_s(s);
+  if (v.is_default &&
+      (rv = execf(s, NULL, "change default virtual network",
+                  "UPDATE virtual_networks SET is_default = 0 WHERE account_id = ? AND is_default = 1", "s",
+                  a.id)) != WR_OK)
+    return rv;
+  rv = execf(s, NULL, "create virtual network",
+             "INSERT INTO virtual_networks(id, account_id, name, comment, is_default, created_at)"
+             " VALUES (?, ?, ?, ?, ?, ?)",
+             "ssssii", v.id, v.account_id, v.name, v.comment, (int64_t)v.is_default, v.created_at);
+  if (rv == WR_OK)
+    rv = audit_insert(s, actor, a.id, "vnet.create", "vnet", v.id,
+                      json_pack("{s:s,s:b,s:b}", "name", v.name, "is_default", v.is_default,
+                                "automatic", automatic));
+  if (rv == WR_OK && out) *out = v;
+  return rv;
+}
+
+int wr_store_vnet_create(wr_store *s, const char *actor, const char *account_id, const char *name,
+                         const char *comment, int is_default, wr_vnet *out) {
+  int rv;
+  if ((rv = tx_begin(s)) != WR_OK) return rv;
+  rv = vnet_insert(s, actor, account_id, name, comment, is_default, 0, out);
+  return tx_end(s, rv);
+}
+
+/* The default network inside the caller's transaction, made if missing. */
+static int vnet_default_tx(wr_store *s, const char *actor, const char *account_id, wr_vnet *out) {
+  int rv = vnet_find_default(s, account_id, out);
+  if (rv != WR_ERR_NOTFOUND) return rv;
+  rv = vnet_insert(s, actor, account_id, "default", "", 1, 1, out);
+  if (rv == WR_ERR_EXISTS) {
+    /* A network named "default" exists but is not the default: use a free name. */
+    char name[32];
+    for (int i = 2; i < 100 && rv == WR_ERR_EXISTS; i++) {
+      snprintf(name, sizeof(name), "default-%d", i);
+      rv = vnet_insert(s, actor, account_id, name, "", 1, 1, out);
+    }
+  }
+  return rv;
+}
+
+int wr_store_vnet_default(wr_store *s, const char *actor, const char *account_id, wr_vnet *out) {
+  int rv = vnet_find_default(s, account_id ? account_id : "", out);
+  if (rv != WR_ERR_NOTFOUND) return rv;
+  if ((rv = tx_begin(s)) != WR_OK) return rv;
+  rv = vnet_default_tx(s, actor, account_id ? account_id : "", out);
+  return tx_end(s, rv);
+}
+
+int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size_t *n) {
+  char id[WR_STORE_UUID_LEN + 1] = "";
+  sqlite3_stmt *st;
+  wr_vnet *rows = NULL;
+  size_t cnt = 0, cap = 0;
+  int rv, rc;
+  *out = NULL;
+  *n = 0;
+  if (!f || !f->account_id) return serr(s, WR_ERR_INVAL, "listing virtual networks needs an account");
+  if (f->id && (rv = canon_uuid(s, f->id, id, "virtual network ID")) != WR_OK) return rv;
+  rv = prepf(s, &st,
+             VNET_SELECT "WHERE account_id = lower(?1) AND (?2 OR deleted_at IS NULL)"
+                         " AND (?3 = 0 OR deleted_at IS NOT NULL) AND (?4 IS NULL OR id = ?4)"
+                         " AND (?5 IS NULL OR name = ?5) AND (?6 < 0 OR is_default = ?6)"
+                         " ORDER BY created_at, rowid",
+             "siissi", f->account_id, (int64_t)(f->include_deleted || f->only_deleted),
+             (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name,
+             (int64_t)(f->is_default < 0 ? -1 : f->is_default != 0));
+  if (rv != WR_OK) return rv;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_vnet(st, PUSH(rows, cnt, cap));
+  if (rc != SQLITE_DONE) {
+    rv = dberr(s, "read virtual networks");
+    free(rows);
+  } else {
+    *out = rows;
+    *n = cnt;
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_vnet_update(wr_store *s, const char *actor, const char *id, const char *name,
+                         const char *comment, int make_default, wr_vnet *out) {
+  wr_vnet v, other;
+  char msg[WR_STORE_ERRMSG_MAX];
+  json_t *detail;
+  int rv;
+  if (name && wr_store_check_tunnel_name(name, msg, sizeof(msg)) != WR_OK)
+    return serr(s, WR_ERR_INVAL, "virtual network name: %s", msg);
+  if (comment && (rv = check_comment(s, "virtual network comment", comment)) != WR_OK) return rv;
+  if ((rv = tx_begin(s)) != WR_OK) return rv;
+  if ((rv = wr_store_vnet_get(s, id, &v)) != WR_OK) goto out;
+  if (v.deleted_at) {
+    rv = serr(s, WR_ERR_INVAL, "virtual network %s (%s) is deleted", v.name, v.id);
+    goto out;
+  }
+  if (name && strcmp(name, v.name) != 0) {
+    rv = vnet_find(s, v.account_id, name, &other);
+    if (rv == WR_OK) {
+      rv = serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)", other.name,
+                other.id);
+      goto out;
+    }
+    if (rv != WR_ERR_NOTFOUND) goto out;
+  }
+  detail = json_object();
+  if (name) json_object_set_new(detail, "name", json_string(name));
+  if (comment) json_object_set_new(detail, "comment", json_string(comment));
+  if (make_default && !v.is_default) {
+    json_object_set_new(detail, "is_default", json_true());
+    rv = execf(s, NULL, "change default virtual network",
+               "UPDATE virtual_networks SET is_default = 0 WHERE account_id = ? AND is_default = 1", "s",
+               v.account_id);
+    if (rv == WR_OK)
+      rv = execf(s, NULL, "change default virtual network",
+                 "UPDATE virtual_networks SET is_default = 1 WHERE id = ?", "s", v.id);
+    if (rv != WR_OK) {
+      json_decref(detail);
+      goto out;
+    }
+  }
+  rv = execf(s, NULL, "update virtual network",
+             "UPDATE virtual_networks SET name = ifnull(?, name), comment = ifnull(?, comment) WHERE id = ?",
+             "sss", name, comment, v.id);
+  if (rv == WR_OK) rv = audit_insert(s, actor, v.account_id, "vnet.update", "vnet", v.id, detail);
+  else json_decref(detail);
+  if (rv == WR_OK) rv = wr_store_vnet_get(s, v.id, &v);
+out:
+  rv = tx_end(s, rv);
+  if (rv == WR_OK && out) *out = v;
+  return rv;
+}
+
+int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int force,
+                         size_t *routes_removed) {
+  wr_vnet v;
+  sqlite3_stmt *st = NULL;
+  int rv, removed = 0;
+  int64_t nroutes = 0, now = now_s(s);
+  if (routes_removed) *routes_removed = 0;
+  if ((rv = tx_begin(s)) != WR_OK) return rv;
+  if ((rv = wr_store_vnet_get(s, id, &v)) != WR_OK) goto out;
+  if (v.deleted_at) {
+    rv = serr(s, WR_ERR_INVAL, "virtual network %s (%s) is already deleted", v.name, v.id);
+    goto out;
+  }
+  if (v.is_default) {
+    rv = serr(s, WR_ERR_INVAL,
+              "virtual network %s is the account's default; make another one the default first "
+              "(cloudflared tunnel vnet update --default OTHER)",
+              v.name);
+    goto out;
+  }
+  if ((rv = prepf(s, &st,
+                  "SELECT count(*) FROM ip_routes WHERE virtual_network_id = ? AND deleted_at IS NULL", "s",
+                  v.id)) != WR_OK)
+    goto out;
+  if ((rv = step_row(s, st, "count IP routes")) != WR_OK) goto out;
+  nroutes = sqlite3_column_int64(st, 0);
+  if (nroutes && !force) {
+    rv = serr(s, WR_ERR_INVAL,
+              "virtual network %s still has %lld IP route%s; delete them first or force the deletion "
+              "(cloudflared tunnel vnet delete --force), which deletes them too",
+              v.name, (long long)nroutes, nroutes == 1 ? "" : "s");
+    goto out;
+  }
+  if ((rv = execf(s, &removed, "delete IP routes",
+                  "UPDATE ip_routes SET deleted_at = ? WHERE virtual_network_id = ? AND deleted_at IS NULL",
+                  "is", now, v.id)) != WR_OK)
+    goto out;
+  if ((rv = execf(s, NULL, "delete virtual network",
+                  "UPDATE virtual_networks SET deleted_at = ? WHERE id = ?", "is", now, v.id)) != WR_OK)
+    goto out;
+  rv = audit_insert(s, actor, v.account_id, "vnet.delete", "vnet", v.id,
+                    json_pack("{s:s,s:i,s:b}", "name", v.name, "ip_routes_removed", removed, "force",
+                              force != 0));
+  if (rv == WR_OK && routes_removed) *routes_removed = (size_t)removed;
+out:
+  sqlite3_finalize(st);
+  return tx_end(s, rv);
+}
+
+/* --- IP routes -------------------------------------------------------------------------- */
+
+#define IP_ROUTE_SELECT                                                                            \
+  "SELECT r.id, r.account_id, r.network, r.tunnel_id, t.name, ifnull(r.virtual_network_id, ''),"   \
+  " ifnull(v.name, ''), r.comment, r.created_at, ifnull(r.deleted_at, 0)"                          \
+  " FROM ip_routes r JOIN tunnels t ON t.id = r.tunnel_id"                                         \
+  " LEFT JOIN virtual_networks v ON v.id = r.virtual_network_id "
+
+static void read_ip_route(sqlite3_stmt *st, wr_ip_route *r) {
+  memset(r, 0, sizeof(*r));
+  col_copy(st, 0, r->id, sizeof(r->id));
+  col_copy(st, 1, r->account_id, sizeof(r->account_id));
+  col_copy(st, 2, r->network, sizeof(r->network));
+  col_copy(st, 3, r->tunnel_id, sizeof(r->tunnel_id));
+  col_copy(st, 4, r->tunnel_name, sizeof(r->tunnel_name));
+  col_copy(st, 5, r->vnet_id, sizeof(r->vnet_id));
+  col_copy(st, 6, r->vnet_name, sizeof(r->vnet_name));
+  col_copy(st, 7, r->comment, sizeof(r->comment));
+  r->created_at = sqlite3_column_int64(st, 8);
+  r->deleted_at = sqlite3_column_int64(st, 9);
+}
+
+int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out) {
+  char canon[WR_STORE_UUID_LEN + 1];
+  sqlite3_stmt *st;
+  int rv;
+  if ((rv = canon_uuid(s, id, canon, "route ID")) != WR_OK) return rv;
+  if ((rv = prepf(s, &st, IP_ROUTE_SELECT "WHERE r.id = ?", "s", canon)) != WR_OK) return rv;
+  rv = step_row(s, st, "read IP route");
+  if (rv == WR_OK) read_ip_route(st, out);
+  else if (rv == WR_ERR_NOTFOUND) serr(s, rv, "no IP route with ID %s", canon);
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id,
+                          const char *network, const char *tunnel_id, const char *vnet_id,
+                          const char *comment, wr_ip_route *out) {
+  char net[WR_STORE_CIDR_MAX + 1], msg[WR_STORE_ERRMSG_MAX], id[WR_STORE_UUID_LEN + 1];
+  wr_store_cidr c;
+  wr_tunnel t;
+  wr_vnet v;
+  sqlite3_stmt *st = NULL;
+  int rv;
+  if (wr_store_cidr_parse(network, &c, msg, sizeof(msg)) != WR_OK)
+    return serr(s, WR_ERR_INVAL, "network: %s", msg);
+  wr_store_cidr_format(&c, net);
+  if ((rv = check_comment(s, "route comment", comment)) != WR_OK) return rv;
+  if ((rv = new_uuid(s, id)) != WR_OK) return rv;
+  if ((rv = tx_begin(s)) != WR_OK) return rv;
+  if ((rv = wr_store_tunnel_get(s, tunnel_id, &t)) != WR_OK) goto out;
+  if (strcasecmp(t.account_id, account_id ? account_id : "") != 0) {
+    rv = serr(s, WR_ERR_NOTFOUND, "no tunnel with ID %s in this account", t.id);
+    goto out;
+  }
+  if (t.deleted_at) {
+    rv = serr(s, WR_ERR_INVAL, "tunnel %s (%s) is deleted", t.name, t.id);
+    goto out;
+  }
+  if (vnet_id) {
+    if ((rv = wr_store_vnet_get(s, vnet_id, &v)) != WR_OK) goto out;
+    if (strcmp(v.account_id, t.account_id) != 0) {
+      rv = serr(s, WR_ERR_NOTFOUND, "no virtual network with ID %s in this account", v.id);
+      goto out;
+    }
+    if (v.deleted_at) {
+      rv = serr(s, WR_ERR_INVAL, "virtual network %s (%s) is deleted", v.name, v.id);
+      goto out;
+    }
+  } else if ((rv = vnet_default_tx(s, actor, t.account_id, &v)) != WR_OK) {
+    goto out;
+  }
+  if ((rv = prepf(s, &st,
+                  IP_ROUTE_SELECT "WHERE r.account_id = ? AND r.network = ? AND r.virtual_network_id = ?"
+                                  " AND r.deleted_at IS NULL",
+                  "sss", t.account_id, net, v.id)) != WR_OK)
+    goto out;
+  rv = step_row(s, st, "read IP routes");
+  if (rv == WR_OK) {
+    wr_ip_route old;
+    read_ip_route(st, &old);
+    rv = serr(s, WR_ERR_EXISTS,
+              "%s in virtual network %s is already routed to tunnel %s (%s); delete that route first",
+              net, v.name, old.tunnel_name, old.tunnel_id);
+    goto out;
+  }
+  if (rv != WR_ERR_NOTFOUND) goto out;
+  rv = execf(s, NULL, "create IP route",
+             "INSERT INTO ip_routes(id, account_id, network, tunnel_id, virtual_network_id, comment, created_at)"
+             " VALUES (?, ?, ?, ?, ?, ?, ?)",
+             "ssssssi", id, t.account_id, net, t.id, v.id, comment ? comment : "", now_s(s));
+  if (rv == WR_OK)
+    rv = audit_insert(s, actor, t.account_id, "route.create", "ip_route", id,
+                      json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "ip", "network", net, "tunnel_id",
+                                t.id, "virtual_network_id", v.id, "comment", comment ? comment : ""));
+out:
+  sqlite3_finalize(st);
+  memset(&t, 0, sizeof(t));
+  rv = tx_end(s, rv);
+  if (rv == WR_OK && out) rv = wr_store_ip_route_get(s, id, out);
+  return rv;
+}
+
+int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route **out, size_t *n) {
+  char tid[WR_STORE_UUID_LEN + 1] = "", vid[WR_STORE_UUID_LEN + 1] = "", rid[WR_STORE_UUID_LEN + 1] = "";
+  sqlite3_stmt *st;
+  wr_ip_route *rows = NULL;
+  size_t cnt = 0, cap = 0;
+  int rv, rc;
+  *out = NULL;
+  *n = 0;
+  if (!f || !f->account_id) return serr(s, WR_ERR_INVAL, "listing IP routes needs an account");
+  if (f->tunnel_id && (rv = canon_uuid(s, f->tunnel_id, tid, "tunnel ID")) != WR_OK) return rv;
+  if (f->vnet_id && (rv = canon_uuid(s, f->vnet_id, vid, "virtual network ID")) != WR_OK) return rv;
+  if (f->id && (rv = canon_uuid(s, f->id, rid, "route ID")) != WR_OK) return rv;
+  rv = prepf(s, &st,
+             IP_ROUTE_SELECT "WHERE r.account_id = lower(?1) AND (?2 OR r.deleted_at IS NULL)"
+                             " AND (?3 = 0 OR r.deleted_at IS NOT NULL) AND (?4 IS NULL OR r.tunnel_id = ?4)"
+                             " AND (?5 IS NULL OR r.virtual_network_id = ?5) AND (?6 IS NULL OR r.comment = ?6)"
+                             " AND (?7 IS NULL OR r.id = ?7)"
+                             " ORDER BY r.created_at, r.rowid",
+             "siissss", f->account_id, (int64_t)(f->include_deleted || f->only_deleted),
+             (int64_t)(f->only_deleted != 0), tid[0] ? tid : NULL, vid[0] ? vid : NULL, f->comment,
+             rid[0] ? rid : NULL);
+  if (rv != WR_OK) return rv;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_ip_route(st, PUSH(rows, cnt, cap));
+  if (rc != SQLITE_DONE) {
+    rv = dberr(s, "read IP routes");
+    free(rows);
+  } else {
+    *out = rows;
+    *n = cnt;
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_ip_route_delete(wr_store *s, const char *actor, const char *account_id,
+                             const char *id, wr_ip_route *out) {
+  wr_ip_route r;
+  int rv;
+  if ((rv = tx_begin(s)) != WR_OK) return rv;
+  if ((rv = wr_store_ip_route_get(s, id, &r)) != WR_OK) goto out;
+  if (strcasecmp(r.account_id, account_id ? account_id : "") != 0) {
+    rv = serr(s, WR_ERR_NOTFOUND, "no IP route with ID %s in this account", r.id);
+    goto out;
+  }
+  if (r.deleted_at) {
+    rv = serr(s, WR_ERR_INVAL, "IP route %s (%s) is already deleted", r.id, r.network);
+    goto out;
+  }
+  rv = execf(s, NULL, "delete IP route", "UPDATE ip_routes SET deleted_at = ? WHERE id = ?", "is",
+             now_s(s), r.id);
+  if (rv == WR_OK)
+    rv = audit_insert(s, actor, r.account_id, "route.delete", "ip_route", r.id,
+                      json_pack("{s:s,s:s,s:s,s:s}", "type", "ip", "network", r.network, "tunnel_id",
+                                r.tunnel_id, "virtual_network_id", r.vnet_id));
+out:
+  rv = tx_end(s, rv);
+  if (rv == WR_OK && out) *out = r;
+  return rv;
+}
+
+int wr_store_ip_route_count(wr_store *s, const char *account_id, size_t *n) {
+  sqlite3_stmt *st;
+  int rv;
+  *n = 0;
+  if ((rv = prepf(s, &st,
+                  "SELECT count(*) FROM ip_routes WHERE account_id = lower(?) AND deleted_at IS NULL", "s",
+                  account_id ? account_id : "")) != WR_OK)
+    return rv;
+  rv = step_row(s, st, "count IP routes");
+  if (rv == WR_OK) *n = (size_t)sqlite3_column_int64(st, 0);
+  else if (rv == WR_ERR_NOTFOUND) rv = serr(s, WR_ERR_STORE, "count IP routes: no result");
+  sqlite3_finalize(st);
+  return rv;
+}
+
+/* --- audit queries ------------------------------------------------------------------------ */
+
+#define AUDIT_WHERE                                                                                \
+  " FROM audit_log WHERE (?1 IS NULL OR account_id = lower(?1))"                                   \
+  " AND (?2 IS NULL OR action = ?2 OR (substr(?2, -1) = '.' AND substr(action, 1, length(?2)) = ?2))" \
+  " AND (?3 = 0 OR at >= ?3) AND (?4 = 0 OR at < ?4)"
+
+int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, size_t *n,
+                         size_t *total) {
+  sqlite3_stmt *st = NULL;
+  wr_audit *rows = NULL;
+  size_t cnt = 0, cap = 0;
+  int rv, rc;
+  *out = NULL;
+  *n = 0;
+  if (total) {
+    if ((rv = prepf(s, &st, "SELECT count(*)" AUDIT_WHERE, "ssii", f->account_id, f->action, f->since,
+                    f->until)) != WR_OK)
+      return rv;
+    rv = step_row(s, st, "count audit rows");
+    if (rv == WR_ERR_NOTFOUND) rv = serr(s, WR_ERR_STORE, "count audit rows: no result");
+    if (rv == WR_OK) *total = (size_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rv != WR_OK) return rv;
+  }
+  rv = prepf(s, &st,
+             "SELECT id, at, ifnull(account_id, ''), actor, action, target_type, target_id, detail" AUDIT_WHERE
+             " ORDER BY id DESC LIMIT ?5 OFFSET ?6",
+             "ssiiii", f->account_id, f->action, f->since, f->until,
+             f->limit ? (int64_t)f->limit : (int64_t)-1, (int64_t)f->offset);
+  if (rv != WR_OK) return rv;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    wr_audit *a = PUSH(rows, cnt, cap);
+    a->id = sqlite3_column_int64(st, 0);
+    a->at = sqlite3_column_int64(st, 1);
+    col_copy(st, 2, a->account_id, sizeof(a->account_id));
+    col_copy(st, 3, a->actor, sizeof(a->actor));
+    col_copy(st, 4, a->action, sizeof(a->action));
+    col_copy(st, 5, a->target_type, sizeof(a->target_type));
+    col_copy(st, 6, a->target_id, sizeof(a->target_id));
+    a->detail = wr_xstrdup((const char *)sqlite3_column_text(st, 7));
+  }
+  if (rc != SQLITE_DONE) {
+    rv = dberr(s, "read audit log");
+    wr_store_audit_free(rows, cnt);
+  } else {
+    *out = rows;
+    *n = cnt;
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+/* --- DNS record expiry (issue #4; called through edge/dns.h) ------------------------ */
+
+int wr_store_route_expire(wr_store *s, const char *actor, int64_t unregistered_s, size_t limit,
+                          wr_route **removed, size_t *n) {
+  sqlite3_stmt *st = NULL;
+  wr_route *rows = NULL;
+  struct why { int64_t at; int deleted; } *why = NULL;
+  size_t cnt = 0, cap = 0, scap = 0;
+  int rv, rc;
+  *removed = NULL;
+  *n = 0;
+  if (unregistered_s < 0) return serr(s, WR_ERR_INVAL, "the expiry age must not be negative");
+  if ((rv = tx_begin(s)) != WR_OK) return rv;
+  /* Columns 0..7 as ROUTE_SELECT (read_route), then why the route goes:
+   * the tunnel's deletion time, or when its last connection closed. A
+   * tunnel that never connected keeps its routes (create, route, run later
+   * is the usual order), and a route added after the last close gets the
+   * whole grace period from its creation. */
+  rv = prepf(s, &st,
+             "SELECT r.id, r.account_id, r.zone_id, z.name, r.hostname, r.tunnel_id, t.name,"
+             " r.created_at, ifnull(t.deleted_at, 0),"
+             " ifnull((SELECT max(c.closed_at) FROM connections c WHERE c.tunnel_id = r.tunnel_id), 0)"
+             " FROM routes r JOIN zones z ON z.id = r.zone_id JOIN tunnels t ON t.id = r.tunnel_id"
+             " WHERE t.deleted_at IS NOT NULL"
+             "  OR (r.created_at <= ?1"
+             "      AND (SELECT max(c.closed_at) FROM connections c WHERE c.tunnel_id = r.tunnel_id) <= ?1"
+             "      AND NOT EXISTS (SELECT 1 FROM connections c"
+             "                      WHERE c.tunnel_id = r.tunnel_id AND c.closed_at IS NULL))"
+             " ORDER BY r.hostname LIMIT ?2",
+             "ii", now_s(s) - unregistered_s, limit ? (int64_t)limit : (int64_t)-1);
+  if (rv != WR_OK) goto out;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    read_route(st, PUSH(rows, cnt, cap));
+    why = grow(why, cnt - 1, &scap, sizeof(*why));
+    why[cnt - 1].at = sqlite3_column_int64(st, 8);
+    why[cnt - 1].deleted = why[cnt - 1].at != 0;
+    if (!why[cnt - 1].deleted) why[cnt - 1].at = sqlite3_column_int64(st, 9);
+  }
+  if (rc != SQLITE_DONE) {
+    rv = dberr(s, "read expired routes");
+    goto out;
+  }
+  sqlite3_finalize(st);
+  st = NULL;
+  for (size_t i = 0; i < cnt && rv == WR_OK; i++) {
+    wr_route *r = &rows[i];
+    rv = execf(s, NULL, "delete route", "DELETE FROM routes WHERE id = ?", "s", r->id);
+    if (rv == WR_OK)
+      rv = audit_insert(s, actor, r->account_id, "route.expire", "route", r->hostname,
+                        json_pack("{s:s,s:s,s:s,s:I}", "type", "dns", "tunnel_id", r->tunnel_id,
+                                  "reason", why[i].deleted ? "tunnel deleted" : "tunnel unregistered",
+                                  "since", (json_int_t)why[i].at));
+  }
+out:
+  sqlite3_finalize(st);
+  free(why);
+  rv = tx_end(s, rv);
+  if (rv == WR_OK) {
+    *removed = rows;
+    *n = cnt;
+  } else {
+    free(rows);
+  }
   return rv;
 }

@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define WR_STORE_SCHEMA_VERSION 1
+#define WR_STORE_SCHEMA_VERSION 2
 
 #define WR_STORE_ID_LEN 32      /* hex ids: accounts, zones, users, tokens */
 #define WR_STORE_UUID_LEN 36    /* tunnels, connections, routes */
@@ -190,6 +190,12 @@ typedef struct wr_tunnel_filter {
   const char *name;       /* exact name, or NULL */
   size_t limit;           /* 0: no limit */
   size_t offset;
+  /* Schema 2 (the REST API's filters); zero means "not filtered". */
+  int only_deleted;           /* only soft-deleted tunnels (implies include_deleted) */
+  const char *id;             /* exact tunnel UUID (any case); not a UUID: WR_ERR_INVAL */
+  const char *name_prefix;    /* names starting with it */
+  const char *exclude_prefix; /* names not starting with it */
+  int64_t existed_at;         /* created at or before it and not deleted by then */
 } wr_tunnel_filter;
 /* Tunnels matching |f|, oldest first. */
 int wr_store_tunnel_list(wr_store *s, const wr_tunnel_filter *f, wr_tunnel **out, size_t *n);
@@ -289,5 +295,203 @@ int wr_store_audit_append(wr_store *s, const char *actor, const char *account_id
 int wr_store_audit_list(wr_store *s, const char *account_id, size_t limit, wr_audit **out,
                         size_t *n);
 void wr_store_audit_free(wr_audit *rows, size_t n);
+
+/* --- users: passwords, listing, token rolling (login, issue #4) ------------- */
+
+/* Copies the stored password hash of user |user_id| to |out|. WR_ERR_NOTFOUND
+ * for an unknown user or one without a password (service users, the admin
+ * `warren-edge init` makes), WR_ERR_LIMIT if |size| is too small. */
+int wr_store_user_password_hash(wr_store *s, const char *user_id, char *out, size_t size);
+/* Sets (or with NULL clears) a user's password hash; audited as user.password
+ * (the hash itself is never written to the audit log). WR_ERR_NOTFOUND. */
+int wr_store_user_set_password(wr_store *s, const char *actor, const char *user_id,
+                               const char *password_hash);
+/* By id. WR_ERR_NOTFOUND. */
+int wr_store_user_get(wr_store *s, const char *user_id, wr_user *out);
+/* The users of |account_id| (NULL: every account), by email. */
+int wr_store_user_list(wr_store *s, const char *account_id, wr_user **out, size_t *n);
+/* The API tokens of a user, oldest first; revoked ones too if |include_revoked|. */
+int wr_store_token_list(wr_store *s, const char *user_id, int include_revoked, wr_api_token **out,
+                        size_t *n);
+/* Rolls a user's API token: revokes every live token of |user_id| (one
+ * transaction, audited as token.roll with the count), then issues a new one
+ * as wr_store_token_create does (|zone_id| NULL: any zone of the account).
+ * cert.pem files holding the old tokens stop working. |revoked| (may be NULL)
+ * gets the number revoked. Fails closed: if the new token cannot be made, the
+ * old ones stay revoked and the error says so; run it again. WR_ERR_NOTFOUND
+ * for an unknown user or zone. */
+int wr_store_token_roll(wr_store *s, const char *actor, const char *user_id, const char *zone_id,
+                        char token[WR_STORE_TOKEN_LEN + 1], wr_api_token *out, size_t *revoked);
+
+/* --- schema 2: tunnel queries, connections, virtual networks, IP routes ------
+ * What the REST API (edge/api.h) needs beyond the calls above. */
+
+/* Counts the tunnels matching |f| (limit and offset are ignored), for
+ * pagination totals and the per-account limit. */
+int wr_store_tunnel_count(wr_store *s, const wr_tunnel_filter *f, size_t *n);
+/* wr_store_tunnel_create, plus: |remote_managed| records config_src
+ * "cloudflare" (configuration pushed by the edge) instead of "local". */
+int wr_store_tunnel_create_ex(wr_store *s, const char *actor, const char *account_id,
+                              const char *name, const uint8_t *secret, size_t secret_len,
+                              int remote_managed, wr_tunnel *out);
+/* When the tunnel's connections were last seen: |active_at| the oldest
+ * opened_at of its open connections (0 if none is open), |inactive_at| the
+ * newest closed_at when none is open (0 if it never had one). */
+int wr_store_tunnel_conn_times(wr_store *s, const char *tunnel_id, int64_t *active_at,
+                               int64_t *inactive_at);
+/* Closes (sets closed_at on) the open connection rows of a tunnel, only
+ * those of connector |client_id| when it is not NULL. For rows a running
+ * edge no longer serves (after a crash) and for `cleanup`; a live edge
+ * closes its QUIC connections with wr_tunnel_server_close_tunnel, which
+ * closes their rows itself. |closed| (may be NULL) gets the count. */
+int wr_store_conn_close_tunnel(wr_store *s, const char *tunnel_id, const char *client_id,
+                               size_t *closed);
+/* The number of hostname routes of an account. */
+int wr_store_route_count(wr_store *s, const char *account_id, size_t *n);
+/* The ids of the tunnels (of every account) deleted at or after |since|
+ * (Unix seconds), oldest deletion first, for the tunnel server's sweeper.
+ * Free *ids with free(). */
+int wr_store_tunnel_deleted_since(wr_store *s, int64_t since, char (**ids)[WR_STORE_UUID_LEN + 1],
+                                  size_t *n);
+
+/* CIDR networks of IP routes. A bare address means a host route (/32 or
+ * /128). Host bits are cleared ("10.1.2.3/8" is 10.0.0.0/8), as Go's
+ * net.ParseCIDR, which cloudflared uses, does. */
+#define WR_STORE_CIDR_MAX 49 /* "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/128" */
+typedef struct wr_store_cidr {
+  int v6;           /* 0: IPv4 (addr[0..3]), 1: IPv6 */
+  uint8_t addr[16];
+  unsigned bits;    /* prefix length */
+} wr_store_cidr;
+/* WR_OK, or WR_ERR_INVAL with the reason in |err|. */
+int wr_store_cidr_parse(const char *in, wr_store_cidr *out, char *err, size_t errlen);
+/* Canonical text: "10.0.0.0/8", "2001:db8::/32". */
+void wr_store_cidr_format(const wr_store_cidr *c, char out[WR_STORE_CIDR_MAX + 1]);
+/* 1 if |inner| lies inside |outer| (same family, outer's prefix no longer,
+ * and the leading bits equal). A network contains itself. */
+int wr_store_cidr_contains(const wr_store_cidr *outer, const wr_store_cidr *inner);
+
+#define WR_STORE_COMMENT_MAX 256 /* route and virtual network comments, bytes */
+
+/* Virtual networks (teamnet): IP routes live in one, so the same network can
+ * be routed twice in different virtual networks. Each account has one
+ * default network; routes added without naming one go there. Soft-deleted. */
+typedef struct wr_vnet {
+  char id[WR_STORE_UUID_LEN + 1];
+  char account_id[WR_STORE_ID_LEN + 1];
+  char name[WR_STORE_NAME_MAX + 1];
+  char comment[WR_STORE_COMMENT_MAX + 1];
+  int is_default;
+  int64_t created_at;
+  int64_t deleted_at;
+} wr_vnet;
+
+typedef struct wr_vnet_filter {
+  const char *account_id; /* required */
+  int include_deleted;
+  int only_deleted;
+  const char *id;         /* exact UUID, or NULL */
+  const char *name;       /* exact name, or NULL */
+  int is_default;         /* -1: any; 0 or 1 */
+} wr_vnet_filter;
+
+/* Creates a virtual network (name as tunnel names, 1..64 bytes; comment
+ * 0..256). With |is_default| (or when the account has no default yet) it
+ * becomes the default. WR_ERR_EXISTS for a live name clash, WR_ERR_INVAL,
+ * WR_ERR_NOTFOUND for an unknown account. */
+int wr_store_vnet_create(wr_store *s, const char *actor, const char *account_id, const char *name,
+                         const char *comment, int is_default, wr_vnet *out);
+/* The account's default virtual network, creating one named "default"
+ * (audited as vnet.create) when it has none. */
+int wr_store_vnet_default(wr_store *s, const char *actor, const char *account_id, wr_vnet *out);
+/* By UUID, deleted or not. WR_ERR_NOTFOUND, WR_ERR_INVAL (not a UUID). */
+int wr_store_vnet_get(wr_store *s, const char *id, wr_vnet *out);
+/* Oldest first. */
+int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size_t *n);
+/* Changes the name and/or comment (NULL: keep); |make_default| 1 makes it
+ * the default (the old default stops being one), 0 keeps it as it is. A
+ * deleted network is WR_ERR_INVAL. */
+int wr_store_vnet_update(wr_store *s, const char *actor, const char *id, const char *name,
+                         const char *comment, int make_default, wr_vnet *out);
+/* Soft-deletes a virtual network. The default one cannot be deleted (make
+ * another default first); one with live IP routes only with |force|, which
+ * deletes those routes too (|routes_removed| gets how many). WR_ERR_INVAL,
+ * WR_ERR_NOTFOUND. */
+int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int force,
+                         size_t *routes_removed);
+
+/* IP routes (`cloudflared tunnel route ip`): a CIDR network of a virtual
+ * network reaches a tunnel. Soft-deleted. */
+typedef struct wr_ip_route {
+  char id[WR_STORE_UUID_LEN + 1];
+  char account_id[WR_STORE_ID_LEN + 1];
+  char network[WR_STORE_CIDR_MAX + 1];       /* canonical */
+  char tunnel_id[WR_STORE_UUID_LEN + 1];
+  char tunnel_name[WR_STORE_NAME_MAX + 1];
+  char vnet_id[WR_STORE_UUID_LEN + 1];       /* "" only for rows from before schema 2 */
+  char vnet_name[WR_STORE_NAME_MAX + 1];
+  char comment[WR_STORE_COMMENT_MAX + 1];
+  int64_t created_at;
+  int64_t deleted_at;
+} wr_ip_route;
+
+typedef struct wr_ip_route_filter {
+  const char *account_id; /* required */
+  int include_deleted;
+  int only_deleted;
+  const char *tunnel_id;  /* or NULL */
+  const char *vnet_id;    /* or NULL */
+  const char *comment;    /* exact, or NULL */
+  const char *id;         /* exact route UUID, or NULL */
+} wr_ip_route_filter;
+
+/* Routes |network| (wr_store_cidr_parse) of virtual network |vnet_id| (NULL:
+ * the account's default, created if needed) to a live tunnel of the same
+ * account. WR_ERR_EXISTS if that network of that virtual network is already
+ * routed (overlapping networks are fine: the longest prefix wins);
+ * WR_ERR_INVAL (bad network or comment, deleted tunnel or virtual network,
+ * another account's tunnel); WR_ERR_NOTFOUND. */
+int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id,
+                          const char *network, const char *tunnel_id, const char *vnet_id,
+                          const char *comment, wr_ip_route *out);
+/* By UUID, deleted or not. */
+int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out);
+/* Oldest first. Network containment filters are the caller's
+ * (wr_store_cidr_contains). */
+int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route **out, size_t *n);
+/* Soft-deletes a live route; |out| (may be NULL) gets it as it was.
+ * WR_ERR_NOTFOUND (also for another account's route), WR_ERR_INVAL if
+ * already deleted. */
+int wr_store_ip_route_delete(wr_store *s, const char *actor, const char *account_id,
+                             const char *id, wr_ip_route *out);
+/* The number of live IP routes of an account. */
+int wr_store_ip_route_count(wr_store *s, const char *account_id, size_t *n);
+
+/* The audit log with paging and filters, newest first. */
+typedef struct wr_audit_filter {
+  const char *account_id; /* NULL: every account */
+  const char *action;     /* exact action, or a prefix ending in '.' ("tunnel."), or NULL */
+  int64_t since;          /* at >= since, when not 0 */
+  int64_t until;          /* at < until, when not 0 */
+  size_t limit;           /* 0: no limit */
+  size_t offset;
+} wr_audit_filter;
+/* |total| (may be NULL) gets the number of matching rows without paging.
+ * Free the rows with wr_store_audit_free. */
+int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, size_t *n,
+                         size_t *total);
+
+/* --- DNS record expiry (issue #4; edge/dns.h wr_dns_cleanup) ------------------ */
+
+/* Removes the DNS routes of tunnels that are deleted, or that have been
+ * unregistered for at least |unregistered_s| seconds: no open connection,
+ * the last one closed that long ago, and the route itself at least that old.
+ * A tunnel that never connected keeps its routes. At most |limit| routes
+ * (0: all) go per call, hostname order, in one transaction with one
+ * "route.expire" audit row each (detail: tunnel_id, reason "tunnel deleted"
+ * or "tunnel unregistered", since). |removed| gets the routes as they were
+ * (free() it; NULL when none). Errors: WR_ERR_INVAL, WR_ERR_STORE. */
+int wr_store_route_expire(wr_store *s, const char *actor, int64_t unregistered_s, size_t limit,
+                          wr_route **removed, size_t *n);
 
 #endif

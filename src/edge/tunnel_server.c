@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "lib/encoding.h"
 #include "lib/err.h"
@@ -58,6 +59,10 @@ struct wr_tunnel_server {
   char *actor;
   edge_conn *conns; /* every served QUIC connection, newest first */
   unsigned rr;      /* round robin among equally loaded connections */
+  unsigned max_connectors;
+  unsigned max_conns_per_connector;
+  uv_timer_t *sweep; /* the deleted-tunnel sweeper, or NULL */
+  int64_t swept_at;  /* Unix seconds of the last sweep (start: creation) */
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -156,6 +161,62 @@ static void replace_duplicate(edge_conn *ec, const char *tunnel_id, const char *
   }
 }
 
+/* Whether |o| would be replaced by a registration of (client, index): see
+ * replace_duplicate. */
+static int would_replace(const edge_conn *o, const char *client_id, unsigned conn_index) {
+  return client_id[0] && o->conn_index == conn_index && strcasecmp(o->client_id, client_id) == 0;
+}
+
+/* Checks the per-tunnel limits for a registration of (client, index) to
+ * |tunnel_id|, not counting a connection it would replace. On a refusal,
+ * writes the cause and sets *retry. Returns 1 if allowed. */
+static int within_limits(wr_tunnel_server *ts, const edge_conn *self, const char *tunnel_id,
+                         const char *client_id, unsigned conn_index, char *cause, size_t len,
+                         int *retry) {
+  const edge_conn **peers = NULL;
+  size_t npeers = 0, cap = 0;
+  unsigned connectors = 0, mine = 0;
+  int ok = 1;
+  /* One walk over every connection collects this tunnel's (a few dozen at
+   * most); the distinct-connector count is then quadratic in those only. */
+  for (const edge_conn *o = ts->conns; o; o = o->next) {
+    if (o == self || o->state != EC_REGISTERED || strcasecmp(o->tunnel_id, tunnel_id) != 0 ||
+        would_replace(o, client_id, conn_index))
+      continue;
+    if (npeers == cap) {
+      cap = cap ? cap * 2 : 16;
+      peers = wr_xrealloc(peers, cap * sizeof(*peers));
+    }
+    peers[npeers++] = o;
+  }
+  for (size_t i = 0; i < npeers; i++) {
+    const char *cid = peers[i]->client_id;
+    if (client_id[0] && strcasecmp(cid, client_id) == 0) mine++;
+    /* Connections without a client id count as a connector each. */
+    size_t k = 0;
+    if (cid[0])
+      while (k < i && strcasecmp(peers[k]->client_id, cid) != 0) k++;
+    connectors += !cid[0] || k == i;
+  }
+  free(peers);
+  if (!mine && connectors >= ts->max_connectors) {
+    snprintf(cause, len,
+             "tunnel %s already has %u connectors, the limit of this edge; stop one of them "
+             "(each `cloudflared tunnel run` is one connector) before starting another",
+             tunnel_id, connectors);
+    *retry = 1;
+    ok = 0;
+  } else if (mine >= ts->max_conns_per_connector) {
+    snprintf(cause, len,
+             "connector %s already has %u connections to tunnel %s, the limit of this edge per "
+             "connector; connection index %u is refused (lower --ha-connections)",
+             client_id, mine, tunnel_id, conn_index);
+    *retry = 0;
+    ok = 0;
+  }
+  return ok;
+}
+
 /* ---- RegistrationServer -------------------------------------------------- */
 
 /* Causes deliberately avoid the word "Unauthorized": cloudflared retries a
@@ -225,6 +286,11 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
     wr_uuid cl;
     memcpy(cl.b, p.client.client_id, 16);
     wr_uuid_format(&cl, rec.client_id);
+  }
+  int retry = 0;
+  if (!within_limits(ts, ec, t.id, rec.client_id, p.conn_index, cause, sizeof(cause), &retry)) {
+    wr_warn("registerConnection refused: %s", cause);
+    return refuse(r, cause, retry);
   }
   replace_duplicate(ec, t.id, rec.client_id, p.conn_index);
   copy_text(rec.client_version, sizeof(rec.client_version), p.client.version, p.client.version_len);
@@ -471,12 +537,17 @@ int wr_tunnel_server_new(const wr_tunnel_server_config *cfg, wr_tunnel_server **
   ts->location = wr_xstrdup(cfg->location && *cfg->location ? cfg->location
                                                             : WR_TUNNEL_SERVER_LOCATION_DEFAULT);
   ts->actor = wr_xstrdup(cfg->actor && *cfg->actor ? cfg->actor : WR_TUNNEL_SERVER_ACTOR_DEFAULT);
+  ts->swept_at = (int64_t)time(NULL);
+  ts->max_connectors = cfg->max_connectors ? cfg->max_connectors : WR_TUNNEL_SERVER_MAX_CONNECTORS;
+  ts->max_conns_per_connector = cfg->max_conns_per_connector ? cfg->max_conns_per_connector
+                                                             : WR_TUNNEL_SERVER_MAX_CONNS_PER_CONNECTOR;
   *out = ts;
   return WR_OK;
 }
 
 void wr_tunnel_server_free(wr_tunnel_server *ts) {
   if (!ts) return;
+  wr_tunnel_server_unwatch(ts);
   while (ts->conns) {
     edge_conn *ec = ts->conns;
     unregister(ec, "edge shutting down");
@@ -521,6 +592,72 @@ int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size
   return WR_ERR_NOTFOUND;
 }
 
+
+/* ---- closing tunnels: delete, cleanup, the sweeper ------------------------- */
+
+size_t wr_tunnel_server_close_tunnel(wr_tunnel_server *ts, const char *tunnel_id,
+                                     const char *client_id, const char *reason) {
+  size_t n = 0;
+  if (!tunnel_id) return 0;
+  if (!reason) reason = "closed by the edge";
+  /* unregister() and wr_quic_conn_close() never unlink a connection (that
+   * happens in qc_close, on a later loop iteration): the walk is safe. */
+  for (edge_conn *ec = ts->conns; ec; ec = ec->next) {
+    if (!matches(ec, tunnel_id) || (client_id && strcasecmp(ec->client_id, client_id) != 0)) continue;
+    unregister(ec, reason);
+    wr_quic_conn_close(ec->quic, 0, reason);
+    n++;
+  }
+  return n;
+}
+
+size_t wr_tunnel_server_sweep(wr_tunnel_server *ts) {
+  char (*ids)[WR_STORE_UUID_LEN + 1] = NULL;
+  size_t n = 0, closed = 0;
+  /* Only tunnels deleted since the last sweep (with some overlap for
+   * clocks and slow transactions) can still have live connections:
+   * registration refuses deleted tunnels. */
+  int64_t now = (int64_t)time(NULL);
+  if (wr_store_tunnel_deleted_since(ts->store, ts->swept_at - 60, &ids, &n) != WR_OK) {
+    wr_warn("sweeper: listing deleted tunnels: %s", wr_store_errmsg(ts->store));
+    return 0;
+  }
+  ts->swept_at = now;
+  for (size_t i = 0; i < n; i++) {
+    if (!wr_tunnel_server_count(ts, ids[i])) continue;
+    size_t k = wr_tunnel_server_close_tunnel(ts, ids[i], NULL, "tunnel deleted");
+    wr_info("tunnel %s was deleted: closed %zu connection%s", ids[i], k, k == 1 ? "" : "s");
+    closed += k;
+  }
+  free(ids);
+  return closed;
+}
+
+static void sweep_cb(uv_timer_t *t) {
+  wr_tunnel_server *ts = t->data;
+  if (ts) wr_tunnel_server_sweep(ts);
+}
+
+int wr_tunnel_server_watch(wr_tunnel_server *ts, uv_loop_t *loop, uint64_t interval_ms) {
+  if (ts->sweep || !loop) return WR_ERR_INVAL;
+  if (!interval_ms) interval_ms = WR_TUNNEL_SERVER_SWEEP_MS;
+  ts->sweep = wr_xcalloc(1, sizeof(*ts->sweep));
+  uv_timer_init(loop, ts->sweep);
+  ts->sweep->data = ts;
+  uv_timer_start(ts->sweep, sweep_cb, interval_ms, interval_ms);
+  uv_unref((uv_handle_t *)ts->sweep);
+  return WR_OK;
+}
+
+static void free_handle(uv_handle_t *h) { free(h); }
+
+void wr_tunnel_server_unwatch(wr_tunnel_server *ts) {
+  if (!ts->sweep) return;
+  uv_timer_stop(ts->sweep);
+  ts->sweep->data = NULL;
+  uv_close((uv_handle_t *)ts->sweep, free_handle);
+  ts->sweep = NULL;
+}
 
 /* ---- data streams towards a connector -------------------------------------- */
 

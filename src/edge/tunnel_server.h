@@ -21,6 +21,17 @@
  * Losing the QUIC connection (or the control stream ending) closes a
  * still-registered connection the same way.
  *
+ * Limits (checked at registration, refusals carry a readable cause): at
+ * most max_connectors connectors (distinct ClientInfo.clientId) per tunnel,
+ * default 25, refused with shouldRetry = true (a restarted connector
+ * gets in once the edge drops its old connections); and at most
+ * max_conns_per_connector connections per connector, default 4 (a fifth
+ * connIndex is refused for good). A deleted tunnel's registrations are
+ * refused; its live connections are closed by
+ * wr_tunnel_server_close_tunnel (the API's delete calls it) or, for
+ * deletions made by another process (`warren-edge tunnel delete`), by the
+ * sweeper (wr_tunnel_server_watch) within one interval.
+ *
  * The server keeps a registry of live, registered connections per tunnel
  * for routing visitors. Everything runs on the libuv loop thread, including
  * the (synchronous) store calls. */
@@ -44,7 +55,14 @@ typedef struct wr_tunnel_server_config {
   wr_store *store;       /* required; used on the loop thread */
   const char *location;  /* ConnectionDetails.locationName; default "LOCAL" */
   const char *actor;     /* audit actor; default "edge" */
+  unsigned max_connectors;          /* per tunnel; 0: WR_TUNNEL_SERVER_MAX_CONNECTORS */
+  unsigned max_conns_per_connector; /* 0: WR_TUNNEL_SERVER_MAX_CONNS_PER_CONNECTOR */
 } wr_tunnel_server_config;
+
+#define WR_TUNNEL_SERVER_MAX_CONNECTORS 25
+#define WR_TUNNEL_SERVER_MAX_CONNS_PER_CONNECTOR 4
+/* How often the sweeper looks for deleted tunnels by default (ms). */
+#define WR_TUNNEL_SERVER_SWEEP_MS 10000
 
 /* What the registry tells about one live registered connection. */
 typedef struct wr_tunnel_conn_info {
@@ -78,6 +96,26 @@ int wr_tunnel_server_listen(wr_tunnel_server *ts, uv_loop_t *loop, wr_quic_tls *
 size_t wr_tunnel_server_count(const wr_tunnel_server *ts, const char *tunnel_id);
 int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size_t i,
                          wr_tunnel_conn_info *out);
+
+/* Takes the live connections of |tunnel_id| (only those of connector
+ * |client_id| when it is not NULL) out of service: each is unregistered
+ * (store closed, audit "Unregistered" with |reason|) and its QUIC
+ * connection closed with application code 0 (the CONNECTION_CLOSE goes out
+ * on a later loop iteration). A connector of a live tunnel reconnects; one
+ * of a deleted tunnel is refused. Returns how many were closed. */
+size_t wr_tunnel_server_close_tunnel(wr_tunnel_server *ts, const char *tunnel_id,
+                                     const char *client_id, const char *reason);
+/* Closes the connections of every tunnel the store says was deleted since
+ * the previous sweep (a minute of overlap; the first sweep looks back to a
+ * minute before the server was made). Returns how many were closed. */
+size_t wr_tunnel_server_sweep(wr_tunnel_server *ts);
+/* Runs wr_tunnel_server_sweep every |interval_ms| (0: the default) on
+ * |loop|. The timer does not keep the loop alive. Stop it with
+ * wr_tunnel_server_unwatch before the final uv_run that drains closing
+ * handles (wr_tunnel_server_free calls it too, but then that last run must
+ * follow). Returns WR_OK or WR_ERR_INVAL (already watching). */
+int wr_tunnel_server_watch(wr_tunnel_server *ts, uv_loop_t *loop, uint64_t interval_ms);
+void wr_tunnel_server_unwatch(wr_tunnel_server *ts);
 
 
 /* ---- data streams towards a connector ------------------------------------ */

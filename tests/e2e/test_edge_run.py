@@ -40,7 +40,8 @@ def test_run_needs_an_initialised_data_dir(tmp_path):
 def test_run_listens_and_stops_on_sigterm(edge_dir, procs):
     d, _ = edge_dir
     port = free_port(kind=2)  # SOCK_DGRAM
-    p = procs([WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", f"127.0.0.1:{port}"])
+    p = procs([WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", f"127.0.0.1:{port}",
+               "--http-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
     # The UDP port is taken once the edge listens.
     def bound():
         out = subprocess.run(["ss", "-Hlun", f"sport = :{port}"], capture_output=True, text=True).stdout

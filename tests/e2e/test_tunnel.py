@@ -108,7 +108,8 @@ class Edge:
         connectors (seen by polling its log every 5 ms)."""
         self.p = self.procs.start([WARREN_EDGE, "run", "--data-dir", self.dir,
                                    "--tunnel-listen", f"127.0.0.1:{self.udp}",
-                                   "--http-listen", f"127.0.0.1:{self.http}"],
+                                   "--http-listen", f"127.0.0.1:{self.http}",
+                                   "--api-listen", "127.0.0.1:0"],
                                   name="warren-edge", env=self.env)
         assert self.p.wait_output("Listening for connectors", 30) is not None, \
             "edge did not log 'Listening for connectors'"

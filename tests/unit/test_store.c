@@ -116,7 +116,9 @@ static void test_migrations_idempotent(void **state) {
   assert_null(f->s);
   assert_non_null(strstr(err, "99"));
   assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+  char sql[64];
+  snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", WR_STORE_SCHEMA_VERSION);
+  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
   assert_int_equal(wr_store_open(f->path, 0, &f->s, err, sizeof(err)), WR_OK);
 }

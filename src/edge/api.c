@@ -1,0 +1,488 @@
+/* REST API: router, authentication, envelope and request parsing; see api.h. */
+#include "edge/api.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "edge/api_int.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+
+/* ---- answers ----------------------------------------------------------------- */
+
+static void send_json(wr__api_ctx *c, int status, json_t *env) {
+  /* Exactly "application/json": cloudflared reads errors[] only then. */
+  static const wr_http_header hdrs[] = {
+      {"Content-Type", 12, "application/json", 16},
+      {"Cache-Control", 13, "no-store", 8},
+  };
+  char *text = json_dumps(env, JSON_COMPACT);
+  json_decref(env);
+  if (!c->req) {
+    free(text);
+    return;
+  }
+  if (!text) {
+    static const char fallback[] =
+        "{\"success\":false,\"errors\":[{\"code\":1000,\"message\":\"cannot encode the answer\"}],"
+        "\"messages\":[],\"result\":null}";
+    wr_httpd_respond(c->req, 500, hdrs, 2, fallback, sizeof(fallback) - 1);
+  } else {
+    wr_httpd_respond(c->req, status, hdrs, 2, text, strlen(text));
+  }
+  c->req = NULL;
+  free(text);
+}
+
+void wr__api_ok(wr__api_ctx *c, json_t *result, json_t *info) {
+  json_t *env = json_pack("{s:b,s:[],s:[],s:o}", "success", 1, "errors", "messages", "result",
+                          result ? result : json_null());
+  if (info) json_object_set_new(env, "result_info", info);
+  send_json(c, 200, env);
+}
+
+static void err_v(wr__api_ctx *c, int status, int code, const char *fmt, va_list ap) {
+  char msg[1024];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  /* Messages quote user input; keep the JSON valid whatever the bytes. */
+  json_t *m = json_string(msg);
+  if (!m) m = json_string("invalid request (the message is not UTF-8)");
+  json_t *env = json_pack("{s:b,s:[{s:i,s:o}],s:[],s:n}", "success", 0, "errors", "code", code,
+                          "message", m, "messages", "result");
+  wr_debug("api: %s %s -> %d %d %s", c->method, c->req ? c->req->path : "-", status, code, msg);
+  send_json(c, status, env);
+}
+
+void wr__api_err(wr__api_ctx *c, int status, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  err_v(c, status, code, fmt, ap);
+  va_end(ap);
+}
+
+void wr__api_store_err(wr__api_ctx *c, int rv, const char *what) {
+  const char *msg = wr_store_errmsg(c->api->store);
+  int status, code;
+  switch (rv) {
+  case WR_ERR_INVAL:
+    status = 400;
+    code = WR_API_CODE_INVALID;
+    break;
+  case WR_ERR_LIMIT:
+    status = 400;
+    code = WR_API_CODE_LIMIT;
+    break;
+  case WR_ERR_NOTFOUND:
+    status = 404;
+    code = WR_API_CODE_NOTFOUND;
+    break;
+  case WR_ERR_EXISTS:
+    status = 409;
+    code = WR_API_CODE_CONFLICT;
+    break;
+  case WR_ERR_DENIED:
+    status = 403;
+    code = WR_API_CODE_AUTH;
+    break;
+  default:
+    wr_error("api: %s %s: store: %s", c->method, c->req ? c->req->path : "-", msg);
+    status = 500;
+    code = WR_API_CODE_INTERNAL;
+    break;
+  }
+  if (what) wr__api_err(c, status, code, "%s: %s", what, msg[0] ? msg : wr_strerror(rv));
+  else wr__api_err(c, status, code, "%s", msg[0] ? msg : wr_strerror(rv));
+}
+
+void wr__api_method(wr__api_ctx *c, const char *allowed) {
+  wr__api_err(c, 405, WR_API_CODE_METHOD, "method %s is not allowed here (allowed: %s)", c->method,
+              allowed);
+}
+
+/* ---- request parts ------------------------------------------------------------- */
+
+static int hexval(int ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+int wr__api_unescape(char *in) {
+  char *o = in;
+  for (const char *p = in; *p; p++) {
+    if (*p != '%') {
+      *o++ = *p;
+      continue;
+    }
+    int hi = hexval((unsigned char)p[1]), lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
+    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return -1;
+    *o++ = (char)(hi << 4 | lo);
+    p += 2;
+  }
+  *o = '\0';
+  return 0;
+}
+
+const char *wr__api_param(const wr__api_ctx *c, const char *name) {
+  for (size_t i = 0; i < c->nparams; i++)
+    if (strcmp(c->params[i].name, name) == 0) return c->params[i].value;
+  return NULL;
+}
+
+int wr__api_param_bool(wr__api_ctx *c, const char *name) {
+  const char *v = wr__api_param(c, name);
+  if (!v) return -1;
+  if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0) return 1;
+  if (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0) return 0;
+  if (!*v) return -1;
+  wr__api_err(c, 400, WR_API_CODE_INVALID, "query parameter %s must be true or false", name);
+  return -2;
+}
+
+int wr__api_param_time(wr__api_ctx *c, const char *name, int64_t *out) {
+  const char *v = wr__api_param(c, name);
+  *out = 0;
+  if (!v || !*v) return 0;
+  if (wr__api_parse_time(v, out) != 0) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID,
+                "query parameter %s must be an RFC 3339 time such as 2024-01-01T00:00:00Z", name);
+    return -1;
+  }
+  return 0;
+}
+
+static int parse_size(const char *v, size_t min, size_t max, size_t *out) {
+  char *end;
+  if (!v || !isdigit((unsigned char)v[0])) return -1;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (*end || n < min || n > max) return -1;
+  *out = (size_t)n;
+  return 0;
+}
+
+int wr__api_paging(wr__api_ctx *c, size_t def_per_page, size_t *page, size_t *per_page, int *paged) {
+  const char *p = wr__api_param(c, "page"), *pp = wr__api_param(c, "per_page");
+  *page = 1;
+  *per_page = def_per_page;
+  *paged = (p && *p) || (pp && *pp);
+  if (p && *p && parse_size(p, 1, 1000000, page) != 0) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "query parameter page must be a number from 1");
+    return -1;
+  }
+  if (pp && *pp && parse_size(pp, 1, WR_API_PER_PAGE_MAX, per_page) != 0) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "query parameter per_page must be a number from 1 to %d",
+                WR_API_PER_PAGE_MAX);
+    return -1;
+  }
+  return 0;
+}
+
+json_t *wr__api_result_info(size_t page, size_t per_page, size_t count, size_t total) {
+  size_t pages = per_page ? (total + per_page - 1) / per_page : 1;
+  return json_pack("{s:I,s:I,s:I,s:I,s:I}", "page", (json_int_t)page, "per_page", (json_int_t)per_page,
+                   "count", (json_int_t)count, "total_count", (json_int_t)total, "total_pages",
+                   (json_int_t)pages);
+}
+
+json_t *wr__api_body(wr__api_ctx *c) {
+  json_error_t jerr;
+  if (c->body) return c->body;
+  if (!c->req->body_len) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "this request needs a JSON body");
+    return NULL;
+  }
+  c->body = json_loadb((const char *)c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!c->body) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "the body is not valid JSON: %s (line %d)", jerr.text,
+                jerr.line);
+    return NULL;
+  }
+  if (!json_is_object(c->body)) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "the body must be a JSON object");
+    return NULL;
+  }
+  return c->body;
+}
+
+const char *wr__api_json_str(wr__api_ctx *c, json_t *obj, const char *key, int *bad) {
+  json_t *v = json_object_get(obj, key);
+  if (!v || json_is_null(v)) return NULL;
+  if (!json_is_string(v)) {
+    if (!*bad) wr__api_err(c, 400, WR_API_CODE_INVALID, "field %s must be a string", key);
+    *bad = 1;
+    return NULL;
+  }
+  return json_string_value(v);
+}
+
+/* ---- time ------------------------------------------------------------------------- */
+
+json_t *wr__api_time(int64_t t) {
+  char buf[32];
+  struct tm tm;
+  time_t tt = (time_t)t;
+  if (!t || !gmtime_r(&tt, &tm)) return json_null();
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return json_string(buf);
+}
+
+int wr__api_parse_time(const char *s, int64_t *out) {
+  struct tm tm;
+  int y, mo, d, h, mi, sec, n = 0;
+  memset(&tm, 0, sizeof(tm));
+  if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10) return -1;
+  s += n;
+  if (*s != 'T' && *s != 't' && *s != ' ') return -1;
+  s++;
+  if (sscanf(s, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3 || n != 8) return -1;
+  s += n;
+  if (*s == '.') {
+    s++;
+    if (!isdigit((unsigned char)*s)) return -1;
+    while (isdigit((unsigned char)*s)) s++;
+  }
+  long off = 0;
+  if (*s == 'Z' || *s == 'z') {
+    s++;
+  } else if (*s == '+' || *s == '-') {
+    int oh, om;
+    if (sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59) return -1;
+    off = (oh * 60L + om) * 60L * (*s == '-' ? -1 : 1);
+    s += 1 + n;
+  } else {
+    return -1;
+  }
+  if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return -1;
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  *out = (int64_t)timegm(&tm) - off;
+  return 0;
+}
+
+/* ---- routing ----------------------------------------------------------------------- */
+
+/* Splits the path after the prefix into decoded segments and the query
+ * into parameters. Returns 0, or -1 after answering 400/404. */
+static int parse_target(wr__api_ctx *c, const char *rest) {
+  const char *p = rest;
+  while (*p == '/') p++;
+  while (*p) {
+    const char *e = strchr(p, '/');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (c->nsegs == WR_API_MAX_SEGS) {
+      wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s", c->req->path);
+      return -1;
+    }
+    char *seg = wr_xstrndup(p, len);
+    c->segs[c->nsegs++] = seg;
+    if (wr__api_unescape(seg) != 0) {
+      wr__api_err(c, 400, WR_API_CODE_INVALID, "the path has a bad %%-escape");
+      return -1;
+    }
+    p += len;
+    while (*p == '/') p++;
+  }
+  for (p = c->req->query; *p;) {
+    const char *e = strchr(p, '&');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len) {
+      if (c->nparams == WR_API_MAX_PARAMS) {
+        wr__api_err(c, 400, WR_API_CODE_INVALID, "too many query parameters (at most %d)",
+                    WR_API_MAX_PARAMS);
+        return -1;
+      }
+      char *kv = wr_xstrndup(p, len), *eq = strchr(kv, '=');
+      wr__api_kv *pr = &c->params[c->nparams++];
+      if (eq) *eq = '\0';
+      for (char *q = kv; *q; q++)
+        if (*q == '+') *q = ' ';
+      pr->name = kv;
+      pr->value = wr_xstrdup(eq ? eq + 1 : "");
+      for (char *q = pr->value; *q; q++)
+        if (*q == '+') *q = ' ';
+      if (wr__api_unescape(pr->name) != 0 || wr__api_unescape(pr->value) != 0) {
+        wr__api_err(c, 400, WR_API_CODE_INVALID, "the query has a bad %%-escape");
+        return -1;
+      }
+    }
+    p += len;
+    if (*p == '&') p++;
+  }
+  return 0;
+}
+
+static const wr_http_header *find_header(const wr_httpd_req *req, const char *name) {
+  size_t n = strlen(name);
+  for (size_t i = 0; i < req->nheaders; i++)
+    if (req->headers[i].name_len == n && strncasecmp(req->headers[i].name, name, n) == 0)
+      return &req->headers[i];
+  return NULL;
+}
+
+static const char login_again[] =
+    "run `warren tunnel login` (or `cloudflared tunnel login`) to get a new cert.pem, or ask the "
+    "edge's administrator for one";
+
+/* Checks the bearer token. Returns 0, or -1 after answering 403. */
+static int authenticate(wr__api_ctx *c) {
+  const wr_http_header *h = find_header(c->req, "Authorization");
+  char token[1025];
+  size_t len;
+  if (!h) {
+    wr__api_err(c, 403, WR_API_CODE_AUTH,
+                "Authentication error: the request has no \"Authorization: Bearer <token>\" field; "
+                "cloudflared and warren send the apiToken of cert.pem (--origincert)");
+    return -1;
+  }
+  const char *v = h->value;
+  len = h->value_len;
+  if (len < 7 || strncasecmp(v, "Bearer ", 7) != 0) {
+    wr__api_err(c, 403, WR_API_CODE_AUTH,
+                "Authentication error: only \"Authorization: Bearer <token>\" is accepted");
+    return -1;
+  }
+  v += 7;
+  len -= 7;
+  while (len && *v == ' ') {
+    v++;
+    len--;
+  }
+  while (len && v[len - 1] == ' ') len--;
+  if (!len || len >= sizeof(token) || memchr(v, '\0', len)) {
+    wr__api_err(c, 403, WR_API_CODE_AUTH, "Authentication error: the API token is empty or malformed; %s",
+                login_again);
+    return -1;
+  }
+  memcpy(token, v, len);
+  token[len] = '\0';
+  int rv = wr_store_token_verify(c->api->store, token, &c->token);
+  explicit_bzero(token, sizeof(token));
+  if (rv == WR_ERR_DENIED) {
+    /* Unknown and revoked look the same from here, on purpose. */
+    wr__api_err(c, 403, WR_API_CODE_AUTH,
+                "Authentication error: the API token in your cert.pem is not valid on this edge "
+                "(it was revoked or replaced, for example by a token roll or a newer login); %s",
+                login_again);
+    return -1;
+  }
+  if (rv != WR_OK) {
+    wr__api_store_err(c, rv, "checking the API token");
+    return -1;
+  }
+  wr_user u;
+  if (wr_store_user_get(c->api->store, c->token.user_id, &u) == WR_OK)
+    snprintf(c->actor, sizeof(c->actor), "api:%s", u.email);
+  else
+    snprintf(c->actor, sizeof(c->actor), "api:token:%s", c->token.id);
+  return 0;
+}
+
+/* GET /user/tokens/verify: whether the token works, as Cloudflare's. */
+static void token_verify(wr__api_ctx *c) {
+  if (strcmp(c->method, "GET") != 0) {
+    wr__api_method(c, "GET");
+    return;
+  }
+  wr__api_ok(c,
+             json_pack("{s:s,s:s,s:s,s:s?,s:o}", "id", c->token.id, "status", "active", "account_id",
+                       c->token.account_id, "zone_id", c->token.zone_id[0] ? c->token.zone_id : NULL,
+                       "not_before", wr__api_time(c->token.created_at)),
+             NULL);
+}
+
+static void route(wr__api_ctx *c) {
+  char **s = c->segs;
+  if (c->nsegs == 3 && strcmp(s[0], "user") == 0 && strcmp(s[1], "tokens") == 0 &&
+      strcmp(s[2], "verify") == 0) {
+    token_verify(c);
+  } else if (c->nsegs >= 3 && strcmp(s[0], "accounts") == 0 &&
+             strcasecmp(s[1], c->token.account_id) != 0) {
+    wr__api_err(c, 403, WR_API_CODE_AUTH,
+                "Authentication error: this API token is not valid for account %.64s; the "
+                "accountID of cert.pem must be the account the token belongs to",
+                s[1]);
+  } else if (c->nsegs >= 3 && strcmp(s[0], "accounts") == 0 && strcmp(s[2], "cfd_tunnel") == 0) {
+    wr__api_tunnels(c);
+  } else if (c->nsegs >= 3 && strcmp(s[0], "accounts") == 0 && strcmp(s[2], "teamnet") == 0) {
+    wr__api_teamnet(c);
+  } else if (c->nsegs >= 3 && strcmp(s[0], "accounts") == 0 && strcmp(s[2], "audit_logs") == 0) {
+    wr__api_audit(c);
+  } else if (c->nsegs >= 3 && strcmp(s[0], "zones") == 0) {
+    wr__api_zones(c);
+  } else {
+    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", c->method,
+                c->req->path);
+  }
+}
+
+static void ctx_free(wr__api_ctx *c) {
+  for (size_t i = 0; i < c->nsegs; i++) free(c->segs[i]);
+  for (size_t i = 0; i < c->nparams; i++) {
+    free(c->params[i].name);
+    free(c->params[i].value);
+  }
+  json_decref(c->body);
+  explicit_bzero(&c->token, sizeof(c->token));
+}
+
+int wr_api_handle(wr_api *a, wr_httpd_req *req) {
+  const size_t plen = sizeof(WR_API_PREFIX) - 1;
+  if (strncmp(req->path, WR_API_PREFIX, plen) != 0 || (req->path[plen] && req->path[plen] != '/'))
+    return 0;
+  wr__api_ctx c;
+  memset(&c, 0, sizeof(c));
+  c.api = a;
+  c.req = req;
+  c.method = req->method;
+  if (parse_target(&c, req->path + plen) == 0 && authenticate(&c) == 0) route(&c);
+  if (c.req) wr__api_err(&c, 500, WR_API_CODE_INTERNAL, "internal error: the request was not answered");
+  ctx_free(&c);
+  return 1;
+}
+
+void wr_api_httpd_handler(wr_httpd *h, wr_httpd_req *req, void *user) {
+  (void)h;
+  if (wr_api_handle(user, req)) return;
+  static const char body[] =
+      "{\"success\":false,\"errors\":[{\"code\":7003,\"message\":\"no such endpoint; the API is under "
+      "/client/v4\"}],\"messages\":[],\"result\":null}";
+  wr_httpd_respond_simple(req, 404, "application/json", body, sizeof(body) - 1);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
+int wr_api_new(const wr_api_config *cfg, wr_api **out) {
+  *out = NULL;
+  if (!cfg || !cfg->store) return WR_ERR_INVAL;
+  wr_api *a = wr_xcalloc(1, sizeof(*a));
+  a->store = cfg->store;
+  a->ts = cfg->ts;
+  a->max_tunnels = cfg->max_tunnels ? cfg->max_tunnels : WR_API_MAX_TUNNELS_DEFAULT;
+  a->max_routes = cfg->max_routes ? cfg->max_routes : WR_API_MAX_ROUTES_DEFAULT;
+  if (cfg->cname_domain && *cfg->cname_domain) {
+    a->cname_domain = wr_xstrdup(cfg->cname_domain);
+    size_t n = strlen(a->cname_domain);
+    if (n && a->cname_domain[n - 1] == '.') a->cname_domain[n - 1] = '\0';
+  }
+  if (cfg->location && *cfg->location) a->location = wr_xstrdup(cfg->location);
+  *out = a;
+  return WR_OK;
+}
+
+void wr_api_free(wr_api *a) {
+  if (!a) return;
+  free(a->cname_domain);
+  free(a->location);
+  free(a);
+}

@@ -1,0 +1,135 @@
+/* The edge's REST API: the Cloudflare v4 subset that cloudflared's `tunnel`
+ * subcommands (and warren's) call, under /client/v4, so
+ * TUNNEL_API_URL=http://HOST:PORT/client/v4 is the whole client setting
+ * (../shared/cloudflare-api.md §2 and §7 give the shapes and call
+ * sequences). It is a thin layer over the store (edge/store.h) and, when
+ * given one, the tunnel server (edge/tunnel_server.h), served by the small
+ * HTTP server (net/httpd.h): the owner's httpd handler calls
+ * wr_api_handle() and tries its other handlers when it returns 0.
+ *
+ * Envelope. Every answer is JSON with Content-Type exactly
+ * "application/json" (cloudflared reads errors[] only then):
+ *   {"success":true,"errors":[],"messages":[],"result":...[,"result_info":{...}]}
+ * Success is always HTTP 200 (cloudflared treats 201 and 204 as failures);
+ * `result` is always present (null when there is nothing). Errors carry
+ * success:false, errors:[{"code":N,"message":"..."}] and the status:
+ *   400 code 1001  invalid request (bad JSON, field, name, CIDR, hostname,
+ *                  the zone apex, a deleted tunnel, live connections on
+ *                  delete without cascade, the management service)
+ *   400 code 1015  a limit reached (tunnels, hostname or IP routes per account)
+ *   403 code 10000 authentication: no/invalid/revoked token, wrong account
+ *                  or zone (the message says to log in again for a token
+ *                  that is no longer valid)
+ *   404 code 1003  no such tunnel / route / virtual network
+ *   404 code 7003  no such endpoint
+ *   405 code 10405 method not allowed
+ *   409 code 1013  a name, hostname or network is taken (create tunnel:
+ *                  cloudflared prints "tunnel with name already exists")
+ *   500 code 1000  store failure
+ * cloudflared prints them as "code: N, reason: <message>".
+ *
+ * Authentication: "Authorization: Bearer <apiToken>" (the apiToken of the
+ * cert.pem's ARGO TUNNEL TOKEN block), checked with wr_store_token_verify.
+ * The token works for its user's account only, and for zone routes only in
+ * its zone (or any zone of the account when it is not zone-limited).
+ *
+ * Endpoints ({a} = account id, {z} = zone id, {t} = tunnel UUID) and the
+ * command each serves:
+ *   POST   /accounts/{a}/cfd_tunnel                      tunnel create
+ *          body {name, tunnel_secret (base64, >= 32 bytes; generated when
+ *          absent), config_src "local"|"cloudflare"}; result Tunnel + token
+ *   GET    /accounts/{a}/cfd_tunnel                      tunnel list, and the
+ *          name -> id lookup of every command; filters is_deleted, name,
+ *          name_prefix (alias include_prefix), exclude_prefix, uuid,
+ *          existed_at (RFC 3339); page/per_page (no page: every row)
+ *   GET    /accounts/{a}/cfd_tunnel/{t}                  tunnel delete (check)
+ *   DELETE /accounts/{a}/cfd_tunnel/{t}[?cascade=true]   tunnel delete
+ *          removes its DNS and IP routes; with live connections it needs
+ *          cascade (then they are closed)
+ *   GET    /accounts/{a}/cfd_tunnel/{t}/connections      tunnel info
+ *   DELETE /accounts/{a}/cfd_tunnel/{t}/connections[?client_id=]
+ *                                                        tunnel cleanup, delete -f
+ *   GET    /accounts/{a}/cfd_tunnel/{t}/token            tunnel token
+ *   POST   /accounts/{a}/cfd_tunnel/{t}/management[/...] tail: refused (400)
+ *   PUT    /zones/{z}/tunnels/{t}/routes                 tunnel route dns
+ *          {type:"dns", user_hostname, overwrite_existing} ->
+ *          {cname:"new"|"updated"|"unchanged", name, content}: a CNAME from
+ *          the hostname to <t>.cfargotunnel.<zone> (cfg->cname_domain); a
+ *          single label gets the zone appended; the apex and names outside
+ *          the zone are refused. type "lb" is refused.
+ *   GET    /zones/{z}/dns_records[?name=&type=CNAME]     the zone's tunnel
+ *          CNAMEs in Cloudflare's DNS record shape (for partial setups)
+ *   DELETE /zones/{z}/dns_records/{route id}             remove one
+ *   POST   /accounts/{a}/teamnet/routes                  route ip add (>= 2023.10)
+ *   POST   /accounts/{a}/teamnet/routes/network/{cidr}   route ip add (2023.7.3;
+ *          the CIDR arrives URL-escaped twice)
+ *   GET    /accounts/{a}/teamnet/routes                  route ip show/list and
+ *          the delete-by-CIDR lookup; filters is_deleted, tunnel_id, comment,
+ *          virtual_network_id, network_subset, network_superset, existed_at,
+ *          route_id, tun_types; page/per_page
+ *   GET    /accounts/{a}/teamnet/routes/ip/{ip}          route ip get
+ *   DELETE /accounts/{a}/teamnet/routes/{route id}       route ip delete (>= 2023.10)
+ *   DELETE /accounts/{a}/teamnet/routes/network/{cidr}[?virtual_network_id=]
+ *                                                        route ip delete (2023.7.3)
+ *   GET|POST /accounts/{a}/teamnet/virtual_networks      vnet list / add (and
+ *          route ip --vnet NAME); is_default and is_default_network accepted
+ *   PATCH|DELETE /accounts/{a}/teamnet/virtual_networks/{id}[?force=true]
+ *                                                        vnet update / delete
+ *   GET    /accounts/{a}/audit_logs                      the audit log (ours):
+ *          query per_page (default 100, max 1000), page, action (exact, or a
+ *          prefix ending in '.'), since/before (RFC 3339); result rows
+ *          {"id":N,"when":"RFC 3339","actor":"api:admin@example.test",
+ *           "action":"tunnel.create","resource":{"type":"tunnel","id":"..."},
+ *           "metadata":{...}} newest first, with result_info.
+ *
+ * Every change writes an audit row whose actor is "api:<user email>" (or
+ * "api:token:<token id>" for a token whose user cannot be read).
+ *
+ * Limits: tunnels per account (live ones), hostname routes per account and
+ * IP routes per account; a create over a limit is 400 code 1013 with a
+ * message naming the limit. Connector limits live in the tunnel server.
+ *
+ * Threading: everything runs on the loop thread of the httpd, including the
+ * synchronous store calls (as the tunnel server does). */
+#ifndef WR_EDGE_API_H
+#define WR_EDGE_API_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edge/store.h"
+#include "edge/tunnel_server.h"
+#include "net/httpd.h"
+
+#define WR_API_PREFIX "/client/v4"
+#define WR_API_MAX_TUNNELS_DEFAULT 1000 /* live tunnels per account */
+#define WR_API_MAX_ROUTES_DEFAULT 1000  /* hostname routes, and IP routes, per account */
+
+typedef struct wr_api wr_api;
+
+typedef struct wr_api_config {
+  wr_store *store;          /* required */
+  wr_tunnel_server *ts;     /* live connections to close on delete/cleanup; may be NULL */
+  size_t max_tunnels;       /* 0: WR_API_MAX_TUNNELS_DEFAULT */
+  size_t max_routes;        /* 0: WR_API_MAX_ROUTES_DEFAULT */
+  /* CNAME targets are <tunnel-uuid>.<cname_domain>; NULL or "":
+   * "cfargotunnel.<zone name>" of the route's zone. */
+  const char *cname_domain;
+  /* Location shown as colo_name for connections without one; NULL: as stored. */
+  const char *location;
+} wr_api_config;
+
+/* Returns WR_OK or WR_ERR_INVAL (no store). Strings are copied. */
+int wr_api_new(const wr_api_config *cfg, wr_api **out);
+
+/* If |req|'s path is /client/v4 or under it, answers it (always, with
+ * wr_httpd_respond: |req| is freed) and returns 1; otherwise returns 0 and
+ * leaves |req| to the caller. */
+int wr_api_handle(wr_api *a, wr_httpd_req *req);
+
+/* A wr_httpd_handler serving only the API (404 JSON for other paths), with
+ * |user| the wr_api: for an --api-listen of its own. */
+void wr_api_httpd_handler(wr_httpd *h, wr_httpd_req *req, void *user);
+
+void wr_api_free(wr_api *a);
+
+#endif

@@ -1,0 +1,118 @@
+/* Internals of the REST API (edge/api.h), shared by its files:
+ *   api.c          router, authentication, envelope, query and path parsing
+ *   api_tunnels.c  /accounts/{a}/cfd_tunnel...
+ *   api_zones.c    /zones/{z}/tunnels/{t}/routes and /zones/{z}/dns_records
+ *   api_teamnet.c  /accounts/{a}/teamnet/routes... and virtual_networks
+ *   api_audit.c    /accounts/{a}/audit_logs
+ * Every handler answers its request exactly once, through wr__api_ok or
+ * wr__api_err (or wr__api_store_err); the router answers 500 if one did
+ * not. */
+#ifndef WR_EDGE_API_INT_H
+#define WR_EDGE_API_INT_H
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edge/api.h"
+
+/* Error codes in errors[].code (cloudflared shows them, never switches on
+ * them; the HTTP status is what it acts on). */
+#define WR_API_CODE_INTERNAL 1000
+#define WR_API_CODE_INVALID 1001
+#define WR_API_CODE_NOTFOUND 1003
+#define WR_API_CODE_CONFLICT 1013
+#define WR_API_CODE_LIMIT 1015
+#define WR_API_CODE_NO_ROUTE 7003
+#define WR_API_CODE_AUTH 10000
+#define WR_API_CODE_METHOD 10405
+
+#define WR_API_MAX_SEGS 12
+#define WR_API_MAX_PARAMS 32
+#define WR_API_PER_PAGE_MAX 1000
+
+struct wr_api {
+  wr_store *store;
+  wr_tunnel_server *ts;
+  size_t max_tunnels;
+  size_t max_routes;
+  char *cname_domain; /* NULL: cfargotunnel.<zone> */
+  char *location;     /* NULL: as stored */
+};
+
+typedef struct wr__api_kv {
+  char *name;
+  char *value;
+} wr__api_kv;
+
+/* One request being served. */
+typedef struct wr__api_ctx {
+  wr_api *api;
+  wr_httpd_req *req;    /* NULL once answered */
+  const char *method;
+  /* Path segments after /client/v4, each percent-decoded once (a CIDR sent
+   * escaped twice is still escaped once here). */
+  char *segs[WR_API_MAX_SEGS];
+  size_t nsegs;
+  wr__api_kv params[WR_API_MAX_PARAMS]; /* the query, decoded */
+  size_t nparams;
+  wr_api_token token;   /* the authenticated token */
+  char actor[WR_STORE_EMAIL_MAX + 16];
+  json_t *body;         /* parsed by wr__api_body */
+} wr__api_ctx;
+
+/* ---- answers ---- */
+
+/* 200 with |result| (stolen; NULL sends null) and |info| (stolen; NULL: no
+ * result_info). */
+void wr__api_ok(wr__api_ctx *c, json_t *result, json_t *info);
+/* An error answer; the message is printf-formatted. */
+void wr__api_err(wr__api_ctx *c, int status, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The error answer for a store result |rv| (the store's message, prefixed
+ * by |what| when not NULL). */
+void wr__api_store_err(wr__api_ctx *c, int rv, const char *what);
+/* 405 for the path. */
+void wr__api_method(wr__api_ctx *c, const char *allowed);
+
+/* ---- request parts ---- */
+
+/* The decoded query parameter |name| (first occurrence), or NULL. An empty
+ * value is returned as "". */
+const char *wr__api_param(const wr__api_ctx *c, const char *name);
+/* A boolean parameter: -1 absent, 0 false, 1 true; -2 after answering 400
+ * for another value. */
+int wr__api_param_bool(wr__api_ctx *c, const char *name);
+/* An RFC 3339 time parameter into *out (0 when absent). Returns 0, or -1
+ * after answering 400. */
+int wr__api_param_time(wr__api_ctx *c, const char *name, int64_t *out);
+/* Paging: page/per_page. |paged| is 0 when neither is given (then every row
+ * is returned: cloudflared before 2024.3 sends no page). |def_per_page| is
+ * the page size when only page is given. Returns 0, or -1 after answering
+ * 400. */
+int wr__api_paging(wr__api_ctx *c, size_t def_per_page, size_t *page, size_t *per_page, int *paged);
+/* result_info for a page of |count| rows out of |total|. */
+json_t *wr__api_result_info(size_t page, size_t per_page, size_t count, size_t total);
+/* The body as a JSON object; NULL after answering 400 (no body, not JSON,
+ * not an object). */
+json_t *wr__api_body(wr__api_ctx *c);
+/* String member |key| of |obj|: NULL when absent or null; answers 400 and
+ * sets *bad when present with another type. */
+const char *wr__api_json_str(wr__api_ctx *c, json_t *obj, const char *key, int *bad);
+/* Percent-decodes |in| in place ('+' is kept). Returns 0, or -1 for a bad
+ * escape or a NUL byte. */
+int wr__api_unescape(char *in);
+
+/* ---- formatting ---- */
+
+/* RFC 3339 UTC ("2024-01-01T00:00:00Z") of Unix seconds; null for 0. */
+json_t *wr__api_time(int64_t t);
+/* Parses RFC 3339 (fractions and offsets allowed). Returns 0 or -1. */
+int wr__api_parse_time(const char *s, int64_t *out);
+
+/* ---- the resource handlers (segs[0] is "accounts" or "zones") ---- */
+void wr__api_tunnels(wr__api_ctx *c);  /* segs: accounts {a} cfd_tunnel ... */
+void wr__api_zones(wr__api_ctx *c);    /* segs: zones {z} ... */
+void wr__api_teamnet(wr__api_ctx *c);  /* segs: accounts {a} teamnet ... */
+void wr__api_audit(wr__api_ctx *c);    /* segs: accounts {a} audit_logs */
+
+#endif

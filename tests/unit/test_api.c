@@ -1,0 +1,1163 @@
+/* The edge's REST API (src/edge/api*.c) served by a wr_httpd on
+ * 127.0.0.1:0, driven from the test thread: each request goes out on a
+ * plain socket while the test pumps the loop (UV_RUN_NOWAIT) until the
+ * answer is complete, so the store can be set up and inspected between
+ * requests without threads. The requests are the ones cloudflared 2023.7.3
+ * (and later versions) send (../shared/cloudflare-api.md §2.9).
+ *
+ * The last tests run the tunnel server's limits and tunnel closing over
+ * real QUIC on 127.0.0.1 (as test_registration.c does). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "connector/registration.h"
+#include "edge/api.h"
+#include "edge/pki.h"
+#include "edge/store.h"
+#include "edge/tunnel_server.h"
+#include "lib/credentials.h"
+#include "lib/encoding.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "net/httpd.h"
+#include "net/quic.h"
+#include "unit.h"
+
+#define ACTOR "api:admin@example.test"
+
+typedef struct fx {
+  char dir[64], path[128];
+  wr_store *s;
+  wr_account acct, other_acct;
+  wr_zone zone, other_zone;
+  wr_user user;
+  char token[WR_STORE_TOKEN_LEN + 1];
+  wr_api_token tok;
+  uv_loop_t loop;
+  wr_httpd *h;
+  wr_api *api;
+  wr_api_config cfg;
+  int port;
+  int fallback_hits; /* requests the API declined (not under /client/v4) */
+  char base[160];    /* /client/v4/accounts/<acct> */
+} fx;
+
+/* The last answer, for assertions. */
+typedef struct answer {
+  int status;
+  char ctype[128];
+  json_t *json;  /* the whole envelope */
+  json_t *result; /* borrowed from json */
+  const char *message; /* errors[0].message or "" */
+  long code;
+} answer;
+
+static answer last;
+
+static void handler(wr_httpd *h, wr_httpd_req *req, void *user) {
+  fx *f = user;
+  (void)h;
+  if (wr_api_handle(f->api, req)) return;
+  f->fallback_hits++;
+  wr_httpd_respond_simple(req, 404, "text/plain", "not the API\n", 12);
+}
+
+static void start_api(fx *f) {
+  struct sockaddr_in a;
+  struct sockaddr_storage ss;
+  wr_api_free(f->api);
+  f->api = NULL;
+  assert_int_equal(wr_api_new(&f->cfg, &f->api), WR_OK);
+  if (f->h) return;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  assert_int_equal(wr_httpd_listen(&f->loop, (struct sockaddr *)&a, NULL, handler, f, &f->h), WR_OK);
+  assert_int_equal(wr_httpd_addr(f->h, &ss), WR_OK);
+  f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static int setup(void **state) {
+  fx *f = calloc(1, sizeof(*f));
+  char err[256];
+  snprintf(f->dir, sizeof(f->dir), "/tmp/wr-api-XXXXXX");
+  if (!mkdtemp(f->dir)) return -1;
+  snprintf(f->path, sizeof(f->path), "%s/warren.db", f->dir);
+  if (wr_store_open(f->path, WR_STORE_CREATE, &f->s, err, sizeof(err)) != WR_OK) return -1;
+  if (wr_store_account_create(f->s, "test", "example.test", &f->acct) != WR_OK ||
+      wr_store_zone_create(f->s, "test", f->acct.id, "example.test", &f->zone) != WR_OK ||
+      wr_store_user_create(f->s, "test", f->acct.id, "admin@example.test", NULL, 0, &f->user) != WR_OK ||
+      wr_store_token_create(f->s, "test", f->user.id, NULL, f->token, &f->tok) != WR_OK ||
+      wr_store_account_create(f->s, "test", "other", &f->other_acct) != WR_OK ||
+      wr_store_zone_create(f->s, "test", f->other_acct.id, "other.test", &f->other_zone) != WR_OK)
+    return -1;
+  snprintf(f->base, sizeof(f->base), "/client/v4/accounts/%s", f->acct.id);
+  if (uv_loop_init(&f->loop) != 0) return -1;
+  f->cfg.store = f->s;
+  wr_log_set_level(WR_LOG_ERROR);
+  *state = f;
+  start_api(f);
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx *f = *state;
+  char cmd[128];
+  json_decref(last.json);
+  memset(&last, 0, sizeof(last));
+  wr_httpd_free(f->h);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  wr_api_free(f->api);
+  wr_store_close(f->s);
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+  if (system(cmd) != 0) return -1;
+  free(f);
+  return 0;
+}
+
+/* ---- the client ------------------------------------------------------------------------- */
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Sends |raw| and pumps the loop until the server closes; returns the bytes. */
+static char *exchange(fx *f, const char *raw, size_t rawlen, size_t *outlen) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+  size_t cap = 1 << 20, len = 0;
+  char *buf = malloc(cap);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  assert_int_equal(send(fd, raw, rawlen, MSG_NOSIGNAL), (ssize_t)rawlen);
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  uint64_t deadline = now_ms() + 5000;
+  for (;;) {
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 1) > 0) {
+      ssize_t k = recv(fd, buf + len, cap - 1 - len, 0);
+      if (k == 0) break;
+      if (k > 0) len += (size_t)k;
+      else if (errno != EAGAIN && errno != EINTR) break;
+    }
+    if (now_ms() > deadline) fail_msg("no complete answer within 5 s for %.80s", raw);
+  }
+  close(fd);
+  buf[len] = '\0';
+  *outlen = len;
+  return buf;
+}
+
+/* Sends a request with the given Authorization (NULL: none) and parses the
+ * answer into |last|, checking the envelope. Returns the status. */
+static int call_auth(fx *f, const char *method, const char *path, const char *auth, const char *body) {
+  char *raw = NULL;
+  size_t blen = body ? strlen(body) : 0, n;
+  char authline[256] = "";
+  if (auth) snprintf(authline, sizeof(authline), "Authorization: %s\r\n", auth);
+  int rl = asprintf(&raw,
+                    "%s %s HTTP/1.1\r\nHost: api.test\r\nUser-Agent: cloudflared/2023.7.3\r\n"
+                    "Accept: application/json;version=1\r\n%s%sContent-Length: %zu\r\n"
+                    "Connection: close\r\n\r\n%s",
+                    method, path, authline, body ? "Content-Type: application/json\r\n" : "", blen,
+                    body ? body : "");
+  assert_true(rl > 0);
+  char *resp = exchange(f, raw, (size_t)rl, &n);
+  free(raw);
+  json_decref(last.json);
+  memset(&last, 0, sizeof(last));
+  assert_int_equal(sscanf(resp, "HTTP/1.1 %d", &last.status), 1);
+  char *ct = strcasestr(resp, "\r\nContent-Type: ");
+  char *end = strstr(resp, "\r\n\r\n");
+  assert_non_null(end);
+  if (ct && ct < end) {
+    ct += 16;
+    size_t cl = strcspn(ct, "\r");
+    snprintf(last.ctype, sizeof(last.ctype), "%.*s", (int)cl, ct);
+  }
+  if (strcmp(last.ctype, "application/json") == 0) {
+    json_error_t jerr;
+    last.json = json_loads(end + 4, 0, &jerr);
+    if (!last.json) fail_msg("not JSON (%s): %s", jerr.text, end + 4);
+    /* The envelope cloudflared decodes (cloudflare-api.md §2.3). */
+    json_t *ok = json_object_get(last.json, "success");
+    assert_true(json_is_boolean(ok));
+    assert_true(json_is_array(json_object_get(last.json, "errors")));
+    assert_true(json_is_array(json_object_get(last.json, "messages")));
+    assert_int_equal(json_array_size(json_object_get(last.json, "messages")), 0);
+    assert_non_null(json_object_get(last.json, "result"));
+    last.result = json_object_get(last.json, "result");
+    json_t *e0 = json_array_get(json_object_get(last.json, "errors"), 0);
+    last.message = e0 ? json_string_value(json_object_get(e0, "message")) : "";
+    last.code = e0 ? (long)json_integer_value(json_object_get(e0, "code")) : 0;
+    if (e0) assert_non_null(last.message);
+    /* success and the status agree; errors only on failure */
+    assert_int_equal(json_is_true(ok), last.status == 200);
+    assert_int_equal(e0 == NULL, last.status == 200);
+  }
+  free(resp);
+  return last.status;
+}
+
+static int call(fx *f, const char *method, const char *path, const char *body) {
+  char auth[128];
+  snprintf(auth, sizeof(auth), "Bearer %s", f->token);
+  return call_auth(f, method, path, auth, body);
+}
+
+/* Path under /client/v4/accounts/<acct>. */
+static const char *ap(fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const char *ap(fx *f, const char *fmt, ...) {
+  static char buf[4][640];
+  static int k;
+  char rest[400];
+  va_list va;
+  va_start(va, fmt);
+  vsnprintf(rest, sizeof(rest), fmt, va);
+  va_end(va);
+  k = (k + 1) % 4;
+  snprintf(buf[k], sizeof(buf[k]), "%s%s", f->base, rest);
+  return buf[k];
+}
+
+static const char *rstr(const char *key) { return json_string_value(json_object_get(last.result, key)); }
+
+static void assert_msg(const char *needle) {
+  if (!strstr(last.message, needle)) fail_msg("message \"%s\" lacks \"%s\"", last.message, needle);
+}
+
+/* Creates a tunnel the way cloudflared does; returns its id in |id|. */
+static void create_tunnel(fx *f, const char *name, char id[WR_STORE_UUID_LEN + 1]) {
+  char body[256];
+  snprintf(body, sizeof(body),
+           "{\"name\":\"%s\",\"tunnel_secret\":\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"}", name);
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel"), body), 200);
+  snprintf(id, WR_STORE_UUID_LEN + 1, "%s", rstr("id"));
+}
+
+static int audit_has(fx *f, const char *action, const char *target) {
+  wr_audit *rows;
+  size_t n;
+  int found = 0;
+  assert_int_equal(wr_store_audit_list(f->s, NULL, 0, &rows, &n), WR_OK);
+  for (size_t i = 0; i < n && !found; i++)
+    found = !strcmp(rows[i].action, action) && (!target || !strcmp(rows[i].target_id, target)) &&
+            !strcmp(rows[i].actor, ACTOR);
+  wr_store_audit_free(rows, n);
+  return found;
+}
+
+/* ---- authentication ------------------------------------------------------------------------ */
+
+static void test_auth(void **state) {
+  fx *f = *state;
+  char auth[128];
+  /* No token, another scheme, garbage: 403 in the envelope, exactly
+   * application/json so cloudflared shows the message. */
+  assert_int_equal(call_auth(f, "GET", ap(f, "/cfd_tunnel"), NULL, NULL), 403);
+  assert_string_equal(last.ctype, "application/json");
+  assert_int_equal(last.code, 10000);
+  assert_msg("Authorization: Bearer");
+  assert_int_equal(call_auth(f, "GET", ap(f, "/cfd_tunnel"), "Basic YWJjOmRlZg==", NULL), 403);
+  assert_int_equal(call_auth(f, "GET", ap(f, "/cfd_tunnel"), "Bearer nope", NULL), 403);
+  assert_msg("tunnel login");
+  assert_msg("cert.pem");
+  /* The token of another account's path. */
+  assert_int_equal(call(f, "GET", "/client/v4/accounts/00000000000000000000000000000000/cfd_tunnel", NULL),
+                   403);
+  assert_msg("not valid for account");
+  char p[256];
+  snprintf(p, sizeof(p), "/client/v4/accounts/%s/cfd_tunnel", f->other_acct.id);
+  assert_int_equal(call(f, "GET", p, NULL), 403);
+  /* Another account's zone, and an unknown zone. */
+  snprintf(p, sizeof(p), "/client/v4/zones/%s/dns_records", f->other_zone.id);
+  assert_int_equal(call(f, "GET", p, NULL), 403);
+  assert_msg("not valid for zone");
+  assert_int_equal(call(f, "GET", "/client/v4/zones/nope/dns_records", NULL), 403);
+  /* The bearer's scheme is case-insensitive; the token works. */
+  snprintf(auth, sizeof(auth), "bearer %s", f->token);
+  assert_int_equal(call_auth(f, "GET", ap(f, "/cfd_tunnel"), auth, NULL), 200);
+  assert_int_equal(call(f, "GET", "/client/v4/user/tokens/verify", NULL), 200);
+  assert_string_equal(rstr("status"), "active");
+  assert_string_equal(rstr("id"), f->tok.id);
+
+  /* A revoked (rolled) token: 403 telling the user to log in again. */
+  char newtok[WR_STORE_TOKEN_LEN + 1];
+  assert_int_equal(wr_store_token_revoke(f->s, "test", f->tok.id), WR_OK);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel"), NULL), 403);
+  assert_msg("revoked");
+  assert_msg("`cloudflared tunnel login`");
+  assert_msg("`warren tunnel login`");
+  assert_int_equal(wr_store_token_create(f->s, "test", f->user.id, NULL, newtok, &f->tok), WR_OK);
+  memcpy(f->token, newtok, sizeof(newtok));
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel"), NULL), 200);
+
+  /* A token limited to another zone of the account may not route there. */
+  wr_zone z2;
+  wr_api_token zt;
+  char ztok[WR_STORE_TOKEN_LEN + 1];
+  assert_int_equal(wr_store_zone_create(f->s, "test", f->acct.id, "second.test", &z2), WR_OK);
+  assert_int_equal(wr_store_token_create(f->s, "test", f->user.id, z2.id, ztok, &zt), WR_OK);
+  snprintf(auth, sizeof(auth), "Bearer %s", ztok);
+  snprintf(p, sizeof(p), "/client/v4/zones/%s/dns_records", f->zone.id);
+  assert_int_equal(call_auth(f, "GET", p, auth, NULL), 403);
+  assert_msg("limited to one zone");
+  snprintf(p, sizeof(p), "/client/v4/zones/%s/dns_records", z2.id);
+  assert_int_equal(call_auth(f, "GET", p, auth, NULL), 200);
+
+  /* Paths outside /client/v4 are left to the caller. */
+  int before = f->fallback_hits;
+  assert_int_equal(call(f, "GET", "/client/v40/x", NULL), 404);
+  assert_int_equal(call(f, "GET", "/login", NULL), 404);
+  assert_int_equal(f->fallback_hits, before + 2);
+  assert_int_equal(call(f, "GET", "/client/v4", NULL), 404);
+  assert_int_equal(last.code, 7003);
+  assert_int_equal(f->fallback_hits, before + 2);
+}
+
+static void test_bad_requests(void **state) {
+  fx *f = *state;
+  assert_int_equal(call(f, "GET", ap(f, "/nothing"), NULL), 404);
+  assert_int_equal(last.code, 7003);
+  assert_int_equal(call(f, "PUT", ap(f, "/cfd_tunnel"), "{}"), 405);
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel"), NULL), 400);
+  assert_msg("JSON body");
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel"), "{\"name\":"), 400);
+  assert_msg("not valid JSON");
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel"), "[1]"), 400);
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel"), "{\"name\":5}"), 400);
+  assert_msg("name must be a string");
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?name=%%zz"), NULL), 400);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?page=0"), NULL), 400);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?per_page=5000"), NULL), 400);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?is_deleted=maybe"), NULL), 400);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?uuid=nope"), NULL), 400);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?existed_at=yesterday"), NULL), 400);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/not-a-uuid"), NULL), 400);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/0b1e0a3c-5b5b-4c4c-8d8d-0123456789ab"), NULL), 404);
+  assert_int_equal(last.code, 1003);
+}
+
+/* ---- tunnels ------------------------------------------------------------------------------- */
+
+static void test_tunnel_lifecycle(void **state) {
+  fx *f = *state;
+  char id[WR_STORE_UUID_LEN + 1], id2[WR_STORE_UUID_LEN + 1];
+
+  /* tunnel create mytun */
+  create_tunnel(f, "mytun", id);
+  assert_string_equal(rstr("name"), "mytun");
+  assert_true(json_is_null(json_object_get(last.result, "deleted_at")));
+  assert_true(json_is_array(json_object_get(last.result, "connections")));
+  assert_non_null(strstr(rstr("created_at"), "T"));
+  assert_true(audit_has(f, "tunnel.create", id));
+  /* The token in the create answer is the one `tunnel token` prints. */
+  char token[512];
+  snprintf(token, sizeof(token), "%s", rstr("token"));
+  wr_credentials cr;
+  char err[256];
+  assert_int_equal(wr_token_parse(token, strlen(token), &cr, err, sizeof(err)), WR_OK);
+  assert_string_equal(cr.account_tag, f->acct.id);
+  assert_int_equal(cr.secret_len, 32);
+  for (int i = 0; i < 32; i++) assert_int_equal(cr.secret[i], i); /* the client's secret is kept */
+
+  /* Name clash: 409 (cloudflared: "tunnel with name already exists"). */
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel"),
+                        "{\"name\":\"mytun\",\"tunnel_secret\":\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"}"),
+                   409);
+  assert_msg("already exists");
+  /* A UUID as name, a short secret, a bad config_src. */
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel"), "{\"name\":\"0b1e0a3c-5b5b-4c4c-8d8d-0123456789ab\"}"),
+                   400);
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel"), "{\"name\":\"x\",\"tunnel_secret\":\"AAEC\"}"), 400);
+  assert_msg("at least 32");
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel"), "{\"name\":\"x\",\"config_src\":\"elsewhere\"}"), 400);
+  /* A dashboard-style remotely managed tunnel, secret made by the edge. */
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel"), "{\"name\":\"remote\",\"config_src\":\"cloudflare\"}"),
+                   200);
+  assert_true(json_is_true(json_object_get(last.result, "remote_config")));
+  snprintf(id2, sizeof(id2), "%s", rstr("id"));
+
+  /* tunnel list (2023.7.3 sends is_deleted=false; no page: everything). */
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?is_deleted=false"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+  json_t *info = json_object_get(last.json, "result_info");
+  assert_int_equal(json_integer_value(json_object_get(info, "total_count")), 2);
+  assert_int_equal(json_integer_value(json_object_get(info, "count")), 2);
+  /* name -> id lookup, info's uuid check */
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?is_deleted=false&name=mytun"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(last.result, 0), "id")), id);
+  char p[256];
+  snprintf(p, sizeof(p), "/cfd_tunnel?uuid=%s", id);
+  assert_int_equal(call(f, "GET", ap(f, "%s", p), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?name_prefix=my"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?exclude_prefix=my"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(last.result, 0), "name")), "remote");
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?existed_at=2000-01-01T00:00:00Z"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 0);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?existed_at=2999-01-01T00:00:00%%2B01:00"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+  /* Paging as cloudflared >= 2024.3 does it. */
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?is_deleted=false&per_page=1&page=2"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(last.result, 0), "id")), id2);
+  info = json_object_get(last.json, "result_info");
+  assert_int_equal(json_integer_value(json_object_get(info, "page")), 2);
+  assert_int_equal(json_integer_value(json_object_get(info, "per_page")), 1);
+  assert_int_equal(json_integer_value(json_object_get(info, "total_count")), 2);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?page=1"), NULL), 200);
+  info = json_object_get(last.json, "result_info");
+  assert_int_equal(json_integer_value(json_object_get(info, "per_page")), 20);
+
+  /* get, token */
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s", id), NULL), 200);
+  assert_string_equal(rstr("name"), "mytun");
+  assert_string_equal(rstr("status"), "inactive");
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s/token", id), NULL), 200);
+  assert_true(json_is_string(last.result));
+  assert_string_equal(json_string_value(last.result), token);
+  assert_int_equal(strncmp(token, "eyJhIjoi", 8), 0);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s/connections", id), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 0);
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel/%s/management", id), "{\"resources\":[\"logs\"]}"), 400);
+  assert_msg("management");
+
+  /* Another account's tunnel is invisible. */
+  wr_tunnel other;
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->other_acct.id, "theirs", NULL, 0, &other), WR_OK);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s", other.id), NULL), 404);
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", other.id), NULL), 404);
+
+  /* delete: its routes go with it; a second delete is refused. */
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", id), NULL), 200);
+  assert_true(json_is_string(json_object_get(last.result, "deleted_at")));
+  assert_true(audit_has(f, "tunnel.delete", id));
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s", id), NULL), 200);
+  assert_true(json_is_string(json_object_get(last.result, "deleted_at")));
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", id), NULL), 400);
+  assert_msg("already deleted");
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s/token", id), NULL), 400);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?is_deleted=false&name=mytun"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 0);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?is_deleted=true"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+  /* The name is free again. */
+  create_tunnel(f, "mytun", id);
+}
+
+/* Connection rows as the tunnel server writes them. */
+static void add_conn(fx *f, const char *tunnel_id, const char *client_id, unsigned idx) {
+  wr_conn_rec rec;
+  wr_uuid u;
+  memset(&rec, 0, sizeof(rec));
+  wr_uuid_random(&u);
+  wr_uuid_format(&u, rec.id);
+  snprintf(rec.tunnel_id, sizeof(rec.tunnel_id), "%s", tunnel_id);
+  snprintf(rec.client_id, sizeof(rec.client_id), "%s", client_id);
+  rec.conn_index = idx;
+  snprintf(rec.client_version, sizeof(rec.client_version), "2023.7.3");
+  snprintf(rec.arch, sizeof(rec.arch), "linux_amd64");
+  snprintf(rec.features, sizeof(rec.features), "[\"serialized_headers\"]");
+  snprintf(rec.origin_ip, sizeof(rec.origin_ip), "127.0.0.1");
+  snprintf(rec.edge_location, sizeof(rec.edge_location), "LOCAL");
+  assert_int_equal(wr_store_conn_open(f->s, &rec), WR_OK);
+}
+
+static void test_connections_cleanup_and_cascade(void **state) {
+  fx *f = *state;
+  char id[WR_STORE_UUID_LEN + 1];
+  const char *c1 = "11111111-1111-4111-8111-111111111111", *c2 = "22222222-2222-4222-8222-222222222222";
+  create_tunnel(f, "busy", id);
+  add_conn(f, id, c1, 0);
+  add_conn(f, id, c1, 1);
+  add_conn(f, id, c2, 0);
+
+  /* tunnel info: active connectors with their connections ("conns"). */
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s/connections", id), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+  json_t *a0 = json_array_get(last.result, 0);
+  assert_string_equal(json_string_value(json_object_get(a0, "id")), c1);
+  assert_string_equal(json_string_value(json_object_get(a0, "version")), "2023.7.3");
+  assert_string_equal(json_string_value(json_object_get(a0, "arch")), "linux_amd64");
+  assert_string_equal(json_string_value(json_array_get(json_object_get(a0, "features"), 0)), "serialized_headers");
+  assert_int_equal(json_array_size(json_object_get(a0, "conns")), 2);
+  json_t *conn = json_array_get(json_object_get(a0, "conns"), 0);
+  assert_string_equal(json_string_value(json_object_get(conn, "colo_name")), "LOCAL");
+  assert_string_equal(json_string_value(json_object_get(conn, "origin_ip")), "127.0.0.1");
+  assert_true(json_is_false(json_object_get(conn, "is_pending_reconnect")));
+  /* tunnel list shows them too */
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?name=busy"), NULL), 200);
+  json_t *t0 = json_array_get(last.result, 0);
+  assert_int_equal(json_array_size(json_object_get(t0, "connections")), 3);
+  assert_string_equal(json_string_value(json_object_get(t0, "status")), "healthy");
+
+  /* delete without cascade is refused while connected */
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", id), NULL), 400);
+  assert_msg("3 active connections");
+  assert_msg("-f");
+
+  /* tunnel cleanup --connector-id c2 */
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s/connections?client_id=%s", id, c2), NULL), 200);
+  assert_true(json_is_null(last.result));
+  assert_true(audit_has(f, "tunnel.cleanup", id));
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s/connections", id), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s/connections?client_id=bad", id), NULL), 400);
+
+  /* delete -f on >= 2023.10: cascade=true closes the rest */
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s?cascade=true", id), NULL), 200);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s/connections", id), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 0);
+  wr_conn_rec *rows;
+  size_t n;
+  assert_int_equal(wr_store_conn_list(f->s, id, 1, &rows, &n), WR_OK);
+  free(rows);
+  assert_int_equal(n, 0);
+
+  /* delete -f on 2023.7.3: cleanup, then delete */
+  create_tunnel(f, "busy2", id);
+  add_conn(f, id, c1, 0);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s", id), NULL), 200);
+  assert_string_equal(rstr("status"), "healthy");
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s/connections", id), NULL), 200);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s", id), NULL), 200);
+  assert_string_equal(rstr("status"), "down");
+  assert_true(json_is_string(json_object_get(last.result, "conns_inactive_at")));
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", id), NULL), 200);
+}
+
+static void test_limits(void **state) {
+  fx *f = *state;
+  char id[WR_STORE_UUID_LEN + 1], p[512];
+  f->cfg.max_tunnels = 2;
+  f->cfg.max_routes = 1;
+  start_api(f);
+  create_tunnel(f, "a", id);
+  create_tunnel(f, "b", id);
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel"), "{\"name\":\"c\"}"), 400);
+  assert_int_equal(last.code, 1015);
+  assert_msg("2 tunnels, the limit");
+  /* Deleted tunnels do not count. */
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", id), NULL), 200);
+  create_tunnel(f, "c", id);
+
+  snprintf(p, sizeof(p), "/client/v4/zones/%s/tunnels/%s/routes", f->zone.id, id);
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"one.example.test\",\"overwrite_existing\":false}"), 200);
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"two.example.test\",\"overwrite_existing\":false}"), 400);
+  assert_msg("1 hostname routes, the limit");
+  /* Re-routing an existing name is not a new route. */
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"one.example.test\",\"overwrite_existing\":false}"), 200);
+  assert_string_equal(rstr("cname"), "unchanged");
+
+  snprintf(p, sizeof(p), "{\"tunnel_id\":\"%s\",\"comment\":\"c\"}", id);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes/network/10.0.0.0%%252F8"), p), 200);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes/network/10.1.0.0%%252F16"), p), 400);
+  assert_int_equal(last.code, 1015);
+  assert_msg("IP routes, the limit");
+}
+
+/* ---- route dns ------------------------------------------------------------------------------ */
+
+static void test_route_dns(void **state) {
+  fx *f = *state;
+  char id[WR_STORE_UUID_LEN + 1], id2[WR_STORE_UUID_LEN + 1], p[256], p2[256], want[128];
+  create_tunnel(f, "web", id);
+  create_tunnel(f, "web2", id2);
+  snprintf(p, sizeof(p), "/client/v4/zones/%s/tunnels/%s/routes", f->zone.id, id);
+  snprintf(p2, sizeof(p2), "/client/v4/zones/%s/tunnels/%s/routes", f->zone.id, id2);
+
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"App.Example.test\",\"overwrite_existing\":false}"), 200);
+  assert_string_equal(rstr("cname"), "new");
+  assert_string_equal(rstr("name"), "app.example.test");
+  snprintf(want, sizeof(want), "%s.cfargotunnel.example.test", id);
+  assert_string_equal(rstr("content"), want);
+  assert_true(audit_has(f, "route.create", "app.example.test"));
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"app.example.test\",\"overwrite_existing\":false}"), 200);
+  assert_string_equal(rstr("cname"), "unchanged");
+  /* Another tunnel: refused without overwrite, "updated" with it. */
+  assert_int_equal(call(f, "PUT", p2, "{\"type\":\"dns\",\"user_hostname\":\"app.example.test\",\"overwrite_existing\":false}"), 409);
+  assert_msg("already routed");
+  assert_msg("--overwrite-dns");
+  assert_int_equal(call(f, "PUT", p2, "{\"type\":\"dns\",\"user_hostname\":\"app.example.test\",\"overwrite_existing\":true}"), 200);
+  assert_string_equal(rstr("cname"), "updated");
+  assert_true(audit_has(f, "route.update", "app.example.test"));
+  /* A single label is a name in the zone; wildcards work. */
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"blog\",\"overwrite_existing\":false}"), 200);
+  assert_string_equal(rstr("name"), "blog.example.test");
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"*.dev.example.test\"}"), 200);
+  /* The apex, names outside the zone, bad names, lb, bad bodies. */
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"example.test\",\"overwrite_existing\":false}"), 400);
+  assert_msg("apex");
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"app.example.com\"}"), 400);
+  assert_msg("not inside");
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"http://x.example.test/\"}"), 400);
+  assert_msg("URL");
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"lb\",\"lb_name\":\"lb.example.test\",\"lb_pool\":\"p\"}"), 400);
+  assert_msg("load balancer");
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\"}"), 400);
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"x\",\"overwrite_existing\":\"yes\"}"), 400);
+  assert_int_equal(call(f, "POST", p, "{}"), 405);
+
+  /* dns_records: what the edge would serve (and a partial setup needs). */
+  char r[256];
+  snprintf(r, sizeof(r), "/client/v4/zones/%s/dns_records", f->zone.id);
+  assert_int_equal(call(f, "GET", r, NULL), 200);
+  assert_int_equal(json_array_size(last.result), 3);
+  snprintf(r, sizeof(r), "/client/v4/zones/%s/dns_records?name=app.example.test&type=CNAME", f->zone.id);
+  assert_int_equal(call(f, "GET", r, NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  json_t *rec = json_array_get(last.result, 0);
+  snprintf(want, sizeof(want), "%s.cfargotunnel.example.test", id2);
+  assert_string_equal(json_string_value(json_object_get(rec, "content")), want);
+  assert_string_equal(json_string_value(json_object_get(rec, "type")), "CNAME");
+  char rid[64];
+  snprintf(rid, sizeof(rid), "%s", json_string_value(json_object_get(rec, "id")));
+  snprintf(r, sizeof(r), "/client/v4/zones/%s/dns_records?type=A", f->zone.id);
+  assert_int_equal(call(f, "GET", r, NULL), 200);
+  assert_int_equal(json_array_size(last.result), 0);
+  snprintf(r, sizeof(r), "/client/v4/zones/%s/dns_records/%s", f->zone.id, rid);
+  assert_int_equal(call(f, "DELETE", r, NULL), 200);
+  assert_true(audit_has(f, "route.delete", "app.example.test"));
+  assert_int_equal(call(f, "DELETE", r, NULL), 404);
+
+  /* A configured CNAME domain. */
+  f->cfg.cname_domain = "tunnels.edge.test.";
+  start_api(f);
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"blog\"}"), 200);
+  snprintf(want, sizeof(want), "%s.tunnels.edge.test", id);
+  assert_string_equal(rstr("content"), want);
+
+  /* A deleted tunnel's routes are gone, and it cannot be routed. */
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", id), NULL), 200);
+  wr_route rt;
+  assert_int_equal(wr_store_route_get(f->s, "blog.example.test", &rt), WR_ERR_NOTFOUND);
+  assert_int_equal(call(f, "PUT", p, "{\"type\":\"dns\",\"user_hostname\":\"blog\"}"), 400);
+  assert_msg("deleted");
+}
+
+/* ---- route ip, vnets --------------------------------------------------------------------------- */
+
+static void test_route_ip(void **state) {
+  fx *f = *state;
+  char id[WR_STORE_UUID_LEN + 1], id2[WR_STORE_UUID_LEN + 1], body[256], rid[64], vid[64], defid[64];
+  create_tunnel(f, "net", id);
+  create_tunnel(f, "net2", id2);
+
+  /* route ip add 10.0.0.0/8 net "c" (2023.7.3: CIDR escaped twice) */
+  snprintf(body, sizeof(body), "{\"tunnel_id\":\"%s\",\"comment\":\"c\"}", id);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes/network/10.0.0.0%%252F8"), body), 200);
+  assert_string_equal(rstr("network"), "10.0.0.0/8");
+  assert_string_equal(rstr("tunnel_id"), id);
+  assert_string_equal(rstr("comment"), "c");
+  assert_true(json_is_string(json_object_get(last.result, "virtual_network_id")));
+  snprintf(defid, sizeof(defid), "%s", rstr("virtual_network_id"));
+  assert_true(audit_has(f, "route.create", NULL));
+  /* The same network again: 409; host bits are cleared as Go's ParseCIDR. */
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes/network/10.9.9.9%%252F8"), body), 409);
+  assert_msg("already routed");
+  /* >= 2023.10 form; IPv6 too */
+  snprintf(body, sizeof(body), "{\"network\":\"10.1.0.0/16\",\"tunnel_id\":\"%s\",\"comment\":\"\"}", id2);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes"), body), 200);
+  snprintf(rid, sizeof(rid), "%s", rstr("id"));
+  snprintf(body, sizeof(body), "{\"network\":\"2001:DB8::/32\",\"tunnel_id\":\"%s\"}", id);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes"), body), 200);
+  assert_string_equal(rstr("network"), "2001:db8::/32");
+  /* bad input */
+  snprintf(body, sizeof(body), "{\"network\":\"10.0.0.0/33\",\"tunnel_id\":\"%s\"}", id);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes"), body), 400);
+  assert_msg("prefix length");
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes"), "{\"network\":\"10.0.0.0/8\"}"), 400);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes"), "{\"network\":\"10.0.0.0/8\",\"tunnel_id\":\"x\"}"), 400);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes"),
+                        "{\"network\":\"10.0.0.0/8\",\"tunnel_id\":\"0b1e0a3c-5b5b-4c4c-8d8d-0123456789ab\"}"),
+                   404);
+
+  /* route ip show */
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?is_deleted=false"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 3);
+  json_t *r0 = json_array_get(last.result, 0);
+  assert_string_equal(json_string_value(json_object_get(r0, "tunnel_name")), "net");
+  assert_string_equal(json_string_value(json_object_get(r0, "virtual_network_name")), "default");
+  assert_true(json_is_null(json_object_get(r0, "deleted_at")));
+  /* filters: subset/superset (both = exact, as >= 2023.10's delete lookup) */
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?is_deleted=false&network_subset=10.0.0.0%%2F8&network_superset=10.0.0.0%%2F8&tun_types=cfd_tunnel&page=1"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?network_subset=10.0.0.0/8"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?network_superset=10.1.2.0/24"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?tunnel_id=%s", id2), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?comment=c"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?tun_types=warp_connector"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 0);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?per_page=2&page=2"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?network_subset=nope"), NULL), 400);
+
+  /* route ip get: longest prefix; {} when nothing matches */
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes/ip/10.1.2.3"), NULL), 200);
+  assert_string_equal(rstr("network"), "10.1.0.0/16");
+  assert_string_equal(rstr("tunnel_name"), "net2");
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes/ip/10.2.0.1"), NULL), 200);
+  assert_string_equal(rstr("network"), "10.0.0.0/8");
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes/ip/192.168.0.1"), NULL), 200);
+  assert_true(json_is_object(last.result));
+  assert_int_equal(json_object_size(last.result), 0);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes/ip/2001:db8::1"), NULL), 200);
+  assert_string_equal(rstr("network"), "2001:db8::/32");
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes/ip/nope"), NULL), 400);
+
+  /* virtual networks: add, list by name (--vnet NAME lookup), route in it */
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/virtual_networks"), "{\"name\":\"vn1\",\"comment\":\"lab\",\"is_default\":false}"), 200);
+  snprintf(vid, sizeof(vid), "%s", rstr("id"));
+  assert_true(json_is_false(json_object_get(last.result, "is_default_network")));
+  assert_true(audit_has(f, "vnet.create", vid));
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/virtual_networks"), "{\"name\":\"vn1\"}"), 409);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/virtual_networks?is_deleted=false&name=vn1"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/virtual_networks?is_deleted=false"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/virtual_networks?is_default=true"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(last.result, 0), "id")), defid);
+  snprintf(body, sizeof(body), "{\"tunnel_id\":\"%s\",\"comment\":\"lab\",\"virtual_network_id\":\"%s\"}", id2, vid);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes/network/10.0.0.0%%252F8"), body), 200);
+  assert_string_equal(rstr("virtual_network_id"), vid);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes/ip/10.2.0.1?virtual_network_id=%s", vid), NULL), 200);
+  assert_string_equal(rstr("tunnel_id"), id2);
+  /* a vnet with routes is deleted only with force; the default never */
+  assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/virtual_networks/%s", vid), NULL), 400);
+  assert_msg("--force");
+  assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/virtual_networks/%s", defid), NULL), 400);
+  assert_msg("default");
+  /* update: rename, make default (the old one stops being it) */
+  assert_int_equal(call(f, "PATCH", ap(f, "/teamnet/virtual_networks/%s", vid), "{\"name\":\"lab\",\"is_default_network\":true}"), 200);
+  assert_string_equal(rstr("name"), "lab");
+  assert_true(json_is_true(json_object_get(last.result, "is_default_network")));
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/virtual_networks/%s", defid), NULL), 200);
+  assert_true(json_is_false(json_object_get(last.result, "is_default_network")));
+  assert_int_equal(call(f, "PATCH", ap(f, "/teamnet/virtual_networks/%s", vid), "{\"is_default_network\":false}"), 400);
+  /* route ip delete (2023.7.3) in the old default vnet, then by id */
+  assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/routes/network/10.0.0.0%%252F8?virtual_network_id=%s", defid), NULL), 200);
+  assert_string_equal(rstr("network"), "10.0.0.0/8");
+  assert_string_equal(rstr("tunnel_id"), id);
+  assert_true(json_is_string(json_object_get(last.result, "deleted_at")));
+  assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/routes/network/10.0.0.0%%252F8?virtual_network_id=%s", defid), NULL), 404);
+  assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/routes/%s", rid), NULL), 200);
+  assert_true(audit_has(f, "route.delete", rid));
+  assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/routes/%s", rid), NULL), 400);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?is_deleted=true"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+  /* now the old default can go, with force for its IPv6 route */
+  assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/virtual_networks/%s", defid), NULL), 400);
+  assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/virtual_networks/%s?force=true", defid), NULL), 200);
+  assert_true(json_is_string(json_object_get(last.result, "deleted_at")));
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?is_deleted=false"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+  /* routes go with their tunnel */
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", id2), NULL), 200);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?is_deleted=false"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 0);
+  snprintf(body, sizeof(body), "{\"network\":\"10.7.0.0/16\",\"tunnel_id\":\"%s\"}", id2);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes"), body), 400);
+  assert_msg("deleted");
+}
+
+/* ---- audit ------------------------------------------------------------------------------------ */
+
+static void test_audit_log(void **state) {
+  fx *f = *state;
+  char id[WR_STORE_UUID_LEN + 1];
+  create_tunnel(f, "a1", id);
+  create_tunnel(f, "a2", id);
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", id), NULL), 200);
+  assert_int_equal(call(f, "GET", ap(f, "/audit_logs"), NULL), 200);
+  json_t *first = json_array_get(last.result, 0);
+  assert_string_equal(json_string_value(json_object_get(first, "action")), "tunnel.delete");
+  assert_string_equal(json_string_value(json_object_get(first, "actor")), ACTOR);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(first, "resource"), "id")), id);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(first, "metadata"), "name")), "a2");
+  assert_non_null(strstr(json_string_value(json_object_get(first, "when")), "Z"));
+  size_t all = json_array_size(last.result);
+  assert_true(all >= 4); /* account, zone, user, token, tunnels... of this account only */
+  assert_int_equal(call(f, "GET", ap(f, "/audit_logs?action=tunnel.&per_page=2&page=1"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+  json_t *info = json_object_get(last.json, "result_info");
+  assert_int_equal(json_integer_value(json_object_get(info, "total_count")), 3);
+  assert_int_equal(call(f, "GET", ap(f, "/audit_logs?action=tunnel.create"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+  assert_int_equal(call(f, "GET", ap(f, "/audit_logs?since=2999-01-01T00:00:00Z"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 0);
+  assert_int_equal(call(f, "GET", ap(f, "/audit_logs?before=2999-01-01T00:00:00Z"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), all);
+  assert_int_equal(call(f, "POST", ap(f, "/audit_logs"), "{}"), 405);
+  /* Nothing of the other account leaks. */
+  wr_audit *rows;
+  size_t n;
+  assert_int_equal(wr_store_audit_list(f->s, f->other_acct.id, 0, &rows, &n), WR_OK);
+  assert_true(n > 0);
+  wr_store_audit_free(rows, n);
+  assert_int_equal(call(f, "GET", ap(f, "/audit_logs?action=zone.create"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 1);
+}
+
+/* ---- store additions used by the API ------------------------------------------------------------ */
+
+static void test_store_cidr(void **state) {
+  (void)state;
+  static const struct {
+    const char *in, *out;
+  } ok[] = {
+      {"10.0.0.0/8", "10.0.0.0/8"},       {"10.1.2.3/8", "10.0.0.0/8"},   {"192.168.1.1", "192.168.1.1/32"},
+      {"0.0.0.0/0", "0.0.0.0/0"},         {"10.1.2.3/23", "10.1.2.0/23"}, {"2001:DB8::1/32", "2001:db8::/32"},
+      {"::1", "::1/128"},                 {"fe80::/10", "fe80::/10"},
+  };
+  static const char *const bad[] = {"", "10.0.0.0/", "10.0.0.0/33", "10.0.0/8", "x", "10.0.0.0/8/8",
+                                     "::/129", "10.0.0.0/-1", "10.0.0.0/ 8"};
+  wr_store_cidr c, d;
+  char out[WR_STORE_CIDR_MAX + 1], err[256];
+  for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+    assert_int_equal(wr_store_cidr_parse(ok[i].in, &c, err, sizeof(err)), WR_OK);
+    wr_store_cidr_format(&c, out);
+    assert_string_equal(out, ok[i].out);
+  }
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    assert_int_equal(wr_store_cidr_parse(bad[i], &c, err, sizeof(err)), WR_ERR_INVAL);
+  assert_int_equal(wr_store_cidr_parse("10.0.0.0/8", &c, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_store_cidr_parse("10.255.0.0/16", &d, err, sizeof(err)), WR_OK);
+  assert_true(wr_store_cidr_contains(&c, &d));
+  assert_false(wr_store_cidr_contains(&d, &c));
+  assert_true(wr_store_cidr_contains(&c, &c));
+  assert_int_equal(wr_store_cidr_parse("11.0.0.0/16", &d, err, sizeof(err)), WR_OK);
+  assert_false(wr_store_cidr_contains(&c, &d));
+  assert_int_equal(wr_store_cidr_parse("::/0", &d, err, sizeof(err)), WR_OK);
+  assert_false(wr_store_cidr_contains(&d, &c)); /* families never mix */
+  assert_int_equal(wr_store_cidr_parse("0.0.0.0/0", &d, err, sizeof(err)), WR_OK);
+  assert_true(wr_store_cidr_contains(&d, &c));
+}
+
+static void test_store_schema_upgrade(void **state) {
+  fx *f = *state;
+  /* A version-1 store (as issue #3 wrote it) upgrades in place. */
+  char err[256];
+  assert_int_equal(wr_store_schema_version(f->s), 2);
+  wr_vnet v;
+  assert_int_equal(wr_store_vnet_default(f->s, "test", f->acct.id, &v), WR_OK);
+  assert_string_equal(v.name, "default");
+  assert_true(v.is_default);
+  wr_vnet again;
+  assert_int_equal(wr_store_vnet_default(f->s, "test", f->acct.id, &again), WR_OK);
+  assert_string_equal(again.id, v.id);
+  wr_store_close(f->s);
+  f->s = NULL;
+  /* Drop what version 2 added and mark the file version 1. */
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd),
+           "sqlite3 %s 'DROP TABLE virtual_networks; DROP INDEX ip_routes_vnet; DROP INDEX routes_account;"
+           " DROP INDEX tunnels_account; DROP INDEX tunnels_deleted; PRAGMA user_version = 1;' 2>/dev/null",
+           f->path);
+  if (system(cmd) != 0) {
+    /* no sqlite3 CLI: skip the downgrade part */
+    assert_int_equal(wr_store_open(f->path, 0, &f->s, err, sizeof(err)), WR_OK);
+  } else {
+    assert_int_equal(wr_store_open(f->path, 0, &f->s, err, sizeof(err)), WR_OK);
+    assert_int_equal(wr_store_schema_version(f->s), WR_STORE_SCHEMA_VERSION);
+    assert_int_equal(wr_store_vnet_default(f->s, "test", f->acct.id, &v), WR_OK);
+  }
+  f->cfg.store = f->s;
+  start_api(f);
+}
+
+/* ---- the tunnel server: limits, closing a deleted tunnel's connections ----------------------------- */
+
+typedef struct cl {
+  struct qfx *q;
+  wr_quic_endpoint *ep;
+  wr_quic_conn *conn;
+  wr_registration *reg;
+  wr_uuid connector;
+  uint8_t index;
+  int done, closed;
+  wr_registration_result res;
+} cl;
+
+typedef struct qfx {
+  uv_loop_t loop;
+  uv_timer_t guard;
+  int timed_out;
+  char dir[64], ca[128], cert[128], key[128];
+  wr_quic_tls *stls, *ctls;
+  wr_quic_config scfg, ccfg;
+  wr_quic_endpoint *sep;
+  wr_tunnel_server *ts;
+  struct sockaddr_storage addr;
+  wr_credentials cred;
+  cl clients[8];
+  size_t n;
+} qfx;
+
+static void write_file(const char *path, const char *text) {
+  FILE *fp = fopen(path, "w");
+  assert_non_null(fp);
+  fputs(text, fp);
+  fclose(fp);
+}
+
+static void q_registered(wr_registration *r, void *user, const wr_registration_result *res) {
+  cl *c = user;
+  c->res = *res;
+  c->done = 1;
+}
+
+static void q_hs(wr_quic_conn *qc, void *user) {
+  cl *c = user;
+  wr_registration_config rc;
+  memset(&rc, 0, sizeof(rc));
+  rc.cred = &c->q->cred;
+  rc.connector_id = c->connector;
+  rc.conn_index = c->index;
+  rc.on_registered = q_registered;
+  rc.user = c;
+  assert_int_equal(wr_registration_start(qc, &rc, &c->reg), WR_OK);
+}
+
+static int q_data(wr_quic_conn *qc, int64_t sid, const uint8_t *d, size_t len, int fin, void *user,
+                  void *suser) {
+  cl *c = user;
+  if (c->reg) wr_registration_stream_data(c->reg, sid, d, len, fin);
+  return 0;
+}
+
+static void q_close(wr_quic_conn *qc, const wr_quic_close_info *info, void *user) {
+  cl *c = user;
+  c->closed = 1;
+}
+
+static void q_guard(uv_timer_t *t) {
+  qfx *q = t->data;
+  q->timed_out = 1;
+  uv_stop(&q->loop);
+}
+
+/* Runs the loop until |pred| holds (checked every millisecond). */
+static void q_run_until(qfx *q, int (*pred)(qfx *)) {
+  uv_timer_start(&q->guard, q_guard, 5000, 0);
+  while (!pred(q) && !q->timed_out) {
+    uv_run(&q->loop, UV_RUN_NOWAIT);
+    poll(NULL, 0, 1);
+  }
+  uv_timer_stop(&q->guard);
+  assert_false(q->timed_out);
+}
+
+static int all_done(qfx *q) {
+  for (size_t i = 0; i < q->n; i++)
+    if (!q->clients[i].done) return 0;
+  return 1;
+}
+
+/* Starts a connector connection with (connector |k|, index). */
+static cl *q_connect(qfx *q, unsigned k, uint8_t index) {
+  static wr_quic_callbacks cbs = {.on_handshake_done = q_hs, .on_stream_data = q_data, .on_close = q_close};
+  cl *c = &q->clients[q->n++];
+  memset(c, 0, sizeof(*c));
+  c->q = q;
+  memset(c->connector.b, 0x10 + (int)k, sizeof(c->connector.b));
+  c->connector.b[6] = 0x40 | (c->connector.b[6] & 0x0f);
+  c->connector.b[8] = 0x80 | (c->connector.b[8] & 0x3f);
+  c->index = index;
+  assert_int_equal(wr_quic_endpoint_client(&q->loop, q->ctls, &q->ccfg, (struct sockaddr *)&q->addr, &cbs, c,
+                                           &c->ep, &c->conn),
+                   WR_OK);
+  return c;
+}
+
+static void q_start(qfx *q, fx *f, const wr_tunnel *t, unsigned max_connectors, unsigned per_connector) {
+  char err[256];
+  wr_pem_pair ca = {0}, srv = {0};
+  static const char *const dns[] = {"quic.cftunnel.com"};
+  static const char *const ips[] = {"127.0.0.1"};
+  struct sockaddr_in bind;
+  memset(q, 0, sizeof(*q));
+  snprintf(q->dir, sizeof(q->dir), "%s", f->dir);
+  snprintf(q->ca, sizeof(q->ca), "%s/ca.pem", f->dir);
+  snprintf(q->cert, sizeof(q->cert), "%s/srv.pem", f->dir);
+  snprintf(q->key, sizeof(q->key), "%s/srv.key", f->dir);
+  wr_pki_req creq = {.common_name = "Warren test CA", .is_ca = 1, .days = 1};
+  assert_int_equal(wr_pki_issue(NULL, &creq, &ca, err, sizeof(err)), 0);
+  wr_pki_req sreq = {.common_name = "quic.cftunnel.com", .dns = dns, .n_dns = 1, .ips = ips, .n_ips = 1, .days = 1};
+  assert_int_equal(wr_pki_issue(&ca, &sreq, &srv, err, sizeof(err)), 0);
+  write_file(q->ca, ca.cert);
+  write_file(q->cert, srv.cert);
+  write_file(q->key, srv.key);
+  wr_pem_pair_free(&ca);
+  wr_pem_pair_free(&srv);
+  assert_int_equal(uv_loop_init(&q->loop), 0);
+  uv_timer_init(&q->loop, &q->guard);
+  q->guard.data = q;
+  q->ccfg.ca_file = q->ca;
+  q->scfg.cert_file = q->cert;
+  q->scfg.key_file = q->key;
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &q->ccfg, &q->ctls, NULL, 0), WR_OK);
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &q->scfg, &q->stls, NULL, 0), WR_OK);
+  wr_tunnel_server_config tc = {.store = f->s, .max_connectors = max_connectors,
+                                .max_conns_per_connector = per_connector};
+  assert_int_equal(wr_tunnel_server_new(&tc, &q->ts), WR_OK);
+  uv_ip4_addr("127.0.0.1", 0, &bind);
+  assert_int_equal(wr_tunnel_server_listen(q->ts, &q->loop, q->stls, &q->scfg, (struct sockaddr *)&bind, &q->sep),
+                   WR_OK);
+  assert_int_equal(wr_quic_endpoint_addr(q->sep, &q->addr), WR_OK);
+  memset(&q->cred, 0, sizeof(q->cred));
+  snprintf(q->cred.account_tag, sizeof(q->cred.account_tag), "%s", t->account_id);
+  memcpy(q->cred.secret, t->secret, t->secret_len);
+  q->cred.secret_len = t->secret_len;
+  assert_int_equal(wr_uuid_parse(t->id, strlen(t->id), &q->cred.tunnel_id), 0);
+  q->cred.has_tunnel_id = 1;
+}
+
+static void q_stop(qfx *q) {
+  wr_tunnel_server_unwatch(q->ts);
+  for (size_t i = 0; i < q->n; i++) wr_quic_endpoint_free(q->clients[i].ep);
+  wr_quic_endpoint_free(q->sep);
+  uv_close((uv_handle_t *)&q->guard, NULL);
+  uv_run(&q->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&q->loop), 0);
+  wr_tunnel_server_free(q->ts);
+  for (size_t i = 0; i < q->n; i++) wr_registration_free(q->clients[i].reg);
+  wr_quic_tls_free(q->ctls);
+  wr_quic_tls_free(q->stls);
+}
+
+static void test_connector_limits(void **state) {
+  fx *f = *state;
+  qfx *q = calloc(1, sizeof(*q));
+  wr_tunnel t;
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "limited", NULL, 0, &t), WR_OK);
+  q_start(q, f, &t, 2, 2);
+  /* connector 0: indexes 0 and 1; connector 1: index 0 */
+  q_connect(q, 0, 0);
+  q_connect(q, 0, 1);
+  q_connect(q, 1, 0);
+  q_run_until(q, all_done);
+  for (size_t i = 0; i < 3; i++) assert_true(q->clients[i].res.ok);
+  assert_int_equal(wr_tunnel_server_count(q->ts, t.id), 3);
+  /* a third connector: refused, retryable, with the reason */
+  cl *c = q_connect(q, 2, 0);
+  q_run_until(q, all_done);
+  assert_false(c->res.ok);
+  assert_true(c->res.should_retry);
+  assert_non_null(strstr(c->res.cause, "already has 2 connectors"));
+  /* a third connection of connector 0: refused for good */
+  c = q_connect(q, 0, 2);
+  q_run_until(q, all_done);
+  assert_false(c->res.ok);
+  assert_false(c->res.should_retry);
+  assert_non_null(strstr(c->res.cause, "already has 2 connections"));
+  /* the same (connector, index) again replaces, as before */
+  c = q_connect(q, 1, 0);
+  q_run_until(q, all_done);
+  assert_true(c->res.ok);
+  assert_int_equal(wr_tunnel_server_count(q->ts, t.id), 3);
+  q_stop(q);
+  free(q);
+}
+
+static int all_closed(qfx *q) {
+  for (size_t i = 0; i < q->n; i++)
+    if (q->clients[i].res.ok && !q->clients[i].closed) return 0;
+  return 1;
+}
+
+static void test_delete_closes_connections(void **state) {
+  fx *f = *state;
+  qfx *q = calloc(1, sizeof(*q));
+  wr_tunnel t, t2;
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "doomed", NULL, 0, &t), WR_OK);
+  q_start(q, f, &t, 0, 0);
+  q_connect(q, 0, 0);
+  q_connect(q, 1, 0);
+  q_run_until(q, all_done);
+  assert_int_equal(wr_tunnel_server_count(q->ts, t.id), 2);
+
+  /* The API, wired to this tunnel server: delete without cascade is
+   * refused while connected; cleanup of one connector closes its QUIC
+   * connection; delete -f closes the rest at once. */
+  f->cfg.ts = q->ts;
+  start_api(f);
+  /* (the API's httpd runs on f->loop; pump both) */
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", t.id), NULL), 400);
+  assert_msg("2 active connections");
+  char client[WR_UUID_STR_LEN + 1];
+  wr_uuid_format(&q->clients[1].connector, client);
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s/connections?client_id=%s", t.id, client), NULL), 200);
+  assert_int_equal(wr_tunnel_server_count(q->ts, t.id), 1);
+  assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s?cascade=true", t.id), NULL), 200);
+  assert_int_equal(wr_tunnel_server_count(q->ts, t.id), 0);
+  q_run_until(q, all_closed);
+  /* a reconnect is refused: the tunnel is deleted */
+  cl *c = q_connect(q, 0, 0);
+  q_run_until(q, all_done);
+  assert_false(c->res.ok);
+  assert_non_null(strstr(c->res.cause, "deleted"));
+  f->cfg.ts = NULL;
+  start_api(f);
+
+  /* A deletion by another process (the store only): the sweeper closes the
+   * connections within one interval. */
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "doomed2", NULL, 0, &t2), WR_OK);
+  memcpy(q->cred.secret, t2.secret, t2.secret_len);
+  assert_int_equal(wr_uuid_parse(t2.id, strlen(t2.id), &q->cred.tunnel_id), 0);
+  size_t first = q->n;
+  q_connect(q, 3, 0);
+  q_run_until(q, all_done);
+  assert_true(q->clients[first].res.ok);
+  assert_int_equal(wr_tunnel_server_watch(q->ts, &q->loop, 20), WR_OK);
+  assert_int_equal(wr_tunnel_server_watch(q->ts, &q->loop, 20), WR_ERR_INVAL);
+  assert_int_equal(wr_tunnel_server_sweep(q->ts), 0); /* nothing deleted yet */
+  assert_int_equal(wr_store_tunnel_delete(f->s, "cli", t2.id, NULL), WR_OK);
+  q_run_until(q, all_closed);
+  assert_int_equal(wr_tunnel_server_count(q->ts, t2.id), 0);
+  q_stop(q);
+  free(q);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_tunnel_lifecycle, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_connections_cleanup_and_cascade, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_route_dns, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_route_ip, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),
+      cmocka_unit_test(test_store_cidr),
+      cmocka_unit_test_setup_teardown(test_store_schema_upgrade, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_connector_limits, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delete_closes_connections, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
