@@ -14,6 +14,26 @@ int wr_cmd_ingress_rule(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv)
 /* warren tunnel run (tunnel_run.c) */
 int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
+/* warren tunnel management against the API (tunnel_mgmt.c, tunnel_login.c,
+ * tunnel_route_ip.c; shared code in mgmt_int.h) */
+int wr_cmd_tunnel_login(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_tunnel_create(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_tunnel_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_tunnel_info(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_tunnel_delete(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_tunnel_cleanup(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_tunnel_token(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_tunnel_route_dns(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_tunnel_route_lb(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_route_ip_add(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_route_ip_show(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_route_ip_delete(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_route_ip_get(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_vnet_add(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_vnet_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_vnet_delete(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_vnet_update(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
 /* warren-edge local administration (edge_admin.c) */
 int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_tunnel_create(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
@@ -21,6 +41,11 @@ int wr_cmd_edge_tunnel_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **a
 int wr_cmd_edge_tunnel_delete(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_route_dns(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_audit(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+/* warren-edge user add | passwd | roll-token | list (edge_users.c) */
+int wr_cmd_edge_user_add(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_user_passwd(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_user_roll_token(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 /* warren-edge run (edge_run.c) */
 int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 

@@ -50,15 +50,43 @@ static const wr_cmd route_cmds[] = {
     {NULL},
 };
 
+static const wr_cmd user_cmds[] = {
+    {"add", "EMAIL", "Add a user who can log in (or, with --service, a machine user with an API token)",
+     "The password comes from --password-file, WARREN_EDGE_PASSWORD, or a prompt on the terminal. "
+     "Service users have no password and cannot use the login page; they get an API token, "
+     "printed once or written into a cert.pem with --out.",
+     (const wr_flag[]){{"password-file", NULL, NULL, WR_FLAG_STRING, NULL, "File whose first line is the password (- for stdin)"},
+                       {"service", NULL, NULL, WR_FLAG_BOOL, NULL, "A service user for automation (API token, no login)"},
+                       {"zone", NULL, NULL, WR_FLAG_STRING, NULL, "Service users: limit the token to this zone"},
+                       {"out", NULL, NULL, WR_FLAG_STRING, NULL, "Service users: write cert.pem with the token here"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, "Account ID (default: the only account)"},
+                       {NULL}},
+     NULL, wr_cmd_edge_user_add},
+    {"passwd", "EMAIL", "Set a user's password", NULL,
+     (const wr_flag[]){{"password-file", NULL, NULL, WR_FLAG_STRING, NULL, "File whose first line is the password (- for stdin)"},
+                       {NULL}},
+     NULL, wr_cmd_edge_user_passwd},
+    {"roll-token", "EMAIL", "Revoke a user's API tokens and issue a new one",
+     "cert.pem files holding the old tokens stop working; their users must log in again.",
+     (const wr_flag[]){{"zone", NULL, NULL, WR_FLAG_STRING, NULL, "Limit the new token to this zone"},
+                       {"out", NULL, NULL, WR_FLAG_STRING, NULL, "Write cert.pem with the new token here (else print it)"},
+                       {NULL}},
+     NULL, wr_cmd_edge_user_roll_token},
+    {"list", NULL, "List users", NULL,
+     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, "Only this account's users"},
+                       {NULL}},
+     NULL, wr_cmd_edge_user_list},
+    {NULL},
+};
+
 static const wr_cmd top_cmds[] = {
     {"init", NULL, "Create a data directory: store, CAs, certificates and the admin's cert.pem",
      "Refuses to touch an existing data directory.", init_flags, NULL, wr_cmd_edge_init},
     {"run", NULL, "Serve connectors (QUIC) and visitors (HTTP); the API comes next", NULL, run_flags, NULL, wr_cmd_edge_run},
     {"tunnel", NULL, "Manage tunnels", NULL, NULL, tunnel_cmds, NULL},
     {"route", NULL, "Manage routes", NULL, NULL, route_cmds, NULL},
-    {"user", NULL, "Manage users", NULL, NULL,
-     (const wr_cmd[]){{"add", "EMAIL", "Add a user who can log in", NULL, NULL, NULL, wr_cmd_not_yet}, {NULL}},
-     NULL},
+    {"user", NULL, "Manage users", NULL, NULL, user_cmds, NULL},
     {"audit", NULL, "Print the audit log", NULL,
      (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
                        {"limit", NULL, NULL, WR_FLAG_INT, "100", "Newest N entries"},

@@ -1,0 +1,117 @@
+/* The edge's side of `tunnel login` (issue #4): the pages a user signs in on,
+ * picks a zone and gets cert.pem from, and the transfer endpoint the waiting
+ * CLI polls. Served by the same wr_httpd as the REST API (--api-listen).
+ *
+ * The flow, after cloudflared's (../shared/cloudflare-api.md §1):
+ *
+ *   1. The CLI makes a key (cloudflared: a Curve25519 public key, 44 chars
+ *      of URL-safe base64 ending in '=') and opens
+ *        BASE/argotunnel?aud=&callback=<url-encoded BASE/argotunnel/transfer/KEY>
+ *      The page takes KEY from the last path segment of |callback|; the
+ *      callback's host is never contacted, so cloudflared's default
+ *      https://login.cloudflareaccess.org/KEY works as well.
+ *   2. The CLI polls GET BASE/argotunnel/transfer/KEY (the callback URL
+ *      itself, as at Cloudflare, where callback and store are one URL). The
+ *      edge holds each poll up to |poll_hold_ms| (default 50 s, under
+ *      cloudflared's 60 s client timeout) and then answers 404 "waiting";
+ *      cloudflared re-polls at once on any non-200 below 500.
+ *      GET BASE/KEY (a key of exactly cloudflared's shape at the root) is the
+ *      same endpoint, for setups that point login.cloudflareaccess.org here.
+ *   3. The user signs in (email + password of a `warren-edge user add` user;
+ *      service users are refused), picks a zone of their account, and the
+ *      edge makes cert.pem: a new origin certificate for ZONE and *.ZONE (10
+ *      years, pki.h), its private key, and the ARGO TUNNEL TOKEN block with
+ *      zoneID, accountID and a NEW API token of that user for that zone.
+ *   4. The waiting poll (or the next one) gets 200 with cert.pem as the body,
+ *      exactly once; the edge then forgets it. The page also offers cert.pem
+ *      as a download (BASE/argotunnel/cert.pem, tied to the browser session)
+ *      for users of the real cloudflared, whose poll cannot reach the edge.
+ *      Opening BASE/argotunnel without a callback is that download-only
+ *      flow.
+ *
+ * Paths served (wr_login_handle answers 1 for each, 0 for anything else):
+ *   GET  /argotunnel                 sign-in form, or the zone picker
+ *   POST /argotunnel/signin          form: csrf, callback, email, password
+ *   POST /argotunnel/authorize       form: csrf, callback, zone (an id)
+ *   GET  /argotunnel/done            success page with the download link
+ *   GET  /argotunnel/cert.pem        the session's cert.pem (attachment)
+ *   POST /argotunnel/signout         form: csrf
+ *   GET  /argotunnel/transfer/KEY    the long poll (also GET /KEY, see 2.)
+ *   anything else under /argotunnel/ gets a 404 page.
+ *
+ * Security: sessions are a random cookie (HttpOnly, SameSite=Lax, Path
+ * /argotunnel, Secure when |public_url| is https) renewed on sign-in; every
+ * POST carries the session's CSRF token; all text in pages is HTML-escaped;
+ * pages forbid framing and scripts (CSP); nothing secret (passwords, tokens,
+ * session ids, cert.pem) is logged. Password checks (PBKDF2, password.h)
+ * and certificate issuing run on libuv's worker pool, never on the loop
+ * thread; at most |max_hashing| at once (more get "busy, try again"). An
+ * unknown email costs the same time as a wrong password.
+ *
+ * State is in memory, bounded and expiring: sessions (|max_sessions|, each
+ * |ttl_ms| after its creation or sign-in), certificates waiting for their
+ * poll (|max_pending|, |ttl_ms|), held polls (|max_waiters|; one per key, a
+ * newer poll for a key answers the older one).
+ *
+ * The store is used on the loop thread only (as tunnel_server and visitor
+ * do). Successful logins are audited (user.login, and the store's
+ * token.create row, actor "login:<email>"). */
+#ifndef WR_EDGE_LOGIN_H
+#define WR_EDGE_LOGIN_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "edge/store.h"
+#include "net/httpd.h"
+
+#define WR_LOGIN_PATH "/argotunnel"
+#define WR_LOGIN_TRANSFER_PREFIX "/argotunnel/transfer/"
+#define WR_LOGIN_KEY_MIN 16
+#define WR_LOGIN_KEY_MAX 128
+
+typedef struct wr_login wr_login;
+
+typedef struct wr_login_config {
+  uv_loop_t *loop;       /* required: timers and the worker pool */
+  wr_store *store;       /* required; used on the loop thread only */
+  const char *data_dir;  /* required: the origin CA (pki.h) signs the certificates */
+  const char *public_url; /* how browsers reach the edge, e.g. "http://127.0.0.1:8081";
+                           * shown in the instructions, https makes cookies Secure.
+                           * NULL: "http://127.0.0.1:8081" */
+  uint64_t poll_hold_ms; /* default 50000 */
+  uint64_t ttl_ms;       /* default 600000 (10 min): sessions, undelivered cert.pem */
+  size_t max_sessions;   /* default 1024 */
+  size_t max_pending;    /* default 1024: cert.pem waiting for a poll */
+  size_t max_waiters;    /* default 256: polls held at once */
+  unsigned max_hashing;  /* default 4: password checks at once */
+  /* Clock in milliseconds for tests; NULL: uv_now(loop). */
+  uint64_t (*now_ms)(void *user);
+  void *now_user;
+} wr_login_config;
+
+/* Returns WR_OK, or WR_ERR_INVAL for a missing loop, store or data_dir. */
+int wr_login_new(const wr_login_config *cfg, wr_login **out);
+
+/* Serves |req| if its path is one of the login paths above: returns 1 and
+ * has answered it (now, or later from a loop callback: a held poll, a
+ * password check). Returns 0, without touching |req|, for any other path. */
+int wr_login_handle(wr_login *l, wr_httpd_req *req);
+
+/* Answers every held poll (404) and pending request (503), wipes the
+ * certificates in memory and frees the object once libuv released its
+ * handles and worker jobs: keep running the loop afterwards, as after
+ * wr_httpd_free. The store is not used after this call. NULL is a no-op. */
+void wr_login_free(wr_login *l);
+
+/* For the CLI side: 1 if |key| (|len| bytes) is acceptable as a login key:
+ * WR_LOGIN_KEY_MIN..MAX characters of [A-Za-z0-9_=-]. */
+int wr_login_key_valid(const char *key, size_t len);
+/* The URL to open in the browser for |key| on an edge reachable at |base|
+ * ("http://host:port", no trailing slash needed), and the URL to poll.
+ * Both malloc'd; NULL if |key| is not valid. */
+char *wr_login_browser_url(const char *base, const char *key);
+char *wr_login_poll_url(const char *base, const char *key);
+
+#endif

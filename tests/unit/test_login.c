@@ -1,0 +1,982 @@
+/* Login pages and transfer endpoint (src/edge/login.c), served by a real
+ * wr_httpd on 127.0.0.1:0 in the test's uv loop and driven by a client on a
+ * helper thread with blocking sockets, as in test_httpd.c. The client keeps
+ * its own connection to the store (SQLite WAL) to check tokens; the login
+ * object uses the fixture's connection on the loop thread.
+ *
+ * The clock the login object sees is the monotonic clock plus an offset the
+ * client can advance, so expiry is tested without waiting 10 minutes. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "edge/login.h"
+#include "edge/password.h"
+#include "edge/pki.h"
+#include "edge/store.h"
+#include "lib/credentials.h"
+#include "lib/err.h"
+#include "net/httpd.h"
+#include "unit.h"
+
+#define PASSWORD "correct horse battery"
+#define KEY "uIizRArAF9cJdwUkxdq6MYLYxm55MomCjjDa6sYA_1s="
+#define KEY2 "bbbbRArAF9cJdwUkxdq6MYLYxm55MomCjjDa6sYA_1s="
+#define CF_CALLBACK "https%3A%2F%2Flogin.cloudflareaccess.org%2F"
+#define TTL_MS 600000
+
+typedef struct fx {
+  char dir[64];
+  char db[128];
+  wr_store *s;
+  wr_account acct, acct2;
+  wr_zone zone, zone2, foreign;
+  wr_user alice, ci, admin, slow;
+
+  uv_loop_t loop;
+  wr_httpd *h;
+  wr_login *login;
+  wr_login_config cfg;
+  int port;
+  uv_async_t done;
+  _Atomic uint64_t offset_ms; /* added to the clock by the client */
+  void (*client)(struct fx *);
+  char fail[1024];
+} fx;
+
+/* ---- fixture (main thread) ------------------------------------------------------ */
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t test_clock(void *user) {
+  fx *f = user;
+  return mono_ms() + atomic_load(&f->offset_ms);
+}
+
+/* Hashes are made once per iteration count (PASSWORD only): the slow one
+ * takes about a second. */
+static const char *cached_hash(unsigned iter) {
+  static char fast[WR_PASSWORD_ENCODED_MAX], slow[WR_PASSWORD_ENCODED_MAX];
+  char *h = iter == WR_PASSWORD_MIN_ITERATIONS ? fast : slow;
+  if (!h[0]) assert_int_equal(wr_password_hash(PASSWORD, strlen(PASSWORD), iter, h), WR_OK);
+  return h;
+}
+
+static void add_user(fx *f, const wr_account *a, const char *email, unsigned iter, int service,
+                     wr_user *out) {
+  const char *hash = iter ? cached_hash(iter) : NULL;
+  assert_int_equal(wr_store_user_create(f->s, "test", a->id, email, hash, service, out), WR_OK);
+}
+
+static int setup(void **state) {
+  fx *f = calloc(1, sizeof(*f));
+  char err[256];
+  snprintf(f->dir, sizeof(f->dir), "/tmp/wr-login-XXXXXX");
+  if (!mkdtemp(f->dir)) return -1;
+  snprintf(f->db, sizeof(f->db), "%s/warren.db", f->dir);
+  if (wr_store_open(f->db, WR_STORE_CREATE, &f->s, err, sizeof(err)) != WR_OK) return -1;
+  if (wr_store_account_create(f->s, "test", "example.test", &f->acct) != WR_OK ||
+      wr_store_zone_create(f->s, "test", f->acct.id, "example.test", &f->zone) != WR_OK ||
+      wr_store_zone_create(f->s, "test", f->acct.id, "other.test", &f->zone2) != WR_OK ||
+      wr_store_account_create(f->s, "test", "foreign", &f->acct2) != WR_OK ||
+      wr_store_zone_create(f->s, "test", f->acct2.id, "foreign.test", &f->foreign) != WR_OK)
+    return -1;
+  add_user(f, &f->acct, "alice@example.test", WR_PASSWORD_MIN_ITERATIONS, 0, &f->alice);
+  add_user(f, &f->acct, "ci@example.test", WR_PASSWORD_MIN_ITERATIONS, 1, &f->ci);
+  add_user(f, &f->acct, "admin@example.test", 0, 0, &f->admin);
+  /* Slow enough (~1 s) that a second request reliably arrives meanwhile. */
+  add_user(f, &f->acct, "slow@example.test", 3000000, 0, &f->slow);
+  if (wr_pki_init_dir(f->dir, "example.test", err, sizeof(err)) != WR_OK) {
+    fprintf(stderr, "pki: %s\n", err);
+    return -1;
+  }
+  f->cfg.poll_hold_ms = 300;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx *f = *state;
+  char cmd[128];
+  wr_store_close(f->s);
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+  if (system(cmd) != 0) return -1;
+  free(f);
+  return 0;
+}
+
+static void handler(wr_httpd *h, wr_httpd_req *req, void *user) {
+  fx *f = user;
+  (void)h;
+  if (strcmp(req->path, "/test/free-login") == 0) {
+    wr_login_free(f->login);
+    f->login = NULL;
+    wr_httpd_respond_simple(req, 200, "text/plain", "freed\n", 6);
+    return;
+  }
+  if (f->login && wr_login_handle(f->login, req)) return;
+  wr_httpd_respond_simple(req, 404, "text/plain", "not a login path\n", 17);
+}
+
+static void on_done(uv_async_t *a) {
+  fx *f = a->data;
+  wr_login_free(f->login);
+  f->login = NULL;
+  wr_httpd_free(f->h);
+  uv_close((uv_handle_t *)&f->done, NULL);
+}
+
+static void *client_main(void *arg) {
+  fx *f = arg;
+  f->client(f);
+  uv_async_send(&f->done);
+  return NULL;
+}
+
+static void run(fx *f, void (*client)(fx *)) {
+  struct sockaddr_in a;
+  struct sockaddr_storage ss;
+  pthread_t th;
+  char url[64];
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  assert_int_equal(wr_httpd_listen(&f->loop, (struct sockaddr *)&a, NULL, handler, f, &f->h), WR_OK);
+  assert_int_equal(wr_httpd_addr(f->h, &ss), WR_OK);
+  f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->port);
+  f->cfg.loop = &f->loop;
+  f->cfg.store = f->s;
+  f->cfg.data_dir = f->dir;
+  f->cfg.public_url = url;
+  f->cfg.now_ms = test_clock;
+  f->cfg.now_user = f;
+  assert_int_equal(wr_login_new(&f->cfg, &f->login), WR_OK);
+  assert_int_equal(uv_async_init(&f->loop, &f->done, on_done), 0);
+  f->done.data = f;
+  f->client = client;
+  assert_int_equal(pthread_create(&th, NULL, client_main, f), 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  pthread_join(th, NULL);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  if (f->fail[0]) fail_msg("%s", f->fail);
+}
+
+/* ---- client side (helper thread) ----------------------------------------------- */
+
+#define CHK(f, cond)                                                                                   \
+  do {                                                                                                 \
+    if (!(cond)) {                                                                                     \
+      if (!(f)->fail[0]) snprintf((f)->fail, sizeof((f)->fail), "%s:%d: %s", __FILE__, __LINE__, #cond); \
+      return;                                                                                          \
+    }                                                                                                  \
+  } while (0)
+/* The same with the response's status and the start of its body. */
+#define CHKR(f, r, cond)                                                                               \
+  do {                                                                                                 \
+    if (!(cond)) {                                                                                     \
+      if (!(f)->fail[0])                                                                               \
+        snprintf((f)->fail, sizeof((f)->fail), "%s:%d: %s (status %d, body %.600s)", __FILE__,         \
+                 __LINE__, #cond, (r)->status, (r)->body ? (r)->body : "");                            \
+      return;                                                                                          \
+    }                                                                                                  \
+  } while (0)
+
+#define RBUF (1u << 20)
+
+typedef struct resp {
+  int status;
+  char head[16384];
+  char *body;
+  size_t body_len;
+} resp;
+
+static void resp_free(resp *r) {
+  free(r->body);
+  memset(r, 0, sizeof(*r));
+}
+
+static int cl_connect(fx *f) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+  struct timeval tv = {.tv_sec = 10};
+  int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Sends one request (Connection: close). Returns the fd or -1. */
+static int send_req(fx *f, const char *method, const char *target, const char *cookie, const char *body) {
+  char head[8192];
+  int fd = cl_connect(f), n;
+  size_t blen = body ? strlen(body) : 0;
+  if (fd < 0) return -1;
+  n = snprintf(head, sizeof(head),
+               "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s%s%s"
+               "Content-Length: %zu\r\n\r\n",
+               method, target, f->port, cookie ? "Cookie: other=1; warren_login=" : "",
+               cookie ? cookie : "", cookie ? "\r\n" : "",
+               body ? "Content-Type: application/x-www-form-urlencoded\r\n" : "", blen);
+  if (send(fd, head, (size_t)n, MSG_NOSIGNAL) != n ||
+      (blen && send(fd, body, blen, MSG_NOSIGNAL) != (ssize_t)blen)) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Reads the response on |fd| and closes it. 0 or -1. */
+static int read_resp(int fd, const char *method, resp *r) {
+  char *buf = malloc(RBUF);
+  size_t len = 0, used = 0;
+  wr_http_header hdrs[64];
+  wr_http1_head h;
+  int rv;
+  memset(r, 0, sizeof(*r));
+  for (;;) {
+    rv = wr_http1_parse_response((uint8_t *)buf, len, method, NULL, hdrs, 64, &h, &used);
+    if (rv != WR_AGAIN) break;
+    ssize_t k = recv(fd, buf + len, RBUF - len, 0);
+    if (k <= 0) {
+      rv = -1;
+      break;
+    }
+    len += (size_t)k;
+  }
+  if (rv != WR_OK || used >= sizeof(r->head)) goto fail;
+  r->status = h.status;
+  memcpy(r->head, buf, used);
+  size_t blen = h.body == WR_HTTP1_BODY_LENGTH ? (size_t)h.content_length : 0;
+  while (len < used + blen) {
+    ssize_t k = recv(fd, buf + len, RBUF - len, 0);
+    if (k <= 0) goto fail;
+    len += (size_t)k;
+  }
+  r->body = malloc(blen + 1);
+  memcpy(r->body, buf + used, blen);
+  r->body[blen] = '\0';
+  r->body_len = blen;
+  free(buf);
+  close(fd);
+  return 0;
+fail:
+  free(buf);
+  close(fd);
+  return -1;
+}
+
+static int http(fx *f, const char *method, const char *target, const char *cookie, const char *body,
+                resp *r) {
+  int fd = send_req(f, method, target, cookie, body);
+  memset(r, 0, sizeof(*r));
+  if (fd < 0) return -1;
+  return read_resp(fd, method, r);
+}
+
+/* The value of field |name| (first one), or "" . */
+static const char *hdr(const resp *r, const char *name, char *out, size_t size) {
+  char pat[64];
+  snprintf(pat, sizeof(pat), "\r\n%s: ", name);
+  const char *p = strcasestr(r->head, pat);
+  out[0] = '\0';
+  if (!p) return out;
+  p += strlen(pat);
+  size_t n = strcspn(p, "\r");
+  if (n >= size) n = size - 1;
+  memcpy(out, p, n);
+  out[n] = '\0';
+  return out;
+}
+
+/* The session id a response set, or "" . */
+static void new_cookie(const resp *r, char out[64]) {
+  char v[512];
+  hdr(r, "Set-Cookie", v, sizeof(v));
+  out[0] = '\0';
+  if (strncmp(v, "warren_login=", 13) == 0) {
+    size_t n = strcspn(v + 13, ";");
+    if (n < 64) {
+      memcpy(out, v + 13, n);
+      out[n] = '\0';
+    }
+  }
+}
+
+/* The value of attribute value="..." after |marker| in the body. */
+static int attr_after(const resp *r, const char *marker, char *out, size_t size) {
+  const char *p = r->body ? strstr(r->body, marker) : NULL;
+  if (!p) return -1;
+  p = strstr(p, "value=\"");
+  if (!p) return -1;
+  p += 7;
+  size_t n = strcspn(p, "\"");
+  if (n >= size) return -1;
+  memcpy(out, p, n);
+  out[n] = '\0';
+  return 0;
+}
+
+static int body_has(const resp *r, const char *s) { return r->body && strstr(r->body, s) != NULL; }
+
+static void sleep_ms(int ms) { poll(NULL, 0, ms); }
+
+/* 1 if nothing has arrived on |fd| within |ms|. */
+static int quiet(int fd, int ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, ms) == 0;
+}
+
+/* Undoes the page's escaping of an attribute value, in place. */
+static void html_unescape(char *s) {
+  static const struct { const char *ent; char c; } ents[] = {
+      {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&#39;", '\''}};
+  char *o = s;
+  while (*s) {
+    size_t i, n = sizeof(ents) / sizeof(ents[0]);
+    for (i = 0; i < n; i++)
+      if (strncmp(s, ents[i].ent, strlen(ents[i].ent)) == 0) break;
+    if (i < n) {
+      *o++ = ents[i].c;
+      s += strlen(ents[i].ent);
+    } else {
+      *o++ = *s++;
+    }
+  }
+  *o = '\0';
+}
+
+/* A browser session from GET |target| to the zone picker: cookie and csrf. */
+typedef struct browser {
+  char cookie[64];
+  char csrf[64];
+  char zone_id[40];
+} browser;
+
+/* Opens |target|, signs in as |email|; expects |want| (303 on success).
+ * Returns 0 when the outcome matched. *r is left for inspection. */
+static int sign_in(fx *f, browser *b, const char *target, const char *email, const char *pw,
+                   resp *r) {
+  char body[8192], c[64];
+  if (http(f, "GET", target, b->cookie[0] ? b->cookie : NULL, NULL, r) != 0 || r->status != 200) return -1;
+  new_cookie(r, c);
+  if (c[0]) snprintf(b->cookie, sizeof(b->cookie), "%s", c);
+  if (attr_after(r, "name=\"csrf\"", b->csrf, sizeof(b->csrf)) != 0) return -2;
+  char cb[1200] = "";
+  attr_after(r, "name=\"callback\"", cb, sizeof(cb));
+  html_unescape(cb);
+  /* The hidden callback goes back as the browser would send it. */
+  char enc[3600], *o = enc;
+  for (const char *p = cb; *p; p++) o += sprintf(o, "%%%02X", (unsigned char)*p);
+  *o = '\0';
+  snprintf(body, sizeof(body), "csrf=%s&callback=%s&email=%s&password=%s", b->csrf, enc, email, pw);
+  resp_free(r);
+  if (http(f, "POST", WR_LOGIN_PATH "/signin", b->cookie, body, r) != 0) return -3;
+  new_cookie(r, c);
+  if (c[0]) snprintf(b->cookie, sizeof(b->cookie), "%s", c);
+  return 0;
+}
+
+/* Follows a successful sign-in to the zone picker and authorizes |zone|. */
+static int authorize(fx *f, browser *b, const char *location, const char *zone_name, const char *cb_enc,
+                     resp *r) {
+  char body[2048], marker[128];
+  if (http(f, "GET", location, b->cookie, NULL, r) != 0 || r->status != 200) return -1;
+  if (attr_after(r, "name=\"csrf\"", b->csrf, sizeof(b->csrf)) != 0) return -2;
+  snprintf(marker, sizeof(marker), "id=\"zone-%s\"", zone_name);
+  if (attr_after(r, marker, b->zone_id, sizeof(b->zone_id)) != 0) return -3;
+  snprintf(body, sizeof(body), "csrf=%s&callback=%s&zone=%s", b->csrf, cb_enc ? cb_enc : "", b->zone_id);
+  resp_free(r);
+  return http(f, "POST", WR_LOGIN_PATH "/authorize", b->cookie, body, r) != 0 ? -4 : 0;
+}
+
+/* Checks a cert.pem body: parses, has the origin certificate and key, and its
+ * token is live for |zone| in a store connection of the client's own. */
+static int check_pem(fx *f, const char *pem, const wr_zone *zone, wr_origin_cert *oc) {
+  char err[256];
+  wr_store *s = NULL;
+  wr_api_token k;
+  int rv = -1;
+  if (wr_origin_cert_parse(pem, strlen(pem), oc, err, sizeof(err)) != WR_OK) return -1;
+  if (strcmp(oc->zone_id, zone->id) != 0 || strcmp(oc->account_id, zone->account_id) != 0) return -2;
+  if (!strstr(pem, "-----BEGIN CERTIFICATE-----") || !strstr(pem, "-----BEGIN PRIVATE KEY-----")) return -3;
+  if (wr_store_open(f->db, 0, &s, err, sizeof(err)) != WR_OK) return -4;
+  if (wr_store_token_verify(s, oc->api_token, &k) == WR_OK && strcmp(k.zone_id, zone->id) == 0 &&
+      strcmp(k.user_id, f->alice.id) == 0)
+    rv = 0;
+  wr_store_close(s);
+  return rv;
+}
+
+/* ---- the tests ------------------------------------------------------------------ */
+
+static void client_full_flow(fx *f) {
+  browser b = {0};
+  resp r = {0}, poll_r = {0}, dl = {0};
+  char loc[2048], old_cookie[64];
+  wr_origin_cert oc;
+  const char *target = WR_LOGIN_PATH "?aud=&callback=" CF_CALLBACK KEY;
+
+  /* The CLI polls first and waits. */
+  int pfd = send_req(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY, NULL, NULL);
+  CHK(f, pfd >= 0);
+
+  /* The page names the request by the start of its key. */
+  CHK(f, http(f, "GET", target, NULL, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 200 && body_has(&r, "id=\"signin\"") && body_has(&r, ">uIizRArA<"));
+  CHKR(f, &r, strstr(r.head, "HttpOnly") && strstr(r.head, "SameSite=Lax") && strstr(r.head, "Path=/argotunnel"));
+  CHKR(f, &r, strstr(r.head, "Content-Security-Policy: default-src 'none'") && strstr(r.head, "X-Frame-Options: DENY"));
+  resp_free(&r);
+
+  /* Wrong password: the form again, with the email kept and an error. */
+  CHK(f, sign_in(f, &b, target, "alice%40example.test", "wrong+password", &r) == 0);
+  CHKR(f, &r, r.status == 403 && body_has(&r, "Wrong email or password.") &&
+                  body_has(&r, "value=\"alice@example.test\""));
+  resp_free(&r);
+
+  /* Right password: 303 back to the page, with a new session id. */
+  snprintf(old_cookie, sizeof(old_cookie), "%s", b.cookie);
+  CHK(f, sign_in(f, &b, target, "Alice%40Example.test", "correct+horse+battery", &r) == 0);
+  CHKR(f, &r, r.status == 303);
+  CHK(f, strcmp(old_cookie, b.cookie) != 0);
+  hdr(&r, "Location", loc, sizeof(loc));
+  CHK(f, strcmp(loc, WR_LOGIN_PATH "?aud=&callback=https%3A%2F%2Flogin.cloudflareaccess.org%2F"
+                    "uIizRArAF9cJdwUkxdq6MYLYxm55MomCjjDa6sYA_1s%3D") == 0);
+  resp_free(&r);
+
+  /* The id from before the sign-in is worth nothing now. */
+  CHK(f, http(f, "GET", target, old_cookie, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 200 && body_has(&r, "id=\"signin\"") && !body_has(&r, "id=\"authorize\""));
+  resp_free(&r);
+
+  /* Zones of her account only; pick example.test. */
+  CHK(f, http(f, "GET", loc, b.cookie, NULL, &r) == 0);
+  CHKR(f, &r, body_has(&r, "id=\"zone-example.test\"") && body_has(&r, "id=\"zone-other.test\"") &&
+                  !body_has(&r, "foreign.test") && body_has(&r, "alice@example.test"));
+  resp_free(&r);
+  CHK(f, authorize(f, &b, loc, "example.test", CF_CALLBACK KEY, &r) == 0);
+  CHKR(f, &r, r.status == 303);
+  CHK(f, strcmp(hdr(&r, "Location", loc, sizeof(loc)), WR_LOGIN_PATH "/done") == 0);
+  resp_free(&r);
+
+  /* The waiting poll gets cert.pem. */
+  CHK(f, read_resp(pfd, "GET", &poll_r) == 0);
+  CHKR(f, &poll_r, poll_r.status == 200 && strstr(poll_r.head, "application/x-pem-file"));
+  CHK(f, check_pem(f, poll_r.body, &f->zone, &oc) == 0);
+
+  /* Exactly once: the next poll waits and ends with 404. */
+  uint64_t t0 = mono_ms();
+  CHK(f, http(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY, NULL, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 404 && mono_ms() - t0 >= 250);
+  resp_free(&r);
+
+  /* Success page, and the same cert.pem as a download. */
+  CHK(f, http(f, "GET", WR_LOGIN_PATH "/done", b.cookie, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 200 && body_has(&r, "id=\"success\"") && body_has(&r, "id=\"cli\"") &&
+                  body_has(&r, "href=\"/argotunnel/cert.pem\"") && body_has(&r, "/client/v4"));
+  resp_free(&r);
+  CHK(f, http(f, "GET", WR_LOGIN_PATH "/cert.pem", b.cookie, NULL, &dl) == 0);
+  CHKR(f, &dl, dl.status == 200 && strstr(dl.head, "attachment; filename=\"cert.pem\"") &&
+                   strstr(dl.head, "Cache-Control: no-store"));
+  CHK(f, strcmp(dl.body, poll_r.body) == 0);
+  /* Not for anyone else. */
+  CHK(f, http(f, "GET", WR_LOGIN_PATH "/cert.pem", NULL, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 404 && !body_has(&r, "BEGIN"));
+  resp_free(&r);
+
+  /* The same request cannot be authorized twice. */
+  CHK(f, authorize(f, &b, WR_LOGIN_PATH "?aud=&callback=" CF_CALLBACK KEY, "other.test", CF_CALLBACK KEY, &r) == 0);
+  CHKR(f, &r, r.status == 409);
+  resp_free(&r);
+
+  /* Rolling her token makes the cert.pem useless. */
+  {
+    char err[256], tok[WR_STORE_TOKEN_LEN + 1];
+    wr_store *s = NULL;
+    size_t n = 0;
+    CHK(f, wr_store_open(f->db, 0, &s, err, sizeof(err)) == WR_OK);
+    int ok = wr_store_token_verify(s, oc.api_token, NULL) == WR_OK &&
+             wr_store_token_roll(s, "test", f->alice.id, NULL, tok, NULL, &n) == WR_OK && n == 1 &&
+             wr_store_token_verify(s, oc.api_token, NULL) == WR_ERR_DENIED &&
+             wr_store_token_verify(s, tok, NULL) == WR_OK;
+    /* The login is in the audit log. */
+    wr_audit *rows = NULL;
+    size_t nr = 0;
+    int audited = 0;
+    if (wr_store_audit_list(s, f->acct.id, 10, &rows, &nr) == WR_OK)
+      for (size_t i = 0; i < nr; i++)
+        audited |= strcmp(rows[i].action, "user.login") == 0 && strcmp(rows[i].actor, "login:alice@example.test") == 0 &&
+                   strstr(rows[i].detail, "\"via\":\"cli\"") != NULL;
+    wr_store_audit_free(rows, nr);
+    wr_store_close(s);
+    CHK(f, ok);
+    CHK(f, audited);
+  }
+  resp_free(&poll_r);
+  resp_free(&dl);
+}
+
+static void test_full_flow(void **state) { run(*state, client_full_flow); }
+
+/* A cert.pem made before the CLI polls waits for it; the root-level path
+ * cloudflared would use (login.cloudflareaccess.org pointed here) works. */
+static void client_late_poll_and_root_path(fx *f) {
+  browser b = {0};
+  resp r = {0};
+  wr_origin_cert oc;
+  char loc[2048];
+  const char *target = WR_LOGIN_PATH "?aud=&callback=" CF_CALLBACK KEY2;
+  CHK(f, sign_in(f, &b, target, "alice%40example.test", PASSWORD, &r) == 0);
+  CHKR(f, &r, r.status == 303);
+  hdr(&r, "Location", loc, sizeof(loc));
+  resp_free(&r);
+  CHK(f, authorize(f, &b, loc, "other.test", CF_CALLBACK KEY2, &r) == 0);
+  CHKR(f, &r, r.status == 303);
+  resp_free(&r);
+  CHK(f, http(f, "GET", "/" KEY2, NULL, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 200);
+  CHK(f, check_pem(f, r.body, &f->zone2, &oc) == 0);
+  resp_free(&r);
+  CHK(f, http(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY2, NULL, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 404);
+  resp_free(&r);
+  /* '=' percent-encoded is the same key. */
+  CHK(f, http(f, "GET", WR_LOGIN_TRANSFER_PREFIX "bbbbRArAF9cJdwUkxdq6MYLYxm55MomCjjDa6sYA_1s%3D", NULL, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 404);
+  resp_free(&r);
+}
+
+static void test_late_poll_and_root_path(void **state) { run(*state, client_late_poll_and_root_path); }
+
+/* Without a callback: sign in, pick, download (the real cloudflared's way). */
+static void client_download_only(fx *f) {
+  browser b = {0};
+  resp r = {0};
+  wr_origin_cert oc;
+  char loc[2048];
+  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "alice%40example.test", PASSWORD, &r) == 0);
+  CHKR(f, &r, r.status == 303);
+  CHK(f, strcmp(hdr(&r, "Location", loc, sizeof(loc)), WR_LOGIN_PATH) == 0);
+  resp_free(&r);
+  CHK(f, authorize(f, &b, loc, "example.test", NULL, &r) == 0);
+  CHKR(f, &r, r.status == 303);
+  resp_free(&r);
+  CHK(f, http(f, "GET", WR_LOGIN_PATH "/done", b.cookie, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 200 && body_has(&r, "id=\"success\"") && !body_has(&r, "id=\"cli\""));
+  resp_free(&r);
+  CHK(f, http(f, "GET", WR_LOGIN_PATH "/cert.pem", b.cookie, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 200);
+  CHK(f, check_pem(f, r.body, &f->zone, &oc) == 0);
+  resp_free(&r);
+  /* Sign out: the session and its cert.pem are gone. */
+  char body[128];
+  CHK(f, http(f, "GET", WR_LOGIN_PATH "/done", b.cookie, NULL, &r) == 0);
+  CHK(f, attr_after(&r, "name=\"csrf\"", b.csrf, sizeof(b.csrf)) == 0);
+  resp_free(&r);
+  snprintf(body, sizeof(body), "csrf=%s", b.csrf);
+  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signout", b.cookie, body, &r) == 0);
+  CHKR(f, &r, r.status == 303 && strstr(r.head, "Max-Age=0"));
+  resp_free(&r);
+  CHK(f, http(f, "GET", WR_LOGIN_PATH "/cert.pem", b.cookie, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 404);
+  resp_free(&r);
+}
+
+static void test_download_only(void **state) { run(*state, client_download_only); }
+
+/* Service users, users without a password and unknown emails are refused;
+ * only the service user's refusal (after a right password) says why. */
+static void client_refusals(fx *f) {
+  browser b = {0};
+  resp r = {0};
+  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "ci%40example.test", PASSWORD, &r) == 0);
+  CHKR(f, &r, r.status == 403 && body_has(&r, "service account"));
+  resp_free(&r);
+  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "ci%40example.test", "nope", &r) == 0);
+  CHKR(f, &r, r.status == 403 && body_has(&r, "Wrong email or password.") && !body_has(&r, "service"));
+  resp_free(&r);
+  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "admin%40example.test", PASSWORD, &r) == 0);
+  CHKR(f, &r, r.status == 403 && body_has(&r, "Wrong email or password."));
+  resp_free(&r);
+  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "nobody%40example.test", PASSWORD, &r) == 0);
+  CHKR(f, &r, r.status == 403 && body_has(&r, "Wrong email or password."));
+  resp_free(&r);
+  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "", PASSWORD, &r) == 0);
+  CHKR(f, &r, r.status == 403 && body_has(&r, "Enter your email"));
+  resp_free(&r);
+
+  /* A zone of another account, or none, is not accepted. */
+  char loc[2048], body[512];
+  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "alice%40example.test", PASSWORD, &r) == 0);
+  CHKR(f, &r, r.status == 303);
+  hdr(&r, "Location", loc, sizeof(loc));
+  resp_free(&r);
+  CHK(f, http(f, "GET", loc, b.cookie, NULL, &r) == 0);
+  CHK(f, attr_after(&r, "name=\"csrf\"", b.csrf, sizeof(b.csrf)) == 0);
+  resp_free(&r);
+  snprintf(body, sizeof(body), "csrf=%s&zone=%s", b.csrf, f->foreign.id);
+  CHK(f, http(f, "POST", WR_LOGIN_PATH "/authorize", b.cookie, body, &r) == 0);
+  CHKR(f, &r, r.status == 400 && body_has(&r, "Choose one of the zones"));
+  resp_free(&r);
+  snprintf(body, sizeof(body), "csrf=%s", b.csrf);
+  CHK(f, http(f, "POST", WR_LOGIN_PATH "/authorize", b.cookie, body, &r) == 0);
+  CHKR(f, &r, r.status == 400);
+  resp_free(&r);
+}
+
+static void test_refusals(void **state) { run(*state, client_refusals); }
+
+/* Forms need the session's cookie and CSRF token; methods, paths, keys and
+ * callbacks are checked. */
+static void client_csrf_and_bad_requests(fx *f) {
+  resp r = {0};
+  char cookie[64], csrf[64], body[512];
+  CHK(f, http(f, "GET", WR_LOGIN_PATH, NULL, NULL, &r) == 0);
+  new_cookie(&r, cookie);
+  CHK(f, attr_after(&r, "name=\"csrf\"", csrf, sizeof(csrf)) == 0);
+  resp_free(&r);
+
+  /* No cookie: a fresh form, nothing checked. */
+  snprintf(body, sizeof(body), "csrf=%s&email=alice%%40example.test&password=%s", csrf, "correct+horse+battery");
+  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", NULL, body, &r) == 0);
+  CHKR(f, &r, r.status == 403 && body_has(&r, "session expired"));
+  resp_free(&r);
+  /* Wrong or missing token. */
+  snprintf(body, sizeof(body), "csrf=%.42sX&email=alice%%40example.test&password=x", csrf);
+  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", cookie, body, &r) == 0);
+  CHKR(f, &r, r.status == 403 && body_has(&r, "out of date"));
+  resp_free(&r);
+  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", cookie, "email=a%40b.c&password=x", &r) == 0);
+  CHKR(f, &r, r.status == 403 && body_has(&r, "out of date"));
+  resp_free(&r);
+  /* Not signed in. */
+  snprintf(body, sizeof(body), "csrf=%s&zone=%s", csrf, f->zone.id);
+  CHK(f, http(f, "POST", WR_LOGIN_PATH "/authorize", cookie, body, &r) == 0);
+  CHKR(f, &r, r.status == 403 && body_has(&r, "sign in first"));
+  resp_free(&r);
+
+  static const struct {
+    const char *method, *target;
+    int status;
+    const char *needle;
+  } cases[] = {
+      {"GET", WR_LOGIN_PATH "/signin", 405, "method"},
+      {"PUT", WR_LOGIN_PATH, 405, "method"},
+      {"HEAD", WR_LOGIN_TRANSFER_PREFIX KEY, 405, ""},
+      {"POST", WR_LOGIN_TRANSFER_PREFIX KEY, 405, "method"},
+      {"GET", WR_LOGIN_PATH "/nothing-here", 404, "no such page"},
+      {"GET", WR_LOGIN_TRANSFER_PREFIX "short", 400, "invalid login key"},
+      {"GET", WR_LOGIN_TRANSFER_PREFIX "has%2Fslash0123456789abcdef", 400, "invalid login key"},
+      {"GET", WR_LOGIN_PATH "?aud=&callback=nokey", 400, "malformed"},
+      {"GET", WR_LOGIN_PATH "?aud=&callback=https%3A%2F%2Fx%2Fbad%20key%20with%20spaces", 400, "malformed"},
+      {"GET", WR_LOGIN_PATH "?aud=&callback=https%3A%2F%2Fx%2F%ZZ", 400, "malformed"},
+      {"GET", WR_LOGIN_PATH "?aud=someapp&callback=" CF_CALLBACK KEY, 400, "Access"},
+      {"GET", WR_LOGIN_PATH "/done", 404, "sign in first"},
+      /* Not ours: the handler declines and the test server answers. */
+      {"GET", "/client/v4/accounts", 404, "not a login path"},
+      {"GET", "/argotunnelx", 404, "not a login path"},
+      {"GET", "/" "uIizRArAF9cJdwUkxdq6MYLYxm55MomCjjDa6sYA_1sx", 404, "not a login path"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    CHK(f, http(f, cases[i].method, cases[i].target, NULL, NULL, &r) == 0);
+    if (r.status != cases[i].status || !body_has(&r, cases[i].needle)) {
+      snprintf(f->fail, sizeof(f->fail), "%s %s: status %d, body %.300s", cases[i].method,
+               cases[i].target, r.status, r.body ? r.body : "");
+      resp_free(&r);
+      return;
+    }
+    resp_free(&r);
+  }
+}
+
+static void test_csrf_and_bad_requests(void **state) { run(*state, client_csrf_and_bad_requests); }
+
+/* Whatever a request carries comes back escaped. */
+static void client_escaping(fx *f) {
+  browser b = {0};
+  resp r = {0};
+  /* A callback with markup before the key, and an email with markup. */
+  const char *target = WR_LOGIN_PATH "?aud=&callback=https%3A%2F%2Fx%2F%22%3E%3Cb%3Eboom%2F" KEY;
+  CHK(f, sign_in(f, &b, target, "%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E%40x.test", "pw", &r) == 0);
+  CHKR(f, &r, r.status == 403);
+  CHKR(f, &r, !body_has(&r, "<script>") && body_has(&r, "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;@x.test"));
+  CHKR(f, &r, !body_has(&r, "<b>boom") && body_has(&r, "&quot;&gt;&lt;b&gt;boom"));
+  resp_free(&r);
+}
+
+static void test_escaping(void **state) { run(*state, client_escaping); }
+
+/* Sessions and undelivered certificates expire. */
+static void client_expiry(fx *f) {
+  browser b = {0};
+  resp r = {0};
+  char loc[2048];
+  const char *target = WR_LOGIN_PATH "?aud=&callback=" CF_CALLBACK KEY;
+  CHK(f, sign_in(f, &b, target, "alice%40example.test", PASSWORD, &r) == 0);
+  CHKR(f, &r, r.status == 303);
+  hdr(&r, "Location", loc, sizeof(loc));
+  resp_free(&r);
+  CHK(f, authorize(f, &b, loc, "example.test", CF_CALLBACK KEY, &r) == 0);
+  CHKR(f, &r, r.status == 303);
+  resp_free(&r);
+  atomic_fetch_add(&f->offset_ms, (uint64_t)TTL_MS + 1000);
+  /* The certificate is gone for the poll, the session for the browser. */
+  CHK(f, http(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY, NULL, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 404);
+  resp_free(&r);
+  CHK(f, http(f, "GET", WR_LOGIN_PATH "/cert.pem", b.cookie, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 404);
+  resp_free(&r);
+  CHK(f, http(f, "GET", target, b.cookie, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 200 && body_has(&r, "id=\"signin\""));
+  resp_free(&r);
+}
+
+static void test_expiry(void **state) { run(*state, client_expiry); }
+
+/* Held polls are bounded; a newer poll for a key answers the older one. */
+static void client_waiter_limits(fx *f) {
+  resp r = {0};
+  int a = send_req(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY, NULL, NULL);
+  CHK(f, a >= 0);
+  sleep_ms(50);
+  CHK(f, quiet(a, 50));
+  int a2 = send_req(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY, NULL, NULL);
+  CHK(f, a2 >= 0);
+  CHK(f, read_resp(a, "GET", &r) == 0); /* replaced at once */
+  CHKR(f, &r, r.status == 404 && body_has(&r, "replaced"));
+  resp_free(&r);
+  int c = send_req(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY2, NULL, NULL);
+  CHK(f, c >= 0);
+  sleep_ms(50);
+  CHK(f, http(f, "GET", WR_LOGIN_TRANSFER_PREFIX "cccccccccccccccccccccccccccccccccccccccccccc", NULL, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 429);
+  resp_free(&r);
+  CHK(f, read_resp(a2, "GET", &r) == 0);
+  CHKR(f, &r, r.status == 404 && body_has(&r, "waiting"));
+  resp_free(&r);
+  CHK(f, read_resp(c, "GET", &r) == 0);
+  CHKR(f, &r, r.status == 404);
+  resp_free(&r);
+}
+
+static void test_waiter_limits(void **state) {
+  fx *f = *state;
+  f->cfg.max_waiters = 2;
+  f->cfg.poll_hold_ms = 1500;
+  run(f, client_waiter_limits);
+}
+
+/* At most max_hashing password checks run at once. */
+static void client_hashing_limit(fx *f) {
+  browser b1 = {0}, b2 = {0};
+  resp r = {0};
+  char body[512];
+  CHK(f, http(f, "GET", WR_LOGIN_PATH, NULL, NULL, &r) == 0);
+  new_cookie(&r, b1.cookie);
+  CHK(f, attr_after(&r, "name=\"csrf\"", b1.csrf, sizeof(b1.csrf)) == 0);
+  resp_free(&r);
+  CHK(f, http(f, "GET", WR_LOGIN_PATH, NULL, NULL, &r) == 0);
+  new_cookie(&r, b2.cookie);
+  CHK(f, attr_after(&r, "name=\"csrf\"", b2.csrf, sizeof(b2.csrf)) == 0);
+  resp_free(&r);
+  snprintf(body, sizeof(body), "csrf=%s&email=slow%%40example.test&password=correct+horse+battery", b1.csrf);
+  int slow = send_req(f, "POST", WR_LOGIN_PATH "/signin", b1.cookie, body);
+  CHK(f, slow >= 0);
+  sleep_ms(100);
+  snprintf(body, sizeof(body), "csrf=%s&email=alice%%40example.test&password=correct+horse+battery", b2.csrf);
+  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", b2.cookie, body, &r) == 0);
+  CHKR(f, &r, r.status == 503 && body_has(&r, "busy"));
+  resp_free(&r);
+  CHK(f, read_resp(slow, "POST", &r) == 0);
+  CHKR(f, &r, r.status == 303);
+  resp_free(&r);
+}
+
+static void test_hashing_limit(void **state) {
+  fx *f = *state;
+  f->cfg.max_hashing = 1;
+  run(f, client_hashing_limit);
+}
+
+/* Freeing the login object answers held polls and running jobs. */
+static void client_free_while_busy(fx *f) {
+  resp r = {0}, pr = {0}, sr = {0};
+  char cookie[64], csrf[64], body[512];
+  CHK(f, http(f, "GET", WR_LOGIN_PATH, NULL, NULL, &r) == 0);
+  new_cookie(&r, cookie);
+  CHK(f, attr_after(&r, "name=\"csrf\"", csrf, sizeof(csrf)) == 0);
+  resp_free(&r);
+  int p = send_req(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY, NULL, NULL);
+  CHK(f, p >= 0);
+  snprintf(body, sizeof(body), "csrf=%s&email=slow%%40example.test&password=correct+horse+battery", csrf);
+  int s = send_req(f, "POST", WR_LOGIN_PATH "/signin", cookie, body);
+  CHK(f, s >= 0);
+  sleep_ms(100);
+  CHK(f, http(f, "GET", "/test/free-login", NULL, NULL, &r) == 0);
+  CHKR(f, &r, r.status == 200);
+  resp_free(&r);
+  CHK(f, read_resp(p, "GET", &pr) == 0);
+  CHKR(f, &pr, pr.status == 404 && body_has(&pr, "shutting down"));
+  CHK(f, read_resp(s, "POST", &sr) == 0);
+  CHKR(f, &sr, sr.status == 503);
+  resp_free(&pr);
+  resp_free(&sr);
+}
+
+static void test_free_while_busy(void **state) {
+  fx *f = *state;
+  f->cfg.poll_hold_ms = 5000;
+  run(f, client_free_while_busy);
+}
+
+static void test_urls_and_keys(void **state) {
+  (void)state;
+  char *u = wr_login_browser_url("http://edge.test:8081/", KEY);
+  assert_string_equal(u, "http://edge.test:8081/argotunnel?aud=&callback=http%3A%2F%2Fedge.test%3A8081%2Fargotunnel%2Ftransfer%2F"
+                         "uIizRArAF9cJdwUkxdq6MYLYxm55MomCjjDa6sYA_1s%3D");
+  free(u);
+  u = wr_login_poll_url("http://edge.test:8081", KEY);
+  assert_string_equal(u, "http://edge.test:8081/argotunnel/transfer/" KEY);
+  free(u);
+  assert_null(wr_login_poll_url("http://e", "bad/key0123456789abc"));
+  assert_null(wr_login_browser_url("http://e", "short"));
+  assert_true(wr_login_key_valid(KEY, strlen(KEY)));
+  assert_false(wr_login_key_valid("a+b/c0123456789abcdef", 21));
+  assert_false(wr_login_key_valid(NULL, 0));
+}
+
+/* The store calls login and `warren-edge user` added (store.c's tail). */
+static void test_store_user_calls(void **state) {
+  fx *f = *state;
+  char hash[WR_PASSWORD_ENCODED_MAX], tok[WR_STORE_TOKEN_LEN + 1], tok2[WR_STORE_TOKEN_LEN + 1];
+  wr_user *users = NULL, u;
+  wr_api_token *toks = NULL, k;
+  size_t n = 0, revoked = 9;
+
+  assert_int_equal(wr_store_user_password_hash(f->s, f->alice.id, hash, sizeof(hash)), WR_OK);
+  assert_int_equal(wr_password_verify(PASSWORD, strlen(PASSWORD), hash), WR_OK);
+  assert_int_equal(wr_store_user_password_hash(f->s, f->alice.id, hash, 10), WR_ERR_LIMIT);
+  assert_int_equal(wr_store_user_password_hash(f->s, f->admin.id, hash, sizeof(hash)), WR_ERR_NOTFOUND);
+  assert_non_null(strstr(wr_store_errmsg(f->s), "no password"));
+  assert_int_equal(wr_store_user_password_hash(f->s, "00000000000000000000000000000000", hash, sizeof(hash)),
+                   WR_ERR_NOTFOUND);
+
+  assert_int_equal(wr_store_user_set_password(f->s, "test", f->admin.id, "pbkdf2-sha256$x"), WR_OK);
+  assert_int_equal(wr_store_user_get(f->s, f->admin.id, &u), WR_OK);
+  assert_true(u.has_password);
+  assert_string_equal(u.email, "admin@example.test");
+  assert_int_equal(wr_store_user_set_password(f->s, "test", f->admin.id, NULL), WR_OK);
+  assert_int_equal(wr_store_user_get(f->s, f->admin.id, &u), WR_OK);
+  assert_false(u.has_password);
+  assert_int_equal(wr_store_user_set_password(f->s, "test", "00000000000000000000000000000000", NULL),
+                   WR_ERR_NOTFOUND);
+  assert_int_equal(wr_store_user_get(f->s, "00000000000000000000000000000000", &u), WR_ERR_NOTFOUND);
+
+  assert_int_equal(wr_store_user_list(f->s, f->acct.id, &users, &n), WR_OK);
+  assert_int_equal(n, 4);
+  assert_string_equal(users[0].email, "admin@example.test"); /* by email */
+  assert_string_equal(users[3].email, "slow@example.test");
+  assert_true(users[2].is_service); /* admin, alice, ci, slow */
+  free(users);
+  assert_int_equal(wr_store_user_list(f->s, f->acct2.id, &users, &n), WR_OK);
+  assert_int_equal(n, 0);
+  free(users);
+
+  /* Two tokens, roll: both revoked, one new live one for the zone. */
+  assert_int_equal(wr_store_token_create(f->s, "test", f->alice.id, NULL, tok, NULL), WR_OK);
+  assert_int_equal(wr_store_token_create(f->s, "test", f->alice.id, f->zone.id, tok2, NULL), WR_OK);
+  assert_int_equal(wr_store_token_list(f->s, f->alice.id, 0, &toks, &n), WR_OK);
+  assert_int_equal(n, 2);
+  free(toks);
+  char fresh[WR_STORE_TOKEN_LEN + 1];
+  assert_int_equal(wr_store_token_roll(f->s, "test", f->alice.id, f->zone2.id, fresh, &k, &revoked), WR_OK);
+  assert_int_equal(revoked, 2);
+  assert_string_equal(k.zone_id, f->zone2.id);
+  assert_int_equal(wr_store_token_verify(f->s, tok, NULL), WR_ERR_DENIED);
+  assert_int_equal(wr_store_token_verify(f->s, tok2, NULL), WR_ERR_DENIED);
+  assert_int_equal(wr_store_token_verify(f->s, fresh, NULL), WR_OK);
+  assert_int_equal(wr_store_token_list(f->s, f->alice.id, 0, &toks, &n), WR_OK);
+  assert_int_equal(n, 1);
+  free(toks);
+  assert_int_equal(wr_store_token_list(f->s, f->alice.id, 1, &toks, &n), WR_OK);
+  assert_int_equal(n, 3);
+  /* (same second: the order among them is by id) */
+  assert_int_equal(!toks[0].revoked_at + !toks[1].revoked_at + !toks[2].revoked_at, 1);
+  free(toks);
+  /* Nothing live: rolling still issues one. A zone of another account or an
+   * unknown user changes nothing. */
+  assert_int_equal(wr_store_token_roll(f->s, "test", f->ci.id, NULL, fresh, NULL, &revoked), WR_OK);
+  assert_int_equal(revoked, 0);
+  assert_int_equal(wr_store_token_roll(f->s, "test", f->alice.id, f->foreign.id, fresh, NULL, &revoked),
+                   WR_ERR_INVAL);
+  assert_string_equal(fresh, "");
+  assert_int_equal(wr_store_token_list(f->s, f->alice.id, 0, &toks, &n), WR_OK);
+  assert_int_equal(n, 1);
+  free(toks);
+  assert_int_equal(wr_store_token_roll(f->s, "test", "00000000000000000000000000000000", NULL, fresh, NULL, NULL),
+                   WR_ERR_NOTFOUND);
+
+  /* Audited: token.roll with the count, user.password. */
+  wr_audit *rows = NULL;
+  int rolls = 0, pw = 0;
+  assert_int_equal(wr_store_audit_list(f->s, f->acct.id, 0, &rows, &n), WR_OK);
+  for (size_t i = 0; i < n; i++) {
+    rolls += strcmp(rows[i].action, "token.roll") == 0;
+    pw += strcmp(rows[i].action, "user.password") == 0;
+    assert_null(strstr(rows[i].detail, "pbkdf2"));
+  }
+  wr_store_audit_free(rows, n);
+  assert_int_equal(rolls, 2);
+  assert_int_equal(pw, 2);
+}
+
+static void test_new_needs_config(void **state) {
+  fx *f = *state;
+  wr_login *l = NULL;
+  wr_login_config c = {0};
+  (void)f;
+  assert_int_equal(wr_login_new(&c, &l), WR_ERR_INVAL);
+  assert_null(l);
+  assert_int_equal(wr_login_new(NULL, &l), WR_ERR_INVAL);
+  wr_login_free(NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_full_flow, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_late_poll_and_root_path, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_download_only, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_csrf_and_bad_requests, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_waiter_limits, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_hashing_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_free_while_busy, setup, teardown),
+      cmocka_unit_test(test_urls_and_keys),
+      cmocka_unit_test_setup_teardown(test_store_user_calls, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_new_needs_config, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
