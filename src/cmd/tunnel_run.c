@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "cmd/commands.h"
+#include "cmd/mgmt_int.h"
 #include "connector/ingress.h"
 #include "connector/metrics.h"
 #include "connector/proxy.h"
@@ -88,13 +89,11 @@ static int load_credentials(const wr_opts *o, const wr_config *cfg, int argc, ch
     return WR_ERR_CONFIG;
   }
   wr_uuid u;
-  if (wr_uuid_parse(ref, strlen(ref), &u) != 0) {
-    snprintf(err, errlen,
-             "tunnel \"%s\" is a name: running a tunnel by name needs the management API, "
-             "which warren does not use yet; pass its ID or --credentials-file",
-             ref);
+  /* A name is looked up through the management API with cert.pem, as
+   * cloudflared's runNamedTunnel does. */
+  if (wr_uuid_parse(ref, strlen(ref), &u) != 0 &&
+      wr__mg_resolve_tunnel((wr_opts *)o, ref, &u, err, errlen) != WR_OK)
     return WR_ERR_CONFIG;
-  }
   char id[WR_UUID_STR_LEN + 1];
   wr_uuid_format(&u, id);
   char *path = find_credentials_file(o, id);

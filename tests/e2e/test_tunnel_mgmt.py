@@ -100,9 +100,9 @@ def start_edge(tmp_path, procs):
     if r.returncode != 0:
         _EDGE_BROKEN.append(f"warren-edge init failed: {r.stderr.strip()}")
         return None, _EDGE_BROKEN[0]
-    port = free_port()
+    port, udp = free_port(), free_port(kind=2)
     p = procs.start([WARREN_EDGE, "run", "--data-dir", str(d),
-                     "--tunnel-listen", f"127.0.0.1:{free_port(kind=2)}",
+                     "--tunnel-listen", f"127.0.0.1:{udp}",
                      "--http-listen", f"127.0.0.1:{free_port()}",
                      "--api-listen", f"127.0.0.1:{port}"], name="warren-edge")
     url = f"http://127.0.0.1:{port}/client/v4"
@@ -128,7 +128,9 @@ def start_edge(tmp_path, procs):
         _EDGE_BROKEN.append("warren-edge run --api-listen does not serve /client/v4 yet (%s)"
                             % state.get("answer", "no answer: " + p.tail(3).replace("\n", " | ")))
         return None, _EDGE_BROKEN[0]
-    return Backend("edge", url, str(d / "cert.pem"), data_dir=d), None
+    b = Backend("edge", url, str(d / "cert.pem"), data_dir=d)
+    b.udp = udp
+    return b, None
 
 
 @pytest.fixture(params=["edge", "fake"])
@@ -1084,3 +1086,30 @@ def test_same_output_and_requests_as_cloudflared(tmp_path):
             srv.kill()
             srv.wait()
         subprocess.run(["ip", "netns", "del", ns])
+
+
+def test_run_by_name_resolves_through_the_api(tmp_path, procs, home):
+    """`tunnel run NAME` looks the name up with cert.pem, as cloudflared's
+    runNamedTunnel does, then finds <id>.json next to cert.pem."""
+    b, why = start_edge(tmp_path, procs)
+    if b is None:
+        pytest.skip(why)
+    w = Warren(b, home)
+    tid = created_id(w.ok("tunnel", "create", "byname"))
+    m = free_port()
+    env = dict(os.environ, **w.env)
+    p = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{b.udp}",
+                     "--cacert", str(b.data_dir / "ca.pem"), "--protocol", "quic",
+                     "--metrics", f"127.0.0.1:{m}", "--hello-world", "run", "byname"],
+                    name="warren-byname", env=env)
+
+    def ready():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{m}/ready", timeout=2) as r:
+                return json.load(r)["readyConnections"] >= 1
+        except Exception:
+            return False
+    assert wait_for(lambda: ready() or not p.alive(), timeout=20) and p.alive(), p.tail(20)
+    assert f"tunnelID={tid}" in p.output()
+    r = w("tunnel", "--no-autoupdate", "run", "no-such-tunnel", env={"TUNNEL_EDGE": f"127.0.0.1:{b.udp}"})
+    assert r.returncode == 1 and "no-such-tunnel" in r.stdout + r.stderr
