@@ -63,6 +63,7 @@ typedef struct edge_run {
   wr_dns *dns;
   wr_dns_janitor *janitor;
   wr_httpd *api_httpd;     /* --api-listen: the REST API and the login pages */
+  wr_dns_updater *updater; /* --dns-update-server: RFC 2136 pushes */
   wr_api *api;
   wr_login *login;
   int stopping;
@@ -84,6 +85,49 @@ static void close_connectors(wr_tunnel_server *ts) {
 }
 
 static void stop_loop_cb(uv_timer_t *t) { uv_stop(t->loop); }
+
+static void update_done(void *user, int rv, int rcode, const char *msg) {
+  (void)user;
+  if (rv == WR_OK)
+    wr_info("DNS update: %s", msg);
+  else
+    wr_warn("DNS update failed (rcode %d): %s", rcode, msg);
+}
+
+/* API route changes go to the external DNS server as well. */
+static void on_route(void *user, int op, const char *hostname, const char *tunnel_id) {
+  edge_run *r = user;
+  if (r->dns) wr_dns_invalidate(r->dns);
+  if (!r->updater) return;
+  if (op == WR_API_ROUTE_SET)
+    wr_dns_update_publish(r->updater, hostname, tunnel_id, update_done, r);
+  else if (op == WR_API_ROUTE_REMOVED)
+    wr_dns_update_unpublish(r->updater, hostname, tunnel_id, update_done, r);
+  else if (op == WR_API_TUNNEL_DELETED)
+    wr_dns_update_unpublish_tunnel(r->updater, tunnel_id, update_done, r);
+}
+
+/* --dns-update-key "[ALG:]NAME:SECRET" into its parts (in |buf|). */
+static int split_tsig(const char *spec, char *buf, size_t buflen, const char **alg,
+                      const char **name, const char **secret) {
+  if (strlen(spec) >= buflen) return -1;
+  strcpy(buf, spec);
+  char *a = buf, *b = strchr(a, ':'), *c;
+  if (!b) return -1;
+  *b++ = '\0';
+  c = strchr(b, ':');
+  if (c) {
+    *c++ = '\0';
+    *alg = a;
+    *name = b;
+    *secret = c;
+  } else {
+    *alg = "hmac-sha256";
+    *name = a;
+    *secret = b;
+  }
+  return **name && **secret ? 0 : -1;
+}
 
 /* --api-listen serves two things: the Cloudflare v4 API under /client/v4
  * and the login pages cloudflared's `tunnel login` opens. */
@@ -243,7 +287,7 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
       fprintf(stderr, "%s run: --api-listen \"%s\" is not HOST:PORT\n", o->prog, api_listen);
       goto out;
     }
-    wr_api_config acfg = {.store = store, .ts = ts};
+    wr_api_config acfg = {.store = store, .ts = ts, .on_route = on_route, .route_user = &r};
     if (wr_api_new(&acfg, &r.api) != WR_OK) goto out;
     if (wr_httpd_listen(loop, (const struct sockaddr *)&api_addr, NULL, api_router, &r,
                         &r.api_httpd) != WR_OK) {
@@ -256,7 +300,35 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     if (wr_login_new(&lcfg, &r.login) != WR_OK) goto out;
     wr_info("Serving the API on %s/client/v4 and logins on %s/argotunnel", public_url, public_url);
   }
-  wr_dns_cleanup_config ccfg = {.store = store, .dns = r.dns};
+  const char *up_server = wr_opts_get(o, "dns-update-server");
+  if (up_server && *up_server) {
+    const char *zone = wr_opts_get(o, "dns-update-zone"), *spec = wr_opts_get(o, "dns-update-key");
+    const char *alg = NULL, *kname = NULL, *secret = NULL;
+    char keybuf[1024], host[INET6_ADDRSTRLEN] = "";
+    const char *addrs[1] = {host};
+    if (!zone || !*zone) {
+      fprintf(stderr, "%s run: --dns-update-server needs --dns-update-zone\n", o->prog);
+      goto out;
+    }
+    if (spec && *spec && split_tsig(spec, keybuf, sizeof(keybuf), &alg, &kname, &secret) != 0) {
+      fprintf(stderr, "%s run: --dns-update-key is not [ALGORITHM:]NAME:SECRET\n", o->prog);
+      goto out;
+    }
+    if (http_addr.ss_family == AF_INET6)
+      uv_ip6_name((const struct sockaddr_in6 *)&http_addr, host, sizeof(host));
+    else
+      uv_ip4_name((const struct sockaddr_in *)&http_addr, host, sizeof(host));
+    wr_dns_update_config ucfg = {.server = up_server, .zone = zone, .key_name = kname,
+                                 .algorithm = alg, .secret = secret, .addrs = addrs, .naddrs = 1};
+    if (wr_dns_updater_new(loop, &ucfg, &r.updater, err, sizeof(err)) != WR_OK) {
+      fprintf(stderr, "%s run: %s\n", o->prog, err);
+      goto out;
+    }
+    explicit_bzero(keybuf, sizeof(keybuf));
+    wr_info("Pushing route records to %s (zone %s) with RFC 2136%s", up_server, zone,
+            kname ? ", TSIG-signed" : ", unsigned");
+  }
+  wr_dns_cleanup_config ccfg = {.store = store, .dns = r.dns, .updater = r.updater};
   wr_dns_janitor_start(loop, &ccfg, &r.janitor);
   uv_signal_init(loop, &r.sigint);
   uv_signal_init(loop, &r.sigterm);
@@ -285,6 +357,7 @@ out:
   wr_login_free(r.login);
   if (r.api_httpd) wr_httpd_free(r.api_httpd);
   wr_dns_janitor_free(r.janitor);
+  wr_dns_updater_free(r.updater);
   wr_dns_free(r.dns);
   if (ts) wr_tunnel_server_unwatch(ts);
   if (r.ep) wr_quic_endpoint_free(r.ep);

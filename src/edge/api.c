@@ -476,6 +476,8 @@ int wr_api_new(const wr_api_config *cfg, wr_api **out) {
     if (n && a->cname_domain[n - 1] == '.') a->cname_domain[n - 1] = '\0';
   }
   if (cfg->location && *cfg->location) a->location = wr_xstrdup(cfg->location);
+  a->on_route = cfg->on_route;
+  a->route_user = cfg->route_user;
   *out = a;
   return WR_OK;
 }

@@ -116,7 +116,15 @@ typedef struct wr_api_config {
   const char *cname_domain;
   /* Location shown as colo_name for connections without one; NULL: as stored. */
   const char *location;
+  /* Told after each DNS route change the API made (e.g. to push it to an
+   * external DNS server with RFC 2136): a route added or re-pointed, a
+   * route removed (also each route of a deleted tunnel), a tunnel deleted
+   * (hostname NULL). May be NULL. */
+  void (*on_route)(void *user, int op, const char *hostname, const char *tunnel_id);
+  void *route_user;
 } wr_api_config;
+
+enum { WR_API_ROUTE_SET = 1, WR_API_ROUTE_REMOVED = 2, WR_API_TUNNEL_DELETED = 3 };
 
 /* Returns WR_OK or WR_ERR_INVAL (no store). Strings are copied. */
 int wr_api_new(const wr_api_config *cfg, wr_api **out);

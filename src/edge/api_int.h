@@ -37,7 +37,15 @@ struct wr_api {
   size_t max_routes;
   char *cname_domain; /* NULL: cfargotunnel.<zone> */
   char *location;     /* NULL: as stored */
+  void (*on_route)(void *user, int op, const char *hostname, const char *tunnel_id);
+  void *route_user;
 };
+
+/* Tells the on_route hook, if any. */
+static inline void wr__api_route_event(const struct wr_api *a, int op, const char *host,
+                                       const char *tunnel_id) {
+  if (a->on_route) a->on_route(a->route_user, op, host, tunnel_id);
+}
 
 typedef struct wr__api_kv {
   char *name;

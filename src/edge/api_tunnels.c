@@ -248,12 +248,24 @@ static void delete_tunnel(wr__api_ctx *c) {
                 t.name, live, live == 1 ? "" : "s", t.name);
     goto out;
   }
+  /* The hostnames go with the tunnel: remember them for the route hook. */
+  wr_route *gone = NULL;
+  size_t ngone = 0;
+  if (a->on_route && wr_store_route_list(a->store, t.account_id, t.id, &gone, &ngone) != WR_OK) {
+    gone = NULL;
+    ngone = 0;
+  }
   /* Delete first: a connector that reconnects after its connection is
    * closed below is then refused. */
   if ((rv = wr_store_tunnel_delete(a->store, c->actor, t.id, &routes)) != WR_OK) {
+    free(gone);
     wr__api_store_err(c, rv, NULL);
     goto out;
   }
+  for (size_t i = 0; i < ngone; i++)
+    wr__api_route_event(a, WR_API_ROUTE_REMOVED, gone[i].hostname, t.id);
+  free(gone);
+  wr__api_route_event(a, WR_API_TUNNEL_DELETED, NULL, t.id);
   if (close_conns(c, t.id, NULL, "tunnel deleted") < 0) goto out;
   wr_info("api: %s deleted tunnel %s (%s), %zu hostname route%s removed", c->actor, t.name, t.id,
           routes, routes == 1 ? "" : "s");

@@ -121,6 +121,7 @@ static void route_dns(wr__api_ctx *c, const wr_zone *z) {
   }
   cname_target(a, t.id, r.zone_name, target, sizeof(target));
   wr_info("api: %s routed %s to tunnel %s (%s)", c->actor, r.hostname, t.id, wr_route_change_name(ch));
+  wr__api_route_event(a, WR_API_ROUTE_SET, r.hostname, t.id);
   wr__api_ok(c,
              json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "cname", wr_route_change_name(ch), "name",
                        r.hostname, "content", target, "type", "CNAME", "zone_id", r.zone_id,
@@ -221,6 +222,7 @@ void wr__api_zones(wr__api_ctx *c) {
       return;
     }
     wr_info("api: %s removed the route of %s", c->actor, r.hostname);
+    wr__api_route_event(c->api, WR_API_ROUTE_REMOVED, r.hostname, r.tunnel_id);
     wr__api_ok(c, json_pack("{s:s}", "id", r.id), NULL);
   } else {
     wr__api_method(c, "GET, DELETE");
