@@ -100,7 +100,7 @@ demo: all
 	@WARREN_BUILD=$(BUILD) scripts/demo.sh
 
 bench: all
-	@scripts/bench.sh
+	@WARREN_BUILD=$(BUILD) scripts/bench.sh
 
 clean:
 	rm -rf build

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# `make bench`: Warren's benchmark harness (issue #5), on loopback, in one go.
+# For each path: direct to the origin (the limit), warren-edge + warren, and
+# warren-edge + cloudflared when CLOUDFLARED=/path/to/cloudflared is given
+# (that path runs inside a loopback-only network namespace: cloudflared looks
+# up DNS records at start). Writes bench/results/latest.md and latest.json and
+# the table into bench/README.md. See bench/README.md for the figures.
+#
+#   make bench                                   direct + warren
+#   make bench CLOUDFLARED=/opt/cloudflared/cloudflared
+#   BENCH_PATHS="warren" scripts/bench.sh        one path only (no report ratios then)
+#   BENCH_KEEP=1 ...                             keep every path's work dir and logs
+#   BENCH_RESULTS=/tmp/x ...                     write the results there (README untouched)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=$root/${WARREN_BUILD:-build}
+results=${BENCH_RESULTS:-$root/bench/results}
+py=/usr/bin/python3
+cf=${CLOUDFLARED:-}
+
+# --- packages the benchmark needs beyond `make deps` (apt-get only if missing) ---
+pkgs=(nginx-light wrk curl iproute2 python3)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bench: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+for b in warren warren-edge; do
+  [ -x "$bin/$b" ] || { echo "bench: $bin/$b missing; run make first" >&2; exit 1; }
+done
+if [ -n "$cf" ] && [ ! -x "$cf" ]; then
+  echo "bench: CLOUDFLARED=$cf is not an executable" >&2
+  exit 1
+fi
+
+# --- the WebSocket echo origin (C, built here) ---
+mkdir -p "$bin/bench"
+ws_echo=$bin/bench/ws_echo
+if [ ! -x "$ws_echo" ] || [ "$root/bench/ws_echo.c" -nt "$ws_echo" ]; then
+  ${CC:-cc} -O2 -Wall -Wextra -o "$ws_echo" "$root/bench/ws_echo.c"
+fi
+
+work=$(mktemp -d /tmp/warren-bench.XXXXXX)
+ns=""
+cleanup() {
+  if [ -n "$ns" ]; then ip netns delete "$ns" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+paths=${BENCH_PATHS:-direct warren${cf:+ cloudflared}}
+keep=()
+[ -n "${BENCH_KEEP:-}" ] && keep=(--keep)
+parts=()
+start=$(date +%s)
+for path in $paths; do
+  echo "bench: path $path"
+  args=(bench/bench.py path "$path" --out "$work/$path.json" --build "$bin" --ws-echo "$ws_echo" "${keep[@]}")
+  rc=0
+  if [ "$path" = cloudflared ]; then
+    [ -n "$cf" ] || { echo "bench: path cloudflared needs CLOUDFLARED=..." >&2; exit 1; }
+    ns=warren-bench-$$
+    ip netns add "$ns"
+    ip netns exec "$ns" ip link set lo up
+    (cd "$root" && ip netns exec "$ns" "$py" "${args[@]}" --cloudflared "$cf") || rc=$?
+    ip netns delete "$ns"
+    ns=""
+  else
+    (cd "$root" && "$py" "${args[@]}") || rc=$?
+  fi
+  [ "$rc" -eq 0 ] || echo "bench: path $path reported a failure (rc $rc); see its JSON" >&2
+  [ -f "$work/$path.json" ] && parts+=("$work/$path.json")
+done
+echo "bench: measured in $(( $(date +%s) - start )) s"
+
+mkdir -p "$results"
+# The table goes into bench/README.md only when the results go to their usual place.
+readme=()
+[ -z "${BENCH_RESULTS:-}" ] && readme=(--readme "$root/bench/README.md")
+"$py" "$root/bench/bench.py" report "${parts[@]}" --md "$results/latest.md" \
+  --json "$results/latest.json" "${readme[@]}"
+rm -rf "$work"
+echo "bench: wrote $results/latest.md and $results/latest.json"
