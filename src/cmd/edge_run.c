@@ -21,40 +21,21 @@
 #include "lib/file.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/addr.h"
 #include "net/httpd.h"
 #include "net/quic.h"
 
-/* Parses HOST:PORT or [V6]:PORT into |out|. Returns 0 or -1. */
+/* Parses a numeric HOST:PORT or [V6]:PORT into |out|. Returns 0 or -1. */
 static int parse_listen(const char *s, struct sockaddr_storage *out) {
   char host[128];
-  const char *colon = strrchr(s, ':');
-  if (!colon || colon == s || (size_t)(colon - s) >= sizeof(host)) return -1;
-  memcpy(host, s, (size_t)(colon - s));
-  host[colon - s] = '\0';
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end || port < 0 || port > 65535) return -1;
-  if (host[0] == '[') {
-    size_t n = strlen(host);
-    if (host[n - 1] != ']') return -1;
-    host[n - 1] = '\0';
-    return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)out) == 0 ? 0 : -1;
-  }
+  unsigned port;
+  if (!s || wr_addr_split(s, host, sizeof(host), &port) != 0) return -1;
+  if (strchr(host, ':'))
+    return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) == 0 ? 0 : -1;
   return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0 ? 0 : -1;
 }
 
-static void format_addr(const struct sockaddr_storage *ss, char *out, size_t len) {
-  char ip[INET6_ADDRSTRLEN] = "?";
-  if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-    uv_ip6_name(s6, ip, sizeof(ip));
-    snprintf(out, len, "[%s]:%d", ip, ntohs(s6->sin6_port));
-  } else {
-    const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-    uv_ip4_name(s4, ip, sizeof(ip));
-    snprintf(out, len, "%s:%d", ip, ntohs(s4->sin_port));
-  }
-}
+#define format_addr wr_addr_format
 
 typedef struct edge_run {
   uv_signal_t sigint, sigterm;

@@ -7,7 +7,6 @@
  * /ready answers 503 while connecting), the proxy and the HA connections.
  * SIGINT/SIGTERM: graceful shutdown within --grace-period; a second signal
  * exits at once. */
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "lib/file.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/addr.h"
 
 #define ERRLEN 1024
 
@@ -127,37 +127,10 @@ static int resolve_edges(const wr_opts *o, struct sockaddr_storage *out, size_t 
     return WR_ERR_CONFIG;
   }
   for (size_t i = 0; i < nv && *n < cap; i++) {
-    char host[256];
-    const char *s = vals[i], *colon = strrchr(s, ':');
-    if (!colon || colon == s || (size_t)(colon - s) >= sizeof(host)) {
-      snprintf(err, errlen, "--edge \"%s\" is not HOST:PORT", s);
-      return WR_ERR_CONFIG;
-    }
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = '\0';
-    char *h = host;
-    size_t hl = strlen(h);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-      h[hl - 1] = '\0';
-      h++;
-    }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    int rv = getaddrinfo(h, colon + 1, &hints, &res);
-    if (rv != 0 || !res) {
-      snprintf(err, errlen, "--edge \"%s\": %s", s, gai_strerror(rv));
-      return WR_ERR_CONFIG;
-    }
     /* Every address of a name counts, up to the connection limit. */
-    for (struct addrinfo *a = res; a && *n < cap; a = a->ai_next) {
-      memset(&out[*n], 0, sizeof(out[*n]));
-      memcpy(&out[*n], a->ai_addr, a->ai_addrlen);
-      (*n)++;
-    }
-    freeaddrinfo(res);
+    int k = wr_addr_resolve("--edge", vals[i], SOCK_DGRAM, 0, out + *n, cap - *n, err, errlen);
+    if (k < 0) return WR_ERR_CONFIG;
+    *n += (size_t)k;
   }
   return WR_OK;
 }

@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/addr.h"
 #include "net/httpd.h"
 
 #ifndef WR_VERSION
@@ -169,42 +169,10 @@ static void handle(wr_httpd *h, wr_httpd_req *req, void *user) {
 }
 
 /* "host:port" or "[v6]:port" to an address, resolving names such as
- * localhost (cloudflared's default is localhost:0). */
+ * localhost (cloudflared's default is localhost:0), IPv4 first as Go. */
 static int resolve(const char *s, struct sockaddr_storage *out, char *err, size_t errlen) {
-  char host[256];
-  const char *colon = strrchr(s, ':');
-  if (!colon || (size_t)(colon - s) >= sizeof(host)) {
-    snprintf(err, errlen, "--metrics \"%s\" is not HOST:PORT", s);
-    return WR_ERR_CONFIG;
-  }
-  memcpy(host, s, (size_t)(colon - s));
-  host[colon - s] = '\0';
-  char *h = host;
-  size_t hl = strlen(h);
-  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-    h[hl - 1] = '\0';
-    h++;
-  }
-  struct addrinfo hints, *res = NULL;
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  int rv = getaddrinfo(*h ? h : NULL, colon + 1, &hints, &res);
-  if (rv != 0 || !res) {
-    snprintf(err, errlen, "--metrics \"%s\": %s", s, gai_strerror(rv));
-    return WR_ERR_CONFIG;
-  }
-  /* Prefer IPv4 for "localhost", as Go's listener does on most systems. */
-  struct addrinfo *pick = res;
-  for (struct addrinfo *a = res; a; a = a->ai_next)
-    if (a->ai_family == AF_INET) {
-      pick = a;
-      break;
-    }
-  memcpy(out, pick->ai_addr, pick->ai_addrlen);
-  freeaddrinfo(res);
-  return WR_OK;
+  return wr_addr_resolve("--metrics", s, SOCK_STREAM, 1, out, 1, err, errlen) > 0 ? WR_OK
+                                                                                  : WR_ERR_CONFIG;
 }
 
 int wr_metrics_server_start(uv_loop_t *loop, const char *addr, wr_proxy *proxy,
@@ -227,19 +195,7 @@ int wr_metrics_server_start(uv_loop_t *loop, const char *addr, wr_proxy *proxy,
     free(m);
     return WR_ERR_IO;
   }
-  char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (wr_httpd_addr(m->httpd, &bound) == WR_OK) {
-    if (bound.ss_family == AF_INET6) {
-      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&bound)->sin6_addr, host, sizeof(host));
-      port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-      snprintf(m->addr, sizeof(m->addr), "[%s]:%d", host, port);
-    } else {
-      inet_ntop(AF_INET, &((struct sockaddr_in *)&bound)->sin_addr, host, sizeof(host));
-      port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-      snprintf(m->addr, sizeof(m->addr), "%s:%d", host, port);
-    }
-  }
+  if (wr_httpd_addr(m->httpd, &bound) == WR_OK) wr_addr_format(&bound, m->addr, sizeof(m->addr));
   wr_info("Starting metrics server on %s/metrics", m->addr);
   *out = m;
   return WR_OK;

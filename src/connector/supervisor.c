@@ -10,6 +10,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/addr.h"
 #include "net/quic.h"
 
 /* Slot states. */
@@ -328,22 +329,6 @@ static void slot_connect(slot *sl) {
 
 /* ---- public ------------------------------------------------------------------ */
 
-static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  int port = 0;
-  if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-    port = ntohs(a->sin6_port);
-    snprintf(out, outlen, "[%s]:%d", host, port);
-  } else {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-    port = ntohs(a->sin_port);
-    snprintf(out, outlen, "%s:%d", host, port);
-  }
-}
-
 int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, char *err,
                         size_t errlen) {
   *out = NULL;
@@ -397,7 +382,7 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
     slot *sl = &s->slots[i];
     sl->sup = s;
     sl->index = i;
-    format_addr(&s->edges[i % s->nedges], sl->edge, sizeof(sl->edge));
+    wr_addr_format(&s->edges[i % s->nedges], sl->edge, sizeof(sl->edge));
     uv_timer_init(s->loop, &sl->timer);
     sl->timer.data = sl;
     s->timers_open++;

@@ -1,0 +1,60 @@
+/* HOST:PORT parsing, resolving and formatting (net/addr.h). */
+#include "unit.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "net/addr.h"
+
+static void test_split(void **state) {
+  char host[64];
+  unsigned port;
+  (void)state;
+  assert_int_equal(wr_addr_split("127.0.0.1:7844", host, sizeof(host), &port), 0);
+  assert_string_equal(host, "127.0.0.1");
+  assert_int_equal(port, 7844);
+  assert_int_equal(wr_addr_split("[::1]:0", host, sizeof(host), &port), 0);
+  assert_string_equal(host, "::1");
+  assert_int_equal(port, 0);
+  assert_int_equal(wr_addr_split("localhost:2000", host, sizeof(host), &port), 0);
+  assert_string_equal(host, "localhost");
+  assert_int_equal(wr_addr_split(":8080", host, sizeof(host), &port), 0);
+  assert_string_equal(host, "");
+  /* Refused: no port, bad port, unbracketed IPv6, host too long. */
+  assert_int_equal(wr_addr_split("localhost", host, sizeof(host), &port), -1);
+  assert_int_equal(wr_addr_split("a:", host, sizeof(host), &port), -1);
+  assert_int_equal(wr_addr_split("a:65536", host, sizeof(host), &port), -1);
+  assert_int_equal(wr_addr_split("a:80x", host, sizeof(host), &port), -1);
+  assert_int_equal(wr_addr_split("::1:80", host, sizeof(host), &port), -1);
+  assert_int_equal(wr_addr_split("abcdefgh:1", host, 8, &port), -1);
+}
+
+static void test_resolve_and_format(void **state) {
+  struct sockaddr_storage ss[4];
+  char err[128], out[64];
+  (void)state;
+  assert_int_equal(wr_addr_resolve("--edge", "127.0.0.1:7844", SOCK_DGRAM, 0, ss, 4, err,
+                                   sizeof(err)),
+                   1);
+  wr_addr_format(&ss[0], out, sizeof(out));
+  assert_string_equal(out, "127.0.0.1:7844");
+  assert_int_equal(wr_addr_resolve("--metrics", "[::1]:9", SOCK_STREAM, 1, ss, 4, err,
+                                   sizeof(err)),
+                   1);
+  wr_addr_format(&ss[0], out, sizeof(out));
+  assert_string_equal(out, "[::1]:9");
+  /* localhost comes from /etc/hosts; with prefer_v4 the IPv4 one is first. */
+  int n = wr_addr_resolve("--metrics", "localhost:0", SOCK_STREAM, 1, ss, 4, err, sizeof(err));
+  assert_true(n >= 1);
+  assert_int_equal(ss[0].ss_family, AF_INET);
+  assert_int_equal(wr_addr_resolve("--edge", "nope", SOCK_DGRAM, 0, ss, 4, err, sizeof(err)), -1);
+  assert_string_equal(err, "--edge \"nope\" is not HOST:PORT");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_split),
+      cmocka_unit_test(test_resolve_and_format),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
