@@ -107,6 +107,10 @@ struct wr_visitor {
   route_ent *routes[ROUTE_BUCKETS];
   size_t nroutes;
   wr_visitor_stats stats;
+  uv_check_t flusher;  /* after each poll: one write per connection with output */
+  uv_idle_t nudge;     /* active while output waits: poll must not block then */
+  int flusher_open;    /* both handles */
+  vconn *dirty;        /* connections with pending output, linked by dirty_next */
 };
 
 /* The request being served; reset between requests. */
@@ -157,6 +161,9 @@ struct vconn {
   size_t scanned;     /* head bytes already searched for the blank line */
   wr_buf rhead;       /* preamble + ConnectResponse being collected */
   vreq r;
+  struct wreq *pend;  /* output gathered during this loop iteration */
+  vconn *dirty_next;
+  int is_dirty;
 };
 
 typedef struct wreq {
@@ -164,8 +171,14 @@ typedef struct wreq {
   vconn *c;
   unsigned gen;
   size_t credit;      /* stream bytes to consume once written */
+  size_t len, cap;
   uint8_t data[];
 } wreq;
+
+/* Output is gathered per connection and written once per loop iteration:
+ * a response head and the body packets that arrived with it become one
+ * write(2) instead of one each. */
+#define PEND_MAX (64u * 1024u)
 
 static void vc_process(vconn *c);
 static void vc_end_request(vconn *c, int close);
@@ -247,20 +260,16 @@ static void write_cb(uv_write_t *req, int status) {
   free(w);
 }
 
-/* Writes a + b + d as one uv_write; |credit| stream bytes are returned to
- * QUIC when it completed. On failure the connection is closed. */
-static void vc_write3(vconn *c, const void *a, size_t alen, const void *b, size_t blen,
-                      const void *d, size_t dlen, size_t credit) {
-  if (c->closed || c->shut) return;
-  size_t n = alen + blen + dlen;
-  wreq *w = wr_xmalloc(sizeof(*w) + n);
-  if (alen) memcpy(w->data, a, alen);
-  if (blen) memcpy(w->data + alen, b, blen);
-  if (dlen) memcpy(w->data + alen + blen, d, dlen);
-  w->c = c;
-  w->gen = c->gen;
-  w->credit = credit;
-  uv_buf_t ub = uv_buf_init((char *)w->data, (unsigned)n);
+/* Hands the gathered output of |c| to libuv. */
+static void vc_flush(vconn *c) {
+  wreq *w = c->pend;
+  if (!w) return;
+  c->pend = NULL;
+  if (c->closed) {
+    free(w);
+    return;
+  }
+  uv_buf_t ub = uv_buf_init((char *)w->data, (unsigned)w->len);
   int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, write_cb);
   if (rv != 0) {
     free(w);
@@ -271,6 +280,68 @@ static void vc_write3(vconn *c, const void *a, size_t alen, const void *b, size_
   c->writes++;
 }
 
+static void undirty(vconn *c) {
+  if (!c->is_dirty) return;
+  for (vconn **pp = &c->v->dirty; *pp; pp = &(*pp)->dirty_next)
+    if (*pp == c) {
+      *pp = c->dirty_next;
+      break;
+    }
+  c->is_dirty = 0;
+}
+
+static void nudge_cb(uv_idle_t *h) { (void)h; }
+
+static void flusher_cb(uv_check_t *h) {
+  wr_visitor *v = h->data;
+  uv_idle_stop(&v->nudge);
+  while (v->dirty) {
+    vconn *c = v->dirty;
+    v->dirty = c->dirty_next;
+    c->is_dirty = 0;
+    vc_flush(c);
+  }
+}
+
+/* Queues a + b + d for the visitor; |credit| stream bytes are returned to
+ * QUIC once they were written. On failure the connection is closed. */
+static void vc_write3(vconn *c, const void *a, size_t alen, const void *b, size_t blen,
+                      const void *d, size_t dlen, size_t credit) {
+  if (c->closed || c->shut) return;
+  size_t n = alen + blen + dlen;
+  wreq *w = c->pend;
+  /* Credit belongs to one stream generation; a large batch goes out now. */
+  if (w && (w->gen != c->gen || w->len + n > PEND_MAX)) {
+    vc_flush(c);
+    if (c->closed) return;
+    w = NULL;
+  }
+  if (!w || w->len + n > w->cap) {
+    size_t len = w ? w->len : 0, cap = len + n < 4096 ? 4096 : len + n;
+    if (w && cap < 2 * w->cap) cap = 2 * w->cap;
+    wreq *nw = wr_xrealloc(w, sizeof(*nw) + cap);
+    if (!w) {
+      memset(nw, 0, sizeof(*nw));
+      nw->c = c;
+      nw->gen = c->gen;
+    }
+    nw->cap = cap;
+    w = c->pend = nw;
+  }
+  if (alen) memcpy(w->data + w->len, a, alen);
+  if (blen) memcpy(w->data + w->len + alen, b, blen);
+  if (dlen) memcpy(w->data + w->len + alen + blen, d, dlen);
+  w->len += n;
+  w->credit += credit;
+  if (!c->is_dirty) {
+    /* Output queued from a timer callback must not wait for poll(2). */
+    if (!c->v->dirty) uv_idle_start(&c->v->nudge, nudge_cb);
+    c->is_dirty = 1;
+    c->dirty_next = c->v->dirty;
+    c->v->dirty = c;
+  }
+}
+
 static void vc_write(vconn *c, const void *a, size_t alen, size_t credit) {
   vc_write3(c, a, alen, NULL, 0, NULL, 0, credit);
 }
@@ -278,7 +349,7 @@ static void vc_write(vconn *c, const void *a, size_t alen, size_t credit) {
 /* ---- closing ------------------------------------------------------------------- */
 
 static void visitor_maybe_free(wr_visitor *v) {
-  if (!v->closing || v->listener_open || v->conns) return;
+  if (!v->closing || v->listener_open || v->flusher_open || v->conns) return;
   for (size_t i = 0; i < ROUTE_BUCKETS; i++) {
     route_ent *e = v->routes[i];
     while (e) {
@@ -302,6 +373,7 @@ static void close_cb(uv_handle_t *h) {
   v->stats.active_conns--;
   wr_buf_free(&c->in);
   wr_buf_free(&c->rhead);
+  free(c->pend);
   free(c);
   visitor_maybe_free(v);
 }
@@ -320,6 +392,9 @@ static void release_stream(vconn *c, int64_t code) {
 static void vc_close_now(vconn *c) {
   if (c->closed) return;
   release_stream(c, 0);
+  undirty(c);
+  free(c->pend);
+  c->pend = NULL;
   c->closed = 1;
   c->reading = 0;
   uv_close((uv_handle_t *)&c->tcp, close_cb);
@@ -337,6 +412,9 @@ static void vc_abort(vconn *c, const char *why) {
           c->r.conn_id[0] ? c->r.conn_id : "-", c->r.sid);
   if (c->r.resp == RS_EOF && !c->closed) {
     release_stream(c, 0);
+    undirty(c);
+    free(c->pend);
+    c->pend = NULL;
     c->closed = 1;
     c->reading = 0;
     uv_tcp_close_reset(&c->tcp, close_cb);
@@ -370,6 +448,10 @@ static void vc_finish(vconn *c) {
   uv_timer_stop(&c->kick);
   /* Flushing to a visitor that does not read is bounded too. */
   vc_arm(c, T_LINGER, c->v->idle_timeout_ms);
+  /* What was gathered goes out before our FIN. */
+  undirty(c);
+  vc_flush(c);
+  if (c->closed) return;
   c->shutreq.data = c;
   if (uv_shutdown(&c->shutreq, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
     vc_close_now(c);
@@ -1415,6 +1497,12 @@ static void listener_close_cb(uv_handle_t *h) {
   visitor_maybe_free(v);
 }
 
+static void flusher_close_cb(uv_handle_t *h) {
+  wr_visitor *v = h->data;
+  if (--v->flusher_open > 0) return;
+  visitor_maybe_free(v);
+}
+
 int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struct sockaddr *addr,
                       wr_visitor **out) {
   *out = NULL;
@@ -1436,12 +1524,20 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   }
   v->listener.data = v;
   v->listener_open = 1;
+  uv_check_init(loop, &v->flusher);
+  uv_idle_init(loop, &v->nudge);
+  v->flusher.data = v->nudge.data = v;
+  v->flusher_open = 2;
+  uv_check_start(&v->flusher, flusher_cb);
+  uv_unref((uv_handle_t *)&v->flusher); /* it alone must not keep the loop running */
   int rv = uv_tcp_bind(&v->listener, addr, 0);
   if (rv == 0) rv = uv_listen((uv_stream_t *)&v->listener, 511, on_connection);
   if (rv != 0) {
     wr_warn("visitor listener: %s", uv_strerror(rv));
     v->closing = 1;
     uv_close((uv_handle_t *)&v->listener, listener_close_cb);
+    uv_close((uv_handle_t *)&v->flusher, flusher_close_cb);
+    uv_close((uv_handle_t *)&v->nudge, flusher_close_cb);
     return WR_ERR_IO;
   }
   *out = v;
@@ -1460,4 +1556,6 @@ void wr_visitor_free(wr_visitor *v) {
   v->closing = 1;
   for (vconn *c = v->conns; c; c = c->next) vc_close_now(c);
   uv_close((uv_handle_t *)&v->listener, listener_close_cb);
+  uv_close((uv_handle_t *)&v->flusher, flusher_close_cb);
+  uv_close((uv_handle_t *)&v->nudge, flusher_close_cb);
 }
