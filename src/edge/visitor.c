@@ -111,6 +111,11 @@ struct wr_visitor {
   uv_idle_t nudge;     /* active while output waits: poll must not block then */
   int flusher_open;    /* both handles */
   vconn *dirty;        /* connections with pending output, linked by dirty_next */
+  /* Reads of connections that hold no input buffer (idle keep-alive, new)
+   * land here and are copied out: an idle visitor then costs no 16 KiB
+   * buffer. libuv calls alloc_cb and read_cb back to back, so one shared
+   * buffer is enough. */
+  uint8_t idle_rbuf[VREAD_CHUNK];
 };
 
 /* The request being served; reset between requests. */
@@ -213,6 +218,10 @@ static void vc_kick(vconn *c) {
 static void alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
   vconn *c = h->data;
   (void)sz;
+  if (!c->in.data && c->state == VC_HEAD) {
+    *buf = uv_buf_init((char *)c->v->idle_rbuf, sizeof(c->v->idle_rbuf));
+    return;
+  }
   if (wr_buf_reserve(&c->in, VREAD_CHUNK) != WR_OK) {
     *buf = uv_buf_init(NULL, 0);
     return;
@@ -560,6 +569,7 @@ static void vc_end_request(vconn *c, int close) {
   c->state = VC_HEAD;
   c->tmode = T_NONE;
   c->scanned = 0;
+  if (c->in.len == 0) wr_buf_free(&c->in); /* idle: give the buffer back */
   vc_kick(c);
 }
 
@@ -1373,11 +1383,17 @@ static void vc_process(vconn *c) {
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   vconn *c = s->data;
-  (void)buf;
   if (c->closed) return;
   if (nread > 0) {
     if (c->state == VC_CLOSING) return; /* lingering: dropped */
-    c->in.len += (size_t)nread;
+    if (buf->base == (char *)c->v->idle_rbuf) {
+      if (wr_buf_append(&c->in, buf->base, (size_t)nread) != WR_OK) {
+        vc_close_now(c);
+        return;
+      }
+    } else {
+      c->in.len += (size_t)nread;
+    }
     vc_activity(c);
     vc_process(c);
     return;
