@@ -50,6 +50,7 @@ typedef union sock {
 typedef struct wreq {
   uv_write_t req;
   size_t plain; /* plaintext bytes that count as sent when this completes */
+  size_t len, cap;
   uint8_t data[];
 } wreq;
 
@@ -61,6 +62,8 @@ struct wr_conn {
   sock *sk;          /* current socket, NULL between attempts */
   uv_timer_t timer;  /* connect timeout */
   uv_timer_t defer;  /* work for the next loop iteration */
+  uv_timer_t wflush; /* hands the gathered plaintext writes to libuv */
+  struct wreq *pend; /* plain writes of this loop iteration, gathered */
   uv_getaddrinfo_t gai;
   uv_connect_t creq;
   uv_shutdown_t sreq;
@@ -89,6 +92,7 @@ static void finish(wr_conn *c) {
   wr_tls_free(c->tls);
   if (c->ai) uv_freeaddrinfo(c->ai);
   wr_buf_free(&c->pre);
+  free(c->pend);
   free(c->host);
   free(c->unix_path);
   free(c->server_name);
@@ -133,8 +137,9 @@ static wr_conn *conn_new(uv_loop_t *loop, const wr_conn_callbacks *cbs, void *us
   wr_buf_init(&c->pre, SIZE_MAX / 2, NULL); /* bounded by the caller's backpressure */
   uv_timer_init(loop, &c->timer);
   uv_timer_init(loop, &c->defer);
-  c->timer.data = c->defer.data = c;
-  c->refs = 2;
+  uv_timer_init(loop, &c->wflush);
+  c->timer.data = c->defer.data = c->wflush.data = c;
+  c->refs = 3;
   c->gai.data = c->creq.data = c->sreq.data = c;
   return c;
 }
@@ -147,6 +152,7 @@ void wr_conn_close(wr_conn *c) {
   if (c->gai_pending) uv_cancel((uv_req_t *)&c->gai);
   uv_close((uv_handle_t *)&c->timer, handle_closed);
   uv_close((uv_handle_t *)&c->defer, handle_closed);
+  uv_close((uv_handle_t *)&c->wflush, handle_closed);
   sock_close(c);
 }
 
@@ -238,9 +244,62 @@ static int flush_tls(wr_conn *c, size_t plain) {
   return rv;
 }
 
+/* Hands the gathered plain writes to libuv as one write. */
+static int flush_pending(wr_conn *c) {
+  wreq *w = c->pend;
+  uv_buf_t b;
+  if (!w) return WR_OK;
+  c->pend = NULL;
+  if (!c->sk || c->wfailed) {
+    c->queued -= w->plain;
+    free(w);
+    return WR_ERR_IO;
+  }
+  w->req.data = c;
+  b = uv_buf_init((char *)w->data, (unsigned)w->len);
+  if (uv_write(&w->req, &c->sk->s, &b, 1, on_write) == 0) return WR_OK;
+  c->queued -= w->plain;
+  free(w);
+  c->wfailed = 1;
+  return WR_ERR_IO;
+}
+
+static void on_wflush(uv_timer_t *t) {
+  wr_conn *c = t->data;
+  if (!c->closing) flush_pending(c);
+}
+
+/* Plain writes made during one loop iteration (typically one per QUIC
+ * packet of a request body) are gathered and written once, from a zero
+ * timer: one write(2) for many small pieces. */
+static int gather_plain(wr_conn *c, const uint8_t *data, size_t len) {
+  wreq *w = c->pend;
+  if (w && w->len + len > 256u * 1024u) {
+    int rv = flush_pending(c);
+    if (rv != WR_OK) {
+      c->queued -= len;
+      return rv;
+    }
+    w = NULL;
+  }
+  if (!w || w->len + len > w->cap) {
+    size_t used = w ? w->len : 0, cap = used + len < 16384 ? 16384 : used + len;
+    if (w && cap < 2 * w->cap) cap = 2 * w->cap;
+    wreq *nw = wr_xrealloc(w, sizeof(*nw) + cap);
+    if (!w) nw->len = nw->plain = 0;
+    nw->cap = cap;
+    w = c->pend = nw;
+  }
+  memcpy(w->data + w->len, data, len);
+  w->len += len;
+  w->plain += len;
+  if (!uv_is_active((uv_handle_t *)&c->wflush)) uv_timer_start(&c->wflush, on_wflush, 0, 0);
+  return WR_OK;
+}
+
 /* Queues plaintext on an open conn; c->queued already counts it. */
 static int send_plain(wr_conn *c, const uint8_t *data, size_t len) {
-  if (!c->tls) return send_copy(c, data, len, len);
+  if (!c->tls) return gather_plain(c, data, len);
   int rv = wr_tls_write(c->tls, data, len);
   if (rv != WR_OK) {
     c->queued -= len;
@@ -254,6 +313,7 @@ static int send_plain(wr_conn *c, const uint8_t *data, size_t len) {
 static void on_shutdown(uv_shutdown_t *req, int status) {}
 
 static void do_shutdown(wr_conn *c) {
+  flush_pending(c); /* before the FIN */
   if (c->tls && wr_tls_bye(c->tls) == WR_OK) flush_tls(c, 0);
   /* libuv shuts down after the queued writes. */
   if (c->sk && uv_shutdown(&c->sreq, &c->sk->s, on_shutdown) != 0) c->wfailed = 1;
