@@ -274,7 +274,7 @@ int wr__api_parse_time(const char *s, int64_t *out) {
 
 /* Splits the path after the prefix into decoded segments and the query
  * into parameters. Returns 0, or -1 after answering 400/404. */
-static int parse_target(wr__api_ctx *c, const char *rest) {
+int wr__api_parse_target(wr__api_ctx *c, const char *rest) {
   const char *p = rest;
   while (*p == '/') p++;
   while (*p) {
@@ -426,7 +426,7 @@ static void route(wr__api_ctx *c) {
   }
 }
 
-static void ctx_free(wr__api_ctx *c) {
+void wr__api_ctx_free(wr__api_ctx *c) {
   for (size_t i = 0; i < c->nsegs; i++) free(c->segs[i]);
   for (size_t i = 0; i < c->nparams; i++) {
     free(c->params[i].name);
@@ -445,9 +445,9 @@ int wr_api_handle(wr_api *a, wr_httpd_req *req) {
   c.api = a;
   c.req = req;
   c.method = req->method;
-  if (parse_target(&c, req->path + plen) == 0 && authenticate(&c) == 0) route(&c);
+  if (wr__api_parse_target(&c, req->path + plen) == 0 && authenticate(&c) == 0) route(&c);
   if (c.req) wr__api_err(&c, 500, WR_API_CODE_INTERNAL, "internal error: the request was not answered");
-  ctx_free(&c);
+  wr__api_ctx_free(&c);
   return 1;
 }
 

@@ -110,6 +110,13 @@ const char *wr__api_json_str(wr__api_ctx *c, json_t *obj, const char *key, int *
  * escape or a NUL byte. */
 int wr__api_unescape(char *in);
 
+/* Splits the path |rest| (after /client/v4) into c->segs and c->req->query
+ * into c->params, each percent-decoded. Returns 0, or -1 after answering
+ * 400 (bad escape, too many parameters) or 404 (too many segments). */
+int wr__api_parse_target(wr__api_ctx *c, const char *rest);
+/* Frees what parsing and the handlers put in |c| (not |c| itself). */
+void wr__api_ctx_free(wr__api_ctx *c);
+
 /* ---- formatting ---- */
 
 /* RFC 3339 UTC ("2024-01-01T00:00:00Z") of Unix seconds; null for 0. */

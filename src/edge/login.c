@@ -1,5 +1,6 @@
 /* The login pages and the transfer endpoint; see login.h for the flow. */
 #include "edge/login.h"
+#include "edge/login_int.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -18,9 +19,9 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 
-#define COOKIE_NAME "warren_login"
+#define COOKIE_NAME WR__LOGIN_COOKIE_NAME
 #define SID_BYTES 32
-#define SID_LEN 43 /* base64url of 32 bytes, unpadded */
+#define SID_LEN WR__LOGIN_SID_LEN
 #define CALLBACK_MAX 1024
 #define FORM_MAX (16u * 1024) /* larger POST bodies get 413 */
 /* Pages are bounded by construction (escaped fields of bounded length, at
@@ -172,7 +173,7 @@ static int hexval(char c) {
 /* Percent-decodes |len| bytes into |out| (NUL-terminated); with |plus|, '+'
  * is a space (form encoding). Returns the decoded length, or -1 for a bad
  * escape or when it does not fit in |outsz| - 1 bytes. */
-static int pct_decode(const char *in, size_t len, int plus, char *out, size_t outsz) {
+int wr__login_pct_decode(const char *in, size_t len, int plus, char *out, size_t outsz) {
   size_t o = 0;
   for (size_t i = 0; i < len; i++) {
     char c = in[i];
@@ -197,7 +198,7 @@ static int pct_decode(const char *in, size_t len, int plus, char *out, size_t ou
 /* Finds |name| in application/x-www-form-urlencoded |data| (also a query
  * string) and decodes the first value. Returns its length, -1 if absent, -2
  * if malformed or too long for |out|. */
-static int form_get(const char *data, size_t len, const char *name, char *out, size_t outsz) {
+int wr__login_form_get(const char *data, size_t len, const char *name, char *out, size_t outsz) {
   size_t nlen = strlen(name), i = 0;
   if (!data) data = "", len = 0;
   while (i <= len) {
@@ -207,7 +208,7 @@ static int form_get(const char *data, size_t len, const char *name, char *out, s
     size_t klen = eq ? (size_t)(eq - (data + i)) : end - i;
     if (klen == nlen && memcmp(data + i, name, nlen) == 0) {
       const char *v = eq ? eq + 1 : data + end;
-      int n = pct_decode(v, (size_t)(data + end - v), 1, out, outsz);
+      int n = wr__login_pct_decode(v, (size_t)(data + end - v), 1, out, outsz);
       return n < 0 ? -2 : n;
     }
     i = end + 1;
@@ -271,7 +272,7 @@ static const char *peer_ip(const wr_httpd_req *req, char *buf, size_t size) {
 /* The key at the end of a callback URL: after the last '/', without any
  * query or fragment, percent-decoded (cloudflared's '=' arrives as-is, a
  * browser may send %3D). Returns WR_OK or WR_ERR_INVAL. */
-static int callback_key(const char *cb, char key[WR_LOGIN_KEY_MAX + 1]) {
+int wr__login_callback_key(const char *cb, char key[WR_LOGIN_KEY_MAX + 1]) {
   size_t len = strcspn(cb, "?#");
   const char *slash = NULL;
   for (size_t i = 0; i < len; i++) {
@@ -280,7 +281,7 @@ static int callback_key(const char *cb, char key[WR_LOGIN_KEY_MAX + 1]) {
     if (c == '/') slash = cb + i;
   }
   if (!slash) return WR_ERR_INVAL;
-  int n = pct_decode(slash + 1, (size_t)(cb + len - slash - 1), 0, key, WR_LOGIN_KEY_MAX + 1);
+  int n = wr__login_pct_decode(slash + 1, (size_t)(cb + len - slash - 1), 0, key, WR_LOGIN_KEY_MAX + 1);
   if (n < 0 || !wr_login_key_valid(key, (size_t)n)) return WR_ERR_INVAL;
   return WR_OK;
 }
@@ -335,24 +336,34 @@ static void session_job_done(wr_login *l, const char *sid) {
   if (s) s->busy = 0;
 }
 
-static session *session_from_cookie(wr_login *l, const wr_httpd_req *req) {
+int wr__login_cookie_next(const char **pp, const char *end, char id[WR__LOGIN_SID_LEN + 1]) {
   static const char name[] = COOKIE_NAME "=";
+  const char *p = *pp;
+  while (p < end) {
+    while (p < end && (*p == ' ' || *p == ';')) p++;
+    const char *e = p;
+    while (e < end && *e != ';') e++;
+    if ((size_t)(e - p) == sizeof(name) - 1 + SID_LEN && memcmp(p, name, sizeof(name) - 1) == 0) {
+      memcpy(id, p + sizeof(name) - 1, SID_LEN);
+      id[SID_LEN] = '\0';
+      *pp = e;
+      return 1;
+    }
+    p = e;
+  }
+  *pp = p;
+  return 0;
+}
+
+static session *session_from_cookie(wr_login *l, const wr_httpd_req *req) {
   for (size_t i = 0; i < req->nheaders; i++) {
     const wr_http_header *h = &req->headers[i];
     if (h->name_len != 6 || strncasecmp(h->name, "cookie", 6) != 0) continue;
     const char *p = h->value, *end = h->value + h->value_len;
-    while (p < end) {
-      while (p < end && (*p == ' ' || *p == ';')) p++;
-      const char *e = p;
-      while (e < end && *e != ';') e++;
-      if ((size_t)(e - p) == sizeof(name) - 1 + SID_LEN && memcmp(p, name, sizeof(name) - 1) == 0) {
-        char id[SID_LEN + 1];
-        memcpy(id, p + sizeof(name) - 1, SID_LEN);
-        id[SID_LEN] = '\0';
-        session *s = session_find_id(l, id);
-        if (s) return s;
-      }
-      p = e;
+    char id[SID_LEN + 1];
+    while (wr__login_cookie_next(&p, end, id)) {
+      session *s = session_find_id(l, id);
+      if (s) return s;
     }
   }
   return NULL;
@@ -709,13 +720,13 @@ static void send_zone_picker(wr_login *l, wr_httpd_req *req, reply *r, session *
  * |callback| and |key| ("" for none), or -1 after answering 400. */
 static int read_callback(wr_login *l, wr_httpd_req *req, const char *data, size_t len,
                          char callback[CALLBACK_MAX + 1], char key[WR_LOGIN_KEY_MAX + 1]) {
-  int n = form_get(data, len, "callback", callback, CALLBACK_MAX + 1);
+  int n = wr__login_form_get(data, len, "callback", callback, CALLBACK_MAX + 1);
   key[0] = '\0';
   if (n == -1 || n == 0) {
     callback[0] = '\0';
     return 0;
   }
-  if (n < 0 || callback_key(callback, key) != WR_OK) {
+  if (n < 0 || wr__login_callback_key(callback, key) != WR_OK) {
     callback[0] = '\0';
     simple_page(l, req, 400, "Bad login link",
                 "This login link is malformed. Run the login command again and open the link it "
@@ -755,7 +766,7 @@ static void page_main(wr_login *l, wr_httpd_req *req) {
   reply r = {.status = 200};
   int n;
   if (read_callback(l, req, req->query, strlen(req->query), callback, key) != 0) return;
-  n = form_get(req->query, strlen(req->query), "aud", aud, sizeof(aud));
+  n = wr__login_form_get(req->query, strlen(req->query), "aud", aud, sizeof(aud));
   if (n > 0 || n == -2) {
     simple_page(l, req, 400, "Not supported",
                 "This edge serves tunnel login only; Access application logins (aud=...) are not "
@@ -793,12 +804,12 @@ static session *post_session(wr_login *l, wr_httpd_req *req, const char *callbac
     }
     set_cookie(l, &r, s->id);
     char key[WR_LOGIN_KEY_MAX + 1] = "";
-    if (callback[0] && callback_key(callback, key) != WR_OK) key[0] = '\0';
+    if (callback[0] && wr__login_callback_key(callback, key) != WR_OK) key[0] = '\0';
     send_signin_form(l, req, &r, s, key[0] ? callback : "", key, NULL,
                      "Your sign-in session expired (or cookies are blocked). Please sign in again.");
     return NULL;
   }
-  int n = form_get((const char *)req->body, req->body_len, "csrf", csrf, sizeof(csrf));
+  int n = wr__login_form_get((const char *)req->body, req->body_len, "csrf", csrf, sizeof(csrf));
   if (n != SID_LEN || !ct_equal(csrf, s->csrf, SID_LEN)) {
     char ip[64];
     wr_warn("login: a form without the right CSRF token from %s was refused", peer_ip(req, ip, sizeof(ip)));
@@ -855,7 +866,7 @@ static void signin_done(wr_login *l, job *j) {
   reply r = {.status = 403};
   char key[WR_LOGIN_KEY_MAX + 1] = "";
   session *s = session_find_id(l, j->sid);
-  if (j->callback[0] && callback_key(j->callback, key) != WR_OK) key[0] = '\0';
+  if (j->callback[0] && wr__login_callback_key(j->callback, key) != WR_OK) key[0] = '\0';
   if (!s) {
     simple_page(l, j->req, 403, "Session expired", "Your sign-in session expired; please start again.", 1);
     return;
@@ -902,7 +913,7 @@ static void issue_done(wr_login *l, job *j) {
   char *pem = NULL;
   session *s = session_find_id(l, j->sid);
   reply r = {.status = 303};
-  if (j->callback[0] && callback_key(j->callback, key) != WR_OK) key[0] = '\0';
+  if (j->callback[0] && wr__login_callback_key(j->callback, key) != WR_OK) key[0] = '\0';
   if (!s || !s->signed_in) {
     simple_page(l, j->req, 403, "Session expired", "Your sign-in session expired; please start again.", 1);
     return;
@@ -1006,7 +1017,7 @@ static void page_signin(wr_login *l, wr_httpd_req *req) {
     redirect(req, &r, loc);
     return;
   }
-  n = form_get(body, req->body_len, "email", email, sizeof(email));
+  n = wr__login_form_get(body, req->body_len, "email", email, sizeof(email));
   reply r = {.status = 403};
   if (n <= 0 || n > WR_STORE_EMAIL_MAX) {
     send_signin_form(l, req, &r, s, callback, key, NULL, "Enter your email address and password.");
@@ -1028,7 +1039,7 @@ static void page_signin(wr_login *l, wr_httpd_req *req) {
   snprintf(j->callback, sizeof(j->callback), "%s", callback);
   memcpy(j->email, e, strnlen(e, WR_STORE_EMAIL_MAX)); /* n <= WR_STORE_EMAIL_MAX; zeroed */
   j->password = wr_xmalloc(WR_PASSWORD_MAX_LEN + 2);
-  n = form_get(body, req->body_len, "password", j->password, WR_PASSWORD_MAX_LEN + 2);
+  n = wr__login_form_get(body, req->body_len, "password", j->password, WR_PASSWORD_MAX_LEN + 2);
   if (n <= 0) {
     job_free(j);
     send_signin_form(l, req, &r, s, callback, key, e, "Enter your email address and password.");
@@ -1075,7 +1086,7 @@ static void page_authorize(wr_login *l, wr_httpd_req *req) {
     simple_page(l, req, 403, "Signed out", "Your user no longer exists or cannot sign in; you were signed out.", 1);
     return;
   }
-  int n = form_get(body, req->body_len, "zone", zone_id, sizeof(zone_id));
+  int n = wr__login_form_get(body, req->body_len, "zone", zone_id, sizeof(zone_id));
   if (n != WR_STORE_ID_LEN || wr_store_zone_get(l->store, zone_id, &z) != WR_OK ||
       strcmp(z.account_id, s->user.account_id) != 0) {
     send_zone_picker(l, req, &r, s, callback, key, "Choose one of the zones below.");
@@ -1167,7 +1178,7 @@ static void page_signout(wr_login *l, wr_httpd_req *req) {
 /* GET /argotunnel/transfer/KEY and GET /KEY */
 static void page_poll(wr_login *l, wr_httpd_req *req, const char *enc_key) {
   char key[WR_LOGIN_KEY_MAX + 1];
-  int n = pct_decode(enc_key, strlen(enc_key), 0, key, sizeof(key));
+  int n = wr__login_pct_decode(enc_key, strlen(enc_key), 0, key, sizeof(key));
   delivery *d;
   waiter *w;
   if (n < 0 || !wr_login_key_valid(key, (size_t)n)) {
@@ -1205,10 +1216,10 @@ static void page_poll(wr_login *l, wr_httpd_req *req, const char *enc_key) {
 }
 
 /* The key of a root-level poll (/KEY), cloudflared's shape exactly. */
-static int root_key(const char *path) {
+int wr__login_root_key(const char *path) {
   char key[WR_LOGIN_KEY_MAX + 1];
   if (path[0] != '/') return 0;
-  int n = pct_decode(path + 1, strlen(path + 1), 0, key, sizeof(key));
+  int n = wr__login_pct_decode(path + 1, strlen(path + 1), 0, key, sizeof(key));
   if (n != CLOUDFLARED_KEY_LEN || key[CLOUDFLARED_KEY_LEN - 1] != '=') return 0;
   for (int i = 0; i < CLOUDFLARED_KEY_LEN - 1; i++)
     if (!key_char(key[i]) || key[i] == '=') return 0;
@@ -1228,7 +1239,7 @@ int wr_login_handle(wr_login *l, wr_httpd_req *req) {
   int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
   int post = strcmp(req->method, "POST") == 0;
   if (!l || l->closing) return 0;
-  if (strncmp(p, WR_LOGIN_TRANSFER_PREFIX, strlen(WR_LOGIN_TRANSFER_PREFIX)) == 0 || root_key(p)) {
+  if (strncmp(p, WR_LOGIN_TRANSFER_PREFIX, strlen(WR_LOGIN_TRANSFER_PREFIX)) == 0 || wr__login_root_key(p)) {
     /* HEAD must not consume the certificate: GET only. */
     if (strcmp(req->method, "GET") != 0) method_not_allowed(req, "GET");
     else page_poll(l, req, p[1] == 'a' ? p + strlen(WR_LOGIN_TRANSFER_PREFIX) : p + 1);
