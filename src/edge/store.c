@@ -432,38 +432,8 @@ int wr_store_audit_append(wr_store *s, const char *actor, const char *account_id
 
 int wr_store_audit_list(wr_store *s, const char *account_id, size_t limit, wr_audit **out,
                         size_t *n) {
-  sqlite3_stmt *st = NULL;
-  wr_audit *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
-  *out = NULL;
-  *n = 0;
-  rv = prepf(s, &st,
-             "SELECT id, at, ifnull(account_id, ''), actor, action, target_type, target_id, detail"
-             " FROM audit_log WHERE (?1 IS NULL OR account_id = ?1) ORDER BY id DESC LIMIT ?2",
-             "si", account_id, limit ? (int64_t)limit : (int64_t)-1);
-  if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    wr_audit *a = PUSH(rows, cnt, cap);
-    a->id = sqlite3_column_int64(st, 0);
-    a->at = sqlite3_column_int64(st, 1);
-    col_copy(st, 2, a->account_id, sizeof(a->account_id));
-    col_copy(st, 3, a->actor, sizeof(a->actor));
-    col_copy(st, 4, a->action, sizeof(a->action));
-    col_copy(st, 5, a->target_type, sizeof(a->target_type));
-    col_copy(st, 6, a->target_id, sizeof(a->target_id));
-    a->detail = wr_xstrdup((const char *)sqlite3_column_text(st, 7));
-  }
-  if (rc != SQLITE_DONE) {
-    rv = dberr(s, "read audit log");
-    wr_store_audit_free(rows, cnt);
-    goto out;
-  }
-  *out = rows;
-  *n = cnt;
-out:
-  sqlite3_finalize(st);
-  return rv;
+  wr_audit_filter f = {.account_id = account_id, .limit = limit};
+  return wr_store_audit_query(s, &f, out, n, NULL);
 }
 
 void wr_store_audit_free(wr_audit *rows, size_t n) {

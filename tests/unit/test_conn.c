@@ -12,62 +12,28 @@
 
 #include <uv.h>
 
-#include "edge/pki.h"
 #include "lib/err.h"
-#include "lib/file.h"
 #include "net/conn.h"
 #include "net/tls.h"
 
-static char dir[64], ca_path[128], other_ca_path[128], cert_path[128], key_path[128],
-    sock_path[128];
-
-static void write_file(const char *path, const char *text) {
-  assert_int_equal(wr_file_write(path, text, strlen(text), 0600, 0), WR_OK);
-}
+static unit_pki pki;
+static char sock_path[128];
 
 static int group_setup(void **state) {
   static const char *const dns[] = {"localhost"};
-  static const char *const ips[] = {"127.0.0.1"};
-  wr_pem_pair ca, other, leaf;
-  wr_pki_req careq = {.common_name = "Warren Test CA", .days = 30, .is_ca = 1};
-  wr_pki_req leafreq = {.common_name = "localhost", .dns = dns, .n_dns = 1, .ips = ips,
-                        .n_ips = 1, .days = 30};
-  char err[256];
   (void)state;
   /* libuv writes with write(2): a peer gone away must be an error, not a
    * signal. The programs do the same. */
   signal(SIGPIPE, SIG_IGN);
-  snprintf(dir, sizeof(dir), "/tmp/wr-conn-XXXXXX");
-  if (!mkdtemp(dir)) return -1;
-  snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
-  snprintf(other_ca_path, sizeof(other_ca_path), "%s/other-ca.pem", dir);
-  snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", dir);
-  snprintf(key_path, sizeof(key_path), "%s/key.pem", dir);
-  snprintf(sock_path, sizeof(sock_path), "%s/echo.sock", dir);
-  if (wr_pki_issue(NULL, &careq, &ca, err, sizeof(err)) != WR_OK ||
-      wr_pki_issue(NULL, &careq, &other, err, sizeof(err)) != WR_OK ||
-      wr_pki_issue(&ca, &leafreq, &leaf, err, sizeof(err)) != WR_OK) {
-    fprintf(stderr, "pki: %s\n", err);
-    return -1;
-  }
-  write_file(ca_path, ca.cert);
-  write_file(other_ca_path, other.cert);
-  write_file(cert_path, leaf.cert);
-  write_file(key_path, leaf.key);
-  wr_pem_pair_free(&ca);
-  wr_pem_pair_free(&other);
-  wr_pem_pair_free(&leaf);
+  if (unit_pki_make(&pki, "wr-conn", "localhost", dns, sizeof(dns) / sizeof(dns[0])) != 0) return -1;
+  snprintf(sock_path, sizeof(sock_path), "%s/echo.sock", pki.dir);
   return 0;
 }
 
 static int group_teardown(void **state) {
   (void)state;
-  unlink(ca_path);
-  unlink(other_ca_path);
-  unlink(cert_path);
-  unlink(key_path);
   unlink(sock_path);
-  rmdir(dir);
+  unit_pki_remove(&pki);
   return 0;
 }
 
@@ -211,7 +177,7 @@ static void unix_listen(uv_loop_t *loop, server *srv) {
 }
 
 static wr_tls_creds *server_creds(void) {
-  wr_tls_server_config cfg = {cert_path, key_path};
+  wr_tls_server_config cfg = {pki.cert, pki.key};
   wr_tls_creds *c;
   char err[256];
   assert_int_equal(wr_tls_creds_server(&cfg, &c, err, sizeof(err)), WR_OK);
@@ -348,7 +314,7 @@ static void test_unix_echo(void **state) {
 static void test_tls_echo(void **state) {
   uv_loop_t loop;
   server srv = {0};
-  wr_tls_creds *cc = client_creds(ca_path);
+  wr_tls_creds *cc = client_creds(pki.ca);
   (void)state;
   uv_loop_init(&loop);
   srv.tmpl.echo = 1;
@@ -384,7 +350,7 @@ static void test_tls_unknown_authority(void **state) {
   uv_loop_t loop;
   server srv = {0};
   side cl = {0};
-  wr_tls_creds *cc = client_creds(other_ca_path);
+  wr_tls_creds *cc = client_creds(pki.other_ca);
   (void)state;
   uv_loop_init(&loop);
   srv.tls = server_creds();
@@ -444,7 +410,7 @@ static void test_dial_errors(void **state) {
   assert_non_null(strstr(cl.msg, ": connect: connection refused"));
 
   char path[200];
-  snprintf(path, sizeof(path), "%s/nope.sock", dir);
+  snprintf(path, sizeof(path), "%s/nope.sock", pki.dir);
   wr_conn_target tu = {.unix_path = path};
   dial_fail(&loop, &tu, &cl);
   snprintf(want, sizeof(want), "dial unix %s: connect: no such file or directory", path);
@@ -482,7 +448,7 @@ static void test_connect_timeout(void **state) {
   uv_loop_t loop;
   server srv = {0};
   side cl = {0};
-  wr_tls_creds *cc = client_creds(ca_path);
+  wr_tls_creds *cc = client_creds(pki.ca);
   char want[128];
   (void)state;
   uv_loop_init(&loop);
@@ -510,7 +476,7 @@ static void backpressure(int use_tls) {
   uv_loop_t loop;
   server srv = {0};
   side cl = {0};
-  wr_tls_creds *cc = use_tls ? client_creds(ca_path) : NULL;
+  wr_tls_creds *cc = use_tls ? client_creds(pki.ca) : NULL;
   uint8_t *chunk = malloc(65536);
   uv_loop_init(&loop);
   /* The peer takes one read (TLS: leaving ciphertext buffered in its
@@ -574,7 +540,7 @@ static void close_in_read(int use_tls) {
   uv_loop_t loop;
   server srv = {0};
   side cl = {0};
-  wr_tls_creds *cc = use_tls ? client_creds(ca_path) : NULL;
+  wr_tls_creds *cc = use_tls ? client_creds(pki.ca) : NULL;
   uv_loop_init(&loop);
   srv.tmpl.greet = 1; /* three messages; TLS: three records in one flight */
   srv.tls = use_tls ? server_creds() : NULL;

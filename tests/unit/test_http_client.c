@@ -21,57 +21,22 @@
 
 #include <uv.h>
 
-#include "edge/pki.h"
 #include "lib/err.h"
-#include "lib/file.h"
 #include "net/conn.h"
 #include "net/http_client.h"
 
-static char dir[64], ca_path[128], other_ca_path[128], cert_path[128], key_path[128];
-
-static void write_file(const char *path, const char *text) {
-  assert_int_equal(wr_file_write(path, text, strlen(text), 0600, 0), WR_OK);
-}
+static unit_pki pki;
 
 static int group_setup(void **state) {
   static const char *const dns[] = {"localhost"};
-  static const char *const ips[] = {"127.0.0.1"};
-  wr_pem_pair ca, other, leaf;
-  wr_pki_req careq = {.common_name = "Warren Test CA", .days = 30, .is_ca = 1};
-  wr_pki_req leafreq = {.common_name = "localhost", .dns = dns, .n_dns = 1, .ips = ips,
-                        .n_ips = 1, .days = 30};
-  char err[256];
   (void)state;
   signal(SIGPIPE, SIG_IGN);
-  snprintf(dir, sizeof(dir), "/tmp/wr-httpc-XXXXXX");
-  if (!mkdtemp(dir)) return -1;
-  snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
-  snprintf(other_ca_path, sizeof(other_ca_path), "%s/other-ca.pem", dir);
-  snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", dir);
-  snprintf(key_path, sizeof(key_path), "%s/key.pem", dir);
-  if (wr_pki_issue(NULL, &careq, &ca, err, sizeof(err)) != WR_OK ||
-      wr_pki_issue(NULL, &careq, &other, err, sizeof(err)) != WR_OK ||
-      wr_pki_issue(&ca, &leafreq, &leaf, err, sizeof(err)) != WR_OK) {
-    fprintf(stderr, "pki: %s\n", err);
-    return -1;
-  }
-  write_file(ca_path, ca.cert);
-  write_file(other_ca_path, other.cert);
-  write_file(cert_path, leaf.cert);
-  write_file(key_path, leaf.key);
-  wr_pem_pair_free(&ca);
-  wr_pem_pair_free(&other);
-  wr_pem_pair_free(&leaf);
-  return 0;
+  return unit_pki_make(&pki, "wr-httpc", "localhost", dns, sizeof(dns) / sizeof(dns[0]));
 }
 
 static int group_teardown(void **state) {
   (void)state;
-  unlink(ca_path);
-  unlink(other_ca_path);
-  unlink(cert_path);
-  unlink(key_path);
-  rmdir(dir);
+  unit_pki_remove(&pki);
   return 0;
 }
 
@@ -501,7 +466,7 @@ static void tls_server_start(tls_server *ts) {
   struct sockaddr_in a;
   int len = sizeof(a);
   memset(ts, 0, sizeof(*ts));
-  wr_tls_server_config sc = {.cert_file = cert_path, .key_file = key_path};
+  wr_tls_server_config sc = {.cert_file = pki.cert, .key_file = pki.key};
   assert_int_equal(wr_tls_creds_server(&sc, &ts->creds, err, sizeof(err)), WR_OK);
   uv_loop_init(&ts->loop);
   uv_tcp_init(&ts->loop, &ts->listener);
@@ -533,7 +498,7 @@ static void test_https(void **state) {
   snprintf(url, sizeof(url), "https://127.0.0.1:%u/secret", ts.port);
 
   /* Trusted through ca_file; the IP literal matches the certificate's IP SAN. */
-  wr_http_request req = {.method = "GET", .url = url, .ca_file = ca_path, .timeout_ms = 5000};
+  wr_http_request req = {.method = "GET", .url = url, .ca_file = pki.ca, .timeout_ms = 5000};
   assert_int_equal(wr_http_do(&req, &r, err, sizeof(err)), WR_OK);
   assert_int_equal(r.status, 200);
   assert_string_equal((char *)r.body, "secure");
@@ -543,7 +508,7 @@ static void test_https(void **state) {
   /* The wrong CA, and the system store (which does not know the test CA). */
   ts.answered = 0;
   ts.rxlen = 0;
-  req.ca_file = other_ca_path;
+  req.ca_file = pki.other_ca;
   assert_int_equal(wr_http_do(&req, &r, err, sizeof(err)), WR_ERR_CRYPTO);
   assert_non_null(strstr(err, "unknown authority"));
   wr_http_response_free(&r);
@@ -553,7 +518,7 @@ static void test_https(void **state) {
   wr_http_response_free(&r);
 
   /* SSL_CERT_FILE replaces the system store, as in Go. */
-  setenv("SSL_CERT_FILE", ca_path, 1);
+  setenv("SSL_CERT_FILE", pki.ca, 1);
   assert_int_equal(wr_http_do(&req, &r, err, sizeof(err)), WR_OK);
   assert_string_equal((char *)r.body, "secure");
   wr_http_response_free(&r);
@@ -561,7 +526,7 @@ static void test_https(void **state) {
 
   /* A name the certificate does not carry. */
   snprintf(url, sizeof(url), "https://127.0.0.2:%u/secret", ts.port);
-  req.ca_file = ca_path;
+  req.ca_file = pki.ca;
   int rv = wr_http_do(&req, &r, err, sizeof(err));
   assert_true(rv == WR_ERR_CRYPTO || rv == WR_ERR_IO); /* 127.0.0.2 may not reach the listener */
   wr_http_response_free(&r);

@@ -9,55 +9,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "edge/pki.h"
 #include "lib/err.h"
-#include "lib/file.h"
 #include "net/tls.h"
 
-static char dir[64], ca_path[128], other_ca_path[128], cert_path[128], key_path[128];
-
-static void write_file(const char *path, const char *text) {
-  assert_int_equal(wr_file_write(path, text, strlen(text), 0600, 0), WR_OK);
-}
+static unit_pki pki;
 
 static int group_setup(void **state) {
   static const char *const dns[] = {"localhost", "example.test"};
-  static const char *const ips[] = {"127.0.0.1"};
-  wr_pem_pair ca, other, leaf;
-  wr_pki_req careq = {.common_name = "Warren Test CA", .days = 30, .is_ca = 1};
-  wr_pki_req leafreq = {.common_name = "example.test", .dns = dns, .n_dns = 2, .ips = ips,
-                        .n_ips = 1, .days = 30};
-  char err[256];
   (void)state;
-  snprintf(dir, sizeof(dir), "/tmp/wr-tls-XXXXXX");
-  if (!mkdtemp(dir)) return -1;
-  snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
-  snprintf(other_ca_path, sizeof(other_ca_path), "%s/other-ca.pem", dir);
-  snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", dir);
-  snprintf(key_path, sizeof(key_path), "%s/key.pem", dir);
-  if (wr_pki_issue(NULL, &careq, &ca, err, sizeof(err)) != WR_OK ||
-      wr_pki_issue(NULL, &careq, &other, err, sizeof(err)) != WR_OK ||
-      wr_pki_issue(&ca, &leafreq, &leaf, err, sizeof(err)) != WR_OK) {
-    fprintf(stderr, "pki: %s\n", err);
-    return -1;
-  }
-  write_file(ca_path, ca.cert);
-  write_file(other_ca_path, other.cert);
-  write_file(cert_path, leaf.cert);
-  write_file(key_path, leaf.key);
-  wr_pem_pair_free(&ca);
-  wr_pem_pair_free(&other);
-  wr_pem_pair_free(&leaf);
-  return 0;
+  return unit_pki_make(&pki, "wr-tls", "example.test", dns, sizeof(dns) / sizeof(dns[0]));
 }
 
 static int group_teardown(void **state) {
   (void)state;
-  unlink(ca_path);
-  unlink(other_ca_path);
-  unlink(cert_path);
-  unlink(key_path);
-  rmdir(dir);
+  unit_pki_remove(&pki);
   return 0;
 }
 
@@ -78,7 +43,7 @@ static wr_tls_creds *client_creds(const char *ca, int no_verify) {
 }
 
 static wr_tls_creds *server_creds(void) {
-  wr_tls_server_config cfg = {cert_path, key_path};
+  wr_tls_server_config cfg = {pki.cert, pki.key};
   wr_tls_creds *c = NULL;
   char err[256] = "";
   assert_int_equal(wr_tls_creds_server(&cfg, &c, err, sizeof(err)), WR_OK);
@@ -148,7 +113,7 @@ static int drain(wr_tls *t, uint8_t *buf, size_t cap, size_t *len, int *eof) {
 static void test_handshake_private_ca(void **state) {
   pair pp;
   (void)state;
-  pair_open(&pp, ca_path, 0, "example.test", NULL);
+  pair_open(&pp, pki.ca, 0, "example.test", NULL);
   pair_handshake(&pp);
   assert_int_equal(pp.crv, WR_OK);
   assert_int_equal(pp.srv_rv, WR_OK);
@@ -156,14 +121,14 @@ static void test_handshake_private_ca(void **state) {
   pair_close(&pp);
 
   /* An IP literal as the name: no SNI, matched against the IP SANs. */
-  pair_open(&pp, ca_path, 0, "127.0.0.1", NULL);
+  pair_open(&pp, pki.ca, 0, "127.0.0.1", NULL);
   pair_handshake(&pp);
   assert_int_equal(pp.crv, WR_OK);
   assert_int_equal(pp.srv_rv, WR_OK);
   pair_close(&pp);
 
   /* verify_name overrides the SNI name for the check. */
-  pair_open(&pp, ca_path, 0, "unrelated.test", "localhost");
+  pair_open(&pp, pki.ca, 0, "unrelated.test", "localhost");
   pair_handshake(&pp);
   assert_int_equal(pp.crv, WR_OK);
   pair_close(&pp);
@@ -174,7 +139,7 @@ static int contains(const uint8_t *p, size_t n, const char *s) {
 }
 
 static void test_sni_only_for_dns_names(void **state) {
-  wr_tls_creds *cc = client_creds(ca_path, 0);
+  wr_tls_creds *cc = client_creds(pki.ca, 0);
   wr_tls *t;
   const uint8_t *p;
   size_t n;
@@ -198,7 +163,7 @@ static void test_sni_only_for_dns_names(void **state) {
 static void test_unknown_authority(void **state) {
   pair pp;
   (void)state;
-  pair_open(&pp, other_ca_path, 0, "example.test", NULL);
+  pair_open(&pp, pki.other_ca, 0, "example.test", NULL);
   pair_handshake(&pp);
   assert_int_equal(pp.crv, WR_ERR_CRYPTO);
   assert_string_equal(wr_tls_errmsg(pp.cli),
@@ -213,7 +178,7 @@ static void test_unknown_authority(void **state) {
 static void test_wrong_name(void **state) {
   pair pp;
   (void)state;
-  pair_open(&pp, ca_path, 0, "other.test", NULL);
+  pair_open(&pp, pki.ca, 0, "other.test", NULL);
   pair_handshake(&pp);
   assert_int_equal(pp.crv, WR_ERR_CRYPTO);
   assert_string_equal(wr_tls_errmsg(pp.cli),
@@ -221,7 +186,7 @@ static void test_wrong_name(void **state) {
                       "localhost, example.test, not other.test");
   pair_close(&pp);
 
-  pair_open(&pp, ca_path, 0, "127.0.0.2", NULL);
+  pair_open(&pp, pki.ca, 0, "127.0.0.2", NULL);
   pair_handshake(&pp);
   assert_int_equal(pp.crv, WR_ERR_CRYPTO);
   assert_string_equal(wr_tls_errmsg(pp.cli),
@@ -234,7 +199,7 @@ static void test_no_verify(void **state) {
   pair pp;
   (void)state;
   /* Wrong CA and wrong name, yet accepted. */
-  pair_open(&pp, other_ca_path, 1, "other.test", NULL);
+  pair_open(&pp, pki.other_ca, 1, "other.test", NULL);
   pair_handshake(&pp);
   assert_int_equal(pp.crv, WR_OK);
   assert_int_equal(pp.srv_rv, WR_OK);
@@ -273,7 +238,7 @@ static void test_data_both_ways(void **state) {
   size_t n;
   int eof;
   (void)state;
-  pair_open(&pp, ca_path, 0, "localhost", NULL);
+  pair_open(&pp, pki.ca, 0, "localhost", NULL);
   pair_handshake(&pp);
   assert_int_equal(pp.crv, WR_OK);
   assert_int_equal(pp.srv_rv, WR_OK);
@@ -293,7 +258,7 @@ static void test_close_notify_and_truncation(void **state) {
   size_t n;
   int eof;
   (void)state;
-  pair_open(&pp, ca_path, 0, "localhost", NULL);
+  pair_open(&pp, pki.ca, 0, "localhost", NULL);
   pair_handshake(&pp);
   assert_int_equal(pp.crv, WR_OK);
   /* Data then close_notify in one flight: the data first, then eof. */
@@ -319,7 +284,7 @@ static void test_close_notify_and_truncation(void **state) {
   pair_close(&pp);
 
   /* Truncated in the middle of a record. */
-  pair_open(&pp, ca_path, 0, "localhost", NULL);
+  pair_open(&pp, pki.ca, 0, "localhost", NULL);
   pair_handshake(&pp);
   const uint8_t *p;
   assert_int_equal(wr_tls_write(pp.cli, (const uint8_t *)"hello", 5), WR_OK);
@@ -334,7 +299,7 @@ static void test_close_notify_and_truncation(void **state) {
 static void test_eof_during_handshake(void **state) {
   pair pp;
   (void)state;
-  pair_open(&pp, ca_path, 0, "localhost", NULL);
+  pair_open(&pp, pki.ca, 0, "localhost", NULL);
   assert_int_equal(wr_tls_handshake(pp.cli), WR_AGAIN);
   wr_tls_feed_eof(pp.cli);
   assert_int_equal(wr_tls_handshake(pp.cli), WR_ERR_CRYPTO);
@@ -353,7 +318,7 @@ static void test_limits_and_misuse(void **state) {
   size_t n;
   int eof;
   (void)state;
-  pair_open(&pp, ca_path, 0, "localhost", NULL);
+  pair_open(&pp, pki.ca, 0, "localhost", NULL);
   /* Not yet: no handshake. */
   assert_int_equal(wr_tls_write(pp.cli, buf, 1), WR_ERR_INVAL);
   assert_int_equal(wr_tls_read(pp.cli, buf, sizeof(buf), &n, &eof), WR_ERR_INVAL);
@@ -377,16 +342,16 @@ static void test_creds_errors(void **state) {
   char err[256] = "";
   char missing[160];
   (void)state;
-  snprintf(missing, sizeof(missing), "%s/missing.pem", dir);
+  snprintf(missing, sizeof(missing), "%s/missing.pem", pki.dir);
   wr_tls_client_config cc = {missing, 0};
   assert_int_equal(wr_tls_creds_client(&cc, &c, err, sizeof(err)), WR_ERR_CRYPTO);
   assert_non_null(strstr(err, "missing.pem"));
   /* A file without certificates (a key). */
-  cc.ca_file = key_path;
+  cc.ca_file = pki.key;
   assert_int_equal(wr_tls_creds_client(&cc, &c, err, sizeof(err)), WR_ERR_CRYPTO);
   assert_non_null(strstr(err, "no certificates found"));
   /* Key that does not belong to the certificate (the CA cert). */
-  wr_tls_server_config sc = {ca_path, key_path};
+  wr_tls_server_config sc = {pki.ca, pki.key};
   assert_int_equal(wr_tls_creds_server(&sc, &c, err, sizeof(err)), WR_ERR_CRYPTO);
   assert_non_null(strstr(err, "ca.pem"));
   assert_null(c);
@@ -438,11 +403,11 @@ static void to_raw(wr_tls *cli) {
 
 static void raw_server(const char *prio, gnutls_protocol_t want) {
   gnutls_certificate_credentials_t cred;
-  wr_tls_creds *cc = client_creds(ca_path, 0);
+  wr_tls_creds *cc = client_creds(pki.ca, 0);
   wr_tls *cli;
   int crv = WR_AGAIN, srv = GNUTLS_E_AGAIN;
   assert_int_equal(gnutls_certificate_allocate_credentials(&cred), 0);
-  assert_int_equal(gnutls_certificate_set_x509_key_file(cred, cert_path, key_path,
+  assert_int_equal(gnutls_certificate_set_x509_key_file(cred, pki.cert, pki.key,
                                                         GNUTLS_X509_FMT_PEM),
                    0);
   assert_int_equal(gnutls_init(&raw_session, GNUTLS_SERVER | GNUTLS_NONBLOCK), 0);

@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "edge/pki.h"
+#include "lib/err.h"
 #include "lib/file.h"
 
 uint8_t *unit_read_vector(const char *name, size_t *len) {
@@ -68,4 +71,55 @@ void unit_failmem_init(unit_failmem *fm, long fail_at) {
   fm->fail_at = fail_at;
   fm->calls = 0;
   fm->live = 0;
+}
+
+static int pki_write(const char *path, const char *text) {
+  return wr_file_write(path, text, strlen(text), 0600, 0) == WR_OK ? 0 : -1;
+}
+
+int unit_pki_make(unit_pki *p, const char *prefix, const char *cn, const char *const *dns,
+                  size_t ndns) {
+  static const char *const ips[] = {"127.0.0.1"};
+  wr_pem_pair ca, other, leaf;
+  wr_pki_req careq = {.common_name = "Warren Test CA", .days = 30, .is_ca = 1};
+  wr_pki_req leafreq = {.common_name = cn, .dns = dns, .n_dns = ndns, .ips = ips,
+                        .n_ips = 1, .days = 30};
+  char err[256];
+  int rv = 0;
+  snprintf(p->dir, sizeof(p->dir), "/tmp/%s-XXXXXX", prefix);
+  if (!mkdtemp(p->dir)) return -1;
+  snprintf(p->ca, sizeof(p->ca), "%s/ca.pem", p->dir);
+  snprintf(p->other_ca, sizeof(p->other_ca), "%s/other-ca.pem", p->dir);
+  snprintf(p->cert, sizeof(p->cert), "%s/cert.pem", p->dir);
+  snprintf(p->key, sizeof(p->key), "%s/key.pem", p->dir);
+  if (wr_pki_issue(NULL, &careq, &ca, err, sizeof(err)) != WR_OK) goto fail;
+  if (wr_pki_issue(NULL, &careq, &other, err, sizeof(err)) != WR_OK) {
+    wr_pem_pair_free(&ca);
+    goto fail;
+  }
+  if (wr_pki_issue(&ca, &leafreq, &leaf, err, sizeof(err)) != WR_OK) {
+    wr_pem_pair_free(&ca);
+    wr_pem_pair_free(&other);
+    goto fail;
+  }
+  rv |= pki_write(p->ca, ca.cert);
+  rv |= pki_write(p->other_ca, other.cert);
+  rv |= pki_write(p->cert, leaf.cert);
+  rv |= pki_write(p->key, leaf.key);
+  wr_pem_pair_free(&ca);
+  wr_pem_pair_free(&other);
+  wr_pem_pair_free(&leaf);
+  if (rv) fprintf(stderr, "pki: cannot write files in %s\n", p->dir);
+  return rv;
+fail:
+  fprintf(stderr, "pki: %s\n", err);
+  return -1;
+}
+
+void unit_pki_remove(unit_pki *p) {
+  unlink(p->ca);
+  unlink(p->other_ca);
+  unlink(p->cert);
+  unlink(p->key);
+  rmdir(p->dir);
 }

@@ -26,4 +26,17 @@ typedef struct unit_failmem {
 } unit_failmem;
 void unit_failmem_init(unit_failmem *fm, long fail_at);
 
+/* A temporary directory holding a test PKI: ca.pem, other-ca.pem (an
+ * unrelated CA, for "unknown authority" cases), and cert.pem + key.pem, a
+ * leaf signed by ca.pem with common name |cn|, the DNS names |dns| and the
+ * address 127.0.0.1. Paths are absolute. Returns 0, or -1 after printing
+ * why. */
+typedef struct unit_pki {
+  char dir[64], ca[128], other_ca[128], cert[128], key[128];
+} unit_pki;
+int unit_pki_make(unit_pki *p, const char *prefix, const char *cn, const char *const *dns,
+                  size_t ndns);
+/* Removes the four files; the directory goes too if nothing else is left. */
+void unit_pki_remove(unit_pki *p);
+
 #endif
