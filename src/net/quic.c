@@ -110,6 +110,7 @@ struct wr_quic_conn {
   /* libuv binding */
   void (*kick)(void *arg);
   void *kick_arg;
+  int ep_dirty; /* has something to send: flush it at the next endpoint pass */
   struct wr_quic_conn *ep_next;
 };
 
@@ -122,6 +123,7 @@ static void fill_random(uint8_t *p, size_t n) {
 }
 
 static void conn_kick(wr_quic_conn *c) {
+  c->ep_dirty = 1;
   if (c->kick) c->kick(c->kick_arg);
 }
 
@@ -1395,8 +1397,15 @@ static void ep_timer_cb(uv_timer_t *t) {
   wr_quic_conn **pp = &ep->conns;
   while (*pp) {
     wr_quic_conn *c = *pp;
-    if (wr_quic_conn_expiry(c) <= now) wr_quic_conn_handle_expiry(c, now);
-    ep_flush(ep, c);
+    /* Only connections with a due timer or something new to send are
+     * written: a busy edge with many idle connectors must not pay for all
+     * of them on every received batch. */
+    int due = wr_quic_conn_expiry(c) <= now;
+    if (due) wr_quic_conn_handle_expiry(c, now);
+    if (due || c->ep_dirty) {
+      c->ep_dirty = 0;
+      ep_flush(ep, c);
+    }
     if (c->state == WR_QUIC_CLOSED) {
       *pp = c->ep_next;
       ep->nconns--;
@@ -1509,6 +1518,7 @@ static void ep_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
   /* Answer from the timer, once per loop iteration: libuv reads up to 32
    * datagrams per wakeup, and one flush after all of them sends one ACK
    * for the batch instead of one per packet. */
+  c->ep_dirty = 1;
   ep_kick(ep);
 }
 
@@ -1596,6 +1606,7 @@ int wr_quic_endpoint_client(uv_loop_t *loop, wr_quic_tls *tls,
   c->kick_arg = ep;
   ep->conns = c;
   ep->nconns = 1;
+  c->ep_dirty = 1; /* the first Initial */
   ep_kick(ep);
   *out = ep;
   *conn = c;
@@ -1611,7 +1622,10 @@ int wr_quic_endpoint_addr(wr_quic_endpoint *ep, struct sockaddr_storage *ss) {
 
 size_t wr_quic_endpoint_nconns(wr_quic_endpoint *ep) { return ep->nconns; }
 
-void wr_quic_endpoint_kick(wr_quic_endpoint *ep) { ep_kick(ep); }
+void wr_quic_endpoint_kick(wr_quic_endpoint *ep) {
+  for (wr_quic_conn *c = ep->conns; c; c = c->ep_next) c->ep_dirty = 1;
+  ep_kick(ep);
+}
 
 static void ep_close_cb(uv_handle_t *h) {
   wr_quic_endpoint *ep = h->data;
