@@ -8,7 +8,9 @@
  * cfg.stream_send_queue (backpressure: WR_AGAIN + on_stream_writable). */
 #include "net/quic.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -607,8 +609,30 @@ static void set_callbacks(ngtcp2_callbacks *cb, wr_quic_role role) {
 
 /* --- construction --------------------------------------------------------- */
 
+/* Largest UDP payload we send to |remote| when the caller did not choose.
+ * Internet paths get 1452 (quic-go's limit; fits a 1500-byte MTU for IPv4
+ * and IPv6). A loopback peer gets 65488 (lo's 65536-byte MTU minus IPv6 and
+ * UDP headers): on loopback the cost of a packet is almost all per-packet
+ * kernel work, so 45x fewer packets roughly doubled bulk throughput
+ * (bench/README.md), and ngtcp2 0.12's congestion window, capped near
+ * 2.89 x initial window, scales with the packet size. The peer's
+ * max_udp_payload_size transport parameter still bounds it (cloudflared:
+ * 1452). */
+static size_t default_payload(const struct sockaddr *remote) {
+  if (remote->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)remote;
+    if ((ntohl(a->sin_addr.s_addr) >> 24) == 127) return WR_QUIC_LOOPBACK_PAYLOAD;
+  } else if (remote->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)remote;
+    if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr)) return WR_QUIC_LOOPBACK_PAYLOAD;
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127)
+      return WR_QUIC_LOOPBACK_PAYLOAD;
+  }
+  return WR_QUIC_INTERNET_PAYLOAD;
+}
+
 static void fill_settings(ngtcp2_settings *s, const wr_quic_config *cfg,
-                          wr_quic_tstamp now) {
+                          size_t max_payload, wr_quic_tstamp now) {
   ngtcp2_settings_default(s);
   s->initial_ts = now;
   s->handshake_timeout = cfg_u64(cfg->handshake_timeout_ms, 5000) * WR_QUIC_MS;
@@ -618,9 +642,8 @@ static void fill_settings(ngtcp2_settings *s, const wr_quic_config *cfg,
    * of up to 1280 bytes ride in them, so packets must reach ~1400 bytes
    * from the first datagram on. ngtcp2 0.12 would cap packets at 1200
    * until PMTUD succeeds and silently be unable to carry such datagrams;
-   * send up to max_udp_payload (1452 = quic-go's limit, fits a 1500-byte
-   * MTU for IPv4 and IPv6) from the start instead. */
-  s->max_tx_udp_payload_size = cfg->max_udp_payload ? cfg->max_udp_payload : 1452;
+   * send up to max_payload (see default_payload) from the start instead. */
+  s->max_tx_udp_payload_size = max_payload;
   s->no_tx_udp_payload_size_shaping = 1;
   s->no_pmtud = 1;
 }
@@ -658,7 +681,7 @@ static wr_quic_conn *conn_alloc(wr_quic_role role, wr_quic_tls *tls,
   c->user = user;
   c->send_queue_cap = cfg->stream_send_queue ? cfg->stream_send_queue : 1u << 20;
   c->dgram_queue_cap = cfg->datagram_queue ? cfg->datagram_queue : 256;
-  c->max_udp_payload = cfg->max_udp_payload ? cfg->max_udp_payload : 1452;
+  c->max_udp_payload = cfg->max_udp_payload ? cfg->max_udp_payload : default_payload(remote);
   c->idle_ms = cfg_u64(cfg->idle_timeout_ms, 5000);
   if (role == WR_QUIC_SERVER && cfg->reset_key && cfg->reset_key_len >= 16 &&
       cfg->reset_key_len <= sizeof(c->reset_key)) {
@@ -746,7 +769,7 @@ int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
   scid.datalen = WR_QUIC_SCID_LEN;
   fill_random(scid.data, scid.datalen);
   set_callbacks(&cb, WR_QUIC_CLIENT);
-  fill_settings(&settings, cfg, now);
+  fill_settings(&settings, cfg, c->max_udp_payload, now);
   fill_params(&params, cfg);
   make_path(c, &path);
   if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
@@ -797,7 +820,7 @@ int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,
   scid.datalen = WR_QUIC_SCID_LEN;
   fill_random(scid.data, scid.datalen);
   set_callbacks(&cb, WR_QUIC_SERVER);
-  fill_settings(&settings, cfg, now);
+  fill_settings(&settings, cfg, c->max_udp_payload, now);
   fill_params(&params, cfg);
   /* No Retry: original_dcid is the client's first DCID. */
   params.original_dcid = hd.dcid;
@@ -1104,6 +1127,12 @@ int wr_quic_conn_write(wr_quic_conn *c, uint8_t *buf, size_t cap, size_t *len,
     return WR_OK;
   }
 
+  /* Handshake packets stay Internet-sized even to a loopback peer: a
+   * client Initial is padded to the whole buffer, the server answers with as
+   * much, and pacing at the initial 333 ms RTT then held the rest of the
+   * server's flight back for ~130 ms. */
+  if (c->state == WR_QUIC_HANDSHAKE && cap > WR_QUIC_INTERNET_PAYLOAD)
+    cap = WR_QUIC_INTERNET_PAYLOAD;
   ngtcp2_path_storage_zero(&ps);
   n = write_one(c, &ps.path, buf, cap, now);
   if (n < 0) {
@@ -1292,6 +1321,11 @@ int wr_quic_stream_set_user(wr_quic_conn *c, int64_t sid, void *suser) {
 /* --- libuv binding --------------------------------------------------------- */
 
 #define EP_BATCH 32
+#define EP_WBUF (512u * 1024u)   /* 32 Internet packets or 8 loopback ones */
+/* Socket buffers asked for (quic-go asks for 7 MiB): the kernel default
+ * (~208 KiB) overflows, and drops packets, before a loopback window of
+ * 64 KiB packets is in flight. */
+#define EP_SOCKBUF (4 * 1024 * 1024)
 
 struct wr_quic_endpoint {
   uv_loop_t *loop;
@@ -1313,10 +1347,11 @@ struct wr_quic_endpoint {
   uint64_t resets_window;   /* start (ms) of the current rate-limit window */
   unsigned resets_sent;     /* stateless resets sent in that window */
   uint8_t rbuf[65536];
-  /* Packets of one connection are written into these slots and handed to
-   * the kernel with one sendmmsg(2) per batch instead of one sendmsg(2)
-   * each: per-packet system calls were the bulk path's main cost. */
-  uint8_t wbuf[EP_BATCH][1500];
+  /* Packets of one connection are written back to back into wbuf
+   * (EP_WBUF bytes, allocated at the first write) and handed to the kernel
+   * with one sendmmsg(2) per batch instead of one sendmsg(2) each:
+   * per-packet system calls were the bulk path's main cost. */
+  uint8_t *wbuf;
 };
 
 static wr_quic_tstamp uv_now_ns(void) { return uv_hrtime(); }
@@ -1333,12 +1368,13 @@ static void ep_send_batch(wr_quic_endpoint *ep, const struct sockaddr *to, sockl
   struct mmsghdr msgs[EP_BATCH];
   struct iovec iov[EP_BATCH];
   uv_os_fd_t fd;
-  size_t done = 0;
+  size_t done = 0, off = 0;
   if (uv_fileno((uv_handle_t *)&ep->udp, &fd) != 0) return;
   memset(msgs, 0, n * sizeof(msgs[0]));
   for (size_t i = 0; i < n; i++) {
-    iov[i].iov_base = ep->wbuf[i];
+    iov[i].iov_base = ep->wbuf + off;
     iov[i].iov_len = lens[i];
+    off += lens[i];
     msgs[i].msg_hdr.msg_name = (void *)to;
     msgs[i].msg_hdr.msg_namelen = tolen;
     msgs[i].msg_hdr.msg_iov = &iov[i];
@@ -1357,19 +1393,37 @@ static void ep_send_batch(wr_quic_endpoint *ep, const struct sockaddr *to, sockl
 
 static void ep_flush(wr_quic_endpoint *ep, wr_quic_conn *c) {
   wr_quic_tstamp now = uv_now_ns();
-  size_t lens[EP_BATCH], n = 0;
+  size_t lens[EP_BATCH], n = 0, off = 0;
+  size_t pkt = c->max_udp_payload < EP_WBUF ? c->max_udp_payload : EP_WBUF;
+  if (!ep->wbuf && !(ep->wbuf = malloc(EP_WBUF))) return;
   for (;;) {
     size_t len = 0;
-    int rv = wr_quic_conn_write(c, ep->wbuf[n], sizeof(ep->wbuf[n]), &len, now);
-    if (len) lens[n++] = len;
-    if (n == EP_BATCH || (n && (len == 0 || rv != WR_OK))) {
+    int rv = wr_quic_conn_write(c, ep->wbuf + off, pkt, &len, now);
+    if (len) {
+      lens[n++] = len;
+      off += len;
+    }
+    if (n == EP_BATCH || EP_WBUF - off < pkt || (n && (len == 0 || rv != WR_OK))) {
       socklen_t rl;
       const struct sockaddr *to = wr_quic_conn_remote(c, &rl);
       ep_send_batch(ep, to, rl, lens, n);
       n = 0;
+      off = 0;
     }
     if (len == 0 || rv != WR_OK) break;
   }
+}
+
+/* Best effort: SO_*BUFFORCE works for root (CAP_NET_ADMIN) past
+ * net.core.[rw]mem_max; otherwise the plain option, capped by the kernel. */
+static void ep_grow_sockbufs(wr_quic_endpoint *ep) {
+  uv_os_fd_t fd;
+  int v = EP_SOCKBUF;
+  if (uv_fileno((uv_handle_t *)&ep->udp, &fd) != 0) return;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) != 0)
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) != 0)
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
 }
 
 static void ep_rearm(wr_quic_endpoint *ep) {
@@ -1560,6 +1614,8 @@ static int ep_new(uv_loop_t *loop, wr_quic_role role, wr_quic_tls *tls,
     wr_quic_endpoint_free(ep);
     return WR_ERR_IO;
   }
+  ep_grow_sockbufs(ep);
+
   ep->locallen = (socklen_t)namelen;
   *out = ep;
   return WR_OK;
@@ -1635,6 +1691,7 @@ static void ep_close_cb(uv_handle_t *h) {
     ep->conns = c->ep_next;
     wr_quic_conn_free(c);
   }
+  free(ep->wbuf);
   free(ep);
 }
 

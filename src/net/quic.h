@@ -45,6 +45,9 @@
 /* cloudflared 2023.7.3 closes the connection when it receives a DATAGRAM
  * frame whose encoded size exceeds this (protocol.md 1.3). */
 #define WR_QUIC_MAX_DATAGRAM_FRAME 1350
+/* Default UDP payload sizes of the packets we send (quic.c default_payload). */
+#define WR_QUIC_INTERNET_PAYLOAD 1452
+#define WR_QUIC_LOOPBACK_PAYLOAD 65488
 /* Server connection IDs have this fixed length so short-header packets can
  * be demultiplexed without per-connection state. */
 #define WR_QUIC_SCID_LEN 18
@@ -79,7 +82,7 @@ typedef struct wr_quic_config {
   uint64_t max_streams_bidi;  /* peer may open this many; default 2^60 */
   size_t stream_send_queue;   /* per-stream bytes buffered until acked, default 1 MiB */
   size_t datagram_queue;      /* outgoing datagrams waiting, default 256 */
-  size_t max_udp_payload;     /* packets we send; default 1452 (see quic.c) */
+  size_t max_udp_payload;     /* packets we send; 0: 1452, or 65488 to a loopback peer */
   /* Server: the static key stateless reset tokens are derived from (RFC
    * 9000 10.3; HKDF over key and connection ID). With the same key across
    * restarts, a restarted edge answers packets of connections it no longer

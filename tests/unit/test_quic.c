@@ -154,6 +154,7 @@ typedef struct pair {
   struct sockaddr_in caddr, saddr;
   wr_quic_tstamp now;
   int drop;
+  size_t max_pkt[2];  /* largest packet seen from the server [0] / client [1] */
 } pair;
 
 static void on_hs(wr_quic_conn *c, void *user) {
@@ -243,7 +244,13 @@ static void on_close(wr_quic_conn *c, const wr_quic_close_info *ci,
 static const wr_quic_callbacks test_cbs = {
     on_hs, on_open, on_data, on_reset, on_writable, on_sclose, on_dgram, on_close};
 
-static void pair_init(pair *p, const char *ca, const char *alpn) {
+/* The in-memory pair never touches a socket; its addresses only decide the
+ * packet size each side picks (quic.c default_payload). */
+#define PAIR_INTERNET 0xc0000201u /* 192.0.2.1, a documentation address */
+#define PAIR_LOOPBACK 0x7f000001u
+
+static void pair_init_at(pair *p, const char *ca, const char *alpn, uint32_t host,
+                         size_t client_payload) {
   char err[256];
   memset(p, 0, sizeof(*p));
   p->now = 1000 * WR_QUIC_S;
@@ -253,6 +260,7 @@ static void pair_init(pair *p, const char *ca, const char *alpn) {
   p->scfg.cert_file = cert_path;
   p->scfg.key_file = key_path;
   p->scfg.stream_send_queue = 256 * 1024;
+  p->ccfg.max_udp_payload = client_payload;
   assert_int_equal(
       wr_quic_tls_new(WR_QUIC_CLIENT, &p->ccfg, &p->ctls, err, sizeof(err)),
       WR_OK);
@@ -261,7 +269,7 @@ static void pair_init(pair *p, const char *ca, const char *alpn) {
       WR_OK);
   p->caddr.sin_family = AF_INET;
   p->caddr.sin_port = htons(40000);
-  p->caddr.sin_addr.s_addr = htonl(0x7f000001);
+  p->caddr.sin_addr.s_addr = htonl(host);
   p->saddr = p->caddr;
   p->saddr.sin_port = htons(7844);
   assert_int_equal(wr_quic_conn_client_new(
@@ -269,6 +277,10 @@ static void pair_init(pair *p, const char *ca, const char *alpn) {
                        sizeof(p->caddr), (struct sockaddr *)&p->saddr,
                        sizeof(p->saddr), &test_cbs, &p->cl, p->now, &p->cl.c),
                    WR_OK);
+}
+
+static void pair_init(pair *p, const char *ca, const char *alpn) {
+  pair_init_at(p, ca, alpn, PAIR_INTERNET, 0);
 }
 
 static void pair_free(pair *p) {
@@ -286,7 +298,7 @@ static void pair_free(pair *p) {
 /* Moves every packet |from| wants to send to the other side. Returns the
  * number of packets. */
 static int transfer(pair *p, int from_client) {
-  uint8_t buf[1500];
+  static uint8_t buf[65536];
   size_t n;
   int count = 0;
   wr_quic_conn *from = from_client ? p->cl.c : p->sv.c;
@@ -294,7 +306,7 @@ static int transfer(pair *p, int from_client) {
   for (;;) {
     wr_quic_conn_write(from, buf, sizeof(buf), &n, p->now);
     if (n == 0) break;
-    assert_true(n <= 1452);
+    if (n > p->max_pkt[from_client]) p->max_pkt[from_client] = n;
     count++;
     if (p->drop) continue;
     if (from_client) {
@@ -454,6 +466,54 @@ static void test_handshake_streams_datagrams(void **state) {
   assert_int_equal(wr_quic_conn_state(p.cl.c), WR_QUIC_CLOSED);
   assert_int_equal(wr_quic_conn_state(p.sv.c), WR_QUIC_CLOSED);
   free(big);
+  pair_free(&p);
+}
+
+/* Sends 256 KiB each way and returns through |p| the largest packets. */
+static void bulk_both_ways(pair *p) {
+  static uint8_t big[256 * 1024];
+  size_t off[2] = {0, 0}, acc;
+  int64_t sid;
+  int guard;
+  handshake(p);
+  assert_int_equal(wr_quic_stream_open(p->cl.c, NULL, &sid), WR_OK);
+  for (guard = 0; guard < 200 && (off[0] < sizeof(big) || off[1] < sizeof(big)); guard++) {
+    if (off[1] < sizeof(big)) {
+      (void)wr_quic_stream_write(p->cl.c, sid, big + off[1], sizeof(big) - off[1], 0, &acc);
+      off[1] += acc;
+    }
+    if (p->sv.nopened && off[0] < sizeof(big)) {
+      (void)wr_quic_stream_write(p->sv.c, p->sv.opened[0], big + off[0], sizeof(big) - off[0],
+                                 0, &acc);
+      off[0] += acc;
+    }
+    settle(p);
+  }
+  assert_int_equal(p->sv.rxlen[sid], sizeof(big));
+  assert_int_equal(p->cl.rxlen[sid], sizeof(big));
+}
+
+/* Internet peers get packets that fit a 1500-byte MTU; a loopback peer gets
+ * large ones (fewer per-packet costs); an explicit max_udp_payload wins. */
+static void test_packet_size_by_peer(void **state) {
+  pair p;
+  (void)state;
+  pair_init_at(&p, ca_path, NULL, PAIR_INTERNET, 0);
+  bulk_both_ways(&p);
+  assert_int_equal(p.max_pkt[0], WR_QUIC_INTERNET_PAYLOAD);
+  assert_int_equal(p.max_pkt[1], WR_QUIC_INTERNET_PAYLOAD);
+  pair_free(&p);
+
+  pair_init_at(&p, ca_path, NULL, PAIR_LOOPBACK, 0);
+  bulk_both_ways(&p);
+  assert_true(p.max_pkt[0] > 16384 && p.max_pkt[0] <= WR_QUIC_LOOPBACK_PAYLOAD);
+  assert_true(p.max_pkt[1] > 16384 && p.max_pkt[1] <= WR_QUIC_LOOPBACK_PAYLOAD);
+  pair_free(&p);
+
+  pair_init_at(&p, ca_path, NULL, PAIR_LOOPBACK, 1300);
+  bulk_both_ways(&p);
+  assert_true(p.max_pkt[0] > 16384);
+  assert_int_equal(p.max_pkt[1], 1300);
   pair_free(&p);
 }
 
@@ -803,6 +863,7 @@ static void test_stateless_reset_after_restart(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_handshake_streams_datagrams),
+      cmocka_unit_test(test_packet_size_by_peer),
       cmocka_unit_test(test_stream_reset_stop_sending),
       cmocka_unit_test(test_idle_timeout),
       cmocka_unit_test(test_wrong_ca),
