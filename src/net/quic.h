@@ -311,6 +311,9 @@ void wr_quic_endpoint_kick(wr_quic_endpoint *ep);
 /* Closes the socket and timer, frees every connection (without sending)
  * once libuv has released the handles. Safe from inside callbacks: the
  * work happens in libuv close callbacks. */
+/* Messages sent with UDP GSO (several packets in one send); for tests
+ * and metrics. */
+uint64_t wr_quic_endpoint_gso_sends(const wr_quic_endpoint *ep);
 void wr_quic_endpoint_free(wr_quic_endpoint *ep);
 
 #endif

@@ -660,6 +660,10 @@ typedef struct uvt {
   int timed_out;
 } uvt;
 
+/* What the client sends on stream 0 once connected (and gets echoed). */
+static const uint8_t *uv_msg = (const uint8_t *)"ping over loopback";
+static size_t uv_msglen = 18;
+
 static void uv_cl_hs(wr_quic_conn *c, void *user) {
   side *s = user;
   int64_t sid;
@@ -667,9 +671,8 @@ static void uv_cl_hs(wr_quic_conn *c, void *user) {
   s->hs_done = 1;
   assert_int_equal(wr_quic_stream_open(c, NULL, &sid), WR_OK);
   assert_int_equal(sid, 0);
-  assert_int_equal(
-      wr_quic_stream_write(c, sid, (const uint8_t *)"ping over loopback", 18, 1, &acc),
-      WR_OK);
+  assert_int_equal(wr_quic_stream_write(c, sid, uv_msg, uv_msglen, 1, &acc), WR_OK);
+  assert_int_equal(acc, uv_msglen);
 }
 
 static int uv_cl_data(wr_quic_conn *c, int64_t sid, const uint8_t *d,
@@ -695,7 +698,10 @@ static void guard_cb(uv_timer_t *t) {
   uv_stop(&u->loop);
 }
 
-static void test_uv_loopback_echo(void **state) {
+/* Echoes uv_msg over a real UDP socket pair on 127.0.0.1; |payload| is both
+ * sides' max_udp_payload (0: the default). Returns the GSO sends of the
+ * client and the server endpoints through |gso|. */
+static void uv_echo(size_t payload, uint64_t gso[2]) {
   wr_quic_config ccfg = {0}, scfg = {0};
   wr_quic_tls *ctls, *stls;
   wr_quic_endpoint *sep, *cep;
@@ -703,7 +709,6 @@ static void test_uv_loopback_echo(void **state) {
   struct sockaddr_in bind;
   struct sockaddr_storage sa;
   uvt u;
-  (void)state;
 
   memset(&u, 0, sizeof(u));
   uv_test_ctx = &u;
@@ -711,6 +716,7 @@ static void test_uv_loopback_echo(void **state) {
   ccfg.ca_file = ca_path;
   scfg.cert_file = cert_path;
   scfg.key_file = key_path;
+  ccfg.max_udp_payload = scfg.max_udp_payload = payload;
   assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &ctls, NULL, 0), WR_OK);
   assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &scfg, &stls, NULL, 0), WR_OK);
   scbs.on_close = lb_close_cb;
@@ -738,14 +744,16 @@ static void test_uv_loopback_echo(void **state) {
   assert_false(u.timed_out);
   assert_true(u.cl.hs_done);
   assert_true(u.sv.hs_done);
-  assert_int_equal(u.sv.rxlen[0], 18);
-  assert_int_equal(u.cl.rxlen[0], 18);
-  assert_memory_equal(u.cl.rx[0], "ping over loopback", 18);
+  assert_int_equal(u.sv.rxlen[0], uv_msglen);
+  assert_int_equal(u.cl.rxlen[0], uv_msglen);
+  assert_memory_equal(u.cl.rx[0], uv_msg, uv_msglen);
   assert_true(u.cl.rxfin[0]);
   assert_true(u.sv.closed);
   assert_int_equal(u.sv.ci.code, 0);
   assert_true(u.sv.ci.app);
 
+  gso[0] = wr_quic_endpoint_gso_sends(cep);
+  gso[1] = wr_quic_endpoint_gso_sends(sep);
   wr_quic_endpoint_free(sep);
   wr_quic_endpoint_free(cep);
   uv_close((uv_handle_t *)&u.guard, NULL);
@@ -757,6 +765,28 @@ static void test_uv_loopback_echo(void **state) {
   free(u.sv.rx[0]);
 }
 
+
+static void test_uv_loopback_echo(void **state) {
+  uint64_t gso[2];
+  (void)state;
+  uv_echo(0, gso);
+}
+
+/* 512 KiB each way in Internet-sized packets: runs of equal packets leave
+ * with UDP GSO (one send for many datagrams) and arrive intact. */
+static void test_uv_gso_bulk(void **state) {
+  static uint8_t big[512 * 1024];
+  uint64_t gso[2];
+  (void)state;
+  for (size_t i = 0; i < sizeof(big); i++) big[i] = (uint8_t)(i * 131 + (i >> 10));
+  uv_msg = big;
+  uv_msglen = sizeof(big);
+  uv_echo(WR_QUIC_INTERNET_PAYLOAD, gso);
+  uv_msg = (const uint8_t *)"ping over loopback";
+  uv_msglen = 18;
+  assert_true(gso[0] > 0);
+  assert_true(gso[1] > 0);
+}
 
 /* A restarted server (same UDP port, same reset key) answers the client's
  * next packet with a Stateless Reset: the client learns at once, long
@@ -870,6 +900,7 @@ int main(void) {
       cmocka_unit_test(test_no_alpn_refused),
       cmocka_unit_test(test_tls_config_errors),
       cmocka_unit_test(test_uv_loopback_echo),
+      cmocka_unit_test(test_uv_gso_bulk),
       cmocka_unit_test(test_stateless_reset_after_restart),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
