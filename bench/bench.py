@@ -2,6 +2,7 @@
 """Warren's benchmark harness (issue #5). Python standard library only.
 
   bench.py path NAME --out FILE [--cloudflared PATH] [--build DIR] [--ws-echo BIN]
+                [--latency BIN]
       Runs every measurement for one path and writes its figures as JSON.
       NAME is direct (visitor -> nginx), warren (visitor -> warren-edge ->
       QUIC -> warren -> nginx) or cloudflared (the same with cloudflared as
@@ -59,6 +60,11 @@ S = {
     "extra_tunnels": _env("BENCH_TUNNELS", 20),
     "restart_cap_seconds": _env("BENCH_RESTART_CAP", 60),
     "quiet_wait_seconds": _env("BENCH_QUIET_WAIT", 30),
+    # Open-loop latency at a fixed rate both paths sustain (bench/latency.c).
+    "lat_rate": _env("BENCH_LAT_RATE", 2000),
+    "lat_connections": _env("BENCH_LAT_CONNECTIONS", 50),
+    "lat_seconds": _env("BENCH_LAT_SECONDS", 10),
+    "lat_warmup_seconds": 2,
     "nginx_workers": 1,
 }
 
@@ -505,6 +511,28 @@ def wrk(port, host, seconds, path="/1k.bin"):
     return res
 
 
+def latency_cmd(binary, port, host, path="/1k.bin"):
+    return [binary, "-p", str(port), "-H", host, "-u", path, "-c", str(S["lat_connections"]),
+            "-r", str(S["lat_rate"]), "-d", str(S["lat_seconds"]), "-w", str(S["lat_warmup_seconds"])]
+
+
+def fixed_rate(binary, port, host, path="/1k.bin"):
+    """Open-loop latency (bench/latency.c): requests due on a fixed schedule,
+    each timed from its due time; returns the tool's JSON line as a dict."""
+    cmd = latency_cmd(binary, port, host, path)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=S["lat_seconds"] + S["lat_warmup_seconds"] + 60)
+        lines = r.stdout.strip().splitlines()
+        res = json.loads(lines[-1]) if r.returncode == 0 and lines else None
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        return {"error": f"{type(e).__name__}: {e}", "cmd": cmd}
+    if res is None:
+        return {"error": f"rc {r.returncode}: {r.stderr.strip()[:300]}", "cmd": cmd}
+    res["cmd"] = cmd
+    return res
+
+
 def curl_transfer(port, host, upload_file=None):
     """One 100 MB download (or upload of |upload_file|); returns a dict."""
     url = f"http://127.0.0.1:{port}/" + ("up" if upload_file else "100m.bin")
@@ -737,6 +765,19 @@ def run_path(name, args):
         log(f"{name}: wrk {w['rps']:.0f} req/s p50 {w['p50_ms']} ms p99 {w['p99_ms']} ms "
             f"non2xx {w['non2xx']} sockerr {w['socket_errors']}")
 
+        # 3b. the same request at a fixed rate, open loop: wrk's closed loop
+        # at saturation only restates its throughput as latency (Little's law).
+        if args.latency:
+            c0 = {k: cpu_ticks(p) for k, p in pids.items()}
+            b0, k0 = busy_ticks(), children_cpu_s()
+            lat = fixed_rate(args.latency, port, host)
+            c1 = {k: cpu_ticks(p) for k, p in pids.items()}
+            b1, k1 = busy_ticks(), children_cpu_s()
+            ours = sum(c1[k] - c0[k] for k in pids) / CLK + (k1 - k0)
+            lat["other_cpu_s"] = (b1 - b0) / CLK - ours  # noise, as for wrk
+            out["latency"] = lat
+            log(f"{name}: fixed rate", {k: v for k, v in lat.items() if k != "cmd"})
+
         # 4. 100 MB transfers
         with Sampler(pids) as smp:
             downs = [curl_transfer(port, host) for _ in range(S["transfer_repeats"])]
@@ -862,6 +903,8 @@ def serve(args):
             raise RuntimeError("no 200 through the tunnel; see " + work)
         info.update(http_port=tun.http, edge_pid=tun.edge.pid, connector_pid=tun.conn.pid,
                     edge_log=tun.edge.log, connector_log=tun.conn.log)
+    if args.latency:
+        info["latency_cmd"] = latency_cmd(args.latency, info.get("http_port", origin.port), WEB)
     print(json.dumps(info), flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
@@ -948,6 +991,14 @@ def rows():
         ("p99_ms", "  latency p99", "ms", False, g("wrk", "p99_ms")),
         ("errors_1k", "  non-2xx + socket errors", "count", False,
          lambda p: (p["wrk"]["non2xx"] + p["wrk"]["socket_errors"]) if p.get("wrk") else None),
+        ("lat_rps", f"1 KiB GET at fixed {S['lat_rate']:,} req/s, {S['lat_connections']} conns "
+         "(open loop)", "req/s", True, g("latency", "achieved_rps")),
+        ("lat_p50_ms", "  latency p50", "ms", False, g("latency", "p50_ms")),
+        ("lat_p99_ms", "  latency p99", "ms", False, g("latency", "p99_ms")),
+        ("lat_p999_ms", "  latency p99.9", "ms", False, g("latency", "p999_ms")),
+        ("lat_errors", "  non-2xx + socket errors", "count", False,
+         lambda p: (p["latency"]["non2xx"] + p["latency"]["errors"])
+         if "errors" in (p.get("latency") or {}) else None),
         ("download_MBps", "100 MB download (best of runs)", "MB/s", True, lambda p: best(p.get("download"))),
         ("upload_MBps", "100 MB upload (best of runs)", "MB/s", True, lambda p: best(p.get("upload"))),
         ("ws_msgs_per_s", "WebSocket echo, 64 B messages", "msg/s", True, g("ws", "msgs_per_s")),
@@ -1035,6 +1086,11 @@ def report(args):
               "p99_added_ms": {n: (parts[n]["wrk"]["p99_ms"] - direct["wrk"]["p99_ms"])
                                for n in order if n != "direct" and parts[n].get("wrk")
                                and direct.get("wrk")},
+              "p99_added_fixed_rate_ms": {
+                  n: parts[n]["latency"]["p99_ms"] - direct["latency"]["p99_ms"]
+                  for n in order if n != "direct"
+                  and (parts[n].get("latency") or {}).get("p99_ms") is not None
+                  and (direct.get("latency") or {}).get("p99_ms") is not None},
               "paths": parts}
     # Markdown
     cols = ["figure", "unit", "direct"]
@@ -1063,7 +1119,9 @@ def report(args):
             f"(after {S['wrk_warmup_seconds']} s warm-up); {S['transfer_repeats']} × 100 MB each way "
             f"with curl; WebSocket {S['ws_connections']} conns × {S['ws_window']} in flight for "
             f"{S['ws_seconds']} s; {S['idle_visitor_connections']} idle visitor conns; "
-            f"{S['extra_tunnels']} extra tunnels."]
+            f"{S['extra_tunnels']} extra tunnels; open-loop latency at {S['lat_rate']:,} req/s over "
+            f"{S['lat_connections']} conns for {S['lat_seconds']} s (after "
+            f"{S['lat_warmup_seconds']} s warm-up)."]
     notes = []
     for n in order:
         p = parts[n]
@@ -1089,6 +1147,17 @@ def report(args):
         r = p.get("restart") or {}
         if "from_spawn_s" in r and r["from_spawn_s"] is None:
             notes.append(f"- {n}: no successful request within {r.get('cap_s')} s of the edge restart")
+        lat = p.get("latency") or {}
+        if lat.get("error"):
+            notes.append(f"- {n}: fixed-rate latency test failed: {lat['error']}")
+        elif lat and lat.get("achieved_rps", 0) < 0.95 * lat.get("rate", 0):
+            notes.append(f"- {n}: the fixed-rate test did not keep up ({lat['achieved_rps']:.0f} of "
+                         f"{lat['rate']:g} req/s, {lat.get('unfinished', 0)} unanswered): its "
+                         "latencies show a queue, not the path's latency")
+        if lat.get("other_cpu_s") is not None and lat["other_cpu_s"] > 0.1 * (os.cpu_count() or 1) * (
+                S["lat_seconds"] + S["lat_warmup_seconds"]):
+            notes.append(f"- {n}: other jobs used at least {lat['other_cpu_s']:.1f} s of CPU during the "
+                         "fixed-rate test: its tail (p99, p99.9) is noisy")
         if (p.get("ws") or {}).get("error"):
             notes.append(f"- {n}: WebSocket echo failed: {p['ws']['error']}")
         t = p.get("tunnels") or {}
@@ -1098,6 +1167,8 @@ def report(args):
                          f"held {p.get('connections_at_start')} (one per --edge address)")
     for n, v in result["p99_added_ms"].items():
         notes.append(f"- {n}: p99 added over direct: {v:.2f} ms")
+    for n, v in result["p99_added_fixed_rate_ms"].items():
+        notes.append(f"- {n}: p99 added over direct at fixed rate: {v:.2f} ms")
     md = "\n".join(["# Warren benchmark (`make bench`)", "", *head, "", *lines, "",
                     "Ratios: the path's figure divided by the direct path's (for RSS, CPU and bytes "
                     "lower is better). Method and caveats: bench/README.md.", "", *notes, ""])
@@ -1128,12 +1199,15 @@ def main():
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--ws-echo", required=True)
     p.add_argument("--cloudflared")
+    p.add_argument("--latency", help="bench/latency.c binary (the fixed-rate test; skipped without)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs) on success")
     v = sub.add_parser("serve")
     v.add_argument("name", choices=["direct", "warren", "cloudflared"])
     v.add_argument("--build", default=os.path.join(ROOT, "build"))
     v.add_argument("--ws-echo", required=True)
     v.add_argument("--cloudflared")
+    v.add_argument("--latency", help="bench/latency.c binary: the JSON line then has the "
+                   "fixed-rate command for this path (latency_cmd)")
     r = sub.add_parser("report")
     r.add_argument("parts", nargs="+")
     r.add_argument("--md", required=True)

@@ -41,11 +41,15 @@ if [ -n "$cf" ] && [ ! -x "$cf" ]; then
   exit 1
 fi
 
-# --- the WebSocket echo origin (C, built here) ---
+# --- the WebSocket echo origin and the fixed-rate latency client (C, built here) ---
 mkdir -p "$bin/bench"
 ws_echo=$bin/bench/ws_echo
 if [ ! -x "$ws_echo" ] || [ "$root/bench/ws_echo.c" -nt "$ws_echo" ]; then
   ${CC:-cc} -O2 -Wall -Wextra -o "$ws_echo" "$root/bench/ws_echo.c"
+fi
+latency=$bin/bench/latency
+if [ ! -x "$latency" ] || [ "$root/bench/latency.c" -nt "$latency" ]; then
+  ${CC:-cc} -O2 -Wall -Wextra -o "$latency" "$root/bench/latency.c"
 fi
 
 work=$(mktemp -d /tmp/warren-bench.XXXXXX)
@@ -62,7 +66,7 @@ parts=()
 start=$(date +%s)
 for path in $paths; do
   echo "bench: path $path"
-  args=(bench/bench.py path "$path" --out "$work/$path.json" --build "$bin" --ws-echo "$ws_echo" "${keep[@]}")
+  args=(bench/bench.py path "$path" --out "$work/$path.json" --build "$bin" --ws-echo "$ws_echo" --latency "$latency" "${keep[@]}")
   rc=0
   if [ "$path" = cloudflared ]; then
     [ -n "$cf" ] || { echo "bench: path cloudflared needs CLOUDFLARED=..." >&2; exit 1; }
