@@ -100,6 +100,38 @@ def rss(pid):
     return 0
 
 
+def private_and_pss(pid):
+    """(private bytes, PSS bytes) from /proc/PID/smaps_rollup: private is what
+    only this process holds (USS); RSS also counts every shared-library page
+    it touched, which other processes share."""
+    priv = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Private_Clean", "Private_Dirty"):
+                    priv += int(v.split()[0]) * 1024
+                elif k == "Pss":
+                    pss = int(v.split()[0]) * 1024
+    except OSError:
+        pass
+    return priv, pss
+
+
+def version_rss(binary):
+    """Peak RSS of `BINARY --version`: the dynamic libraries and runtime a
+    process pays for before it does any work. Measured by GNU time: a child
+    forked from Python would count Python's pages too (ru_maxrss spans the
+    exec)."""
+    try:
+        r = subprocess.run(["/usr/bin/time", "-f", "%M", binary, "--version"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           timeout=30)
+        return int(r.stderr.strip().splitlines()[-1]) * 1024
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
 def cpu_ticks(pid):
     """utime + stime of the whole process, in clock ticks."""
     try:
@@ -714,6 +746,9 @@ def run_path(name, args):
         time.sleep(1.0)
         for k, p in pids.items():
             out[f"rss_idle_{k}"] = rss(p)
+        if tun:
+            out["private_idle_connector"], out["pss_idle_connector"] = private_and_pss(tun.conn.pid)
+            out["version_rss_connector"] = version_rss(connector)
         log(f"{name}: idle RSS", {k: out[f'rss_idle_{k}'] for k in pids})
 
         # 2. idle visitor connections the front holds
@@ -1005,6 +1040,11 @@ def rows():
         ("restart_s", "restart -> first 200 (edge; nginx for direct)", "s", False,
          g("restart", "from_spawn_s")),
         ("rss_idle_connector", "connector RSS idle", "MiB", False, mib("rss_idle_connector")),
+        ("private_idle_connector", "&nbsp;&nbsp;of which private (USS)", "MiB", False,
+         mib("private_idle_connector")),
+        ("pss_idle_connector", "&nbsp;&nbsp;PSS", "MiB", False, mib("pss_idle_connector")),
+        ("version_rss_connector", "connector `--version` RSS (libraries alone)", "MiB", False,
+         mib("version_rss_connector")),
         ("rss_load_1k_connector", "connector RSS peak, 1 KiB load", "MiB", False, mib("rss_load_1k_connector")),
         ("rss_load_100m_connector", "connector RSS peak, 100 MB transfers", "MiB", False,
          mib("rss_load_100m_connector")),

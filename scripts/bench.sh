@@ -19,7 +19,7 @@ py=/usr/bin/python3
 cf=${CLOUDFLARED:-}
 
 # --- packages the benchmark needs beyond `make deps` (apt-get only if missing) ---
-pkgs=(nginx-light wrk curl iproute2 python3)
+pkgs=(nginx-light wrk curl iproute2 python3 time)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
