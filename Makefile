@@ -1,8 +1,9 @@
 # Warren build. `make` builds build/warren and build/warren-edge; `make check`
 # installs Debian dependencies, builds with ASan+UBSan and runs every test.
 # Sources are picked up by wildcard so new modules need no Makefile edit:
-#   src/{lib,proto,net,connector,edge}/*.c  -> libwarren.a
-#   src/cmd/warren.c, src/cmd/warren-edge.c -> the two programs
+#   src/{lib,proto,net,connector,edge}/*.c  -> libwarren.a (no command-line code)
+#   src/cmd/*.c                             -> the two programs only (cmd.a is a
+#                                              link-time bag, not a library)
 #   tests/unit/test_*.c                     -> one cmocka binary each
 #   tests/fuzz/fuzz_*.c                     -> one libFuzzer binary each
 
@@ -29,12 +30,13 @@ LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
 LIB_SRC  := $(wildcard src/lib/*.c src/proto/*.c src/net/*.c src/connector/*.c src/edge/*.c)
 CMD_SRC  := $(filter-out src/cmd/warren.c src/cmd/warren-edge.c,$(wildcard src/cmd/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CMD_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check unit e2e fuzz fuzz-build demo bench clean asan fmt
+.PHONY: all deps check layers unit e2e fuzz fuzz-build demo bench clean asan fmt
 all: $(BUILD)/warren $(BUILD)/warren-edge
 
 $(BUILD)/obj/%.o: %.c
@@ -44,13 +46,18 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/libwarren.a: $(LIB_OBJ)
 	@rm -f $@; ar rcs $@ $^
 
-$(BUILD)/warren: $(BUILD)/obj/src/cmd/warren.o $(BUILD)/libwarren.a
+# The command layer's objects, archived only so that the programs and the
+# unit tests of the command line link what they use.
+$(BUILD)/obj/cmd.a: $(CMD_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/warren: $(BUILD)/obj/src/cmd/warren.o $(BUILD)/obj/cmd.a $(BUILD)/libwarren.a
 	$(QL)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/warren-edge: $(BUILD)/obj/src/cmd/warren-edge.o $(BUILD)/libwarren.a
+$(BUILD)/warren-edge: $(BUILD)/obj/src/cmd/warren-edge.o $(BUILD)/obj/cmd.a $(BUILD)/libwarren.a
 	$(QL)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o $(BUILD)/libwarren.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o $(BUILD)/obj/cmd.a $(BUILD)/libwarren.a
 	@mkdir -p $(dir $@)
 	$(QL)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
@@ -77,7 +84,12 @@ unit: asan
 e2e: asan
 	WARREN_BUILD=$(ASAN_BUILD) /usr/bin/python3 -m pytest -q -ra tests/e2e
 
+# Includes point down cmd -> connector|edge|cfapi -> net -> proto -> lib.
+layers:
+	@scripts/check-layers.py && echo "layers: every include points down"
+
 check: deps
+	$(MAKE) layers
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cmd/cli.h"
+#include "lib/opts.h"
 #include "lib/config.h"
 
 /* cloudflared's defaults (ingress/config.go). */

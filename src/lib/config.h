@@ -25,7 +25,7 @@
 #define WR_CONFIG_H
 #include <stddef.h>
 
-#include "cmd/cli.h"
+#include "lib/opts.h"
 
 #define WR_CONFIG_MAX_FILE (1u << 20)
 #define WR_CONFIG_MAX_DEPTH 64

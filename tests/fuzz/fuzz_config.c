@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd/cli.h"
+#include "lib/opts.h"
 #include "connector/ingress.h"
 #include "lib/config.h"
 #include "lib/log.h"

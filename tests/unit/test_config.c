@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cmd/cli.h"
+#include "lib/opts.h"
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/file.h"

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "cmd/cli.h"
+#include "lib/opts.h"
 #include "connector/ingress.h"
 #include "lib/config.h"
 #include "lib/err.h"
