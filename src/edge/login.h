@@ -114,4 +114,14 @@ int wr_login_key_valid(const char *key, size_t len);
 char *wr_login_browser_url(const char *base, const char *key);
 char *wr_login_poll_url(const char *base, const char *key);
 
+/* ---- counters (for the edge's --metrics, edge/edge_metrics.h) ---- */
+
+typedef struct wr_login_stats {
+  uint64_t signins_ok;     /* sign-ins with a right email and password */
+  uint64_t signins_failed; /* wrong email or password, or a service user */
+} wr_login_stats;
+
+/* Counters since wr_login_new; valid while |l| lives. */
+const wr_login_stats *wr_login_get_stats(const wr_login *l);
+
 #endif

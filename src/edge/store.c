@@ -718,6 +718,37 @@ int wr_store_account_default(wr_store *s, wr_account *out) {
   return rv;
 }
 
+int wr_store_account_list(wr_store *s, wr_account **out, size_t *n) {
+  sqlite3_stmt *st;
+  wr_account *rows = NULL;
+  size_t cnt = 0, cap = 0;
+  int rv, rc;
+  *out = NULL;
+  *n = 0;
+  rv = prepf(s, &st, "SELECT id, name, created_at FROM accounts ORDER BY created_at, id", "");
+  if (rv != WR_OK) return rv;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_account(st, PUSH(rows, cnt, cap));
+  if (rc != SQLITE_DONE) {
+    rv = dberr(s, "read accounts");
+    free(rows);
+  } else {
+    *out = rows;
+    *n = cnt;
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_ping(wr_store *s) {
+  sqlite3_stmt *st;
+  int rv = prepf(s, &st, "SELECT 1 FROM accounts LIMIT 1", "");
+  if (rv != WR_OK) return rv;
+  rv = step_row(s, st, "read the store");
+  sqlite3_finalize(st);
+  /* An empty table still proves the database answers. */
+  return rv == WR_ERR_NOTFOUND ? WR_OK : rv;
+}
+
 /* --- zones ---------------------------------------------------------------------- */
 
 static void read_zone(sqlite3_stmt *st, wr_zone *z) {

@@ -128,6 +128,11 @@ int wr_store_account_get(wr_store *s, const char *id, wr_account *out);
 /* The only account, for single-tenant commands. WR_ERR_NOTFOUND when there
  * is none, WR_ERR_INVAL when there are several (the message lists them). */
 int wr_store_account_default(wr_store *s, wr_account *out);
+/* Every account, oldest first (free *out with free()). */
+int wr_store_account_list(wr_store *s, wr_account **out, size_t *n);
+/* Reads the accounts table once: WR_OK when the database answers, else
+ * WR_ERR_STORE with the reason in wr_store_errmsg (for readiness checks). */
+int wr_store_ping(wr_store *s);
 
 /* Adds zone |name| (checked with wr_store_check_dns_name, no wildcard) to an
  * account. WR_ERR_EXISTS if any account already has the zone. */
