@@ -1,4 +1,4 @@
-/* The edge's side of `tunnel login` (issue #4): the pages a user signs in on,
+/* The edge's side of `tunnel login`: the pages a user signs in on,
  * picks a zone and gets cert.pem from, and the transfer endpoint the waiting
  * CLI polls. Served by the same wr_httpd as the REST API (--api-listen).
  *

@@ -1552,7 +1552,7 @@ int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_
   return rv;
 }
 
-/* --- users: passwords, listing, token rolling (login, issue #4) ------------------- */
+/* --- users: passwords, listing, token rolling (edge/login.h) ---------------------- */
 
 int wr_store_user_password_hash(wr_store *s, const char *user_id, char *out, size_t size) {
   sqlite3_stmt *st;
@@ -2354,7 +2354,7 @@ int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, 
   return rv;
 }
 
-/* --- DNS record expiry (issue #4; called through edge/dns.h) ------------------------ */
+/* --- DNS record expiry (called through edge/dns.h) ---------------------------------- */
 
 int wr_store_route_expire(wr_store *s, const char *actor, int64_t unregistered_s, size_t limit,
                           wr_route **removed, size_t *n) {

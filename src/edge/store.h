@@ -14,7 +14,7 @@
  *   zone     = /zones/{id}               (id: 32 hex; name unique across the edge)
  *   tunnel   = /accounts/{a}/cfd_tunnel/{uuid}  (soft-deleted: deleted_at)
  *   route    = /zones/{z}/tunnels/{uuid}/routes (type dns; hostname unique)
- *   ip_route = /accounts/{a}/teamnet/routes     (schema only for now)
+ *   ip_route = /accounts/{a}/teamnet/routes     (in a virtual network)
  *   user, api_token: who may call the API; tokens are kept as SHA-256 only.
  *
  * Every call that changes the store writes an audit_log row in the same
@@ -301,7 +301,7 @@ int wr_store_audit_list(wr_store *s, const char *account_id, size_t limit, wr_au
                         size_t *n);
 void wr_store_audit_free(wr_audit *rows, size_t n);
 
-/* --- users: passwords, listing, token rolling (login, issue #4) ------------- */
+/* --- users: passwords, listing, token rolling (edge/login.h) ---------------- */
 
 /* Copies the stored password hash of user |user_id| to |out|. WR_ERR_NOTFOUND
  * for an unknown user or one without a password (service users, the admin
@@ -486,7 +486,7 @@ typedef struct wr_audit_filter {
 int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, size_t *n,
                          size_t *total);
 
-/* --- DNS record expiry (issue #4; edge/dns.h wr_dns_cleanup) ------------------ */
+/* --- DNS record expiry (edge/dns.h wr_dns_cleanup) ---------------------------- */
 
 /* Removes the DNS routes of tunnels that are deleted, or that have been
  * unregistered for at least |unregistered_s| seconds: no open connection,
