@@ -176,12 +176,10 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
   wr_prom_process(b, m->start_time);
 }
 
-static void render_cb(void *user, wr_buf *b) { wr_edge_metrics_render(user, b); }
 
 /* Ready while the edge says it serves and the store answers; the reason
  * tells an operator which of the two it is. */
-static int ready_cb(void *user, wr_buf *b) {
-  wr_edge_metrics *m = user;
+int wr_edge_metrics_ready(wr_edge_metrics *m, wr_buf *b) {
   size_t conns = wr_tunnel_server_count(m->cfg.ts, NULL);
   char reason[WR_STORE_ERRMSG_MAX + 32] = "";
   if (!m->ready)
@@ -204,6 +202,9 @@ static int ready_cb(void *user, wr_buf *b) {
   wr_buf_append_str(b, "}\n");
   return status;
 }
+
+static void render_cb(void *user, wr_buf *b) { wr_edge_metrics_render(user, b); }
+static int ready_cb(void *user, wr_buf *b) { return wr_edge_metrics_ready(user, b); }
 
 int wr_edge_metrics_start(uv_loop_t *loop, const char *addr, const wr_edge_metrics_config *cfg,
                           wr_edge_metrics **out, char *err, size_t errlen) {

@@ -65,7 +65,9 @@ const char *wr_edge_metrics_addr(const wr_edge_metrics *m);
  * running the loop). NULL is a no-op. */
 void wr_edge_metrics_free(wr_edge_metrics *m);
 
-/* Appends the /metrics text for |m| to |out|; exposed for tests. */
+/* What the server answers, exposed for tests: the /metrics text, and the
+ * /ready body (returning its status, 200 or 503), appended to |out|. */
 void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *out);
+int wr_edge_metrics_ready(wr_edge_metrics *m, wr_buf *out);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
 #include <uv.h>
 
 #include "edge/edge_metrics.h"
@@ -197,6 +198,31 @@ static void test_edge_page(void **state) {
   /* Every family is the edge's or the standard process collector's. */
   for (const char *p = strstr(t, "# TYPE "); p; p = strstr(p + 1, "# TYPE "))
     assert_true(strncmp(p + 7, "warren_edge_", 12) == 0 || strncmp(p + 7, "process_", 8) == 0);
+  wr_buf_free(&b);
+
+  /* /ready: "starting" until the edge says it serves, then 200 while the
+   * store answers, 503 with the reason when it stops or the store fails. */
+  wr_buf_init(&b, 4096, NULL);
+  assert_int_equal(wr_edge_metrics_ready(m, &b), 503);
+  assert_string_equal(wr_buf_cstr(&b), "{\"status\":503,\"registeredConnections\":0,\"reason\":\"starting\"}\n");
+  wr_buf_reset(&b);
+  wr_edge_metrics_set_ready(m, 1, NULL);
+  assert_int_equal(wr_edge_metrics_ready(m, &b), 200);
+  assert_string_equal(wr_buf_cstr(&b), "{\"status\":200,\"registeredConnections\":0}\n");
+  wr_buf_reset(&b);
+  wr_edge_metrics_set_ready(m, 0, "say \"bye\"\\\n");
+  assert_int_equal(wr_edge_metrics_ready(m, &b), 503);
+  assert_string_equal(wr_buf_cstr(&b),
+                      "{\"status\":503,\"registeredConnections\":0,\"reason\":\"say \\\"bye\\\"\\\\\\u000a\"}\n");
+  wr_buf_reset(&b);
+  /* Another process broke the database: the store no longer answers. */
+  wr_edge_metrics_set_ready(m, 1, NULL);
+  sqlite3 *other;
+  assert_int_equal(sqlite3_open(db, &other), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(other, "ALTER TABLE accounts RENAME TO gone", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(other);
+  assert_int_equal(wr_edge_metrics_ready(m, &b), 503);
+  assert_non_null(strstr(wr_buf_cstr(&b), "\"reason\":\"store unreachable: "));
   wr_buf_free(&b);
 
   wr_edge_metrics_free(m);
