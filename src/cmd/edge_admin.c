@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cmd/commands.h"
+#include "cmd/edge_int.h"
 #include "edge/pki.h"
 #include "edge/store.h"
 #include "lib/credentials.h"
@@ -33,9 +34,16 @@
 typedef struct admin {
   char *dir;
   wr_store *s;
-  wr_account acct;
+  wr_account acct; /* the account picked (ACCOUNT_ONE), or the --account filter */
+  int have_acct;   /* acct is set */
   char actor[160];
 } admin;
+
+/* What a command does with accounts (admin_open). */
+enum {
+  ACCOUNT_ONE = 0, /* acts on one account: --account, else the only one */
+  ACCOUNT_FILTER   /* lists every account's rows, or only --account's */
+};
 
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...) {
   va_list ap;
@@ -116,8 +124,9 @@ static void admin_close(admin *a) {
   memset(a, 0, sizeof(*a));
 }
 
-/* Opens DIR's store and picks the account (--account, or the only one). */
-static int admin_open(wr_opts *o, const char *cmd, admin *a) {
+/* Opens DIR's store and picks the account: for ACCOUNT_ONE --account or
+ * the only one (an error otherwise); for ACCOUNT_FILTER --account if given. */
+static int admin_open(wr_opts *o, const char *cmd, int accounts, admin *a) {
   struct stat st;
   char err[WR_STORE_ERRMSG_MAX], *db = NULL;
   const char *acct = wr_opts_get(o, "account");
@@ -148,14 +157,9 @@ static int admin_open(wr_opts *o, const char *cmd, admin *a) {
     fail("%s", err);
     goto fail;
   }
-  if (acct && *acct) {
-    if (wr_store_account_get(a->s, acct, &a->acct) != WR_OK) {
-      fail("--account %s: %s", acct, wr_store_errmsg(a->s));
-      goto fail;
-    }
-  } else if (wr_store_account_default(a->s, &a->acct) != WR_OK) {
-    fail("%s in %s", wr_store_errmsg(a->s), db);
-    goto fail;
+  if (accounts == ACCOUNT_ONE || (acct && *acct)) {
+    if (wr__edge_pick_account(a->s, acct, &a->acct) != WR_EXIT_OK) goto fail;
+    a->have_acct = 1;
   }
   rv = WR_EXIT_OK;
   free(db);
@@ -295,7 +299,7 @@ static void print_init(const char *dir, const init_result *r) {
   printf("  2. Create a tunnel and route a hostname to it:\n");
   printf("       warren-edge tunnel create --data-dir %s my-tunnel\n", dir);
   printf("       warren-edge route dns --data-dir %s my-tunnel app.%s\n", dir, r->zone.name);
-  printf("     or manage tunnels with cloudflared (or warren) through the edge's API (coming with issue #4):\n");
+  printf("     or manage tunnels with cloudflared (or warren) through the edge's API:\n");
   printf("       TUNNEL_API_URL=%s cloudflared tunnel --origincert %s/%s create my-tunnel\n",
          DEFAULT_API, dir, CERT_PEM);
   printf("  3. Run the connector against this edge:\n");
@@ -421,7 +425,7 @@ int wr_cmd_edge_tunnel_create(const wr_cmd *cmd, wr_opts *o, int argc, char **ar
    * copy of another tunnel's secret. Checked first so nothing is created. */
   if (out && *out && wr_file_exists(out))
     return fail("%s already exists; refusing to overwrite a credentials file (choose another --out)", out);
-  if (admin_open(o, "tunnel create", &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (admin_open(o, "tunnel create", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_tunnel_create(a.s, a.actor, a.acct.id, argv[0], NULL, 0, &t) != WR_OK) {
     fail("cannot create tunnel: %s", wr_store_errmsg(a.s));
     goto out;
@@ -505,7 +509,7 @@ int wr_cmd_edge_tunnel_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
 
   if (argc > 0) return fail("tunnel list takes no arguments (got \"%s\")", argv[0]);
   if (want_json(o, &json) != 0) return WR_EXIT_FAIL;
-  if (admin_open(o, "tunnel list", &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (admin_open(o, "tunnel list", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   wr_tunnel_filter f = {.account_id = a.acct.id};
   if (wr_store_tunnel_list(a.s, &f, &list, &n) != WR_OK) {
     fail("%s", wr_store_errmsg(a.s));
@@ -555,7 +559,7 @@ int wr_cmd_edge_tunnel_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **ar
   int rv = WR_EXIT_FAIL;
 
   if (argc != 1) return fail("tunnel delete takes exactly one argument, the tunnel NAME or ID (got %d)", argc);
-  if (admin_open(o, "tunnel delete", &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (admin_open(o, "tunnel delete", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_tunnel_resolve(a.s, a.acct.id, argv[0], &t) != WR_OK) {
     fail("cannot delete tunnel: %s", wr_store_errmsg(a.s));
     goto out;
@@ -593,7 +597,7 @@ int wr_cmd_edge_route_dns(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
   int rv = WR_EXIT_FAIL, added;
 
   if (argc != 2) return fail("route dns takes two arguments, TUNNEL (name or ID) and HOSTNAME (got %d)", argc);
-  if (admin_open(o, "route dns", &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (admin_open(o, "route dns", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_tunnel_resolve(a.s, a.acct.id, argv[0], &t) != WR_OK) {
     fail("cannot route %s: %s", argv[1], wr_store_errmsg(a.s));
     goto out;
@@ -642,9 +646,10 @@ int wr_cmd_edge_audit(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   if (lim && (!*lim || *end || limit <= 0))
     return fail("invalid --limit \"%s\": give a positive number of entries", lim);
   if (want_json(o, &json) != 0) return WR_EXIT_FAIL;
-  if (admin_open(o, "audit", &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
-  /* The local administrator sees every account's rows and edge-wide ones. */
-  if (wr_store_audit_list(a.s, NULL, (size_t)limit, &rows, &n) != WR_OK) {
+  if (admin_open(o, "audit", ACCOUNT_FILTER, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  /* The local administrator sees every account's rows and edge-wide ones,
+   * or with --account that account's only. */
+  if (wr_store_audit_list(a.s, a.have_acct ? a.acct.id : NULL, (size_t)limit, &rows, &n) != WR_OK) {
     fail("%s", wr_store_errmsg(a.s));
     goto out;
   }

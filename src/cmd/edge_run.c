@@ -1,8 +1,12 @@
 /* `warren-edge run`: listens for QUIC on --tunnel-listen with the
  * tunnel-server certificate and registers connectors (warren or the real
- * cloudflared) against the store, and serves visitors over HTTP/1.1 on
+ * cloudflared) against the store; serves visitors over HTTP/1.1 on
  * --http-listen, proxying each request to a live connector of the tunnel
- * its Host is routed to. The API and DNS server arrive with issue #4. */
+ * its Host is routed to; and, when asked, the REST API and login pages
+ * (--api-listen), the authoritative DNS server (--dns-listen), RFC 2136
+ * pushes to another DNS server (--dns-update-*) and the metrics, readiness
+ * and health endpoints (--metrics). --config names a YAML file whose keys
+ * are these flags' names (the command line and environment win). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +16,13 @@
 #include "cmd/commands.h"
 #include "edge/api.h"
 #include "edge/dns.h"
+#include "edge/edge_metrics.h"
 #include "edge/login.h"
 #include "edge/store.h"
 #include "edge/tunnel_server.h"
 #include "edge/visitor.h"
 #include "lib/encoding.h"
+#include "lib/config.h"
 #include "lib/err.h"
 #include "lib/file.h"
 #include "lib/log.h"
@@ -47,6 +53,7 @@ typedef struct edge_run {
   wr_dns_updater *updater; /* --dns-update-server: RFC 2136 pushes */
   wr_api *api;
   wr_login *login;
+  wr_edge_metrics *metrics; /* --metrics */
   int stopping;
 } edge_run;
 
@@ -152,17 +159,53 @@ static void on_signal(uv_signal_t *h, int signum) {
     exit(1);
   }
   r->stopping = 1;
+  wr_edge_metrics_set_ready(r->metrics, 0, "shutting down");
   wr_info("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
   uv_stop(h->loop);
+}
+
+/* --config FILE: its keys are run's flag names, merged underneath the
+ * command line and the environment. Only a file named on the command line
+ * is read: the connector's default locations (~/.cloudflared) hold
+ * cloudflared's configuration, not the edge's. Returns 0, or -1 after
+ * printing why. */
+static int load_edge_config(wr_opts *o) {
+  wr_config *cfg = NULL;
+  char err[512];
+  const char *path = wr_opts_get(o, "config");
+  if (!wr_opts_isset(o, "config") || !path || !*path) return 0;
+  if (wr_config_load(path, &cfg, err, sizeof(err)) != WR_OK ||
+      wr_config_apply_opts(cfg, o, err, sizeof(err)) != WR_OK) {
+    fprintf(stderr, "%s run: %s\n", o->prog, err);
+    wr_config_free(cfg);
+    return -1;
+  }
+  /* The connector's structured sections mean nothing to the edge. */
+  static const char *const connector_keys[] = {"tunnel", "ingress", "warp-routing", "originRequest"};
+  for (size_t i = 0; i < sizeof(connector_keys) / sizeof(connector_keys[0]); i++) {
+    const wr_ynode *n = wr_ynode_get(cfg->root, connector_keys[i], cfg->is_json);
+    if (n)
+      wr_config_warn(cfg, n->line, NULL, "\"%s\" is a connector setting, not an edge one; ignored",
+                     connector_keys[i]);
+  }
+  for (size_t i = 0; i < cfg->n_warnings; i++) wr_warn("%s", cfg->warnings[i]);
+  wr_config_free(cfg);
+  return 0;
 }
 
 int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   (void)cmd;
   (void)argv;
+  if (argc > 0) {
+    fprintf(stderr, "%s run: unexpected argument \"%s\"\n", o->prog, argv[0]);
+    return WR_EXIT_USAGE;
+  }
+  if (load_edge_config(o) != 0) return WR_EXIT_USAGE;
   const char *dir = wr_opts_get(o, "data-dir");
   const char *listen = wr_opts_get(o, "tunnel-listen");
   const char *http_listen = wr_opts_get(o, "http-listen");
   const char *dns_listen = wr_opts_get(o, "dns-listen");
+  const char *metrics = wr_opts_get(o, "metrics");
   struct sockaddr_storage dns_addr;
   const char *lvl = wr_opts_get(o, "loglevel");
   char err[512], path[4096], cert[4096], key[4096];
@@ -175,11 +218,14 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   uv_loop_t *loop = uv_default_loop();
   int rv = WR_EXIT_FAIL;
 
-  if (argc > 0) {
-    fprintf(stderr, "%s run: unexpected argument \"%s\"\n", o->prog, argv[0]);
-    return WR_EXIT_USAGE;
+  if (lvl && *lvl) {
+    if (wr_log_parse_level(lvl, &level) != WR_OK) {
+      fprintf(stderr, "%s run: unknown --loglevel \"%s\" (debug, info, warn, error, fatal)\n", o->prog,
+              lvl);
+      return WR_EXIT_USAGE;
+    }
+    wr_log_set_level(level);
   }
-  if (lvl && wr_log_parse_level(lvl, &level) == 0) wr_log_set_level(level);
   if (!dir || !*dir) {
     fprintf(stderr, "%s run: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)\n", o->prog);
     return WR_EXIT_USAGE;
@@ -196,6 +242,16 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   if (dns_listen && *dns_listen && parse_listen(dns_listen, &dns_addr) != 0) {
     fprintf(stderr, "%s run: --dns-listen \"%s\" is not HOST:PORT\n", o->prog, dns_listen);
     return WR_EXIT_USAGE;
+  }
+  if (metrics && *metrics) {
+    /* Only the shape here; the host (a name is fine) resolves when the
+     * server starts. */
+    char mhost[256];
+    unsigned mport;
+    if (wr_addr_split(metrics, mhost, sizeof(mhost), &mport) != 0) {
+      fprintf(stderr, "%s run: --metrics \"%s\" is not HOST:PORT\n", o->prog, metrics);
+      return WR_EXIT_USAGE;
+    }
   }
   snprintf(path, sizeof(path), "%s/warren.db", dir);
   if (wr_store_open(path, 0, &store, err, sizeof(err)) != 0) {
@@ -282,7 +338,10 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     wr_info("Serving the API on %s/client/v4 and logins on %s/argotunnel", public_url, public_url);
   }
   const char *up_server = wr_opts_get(o, "dns-update-server");
-  if (up_server && *up_server) {
+  if (!up_server || !*up_server) {
+    if (wr_opts_isset(o, "dns-update-zone") || wr_opts_isset(o, "dns-update-key"))
+      wr_warn("--dns-update-zone and --dns-update-key do nothing without --dns-update-server");
+  } else {
     const char *zone = wr_opts_get(o, "dns-update-zone"), *spec = wr_opts_get(o, "dns-update-key");
     const char *alg = NULL, *kname = NULL, *secret = NULL;
     char keybuf[1024], host[INET6_ADDRSTRLEN] = "";
@@ -311,6 +370,16 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   }
   wr_dns_cleanup_config ccfg = {.store = store, .dns = r.dns, .updater = r.updater};
   wr_dns_janitor_start(loop, &ccfg, &r.janitor);
+  if (metrics && *metrics) {
+    wr_edge_metrics_config mcfg = {.store = store, .ts = ts, .visitor = r.visitor, .dns = r.dns,
+                                   .api = r.api, .login = r.login};
+    if (wr_edge_metrics_start(loop, metrics, &mcfg, &r.metrics, err, sizeof(err)) != WR_OK) {
+      fprintf(stderr, "%s run: %s\n", o->prog, err);
+      goto out;
+    }
+  }
+  /* Every listener is up: /ready may say so. */
+  wr_edge_metrics_set_ready(r.metrics, 1, NULL);
   uv_signal_init(loop, &r.sigint);
   uv_signal_init(loop, &r.sigterm);
   r.sigint.data = r.sigterm.data = &r;
@@ -319,6 +388,9 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);
   uv_close((uv_handle_t *)&r.sigint, NULL);
   uv_close((uv_handle_t *)&r.sigterm, NULL);
+  /* The metrics server reads every subsystem: it goes before them. */
+  wr_edge_metrics_free(r.metrics);
+  r.metrics = NULL;
   /* Visitors first (their streams are reset while the connections still
    * exist), then the connectors are told; a short run sends the packets. */
   wr_visitor_free(r.visitor);
@@ -331,6 +403,7 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   uv_close((uv_handle_t *)&flush, NULL);
   rv = WR_EXIT_OK;
 out:
+  wr_edge_metrics_free(r.metrics);
   /* Visitors first: they abandon their data streams while the QUIC
    * connections still exist; then the endpoint; the tunnel server last. */
   if (r.visitor) wr_visitor_free(r.visitor);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cmd/commands.h"
+#include "cmd/edge_int.h"
 #include "edge/password.h"
 #include "edge/pki.h"
 #include "edge/store.h"
@@ -109,13 +110,7 @@ static int ctx_open(wr_opts *o, const char *cmd, users_ctx *c) {
 
 /* The account for a new user: --account, or the only one. */
 static int pick_account(wr_opts *o, users_ctx *c, wr_account *a) {
-  const char *acct = wr_opts_get(o, "account");
-  if (acct && *acct) {
-    if (wr_store_account_get(c->s, acct, a) != WR_OK) return fail("--account %s: %s", acct, wr_store_errmsg(c->s));
-  } else if (wr_store_account_default(c->s, a) != WR_OK) {
-    return fail("%s; pass --account ID", wr_store_errmsg(c->s));
-  }
-  return WR_EXIT_OK;
+  return wr__edge_pick_account(c->s, wr_opts_get(o, "account"), a);
 }
 
 static int find_user(users_ctx *c, const char *email, wr_user *u) {
@@ -335,6 +330,8 @@ int wr_cmd_edge_user_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     return fail("service users have no password (they use API tokens); drop --password-file or --service");
   if (!service && out && *out)
     return fail("--out is for service users (--service); people get cert.pem by logging in");
+  if (!service && wr_opts_isset(o, "zone"))
+    return fail("--zone is for service users (--service); people pick a zone when they log in");
   if (out && *out && wr_file_exists(out)) return fail("%s already exists; choose another --out", out);
   if (ctx_open(o, "user add", &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (pick_account(o, &c, &a) != WR_EXIT_OK) goto out;
@@ -444,7 +441,11 @@ int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
   if (argc > 0) return fail("user list takes no arguments (got \"%s\")", argv[0]);
   if (fmt && *fmt && !json) return fail("unsupported --output \"%s\": use --output json, or leave it out for a table", fmt);
   if (ctx_open(o, "user list", &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
-  if (wr_store_user_list(c.s, acct && *acct ? acct : NULL, &users, &n) != WR_OK) {
+  /* --account by ID or name, checked: an unknown one is an error, not an
+   * empty list. */
+  wr_account a;
+  if (acct && *acct && pick_account(o, &c, &a) != WR_EXIT_OK) goto out;
+  if (wr_store_user_list(c.s, acct && *acct ? a.id : NULL, &users, &n) != WR_OK) {
     fail("%s", wr_store_errmsg(c.s));
     goto out;
   }

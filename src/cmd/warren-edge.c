@@ -4,8 +4,9 @@
 #include <stdlib.h>
 
 #include "cmd/cli.h"
-#include "lib/mem.h"
 #include "cmd/commands.h"
+#include "cmd/edge_int.h"
+#include "lib/mem.h"
 
 static const wr_flag data_dir_flag[] = {
     {"data-dir", NULL, "WARREN_EDGE_DATA_DIR", WR_FLAG_STRING, NULL, "Directory holding the store, CA and certificates"},
@@ -19,38 +20,47 @@ static const wr_flag init_flags[] = {
 };
 
 static const wr_flag run_flags[] = {
-    {"config", NULL, NULL, WR_FLAG_STRING, NULL, "edge.yml"},
+    {"config", NULL, NULL, WR_FLAG_STRING, NULL,
+     "YAML file (edge.yml) whose keys are these flags' names, e.g. http-listen: 127.0.0.1:8080; "
+     "the command line and environment win"},
     {"tunnel-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:7844", "UDP address for connectors (QUIC)"},
     {"http-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8080", "TCP address for visitors (HTTP)"},
-    {"https-listen", NULL, NULL, WR_FLAG_STRING, NULL, "TCP address for visitors (HTTPS)"},
-    {"api-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8081", "TCP address for the management API"},
+    {"api-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8081",
+     "TCP address for the management API (/client/v4) and the login pages (/argotunnel); empty: none"},
     {"dns-listen", NULL, NULL, WR_FLAG_STRING, NULL, "UDP/TCP address for the authoritative DNS server"},
     {"dns-update-server", NULL, "WARREN_EDGE_DNS_UPDATE_SERVER", WR_FLAG_STRING, NULL,
      "Primary DNS server (IP[:PORT]) to push route CNAMEs to with RFC 2136, for zones whose DNS lives elsewhere"},
     {"dns-update-zone", NULL, "WARREN_EDGE_DNS_UPDATE_ZONE", WR_FLAG_STRING, NULL, "Zone to update at that server"},
     {"dns-update-key", NULL, "WARREN_EDGE_DNS_UPDATE_KEY", WR_FLAG_STRING, NULL,
      "TSIG key as nsupdate -y takes it: [ALGORITHM:]NAME:BASE64SECRET (prefer the environment variable)"},
-    {"metrics", NULL, NULL, WR_FLAG_STRING, NULL, "TCP address for Prometheus metrics"},
-    {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", "Log level"},
+    {"metrics", NULL, NULL, WR_FLAG_STRING, NULL,
+     "TCP address (HOST:PORT) serving Prometheus /metrics, /ready and /healthcheck"},
+    {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", "Log level: debug, info, warn, error, fatal"},
     {NULL},
 };
 
 static const wr_cmd tunnel_cmds[] = {
     {"create", "NAME", "Create a tunnel and write its credentials JSON", NULL,
      (const wr_flag[]){{"out", NULL, NULL, WR_FLAG_STRING, NULL, "Credentials file to write (default DATA_DIR/<id>.json)"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, "Account ID (default: the only account)"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
                        {NULL}},
      NULL, wr_cmd_edge_tunnel_create},
     {"list", NULL, "List tunnels", NULL,
-     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"}, {NULL}},
+     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
+                       {NULL}},
      NULL, wr_cmd_edge_tunnel_list},
-    {"delete", "NAME|ID", "Delete a tunnel (its routes go with it)", NULL, NULL, NULL, wr_cmd_edge_tunnel_delete},
+    {"delete", "NAME|ID", "Delete a tunnel (its routes go with it)", NULL,
+     (const wr_flag[]){{"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP}, {NULL}},
+     NULL, wr_cmd_edge_tunnel_delete},
     {NULL},
 };
 
 static const wr_cmd route_cmds[] = {
     {"dns", "TUNNEL HOSTNAME", "Route a hostname of the zone to a tunnel", NULL,
-     (const wr_flag[]){{"overwrite-dns", "f", NULL, WR_FLAG_BOOL, NULL, "Replace an existing route"}, {NULL}},
+     (const wr_flag[]){{"overwrite-dns", "f", NULL, WR_FLAG_BOOL, NULL, "Replace an existing route"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
+                       {NULL}},
      NULL, wr_cmd_edge_route_dns},
     {NULL},
 };
@@ -64,7 +74,7 @@ static const wr_cmd user_cmds[] = {
                        {"service", NULL, NULL, WR_FLAG_BOOL, NULL, "A service user for automation (API token, no login)"},
                        {"zone", NULL, NULL, WR_FLAG_STRING, NULL, "Service users: limit the token to this zone"},
                        {"out", NULL, NULL, WR_FLAG_STRING, NULL, "Service users: write cert.pem with the token here"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, "Account ID (default: the only account)"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
                        {NULL}},
      NULL, wr_cmd_edge_user_add},
     {"passwd", "EMAIL", "Set a user's password", NULL,
@@ -79,7 +89,7 @@ static const wr_cmd user_cmds[] = {
      NULL, wr_cmd_edge_user_roll_token},
     {"list", NULL, "List users", NULL,
      (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, "Only this account's users"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_FILTER_HELP},
                        {NULL}},
      NULL, wr_cmd_edge_user_list},
     {NULL},
@@ -88,13 +98,15 @@ static const wr_cmd user_cmds[] = {
 static const wr_cmd top_cmds[] = {
     {"init", NULL, "Create a data directory: store, CAs, certificates and the admin's cert.pem",
      "Refuses to touch an existing data directory.", init_flags, NULL, wr_cmd_edge_init},
-    {"run", NULL, "Serve connectors (QUIC) and visitors (HTTP); the API comes next", NULL, run_flags, NULL, wr_cmd_edge_run},
+    {"run", NULL, "Serve connectors (QUIC), visitors (HTTP) and, as configured, the API, DNS and metrics",
+     NULL, run_flags, NULL, wr_cmd_edge_run},
     {"tunnel", NULL, "Manage tunnels", NULL, NULL, tunnel_cmds, NULL},
     {"route", NULL, "Manage routes", NULL, NULL, route_cmds, NULL},
     {"user", NULL, "Manage users", NULL, NULL, user_cmds, NULL},
     {"audit", NULL, "Print the audit log", NULL,
      (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
                        {"limit", NULL, NULL, WR_FLAG_INT, "100", "Newest N entries"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_FILTER_HELP},
                        {NULL}},
      NULL, wr_cmd_edge_audit},
     {NULL},

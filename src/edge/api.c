@@ -28,6 +28,8 @@ static void send_json(wr__api_ctx *c, int status, json_t *env) {
     free(text);
     return;
   }
+  /* Every API answer passes here: the one place to count them. */
+  c->api->stats.responses_by_class[(text ? status : 500) / 100 % 6]++;
   if (!text) {
     static const char fallback[] =
         "{\"success\":false,\"errors\":[{\"code\":1000,\"message\":\"cannot encode the answer\"}],"
@@ -481,6 +483,8 @@ int wr_api_new(const wr_api_config *cfg, wr_api **out) {
   *out = a;
   return WR_OK;
 }
+
+const wr_api_stats *wr_api_get_stats(const wr_api *a) { return &a->stats; }
 
 void wr_api_free(wr_api *a) {
   if (!a) return;

@@ -140,4 +140,13 @@ void wr_api_httpd_handler(wr_httpd *h, wr_httpd_req *req, void *user);
 
 void wr_api_free(wr_api *a);
 
+/* ---- counters (for the edge's --metrics, edge/edge_metrics.h) ---- */
+
+typedef struct wr_api_stats {
+  uint64_t responses_by_class[6]; /* [2]..[5]: answers under /client/v4 by status class */
+} wr_api_stats;
+
+/* Counters since wr_api_new; valid while |a| lives. */
+const wr_api_stats *wr_api_get_stats(const wr_api *a);
+
 #endif

@@ -39,6 +39,7 @@ struct wr_api {
   char *location;     /* NULL: as stored */
   void (*on_route)(void *user, int op, const char *hostname, const char *tunnel_id);
   void *route_user;
+  wr_api_stats stats; /* for --metrics */
 };
 
 /* Tells the on_route hook, if any. */

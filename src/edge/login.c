@@ -120,6 +120,7 @@ struct wr_login {
   uv_timer_t sweep_timer;
   size_t open_handles; /* sweep timer + waiter timers not yet closed */
   int closing;
+  wr_login_stats stats; /* for --metrics */
 };
 
 /* --- small helpers ---------------------------------------------------------- */
@@ -155,6 +156,8 @@ static int key_char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '_' || c == '=';
 }
+
+const wr_login_stats *wr_login_get_stats(const wr_login *l) { return &l->stats; }
 
 int wr_login_key_valid(const char *key, size_t len) {
   if (!key || len < WR_LOGIN_KEY_MIN || len > WR_LOGIN_KEY_MAX) return 0;
@@ -876,11 +879,13 @@ static void signin_done(wr_login *l, job *j) {
   if (j->verify_rv == WR_ERR_INVAL)
     wr_error("login: the stored password hash of %s cannot be read; reset it with `warren-edge user passwd`", ebuf);
   if (j->verify_rv != WR_OK || !j->user_found) {
+    l->stats.signins_failed++;
     wr_info("login: failed sign-in for %s from %s", ebuf, ip);
     send_signin_form(l, j->req, &r, s, j->callback, key, j->email, "Wrong email or password.");
     return;
   }
   if (j->user.is_service) {
+    l->stats.signins_failed++;
     wr_info("login: service user %s tried to sign in from %s; refused", ebuf, ip);
     send_signin_form(l, j->req, &r, s, j->callback, key, j->email,
                      "This is a service account for automation: it uses API tokens and cannot sign "
@@ -896,6 +901,7 @@ static void signin_done(wr_login *l, job *j) {
   memcpy(s->id, newid, sizeof(newid));
   memcpy(s->csrf, newcsrf, sizeof(newcsrf));
   s->signed_in = 1;
+  l->stats.signins_ok++;
   s->user = j->user;
   s->expires = now_ms(l) + l->ttl_ms;
   wr_info("login: %s signed in from %s", logsafe(s->user.email, ebuf, sizeof(ebuf)), ip);

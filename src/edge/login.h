@@ -1,4 +1,4 @@
-/* The edge's side of `tunnel login` (issue #4): the pages a user signs in on,
+/* The edge's side of `tunnel login`: the pages a user signs in on,
  * picks a zone and gets cert.pem from, and the transfer endpoint the waiting
  * CLI polls. Served by the same wr_httpd as the REST API (--api-listen).
  *
@@ -113,5 +113,15 @@ int wr_login_key_valid(const char *key, size_t len);
  * Both malloc'd; NULL if |key| is not valid. */
 char *wr_login_browser_url(const char *base, const char *key);
 char *wr_login_poll_url(const char *base, const char *key);
+
+/* ---- counters (for the edge's --metrics, edge/edge_metrics.h) ---- */
+
+typedef struct wr_login_stats {
+  uint64_t signins_ok;     /* sign-ins with a right email and password */
+  uint64_t signins_failed; /* wrong email or password, or a service user */
+} wr_login_stats;
+
+/* Counters since wr_login_new; valid while |l| lives. */
+const wr_login_stats *wr_login_get_stats(const wr_login *l);
 
 #endif

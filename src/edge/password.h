@@ -1,4 +1,4 @@
-/* Password hashing for edge users (the login page of issue #4).
+/* Password hashing for edge users (the login pages, edge/login.h).
  *
  * PBKDF2-HMAC-SHA256 (RFC 8018) through gnutls_pbkdf2, with a 16-byte random
  * salt and a 32-byte output, stored as one self-describing string:

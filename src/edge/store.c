@@ -718,6 +718,37 @@ int wr_store_account_default(wr_store *s, wr_account *out) {
   return rv;
 }
 
+int wr_store_account_list(wr_store *s, wr_account **out, size_t *n) {
+  sqlite3_stmt *st;
+  wr_account *rows = NULL;
+  size_t cnt = 0, cap = 0;
+  int rv, rc;
+  *out = NULL;
+  *n = 0;
+  rv = prepf(s, &st, "SELECT id, name, created_at FROM accounts ORDER BY created_at, id", "");
+  if (rv != WR_OK) return rv;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_account(st, PUSH(rows, cnt, cap));
+  if (rc != SQLITE_DONE) {
+    rv = dberr(s, "read accounts");
+    free(rows);
+  } else {
+    *out = rows;
+    *n = cnt;
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_ping(wr_store *s) {
+  sqlite3_stmt *st;
+  int rv = prepf(s, &st, "SELECT 1 FROM accounts LIMIT 1", "");
+  if (rv != WR_OK) return rv;
+  rv = step_row(s, st, "read the store");
+  sqlite3_finalize(st);
+  /* An empty table still proves the database answers. */
+  return rv == WR_ERR_NOTFOUND ? WR_OK : rv;
+}
+
 /* --- zones ---------------------------------------------------------------------- */
 
 static void read_zone(sqlite3_stmt *st, wr_zone *z) {
@@ -1521,7 +1552,7 @@ int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_
   return rv;
 }
 
-/* --- users: passwords, listing, token rolling (login, issue #4) ------------------- */
+/* --- users: passwords, listing, token rolling (edge/login.h) ---------------------- */
 
 int wr_store_user_password_hash(wr_store *s, const char *user_id, char *out, size_t size) {
   sqlite3_stmt *st;
@@ -2323,7 +2354,7 @@ int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, 
   return rv;
 }
 
-/* --- DNS record expiry (issue #4; called through edge/dns.h) ------------------------ */
+/* --- DNS record expiry (called through edge/dns.h) ---------------------------------- */
 
 int wr_store_route_expire(wr_store *s, const char *actor, int64_t unregistered_s, size_t limit,
                           wr_route **removed, size_t *n) {

@@ -14,7 +14,7 @@
  *   zone     = /zones/{id}               (id: 32 hex; name unique across the edge)
  *   tunnel   = /accounts/{a}/cfd_tunnel/{uuid}  (soft-deleted: deleted_at)
  *   route    = /zones/{z}/tunnels/{uuid}/routes (type dns; hostname unique)
- *   ip_route = /accounts/{a}/teamnet/routes     (schema only for now)
+ *   ip_route = /accounts/{a}/teamnet/routes     (in a virtual network)
  *   user, api_token: who may call the API; tokens are kept as SHA-256 only.
  *
  * Every call that changes the store writes an audit_log row in the same
@@ -128,6 +128,11 @@ int wr_store_account_get(wr_store *s, const char *id, wr_account *out);
 /* The only account, for single-tenant commands. WR_ERR_NOTFOUND when there
  * is none, WR_ERR_INVAL when there are several (the message lists them). */
 int wr_store_account_default(wr_store *s, wr_account *out);
+/* Every account, oldest first (free *out with free()). */
+int wr_store_account_list(wr_store *s, wr_account **out, size_t *n);
+/* Reads the accounts table once: WR_OK when the database answers, else
+ * WR_ERR_STORE with the reason in wr_store_errmsg (for readiness checks). */
+int wr_store_ping(wr_store *s);
 
 /* Adds zone |name| (checked with wr_store_check_dns_name, no wildcard) to an
  * account. WR_ERR_EXISTS if any account already has the zone. */
@@ -296,7 +301,7 @@ int wr_store_audit_list(wr_store *s, const char *account_id, size_t limit, wr_au
                         size_t *n);
 void wr_store_audit_free(wr_audit *rows, size_t n);
 
-/* --- users: passwords, listing, token rolling (login, issue #4) ------------- */
+/* --- users: passwords, listing, token rolling (edge/login.h) ---------------- */
 
 /* Copies the stored password hash of user |user_id| to |out|. WR_ERR_NOTFOUND
  * for an unknown user or one without a password (service users, the admin
@@ -481,7 +486,7 @@ typedef struct wr_audit_filter {
 int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, size_t *n,
                          size_t *total);
 
-/* --- DNS record expiry (issue #4; edge/dns.h wr_dns_cleanup) ------------------ */
+/* --- DNS record expiry (edge/dns.h wr_dns_cleanup) ---------------------------- */
 
 /* Removes the DNS routes of tunnels that are deleted, or that have been
  * unregistered for at least |unregistered_s| seconds: no open connection,

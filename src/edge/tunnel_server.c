@@ -63,6 +63,7 @@ struct wr_tunnel_server {
   unsigned max_conns_per_connector;
   uv_timer_t *sweep; /* the deleted-tunnel sweeper, or NULL */
   int64_t swept_at;  /* Unix seconds of the last sweep (start: creation) */
+  wr_tunnel_server_stats stats; /* for --metrics */
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -135,6 +136,7 @@ static void unregister(edge_conn *ec, const char *why) {
   wr_tunnel_server *ts = ec->ts;
   if (ec->state != EC_REGISTERED) return;
   ec->state = EC_UNREGISTERED;
+  ts->stats.unregistrations++;
   int rv = wr_store_conn_close(ts->store, ec->conn_id);
   if (rv) wr_warn("closing connection %s in the store: %s", ec->conn_id, wr_store_errmsg(ts->store));
   audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_UNREGISTERED, why);
@@ -347,8 +349,22 @@ static int m_update_local(wr_rpc_session *s, void *user, const wr_rpc_call *call
   return wr_tunnelrpc_empty_encode(&r->results);
 }
 
+/* m_register with its outcome counted: it answers in many places, and
+ * whether the connection ended up registered is what tells them apart. */
+static int m_register_counted(wr_rpc_session *s, void *user, const wr_rpc_call *call,
+                              wr_rpc_reply *r) {
+  edge_conn *ec = user;
+  int was = ec->state;
+  int rv = m_register(s, user, call, r);
+  if (was != EC_REGISTERED && ec->state == EC_REGISTERED)
+    ec->ts->stats.registrations++;
+  else
+    ec->ts->stats.refusals++;
+  return rv;
+}
+
 static const wr_rpc_method reg_methods[] = {
-    {WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_REGISTER_CONNECTION, m_register},
+    {WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_REGISTER_CONNECTION, m_register_counted},
     {WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_UNREGISTER_CONNECTION, m_unregister},
     {WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_UPDATE_LOCAL_CONFIGURATION, m_update_local},
 };
@@ -762,3 +778,24 @@ const char *wr_tunnel_stream_conn_id(const wr_tunnel_stream *s) {
 }
 
 int64_t wr_tunnel_stream_id(const wr_tunnel_stream *s) { return s->sid; }
+
+/* ---- counters ------------------------------------------------------------------ */
+
+const wr_tunnel_server_stats *wr_tunnel_server_get_stats(const wr_tunnel_server *ts) {
+  return &ts->stats;
+}
+
+void wr_tunnel_server_each(const wr_tunnel_server *ts,
+                           void (*fn)(void *user, const wr_tunnel_conn_info *info), void *user) {
+  for (const edge_conn *ec = ts->conns; ec; ec = ec->next) {
+    if (!matches(ec, NULL)) continue;
+    wr_tunnel_conn_info info;
+    memset(&info, 0, sizeof(info));
+    memcpy(info.conn_id, ec->conn_id, sizeof(info.conn_id));
+    memcpy(info.tunnel_id, ec->tunnel_id, sizeof(info.tunnel_id));
+    memcpy(info.client_id, ec->client_id, sizeof(info.client_id));
+    info.conn_index = ec->conn_index;
+    info.quic = ec->quic;
+    fn(user, &info);
+  }
+}

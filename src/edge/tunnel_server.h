@@ -166,4 +166,22 @@ void wr_tunnel_stream_abandon(wr_tunnel_stream *s, int64_t code);
 const char *wr_tunnel_stream_conn_id(const wr_tunnel_stream *s);
 int64_t wr_tunnel_stream_id(const wr_tunnel_stream *s);
 
+/* ---- counters (for the edge's --metrics, edge/edge_metrics.h) ------------- */
+
+typedef struct wr_tunnel_server_stats {
+  uint64_t registrations;   /* registerConnection calls that registered a connection */
+  uint64_t refusals;        /* registerConnection calls that did not (error answer or
+                             * undecodable call) */
+  uint64_t unregistrations; /* registered connections taken out of service, for any
+                             * reason (unregisterConnection, lost, replaced, deleted) */
+} wr_tunnel_server_stats;
+
+/* Counters since wr_tunnel_server_new; valid while |ts| lives. */
+const wr_tunnel_server_stats *wr_tunnel_server_get_stats(const wr_tunnel_server *ts);
+/* Calls |fn| once for every live registered connection (newest first), in
+ * one walk. |fn| must not change the registry (no registering, closing or
+ * unregistering from inside it). */
+void wr_tunnel_server_each(const wr_tunnel_server *ts,
+                           void (*fn)(void *user, const wr_tunnel_conn_info *info), void *user);
+
 #endif

@@ -262,6 +262,7 @@ static void write_cb(uv_write_t *req, int status) {
       wr_debug("visitor %" PRIu64 " (%s): write failed: %s", c->id, c->ip, uv_strerror(status));
       vc_close_now(c);
     } else {
+      c->v->stats.bytes_out += w->len;
       if (w->credit && w->gen == c->gen && c->r.st) wr_tunnel_stream_consume(c->r.st, w->credit);
       vc_activity(c);
     }
@@ -1385,6 +1386,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   vconn *c = s->data;
   if (c->closed) return;
   if (nread > 0) {
+    c->v->stats.bytes_in += (uint64_t)nread;
     if (c->state == VC_CLOSING) return; /* lingering: dropped */
     if (buf->base == (char *)c->v->idle_rbuf) {
       if (wr_buf_append(&c->in, buf->base, (size_t)nread) != WR_OK) {
@@ -1498,9 +1500,11 @@ static void on_connection(uv_stream_t *srv, int status) {
   }
   if (v->stats.active_conns > v->max_conns) {
     wr_warn("visitor connection refused: %zu connections open (limit)", v->max_conns);
+    v->stats.conns_refused++;
     vc_close_now(c);
     return;
   }
+  v->stats.conns_accepted++;
   uv_tcp_nodelay(&c->tcp, 1);
   peer_ip(c);
   c->state = VC_HEAD;

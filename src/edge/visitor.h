@@ -47,6 +47,11 @@ typedef struct wr_visitor_stats {
   uint64_t active_streams;
   uint64_t no_route;          /* 404 for unknown hosts */
   uint64_t no_connector;      /* 502 without a live connection */
+  /* Connection and byte counters (for --metrics, edge/edge_metrics.h). */
+  uint64_t conns_accepted;    /* connections taken in and served */
+  uint64_t conns_refused;     /* closed at once: max_conns reached */
+  uint64_t bytes_in;          /* read from visitors */
+  uint64_t bytes_out;         /* written to visitors (write completed) */
 } wr_visitor_stats;
 
 /* Listens on |addr|. Returns WR_OK, WR_ERR_IO or WR_ERR_NOMEM. */

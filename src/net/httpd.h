@@ -1,6 +1,6 @@
 /* A small HTTP/1.1 server for local endpoints whose requests and answers
- * are small: the connector's metrics server (/metrics, /ready,
- * /healthcheck) and, later, the edge's REST API and login pages. Bodies are
+ * are small: the --metrics servers of the connector and the edge
+ * (net/metricsd.h) and the edge's REST API and login pages. Bodies are
  * buffered (bounded by max_body); for streaming visitors see edge/visitor.h.
  *
  * Keep-alive, pipelined requests answered in order, Content-Length or

@@ -1,5 +1,5 @@
 /* TLS over memory buffers (GnuTLS), for TCP and unix-socket streams: https
- * origins on the connector, later the edge's --https-listen. Sans-I/O: the
+ * origins on the connector. Sans-I/O: the
  * owner feeds ciphertext it read from the socket with wr_tls_feed(), takes
  * ciphertext to send with wr_tls_pending()/wr_tls_sent(), and moves
  * plaintext with wr_tls_read()/wr_tls_write(). No callbacks, no sockets, so

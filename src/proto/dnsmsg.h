@@ -4,7 +4,7 @@
  * (edge/dns.c) and hands over through a lookup callback; nothing here opens a
  * socket, reads the clock or logs.
  *
- * What a zone holds (issue #4, `route dns`):
+ * What a zone holds (`route dns`):
  *   apex                      SOA and NS (NS names configurable, e.g. ns1.<zone>)
  *   address names             A/AAAA = the zone's address list (the edge's
  *                             public addresses): <uuid>.cfargotunnel.<zone> of

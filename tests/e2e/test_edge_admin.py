@@ -311,3 +311,116 @@ def test_data_dir_from_environment(data_dir):
     tid, _ = create_tunnel(data_dir, "web")
     rows = json.loads(ok(run([WARREN_EDGE, "tunnel", "list", "-o", "json"], env=env)).stdout)
     assert [t["id"] for t in rows] == [tid]
+
+
+# --- several accounts --------------------------------------------------------------------
+
+
+def add_account(data_dir, name, zone):
+    """A second account with its own zone, written into the store directly:
+    no command makes one (init makes the first), but the API serves any
+    number and a shared store may hold several."""
+    import sqlite3
+    import time
+    import uuid
+    acct, zid = uuid.uuid4().hex, uuid.uuid4().hex
+    db = sqlite3.connect(str(data_dir / "warren.db"))
+    try:
+        now = int(time.time())
+        db.execute("INSERT INTO accounts(id, name, created_at) VALUES (?, ?, ?)", (acct, name, now))
+        db.execute("INSERT INTO zones(id, account_id, name, created_at) VALUES (?, ?, ?, ?)",
+                   (zid, acct, zone, now))
+        db.commit()
+    finally:
+        db.close()
+    return acct
+
+
+def route_account(data_dir, hostname):
+    import sqlite3
+    db = sqlite3.connect(str(data_dir / "warren.db"))
+    try:
+        row = db.execute("SELECT account_id FROM routes WHERE hostname = ?", (hostname,)).fetchone()
+    finally:
+        db.close()
+    return row and row[0]
+
+
+def test_two_accounts_need_account_and_each_command_acts_on_it(data_dir):
+    first = token_of(data_dir)["accountID"]
+    second = add_account(data_dir, "second", "second.test")
+
+    # Without --account every command that acts on one account refuses,
+    # says why and lists the accounts to choose from; nothing is changed.
+    for args in (("route", "dns", "web", "app.second.test"), ("tunnel", "create", "web"),
+                 ("tunnel", "list"), ("tunnel", "delete", "web"),
+                 ("user", "add", "--service", "ci@second.test")):
+        failed(edge(*args, data_dir=data_dir), "2 accounts", "--account", first, second)
+    assert not list(data_dir.glob("*-*-*-*-*.json"))
+
+    # With --account (by name or by ID) each acts on that account only.
+    tid, _ = create_tunnel(data_dir, "web", "--account", "second")
+    creds = json.loads((data_dir / f"{tid}.json").read_text())
+    assert creds["AccountTag"] == second
+    first_tid, _ = create_tunnel(data_dir, "web", "--account", first)  # the same name, the other account
+    r = ok(edge("route", "dns", "--account", "second", "web", "app.second.test", data_dir=data_dir))
+    assert r.stdout.strip() == f"Added CNAME app.second.test which will route to this tunnel tunnelID={tid}"
+    assert route_account(data_dir, "app.second.test") == second
+    # The second account's tunnel cannot take a name of the first account's zone.
+    failed(edge("route", "dns", "--account", second, "web", "app.example.test", data_dir=data_dir),
+           "another account")
+    r = ok(edge("route", "dns", "--account", first, "web", "app.example.test", data_dir=data_dir))
+    assert f"tunnelID={first_tid}" in r.stdout
+    assert route_account(data_dir, "app.example.test") == first
+
+    rows = json.loads(ok(edge("tunnel", "list", "-o", "json", "--account", second.upper(),
+                              data_dir=data_dir)).stdout)
+    assert [t["id"] for t in rows] == [tid]
+    r = ok(edge("tunnel", "delete", "--account", "second", "web", data_dir=data_dir))
+    assert f"Deleted tunnel web with id {tid} and its 1 route" in r.stdout
+    rows = json.loads(ok(edge("tunnel", "list", "-o", "json", "--account", first, data_dir=data_dir)).stdout)
+    assert [t["id"] for t in rows] == [first_tid]
+
+    # An unknown account is an error that lists the real ones.
+    for args in (("tunnel", "list"), ("route", "dns", "web", "x.second.test"), ("audit",), ("user", "list")):
+        failed(edge(*args, "--account", "nope", data_dir=data_dir), "--account nope", first, second)
+
+    # audit and user list show every account unless told.
+    audit = json.loads(ok(edge("audit", "-o", "json", data_dir=data_dir)).stdout)
+    assert {e["account_id"] for e in audit} >= {first, second}
+    audit = json.loads(ok(edge("audit", "-o", "json", "--account", "second", data_dir=data_dir)).stdout)
+    assert audit and {e["account_id"] for e in audit} == {second}
+    assert [e["action"] for e in audit] == ["tunnel.create", "route.create", "tunnel.delete"]
+    ok(edge("user", "add", "--service", "--account", "second", "ci@second.test", data_dir=data_dir))
+    users = json.loads(ok(edge("user", "list", "-o", "json", "--account", "second", data_dir=data_dir)).stdout)
+    assert [(u["email"], u["account_id"]) for u in users] == [("ci@second.test", second)]
+    assert len(json.loads(ok(edge("user", "list", "-o", "json", data_dir=data_dir)).stdout)) == 2
+
+
+def test_account_names_shared_by_two_accounts_need_the_id(data_dir):
+    a = add_account(data_dir, "twin", "one.test")
+    b = add_account(data_dir, "twin", "two.test")
+    failed(edge("tunnel", "list", "--account", "twin", data_dir=data_dir), "2 accounts have that name", a, b)
+    ok(edge("tunnel", "list", "--account", b, data_dir=data_dir))
+
+
+def test_user_add_zone_is_for_service_users(data_dir):
+    failed(edge("user", "add", "--zone", ZONE, "p@example.test", data_dir=data_dir,
+                env={"WARREN_EDGE_PASSWORD": "a long enough password"}), "--zone is for service users")
+
+
+# --- help text ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [(), ("run",), ("init",), ("tunnel",), ("tunnel", "create"),
+                                  ("tunnel", "list"), ("tunnel", "delete"), ("route",), ("route", "dns"),
+                                  ("user",), ("user", "add"), ("user", "passwd"), ("user", "roll-token"),
+                                  ("user", "list"), ("audit",)])
+def test_help_describes_what_is(path):
+    r = ok(edge(*path, "--help"))
+    text = r.stdout.lower()
+    for stale in ("issue #", "comes next", "coming", "not yet", "--https-listen"):
+        assert stale not in text, (path, stale, r.stdout)
+    if path in (("tunnel", "create"), ("tunnel", "list"), ("tunnel", "delete"), ("route", "dns"),
+                ("user", "add"), ("user", "list"), ("audit",)):
+        assert "--account value" in r.stdout, r.stdout

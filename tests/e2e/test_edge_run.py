@@ -5,6 +5,7 @@ given (CI has no cloudflared); it runs inside a fresh network namespace with
 only loopback, because cloudflared 2023.7.3 looks up update and SRV records at
 start even with --edge and --no-autoupdate."""
 import base64
+import http.client
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import WARREN_EDGE, free_port, run, wait_for
+from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 
 @pytest.fixture
@@ -50,6 +51,129 @@ def test_run_listens_and_stops_on_sigterm(edge_dir, procs):
     p.p.send_signal(signal.SIGTERM)
     assert p.p.wait(10) == 0
     assert "Listening for connectors" in p.output()
+
+
+# --- --metrics: /metrics, /ready, /healthcheck ----------------------------------------------
+
+
+def http_get(port, path, host=None, timeout=5):
+    """(status, headers, body text) of GET |path| on 127.0.0.1:|port|."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host} if host else {})
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def scrape(port):
+    """The samples of /metrics as {'name{labels}': value}, after checking the
+    content type and that every sample follows its # TYPE line."""
+    status, headers, text = http_get(port, "/metrics")
+    assert status == 200, text
+    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    samples, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            name, kind = line[7:].split(" ")
+            assert kind in ("counter", "gauge"), line
+            assert not kind == "counter" or name.endswith("_total"), line
+            typed.add(name)
+        elif line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            assert key.split("{")[0] in typed, f"sample without # TYPE: {line}"
+            samples[key] = float(value)
+    return samples
+
+
+def test_run_serves_metrics_ready_and_healthcheck(edge_dir, procs, tmp_path):
+    d, creds = edge_dir
+    r = run([WARREN_EDGE, "route", "dns", "--data-dir", str(d), "hello", "hello.example.test"])
+    assert r.returncode == 0, r.stderr
+    udp, http_port, metrics = free_port(kind=2), free_port(), free_port()
+    edge = procs([WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", f"127.0.0.1:{udp}",
+                  "--http-listen", f"127.0.0.1:{http_port}", "--api-listen", "127.0.0.1:0",
+                  "--metrics", f"127.0.0.1:{metrics}"], name="warren-edge")
+    assert edge.wait_output(f"Starting metrics server on 127.0.0.1:{metrics}/metrics", 30) is not None
+
+    status, headers, body = http_get(metrics, "/ready")
+    assert status == 200 and headers["Content-Type"] == "application/json", body
+    assert json.loads(body) == {"status": 200, "registeredConnections": 0}
+    assert http_get(metrics, "/healthcheck")[::2] == (200, "OK\n")
+    assert http_get(metrics, "/nothing-here")[0] == 404
+    m = scrape(metrics)
+    assert m["warren_edge_connector_connections"] == 0
+    assert any(k.startswith("warren_edge_build_info{") for k in m)
+    # Every family is the edge's or the standard process collector's.
+    assert all(k.startswith(("warren_edge_", "process_")) for k in m), sorted(m)
+
+    tid = json.loads(creds.read_text())["TunnelID"]
+    procs([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}", "--cacert", str(d / "ca.pem"),
+           "--protocol", "quic", "--credentials-file", str(creds), "--metrics", f"127.0.0.1:{free_port()}",
+           "--hello-world", "run", tid], name="warren")
+    assert wait_for(lambda: scrape(metrics)["warren_edge_connector_connections"] == 1, 30)
+    before = scrape(metrics)
+    assert before[f'warren_edge_tunnel_connector_connections{{tunnel_id="{tid}"}}'] == 1
+    assert before["warren_edge_tunnels_connected"] == 1
+    assert before["warren_edge_registrations_total"] >= 1
+    assert json.loads(http_get(metrics, "/ready")[2])["registeredConnections"] == 1
+
+    status, _, body = http_get(http_port, "/", host="hello.example.test")
+    assert status == 200, body
+    assert http_get(http_port, "/", host="nothere.example.test")[0] == 404
+    after = scrape(metrics)
+    assert after["warren_edge_visitor_requests_total"] == before["warren_edge_visitor_requests_total"] + 2
+    for cls in ("2xx", "4xx"):
+        key = f'warren_edge_visitor_responses_total{{code_class="{cls}"}}'
+        assert after[key] == before[key] + 1, cls
+    assert after["warren_edge_visitor_no_route_total"] == before["warren_edge_visitor_no_route_total"] + 1
+    assert after["warren_edge_visitor_connections_accepted_total"] >= before[
+        "warren_edge_visitor_connections_accepted_total"] + 2
+    assert after["warren_edge_visitor_received_bytes_total"] > before["warren_edge_visitor_received_bytes_total"]
+    assert after["warren_edge_visitor_sent_bytes_total"] > before["warren_edge_visitor_sent_bytes_total"] + len(body)
+    # The API and the login pages run (--api-listen), so their families are there.
+    assert 'warren_edge_api_responses_total{code_class="2xx"}' in after
+    assert 'warren_edge_login_signins_total{result="failure"}' in after
+    # No DNS server was asked for: no DNS figures.
+    assert not any(k.startswith("warren_edge_dns_") for k in after)
+
+
+def test_run_flag_errors(edge_dir, tmp_path):
+    d, _ = edge_dir
+    base = [WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", "127.0.0.1:0",
+            "--http-listen", "127.0.0.1:0", "--api-listen", ""]
+    r = run(base + ["--metrics", "nohostport"])
+    assert r.returncode == 2 and '--metrics "nohostport" is not HOST:PORT' in r.stderr, r.stderr
+    r = run(base + ["--loglevel", "loud"])
+    assert r.returncode == 2 and 'unknown --loglevel "loud"' in r.stderr, r.stderr
+    # A flag that had no implementation is gone rather than silently ignored.
+    r = run(base + ["--https-listen", "127.0.0.1:0"])
+    assert r.returncode == 2 and "flag provided but not defined: -https-listen" in r.stderr, r.stderr
+    r = run(base + ["--config", str(tmp_path / "missing.yml")])
+    assert r.returncode == 2 and "missing.yml" in r.stderr, r.stderr
+    bad = tmp_path / "bad.yml"
+    bad.write_text("metrics: [1, 2]\n")
+    r = run(base + ["--config", str(bad)])
+    assert r.returncode == 2 and "bad.yml:1" in r.stderr, r.stderr
+
+
+def test_run_reads_its_flags_from_config(edge_dir, procs, tmp_path):
+    d, _ = edge_dir
+    metrics = free_port()
+    cfg = tmp_path / "edge.yml"
+    cfg.write_text(f"data-dir: {d}\ntunnel-listen: 127.0.0.1:0\nhttp-listen: 127.0.0.1:0\n"
+                   f"api-listen: ''\nmetrics: 127.0.0.1:{metrics}\nloglevel: debug\n"
+                   "ingress:\n  - service: http_status:404\nno-such-flag: 1\n")
+    # The command line wins over the file.
+    p = procs([WARREN_EDGE, "run", "--config", str(cfg), "--loglevel", "info"], name="warren-edge")
+    assert p.wait_output(f"Starting metrics server on 127.0.0.1:{metrics}/metrics", 30) is not None, p.output()
+    assert wait_for(lambda: http_get(metrics, "/healthcheck")[0] == 200, 10)
+    out = p.output()
+    assert "Serving the API" not in out  # api-listen '' from the file
+    assert 'unknown key "no-such-flag"; ignored' in out
+    assert '"ingress" is a connector setting, not an edge one; ignored' in out
+    assert " DBG " not in out
 
 
 CLOUDFLARED = os.environ.get("CLOUDFLARED")

@@ -1,0 +1,22 @@
+/* Internals shared by the warren-edge administration commands
+ * (edge_admin.c, edge_users.c). Not an interface for other modules. */
+#ifndef WR_CMD_EDGE_INT_H
+#define WR_CMD_EDGE_INT_H
+#include "edge/store.h"
+
+/* The help text of --account on commands that act on one account. */
+#define WR__EDGE_ACCOUNT_HELP "Account ID or name (default: the only account)"
+/* ... and on commands that list rows of every account unless told. */
+#define WR__EDGE_ACCOUNT_FILTER_HELP "Only this account (ID or name; default: every account)"
+
+/* Picks the account a command acts on. With |ref| (the --account value,
+ * NULL or "" when not given): the account with that ID (any case), else the
+ * one account with that exact name. Without: the store's only account.
+ * On failure prints why on stderr ("warren-edge: ...") and returns
+ * WR_EXIT_FAIL: no account, several accounts and no --account (the message
+ * lists each account's ID and name and says to pass --account), an unknown
+ * --account, or a name several accounts share (use the ID). A store error
+ * is reported as such. Returns WR_EXIT_OK with *out filled otherwise. */
+int wr__edge_pick_account(wr_store *s, const char *ref, wr_account *out);
+
+#endif

@@ -1,0 +1,244 @@
+/* The edge's --metrics server; see edge_metrics.h. */
+#include "edge/edge_metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/err.h"
+#include "lib/mem.h"
+#include "lib/prom.h"
+#include "net/metricsd.h"
+
+#ifndef WR_VERSION
+#define WR_VERSION "0.0.0"
+#endif
+#ifndef WR_GIT_REV
+#define WR_GIT_REV "unknown"
+#endif
+
+#define P "warren_edge_"
+
+struct wr_edge_metrics {
+  wr_metricsd *d;
+  wr_edge_metrics_config cfg;
+  double start_time;  /* Unix seconds */
+  uint64_t start_ns;  /* uv_hrtime at start: uptime never jumps with the wall clock */
+  int ready;
+  char reason[128];   /* why not ready */
+};
+
+static const char *const class_names[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+/* One counter family of responses by status class, every class written
+ * (zeros too) so that rate() over a class works from the first scrape. */
+static void by_class(wr_buf *b, const char *name, const char *help, const uint64_t counts[6]) {
+  wr_prom_family(b, name, "counter", help);
+  for (int c = 1; c <= 5; c++)
+    wr_prom_u64(b, name, (const char *const[]){"code_class", class_names[c], NULL}, counts[c]);
+}
+
+static void counter(wr_buf *b, const char *name, const char *help, uint64_t v) {
+  wr_prom_family(b, name, "counter", help);
+  wr_prom_u64(b, name, NULL, v);
+}
+
+static void gauge(wr_buf *b, const char *name, const char *help, uint64_t v) {
+  wr_prom_family(b, name, "gauge", help);
+  wr_prom_u64(b, name, NULL, v);
+}
+
+/* ---- connector connections per tunnel ------------------------------------ */
+
+typedef struct tunnel_ids {
+  char (*ids)[WR_STORE_UUID_LEN + 1];
+  size_t n, cap;
+} tunnel_ids;
+
+static void collect_tunnel(void *user, const wr_tunnel_conn_info *info) {
+  tunnel_ids *t = user;
+  if (t->n == t->cap) {
+    t->cap = t->cap ? t->cap * 2 : 64;
+    t->ids = wr_xrealloc(t->ids, t->cap * sizeof(*t->ids));
+  }
+  memcpy(t->ids[t->n++], info->tunnel_id, sizeof(*t->ids));
+}
+
+static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
+
+/* The registered-connection gauges: the total, the number of tunnels with
+ * at least one, and one series per tunnel for the first |cap| tunnels in
+ * ID order (a stable choice, so a series does not come and go between
+ * scrapes while the set of tunnels stays the same). */
+static void render_connections(wr_edge_metrics *m, wr_buf *b) {
+  tunnel_ids t = {0};
+  size_t distinct = 0, cap = m->cfg.max_tunnel_series;
+  wr_tunnel_server_each(m->cfg.ts, collect_tunnel, &t);
+  if (t.n) qsort(t.ids, t.n, sizeof(*t.ids), cmp_id);
+  for (size_t i = 0; i < t.n; i++) distinct += i == 0 || strcmp(t.ids[i], t.ids[i - 1]) != 0;
+
+  gauge(b, P "connector_connections", "Registered connector connections (all tunnels)", t.n);
+  gauge(b, P "tunnels_connected", "Tunnels with at least one registered connector connection",
+        distinct);
+  char help[160];
+  snprintf(help, sizeof(help),
+           "Registered connector connections per tunnel (the first %zu tunnels by ID; "
+           "warren_edge_tunnels_connected counts them all)",
+           cap);
+  wr_prom_family(b, P "tunnel_connector_connections", "gauge", help);
+  for (size_t i = 0, shown = 0; i < t.n && shown < cap;) {
+    size_t j = i;
+    while (j < t.n && strcmp(t.ids[j], t.ids[i]) == 0) j++;
+    wr_prom_u64(b, P "tunnel_connector_connections",
+                (const char *const[]){"tunnel_id", t.ids[i], NULL}, j - i);
+    shown++;
+    i = j;
+  }
+  free(t.ids);
+}
+
+/* ---- the whole page --------------------------------------------------------- */
+
+void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
+  const wr_tunnel_server_stats *ts = wr_tunnel_server_get_stats(m->cfg.ts);
+
+  wr_prom_family(b, P "build_info", "gauge", "Build and version information");
+  wr_prom_u64(b, P "build_info",
+              (const char *const[]){"revision", WR_GIT_REV, "version", WR_VERSION, NULL}, 1);
+  wr_prom_family(b, P "uptime_seconds", "gauge", "Seconds since the edge started");
+  wr_prom_f64(b, P "uptime_seconds", NULL, (double)(uv_hrtime() - m->start_ns) / 1e9);
+
+  render_connections(m, b);
+  counter(b, P "registrations_total", "registerConnection calls that registered a connection",
+          ts->registrations);
+  counter(b, P "registrations_refused_total",
+          "registerConnection calls that were refused (bad credentials, deleted tunnel, limits, "
+          "malformed)",
+          ts->refusals);
+  counter(b, P "unregistrations_total",
+          "Registered connections taken out of service (unregistered, lost, replaced, tunnel deleted)",
+          ts->unregistrations);
+
+  if (m->cfg.visitor) {
+    const wr_visitor_stats *v = wr_visitor_get_stats(m->cfg.visitor);
+    gauge(b, P "visitor_connections", "Open visitor connections", v->active_conns);
+    counter(b, P "visitor_connections_accepted_total", "Visitor connections accepted",
+            v->conns_accepted);
+    counter(b, P "visitor_connections_refused_total",
+            "Visitor connections closed at once because the connection limit was reached",
+            v->conns_refused);
+    counter(b, P "visitor_requests_total", "Visitor requests answered", v->requests);
+    by_class(b, P "visitor_responses_total", "Visitor responses by status class",
+             v->responses_by_class);
+    counter(b, P "visitor_no_route_total", "Visitor requests for a hostname with no route (404)",
+            v->no_route);
+    counter(b, P "visitor_no_connector_total",
+            "Visitor requests whose tunnel had no live connector connection (502)", v->no_connector);
+    counter(b, P "visitor_received_bytes_total", "Bytes read from visitors", v->bytes_in);
+    counter(b, P "visitor_sent_bytes_total", "Bytes written to visitors", v->bytes_out);
+    gauge(b, P "data_streams", "Open data streams to connectors (one per proxied request)",
+          v->active_streams);
+  }
+
+  if (m->cfg.dns) {
+    static const char *const rcodes[6] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
+    const wr_dns_stats *d = wr_dns_get_stats(m->cfg.dns);
+    wr_prom_family(b, P "dns_queries_total", "counter", "DNS queries received, by transport");
+    wr_prom_u64(b, P "dns_queries_total", (const char *const[]){"transport", "udp", NULL}, d->queries_udp);
+    wr_prom_u64(b, P "dns_queries_total", (const char *const[]){"transport", "tcp", NULL}, d->queries_tcp);
+    wr_prom_family(b, P "dns_responses_total", "counter", "DNS responses sent, by rcode");
+    for (int i = 0; i < 6; i++)
+      wr_prom_u64(b, P "dns_responses_total", (const char *const[]){"rcode", rcodes[i], NULL},
+                  d->rcodes[i]);
+    wr_prom_u64(b, P "dns_responses_total", (const char *const[]){"rcode", "other", NULL},
+                d->rcode_other);
+    counter(b, P "dns_truncated_total", "UDP responses sent truncated (TC set)", d->truncated);
+    counter(b, P "dns_dropped_total",
+            "DNS queries not answered (malformed, a response, or the send buffer was full)",
+            d->dropped);
+    gauge(b, P "dns_tcp_connections", "Open DNS TCP connections", d->tcp_conns);
+  }
+
+  if (m->cfg.api)
+    by_class(b, P "api_responses_total", "REST API (/client/v4) answers by status class",
+             wr_api_get_stats(m->cfg.api)->responses_by_class);
+
+  if (m->cfg.login) {
+    const wr_login_stats *l = wr_login_get_stats(m->cfg.login);
+    wr_prom_family(b, P "login_signins_total", "counter", "Sign-ins on the login page, by result");
+    wr_prom_u64(b, P "login_signins_total", (const char *const[]){"result", "success", NULL},
+                l->signins_ok);
+    wr_prom_u64(b, P "login_signins_total", (const char *const[]){"result", "failure", NULL},
+                l->signins_failed);
+  }
+
+  wr_prom_process(b, m->start_time);
+}
+
+
+/* Ready while the edge says it serves and the store answers; the reason
+ * tells an operator which of the two it is. */
+int wr_edge_metrics_ready(wr_edge_metrics *m, wr_buf *b) {
+  size_t conns = wr_tunnel_server_count(m->cfg.ts, NULL);
+  char reason[WR_STORE_ERRMSG_MAX + 32] = "";
+  if (!m->ready)
+    snprintf(reason, sizeof(reason), "%s", m->reason);
+  else if (wr_store_ping(m->cfg.store) != WR_OK)
+    snprintf(reason, sizeof(reason), "store unreachable: %s", wr_store_errmsg(m->cfg.store));
+  int status = reason[0] ? 503 : 200;
+  wr_buf_printf(b, "{\"status\":%d,\"registeredConnections\":%zu", status, conns);
+  if (reason[0]) {
+    /* Store messages may quote anything: keep the JSON valid. */
+    wr_buf_append_str(b, ",\"reason\":\"");
+    for (const char *p = reason; *p; p++) {
+      unsigned char ch = (unsigned char)*p;
+      if (ch == '"' || ch == '\\') wr_buf_printf(b, "\\%c", ch);
+      else if (ch < 0x20) wr_buf_printf(b, "\\u%04x", ch);
+      else wr_buf_append(b, p, 1);
+    }
+    wr_buf_append_str(b, "\"");
+  }
+  wr_buf_append_str(b, "}\n");
+  return status;
+}
+
+static void render_cb(void *user, wr_buf *b) { wr_edge_metrics_render(user, b); }
+static int ready_cb(void *user, wr_buf *b) { return wr_edge_metrics_ready(user, b); }
+
+int wr_edge_metrics_start(uv_loop_t *loop, const char *addr, const wr_edge_metrics_config *cfg,
+                          wr_edge_metrics **out, char *err, size_t errlen) {
+  *out = NULL;
+  if (!cfg || !cfg->store || !cfg->ts) {
+    snprintf(err, errlen, "metrics: the store and the tunnel server are required");
+    return WR_ERR_INVAL;
+  }
+  wr_edge_metrics *m = wr_xcalloc(1, sizeof(*m));
+  m->cfg = *cfg;
+  if (!m->cfg.max_tunnel_series) m->cfg.max_tunnel_series = WR_EDGE_METRICS_MAX_TUNNEL_SERIES;
+  m->start_time = (double)time(NULL);
+  m->start_ns = uv_hrtime();
+  snprintf(m->reason, sizeof(m->reason), "starting");
+  wr_metricsd_handlers h = {.render = render_cb, .ready = ready_cb, .user = m};
+  int rv = wr_metricsd_start(loop, addr, &h, &m->d, err, errlen);
+  if (rv != WR_OK) {
+    free(m);
+    return rv;
+  }
+  *out = m;
+  return WR_OK;
+}
+
+void wr_edge_metrics_set_ready(wr_edge_metrics *m, int ready, const char *reason) {
+  if (!m) return;
+  m->ready = ready;
+  snprintf(m->reason, sizeof(m->reason), "%s", ready ? "" : reason ? reason : "not serving");
+}
+
+const char *wr_edge_metrics_addr(const wr_edge_metrics *m) { return wr_metricsd_addr(m->d); }
+
+void wr_edge_metrics_free(wr_edge_metrics *m) {
+  if (!m) return;
+  wr_metricsd_free(m->d);
+  free(m);
+}
