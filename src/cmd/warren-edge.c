@@ -32,6 +32,10 @@ static const wr_flag run_flags[] = {
      "TSIG key as nsupdate -y takes it: [ALGORITHM:]NAME:BASE64SECRET (prefer the environment variable)"},
     {"metrics", NULL, NULL, WR_FLAG_STRING, NULL, "TCP address for Prometheus metrics"},
     {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", "Log level"},
+    {"max-half-open", NULL, NULL, WR_FLAG_INT, "1000",
+     "Most QUIC handshakes in progress at once; more are dropped (Retry starts at a tenth)"},
+    {"max-half-open-per-source", NULL, NULL, WR_FLAG_INT, "50",
+     "Most QUIC handshakes in progress from one IPv4 address or IPv6 /64 (Retry starts at a fifth)"},
     {NULL},
 };
 
