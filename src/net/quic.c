@@ -139,10 +139,13 @@ struct wr_quic_conn {
   struct wr_quic_conn *ep_next;
   struct wr_quic_endpoint *ep; /* server connections of an endpoint */
   struct src_entry *src;       /* while half-open: its source's counter */
+  struct cid_entry *cids;      /* its entries in the endpoint's CID index */
   int adopted;                 /* has an owner (always, except half-open server conns) */
 };
 
 static void ep_adopt(wr_quic_conn *c);
+static int ep_cid_add(wr_quic_conn *c, const ngtcp2_cid *cid, int initial_only);
+static void ep_cid_remove(wr_quic_conn *c, const ngtcp2_cid *cid);
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -436,11 +439,21 @@ static int reset_token(const wr_quic_conn *c, const ngtcp2_cid *cid, uint8_t *to
 
 static int cb_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
                       size_t cidlen, void *user) {
+  wr_quic_conn *c = user;
   (void)conn;
   /* Random IDs: nothing in them links connections together. */
   fill_random(cid->data, cidlen);
   cid->datalen = cidlen;
-  return reset_token(user, cid, token) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+  if (reset_token(c, cid, token) != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
+  if (c->ep && ep_cid_add(c, cid, 0) != WR_OK) return NGTCP2_ERR_CALLBACK_FAILURE;
+  return 0;
+}
+
+static int cb_remove_cid(ngtcp2_conn *conn, const ngtcp2_cid *cid, void *user) {
+  wr_quic_conn *c = user;
+  (void)conn;
+  if (c->ep) ep_cid_remove(c, cid);
+  return 0;
 }
 
 static int cb_recv_stateless_reset(ngtcp2_conn *conn, const ngtcp2_pkt_stateless_reset *sr,
@@ -645,6 +658,7 @@ static void set_callbacks(ngtcp2_callbacks *cb, wr_quic_role role) {
   cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
   cb->rand = cb_rand;
   cb->get_new_connection_id = cb_new_cid;
+  cb->remove_connection_id = cb_remove_cid;
   cb->handshake_completed = cb_handshake_completed;
   cb->recv_stream_data = cb_recv_stream_data;
   cb->acked_stream_data_offset = cb_acked;
@@ -1441,6 +1455,21 @@ int wr_quic_stream_set_user(wr_quic_conn *c, int64_t sid, void *suser) {
 #define RESETS_PER_SECOND 100
 #define RETRIES_PER_SOURCE 200
 
+/* Demultiplexing: each connection ID a server connection answers to (the
+ * SCIDs ngtcp2 issued and has not retired; for Initials also the client's
+ * first DCID) maps to its connection, so finding a packet's connection costs
+ * the same with ten connections or thousands (a linear search made every
+ * forged packet cost a walk over all of them). */
+#define CID_NBUCKETS 4096
+
+typedef struct cid_entry {
+  struct cid_entry *hnext; /* bucket chain */
+  struct cid_entry *cnext; /* the connection's entries */
+  wr_quic_conn *c;
+  int initial_only;        /* the client's first DCID: matches long headers only */
+  ngtcp2_cid cid;
+} cid_entry;
+
 /* A source (IPv4 address or IPv6 /64) with half-open connections. */
 typedef struct src_entry {
   struct src_entry *next;
@@ -1474,6 +1503,7 @@ struct wr_quic_endpoint {
   uint64_t hash_seed[2];    /* keys the source hashes: not predictable */
   src_entry *srcs[SRC_NBUCKETS];
   size_t nsrcs;
+  cid_entry *cids[CID_NBUCKETS];
   size_t half_open;         /* connections without an owner yet */
   uint64_t hs_window;       /* start (ms) of the current handshake-rate second */
   unsigned hs_in_window;    /* connections created in it */
@@ -1560,8 +1590,72 @@ static void half_open_release(wr_quic_endpoint *ep, wr_quic_conn *c) {
   free(e);
 }
 
+/* Keyed like the source hash: clients choose their first DCID. */
+static size_t cid_bucket(const wr_quic_endpoint *ep, const uint8_t *id, size_t len) {
+  uint64_t h = ep->hash_seed[1] ^ len;
+  for (size_t i = 0; i < len; i += 8) {
+    uint64_t w = 0;
+    memcpy(&w, id + i, len - i < 8 ? len - i : 8);
+    h = (h ^ w ^ ep->hash_seed[0]) * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+  }
+  h *= 0xbf58476d1ce4e5b9ULL;
+  return (size_t)((h ^ (h >> 32)) % CID_NBUCKETS);
+}
+
+/* Indexes |cid| for |c|. Returns WR_OK or WR_ERR_NOMEM. */
+static int ep_cid_add(wr_quic_conn *c, const ngtcp2_cid *cid, int initial_only) {
+  wr_quic_endpoint *ep = c->ep;
+  size_t b = cid_bucket(ep, cid->data, cid->datalen);
+  cid_entry *e = calloc(1, sizeof(*e));
+  if (!e) return WR_ERR_NOMEM;
+  e->c = c;
+  e->cid = *cid;
+  e->initial_only = initial_only;
+  e->hnext = ep->cids[b];
+  ep->cids[b] = e;
+  e->cnext = c->cids;
+  c->cids = e;
+  return WR_OK;
+}
+
+static void cid_unlink(wr_quic_endpoint *ep, cid_entry *e) {
+  cid_entry **pp = &ep->cids[cid_bucket(ep, e->cid.data, e->cid.datalen)];
+  while (*pp && *pp != e) pp = &(*pp)->hnext;
+  if (*pp) *pp = e->hnext;
+}
+
+/* ngtcp2 retired |cid| of |c|. */
+static void ep_cid_remove(wr_quic_conn *c, const ngtcp2_cid *cid) {
+  for (cid_entry **pp = &c->cids; *pp; pp = &(*pp)->cnext) {
+    cid_entry *e = *pp;
+    if (e->initial_only || !ngtcp2_cid_eq(&e->cid, cid)) continue;
+    *pp = e->cnext;
+    cid_unlink(c->ep, e);
+    free(e);
+    return;
+  }
+}
+
+static wr_quic_conn *cid_lookup(wr_quic_endpoint *ep, const uint8_t *id, size_t len,
+                                int long_header) {
+  cid_entry *e = ep->cids[cid_bucket(ep, id, len)];
+  for (; e; e = e->hnext)
+    if (e->cid.datalen == len && memcmp(e->cid.data, id, len) == 0 &&
+        (long_header || !e->initial_only))
+      return e->c;
+  return NULL;
+}
+
 /* Frees a connection the endpoint has already unlinked. */
 static void ep_conn_free(wr_quic_endpoint *ep, wr_quic_conn *c) {
+  while (c->cids) {
+    cid_entry *e = c->cids;
+    c->cids = e->cnext;
+    cid_unlink(ep, e);
+    free(e);
+  }
+  c->ep = NULL;
   half_open_release(ep, c);
   wr_quic_conn_free(c);
 }
@@ -1777,26 +1871,10 @@ static void ep_timer_cb(uv_timer_t *t) {
 static wr_quic_conn *ep_find(wr_quic_endpoint *ep, const uint8_t *data,
                              size_t len) {
   ngtcp2_version_cid vc;
-  wr_quic_conn *c;
   int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, WR_QUIC_SCID_LEN);
   if (rv != 0) return NULL;
   if (ep->role == WR_QUIC_CLIENT) return ep->conns;
-  for (c = ep->conns; c; c = c->ep_next) {
-    ngtcp2_cid ids[16];
-    size_t i, n = ngtcp2_conn_get_num_scid(c->conn);
-    if (n <= 16) {
-      n = ngtcp2_conn_get_scid(c->conn, ids);
-      for (i = 0; i < n; i++)
-        if (ids[i].datalen == vc.dcidlen &&
-            memcmp(ids[i].data, vc.dcid, vc.dcidlen) == 0)
-          return c;
-    }
-    /* Client Initial retransmissions still carry its first DCID. */
-    if (vc.version && c->odcid.datalen == vc.dcidlen &&
-        memcmp(c->odcid.data, vc.dcid, vc.dcidlen) == 0)
-      return c;
-  }
-  return NULL;
+  return cid_lookup(ep, vc.dcid, vc.dcidlen, vc.version != 0);
 }
 
 /* RFC 9000 10.3: a short-header packet for a connection we do not know
@@ -1942,12 +2020,22 @@ static void ep_accept(wr_quic_endpoint *ep, const struct sockaddr *from, socklen
   if (server_conn_new(ep->tls, &ep->cfg, (struct sockaddr *)&ep->local, ep->locallen, from,
                       fromlen, &hd, validated, now, &c) != WR_OK)
     return;
-  if (half_open_add(ep, c, key, h) != WR_OK) {
-    wr_quic_conn_free(c);
-    return;
-  }
   c->ep = ep;
   c->adopted = 0;
+  {
+    /* Its first SCID (issued in server_conn_new) and, for the client's
+     * Initial retransmissions, the DCID it chose. */
+    ngtcp2_cid ids[8];
+    size_t nids = ngtcp2_conn_get_num_scid(c->conn);
+    int ok = nids <= 8 && half_open_add(ep, c, key, h) == WR_OK &&
+             ep_cid_add(c, &hd.dcid, 1) == WR_OK;
+    nids = ok ? ngtcp2_conn_get_scid(c->conn, ids) : 0;
+    for (size_t i = 0; ok && i < nids; i++) ok = ep_cid_add(c, &ids[i], 0) == WR_OK;
+    if (!ok) {
+      ep_conn_free(ep, c);
+      return;
+    }
+  }
   c->kick = ep_kick;
   c->kick_arg = ep;
   c->ep_next = ep->conns;
