@@ -14,14 +14,16 @@
  * owner's on_accept runs from cb_handshake_completed, before any stream
  * event of the same datagram.
  *
- * Where a half-open connection's memory goes (measured with heaptrack on
- * ngtcp2 0.12.1 / GnuTLS 3.7.9, after the first client Initial was
- * processed): ngtcp2 ~67 KB (the ngtcp2_conn struct 8 KB, object pools and
- * skip lists of the packet number spaces ~12 KB, the crypto stream buffers
- * for the server's first flight ~8.5 KB, ...), GnuTLS ~20 KB (session,
- * handshake buffers, key share), ours ~1.5 KB. None of it can be deferred
- * past the handshake, which needs it; what bounds it is the endpoint's
- * admission control (Retry and caps, ep_accept). */
+ * Where a half-open connection's ~92 KB go (heaptrack, ngtcp2 0.12.1 and
+ * GnuTLS 3.7, once the first client Initial was processed): ngtcp2 ~73 KB
+ * (ngtcp2_conn_server_new 32 KB: the connection, its object pools and the
+ * Initial/Handshake packet number spaces; 22 KB of crypto stream buffers
+ * holding the server's first flight with the certificate chain; 18 KB of
+ * packet processing state), GnuTLS ~17 KB (session 8 KB, handshake state
+ * 9 KB), ours 1.5 KB (3.5 KB before the stream table moved to the first
+ * stream). The handshake needs all of it, so none can wait for the
+ * handshake to complete; what bounds it is the endpoint's admission
+ * control (Retry and caps, ep_accept). */
 #include "net/quic.h"
 
 #include <arpa/inet.h>
