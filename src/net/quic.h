@@ -70,7 +70,8 @@ typedef struct wr_quic_config {
   const char *key_file;  /* server: PEM key */
   const char *priority;  /* GnuTLS priority; default WR_QUIC_PRIORITY_DEFAULT */
   uint64_t idle_timeout_ms;      /* default 5000 */
-  uint64_t handshake_timeout_ms; /* default 5000 */
+  uint64_t handshake_timeout_ms; /* default 5000; a server endpoint frees a
+                                    half-open connection after this */
   /* PING when nothing was received/sent for this long. Default: 1000 for a
    * client (cloudflared's KeepAlivePeriod), 0 = off for a server. Set to
    * UINT64_MAX to disable on a client. */
