@@ -6,7 +6,8 @@
  * unregisterConnection and connection loss close the connection record.
  * Hostile datagrams (forged or broken QUIC Initials, alone and in bursts,
  * from several source addresses) neither crash the edge nor keep it from
- * registering a real connector afterwards. */
+ * registering a real connector afterwards; a connector also registers
+ * through a Retry. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -152,9 +153,13 @@ static void run(ctx *c) {
   assert_false(c->timed_out);
 }
 
+/* Set: the edge demands a Retry token from every new connection. */
+static int listen_retry_always;
+
 /* The edge half: a tunnel server listening on 127.0.0.1 (a free port). */
 static void ctx_listen(ctx *c, const wr_credentials *cred) {
   wr_quic_config scfg = {0};
+  scfg.retry_always = listen_retry_always;
   struct sockaddr_in bind;
   memset(c, 0, sizeof(*c));
   c->cred = *cred;
@@ -505,6 +510,31 @@ static void test_hostile_initials(void **state) {
   ctx_stop(&c);
 }
 
+/* A connector registers through a Retry (the edge asks every new client to
+ * prove its address when it is under a handshake flood). */
+static void test_register_through_retry(void **state) {
+  (void)state;
+  ctx c;
+  wr_credentials cr;
+  wr_quic_endpoint_stats st;
+  good_cred(&cr);
+  listen_retry_always = 1;
+  ctx_start(&c, &cr);
+  listen_retry_always = 0;
+  run(&c);
+  assert_int_equal(c.start_rv, 0);
+  assert_true(c.got_result);
+  assert_true(c.res.ok);
+  wr_quic_endpoint_get_stats(c.sep, &st);
+  assert_int_equal(st.retries, 1);
+  assert_int_equal(st.half_open, 0);
+  assert_int_equal(wr_tunnel_server_count(c.ts, tunnel.id), 1);
+  assert_int_equal(wr_registration_unregister(c.reg), 0);
+  run(&c);
+  assert_true(c.unreg_ok);
+  ctx_stop(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_register_and_unregister),
@@ -513,6 +543,7 @@ int main(void) {
       cmocka_unit_test(test_deleted_tunnel),
       cmocka_unit_test(test_connection_loss),
       cmocka_unit_test(test_hostile_initials),
+      cmocka_unit_test(test_register_through_retry),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
