@@ -193,6 +193,33 @@ static int load_edge_config(wr_opts *o) {
   return 0;
 }
 
+/* --max-half-open and --max-half-open-per-source: the caps on QUIC
+ * handshakes in progress, and the Retry thresholds that go with them (a
+ * tenth of the total, a fifth per source, as the defaults 1000/100 and
+ * 50/10). Returns 0, or -1 after saying what is wrong. */
+static int half_open_limits(wr_opts *o, wr_quic_config *q) {
+  static const char *const names[2] = {"max-half-open", "max-half-open-per-source"};
+  long long v[2];
+  for (int i = 0; i < 2; i++) {
+    const char *s = wr_opts_get(o, names[i]);
+    char *end = NULL;
+    v[i] = s ? strtoll(s, &end, 10) : 0;
+    if (s && (*end || v[i] < 1 || v[i] > 1000000)) {
+      fprintf(stderr, "%s run: --%s must be between 1 and 1000000\n", o->prog, names[i]);
+      return -1;
+    }
+  }
+  if (v[0]) {
+    q->max_half_open = (unsigned)v[0];
+    q->retry_half_open = v[0] >= 10 ? (unsigned)(v[0] / 10) : 1;
+  }
+  if (v[1]) {
+    q->max_half_open_per_source = (unsigned)v[1];
+    q->retry_half_open_per_source = v[1] >= 5 ? (unsigned)(v[1] / 5) : 1;
+  }
+  return 0;
+}
+
 int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   (void)cmd;
   (void)argv;
@@ -268,6 +295,10 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   }
   wr_quic_config qcfg = {.cert_file = cert, .key_file = key, .reset_key = reset_key,
                          .reset_key_len = sizeof(reset_key)};
+  if (half_open_limits(o, &qcfg) != 0) {
+    rv = WR_EXIT_USAGE;
+    goto out;
+  }
   if (wr_quic_tls_new(WR_QUIC_SERVER, &qcfg, &tls, err, sizeof(err)) != 0) {
     fprintf(stderr, "%s run: %s\n", o->prog, err);
     goto out;

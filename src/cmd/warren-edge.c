@@ -36,6 +36,10 @@ static const wr_flag run_flags[] = {
     {"metrics", NULL, NULL, WR_FLAG_STRING, NULL,
      "TCP address (HOST:PORT) serving Prometheus /metrics, /ready and /healthcheck"},
     {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", "Log level: debug, info, warn, error, fatal"},
+    {"max-half-open", NULL, NULL, WR_FLAG_INT, "1000",
+     "Most QUIC handshakes in progress at once; more are dropped (Retry starts at a tenth)"},
+    {"max-half-open-per-source", NULL, NULL, WR_FLAG_INT, "50",
+     "Most QUIC handshakes in progress from one IPv4 address or IPv6 /64 (Retry starts at a fifth)"},
     {NULL},
 };
 

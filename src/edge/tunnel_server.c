@@ -541,7 +541,13 @@ void wr_tunnel_server_on_accept(wr_quic_endpoint *ep, wr_quic_conn *c, void *use
 int wr_tunnel_server_listen(wr_tunnel_server *ts, uv_loop_t *loop, wr_quic_tls *tls,
                             const wr_quic_config *cfg, const struct sockaddr *addr,
                             wr_quic_endpoint **out) {
-  return wr_quic_endpoint_server(loop, tls, cfg, addr, &ts_cbs, wr_tunnel_server_on_accept, ts,
+  wr_quic_config c = *cfg;
+  /* A connector opens one stream, the control stream; requests flow on
+   * streams the edge opens. QUIC has no client authentication, so anyone
+   * who completes a handshake could otherwise hold stream state without
+   * limit (the library default is 2^60) before registering. */
+  if (!c.max_streams_bidi) c.max_streams_bidi = WR_TUNNEL_SERVER_MAX_PEER_STREAMS;
+  return wr_quic_endpoint_server(loop, tls, &c, addr, &ts_cbs, wr_tunnel_server_on_accept, ts,
                                  out);
 }
 

@@ -82,10 +82,18 @@ int wr_tunnel_server_new(const wr_tunnel_server_config *cfg, wr_tunnel_server **
 void wr_tunnel_server_free(wr_tunnel_server *ts);
 
 /* For wr_quic_endpoint_server(loop, tls, cfg, addr,
- * wr_tunnel_server_quic_callbacks(), wr_tunnel_server_on_accept, ts, &ep). */
+ * wr_tunnel_server_quic_callbacks(), wr_tunnel_server_on_accept, ts, &ep).
+ * The endpoint hands a connection over (on_accept) only once its handshake
+ * completed: the server never sees, and never allocates for, half-open
+ * connections. */
 const wr_quic_callbacks *wr_tunnel_server_quic_callbacks(void);
 void wr_tunnel_server_on_accept(wr_quic_endpoint *ep, wr_quic_conn *c, void *ts);
-/* The same in one call. Returns what wr_quic_endpoint_server returns. */
+/* Streams a connector may have open towards the edge at once (it uses one,
+ * the control stream), unless cfg->max_streams_bidi says otherwise. */
+#define WR_TUNNEL_SERVER_MAX_PEER_STREAMS 4
+/* The same in one call, with the connector stream limit above. |cfg| also
+ * carries the handshake-flood limits (quic.h). Returns what
+ * wr_quic_endpoint_server returns. */
 int wr_tunnel_server_listen(wr_tunnel_server *ts, uv_loop_t *loop, wr_quic_tls *tls,
                             const wr_quic_config *cfg, const struct sockaddr *addr,
                             wr_quic_endpoint **out);

@@ -5,7 +5,25 @@
  * (retransmissions reuse them). So every byte accepted by
  * wr_quic_stream_write() lives in a per-stream chunk list until
  * acked_stream_data_offset says the peer has it, and the list is bounded by
- * cfg.stream_send_queue (backpressure: WR_AGAIN + on_stream_writable). */
+ * cfg.stream_send_queue (backpressure: WR_AGAIN + on_stream_writable).
+ *
+ * Ownership of server connections: a connection created from a client
+ * Initial has no owner until its handshake completes (quic.h,
+ * wr_quic_accept_cb). Until then none of the owner's callbacks can fire for
+ * it (c->cbs is empty, c->user NULL) and the endpoint frees it itself; the
+ * owner's on_accept runs from cb_handshake_completed, before any stream
+ * event of the same datagram.
+ *
+ * Where a half-open connection's ~92 KB go (heaptrack, ngtcp2 0.12.1 and
+ * GnuTLS 3.7, once the first client Initial was processed): ngtcp2 ~73 KB
+ * (ngtcp2_conn_server_new 32 KB: the connection, its object pools and the
+ * Initial/Handshake packet number spaces; 22 KB of crypto stream buffers
+ * holding the server's first flight with the certificate chain; 18 KB of
+ * packet processing state), GnuTLS ~17 KB (session 8 KB, handshake state
+ * 9 KB), ours 1.5 KB (3.5 KB before the stream table moved to the first
+ * stream). The handshake needs all of it, so none can wait for the
+ * handshake to complete; what bounds it is the endpoint's admission
+ * control (Retry and caps, ep_accept). */
 #include "net/quic.h"
 
 #include <arpa/inet.h>
@@ -29,6 +47,9 @@
 
 #define NBUCKETS 256
 #define MAX_VECS 16
+/* Retry tokens are accepted for this long after they were made (a client
+ * answers a Retry within one round trip). */
+#define RETRY_TOKEN_LIFETIME (10 * WR_QUIC_S)
 /* Attempts before an unfittable datagram is dropped (datagrams are
  * unreliable; holding one forever would block the queue). */
 #define DGRAM_MAX_TRIES 3
@@ -83,7 +104,7 @@ struct wr_quic_conn {
   socklen_t locallen, remotelen;
   ngtcp2_cid odcid; /* server: client's first DCID (for demux of Initials) */
 
-  stream *buckets[NBUCKETS];
+  stream **buckets; /* NBUCKETS chains, allocated with the first stream */
   stream *sq_head, *sq_tail;
   dgram *dq_head, *dq_tail;
   size_t dq_len;
@@ -96,8 +117,11 @@ struct wr_quic_conn {
   uint8_t *close_pkt;      /* kept to answer packets in the closing period */
   size_t close_pktlen;
   int close_resend;
+  uint64_t closing_rx_pkts, closing_rx_bytes, closing_tx_bytes;
   wr_quic_tstamp close_deadline;
   int closed_notified;
+  int close_cb_due;        /* on_close owed to an owner installed after the close */
+  wr_quic_close_info close_ci;
   char msg[320];
   char tls_msg[200];
 
@@ -115,7 +139,15 @@ struct wr_quic_conn {
   void *kick_arg;
   int ep_dirty; /* has something to send: flush it at the next endpoint pass */
   struct wr_quic_conn *ep_next;
+  struct wr_quic_endpoint *ep; /* server connections of an endpoint */
+  struct src_entry *src;       /* while half-open: its source's counter */
+  struct cid_entry *cids;      /* its entries in the endpoint's CID index */
+  int adopted;                 /* has an owner (always, except half-open server conns) */
 };
+
+static void ep_adopt(wr_quic_conn *c);
+static int ep_cid_add(wr_quic_conn *c, const ngtcp2_cid *cid, int initial_only);
+static void ep_cid_remove(wr_quic_conn *c, const ngtcp2_cid *cid);
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -226,8 +258,19 @@ static void set_state(wr_quic_conn *c, wr_quic_state st, int local, int app,
     wr_quic_close_info info = {.local = local, .app = app, .idle = idle, .code = code,
                                .err = err, .reset = c->got_reset, .msg = c->msg};
     c->closed_notified = 1;
+    /* Kept for an owner installed later (wr_quic_conn_server_accept). A
+     * connection without an owner has no on_close: nobody is told. */
+    c->close_ci = info;
     if (c->cbs.on_close) c->cbs.on_close(c, &info, c->user);
   }
+}
+
+/* Delivers an on_close that happened before the owner was installed, from
+ * a public call where callbacks may fire. */
+static void deliver_due_close(wr_quic_conn *c) {
+  if (!c->close_cb_due) return;
+  c->close_cb_due = 0;
+  if (c->cbs.on_close) c->cbs.on_close(c, &c->close_ci, c->user);
 }
 
 static wr_quic_tstamp close_period(wr_quic_conn *c, wr_quic_tstamp now) {
@@ -292,13 +335,19 @@ static void close_on_error(wr_quic_conn *c, int liberr, wr_quic_tstamp now) {
 /* --- streams: bookkeeping ------------------------------------------------ */
 
 static stream *stream_find(wr_quic_conn *c, int64_t id) {
-  stream *s = c->buckets[(uint64_t)id % NBUCKETS];
+  stream *s;
+  if (!c->buckets) return NULL;
+  s = c->buckets[(uint64_t)id % NBUCKETS];
   while (s && s->id != id) s = s->hnext;
   return s;
 }
 
 static stream *stream_add(wr_quic_conn *c, int64_t id, void *suser) {
-  stream *s = calloc(1, sizeof(*s));
+  stream *s;
+  /* Allocated with the first stream, not with the connection: a half-open
+   * connection never has one. */
+  if (!c->buckets && !(c->buckets = calloc(NBUCKETS, sizeof(*c->buckets)))) return NULL;
+  s = calloc(1, sizeof(*s));
   if (!s) return NULL;
   s->id = id;
   s->suser = suser;
@@ -392,11 +441,21 @@ static int reset_token(const wr_quic_conn *c, const ngtcp2_cid *cid, uint8_t *to
 
 static int cb_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
                       size_t cidlen, void *user) {
+  wr_quic_conn *c = user;
   (void)conn;
   /* Random IDs: nothing in them links connections together. */
   fill_random(cid->data, cidlen);
   cid->datalen = cidlen;
-  return reset_token(user, cid, token) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+  if (reset_token(c, cid, token) != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
+  if (c->ep && ep_cid_add(c, cid, 0) != WR_OK) return NGTCP2_ERR_CALLBACK_FAILURE;
+  return 0;
+}
+
+static int cb_remove_cid(ngtcp2_conn *conn, const ngtcp2_cid *cid, void *user) {
+  wr_quic_conn *c = user;
+  (void)conn;
+  if (c->ep) ep_cid_remove(c, cid);
+  return 0;
 }
 
 static int cb_recv_stateless_reset(ngtcp2_conn *conn, const ngtcp2_pkt_stateless_reset *sr,
@@ -427,6 +486,10 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user) {
   }
   g = gnutls_group_get_name(gnutls_group_get(c->session));
   snprintf(c->group, sizeof(c->group), "%s", g ? g : "");
+  /* A server connection gets its owner here, before the stream frames that
+   * may follow in this same datagram are processed (ngtcp2 handles
+   * buffered 1-RTT packets after this callback). */
+  if (!c->adopted) ep_adopt(c);
   /* Deferred: the application hears about it after read_pkt returns, so
    * it may call anything (including wr_quic_conn_write) from it. */
   c->hs_done_pending = 1;
@@ -597,6 +660,7 @@ static void set_callbacks(ngtcp2_callbacks *cb, wr_quic_role role) {
   cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
   cb->rand = cb_rand;
   cb->get_new_connection_id = cb_new_cid;
+  cb->remove_connection_id = cb_remove_cid;
   cb->handshake_completed = cb_handshake_completed;
   cb->recv_stream_data = cb_recv_stream_data;
   cb->acked_stream_data_offset = cb_acked;
@@ -680,6 +744,7 @@ static wr_quic_conn *conn_alloc(wr_quic_role role, wr_quic_tls *tls,
   c->tls = tls;
   if (cbs) c->cbs = *cbs;
   c->user = user;
+  c->adopted = 1;
   c->send_queue_cap = cfg->stream_send_queue ? cfg->stream_send_queue : 1u << 20;
   c->dgram_queue_cap = cfg->datagram_queue ? cfg->datagram_queue : 256;
   c->max_udp_payload = cfg->max_udp_payload ? cfg->max_udp_payload : default_payload(remote);
@@ -795,14 +860,15 @@ fail_conn:
   return rv;
 }
 
-int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,
-                               const struct sockaddr *local, socklen_t locallen,
-                               const struct sockaddr *remote,
-                               socklen_t remotelen, const uint8_t *pkt,
-                               size_t len, const wr_quic_callbacks *cbs,
-                               void *user, wr_quic_tstamp now,
-                               wr_quic_conn **out) {
-  ngtcp2_pkt_hd hd;
+/* Creates a server connection for the client Initial |hd| without
+ * processing it and without callbacks or user (the caller installs them).
+ * |odcid|: the client's original DCID recovered from a valid Retry token
+ * (then |hd| carries that token and its DCID is our Retry SCID), or NULL. */
+static int server_conn_new(wr_quic_tls *tls, const wr_quic_config *cfg,
+                           const struct sockaddr *local, socklen_t locallen,
+                           const struct sockaddr *remote, socklen_t remotelen,
+                           const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid,
+                           wr_quic_tstamp now, wr_quic_conn **out) {
   ngtcp2_callbacks cb;
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
@@ -811,27 +877,36 @@ int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,
   wr_quic_conn *c;
   int rv;
 
-  if (!tls || !cfg || !local || !remote || !out || tls->role != WR_QUIC_SERVER)
-    return WR_ERR_INVAL;
-  if (ngtcp2_accept(&hd, pkt, len) != 0) return WR_ERR_PROTO;
   c = conn_alloc(WR_QUIC_SERVER, tls, cfg, local, locallen, remote, remotelen,
-                 cbs, user);
+                 NULL, NULL);
   if (!c) return WR_ERR_NOMEM;
-  c->odcid = hd.dcid;
+  /* Initial retransmissions still carry this DCID (ep_find). */
+  c->odcid = hd->dcid;
   scid.datalen = WR_QUIC_SCID_LEN;
   fill_random(scid.data, scid.datalen);
   set_callbacks(&cb, WR_QUIC_SERVER);
   fill_settings(&settings, cfg, c->max_udp_payload, now);
   fill_params(&params, cfg);
-  /* No Retry: original_dcid is the client's first DCID. */
-  params.original_dcid = hd.dcid;
+  if (odcid) {
+    /* RFC 9000 7.3: after a Retry the client checks that
+     * original_destination_connection_id is the DCID of its very first
+     * Initial and retry_source_connection_id the SCID of our Retry (the
+     * DCID it uses now). The validated token also tells ngtcp2 the
+     * address is proven: no 3x amplification limit for it. */
+    params.original_dcid = *odcid;
+    params.retry_scid = hd->dcid;
+    params.retry_scid_present = 1;
+    settings.token = hd->token;
+  } else {
+    params.original_dcid = hd->dcid;
+  }
   params.stateless_reset_token_present = 1;
   if (reset_token(c, &scid, params.stateless_reset_token) != 0) {
     rv = WR_ERR_CRYPTO;
     goto fail_conn;
   }
   make_path(c, &path);
-  if (ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb,
+  if (ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &path, hd->version, &cb,
                              &settings, &params, NULL, c) != 0) {
     rv = WR_ERR_NOMEM;
     goto fail_conn;
@@ -841,7 +916,6 @@ int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,
   if (cfg->keepalive_ms && cfg->keepalive_ms != UINT64_MAX)
     ngtcp2_conn_set_keep_alive_timeout(c->conn, cfg->keepalive_ms * WR_QUIC_MS);
   *out = c;
-  wr_quic_conn_read(c, remote, remotelen, pkt, len, now);
   return WR_OK;
 
 fail_session:
@@ -852,10 +926,41 @@ fail_conn:
   return rv;
 }
 
+int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,
+                               const struct sockaddr *local, socklen_t locallen,
+                               const struct sockaddr *remote,
+                               socklen_t remotelen, const uint8_t *pkt,
+                               size_t len, const wr_quic_callbacks *cbs,
+                               void *user, wr_quic_tstamp now,
+                               wr_quic_conn **out) {
+  ngtcp2_pkt_hd hd;
+  wr_quic_conn *c;
+  int rv;
+
+  if (!tls || !cfg || !local || !remote || !out || tls->role != WR_QUIC_SERVER)
+    return WR_ERR_INVAL;
+  if (ngtcp2_accept(&hd, pkt, len) != 0) return WR_ERR_PROTO;
+  rv = server_conn_new(tls, cfg, local, locallen, remote, remotelen, &hd, NULL, now, &c);
+  if (rv != WR_OK) return rv;
+  /* The first packet is processed with no callbacks installed: whatever it
+   * does to the connection, the caller's code does not run before it has
+   * the connection in hand. */
+  wr_quic_conn_read(c, remote, remotelen, pkt, len, now);
+  if (c->state == WR_QUIC_CLOSED) {
+    wr_quic_conn_free(c);
+    return WR_ERR_PROTO;
+  }
+  if (cbs) c->cbs = *cbs;
+  c->user = user;
+  c->close_cb_due = c->closed_notified;
+  *out = c;
+  return WR_OK;
+}
+
 void wr_quic_conn_free(wr_quic_conn *c) {
   size_t i;
   if (!c) return;
-  for (i = 0; i < NBUCKETS; i++) {
+  for (i = 0; c->buckets && i < NBUCKETS; i++) {
     stream *s = c->buckets[i];
     while (s) {
       stream *n = s->hnext;
@@ -873,6 +978,7 @@ void wr_quic_conn_free(wr_quic_conn *c) {
   ngtcp2_conn_del(c->conn);
   gnutls_deinit(c->session);
   free(c->close_pkt);
+  free(c->buckets);
   free(c);
 }
 
@@ -896,8 +1002,16 @@ int wr_quic_conn_read(wr_quic_conn *c, const struct sockaddr *remote,
   if (c->state == WR_QUIC_CLOSED || c->state == WR_QUIC_DRAINING)
     return WR_ERR_INVAL;
   if (c->state == WR_QUIC_CLOSING) {
-    /* RFC 9000 10.2.1: answer with our CONNECTION_CLOSE again. */
-    if (c->close_pkt) c->close_resend = 1;
+    /* RFC 9000 10.2.1: answer with our CONNECTION_CLOSE again, but less
+     * and less often (after the 1st, 2nd, 4th, 8th... packet), and never
+     * with more than 3x the bytes received meanwhile: the address of a
+     * connection refused during its handshake was never validated and may
+     * be a victim's (RFC 9000 8.1). */
+    c->closing_rx_pkts++;
+    c->closing_rx_bytes += len;
+    if (c->close_pkt && (c->closing_rx_pkts & (c->closing_rx_pkts - 1)) == 0 &&
+        3 * c->closing_rx_bytes >= c->closing_tx_bytes + c->close_pktlen)
+      c->close_resend = 1;
     return WR_OK;
   }
   if (remotelen > sizeof(from)) return WR_ERR_INVAL;
@@ -1097,6 +1211,7 @@ int wr_quic_conn_write(wr_quic_conn *c, uint8_t *buf, size_t cap, size_t *len,
   ngtcp2_ssize n;
 
   *len = 0;
+  deliver_due_close(c);
   if (c->state == WR_QUIC_CLOSED || c->state == WR_QUIC_DRAINING) return WR_OK;
   if (c->app_close_requested && c->state < WR_QUIC_CLOSING) {
     c->close_pkt_pending = 1;
@@ -1120,10 +1235,12 @@ int wr_quic_conn_write(wr_quic_conn *c, uint8_t *buf, size_t cap, size_t *len,
         c->close_pktlen = (size_t)n;
       }
       *len = (size_t)n;
+      c->closing_tx_bytes += (size_t)n;
     } else if (c->close_resend && c->close_pkt && c->close_pktlen <= cap) {
       c->close_resend = 0;
       memcpy(buf, c->close_pkt, c->close_pktlen);
       *len = c->close_pktlen;
+      c->closing_tx_bytes += c->close_pktlen;
     }
     return WR_OK;
   }
@@ -1170,6 +1287,7 @@ wr_quic_tstamp wr_quic_conn_expiry(wr_quic_conn *c) {
 
 int wr_quic_conn_handle_expiry(wr_quic_conn *c, wr_quic_tstamp now) {
   int rv;
+  deliver_due_close(c);
   if (c->state == WR_QUIC_CLOSED) return WR_OK;
   if (c->state == WR_QUIC_CLOSING || c->state == WR_QUIC_DRAINING) {
     if (now >= c->close_deadline) set_state(c, WR_QUIC_CLOSED, 1, 0, 0, 0, WR_OK);
@@ -1327,6 +1445,39 @@ int wr_quic_stream_set_user(wr_quic_conn *c, int64_t sid, void *suser) {
  * (~208 KiB) overflows, and drops packets, before a loopback window of
  * 64 KiB packets is in flight. */
 #define EP_SOCKBUF (4 * 1024 * 1024)
+/* Sources with half-open connections are kept in a hash table of this many
+ * chains; there are at most max_half_open entries. */
+#define SRC_NBUCKETS 1024
+/* Stateless answers (Stateless Reset, Retry, INVALID_TOKEN close) cost us
+ * nothing to keep but are sent to an address nobody validated: each source
+ * (hashed into one of SL_SLOTS counters) gets at most this many per second,
+ * so the edge cannot be made to pelt one victim. */
+#define SL_SLOTS 256
+#define RESETS_PER_SOURCE 10
+#define RESETS_PER_SECOND 100
+#define RETRIES_PER_SOURCE 200
+
+/* Demultiplexing: each connection ID a server connection answers to (the
+ * SCIDs ngtcp2 issued and has not retired; for Initials also the client's
+ * first DCID) maps to its connection, so finding a packet's connection costs
+ * the same with ten connections or thousands (a linear search made every
+ * forged packet cost a walk over all of them). */
+#define CID_NBUCKETS 4096
+
+typedef struct cid_entry {
+  struct cid_entry *hnext; /* bucket chain */
+  struct cid_entry *cnext; /* the connection's entries */
+  wr_quic_conn *c;
+  int initial_only;        /* the client's first DCID: matches long headers only */
+  ngtcp2_cid cid;
+} cid_entry;
+
+/* A source (IPv4 address or IPv6 /64) with half-open connections. */
+typedef struct src_entry {
+  struct src_entry *next;
+  uint8_t key[16];
+  unsigned half_open;
+} src_entry;
 
 struct wr_quic_endpoint {
   uv_loop_t *loop;
@@ -1349,6 +1500,20 @@ struct wr_quic_endpoint {
   uint8_t reset_key[64];    /* server: copy of the stateless reset key */
   uint64_t resets_window;   /* start (ms) of the current rate-limit window */
   unsigned resets_sent;     /* stateless resets sent in that window */
+  /* Handshake-flood defences (server). */
+  uint8_t token_key[32];    /* Retry tokens: random per endpoint */
+  uint64_t hash_seed[2];    /* keys the source hashes: not predictable */
+  src_entry *srcs[SRC_NBUCKETS];
+  size_t nsrcs;
+  cid_entry *cids[CID_NBUCKETS];
+  size_t half_open;         /* connections without an owner yet */
+  uint64_t hs_window;       /* start (ms) of the current handshake-rate second */
+  unsigned hs_in_window;    /* connections created in it */
+  struct {
+    uint64_t sec;           /* second (loop time / 1000) of the counts */
+    unsigned resets, retries;
+  } sl[SL_SLOTS];
+  wr_quic_endpoint_stats stats;
   uint8_t rbuf[65536];
   /* Packets of one connection are written back to back into wbuf
    * (EP_WBUF bytes, allocated at the first write) and handed to the kernel
@@ -1360,6 +1525,177 @@ struct wr_quic_endpoint {
 static wr_quic_tstamp uv_now_ns(void) { return uv_hrtime(); }
 
 static void ep_timer_cb(uv_timer_t *t);
+
+/* --- sources, half-open accounting, rate limits --------------------------- */
+
+/* The key a source is counted under: an IPv4 address (as ::ffff:a.b.c.d,
+ * so a v4-mapped IPv6 sender is the same source), or the /64 of an IPv6
+ * address: one subscriber usually has a whole /64 to send from. */
+static void src_key(const struct sockaddr *sa, uint8_t key[16]) {
+  memset(key, 0, 16);
+  if (sa->sa_family == AF_INET) {
+    key[10] = key[11] = 0xff;
+    memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    memcpy(key, &a->sin6_addr, IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) ? 16 : 8);
+  }
+}
+
+/* Keyed with random seeds so that senders cannot aim at one chain. */
+static uint64_t src_hash(const wr_quic_endpoint *ep, const uint8_t key[16]) {
+  uint64_t a, b, h;
+  memcpy(&a, key, 8);
+  memcpy(&b, key + 8, 8);
+  h = (a ^ ep->hash_seed[0]) * 0x9e3779b97f4a7c15ULL;
+  h = (h ^ (h >> 29) ^ b ^ ep->hash_seed[1]) * 0xbf58476d1ce4e5b9ULL;
+  h = (h ^ (h >> 32)) * 0x94d049bb133111ebULL;
+  return h ^ (h >> 29);
+}
+
+static src_entry *src_find(wr_quic_endpoint *ep, const uint8_t key[16], uint64_t h) {
+  src_entry *e = ep->srcs[h % SRC_NBUCKETS];
+  while (e && memcmp(e->key, key, 16) != 0) e = e->next;
+  return e;
+}
+
+/* Counts |c| as half-open (no owner yet) from source |key|. Returns WR_OK
+ * or WR_ERR_NOMEM. */
+static int half_open_add(wr_quic_endpoint *ep, wr_quic_conn *c, const uint8_t key[16],
+                         uint64_t h) {
+  src_entry *e = src_find(ep, key, h);
+  if (!e) {
+    if (!(e = calloc(1, sizeof(*e)))) return WR_ERR_NOMEM;
+    memcpy(e->key, key, 16);
+    e->next = ep->srcs[h % SRC_NBUCKETS];
+    ep->srcs[h % SRC_NBUCKETS] = e;
+    ep->nsrcs++;
+  }
+  e->half_open++;
+  ep->half_open++;
+  c->src = e;
+  return WR_OK;
+}
+
+/* |c| got an owner or goes away: it stops counting as half-open. A source
+ * entry lives only while it has half-open connections. */
+static void half_open_release(wr_quic_endpoint *ep, wr_quic_conn *c) {
+  src_entry *e = c->src, **pp;
+  if (!e) return;
+  c->src = NULL;
+  ep->half_open--;
+  if (--e->half_open > 0) return;
+  for (pp = &ep->srcs[src_hash(ep, e->key) % SRC_NBUCKETS]; *pp && *pp != e; pp = &(*pp)->next) {
+  }
+  if (*pp) *pp = e->next;
+  ep->nsrcs--;
+  free(e);
+}
+
+/* Keyed like the source hash: clients choose their first DCID. */
+static size_t cid_bucket(const wr_quic_endpoint *ep, const uint8_t *id, size_t len) {
+  uint64_t h = ep->hash_seed[1] ^ len;
+  for (size_t i = 0; i < len; i += 8) {
+    uint64_t w = 0;
+    memcpy(&w, id + i, len - i < 8 ? len - i : 8);
+    h = (h ^ w ^ ep->hash_seed[0]) * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+  }
+  h *= 0xbf58476d1ce4e5b9ULL;
+  return (size_t)((h ^ (h >> 32)) % CID_NBUCKETS);
+}
+
+/* Indexes |cid| for |c|. Returns WR_OK or WR_ERR_NOMEM. */
+static int ep_cid_add(wr_quic_conn *c, const ngtcp2_cid *cid, int initial_only) {
+  wr_quic_endpoint *ep = c->ep;
+  size_t b = cid_bucket(ep, cid->data, cid->datalen);
+  cid_entry *e = calloc(1, sizeof(*e));
+  if (!e) return WR_ERR_NOMEM;
+  e->c = c;
+  e->cid = *cid;
+  e->initial_only = initial_only;
+  e->hnext = ep->cids[b];
+  ep->cids[b] = e;
+  e->cnext = c->cids;
+  c->cids = e;
+  return WR_OK;
+}
+
+static void cid_unlink(wr_quic_endpoint *ep, cid_entry *e) {
+  cid_entry **pp = &ep->cids[cid_bucket(ep, e->cid.data, e->cid.datalen)];
+  while (*pp && *pp != e) pp = &(*pp)->hnext;
+  if (*pp) *pp = e->hnext;
+}
+
+/* ngtcp2 retired |cid| of |c|. */
+static void ep_cid_remove(wr_quic_conn *c, const ngtcp2_cid *cid) {
+  for (cid_entry **pp = &c->cids; *pp; pp = &(*pp)->cnext) {
+    cid_entry *e = *pp;
+    if (e->initial_only || !ngtcp2_cid_eq(&e->cid, cid)) continue;
+    *pp = e->cnext;
+    cid_unlink(c->ep, e);
+    free(e);
+    return;
+  }
+}
+
+static wr_quic_conn *cid_lookup(wr_quic_endpoint *ep, const uint8_t *id, size_t len,
+                                int long_header) {
+  cid_entry *e = ep->cids[cid_bucket(ep, id, len)];
+  for (; e; e = e->hnext)
+    if (e->cid.datalen == len && memcmp(e->cid.data, id, len) == 0 &&
+        (long_header || !e->initial_only))
+      return e->c;
+  return NULL;
+}
+
+/* Frees a connection the endpoint has already unlinked. */
+static void ep_conn_free(wr_quic_endpoint *ep, wr_quic_conn *c) {
+  while (c->cids) {
+    cid_entry *e = c->cids;
+    c->cids = e->cnext;
+    cid_unlink(ep, e);
+    free(e);
+  }
+  c->ep = NULL;
+  half_open_release(ep, c);
+  wr_quic_conn_free(c);
+}
+
+/* The handshake of an endpoint's server connection completed: from now on
+ * it has an owner. Runs inside packet processing (cb_handshake_completed),
+ * before the stream frames of the same datagram. */
+static void ep_adopt(wr_quic_conn *c) {
+  wr_quic_endpoint *ep = c->ep;
+  c->adopted = 1;
+  if (!ep) return;
+  half_open_release(ep, c);
+  c->cbs = ep->cbs;
+  c->user = ep->ep_user;
+  if (ep->on_accept) ep->on_accept(ep, c, ep->ep_user);
+}
+
+/* May one more stateless answer go to the source hashed to |h|? |retry|:
+ * a Retry or an INVALID_TOKEN close, else a Stateless Reset. */
+static int stateless_ok(wr_quic_endpoint *ep, uint64_t h, int retry) {
+  uint64_t sec = uv_now(ep->loop) / 1000;
+  unsigned i = (unsigned)((h >> 40) % SL_SLOTS);
+  if (ep->sl[i].sec != sec) {
+    ep->sl[i].sec = sec;
+    ep->sl[i].resets = ep->sl[i].retries = 0;
+  }
+  if (retry ? ep->sl[i].retries >= RETRIES_PER_SOURCE : ep->sl[i].resets >= RESETS_PER_SOURCE) {
+    ep->stats.rate_limited++;
+    return 0;
+  }
+  if (retry)
+    ep->sl[i].retries++;
+  else
+    ep->sl[i].resets++;
+  return 1;
+}
+
+static unsigned limit(unsigned v, unsigned def) { return v ? v : def; }
 
 static void ep_kick(void *arg) {
   wr_quic_endpoint *ep = arg;
@@ -1526,7 +1862,7 @@ static void ep_timer_cb(uv_timer_t *t) {
     if (c->state == WR_QUIC_CLOSED) {
       *pp = c->ep_next;
       ep->nconns--;
-      wr_quic_conn_free(c);
+      ep_conn_free(ep, c);
       continue;
     }
     pp = &c->ep_next;
@@ -1537,26 +1873,10 @@ static void ep_timer_cb(uv_timer_t *t) {
 static wr_quic_conn *ep_find(wr_quic_endpoint *ep, const uint8_t *data,
                              size_t len) {
   ngtcp2_version_cid vc;
-  wr_quic_conn *c;
   int rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, WR_QUIC_SCID_LEN);
   if (rv != 0) return NULL;
   if (ep->role == WR_QUIC_CLIENT) return ep->conns;
-  for (c = ep->conns; c; c = c->ep_next) {
-    ngtcp2_cid ids[16];
-    size_t i, n = ngtcp2_conn_get_num_scid(c->conn);
-    if (n <= 16) {
-      n = ngtcp2_conn_get_scid(c->conn, ids);
-      for (i = 0; i < n; i++)
-        if (ids[i].datalen == vc.dcidlen &&
-            memcmp(ids[i].data, vc.dcid, vc.dcidlen) == 0)
-          return c;
-    }
-    /* Client Initial retransmissions still carry its first DCID. */
-    if (vc.version && c->odcid.datalen == vc.dcidlen &&
-        memcmp(c->odcid.data, vc.dcid, vc.dcidlen) == 0)
-      return c;
-  }
-  return NULL;
+  return cid_lookup(ep, vc.dcid, vc.dcidlen, vc.version != 0);
 }
 
 /* RFC 9000 10.3: a short-header packet for a connection we do not know
@@ -1565,7 +1885,7 @@ static wr_quic_conn *ep_find(wr_quic_endpoint *ep, const uint8_t *data,
  * triggered it (no reset loops) and at most 100 go out per second. */
 static void ep_stateless_reset(wr_quic_endpoint *ep, const struct sockaddr *to, socklen_t tolen,
                                const uint8_t *pkt, size_t len) {
-  uint8_t out[128], token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64];
+  uint8_t out[128], token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[64], key[16];
   ngtcp2_cid cid;
   uint64_t now_ms = uv_now(ep->loop);
   size_t randlen;
@@ -1579,7 +1899,12 @@ static void ep_stateless_reset(wr_quic_endpoint *ep, const struct sockaddr *to, 
     ep->resets_window = now_ms;
     ep->resets_sent = 0;
   }
-  if (ep->resets_sent >= 100) return;
+  if (ep->resets_sent >= RESETS_PER_SECOND) {
+    ep->stats.rate_limited++;
+    return;
+  }
+  src_key(to, key);
+  if (!stateless_ok(ep, src_hash(ep, key), 0)) return;
   ngtcp2_cid_init(&cid, pkt + 1, WR_QUIC_SCID_LEN);
   if (ngtcp2_crypto_generate_stateless_reset_token(token, ep->cfg.reset_key,
                                                    ep->cfg.reset_key_len, &cid) != 0)
@@ -1592,6 +1917,149 @@ static void ep_stateless_reset(wr_quic_endpoint *ep, const struct sockaddr *to, 
   uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
   (void)uv_udp_try_send(&ep->udp, &b, 1, to);
   ep->resets_sent++;
+  ep->stats.resets++;
+}
+
+/* RFC 9000 8.1.2: asks the client at |to| to prove its address. The Retry
+ * (~140 bytes, answering an Initial of 1,200 or more) carries a token
+ * binding the client's address, its original DCID and the new SCID; the
+ * endpoint keeps no state until the client comes back with it. */
+static void ep_send_retry(wr_quic_endpoint *ep, const struct sockaddr *to, socklen_t tolen,
+                          const ngtcp2_pkt_hd *hd, uint64_t h, wr_quic_tstamp now) {
+  uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN], out[256];
+  ngtcp2_cid scid;
+  ngtcp2_ssize tl, n;
+  if (!stateless_ok(ep, h, 1)) return;
+  scid.datalen = WR_QUIC_SCID_LEN;
+  fill_random(scid.data, scid.datalen);
+  tl = ngtcp2_crypto_generate_retry_token(token, ep->token_key, sizeof(ep->token_key),
+                                          hd->version, (const ngtcp2_sockaddr *)to,
+                                          (ngtcp2_socklen)tolen, &scid, &hd->dcid, now);
+  if (tl < 0) return;
+  n = ngtcp2_crypto_write_retry(out, sizeof(out), hd->version, &hd->scid, &scid, &hd->dcid,
+                                token, (size_t)tl);
+  if (n <= 0) return;
+  uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
+  (void)uv_udp_try_send(&ep->udp, &b, 1, to);
+  ep->stats.retries++;
+}
+
+/* RFC 9000 8.1.2: an Initial with a Retry token we cannot verify (forged,
+ * expired, from another address or a previous process) is closed at once
+ * with INVALID_TOKEN, statelessly: the client would not accept a second
+ * Retry, and without an answer it would wait for its handshake timeout. */
+static void ep_send_invalid_token(wr_quic_endpoint *ep, const struct sockaddr *to,
+                                  const ngtcp2_pkt_hd *hd, uint64_t h) {
+  uint8_t out[256];
+  ngtcp2_ssize n;
+  if (!stateless_ok(ep, h, 1)) return;
+  n = ngtcp2_crypto_write_connection_close(out, sizeof(out), hd->version, &hd->scid, &hd->dcid,
+                                           NGTCP2_INVALID_TOKEN, NULL, 0);
+  if (n <= 0) return;
+  uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
+  (void)uv_udp_try_send(&ep->udp, &b, 1, to);
+}
+
+/* A long-header packet that belongs to no connection: a new client, maybe.
+ * Admission control (RFC 9000 8.1, 21.1) decides, before any per-connection
+ * state exists, between a new connection, a Retry and a silent drop. The
+ * new connection has no owner until its handshake completes (ep_adopt);
+ * if its first packet does not even start a handshake (bad protection, no
+ * CRYPTO frame) it is freed here and nobody ever hears of it. */
+static void ep_accept(wr_quic_endpoint *ep, const struct sockaddr *from, socklen_t fromlen,
+                      const uint8_t *pkt, size_t len) {
+  wr_quic_tstamp now = uv_now_ns();
+  uint64_t ms = uv_now(ep->loop), h;
+  ngtcp2_pkt_hd hd;
+  ngtcp2_cid odcid;
+  const ngtcp2_cid *validated = NULL;
+  uint8_t key[16];
+  unsigned src_half;
+  src_entry *e;
+  wr_quic_conn *c, **pp;
+
+  /* Only a client Initial of a version we speak, in a datagram of at least
+   * 1,200 bytes, can start a connection. No Version Negotiation is sent
+   * for other versions (connectors speak v1), so nothing answers them.
+   * 0-RTT is never accepted, so 0-RTT ahead of its Initial is dropped. */
+  if (ngtcp2_accept(&hd, pkt, len) != 0) return;
+  src_key(from, key);
+  h = src_hash(ep, key);
+  if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+    if (ngtcp2_crypto_verify_retry_token(&odcid, hd.token.base, hd.token.len, ep->token_key,
+                                         sizeof(ep->token_key), hd.version,
+                                         (const ngtcp2_sockaddr *)from, (ngtcp2_socklen)fromlen,
+                                         &hd.dcid, RETRY_TOKEN_LIFETIME, now) != 0) {
+      ep->stats.bad_tokens++;
+      ep_send_invalid_token(ep, from, &hd, h);
+      return;
+    }
+    validated = &odcid;
+  }
+  /* Any other token would come from a NEW_TOKEN frame, which this server
+   * never sends: treated as absent (RFC 9000 8.1.3). */
+  if (ms - ep->hs_window >= 1000) {
+    ep->hs_window = ms;
+    ep->hs_in_window = 0;
+  }
+  e = src_find(ep, key, h);
+  src_half = e ? e->half_open : 0;
+  if (!validated &&
+      (ep->cfg.retry_always ||
+       ep->half_open >= limit(ep->cfg.retry_half_open, WR_QUIC_RETRY_HALF_OPEN) ||
+       src_half >= limit(ep->cfg.retry_half_open_per_source, WR_QUIC_RETRY_HALF_OPEN_PER_SOURCE) ||
+       ep->hs_in_window >= limit(ep->cfg.retry_rate, WR_QUIC_RETRY_RATE))) {
+    ep_send_retry(ep, from, fromlen, &hd, h, now);
+    return;
+  }
+  /* A proven address does not lift the caps: a sender with a few real
+   * addresses could otherwise still hold unbounded handshake state. */
+  if (ep->half_open >= limit(ep->cfg.max_half_open, WR_QUIC_MAX_HALF_OPEN) ||
+      src_half >= limit(ep->cfg.max_half_open_per_source, WR_QUIC_MAX_HALF_OPEN_PER_SOURCE)) {
+    ep->stats.dropped++;
+    return;
+  }
+  if (server_conn_new(ep->tls, &ep->cfg, (struct sockaddr *)&ep->local, ep->locallen, from,
+                      fromlen, &hd, validated, now, &c) != WR_OK)
+    return;
+  c->ep = ep;
+  c->adopted = 0;
+  {
+    /* Its first SCID (issued in server_conn_new) and, for the client's
+     * Initial retransmissions, the DCID it chose. */
+    ngtcp2_cid ids[8];
+    size_t nids = ngtcp2_conn_get_num_scid(c->conn);
+    int ok = nids <= 8 && half_open_add(ep, c, key, h) == WR_OK &&
+             ep_cid_add(c, &hd.dcid, 1) == WR_OK;
+    nids = ok ? ngtcp2_conn_get_scid(c->conn, ids) : 0;
+    for (size_t i = 0; ok && i < nids; i++) ok = ep_cid_add(c, &ids[i], 0) == WR_OK;
+    if (!ok) {
+      ep_conn_free(ep, c);
+      return;
+    }
+  }
+  c->kick = ep_kick;
+  c->kick_arg = ep;
+  c->ep_next = ep->conns;
+  ep->conns = c;
+  ep->nconns++;
+  ep->hs_in_window++;
+  ep->stats.accepted++;
+  /* No owner callback can fire in here: |c| has none yet, and a first
+   * Initial cannot complete a handshake. */
+  wr_quic_conn_read(c, from, fromlen, pkt, len, now);
+  if (c->state == WR_QUIC_CLOSED) {
+    for (pp = &ep->conns; *pp && *pp != c; pp = &(*pp)->ep_next) {
+    }
+    if (*pp) *pp = c->ep_next;
+    ep->nconns--;
+    ep_conn_free(ep, c);
+    return;
+  }
+  /* Answer from the timer (the server's first flight, or the
+   * CONNECTION_CLOSE of a refused handshake). */
+  c->ep_dirty = 1;
+  ep_kick(ep);
 }
 
 static void ep_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
@@ -1600,35 +2068,21 @@ static void ep_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)ep->rbuf, sizeof(ep->rbuf));
 }
 
-static void ep_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
-                       const struct sockaddr *addr, unsigned flags) {
-  wr_quic_endpoint *ep = u->data;
+/* One received datagram (or an injected one, for tests and fuzzers). */
+static void ep_input(wr_quic_endpoint *ep, const struct sockaddr *addr, const uint8_t *data,
+                     size_t len) {
   wr_quic_conn *c;
-  socklen_t alen;
-  (void)flags;
-  if (nread <= 0 || !addr || ep->closing) return;
-  alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                     : sizeof(struct sockaddr_in);
-  c = ep_find(ep, (const uint8_t *)buf->base, (size_t)nread);
+  socklen_t alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : sizeof(struct sockaddr_in);
+  c = ep_find(ep, data, len);
   if (c) {
-    wr_quic_conn_read(c, addr, alen, (const uint8_t *)buf->base, (size_t)nread,
-                      uv_now_ns());
-  } else if (ep->role == WR_QUIC_SERVER && !(((const uint8_t *)buf->base)[0] & 0x80)) {
-    ep_stateless_reset(ep, addr, alen, (const uint8_t *)buf->base, (size_t)nread);
+    wr_quic_conn_read(c, addr, alen, data, len, uv_now_ns());
+  } else if (ep->role == WR_QUIC_SERVER && !(data[0] & 0x80)) {
+    ep_stateless_reset(ep, addr, alen, data, len);
     return;
   } else if (ep->role == WR_QUIC_SERVER) {
-    if (wr_quic_conn_server_accept(ep->tls, &ep->cfg,
-                                   (struct sockaddr *)&ep->local, ep->locallen,
-                                   addr, alen, (const uint8_t *)buf->base,
-                                   (size_t)nread, &ep->cbs, ep->ep_user,
-                                   uv_now_ns(), &c) != WR_OK)
-      return; /* not a valid Initial: drop */
-    c->kick = ep_kick;
-    c->kick_arg = ep;
-    c->ep_next = ep->conns;
-    ep->conns = c;
-    ep->nconns++;
-    if (ep->on_accept) ep->on_accept(ep, c, ep->ep_user);
+    ep_accept(ep, addr, alen, data, len);
+    return;
   } else {
     return;
   }
@@ -1637,6 +2091,24 @@ static void ep_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
    * for the batch instead of one per packet. */
   c->ep_dirty = 1;
   ep_kick(ep);
+}
+
+static void ep_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
+                       const struct sockaddr *addr, unsigned flags) {
+  wr_quic_endpoint *ep = u->data;
+  (void)flags;
+  if (nread <= 0 || !addr || ep->closing) return;
+  if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) return;
+  ep_input(ep, addr, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+int wr_quic_endpoint_inject(wr_quic_endpoint *ep, const struct sockaddr *from,
+                            const uint8_t *data, size_t len) {
+  if (!ep || ep->closing || !from || !data || len == 0 || len > sizeof(ep->rbuf) ||
+      (from->sa_family != AF_INET && from->sa_family != AF_INET6))
+    return WR_ERR_INVAL;
+  ep_input(ep, from, data, len);
+  return WR_OK;
 }
 
 static int ep_new(uv_loop_t *loop, wr_quic_role role, wr_quic_tls *tls,
@@ -1660,6 +2132,8 @@ static int ep_new(uv_loop_t *loop, wr_quic_role role, wr_quic_tls *tls,
       ep->cfg.reset_key_len = 32;
     }
     ep->cfg.reset_key = ep->reset_key;
+    fill_random(ep->token_key, sizeof(ep->token_key));
+    fill_random((uint8_t *)ep->hash_seed, sizeof(ep->hash_seed));
   }
   if (uv_udp_init(loop, &ep->udp) != 0) {
     free(ep);
@@ -1741,6 +2215,13 @@ int wr_quic_endpoint_addr(wr_quic_endpoint *ep, struct sockaddr_storage *ss) {
 
 size_t wr_quic_endpoint_nconns(wr_quic_endpoint *ep) { return ep->nconns; }
 
+void wr_quic_endpoint_get_stats(const wr_quic_endpoint *ep, wr_quic_endpoint_stats *st) {
+  *st = ep->stats;
+  st->conns = ep->nconns;
+  st->half_open = ep->half_open;
+  st->sources = ep->nsrcs;
+}
+
 void wr_quic_endpoint_kick(wr_quic_endpoint *ep) {
   for (wr_quic_conn *c = ep->conns; c; c = c->ep_next) c->ep_dirty = 1;
   ep_kick(ep);
@@ -1752,7 +2233,7 @@ static void ep_close_cb(uv_handle_t *h) {
   while (ep->conns) {
     wr_quic_conn *c = ep->conns;
     ep->conns = c->ep_next;
-    wr_quic_conn_free(c);
+    ep_conn_free(ep, c);
   }
   free(ep->wbuf);
   free(ep);

@@ -70,7 +70,8 @@ typedef struct wr_quic_config {
   const char *key_file;  /* server: PEM key */
   const char *priority;  /* GnuTLS priority; default WR_QUIC_PRIORITY_DEFAULT */
   uint64_t idle_timeout_ms;      /* default 5000 */
-  uint64_t handshake_timeout_ms; /* default 5000 */
+  uint64_t handshake_timeout_ms; /* default 5000; a server endpoint frees a
+                                    half-open connection after this */
   /* PING when nothing was received/sent for this long. Default: 1000 for a
    * client (cloudflared's KeepAlivePeriod), 0 = off for a server. Set to
    * UINT64_MAX to disable on a client. */
@@ -90,7 +91,29 @@ typedef struct wr_quic_config {
    * of waiting for their idle timeout. NULL: a random key per process. */
   const uint8_t *reset_key;
   size_t reset_key_len;       /* 16..64 bytes */
+
+  /* Server endpoint: defences against handshake floods (RFC 9000 8.1,
+   * 21.1). A half-open connection is one whose handshake has not completed:
+   * each holds ~90 KB of ngtcp2 and GnuTLS state (quic.c explains where it
+   * goes) while costing its sender one 1,200-byte datagram. A "source" is
+   * an IPv4 address or an IPv6 /64. Above the Retry thresholds a new client
+   * must first prove its address with a Retry token (one extra round trip,
+   * no state kept until it comes back); beyond the caps new handshakes are
+   * dropped, token or not. The caps bound the memory half-open connections
+   * can take to about max_half_open x 90 KB. UINT_MAX disables a limit. */
+  unsigned retry_half_open;            /* Retry above this many half-open in total; default 100 */
+  unsigned retry_half_open_per_source; /* ... or from the sender's source; default 10 */
+  unsigned retry_rate;                 /* ... or when this many handshakes began in the current second; default 1000 */
+  unsigned max_half_open;              /* drop beyond; default 1000 */
+  unsigned max_half_open_per_source;   /* default 50 */
+  int retry_always;                    /* every new connection needs a Retry token (tests) */
 } wr_quic_config;
+
+#define WR_QUIC_RETRY_HALF_OPEN 100
+#define WR_QUIC_RETRY_HALF_OPEN_PER_SOURCE 10
+#define WR_QUIC_RETRY_RATE 1000
+#define WR_QUIC_MAX_HALF_OPEN 1000
+#define WR_QUIC_MAX_HALF_OPEN_PER_SOURCE 50
 
 /* Shared, immutable TLS material (credentials + priority cache) loaded once
  * and used by many connections. */
@@ -175,8 +198,15 @@ int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
 
 /* Server side: if |pkt| (from |remote| to |local|) is a client Initial
  * acceptable for a new connection, creates the connection and processes
- * the packet. Returns WR_OK, WR_ERR_PROTO (not a valid first packet: drop
- * it), WR_ERR_NOMEM or WR_ERR_CRYPTO. */
+ * the packet. No callback fires from inside this call: the packet is
+ * processed before |cbs| and |user| are installed. A packet that cannot
+ * start a connection (bad protection, no CRYPTO frame, ...) leaves nothing
+ * behind: the connection is freed and WR_ERR_PROTO returned. A first packet
+ * the TLS layer refuses (e.g. no ALPN) returns WR_OK with the connection
+ * already in WR_QUIC_CLOSING: write its CONNECTION_CLOSE out as usual;
+ * on_close is delivered by the next wr_quic_conn_write or
+ * wr_quic_conn_handle_expiry. Returns WR_OK, WR_ERR_PROTO (not a valid
+ * first packet: drop it), WR_ERR_NOMEM or WR_ERR_CRYPTO. */
 int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,
                                const struct sockaddr *local, socklen_t locallen,
                                const struct sockaddr *remote,
@@ -273,13 +303,24 @@ int wr_quic_datagram_send(wr_quic_conn *c, const uint8_t *data, size_t len);
 
 typedef struct wr_quic_endpoint wr_quic_endpoint;
 
-/* Server: called for each accepted connection (before its first event);
- * set the connection's user pointer here. */
+/* Server: called for each connection whose handshake completed, before its
+ * first event (on_handshake_done); set the connection's user pointer here.
+ * It runs inside packet processing: only wr_quic_conn_set_user (and
+ * wr_quic_conn_close) may be called on |c| from it.
+ *
+ * Ownership: until its handshake completes, a server connection belongs to
+ * the endpoint alone. It has no user pointer, none of |cbs| fires for it,
+ * and the endpoint frees it itself when the handshake fails or times out,
+ * so an owner never hears of connections that a forged or abandoned
+ * Initial created. From on_accept on, the connection gets |cbs| and the
+ * usual contract (on_close exactly once, freed by the endpoint after). */
 typedef void (*wr_quic_accept_cb)(wr_quic_endpoint *ep, wr_quic_conn *c,
                                   void *ep_user);
 
 /* Binds a UDP socket on |addr| and accepts connections. Connections get
- * |cbs| and the user pointer set in |on_accept| (default |ep_user|).
+ * |cbs| and the user pointer set in |on_accept| (default |ep_user|) once
+ * their handshake completed (see wr_quic_accept_cb). |cfg| also carries the
+ * handshake-flood limits (retry_*, max_half_open*).
  * Returns WR_OK, WR_ERR_IO (bind failed) or WR_ERR_NOMEM. */
 int wr_quic_endpoint_server(uv_loop_t *loop, wr_quic_tls *tls,
                             const wr_quic_config *cfg,
@@ -300,20 +341,43 @@ int wr_quic_endpoint_client(uv_loop_t *loop, wr_quic_tls *tls,
 /* Local address of the endpoint's socket. Returns WR_OK or WR_ERR_IO. */
 int wr_quic_endpoint_addr(wr_quic_endpoint *ep, struct sockaddr_storage *ss);
 
-/* Number of live connections. */
+/* Number of live connections (half-open ones included). */
 size_t wr_quic_endpoint_nconns(wr_quic_endpoint *ep);
+
+/* Counters of a server endpoint, for tests and metrics. */
+typedef struct wr_quic_endpoint_stats {
+  size_t conns;            /* live connections, as wr_quic_endpoint_nconns */
+  size_t half_open;        /* of which without a completed handshake (no owner yet) */
+  size_t sources;          /* sources with half-open connections (tracked entries) */
+  uint64_t accepted;       /* connections created from an Initial */
+  uint64_t retries;        /* Retry packets sent */
+  uint64_t dropped;        /* new-connection Initials dropped at a cap */
+  uint64_t bad_tokens;     /* Initials with an invalid or expired Retry token */
+  uint64_t resets;         /* Stateless Resets sent */
+  uint64_t rate_limited;   /* stateless answers (reset, Retry, close) withheld by rate limits */
+} wr_quic_endpoint_stats;
+void wr_quic_endpoint_get_stats(const wr_quic_endpoint *ep, wr_quic_endpoint_stats *st);
+
+/* For tests and fuzzers only: handles |data| exactly as if it had arrived
+ * on the endpoint's socket from |from| (same demultiplexing, accept path
+ * and callbacks; answers go out on the socket to |from|). Must not be
+ * called from inside a callback of this endpoint. Returns WR_OK, or
+ * WR_ERR_INVAL (closing endpoint, bad address). */
+int wr_quic_endpoint_inject(wr_quic_endpoint *ep, const struct sockaddr *from,
+                            const uint8_t *data, size_t len);
 
 /* Schedules packet output for all connections on the next loop iteration.
  * Stream/datagram/close calls on a connection owned by an endpoint do this
  * automatically; exposed for completeness. */
 void wr_quic_endpoint_kick(wr_quic_endpoint *ep);
 
-/* Closes the socket and timer, frees every connection (without sending)
- * once libuv has released the handles. Safe from inside callbacks: the
- * work happens in libuv close callbacks. */
 /* Messages sent with UDP GSO (several packets in one send); for tests
  * and metrics. */
 uint64_t wr_quic_endpoint_gso_sends(const wr_quic_endpoint *ep);
+
+/* Closes the socket and timer, frees every connection (without sending and
+ * without callbacks) once libuv has released the handles. Safe from inside
+ * callbacks: the work happens in libuv close callbacks. */
 void wr_quic_endpoint_free(wr_quic_endpoint *ep);
 
 #endif

@@ -1,7 +1,12 @@
 /* QUIC transport: handshake, streams with flow control and backpressure,
  * datagrams, close codes, idle timeout, TLS failures (in memory, fake clock),
- * and one loopback libuv echo on 127.0.0.1. Certificates are generated here
- * with GnuTLS into a temporary directory. */
+ * and one loopback libuv echo on 127.0.0.1 (also through a Retry). The
+ * server endpoint's handshake-flood defences: caps on half-open connections
+ * per source and in total, Retry above thresholds, invalid tokens, and
+ * half-open connections timing out without their owner ever hearing of
+ * them. Certificates are generated here with GnuTLS into a temporary
+ * directory. */
+#include <limits.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -700,8 +705,10 @@ static void guard_cb(uv_timer_t *t) {
 
 /* Echoes uv_msg over a real UDP socket pair on 127.0.0.1; |payload| is both
  * sides' max_udp_payload (0: the default). Returns the GSO sends of the
- * client and the server endpoints through |gso|. */
-static void uv_echo(size_t payload, uint64_t gso[2]) {
+ * client and the server endpoints through |gso|, and the server endpoint's
+ * counters through |st| (if not NULL). |retry|: the server demands a Retry
+ * token from every new connection. */
+static void uv_echo_ex(size_t payload, int retry, uint64_t gso[2], wr_quic_endpoint_stats *st) {
   wr_quic_config ccfg = {0}, scfg = {0};
   wr_quic_tls *ctls, *stls;
   wr_quic_endpoint *sep, *cep;
@@ -717,6 +724,7 @@ static void uv_echo(size_t payload, uint64_t gso[2]) {
   scfg.cert_file = cert_path;
   scfg.key_file = key_path;
   ccfg.max_udp_payload = scfg.max_udp_payload = payload;
+  scfg.retry_always = retry;
   assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &ctls, NULL, 0), WR_OK);
   assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &scfg, &stls, NULL, 0), WR_OK);
   scbs.on_close = lb_close_cb;
@@ -754,6 +762,7 @@ static void uv_echo(size_t payload, uint64_t gso[2]) {
 
   gso[0] = wr_quic_endpoint_gso_sends(cep);
   gso[1] = wr_quic_endpoint_gso_sends(sep);
+  if (st) wr_quic_endpoint_get_stats(sep, st);
   wr_quic_endpoint_free(sep);
   wr_quic_endpoint_free(cep);
   uv_close((uv_handle_t *)&u.guard, NULL);
@@ -764,6 +773,8 @@ static void uv_echo(size_t payload, uint64_t gso[2]) {
   free(u.cl.rx[0]);
   free(u.sv.rx[0]);
 }
+
+static void uv_echo(size_t payload, uint64_t gso[2]) { uv_echo_ex(payload, 0, gso, NULL); }
 
 
 static void test_uv_loopback_echo(void **state) {
@@ -890,6 +901,266 @@ static void test_stateless_reset_after_restart(void **state) {
   wr_quic_tls_free(r.stls);
 }
 
+/* --- (c) handshake-flood defences of a server endpoint -------------------- */
+
+/* Our client's first datagram: a real ClientHello in a padded Initial, as
+ * an attacker replaying our own client code would send it. |alpn| NULL:
+ * the default ("argotunnel"); "": none. */
+static size_t client_initial(uint8_t *buf, size_t cap, const char *alpn) {
+  wr_quic_config ccfg = {0};
+  wr_quic_tls *ctls;
+  wr_quic_conn *c;
+  struct sockaddr_in a = {.sin_family = AF_INET}, b = {.sin_family = AF_INET};
+  size_t n = 0;
+  ccfg.ca_file = ca_path;
+  ccfg.alpn = alpn;
+  a.sin_addr.s_addr = htonl(PAIR_INTERNET);
+  b.sin_addr.s_addr = htonl(PAIR_INTERNET + 1);
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &ctls, NULL, 0), WR_OK);
+  assert_int_equal(wr_quic_conn_client_new(ctls, &ccfg, (struct sockaddr *)&a, sizeof(a),
+                                           (struct sockaddr *)&b, sizeof(b), NULL, NULL,
+                                           uv_hrtime(), &c),
+                   WR_OK);
+  assert_int_equal(wr_quic_conn_write(c, buf, cap, &n, uv_hrtime()), WR_OK);
+  assert_true(n >= 1200);
+  wr_quic_conn_free(c);
+  wr_quic_tls_free(ctls);
+  return n;
+}
+
+/* A server endpoint whose owner counts what it hears. */
+typedef struct flood {
+  uv_loop_t loop;
+  wr_quic_tls *stls;
+  wr_quic_config scfg;
+  wr_quic_endpoint *ep;
+  side sv;
+  int accepted;
+  uv_timer_t guard;
+  int timed_out;
+} flood;
+
+static void flood_on_accept(wr_quic_endpoint *ep, wr_quic_conn *c, void *user) {
+  (void)ep;
+  (void)c;
+  ((flood *)user)->accepted++;
+}
+
+static void flood_on_close(wr_quic_conn *c, const wr_quic_close_info *ci, void *user) {
+  (void)c;
+  (void)ci;
+  ((flood *)user)->sv.closed++;
+}
+
+static void flood_guard_cb(uv_timer_t *t) {
+  flood *f = t->data;
+  f->timed_out = 1;
+  uv_stop(&f->loop);
+}
+
+static void flood_start(flood *f) {
+  wr_quic_callbacks cbs = test_cbs;
+  struct sockaddr_in bind;
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  f->scfg.cert_file = cert_path;
+  f->scfg.key_file = key_path;
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &f->scfg, &f->stls, NULL, 0), WR_OK);
+  cbs.on_close = flood_on_close;
+  uv_ip4_addr("127.0.0.1", 0, &bind);
+  assert_int_equal(wr_quic_endpoint_server(&f->loop, f->stls, &f->scfg, (struct sockaddr *)&bind,
+                                           &cbs, flood_on_accept, f, &f->ep),
+                   WR_OK);
+  uv_timer_init(&f->loop, &f->guard);
+  f->guard.data = f;
+}
+
+static void flood_stop(flood *f) {
+  wr_quic_endpoint_free(f->ep);
+  uv_close((uv_handle_t *)&f->guard, NULL);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  wr_quic_tls_free(f->stls);
+}
+
+static struct sockaddr_storage v4_from(uint32_t host, uint16_t port) {
+  struct sockaddr_storage ss;
+  struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+  memset(&ss, 0, sizeof(ss));
+  a->sin_family = AF_INET;
+  a->sin_addr.s_addr = htonl(host);
+  a->sin_port = htons(port);
+  return ss;
+}
+
+/* 2001:db8:0:|net|::|host| */
+static struct sockaddr_storage v6_from(uint16_t net, uint16_t host, uint16_t port) {
+  struct sockaddr_storage ss;
+  struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+  memset(&ss, 0, sizeof(ss));
+  a->sin6_family = AF_INET6;
+  a->sin6_addr.s6_addr[0] = 0x20;
+  a->sin6_addr.s6_addr[1] = 0x01;
+  a->sin6_addr.s6_addr[2] = 0x0d;
+  a->sin6_addr.s6_addr[3] = 0xb8;
+  a->sin6_addr.s6_addr[6] = (uint8_t)(net >> 8);
+  a->sin6_addr.s6_addr[7] = (uint8_t)net;
+  a->sin6_addr.s6_addr[14] = (uint8_t)(host >> 8);
+  a->sin6_addr.s6_addr[15] = (uint8_t)host;
+  a->sin6_port = htons(port);
+  return ss;
+}
+
+/* Real ClientHellos beyond the caps create no connection: per source (an
+ * IPv4 address, an IPv6 /64) and in total. What the endpoint holds is
+ * counted in objects: connections and tracked sources. */
+static void test_half_open_caps(void **state) {
+  static uint8_t ini[64][1500];
+  size_t len[64];
+  wr_quic_endpoint_stats st;
+  flood f;
+  (void)state;
+  for (int i = 0; i < 64; i++) len[i] = client_initial(ini[i], sizeof(ini[i]), NULL);
+
+  memset(&f, 0, sizeof(f));
+  f.scfg.retry_half_open = f.scfg.retry_half_open_per_source = f.scfg.retry_rate = UINT_MAX;
+  f.scfg.max_half_open = 12;
+  f.scfg.max_half_open_per_source = 5;
+  flood_start(&f);
+  /* 20 from one IPv4 address (different ports): 5 get a connection. */
+  for (int i = 0; i < 20; i++) {
+    struct sockaddr_storage a = v4_from(PAIR_INTERNET, (uint16_t)(1000 + i));
+    assert_int_equal(wr_quic_endpoint_inject(f.ep, (struct sockaddr *)&a, ini[i], len[i]), WR_OK);
+  }
+  wr_quic_endpoint_get_stats(f.ep, &st);
+  assert_int_equal(st.conns, 5);
+  assert_int_equal(st.half_open, 5);
+  assert_int_equal(st.sources, 1);
+  assert_int_equal(st.dropped, 15);
+  /* 20 from one IPv6 /64 (different hosts in it): one source, 5 more. */
+  for (int i = 0; i < 20; i++) {
+    struct sockaddr_storage a = v6_from(1, (uint16_t)(1 + i), 443);
+    assert_int_equal(wr_quic_endpoint_inject(f.ep, (struct sockaddr *)&a, ini[20 + i], len[20 + i]),
+                     WR_OK);
+  }
+  wr_quic_endpoint_get_stats(f.ep, &st);
+  assert_int_equal(st.conns, 10);
+  assert_int_equal(st.sources, 2);
+  /* 20 from 20 other sources: the total cap (12) stops them after 2. */
+  for (int i = 0; i < 20; i++) {
+    struct sockaddr_storage a = v6_from((uint16_t)(100 + i), 1, 443);
+    assert_int_equal(wr_quic_endpoint_inject(f.ep, (struct sockaddr *)&a, ini[40 + i], len[40 + i]),
+                     WR_OK);
+  }
+  wr_quic_endpoint_get_stats(f.ep, &st);
+  assert_int_equal(st.conns, 12);
+  assert_int_equal(st.half_open, 12);
+  assert_int_equal(st.sources, 4);
+  assert_int_equal(st.accepted, 12);
+  assert_int_equal(st.dropped, 48);
+  assert_int_equal(st.retries, 0);
+  /* Nobody completed a handshake: the owner heard of none of them. */
+  assert_int_equal(f.accepted, 0);
+  assert_int_equal(f.sv.closed, 0);
+  flood_stop(&f);
+
+  /* With Retry on (threshold 3 per source), the rest of one source's
+   * burst is answered statelessly. */
+  memset(&f, 0, sizeof(f));
+  f.scfg.retry_half_open_per_source = 3;
+  flood_start(&f);
+  for (int i = 0; i < 20; i++) {
+    struct sockaddr_storage a = v4_from(PAIR_INTERNET, (uint16_t)(2000 + i));
+    assert_int_equal(wr_quic_endpoint_inject(f.ep, (struct sockaddr *)&a, ini[i], len[i]), WR_OK);
+  }
+  wr_quic_endpoint_get_stats(f.ep, &st);
+  assert_int_equal(st.conns, 3);
+  assert_int_equal(st.retries, 17);
+  assert_int_equal(st.dropped, 0);
+  flood_stop(&f);
+}
+
+/* Half-open connections end at the handshake timeout (200 ms here), and
+ * one refused by TLS (no ALPN) once its closing period is over; the
+ * endpoint frees them all itself and the owner never hears of them. */
+static void test_half_open_expire(void **state) {
+  uint8_t ini[3][1500];
+  size_t len[3];
+  wr_quic_endpoint_stats st;
+  flood f;
+  (void)state;
+  len[0] = client_initial(ini[0], sizeof(ini[0]), NULL);
+  len[1] = client_initial(ini[1], sizeof(ini[1]), NULL);
+  len[2] = client_initial(ini[2], sizeof(ini[2]), "");
+  memset(&f, 0, sizeof(f));
+  f.scfg.handshake_timeout_ms = 200;
+  flood_start(&f);
+  for (int i = 0; i < 3; i++) {
+    struct sockaddr_storage a = v4_from(0x7f000001u, (uint16_t)(3000 + i));
+    assert_int_equal(wr_quic_endpoint_inject(f.ep, (struct sockaddr *)&a, ini[i], len[i]), WR_OK);
+  }
+  wr_quic_endpoint_get_stats(f.ep, &st);
+  assert_int_equal(st.conns, 3);
+  assert_int_equal(st.half_open, 3);
+  /* Only the endpoint's own timers run from here; the guard is a safety
+   * net, far beyond the timeouts involved. */
+  uv_timer_start(&f.guard, flood_guard_cb, 20000, 0);
+  while (!f.timed_out && wr_quic_endpoint_nconns(f.ep) > 0) uv_run(&f.loop, UV_RUN_ONCE);
+  assert_false(f.timed_out);
+  wr_quic_endpoint_get_stats(f.ep, &st);
+  assert_int_equal(st.conns, 0);
+  assert_int_equal(st.half_open, 0);
+  assert_int_equal(st.sources, 0);
+  assert_int_equal(f.accepted, 0);
+  assert_int_equal(f.sv.closed, 0);
+  uv_timer_stop(&f.guard);
+  flood_stop(&f);
+}
+
+/* A Retry token that does not verify (forged, or bound to another address)
+ * gets a stateless INVALID_TOKEN close and no connection. */
+static void test_retry_token_checked(void **state) {
+  uint8_t ini[1500], pkt[1600];
+  size_t len, o = 0;
+  wr_quic_endpoint_stats st;
+  flood f;
+  (void)state;
+  len = client_initial(ini, sizeof(ini), NULL);
+  /* The same header with a 40-byte token that starts like a Retry token;
+   * the (now misaligned) protected payload stays behind it. */
+  size_t dcil = ini[5], scil = ini[6 + dcil], hdr = 7 + dcil + scil;
+  assert_int_equal(ini[hdr], 0); /* no token */
+  memcpy(pkt, ini, hdr);
+  o = hdr;
+  pkt[o++] = 40;
+  pkt[o++] = 0xb6; /* NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY */
+  for (int i = 1; i < 40; i++) pkt[o++] = (uint8_t)(i * 37);
+  memcpy(pkt + o, ini + hdr + 1, len - hdr - 1);
+  o += len - hdr - 1;
+  memset(&f, 0, sizeof(f));
+  flood_start(&f);
+  struct sockaddr_storage a = v4_from(0x7f000001u, 4000);
+  assert_int_equal(wr_quic_endpoint_inject(f.ep, (struct sockaddr *)&a, pkt, o), WR_OK);
+  wr_quic_endpoint_get_stats(f.ep, &st);
+  assert_int_equal(st.bad_tokens, 1);
+  assert_int_equal(st.conns, 0);
+  assert_int_equal(st.accepted, 0);
+  flood_stop(&f);
+}
+
+/* Every connection must come back with a Retry token: our client follows
+ * the Retry (ngtcp2 client side), checks the server's transport parameters
+ * (original_destination_connection_id, retry_source_connection_id) and
+ * the echo over a stream works as without it. */
+static void test_uv_echo_through_retry(void **state) {
+  uint64_t gso[2];
+  wr_quic_endpoint_stats st;
+  (void)state;
+  uv_echo_ex(0, 1, gso, &st);
+  assert_int_equal(st.retries, 1);
+  assert_int_equal(st.accepted, 1);
+  assert_int_equal(st.bad_tokens, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_handshake_streams_datagrams),
@@ -902,6 +1173,10 @@ int main(void) {
       cmocka_unit_test(test_uv_loopback_echo),
       cmocka_unit_test(test_uv_gso_bulk),
       cmocka_unit_test(test_stateless_reset_after_restart),
+      cmocka_unit_test(test_half_open_caps),
+      cmocka_unit_test(test_half_open_expire),
+      cmocka_unit_test(test_retry_token_checked),
+      cmocka_unit_test(test_uv_echo_through_retry),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

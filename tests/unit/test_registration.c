@@ -3,10 +3,17 @@
  * account and a tunnel, a CA + tunnel-server certificate from wr_pki_issue,
  * then registerConnection (+ updateLocalConfiguration) succeeds and is
  * recorded; a wrong secret and an unknown tunnel are refused permanently;
- * unregisterConnection and connection loss close the connection record. */
+ * unregisterConnection and connection loss close the connection record.
+ * Hostile datagrams (forged or broken QUIC Initials, alone and in bursts,
+ * from several source addresses) neither crash the edge nor keep it from
+ * registering a real connector afterwards; a connector also registers
+ * through a Retry. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "connector/registration.h"
@@ -146,18 +153,19 @@ static void run(ctx *c) {
   assert_false(c->timed_out);
 }
 
-static void ctx_start(ctx *c, const wr_credentials *cred) {
-  wr_quic_config ccfg = {0}, scfg = {0};
-  static wr_quic_callbacks ccbs;
+/* Set: the edge demands a Retry token from every new connection. */
+static int listen_retry_always;
+
+/* The edge half: a tunnel server listening on 127.0.0.1 (a free port). */
+static void ctx_listen(ctx *c, const wr_credentials *cred) {
+  wr_quic_config scfg = {0};
+  scfg.retry_always = listen_retry_always;
   struct sockaddr_in bind;
-  struct sockaddr_storage sa;
   memset(c, 0, sizeof(*c));
   c->cred = *cred;
   assert_int_equal(uv_loop_init(&c->loop), 0);
-  ccfg.ca_file = ca_path;
   scfg.cert_file = cert_path;
   scfg.key_file = key_path;
-  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &c->ctls, NULL, 0), WR_OK);
   assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &scfg, &c->stls, NULL, 0), WR_OK);
   wr_tunnel_server_config tc = {.store = store, .location = "LOCAL"};
   assert_int_equal(wr_tunnel_server_new(&tc, &c->ts), 0);
@@ -165,6 +173,17 @@ static void ctx_start(ctx *c, const wr_credentials *cred) {
   assert_int_equal(
       wr_tunnel_server_listen(c->ts, &c->loop, c->stls, &scfg, (struct sockaddr *)&bind, &c->sep),
       WR_OK);
+  uv_timer_init(&c->loop, &c->guard);
+  c->guard.data = c;
+}
+
+/* The connector half: dials the edge and registers once connected. */
+static void ctx_dial(ctx *c) {
+  wr_quic_config ccfg = {0};
+  static wr_quic_callbacks ccbs;
+  struct sockaddr_storage sa;
+  ccfg.ca_file = ca_path;
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &c->ctls, NULL, 0), WR_OK);
   assert_int_equal(wr_quic_endpoint_addr(c->sep, &sa), WR_OK);
   memset(&ccbs, 0, sizeof(ccbs));
   ccbs.on_handshake_done = cl_hs;
@@ -172,8 +191,11 @@ static void ctx_start(ctx *c, const wr_credentials *cred) {
   assert_int_equal(wr_quic_endpoint_client(&c->loop, c->ctls, &ccfg, (struct sockaddr *)&sa,
                                            &ccbs, c, &c->cep, &c->cconn),
                    WR_OK);
-  uv_timer_init(&c->loop, &c->guard);
-  c->guard.data = c;
+}
+
+static void ctx_start(ctx *c, const wr_credentials *cred) {
+  ctx_listen(c, cred);
+  ctx_dial(c);
 }
 
 static void ctx_stop(ctx *c) {
@@ -356,6 +378,163 @@ static void test_connection_loss(void **state) {
   assert_true(audit_has(WR_TUNNEL_SERVER_AUDIT_UNREGISTERED, conn_id));
 }
 
+/* ---- hostile datagrams ----------------------------------------------------------- */
+
+/* A client Initial header: version, 8-byte DCID and SCID, no token, and a
+ * 2-byte Length field saying |length|; the caller fills the rest. Returns the
+ * header size. */
+static size_t initial_header(uint8_t *p, uint32_t version, uint8_t tag, uint16_t length) {
+  size_t o = 0;
+  p[o++] = 0xc3; /* long header, fixed bit, Initial, 4-byte packet number */
+  p[o++] = (uint8_t)(version >> 24);
+  p[o++] = (uint8_t)(version >> 16);
+  p[o++] = (uint8_t)(version >> 8);
+  p[o++] = (uint8_t)version;
+  p[o++] = 8;
+  for (int i = 0; i < 8; i++) p[o++] = (uint8_t)(0xd0 + i) ^ tag;
+  p[o++] = 8;
+  for (int i = 0; i < 8; i++) p[o++] = (uint8_t)(0x50 + i) ^ tag;
+  p[o++] = 0; /* token length */
+  p[o++] = (uint8_t)(0x40 | (length >> 8));
+  p[o++] = (uint8_t)length;
+  return o;
+}
+
+/* Sends |len| bytes to the edge from source port |port_index| (a few UDP
+ * sockets on 127.0.0.1 and 127.0.0.2..4: different source addresses). */
+static int hostile_fd[8];
+
+static void hostile_open(void) {
+  for (int i = 0; i < 8; i++) {
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(i % 4));
+    hostile_fd[i] = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(hostile_fd[i] >= 0);
+    assert_int_equal(bind(hostile_fd[i], (struct sockaddr *)&a, sizeof(a)), 0);
+  }
+}
+
+static void hostile_close(void) {
+  for (int i = 0; i < 8; i++) close(hostile_fd[i]);
+}
+
+static void hostile_send(ctx *c, int from, const uint8_t *d, size_t len) {
+  struct sockaddr_storage sa;
+  assert_int_equal(wr_quic_endpoint_addr(c->sep, &sa), WR_OK);
+  assert_int_equal(sendto(hostile_fd[from % 8], d, len, 0, (struct sockaddr *)&sa,
+                          sizeof(struct sockaddr_in)),
+                   (ssize_t)len);
+}
+
+/* Lets the edge read what was sent so far: one loop pass per batch of 32
+ * datagrams (libuv's read budget), with some to spare. */
+static void drain(ctx *c, int batches) {
+  for (int i = 0; i < batches + 4; i++) uv_run(&c->loop, UV_RUN_NOWAIT);
+}
+
+/* The attack report's datagram: 1,200 bytes, an Initial header (version 1,
+ * 8-byte DCID and SCID, no token, a Length field) and zero padding without
+ * valid protection. It used to make the edge treat the tunnel server as a
+ * connection owner and crash. Variants: truncated, unknown version, bad
+ * Length fields, a valid header over random bytes, and a burst from several
+ * addresses. Afterwards a real connector still registers. */
+static void test_hostile_initials(void **state) {
+  (void)state;
+  ctx c;
+  wr_credentials cr;
+  uint8_t d[1500];
+  size_t h;
+  good_cred(&cr);
+  ctx_listen(&c, &cr);
+  hostile_open();
+
+  /* Exactly the reported datagram. */
+  memset(d, 0, sizeof(d));
+  h = initial_header(d, 1, 0, (uint16_t)(1200 - 26));
+  assert_int_equal(h, 26);
+  hostile_send(&c, 0, d, 1200);
+  drain(&c, 1);
+  assert_int_equal(wr_quic_endpoint_nconns(c.sep), 0);
+
+  /* Truncated: too short for an Initial, and cut inside the header. */
+  hostile_send(&c, 1, d, 1199);
+  hostile_send(&c, 1, d, 20);
+  hostile_send(&c, 1, d, 1);
+  /* Unknown version and a Version Negotiation lookalike. */
+  memset(d, 0, sizeof(d));
+  initial_header(d, 0xdeadbeef, 1, 1200 - 26);
+  hostile_send(&c, 2, d, 1200);
+  initial_header(d, 0, 2, 1200 - 26);
+  hostile_send(&c, 2, d, 1200);
+  /* Length fields: past the datagram end, zero, and too small for a packet
+   * number plus the header protection sample. */
+  uint16_t lengths[] = {0x3fff, 0, 1, 4, 19, 20, 1200 - 25};
+  for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+    memset(d, 0, sizeof(d));
+    initial_header(d, 1, (uint8_t)(3 + i), lengths[i]);
+    hostile_send(&c, (int)i, d, 1200);
+  }
+  /* A valid header over random bytes (a forged but well-formed Initial). */
+  srand(7);
+  for (int i = 0; i < 16; i++) {
+    h = initial_header(d, 1, (uint8_t)(16 + i), (uint16_t)(1300 - 26));
+    for (size_t k = h; k < 1300; k++) d[k] = (uint8_t)rand();
+    hostile_send(&c, i, d, 1300);
+  }
+  drain(&c, 2);
+  assert_int_equal(wr_quic_endpoint_nconns(c.sep), 0);
+
+  /* A burst from several addresses, each with its own connection IDs. */
+  for (int i = 0; i < 400; i++) {
+    h = initial_header(d, 1, (uint8_t)i, (uint16_t)(1200 - 26));
+    d[6] = (uint8_t)(i >> 8); /* DCID differs beyond the 8-bit tag */
+    for (size_t k = h; k < 1200; k++) d[k] = (uint8_t)(i & 1 ? rand() : 0);
+    hostile_send(&c, i, d, 1200);
+    if (i % 64 == 63) drain(&c, 2); /* stay below the socket buffer */
+  }
+  drain(&c, 13);
+  assert_int_equal(wr_quic_endpoint_nconns(c.sep), 0);
+
+  /* The edge is alive and serves a real connector. */
+  ctx_dial(&c);
+  run(&c);
+  assert_int_equal(c.start_rv, 0);
+  assert_true(c.got_result);
+  assert_true(c.res.ok);
+  assert_int_equal(wr_tunnel_server_count(c.ts, tunnel.id), 1);
+  assert_int_equal(wr_quic_endpoint_nconns(c.sep), 1);
+  assert_int_equal(wr_registration_unregister(c.reg), 0);
+  run(&c);
+  assert_true(c.unreg_ok);
+  hostile_close();
+  ctx_stop(&c);
+}
+
+/* A connector registers through a Retry (the edge asks every new client to
+ * prove its address when it is under a handshake flood). */
+static void test_register_through_retry(void **state) {
+  (void)state;
+  ctx c;
+  wr_credentials cr;
+  wr_quic_endpoint_stats st;
+  good_cred(&cr);
+  listen_retry_always = 1;
+  ctx_start(&c, &cr);
+  listen_retry_always = 0;
+  run(&c);
+  assert_int_equal(c.start_rv, 0);
+  assert_true(c.got_result);
+  assert_true(c.res.ok);
+  wr_quic_endpoint_get_stats(c.sep, &st);
+  assert_int_equal(st.retries, 1);
+  assert_int_equal(st.half_open, 0);
+  assert_int_equal(wr_tunnel_server_count(c.ts, tunnel.id), 1);
+  assert_int_equal(wr_registration_unregister(c.reg), 0);
+  run(&c);
+  assert_true(c.unreg_ok);
+  ctx_stop(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_register_and_unregister),
@@ -363,6 +542,8 @@ int main(void) {
       cmocka_unit_test(test_unknown_tunnel),
       cmocka_unit_test(test_deleted_tunnel),
       cmocka_unit_test(test_connection_loss),
+      cmocka_unit_test(test_hostile_initials),
+      cmocka_unit_test(test_register_through_retry),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
