@@ -45,19 +45,25 @@ typedef struct wr_visitor_config {
   uint64_t header_timeout_ms; /* whole head must arrive within; default 10000 */
   uint64_t idle_timeout_ms;   /* keep-alive idle; default 60000 */
   uint64_t route_ttl_ms;      /* route cache lifetime; default 1000 */
-  /* Connection and rate limits. 0 picks the default; WR_VISITOR_OFF turns a
-   * limit (or the reserve) off. */
-  size_t max_conns;           /* all visitor connections; default 10000 */
-  size_t max_conns_per_source; /* per source; default 256 */
+  /* Connection and rate limits, per source as wr_visitor_listen describes.
+   * 0 picks the default; WR_VISITOR_OFF turns a limit (or the reserve) off. */
+  size_t max_conns;           /* all visitor connections; default 10000. Each is a
+                               * descriptor: keep it below RLIMIT_NOFILE */
+  size_t max_conns_per_source; /* default 256; a source over it has its new
+                               * connections reset at once */
   size_t reserve_conns;       /* the last slots below max_conns, only for sources
                                * holding fewer than WR_VISITOR_RESERVE_BELOW
-                               * connections; default max_conns / 10 */
-  size_t requests_per_second_per_source; /* token bucket refill; default 100 */
-  size_t request_burst_per_source; /* bucket size; default 2 x the rate */
+                               * connections; default max_conns / 10, at most
+                               * max_conns - 1 */
+  size_t requests_per_second_per_source; /* token bucket refill; default 100,
+                               * at most 1000000 */
+  size_t request_burst_per_source; /* bucket size; 0 or WR_VISITOR_OFF: twice the
+                               * rate; at most 2000000 */
   size_t max_sources;         /* sources tracked at once (about 64 bytes each);
-                               * when all of them hold connections, a new source
-                               * gets only the global limits; default
-                               * 2 x max_conns, at least 1024 */
+                               * a new one beyond it reuses the longest-quiet
+                               * entry, or, when all of them hold connections,
+                               * gets only the global limits; 0 or WR_VISITOR_OFF:
+                               * 2 x max_conns, at least 1024, at most 2^20 */
 } wr_visitor_config;
 
 #define WR_VISITOR_OFF ((size_t)-1)
@@ -88,10 +94,15 @@ typedef struct wr_visitor_stats {
   uint64_t sources;             /* sources tracked now */
 } wr_visitor_stats;
 
-/* Listens on |addr|. Returns WR_OK, WR_ERR_IO or WR_ERR_NOMEM. */
+/* Listens on |addr| with |cfg| (copied; store and ts are borrowed and
+ * must outlive the visitor). Returns WR_OK, WR_ERR_INVAL (no store, tunnel
+ * server or address) or WR_ERR_IO (bind or listen failed, or no randomness
+ * for the source table's hash key); aborts on out-of-memory. */
 int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struct sockaddr *addr,
                       wr_visitor **out);
 int wr_visitor_addr(wr_visitor *v, struct sockaddr_storage *ss);
+/* The live counters, owned by |v| and valid until wr_visitor_free; read
+ * them on the loop's thread. */
 const wr_visitor_stats *wr_visitor_get_stats(const wr_visitor *v);
 /* Stops listening, closes every visitor connection and their streams, and
  * frees once libuv released the handles. Call before freeing the tunnel
