@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -305,6 +306,7 @@ def test_a_flooding_source_cannot_lock_others_out(edge_dir, procs, tmp_path):
                 held.remove(old)
                 old.close()
     t = threading.Thread(target=flood)
+    t0 = time.monotonic()
     t.start()
     try:
         assert wait_for(lambda: attempts[0] >= 200, timeout=60)
@@ -333,10 +335,10 @@ def test_a_flooding_source_cannot_lock_others_out(edge_dir, procs, tmp_path):
     assert limited[-1].get("connection") == "close", got
     for s in held:
         s.close()
-    # Warnings are rate-limited: not one line per refused connection.
+    # Warnings are rate-limited (one per 10 s): not one line per refusal.
     out = edge.output()
     refusals = out.count("refusing connections from 127.0.0.2")
-    assert 1 <= refusals <= 3 and attempts[0] >= 200, (refusals, attempts[0])
+    assert 1 <= refusals <= 2 + (time.monotonic() - t0) // 10, (refusals, attempts[0])
     assert edge.stop(10) == 0
 
 
