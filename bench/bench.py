@@ -460,7 +460,11 @@ class Tunnel:
         self.edge = Proc([self.edge_bin, "run", "--data-dir", self.d,
                           "--tunnel-listen", f"127.0.0.1:{self.udp}",
                           "--http-listen", f"127.0.0.1:{self.http}",
-                          "--api-listen", "127.0.0.1:0"],
+                          "--api-listen", "127.0.0.1:0",
+                          # Every load generator here is one source (127.0.0.1):
+                          # the per-source limits would measure themselves.
+                          "--max-conns-per-source", "0",
+                          "--requests-per-second-per-source", "0"],
                          os.path.join(self.work, f"edge-{self.n_edge}.log"), env=self.env,
                          name="warren-edge")
         if self.edge.wait_output("Listening for connectors", 30) is None:

@@ -8,9 +8,11 @@
  * and health endpoints (--metrics). --config names a YAML file whose keys
  * are these flags' names (the command line and environment win). */
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include "cmd/commands.h"
@@ -152,6 +154,61 @@ static int load_reset_key(const char *dir, uint8_t key[32], char *err, size_t er
   return 0;
 }
 
+/* The visitor limit flags, into |vc|. 0 turns a per-source limit off; the
+ * total must stay a number. Returns 0, or -1 after printing why. */
+static int visitor_limits(const wr_opts *o, wr_visitor_config *vc) {
+  static const struct {
+    const char *flag;
+    size_t off;
+    int zero_is_off;
+  } rows[] = {
+      {"max-visitor-conns", offsetof(wr_visitor_config, max_conns), 0},
+      {"max-conns-per-source", offsetof(wr_visitor_config, max_conns_per_source), 1},
+      {"requests-per-second-per-source",
+       offsetof(wr_visitor_config, requests_per_second_per_source), 1},
+      {"request-burst-per-source", offsetof(wr_visitor_config, request_burst_per_source), 0},
+  };
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    const char *s = wr_opts_get(o, rows[i].flag);
+    if (!s) continue;
+    long long n = strtoll(s, NULL, 10); /* the CLI checked it is an integer */
+    if (n < 0 || (n == 0 && !rows[i].zero_is_off)) {
+      fprintf(stderr, "%s run: --%s must be at least %d\n", o->prog, rows[i].flag,
+              rows[i].zero_is_off ? 0 : 1);
+      return -1;
+    }
+    *(size_t *)((char *)vc + rows[i].off) = n ? (size_t)n : WR_VISITOR_OFF;
+  }
+  return 0;
+}
+
+/* Descriptors the edge needs besides visitor connections: the API's own
+ * connection limit (1024), connectors, DNS, the store, logs. */
+#define FD_HEADROOM 1280
+
+/* Every visitor connection is a descriptor. When the visitor limit is
+ * above what RLIMIT_NOFILE allows, accept(2) would fail before the limit
+ * is reached, and the reserve and idle eviction, which work against the
+ * limit, would never act: raise the soft limit, and if the hard one is
+ * still too low, lower the visitor limit to fit. */
+static void fit_nofile(wr_visitor_config *vc) {
+  struct rlimit rl;
+  size_t want = vc->max_conns + FD_HEADROOM;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+    return;
+  rlim_t cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? (rlim_t)want : rl.rlim_max;
+  if (cur > rl.rlim_cur) {
+    rl.rlim_cur = cur;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur >= want) return;
+  size_t fit = rl.rlim_cur > 2 * FD_HEADROOM ? rl.rlim_cur - FD_HEADROOM : rl.rlim_cur / 2;
+  wr_warn("the open-file limit is %llu: serving at most %zu visitor connections instead of %zu "
+          "(raise it with ulimit -n or LimitNOFILE=)",
+          (unsigned long long)rl.rlim_cur, fit, vc->max_conns);
+  vc->max_conns = fit;
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   edge_run *r = h->data;
   if (r->stopping) {
@@ -280,6 +337,8 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
       return WR_EXIT_USAGE;
     }
   }
+  wr_visitor_config vcfg = {.scheme = "http"};
+  if (visitor_limits(o, &vcfg) != 0) return WR_EXIT_USAGE;
   snprintf(path, sizeof(path), "%s/warren.db", dir);
   if (wr_store_open(path, 0, &store, err, sizeof(err)) != 0) {
     fprintf(stderr, "%s run: %s (run `warren-edge init --data-dir %s --zone ZONE` first?)\n",
@@ -320,7 +379,9 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   /* Deleted tunnels (also by other processes sharing the store) lose their
    * live connections within the sweep period. */
   wr_tunnel_server_watch(ts, loop, 0);
-  wr_visitor_config vcfg = {.store = store, .ts = ts, .scheme = "http"};
+  vcfg.store = store;
+  vcfg.ts = ts;
+  fit_nofile(&vcfg);
   if (wr_visitor_listen(loop, &vcfg, (const struct sockaddr *)&http_addr, &r.visitor) != 0) {
     fprintf(stderr, "%s run: cannot listen on %s (TCP)\n", o->prog, http_listen);
     goto out;

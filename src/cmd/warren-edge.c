@@ -40,6 +40,14 @@ static const wr_flag run_flags[] = {
      "Most QUIC handshakes in progress at once; more are dropped (Retry starts at a tenth)"},
     {"max-half-open-per-source", NULL, NULL, WR_FLAG_INT, "50",
      "Most QUIC handshakes in progress from one IPv4 address or IPv6 /64 (Retry starts at a fifth)"},
+    {"max-visitor-conns", NULL, NULL, WR_FLAG_INT, "10000",
+     "Visitor connections in all; the last 10 % only for sources holding fewer than 8"},
+    {"max-conns-per-source", NULL, NULL, WR_FLAG_INT, "256",
+     "Visitor connections per source address (IPv6: per /64); 0 for no limit"},
+    {"requests-per-second-per-source", NULL, NULL, WR_FLAG_INT, "100",
+     "Visitor requests per second per source, answered 429 above it; 0 for no limit"},
+    {"request-burst-per-source", NULL, NULL, WR_FLAG_INT, NULL,
+     "Requests a source may send at once before its rate applies (default: twice the rate)"},
     {NULL},
 };
 

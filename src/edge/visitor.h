@@ -16,7 +16,15 @@
  * chunk (a broken response, never a truncated "complete" one).
  * Keep-alive and pipelining: requests on one connection are served one at a
  * time, in order; bytes of later requests wait (bounded) until the current
- * response is done. Header read timeout and keep-alive idle timeout. */
+ * response is done. Header read timeout and keep-alive idle timeout.
+ * Limits per source (an IPv4 address, or an IPv6 /64 since one host owns a
+ * whole /64): connections and a request rate (token bucket; over it the
+ * answer is 429 with Retry-After, and a connection that keeps sending before
+ * that time is closed). Near the total cap, idle keep-alive connections are
+ * closed to make room (the oldest, preferring the sources that hold the most)
+ * instead of refusing newcomers, and the last reserve_conns slots only go to
+ * sources that hold few connections, so that one source at its limit cannot
+ * lock others out. */
 #ifndef WR_EDGE_VISITOR_H
 #define WR_EDGE_VISITOR_H
 #include <stddef.h>
@@ -37,8 +45,30 @@ typedef struct wr_visitor_config {
   uint64_t header_timeout_ms; /* whole head must arrive within; default 10000 */
   uint64_t idle_timeout_ms;   /* keep-alive idle; default 60000 */
   uint64_t route_ttl_ms;      /* route cache lifetime; default 1000 */
-  size_t max_conns;           /* default 10000 */
+  /* Connection and rate limits, per source as wr_visitor_listen describes.
+   * 0 picks the default; WR_VISITOR_OFF turns a limit (or the reserve) off. */
+  size_t max_conns;           /* all visitor connections; default 10000. Each is a
+                               * descriptor: keep it below RLIMIT_NOFILE */
+  size_t max_conns_per_source; /* default 256; a source over it has its new
+                               * connections reset at once */
+  size_t reserve_conns;       /* the last slots below max_conns, only for sources
+                               * holding fewer than WR_VISITOR_RESERVE_BELOW
+                               * connections; default max_conns / 10, at most
+                               * max_conns - 1 */
+  size_t requests_per_second_per_source; /* token bucket refill; default 100,
+                               * at most 1000000 */
+  size_t request_burst_per_source; /* bucket size; 0 or WR_VISITOR_OFF: twice the
+                               * rate; at most 2000000 */
+  size_t max_sources;         /* sources tracked at once (about 64 bytes each);
+                               * a new one beyond it reuses the longest-quiet
+                               * entry, or, when all of them hold connections,
+                               * gets only the global limits; 0 or WR_VISITOR_OFF:
+                               * 2 x max_conns, at least 1024, at most 2^20 */
 } wr_visitor_config;
+
+#define WR_VISITOR_OFF ((size_t)-1)
+/* Sources holding fewer connections than this may take reserved slots. */
+#define WR_VISITOR_RESERVE_BELOW 8
 
 typedef struct wr_visitor_stats {
   uint64_t requests;          /* answered, by any path */
@@ -49,15 +79,30 @@ typedef struct wr_visitor_stats {
   uint64_t no_connector;      /* 502 without a live connection */
   /* Connection and byte counters (for --metrics, edge/edge_metrics.h). */
   uint64_t conns_accepted;    /* connections taken in and served */
-  uint64_t conns_refused;     /* closed at once: max_conns reached */
+  uint64_t conns_refused;     /* reset at once: any limit (the kinds below) */
   uint64_t bytes_in;          /* read from visitors */
   uint64_t bytes_out;         /* written to visitors (write completed) */
+  /* Limits (counters since start, except the gauge |sources|). */
+  uint64_t refused_per_source;  /* connections refused: the source held its limit */
+  uint64_t refused_reserve;     /* refused: only reserved slots left and the source
+                                 * held WR_VISITOR_RESERVE_BELOW or more */
+  uint64_t refused_full;        /* refused: every slot taken, nothing idle to close */
+  uint64_t evicted_idle;        /* idle keep-alive connections closed to make room */
+  uint64_t rate_limited;        /* requests answered 429 (source over its rate) */
+  uint64_t rate_limited_closed; /* connections closed for sending on after a 429 */
+  uint64_t untracked_conns;     /* accepted while the source table was full */
+  uint64_t sources;             /* sources tracked now */
 } wr_visitor_stats;
 
-/* Listens on |addr|. Returns WR_OK, WR_ERR_IO or WR_ERR_NOMEM. */
+/* Listens on |addr| with |cfg| (copied; store and ts are borrowed and
+ * must outlive the visitor). Returns WR_OK, WR_ERR_INVAL (no store, tunnel
+ * server or address) or WR_ERR_IO (bind or listen failed, or no randomness
+ * for the source table's hash key); aborts on out-of-memory. */
 int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struct sockaddr *addr,
                       wr_visitor **out);
 int wr_visitor_addr(wr_visitor *v, struct sockaddr_storage *ss);
+/* The live counters, owned by |v| and valid until wr_visitor_free; read
+ * them on the loop's thread. */
 const wr_visitor_stats *wr_visitor_get_stats(const wr_visitor *v);
 /* Stops listening, closes every visitor connection and their streams, and
  * frees once libuv released the handles. Call before freeing the tunnel

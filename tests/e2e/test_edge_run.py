@@ -1,4 +1,5 @@
-"""warren-edge run: the connector-facing QUIC listener.
+"""warren-edge run: the connector-facing QUIC listener, and the visitor
+front's limits against one abusive source.
 
 The real-cloudflared case runs only when CLOUDFLARED=/path/to/cloudflared is
 given (CI has no cloudflared); it runs inside a fresh network namespace with
@@ -8,9 +9,13 @@ import base64
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
+import threading
+import time
 import uuid
 
 import pytest
@@ -214,3 +219,136 @@ def test_real_cloudflared_registers_and_wrong_secret_is_refused(edge_dir, tmp_pa
         edge.wait(10)
     finally:
         subprocess.run(["ip", "netns", "del", ns])
+
+
+# --- visitor limits ------------------------------------------------------------------
+
+def _peek_closed(s):
+    """True once the edge closed |s| (EOF or reset), without blocking."""
+    try:
+        return s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _responses(s, want):
+    """Reads responses to pipelined requests on |s| until |want| arrived or
+    the edge closed; returns [(status, headers dict)]."""
+    buf, out = b"", []
+    s.settimeout(10)
+    while len(out) < want:
+        while b"\r\n\r\n" not in buf:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                return out
+            buf += data
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        hdrs = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:] if ":" in l)}
+        n = int(hdrs.get("content-length", "0"))
+        while len(buf) < n:
+            data = s.recv(65536)
+            if not data:
+                return out
+            buf += data
+        buf = buf[n:]
+        out.append((int(lines[0].split(" ")[1]), hdrs))
+    return out
+
+
+def test_a_flooding_source_cannot_lock_others_out(edge_dir, procs, tmp_path):
+    """One address opens connections as fast as it can and pipelines
+    requests; it holds its 5 connections, gets 429s, and another address is
+    served through the tunnel all along."""
+    d, creds = edge_dir
+    r = run([WARREN_EDGE, "route", "dns", "--data-dir", str(d), "hello", "hello.example.test"])
+    assert r.returncode == 0, r.stderr
+    udp, port, metrics = free_port(socket.SOCK_DGRAM), free_port(), free_port()
+    # The limits come from edge.yml, as an operator would set them.
+    cfg = tmp_path / "edge.yml"
+    cfg.write_text("max-visitor-conns: 20\nmax-conns-per-source: 5\n"
+                   "requests-per-second-per-source: 5\nrequest-burst-per-source: 10\n")
+    edge = procs([WARREN_EDGE, "run", "--config", str(cfg), "--data-dir", str(d),
+                  "--tunnel-listen", f"127.0.0.1:{udp}", "--http-listen", f"127.0.0.1:{port}",
+                  "--api-listen", "127.0.0.1:0"])
+    assert edge.wait_output("Serving visitors on", 30) is not None
+    tid = json.load(open(creds))["TunnelID"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
+    env["HOME"] = str(tmp_path)
+    procs([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}", "--cacert", str(d / "ca.pem"),
+           "--protocol", "quic", "--credentials-file", str(creds), "--metrics", f"127.0.0.1:{metrics}",
+           "--hello-world", "run", tid], env=env, stop_timeout=30)
+
+    def ready():
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", metrics, timeout=1)
+            c.request("GET", "/ready")
+            return c.getresponse().status == 200
+        except OSError:
+            return False
+    assert wait_for(ready, timeout=30)
+
+    held, attempts, stop = [], [0], threading.Event()
+
+    def flood():
+        while not stop.is_set():
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.connect(("127.0.0.1", port))
+            held.append(s)
+            attempts[0] += 1
+            for old in [x for x in held if _peek_closed(x)]:
+                held.remove(old)
+                old.close()
+    t = threading.Thread(target=flood)
+    t0 = time.monotonic()
+    t.start()
+    try:
+        assert wait_for(lambda: attempts[0] >= 200, timeout=60)
+        # Meanwhile another address: served through the tunnel, repeatedly.
+        for _ in range(5):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=("127.0.0.3", 0))
+            c.request("GET", "/", headers={"Host": "hello.example.test"})
+            resp = c.getresponse()
+            body = resp.read()
+            assert resp.status == 200, body[:300]
+            assert re.search(rb"<html|<!doctype html", body, re.I), body[:300]
+            c.close()
+    finally:
+        stop.set()
+        t.join()
+    # The flood holds exactly its 5 connections; every other one was refused.
+    assert wait_for(lambda: sum(not _peek_closed(s) for s in held) == 5, timeout=10)
+    live = [s for s in held if not _peek_closed(s)]
+    # Pipelined requests past its rate: 429 with Retry-After, then closed.
+    req = b"GET / HTTP/1.1\r\nHost: hello.example.test\r\n\r\n"
+    live[0].sendall(req * 30)
+    got = _responses(live[0], 30)
+    assert 0 < len(got) < 30, got
+    limited = [h for st, h in got if st == 429]
+    assert limited and all(int(h["retry-after"]) >= 1 for h in limited), got
+    assert limited[-1].get("connection") == "close", got
+    for s in held:
+        s.close()
+    # Warnings are rate-limited (one per 10 s): not one line per refusal.
+    out = edge.output()
+    refusals = out.count("refusing connections from 127.0.0.2")
+    assert 1 <= refusals <= 2 + (time.monotonic() - t0) // 10, (refusals, attempts[0])
+    assert edge.stop(10) == 0
+
+
+def test_run_visitor_limit_flag_errors(edge_dir):
+    d, _ = edge_dir
+    base = [WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", "127.0.0.1:0",
+            "--http-listen", "127.0.0.1:0", "--api-listen", ""]
+    r = run(base + ["--max-visitor-conns", "0"])
+    assert r.returncode == 2 and "--max-visitor-conns must be at least 1" in r.stderr, r.stderr
+    r = run(base + ["--max-conns-per-source", "-1"])
+    assert r.returncode == 2 and "--max-conns-per-source must be at least 0" in r.stderr, r.stderr
+    r = run(base + ["--requests-per-second-per-source", "many"])
+    assert r.returncode == 2 and "invalid value" in r.stderr, r.stderr

@@ -680,9 +680,13 @@ def test_1000_concurrent_requests(tunnel):
 
     async def main():
         # Every connection is open before any request goes, so all 1000
-        # requests are in flight together.
+        # requests are in flight together. They come from 10 source
+        # addresses, as many visitors would: one address alone is held to
+        # the edge's per-source limits (256 connections, bursts of 200).
         conns = await asyncio.wait_for(asyncio.gather(
-            *(asyncio.open_connection("127.0.0.1", tunnel.port) for _ in range(n))), 60)
+            *(asyncio.open_connection("127.0.0.1", tunnel.port,
+                                      local_addr=(f"127.0.0.{2 + i % 10}", 0))
+              for i in range(n))), 60)
         try:
             return await asyncio.wait_for(asyncio.gather(
                 *(_send_and_check(i, r, w) for i, (r, w) in enumerate(conns))), 90)
