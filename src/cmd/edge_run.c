@@ -463,7 +463,7 @@ int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_dns_cleanup_config ccfg = {.store = store, .dns = r.dns, .updater = r.updater};
   wr_dns_janitor_start(loop, &ccfg, &r.janitor);
   if (metrics && *metrics) {
-    wr_edge_metrics_config mcfg = {.store = store, .ts = ts, .visitor = r.visitor, .dns = r.dns,
+    wr_edge_metrics_config mcfg = {.store = store, .ts = ts, .ep = r.ep, .visitor = r.visitor, .dns = r.dns,
                                    .api = r.api, .login = r.login};
     if (wr_edge_metrics_start(loop, metrics, &mcfg, &r.metrics, err, sizeof(err)) != WR_OK) {
       fprintf(stderr, "%s run: %s\n", o->prog, err);

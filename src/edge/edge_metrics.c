@@ -119,6 +119,32 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
   counter(b, P "unregistrations_total",
           "Registered connections taken out of service (unregistered, lost, replaced, tunnel deleted)",
           ts->unregistrations);
+  counter(b, P "unregistered_refused_total",
+          "QUIC connections closed after the handshake: too many were waiting to register",
+          ts->unregistered_refused);
+  counter(b, P "unregistered_closed_total",
+          "QUIC connections that ended without registering (deadline passed, refused, or gone)",
+          ts->unregistered_closed);
+
+  if (m->cfg.ep) {
+    wr_quic_endpoint_stats q;
+    wr_quic_endpoint_get_stats(m->cfg.ep, &q);
+    gauge(b, P "quic_connections", "QUIC connections on the tunnel port", q.conns);
+    gauge(b, P "quic_half_open", "QUIC connections whose handshake has not completed",
+          q.half_open);
+    counter(b, P "quic_accepted_total", "QUIC connections created from a client Initial",
+            q.accepted);
+    counter(b, P "quic_retries_total", "Retry packets sent (address validation under load)",
+            q.retries);
+    counter(b, P "quic_dropped_total",
+            "New-connection Initials dropped at the half-open caps", q.dropped);
+    counter(b, P "quic_bad_tokens_total", "Initials with an invalid or expired Retry token",
+            q.bad_tokens);
+    counter(b, P "quic_stateless_resets_total", "Stateless Resets sent", q.resets);
+    counter(b, P "quic_rate_limited_total",
+            "Stateless answers (reset, Retry, close) withheld by their rate limits",
+            q.rate_limited);
+  }
 
   if (m->cfg.visitor) {
     const wr_visitor_stats *v = wr_visitor_get_stats(m->cfg.visitor);
@@ -126,8 +152,24 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
     counter(b, P "visitor_connections_accepted_total", "Visitor connections accepted",
             v->conns_accepted);
     counter(b, P "visitor_connections_refused_total",
-            "Visitor connections closed at once because the connection limit was reached",
+            "Visitor connections closed at once by a connection limit (all kinds)",
             v->conns_refused);
+    wr_prom_family(b, P "visitor_refusals_total", "counter",
+                   "Visitor connections refused, by limit");
+    wr_prom_u64(b, P "visitor_refusals_total", (const char *const[]){"limit", "per_source", NULL},
+                v->refused_per_source);
+    wr_prom_u64(b, P "visitor_refusals_total", (const char *const[]){"limit", "reserve", NULL},
+                v->refused_reserve);
+    wr_prom_u64(b, P "visitor_refusals_total", (const char *const[]){"limit", "full", NULL},
+                v->refused_full);
+    counter(b, P "visitor_evicted_idle_total",
+            "Idle keep-alive visitor connections closed to make room for others", v->evicted_idle);
+    counter(b, P "visitor_rate_limited_total",
+            "Visitor requests answered 429 because their source was over its rate", v->rate_limited);
+    counter(b, P "visitor_rate_limited_closed_total",
+            "Visitor connections closed for sending on after a 429", v->rate_limited_closed);
+    gauge(b, P "visitor_sources", "Visitor source addresses tracked for the per-source limits",
+          v->sources);
     counter(b, P "visitor_requests_total", "Visitor requests answered", v->requests);
     by_class(b, P "visitor_responses_total", "Visitor responses by status class",
              v->responses_by_class);

@@ -29,6 +29,7 @@
 #include "edge/tunnel_server.h"
 #include "edge/visitor.h"
 #include "lib/buf.h"
+#include "net/quic.h"
 
 /* Per-tunnel connection series are capped: the label set must stay bounded
  * however many tunnels connect. The total is always exported. */
@@ -42,6 +43,7 @@ typedef struct wr_edge_metrics wr_edge_metrics;
 typedef struct wr_edge_metrics_config {
   wr_store *store;          /* required: /ready reads it */
   wr_tunnel_server *ts;     /* required */
+  wr_quic_endpoint *ep;     /* the tunnel port; may be NULL */
   wr_visitor *visitor;      /* --http-listen; may be NULL */
   wr_dns *dns;              /* --dns-listen; may be NULL */
   wr_api *api;              /* --api-listen; may be NULL */

@@ -61,6 +61,8 @@ struct wr_tunnel_server {
   unsigned rr;      /* round robin among equally loaded connections */
   unsigned max_connectors;
   unsigned max_conns_per_connector;
+  uint64_t register_timeout_ms;
+  unsigned max_unregistered, max_unregistered_per_source;
   uv_timer_t *sweep; /* the deleted-tunnel sweeper, or NULL */
   int64_t swept_at;  /* Unix seconds of the last sweep (start: creation) */
   wr_tunnel_server_stats stats; /* for --metrics */
@@ -356,9 +358,10 @@ static int m_register_counted(wr_rpc_session *s, void *user, const wr_rpc_call *
   edge_conn *ec = user;
   int was = ec->state;
   int rv = m_register(s, user, call, r);
-  if (was != EC_REGISTERED && ec->state == EC_REGISTERED)
+  if (was != EC_REGISTERED && ec->state == EC_REGISTERED) {
     ec->ts->stats.registrations++;
-  else
+    wr_quic_conn_set_deadline(ec->quic, 0, 0, NULL); /* it may stay as long as it likes */
+  } else
     ec->ts->stats.refusals++;
   return rv;
 }
@@ -511,6 +514,7 @@ static void qc_stream_close(wr_quic_conn *c, int64_t sid, int has_code, uint64_t
 static void qc_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user) {
   edge_conn *ec = user;
   if (!ec) return;
+  if (ec->state == EC_NEW) ec->ts->stats.unregistered_closed++;
   unregister(ec, info->idle ? "connection idle timeout" : "connection closed");
   wr_quic_conn_set_user(c, NULL);
   close_streams(ec, 1);
@@ -528,14 +532,53 @@ static const wr_quic_callbacks ts_cbs = {
 
 const wr_quic_callbacks *wr_tunnel_server_quic_callbacks(void) { return &ts_cbs; }
 
+/* Whether two peers count as one source: the same IPv4 address, or the
+ * same IPv6 /64 (one host usually owns a whole /64). */
+static int same_source(const struct sockaddr *a, const struct sockaddr *b) {
+  if (!a || !b || a->sa_family != b->sa_family) return 0;
+  if (a->sa_family == AF_INET)
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+  if (a->sa_family == AF_INET6)
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 8) == 0;
+  return 0;
+}
+
+/* Connections that completed a handshake but have not registered (yet):
+ * in all, and from the source of |c|. A walk, but only on accept, which
+ * the QUIC endpoint already rate-limits per source. */
+static void count_unregistered(const wr_tunnel_server *ts, wr_quic_conn *c, unsigned *total,
+                               unsigned *from_source) {
+  const struct sockaddr *src = wr_quic_conn_remote(c, NULL);
+  *total = *from_source = 0;
+  for (const edge_conn *e = ts->conns; e; e = e->next) {
+    if (e->state != EC_NEW) continue;
+    ++*total;
+    if (same_source(src, wr_quic_conn_remote(e->quic, NULL))) ++*from_source;
+  }
+}
+
 void wr_tunnel_server_on_accept(wr_quic_endpoint *ep, wr_quic_conn *c, void *user) {
   wr_tunnel_server *ts = user;
+  unsigned total, from_source;
+  count_unregistered(ts, c, &total, &from_source);
+  if (total >= ts->max_unregistered || from_source >= ts->max_unregistered_per_source) {
+    /* No owner (the endpoint's default user would be |ts|, which the
+     * callbacks would take for an edge_conn): the endpoint frees it once
+     * the close is sent. */
+    ts->stats.unregistered_refused++;
+    wr_quic_conn_set_user(c, NULL);
+    wr_quic_conn_close(c, 0, "too many connections waiting to register");
+    return;
+  }
   edge_conn *ec = wr_xcalloc(1, sizeof(*ec));
   ec->ts = ts;
   ec->quic = c;
   ec->next = ts->conns;
   ts->conns = ec;
   wr_quic_conn_set_user(c, ec);
+  wr_quic_conn_set_deadline(c, ts->register_timeout_ms, 0, "no registration after the handshake");
 }
 
 int wr_tunnel_server_listen(wr_tunnel_server *ts, uv_loop_t *loop, wr_quic_tls *tls,
@@ -563,6 +606,13 @@ int wr_tunnel_server_new(const wr_tunnel_server_config *cfg, wr_tunnel_server **
   ts->max_connectors = cfg->max_connectors ? cfg->max_connectors : WR_TUNNEL_SERVER_MAX_CONNECTORS;
   ts->max_conns_per_connector = cfg->max_conns_per_connector ? cfg->max_conns_per_connector
                                                              : WR_TUNNEL_SERVER_MAX_CONNS_PER_CONNECTOR;
+  ts->register_timeout_ms =
+      cfg->register_timeout_ms ? cfg->register_timeout_ms : WR_TUNNEL_SERVER_REGISTER_TIMEOUT_MS;
+  ts->max_unregistered =
+      cfg->max_unregistered ? cfg->max_unregistered : WR_TUNNEL_SERVER_MAX_UNREGISTERED;
+  ts->max_unregistered_per_source = cfg->max_unregistered_per_source
+                                        ? cfg->max_unregistered_per_source
+                                        : WR_TUNNEL_SERVER_MAX_UNREGISTERED_PER_SOURCE;
   *out = ts;
   return WR_OK;
 }

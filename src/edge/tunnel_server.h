@@ -57,7 +57,25 @@ typedef struct wr_tunnel_server_config {
   const char *actor;     /* audit actor; default "edge" */
   unsigned max_connectors;          /* per tunnel; 0: WR_TUNNEL_SERVER_MAX_CONNECTORS */
   unsigned max_conns_per_connector; /* 0: WR_TUNNEL_SERVER_MAX_CONNS_PER_CONNECTOR */
+  /* QUIC has no client authentication: anyone can complete a handshake and
+   * then keep the connection alive with PINGs without ever registering.
+   * Such connections are closed |register_timeout_ms| after the handshake
+   * (0: WR_TUNNEL_SERVER_REGISTER_TIMEOUT_MS), and at most
+   * |max_unregistered| of them (per source address, IPv6 per /64:
+   * |max_unregistered_per_source|) may wait at once; more are closed at
+   * once. 0 takes the defaults below. */
+  uint64_t register_timeout_ms;
+  unsigned max_unregistered;
+  unsigned max_unregistered_per_source;
 } wr_tunnel_server_config;
+
+/* cloudflared registers within milliseconds of the handshake; 15 s leaves
+ * room for a slow store on either side. */
+#define WR_TUNNEL_SERVER_REGISTER_TIMEOUT_MS 15000
+#define WR_TUNNEL_SERVER_MAX_UNREGISTERED 1000
+/* A connector opens 4 connections at once; 32 lets 8 restart together
+ * behind one NAT. */
+#define WR_TUNNEL_SERVER_MAX_UNREGISTERED_PER_SOURCE 32
 
 #define WR_TUNNEL_SERVER_MAX_CONNECTORS 25
 #define WR_TUNNEL_SERVER_MAX_CONNS_PER_CONNECTOR 4
@@ -182,6 +200,8 @@ typedef struct wr_tunnel_server_stats {
                              * undecodable call) */
   uint64_t unregistrations; /* registered connections taken out of service, for any
                              * reason (unregisterConnection, lost, replaced, deleted) */
+  uint64_t unregistered_refused; /* handshakes closed at once: too many waiting to register */
+  uint64_t unregistered_closed;  /* connections that ended without ever registering */
 } wr_tunnel_server_stats;
 
 /* Counters since wr_tunnel_server_new; valid while |ts| lives. */

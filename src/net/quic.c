@@ -119,6 +119,10 @@ struct wr_quic_conn {
   int close_resend;
   uint64_t closing_rx_pkts, closing_rx_bytes, closing_tx_bytes;
   wr_quic_tstamp close_deadline;
+  wr_quic_tstamp now;            /* of the last read or expiry handled */
+  wr_quic_tstamp owner_deadline; /* wr_quic_conn_set_deadline; 0: none */
+  uint64_t owner_code;
+  char owner_reason[96];
   int closed_notified;
   int close_cb_due;        /* on_close owed to an owner installed after the close */
   wr_quic_close_info close_ci;
@@ -1001,6 +1005,7 @@ int wr_quic_conn_read(wr_quic_conn *c, const struct sockaddr *remote,
 
   if (c->state == WR_QUIC_CLOSED || c->state == WR_QUIC_DRAINING)
     return WR_ERR_INVAL;
+  c->now = now;
   if (c->state == WR_QUIC_CLOSING) {
     /* RFC 9000 10.2.1: answer with our CONNECTION_CLOSE again, but less
      * and less often (after the 1st, 2nd, 4th, 8th... packet), and never
@@ -1043,11 +1048,12 @@ int wr_quic_conn_read(wr_quic_conn *c, const struct sockaddr *remote,
           : (e->error_code & ~0xffULL) == NGTCP2_CRYPTO_ERROR ? WR_ERR_CRYPTO
                                                               : WR_ERR_PROTO;
     snprintf(c->msg, sizeof(c->msg),
-             "peer closed the connection: %s error 0x%" PRIx64 "%s%s%s%.*s",
+             "peer closed the connection: %s error 0x%" PRIx64 "%s%s%s%s%.*s",
              app ? "application" : "transport", e->error_code,
              err == WR_ERR_CRYPTO ? " (TLS alert " : "",
              err == WR_ERR_CRYPTO ? alert_name(e->error_code) : "",
-             err == WR_ERR_CRYPTO ? ")" : "", (int)(e->reasonlen > 100 ? 100 : e->reasonlen),
+             err == WR_ERR_CRYPTO ? ")" : "", e->reasonlen ? ": " : "",
+             (int)(e->reasonlen > 100 ? 100 : e->reasonlen),
              e->reason ? (const char *)e->reason : "");
     c->close_deadline = close_period(c, now);
     after_events(c);
@@ -1280,8 +1286,10 @@ wr_quic_tstamp wr_quic_conn_expiry(wr_quic_conn *c) {
   case WR_QUIC_CLOSING:
   case WR_QUIC_DRAINING:
     return c->close_deadline;
-  default:
-    return ngtcp2_conn_get_expiry(c->conn);
+  default: {
+    wr_quic_tstamp e = ngtcp2_conn_get_expiry(c->conn);
+    return c->owner_deadline && c->owner_deadline < e ? c->owner_deadline : e;
+  }
   }
 }
 
@@ -1289,6 +1297,12 @@ int wr_quic_conn_handle_expiry(wr_quic_conn *c, wr_quic_tstamp now) {
   int rv;
   deliver_due_close(c);
   if (c->state == WR_QUIC_CLOSED) return WR_OK;
+  c->now = now;
+  if (c->owner_deadline && now >= c->owner_deadline && c->state < WR_QUIC_CLOSING) {
+    c->owner_deadline = 0;
+    (void)wr_quic_conn_close(c, c->owner_code, c->owner_reason);
+    return WR_OK;
+  }
   if (c->state == WR_QUIC_CLOSING || c->state == WR_QUIC_DRAINING) {
     if (now >= c->close_deadline) set_state(c, WR_QUIC_CLOSED, 1, 0, 0, 0, WR_OK);
     return WR_OK;
@@ -1318,6 +1332,14 @@ int wr_quic_conn_close(wr_quic_conn *c, uint64_t app_code, const char *reason) {
   c->app_close_requested = 1;
   conn_kick(c);
   return WR_OK;
+}
+
+void wr_quic_conn_set_deadline(wr_quic_conn *c, uint64_t after_ms, uint64_t app_code,
+                               const char *reason) {
+  c->owner_deadline = after_ms ? c->now + after_ms * WR_QUIC_MS : 0;
+  c->owner_code = app_code;
+  snprintf(c->owner_reason, sizeof(c->owner_reason), "%s", reason ? reason : "");
+  conn_kick(c); /* the endpoint re-arms its timer from the new expiry */
 }
 
 wr_quic_state wr_quic_conn_state(const wr_quic_conn *c) { return c->state; }

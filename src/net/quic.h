@@ -245,6 +245,17 @@ int wr_quic_conn_handle_expiry(wr_quic_conn *c, wr_quic_tstamp now);
  * fires then. Returns WR_OK, or WR_ERR_INVAL if already closing. */
 int wr_quic_conn_close(wr_quic_conn *c, uint64_t app_code, const char *reason);
 
+/* Arms (|after_ms| > 0) or clears (0) a deadline on the connection's own
+ * timer: when it passes, the connection is closed as by
+ * wr_quic_conn_close(c, app_code, reason). For owners that must bound a
+ * phase of their protocol that the peer controls, e.g. "a connector
+ * registers soon after the handshake", which QUIC's idle timeout does not
+ * bound because PINGs keep a silent connection alive. |after_ms| counts
+ * from the last packet or timer the connection handled (in a callback:
+ * now). |reason| is copied. May be called from the connection's callbacks. */
+void wr_quic_conn_set_deadline(wr_quic_conn *c, uint64_t after_ms, uint64_t app_code,
+                               const char *reason);
+
 wr_quic_state wr_quic_conn_state(const wr_quic_conn *c);
 wr_quic_role wr_quic_conn_role(const wr_quic_conn *c);
 void *wr_quic_conn_user(const wr_quic_conn *c);

@@ -155,6 +155,9 @@ static void run(ctx *c) {
 
 /* Set: the edge demands a Retry token from every new connection. */
 static int listen_retry_always;
+/* Non-zero: the tunnel server's registration deadline and cap per source. */
+static uint64_t listen_register_timeout_ms;
+static unsigned listen_max_unregistered_per_source;
 
 /* The edge half: a tunnel server listening on 127.0.0.1 (a free port). */
 static void ctx_listen(ctx *c, const wr_credentials *cred) {
@@ -167,7 +170,9 @@ static void ctx_listen(ctx *c, const wr_credentials *cred) {
   scfg.cert_file = cert_path;
   scfg.key_file = key_path;
   assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &scfg, &c->stls, NULL, 0), WR_OK);
-  wr_tunnel_server_config tc = {.store = store, .location = "LOCAL"};
+  wr_tunnel_server_config tc = {.store = store, .location = "LOCAL",
+                                .register_timeout_ms = listen_register_timeout_ms,
+                                .max_unregistered_per_source = listen_max_unregistered_per_source};
   assert_int_equal(wr_tunnel_server_new(&tc, &c->ts), 0);
   uv_ip4_addr("127.0.0.1", 0, &bind);
   assert_int_equal(
@@ -535,6 +540,117 @@ static void test_register_through_retry(void **state) {
   ctx_stop(&c);
 }
 
+/* ---- connections that never register ------------------------------------------ */
+
+/* A QUIC client that completes the handshake and then stays silent (its
+ * PINGs keep the connection alive), as anyone without credentials can. */
+typedef struct silent {
+  ctx *c;
+  wr_quic_endpoint *ep;
+  wr_quic_conn *conn;
+  int handshake_done, closed, closed_by_peer;
+  char msg[160];
+} silent;
+
+static void silent_hs(wr_quic_conn *qc, void *user) { ((silent *)user)->handshake_done = 1; }
+
+static void silent_close(wr_quic_conn *qc, const wr_quic_close_info *info, void *user) {
+  silent *s = user;
+  s->closed = 1;
+  s->closed_by_peer = !info->local;
+  snprintf(s->msg, sizeof(s->msg), "%s", info->msg ? info->msg : "");
+}
+
+static void silent_dial(ctx *c, silent *s) {
+  static wr_quic_callbacks cbs;
+  struct sockaddr_storage sa;
+  wr_quic_config ccfg = {0};
+  memset(s, 0, sizeof(*s));
+  s->c = c;
+  cbs.on_handshake_done = silent_hs;
+  cbs.on_close = silent_close;
+  assert_int_equal(wr_quic_endpoint_addr(c->sep, &sa), WR_OK);
+  assert_int_equal(wr_quic_endpoint_client(&c->loop, c->ctls, &ccfg, (struct sockaddr *)&sa, &cbs,
+                                           s, &s->ep, &s->conn),
+                   WR_OK);
+}
+
+/* Runs the loop until |done(arg)| or the guard (5 s) fires. */
+static void run_until(ctx *c, int (*done)(void *), void *arg) {
+  uv_timer_start(&c->guard, guard_cb, 5000, 0);
+  while (!done(arg) && !c->timed_out) uv_run(&c->loop, UV_RUN_ONCE);
+  uv_timer_stop(&c->guard);
+  assert_false(c->timed_out);
+}
+
+/* Settled: all three handshakes done, and the edge closed one of them. */
+static int three_settled(void *arg) {
+  silent *s = arg;
+  int done = 0, closed = 0;
+  for (int i = 0; i < 3; i++) done += s[i].handshake_done, closed += s[i].closed;
+  return done == 3 && closed >= 1;
+}
+static int all_closed(void *arg) {
+  silent *s = arg;
+  return s[0].closed && s[1].closed && s[2].closed;
+}
+static int registered(void *arg) { return ((ctx *)arg)->got_config; }
+
+/* Without credentials a peer may complete handshakes, but it cannot hold
+ * more than the cap of unregistered connections from its address, nor
+ * hold any beyond the registration deadline; a connector that registers
+ * stays. */
+static void test_unregistered_connections_are_bounded(void **state) {
+  (void)state;
+  ctx c;
+  wr_credentials cr;
+  silent s[3];
+  good_cred(&cr);
+  listen_register_timeout_ms = 300;
+  listen_max_unregistered_per_source = 2;
+  ctx_listen(&c, &cr);
+
+  /* A real connector registers first (and makes the client TLS context the
+   * silent ones share): it is not waiting, so not counted. */
+  ctx_dial(&c);
+  run_until(&c, registered, &c);
+  assert_true(c.res.ok);
+
+  /* Two silent connections are let in; whichever completes its handshake
+   * third (same address) is closed at once by the edge. */
+  for (int i = 0; i < 3; i++) silent_dial(&c, &s[i]);
+  run_until(&c, three_settled, s);
+  int refused = -1;
+  for (int i = 0; i < 3; i++) {
+    if (!s[i].closed) continue;
+    assert_int_equal(refused, -1); /* only one */
+    refused = i;
+    assert_true(s[i].closed_by_peer);
+    assert_non_null(strstr(s[i].msg, "too many connections waiting to register"));
+  }
+
+  /* The deadline closes the other two, although their PINGs keep them
+   * alive. */
+  run_until(&c, all_closed, s);
+  for (int i = 0; i < 3; i++) {
+    if (i == refused) continue;
+    assert_true(s[i].closed_by_peer);
+    assert_non_null(strstr(s[i].msg, "no registration after the handshake"));
+  }
+  const wr_tunnel_server_stats *st = wr_tunnel_server_get_stats(c.ts);
+  assert_int_equal(st->unregistered_refused, 1);
+  assert_int_equal(st->unregistered_closed, 2);
+
+  /* The registered connector outlived the deadline many times over. */
+  assert_true(wr_registration_is_registered(c.reg));
+  assert_int_equal(wr_tunnel_server_count(c.ts, tunnel.id), 1);
+
+  for (int i = 0; i < 3; i++) wr_quic_endpoint_free(s[i].ep);
+  listen_register_timeout_ms = 0;
+  listen_max_unregistered_per_source = 0;
+  ctx_stop(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_register_and_unregister),
@@ -544,6 +660,7 @@ int main(void) {
       cmocka_unit_test(test_connection_loss),
       cmocka_unit_test(test_hostile_initials),
       cmocka_unit_test(test_register_through_retry),
+      cmocka_unit_test(test_unregistered_connections_are_bounded),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
