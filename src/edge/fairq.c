@@ -216,6 +216,11 @@ void wr_fairq_remove(wr_fairq *q, wr_fairq_item *it) {
   src_release(q, s);
 }
 
+unsigned wr_fairq_source_work(wr_fairq *q, const char *key) {
+  wr_fairq_src *s = src_find(q, key);
+  return s ? s->running + s->queued : 0;
+}
+
 void wr_fairq_counts(const wr_fairq *q, unsigned *running, unsigned *queued) {
   if (running) *running = q->running;
   if (queued) *queued = q->queued;

@@ -75,6 +75,11 @@ wr_fairq_item *wr_fairq_next(wr_fairq *q);
  * running item is ended as with wr_fairq_done. */
 void wr_fairq_remove(wr_fairq *q, wr_fairq_item *it);
 
+/* The items of source |key| running and waiting now (0 for a source the
+ * queue does not know): tells a refusal for the source's own share from a
+ * queue full of others. */
+unsigned wr_fairq_source_work(wr_fairq *q, const char *key);
+
 /* Items running and waiting now. */
 void wr_fairq_counts(const wr_fairq *q, unsigned *running, unsigned *queued);
 

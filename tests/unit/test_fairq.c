@@ -47,6 +47,8 @@ static void test_per_source_caps(void **state) {
   assert_int_equal(push(q, "A", &a[2], "a2", NULL), WR_AGAIN);
   assert_int_equal(push(q, "A", &a[3], "a3", NULL), WR_ERR_LIMIT);
   assert_false(a[1].it.running);
+  assert_int_equal(wr_fairq_source_work(q, "A"), 3);
+  assert_int_equal(wr_fairq_source_work(q, "B"), 0);
   /* Three slots are free: B runs at once, not behind A's queue. */
   assert_int_equal(push(q, "B", &b, "b", NULL), WR_OK);
   wr_fairq_counts(q, &running, &queued);
