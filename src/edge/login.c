@@ -1286,7 +1286,9 @@ static void page_signin(wr_login *l, wr_httpd_req *req) {
     char t[32], msg[96], ebuf[96];
     wait_text(wait, t, sizeof(t));
     snprintf(msg, sizeof(msg), "Too many failed sign-ins; try again in %s.", t);
-    wr_info("login: sign-in for %s from %s refused without a check: too many failed sign-ins (%s to wait)",
+    /* Debug only: a guesser can send these far faster than checks run, and
+     * the lockout itself was logged (and audited) when it began. */
+    wr_debug("login: sign-in for %s from %s refused without a check: too many failed sign-ins (%s to wait)",
             logsafe(j->akey + 2, ebuf, sizeof(ebuf)), j->src, t);
     l->stats.throttled++;
     r.status = 429;
@@ -1326,7 +1328,7 @@ static void page_signin(wr_login *l, wr_httpd_req *req) {
   if (rv == WR_ERR_LIMIT) {
     int own = wr_fairq_source_work(l->checks, j->src) > 0;
     char ebuf[96];
-    wr_info("login: sign-in for %s from %s refused: %s", logsafe(j->akey + 2, ebuf, sizeof(ebuf)), j->src,
+    wr_debug("login: sign-in for %s from %s refused: %s", logsafe(j->akey + 2, ebuf, sizeof(ebuf)), j->src,
             own ? "its source has its share of password checks running and waiting"
                 : "the queue of password checks is full");
     wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
