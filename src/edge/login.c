@@ -334,16 +334,19 @@ static void account_key(const char *email, char out[AKEY_MAX + 1]) {
   out[2 + n] = '\0';
 }
 
-/* A JSON string of |s|, which came from a form and may not be UTF-8: then
- * its bytes outside printable ASCII become '?'. */
-static json_t *json_text(const char *s) {
-  json_t *v = json_string(s);
-  if (v) return v;
-  char buf[WR_STORE_EMAIL_MAX + 1];
+/* A copy of |in| (an email as typed into the form: any bytes) fit for an
+ * audit row, whose readers print it and put it in JSON: control bytes
+ * become '?', and so does every byte outside ASCII unless |in| is UTF-8. */
+static void audit_text(const char *in, char out[AKEY_MAX + 1]) {
+  json_t *probe = json_string(in);
+  int utf8 = probe != NULL;
   size_t i = 0;
-  for (; s[i] && i < sizeof(buf) - 1; i++) buf[i] = (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f ? '?' : s[i];
-  buf[i] = '\0';
-  return json_string(buf);
+  json_decref(probe);
+  for (; in[i] && i < AKEY_MAX; i++) {
+    unsigned char c = (unsigned char)in[i];
+    out[i] = c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8) ? '?' : (char)c;
+  }
+  out[i] = '\0';
 }
 
 /* Writes a lockout row (|action| login.lock or login.unlock) whose target
@@ -357,14 +360,15 @@ static void lock_audit(wr_login *l, const char *action, int on_email, const char
                        const wr_throttle_info *info, const char *reason) {
   uint64_t now = now_ms(l);
   wr_user u;
-  const char *account = NULL, *ttype = on_email ? "email" : "source";
-  const char *target = on_email ? email : source;
-  char tid[WR_STORE_HOST_MAX + 1];
+  const char *account = NULL, *ttype = on_email ? "email" : "source", *target;
+  char tid[WR_STORE_HOST_MAX + 1], safe_email[AKEY_MAX + 1];
   if (!wr_ratelimit_take(&l->audit_rl, now)) return;
   uint64_t dropped = wr_ratelimit_take_dropped(&l->audit_rl);
   if (dropped)
     wr_warn("login: %llu lockout audit rows were not written (more than the audit budget of %u at once)",
             (unsigned long long)dropped, l->audit_rl.burst);
+  if (email) audit_text(email, safe_email);
+  target = on_email ? (email ? safe_email : NULL) : source;
   if (!target) target = "?";
   if (on_email && wr_store_user_get_by_email(l->store, email, &u) == WR_OK) account = u.account_id;
   /* The target id column is shorter than the longest email: cut at a
@@ -376,7 +380,7 @@ static void lock_audit(wr_login *l, const char *action, int on_email, const char
   }
   snprintf(tid, sizeof(tid), "%.*s", (int)n, target);
   json_t *d = json_object();
-  if (email) json_object_set_new(d, "email", json_text(email));
+  if (email) json_object_set_new(d, "email", json_string(safe_email));
   if (source) json_object_set_new(d, "source", json_string(source));
   json_object_set_new(d, "failures", json_integer((json_int_t)info->failures));
   if (!strcmp(action, "login.lock")) {

@@ -84,7 +84,9 @@
  *     source cannot push everyone else's half-filled forms out of the
  *     session table.
  * Counters live in memory (bounded tables, see throttle.h): a restart
- * clears them.
+ * clears them. A source is the TCP peer: behind a reverse proxy every
+ * sign-in shares the proxy's address (forwarded-for fields are not
+ * trusted), so serve the login pages directly.
  *
  * State is in memory, bounded and expiring: sessions (|max_sessions|, each
  * |ttl_ms| after its creation or sign-in), certificates waiting for their

@@ -957,7 +957,21 @@ static void client_lockout(fx *f) {
   CHK(f, sign_in(f, &nb, WR_LOGIN_PATH, "nobody%40example.test", "correct+horse+battery", &r) == 0);
   CHKR(f, &r, r.status == 429 && body_has(&r, "try again in 3 minutes."));
   resp_free(&r);
+
+  /* An email with a newline and a byte that is not UTF-8 is locked all the
+   * same, and its audit row holds neither. */
+  browser eb = {0};
+  f->from = "127.0.0.5";
+  for (int i = 0; i < 5; i++) {
+    CHK(f, sign_in(f, &eb, WR_LOGIN_PATH, "ev%0Ail%FF%40x.test", "wrong+password", &r) == 0);
+    CHKR(f, &r, r.status == 403);
+    resp_free(&r);
+  }
+  CHK(f, sign_in(f, &eb, WR_LOGIN_PATH, "ev%0Ail%FF%40x.test", "wrong+password", &r) == 0);
+  CHKR(f, &r, r.status == 429);
+  resp_free(&r);
   f->from = NULL;
+  CHK(f, audit_row(f, "login.lock", "email", "ev?il?@x.test", "\"email\":\"ev?il?@x.test\"", NULL));
 }
 
 static void test_lockout(void **state) {
