@@ -1293,7 +1293,7 @@ static void page_signin(wr_login *l, wr_httpd_req *req) {
     /* Debug only: a guesser can send these far faster than checks run, and
      * the lockout itself was logged (and audited) when it began. */
     wr_debug("login: sign-in for %s from %s refused without a check: too many failed sign-ins (%s to wait)",
-            logsafe(j->akey + 2, ebuf, sizeof(ebuf)), j->src, t);
+             logsafe(j->akey + 2, ebuf, sizeof(ebuf)), j->src, t);
     l->stats.throttled++;
     r.status = 429;
     r.retry_after = (wait + 999) / 1000;
@@ -1333,8 +1333,8 @@ static void page_signin(wr_login *l, wr_httpd_req *req) {
     int own = wr_fairq_source_work(l->checks, j->src) > 0;
     char ebuf[96];
     wr_debug("login: sign-in for %s from %s refused: %s", logsafe(j->akey + 2, ebuf, sizeof(ebuf)), j->src,
-            own ? "its source has its share of password checks running and waiting"
-                : "the queue of password checks is full");
+             own ? "its source has its share of password checks running and waiting"
+                 : "the queue of password checks is full");
     wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
     wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
     answer_no_turn(l, req, s->id, callback, e, own);
