@@ -7,9 +7,10 @@
 #include "lib/err.h"
 
 /* A source with work: running or waiting items. Sources with work form a
- * ring; wr_fairq_next serves the one that has waited longest since it
- * arrived or since its last check started or ended: round-robin, with
- * newcomers at the end of the current round. */
+ * ring; among those whose next item has the lowest score, wr_fairq_next
+ * serves the one that has waited longest since it arrived or since its
+ * last check started or ended: round-robin, with newcomers at the end of
+ * the current round. */
 struct wr_fairq_src {
   char key[WR_FAIRQ_KEY_MAX];
   unsigned running, queued;
@@ -142,9 +143,26 @@ static void start(wr_fairq *q, wr_fairq_src *s, wr_fairq_item *it) {
   q->running++;
 }
 
-int wr_fairq_push(wr_fairq *q, const char *key, wr_fairq_item *it, wr_fairq_item **dropped) {
+/* The waiting item with the highest score above |score|, or NULL; among
+ * equals the newest (it waited least). */
+static wr_fairq_item *most_suspect(wr_fairq *q, unsigned score) {
+  wr_fairq_item *best = NULL;
+  wr_fairq_src *v = q->ring;
+  if (!v) return NULL;
+  do {
+    for (wr_fairq_item *i = v->head; i; i = i->next)
+      if (i->score > score && (!best || i->score >= best->score)) best = i;
+    v = v->rnext;
+  } while (v != q->ring);
+  return best;
+}
+
+int wr_fairq_push(wr_fairq *q, const char *key, unsigned score, wr_fairq_item *it,
+                  wr_fairq_item **dropped) {
   wr_fairq_src *s = src_find(q, key), *victim = NULL;
+  wr_fairq_item *out = NULL;
   *dropped = NULL;
+  it->score = score;
   if (s && s->running + s->queued >= q->per_running + q->per_queued) return WR_ERR_LIMIT;
   if (q->running < q->max_running && (!s || s->running < q->per_running)) {
     if (!s && !(s = src_add(q, key))) return WR_ERR_LIMIT;
@@ -163,14 +181,16 @@ int wr_fairq_push(wr_fairq *q, const char *key, wr_fairq_item *it, wr_fairq_item
         }
         v = v->rnext;
       } while (v != q->ring);
-    if (!victim) return WR_ERR_LIMIT;
+    if (victim) out = victim->tail; /* its newest: the one that waited least */
+    else if (!(out = most_suspect(q, score))) return WR_ERR_LIMIT;
   }
   if (!s && !(s = src_add(q, key))) return WR_ERR_LIMIT;
-  if (victim) {
-    /* Its newest waiting item: the one that waited least. */
-    *dropped = victim->tail;
-    dequeue(q, victim->tail);
-    (*dropped)->src = NULL;
+  if (out) {
+    wr_fairq_src *from = out->src;
+    dequeue(q, out);
+    out->src = NULL;
+    src_release(q, from);
+    *dropped = out;
   }
   enqueue(q, s, it);
   return WR_AGAIN;
@@ -194,7 +214,10 @@ wr_fairq_item *wr_fairq_next(wr_fairq *q) {
   wr_fairq_item *it;
   if (!s || q->running >= q->max_running || !q->queued) return NULL;
   do {
-    if (s->head && s->running < q->per_running && (!best || s->stamp < best->stamp)) best = s;
+    if (s->head && s->running < q->per_running &&
+        (!best || s->head->score < best->head->score ||
+         (s->head->score == best->head->score && s->stamp < best->stamp)))
+      best = s;
     s = s->rnext;
   } while (s != q->ring);
   if (!best) return NULL;

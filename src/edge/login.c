@@ -1207,8 +1207,9 @@ static void job_start(wr_login *l, job *j) {
 }
 
 /* Answers a sign-in that the queue of checks turned away: 429 when its
- * source has its share of checks already, 503 when the queue is full of
- * other sources' single checks. */
+ * source has its share of checks already (or lost its place to a source
+ * with fewer failures), 503 when the queue is full of other sources'
+ * single checks. */
 static void answer_no_turn(wr_login *l, wr_httpd_req *req, const char *sid, const char *callback,
                            const char *email, int own_share) {
   char key[WR_LOGIN_KEY_MAX + 1] = "";
@@ -1216,13 +1217,14 @@ static void answer_no_turn(wr_login *l, wr_httpd_req *req, const char *sid, cons
   session *s = session_find_id(l, sid);
   l->stats.refused++;
   if (callback[0] && wr__login_callback_key(callback, key) != WR_OK) key[0] = '\0';
-  const char *msg = own_share ? "Too many sign-ins from your network are in progress; try again in a few seconds."
+  const char *msg = own_share ? "Too many sign-ins from your network; try again in a few seconds."
                               : "The edge is busy with other sign-ins; try again in a few seconds.";
   if (s) send_signin_form(l, req, &r, s, callback, key, email, msg);
   else send_message(l, req, &r, "Busy", "error", msg, 0);
 }
 
-/* A waiting check lost its place to a newcomer's: its sign-in is refused. */
+/* A waiting check lost its place to a newcomer's (its source had more work
+ * waiting, or more failures): its sign-in is refused with 429. */
 static void drop_waiting(wr_login *l, job *j) {
   uint64_t now = now_ms(l);
   job_unlink(l, j);
@@ -1325,9 +1327,11 @@ static void page_signin(wr_login *l, wr_httpd_req *req) {
   if (!j->have_hash) j->user_found = 0;
 
   /* A turn for the check: now, after the checks of other sources, or
-   * none when this source has its share. */
+   * none when this source has its share. Sources with recent failures wait
+   * behind (and, in a full queue, make room for) sources without. */
   wr_fairq_item *dropped = NULL;
-  int rv = wr_fairq_push(l->checks, j->src, &j->qi, &dropped);
+  unsigned score = wr_throttle_failures(l->sources, j->src, now);
+  int rv = wr_fairq_push(l->checks, j->src, score, &j->qi, &dropped);
   if (dropped) drop_waiting(l, (job *)((char *)dropped - offsetof(job, qi)));
   if (rv == WR_ERR_LIMIT) {
     int own = wr_fairq_source_work(l->checks, j->src) > 0;

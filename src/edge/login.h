@@ -73,12 +73,16 @@
  *     run at once (default 4); each source may have |source_running| running
  *     (default 1) and |source_queued| waiting (default 2); all sources
  *     together may have |max_queued| waiting (default 64), served
- *     round-robin by source. A source over its share gets 429 ("too many
- *     sign-ins from your network"); when the queue is full, a new source
- *     takes the place of the newest waiting check of the source with the
- *     most work, which gets 429. Only a queue full of single checks from
- *     distinct sources answers a newcomer 503. One source flooding wrong
- *     passwords thus never turns away users elsewhere.
+ *     round-robin by source, sources with recent failed sign-ins after
+ *     those without. A source over its share gets 429 ("Too many sign-ins
+ *     from your network"); when the queue is full, a new source takes the
+ *     place of the newest waiting check of the source with the most work,
+ *     or else of a waiting check from a source with more failures than its
+ *     own; that check gets 429. Only a queue full of single checks from
+ *     distinct sources with no more failures than the newcomer's answers
+ *     it 503. One source flooding wrong passwords thus never turns away
+ *     users elsewhere, and many sources spraying wrong passwords queue
+ *     behind them.
  *   - Each source holds at most |max_sessions_per_source| anonymous
  *     sessions (default 16); a new one replaces that source's oldest, so one
  *     source cannot push everyone else's half-filled forms out of the

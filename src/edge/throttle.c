@@ -315,6 +315,11 @@ uint64_t wr_throttle_check(const wr_throttle *t, const char *key, uint64_t now) 
   return 0;
 }
 
+unsigned wr_throttle_failures(const wr_throttle *t, const char *key, uint64_t now) {
+  const entry *e = find(t, key, key_len(key));
+  return e && !is_stale(t, e, now) ? e->fails : 0;
+}
+
 int wr_throttle_begin(wr_throttle *t, const char *key, uint64_t now) {
   int rv;
   entry *e = find_or_add(t, key, now, &rv);

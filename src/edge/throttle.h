@@ -108,6 +108,10 @@ void wr_throttle_free(wr_throttle *t);
  * failures answers base_delay_ms while they run. */
 uint64_t wr_throttle_check(const wr_throttle *t, const char *key, uint64_t now);
 
+/* The failures counted for |key| now (0 for a key not in the table, or
+ * one about to be forgotten). Changes nothing. */
+unsigned wr_throttle_failures(const wr_throttle *t, const char *key, uint64_t now);
+
 /* Counts an attempt of |key| as pending until wr_throttle_end. Call it
  * after wr_throttle_check said 0 (it does not check again). Returns WR_OK,
  * or WR_ERR_NOMEM, or WR_ERR_LIMIT when every key in a full table is

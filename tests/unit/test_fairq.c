@@ -24,7 +24,7 @@ static wr_fairq *make(unsigned running, unsigned queued, unsigned per_running, u
 static int push(wr_fairq *q, const char *src, job *j, const char *name, job **dropped) {
   wr_fairq_item *d = NULL;
   snprintf(j->name, sizeof(j->name), "%s", name);
-  int rv = wr_fairq_push(q, src, &j->it, &d);
+  int rv = wr_fairq_push(q, src, 0, &j->it, &d);
   if (dropped) *dropped = (job *)d;
   else assert_null(d);
   return rv;
@@ -143,6 +143,41 @@ static void test_full_queue_prefers_newcomers(void **state) {
   wr_fairq_free(q);
 }
 
+/* Scores: among waiting sources, the least suspect goes first; a full
+ * queue of single jobs makes room for a newcomer by dropping a waiting job
+ * scored higher than the newcomer's, never one scored the same or lower. */
+static void test_scores(void **state) {
+  (void)state;
+  wr_fairq *q = make(1, 3, 1, 2);
+  job a, b, c, d, e, f, g, *dropped;
+  wr_fairq_item *d0;
+  assert_int_equal(wr_fairq_push(q, "A", 0, &a.it, &d0), WR_OK);
+  assert_int_equal(wr_fairq_push(q, "B", 5, &b.it, &d0), WR_AGAIN);
+  assert_int_equal(wr_fairq_push(q, "C", 2, &c.it, &d0), WR_AGAIN);
+  assert_int_equal(wr_fairq_push(q, "D", 0, &d.it, &d0), WR_AGAIN);
+  /* Full. E (score 2) may only push out B (5). */
+  assert_int_equal(wr_fairq_push(q, "E", 2, &e.it, &d0), WR_AGAIN);
+  dropped = (job *)d0;
+  assert_ptr_equal(dropped, &b);
+  assert_int_equal(wr_fairq_source_work(q, "B"), 0);
+  /* F (2): nothing waiting is scored above 2. */
+  assert_int_equal(wr_fairq_push(q, "F", 2, &f.it, &d0), WR_ERR_LIMIT);
+  assert_null(d0);
+  /* G (0) pushes out the newest of the 2s: E. */
+  assert_int_equal(wr_fairq_push(q, "G", 0, &g.it, &d0), WR_AGAIN);
+  assert_ptr_equal(d0, &e.it);
+  /* Turns: the 0s (D before G, in arrival order), then C. */
+  wr_fairq_done(q, &a.it);
+  assert_ptr_equal(wr_fairq_next(q), &d.it);
+  wr_fairq_done(q, &d.it);
+  assert_ptr_equal(wr_fairq_next(q), &g.it);
+  wr_fairq_done(q, &g.it);
+  assert_ptr_equal(wr_fairq_next(q), &c.it);
+  wr_fairq_done(q, &c.it);
+  assert_null(wr_fairq_next(q));
+  wr_fairq_free(q);
+}
+
 /* Owners that give up take their items out. */
 static void test_remove(void **state) {
   (void)state;
@@ -221,6 +256,7 @@ int main(void) {
       cmocka_unit_test(test_per_source_caps),
       cmocka_unit_test(test_round_robin),
       cmocka_unit_test(test_full_queue_prefers_newcomers),
+      cmocka_unit_test(test_scores),
       cmocka_unit_test(test_remove),
       cmocka_unit_test(test_churn),
       cmocka_unit_test(test_allocation_failures),

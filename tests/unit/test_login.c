@@ -1018,7 +1018,7 @@ static void client_flood_from_one_source(fx *f) {
       CHKR(f, &r, body_has(&r, "Wrong email or password."));
       wrong++;
     } else {
-      CHKR(f, &r, body_has(&r, "Too many sign-ins from your network are in progress"));
+      CHKR(f, &r, body_has(&r, "Too many sign-ins from your network"));
       CHK(f, hdr(&r, "Retry-After", v, sizeof(v))[0] != '\0');
       turned_away++;
     }

@@ -136,6 +136,9 @@ static void test_forgetting_and_sweep(void **state) {
   uint64_t now = 1;
   swept s = {0};
   for (int i = 0; i < 4; i++) fail_at(t, "u:typo", now);
+  assert_int_equal(wr_throttle_failures(t, "u:typo", now + 60 * MIN - 1), 4);
+  assert_int_equal(wr_throttle_failures(t, "u:typo", now + 60 * MIN), 0); /* stale */
+  assert_int_equal(wr_throttle_failures(t, "u:never", now), 0);
   /* Not yet. */
   assert_int_equal(wr_throttle_sweep(t, now + 60 * MIN - 1, on_swept, &s), 0);
   /* A fifth failure after an hour of quiet is a first one. */
