@@ -18,10 +18,12 @@
 
 static void send_json(wr__api_ctx *c, int status, json_t *env) {
   /* Exactly "application/json": cloudflared reads errors[] only then. */
-  static const wr_http_header hdrs[] = {
+  wr_http_header hdrs[3] = {
       {"Content-Type", 12, "application/json", 16},
       {"Cache-Control", 13, "no-store", 8},
   };
+  size_t nh = 2;
+  if (c->retry_after) hdrs[nh++] = (wr_http_header){"Retry-After", 11, c->retry_after, strlen(c->retry_after)};
   char *text = json_dumps(env, JSON_COMPACT);
   json_decref(env);
   if (!c->req) {
@@ -36,7 +38,7 @@ static void send_json(wr__api_ctx *c, int status, json_t *env) {
         "\"messages\":[],\"result\":null}";
     wr_httpd_respond(c->req, 500, hdrs, 2, fallback, sizeof(fallback) - 1);
   } else {
-    wr_httpd_respond(c->req, status, hdrs, 2, text, strlen(text));
+    wr_httpd_respond(c->req, status, hdrs, nh, text, strlen(text));
   }
   c->req = NULL;
   free(text);
@@ -332,15 +334,98 @@ static const wr_http_header *find_header(const wr_httpd_req *req, const char *na
   return NULL;
 }
 
+/* ---- token guessing ------------------------------------------------------------ */
+
+#define API_SOURCE_FREE_FAILURES 10 /* default of token_throttle.free_failures */
+#define API_SWEEP_EVERY_MS 10000
+
+static uint64_t api_now(const wr_api *a) {
+  return a->now_ms ? a->now_ms(a->now_user) : uv_hrtime() / 1000000;
+}
+
+/* An api.lock or api.unlock row for |source|, within the audit budget. */
+static void lock_audit(wr_api *a, const char *action, const char *source, const wr_throttle_info *info,
+                       uint64_t now) {
+  char detail[256];
+  if (!wr_ratelimit_take(&a->audit_rl, now)) return;
+  uint64_t dropped = wr_ratelimit_take_dropped(&a->audit_rl);
+  if (dropped)
+    wr_warn("api: %llu token lockout audit rows were not written (more than the audit budget of %u at once)",
+            (unsigned long long)dropped, a->audit_rl.burst);
+  /* Source keys are addresses: nothing to escape. */
+  if (!strcmp(action, "api.lock"))
+    snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"failures\":%u,\"retry_after_s\":%llu}", source,
+             info->failures, (unsigned long long)((info->wait_ms + 999) / 1000));
+  else
+    snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"failures\":%u,\"reason\":\"expired\"}", source,
+             info->failures);
+  if (wr_store_audit_append(a->store, "edge", NULL, action, "source", source, detail) != WR_OK)
+    wr_warn("api: writing the %s audit row failed: %s", action, wr_store_errmsg(a->store));
+}
+
+typedef struct sweep_ctx {
+  wr_api *a;
+  uint64_t now;
+} sweep_ctx;
+
+static void on_unlocked(void *user, const char *key, const wr_throttle_info *info) {
+  sweep_ctx *sc = user;
+  wr_info("api: the lockout of API requests from %s ended", key);
+  lock_audit(sc->a, "api.unlock", key, info, sc->now);
+}
+
+/* Lockouts ending by time are found here, at most every few seconds: the
+ * API has no timer of its own. */
+static void maybe_sweep(wr_api *a, uint64_t now) {
+  if (now < a->next_sweep) return;
+  sweep_ctx sc = {a, now};
+  a->next_sweep = now + API_SWEEP_EVERY_MS;
+  wr_throttle_sweep(a->tokens, now, on_unlocked, &sc);
+}
+
+/* A token that is not valid came from |source|. */
+static void token_failed(wr_api *a, const char *source, uint64_t now) {
+  wr_throttle_info info;
+  wr_throttle_record(a->tokens, source, now, WR_THROTTLE_FAILURE, &info);
+  if (info.events & WR_THROTTLE_UNLOCKED) {
+    wr_info("api: the lockout of API requests from %s ended", source);
+    lock_audit(a, "api.unlock", source, &info, now);
+  }
+  if (info.events & WR_THROTTLE_LOCKED) {
+    wr_warn("api: %u requests with an invalid API token from %s: its API requests wait %llu s, doubling with "
+            "each further invalid token", info.failures, source, (unsigned long long)((info.wait_ms + 999) / 1000));
+    lock_audit(a, "api.lock", source, &info, now);
+  }
+}
+
 static const char login_again[] =
     "run `warren tunnel login` (or `cloudflared tunnel login`) to get a new cert.pem, or ask the "
     "edge's administrator for one";
 
-/* Checks the bearer token. Returns 0, or -1 after answering 403. */
+/* Checks the bearer token. Returns 0, or -1 after answering 403 (or 429
+ * for a source in its delay). */
 static int authenticate(wr__api_ctx *c) {
   const wr_http_header *h = find_header(c->req, "Authorization");
-  char token[1025];
+  char token[1025], source[WR_THROTTLE_SOURCE_MAX];
   size_t len;
+  uint64_t now = api_now(c->api), wait;
+  maybe_sweep(c->api, now);
+  wr_throttle_source_key(&c->req->peer, source);
+  if ((wait = wr_throttle_check(c->api->tokens, source, now)) != 0) {
+    /* Answered before the token is looked at: a guesser learns nothing,
+     * whatever it sent. */
+    char ra[24];
+    uint64_t sec = (wait + 999) / 1000;
+    snprintf(ra, sizeof(ra), "%llu", (unsigned long long)sec);
+    c->retry_after = ra;
+    c->api->stats.tokens_throttled++;
+    wr__api_err(c, 429, WR_API_CODE_RATE_LIMIT,
+                "Too many requests with an invalid API token from your address; try again in %llu "
+                "second%s",
+                (unsigned long long)sec, sec == 1 ? "" : "s");
+    c->retry_after = NULL;
+    return -1;
+  }
   if (!h) {
     wr__api_err(c, 403, WR_API_CODE_AUTH,
                 "Authentication error: the request has no \"Authorization: Bearer <token>\" field; "
@@ -371,6 +456,7 @@ static int authenticate(wr__api_ctx *c) {
   int rv = wr_store_token_verify(c->api->store, token, &c->token);
   explicit_bzero(token, sizeof(token));
   if (rv == WR_ERR_DENIED) {
+    token_failed(c->api, source, now);
     /* Unknown and revoked look the same from here, on purpose. */
     wr__api_err(c, 403, WR_API_CODE_AUTH,
                 "Authentication error: the API token in your cert.pem is not valid on this edge "
@@ -480,6 +566,18 @@ int wr_api_new(const wr_api_config *cfg, wr_api **out) {
   if (cfg->location && *cfg->location) a->location = wr_xstrdup(cfg->location);
   a->on_route = cfg->on_route;
   a->route_user = cfg->route_user;
+  a->now_ms = cfg->now_ms;
+  a->now_user = cfg->now_user;
+  wr_throttle_config tcfg = cfg->token_throttle;
+  if (!tcfg.free_failures) tcfg.free_failures = API_SOURCE_FREE_FAILURES;
+  int rv = wr_throttle_new(&tcfg, &a->tokens);
+  if (rv != WR_OK) {
+    wr_api_free(a);
+    return rv;
+  }
+  /* As the login's: real lockouts are few, a flood is a count in the log. */
+  a->audit_rl.burst = 100;
+  a->audit_rl.every_ms = 1000;
   *out = a;
   return WR_OK;
 }
@@ -488,6 +586,7 @@ const wr_api_stats *wr_api_get_stats(const wr_api *a) { return &a->stats; }
 
 void wr_api_free(wr_api *a) {
   if (!a) return;
+  wr_throttle_free(a->tokens);
   free(a->cname_domain);
   free(a->location);
   free(a);

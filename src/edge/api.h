@@ -25,6 +25,9 @@
  *   405 code 10405 method not allowed
  *   409 code 1013  a name, hostname or network is taken (create tunnel:
  *                  cloudflared prints "tunnel with name already exists")
+ *   429 code 971   too many invalid tokens from this source (below), with
+ *                  Retry-After (971 is the code of Cloudflare's own API
+ *                  rate limit)
  *   500 code 1000  store failure
  * cloudflared prints them as "code: N, reason: <message>".
  *
@@ -32,6 +35,20 @@
  * cert.pem's ARGO TUNNEL TOKEN block), checked with wr_store_token_verify.
  * The token works for its user's account only, and for zone routes only in
  * its zone (or any zone of the account when it is not zone-limited).
+ *
+ * Token guessing: bearer tokens that are not valid (unknown, revoked) are
+ * counted per source (IPv4 address, IPv6 /64; edge/throttle.h). From the
+ * |token_throttle.free_failures|-th on (default 10) each one doubles a
+ * delay from 1 s up to 15 min; while a source is in its delay, every
+ * request from it under /client/v4 is answered 429 (code 971, Retry-After)
+ * before its token is looked at, even a valid one. Below that, a revoked
+ * token keeps its 403 telling the user to log in again. A valid token does
+ * not clear its source's count (a guesser would hold one of their own);
+ * counts are forgotten an hour after the last failure and its delay. The
+ * start of a source's lockout writes an "api.lock" audit row (actor
+ * "edge", target "source:<prefix>", detail: source, failures,
+ * retry_after_s), its end by time an "api.unlock" row, written when the API
+ * next serves a request; lockout rows are rate-limited as the login's are.
  *
  * Endpoints ({a} = account id, {z} = zone id, {t} = tunnel UUID) and the
  * command each serves:
@@ -97,6 +114,7 @@
 #include <stdint.h>
 
 #include "edge/store.h"
+#include "edge/throttle.h"
 #include "edge/tunnel_server.h"
 #include "net/httpd.h"
 
@@ -122,11 +140,19 @@ typedef struct wr_api_config {
    * (hostname NULL). May be NULL. */
   void (*on_route)(void *user, int op, const char *hostname, const char *tunnel_id);
   void *route_user;
+  /* Invalid tokens per source; zero fields take throttle.h's defaults,
+   * except free_failures, whose default here is 10. */
+  wr_throttle_config token_throttle;
+  /* Clock in milliseconds for tests; NULL: the monotonic clock. */
+  uint64_t (*now_ms)(void *user);
+  void *now_user;
 } wr_api_config;
 
 enum { WR_API_ROUTE_SET = 1, WR_API_ROUTE_REMOVED = 2, WR_API_TUNNEL_DELETED = 3 };
 
-/* Returns WR_OK or WR_ERR_INVAL (no store). Strings are copied. */
+/* Returns WR_OK, WR_ERR_INVAL (no store, or a token_throttle that
+ * throttle.h refuses), WR_ERR_NOMEM or WR_ERR_CRYPTO (no randomness for the
+ * throttle table). Strings are copied. */
 int wr_api_new(const wr_api_config *cfg, wr_api **out);
 
 /* If |req|'s path is /client/v4 or under it, answers it (always, with
@@ -144,6 +170,7 @@ void wr_api_free(wr_api *a);
 
 typedef struct wr_api_stats {
   uint64_t responses_by_class[6]; /* [2]..[5]: answers under /client/v4 by status class */
+  uint64_t tokens_throttled;      /* 429 without a look at the token: the source guessed */
 } wr_api_stats;
 
 /* Counters since wr_api_new; valid while |a| lives. */

@@ -23,6 +23,7 @@
 #define WR_API_CODE_CONFLICT 1013
 #define WR_API_CODE_LIMIT 1015
 #define WR_API_CODE_NO_ROUTE 7003
+#define WR_API_CODE_RATE_LIMIT 971
 #define WR_API_CODE_AUTH 10000
 #define WR_API_CODE_METHOD 10405
 
@@ -40,6 +41,11 @@ struct wr_api {
   void (*on_route)(void *user, int op, const char *hostname, const char *tunnel_id);
   void *route_user;
   wr_api_stats stats; /* for --metrics */
+  wr_throttle *tokens;    /* invalid tokens per source */
+  wr_ratelimit audit_rl;  /* api.lock / api.unlock rows */
+  uint64_t next_sweep;    /* when the token throttle is next swept */
+  uint64_t (*now_ms)(void *user);
+  void *now_user;
 };
 
 /* Tells the on_route hook, if any. */
@@ -67,6 +73,7 @@ typedef struct wr__api_ctx {
   wr_api_token token;   /* the authenticated token */
   char actor[WR_STORE_EMAIL_MAX + 16];
   json_t *body;         /* parsed by wr__api_body */
+  const char *retry_after; /* Retry-After of the answer, or NULL */
 } wr__api_ctx;
 
 /* ---- answers ---- */

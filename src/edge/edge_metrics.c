@@ -202,17 +202,30 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
     gauge(b, P "dns_tcp_connections", "Open DNS TCP connections", d->tcp_conns);
   }
 
-  if (m->cfg.api)
+  if (m->cfg.api) {
+    const wr_api_stats *a = wr_api_get_stats(m->cfg.api);
     by_class(b, P "api_responses_total", "REST API (/client/v4) answers by status class",
-             wr_api_get_stats(m->cfg.api)->responses_by_class);
+             a->responses_by_class);
+    counter(b, P "api_tokens_throttled_total",
+            "API requests answered 429 because their source sent too many invalid tokens",
+            a->tokens_throttled);
+  }
 
   if (m->cfg.login) {
-    const wr_login_stats *l = wr_login_get_stats(m->cfg.login);
+    wr_login_stats l;
+    wr_login_get_stats(m->cfg.login, &l);
     wr_prom_family(b, P "login_signins_total", "counter", "Sign-ins on the login page, by result");
     wr_prom_u64(b, P "login_signins_total", (const char *const[]){"result", "success", NULL},
-                l->signins_ok);
+                l.signins_ok);
     wr_prom_u64(b, P "login_signins_total", (const char *const[]){"result", "failure", NULL},
-                l->signins_failed);
+                l.signins_failed);
+    counter(b, P "login_password_checks_total", "Password checks run (PBKDF2)", l.checks);
+    counter(b, P "login_throttled_total",
+            "Sign-ins refused by the failure throttle, without a password check", l.throttled);
+    counter(b, P "login_queue_refused_total",
+            "Sign-ins refused because their source had too many checks waiting", l.refused);
+    counter(b, P "login_lockouts_total", "Lockouts begun (of an email or of a source)", l.locks);
+    gauge(b, P "login_checks_waiting", "Password checks waiting for a turn", l.waiting);
   }
 
   wr_prom_process(b, m->start_time);

@@ -5,13 +5,16 @@
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "edge/fairq.h"
 #include "edge/password.h"
 #include "edge/pki.h"
+#include "edge/throttle.h"
 #include "lib/buf.h"
 #include "lib/credentials.h"
 #include "lib/encoding.h"
@@ -30,6 +33,10 @@
 #define MAX_ZONES 200
 #define FP_LEN 8 /* characters of the key shown as the request's name */
 #define CLOUDFLARED_KEY_LEN 44 /* 32 bytes, URL-safe base64 with padding */
+#define SOURCE_FREE_FAILURES 10 /* default of source_throttle.free_failures */
+#define AUDIT_ACTOR "edge"      /* lockouts are the edge's decision */
+/* "u:" + an email: the account throttle's key. */
+#define AKEY_MAX (WR_STORE_EMAIL_MAX + 3)
 
 /* A browser's session: anonymous until a sign-in succeeds. */
 typedef struct session {
@@ -40,6 +47,7 @@ typedef struct session {
   uint64_t expires;
   int signed_in;
   int busy;               /* a password check or certificate job is running */
+  char src[WR_THROTTLE_SOURCE_MAX]; /* the source that made it */
   wr_user user;
   char *pem;              /* the last cert.pem made here, for the download link */
   char zone_name[WR_STORE_HOST_MAX + 1];
@@ -72,6 +80,8 @@ typedef enum job_kind { JOB_SIGNIN, JOB_ISSUE } job_kind;
  * when the job comes back. */
 typedef struct job {
   uv_work_t work;
+  wr_fairq_item qi;   /* JOB_SIGNIN: its place in the queue of checks */
+  int waiting;        /* in the queue, not yet handed to the pool */
   struct job *next, *prev;
   wr_login *l;
   wr_httpd_req *req;
@@ -86,6 +96,8 @@ typedef struct job {
   int user_found;
   wr_user user;
   char email[WR_STORE_EMAIL_MAX + 1];
+  char akey[AKEY_MAX + 1];            /* throttle keys of the attempt */
+  char src[WR_THROTTLE_SOURCE_MAX];
   int verify_rv;
   /* JOB_ISSUE */
   char *data_dir;
@@ -102,8 +114,7 @@ struct wr_login {
   char *public_url;
   int secure; /* public_url is https: Secure cookies */
   uint64_t poll_hold_ms, ttl_ms;
-  size_t max_sessions, max_pending, max_waiters;
-  unsigned max_hashing;
+  size_t max_sessions, max_pending, max_waiters, max_sessions_per_source;
   uint64_t (*now_ms)(void *user);
   void *now_user;
 
@@ -115,12 +126,16 @@ struct wr_login {
   size_t nwaiters;
   job *jobs;
   size_t njobs;
-  unsigned hashing;
+
+  wr_throttle *accounts; /* failures per email */
+  wr_throttle *sources;  /* failures per source */
+  wr_fairq *checks;      /* admission of password checks */
+  wr_ratelimit audit_rl; /* lockout audit rows */
+  wr_login_stats stats;
 
   uv_timer_t sweep_timer;
   size_t open_handles; /* sweep timer + waiter timers not yet closed */
   int closing;
-  wr_login_stats stats; /* for --metrics */
 };
 
 /* --- small helpers ---------------------------------------------------------- */
@@ -156,8 +171,6 @@ static int key_char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '_' || c == '=';
 }
-
-const wr_login_stats *wr_login_get_stats(const wr_login *l) { return &l->stats; }
 
 int wr_login_key_valid(const char *key, size_t len) {
   if (!key || len < WR_LOGIN_KEY_MIN || len > WR_LOGIN_KEY_MAX) return 0;
@@ -305,6 +318,107 @@ static void login_actor(const char *email, char out[128]) {
   snprintf(out, 128, "login:%.*s", (int)n, email);
 }
 
+/* --- throttling ------------------------------------------------------------------ */
+
+/* The account throttle's key of |email|: "u:" and the email with ASCII
+ * letters in lower case, as the store compares emails (COLLATE NOCASE), so
+ * "Alice@" and "alice@" share one count. */
+static void account_key(const char *email, char out[AKEY_MAX + 1]) {
+  size_t n = strnlen(email, WR_STORE_EMAIL_MAX);
+  out[0] = 'u';
+  out[1] = ':';
+  for (size_t i = 0; i < n; i++) {
+    char c = email[i];
+    out[2 + i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+  }
+  out[2 + n] = '\0';
+}
+
+/* A copy of |in| (an email as typed into the form: any bytes) fit for an
+ * audit row, whose readers print it and put it in JSON: control bytes
+ * become '?', and so does every byte outside ASCII unless |in| is UTF-8. */
+static void audit_text(const char *in, char out[AKEY_MAX + 1]) {
+  json_t *probe = json_string(in);
+  int utf8 = probe != NULL;
+  size_t i = 0;
+  json_decref(probe);
+  for (; in[i] && i < AKEY_MAX; i++) {
+    unsigned char c = (unsigned char)in[i];
+    out[i] = c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8) ? '?' : (char)c;
+  }
+  out[i] = '\0';
+}
+
+/* Writes a lockout row (|action| login.lock or login.unlock) whose target
+ * is |email| (with |on_email|) or |source|; the other one, when known, is
+ * in the detail (the email an attempt from a locked source was for, the
+ * source an email's attempt came from). The row of an email goes to the
+ * account of the user with that email, if there is one, so that account's
+ * administrators see it too. Rows beyond the audit budget are counted and
+ * logged instead. */
+static void lock_audit(wr_login *l, const char *action, int on_email, const char *email, const char *source,
+                       const wr_throttle_info *info, const char *reason) {
+  uint64_t now = now_ms(l);
+  wr_user u;
+  const char *account = NULL, *ttype = on_email ? "email" : "source", *target;
+  char tid[WR_STORE_HOST_MAX + 1], safe_email[AKEY_MAX + 1];
+  if (!wr_ratelimit_take(&l->audit_rl, now)) return;
+  uint64_t dropped = wr_ratelimit_take_dropped(&l->audit_rl);
+  if (dropped)
+    wr_warn("login: %llu lockout audit rows were not written (more than the audit budget of %u at once)",
+            (unsigned long long)dropped, l->audit_rl.burst);
+  if (email) audit_text(email, safe_email);
+  target = on_email ? (email ? safe_email : NULL) : source;
+  if (!target) target = "?";
+  if (on_email && wr_store_user_get_by_email(l->store, email, &u) == WR_OK) account = u.account_id;
+  /* The target id column is shorter than the longest email: cut at a
+   * character boundary (the detail keeps all of it). */
+  size_t n = strlen(target);
+  if (n > WR_STORE_HOST_MAX) {
+    n = WR_STORE_HOST_MAX;
+    while (n > 0 && ((unsigned char)target[n] & 0xc0) == 0x80) n--;
+  }
+  snprintf(tid, sizeof(tid), "%.*s", (int)n, target);
+  json_t *d = json_object();
+  if (email) json_object_set_new(d, "email", json_string(safe_email));
+  if (source) json_object_set_new(d, "source", json_string(source));
+  json_object_set_new(d, "failures", json_integer((json_int_t)info->failures));
+  if (!strcmp(action, "login.lock")) {
+    json_object_set_new(d, "retry_after_s", json_integer((json_int_t)((info->wait_ms + 999) / 1000)));
+  } else {
+    json_object_set_new(d, "reason", json_string(reason));
+    if (info->locked_since && now >= info->locked_since)
+      json_object_set_new(d, "locked_s", json_integer((json_int_t)((now - info->locked_since) / 1000)));
+  }
+  char *text = json_dumps(d, JSON_COMPACT);
+  json_decref(d);
+  if (wr_store_audit_append(l->store, AUDIT_ACTOR, account, action, ttype, tid[0] ? tid : "?", text) != WR_OK)
+    wr_warn("login: writing the %s audit row failed: %s", action, wr_store_errmsg(l->store));
+  free(text);
+}
+
+/* A lockout ended by time (throttle sweep). */
+static void on_unlocked(void *user, const char *key, const wr_throttle_info *info) {
+  wr_login *l = user;
+  char ebuf[96];
+  int is_email = strncmp(key, "u:", 2) == 0;
+  wr_info("login: the lockout of %s %s ended", is_email ? "sign-ins for" : "sign-ins from",
+          logsafe(is_email ? key + 2 : key, ebuf, sizeof(ebuf)));
+  lock_audit(l, "login.unlock", is_email, is_email ? key + 2 : NULL, is_email ? NULL : key, info, "expired");
+}
+
+/* "2 minutes", "1 second": how long a refused user waits, rounded up. */
+static void wait_text(uint64_t ms, char *out, size_t size) {
+  uint64_t sec = (ms + 999) / 1000;
+  if (sec == 0) sec = 1;
+  if (sec < 60) {
+    snprintf(out, size, "%llu second%s", (unsigned long long)sec, sec == 1 ? "" : "s");
+  } else {
+    uint64_t min = (sec + 59) / 60;
+    snprintf(out, size, "%llu minute%s", (unsigned long long)min, min == 1 ? "" : "s");
+  }
+}
+
 /* --- sessions, deliveries, waiters ---------------------------------------------- */
 
 static void session_destroy(wr_login *l, session *s) {
@@ -405,10 +519,20 @@ static void sweep(wr_login *l) {
   }
 }
 
-static void on_sweep(uv_timer_t *t) { sweep(t->data); }
+static void on_sweep(uv_timer_t *t) {
+  wr_login *l = t->data;
+  uint64_t now = now_ms(l);
+  sweep(l);
+  /* Whole-table walks: here, every few seconds, not per request. */
+  wr_throttle_sweep(l->accounts, now, on_unlocked, l);
+  wr_throttle_sweep(l->sources, now, on_unlocked, l);
+}
 
 static void maybe_free(wr_login *l) {
   if (!l->closing || l->open_handles || l->njobs) return;
+  wr_throttle_free(l->accounts);
+  wr_throttle_free(l->sources);
+  wr_fairq_free(l->checks);
   free(l->data_dir);
   free(l->public_url);
   free(l);
@@ -507,6 +631,7 @@ static int delivery_room(wr_login *l) {
 
 typedef struct reply {
   int status;
+  uint64_t retry_after; /* seconds for Retry-After, 0 for none */
   char cookie[256];   /* Set-Cookie value, "" for none */
   char location[CALLBACK_MAX * 3 + 64];
 } reply;
@@ -525,6 +650,7 @@ static void send_reply(wr_httpd_req *req, const reply *r, const char *ctype, wr_
   static const char csp[] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                             "frame-ancestors 'none'; base-uri 'none'";
   wr_http_header hs[10];
+  char retry[24];
   size_t n = 0;
 #define HDR(nm, v) (hs[n++] = (wr_http_header){(nm), strlen(nm), (v), strlen(v)})
   HDR("Content-Type", ctype);
@@ -535,6 +661,10 @@ static void send_reply(wr_httpd_req *req, const reply *r, const char *ctype, wr_
   HDR("Referrer-Policy", "no-referrer");
   if (r->cookie[0]) HDR("Set-Cookie", r->cookie);
   if (r->location[0]) HDR("Location", r->location);
+  if (r->retry_after) {
+    snprintf(retry, sizeof(retry), "%llu", (unsigned long long)r->retry_after);
+    HDR("Retry-After", retry);
+  }
 #undef HDR
   wr_httpd_respond(req, r->status, hs, n, body ? body->data : NULL, body ? body->len : 0);
 }
@@ -740,9 +870,22 @@ static int read_callback(wr_login *l, wr_httpd_req *req, const char *data, size_
   return 0;
 }
 
-static session *session_new(wr_login *l) {
+static session *session_new(wr_login *l, const wr_httpd_req *req) {
   session *s, *victim = NULL;
+  char src[WR_THROTTLE_SOURCE_MAX];
+  size_t mine = 0;
   sweep(l);
+  wr_throttle_source_key(&req->peer, src);
+  /* A source at its share of anonymous sessions replaces its own oldest:
+   * however fast it asks for new forms, it cannot push out the forms that
+   * users elsewhere are filling in. */
+  for (session *it = l->sessions; it; it = it->next)
+    if (!it->signed_in && strcmp(it->src, src) == 0) {
+      mine++;
+      if (!it->busy && (!victim || it->created < victim->created)) victim = it;
+    }
+  if (mine >= l->max_sessions_per_source && victim) session_destroy(l, victim);
+  victim = NULL;
   if (l->nsessions >= l->max_sessions) {
     /* Evict the oldest anonymous session; signed-in ones are kept. */
     for (session *it = l->sessions; it; it = it->next)
@@ -755,6 +898,7 @@ static session *session_new(wr_login *l) {
     free(s);
     return NULL;
   }
+  memcpy(s->src, src, sizeof(src));
   s->created = now_ms(l);
   s->expires = s->created + l->ttl_ms;
   s->next = l->sessions;
@@ -779,7 +923,7 @@ static void page_main(wr_login *l, wr_httpd_req *req) {
   }
   session *s = session_from_cookie(l, req);
   if (!s) {
-    if (!(s = session_new(l))) {
+    if (!(s = session_new(l, req))) {
       simple_page(l, req, 503, "Busy", "Too many sign-ins are in progress; try again in a minute.", 0);
       return;
     }
@@ -801,7 +945,7 @@ static session *post_session(wr_login *l, wr_httpd_req *req, const char *callbac
   if (!(s = session_from_cookie(l, req))) {
     reply r = {.status = 403};
     /* No cookie, or it expired: a fresh session with a fresh form. */
-    if (!(s = session_new(l))) {
+    if (!(s = session_new(l, req))) {
       simple_page(l, req, 503, "Busy", "Too many sign-ins are in progress; try again in a minute.", 0);
       return NULL;
     }
@@ -975,12 +1119,67 @@ static void issue_done(wr_login *l, job *j) {
   redirect(j->req, &r, WR_LOGIN_PATH "/done");
 }
 
+/* A password check ended (or was cancelled): frees its turn and records
+ * its outcome with the throttles, auditing lockouts that began or ended. */
+static void check_done(wr_login *l, job *j, int status) {
+  uint64_t now = now_ms(l);
+  wr_throttle_info ai, si;
+  wr_throttle_outcome ao = WR_THROTTLE_NEUTRAL, so = WR_THROTTLE_NEUTRAL;
+  int counted = !l->closing && status == 0;
+  char ebuf[96], tbuf[32];
+  wr_fairq_done(l->checks, &j->qi);
+  if (counted && j->verify_rv == WR_OK && j->user_found) {
+    /* The right password (a service user's too: that is no guess), but
+     * the source keeps its count: a guesser could sign in to an account of
+     * their own between guesses. */
+    ao = WR_THROTTLE_SUCCESS;
+  } else if (counted) {
+    ao = so = WR_THROTTLE_FAILURE;
+  }
+  wr_throttle_end(l->accounts, j->akey, now, ao, &ai);
+  wr_throttle_end(l->sources, j->src, now, so, &si);
+  if (!counted) return;
+  const char *email = j->akey + 2;
+  logsafe(email, ebuf, sizeof(ebuf));
+  if (ai.events & WR_THROTTLE_UNLOCKED) {
+    wr_info("login: the lockout of sign-ins for %s ended (%s)", ebuf, ao == WR_THROTTLE_SUCCESS ? "signed in" : "expired");
+    lock_audit(l, "login.unlock", 1, email, j->src, &ai, ao == WR_THROTTLE_SUCCESS ? "signed in" : "expired");
+  }
+  if (si.events & WR_THROTTLE_UNLOCKED) {
+    wr_info("login: the lockout of sign-ins from %s ended", j->src);
+    lock_audit(l, "login.unlock", 0, NULL, j->src, &si, "expired");
+  }
+  if (ai.events & WR_THROTTLE_LOCKED) {
+    l->stats.locks++;
+    wait_text(ai.wait_ms, tbuf, sizeof(tbuf));
+    wr_warn("login: %u failed sign-ins for %s (the last from %s): its sign-ins wait %s, doubling with each "
+            "further failure", ai.failures, ebuf, j->src, tbuf);
+    lock_audit(l, "login.lock", 1, email, j->src, &ai, NULL);
+  }
+  if (si.events & WR_THROTTLE_LOCKED) {
+    l->stats.locks++;
+    wait_text(si.wait_ms, tbuf, sizeof(tbuf));
+    wr_warn("login: %u failed sign-ins from %s (the last for %s): its sign-ins wait %s, doubling with each "
+            "further failure", si.failures, j->src, ebuf, tbuf);
+    lock_audit(l, "login.lock", 0, email, j->src, &si, NULL);
+  }
+}
+
+static void job_submit(wr_login *l, job *j);
+
+/* Starts the waiting checks whose turn has come. */
+static void run_waiting(wr_login *l) {
+  wr_fairq_item *it;
+  while (!l->closing && (it = wr_fairq_next(l->checks)))
+    job_submit(l, (job *)((char *)it - offsetof(job, qi)));
+}
+
 static void work_done(uv_work_t *w, int status) {
   job *j = w->data;
   wr_login *l = j->l;
   job_unlink(l, j);
-  if (j->kind == JOB_SIGNIN) l->hashing--;
   if (!l->closing) session_job_done(l, j->sid);
+  if (j->kind == JOB_SIGNIN) check_done(l, j, status);
   if (l->closing || status == UV_ECANCELED) {
     wr_httpd_respond_simple(j->req, 503, "text/plain", "the edge is shutting down\n", 26);
   } else if (j->kind == JOB_SIGNIN) {
@@ -989,18 +1188,54 @@ static void work_done(uv_work_t *w, int status) {
     issue_done(l, j);
   }
   job_free(j);
+  run_waiting(l);
   maybe_free(l);
+}
+
+/* Hands a linked job to the worker pool. */
+static void job_submit(wr_login *l, job *j) {
+  j->waiting = 0;
+  if (j->kind == JOB_SIGNIN) l->stats.checks++;
+  if (uv_queue_work(l->loop, &j->work, work_run, work_done) != 0) {
+    /* Cannot happen with a valid loop; answer rather than hang. */
+    work_done(&j->work, UV_ECANCELED);
+  }
 }
 
 static void job_start(wr_login *l, job *j) {
   j->l = l;
   j->work.data = j;
   job_link(l, j);
-  if (j->kind == JOB_SIGNIN) l->hashing++;
-  if (uv_queue_work(l->loop, &j->work, work_run, work_done) != 0) {
-    /* Cannot happen with a valid loop; answer rather than hang. */
-    work_done(&j->work, UV_ECANCELED);
-  }
+  job_submit(l, j);
+}
+
+/* Answers a sign-in that the queue of checks turned away: 429 when its
+ * source has its share of checks already (or lost its place to a source
+ * with fewer failures), 503 when the queue is full of other sources'
+ * single checks. */
+static void answer_no_turn(wr_login *l, wr_httpd_req *req, const char *sid, const char *callback,
+                           const char *email, int own_share) {
+  char key[WR_LOGIN_KEY_MAX + 1] = "";
+  reply r = {.status = own_share ? 429 : 503, .retry_after = 5};
+  session *s = session_find_id(l, sid);
+  l->stats.refused++;
+  if (callback[0] && wr__login_callback_key(callback, key) != WR_OK) key[0] = '\0';
+  const char *msg = own_share ? "Too many sign-ins from your network; try again in a few seconds."
+                              : "The edge is busy with other sign-ins; try again in a few seconds.";
+  if (s) send_signin_form(l, req, &r, s, callback, key, email, msg);
+  else send_message(l, req, &r, "Busy", "error", msg, 0);
+}
+
+/* A waiting check lost its place to a newcomer's (its source had more work
+ * waiting, or more failures): its sign-in is refused with 429. */
+static void drop_waiting(wr_login *l, job *j) {
+  uint64_t now = now_ms(l);
+  job_unlink(l, j);
+  session_job_done(l, j->sid);
+  wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
+  wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
+  answer_no_turn(l, j->req, j->sid, j->callback, j->email, 1);
+  job_free(j);
 }
 
 /* POST /argotunnel/signin */
@@ -1033,11 +1268,6 @@ static void page_signin(wr_login *l, wr_httpd_req *req) {
   char *e = email;
   while (*e == ' ') e++;
   for (size_t len = strlen(e); len && e[len - 1] == ' '; len--) e[len - 1] = '\0';
-  if (l->hashing >= l->max_hashing) {
-    r.status = 503;
-    send_signin_form(l, req, &r, s, callback, key, e, "The edge is busy with other sign-ins; try again in a moment.");
-    return;
-  }
   j = wr_xcalloc(1, sizeof(*j));
   j->kind = JOB_SIGNIN;
   j->req = req;
@@ -1052,6 +1282,42 @@ static void page_signin(wr_login *l, wr_httpd_req *req) {
     return;
   }
   j->pw_len = (size_t)n;
+
+  /* A guesser in a delay is answered now, before the costly check, and the
+   * same way whether the email has a user or not. */
+  uint64_t now = now_ms(l), wait, w2;
+  account_key(e, j->akey);
+  wr_throttle_source_key(&req->peer, j->src);
+  wait = wr_throttle_check(l->accounts, j->akey, now);
+  w2 = wr_throttle_check(l->sources, j->src, now);
+  if (w2 > wait) wait = w2;
+  if (wait) {
+    char t[32], msg[96], ebuf[96];
+    wait_text(wait, t, sizeof(t));
+    snprintf(msg, sizeof(msg), "Too many failed sign-ins; try again in %s.", t);
+    /* Debug only: a guesser can send these far faster than checks run, and
+     * the lockout itself was logged (and audited) when it began. */
+    wr_debug("login: sign-in for %s from %s refused without a check: too many failed sign-ins (%s to wait)",
+             logsafe(j->akey + 2, ebuf, sizeof(ebuf)), j->src, t);
+    l->stats.throttled++;
+    r.status = 429;
+    r.retry_after = (wait + 999) / 1000;
+    job_free(j);
+    send_signin_form(l, req, &r, s, callback, key, e, msg);
+    return;
+  }
+  if (wr_throttle_begin(l->accounts, j->akey, now) != WR_OK) {
+    job_free(j);
+    simple_page(l, req, 503, "Busy", "The edge is busy with other sign-ins; try again in a few seconds.", 0);
+    return;
+  }
+  if (wr_throttle_begin(l->sources, j->src, now) != WR_OK) {
+    wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
+    job_free(j);
+    simple_page(l, req, 503, "Busy", "The edge is busy with other sign-ins; try again in a few seconds.", 0);
+    return;
+  }
+
   if (wr_store_user_get_by_email(l->store, e, &j->user) == WR_OK) {
     j->user_found = 1;
     int rv = wr_store_user_password_hash(l->store, j->user.id, j->hash, sizeof(j->hash));
@@ -1062,8 +1328,36 @@ static void page_signin(wr_login *l, wr_httpd_req *req) {
   /* Without a hash (unknown user, no password, service user) the worker
    * still spends the time of a check, then says no. */
   if (!j->have_hash) j->user_found = 0;
+
+  /* A turn for the check: now, after the checks of other sources, or
+   * none when this source has its share. Sources with recent failures wait
+   * behind (and, in a full queue, make room for) sources without. */
+  wr_fairq_item *dropped = NULL;
+  unsigned score = wr_throttle_failures(l->sources, j->src, now);
+  int rv = wr_fairq_push(l->checks, j->src, score, &j->qi, &dropped);
+  if (dropped) drop_waiting(l, (job *)((char *)dropped - offsetof(job, qi)));
+  if (rv == WR_ERR_LIMIT) {
+    int own = wr_fairq_source_work(l->checks, j->src) > 0;
+    char ebuf[96];
+    wr_debug("login: sign-in for %s from %s refused: %s", logsafe(j->akey + 2, ebuf, sizeof(ebuf)), j->src,
+             own ? "its source has its share of password checks running and waiting"
+                 : "the queue of password checks is full");
+    wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
+    wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
+    answer_no_turn(l, req, s->id, callback, e, own);
+    job_free(j);
+    return;
+  }
+  j->l = l;
+  j->work.data = j;
+  job_link(l, j);
   s->busy = 1;
-  job_start(l, j);
+  if (rv == WR_OK) {
+    job_submit(l, j);
+  } else {
+    j->waiting = 1;
+    l->stats.waited++;
+  }
 }
 
 /* POST /argotunnel/authorize */
@@ -1283,6 +1577,7 @@ int wr_login_handle(wr_login *l, wr_httpd_req *req) {
 int wr_login_new(const wr_login_config *cfg, wr_login **out) {
   wr_login *l;
   const char *url;
+  int rv;
   *out = NULL;
   if (!cfg || !cfg->loop || !cfg->store || !cfg->data_dir || !*cfg->data_dir) return WR_ERR_INVAL;
   l = wr_xcalloc(1, sizeof(*l));
@@ -1298,9 +1593,27 @@ int wr_login_new(const wr_login_config *cfg, wr_login **out) {
   l->max_sessions = cfg->max_sessions ? cfg->max_sessions : 1024;
   l->max_pending = cfg->max_pending ? cfg->max_pending : 1024;
   l->max_waiters = cfg->max_waiters ? cfg->max_waiters : 256;
-  l->max_hashing = cfg->max_hashing ? cfg->max_hashing : 4;
+  l->max_sessions_per_source = cfg->max_sessions_per_source ? cfg->max_sessions_per_source : 16;
   l->now_ms = cfg->now_ms;
   l->now_user = cfg->now_user;
+  wr_throttle_config scfg = cfg->source_throttle;
+  if (!scfg.free_failures) scfg.free_failures = SOURCE_FREE_FAILURES;
+  wr_fairq_config qcfg = {.max_running = cfg->max_hashing, .max_queued = cfg->max_queued,
+                          .per_source_running = cfg->source_running,
+                          .per_source_queued = cfg->source_queued};
+  if ((rv = wr_throttle_new(&cfg->account_throttle, &l->accounts)) != WR_OK ||
+      (rv = wr_throttle_new(&scfg, &l->sources)) != WR_OK || (rv = wr_fairq_new(&qcfg, &l->checks)) != WR_OK) {
+    wr_throttle_free(l->accounts);
+    wr_throttle_free(l->sources);
+    free(l->data_dir);
+    free(l->public_url);
+    free(l);
+    return rv;
+  }
+  /* Enough rows for a burst of real lockouts; a flood past that is a
+   * count in the log, not a full disk. */
+  l->audit_rl.burst = 100;
+  l->audit_rl.every_ms = 1000;
   uv_timer_init(l->loop, &l->sweep_timer);
   l->sweep_timer.data = l;
   l->open_handles = 1;
@@ -1323,11 +1636,27 @@ void wr_login_free(wr_login *l) {
   }
   while (l->sessions) session_destroy(l, l->sessions);
   while (l->deliveries) delivery_free(l, l->deliveries);
-  /* Jobs not started yet come back with UV_ECANCELED; running ones finish
-   * and answer 503 (work_done checks |closing|). */
-  for (job *j = l->jobs; j; j = j->next) uv_cancel((uv_req_t *)&j->work);
+  /* Checks waiting for a turn never reached the pool: answered here. Jobs
+   * not started yet come back with UV_ECANCELED; running ones finish and
+   * answer 503 (work_done checks |closing|). */
+  for (job *j = l->jobs, *next; j; j = next) {
+    next = j->next;
+    if (j->waiting) {
+      wr_fairq_remove(l->checks, &j->qi);
+      job_unlink(l, j);
+      wr_httpd_respond_simple(j->req, 503, "text/plain", "the edge is shutting down\n", 26);
+      job_free(j);
+    } else {
+      uv_cancel((uv_req_t *)&j->work);
+    }
+  }
   l->store = NULL;
   uv_close((uv_handle_t *)&l->sweep_timer, on_handle_closed);
+}
+
+void wr_login_get_stats(const wr_login *l, wr_login_stats *st) {
+  *st = l->stats;
+  wr_fairq_counts(l->checks, &st->running, &st->waiting);
 }
 
 /* --- URLs for the CLI ---------------------------------------------------------------- */

@@ -384,3 +384,123 @@ def test_browser_download_only(data_dir, edge_api, tmp_path):
         assert page.exists("#signin")
         page.goto(f"{base}/argotunnel/cert.pem")
         assert "no certificate" in page.eval("document.body.innerText")
+
+
+# --- guessing: a brute-force burst against a real edge ------------------------------------
+
+
+class Form:
+    """One browser session on the login pages, from a chosen source address
+    (any 127.0.0.0/8 address reaches the edge's 127.0.0.1 listener)."""
+
+    def __init__(self, base, source):
+        u = urllib.parse.urlsplit(base)
+        self.host, self.port, self.source = u.hostname, u.port, source
+        self.cookie = self.csrf = None
+
+    def request(self, method, path, body=None):
+        import http.client
+        c = http.client.HTTPConnection(self.host, self.port, timeout=120, source_address=(self.source, 0))
+        headers = {"Connection": "close"}
+        if self.cookie:
+            headers["Cookie"] = f"warren_login={self.cookie}"
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            c.request(method, path, body=body, headers=headers)
+            r = c.getresponse()
+            text = r.read().decode(errors="replace")
+            m = re.search(r"warren_login=([A-Za-z0-9_-]+)", r.getheader("Set-Cookie") or "")
+            if m:
+                self.cookie = m.group(1)
+            m = re.search(r'name="csrf" value="([^"]+)"', text)
+            if m:
+                self.csrf = m.group(1)
+            return r.status, text, r
+        finally:
+            c.close()
+
+    def sign_in(self, email, password):
+        if not self.csrf:
+            status, text, _ = self.request("GET", "/argotunnel")
+            assert status == 200, (status, text[:300])
+        body = urllib.parse.urlencode({"csrf": self.csrf, "email": email, "password": password})
+        return self.request("POST", "/argotunnel/signin", body)
+
+
+def page_error(text):
+    m = re.search(r'<p id="error" class="error">([^<]*)</p>', text)
+    return m.group(1) if m else None
+
+
+def test_brute_force_is_throttled_and_others_still_sign_in(data_dir, edge_api):
+    """200 wrong passwords for alice from 10 parallel sessions at 127.0.0.1:
+    alice's email locks (even her right password is refused at once, with
+    Retry-After), nobody gets 503, the flood beyond the source's share of
+    password checks is turned away at once, and bob signs in from
+    127.0.0.2 meanwhile. The audit log has the lockout."""
+    base, edge_proc = edge_api
+    ok(edge("user", "add", "bob@example.test", data_dir=data_dir, env={"WARREN_EDGE_PASSWORD": PASSWORD}))
+
+    statuses, errors, lock = [], [], threading.Lock()
+    def attacker(n):
+        form = Form(base, "127.0.0.1")
+        for i in range(20):
+            try:
+                status, text, _ = form.sign_in("alice@example.test", f"guess-{n}-{i}")
+            except OSError as e:
+                with lock:
+                    errors.append(repr(e))
+                continue
+            with lock:
+                statuses.append((status, page_error(text)))
+
+    threads = [threading.Thread(target=attacker, args=(n,), daemon=True) for n in range(10)]
+    for t in threads:
+        t.start()
+    # A user elsewhere signs in to another account once the flood is under way.
+    assert wait_for(lambda: len(statuses) + len(errors) >= 20, timeout=120)
+    user_status, user_text, _ = Form(base, "127.0.0.2").sign_in("bob@example.test", PASSWORD)
+    for t in threads:
+        t.join(300)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors[:5]
+
+    assert user_status == 303, (user_status, page_error(user_text))
+    codes = [s for s, _ in statuses]
+    assert len(codes) == 200
+    assert set(codes) <= {403, 429}, sorted(set(codes))
+    wrong = [e for s, e in statuses if s == 403]
+    locked = [e for s, e in statuses if s == 429 and e and e.startswith("Too many failed sign-ins; try again in")]
+    turned_away = [e for s, e in statuses if s == 429 and e and "from your network" in e]
+    assert all(e == "Wrong email or password." for e in wrong), set(wrong)
+    assert len(wrong) + len(locked) + len(turned_away) == 200
+    # Far fewer password checks than guesses: 5 free ones, then one per delay.
+    assert 5 <= len(wrong) < 40, len(wrong)
+    assert locked, "the email was never locked"
+
+    # Locked: her right password too, from anywhere, answered 429 at once.
+    for source in ("127.0.0.1", "127.0.0.3"):
+        status, text, r = Form(base, source).sign_in("alice@example.test", PASSWORD)
+        assert status == 429, (status, page_error(text))
+        assert page_error(text).startswith("Too many failed sign-ins; try again in"), page_error(text)
+        assert int(r.getheader("Retry-After")) >= 1
+    # An email without a user gets the same answer after as many failures.
+    form = Form(base, "127.0.0.4")
+    answers = [form.sign_in("nobody@example.test", "guess")[0] for _ in range(5)]
+    status, text, r = form.sign_in("nobody@example.test", PASSWORD)
+    assert answers == [403] * 5 and status == 429, (answers, status)
+    assert page_error(text).startswith("Too many failed sign-ins; try again in")
+    # Bob, from elsewhere, still signs in.
+    assert Form(base, "127.0.0.2").sign_in("bob@example.test", PASSWORD)[0] == 303
+
+    r = ok(edge("audit", "-o", "json", data_dir=data_dir))
+    rows = json.loads(r.stdout)
+    alice = [e for e in rows if e["action"] == "login.lock" and e["target_type"] == "email"
+             and e["target_id"] == "alice@example.test"]
+    assert alice, [e["action"] for e in rows]
+    assert alice[0]["actor"] == "edge" and alice[0]["detail"]["source"] == "127.0.0.1"
+    assert alice[0]["detail"]["failures"] == 5 and alice[0]["account_id"]
+    assert any(e["action"] == "login.lock" and e["target_id"] == "nobody@example.test" for e in rows)
+    log = edge_proc.output()
+    assert "failed sign-ins for alice@example.test" in log and PASSWORD not in log

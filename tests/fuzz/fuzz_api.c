@@ -84,7 +84,7 @@ static void reset_answer(const wr_httpd_req *req) {
 
 /* The envelope: {"success":B,"errors":[...],"messages":[],"result":...}. */
 static void check_envelope(void) {
-  static const int ok_status[] = {200, 400, 403, 404, 405, 409, 500};
+  static const int ok_status[] = {200, 400, 403, 404, 405, 409, 429, 500};
   int known = 0;
   for (size_t i = 0; i < sizeof(ok_status) / sizeof(ok_status[0]); i++) known |= status == ok_status[i];
   CHECK(known);
@@ -150,6 +150,9 @@ static void store_open(void) {
   cfg.store = store;
   cfg.max_tunnels = 16;
   cfg.max_routes = 16;
+  /* Inputs come from one (empty) source and most tokens are invalid: with
+   * the default throttle every input after the tenth would stop at 429. */
+  cfg.token_throttle.free_failures = 1u << 30;
   CHECK(wr_api_new(&cfg, &api) == WR_OK);
 }
 

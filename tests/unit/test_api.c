@@ -51,6 +51,8 @@ typedef struct fx {
   wr_api_config cfg;
   int port;
   int fallback_hits; /* requests the API declined (not under /client/v4) */
+  const char *from;  /* the client's source address; NULL: 127.0.0.1 */
+  uint64_t clock_ms; /* the API's clock when cfg.now_ms is test_clock */
   char base[160];    /* /client/v4/accounts/<acct> */
 } fx;
 
@@ -65,6 +67,7 @@ typedef struct answer {
 } answer;
 
 static answer last;
+static char last_retry_after[32]; /* the Retry-After field of the last answer, "" if none */
 
 static void handler(wr_httpd *h, wr_httpd_req *req, void *user) {
   fx *f = user;
@@ -142,6 +145,11 @@ static char *exchange(fx *f, const char *raw, size_t rawlen, size_t *outlen) {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   assert_true(fd >= 0);
+  if (f->from) {
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, f->from, &src.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+  }
   assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
   assert_int_equal(send(fd, raw, rawlen, MSG_NOSIGNAL), (ssize_t)rawlen);
   fcntl(fd, F_SETFL, O_NONBLOCK);
@@ -190,6 +198,9 @@ static int call_auth(fx *f, const char *method, const char *path, const char *au
     size_t cl = strcspn(ct, "\r");
     snprintf(last.ctype, sizeof(last.ctype), "%.*s", (int)cl, ct);
   }
+  char *ra = strcasestr(resp, "\r\nRetry-After: ");
+  last_retry_after[0] = '\0';
+  if (ra && ra < end) snprintf(last_retry_after, sizeof(last_retry_after), "%.*s", (int)strcspn(ra + 15, "\r"), ra + 15);
   if (strcmp(last.ctype, "application/json") == 0) {
     json_error_t jerr;
     last.json = json_loads(end + 4, 0, &jerr);
@@ -824,6 +835,94 @@ static void test_audit_log(void **state) {
   assert_int_equal(json_array_size(last.result), 1);
 }
 
+/* ---- token guessing ------------------------------------------------------------------------------ */
+
+static uint64_t test_clock(void *user) { return ((fx *)user)->clock_ms; }
+
+
+static int call_from(fx *f, const char *from, const char *auth) {
+  f->from = from;
+  int st = call_auth(f, "GET", ap(f, "/cfd_tunnel"), auth, NULL);
+  f->from = NULL;
+  return st;
+}
+
+static int audit_row(fx *f, const char *action, const char *target, const char *needle) {
+  wr_audit *rows;
+  size_t n;
+  int found = 0;
+  assert_int_equal(wr_store_audit_list(f->s, NULL, 0, &rows, &n), WR_OK);
+  for (size_t i = 0; i < n && !found; i++)
+    found = !strcmp(rows[i].action, action) && !strcmp(rows[i].target_type, "source") &&
+            !strcmp(rows[i].target_id, target) && !strcmp(rows[i].actor, "edge") &&
+            rows[i].account_id[0] == '\0' && (!needle || strstr(rows[i].detail, needle));
+  wr_store_audit_free(rows, n);
+  return found;
+}
+
+/* Ten invalid tokens from one source: then 429 (code 971, Retry-After)
+ * for everything from it, a valid token too, without a look at the token;
+ * other sources are served; the delay ends, grows, and is forgotten. */
+static void test_token_guessing(void **state) {
+  fx *f = *state;
+  char auth[128], bad[128], revoked_auth[128], tok[WR_STORE_TOKEN_LEN + 1];
+  wr_api_token k;
+  f->clock_ms = 1000000000;
+  f->cfg.now_ms = test_clock;
+  f->cfg.now_user = f;
+  start_api(f);
+  snprintf(auth, sizeof(auth), "Bearer %s", f->token);
+  assert_int_equal(wr_store_token_create(f->s, "test", f->user.id, NULL, tok, &k), WR_OK);
+  assert_int_equal(wr_store_token_revoke(f->s, "test", k.id), WR_OK);
+  snprintf(revoked_auth, sizeof(revoked_auth), "Bearer %s", tok);
+
+  /* Nine refusals with their reasons; a revoked token still says so. */
+  for (int i = 0; i < 8; i++) {
+    snprintf(bad, sizeof(bad), "Bearer guess%035d", i);
+    assert_int_equal(call_from(f, NULL, bad), 403);
+    assert_int_equal(last.code, 10000);
+  }
+  assert_int_equal(call_from(f, NULL, revoked_auth), 403);
+  assert_msg("revoked");
+  /* No header and malformed ones are not guesses: not counted. */
+  for (int i = 0; i < 5; i++) assert_int_equal(call_from(f, NULL, NULL), 403);
+  assert_int_equal(call_from(f, NULL, auth), 200);
+  /* The tenth invalid token is refused as usual and starts the delay. */
+  assert_int_equal(call_from(f, NULL, "Bearer guess-number-ten"), 403);
+  assert_msg("not valid on this edge");
+  assert_true(audit_row(f, "api.lock", "127.0.0.1", "\"failures\":10"));
+  assert_true(audit_row(f, "api.lock", "127.0.0.1", "\"retry_after_s\":1"));
+
+  /* Now everything from 127.0.0.1 waits, its valid token too. */
+  assert_int_equal(call_from(f, NULL, auth), 429);
+  assert_string_equal(last.ctype, "application/json");
+  assert_int_equal(last.code, 971);
+  assert_msg("try again in 1 second");
+  assert_string_equal(last_retry_after, "1");
+  assert_int_equal(call_from(f, NULL, revoked_auth), 429);
+  assert_int_equal(call_from(f, NULL, NULL), 429);
+  /* Another source with a valid token is served. */
+  assert_int_equal(call_from(f, "127.0.0.2", auth), 200);
+  assert_int_equal(call_from(f, "127.0.0.2", revoked_auth), 403);
+  assert_msg("revoked");
+
+  /* After the delay: served again; the next invalid token doubles it. */
+  f->clock_ms += 1000;
+  assert_int_equal(call_from(f, NULL, auth), 200);
+  assert_int_equal(call_from(f, NULL, "Bearer guess-eleven"), 403);
+  assert_int_equal(call_from(f, NULL, auth), 429);
+  assert_msg("try again in 2 seconds");
+  assert_string_equal(last_retry_after, "2");
+  assert_false(audit_row(f, "api.unlock", "127.0.0.1", NULL));
+
+  /* An hour after the delay the count is forgotten, and the end audited. */
+  f->clock_ms += 2000 + 60 * 60 * 1000;
+  assert_int_equal(call_from(f, "127.0.0.2", auth), 200);
+  assert_true(audit_row(f, "api.unlock", "127.0.0.1", "\"reason\":\"expired\""));
+  assert_int_equal(call_from(f, NULL, "Bearer guess-again"), 403);
+  assert_int_equal(call_from(f, NULL, auth), 200);
+}
+
 /* ---- store additions used by the API ------------------------------------------------------------ */
 
 static void test_store_cidr(void **state) {
@@ -1147,6 +1246,7 @@ static void test_delete_closes_connections(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_token_guessing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tunnel_lifecycle, setup, teardown),
       cmocka_unit_test_setup_teardown(test_connections_cleanup_and_cascade, setup, teardown),
