@@ -5,7 +5,6 @@
 #include "connector/proxy.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "connector/proxy_int.h"
 #include "lib/err.h"
