@@ -1,4 +1,5 @@
 #include "connector/ingress.h"
+#include "connector/ingress_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -387,41 +388,63 @@ static const char *join_host_port(pctx *p, const char *host, unsigned port) {
   return wr_arena_strdup(p->a, buf);
 }
 
-/* Parses scheme://[user@]host[:port] the way Go's url.Parse and cloudflared's
- * validateIngress see it: a scheme and a hostname are required and a path is
- * refused (the eyeball's path is always used). */
-static int parse_url_service(pctx *p, const char *s, unsigned line, const char *kp,
-                             wr_service *svc) {
+#define ERR_NEED_SCHEME_HOST \
+  "%s is an invalid address, please make sure it has a scheme and a hostname"
+
+/* The pieces of an origin URL, as parse_url_service reads them. */
+typedef struct url_parts {
+  char scheme[32]; /* lower-cased */
+  size_t scheme_len;
+  const char *auth; /* authority without userinfo: host[:port] */
+  size_t alen;
+  char host[512]; /* without brackets */
+  long port;      /* 0 without an explicit port */
+  int has_port;
+} url_parts;
+
+/* Reads scheme "://" at the start of |s|. Returns 0 or -1. */
+static int url_scheme(const char *s, url_parts *u) {
   size_t i = 0, len = strlen(s);
-  char scheme[32];
   while (i < len && is_scheme_char((unsigned char)s[i], i == 0)) i++;
-  if (i == 0 || i >= sizeof(scheme) || s[i] != ':' || strncmp(s + i, "://", 3) != 0)
-    return perr(p, line, kp,
-                "%s is an invalid address, please make sure it has a scheme and a hostname", s);
-  for (size_t j = 0; j < i; j++) scheme[j] = (char)tolower((unsigned char)s[j]);
-  scheme[i] = '\0';
-  const char *auth = s + i + 3;
-  size_t alen = strcspn(auth, "/?#");
-  const char *rest = auth + alen;
-  if (*rest == '/')
-    return perr(p, line, kp,
-                "%s is an invalid address, ingress rules don't support proxying to a different "
-                "path on the origin service. The path will be the same as the eyeball request's "
-                "path",
-                s);
-  /* Userinfo is not part of the host (url.URL.Host). */
-  const char *at = memchr(auth, '@', alen);
-  if (at) alen -= (size_t)(at + 1 - auth), auth = at + 1;
-  char host[512];
-  const char *port_s = NULL;
-  size_t hlen;
-  if (alen >= sizeof(host))
+  if (i == 0 || i >= sizeof(u->scheme) || s[i] != ':' || strncmp(s + i, "://", 3) != 0) return -1;
+  for (size_t j = 0; j < i; j++) u->scheme[j] = (char)tolower((unsigned char)s[j]);
+  u->scheme[i] = '\0';
+  u->scheme_len = i;
+  return 0;
+}
+
+/* The port after the host: |port_s| up to the end of the authority (none
+ * when |port_s| is NULL or the port is empty). */
+static int url_port(pctx *p, const char *s, unsigned line, const char *kp, const char *port_s,
+                    url_parts *u) {
+  const char *end = u->auth + u->alen;
+  u->port = 0;
+  u->has_port = 0;
+  if (!port_s || port_s >= end) return WR_OK;
+  size_t plen = (size_t)(end - port_s);
+  if (plen > 5) return perr(p, line, kp, "%s is an invalid address: invalid port", s);
+  for (size_t j = 0; j < plen; j++) {
+    if (!isdigit((unsigned char)port_s[j]))
+      return perr(p, line, kp, "%s is an invalid address: invalid port", s);
+    u->port = u->port * 10 + (port_s[j] - '0');
+  }
+  if (u->port < 1 || u->port > 65535)
+    return perr(p, line, kp, "%s is an invalid address: port %ld out of range", s, u->port);
+  u->has_port = 1;
+  return WR_OK;
+}
+
+/* Splits the authority into host ("[v6]" unbracketed) and port. */
+static int url_host_port(pctx *p, const char *s, unsigned line, const char *kp, url_parts *u) {
+  const char *auth = u->auth, *port_s = NULL;
+  size_t alen = u->alen, hlen;
+  if (alen >= sizeof(u->host))
     return perr(p, line, kp, "%s is an invalid address: host name too long", s);
   if (auth[0] == '[') {
     const char *close = memchr(auth, ']', alen);
     if (!close) return perr(p, line, kp, "%s is an invalid address: missing ']' in host", s);
     hlen = (size_t)(close - auth - 1);
-    memcpy(host, auth + 1, hlen);
+    memcpy(u->host, auth + 1, hlen);
     if ((size_t)(close + 1 - auth) < alen) {
       if (close[1] != ':') return perr(p, line, kp, "%s is an invalid address: bad host", s);
       port_s = close + 2;
@@ -429,60 +452,81 @@ static int parse_url_service(pctx *p, const char *s, unsigned line, const char *
   } else {
     const char *colon = memchr(auth, ':', alen);
     hlen = colon ? (size_t)(colon - auth) : alen;
-    memcpy(host, auth, hlen);
+    memcpy(u->host, auth, hlen);
     if (colon) port_s = colon + 1;
   }
-  host[hlen] = '\0';
-  if (!hlen)
-    return perr(p, line, kp,
-                "%s is an invalid address, please make sure it has a scheme and a hostname", s);
-  if (strchr(host, ':') && auth[0] != '[')
+  u->host[hlen] = '\0';
+  if (!hlen) return perr(p, line, kp, ERR_NEED_SCHEME_HOST, s);
+  if (strchr(u->host, ':') && auth[0] != '[')
     return perr(p, line, kp, "%s is an invalid address: bad host", s);
-  long port = 0;
-  int has_port = 0;
-  if (port_s && port_s < auth + alen) {
-    size_t plen = (size_t)(auth + alen - port_s);
-    if (plen > 5) return perr(p, line, kp, "%s is an invalid address: invalid port", s);
-    for (size_t j = 0; j < plen; j++) {
-      if (!isdigit((unsigned char)port_s[j]))
-        return perr(p, line, kp, "%s is an invalid address: invalid port", s);
-      port = port * 10 + (port_s[j] - '0');
-    }
-    if (port < 1 || port > 65535)
-      return perr(p, line, kp, "%s is an invalid address: port %ld out of range", s, port);
-    has_port = 1;
-  }
-  svc->host = wr_arena_strdup(p->a, host);
-  if (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0 || strcmp(scheme, "ws") == 0 ||
-      strcmp(scheme, "wss") == 0) {
-    svc->kind = WR_SVC_HTTP;
-    svc->tls = strcmp(scheme, "https") == 0 || strcmp(scheme, "wss") == 0;
-    svc->scheme = svc->tls ? "https" : "http";
-    svc->port = has_port ? (uint16_t)port : svc->tls ? 443 : 80;
-    svc->authority = wr_arena_strndup(p->a, auth, alen);
-    /* url.String() keeps everything but lower-cases the scheme. */
-    char *d = wr_arena_strdup(p->a, s);
-    for (size_t j = 0; j < i; j++) d[j] = (char)tolower((unsigned char)d[j]);
-    svc->display = d;
-    return WR_OK;
-  }
+  return url_port(p, s, line, kp, port_s, u);
+}
+
+static int is_http_scheme(const char *scheme) {
+  return strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0 ||
+         strcmp(scheme, "ws") == 0 || strcmp(scheme, "wss") == 0;
+}
+
+/* http(s):// and ws(s):// origins. */
+static int url_http_service(pctx *p, const char *s, const url_parts *u, wr_service *svc) {
+  svc->kind = WR_SVC_HTTP;
+  svc->tls = strcmp(u->scheme, "https") == 0 || strcmp(u->scheme, "wss") == 0;
+  svc->scheme = svc->tls ? "https" : "http";
+  svc->port = u->has_port ? (uint16_t)u->port : svc->tls ? 443 : 80;
+  svc->authority = wr_arena_strndup(p->a, u->auth, u->alen);
+  /* url.String() keeps everything but lower-cases the scheme. */
+  char *d = wr_arena_strdup(p->a, s);
+  memcpy(d, u->scheme, u->scheme_len);
+  svc->display = d;
+  return WR_OK;
+}
+
+/* Any other scheme: a TCP origin (ssh://, rdp://, ...). */
+static int url_stream_service(pctx *p, unsigned line, const char *kp, const url_parts *u,
+                              wr_service *svc) {
+  long port = u->port;
   svc->kind = WR_SVC_STREAM;
-  svc->scheme = wr_arena_strdup(p->a, scheme);
-  if (!has_port) {
+  svc->scheme = wr_arena_strdup(p->a, u->scheme);
+  if (!u->has_port) {
     for (size_t j = 0; j < sizeof(stream_ports) / sizeof(stream_ports[0]); j++)
-      if (strcmp(scheme, stream_ports[j].scheme) == 0) port = stream_ports[j].port;
+      if (strcmp(u->scheme, stream_ports[j].scheme) == 0) port = stream_ports[j].port;
     /* cloudflared would accept any other scheme and fail at dial time for
      * want of a port; a scheme we know no port for is almost always a typo
      * ("htp://"), so it is refused here. With an explicit port any scheme
      * is a TCP origin, as in cloudflared. */
-    if (!port) return perr(p, line, kp, "unknown scheme \"%s\"", scheme);
+    if (!port) return perr(p, line, kp, "unknown scheme \"%s\"", u->scheme);
   }
   svc->port = (uint16_t)port;
-  svc->authority = join_host_port(p, host, (unsigned)port);
+  svc->authority = join_host_port(p, u->host, (unsigned)port);
   char buf[700];
-  snprintf(buf, sizeof(buf), "%s://%s", scheme, svc->authority);
+  snprintf(buf, sizeof(buf), "%s://%s", u->scheme, svc->authority);
   svc->display = wr_arena_strdup(p->a, buf);
   return WR_OK;
+}
+
+/* Parses scheme://[user@]host[:port] the way Go's url.Parse and cloudflared's
+ * validateIngress see it: a scheme and a hostname are required and a path is
+ * refused (the eyeball's path is always used). */
+static int parse_url_service(pctx *p, const char *s, unsigned line, const char *kp,
+                             wr_service *svc) {
+  url_parts u;
+  int rv;
+  if (url_scheme(s, &u) != 0) return perr(p, line, kp, ERR_NEED_SCHEME_HOST, s);
+  u.auth = s + u.scheme_len + 3;
+  u.alen = strcspn(u.auth, "/?#");
+  if (u.auth[u.alen] == '/')
+    return perr(p, line, kp,
+                "%s is an invalid address, ingress rules don't support proxying to a different "
+                "path on the origin service. The path will be the same as the eyeball request's "
+                "path",
+                s);
+  /* Userinfo is not part of the host (url.URL.Host). */
+  const char *at = memchr(u.auth, '@', u.alen);
+  if (at) u.alen -= (size_t)(at + 1 - u.auth), u.auth = at + 1;
+  if ((rv = url_host_port(p, s, line, kp, &u))) return rv;
+  svc->host = wr_arena_strdup(p->a, u.host);
+  if (is_http_scheme(u.scheme)) return url_http_service(p, s, &u, svc);
+  return url_stream_service(p, line, kp, &u, svc);
 }
 
 /* The service string of rule |kp| (cloudflared's validateIngress order:
@@ -661,181 +705,8 @@ static const char *to_punycode(pctx *p, const char *h) {
 
 /* --- path regexes -------------------------------------------------------- */
 
-/* Path patterns are Go RE2 in cloudflared; Warren compiles them with POSIX
- * regcomp(REG_EXTENDED|REG_NOSUB). For the patterns people write for URL
- * paths RE2 and POSIX ERE agree (literals, ., [], *, +, ?, {n,m}, |, (), ^,
- * $), so ERE serves as a compatible subset once the common RE2-only spellings
- * are rewritten: \d \w \s and their negations, (?:...) groups, a leading
- * (?i) flag, and lazy quantifiers (*? +? ?? {n}?, whose laziness cannot
- * change whether a path matches). Anything else RE2-specific (\b, \pL, other
- * flags, named groups) is refused with a clear error rather than silently
- * meaning something else; so are backreferences, which RE2 lacks.
- *
- * glibc's regcomp copies the operand of + and {n,m} once per repetition, so
- * stacked or nested repetitions grow exponentially ("a+++...", "((a+)+)+").
- * RE2 refuses stacked repetitions and so does this; nested ones are bounded
- * by estimating the size of the expanded tree. */
-#define RE_MAX_NODES 20000.0
-#define RE_MAX_GROUPS 64
-
-typedef struct re_group {
-  double total; /* estimated nodes of the group so far */
-  double last;  /* nodes of its last atom, which a quantifier multiplies */
-} re_group;
-
-static int translate_regex(const char *re, char *out, size_t cap, int *icase, const char **why) {
-  size_t o = 0, i = 0, len = strlen(re), depth = 0;
-  re_group g[RE_MAX_GROUPS + 1] = {{0, 0}};
-  int quantified = 0; /* the previous token was a quantifier */
-#define PUT(str)                                               \
-  do {                                                         \
-    size_t l_ = strlen(str);                                   \
-    if (o + l_ >= cap) return *why = "pattern too long", -1;   \
-    memcpy(out + o, str, l_), o += l_;                         \
-  } while (0)
-#define ATOM(n) (g[depth].last = (n), g[depth].total += (n), quantified = 0)
-  *icase = 0;
-  if (strncmp(re, "(?i)", 4) == 0) *icase = 1, i = 4;
-  for (; i < len; i++) {
-    char c = re[i];
-    char one[2] = {c, 0};
-    if (c == '\\') {
-      char e = re[i + 1];
-      i++;
-      if (e == 'd') PUT("[0-9]");
-      else if (e == 'D') PUT("[^0-9]");
-      else if (e == 'w') PUT("[[:alnum:]_]");
-      else if (e == 'W') PUT("[^[:alnum:]_]");
-      else if (e == 's') PUT("[[:space:]]");
-      else if (e == 'S') PUT("[^[:space:]]");
-      else if (e >= '0' && e <= '9') return *why = "backreferences are not supported", -1;
-      else if (e && strchr(".[]{}()*+?^$|\\/-", e)) {
-        char esc[3] = {'\\', e, 0};
-        if (e == '/' || e == '-') esc[0] = e, esc[1] = 0; /* not special in ERE */
-        PUT(esc);
-      } else if (!e) {
-        return *why = "trailing backslash", -1;
-      } else {
-        return *why = "this RE2 escape is not supported (supported: \\d \\w \\s \\D \\W \\S and "
-                      "escaped punctuation)", -1;
-      }
-      ATOM(1);
-      continue;
-    }
-    if (c == '[') {
-      /* A bracket expression is one atom; copy it, rewriting \d \w \s and
-       * escaped punctuation, which POSIX would read literally. */
-      int first = 1;
-      PUT("[");
-      if (re[i + 1] == '^') {
-        PUT("^");
-        i++;
-      }
-      for (i++;; i++) {
-        c = re[i];
-        if (!c) return *why = "missing closing ]", -1;
-        if (c == ']' && !first) break;
-        first = 0;
-        if (c == '\\') {
-          char e = re[++i];
-          if (e == 'd') PUT("0-9");
-          else if (e == 'w') PUT("[:alnum:]_");
-          else if (e == 's') PUT("[:space:]");
-          else if (e && strchr("./*+?(){}|$\\", e)) {
-            char lit[2] = {e, 0};
-            PUT(lit);
-          } else
-            return *why = "this escape inside [...] is not supported (write ] first, - last)",
-                   -1;
-          continue;
-        }
-        if (c == '[' && (re[i + 1] == ':' || re[i + 1] == '=' || re[i + 1] == '.')) {
-          const char *end = strstr(re + i + 2, (char[]){re[i + 1], ']', 0});
-          if (!end) return *why = "unterminated character class", -1;
-          size_t l = (size_t)(end + 2 - (re + i));
-          if (o + l >= cap) return *why = "pattern too long", -1;
-          memcpy(out + o, re + i, l), o += l;
-          i += l - 1;
-          continue;
-        }
-        one[0] = c;
-        PUT(one);
-      }
-      PUT("]");
-      ATOM(1);
-      continue;
-    }
-    if (c == '(') {
-      if (re[i + 1] == '?') {
-        if (re[i + 2] != ':') return *why = "RE2 flags and named groups are not supported", -1;
-        i += 2;
-      }
-      if (depth == RE_MAX_GROUPS) return *why = "groups nested too deeply", -1;
-      g[++depth] = (re_group){0, 0};
-      quantified = 0;
-      PUT("(");
-      continue;
-    }
-    if (c == ')' && depth > 0) {
-      double n = g[depth--].total + 1;
-      PUT(")");
-      ATOM(n);
-      if (g[depth].total > RE_MAX_NODES) goto too_big;
-      continue;
-    }
-    if (c == '|') {
-      g[depth].last = 0;
-      quantified = 0;
-      PUT("|");
-      continue;
-    }
-    int is_interval = c == '{' && isdigit((unsigned char)re[i + 1]);
-    if (c == '*' || c == '+' || c == '?' || is_interval) {
-      double factor = c == '+' ? 2 : 1;
-      size_t start = i;
-      if (quantified) {
-        /* One '?' after a quantifier makes it lazy: drop it. */
-        if (c == '?' && quantified == 1) {
-          quantified = 2;
-          continue;
-        }
-        return *why = "invalid nested repetition operator", -1;
-      }
-      if (is_interval) {
-        long lo = 0, hi = -1;
-        size_t j = i + 1;
-        while (isdigit((unsigned char)re[j]) && lo <= 1000) lo = lo * 10 + (re[j++] - '0');
-        if (re[j] == ',') {
-          j++;
-          if (isdigit((unsigned char)re[j])) {
-            hi = 0;
-            while (isdigit((unsigned char)re[j]) && hi <= 1000) hi = hi * 10 + (re[j++] - '0');
-          }
-        }
-        if (lo > 1000 || hi > 1000) return *why = "repetition count above 1000", -1;
-        if (re[j] != '}') return *why = "malformed {n,m} repetition", -1;
-        factor = hi >= 0 ? (hi > 1 ? hi : 1) : lo + 1;
-        i = j;
-      }
-      if (o + (i - start + 1) >= cap) return *why = "pattern too long", -1;
-      memcpy(out + o, re + start, i - start + 1), o += i - start + 1;
-      g[depth].total += g[depth].last * (factor - 1);
-      g[depth].last *= factor;
-      quantified = 1;
-      if (g[depth].total > RE_MAX_NODES) goto too_big;
-      continue;
-    }
-    PUT(one);
-    ATOM(1);
-  }
-  out[o] = '\0';
-  return 0;
-too_big:
-  return *why = "pattern expands to too many states (nested repetitions)", -1;
-#undef PUT
-#undef ATOM
-}
-
+/* Path patterns are Go RE2 in cloudflared; ingress_regex.c translates the
+ * subset that POSIX ERE can express for regcomp. */
 static int compile_path(pctx *p, const char *path, unsigned line, const char *kp, size_t rule_no,
                         regex_t **out) {
   size_t cap = strlen(path) * 12 + 16;
@@ -846,7 +717,7 @@ static int compile_path(pctx *p, const char *path, unsigned line, const char *kp
     return perr(p, line, kp, "Rule #%zu has an invalid regex: longer than %u bytes", rule_no,
                 WR_INGRESS_MAX_REGEX);
   tr = wr_xmalloc(cap);
-  if (translate_regex(path, tr, cap, &icase, &why) != 0) {
+  if (wr__ingress_regex_translate(path, tr, cap, &icase, &why) != 0) {
     free(tr);
     return perr(p, line, kp, "Rule #%zu has an invalid regex: %s", rule_no, why);
   }
@@ -894,49 +765,37 @@ static int has_port(const char *h) {
   return c && !strchr(c + 1, ':');
 }
 
-static int parse_rule(pctx *p, const wr_ynode *v, size_t idx, size_t total,
-                      const wr_origin_request *defaults, wr_ingress_rule *r) {
-  char kp[64], fkp[96];
-  const wr_ynode *hostname = NULL, *path = NULL, *service = NULL, *orq = NULL;
-  const char *host = "", *path_s = "", *svc = "";
-  wr_origin_request raw;
-  int rv;
-  snprintf(kp, sizeof(kp), "ingress[%zu]", idx);
-  if (v->kind != WR_YNODE_MAP)
-    return perr(p, v->line, kp, "expected a map with hostname, path and service, found %s",
-                wr_ynode_kind_name(v));
-  r->line = v->line;
+/* The values of one rule's keys; absent keys stay NULL. */
+typedef struct rule_nodes {
+  const wr_ynode *hostname, *path, *service, *orq;
+} rule_nodes;
+
+static void rule_find_keys(pctx *p, const wr_ynode *v, const char *kp, rule_nodes *n) {
+  *n = (rule_nodes){0};
   for (size_t i = 0; i < v->n; i++) {
     const wr_ynode *k = v->pairs[i].key;
-    if (key_is(p, k, "hostname")) hostname = v->pairs[i].val;
-    else if (key_is(p, k, "path")) path = v->pairs[i].val;
-    else if (key_is(p, k, "service")) service = v->pairs[i].val;
-    else if (key_is(p, k, "originRequest")) orq = v->pairs[i].val;
+    if (key_is(p, k, "hostname")) n->hostname = v->pairs[i].val;
+    else if (key_is(p, k, "path")) n->path = v->pairs[i].val;
+    else if (key_is(p, k, "service")) n->service = v->pairs[i].val;
+    else if (key_is(p, k, "originRequest")) n->orq = v->pairs[i].val;
     else pwarn_unknown(p, k, kp);
   }
-  if (hostname) {
-    kp_join(fkp, sizeof(fkp), kp, "hostname");
-    if ((rv = get_str(p, hostname, fkp, &host))) return rv;
-  }
-  if (path) {
-    kp_join(fkp, sizeof(fkp), kp, "path");
-    if ((rv = get_str(p, path, fkp, &path_s))) return rv;
-  }
-  if (service) {
-    kp_join(fkp, sizeof(fkp), kp, "service");
-    if ((rv = get_str(p, service, fkp, &svc))) return rv;
-  }
+}
 
-  kp_join(fkp, sizeof(fkp), kp, "originRequest");
-  if ((rv = or_parse(p, orq, fkp, &raw))) return rv;
-  r->origin = *defaults;
-  or_merge(&r->origin, &raw);
+/* The string of key |key| of rule |kp| into *out when the key is there. */
+static int rule_str(pctx *p, const wr_ynode *val, const char *kp, const char *key,
+                    const char **out) {
+  char fkp[96];
+  if (!val) return WR_OK;
+  kp_join(fkp, sizeof(fkp), kp, key);
+  return get_str(p, val, fkp, out);
+}
 
-  kp_join(fkp, sizeof(fkp), kp, "service");
-  if (!*svc) return perr(p, v->line, kp, "\"service\" is required");
-  if ((rv = parse_service(p, svc, service->line, fkp, &r->origin, &r->service))) return rv;
-
-  /* validateHostname */
+/* validateHostname (no port, one leading wildcard label at most), then the
+ * catch-all rule: the last rule must be one and no other may be. */
+static int check_rule_host(pctx *p, const wr_ynode *v, const wr_ynode *hostname, const char *kp,
+                           const char *host, const char *path_s, size_t idx, size_t total) {
+  char fkp[96];
   kp_join(fkp, sizeof(fkp), kp, "hostname");
   unsigned hline = hostname ? hostname->line : v->line;
   if (has_port(host)) return perr(p, hline, fkp, "Hostname cannot contain a port");
@@ -951,13 +810,43 @@ static int parse_rule(pctx *p, const wr_ynode *v, size_t idx, size_t total,
                 "Rule #%zu is matching the hostname '%s', but this will match every hostname, "
                 "meaning the rules which follow it will never be triggered.",
                 idx + 1, host);
+  return WR_OK;
+}
+
+static int parse_rule(pctx *p, const wr_ynode *v, size_t idx, size_t total,
+                      const wr_origin_request *defaults, wr_ingress_rule *r) {
+  char kp[64], fkp[96];
+  rule_nodes n;
+  const char *host = "", *path_s = "", *svc = "";
+  wr_origin_request raw;
+  int rv;
+  snprintf(kp, sizeof(kp), "ingress[%zu]", idx);
+  if (v->kind != WR_YNODE_MAP)
+    return perr(p, v->line, kp, "expected a map with hostname, path and service, found %s",
+                wr_ynode_kind_name(v));
+  r->line = v->line;
+  rule_find_keys(p, v, kp, &n);
+  if ((rv = rule_str(p, n.hostname, kp, "hostname", &host)) ||
+      (rv = rule_str(p, n.path, kp, "path", &path_s)) ||
+      (rv = rule_str(p, n.service, kp, "service", &svc)))
+    return rv;
+
+  kp_join(fkp, sizeof(fkp), kp, "originRequest");
+  if ((rv = or_parse(p, n.orq, fkp, &raw))) return rv;
+  r->origin = *defaults;
+  or_merge(&r->origin, &raw);
+
+  kp_join(fkp, sizeof(fkp), kp, "service");
+  if (!*svc) return perr(p, v->line, kp, "\"service\" is required");
+  if ((rv = parse_service(p, svc, n.service->line, fkp, &r->origin, &r->service))) return rv;
+  if ((rv = check_rule_host(p, v, n.hostname, kp, host, path_s, idx, total))) return rv;
 
   r->hostname = *host ? host : NULL;
   if (r->hostname) r->punycode = to_punycode(p, host);
   if (*path_s) {
     kp_join(fkp, sizeof(fkp), kp, "path");
     r->path = path_s;
-    if ((rv = compile_path(p, path_s, path->line, fkp, idx + 1, &r->path_re))) return rv;
+    if ((rv = compile_path(p, path_s, n.path->line, fkp, idx + 1, &r->path_re))) return rv;
   }
   return WR_OK;
 }

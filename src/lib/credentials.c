@@ -729,49 +729,70 @@ static size_t append(char *dst, size_t o, const char *s, size_t n) {
   return o + n;
 }
 
-char *wr_origin_cert_encode(const wr_origin_cert *c, const char *cert_pem, const char *key_pem) {
-  if (!c) return NULL;
-  size_t zl, al, tl, el;
-  if (field_len(c->zone_id, &zl) || field_len(c->account_id, &al) ||
-      field_len(c->api_token, &tl) || field_len(c->endpoint, &el))
-    return NULL;
-  /* cloudflared refuses a token without these; do not write one. */
-  if (zl == 0 || tl == 0) return NULL;
-  if (!cert_pem) cert_pem = "";
-  if (!key_pem) key_pem = "";
-  if (!legacy_pem_ok(cert_pem) || !legacy_pem_ok(key_pem)) return NULL;
+/* Lengths of an origin cert's fields (each below WR_CRED_MAX_FIELD). */
+typedef struct cert_lens {
+  size_t zone, account, token, endpoint;
+} cert_lens;
 
-  /* Field order as HEAD's OriginCert struct marshals: zoneID, accountID,
-   * apiToken, endpoint (omitempty). */
+/* The token block's body: base64 of HEAD's OriginCert as compact JSON, with
+ * the fields in the order its struct marshals them: zoneID, accountID,
+ * apiToken, endpoint (omitempty). Returns a buffer of *bsize bytes holding
+ * *blen characters (the caller wipes it), or NULL (bad UTF-8, OOM). */
+static char *origin_token_b64(const wr_origin_cert *c, const cert_lens *l, size_t *bsize,
+                              size_t *blen) {
   json_t *obj = json_object();
-  char *json = NULL;
+  char *json = NULL, *b64;
   size_t jn = 0;
-  if (obj && add_string(obj, "zoneID", c->zone_id, zl) == 0 &&
-      add_string(obj, "accountID", c->account_id, al) == 0 &&
-      add_string(obj, "apiToken", c->api_token, tl) == 0 &&
-      (el == 0 || add_string(obj, "endpoint", c->endpoint, el) == 0))
+  int bn;
+  if (obj && add_string(obj, "zoneID", c->zone_id, l->zone) == 0 &&
+      add_string(obj, "accountID", c->account_id, l->account) == 0 &&
+      add_string(obj, "apiToken", c->api_token, l->token) == 0 &&
+      (l->endpoint == 0 || add_string(obj, "endpoint", c->endpoint, l->endpoint) == 0))
     json = dump_compact(obj, &jn);
   json_decref(obj);
   if (!json) return NULL;
-  size_t bsize = WR_BASE64_ENCODED_SIZE(jn);
-  char *b64 = wr_xmalloc(bsize);
-  int bn = wr_base64_encode((const uint8_t *)json, jn, b64, bsize, 1);
+  *bsize = WR_BASE64_ENCODED_SIZE(jn);
+  b64 = wr_xmalloc(*bsize);
+  bn = wr_base64_encode((const uint8_t *)json, jn, b64, *bsize, 1);
   wipe_free(json, jn);
   if (bn < 0) {
     free(b64);
     return NULL;
   }
+  *blen = (size_t)bn;
+  return b64;
+}
 
+/* Appends the |n| bytes of PEM text |s| and a newline if it does not end
+ * with one, so the next block starts on its own line. */
+static size_t append_pem_text(char *dst, size_t o, const char *s, size_t n) {
+  o = append(dst, o, s, n);
+  if (n && s[n - 1] != '\n') dst[o++] = '\n';
+  return o;
+}
+
+char *wr_origin_cert_encode(const wr_origin_cert *c, const char *cert_pem, const char *key_pem) {
   static const char begin[] = "-----BEGIN " TOKEN_BLOCK "-----\n";
   static const char end[] = "-----END " TOKEN_BLOCK "-----\n";
-  size_t cl = strlen(cert_pem), kl = strlen(key_pem), b = (size_t)bn;
+  cert_lens l;
+  size_t bsize = 0, b = 0;
+  if (!c) return NULL;
+  if (field_len(c->zone_id, &l.zone) || field_len(c->account_id, &l.account) ||
+      field_len(c->api_token, &l.token) || field_len(c->endpoint, &l.endpoint))
+    return NULL;
+  /* cloudflared refuses a token without these; do not write one. */
+  if (l.zone == 0 || l.token == 0) return NULL;
+  if (!cert_pem) cert_pem = "";
+  if (!key_pem) key_pem = "";
+  if (!legacy_pem_ok(cert_pem) || !legacy_pem_ok(key_pem)) return NULL;
+  char *b64 = origin_token_b64(c, &l, &bsize, &b);
+  if (!b64) return NULL;
+
+  size_t cl = strlen(cert_pem), kl = strlen(key_pem);
   size_t total = cl + 1 + kl + 1 + sizeof(begin) + b + b / 64 + 1 + sizeof(end) + 1;
   char *out = wr_xmalloc(total);
-  size_t o = 0;
-  o = append(out, o, cert_pem, cl);
-  if (cl && cert_pem[cl - 1] != '\n') out[o++] = '\n';
-  o = append(out, o, key_pem, kl);
-  if (kl && key_pem[kl - 1] != '\n') out[o++] = '\n';
+  size_t o = append_pem_text(out, 0, cert_pem, cl);
+  o = append_pem_text(out, o, key_pem, kl);
   o = append(out, o, begin, sizeof(begin) - 1);
   /* 64-character lines, as Go's pem.Encode writes them. */
   for (size_t i = 0; i < b; i += 64) {

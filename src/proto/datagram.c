@@ -226,59 +226,71 @@ int wr_dgram_v3_decode(const uint8_t *p, size_t len, wr_dgram_v3 *out) {
   }
 }
 
+/* Places the |len| bytes at |body| after a |hdr|-byte header in |out| and
+ * returns the datagram's length, or WR_ERR_LIMIT (above |max| or |out_cap|)
+ * / WR_ERR_INVAL (no bytes for a nonzero length). The body moves first, with
+ * memmove: it may already sit inside |out| (at out + hdr, the zero-copy
+ * layout HEAD's MarshalPayloadHeaderTo is for, or at out itself). */
+static int v3_body(uint8_t *out, size_t out_cap, size_t hdr, const uint8_t *body, size_t len,
+                   size_t max) {
+  if (len > max) return WR_ERR_LIMIT;
+  if (len && !body) return WR_ERR_INVAL;
+  if (hdr + len > out_cap) return WR_ERR_LIMIT;
+  if (len) memmove(out + hdr, body, len);
+  return (int)(hdr + len);
+}
+
+static int v3_encode_register(const wr_dgram_v3 *d, uint8_t *out, size_t out_cap) {
+  size_t hdr = d->ipv6 ? WR_DGRAM_V3_REG_V6_LEN : WR_DGRAM_V3_REG_V4_LEN;
+  int total = v3_body(out, out_cap, hdr, d->payload, d->payload_len, WR_DGRAM_V3_MAX_PAYLOAD);
+  if (total < 0) return total;
+  uint8_t flags = 0;
+  if (d->ipv6) flags |= WR_DGRAM_V3_FLAG_IPV6;
+  if (d->traced) flags |= WR_DGRAM_V3_FLAG_TRACED;
+  if (d->payload_len) flags |= WR_DGRAM_V3_FLAG_BUNDLED;
+  out[0] = WR_DGRAM_V3_REGISTER;
+  out[1] = flags;
+  put_be16(out + 2, d->dst_port);
+  put_be16(out + 4, d->idle_seconds);
+  memcpy(out + 6, d->request_id, 16);
+  memcpy(out + 22, d->dst_addr, d->ipv6 ? 16 : 4);
+  return total;
+}
+
+static int v3_encode_payload(const wr_dgram_v3 *d, uint8_t *out, size_t out_cap) {
+  int total = v3_body(out, out_cap, WR_DGRAM_V3_PAYLOAD_HDR_LEN, d->payload, d->payload_len,
+                      WR_DGRAM_V3_MAX_PAYLOAD);
+  if (total < 0) return total;
+  out[0] = WR_DGRAM_V3_PAYLOAD;
+  memcpy(out + 1, d->request_id, 16);
+  return total;
+}
+
+static int v3_encode_icmp(const wr_dgram_v3 *d, uint8_t *out, size_t out_cap) {
+  if (d->payload_len == 0 || !d->payload) return WR_ERR_INVAL;
+  int total = v3_body(out, out_cap, 1, d->payload, d->payload_len, WR_DGRAM_V3_MAX_PAYLOAD);
+  if (total < 0) return total;
+  out[0] = WR_DGRAM_V3_ICMP;
+  return total;
+}
+
+static int v3_encode_response(const wr_dgram_v3 *d, uint8_t *out, size_t out_cap) {
+  int total = v3_body(out, out_cap, WR_DGRAM_V3_RESP_HDR_LEN, d->err_msg, d->err_msg_len,
+                      WR_DGRAM_V3_MAX_ERR_MSG);
+  if (total < 0) return total;
+  out[0] = WR_DGRAM_V3_RESPONSE;
+  out[1] = d->resp_code;
+  memcpy(out + 2, d->request_id, 16);
+  put_be16(out + 18, (uint16_t)d->err_msg_len);
+  return total;
+}
+
 int wr_dgram_v3_encode(const wr_dgram_v3 *d, uint8_t *out, size_t out_cap) {
-  size_t total;
   switch (d->type) {
-  case WR_DGRAM_V3_REGISTER: {
-    size_t hdr = d->ipv6 ? WR_DGRAM_V3_REG_V6_LEN : WR_DGRAM_V3_REG_V4_LEN;
-    if (d->payload_len > WR_DGRAM_V3_MAX_PAYLOAD) return WR_ERR_LIMIT;
-    if (d->payload_len && !d->payload) return WR_ERR_INVAL;
-    total = hdr + d->payload_len;
-    if (total > out_cap) return WR_ERR_LIMIT;
-    /* Payload first, in case it already sits inside |out|. */
-    if (d->payload_len) memmove(out + hdr, d->payload, d->payload_len);
-    uint8_t flags = 0;
-    if (d->ipv6) flags |= WR_DGRAM_V3_FLAG_IPV6;
-    if (d->traced) flags |= WR_DGRAM_V3_FLAG_TRACED;
-    if (d->payload_len) flags |= WR_DGRAM_V3_FLAG_BUNDLED;
-    out[0] = WR_DGRAM_V3_REGISTER;
-    out[1] = flags;
-    put_be16(out + 2, d->dst_port);
-    put_be16(out + 4, d->idle_seconds);
-    memcpy(out + 6, d->request_id, 16);
-    memcpy(out + 22, d->dst_addr, d->ipv6 ? 16 : 4);
-    return (int)total;
-  }
-  case WR_DGRAM_V3_PAYLOAD:
-    if (d->payload_len > WR_DGRAM_V3_MAX_PAYLOAD) return WR_ERR_LIMIT;
-    if (d->payload_len && !d->payload) return WR_ERR_INVAL;
-    total = WR_DGRAM_V3_PAYLOAD_HDR_LEN + d->payload_len;
-    if (total > out_cap) return WR_ERR_LIMIT;
-    /* The payload moves first: it may already sit at out + 17 (the zero-copy
-     * layout HEAD's MarshalPayloadHeaderTo is for) or at out itself. */
-    if (d->payload_len) memmove(out + WR_DGRAM_V3_PAYLOAD_HDR_LEN, d->payload, d->payload_len);
-    out[0] = WR_DGRAM_V3_PAYLOAD;
-    memcpy(out + 1, d->request_id, 16);
-    return (int)total;
-  case WR_DGRAM_V3_ICMP:
-    if (d->payload_len == 0 || !d->payload) return WR_ERR_INVAL;
-    if (d->payload_len > WR_DGRAM_V3_MAX_PAYLOAD) return WR_ERR_LIMIT;
-    total = 1 + d->payload_len;
-    if (total > out_cap) return WR_ERR_LIMIT;
-    memmove(out + 1, d->payload, d->payload_len);
-    out[0] = WR_DGRAM_V3_ICMP;
-    return (int)total;
-  case WR_DGRAM_V3_RESPONSE:
-    if (d->err_msg_len > WR_DGRAM_V3_MAX_ERR_MSG) return WR_ERR_LIMIT;
-    if (d->err_msg_len && !d->err_msg) return WR_ERR_INVAL;
-    total = WR_DGRAM_V3_RESP_HDR_LEN + d->err_msg_len;
-    if (total > out_cap) return WR_ERR_LIMIT;
-    if (d->err_msg_len) memmove(out + WR_DGRAM_V3_RESP_HDR_LEN, d->err_msg, d->err_msg_len);
-    out[0] = WR_DGRAM_V3_RESPONSE;
-    out[1] = d->resp_code;
-    memcpy(out + 2, d->request_id, 16);
-    put_be16(out + 18, (uint16_t)d->err_msg_len);
-    return (int)total;
+  case WR_DGRAM_V3_REGISTER: return v3_encode_register(d, out, out_cap);
+  case WR_DGRAM_V3_PAYLOAD: return v3_encode_payload(d, out, out_cap);
+  case WR_DGRAM_V3_ICMP: return v3_encode_icmp(d, out, out_cap);
+  case WR_DGRAM_V3_RESPONSE: return v3_encode_response(d, out, out_cap);
   }
   return WR_ERR_INVAL;
 }

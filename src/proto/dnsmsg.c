@@ -96,17 +96,48 @@ void wr_dnszone_free(wr_dnszone *z) {
   wr_free(z->mem, z);
 }
 
+/* Whether |p| describes a zone we can serve (see wr_dnszone_new). */
+static int params_ok(const wr_dnszone_params *p) {
+  if (!p || wr_dns_name_check(p->origin) != WR_OK || strchr(p->origin, '*')) return 0;
+  if (p->nns == 0 || p->nns > MAX_NS || !p->ns || wr_dns_name_check(p->hostmaster) != WR_OK)
+    return 0;
+  if (p->nv4 > MAX_ADDRS || p->nv6 > MAX_ADDRS || (p->nv4 && !p->v4) || (p->nv6 && !p->v6))
+    return 0;
+  for (size_t i = 0; i < p->nns; i++)
+    if (wr_dns_name_check(p->ns[i]) != WR_OK || strchr(p->ns[i], '*')) return 0;
+  return 1;
+}
+
+/* Copies the names of |p| into |z|: WR_OK or WR_ERR_NOMEM (what was copied
+ * is counted in |z| for wr_dnszone_free). */
+static int zone_copy_names(wr_dnszone *z, const wr_dnszone_params *p) {
+  if (!(z->origin = dup_str(z->mem, p->origin)) ||
+      !(z->hostmaster = dup_str(z->mem, p->hostmaster)))
+    return WR_ERR_NOMEM;
+  for (; z->nns < p->nns; z->nns++)
+    if (!(z->ns[z->nns] = dup_str(z->mem, p->ns[z->nns]))) return WR_ERR_NOMEM;
+  return WR_OK;
+}
+
+/* In-zone name servers must resolve, and come first so no route shadows
+ * them. Returns WR_OK, WR_ERR_INVAL (an NS at the apex, which cannot be a
+ * host name with A records here) or an error of wr_dnszone_add. */
+static int zone_add_ns_hosts(wr_dnszone *z) {
+  int rv;
+  for (size_t i = 0; i < z->nns; i++) {
+    if (strcmp(z->ns[i], z->origin) == 0) return WR_ERR_INVAL;
+    if (wr_dns_name_in_zone(z->ns[i], z->origin) && (rv = wr_dnszone_add(z, z->ns[i], NULL)) != WR_OK)
+      return rv;
+  }
+  return WR_OK;
+}
+
 int wr_dnszone_new(const wr_mem *mem, const wr_dnszone_params *p, wr_dnszone **out) {
   wr_dnszone *z;
-  int rv = WR_ERR_INVAL;
+  int rv;
   *out = NULL;
   if (!mem) mem = wr_mem_default();
-  if (!p || wr_dns_name_check(p->origin) != WR_OK || strchr(p->origin, '*') || p->nns == 0 ||
-      p->nns > MAX_NS || !p->ns || wr_dns_name_check(p->hostmaster) != WR_OK ||
-      p->nv4 > MAX_ADDRS || p->nv6 > MAX_ADDRS || (p->nv4 && !p->v4) || (p->nv6 && !p->v6))
-    return WR_ERR_INVAL;
-  for (size_t i = 0; i < p->nns; i++)
-    if (wr_dns_name_check(p->ns[i]) != WR_OK || strchr(p->ns[i], '*')) return WR_ERR_INVAL;
+  if (!params_ok(p)) return WR_ERR_INVAL;
   if (!(z = wr_calloc(mem, 1, sizeof(*z)))) return WR_ERR_NOMEM;
   z->mem = mem;
   z->serial = p->serial;
@@ -116,20 +147,7 @@ int wr_dnszone_new(const wr_mem *mem, const wr_dnszone_params *p, wr_dnszone **o
   if (p->nv6) memcpy(z->v6, p->v6, p->nv6 * 16);
   z->nv4 = p->nv4;
   z->nv6 = p->nv6;
-  rv = WR_ERR_NOMEM;
-  if (!(z->origin = dup_str(mem, p->origin)) || !(z->hostmaster = dup_str(mem, p->hostmaster)))
-    goto fail;
-  for (; z->nns < p->nns; z->nns++)
-    if (!(z->ns[z->nns] = dup_str(mem, p->ns[z->nns]))) goto fail;
-  /* In-zone name servers must resolve, and come first so no route shadows them. */
-  for (size_t i = 0; i < z->nns; i++) {
-    if (strcmp(z->ns[i], z->origin) == 0) {
-      rv = WR_ERR_INVAL; /* the apex cannot be a host name with A records here */
-      goto fail;
-    }
-    if (wr_dns_name_in_zone(z->ns[i], z->origin) && (rv = wr_dnszone_add(z, z->ns[i], NULL)) != WR_OK)
-      goto fail;
-  }
+  if ((rv = zone_copy_names(z, p)) != WR_OK || (rv = zone_add_ns_hosts(z)) != WR_OK) goto fail;
   *out = z;
   return WR_OK;
 fail:
@@ -493,12 +511,116 @@ static int encode_fit(ldns_pkt *r, size_t limit, uint8_t *out, size_t *outlen, i
   return WR_ERR_INTERNAL; /* a header and one question always fit in 512 */
 }
 
+/* A header-only answer with |rcode| (see header_only). Returns WR_OK. */
+static int reply_header_only(const uint8_t *q, int rcode, uint8_t *out, size_t *outlen,
+                             wr_dnsmsg_info *info) {
+  info->rcode = rcode;
+  *outlen = header_only(q, rcode, out);
+  return WR_OK;
+}
+
+/* Parses a query whose header passed the checks. Sets *qp (the caller frees
+ * it), *question, and info's edns, qtype and qname. Returns WR_OK,
+ * WR_ERR_NOMEM, or WR_ERR_PROTO for a query to answer with FORMERR. */
+static int parse_query(const uint8_t *q, size_t qlen, wr_dnsmsg_info *info, ldns_pkt **qp,
+                       ldns_rr **question) {
+  unsigned qd = (unsigned)(q[4] << 8 | q[5]), an = (unsigned)(q[6] << 8 | q[7]),
+           ns = (unsigned)(q[8] << 8 | q[9]), ar = (unsigned)(q[10] << 8 | q[11]);
+  /* Bound what ldns parses: a query is one question plus OPT and TSIG. */
+  if (qd != 1 || an != 0 || ns != 0 || ar > 2) return WR_ERR_PROTO;
+  ldns_status st = ldns_wire2pkt(qp, q, qlen);
+  if (st == LDNS_STATUS_MEM_ERR) return WR_ERR_NOMEM;
+  if (st != LDNS_STATUS_OK) return WR_ERR_PROTO;
+  *question = ldns_rr_list_rr(ldns_pkt_question(*qp), 0);
+  /* RFC 6891 6.1.1: more than one OPT is FORMERR. ldns keeps the count in
+   * the packet's (public) _edns_present field. */
+  if (!*question || (*qp)->_edns_present > 1) return WR_ERR_PROTO;
+  info->edns = ldns_pkt_edns(*qp);
+  info->qtype = (uint16_t)ldns_rr_get_type(*question);
+  return canon_qname(ldns_rr_owner(*question), info->qname);
+}
+
+/* How large the response may be: a TCP message, else 512 bytes or with
+ * EDNS(0) the requester's size clamped to [512, WR_DNSMSG_EDNS_SIZE]; never
+ * more than |cap|. */
+static size_t response_limit(const ldns_pkt *qp, int tcp, int edns, size_t cap) {
+  size_t limit;
+  if (tcp) {
+    limit = WR_DNSMSG_MAX;
+  } else if (edns) {
+    limit = ldns_pkt_edns_udp_size(qp);
+    if (limit < WR_DNSMSG_UDP_MIN) limit = WR_DNSMSG_UDP_MIN;
+    if (limit > WR_DNSMSG_EDNS_SIZE) limit = WR_DNSMSG_EDNS_SIZE;
+  } else {
+    limit = WR_DNSMSG_UDP_MIN;
+  }
+  return limit > cap ? cap : limit;
+}
+
+/* The response skeleton: our header bits, the question, and our OPT when
+ * the query had one. Returns WR_OK or WR_ERR_NOMEM (*r may be set: the
+ * caller frees it). */
+static int response_new(const ldns_pkt *qp, const ldns_rr *question, const wr_dnsmsg_info *info,
+                        ldns_pkt **r) {
+  if (!(*r = ldns_pkt_new())) return WR_ERR_NOMEM;
+  ldns_pkt_set_id(*r, info->id);
+  ldns_pkt_set_qr(*r, true);
+  ldns_pkt_set_opcode(*r, LDNS_PACKET_QUERY);
+  ldns_pkt_set_rd(*r, ldns_pkt_rd(qp));
+  ldns_pkt_set_cd(*r, ldns_pkt_cd(qp));
+  int rv = push(*r, LDNS_SECTION_QUESTION, ldns_rr_clone(question));
+  if (rv != WR_OK) return rv;
+  if (info->edns) {
+    ldns_pkt_set_edns_udp_size(*r, WR_DNSMSG_EDNS_SIZE);
+    ldns_pkt_set_edns_version(*r, 0);
+    ldns_pkt_set_edns_do(*r, ldns_pkt_edns_do(qp)); /* RFC 3225 3: copied */
+  }
+  return WR_OK;
+}
+
+/* The rcode of a query that no zone is asked about, or -1 when the zones
+ * decide. */
+static int query_rcode(const ldns_pkt *qp, const ldns_rr *question, const wr_dnsmsg_info *info) {
+  uint16_t qtype = info->qtype;
+  if (info->edns && ldns_pkt_edns_version(qp) != 0) return WR_DNS_RCODE_BADVERS;
+  if (ldns_pkt_tsig(qp)) return WR_DNS_RCODE_NOTAUTH; /* we hold no TSIG keys */
+  if (qtype == LDNS_RR_TYPE_OPT || qtype == LDNS_RR_TYPE_TSIG || qtype == LDNS_RR_TYPE_TKEY)
+    return WR_DNS_RCODE_FORMERR;
+  if (ldns_rr_get_class(question) != LDNS_RR_CLASS_IN || qtype == LDNS_RR_TYPE_AXFR ||
+      qtype == LDNS_RR_TYPE_IXFR)
+    return WR_DNS_RCODE_REFUSED;
+  if (qtype == LDNS_RR_TYPE_MAILA || qtype == LDNS_RR_TYPE_MAILB) return WR_DNS_RCODE_NOTIMP;
+  return -1;
+}
+
+/* Answers from the zone |find| names for info->qname into |r|: sets *rcode,
+ * and *aa when a zone of ours answered. Returns WR_OK or WR_ERR_NOMEM. */
+static int answer_from_zone(wr_dnsmsg_zone_fn find, void *user, const wr_dnsmsg_info *info,
+                            const ldns_rr *question, ldns_pkt *r, int *rcode, int *aa) {
+  const wr_dnszone *z = NULL;
+  int frv = info->qname[0] ? find(user, info->qname, &z) : WR_ERR_NOTFOUND;
+  if (frv == WR_ERR_NOTFOUND) {
+    *rcode = WR_DNS_RCODE_REFUSED;
+    return WR_OK;
+  }
+  if (frv != WR_OK || !z || !z->sealed || !wr_dns_name_in_zone(info->qname, z->origin)) {
+    *rcode = WR_DNS_RCODE_SERVFAIL;
+    return WR_OK;
+  }
+  answer_ctx a = {.z = z, .r = r, .qtype = info->qtype, .rcode = WR_DNS_RCODE_NOERROR};
+  int rv = answer_zone(&a, info->qname, ldns_rr_owner(question));
+  if (rv != WR_OK) return rv;
+  *rcode = a.rcode;
+  *aa = 1;
+  return WR_OK;
+}
+
 int wr_dnsmsg_respond(const uint8_t *q, size_t qlen, int tcp, wr_dnsmsg_zone_fn find, void *user,
                       uint8_t *out, size_t cap, size_t *outlen, wr_dnsmsg_info *info) {
   wr_dnsmsg_info dummy;
   ldns_pkt *qp = NULL, *r = NULL;
-  int rv = WR_OK, rcode = WR_DNS_RCODE_NOERROR, aa = 0;
-  size_t limit;
+  ldns_rr *question = NULL;
+  int rv, rcode, aa = 0;
   if (!info) info = &dummy;
   memset(info, 0, sizeof(*info));
   info->rcode = -1;
@@ -507,92 +629,24 @@ int wr_dnsmsg_respond(const uint8_t *q, size_t qlen, int tcp, wr_dnsmsg_zone_fn 
   if (qlen < HDR_LEN || qlen > WR_DNSMSG_MAX) return WR_ERR_PROTO;
   if (q[2] & 0x80) return WR_ERR_PROTO; /* a response: answering could loop */
   info->id = (uint16_t)(q[0] << 8 | q[1]);
-  unsigned opcode = (q[2] >> 3) & 0x0f;
-  unsigned qd = (unsigned)(q[4] << 8 | q[5]), an = (unsigned)(q[6] << 8 | q[7]),
-           ns = (unsigned)(q[8] << 8 | q[9]), ar = (unsigned)(q[10] << 8 | q[11]);
-  if (opcode != LDNS_PACKET_QUERY) {
-    info->rcode = WR_DNS_RCODE_NOTIMP;
-    *outlen = header_only(q, WR_DNS_RCODE_NOTIMP, out);
-    return WR_OK;
-  }
-  /* Bound what ldns parses: a query is one question plus OPT and TSIG. */
-  if (qd != 1 || an != 0 || ns != 0 || ar > 2) goto formerr;
-  ldns_status st = ldns_wire2pkt(&qp, q, qlen);
-  if (st == LDNS_STATUS_MEM_ERR) return WR_ERR_NOMEM;
-  if (st != LDNS_STATUS_OK) goto formerr;
-  ldns_rr *question = ldns_rr_list_rr(ldns_pkt_question(qp), 0);
-  /* RFC 6891 6.1.1: more than one OPT is FORMERR. ldns keeps the count in
-   * the packet's (public) _edns_present field. */
-  if (!question || qp->_edns_present > 1) goto formerr;
-  info->edns = ldns_pkt_edns(qp);
-  info->qtype = (uint16_t)ldns_rr_get_type(question);
-  if (canon_qname(ldns_rr_owner(question), info->qname) != WR_OK) goto formerr;
+  if (((q[2] >> 3) & 0x0f) != LDNS_PACKET_QUERY)
+    return reply_header_only(q, WR_DNS_RCODE_NOTIMP, out, outlen, info);
 
-  if (tcp) {
-    limit = WR_DNSMSG_MAX;
-  } else if (info->edns) {
-    limit = ldns_pkt_edns_udp_size(qp);
-    if (limit < WR_DNSMSG_UDP_MIN) limit = WR_DNSMSG_UDP_MIN;
-    if (limit > WR_DNSMSG_EDNS_SIZE) limit = WR_DNSMSG_EDNS_SIZE;
-  } else {
-    limit = WR_DNSMSG_UDP_MIN;
-  }
-  if (limit > cap) limit = cap;
-
-  if (!(r = ldns_pkt_new())) {
-    rv = WR_ERR_NOMEM;
+  rv = parse_query(q, qlen, info, &qp, &question);
+  if (rv == WR_ERR_PROTO) {
+    rv = reply_header_only(q, WR_DNS_RCODE_FORMERR, out, outlen, info);
     goto out;
   }
-  ldns_pkt_set_id(r, info->id);
-  ldns_pkt_set_qr(r, true);
-  ldns_pkt_set_opcode(r, LDNS_PACKET_QUERY);
-  ldns_pkt_set_rd(r, ldns_pkt_rd(qp));
-  ldns_pkt_set_cd(r, ldns_pkt_cd(qp));
-  ldns_rr *qclone = ldns_rr_clone(question);
-  if ((rv = push(r, LDNS_SECTION_QUESTION, qclone)) != WR_OK) goto out;
-  if (info->edns) {
-    ldns_pkt_set_edns_udp_size(r, WR_DNSMSG_EDNS_SIZE);
-    ldns_pkt_set_edns_version(r, 0);
-    ldns_pkt_set_edns_do(r, ldns_pkt_edns_do(qp)); /* RFC 3225 3: copied */
-  }
-
-  uint16_t qtype = info->qtype;
-  if (info->edns && ldns_pkt_edns_version(qp) != 0) {
-    rcode = WR_DNS_RCODE_BADVERS;
-  } else if (ldns_pkt_tsig(qp)) {
-    rcode = WR_DNS_RCODE_NOTAUTH; /* we hold no TSIG keys */
-  } else if (qtype == LDNS_RR_TYPE_OPT || qtype == LDNS_RR_TYPE_TSIG || qtype == LDNS_RR_TYPE_TKEY) {
-    rcode = WR_DNS_RCODE_FORMERR;
-  } else if (ldns_rr_get_class(question) != LDNS_RR_CLASS_IN || qtype == LDNS_RR_TYPE_AXFR ||
-             qtype == LDNS_RR_TYPE_IXFR) {
-    rcode = WR_DNS_RCODE_REFUSED;
-  } else if (qtype == LDNS_RR_TYPE_MAILA || qtype == LDNS_RR_TYPE_MAILB) {
-    rcode = WR_DNS_RCODE_NOTIMP;
-  } else {
-    const wr_dnszone *z = NULL;
-    int frv = info->qname[0] ? find(user, info->qname, &z) : WR_ERR_NOTFOUND;
-    if (frv == WR_ERR_NOTFOUND) {
-      rcode = WR_DNS_RCODE_REFUSED;
-    } else if (frv != WR_OK || !z || !z->sealed || !wr_dns_name_in_zone(info->qname, z->origin)) {
-      rcode = WR_DNS_RCODE_SERVFAIL;
-    } else {
-      answer_ctx a = {.z = z, .r = r, .qtype = qtype, .rcode = WR_DNS_RCODE_NOERROR};
-      if ((rv = answer_zone(&a, info->qname, ldns_rr_owner(question))) != WR_OK) goto out;
-      rcode = a.rcode;
-      aa = 1;
-    }
-  }
+  if (rv != WR_OK) goto out;
+  if ((rv = response_new(qp, question, info, &r)) != WR_OK) goto out;
+  rcode = query_rcode(qp, question, info);
+  if (rcode < 0 && (rv = answer_from_zone(find, user, info, question, r, &rcode, &aa)) != WR_OK)
+    goto out;
   ldns_pkt_set_aa(r, aa);
   ldns_pkt_set_rcode(r, (uint8_t)(rcode & 0x0f));
   if (info->edns) ldns_pkt_set_edns_extended_rcode(r, (uint8_t)(rcode >> 4));
   info->rcode = rcode;
-  rv = encode_fit(r, limit, out, outlen, &info->truncated);
-  goto out;
-
-formerr:
-  info->rcode = WR_DNS_RCODE_FORMERR;
-  *outlen = header_only(q, WR_DNS_RCODE_FORMERR, out);
-  rv = WR_OK;
+  rv = encode_fit(r, response_limit(qp, tcp, info->edns, cap), out, outlen, &info->truncated);
 out:
   if (rv != WR_OK) {
     *outlen = 0;

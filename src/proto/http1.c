@@ -248,16 +248,12 @@ static void set_common(wr_http1_head *h, const fields *f) {
 
 static void head_clear(wr_http1_head *out) { memset(out, 0, sizeof(*out)); }
 
-int wr_http1_parse_request(const uint8_t *buf, size_t len, const wr_http1_limits *limits,
-                           wr_http_header *hdrs, size_t cap, wr_http1_head *out,
-                           size_t *consumed) {
-  size_t max_head, max_fields, p = 0, end;
-  fields f;
-  int rv;
-  limits_get(limits, cap, &max_head, &max_fields);
-  head_clear(out);
-  /* Leading empty lines (RFC 9112 2.2) count against max_head so that a
-   * peer cannot make the caller buffer them without bound. */
+/* Leading empty lines before a request line (RFC 9112 2.2) are skipped;
+ * they count against max_head so that a peer cannot make the caller buffer
+ * them without bound. Sets *pos to the first byte of the request line;
+ * returns WR_OK, WR_AGAIN, WR_ERR_PROTO (bare CR or LF) or WR_ERR_LIMIT. */
+static int skip_empty_lines(const uint8_t *buf, size_t len, size_t max_head, size_t *pos) {
+  size_t p = 0;
   while (p < len && buf[p] == '\r') {
     if (p + 1 == len) return p + 1 > max_head ? WR_ERR_LIMIT : WR_AGAIN;
     if (buf[p + 1] != '\n') return WR_ERR_PROTO;
@@ -265,12 +261,14 @@ int wr_http1_parse_request(const uint8_t *buf, size_t len, const wr_http1_limits
     if (p >= max_head) return WR_ERR_LIMIT;
   }
   if (p < len && buf[p] == '\n') return WR_ERR_PROTO;
-  rv = find_head_end(buf, len, p, max_head - p, max_fields, &end);
-  if (rv != WR_OK) return rv;
+  *pos = p;
+  return WR_OK;
+}
 
-  /* request-line = method SP request-target SP HTTP-version */
-  const uint8_t *l = buf + p;
-  size_t ll = line_len(l, buf + end), i = 0, t;
+/* request-line = method SP request-target SP HTTP-version, |ll| bytes at
+ * |l| without the CRLF. */
+static int parse_request_line(const uint8_t *l, size_t ll, wr_http1_head *out) {
+  size_t i = 0, t;
   while (i < ll && is_tchar(l[i])) i++;
   if (i == 0 || i == ll || l[i] != ' ') return WR_ERR_PROTO;
   out->method = (const char *)l;
@@ -282,41 +280,55 @@ int wr_http1_parse_request(const uint8_t *buf, size_t len, const wr_http1_limits
   out->target = (const char *)l + t;
   out->target_len = i - t;
   if ((out->minor = parse_version(l + i + 1, ll - i - 1)) < 0) return WR_ERR_PROTO;
-
-  rv = parse_fields(l + ll + 2, buf + end - 2, hdrs, out);
-  if (rv != WR_OK) return rv;
-  if ((rv = scan_fields(out, &f)) != WR_OK) return rv;
-  if (f.host_count > 1 || (f.host_count == 0 && out->minor == 1)) return WR_ERR_PROTO;
-  /* Both framings at once, or chunked on HTTP/1.0 (RFC 9112 6.1: faulty
-   * framing), is how requests get smuggled past a front end. */
-  if (f.te_count && (f.have_cl || out->minor == 0)) return WR_ERR_PROTO;
-  set_common(out, &f);
-  out->host = f.host;
-  out->host_len = f.host_len;
-  out->expect_continue = f.expect_continue;
-  if (f.te_chunked)
-    out->body = WR_HTTP1_BODY_CHUNKED;
-  else if (f.have_cl && f.cl > 0)
-    out->body = WR_HTTP1_BODY_LENGTH;
-  else
-    out->body = WR_HTTP1_BODY_NONE;
-  *consumed = end;
   return WR_OK;
 }
 
-int wr_http1_parse_response(const uint8_t *buf, size_t len, const char *req_method,
-                            const wr_http1_limits *limits, wr_http_header *hdrs, size_t cap,
-                            wr_http1_head *out, size_t *consumed) {
-  size_t max_head, max_fields, end;
+/* Host and body framing of a request from its scanned fields. */
+static int request_framing(wr_http1_head *out, const fields *f) {
+  if (f->host_count > 1 || (f->host_count == 0 && out->minor == 1)) return WR_ERR_PROTO;
+  /* Both framings at once, or chunked on HTTP/1.0 (RFC 9112 6.1: faulty
+   * framing), is how requests get smuggled past a front end. */
+  if (f->te_count && (f->have_cl || out->minor == 0)) return WR_ERR_PROTO;
+  set_common(out, f);
+  out->host = f->host;
+  out->host_len = f->host_len;
+  out->expect_continue = f->expect_continue;
+  if (f->te_chunked)
+    out->body = WR_HTTP1_BODY_CHUNKED;
+  else if (f->have_cl && f->cl > 0)
+    out->body = WR_HTTP1_BODY_LENGTH;
+  else
+    out->body = WR_HTTP1_BODY_NONE;
+  return WR_OK;
+}
+
+int wr_http1_parse_request(const uint8_t *buf, size_t len, const wr_http1_limits *limits,
+                           wr_http_header *hdrs, size_t cap, wr_http1_head *out,
+                           size_t *consumed) {
+  size_t max_head, max_fields, p = 0, end;
   fields f;
   int rv;
   limits_get(limits, cap, &max_head, &max_fields);
   head_clear(out);
-  if ((rv = find_head_end(buf, len, 0, max_head, max_fields, &end)) != WR_OK) return rv;
+  if ((rv = skip_empty_lines(buf, len, max_head, &p)) != WR_OK) return rv;
+  rv = find_head_end(buf, len, p, max_head - p, max_fields, &end);
+  if (rv != WR_OK) return rv;
 
-  /* status-line = HTTP-version SP 3DIGIT SP [reason]; "HTTP/1.1 200" without
-   * the second SP is accepted too (Go and curl do). */
-  size_t ll = line_len(buf, buf + end);
+  const uint8_t *l = buf + p;
+  size_t ll = line_len(l, buf + end);
+  if ((rv = parse_request_line(l, ll, out)) != WR_OK) return rv;
+  rv = parse_fields(l + ll + 2, buf + end - 2, hdrs, out);
+  if (rv != WR_OK) return rv;
+  if ((rv = scan_fields(out, &f)) != WR_OK) return rv;
+  if ((rv = request_framing(out, &f)) != WR_OK) return rv;
+  *consumed = end;
+  return WR_OK;
+}
+
+/* status-line = HTTP-version SP 3DIGIT SP [reason], |ll| bytes at |buf|
+ * without the CRLF; "HTTP/1.1 200" without the second SP is accepted too
+ * (Go and curl do). */
+static int parse_status_line(const uint8_t *buf, size_t ll, wr_http1_head *out) {
   if (ll < 12 || (out->minor = parse_version(buf, 8)) < 0 || buf[8] != ' ') return WR_ERR_PROTO;
   const uint8_t *s = buf + 9;
   if (s[0] < '1' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9')
@@ -329,36 +341,56 @@ int wr_http1_parse_response(const uint8_t *buf, size_t len, const char *req_meth
   } else {
     out->reason = (const char *)s + 3;
   }
+  return WR_OK;
+}
 
-  rv = parse_fields(buf + ll + 2, buf + end - 2, hdrs, out);
-  if (rv != WR_OK) return rv;
-  if ((rv = scan_fields(out, &f)) != WR_OK) return rv;
+/* How the body of a response to |req_method| is delimited (RFC 9112 6.3). */
+static void response_framing(wr_http1_head *out, fields *f, const char *req_method) {
   /* HTTP/1.0 has no transfer codings: ignore the field (as Go does) and
    * delimit by length or EOF. */
-  if (out->minor == 0) f.te_chunked = f.te_count = 0;
-  set_common(out, &f);
+  if (out->minor == 0) f->te_chunked = f->te_count = 0;
+  set_common(out, f);
   int st = out->status;
   int is_head = req_method && strcmp(req_method, "HEAD") == 0;
   int is_connect = req_method && strcmp(req_method, "CONNECT") == 0;
   if (is_head || st < 200 || st == 204 || st == 304 || (is_connect && st < 300)) {
     out->body = WR_HTTP1_BODY_NONE;
-  } else if (f.te_chunked) {
+  } else if (f->te_chunked) {
     out->body = WR_HTTP1_BODY_CHUNKED;
     /* RFC 9112 6.3 rule 3: Content-Length alongside is ignored, but the
      * sender is suspect; do not reuse the connection. */
-    if (f.have_cl) out->keep_alive = 0;
-  } else if (f.have_cl) {
-    out->body = f.cl ? WR_HTTP1_BODY_LENGTH : WR_HTTP1_BODY_NONE;
+    if (f->have_cl) out->keep_alive = 0;
+  } else if (f->have_cl) {
+    out->body = f->cl ? WR_HTTP1_BODY_LENGTH : WR_HTTP1_BODY_NONE;
   } else {
     out->body = WR_HTTP1_BODY_EOF;
     out->keep_alive = 0;
   }
+}
+
+int wr_http1_parse_response(const uint8_t *buf, size_t len, const char *req_method,
+                            const wr_http1_limits *limits, wr_http_header *hdrs, size_t cap,
+                            wr_http1_head *out, size_t *consumed) {
+  size_t max_head, max_fields, end;
+  fields f;
+  int rv;
+  limits_get(limits, cap, &max_head, &max_fields);
+  head_clear(out);
+  if ((rv = find_head_end(buf, len, 0, max_head, max_fields, &end)) != WR_OK) return rv;
+  size_t ll = line_len(buf, buf + end);
+  if ((rv = parse_status_line(buf, ll, out)) != WR_OK) return rv;
+  rv = parse_fields(buf + ll + 2, buf + end - 2, hdrs, out);
+  if (rv != WR_OK) return rv;
+  if ((rv = scan_fields(out, &f)) != WR_OK) return rv;
+  response_framing(out, &f, req_method);
   *consumed = end;
   return WR_OK;
 }
 
 /* ---- chunked decoding ------------------------------------------------------ */
 
+/* Ordered: ch_count() relies on the size-line states coming first and the
+ * trailer states last. */
 enum chunk_state {
   CH_SIZE = 0,  /* start of a chunk-size line: a hex digit must come */
   CH_SIZE_MORE, /* in the hex digits */
@@ -379,6 +411,141 @@ enum chunk_state {
 
 void wr_http1_chunked_init(wr_http1_chunked *c) { memset(c, 0, sizeof(*c)); }
 
+/* One handler per state (or per kind of state, given the state that
+ * follows): it takes the byte |b| seen in c->state, moves c->state on and
+ * returns WR_OK, or WR_ERR_PROTO. ch_step() dispatches with
+ * a switch rather than a table of function pointers so that the compiler
+ * inlines the handlers: the framing bytes between data runs cost what they
+ * did as one big switch (an indirect call per byte was 40 % slower). */
+static int ch_digit(wr_http1_chunked *c, int v) {
+  /* c->line counts this line's bytes, all digits so far. */
+  if (c->line > 15) return WR_ERR_PROTO;
+  c->remaining = c->remaining << 4 | (uint64_t)v;
+  c->state = CH_SIZE_MORE;
+  return WR_OK;
+}
+
+static int ch_size(wr_http1_chunked *c, unsigned char b) {
+  int v = hexval(b);
+  return v >= 0 ? ch_digit(c, v) : WR_ERR_PROTO;
+}
+
+static int ch_size_more(wr_http1_chunked *c, unsigned char b) {
+  int v = hexval(b);
+  if (v >= 0) return ch_digit(c, v);
+  if (b == ';')
+    c->state = CH_EXT;
+  else if (is_ows(b))
+    c->state = CH_SIZE_WS;
+  else if (b == '\r')
+    c->state = CH_SIZE_LF;
+  else
+    return WR_ERR_PROTO;
+  return WR_OK;
+}
+
+/* |b| must be |want|; then the machine moves to |next|. */
+static int ch_expect(wr_http1_chunked *c, unsigned char b, unsigned char want, int next) {
+  if (b != want) return WR_ERR_PROTO;
+  c->state = next;
+  return WR_OK;
+}
+
+/* Text up to a CR, which moves the machine to |next|: chunk extensions
+ * (not interpreted, only kept free of CTLs so that the CRLF ending the line
+ * is unambiguous) and trailer field values. */
+static int ch_text_to_cr(wr_http1_chunked *c, unsigned char b, int next) {
+  if (b == '\r')
+    c->state = next;
+  else if (!is_text(b))
+    return WR_ERR_PROTO;
+  return WR_OK;
+}
+
+static int ch_size_ws(wr_http1_chunked *c, unsigned char b) {
+  if (b == ';')
+    c->state = CH_EXT;
+  else if (!is_ows(b))
+    return WR_ERR_PROTO;
+  return WR_OK;
+}
+
+/* The end of a size line (a new line count starts): data, or the trailer
+ * section after the last chunk. */
+static int ch_size_lf(wr_http1_chunked *c, unsigned char b) {
+  int rv = ch_expect(c, b, '\n', c->remaining ? CH_DATA : CH_TR_START);
+  if (rv == WR_OK) c->line = 0;
+  return rv;
+}
+
+static int ch_data_lf(wr_http1_chunked *c, unsigned char b) {
+  int rv = ch_expect(c, b, '\n', CH_SIZE);
+  if (rv == WR_OK) c->line = 0;
+  return rv;
+}
+
+static int ch_tr_start(wr_http1_chunked *c, unsigned char b) {
+  if (b == '\r')
+    c->state = CH_END_LF;
+  else if (is_tchar(b)) /* not SP/HTAB: no obs-fold */
+    c->state = CH_TR_NAME;
+  else
+    return WR_ERR_PROTO;
+  return WR_OK;
+}
+
+static int ch_tr_name(wr_http1_chunked *c, unsigned char b) {
+  if (b == ':')
+    c->state = CH_TR_VALUE;
+  else if (!is_tchar(b))
+    return WR_ERR_PROTO;
+  return WR_OK;
+}
+
+static int ch_end_lf(wr_http1_chunked *c, unsigned char b) {
+  int rv = ch_expect(c, b, '\n', CH_DONE);
+  if (rv == WR_OK) c->done = 1;
+  return rv;
+}
+
+static int ch_step(wr_http1_chunked *c, unsigned char b) {
+  switch (c->state) {
+  case CH_SIZE: return ch_size(c, b);
+  case CH_SIZE_MORE: return ch_size_more(c, b);
+  case CH_SIZE_WS: return ch_size_ws(c, b);
+  case CH_EXT: return ch_text_to_cr(c, b, CH_SIZE_LF);
+  case CH_SIZE_LF: return ch_size_lf(c, b);
+  case CH_DATA_CR: return ch_expect(c, b, '\r', CH_DATA_LF);
+  case CH_DATA_LF: return ch_data_lf(c, b);
+  case CH_TR_START: return ch_tr_start(c, b);
+  case CH_TR_NAME: return ch_tr_name(c, b);
+  case CH_TR_VALUE: return ch_text_to_cr(c, b, CH_TR_LF);
+  case CH_TR_LF: return ch_expect(c, b, '\n', CH_TR_START);
+  case CH_END_LF: return ch_end_lf(c, b);
+  default: return WR_ERR_PROTO; /* CH_DATA, CH_DONE, CH_ERROR never get here */
+  }
+}
+
+/* Counts one framing byte against the bound of its part of the body (the
+ * enum is ordered: size-line states first, trailer states last). Returns
+ * WR_OK or WR_ERR_LIMIT. */
+static int ch_count(wr_http1_chunked *c) {
+  if (c->state <= CH_SIZE_LF) return ++c->line > WR_HTTP1_MAX_CHUNK_LINE ? WR_ERR_LIMIT : WR_OK;
+  if (c->state >= CH_TR_START)
+    return ++c->trailer > WR_HTTP1_DEFAULT_MAX_HEAD ? WR_ERR_LIMIT : WR_OK;
+  return WR_OK;
+}
+
+/* In state CH_DATA, of |avail| bytes: takes what the chunk has left and
+ * returns the length of that run. */
+static size_t ch_data_run(wr_http1_chunked *c, size_t avail) {
+  size_t run = avail;
+  if ((uint64_t)run > c->remaining) run = (size_t)c->remaining;
+  c->remaining -= run;
+  if (c->remaining == 0) c->state = CH_DATA_CR;
+  return run;
+}
+
 int wr_http1_chunked_decode(wr_http1_chunked *c, const uint8_t *in, size_t len,
                             size_t *consumed, size_t *data_off, size_t *data_len) {
   size_t i = 0;
@@ -389,115 +556,21 @@ int wr_http1_chunked_decode(wr_http1_chunked *c, const uint8_t *in, size_t len,
     return WR_ERR_PROTO;
   }
   while (i < len && c->state != CH_DONE) {
-    unsigned char b = in[i];
     if (c->state == CH_DATA) {
       if (have_run) break; /* one data run per call */
-      size_t run = len - i;
-      if ((uint64_t)run > c->remaining) run = (size_t)c->remaining;
+      size_t run = ch_data_run(c, len - i);
       *data_off = i;
       *data_len = run;
       have_run = 1;
       i += run;
-      c->remaining -= run;
-      if (c->remaining == 0) c->state = CH_DATA_CR;
       continue;
     }
-    if (c->state <= CH_SIZE_LF && ++c->line > WR_HTTP1_MAX_CHUNK_LINE) {
-      rv = WR_ERR_LIMIT;
-      goto fail;
-    }
-    if (c->state >= CH_TR_START && ++c->trailer > WR_HTTP1_DEFAULT_MAX_HEAD) {
-      rv = WR_ERR_LIMIT;
-      goto fail;
-    }
-    i++;
-    switch (c->state) {
-    case CH_SIZE:
-    case CH_SIZE_MORE: {
-      int v = hexval(b);
-      if (v >= 0) {
-        /* c->line counts this line's bytes, all digits so far. */
-        if (c->line > 15) goto proto;
-        c->remaining = c->remaining << 4 | (uint64_t)v;
-        c->state = CH_SIZE_MORE;
-      } else if (c->state == CH_SIZE) {
-        goto proto;
-      } else if (b == ';') {
-        c->state = CH_EXT;
-      } else if (is_ows(b)) {
-        c->state = CH_SIZE_WS;
-      } else if (b == '\r') {
-        c->state = CH_SIZE_LF;
-      } else {
-        goto proto;
-      }
-      break;
-    }
-    case CH_SIZE_WS:
-      if (b == ';')
-        c->state = CH_EXT;
-      else if (!is_ows(b))
-        goto proto;
-      break;
-    case CH_EXT:
-      /* Extensions are not interpreted, only kept free of CTLs so that the
-       * CRLF ending the line is unambiguous. */
-      if (b == '\r')
-        c->state = CH_SIZE_LF;
-      else if (!is_text(b))
-        goto proto;
-      break;
-    case CH_SIZE_LF:
-      if (b != '\n') goto proto;
-      c->line = 0;
-      c->state = c->remaining ? CH_DATA : CH_TR_START;
-      break;
-    case CH_DATA_CR:
-      if (b != '\r') goto proto;
-      c->state = CH_DATA_LF;
-      break;
-    case CH_DATA_LF:
-      if (b != '\n') goto proto;
-      c->state = CH_SIZE;
-      c->line = 0;
-      break;
-    case CH_TR_START:
-      if (b == '\r')
-        c->state = CH_END_LF;
-      else if (is_tchar(b)) /* not SP/HTAB: no obs-fold */
-        c->state = CH_TR_NAME;
-      else
-        goto proto;
-      break;
-    case CH_TR_NAME:
-      if (b == ':')
-        c->state = CH_TR_VALUE;
-      else if (!is_tchar(b))
-        goto proto;
-      break;
-    case CH_TR_VALUE:
-      if (b == '\r')
-        c->state = CH_TR_LF;
-      else if (!is_text(b))
-        goto proto;
-      break;
-    case CH_TR_LF:
-      if (b != '\n') goto proto;
-      c->state = CH_TR_START;
-      break;
-    case CH_END_LF:
-      if (b != '\n') goto proto;
-      c->state = CH_DONE;
-      c->done = 1;
-      break;
-    default:
-      goto proto;
-    }
+    if ((rv = ch_count(c)) != WR_OK) goto fail;
+    /* The byte is consumed even when it is refused. */
+    if ((rv = ch_step(c, in[i++])) != WR_OK) goto fail;
   }
   *consumed = i;
   return WR_OK;
-proto:
-  rv = WR_ERR_PROTO;
 fail:
   c->state = CH_ERROR;
   *consumed = i;

@@ -1,0 +1,279 @@
+/* The start of a data stream (see proxy_int.h): the 8-byte preamble and the
+ * ConnectRequest are read (the bytes may come in any split), `dest` gives
+ * the request target and the path ingress rules match, and the request is
+ * routed: to an origin (proxy_http.c), to an answer made here (http_status,
+ * hello_world), or refused with the reason cloudflared gives. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "connector/hello_world.h"
+#include "connector/proxy_int.h"
+#include "lib/err.h"
+#include "lib/mem.h"
+#include "proto/preamble.h"
+
+#define WARP_DISABLED_MSG                                                                    \
+  "warren received a request from WARP client, but your configuration has disabled ingress " \
+  "from WARP clients. To enable this, set \"warp-routing:\\n\\t enabled: true\" in your "     \
+  "config.yaml"
+
+/* --- dest ---------------------------------------------------------------------- */
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+static int scheme_char(char c, int first) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
+  return !first && ((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.');
+}
+
+/* Where the path of |d| starts: after "scheme://authority" when the URL is
+ * absolute, else at 0. */
+static size_t dest_path_start(const char *d, size_t len) {
+  size_t i = 0, j = 0;
+  while (j < len && scheme_char(d[j], j == 0)) j++;
+  if (j > 0 && len - j >= 3 && d[j] == ':' && d[j + 1] == '/' && d[j + 2] == '/') {
+    i = j + 3;
+    while (i < len && d[i] != '/' && d[i] != '?') i++;
+  }
+  return i;
+}
+
+/* Go writes URL.RequestURI(): the path re-escaped (spaces, controls and
+ * non-ASCII bytes as %XX), the query as sent. SP/CTL/DEL are escaped in
+ * the query too so the request line stays valid. [p0, end) is path and
+ * query, the query starting at q0. */
+static char *request_uri(const char *d, size_t p0, size_t q0, size_t end) {
+  static const char hex[] = "0123456789ABCDEF";
+  char *t = wr_xmalloc(3 * (end - p0) + 2);
+  size_t ti = 0;
+  if (q0 == p0 || d[p0] != '/') t[ti++] = '/';
+  for (size_t i = p0; i < end; i++) {
+    unsigned char ch = (unsigned char)d[i];
+    if (ch <= 0x20 || ch == 0x7f || (ch >= 0x80 && i < q0)) {
+      t[ti++] = '%';
+      t[ti++] = hex[ch >> 4];
+      t[ti++] = hex[ch & 15];
+    } else {
+      t[ti++] = (char)ch;
+    }
+  }
+  t[ti] = '\0';
+  return t;
+}
+
+/* The %-decoded path in [p0, q0), or NULL for a bad %-escape. */
+static char *decoded_path(const char *d, size_t p0, size_t q0) {
+  char *m = wr_xmalloc((q0 - p0) + 1);
+  size_t mi = 0;
+  for (size_t i = p0; i < q0; i++) {
+    if (d[i] != '%') {
+      m[mi++] = d[i];
+      continue;
+    }
+    int hi = i + 2 < q0 ? hexval((unsigned char)d[i + 1]) : -1;
+    int lo = i + 2 < q0 ? hexval((unsigned char)d[i + 2]) : -1;
+    if (hi < 0 || lo < 0) {
+      free(m);
+      return NULL;
+    }
+    m[mi++] = (char)(hi << 4 | lo);
+    i += 2;
+  }
+  m[mi] = '\0';
+  return m;
+}
+
+/* Splits |dest| (cloudflared's URL, normally absolute; a relative "/p"
+ * works too) as Go's url.Parse + RequestURI: |target| is path and query for
+ * the request line, |path| the %-decoded path ingress rules match. The
+ * URL's scheme and host are not used: the origin's replace them (and with
+ * no HttpHost, Go sends the origin's host). Returns WR_OK or WR_ERR_PROTO
+ * for a bad %-escape (url.Parse fails: the stream is reset). */
+static int parse_dest(const char *d, size_t len, char **target, char **path) {
+  const char *hash = memchr(d, '#', len);
+  size_t p0, q0;
+  if (hash) len = (size_t)(hash - d);
+  p0 = dest_path_start(d, len);
+  q0 = p0;
+  while (q0 < len && d[q0] != '?') q0++;
+  char *t = request_uri(d, p0, q0, len);
+  char *m = decoded_path(d, p0, q0);
+  if (!m) {
+    free(t);
+    return WR_ERR_PROTO;
+  }
+  *target = t;
+  *path = m;
+  return WR_OK;
+}
+
+/* --- answers made here ---------------------------------------------------------- */
+
+static void serve_hello(pstream *s) {
+  wr_buf page;
+  wr_hello_request hr;
+  wr_http_header hs[3];
+  char clen[24], date[64];
+  time_t now = time(NULL);
+  struct tm tm;
+  int head = s->hm.method_len == 4 && memcmp(s->hm.method, "HEAD", 4) == 0;
+  wr_buf_init(&page, 4u * 1024u * 1024u, NULL);
+  memset(&hr, 0, sizeof(hr));
+  hr.method = s->hm.method;
+  hr.method_len = s->hm.method_len;
+  hr.host = s->hm.host;
+  hr.host_len = s->hm.host_len;
+  hr.path = s->target;
+  hr.path_len = strlen(s->target);
+  hr.headers = s->hdrs;
+  hr.nheaders = s->hm.nheaders;
+  hr.version = s->p->version;
+  if (wr_hello_world_page(&hr, &page) != WR_OK) {
+    wr_buf_free(&page);
+    wr__proxy_respond_error(s, "hello_world: request too large to echo");
+    return;
+  }
+  snprintf(clen, sizeof(clen), "%zu", page.len);
+  gmtime_r(&now, &tm);
+  strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  hs[0] = (wr_http_header){"Content-Type", 12, WR_HELLO_WORLD_CONTENT_TYPE,
+                           strlen(WR_HELLO_WORLD_CONTENT_TYPE)};
+  hs[1] = (wr_http_header){"Content-Length", 14, clen, strlen(clen)};
+  hs[2] = (wr_http_header){"Date", 4, date, strlen(date)};
+  wr__proxy_respond_local(s, 200, hs, 3, head ? NULL : page.data, head ? 0 : page.len);
+  wr_buf_free(&page);
+}
+
+/* --- routing -------------------------------------------------------------------- */
+
+/* Serves the stream by the kind of service its rule names. */
+static void route(pstream *s) {
+  const wr_service *svc = &s->rule->service;
+  switch (svc->kind) {
+  case WR_SVC_HTTP_STATUS:
+    wr__proxy_respond_local(s, svc->status, NULL, 0, NULL, 0);
+    return;
+  case WR_SVC_HELLO_WORLD:
+    serve_hello(s);
+    return;
+  case WR_SVC_HTTP:
+  case WR_SVC_UNIX:
+    wr__proxy_http_start(s);
+    return;
+  case WR_SVC_STREAM:
+    wr__proxy_respond_errorf(s, "%s origins (TCP over WebSocket) are not supported by warren yet",
+                             svc->display);
+    return;
+  case WR_SVC_BASTION:
+    wr__proxy_respond_error(s, "bastion mode is not supported by warren yet");
+    return;
+  default:
+    wr__proxy_respond_error(s, "socks-proxy is not supported by warren yet");
+    return;
+  }
+}
+
+/* Answers the ConnectRequest types that are not HTTP or websocket. Returns
+ * 1 when it did. */
+static int refuse_type(pstream *s) {
+  const wr_ingress *ing = s->p->ing;
+  if (s->req.type == WR_CONNECT_TCP) {
+    if (!ing || !ing->warp.enabled)
+      wr__proxy_respond_error(s, WARP_DISABLED_MSG);
+    else
+      wr__proxy_respond_error(s, "warp-routing (TCP streams) is not supported by warren yet");
+    return 1;
+  }
+  if (s->req.type != WR_CONNECT_HTTP && s->req.type != WR_CONNECT_WEBSOCKET) {
+    wr__proxy_respond_errorf(s, "unsupported error type: %u", (unsigned)s->req.type);
+    return 1;
+  }
+  return 0;
+}
+
+static void dispatch(pstream *s) {
+  wr_proxy *p = s->p;
+  size_t nmeta = s->req.nmeta;
+  char *mpath = NULL;
+  int idx, rv;
+
+  s->hdrs = wr_xcalloc(nmeta + 1, sizeof(*s->hdrs));
+  rv = wr_httpmeta_req_decode(s->req.meta, nmeta, &s->arena, s->hdrs, nmeta + 1, &s->hm);
+  if (rv != WR_OK) {
+    wr__proxy_reject(s, "malformed request metadata");
+    return;
+  }
+  if (parse_dest(s->req.dest, s->req.dest_len, &s->target, &mpath) != WR_OK) {
+    wr__proxy_reject(s, "bad dest URL");
+    return;
+  }
+  p->stats.total_requests++;
+  p->stats.concurrent_requests++;
+  s->counted = 1;
+  if (refuse_type(s)) {
+    free(mpath);
+    return;
+  }
+  s->ws = s->req.type == WR_CONNECT_WEBSOCKET;
+  idx = p->ing ? wr_ingress_match(p->ing, s->hm.host ? s->hm.host : "", mpath) : WR_ERR_NOTFOUND;
+  free(mpath);
+  if (idx < 0) {
+    wr__proxy_respond_error(s, "No ingress rules were defined");
+    return;
+  }
+  s->rule = &p->ing->rules[idx];
+  route(s);
+}
+
+/* --- the head of the stream ---------------------------------------------------------- */
+
+void wr__proxy_head_input(pstream *s, const uint8_t *data, size_t len, int fin) {
+  size_t room = WR__PROXY_HEAD_MAX - s->hbuf.len, take = len < room ? len : room, pre = 0,
+         consumed = 0;
+  int rv;
+  if (take && wr_buf_append(&s->hbuf, data, take) != WR_OK) {
+    wr__proxy_reject(s, "out of memory");
+    return;
+  }
+  rv = wr_preamble_classify(s->hbuf.data, s->hbuf.len, &pre, NULL);
+  if (rv == WR_AGAIN) {
+    if (fin) wr__proxy_reject(s, "stream ended inside the preamble");
+    return;
+  }
+  if (rv != WR_PREAMBLE_DATA) {
+    wr__proxy_reject(s, rv == WR_PREAMBLE_RPC ? "RPC stream from the edge is not supported"
+                                              : "unknown stream signature");
+    return;
+  }
+  rv = wr_connect_request_decode_alloc(s->hbuf.data + pre, s->hbuf.len - pre, NULL, NULL, 0,
+                                       &s->req, &consumed);
+  if (rv == WR_AGAIN) {
+    if (fin || s->hbuf.len >= WR__PROXY_HEAD_MAX)
+      wr__proxy_reject(s, fin ? "stream ended inside the ConnectRequest"
+                              : "ConnectRequest too large");
+    return;
+  }
+  if (rv != WR_OK) {
+    wr__proxy_reject(s, "undecodable ConnectRequest");
+    return;
+  }
+  s->have_req = 1;
+  size_t head = pre + consumed;
+  size_t rest1 = s->hbuf.len - head; /* body bytes already in hbuf */
+  wr__proxy_consume(s, head);
+  dispatch(s);
+  /* The rest are body bytes (hbuf is not touched again: the request's
+   * strings point into it). */
+  if (s->qc) {
+    if (rest1) wr__proxy_body_input(s, s->hbuf.data + head, rest1, 0);
+    if (take < len || fin) wr__proxy_body_input(s, data + take, len - take, fin);
+  }
+}
