@@ -1,0 +1,485 @@
+/* The edge process's owner; see edge.h for the order of things and why. */
+#include "edge/edge.h"
+
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "edge/api.h"
+#include "edge/dns.h"
+#include "edge/dns_update.h"
+#include "edge/edge_metrics.h"
+#include "edge/login.h"
+#include "edge/store.h"
+#include "edge/tunnel_server.h"
+#include "edge/visitor.h"
+#include "lib/encoding.h"
+#include "lib/err.h"
+#include "lib/file.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "net/addr.h"
+#include "net/httpd.h"
+#include "net/quic.h"
+
+/* How long wr_edge_drain lets the goodbye packets leave. */
+#define DRAIN_FLUSH_MS 100
+
+/* Descriptors the edge needs besides visitor connections: the API's own
+ * connection limit (1024), connectors, DNS, the store, logs. */
+#define FD_HEADROOM 1280
+
+struct wr_edge {
+  uv_loop_t *loop;
+  const wr_edge_options *opts; /* only during wr_edge_new */
+  char *data_dir;              /* copied from the options */
+  size_t nstarted;             /* rows of subsystems[] that ran start (maybe partly) */
+
+  wr_store *store;
+  /* tunnels: kept for the endpoint's life, which may keep pointers into
+   * its config */
+  char cert[4096], key[4096];
+  uint8_t reset_key[32];
+  wr_quic_config qcfg;
+  wr_quic_tls *tls;
+  wr_tunnel_server *ts;
+  wr_quic_endpoint *ep;
+  int watching;
+
+  wr_visitor *visitor;
+  wr_dns *dns;
+  wr_api *api;
+  wr_httpd *api_httpd;         /* the REST API and the login pages */
+  wr_login *login;
+  wr_dns_updater *updater;
+  wr_dns_janitor *janitor;
+  wr_edge_metrics *metrics;
+
+  uv_timer_t flush;            /* wr_edge_drain's short run */
+};
+
+/* An optional listener is off when the operator gave no address. */
+static int listen_on(const wr_edge_listen *l) { return l->text && *l->text; }
+
+/* ---- store ---------------------------------------------------------------------- */
+
+static int start_store(wr_edge *e, char *err, size_t errlen) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/warren.db", e->data_dir);
+  return wr_store_open(path, 0, &e->store, err, errlen) == WR_OK ? WR_OK : WR_ERR_STORE;
+}
+
+static void release_store(wr_edge *e) {
+  wr_store_close(e->store);
+  e->store = NULL;
+}
+
+/* ---- tunnels: the QUIC endpoint and the tunnel server ----------------------------- */
+
+/* The QUIC stateless-reset key lives in DIR/quic-reset.key (created on the
+ * first run, mode 0600) so that an edge restarted after a crash can still
+ * reset the connections of its previous life and connectors come back at
+ * once rather than after their idle timeout. */
+static int load_reset_key(const char *dir, uint8_t key[32], char *err, size_t errlen) {
+  char path[4096];
+  char *data = NULL;
+  size_t len = 0;
+  snprintf(path, sizeof(path), "%s/quic-reset.key", dir);
+  if (wr_file_read(path, 64, &data, &len) == WR_OK && len == 32) {
+    memcpy(key, data, 32);
+    free(data);
+    return WR_OK;
+  }
+  free(data);
+  if (wr_random_bytes(key, 32) != 0 || wr_file_write(path, key, 32, 0600, 0) != WR_OK) {
+    snprintf(err, errlen, "cannot create %.400s", path);
+    return WR_ERR_IO;
+  }
+  return WR_OK;
+}
+
+/* The caps on QUIC handshakes in progress, and the Retry thresholds that
+ * go with them (a tenth of the total, a fifth per source, as the defaults
+ * 1000/100 and 50/10). */
+static void half_open_limits(const wr_edge_options *o, wr_quic_config *q) {
+  if (o->max_half_open) {
+    q->max_half_open = o->max_half_open;
+    q->retry_half_open = o->max_half_open >= 10 ? o->max_half_open / 10 : 1;
+  }
+  if (o->max_half_open_per_source) {
+    q->max_half_open_per_source = o->max_half_open_per_source;
+    q->retry_half_open_per_source =
+        o->max_half_open_per_source >= 5 ? o->max_half_open_per_source / 5 : 1;
+  }
+}
+
+static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
+  const wr_edge_options *o = e->opts;
+  int rv;
+  snprintf(e->cert, sizeof(e->cert), "%s/tunnel-server.pem", e->data_dir);
+  snprintf(e->key, sizeof(e->key), "%s/tunnel-server.key", e->data_dir);
+  if ((rv = load_reset_key(e->data_dir, e->reset_key, err, errlen)) != WR_OK) return rv;
+  e->qcfg = (wr_quic_config){.cert_file = e->cert, .key_file = e->key, .reset_key = e->reset_key,
+                             .reset_key_len = sizeof(e->reset_key)};
+  half_open_limits(o, &e->qcfg);
+  if ((rv = wr_quic_tls_new(WR_QUIC_SERVER, &e->qcfg, &e->tls, err, errlen)) != WR_OK) return rv;
+  wr_tunnel_server_config tcfg = {.store = e->store};
+  if ((rv = wr_tunnel_server_new(&tcfg, &e->ts)) != WR_OK) return rv;
+  rv = wr_tunnel_server_listen(e->ts, e->loop, e->tls, &e->qcfg,
+                               (const struct sockaddr *)&o->tunnel.addr, &e->ep);
+  if (rv != WR_OK) {
+    snprintf(err, errlen, "cannot listen on %s (UDP)", o->tunnel.text);
+    return rv;
+  }
+  struct sockaddr_storage bound;
+  char name[64] = "?";
+  if (wr_quic_endpoint_addr(e->ep, &bound) == 0) {
+    int port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    if (bound.ss_family == AF_INET6) port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+    snprintf(name, sizeof(name), "%d", port);
+  }
+  wr_info("Listening for connectors on %s (QUIC, UDP port %s)", o->tunnel.text, name);
+  /* Deleted tunnels (also by other processes sharing the store) lose their
+   * live connections within the sweep period. */
+  wr_tunnel_server_watch(e->ts, e->loop, 0);
+  e->watching = 1;
+  return WR_OK;
+}
+
+/* Tells every registered connector that this edge is going away
+ * (CONNECTION_CLOSE, application code 0): it starts reconnecting at once
+ * instead of waiting for its idle timeout, so a restarted edge sees it
+ * register again within its backoff's first step. */
+static void drain_tunnels(wr_edge *e) {
+  if (!e->ts) return;
+  size_t n = wr_tunnel_server_count(e->ts, NULL);
+  for (size_t i = 0; i < n; i++) {
+    wr_tunnel_conn_info info;
+    /* on_close (and so the registry) only changes when the packet is
+     * written, on a later loop iteration: the indexes stay valid here. */
+    if (wr_tunnel_server_get(e->ts, NULL, i, &info) == WR_OK)
+      wr_quic_conn_close(info.quic, 0, "edge shutting down");
+  }
+}
+
+static void stop_tunnels(wr_edge *e) {
+  if (e->watching) wr_tunnel_server_unwatch(e->ts);
+  e->watching = 0;
+  if (e->ep) wr_quic_endpoint_free(e->ep);
+  e->ep = NULL;
+}
+
+/* After the endpoint's connections are gone: the tunnel server's registry
+ * no longer points at any. */
+static void release_tunnels(wr_edge *e) {
+  wr_tunnel_server_free(e->ts);
+  e->ts = NULL;
+  if (e->tls) wr_quic_tls_free(e->tls);
+  e->tls = NULL;
+}
+
+/* ---- visitors --------------------------------------------------------------------- */
+
+/* Every visitor connection is a descriptor. When the visitor limit is
+ * above what RLIMIT_NOFILE allows, accept(2) would fail before the limit
+ * is reached, and the reserve and idle eviction, which work against the
+ * limit, would never act: raise the soft limit, and if the hard one is
+ * still too low, lower the visitor limit to fit. */
+static void fit_nofile(wr_visitor_config *vc) {
+  struct rlimit rl;
+  size_t want = vc->max_conns + FD_HEADROOM;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+    return;
+  rlim_t cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? (rlim_t)want : rl.rlim_max;
+  if (cur > rl.rlim_cur) {
+    rl.rlim_cur = cur;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur >= want) return;
+  size_t fit = rl.rlim_cur > 2 * FD_HEADROOM ? rl.rlim_cur - FD_HEADROOM : rl.rlim_cur / 2;
+  wr_warn("the open-file limit is %llu: serving at most %zu visitor connections instead of %zu "
+          "(raise it with ulimit -n or LimitNOFILE=)",
+          (unsigned long long)rl.rlim_cur, fit, vc->max_conns);
+  vc->max_conns = fit;
+}
+
+static int start_visitors(wr_edge *e, char *err, size_t errlen) {
+  const wr_edge_options *o = e->opts;
+  wr_visitor_config vcfg = {.store = e->store,
+                            .ts = e->ts,
+                            .scheme = "http",
+                            .max_conns = o->max_visitor_conns,
+                            .max_conns_per_source = o->max_conns_per_source,
+                            .requests_per_second_per_source = o->requests_per_second_per_source,
+                            .request_burst_per_source = o->request_burst_per_source};
+  fit_nofile(&vcfg);
+  int rv = wr_visitor_listen(e->loop, &vcfg, (const struct sockaddr *)&o->http.addr, &e->visitor);
+  if (rv != WR_OK) {
+    snprintf(err, errlen, "cannot listen on %s (TCP)", o->http.text);
+    return rv;
+  }
+  struct sockaddr_storage bound;
+  char name[80] = "?";
+  if (wr_visitor_addr(e->visitor, &bound) == 0) wr_addr_format(&bound, name, sizeof(name));
+  wr_info("Serving visitors on http://%s", name);
+  return WR_OK;
+}
+
+/* Also wr_edge_drain's step: the visitors' streams are reset while the
+ * QUIC connections still exist. */
+static void stop_visitors(wr_edge *e) {
+  if (e->visitor) wr_visitor_free(e->visitor);
+  e->visitor = NULL;
+}
+
+/* ---- DNS: the authoritative server, RFC 2136 pushes, the janitor ------------------ */
+
+/* The edge's public address, as DNS answers and pushed records give it: the
+ * host of the visitor listener. */
+static void public_host(const wr_edge *e, char *host, size_t hostlen) {
+  const struct sockaddr_storage *a = &e->opts->http.addr;
+  if (a->ss_family == AF_INET6)
+    uv_ip6_name((const struct sockaddr_in6 *)a, host, hostlen);
+  else
+    uv_ip4_name((const struct sockaddr_in *)a, host, hostlen);
+}
+
+static int start_dns(wr_edge *e, char *err, size_t errlen) {
+  const wr_edge_options *o = e->opts;
+  if (!listen_on(&o->dns)) return WR_OK;
+  char host[INET6_ADDRSTRLEN] = "";
+  const char *addrs[1] = {host};
+  public_host(e, host, sizeof(host));
+  wr_dns_config dcfg = {.store = e->store, .addrs = addrs, .naddrs = 1};
+  int rv = wr_dns_listen(e->loop, &dcfg, (const struct sockaddr *)&o->dns.addr, &e->dns, err, errlen);
+  if (rv != WR_OK) return rv;
+  struct sockaddr_storage bound;
+  char name[80] = "?";
+  if (wr_dns_addr(e->dns, &bound) == WR_OK) wr_addr_format(&bound, name, sizeof(name));
+  wr_info("Serving DNS on %s (UDP and TCP)", name);
+  return WR_OK;
+}
+
+static void stop_dns(wr_edge *e) {
+  wr_dns_free(e->dns);
+  e->dns = NULL;
+}
+
+static int start_updater(wr_edge *e, char *err, size_t errlen) {
+  const wr_edge_options *o = e->opts;
+  const char *server = o->dns_update.server;
+  if (!server || !*server) return WR_OK;
+  char host[INET6_ADDRSTRLEN] = "";
+  const char *addrs[1] = {host};
+  public_host(e, host, sizeof(host));
+  wr_dns_update_config ucfg = {.server = server, .zone = o->dns_update.zone,
+                               .key_name = o->dns_update.key_name,
+                               .algorithm = o->dns_update.key_algorithm,
+                               .secret = o->dns_update.key_secret, .addrs = addrs, .naddrs = 1};
+  int rv = wr_dns_updater_new(e->loop, &ucfg, &e->updater, err, errlen);
+  if (rv != WR_OK) return rv;
+  wr_info("Pushing route records to %s (zone %s) with RFC 2136%s", server, o->dns_update.zone,
+          o->dns_update.key_name ? ", TSIG-signed" : ", unsigned");
+  return WR_OK;
+}
+
+/* Cancels what is queued: each cancelled update logs its failure. */
+static void stop_updater(wr_edge *e) {
+  wr_dns_updater_free(e->updater);
+  e->updater = NULL;
+}
+
+static int start_janitor(wr_edge *e, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  wr_dns_cleanup_config ccfg = {.store = e->store, .dns = e->dns, .updater = e->updater};
+  /* It only refuses a missing store, which the first row guarantees. */
+  wr_dns_janitor_start(e->loop, &ccfg, &e->janitor);
+  return WR_OK;
+}
+
+static void stop_janitor(wr_edge *e) {
+  wr_dns_janitor_free(e->janitor);
+  e->janitor = NULL;
+}
+
+/* ---- API and login pages ---------------------------------------------------------- */
+
+static void update_done(void *user, int rv, int rcode, const char *msg) {
+  (void)user;
+  if (rv == WR_OK)
+    wr_info("DNS update: %s", msg);
+  else
+    wr_warn("DNS update failed (rcode %d): %s", rcode, msg);
+}
+
+/* API route changes go to the DNS server (its cache) and to the external
+ * DNS server as well. */
+static void on_route(void *user, int op, const char *hostname, const char *tunnel_id) {
+  wr_edge *e = user;
+  if (e->dns) wr_dns_invalidate(e->dns);
+  if (!e->updater) return;
+  if (op == WR_API_ROUTE_SET)
+    wr_dns_update_publish(e->updater, hostname, tunnel_id, update_done, e);
+  else if (op == WR_API_ROUTE_REMOVED)
+    wr_dns_update_unpublish(e->updater, hostname, tunnel_id, update_done, e);
+  else if (op == WR_API_TUNNEL_DELETED)
+    wr_dns_update_unpublish_tunnel(e->updater, tunnel_id, update_done, e);
+}
+
+/* The API's listener serves two things: the Cloudflare v4 API under
+ * /client/v4 and the login pages cloudflared's `tunnel login` opens. */
+static void api_router(wr_httpd *h, wr_httpd_req *req, void *user) {
+  static const char not_found[] =
+      "{\"success\":false,\"errors\":[{\"code\":7003,\"message\":\"No route for that URI\"}],"
+      "\"messages\":[],\"result\":null}";
+  wr_edge *e = user;
+  (void)h;
+  if (e->api && wr_api_handle(e->api, req)) return;
+  if (e->login && wr_login_handle(e->login, req)) return;
+  wr_httpd_respond_simple(req, 404, "application/json", not_found, sizeof(not_found) - 1);
+}
+
+static int start_api(wr_edge *e, char *err, size_t errlen) {
+  const wr_edge_options *o = e->opts;
+  if (!listen_on(&o->api)) return WR_OK;
+  struct sockaddr_storage bound;
+  char name[80] = "?", public_url[128];
+  wr_api_config acfg = {.store = e->store, .ts = e->ts, .on_route = on_route, .route_user = e};
+  int rv = wr_api_new(&acfg, &e->api);
+  if (rv != WR_OK) return rv;
+  rv = wr_httpd_listen(e->loop, (const struct sockaddr *)&o->api.addr, NULL, api_router, e,
+                       &e->api_httpd);
+  if (rv != WR_OK) {
+    snprintf(err, errlen, "cannot listen on %s (TCP)", o->api.text);
+    return rv;
+  }
+  if (wr_httpd_addr(e->api_httpd, &bound) == WR_OK) wr_addr_format(&bound, name, sizeof(name));
+  snprintf(public_url, sizeof(public_url), "http://%s", name);
+  wr_login_config lcfg = {.loop = e->loop, .store = e->store, .data_dir = e->data_dir,
+                          .public_url = public_url};
+  if ((rv = wr_login_new(&lcfg, &e->login)) != WR_OK) return rv;
+  wr_info("Serving the API on %s/client/v4 and logins on %s/argotunnel", public_url, public_url);
+  return WR_OK;
+}
+
+/* Logins answer their held polls while the HTTP server still exists. */
+static void stop_api(wr_edge *e) {
+  wr_login_free(e->login);
+  e->login = NULL;
+  if (e->api_httpd) wr_httpd_free(e->api_httpd);
+  e->api_httpd = NULL;
+}
+
+/* After the loop ran: no request of the HTTP server can reach it any more. */
+static void release_api(wr_edge *e) {
+  wr_api_free(e->api);
+  e->api = NULL;
+}
+
+/* ---- metrics ---------------------------------------------------------------------- */
+
+static int start_metrics(wr_edge *e, char *err, size_t errlen) {
+  const char *addr = e->opts->metrics;
+  if (!addr || !*addr) return WR_OK;
+  wr_edge_metrics_config mcfg = {.store = e->store, .ts = e->ts, .ep = e->ep,
+                                 .visitor = e->visitor, .dns = e->dns, .api = e->api,
+                                 .login = e->login};
+  return wr_edge_metrics_start(e->loop, addr, &mcfg, &e->metrics, err, errlen);
+}
+
+/* Also wr_edge_drain's first step: the server reads every other subsystem. */
+static void stop_metrics(wr_edge *e) {
+  wr_edge_metrics_free(e->metrics);
+  e->metrics = NULL;
+}
+
+/* ---- the table -------------------------------------------------------------------- */
+
+/* One row per subsystem, in start order. Every hook may be NULL and must
+ * cope with a row whose start failed half-way:
+ *   start    brings it up (logging what it serves); WR_OK or an error with
+ *            the reason in |err| ("" for none)
+ *   drain    wr_edge_drain, in reverse order: stop taking work, say goodbye
+ *   stop     wr_edge_free, in reverse order: close its libuv handles
+ *   release  after the loop ran every close callback, in reverse order:
+ *            free what is left */
+typedef struct subsystem {
+  const char *name;
+  int (*start)(wr_edge *e, char *err, size_t errlen);
+  void (*drain)(wr_edge *e);
+  void (*stop)(wr_edge *e);
+  void (*release)(wr_edge *e);
+} subsystem;
+
+static const subsystem subsystems[] = {
+    {"store", start_store, NULL, NULL, release_store},
+    {"tunnels", start_tunnels, drain_tunnels, stop_tunnels, release_tunnels},
+    {"visitors", start_visitors, stop_visitors, stop_visitors, NULL},
+    {"dns", start_dns, NULL, stop_dns, NULL},
+    {"api", start_api, NULL, stop_api, release_api},
+    {"dns-update", start_updater, NULL, stop_updater, NULL},
+    {"dns-janitor", start_janitor, NULL, stop_janitor, NULL},
+    {"metrics", start_metrics, stop_metrics, stop_metrics, NULL},
+};
+
+#define NSUBSYSTEMS (sizeof(subsystems) / sizeof(subsystems[0]))
+
+/* ---- lifecycle -------------------------------------------------------------------- */
+
+int wr_edge_new(uv_loop_t *loop, const wr_edge_options *opts, wr_edge **out, char *err,
+                size_t errlen) {
+  *out = NULL;
+  if (errlen) err[0] = '\0';
+  if (!loop || !opts || !opts->data_dir || !*opts->data_dir || !listen_on(&opts->tunnel) ||
+      !listen_on(&opts->http))
+    return WR_ERR_INVAL;
+  wr_edge *e = wr_xcalloc(1, sizeof(*e));
+  e->loop = loop;
+  e->opts = opts;
+  e->data_dir = wr_xstrdup(opts->data_dir);
+  for (size_t i = 0; i < NSUBSYSTEMS; i++) {
+    e->nstarted = i + 1;
+    int rv = subsystems[i].start ? subsystems[i].start(e, err, errlen) : WR_OK;
+    if (rv != WR_OK) {
+      /* WR_ERR_STORE means "the store could not be opened" (edge.h). */
+      if (rv == WR_ERR_STORE && i > 0) rv = WR_ERR_INTERNAL;
+      wr_edge_free(e);
+      return rv;
+    }
+  }
+  e->opts = NULL;
+  /* Every listener is up: /ready may say so. */
+  wr_edge_metrics_set_ready(e->metrics, 1, NULL);
+  *out = e;
+  return WR_OK;
+}
+
+void wr_edge_begin_shutdown(wr_edge *e) { wr_edge_metrics_set_ready(e->metrics, 0, "shutting down"); }
+
+static void flush_done(uv_timer_t *t) { uv_stop(t->loop); }
+
+void wr_edge_drain(wr_edge *e) {
+  for (size_t i = e->nstarted; i-- > 0;)
+    if (subsystems[i].drain) subsystems[i].drain(e);
+  uv_timer_init(e->loop, &e->flush);
+  uv_timer_start(&e->flush, flush_done, DRAIN_FLUSH_MS, 0);
+  uv_run(e->loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&e->flush, NULL);
+}
+
+void wr_edge_free(wr_edge *e) {
+  if (!e) return;
+  for (size_t i = e->nstarted; i-- > 0;)
+    if (subsystems[i].stop) subsystems[i].stop(e);
+  /* Every handle is closing: this runs their close callbacks (and the
+   * flush timer's, if wr_edge_drain ran). */
+  uv_run(e->loop, UV_RUN_DEFAULT);
+  for (size_t i = e->nstarted; i-- > 0;)
+    if (subsystems[i].release) subsystems[i].release(e);
+  free(e->data_dir);
+  free(e);
+}
