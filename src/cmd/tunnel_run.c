@@ -6,7 +6,12 @@
  * the default directories), ingress rules, then the metrics server (so
  * /ready answers 503 while connecting), the proxy and the HA connections.
  * SIGINT/SIGTERM: graceful shutdown within --grace-period; a second signal
- * exits at once. */
+ * exits at once.
+ *
+ * This file resolves flags, config and environment into
+ * wr_connector_options, handles the signals and runs the loop;
+ * connector/connector.h owns the proxy, the metrics server and the
+ * supervisor. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,9 +21,8 @@
 
 #include "cmd/commands.h"
 #include "cmd/mgmt_int.h"
+#include "connector/connector.h"
 #include "connector/ingress.h"
-#include "connector/metrics.h"
-#include "connector/proxy.h"
 #include "connector/supervisor.h"
 #include "lib/config.h"
 #include "lib/credentials.h"
@@ -37,11 +41,19 @@ static const char need_tunnel_msg[] =
 typedef struct runner {
   uv_loop_t *loop;
   uv_signal_t sigint, sigterm;
-  wr_supervisor *sup;
-  long long grace_ns;
+  wr_connector *conn;
   int signals;
-  int exit_code;
 } runner;
+
+/* What the flags resolve to; freed by run_free. */
+typedef struct run_inputs {
+  wr_config *cfg;
+  wr_credentials cred;
+  struct sockaddr_storage edges[WR_SUPERVISOR_MAX_CONNS];
+  size_t nedges;
+  wr_ingress *ing;
+  char *local_config;
+} run_inputs;
 
 /* ---- credentials ------------------------------------------------------------ */
 
@@ -135,29 +147,31 @@ static int resolve_edges(const wr_opts *o, struct sockaddr_storage *out, size_t 
   return WR_OK;
 }
 
-/* ---- lifecycle ---------------------------------------------------------------------- */
+/* ---- flags -> options -------------------------------------------------------------- */
 
-static void on_fatal(void *user, const char *why) {
-  runner *r = user;
-  wr_error("Couldn't start tunnel: %s", why);
-  r->exit_code = WR_EXIT_FAIL;
-  wr_supervisor_shutdown(r->sup, 0);
-}
-
-static void on_stopped(void *user) {
-  runner *r = user;
-  uv_stop(r->loop);
-}
-
-static void on_signal(uv_signal_t *h, int signum) {
-  runner *r = h->data;
-  const char *name = signum == SIGINT ? "interrupt" : "terminated";
-  if (r->signals++) {
-    wr_warn("Second signal (%s): exiting now", name);
-    _exit(r->exit_code);
+/* --loglevel, --logfile and --protocol. Returns 0, or -1 after saying why. */
+static int log_and_protocol(const wr_opts *o) {
+  wr_log_level level;
+  const char *lvl = wr_opts_get(o, "loglevel");
+  if (lvl && wr_log_parse_level(lvl, &level) != 0) {
+    fprintf(stderr, "unknown --loglevel \"%s\" (debug, info, warn, error, fatal)\n", lvl);
+    return -1;
   }
-  wr_info("Initiating graceful shutdown due to signal %s ...", name);
-  wr_supervisor_shutdown(r->sup, (uint64_t)(r->grace_ns / 1000000));
+  if (lvl) wr_log_set_level(level);
+  const char *logfile = wr_opts_get(o, "logfile");
+  if (logfile && *logfile && wr_log_set_file(logfile) != 0) {
+    fprintf(stderr, "cannot open --logfile %s\n", logfile);
+    return -1;
+  }
+  const char *proto = wr_opts_get(o, "protocol");
+  if (proto && strcmp(proto, "auto") != 0 && strcmp(proto, "quic") != 0) {
+    if (strcmp(proto, "http2") == 0 || strcmp(proto, "h2mux") == 0)
+      wr_error("--protocol %s: the HTTP/2 transport is not implemented yet; use quic", proto);
+    else
+      wr_error("--protocol \"%s\": expected auto, quic or http2", proto);
+    return -1;
+  }
+  return 0;
 }
 
 static int write_pidfile(const char *path) {
@@ -166,134 +180,85 @@ static int write_pidfile(const char *path) {
   return wr_file_write(path, buf, (size_t)n, 0644, 0);
 }
 
-int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+/* Credentials, edges, ingress rules and the pidfile, in cloudflared's
+ * order. Returns 0, or -1 after logging why. */
+static int resolve_inputs(const wr_opts *o, int argc, char **argv, run_inputs *in) {
   char err[ERRLEN];
-  wr_config *cfg = NULL;
-  wr_ingress *ing = NULL;
-  wr_credentials cred;
-  wr_proxy *proxy = NULL;
-  wr_metrics_server *metrics = NULL;
-  struct sockaddr_storage edges[WR_SUPERVISOR_MAX_CONNS];
-  size_t nedges = 0;
-  char *local_config = NULL;
-  runner r;
-  wr_log_level level;
-  int rv;
-  (void)cmd;
-
-  memset(&r, 0, sizeof(r));
-  r.exit_code = WR_EXIT_OK;
-  if (argc > 1) {
-    fprintf(stderr, "%s tunnel run: too many arguments; give one tunnel ID\n", o->prog);
-    return WR_EXIT_USAGE;
-  }
-  rv = wr_config_load_opts(o, &cfg, err, sizeof(err));
-  if (rv != WR_OK && rv != WR_ERR_NOTFOUND) {
-    fprintf(stderr, "%s\n", err);
-    return WR_EXIT_FAIL;
-  }
-  const char *lvl = wr_opts_get(o, "loglevel");
-  if (lvl && wr_log_parse_level(lvl, &level) != 0) {
-    fprintf(stderr, "unknown --loglevel \"%s\" (debug, info, warn, error, fatal)\n", lvl);
-    goto fail;
-  }
-  if (lvl) wr_log_set_level(level);
-  const char *logfile = wr_opts_get(o, "logfile");
-  if (logfile && *logfile && wr_log_set_file(logfile) != 0) {
-    fprintf(stderr, "cannot open --logfile %s\n", logfile);
-    goto fail;
-  }
-  const char *proto = wr_opts_get(o, "protocol");
-  if (proto && strcmp(proto, "auto") != 0 && strcmp(proto, "quic") != 0) {
-    if (strcmp(proto, "http2") == 0 || strcmp(proto, "h2mux") == 0)
-      wr_error("--protocol %s: the HTTP/2 transport is not implemented yet; use quic", proto);
-    else
-      wr_error("--protocol \"%s\": expected auto, quic or http2", proto);
-    goto fail;
-  }
-  memset(&cred, 0, sizeof(cred));
-  if (load_credentials(o, cfg, argc, argv, &cred, err, sizeof(err)) != WR_OK) {
+  if (load_credentials(o, in->cfg, argc, argv, &in->cred, err, sizeof(err)) != WR_OK ||
+      resolve_edges(o, in->edges, WR_SUPERVISOR_MAX_CONNS, &in->nedges, err, sizeof(err)) !=
+          WR_OK ||
+      wr_ingress_load(in->cfg, o, &in->ing, err, sizeof(err)) != WR_OK) {
     wr_error("%s", err);
-    goto fail;
-  }
-  if (resolve_edges(o, edges, WR_SUPERVISOR_MAX_CONNS, &nedges, err, sizeof(err)) != WR_OK) {
-    wr_error("%s", err);
-    goto fail;
-  }
-  if (wr_ingress_load(cfg, o, &ing, err, sizeof(err)) != WR_OK) {
-    wr_error("%s", err);
-    goto fail;
+    return -1;
   }
   const char *pidfile = wr_opts_get(o, "pidfile");
   if (pidfile && *pidfile && write_pidfile(pidfile) != 0)
     wr_warn("cannot write --pidfile %s", pidfile);
+  return 0;
+}
 
-  wr_uuid connector_id;
-  char idstr[WR_UUID_STR_LEN + 1], tid[WR_UUID_STR_LEN + 1];
-  wr_uuid_random(&connector_id);
-  wr_uuid_format(&connector_id, idstr);
-  wr_uuid_format(&cred.tunnel_id, tid);
-  wr_info("Starting tunnel tunnelID=%s", tid);
-  wr_info("Version %s", WR_VERSION);
-  wr_info("Generated Connector ID: %s", idstr);
-  for (size_t i = 0; i < ing->n_rules; i++) {
-    const wr_ingress_rule *rule = &ing->rules[i];
-    wr_info("ingress rule %zu: hostname=%s path=%s service=%s", i,
-            rule->hostname ? rule->hostname : "*", rule->path ? rule->path : "",
-            rule->service.display);
-  }
-
-  r.loop = uv_default_loop();
+/* The rest of the flags into |co|. */
+static void connector_options(const wr_opts *o, run_inputs *in, wr_connector_options *co) {
   long long grace = 30LL * 1000000000LL;
   const char *gp = wr_opts_get(o, "grace-period");
   if (gp && wr_parse_duration(gp, &grace) != 0) grace = 30LL * 1000000000LL;
-  r.grace_ns = grace;
-
-  wr_proxy_config pc;
-  memset(&pc, 0, sizeof(pc));
-  pc.loop = r.loop;
-  pc.ingress = ing;
-  pc.connector_id = connector_id;
-  if (wr_proxy_new(&pc, &proxy) != WR_OK) {
-    wr_error("cannot start the proxy");
-    goto fail;
-  }
-  const char *maddr = wr_opts_get(o, "metrics");
-  if (maddr && *maddr &&
-      wr_metrics_server_start(r.loop, maddr, proxy, &connector_id, &metrics, err, sizeof(err)) !=
-          WR_OK) {
-    wr_error("%s", err);
-    goto fail;
-  }
-
-  local_config = wr_ingress_local_config_json(ing, o);
-  char *const *features;
-  size_t nfeatures = wr_opts_list(o, "features", &features);
-  wr_supervisor_config sc;
-  memset(&sc, 0, sizeof(sc));
-  sc.loop = r.loop;
-  sc.cred = &cred;
-  sc.edges = edges;
-  sc.nedges = nedges;
   const char *ha = wr_opts_get(o, "ha-connections");
-  sc.ha_connections = ha ? (unsigned)atoi(ha) : 4;
-  if (sc.ha_connections == 0) sc.ha_connections = 1;
-  sc.ca_file = wr_opts_get(o, "cacert");
-  sc.connector_id = connector_id;
-  sc.local_config = local_config;
-  sc.local_config_len = strlen(local_config);
-  sc.extra_features = (const char *const *)features;
-  sc.nextra_features = nfeatures;
-  sc.proxy = proxy;
-  sc.on_fatal = on_fatal;
-  sc.on_stopped = on_stopped;
-  sc.user = &r;
-  if (wr_supervisor_start(&sc, &r.sup, err, sizeof(err)) != WR_OK) {
-    wr_error("%s", err);
-    goto fail;
-  }
-  if (metrics) wr_metrics_server_set_supervisor(metrics, r.sup);
+  char *const *features;
+  in->local_config = wr_ingress_local_config_json(in->ing, o);
+  memset(co, 0, sizeof(*co));
+  co->cred = &in->cred;
+  co->edges = in->edges;
+  co->nedges = in->nedges;
+  co->ha_connections = ha ? (unsigned)atoi(ha) : 4;
+  if (co->ha_connections == 0) co->ha_connections = 1;
+  co->ca_file = wr_opts_get(o, "cacert");
+  co->ingress = in->ing;
+  co->local_config = in->local_config;
+  co->nfeatures = wr_opts_list(o, "features", &features);
+  co->features = (const char *const *)features;
+  co->metrics = wr_opts_get(o, "metrics");
+  co->grace_ms = (uint64_t)(grace / 1000000);
+}
 
+static void run_free(run_inputs *in) {
+  free(in->local_config);
+  wr_ingress_free(in->ing);
+  wr_config_free(in->cfg);
+}
+
+/* ---- running ------------------------------------------------------------------------ */
+
+static void on_stopped(void *user) {
+  runner *r = user;
+  uv_stop(r->loop);
+}
+
+/* Signals stay in the command: their disposition is the process's, and a
+ * second one ends it. */
+static void on_signal(uv_signal_t *h, int signum) {
+  runner *r = h->data;
+  const char *name = signum == SIGINT ? "interrupt" : "terminated";
+  if (r->signals++) {
+    wr_warn("Second signal (%s): exiting now", name);
+    _exit(wr_connector_failed(r->conn) ? WR_EXIT_FAIL : WR_EXIT_OK);
+  }
+  wr_info("Initiating graceful shutdown due to signal %s ...", name);
+  wr_connector_shutdown(r->conn);
+}
+
+/* Starts the connector, serves until it stopped, frees it. Returns the
+ * exit code. */
+static int serve(wr_connector_options *co) {
+  char err[ERRLEN];
+  runner r;
+  memset(&r, 0, sizeof(r));
+  r.loop = uv_default_loop();
+  co->on_stopped = on_stopped;
+  co->user = &r;
+  if (wr_connector_new(r.loop, co, &r.conn, err, sizeof(err)) != WR_OK) {
+    wr_error("%s", err);
+    return WR_EXIT_FAIL;
+  }
   uv_signal_init(r.loop, &r.sigint);
   uv_signal_init(r.loop, &r.sigterm);
   r.sigint.data = r.sigterm.data = &r;
@@ -303,29 +268,35 @@ int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
 
   uv_close((uv_handle_t *)&r.sigint, NULL);
   uv_close((uv_handle_t *)&r.sigterm, NULL);
-  if (metrics) wr_metrics_server_set_supervisor(metrics, NULL);
-  wr_supervisor_free(r.sup);
-  wr_metrics_server_free(metrics);
-  wr_proxy_free(proxy);
-  /* Let every close callback run (sockets, timers, endpoints). */
-  for (int i = 0; i < 1000 && uv_run(r.loop, UV_RUN_NOWAIT); i++) {
-  }
+  int code = wr_connector_failed(r.conn) ? WR_EXIT_FAIL : WR_EXIT_OK;
+  wr_connector_free(r.conn); /* also runs the signal handles' close callbacks */
   uv_loop_close(r.loop);
-  free(local_config);
-  wr_ingress_free(ing);
-  wr_config_free(cfg);
-  if (r.exit_code == WR_EXIT_OK) wr_info("Tunnel server stopped");
-  return r.exit_code;
+  return code;
+}
 
-fail:
-  if (proxy || metrics) {
-    wr_metrics_server_free(metrics);
-    wr_proxy_free(proxy);
-    for (int i = 0; i < 1000 && uv_run(uv_default_loop(), UV_RUN_NOWAIT); i++) {
-    }
+int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  char err[ERRLEN];
+  run_inputs in;
+  wr_connector_options co;
+  int rv;
+  (void)cmd;
+
+  memset(&in, 0, sizeof(in));
+  if (argc > 1) {
+    fprintf(stderr, "%s tunnel run: too many arguments; give one tunnel ID\n", o->prog);
+    return WR_EXIT_USAGE;
   }
-  free(local_config);
-  wr_ingress_free(ing);
-  wr_config_free(cfg);
-  return WR_EXIT_FAIL;
+  rv = wr_config_load_opts(o, &in.cfg, err, sizeof(err));
+  if (rv != WR_OK && rv != WR_ERR_NOTFOUND) {
+    fprintf(stderr, "%s\n", err);
+    return WR_EXIT_FAIL;
+  }
+  rv = WR_EXIT_FAIL;
+  if (log_and_protocol(o) == 0 && resolve_inputs(o, argc, argv, &in) == 0) {
+    connector_options(o, &in, &co);
+    rv = serve(&co);
+  }
+  run_free(&in);
+  if (rv == WR_EXIT_OK) wr_info("Tunnel server stopped");
+  return rv;
 }

@@ -1,0 +1,135 @@
+/* The connector process's owner; see connector.h for the order of things. */
+#include "connector/connector.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connector/metrics.h"
+#include "connector/proxy.h"
+#include "connector/supervisor.h"
+#include "lib/encoding.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+
+/* Close callbacks to wait for in wr_connector_free: a bound, not a timing. */
+#define CLOSE_RUNS 1000
+
+struct wr_connector {
+  uv_loop_t *loop;
+  wr_uuid connector_id;
+  uint64_t grace_ms;
+  wr_proxy *proxy;
+  wr_metrics_server *metrics;
+  wr_supervisor *sup;
+  int failed;
+  void (*on_stopped)(void *user);
+  void *user;
+};
+
+/* cloudflared's start-up lines, before anything is dialled. */
+static void log_start(const wr_connector *c, const wr_connector_options *o) {
+  char idstr[WR_UUID_STR_LEN + 1], tid[WR_UUID_STR_LEN + 1];
+  wr_uuid_format(&c->connector_id, idstr);
+  wr_uuid_format(&o->cred->tunnel_id, tid);
+  wr_info("Starting tunnel tunnelID=%s", tid);
+  wr_info("Version %s", WR_VERSION);
+  wr_info("Generated Connector ID: %s", idstr);
+  for (size_t i = 0; i < o->ingress->n_rules; i++) {
+    const wr_ingress_rule *rule = &o->ingress->rules[i];
+    wr_info("ingress rule %zu: hostname=%s path=%s service=%s", i,
+            rule->hostname ? rule->hostname : "*", rule->path ? rule->path : "",
+            rule->service.display);
+  }
+}
+
+/* Registration refused for good before anything ever registered:
+ * cloudflared exits then, printing the edge's reason. */
+static void on_fatal(void *user, const char *why) {
+  wr_connector *c = user;
+  wr_error("Couldn't start tunnel: %s", why);
+  c->failed = 1;
+  wr_supervisor_shutdown(c->sup, 0);
+}
+
+static void on_stopped(void *user) {
+  wr_connector *c = user;
+  c->on_stopped(c->user);
+}
+
+static int start_supervisor(wr_connector *c, const wr_connector_options *o, char *err,
+                            size_t errlen) {
+  wr_supervisor_config sc;
+  memset(&sc, 0, sizeof(sc));
+  sc.loop = c->loop;
+  sc.cred = o->cred;
+  sc.edges = o->edges;
+  sc.nedges = o->nedges;
+  sc.ha_connections = o->ha_connections;
+  sc.ca_file = o->ca_file;
+  sc.connector_id = c->connector_id;
+  sc.local_config = o->local_config;
+  sc.local_config_len = o->local_config ? strlen(o->local_config) : 0;
+  sc.extra_features = o->features;
+  sc.nextra_features = o->nfeatures;
+  sc.proxy = c->proxy;
+  sc.on_fatal = on_fatal;
+  sc.on_stopped = on_stopped;
+  sc.user = c;
+  return wr_supervisor_start(&sc, &c->sup, err, errlen);
+}
+
+int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connector **out,
+                     char *err, size_t errlen) {
+  int rv;
+  *out = NULL;
+  if (errlen) err[0] = '\0';
+  if (!loop || !o || !o->cred || !o->ingress || !o->on_stopped) return WR_ERR_INVAL;
+  wr_connector *c = wr_xcalloc(1, sizeof(*c));
+  c->loop = loop;
+  c->grace_ms = o->grace_ms;
+  c->on_stopped = o->on_stopped;
+  c->user = o->user;
+  wr_uuid_random(&c->connector_id);
+  log_start(c, o);
+
+  wr_proxy_config pc;
+  memset(&pc, 0, sizeof(pc));
+  pc.loop = loop;
+  pc.ingress = o->ingress;
+  pc.connector_id = c->connector_id;
+  if ((rv = wr_proxy_new(&pc, &c->proxy)) != WR_OK) {
+    snprintf(err, errlen, "cannot start the proxy");
+    goto fail;
+  }
+  /* Before the supervisor: /ready answers 503 while connecting. */
+  if (o->metrics && *o->metrics &&
+      (rv = wr_metrics_server_start(loop, o->metrics, c->proxy, &c->connector_id, &c->metrics, err,
+                                    errlen)) != WR_OK)
+    goto fail;
+  if ((rv = start_supervisor(c, o, err, errlen)) != WR_OK) goto fail;
+  if (c->metrics) wr_metrics_server_set_supervisor(c->metrics, c->sup);
+  *out = c;
+  return WR_OK;
+
+fail:
+  wr_connector_free(c);
+  return rv;
+}
+
+void wr_connector_shutdown(wr_connector *c) { wr_supervisor_shutdown(c->sup, c->grace_ms); }
+
+int wr_connector_failed(const wr_connector *c) { return c->failed; }
+
+void wr_connector_free(wr_connector *c) {
+  if (!c) return;
+  if (c->metrics) wr_metrics_server_set_supervisor(c->metrics, NULL);
+  if (c->sup) wr_supervisor_free(c->sup);
+  wr_metrics_server_free(c->metrics);
+  wr_proxy_free(c->proxy);
+  /* Let every close callback run (sockets, timers, endpoints). */
+  for (int i = 0; i < CLOSE_RUNS && uv_run(c->loop, UV_RUN_NOWAIT); i++) {
+  }
+  free(c);
+}
