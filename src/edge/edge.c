@@ -443,6 +443,7 @@ int wr_edge_new(uv_loop_t *loop, const wr_edge_options *opts, wr_edge **out, cha
   e->data_dir = wr_xstrdup(opts->data_dir);
   for (size_t i = 0; i < NSUBSYSTEMS; i++) {
     e->nstarted = i + 1;
+    if (errlen) err[0] = '\0'; /* only the failing row's reason, if it gives one */
     int rv = subsystems[i].start ? subsystems[i].start(e, err, errlen) : WR_OK;
     if (rv != WR_OK) {
       /* WR_ERR_STORE means "the store could not be opened" (edge.h). */

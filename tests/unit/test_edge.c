@@ -1,0 +1,203 @@
+/* The edge process's owner (src/edge/edge.c): every subsystem starts,
+ * drains and frees, and a start that fails half-way gives back everything
+ * it took. The proof is that the loop closes (uv_loop_close returns 0: no
+ * handle left) and ASan finds no leak. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "edge/edge.h"
+#include "edge/pki.h"
+#include "edge/store.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "unit.h"
+
+static char dir[64]; /* an initialised data directory */
+
+static int group_setup(void **state) {
+  char err[512], path[128];
+  wr_store *s = NULL;
+  (void)state;
+  wr_log_set_level(getenv("WR_TEST_DEBUG") ? WR_LOG_DEBUG : WR_LOG_FATAL);
+  snprintf(dir, sizeof(dir), "/tmp/wr-edge-XXXXXX");
+  if (!mkdtemp(dir)) return -1;
+  if (wr_pki_init_dir(dir, "example.test", err, sizeof(err)) != WR_OK) {
+    fprintf(stderr, "pki: %s\n", err);
+    return -1;
+  }
+  snprintf(path, sizeof(path), "%s/warren.db", dir);
+  if (wr_store_open(path, WR_STORE_CREATE, &s, err, sizeof(err)) != WR_OK) {
+    fprintf(stderr, "store: %s\n", err);
+    return -1;
+  }
+  wr_store_close(s);
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  char cmd[128];
+  (void)state;
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static void set_listen(wr_edge_listen *l, const char *text) {
+  l->text = text;
+  assert_int_equal(uv_ip4_addr("127.0.0.1", 0, (struct sockaddr_in *)&l->addr), 0);
+}
+
+/* Every subsystem on an ephemeral port. */
+static wr_edge_options all_on(void) {
+  wr_edge_options o;
+  memset(&o, 0, sizeof(o));
+  o.data_dir = dir;
+  set_listen(&o.tunnel, "127.0.0.1:0");
+  set_listen(&o.http, "127.0.0.1:0");
+  set_listen(&o.dns, "127.0.0.1:0");
+  set_listen(&o.api, "127.0.0.1:0");
+  o.metrics = "127.0.0.1:0";
+  o.max_half_open = 20;
+  o.max_visitor_conns = 100;
+  o.dns_update.server = "127.0.0.1:9";
+  o.dns_update.zone = "example.test";
+  o.dns_update.key_algorithm = "hmac-sha256";
+  o.dns_update.key_name = "k";
+  o.dns_update.key_secret = "c2VjcmV0c2VjcmV0c2VjcmV0";
+  return o;
+}
+
+/* A TCP port something else holds. */
+static int busy_tcp(wr_edge_listen *l, const char *text) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in *a = (struct sockaddr_in *)&l->addr;
+  socklen_t len = sizeof(*a);
+  assert_true(fd >= 0);
+  set_listen(l, text);
+  assert_int_equal(bind(fd, (struct sockaddr *)a, sizeof(*a)), 0);
+  assert_int_equal(listen(fd, 1), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)a, &len), 0);
+  return fd;
+}
+
+/* Start everything, shut down as `warren-edge run` does, and nothing is
+ * left on the loop. */
+static void test_edge_lifecycle(void **state) {
+  uv_loop_t loop;
+  wr_edge *e = NULL;
+  char err[512];
+  (void)state;
+  wr_edge_options o = all_on();
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_OK);
+  assert_non_null(e);
+  /* The loop runs a little, as it would serve. */
+  assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT) >= 0, 1);
+  wr_edge_begin_shutdown(e);
+  wr_edge_begin_shutdown(e); /* idempotent */
+  wr_edge_drain(e);
+  wr_edge_free(e);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Free without a drain (a command that never served) is as clean. */
+static void test_edge_free_without_drain(void **state) {
+  uv_loop_t loop;
+  wr_edge *e = NULL;
+  char err[512];
+  (void)state;
+  wr_edge_options o = all_on();
+  o.dns.text = NULL; /* optional ones off */
+  o.api.text = "";
+  o.metrics = NULL;
+  o.dns_update.server = NULL;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_OK);
+  wr_edge_free(e);
+  wr_edge_free(NULL);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_edge_bad_options(void **state) {
+  uv_loop_t loop;
+  wr_edge *e = (wr_edge *)&loop;
+  char err[512];
+  (void)state;
+  wr_edge_options o = all_on();
+  assert_int_equal(uv_loop_init(&loop), 0);
+  o.data_dir = NULL;
+  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_ERR_INVAL);
+  assert_null(e);
+  o = all_on();
+  o.http.text = "";
+  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_ERR_INVAL);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* The store is the first row: only its failure is WR_ERR_STORE. */
+static void test_edge_no_store(void **state) {
+  uv_loop_t loop;
+  wr_edge *e = NULL;
+  char err[512], nodir[128];
+  (void)state;
+  wr_edge_options o = all_on();
+  snprintf(nodir, sizeof(nodir), "%s/missing", dir);
+  o.data_dir = nodir;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_ERR_STORE);
+  assert_null(e);
+  assert_non_null(strstr(err, "missing"));
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A row that fails late takes down every row before it. */
+static void test_edge_rollback(void **state) {
+  uv_loop_t loop;
+  wr_edge *e = NULL;
+  char err[512];
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+
+  /* The API's port is taken: tunnels, visitors and DNS were up. */
+  wr_edge_options o = all_on();
+  int fd = busy_tcp(&o.api, "api-port");
+  assert_int_not_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_OK);
+  assert_null(e);
+  assert_string_equal(err, "cannot listen on api-port (TCP)");
+  close(fd);
+
+  /* The visitors' port is taken. */
+  o = all_on();
+  fd = busy_tcp(&o.http, "http-port");
+  assert_int_not_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_OK);
+  assert_string_equal(err, "cannot listen on http-port (TCP)");
+  close(fd);
+
+  /* The DNS update key is refused: everything but the metrics was up. */
+  o = all_on();
+  o.dns_update.key_secret = "!!!";
+  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_ERR_CONFIG);
+  assert_true(err[0] != '\0');
+
+  /* The metrics address does not resolve: the last row. */
+  o = all_on();
+  o.metrics = "no-such-host.invalid:1";
+  assert_int_not_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_OK);
+  assert_null(e);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_edge_lifecycle),
+      cmocka_unit_test(test_edge_free_without_drain),
+      cmocka_unit_test(test_edge_bad_options),
+      cmocka_unit_test(test_edge_no_store),
+      cmocka_unit_test(test_edge_rollback),
+  };
+  if (getenv("WR_TEST_FILTER")) cmocka_set_test_filter(getenv("WR_TEST_FILTER"));
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
