@@ -1,9 +1,32 @@
-/* Internals of the visitor front (visitor.c) shared with its unit tests. */
+/* Internals of the visitor front (edge/visitor.h), shared by its files and
+ * with its unit tests. Not an interface for other modules.
+ *
+ * The front is split by concept; each file owns one part of a connection's
+ * life and calls the others only through the wr__ functions below:
+ *   visitor.c         the HTTP/1.1 connection front: listener, accept,
+ *                     reading and parsing heads, keep-alive, timeouts,
+ *                     output gathering, closing; the object's lifetime
+ *   visitor_limits.c  the per-source limits: source table, admission and
+ *                     idle eviction, reserved slots, request-rate buckets
+ *   visitor_route.c   Host -> tunnel: the request-target, the canonical
+ *                     host and the route cache over the store
+ *   visitor_proxy.c   one request over a tunnel data stream: ConnectRequest,
+ *                     request body, response head and body, WebSocket pipe
+ *   visitor_pages.c   answers from the edge itself (404, 429, 502, ...) */
 #ifndef WR_EDGE_VISITOR_INT_H
 #define WR_EDGE_VISITOR_INT_H
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+#include <uv.h>
+
+#include "edge/store.h"
+#include "edge/tunnel_server.h"
+#include "edge/visitor.h"
+#include "lib/buf.h"
+#include "proto/http1.h"
 
 /* A source key: 16 bytes, the IPv6 form of what one source owns. */
 #define WR__VISITOR_KEY_LEN 16
@@ -20,5 +43,278 @@ int wr__visitor_source_key(const struct sockaddr *sa, uint8_t key[WR__VISITOR_KE
 /* The key for logs: "192.0.2.7" or "2001:db8:1:2::/64". |cap| of at least
  * WR__VISITOR_NAME_MAX never truncates. */
 void wr__visitor_source_name(const uint8_t key[WR__VISITOR_KEY_LEN], char *out, size_t cap);
+
+/* ---- sizes shared by the files -------------------------------------------------- */
+
+#define WR__VISITOR_READ_CHUNK (16u * 1024u)      /* one read */
+#define WR__VISITOR_RESP_HEAD_MAX (64u * 1024u)   /* connector preamble + ConnectResponse */
+#define WR__VISITOR_MAX_REQ_HEADERS WR_HTTP1_DEFAULT_MAX_HEADERS
+#define WR__VISITOR_DISCARD_MAX (1u << 20) /* body bytes dropped before giving up on keep-alive */
+#define WR__VISITOR_ROUTE_BUCKETS 256
+
+/* ---- states ----------------------------------------------------------------------- */
+
+/* Connection states. */
+enum vc_state {
+  VC_HEAD = 0, /* waiting for (the rest of) a request head */
+  VC_PROXY,    /* a request is being proxied over a data stream */
+  VC_CLOSING   /* answered for the last time: flushing, then shutdown + linger */
+};
+
+/* Request body, visitor -> connector. */
+enum rb_state {
+  RB_NONE = 0, /* no body (or websocket before 101) */
+  RB_LENGTH,   /* Content-Length: body_left more bytes */
+  RB_CHUNKED,  /* chunked coding, de-chunked onto the stream */
+  RB_PIPE,     /* websocket after 101: raw bytes until either side ends */
+  RB_DONE      /* the whole body was read from the visitor */
+};
+
+/* Response, connector -> visitor. */
+enum rs_state {
+  RS_HEAD = 0, /* collecting preamble + ConnectResponse */
+  RS_LENGTH,   /* identity body, resp_left more bytes */
+  RS_CHUNKED,  /* body of unknown length, chunk-encoded for the visitor */
+  RS_EOF,      /* HTTP/1.0 visitor: body delimited by closing the connection */
+  RS_PIPE,     /* websocket after 101 */
+  RS_DONE      /* complete (or no body); later stream bytes are dropped */
+};
+
+/* What the connection timer measures. */
+enum vc_timer { T_NONE = 0, T_IDLE, T_HEADER, T_PROXY, T_LINGER };
+
+/* ---- layout ------------------------------------------------------------------------ */
+
+/* A cached answer of the route lookup (visitor_route.c). */
+typedef struct route_ent {
+  struct route_ent *next;
+  uint64_t expires;
+  int found;
+  char tunnel_id[WR_STORE_UUID_LEN + 1];
+  char host[];
+} route_ent;
+
+typedef struct vconn vconn;
+
+/* One source (see wr__visitor_source_key). About 64 bytes. */
+typedef struct vsrc {
+  struct vsrc *hnext;         /* hash chain */
+  struct vsrc *qprev, *qnext; /* quiet list, while |quiet| */
+  uint64_t tokens;            /* request bucket, in thousandths of a request */
+  uint64_t stamp;             /* ms: the bucket's last refill (the quiet list's order) */
+  uint32_t conns;             /* connections holding a slot */
+  uint8_t quiet;              /* no connections: on the quiet list */
+  uint8_t key[WR__VISITOR_KEY_LEN];
+} vsrc;
+
+/* A warning that must not be logged once per event under a flood. */
+typedef struct vwarn {
+  uint64_t next;              /* ms: earliest next warning */
+  uint64_t held;              /* events since the last warning */
+} vwarn;
+
+struct wr_visitor {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  int listener_open;
+  int closing;
+  wr_store *store;
+  wr_tunnel_server *ts;
+  char scheme[8];
+  uint64_t header_timeout_ms, idle_timeout_ms, proxy_idle_ms, route_ttl_ms;
+  size_t max_conns;
+  size_t max_per_source;      /* WR_VISITOR_OFF: none */
+  size_t reserve;             /* < max_conns */
+  uint64_t rate, burst;       /* requests/s, bucket size; rate 0: no rate limit */
+  size_t max_sources;
+  size_t nslots;              /* connections accepted and not closed */
+  vsrc **srcs;                /* hash buckets, src_mask + 1 of them */
+  size_t src_mask;
+  uint64_t sip_k0, sip_k1;
+  vsrc *quiet_head, *quiet_tail;
+  uv_timer_t quiet_timer;     /* frees quiet sources once their bucket is full */
+  vconn *idle_head, *idle_tail;
+  vwarn warn_source, warn_full, warn_evict, warn_rate, warn_table;
+  vconn *conns;
+  uint64_t next_id;
+  route_ent *routes[WR__VISITOR_ROUTE_BUCKETS];
+  size_t nroutes;
+  wr_visitor_stats stats;
+  uv_check_t flusher;  /* after each poll: one write per connection with output */
+  uv_idle_t nudge;     /* active while output waits: poll must not block then */
+  int aux_open;        /* flusher, nudge and quiet_timer not yet closed */
+  vconn *dirty;        /* connections with pending output, linked by dirty_next */
+  /* Reads of connections that hold no input buffer (idle keep-alive, new)
+   * land here and are copied out: an idle visitor then costs no 16 KiB
+   * buffer. libuv calls alloc_cb and read_cb back to back, so one shared
+   * buffer is enough. */
+  uint8_t idle_rbuf[WR__VISITOR_READ_CHUNK];
+};
+
+/* The request being served; reset between requests. */
+typedef struct vreq {
+  wr_tunnel_stream *st;
+  char tunnel_id[WR_STORE_UUID_LEN + 1];
+  char conn_id[WR_STORE_UUID_LEN + 1];
+  int64_t sid;
+  int stream_blocked; /* last write got WR_AGAIN: wait for on_writable */
+  int keep_alive, minor, is_head, websocket;
+  char method[32];
+  char host[WR_STORE_HOST_MAX + 1];       /* canonical: lower case, no port */
+  char authority[WR_STORE_HOST_MAX + 8]; /* host[:port]: HttpHost */
+  char target[256];   /* for logs; truncated */
+  int body;           /* enum rb_state */
+  uint64_t body_left;
+  wr_http1_chunked chunked;
+  size_t chunk_raw;   /* de-chunked bytes at the front of |in| not yet forwarded */
+  int discard;        /* request body bytes are read and dropped */
+  uint64_t discarded;
+  int resp;           /* enum rs_state */
+  uint64_t resp_left;
+  int status;         /* sent to the visitor; 0 before the head */
+  uint64_t up, down;  /* body bytes each way */
+  uint64_t t0;
+} vreq;
+
+struct vconn {
+  vconn *prev, *next;
+  wr_visitor *v;
+  uv_tcp_t tcp;
+  uv_timer_t timer;   /* the deadline named by |tmode| */
+  uv_timer_t kick;    /* zero delay: process outside other callbacks */
+  uv_shutdown_t shutreq;
+  int handles;        /* libuv handles not yet closed */
+  int closed;         /* uv_close called */
+  int state;          /* enum vc_state */
+  int tmode;          /* enum vc_timer */
+  int reading;
+  int peer_eof;
+  int shut;           /* uv_shutdown issued */
+  int shut_done;      /* ... and completed: our FIN is out */
+  size_t writes;      /* uv_write requests in flight */
+  unsigned gen;       /* changes whenever the stream is released */
+  uint64_t id;
+  char ip[INET6_ADDRSTRLEN];
+  vsrc *src;          /* while holding a slot; NULL: untracked */
+  int has_slot;
+  int idle;           /* on the visitor's idle list */
+  vconn *iprev, *inext;
+  uint64_t retry_at;  /* after a 429: a request before this ms closes */
+  wr_buf in;          /* visitor bytes not processed yet */
+  size_t scanned;     /* head bytes already searched for the blank line */
+  wr_buf rhead;       /* preamble + ConnectResponse being collected */
+  vreq r;
+  struct wreq *pend;  /* output gathered during this loop iteration */
+  vconn *dirty_next;
+  int is_dirty;
+};
+
+/* ---- visitor.c: the connection front ------------------------------------------------ */
+
+/* Starts the connection timer in |mode| (enum vc_timer) for |ms|. */
+void wr__vconn_arm(vconn *c, int mode, uint64_t ms);
+/* Traffic while proxying: restarts the proxy idle timer. */
+void wr__vconn_activity(vconn *c);
+/* Processes the connection from the zero-delay timer, outside the current
+ * callback (never parse or open streams from inside a QUIC callback). */
+void wr__vconn_kick(vconn *c);
+/* Queues a + b + d for the visitor, gathered into one write per loop
+ * iteration; |credit| stream bytes go back to QUIC once written. On failure
+ * the connection is closed. */
+void wr__vconn_write3(vconn *c, const void *a, size_t alen, const void *b, size_t blen,
+                      const void *d, size_t dlen, size_t credit);
+/* Closes at once (no flush): abandons the stream, releases the slot. */
+void wr__vconn_close_now(vconn *c);
+/* A broken response (head sent, body cut): logged, and the visitor sees it
+ * incomplete (a reset for a close-delimited body). */
+void wr__vconn_abort(vconn *c, const char *why);
+/* The request is over (answered, or the connection is ending): logs it and
+ * goes on with the next one (keep-alive), or ends the connection when
+ * |close| or the request said so. */
+void wr__vconn_end_request(vconn *c, int close);
+
+static inline void wr__vconn_write(vconn *c, const void *a, size_t alen, size_t credit) {
+  wr__vconn_write3(c, a, alen, NULL, 0, NULL, 0, credit);
+}
+
+static inline int wr__vconn_body_complete(const vconn *c) {
+  return c->r.body == RB_NONE || c->r.body == RB_DONE;
+}
+
+/* ---- visitor_proxy.c: the tunnel data stream ------------------------------------- */
+
+/* A complete head is at the front of c->in (|used| bytes; |h| points into
+ * it). Routes it and opens the data stream, or answers locally; consumes
+ * the head either way. */
+void wr__vconn_start_request(vconn *c, const wr_http1_head *h, size_t used);
+/* Moves buffered request body bytes to the stream and ends the request
+ * once both directions are complete. */
+void wr__vconn_proxy_step(vconn *c);
+/* Lets go of the data stream: |code| >= 0 aborts what is still open (RESET
+ * + STOP_SENDING), -1 ends it normally (FIN if not sent yet). */
+void wr__vconn_release_stream(vconn *c, int64_t code);
+
+/* ---- visitor_pages.c: answers from the edge ----------------------------------------- */
+
+/* Counts the response status |status| of the current request. */
+void wr__vconn_count_response(vconn *c, int status);
+/* Answers the current request with an HTML page for |status| saying |msg|,
+ * with |extra| (or NULL) among the headers; closes after it when
+ * |force_close|. After the response head went out it can only abort. */
+void wr__vconn_local_h(vconn *c, int status, const char *msg, int force_close,
+                       const wr_http_header *extra);
+void wr__vconn_local(vconn *c, int status, const char *msg, int force_close);
+/* An error before or after the response head: a page, or a broken response. */
+void wr__vconn_fail(vconn *c, int status, const char *msg);
+
+/* ---- visitor_limits.c: per-source limits ------------------------------------------ */
+
+/* Resolves the limits of |cfg| into |v| (defaults, clamps) and makes the
+ * source table with a random hash key. Returns WR_OK, or WR_ERR_IO (no
+ * randomness; the table is freed again). */
+int wr__visitor_limits_init(wr_visitor *v, const wr_visitor_config *cfg);
+/* Frees the source table (at the visitor's end). */
+void wr__visitor_limits_free(wr_visitor *v);
+/* The source entry of peer |sa|, created if new; NULL when the table is
+ * full of sources holding connections (then counted and warned about). */
+vsrc *wr__visitor_source_get(wr_visitor *v, const struct sockaddr *sa);
+/* May a new connection of |s| (NULL: untracked) take a slot? Closes an
+ * idle connection to make room when that is what it takes. Returns 1, or 0
+ * for a refusal (counted and warned about). */
+int wr__visitor_admit(wr_visitor *v, vsrc *s);
+/* A connection takes its slot at accept and releases it as it closes. */
+void wr__visitor_slot_take(vconn *c, vsrc *s);
+void wr__visitor_slot_release(vconn *c);
+/* The idle list: connections waiting for a request with nothing unwritten,
+ * the candidates for eviction. */
+void wr__visitor_idle_enter(vconn *c);
+void wr__visitor_idle_leave(vconn *c);
+/* Charges a request to its source. Over the rate: consumes the head
+ * (|used| bytes), answers 429 with Retry-After (closing a connection that
+ * pushes on) and returns 1; else 0. */
+int wr__visitor_over_rate(vconn *c, size_t used);
+
+/* ---- visitor_route.c: Host -> tunnel ------------------------------------------------ */
+
+/* Where an origin-form or absolute-form request-target goes: the authority
+ * (Host for origin-form; NULL when there is none) and the path (NULL for a
+ * form that is not supported). */
+typedef struct wr__visitor_target {
+  const char *auth, *path;
+  size_t auth_len, path_len;
+} wr__visitor_target;
+void wr__visitor_split_target(const wr_http1_head *h, wr__visitor_target *t);
+/* The host part of an authority, lower-cased, without port or trailing dot,
+ * into |out|; the same with ":port" (if any) into |auth|. Returns 0, or -1
+ * if it is not a DNS name / IP literal with an optional numeric port. */
+int wr__visitor_canon_host(const char *a, size_t n, char *out, size_t cap, char *auth,
+                           size_t authcap);
+/* |host| (canonical) -> tunnel id: the exact route, else the nearest
+ * wildcard "*.parent" route. Answers (also "no route") are cached for
+ * route_ttl_ms. Returns WR_OK, WR_ERR_NOTFOUND or a store error. */
+int wr__visitor_route_lookup(wr_visitor *v, const char *host,
+                             char tunnel_id[WR_STORE_UUID_LEN + 1]);
+/* Frees the route cache (at the visitor's end). */
+void wr__visitor_routes_free(wr_visitor *v);
 
 #endif

@@ -1,0 +1,364 @@
+/* The cert.pem hand-off of the login pages (login_int.h, login.h steps 2-4):
+ * authorizing a zone and issuing the certificate (the worker-pool job is
+ * started through login_signin.c's job machinery, and comes back here),
+ * the deliveries (a cert.pem per CLI key, handed out once, then kept as a
+ * tombstone until it expires), the held polls of the transfer endpoint,
+ * the success page and the download, and the URLs the CLI opens and
+ * polls. */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "edge/login_int.h"
+#include "lib/credentials.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+
+/* "login:<email>", cut at a character boundary to fit the audit actor. */
+static void login_actor(const char *email, char out[128]) {
+  size_t n = strlen(email), max = 127 - 6;
+  if (n > max) {
+    n = max;
+    while (n > 0 && ((unsigned char)email[n] & 0xc0) == 0x80) n--;
+  }
+  snprintf(out, 128, "login:%.*s", (int)n, email);
+}
+
+/* ---- deliveries and held polls --------------------------------------------------------- */
+
+static void delivery_free(wr_login *l, login_delivery *d) {
+  for (login_delivery **pp = &l->deliveries; *pp; pp = &(*pp)->next)
+    if (*pp == d) {
+      *pp = d->next;
+      l->ndeliveries--;
+      break;
+    }
+  wr__login_wipe_free(d->pem);
+  free(d);
+}
+
+static login_delivery *delivery_find(wr_login *l, const char *key) {
+  for (login_delivery *d = l->deliveries; d; d = d->next)
+    if (strcmp(d->key, key) == 0) return d;
+  return NULL;
+}
+
+void wr__login_deliveries_sweep(wr_login *l, uint64_t now) {
+  for (login_delivery *d = l->deliveries, *next; d; d = next) {
+    next = d->next;
+    if (d->expires <= now) {
+      if (d->pem) wr_info("login: cert.pem for request %.8s expired without being collected", d->key);
+      delivery_free(l, d);
+    }
+  }
+}
+
+static void waiter_unlink(wr_login *l, login_waiter *w) {
+  if (w->prev) w->prev->next = w->next;
+  else l->waiters = w->next;
+  if (w->next) w->next->prev = w->prev;
+  l->nwaiters--;
+  uv_timer_stop(&w->timer);
+  uv_close((uv_handle_t *)&w->timer, wr__login_handle_closed);
+}
+
+static login_waiter *waiter_find(wr_login *l, const char *key) {
+  for (login_waiter *w = l->waiters; w; w = w->next)
+    if (strcmp(w->key, key) == 0) return w;
+  return NULL;
+}
+
+static const wr_http_header no_store_hdrs[] = {
+    {"Content-Type", 12, "text/plain; charset=utf-8", 25},
+    {"Cache-Control", 13, "no-store", 8},
+};
+
+/* "Not yet": cloudflared logs "Waiting for login..." and polls again. */
+static void answer_waiting(wr_httpd_req *req, const char *why) {
+  wr_httpd_respond(req, 404, no_store_hdrs, 2, why, strlen(why));
+}
+
+/* Sends |d|'s cert.pem to a poll. On success the edge forgets it (the
+ * delivery stays as a tombstone); if the client left, it stays for the
+ * next poll. |req| is answered (freed) either way. */
+static int deliver(wr_login *l, login_delivery *d, wr_httpd_req *req) {
+  static const wr_http_header hs[] = {
+      {"Content-Type", 12, "application/x-pem-file", 22},
+      {"Cache-Control", 13, "no-store", 8},
+  };
+  int rv = wr_httpd_respond(req, 200, hs, 2, d->pem, strlen(d->pem));
+  if (rv == WR_OK) {
+    wr__login_wipe_free(d->pem);
+    d->pem = NULL;
+    wr_info("login: cert.pem for request %.8s handed to the polling client", d->key);
+  }
+  (void)l;
+  return rv;
+}
+
+static void on_waiter_timeout(uv_timer_t *t) {
+  login_waiter *w = (login_waiter *)t;
+  wr_login *l = w->l;
+  if (w->req) answer_waiting(w->req, "waiting for login\n");
+  w->req = NULL;
+  waiter_unlink(l, w);
+}
+
+/* Queues |pem| (taken) for |key| and hands it to a poll already waiting. */
+static void delivery_add(wr_login *l, const char *key, char *pem) {
+  login_delivery *d = wr_xcalloc(1, sizeof(*d));
+  snprintf(d->key, sizeof(d->key), "%s", key);
+  d->pem = pem;
+  d->expires = wr__login_now(l) + l->ttl_ms;
+  d->next = l->deliveries;
+  l->deliveries = d;
+  l->ndeliveries++;
+  login_waiter *w = waiter_find(l, key);
+  if (w && w->req) {
+    deliver(l, d, w->req);
+    w->req = NULL;
+    waiter_unlink(l, w);
+  }
+}
+
+/* Room for one more delivery: drop the oldest tombstone if full. 0 or -1. */
+static int delivery_room(wr_login *l) {
+  login_delivery *oldest = NULL;
+  if (l->ndeliveries < l->max_pending) return 0;
+  for (login_delivery *d = l->deliveries; d; d = d->next)
+    if (!d->pem && (!oldest || d->expires < oldest->expires)) oldest = d;
+  if (!oldest) return -1;
+  delivery_free(l, oldest);
+  return 0;
+}
+
+void wr__login_transfer_close(wr_login *l) {
+  while (l->waiters) {
+    login_waiter *w = l->waiters;
+    if (w->req) answer_waiting(w->req, "the edge is shutting down\n");
+    w->req = NULL;
+    waiter_unlink(l, w);
+  }
+  while (l->deliveries) delivery_free(l, l->deliveries);
+}
+
+/* ---- pages ------------------------------------------------------------------------------ */
+
+/* POST /argotunnel/authorize */
+void wr__login_page_authorize(wr_login *l, wr_httpd_req *req) {
+  char callback[WR__LOGIN_CALLBACK_MAX + 1], key[WR_LOGIN_KEY_MAX + 1], zone_id[WR_STORE_ID_LEN + 2];
+  const char *body = (const char *)req->body;
+  login_session *s;
+  wr_zone z;
+  wr_user u;
+  login_job *j;
+  login_reply r = {.status = 400};
+  if (req->body_len > WR__LOGIN_FORM_MAX) {
+    wr__login_simple_page(l, req, 413, "Too large", "The form data is too large.", 0);
+    return;
+  }
+  if (wr__login_read_callback(l, req, body, req->body_len, callback, key) != 0) return;
+  if (!(s = wr__login_post_session(l, req, callback))) return;
+  if (!s->signed_in) {
+    r.status = 403;
+    wr__login_signin_form(l, req, &r, s, callback, key, NULL, "Please sign in first.");
+    return;
+  }
+  /* The user may have been removed or made a service user since. */
+  if (wr_store_user_get(l->store, s->user.id, &u) != WR_OK || u.is_service) {
+    wr__login_session_destroy(l, s);
+    wr__login_simple_page(l, req, 403, "Signed out", "Your user no longer exists or cannot sign in; you were signed out.", 1);
+    return;
+  }
+  int n = wr__login_form_get(body, req->body_len, "zone", zone_id, sizeof(zone_id));
+  if (n != WR_STORE_ID_LEN || wr_store_zone_get(l->store, zone_id, &z) != WR_OK ||
+      strcmp(z.account_id, s->user.account_id) != 0) {
+    wr__login_zone_picker(l, req, &r, s, callback, key, "Choose one of the zones below.");
+    return;
+  }
+  if (key[0] && delivery_find(l, key)) {
+    wr__login_simple_page(l, req, 409, "Already done",
+                "This login request was completed already. Run the login command again for a new "
+                "certificate.",
+                0);
+    return;
+  }
+  if (key[0] && l->ndeliveries >= l->max_pending && delivery_room(l) != 0) {
+    wr__login_simple_page(l, req, 503, "Busy", "Too many logins are waiting to be collected; try again later.", 0);
+    return;
+  }
+  j = wr_xcalloc(1, sizeof(*j));
+  j->kind = JOB_ISSUE;
+  j->req = req;
+  memcpy(j->sid, s->id, sizeof(j->sid));
+  snprintf(j->callback, sizeof(j->callback), "%s", callback);
+  j->data_dir = wr_xstrdup(l->data_dir);
+  j->zone = z;
+  s->busy = 1;
+  wr__login_job_start(l, j);
+}
+
+void wr__login_issue_done(wr_login *l, login_job *j) {
+  char key[WR_LOGIN_KEY_MAX + 1] = "", token[WR_STORE_TOKEN_LEN + 1], actor[128], ebuf[96];
+  wr_api_token k;
+  wr_origin_cert oc;
+  char *pem = NULL;
+  login_session *s = wr__login_session_find(l, j->sid);
+  login_reply r = {.status = 303};
+  if (j->callback[0] && wr__login_callback_key(j->callback, key) != WR_OK) key[0] = '\0';
+  if (!s || !s->signed_in) {
+    wr__login_simple_page(l, j->req, 403, "Session expired", "Your sign-in session expired; please start again.", 1);
+    return;
+  }
+  if (j->issue_rv != WR_OK) {
+    wr_error("login: issuing an origin certificate for %s failed: %s", j->zone.name, j->err);
+    wr__login_simple_page(l, j->req, 500, "Internal error", "The edge could not issue the certificate; try again.", 0);
+    return;
+  }
+  if (key[0] && (delivery_find(l, key) || delivery_room(l) != 0)) {
+    wr__login_simple_page(l, j->req, 409, "Already done",
+                "This login request was completed already (or the edge is too busy). Run the login "
+                "command again.",
+                0);
+    return;
+  }
+  login_actor(s->user.email, actor);
+  if (wr_store_token_create(l->store, actor, s->user.id, j->zone.id, token, &k) != WR_OK) {
+    wr_error("login: creating an API token for %s failed: %s", wr__login_logsafe(s->user.email, ebuf, sizeof(ebuf)),
+             wr_store_errmsg(l->store));
+    wr__login_simple_page(l, j->req, 500, "Internal error", "The edge could not create an API token; try again.", 0);
+    return;
+  }
+  memset(&oc, 0, sizeof(oc));
+  snprintf(oc.zone_id, sizeof(oc.zone_id), "%s", j->zone.id);
+  snprintf(oc.account_id, sizeof(oc.account_id), "%s", j->zone.account_id);
+  snprintf(oc.api_token, sizeof(oc.api_token), "%s", token);
+  pem = wr_origin_cert_encode(&oc, j->pair.cert, j->pair.key);
+  explicit_bzero(token, sizeof(token));
+  explicit_bzero(&oc, sizeof(oc));
+  if (!pem) {
+    /* Nobody will ever hold this token. */
+    wr_store_token_revoke(l->store, actor, k.id);
+    wr__login_simple_page(l, j->req, 500, "Internal error", "The edge could not encode cert.pem; try again.", 0);
+    return;
+  }
+  wr__login_wipe_free(s->pem);
+  s->pem = pem;
+  snprintf(s->zone_name, sizeof(s->zone_name), "%s", j->zone.name);
+  s->for_cli = key[0] != '\0';
+  wr__login_key_fingerprint(key, s->key_fp);
+  if (key[0]) delivery_add(l, key, wr_xstrdup(pem));
+
+  json_t *detail = json_pack("{s:s,s:s,s:s,s:s}", "email", s->user.email, "zone", j->zone.name,
+                             "token_id", k.id, "via", key[0] ? "cli" : "download");
+  char *dtext = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+  json_decref(detail);
+  if (wr_store_audit_append(l->store, actor, s->user.account_id, "user.login", "user", s->user.id, dtext) != WR_OK)
+    wr_warn("login: writing the audit row failed: %s", wr_store_errmsg(l->store));
+  free(dtext);
+  wr_info("login: %s got cert.pem for zone %s (API token %s)%s", wr__login_logsafe(s->user.email, ebuf, sizeof(ebuf)),
+          j->zone.name, k.id, key[0] ? ", queued for the polling client" : "");
+  wr__login_redirect(j->req, &r, WR_LOGIN_PATH "/done");
+}
+
+/* GET /argotunnel/done */
+void wr__login_page_done(wr_login *l, wr_httpd_req *req) {
+  login_session *s = wr__login_session_from_cookie(l, req);
+  if (!s || !s->signed_in || !s->pem) {
+    wr__login_simple_page(l, req, 404, "Nothing here", "There is no certificate in this session; sign in first.", 1);
+    return;
+  }
+  wr__login_done_page(l, req, s);
+}
+
+/* GET /argotunnel/cert.pem */
+void wr__login_page_download(wr_login *l, wr_httpd_req *req) {
+  login_session *s = wr__login_session_from_cookie(l, req);
+  if (!s || !s->signed_in || !s->pem) {
+    wr__login_simple_page(l, req, 404, "Nothing here", "There is no certificate in this session; sign in first.", 1);
+    return;
+  }
+  static const wr_http_header hs[] = {
+      {"Content-Type", 12, "application/x-pem-file", 22},
+      {"Content-Disposition", 19, "attachment; filename=\"cert.pem\"", 31},
+      {"Cache-Control", 13, "no-store", 8},
+      {"X-Content-Type-Options", 22, "nosniff", 7},
+  };
+  wr_httpd_respond(req, 200, hs, 4, s->pem, strlen(s->pem));
+}
+
+/* GET /argotunnel/transfer/KEY and GET /KEY */
+void wr__login_page_poll(wr_login *l, wr_httpd_req *req, const char *enc_key) {
+  char key[WR_LOGIN_KEY_MAX + 1];
+  int n = wr__login_pct_decode(enc_key, strlen(enc_key), 0, key, sizeof(key));
+  login_delivery *d;
+  login_waiter *w;
+  if (n < 0 || !wr_login_key_valid(key, (size_t)n)) {
+    wr_httpd_respond_simple(req, 400, "text/plain", "invalid login key\n", 18);
+    return;
+  }
+  wr__login_sweep(l);
+  if ((d = delivery_find(l, key)) && d->pem) {
+    deliver(l, d, req);
+    return;
+  }
+  /* A newer poll for the same key replaces the older (a CLI that gave up
+   * on its connection and polled again). */
+  if ((w = waiter_find(l, key))) {
+    if (w->req) answer_waiting(w->req, "replaced by a newer poll\n");
+    w->req = NULL;
+    waiter_unlink(l, w);
+  }
+  if (l->nwaiters >= l->max_waiters) {
+    wr_httpd_respond_simple(req, 429, "text/plain", "too many logins are waiting; poll again\n", 40);
+    return;
+  }
+  w = wr_xcalloc(1, sizeof(*w));
+  w->l = l;
+  w->req = req;
+  memcpy(w->key, key, (size_t)n + 1);
+  uv_timer_init(l->loop, &w->timer);
+  w->timer.data = l;
+  l->open_handles++;
+  w->next = l->waiters;
+  if (l->waiters) l->waiters->prev = w;
+  l->waiters = w;
+  l->nwaiters++;
+  uv_timer_start(&w->timer, on_waiter_timeout, l->poll_hold_ms, 0);
+}
+
+/* ---- URLs for the CLI ---------------------------------------------------------------- */
+
+static char *base_trim(const char *base) {
+  char *b = wr_xstrdup(base ? base : "");
+  for (size_t n = strlen(b); n > 0 && b[n - 1] == '/'; n--) b[n - 1] = '\0';
+  return b;
+}
+
+char *wr_login_poll_url(const char *base, const char *key) {
+  if (!key || !wr_login_key_valid(key, strlen(key))) return NULL;
+  char *b = base_trim(base);
+  size_t n = strlen(b) + strlen(WR_LOGIN_TRANSFER_PREFIX) + strlen(key) + 1;
+  char *out = wr_xmalloc(n);
+  snprintf(out, n, "%s%s%s", b, WR_LOGIN_TRANSFER_PREFIX, key);
+  free(b);
+  return out;
+}
+
+char *wr_login_browser_url(const char *base, const char *key) {
+  char *poll = wr_login_poll_url(base, key), *b, *out;
+  wr_buf buf;
+  if (!poll) return NULL;
+  b = base_trim(base);
+  wr_buf_init(&buf, 64 * 1024, NULL);
+  wr_buf_append_str(&buf, b);
+  /* Parameters sorted by name, as cloudflared builds them. */
+  wr_buf_append_str(&buf, WR_LOGIN_PATH "?aud=&callback=");
+  wr__login_url_encode(&buf, poll);
+  out = wr_xstrdup(wr_buf_cstr(&buf));
+  wr_buf_free(&buf);
+  free(b);
+  free(poll);
+  return out;
+}

@@ -1,0 +1,174 @@
+/* The login pages' text codecs (login_int.h): the parsers of request input
+ * (form and query fields, percent-encoding, the callback URL's key, the
+ * cookie, the root-level poll path), which see attacker-controlled bytes
+ * and are fuzzed (tests/fuzz/fuzz_login.c), and the encoders of what the
+ * pages and logs say (URL components, log-safe copies, the key's short
+ * name). No state, no I/O. */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "edge/login.h"
+#include "edge/login_int.h"
+#include "lib/err.h"
+
+#define CLOUDFLARED_KEY_LEN 44 /* 32 bytes, URL-safe base64 with padding */
+
+/* ---- parsers ---------------------------------------------------------------------- */
+
+static int key_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '=';
+}
+
+int wr_login_key_valid(const char *key, size_t len) {
+  if (!key || len < WR_LOGIN_KEY_MIN || len > WR_LOGIN_KEY_MAX) return 0;
+  for (size_t i = 0; i < len; i++)
+    if (!key_char(key[i])) return 0;
+  return 1;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decodes |len| bytes into |out| (NUL-terminated); with |plus|, '+'
+ * is a space (form encoding). Returns the decoded length, or -1 for a bad
+ * escape or when it does not fit in |outsz| - 1 bytes. */
+int wr__login_pct_decode(const char *in, size_t len, int plus, char *out, size_t outsz) {
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = in[i];
+    if (c == '%') {
+      int hi, lo;
+      if (i + 2 >= len) return -1;
+      hi = hexval(in[i + 1]);
+      lo = hexval(in[i + 2]);
+      if (hi < 0 || lo < 0) return -1;
+      c = (char)(hi << 4 | lo);
+      i += 2;
+    } else if (plus && c == '+') {
+      c = ' ';
+    }
+    if (o + 1 >= outsz) return -1;
+    out[o++] = c;
+  }
+  out[o] = '\0';
+  return (int)o;
+}
+
+/* Finds |name| in application/x-www-form-urlencoded |data| (also a query
+ * string) and decodes the first value. Returns its length, -1 if absent, -2
+ * if malformed or too long for |out|. */
+int wr__login_form_get(const char *data, size_t len, const char *name, char *out, size_t outsz) {
+  size_t nlen = strlen(name), i = 0;
+  if (!data) data = "", len = 0;
+  while (i <= len) {
+    size_t end = i;
+    while (end < len && data[end] != '&') end++;
+    const char *eq = memchr(data + i, '=', end - i);
+    size_t klen = eq ? (size_t)(eq - (data + i)) : end - i;
+    if (klen == nlen && memcmp(data + i, name, nlen) == 0) {
+      const char *v = eq ? eq + 1 : data + end;
+      int n = wr__login_pct_decode(v, (size_t)(data + end - v), 1, out, outsz);
+      return n < 0 ? -2 : n;
+    }
+    i = end + 1;
+  }
+  return -1;
+}
+
+/* The key at the end of a callback URL: after the last '/', without any
+ * query or fragment, percent-decoded (cloudflared's '=' arrives as-is, a
+ * browser may send %3D). Returns WR_OK or WR_ERR_INVAL. */
+int wr__login_callback_key(const char *cb, char key[WR_LOGIN_KEY_MAX + 1]) {
+  size_t len = strcspn(cb, "?#");
+  const char *slash = NULL;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)cb[i];
+    if (c <= 0x20 || c >= 0x7f) return WR_ERR_INVAL;
+    if (c == '/') slash = cb + i;
+  }
+  if (!slash) return WR_ERR_INVAL;
+  int n = wr__login_pct_decode(slash + 1, (size_t)(cb + len - slash - 1), 0, key, WR_LOGIN_KEY_MAX + 1);
+  if (n < 0 || !wr_login_key_valid(key, (size_t)n)) return WR_ERR_INVAL;
+  return WR_OK;
+}
+
+/* The key of a root-level poll (/KEY), cloudflared's shape exactly. */
+int wr__login_root_key(const char *path) {
+  char key[WR_LOGIN_KEY_MAX + 1];
+  if (path[0] != '/') return 0;
+  int n = wr__login_pct_decode(path + 1, strlen(path + 1), 0, key, sizeof(key));
+  if (n != CLOUDFLARED_KEY_LEN || key[CLOUDFLARED_KEY_LEN - 1] != '=') return 0;
+  for (int i = 0; i < CLOUDFLARED_KEY_LEN - 1; i++)
+    if (!key_char(key[i]) || key[i] == '=') return 0;
+  return 1;
+}
+
+int wr__login_cookie_next(const char **pp, const char *end, char id[WR__LOGIN_SID_LEN + 1]) {
+  static const char name[] = WR__LOGIN_COOKIE_NAME "=";
+  const char *p = *pp;
+  while (p < end) {
+    while (p < end && (*p == ' ' || *p == ';')) p++;
+    const char *e = p;
+    while (e < end && *e != ';') e++;
+    if ((size_t)(e - p) == sizeof(name) - 1 + WR__LOGIN_SID_LEN && memcmp(p, name, sizeof(name) - 1) == 0) {
+      memcpy(id, p + sizeof(name) - 1, WR__LOGIN_SID_LEN);
+      id[WR__LOGIN_SID_LEN] = '\0';
+      *pp = e;
+      return 1;
+    }
+    p = e;
+  }
+  *pp = p;
+  return 0;
+}
+
+/* ---- encoders ----------------------------------------------------------------------- */
+
+/* Appends |s| percent-encoded for a query component. */
+void wr__login_url_encode(wr_buf *b, const char *s) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      wr_buf_append(b, s, 1);
+    } else {
+      char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+      wr_buf_append(b, e, 3);
+    }
+  }
+}
+
+/* A copy of |in| safe for one log line: bounded, control bytes as '?'. */
+const char *wr__login_logsafe(const char *in, char *buf, size_t size) {
+  size_t i = 0;
+  for (; in[i] && i + 4 < size; i++)
+    buf[i] = ((unsigned char)in[i] < 0x20 || in[i] == 0x7f) ? '?' : in[i];
+  if (in[i]) {
+    memcpy(buf + i, "...", 3);
+    i += 3;
+  }
+  buf[i] = '\0';
+  return buf;
+}
+
+const char *wr__login_peer_ip(const wr_httpd_req *req, char *buf, size_t size) {
+  const struct sockaddr_storage *ss = &req->peer;
+  buf[0] = '\0';
+  if (ss->ss_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, (socklen_t)size);
+  else if (ss->ss_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf, (socklen_t)size);
+  return buf[0] ? buf : "?";
+}
+
+void wr__login_key_fingerprint(const char *key, char fp[WR__LOGIN_FP_LEN + 1]) {
+  size_t n = strnlen(key, WR__LOGIN_FP_LEN);
+  memcpy(fp, key, n);
+  fp[n] = '\0';
+}
