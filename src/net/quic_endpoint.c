@@ -32,6 +32,7 @@
 /* Retry tokens are accepted for this long after they were made (a client
  * answers a Retry within one round trip). */
 #define RETRY_TOKEN_LIFETIME (10 * WR_QUIC_S)
+
 #define EP_BATCH 32
 #define EP_WBUF (512u * 1024u)   /* 32 Internet packets or 8 loopback ones */
 /* Socket buffers asked for (quic-go asks for 7 MiB): the kernel default

@@ -293,51 +293,6 @@ void wr__quic_streams_free(wr_quic_conn *c) {
   c->dq_len = 0;
 }
 
-/* --- datagrams: API ---------------------------------------------------------- */
-
-static size_t varint_len(uint64_t n) {
-  return n < 64 ? 1 : n < 16384 ? 2 : n < 1073741824 ? 4 : 8;
-}
-
-size_t wr_quic_datagram_max(wr_quic_conn *c) {
-  const ngtcp2_transport_params *p =
-      ngtcp2_conn_get_remote_transport_params(c->conn);
-  uint64_t f, n;
-  if (!p || p->max_datagram_frame_size == 0) return 0;
-  f = p->max_datagram_frame_size;
-  if (f > 65535) f = 65535;
-  /* Largest n with type(1) + varint(n) + n <= f (RFC 9221 4). */
-  n = f > 1 ? f - 2 : 0;
-  while (n > 0 && 1 + varint_len(n) + n > f) n--;
-  return (size_t)n;
-}
-
-int wr_quic_datagram_send(wr_quic_conn *c, const uint8_t *data, size_t len) {
-  const ngtcp2_transport_params *p;
-  dgram *d;
-  if (c->state >= WR_QUIC_CLOSING || c->app_close_requested)
-    return WR_ERR_INVAL;
-  p = ngtcp2_conn_get_remote_transport_params(c->conn);
-  if (!p) return WR_AGAIN;
-  if (p->max_datagram_frame_size == 0) return WR_ERR_UNSUPPORTED;
-  if (len > wr_quic_datagram_max(c)) return WR_ERR_LIMIT;
-  if (c->dq_len >= c->dgram_queue_cap) return WR_AGAIN;
-  d = malloc(sizeof(*d) + len);
-  if (!d) return WR_ERR_NOMEM;
-  d->next = NULL;
-  d->len = len;
-  d->tries = 0;
-  memcpy(d->data, data, len);
-  if (c->dq_tail)
-    c->dq_tail->next = d;
-  else
-    c->dq_head = d;
-  c->dq_tail = d;
-  c->dq_len++;
-  wr__quic_kick(c);
-  return WR_OK;
-}
-
 /* --- streams: API ------------------------------------------------------------ */
 
 int wr_quic_stream_open(wr_quic_conn *c, void *suser, int64_t *sid) {
@@ -440,6 +395,51 @@ int wr_quic_stream_set_user(wr_quic_conn *c, int64_t sid, void *suser) {
   stream *s = stream_find(c, sid);
   if (!s) return WR_ERR_NOTFOUND;
   s->suser = suser;
+  return WR_OK;
+}
+
+/* --- datagrams: API ---------------------------------------------------------- */
+
+static size_t varint_len(uint64_t n) {
+  return n < 64 ? 1 : n < 16384 ? 2 : n < 1073741824 ? 4 : 8;
+}
+
+size_t wr_quic_datagram_max(wr_quic_conn *c) {
+  const ngtcp2_transport_params *p =
+      ngtcp2_conn_get_remote_transport_params(c->conn);
+  uint64_t f, n;
+  if (!p || p->max_datagram_frame_size == 0) return 0;
+  f = p->max_datagram_frame_size;
+  if (f > 65535) f = 65535;
+  /* Largest n with type(1) + varint(n) + n <= f (RFC 9221 4). */
+  n = f > 1 ? f - 2 : 0;
+  while (n > 0 && 1 + varint_len(n) + n > f) n--;
+  return (size_t)n;
+}
+
+int wr_quic_datagram_send(wr_quic_conn *c, const uint8_t *data, size_t len) {
+  const ngtcp2_transport_params *p;
+  dgram *d;
+  if (c->state >= WR_QUIC_CLOSING || c->app_close_requested)
+    return WR_ERR_INVAL;
+  p = ngtcp2_conn_get_remote_transport_params(c->conn);
+  if (!p) return WR_AGAIN;
+  if (p->max_datagram_frame_size == 0) return WR_ERR_UNSUPPORTED;
+  if (len > wr_quic_datagram_max(c)) return WR_ERR_LIMIT;
+  if (c->dq_len >= c->dgram_queue_cap) return WR_AGAIN;
+  d = malloc(sizeof(*d) + len);
+  if (!d) return WR_ERR_NOMEM;
+  d->next = NULL;
+  d->len = len;
+  d->tries = 0;
+  memcpy(d->data, data, len);
+  if (c->dq_tail)
+    c->dq_tail->next = d;
+  else
+    c->dq_head = d;
+  c->dq_tail = d;
+  c->dq_len++;
+  wr__quic_kick(c);
   return WR_OK;
 }
 
