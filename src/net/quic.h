@@ -45,7 +45,8 @@
 /* cloudflared 2023.7.3 closes the connection when it receives a DATAGRAM
  * frame whose encoded size exceeds this (protocol.md 1.3). */
 #define WR_QUIC_MAX_DATAGRAM_FRAME 1350
-/* Default UDP payload sizes of the packets we send (quic.c default_payload). */
+/* Default UDP payload sizes of the packets we send (quic_conn.c
+ * default_payload). */
 #define WR_QUIC_INTERNET_PAYLOAD 1452
 #define WR_QUIC_LOOPBACK_PAYLOAD 65488
 /* Server connection IDs have this fixed length so short-header packets can
@@ -94,8 +95,8 @@ typedef struct wr_quic_config {
 
   /* Server endpoint: defences against handshake floods (RFC 9000 8.1,
    * 21.1). A half-open connection is one whose handshake has not completed:
-   * each holds ~90 KB of ngtcp2 and GnuTLS state (quic.c explains where it
-   * goes) while costing its sender one 1,200-byte datagram. A "source" is
+   * each holds ~90 KB of ngtcp2 and GnuTLS state (quic_endpoint.c explains
+   * where it goes) while costing its sender one 1,200-byte datagram. A "source" is
    * an IPv4 address or an IPv6 /64. Above the Retry thresholds a new client
    * must first prove its address with a Retry token (one extra round trip,
    * no state kept until it comes back); beyond the caps new handshakes are
@@ -129,7 +130,7 @@ int wr_quic_tls_new(wr_quic_role role, const wr_quic_config *cfg,
 /* Frees |tls|; every connection using it must already be freed. */
 void wr_quic_tls_free(wr_quic_tls *tls);
 
-/* Connection lifecycle. Transitions happen in one function (quic.c
+/* Connection lifecycle. Transitions happen in one function (quic_conn.c
  * set_state). */
 typedef enum wr_quic_state {
   WR_QUIC_HANDSHAKE = 0, /* TLS handshake in progress; streams may be queued */
