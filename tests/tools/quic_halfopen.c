@@ -1,7 +1,7 @@
 /* quic_halfopen: opens N QUIC handshakes to a server and never completes
  * them, to measure what half-open connections cost the server (the attack
  * "1,000 valid client Initials grow the edge by 87 MB"). Each connection is
- * our own client (src/net/quic.c) with a real ClientHello, on its own UDP
+ * our own client (src/net/quic_*.c) with a real ClientHello, on its own UDP
  * socket, from one of S source addresses (127.0.0.2, 127.0.0.3, ... for a
  * loopback server). Replies are ignored, except that with --retry a Retry
  * is answered the way a real client does (the token comes back in a new

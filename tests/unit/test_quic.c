@@ -250,7 +250,7 @@ static const wr_quic_callbacks test_cbs = {
     on_hs, on_open, on_data, on_reset, on_writable, on_sclose, on_dgram, on_close};
 
 /* The in-memory pair never touches a socket; its addresses only decide the
- * packet size each side picks (quic.c default_payload). */
+ * packet size each side picks (quic_conn.c default_payload). */
 #define PAIR_INTERNET 0xc0000201u /* 192.0.2.1, a documentation address */
 #define PAIR_LOOPBACK 0x7f000001u
 
