@@ -251,6 +251,9 @@ def test_kill9_during_writes_loses_nothing_acknowledged(tmp_path, procs):
             try:
                 assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
                 assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+                # One read transaction: one snapshot of a store that the
+                # writers keep changing.
+                db.execute("BEGIN")
                 rows = dict(db.execute("SELECT id, deleted_at FROM tunnels").fetchall())
                 rts = dict(db.execute("SELECT hostname, tunnel_id FROM routes").fetchall())
                 conns = {r[0] for r in db.execute("SELECT id FROM connections")}
