@@ -409,8 +409,10 @@ static int parse_url_service(pctx *p, const char *s, unsigned line, const char *
                 "path on the origin service. The path will be the same as the eyeball request's "
                 "path",
                 s);
-  /* Userinfo is not part of the host (url.URL.Host). */
-  const char *at = memchr(auth, '@', alen);
+  /* Userinfo is not part of the host (url.URL.Host); it runs to the last
+   * '@' of the authority, as in Go's parseAuthority ("http://a@b@host"
+   * is user "a@b" at "host"). */
+  const char *at = memrchr(auth, '@', alen);
   if (at) alen -= (size_t)(at + 1 - auth), auth = at + 1;
   char host[512];
   const char *port_s = NULL;
