@@ -130,7 +130,8 @@ def free_port(kind=socket.SOCK_STREAM):
 def is_sanitized(path):
     try:
         with open(path, "rb") as f:
-            return b"AddressSanitizer" in f.read()
+            data = f.read()
+        return b"__asan_init" in data or b"__tsan_init" in data or b"__msan_init" in data
     except OSError:
         return False
 

@@ -165,6 +165,15 @@ class Registrar(threading.Thread):
             p.stop(10)
 
 
+def crash_report(p):
+    """The sanitizer report in |p|'s log if there is one, else its tail."""
+    text = p.output()
+    i = text.find("==ERROR: ")
+    if i >= 0:
+        return text[text.rfind("\n", 0, i) + 1:][:6000]
+    return p.tail(30)
+
+
 def registered_ids(procs):
     ids = set()
     for p in procs:
@@ -240,7 +249,8 @@ def test_kill9_during_writes_loses_nothing_acknowledged(tmp_path, procs):
             t0 = time.monotonic()
             edge = start_edge()
             while visit() != 200:
-                assert edge.alive(), f"restarted edge exited: {edge.tail()}"
+                assert edge.alive(), (f"round {rnd}: the restarted edge exited with status "
+                                      f"{edge.p.returncode}:\n{crash_report(edge)}")
                 assert time.monotonic() - t0 < RESTART_BOUND, (
                     f"round {rnd}: no 200 through the reconnected connector within "
                     f"{RESTART_BOUND} s of the restart\n{steady.tail(20)}")
