@@ -903,7 +903,7 @@ class Soak:
         self.event(f"warm-up for {a.warmup:.0f} s")
         load.stop.wait(a.warmup)
         self.quiesce(load)
-        time.sleep(2)
+        time.sleep(1)
         base = self.sample("idle-start")
         self.event(f"idle baseline: {base}")
 
