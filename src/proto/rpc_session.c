@@ -271,9 +271,15 @@ static int on_call(wr_rpc_session *s, const wr_rpc_call *call) {
     if (rv == 0) rv = wr_rpc_end_payload(&reply.results, NULL, 0);
     if (rv == 0 && b.err) rv = b.err;
   }
+  /* A handler that shut the session down (Abort is out) or freed it (free
+   * is deferred until we return) gets no Return on the wire: nothing may
+   * follow an Abort, and a freed session sends nothing. */
+  if (s->closed || s->free_pending) {
+    wr_capnp_builder_free(&b);
+    return 0;
+  }
   if (rv == 0) return emit(s, &b);
   wr_capnp_builder_free(&b);
-  if (s->closed) return 0; /* the handler shut the session down */
   reply.reason[sizeof(reply.reason) - 1] = '\0';
   return send_exception(s, call->question_id, reply.reason[0] ? reply.reason : wr_strerror(rv));
 }

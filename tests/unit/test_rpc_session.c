@@ -608,6 +608,57 @@ static void test_free_in_callback(void **state) {
   free(edge);
 }
 
+/* A method that shuts the session down (or frees it) answers nothing: the
+ * Abort is the last message (found by fuzz_rpc_session, which saw the Return
+ * written after the Abort). */
+static int h_shutdown(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr_rpc_reply *r) {
+  wr_rpc_session_shutdown(s);
+  return wr_tunnelrpc_empty_encode(&r->results);
+}
+
+static int h_free(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr_rpc_reply *r) {
+  wr_rpc_session_free(s); /* deferred until feed returns */
+  return wr_tunnelrpc_empty_encode(&r->results);
+}
+
+static void test_shutdown_or_free_in_method(void **state) {
+  (void)state;
+  size_t inlen;
+  uint8_t *in = unit_read_vector("quic/control.register.from-connector.bin", &inlen);
+  for (int mode = 0; mode < 2; mode++) {
+    wr_rpc_method m[] = {{WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_REGISTER_CONNECTION,
+                          mode ? h_free : h_shutdown}};
+    wr_rpc_session_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.serve_bootstrap = 1;
+    cfg.methods = m;
+    cfg.nmethods = 1;
+    wr_rpc_session *s;
+    assert_int_equal(wr_rpc_session_new(&cfg, &s), 0);
+    if (mode == 1) {
+      /* Freed when feed returns; LeakSanitizer and ASan check the rest. */
+      assert_int_equal(wr_rpc_session_feed(s, in, inlen), 0);
+      continue;
+    }
+    wr_buf *o = wr_rpc_session_out(s);
+    assert_int_equal(wr_rpc_session_feed(s, in, inlen), 0);
+    assert_int_equal(wr_rpc_session_closed(s), 1);
+    /* The messages out: the Bootstrap's Return, then (Release +) Abort, last. */
+    size_t off = 0, used;
+    wr_rpc_msg msg;
+    int last = -1;
+    while (off < o->len) {
+      assert_int_equal(wr_rpc_decode(&msg, o->data + off, o->len - off, NULL, &used), 0);
+      assert_true(last != WR_RPC_ABORT);
+      last = msg.which;
+      off += used;
+    }
+    assert_int_equal(last, WR_RPC_ABORT);
+    wr_rpc_session_free(s);
+  }
+  free(in);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_server_control_stream),
@@ -617,6 +668,7 @@ int main(void) {
       cmocka_unit_test(test_client_server_pair),
       cmocka_unit_test(test_unimplemented_and_limits),
       cmocka_unit_test(test_free_in_callback),
+      cmocka_unit_test(test_shutdown_or_free_in_method),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
