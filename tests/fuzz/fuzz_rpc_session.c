@@ -80,6 +80,7 @@ static const wr_mem failing = {f_malloc, f_free, f_calloc, f_realloc, NULL};
 
 /* ---- state of one input ---- */
 
+static int trace; /* WR_FUZZ_TRACE set: print what happens */
 static int method_mode; /* 0 answer, 1 exception, 2 shutdown, 3 free */
 static int closed_seen, freed;
 static unsigned writes, fail_writes_after;
@@ -104,6 +105,7 @@ static void on_return(wr_rpc_session *s, void *user, uint32_t qid, const wr_rpc_
   (void)qid;
   (void)ret;
   returns_seen++;
+  if (trace) fprintf(stderr, "return for question %u: which=%d\n", qid, (int)ret->which);
   CHECK(returns_seen <= calls_made);
 }
 
@@ -226,11 +228,13 @@ static void call_once(wr_rpc_session *s) {
                                NULL, NULL);
   CHECK(rv_ok(rv));
   if (rv == WR_OK) calls_made++;
+  if (trace) fprintf(stderr, "call -> %d (calls %u, returns %u)\n", rv, calls_made, returns_seen);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2) return 0;
+  trace = getenv("WR_FUZZ_TRACE") != NULL;
   uint8_t c0 = data[0], c1 = data[1];
   data += 2;
   size -= 2;
@@ -267,6 +271,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int was_closed = wr_rpc_session_closed(s);
     closed_seen = was_closed;
     rv = wr_rpc_session_feed(s, data + off, n);
+    if (trace)
+      fprintf(stderr, "feed %zu+%zu -> %d closed=%d reason=%s questions=%zu returns=%u\n", off, n,
+              rv, freed ? -1 : wr_rpc_session_closed(s), freed ? "-" : wr_rpc_session_reason(s),
+              freed ? 0 : wr_rpc_session_questions(s), returns_seen);
     CHECK(rv_ok(rv) && rv != WR_ERR_TRUNC);
     if (freed) break;
     if (was_closed) CHECK(wr_rpc_session_closed(s));
@@ -283,6 +291,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rv = wr_rpc_session_shutdown(s);
     CHECK(rv_ok(rv));
   }
+  if (trace)
+    fprintf(stderr, "%s -> %d closed=%d reason=%s questions=%zu calls=%u returns=%u\n",
+            use_eof ? "eof" : "shutdown", rv, wr_rpc_session_closed(s), wr_rpc_session_reason(s),
+            wr_rpc_session_questions(s), calls_made, returns_seen);
   if (!freed) {
     CHECK(wr_rpc_session_closed(s));
     CHECK(strlen(wr_rpc_session_reason(s)) > 0);

@@ -659,6 +659,36 @@ static void test_shutdown_or_free_in_method(void **state) {
   free(in);
 }
 
+/* A Return whose Finish cannot be written still reaches its callback. */
+static int fail_fourth_write(void *user, const uint8_t *data, size_t len) {
+  int *writes = user;
+  return ++*writes >= 4 ? WR_ERR_IO : 0; /* Bootstrap, Call, Finish(bootstrap), Finish(call) */
+}
+
+static void count_return(wr_rpc_session *s, void *user, uint32_t q, const wr_rpc_return *ret) {
+  (*(int *)user)++;
+}
+
+static void test_return_delivered_when_finish_fails(void **state) {
+  (void)state;
+  size_t elen;
+  uint8_t *edge = unit_read_vector("quic/control.register.from-edge.bin", &elen);
+  wr_rpc_session_config cfg;
+  memset(&cfg, 0, sizeof(cfg));
+  int writes = 0, n = 0;
+  cfg.write = fail_fourth_write;
+  cfg.user = &writes;
+  wr_rpc_session *s;
+  assert_int_equal(wr_rpc_session_new(&cfg, &s), 0);
+  assert_int_equal(wr_rpc_session_call(s, 1, 0, NULL, NULL, count_return, &n, NULL), 0);
+  assert_int_equal(wr_rpc_session_feed(s, edge, elen), WR_ERR_IO);
+  assert_int_equal(wr_rpc_session_closed(s), 1);
+  assert_int_equal(n, 1);
+  assert_int_equal(wr_rpc_session_questions(s), 0);
+  wr_rpc_session_free(s);
+  free(edge);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_server_control_stream),
@@ -669,6 +699,7 @@ int main(void) {
       cmocka_unit_test(test_unimplemented_and_limits),
       cmocka_unit_test(test_free_in_callback),
       cmocka_unit_test(test_shutdown_or_free_in_method),
+      cmocka_unit_test(test_return_delivered_when_finish_fails),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
