@@ -176,13 +176,20 @@ class Proc:
 
     def stop(self, timeout=30):
         """SIGTERM, then SIGKILL after |timeout|; returns the exit status."""
+        self.terminate()
+        return self.wait_exit(timeout)
+
+    def terminate(self):
         self.expected_exit = True
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+
+    def wait_exit(self, timeout):
+        """The exit status; SIGKILL (status -9) if it takes over |timeout|."""
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
         return self.p.returncode
 
     def kill(self):
@@ -876,7 +883,7 @@ class Soak:
             if ok or now() > deadline:
                 return s
             self.samples.pop()
-            time.sleep(0.5)
+            time.sleep(0.2)
 
     # -- the run
 
@@ -903,7 +910,7 @@ class Soak:
         self.event(f"warm-up for {a.warmup:.0f} s")
         load.stop.wait(a.warmup)
         self.quiesce(load)
-        time.sleep(1)
+        time.sleep(0.5)  # closed client sockets: the server side closes at once
         base = self.sample("idle-start")
         self.event(f"idle baseline: {base}")
 
@@ -941,11 +948,16 @@ class Soak:
         self.shutdown()
 
     def shutdown(self):
-        for p in list(self.churn.values()) + [self.steady, self.edge]:
-            rc = p.stop(30)
-            if rc != 0:
-                self.problems.append(f"{p.name} exited {rc} on SIGTERM at the end; log {p.log}:\n"
-                                     f"{p.tail(40)}")
+        """SIGTERM to the connectors together (they unregister from the
+        edge), then to the edge; each must exit 0."""
+        for group in (list(self.churn.values()) + [self.steady], [self.edge]):
+            for p in group:
+                p.terminate()
+            for p in group:
+                rc = p.wait_exit(30)
+                if rc != 0:
+                    self.problems.append(f"{p.name} exited {rc} on SIGTERM at the end; log {p.log}:\n"
+                                         f"{p.tail(40)}")
         self.origin.stop(10)
 
     # -- verdict

@@ -3,7 +3,7 @@ writes and connector registrations are in flight, restarted on the same data
 directory, must come back with an intact store that holds every write it
 acknowledged, and serve visitors through its reconnected connectors at once.
 
-Each of ROUNDS rounds: the edge runs for a random 0.1-0.6 s under load (two
+Each of ROUNDS rounds: the edge runs for a random 0.05-0.4 s under load (two
 API writer threads creating tunnels, routing DNS names to them and deleting
 some; a thread starting and stopping connectors so that registrations and
 unregistrations hit the store all the time; a steady hello-world connector),
@@ -238,7 +238,7 @@ def test_kill9_during_writes_loses_nothing_acknowledged(tmp_path, procs):
     served_after = []
     try:
         for rnd in range(ROUNDS):
-            time.sleep(rng.uniform(0.1, 0.6))
+            time.sleep(rng.uniform(0.05, 0.4))
             for w in writers:
                 assert w.error is None, f"writer failed: {w.error!r}"
             with acked.lock:  # what was acknowledged before this kill

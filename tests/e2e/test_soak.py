@@ -17,7 +17,7 @@ def test_soak_smoke(tmp_path):
     out = tmp_path / "soak"
     env = dict(os.environ, SOAK_SECONDS="20")
     r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "soak.py"), "--build", BUILD,
-                        "--out", str(out), "--warmup", "2", "--churn-interval", "5"],
+                        "--out", str(out), "--warmup", "1", "--churn-interval", "5"],
                        capture_output=True, text=True, env=env, timeout=300)
     report = (out / "report.md").read_text() if (out / "report.md").exists() else "(no report)"
     assert r.returncode == 0, f"soak failed (rc={r.returncode}):\n{report}\n{r.stderr[-3000:]}"
