@@ -36,7 +36,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check layers unit e2e fuzz fuzz-build demo bench clean asan fmt
+.PHONY: all deps check layers unit e2e fuzz fuzz-build fuzz-corpus demo bench soak clean asan fmt
 all: $(BUILD)/warren $(BUILD)/warren-edge
 
 $(BUILD)/obj/%.o: %.c
@@ -107,6 +107,18 @@ fuzz-build:
 
 fuzz: fuzz-build
 	@scripts/run-fuzz.sh $(FUZZ_BUILD)/bin $(FUZZ_SECONDS)
+
+# Fuzzes like `make fuzz`, then merges the inputs that add coverage into the
+# checked-in corpus (tests/fuzz/corpus/<target>/) for review and commit.
+# `make fuzz` and `make check` never write to the tree.
+fuzz-corpus: fuzz-build
+	@scripts/run-fuzz.sh $(FUZZ_BUILD)/bin $(FUZZ_SECONDS) merge
+
+# An hour (SOAK_SECONDS) of mixed load against the release binaries; the
+# report goes to build/soak/latest.md and .json (see scripts/soak.py).
+SOAK_SECONDS ?= 3600
+soak: all
+	@/usr/bin/python3 scripts/soak.py --build $(BUILD) --seconds $(SOAK_SECONDS)
 
 demo: all
 	@WARREN_BUILD=$(BUILD) scripts/demo.sh

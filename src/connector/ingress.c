@@ -520,8 +520,10 @@ static int parse_url_service(pctx *p, const char *s, unsigned line, const char *
                 "path on the origin service. The path will be the same as the eyeball request's "
                 "path",
                 s);
-  /* Userinfo is not part of the host (url.URL.Host). */
-  const char *at = memchr(u.auth, '@', u.alen);
+  /* Userinfo is not part of the host (url.URL.Host); it runs to the last
+   * '@' of the authority, as in Go's parseAuthority ("http://a@b@host"
+   * is user "a@b" at "host"). */
+  const char *at = memrchr(u.auth, '@', u.alen);
   if (at) u.alen -= (size_t)(at + 1 - u.auth), u.auth = at + 1;
   if ((rv = url_host_port(p, s, line, kp, &u))) return rv;
   svc->host = wr_arena_strdup(p->a, u.host);

@@ -190,7 +190,7 @@ static void test_services(void **state) {
                            "  - {hostname: o, service: 'ssh://[::1]'}\n"
                            "  - {hostname: p, service: bastion}\n"
                            "  - {hostname: q, service: socks-proxy}\n"
-                           "  - {hostname: r, service: 'http://user@host:81?x=1'}\n"
+                           "  - {hostname: r, service: 'http://user@name@host:81?x=1'}\n"
                            "  - {hostname: s, service: 'http://h', originRequest: {bastionMode: true}}\n"
                            "  - service: 'http_status:+200'\n");
   const wr_service *s = &ing->rules[0].service;
@@ -239,6 +239,7 @@ static void test_services(void **state) {
   assert_true(ing->rules[15].origin.bastion_mode);
   assert_int_equal(ing->rules[16].service.kind, WR_SVC_SOCKS_PROXY);
   s = &ing->rules[17].service;
+  /* Userinfo runs to the last '@', as in Go's url.Parse (found by fuzz_remote_config). */
   assert_string_equal(s->host, "host");
   assert_string_equal(s->authority, "host:81");
   /* bastionMode turns even a URL service into a bastion, as in cloudflared. */

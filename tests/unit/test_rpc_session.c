@@ -608,6 +608,121 @@ static void test_free_in_callback(void **state) {
   free(edge);
 }
 
+/* A method that shuts the session down (or frees it) answers nothing: the
+ * Abort is the last message (found by fuzz_rpc_session, which saw the Return
+ * written after the Abort). */
+static int h_shutdown(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr_rpc_reply *r) {
+  wr_rpc_session_shutdown(s);
+  return wr_tunnelrpc_empty_encode(&r->results);
+}
+
+static int h_free(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr_rpc_reply *r) {
+  wr_rpc_session_free(s); /* deferred until feed returns */
+  return wr_tunnelrpc_empty_encode(&r->results);
+}
+
+static void test_shutdown_or_free_in_method(void **state) {
+  (void)state;
+  size_t inlen;
+  uint8_t *in = unit_read_vector("quic/control.register.from-connector.bin", &inlen);
+  for (int mode = 0; mode < 2; mode++) {
+    wr_rpc_method m[] = {{WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_REGISTER_CONNECTION,
+                          mode ? h_free : h_shutdown}};
+    wr_rpc_session_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.serve_bootstrap = 1;
+    cfg.methods = m;
+    cfg.nmethods = 1;
+    wr_rpc_session *s;
+    assert_int_equal(wr_rpc_session_new(&cfg, &s), 0);
+    if (mode == 1) {
+      /* Freed when feed returns; LeakSanitizer and ASan check the rest. */
+      assert_int_equal(wr_rpc_session_feed(s, in, inlen), 0);
+      continue;
+    }
+    wr_buf *o = wr_rpc_session_out(s);
+    assert_int_equal(wr_rpc_session_feed(s, in, inlen), 0);
+    assert_int_equal(wr_rpc_session_closed(s), 1);
+    /* The messages out: the Bootstrap's Return, then (Release +) Abort, last. */
+    size_t off = 0, used;
+    wr_rpc_msg msg;
+    int last = -1;
+    while (off < o->len) {
+      assert_int_equal(wr_rpc_decode(&msg, o->data + off, o->len - off, NULL, &used), 0);
+      assert_true(last != WR_RPC_ABORT);
+      last = msg.which;
+      off += used;
+    }
+    assert_int_equal(last, WR_RPC_ABORT);
+    wr_rpc_session_free(s);
+  }
+  free(in);
+}
+
+/* A Return whose Finish cannot be written still reaches its callback. */
+static int fail_fourth_write(void *user, const uint8_t *data, size_t len) {
+  int *writes = user;
+  return ++*writes >= 4 ? WR_ERR_IO : 0; /* Bootstrap, Call, Finish(bootstrap), Finish(call) */
+}
+
+static void count_return(wr_rpc_session *s, void *user, uint32_t q, const wr_rpc_return *ret) {
+  (*(int *)user)++;
+}
+
+static void test_return_delivered_when_finish_fails(void **state) {
+  (void)state;
+  size_t elen;
+  uint8_t *edge = unit_read_vector("quic/control.register.from-edge.bin", &elen);
+  wr_rpc_session_config cfg;
+  memset(&cfg, 0, sizeof(cfg));
+  int writes = 0, n = 0;
+  cfg.write = fail_fourth_write;
+  cfg.user = &writes;
+  wr_rpc_session *s;
+  assert_int_equal(wr_rpc_session_new(&cfg, &s), 0);
+  assert_int_equal(wr_rpc_session_call(s, 1, 0, NULL, NULL, count_return, &n, NULL), 0);
+  assert_int_equal(wr_rpc_session_feed(s, edge, elen), WR_ERR_IO);
+  assert_int_equal(wr_rpc_session_closed(s), 1);
+  assert_int_equal(n, 1);
+  assert_int_equal(wr_rpc_session_questions(s), 0);
+  wr_rpc_session_free(s);
+  free(edge);
+}
+
+/* A message whose pointers share their targets is read at most a few
+ * times its size: echoing this 450-byte stream as Unimplemented used to read
+ * 64 MiB (~80 ms of the loop thread in a release build; found by
+ * fuzz_rpc_session). Now the copy runs out of the per-message budget and the
+ * session aborts with the reason. */
+static void test_pointer_dag_is_not_amplified(void **state) {
+  (void)state;
+  static const char *hex =
+      "000000000500000000000000010001000800000000000000000000000100010000000000000000000000000000000000"
+      "000000002b00000000000000010001000a00000000000000000000000300030001000000000000009754e87fec9516f7"
+      "010000000000000008000000010001001800000000000200000000000000000000000000000000000000000001000100"
+      "0000000000000000010000000700000000002b00000000000400000001000300a1000000070000000000000000000000"
+      "080000000000020031000000820000003400000001000200050000000a01000015000000020100003031323334353637"
+      "3839616263646566303132333435363738396162636465660000000000000000abababababababababababababababab"
+      "ababababababababababab16b09fa5459483000000000000000008000000010001001800000000000200000000000000"
+      "000000000000000000000000001900000000000000010001002c00000000000000000000000300030001007334000000"
+      "0000ffffffffffffffffffffffffffffffffffffffffffffffff00000000050000008200000000000000090000220000"
+      "00bbba2c1aa2ffffffff0000010001000000";
+  size_t len;
+  uint8_t *in = unit_hex(hex, &len);
+  wr_rpc_session_config cfg;
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.serve_bootstrap = 1;
+  wr_rpc_session *s;
+  assert_int_equal(wr_rpc_session_new(&cfg, &s), 0);
+  assert_int_equal(wr_rpc_session_feed(s, in, len), WR_ERR_LIMIT);
+  assert_int_equal(wr_rpc_session_closed(s), 1);
+  assert_true(strncmp(wr_rpc_session_reason(s), "rpc: cannot echo an unimplemented message", 41) == 0);
+  /* What went out is small: the Bootstrap's Return, then the Abort. */
+  assert_true(wr_rpc_session_out(s)->len < 1024);
+  wr_rpc_session_free(s);
+  free(in);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_server_control_stream),
@@ -617,6 +732,9 @@ int main(void) {
       cmocka_unit_test(test_client_server_pair),
       cmocka_unit_test(test_unimplemented_and_limits),
       cmocka_unit_test(test_free_in_callback),
+      cmocka_unit_test(test_shutdown_or_free_in_method),
+      cmocka_unit_test(test_return_delivered_when_finish_fails),
+      cmocka_unit_test(test_pointer_dag_is_not_amplified),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
