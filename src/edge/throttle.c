@@ -8,6 +8,7 @@
 
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/siphash.h"
 
 /* One key. Keys live on one of two LRU lists: |cold| holds keys that may be
  * dropped freely (some failures, no lockout, nothing pending), |hot| the
@@ -42,54 +43,12 @@ struct wr_throttle {
   uint64_t evicted, evicted_locked;
 };
 
-/* --- SipHash-2-4 (Aumasson and Bernstein), 64-bit output ------------------- */
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-  do {                                                                                             \
-    v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                                      \
-    v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                                         \
-    v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                                         \
-    v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                                      \
-  } while (0)
-
-static uint64_t le64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-
-static uint64_t siphash(uint64_t k0, uint64_t k1, const uint8_t *in, size_t len) {
-  uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-  uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-  uint64_t b = (uint64_t)len << 56, m;
-  const uint8_t *end = in + (len & ~(size_t)7);
-  for (; in != end; in += 8) {
-    m = le64(in);
-    v3 ^= m;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= m;
-  }
-  for (size_t i = 0; i < (len & 7); i++) b |= (uint64_t)in[i] << (8 * i);
-  v3 ^= b;
-  SIPROUND;
-  SIPROUND;
-  v0 ^= b;
-  v2 ^= 0xff;
-  SIPROUND;
-  SIPROUND;
-  SIPROUND;
-  SIPROUND;
-  return v0 ^ v1 ^ v2 ^ v3;
-}
-
 /* --- table ------------------------------------------------------------------ */
 
 static size_t key_len(const char *key) { return strnlen(key, WR_THROTTLE_KEY_MAX); }
 
 static size_t bucket_of(const wr_throttle *t, const char *key, size_t klen) {
-  return (size_t)siphash(t->k0, t->k1, (const uint8_t *)key, klen) & t->mask;
+  return (size_t)wr_siphash24(t->k0, t->k1, (const uint8_t *)key, klen) & t->mask;
 }
 
 static entry *find(const wr_throttle *t, const char *key, size_t klen) {
@@ -281,8 +240,7 @@ int wr_throttle_new(const wr_throttle_config *cfg, wr_throttle **out) {
     wr_free(mem, t);
     return WR_ERR_CRYPTO;
   }
-  t->k0 = le64(seed);
-  t->k1 = le64(seed + 8);
+  wr_siphash_key(seed, &t->k0, &t->k1);
   /* One bucket per key at most: chains stay short when full. */
   while (nb < t->max_keys && nb < ((size_t)1 << 30)) nb <<= 1;
   if (!(t->buckets = wr_calloc(mem, nb, sizeof(*t->buckets)))) {

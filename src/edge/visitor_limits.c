@@ -27,6 +27,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/siphash.h"
 
 #define DEF_MAX_CONNS 10000
 /* Per source. 256 connections is ~40 browsers behind one NAT at their six
@@ -78,38 +79,9 @@ void wr__visitor_source_name(const uint8_t key[WR__VISITOR_KEY_LEN], char *out, 
 
 /* ---- the source table ------------------------------------------------------------ */
 
-#define SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIP_ROUND                                                                  \
-  do {                                                                             \
-    v0 += v1; v1 = SIP_ROTL(v1, 13); v1 ^= v0; v0 = SIP_ROTL(v0, 32);              \
-    v2 += v3; v3 = SIP_ROTL(v3, 16); v3 ^= v2;                                     \
-    v0 += v3; v3 = SIP_ROTL(v3, 21); v3 ^= v0;                                     \
-    v2 += v1; v1 = SIP_ROTL(v1, 17); v1 ^= v2; v2 = SIP_ROTL(v2, 32);              \
-  } while (0)
-
 /* SipHash-2-4 of a 16-byte key: sources are chosen by the peers. */
 static uint64_t src_hash(const wr_visitor *v, const uint8_t key[WR__VISITOR_KEY_LEN]) {
-  uint64_t v0 = v->sip_k0 ^ 0x736f6d6570736575ull, v1 = v->sip_k1 ^ 0x646f72616e646f6dull;
-  uint64_t v2 = v->sip_k0 ^ 0x6c7967656e657261ull, v3 = v->sip_k1 ^ 0x7465646279746573ull;
-  for (int i = 0; i < 2; i++) {
-    uint64_t m = 0;
-    for (int j = 7; j >= 0; j--) m = (m << 8) | key[8 * i + j];
-    v3 ^= m;
-    SIP_ROUND;
-    SIP_ROUND;
-    v0 ^= m;
-  }
-  uint64_t b = (uint64_t)16 << 56;
-  v3 ^= b;
-  SIP_ROUND;
-  SIP_ROUND;
-  v0 ^= b;
-  v2 ^= 0xff;
-  SIP_ROUND;
-  SIP_ROUND;
-  SIP_ROUND;
-  SIP_ROUND;
-  return v0 ^ v1 ^ v2 ^ v3;
+  return wr_siphash24(v->sip_k0, v->sip_k1, key, WR__VISITOR_KEY_LEN);
 }
 
 /* Milliseconds an empty bucket needs to fill up: a quiet source is freed

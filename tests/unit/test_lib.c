@@ -8,6 +8,7 @@
 #include "lib/buf.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/siphash.h"
 #include "lib/file.h"
 #include "unit.h"
 
@@ -183,6 +184,20 @@ static void test_flag_precedence(void **state) {
   assert_int_equal(wr_cli_main(&root, "prog", 4, argv3), WR_EXIT_USAGE);
 }
 
+/* The reference vectors of the SipHash paper: key 00..0f, message
+ * 00..n-1 (the paper's appendix example is n = 15). */
+static void test_siphash_reference(void **state) {
+  (void)state;
+  uint8_t key[16], msg[16];
+  uint64_t k0, k1;
+  for (int i = 0; i < 16; i++) key[i] = msg[i] = (uint8_t)i;
+  wr_siphash_key(key, &k0, &k1);
+  assert_true(wr_siphash24(k0, k1, NULL, 0) == 0x726fdb47dd0e0e31ULL);
+  assert_true(wr_siphash24(k0, k1, msg, 1) == 0x74f839c593dc67fdULL);
+  assert_true(wr_siphash24(k0, k1, msg, 8) == 0x93f5f5799a932462ULL);
+  assert_true(wr_siphash24(k0, k1, msg, 15) == 0xa129ca6149be45e5ULL);
+}
+
 static void test_file_helpers(void **state) {
   (void)state;
   char dir[] = "/tmp/wr-test-XXXXXX";
@@ -215,6 +230,7 @@ int main(void) {
       cmocka_unit_test(test_base64_go_compatible), cmocka_unit_test(test_uuid_and_hex),
       cmocka_unit_test(test_buf_limit),            cmocka_unit_test(test_durations),
       cmocka_unit_test(test_flag_precedence),      cmocka_unit_test(test_file_helpers),
+      cmocka_unit_test(test_siphash_reference),
   };
   return cmocka_run_group_tests_name("lib", tests, NULL, NULL);
 }
