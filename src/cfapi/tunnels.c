@@ -241,6 +241,10 @@ int wr_cfapi_create_tunnel(wr_cfapi_client *c, const char *name, const uint8_t *
   wr_uuid u;
   char why[128], b64[WR_BASE64_ENCODED_SIZE(WR_CRED_MAX_SECRET)];
   memset(out, 0, sizeof(*out));
+  if (secret_len > WR_CRED_MAX_SECRET) {
+    wr_cfapi_errorf(e, "the tunnel secret is longer than %d bytes", WR_CRED_MAX_SECRET);
+    return WR_ERR_INVAL;
+  }
   if (!*name) {
     wr_cfapi_errorf(e, "tunnel name required");
     return WR_ERR_INVAL;

@@ -91,8 +91,9 @@ wr_cfapi_node *wr_cfapi_active_clients_node(wr_arena *a, const wr_cfapi_active_c
 /* CreateTunnel: POST …/cfd_tunnel {"name","tunnel_secret": base64(secret)}.
  * Refuses an empty name ("tunnel name required") and a name that parses as
  * a UUID ("you cannot use UUIDs as tunnel names") without a request, and
- * turns a 409 into "tunnel with name already exists". *out (with the
- * optional token) is owned by the caller on success. */
+ * turns a 409 into "tunnel with name already exists". |secret_len| is at
+ * most WR_CRED_MAX_SECRET (lib/credentials.h). *out (with the optional
+ * token) is owned by the caller on success. */
 int wr_cfapi_create_tunnel(wr_cfapi_client *c, const char *name, const uint8_t *secret, size_t secret_len,
                            wr_cfapi_tunnel *out, wr_cfapi_error *e);
 /* ListTunnels: GET …/cfd_tunnel?<filter>. Filters cloudflared sends:
