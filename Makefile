@@ -1,7 +1,7 @@
 # Warren build. `make` builds build/warren and build/warren-edge; `make check`
 # installs Debian dependencies, builds with ASan+UBSan and runs every test.
 # Sources are picked up by wildcard so new modules need no Makefile edit:
-#   src/{lib,proto,net,connector,edge}/*.c  -> libwarren.a (no command-line code)
+#   src/{lib,proto,net,connector,edge,cfapi}/*.c -> libwarren.a (no command-line code)
 #   src/cmd/*.c                             -> the two programs only (cmd.a is a
 #                                              link-time bag, not a library)
 #   tests/unit/test_*.c                     -> one cmocka binary each
@@ -28,7 +28,7 @@ CPPFLAGS += -Isrc -D_GNU_SOURCE -DWR_VERSION='"$(VERSION)"' -DWR_GIT_REV='"$(GIT
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -lpthread
 
-LIB_SRC  := $(wildcard src/lib/*.c src/proto/*.c src/net/*.c src/connector/*.c src/edge/*.c)
+LIB_SRC  := $(wildcard src/lib/*.c src/proto/*.c src/net/*.c src/connector/*.c src/edge/*.c src/cfapi/*.c)
 CMD_SRC  := $(filter-out src/cmd/warren.c src/cmd/warren-edge.c,$(wildcard src/cmd/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/obj/%.o)

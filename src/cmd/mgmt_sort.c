@@ -235,3 +235,26 @@ void wr__mg_sort_slice(void *base, size_t n, size_t size, wr__mg_less_fn fn, voi
   pdqsort(&d, 0, (long)n, bits_len((unsigned long)n));
   free(d.tmp);
 }
+
+/* The comparator cloudflared passes to sort.Slice for --sort-by. */
+typedef struct by_key {
+  int (*less)(const void *a, const void *b);
+  int invert;
+  int unknown; /* the key fell back to the default */
+  int used;    /* ... and a comparison happened */
+} by_key;
+
+static int less_by_key(void *ctx, const void *a, const void *b) {
+  by_key *k = ctx;
+  int lt = k->less(a, b);
+  k->used |= k->unknown;
+  return k->invert ? !lt : lt;
+}
+
+int wr__mg_sort_by(void *base, size_t n, size_t size, const wr__mg_sort_key *keys, const char *key, int invert) {
+  by_key k = {keys[0].less, invert, key != NULL, 0};
+  for (const wr__mg_sort_key *s = keys; key && s->name; s++)
+    if (strcmp(s->name, key) == 0) k.less = s->less, k.unknown = 0;
+  wr__mg_sort_slice(base, n, size, less_by_key, &k);
+  return k.used;
+}

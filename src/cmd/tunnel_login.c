@@ -24,7 +24,6 @@
  * <scheme>://<host:port>/argotunnel/transfer/ for the store. */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gnutls/abstract.h>
-#include <gnutls/gnutls.h>
-
+#include "cfapi/login.h"
 #include "cmd/commands.h"
 #include "cmd/mgmt_int.h"
 #include "lib/err.h"
@@ -44,87 +41,7 @@
 #include "lib/mem.h"
 #include "net/http_client.h"
 
-#define DEFAULT_LOGIN_URL "https://dash.cloudflare.com/argotunnel"
-#define DEFAULT_CALLBACK_URL "https://login.cloudflareaccess.org/"
-#define POLL_ATTEMPTS 10
-#define POLL_TIMEOUT_MS 60000u
-
 extern char **environ;
-
-/* The public half of a fresh X25519 key pair, base64url with padding. */
-static int login_pubkey(char out[64], wr__mg_err *e) {
-  gnutls_privkey_t key = NULL;
-  gnutls_datum_t x = {NULL, 0};
-  gnutls_ecc_curve_t curve;
-  int rv = WR_ERR_CRYPTO;
-  if (gnutls_privkey_init(&key) < 0 || gnutls_privkey_generate2(key, GNUTLS_PK_ECDH_X25519, 0, 0, NULL, 0) < 0 ||
-      gnutls_privkey_export_ecc_raw2(key, &curve, &x, NULL, NULL, 0) < 0 || x.size != 32) {
-    wr__mg_errf(e, "cannot generate a Curve25519 key pair");
-    goto out;
-  }
-  wr_base64_encode(x.data, x.size, out, 64, 1);
-  for (char *p = out; *p; p++) {
-    if (*p == '+') *p = '-';
-    else if (*p == '/') *p = '_';
-  }
-  rv = WR_OK;
-out:
-  gnutls_free(x.data);
-  if (key) gnutls_privkey_deinit(key);
-  return rv;
-}
-
-static int hexval(int c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* url.QueryUnescape, leniently: bad escapes stay as they are. */
-static char *query_unescape(const char *s, size_t n) {
-  char *out = wr_xmalloc(n + 1);
-  size_t o = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] == '+') out[o++] = ' ';
-    else if (s[i] == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
-             hexval((unsigned char)s[i + 2]) >= 0) {
-      out[o++] = (char)(hexval((unsigned char)s[i + 1]) << 4 | hexval((unsigned char)s[i + 2]));
-      i += 2;
-    } else out[o++] = s[i];
-  }
-  out[o] = '\0';
-  return out;
-}
-
-/* buildRequestURL: the login URL with aud and callback added to its query,
- * re-encoded sorted by key as url.Values.Encode does. Caller frees. */
-static char *build_login_url(const char *login, const char *callback) {
-  const char *qm = strchr(login, '?');
-  size_t base_len = qm ? (size_t)(qm - login) : strlen(login);
-  wr__mg_query q = {0};
-  if (qm) {
-    const char *p = qm + 1;
-    while (*p) {
-      size_t n = strcspn(p, "&;");
-      if (n) {
-        const char *eq = memchr(p, '=', n);
-        char *k = query_unescape(p, eq ? (size_t)(eq - p) : n);
-        char *v = eq ? query_unescape(eq + 1, n - (size_t)(eq + 1 - p)) : wr_xstrdup("");
-        wr__mg_query_set(&q, k, v);
-        free(k);
-        free(v);
-      }
-      p += n;
-      if (*p) p++;
-    }
-  }
-  wr__mg_query_set(&q, "callback", callback);
-  wr__mg_query_set(&q, "aud", "");
-  const char *qs = wr__mg_query_str(&q);
-  size_t len = base_len + strlen(qs) + 2;
-  char *url = wr_xmalloc(len);
-  snprintf(url, len, "%.*s?%s", (int)base_len, login, qs);
-  wr__mg_query_free(&q);
-  return url;
-}
 
 /* OpenBrowser: xdg-open URL, detached, output discarded. Returns the child
  * pid, or -1 if it could not be started. */
@@ -141,43 +58,6 @@ static pid_t open_browser(const char *url) {
   return rv == 0 ? pid : -1;
 }
 
-/* transferRequest: long-polls |url|; *body gets the resource. */
-static int poll_store(const char *url, uint8_t **body, size_t *len, wr__mg_err *e) {
-  char ua[64], err[1024];
-  snprintf(ua, sizeof(ua), "warren/%s", WR_VERSION);
-  wr_http_header hdrs[] = {{"User-Agent", 10, ua, strlen(ua)}};
-  for (int i = 0; i < POLL_ATTEMPTS; i++) {
-    wr_http_response r;
-    wr_http_request req = {.method = "GET", .url = url, .headers = hdrs, .nheaders = 1,
-                           .timeout_ms = POLL_TIMEOUT_MS, .max_body = WR_CRED_MAX_FILE};
-    if (wr_http_do(&req, &r, err, sizeof(err)) != WR_OK) {
-      wr__mg_errf(e, "%s", err);
-      wr_http_response_free(&r);
-      return WR_ERR_IO;
-    }
-    if (r.status >= 500) {
-      wr__mg_errf(e, "error on request %d", r.status);
-      wr_http_response_free(&r);
-      return WR_ERR_IO;
-    }
-    if (r.status != 200) {
-      wr_info("Waiting for login...");
-      wr_http_response_free(&r);
-      continue;
-    }
-    if (r.body_len > 0) {
-      *body = r.body;
-      *len = r.body_len;
-      r.body = NULL;
-      wr_http_response_free(&r);
-      return WR_OK;
-    }
-    wr_http_response_free(&r);
-  }
-  wr__mg_errf(e, "Failed to fetch resource");
-  return WR_ERR_NOTFOUND;
-}
-
 static char *concat(const char *a, const char *b) {
   size_t n = strlen(a) + strlen(b) + 1;
   char *s = wr_xmalloc(n);
@@ -189,7 +69,7 @@ static char *concat(const char *a, const char *b) {
 static char *edge_origin(const wr_opts *o) {
   const char *api = wr_opts_get(o, "api-url");
   wr_url u;
-  if (!api || !*api || strncmp(api, WR__MG_DEFAULT_API_URL, strlen(WR__MG_DEFAULT_API_URL)) == 0) return NULL;
+  if (!api || !*api || strncmp(api, WR_CFAPI_DEFAULT_BASE_URL, strlen(WR_CFAPI_DEFAULT_BASE_URL)) == 0) return NULL;
   if (wr_url_parse(api, &u) != WR_OK) return NULL;
   size_t n = strlen(u.authority) + 16;
   char *s = wr_xmalloc(n);
@@ -197,14 +77,96 @@ static char *edge_origin(const wr_opts *o) {
   return s;
 }
 
+/* One of the login URLs: the flag, else the edge's |path|, else Cloudflare's. */
+static char *login_url(const wr_opts *o, const char *flag, const char *origin, const char *path, const char *dflt) {
+  const char *v = wr_opts_get(o, flag);
+  if (v && *v) return wr_xstrdup(v);
+  return origin ? concat(origin, path) : wr_xstrdup(dflt);
+}
+
+/* What a login needs and what it leaves behind. */
+typedef struct login {
+  char *dir, *path;        /* ~/.cloudflared and the cert.pem in it */
+  char *login, *callback;  /* the page and the store's prefix */
+  char *store, *url;       /* the store's URL for this session, the browser URL */
+  uint8_t *body;           /* the fetched cert.pem */
+  size_t len;
+  pid_t child;
+} login;
+
+static void login_free(login *l) {
+  if (l->child > 0) waitpid(l->child, NULL, WNOHANG); /* reap it if done; else init adopts it */
+  if (l->body) explicit_bzero(l->body, l->len);
+  free(l->body);
+  free(l->url);
+  free(l->store);
+  free(l->login);
+  free(l->callback);
+  free(l->path);
+  free(l->dir);
+}
+
+/* checkForExistingCert: ~/.cloudflared (made 0700 if missing) and its
+ * cert.pem. Returns 1 when a non-empty cert.pem is already there, 0 to go
+ * on, -1 on error. */
+static int existing_cert(login *l, wr_cfapi_error *e) {
+  struct stat st;
+  l->dir = wr_path_expand("~/.cloudflared");
+  if (!l->dir || l->dir[0] == '~') {
+    wr_cfapi_errorf(e, "cannot determine the home directory ($HOME is not set)");
+    return -1;
+  }
+  if (stat(l->dir, &st) != 0 && (errno != ENOENT || mkdir(l->dir, 0700) != 0)) {
+    wr_cfapi_errorf(e, "mkdir %s: %s", l->dir, strerror(errno));
+    return -1;
+  }
+  l->path = concat(l->dir, "/cert.pem");
+  if (stat(l->path, &st) == 0 && st.st_size > 0) return 1;
+  if (stat(l->path, &st) != 0 && errno != ENOENT) {
+    wr_cfapi_errorf(e, "stat %s: %s", l->path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void waiting(void *ud) {
+  (void)ud;
+  wr_info("Waiting for login...");
+}
+
+/* The session: key, browser, long poll, and a check that the answer is a
+ * cert.pem. */
+static int transfer(login *l, const wr_opts *o, wr_cfapi_error *e) {
+  char pub[64], why[512];
+  wr_origin_cert oc;
+  if (wr_cfapi_login_key(pub, e) != WR_OK) return WR_ERR_CRYPTO;
+  l->store = concat(l->callback, pub);
+  l->url = wr_cfapi_login_url(l->login, l->store);
+  /* See cloudflared's AUTH-1423: the URL goes to stderr, as git does for ssh. */
+  l->child = open_browser(l->url);
+  if (l->child < 0)
+    fprintf(stderr,
+            "Please open the following URL and log in with your account:\n\n%s\n\n"
+            "Leave %s running to download the cert automatically.\n",
+            l->url, o->prog);
+  else
+    fprintf(stderr,
+            "A browser window should have opened at the following URL:\n\n%s\n\n"
+            "If the browser failed to open, please visit the URL above directly in your browser.\n",
+            l->url);
+  wr_cfapi_login_poll poll = {.url = l->store, .waiting = waiting};
+  int rv = wr_cfapi_login_fetch(&poll, &l->body, &l->len, e);
+  if (rv != WR_OK) return rv;
+  rv = wr_origin_cert_parse((const char *)l->body, l->len, &oc, why, sizeof(why));
+  explicit_bzero(&oc, sizeof(oc));
+  if (rv != WR_OK) wr_cfapi_errorf(e, "the login service did not return a usable cert.pem: %s", why);
+  return rv;
+}
+
 int wr_cmd_tunnel_login(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr__mg_ctx c;
-  wr__mg_err e;
-  char *dir = NULL, *path = NULL, *origin = NULL, *url = NULL, *login = NULL, *callback = NULL, *store = NULL;
-  uint8_t *body = NULL;
-  size_t len = 0;
-  char pub[64];
-  pid_t child = -1;
+  wr_cfapi_error e;
+  login l = {.child = -1};
   struct stat st;
   int rv = WR_EXIT_FAIL;
   (void)cmd;
@@ -212,101 +174,43 @@ int wr_cmd_tunnel_login(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   (void)argv;
 
   if (wr__mg_begin(&c, o, "tunnel login") != WR_OK) return WR_EXIT_FAIL;
-  /* checkForExistingCert */
-  dir = wr_path_expand("~/.cloudflared");
-  if (!dir || dir[0] == '~') {
-    wr__mg_errf(&e, "cannot determine the home directory ($HOME is not set)");
-    goto fail;
-  }
-  if (stat(dir, &st) != 0) {
-    if (errno != ENOENT || mkdir(dir, 0700) != 0) {
-      wr__mg_errf(&e, "mkdir %s: %s", dir, strerror(errno));
-      goto fail;
-    }
-  }
-  size_t plen = strlen(dir) + 16;
-  path = wr_xmalloc(plen);
-  snprintf(path, plen, "%s/cert.pem", dir);
-  if (stat(path, &st) == 0 && st.st_size > 0) {
+  int have = existing_cert(&l, &e);
+  if (have < 0) goto fail;
+  if (have > 0) {
     printf("You have an existing certificate at %s which login would overwrite.\n"
            "If this is intentional, please move or delete that file then run this command again.\n",
-           path);
+           l.path);
     rv = WR_EXIT_OK;
     goto out;
   }
-  if (stat(path, &st) != 0 && errno != ENOENT) {
-    wr__mg_errf(&e, "stat %s: %s", path, strerror(errno));
+  char *origin = edge_origin(o);
+  l.login = login_url(o, "loginURL", origin, "/argotunnel", WR_CFAPI_LOGIN_URL);
+  l.callback = login_url(o, "callbackURL", origin, "/argotunnel/transfer/", WR_CFAPI_LOGIN_CALLBACK_URL);
+  free(origin);
+  if (transfer(&l, o, &e) != WR_OK) {
+    fprintf(stderr,
+            "Failed to write the certificate due to the following error:\n%s\n\n"
+            "Your browser will download the certificate instead. You will have to manually\n"
+            "copy it to the following path:\n\n%s\n",
+            e.msg, l.path);
     goto fail;
-  }
-
-  origin = edge_origin(o);
-  const char *lf = wr_opts_get(o, "loginURL"), *cf = wr_opts_get(o, "callbackURL");
-  if (lf && *lf) login = wr_xstrdup(lf);
-  else if (origin) login = concat(origin, "/argotunnel");
-  else login = wr_xstrdup(DEFAULT_LOGIN_URL);
-  if (cf && *cf) callback = wr_xstrdup(cf);
-  else if (origin) callback = concat(origin, "/argotunnel/transfer/");
-  else callback = wr_xstrdup(DEFAULT_CALLBACK_URL);
-
-  if (login_pubkey(pub, &e) != WR_OK) goto transfer_failed;
-  store = concat(callback, pub);
-  url = build_login_url(login, store);
-
-  /* See cloudflared's AUTH-1423: the URL goes to stderr, as git does for ssh. */
-  child = open_browser(url);
-  if (child < 0)
-    fprintf(stderr,
-            "Please open the following URL and log in with your account:\n\n%s\n\n"
-            "Leave %s running to download the cert automatically.\n",
-            url, o->prog);
-  else
-    fprintf(stderr,
-            "A browser window should have opened at the following URL:\n\n%s\n\n"
-            "If the browser failed to open, please visit the URL above directly in your browser.\n",
-            url);
-
-  if (poll_store(store, &body, &len, &e) != WR_OK) goto transfer_failed;
-  {
-    wr_origin_cert oc;
-    char why[512];
-    int r = wr_origin_cert_parse((const char *)body, len, &oc, why, sizeof(why));
-    explicit_bzero(&oc, sizeof(oc));
-    if (r != WR_OK) {
-      wr__mg_errf(&e, "the login service did not return a usable cert.pem: %s", why);
-      goto transfer_failed;
-    }
   }
   /* Exclusive, unless an empty cert.pem was there (cloudflared writes over
    * an empty one). */
-  int w = wr_file_write(path, body, len, 0600, !(stat(path, &st) == 0 && st.st_size == 0 && S_ISREG(st.st_mode)));
+  int w = wr_file_write(l.path, l.body, l.len, 0600, !(stat(l.path, &st) == 0 && st.st_size == 0 && S_ISREG(st.st_mode)));
   if (w != WR_OK) {
-    wr__mg_errf(&e, "error writing cert to %s: %s", path, w == WR_ERR_EXISTS ? "file exists" : strerror(errno));
+    wr_cfapi_errorf(&e, "error writing cert to %s: %s", l.path, w == WR_ERR_EXISTS ? "file exists" : strerror(errno));
     goto fail;
   }
   printf("You have successfully logged in.\n"
          "If you wish to copy your credentials to a server, they have been saved to:\n%s\n",
-         path);
+         l.path);
   rv = WR_EXIT_OK;
   goto out;
-transfer_failed:
-  fprintf(stderr,
-          "Failed to write the certificate due to the following error:\n%s\n\n"
-          "Your browser will download the certificate instead. You will have to manually\n"
-          "copy it to the following path:\n\n%s\n",
-          e.msg, path);
 fail:
   rv = wr__mg_fail(&e);
 out:
-  if (child > 0) waitpid(child, NULL, WNOHANG); /* reap it if done; else init adopts it */
-  if (body) explicit_bzero(body, len);
-  free(body);
-  free(url);
-  free(store);
-  free(login);
-  free(callback);
-  free(origin);
-  free(path);
-  free(dir);
+  login_free(&l);
   wr__mg_end(&c);
   return rv;
 }

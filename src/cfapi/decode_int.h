@@ -1,0 +1,62 @@
+/* Internals shared by the result decoders (tunnels.c, routes.c, vnets.c,
+ * envelope.c): Go's encoding/json rules for filling a struct from a JSON
+ * object. Keys match exactly first, else case-insensitively; unknown keys
+ * are ignored; null leaves the zero value; a wrong JSON type is an error
+ * naming the Go field ("json: cannot unmarshal number into Go struct field
+ * Tunnel.name of type string").
+ *
+ * Every error message starts with WR__CFAPI_UNEXPECTED, as cfapi's
+ * parseResponse wraps them. */
+#ifndef WR_CFAPI_DECODE_INT_H
+#define WR_CFAPI_DECODE_INT_H
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "cfapi/client.h"
+#include "cfapi/time.h"
+#include "cfapi/values.h"
+#include "lib/encoding.h"
+
+#define WR__CFAPI_UNEXPECTED "the Cloudflare API response was an unexpected type: "
+
+/* Go's field lookup: |key| exactly, else the first key equal to it in any
+ * case. NULL if |o| is not an object or has no such key. */
+const json_t *wr__cfapi_jfield(const json_t *o, const char *key);
+/* Go's name of the JSON type: "object", "array", "string", "number",
+ * "bool", "null". */
+const char *wr__cfapi_jkind(const json_t *j);
+
+/* A decoder over one object (already checked to be an object or null).
+ * The d_* steps do nothing once |rv| is set, so a decoder is a flat list
+ * of steps with one check at the end. */
+typedef struct wr__cfapi_dec {
+  const json_t *obj;
+  const char *gotype; /* "Tunnel", ... for messages */
+  wr_cfapi_error *e;
+  int rv;
+} wr__cfapi_dec;
+
+/* |key|'s value unless absent or null. */
+const json_t *wr__cfapi_dget(wr__cfapi_dec *d, const char *key);
+/* A string (absent or null: "", always allocated unless an error). */
+void wr__cfapi_d_str(wr__cfapi_dec *d, const char *key, char **out);
+void wr__cfapi_d_bool(wr__cfapi_dec *d, const char *key, int *out);
+void wr__cfapi_d_uuid(wr__cfapi_dec *d, const char *key, wr_uuid *out);
+void wr__cfapi_d_time(wr__cfapi_dec *d, const char *key, wr_cfapi_time *out);
+void wr__cfapi_d_ip(wr__cfapi_dec *d, const char *key, wr_cfapi_ip *out);
+/* The error for a value that is not an object ("…cannot unmarshal array
+ * into Go value of type cfapi.Tunnel"). Returns WR_ERR_PROTO. */
+int wr__cfapi_not_object(const json_t *j, const char *type, wr_cfapi_error *e);
+/* The error for a wrong field type. Returns WR_ERR_PROTO. */
+int wr__cfapi_type_err(wr_cfapi_error *e, const json_t *j, const char *gotype, const char *key, const char *want);
+
+/* Decodes a JSON array (or null: *is_null) of |size|-byte elements with
+ * |one|, which zeroes its element and frees what it filled when it fails;
+ * |fr| frees a filled element. *out is NULL-safe to free with the matching
+ * *_free after an error (it is NULL then). */
+typedef int (*wr__cfapi_one_fn)(const json_t *j, void *out, wr_cfapi_error *e);
+int wr__cfapi_decode_array(const json_t *j, const char *type, size_t size, wr__cfapi_one_fn one,
+                           void (*fr)(void *), void **out, size_t *n, int *is_null, wr_cfapi_error *e);
+
+#endif
