@@ -14,8 +14,10 @@ report goes to OUT/report.md and OUT/report.json (also copied to
 build/soak/latest.{md,json} when --out is the default).
 
 What runs
-  - warren-edge (visitor HTTP, API + login pages, QUIC for connectors),
-    tests/e2e/origins.py as the origin (/echo, /bytes, /ws);
+  - warren-edge (visitor HTTP, API + login pages, QUIC for connectors), with
+    its per-source visitor limits lifted when it has them (every visitor
+    here is 127.0.0.1), tests/e2e/origins.py as the origin (/echo, /bytes,
+    /ws);
   - tunnel "steady" with one connector that is never touched: its RSS and fds
     are watched, as are the edge's;
   - tunnel "churn" with two connector replicas; every --churn-interval seconds
@@ -705,7 +707,8 @@ class Soak:
         self.edge = self.start([self.edge_bin, "run", "--data-dir", d,
                                 "--tunnel-listen", f"127.0.0.1:{self.udp}",
                                 "--http-listen", f"127.0.0.1:{self.http}",
-                                "--api-listen", f"127.0.0.1:{self.api_port}"], "warren-edge")
+                                "--api-listen", f"127.0.0.1:{self.api_port}",
+                                *self.no_source_limits()], "warren-edge")
         if self.edge.wait_output("Serving visitors on http://", 60) is None:
             raise RuntimeError(f"edge did not start: {self.edge.tail()}")
         deadline = now() + 30
@@ -733,6 +736,23 @@ class Soak:
         for p in [self.steady] + list(self.churn.values()):
             self.wait_ready(p)
         self.event("setup done: edge, origin, steady connector, two churn replicas")
+
+    def no_source_limits(self):
+        """Flags that lift the edge's per-source visitor limits, for the edges
+        that have them: all the soak's visitors come from 127.0.0.1, so the
+        per-address request rate (default 100/s, answered 429) would be
+        measured instead of the edge. The limits themselves are tested
+        elsewhere."""
+        r = subprocess.run([self.edge_bin, "run", "--help"], capture_output=True, text=True,
+                           env=self.env, timeout=30)
+        flags = []
+        for flag, value in (("--requests-per-second-per-source", "0"),
+                            ("--max-conns-per-source", "0")):
+            if flag in r.stdout + r.stderr:
+                flags += [flag, value]
+        if flags:
+            self.event(f"edge per-source limits lifted: {' '.join(flags)}")
+        return flags
 
     def connector(self, tunnel, name, creds=None, tid=None):
         if creds is None:
