@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Warren's benchmark harness (issue #5). Python standard library only.
+"""Warren's benchmark harness. Python standard library only.
 
   bench.py path NAME --out FILE [--cloudflared PATH] [--build DIR] [--ws-echo BIN]
                 [--latency BIN]

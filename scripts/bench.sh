@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: Warren's benchmark harness (issue #5), on loopback, in one go.
+# `make bench`: Warren's benchmark harness, on loopback, in one go.
 # For each path: direct to the origin (the limit), warren-edge + warren, and
 # warren-edge + cloudflared when CLOUDFLARED=/path/to/cloudflared is given
 # (that path runs inside a loopback-only network namespace: cloudflared looks

@@ -1,4 +1,4 @@
-"""The edge's REST API on --api-listen (issue #4), end to end.
+"""The edge's REST API on --api-listen, end to end.
 
 `warren-edge init` writes D/cert.pem for the admin; its ARGO TUNNEL TOKEN
 block (zoneID, accountID, apiToken) is what these tests authenticate with,

@@ -1,4 +1,4 @@
-"""Login (issue #4): `warren-edge user ...`, and the login pages of
+"""Login: `warren-edge user ...`, and the login pages of
 `warren-edge run --api-listen` driven in headless Chromium (tests/e2e/browser.py)
 while a poller plays the waiting `tunnel login` CLI.
 

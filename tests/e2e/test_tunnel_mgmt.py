@@ -1,5 +1,5 @@
 """`warren tunnel login|create|list|info|delete|cleanup|token|route dns|route
-ip|vnet` (issue #4, client side): cloudflared 2023.7.3's management
+ip|vnet` (client side): cloudflared 2023.7.3's management
 commands, their API calls (../shared/cloudflare-api.md §2) and their output.
 
 Three kinds of tests:

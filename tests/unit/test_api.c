@@ -960,7 +960,7 @@ static void test_store_cidr(void **state) {
 
 static void test_store_schema_upgrade(void **state) {
   fx *f = *state;
-  /* A version-1 store (as issue #3 wrote it) upgrades in place. */
+  /* A version-1 store (as the first edge wrote it) upgrades in place. */
   char err[256];
   assert_int_equal(wr_store_schema_version(f->s), 2);
   wr_vnet v;

@@ -1,4 +1,4 @@
-/* DNS on the edge (issue #4): the sans-I/O answering rules of proto/dnsmsg
+/* DNS on the edge: the sans-I/O answering rules of proto/dnsmsg
  * (zone snapshots, CNAME chasing, wildcards, negative answers, EDNS and
  * truncation, malformed queries), the UDP/TCP server of edge/dns.c over
  * loopback against a real store, record expiry (wr_store_route_expire and
