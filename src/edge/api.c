@@ -237,39 +237,55 @@ json_t *wr__api_time(int64_t t) {
   return json_string(buf);
 }
 
+/* "+hh:mm", "-hh:mm", "Z" or "z" at |*s|: the offset in seconds east of
+ * UTC; advances |*s|. Returns 0 or -1. */
+static int parse_offset(const char **s, long *off) {
+  const char *p = *s;
+  int oh, om, n = 0;
+  *off = 0;
+  if (*p == 'Z' || *p == 'z') {
+    *s = p + 1;
+    return 0;
+  }
+  if (*p != '+' && *p != '-') return -1;
+  if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59) return -1;
+  *off = (oh * 60L + om) * 60L * (*p == '-' ? -1 : 1);
+  *s = p + 1 + n;
+  return 0;
+}
+
+/* "YYYY-MM-DD" then T, t or a space, then "hh:mm:ss" and an optional
+ * fraction (digits, ignored) into |tm|; advances |*s|. Returns 0 or -1. */
+static int parse_date_time(const char **s, struct tm *tm) {
+  const char *p = *s;
+  int y, mo, d, h, mi, sec, n = 0;
+  if (sscanf(p, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10) return -1;
+  p += n;
+  if (*p != 'T' && *p != 't' && *p != ' ') return -1;
+  p++;
+  if (sscanf(p, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3 || n != 8) return -1;
+  p += n;
+  if (*p == '.') {
+    p++;
+    if (!isdigit((unsigned char)*p)) return -1;
+    while (isdigit((unsigned char)*p)) p++;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return -1;
+  memset(tm, 0, sizeof(*tm));
+  tm->tm_year = y - 1900;
+  tm->tm_mon = mo - 1;
+  tm->tm_mday = d;
+  tm->tm_hour = h;
+  tm->tm_min = mi;
+  tm->tm_sec = sec;
+  *s = p;
+  return 0;
+}
+
 int wr__api_parse_time(const char *s, int64_t *out) {
   struct tm tm;
-  int y, mo, d, h, mi, sec, n = 0;
-  memset(&tm, 0, sizeof(tm));
-  if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10) return -1;
-  s += n;
-  if (*s != 'T' && *s != 't' && *s != ' ') return -1;
-  s++;
-  if (sscanf(s, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3 || n != 8) return -1;
-  s += n;
-  if (*s == '.') {
-    s++;
-    if (!isdigit((unsigned char)*s)) return -1;
-    while (isdigit((unsigned char)*s)) s++;
-  }
-  long off = 0;
-  if (*s == 'Z' || *s == 'z') {
-    s++;
-  } else if (*s == '+' || *s == '-') {
-    int oh, om;
-    if (sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59) return -1;
-    off = (oh * 60L + om) * 60L * (*s == '-' ? -1 : 1);
-    s += 1 + n;
-  } else {
-    return -1;
-  }
-  if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return -1;
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = sec;
+  long off;
+  if (parse_date_time(&s, &tm) != 0 || parse_offset(&s, &off) != 0 || *s) return -1;
   *out = (int64_t)timegm(&tm) - off;
   return 0;
 }
