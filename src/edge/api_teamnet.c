@@ -163,51 +163,80 @@ static int list_has(const char *csv, const char *want) {
   return 0;
 }
 
-static void route_list(wr__api_ctx *c) {
-  wr_api *a = c->api;
-  wr_ip_route_filter f = {.account_id = c->token.account_id};
-  wr_store_cidr sub, super, net;
-  wr_ip_route *rows = NULL;
-  size_t n = 0, page, per_page, total = 0, count = 0;
-  int paged, rv, del = wr__api_param_bool(c, "is_deleted");
-  int64_t existed = 0;
+/* What GET routes asks for beyond the store's filter: the network
+ * relations, a point in time, the tunnel types, and the page. */
+typedef struct route_query {
+  wr_ip_route_filter f;
+  int has_sub, has_super;
+  wr_store_cidr sub, super;
+  int64_t existed;
+  const char *types;
+  size_t page, per_page;
+  int paged;
+} route_query;
+
+/* Reads the query parameters of GET routes. Returns 0, or -1 after
+ * answering 400. */
+static int route_query_parse(wr__api_ctx *c, route_query *q) {
   const char *v;
-  if (del == -2) return;
-  if (del == 1) f.only_deleted = 1;
-  else if (del == -1) f.include_deleted = 1;
-  if (uuid_arg(c, "tunnel_id", wr__api_param(c, "tunnel_id"), &f.tunnel_id) != 0 ||
-      uuid_arg(c, "virtual_network_id", wr__api_param(c, "virtual_network_id"), &f.vnet_id) != 0 ||
-      uuid_arg(c, "route_id", wr__api_param(c, "route_id"), &f.id) != 0)
-    return;
-  if ((v = wr__api_param(c, "comment")) && *v) f.comment = v;
+  int del = wr__api_param_bool(c, "is_deleted");
+  q->f.account_id = c->token.account_id;
+  if (del == -2) return -1;
+  if (del == 1) q->f.only_deleted = 1;
+  else if (del == -1) q->f.include_deleted = 1;
+  if (uuid_arg(c, "tunnel_id", wr__api_param(c, "tunnel_id"), &q->f.tunnel_id) != 0 ||
+      uuid_arg(c, "virtual_network_id", wr__api_param(c, "virtual_network_id"), &q->f.vnet_id) != 0 ||
+      uuid_arg(c, "route_id", wr__api_param(c, "route_id"), &q->f.id) != 0)
+    return -1;
+  if ((v = wr__api_param(c, "comment")) && *v) q->f.comment = v;
   const char *subv = wr__api_param(c, "network_subset"), *superv = wr__api_param(c, "network_superset");
-  if (subv && *subv && cidr_arg(c, "network_subset", subv, &sub) != 0) return;
-  if (superv && *superv && cidr_arg(c, "network_superset", superv, &super) != 0) return;
-  if (wr__api_param_time(c, "existed_at", &existed) != 0) return;
-  if (wr__api_paging(c, ROUTES_PER_PAGE_DEFAULT, &page, &per_page, &paged) != 0) return;
-  const char *types = wr__api_param(c, "tun_types");
-  if ((rv = wr_store_ip_route_list(a->store, &f, &rows, &n)) != WR_OK) {
+  q->has_sub = subv && *subv;
+  q->has_super = superv && *superv;
+  if (q->has_sub && cidr_arg(c, "network_subset", subv, &q->sub) != 0) return -1;
+  if (q->has_super && cidr_arg(c, "network_superset", superv, &q->super) != 0) return -1;
+  if (wr__api_param_time(c, "existed_at", &q->existed) != 0) return -1;
+  if (wr__api_paging(c, ROUTES_PER_PAGE_DEFAULT, &q->page, &q->per_page, &q->paged) != 0) return -1;
+  q->types = wr__api_param(c, "tun_types");
+  return 0;
+}
+
+/* Whether route |r| passes the filters the store does not apply. */
+static int route_matches(const route_query *q, const wr_ip_route *r) {
+  wr_store_cidr net;
+  char msg[WR_STORE_ERRMSG_MAX];
+  if (wr_store_cidr_parse(r->network, &net, msg, sizeof(msg)) != WR_OK) return 0;
+  /* network_subset=X: the route lies inside X; network_superset=X: the
+   * route contains X. */
+  if (q->has_sub && !wr_store_cidr_contains(&q->sub, &net)) return 0;
+  if (q->has_super && !wr_store_cidr_contains(&net, &q->super)) return 0;
+  if (q->existed && (r->created_at > q->existed || (r->deleted_at && r->deleted_at <= q->existed)))
+    return 0;
+  return 1;
+}
+
+static void route_list(wr__api_ctx *c) {
+  route_query q;
+  wr_ip_route *rows = NULL;
+  size_t n = 0, total = 0, count = 0;
+  int rv;
+  memset(&q, 0, sizeof(q));
+  if (route_query_parse(c, &q) != 0) return;
+  if ((rv = wr_store_ip_route_list(c->api->store, &q.f, &rows, &n)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
   }
+  /* Every route here is a cfd_tunnel route: another type matches none. */
+  int types_ok = !q.types || !*q.types || list_has(q.types, "cfd_tunnel");
   json_t *arr = json_array();
-  for (size_t i = 0; i < n; i++) {
-    const wr_ip_route *r = &rows[i];
-    char msg[WR_STORE_ERRMSG_MAX];
-    if (types && *types && !list_has(types, "cfd_tunnel")) break;
-    if (wr_store_cidr_parse(r->network, &net, msg, sizeof(msg)) != WR_OK) continue;
-    /* network_subset=X: the route lies inside X; network_superset=X: the
-     * route contains X. */
-    if (subv && *subv && !wr_store_cidr_contains(&sub, &net)) continue;
-    if (superv && *superv && !wr_store_cidr_contains(&net, &super)) continue;
-    if (existed && (r->created_at > existed || (r->deleted_at && r->deleted_at <= existed))) continue;
+  for (size_t i = 0; types_ok && i < n; i++) {
+    if (!route_matches(&q, &rows[i])) continue;
     total++;
-    if (paged && (total <= (page - 1) * per_page || count >= per_page)) continue;
-    json_array_append_new(arr, route_json(r, 1));
+    if (q.paged && (total <= (q.page - 1) * q.per_page || count >= q.per_page)) continue;
+    json_array_append_new(arr, route_json(&rows[i], 1));
     count++;
   }
   free(rows);
-  wr__api_ok(c, arr, wr__api_result_info(page, paged ? per_page : total, count, total));
+  wr__api_ok(c, arr, wr__api_result_info(q.page, q.paged ? q.per_page : total, count, total));
 }
 
 /* GET routes/ip/{ip}: the route the address would take (longest prefix in
