@@ -139,64 +139,93 @@ static int parse_flag(wr_opts *o, int argc, char **argv, int *i) {
 }
 
 
-int wr_cli_main(const wr_cmd *root, const char *prog, int argc, char **argv) {
-  const wr_cmd *path[MAX_DEPTH];
-  size_t depth = 1;
-  wr_opts o = {.prog = prog};
-  char **pos = wr_xcalloc((size_t)argc + 1, sizeof(char *));
-  int npos = 0, rv = WR_EXIT_OK, want_help = 0, only_args = 0;
+/* The state of one command line being read. */
+typedef struct cli_parse {
+  const char *prog;
+  const wr_cmd *path[MAX_DEPTH]; /* root, then each subcommand named */
+  size_t depth;
+  wr_opts o;
+  char **pos; /* positional arguments, in order */
+  int npos;
+  int want_help, only_args;
+} cli_parse;
 
-  path[0] = root;
-  wr_opts_add_flags(&o, root->flags);
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    const wr_cmd *cmd = path[depth - 1];
-    if (!only_args && strcmp(a, "--") == 0) {
-      only_args = 1;
-    } else if (!only_args && is_help(a)) {
-      want_help = 1;
-    } else if (!only_args && depth == 1 && (strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0 ||
-                                            strcmp(a, "-V") == 0)) {
-      printf("%s version %s (revision %s)\n", prog, WR_VERSION, WR_GIT_REV);
-      goto out;
-    } else if (!only_args && a[0] == '-' && a[1] != '\0') {
-      if (parse_flag(&o, argc, argv, &i) != 0) {
-        rv = WR_EXIT_USAGE;
-        goto out;
-      }
-    } else if (npos == 0 && cmd->subs) {
-      const wr_cmd *s = cmd->subs;
-      while (s->name && strcmp(s->name, a) != 0) s++;
-      if (s->name && depth < MAX_DEPTH) {
-        path[depth++] = s;
-        wr_opts_add_flags(&o, s->flags);
-      } else if (strcmp(a, "help") == 0) {
-        want_help = 1;
-      } else if (depth == 1 && strcmp(a, "version") == 0) {
-        printf("%s version %s (revision %s)\n", prog, WR_VERSION, WR_GIT_REV);
-        goto out;
-      } else if (!cmd->fn) {
-        fprintf(stderr, "%s: unknown command \"%s\". See '", prog, a);
-        for (size_t d = 0; d < depth; d++) fprintf(stderr, "%s%s", d ? " " : "", d ? path[d]->name : prog);
-        fprintf(stderr, " --help'.\n");
-        rv = WR_EXIT_USAGE;
-        goto out;
-      } else {
-        pos[npos++] = argv[i];
-      }
+#define CLI_GO_ON (-1) /* a step's "keep reading" (exit codes are >= 0) */
+
+static int print_version(const char *prog) {
+  printf("%s version %s (revision %s)\n", prog, WR_VERSION, WR_GIT_REV);
+  return WR_EXIT_OK;
+}
+
+/* A word that is not a flag while no positional argument came yet: a
+ * subcommand of the current command, help/version, or the first
+ * positional argument. Returns CLI_GO_ON or an exit code. */
+static int cli_word(cli_parse *p, char *a) {
+  const wr_cmd *cmd = p->path[p->depth - 1];
+  const wr_cmd *s = cmd->subs;
+  while (s->name && strcmp(s->name, a) != 0) s++;
+  if (s->name && p->depth < MAX_DEPTH) {
+    p->path[p->depth++] = s;
+    wr_opts_add_flags(&p->o, s->flags);
+  } else if (strcmp(a, "help") == 0) {
+    p->want_help = 1;
+  } else if (p->depth == 1 && strcmp(a, "version") == 0) {
+    return print_version(p->prog);
+  } else if (!cmd->fn) {
+    fprintf(stderr, "%s: unknown command \"%s\". See '", p->prog, a);
+    for (size_t d = 0; d < p->depth; d++)
+      fprintf(stderr, "%s%s", d ? " " : "", d ? p->path[d]->name : p->prog);
+    fprintf(stderr, " --help'.\n");
+    return WR_EXIT_USAGE;
+  } else {
+    p->pos[p->npos++] = a;
+  }
+  return CLI_GO_ON;
+}
+
+/* One argument at argv[*i] (a flag may take the next one too). Returns
+ * CLI_GO_ON or an exit code. */
+static int cli_step(cli_parse *p, int argc, char **argv, int *i) {
+  char *a = argv[*i];
+  if (!p->only_args) {
+    if (strcmp(a, "--") == 0) {
+      p->only_args = 1;
+      return CLI_GO_ON;
+    }
+    if (is_help(a)) {
+      p->want_help = 1;
+      return CLI_GO_ON;
+    }
+    if (p->depth == 1 &&
+        (strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0 || strcmp(a, "-V") == 0))
+      return print_version(p->prog);
+    if (a[0] == '-' && a[1] != '\0')
+      return parse_flag(&p->o, argc, argv, i) != 0 ? WR_EXIT_USAGE : CLI_GO_ON;
+  }
+  /* After "--" too, as before: a first word may still name a subcommand. */
+  if (p->npos == 0 && p->path[p->depth - 1]->subs) return cli_word(p, a);
+  p->pos[p->npos++] = a;
+  return CLI_GO_ON;
+}
+
+int wr_cli_main(const wr_cmd *root, const char *prog, int argc, char **argv) {
+  cli_parse p = {.prog = prog, .depth = 1, .o = {.prog = prog}};
+  int rv = CLI_GO_ON;
+  p.pos = wr_xcalloc((size_t)argc + 1, sizeof(char *));
+  p.path[0] = root;
+  wr_opts_add_flags(&p.o, root->flags);
+  for (int i = 1; i < argc && rv == CLI_GO_ON; i++) rv = cli_step(&p, argc, argv, &i);
+  if (rv == CLI_GO_ON) {
+    const wr_cmd *cmd = p.path[p.depth - 1];
+    if (p.want_help || !cmd->fn) {
+      wr_cli_print_help(prog, p.path, p.depth);
+      rv = p.want_help ? WR_EXIT_OK : WR_EXIT_USAGE;
     } else {
-      pos[npos++] = argv[i];
+      opts_apply_env(&p.o);
+      rv = cmd->fn(cmd, &p.o, p.npos, p.pos);
     }
   }
-  if (want_help || !path[depth - 1]->fn) {
-    wr_cli_print_help(prog, path, depth);
-    rv = want_help ? WR_EXIT_OK : WR_EXIT_USAGE;
-    goto out;
-  }
-  opts_apply_env(&o);
-  rv = path[depth - 1]->fn(path[depth - 1], &o, npos, pos);
-out:
-  wr_opts_free(&o);
-  free(pos);
+  wr_opts_free(&p.o);
+  free(p.pos);
   return rv;
 }
