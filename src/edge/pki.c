@@ -169,19 +169,17 @@ static int fill_crt(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, const wr_p
   return WR_OK;
 }
 
-int wr_pki_issue(const wr_pem_pair *issuer, const wr_pki_req *req, wr_pem_pair *out, char *err,
-                 size_t errlen) {
-  gnutls_x509_privkey_t key = NULL, ikey_x = NULL;
-  gnutls_x509_crt_t crt = NULL, ica = NULL, check = NULL;
-  gnutls_privkey_t signer = NULL;
-  gnutls_datum_t d = {NULL, 0};
-  unsigned char ips[MAX_IPS][16], aki[64];
-  unsigned ip_lens[MAX_IPS], status = 0;
-  size_t aki_len = sizeof(aki);
-  time_t now = req->now ? req->now : time(NULL), not_after;
-  int rv, grc;
+/* The objects one issuance makes; freed together by issue_free. */
+typedef struct issue_ctx {
+  gnutls_x509_privkey_t key, ikey_x; /* the new key; the issuer's */
+  gnutls_x509_crt_t crt, ica, check; /* the new certificate; the issuer's; re-read copy */
+  gnutls_privkey_t signer;
+  char *err;
+  size_t errlen;
+} issue_ctx;
 
-  out->cert = out->key = NULL;
+static int issue_check_req(const wr_pem_pair *issuer, const wr_pki_req *req, char *err,
+                           size_t errlen) {
   if (!req->common_name || !*req->common_name || strlen(req->common_name) > UB_NAME ||
       (req->organization && strlen(req->organization) > UB_NAME) || req->days == 0)
     return snprintf(err, errlen, "a certificate needs a common name of 1..%d bytes and a validity",
@@ -189,87 +187,119 @@ int wr_pki_issue(const wr_pem_pair *issuer, const wr_pki_req *req, wr_pem_pair *
            WR_ERR_INVAL;
   if (!issuer && !req->is_ca)
     return snprintf(err, errlen, "only a CA certificate can be self-signed"), WR_ERR_INVAL;
-  if ((rv = parse_ips(req, ips, ip_lens, err, errlen)) != WR_OK) return rv;
+  return WR_OK;
+}
 
-  if (issuer) {
-    if ((rv = import_crt(&ica, issuer->cert, err, errlen, "read the issuer certificate")) != WR_OK)
-      goto out;
-    if ((rv = import_key(&ikey_x, issuer->key, err, errlen, "read the issuer key")) != WR_OK) goto out;
-    if (!key_matches(ica, ikey_x)) {
-      rv = WR_ERR_CRYPTO;
-      snprintf(err, errlen, "the issuer key does not belong to the issuer certificate");
-      goto out;
-    }
+/* Reads the issuer's certificate and key and checks they belong together. */
+static int issue_load_issuer(issue_ctx *x, const wr_pem_pair *issuer) {
+  int rv;
+  if ((rv = import_crt(&x->ica, issuer->cert, x->err, x->errlen, "read the issuer certificate")) !=
+      WR_OK)
+    return rv;
+  if ((rv = import_key(&x->ikey_x, issuer->key, x->err, x->errlen, "read the issuer key")) != WR_OK)
+    return rv;
+  if (!key_matches(x->ica, x->ikey_x)) {
+    snprintf(x->err, x->errlen, "the issuer key does not belong to the issuer certificate");
+    return WR_ERR_CRYPTO;
   }
-  not_after = now + (time_t)req->days * 86400;
-  /* A leaf never outlives its issuer: verifiers would reject it then anyway. */
-  if (ica && gnutls_x509_crt_get_expiration_time(ica) < not_after)
-    not_after = gnutls_x509_crt_get_expiration_time(ica);
+  return WR_OK;
+}
 
-  if ((grc = gnutls_x509_privkey_init(&key)) < 0 ||
-      (grc = gnutls_x509_privkey_generate2(key, GNUTLS_PK_ECDSA,
+/* A new P-256 key and the certificate for it, filled and signed. */
+static int issue_sign(issue_ctx *x, const wr_pki_req *req, time_t not_after,
+                      unsigned char ips[][16], const unsigned *ip_lens) {
+  unsigned char aki[64];
+  size_t aki_len = sizeof(aki);
+  int rv, grc;
+  if ((grc = gnutls_x509_privkey_init(&x->key)) < 0 ||
+      (grc = gnutls_x509_privkey_generate2(x->key, GNUTLS_PK_ECDSA,
                                            GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0,
-                                           NULL, 0)) < 0) {
-    rv = gerr(err, errlen, grc, "generate a P-256 key");
-    goto out;
-  }
-  if ((grc = gnutls_x509_crt_init(&crt)) < 0) {
-    rv = gerr(err, errlen, grc, "create a certificate");
-    goto out;
-  }
-  if ((rv = fill_crt(crt, key, req, not_after, ips, ip_lens, err, errlen)) != WR_OK) goto out;
+                                           NULL, 0)) < 0)
+    return gerr(x->err, x->errlen, grc, "generate a P-256 key");
+  if ((grc = gnutls_x509_crt_init(&x->crt)) < 0)
+    return gerr(x->err, x->errlen, grc, "create a certificate");
+  if ((rv = fill_crt(x->crt, x->key, req, not_after, ips, ip_lens, x->err, x->errlen)) != WR_OK)
+    return rv;
   /* authorityKeyIdentifier lets verifiers pick the right CA when several
    * edges' CAs sit in one bundle; a self-signed CA names itself. */
-  grc = gnutls_x509_crt_get_subject_key_id(ica ? ica : crt, aki, &aki_len, NULL);
-  if (grc >= 0 && (grc = gnutls_x509_crt_set_authority_key_id(crt, aki, aki_len)) < 0) {
-    rv = gerr(err, errlen, grc, "set authority key id");
-    goto out;
-  }
-  if ((grc = gnutls_privkey_init(&signer)) < 0 ||
-      (grc = gnutls_privkey_import_x509(signer, ikey_x ? ikey_x : key, 0)) < 0) {
-    rv = gerr(err, errlen, grc, "load the signing key");
-    goto out;
-  }
-  if ((grc = gnutls_x509_crt_privkey_sign(crt, ica ? ica : crt, signer, GNUTLS_DIG_SHA256, 0)) < 0) {
-    rv = gerr(err, errlen, grc, "sign the certificate");
-    goto out;
-  }
-  if ((grc = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d)) < 0) {
-    rv = gerr(err, errlen, grc, "encode the certificate");
-    goto out;
-  }
+  grc = gnutls_x509_crt_get_subject_key_id(x->ica ? x->ica : x->crt, aki, &aki_len, NULL);
+  if (grc >= 0 && (grc = gnutls_x509_crt_set_authority_key_id(x->crt, aki, aki_len)) < 0)
+    return gerr(x->err, x->errlen, grc, "set authority key id");
+  if ((grc = gnutls_privkey_init(&x->signer)) < 0 ||
+      (grc = gnutls_privkey_import_x509(x->signer, x->ikey_x ? x->ikey_x : x->key, 0)) < 0)
+    return gerr(x->err, x->errlen, grc, "load the signing key");
+  if ((grc = gnutls_x509_crt_privkey_sign(x->crt, x->ica ? x->ica : x->crt, x->signer,
+                                          GNUTLS_DIG_SHA256, 0)) < 0)
+    return gerr(x->err, x->errlen, grc, "sign the certificate");
+  return WR_OK;
+}
+
+/* PEM of the certificate into out->cert, checked to chain to its issuer,
+ * then the key (PKCS#8) into out->key. On failure |out| is emptied. */
+static int issue_export(issue_ctx *x, const char *cn, wr_pem_pair *out) {
+  gnutls_datum_t d = {NULL, 0};
+  unsigned status = 0;
+  int rv, grc;
+  if ((grc = gnutls_x509_crt_export2(x->crt, GNUTLS_X509_FMT_PEM, &d)) < 0)
+    return gerr(x->err, x->errlen, grc, "encode the certificate");
   out->cert = datum_to_str(&d);
   /* Check our own work: the certificate as encoded must chain to its issuer.
    * It is parsed again because GnuTLS verifies a just-signed, in-memory
    * certificate against stale DER. */
-  if ((rv = import_crt(&check, out->cert, err, errlen, "re-read the new certificate")) != WR_OK) {
-    wr_pem_pair_free(out);
-    goto out;
-  }
-  if ((grc = gnutls_x509_crt_verify(check, ica ? &ica : &check, 1, 0, &status)) < 0 || status != 0) {
+  if ((rv = import_crt(&x->check, out->cert, x->err, x->errlen, "re-read the new certificate")) !=
+      WR_OK)
+    goto fail;
+  if ((grc = gnutls_x509_crt_verify(x->check, x->ica ? &x->ica : &x->check, 1, 0, &status)) < 0 ||
+      status != 0) {
     rv = WR_ERR_CRYPTO;
-    snprintf(err, errlen, "the new certificate for %s does not verify against its issuer (status 0x%x)",
-             req->common_name, status);
-    wr_pem_pair_free(out);
-    goto out;
+    snprintf(x->err, x->errlen,
+             "the new certificate for %s does not verify against its issuer (status 0x%x)", cn,
+             status);
+    goto fail;
   }
   /* PKCS#8 "PRIVATE KEY": the one key block type cert.pem may carry. */
-  if ((grc = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN,
-                                                &d)) < 0) {
-    rv = gerr(err, errlen, grc, "encode the private key");
-    wr_pem_pair_free(out);
-    goto out;
+  if ((grc = gnutls_x509_privkey_export2_pkcs8(x->key, GNUTLS_X509_FMT_PEM, NULL,
+                                                GNUTLS_PKCS_PLAIN, &d)) < 0) {
+    rv = gerr(x->err, x->errlen, grc, "encode the private key");
+    goto fail;
   }
   out->key = datum_to_str(&d);
-  rv = WR_OK;
-out:
+  return WR_OK;
+fail:
+  wr_pem_pair_free(out);
+  return rv;
+}
+
+static void issue_free(issue_ctx *x) {
   /* The abstract key borrows the x509 key (flags 0), so it goes first. */
-  if (signer) gnutls_privkey_deinit(signer);
-  if (check) gnutls_x509_crt_deinit(check);
-  if (crt) gnutls_x509_crt_deinit(crt);
-  if (key) gnutls_x509_privkey_deinit(key);
-  if (ica) gnutls_x509_crt_deinit(ica);
-  if (ikey_x) gnutls_x509_privkey_deinit(ikey_x);
+  if (x->signer) gnutls_privkey_deinit(x->signer);
+  if (x->check) gnutls_x509_crt_deinit(x->check);
+  if (x->crt) gnutls_x509_crt_deinit(x->crt);
+  if (x->key) gnutls_x509_privkey_deinit(x->key);
+  if (x->ica) gnutls_x509_crt_deinit(x->ica);
+  if (x->ikey_x) gnutls_x509_privkey_deinit(x->ikey_x);
+}
+
+int wr_pki_issue(const wr_pem_pair *issuer, const wr_pki_req *req, wr_pem_pair *out, char *err,
+                 size_t errlen) {
+  issue_ctx x = {.err = err, .errlen = errlen};
+  unsigned char ips[MAX_IPS][16];
+  unsigned ip_lens[MAX_IPS];
+  time_t now = req->now ? req->now : time(NULL), not_after;
+  int rv;
+
+  out->cert = out->key = NULL;
+  if ((rv = issue_check_req(issuer, req, err, errlen)) != WR_OK) return rv;
+  if ((rv = parse_ips(req, ips, ip_lens, err, errlen)) != WR_OK) return rv;
+  if (issuer && (rv = issue_load_issuer(&x, issuer)) != WR_OK) goto out;
+  not_after = now + (time_t)req->days * 86400;
+  /* A leaf never outlives its issuer: verifiers would reject it then anyway. */
+  if (x.ica && gnutls_x509_crt_get_expiration_time(x.ica) < not_after)
+    not_after = gnutls_x509_crt_get_expiration_time(x.ica);
+  if ((rv = issue_sign(&x, req, not_after, ips, ip_lens)) != WR_OK) goto out;
+  rv = issue_export(&x, req->common_name, out);
+out:
+  issue_free(&x);
   return rv;
 }
 
