@@ -186,9 +186,55 @@ void wr_dns_update_msg_clear(wr_dns_update_msg *msg) {
   memset(msg, 0, sizeof(*msg));
 }
 
+/* Appends the update RRs of change |c| (number |i|, for messages) to |up|.
+ * Returns WR_OK or WR_ERR_INVAL with the reason in |err|. */
+static int add_change(ldns_rr_list *up, const wr_dns_change *c, size_t i, const char *zone,
+                      uint32_t ttl, char *err, size_t errlen) {
+  char name[WR_DNS_NAME_MAX + 1];
+  int rv = WR_OK;
+  if (canon_name(c->name, name) != WR_OK || !wr_dns_name_in_zone(name, zone)) {
+    snprintf(err, errlen, "\"%.80s\" is not a name in zone %s", c->name ? c->name : "", zone);
+    return WR_ERR_INVAL;
+  }
+  if ((c->type != WR_DNS_TYPE_A && c->type != WR_DNS_TYPE_AAAA && c->type != WR_DNS_TYPE_CNAME) ||
+      c->nrdata > MAX_RDATA || (c->nrdata && !c->rdata) ||
+      (c->op != WR_DNS_CHANGE_SET && c->op != WR_DNS_CHANGE_DELETE)) {
+    snprintf(err, errlen, "change %zu for %s: unsupported type, operation or record count", i, name);
+    return WR_ERR_INVAL;
+  }
+  /* RFC 2136 2.5: "delete an RRset" is class ANY, TTL 0, no rdata;
+   * "delete an RR" class NONE, TTL 0; "add" the zone's class. SET is a
+   * delete of the RRset followed by the adds, in one atomic UPDATE. */
+  if (c->op == WR_DNS_CHANGE_SET || c->nrdata == 0)
+    rv = push_rr(up, update_rr(name, c->type, LDNS_RR_CLASS_ANY, 0, NULL));
+  for (size_t k = 0; k < c->nrdata && rv == WR_OK; k++) {
+    if (c->op == WR_DNS_CHANGE_SET)
+      rv = push_rr(up, update_rr(name, c->type, LDNS_RR_CLASS_IN, ttl, c->rdata[k]));
+    else
+      rv = push_rr(up, update_rr(name, c->type, LDNS_RR_CLASS_NONE, 0, c->rdata[k]));
+  }
+  if (rv != WR_OK) snprintf(err, errlen, "change %zu for %s: bad record data", i, name);
+  return rv;
+}
+
+/* Signs |p| with the configured TSIG key and keeps the MAC in |msg| (the
+ * answer's TSIG is checked against it). */
+static int sign_tsig(const wr_dns_update_config *cfg, ldns_pkt *p, wr_dns_update_msg *msg,
+                     char *err, size_t errlen) {
+  char key[WR_DNS_NAME_MAX + 1];
+  canon_name(cfg->key_name, key);
+  if (ldns_pkt_tsig_sign(p, key, cfg->secret, TSIG_FUDGE, tsig_algorithm(cfg->algorithm), NULL) !=
+      LDNS_STATUS_OK) {
+    snprintf(err, errlen, "TSIG signing failed");
+    return WR_ERR_CRYPTO;
+  }
+  if (!(msg->mac = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(p), 3)))) return WR_ERR_NOMEM;
+  return WR_OK;
+}
+
 int wr_dns_update_build(const wr_dns_update_config *cfg, const wr_dns_change *ch, size_t n,
                         uint16_t id, wr_dns_update_msg *msg, char *err, size_t errlen) {
-  char zone[WR_DNS_NAME_MAX + 1], name[WR_DNS_NAME_MAX + 1];
+  char zone[WR_DNS_NAME_MAX + 1];
   ldns_rr_list *up = NULL;
   ldns_pkt *p = NULL;
   int rv;
@@ -201,36 +247,8 @@ int wr_dns_update_build(const wr_dns_update_config *cfg, const wr_dns_change *ch
   canon_name(cfg->zone, zone);
   uint32_t ttl = cfg->ttl ? cfg->ttl : DEF_TTL;
   if (!(up = ldns_rr_list_new())) return WR_ERR_NOMEM;
-  for (size_t i = 0; i < n; i++) {
-    const wr_dns_change *c = &ch[i];
-    if (canon_name(c->name, name) != WR_OK || !wr_dns_name_in_zone(name, zone)) {
-      snprintf(err, errlen, "\"%.80s\" is not a name in zone %s", c->name ? c->name : "", zone);
-      rv = WR_ERR_INVAL;
-      goto out;
-    }
-    if ((c->type != WR_DNS_TYPE_A && c->type != WR_DNS_TYPE_AAAA && c->type != WR_DNS_TYPE_CNAME) ||
-        c->nrdata > MAX_RDATA || (c->nrdata && !c->rdata) ||
-        (c->op != WR_DNS_CHANGE_SET && c->op != WR_DNS_CHANGE_DELETE)) {
-      snprintf(err, errlen, "change %zu for %s: unsupported type, operation or record count", i, name);
-      rv = WR_ERR_INVAL;
-      goto out;
-    }
-    /* RFC 2136 2.5: "delete an RRset" is class ANY, TTL 0, no rdata;
-     * "delete an RR" class NONE, TTL 0; "add" the zone's class. SET is a
-     * delete of the RRset followed by the adds, in one atomic UPDATE. */
-    if (c->op == WR_DNS_CHANGE_SET || c->nrdata == 0)
-      rv = push_rr(up, update_rr(name, c->type, LDNS_RR_CLASS_ANY, 0, NULL));
-    for (size_t k = 0; k < c->nrdata && rv == WR_OK; k++) {
-      if (c->op == WR_DNS_CHANGE_SET)
-        rv = push_rr(up, update_rr(name, c->type, LDNS_RR_CLASS_IN, ttl, c->rdata[k]));
-      else
-        rv = push_rr(up, update_rr(name, c->type, LDNS_RR_CLASS_NONE, 0, c->rdata[k]));
-    }
-    if (rv != WR_OK) {
-      snprintf(err, errlen, "change %zu for %s: bad record data", i, name);
-      goto out;
-    }
-  }
+  for (size_t i = 0; i < n; i++)
+    if ((rv = add_change(up, &ch[i], i, zone, ttl, err, errlen)) != WR_OK) goto out;
   ldns_rdf *zrdf = ldns_dname_new_frm_str(zone);
   /* ldns_update_pkt_new takes the zone name. */
   if (!zrdf || !(p = ldns_update_pkt_new(zrdf, LDNS_RR_CLASS_IN, NULL, up, NULL))) {
@@ -239,20 +257,7 @@ int wr_dns_update_build(const wr_dns_update_config *cfg, const wr_dns_change *ch
   }
   ldns_pkt_set_id(p, id);
   ldns_pkt_set_rd(p, false); /* ldns sets RD; the bit is zero (Z) in UPDATE */
-  if (cfg->key_name) {
-    char key[WR_DNS_NAME_MAX + 1];
-    canon_name(cfg->key_name, key);
-    if (ldns_pkt_tsig_sign(p, key, cfg->secret, TSIG_FUDGE, tsig_algorithm(cfg->algorithm), NULL) !=
-        LDNS_STATUS_OK) {
-      snprintf(err, errlen, "TSIG signing failed");
-      rv = WR_ERR_CRYPTO;
-      goto out;
-    }
-    if (!(msg->mac = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(p), 3)))) {
-      rv = WR_ERR_NOMEM;
-      goto out;
-    }
-  }
+  if (cfg->key_name && (rv = sign_tsig(cfg, p, msg, err, errlen)) != WR_OK) goto out;
   if (ldns_pkt2wire(&msg->wire, p, &msg->len) != LDNS_STATUS_OK || msg->len > WR_DNSMSG_MAX) {
     snprintf(err, errlen, "the update does not fit in a DNS message");
     rv = WR_ERR_LIMIT;
