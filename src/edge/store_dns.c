@@ -14,12 +14,11 @@
 
 /* --- names ------------------------------------------------------------------- */
 
-int wr_store_check_dns_name(const char *name, int allow_wildcard, char out[WR_STORE_HOST_MAX + 1],
-                            char *err, size_t errlen) {
-  char b[80], canon[WR_STORE_HOST_MAX + 2];
-  size_t len = strlen(name), start = 0;
-  int all_digits = 1;
 #define BAD(...) (snprintf(err, errlen, __VA_ARGS__), WR_ERR_INVAL)
+
+/* The checks on the name as given, before it is folded to lower case. */
+static int dns_name_raw_check(const char *name, size_t len, char *err, size_t errlen) {
+  char b[80];
   if (len == 0) return BAD("the name is empty");
   if (strstr(name, "://"))
     return BAD("\"%s\" is a URL; give only the hostname, e.g. app.example.com", wr__store_quote(name, b, sizeof(b)));
@@ -30,13 +29,39 @@ int wr_store_check_dns_name(const char *name, int allow_wildcard, char out[WR_ST
     return BAD("\"%s\" must be a hostname without a port", wr__store_quote(name, b, sizeof(b)));
   if (strchr(name, '/'))
     return BAD("\"%s\" must be a hostname without a path", wr__store_quote(name, b, sizeof(b)));
-  if (name[len - 1] == '.') len--; /* the root label is implied */
-  if (len == 0) return BAD("the name is empty");
-  if (len > WR_STORE_HOST_MAX)
-    return BAD("\"%s\" is %zu bytes long; DNS names have at most %d", wr__store_quote(name, b, sizeof(b)), len,
-               WR_STORE_HOST_MAX);
-  for (size_t i = 0; i < len; i++) canon[i] = (char)tolower((unsigned char)name[i]);
-  canon[len] = '\0';
+  return WR_OK;
+}
+
+/* One label other than a wildcard: letters, digits, '-' and '_', with no
+ * '-' at either end. *all_digits says whether it is digits only. |name| is
+ * the whole name as given, for messages. */
+static int dns_label_check(const char *name, const char *label, size_t llen, int *all_digits,
+                           char *err, size_t errlen) {
+  char b[80];
+  *all_digits = 1;
+  for (size_t k = 0; k < llen; k++) {
+    unsigned char c = (unsigned char)label[k];
+    if (!(islower(c) || isdigit(c) || c == '-' || c == '_')) {
+      if (isprint(c))
+        return BAD("\"%s\" contains '%c', which is not allowed in a DNS name",
+                   wr__store_quote(name, b, sizeof(b)), c);
+      return BAD("\"%s\" contains the byte 0x%02x, which is not allowed in a DNS name",
+                 wr__store_quote(name, b, sizeof(b)), c);
+    }
+    *all_digits &= isdigit(c) != 0;
+  }
+  if (label[0] == '-' || label[llen - 1] == '-')
+    return BAD("\"%s\" has a label that starts or ends with '-'", wr__store_quote(name, b, sizeof(b)));
+  return WR_OK;
+}
+
+/* The labels of |canon| (lower case, |len| bytes, no trailing dot), first to
+ * last; |name| is the name as given, for messages. */
+static int dns_labels_check(const char *name, const char *canon, size_t len, int allow_wildcard,
+                            char *err, size_t errlen) {
+  char b[80];
+  size_t start = 0;
+  int all_digits = 1, rv;
   for (size_t i = 0; i <= len; i++) {
     if (i < len && canon[i] != '.') continue;
     size_t llen = i - start;
@@ -49,30 +74,34 @@ int wr_store_check_dns_name(const char *name, int allow_wildcard, char out[WR_ST
       if (start != 0)
         return BAD("\"%s\": '*' is only allowed as the whole first label", wr__store_quote(name, b, sizeof(b)));
       if (i == len) return BAD("\"%s\": a wildcard needs a domain after it", wr__store_quote(name, b, sizeof(b)));
-    } else {
-      all_digits = 1;
-      for (size_t k = 0; k < llen; k++) {
-        unsigned char c = (unsigned char)label[k];
-        if (!(islower(c) || isdigit(c) || c == '-' || c == '_')) {
-          if (isprint(c))
-            return BAD("\"%s\" contains '%c', which is not allowed in a DNS name",
-                       wr__store_quote(name, b, sizeof(b)), c);
-          return BAD("\"%s\" contains the byte 0x%02x, which is not allowed in a DNS name",
-                     wr__store_quote(name, b, sizeof(b)), c);
-        }
-        all_digits &= isdigit(c) != 0;
-      }
-      if (label[0] == '-' || label[llen - 1] == '-')
-        return BAD("\"%s\" has a label that starts or ends with '-'", wr__store_quote(name, b, sizeof(b)));
+    } else if ((rv = dns_label_check(name, label, llen, &all_digits, err, errlen)) != WR_OK) {
+      return rv;
     }
     start = i + 1;
   }
   /* The last label was checked last: a numeric top label means an address. */
   if (all_digits) return BAD("\"%s\" is an IP address, not a DNS name", wr__store_quote(name, b, sizeof(b)));
-#undef BAD
+  return WR_OK;
+}
+
+int wr_store_check_dns_name(const char *name, int allow_wildcard, char out[WR_STORE_HOST_MAX + 1],
+                            char *err, size_t errlen) {
+  char b[80], canon[WR_STORE_HOST_MAX + 2];
+  size_t len = strlen(name);
+  int rv;
+  if ((rv = dns_name_raw_check(name, len, err, errlen)) != WR_OK) return rv;
+  if (name[len - 1] == '.') len--; /* the root label is implied */
+  if (len == 0) return BAD("the name is empty");
+  if (len > WR_STORE_HOST_MAX)
+    return BAD("\"%s\" is %zu bytes long; DNS names have at most %d", wr__store_quote(name, b, sizeof(b)), len,
+               WR_STORE_HOST_MAX);
+  for (size_t i = 0; i < len; i++) canon[i] = (char)tolower((unsigned char)name[i]);
+  canon[len] = '\0';
+  if ((rv = dns_labels_check(name, canon, len, allow_wildcard, err, errlen)) != WR_OK) return rv;
   memcpy(out, canon, len + 1);
   return WR_OK;
 }
+#undef BAD
 
 /* "inside" means a proper subdomain: |host| ends in "." |zone|. */
 int wr__store_host_in_zone(const char *host, const char *zone) {

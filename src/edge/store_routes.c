@@ -55,14 +55,106 @@ int wr_store_route_get(wr_store *s, const char *hostname, wr_route *out) {
   return rv;
 }
 
+/* The zone the caller named for a DNS route: it must belong to the tunnel's
+ * account and contain |host| as a proper subdomain. */
+static int route_given_zone(wr_store *s, const char *zone_id, const wr_tunnel *t, const char *host,
+                            wr_zone *given) {
+  int rv;
+  if ((rv = wr_store_zone_get(s, zone_id, given)) != WR_OK) return rv;
+  if (strcmp(given->account_id, t->account_id) != 0)
+    return wr__store_serr(s, WR_ERR_INVAL, "zone %s and tunnel %s belong to different accounts",
+                          given->name, t->id);
+  if (strcmp(host, given->name) == 0)
+    return wr__store_serr(s, WR_ERR_INVAL,
+                          "%s is the zone apex of %s: route a name inside the zone, e.g. app.%s", host,
+                          given->name, given->name);
+  if (!wr__store_host_in_zone(host, given->name))
+    return wr__store_serr(s, WR_ERR_INVAL, "%s is not inside zone %s", host, given->name);
+  return WR_OK;
+}
+
+/* The zone a DNS route for |host| goes in: the most specific zone of the
+ * edge, which must not have |host| as its apex, must be the tunnel's
+ * account's and, when the caller named a zone (|given| not NULL), be that. */
+static int route_zone(wr_store *s, const char *host, const wr_tunnel *t, const wr_zone *given,
+                      wr_zone *z) {
+  int apex = 0;
+  int rv = wr__store_zone_for_host(s, host, z, &apex);
+  if (rv == WR_ERR_NOTFOUND) {
+    char names[256];
+    wr__store_account_zone_names(s, t->account_id, names, sizeof(names));
+    return wr__store_serr(s, WR_ERR_INVAL, "%s is not inside %s%s", host,
+                          strchr(names, ',') ? "any zone of this account: " : "zone ",
+                          names[0] ? names : "(the account has no zones)");
+  }
+  if (rv != WR_OK) return rv;
+  if (apex)
+    return wr__store_serr(s, WR_ERR_INVAL,
+                          "%s is the zone apex of %s: route a name inside the zone, e.g. app.%s",
+                          host, z->name, z->name);
+  if (strcmp(z->account_id, t->account_id) != 0)
+    return wr__store_serr(s, WR_ERR_INVAL, "%s is in zone %s, which belongs to another account",
+                          host, z->name);
+  if (given && strcmp(z->id, given->id) != 0)
+    return wr__store_serr(s, WR_ERR_INVAL, "%s belongs to the more specific zone %s, not %s", host,
+                          z->name, given->name);
+  return WR_OK;
+}
+
+/* Points the existing route |old| for |host| at |t| in |z|, inside the
+ * caller's transaction; a route that already goes there is left alone. */
+static int route_repoint(wr_store *s, const char *actor, const char *host, int overwrite,
+                         const wr_tunnel *t, const wr_zone *z, const wr_route *old,
+                         wr_route_change *ch) {
+  int rv;
+  if (strcmp(old->tunnel_id, t->id) == 0 && strcmp(old->zone_id, z->id) == 0) {
+    *ch = WR_ROUTE_UNCHANGED; /* nothing changes, so nothing to audit */
+    return WR_OK;
+  }
+  if (strcmp(old->account_id, t->account_id) != 0)
+    return wr__store_serr(s, WR_ERR_EXISTS, "%s is routed by another account", host);
+  if (!overwrite)
+    return wr__store_serr(s, WR_ERR_EXISTS, "%s is already routed to tunnel %s (%s)", host,
+                          old->tunnel_name, old->tunnel_id);
+  *ch = WR_ROUTE_UPDATED;
+  rv = wr__store_execf(s, NULL, "update route", "UPDATE routes SET tunnel_id = ?, zone_id = ? WHERE id = ?",
+                       "sss", t->id, z->id, old->id);
+  if (rv == WR_OK)
+    rv = wr__store_audit_insert(s, actor, t->account_id, "route.update", "route", host,
+                                json_pack("{s:s,s:s,s:s,s:s}", "type", "dns", "tunnel_id", t->id,
+                                          "previous_tunnel_id", old->tunnel_id, "zone", z->name));
+  return rv;
+}
+
+/* Creates the DNS route |host| -> |t| in |z|, or re-points the one there,
+ * inside the caller's transaction. *ch says which. */
+static int route_write(wr_store *s, const char *actor, const char *host, int overwrite,
+                       const wr_tunnel *t, const wr_zone *z, wr_route_change *ch) {
+  char route_id[WR_STORE_UUID_LEN + 1];
+  wr_route old;
+  int rv = wr_store_route_get(s, host, &old);
+  if (rv == WR_OK) return route_repoint(s, actor, host, overwrite, t, z, &old, ch);
+  if (rv != WR_ERR_NOTFOUND) return rv;
+  *ch = WR_ROUTE_NEW;
+  if ((rv = wr__store_new_uuid(s, route_id)) != WR_OK) return rv;
+  rv = wr__store_execf(s, NULL, "create route",
+             "INSERT INTO routes(id, account_id, zone_id, hostname, tunnel_id, type, created_at)"
+             " VALUES (?, ?, ?, ?, ?, 'dns', ?)",
+             "sssssi", route_id, t->account_id, z->id, host, t->id, wr__store_now(s));
+  if (rv == WR_OK)
+    rv = wr__store_audit_insert(s, actor, t->account_id, "route.create", "route", host,
+                                json_pack("{s:s,s:s,s:s}", "type", "dns", "tunnel_id", t->id,
+                                          "zone", z->name));
+  return rv;
+}
+
 int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id, const char *tunnel_id,
                            const char *hostname, int overwrite, wr_route *out,
                            wr_route_change *change) {
-  char host[WR_STORE_HOST_MAX + 1], msg[WR_STORE_ERRMSG_MAX], route_id[WR_STORE_UUID_LEN + 1];
+  char host[WR_STORE_HOST_MAX + 1], msg[WR_STORE_ERRMSG_MAX];
   wr_tunnel t;
   wr_zone z, given = {0};
-  wr_route old;
-  int rv, apex = 0;
+  int rv;
   wr_route_change ch = WR_ROUTE_NEW;
   if (wr_store_check_dns_name(hostname ? hostname : "", 1, host, msg, sizeof(msg)) != WR_OK)
     return wr__store_serr(s, WR_ERR_INVAL, "hostname: %s", msg);
@@ -72,80 +164,9 @@ int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id, 
     rv = wr__store_serr(s, WR_ERR_INVAL, "tunnel %s (%s) is deleted", t.name, t.id);
     goto out;
   }
-  if (zone_id) {
-    if ((rv = wr_store_zone_get(s, zone_id, &given)) != WR_OK) goto out;
-    if (strcmp(given.account_id, t.account_id) != 0) {
-      rv = wr__store_serr(s, WR_ERR_INVAL, "zone %s and tunnel %s belong to different accounts", given.name, t.id);
-      goto out;
-    }
-    if (strcmp(host, given.name) == 0) {
-      rv = wr__store_serr(s, WR_ERR_INVAL,
-                          "%s is the zone apex of %s: route a name inside the zone, e.g. app.%s", host,
-                given.name, given.name);
-      goto out;
-    }
-    if (!wr__store_host_in_zone(host, given.name)) {
-      rv = wr__store_serr(s, WR_ERR_INVAL, "%s is not inside zone %s", host, given.name);
-      goto out;
-    }
-  }
-  rv = wr__store_zone_for_host(s, host, &z, &apex);
-  if (rv == WR_ERR_NOTFOUND) {
-    char names[256];
-    wr__store_account_zone_names(s, t.account_id, names, sizeof(names));
-    rv = wr__store_serr(s, WR_ERR_INVAL, "%s is not inside %s%s", host,
-                        strchr(names, ',') ? "any zone of this account: " : "zone ",
-              names[0] ? names : "(the account has no zones)");
-    goto out;
-  }
-  if (rv != WR_OK) goto out;
-  if (apex) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "%s is the zone apex of %s: route a name inside the zone, e.g. app.%s",
-                        host, z.name, z.name);
-    goto out;
-  }
-  if (strcmp(z.account_id, t.account_id) != 0) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "%s is in zone %s, which belongs to another account", host, z.name);
-    goto out;
-  }
-  if (zone_id && strcmp(z.id, given.id) != 0) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "%s belongs to the more specific zone %s, not %s", host, z.name, given.name);
-    goto out;
-  }
-
-  rv = wr_store_route_get(s, host, &old);
-  if (rv == WR_OK) {
-    if (strcmp(old.tunnel_id, t.id) == 0 && strcmp(old.zone_id, z.id) == 0) {
-      ch = WR_ROUTE_UNCHANGED; /* nothing changes, so nothing to audit */
-      goto out;
-    }
-    if (strcmp(old.account_id, t.account_id) != 0) {
-      rv = wr__store_serr(s, WR_ERR_EXISTS, "%s is routed by another account", host);
-      goto out;
-    }
-    if (!overwrite) {
-      rv = wr__store_serr(s, WR_ERR_EXISTS, "%s is already routed to tunnel %s (%s)", host, old.tunnel_name,
-                          old.tunnel_id);
-      goto out;
-    }
-    ch = WR_ROUTE_UPDATED;
-    rv = wr__store_execf(s, NULL, "update route", "UPDATE routes SET tunnel_id = ?, zone_id = ? WHERE id = ?",
-                         "sss", t.id, z.id, old.id);
-    if (rv == WR_OK)
-      rv = wr__store_audit_insert(s, actor, t.account_id, "route.update", "route", host,
-                                  json_pack("{s:s,s:s,s:s,s:s}", "type", "dns", "tunnel_id", t.id,
-                                            "previous_tunnel_id", old.tunnel_id, "zone", z.name));
-    goto out;
-  }
-  if (rv != WR_ERR_NOTFOUND) goto out;
-  if ((rv = wr__store_new_uuid(s, route_id)) != WR_OK) goto out;
-  rv = wr__store_execf(s, NULL, "create route",
-                       "INSERT INTO routes(id, account_id, zone_id, hostname, tunnel_id, type, created_at)"
-             " VALUES (?, ?, ?, ?, ?, 'dns', ?)",
-             "sssssi", route_id, t.account_id, z.id, host, t.id, wr__store_now(s));
-  if (rv == WR_OK)
-    rv = wr__store_audit_insert(s, actor, t.account_id, "route.create", "route", host,
-                                json_pack("{s:s,s:s,s:s}", "type", "dns", "tunnel_id", t.id, "zone", z.name));
+  if (zone_id && (rv = route_given_zone(s, zone_id, &t, host, &given)) != WR_OK) goto out;
+  if ((rv = route_zone(s, host, &t, zone_id ? &given : NULL, &z)) != WR_OK) goto out;
+  rv = route_write(s, actor, host, overwrite, &t, &z, &ch);
 out:
   memset(&t, 0, sizeof(t));
   rv = wr__store_tx_end(s, rv);
