@@ -146,7 +146,8 @@ _Static_assert(N_MIGRATIONS == WR_STORE_SCHEMA_VERSION, "a migration per schema 
 
 /* --- errors and small helpers --------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) int wr__store_serr(wr_store *s, int rv, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) int wr__store_serr(wr_store *s, int rv, const char *fmt,
+                                                         ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
@@ -202,7 +203,8 @@ int wr__store_new_hex_id(wr_store *s, char out[WR_STORE_ID_LEN + 1]) {
 
 int wr__store_new_uuid(wr_store *s, char out[WR_STORE_UUID_LEN + 1]) {
   wr_uuid u;
-  if (wr_uuid_random(&u) != WR_OK) return wr__store_serr(s, WR_ERR_CRYPTO, "cannot draw a random UUID");
+  if (wr_uuid_random(&u) != WR_OK)
+    return wr__store_serr(s, WR_ERR_CRYPTO, "cannot draw a random UUID");
   wr_uuid_format(&u, out);
   return WR_OK;
 }
@@ -213,7 +215,8 @@ int wr__store_canon_uuid(wr_store *s, const char *in, char out[WR_STORE_UUID_LEN
   wr_uuid u;
   char b[80];
   if (!in || wr_uuid_parse(in, strlen(in), &u) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "%s \"%s\" is not a UUID", what, wr__store_quote(in ? in : "", b, sizeof(b)));
+    return wr__store_serr(s, WR_ERR_INVAL, "%s \"%s\" is not a UUID", what,
+                          wr__store_quote(in ? in : "", b, sizeof(b)));
   wr_uuid_format(&u, out);
   return WR_OK;
 }
@@ -241,7 +244,8 @@ int wr__store_check_text(wr_store *s, const char *what, const char *v, size_t ma
     return wr__store_serr(s, WR_ERR_INVAL, "%s \"%s\" is %zu bytes long; the limit is %zu", what,
                           wr__store_quote(v, b, sizeof(b)), len, max);
   if (wr__store_has_ctl(v) || !wr__store_utf8_ok(v, len))
-    return wr__store_serr(s, WR_ERR_INVAL, "%s \"%s\" must be UTF-8 text without control characters", what,
+    return wr__store_serr(s, WR_ERR_INVAL,
+                          "%s \"%s\" must be UTF-8 text without control characters", what,
                           wr__store_quote(v, b, sizeof(b)));
   return WR_OK;
 }
@@ -297,7 +301,8 @@ int wr__store_prepf(wr_store *s, sqlite3_stmt **st, const char *sql, const char 
   va_list ap;
   int rc;
   *st = NULL;
-  if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) return wr__store_dberr(s, "prepare");
+  if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+    return wr__store_dberr(s, "prepare");
   va_start(ap, fmt);
   rc = bindv(*st, fmt, ap);
   va_end(ap);
@@ -312,7 +317,8 @@ int wr__store_prepf(wr_store *s, sqlite3_stmt **st, const char *sql, const char 
 
 /* Runs a statement that returns no rows; |changes| (may be NULL) gets the
  * number of rows it changed. */
-int wr__store_execf(wr_store *s, int *changes, const char *what, const char *sql, const char *fmt, ...) {
+int wr__store_execf(wr_store *s, int *changes, const char *what, const char *sql, const char *fmt,
+                    ...) {
   sqlite3_stmt *st = NULL;
   va_list ap;
   int rv = WR_OK, rc;
@@ -366,7 +372,8 @@ static int user_version(wr_store *s, int *v) {
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read schema version");
   if (rv == WR_OK) *v = sqlite3_column_int(st, 0);
-  else if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "read schema version: no result");
+  else if (rv == WR_ERR_NOTFOUND)
+    rv = wr__store_serr(s, WR_ERR_STORE, "read schema version: no result");
   sqlite3_finalize(st);
   return rv;
 }
@@ -437,12 +444,14 @@ int wr_store_open(const char *path, unsigned flags, wr_store **out, char *err, s
   /* WAL lets the running edge read while the CLI writes; NORMAL sync is
    * durable across process crashes in WAL mode and much cheaper than FULL.
    * foreign_keys must be set outside a transaction, so it comes first. */
-  if (sqlite3_exec(s->db,
-                   "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
-                   NULL, NULL, NULL) != SQLITE_OK) {
+  if (sqlite3_exec(
+          s->db,
+          "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", NULL,
+          NULL, NULL) != SQLITE_OK) {
     int code = sqlite3_errcode(s->db);
     rv = wr__store_serr(s, WR_ERR_STORE, "cannot use %s as a store: %s", path,
-                        code == SQLITE_NOTADB ? "it is not a SQLite database" : sqlite3_errmsg(s->db));
+                        code == SQLITE_NOTADB ? "it is not a SQLite database"
+                                              : sqlite3_errmsg(s->db));
     goto fail_db;
   }
   if ((rv = migrate(s)) != WR_OK) {

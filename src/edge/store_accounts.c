@@ -22,8 +22,9 @@ int wr_store_account_create(wr_store *s, const char *actor, const char *name, wr
   wr__store_copy_str(a.name, sizeof(a.name), name);
   a.created_at = wr__store_now(s);
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  rv = wr__store_execf(s, NULL, "create account", "INSERT INTO accounts(id, name, created_at) VALUES (?, ?, ?)",
-                       "ssi", a.id, a.name, a.created_at);
+  rv = wr__store_execf(s, NULL, "create account",
+                       "INSERT INTO accounts(id, name, created_at) VALUES (?, ?, ?)", "ssi", a.id,
+                       a.name, a.created_at);
   if (rv == WR_OK)
     rv = wr__store_audit_insert(s, actor, a.id, "account.create", "account", a.id,
                                 json_pack("{s:s}", "name", name));
@@ -41,18 +42,21 @@ static void read_account(sqlite3_stmt *st, wr_account *a) {
 int wr_store_account_get(wr_store *s, const char *id, wr_account *out) {
   sqlite3_stmt *st;
   char b[80];
-  int rv = wr__store_prepf(s, &st, "SELECT id, name, created_at FROM accounts WHERE id = lower(?)", "s", id);
+  int rv = wr__store_prepf(s, &st, "SELECT id, name, created_at FROM accounts WHERE id = lower(?)",
+                           "s", id);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read account");
   if (rv == WR_OK) read_account(st, out);
-  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no account with id %s", wr__store_quote(id, b, sizeof(b)));
+  else if (rv == WR_ERR_NOTFOUND)
+    wr__store_serr(s, rv, "no account with id %s", wr__store_quote(id, b, sizeof(b)));
   sqlite3_finalize(st);
   return rv;
 }
 
 int wr_store_account_default(wr_store *s, wr_account *out) {
   sqlite3_stmt *st;
-  int rv = wr__store_prepf(s, &st, "SELECT id, name, created_at FROM accounts ORDER BY created_at, id LIMIT 2", "");
+  int rv = wr__store_prepf(
+      s, &st, "SELECT id, name, created_at FROM accounts ORDER BY created_at, id LIMIT 2", "");
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read accounts");
   if (rv == WR_ERR_NOTFOUND) {
@@ -67,8 +71,9 @@ int wr_store_account_default(wr_store *s, wr_account *out) {
     } else if (rv == WR_OK) {
       char second[WR_STORE_ID_LEN + 1];
       wr__store_col_copy(st, 0, second, sizeof(second));
-      rv = wr__store_serr(s, WR_ERR_INVAL, "the store has several accounts (%s, %s, ...); say which one",
-                          first.id, second);
+      rv = wr__store_serr(s, WR_ERR_INVAL,
+                          "the store has several accounts (%s, %s, ...); say which one", first.id,
+                          second);
     }
   }
   sqlite3_finalize(st);
@@ -82,7 +87,8 @@ int wr_store_account_list(wr_store *s, wr_account **out, size_t *n) {
   int rv, rc;
   *out = NULL;
   *n = 0;
-  rv = wr__store_prepf(s, &st, "SELECT id, name, created_at FROM accounts ORDER BY created_at, id", "");
+  rv = wr__store_prepf(s, &st, "SELECT id, name, created_at FROM accounts ORDER BY created_at, id",
+                       "");
   if (rv != WR_OK) return rv;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_account(st, PUSH(rows, cnt, cap));
   if (rc != SQLITE_DONE) {
@@ -108,8 +114,8 @@ static int check_email(wr_store *s, const char *email) {
     return wr__store_serr(s, WR_ERR_INVAL, "\"%s\" is not an email address (want name@domain)",
                           wr__store_quote(email, b, sizeof(b)));
   if (wr_store_check_dns_name(at + 1, 0, canon, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "email \"%s\": the domain is not valid: %s", wr__store_quote(email, b, sizeof(b)),
-                          msg);
+    return wr__store_serr(s, WR_ERR_INVAL, "email \"%s\": the domain is not valid: %s",
+                          wr__store_quote(email, b, sizeof(b)), msg);
   return WR_OK;
 }
 
@@ -131,7 +137,8 @@ int wr_store_user_get_by_email(wr_store *s, const char *email, wr_user *out) {
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read user");
   if (rv == WR_OK) read_user(st, out);
-  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no user with email %s", wr__store_quote(email, b, sizeof(b)));
+  else if (rv == WR_ERR_NOTFOUND)
+    wr__store_serr(s, rv, "no user with email %s", wr__store_quote(email, b, sizeof(b)));
   sqlite3_finalize(st);
   return rv;
 }
@@ -142,7 +149,8 @@ int wr_store_user_create(wr_store *s, const char *actor, const char *account_id,
   wr_account a;
   int rv;
   if ((rv = check_email(s, email)) != WR_OK) return rv;
-  if (password_hash && (rv = wr__store_check_text(s, "password hash", password_hash, 512)) != WR_OK) return rv;
+  if (password_hash && (rv = wr__store_check_text(s, "password hash", password_hash, 512)) != WR_OK)
+    return rv;
   if ((rv = wr__store_new_hex_id(s, u.id)) != WR_OK) return rv;
   wr__store_copy_str(u.email, sizeof(u.email), email);
   u.has_password = password_hash != NULL;
@@ -157,14 +165,15 @@ int wr_store_user_create(wr_store *s, const char *actor, const char *account_id,
     goto out;
   }
   if (rv != WR_ERR_NOTFOUND) goto out;
-  rv = wr__store_execf(s, NULL, "create user",
-                       "INSERT INTO users(id, account_id, email, password_hash, is_service, created_at)"
-             " VALUES (?, ?, ?, ?, ?, ?)",
-             "ssssii", u.id, u.account_id, u.email, password_hash, (int64_t)u.is_service,
-             u.created_at);
+  rv = wr__store_execf(
+      s, NULL, "create user",
+      "INSERT INTO users(id, account_id, email, password_hash, is_service, created_at)"
+      " VALUES (?, ?, ?, ?, ?, ?)",
+      "ssssii", u.id, u.account_id, u.email, password_hash, (int64_t)u.is_service, u.created_at);
   if (rv == WR_OK)
-    rv = wr__store_audit_insert(s, actor, u.account_id, "user.create", "user", u.id,
-                                json_pack("{s:s,s:b}", "email", u.email, "is_service", u.is_service));
+    rv = wr__store_audit_insert(
+        s, actor, u.account_id, "user.create", "user", u.id,
+        json_pack("{s:s,s:b}", "email", u.email, "is_service", u.is_service));
 out:
   rv = wr__store_tx_end(s, rv);
   if (rv == WR_OK && out) *out = u;
@@ -196,10 +205,13 @@ int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, c
   if ((rv = token_hash(s, token, hash)) != WR_OK) goto out_notx;
   k.created_at = wr__store_now(s);
   if ((rv = wr__store_tx_begin(s)) != WR_OK) goto out_notx;
-  if ((rv = wr__store_prepf(s, &st, "SELECT id, account_id FROM users WHERE id = lower(?)", "s", user_id)) != WR_OK)
+  if ((rv = wr__store_prepf(s, &st, "SELECT id, account_id FROM users WHERE id = lower(?)", "s",
+                            user_id)) != WR_OK)
     goto out;
   if ((rv = wr__store_step_row(s, st, "read user")) != WR_OK) {
-    if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no user with id %s", wr__store_quote(user_id ? user_id : "", b, sizeof(b)));
+    if (rv == WR_ERR_NOTFOUND)
+      wr__store_serr(s, rv, "no user with id %s",
+                     wr__store_quote(user_id ? user_id : "", b, sizeof(b)));
     goto out;
   }
   wr__store_col_copy(st, 0, k.user_id, sizeof(k.user_id));
@@ -208,14 +220,16 @@ int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, c
     wr_zone z;
     if ((rv = wr_store_zone_get(s, zone_id, &z)) != WR_OK) goto out;
     if (strcmp(z.account_id, k.account_id) != 0) {
-      rv = wr__store_serr(s, WR_ERR_INVAL, "zone %s belongs to another account than user %s", z.name, k.user_id);
+      rv = wr__store_serr(s, WR_ERR_INVAL, "zone %s belongs to another account than user %s",
+                          z.name, k.user_id);
       goto out;
     }
     wr__store_copy_str(k.zone_id, sizeof(k.zone_id), z.id);
   }
-  rv = wr__store_execf(s, NULL, "create API token",
-                       "INSERT INTO api_tokens(id, user_id, token_hash, zone_id, created_at) VALUES (?, ?, ?, ?, ?)",
-             "ssbsi", k.id, k.user_id, hash, sizeof(hash), zone_id ? k.zone_id : NULL, k.created_at);
+  rv = wr__store_execf(
+      s, NULL, "create API token",
+      "INSERT INTO api_tokens(id, user_id, token_hash, zone_id, created_at) VALUES (?, ?, ?, ?, ?)",
+      "ssbsi", k.id, k.user_id, hash, sizeof(hash), zone_id ? k.zone_id : NULL, k.created_at);
   if (rv == WR_OK)
     rv = wr__store_audit_insert(s, actor, k.account_id, "token.create", "token", k.id,
                                 json_pack("{s:s,s:s?}", "user_id", k.user_id, "zone_id",
@@ -229,7 +243,7 @@ out_notx:
   return rv;
 }
 
-#define TOKEN_SELECT                                                                               \
+#define TOKEN_SELECT                                                                                   \
   "SELECT k.id, k.user_id, u.account_id, ifnull(k.zone_id, ''), k.created_at, ifnull(k.revoked_at, 0)" \
   " FROM api_tokens k JOIN users u ON u.id = k.user_id "
 
@@ -249,9 +263,11 @@ int wr_store_token_verify(wr_store *s, const char *token, wr_api_token *out) {
   int rv;
   /* Lookup by hash: the database never compares secrets, so there is no
    * timing oracle on the token itself. */
-  if (!token || !*token || strlen(token) > 1024) return wr__store_serr(s, WR_ERR_DENIED, "invalid API token");
+  if (!token || !*token || strlen(token) > 1024)
+    return wr__store_serr(s, WR_ERR_DENIED, "invalid API token");
   if ((rv = token_hash(s, token, hash)) != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, TOKEN_SELECT "WHERE k.token_hash = ?", "b", hash, sizeof(hash))) != WR_OK)
+  if ((rv = wr__store_prepf(s, &st, TOKEN_SELECT "WHERE k.token_hash = ?", "b", hash,
+                            sizeof(hash))) != WR_OK)
     return rv;
   rv = wr__store_step_row(s, st, "read API token");
   if (rv == WR_OK) {
@@ -271,17 +287,20 @@ int wr_store_token_revoke(wr_store *s, const char *actor, const char *token_id) 
   char b[80];
   int rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, TOKEN_SELECT "WHERE k.id = lower(?)", "s", token_id)) != WR_OK) goto out;
+  if ((rv = wr__store_prepf(s, &st, TOKEN_SELECT "WHERE k.id = lower(?)", "s", token_id)) != WR_OK)
+    goto out;
   rv = wr__store_step_row(s, st, "read API token");
-  if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no API token with id %s", wr__store_quote(token_id, b, sizeof(b)));
+  if (rv == WR_ERR_NOTFOUND)
+    wr__store_serr(s, rv, "no API token with id %s", wr__store_quote(token_id, b, sizeof(b)));
   if (rv != WR_OK) goto out;
   read_token(st, &k);
   if (k.revoked_at) {
     rv = wr__store_serr(s, WR_ERR_INVAL, "API token %s is already revoked", k.id);
     goto out;
   }
-  rv = wr__store_execf(s, NULL, "revoke API token", "UPDATE api_tokens SET revoked_at = ? WHERE id = ?", "is",
-                       wr__store_now(s), k.id);
+  rv = wr__store_execf(s, NULL, "revoke API token",
+                       "UPDATE api_tokens SET revoked_at = ? WHERE id = ?", "is", wr__store_now(s),
+                       k.id);
   if (rv == WR_OK)
     rv = wr__store_audit_insert(s, actor, k.account_id, "token.revoke", "token", k.id,
                                 json_pack("{s:s}", "user_id", k.user_id));
@@ -298,15 +317,20 @@ int wr_store_user_password_hash(wr_store *s, const char *user_id, char *out, siz
   char b[80];
   int rv;
   if (size) out[0] = '\0';
-  if ((rv = wr__store_prepf(s, &st, "SELECT password_hash FROM users WHERE id = lower(?)", "s", user_id)) != WR_OK)
+  if ((rv = wr__store_prepf(s, &st, "SELECT password_hash FROM users WHERE id = lower(?)", "s",
+                            user_id)) != WR_OK)
     return rv;
   rv = wr__store_step_row(s, st, "read user");
   if (rv == WR_ERR_NOTFOUND) {
-    wr__store_serr(s, rv, "no user with id %s", wr__store_quote(user_id ? user_id : "", b, sizeof(b)));
+    wr__store_serr(s, rv, "no user with id %s",
+                   wr__store_quote(user_id ? user_id : "", b, sizeof(b)));
   } else if (rv == WR_OK) {
     h = (const char *)sqlite3_column_text(st, 0);
-    if (!h) rv = wr__store_serr(s, WR_ERR_NOTFOUND, "user %s has no password", wr__store_quote(user_id, b, sizeof(b)));
-    else if (strlen(h) >= size) rv = wr__store_serr(s, WR_ERR_LIMIT, "the stored password hash is too long");
+    if (!h)
+      rv = wr__store_serr(s, WR_ERR_NOTFOUND, "user %s has no password",
+                          wr__store_quote(user_id, b, sizeof(b)));
+    else if (strlen(h) >= size)
+      rv = wr__store_serr(s, WR_ERR_LIMIT, "the stored password hash is too long");
     else memcpy(out, h, strlen(h) + 1);
   }
   sqlite3_finalize(st);
@@ -320,7 +344,9 @@ int wr_store_user_get(wr_store *s, const char *user_id, wr_user *out) {
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read user");
   if (rv == WR_OK) read_user(st, out);
-  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no user with id %s", wr__store_quote(user_id ? user_id : "", b, sizeof(b)));
+  else if (rv == WR_ERR_NOTFOUND)
+    wr__store_serr(s, rv, "no user with id %s",
+                   wr__store_quote(user_id ? user_id : "", b, sizeof(b)));
   sqlite3_finalize(st);
   return rv;
 }
@@ -329,14 +355,16 @@ int wr_store_user_set_password(wr_store *s, const char *actor, const char *user_
                                const char *password_hash) {
   wr_user u;
   int rv;
-  if (password_hash && (rv = wr__store_check_text(s, "password hash", password_hash, 512)) != WR_OK) return rv;
+  if (password_hash && (rv = wr__store_check_text(s, "password hash", password_hash, 512)) != WR_OK)
+    return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
   if ((rv = wr_store_user_get(s, user_id, &u)) != WR_OK) goto out;
-  rv = wr__store_execf(s, NULL, "set password", "UPDATE users SET password_hash = ? WHERE id = ?", "ss",
-                       password_hash, u.id);
+  rv = wr__store_execf(s, NULL, "set password", "UPDATE users SET password_hash = ? WHERE id = ?",
+                       "ss", password_hash, u.id);
   if (rv == WR_OK)
-    rv = wr__store_audit_insert(s, actor, u.account_id, "user.password", "user", u.id,
-                                json_pack("{s:s,s:b}", "email", u.email, "set", password_hash != NULL));
+    rv = wr__store_audit_insert(
+        s, actor, u.account_id, "user.password", "user", u.id,
+        json_pack("{s:s,s:b}", "email", u.email, "set", password_hash != NULL));
 out:
   return wr__store_tx_end(s, rv);
 }
@@ -348,8 +376,9 @@ int wr_store_user_list(wr_store *s, const char *account_id, wr_user **out, size_
   int rv, rc;
   *out = NULL;
   *n = 0;
-  rv = wr__store_prepf(s, &st, USER_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) ORDER BY email", "s",
-                       account_id);
+  rv = wr__store_prepf(s, &st,
+                       USER_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) ORDER BY email",
+                       "s", account_id);
   if (rv != WR_OK) return rv;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_user(st, PUSH(rows, cnt, cap));
   if (rc != SQLITE_DONE) {
@@ -401,13 +430,15 @@ int wr_store_token_roll(wr_store *s, const char *actor, const char *user_id, con
     wr_zone z;
     if ((rv = wr_store_zone_get(s, zone_id, &z)) != WR_OK) goto out;
     if (strcmp(z.account_id, u.account_id) != 0) {
-      rv = wr__store_serr(s, WR_ERR_INVAL, "zone %s belongs to another account than user %s", z.name, u.email);
+      rv = wr__store_serr(s, WR_ERR_INVAL, "zone %s belongs to another account than user %s",
+                          z.name, u.email);
       goto out;
     }
   }
-  rv = wr__store_execf(s, &changed, "revoke API tokens",
-                       "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", "is",
-             wr__store_now(s), u.id);
+  rv = wr__store_execf(
+      s, &changed, "revoke API tokens",
+      "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", "is",
+      wr__store_now(s), u.id);
   if (rv == WR_OK)
     rv = wr__store_audit_insert(s, actor, u.account_id, "token.roll", "user", u.id,
                                 json_pack("{s:s,s:i}", "email", u.email, "revoked", changed));
@@ -417,7 +448,8 @@ out:
   /* A second transaction: wr_store_token_create has its own. */
   if ((rv = wr_store_token_create(s, actor, u.id, zone_id, token, out)) != WR_OK) {
     snprintf(msg, sizeof(msg), "%s", s->errmsg);
-    wr__store_serr(s, rv, "revoked %d API token%s of %s but could not issue a new one (%s); run it again",
+    wr__store_serr(s, rv,
+                   "revoked %d API token%s of %s but could not issue a new one (%s); run it again",
                    changed, changed == 1 ? "" : "s", u.email, msg);
   }
   return rv;

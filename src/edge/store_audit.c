@@ -20,8 +20,8 @@
 /* Writes one audit row inside the caller's transaction. Takes ownership of
  * |detail| (a JSON object; NULL means jansson could not build it, which only
  * happens for invalid UTF-8 and is reported as such). */
-int wr__store_audit_insert(wr_store *s, const char *actor, const char *account_id, const char *action,
-                           const char *ttype, const char *tid, json_t *detail) {
+int wr__store_audit_insert(wr_store *s, const char *actor, const char *account_id,
+                           const char *action, const char *ttype, const char *tid, json_t *detail) {
   int rv;
   char *text = NULL;
   if ((rv = wr__store_check_text(s, "audit actor", actor, AUDIT_ACTOR_MAX)) != WR_OK) goto out;
@@ -32,14 +32,16 @@ int wr__store_audit_insert(wr_store *s, const char *actor, const char *account_i
   }
   if (!detail || !json_is_object(detail) ||
       !(text = json_dumps(detail, JSON_COMPACT | JSON_ENSURE_ASCII))) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "audit detail for %s is not a JSON object of UTF-8 text", action);
+    rv = wr__store_serr(s, WR_ERR_INVAL, "audit detail for %s is not a JSON object of UTF-8 text",
+                        action);
     goto out;
   }
-  rv = wr__store_execf(s, NULL, "write audit row",
-                       "INSERT INTO audit_log(at, account_id, actor, action, target_type, target_id, detail)"
-             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-             "issssss", wr__store_now(s), account_id && *account_id ? account_id : NULL, actor, action, ttype, tid,
-             text);
+  rv = wr__store_execf(
+      s, NULL, "write audit row",
+      "INSERT INTO audit_log(at, account_id, actor, action, target_type, target_id, detail)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "issssss", wr__store_now(s), account_id && *account_id ? account_id : NULL, actor, action,
+      ttype, tid, text);
 out:
   free(text);
   json_decref(detail);
@@ -53,7 +55,8 @@ int wr_store_audit_append(wr_store *s, const char *actor, const char *account_id
   json_t *detail;
   int rv;
   if (!action || !*action || !target_type || !target_id)
-    return wr__store_serr(s, WR_ERR_INVAL, "audit rows need an action, a target type and a target id");
+    return wr__store_serr(s, WR_ERR_INVAL,
+                          "audit rows need an action, a target type and a target id");
   detail = json_loads(detail_json ? detail_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
   if (!detail || !json_is_object(detail)) {
     json_decref(detail);
@@ -81,8 +84,8 @@ void wr_store_audit_free(wr_audit *rows, size_t n) {
 }
 /* --- audit queries ------------------------------------------------------------------------ */
 
-#define AUDIT_WHERE                                                                                \
-  " FROM audit_log WHERE (?1 IS NULL OR account_id = lower(?1))"                                   \
+#define AUDIT_WHERE                                                                                   \
+  " FROM audit_log WHERE (?1 IS NULL OR account_id = lower(?1))"                                      \
   " AND (?2 IS NULL OR action = ?2 OR (substr(?2, -1) = '.' AND substr(action, 1, length(?2)) = ?2))" \
   " AND (?3 = 0 OR at >= ?3) AND (?4 = 0 OR at < ?4)"
 
@@ -95,8 +98,8 @@ int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, 
   *out = NULL;
   *n = 0;
   if (total) {
-    if ((rv = wr__store_prepf(s, &st, "SELECT count(*)" AUDIT_WHERE, "ssii", f->account_id, f->action, f->since,
-                              f->until)) != WR_OK)
+    if ((rv = wr__store_prepf(s, &st, "SELECT count(*)" AUDIT_WHERE, "ssii", f->account_id,
+                              f->action, f->since, f->until)) != WR_OK)
       return rv;
     rv = wr__store_step_row(s, st, "count audit rows");
     if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count audit rows: no result");
@@ -105,11 +108,12 @@ int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, 
     st = NULL;
     if (rv != WR_OK) return rv;
   }
-  rv = wr__store_prepf(s, &st,
-                       "SELECT id, at, ifnull(account_id, ''), actor, action, target_type, target_id, detail" AUDIT_WHERE
-             " ORDER BY id DESC LIMIT ?5 OFFSET ?6",
-             "ssiiii", f->account_id, f->action, f->since, f->until,
-             f->limit ? (int64_t)f->limit : (int64_t)-1, (int64_t)f->offset);
+  rv = wr__store_prepf(
+      s, &st,
+      "SELECT id, at, ifnull(account_id, ''), actor, action, target_type, target_id, detail" AUDIT_WHERE
+      " ORDER BY id DESC LIMIT ?5 OFFSET ?6",
+      "ssiiii", f->account_id, f->action, f->since, f->until,
+      f->limit ? (int64_t)f->limit : (int64_t)-1, (int64_t)f->offset);
   if (rv != WR_OK) return rv;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     wr_audit *a = PUSH(rows, cnt, cap);

@@ -21,10 +21,12 @@ static int dns_name_raw_check(const char *name, size_t len, char *err, size_t er
   char b[80];
   if (len == 0) return BAD("the name is empty");
   if (strstr(name, "://"))
-    return BAD("\"%s\" is a URL; give only the hostname, e.g. app.example.com", wr__store_quote(name, b, sizeof(b)));
+    return BAD("\"%s\" is a URL; give only the hostname, e.g. app.example.com",
+               wr__store_quote(name, b, sizeof(b)));
   for (size_t i = 0; i < len; i++)
     if ((unsigned char)name[i] >= 0x80)
-      return BAD("\"%s\" is not ASCII; use its punycode (xn--) form", wr__store_quote(name, b, sizeof(b)));
+      return BAD("\"%s\" is not ASCII; use its punycode (xn--) form",
+                 wr__store_quote(name, b, sizeof(b)));
   if (strchr(name, ':'))
     return BAD("\"%s\" must be a hostname without a port", wr__store_quote(name, b, sizeof(b)));
   if (strchr(name, '/'))
@@ -51,7 +53,8 @@ static int dns_label_check(const char *name, const char *label, size_t llen, int
     *all_digits &= isdigit(c) != 0;
   }
   if (label[0] == '-' || label[llen - 1] == '-')
-    return BAD("\"%s\" has a label that starts or ends with '-'", wr__store_quote(name, b, sizeof(b)));
+    return BAD("\"%s\" has a label that starts or ends with '-'",
+               wr__store_quote(name, b, sizeof(b)));
   return WR_OK;
 }
 
@@ -70,17 +73,22 @@ static int dns_labels_check(const char *name, const char *canon, size_t len, int
     if (llen > 63)
       return BAD("\"%s\" has a label longer than 63 bytes", wr__store_quote(name, b, sizeof(b)));
     if (llen == 1 && label[0] == '*') {
-      if (!allow_wildcard) return BAD("\"%s\" must not be a wildcard", wr__store_quote(name, b, sizeof(b)));
+      if (!allow_wildcard)
+        return BAD("\"%s\" must not be a wildcard", wr__store_quote(name, b, sizeof(b)));
       if (start != 0)
-        return BAD("\"%s\": '*' is only allowed as the whole first label", wr__store_quote(name, b, sizeof(b)));
-      if (i == len) return BAD("\"%s\": a wildcard needs a domain after it", wr__store_quote(name, b, sizeof(b)));
+        return BAD("\"%s\": '*' is only allowed as the whole first label",
+                   wr__store_quote(name, b, sizeof(b)));
+      if (i == len)
+        return BAD("\"%s\": a wildcard needs a domain after it",
+                   wr__store_quote(name, b, sizeof(b)));
     } else if ((rv = dns_label_check(name, label, llen, &all_digits, err, errlen)) != WR_OK) {
       return rv;
     }
     start = i + 1;
   }
   /* The last label was checked last: a numeric top label means an address. */
-  if (all_digits) return BAD("\"%s\" is an IP address, not a DNS name", wr__store_quote(name, b, sizeof(b)));
+  if (all_digits)
+    return BAD("\"%s\" is an IP address, not a DNS name", wr__store_quote(name, b, sizeof(b)));
   return WR_OK;
 }
 
@@ -93,8 +101,8 @@ int wr_store_check_dns_name(const char *name, int allow_wildcard, char out[WR_ST
   if (name[len - 1] == '.') len--; /* the root label is implied */
   if (len == 0) return BAD("the name is empty");
   if (len > WR_STORE_HOST_MAX)
-    return BAD("\"%s\" is %zu bytes long; DNS names have at most %d", wr__store_quote(name, b, sizeof(b)), len,
-               WR_STORE_HOST_MAX);
+    return BAD("\"%s\" is %zu bytes long; DNS names have at most %d",
+               wr__store_quote(name, b, sizeof(b)), len, WR_STORE_HOST_MAX);
   for (size_t i = 0; i < len; i++) canon[i] = (char)tolower((unsigned char)name[i]);
   canon[len] = '\0';
   if ((rv = dns_labels_check(name, canon, len, allow_wildcard, err, errlen)) != WR_OK) return rv;
@@ -131,7 +139,8 @@ int wr_store_zone_create(wr_store *s, const char *actor, const char *account_id,
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
   if ((rv = wr_store_account_get(s, account_id, &a)) != WR_OK) goto out;
   wr__store_copy_str(z.account_id, sizeof(z.account_id), a.id);
-  if ((rv = wr__store_prepf(s, &st, "SELECT account_id FROM zones WHERE name = ?", "s", z.name)) != WR_OK)
+  if ((rv = wr__store_prepf(s, &st, "SELECT account_id FROM zones WHERE name = ?", "s", z.name)) !=
+      WR_OK)
     goto out;
   rv = wr__store_step_row(s, st, "read zones");
   if (rv == WR_OK) {
@@ -141,8 +150,8 @@ int wr_store_zone_create(wr_store *s, const char *actor, const char *account_id,
   }
   if (rv != WR_ERR_NOTFOUND) goto out;
   rv = wr__store_execf(s, NULL, "create zone",
-                       "INSERT INTO zones(id, account_id, name, created_at) VALUES (?, ?, ?, ?)", "sssi", z.id,
-             z.account_id, z.name, z.created_at);
+                       "INSERT INTO zones(id, account_id, name, created_at) VALUES (?, ?, ?, ?)",
+                       "sssi", z.id, z.account_id, z.name, z.created_at);
   if (rv == WR_OK)
     rv = wr__store_audit_insert(s, actor, z.account_id, "zone.create", "zone", z.id,
                                 json_pack("{s:s}", "name", z.name));
@@ -156,12 +165,13 @@ out:
 int wr_store_zone_get(wr_store *s, const char *id, wr_zone *out) {
   sqlite3_stmt *st;
   char b[80];
-  int rv = wr__store_prepf(s, &st, "SELECT id, account_id, name, created_at FROM zones WHERE id = lower(?)",
-                           "s", id);
+  int rv = wr__store_prepf(
+      s, &st, "SELECT id, account_id, name, created_at FROM zones WHERE id = lower(?)", "s", id);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read zone");
   if (rv == WR_OK) read_zone(st, out);
-  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no zone with id %s", wr__store_quote(id, b, sizeof(b)));
+  else if (rv == WR_ERR_NOTFOUND)
+    wr__store_serr(s, rv, "no zone with id %s", wr__store_quote(id, b, sizeof(b)));
   sqlite3_finalize(st);
   return rv;
 }
@@ -235,25 +245,27 @@ int wr_store_route_expire(wr_store *s, const char *actor, int64_t unregistered_s
   int rv, rc;
   *removed = NULL;
   *n = 0;
-  if (unregistered_s < 0) return wr__store_serr(s, WR_ERR_INVAL, "the expiry age must not be negative");
+  if (unregistered_s < 0)
+    return wr__store_serr(s, WR_ERR_INVAL, "the expiry age must not be negative");
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
   /* Columns 0..7 as ROUTE_SELECT (read_route), then why the route goes:
    * the tunnel's deletion time, or when its last connection closed. A
    * tunnel that never connected keeps its routes (create, route, run later
    * is the usual order), and a route added after the last close gets the
    * whole grace period from its creation. */
-  rv = wr__store_prepf(s, &st,
-                       "SELECT r.id, r.account_id, r.zone_id, z.name, r.hostname, r.tunnel_id, t.name,"
-             " r.created_at, ifnull(t.deleted_at, 0),"
-             " ifnull((SELECT max(c.closed_at) FROM connections c WHERE c.tunnel_id = r.tunnel_id), 0)"
-             " FROM routes r JOIN zones z ON z.id = r.zone_id JOIN tunnels t ON t.id = r.tunnel_id"
-             " WHERE t.deleted_at IS NOT NULL"
-             "  OR (r.created_at <= ?1"
-             "      AND (SELECT max(c.closed_at) FROM connections c WHERE c.tunnel_id = r.tunnel_id) <= ?1"
-             "      AND NOT EXISTS (SELECT 1 FROM connections c"
-             "                      WHERE c.tunnel_id = r.tunnel_id AND c.closed_at IS NULL))"
-             " ORDER BY r.hostname LIMIT ?2",
-             "ii", wr__store_now(s) - unregistered_s, limit ? (int64_t)limit : (int64_t)-1);
+  rv = wr__store_prepf(
+      s, &st,
+      "SELECT r.id, r.account_id, r.zone_id, z.name, r.hostname, r.tunnel_id, t.name,"
+      " r.created_at, ifnull(t.deleted_at, 0),"
+      " ifnull((SELECT max(c.closed_at) FROM connections c WHERE c.tunnel_id = r.tunnel_id), 0)"
+      " FROM routes r JOIN zones z ON z.id = r.zone_id JOIN tunnels t ON t.id = r.tunnel_id"
+      " WHERE t.deleted_at IS NOT NULL"
+      "  OR (r.created_at <= ?1"
+      "      AND (SELECT max(c.closed_at) FROM connections c WHERE c.tunnel_id = r.tunnel_id) <= ?1"
+      "      AND NOT EXISTS (SELECT 1 FROM connections c"
+      "                      WHERE c.tunnel_id = r.tunnel_id AND c.closed_at IS NULL))"
+      " ORDER BY r.hostname LIMIT ?2",
+      "ii", wr__store_now(s) - unregistered_s, limit ? (int64_t)limit : (int64_t)-1);
   if (rv != WR_OK) goto out;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     wr__store_read_route(st, PUSH(rows, cnt, cap));
@@ -272,10 +284,11 @@ int wr_store_route_expire(wr_store *s, const char *actor, int64_t unregistered_s
     wr_route *r = &rows[i];
     rv = wr__store_execf(s, NULL, "delete route", "DELETE FROM routes WHERE id = ?", "s", r->id);
     if (rv == WR_OK)
-      rv = wr__store_audit_insert(s, actor, r->account_id, "route.expire", "route", r->hostname,
-                                  json_pack("{s:s,s:s,s:s,s:I}", "type", "dns", "tunnel_id", r->tunnel_id,
-                                            "reason", why[i].deleted ? "tunnel deleted" : "tunnel unregistered",
-                                  "since", (json_int_t)why[i].at));
+      rv = wr__store_audit_insert(
+          s, actor, r->account_id, "route.expire", "route", r->hostname,
+          json_pack("{s:s,s:s,s:s,s:I}", "type", "dns", "tunnel_id", r->tunnel_id, "reason",
+                    why[i].deleted ? "tunnel deleted" : "tunnel unregistered", "since",
+                    (json_int_t)why[i].at));
   }
 out:
   sqlite3_finalize(st);

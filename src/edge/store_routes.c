@@ -50,7 +50,8 @@ int wr_store_route_get(wr_store *s, const char *hostname, wr_route *out) {
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read route");
   if (rv == WR_OK) wr__store_read_route(st, out);
-  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no route for %s", wr__store_quote(hostname, b, sizeof(b)));
+  else if (rv == WR_ERR_NOTFOUND)
+    wr__store_serr(s, rv, "no route for %s", wr__store_quote(hostname, b, sizeof(b)));
   sqlite3_finalize(st);
   return rv;
 }
@@ -66,8 +67,8 @@ static int route_given_zone(wr_store *s, const char *zone_id, const wr_tunnel *t
                           given->name, t->id);
   if (strcmp(host, given->name) == 0)
     return wr__store_serr(s, WR_ERR_INVAL,
-                          "%s is the zone apex of %s: route a name inside the zone, e.g. app.%s", host,
-                          given->name, given->name);
+                          "%s is the zone apex of %s: route a name inside the zone, e.g. app.%s",
+                          host, given->name, given->name);
   if (!wr__store_host_in_zone(host, given->name))
     return wr__store_serr(s, WR_ERR_INVAL, "%s is not inside zone %s", host, given->name);
   return WR_OK;
@@ -117,8 +118,9 @@ static int route_repoint(wr_store *s, const char *actor, const char *host, int o
     return wr__store_serr(s, WR_ERR_EXISTS, "%s is already routed to tunnel %s (%s)", host,
                           old->tunnel_name, old->tunnel_id);
   *ch = WR_ROUTE_UPDATED;
-  rv = wr__store_execf(s, NULL, "update route", "UPDATE routes SET tunnel_id = ?, zone_id = ? WHERE id = ?",
-                       "sss", t->id, z->id, old->id);
+  rv = wr__store_execf(s, NULL, "update route",
+                       "UPDATE routes SET tunnel_id = ?, zone_id = ? WHERE id = ?", "sss", t->id,
+                       z->id, old->id);
   if (rv == WR_OK)
     rv = wr__store_audit_insert(s, actor, t->account_id, "route.update", "route", host,
                                 json_pack("{s:s,s:s,s:s,s:s}", "type", "dns", "tunnel_id", t->id,
@@ -148,9 +150,9 @@ static int route_write(wr_store *s, const char *actor, const char *host, int ove
   return rv;
 }
 
-int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id, const char *tunnel_id,
-                           const char *hostname, int overwrite, wr_route *out,
-                           wr_route_change *change) {
+int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id,
+                           const char *tunnel_id, const char *hostname, int overwrite,
+                           wr_route *out, wr_route_change *change) {
   char host[WR_STORE_HOST_MAX + 1], msg[WR_STORE_ERRMSG_MAX];
   wr_tunnel t;
   wr_zone z, given = {0};
@@ -202,11 +204,14 @@ int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_
   int rv, rc;
   *out = NULL;
   *n = 0;
-  if (tunnel_id && (rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK) return rv;
-  rv = wr__store_prepf(s, &st,
-                       ROUTE_SELECT "WHERE (?1 IS NULL OR r.account_id = lower(?1)) AND (?2 IS NULL OR r.tunnel_id = ?2)"
-                          " ORDER BY r.hostname",
-             "ss", account_id, tunnel_id ? canon : NULL);
+  if (tunnel_id && (rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK)
+    return rv;
+  rv = wr__store_prepf(
+      s, &st,
+      ROUTE_SELECT
+      "WHERE (?1 IS NULL OR r.account_id = lower(?1)) AND (?2 IS NULL OR r.tunnel_id = ?2)"
+      " ORDER BY r.hostname",
+      "ss", account_id, tunnel_id ? canon : NULL);
   if (rv != WR_OK) return rv;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) wr__store_read_route(st, PUSH(rows, cnt, cap));
   if (rc != SQLITE_DONE) {
@@ -275,8 +280,8 @@ int wr_store_cidr_parse(const char *in, wr_store_cidr *out, char *err, size_t er
       }
     }
     if (bits < 0 || bits > (long)max)
-      return snprintf(err, errlen, "\"%s\" has an invalid prefix length (0 to %u)", wr__store_quote(in, b, sizeof(b)),
-                      max),
+      return snprintf(err, errlen, "\"%s\" has an invalid prefix length (0 to %u)",
+                      wr__store_quote(in, b, sizeof(b)), max),
              WR_ERR_INVAL;
   } else {
     bits = (long)max;
@@ -350,8 +355,9 @@ int wr_store_vnet_get(wr_store *s, const char *id, wr_vnet *out) {
  * (no message), or an error. */
 static int vnet_find(wr_store *s, const char *account_id, const char *name, wr_vnet *out) {
   sqlite3_stmt *st;
-  int rv = wr__store_prepf(s, &st, VNET_SELECT "WHERE account_id = lower(?) AND name = ? AND deleted_at IS NULL",
-                           "ss", account_id, name);
+  int rv = wr__store_prepf(
+      s, &st, VNET_SELECT "WHERE account_id = lower(?) AND name = ? AND deleted_at IS NULL", "ss",
+      account_id, name);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read virtual network");
   if (rv == WR_OK) read_vnet(st, out);
@@ -361,9 +367,9 @@ static int vnet_find(wr_store *s, const char *account_id, const char *name, wr_v
 
 static int vnet_find_default(wr_store *s, const char *account_id, wr_vnet *out) {
   sqlite3_stmt *st;
-  int rv = wr__store_prepf(s, &st,
-                           VNET_SELECT "WHERE account_id = lower(?) AND is_default = 1 AND deleted_at IS NULL", "s",
-                 account_id);
+  int rv = wr__store_prepf(
+      s, &st, VNET_SELECT "WHERE account_id = lower(?) AND is_default = 1 AND deleted_at IS NULL",
+      "s", account_id);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read virtual network");
   if (rv == WR_OK) read_vnet(st, out);
@@ -384,7 +390,9 @@ static int vnet_insert(wr_store *s, const char *actor, const char *account_id, c
   if ((rv = check_comment(s, "virtual network comment", comment)) != WR_OK) return rv;
   if ((rv = wr_store_account_get(s, account_id, &a)) != WR_OK) return rv;
   rv = vnet_find(s, a.id, name, &old);
-  if (rv == WR_OK) return wr__store_serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)", old.name, old.id);
+  if (rv == WR_OK)
+    return wr__store_serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)",
+                          old.name, old.id);
   if (rv != WR_ERR_NOTFOUND) return rv;
   rv = vnet_find_default(s, a.id, &old);
   if (rv == WR_ERR_NOTFOUND) is_default = 1; /* an account always has a default */
@@ -396,18 +404,20 @@ static int vnet_insert(wr_store *s, const char *actor, const char *account_id, c
   v.is_default = is_default != 0;
   v.created_at = wr__store_now(s);
   if (v.is_default &&
-      (rv = wr__store_execf(s, NULL, "change default virtual network",
-                            "UPDATE virtual_networks SET is_default = 0 WHERE account_id = ? AND is_default = 1", "s",
-                  a.id)) != WR_OK)
+      (rv = wr__store_execf(
+           s, NULL, "change default virtual network",
+           "UPDATE virtual_networks SET is_default = 0 WHERE account_id = ? AND is_default = 1",
+           "s", a.id)) != WR_OK)
     return rv;
-  rv = wr__store_execf(s, NULL, "create virtual network",
-                       "INSERT INTO virtual_networks(id, account_id, name, comment, is_default, created_at)"
-             " VALUES (?, ?, ?, ?, ?, ?)",
-             "ssssii", v.id, v.account_id, v.name, v.comment, (int64_t)v.is_default, v.created_at);
+  rv = wr__store_execf(
+      s, NULL, "create virtual network",
+      "INSERT INTO virtual_networks(id, account_id, name, comment, is_default, created_at)"
+      " VALUES (?, ?, ?, ?, ?, ?)",
+      "ssssii", v.id, v.account_id, v.name, v.comment, (int64_t)v.is_default, v.created_at);
   if (rv == WR_OK)
     rv = wr__store_audit_insert(s, actor, a.id, "vnet.create", "vnet", v.id,
-                                json_pack("{s:s,s:b,s:b}", "name", v.name, "is_default", v.is_default,
-                                          "automatic", automatic));
+                                json_pack("{s:s,s:b,s:b}", "name", v.name, "is_default",
+                                          v.is_default, "automatic", automatic));
   if (rv == WR_OK && out) *out = v;
   return rv;
 }
@@ -452,7 +462,8 @@ int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size
   int rv, rc;
   *out = NULL;
   *n = 0;
-  if (!f || !f->account_id) return wr__store_serr(s, WR_ERR_INVAL, "listing virtual networks needs an account");
+  if (!f || !f->account_id)
+    return wr__store_serr(s, WR_ERR_INVAL, "listing virtual networks needs an account");
   if (f->id && (rv = wr__store_canon_uuid(s, f->id, id, "virtual network ID")) != WR_OK) return rv;
   rv = wr__store_prepf(s, &st,
                        VNET_SELECT "WHERE account_id = lower(?1) AND (?2 OR deleted_at IS NULL)"
@@ -493,8 +504,8 @@ int wr_store_vnet_update(wr_store *s, const char *actor, const char *id, const c
   if (name && strcmp(name, v.name) != 0) {
     rv = vnet_find(s, v.account_id, name, &other);
     if (rv == WR_OK) {
-      rv = wr__store_serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)", other.name,
-                          other.id);
+      rv = wr__store_serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)",
+                          other.name, other.id);
       goto out;
     }
     if (rv != WR_ERR_NOTFOUND) goto out;
@@ -504,9 +515,10 @@ int wr_store_vnet_update(wr_store *s, const char *actor, const char *id, const c
   if (comment) json_object_set_new(detail, "comment", json_string(comment));
   if (make_default && !v.is_default) {
     json_object_set_new(detail, "is_default", json_true());
-    rv = wr__store_execf(s, NULL, "change default virtual network",
-                         "UPDATE virtual_networks SET is_default = 0 WHERE account_id = ? AND is_default = 1", "s",
-               v.account_id);
+    rv = wr__store_execf(
+        s, NULL, "change default virtual network",
+        "UPDATE virtual_networks SET is_default = 0 WHERE account_id = ? AND is_default = 1", "s",
+        v.account_id);
     if (rv == WR_OK)
       rv = wr__store_execf(s, NULL, "change default virtual network",
                            "UPDATE virtual_networks SET is_default = 1 WHERE id = ?", "s", v.id);
@@ -515,10 +527,12 @@ int wr_store_vnet_update(wr_store *s, const char *actor, const char *id, const c
       goto out;
     }
   }
-  rv = wr__store_execf(s, NULL, "update virtual network",
-                       "UPDATE virtual_networks SET name = ifnull(?, name), comment = ifnull(?, comment) WHERE id = ?",
-             "sss", name, comment, v.id);
-  if (rv == WR_OK) rv = wr__store_audit_insert(s, actor, v.account_id, "vnet.update", "vnet", v.id, detail);
+  rv = wr__store_execf(
+      s, NULL, "update virtual network",
+      "UPDATE virtual_networks SET name = ifnull(?, name), comment = ifnull(?, comment) WHERE id = ?",
+      "sss", name, comment, v.id);
+  if (rv == WR_OK)
+    rv = wr__store_audit_insert(s, actor, v.account_id, "vnet.update", "vnet", v.id, detail);
   else json_decref(detail);
   if (rv == WR_OK) rv = wr_store_vnet_get(s, v.id, &v);
 out:
@@ -537,39 +551,45 @@ int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int for
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
   if ((rv = wr_store_vnet_get(s, id, &v)) != WR_OK) goto out;
   if (v.deleted_at) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "virtual network %s (%s) is already deleted", v.name, v.id);
+    rv =
+        wr__store_serr(s, WR_ERR_INVAL, "virtual network %s (%s) is already deleted", v.name, v.id);
     goto out;
   }
   if (v.is_default) {
-    rv = wr__store_serr(s, WR_ERR_INVAL,
-                        "virtual network %s is the account's default; make another one the default first "
-              "(cloudflared tunnel vnet update --default OTHER)",
-              v.name);
+    rv = wr__store_serr(
+        s, WR_ERR_INVAL,
+        "virtual network %s is the account's default; make another one the default first "
+        "(cloudflared tunnel vnet update --default OTHER)",
+        v.name);
     goto out;
   }
-  if ((rv = wr__store_prepf(s, &st,
-                            "SELECT count(*) FROM ip_routes WHERE virtual_network_id = ? AND deleted_at IS NULL", "s",
-                  v.id)) != WR_OK)
+  if ((rv = wr__store_prepf(
+           s, &st,
+           "SELECT count(*) FROM ip_routes WHERE virtual_network_id = ? AND deleted_at IS NULL",
+           "s", v.id)) != WR_OK)
     goto out;
   if ((rv = wr__store_step_row(s, st, "count IP routes")) != WR_OK) goto out;
   nroutes = sqlite3_column_int64(st, 0);
   if (nroutes && !force) {
-    rv = wr__store_serr(s, WR_ERR_INVAL,
-                        "virtual network %s still has %lld IP route%s; delete them first or force the deletion "
-              "(cloudflared tunnel vnet delete --force), which deletes them too",
-              v.name, (long long)nroutes, nroutes == 1 ? "" : "s");
+    rv = wr__store_serr(
+        s, WR_ERR_INVAL,
+        "virtual network %s still has %lld IP route%s; delete them first or force the deletion "
+        "(cloudflared tunnel vnet delete --force), which deletes them too",
+        v.name, (long long)nroutes, nroutes == 1 ? "" : "s");
     goto out;
   }
-  if ((rv = wr__store_execf(s, &removed, "delete IP routes",
-                            "UPDATE ip_routes SET deleted_at = ? WHERE virtual_network_id = ? AND deleted_at IS NULL",
-                  "is", now, v.id)) != WR_OK)
+  if ((rv = wr__store_execf(
+           s, &removed, "delete IP routes",
+           "UPDATE ip_routes SET deleted_at = ? WHERE virtual_network_id = ? AND deleted_at IS NULL",
+           "is", now, v.id)) != WR_OK)
     goto out;
   if ((rv = wr__store_execf(s, NULL, "delete virtual network",
-                            "UPDATE virtual_networks SET deleted_at = ? WHERE id = ?", "is", now, v.id)) != WR_OK)
+                            "UPDATE virtual_networks SET deleted_at = ? WHERE id = ?", "is", now,
+                            v.id)) != WR_OK)
     goto out;
   rv = wr__store_audit_insert(s, actor, v.account_id, "vnet.delete", "vnet", v.id,
-                              json_pack("{s:s,s:i,s:b}", "name", v.name, "ip_routes_removed", removed, "force",
-                                        force != 0));
+                              json_pack("{s:s,s:i,s:b}", "name", v.name, "ip_routes_removed",
+                                        removed, "force", force != 0));
   if (rv == WR_OK && routes_removed) *routes_removed = (size_t)removed;
 out:
   sqlite3_finalize(st);
@@ -603,7 +623,8 @@ int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out) {
   sqlite3_stmt *st;
   int rv;
   if ((rv = wr__store_canon_uuid(s, id, canon, "route ID")) != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, IP_ROUTE_SELECT "WHERE r.id = ?", "s", canon)) != WR_OK) return rv;
+  if ((rv = wr__store_prepf(s, &st, IP_ROUTE_SELECT "WHERE r.id = ?", "s", canon)) != WR_OK)
+    return rv;
   rv = wr__store_step_row(s, st, "read IP route");
   if (rv == WR_OK) read_ip_route(st, out);
   else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no IP route with ID %s", canon);
@@ -638,7 +659,8 @@ int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id
   if (vnet_id) {
     if ((rv = wr_store_vnet_get(s, vnet_id, &v)) != WR_OK) goto out;
     if (strcmp(v.account_id, t.account_id) != 0) {
-      rv = wr__store_serr(s, WR_ERR_NOTFOUND, "no virtual network with ID %s in this account", v.id);
+      rv =
+          wr__store_serr(s, WR_ERR_NOTFOUND, "no virtual network with ID %s in this account", v.id);
       goto out;
     }
     if (v.deleted_at) {
@@ -649,28 +671,32 @@ int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id
     goto out;
   }
   if ((rv = wr__store_prepf(s, &st,
-                            IP_ROUTE_SELECT "WHERE r.account_id = ? AND r.network = ? AND r.virtual_network_id = ?"
-                                  " AND r.deleted_at IS NULL",
-                  "sss", t.account_id, net, v.id)) != WR_OK)
+                            IP_ROUTE_SELECT
+                            "WHERE r.account_id = ? AND r.network = ? AND r.virtual_network_id = ?"
+                            " AND r.deleted_at IS NULL",
+                            "sss", t.account_id, net, v.id)) != WR_OK)
     goto out;
   rv = wr__store_step_row(s, st, "read IP routes");
   if (rv == WR_OK) {
     wr_ip_route old;
     read_ip_route(st, &old);
-    rv = wr__store_serr(s, WR_ERR_EXISTS,
-                        "%s in virtual network %s is already routed to tunnel %s (%s); delete that route first",
-              net, v.name, old.tunnel_name, old.tunnel_id);
+    rv = wr__store_serr(
+        s, WR_ERR_EXISTS,
+        "%s in virtual network %s is already routed to tunnel %s (%s); delete that route first",
+        net, v.name, old.tunnel_name, old.tunnel_id);
     goto out;
   }
   if (rv != WR_ERR_NOTFOUND) goto out;
-  rv = wr__store_execf(s, NULL, "create IP route",
-                       "INSERT INTO ip_routes(id, account_id, network, tunnel_id, virtual_network_id, comment, created_at)"
-             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-             "ssssssi", id, t.account_id, net, t.id, v.id, comment ? comment : "", wr__store_now(s));
+  rv = wr__store_execf(
+      s, NULL, "create IP route",
+      "INSERT INTO ip_routes(id, account_id, network, tunnel_id, virtual_network_id, comment, created_at)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "ssssssi", id, t.account_id, net, t.id, v.id, comment ? comment : "", wr__store_now(s));
   if (rv == WR_OK)
     rv = wr__store_audit_insert(s, actor, t.account_id, "route.create", "ip_route", id,
-                                json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "ip", "network", net, "tunnel_id",
-                                          t.id, "virtual_network_id", v.id, "comment", comment ? comment : ""));
+                                json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "ip", "network", net,
+                                          "tunnel_id", t.id, "virtual_network_id", v.id, "comment",
+                                          comment ? comment : ""));
 out:
   sqlite3_finalize(st);
   memset(&t, 0, sizeof(t));
@@ -680,26 +706,32 @@ out:
 }
 
 int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route **out, size_t *n) {
-  char tid[WR_STORE_UUID_LEN + 1] = "", vid[WR_STORE_UUID_LEN + 1] = "", rid[WR_STORE_UUID_LEN + 1] = "";
+  char tid[WR_STORE_UUID_LEN + 1] = "", vid[WR_STORE_UUID_LEN + 1] = "",
+                               rid[WR_STORE_UUID_LEN + 1] = "";
   sqlite3_stmt *st;
   wr_ip_route *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
   *out = NULL;
   *n = 0;
-  if (!f || !f->account_id) return wr__store_serr(s, WR_ERR_INVAL, "listing IP routes needs an account");
-  if (f->tunnel_id && (rv = wr__store_canon_uuid(s, f->tunnel_id, tid, "tunnel ID")) != WR_OK) return rv;
-  if (f->vnet_id && (rv = wr__store_canon_uuid(s, f->vnet_id, vid, "virtual network ID")) != WR_OK) return rv;
+  if (!f || !f->account_id)
+    return wr__store_serr(s, WR_ERR_INVAL, "listing IP routes needs an account");
+  if (f->tunnel_id && (rv = wr__store_canon_uuid(s, f->tunnel_id, tid, "tunnel ID")) != WR_OK)
+    return rv;
+  if (f->vnet_id && (rv = wr__store_canon_uuid(s, f->vnet_id, vid, "virtual network ID")) != WR_OK)
+    return rv;
   if (f->id && (rv = wr__store_canon_uuid(s, f->id, rid, "route ID")) != WR_OK) return rv;
-  rv = wr__store_prepf(s, &st,
-                       IP_ROUTE_SELECT "WHERE r.account_id = lower(?1) AND (?2 OR r.deleted_at IS NULL)"
-                             " AND (?3 = 0 OR r.deleted_at IS NOT NULL) AND (?4 IS NULL OR r.tunnel_id = ?4)"
-                             " AND (?5 IS NULL OR r.virtual_network_id = ?5) AND (?6 IS NULL OR r.comment = ?6)"
-                             " AND (?7 IS NULL OR r.id = ?7)"
-                             " ORDER BY r.created_at, r.rowid",
-             "siissss", f->account_id, (int64_t)(f->include_deleted || f->only_deleted),
-             (int64_t)(f->only_deleted != 0), tid[0] ? tid : NULL, vid[0] ? vid : NULL, f->comment,
-             rid[0] ? rid : NULL);
+  rv = wr__store_prepf(
+      s, &st,
+      IP_ROUTE_SELECT
+      "WHERE r.account_id = lower(?1) AND (?2 OR r.deleted_at IS NULL)"
+      " AND (?3 = 0 OR r.deleted_at IS NOT NULL) AND (?4 IS NULL OR r.tunnel_id = ?4)"
+      " AND (?5 IS NULL OR r.virtual_network_id = ?5) AND (?6 IS NULL OR r.comment = ?6)"
+      " AND (?7 IS NULL OR r.id = ?7)"
+      " ORDER BY r.created_at, r.rowid",
+      "siissss", f->account_id, (int64_t)(f->include_deleted || f->only_deleted),
+      (int64_t)(f->only_deleted != 0), tid[0] ? tid : NULL, vid[0] ? vid : NULL, f->comment,
+      rid[0] ? rid : NULL);
   if (rv != WR_OK) return rv;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_ip_route(st, PUSH(rows, cnt, cap));
   if (rc != SQLITE_DONE) {
@@ -727,12 +759,14 @@ int wr_store_ip_route_delete(wr_store *s, const char *actor, const char *account
     rv = wr__store_serr(s, WR_ERR_INVAL, "IP route %s (%s) is already deleted", r.id, r.network);
     goto out;
   }
-  rv = wr__store_execf(s, NULL, "delete IP route", "UPDATE ip_routes SET deleted_at = ? WHERE id = ?", "is",
-                       wr__store_now(s), r.id);
+  rv = wr__store_execf(s, NULL, "delete IP route",
+                       "UPDATE ip_routes SET deleted_at = ? WHERE id = ?", "is", wr__store_now(s),
+                       r.id);
   if (rv == WR_OK)
     rv = wr__store_audit_insert(s, actor, r.account_id, "route.delete", "ip_route", r.id,
-                                json_pack("{s:s,s:s,s:s,s:s}", "type", "ip", "network", r.network, "tunnel_id",
-                                          r.tunnel_id, "virtual_network_id", r.vnet_id));
+                                json_pack("{s:s,s:s,s:s,s:s}", "type", "ip", "network", r.network,
+                                          "tunnel_id", r.tunnel_id, "virtual_network_id",
+                                          r.vnet_id));
 out:
   rv = wr__store_tx_end(s, rv);
   if (rv == WR_OK && out) *out = r;
@@ -743,13 +777,15 @@ int wr_store_ip_route_count(wr_store *s, const char *account_id, size_t *n) {
   sqlite3_stmt *st;
   int rv;
   *n = 0;
-  if ((rv = wr__store_prepf(s, &st,
-                            "SELECT count(*) FROM ip_routes WHERE account_id = lower(?) AND deleted_at IS NULL", "s",
-                  account_id ? account_id : "")) != WR_OK)
+  if ((rv = wr__store_prepf(
+           s, &st,
+           "SELECT count(*) FROM ip_routes WHERE account_id = lower(?) AND deleted_at IS NULL", "s",
+           account_id ? account_id : "")) != WR_OK)
     return rv;
   rv = wr__store_step_row(s, st, "count IP routes");
   if (rv == WR_OK) *n = (size_t)sqlite3_column_int64(st, 0);
-  else if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count IP routes: no result");
+  else if (rv == WR_ERR_NOTFOUND)
+    rv = wr__store_serr(s, WR_ERR_STORE, "count IP routes: no result");
   sqlite3_finalize(st);
   return rv;
 }
