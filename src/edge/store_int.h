@@ -1,0 +1,108 @@
+/* Internals of the SQLite store shared by its source files (edge/store.h is
+ * the interface; nothing outside src/edge/store*.c includes this header).
+ *
+ * Who owns what:
+ *   store.c           the handle: open/close, the schema and its migrations,
+ *                     errors (serr/dberr), the statement helpers (prepf,
+ *                     execf, step_row), transactions, ids, text checks,
+ *                     result arrays, wr_store_ping
+ *   store_accounts.c  accounts, users, passwords, API tokens
+ *   store_tunnels.c   tunnel names, tunnels, tunnel queries, connections
+ *   store_routes.c    DNS routes (hostname -> tunnel), CIDR helpers, virtual
+ *                     networks, IP routes
+ *   store_dns.c       DNS names, zones, the zone of a hostname, DNS record
+ *                     expiry (edge/dns.h)
+ *   store_audit.c     audit rows (written inside the caller's transaction)
+ *                     and audit queries
+ *
+ * Functions here are wr__store_*: cross-file internals, not API. Errors
+ * follow store.h: WR_OK or a negative WR_ERR_* with the message left in
+ * s->errmsg (wr_store_errmsg). */
+#ifndef WR_EDGE_STORE_INT_H
+#define WR_EDGE_STORE_INT_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "edge/store.h"
+
+struct wr_store {
+  sqlite3 *db;
+  int64_t (*now)(void *user);
+  void *now_user;
+  char errmsg[WR_STORE_ERRMSG_MAX];
+};
+
+/* --- errors (store.c) ----------------------------------------------------- */
+
+/* Formats the store's message and returns |rv|. */
+__attribute__((format(printf, 3, 4))) int wr__store_serr(wr_store *s, int rv, const char *fmt, ...);
+/* The connection's last SQLite error as our code and message ("what: ..."). */
+int wr__store_dberr(wr_store *s, const char *what);
+/* |in| bounded and with control bytes shown as '?', for messages. */
+const char *wr__store_quote(const char *in, char *buf, size_t size);
+
+/* --- small helpers (store.c) ---------------------------------------------- */
+
+int64_t wr__store_now(wr_store *s);
+int wr__store_new_hex_id(wr_store *s, char out[WR_STORE_ID_LEN + 1]);
+int wr__store_new_uuid(wr_store *s, char out[WR_STORE_UUID_LEN + 1]);
+/* Canonical lower-case form of a UUID argument, or WR_ERR_INVAL. */
+int wr__store_canon_uuid(wr_store *s, const char *in, char out[WR_STORE_UUID_LEN + 1],
+                         const char *what);
+int wr__store_utf8_ok(const char *str, size_t len);
+int wr__store_has_ctl(const char *str);
+/* 1..max bytes of UTF-8 without control characters. */
+int wr__store_check_text(wr_store *s, const char *what, const char *v, size_t max);
+void wr__store_copy_str(char *dst, size_t size, const char *src);
+void wr__store_col_copy(sqlite3_stmt *st, int i, char *dst, size_t size);
+/* Makes room for one more element (amortised doubling). */
+void *wr__store_grow(void *arr, size_t n, size_t *cap, size_t size);
+/* Appends a zeroed element to a result array and evaluates to its address. */
+#define PUSH(arr, n, cap)                                                                          \
+  ((arr) = wr__store_grow((arr), (n), &(cap), sizeof(*(arr))),                                    \
+   memset(&(arr)[(n)], 0, sizeof(*(arr))), &(arr)[(n)++])
+
+/* --- statements and transactions (store.c) -------------------------------- */
+
+/* Prepares |sql| and binds |fmt| ('s' text or NULL, 'i' int64, 'b' blob +
+ * size_t). On failure *st is NULL. */
+int wr__store_prepf(wr_store *s, sqlite3_stmt **st, const char *sql, const char *fmt, ...);
+/* Runs a statement that returns no rows; |changes| may be NULL. */
+int wr__store_execf(wr_store *s, int *changes, const char *what, const char *sql, const char *fmt,
+                    ...);
+/* WR_OK with a row current, WR_ERR_NOTFOUND (message left to the caller) or
+ * WR_ERR_STORE. */
+int wr__store_step_row(wr_store *s, sqlite3_stmt *st, const char *what);
+/* BEGIN IMMEDIATE. */
+int wr__store_tx_begin(wr_store *s);
+/* Commits if |rv| is WR_OK, rolls back otherwise; returns the final result. */
+int wr__store_tx_end(wr_store *s, int rv);
+
+/* --- audit (store_audit.c) ------------------------------------------------ */
+
+/* Writes one audit row inside the caller's transaction; takes ownership of
+ * |detail| (NULL: jansson could not build it). */
+int wr__store_audit_insert(wr_store *s, const char *actor, const char *account_id,
+                           const char *action, const char *ttype, const char *tid, json_t *detail);
+
+/* --- routes (store_routes.c) --------------------------------------------- */
+
+/* Fills |r| from columns 0..7 of a route query (ROUTE_SELECT's order: id,
+ * account, zone id, zone name, hostname, tunnel id, tunnel name, created). */
+void wr__store_read_route(sqlite3_stmt *st, wr_route *r);
+
+/* --- zones (store_dns.c) -------------------------------------------------- */
+
+/* 1 if |host| is a proper subdomain of |zone|. */
+int wr__store_host_in_zone(const char *host, const char *zone);
+/* The most specific zone of the edge containing |host|; |apex| is set when
+ * |host| is the zone name. WR_ERR_NOTFOUND without a message. */
+int wr__store_zone_for_host(wr_store *s, const char *host, wr_zone *out, int *apex);
+/* The account's zone names, comma separated, for messages. */
+void wr__store_account_zone_names(wr_store *s, const char *account_id, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,449 @@
+/* Store: tunnel names, tunnels, tunnel queries and connections. */
+
+#include "edge/store_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/encoding.h"
+#include "lib/err.h"
+#include "lib/mem.h"
+
+int wr_store_check_tunnel_name(const char *name, char *err, size_t errlen) {
+  char b[80];
+  wr_uuid u;
+  size_t len = name ? strlen(name) : 0;
+  if (len == 0) return snprintf(err, errlen, "the tunnel name must not be empty"), WR_ERR_INVAL;
+  if (len > WR_STORE_NAME_MAX)
+    return snprintf(err, errlen, "tunnel name \"%s\" is %zu bytes long; the limit is %d",
+                    wr__store_quote(name, b, sizeof(b)), len, WR_STORE_NAME_MAX),
+           WR_ERR_INVAL;
+  if (strchr(name, '/'))
+    return snprintf(err, errlen, "tunnel name \"%s\" must not contain '/'",
+                    wr__store_quote(name, b, sizeof(b))),
+           WR_ERR_INVAL;
+  if (wr__store_has_ctl(name) || !wr__store_utf8_ok(name, len))
+    return snprintf(err, errlen, "tunnel name \"%s\" must be UTF-8 text without control characters",
+                    wr__store_quote(name, b, sizeof(b))),
+           WR_ERR_INVAL;
+  if (wr_uuid_parse(name, len, &u) == WR_OK)
+    return snprintf(err, errlen,
+                    "tunnel name \"%s\" looks like a tunnel ID (a UUID); choose another name",
+                    name),
+           WR_ERR_INVAL;
+  return WR_OK;
+}
+/* --- tunnels ---------------------------------------------------------------------- */
+
+#define TUNNEL_SELECT                                                                              \
+  "SELECT t.id, t.account_id, t.name, t.secret, t.created_at, ifnull(t.deleted_at, 0),"           \
+  " t.config_src = 'cloudflare',"                                                                  \
+  " (SELECT count(*) FROM connections c WHERE c.tunnel_id = t.id AND c.closed_at IS NULL)"         \
+  " FROM tunnels t "
+
+static void read_tunnel(sqlite3_stmt *st, wr_tunnel *t) {
+  const void *secret = sqlite3_column_blob(st, 3);
+  size_t slen = (size_t)sqlite3_column_bytes(st, 3);
+  memset(t, 0, sizeof(*t));
+  wr__store_col_copy(st, 0, t->id, sizeof(t->id));
+  wr__store_col_copy(st, 1, t->account_id, sizeof(t->account_id));
+  wr__store_col_copy(st, 2, t->name, sizeof(t->name));
+  /* The CHECK constraint bounds the length; clamp anyway so a hand-edited
+   * file cannot overflow the struct. */
+  if (slen > sizeof(t->secret)) slen = sizeof(t->secret);
+  if (secret) memcpy(t->secret, secret, slen);
+  t->secret_len = secret ? slen : 0;
+  t->created_at = sqlite3_column_int64(st, 4);
+  t->deleted_at = sqlite3_column_int64(st, 5);
+  t->remote_managed = sqlite3_column_int(st, 6);
+  t->active_conns = (unsigned)sqlite3_column_int64(st, 7);
+}
+
+int wr_store_tunnel_get(wr_store *s, const char *id, wr_tunnel *out) {
+  char canon[WR_STORE_UUID_LEN + 1];
+  sqlite3_stmt *st;
+  int rv;
+  if ((rv = wr__store_canon_uuid(s, id, canon, "tunnel ID")) != WR_OK) return rv;
+  if ((rv = wr__store_prepf(s, &st, TUNNEL_SELECT "WHERE t.id = ?", "s", canon)) != WR_OK)
+    return rv;
+  rv = wr__store_step_row(s, st, "read tunnel");
+  if (rv == WR_OK) read_tunnel(st, out);
+  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no tunnel with ID %s", canon);
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_tunnel_find(wr_store *s, const char *account_id, const char *name, wr_tunnel *out) {
+  sqlite3_stmt *st;
+  char b[80];
+  int rv = wr__store_prepf(
+      s, &st, TUNNEL_SELECT "WHERE t.account_id = lower(?) AND t.name = ? AND t.deleted_at IS NULL",
+      "ss", account_id, name);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, "read tunnel");
+  if (rv == WR_OK) read_tunnel(st, out);
+  else if (rv == WR_ERR_NOTFOUND)
+    wr__store_serr(s, rv, "no tunnel named \"%s\"", wr__store_quote(name, b, sizeof(b)));
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_tunnel_resolve(wr_store *s, const char *account_id, const char *ref, wr_tunnel *out) {
+  wr_uuid u;
+  wr_tunnel t;
+  char b[80];
+  int rv;
+  if (!ref || !*ref) return wr__store_serr(s, WR_ERR_INVAL, "no tunnel name or ID given");
+  if (wr_uuid_parse(ref, strlen(ref), &u) != WR_OK)
+    return wr_store_tunnel_find(s, account_id, ref, out);
+  rv = wr_store_tunnel_get(s, ref, &t);
+  if (rv == WR_OK && (t.deleted_at || strcmp(t.account_id, account_id) != 0))
+    rv =
+        wr__store_serr(s, WR_ERR_NOTFOUND, "no tunnel with ID %s%s",
+                       wr__store_quote(ref, b, sizeof(b)), t.deleted_at ? " (it was deleted)" : "");
+  if (rv == WR_OK) *out = t;
+  return rv;
+}
+
+int wr_store_tunnel_create(wr_store *s, const char *actor, const char *account_id, const char *name,
+                           const uint8_t *secret, size_t secret_len, wr_tunnel *out) {
+  return wr_store_tunnel_create_ex(s, actor, account_id, name, secret, secret_len, 0, out);
+}
+
+int wr_store_tunnel_create_ex(wr_store *s, const char *actor, const char *account_id,
+                              const char *name, const uint8_t *secret, size_t secret_len,
+                              int remote_managed, wr_tunnel *out) {
+  wr_tunnel t;
+  wr_account a;
+  char msg[WR_STORE_ERRMSG_MAX];
+  int rv;
+  memset(&t, 0, sizeof(t));
+  if (wr_store_check_tunnel_name(name, msg, sizeof(msg)) != WR_OK)
+    return wr__store_serr(s, WR_ERR_INVAL, "%s", msg);
+  if (secret) {
+    if (secret_len < WR_STORE_SECRET_MIN || secret_len > WR_STORE_SECRET_MAX)
+      return wr__store_serr(s, WR_ERR_INVAL, "a tunnel secret must be %d to %d bytes long, not %zu",
+                            WR_STORE_SECRET_MIN, WR_STORE_SECRET_MAX, secret_len);
+    memcpy(t.secret, secret, secret_len);
+    t.secret_len = secret_len;
+  } else {
+    /* As cloudflared's `tunnel create`: 32 bytes from the CSPRNG. */
+    t.secret_len = 32;
+    if (wr_random_bytes(t.secret, t.secret_len) != WR_OK)
+      return wr__store_serr(s, WR_ERR_CRYPTO, "cannot draw random bytes for the tunnel secret");
+  }
+  if ((rv = wr__store_new_uuid(s, t.id)) != WR_OK) goto out_notx;
+  wr__store_copy_str(t.name, sizeof(t.name), name);
+  t.created_at = wr__store_now(s);
+  if ((rv = wr__store_tx_begin(s)) != WR_OK) goto out_notx;
+  if ((rv = wr_store_account_get(s, account_id, &a)) != WR_OK) goto out;
+  wr__store_copy_str(t.account_id, sizeof(t.account_id), a.id);
+  {
+    wr_tunnel old;
+    rv = wr_store_tunnel_find(s, a.id, name, &old);
+    if (rv == WR_OK) {
+      rv = wr__store_serr(s, WR_ERR_EXISTS, "a tunnel named \"%s\" already exists (ID %s)",
+                          old.name, old.id);
+      goto out;
+    }
+    if (rv != WR_ERR_NOTFOUND) goto out;
+  }
+  t.remote_managed = remote_managed != 0;
+  rv = wr__store_execf(s, NULL, "create tunnel",
+                       "INSERT INTO tunnels(id, account_id, name, secret, created_at, config_src)"
+             " VALUES (?, ?, ?, ?, ?, ?)",
+             "sssbis", t.id, t.account_id, t.name, t.secret, t.secret_len, t.created_at,
+             t.remote_managed ? "cloudflare" : "local");
+  if (rv == WR_OK)
+    rv = wr__store_audit_insert(
+        s, actor, t.account_id, "tunnel.create", "tunnel", t.id,
+        t.remote_managed ? json_pack("{s:s,s:s}", "name", t.name, "config_src", "cloudflare")
+                         : json_pack("{s:s}", "name", t.name));
+out:
+  rv = wr__store_tx_end(s, rv);
+out_notx:
+  if (rv == WR_OK && out) *out = t;
+  memset(&t, 0, sizeof(t)); /* do not leave the secret on the stack */
+  return rv;
+}
+
+/* The WHERE clause of wr_store_tunnel_list and _count; parameters ?1..?8 are
+ * bound in the order of format "sisisssi". */
+#define TUNNEL_WHERE                                                                                \
+  "WHERE t.account_id = lower(?1) AND (?2 OR t.deleted_at IS NULL) AND (?3 IS NULL OR t.name = ?3)" \
+  " AND (?4 = 0 OR t.deleted_at IS NOT NULL) AND (?5 IS NULL OR t.id = ?5)"                         \
+  " AND (?6 IS NULL OR substr(t.name, 1, length(?6)) = ?6)"                                         \
+  " AND (?7 IS NULL OR substr(t.name, 1, length(?7)) <> ?7)"                                        \
+  " AND (?8 = 0 OR (t.created_at <= ?8 AND (t.deleted_at IS NULL OR t.deleted_at > ?8)))"
+
+/* Checks |f| and puts its canonical tunnel id (if any) in |id|. */
+static int tunnel_filter_check(wr_store *s, const wr_tunnel_filter *f,
+                               char id[WR_STORE_UUID_LEN + 1]) {
+  if (!f || !f->account_id)
+    return wr__store_serr(s, WR_ERR_INVAL, "listing tunnels needs an account");
+  id[0] = '\0';
+  if (f->id) return wr__store_canon_uuid(s, f->id, id, "tunnel ID");
+  return WR_OK;
+}
+
+int wr_store_tunnel_list(wr_store *s, const wr_tunnel_filter *f, wr_tunnel **out, size_t *n) {
+  sqlite3_stmt *st;
+  wr_tunnel *rows = NULL;
+  size_t cnt = 0, cap = 0;
+  int rv, rc;
+  *out = NULL;
+  *n = 0;
+  char id[WR_STORE_UUID_LEN + 1];
+  if ((rv = tunnel_filter_check(s, f, id)) != WR_OK) return rv;
+  rv = wr__store_prepf(
+      s, &st, TUNNEL_SELECT TUNNEL_WHERE " ORDER BY t.created_at, t.rowid LIMIT ?9 OFFSET ?10",
+      "sisisssiii", f->account_id, (int64_t)(f->include_deleted || f->only_deleted), f->name,
+      (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name_prefix, f->exclude_prefix,
+      f->existed_at, f->limit ? (int64_t)f->limit : (int64_t)-1, (int64_t)f->offset);
+  if (rv != WR_OK) return rv;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_tunnel(st, PUSH(rows, cnt, cap));
+  if (rc != SQLITE_DONE) {
+    rv = wr__store_dberr(s, "read tunnels");
+    free(rows);
+  } else {
+    *out = rows;
+    *n = cnt;
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_tunnel_delete(wr_store *s, const char *actor, const char *id, size_t *routes_removed) {
+  wr_tunnel t;
+  sqlite3_stmt *st = NULL;
+  json_t *hosts = NULL;
+  int rv, rc, ip_removed = 0;
+  int64_t now = wr__store_now(s);
+  if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
+  if ((rv = wr_store_tunnel_get(s, id, &t)) != WR_OK) goto out;
+  if (t.deleted_at) {
+    rv = wr__store_serr(s, WR_ERR_INVAL, "tunnel %s (%s) is already deleted", t.name, t.id);
+    goto out;
+  }
+  /* The audit row lists the hostnames that stop resolving, so an operator
+   * can see what a delete took down. */
+  hosts = json_array();
+  if ((rv = wr__store_prepf(s, &st,
+                            "SELECT hostname FROM routes WHERE tunnel_id = ? ORDER BY hostname",
+                            "s", t.id)) != WR_OK)
+    goto out;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    json_array_append_new(hosts, json_string((const char *)sqlite3_column_text(st, 0)));
+  if (rc != SQLITE_DONE) {
+    rv = wr__store_dberr(s, "read routes");
+    goto out;
+  }
+  if ((rv = wr__store_execf(s, NULL, "delete routes", "DELETE FROM routes WHERE tunnel_id = ?", "s",
+                            t.id)) != WR_OK)
+    goto out;
+  if ((rv = wr__store_execf(
+           s, &ip_removed, "delete IP routes",
+           "UPDATE ip_routes SET deleted_at = ? WHERE tunnel_id = ? AND deleted_at IS NULL", "is",
+           now, t.id)) != WR_OK)
+    goto out;
+  if ((rv = wr__store_execf(s, NULL, "delete tunnel",
+                            "UPDATE tunnels SET deleted_at = ? WHERE id = ?", "is", now, t.id)) !=
+      WR_OK)
+    goto out;
+  if (routes_removed) *routes_removed = json_array_size(hosts);
+  rv = wr__store_audit_insert(
+      s, actor, t.account_id, "tunnel.delete", "tunnel", t.id,
+      json_pack("{s:s,s:O,s:i}", "name", t.name, "routes", hosts, "ip_routes_removed", ip_removed));
+out:
+  json_decref(hosts);
+  sqlite3_finalize(st);
+  memset(&t, 0, sizeof(t));
+  return wr__store_tx_end(s, rv);
+}
+
+/* --- connections ------------------------------------------------------------------- */
+
+static int field_ok(const char *f, size_t size) { return memchr(f, '\0', size) != NULL; }
+
+int wr_store_conn_open(wr_store *s, const wr_conn_rec *c) {
+  char id[WR_STORE_UUID_LEN + 1], client[WR_STORE_UUID_LEN + 1];
+  wr_tunnel t;
+  int rv;
+  if ((rv = wr__store_canon_uuid(s, c->id, id, "connection ID")) != WR_OK) return rv;
+  if ((rv = wr__store_canon_uuid(s, c->client_id, client, "connector ID")) != WR_OK) return rv;
+  if (c->conn_index > 255)
+    return wr__store_serr(s, WR_ERR_INVAL, "connection index %u is over 255", c->conn_index);
+  if (!field_ok(c->client_version, sizeof(c->client_version)) ||
+      !field_ok(c->arch, sizeof(c->arch)) || !field_ok(c->features, sizeof(c->features)) ||
+      !field_ok(c->origin_ip, sizeof(c->origin_ip)) ||
+      !field_ok(c->edge_location, sizeof(c->edge_location)))
+    return wr__store_serr(s, WR_ERR_INVAL, "a connection field is not NUL-terminated");
+  if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
+  if ((rv = wr_store_tunnel_get(s, c->tunnel_id, &t)) != WR_OK) goto out;
+  if (t.deleted_at) {
+    rv = wr__store_serr(s, WR_ERR_INVAL, "tunnel %s is deleted", t.id);
+    goto out;
+  }
+  rv = wr__store_execf(
+      s, NULL, "record connection",
+      "INSERT INTO connections(id, tunnel_id, conn_index, client_id, client_version, arch,"
+      " features, origin_ip, edge_location, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "ssissssssi", id, t.id, (int64_t)c->conn_index, client, c->client_version, c->arch,
+      c->features[0] ? c->features : "[]", c->origin_ip, c->edge_location,
+      c->opened_at ? c->opened_at : wr__store_now(s));
+  if (rv == WR_ERR_EXISTS) wr__store_serr(s, rv, "connection %s is already recorded", id);
+out:
+  memset(&t, 0, sizeof(t));
+  return wr__store_tx_end(s, rv);
+}
+
+int wr_store_conn_close(wr_store *s, const char *id) {
+  char canon[WR_STORE_UUID_LEN + 1];
+  int rv, changes = 0;
+  if ((rv = wr__store_canon_uuid(s, id, canon, "connection ID")) != WR_OK) return rv;
+  rv = wr__store_execf(s, &changes, "close connection",
+                       "UPDATE connections SET closed_at = ? WHERE id = ? AND closed_at IS NULL",
+                       "is", wr__store_now(s), canon);
+  if (rv == WR_OK && changes == 0)
+    rv = wr__store_serr(s, WR_ERR_NOTFOUND, "no open connection %s", canon);
+  return rv;
+}
+
+int wr_store_conn_close_all(wr_store *s, size_t *closed) {
+  int changes = 0;
+  int rv = wr__store_execf(s, &changes, "close connections",
+                           "UPDATE connections SET closed_at = ? WHERE closed_at IS NULL", "i",
+                           wr__store_now(s));
+  if (rv == WR_OK && closed) *closed = (size_t)changes;
+  return rv;
+}
+
+int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_conn_rec **out,
+                       size_t *n) {
+  char canon[WR_STORE_UUID_LEN + 1];
+  sqlite3_stmt *st;
+  wr_conn_rec *rows = NULL;
+  size_t cnt = 0, cap = 0;
+  int rv, rc;
+  *out = NULL;
+  *n = 0;
+  if ((rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK) return rv;
+  rv = wr__store_prepf(
+      s, &st,
+      "SELECT id, tunnel_id, conn_index, client_id, client_version, arch, features, origin_ip,"
+      " edge_location, opened_at, ifnull(closed_at, 0) FROM connections"
+      " WHERE tunnel_id = ? AND (? = 0 OR closed_at IS NULL) ORDER BY opened_at, rowid",
+      "si", canon, (int64_t)(open_only != 0));
+  if (rv != WR_OK) return rv;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    wr_conn_rec *c = PUSH(rows, cnt, cap);
+    wr__store_col_copy(st, 0, c->id, sizeof(c->id));
+    wr__store_col_copy(st, 1, c->tunnel_id, sizeof(c->tunnel_id));
+    c->conn_index = (unsigned)sqlite3_column_int(st, 2);
+    wr__store_col_copy(st, 3, c->client_id, sizeof(c->client_id));
+    wr__store_col_copy(st, 4, c->client_version, sizeof(c->client_version));
+    wr__store_col_copy(st, 5, c->arch, sizeof(c->arch));
+    wr__store_col_copy(st, 6, c->features, sizeof(c->features));
+    wr__store_col_copy(st, 7, c->origin_ip, sizeof(c->origin_ip));
+    wr__store_col_copy(st, 8, c->edge_location, sizeof(c->edge_location));
+    c->opened_at = sqlite3_column_int64(st, 9);
+    c->closed_at = sqlite3_column_int64(st, 10);
+  }
+  if (rc != SQLITE_DONE) {
+    rv = wr__store_dberr(s, "read connections");
+    free(rows);
+  } else {
+    *out = rows;
+    *n = cnt;
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+/* --- schema 2: tunnel queries, connections, virtual networks, IP routes (REST API) --- */
+
+int wr_store_tunnel_count(wr_store *s, const wr_tunnel_filter *f, size_t *n) {
+  char id[WR_STORE_UUID_LEN + 1];
+  sqlite3_stmt *st;
+  int rv;
+  *n = 0;
+  if ((rv = tunnel_filter_check(s, f, id)) != WR_OK) return rv;
+  rv = wr__store_prepf(s, &st, "SELECT count(*) FROM tunnels t " TUNNEL_WHERE, "sisisssi",
+                       f->account_id, (int64_t)(f->include_deleted || f->only_deleted), f->name,
+                       (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name_prefix,
+                       f->exclude_prefix, f->existed_at);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, "count tunnels");
+  if (rv == WR_OK) *n = (size_t)sqlite3_column_int64(st, 0);
+  else if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count tunnels: no result");
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_tunnel_conn_times(wr_store *s, const char *tunnel_id, int64_t *active_at,
+                               int64_t *inactive_at) {
+  char canon[WR_STORE_UUID_LEN + 1];
+  sqlite3_stmt *st;
+  int rv;
+  *active_at = *inactive_at = 0;
+  if ((rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK) return rv;
+  rv = wr__store_prepf(
+      s, &st,
+      "SELECT ifnull((SELECT min(opened_at) FROM connections WHERE tunnel_id = ?1 AND closed_at IS NULL), 0),"
+      " ifnull((SELECT max(closed_at) FROM connections WHERE tunnel_id = ?1), 0)",
+      "s", canon);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, "read connection times");
+  if (rv == WR_OK) {
+    *active_at = sqlite3_column_int64(st, 0);
+    *inactive_at = *active_at ? 0 : sqlite3_column_int64(st, 1);
+  } else if (rv == WR_ERR_NOTFOUND) {
+    rv = wr__store_serr(s, WR_ERR_STORE, "read connection times: no result");
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_conn_close_tunnel(wr_store *s, const char *tunnel_id, const char *client_id,
+                               size_t *closed) {
+  char canon[WR_STORE_UUID_LEN + 1], client[WR_STORE_UUID_LEN + 1];
+  int rv, changes = 0;
+  if (closed) *closed = 0;
+  if ((rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK) return rv;
+  if (client_id && (rv = wr__store_canon_uuid(s, client_id, client, "connector ID")) != WR_OK)
+    return rv;
+  rv = wr__store_execf(
+      s, &changes, "close connections",
+      "UPDATE connections SET closed_at = ?1 WHERE tunnel_id = ?2 AND closed_at IS NULL"
+      " AND (?3 IS NULL OR client_id = ?3)",
+      "iss", wr__store_now(s), canon, client_id ? client : NULL);
+  if (rv == WR_OK && closed) *closed = (size_t)changes;
+  return rv;
+}
+
+int wr_store_tunnel_deleted_since(wr_store *s, int64_t since, char (**ids)[WR_STORE_UUID_LEN + 1],
+                                  size_t *n) {
+  sqlite3_stmt *st;
+  char(*rows)[WR_STORE_UUID_LEN + 1] = NULL;
+  size_t cnt = 0, cap = 0;
+  int rv, rc;
+  *ids = NULL;
+  *n = 0;
+  rv = wr__store_prepf(
+      s, &st,
+      "SELECT id FROM tunnels WHERE deleted_at IS NOT NULL AND deleted_at >= ? ORDER BY deleted_at",
+      "i", since);
+  if (rv != WR_OK) return rv;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    wr__store_col_copy(st, 0, *PUSH(rows, cnt, cap), WR_STORE_UUID_LEN + 1);
+  if (rc != SQLITE_DONE) {
+    rv = wr__store_dberr(s, "read deleted tunnels");
+    free(rows);
+  } else {
+    *ids = rows;
+    *n = cnt;
+  }
+  sqlite3_finalize(st);
+  return rv;
+}
