@@ -30,9 +30,14 @@
  * WR_ERR_EXISTS (a unique name or hostname is taken), WR_ERR_STORE (SQLite
  * failed, including "busy" after the timeout), WR_ERR_CRYPTO (no randomness).
  *
- * A wr_store is used by one thread at a time; the running edge keeps it on a
- * worker thread (STYLE.md 2.1). Lists are returned in arrays allocated with
- * malloc: free them with free() (wr_store_audit_free for audit rows).
+ * A wr_store is used by one thread at a time. Today the running edge calls
+ * it on its loop thread: registrations, API requests, route lookups on a
+ * cache miss (visitor front, DNS snapshots) and sign-in bookkeeping block
+ * the loop for the length of the SQLite call (WAL, typically well under a
+ * millisecond; up to the busy timeout when another process holds the write
+ * lock; BUSY_TIMEOUT_MS in store.c). Nothing here runs on a worker thread.
+ * Lists are returned in arrays allocated with malloc: free them with free()
+ * (wr_store_audit_free for audit rows).
  * Allocation failure aborts (lib/mem.h wr_x*), as everywhere outside codecs.
  * Timestamps are Unix seconds (UTC); 0 means "not set" (e.g. not deleted). */
 #ifndef WR_EDGE_STORE_H
