@@ -11,6 +11,7 @@
 
 #include "edge/login_int.h"
 #include "lib/credentials.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -291,7 +292,7 @@ void wr__login_page_download(wr_login *l, wr_httpd_req *req) {
 /* GET /argotunnel/transfer/KEY and GET /KEY */
 void wr__login_page_poll(wr_login *l, wr_httpd_req *req, const char *enc_key) {
   char key[WR_LOGIN_KEY_MAX + 1];
-  int n = wr__login_pct_decode(enc_key, strlen(enc_key), 0, key, sizeof(key));
+  int n = wr_pct_decode(enc_key, strlen(enc_key), 0, key, sizeof(key));
   login_delivery *d;
   login_waiter *w;
   if (n < 0 || !wr_login_key_valid(key, (size_t)n)) {

@@ -46,10 +46,6 @@
 
 /* ---- login_codec.c: parsers of request input (fuzzed) and encoders ------------------ */
 
-/* Percent-decodes |len| bytes into |out| (NUL-terminated); with |plus|, '+'
- * is a space (form encoding). Returns the decoded length, or -1 for a bad
- * escape or when it does not fit in |outsz| - 1 bytes. */
-int wr__login_pct_decode(const char *in, size_t len, int plus, char *out, size_t outsz);
 /* Finds |name| in application/x-www-form-urlencoded |data| (also a query
  * string; NULL is empty) and decodes the first value. Returns its length,
  * -1 if absent, -2 if malformed or too long for |out|. */

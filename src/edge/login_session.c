@@ -23,13 +23,10 @@ static int ct_equal(const char *a, const char *b, size_t n) {
 /* 32 random bytes as unpadded base64url. */
 int wr__login_random_id(char out[WR__LOGIN_SID_LEN + 1]) {
   uint8_t b[SID_BYTES];
-  char tmp[WR_BASE64_ENCODED_SIZE(SID_BYTES)];
   if (wr_random_bytes(b, sizeof(b)) != WR_OK) return WR_ERR_CRYPTO;
-  if (wr_base64_encode(b, sizeof(b), tmp, sizeof(tmp), 0) != WR__LOGIN_SID_LEN) return WR_ERR_INTERNAL;
+  int n = wr_base64_encode(b, sizeof(b), out, WR__LOGIN_SID_LEN + 1, WR_BASE64_URL);
   explicit_bzero(b, sizeof(b));
-  for (size_t i = 0; i < WR__LOGIN_SID_LEN; i++) out[i] = tmp[i] == '+' ? '-' : tmp[i] == '/' ? '_' : tmp[i];
-  out[WR__LOGIN_SID_LEN] = '\0';
-  explicit_bzero(tmp, sizeof(tmp));
+  if (n != WR__LOGIN_SID_LEN) return WR_ERR_INTERNAL;
   return WR_OK;
 }
 

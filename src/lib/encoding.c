@@ -5,10 +5,12 @@
 
 #include "lib/err.h"
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-int wr_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size, int pad) {
+int wr_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size, int flags) {
+  const char *b64_alphabet = (flags & WR_BASE64_URL) ? b64_url : b64_std;
+  int pad = flags & WR_BASE64_PAD;
   size_t full = (len + 2) / 3 * 4;
   size_t need = pad ? full : (len / 3) * 4 + (len % 3 ? len % 3 + 1 : 0);
   if (need + 1 > out_size) return WR_ERR_LIMIT;
@@ -69,21 +71,25 @@ int wr_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size) 
   return (int)o;
 }
 
+void wr_hex_byte(uint8_t b, int upper, char out[2]) {
+  const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  out[0] = digits[b >> 4];
+  out[1] = digits[b & 15];
+}
+
 void wr_hex_encode(const uint8_t *in, size_t len, char *out) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < len; i++) {
-    out[2 * i] = digits[in[i] >> 4];
-    out[2 * i + 1] = digits[in[i] & 15];
-  }
+  for (size_t i = 0; i < len; i++) wr_hex_byte(in[i], 0, out + 2 * i);
   out[2 * len] = '\0';
 }
 
-static int hex_value(char c) {
+int wr_hex_digit(int c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
+
+#define hex_value(c) wr_hex_digit((unsigned char)(c))
 
 int wr_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_size) {
   if (len % 2) return WR_ERR_PROTO;
@@ -94,6 +100,30 @@ int wr_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_size) {
     out[i / 2] = (uint8_t)(hi << 4 | lo);
   }
   return (int)(len / 2);
+}
+
+int wr_pct_decode(const char *in, size_t len, int flags, char *out, size_t out_size) {
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = in[i];
+    if (c == '%') {
+      int hi = i + 2 < len ? hex_value(in[i + 1]) : -1;
+      int lo = hi < 0 ? -1 : hex_value(in[i + 2]);
+      if (hi >= 0 && lo >= 0 && (hi | lo) != 0) {
+        c = (char)(hi << 4 | lo);
+        i += 2;
+      } else if (!(flags & WR_PCT_LENIENT)) {
+        return WR_ERR_PROTO;
+      }
+    } else if ((flags & WR_PCT_PLUS) && c == '+') {
+      c = ' ';
+    }
+    if (o + 1 >= out_size) return WR_ERR_LIMIT;
+    out[o++] = c;
+  }
+  if (o >= out_size) return WR_ERR_LIMIT;
+  out[o] = '\0';
+  return (int)o;
 }
 
 int wr_uuid_parse(const char *s, size_t len, wr_uuid *out) {

@@ -9,19 +9,40 @@
 /* Bytes needed to base64-encode |n| bytes with padding, plus a NUL. */
 #define WR_BASE64_ENCODED_SIZE(n) ((((n) + 2) / 3) * 4 + 1)
 
+/* Flags of wr_base64_encode(). */
+#define WR_BASE64_PAD 1 /* '=' padding: StdEncoding / URLEncoding (else Raw*) */
+#define WR_BASE64_URL 2 /* the URL-safe alphabet ('-', '_' for '+', '/') */
+
 /* Encodes |len| bytes; writes a NUL-terminated string to |out| (|out_size|
- * bytes). |pad| selects StdEncoding (1) or RawStdEncoding (0). Returns the
- * string length, or WR_ERR_LIMIT if |out| is too small. */
-int wr_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size, int pad);
+ * bytes). |flags|: 0 is RawStdEncoding, WR_BASE64_PAD StdEncoding, with
+ * WR_BASE64_URL the URL-safe alphabet. Returns the string length, or
+ * WR_ERR_LIMIT if |out| is too small. */
+int wr_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size, int flags);
 /* Decodes standard-alphabet base64. Padding is optional but, if present,
  * must be correct; whitespace is rejected. Returns the number of bytes
  * written, WR_ERR_PROTO on bad input or WR_ERR_LIMIT if |out| is too small. */
 int wr_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size);
 
+/* The value of hex digit |c| (either case), or -1. */
+int wr_hex_digit(int c);
+/* Writes |b| as two hex digits (upper-case if |upper|) to |out|; no NUL. */
+void wr_hex_byte(uint8_t b, int upper, char out[2]);
 /* Lower-case hex. |out| needs 2*len+1 bytes. */
 void wr_hex_encode(const uint8_t *in, size_t len, char *out);
 /* Returns bytes written or WR_ERR_PROTO / WR_ERR_LIMIT. */
 int wr_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_size);
+
+/* Flags of wr_pct_decode(). */
+#define WR_PCT_PLUS 1    /* '+' is a space (query and form encoding) */
+#define WR_PCT_LENIENT 2 /* a bad escape is copied as is instead of refused */
+
+/* Percent-decodes |len| bytes of |in| into |out| (|out_size| bytes; |len| + 1
+ * always suffices) and NUL-terminates it. One policy for %00: a decoded
+ * value is used as a C string (a path, header or name), so %00 never
+ * decodes: it is refused, or with WR_PCT_LENIENT copied as is like any
+ * other bad escape. Returns the decoded length, WR_ERR_PROTO for a bad
+ * escape or %00, or WR_ERR_LIMIT if |out| is too small. */
+int wr_pct_decode(const char *in, size_t len, int flags, char *out, size_t out_size);
 
 #define WR_UUID_STR_LEN 36
 typedef struct wr_uuid { uint8_t b[16]; } wr_uuid;
