@@ -43,31 +43,42 @@ static int b64_value(char c) {
   return -1;
 }
 
-int wr_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size) {
-  size_t pads = 0;
-  while (len > 0 && in[len - 1] == '=' && pads < 2) {
+static int b64_skip(char c, int flags) {
+  if (!(flags & WR_BASE64_GO)) return 0;
+  if (c == '\r' || c == '\n') return 1;
+  return (flags & WR_BASE64_GO_PEM) && (c == ' ' || c == '\t');
+}
+
+int wr_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size, int flags) {
+  size_t pads = 0, k = 0;
+  while (len > 0 && pads < 2 && (in[len - 1] == '=' || b64_skip(in[len - 1], flags))) {
+    if (in[len - 1] == '=') pads++;
     len--;
-    pads++;
   }
-  if (len % 4 == 1) return WR_ERR_PROTO;
-  if (pads && (len + pads) % 4 != 0) return WR_ERR_PROTO;
-  size_t need = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
-  if (need > out_size) return WR_ERR_LIMIT;
+  for (size_t i = 0; i < len; i++) k += !b64_skip(in[i], flags);
+  if (pads && (flags & WR_BASE64_NOPAD)) return WR_ERR_PROTO;
+  if ((flags & WR_BASE64_PAD) && (k + pads) % 4 != 0) return WR_ERR_PROTO;
+  if (k % 4 == 1) return WR_ERR_PROTO;
+  if (pads && (k + pads) % 4 != 0) return WR_ERR_PROTO;
+  size_t need = k / 4 * 3 + (k % 4 ? k % 4 - 1 : 0);
+  if (out && need > out_size) return WR_ERR_LIMIT;
   size_t o = 0;
   uint32_t acc = 0;
   int bits = 0;
   for (size_t i = 0; i < len; i++) {
+    if (b64_skip(in[i], flags)) continue;
     int v = b64_value(in[i]);
     if (v < 0) return WR_ERR_PROTO;
     acc = acc << 6 | (uint32_t)v;
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
-      out[o++] = (uint8_t)(acc >> bits);
+      if (out) out[o] = (uint8_t)(acc >> bits);
+      o++;
     }
   }
   /* Leftover bits must be zero, as Go's strict decoder requires. */
-  if (bits && (acc & ((1u << bits) - 1))) return WR_ERR_PROTO;
+  if (!(flags & WR_BASE64_GO) && bits && (acc & ((1u << bits) - 1))) return WR_ERR_PROTO;
   return (int)o;
 }
 

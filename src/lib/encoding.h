@@ -18,10 +18,18 @@
  * WR_BASE64_URL the URL-safe alphabet. Returns the string length, or
  * WR_ERR_LIMIT if |out| is too small. */
 int wr_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size, int flags);
-/* Decodes standard-alphabet base64. Padding is optional but, if present,
- * must be correct; whitespace is rejected. Returns the number of bytes
- * written, WR_ERR_PROTO on bad input or WR_ERR_LIMIT if |out| is too small. */
-int wr_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size);
+/* Flags of wr_base64_decode() (WR_BASE64_PAD too: padding is required). */
+#define WR_BASE64_NOPAD 4 /* '=' is refused (RawStdEncoding) */
+#define WR_BASE64_GO 8    /* Go's non-strict decoder: CR and LF are skipped anywhere
+                           * and unused bits of the last group may be non-zero */
+#define WR_BASE64_GO_PEM 16 /* with WR_BASE64_GO, space and tab are skipped too */
+
+/* Decodes standard-alphabet base64. With |flags| 0 it is strict: padding is
+ * optional but, if present, must be correct; whitespace and non-zero unused
+ * bits are rejected. With |out| NULL it only checks |in| and returns the
+ * decoded length. Returns the number of bytes written, WR_ERR_PROTO on bad
+ * input or WR_ERR_LIMIT if |out| is too small. */
+int wr_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size, int flags);
 
 /* The value of hex digit |c| (either case), or -1. */
 int wr_hex_digit(int c);

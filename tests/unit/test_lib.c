@@ -29,16 +29,16 @@ static void test_base64_go_compatible(void **state) {
   assert_string_equal(out, "YWI=");
   assert_int_equal(wr_base64_encode(bin, 32, out, 44, 1), WR_ERR_LIMIT);
 
-  assert_int_equal(wr_base64_decode("YWI=", 4, bin, sizeof(bin)), 2);
+  assert_int_equal(wr_base64_decode("YWI=", 4, bin, sizeof(bin), 0), 2);
   assert_memory_equal(bin, "ab", 2);
-  assert_int_equal(wr_base64_decode("YWI", 3, bin, sizeof(bin)), 2);
-  assert_int_equal(wr_base64_decode("", 0, bin, sizeof(bin)), 0);
+  assert_int_equal(wr_base64_decode("YWI", 3, bin, sizeof(bin), 0), 2);
+  assert_int_equal(wr_base64_decode("", 0, bin, sizeof(bin), 0), 0);
   /* Bad alphabet, impossible length, wrong padding, non-zero trailing bits. */
-  assert_int_equal(wr_base64_decode("YW!=", 4, bin, sizeof(bin)), WR_ERR_PROTO);
-  assert_int_equal(wr_base64_decode("Y", 1, bin, sizeof(bin)), WR_ERR_PROTO);
-  assert_int_equal(wr_base64_decode("YW=", 3, bin, sizeof(bin)), WR_ERR_PROTO);
-  assert_int_equal(wr_base64_decode("YWJ=", 4, bin, sizeof(bin)), WR_ERR_PROTO);
-  assert_int_equal(wr_base64_decode("YWJj", 4, bin, 2), WR_ERR_LIMIT);
+  assert_int_equal(wr_base64_decode("YW!=", 4, bin, sizeof(bin), 0), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("Y", 1, bin, sizeof(bin), 0), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YW=", 3, bin, sizeof(bin), 0), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YWJ=", 4, bin, sizeof(bin), 0), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YWJj", 4, bin, 2, 0), WR_ERR_LIMIT);
 }
 
 static void test_uuid_and_hex(void **state) {
@@ -91,6 +91,28 @@ static void test_base64_url(void **state) {
   assert_string_equal(out, "-w==");
   assert_int_equal(wr_base64_encode(in, 1, out, sizeof(out), WR_BASE64_URL), 2);
   assert_string_equal(out, "-w");
+}
+
+/* Go's variants as flags of the one decoder. */
+static void test_base64_decode_flags(void **state) {
+  (void)state;
+  uint8_t b[8];
+  const int std = WR_BASE64_PAD | WR_BASE64_GO, raw = WR_BASE64_NOPAD | WR_BASE64_GO;
+  assert_int_equal(wr_base64_decode("YR==", 4, b, sizeof(b), 0), WR_ERR_PROTO); /* strict bits */
+  assert_int_equal(wr_base64_decode("YR==", 4, b, sizeof(b), std), 1);
+  assert_int_equal(b[0], 'a');
+  assert_int_equal(wr_base64_decode("Y\r\nQ=\n=\n", 8, b, sizeof(b), std), 1);
+  assert_int_equal(wr_base64_decode("YQ==\n", 5, b, sizeof(b), 0), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YQ", 2, b, sizeof(b), std), WR_ERR_PROTO); /* padding required */
+  assert_int_equal(wr_base64_decode("YQ", 2, b, sizeof(b), raw), 1);
+  assert_int_equal(wr_base64_decode("YQ==", 4, b, sizeof(b), raw), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("Y=Q", 3, b, sizeof(b), raw), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YW J\tj", 6, b, sizeof(b), std), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YW J\tj", 6, b, sizeof(b), std | WR_BASE64_GO_PEM), 3);
+  assert_memory_equal(b, "abc", 3);
+  assert_int_equal(wr_base64_decode("YWJjZA", 6, NULL, 0, raw), 4); /* measure only */
+  assert_int_equal(wr_base64_decode("YWJj!A", 6, NULL, 0, raw), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YWJjZA", 6, b, 3, raw), WR_ERR_LIMIT);
 }
 
 /* One %00 policy: strict decoding refuses it, lenient copies it as is. */
@@ -286,7 +308,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_base64_go_compatible), cmocka_unit_test(test_uuid_and_hex),
       cmocka_unit_test(test_hex_helpers), cmocka_unit_test(test_base64_url),
-      cmocka_unit_test(test_pct_decode),
+      cmocka_unit_test(test_pct_decode), cmocka_unit_test(test_base64_decode_flags),
       cmocka_unit_test(test_buf_limit),            cmocka_unit_test(test_durations),
       cmocka_unit_test(test_flag_precedence),      cmocka_unit_test(test_file_helpers),
       cmocka_unit_test(test_siphash_reference),
