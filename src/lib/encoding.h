@@ -1,6 +1,7 @@
-/* Text encodings used across the protocol and file formats: base64 (standard
- * alphabet, with and without padding, as Go's StdEncoding / RawStdEncoding),
- * hex, and UUIDs in RFC 4122 byte order. All functions are pure. */
+/* Text encodings used across the protocol and file formats, each written
+ * once: base64 (standard or URL-safe alphabet, with and without padding,
+ * strict or as Go's non-strict decoder reads it), hex, percent-decoding with
+ * one %00 policy, and UUIDs in RFC 4122 byte order. All functions are pure. */
 #ifndef WR_ENCODING_H
 #define WR_ENCODING_H
 #include <stddef.h>
