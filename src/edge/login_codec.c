@@ -32,7 +32,8 @@ int wr_login_key_valid(const char *key, size_t len) {
 /* Finds |name| in application/x-www-form-urlencoded |data| (also a query
  * string) and decodes the first value. Returns its length, -1 if absent, -2
  * if malformed or too long for |out|. */
-int wr__login_form_get(const char *data, size_t len, const char *name, char *out, size_t outsz) {
+int wr__login_form_get(const char *data, size_t len, const char *name, int flags, char *out,
+                       size_t outsz) {
   size_t nlen = strlen(name), i = 0;
   if (!data) data = "", len = 0;
   while (i <= len) {
@@ -42,7 +43,7 @@ int wr__login_form_get(const char *data, size_t len, const char *name, char *out
     size_t klen = eq ? (size_t)(eq - (data + i)) : end - i;
     if (klen == nlen && memcmp(data + i, name, nlen) == 0) {
       const char *v = eq ? eq + 1 : data + end;
-      int n = wr_pct_decode(v, (size_t)(data + end - v), WR_PCT_PLUS, out, outsz);
+      int n = wr_pct_decode(v, (size_t)(data + end - v), WR_PCT_PLUS | flags, out, outsz);
       return n < 0 ? -2 : n;
     }
     i = end + 1;

@@ -47,9 +47,11 @@
 /* ---- login_codec.c: parsers of request input (fuzzed) and encoders ------------------ */
 
 /* Finds |name| in application/x-www-form-urlencoded |data| (also a query
- * string; NULL is empty) and decodes the first value. Returns its length,
- * -1 if absent, -2 if malformed or too long for |out|. */
-int wr__login_form_get(const char *data, size_t len, const char *name, char *out, size_t outsz);
+ * string; NULL is empty) and decodes the first value with wr_pct_decode's
+ * WR_PCT_PLUS and |flags| (WR_PCT_BINARY for a password). Returns its
+ * length, -1 if absent, -2 if malformed or too long for |out|. */
+int wr__login_form_get(const char *data, size_t len, const char *name, int flags, char *out,
+                       size_t outsz);
 /* The key at the end of a callback URL: after the last '/', without any
  * query or fragment, percent-decoded. Returns WR_OK or WR_ERR_INVAL. */
 int wr__login_callback_key(const char *cb, char key[WR_LOGIN_KEY_MAX + 1]);

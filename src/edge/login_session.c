@@ -128,7 +128,7 @@ static login_session *session_new(wr_login *l, const wr_httpd_req *req) {
  * |callback| and |key| ("" for none), or -1 after answering 400. */
 int wr__login_read_callback(wr_login *l, wr_httpd_req *req, const char *data, size_t len,
                          char callback[WR__LOGIN_CALLBACK_MAX + 1], char key[WR_LOGIN_KEY_MAX + 1]) {
-  int n = wr__login_form_get(data, len, "callback", callback, WR__LOGIN_CALLBACK_MAX + 1);
+  int n = wr__login_form_get(data, len, "callback", 0, callback, WR__LOGIN_CALLBACK_MAX + 1);
   key[0] = '\0';
   if (n == -1 || n == 0) {
     callback[0] = '\0';
@@ -168,7 +168,7 @@ login_session *wr__login_post_session(wr_login *l, wr_httpd_req *req, const char
                      "Your sign-in session expired (or cookies are blocked). Please sign in again.");
     return NULL;
   }
-  int n = wr__login_form_get((const char *)req->body, req->body_len, "csrf", csrf, sizeof(csrf));
+  int n = wr__login_form_get((const char *)req->body, req->body_len, "csrf", 0, csrf, sizeof(csrf));
   if (n != WR__LOGIN_SID_LEN || !ct_equal(csrf, s->csrf, WR__LOGIN_SID_LEN)) {
     char ip[64];
     wr_warn("login: a form without the right CSRF token from %s was refused", wr__login_peer_ip(req, ip, sizeof(ip)));
@@ -193,7 +193,7 @@ void wr__login_page_main(wr_login *l, wr_httpd_req *req) {
   login_reply r = {.status = 200};
   int n;
   if (wr__login_read_callback(l, req, req->query, strlen(req->query), callback, key) != 0) return;
-  n = wr__login_form_get(req->query, strlen(req->query), "aud", aud, sizeof(aud));
+  n = wr__login_form_get(req->query, strlen(req->query), "aud", 0, aud, sizeof(aud));
   if (n > 0 || n == -2) {
     wr__login_simple_page(l, req, 400, "Not supported",
                 "This edge serves tunnel login only; Access application logins (aud=...) are not "

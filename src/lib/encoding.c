@@ -120,7 +120,7 @@ int wr_pct_decode(const char *in, size_t len, int flags, char *out, size_t out_s
     if (c == '%') {
       int hi = i + 2 < len ? hex_value(in[i + 1]) : -1;
       int lo = hi < 0 ? -1 : hex_value(in[i + 2]);
-      if (hi >= 0 && lo >= 0 && (hi | lo) != 0) {
+      if (hi >= 0 && lo >= 0 && ((hi | lo) != 0 || (flags & WR_PCT_BINARY))) {
         c = (char)(hi << 4 | lo);
         i += 2;
       } else if (!(flags & WR_PCT_LENIENT)) {

@@ -44,12 +44,14 @@ int wr_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_size);
 /* Flags of wr_pct_decode(). */
 #define WR_PCT_PLUS 1    /* '+' is a space (query and form encoding) */
 #define WR_PCT_LENIENT 2 /* a bad escape is copied as is instead of refused */
+#define WR_PCT_BINARY 4  /* %00 decodes: only for a value used with its length and
+                          * never as a C string (a password) */
 
 /* Percent-decodes |len| bytes of |in| into |out| (|out_size| bytes; |len| + 1
  * always suffices) and NUL-terminates it. One policy for %00: a decoded
- * value is used as a C string (a path, header or name), so %00 never
- * decodes: it is refused, or with WR_PCT_LENIENT copied as is like any
- * other bad escape. Returns the decoded length, WR_ERR_PROTO for a bad
+ * value that becomes a C string (a path, header or name) must not be cut
+ * short, so %00 never decodes: it is refused, or with WR_PCT_LENIENT copied
+ * as is like any other bad escape; only WR_PCT_BINARY lets it through. Returns the decoded length, WR_ERR_PROTO for a bad
  * escape or %00, or WR_ERR_LIMIT if |out| is too small. */
 int wr_pct_decode(const char *in, size_t len, int flags, char *out, size_t out_size);
 

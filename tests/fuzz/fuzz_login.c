@@ -103,7 +103,7 @@ static void fuzz_form(const char *d, size_t n, const char *name, size_t outsz) {
   char *out = malloc(outsz), *ref = malloc(outsz);
   CHECK(out && ref);
   long r = ref_form_get(d, n, name, ref, outsz);
-  int rv = wr__login_form_get(d, n, name, out, outsz);
+  int rv = wr__login_form_get(d, n, name, 0, out, outsz);
   CHECK(rv == r);
   if (rv >= 0) CHECK(memcmp(out, ref, (size_t)rv + 1) == 0);
   free(out);
@@ -171,7 +171,7 @@ static void fuzz_urls(const char *base, const char *key) {
     const char *q = strchr(br, '?');
     CHECK(q);
     q++;
-    int n = wr__login_form_get(q, strlen(q), "callback", cb, sizeof(cb));
+    int n = wr__login_form_get(q, strlen(q), "callback", 0, cb, sizeof(cb));
     CHECK(n >= 0 && strcmp(cb, poll) == 0);
     CHECK(wr__login_callback_key(cb, back) == WR_OK && strcmp(back, key) == 0);
   }

@@ -129,6 +129,8 @@ static void test_pct_decode(void **state) {
   assert_int_equal(wr_pct_decode("%", 1, 0, out, sizeof(out)), WR_ERR_PROTO);
   assert_int_equal(wr_pct_decode("a%00b%zz%4", 10, WR_PCT_LENIENT, out, sizeof(out)), 10);
   assert_string_equal(out, "a%00b%zz%4");
+  assert_int_equal(wr_pct_decode("a%00b", 5, WR_PCT_BINARY, out, sizeof(out)), 3);
+  assert_memory_equal(out, "a\0b", 4);
   assert_int_equal(wr_pct_decode("%41%42", 6, WR_PCT_LENIENT, out, sizeof(out)), 2);
   assert_string_equal(out, "AB");
   /* |out| must hold the NUL too; the input is never overrun. */
