@@ -25,11 +25,7 @@ int wr_cfapi_login_key(char out[64], wr_cfapi_error *e) {
     wr_cfapi_errorf(e, "cannot generate a Curve25519 key pair");
     goto out;
   }
-  wr_base64_encode(x.data, x.size, out, 64, 1);
-  for (char *p = out; *p; p++) {
-    if (*p == '+') *p = '-';
-    else if (*p == '/') *p = '_';
-  }
+  wr_base64_encode(x.data, x.size, out, 64, WR_BASE64_PAD | WR_BASE64_URL);
   rv = WR_OK;
 out:
   gnutls_free(x.data);
@@ -37,23 +33,10 @@ out:
   return rv;
 }
 
-static int hexval(int c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* url.QueryUnescape, leniently: bad escapes stay as they are. */
+/* url.QueryUnescape, leniently: bad escapes (and %00) stay as they are. */
 static char *query_unescape(const char *s, size_t n) {
   char *out = wr_xmalloc(n + 1);
-  size_t o = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] == '+') out[o++] = ' ';
-    else if (s[i] == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
-             hexval((unsigned char)s[i + 2]) >= 0) {
-      out[o++] = (char)(hexval((unsigned char)s[i + 1]) << 4 | hexval((unsigned char)s[i + 2]));
-      i += 2;
-    } else out[o++] = s[i];
-  }
-  out[o] = '\0';
+  wr_pct_decode(s, n, WR_PCT_PLUS | WR_PCT_LENIENT, out, n + 1); /* cannot fail: |out| holds |n| + 1 */
   return out;
 }
 

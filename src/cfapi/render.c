@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cfapi/render_int.h"
+#include "lib/encoding.h"
 #include "lib/mem.h"
 
 /* ---- the tree ------------------------------------------------------------------ */
@@ -140,7 +141,6 @@ int wr__cfapi_utf8(const unsigned char *s, uint32_t *cp) {
 
 /* encoding/json's escape of one code point, or NULL to copy it as is. */
 static const char *json_escape(uint32_t cp, char buf[8]) {
-  static const char hex[] = "0123456789abcdef";
   switch (cp) {
   case '"': return "\\\"";
   case '\\': return "\\\\";
@@ -152,7 +152,9 @@ static const char *json_escape(uint32_t cp, char buf[8]) {
   default: break;
   }
   if (cp >= 0x20 && cp != '<' && cp != '>' && cp != '&') return NULL;
-  snprintf(buf, 8, "\\u00%c%c", hex[cp >> 4], hex[cp & 15]);
+  memcpy(buf, "\\u00", 4);
+  wr_hex_byte((uint8_t)cp, 0, buf + 4);
+  buf[6] = '\0';
   return buf;
 }
 

@@ -8,6 +8,7 @@
 #include "cmd/commands.h"
 #include "connector/ingress.h"
 #include "lib/config.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 
@@ -87,13 +88,6 @@ out:
   return code;
 }
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 /* Splits an absolute URL into host (port kept: matching ignores it) and
  * the percent-decoded path, as url.Parse's Host and Path. Returns -1 when
  * there is no scheme://, which is when Go finds no hostname either. */
@@ -108,18 +102,7 @@ static int split_url(const char *u, char **host, char **path) {
   const char *p = auth + alen;
   size_t plen = *p == '/' ? strcspn(p, "?#") : 0;
   char *out = wr_xmalloc(plen + 1);
-  size_t o = 0;
-  for (size_t i = 0; i < plen; i++) {
-    int hi, lo;
-    if (p[i] == '%' && i + 2 < plen && (hi = hexval((unsigned char)p[i + 1])) >= 0 &&
-        (lo = hexval((unsigned char)p[i + 2])) >= 0 && (hi || lo)) {
-      out[o++] = (char)(hi << 4 | lo);
-      i += 2;
-    } else {
-      out[o++] = p[i];
-    }
-  }
-  out[o] = '\0';
+  wr_pct_decode(p, plen, WR_PCT_LENIENT, out, plen + 1); /* cannot fail: |out| holds |plen| + 1 */
   *path = out;
   return 0;
 }

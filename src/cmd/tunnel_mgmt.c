@@ -62,7 +62,7 @@ static int decode_secret(const char *s, uint8_t *out, size_t cap, size_t *n, wr_
                     i < len ? i : len - len % 4);
     return WR_ERR_PROTO;
   }
-  int r = wr_base64_decode(s, len, out, cap);
+  int r = wr_base64_decode(s, len, out, cap, 0);
   if (r == WR_ERR_LIMIT) {
     wr_cfapi_errorf(e, "Couldn't decode tunnel secret from base64: the secret is longer than %d bytes",
                     WR_CRED_MAX_SECRET);

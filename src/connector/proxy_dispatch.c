@@ -10,6 +10,7 @@
 
 #include "connector/hello_world.h"
 #include "connector/proxy_int.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "proto/preamble.h"
@@ -20,13 +21,6 @@
   "config.yaml"
 
 /* --- dest ---------------------------------------------------------------------- */
-
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
 static int scheme_char(char c, int first) {
@@ -51,7 +45,6 @@ static size_t dest_path_start(const char *d, size_t len) {
  * the query too so the request line stays valid. [p0, end) is path and
  * query, the query starting at q0. */
 static char *request_uri(const char *d, size_t p0, size_t q0, size_t end) {
-  static const char hex[] = "0123456789ABCDEF";
   char *t = wr_xmalloc(3 * (end - p0) + 2);
   size_t ti = 0;
   if (q0 == p0 || d[p0] != '/') t[ti++] = '/';
@@ -59,8 +52,8 @@ static char *request_uri(const char *d, size_t p0, size_t q0, size_t end) {
     unsigned char ch = (unsigned char)d[i];
     if (ch <= 0x20 || ch == 0x7f || (ch >= 0x80 && i < q0)) {
       t[ti++] = '%';
-      t[ti++] = hex[ch >> 4];
-      t[ti++] = hex[ch & 15];
+      wr_hex_byte(ch, 1, t + ti);
+      ti += 2;
     } else {
       t[ti++] = (char)ch;
     }
@@ -69,25 +62,14 @@ static char *request_uri(const char *d, size_t p0, size_t q0, size_t end) {
   return t;
 }
 
-/* The %-decoded path in [p0, q0), or NULL for a bad %-escape. */
+/* The %-decoded path in [p0, q0), or NULL for a bad %-escape or a %00
+ * (which would cut the path ingress rules match short). */
 static char *decoded_path(const char *d, size_t p0, size_t q0) {
   char *m = wr_xmalloc((q0 - p0) + 1);
-  size_t mi = 0;
-  for (size_t i = p0; i < q0; i++) {
-    if (d[i] != '%') {
-      m[mi++] = d[i];
-      continue;
-    }
-    int hi = i + 2 < q0 ? hexval((unsigned char)d[i + 1]) : -1;
-    int lo = i + 2 < q0 ? hexval((unsigned char)d[i + 2]) : -1;
-    if (hi < 0 || lo < 0) {
-      free(m);
-      return NULL;
-    }
-    m[mi++] = (char)(hi << 4 | lo);
-    i += 2;
+  if (wr_pct_decode(d + p0, q0 - p0, 0, m, (q0 - p0) + 1) < 0) {
+    free(m);
+    return NULL;
   }
-  m[mi] = '\0';
   return m;
 }
 

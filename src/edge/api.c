@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "edge/api_int.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -111,27 +112,9 @@ void wr__api_method(wr__api_ctx *c, const char *allowed) {
 
 /* ---- request parts ------------------------------------------------------------- */
 
-static int hexval(int ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
 int wr__api_unescape(char *in) {
-  char *o = in;
-  for (const char *p = in; *p; p++) {
-    if (*p != '%') {
-      *o++ = *p;
-      continue;
-    }
-    int hi = hexval((unsigned char)p[1]), lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
-    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return -1;
-    *o++ = (char)(hi << 4 | lo);
-    p += 2;
-  }
-  *o = '\0';
-  return 0;
+  size_t n = strlen(in);
+  return wr_pct_decode(in, n, 0, in, n + 1) < 0 ? -1 : 0; /* in place: never longer */
 }
 
 const char *wr__api_param(const wr__api_ctx *c, const char *name) {

@@ -114,7 +114,7 @@ static void create(wr__api_ctx *c) {
     return;
   }
   if (sec) {
-    n = wr_base64_decode(sec, strlen(sec), secret, sizeof(secret));
+    n = wr_base64_decode(sec, strlen(sec), secret, sizeof(secret), 0);
     if (n < WR_STORE_SECRET_MIN) {
       wr__api_err(c, 400, WR_API_CODE_INVALID,
                   n == WR_ERR_LIMIT ? "tunnel_secret must decode to at most %d bytes"

@@ -116,7 +116,7 @@ int wr_dns_update_config_check(const wr_dns_update_config *cfg, char *err, size_
                cfg->algorithm);
       return WR_ERR_CONFIG;
     }
-    int n = cfg->secret ? wr_base64_decode(cfg->secret, strlen(cfg->secret), secret, sizeof(secret)) : -1;
+    int n = cfg->secret ? wr_base64_decode(cfg->secret, strlen(cfg->secret), secret, sizeof(secret), 0) : -1;
     if (n < 16) { /* RFC 8945 6.2: at least half the hash length; 16 bytes is our floor */
       snprintf(err, errlen, "TSIG secret must be base64 of 16 to %d bytes", SECRET_MAX);
       return WR_ERR_CONFIG;

@@ -11,6 +11,7 @@
 
 #include "edge/login_int.h"
 #include "lib/credentials.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -171,7 +172,7 @@ void wr__login_page_authorize(wr_login *l, wr_httpd_req *req) {
     wr__login_simple_page(l, req, 403, "Signed out", "Your user no longer exists or cannot sign in; you were signed out.", 1);
     return;
   }
-  int n = wr__login_form_get(body, req->body_len, "zone", zone_id, sizeof(zone_id));
+  int n = wr__login_form_get(body, req->body_len, "zone", 0, zone_id, sizeof(zone_id));
   if (n != WR_STORE_ID_LEN || wr_store_zone_get(l->store, zone_id, &z) != WR_OK ||
       strcmp(z.account_id, s->user.account_id) != 0) {
     wr__login_zone_picker(l, req, &r, s, callback, key, "Choose one of the zones below.");
@@ -291,7 +292,7 @@ void wr__login_page_download(wr_login *l, wr_httpd_req *req) {
 /* GET /argotunnel/transfer/KEY and GET /KEY */
 void wr__login_page_poll(wr_login *l, wr_httpd_req *req, const char *enc_key) {
   char key[WR_LOGIN_KEY_MAX + 1];
-  int n = wr__login_pct_decode(enc_key, strlen(enc_key), 0, key, sizeof(key));
+  int n = wr_pct_decode(enc_key, strlen(enc_key), 0, key, sizeof(key));
   login_delivery *d;
   login_waiter *w;
   if (n < 0 || !wr_login_key_valid(key, (size_t)n)) {

@@ -9,6 +9,7 @@
 
 #include "edge/login.h"
 #include "edge/login_int.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 
 #define CLOUDFLARED_KEY_LEN 44 /* 32 bytes, URL-safe base64 with padding */
@@ -27,42 +28,12 @@ int wr_login_key_valid(const char *key, size_t len) {
   return 1;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* Percent-decodes |len| bytes into |out| (NUL-terminated); with |plus|, '+'
- * is a space (form encoding). Returns the decoded length, or -1 for a bad
- * escape or when it does not fit in |outsz| - 1 bytes. */
-int wr__login_pct_decode(const char *in, size_t len, int plus, char *out, size_t outsz) {
-  size_t o = 0;
-  for (size_t i = 0; i < len; i++) {
-    char c = in[i];
-    if (c == '%') {
-      int hi, lo;
-      if (i + 2 >= len) return -1;
-      hi = hexval(in[i + 1]);
-      lo = hexval(in[i + 2]);
-      if (hi < 0 || lo < 0) return -1;
-      c = (char)(hi << 4 | lo);
-      i += 2;
-    } else if (plus && c == '+') {
-      c = ' ';
-    }
-    if (o + 1 >= outsz) return -1;
-    out[o++] = c;
-  }
-  out[o] = '\0';
-  return (int)o;
-}
 
 /* Finds |name| in application/x-www-form-urlencoded |data| (also a query
  * string) and decodes the first value. Returns its length, -1 if absent, -2
  * if malformed or too long for |out|. */
-int wr__login_form_get(const char *data, size_t len, const char *name, char *out, size_t outsz) {
+int wr__login_form_get(const char *data, size_t len, const char *name, int flags, char *out,
+                       size_t outsz) {
   size_t nlen = strlen(name), i = 0;
   if (!data) data = "", len = 0;
   while (i <= len) {
@@ -72,7 +43,7 @@ int wr__login_form_get(const char *data, size_t len, const char *name, char *out
     size_t klen = eq ? (size_t)(eq - (data + i)) : end - i;
     if (klen == nlen && memcmp(data + i, name, nlen) == 0) {
       const char *v = eq ? eq + 1 : data + end;
-      int n = wr__login_pct_decode(v, (size_t)(data + end - v), 1, out, outsz);
+      int n = wr_pct_decode(v, (size_t)(data + end - v), WR_PCT_PLUS | flags, out, outsz);
       return n < 0 ? -2 : n;
     }
     i = end + 1;
@@ -92,7 +63,7 @@ int wr__login_callback_key(const char *cb, char key[WR_LOGIN_KEY_MAX + 1]) {
     if (c == '/') slash = cb + i;
   }
   if (!slash) return WR_ERR_INVAL;
-  int n = wr__login_pct_decode(slash + 1, (size_t)(cb + len - slash - 1), 0, key, WR_LOGIN_KEY_MAX + 1);
+  int n = wr_pct_decode(slash + 1, (size_t)(cb + len - slash - 1), 0, key, WR_LOGIN_KEY_MAX + 1);
   if (n < 0 || !wr_login_key_valid(key, (size_t)n)) return WR_ERR_INVAL;
   return WR_OK;
 }
@@ -101,7 +72,7 @@ int wr__login_callback_key(const char *cb, char key[WR_LOGIN_KEY_MAX + 1]) {
 int wr__login_root_key(const char *path) {
   char key[WR_LOGIN_KEY_MAX + 1];
   if (path[0] != '/') return 0;
-  int n = wr__login_pct_decode(path + 1, strlen(path + 1), 0, key, sizeof(key));
+  int n = wr_pct_decode(path + 1, strlen(path + 1), 0, key, sizeof(key));
   if (n != CLOUDFLARED_KEY_LEN || key[CLOUDFLARED_KEY_LEN - 1] != '=') return 0;
   for (int i = 0; i < CLOUDFLARED_KEY_LEN - 1; i++)
     if (!key_char(key[i]) || key[i] == '=') return 0;
@@ -131,14 +102,14 @@ int wr__login_cookie_next(const char **pp, const char *end, char id[WR__LOGIN_SI
 
 /* Appends |s| percent-encoded for a query component. */
 void wr__login_url_encode(wr_buf *b, const char *s) {
-  static const char hex[] = "0123456789ABCDEF";
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
     if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
         c == '_' || c == '.' || c == '~') {
       wr_buf_append(b, s, 1);
     } else {
-      char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+      char e[3] = {'%'};
+      wr_hex_byte(c, 1, e + 1);
       wr_buf_append(b, e, 3);
     }
   }

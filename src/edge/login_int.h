@@ -46,14 +46,12 @@
 
 /* ---- login_codec.c: parsers of request input (fuzzed) and encoders ------------------ */
 
-/* Percent-decodes |len| bytes into |out| (NUL-terminated); with |plus|, '+'
- * is a space (form encoding). Returns the decoded length, or -1 for a bad
- * escape or when it does not fit in |outsz| - 1 bytes. */
-int wr__login_pct_decode(const char *in, size_t len, int plus, char *out, size_t outsz);
 /* Finds |name| in application/x-www-form-urlencoded |data| (also a query
- * string; NULL is empty) and decodes the first value. Returns its length,
- * -1 if absent, -2 if malformed or too long for |out|. */
-int wr__login_form_get(const char *data, size_t len, const char *name, char *out, size_t outsz);
+ * string; NULL is empty) and decodes the first value with wr_pct_decode's
+ * WR_PCT_PLUS and |flags| (WR_PCT_BINARY for a password). Returns its
+ * length, -1 if absent, -2 if malformed or too long for |out|. */
+int wr__login_form_get(const char *data, size_t len, const char *name, int flags, char *out,
+                       size_t outsz);
 /* The key at the end of a callback URL: after the last '/', without any
  * query or fragment, percent-decoded. Returns WR_OK or WR_ERR_INVAL. */
 int wr__login_callback_key(const char *cb, char key[WR_LOGIN_KEY_MAX + 1]);

@@ -23,13 +23,10 @@ static int ct_equal(const char *a, const char *b, size_t n) {
 /* 32 random bytes as unpadded base64url. */
 int wr__login_random_id(char out[WR__LOGIN_SID_LEN + 1]) {
   uint8_t b[SID_BYTES];
-  char tmp[WR_BASE64_ENCODED_SIZE(SID_BYTES)];
   if (wr_random_bytes(b, sizeof(b)) != WR_OK) return WR_ERR_CRYPTO;
-  if (wr_base64_encode(b, sizeof(b), tmp, sizeof(tmp), 0) != WR__LOGIN_SID_LEN) return WR_ERR_INTERNAL;
+  int n = wr_base64_encode(b, sizeof(b), out, WR__LOGIN_SID_LEN + 1, WR_BASE64_URL);
   explicit_bzero(b, sizeof(b));
-  for (size_t i = 0; i < WR__LOGIN_SID_LEN; i++) out[i] = tmp[i] == '+' ? '-' : tmp[i] == '/' ? '_' : tmp[i];
-  out[WR__LOGIN_SID_LEN] = '\0';
-  explicit_bzero(tmp, sizeof(tmp));
+  if (n != WR__LOGIN_SID_LEN) return WR_ERR_INTERNAL;
   return WR_OK;
 }
 
@@ -131,7 +128,7 @@ static login_session *session_new(wr_login *l, const wr_httpd_req *req) {
  * |callback| and |key| ("" for none), or -1 after answering 400. */
 int wr__login_read_callback(wr_login *l, wr_httpd_req *req, const char *data, size_t len,
                          char callback[WR__LOGIN_CALLBACK_MAX + 1], char key[WR_LOGIN_KEY_MAX + 1]) {
-  int n = wr__login_form_get(data, len, "callback", callback, WR__LOGIN_CALLBACK_MAX + 1);
+  int n = wr__login_form_get(data, len, "callback", 0, callback, WR__LOGIN_CALLBACK_MAX + 1);
   key[0] = '\0';
   if (n == -1 || n == 0) {
     callback[0] = '\0';
@@ -171,7 +168,7 @@ login_session *wr__login_post_session(wr_login *l, wr_httpd_req *req, const char
                      "Your sign-in session expired (or cookies are blocked). Please sign in again.");
     return NULL;
   }
-  int n = wr__login_form_get((const char *)req->body, req->body_len, "csrf", csrf, sizeof(csrf));
+  int n = wr__login_form_get((const char *)req->body, req->body_len, "csrf", 0, csrf, sizeof(csrf));
   if (n != WR__LOGIN_SID_LEN || !ct_equal(csrf, s->csrf, WR__LOGIN_SID_LEN)) {
     char ip[64];
     wr_warn("login: a form without the right CSRF token from %s was refused", wr__login_peer_ip(req, ip, sizeof(ip)));
@@ -196,7 +193,7 @@ void wr__login_page_main(wr_login *l, wr_httpd_req *req) {
   login_reply r = {.status = 200};
   int n;
   if (wr__login_read_callback(l, req, req->query, strlen(req->query), callback, key) != 0) return;
-  n = wr__login_form_get(req->query, strlen(req->query), "aud", aud, sizeof(aud));
+  n = wr__login_form_get(req->query, strlen(req->query), "aud", 0, aud, sizeof(aud));
   if (n > 0 || n == -2) {
     wr__login_simple_page(l, req, 400, "Not supported",
                 "This edge serves tunnel login only; Access application logins (aud=...) are not "

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "edge/login_int.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -348,7 +349,7 @@ static login_job *signin_job(wr_login *l, wr_httpd_req *req, login_session *s,
   char email[WR_STORE_EMAIL_MAX + 2];
   const char *body = (const char *)req->body;
   login_reply r = {.status = 403};
-  int n = wr__login_form_get(body, req->body_len, "email", email, sizeof(email));
+  int n = wr__login_form_get(body, req->body_len, "email", 0, email, sizeof(email));
   if (n <= 0 || n > WR_STORE_EMAIL_MAX) {
     wr__login_signin_form(l, req, &r, s, callback, key, NULL, "Enter your email address and password.");
     return NULL;
@@ -364,7 +365,8 @@ static login_job *signin_job(wr_login *l, wr_httpd_req *req, login_session *s,
   snprintf(j->callback, sizeof(j->callback), "%s", callback);
   memcpy(j->email, e, strnlen(e, WR_STORE_EMAIL_MAX)); /* n <= WR_STORE_EMAIL_MAX; zeroed */
   j->password = wr_xmalloc(WR_PASSWORD_MAX_LEN + 2);
-  n = wr__login_form_get(body, req->body_len, "password", j->password, WR_PASSWORD_MAX_LEN + 2);
+  n = wr__login_form_get(body, req->body_len, "password", WR_PCT_BINARY, j->password,
+                         WR_PASSWORD_MAX_LEN + 2);
   if (n <= 0) {
     job_free(j);
     wr__login_signin_form(l, req, &r, s, callback, key, e, "Enter your email address and password.");

@@ -97,10 +97,10 @@ static int parse(const char *enc, unsigned *iter, uint8_t *salt, size_t *salt_le
   if (!(p = strchr(salt_s, '$'))) return WR_ERR_INVAL;
   dk_s = p + 1;
   if (strchr(dk_s, '$')) return WR_ERR_INVAL;
-  n = wr_base64_decode(salt_s, (size_t)(p - salt_s), salt, *salt_len);
+  n = wr_base64_decode(salt_s, (size_t)(p - salt_s), salt, *salt_len, 0);
   if (n < 8) return WR_ERR_INVAL; /* includes the error codes */
   *salt_len = (size_t)n;
-  n = wr_base64_decode(dk_s, strlen(dk_s), dk, *dk_len);
+  n = wr_base64_decode(dk_s, strlen(dk_s), dk, *dk_len, 0);
   if (n < 16) return WR_ERR_INVAL;
   *dk_len = (size_t)n;
   *iter = (unsigned)it;

@@ -79,39 +79,9 @@ static void printable(const char *s, size_t n, char out[68]) {
   out[o] = '\0';
 }
 
-static int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-/* Decodes base64 the way Go's base64.StdEncoding does: bytes in |skip| are
- * dropped first (Go ignores CR and LF; encoding/pem also drops space and
- * tab), padding is mandatory, and unused bits in the last quantum may be
- * non-zero (Go's decoder is not Strict; wr_base64_decode is, so we clear
- * them). |tmp| must hold |len| bytes. Returns the decoded length,
- * WR_ERR_PROTO or WR_ERR_LIMIT. */
-static int go_b64_decode(const char *in, size_t len, const char *skip, char *tmp, uint8_t *out,
-                         size_t out_size) {
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++)
-    if (in[i] == '\0' || !strchr(skip, in[i])) tmp[n++] = in[i];
-  if (n % 4 != 0) return WR_ERR_PROTO;
-  if (n >= 4) {
-    size_t pads = tmp[n - 1] == '=' ? (tmp[n - 2] == '=' ? 2 : 1) : 0;
-    if (pads) {
-      static const char alphabet[] =
-          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-      size_t last = n - pads - 1;
-      int v = b64_value(tmp[last]);
-      if (v >= 0) tmp[last] = alphabet[v & (pads == 1 ? ~0x3 : ~0xf)];
-    }
-  }
-  return wr_base64_decode(tmp, n, out, out_size);
-}
+/* Go's base64.StdEncoding: padding required, CR and LF skipped (encoding/pem
+ * also skips space and tab), non-zero unused bits accepted. */
+#define GO_STD (WR_BASE64_PAD | WR_BASE64_GO)
 
 /* Go's google/uuid Parse: canonical 8-4-4-4-12, "urn:uuid:" + canonical,
  * "{" canonical "}", or 32 bare hex digits (Go ignores what the braces are;
@@ -233,9 +203,7 @@ static int store_field(const field_spec *f, json_t *v, void *target, const char 
   }
   case F_SECRET: {
     wr_credentials *c = target;
-    char *tmp = wr_xmalloc(n + 1);
-    int rv = go_b64_decode(s, n, "\r\n", tmp, c->secret, sizeof(c->secret));
-    wipe_free(tmp, n + 1);
+    int rv = wr_base64_decode(s, n, c->secret, sizeof(c->secret), GO_STD);
     if (rv == WR_ERR_LIMIT) {
       set_err(err, errlen, "%s%s decodes to more than %d bytes", what, f->label,
               WR_CRED_MAX_SECRET);
@@ -449,11 +417,10 @@ int wr_token_parse(const char *token, size_t len, wr_credentials *out, char *err
     set_err(err, errlen, "token is larger than %u bytes", WR_CRED_MAX_FILE);
     return WR_ERR_PROTO;
   }
-  char *tmp = wr_xmalloc(len + 1);
   uint8_t *json = wr_xmalloc(len + 1);
   /* Go's StdEncoding skips CR and LF anywhere, so a token pasted with a
    * trailing newline still works. */
-  int n = go_b64_decode(token, len, "\r\n", tmp, json, len + 1);
+  int n = wr_base64_decode(token, len, json, len + 1, GO_STD);
   int rv;
   if (n < 0) {
     wipe(out, sizeof(*out));
@@ -463,7 +430,6 @@ int wr_token_parse(const char *token, size_t len, wr_credentials *out, char *err
     rv = parse_credentials((const char *)json, (size_t)n, token_fields, "token: ", out, NULL, err,
                            errlen);
   }
-  wipe_free(tmp, len + 1);
   wipe_free((char *)json, len + 1);
   return rv;
 }
@@ -511,10 +477,9 @@ static int has_prefix(const char *p, size_t n, const char *pre) {
  * so cert.pem files are accepted and refused as cloudflared would: text
  * between blocks is skipped, a block that is malformed in any way (bad END
  * line, bad base64) is skipped rather than reported, and only a complete
- * block counts. |tmp| and |out| need (len - *pos) bytes each.
+ * block counts. |out| needs (len - *pos) bytes.
  * Returns 1 and advances *pos, or 0 when no block remains. */
-static int pem_next(const char *data, size_t len, size_t *pos, pem_block *blk, char *tmp,
-                    uint8_t *out) {
+static int pem_next(const char *data, size_t len, size_t *pos, pem_block *blk, uint8_t *out) {
   static const char begin[] = "\n-----BEGIN ", end[] = "\n-----END ", dashes[] = "-----";
   size_t r = *pos, ll, nx;
   for (;;) {
@@ -558,7 +523,7 @@ static int pem_next(const char *data, size_t len, size_t *pos, pem_block *blk, c
       continue;
     pem_get_line(trailer + trailer_len, rn - trailer_idx - trailer_len, &ll, &nx);
     if (ll != 0) continue;
-    int n = go_b64_decode(rest, end_idx, " \t\r\n", tmp, out, len - *pos);
+    int n = wr_base64_decode(rest, end_idx, out, len - *pos, GO_STD | WR_BASE64_GO_PEM);
     if (n < 0) continue;
     size_t after = end_idx + sizeof(end) - 2;
     pem_get_line(rest + after, rn - after, &ll, &nx);
@@ -589,12 +554,11 @@ static int is_legacy_block(const pem_block *b) {
  * decodeOriginCert does. Returns 0, WR_ERR_PROTO or WR_ERR_NOMEM. */
 static int scan_blocks(const char *pem, size_t len, wr_origin_cert *cert, char *err,
                        size_t errlen) {
-  char *tmp = wr_xmalloc(len);
   uint8_t *body = wr_xmalloc(len);
   size_t pos = 0;
   pem_block blk;
   int rv = WR_OK;
-  while (rv == WR_OK && pem_next(pem, len, &pos, &blk, tmp, body)) {
+  while (rv == WR_OK && pem_next(pem, len, &pos, &blk, body)) {
     if (is_legacy_block(&blk)) continue;
     if (!type_is(&blk, TOKEN_BLOCK)) {
       char shown[68];
@@ -625,7 +589,6 @@ static int scan_blocks(const char *pem, size_t len, wr_origin_cert *cert, char *
     }
     wipe(&tok, sizeof(tok));
   }
-  wipe_free(tmp, len);
   wipe_free((char *)body, len);
   return rv;
 }
@@ -711,15 +674,13 @@ static int legacy_pem_ok(const char *pem) {
   size_t len = strlen(pem), pos = 0, blocks = 0;
   if (len == 0) return 1;
   if (len > WR_CRED_MAX_FILE) return 0;
-  char *tmp = wr_xmalloc(len);
   uint8_t *body = wr_xmalloc(len);
   pem_block blk;
   int ok = 1;
-  while (ok && pem_next(pem, len, &pos, &blk, tmp, body)) {
+  while (ok && pem_next(pem, len, &pos, &blk, body)) {
     blocks++;
     ok = is_legacy_block(&blk);
   }
-  wipe_free(tmp, len);
   wipe_free((char *)body, len);
   return ok && blocks > 0;
 }

@@ -5,10 +5,12 @@
 
 #include "lib/err.h"
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-int wr_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size, int pad) {
+int wr_base64_encode(const uint8_t *in, size_t len, char *out, size_t out_size, int flags) {
+  const char *b64_alphabet = (flags & WR_BASE64_URL) ? b64_url : b64_std;
+  int pad = flags & WR_BASE64_PAD;
   size_t full = (len + 2) / 3 * 4;
   size_t need = pad ? full : (len / 3) * 4 + (len % 3 ? len % 3 + 1 : 0);
   if (need + 1 > out_size) return WR_ERR_LIMIT;
@@ -41,49 +43,64 @@ static int b64_value(char c) {
   return -1;
 }
 
-int wr_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size) {
-  size_t pads = 0;
-  while (len > 0 && in[len - 1] == '=' && pads < 2) {
+static int b64_skip(char c, int flags) {
+  if (!(flags & WR_BASE64_GO)) return 0;
+  if (c == '\r' || c == '\n') return 1;
+  return (flags & WR_BASE64_GO_PEM) && (c == ' ' || c == '\t');
+}
+
+int wr_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size, int flags) {
+  size_t pads = 0, k = 0;
+  while (len > 0 && pads < 2 && (in[len - 1] == '=' || b64_skip(in[len - 1], flags))) {
+    if (in[len - 1] == '=') pads++;
     len--;
-    pads++;
   }
-  if (len % 4 == 1) return WR_ERR_PROTO;
-  if (pads && (len + pads) % 4 != 0) return WR_ERR_PROTO;
-  size_t need = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
-  if (need > out_size) return WR_ERR_LIMIT;
+  for (size_t i = 0; i < len; i++) k += !b64_skip(in[i], flags);
+  if (pads && (flags & WR_BASE64_NOPAD)) return WR_ERR_PROTO;
+  if ((flags & WR_BASE64_PAD) && (k + pads) % 4 != 0) return WR_ERR_PROTO;
+  if (k % 4 == 1) return WR_ERR_PROTO;
+  if (pads && (k + pads) % 4 != 0) return WR_ERR_PROTO;
+  size_t need = k / 4 * 3 + (k % 4 ? k % 4 - 1 : 0);
+  if (out && need > out_size) return WR_ERR_LIMIT;
   size_t o = 0;
   uint32_t acc = 0;
   int bits = 0;
   for (size_t i = 0; i < len; i++) {
+    if (b64_skip(in[i], flags)) continue;
     int v = b64_value(in[i]);
     if (v < 0) return WR_ERR_PROTO;
     acc = acc << 6 | (uint32_t)v;
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
-      out[o++] = (uint8_t)(acc >> bits);
+      if (out) out[o] = (uint8_t)(acc >> bits);
+      o++;
     }
   }
   /* Leftover bits must be zero, as Go's strict decoder requires. */
-  if (bits && (acc & ((1u << bits) - 1))) return WR_ERR_PROTO;
+  if (!(flags & WR_BASE64_GO) && bits && (acc & ((1u << bits) - 1))) return WR_ERR_PROTO;
   return (int)o;
 }
 
+void wr_hex_byte(uint8_t b, int upper, char out[2]) {
+  const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  out[0] = digits[b >> 4];
+  out[1] = digits[b & 15];
+}
+
 void wr_hex_encode(const uint8_t *in, size_t len, char *out) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < len; i++) {
-    out[2 * i] = digits[in[i] >> 4];
-    out[2 * i + 1] = digits[in[i] & 15];
-  }
+  for (size_t i = 0; i < len; i++) wr_hex_byte(in[i], 0, out + 2 * i);
   out[2 * len] = '\0';
 }
 
-static int hex_value(char c) {
+int wr_hex_digit(int c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
+
+#define hex_value(c) wr_hex_digit((unsigned char)(c))
 
 int wr_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_size) {
   if (len % 2) return WR_ERR_PROTO;
@@ -94,6 +111,30 @@ int wr_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_size) {
     out[i / 2] = (uint8_t)(hi << 4 | lo);
   }
   return (int)(len / 2);
+}
+
+int wr_pct_decode(const char *in, size_t len, int flags, char *out, size_t out_size) {
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = in[i];
+    if (c == '%') {
+      int hi = i + 2 < len ? hex_value(in[i + 1]) : -1;
+      int lo = hi < 0 ? -1 : hex_value(in[i + 2]);
+      if (hi >= 0 && lo >= 0 && ((hi | lo) != 0 || (flags & WR_PCT_BINARY))) {
+        c = (char)(hi << 4 | lo);
+        i += 2;
+      } else if (!(flags & WR_PCT_LENIENT)) {
+        return WR_ERR_PROTO;
+      }
+    } else if ((flags & WR_PCT_PLUS) && c == '+') {
+      c = ' ';
+    }
+    if (o + 1 >= out_size) return WR_ERR_LIMIT;
+    out[o++] = c;
+  }
+  if (o >= out_size) return WR_ERR_LIMIT;
+  out[o] = '\0';
+  return (int)o;
 }
 
 int wr_uuid_parse(const char *s, size_t len, wr_uuid *out) {

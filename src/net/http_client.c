@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "lib/buf.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "net/conn.h"
@@ -111,7 +112,6 @@ int wr_url_parse(const char *url, wr_url *out) {
 }
 
 int wr_url_escape(const char *s, wr_url_escape_mode mode, char *out, size_t cap) {
-  static const char hex[] = "0123456789ABCDEF";
   size_t n = 0;
   for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
     int keep = isalnum(*c) || *c == '-' || *c == '_' || *c == '.' || *c == '~';
@@ -123,8 +123,8 @@ int wr_url_escape(const char *s, wr_url_escape_mode mode, char *out, size_t cap)
     } else {
       if (n + 3 >= cap) return WR_ERR_LIMIT;
       out[n++] = '%';
-      out[n++] = hex[*c >> 4];
-      out[n++] = hex[*c & 15];
+      wr_hex_byte(*c, 1, out + n);
+      n += 2;
     }
   }
   if (n >= cap) return WR_ERR_LIMIT;

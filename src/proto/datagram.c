@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/encoding.h"
 #include "lib/err.h"
 
 static uint64_t get_be64(const uint8_t *p) {
@@ -22,20 +23,13 @@ static void put_be16(uint8_t *p, uint16_t v) {
   p[1] = (uint8_t)v;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 /* strconv.ParseUint(s, 16, bits): at least one digit, hex digits only,
  * leading zeros allowed, value must fit in |bits|. */
 static int parse_hex_uint(const char *s, size_t len, unsigned bits, uint64_t *out) {
   uint64_t v = 0, max = bits >= 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
   if (len == 0) return WR_ERR_PROTO;
   for (size_t i = 0; i < len; i++) {
-    int d = hexval(s[i]);
+    int d = wr_hex_digit((unsigned char)s[i]);
     if (d < 0) return WR_ERR_PROTO;
     if (v > (max >> 4)) return WR_ERR_PROTO; /* v * 16 would exceed max */
     v = v << 4 | (uint64_t)d;

@@ -10,6 +10,7 @@
 
 #include <string.h>
 
+#include "lib/encoding.h"
 #include "lib/err.h"
 
 /* ---- character classes ---------------------------------------------------- */
@@ -24,13 +25,6 @@ static int is_tchar(unsigned char c) {
 static int is_text(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
 static int is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
-
-static int hexval(unsigned char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
@@ -426,12 +420,12 @@ static int ch_digit(wr_http1_chunked *c, int v) {
 }
 
 static int ch_size(wr_http1_chunked *c, unsigned char b) {
-  int v = hexval(b);
+  int v = wr_hex_digit(b);
   return v >= 0 ? ch_digit(c, v) : WR_ERR_PROTO;
 }
 
 static int ch_size_more(wr_http1_chunked *c, unsigned char b) {
-  int v = hexval(b);
+  int v = wr_hex_digit(b);
   if (v >= 0) return ch_digit(c, v);
   if (b == ';')
     c->state = CH_EXT;
@@ -634,11 +628,11 @@ int wr_http1_write_request_head(wr_buf *out, const char *method, size_t method_l
 }
 
 size_t wr_http1_chunk_header(uint64_t n, char *out) {
-  static const char hex[] = "0123456789abcdef";
-  char tmp[16];
+  char tmp[16], d[2];
   size_t k = 0, o = 0;
   do {
-    tmp[k++] = hex[n & 15];
+    wr_hex_byte((uint8_t)(n & 15), 0, d);
+    tmp[k++] = d[1];
     n >>= 4;
   } while (n);
   while (k) out[o++] = tmp[--k];

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "lib/encoding.h"
 #include "lib/err.h"
 
 #define HEADER_PREFIX WR_HTTPMETA_KEY_HEADER ":"
@@ -316,31 +317,21 @@ int wr_httpmeta_h2_is_control_header(const char *name, size_t len) {
          has_iprefix(name, len, "cf-cloudflared-");
 }
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static size_t b64_raw_len(size_t n) { return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0); }
-
 /* Appends RawStdEncoding(|s|) to |out|, canonicalising |s| as a header name
- * on the fly if |canon| (no temporary copy of the name is needed). */
+ * on the fly if |canon| (in 48-byte slices: no copy of the whole name). */
 static int append_b64(wr_buf *out, const char *s, size_t len, int canon) {
-  size_t need = b64_raw_len(len);
-  int rv = wr_buf_reserve(out, need);
+  size_t need = len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0);
+  int rv = wr_buf_reserve(out, need); /* and room for the encoder's NUL */
   if (rv != WR_OK) return rv;
-  char *o = (char *)out->data + out->len;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = canon ? canon_byte(s, i) : (unsigned char)s[i];
-    acc = acc << 8 | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      *o++ = b64_alphabet[(acc >> bits) & 63];
-    }
-    acc &= 0xff; /* at most 6 pending bits remain; keep acc small */
-  }
-  if (bits > 0) *o++ = b64_alphabet[(acc << (6 - bits)) & 63];
+  char *o = (char *)out->data + out->len, *end = o + need + 1;
+  size_t i = 0;
+  do {
+    uint8_t slice[48]; /* a multiple of 3: the slices' encodings concatenate */
+    size_t n = len - i < sizeof(slice) ? len - i : sizeof(slice);
+    for (size_t k = 0; k < n; k++) slice[k] = canon ? canon_byte(s, i + k) : (uint8_t)s[i + k];
+    o += wr_base64_encode(slice, n, o, (size_t)(end - o), 0);
+    i += n;
+  } while (i < len);
   out->len += need;
   return WR_OK;
 }
@@ -364,49 +355,9 @@ out:
   return rv;
 }
 
-static int b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-/* Decoded length of a RawStdEncoding string as Go's (non-strict) decoder
- * reads it: CR/LF are skipped, any other non-alphabet byte (including '=')
- * is an error, and a final group of a single character is an error.
- * Returns the length or -1. Local rather than lib/encoding because Go's
- * default decoder accepts non-zero trailing bits and skips newlines, which
- * wr_base64_decode() deliberately does not. */
-static long b64_go_raw_len(const char *s, size_t len) {
-  size_t k = 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '\r' || c == '\n') continue;
-    if (b64_value(c) < 0) return -1;
-    k++;
-  }
-  if (k % 4 == 1) return -1;
-  return (long)(k / 4 * 3 + (k % 4 ? k % 4 - 1 : 0));
-}
-
-static size_t b64_go_raw_decode(const char *s, size_t len, uint8_t *out) {
-  size_t o = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < len; i++) {
-    int v = b64_value((unsigned char)s[i]);
-    if (v < 0) continue; /* CR / LF, already validated */
-    acc = (acc << 6 | (uint32_t)v) & 0xffffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (uint8_t)(acc >> bits);
-    }
-  }
-  return o;
-}
+/* Go's RawStdEncoding, non-strict: CR/LF skipped, '=' refused, non-zero
+ * unused bits accepted. */
+#define GO_RAW (WR_BASE64_NOPAD | WR_BASE64_GO)
 
 /* Calls |fn| on each non-empty ';'-separated pair, split at its ':'.
  * Returns WR_ERR_PROTO for a pair without exactly one ':'. */
@@ -439,7 +390,7 @@ typedef struct deser_ctx {
 
 static int deser_measure(const char *n, size_t nlen, const char *v, size_t vlen, void *ctx) {
   deser_ctx *c = ctx;
-  long a = b64_go_raw_len(n, nlen), b = b64_go_raw_len(v, vlen);
+  int a = wr_base64_decode(n, nlen, NULL, 0, GO_RAW), b = wr_base64_decode(v, vlen, NULL, 0, GO_RAW);
   if (a < 0 || b < 0) return WR_ERR_PROTO;
   c->count++;
   c->bytes += (size_t)a + (size_t)b + 2;
@@ -450,10 +401,11 @@ static int deser_fill(const char *n, size_t nlen, const char *v, size_t vlen, vo
   deser_ctx *c = ctx;
   wr_http_header *h = &c->out[c->o++];
   uint8_t *p = (uint8_t *)c->arena->data + c->arena->len;
-  size_t a = b64_go_raw_decode(n, nlen, p);
+  size_t room = c->arena->cap - c->arena->len; /* reserved by the measuring pass */
+  size_t a = (size_t)wr_base64_decode(n, nlen, p, room, GO_RAW);
   p[a] = '\0';
   uint8_t *q = p + a + 1;
-  size_t b = b64_go_raw_decode(v, vlen, q);
+  size_t b = (size_t)wr_base64_decode(v, vlen, q, room - a - 1, GO_RAW);
   q[b] = '\0';
   c->arena->len += a + b + 2;
   h->name = (const char *)p;

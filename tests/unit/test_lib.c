@@ -29,16 +29,16 @@ static void test_base64_go_compatible(void **state) {
   assert_string_equal(out, "YWI=");
   assert_int_equal(wr_base64_encode(bin, 32, out, 44, 1), WR_ERR_LIMIT);
 
-  assert_int_equal(wr_base64_decode("YWI=", 4, bin, sizeof(bin)), 2);
+  assert_int_equal(wr_base64_decode("YWI=", 4, bin, sizeof(bin), 0), 2);
   assert_memory_equal(bin, "ab", 2);
-  assert_int_equal(wr_base64_decode("YWI", 3, bin, sizeof(bin)), 2);
-  assert_int_equal(wr_base64_decode("", 0, bin, sizeof(bin)), 0);
+  assert_int_equal(wr_base64_decode("YWI", 3, bin, sizeof(bin), 0), 2);
+  assert_int_equal(wr_base64_decode("", 0, bin, sizeof(bin), 0), 0);
   /* Bad alphabet, impossible length, wrong padding, non-zero trailing bits. */
-  assert_int_equal(wr_base64_decode("YW!=", 4, bin, sizeof(bin)), WR_ERR_PROTO);
-  assert_int_equal(wr_base64_decode("Y", 1, bin, sizeof(bin)), WR_ERR_PROTO);
-  assert_int_equal(wr_base64_decode("YW=", 3, bin, sizeof(bin)), WR_ERR_PROTO);
-  assert_int_equal(wr_base64_decode("YWJ=", 4, bin, sizeof(bin)), WR_ERR_PROTO);
-  assert_int_equal(wr_base64_decode("YWJj", 4, bin, 2), WR_ERR_LIMIT);
+  assert_int_equal(wr_base64_decode("YW!=", 4, bin, sizeof(bin), 0), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("Y", 1, bin, sizeof(bin), 0), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YW=", 3, bin, sizeof(bin), 0), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YWJ=", 4, bin, sizeof(bin), 0), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YWJj", 4, bin, 2, 0), WR_ERR_LIMIT);
 }
 
 static void test_uuid_and_hex(void **state) {
@@ -63,6 +63,87 @@ static void test_uuid_and_hex(void **state) {
   assert_string_equal(hex, "deadbeef");
   assert_int_equal(wr_hex_decode("abc", 3, bin, sizeof(bin)), WR_ERR_PROTO);
   assert_int_equal(wr_hex_decode("zz", 2, bin, sizeof(bin)), WR_ERR_PROTO);
+}
+
+static void test_hex_helpers(void **state) {
+  (void)state;
+  char d[2];
+  assert_int_equal(wr_hex_digit('0'), 0);
+  assert_int_equal(wr_hex_digit('f'), 15);
+  assert_int_equal(wr_hex_digit('F'), 15);
+  assert_int_equal(wr_hex_digit('g'), -1);
+  assert_int_equal(wr_hex_digit(0xc1), -1);
+  wr_hex_byte(0xab, 0, d);
+  assert_memory_equal(d, "ab", 2);
+  wr_hex_byte(0xab, 1, d);
+  assert_memory_equal(d, "AB", 2);
+}
+
+static void test_base64_url(void **state) {
+  (void)state;
+  static const uint8_t in[] = {0xfb, 0xff, 0xbf};
+  char out[16];
+  assert_int_equal(wr_base64_encode(in, 3, out, sizeof(out), WR_BASE64_PAD), 4);
+  assert_string_equal(out, "+/+/");
+  assert_int_equal(wr_base64_encode(in, 3, out, sizeof(out), WR_BASE64_PAD | WR_BASE64_URL), 4);
+  assert_string_equal(out, "-_-_");
+  assert_int_equal(wr_base64_encode(in, 1, out, sizeof(out), WR_BASE64_PAD | WR_BASE64_URL), 4);
+  assert_string_equal(out, "-w==");
+  assert_int_equal(wr_base64_encode(in, 1, out, sizeof(out), WR_BASE64_URL), 2);
+  assert_string_equal(out, "-w");
+}
+
+/* Go's variants as flags of the one decoder. */
+static void test_base64_decode_flags(void **state) {
+  (void)state;
+  uint8_t b[8];
+  const int std = WR_BASE64_PAD | WR_BASE64_GO, raw = WR_BASE64_NOPAD | WR_BASE64_GO;
+  assert_int_equal(wr_base64_decode("YR==", 4, b, sizeof(b), 0), WR_ERR_PROTO); /* strict bits */
+  assert_int_equal(wr_base64_decode("YR==", 4, b, sizeof(b), std), 1);
+  assert_int_equal(b[0], 'a');
+  assert_int_equal(wr_base64_decode("Y\r\nQ=\n=\n", 8, b, sizeof(b), std), 1);
+  assert_int_equal(wr_base64_decode("YQ==\n", 5, b, sizeof(b), 0), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YQ", 2, b, sizeof(b), std), WR_ERR_PROTO); /* padding required */
+  assert_int_equal(wr_base64_decode("YQ", 2, b, sizeof(b), raw), 1);
+  assert_int_equal(wr_base64_decode("YQ==", 4, b, sizeof(b), raw), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("Y=Q", 3, b, sizeof(b), raw), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YW J\tj", 6, b, sizeof(b), std), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YW J\tj", 6, b, sizeof(b), std | WR_BASE64_GO_PEM), 3);
+  assert_memory_equal(b, "abc", 3);
+  assert_int_equal(wr_base64_decode("YWJjZA", 6, NULL, 0, raw), 4); /* measure only */
+  assert_int_equal(wr_base64_decode("YWJj!A", 6, NULL, 0, raw), WR_ERR_PROTO);
+  assert_int_equal(wr_base64_decode("YWJjZA", 6, b, 3, raw), WR_ERR_LIMIT);
+}
+
+/* One %00 policy: strict decoding refuses it, lenient copies it as is. */
+static void test_pct_decode(void **state) {
+  (void)state;
+  char out[32];
+  assert_int_equal(wr_pct_decode("a%2Fb%2f+c", 10, 0, out, sizeof(out)), 6);
+  assert_string_equal(out, "a/b/+c");
+  assert_int_equal(wr_pct_decode("a+b%20c", 7, WR_PCT_PLUS, out, sizeof(out)), 5);
+  assert_string_equal(out, "a b c");
+  assert_int_equal(wr_pct_decode("a%00b", 5, 0, out, sizeof(out)), WR_ERR_PROTO);
+  assert_int_equal(wr_pct_decode("a%0", 3, 0, out, sizeof(out)), WR_ERR_PROTO);
+  assert_int_equal(wr_pct_decode("a%zz", 4, 0, out, sizeof(out)), WR_ERR_PROTO);
+  assert_int_equal(wr_pct_decode("%", 1, 0, out, sizeof(out)), WR_ERR_PROTO);
+  assert_int_equal(wr_pct_decode("a%00b%zz%4", 10, WR_PCT_LENIENT, out, sizeof(out)), 10);
+  assert_string_equal(out, "a%00b%zz%4");
+  assert_int_equal(wr_pct_decode("a%00b", 5, WR_PCT_BINARY, out, sizeof(out)), 3);
+  assert_memory_equal(out, "a\0b", 4);
+  assert_int_equal(wr_pct_decode("%41%42", 6, WR_PCT_LENIENT, out, sizeof(out)), 2);
+  assert_string_equal(out, "AB");
+  /* |out| must hold the NUL too; the input is never overrun. */
+  assert_int_equal(wr_pct_decode("abc", 3, 0, out, 3), WR_ERR_LIMIT);
+  assert_int_equal(wr_pct_decode("abc", 3, 0, out, 4), 3);
+  assert_int_equal(wr_pct_decode("", 0, 0, out, 0), WR_ERR_LIMIT);
+  assert_int_equal(wr_pct_decode("", 0, 0, out, 1), 0);
+  assert_int_equal(wr_pct_decode("%41", 2, WR_PCT_LENIENT, out, sizeof(out)), 2);
+  assert_string_equal(out, "%4");
+  /* In place, as wr__api_unescape uses it. */
+  char buf[] = "x%2Fy";
+  assert_int_equal(wr_pct_decode(buf, 5, 0, buf, sizeof(buf)), 3);
+  assert_string_equal(buf, "x/y");
 }
 
 static void test_buf_limit(void **state) {
@@ -228,6 +309,8 @@ static void test_file_helpers(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_base64_go_compatible), cmocka_unit_test(test_uuid_and_hex),
+      cmocka_unit_test(test_hex_helpers), cmocka_unit_test(test_base64_url),
+      cmocka_unit_test(test_pct_decode), cmocka_unit_test(test_base64_decode_flags),
       cmocka_unit_test(test_buf_limit),            cmocka_unit_test(test_durations),
       cmocka_unit_test(test_flag_precedence),      cmocka_unit_test(test_file_helpers),
       cmocka_unit_test(test_siphash_reference),

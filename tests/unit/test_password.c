@@ -42,8 +42,8 @@ static void test_hash_format_and_roundtrip(void **state) {
   assert_string_not_equal(a, b);
   const char *salt = a + 21, *d = strchr(salt, '$');
   assert_non_null(d);
-  assert_int_equal(wr_base64_decode(salt, (size_t)(d - salt), raw, sizeof(raw)), WR_PASSWORD_SALT_LEN);
-  assert_int_equal(wr_base64_decode(d + 1, strlen(d + 1), raw, sizeof(raw)), WR_PASSWORD_HASH_LEN);
+  assert_int_equal(wr_base64_decode(salt, (size_t)(d - salt), raw, sizeof(raw), 0), WR_PASSWORD_SALT_LEN);
+  assert_int_equal(wr_base64_decode(d + 1, strlen(d + 1), raw, sizeof(raw), 0), WR_PASSWORD_HASH_LEN);
   assert_null(strchr(a, '='));
   assert_int_equal(verify("s3cret-pass", a), WR_OK);
   assert_int_equal(verify("s3cret-pass", b), WR_OK);

@@ -1160,6 +1160,13 @@ static void test_ingress_host_and_path(void **state) {
   run_until(&c, watch_reset, 20000);
   wait_closed(&c, x);
   es_free(x);
+  /* So does %00 (lib/encoding's policy): it would cut the matched path short. */
+  x = edge_send(&c, WR_CONNECT_HTTP, "https://path.test/api%00/x", "GET", "path.test", NULL, NULL,
+                0, 1);
+  c.watch = x;
+  run_until(&c, watch_reset, 20000);
+  wait_closed(&c, x);
+  es_free(x);
   assert_true(head_has(&c.origins[O_ALT], "Host: internal.example\r\n"));
   assert_true(head_has(&c.origins[O_ALT], "X-Forwarded-Host: hh.test\r\n"));
   es_free(a);

@@ -152,7 +152,7 @@ static void test_register_connection_vector(void **state) {
   s += strlen("\"TunnelSecret\":\"");
   const char *e = strchr(s, '"');
   uint8_t secret[64];
-  int secret_len = wr_base64_decode(s, (size_t)(e - s), secret, sizeof(secret));
+  int secret_len = wr_base64_decode(s, (size_t)(e - s), secret, sizeof(secret), 0);
   assert_int_equal(secret_len, 32);
 
   stream_msg(buf, len, 1, &m, &at, &mlen);
