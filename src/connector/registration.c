@@ -17,9 +17,12 @@
 #define WR_VERSION "DEV"
 #endif
 
-const char *const wr_registration_default_features[] = {
-    "support_datagram_v2", "support_quic_eof", "management_logs", "allow_remote_config",
-    "serialized_headers",  NULL};
+/* Only what this connector does: the edge acts on these. Not announced
+ * until they work: support_datagram_v2 (UDP/ICMP datagrams and UDP session
+ * RPCs), management_logs (log streaming to `tail`) and allow_remote_config
+ * (the edge's UpdateConfiguration RPC). */
+const char *const wr_registration_default_features[] = {"support_quic_eof", "serialized_headers",
+                                                         NULL};
 
 enum { R_PENDING = 0, R_REGISTERED, R_FAILED, R_UNREGISTERING, R_DONE };
 
