@@ -1,5 +1,6 @@
 /* Failure counters with exponential backoff; see throttle.h. */
 #include "edge/throttle.h"
+#include "net/addr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -334,21 +335,12 @@ void wr_throttle_get_stats(const wr_throttle *t, wr_throttle_stats *st) {
 }
 
 void wr_throttle_source_key(const struct sockaddr_storage *peer, char out[WR_THROTTLE_SOURCE_MAX]) {
-  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  snprintf(out, WR_THROTTLE_SOURCE_MAX, "?");
-  if (peer->ss_family == AF_INET) {
-    inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, out, WR_THROTTLE_SOURCE_MAX);
-  } else if (peer->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)peer;
-    struct in6_addr a = s6->sin6_addr;
-    char buf[INET6_ADDRSTRLEN];
-    if (memcmp(a.s6_addr, mapped, sizeof(mapped)) == 0) {
-      inet_ntop(AF_INET, a.s6_addr + 12, out, WR_THROTTLE_SOURCE_MAX);
-      return;
-    }
-    memset(a.s6_addr + 8, 0, 8);
-    if (inet_ntop(AF_INET6, &a, buf, sizeof(buf))) snprintf(out, WR_THROTTLE_SOURCE_MAX, "%s/64", buf);
+  uint8_t key[WR_ADDR_SOURCE_KEY_LEN];
+  if (wr_addr_source_key((const struct sockaddr *)peer, key) != 0) {
+    snprintf(out, WR_THROTTLE_SOURCE_MAX, "?");
+    return;
   }
+  wr_addr_source_name(key, out, WR_THROTTLE_SOURCE_MAX);
 }
 
 /* --- token bucket ------------------------------------------------------------------ */

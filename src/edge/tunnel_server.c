@@ -13,6 +13,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/addr.h"
 #include "proto/rpc_session.h"
 #include "proto/tunnelrpc.h"
 
@@ -532,19 +533,6 @@ static const wr_quic_callbacks ts_cbs = {
 
 const wr_quic_callbacks *wr_tunnel_server_quic_callbacks(void) { return &ts_cbs; }
 
-/* Whether two peers count as one source: the same IPv4 address, or the
- * same IPv6 /64 (one host usually owns a whole /64). */
-static int same_source(const struct sockaddr *a, const struct sockaddr *b) {
-  if (!a || !b || a->sa_family != b->sa_family) return 0;
-  if (a->sa_family == AF_INET)
-    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-  if (a->sa_family == AF_INET6)
-    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                  &((const struct sockaddr_in6 *)b)->sin6_addr, 8) == 0;
-  return 0;
-}
-
 /* Connections that completed a handshake but have not registered (yet):
  * in all, and from the source of |c|. A walk, but only on accept, which
  * the QUIC endpoint already rate-limits per source. */
@@ -555,7 +543,7 @@ static void count_unregistered(const wr_tunnel_server *ts, wr_quic_conn *c, unsi
   for (const edge_conn *e = ts->conns; e; e = e->next) {
     if (e->state != EC_NEW) continue;
     ++*total;
-    if (same_source(src, wr_quic_conn_remote(e->quic, NULL))) ++*from_source;
+    if (wr_addr_same_source(src, wr_quic_conn_remote(e->quic, NULL))) ++*from_source;
   }
 }
 

@@ -26,23 +26,12 @@
 #include "edge/tunnel_server.h"
 #include "edge/visitor.h"
 #include "lib/buf.h"
+#include "net/addr.h"
 #include "proto/http1.h"
 
-/* A source key: 16 bytes, the IPv6 form of what one source owns. */
-#define WR__VISITOR_KEY_LEN 16
-/* Room for the longest wr__visitor_source_name (an IPv6 address + "/64"). */
-#define WR__VISITOR_NAME_MAX 56
-
-/* The key that limits |sa|'s connections and requests: an IPv4 address
- * (also when it arrives v4-mapped on an IPv6 socket) as ::ffff:a.b.c.d, an
- * IPv6 address by its /64 with the interface half zeroed, since one host
- * gets a whole /64 and can pick any address in it. Returns WR_OK, or
- * WR_ERR_INVAL for another address family (|key| is then zeroed). */
-int wr__visitor_source_key(const struct sockaddr *sa, uint8_t key[WR__VISITOR_KEY_LEN]);
-
-/* The key for logs: "192.0.2.7" or "2001:db8:1:2::/64". |cap| of at least
- * WR__VISITOR_NAME_MAX never truncates. */
-void wr__visitor_source_name(const uint8_t key[WR__VISITOR_KEY_LEN], char *out, size_t cap);
+/* A source key (net/addr.h: an IPv4 address or an IPv6 /64). */
+#define WR__VISITOR_KEY_LEN WR_ADDR_SOURCE_KEY_LEN
+#define WR__VISITOR_NAME_MAX WR_ADDR_SOURCE_NAME_MAX
 
 /* ---- sizes shared by the files -------------------------------------------------- */
 
@@ -96,7 +85,7 @@ typedef struct route_ent {
 
 typedef struct vconn vconn;
 
-/* One source (see wr__visitor_source_key). About 64 bytes. */
+/* One source (see wr_addr_source_key). About 64 bytes. */
 typedef struct vsrc {
   struct vsrc *hnext;         /* hash chain */
   struct vsrc *qprev, *qnext; /* quiet list, while |quiet| */

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "edge/visitor_int.h"
+#include "net/addr.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -44,38 +45,6 @@
 #define EVICT_SAMPLE 32              /* idle connections weighed per eviction */
 #define EVICT_SCAN_MAX 256           /* ... and walked past, when busy ones are in the way */
 #define WARN_EVERY_MS 10000          /* one warning per kind per 10 s under a flood */
-
-/* ---- source keys ------------------------------------------------------------------ */
-
-int wr__visitor_source_key(const struct sockaddr *sa, uint8_t key[WR__VISITOR_KEY_LEN]) {
-  memset(key, 0, WR__VISITOR_KEY_LEN);
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-    key[10] = key[11] = 0xff;
-    memcpy(key + 12, &s4->sin_addr, 4);
-    return WR_OK;
-  }
-  if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-    /* A v4-mapped peer is an IPv4 host: the whole address. */
-    memcpy(key, s6->sin6_addr.s6_addr, IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) ? 16 : 8);
-    return WR_OK;
-  }
-  return WR_ERR_INVAL;
-}
-
-void wr__visitor_source_name(const uint8_t key[WR__VISITOR_KEY_LEN], char *out, size_t cap) {
-  char a[INET6_ADDRSTRLEN] = "?";
-  static const uint8_t v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (!cap) return;
-  if (memcmp(key, v4, 12) == 0) {
-    inet_ntop(AF_INET, key + 12, a, sizeof(a));
-    snprintf(out, cap, "%s", a);
-  } else {
-    inet_ntop(AF_INET6, key, a, sizeof(a));
-    snprintf(out, cap, "%s/64", a);
-  }
-}
 
 /* ---- the source table ------------------------------------------------------------ */
 
@@ -210,7 +179,7 @@ vsrc *wr__visitor_source_get(wr_visitor *v, const struct sockaddr *sa) {
   uint8_t key[WR__VISITOR_KEY_LEN];
   vsrc *s = NULL;
   uint64_t more = 0;
-  if (wr__visitor_source_key(sa, key) == WR_OK) s = src_get(v, key);
+  if (wr_addr_source_key(sa, key) == 0) s = src_get(v, key);
   if (s) return s;
   v->stats.untracked_conns++;
   if (warn_due(v, &v->warn_table, &more))
@@ -311,7 +280,7 @@ static int admit_or_evict(wr_visitor *v, vsrc *s) {
   uint64_t more = 0;
   if (warn_due(v, &v->warn_evict, &more)) {
     char name[WR__VISITOR_NAME_MAX] = "an untracked source";
-    if (victim->src) wr__visitor_source_name(victim->src->key, name, sizeof(name));
+    if (victim->src) wr_addr_source_name(victim->src->key, name, sizeof(name));
     wr_warn("visitor limits: %zu connections open (limit %zu): closed an idle connection of "
             "%s (holding %u) to make room; %" PRIu64 " more since the last warning",
             v->nslots, v->max_conns, name, victim->src ? victim->src->conns : 0, more);
@@ -326,7 +295,7 @@ static void warn_refusal(wr_visitor *v, int why, const vsrc *s) {
   uint64_t more = 0;
   vwarn *w = why == REFUSE_SOURCE ? &v->warn_source : &v->warn_full;
   if (!warn_due(v, w, &more)) return;
-  if (s) wr__visitor_source_name(s->key, name, sizeof(name));
+  if (s) wr_addr_source_name(s->key, name, sizeof(name));
   if (why == REFUSE_SOURCE)
     wr_warn("visitor limits: refusing connections from %s: it holds %u (the per-source "
             "limit); %" PRIu64 " more refusals of this kind since the last warning",
@@ -373,7 +342,7 @@ int wr__visitor_over_rate(vconn *c, size_t used) {
   v->stats.rate_limited++;
   if (pushing) v->stats.rate_limited_closed++;
   if (warn_due(v, &v->warn_rate, &more)) {
-    wr__visitor_source_name(c->src->key, name, sizeof(name));
+    wr_addr_source_name(c->src->key, name, sizeof(name));
     wr_warn("visitor limits: %s is over %" PRIu64 " requests/s (burst %" PRIu64 "): 429%s; "
             "%" PRIu64 " more since the last warning",
             name, v->rate, v->burst, pushing ? " and connection closed" : "", more);

@@ -74,3 +74,40 @@ void wr_addr_format(const struct sockaddr_storage *ss, char *out, size_t outlen)
     snprintf(out, outlen, "%s:%d", host, ntohs(a->sin_port));
   }
 }
+
+/* ---- sources ------------------------------------------------------------------ */
+
+static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+int wr_addr_source_key(const struct sockaddr *sa, uint8_t key[WR_ADDR_SOURCE_KEY_LEN]) {
+  memset(key, 0, WR_ADDR_SOURCE_KEY_LEN);
+  if (sa && sa->sa_family == AF_INET) {
+    memcpy(key, v4_mapped_prefix, sizeof(v4_mapped_prefix));
+    memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    return 0;
+  }
+  if (sa && sa->sa_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    memcpy(key, a->s6_addr, IN6_IS_ADDR_V4MAPPED(a) ? 16 : 8);
+    return 0;
+  }
+  return -1;
+}
+
+void wr_addr_source_name(const uint8_t key[WR_ADDR_SOURCE_KEY_LEN], char *out, size_t cap) {
+  char a[INET6_ADDRSTRLEN] = "?";
+  if (!cap) return;
+  if (memcmp(key, v4_mapped_prefix, sizeof(v4_mapped_prefix)) == 0) {
+    inet_ntop(AF_INET, key + 12, a, sizeof(a));
+    snprintf(out, cap, "%s", a);
+  } else {
+    inet_ntop(AF_INET6, key, a, sizeof(a));
+    snprintf(out, cap, "%s/64", a);
+  }
+}
+
+int wr_addr_same_source(const struct sockaddr *a, const struct sockaddr *b) {
+  uint8_t ka[WR_ADDR_SOURCE_KEY_LEN], kb[WR_ADDR_SOURCE_KEY_LEN];
+  if (wr_addr_source_key(a, ka) != 0 || wr_addr_source_key(b, kb) != 0) return 0;
+  return memcmp(ka, kb, sizeof(ka)) == 0;
+}

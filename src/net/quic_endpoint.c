@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "lib/err.h"
+#include "net/addr.h"
 #include "net/quic_int.h"
 
 /* Retry tokens are accepted for this long after they were made (a client
@@ -122,19 +123,8 @@ static void ep_timer_cb(uv_timer_t *t);
 
 /* --- sources, half-open accounting, rate limits --------------------------- */
 
-/* The key a source is counted under: an IPv4 address (as ::ffff:a.b.c.d,
- * so a v4-mapped IPv6 sender is the same source), or the /64 of an IPv6
- * address: one subscriber usually has a whole /64 to send from. */
-static void src_key(const struct sockaddr *sa, uint8_t key[16]) {
-  memset(key, 0, 16);
-  if (sa->sa_family == AF_INET) {
-    key[10] = key[11] = 0xff;
-    memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-    memcpy(key, &a->sin6_addr, IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) ? 16 : 8);
-  }
-}
+/* The key a source is counted under: wr_addr_source_key (net/addr.h). */
+static void src_key(const struct sockaddr *sa, uint8_t key[16]) { (void)wr_addr_source_key(sa, key); }
 
 /* Keyed with random seeds so that senders cannot aim at one chain. */
 static uint64_t src_hash(const wr_quic_endpoint *ep, const uint8_t key[16]) {

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <string.h>
+#include <uv.h>
 
 #include "net/addr.h"
 
@@ -51,8 +52,53 @@ static void test_resolve_and_format(void **state) {
   assert_string_equal(err, "--edge \"nope\" is not HOST:PORT");
 }
 
+static void test_source_key(void **state) {
+  (void)state;
+  uint8_t a[WR_ADDR_SOURCE_KEY_LEN], b[WR_ADDR_SOURCE_KEY_LEN];
+  char name[WR_ADDR_SOURCE_NAME_MAX];
+  struct sockaddr_in s4;
+  struct sockaddr_in6 s6;
+  uv_ip4_addr("127.0.0.2", 1, &s4);
+  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s4, a), 0);
+  wr_addr_source_name(a, name, sizeof(name));
+  assert_string_equal(name, "127.0.0.2");
+  /* The same host arriving v4-mapped on an IPv6 socket is the same source. */
+  uv_ip6_addr("::ffff:127.0.0.2", 2, &s6);
+  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s6, b), 0);
+  assert_memory_equal(a, b, sizeof(a));
+  uv_ip4_addr("127.0.0.3", 1, &s4);
+  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s4, b), 0);
+  assert_memory_not_equal(a, b, sizeof(a));
+  /* IPv6: one source per /64, whatever the interface half. */
+  uv_ip6_addr("2001:db8:1:2::1", 1, &s6);
+  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s6, a), 0);
+  uv_ip6_addr("2001:db8:1:2:ffff:eeee:dddd:9", 1, &s6);
+  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s6, b), 0);
+  assert_memory_equal(a, b, sizeof(a));
+  wr_addr_source_name(a, name, sizeof(name));
+  assert_string_equal(name, "2001:db8:1:2::/64");
+  uv_ip6_addr("2001:db8:1:3::1", 1, &s6);
+  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s6, b), 0);
+  assert_memory_not_equal(a, b, sizeof(a));
+  /* ::/64 is not the IPv4 space. */
+  uv_ip6_addr("::2", 1, &s6);
+  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s6, a), 0);
+  uv_ip4_addr("0.0.0.2", 1, &s4);
+  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s4, b), 0);
+  assert_memory_not_equal(a, b, sizeof(a));
+  /* Same source, as the tunnel server's unregistered-connection cap asks. */
+  uv_ip4_addr("127.0.0.2", 1, &s4);
+  uv_ip6_addr("::ffff:127.0.0.2", 2, &s6);
+  assert_true(wr_addr_same_source((struct sockaddr *)&s4, (struct sockaddr *)&s6));
+  assert_false(wr_addr_same_source((struct sockaddr *)&s4, NULL));
+  struct sockaddr other = {.sa_family = AF_UNIX};
+  assert_false(wr_addr_same_source(&other, &other));
+  assert_int_equal(wr_addr_source_key(&other, a), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_source_key),
       cmocka_unit_test(test_split),
       cmocka_unit_test(test_resolve_and_format),
   };

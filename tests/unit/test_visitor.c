@@ -926,44 +926,6 @@ static void lim_drain(wr_visitor *v) {
   pthread_mutex_unlock(&mu);
 }
 
-static void test_limit_source_key(void **state) {
-  (void)state;
-  uint8_t a[WR__VISITOR_KEY_LEN], b[WR__VISITOR_KEY_LEN];
-  char name[WR__VISITOR_NAME_MAX];
-  struct sockaddr_in s4;
-  struct sockaddr_in6 s6;
-  uv_ip4_addr("127.0.0.2", 1, &s4);
-  assert_int_equal(wr__visitor_source_key((struct sockaddr *)&s4, a), WR_OK);
-  wr__visitor_source_name(a, name, sizeof(name));
-  assert_string_equal(name, "127.0.0.2");
-  /* The same host arriving v4-mapped on an IPv6 socket is the same source. */
-  uv_ip6_addr("::ffff:127.0.0.2", 2, &s6);
-  assert_int_equal(wr__visitor_source_key((struct sockaddr *)&s6, b), WR_OK);
-  assert_memory_equal(a, b, sizeof(a));
-  uv_ip4_addr("127.0.0.3", 1, &s4);
-  assert_int_equal(wr__visitor_source_key((struct sockaddr *)&s4, b), WR_OK);
-  assert_memory_not_equal(a, b, sizeof(a));
-  /* IPv6: one source per /64, whatever the interface half. */
-  uv_ip6_addr("2001:db8:1:2::1", 1, &s6);
-  assert_int_equal(wr__visitor_source_key((struct sockaddr *)&s6, a), WR_OK);
-  uv_ip6_addr("2001:db8:1:2:ffff:eeee:dddd:9", 1, &s6);
-  assert_int_equal(wr__visitor_source_key((struct sockaddr *)&s6, b), WR_OK);
-  assert_memory_equal(a, b, sizeof(a));
-  wr__visitor_source_name(a, name, sizeof(name));
-  assert_string_equal(name, "2001:db8:1:2::/64");
-  uv_ip6_addr("2001:db8:1:3::1", 1, &s6);
-  assert_int_equal(wr__visitor_source_key((struct sockaddr *)&s6, b), WR_OK);
-  assert_memory_not_equal(a, b, sizeof(a));
-  /* ::/64 is not the IPv4 space. */
-  uv_ip6_addr("::2", 1, &s6);
-  assert_int_equal(wr__visitor_source_key((struct sockaddr *)&s6, a), WR_OK);
-  uv_ip4_addr("0.0.0.2", 1, &s4);
-  assert_int_equal(wr__visitor_source_key((struct sockaddr *)&s4, b), WR_OK);
-  assert_memory_not_equal(a, b, sizeof(a));
-  struct sockaddr other = {.sa_family = AF_UNIX};
-  assert_int_equal(wr__visitor_source_key(&other, a), WR_ERR_INVAL);
-}
-
 /* (a) One source opening many idle connections holds its limit, no more:
  * the rest are refused at once, and the ones it holds are served. */
 static void test_limit_per_source(void **state) {
@@ -1675,7 +1637,6 @@ int main(void) {
       cmocka_unit_test(test_replace_registration),
       cmocka_unit_test(test_spread),
       cmocka_unit_test(test_connector_lost),
-      cmocka_unit_test(test_limit_source_key),
       cmocka_unit_test(test_limit_per_source),
       cmocka_unit_test(test_limit_other_source_served),
       cmocka_unit_test(test_limit_evicts_idle),
