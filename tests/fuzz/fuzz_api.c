@@ -19,12 +19,8 @@
  *     the request is answered exactly once, with a status of the documented
  *     set and a JSON envelope whose "success" agrees with the status.
  *
- * The HTTP server is replaced by the wr_httpd_respond(_simple) below, which
- * record the answer (the real ones need a connection). This works because
- * nothing this target links pulls net/httpd.o out of libwarren.a; should
- * that change, the link fails with duplicate symbols rather than silently.
- * The store lives in a mkdtemp directory under /dev/shm (else /tmp),
- * removed at exit; WR_FUZZ_TRACE=1 prints each request and its answer. */
+ * The answer and the store come from api_harness.h; WR_FUZZ_TRACE=1 prints
+ * each request and its answer. */
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,42 +35,10 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "net/httpd.h"
-
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
+#include "api_harness.h"
 
 #define RESET_EVERY 4096
 #define FUZZ_MAX_INPUT 65536
-
-/* ---- the answer ---- */
-
-static const wr_httpd_req *expect_req;
-static int answers, status;
-static char *answer;
-static size_t answer_len;
-
-int wr_httpd_respond(wr_httpd_req *req, int st, const wr_http_header *hdrs, size_t n,
-                     const void *body, size_t body_len) {
-  CHECK(req == expect_req);
-  answers++;
-  status = st;
-  CHECK(n == 0 || hdrs);
-  free(answer);
-  answer = malloc(body_len + 1);
-  CHECK(answer);
-  if (body_len) memcpy(answer, body, body_len);
-  answer[body_len] = '\0';
-  answer_len = body_len;
-  return WR_OK;
-}
-
-int wr_httpd_respond_simple(wr_httpd_req *req, int st, const char *content_type, const void *body,
-                            size_t body_len) {
-  wr_http_header h = {"Content-Type", 12, content_type, content_type ? strlen(content_type) : 0};
-  return wr_httpd_respond(req, st, &h, content_type ? 1 : 0, body, body_len);
-}
 
 static void reset_answer(const wr_httpd_req *req) {
   expect_req = req;
@@ -107,60 +71,9 @@ static void check_envelope(void) {
 
 /* ---- the store ---- */
 
-static char dir[64], dbpath[128];
-static wr_store *store;
-static wr_api *api;
-static wr_account account;
-static wr_zone zone;
-static wr_tunnel tunnel;
-static char token[WR_STORE_TOKEN_LEN + 1];
+static const harness_opts opts = {"fuzz-api", 16, 16, 0, 1};
 static unsigned long runs;
 static int trace; /* WR_FUZZ_TRACE set: print each request's answer */
-
-static void store_close(void) {
-  char p[160];
-  wr_api_free(api);
-  wr_store_close(store);
-  api = NULL;
-  store = NULL;
-  static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-  for (size_t i = 0; i < 4; i++) {
-    snprintf(p, sizeof(p), "%s%s", dbpath, suffix[i]);
-    unlink(p);
-  }
-}
-
-static void store_open(void) {
-  char err[256];
-  wr_user user;
-  wr_api_token tok;
-  if (!dir[0]) {
-    snprintf(dir, sizeof(dir), "%s/wr-fuzz-api-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-    CHECK(mkdtemp(dir));
-    snprintf(dbpath, sizeof(dbpath), "%s/warren.db", dir);
-  }
-  CHECK(wr_store_open(dbpath, WR_STORE_CREATE, &store, err, sizeof(err)) == WR_OK);
-  CHECK(wr_store_account_create(store, "fuzz", "example.test", &account) == WR_OK);
-  CHECK(wr_store_zone_create(store, "fuzz", account.id, "example.test", &zone) == WR_OK);
-  CHECK(wr_store_user_create(store, "fuzz", account.id, "admin@example.test", NULL, 0, &user) == WR_OK);
-  CHECK(wr_store_token_create(store, "fuzz", user.id, NULL, token, &tok) == WR_OK);
-  CHECK(wr_store_tunnel_create(store, "fuzz", account.id, "seed", NULL, 0, &tunnel) == WR_OK);
-  wr_api_config cfg;
-  memset(&cfg, 0, sizeof(cfg));
-  cfg.store = store;
-  cfg.max_tunnels = 16;
-  cfg.max_routes = 16;
-  /* Inputs come from one (empty) source and most tokens are invalid: with
-   * the default throttle every input after the tenth would stop at 429. */
-  cfg.token_throttle.free_failures = 1u << 30;
-  CHECK(wr_api_new(&cfg, &api) == WR_OK);
-}
-
-static void at_exit(void) {
-  store_close();
-  if (dir[0]) rmdir(dir);
-  free(answer);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -168,8 +81,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argv;
   wr_log_set_level(WR_LOG_OFF);
   trace = getenv("WR_FUZZ_TRACE") != NULL;
-  store_open();
-  atexit(at_exit);
+  harness_store_open(&opts);
+  atexit(harness_at_exit);
   return 0;
 }
 
@@ -266,8 +179,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char auth[WR_STORE_TOKEN_LEN + 16];
   if (size < 1) return 0;
   if (++runs % RESET_EVERY == 0) {
-    store_close();
-    store_open();
+    harness_store_close();
+    harness_store_open(&opts);
   }
   uint8_t ctl = data[0];
   const uint8_t *d = data + 1;

@@ -23,10 +23,8 @@
  * the answered name to the tunnel, an IP route of the answered network, a
  * virtual network with the answered name.
  *
- * As fuzz_api: the HTTP server is replaced by the wr_httpd_respond(_simple)
- * below (nothing this target links pulls net/httpd.o out of libwarren.a);
- * the store lives in a mkdtemp directory under /dev/shm (else /tmp),
- * recreated every RESET_EVERY inputs, removed at exit. */
+ * The answer and the store come from api_harness.h (shared with fuzz_api);
+ * the store is recreated every RESET_EVERY inputs. */
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,108 +39,23 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "net/httpd.h"
-
-#define CHECK(c)                                                                  \
-  do {                                                                            \
-    if (!(c)) {                                                                   \
-      fprintf(stderr, "fuzz_api_body: check failed: %s (line %d)\n", #c, __LINE__); \
-      __builtin_trap();                                                           \
-    }                                                                             \
-  } while (0)
+#include "api_harness.h"
 
 #define RESET_EVERY 1024
 #define MAX_BODY 16384
 
-/* ---- the answer ---- */
-
-static const wr_httpd_req *expect_req;
-static int answers, status;
-static char *answer;
-static size_t answer_len;
-
-int wr_httpd_respond(wr_httpd_req *req, int st, const wr_http_header *hdrs, size_t n,
-                     const void *body, size_t body_len) {
-  CHECK(req == expect_req);
-  answers++;
-  status = st;
-  CHECK(n == 0 || hdrs);
-  free(answer);
-  answer = malloc(body_len + 1);
-  CHECK(answer);
-  if (body_len) memcpy(answer, body, body_len);
-  answer[body_len] = '\0';
-  answer_len = body_len;
-  return WR_OK;
-}
-
-int wr_httpd_respond_simple(wr_httpd_req *req, int st, const char *content_type, const void *body,
-                            size_t body_len) {
-  wr_http_header h = {"Content-Type", 12, content_type, content_type ? strlen(content_type) : 0};
-  return wr_httpd_respond(req, st, &h, content_type ? 1 : 0, body, body_len);
-}
-
 /* ---- the store ---- */
 
-static char dir[64], dbpath[128];
-static wr_store *store;
-static wr_api *api;
-static wr_account account;
-static wr_zone zone;
-static wr_tunnel tunnel;
-static wr_vnet vnet;
-static char token[WR_STORE_TOKEN_LEN + 1];
+static const harness_opts opts = {"fuzz-body", 64, 64, 1, 0};
 static unsigned long runs;
-
-static void store_close(void) {
-  char p[160];
-  wr_api_free(api);
-  wr_store_close(store);
-  api = NULL;
-  store = NULL;
-  static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-  for (size_t i = 0; i < 4; i++) {
-    snprintf(p, sizeof(p), "%s%s", dbpath, suffix[i]);
-    unlink(p);
-  }
-}
-
-static void store_open(void) {
-  char err[256];
-  wr_user user;
-  wr_api_token tok;
-  if (!dir[0]) {
-    snprintf(dir, sizeof(dir), "%s/wr-fuzz-body-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-    CHECK(mkdtemp(dir));
-    snprintf(dbpath, sizeof(dbpath), "%s/warren.db", dir);
-  }
-  CHECK(wr_store_open(dbpath, WR_STORE_CREATE, &store, err, sizeof(err)) == WR_OK);
-  CHECK(wr_store_account_create(store, "fuzz", "example.test", &account) == WR_OK);
-  CHECK(wr_store_zone_create(store, "fuzz", account.id, "example.test", &zone) == WR_OK);
-  CHECK(wr_store_user_create(store, "fuzz", account.id, "admin@example.test", NULL, 0, &user) == WR_OK);
-  CHECK(wr_store_token_create(store, "fuzz", user.id, NULL, token, &tok) == WR_OK);
-  CHECK(wr_store_tunnel_create(store, "fuzz", account.id, "seed", NULL, 0, &tunnel) == WR_OK);
-  CHECK(wr_store_vnet_create(store, "fuzz", account.id, "lab", "", 0, &vnet) == WR_OK);
-  wr_api_config cfg;
-  memset(&cfg, 0, sizeof(cfg));
-  cfg.store = store;
-  cfg.max_tunnels = 64;
-  cfg.max_routes = 64;
-  CHECK(wr_api_new(&cfg, &api) == WR_OK);
-}
-
-static void at_exit(void) {
-  store_close();
-  if (dir[0]) rmdir(dir);
-  free(answer);
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   wr_log_set_level(WR_LOG_OFF);
-  store_open();
-  atexit(at_exit);
+  harness_store_open(&opts);
+  atexit(harness_at_exit);
   return 0;
 }
 
@@ -227,8 +140,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char auth[WR_STORE_TOKEN_LEN + 16];
   if (size < 1 || size > MAX_BODY) return 0;
   if (++runs % RESET_EVERY == 0) {
-    store_close();
-    store_open();
+    harness_store_close();
+    harness_store_open(&opts);
   }
   int which = data[0] & 7;
   size_t blen = 0;
