@@ -48,6 +48,7 @@ void wr_remote_config_free(wr_remote_config *rc) {
 static int build(wr_config *cfg, wr_ingress **out, char *err, size_t errlen) {
   int rv = wr_ingress_parse(cfg, out, err, errlen);
   if (rv != WR_ERR_NOTFOUND) return rv;
+  if (errlen) err[0] = '\0'; /* "no ingress rules" is not an error here */
   /* GetDefaultIngressRules: http_status:503 for everything. */
   if ((rv = wr_ingress_from_cli(NULL, out, err, errlen)) != WR_OK) return rv;
   rv = wr_warp_routing_parse(cfg, cfg->warp_routing, &(*out)->warp, err, errlen);
