@@ -187,9 +187,13 @@ int wr_proxy_unregister_udp(wr_proxy *p, wr_quic_conn *qc, const uint8_t *id,
   memset(&cfg, 0, sizeof(cfg));
   cfg.write = rpc_write;
   cfg.user = s;
-  wr_rpc_session_new(&cfg, &s->rpc);
-  wr__proxy_set_state(s, ST_RPC);
   wr__proxy_hold(s);
+  if ((rv = wr_rpc_session_new(&cfg, &s->rpc)) != WR_OK) {
+    wr__proxy_reset(s);
+    wr__proxy_unhold(s);
+    return rv;
+  }
+  wr__proxy_set_state(s, ST_RPC);
   wr__proxy_emit(s, wr_preamble_rpc_sig, WR_PREAMBLE_RPC_LEN);
   rv = wr_rpc_session_call(s->rpc, WR_TUNNELRPC_SESSION_MANAGER,
                            WR_TUNNELRPC_UNREGISTER_UDP_SESSION, fill_unregister, s,
