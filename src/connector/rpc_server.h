@@ -14,8 +14,10 @@
  *  - Connector-opened (wr_proxy_unregister_udp): a UDP session that ended
  *    on the connector's side is reported to the edge on a new stream:
  *    signature, Bootstrap + pipelined unregisterUdpSession(id, reason),
- *    then, after the answer (or WR_RPC_UNREGISTER_TIMEOUT_MS without one),
- *    Release + Abort("rpc: shutdown") and FIN.
+ *    then, after the answer, Release + Abort("rpc: shutdown") and FIN.
+ *    cloudflared gives up after 5 s (--udp-unregister-session-timeout);
+ *    this connector has no such timeout yet: a stream the edge never
+ *    answers stays open until the connection goes.
  *
  * The services are the connector's (UDP sessions, remote configuration);
  * the proxy (connector/proxy.h) owns the streams and calls them. */
@@ -27,7 +29,6 @@
 #include "net/quic.h"
 #include "proto/tunnelrpc.h"
 
-#define WR_RPC_UNREGISTER_TIMEOUT_MS 5000 /* --udp-unregister-session-timeout */
 #define WR_RPC_ERR_MAX 512
 
 /* What the CloudflaredServer capability does. A NULL callback answers the
