@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connector/datagram_mux.h"
 #include "connector/metrics.h"
 #include "connector/proxy.h"
+#include "connector/remote_config.h"
 #include "connector/supervisor.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
@@ -21,6 +23,8 @@ struct wr_connector {
   wr_uuid connector_id;
   uint64_t grace_ms;
   wr_proxy *proxy;
+  wr_dgram_mux *mux;
+  wr_remote_config *remote;
   wr_metrics_server *metrics;
   wr_supervisor *sup;
   int failed;
@@ -74,10 +78,29 @@ static int start_supervisor(wr_connector *c, const wr_connector_options *o, char
   sc.extra_features = o->features;
   sc.nextra_features = o->nfeatures;
   sc.proxy = c->proxy;
+  sc.mux = c->mux;
   sc.on_fatal = on_fatal;
   sc.on_stopped = on_stopped;
   sc.user = c;
   return wr_supervisor_start(&sc, &c->sup, err, errlen);
+}
+
+/* What the edge's RPC streams reach: UDP sessions and datagrams (the
+ * multiplexer) and remote configuration. */
+static int start_rpc_services(wr_connector *c) {
+  wr_rpc_services svc;
+  wr_dgram_mux_config mc;
+  int rv;
+  memset(&mc, 0, sizeof(mc));
+  mc.loop = c->loop;
+  mc.proxy = c->proxy;
+  if ((rv = wr_dgram_mux_new(&mc, &c->mux)) != WR_OK) return rv;
+  c->remote = wr_remote_config_new(c->proxy);
+  memset(&svc, 0, sizeof(svc));
+  wr_dgram_mux_services(c->mux, &svc);
+  wr_remote_config_services(c->remote, &svc);
+  wr_proxy_set_services(c->proxy, &svc);
+  return WR_OK;
 }
 
 int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connector **out,
@@ -101,6 +124,10 @@ int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connecto
   pc.connector_id = c->connector_id;
   if ((rv = wr_proxy_new(&pc, &c->proxy)) != WR_OK) {
     snprintf(err, errlen, "cannot start the proxy");
+    goto fail;
+  }
+  if ((rv = start_rpc_services(c)) != WR_OK) {
+    snprintf(err, errlen, "cannot start the datagram multiplexer");
     goto fail;
   }
   /* Before the supervisor: /ready answers 503 while connecting. */
@@ -127,9 +154,12 @@ void wr_connector_free(wr_connector *c) {
   if (c->metrics) wr_metrics_server_set_supervisor(c->metrics, NULL);
   if (c->sup) wr_supervisor_free(c->sup);
   wr_metrics_server_free(c->metrics);
+  wr_dgram_mux_free(c->mux);
   wr_proxy_free(c->proxy);
   /* Let every close callback run (sockets, timers, endpoints). */
   for (int i = 0; i < CLOSE_RUNS && uv_run(c->loop, UV_RUN_NOWAIT); i++) {
   }
+  /* Last: the proxy's streams pointed into these rules. */
+  wr_remote_config_free(c->remote);
   free(c);
 }

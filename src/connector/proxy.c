@@ -28,6 +28,8 @@ static void stream_free(pstream *s) {
   free(s->hdrs);
   free(s->rh);
   free(s->target);
+  free(s->rpc_message);
+  wr_rpc_session_free(s->rpc);
   free(s);
 }
 
@@ -69,7 +71,7 @@ static void stream_release(pstream *s) {
     stream_free(s);
 }
 
-static pstream *stream_new(wr_proxy *p, wr_quic_conn *c, int64_t sid) {
+pstream *wr__proxy_stream_new(wr_proxy *p, wr_quic_conn *c, int64_t sid) {
   pstream *s = wr_xcalloc(1, sizeof(*s));
   s->p = p;
   s->qc = c;
@@ -85,6 +87,11 @@ static pstream *stream_new(wr_proxy *p, wr_quic_conn *c, int64_t sid) {
   p->streams = s;
   p->nstreams++;
   return s;
+}
+
+void wr__proxy_stream_drop(pstream *s) {
+  s->qc = NULL;
+  stream_release(s);
 }
 
 void wr__proxy_set_state(pstream *s, int st) {
@@ -108,6 +115,7 @@ int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out) {
   p->ing = cfg->ingress;
   wr_uuid_format(&cfg->connector_id, p->tag);
   p->version = wr_xstrdup(cfg->version ? cfg->version : WR_VERSION);
+  if (cfg->services) p->svc = *cfg->services;
   uv_timer_init(p->loop, &p->timer);
   p->timer.data = p;
   p->handles = 1;
@@ -142,12 +150,16 @@ void wr_proxy_free(wr_proxy *p) {
 
 void wr_proxy_set_ingress(wr_proxy *p, const wr_ingress *ing) { p->ing = ing; }
 
+const wr_ingress *wr_proxy_ingress(const wr_proxy *p) { return p->ing; }
+
+void wr_proxy_set_services(wr_proxy *p, const wr_rpc_services *svc) { p->svc = *svc; }
+
 /* --- QUIC events ------------------------------------------------------------------ */
 
 int wr_proxy_on_stream_open(wr_proxy *p, wr_quic_conn *c, int64_t sid) {
   pstream *s;
   if (p->dying) return 0;
-  s = stream_new(p, c, sid);
+  s = wr__proxy_stream_new(p, c, sid);
   wr_quic_stream_set_user(c, sid, s);
   return 0;
 }
@@ -157,11 +169,13 @@ int wr_proxy_on_stream_data(wr_proxy *p, wr_quic_conn *c, int64_t sid, const uin
   pstream *s = suser;
   if (p->dying) return 0;
   if (!s) {
-    s = stream_new(p, c, sid);
+    s = wr__proxy_stream_new(p, c, sid);
     wr_quic_stream_set_user(c, sid, s);
   }
   wr__proxy_hold(s);
-  if (s->state == ST_HEAD)
+  if (s->rpc)
+    wr__proxy_rpc_input(s, data, len, fin);
+  else if (s->state == ST_HEAD)
     wr__proxy_head_input(s, data, len, fin);
   else
     wr__proxy_body_input(s, data, len, fin);

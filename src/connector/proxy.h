@@ -15,6 +15,8 @@
  *   hello_world    a built-in page (200, text/html);
  *   other services (tcp/ssh/bastion/socks, type tcp without warp-routing):
  *       an error ConnectResponse naming what is not supported.
+ * A stream that starts with the RPC signature instead is an RPC stream
+ * (connector/rpc_server.h), served with the configured services.
  * Errors before the response: ConnectResponse{error = reason, metadata
  * null} then FIN (cloudflared 2023.7.3). After it: RESET_STREAM(0).
  * Unknown preamble / undecodable ConnectRequest: RESET_STREAM(0).
@@ -34,6 +36,7 @@
 #include <uv.h>
 
 #include "connector/ingress.h"
+#include "connector/rpc_server.h"
 #include "lib/encoding.h"
 #include "net/quic.h"
 
@@ -53,6 +56,7 @@ typedef struct wr_proxy_config {
   const wr_ingress *ingress; /* borrowed; must outlive the proxy (or be swapped) */
   wr_uuid connector_id;      /* Cf-Warp-Tag-Id */
   const char *version;       /* for the hello_world page; NULL: WR_VERSION */
+  const wr_rpc_services *services; /* RPC streams (rpc_server.h); copied; NULL: none */
 } wr_proxy_config;
 
 int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out);
@@ -66,6 +70,16 @@ void wr_proxy_free(wr_proxy *p);
  * rule they matched; the caller keeps the old wr_ingress alive until
  * wr_proxy_active() is 0 or frees it at exit). */
 void wr_proxy_set_ingress(wr_proxy *p, const wr_ingress *ing);
+/* Replaces the RPC services (copied). */
+void wr_proxy_set_services(wr_proxy *p, const wr_rpc_services *svc);
+/* The ingress new streams match (warp-routing included). */
+const wr_ingress *wr_proxy_ingress(const wr_proxy *p);
+
+/* A UDP session ended on the connector's side: tells the edge on a new RPC
+ * stream of |qc| (rpc_server.h). Returns WR_OK (the call is under way) or
+ * the error opening the stream (the connection is going: nothing to tell). */
+int wr_proxy_unregister_udp(wr_proxy *p, wr_quic_conn *qc, const uint8_t *id,
+                            const char *message);
 
 /* QUIC events of edge-opened streams, forwarded by the supervisor with the
  * same arguments as wr_quic_callbacks. Return values as there. */

@@ -230,9 +230,16 @@ void wr__proxy_head_input(pstream *s, const uint8_t *data, size_t len, int fin) 
     if (fin) wr__proxy_reject(s, "stream ended inside the preamble");
     return;
   }
+  if (rv == WR_PREAMBLE_RPC) {
+    /* Bytes after the signature: those in hbuf, then the rest of |data|. */
+    size_t rest = s->hbuf.len - pre;
+    wr__proxy_consume(s, pre);
+    wr__proxy_rpc_start(s, s->hbuf.data + pre, rest, fin && take == len);
+    if (take < len && s->state == ST_RPC) wr__proxy_rpc_input(s, data + take, len - take, fin);
+    return;
+  }
   if (rv != WR_PREAMBLE_DATA) {
-    wr__proxy_reject(s, rv == WR_PREAMBLE_RPC ? "RPC stream from the edge is not supported"
-                                              : "unknown stream signature");
+    wr__proxy_reject(s, "unknown stream signature");
     return;
   }
   rv = wr_connect_request_decode_alloc(s->hbuf.data + pre, s->hbuf.len - pre, NULL, NULL, 0,

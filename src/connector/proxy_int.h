@@ -12,6 +12,8 @@
  *                     keep-alive pool and its idle timer, wr_conn callbacks
  *   proxy_http.c      HTTP translation: request head and body towards the
  *                     origin, response head and body back to the edge
+ *   rpc_server.c      RPC streams: the CloudflaredServer capability on
+ *                     edge-opened ones, unregisterUdpSession on ours
  *
  * Objects and owners:
  *   wr_proxy   owns every pstream (list), every origin connection (list,
@@ -44,12 +46,14 @@
 #include <uv.h>
 
 #include "connector/proxy.h"
+#include "connector/rpc_server.h"
 #include "lib/buf.h"
 #include "net/conn.h"
 #include "net/tls.h"
 #include "proto/connect.h"
 #include "proto/http1.h"
 #include "proto/httpmeta.h"
+#include "proto/rpc_session.h"
 
 /* Bytes buffered before the ConnectRequest decodes (preamble included). */
 #define WR__PROXY_HEAD_MAX (256u * 1024u)
@@ -110,6 +114,7 @@ enum stream_state {
   ST_WAIT_RESP, /* request head sent, body streaming, waiting for the response head */
   ST_BODY,      /* ConnectResponse sent, streaming the response body */
   ST_PIPE,      /* websocket after 101: raw bytes both ways */
+  ST_RPC,       /* an RPC stream (rpc_server.c): Cap'n Proto RPC both ways */
   ST_DONE       /* our side finished (FIN queued or reset); waiting for QUIC's close */
 };
 
@@ -167,6 +172,11 @@ struct pstream {
   wr_buf out; /* bytes the QUIC send queue refused */
   int fin_pending, fin_sent;
   int paused;
+  /* RPC streams (rpc_server.c) */
+  wr_rpc_session *rpc;
+  int rpc_client; /* we opened it (unregisterUdpSession) */
+  uint8_t rpc_session_id[16];
+  char *rpc_message;
 };
 
 struct wr_proxy {
@@ -181,11 +191,17 @@ struct wr_proxy {
   origin *idle;
   creds_ent *creds;
   uv_timer_t timer;
+  wr_rpc_services svc;
   size_t handles; /* the timer + every origin not yet freed */
   int dying;
 };
 
 /* --- proxy.c: stream lifetime ---------------------------------------------- */
+
+/* A new stream object on |c| (linked into the proxy). */
+pstream *wr__proxy_stream_new(wr_proxy *p, wr_quic_conn *c, int64_t sid);
+/* Unlinks and frees a stream QUIC never knew (its open failed). */
+void wr__proxy_stream_drop(pstream *s);
 
 /* The one place stream states change (and the tcp_active / concurrent
  * counters with them). */
@@ -203,6 +219,14 @@ void wr__proxy_handle_done(wr_proxy *p);
 /* Bytes while s->state is ST_HEAD: the preamble and the ConnectRequest,
  * then the request is routed; bytes after it go on as body. */
 void wr__proxy_head_input(pstream *s, const uint8_t *data, size_t len, int fin);
+
+/* --- rpc_server.c: RPC streams --------------------------------------------- */
+
+/* The head of an edge-opened stream was the RPC signature: |rest| (the
+ * bytes after it) and what follows are Cap'n Proto RPC. */
+void wr__proxy_rpc_start(pstream *s, const uint8_t *rest, size_t len, int fin);
+/* Bytes of an RPC stream (either direction's opener). */
+void wr__proxy_rpc_input(pstream *s, const uint8_t *data, size_t len, int fin);
 
 /* --- proxy_stream.c: the edge side ----------------------------------------- */
 

@@ -17,12 +17,14 @@
 #define WR_VERSION "DEV"
 #endif
 
-/* Only what this connector does: the edge acts on these. Not announced
- * until they work: support_datagram_v2 (UDP/ICMP datagrams and UDP session
- * RPCs), management_logs (log streaming to `tail`) and allow_remote_config
- * (the edge's UpdateConfiguration RPC). */
-const char *const wr_registration_default_features[] = {"support_quic_eof", "serialized_headers",
-                                                         NULL};
+/* Only what this connector does: the edge acts on these. In cloudflared's
+ * order (features.DefaultFeatures): allow_remote_config (updateConfiguration,
+ * connector/remote_config.h), serialized_headers, support_datagram_v2 (UDP
+ * session RPCs and v2 datagrams, connector/datagram_mux.h),
+ * support_quic_eof. Not announced until it works: management_logs (log
+ * streaming to `tail`). */
+const char *const wr_registration_default_features[] = {
+    "allow_remote_config", "serialized_headers", "support_datagram_v2", "support_quic_eof", NULL};
 
 enum { R_PENDING = 0, R_REGISTERED, R_FAILED, R_UNREGISTERING, R_DONE };
 

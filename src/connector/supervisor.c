@@ -68,6 +68,7 @@ struct wr_supervisor {
   size_t nfeatures;
   int replace_existing;
   wr_proxy *proxy;
+  wr_dgram_mux *mux;
   void (*on_fatal)(void *, const char *);
   void (*on_change)(void *);
   void (*on_stopped)(void *);
@@ -207,6 +208,11 @@ static int is_control(slot *sl, int64_t sid) {
   return sl->reg && sid == wr_registration_stream_id(sl->reg);
 }
 
+/* Edge-opened streams, and the RPC streams the proxy opened itself
+ * (unregisterUdpSession; they carry the proxy's stream pointer). The
+ * control stream has none. */
+static int is_proxy_stream(int64_t sid, void *suser) { return (sid & 1) || suser != NULL; }
+
 static void q_handshake_done(wr_quic_conn *c, void *user) {
   slot *sl = user;
   wr_supervisor *s = sl->sup;
@@ -248,7 +254,7 @@ static int q_stream_data(wr_quic_conn *c, int64_t sid, const uint8_t *data, size
     wr_quic_stream_consume(c, sid, len);
     return wr_registration_stream_data(sl->reg, sid, data, len, fin);
   }
-  if (!(sid & 1)) {
+  if (!is_proxy_stream(sid, suser)) {
     wr_quic_stream_consume(c, sid, len);
     return 0;
   }
@@ -257,13 +263,13 @@ static int q_stream_data(wr_quic_conn *c, int64_t sid, const uint8_t *data, size
 
 static int q_stream_reset(wr_quic_conn *c, int64_t sid, uint64_t code, void *user, void *suser) {
   slot *sl = user;
-  if (!(sid & 1)) return 0;
+  if (!is_proxy_stream(sid, suser)) return 0;
   return wr_proxy_on_stream_reset(sl->sup->proxy, c, sid, code, suser);
 }
 
 static void q_stream_writable(wr_quic_conn *c, int64_t sid, void *user, void *suser) {
   slot *sl = user;
-  if (sid & 1) wr_proxy_on_stream_writable(sl->sup->proxy, c, sid, suser);
+  if (is_proxy_stream(sid, suser)) wr_proxy_on_stream_writable(sl->sup->proxy, c, sid, suser);
 }
 
 static void q_stream_close(wr_quic_conn *c, int64_t sid, int has_code, uint64_t code, void *user,
@@ -271,7 +277,15 @@ static void q_stream_close(wr_quic_conn *c, int64_t sid, int has_code, uint64_t 
   slot *sl = user;
   (void)has_code;
   (void)code;
-  if (sid & 1) wr_proxy_on_stream_close(sl->sup->proxy, c, sid, suser);
+  if (is_proxy_stream(sid, suser)) wr_proxy_on_stream_close(sl->sup->proxy, c, sid, suser);
+}
+
+/* Datagrams count once the connection registered, as cloudflared starts
+ * its muxer with the connection's Serve. */
+static int q_datagram(wr_quic_conn *c, const uint8_t *data, size_t len, void *user) {
+  slot *sl = user;
+  if (!sl->sup->mux || (sl->state != SL_REGISTERED && sl->state != SL_UNREGISTERING)) return 0;
+  return wr_dgram_mux_input(sl->sup->mux, c, data, len);
 }
 
 static void q_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user) {
@@ -279,6 +293,7 @@ static void q_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user)
   wr_supervisor *s = sl->sup;
   int was_registered = sl->state == SL_REGISTERED;
   wr_proxy_on_conn_close(s->proxy, c);
+  if (s->mux) wr_dgram_mux_conn_gone(s->mux, c);
   if (info->reset)
     sl->end = END_RESET; /* the edge restarted: come back at once */
   else if (sl->end != END_REFUSED)
@@ -303,6 +318,7 @@ static const wr_quic_callbacks quic_cbs = {
     .on_stream_reset = q_stream_reset,
     .on_stream_writable = q_stream_writable,
     .on_stream_close = q_stream_close,
+    .on_datagram = q_datagram,
     .on_close = q_close,
 };
 
@@ -360,6 +376,7 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
   }
   s->replace_existing = cfg->replace_existing;
   s->proxy = cfg->proxy;
+  s->mux = cfg->mux;
   s->on_fatal = cfg->on_fatal;
   s->on_change = cfg->on_change;
   s->on_stopped = cfg->on_stopped;

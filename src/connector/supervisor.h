@@ -1,7 +1,8 @@
 /* The connector's HA connections (protocol.md 0.1, 1.4–1.6): one QUIC
  * connection per edge address, up to four, each registered on its control
- * stream (connector/registration.h), its data streams handed to the proxy
- * (connector/proxy.h).
+ * stream (connector/registration.h), its data and RPC streams handed to the
+ * proxy (connector/proxy.h), its QUIC datagrams to the datagram
+ * multiplexer (connector/datagram_mux.h) once it registered.
  *
  * Connection 0 starts first; the others start once it registered, as
  * cloudflared does. A connection that ends is dialled again:
@@ -28,6 +29,7 @@
 
 #include <uv.h>
 
+#include "connector/datagram_mux.h"
 #include "connector/proxy.h"
 #include "lib/credentials.h"
 #include "lib/encoding.h"
@@ -51,6 +53,7 @@ typedef struct wr_supervisor_config {
   size_t nextra_features;
   int replace_existing;                  /* --force */
   wr_proxy *proxy;                       /* required; borrowed */
+  wr_dgram_mux *mux;                     /* datagrams of registered connections; may be NULL */
   /* Registration refused for good before anything ever registered. */
   void (*on_fatal)(void *user, const char *why);
   /* A connection registered or went away (for /ready and metrics). */

@@ -274,10 +274,13 @@ static void test_register_and_unregister(void **state) {
   assert_string_equal(recs[n - 1].origin_ip, "127.0.0.1");
   assert_string_equal(recs[n - 1].edge_location, "LOCAL");
   assert_non_null(strstr(recs[n - 1].features, "\"serialized_headers\""));
-  /* Nothing that is not implemented is announced. */
-  assert_null(strstr(recs[n - 1].features, "support_datagram_v2"));
+  /* What is implemented is announced (UDP sessions + datagrams, remote
+   * configuration: test_udp.c), nothing else. */
+  assert_non_null(strstr(recs[n - 1].features, "\"support_datagram_v2\""));
+  assert_non_null(strstr(recs[n - 1].features, "\"allow_remote_config\""));
+  assert_non_null(strstr(recs[n - 1].features, "\"support_quic_eof\""));
   assert_null(strstr(recs[n - 1].features, "management_logs"));
-  assert_null(strstr(recs[n - 1].features, "allow_remote_config"));
+  assert_null(strstr(recs[n - 1].features, "datagram_v3"));
   free(recs);
   assert_true(audit_has(WR_TUNNEL_SERVER_AUDIT_REGISTERED, c.res.conn_id));
   assert_int_equal(wr_tunnel_server_count(c.ts, tunnel.id), 1);

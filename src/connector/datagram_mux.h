@@ -1,0 +1,102 @@
+/* The connector's QUIC datagram multiplexer, version 2 (protocol.md 6.1-6.3,
+ * 6.5), as cloudflared 2023.7.3's DatagramMuxerV2 + packet router
+ * (quic/datagramv2.go, ingress/packet_router.go):
+ *
+ *  - every DATAGRAM frame of a registered connection is decoded with
+ *    wr_dgram_v2_decode (last byte = type);
+ *  - type 0 (UDP payload ‖ session id): to the UDP session of that
+ *    connection (connector/udp_session.h); unknown sessions are counted
+ *    and dropped;
+ *  - type 1 (IP) and 2 (IP + tracing identity): the IP packet goes to the
+ *    ICMP proxy when one is configured and warp-routing is enabled
+ *    (checked per packet, as cloudflared); its replies come back through
+ *    a per-connection reply handle and leave as type 1 datagrams on the
+ *    connection the request came from. Without an ICMP proxy or with
+ *    warp-routing off they are counted and dropped;
+ *  - type 3 (spans) from the edge, unknown types, empty or truncated
+ *    datagrams: counted and dropped. Never fatal.
+ *
+ * It also implements the SessionManager half of the RPC services
+ * (wr_dgram_mux_services): registerUdpSession is refused while
+ * warp-routing is disabled (cloudflared 2023.7.3 does not check; this
+ * connector does not dial private addresses unless told to), and a
+ * session that ends on the connector's side is reported to the edge with
+ * unregisterUdpSession on a new RPC stream (wr_proxy_unregister_udp), as
+ * cloudflared's closeUDPSession.
+ *
+ * Datagram v3 is not spoken: the connector never announces it.
+ *
+ * The ICMP proxy is reached through function pointers so this module does
+ * not depend on its implementation; connector.c passes
+ * wr_icmp_proxy_request / wr_icmp_proxy_forget (connector/icmp_proxy.h).
+ * Threading: the loop's thread only. */
+#ifndef WR_CONNECTOR_DATAGRAM_MUX_H
+#define WR_CONNECTOR_DATAGRAM_MUX_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "connector/proxy.h"
+#include "connector/rpc_server.h"
+#include "connector/udp_session.h"
+#include "net/quic.h"
+
+/* The same declarations as connector/icmp_proxy.h (repeating a typedef is
+ * valid C11). */
+typedef struct wr_icmp_proxy wr_icmp_proxy;
+typedef void (*wr_icmp_reply_fn)(void *reply_user, const uint8_t *ip_packet, size_t len);
+
+/* Text of a refused registration while warp-routing is off (the words
+ * cloudflared uses for a refused WARP request). */
+#define WR_DGRAM_MUX_WARP_DISABLED                                                           \
+  "warren received a request from WARP client, but your configuration has disabled ingress " \
+  "from WARP clients. To enable this, set \"warp-routing:\\n\\t enabled: true\" in your "     \
+  "config.yaml"
+
+typedef struct wr_dgram_mux wr_dgram_mux;
+
+typedef struct wr_dgram_mux_config {
+  uv_loop_t *loop;
+  wr_proxy *proxy;             /* required: warp-routing state, unregister calls */
+  size_t max_sessions_per_conn; /* 0: WR_UDP_MAX_SESSIONS_PER_CONN */
+  /* ICMP: all three or none (then ICMP datagrams are dropped). */
+  wr_icmp_proxy *icmp;
+  int (*icmp_request)(wr_icmp_proxy *p, const uint8_t *pkt, size_t len, wr_icmp_reply_fn fn,
+                      void *reply_user);
+  void (*icmp_forget)(wr_icmp_proxy *p, void *reply_user);
+} wr_dgram_mux_config;
+
+typedef struct wr_dgram_mux_stats {
+  uint64_t received;        /* datagrams given to wr_dgram_mux_input */
+  uint64_t malformed;       /* empty, truncated or unknown type */
+  uint64_t unexpected;      /* type 3 (spans) from the edge */
+  uint64_t udp;             /* type 0 handed to a session */
+  uint64_t icmp;            /* type 1/2 handed to the ICMP proxy */
+  uint64_t icmp_dropped;    /* type 1/2 without an ICMP proxy or with warp-routing off */
+  uint64_t icmp_replies;    /* type 1 sent back */
+  uint64_t icmp_send_dropped; /* replies QUIC refused (size, queue) */
+  uint64_t refused_warp;    /* registerUdpSession refused: warp-routing off */
+  uint64_t unregister_sent; /* unregisterUdpSession calls made to the edge */
+} wr_dgram_mux_stats;
+
+/* Returns WR_OK or WR_ERR_INVAL (no loop or proxy). */
+int wr_dgram_mux_new(const wr_dgram_mux_config *cfg, wr_dgram_mux **out);
+/* Closes every UDP session (run the loop afterwards) and frees. Call
+ * before freeing the proxy and the ICMP proxy. NULL is a no-op. */
+void wr_dgram_mux_free(wr_dgram_mux *m);
+/* Fills the SessionManager callbacks of |svc| (register_udp,
+ * unregister_udp, udp_user). */
+void wr_dgram_mux_services(wr_dgram_mux *m, wr_rpc_services *svc);
+
+/* One DATAGRAM frame from |qc| (its on_datagram). Always returns 0 (bad
+ * datagrams are counted, never fatal). */
+int wr_dgram_mux_input(wr_dgram_mux *m, wr_quic_conn *qc, const uint8_t *data, size_t len);
+/* |qc| is gone (its on_close): its UDP sessions close silently and the
+ * ICMP proxy forgets it. */
+void wr_dgram_mux_conn_gone(wr_dgram_mux *m, wr_quic_conn *qc);
+
+const wr_dgram_mux_stats *wr_dgram_mux_get_stats(const wr_dgram_mux *m);
+wr_udp_sessions *wr_dgram_mux_sessions(wr_dgram_mux *m);
+
+#endif
