@@ -4,7 +4,8 @@
  * --http-listen, proxying each request to a live connector of the tunnel
  * its Host is routed to; and, when asked, the REST API and login pages
  * (--api-listen), the authoritative DNS server (--dns-listen), RFC 2136
- * pushes to another DNS server (--dns-update-*) and the metrics, readiness
+ * pushes to another DNS server (--dns-update-*), a TUN device whose packets
+ * are routed through the tunnels by `route ip` (--tun), and the metrics, readiness
  * and health endpoints (--metrics). --config names a YAML file whose keys
  * are these flags' names (the command line and environment win).
  *
@@ -117,6 +118,29 @@ static int half_open_limits(const wr_opts *o, wr_edge_options *eo) {
   return 0;
 }
 
+/* --tun NAME and what it serves: --tun-account, --tun-vnet (checked when
+ * the edge starts: they name store rows) and --tun-mtu. Returns 0, or -1
+ * after saying what is wrong. */
+static int tun_flags(const wr_opts *o, wr_edge_options *eo) {
+  eo->tun.name = wr_opts_get(o, "tun");
+  eo->tun.account = wr_opts_get(o, "tun-account");
+  eo->tun.vnet = wr_opts_get(o, "tun-vnet");
+  const char *mtu = wr_opts_get(o, "tun-mtu");
+  char *end = NULL;
+  long long v = mtu ? strtoll(mtu, &end, 10) : 0;
+  if (mtu && (*end || v < 1280 || v > 9000)) {
+    fprintf(stderr, "%s run: --tun-mtu must be between 1280 and 9000\n", o->prog);
+    return -1;
+  }
+  eo->tun.mtu = (unsigned)v;
+  if (eo->tun.name && strlen(eo->tun.name) > 15) {
+    fprintf(stderr, "%s run: --tun \"%s\": a device name has at most 15 characters\n", o->prog,
+            eo->tun.name);
+    return -1;
+  }
+  return 0;
+}
+
 /* --dns-update-key "[ALG:]NAME:SECRET" into its parts (in |buf|). */
 static int split_tsig(const char *spec, char *buf, size_t buflen, const char **alg,
                       const char **name, const char **secret) {
@@ -191,7 +215,7 @@ static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, siz
   if (listen_flag(o, "tunnel-listen", 1, &eo->tunnel) != 0 ||
       listen_flag(o, "http-listen", 1, &eo->http) != 0 ||
       listen_flag(o, "dns-listen", 0, &eo->dns) != 0 || metrics_flag(o, eo) != 0 ||
-      visitor_limits(o, eo) != 0 || half_open_limits(o, eo) != 0)
+      visitor_limits(o, eo) != 0 || half_open_limits(o, eo) != 0 || tun_flags(o, eo) != 0)
     return WR_EXIT_USAGE;
   /* These two have always been run-time failures (exit 1), not usage. */
   if (listen_flag(o, "api-listen", 0, &eo->api) != 0 ||

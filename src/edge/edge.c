@@ -13,7 +13,9 @@
 #include "edge/dns_update.h"
 #include "edge/edge_metrics.h"
 #include "edge/login.h"
+#include "edge/router.h"
 #include "edge/store.h"
+#include "edge/tun.h"
 #include "edge/tunnel_server.h"
 #include "edge/visitor.h"
 #include "lib/encoding.h"
@@ -49,6 +51,8 @@ struct wr_edge {
   wr_quic_endpoint *ep;
   int watching;
 
+  wr_router *router;
+  wr_tun *tun;
   wr_visitor *visitor;
   wr_dns *dns;
   wr_api *api;
@@ -179,6 +183,84 @@ static void release_tunnels(wr_edge *e) {
   e->ts = NULL;
   if (e->tls) wr_quic_tls_free(e->tls);
   e->tls = NULL;
+}
+
+/* ---- private traffic: the router and its TUN ingress ------------------------------ */
+
+static int start_router(wr_edge *e, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  wr_router_config rcfg = {.loop = e->loop, .store = e->store, .ts = e->ts};
+  return wr_router_new(&rcfg, &e->router);
+}
+
+/* Ends flows (their RPC streams still have their connections) and closes
+ * the timer. */
+static void stop_router(wr_edge *e) {
+  wr_router_free(e->router);
+  e->router = NULL;
+}
+
+/* --tun-account: an ID or a name; without it the store must hold exactly
+ * one account. */
+static int tun_account(wr_edge *e, const char *ref, wr_account *out, char *err, size_t errlen) {
+  wr_account *all = NULL;
+  size_t n = 0, found = 0;
+  if (wr_store_account_list(e->store, &all, &n) != WR_OK) {
+    snprintf(err, errlen, "cannot read the accounts: %s", wr_store_errmsg(e->store));
+    return WR_ERR_STORE;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (ref && *ref && strcmp(all[i].id, ref) != 0 && strcmp(all[i].name, ref) != 0) continue;
+    if (!found++) *out = all[i];
+  }
+  free(all);
+  if (found == 1) return WR_OK;
+  if (ref && *ref)
+    snprintf(err, errlen, "--tun-account %s: %s", ref,
+             found ? "several accounts have that name; give the ID" : "no such account");
+  else
+    snprintf(err, errlen, "--tun needs --tun-account: the store has %zu accounts", n);
+  return WR_ERR_CONFIG;
+}
+
+/* --tun-vnet: an ID or a name of the account's virtual networks. */
+static int tun_vnet(wr_edge *e, const char *account_id, const char *ref, char *id, size_t idlen,
+                    char *err, size_t errlen) {
+  id[0] = '\0';
+  if (!ref || !*ref) return WR_OK;
+  for (int by_name = 0; by_name < 2 && !id[0]; by_name++) {
+    wr_vnet *v = NULL;
+    size_t n = 0;
+    wr_vnet_filter f = {.account_id = account_id, .is_default = -1};
+    if (by_name) f.name = ref; else f.id = ref;
+    if (wr_store_vnet_list(e->store, &f, &v, &n) == WR_OK && n) snprintf(id, idlen, "%s", v[0].id);
+    free(v);
+  }
+  if (id[0]) return WR_OK;
+  snprintf(err, errlen, "--tun-vnet %s: the account has no such virtual network", ref);
+  return WR_ERR_CONFIG;
+}
+
+static int start_tun(wr_edge *e, char *err, size_t errlen) {
+  const wr_edge_options *o = e->opts;
+  if (!o->tun.name || !*o->tun.name) return WR_OK;
+  wr_account acct;
+  char vnet[WR_STORE_UUID_LEN + 1];
+  int rv = tun_account(e, o->tun.account, &acct, err, errlen);
+  if (rv == WR_OK) rv = tun_vnet(e, acct.id, o->tun.vnet, vnet, sizeof(vnet), err, errlen);
+  if (rv != WR_OK) return rv;
+  wr_tun_config tcfg = {.name = o->tun.name, .mtu = o->tun.mtu, .router = e->router,
+                        .account_id = acct.id, .vnet_id = vnet[0] ? vnet : NULL};
+  if ((rv = wr_tun_open(e->loop, &tcfg, &e->tun, err, errlen)) != WR_OK) return rv;
+  wr_info("Routing private traffic from TUN device %s (account %s, virtual network %s)",
+          wr_tun_name(e->tun), acct.name, vnet[0] ? vnet : "default");
+  return WR_OK;
+}
+
+static void stop_tun(wr_edge *e) {
+  wr_tun_free(e->tun);
+  e->tun = NULL;
 }
 
 /* ---- visitors --------------------------------------------------------------------- */
@@ -387,7 +469,7 @@ static int start_metrics(wr_edge *e, char *err, size_t errlen) {
   if (!addr || !*addr) return WR_OK;
   wr_edge_metrics_config mcfg = {.store = e->store, .ts = e->ts, .ep = e->ep,
                                  .visitor = e->visitor, .dns = e->dns, .api = e->api,
-                                 .login = e->login};
+                                 .login = e->login, .router = e->router};
   return wr_edge_metrics_start(e->loop, addr, &mcfg, &e->metrics, err, errlen);
 }
 
@@ -418,6 +500,8 @@ typedef struct subsystem {
 static const subsystem subsystems[] = {
     {"store", start_store, NULL, NULL, release_store},
     {"tunnels", start_tunnels, drain_tunnels, stop_tunnels, release_tunnels},
+    {"router", start_router, NULL, stop_router, NULL},
+    {"tun", start_tun, stop_tun, stop_tun, NULL},
     {"visitors", start_visitors, stop_visitors, stop_visitors, NULL},
     {"dns", start_dns, NULL, stop_dns, NULL},
     {"api", start_api, NULL, stop_api, release_api},

@@ -19,6 +19,12 @@
  *                first run, mode 0600), and the tunnel server that registers
  *                connectors on it; its sweeper closes the connections of
  *                tunnels deleted by other processes
+ *   router       the router for private traffic (edge/router.h): `route ip`
+ *                lookups, ICMP and UDP flows over connector datagrams
+ *   tun          the TUN device |tun.name| (optional) feeding the router as
+ *                the clients of |tun.account| (ID or name; default: the
+ *                only account) and |tun.vnet| (ID or name; default: the
+ *                account's default virtual network)
  *   visitors     the HTTP/1.1 visitor front on |http|
  *   dns          the authoritative DNS server on |dns| (optional)
  *   api          the REST API and the login pages on one HTTP server on
@@ -93,6 +99,13 @@ typedef struct wr_edge_options {
   size_t max_conns_per_source;
   size_t requests_per_second_per_source;
   size_t request_burst_per_source;
+  /* The TUN ingress; off when |name| is NULL or "". mtu 0: 1280. */
+  struct {
+    const char *name;
+    const char *account;
+    const char *vnet;
+    unsigned mtu;
+  } tun;
   /* RFC 2136 pushes of the API's route changes (edge/dns_update.h); off
    * when |server| is NULL or "". |zone| is then required; without
    * |key_name| and |key_secret| updates go unsigned; |key_algorithm| NULL:

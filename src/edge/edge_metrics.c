@@ -71,6 +71,37 @@ static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
  * at least one, and one series per tunnel for the first |cap| tunnels in
  * ID order (a stable choice, so a series does not come and go between
  * scrapes while the set of tunnels stays the same). */
+/* Private traffic: one series per flow kind (icmp, udp, tcp) or drop
+ * reason, a fixed label set. */
+static void by_kind(wr_buf *b, const char *name, const char *type, const char *help,
+                    const uint64_t v[WR_ROUTER_NKINDS]) {
+  wr_prom_family(b, name, type, help);
+  for (int k = 0; k < WR_ROUTER_NKINDS; k++)
+    wr_prom_u64(b, name, (const char *const[]){"kind", wr_router_kind_name(k), NULL}, v[k]);
+}
+
+static void render_router(const wr_router_stats *s, wr_buf *b) {
+  by_kind(b, P "private_flows", "gauge", "Open private-network flows, by kind", s->flows);
+  by_kind(b, P "private_flows_total", "counter", "Private-network flows opened, by kind",
+          s->flows_total);
+  by_kind(b, P "private_packets_in_total", "counter",
+          "Packets from private-network clients towards connectors, by kind", s->packets_in);
+  by_kind(b, P "private_bytes_in_total", "counter",
+          "Bytes from private-network clients towards connectors, by kind", s->bytes_in);
+  by_kind(b, P "private_packets_out_total", "counter",
+          "Packets from connectors to private-network clients, by kind", s->packets_out);
+  by_kind(b, P "private_bytes_out_total", "counter",
+          "Bytes from connectors to private-network clients, by kind", s->bytes_out);
+  wr_prom_family(b, P "private_drops_total", "counter",
+                 "Private-network packets and datagrams dropped, by reason");
+  for (int d = 0; d < WR_ROUTER_NDROPS; d++)
+    wr_prom_u64(b, P "private_drops_total",
+                (const char *const[]){"reason", wr_router_drop_name(d), NULL}, s->drops[d]);
+  counter(b, P "private_unreachables_total", "ICMP destination unreachable sent by the edge",
+          s->unreachables);
+  gauge(b, P "private_routes", "IP routes in the router's tables", s->routes);
+}
+
 static void render_connections(wr_edge_metrics *m, wr_buf *b) {
   tunnel_ids t = {0};
   size_t distinct = 0, cap = m->cfg.max_tunnel_series;
@@ -227,6 +258,8 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
     counter(b, P "login_lockouts_total", "Lockouts begun (of an email or of a source)", l.locks);
     gauge(b, P "login_checks_waiting", "Password checks waiting for a turn", l.waiting);
   }
+
+  if (m->cfg.router) render_router(wr_router_get_stats(m->cfg.router), b);
 
   wr_prom_process(b, m->start_time);
 }

@@ -7,7 +7,9 @@
  *                 registrations, unregistrations and refusals, visitor
  *                 connections, requests by status class, bytes, open data
  *                 streams, and, for the subsystems that run, DNS queries by
- *                 rcode, API answers by status class and login sign-ins.
+ *                 rcode, API answers by status class and login sign-ins,
+ *                 and private traffic (flows by kind, packets, bytes,
+ *                 drops by reason, ICMP unreachables sent, routes).
  *                 Every figure is a counter the subsystems keep (their
  *                 *_get_stats), read when scraped.
  *   /ready        200 {"status":200,"registeredConnections":N} while the
@@ -25,6 +27,7 @@
 #include "edge/api.h"
 #include "edge/dns.h"
 #include "edge/login.h"
+#include "edge/router.h"
 #include "edge/store.h"
 #include "edge/tunnel_server.h"
 #include "edge/visitor.h"
@@ -48,6 +51,7 @@ typedef struct wr_edge_metrics_config {
   wr_dns *dns;              /* --dns-listen; may be NULL */
   wr_api *api;              /* --api-listen; may be NULL */
   wr_login *login;          /* --api-listen; may be NULL */
+  wr_router *router;        /* private traffic; may be NULL */
   size_t max_tunnel_series; /* 0: WR_EDGE_METRICS_MAX_TUNNEL_SERIES */
 } wr_edge_metrics_config;
 

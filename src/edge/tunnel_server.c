@@ -67,6 +67,8 @@ struct wr_tunnel_server {
   uv_timer_t *sweep; /* the deleted-tunnel sweeper, or NULL */
   int64_t swept_at;  /* Unix seconds of the last sweep (start: creation) */
   wr_tunnel_server_stats stats; /* for --metrics */
+  wr_tunnel_datagram_fn on_datagram; /* the router's, or NULL */
+  void *datagram_user;
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -522,7 +524,17 @@ static void qc_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user
   detach(ec);
 }
 
+/* Datagrams carry private traffic (ICMP, UDP sessions): only registered
+ * connections may send it, and the router decides what it means. */
+static int qc_datagram(wr_quic_conn *c, const uint8_t *data, size_t len, void *user) {
+  edge_conn *ec = user;
+  if (!ec || ec->state != EC_REGISTERED || !ec->ts->on_datagram) return 0;
+  ec->ts->on_datagram(ec->ts->datagram_user, ec->conn_id, data, len);
+  return 0;
+}
+
 static const wr_quic_callbacks ts_cbs = {
+    .on_datagram = qc_datagram,
     .on_stream_open = qc_stream_open,
     .on_stream_data = qc_stream_data,
     .on_stream_reset = qc_stream_reset,
@@ -720,6 +732,64 @@ void wr_tunnel_server_unwatch(wr_tunnel_server *ts) {
 }
 
 /* ---- data streams towards a connector -------------------------------------- */
+
+static int attach_stream(edge_conn *ec, const wr_tunnel_stream_callbacks *cbs, void *user,
+                         wr_tunnel_stream **out) {
+  wr_tunnel_stream *s = wr_xcalloc(1, sizeof(*s));
+  int64_t sid = -1;
+  int rv = wr_quic_stream_open(ec->quic, s, &sid);
+  if (rv != WR_OK) {
+    free(s);
+    return rv;
+  }
+  s->ec = ec;
+  s->sid = sid;
+  s->cbs = *cbs;
+  s->user = user;
+  s->next = ec->streams;
+  if (ec->streams) ec->streams->prev = s;
+  ec->streams = s;
+  ec->nstreams++;
+  *out = s;
+  return WR_OK;
+}
+
+static edge_conn *find_conn(const wr_tunnel_server *ts, const char *conn_id) {
+  if (!conn_id || !*conn_id) return NULL;
+  for (edge_conn *ec = ts->conns; ec; ec = ec->next)
+    if (ec->state == EC_REGISTERED && strcmp(ec->conn_id, conn_id) == 0) return ec;
+  return NULL;
+}
+
+void wr_tunnel_server_set_datagram_handler(wr_tunnel_server *ts, wr_tunnel_datagram_fn fn,
+                                           void *user) {
+  ts->on_datagram = fn;
+  ts->datagram_user = user;
+}
+
+int wr_tunnel_server_find(const wr_tunnel_server *ts, const char *conn_id,
+                          wr_tunnel_conn_info *out) {
+  edge_conn *ec = find_conn(ts, conn_id);
+  if (!ec) return WR_ERR_NOTFOUND;
+  memset(out, 0, sizeof(*out));
+  memcpy(out->conn_id, ec->conn_id, sizeof(out->conn_id));
+  memcpy(out->tunnel_id, ec->tunnel_id, sizeof(out->tunnel_id));
+  memcpy(out->client_id, ec->client_id, sizeof(out->client_id));
+  out->conn_index = ec->conn_index;
+  out->quic = ec->quic;
+  return WR_OK;
+}
+
+int wr_tunnel_server_open_stream_on(wr_tunnel_server *ts, const char *conn_id,
+                                    const wr_tunnel_stream_callbacks *cbs, void *user,
+                                    wr_tunnel_stream **out) {
+  *out = NULL;
+  if (!cbs) return WR_ERR_INVAL;
+  edge_conn *ec = find_conn(ts, conn_id);
+  if (!ec) return WR_ERR_NOTFOUND;
+  int rv = attach_stream(ec, cbs, user, out);
+  return rv == WR_ERR_INVAL ? WR_ERR_NOTFOUND : rv;
+}
 
 int wr_tunnel_server_open_stream(wr_tunnel_server *ts, const char *tunnel_id,
                                  const wr_tunnel_stream_callbacks *cbs, void *user,

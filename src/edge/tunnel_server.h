@@ -192,6 +192,25 @@ void wr_tunnel_stream_abandon(wr_tunnel_stream *s, int64_t code);
 const char *wr_tunnel_stream_conn_id(const wr_tunnel_stream *s);
 int64_t wr_tunnel_stream_id(const wr_tunnel_stream *s);
 
+/* ---- private traffic (edge/router.h) -------------------------------------- */
+
+/* QUIC datagrams of registered connections go to |fn| (NULL: dropped), with
+ * the connection's id. |data| is valid during the call only. */
+typedef void (*wr_tunnel_datagram_fn)(void *user, const char *conn_id, const uint8_t *data,
+                                      size_t len);
+void wr_tunnel_server_set_datagram_handler(wr_tunnel_server *ts, wr_tunnel_datagram_fn fn,
+                                           void *user);
+/* The live registered connection |conn_id| (or WR_ERR_NOTFOUND): check
+ * before every use of a connection remembered across loop iterations. */
+int wr_tunnel_server_find(const wr_tunnel_server *ts, const char *conn_id,
+                          wr_tunnel_conn_info *out);
+/* wr_tunnel_server_open_stream, but on the live connection |conn_id| (a UDP
+ * session's RPC stream must go where its datagrams go). Returns WR_OK,
+ * WR_ERR_NOTFOUND, WR_AGAIN or WR_ERR_NOMEM. */
+int wr_tunnel_server_open_stream_on(wr_tunnel_server *ts, const char *conn_id,
+                                    const wr_tunnel_stream_callbacks *cbs, void *user,
+                                    wr_tunnel_stream **out);
+
 /* ---- counters (for the edge's --metrics, edge/edge_metrics.h) ------------- */
 
 typedef struct wr_tunnel_server_stats {

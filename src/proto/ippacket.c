@@ -317,3 +317,34 @@ int wr_icmp_msg_build_echo(uint8_t version, uint8_t type, uint16_t id, uint16_t 
   if (version == 4) put_be16(out + 2, wr_icmpv4_checksum(out, WR_ICMP_HEADER_LEN + data_len));
   return (int)(WR_ICMP_HEADER_LEN + data_len);
 }
+
+/* Whether |ip| carries an ICMP error message, which must never be answered
+ * with another one (an ICMP message too short to tell counts as one). */
+static int carries_icmp_error(const wr_ip_packet *ip) {
+  if (ip->version == 4 && ip->protocol == WR_IPPROTO_ICMP) {
+    if (ip->payload_len < 1) return 1;
+    uint8_t t = ip->payload[0];
+    return t == 3 || t == 4 || t == 5 || t == 11 || t == 12;
+  }
+  if (ip->version == 6 && ip->protocol == WR_IPPROTO_ICMPV6)
+    return ip->payload_len < 1 || ip->payload[0] < 128;
+  return 0;
+}
+
+/* A fragment other than the first: IPv4 offset non-zero. */
+static int later_fragment(const wr_ip_packet *ip) {
+  return ip->version == 4 && ip->raw && ip->raw_len >= 8 && (get_be16(ip->raw + 6) & 0x1fff) != 0;
+}
+
+int wr_icmp_build_unreachable(const wr_ip_packet *orig, const wr_ipaddr *router, uint8_t code,
+                              uint8_t *out, size_t cap) {
+  static const uint8_t unused[4] = {0, 0, 0, 0};
+  if (orig->version != router->version || !orig->raw) return WR_ERR_INVAL;
+  if (carries_icmp_error(orig) || later_fragment(orig)) return WR_ERR_UNSUPPORTED;
+  int v4 = orig->version == 4;
+  size_t quote = orig->raw_len;
+  size_t max = v4 ? WR_ICMPV4_QUOTE_MAX : WR_ICMPV6_QUOTE_MAX;
+  if (quote > max) quote = max;
+  return wr_icmp_build(router, &orig->src, 64, v4 ? WR_ICMPV4_DEST_UNREACH : WR_ICMPV6_DEST_UNREACH,
+                       code, unused, orig->raw, quote, out, cap);
+}

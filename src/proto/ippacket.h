@@ -167,4 +167,31 @@ int wr_icmp_build_time_exceeded(const wr_ip_packet *orig, const wr_ipaddr *route
 int wr_icmp_msg_build_echo(uint8_t version, uint8_t type, uint16_t id, uint16_t seq,
                            const uint8_t *data, size_t data_len, uint8_t *out, size_t cap);
 
+/* ---- destination unreachable ----------------------------------------------- */
+
+#define WR_ICMPV4_DEST_UNREACH 3
+#define WR_ICMPV6_DEST_UNREACH 1
+/* ICMPv4 type 3 codes (RFC 792, RFC 1812) */
+#define WR_ICMPV4_UNREACH_NET 0
+#define WR_ICMPV4_UNREACH_HOST 1
+#define WR_ICMPV4_UNREACH_PORT 3
+#define WR_ICMPV4_UNREACH_ADMIN 13
+/* ICMPv6 type 1 codes (RFC 4443) */
+#define WR_ICMPV6_UNREACH_NO_ROUTE 0
+#define WR_ICMPV6_UNREACH_ADMIN 1
+#define WR_ICMPV6_UNREACH_ADDR 3
+#define WR_ICMPV6_UNREACH_PORT 4
+
+/* The destination-unreachable error a router sends for |orig|: from
+ * |router| to |orig|'s source, TTL / hop limit 64, ICMPv4 type 3 / ICMPv6
+ * type 1 with |code| (the version's own code: WR_ICMPV4_UNREACH_* or
+ * WR_ICMPV6_UNREACH_*), 4 zero bytes, then |orig->raw| cut as in
+ * wr_icmp_build_time_exceeded. Never answers an ICMP error (RFC 1122
+ * 3.2.2, RFC 4443 2.4 (e)): for an |orig| carrying one (ICMPv4 types 3, 4,
+ * 5, 11, 12; ICMPv6 types below 128) returns WR_ERR_UNSUPPORTED; likewise
+ * for a fragment other than the first. Returns the length, WR_ERR_LIMIT or
+ * WR_ERR_INVAL (|router| of another IP version). */
+int wr_icmp_build_unreachable(const wr_ip_packet *orig, const wr_ipaddr *router, uint8_t code,
+                              uint8_t *out, size_t cap);
+
 #endif

@@ -1,0 +1,211 @@
+"""Private networks through warren-edge's TUN ingress: ping, ping -6, a UDP
+echo, and the ICMP errors the edge generates itself.
+
+Two network namespaces the test creates (and deletes):
+  edge       warren-edge with --tun wrt0; the client is the namespace
+             itself: its lo has 10.98.0.1 and fd98::1, and
+             10.99.0.0/24, fd99::/64 (routed to the tunnel) and
+             10.77.0.0/24 (routed nowhere) go to wrt0
+  connector  the connector (cloudflared 2023.7.3 or warren) with warp-routing
+             enabled; the private host's addresses 10.99.0.5 and fd99::5 on
+             its lo; ICMP through unprivileged ping sockets (ping_group_range)
+The two are linked by a veth pair (10.200.0.1 <-> 10.200.0.2); nothing
+leaves the machine.
+
+The cloudflared cases need CLOUDFLARED=/path (default /opt/cfd/cloudflared).
+The warren-connector cases are marked xfail until warren's connector side of
+ICMP and UDP sessions is in: they assert the same behaviour."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import WARREN, WARREN_EDGE, run, wait_for
+
+CLOUDFLARED = os.environ.get("CLOUDFLARED") or (
+    "/opt/cfd/cloudflared" if os.path.exists("/opt/cfd/cloudflared") else "")
+CAN_NETNS = os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/dev/net/tun")
+
+pytestmark = pytest.mark.skipif(not CAN_NETNS, reason="needs root, iproute2 and /dev/net/tun")
+
+UDP_ECHO = """
+import socket, sys, threading
+def serve(fam, addr):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((addr, 9053))
+    while True:
+        d, a = s.recvfrom(65535)
+        s.sendto(b"echo:" + d, a)
+threading.Thread(target=serve, args=(socket.AF_INET6, "fd99::5"), daemon=True).start()
+serve(socket.AF_INET, "10.99.0.5")
+"""
+
+
+def sh(ns, *args, check=True, timeout=30):
+    r = subprocess.run(["ip", "netns", "exec", ns, *args], capture_output=True, text=True,
+                       timeout=timeout)
+    if check:
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r
+
+
+class Net:
+    """The two namespaces and every process started in them."""
+
+    def __init__(self, tmp_path):
+        tag = uuid.uuid4().hex[:6]
+        self.edge, self.conn = "wre" + tag, "wrc" + tag
+        self.tmp = tmp_path
+        self.procs = []
+        for ns in (self.edge, self.conn):
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            sh(ns, "ip", "link", "set", "lo", "up")
+        subprocess.run(["ip", "link", "add", "ve" + tag, "netns", self.edge, "type", "veth",
+                        "peer", "name", "vc" + tag, "netns", self.conn], check=True)
+        sh(self.edge, "ip", "addr", "add", "10.200.0.1/24", "dev", "ve" + tag)
+        sh(self.edge, "ip", "link", "set", "ve" + tag, "up")
+        sh(self.conn, "ip", "addr", "add", "10.200.0.2/24", "dev", "vc" + tag)
+        sh(self.conn, "ip", "link", "set", "vc" + tag, "up")
+        sh(self.edge, "ip", "addr", "add", "10.98.0.1/32", "dev", "lo")
+        sh(self.edge, "ip", "addr", "add", "fd98::1/128", "dev", "lo")
+        sh(self.conn, "ip", "addr", "add", "10.99.0.5/32", "dev", "lo")
+        sh(self.conn, "ip", "addr", "add", "fd99::5/128", "dev", "lo")
+        sh(self.conn, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
+
+    def start(self, ns, args, name):
+        log = open(self.tmp / f"{name}.log", "wb")
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=log, stderr=subprocess.STDOUT)
+        p.logpath = self.tmp / f"{name}.log"
+        self.procs.append(p)
+        return p
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        for ns in (self.edge, self.conn):
+            subprocess.run(["ip", "netns", "del", ns])
+
+
+def log_of(p):
+    return p.logpath.read_text(errors="replace")
+
+
+@pytest.fixture
+def net(tmp_path):
+    n = Net(tmp_path)
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+def setup_edge(net, tmp_path, home):
+    """Initialises the store, starts warren-edge with the TUN device and adds
+    the IP routes through the API (as `tunnel route ip add` does)."""
+    d = tmp_path / "edge"
+    assert run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", "example.test"]).returncode == 0
+    creds = tmp_path / "net.json"
+    r = run([WARREN_EDGE, "tunnel", "create", "--data-dir", str(d), "--out", str(creds), "net"])
+    assert r.returncode == 0, r.stderr
+    edge = net.start(net.edge, [WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", "10.200.0.1:7844",
+                                "--http-listen", "127.0.0.1:18080", "--api-listen", "127.0.0.1:18081",
+                                "--tun", "wrt0", "--metrics", "127.0.0.1:18082"], "warren-edge")
+    assert wait_for(lambda: "Routing private traffic from TUN device wrt0" in log_of(edge), 30), log_of(edge)
+    sh(net.edge, "ip", "route", "add", "10.99.0.0/24", "dev", "wrt0", "src", "10.98.0.1")
+    sh(net.edge, "ip", "route", "add", "10.77.0.0/24", "dev", "wrt0", "src", "10.98.0.1")
+    sh(net.edge, "ip", "-6", "route", "add", "fd99::/64", "dev", "wrt0", "src", "fd98::1")
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "TUNNEL_API_URL": "http://127.0.0.1:18081/client/v4", "NO_AUTOUPDATE": "true"}
+    tid = json.loads(creds.read_text())["TunnelID"]
+    for cidr in ("10.99.0.0/24", "fd99::/64"):
+        r = subprocess.run(["ip", "netns", "exec", net.edge, WARREN, "tunnel", "--origincert", str(d / "cert.pem"),
+                            "route", "ip", "add", cidr, tid], capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+    # The router reloads its tables from the store within its refresh period.
+    assert wait_for(lambda: "warren_edge_private_routes 2" in metrics(net), 10)
+    return d, creds, tid, edge
+
+
+def metrics(net):
+    return sh(net.edge, "python3", "-c", "import urllib.request;print(urllib.request.urlopen("
+              "'http://127.0.0.1:18082/metrics').read().decode())", check=False).stdout
+
+
+def start_connector(net, kind, d, creds, tid, tmp_path):
+    cfg = tmp_path / "connector.yml"
+    cfg.write_text("warp-routing:\n  enabled: true\ningress:\n  - service: http_status:404\n")
+    binary = CLOUDFLARED if kind == "cloudflared" else WARREN
+    args = [binary, "tunnel", "--no-autoupdate", "--edge", "10.200.0.1:7844", "--cacert", str(d / "ca.pem"),
+            "--protocol", "quic", "--config", str(cfg), "--credentials-file", str(creds),
+            "--metrics", "127.0.0.1:0"]
+    run_args = ["run"]
+    if kind == "cloudflared":
+        # `tunnel run` flags; without them it dials out to find a source.
+        run_args += ["--icmpv4-src", "10.200.0.2", "--icmpv6-src", "fd99::5"]
+    p = net.start(net.conn, args + run_args + [tid], kind)
+    assert wait_for(lambda: "Registered tunnel connection" in log_of(p), 40), log_of(p)
+    return p
+
+
+def ping(net, *args):
+    return sh(net.edge, "ping", "-n", "-c", "2", "-W", "3", *args, check=False, timeout=40)
+
+
+def udp_echo(net, host, family):
+    code = (f"import socket\ns = socket.socket({family}, socket.SOCK_DGRAM)\ns.settimeout(3)\n"
+            f"got = b''\nfor i in range(3):\n"
+            f"    s.sendto(b'hello-udp', ('{host}', 9053))\n"
+            f"    try:\n        got = s.recv(2048)\n        break\n    except socket.timeout:\n        pass\n"
+            f"print(got.decode())\n")
+    return sh(net.edge, "python3", "-c", code, check=False, timeout=30).stdout.strip()
+
+
+CONNECTORS = [
+    pytest.param("cloudflared", marks=pytest.mark.skipif(not CLOUDFLARED, reason="needs CLOUDFLARED")),
+    pytest.param("warren", marks=pytest.mark.xfail(
+        reason="warren's connector side of ICMP and UDP sessions is being written separately",
+        strict=False)),
+]
+
+
+@pytest.mark.parametrize("kind", CONNECTORS)
+def test_ping_and_udp_through_the_tun(net, tmp_path, home, kind):
+    d, creds, tid, edge = setup_edge(net, tmp_path, home)
+
+    # Routed, but the tunnel has no connector yet: host unreachable, and the
+    # edge says why.
+    r = ping(net, "10.99.0.5")
+    assert "Destination Host Unreachable" in r.stdout, r.stdout + r.stderr
+    assert wait_for(lambda: "which has no live connection" in log_of(edge), 5)
+
+    # Not routed at all: net unreachable.
+    r = ping(net, "10.77.0.5")
+    assert "Destination Net Unreachable" in r.stdout, r.stdout + r.stderr
+
+    net.start(net.conn, ["python3", "-c", UDP_ECHO], "udp-echo")
+    start_connector(net, kind, d, creds, tid, tmp_path)
+
+    r = ping(net, "10.99.0.5")
+    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
+    assert "from 10.99.0.5" in r.stdout
+    r = ping(net, "-6", "fd99::5")
+    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
+
+    assert udp_echo(net, "10.99.0.5", "socket.AF_INET") == "echo:hello-udp"
+    assert udp_echo(net, "fd99::5", "socket.AF_INET6") == "echo:hello-udp"
+
+    # Behaviour is what counts; the metrics must say the same.
+    m = metrics(net)
+    assert 'warren_edge_private_flows_total{kind="icmp"}' in m
+    assert 'warren_edge_private_drops_total{reason="no_route"} 2' in m
