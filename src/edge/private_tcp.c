@@ -164,7 +164,7 @@ static void st_close(void *user) {
 static const wr_tunnel_stream_callbacks st_cbs = {
     .on_data = st_data, .on_writable = st_writable, .on_reset = st_reset, .on_close = st_close};
 
-static size_t tcp_data(void *user, const uint8_t *data, size_t len) {
+static size_t tf_data(void *user, const uint8_t *data, size_t len) {
   pflow *pf = user;
   if (!pf->st) return len;
   if (!len) {
@@ -182,9 +182,9 @@ static size_t tcp_data(void *user, const uint8_t *data, size_t len) {
   return acc;
 }
 
-static void tcp_writable(void *user) { flush_down(user); }
+static void tf_writable(void *user) { flush_down(user); }
 
-static void tcp_close(void *user, int reason) {
+static void tf_close(void *user, int reason) {
   pflow *pf = user;
   pf->f = NULL;
   if (pf->st) wr_tunnel_stream_abandon(pf->st, reason == WR_TCPFLOW_CLOSED ? -1 : RESET_CODE);
@@ -217,7 +217,7 @@ static int open_stream(pflow *pf, const char *tunnel_id) {
   return rv;
 }
 
-static int tcp_flow(void *user, wr_tcpflow *f, void *ingress, const wr_ipaddr *src, uint16_t sport,
+static int tf_flow(void *user, wr_tcpflow *f, void *ingress, const wr_ipaddr *src, uint16_t sport,
                     const wr_ipaddr *dst, uint16_t dport, void **flow_user) {
   wr_private_tcp *p = user;
   char tunnel[WR_STORE_UUID_LEN + 1] = "";
@@ -247,7 +247,7 @@ static int tcp_flow(void *user, wr_tcpflow *f, void *ingress, const wr_ipaddr *s
   return 0;
 }
 
-static void tcp_output(void *user, const uint8_t *pkt, size_t len, void *ingress) {
+static void tf_output(void *user, const uint8_t *pkt, size_t len, void *ingress) {
   wr_private_tcp *p = user;
   p->cfg.output(p->cfg.user, pkt, len, ingress);
 }
@@ -260,7 +260,7 @@ int wr_private_tcp_new(const wr_private_tcp_config *cfg, wr_private_tcp **out) {
   p->cfg = *cfg;
   wr_tcpstack_config sc = {
       .loop = cfg->loop,
-      .cbs = {tcp_output, tcp_flow, tcp_data, tcp_writable, tcp_close},
+      .cbs = {tf_output, tf_flow, tf_data, tf_writable, tf_close},
       .user = p,
       .max_flows = cfg->max_flows,
       .max_flows_per_client = cfg->max_flows_per_client,
