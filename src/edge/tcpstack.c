@@ -13,13 +13,13 @@
 /* lwIP first: its lwipopts.h defines TCP_MSS (a size), which
  * <netinet/tcp.h> (through uv.h) defines again as a socket option. The
  * lwIP values that depend on it are captured before it goes. */
-#include "lwip/init.h"
-#include "lwip/ip.h"
-#include "lwip/netif.h"
-#include "lwip/pbuf.h"
-#include "lwip/priv/tcp_priv.h"
-#include "lwip/tcp.h"
-#include "lwip/timeouts.h"
+#include <lwip/init.h>
+#include <lwip/ip.h>
+#include <lwip/netif.h>
+#include <lwip/pbuf.h>
+#include <lwip/priv/tcp_priv.h>
+#include <lwip/tcp.h>
+#include <lwip/timeouts.h>
 enum { SND_QUEUELEN = TCP_SND_QUEUELEN };
 #undef TCP_MSS
 
