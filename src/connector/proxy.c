@@ -28,6 +28,7 @@ static void stream_free(pstream *s) {
   free(s->hdrs);
   free(s->rh);
   free(s->target);
+  wr__proxy_tcp_free(s);
   free(s);
 }
 
