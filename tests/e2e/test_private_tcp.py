@@ -155,16 +155,28 @@ ingress:
             raise
 
     def close(self):
-        self.procs.close()
-        self.echo.close()
-        self.pp.close()
+        """Stops everything; the connector and the access clients must exit 0
+        on SIGTERM (a sanitizer report or a leak makes them exit otherwise)."""
+        bad = []
+        try:
+            for p in list(self.procs.procs):
+                if p.name.startswith("access-") or p.name == "warren-tcp":
+                    rc = p.stop(30)
+                    if rc != 0:
+                        bad.append(f"{p.name} exited {rc} on SIGTERM:\n{p.tail()}")
+        finally:
+            self.procs.close()
+            self.echo.close()
+            self.pp.close()
+        return bad
 
 
 @pytest.fixture(scope="module")
 def setup(base, env):
     s = Setup(base, env)
     yield s
-    s.close()
+    bad = s.close()
+    assert not bad, "\n\n".join(bad)
 
 
 def connect(port):
