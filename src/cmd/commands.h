@@ -34,6 +34,9 @@ int wr_cmd_vnet_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_vnet_delete(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_vnet_update(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
+/* warren access tcp | rdp | ssh | smb (access_tcp.c) */
+int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
 /* warren-edge local administration (edge_admin.c) */
 int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_tunnel_create(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);

@@ -184,18 +184,37 @@ static const wr_cmd tunnel_cmds[] = {
     {NULL},
 };
 
+/* cloudflared's `access tcp` flags (aliases as far as one per flag goes),
+ * plus where to reach the edge and how to trust it. */
+static const wr_flag access_tcp_flags[] = {
+    {"hostname", "tunnel-host", "TUNNEL_SERVICE_HOSTNAME", WR_FLAG_STRING, NULL, "Hostname (or URL) of the application"},
+    {"url", "listener", "TUNNEL_SERVICE_URL", WR_FLAG_STRING, NULL, "Local address to listen on, e.g. 127.0.0.1:2222"},
+    {"destination", NULL, NULL, WR_FLAG_STRING, NULL, "Destination for a bastion origin (Cf-Access-Jump-Destination)"},
+    {"header", "H", NULL, WR_FLAG_LIST, NULL, "Extra request header \"Name: value\" (repeatable)"},
+    {"service-token-id", "id", "TUNNEL_SERVICE_TOKEN_ID", WR_FLAG_STRING, NULL, "Access service token ID (Cf-Access-Client-Id)"},
+    {"service-token-secret", "secret", "TUNNEL_SERVICE_TOKEN_SECRET", WR_FLAG_STRING, NULL, "Access service token secret (Cf-Access-Client-Secret)"},
+    {"edge-url", NULL, "WARREN_ACCESS_EDGE_URL", WR_FLAG_STRING, NULL, "Connect here instead of the hostname, e.g. http://127.0.0.1:8080 for a warren-edge"},
+    {"cacert", NULL, NULL, WR_FLAG_STRING, NULL, "CA bundle that signed the edge's HTTPS certificate"},
+    {"no-tls-verify", NULL, NULL, WR_FLAG_BOOL, NULL, "Do not verify the edge's HTTPS certificate"},
+    {"loglevel", "log-level", NULL, WR_FLAG_STRING, "info", "Log level: debug, info, warn, error, fatal"},
+    {NULL},
+};
+
+#define ACCESS_TCP(name, summary) \
+  {name, NULL, summary, NULL, access_tcp_flags, NULL, wr_cmd_access_tcp}
+static const wr_cmd access_cmds[] = {
+    ACCESS_TCP("tcp", "Forward a local TCP port to a hostname (TCP over WebSocket)"),
+    ACCESS_TCP("rdp", "Same as access tcp"),
+    ACCESS_TCP("ssh", "Same as access tcp"),
+    ACCESS_TCP("smb", "Same as access tcp"),
+    {NULL},
+};
+
 static const wr_cmd top_cmds[] = {
     {"tunnel", NULL, "Create, route and run tunnels",
      "Use `warren tunnel run` to connect to the edge; see `warren tunnel COMMAND --help`.",
      tunnel_flags, tunnel_cmds, NULL},
-    {"access", NULL, "Reach private TCP services through the edge", NULL, NULL,
-     (const wr_cmd[]){{"tcp", NULL, "Forward a local TCP port to a hostname", NULL,
-                       (const wr_flag[]){{"hostname", NULL, "TUNNEL_SERVICE_HOSTNAME", WR_FLAG_STRING, NULL, "Hostname to reach"},
-                                         {"url", NULL, "TUNNEL_SERVICE_URL", WR_FLAG_STRING, NULL, "Local address to listen on"},
-                                         {NULL}},
-                       NULL, wr_cmd_not_yet},
-                      {NULL}},
-     NULL},
+    {"access", NULL, "Reach private TCP services through the edge", NULL, NULL, access_cmds, NULL},
     {NULL},
 };
 

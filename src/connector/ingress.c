@@ -106,6 +106,21 @@ static int get_duration(pctx *p, const wr_ynode *v, const char *kp, long long *o
   return WR_OK;
 }
 
+/* proxyProtocol: "v1" or "v2" (null or "" leave it off). */
+static int get_pproto(pctx *p, const wr_ynode *v, const char *kp, int *out) {
+  if (v->kind != WR_YNODE_SCALAR)
+    return perr(p, v->line, kp, "expected v1 or v2, found %s", wr_ynode_kind_name(v));
+  if (strcmp(v->str, "v1") == 0 || strcmp(v->str, "1") == 0)
+    *out = 1;
+  else if (strcmp(v->str, "v2") == 0 || strcmp(v->str, "2") == 0)
+    *out = 2;
+  else if (v->str[0] == '\0')
+    *out = 0;
+  else
+    return perr(p, v->line, kp, "expected v1 or v2, found \"%s\"", v->str);
+  return WR_OK;
+}
+
 /* --- ipRules and access -------------------------------------------------- */
 
 static int parse_cidr(const char *s, wr_ip_rule *r) {
@@ -236,7 +251,9 @@ static int parse_access(pctx *p, const wr_ynode *v, const char *kp, wr_access_co
 
 /* --- originRequest (table-driven, STYLE 1.12) ---------------------------- */
 
-typedef enum otype { OT_DUR, OT_BOOL, OT_INT, OT_PORT, OT_STR, OT_IPRULES, OT_ACCESS } otype;
+typedef enum otype {
+  OT_DUR, OT_BOOL, OT_INT, OT_PORT, OT_STR, OT_IPRULES, OT_ACCESS, OT_PPROTO
+} otype;
 
 typedef struct okey {
   const char *name; /* YAML and JSON key */
@@ -266,6 +283,8 @@ static const okey or_keys[] = {
     {"ipRules", OT_IPRULES, OFF(ip_rules), WR_OR_IP_RULES},
     {"http2Origin", OT_BOOL, OFF(http2_origin), WR_OR_HTTP2_ORIGIN},
     {"access", OT_ACCESS, OFF(access), WR_OR_ACCESS},
+    /* Warren's own: a PROXY protocol header to tcp/ssh/rdp/smb origins. */
+    {"proxyProtocol", OT_PPROTO, OFF(proxy_protocol), WR_OR_PROXY_PROTOCOL},
 };
 #define N_OR_KEYS (sizeof(or_keys) / sizeof(or_keys[0]))
 
@@ -314,6 +333,9 @@ static int or_set(pctx *p, const okey *k, const wr_ynode *v, const char *kp, wr_
   case OT_ACCESS:
     rv = parse_access(p, v, kp, &o->access);
     break;
+  case OT_PPROTO:
+    rv = get_pproto(p, v, kp, (int *)(void *)field);
+    break;
   }
   if (rv == WR_OK) o->set |= k->bit;
   return rv;
@@ -355,6 +377,7 @@ static void or_merge(wr_origin_request *dst, const wr_origin_request *over) {
     switch (k->type) {
     case OT_DUR: memcpy(d, src, sizeof(long long)); break;
     case OT_BOOL:
+    case OT_PPROTO:
     case OT_INT: memcpy(d, src, sizeof(int)); break;
     case OT_PORT: memcpy(d, src, sizeof(uint16_t)); break;
     case OT_STR: *(const char **)(void *)d = *(const char *const *)(const void *)src; break;
@@ -742,7 +765,7 @@ static wr_ingress *ingress_new(void) {
   wr_ingress *ing = wr_xcalloc(1, sizeof(*ing));
   or_defaults(&ing->defaults);
   ing->warp = (wr_warp_routing){0, WR_WARP_DEFAULT_CONNECT_TIMEOUT_NS,
-                                WR_WARP_DEFAULT_TCP_KEEPALIVE_NS, 0};
+                                WR_WARP_DEFAULT_TCP_KEEPALIVE_NS, 0, 0};
   return ing;
 }
 
@@ -858,7 +881,7 @@ int wr_warp_routing_parse(wr_config *cfg, const wr_ynode *node, wr_warp_routing 
   pctx p = {cfg, cfg ? cfg->source : "config", cfg ? cfg->is_json : 0, NULL, err, errlen};
   int rv;
   *out = (wr_warp_routing){0, WR_WARP_DEFAULT_CONNECT_TIMEOUT_NS, WR_WARP_DEFAULT_TCP_KEEPALIVE_NS,
-                           0};
+                           0, 0};
   if (!node || node->kind == WR_YNODE_NULL) return WR_OK;
   if (node->kind != WR_YNODE_MAP)
     return perr(&p, node->line, "warp-routing", "expected a map, found %s",
@@ -876,6 +899,8 @@ int wr_warp_routing_parse(wr_config *cfg, const wr_ynode *node, wr_warp_routing 
     } else if (key_is(&p, k, "tcpKeepAlive")) {
       if ((rv = get_duration(&p, v, kp, &out->tcp_keepalive_ns))) return rv;
       out->set |= 2;
+    } else if (key_is(&p, k, "proxyProtocol")) {
+      if ((rv = get_pproto(&p, v, kp, &out->proxy_protocol))) return rv;
     } else {
       pwarn_unknown(&p, k, "warp-routing");
     }
@@ -1196,6 +1221,10 @@ static json_t *origin_json(const wr_origin_request *o) {
         json_object_set_new(v, "teamName", json_string(o->access.team_name));
         json_object_set_new(v, "audTag", json_str_list(o->access.aud_tags, o->access.n_aud_tags));
       }
+      break;
+    case OT_PPROTO:
+      memcpy(&x, f, sizeof(x));
+      if (x) v = json_string(x == 2 ? "v2" : "v1");
       break;
     }
     if (v) json_object_set_new(obj, k->name, v);

@@ -66,7 +66,8 @@ enum {
   WR_OR_PROXY_TYPE = 1u << 14,
   WR_OR_IP_RULES = 1u << 15,
   WR_OR_HTTP2_ORIGIN = 1u << 16,
-  WR_OR_ACCESS = 1u << 17
+  WR_OR_ACCESS = 1u << 17,
+  WR_OR_PROXY_PROTOCOL = 1u << 18
 };
 
 /* originRequest: how the connector talks to an origin. In a rule, the
@@ -92,6 +93,7 @@ typedef struct wr_origin_request {
   size_t n_ip_rules;
   int http2_origin;
   wr_access_config access;
+  int proxy_protocol; /* PROXY header to stream origins: 0 none, 1 v1, 2 v2 (not in cloudflared) */
   uint32_t set; /* WR_OR_* keys given explicitly (in the rule or the global block) */
 } wr_origin_request;
 
@@ -132,6 +134,7 @@ typedef struct wr_warp_routing {
   long long connect_timeout_ns;
   long long tcp_keepalive_ns;
   uint32_t set; /* bit 0: connectTimeout given, bit 1: tcpKeepAlive given */
+  int proxy_protocol; /* proxyProtocol: 0 none, 1 v1, 2 v2 (not in cloudflared) */
 } wr_warp_routing;
 
 typedef struct wr_ingress {

@@ -30,6 +30,7 @@ static void stream_free(pstream *s) {
   free(s->target);
   free(s->rpc_message);
   wr_rpc_session_free(s->rpc);
+  wr__proxy_tcp_free(s);
   free(s);
 }
 

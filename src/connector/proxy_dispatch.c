@@ -151,8 +151,7 @@ static void route(pstream *s) {
     wr__proxy_http_start(s);
     return;
   case WR_SVC_STREAM:
-    wr__proxy_respond_errorf(s, "%s origins (TCP over WebSocket) are not supported by warren yet",
-                             svc->display);
+    wr__proxy_tcp_ws_start(s);
     return;
   case WR_SVC_BASTION:
     wr__proxy_respond_error(s, "bastion mode is not supported by warren yet");
@@ -171,7 +170,7 @@ static int refuse_type(pstream *s) {
     if (!ing || !ing->warp.enabled)
       wr__proxy_respond_error(s, WARP_DISABLED_MSG);
     else
-      wr__proxy_respond_error(s, "warp-routing (TCP streams) is not supported by warren yet");
+      wr__proxy_tcp_warp_start(s);
     return 1;
   }
   if (s->req.type != WR_CONNECT_HTTP && s->req.type != WR_CONNECT_WEBSOCKET) {
@@ -187,6 +186,14 @@ static void dispatch(pstream *s) {
   char *mpath = NULL;
   int idx, rv;
 
+  if (s->req.type == WR_CONNECT_TCP) {
+    /* Raw TCP: cloudflared reads neither HTTP metadata nor a URL from it. */
+    p->stats.total_requests++;
+    p->stats.concurrent_requests++;
+    s->counted = 1;
+    refuse_type(s);
+    return;
+  }
   s->hdrs = wr_xcalloc(nmeta + 1, sizeof(*s->hdrs));
   rv = wr_httpmeta_req_decode(s->req.meta, nmeta, &s->arena, s->hdrs, nmeta + 1, &s->hm);
   if (rv != WR_OK) {

@@ -281,6 +281,10 @@ static void body_end(pstream *s) {
 }
 
 void wr__proxy_body_input(pstream *s, const uint8_t *data, size_t len, int fin) {
+  if (s->tcp) {
+    wr__proxy_tcp_edge_input(s, data, len, fin);
+    return;
+  }
   if (len) {
     if (s->state == ST_DONE || s->rb == RB_NONE || s->rb_done) {
       wr__proxy_consume(s, len);

@@ -14,6 +14,9 @@
  *                     origin, response head and body back to the edge
  *   rpc_server.c      RPC streams: the CloudflaredServer capability on
  *                     edge-opened ones, unregisterUdpSession on ours
+ *   proxy_tcp.c       TCP pipes: warp-routing `tcp` streams and stream
+ *                     origins (tcp://, ssh://, ...) behind a WebSocket the
+ *                     connector terminates
  *
  * Objects and owners:
  *   wr_proxy   owns every pstream (list), every origin connection (list,
@@ -74,6 +77,7 @@
 
 typedef struct pstream pstream;
 typedef struct origin origin;
+typedef struct tcp_pipe tcp_pipe;
 
 /* --- origin connections ---------------------------------------------------- */
 
@@ -177,6 +181,7 @@ struct pstream {
   int rpc_client; /* we opened it (unregisterUdpSession) */
   uint8_t rpc_session_id[16];
   char *rpc_message;
+  tcp_pipe *tcp; /* a TCP pipe (proxy_tcp.c) instead of HTTP; owned */
 };
 
 struct wr_proxy {
@@ -251,6 +256,9 @@ void wr__proxy_reject(pstream *s, const char *why);
 /* Our answer is complete: FIN after the queued bytes, STOP_SENDING, held
  * bytes dropped, the origin released (|reuse|: to the pool), ST_DONE. */
 void wr__proxy_complete(pstream *s, int reuse);
+/* Sends preamble + |r| in one write. Returns WR_OK or WR_ERR_INTERNAL
+ * (nothing sent). */
+int wr__proxy_send_response(pstream *s, const wr_connect_response *r);
 /* Sends ConnectResponse{HttpStatus, HttpHeader:*} and counts the status.
  * Returns WR_OK (sent, or the stream was reset: see s->state) or the error
  * of the metadata encoding, when nothing was sent. */
@@ -275,6 +283,9 @@ void wr__proxy_pipe_edge_fin(pstream *s);
  * goes out now) or a new dial (on_connect continues). Returns WR_OK, or an
  * error after answering the stream. */
 int wr__proxy_dial(pstream *s, int allow_pool);
+/* Dials |t| for the stream, never pooled (TCP pipes); on_connect goes to
+ * proxy_tcp.c. Returns WR_OK (ST_DIAL) or an error (nothing answered). */
+int wr__proxy_dial_to(pstream *s, const wr_conn_target *t);
 /* The stream lets go of its origin: back to the pool (with |reuse|, when
  * the connection can be reused) or closed; the QUIC credit still owed for
  * bytes the origin took is returned. No-op without an origin. */
@@ -303,5 +314,22 @@ int wr__proxy_origin_write(pstream *s, const void *data, size_t len);
 /* Returns the credit of bytes the origin took once its write queue is at
  * or below WR_CONN_LOW_WATER. */
 void wr__proxy_return_credit(pstream *s);
+
+/* --- proxy_tcp.c: TCP pipes ---------------------------------------------------- */
+
+/* A `tcp` ConnectRequest with warp-routing on: dials `dest` (host:port as
+ * Go's net.Dial reads it) and acknowledges with an empty ConnectResponse. */
+void wr__proxy_tcp_warp_start(pstream *s);
+/* A request routed to a stream origin: dials the rule's host:port, answers
+ * 101 and terminates the WebSocket. */
+void wr__proxy_tcp_ws_start(pstream *s);
+/* Stream bytes from the edge after the ConnectRequest. */
+void wr__proxy_tcp_edge_input(pstream *s, const uint8_t *data, size_t len, int fin);
+/* Origin events for a stream with s->tcp. */
+void wr__proxy_tcp_connected(pstream *s, int status, const char *msg);
+void wr__proxy_tcp_origin_input(pstream *s, const uint8_t *data, size_t len);
+void wr__proxy_tcp_origin_eof(pstream *s, int status, const char *msg);
+/* Frees s->tcp (stream teardown). */
+void wr__proxy_tcp_free(pstream *s);
 
 #endif

@@ -148,7 +148,10 @@ static void o_on_connect(wr_conn *c, int status, const char *msg, void *user) {
   pstream *s = o->s;
   if (!s) return;
   wr__proxy_hold(s);
-  if (status != WR_OK) {
+  if (s->tcp) {
+    if (status == WR_OK) o->state = O_ACTIVE;
+    wr__proxy_tcp_connected(s, status, msg);
+  } else if (status != WR_OK) {
     char why[512];
     snprintf(why, sizeof(why), "%s", msg && msg[0] ? msg : wr_strerror(status));
     wr__proxy_respond_errorf(s, WR__PROXY_UNREACHABLE ": %s", why);
@@ -168,7 +171,10 @@ static void o_on_read(wr_conn *c, const uint8_t *data, size_t len, void *user) {
     return;
   }
   wr__proxy_hold(s);
-  wr__proxy_origin_input(s, data, len);
+  if (s->tcp)
+    wr__proxy_tcp_origin_input(s, data, len);
+  else
+    wr__proxy_origin_input(s, data, len);
   wr__proxy_unhold(s);
 }
 
@@ -180,7 +186,10 @@ static void o_on_eof(wr_conn *c, int status, const char *msg, void *user) {
     return;
   }
   wr__proxy_hold(s);
-  wr__proxy_origin_eof(s, status, msg);
+  if (s->tcp)
+    wr__proxy_tcp_origin_eof(s, status, msg);
+  else
+    wr__proxy_origin_eof(s, status, msg);
   wr__proxy_unhold(s);
 }
 
@@ -275,17 +284,41 @@ static int dial_target(pstream *s, wr_conn_target *t, char sni[256], char *err, 
 }
 
 static origin *origin_new(pstream *s, char *key) {
-  const wr_origin_request *orq = &s->rule->origin;
   origin *o = wr_xcalloc(1, sizeof(*o));
   o->p = s->p;
   o->key = key;
   o->state = O_CONNECTING;
   o->s = s;
+  if (!s->rule || s->tcp) return o; /* a TCP pipe: never pooled (max_idle 0) */
+  const wr_origin_request *orq = &s->rule->origin;
   o->max_idle =
       orq->keepalive_connections > 0 ? orq->keepalive_connections : DEFAULT_IDLE_PER_HOST;
   o->idle_timeout_ms =
       orq->keepalive_timeout_ns > 0 ? (uint64_t)orq->keepalive_timeout_ns / 1000000u : 0;
   return o;
+}
+
+/* Starts the connection of a new origin |o| for |s|. Returns WR_OK or the
+ * error of wr_conn_connect (|o| freed). */
+static int origin_connect(pstream *s, origin *o, const wr_conn_target *t) {
+  wr_proxy *p = s->p;
+  int rv = wr_conn_connect(p->loop, t, &origin_cbs, o, &o->conn);
+  if (rv != WR_OK) {
+    free(o->key);
+    free(o);
+    return rv;
+  }
+  o->next = p->origins;
+  if (p->origins) p->origins->prev = o;
+  p->origins = o;
+  p->handles++;
+  s->o = o;
+  wr__proxy_set_state(s, ST_DIAL);
+  return WR_OK;
+}
+
+int wr__proxy_dial_to(pstream *s, const wr_conn_target *t) {
+  return origin_connect(s, origin_new(s, wr_xstrdup("")), t);
 }
 
 int wr__proxy_dial(pstream *s, int allow_pool) {
@@ -309,19 +342,8 @@ int wr__proxy_dial(pstream *s, int allow_pool) {
                              err[0] ? err : "cannot load TLS credentials");
     return WR_ERR_CRYPTO;
   }
-  o = origin_new(s, key);
-  rv = wr_conn_connect(p->loop, &t, &origin_cbs, o, &o->conn);
-  if (rv != WR_OK) {
-    free(o->key);
-    free(o);
+  rv = origin_connect(s, origin_new(s, key), &t);
+  if (rv != WR_OK)
     wr__proxy_respond_errorf(s, WR__PROXY_UNREACHABLE ": dial: %s", wr_strerror(rv));
-    return rv;
-  }
-  o->next = p->origins;
-  if (p->origins) p->origins->prev = o;
-  p->origins = o;
-  p->handles++;
-  s->o = o;
-  wr__proxy_set_state(s, ST_DIAL);
-  return WR_OK;
+  return rv;
 }

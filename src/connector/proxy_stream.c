@@ -146,7 +146,7 @@ static int status_class(int status) {
 }
 
 /* Writes preamble + ConnectResponse in one stream write (protocol.md 4.1). */
-static int send_connect_response(pstream *s, const wr_connect_response *r) {
+int wr__proxy_send_response(pstream *s, const wr_connect_response *r) {
   wr_buf b;
   uint8_t pre[WR_PREAMBLE_DATA_LEN];
   int rv;
@@ -177,7 +177,7 @@ int wr__proxy_send_head(pstream *s, int status, const wr_http_header *hs, size_t
     r.meta = meta;
     r.nmeta = (size_t)m;
     s->p->stats.responses_by_code[status_class(status)]++;
-    if (send_connect_response(s, &r) != WR_OK) wr__proxy_reset(s);
+    if (wr__proxy_send_response(s, &r) != WR_OK) wr__proxy_reset(s);
   }
   free(meta);
   wr_buf_free(&arena);
@@ -200,7 +200,7 @@ void wr__proxy_respond_error(pstream *s, const char *msg) {
   r.error = msg;
   r.error_len = strlen(msg);
   r.has_meta = 0;
-  if (send_connect_response(s, &r) != WR_OK) {
+  if (wr__proxy_send_response(s, &r) != WR_OK) {
     wr__proxy_reset(s);
     return;
   }

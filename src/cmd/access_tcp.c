@@ -1,0 +1,94 @@
+/* warren access tcp | rdp | ssh | smb --hostname HOST --url 127.0.0.1:PORT:
+ * forwards every connection to the local port to HOST through a WebSocket
+ * (connector/access_tcp.h), until SIGINT or SIGTERM. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "cmd/commands.h"
+#include "connector/access_tcp.h"
+#include "lib/err.h"
+#include "lib/log.h"
+
+#ifndef WR_VERSION
+#define WR_VERSION "DEV"
+#endif
+
+typedef struct run_ctx {
+  uv_signal_t sigint, sigterm;
+  wr_access_tcp *a;
+} run_ctx;
+
+static void on_signal(uv_signal_t *h, int signum) {
+  run_ctx *r = h->data;
+  wr_info("access: %s received; stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  wr_access_tcp_free(r->a);
+  r->a = NULL;
+  uv_close((uv_handle_t *)&r->sigint, NULL);
+  uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+static int set_log_level(wr_opts *opts) {
+  const char *lv = wr_opts_get(opts, "loglevel");
+  wr_log_level level;
+  if (!lv) return 0;
+  if (wr_log_parse_level(lv, &level) != 0) {
+    fprintf(stderr, "%s: unknown log level \"%s\"\n", opts->prog, lv);
+    return -1;
+  }
+  wr_log_set_level(level);
+  return 0;
+}
+
+int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv) {
+  char err[512] = "", ua[64];
+  char *const *hdrs = NULL;
+  wr_access_tcp_config cfg;
+  uv_loop_t *loop = uv_default_loop();
+  run_ctx r;
+  (void)argc;
+  (void)argv;
+  if (set_log_level(opts) != 0) return WR_EXIT_USAGE;
+  if (!wr_opts_get(opts, "hostname")) {
+    fprintf(stderr, "%s: access %s: --hostname is required\n", opts->prog, cmd->name);
+    return WR_EXIT_USAGE;
+  }
+  if (!wr_opts_get(opts, "url")) {
+    fprintf(stderr,
+            "%s: access %s: --url is required (standard input/output is not supported yet)\n",
+            opts->prog, cmd->name);
+    return WR_EXIT_USAGE;
+  }
+  snprintf(ua, sizeof(ua), "warren/%s", WR_VERSION);
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.loop = loop;
+  cfg.hostname = wr_opts_get(opts, "hostname");
+  cfg.listen = wr_opts_get(opts, "url");
+  cfg.edge_url = wr_opts_get(opts, "edge-url");
+  cfg.ca_file = wr_opts_get(opts, "cacert");
+  cfg.no_verify = wr_opts_bool(opts, "no-tls-verify");
+  cfg.token_id = wr_opts_get(opts, "service-token-id");
+  cfg.token_secret = wr_opts_get(opts, "service-token-secret");
+  cfg.destination = wr_opts_get(opts, "destination");
+  cfg.n_headers = wr_opts_list(opts, "header", &hdrs);
+  cfg.headers = (const char *const *)hdrs;
+  cfg.user_agent = ua;
+  memset(&r, 0, sizeof(r));
+  if (wr_access_tcp_start(&cfg, &r.a, err, sizeof(err)) != WR_OK) {
+    fprintf(stderr, "%s: access %s: %s\n", opts->prog, cmd->name, err);
+    uv_run(loop, UV_RUN_DEFAULT); /* let the listener close */
+    return WR_EXIT_FAIL;
+  }
+  wr_info("Start Websocket listener host=%s port=%u", cfg.hostname,
+          (unsigned)wr_access_tcp_port(r.a));
+  uv_signal_init(loop, &r.sigint);
+  uv_signal_init(loop, &r.sigterm);
+  r.sigint.data = r.sigterm.data = &r;
+  uv_signal_start(&r.sigint, on_signal, SIGINT);
+  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
+  return WR_EXIT_OK;
+}

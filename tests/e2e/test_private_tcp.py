@@ -1,0 +1,341 @@
+"""TCP services behind a connector, reached with `warren access tcp`:
+client -> warren access tcp (local port) -> WebSocket -> warren-edge
+(--http-listen) -> QUIC -> warren (tcp:// ingress rules) -> a TCP origin.
+
+The origins are Python threads in this process: an echo server that
+answers a half-close with its own (after echoing everything), and a server
+that reports the PROXY protocol header it received. The access client's
+request (Host, handshake, service-token headers) is checked against a
+fake edge that records it."""
+import base64
+import hashlib
+import os
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from conftest import WARREN, ProcSet, free_port, wait_for
+from test_tunnel import Connector, Edge, proc_env
+
+ZONE = "example.test"
+TUNNELS = {"tcp": ["echo", "pp1", "pp2", "gone"]}
+MIB = 1024 * 1024
+
+
+def host(name):
+    return f"{name}.{ZONE}"
+
+
+# --- origins -----------------------------------------------------------------------------
+
+class Server:
+    """A TCP server on 127.0.0.1 with one thread per connection."""
+
+    def __init__(self, handler):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.handler = handler
+        self.seen = []
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            with c:
+                self.handler(self, c)
+        except OSError:
+            pass
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+
+
+def echo_handler(srv, c):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    c.shutdown(socket.SHUT_WR)  # our half-close comes after the client's
+
+
+def proxy_header_handler(srv, c):
+    """Reads a PROXY v1 line or a v2 header, reports it (hex) and closes."""
+    data = b""
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        data += d
+        if data.startswith(b"PROXY ") and b"\r\n" in data:
+            data = data[:data.index(b"\r\n") + 2]
+            break
+        if data.startswith(b"\r\n\r\n\x00\r\nQUIT\n") and len(data) >= 16:
+            n = 16 + struct.unpack(">H", data[14:16])[0]
+            if len(data) >= n:
+                data = data[:n]
+                break
+    srv.seen.append(data)
+    c.sendall(data.hex().encode() + b"\n")
+
+
+# --- fixtures ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return tmp_path_factory.mktemp("tcp")
+
+
+@pytest.fixture(scope="module")
+def env(base):
+    home = base / "home"
+    home.mkdir(exist_ok=True)
+    return proc_env(home)
+
+
+class Setup:
+    def __init__(self, base, env):
+        self.base, self.env = base, env
+        self.procs = ProcSet(base)
+        self.echo = Server(echo_handler)
+        self.pp = Server(proxy_header_handler)
+        gone = socket.socket()
+        gone.bind(("127.0.0.1", 0))
+        self.gone_port = gone.getsockname()[1]
+        gone.close()
+        try:
+            self.edge = Edge(base, self.procs, env, tunnels=TUNNELS)
+            self.edge.start()
+            cfg = base / "config.yml"
+            cfg.write_text(f"""\
+ingress:
+  - hostname: {host("echo")}
+    service: tcp://127.0.0.1:{self.echo.port}
+  - hostname: {host("pp1")}
+    service: tcp://127.0.0.1:{self.pp.port}
+    originRequest:
+      proxyProtocol: v1
+  - hostname: {host("pp2")}
+    service: ssh://127.0.0.1:{self.pp.port}
+    originRequest:
+      proxyProtocol: v2
+  - hostname: {host("gone")}
+    service: rdp://127.0.0.1:{self.gone_port}
+  - service: http_status:404
+""")
+            self.conn = Connector(self.procs, self.edge, "tcp", ["--config", cfg], env,
+                                  name="warren-tcp")
+            self.conn.wait_ready()
+            self.access = {}
+            for name in ("echo", "pp1", "pp2", "gone"):
+                port = free_port()
+                p = self.procs.start([WARREN, "access", "tcp", "--hostname", host(name),
+                                      "--url", f"127.0.0.1:{port}",
+                                      "--edge-url", f"http://127.0.0.1:{self.edge.http}",
+                                      "--loglevel", "debug"],
+                                     name=f"access-{name}", env=env)
+                assert p.wait_output("Start Websocket listener", 10) is not None, p.output()
+                self.access[name] = port
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        """Stops everything; the connector and the access clients must exit 0
+        on SIGTERM (a sanitizer report or a leak makes them exit otherwise)."""
+        bad = []
+        try:
+            for p in list(self.procs.procs):
+                if p.name.startswith("access-") or p.name == "warren-tcp":
+                    rc = p.stop(30)
+                    if rc != 0:
+                        bad.append(f"{p.name} exited {rc} on SIGTERM:\n{p.tail()}")
+        finally:
+            self.procs.close()
+            self.echo.close()
+            self.pp.close()
+        return bad
+
+
+@pytest.fixture(scope="module")
+def setup(base, env):
+    s = Setup(base, env)
+    yield s
+    bad = s.close()
+    assert not bad, "\n\n".join(bad)
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.settimeout(30)
+    return s
+
+
+def recv_all(s):
+    out = bytearray()
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return bytes(out)
+        out += d
+
+
+# --- through the edge ------------------------------------------------------------------------
+
+def test_echo_both_ways(setup):
+    with connect(setup.access["echo"]) as s:
+        for msg in (b"hello", b"x" * 70000, b"\x00\xff binary \r\n"):
+            s.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                d = s.recv(65536)
+                assert d, "connection ended early"
+                got += d
+            assert got == msg
+
+
+def test_half_close_gets_the_answer(setup):
+    """The client shuts down its side; the origin still answers, then ends."""
+    with connect(setup.access["echo"]) as s:
+        s.sendall(b"last words")
+        s.shutdown(socket.SHUT_WR)
+        assert recv_all(s) == b"last words"
+
+
+def test_5mb_both_ways_checksum(setup):
+    data = os.urandom(5 * MIB)
+    with connect(setup.access["echo"]) as s:
+        t = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)))
+        t.start()
+        got = recv_all(s)
+        t.join()
+    assert len(got) == len(data)
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_concurrent_connections(setup):
+    results = {}
+
+    def one(i):
+        with connect(setup.access["echo"]) as s:
+            msg = f"conn {i} ".encode() * 100
+            s.sendall(msg)
+            s.shutdown(socket.SHUT_WR)
+            results[i] = recv_all(s) == msg
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert results == {i: True for i in range(20)}
+
+
+def test_proxy_protocol_v1(setup):
+    with connect(setup.access["pp1"]) as s:
+        line = bytes.fromhex(recv_all(s).decode().strip())
+    assert line == f"PROXY TCP4 127.0.0.1 127.0.0.1 0 {setup.pp.port}\r\n".encode(), line
+
+
+def test_proxy_protocol_v2(setup):
+    with connect(setup.access["pp2"]) as s:
+        h = bytes.fromhex(recv_all(s).decode().strip())
+    want = (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack(">H", 12) +
+            socket.inet_aton("127.0.0.1") + socket.inet_aton("127.0.0.1") +
+            struct.pack(">HH", 0, setup.pp.port))
+    assert h == want, h.hex()
+
+
+def test_origin_down_closes_the_local_connection(setup):
+    with connect(setup.access["gone"]) as s:
+        assert recv_all(s) == b""
+    p = [p for p in setup.procs.procs if p.name == "access-gone"][0]
+    assert wait_for(lambda: "connection refused" in setup.conn.p.output(), 10), \
+        setup.conn.p.tail()
+    assert p.alive()
+
+
+# --- the client's request ----------------------------------------------------------------------
+
+def test_access_request_and_frames(tmp_path, env):
+    """A fake edge checks the upgrade request (Host, handshake, service token
+    headers), answers 101 and trades one frame each way."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    edge_port = srv.getsockname()[1]
+    port = free_port()
+    procs = ProcSet(tmp_path)
+    try:
+        p = procs.start([WARREN, "access", "ssh", "--hostname", "app.example.test",
+                         "--url", f"127.0.0.1:{port}", "--id", "tok-id",
+                         "--service-token-secret", "tok-secret", "--destination", "10.0.0.5:22",
+                         "--edge-url", f"http://127.0.0.1:{edge_port}"], name="access", env=env)
+        assert p.wait_output("Start Websocket listener", 10) is not None, p.output()
+        cli = connect(port)
+        srv.settimeout(10)
+        e, _ = srv.accept()
+        e.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = e.recv(4096)
+            assert d
+            head += d
+        lines = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
+        assert lines[0] == "GET / HTTP/1.1"
+        fields = {}
+        for ln in lines[1:]:
+            k, v = ln.split(":", 1)
+            fields[k.lower()] = v.strip()
+        assert fields["host"] == "app.example.test"
+        assert fields["upgrade"].lower() == "websocket"
+        assert fields["sec-websocket-version"] == "13"
+        assert fields["cf-access-client-id"] == "tok-id"
+        assert fields["cf-access-client-secret"] == "tok-secret"
+        assert fields["cf-access-jump-destination"] == "10.0.0.5:22"
+        accept = base64.b64encode(hashlib.sha1(
+            (fields["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()
+        ).digest()).decode()
+        e.sendall((f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+        # server -> client: an unmasked binary frame reaches the local socket
+        e.sendall(b"\x82\x05hello")
+        assert cli.recv(100) == b"hello"
+        # client -> server: a masked binary frame
+        cli.sendall(b"abc")
+        fr = b""
+        while len(fr) < 9:
+            fr += e.recv(100)
+        assert fr[0] == 0x82 and fr[1] == 0x80 | 3
+        key = fr[2:6]
+        assert bytes(b ^ key[i % 4] for i, b in enumerate(fr[6:9])) == b"abc"
+        # a local EOF goes out as a Close frame
+        cli.shutdown(socket.SHUT_WR)
+        fr = b""
+        while len(fr) < 8:
+            fr += e.recv(100)
+        assert fr[0] == 0x88 and fr[1] == 0x80 | 2
+        key = fr[2:6]
+        assert bytes(b ^ key[i % 4] for i, b in enumerate(fr[6:8])) == b"\x03\xe8"
+        # our Close shuts the local side down: the client sees EOF
+        e.sendall(b"\x88\x02\x03\xe8")
+        assert recv_all(cli) == b""
+        cli.close()
+        e.close()
+    finally:
+        procs.close()
+        srv.close()
