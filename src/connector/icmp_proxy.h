@@ -81,9 +81,14 @@ typedef struct wr_icmp_proxy_stats {
   uint64_t flows_active;
 } wr_icmp_proxy_stats;
 
-/* Resolves the source addresses and creates the proxy (no socket is opened
- * until a flow needs it). Returns WR_OK, WR_ERR_INVAL (no loop, or a
- * src4/src6 that is not an IPv4/IPv6 address) or WR_ERR_NOMEM. */
+/* Resolves the source addresses (logging them as cloudflared does), then
+ * checks per family that a socket can be opened (cloudflared's
+ * testPermission: a ping socket, else a raw socket, opened and closed
+ * again). A family without one is logged and its echo requests dropped;
+ * with neither, the proxy drops everything (time exceeded included), as
+ * cloudflared without an ICMP router. Returns WR_OK, WR_ERR_INVAL (no loop,
+ * or a src4/src6 that is not an IPv4/IPv6 address: cloudflared then runs
+ * without ICMP proxy) or WR_ERR_NOMEM. */
 int wr_icmp_proxy_new(const wr_icmp_proxy_config *cfg, wr_icmp_proxy **out);
 
 /* One IP packet from the edge (the payload of a v2 datagram of type 1 or 2,
