@@ -408,6 +408,7 @@ static int flow_open(wr_icmp_proxy *p, const wr_icmp_flow_key *k, flow **out) {
   }
   f->poll.data = f;
   uv_poll_start(&f->poll, UV_READABLE, on_readable);
+  uv_unref((uv_handle_t *)&f->poll); /* flows never keep the loop alive */
   size_t b = key_bucket(p, k);
   f->hnext = p->buckets[b];
   p->buckets[b] = f;
@@ -434,25 +435,11 @@ static void on_idle_tick(uv_timer_t *t) {
 
 /* ---- requests -------------------------------------------------------------- */
 
-/* TTL / hop limit <= 1: the connector is the hop that answers (from its own
- * ICMP source address for the destination's family). */
-static int time_exceeded(wr_icmp_proxy *p, const wr_ip_packet *ip, wr_icmp_reply_fn fn,
-                         void *user) {
-  int n = wr_icmp_build_time_exceeded(ip, &p->src[fam_index(ip->version)], p->out,
-                                      sizeof(p->out));
-  if (n < 0) {
-    p->st.malformed++;
-    return n;
-  }
-  p->st.time_exceeded++;
-  fn(user, p->out, (size_t)n);
-  return WR_OK;
-}
-
-static int send_echo(wr_icmp_proxy *p, flow *f, const wr_icmp *icmp) {
+static int send_echo(wr_icmp_proxy *p, flow *f, const wr_icmp_action *act) {
   uint8_t version = f->key.dst.version;
-  int n = wr_icmp_msg_build_echo(version, icmp->type, f->assigned_id, icmp->echo_seq, icmp->data,
-                                 icmp->data_len, p->out, sizeof(p->out));
+  uint8_t type = version == 4 ? WR_ICMPV4_ECHO_REQUEST : WR_ICMPV6_ECHO_REQUEST;
+  int n = wr_icmp_msg_build_echo(version, type, f->assigned_id, act->seq, act->data,
+                                 act->data_len, p->out, sizeof(p->out));
   if (n < 0) return n;
   struct sockaddr_storage ss;
   socklen_t sl = make_sa(&f->key.dst, 0, &ss);
@@ -486,36 +473,63 @@ static int flow_get(wr_icmp_proxy *p, const wr_icmp_flow_key *k, wr_icmp_reply_f
   return WR_OK;
 }
 
-int wr_icmp_proxy_request(wr_icmp_proxy *p, const uint8_t *pkt, size_t len, wr_icmp_reply_fn fn,
-                          void *reply_user) {
+int wr_icmp_proxy_classify(const uint8_t *pkt, size_t len, const wr_ipaddr *src4,
+                           const wr_ipaddr *src6, wr_icmp_action *act, uint8_t *out, size_t cap) {
   wr_ip_packet ip;
   wr_icmp icmp;
+  memset(act, 0, sizeof(*act));
+  int rv = wr_ip_icmp_decode(pkt, len, &ip, &icmp);
+  if (rv) return rv;
+  if (ip.ttl <= 1) { /* the connector is the hop that answers */
+    int n = wr_icmp_build_time_exceeded(&ip, ip.version == 4 ? src4 : src6, out, cap);
+    if (n < 0) return n;
+    act->kind = WR_ICMP_ACT_TIME_EXCEEDED;
+    act->reply_len = (size_t)n;
+    return WR_OK;
+  }
+  /* cloudflared decrements the TTL here, in its decoded copy only: the
+   * socket sends with the system's TTL. */
+  uint8_t req = ip.version == 4 ? WR_ICMPV4_ECHO_REQUEST : WR_ICMPV6_ECHO_REQUEST;
+  if (icmp.type != req) return WR_ERR_UNSUPPORTED;
+  act->kind = WR_ICMP_ACT_FORWARD;
+  wr_icmp_flow_key_make(&ip, &icmp, &act->key);
+  act->seq = icmp.echo_seq;
+  act->data = icmp.data;
+  act->data_len = icmp.data_len;
+  return WR_OK;
+}
+
+static void count_drop(wr_icmp_proxy *p, int rv) {
+  if (rv == WR_ERR_UNSUPPORTED) p->st.not_echo++;
+  else p->st.malformed++;
+  wr_debug("Dropped an ICMP packet from the edge: %s", wr_strerror(rv));
+}
+
+int wr_icmp_proxy_request(wr_icmp_proxy *p, const uint8_t *pkt, size_t len, wr_icmp_reply_fn fn,
+                          void *reply_user) {
+  wr_icmp_action act;
   p->st.requests++;
   if (p->kind[0] == KIND_NONE && p->kind[1] == KIND_NONE) {
     p->st.no_socket++; /* cloudflared has no ICMP router then: drops all */
     return WR_ERR_UNSUPPORTED;
   }
-  int rv = wr_ip_icmp_decode(pkt, len, &ip, &icmp);
+  int rv = wr_icmp_proxy_classify(pkt, len, &p->src[0], &p->src[1], &act, p->out, sizeof(p->out));
   if (rv) {
-    p->st.malformed++;
-    wr_debug("Failed to decode ICMP packet from quic datagram: %s", wr_strerror(rv));
+    count_drop(p, rv);
     return rv;
   }
-  if (ip.ttl <= 1) return time_exceeded(p, &ip, fn, reply_user);
-  uint8_t req = ip.version == 4 ? WR_ICMPV4_ECHO_REQUEST : WR_ICMPV6_ECHO_REQUEST;
-  if (icmp.type != req) {
-    p->st.not_echo++;
-    return WR_ERR_UNSUPPORTED;
+  if (act.kind == WR_ICMP_ACT_TIME_EXCEEDED) {
+    p->st.time_exceeded++;
+    fn(reply_user, p->out, act.reply_len);
+    return WR_OK;
   }
-  if (p->kind[fam_index(ip.version)] == KIND_NONE) {
+  if (p->kind[fam_index(act.key.dst.version)] == KIND_NONE) {
     p->st.no_socket++;
     return WR_ERR_UNSUPPORTED;
   }
-  wr_icmp_flow_key k;
-  wr_icmp_flow_key_make(&ip, &icmp, &k);
   flow *f;
-  if ((rv = flow_get(p, &k, fn, reply_user, &f))) return rv;
-  return send_echo(p, f, &icmp);
+  if ((rv = flow_get(p, &act.key, fn, reply_user, &f))) return rv;
+  return send_echo(p, f, &act);
 }
 
 void wr_icmp_proxy_forget(wr_icmp_proxy *p, void *reply_user) {
@@ -581,6 +595,10 @@ void wr_icmp_proxy_free(wr_icmp_proxy *p) {
   while (p->all) flow_close(p, p->all);
   uv_timer_stop(&p->idle_timer);
   uv_close((uv_handle_t *)&p->idle_timer, proxy_freed);
+}
+
+int wr_icmp_proxy_enabled(const wr_icmp_proxy *p, uint8_t version) {
+  return (version == 4 || version == 6) && p->kind[fam_index(version)] != KIND_NONE;
 }
 
 void wr_icmp_proxy_stats_get(const wr_icmp_proxy *p, wr_icmp_proxy_stats *out) {

@@ -71,7 +71,7 @@ typedef struct wr_icmp_proxy_stats {
   uint64_t replies;         /* echo replies handed to a reply callback */
   uint64_t time_exceeded;   /* time exceeded generated for TTL <= 1 */
   uint64_t malformed;       /* not decodable as IP + ICMP */
-  uint64_t not_echo;        /* ICMP other than an echo request */
+  uint64_t not_echo;        /* not ICMP, or ICMP other than an echo request */
   uint64_t no_socket;       /* the family has no usable socket / source */
   uint64_t flow_limit;      /* a new flow beyond max_flows */
   uint64_t send_errors;     /* sendto failed */
@@ -110,6 +110,10 @@ void wr_icmp_proxy_forget(wr_icmp_proxy *p, void *reply_user);
  * NULL is a no-op. */
 void wr_icmp_proxy_free(wr_icmp_proxy *p);
 
+/* 1 if echo requests for IP |version| (4 or 6) can be proxied (a socket
+ * kind works for that family), else 0. */
+int wr_icmp_proxy_enabled(const wr_icmp_proxy *p, uint8_t version);
+
 void wr_icmp_proxy_stats_get(const wr_icmp_proxy *p, wr_icmp_proxy_stats *out);
 
 /* The source addresses in use (for time exceeded, and bound by flows). */
@@ -127,6 +131,30 @@ typedef struct wr_icmp_flow_key {
 /* Fills |key| from a decoded echo request. */
 void wr_icmp_flow_key_make(const wr_ip_packet *ip, const wr_icmp *icmp, wr_icmp_flow_key *key);
 int wr_icmp_flow_key_equal(const wr_icmp_flow_key *a, const wr_icmp_flow_key *b);
+
+/* What to do with one packet from the edge (cloudflared's PacketRouter
+ * handlePacket + icmpRouter.Request, without the I/O). */
+typedef enum wr_icmp_action_kind {
+  WR_ICMP_ACT_TIME_EXCEEDED = 1, /* answer with out[0..reply_len) */
+  WR_ICMP_ACT_FORWARD            /* send an echo request on key's flow */
+} wr_icmp_action_kind;
+
+typedef struct wr_icmp_action {
+  wr_icmp_action_kind kind;
+  size_t reply_len;       /* TIME_EXCEEDED */
+  wr_icmp_flow_key key;   /* FORWARD: the flow */
+  uint16_t seq;           /* FORWARD: echo seq and data (pointing into the packet) */
+  const uint8_t *data;
+  size_t data_len;
+} wr_icmp_action;
+
+/* Decodes |pkt|: TTL / hop limit <= 1 -> time exceeded from |src4| (IPv4)
+ * or |src6| (IPv6) written to |out|; an echo request -> FORWARD. Returns
+ * WR_OK, or why the packet is dropped: WR_ERR_TRUNC / WR_ERR_PROTO (not IP),
+ * WR_ERR_UNSUPPORTED (not ICMP, or ICMP other than an echo request),
+ * WR_ERR_LIMIT (|cap| too small). */
+int wr_icmp_proxy_classify(const uint8_t *pkt, size_t len, const wr_ipaddr *src4,
+                           const wr_ipaddr *src6, wr_icmp_action *act, uint8_t *out, size_t cap);
 
 /* The packet sent back for a bare ICMP message |msg| read from a flow's
  * socket (the replying host |from|, for the flow |key|): an echo reply
