@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connector/icmp_proxy.h"
 #include "connector/metrics.h"
 #include "connector/proxy.h"
 #include "connector/supervisor.h"
@@ -21,6 +22,7 @@ struct wr_connector {
   wr_uuid connector_id;
   uint64_t grace_ms;
   wr_proxy *proxy;
+  wr_icmp_proxy *icmp; /* NULL: a bad --icmpv4-src/--icmpv6-src, as cloudflared runs on without */
   wr_metrics_server *metrics;
   wr_supervisor *sup;
   int failed;
@@ -74,11 +76,29 @@ static int start_supervisor(wr_connector *c, const wr_connector_options *o, char
   sc.extra_features = o->features;
   sc.nextra_features = o->nfeatures;
   sc.proxy = c->proxy;
+  sc.icmp = c->icmp;
   sc.on_fatal = on_fatal;
   sc.on_stopped = on_stopped;
   sc.user = c;
   return wr_supervisor_start(&sc, &c->sup, err, errlen);
 }
+
+/* cloudflared builds its ICMP router at start-up whatever warp-routing
+ * says; a failure only disables ICMP ("ICMP proxy feature is disabled"). */
+static void start_icmp(wr_connector *c, const wr_connector_options *o) {
+  wr_icmp_proxy_config ic;
+  memset(&ic, 0, sizeof(ic));
+  ic.loop = c->loop;
+  ic.src4 = o->icmpv4_src;
+  ic.src6 = o->icmpv6_src;
+  int rv = wr_icmp_proxy_new(&ic, &c->icmp);
+  if (rv != WR_OK)
+    wr_warn("ICMP proxy feature is disabled: %s",
+            rv == WR_ERR_INVAL ? "--icmpv4-src / --icmpv6-src is not an IPv4 / IPv6 address"
+                               : wr_strerror(rv));
+}
+
+struct wr_icmp_proxy *wr_connector_icmp_proxy(const wr_connector *c) { return c->icmp; }
 
 int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connector **out,
                      char *err, size_t errlen) {
@@ -103,6 +123,7 @@ int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connecto
     snprintf(err, errlen, "cannot start the proxy");
     goto fail;
   }
+  start_icmp(c, o);
   /* Before the supervisor: /ready answers 503 while connecting. */
   if (o->metrics && *o->metrics &&
       (rv = wr_metrics_server_start(loop, o->metrics, c->proxy, &c->connector_id, &c->metrics, err,
@@ -128,6 +149,7 @@ void wr_connector_free(wr_connector *c) {
   if (c->sup) wr_supervisor_free(c->sup);
   wr_metrics_server_free(c->metrics);
   wr_proxy_free(c->proxy);
+  wr_icmp_proxy_free(c->icmp);
   /* Let every close callback run (sockets, timers, endpoints). */
   for (int i = 0; i < CLOSE_RUNS && uv_run(c->loop, UV_RUN_NOWAIT); i++) {
   }

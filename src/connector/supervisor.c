@@ -64,6 +64,7 @@ struct wr_supervisor {
   wr_uuid connector_id;
   char *local_config;
   size_t local_config_len;
+  struct wr_icmp_proxy *icmp; /* borrowed; for the datagram multiplexer, may be NULL */
   char **features;
   size_t nfeatures;
   int replace_existing;
@@ -346,6 +347,7 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
   s->ca_file = cfg->ca_file ? wr_xstrdup(cfg->ca_file) : NULL;
   s->sni = cfg->sni ? wr_xstrdup(cfg->sni) : NULL;
   s->connector_id = cfg->connector_id;
+  s->icmp = cfg->icmp;
   if (cfg->local_config) {
     s->local_config = wr_xmalloc(cfg->local_config_len + 1);
     memcpy(s->local_config, cfg->local_config, cfg->local_config_len);

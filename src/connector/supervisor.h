@@ -51,6 +51,7 @@ typedef struct wr_supervisor_config {
   size_t nextra_features;
   int replace_existing;                  /* --force */
   wr_proxy *proxy;                       /* required; borrowed */
+  struct wr_icmp_proxy *icmp;            /* borrowed; NULL: ICMP datagrams are dropped */
   /* Registration refused for good before anything ever registered. */
   void (*on_fatal)(void *user, const char *why);
   /* A connection registered or went away (for /ready and metrics). */
