@@ -371,6 +371,9 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     sa_to_ipaddr((struct sockaddr *)&from, &src);
     size_t mlen;
     const uint8_t *msg = read_msg(f, p->in, (size_t)n, &mlen);
+    /* A raw socket sees every echo reply of the host: only the pinged host's
+     * count (a ping socket gets only its own, from wherever they come). */
+    if (f->kind == KIND_RAW && !wr_ipaddr_equal(&src, &f->key.dst)) msg = NULL;
     int len = msg ? wr_icmp_proxy_build_reply(&f->key, &src, msg, mlen, p->out, sizeof(p->out))
                   : WR_ERR_PROTO;
     if (len < 0) {

@@ -459,13 +459,108 @@ static void test_loopback_v6(void **state) {
   uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 }
 
+/* ---- inside a network namespace (tests/e2e/test_icmp_proxy.py) ----------
+ * WR_ICMP_NETNS=dgram|auto|off: the namespace's lo holds 10.99.0.1/32 and
+ * fd99::1/128. "dgram": ping_group_range admits us and the proxy must use
+ * ping sockets only; "auto": it does not, root falls back to raw sockets;
+ * "off": neither works (no group, no CAP_NET_RAW), everything is dropped.
+ * Without the variable the test is skipped. */
+
+static void ping_and_check(wr_icmp_proxy *p, const char *client, const char *host, uint16_t id,
+                           got *g, size_t nseq) {
+  wr_ipaddr c = addr(client), h = addr(host);
+  uint8_t pkt[128];
+  uint8_t type = c.version == 4 ? WR_ICMPV4_ECHO_REQUEST : WR_ICMPV6_ECHO_REQUEST;
+  for (size_t seq = 1; seq <= nseq; seq++) {
+    int n = wr_icmp_build_echo(&c, &h, 64, type, id, (uint16_t)seq, (const uint8_t *)client,
+                               strlen(client), pkt, sizeof(pkt));
+    assert_int_equal(wr_icmp_proxy_request(p, pkt, (size_t)n, on_reply, g), 0);
+    wait_for(p, g, seq, 0);
+  }
+  assert_int_equal(g->n, nseq);
+  for (size_t i = 0; i < nseq; i++) {
+    wr_ip_packet ip;
+    wr_icmp icmp;
+    assert_int_equal(wr_ip_icmp_decode(g->pkt[i], g->len[i], &ip, &icmp), 0);
+    assert_true(wr_ipaddr_equal(&ip.src, &h));
+    assert_true(wr_ipaddr_equal(&ip.dst, &c));
+    assert_int_equal(ip.ttl, 255);
+    assert_int_equal(icmp.type, c.version == 4 ? WR_ICMPV4_ECHO_REPLY : WR_ICMPV6_ECHO_REPLY);
+    assert_int_equal(icmp.echo_id, id); /* the client's id, not the socket's */
+    assert_int_equal(icmp.echo_seq, i + 1);
+    assert_int_equal(icmp.data_len, strlen(client));
+    assert_memory_equal(icmp.data, client, icmp.data_len);
+    assert_true(wr_icmp_checksum_ok(&ip, &icmp));
+  }
+}
+
+static void test_netns(void **state) {
+  (void)state;
+  const char *mode = getenv("WR_ICMP_NETNS");
+  if (!mode) skip();
+  wr_log_set_level(WR_LOG_DEBUG);
+  wr_icmp_proxy_config c = {.loop = uv_default_loop()};
+  c.sock_mode = strcmp(mode, "dgram") == 0 ? WR_ICMP_SOCK_DGRAM : WR_ICMP_SOCK_AUTO;
+  wr_icmp_proxy *p;
+  assert_int_equal(wr_icmp_proxy_new(&c, &p), 0);
+  wr_ipaddr s4, s6;
+  wr_icmp_proxy_sources(p, &s4, &s6);
+  /* No route to 192.168.0.1 in the namespace: cloudflared falls back to
+   * 0.0.0.0; lo's first IPv6 address is the IPv6 source. */
+  assert_true(wr_ipaddr_equal(&s4, &(wr_ipaddr){4, {0}}));
+  assert_int_equal(s6.version, 6);
+  wr_ipaddr v4c = addr("100.64.0.9"), v4h = addr("10.99.0.1");
+  uint8_t pkt[128];
+  got ttl = {0};
+  int n = wr_icmp_build_echo(&v4c, &v4h, 1, WR_ICMPV4_ECHO_REQUEST, 1, 1, NULL, 0, pkt,
+                             sizeof(pkt));
+  if (strcmp(mode, "off") == 0) {
+    assert_false(wr_icmp_proxy_enabled(p, 4));
+    assert_false(wr_icmp_proxy_enabled(p, 6));
+    assert_int_equal(wr_icmp_proxy_request(p, pkt, (size_t)n, on_reply, &ttl), WR_ERR_UNSUPPORTED);
+    assert_int_equal(ttl.n, 0);
+    wr_icmp_proxy_free(p);
+    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+    return;
+  }
+  assert_true(wr_icmp_proxy_enabled(p, 4));
+  assert_true(wr_icmp_proxy_enabled(p, 6));
+  /* Two clients using the same echo id, and an IPv6 client. */
+  got a = {0}, b = {0}, six = {0};
+  ping_and_check(p, "100.64.0.9", "10.99.0.1", 0x1111, &a, 3);
+  ping_and_check(p, "100.64.0.10", "10.99.0.1", 0x1111, &b, 2);
+  ping_and_check(p, "fd00::9", "fd99::1", 0x2222, &six, 2);
+  assert_int_equal(a.n, 3); /* b's replies did not go to a */
+  /* TTL 1: time exceeded from the connector's IPv4 source. */
+  assert_int_equal(wr_icmp_proxy_request(p, pkt, (size_t)n, on_reply, &ttl), 0);
+  assert_int_equal(ttl.n, 1);
+  wr_ip_packet ip;
+  wr_icmp icmp;
+  assert_int_equal(wr_ip_icmp_decode(ttl.pkt[0], ttl.len[0], &ip, &icmp), 0);
+  assert_int_equal(icmp.type, WR_ICMPV4_TIME_EXCEEDED);
+  assert_true(wr_ipaddr_equal(&ip.src, &s4));
+  assert_true(wr_ipaddr_equal(&ip.dst, &v4c));
+  wr_icmp_proxy_stats st;
+  wr_icmp_proxy_stats_get(p, &st);
+  assert_int_equal(st.flows_opened, 3);
+  assert_int_equal(st.replies, 7);
+  assert_int_equal(st.send_errors, 0);
+  wr_icmp_proxy_forget(p, &a);
+  wr_icmp_proxy_stats_get(p, &st);
+  assert_int_equal(st.flows_active, 2);
+  wr_icmp_proxy_free(p);
+  uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vectors_replies),   cmocka_unit_test(test_flow_key),
       cmocka_unit_test(test_build_reply_rejects), cmocka_unit_test(test_classify),
       cmocka_unit_test(test_new_rejects),       cmocka_unit_test(test_detect_sources),
       cmocka_unit_test(test_loopback_v4_vectors), cmocka_unit_test(test_loopback_flows),
-      cmocka_unit_test(test_loopback_v6),
+      cmocka_unit_test(test_loopback_v6),       cmocka_unit_test(test_netns),
   };
+  /* In the namespace only the namespace test runs (maybe as another user). */
+  if (getenv("WR_ICMP_NETNS")) cmocka_set_test_filter("test_netns");
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
