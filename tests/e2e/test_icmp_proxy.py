@@ -9,22 +9,20 @@ sockets:
   auto   ping_group_range "1 0", as root: raw sockets instead
   off    ping_group_range "1 0", as nobody: no socket, everything dropped
 
-Needs root (ip netns); skipped otherwise. The namespace is removed even when
-the test fails."""
+Those need root (ip netns) and are skipped otherwise; the namespace is
+removed even when a test fails. The last tests check that `warren tunnel run`
+hands --icmpv4-src / --icmpv6-src (and TUNNEL_ICMPV4_SRC / TUNNEL_ICMPV6_SRC)
+to the proxy, and runs on without it when they are not addresses, as
+cloudflared does."""
 import os
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import BUILD, ROOT
+from conftest import BUILD, ROOT, WARREN
 
 PROG = os.path.join(BUILD, "tests", "test_icmp_proxy")
-
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for ip netns"),
-    pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2"),
-]
 
 
 def sh(*args, check=True):
@@ -33,6 +31,8 @@ def sh(*args, check=True):
 
 @pytest.fixture
 def netns():
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 for ip netns")
     name = "wr-icmp-%d" % os.getpid()
     sh("ip", "netns", "add", name)
     try:
@@ -78,3 +78,36 @@ def test_no_socket_drops_and_logs_once(netns):
         pytest.skip("needs setpriv")
     out = run_in(netns, "off", "1 0", user=65534)
     assert out.count("ICMP proxy feature is disabled") == 1
+
+
+def start_connector(procs, tmp_path, args, env_extra=None):
+    cred = tmp_path / "cred.json"
+    cred.write_text('{"AccountTag":"abc","TunnelSecret":"' + "A" * 43 + '=",'
+                    '"TunnelID":"5e551011-0000-4000-8000-000000000001"}')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
+    env["HOME"] = str(tmp_path)
+    env.update(env_extra or {})
+    # Nothing listens on the discard port: the connector keeps redialling,
+    # which is all this test needs (the proxy is created before any dial).
+    return procs.start([WARREN, "tunnel", "run", "--credentials-file", str(cred),
+                        "--edge", "127.0.0.1:9", "--url", "http://127.0.0.1:1",
+                        "--metrics", "127.0.0.1:0"] + args, name="warren", env=env)
+
+
+def test_icmp_src_flags(procs, tmp_path):
+    p = start_connector(procs, tmp_path, ["--icmpv4-src", "127.0.0.1"],
+                        {"TUNNEL_ICMPV6_SRC": "::1%lo"})
+    assert p.wait_output("ICMP proxy will use 127.0.0.1 as source for IPv4", 30) is not None
+    assert p.wait_output("ICMP proxy will use ::1 in zone lo as source for IPv6", 30) is not None
+
+
+def test_icmp_src_env(procs, tmp_path):
+    p = start_connector(procs, tmp_path, [], {"TUNNEL_ICMPV4_SRC": "127.0.0.2"})
+    assert p.wait_output("ICMP proxy will use 127.0.0.2 as source for IPv4", 30) is not None
+
+
+def test_icmp_src_not_an_address_disables_icmp_only(procs, tmp_path):
+    p = start_connector(procs, tmp_path, ["--icmpv4-src", "::1"])
+    assert p.wait_output("ICMP proxy feature is disabled", 30) is not None
+    assert p.wait_output("Starting metrics server", 30) is not None
+    assert p.alive()
