@@ -17,10 +17,18 @@
  *    client, TTL 255) and handed to the flow's reply callback.
  *  - A request for an existing flow from another reply_user (QUIC
  *    connection) moves the flow there, so replies go to the newest
- *    connection, as cloudflared replaces the funnel.
- *  - Flows idle for idle_timeout_ms (request or reply) are closed; at most
- *    max_flows flows exist at a time (a request for a new flow beyond that
- *    is counted and dropped).
+ *    connection. (cloudflared closes the funnel and opens a new socket;
+ *    moving it keeps replies in flight and is otherwise the same.)
+ *  - Flows idle for idle_timeout_ms (request or reply) are closed, checked
+ *    every idle_timeout_ms as cloudflared's cleanup ticker (so a flow lives
+ *    between one and two periods after its last packet); at most max_flows
+ *    flows exist at a time (a request for a new flow beyond that is counted
+ *    and dropped). cloudflared has no cap.
+ *  - An echo *reply* from the client is dropped: cloudflared would send it
+ *    on the ping socket, which the kernel refuses (only echo requests).
+ *  - With raw sockets (no ping_group_range) the proxy picks the echo id
+ *    itself and accepts only echo replies with that id from the pinged
+ *    host. cloudflared 2023.7.3 has no raw fallback on Linux.
  *
  * Never fatal: a malformed packet, a non-echo message, a full flow table or
  * an address family without a usable socket is counted and dropped. If no
@@ -28,7 +36,12 @@
  *
  * Threading: everything runs on cfg->loop's thread. The reply callback runs
  * from the loop (socket readable) or, for time exceeded, from inside
- * wr_icmp_proxy_request. It must not call wr_icmp_proxy_free. */
+ * wr_icmp_proxy_request. It may call wr_icmp_proxy_forget and
+ * wr_icmp_proxy_request (the packet it was given is then overwritten), not
+ * wr_icmp_proxy_free. The caller (the datagram multiplexer) checks
+ * warp-routing per packet, as cloudflared does, and calls
+ * wr_icmp_proxy_forget when a QUIC connection closes. Flows never keep the
+ * loop alive. */
 #ifndef WR_CONNECTOR_ICMP_PROXY_H
 #define WR_CONNECTOR_ICMP_PROXY_H
 #include <stddef.h>
@@ -41,7 +54,8 @@
 typedef struct wr_icmp_proxy wr_icmp_proxy;
 
 /* One IP packet (IPv4 or IPv6 with ICMP) for the client: an echo reply or a
- * time exceeded. |ip_packet| is valid only during the call. */
+ * time exceeded, to be sent as a v2 datagram of type 1 (or v3 type 2).
+ * |ip_packet| is valid only during the call. */
 typedef void (*wr_icmp_reply_fn)(void *reply_user, const uint8_t *ip_packet, size_t len);
 
 #define WR_ICMP_PROXY_IDLE_MS_DEFAULT 10000 /* cloudflared's funnelIdleTimeout */
