@@ -363,7 +363,7 @@ static void test_loopback_v4_vectors(void **state) {
 static void test_loopback_flows(void **state) {
   (void)state;
   wr_icmp_proxy_config c = {.loop = uv_default_loop(), .src4 = "127.0.0.1", .src6 = "::1",
-                            .max_flows = 2, .idle_timeout_ms = 1000};
+                            .max_flows = 2, .idle_timeout_ms = 3000};
   wr_icmp_proxy *p;
   assert_int_equal(wr_icmp_proxy_new(&c, &p), 0);
   if (!wr_icmp_proxy_enabled(p, 4)) {
