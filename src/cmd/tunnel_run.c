@@ -218,6 +218,8 @@ static void connector_options(const wr_opts *o, run_inputs *in, wr_connector_opt
   co->features = (const char *const *)features;
   co->metrics = wr_opts_get(o, "metrics");
   co->grace_ms = (uint64_t)(grace / 1000000);
+  co->icmpv4_src = wr_opts_get(o, "icmpv4-src");
+  co->icmpv6_src = wr_opts_get(o, "icmpv6-src");
 }
 
 static void run_free(run_inputs *in) {

@@ -62,6 +62,8 @@ static const wr_flag tunnel_flags[] = {
     {"edge-bind-address", NULL, "TUNNEL_EDGE_BIND_ADDRESS", WR_FLAG_STRING, NULL, "Local address to dial the edge from"},
     {"transport-loglevel", "proto-loglevel", "TUNNEL_PROTO_LOGLEVEL", WR_FLAG_STRING, "info", "Log level of the transport layer"},
     {"metrics-update-freq", NULL, "TUNNEL_METRICS_UPDATE_FREQ", WR_FLAG_DURATION, "5s", "How often metrics are refreshed"},
+    {"icmpv4-src", NULL, "TUNNEL_ICMPV4_SRC", WR_FLAG_STRING, NULL, "Source address to send/receive ICMPv4 messages. If not provided, the local address picked for a route to 192.168.0.1, or 0.0.0.0"},
+    {"icmpv6-src", NULL, "TUNNEL_ICMPV6_SRC", WR_FLAG_STRING, NULL, "Source address (ADDR or ADDR%INTERFACE) to send/receive ICMPv6 messages. If not provided, an IPv6 address of the interface holding the ICMPv4 source, else of any interface, else ::"},
     {NULL},
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "connector/datagram_mux.h"
+#include "connector/icmp_proxy.h"
 #include "connector/metrics.h"
 #include "connector/proxy.h"
 #include "connector/remote_config.h"
@@ -25,6 +26,7 @@ struct wr_connector {
   wr_proxy *proxy;
   wr_dgram_mux *mux;
   wr_remote_config *remote;
+  wr_icmp_proxy *icmp; /* NULL: a bad --icmpv4-src/--icmpv6-src, as cloudflared runs on without */
   wr_metrics_server *metrics;
   wr_supervisor *sup;
   int failed;
@@ -94,6 +96,7 @@ static int start_rpc_services(wr_connector *c) {
   memset(&mc, 0, sizeof(mc));
   mc.loop = c->loop;
   mc.proxy = c->proxy;
+  mc.icmp = c->icmp;
   if ((rv = wr_dgram_mux_new(&mc, &c->mux)) != WR_OK) return rv;
   c->remote = wr_remote_config_new(c->proxy);
   memset(&svc, 0, sizeof(svc));
@@ -101,6 +104,21 @@ static int start_rpc_services(wr_connector *c) {
   wr_remote_config_services(c->remote, &svc);
   wr_proxy_set_services(c->proxy, &svc);
   return WR_OK;
+}
+
+/* cloudflared builds its ICMP router at start-up whatever warp-routing
+ * says; a failure only disables ICMP ("ICMP proxy feature is disabled"). */
+static void start_icmp(wr_connector *c, const wr_connector_options *o) {
+  wr_icmp_proxy_config ic;
+  memset(&ic, 0, sizeof(ic));
+  ic.loop = c->loop;
+  ic.src4 = o->icmpv4_src;
+  ic.src6 = o->icmpv6_src;
+  int rv = wr_icmp_proxy_new(&ic, &c->icmp);
+  if (rv != WR_OK)
+    wr_warn("ICMP proxy feature is disabled: %s",
+            rv == WR_ERR_INVAL ? "--icmpv4-src / --icmpv6-src is not an IPv4 / IPv6 address"
+                               : wr_strerror(rv));
 }
 
 int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connector **out,
@@ -126,6 +144,7 @@ int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connecto
     snprintf(err, errlen, "cannot start the proxy");
     goto fail;
   }
+  start_icmp(c, o);
   if ((rv = start_rpc_services(c)) != WR_OK) {
     snprintf(err, errlen, "cannot start the datagram multiplexer");
     goto fail;
@@ -156,6 +175,7 @@ void wr_connector_free(wr_connector *c) {
   wr_metrics_server_free(c->metrics);
   wr_dgram_mux_free(c->mux);
   wr_proxy_free(c->proxy);
+  wr_icmp_proxy_free(c->icmp);
   /* Let every close callback run (sockets, timers, endpoints). */
   for (int i = 0; i < CLOSE_RUNS && uv_run(c->loop, UV_RUN_NOWAIT); i++) {
   }

@@ -26,7 +26,8 @@
  *
  * Free order: the metrics server forgets the supervisor, then the
  * supervisor (its QUIC connections), the metrics server, the proxy (which
- * aborts what streams are left without touching the connections), and the
+ * aborts what streams are left without touching the connections), the ICMP
+ * proxy (connector/icmp_proxy.h: its flows' sockets), and the
  * loop runs until their close callbacks ran.
  *
  * Threading: everything runs on the loop's thread. wr_connector_shutdown and
@@ -59,6 +60,8 @@ typedef struct wr_connector_options {
   size_t nfeatures;
   const char *metrics;                  /* HOST:PORT for /metrics, /ready; NULL or "": none */
   uint64_t grace_ms;                    /* wr_connector_shutdown's wait for in-flight streams */
+  const char *icmpv4_src;               /* --icmpv4-src; NULL: auto (connector/icmp_proxy.h) */
+  const char *icmpv6_src;               /* --icmpv6-src; NULL: auto */
   /* Every connection is closed after a shutdown or a fatal refusal: end
    * the uv_run. Required. */
   void (*on_stopped)(void *user);

@@ -95,12 +95,12 @@ static void icmp_reply(void *reply_user, const uint8_t *pkt, size_t len) {
 }
 
 static void icmp_input(wr_dgram_mux *m, wr_quic_conn *qc, const wr_dgram *d) {
-  if (!m->cfg.icmp || !m->cfg.icmp_request || !warp_enabled(m)) {
+  if (!m->cfg.icmp || !warp_enabled(m)) {
     m->stats.icmp_dropped++;
     return;
   }
   m->stats.icmp++;
-  m->cfg.icmp_request(m->cfg.icmp, d->payload, d->payload_len, icmp_reply, conn_handle(m, qc));
+  wr_icmp_proxy_request(m->cfg.icmp, d->payload, d->payload_len, icmp_reply, conn_handle(m, qc));
 }
 
 /* --- public -------------------------------------------------------------------------- */
@@ -128,7 +128,7 @@ void wr_dgram_mux_free(wr_dgram_mux *m) {
   while (m->conns) {
     mconn *c = m->conns;
     m->conns = c->next;
-    if (m->cfg.icmp && m->cfg.icmp_forget) m->cfg.icmp_forget(m->cfg.icmp, c);
+    if (m->cfg.icmp) wr_icmp_proxy_forget(m->cfg.icmp, c);
     free(c);
   }
   wr_udp_sessions_free(m->udp);
@@ -174,7 +174,7 @@ void wr_dgram_mux_conn_gone(wr_dgram_mux *m, wr_quic_conn *qc) {
       continue;
     }
     *pp = c->next;
-    if (m->cfg.icmp && m->cfg.icmp_forget) m->cfg.icmp_forget(m->cfg.icmp, c);
+    if (m->cfg.icmp) wr_icmp_proxy_forget(m->cfg.icmp, c);
     free(c);
   }
 }

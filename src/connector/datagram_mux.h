@@ -26,9 +26,9 @@
  *
  * Datagram v3 is not spoken: the connector never announces it.
  *
- * The ICMP proxy is reached through function pointers so this module does
- * not depend on its implementation; connector.c passes
- * wr_icmp_proxy_request / wr_icmp_proxy_forget (connector/icmp_proxy.h).
+ * IP datagrams (types 1 and 2) go to the ICMP proxy (connector/icmp_proxy.h)
+ * while warp-routing is enabled; its replies go back as type 1 on the
+ * connection the request came from.
  * Threading: the loop's thread only. */
 #ifndef WR_CONNECTOR_DATAGRAM_MUX_H
 #define WR_CONNECTOR_DATAGRAM_MUX_H
@@ -37,15 +37,11 @@
 
 #include <uv.h>
 
+#include "connector/icmp_proxy.h"
 #include "connector/proxy.h"
 #include "connector/rpc_server.h"
 #include "connector/udp_session.h"
 #include "net/quic.h"
-
-/* The same declarations as connector/icmp_proxy.h (repeating a typedef is
- * valid C11). */
-typedef struct wr_icmp_proxy wr_icmp_proxy;
-typedef void (*wr_icmp_reply_fn)(void *reply_user, const uint8_t *ip_packet, size_t len);
 
 /* Text of a refused registration while warp-routing is off (the words
  * cloudflared uses for a refused WARP request). */
@@ -60,11 +56,7 @@ typedef struct wr_dgram_mux_config {
   uv_loop_t *loop;
   wr_proxy *proxy;             /* required: warp-routing state, unregister calls */
   size_t max_sessions_per_conn; /* 0: WR_UDP_MAX_SESSIONS_PER_CONN */
-  /* ICMP: all three or none (then ICMP datagrams are dropped). */
-  wr_icmp_proxy *icmp;
-  int (*icmp_request)(wr_icmp_proxy *p, const uint8_t *pkt, size_t len, wr_icmp_reply_fn fn,
-                      void *reply_user);
-  void (*icmp_forget)(wr_icmp_proxy *p, void *reply_user);
+  wr_icmp_proxy *icmp;          /* borrowed; NULL: ICMP datagrams are dropped */
 } wr_dgram_mux_config;
 
 typedef struct wr_dgram_mux_stats {
