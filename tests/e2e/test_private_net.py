@@ -12,9 +12,9 @@ Two network namespaces the test creates (and deletes):
 The two are linked by a veth pair (10.200.0.1 <-> 10.200.0.2); nothing
 leaves the machine.
 
-The cloudflared cases need CLOUDFLARED=/path (default /opt/cfd/cloudflared).
-The warren-connector cases are marked xfail until warren's connector side of
-ICMP and UDP sessions is in: they assert the same behaviour."""
+Each case runs with warren as the connector, and with the real cloudflared
+when CLOUDFLARED=/path is given (default /opt/cfd/cloudflared, skipped if
+missing): both must behave the same."""
 import json
 import os
 import shutil
@@ -173,9 +173,7 @@ def udp_echo(net, host, family):
 
 CONNECTORS = [
     pytest.param("cloudflared", marks=pytest.mark.skipif(not CLOUDFLARED, reason="needs CLOUDFLARED")),
-    pytest.param("warren", marks=pytest.mark.xfail(
-        reason="warren's connector side of ICMP and UDP sessions is being written separately",
-        strict=False)),
+    pytest.param("warren"),
 ]
 
 
