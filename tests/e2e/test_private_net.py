@@ -149,10 +149,9 @@ def start_connector(net, kind, d, creds, tid, tmp_path):
     args = [binary, "tunnel", "--no-autoupdate", "--edge", "10.200.0.1:7844", "--cacert", str(d / "ca.pem"),
             "--protocol", "quic", "--config", str(cfg), "--credentials-file", str(creds),
             "--metrics", "127.0.0.1:0"]
-    run_args = ["run"]
-    if kind == "cloudflared":
-        # `tunnel run` flags; without them it dials out to find a source.
-        run_args += ["--icmpv4-src", "10.200.0.2", "--icmpv6-src", "fd99::5"]
+    # `tunnel run` flags, the same for both; without them cloudflared dials
+    # out to find a source address.
+    run_args = ["run", "--icmpv4-src", "10.200.0.2", "--icmpv6-src", "fd99::5"]
     p = net.start(net.conn, args + run_args + [tid], kind)
     assert wait_for(lambda: "Registered tunnel connection" in log_of(p), 40), log_of(p)
     return p
@@ -207,3 +206,30 @@ def test_ping_and_udp_through_the_tun(net, tmp_path, home, kind):
     m = metrics(net)
     assert 'warren_edge_private_flows_total{kind="icmp"}' in m
     assert 'warren_edge_private_drops_total{reason="no_route"} 2' in m
+
+
+@pytest.mark.parametrize("kind", CONNECTORS)
+def test_ttl_exceeded_traceroute_and_mtr(net, tmp_path, home, kind):
+    """The connector answers TTL 1 itself with time exceeded from its own
+    address (--icmpv4-src / --icmpv6-src), so ping -t 1, traceroute -I and mtr
+    show it as the hop before the private host."""
+    d, creds, tid, _ = setup_edge(net, tmp_path, home)
+    start_connector(net, kind, d, creds, tid, tmp_path)
+
+    r = ping(net, "-t", "1", "10.99.0.5")
+    print(r.stdout)
+    assert "Time to live exceeded" in r.stdout, r.stdout + r.stderr
+    assert "From 10.200.0.2" in r.stdout, r.stdout
+    r = ping(net, "-6", "-t", "1", "fd99::5")
+    assert "Time exceeded" in r.stdout, r.stdout + r.stderr
+
+    if shutil.which("traceroute"):
+        r = sh(net.edge, "traceroute", "-I", "-n", "-q", "1", "-w", "3", "-m", "4", "10.99.0.5",
+               check=False, timeout=60)
+        print(r.stdout)
+        hops = [ln.split() for ln in r.stdout.splitlines()[1:] if ln.strip()]
+        assert [h[1] for h in hops[:2]] == ["10.200.0.2", "10.99.0.5"], r.stdout + r.stderr
+    if shutil.which("mtr"):
+        r = sh(net.edge, "mtr", "-r", "-n", "-c", "2", "10.99.0.5", check=False, timeout=60)
+        print(r.stdout)
+        assert "10.200.0.2" in r.stdout and "10.99.0.5" in r.stdout, r.stdout + r.stderr
