@@ -155,7 +155,10 @@ int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connecto
                                     errlen)) != WR_OK)
     goto fail;
   if ((rv = start_supervisor(c, o, err, errlen)) != WR_OK) goto fail;
-  if (c->metrics) wr_metrics_server_set_supervisor(c->metrics, c->sup);
+  if (c->metrics) {
+    wr_metrics_server_set_supervisor(c->metrics, c->sup);
+    wr_metrics_server_set_datagrams(c->metrics, c->mux, c->icmp);
+  }
   *out = c;
   return WR_OK;
 
@@ -170,7 +173,10 @@ int wr_connector_failed(const wr_connector *c) { return c->failed; }
 
 void wr_connector_free(wr_connector *c) {
   if (!c) return;
-  if (c->metrics) wr_metrics_server_set_supervisor(c->metrics, NULL);
+  if (c->metrics) {
+    wr_metrics_server_set_supervisor(c->metrics, NULL);
+    wr_metrics_server_set_datagrams(c->metrics, NULL, NULL);
+  }
   if (c->sup) wr_supervisor_free(c->sup);
   wr_metrics_server_free(c->metrics);
   wr_dgram_mux_free(c->mux);

@@ -22,9 +22,52 @@ struct wr_metrics_server {
   wr_metricsd *d;
   wr_proxy *proxy;
   wr_supervisor *sup;
+  wr_dgram_mux *mux;
+  wr_icmp_proxy *icmp;
   wr_uuid connector_id;
   double start_time;
 };
+
+/* UDP sessions under cloudflared's names (both gauges there), then what
+ * only warren counts: datagrams dropped, ICMP flows. */
+static void render_datagrams(const wr_metrics_server *m, wr_buf *b) {
+  if (m->mux) {
+    const wr_dgram_mux_stats *ds = wr_dgram_mux_get_stats(m->mux);
+    const wr_udp_sessions_stats *us = wr_udp_sessions_get_stats(wr_dgram_mux_sessions(m->mux));
+    wr_prom_family(b, "cloudflared_udp_active_sessions", "gauge",
+                   "Concurrent count of UDP sessions that are being proxied to any origin");
+    wr_prom_u64(b, "cloudflared_udp_active_sessions", NULL, us->active);
+    wr_prom_family(b, "cloudflared_udp_total_sessions", "gauge",
+                   "Total count of UDP sessions that have been proxied to any origin");
+    wr_prom_u64(b, "cloudflared_udp_total_sessions", NULL, us->registered);
+    wr_prom_family(b, "warren_datagrams_received_total", "counter", "QUIC datagrams received from the edge");
+    wr_prom_u64(b, "warren_datagrams_received_total", NULL, ds->received);
+    wr_prom_family(b, "warren_datagrams_dropped_total", "counter", "Datagrams dropped, by reason");
+    const struct {
+      const char *reason;
+      uint64_t n;
+    } drops[] = {{"malformed", ds->malformed},      {"unexpected_type", ds->unexpected},
+                 {"unknown_session", us->unknown_session}, {"too_big", us->too_big},
+                 {"send_refused", us->send_dropped + ds->icmp_send_dropped},
+                 {"icmp_disabled", ds->icmp_dropped}};
+    for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
+      wr_prom_u64(b, "warren_datagrams_dropped_total", (const char *const[]){"reason", drops[i].reason, NULL},
+                  drops[i].n);
+  }
+  if (m->icmp) {
+    wr_icmp_proxy_stats is;
+    wr_icmp_proxy_stats_get(m->icmp, &is);
+    wr_prom_family(b, "warren_icmp_active_flows", "gauge", "ICMP echo flows with an open socket");
+    wr_prom_u64(b, "warren_icmp_active_flows", NULL, is.flows_active);
+    wr_prom_family(b, "warren_icmp_requests_total", "counter", "ICMP packets received through the tunnel");
+    wr_prom_u64(b, "warren_icmp_requests_total", NULL, is.requests);
+    wr_prom_family(b, "warren_icmp_replies_total", "counter", "ICMP echo replies sent back through the tunnel");
+    wr_prom_u64(b, "warren_icmp_replies_total", NULL, is.replies);
+    wr_prom_family(b, "warren_icmp_time_exceeded_total", "counter",
+                   "ICMP time exceeded answered by the connector (TTL 1)");
+    wr_prom_u64(b, "warren_icmp_time_exceeded_total", NULL, is.time_exceeded);
+  }
+}
 
 static void render(void *user, wr_buf *b) {
   wr_metrics_server *m = user;
@@ -77,6 +120,7 @@ static void render(void *user, wr_buf *b) {
       wr_prom_u64(b, "cloudflared_tunnel_server_locations",
                   (const char *const[]){"connection_id", idx, "edge_location", loc, NULL}, 1);
   }
+  render_datagrams(m, b);
   wr_prom_process(b, m->start_time);
 }
 
@@ -107,6 +151,11 @@ int wr_metrics_server_start(uv_loop_t *loop, const char *addr, wr_proxy *proxy,
   }
   *out = m;
   return WR_OK;
+}
+
+void wr_metrics_server_set_datagrams(wr_metrics_server *m, wr_dgram_mux *mux, wr_icmp_proxy *icmp) {
+  m->mux = mux;
+  m->icmp = icmp;
 }
 
 void wr_metrics_server_set_supervisor(wr_metrics_server *m, wr_supervisor *sup) { m->sup = sup; }

@@ -137,9 +137,9 @@ def setup_edge(net, tmp_path, home):
     return d, creds, tid, edge
 
 
-def metrics(net):
-    return sh(net.edge, "python3", "-c", "import urllib.request;print(urllib.request.urlopen("
-              "'http://127.0.0.1:18082/metrics').read().decode())", check=False).stdout
+def metrics(net, ns=None, port=18082):
+    return sh(ns or net.edge, "python3", "-c", "import urllib.request;print(urllib.request.urlopen("
+              f"'http://127.0.0.1:{port}/metrics').read().decode())", check=False).stdout
 
 
 def start_connector(net, kind, d, creds, tid, tmp_path):
@@ -148,7 +148,7 @@ def start_connector(net, kind, d, creds, tid, tmp_path):
     binary = CLOUDFLARED if kind == "cloudflared" else WARREN
     args = [binary, "tunnel", "--no-autoupdate", "--edge", "10.200.0.1:7844", "--cacert", str(d / "ca.pem"),
             "--protocol", "quic", "--config", str(cfg), "--credentials-file", str(creds),
-            "--metrics", "127.0.0.1:0"]
+            "--metrics", "127.0.0.1:18090"]
     # `tunnel run` flags, the same for both; without them cloudflared dials
     # out to find a source address.
     run_args = ["run", "--icmpv4-src", "10.200.0.2", "--icmpv6-src", "fd99::5"]
@@ -206,6 +206,14 @@ def test_ping_and_udp_through_the_tun(net, tmp_path, home, kind):
     m = metrics(net)
     assert 'warren_edge_private_flows_total{kind="icmp"}' in m
     assert 'warren_edge_private_drops_total{reason="no_route"} 2' in m
+    # The connector counts the same flows (cloudflared's UDP names; the ICMP
+    # counters are warren's own).
+    cm = metrics(net, net.conn, 18090)
+    sessions = [ln for ln in cm.splitlines() if ln.startswith("cloudflared_udp_total_sessions ")]
+    assert sessions and float(sessions[0].split()[1]) >= 2, cm
+    if kind == "warren":
+        replies = [ln for ln in cm.splitlines() if ln.startswith("warren_icmp_replies_total ")]
+        assert replies and int(replies[0].split()[1]) >= 4, cm
 
 
 @pytest.mark.parametrize("kind", CONNECTORS)
