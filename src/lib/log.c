@@ -61,3 +61,15 @@ void wr_log_write(wr_log_level level, const char *fmt, ...) {
   wr_log_vwrite(level, fmt, ap);
   va_end(ap);
 }
+
+const char *wr_log_safe(const char *in, char *buf, size_t size) {
+  size_t i = 0;
+  for (; in[i] && i + 4 < size; i++)
+    buf[i] = ((unsigned char)in[i] < 0x20 || in[i] == 0x7f) ? '?' : in[i];
+  if (in[i]) {
+    memcpy(buf + i, "...", 3);
+    i += 3;
+  }
+  buf[i] = '\0';
+  return buf;
+}

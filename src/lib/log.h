@@ -5,6 +5,7 @@
 #ifndef WR_LOG_H
 #define WR_LOG_H
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum wr_log_level {
   WR_LOG_DEBUG = 0,
@@ -27,6 +28,12 @@ int wr_log_set_file(const char *path);
 void wr_log_write(wr_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void wr_log_vwrite(wr_log_level level, const char *fmt, va_list ap);
+
+/* Copies |in| into |buf| (|size| >= 4 bytes) for one log line or error
+ * message: control bytes and DEL become '?', so a hostile name cannot forge
+ * lines or terminal output, and a string that does not fit is cut with
+ * "...". Returns |buf|. Pure; callable from anywhere. */
+const char *wr_log_safe(const char *in, char *buf, size_t size);
 
 #define WR_LOG(level, ...)                                                     \
   do {                                                                         \

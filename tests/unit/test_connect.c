@@ -33,28 +33,19 @@ static void assert_meta(const wr_meta *m, const char *key, const char *val) {
   assert_str(m->val, m->val_len, val);
 }
 
-static int meta_equal(const wr_meta *a, size_t na, const wr_meta *b, size_t nb) {
-  if (na != nb) return 0;
-  for (size_t i = 0; i < na; i++)
-    if (a[i].key_len != b[i].key_len || memcmp(a[i].key, b[i].key, a[i].key_len) ||
-        a[i].val_len != b[i].val_len || memcmp(a[i].val, b[i].val, a[i].val_len))
-      return 0;
-  return 1;
-}
-
 static void assert_req_equal(const wr_connect_request *a, const wr_connect_request *b) {
   assert_int_equal(a->dest_len, b->dest_len);
   assert_memory_equal(a->dest, b->dest, a->dest_len);
   assert_int_equal(a->type, b->type);
   assert_int_equal(a->has_meta, b->has_meta);
-  assert_true(meta_equal(a->meta, a->nmeta, b->meta, b->nmeta));
+  assert_true(wr_meta_equal(a->meta, a->nmeta, b->meta, b->nmeta));
 }
 
 static void assert_resp_equal(const wr_connect_response *a, const wr_connect_response *b) {
   assert_int_equal(a->error_len, b->error_len);
   assert_memory_equal(a->error, b->error, a->error_len);
   assert_int_equal(a->has_meta, b->has_meta);
-  assert_true(meta_equal(a->meta, a->nmeta, b->meta, b->nmeta));
+  assert_true(wr_meta_equal(a->meta, a->nmeta, b->meta, b->nmeta));
 }
 
 /* Encodes |r|, checks the bytes equal |want| (the Go layout) when given,

@@ -301,9 +301,7 @@ static void test_file_helpers(void **state) {
   char *e = wr_path_expand("~/.cloudflared/cert.pem");
   assert_string_equal(e, "/home/x/.cloudflared/cert.pem");
   free(e);
-  char cmd[300];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  assert_int_equal(system(cmd), 0);
+  assert_int_equal(unit_rm_rf(dir), 0);
 }
 
 int main(void) {
