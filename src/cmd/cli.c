@@ -50,7 +50,17 @@ void wr_cli_print_help(const char *prog, const wr_cmd *const *path, size_t depth
         snprintf(names, sizeof(names), "--%s%s", f->name, arg);
       fprintf(out, "   %-36s %s", names, f->help ? f->help : "");
       if (f->def) fprintf(out, " (default: %s)", f->def);
-      if (f->env) fprintf(out, " [$%s]", f->env);
+      if (f->env) {
+        /* "A,B": several variables, as urfave/cli's EnvVars. */
+        fputs(" [$", out);
+        for (const char *c = f->env; *c; c++) {
+          if (*c == ',')
+            fputs(", $", out);
+          else
+            fputc(*c, out);
+        }
+        fputc(']', out);
+      }
       fputc('\n', out);
     }
   }
@@ -63,11 +73,27 @@ static int is_help(const char *a) {
   return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0;
 }
 
+/* The first set variable of a flag's comma-separated env list. */
+static const char *flag_env(const wr_flag *f) {
+  char name[128];
+  for (const char *p = f->env; p && *p;) {
+    size_t n = strcspn(p, ",");
+    if (n < sizeof(name)) {
+      memcpy(name, p, n);
+      name[n] = '\0';
+      const char *v = getenv(name);
+      if (v && *v) return v;
+    }
+    p += n + (p[n] == ',');
+  }
+  return NULL;
+}
+
 static int opts_apply_env(wr_opts *o) {
   for (size_t i = 0; i < o->n; i++) {
     const wr_flag *f = o->items[i].flag;
     const char *v;
-    if (!f->env || o->items[i].n || !(v = getenv(f->env)) || !*v) continue;
+    if (o->items[i].n || !(v = flag_env(f))) continue;
     if (f->kind == WR_FLAG_LIST) {
       /* urfave/cli splits list env vars on commas. */
       char *copy = wr_xstrdup(v), *save = NULL;

@@ -10,18 +10,30 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
+static wr_opt *find_by_name(const wr_opts *o, const char *name) {
+  for (size_t i = 0; i < o->n; i++)
+    if (strcmp(o->items[i].flag->name, name) == 0) return &o->items[i];
+  return NULL;
+}
+
 wr_opt *wr_opts_find(const wr_opts *o, const char *name) {
-  for (size_t i = 0; i < o->n; i++) {
+  wr_opt *e = find_by_name(o, name);
+  if (e) return e;
+  /* Newest first: a subcommand's alias wins over an ancestor's. */
+  for (size_t i = o->n; i-- > 0;) {
     const wr_flag *f = o->items[i].flag;
-    if (strcmp(f->name, name) == 0 || (f->alias && strcmp(f->alias, name) == 0))
-      return &o->items[i];
+    if (f->alias && strcmp(f->alias, name) == 0) return &o->items[i];
   }
   return NULL;
 }
 
 void wr_opts_add_flags(wr_opts *o, const wr_flag *flags) {
   for (const wr_flag *f = flags; f && f->name; f++) {
-    if (wr_opts_find(o, f->name)) continue; /* an ancestor already declares it */
+    wr_opt *e = find_by_name(o, f->name);
+    if (e) { /* an ancestor declares it too: the subcommand's definition counts */
+      e->flag = f;
+      continue;
+    }
     if (o->n == o->cap) {
       o->cap = o->cap ? o->cap * 2 : 32;
       o->items = wr_xrealloc(o->items, o->cap * sizeof(*o->items));
