@@ -17,6 +17,20 @@ static void print_cmd_path(FILE *out, const char *prog, const wr_cmd *const *pat
   for (size_t i = 1; i < depth; i++) fprintf(out, " %s", path[i]->name);
 }
 
+static int same_flags_above(const wr_cmd *const *path, size_t d) {
+  for (size_t e = 0; e < d; e++)
+    if (path[e]->flags == path[d]->flags) return 1;
+  return 0;
+}
+
+/* A deeper command declares |name| again (its definition is the one used). */
+static int shadowed(const wr_cmd *const *path, size_t depth, size_t d, const char *name) {
+  for (size_t e = d + 1; e < depth; e++)
+    for (const wr_flag *f = path[e]->flags; f && f->name; f++)
+      if (path[e]->flags != path[d]->flags && strcmp(f->name, name) == 0) return 1;
+  return 0;
+}
+
 void wr_cli_print_help(const char *prog, const wr_cmd *const *path, size_t depth) {
   const wr_cmd *cmd = path[depth - 1];
   FILE *out = stdout;
@@ -39,7 +53,9 @@ void wr_cli_print_help(const char *prog, const wr_cmd *const *path, size_t depth
   }
   int any = 0;
   for (size_t d = 0; d < depth; d++) {
+    if (same_flags_above(path, d)) continue; /* `warren` and `tunnel` share theirs */
     for (const wr_flag *f = path[d]->flags; f && f->name; f++) {
+      if (shadowed(path, depth, d, f->name)) continue;
       if (!any) fprintf(out, "\nOPTIONS:\n");
       any = 1;
       char names[96];

@@ -166,3 +166,18 @@ void wr_opts_free(wr_opts *o) {
   o->items = NULL;
   o->n = o->cap = 0;
 }
+
+void wr_opts_copy_from(wr_opts *dst, const wr_opts *src, wr_opt_source min_src) {
+  memset(dst, 0, sizeof(*dst));
+  dst->prog = src->prog;
+  dst->cap = src->n ? src->n : 1;
+  dst->items = wr_xcalloc(dst->cap, sizeof(*dst->items));
+  for (size_t i = 0; i < src->n; i++) {
+    const wr_opt *e = &src->items[i];
+    wr_opt *d = &dst->items[dst->n++];
+    d->flag = e->flag;
+    if (!e->n || e->source < min_src) continue;
+    for (size_t k = 0; k < e->n; k++) opt_push(d, e->vals[k]);
+    d->source = e->source;
+  }
+}

@@ -61,6 +61,11 @@ typedef struct wr_opts {
 void wr_opts_init(wr_opts *o, const char *prog, const wr_flag *flags);
 void wr_opts_free(wr_opts *o);
 
+/* A new bag |dst| with the flags of |src| and those of its values whose
+ * source is at least |min_src| (e.g. WR_SRC_ENV: the command line and the
+ * environment, without config.yml, so a reload can apply a new file). */
+void wr_opts_copy_from(wr_opts *dst, const wr_opts *src, wr_opt_source min_src);
+
 /* Adds the flags of |flags| (NULL-terminated by name); |flags| must
  * outlive the bag. A flag whose name the bag already knows (declared by an
  * ancestor command) takes over that entry's definition (kind, alias, env,
