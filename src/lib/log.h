@@ -1,7 +1,10 @@
 /* Leveled logging (STYLE.md 1.13). The level is checked before formatting.
  * Libraries (src/proto) never log; everything else logs through here.
  * Output format follows cloudflared's console format:
- *   2026-11-22T10:00:00Z INF Registered tunnel connection connIndex=0 ... */
+ *   2026-11-22T10:00:00Z INF Registered tunnel connection connIndex=0 ...
+ * or, after wr_log_set_json(1), cloudflared's JSON format (`--output json`),
+ * one object per line:
+ *   {"level":"info","time":"2026-11-22T10:00:00Z","message":"Registered ..."} */
 #ifndef WR_LOG_H
 #define WR_LOG_H
 #include <stdarg.h>
@@ -24,6 +27,11 @@ int wr_log_parse_level(const char *name, wr_log_level *out);
 void wr_log_set_level(wr_log_level level);
 /* Sends logs to |path| (appending) instead of stderr. Returns 0 or WR_ERR_IO. */
 int wr_log_set_file(const char *path);
+/* Also appends every line to |path| (cloudflared's --logfile: the terminal
+ * keeps its log too); NULL stops. Returns 0 or WR_ERR_IO. */
+int wr_log_tee_file(const char *path);
+/* 1: JSON lines as above; 0: the console format. */
+void wr_log_set_json(int on);
 
 void wr_log_write(wr_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
