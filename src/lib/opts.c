@@ -17,12 +17,12 @@ static wr_opt *find_by_name(const wr_opts *o, const char *name) {
 }
 
 wr_opt *wr_opts_find(const wr_opts *o, const char *name) {
-  wr_opt *e = find_by_name(o, name);
-  if (e) return e;
-  /* Newest first: a subcommand's alias wins over an ancestor's. */
+  /* Newest first, names and aliases alike: a subcommand's flag wins over an
+   * ancestor's, also when the ancestor's name is the subcommand's alias
+   * (`access tcp --id` is --service-token-id, not the tunnel's legacy --id). */
   for (size_t i = o->n; i-- > 0;) {
     const wr_flag *f = o->items[i].flag;
-    if (f->alias && strcmp(f->alias, name) == 0) return &o->items[i];
+    if (strcmp(f->name, name) == 0 || (f->alias && strcmp(f->alias, name) == 0)) return &o->items[i];
   }
   return NULL;
 }
