@@ -121,13 +121,18 @@ static int take_head(pflow *pf, int fin) {
 static int st_data(void *user, const uint8_t *data, size_t len, int fin) {
   pflow *pf = user;
   if (!pf->answered) {
-    if (wr_buf_append(&pf->head, data, len) != WR_OK) {
-      pf->p->st.bad_responses++;
-      fail(pf, "response head too large");
+    /* The head is bounded, the payload that may follow it in the same
+     * chunk is not: only what fits goes to |head|, the rest to |down|. */
+    size_t room = HEAD_MAX - pf->head.len, take = len < room ? len : room;
+    if (take && wr_buf_append(&pf->head, data, take) != WR_OK) {
+      fail(pf, "out of memory");
       return 0;
     }
+    data += take;
+    len -= take;
     if (take_head(pf, fin) <= 0) return 0;
-  } else if (len && wr_buf_append(&pf->down, data, len) != WR_OK) {
+  }
+  if (len && wr_buf_append(&pf->down, data, len) != WR_OK) {
     fail(pf, "out of memory");
     return 0;
   }
