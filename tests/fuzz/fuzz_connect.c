@@ -12,6 +12,7 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "proto/connect.h"
+#include "proto/stream_head.h"
 
 #define MAXM 64
 
@@ -73,6 +74,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   wr_connect_response r;
   size_t used = 0;
   int rv;
+  /* The response head as the edge reads it (preamble included). */
+  int bad_preamble = 0;
+  rv = wr_stream_head_decode(data, size, &r, &used, &bad_preamble);
+  CHECK(valid_rv(rv) && (!bad_preamble || rv == WR_ERR_PROTO));
+  if (rv == 0) {
+    CHECK(used > 8 && used <= size);
+    check_response(&r);
+    wr_connect_response_free(NULL, &r);
+  }
   if (size >= 8 && memcmp(data, data_sig, 8) == 0) {
     data += 8;
     size -= 8;
