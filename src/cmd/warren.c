@@ -41,7 +41,7 @@ static const wr_flag tunnel_flags[] = {
     {"origin-ca-pool", NULL, "TUNNEL_ORIGIN_CA_POOL", WR_FLAG_STRING, NULL, "CA pool for origin TLS"},
     {"no-tls-verify", NULL, "NO_TLS_VERIFY", WR_FLAG_BOOL, NULL, "Do not verify the origin's TLS certificate"},
     {"edge-ip-version", NULL, "TUNNEL_EDGE_IP_VERSION", WR_FLAG_STRING, "4", "Edge address family: 4, 6 or auto"},
-    {"features", "F", "TUNNEL_FEATURES", WR_FLAG_LIST, NULL, "Extra feature names to announce"},
+    {"features", "F", "TUNNEL_FEATURES", WR_FLAG_LIST, NULL, "Extra feature names to announce; support_datagram_v3_2 selects datagram v3 (only this flag selects it)"},
     {"label", NULL, NULL, WR_FLAG_STRING, NULL, "Connector label"},
     {"pidfile", NULL, "TUNNEL_PIDFILE", WR_FLAG_STRING, NULL, "Write the process ID here"},
     {"output", "o", NULL, WR_FLAG_STRING, NULL, "Output format for list/info: json or yaml"},
