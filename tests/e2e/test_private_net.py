@@ -142,13 +142,13 @@ def metrics(net):
               "'http://127.0.0.1:18082/metrics').read().decode())", check=False).stdout
 
 
-def start_connector(net, kind, d, creds, tid, tmp_path):
+def start_connector(net, kind, d, creds, tid, tmp_path, extra=()):
     cfg = tmp_path / "connector.yml"
     cfg.write_text("warp-routing:\n  enabled: true\ningress:\n  - service: http_status:404\n")
     binary = CLOUDFLARED if kind == "cloudflared" else WARREN
     args = [binary, "tunnel", "--no-autoupdate", "--edge", "10.200.0.1:7844", "--cacert", str(d / "ca.pem"),
             "--protocol", "quic", "--config", str(cfg), "--credentials-file", str(creds),
-            "--metrics", "127.0.0.1:0"]
+            "--metrics", "127.0.0.1:0", *extra]
     # `tunnel run` flags, the same for both; without them cloudflared dials
     # out to find a source address.
     run_args = ["run", "--icmpv4-src", "10.200.0.2", "--icmpv6-src", "fd99::5"]
@@ -233,3 +233,47 @@ def test_ttl_exceeded_traceroute_and_mtr(net, tmp_path, home, kind):
         r = sh(net.edge, "mtr", "-r", "-n", "-c", "2", "10.99.0.5", check=False, timeout=60)
         print(r.stdout)
         assert "10.200.0.2" in r.stdout and "10.99.0.5" in r.stdout, r.stdout + r.stderr
+
+
+def datagrams(net, version):
+    for line in metrics(net).splitlines():
+        if line.startswith('warren_edge_private_datagrams_total{version="%s"}' % version):
+            return int(line.split()[-1])
+    return None
+
+
+def test_datagram_v3(net, tmp_path, home):
+    """warren with --features support_datagram_v3_2 (how cloudflared HEAD is
+    told to use datagram v3): the edge records the feature at registration
+    and speaks v3 to it; ping, ping -6, UDP over IPv4 and IPv6, and
+    traceroute work, and every datagram was a v3 one."""
+    d, creds, tid, edge = setup_edge(net, tmp_path, home)
+    net.start(net.conn, ["python3", "-c", UDP_ECHO], "udp-echo")
+    p = start_connector(net, "warren", d, creds, tid, tmp_path,
+                        extra=["--features", "support_datagram_v3_2",
+                               "--features", "support_datagram_v3_1"])
+    assert "Using datagram v3" in log_of(p)
+    assert wait_for(lambda: "datagrams=v3" in log_of(edge), 10), log_of(edge)
+    assert "datagrams=v2" not in log_of(edge)
+
+    r = ping(net, "10.99.0.5")
+    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
+    assert "from 10.99.0.5" in r.stdout
+    r = ping(net, "-6", "fd99::5")
+    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
+    assert udp_echo(net, "10.99.0.5", "socket.AF_INET") == "echo:hello-udp"
+    assert udp_echo(net, "fd99::5", "socket.AF_INET6") == "echo:hello-udp"
+
+    r = ping(net, "-t", "1", "10.99.0.5")
+    assert "Time to live exceeded" in r.stdout and "From 10.200.0.2" in r.stdout, r.stdout + r.stderr
+    if shutil.which("traceroute"):
+        r = sh(net.edge, "traceroute", "-I", "-n", "-q", "1", "-w", "3", "-m", "4", "10.99.0.5",
+               check=False, timeout=60)
+        hops = [ln.split() for ln in r.stdout.splitlines()[1:] if ln.strip()]
+        assert [h[1] for h in hops[:2]] == ["10.200.0.2", "10.99.0.5"], r.stdout + r.stderr
+
+    # Pings, UDP registrations, responses and payloads: all v3, none v2.
+    assert datagrams(net, "3") >= 12, metrics(net)
+    assert datagrams(net, "2") == 0, metrics(net)
+    m = metrics(net)
+    assert 'warren_edge_private_flows_total{kind="udp"} 2' in m, m
