@@ -142,9 +142,10 @@ def metrics(net):
               "'http://127.0.0.1:18082/metrics').read().decode())", check=False).stdout
 
 
-def start_connector(net, kind, d, creds, tid, tmp_path, extra=()):
+def start_connector(net, kind, d, creds, tid, tmp_path, extra=(), warp=True):
     cfg = tmp_path / "connector.yml"
-    cfg.write_text("warp-routing:\n  enabled: true\ningress:\n  - service: http_status:404\n")
+    cfg.write_text(("warp-routing:\n  enabled: true\n" if warp else "") +
+                   "ingress:\n  - service: http_status:404\n")
     binary = CLOUDFLARED if kind == "cloudflared" else WARREN
     args = [binary, "tunnel", "--no-autoupdate", "--edge", "10.200.0.1:7844", "--cacert", str(d / "ca.pem"),
             "--protocol", "quic", "--config", str(cfg), "--credentials-file", str(creds),
@@ -277,3 +278,22 @@ def test_datagram_v3(net, tmp_path, home):
     assert datagrams(net, "2") == 0, metrics(net)
     m = metrics(net)
     assert 'warren_edge_private_flows_total{kind="udp"} 2' in m, m
+
+
+def test_datagram_v3_refusal(net, tmp_path, home):
+    """A v3 connector that refuses the flow (warp-routing off: "error with
+    message") makes the edge answer the client with ICMP administratively
+    prohibited, which a connected UDP socket reports as EHOSTUNREACH."""
+    d, creds, tid, edge = setup_edge(net, tmp_path, home)
+    start_connector(net, "warren", d, creds, tid, tmp_path,
+                    extra=["--features", "support_datagram_v3_2"], warp=False)
+    code = ("import socket, errno\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.settimeout(5)\ns.connect(('10.99.0.5', 9053))\ns.send(b'x')\n"
+            "try:\n    s.recv(100)\n    print('reply')\n"
+            "except socket.timeout:\n    print('timeout')\n"
+            "except OSError as e:\n    print(errno.errorcode[e.errno])\n")
+    out = sh(net.edge, "python3", "-c", code, check=False, timeout=30).stdout.strip()
+    assert out == "EHOSTUNREACH", out
+    assert wait_for(lambda: "refused by the connector (code 255): warren received a request from WARP"
+                    in log_of(edge), 5), log_of(edge)
+    assert 'warren_edge_private_drops_total{reason="session"} 1' in metrics(net)
