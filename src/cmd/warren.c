@@ -69,7 +69,7 @@ static const wr_flag tunnel_flags[] = {
     {"edge-ip-version", NULL, "TUNNEL_EDGE_IP_VERSION", WR_FLAG_STRING, "4", "Edge address family for edge discovery: 4, 6 or auto (accepted; no effect in warren)"},
     {"edge-bind-address", NULL, "TUNNEL_EDGE_BIND_ADDRESS", WR_FLAG_STRING, NULL, "Local IP address the connections to the edge are made from"},
     {"region", NULL, "TUNNEL_REGION", WR_FLAG_STRING, NULL, "Edge region (cloudflared: us) (accepted; no effect in warren)"},
-    {"features", "F", "TUNNEL_FEATURES", WR_FLAG_LIST, NULL, "Extra feature names to announce"},
+    {"features", "F", "TUNNEL_FEATURES", WR_FLAG_LIST, NULL, "Extra feature names to announce; support_datagram_v3_2 selects datagram v3 (only this flag selects it)"},
     {"label", NULL, NULL, WR_FLAG_STRING, NULL, "Connector label (cloudflared's management service) (accepted; no effect in warren)"},
     {"pidfile", NULL, "TUNNEL_PIDFILE", WR_FLAG_STRING, NULL, "Write the process ID here"},
     {"max-fetch-size", NULL, "TUNNEL_MAX_FETCH_SIZE", WR_FLAG_INT, NULL, "Most results to fetch per list call (per_page)"},

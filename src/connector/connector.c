@@ -9,6 +9,7 @@
 #include "connector/icmp_proxy.h"
 #include "connector/metrics.h"
 #include "connector/proxy.h"
+#include "connector/registration.h"
 #include "connector/remote_config.h"
 #include "connector/supervisor.h"
 #include "lib/encoding.h"
@@ -102,7 +103,7 @@ static void remote_apply(void *user, wr_ingress *ing) { wr_connector_set_ingress
 
 /* What the edge's RPC streams reach: UDP sessions and datagrams (the
  * multiplexer) and remote configuration. */
-static int start_rpc_services(wr_connector *c) {
+static int start_rpc_services(wr_connector *c, const wr_connector_options *o) {
   wr_rpc_services svc;
   wr_dgram_mux_config mc;
   int rv;
@@ -110,6 +111,10 @@ static int start_rpc_services(wr_connector *c) {
   mc.loop = c->loop;
   mc.proxy = c->proxy;
   mc.icmp = c->icmp;
+  /* As cloudflared: --features support_datagram_v3_2 picks v3 for every
+   * connection (the feature goes out with the registration). */
+  mc.v3 = wr_registration_datagram_v3(o->features, o->nfeatures);
+  if (mc.v3) wr_info("Using datagram v3 for UDP and ICMP (support_datagram_v3_2)");
   if ((rv = wr_dgram_mux_new(&mc, &c->mux)) != WR_OK) return rv;
   c->remote = wr_remote_config_new(remote_apply, c);
   memset(&svc, 0, sizeof(svc));
@@ -178,7 +183,7 @@ int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connecto
     goto fail;
   }
   start_icmp(c, o);
-  if ((rv = start_rpc_services(c)) != WR_OK) {
+  if ((rv = start_rpc_services(c, o)) != WR_OK) {
     snprintf(err, errlen, "cannot start the datagram multiplexer");
     goto fail;
   }

@@ -15,6 +15,7 @@
  *    warp-routing off they are counted and dropped;
  *  - type 3 (spans) from the edge, unknown types, empty or truncated
  *    datagrams: counted and dropped. Never fatal.
+ * (That is version 2; see below for version 3.)
  *
  * It also implements the SessionManager half of the RPC services
  * (wr_dgram_mux_services): registerUdpSession is refused while
@@ -24,11 +25,26 @@
  * unregisterUdpSession on a new RPC stream (wr_proxy_unregister_udp), as
  * cloudflared's closeUDPSession.
  *
- * Datagram v3 is not spoken: the connector never announces it.
- *
- * IP datagrams (types 1 and 2) go to the ICMP proxy (connector/icmp_proxy.h)
- * while warp-routing is enabled; its replies go back as type 1 on the
- * connection the request came from.
+ * Datagram v3 (protocol.md 6.6; cloudflared HEAD quic/v3/muxer.go and
+ * connection/quic_datagram_v3.go) instead, with |v3| in the config — the
+ * connector announced support_datagram_v3_2 at registration (--features),
+ * which is how cloudflared chooses it (its remote TXT-record selection is
+ * not implemented). Every datagram is decoded with wr_dgram_v3_decode
+ * (first byte = type):
+ *  - type 0 (registration): a UDP flow (connector/udp_session.h,
+ *    wr_udp_flow_register), answered with a type 3 response on the same
+ *    connection: OK (new, re-registered or migrated), destination
+ *    unreachable, unable to bind socket, too many active flows, or — while
+ *    warp-routing is off — error with message (the text below);
+ *  - type 1 (payload): to the flow with that request id;
+ *  - type 2 (ICMP): the IP packet to the ICMP proxy as above; replies and
+ *    time exceeded go back as type 2;
+ *  - type 3 from the edge, unknown types, malformed datagrams: counted and
+ *    dropped.
+ * No unregister message exists: flows ending on the connector's side tell
+ * the edge nothing. The RPC calls are refused with HEAD's texts:
+ * registerUdpSession in RegisterUdpSessionResponse.err,
+ * unregisterUdpSession as an RPC exception.
  * Threading: the loop's thread only. */
 #ifndef WR_CONNECTOR_DATAGRAM_MUX_H
 #define WR_CONNECTOR_DATAGRAM_MUX_H
@@ -50,6 +66,9 @@
   "from WARP clients. To enable this, set \"warp-routing:\\n\\t enabled: true\" in your "     \
   "config.yaml"
 
+#define WR_DGRAM_MUX_V3_NO_REGISTER_RPC "datagram v3 does not support RegisterUdpSession RPC"
+#define WR_DGRAM_MUX_V3_NO_UNREGISTER_RPC "datagram v3 does not support UnregisterUdpSession RPC"
+
 typedef struct wr_dgram_mux wr_dgram_mux;
 
 typedef struct wr_dgram_mux_config {
@@ -57,6 +76,7 @@ typedef struct wr_dgram_mux_config {
   wr_proxy *proxy;             /* required: warp-routing state, unregister calls */
   size_t max_sessions_per_conn; /* 0: WR_UDP_MAX_SESSIONS_PER_CONN */
   wr_icmp_proxy *icmp;          /* borrowed; NULL: ICMP datagrams are dropped */
+  int v3;                       /* speak datagram v3 on every connection */
 } wr_dgram_mux_config;
 
 typedef struct wr_dgram_mux_stats {
@@ -70,6 +90,10 @@ typedef struct wr_dgram_mux_stats {
   uint64_t icmp_send_dropped; /* replies QUIC refused (size, queue) */
   uint64_t refused_warp;    /* registerUdpSession refused: warp-routing off */
   uint64_t unregister_sent; /* unregisterUdpSession calls made to the edge */
+  uint64_t v3_register;     /* v3 registration datagrams */
+  uint64_t v3_responses;    /* v3 registration responses sent */
+  uint64_t v3_response_dropped; /* ... that QUIC refused */
+  uint64_t v3_rpc_refused;  /* register/unregisterUdpSession RPCs refused in v3 */
 } wr_dgram_mux_stats;
 
 /* Returns WR_OK or WR_ERR_INVAL (no loop or proxy). */

@@ -26,6 +26,24 @@
 const char *const wr_registration_default_features[] = {
     "allow_remote_config", "serialized_headers", "support_datagram_v2", "support_quic_eof", NULL};
 
+/* cloudflared HEAD (features/features.go): announcing support_datagram_v3_2
+ * selects datagram v3; the two earlier v3 flags are deprecated and removed
+ * from the list it sends, whatever the user asked for. */
+static const char *const deprecated_features[] = {"support_datagram_v3", "support_datagram_v3_1",
+                                                  NULL};
+
+static int is_deprecated(const char *f) {
+  for (size_t i = 0; deprecated_features[i]; i++)
+    if (strcmp(f, deprecated_features[i]) == 0) return 1;
+  return 0;
+}
+
+int wr_registration_datagram_v3(const char *const *features, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (features[i] && strcmp(features[i], WR_FEATURE_DATAGRAM_V3_2) == 0) return 1;
+  return 0;
+}
+
 enum { R_PENDING = 0, R_REGISTERED, R_FAILED, R_UNREGISTERING, R_DONE };
 
 struct wr_registration {
@@ -198,7 +216,7 @@ static void build_params(wr_registration *r) {
     p->client.features[n++].len = strlen(wr_registration_default_features[i]);
   }
   for (size_t i = 0; i < r->cfg.nextra_features && r->extra[i]; i++) {
-    int dup = 0;
+    int dup = is_deprecated(r->extra[i]);
     for (size_t j = 0; j < n; j++)
       dup |= strlen(r->extra[i]) == p->client.features[j].len &&
              !memcmp(r->extra[i], p->client.features[j].ptr, p->client.features[j].len);

@@ -52,7 +52,8 @@ typedef struct wr_registration_config {
   int replace_existing;             /* --force */
   const char *version;              /* NULL: WR_VERSION */
   const char *arch;                 /* NULL: from uname, e.g. "linux_amd64" */
-  /* --features values added to the default five (copied). */
+  /* --features values added to the defaults (copied); duplicates and the
+   * deprecated support_datagram_v3 / support_datagram_v3_1 are left out. */
   const char *const *extra_features;
   size_t nextra_features;
   /* originLocalIp (4 or 16 bytes). NULL: the edge's address, 16-byte form,
@@ -95,6 +96,15 @@ void wr_registration_free(wr_registration *r);
 
 /* "linux_amd64" style GOOS_GOARCH of this machine. */
 void wr_registration_arch(char *out, size_t outlen);
+/* The feature that selects datagram v3 (protocol.md 6.6). */
+#define WR_FEATURE_DATAGRAM_V3_2 "support_datagram_v3_2"
+/* 1 if |features| (the --features values) select datagram v3, as
+ * cloudflared HEAD's features.datagramVersion() with no remote record:
+ * support_datagram_v3_2 among them. The list sent at registration is then
+ * the defaults (support_datagram_v2 included, as HEAD sends it) plus
+ * support_datagram_v3_2; support_datagram_v3 and support_datagram_v3_1
+ * are never sent. */
+int wr_registration_datagram_v3(const char *const *features, size_t n);
 /* The features cloudflared 2023.7.3 always sends. NULL-terminated. */
 extern const char *const wr_registration_default_features[];
 

@@ -91,7 +91,11 @@ static int m_unregister_udp(wr_rpc_session *rs, void *user, const wr_rpc_call *c
   if ((rv = wr_tunnelrpc_udp_unregister_params_decode(&call->params, &p)) != WR_OK) return rv;
   if ((rv = check_uuid(r, p.session_id_len)) != WR_OK) return rv;
   if (!svc->unregister_udp) return unsupported(r, "unregisterUdpSession");
-  if (s->qc) svc->unregister_udp(svc->udp_user, s->qc, p.session_id, p.message ? p.message : "");
+  /* A refusal's text goes straight into the exception's reason. */
+  if (s->qc && (rv = svc->unregister_udp(svc->udp_user, s->qc, p.session_id,
+                                         p.message ? p.message : "", r->reason,
+                                         sizeof(r->reason))) != WR_OK)
+    return rv;
   return wr_tunnelrpc_empty_encode(&r->results);
 }
 

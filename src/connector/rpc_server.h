@@ -39,8 +39,11 @@ typedef struct wr_rpc_services {
    * RegisterUdpSessionResponse.err in |err|. */
   int (*register_udp)(void *user, wr_quic_conn *qc, const wr_tunnelrpc_udp_register_params *p,
                       char *err, size_t errlen);
-  /* unregisterUdpSession from the edge (|id| 16 bytes). */
-  void (*unregister_udp)(void *user, wr_quic_conn *qc, const uint8_t *id, const char *message);
+  /* unregisterUdpSession from the edge (|id| 16 bytes). Returns WR_OK, or
+   * an error whose text in |err| the edge gets as the RPC exception (as a
+   * Go handler returning an error). */
+  int (*unregister_udp)(void *user, wr_quic_conn *qc, const uint8_t *id, const char *message,
+                        char *err, size_t errlen);
   void *udp_user;
   /* updateConfiguration: returns latestAppliedVersion; |err| "" on success
    * (or when the version was not newer), else why it was refused. */

@@ -38,6 +38,7 @@ struct wr_udp_sessions {
   size_t n;
   size_t pending; /* sessions not yet freed (open handles) */
   int dying;
+  int dial_err; /* libuv error of the last failed dial */
   wr_udp_sessions_stats stats;
   uint8_t rbuf[WR_UDP_READ_BUF];
   uint8_t dgram[WR_DGRAM_MAX_FRAME];
@@ -157,20 +158,22 @@ static int make_dst(const uint8_t *ip, size_t iplen, uint16_t port, struct socka
 
 /* --- the table ------------------------------------------------------------------ */
 
-static size_t bucket_of(const wr_quic_conn *qc, const uint8_t *id) {
-  uint64_t h = (uint64_t)(uintptr_t)qc * 0x9e3779b97f4a7c15ull;
+/* v2 sessions belong to (connection, id); v3 flows to their request id
+ * alone (they can migrate), so the connection is not part of their key. */
+static size_t bucket_of(const wr_udp_sessions *t, const wr_quic_conn *qc, const uint8_t *id) {
+  uint64_t h = t->cfg.v3 ? 0 : (uint64_t)(uintptr_t)qc * 0x9e3779b97f4a7c15ull;
   for (int i = 0; i < 16; i++) h = (h ^ id[i]) * 0x100000001b3ull;
   return (size_t)(h % NBUCKETS);
 }
 
 static usession *find(const wr_udp_sessions *t, const wr_quic_conn *qc, const uint8_t *id) {
-  for (usession *s = t->buckets[bucket_of(qc, id)]; s; s = s->next)
-    if (s->qc == qc && memcmp(s->id, id, 16) == 0) return s;
+  for (usession *s = t->buckets[bucket_of(t, qc, id)]; s; s = s->next)
+    if ((t->cfg.v3 || s->qc == qc) && memcmp(s->id, id, 16) == 0) return s;
   return NULL;
 }
 
 static void unlink_session(wr_udp_sessions *t, usession *s) {
-  size_t b = bucket_of(s->qc, s->id);
+  size_t b = bucket_of(t, s->qc, s->id);
   if (s->prev)
     s->prev->next = s->next;
   else
@@ -236,6 +239,19 @@ static void read_error(usession *s, ssize_t nread) {
   session_end(s, reason);
 }
 
+/* The origin's datagram in t->rbuf as the wire version wants it. */
+static int encode_payload(wr_udp_sessions *t, const usession *s, size_t len) {
+  if (t->cfg.v3) {
+    wr_dgram_v3 d = {.type = WR_DGRAM_V3_PAYLOAD, .payload = t->rbuf, .payload_len = len};
+    memcpy(d.request_id, s->id, 16);
+    return wr_dgram_v3_encode(&d, t->dgram, sizeof(t->dgram));
+  }
+  wr_dgram d = {.type = WR_DGRAM_UDP, .payload = t->rbuf, .payload_len = len};
+  memcpy(d.session_id.b, s->id, 16);
+  return wr_dgram_v2_encode(&d, WR_DGRAM_MAX_FRAME, WR_DGRAM_MAX_UDP_PAYLOAD, t->dgram,
+                            sizeof(t->dgram));
+}
+
 static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                     unsigned flags) {
   usession *s = h->data;
@@ -252,10 +268,7 @@ static void recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     t->stats.too_big++;
     return;
   }
-  wr_dgram d = {.type = WR_DGRAM_UDP, .payload = t->rbuf, .payload_len = (size_t)nread};
-  memcpy(d.session_id.b, s->id, 16);
-  int n = wr_dgram_v2_encode(&d, WR_DGRAM_MAX_FRAME, WR_DGRAM_MAX_UDP_PAYLOAD, t->dgram,
-                             sizeof(t->dgram));
+  int n = encode_payload(t, s, (size_t)nread);
   if (n < 0 || wr_quic_datagram_send(s->qc, t->dgram, (size_t)n) != WR_OK) {
     t->stats.send_dropped++;
     return;
@@ -327,6 +340,7 @@ static int dial(wr_udp_sessions *t, usession *s, char *err, size_t errlen) {
     inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&s->dst)->sin6_addr, ip, sizeof(ip));
     port = ntohs(((struct sockaddr_in6 *)&s->dst)->sin6_port);
   }
+  t->dial_err = rv;
   go_errno(rv, e, sizeof(e));
   snprintf(err, errlen, "unable to create UDP proxy to origin (%s:%u): dial udp %s: connect: %s", ip,
            port, hp, e);
@@ -343,37 +357,26 @@ static size_t count_conn(const wr_udp_sessions *t, const wr_quic_conn *qc) {
   return n;
 }
 
-int wr_udp_session_register(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_t *id,
-                            const uint8_t *ip, size_t iplen, uint16_t port, int64_t idle_ns,
-                            char *err, size_t errlen) {
-  struct sockaddr_storage dst;
-  usession *old;
-  if (errlen) err[0] = '\0';
-  if (!id || t->dying) return WR_ERR_INVAL;
-  if (!ip || make_dst(ip, iplen, port, &dst) != WR_OK) {
-    snprintf(err, errlen, "dstIp has %zu bytes, not an IPv4 or IPv6 address", iplen);
-    t->stats.refused++;
-    return WR_ERR_INVAL;
-  }
-  old = find(t, qc, id);
-  if (!old && count_conn(t, qc) >= t->cfg.max_per_conn) {
-    snprintf(err, errlen, "too many active UDP sessions on this connection (limit %zu)",
-             t->cfg.max_per_conn);
-    t->stats.refused++;
-    return WR_ERR_LIMIT;
-  }
+/* Dials |dst| and adds a session for (qc, id); NULL (|err| set, counted)
+ * when the dial fails. The caller checked caps and duplicates. */
+static usession *session_add(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_t *id,
+                             const struct sockaddr_storage *dst, int64_t idle_ns, char *err,
+                             size_t errlen) {
   usession *s = wr_xcalloc(1, sizeof(*s));
   s->t = t;
   s->qc = qc;
   memcpy(s->id, id, 16);
-  s->dst = dst;
+  s->dst = *dst;
   s->idle_ns = idle_ns > 0 ? idle_ns : WR_UDP_DEFAULT_IDLE_NS;
   if (dial(t, s, err, errlen) != WR_OK) {
     t->stats.refused++;
-    return WR_ERR_IO;
+    return NULL;
   }
-  if (old) session_close(old); /* cloudflared overwrites the map entry */
-  size_t b = bucket_of(qc, id);
+  return s;
+}
+
+static void session_insert(wr_udp_sessions *t, usession *s) {
+  size_t b = bucket_of(t, s->qc, s->id);
   s->next = t->buckets[b];
   if (s->next) s->next->prev = s;
   t->buckets[b] = s;
@@ -385,7 +388,78 @@ int wr_udp_session_register(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_t 
   uint64_t tick = (uint64_t)(s->idle_ns / 8 / 1000000LL);
   if (tick == 0) tick = 1;
   uv_timer_start(&s->timer, idle_cb, tick, tick);
+}
+
+static int check_dst(wr_udp_sessions *t, const uint8_t *ip, size_t iplen, uint16_t port,
+                     struct sockaddr_storage *dst, char *err, size_t errlen) {
+  if (ip && make_dst(ip, iplen, port, dst) == WR_OK) return WR_OK;
+  snprintf(err, errlen, "dstIp has %zu bytes, not an IPv4 or IPv6 address", iplen);
+  t->stats.refused++;
+  return WR_ERR_INVAL;
+}
+
+static int over_cap(wr_udp_sessions *t, wr_quic_conn *qc, char *err, size_t errlen) {
+  if (count_conn(t, qc) < t->cfg.max_per_conn) return 0;
+  snprintf(err, errlen, "too many active UDP sessions on this connection (limit %zu)",
+           t->cfg.max_per_conn);
+  t->stats.refused++;
+  return 1;
+}
+
+int wr_udp_session_register(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_t *id,
+                            const uint8_t *ip, size_t iplen, uint16_t port, int64_t idle_ns,
+                            char *err, size_t errlen) {
+  struct sockaddr_storage dst;
+  usession *old, *s;
+  if (errlen) err[0] = '\0';
+  if (!id || t->dying || t->cfg.v3) return WR_ERR_INVAL;
+  if (check_dst(t, ip, iplen, port, &dst, err, errlen) != WR_OK) return WR_ERR_INVAL;
+  old = find(t, qc, id);
+  if (!old && over_cap(t, qc, err, errlen)) return WR_ERR_LIMIT;
+  if (!(s = session_add(t, qc, id, &dst, idle_ns, err, errlen))) return WR_ERR_IO;
+  if (old) session_close(old); /* cloudflared overwrites the map entry */
+  session_insert(t, s);
   return WR_OK;
+}
+
+/* A dial error that says the destination cannot be reached, rather than
+ * that no socket could be made. */
+static int unreachable_errno(int uverr) {
+  return uverr == UV_ENETUNREACH || uverr == UV_EHOSTUNREACH || uverr == UV_EADDRNOTAVAIL ||
+         uverr == UV_EAFNOSUPPORT;
+}
+
+int wr_udp_flow_register(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_t *id,
+                         const uint8_t *ip, size_t iplen, uint16_t port, int64_t idle_ns,
+                         const uint8_t *first, size_t first_len, enum wr_udp_flow_result *res,
+                         char *err, size_t errlen) {
+  struct sockaddr_storage dst;
+  usession *s;
+  if (errlen) err[0] = '\0';
+  *res = WR_UDP_FLOW_NEW;
+  if (!id || t->dying || !t->cfg.v3) return WR_DGRAM_V3_RESP_ERROR_WITH_MSG;
+  if ((s = find(t, qc, id)) != NULL) {
+    /* The edge did not get our answer (same connection), or moved the
+     * flow to another connection: either way the flow goes on, answered
+     * OK, and its idle timer starts over. */
+    *res = s->qc == qc ? WR_UDP_FLOW_AGAIN : WR_UDP_FLOW_MIGRATED;
+    if (s->qc != qc)
+      t->stats.migrated++;
+    else
+      t->stats.reregistered++;
+    s->qc = qc;
+    s->active_ms = uv_now(t->loop);
+    return WR_DGRAM_V3_RESP_OK;
+  }
+  if (check_dst(t, ip, iplen, port, &dst, err, errlen) != WR_OK)
+    return WR_DGRAM_V3_RESP_DEST_UNREACHABLE;
+  if (over_cap(t, qc, err, errlen)) return WR_DGRAM_V3_RESP_TOO_MANY_FLOWS;
+  if (!(s = session_add(t, qc, id, &dst, idle_ns, err, errlen)))
+    return unreachable_errno(t->dial_err) ? WR_DGRAM_V3_RESP_DEST_UNREACHABLE
+                                          : WR_DGRAM_V3_RESP_UNABLE_TO_BIND;
+  session_insert(t, s);
+  if (first) wr_udp_session_to_origin(t, qc, id, first, first_len);
+  return WR_DGRAM_V3_RESP_OK;
 }
 
 int wr_udp_session_unregister(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_t *id,

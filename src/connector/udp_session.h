@@ -27,6 +27,29 @@
  * Beyond cloudflared: at most max_per_conn sessions per QUIC connection (a
  * registration beyond is refused with an error text).
  *
+ * Datagram v3 (protocol.md 6.6, cloudflared HEAD quic/v3 manager.go and
+ * session.go), when the table is made with |v3|: sessions ("flows") are
+ * keyed by their 16-byte request id alone, not by connection, and are
+ * registered with wr_udp_flow_register (the edge's type 0 datagram), whose
+ * result is a registration response code:
+ *  - a new id: dial as above, then OK; a bundled first payload is written
+ *    to the origin (HEAD ignores it; an edge that bundles loses nothing
+ *    here). A dial that fails because the destination cannot be reached
+ *    (network/host unreachable, no such address family) answers
+ *    "destination unreachable", any other dial failure "unable to bind
+ *    socket" (HEAD answers that for every dial error); over max_per_conn:
+ *    "too many active flows";
+ *  - an id registered on the same connection (the edge missed the answer):
+ *    OK again and the idle timer starts over;
+ *  - an id registered on another connection: the flow migrates (its
+ *    replies go to the new connection from now on), OK, idle timer reset.
+ * Payloads from the edge reach a flow whatever connection they come on;
+ * the origin's datagrams go out as type 1 (request id ‖ payload, payload
+ * ≤ 1280) on the flow's current connection. There is no unregister
+ * message: flows end by idle timeout (the registration's hint in seconds;
+ * 0: 210 s), an origin read error, or their connection going (on_end
+ * still runs for the first two; the owner sends nothing in v3).
+ *
  * Memory and handles: each session owns a uv_udp_t and a uv_timer_t; a
  * closed session is freed from its handles' close callbacks, the table once
  * the last of them ran after wr_udp_sessions_free (run the loop).
@@ -51,6 +74,7 @@ typedef struct wr_udp_sessions wr_udp_sessions;
 typedef struct wr_udp_sessions_config {
   uv_loop_t *loop;
   size_t max_per_conn; /* 0: WR_UDP_MAX_SESSIONS_PER_CONN */
+  int v3;              /* datagram v3 flows instead of v2 sessions */
   /* A session ended on the connector's side (idle, origin read error); it
    * is already gone from the table. |id| is the 16-byte session id. */
   void (*on_end)(void *user, wr_quic_conn *qc, const uint8_t *id, const char *reason);
@@ -70,6 +94,8 @@ typedef struct wr_udp_sessions_stats {
   uint64_t too_big;           /* origin payloads over 1280 bytes: dropped */
   uint64_t send_dropped;      /* QUIC refused the datagram (queue, size) */
   uint64_t write_errors;      /* writes to the origin that failed */
+  uint64_t reregistered;      /* v3: registration of a live flow, same connection */
+  uint64_t migrated;          /* v3: registration of a live flow from another connection */
 } wr_udp_sessions_stats;
 
 /* Returns WR_OK or WR_ERR_INVAL (no loop). */
@@ -78,7 +104,7 @@ int wr_udp_sessions_new(const wr_udp_sessions_config *cfg, wr_udp_sessions **out
  * closed: run the loop afterwards. NULL is a no-op. */
 void wr_udp_sessions_free(wr_udp_sessions *t);
 
-/* registerUdpSession. |id| must be 16 bytes, |ip| 4 or 16 bytes (IPv4-mapped
+/* registerUdpSession (v2 tables only: WR_ERR_INVAL in v3). |id| must be 16 bytes, |ip| 4 or 16 bytes (IPv4-mapped
  * IPv6 dials IPv4, as Go does); |idle_ns| <= 0 takes the default. On
  * failure |err| gets the text the edge sees in RegisterUdpSessionResponse.err,
  * e.g. "unable to create UDP proxy to origin (10.0.0.1:53): dial udp
@@ -87,11 +113,23 @@ void wr_udp_sessions_free(wr_udp_sessions *t);
 int wr_udp_session_register(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_t *id,
                             const uint8_t *ip, size_t iplen, uint16_t port, int64_t idle_ns,
                             char *err, size_t errlen);
+/* v3: what wr_udp_flow_register did with the registration. */
+enum wr_udp_flow_result { WR_UDP_FLOW_NEW = 0, WR_UDP_FLOW_AGAIN, WR_UDP_FLOW_MIGRATED };
+
+/* A v3 registration datagram (|ip| 4 or 16 bytes, |idle_ns| <= 0: the
+ * default; |first|: the bundled payload or NULL). Returns the response
+ * code (enum wr_dgram_v3_resp): WR_DGRAM_V3_RESP_OK with |*res| saying
+ * what happened, or a refusal with the reason in |err| (for the log).
+ * A table made without |v3| answers WR_DGRAM_V3_RESP_ERROR_WITH_MSG. */
+int wr_udp_flow_register(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_t *id,
+                         const uint8_t *ip, size_t iplen, uint16_t port, int64_t idle_ns,
+                         const uint8_t *first, size_t first_len, enum wr_udp_flow_result *res,
+                         char *err, size_t errlen);
 /* unregisterUdpSession from the edge: closes the session, no on_end.
  * Returns WR_OK or WR_ERR_NOTFOUND (nothing to do, as in cloudflared). */
 int wr_udp_session_unregister(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_t *id,
                               const char *message);
-/* A v2 type-0 datagram from the edge. Returns WR_OK, WR_ERR_NOTFOUND
+/* A v2 type-0 (or v3 type-1) datagram from the edge; v3 ignores |qc|. Returns WR_OK, WR_ERR_NOTFOUND
  * (unknown session: counted, dropped) or WR_ERR_IO (write failed: counted). */
 int wr_udp_session_to_origin(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_t *id,
                              const uint8_t *payload, size_t len);

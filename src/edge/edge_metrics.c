@@ -100,6 +100,12 @@ static void render_router(const wr_router_stats *s, wr_buf *b) {
   counter(b, P "private_unreachables_total", "ICMP destination unreachable sent by the edge",
           s->unreachables);
   gauge(b, P "private_routes", "IP routes in the router's tables", s->routes);
+  wr_prom_family(b, P "private_datagrams_total", "counter",
+                 "QUIC datagrams exchanged with connectors, by datagram version");
+  wr_prom_u64(b, P "private_datagrams_total", (const char *const[]){"version", "2", NULL},
+              s->datagrams[0]);
+  wr_prom_u64(b, P "private_datagrams_total", (const char *const[]){"version", "3", NULL},
+              s->datagrams[1]);
 }
 
 /* The TCP stack behind the router's TCP hook and its glue to data streams:

@@ -37,6 +37,23 @@
  * queues at most |udp_queue| packets while its session registers. A
  * malformed packet or datagram is counted (wr_router_stats) and dropped.
  *
+ * Datagram versions (protocol.md 6.2, 6.6): a connection whose connector
+ * announced support_datagram_v3_2 at registration (wr_tunnel_conn_info.
+ * datagram_v3) speaks v3; the others v2 as above. With v3, ICMP goes as
+ * type 2; a UDP flow registers with a type 0 datagram (request id = a
+ * random UUID, idle hint |udp_idle_ms| in seconds; the first payload is
+ * queued, not bundled, because cloudflared HEAD ignores bundled payloads),
+ * resent at most once a second while packets keep coming and no answer
+ * came; the type 3 response OK sends the queue as type 1 payloads. A
+ * refusal ends in the failed state (packets dropped until the flow idles
+ * out) and answers the client's first queued packet with ICMP destination
+ * unreachable for "destination unreachable" (host unreachable) and
+ * "error with message" (administratively prohibited: e.g. warp-routing
+ * off); "unable to bind socket" and "too many active flows" are transient
+ * on the connector's side, so those packets are only dropped. v3 has no
+ * unregister: the edge forgets an idle flow and the connector times it
+ * out. Datagrams of each version are counted (stats.datagrams).
+ *
  * Everything runs on the edge's loop thread. */
 #ifndef WR_EDGE_ROUTER_H
 #define WR_EDGE_ROUTER_H
@@ -218,6 +235,7 @@ typedef struct wr_router_stats {
   uint64_t bytes_out[WR_ROUTER_NKINDS];
   uint64_t drops[WR_ROUTER_NDROPS];
   uint64_t unreachables;                  /* ICMP errors generated */
+  uint64_t datagrams[2];                  /* [0] v2, [1] v3: QUIC datagrams to and from connectors */
   uint64_t routes;                        /* routes in the tables */
   uint64_t reloads;
 } wr_router_stats;

@@ -20,6 +20,9 @@
  * same hint; the vector rpc.register-udp-session.from-edge.bin). */
 #define UDP_IDLE_HINT_NS 30000000000LL
 #define UDP_MAX_PAYLOAD 1500
+/* v3: how long a registration may go unanswered before the next packet of
+ * the flow sends it again (datagrams can be lost). */
+#define V3_REG_RETRY_MS 1000
 
 /* ---- hash table ---------------------------------------------------------------------- */
 
@@ -191,7 +194,9 @@ static void call_detach(wr__rpc_call *c);
 /* Forgets the flow. A UDP session that was registered is unregistered
  * with |why| (NULL: not, e.g. when its connection is gone). */
 static void flow_end(wr_router *r, wr__flow *f, const char *why) {
-  if (f->kind == WR_ROUTER_UDP && f->state == WR__UDP_READY && why) unregister_session(r, f, why);
+  /* v3 has no unregister message: the connector's idle timer ends it. */
+  if (f->kind == WR_ROUTER_UDP && f->state == WR__UDP_READY && why && !f->v3)
+    unregister_session(r, f, why);
   if (f->reg) call_detach(f->reg);
   f->reg = NULL;
   queue_clear(f);
@@ -240,6 +245,18 @@ static int send_dgram(wr_router *r, wr_quic_conn *q, const wr_dgram *d) {
     wr__router_drop(r, WR_ROUTER_DROP_SEND);
     return n < 0 ? n : WR_ERR_IO;
   }
+  r->stats.datagrams[0]++;
+  return WR_OK;
+}
+
+static int send_v3(wr_router *r, wr_quic_conn *q, const wr_dgram_v3 *d) {
+  uint8_t buf[WR_DGRAM_MAX_FRAME];
+  int n = wr_dgram_v3_encode(d, buf, sizeof(buf));
+  if (n < 0 || wr_quic_datagram_send(q, buf, (size_t)n) != WR_OK) {
+    wr__router_drop(r, WR_ROUTER_DROP_SEND);
+    return n < 0 ? n : WR_ERR_IO;
+  }
+  r->stats.datagrams[1]++;
   return WR_OK;
 }
 
@@ -267,6 +284,10 @@ int wr__flow_icmp(wr_router *r, wr_router_ingress *in, const wr_ip_packet *ip,
   touch(r, f);
   r->stats.packets_in[WR_ROUTER_ICMP]++;
   r->stats.bytes_in[WR_ROUTER_ICMP] += ip->raw_len;
+  if (info.datagram_v3) {
+    wr_dgram_v3 d3 = {.type = WR_DGRAM_V3_ICMP, .payload = ip->raw, .payload_len = ip->raw_len};
+    return send_v3(r, info.quic, &d3);
+  }
   wr_dgram d = {.type = WR_DGRAM_IP, .payload = ip->raw, .payload_len = ip->raw_len};
   return send_dgram(r, info.quic, &d);
 }
@@ -526,6 +547,11 @@ static int send_udp(wr_router *r, wr__flow *f, const uint8_t *payload, size_t le
   }
   r->stats.packets_in[WR_ROUTER_UDP]++;
   r->stats.bytes_in[WR_ROUTER_UDP] += len;
+  if (f->v3) {
+    wr_dgram_v3 d3 = {.type = WR_DGRAM_V3_PAYLOAD, .payload = payload, .payload_len = len};
+    memcpy(d3.request_id, f->session.b, 16);
+    return send_v3(r, info.quic, &d3);
+  }
   wr_dgram d = {.type = WR_DGRAM_UDP, .payload = payload, .payload_len = len,
                 .session_id = f->session};
   return send_dgram(r, info.quic, &d);
@@ -534,6 +560,21 @@ static int send_udp(wr_router *r, wr__flow *f, const uint8_t *payload, size_t le
 static void flow_flush(wr_router *r, wr__flow *f) {
   for (size_t i = 0; i < f->nqueue; i++) send_udp(r, f, f->queue[i], f->qlen[i]);
   queue_clear(f);
+}
+
+/* v3: the registration datagram for |f| on its connection. */
+static int v3_register(wr_router *r, wr__flow *f) {
+  wr_tunnel_conn_info info;
+  if (flow_conn(r, f, &info) != WR_OK) return WR_ERR_IO;
+  uint64_t idle_s = r->cfg.udp_idle_ms / 1000;
+  wr_dgram_v3 d = {.type = WR_DGRAM_V3_REGISTER,
+                   .ipv6 = f->dst.version == 6,
+                   .dst_port = f->dport,
+                   .idle_seconds = (uint16_t)(idle_s > 0xffff ? 0xffff : idle_s ? idle_s : 1)};
+  memcpy(d.request_id, f->session.b, 16);
+  memcpy(d.dst_addr, f->dst.b, f->dst.version == 6 ? 16 : 4);
+  f->reg_sent_ms = wr__router_now(r);
+  return send_v3(r, info.quic, &d);
 }
 
 static wr__flow *udp_flow_new(wr_router *r, wr_router_ingress *in, const wr_ip_packet *ip,
@@ -548,6 +589,13 @@ static wr__flow *udp_flow_new(wr_router *r, wr_router_ingress *in, const wr_ip_p
   f->queue = wr_xcalloc(r->cfg.udp_queue, sizeof(*f->queue));
   f->qlen = wr_xcalloc(r->cfg.udp_queue, sizeof(*f->qlen));
   f->state = WR__UDP_REGISTERING;
+  f->v3 = t->conn.datagram_v3;
+  if (f->v3) {
+    if (v3_register(r, f) == WR_OK) return f;
+    wr__router_drop(r, WR_ROUTER_DROP_SESSION);
+    flow_end(r, f, NULL);
+    return NULL;
+  }
   f->reg = call_start(r, f, WR_TUNNELRPC_REGISTER_UDP_SESSION, NULL);
   if (!f->reg) {
     wr__router_drop(r, WR_ROUTER_DROP_SESSION);
@@ -572,7 +620,8 @@ int wr__flow_udp(wr_router *r, wr_router_ingress *in, const wr_ip_packet *ip, co
     wr__router_drop(r, WR_ROUTER_DROP_FLOW_LIMIT);
     return WR_ERR_LIMIT;
   }
-  if (f && f->state == WR__UDP_READY && flow_conn(r, f, &(wr_tunnel_conn_info){0}) != WR_OK) {
+  if (f && (f->state == WR__UDP_READY || (f->v3 && f->state == WR__UDP_REGISTERING)) &&
+      flow_conn(r, f, &(wr_tunnel_conn_info){0}) != WR_OK) {
     /* Its connection is gone, and the session with it: start over. */
     flow_end(r, f, NULL);
     f = NULL;
@@ -580,6 +629,9 @@ int wr__flow_udp(wr_router *r, wr_router_ingress *in, const wr_ip_packet *ip, co
   if (!f && !(f = udp_flow_new(r, in, ip, &u, t))) return WR_ERR_LIMIT;
   touch(r, f);
   if (f->state == WR__UDP_READY) return send_udp(r, f, u.payload, u.payload_len);
+  if (f->v3 && f->state == WR__UDP_REGISTERING &&
+      wr__router_now(r) - f->reg_sent_ms >= V3_REG_RETRY_MS)
+    v3_register(r, f); /* the registration or its answer was lost */
   if (f->state == WR__UDP_FAILED || f->nqueue >= r->cfg.udp_queue) {
     wr__router_drop(r, f->state == WR__UDP_FAILED ? WR_ROUTER_DROP_SESSION
                                                   : WR_ROUTER_DROP_QUEUE_FULL);
@@ -591,17 +643,24 @@ int wr__flow_udp(wr_router *r, wr_router_ingress *in, const wr_ip_packet *ip, co
   return WR_OK;
 }
 
-static void datagram_udp(wr_router *r, const char *conn_id, const wr_dgram *d) {
-  wr__hent *e = wr__htab_get(&r->sessions, d->session_id.b, 16);
+/* The UDP flow of session / request id |id| on |conn_id|, or NULL. */
+static wr__flow *session_flow(wr_router *r, const char *conn_id, const uint8_t *id) {
+  wr__hent *e = wr__htab_get(&r->sessions, id, 16);
   wr__flow *f = e ? (wr__flow *)((char *)e - offsetof(wr__flow, sid)) : NULL;
   /* A session lives on the connection that registered it. */
-  if (!f || strcmp(f->conn_id, conn_id) != 0) {
+  return f && strcmp(f->conn_id, conn_id) == 0 ? f : NULL;
+}
+
+static void datagram_udp(wr_router *r, const char *conn_id, const uint8_t *id,
+                         const uint8_t *payload, size_t len) {
+  wr__flow *f = session_flow(r, conn_id, id);
+  if (!f || f->state != WR__UDP_READY) {
     wr__router_drop(r, WR_ROUTER_DROP_DATAGRAM);
     return;
   }
   uint8_t pkt[WR_IPV6_HEADER_LEN + WR_UDP_HEADER_LEN + UDP_MAX_PAYLOAD];
-  int n = wr_udp_build(&f->dst, f->dport, &f->src, f->sport, WR_UDP_DEFAULT_TTL, d->payload,
-                       d->payload_len, pkt, sizeof(pkt));
+  int n = wr_udp_build(&f->dst, f->dport, &f->src, f->sport, WR_UDP_DEFAULT_TTL, payload, len,
+                       pkt, sizeof(pkt));
   if (n < 0) {
     wr__router_drop(r, WR_ROUTER_DROP_DATAGRAM);
     return;
@@ -609,14 +668,72 @@ static void datagram_udp(wr_router *r, const char *conn_id, const wr_dgram *d) {
   deliver(r, f, pkt, (size_t)n);
 }
 
+/* v3: a refused registration. The client hears about it (ICMP
+ * unreachable quoting its first queued packet) when the refusal is not a
+ * transient shortage on the connector's side. */
+static void v3_refused(wr_router *r, wr__flow *f, const wr_dgram_v3 *d) {
+  char sid[WR_UUID_STR_LEN + 1];
+  wr_uuid_format(&f->session, sid);
+  wr_info("router: UDP flow %s through tunnel %s refused by the connector (code %u)%s%.*s", sid,
+          f->tunnel_id, d->resp_code, d->err_msg_len ? ": " : "",
+          (int)(d->err_msg_len > 200 ? 200 : d->err_msg_len),
+          d->err_msg ? (const char *)d->err_msg : "");
+  f->state = WR__UDP_FAILED;
+  int code = d->resp_code == WR_DGRAM_V3_RESP_DEST_UNREACHABLE  ? WR_ROUTER_UNREACH_HOST
+             : d->resp_code == WR_DGRAM_V3_RESP_ERROR_WITH_MSG ? WR_ROUTER_UNREACH_ADMIN
+                                                               : -1;
+  uint8_t pkt[WR_IPV6_HEADER_LEN + WR_UDP_HEADER_LEN + UDP_MAX_PAYLOAD];
+  int n = -1;
+  if (code >= 0 && f->nqueue)
+    n = wr_udp_build(&f->src, f->sport, &f->dst, f->dport, WR_UDP_DEFAULT_TTL, f->queue[0],
+                     f->qlen[0], pkt, sizeof(pkt));
+  if (n > 0)
+    wr_router_unreachable(r, f->in, pkt, (size_t)n, (enum wr_router_unreach)code, "session");
+  else
+    wr__router_drop(r, WR_ROUTER_DROP_SESSION);
+  queue_clear(f);
+}
+
+static void datagram_v3(wr_router *r, const char *conn_id, const uint8_t *data, size_t len) {
+  wr_dgram_v3 d;
+  if (wr_dgram_v3_decode(data, len, &d) != 0) {
+    wr__router_drop(r, WR_ROUTER_DROP_DATAGRAM);
+    return;
+  }
+  r->stats.datagrams[1]++;
+  if (d.type == WR_DGRAM_V3_PAYLOAD) {
+    datagram_udp(r, conn_id, d.request_id, d.payload, d.payload_len);
+  } else if (d.type == WR_DGRAM_V3_ICMP) {
+    datagram_ip(r, d.payload, d.payload_len);
+  } else if (d.type == WR_DGRAM_V3_RESPONSE) {
+    wr__flow *f = session_flow(r, conn_id, d.request_id);
+    /* An answer to a registration sent again, or for a flow gone: nothing to do. */
+    if (!f || f->state != WR__UDP_REGISTERING) return;
+    if (d.resp_code != WR_DGRAM_V3_RESP_OK) {
+      v3_refused(r, f, &d);
+      return;
+    }
+    f->state = WR__UDP_READY;
+    flow_flush(r, f);
+  } else {
+    wr__router_drop(r, WR_ROUTER_DROP_DATAGRAM); /* a registration: edges send those */
+  }
+}
+
 void wr__flows_datagram(wr_router *r, const char *conn_id, const uint8_t *data, size_t len) {
   wr_dgram d;
+  wr_tunnel_conn_info info;
+  if (wr_tunnel_server_find(r->cfg.ts, conn_id, &info) == WR_OK && info.datagram_v3) {
+    datagram_v3(r, conn_id, data, len);
+    return;
+  }
   if (wr_dgram_v2_decode(data, len, &d) != 0) {
     wr__router_drop(r, WR_ROUTER_DROP_DATAGRAM);
     return;
   }
+  r->stats.datagrams[0]++;
   if (d.type == WR_DGRAM_UDP)
-    datagram_udp(r, conn_id, &d);
+    datagram_udp(r, conn_id, d.session_id.b, d.payload, d.payload_len);
   else if (d.type == WR_DGRAM_IP || d.type == WR_DGRAM_IP_TRACED)
     datagram_ip(r, d.payload, d.payload_len);
   /* WR_DGRAM_SPANS: tracing the edge does not ask for; ignored. */

@@ -114,7 +114,9 @@ typedef struct wr__flow {
   uint64_t last_ms;
   /* UDP */
   int state;
-  wr_uuid session;
+  int v3;                   /* datagram v3 connection: registered by datagram */
+  uint64_t reg_sent_ms;     /* v3: when the registration datagram last went */
+  wr_uuid session;          /* v2 session id / v3 request id */
   wr__rpc_call *reg;        /* the registration in flight */
   uint8_t **queue;          /* packets (UDP payloads) waiting for the session */
   size_t *qlen;

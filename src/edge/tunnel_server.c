@@ -50,6 +50,7 @@ struct edge_conn {
   char account_id[WR_STORE_ID_LEN + 1];
   char client_id[WR_STORE_UUID_LEN + 1];
   unsigned conn_index;
+  int datagram_v3; /* announced support_datagram_v3_2 */
   wr_tunnel_stream *streams; /* open data streams, newest first */
   size_t nstreams;
 };
@@ -113,6 +114,15 @@ static void json_features(const wr_tunnelrpc_client_info *ci, char *out, size_t 
   }
   out[o++] = ']';
   out[o] = '\0';
+}
+
+/* cloudflared HEAD speaks datagram v3 exactly when it sends this feature
+ * (it sends support_datagram_v2 as well). */
+static int has_feature(const wr_tunnelrpc_client_info *ci, const char *name) {
+  size_t n = strlen(name);
+  for (size_t i = 0; i < ci->nfeatures; i++)
+    if (ci->features[i].len == n && memcmp(ci->features[i].ptr, name, n) == 0) return 1;
+  return 0;
 }
 
 static void copy_text(char *dst, size_t dstlen, const char *s, size_t len) {
@@ -316,11 +326,12 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   memcpy(ec->account_id, t.account_id, sizeof(ec->account_id));
   memcpy(ec->client_id, rec.client_id, sizeof(ec->client_id));
   ec->conn_index = p.conn_index;
+  ec->datagram_v3 = has_feature(&p.client, "support_datagram_v3_2");
   audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_REGISTERED, "registerConnection");
   wr_info("Registered tunnel connection connIndex=%u connection=%s tunnel=%s client=%s "
-          "version=%s location=%s",
+          "version=%s location=%s datagrams=v%d",
           ec->conn_index, ec->conn_id, ec->tunnel_id, rec.client_id, rec.client_version,
-          ts->location);
+          ts->location, ec->datagram_v3 ? 3 : 2);
 
   wr_tunnelrpc_conn_response resp;
   memset(&resp, 0, sizeof(resp));
@@ -659,6 +670,7 @@ int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size
     memcpy(out->client_id, ec->client_id, sizeof(out->client_id));
     out->conn_index = ec->conn_index;
     out->quic = ec->quic;
+    out->datagram_v3 = ec->datagram_v3;
     return WR_OK;
   }
   return WR_ERR_NOTFOUND;
@@ -777,6 +789,7 @@ int wr_tunnel_server_find(const wr_tunnel_server *ts, const char *conn_id,
   memcpy(out->client_id, ec->client_id, sizeof(out->client_id));
   out->conn_index = ec->conn_index;
   out->quic = ec->quic;
+  out->datagram_v3 = ec->datagram_v3;
   return WR_OK;
 }
 
@@ -910,6 +923,7 @@ void wr_tunnel_server_each(const wr_tunnel_server *ts,
     memcpy(info.client_id, ec->client_id, sizeof(info.client_id));
     info.conn_index = ec->conn_index;
     info.quic = ec->quic;
+    info.datagram_v3 = ec->datagram_v3;
     fn(user, &info);
   }
 }

@@ -89,6 +89,9 @@ typedef struct wr_tunnel_conn_info {
   char client_id[WR_STORE_UUID_LEN + 1];
   unsigned conn_index;
   wr_quic_conn *quic;    /* for opening data/RPC streams */
+  /* The connector announced support_datagram_v3_2 at registration: its
+   * UDP and ICMP datagrams are version 3 (protocol.md 6.6), else 2. */
+  int datagram_v3;
 } wr_tunnel_conn_info;
 
 /* Returns WR_OK, WR_ERR_INVAL (no store) or WR_ERR_NOMEM. Strings are copied. */

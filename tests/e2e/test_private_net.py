@@ -142,13 +142,14 @@ def metrics(net, ns=None, port=18082):
               f"'http://127.0.0.1:{port}/metrics').read().decode())", check=False).stdout
 
 
-def start_connector(net, kind, d, creds, tid, tmp_path):
+def start_connector(net, kind, d, creds, tid, tmp_path, extra=(), warp=True):
     cfg = tmp_path / "connector.yml"
-    cfg.write_text("warp-routing:\n  enabled: true\ningress:\n  - service: http_status:404\n")
+    cfg.write_text(("warp-routing:\n  enabled: true\n" if warp else "") +
+                   "ingress:\n  - service: http_status:404\n")
     binary = CLOUDFLARED if kind == "cloudflared" else WARREN
     args = [binary, "tunnel", "--no-autoupdate", "--edge", "10.200.0.1:7844", "--cacert", str(d / "ca.pem"),
             "--protocol", "quic", "--config", str(cfg), "--credentials-file", str(creds),
-            "--metrics", "127.0.0.1:18090"]
+            "--metrics", "127.0.0.1:18090", *extra]
     # `tunnel run` flags, the same for both; without them cloudflared dials
     # out to find a source address.
     run_args = ["run", "--icmpv4-src", "10.200.0.2", "--icmpv6-src", "fd99::5"]
@@ -374,3 +375,64 @@ def test_tcp_through_the_tun(net, tmp_path, home, kind):
     assert "warren_edge_private_tcp_connections_total " in m
     assert "warren_edge_private_tcp_connector_refused_total 2" in m, m
     assert "warren_edge_private_tcp_bad_responses_total 0" in m
+def datagrams(net, version):
+    for line in metrics(net).splitlines():
+        if line.startswith('warren_edge_private_datagrams_total{version="%s"}' % version):
+            return int(line.split()[-1])
+    return None
+
+
+def test_datagram_v3(net, tmp_path, home):
+    """warren with --features support_datagram_v3_2 (how cloudflared HEAD is
+    told to use datagram v3): the edge records the feature at registration
+    and speaks v3 to it; ping, ping -6, UDP over IPv4 and IPv6, and
+    traceroute work, and every datagram was a v3 one."""
+    d, creds, tid, edge = setup_edge(net, tmp_path, home)
+    net.start(net.conn, ["python3", "-c", UDP_ECHO], "udp-echo")
+    p = start_connector(net, "warren", d, creds, tid, tmp_path,
+                        extra=["--features", "support_datagram_v3_2",
+                               "--features", "support_datagram_v3_1"])
+    assert "Using datagram v3" in log_of(p)
+    assert wait_for(lambda: "datagrams=v3" in log_of(edge), 10), log_of(edge)
+    assert "datagrams=v2" not in log_of(edge)
+
+    r = ping(net, "10.99.0.5")
+    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
+    assert "from 10.99.0.5" in r.stdout
+    r = ping(net, "-6", "fd99::5")
+    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
+    assert udp_echo(net, "10.99.0.5", "socket.AF_INET") == "echo:hello-udp"
+    assert udp_echo(net, "fd99::5", "socket.AF_INET6") == "echo:hello-udp"
+
+    r = ping(net, "-t", "1", "10.99.0.5")
+    assert "Time to live exceeded" in r.stdout and "From 10.200.0.2" in r.stdout, r.stdout + r.stderr
+    if shutil.which("traceroute"):
+        r = sh(net.edge, "traceroute", "-I", "-n", "-q", "1", "-w", "3", "-m", "4", "10.99.0.5",
+               check=False, timeout=60)
+        hops = [ln.split() for ln in r.stdout.splitlines()[1:] if ln.strip()]
+        assert [h[1] for h in hops[:2]] == ["10.200.0.2", "10.99.0.5"], r.stdout + r.stderr
+
+    # Pings, UDP registrations, responses and payloads: all v3, none v2.
+    assert datagrams(net, "3") >= 12, metrics(net)
+    assert datagrams(net, "2") == 0, metrics(net)
+    m = metrics(net)
+    assert 'warren_edge_private_flows_total{kind="udp"} 2' in m, m
+
+
+def test_datagram_v3_refusal(net, tmp_path, home):
+    """A v3 connector that refuses the flow (warp-routing off: "error with
+    message") makes the edge answer the client with ICMP administratively
+    prohibited, which a connected UDP socket reports as EHOSTUNREACH."""
+    d, creds, tid, edge = setup_edge(net, tmp_path, home)
+    start_connector(net, "warren", d, creds, tid, tmp_path,
+                    extra=["--features", "support_datagram_v3_2"], warp=False)
+    code = ("import socket, errno\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.settimeout(5)\ns.connect(('10.99.0.5', 9053))\ns.send(b'x')\n"
+            "try:\n    s.recv(100)\n    print('reply')\n"
+            "except socket.timeout:\n    print('timeout')\n"
+            "except OSError as e:\n    print(errno.errorcode[e.errno])\n")
+    out = sh(net.edge, "python3", "-c", code, check=False, timeout=30).stdout.strip()
+    assert out == "EHOSTUNREACH", out
+    assert wait_for(lambda: "refused by the connector (code 255): warren received a request from WARP"
+                    in log_of(edge), 5), log_of(edge)
+    assert 'warren_edge_private_drops_total{reason="session"} 1' in metrics(net)

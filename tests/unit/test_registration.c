@@ -116,11 +116,17 @@ static const char local_config[] =
     "{\"ingress\":[{\"service\":\"http_status:404\",\"originRequest\":{}}],"
     "\"warp-routing\":{\"enabled\":false}}";
 
+/* --features for the next registrations (NULL: none). */
+static const char *const *extra_features;
+static size_t nextra_features;
+
 static void cl_hs(wr_quic_conn *qc, void *user) {
   ctx *c = user;
   wr_registration_config rc;
   memset(&rc, 0, sizeof(rc));
   rc.cred = &c->cred;
+  rc.extra_features = extra_features;
+  rc.nextra_features = nextra_features;
   wr_uuid_random(&rc.connector_id);
   rc.conn_index = 0;
   rc.local_config = local_config;
@@ -288,6 +294,7 @@ static void test_register_and_unregister(void **state) {
   assert_int_equal(wr_tunnel_server_get(c.ts, tunnel.id, 0, &info), 0);
   assert_string_equal(info.conn_id, c.res.conn_id);
   assert_non_null(info.quic);
+  assert_false(info.datagram_v3);
 
   /* Graceful shutdown. */
   assert_int_equal(wr_registration_unregister(c.reg), 0);
@@ -298,6 +305,46 @@ static void test_register_and_unregister(void **state) {
   assert_int_equal(open_conns(), before);
   assert_true(audit_has(WR_TUNNEL_SERVER_AUDIT_UNREGISTERED, c.res.conn_id));
   assert_int_equal(wr_tunnel_server_count(c.ts, tunnel.id), 0);
+  ctx_stop(&c);
+}
+
+/* --features support_datagram_v3_2 as cloudflared HEAD sends it: the
+ * defaults (support_datagram_v2 included) plus support_datagram_v3_2; the
+ * deprecated support_datagram_v3 / support_datagram_v3_1 and duplicates
+ * left out. The edge records the choice for the connection. */
+static void test_datagram_v3_features(void **state) {
+  static const char *const feats[] = {"support_datagram_v3", "support_datagram_v3_2",
+                                      "support_datagram_v3_1", "serialized_headers"};
+  (void)state;
+  assert_true(wr_registration_datagram_v3(feats, 4));
+  assert_false(wr_registration_datagram_v3(feats, 1));
+  assert_false(wr_registration_datagram_v3(NULL, 0));
+  ctx c;
+  wr_credentials cr;
+  good_cred(&cr);
+  extra_features = feats;
+  nextra_features = 4;
+  ctx_start(&c, &cr);
+  run(&c);
+  extra_features = NULL;
+  nextra_features = 0;
+  assert_true(c.got_result);
+  assert_true(c.res.ok);
+  wr_conn_rec *recs;
+  size_t n;
+  assert_int_equal(wr_store_conn_list(store, tunnel.id, 1, &recs, &n), 0);
+  const char *f = recs[n - 1].features;
+  assert_non_null(strstr(f, "\"support_datagram_v3_2\""));
+  assert_non_null(strstr(f, "\"support_datagram_v2\""));
+  assert_null(strstr(f, "\"support_datagram_v3\""));
+  assert_null(strstr(f, "\"support_datagram_v3_1\""));
+  const char *sh = strstr(f, "\"serialized_headers\"");
+  assert_non_null(sh);
+  assert_null(strstr(sh + 1, "\"serialized_headers\""));
+  free(recs);
+  wr_tunnel_conn_info info;
+  assert_int_equal(wr_tunnel_server_get(c.ts, tunnel.id, 0, &info), 0);
+  assert_true(info.datagram_v3);
   ctx_stop(&c);
 }
 
@@ -661,6 +708,7 @@ static void test_unregistered_connections_are_bounded(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_register_and_unregister),
+      cmocka_unit_test(test_datagram_v3_features),
       cmocka_unit_test(test_wrong_secret),
       cmocka_unit_test(test_unknown_tunnel),
       cmocka_unit_test(test_deleted_tunnel),

@@ -106,6 +106,9 @@ struct ctx {
   wr_quic_endpoint *sep, *cep;
   wr_quic_conn *sconn, *cconn;
   int s_ready;
+  /* a second connection (v3 migration): client and edge sides */
+  wr_quic_endpoint *cep2;
+  wr_quic_conn *sconn2, *cconn2;
   wr_proxy *proxy;
   wr_dgram_mux *mux;
   wr_remote_config *rc;
@@ -116,6 +119,7 @@ struct ctx {
   uint16_t echo_port;
   uint8_t dg[MAXDG][1400];
   size_t dglen[MAXDG];
+  wr_quic_conn *dgconn[MAXDG]; /* the edge side it came on */
   size_t ndg;
   erpc *incoming[8]; /* streams the connector opened */
   size_t nincoming;
@@ -233,6 +237,10 @@ static void erpc_input(erpc *r, const uint8_t *d, size_t n, int fin) {
 
 static void e_hs(wr_quic_conn *qc, void *user) {
   ctx *c = user;
+  if (c->sconn && c->sconn != qc) {
+    c->sconn2 = qc;
+    return;
+  }
   c->sconn = qc;
   c->s_ready = 1;
 }
@@ -255,9 +263,9 @@ static int e_data(wr_quic_conn *qc, int64_t sid, const uint8_t *d, size_t n, int
 
 static int e_datagram(wr_quic_conn *qc, const uint8_t *d, size_t n, void *user) {
   ctx *c = user;
-  (void)qc;
   if (c->ndg < MAXDG && n <= sizeof(c->dg[0])) {
     memcpy(c->dg[c->ndg], d, n);
+    c->dgconn[c->ndg] = qc;
     c->dglen[c->ndg++] = n;
   }
   return 0;
@@ -331,7 +339,7 @@ static void remote_apply(void *user, wr_ingress *ing) {
   wr_proxy_set_ingress(c->proxy, ing);
 }
 
-static void ctx_start(ctx *c, int warp, size_t cap) {
+static void ctx_start_v(ctx *c, int warp, size_t cap, int v3) {
   wr_quic_config ccfg = {0}, scfg = {0};
   static wr_quic_callbacks ecbs, kcbs;
   struct sockaddr_in bind;
@@ -365,6 +373,7 @@ static void ctx_start(ctx *c, int warp, size_t cap) {
   mc.loop = &c->loop;
   mc.proxy = c->proxy;
   mc.max_sessions_per_conn = cap;
+  mc.v3 = v3;
   assert_int_equal(wr_dgram_mux_new(&mc, &c->mux), WR_OK);
   c->rc = wr_remote_config_new(remote_apply, c);
   memset(&svc, 0, sizeof(svc));
@@ -399,9 +408,35 @@ static void ctx_start(ctx *c, int warp, size_t cap) {
   run_until(c, ready_done, 5000);
 }
 
+static void ctx_start(ctx *c, int warp, size_t cap) { ctx_start_v(c, warp, cap, 0); }
+
+static int second_ready(ctx *c) { return c->sconn2 != NULL; }
+
+/* A second QUIC connection from the connector to the same edge. */
+static void ctx_second_conn(ctx *c) {
+  wr_quic_config ccfg = {0};
+  struct sockaddr_storage sa;
+  static wr_quic_callbacks kcbs2;
+  ccfg.ca_file = pki.ca;
+  assert_int_equal(wr_quic_endpoint_addr(c->sep, &sa), WR_OK);
+  memset(&kcbs2, 0, sizeof(kcbs2));
+  kcbs2.on_stream_open = k_open;
+  kcbs2.on_stream_data = k_data;
+  kcbs2.on_stream_reset = k_reset;
+  kcbs2.on_stream_writable = k_writable;
+  kcbs2.on_stream_close = k_sclose;
+  kcbs2.on_datagram = k_datagram;
+  kcbs2.on_close = k_close;
+  assert_int_equal(wr_quic_endpoint_client(&c->loop, c->ctls, &ccfg, (struct sockaddr *)&sa,
+                                           &kcbs2, c, &c->cep2, &c->cconn2),
+                   WR_OK);
+  run_until(c, second_ready, 5000);
+}
+
 static void ctx_stop(ctx *c) {
   wr_dgram_mux_free(c->mux);
   wr_proxy_free(c->proxy);
+  if (c->cep2) wr_quic_endpoint_free(c->cep2);
   wr_quic_endpoint_free(c->cep);
   wr_quic_endpoint_free(c->sep);
   uv_close((uv_handle_t *)&c->echo, NULL);
@@ -548,10 +583,20 @@ static erpc *edge_update(ctx *c, int32_t version, const char *json) {
 static size_t want_dg;
 static int got_dg(ctx *c) { return c->ndg >= want_dg; }
 
-static void edge_datagram(ctx *c, const char *hex) {
+static void edge_datagram_on(wr_quic_conn *qc, const char *hex) {
   size_t n;
   uint8_t *d = unit_hex(hex, &n);
-  assert_int_equal(wr_quic_datagram_send(c->sconn, d, n), WR_OK);
+  assert_int_equal(wr_quic_datagram_send(qc, d, n), WR_OK);
+  free(d);
+}
+
+static void edge_datagram(ctx *c, const char *hex) { edge_datagram_on(c->sconn, hex); }
+
+static void check_datagram(ctx *c, size_t i, const char *hex) {
+  size_t n;
+  uint8_t *d = unit_hex(hex, &n);
+  assert_int_equal(c->dglen[i], n);
+  assert_memory_equal(c->dg[i], d, n);
   free(d);
 }
 
@@ -808,6 +853,170 @@ static void test_update_configuration(void **state) {
   ctx_stop(&c);
 }
 
+/* ---- datagram v3 ------------------------------------------------------------------------- */
+
+/* protocol.md 6.6's registration example (10.0.0.1:53, idle 210 s, id
+ * 5e551011-...-0001) with |ip| (4 bytes, dotted) and |port| patched in;
+ * |flags| 0 or 0x04 (bundled, |bundle_hex| follows the header). */
+static void v3_reg_hex(char *out, size_t cap, uint8_t flags, uint16_t port, unsigned idle_s,
+                       const char *id_hex, const char *bundle_hex) {
+  snprintf(out, cap, "00%02x%04x%04x%s7f000001%s", flags, port, idle_s, id_hex,
+           bundle_hex ? bundle_hex : "");
+}
+
+#define V3_ID "5e551011000040008000000000000001"
+#define V3_ID2 "5e551011000040008000000000000002"
+/* "echo:" + "hi", "echo:" + "first" */
+#define ECHO_HI "6563686f3a6869"
+#define ECHO_FIRST "6563686f3a6669727374"
+
+/* Registration (the 6.6 example, answered with the 6.6 OK response byte
+ * for byte), the "hi" payload example echoed as a type 1 datagram, a
+ * re-registration answered OK again, a bundled first payload, drops of
+ * malformed / response / ICMP-without-proxy datagrams, and the RPC calls
+ * refused with cloudflared HEAD's texts. */
+static void test_v3_register_and_echo(void **state) {
+  ctx c;
+  char hex[256];
+  (void)state;
+  ctx_start_v(&c, 1, 0, 1);
+  mst = wr_dgram_mux_get_stats(c.mux);
+  const wr_udp_sessions_stats *us = wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c.mux));
+
+  v3_reg_hex(hex, sizeof(hex), 0, c.echo_port, 210, V3_ID, NULL);
+  edge_datagram(&c, hex);
+  expect_datagram(&c, "0300" V3_ID "0000");
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), c.cconn), 1);
+
+  edge_datagram(&c, "01" V3_ID "6869"); /* 6.6's payload "hi" */
+  expect_datagram(&c, "01" V3_ID ECHO_HI);
+
+  /* The edge missed the answer and registers again: OK again, one flow. */
+  edge_datagram(&c, hex);
+  expect_datagram(&c, "0300" V3_ID "0000");
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 1);
+  assert_int_equal(us->reregistered, 1);
+
+  /* A bundled first payload reaches the origin. */
+  v3_reg_hex(hex, sizeof(hex), 0x04, c.echo_port, 0, V3_ID2, "6669727374");
+  edge_datagram(&c, hex);
+  want_dg = c.ndg + 2;
+  run_until(&c, got_dg, 5000);
+  /* The response first: it leaves before the echo can come back. */
+  check_datagram(&c, c.ndg - 2, "0300" V3_ID2 "0000");
+  check_datagram(&c, c.ndg - 1, "01" V3_ID2 ECHO_FIRST);
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 2);
+
+  /* Drops: a truncated registration, a payload for no flow, a response
+   * from the edge, ICMP without an ICMP proxy, an unknown type. */
+  uint64_t base = mst->received;
+  edge_datagram(&c, "0000003500d2");
+  edge_datagram(&c, "01" "0000000000000000000000000000dead" "6869");
+  edge_datagram(&c, "0300" V3_ID "0000");
+  edge_datagram(&c, "024500001c0000000040016ee00a0000020a0000010800f7ff00000000");
+  edge_datagram(&c, "07");
+  want_received = base + 5;
+  run_until(&c, mux_received, 5000);
+  assert_int_equal(mst->malformed, 2);
+  assert_int_equal(us->unknown_session, 1);
+  assert_int_equal(mst->unexpected, 1);
+  assert_int_equal(mst->icmp_dropped, 1);
+  assert_int_equal(mst->v3_register, 3);
+  assert_int_equal(mst->v3_responses, 3);
+
+  /* The session RPCs are not for v3. */
+  static const uint8_t id[16] = {9};
+  erpc *r = edge_register(&c, id, "127.0.0.1", c.echo_port, 0, 16);
+  assert_int_equal(r->exception, 0);
+  assert_string_equal(r->err, "datagram v3 does not support RegisterUdpSession RPC");
+  erpc_free(r);
+  {
+    wr_tunnelrpc_udp_unregister_params p = {id, 16, "bye", 3};
+    erpc *u = edge_open(&c, 1);
+    assert_int_equal(wr_rpc_session_call(u->s, WR_TUNNELRPC_SESSION_MANAGER,
+                                         WR_TUNNELRPC_UNREGISTER_UDP_SESSION, fill_unregister, &p,
+                                         on_register_ret, u, NULL),
+                     0);
+    watched = u;
+    run_until(&c, watched_returned, 5000);
+    assert_int_equal(u->exception, 1);
+    assert_string_equal(u->err, "datagram v3 does not support UnregisterUdpSession RPC");
+    wr_rpc_session_shutdown(u->s);
+    erpc_free(u);
+  }
+  assert_int_equal(mst->v3_rpc_refused, 2);
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 2);
+  ctx_stop(&c);
+}
+
+/* Refusals as type 3 responses: warp-routing off (error with message, the
+ * text in the datagram), too many flows (cap 1), unable to bind (a UDP
+ * connect to the broadcast address without SO_BROADCAST fails). */
+static void test_v3_refusals(void **state) {
+  ctx c;
+  char hex[256], want[700];
+  (void)state;
+  ctx_start_v(&c, 0, 1, 1);
+  v3_reg_hex(hex, sizeof(hex), 0, c.echo_port, 0, V3_ID, NULL);
+  edge_datagram(&c, hex);
+  size_t ml = strlen(WR_DGRAM_MUX_WARP_DISABLED);
+  int o = snprintf(want, sizeof(want), "03ff" V3_ID "%04zx", ml);
+  for (size_t i = 0; i < ml; i++)
+    o += snprintf(want + o, sizeof(want) - (size_t)o, "%02x",
+                  (unsigned char)WR_DGRAM_MUX_WARP_DISABLED[i]);
+  expect_datagram(&c, want);
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 0);
+
+  erpc *r = edge_update(&c, 0, "{\"warp-routing\":{\"enabled\":true}}");
+  assert_string_equal(r->err, "");
+  erpc_free(r);
+  edge_datagram(&c, hex);
+  expect_datagram(&c, "0300" V3_ID "0000");
+  v3_reg_hex(hex, sizeof(hex), 0, c.echo_port, 0, V3_ID2, NULL);
+  edge_datagram(&c, hex);
+  expect_datagram(&c, "0303" V3_ID2 "0000");
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 1);
+  ctx_stop(&c);
+
+  ctx_start_v(&c, 1, 0, 1);
+  edge_datagram(&c, "00000035000a" V3_ID "ffffffff");
+  expect_datagram(&c, "0302" V3_ID "0000");
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 0);
+  ctx_stop(&c);
+}
+
+static int flow_gone(ctx *c) { return wr_udp_sessions_count(wr_dgram_mux_sessions(c->mux), NULL) == 0; }
+
+/* A flow registered on one connection and registered again from another
+ * migrates: OK on the new connection, and the origin's replies go there,
+ * whichever connection the payload came on. It ends after its idle hint
+ * (1 s) without any message to the edge. */
+static void test_v3_migration_and_idle(void **state) {
+  ctx c;
+  char hex[256];
+  (void)state;
+  ctx_start_v(&c, 1, 0, 1);
+  ctx_second_conn(&c);
+  v3_reg_hex(hex, sizeof(hex), 0, c.echo_port, 1, V3_ID, NULL);
+  edge_datagram(&c, hex);
+  expect_datagram(&c, "0300" V3_ID "0000");
+  assert_ptr_equal(c.dgconn[c.ndg - 1], c.sconn);
+  edge_datagram_on(c.sconn2, hex);
+  expect_datagram(&c, "0300" V3_ID "0000");
+  assert_ptr_equal(c.dgconn[c.ndg - 1], c.sconn2);
+  assert_int_equal(wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c.mux))->migrated, 1);
+  edge_datagram(&c, "01" V3_ID "6869");
+  expect_datagram(&c, "01" V3_ID ECHO_HI);
+  assert_ptr_equal(c.dgconn[c.ndg - 1], c.sconn2);
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), c.cconn2), 1);
+
+  run_until(&c, flow_gone, 5000);
+  assert_int_equal(wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c.mux))->ended_idle, 1);
+  assert_int_equal(c.nincoming, 0);
+  assert_int_equal(wr_dgram_mux_get_stats(c.mux)->unregister_sent, 0);
+  ctx_stop(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_go_duration),
@@ -816,6 +1025,9 @@ int main(void) {
       cmocka_unit_test(test_origin_refused),
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_update_configuration),
+      cmocka_unit_test(test_v3_register_and_echo),
+      cmocka_unit_test(test_v3_refusals),
+      cmocka_unit_test(test_v3_migration_and_idle),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
