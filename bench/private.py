@@ -67,8 +67,11 @@ S = {
     "ping_interval_s": _env("BENCH_PING_INTERVAL", 0.01, float),
     "iperf_seconds": _env("BENCH_IPERF_SECONDS", 5),
     "udp_rates": _env("BENCH_UDP_RATES", "10M 100M 500M", str).split(),
+    # The other direction (iperf3 -R: private host -> client, the connector
+    # sending datagrams to the edge).
+    "udp_reverse_rates": _env("BENCH_UDP_REVERSE_RATES", "100M 500M", str).split(),
     "udp_len": _env("BENCH_UDP_LEN", 1200),
-    "flows": _env("BENCH_PRIVATE_FLOWS", 1000),
+    "flows": _env("BENCH_PRIVATE_FLOWS", 4000),
     "tun_mtu": 1280,  # warren-edge's default
 }
 
@@ -226,7 +229,7 @@ def iperf3(net, host, extra):
     if j.get("error"):
         return {"error": j["error"], "cmd": cmd}
     end = j.get("end", {})
-    res = {"cmd": [str(c) for c in cmd]}
+    res = {"cmd": [str(c) for c in cmd], "sums": {k: v for k, v in end.items() if k.startswith("sum")}}
     if "-u" in extra:
         s = end.get("sum", {})
         res.update(sent_Mbps=(end.get("sum_sent") or s).get("bits_per_second", 0) / 1e6,
@@ -241,22 +244,27 @@ def iperf3(net, host, extra):
 
 
 def throughput(net, host):
-    out = {"tcp_up": iperf3(net, host, []), "tcp_down": iperf3(net, host, ["-R"]), "udp": {}}
+    out = {"tcp_up": iperf3(net, host, []), "tcp_down": iperf3(net, host, ["-R"]), "udp": {},
+           "udp_down": {}}
     for rate in S["udp_rates"]:
         out["udp"][rate] = iperf3(net, host, ["-u", "-b", rate, "-l", S["udp_len"]])
+    for rate in S["udp_reverse_rates"]:
+        out["udp_down"][rate] = iperf3(net, host, ["-u", "-b", rate, "-l", S["udp_len"], "-R"])
     return out
 
 
 def flows(net, pids):
-    """Opens the UDP flows, then the ICMP flows, through the edge; returns
-    the edge's and the connector's RSS growth per flow of each kind."""
+    """Opens the ICMP flows, then the UDP flows, through the edge; returns
+    the edge's and the connector's RSS growth per flow of each kind. ICMP
+    first: its flows are small, and heap freed by the UDP sessions' RPC
+    streams would hide them."""
     n = S["flows"]
     time.sleep(1.0)
     res = {"flows": n}
     base = {k: rss(p) for k, p in pids.items()}
     holders = []
     try:
-        for kind in ("udp", "icmp"):
+        for kind in ("icmp", "udp"):
             ok = 0
             srcs = flow_sources(kind, n)
             for i, src in enumerate(srcs):
@@ -451,11 +459,14 @@ def rows(st):
           lambda p: _tp(p, "tcp_up", "Mbps")),
          ("tcp_down", "TCP download (iperf3 -R)", "Mbit/s", True,
           lambda p: _tp(p, "tcp_down", "Mbps"))]
-    for rate in st["udp_rates"]:
-        r.append((f"udp_{rate}", f"UDP at {rate}bit/s offered, {st['udp_len']} B datagrams: received",
-                  "Mbit/s", True, lambda p, rate=rate: _tp(p, "udp", rate, "Mbps")))
-        r.append((f"udp_{rate}_loss", "&nbsp;&nbsp;lost", "%", False,
-                  lambda p, rate=rate: _tp(p, "udp", rate, "lost_percent")))
+    for way, what, rates in (("udp", "client -> private host", st["udp_rates"]),
+                             ("udp_down", "private host -> client (-R)", st.get("udp_reverse_rates", []))):
+        for rate in rates:
+            r.append((f"{way}_{rate}", f"UDP {what}, {rate}bit/s offered, {st['udp_len']} B "
+                      "datagrams: received", "Mbit/s", True,
+                      lambda p, rate=rate, way=way: _tp(p, way, rate, "Mbps")))
+            r.append((f"{way}_{rate}_loss", "&nbsp;&nbsp;lost", "%", False,
+                      lambda p, rate=rate, way=way: _tp(p, way, rate, "lost_percent")))
     for kind, label in (("udp", "UDP flows"), ("icmp", "ICMP echo flows")):
         r.append((f"{kind}_flow_edge_bytes", f"edge RSS per {label[:-1]}", "bytes", False,
                   lambda p, kind=kind: _g(p, "flows", f"{kind}_edge_bytes_per_flow")))
@@ -527,8 +538,9 @@ def section_lines(priv):
     st = priv.get("settings", S)
     head = ["### Private network path (TUN → warren-edge → QUIC → connector → private host)", "",
             f"Ping: {st['ping_count']} echoes {st['ping_interval_s'] * 1000:g} ms apart; iperf3 "
-            f"{st['iperf_seconds']} s per test, UDP at {', '.join(st['udp_rates'])} bit/s with "
-            f"{st['udp_len']}-byte datagrams; {st['flows']} UDP flows and {st['flows']} ICMP echo "
+            f"{st['iperf_seconds']} s per test, UDP at {', '.join(st['udp_rates'])} bit/s (and "
+            f"{', '.join(st.get('udp_reverse_rates', [])) or 'none'} the other way) with "
+            f"{st['udp_len']}-byte datagrams; {st['flows']} ICMP echo flows, then {st['flows']} UDP "
             f"flows held open; TUN MTU {st['tun_mtu']}. Direct: the same client to the connector's "
             "namespace over the veth that carries the tunnel."]
     notes = []
@@ -543,8 +555,8 @@ def section_lines(priv):
                          f"p99 {added['p99']:.3f} ms")
         for which, what in (("tcp_up", "TCP"), ("udp", "UDP")):
             err = _why_missing(p, which) if which != "udp" else next(
-                (v.get("error") for v in (_g(p, "throughput", "udp") or {}).values() if v.get("error")),
-                None)
+                (v.get("error") for way in ("udp", "udp_down")
+                 for v in (_g(p, "throughput", way) or {}).values() if v.get("error")), None)
             if err:
                 notes.append(f"- {n}: {what} throughput not measured: iperf3 said \"{err}\" (iperf3's "
                              "control connection is TCP)")
@@ -553,6 +565,10 @@ def section_lines(priv):
             if fl and fl.get(f"{kind}_ok") != fl.get("flows"):
                 notes.append(f"- {n}: {fl.get(f'{kind}_ok')} of {fl.get('flows')} {kind.upper()} flows "
                              "got their reply; the per-flow figures divide by those that did")
+            for who in ("edge", "connector"):
+                if fl and fl.get(f"{kind}_ok") and (fl.get(f"{kind}_{who}_rss_delta") or 0) <= 0:
+                    notes.append(f"- {n}: the {who}'s RSS did not grow with the {kind.upper()} flows "
+                                 "(they fit in memory it already had): no per-GiB figure")
         busy = p.get("machine_busy_before")
         if busy is not None and busy >= 0.25:
             notes.append(f"- {n}: other jobs kept the machine {busy * 100:.0f} % busy when it started: "
