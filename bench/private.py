@@ -98,7 +98,7 @@ class Net:
     started in them (Proc: stopped by Proc.stop_all)."""
 
     def __init__(self, work):
-        tag = f"{os.getpid() % 100000}"
+        tag = self.tag = f"{os.getpid() % 100000}"
         self.edge, self.conn = f"wrbe{tag}", f"wrbc{tag}"
         self.work = work
         for ns in (self.edge, self.conn):
@@ -335,6 +335,7 @@ def run(args):
         net = None
         try:
             net = Net(work)
+            res["ns_tag"] = net.tag
             edge, conn = setup(net, args.build, binary, env)
             first = "direct" not in out
             res.update(measure(net, edge, conn, direct=first))
