@@ -20,7 +20,6 @@ figure means and which ones are approximations."""
 import argparse
 import base64
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -37,6 +36,11 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import common  # noqa: E402  (shared with the e2e tests)
+import origins  # noqa: E402
+from common import Poller, free_port, raise_nofile, recv_head  # noqa: E402
+
 CLK = os.sysconf("SC_CLK_TCK")
 ZONE = "bench.test"
 WEB, WS = f"web.{ZONE}", f"ws.{ZONE}"
@@ -74,19 +78,6 @@ S = {
 
 def log(*a):
     print(f"[bench {time.strftime('%H:%M:%S')}]", *a, file=sys.stderr, flush=True)
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
-    if soft != resource.RLIM_INFINITY and soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- /proc ----------------------------------------------------------------------
@@ -181,78 +172,36 @@ def children(pid):
         return []
 
 
-class Sampler:
+class Sampler(Poller):
     """Peak VmRSS of named pids, sampled every 20 ms in a thread."""
 
     def __init__(self, pids):
+        super().__init__()
         self.pids = {k: v for k, v in pids.items() if v}
         self.peak = {k: rss(p) for k, p in self.pids.items()}
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        while not self._stop.is_set():
-            for k, p in self.pids.items():
-                self.peak[k] = max(self.peak[k], rss(p))
-            self._stop.wait(0.02)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
+    def poll(self):
+        for k, p in self.pids.items():
+            self.peak[k] = max(self.peak[k], rss(p))
 
 
 # --- processes ------------------------------------------------------------------
 
-class Proc:
+class Proc(common.Proc):
+    """A started program; every one still running is in Proc.ALL."""
     ALL = []
 
     def __init__(self, args, logpath, env=None, name=None):
-        self.args = [str(a) for a in args]
-        self.name = name or os.path.basename(self.args[0])
-        self.log = logpath
-        with open(logpath, "ab") as out:
-            self.p = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=out,
-                                      stderr=subprocess.STDOUT, env=env,
-                                      start_new_session=True)
-        self.pid = self.p.pid
+        super().__init__(args, logpath, env=env, name=name)
         self.started = time.monotonic()
         Proc.ALL.append(self)
 
-    def alive(self):
-        return self.p.poll() is None
-
-    def output(self):
-        try:
-            with open(self.log, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
     def wait_output(self, needle, timeout, start=0):
-        deadline = time.monotonic() + timeout
-        while True:
-            i = self.output().find(needle, start)
-            if i >= 0:
-                return i
-            if not self.alive() or time.monotonic() > deadline:
-                return None
-            time.sleep(0.005)
+        """Offset of |needle| in the log, or None (see find_output)."""
+        return self.find_output(needle, timeout, start, interval=0.005)
 
     def stop(self, timeout=15, sig=signal.SIGTERM):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-            try:
-                self.p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.p.wait()
+        super().stop(timeout, sig)
         if self in Proc.ALL:
             Proc.ALL.remove(self)
         return self.p.returncode
@@ -285,13 +234,7 @@ def stripped_size(path, work):
 
 def read_response(sock):
     """Reads one Content-Length response; returns (status, body)."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        got = sock.recv(65536)
-        if not got:
-            raise ConnectionError(f"closed in the head: {buf[:200]!r}")
-        buf += got
-    head, body = buf.split(b"\r\n\r\n", 1)
+    head, body = recv_head(sock, "the head").split(b"\r\n\r\n", 1)
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
     length = 0
@@ -595,17 +538,9 @@ def curl_transfer(port, host, upload_file=None):
 def ws_handshake(port, host):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET /echo HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        got = s.recv(1)
-        if not got:
-            raise ConnectionError(f"closed in the WebSocket handshake: {head!r}")
-        head += got
-    want = base64.b64encode(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
-                            .digest()).decode()
+    s.sendall(origins.ws_upgrade_request(host, key, "/echo"))
+    head = recv_head(s, "the WebSocket handshake", step=1)
+    want = origins.ws_accept(key)
     text = head.decode("latin-1")
     if " 101 " not in text.split("\r\n")[0] or want not in text:
         raise ConnectionError(f"bad WebSocket handshake: {text!r}")

@@ -82,7 +82,6 @@ import json
 import os
 import random
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -98,6 +97,9 @@ import urllib.parse
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import origins  # noqa: E402  (the e2e origin and its WebSocket helpers)
+import common  # noqa: E402
+from common import free_port, raise_nofile, read_cert, recv_head  # noqa: E402
+from origins import ws_recv, ws_send  # noqa: E402
 
 ZONE = "soak.test"
 SECRET = base64.b64encode(bytes(range(32))).decode()
@@ -113,22 +115,6 @@ def now():
     return time.monotonic()
 
 
-def raise_nofile():
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
-        if soft != resource.RLIM_INFINITY and soft < want:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    except (ValueError, OSError):
-        pass
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def is_sanitized(path):
     try:
         with open(path, "rb") as f:
@@ -140,68 +126,35 @@ def is_sanitized(path):
 
 # --- processes ----------------------------------------------------------------
 
-class Proc:
-    """A started program with its output in |log|."""
+class Proc(common.Proc):
+    """A started program with its output in |log|; |expected_exit| says
+    whether we asked it to exit."""
 
     def __init__(self, args, log, env=None, name=None):
-        self.args = [str(a) for a in args]
-        self.name = name or os.path.basename(self.args[0])
-        self.log = log
-        with open(log, "ab") as out:
-            self.p = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=out,
-                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.pid = self.p.pid
+        super().__init__(args, log, env=env, name=name)
         self.expected_exit = False  # set before we signal it
-
-    def alive(self):
-        return self.p.poll() is None
-
-    def output(self):
-        try:
-            with open(self.log, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
 
     def tail(self, n=30):
         return "\n".join(self.output().splitlines()[-n:])
 
     def wait_output(self, needle, timeout, start=0):
-        deadline = now() + timeout
-        while True:
-            i = self.output().find(needle, start)
-            if i >= 0:
-                return i + len(needle)
-            if not self.alive() or now() > deadline:
-                return None
-            time.sleep(0.02)
+        """The offset just past |needle| in the log, or None (see find_output)."""
+        i = self.find_output(needle, timeout, start)
+        return None if i is None else i + len(needle)
 
     def stop(self, timeout=30):
         """SIGTERM, then SIGKILL after |timeout|; returns the exit status."""
-        self.terminate()
-        return self.wait_exit(timeout)
+        self.expected_exit = True
+        return super().stop(timeout)
 
     def terminate(self):
         self.expected_exit = True
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
 
-    def wait_exit(self, timeout):
-        """The exit status; SIGKILL (status -9) if it takes over |timeout|."""
-        try:
-            self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        return self.p.returncode
-
     def kill(self):
         self.expected_exit = True
-        if self.p.poll() is None:
-            try:
-                os.killpg(self.p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return self.p.wait()
+        return super().kill()
 
 
 def proc_sample(pid):
@@ -221,15 +174,6 @@ def proc_sample(pid):
 
 
 # --- the API --------------------------------------------------------------------
-
-def read_cert(path):
-    text = open(path).read()
-    m = re.search(r"-----BEGIN ARGO TUNNEL TOKEN-----\n(.*?)-----END ARGO TUNNEL TOKEN-----", text, re.S)
-    if not m:
-        raise RuntimeError(f"no ARGO TUNNEL TOKEN block in {path}")
-    j = json.loads(base64.b64decode("".join(m.group(1).split())))
-    return j["zoneID"], j["accountID"], j["apiToken"]
-
 
 class ApiError(Exception):
     pass
@@ -484,31 +428,6 @@ class HttpWorker(Worker):
                             start, why and f"{method} {path}: {why}")
 
 
-def recv_exact(s, n):
-    buf = bytearray()
-    while len(buf) < n:
-        got = s.recv(min(n - len(buf), 1 << 20))
-        if not got:
-            raise EOFError(f"connection closed after {len(buf)} of {n} bytes")
-        buf += got
-    return bytes(buf)
-
-
-def ws_recv(s):
-    fin, op, masked, n = origins.ws_parse_head(recv_exact(s, 2))
-    if n == 126:
-        n = struct.unpack("!H", recv_exact(s, 2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", recv_exact(s, 8))[0]
-    if masked:
-        raise ValueError("a server frame arrived masked")
-    return fin, op, recv_exact(s, n)
-
-
-def ws_send(s, op, payload, fin=True):
-    s.sendall(origins.ws_frame(op, payload, mask=os.urandom(4), fin=fin))
-
-
 class WsWorker(Worker):
     """WebSocket echo sessions of a few messages each."""
 
@@ -516,16 +435,8 @@ class WsWorker(Worker):
         s = socket.create_connection(("127.0.0.1", self.load.http_port), timeout=30)
         try:
             key = base64.b64encode(os.urandom(16)).decode()
-            s.sendall((f"GET /ws HTTP/1.1\r\nHost: {hostname}\r\nUpgrade: websocket\r\n"
-                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-            head = b""
-            while b"\r\n\r\n" not in head:
-                got = s.recv(4096)
-                if not got:
-                    raise EOFError(f"closed in the handshake: {head[:200]!r}")
-                head += got
-            head, rest = head.split(b"\r\n\r\n", 1)
+            s.sendall(origins.ws_upgrade_request(hostname, key))
+            head, rest = recv_head(s, "the handshake", step=4096).split(b"\r\n\r\n", 1)
             if rest:
                 raise ValueError("bytes after the 101 before any message")
             lines = head.decode("latin-1").split("\r\n")

@@ -17,6 +17,20 @@ static void print_cmd_path(FILE *out, const char *prog, const wr_cmd *const *pat
   for (size_t i = 1; i < depth; i++) fprintf(out, " %s", path[i]->name);
 }
 
+static int same_flags_above(const wr_cmd *const *path, size_t d) {
+  for (size_t e = 0; e < d; e++)
+    if (path[e]->flags == path[d]->flags) return 1;
+  return 0;
+}
+
+/* A deeper command declares |name| again (its definition is the one used). */
+static int shadowed(const wr_cmd *const *path, size_t depth, size_t d, const char *name) {
+  for (size_t e = d + 1; e < depth; e++)
+    for (const wr_flag *f = path[e]->flags; f && f->name; f++)
+      if (path[e]->flags != path[d]->flags && strcmp(f->name, name) == 0) return 1;
+  return 0;
+}
+
 void wr_cli_print_help(const char *prog, const wr_cmd *const *path, size_t depth) {
   const wr_cmd *cmd = path[depth - 1];
   FILE *out = stdout;
@@ -39,7 +53,9 @@ void wr_cli_print_help(const char *prog, const wr_cmd *const *path, size_t depth
   }
   int any = 0;
   for (size_t d = 0; d < depth; d++) {
+    if (same_flags_above(path, d)) continue; /* `warren` and `tunnel` share theirs */
     for (const wr_flag *f = path[d]->flags; f && f->name; f++) {
+      if (shadowed(path, depth, d, f->name)) continue;
       if (!any) fprintf(out, "\nOPTIONS:\n");
       any = 1;
       char names[96];
@@ -50,7 +66,17 @@ void wr_cli_print_help(const char *prog, const wr_cmd *const *path, size_t depth
         snprintf(names, sizeof(names), "--%s%s", f->name, arg);
       fprintf(out, "   %-36s %s", names, f->help ? f->help : "");
       if (f->def) fprintf(out, " (default: %s)", f->def);
-      if (f->env) fprintf(out, " [$%s]", f->env);
+      if (f->env) {
+        /* "A,B": several variables, as urfave/cli's EnvVars. */
+        fputs(" [$", out);
+        for (const char *c = f->env; *c; c++) {
+          if (*c == ',')
+            fputs(", $", out);
+          else
+            fputc(*c, out);
+        }
+        fputc(']', out);
+      }
       fputc('\n', out);
     }
   }
@@ -63,11 +89,27 @@ static int is_help(const char *a) {
   return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0;
 }
 
+/* The first set variable of a flag's comma-separated env list. */
+static const char *flag_env(const wr_flag *f) {
+  char name[128];
+  for (const char *p = f->env; p && *p;) {
+    size_t n = strcspn(p, ",");
+    if (n < sizeof(name)) {
+      memcpy(name, p, n);
+      name[n] = '\0';
+      const char *v = getenv(name);
+      if (v && *v) return v;
+    }
+    p += n + (p[n] == ',');
+  }
+  return NULL;
+}
+
 static int opts_apply_env(wr_opts *o) {
   for (size_t i = 0; i < o->n; i++) {
     const wr_flag *f = o->items[i].flag;
     const char *v;
-    if (!f->env || o->items[i].n || !(v = getenv(f->env)) || !*v) continue;
+    if (o->items[i].n || !(v = flag_env(f))) continue;
     if (f->kind == WR_FLAG_LIST) {
       /* urfave/cli splits list env vars on commas. */
       char *copy = wr_xstrdup(v), *save = NULL;

@@ -13,6 +13,8 @@ int wr_cmd_ingress_rule(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv)
 
 /* warren tunnel run (tunnel_run.c) */
 int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+/* warren tunnel ready (tunnel_ready.c) */
+int wr_cmd_tunnel_ready(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
 /* warren tunnel management against the API (tunnel_mgmt.c, tunnel_login.c,
  * tunnel_route_ip.c; shared code in mgmt_int.h) */

@@ -6,8 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
-#include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,32 +43,11 @@ enum {
   ACCOUNT_FILTER   /* lists every account's rows, or only --account's */
 };
 
-__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...) {
-  va_list ap;
-  fputs(PROG ": ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  return WR_EXIT_FAIL;
-}
-
 static char *join(const char *dir, const char *name) {
   size_t n = strlen(dir) + strlen(name) + 2;
   char *p = wr_xmalloc(n);
   snprintf(p, n, "%s/%s", dir, name);
   return p;
-}
-
-/* The audit actor: the local user running the command. */
-static void cli_actor(char *buf, size_t size) {
-  struct passwd pw, *res = NULL;
-  char tmp[1024];
-  uid_t uid = geteuid();
-  if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res && res->pw_name[0])
-    snprintf(buf, size, "cli:%s", res->pw_name);
-  else
-    snprintf(buf, size, "cli:uid %u", (unsigned)uid);
 }
 
 static void fmt_time(int64_t t, char out[32]) {
@@ -90,7 +67,7 @@ static json_t *json_time(int64_t t) {
 static int print_json(json_t *j) {
   char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
   json_decref(j);
-  if (!text) return fail("cannot encode the output as JSON");
+  if (!text) return wr__edge_fail("cannot encode the output as JSON");
   puts(text);
   free(text);
   return WR_EXIT_OK;
@@ -102,7 +79,7 @@ static int want_json(wr_opts *o, int *json) {
   *json = 0;
   if (!v || !*v) return 0;
   if (strcmp(v, "json") == 0) return *json = 1, 0;
-  fail("unsupported --output \"%s\": use --output json, or leave it out for a table", v);
+  wr__edge_fail("unsupported --output \"%s\": use --output json, or leave it out for a table", v);
   return -1;
 }
 
@@ -110,7 +87,7 @@ static int want_json(wr_opts *o, int *json) {
 static char *data_dir(wr_opts *o, const char *cmd) {
   const char *v = wr_opts_get(o, "data-dir");
   if (!v || !*v) {
-    fail("%s needs a data directory: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)", cmd);
+    wr__edge_fail("%s needs a data directory: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)", cmd);
     return NULL;
   }
   char *d = wr_xstrdup(v);
@@ -132,29 +109,29 @@ static int admin_open(wr_opts *o, const char *cmd, int accounts, admin *a) {
   const char *acct = wr_opts_get(o, "account");
   int rv = WR_EXIT_FAIL;
   memset(a, 0, sizeof(*a));
-  cli_actor(a->actor, sizeof(a->actor));
+  wr__edge_cli_actor(a->actor, sizeof(a->actor));
   if (!(a->dir = data_dir(o, cmd))) goto fail;
   if (stat(a->dir, &st) != 0) {
     if (errno == ENOENT)
-      fail("no data directory at %s: run `warren-edge init --data-dir %s --zone ZONE` first", a->dir,
+      wr__edge_fail("no data directory at %s: run `warren-edge init --data-dir %s --zone ZONE` first", a->dir,
            a->dir);
     else
-      fail("cannot use data directory %s: %s", a->dir, strerror(errno));
+      wr__edge_fail("cannot use data directory %s: %s", a->dir, strerror(errno));
     goto fail;
   }
   if (!S_ISDIR(st.st_mode)) {
-    fail("%s is not a directory; --data-dir names the directory `warren-edge init` created", a->dir);
+    wr__edge_fail("%s is not a directory; --data-dir names the directory `warren-edge init` created", a->dir);
     goto fail;
   }
   db = join(a->dir, DB_NAME);
   if (!wr_file_exists(db)) {
-    fail("%s is not a warren-edge data directory (it has no %s): run `warren-edge init --data-dir %s "
+    wr__edge_fail("%s is not a warren-edge data directory (it has no %s): run `warren-edge init --data-dir %s "
          "--zone ZONE` to create one",
          a->dir, DB_NAME, a->dir);
     goto fail;
   }
   if (wr_store_open(db, 0, &a->s, err, sizeof(err)) != WR_OK) {
-    fail("%s", err);
+    wr__edge_fail("%s", err);
     goto fail;
   }
   if (accounts == ACCOUNT_ONE || (acct && *acct)) {
@@ -225,19 +202,19 @@ static int init_fill(const char *dir, const char *zone, const char *email, const
   memset(&oc, 0, sizeof(oc));
 
   if (wr_store_open(db, WR_STORE_CREATE, &s, err, sizeof(err)) != WR_OK) {
-    fail("%s", err);
+    wr__edge_fail("%s", err);
     goto out;
   }
   if (wr_store_account_create(s, actor, zone, &res->acct) != WR_OK ||
       wr_store_zone_create(s, actor, res->acct.id, zone, &res->zone) != WR_OK ||
       wr_store_user_create(s, actor, res->acct.id, email, NULL, 0, &res->user) != WR_OK ||
       wr_store_token_create(s, actor, res->user.id, NULL, token, NULL) != WR_OK) {
-    fail("%s", wr_store_errmsg(s));
+    wr__edge_fail("%s", wr_store_errmsg(s));
     goto out;
   }
   if (wr_pki_init_dir(dir, zone, err, sizeof(err)) != WR_OK ||
       wr_pki_issue_origin_cert(dir, zone, &origin, err, sizeof(err)) != WR_OK) {
-    fail("%s", err);
+    wr__edge_fail("%s", err);
     goto out;
   }
   /* cert.pem is what `cloudflared tunnel login` would have saved: the origin
@@ -247,18 +224,18 @@ static int init_fill(const char *dir, const char *zone, const char *email, const
   snprintf(oc.account_id, sizeof(oc.account_id), "%s", res->acct.id);
   snprintf(oc.api_token, sizeof(oc.api_token), "%s", token);
   if (!(pem = wr_origin_cert_encode(&oc, origin.cert, origin.key))) {
-    fail("cannot encode %s", cert_path);
+    wr__edge_fail("cannot encode %s", cert_path);
     goto out;
   }
   if ((r = wr_file_write(cert_path, pem, strlen(pem), 0600, 1)) != WR_OK) {
-    fail("cannot write %s: %s", cert_path, r == WR_ERR_EXISTS ? "it already exists" : strerror(errno));
+    wr__edge_fail("cannot write %s: %s", cert_path, r == WR_ERR_EXISTS ? "it already exists" : strerror(errno));
     goto out;
   }
   json_t *j = json_pack("{s:s,s:s,s:s}", "zone", zone, "admin", email, "cert_pem", CERT_PEM);
   detail = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
   if (wr_store_audit_append(s, actor, res->acct.id, "edge.init", "edge", zone, detail) != WR_OK) {
-    fail("%s", wr_store_errmsg(s));
+    wr__edge_fail("%s", wr_store_errmsg(s));
     goto out;
   }
   rv = WR_EXIT_OK;
@@ -316,14 +293,14 @@ int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   int rv = WR_EXIT_FAIL, state;
   memset(&res, 0, sizeof(res));
 
-  if (argc > 0) return fail("init takes no arguments (got \"%s\"); use --data-dir DIR --zone ZONE", argv[0]);
+  if (argc > 0) return wr__edge_fail("init takes no arguments (got \"%s\"); use --data-dir DIR --zone ZONE", argv[0]);
   if (!(dir = data_dir(o, "init"))) goto out;
   if (!zone_arg || !*zone_arg) {
-    fail("init needs the DNS zone the edge serves: pass --zone ZONE, e.g. --zone example.test");
+    wr__edge_fail("init needs the DNS zone the edge serves: pass --zone ZONE, e.g. --zone example.test");
     goto out;
   }
   if (wr_store_check_dns_name(zone_arg, 0, zone, err, sizeof(err)) != WR_OK) {
-    fail("invalid --zone: %s", err);
+    wr__edge_fail("invalid --zone: %s", err);
     goto out;
   }
   if (email_arg && *email_arg) {
@@ -333,22 +310,22 @@ int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     email = wr_xmalloc(n);
     snprintf(email, n, "admin@%s", zone);
   }
-  cli_actor(actor, sizeof(actor));
+  wr__edge_cli_actor(actor, sizeof(actor));
 
   /* Never touch a directory with anything in it: it may be another edge's. */
   state = dir_state(dir);
   if (state == 2) {
-    fail("data directory %s already exists and is not empty; refusing to touch it "
+    wr__edge_fail("data directory %s already exists and is not empty; refusing to touch it "
          "(choose a new --data-dir, or remove %s to start over)",
          dir, dir);
     goto out;
   }
   if (state == 3) {
-    fail("%s exists and is not a directory; refusing to touch it", dir);
+    wr__edge_fail("%s exists and is not a directory; refusing to touch it", dir);
     goto out;
   }
   if (state < 0) {
-    fail("cannot use %s as the data directory: %s", dir, strerror(errno));
+    wr__edge_fail("cannot use %s as the data directory: %s", dir, strerror(errno));
     goto out;
   }
   if (state == 1) {
@@ -367,7 +344,7 @@ int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     if (slash && slash != parent) {
       *slash = '\0';
       if (wr_mkdirs(parent, 0755) != WR_OK) {
-        fail("cannot create %s: %s", parent, strerror(errno));
+        wr__edge_fail("cannot create %s: %s", parent, strerror(errno));
         goto out;
       }
     }
@@ -378,7 +355,7 @@ int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     staging = wr_xmalloc(n);
     snprintf(staging, n, "%s.init-XXXXXX", dir);
     if (!mkdtemp(staging)) {
-      fail("cannot create a directory next to %s: %s", dir, strerror(errno));
+      wr__edge_fail("cannot create a directory next to %s: %s", dir, strerror(errno));
       free(staging);
       staging = NULL;
       goto out;
@@ -387,7 +364,7 @@ int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     /* rename() does not replace a directory that appeared meanwhile with
      * files in it. */
     if (rename(staging, dir) != 0) {
-      fail("cannot move the new data directory into place at %s: %s", dir,
+      wr__edge_fail("cannot move the new data directory into place at %s: %s", dir,
            errno == ENOTEMPTY || errno == EEXIST ? "something else created it meanwhile"
                                                  : strerror(errno));
       goto out;
@@ -419,15 +396,15 @@ int wr_cmd_edge_tunnel_create(const wr_cmd *cmd, wr_opts *o, int argc, char **ar
   memset(&cred, 0, sizeof(cred));
 
   if (argc != 1)
-    return fail("tunnel create takes exactly one argument, the tunnel NAME (got %d)", argc);
-  if (wr_store_check_tunnel_name(argv[0], err, sizeof(err)) != WR_OK) return fail("%s", err);
+    return wr__edge_fail("tunnel create takes exactly one argument, the tunnel NAME (got %d)", argc);
+  if (wr_store_check_tunnel_name(argv[0], err, sizeof(err)) != WR_OK) return wr__edge_fail("%s", err);
   /* Like cloudflared, never overwrite a credentials file: it may be the only
    * copy of another tunnel's secret. Checked first so nothing is created. */
   if (out && *out && wr_file_exists(out))
-    return fail("%s already exists; refusing to overwrite a credentials file (choose another --out)", out);
+    return wr__edge_fail("%s already exists; refusing to overwrite a credentials file (choose another --out)", out);
   if (admin_open(o, "tunnel create", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_tunnel_create(a.s, a.actor, a.acct.id, argv[0], NULL, 0, &t) != WR_OK) {
-    fail("cannot create tunnel: %s", wr_store_errmsg(a.s));
+    wr__edge_fail("cannot create tunnel: %s", wr_store_errmsg(a.s));
     goto out;
   }
   if (out && *out) {
@@ -449,7 +426,7 @@ int wr_cmd_edge_tunnel_create(const wr_cmd *cmd, wr_opts *o, int argc, char **ar
     /* A tunnel nobody holds the secret of is useless: take it back, as
      * cloudflared does when it cannot write the file. */
     wr_store_tunnel_delete(a.s, a.actor, t.id, NULL);
-    fail("cannot write tunnel credentials to %s: %s; tunnel %s was deleted again", path,
+    wr__edge_fail("cannot write tunnel credentials to %s: %s; tunnel %s was deleted again", path,
          r == WR_ERR_EXISTS ? "the file already exists"
          : r == WR_ERR_INTERNAL ? "cannot encode them"
                                 : strerror(e),
@@ -507,12 +484,12 @@ int wr_cmd_edge_tunnel_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
   int json = 0, rv = WR_EXIT_FAIL;
   json_t *arr = NULL;
 
-  if (argc > 0) return fail("tunnel list takes no arguments (got \"%s\")", argv[0]);
+  if (argc > 0) return wr__edge_fail("tunnel list takes no arguments (got \"%s\")", argv[0]);
   if (want_json(o, &json) != 0) return WR_EXIT_FAIL;
   if (admin_open(o, "tunnel list", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   wr_tunnel_filter f = {.account_id = a.acct.id};
   if (wr_store_tunnel_list(a.s, &f, &list, &n) != WR_OK) {
-    fail("%s", wr_store_errmsg(a.s));
+    wr__edge_fail("%s", wr_store_errmsg(a.s));
     goto out;
   }
   if (json) arr = json_array();
@@ -528,7 +505,7 @@ int wr_cmd_edge_tunnel_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
     wr_conn_rec *conns = NULL;
     size_t nc = 0;
     if (wr_store_conn_list(a.s, list[i].id, 1, &conns, &nc) != WR_OK) {
-      fail("%s", wr_store_errmsg(a.s));
+      wr__edge_fail("%s", wr_store_errmsg(a.s));
       goto out;
     }
     if (json) {
@@ -558,14 +535,14 @@ int wr_cmd_edge_tunnel_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **ar
   char name[WR_STORE_UUID_LEN + 6], *cred = NULL;
   int rv = WR_EXIT_FAIL;
 
-  if (argc != 1) return fail("tunnel delete takes exactly one argument, the tunnel NAME or ID (got %d)", argc);
+  if (argc != 1) return wr__edge_fail("tunnel delete takes exactly one argument, the tunnel NAME or ID (got %d)", argc);
   if (admin_open(o, "tunnel delete", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_tunnel_resolve(a.s, a.acct.id, argv[0], &t) != WR_OK) {
-    fail("cannot delete tunnel: %s", wr_store_errmsg(a.s));
+    wr__edge_fail("cannot delete tunnel: %s", wr_store_errmsg(a.s));
     goto out;
   }
   if (wr_store_tunnel_delete(a.s, a.actor, t.id, &routes) != WR_OK) {
-    fail("cannot delete tunnel %s: %s", t.name, wr_store_errmsg(a.s));
+    wr__edge_fail("cannot delete tunnel %s: %s", t.name, wr_store_errmsg(a.s));
     goto out;
   }
   printf("Deleted tunnel %s with id %s", t.name, t.id);
@@ -596,19 +573,19 @@ int wr_cmd_edge_route_dns(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
   wr_route_change ch;
   int rv = WR_EXIT_FAIL, added;
 
-  if (argc != 2) return fail("route dns takes two arguments, TUNNEL (name or ID) and HOSTNAME (got %d)", argc);
+  if (argc != 2) return wr__edge_fail("route dns takes two arguments, TUNNEL (name or ID) and HOSTNAME (got %d)", argc);
   if (admin_open(o, "route dns", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_tunnel_resolve(a.s, a.acct.id, argv[0], &t) != WR_OK) {
-    fail("cannot route %s: %s", argv[1], wr_store_errmsg(a.s));
+    wr__edge_fail("cannot route %s: %s", argv[1], wr_store_errmsg(a.s));
     goto out;
   }
   added = wr_store_route_dns_add(a.s, a.actor, NULL, t.id, argv[1], wr_opts_bool(o, "overwrite-dns"), &r, &ch);
   if (added == WR_ERR_EXISTS) {
-    fail("%s; pass --overwrite-dns to route it to tunnel %s instead", wr_store_errmsg(a.s), t.name);
+    wr__edge_fail("%s; pass --overwrite-dns to route it to tunnel %s instead", wr_store_errmsg(a.s), t.name);
     goto out;
   }
   if (added != WR_OK) {
-    fail("%s", wr_store_errmsg(a.s));
+    wr__edge_fail("%s", wr_store_errmsg(a.s));
     goto out;
   }
   /* cloudflared's wording for the API's cname new|updated|unchanged. */
@@ -642,15 +619,15 @@ int wr_cmd_edge_audit(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   int json = 0, rv = WR_EXIT_FAIL;
   json_t *arr = NULL;
 
-  if (argc > 0) return fail("audit takes no arguments (got \"%s\")", argv[0]);
+  if (argc > 0) return wr__edge_fail("audit takes no arguments (got \"%s\")", argv[0]);
   if (lim && (!*lim || *end || limit <= 0))
-    return fail("invalid --limit \"%s\": give a positive number of entries", lim);
+    return wr__edge_fail("invalid --limit \"%s\": give a positive number of entries", lim);
   if (want_json(o, &json) != 0) return WR_EXIT_FAIL;
   if (admin_open(o, "audit", ACCOUNT_FILTER, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   /* The local administrator sees every account's rows and edge-wide ones,
    * or with --account that account's only. */
   if (wr_store_audit_list(a.s, a.have_acct ? a.acct.id : NULL, (size_t)limit, &rows, &n) != WR_OK) {
-    fail("%s", wr_store_errmsg(a.s));
+    wr__edge_fail("%s", wr_store_errmsg(a.s));
     goto out;
   }
   /* The store returns newest first; print in the order things happened,

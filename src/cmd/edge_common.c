@@ -1,14 +1,37 @@
 /* Shared pieces of the warren-edge administration commands; see edge_int.h. */
+#include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cmd/commands.h"
 #include "cmd/edge_int.h"
 #include "lib/err.h"
 
 #define PROG "warren-edge"
+
+int wr__edge_fail(const char *fmt, ...) {
+  va_list ap;
+  fputs(PROG ": ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  return WR_EXIT_FAIL;
+}
+
+void wr__edge_cli_actor(char *buf, size_t size) {
+  struct passwd pw, *res = NULL;
+  char tmp[1024];
+  uid_t uid = geteuid();
+  if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res && res->pw_name[0])
+    snprintf(buf, size, "cli:%s", res->pw_name);
+  else
+    snprintf(buf, size, "cli:uid %u", (unsigned)uid);
+}
 
 /* Prints every account as "  ID  NAME" lines, the choices an operator has. */
 static void list_accounts(const wr_account *a, size_t n) {

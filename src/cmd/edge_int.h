@@ -2,7 +2,17 @@
  * (edge_admin.c, edge_users.c). Not an interface for other modules. */
 #ifndef WR_CMD_EDGE_INT_H
 #define WR_CMD_EDGE_INT_H
+#include <stddef.h>
+
 #include "edge/store.h"
+
+/* Prints "warren-edge: " and the message on stderr, with a newline; returns
+ * WR_EXIT_FAIL so a command can `return wr__edge_fail(...)`. */
+__attribute__((format(printf, 1, 2))) int wr__edge_fail(const char *fmt, ...);
+
+/* The audit actor of a command run on this machine: "cli:<user name>", or
+ * "cli:uid N" when the effective user has no name. Truncated to |size|. */
+void wr__edge_cli_actor(char *buf, size_t size);
 
 /* The help text of --account on commands that act on one account. */
 #define WR__EDGE_ACCOUNT_HELP "Account ID or name (default: the only account)"

@@ -14,8 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,26 +44,6 @@ typedef struct users_ctx {
   char actor[160];
 } users_ctx;
 
-__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...) {
-  va_list ap;
-  fputs(PROG ": ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  return WR_EXIT_FAIL;
-}
-
-static void cli_actor(char *buf, size_t size) {
-  struct passwd pw, *res = NULL;
-  char tmp[1024];
-  uid_t uid = geteuid();
-  if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res && res->pw_name[0])
-    snprintf(buf, size, "cli:%s", res->pw_name);
-  else
-    snprintf(buf, size, "cli:uid %u", (unsigned)uid);
-}
-
 static void ctx_close(users_ctx *c) {
   wr_store_close(c->s);
   free(c->dir);
@@ -79,13 +57,13 @@ static int ctx_open(wr_opts *o, const char *cmd, users_ctx *c) {
   struct stat st;
   size_t n;
   memset(c, 0, sizeof(*c));
-  cli_actor(c->actor, sizeof(c->actor));
+  wr__edge_cli_actor(c->actor, sizeof(c->actor));
   if (!v || !*v)
-    return fail("%s needs a data directory: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)", cmd);
+    return wr__edge_fail("%s needs a data directory: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)", cmd);
   c->dir = wr_xstrdup(v);
   for (n = strlen(c->dir); n > 1 && c->dir[n - 1] == '/'; n--) c->dir[n - 1] = '\0';
   if (stat(c->dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    fail("no data directory at %s: run `warren-edge init --data-dir %s --zone ZONE` first", c->dir, c->dir);
+    wr__edge_fail("no data directory at %s: run `warren-edge init --data-dir %s --zone ZONE` first", c->dir, c->dir);
     ctx_close(c);
     return WR_EXIT_FAIL;
   }
@@ -93,13 +71,13 @@ static int ctx_open(wr_opts *o, const char *cmd, users_ctx *c) {
   db = wr_xmalloc(n);
   snprintf(db, n, "%s/%s", c->dir, DB_NAME);
   if (!wr_file_exists(db)) {
-    fail("%s is not a warren-edge data directory (it has no %s)", c->dir, DB_NAME);
+    wr__edge_fail("%s is not a warren-edge data directory (it has no %s)", c->dir, DB_NAME);
     free(db);
     ctx_close(c);
     return WR_EXIT_FAIL;
   }
   if (wr_store_open(db, 0, &c->s, err, sizeof(err)) != WR_OK) {
-    fail("%s", err);
+    wr__edge_fail("%s", err);
     free(db);
     ctx_close(c);
     return WR_EXIT_FAIL;
@@ -115,7 +93,7 @@ static int pick_account(wr_opts *o, users_ctx *c, wr_account *a) {
 
 static int find_user(users_ctx *c, const char *email, wr_user *u) {
   if (wr_store_user_get_by_email(c->s, email, u) != WR_OK)
-    return fail("%s (see `warren-edge user list`)", wr_store_errmsg(c->s));
+    return wr__edge_fail("%s (see `warren-edge user list`)", wr_store_errmsg(c->s));
   return WR_EXIT_OK;
 }
 
@@ -130,22 +108,22 @@ static int pick_zone(wr_opts *o, users_ctx *c, const char *account_id, int requi
   int rv = WR_EXIT_FAIL;
   *found = 0;
   if ((!want || !*want) && !required) return WR_EXIT_OK;
-  if (wr_store_zone_list(c->s, account_id, &zones, &n) != WR_OK) return fail("%s", wr_store_errmsg(c->s));
+  if (wr_store_zone_list(c->s, account_id, &zones, &n) != WR_OK) return wr__edge_fail("%s", wr_store_errmsg(c->s));
   if (want && *want) {
     for (size_t i = 0; i < n; i++)
       if (strcasecmp(zones[i].name, want) == 0 || strcasecmp(zones[i].id, want) == 0) {
         *z = zones[i];
         *found = 1;
       }
-    if (!*found) fail("the user's account has no zone %s", want);
+    if (!*found) wr__edge_fail("the user's account has no zone %s", want);
     else rv = WR_EXIT_OK;
   } else if (n == 1) {
     *z = zones[0];
     *found = 1;
     rv = WR_EXIT_OK;
   } else {
-    if (n) fail("the account has %zu zones: choose one with --zone NAME", n);
-    else fail("the account has no zone to make a certificate for");
+    if (n) wr__edge_fail("the account has %zu zones: choose one with --zone NAME", n);
+    else wr__edge_fail("the account has no zone to make a certificate for");
   }
   free(zones);
   return rv;
@@ -166,7 +144,7 @@ static int read_password_file(const char *path, char **out, size_t *len) {
   FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
   if (!f) {
     free(buf);
-    return fail("cannot read --password-file %s: %s", path, strerror(errno));
+    return wr__edge_fail("cannot read --password-file %s: %s", path, strerror(errno));
   }
   /* Only the first line counts; a file bigger than that is not a password. */
   if (!fgets(buf, PASSWORD_FILE_MAX + 1, f)) buf[0] = '\0';
@@ -175,7 +153,7 @@ static int read_password_file(const char *path, char **out, size_t *len) {
   if (n == PASSWORD_FILE_MAX && buf[n - 1] != '\n') {
     explicit_bzero(buf, PASSWORD_FILE_MAX + 1);
     free(buf);
-    return fail("--password-file %s: the first line is longer than %d bytes", path, PASSWORD_FILE_MAX);
+    return wr__edge_fail("--password-file %s: the first line is longer than %d bytes", path, PASSWORD_FILE_MAX);
   }
   chomp(buf, &n);
   *out = buf;
@@ -208,14 +186,14 @@ static int prompt_password(const char *email, char **out, size_t *len) {
   int rv = WR_EXIT_FAIL;
   FILE *tty = fopen("/dev/tty", "r+");
   if (!tty) {
-    fail("no password given: pass --password-file FILE (\"-\" for standard input), set "
+    wr__edge_fail("no password given: pass --password-file FILE (\"-\" for standard input), set "
          PASSWORD_ENV ", or run on a terminal to be asked");
     goto out;
   }
   snprintf(prompt, sizeof(prompt), "Password for %s: ", email);
   if (prompt_line(tty, prompt, a, PASSWORD_FILE_MAX + 1) != 0 ||
       prompt_line(tty, "Repeat the password: ", b, PASSWORD_FILE_MAX + 1) != 0) {
-    fail("cannot read the password from the terminal");
+    wr__edge_fail("cannot read the password from the terminal");
     goto out;
   }
   na = strlen(a);
@@ -223,7 +201,7 @@ static int prompt_password(const char *email, char **out, size_t *len) {
   chomp(a, &na);
   chomp(b, &nb);
   if (na != nb || memcmp(a, b, na) != 0) {
-    fail("the two passwords differ; nothing was changed");
+    wr__edge_fail("the two passwords differ; nothing was changed");
     goto out;
   }
   *out = a;
@@ -254,8 +232,8 @@ static int new_password_hash(wr_opts *o, const char *email, char hash[WR_PASSWOR
     rv = prompt_password(email, &pw, &len);
   }
   if (rv != WR_EXIT_OK) return rv;
-  if (wr_password_check_policy(pw, len, err, sizeof(err)) != WR_OK) rv = fail("%s", err);
-  else if (wr_password_hash(pw, len, 0, hash) != WR_OK) rv = fail("cannot hash the password (GnuTLS failed)");
+  if (wr_password_check_policy(pw, len, err, sizeof(err)) != WR_OK) rv = wr__edge_fail("%s", err);
+  else if (wr_password_hash(pw, len, 0, hash) != WR_OK) rv = wr__edge_fail("cannot hash the password (GnuTLS failed)");
   explicit_bzero(pw, len);
   free(pw);
   return rv;
@@ -273,18 +251,18 @@ static int write_cert_pem(users_ctx *c, const wr_zone *z, const char *token, con
   int rv = WR_EXIT_FAIL, r;
   memset(&oc, 0, sizeof(oc));
   if (wr_pki_issue_origin_cert(c->dir, z->name, &pair, err, sizeof(err)) != WR_OK) {
-    fail("%s", err);
+    wr__edge_fail("%s", err);
     goto out;
   }
   snprintf(oc.zone_id, sizeof(oc.zone_id), "%s", z->id);
   snprintf(oc.account_id, sizeof(oc.account_id), "%s", z->account_id);
   snprintf(oc.api_token, sizeof(oc.api_token), "%s", token);
   if (!(pem = wr_origin_cert_encode(&oc, pair.cert, pair.key))) {
-    fail("cannot encode cert.pem");
+    wr__edge_fail("cannot encode cert.pem");
     goto out;
   }
   if ((r = wr_file_write(path, pem, strlen(pem), 0600, exclusive)) != WR_OK) {
-    fail("cannot write %s: %s", path, r == WR_ERR_EXISTS ? "it already exists" : strerror(errno));
+    wr__edge_fail("cannot write %s: %s", path, r == WR_ERR_EXISTS ? "it already exists" : strerror(errno));
     goto out;
   }
   rv = WR_EXIT_OK;
@@ -301,7 +279,7 @@ static int hand_over_token(wr_opts *o, users_ctx *c, const wr_user *u, int have_
                            const char *token, int exclusive) {
   const char *out = wr_opts_get(o, "out");
   if (out && *out) {
-    if (!have_zone) return fail("--out needs a zone for the certificate: pass --zone NAME");
+    if (!have_zone) return wr__edge_fail("--out needs a zone for the certificate: pass --zone NAME");
     if (write_cert_pem(c, z, token, out, exclusive) != WR_EXIT_OK) return WR_EXIT_FAIL;
     printf("Wrote cert.pem for %s (zone %s) to %s. Keep it secret; use it with "
            "`cloudflared tunnel --origincert %s ...` or TUNNEL_ORIGIN_CERT.\n",
@@ -325,24 +303,24 @@ int wr_cmd_edge_user_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   const char *out = wr_opts_get(o, "out");
   (void)cmd;
 
-  if (argc != 1) return fail("user add takes exactly one argument, the user's EMAIL (got %d)", argc);
+  if (argc != 1) return wr__edge_fail("user add takes exactly one argument, the user's EMAIL (got %d)", argc);
   if (service && wr_opts_isset(o, "password-file"))
-    return fail("service users have no password (they use API tokens); drop --password-file or --service");
+    return wr__edge_fail("service users have no password (they use API tokens); drop --password-file or --service");
   if (!service && out && *out)
-    return fail("--out is for service users (--service); people get cert.pem by logging in");
+    return wr__edge_fail("--out is for service users (--service); people get cert.pem by logging in");
   if (!service && wr_opts_isset(o, "zone"))
-    return fail("--zone is for service users (--service); people pick a zone when they log in");
-  if (out && *out && wr_file_exists(out)) return fail("%s already exists; choose another --out", out);
+    return wr__edge_fail("--zone is for service users (--service); people pick a zone when they log in");
+  if (out && *out && wr_file_exists(out)) return wr__edge_fail("%s already exists; choose another --out", out);
   if (ctx_open(o, "user add", &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (pick_account(o, &c, &a) != WR_EXIT_OK) goto out;
   if (wr_store_user_get_by_email(c.s, argv[0], &u) == WR_OK) {
-    fail("a user with email %s already exists (`warren-edge user passwd` changes a password)", u.email);
+    wr__edge_fail("a user with email %s already exists (`warren-edge user passwd` changes a password)", u.email);
     goto out;
   }
   if (service && pick_zone(o, &c, a.id, out && *out, &z, &have_zone) != WR_EXIT_OK) goto out;
   if (!service && new_password_hash(o, argv[0], hash) != WR_EXIT_OK) goto out;
   if (wr_store_user_create(c.s, c.actor, a.id, argv[0], service ? NULL : hash, service, &u) != WR_OK) {
-    fail("cannot add user: %s", wr_store_errmsg(c.s));
+    wr__edge_fail("cannot add user: %s", wr_store_errmsg(c.s));
     goto out;
   }
   if (!service) {
@@ -354,7 +332,7 @@ int wr_cmd_edge_user_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     goto out;
   }
   if (wr_store_token_create(c.s, c.actor, u.id, have_zone ? z.id : NULL, token, NULL) != WR_OK) {
-    fail("added service user %s but could not issue its API token: %s; run `warren-edge user "
+    wr__edge_fail("added service user %s but could not issue its API token: %s; run `warren-edge user "
          "roll-token %s`",
          u.email, wr_store_errmsg(c.s), u.email);
     goto out;
@@ -375,16 +353,16 @@ int wr_cmd_edge_user_passwd(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
   char hash[WR_PASSWORD_ENCODED_MAX] = "";
   int rv = WR_EXIT_FAIL;
   (void)cmd;
-  if (argc != 1) return fail("user passwd takes exactly one argument, the user's EMAIL (got %d)", argc);
+  if (argc != 1) return wr__edge_fail("user passwd takes exactly one argument, the user's EMAIL (got %d)", argc);
   if (ctx_open(o, "user passwd", &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (find_user(&c, argv[0], &u) != WR_EXIT_OK) goto out;
   if (u.is_service) {
-    fail("%s is a service user: it has no password (use `warren-edge user roll-token`)", u.email);
+    wr__edge_fail("%s is a service user: it has no password (use `warren-edge user roll-token`)", u.email);
     goto out;
   }
   if (new_password_hash(o, u.email, hash) != WR_EXIT_OK) goto out;
   if (wr_store_user_set_password(c.s, c.actor, u.id, hash) != WR_OK) {
-    fail("%s", wr_store_errmsg(c.s));
+    wr__edge_fail("%s", wr_store_errmsg(c.s));
     goto out;
   }
   printf("Set the password of %s.\n", u.email);
@@ -404,12 +382,12 @@ int wr_cmd_edge_user_roll_token(const wr_cmd *cmd, wr_opts *o, int argc, char **
   const char *out = wr_opts_get(o, "out");
   int have_zone = 0, rv = WR_EXIT_FAIL;
   (void)cmd;
-  if (argc != 1) return fail("user roll-token takes exactly one argument, the user's EMAIL (got %d)", argc);
+  if (argc != 1) return wr__edge_fail("user roll-token takes exactly one argument, the user's EMAIL (got %d)", argc);
   if (ctx_open(o, "user roll-token", &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (find_user(&c, argv[0], &u) != WR_EXIT_OK) goto out;
   if (pick_zone(o, &c, u.account_id, out && *out, &z, &have_zone) != WR_EXIT_OK) goto out;
   if (wr_store_token_roll(c.s, c.actor, u.id, have_zone ? z.id : NULL, token, NULL, &revoked) != WR_OK) {
-    fail("%s", wr_store_errmsg(c.s));
+    wr__edge_fail("%s", wr_store_errmsg(c.s));
     goto out;
   }
   printf("Revoked %zu API token%s of %s: cert.pem files holding %s no longer work, and their "
@@ -438,15 +416,15 @@ int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
   int json = fmt && *fmt && strcmp(fmt, "json") == 0, rv = WR_EXIT_FAIL;
   json_t *arr = NULL;
   (void)cmd;
-  if (argc > 0) return fail("user list takes no arguments (got \"%s\")", argv[0]);
-  if (fmt && *fmt && !json) return fail("unsupported --output \"%s\": use --output json, or leave it out for a table", fmt);
+  if (argc > 0) return wr__edge_fail("user list takes no arguments (got \"%s\")", argv[0]);
+  if (fmt && *fmt && !json) return wr__edge_fail("unsupported --output \"%s\": use --output json, or leave it out for a table", fmt);
   if (ctx_open(o, "user list", &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   /* --account by ID or name, checked: an unknown one is an error, not an
    * empty list. */
   wr_account a;
   if (acct && *acct && pick_account(o, &c, &a) != WR_EXIT_OK) goto out;
   if (wr_store_user_list(c.s, acct && *acct ? a.id : NULL, &users, &n) != WR_OK) {
-    fail("%s", wr_store_errmsg(c.s));
+    wr__edge_fail("%s", wr_store_errmsg(c.s));
     goto out;
   }
   for (size_t i = 0; i < n; i++)
@@ -460,7 +438,7 @@ int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
     size_t nt = 0;
     char created[32];
     if (wr_store_token_list(c.s, u->id, 0, &toks, &nt) != WR_OK) {
-      fail("%s", wr_store_errmsg(c.s));
+      wr__edge_fail("%s", wr_store_errmsg(c.s));
       goto out;
     }
     free(toks);
@@ -479,7 +457,7 @@ int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
   if (json) {
     char *text = json_dumps(arr, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     if (!text) {
-      fail("cannot encode the output as JSON");
+      wr__edge_fail("cannot encode the output as JSON");
       goto out;
     }
     puts(text);

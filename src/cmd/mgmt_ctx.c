@@ -26,6 +26,12 @@ int wr__mg_fail(const wr_cfapi_error *e) {
   return WR_EXIT_FAIL;
 }
 
+int wr__mg_finish(wr__mg_ctx *c, int rv, const wr_cfapi_error *e) {
+  if (rv < 0) rv = wr__mg_fail(e);
+  wr__mg_end(c);
+  return rv;
+}
+
 int wr__mg_usage(const wr__mg_ctx *c, const char *fmt, ...) {
   va_list ap;
   fflush(stdout);

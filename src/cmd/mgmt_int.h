@@ -30,6 +30,7 @@
 #include "lib/config.h"
 #include "lib/credentials.h"
 #include "lib/encoding.h"
+#include "lib/err.h"
 
 /* ---- command context --------------------------------------------------------- */
 
@@ -57,6 +58,15 @@ void wr__mg_end(wr__mg_ctx *c);
 int wr__mg_usage(const wr__mg_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints |e| to stderr and returns WR_EXIT_FAIL. */
 int wr__mg_fail(const wr_cfapi_error *e);
+/* A command's status while it has failed with the reason in its
+ * wr_cfapi_error (any WR_ERR_* value means that to wr__mg_finish). Commands
+ * start with it and set WR_OK, or an exit status, when they get that far. */
+#define WR__MG_FAILED WR_ERR_INVAL
+/* The end of every management command: |rv| below zero (a WR_ERR_* value)
+ * prints |e| and becomes WR_EXIT_FAIL; WR_OK and the WR_EXIT_* statuses
+ * (whose messages are printed already) stay. Ends |c| (wr__mg_end) either
+ * way and returns the exit status. */
+int wr__mg_finish(wr__mg_ctx *c, int rv, const wr_cfapi_error *e);
 
 /* Reads cert.pem (--origincert, TUNNEL_ORIGIN_CERT, `origincert:`, else the
  * first cert.pem in the default directories) and makes c->api for the API

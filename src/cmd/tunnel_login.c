@@ -168,14 +168,14 @@ int wr_cmd_tunnel_login(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_cfapi_error e;
   login l = {.child = -1};
   struct stat st;
-  int rv = WR_EXIT_FAIL;
+  int rv = WR__MG_FAILED;
   (void)cmd;
   (void)argc;
   (void)argv;
 
   if (wr__mg_begin(&c, o, "tunnel login") != WR_OK) return WR_EXIT_FAIL;
   int have = existing_cert(&l, &e);
-  if (have < 0) goto fail;
+  if (have < 0) goto out;
   if (have > 0) {
     printf("You have an existing certificate at %s which login would overwrite.\n"
            "If this is intentional, please move or delete that file then run this command again.\n",
@@ -193,24 +193,20 @@ int wr_cmd_tunnel_login(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
             "Your browser will download the certificate instead. You will have to manually\n"
             "copy it to the following path:\n\n%s\n",
             e.msg, l.path);
-    goto fail;
+    goto out;
   }
   /* Exclusive, unless an empty cert.pem was there (cloudflared writes over
    * an empty one). */
   int w = wr_file_write(l.path, l.body, l.len, 0600, !(stat(l.path, &st) == 0 && st.st_size == 0 && S_ISREG(st.st_mode)));
   if (w != WR_OK) {
     wr_cfapi_errorf(&e, "error writing cert to %s: %s", l.path, w == WR_ERR_EXISTS ? "file exists" : strerror(errno));
-    goto fail;
+    goto out;
   }
   printf("You have successfully logged in.\n"
          "If you wish to copy your credentials to a server, they have been saved to:\n%s\n",
          l.path);
-  rv = WR_EXIT_OK;
-  goto out;
-fail:
-  rv = wr__mg_fail(&e);
+  rv = WR_OK;
 out:
   login_free(&l);
-  wr__mg_end(&c);
-  return rv;
+  return wr__mg_finish(&c, rv, &e);
 }

@@ -148,7 +148,7 @@ int wr_cmd_tunnel_create(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_credentials cred;
   wr_cfapi_tunnel t;
   char id[WR_UUID_STR_LEN + 1], *cred_path = NULL;
-  int rv = WR_EXIT_FAIL, next_to_cert = 0;
+  int rv = WR__MG_FAILED, next_to_cert = 0;
   (void)cmd;
 
   memset(&cred, 0, sizeof(cred));
@@ -179,17 +179,15 @@ int wr_cmd_tunnel_create(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     goto fail;
   }
   print_created(o, fmt, &t, id, cred_path, next_to_cert);
-  rv = WR_EXIT_OK;
+  rv = WR_OK;
   goto out;
 fail:
   wr_cfapi_wrap(&e, "failed to create tunnel");
-  rv = wr__mg_fail(&e);
 out:
   explicit_bzero(&cred, sizeof(cred));
   wr_cfapi_tunnel_free(&t);
   free(cred_path);
-  wr__mg_end(&c);
-  return rv;
+  return wr__mg_finish(&c, rv, &e);
 }
 
 /* ---- list --------------------------------------------------------------------------- */
@@ -268,7 +266,7 @@ int wr_cmd_tunnel_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_cfapi_query q = {0};
   wr__mg_format fmt;
   wr_cfapi_tunnels l = {0};
-  int rv = WR_EXIT_FAIL;
+  int rv = WR__MG_FAILED;
   (void)cmd;
   (void)argc;
   (void)argv;
@@ -276,7 +274,7 @@ int wr_cmd_tunnel_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   if (wr__mg_begin(&c, o, "tunnel list") != WR_OK) return WR_EXIT_FAIL;
   if (wr__mg_output_format(&c, &fmt, &e) != WR_OK || wr__mg_query_flags(o, list_filters, &q, &e) != WR_OK ||
       wr__mg_client(&c, &e) != WR_OK || wr_cfapi_list_tunnels(c.api, &q, &l, &e) != WR_OK)
-    goto fail;
+    goto out;
   const char *key = wr_opts_get(o, "sort-by");
   if (wr__mg_sort_by(l.v, l.n, sizeof(*l.v), tunnel_keys, key, wr_opts_bool(o, "invert-sort")))
     wr_error("%s is not a valid sort field. Valid sort fields are %s. Defaulting to 'name'.", key, SORT_OPTIONS_LIST);
@@ -287,15 +285,11 @@ int wr_cmd_tunnel_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   } else {
     print_tunnels(o, &l);
   }
-  rv = WR_EXIT_OK;
-  goto out;
-fail:
-  rv = wr__mg_fail(&e);
+  rv = WR_OK;
 out:
   wr_cfapi_tunnels_free(&l);
   wr_cfapi_query_free(&q);
-  wr__mg_end(&c);
-  return rv;
+  return wr__mg_finish(&c, rv, &e);
 }
 
 /* ---- info ------------------------------------------------------------------------------ */
@@ -377,7 +371,7 @@ int wr_cmd_tunnel_info(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   char id[WR_UUID_STR_LEN + 1];
   wr_cfapi_active_clients cl = {0};
   wr_cfapi_tunnels tl = {0};
-  int rv = WR_EXIT_FAIL;
+  int rv = WR__MG_FAILED;
   (void)cmd;
 
   if (wr__mg_begin(&c, o, "tunnel info") != WR_OK) return WR_EXIT_FAIL;
@@ -386,17 +380,17 @@ int wr_cmd_tunnel_info(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
                       o->prog);
     goto out;
   }
-  if (wr__mg_output_format(&c, &fmt, &e) != WR_OK) goto fail;
+  if (wr__mg_output_format(&c, &fmt, &e) != WR_OK) goto out;
   if (wr__mg_find_id(&c, argv[0], &tid, &e) != WR_OK) {
     wr_cfapi_wrap(&e, "error parsing tunnel ID");
-    goto fail;
+    goto out;
   }
   wr_uuid_format(&tid, id);
-  if (wr__mg_client(&c, &e) != WR_OK || wr_cfapi_list_active_clients(c.api, &tid, &cl, &e) != WR_OK) goto fail;
+  if (wr__mg_client(&c, &e) != WR_OK || wr_cfapi_list_active_clients(c.api, &tid, &cl, &e) != WR_OK) goto out;
   const char *key = wr_opts_get(o, "sort-by");
   if (wr__mg_sort_by(cl.v, cl.n, sizeof(*cl.v), client_keys, key, wr_opts_bool(o, "invert-sort")))
     wr_error("%s is not a valid sort field. Valid sort fields are %s. Defaulting to 'name'.", key, SORT_OPTIONS_INFO);
-  if (info_tunnel(&c, id, &tl, &e) != WR_OK) goto fail;
+  if (info_tunnel(&c, id, &tl, &e) != WR_OK) goto out;
   if (fmt != WR__MG_TEXT) {
     wr_arena a = {0};
     wr__mg_print(fmt, info_node(&a, &tl.v[0], &cl, wr__mg_enc(fmt)));
@@ -404,15 +398,11 @@ int wr_cmd_tunnel_info(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   } else {
     print_info(o, id, &tl.v[0], &cl);
   }
-  rv = WR_EXIT_OK;
-  goto out;
-fail:
-  rv = wr__mg_fail(&e);
+  rv = WR_OK;
 out:
   wr_cfapi_active_clients_free(&cl);
   wr_cfapi_tunnels_free(&tl);
-  wr__mg_end(&c);
-  return rv;
+  return wr__mg_finish(&c, rv, &e);
 }
 
 /* ---- delete ------------------------------------------------------------------------------- */
@@ -485,7 +475,7 @@ int wr_cmd_tunnel_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_cfapi_error e;
   wr_uuid *ids = NULL;
   size_t n = 0;
-  int rv = WR_EXIT_FAIL;
+  int rv = WR__MG_FAILED;
   (void)cmd;
 
   if (wr__mg_begin(&c, o, "tunnel delete") != WR_OK) return WR_EXIT_FAIL;
@@ -496,17 +486,13 @@ int wr_cmd_tunnel_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     goto out;
   }
   int force = wr_opts_bool(o, "force");
-  if (wr__mg_find_ids(&c, argv, argc, &ids, &n, &e) != WR_OK || wr__mg_client(&c, &e) != WR_OK) goto fail;
+  if (wr__mg_find_ids(&c, argv, argc, &ids, &n, &e) != WR_OK || wr__mg_client(&c, &e) != WR_OK) goto out;
   for (size_t i = 0; i < n; i++)
-    if (delete_one(&c, &ids[i], force, &e) != WR_OK) goto fail;
-  rv = WR_EXIT_OK;
-  goto out;
-fail:
-  rv = wr__mg_fail(&e);
+    if (delete_one(&c, &ids[i], force, &e) != WR_OK) goto out;
+  rv = WR_OK;
 out:
   free(ids);
-  wr__mg_end(&c);
-  return rv;
+  return wr__mg_finish(&c, rv, &e);
 }
 
 /* ---- cleanup --------------------------------------------------------------------------------- */
@@ -517,7 +503,7 @@ int wr_cmd_tunnel_cleanup(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
   wr_uuid *ids = NULL, connector;
   size_t n = 0;
   char extra[80] = "", why[128];
-  int rv = WR_EXIT_FAIL, by_connector = 0;
+  int rv = WR__MG_FAILED, by_connector = 0;
   (void)cmd;
 
   if (wr__mg_begin(&c, o, "tunnel cleanup") != WR_OK) return WR_EXIT_FAIL;
@@ -526,19 +512,19 @@ int wr_cmd_tunnel_cleanup(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
                           "connections.", o->prog);
     goto out;
   }
-  if (wr__mg_find_ids(&c, argv, argc, &ids, &n, &e) != WR_OK) goto fail;
+  if (wr__mg_find_ids(&c, argv, argc, &ids, &n, &e) != WR_OK) goto out;
   const char *cid = wr_opts_get(o, "connector-id");
   if (cid && *cid) {
     char s[WR_UUID_STR_LEN + 1];
     if (wr_cfapi_uuid_parse(cid, &connector, why, sizeof(why)) != WR_OK) {
       wr_cfapi_errorf(&e, "%s is not a valid client ID (must be a UUID): %s", cid, why);
-      goto fail;
+      goto out;
     }
     wr_uuid_format(&connector, s);
     snprintf(extra, sizeof(extra), " for connector-id %s", s);
     by_connector = 1;
   }
-  if (wr__mg_client(&c, &e) != WR_OK) goto fail;
+  if (wr__mg_client(&c, &e) != WR_OK) goto out;
   for (size_t i = 0; i < n; i++) {
     char id[WR_UUID_STR_LEN + 1];
     wr_uuid_format(&ids[i], id);
@@ -546,14 +532,10 @@ int wr_cmd_tunnel_cleanup(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
     if (wr_cfapi_cleanup_connections(c.api, &ids[i], by_connector ? &connector : NULL, &e) != WR_OK)
       wr_error("Error cleaning up connections for tunnel %s, error :%s", id, e.msg);
   }
-  rv = WR_EXIT_OK;
-  goto out;
-fail:
-  rv = wr__mg_fail(&e);
+  rv = WR_OK;
 out:
   free(ids);
-  wr__mg_end(&c);
-  return rv;
+  return wr__mg_finish(&c, rv, &e);
 }
 
 /* ---- token ------------------------------------------------------------------------------------ */
@@ -581,7 +563,7 @@ int wr_cmd_tunnel_token(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_uuid tid;
   wr_credentials cred;
   char id[WR_UUID_STR_LEN + 1], why[512], *tok = NULL;
-  int rv = WR_EXIT_FAIL;
+  int rv = WR__MG_FAILED;
   (void)cmd;
 
   memset(&cred, 0, sizeof(cred));
@@ -594,29 +576,25 @@ int wr_cmd_tunnel_token(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   }
   if (wr__mg_find_id(&c, argv[0], &tid, &e) != WR_OK) {
     wr_cfapi_wrap(&e, "error parsing tunnel ID");
-    goto fail;
+    goto out;
   }
   wr_uuid_format(&tid, id);
-  if (wr__mg_client(&c, &e) != WR_OK) goto fail;
+  if (wr__mg_client(&c, &e) != WR_OK) goto out;
   if (wr_cfapi_get_tunnel_token(c.api, &tid, &tok, &e) != WR_OK) {
     wr_error("Could not get the Token for the given Tunnel %s error=\"%s\"", id, e.msg);
-    goto fail;
+    goto out;
   }
   if (wr_token_parse(tok, strlen(tok), &cred, why, sizeof(why)) != WR_OK) {
     wr_cfapi_errorf(&e, "%s", why);
-    goto fail;
+    goto out;
   }
-  if (emit_token(&c, &cred, &e) != WR_OK) goto fail;
-  rv = WR_EXIT_OK;
-  goto out;
-fail:
-  rv = wr__mg_fail(&e);
+  if (emit_token(&c, &cred, &e) != WR_OK) goto out;
+  rv = WR_OK;
 out:
   explicit_bzero(&cred, sizeof(cred));
   if (tok) explicit_bzero(tok, strlen(tok));
   free(tok);
-  wr__mg_end(&c);
-  return rv;
+  return wr__mg_finish(&c, rv, &e);
 }
 
 /* ---- route dns / lb -------------------------------------------------------------------------------- */
@@ -717,10 +695,8 @@ static int route_hostname(const route_kind *k, wr_opts *o, int argc, char **argv
   }
   if ((rv = k->route(&c, &tid, argv, &summary, &e)) == WR_OK) wr_info("%s tunnelID=%s", summary, id);
 out:
-  if (rv != WR_OK && rv != WR_EXIT_USAGE) rv = wr__mg_fail(&e);
   free(summary);
-  wr__mg_end(&c);
-  return rv;
+  return wr__mg_finish(&c, rv, &e);
 }
 
 int wr_cmd_tunnel_route_dns(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {

@@ -34,13 +34,6 @@ static int vnet_flag(wr__mg_ctx *c, wr_uuid *id, const wr_uuid **vnet, wr_cfapi_
   return rv;
 }
 
-/* Ends a command: prints |e| unless |rv| is WR_OK. */
-static int finish(wr__mg_ctx *c, int rv, const wr_cfapi_error *e) {
-  if (rv != WR_OK) rv = wr__mg_fail(e);
-  wr__mg_end(c);
-  return rv;
-}
-
 /* ---- route ip add ---------------------------------------------------------------------- */
 
 int wr_cmd_route_ip_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
@@ -57,27 +50,27 @@ int wr_cmd_route_ip_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   if (argc < 2) {
     wr_cfapi_errorf(&e, "You must supply at least 2 arguments, first the network you wish to route (in CIDR form e.g. "
                         "1.2.3.4/32) and then the tunnel ID to proxy with");
-    return finish(&c, WR_ERR_INVAL, &e);
+    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
   }
   if (wr_cfapi_cidr_parse(argv[0], &net) != WR_OK) {
     wr_cfapi_errorf(&e, "Invalid network CIDR: invalid CIDR address: %s", argv[0]);
-    return finish(&c, WR_ERR_INVAL, &e);
+    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
   }
   if ((rv = wr__mg_find_id(&c, argv[1], &tid, &e)) != WR_OK) {
     wr_cfapi_wrap(&e, "Invalid tunnel");
-    return finish(&c, rv, &e);
+    return wr__mg_finish(&c, rv, &e);
   }
-  if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return finish(&c, rv, &e);
+  if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
   if ((rv = backend(&c, &e)) == WR_OK)
     rv = wr_cfapi_add_route(c.api, &net, &tid, argc >= 3 ? argv[2] : "", vnet, NULL, &e);
   if (rv != WR_OK) {
     wr_cfapi_wrap(&e, "API error");
-    return finish(&c, rv, &e);
+    return wr__mg_finish(&c, rv, &e);
   }
   wr_cfapi_cidr_str(&net, ns);
   wr_uuid_format(&tid, id);
   printf("Successfully added route for %s over tunnel %s\n", ns, id);
-  return finish(&c, WR_OK, &e);
+  return wr__mg_finish(&c, WR_OK, &e);
 }
 
 /* ---- route ip show ------------------------------------------------------------------------ */
@@ -141,7 +134,7 @@ int wr_cmd_route_ip_show(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
 out:
   wr_cfapi_routes_free(&l);
   wr_cfapi_query_free(&q);
-  return finish(&c, rv, &e);
+  return wr__mg_finish(&c, rv, &e);
 }
 
 /* ---- route ip delete / get ------------------------------------------------------------------- */
@@ -160,21 +153,21 @@ int wr_cmd_route_ip_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv)
   if (argc != 1) {
     wr_cfapi_errorf(&e, "You must supply exactly one argument, the network whose route you want to delete (in CIDR "
                         "form e.g. 1.2.3.4/32)");
-    return finish(&c, WR_ERR_INVAL, &e);
+    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
   }
   if (wr_cfapi_cidr_parse(argv[0], &net) != WR_OK) {
     wr_cfapi_errorf(&e, "Invalid network CIDR: invalid CIDR address: %s", argv[0]);
-    return finish(&c, WR_ERR_INVAL, &e);
+    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
   }
-  if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return finish(&c, rv, &e);
+  if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
   if ((rv = backend(&c, &e)) == WR_OK) rv = wr_cfapi_delete_route(c.api, &net, vnet, NULL, &e);
   if (rv != WR_OK) {
     wr_cfapi_wrap(&e, "API error");
-    return finish(&c, rv, &e);
+    return wr__mg_finish(&c, rv, &e);
   }
   wr_cfapi_cidr_str(&net, ns);
   printf("Successfully deleted route for %s\n", ns);
-  return finish(&c, WR_OK, &e);
+  return wr__mg_finish(&c, WR_OK, &e);
 }
 
 int wr_cmd_route_ip_get(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
@@ -193,23 +186,23 @@ int wr_cmd_route_ip_get(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   if (argc != 1) {
     wr_cfapi_errorf(&e, "You must supply exactly one argument, an IP whose route will be queried (e.g. 1.2.3.4 or "
                         "2001:0db8:::7334)");
-    return finish(&c, WR_ERR_INVAL, &e);
+    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
   }
   if (wr_cfapi_ip_parse(argv[0], &ip) != WR_OK) {
     wr_cfapi_errorf(&e, "Invalid IP %s", argv[0]);
-    return finish(&c, WR_ERR_INVAL, &e);
+    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
   }
-  if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return finish(&c, rv, &e);
+  if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
   if ((rv = backend(&c, &e)) == WR_OK) rv = wr_cfapi_get_route_by_ip(c.api, &ip, vnet, &r, &e);
   if (rv != WR_OK) {
     wr_cfapi_wrap(&e, "API error");
-    return finish(&c, rv, &e);
+    return wr__mg_finish(&c, rv, &e);
   }
   wr_cfapi_ip_str(&ip, is);
   if (memcmp(&r.tunnel_id, &nil, sizeof(nil)) == 0) printf("No route matches the IP %s\n", is);
   else print_routes(&r, 1);
   wr_cfapi_route_free(&r);
-  return finish(&c, WR_OK, &e);
+  return wr__mg_finish(&c, WR_OK, &e);
 }
 
 /* ---- vnet ----------------------------------------------------------------------------------------- */
@@ -225,20 +218,20 @@ int wr_cmd_vnet_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   if (wr__mg_begin(&c, o, "tunnel vnet add") != WR_OK) return WR_EXIT_FAIL;
   if (argc < 1) {
     wr_cfapi_errorf(&e, "You must supply at least 1 argument, the name of the virtual network you wish to add.");
-    return finish(&c, WR_ERR_INVAL, &e);
+    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
   }
   if ((rv = backend(&c, &e)) == WR_OK)
     rv = wr_cfapi_create_vnet(c.api, argv[0], argc >= 2 ? argv[1] : "", wr_opts_bool(o, "default"), &v, &e);
   if (rv != WR_OK) {
     wr_cfapi_wrap(&e, "Could not add virtual network");
-    return finish(&c, rv, &e);
+    return wr__mg_finish(&c, rv, &e);
   }
   wr_uuid_format(&v.id, id);
   printf("Successfully added virtual 'network' %s with ID: %s%s\n"
          "You can now add IP routes attached to this virtual network. See `%s tunnel route ip add -help`\n",
          argv[0], id, v.is_default ? " (as the new default for this account) " : "", o->prog);
   wr_cfapi_vnet_free(&v);
-  return finish(&c, WR_OK, &e);
+  return wr__mg_finish(&c, WR_OK, &e);
 }
 
 static void print_vnets(const wr_cfapi_vnets *l) {
@@ -293,7 +286,7 @@ int wr_cmd_vnet_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
 out:
   wr_cfapi_vnets_free(&l);
   wr_cfapi_query_free(&q);
-  return finish(&c, rv, &e);
+  return wr__mg_finish(&c, rv, &e);
 }
 
 /* delete and update: the same steps around a different call. */
@@ -338,16 +331,16 @@ static int change_vnet(const vnet_change *k, wr_opts *o, int argc, char **argv) 
   if (wr__mg_begin(&c, o, k->path) != WR_OK) return WR_EXIT_FAIL;
   if (!k->args_ok(argc)) {
     wr_cfapi_errorf(&e, "%s", k->bad_args);
-    return finish(&c, WR_ERR_INVAL, &e);
+    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
   }
-  if ((rv = wr__mg_vnet_id(&c, argv[0], &id, &e)) != WR_OK) return finish(&c, rv, &e);
+  if ((rv = wr__mg_vnet_id(&c, argv[0], &id, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
   if ((rv = backend(&c, &e)) == WR_OK) rv = k->call(&c, &id, &e);
   if (rv != WR_OK) {
     wr_cfapi_wrap(&e, "API error");
-    return finish(&c, rv, &e);
+    return wr__mg_finish(&c, rv, &e);
   }
   printf("Successfully %s virtual network '%s'\n", k->done, argv[0]);
-  return finish(&c, WR_OK, &e);
+  return wr__mg_finish(&c, WR_OK, &e);
 }
 
 int wr_cmd_vnet_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {

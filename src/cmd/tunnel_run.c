@@ -8,10 +8,23 @@
  * SIGINT/SIGTERM: graceful shutdown within --grace-period; a second signal
  * exits at once.
  *
+ * Hot reload (cloudflared has none): SIGHUP, or a change to the config file
+ * (a stat poll, so editors' rename-over and Kubernetes' symlink swaps count),
+ * re-reads the file over the command line and environment as at start and
+ * rebuilds the ingress rules with their originRequest settings and
+ * warp-routing; new streams use them, streams in flight finish with the old
+ * ones, connections stay. A file that does not load or validate (or is
+ * empty) is refused with cloudflared's "file:line: key: reason" and the old
+ * rules keep serving. Other settings (edges, credentials, metrics, ...) need
+ * a restart.
+ *
  * This file resolves flags, config and environment into
  * wr_connector_options, handles the signals and runs the loop;
  * connector/connector.h owns the proxy, the metrics server and the
  * supervisor. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,11 +51,87 @@ static const char need_tunnel_msg[] =
     "\"warren tunnel run\" requires the ID or name of the tunnel to run as the last command "
     "line argument or in the configuration file.";
 
+/* Flags accepted for cloudflared's command lines that change nothing in
+ * warren, and why: one warning each when set (command line, environment or
+ * config file). Their help in warren.c says "no effect in warren". */
+#define NOOP_NOMGMT "warren has no management service"
+#define NOOP_SSH "warren has no built-in SSH server"
+#define NOOP_DNS "the DNS proxy was removed from cloudflared and is not in warren"
+#define NOOP_LEGACY "a legacy (classic tunnel) setting, not used by named tunnels"
+
+static const struct noop_flag {
+  const char *flag, *why;
+} noop_flags[] = {
+    {"trace-output", "warren is not a Go program and writes no runtime trace"},
+    {"retries", "warren does not fall back to another protocol; it retries the edge with its own backoff"},
+    {"max-edge-addr-retries", "warren does not fall back to another protocol"},
+    {"write-stream-timeout", "stream writes are bounded by flow control, not by a timer"},
+    {"quic-disable-pmtu-discovery", "path MTU discovery is not configurable in warren"},
+    {"autoupdate-freq", "warren never updates itself"},
+    {"region", "warren does not discover the edge through DNS; --edge chooses it"},
+    {"label", NOOP_NOMGMT},
+    {"no-chunked-encoding", "warren's origin client always streams bodies of unknown length chunked"},
+    {"http2-origin", "warren's origin client speaks HTTP/1.1 only"},
+    {"metrics-update-freq", "warren computes metrics when they are scraped"},
+    {"post-quantum", "warren's TLS has no post-quantum key agreement; connections use classical key agreement"},
+    {"management-diagnostics", NOOP_NOMGMT},
+    {"management-hostname", NOOP_NOMGMT},
+    {"service-op-ip", NOOP_NOMGMT},
+    {"max-active-flows", "no limit on private-network flows is configurable yet"},
+    {"dns-resolver-addrs", "warren has no virtual DNS resolver service"},
+    {"udp-unregister-session-timeout", "not configurable in warren"},
+    {"overwrite-dns", "only `tunnel route dns` uses it"},
+    {"hostname", "ignored for named tunnels, as by cloudflared; route with `tunnel route dns`"},
+    {"name", "warren has no one-step create+route+run; use tunnel create, route and run"},
+    {"id", NOOP_LEGACY},
+    {"lb-pool", NOOP_LEGACY},
+    {"api-key", NOOP_LEGACY},
+    {"api-email", NOOP_LEGACY},
+    {"api-ca-key", NOOP_LEGACY},
+    {"heartbeat-interval", NOOP_LEGACY},
+    {"heartbeat-count", NOOP_LEGACY},
+    {"compression-quality", NOOP_LEGACY},
+    {"use-reconnect-token", NOOP_LEGACY},
+    {"stdin-control", "warren reads no commands from stdin"},
+    {"ui", "warren has no terminal UI"},
+    {"quick-service", "warren has no quick tunnels"},
+    {"local-ssh-port", NOOP_SSH},
+    {"ssh-idle-timeout", NOOP_SSH},
+    {"ssh-max-timeout", NOOP_SSH},
+    {"bucket-name", NOOP_SSH},
+    {"region-name", NOOP_SSH},
+    {"secret-id", NOOP_SSH},
+    {"access-key-id", NOOP_SSH},
+    {"session-token", NOOP_SSH},
+    {"s3-url-host", NOOP_SSH},
+    {"host-key-path", NOOP_SSH},
+    {"ssh-server", NOOP_SSH},
+    {"proxy-dns", NOOP_DNS},
+    {"proxy-dns-port", NOOP_DNS},
+    {"proxy-dns-address", NOOP_DNS},
+    {"proxy-dns-upstream", NOOP_DNS},
+    {"proxy-dns-max-upstream-conns", NOOP_DNS},
+    {"proxy-dns-bootstrap", NOOP_DNS},
+    {"transport-loglevel", "warren has one log level, --loglevel"},
+    {"edge-ip-version", "it applies to edge discovery through DNS, which warren does not do; --edge addresses are used as given"},
+};
+
+/* How long the config file must stay unchanged before a reload: editors
+ * and `kubectl` write in steps. A bound on churn, not a timing anyone
+ * waits for exactly. */
+#define RELOAD_SETTLE_MS 300
+#define CONFIG_POLL_MS 1000
+
 typedef struct runner {
   uv_loop_t *loop;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
+  uv_fs_poll_t watch;
+  uv_timer_t settle;
+  int watching;
   wr_connector *conn;
   int signals;
+  const wr_opts *opts;     /* the command's bag: flags, environment, config file */
+  const char *config_path; /* the file the rules came from, or NULL */
 } runner;
 
 /* What the flags resolve to; freed by run_free. */
@@ -53,6 +142,10 @@ typedef struct run_inputs {
   size_t nedges;
   wr_ingress *ing;
   char *local_config;
+  char **tag_names, **tag_values; /* --tag, split */
+  size_t ntags;
+  struct sockaddr_storage bind;   /* --edge-bind-address */
+  int has_bind;
 } run_inputs;
 
 /* ---- credentials ------------------------------------------------------------ */
@@ -147,9 +240,145 @@ static int resolve_edges(const wr_opts *o, struct sockaddr_storage *out, size_t 
   return WR_OK;
 }
 
+/* ---- newer flags ------------------------------------------------------------------ */
+
+/* --token-file (TUNNEL_TOKEN_FILE) when --token is not given: its content,
+ * trimmed, becomes --token, as cloudflared's runCommand. Returns 0 or -1
+ * after saying why. */
+static int read_token_file(wr_opts *o) {
+  const char *tok = wr_opts_get(o, "token"), *file = wr_opts_get(o, "token-file");
+  if ((tok && *tok) || !file || !*file) return 0;
+  char *data = NULL;
+  size_t len = 0;
+  char *exp = wr_path_expand(file);
+  int rv = wr_file_read(exp ? exp : file, 64 * 1024, &data, &len);
+  int e = errno;
+  free(exp);
+  if (rv != WR_OK) {
+    /* Go's os.ReadFile error text, lower case as Go spells errno names. */
+    char why[128];
+    snprintf(why, sizeof(why), "%s", rv == WR_ERR_IO ? strerror(e) : wr_strerror(rv));
+    why[0] = (char)tolower((unsigned char)why[0]);
+    wr_error("Failed to read token file: open %s: %s", file, why);
+    free(data);
+    return -1;
+  }
+  size_t a = 0;
+  while (a < len && isspace((unsigned char)data[a])) a++;
+  while (len > a && isspace((unsigned char)data[len - 1])) len--;
+  data[len] = '\0';
+  wr_opts_set(o, "token", data + a, WR_SRC_CLI);
+  free(data);
+  return 0;
+}
+
+/* cloudflared's tag.go: NAME is an HTTP header token, VALUE printable. */
+static int tag_split(const char *t, size_t *namelen) {
+  static const char extra[] = "!#$%&'*+-.^_`|~";
+  size_t i = 0;
+  while (t[i] && t[i] != '=' && (isalnum((unsigned char)t[i]) || strchr(extra, t[i]))) i++;
+  if (i == 0 || t[i] != '=' || !t[i + 1]) return -1;
+  for (const char *v = t + i + 1; *v; v++)
+    if (!isprint((unsigned char)*v)) return -1;
+  *namelen = i;
+  return 0;
+}
+
+static int parse_tags(const wr_opts *o, run_inputs *in) {
+  char *const *vals;
+  size_t n = wr_opts_list(o, "tag", &vals);
+  if (!n) return 0;
+  in->tag_names = wr_xcalloc(n, sizeof(char *));
+  in->tag_values = wr_xcalloc(n, sizeof(char *));
+  for (size_t i = 0; i < n; i++) {
+    size_t nl;
+    if (tag_split(vals[i], &nl) != 0) {
+      wr_error("Tag parse failure: Cannot parse tag value %s", vals[i]);
+      return -1;
+    }
+    in->tag_names[in->ntags] = wr_xstrndup(vals[i], nl);
+    in->tag_values[in->ntags++] = wr_xstrdup(vals[i] + nl + 1);
+  }
+  return 0;
+}
+
+static int parse_bind(const wr_opts *o, run_inputs *in) {
+  const char *b = wr_opts_get(o, "edge-bind-address");
+  if (!b || !*b) return 0;
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&in->bind;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&in->bind;
+  memset(&in->bind, 0, sizeof(in->bind));
+  if (inet_pton(AF_INET, b, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+  } else if (inet_pton(AF_INET6, b, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+  } else {
+    wr_error("invalid --edge-bind-address %s: not an IP address", b);
+    return -1;
+  }
+  for (size_t i = 0; i < in->nedges; i++) {
+    if (in->edges[i].ss_family != in->bind.ss_family) {
+      wr_error("--edge-bind-address %s and the edge address family differ", b);
+      return -1;
+    }
+  }
+  in->has_bind = 1;
+  return 0;
+}
+
+static void warn_noop_flags(const wr_opts *o) {
+  for (size_t i = 0; i < sizeof(noop_flags) / sizeof(noop_flags[0]); i++)
+    if (wr_opts_isset(o, noop_flags[i].flag))
+      wr_warn("--%s has no effect in warren: %s", noop_flags[i].flag, noop_flags[i].why);
+}
+
+/* --output/--log-format, --logfile/--log-directory. Returns 0 or -1. */
+static int log_outputs(const wr_opts *o) {
+  const char *fmt = wr_opts_get(o, "log-format");
+  if (!fmt || !*fmt) fmt = wr_opts_get(o, "output");
+  wr_log_set_json(fmt && strcmp(fmt, "json") == 0);
+  const char *logfile = wr_opts_get(o, "logfile"), *dir = wr_opts_get(o, "log-directory");
+  char path[4096];
+  if (logfile && *logfile && dir && *dir)
+    wr_error("Your config includes values for both logfile (%s) and log-directory (%s), but they "
+             "are incompatible. logfile takes precedence.",
+             logfile, dir);
+  if (logfile && *logfile) {
+    snprintf(path, sizeof(path), "%s", logfile);
+  } else if (dir && *dir) {
+    if (wr_mkdirs(dir, 0755) != WR_OK) {
+      fprintf(stderr, "cannot create --log-directory %s: %s\n", dir, strerror(errno));
+      return -1;
+    }
+    snprintf(path, sizeof(path), "%s/cloudflared.log", dir);
+  } else {
+    return 0;
+  }
+  if (wr_log_tee_file(path) != 0) {
+    fprintf(stderr, "cannot open log file %s\n", path);
+    return -1;
+  }
+  return 0;
+}
+
+/* A duration flag in milliseconds (0 when unset or invalid: checked at parse). */
+static uint64_t flag_ms(const wr_opts *o, const char *name) {
+  long long ns = 0;
+  const char *v = wr_opts_get(o, name);
+  if (!v || wr_parse_duration(v, &ns) != 0 || ns < 0) return 0;
+  return (uint64_t)(ns / 1000000);
+}
+
+static uint64_t flag_u64(const wr_opts *o, const char *name) {
+  const char *v = wr_opts_get(o, name);
+  long long n = v && wr_opts_isset(o, name) ? atoll(v) : 0;
+  return n > 0 ? (uint64_t)n : 0;
+}
+
 /* ---- flags -> options -------------------------------------------------------------- */
 
-/* --loglevel, --logfile and --protocol. Returns 0, or -1 after saying why. */
+/* --loglevel, the log's format and files, the no-op flags' warnings and
+ * --protocol. Returns 0, or -1 after saying why. */
 static int log_and_protocol(const wr_opts *o) {
   wr_log_level level;
   const char *lvl = wr_opts_get(o, "loglevel");
@@ -158,11 +387,8 @@ static int log_and_protocol(const wr_opts *o) {
     return -1;
   }
   if (lvl) wr_log_set_level(level);
-  const char *logfile = wr_opts_get(o, "logfile");
-  if (logfile && *logfile && wr_log_set_file(logfile) != 0) {
-    fprintf(stderr, "cannot open --logfile %s\n", logfile);
-    return -1;
-  }
+  if (log_outputs(o) != 0) return -1;
+  warn_noop_flags(o);
   const char *proto = wr_opts_get(o, "protocol");
   if (proto && strcmp(proto, "auto") != 0 && strcmp(proto, "quic") != 0) {
     if (strcmp(proto, "http2") == 0 || strcmp(proto, "h2mux") == 0)
@@ -182,8 +408,9 @@ static int write_pidfile(const char *path) {
 
 /* Credentials, edges, ingress rules and the pidfile, in cloudflared's
  * order. Returns 0, or -1 after logging why. */
-static int resolve_inputs(const wr_opts *o, int argc, char **argv, run_inputs *in) {
+static int resolve_inputs(wr_opts *o, int argc, char **argv, run_inputs *in) {
   char err[ERRLEN];
+  if (read_token_file(o) != 0) return -1;
   if (load_credentials(o, in->cfg, argc, argv, &in->cred, err, sizeof(err)) != WR_OK ||
       resolve_edges(o, in->edges, WR_SUPERVISOR_MAX_CONNS, &in->nedges, err, sizeof(err)) !=
           WR_OK ||
@@ -191,6 +418,7 @@ static int resolve_inputs(const wr_opts *o, int argc, char **argv, run_inputs *i
     wr_error("%s", err);
     return -1;
   }
+  if (parse_tags(o, in) != 0 || parse_bind(o, in) != 0) return -1;
   const char *pidfile = wr_opts_get(o, "pidfile");
   if (pidfile && *pidfile && write_pidfile(pidfile) != 0)
     wr_warn("cannot write --pidfile %s", pidfile);
@@ -220,9 +448,23 @@ static void connector_options(const wr_opts *o, run_inputs *in, wr_connector_opt
   co->grace_ms = (uint64_t)(grace / 1000000);
   co->icmpv4_src = wr_opts_get(o, "icmpv4-src");
   co->icmpv6_src = wr_opts_get(o, "icmpv6-src");
+  co->tag_names = (const char *const *)in->tag_names;
+  co->tag_values = (const char *const *)in->tag_values;
+  co->ntags = in->ntags;
+  co->bind_addr = in->has_bind ? &in->bind : NULL;
+  co->dial_timeout_ms = wr_opts_isset(o, "dial-edge-timeout") ? flag_ms(o, "dial-edge-timeout") : 0;
+  co->rpc_timeout_ms = flag_ms(o, "rpc-timeout");
+  co->max_conn_window = flag_u64(o, "quic-connection-level-flow-control-limit");
+  co->max_stream_window = flag_u64(o, "quic-stream-level-flow-control-limit");
 }
 
 static void run_free(run_inputs *in) {
+  for (size_t i = 0; i < in->ntags; i++) {
+    free(in->tag_names[i]);
+    free(in->tag_values[i]);
+  }
+  free(in->tag_names);
+  free(in->tag_values);
   free(in->local_config);
   wr_ingress_free(in->ing);
   wr_config_free(in->cfg);
@@ -235,6 +477,58 @@ static void on_stopped(void *user) {
   uv_stop(r->loop);
 }
 
+/* ---- hot reload -------------------------------------------------------------------- */
+
+/* Re-reads the config file over the command line and environment and
+ * swaps the new ingress rules in, or refuses them and keeps the old. */
+static void reload(runner *r, const char *why) {
+  char err[ERRLEN];
+  wr_config *cfg = NULL;
+  wr_ingress *ing = NULL;
+  wr_opts n;
+  if (!r->config_path) {
+    wr_warn("%s: no configuration file to reload (the rules come from the command line)", why);
+    return;
+  }
+  wr_info("Reloading configuration from %s (%s)", r->config_path, why);
+  wr_opts_copy_from(&n, r->opts, WR_SRC_ENV);
+  int rv = wr_config_load(r->config_path, &cfg, err, sizeof(err));
+  if (rv == WR_OK && !cfg->root) {
+    snprintf(err, sizeof(err), "%s: the file is empty", r->config_path);
+    rv = WR_ERR_CONFIG;
+  }
+  if (rv == WR_OK) rv = wr_config_apply_opts(cfg, &n, err, sizeof(err));
+  if (rv == WR_OK) {
+    for (size_t i = 0; i < cfg->n_warnings; i++) wr_warn("%s", cfg->warnings[i]);
+    rv = wr_ingress_load(cfg, &n, &ing, err, sizeof(err));
+  }
+  if (rv != WR_OK) {
+    wr_error("Refused the new configuration: %s; the previous configuration keeps serving", err);
+  } else {
+    wr_connector_set_ingress(r->conn, ing);
+    wr_info("Configuration reloaded from %s: %zu ingress rules", r->config_path, ing->n_rules);
+  }
+  wr_config_free(cfg);
+  wr_opts_free(&n);
+}
+
+static void on_settled(uv_timer_t *t) { reload(t->data, "the file changed"); }
+
+static void on_config_change(uv_fs_poll_t *h, int status, const uv_stat_t *prev,
+                             const uv_stat_t *curr) {
+  runner *r = h->data;
+  (void)prev;
+  (void)curr;
+  /* Gone for now (an editor's rename): wait for it to come back. */
+  if (status < 0) return;
+  uv_timer_start(&r->settle, on_settled, RELOAD_SETTLE_MS, 0);
+}
+
+static void on_hup(uv_signal_t *h, int signum) {
+  (void)signum;
+  reload(h->data, "SIGHUP");
+}
+
 /* Signals stay in the command: their disposition is the process's, and a
  * second one ends it. */
 static void on_signal(uv_signal_t *h, int signum) {
@@ -245,16 +539,20 @@ static void on_signal(uv_signal_t *h, int signum) {
     _exit(wr_connector_failed(r->conn) ? WR_EXIT_FAIL : WR_EXIT_OK);
   }
   wr_info("Initiating graceful shutdown due to signal %s ...", name);
+  if (r->watching) uv_fs_poll_stop(&r->watch);
+  uv_timer_stop(&r->settle);
   wr_connector_shutdown(r->conn);
 }
 
 /* Starts the connector, serves until it stopped, frees it. Returns the
  * exit code. */
-static int serve(wr_connector_options *co) {
+static int serve(wr_connector_options *co, const wr_opts *o, const wr_config *cfg) {
   char err[ERRLEN];
   runner r;
   memset(&r, 0, sizeof(r));
   r.loop = uv_default_loop();
+  r.opts = o;
+  r.config_path = cfg ? cfg->source : NULL;
   co->on_stopped = on_stopped;
   co->user = &r;
   if (wr_connector_new(r.loop, co, &r.conn, err, sizeof(err)) != WR_OK) {
@@ -266,10 +564,22 @@ static int serve(wr_connector_options *co) {
   r.sigint.data = r.sigterm.data = &r;
   uv_signal_start(&r.sigint, on_signal, SIGINT);
   uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+  uv_signal_init(r.loop, &r.sighup);
+  r.sighup.data = &r;
+  uv_signal_start(&r.sighup, on_hup, SIGHUP);
+  uv_timer_init(r.loop, &r.settle);
+  r.settle.data = &r;
+  uv_fs_poll_init(r.loop, &r.watch);
+  r.watch.data = &r;
+  r.watching =
+      r.config_path && uv_fs_poll_start(&r.watch, on_config_change, r.config_path, CONFIG_POLL_MS) == 0;
   uv_run(r.loop, UV_RUN_DEFAULT);
 
   uv_close((uv_handle_t *)&r.sigint, NULL);
   uv_close((uv_handle_t *)&r.sigterm, NULL);
+  uv_close((uv_handle_t *)&r.sighup, NULL);
+  uv_close((uv_handle_t *)&r.settle, NULL);
+  uv_close((uv_handle_t *)&r.watch, NULL);
   int code = wr_connector_failed(r.conn) ? WR_EXIT_FAIL : WR_EXIT_OK;
   wr_connector_free(r.conn); /* also runs the signal handles' close callbacks */
   uv_loop_close(r.loop);
@@ -296,7 +606,7 @@ int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   rv = WR_EXIT_FAIL;
   if (log_and_protocol(o) == 0 && resolve_inputs(o, argc, argv, &in) == 0) {
     connector_options(o, &in, &co);
-    rv = serve(&co);
+    rv = serve(&co, o, in.cfg);
   }
   run_free(&in);
   if (rv == WR_EXIT_OK) wr_info("Tunnel server stopped");

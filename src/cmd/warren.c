@@ -8,8 +8,14 @@
 #include "lib/mem.h"
 #include "cmd/commands.h"
 
-/* Flags of `warren tunnel` and everything under it (cloudflared accepts them
- * on the tunnel level and on `run`). */
+/* Flags of `warren`, `warren tunnel` and everything under them: cloudflared
+ * accepts its tunnel flags on the program itself (the packaged systemd unit
+ * writes `cloudflared --no-autoupdate --config F tunnel run`), on `tunnel`
+ * and, for the proxy flags, on `run`. Every flag of cloudflared 2023.7.3's
+ * and current cloudflared's `tunnel` and `tunnel run` is here, hidden ones
+ * too. Those whose help says "no effect in warren" are accepted, and
+ * `tunnel run` logs one warning for each one set (tunnel_run.c's
+ * noop_flags says why). */
 static const wr_flag tunnel_flags[] = {
     {"config", NULL, NULL, WR_FLAG_STRING, NULL,
      "Path to config.yml (default: first of ~/.cloudflared, ~/.cloudflare-warp, ~/cloudflare-warp, /etc/cloudflared, /usr/local/etc/cloudflared)"},
@@ -22,6 +28,8 @@ static const wr_flag tunnel_flags[] = {
     {"credentials-contents", NULL, "TUNNEL_CRED_CONTENTS", WR_FLAG_STRING, NULL,
      "Tunnel credentials JSON given inline"},
     {"token", NULL, "TUNNEL_TOKEN", WR_FLAG_STRING, NULL, "Tunnel token (base64 JSON with a, t, s)"},
+    {"token-file", NULL, "TUNNEL_TOKEN_FILE", WR_FLAG_STRING, NULL,
+     "File holding the tunnel token (surrounding white space is ignored); --token wins"},
     {"edge", NULL, "TUNNEL_EDGE", WR_FLAG_LIST, NULL, "Edge address HOST:PORT (repeatable)"},
     {"cacert", NULL, "TUNNEL_CACERT", WR_FLAG_STRING, NULL, "CA bundle that signed the edge's certificate"},
     {"protocol", "p", "TUNNEL_TRANSPORT_PROTOCOL", WR_FLAG_STRING, "auto", "Transport: auto, quic or http2"},
@@ -30,42 +38,104 @@ static const wr_flag tunnel_flags[] = {
     {"unix-socket", NULL, "TUNNEL_UNIX_SOCKET", WR_FLAG_STRING, NULL, "Origin HTTP server on a unix socket"},
     {"metrics", NULL, "TUNNEL_METRICS", WR_FLAG_STRING, "localhost:0", "Listen address for /metrics, /ready and /healthcheck"},
     {"loglevel", NULL, "TUNNEL_LOGLEVEL", WR_FLAG_STRING, "info", "Log level: debug, info, warn, error, fatal"},
-    {"logfile", NULL, "TUNNEL_LOGFILE", WR_FLAG_STRING, NULL, "Write logs to this file"},
+    {"logfile", NULL, "TUNNEL_LOGFILE", WR_FLAG_STRING, NULL, "Also append the log to this file"},
+    {"log-directory", NULL, "TUNNEL_LOGDIRECTORY", WR_FLAG_STRING, NULL,
+     "Also append the log to cloudflared.log in this directory (--logfile wins)"},
+    {"output", "o", "TUNNEL_LOG_OUTPUT,TUNNEL_MANAGEMENT_OUTPUT", WR_FLAG_STRING, NULL,
+     "Log format of `tunnel run`: default or json (list and info: json or yaml)"},
+    {"log-format", NULL, NULL, WR_FLAG_STRING, NULL, "Same as --output for the log: default or json"},
+    {"trace-output", NULL, "TUNNEL_TRACE_OUTPUT", WR_FLAG_STRING, NULL, "Go runtime trace file (cloudflared) (accepted; no effect in warren)"},
     {"grace-period", NULL, "TUNNEL_GRACE_PERIOD", WR_FLAG_DURATION, "30s", "Time to let in-flight requests finish on shutdown"},
     {"ha-connections", NULL, NULL, WR_FLAG_INT, "4", "Number of connections to the edge"},
-    {"retries", NULL, "TUNNEL_RETRIES", WR_FLAG_INT, "5", "Retries before falling back to another protocol"},
+    {"retries", NULL, "TUNNEL_RETRIES", WR_FLAG_INT, "5", "Retries before falling back to another protocol (accepted; no effect in warren)"},
+    {"max-edge-addr-retries", NULL, NULL, WR_FLAG_INT, "8", "Retries on edge addresses before falling back to another protocol (accepted; no effect in warren)"},
+    {"dial-edge-timeout", NULL, "DIAL_EDGE_TIMEOUT", WR_FLAG_DURATION, "15s", "Longest wait for the QUIC handshake with the edge"},
+    {"rpc-timeout", NULL, NULL, WR_FLAG_DURATION, "5s", "Longest wait for the edge to answer the registration RPC"},
+    {"write-stream-timeout", NULL, "TUNNEL_STREAM_WRITE_TIMEOUT", WR_FLAG_DURATION, "0s", "Write timeout towards origin and edge (accepted; no effect in warren)"},
+    {"quic-disable-pmtu-discovery", NULL, "TUNNEL_DISABLE_QUIC_PMTU", WR_FLAG_BOOL, NULL, "Disable QUIC path MTU discovery (accepted; no effect in warren)"},
+    {"quic-connection-level-flow-control-limit", NULL, "TUNNEL_QUIC_CONN_LEVEL_FLOW_CONTROL_LIMIT", WR_FLAG_INT, NULL,
+     "Largest QUIC connection receive window, bytes (warren's default 15 MiB)"},
+    {"quic-stream-level-flow-control-limit", NULL, "TUNNEL_QUIC_STREAM_LEVEL_FLOW_CONTROL_LIMIT", WR_FLAG_INT, NULL,
+     "Largest QUIC stream receive window, bytes (warren's default 6 MiB)"},
     {"no-autoupdate", NULL, "NO_AUTOUPDATE", WR_FLAG_BOOL, NULL, "Accepted for compatibility; Warren never updates itself"},
-    {"tag", NULL, "TUNNEL_TAG", WR_FLAG_LIST, NULL, "NAME=VALUE tag sent to the origin as Cf-Warp-Tag-NAME"},
+    {"autoupdate-freq", NULL, NULL, WR_FLAG_DURATION, "24h", "Update check frequency (cloudflared) (accepted; no effect in warren)"},
+    {"is-autoupdated", NULL, NULL, WR_FLAG_BOOL, NULL, "Accepted for compatibility (set by cloudflared's updater)"},
+    {"no-prechecks", NULL, "TUNNEL_NO_PRECHECKS", WR_FLAG_BOOL, NULL, "Accepted for compatibility; warren runs no start-up pre-checks"},
+    {"tag", NULL, "TUNNEL_TAG", WR_FLAG_LIST, NULL, "NAME=VALUE tag sent to the origin as Cf-Warp-Tag-NAME (repeatable)"},
     {"http-host-header", NULL, "TUNNEL_HTTP_HOST_HEADER", WR_FLAG_STRING, NULL, "Host header to send to the origin"},
     {"origin-server-name", NULL, "TUNNEL_ORIGIN_SERVER_NAME", WR_FLAG_STRING, NULL, "TLS server name for the origin"},
     {"origin-ca-pool", NULL, "TUNNEL_ORIGIN_CA_POOL", WR_FLAG_STRING, NULL, "CA pool for origin TLS"},
     {"no-tls-verify", NULL, "NO_TLS_VERIFY", WR_FLAG_BOOL, NULL, "Do not verify the origin's TLS certificate"},
-    {"edge-ip-version", NULL, "TUNNEL_EDGE_IP_VERSION", WR_FLAG_STRING, "4", "Edge address family: 4, 6 or auto"},
+    {"edge-ip-version", NULL, "TUNNEL_EDGE_IP_VERSION", WR_FLAG_STRING, "4", "Edge address family for edge discovery: 4, 6 or auto (accepted; no effect in warren)"},
+    {"edge-bind-address", NULL, "TUNNEL_EDGE_BIND_ADDRESS", WR_FLAG_STRING, NULL, "Local IP address the connections to the edge are made from"},
+    {"region", NULL, "TUNNEL_REGION", WR_FLAG_STRING, NULL, "Edge region (cloudflared: us) (accepted; no effect in warren)"},
     {"features", "F", "TUNNEL_FEATURES", WR_FLAG_LIST, NULL, "Extra feature names to announce"},
-    {"label", NULL, NULL, WR_FLAG_STRING, NULL, "Connector label"},
+    {"label", NULL, NULL, WR_FLAG_STRING, NULL, "Connector label (cloudflared's management service) (accepted; no effect in warren)"},
     {"pidfile", NULL, "TUNNEL_PIDFILE", WR_FLAG_STRING, NULL, "Write the process ID here"},
-    {"output", "o", NULL, WR_FLAG_STRING, NULL, "Output format for list/info: json or yaml"},
     {"max-fetch-size", NULL, "TUNNEL_MAX_FETCH_SIZE", WR_FLAG_INT, NULL, "Most results to fetch per list call (per_page)"},
     {"bastion", NULL, "TUNNEL_BASTION", WR_FLAG_BOOL, NULL, "Run as a jump host (bastion) origin"},
     {"socks5", NULL, "TUNNEL_SOCKS", WR_FLAG_BOOL, NULL, "Serve a SOCKS5 proxy origin"},
-    {"no-chunked-encoding", NULL, "TUNNEL_NO_CHUNKED_ENCODING", WR_FLAG_BOOL, NULL, "Send Content-Length instead of chunked bodies to the origin"},
-    {"http2-origin", NULL, "TUNNEL_ORIGIN_ENABLE_HTTP2", WR_FLAG_BOOL, NULL, "Speak HTTP/2 to the origin"},
+    {"no-chunked-encoding", NULL, "TUNNEL_NO_CHUNKED_ENCODING", WR_FLAG_BOOL, NULL, "Send Content-Length instead of chunked bodies to the origin (accepted; no effect in warren)"},
+    {"http2-origin", NULL, "TUNNEL_ORIGIN_ENABLE_HTTP2", WR_FLAG_BOOL, NULL, "Speak HTTP/2 to the origin (accepted; no effect in warren)"},
     {"proxy-connect-timeout", NULL, NULL, WR_FLAG_DURATION, "30s", "Origin dial timeout"},
     {"proxy-tls-timeout", NULL, NULL, WR_FLAG_DURATION, "10s", "Origin TLS handshake timeout"},
     {"proxy-tcp-keepalive", NULL, NULL, WR_FLAG_DURATION, "30s", "Origin TCP keep-alive period"},
     {"proxy-no-happy-eyeballs", NULL, NULL, WR_FLAG_BOOL, NULL, "Disable happy eyeballs for origin dials"},
     {"proxy-keepalive-connections", NULL, NULL, WR_FLAG_INT, "100", "Idle origin connections kept per origin"},
     {"proxy-keepalive-timeout", NULL, NULL, WR_FLAG_DURATION, "1m30s", "How long idle origin connections are kept"},
-    {"proxy-address", NULL, NULL, WR_FLAG_STRING, "127.0.0.1", "Listen address of the local bastion/SOCKS proxy"},
-    {"proxy-port", NULL, NULL, WR_FLAG_INT, "0", "Listen port of the local bastion/SOCKS proxy"},
-    {"autoupdate-freq", NULL, NULL, WR_FLAG_DURATION, "24h", "Accepted for compatibility; Warren never updates itself"},
-    {"edge-bind-address", NULL, "TUNNEL_EDGE_BIND_ADDRESS", WR_FLAG_STRING, NULL, "Local address to dial the edge from"},
-    {"transport-loglevel", "proto-loglevel", "TUNNEL_PROTO_LOGLEVEL", WR_FLAG_STRING, "info", "Log level of the transport layer"},
-    {"metrics-update-freq", NULL, "TUNNEL_METRICS_UPDATE_FREQ", WR_FLAG_DURATION, "5s", "How often metrics are refreshed"},
+    {"proxy-connection-timeout", NULL, NULL, WR_FLAG_DURATION, "1m30s", "Deprecated in cloudflared; no effect there either"},
+    {"proxy-expect-continue-timeout", NULL, NULL, WR_FLAG_DURATION, "1m30s", "Deprecated in cloudflared; no effect there either"},
+    {"proxy-address", NULL, "TUNNEL_PROXY_ADDRESS", WR_FLAG_STRING, "127.0.0.1", "Listen address of the local bastion/SOCKS proxy"},
+    {"proxy-port", NULL, "TUNNEL_PROXY_PORT", WR_FLAG_INT, "0", "Listen port of the local bastion/SOCKS proxy"},
+    {"transport-loglevel", "proto-loglevel", "TUNNEL_PROTO_LOGLEVEL,TUNNEL_TRANSPORT_LOGLEVEL", WR_FLAG_STRING, "info", "Log level of the transport layer (accepted; no effect in warren)"},
+    {"metrics-update-freq", NULL, "TUNNEL_METRICS_UPDATE_FREQ", WR_FLAG_DURATION, "5s", "How often metrics are refreshed (accepted; no effect in warren)"},
+    {"post-quantum", "pq", "TUNNEL_POST_QUANTUM", WR_FLAG_BOOL, NULL, "Post-quantum key agreement with the edge (cloudflared) (accepted; no effect in warren)"},
+    {"management-diagnostics", NULL, "TUNNEL_MANAGEMENT_DIAGNOSTICS", WR_FLAG_BOOL, NULL, "Diagnostics over the management service (cloudflared) (accepted; no effect in warren)"},
+    {"management-hostname", NULL, "TUNNEL_MANAGEMENT_HOSTNAME", WR_FLAG_STRING, NULL, "Management service hostname (cloudflared) (accepted; no effect in warren)"},
+    {"service-op-ip", NULL, "TUNNEL_SERVICE_OP_IP", WR_FLAG_STRING, NULL, "Service operation address (cloudflared) (accepted; no effect in warren)"},
+    {"max-active-flows", NULL, "TUNNEL_MAX_ACTIVE_FLOWS", WR_FLAG_INT, NULL, "Most private-network flows at once (cloudflared) (accepted; no effect in warren)"},
+    {"dns-resolver-addrs", NULL, "TUNNEL_DNS_RESOLVER_ADDRS", WR_FLAG_LIST, NULL, "DNS resolvers for private-network DNS (cloudflared) (accepted; no effect in warren)"},
+    {"udp-unregister-session-timeout", NULL, NULL, WR_FLAG_DURATION, "5s", "UDP session unregister timeout (cloudflared 2023) (accepted; no effect in warren)"},
+    {"overwrite-dns", "f", "TUNNEL_FORCE_PROVISIONING_DNS", WR_FLAG_BOOL, NULL, "Replace an existing DNS record (tunnel route dns) (accepted; no effect in warren)"},
+    {"hostname", NULL, "TUNNEL_HOSTNAME", WR_FLAG_STRING, NULL, "Hostname of a classic tunnel (accepted; no effect in warren)"},
+    {"name", "n", "TUNNEL_NAME", WR_FLAG_STRING, NULL, "Create, route and run a tunnel in one go (cloudflared) (accepted; no effect in warren)"},
+    {"id", NULL, "TUNNEL_ID", WR_FLAG_STRING, NULL, "Legacy tunnel ID (accepted; no effect in warren)"},
+    {"lb-pool", NULL, "TUNNEL_LB_POOL", WR_FLAG_STRING, NULL, "Legacy load balancer pool (accepted; no effect in warren)"},
+    {"api-key", NULL, "TUNNEL_API_KEY", WR_FLAG_STRING, NULL, "Legacy API key (accepted; no effect in warren)"},
+    {"api-email", NULL, "TUNNEL_API_EMAIL", WR_FLAG_STRING, NULL, "Legacy API e-mail (accepted; no effect in warren)"},
+    {"api-ca-key", NULL, "TUNNEL_API_CA_KEY", WR_FLAG_STRING, NULL, "Legacy CA key (accepted; no effect in warren)"},
+    {"heartbeat-interval", NULL, NULL, WR_FLAG_DURATION, "5s", "Heartbeat interval (h2mux) (accepted; no effect in warren)"},
+    {"heartbeat-count", NULL, NULL, WR_FLAG_INT, "5", "Unacked heartbeats before closing (h2mux) (accepted; no effect in warren)"},
+    {"compression-quality", NULL, "TUNNEL_COMPRESSION_LEVEL", WR_FLAG_INT, "0", "Cross-stream compression (h2mux) (accepted; no effect in warren)"},
+    {"use-reconnect-token", NULL, "TUNNEL_USE_RECONNECT_TOKEN", WR_FLAG_BOOL, "true", "Reconnect tokens (h2mux) (accepted; no effect in warren)"},
+    {"stdin-control", NULL, "STDIN_CONTROL", WR_FLAG_BOOL, NULL, "Reconnect commands on stdin (cloudflared testing) (accepted; no effect in warren)"},
+    {"ui", NULL, NULL, WR_FLAG_BOOL, NULL, "Terminal UI (removed from cloudflared) (accepted; no effect in warren)"},
+    {"quick-service", NULL, NULL, WR_FLAG_STRING, "https://api.trycloudflare.com", "Quick tunnel service (accepted; no effect in warren)"},
+    {"local-ssh-port", NULL, "LOCAL_SSH_PORT", WR_FLAG_STRING, "2222", "Built-in SSH server port (accepted; no effect in warren)"},
+    {"ssh-idle-timeout", NULL, "SSH_IDLE_TIMEOUT", WR_FLAG_DURATION, NULL, "SSH idle timeout (accepted; no effect in warren)"},
+    {"ssh-max-timeout", NULL, "SSH_MAX_TIMEOUT", WR_FLAG_DURATION, NULL, "SSH session timeout (accepted; no effect in warren)"},
+    {"bucket-name", NULL, "BUCKET_ID", WR_FLAG_STRING, NULL, "SSH log bucket (accepted; no effect in warren)"},
+    {"region-name", NULL, "REGION_ID", WR_FLAG_STRING, NULL, "SSH log bucket region (accepted; no effect in warren)"},
+    {"secret-id", NULL, "SECRET_ID", WR_FLAG_STRING, NULL, "SSH log uploader secret ID (accepted; no effect in warren)"},
+    {"access-key-id", NULL, "ACCESS_CLIENT_ID", WR_FLAG_STRING, NULL, "SSH log uploader access key ID (accepted; no effect in warren)"},
+    {"session-token", NULL, "SESSION_TOKEN_ID", WR_FLAG_STRING, NULL, "SSH log uploader session token (accepted; no effect in warren)"},
+    {"s3-url-host", NULL, "S3_URL", WR_FLAG_STRING, NULL, "SSH log S3 host (accepted; no effect in warren)"},
+    {"host-key-path", NULL, "HOST_KEY_PATH", WR_FLAG_STRING, NULL, "SSH host key directory (accepted; no effect in warren)"},
+    {"ssh-server", NULL, "TUNNEL_SSH_SERVER", WR_FLAG_BOOL, NULL, "Run the built-in SSH server (accepted; no effect in warren)"},
+    {"proxy-dns", NULL, "TUNNEL_DNS", WR_FLAG_BOOL, NULL, "DNS-over-HTTPS proxy (removed) (accepted; no effect in warren)"},
+    {"proxy-dns-port", NULL, "TUNNEL_DNS_PORT", WR_FLAG_INT, "53", "DNS proxy port (removed) (accepted; no effect in warren)"},
+    {"proxy-dns-address", NULL, "TUNNEL_DNS_ADDRESS", WR_FLAG_STRING, "localhost", "DNS proxy address (removed) (accepted; no effect in warren)"},
+    {"proxy-dns-upstream", NULL, "TUNNEL_DNS_UPSTREAM", WR_FLAG_LIST, NULL, "DNS proxy upstreams (removed) (accepted; no effect in warren)"},
+    {"proxy-dns-max-upstream-conns", NULL, "TUNNEL_DNS_MAX_UPSTREAM_CONNS", WR_FLAG_INT, "5", "DNS proxy connections (removed) (accepted; no effect in warren)"},
+    {"proxy-dns-bootstrap", NULL, "TUNNEL_DNS_BOOTSTRAP", WR_FLAG_LIST, NULL, "DNS proxy bootstrap (removed) (accepted; no effect in warren)"},
     {"icmpv4-src", NULL, "TUNNEL_ICMPV4_SRC", WR_FLAG_STRING, NULL, "Source address to send/receive ICMPv4 messages. If not provided, the local address picked for a route to 192.168.0.1, or 0.0.0.0"},
     {"icmpv6-src", NULL, "TUNNEL_ICMPV6_SRC", WR_FLAG_STRING, NULL, "Source address (ADDR or ADDR%INTERFACE) to send/receive ICMPv6 messages. If not provided, an IPv6 address of the interface holding the ICMPv4 source, else of any interface, else ::"},
     {NULL},
 };
+
+/* `tunnel list` and `tunnel info` print as --output says; their own flag
+ * shadows the tunnel-level --output (the log format), as in cloudflared. */
+#define OUTPUT_FLAG {"output", "o", NULL, WR_FLAG_STRING, NULL, "Output format: json or yaml"}
 
 static const wr_cmd ingress_cmds[] = {
     {"validate", NULL, "Validate the ingress configuration",
@@ -136,8 +206,16 @@ static const wr_cmd route_cmds[] = {
 
 static const wr_cmd tunnel_cmds[] = {
     {"run", "[TUNNEL]", "Proxy local services through the tunnel",
-     "Connects to the edge and serves the ingress rules of config.yml, --url or --hello-world.",
+     "Connects to the edge and serves the ingress rules of config.yml, --url or --hello-world. "
+     "SIGHUP, or a change to the config file, reloads the ingress rules and their "
+     "originRequest settings without dropping connections or requests in flight; a config "
+     "that does not validate is refused (file, line and key in the log) and the old rules "
+     "keep serving.",
      NULL, NULL, wr_cmd_tunnel_run},
+    {"ready", NULL, "Call /ready endpoint and return proper exit code",
+     "Exits 0 when the /ready endpoint of the connector's --metrics server answers 200, "
+     "else prints why and exits 1. --metrics must be given (flag, environment or config file).",
+     NULL, NULL, wr_cmd_tunnel_ready},
     {"login", NULL, "Log in to the edge and save cert.pem",
      "Prints (and tries to open) the login page, then waits for the edge to hand over cert.pem, "
      "which goes to ~/.cloudflared/cert.pem. With --api-url pointing at a warren-edge, its login "
@@ -152,7 +230,8 @@ static const wr_cmd tunnel_cmds[] = {
                              {NULL}},
      NULL, wr_cmd_tunnel_create},
     {"list", NULL, "List tunnels", NULL,
-     (const wr_flag[]){{"show-deleted", "d", NULL, WR_FLAG_BOOL, NULL, "Include deleted tunnels in the list"},
+     (const wr_flag[]){OUTPUT_FLAG,
+                       {"show-deleted", "d", NULL, WR_FLAG_BOOL, NULL, "Include deleted tunnels in the list"},
                        {"name", "n", NULL, WR_FLAG_STRING, NULL, "List tunnels with the given NAME"},
                        {"name-prefix", "np", NULL, WR_FLAG_STRING, NULL, "List tunnels that start with the given NAME prefix"},
                        {"exclude-name-prefix", "enp", NULL, WR_FLAG_STRING, NULL, "List tunnels whose NAME does not start with the given prefix"},
@@ -164,7 +243,8 @@ static const wr_cmd tunnel_cmds[] = {
                        {NULL}},
      NULL, wr_cmd_tunnel_list},
     {"info", "TUNNEL", "List details about the active connectors for a tunnel", NULL,
-     (const wr_flag[]){{"show-recently-disconnected", "rd", NULL, WR_FLAG_BOOL, NULL, "Include connections that have recently disconnected in the list"},
+     (const wr_flag[]){OUTPUT_FLAG,
+                       {"show-recently-disconnected", "rd", NULL, WR_FLAG_BOOL, NULL, "Include connections that have recently disconnected in the list"},
                        {"sort-by", NULL, "TUNNEL_INFO_SORT_BY", WR_FLAG_STRING, "createdAt", "Sort connectors by id, createdAt, numConnections or version"},
                        {"invert-sort", NULL, "TUNNEL_INFO_INVERT_SORT", WR_FLAG_BOOL, NULL, "Inverts the sort order of the tunnel info"},
                        {NULL}},
@@ -223,8 +303,10 @@ static const wr_cmd top_cmds[] = {
 static const wr_cmd root = {
     "warren", NULL, "the Warren tunnel connector (a cloudflared drop-in)",
     "Warren connects a private network to a warren-edge (or any edge speaking "
-    "Cloudflare Tunnel's protocol) with outbound-only connections.",
-    NULL, top_cmds, NULL,
+    "Cloudflare Tunnel's protocol) with outbound-only connections. The tunnel "
+    "flags are accepted here too, as cloudflared's packaged systemd unit writes "
+    "them: `warren --no-autoupdate --config /etc/cloudflared/config.yml tunnel run`.",
+    tunnel_flags, top_cmds, NULL,
 };
 
 int main(int argc, char **argv) {

@@ -29,10 +29,21 @@ struct wr_connector {
   wr_icmp_proxy *icmp; /* NULL: a bad --icmpv4-src/--icmpv6-src, as cloudflared runs on without */
   wr_metrics_server *metrics;
   wr_supervisor *sup;
+  const wr_ingress *first_ingress; /* the caller's; every later one is ours */
+  wr_ingress *current;             /* ours, or NULL while the first is current */
   int failed;
   void (*on_stopped)(void *user);
   void *user;
 };
+
+static void log_rules(const wr_ingress *ing) {
+  for (size_t i = 0; i < ing->n_rules; i++) {
+    const wr_ingress_rule *rule = &ing->rules[i];
+    wr_info("ingress rule %zu: hostname=%s path=%s service=%s", i,
+            rule->hostname ? rule->hostname : "*", rule->path ? rule->path : "",
+            rule->service.display);
+  }
+}
 
 /* cloudflared's start-up lines, before anything is dialled. */
 static void log_start(const wr_connector *c, const wr_connector_options *o) {
@@ -42,12 +53,7 @@ static void log_start(const wr_connector *c, const wr_connector_options *o) {
   wr_info("Starting tunnel tunnelID=%s", tid);
   wr_info("Version %s", WR_VERSION);
   wr_info("Generated Connector ID: %s", idstr);
-  for (size_t i = 0; i < o->ingress->n_rules; i++) {
-    const wr_ingress_rule *rule = &o->ingress->rules[i];
-    wr_info("ingress rule %zu: hostname=%s path=%s service=%s", i,
-            rule->hostname ? rule->hostname : "*", rule->path ? rule->path : "",
-            rule->service.display);
-  }
+  log_rules(o->ingress);
 }
 
 /* Registration refused for good before anything ever registered:
@@ -79,6 +85,11 @@ static int start_supervisor(wr_connector *c, const wr_connector_options *o, char
   sc.local_config_len = o->local_config ? strlen(o->local_config) : 0;
   sc.extra_features = o->features;
   sc.nextra_features = o->nfeatures;
+  sc.bind_addr = o->bind_addr;
+  sc.dial_timeout_ms = o->dial_timeout_ms;
+  sc.rpc_timeout_ms = o->rpc_timeout_ms;
+  sc.max_conn_window = o->max_conn_window;
+  sc.max_stream_window = o->max_stream_window;
   sc.proxy = c->proxy;
   sc.mux = c->mux;
   sc.on_fatal = on_fatal;
@@ -86,6 +97,8 @@ static int start_supervisor(wr_connector *c, const wr_connector_options *o, char
   sc.user = c;
   return wr_supervisor_start(&sc, &c->sup, err, errlen);
 }
+
+static void remote_apply(void *user, wr_ingress *ing) { wr_connector_set_ingress(user, ing); }
 
 /* What the edge's RPC streams reach: UDP sessions and datagrams (the
  * multiplexer) and remote configuration. */
@@ -98,7 +111,7 @@ static int start_rpc_services(wr_connector *c) {
   mc.proxy = c->proxy;
   mc.icmp = c->icmp;
   if ((rv = wr_dgram_mux_new(&mc, &c->mux)) != WR_OK) return rv;
-  c->remote = wr_remote_config_new(c->proxy);
+  c->remote = wr_remote_config_new(remote_apply, c);
   memset(&svc, 0, sizeof(svc));
   wr_dgram_mux_services(c->mux, &svc);
   wr_remote_config_services(c->remote, &svc);
@@ -121,6 +134,20 @@ static void start_icmp(wr_connector *c, const wr_connector_options *o) {
                                : wr_strerror(rv));
 }
 
+/* The proxy no longer uses a replaced set of rules. */
+static void ingress_unused(void *user, const wr_ingress *ing) {
+  wr_connector *c = user;
+  if (ing != c->first_ingress && ing != c->current) wr_ingress_free((wr_ingress *)ing);
+}
+
+void wr_connector_set_ingress(wr_connector *c, wr_ingress *ing) {
+  /* c->current first: a replaced set that no stream uses is freed from
+   * inside wr_proxy_set_ingress (ingress_unused), and must not be current. */
+  c->current = ing;
+  wr_proxy_set_ingress(c->proxy, ing);
+  log_rules(ing);
+}
+
 int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connector **out,
                      char *err, size_t errlen) {
   int rv;
@@ -140,6 +167,12 @@ int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connecto
   pc.loop = loop;
   pc.ingress = o->ingress;
   pc.connector_id = c->connector_id;
+  pc.tag_names = o->tag_names;
+  pc.tag_values = o->tag_values;
+  pc.ntags = o->ntags;
+  pc.ingress_unused = ingress_unused;
+  pc.ingress_user = c;
+  c->first_ingress = o->ingress;
   if ((rv = wr_proxy_new(&pc, &c->proxy)) != WR_OK) {
     snprintf(err, errlen, "cannot start the proxy");
     goto fail;
@@ -185,7 +218,8 @@ void wr_connector_free(wr_connector *c) {
   /* Let every close callback run (sockets, timers, endpoints). */
   for (int i = 0; i < CLOSE_RUNS && uv_run(c->loop, UV_RUN_NOWAIT); i++) {
   }
-  /* Last: the proxy's streams pointed into these rules. */
   wr_remote_config_free(c->remote);
+  /* The proxy released every replaced set on the way (ingress_unused). */
+  wr_ingress_free(c->current);
   free(c);
 }

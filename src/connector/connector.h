@@ -47,7 +47,8 @@
 typedef struct wr_connector wr_connector;
 
 /* Plain values. Everything is copied during wr_connector_new except
- * |ingress|, which is borrowed and must outlive the connector. */
+ * |ingress|, which is borrowed and must outlive the connector (rules given
+ * later to wr_connector_set_ingress belong to the connector). */
 typedef struct wr_connector_options {
   const wr_credentials *cred;           /* required: account, secret, tunnel ID */
   const struct sockaddr_storage *edges; /* required: one connection per address */
@@ -62,6 +63,14 @@ typedef struct wr_connector_options {
   uint64_t grace_ms;                    /* wr_connector_shutdown's wait for in-flight streams */
   const char *icmpv4_src;               /* --icmpv4-src; NULL: auto (connector/icmp_proxy.h) */
   const char *icmpv6_src;               /* --icmpv6-src; NULL: auto */
+  /* --tag NAME=VALUE pairs: Cf-Warp-Tag-NAME on every origin request. */
+  const char *const *tag_names;
+  const char *const *tag_values;
+  size_t ntags;
+  const struct sockaddr_storage *bind_addr; /* --edge-bind-address, or NULL */
+  uint64_t dial_timeout_ms;             /* --dial-edge-timeout; 0: the supervisor's */
+  uint64_t rpc_timeout_ms;              /* --rpc-timeout; 0: none */
+  uint64_t max_conn_window, max_stream_window; /* --quic-*-flow-control-limit; 0: default */
   /* Every connection is closed after a shutdown or a fatal refusal: end
    * the uv_run. Required. */
   void (*on_stopped)(void *user);
@@ -80,6 +89,12 @@ int wr_connector_new(uv_loop_t *loop, const wr_connector_options *opts, wr_conne
 /* The graceful stop within grace_ms; called again, closes everything at
  * once (supervisor.h). on_stopped follows. Callable from callbacks. */
 void wr_connector_shutdown(wr_connector *c);
+
+/* Hot reload: new streams use |ing| from now on; streams already open
+ * finish with the rules they started with. The connector owns |ing| and
+ * frees each replaced set of rules once no stream uses it (the first set,
+ * from the options, stays the caller's). Connections are not touched. */
+void wr_connector_set_ingress(wr_connector *c, wr_ingress *ing);
 
 /* 1 once a registration was refused for good before any connection
  * registered (the process should exit 1), else 0. */

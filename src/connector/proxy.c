@@ -4,7 +4,9 @@
  * supervisor forwards) and the lifetime of a stream. */
 #include "connector/proxy.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "connector/proxy_int.h"
 #include "lib/err.h"
@@ -15,9 +17,44 @@
 #define WR_VERSION "DEV"
 #endif
 
+/* --- who uses which ingress rules -------------------------------------------- */
+
+static void ing_use(wr_proxy *p, const wr_ingress *ing) {
+  for (size_t i = 0; i < p->nrefs; i++)
+    if (p->refs[i].ing == ing) {
+      p->refs[i].users++;
+      return;
+    }
+}
+
+/* Drops entry |i| of p->refs (never the current one) and tells the owner. */
+static void ing_retire(wr_proxy *p, size_t i) {
+  const wr_ingress *ing = p->refs[i].ing;
+  p->refs[i] = p->refs[--p->nrefs];
+  if (p->ingress_unused) p->ingress_unused(p->ingress_user, ing);
+}
+
+static void ing_unuse(wr_proxy *p, const wr_ingress *ing) {
+  for (size_t i = 0; i < p->nrefs; i++) {
+    if (p->refs[i].ing != ing) continue;
+    if (--p->refs[i].users == 0 && i > 0) ing_retire(p, i);
+    return;
+  }
+}
+
+void wr_proxy_set_ingress(wr_proxy *p, const wr_ingress *ing) {
+  if (ing == p->ing) return;
+  p->refs = wr_xrealloc(p->refs, (p->nrefs + 1) * sizeof(*p->refs));
+  p->refs[p->nrefs++] = p->refs[0]; /* the old current rules join the replaced ones */
+  p->refs[0] = (ing_ref){ing, 0};
+  p->ing = ing;
+  if (p->refs[p->nrefs - 1].users == 0) ing_retire(p, p->nrefs - 1);
+}
+
 /* --- stream lifetime --------------------------------------------------------- */
 
 static void stream_free(pstream *s) {
+  ing_unuse(s->p, s->ing);
   if (s->have_req) wr_connect_request_free(NULL, &s->req);
   wr_buf_free(&s->hbuf);
   wr_buf_free(&s->arena);
@@ -77,6 +114,8 @@ pstream *wr__proxy_stream_new(wr_proxy *p, wr_quic_conn *c, int64_t sid) {
   s->p = p;
   s->qc = c;
   s->sid = sid;
+  s->ing = p->ing;
+  ing_use(p, s->ing);
   wr_buf_init(&s->hbuf, WR__PROXY_HEAD_MAX, NULL);
   wr_buf_init(&s->arena, WR__PROXY_ARENA_MAX, NULL);
   wr_buf_init(&s->held, WR__PROXY_HELD_MAX, NULL);
@@ -108,12 +147,33 @@ void wr__proxy_set_state(pstream *s, int st) {
 
 /* --- the proxy object ------------------------------------------------------------ */
 
+static void copy_tags(wr_proxy *p, const wr_proxy_config *cfg) {
+  if (!cfg->ntags) return;
+  char **names = wr_xcalloc(cfg->ntags, sizeof(char *));
+  char **values = wr_xcalloc(cfg->ntags, sizeof(char *));
+  for (size_t i = 0; i < cfg->ntags; i++) {
+    size_t n = strlen(cfg->tag_names[i]) + sizeof("Cf-Warp-Tag-");
+    names[i] = wr_xmalloc(n);
+    snprintf(names[i], n, "Cf-Warp-Tag-%s", cfg->tag_names[i]);
+    values[i] = wr_xstrdup(cfg->tag_values[i]);
+  }
+  p->tag_names = (const char *const *)names;
+  p->tag_values = (const char *const *)values;
+  p->ntags = cfg->ntags;
+}
+
 int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out) {
   wr_proxy *p;
   if (!cfg || !cfg->loop || !out) return WR_ERR_INVAL;
   p = wr_xcalloc(1, sizeof(*p));
   p->loop = cfg->loop;
   p->ing = cfg->ingress;
+  p->refs = wr_xcalloc(1, sizeof(*p->refs));
+  p->refs[0].ing = p->ing;
+  p->nrefs = 1;
+  p->ingress_unused = cfg->ingress_unused;
+  p->ingress_user = cfg->ingress_user;
+  copy_tags(p, cfg);
   wr_uuid_format(&cfg->connector_id, p->tag);
   p->version = wr_xstrdup(cfg->version ? cfg->version : WR_VERSION);
   if (cfg->services) p->svc = *cfg->services;
@@ -126,6 +186,13 @@ int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out) {
 
 static void proxy_final_free(wr_proxy *p) {
   wr__proxy_creds_free(p);
+  for (size_t i = 0; i < p->ntags; i++) {
+    free((char *)p->tag_names[i]);
+    free((char *)p->tag_values[i]);
+  }
+  free((void *)p->tag_names);
+  free((void *)p->tag_values);
+  free(p->refs);
   free(p->version);
   free(p);
 }
@@ -149,7 +216,6 @@ void wr_proxy_free(wr_proxy *p) {
   uv_close((uv_handle_t *)&p->timer, timer_close_cb);
 }
 
-void wr_proxy_set_ingress(wr_proxy *p, const wr_ingress *ing) { p->ing = ing; }
 
 const wr_ingress *wr_proxy_ingress(const wr_proxy *p) { return p->ing; }
 

@@ -57,6 +57,16 @@ typedef struct wr_proxy_config {
   wr_uuid connector_id;      /* Cf-Warp-Tag-Id */
   const char *version;       /* for the hello_world page; NULL: WR_VERSION */
   const wr_rpc_services *services; /* RPC streams (rpc_server.h); copied; NULL: none */
+  /* --tag NAME=VALUE: every origin request gets Cf-Warp-Tag-NAME: VALUE
+   * (before Cf-Warp-Tag-Id), as cloudflared's appendTagHeaders. Copied. */
+  const char *const *tag_names;
+  const char *const *tag_values;
+  size_t ntags;
+  /* A set of rules replaced by wr_proxy_set_ingress is no longer used by
+   * any stream (called at once if none used it): the owner may free it.
+   * NULL: the owner keeps track itself. */
+  void (*ingress_unused)(void *user, const wr_ingress *ing);
+  void *ingress_user;
 } wr_proxy_config;
 
 int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out);
@@ -66,9 +76,10 @@ int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out);
  * callbacks, so run the loop afterwards (as for any libuv handle) before
  * uv_loop_close(). */
 void wr_proxy_free(wr_proxy *p);
-/* Replaces the ingress rules for new streams (streams in flight keep the
- * rule they matched; the caller keeps the old wr_ingress alive until
- * wr_proxy_active() is 0 or frees it at exit). */
+/* Replaces the ingress rules for new streams. Streams already open keep
+ * the rules that were current when they opened (and the rule they
+ * matched); the old wr_ingress must stay alive until ingress_unused
+ * reports it (or, without that callback, until the proxy is freed). */
 void wr_proxy_set_ingress(wr_proxy *p, const wr_ingress *ing);
 /* Replaces the RPC services (copied). */
 void wr_proxy_set_services(wr_proxy *p, const wr_rpc_services *svc);

@@ -165,7 +165,7 @@ static void route(pstream *s) {
 /* Answers the ConnectRequest types that are not HTTP or websocket. Returns
  * 1 when it did. */
 static int refuse_type(pstream *s) {
-  const wr_ingress *ing = s->p->ing;
+  const wr_ingress *ing = s->ing;
   if (s->req.type == WR_CONNECT_TCP) {
     if (!ing || !ing->warp.enabled)
       wr__proxy_respond_error(s, WARP_DISABLED_MSG);
@@ -212,13 +212,13 @@ static void dispatch(pstream *s) {
     return;
   }
   s->ws = s->req.type == WR_CONNECT_WEBSOCKET;
-  idx = p->ing ? wr_ingress_match(p->ing, s->hm.host ? s->hm.host : "", mpath) : WR_ERR_NOTFOUND;
+  idx = s->ing ? wr_ingress_match(s->ing, s->hm.host ? s->hm.host : "", mpath) : WR_ERR_NOTFOUND;
   free(mpath);
   if (idx < 0) {
     wr__proxy_respond_error(s, "No ingress rules were defined");
     return;
   }
-  s->rule = &p->ing->rules[idx];
+  s->rule = &s->ing->rules[idx];
   route(s);
 }
 

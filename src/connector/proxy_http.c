@@ -155,6 +155,9 @@ static size_t add_request_fields(const pstream *s, int override, wr_http_header 
   if (override)
     out[n++] = (wr_http_header){"X-Forwarded-Host", 16, s->hm.host ? s->hm.host : "",
                                 s->hm.host ? s->hm.host_len : 0};
+  for (size_t i = 0; i < s->p->ntags; i++) /* names are "Cf-Warp-Tag-NAME" already */
+    out[n++] = (wr_http_header){s->p->tag_names[i], strlen(s->p->tag_names[i]),
+                                s->p->tag_values[i], strlen(s->p->tag_values[i])};
   out[n++] = (wr_http_header){"Cf-Warp-Tag-Id", 14, s->p->tag, strlen(s->p->tag)};
   if (s->rb == RB_LENGTH) {
     snprintf(clen, 24, "%llu", (unsigned long long)s->rb_left);
@@ -169,7 +172,7 @@ static size_t add_request_fields(const pstream *s, int override, wr_http_header 
  * the stream with an error and returns < 0. */
 static int build_request_head(pstream *s) {
   int override = s->rule->origin.http_host_header[0] != '\0';
-  wr_http_header *out = wr_xcalloc(s->hm.nheaders + 10, sizeof(*out));
+  wr_http_header *out = wr_xcalloc(s->hm.nheaders + s->p->ntags + 10, sizeof(*out));
   size_t n = 0;
   char clen[24];
   int rv;

@@ -146,6 +146,8 @@ struct pstream {
   wr_http_header *hdrs;
   wr_httpmeta_request hm;
   char *target; /* path + query for the request line */
+  const wr_ingress *ing; /* the rules current when the stream opened (a reload
+                          * does not change them under it); |rule| is one of them */
   const wr_ingress_rule *rule;
   int ws;
   int counted; /* in stats.concurrent_requests */
@@ -184,9 +186,22 @@ struct pstream {
   tcp_pipe *tcp; /* a TCP pipe (proxy_tcp.c) instead of HTTP; owned */
 };
 
+/* How many streams use a set of ingress rules (see wr_proxy_set_ingress). */
+typedef struct ing_ref {
+  const wr_ingress *ing;
+  size_t users;
+} ing_ref;
+
 struct wr_proxy {
   uv_loop_t *loop;
   const wr_ingress *ing;
+  ing_ref *refs; /* [0] the current rules, then replaced ones still in use */
+  size_t nrefs;
+  void (*ingress_unused)(void *user, const wr_ingress *ing);
+  void *ingress_user;
+  const char *const *tag_names; /* "Cf-Warp-Tag-NAME" of each --tag (owned) */
+  const char *const *tag_values;
+  size_t ntags;
   char tag[WR_UUID_STR_LEN + 1];
   char *version;
   wr_proxy_stats stats;

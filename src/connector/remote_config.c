@@ -11,37 +11,21 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 
-/* One applied version: the ingress and the parsed tree it came from. */
-typedef struct applied {
-  wr_config *cfg;
-  wr_ingress *ing;
-  struct applied *next;
-} applied;
-
 struct wr_remote_config {
-  wr_proxy *proxy;
+  wr_remote_config_apply_fn apply;
+  void *user;
   int32_t version;
-  applied *list;
 };
 
-wr_remote_config *wr_remote_config_new(wr_proxy *proxy) {
+wr_remote_config *wr_remote_config_new(wr_remote_config_apply_fn apply, void *user) {
   wr_remote_config *rc = wr_xcalloc(1, sizeof(*rc));
-  rc->proxy = proxy;
+  rc->apply = apply;
+  rc->user = user;
   rc->version = -1;
   return rc;
 }
 
-void wr_remote_config_free(wr_remote_config *rc) {
-  if (!rc) return;
-  while (rc->list) {
-    applied *a = rc->list;
-    rc->list = a->next;
-    wr_ingress_free(a->ing);
-    wr_config_free(a->cfg);
-    free(a);
-  }
-  free(rc);
-}
+void wr_remote_config_free(wr_remote_config *rc) { free(rc); }
 
 /* The rules of |cfg|, or the 503 default when it has none, with its
  * warp-routing. Returns WR_OK or an error with |err|. */
@@ -79,19 +63,12 @@ int32_t wr_remote_config_update(wr_remote_config *rc, int32_t version, const uin
     wr_config_free(cfg);
     return rc->version;
   }
-  applied *a = wr_xcalloc(1, sizeof(*a));
-  a->cfg = cfg;
-  a->ing = ing;
-  a->next = rc->list;
-  rc->list = a;
-  wr_proxy_set_ingress(rc->proxy, ing);
+  /* The rules own their strings: the parsed tree can go now. */
+  wr_config_free(cfg);
   rc->version = version;
   wr_info("Updated to new configuration version=%d config=%.*s", version, (int)len,
           json ? (const char *)json : "");
-  for (size_t i = 0; i < ing->n_rules; i++)
-    wr_info("ingress rule %zu: hostname=%s path=%s service=%s", i,
-            ing->rules[i].hostname ? ing->rules[i].hostname : "*",
-            ing->rules[i].path ? ing->rules[i].path : "", ing->rules[i].service.display);
+  rc->apply(rc->user, ing);
   return rc->version;
 }
 

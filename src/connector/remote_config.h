@@ -8,25 +8,25 @@
  *    validated like a config file; on failure the answer is {current,
  *    err = why} and nothing changes; an empty ingress becomes the default
  *    "503 for everything" rule; warp-routing absent means disabled;
- *  - on success the new rules (and warp-routing) serve new streams at once
- *    (wr_proxy_set_ingress) and the answer is {version, ""}.
- *
- * Live streams keep the rule they matched: every ingress built here stays
- * allocated until wr_remote_config_free (a few KB per update), so nothing
- * a stream points to is freed under it. */
+ *  - on success the new rules (and warp-routing) go to the |apply|
+ *    callback, which takes them (the connector's wr_connector_set_ingress:
+ *    new streams use them at once, live streams keep theirs, and a replaced
+ *    set is freed when its last stream ends), and the answer is
+ *    {version, ""}. */
 #ifndef WR_CONNECTOR_REMOTE_CONFIG_H
 #define WR_CONNECTOR_REMOTE_CONFIG_H
 #include <stddef.h>
 #include <stdint.h>
 
-#include "connector/proxy.h"
+#include "connector/ingress.h"
 #include "connector/rpc_server.h"
 
 typedef struct wr_remote_config wr_remote_config;
 
-/* |proxy| is borrowed. */
-wr_remote_config *wr_remote_config_new(wr_proxy *proxy);
-/* Frees every ingress built here: call after the proxy is freed. */
+/* Takes a new set of rules (ownership passes to the callee). */
+typedef void (*wr_remote_config_apply_fn)(void *user, wr_ingress *ing);
+
+wr_remote_config *wr_remote_config_new(wr_remote_config_apply_fn apply, void *user);
 void wr_remote_config_free(wr_remote_config *rc);
 
 /* Applies an update (see above). Returns latestAppliedVersion; |err| is ""

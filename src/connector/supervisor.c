@@ -27,6 +27,8 @@ enum {
 /* Why the last connection of a slot ended: picks the retry delay. */
 enum { END_NONE = 0, END_RESET, END_UNREACHABLE, END_REFUSED };
 
+#define QUIC_START_CONN_WINDOW (768u << 10)  /* net/quic.h's defaults */
+#define QUIC_START_STREAM_WINDOW (512u << 10)
 #define FIRST_HANDSHAKE_MS 5000   /* cloudflared's HandshakeIdleTimeout */
 #define RECONNECT_HANDSHAKE_MS 1500
 #define UNREACHABLE_BASE_MS 100
@@ -67,6 +69,9 @@ struct wr_supervisor {
   char **features;
   size_t nfeatures;
   int replace_existing;
+  struct sockaddr_storage bind_addr;
+  int has_bind;
+  uint64_t dial_timeout_ms, rpc_timeout_ms, max_conn_window, max_stream_window;
   wr_proxy *proxy;
   wr_dgram_mux *mux;
   void (*on_fatal)(void *, const char *);
@@ -141,6 +146,14 @@ static void slot_timer_cb(uv_timer_t *t) {
     uv_timer_start(&sl->timer, slot_timer_cb, d, 0);
     return;
   }
+  if (sl->state == SL_REGISTERING && sl->conn) {
+    wr_error("Registration of connIndex=%u with %s timed out after %llums", sl->index, sl->edge,
+             (unsigned long long)s->rpc_timeout_ms);
+    sl->end = END_UNREACHABLE;
+    sl->state = SL_CLOSING;
+    wr_quic_conn_close(sl->conn, 0, "registration timed out");
+    return;
+  }
   if (sl->state == SL_IDLE && !s->stopping) slot_connect(sl);
 }
 
@@ -159,6 +172,7 @@ static void on_registered(wr_registration *r, void *user, const wr_registration_
   slot *sl = user;
   wr_supervisor *s = sl->sup;
   (void)r;
+  if (sl->state == SL_REGISTERING) uv_timer_stop(&sl->timer); /* the rpc timeout */
   if (res->ok) {
     sl->state = SL_REGISTERED;
     sl->registered_once = 1;
@@ -239,6 +253,7 @@ static void q_handshake_done(wr_quic_conn *c, void *user) {
     return;
   }
   sl->state = SL_REGISTERING;
+  if (s->rpc_timeout_ms) uv_timer_start(&sl->timer, slot_timer_cb, s->rpc_timeout_ms, 0);
 }
 
 static int q_stream_open(wr_quic_conn *c, int64_t sid, void *user) {
@@ -330,7 +345,17 @@ static void slot_connect(slot *sl) {
   memset(&qc, 0, sizeof(qc));
   qc.ca_file = s->ca_file;
   qc.sni = s->sni;
-  qc.handshake_timeout_ms = sl->attempts ? RECONNECT_HANDSHAKE_MS : FIRST_HANDSHAKE_MS;
+  uint64_t first = s->dial_timeout_ms ? s->dial_timeout_ms : FIRST_HANDSHAKE_MS;
+  qc.handshake_timeout_ms =
+      sl->attempts && first > RECONNECT_HANDSHAKE_MS ? RECONNECT_HANDSHAKE_MS : first;
+  qc.local_addr = s->has_bind ? (const struct sockaddr *)&s->bind_addr : NULL;
+  qc.max_conn_window = s->max_conn_window;
+  qc.max_stream_window = s->max_stream_window;
+  /* A ceiling below the default start windows lowers those too. */
+  if (s->max_conn_window && s->max_conn_window < QUIC_START_CONN_WINDOW)
+    qc.conn_window = s->max_conn_window;
+  if (s->max_stream_window && s->max_stream_window < QUIC_START_STREAM_WINDOW)
+    qc.stream_window = s->max_stream_window;
   sl->end = END_NONE;
   int rv = wr_quic_endpoint_client(s->loop, s->tls, &qc, edge, &quic_cbs, sl, &sl->ep, &sl->conn);
   if (rv != WR_OK) {
@@ -375,6 +400,14 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
     s->nfeatures = cfg->nextra_features;
   }
   s->replace_existing = cfg->replace_existing;
+  if (cfg->bind_addr) {
+    s->bind_addr = *cfg->bind_addr;
+    s->has_bind = 1;
+  }
+  s->dial_timeout_ms = cfg->dial_timeout_ms;
+  s->rpc_timeout_ms = cfg->rpc_timeout_ms;
+  s->max_conn_window = cfg->max_conn_window;
+  s->max_stream_window = cfg->max_stream_window;
   s->proxy = cfg->proxy;
   s->mux = cfg->mux;
   s->on_fatal = cfg->on_fatal;

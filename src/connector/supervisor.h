@@ -14,6 +14,8 @@
  *     least once a second and registration follows within about a second;
  *   - after 1 s, 2 s, ... capped at 32 s when the edge answered but refused
  *     (cloudflared's backoff for shouldRetry errors).
+ * A registration the edge does not answer within rpc_timeout_ms closes the
+ * connection, which is then dialled again as an unreachable one.
  * A permanent refusal (shouldRetry false) before any connection ever
  * registered is fatal (on_fatal): cloudflared exits then, printing the
  * edge's reason.
@@ -52,6 +54,10 @@ typedef struct wr_supervisor_config {
   const char *const *extra_features;     /* --features (copied) */
   size_t nextra_features;
   int replace_existing;                  /* --force */
+  const struct sockaddr_storage *bind_addr; /* --edge-bind-address (copied) or NULL */
+  uint64_t dial_timeout_ms;              /* QUIC handshake limit; 0: 5000 first, 1500 after */
+  uint64_t rpc_timeout_ms;               /* registration answer limit; 0: none */
+  uint64_t max_conn_window, max_stream_window; /* QUIC receive window ceilings; 0: default */
   wr_proxy *proxy;                       /* required; borrowed */
   wr_dgram_mux *mux;                     /* datagrams of registered connections; may be NULL */
   /* Registration refused for good before anything ever registered. */

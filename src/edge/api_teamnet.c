@@ -420,23 +420,38 @@ static void vnet_list(wr__api_ctx *c) {
   wr__api_ok(c, arr, NULL);
 }
 
-static void vnet_create(wr__api_ctx *c) {
+/* The fields of a virtual network create or update body (each NULL, or
+ * def -1, when not given). */
+typedef struct vnet_fields {
+  const char *name, *comment;
+  int def; /* 1, 0, or -1 */
+} vnet_fields;
+
+/* Reads the body of a create or update. Returns 0, or -1 after answering. */
+static int vnet_body(wr__api_ctx *c, vnet_fields *f) {
   json_t *body = wr__api_body(c);
-  wr_vnet v;
-  int bad = 0, rv, def;
-  if (!body) return;
-  const char *name = wr__api_json_str(c, body, "name", &bad);
-  const char *comment = wr__api_json_str(c, body, "comment", &bad);
-  if (bad) return;
+  int bad = 0;
+  if (!body) return -1;
+  f->name = wr__api_json_str(c, body, "name", &bad);
+  f->comment = wr__api_json_str(c, body, "comment", &bad);
+  if (bad) return -1;
   /* cloudflared up to 2025.5 sends is_default, later is_default_network. */
-  if ((def = body_bool(c, body, "is_default_network")) == -2) return;
-  if (def == -1 && (def = body_bool(c, body, "is_default")) == -2) return;
-  if (!name) {
+  if ((f->def = body_bool(c, body, "is_default_network")) == -2) return -1;
+  if (f->def == -1 && (f->def = body_bool(c, body, "is_default")) == -2) return -1;
+  return 0;
+}
+
+static void vnet_create(wr__api_ctx *c) {
+  vnet_fields f;
+  wr_vnet v;
+  int rv;
+  if (vnet_body(c, &f) != 0) return;
+  if (!f.name) {
     wr__api_err(c, 400, WR_API_CODE_INVALID, "field name is required");
     return;
   }
   if (ensure_default(c) != 0) return;
-  rv = wr_store_vnet_create(c->api->store, c->actor, c->token.account_id, name, comment, def == 1, &v);
+  rv = wr_store_vnet_create(c->api->store, c->actor, c->token.account_id, f.name, f.comment, f.def == 1, &v);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
@@ -462,23 +477,18 @@ static int load_vnet(wr__api_ctx *c, wr_vnet *v) {
 }
 
 static void vnet_update(wr__api_ctx *c, const wr_vnet *old) {
-  json_t *body = wr__api_body(c);
+  vnet_fields f;
   wr_vnet v;
-  int bad = 0, rv, def;
-  if (!body) return;
-  const char *name = wr__api_json_str(c, body, "name", &bad);
-  const char *comment = wr__api_json_str(c, body, "comment", &bad);
-  if (bad) return;
-  if ((def = body_bool(c, body, "is_default_network")) == -2) return;
-  if (def == -1 && (def = body_bool(c, body, "is_default")) == -2) return;
-  if (def == 0 && old->is_default) {
+  int rv;
+  if (vnet_body(c, &f) != 0) return;
+  if (f.def == 0 && old->is_default) {
     wr__api_err(c, 400, WR_API_CODE_INVALID,
                 "virtual network %s is the default; it stays the default until another one is made "
                 "the default",
                 old->name);
     return;
   }
-  rv = wr_store_vnet_update(c->api->store, c->actor, old->id, name, comment, def == 1, &v);
+  rv = wr_store_vnet_update(c->api->store, c->actor, old->id, f.name, f.comment, f.def == 1, &v);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;

@@ -13,6 +13,7 @@
 #include "edge/dns_update.h"
 #include "edge/edge_metrics.h"
 #include "edge/login.h"
+#include "edge/private_tcp.h"
 #include "edge/router.h"
 #include "edge/store.h"
 #include "edge/tun.h"
@@ -53,6 +54,7 @@ struct wr_edge {
 
   wr_router *router;
   wr_tun *tun;
+  wr_private_tcp *ptcp;        /* TCP to private addresses; NULL if lwIP is taken */
   wr_visitor *visitor;
   wr_dns *dns;
   wr_api *api;
@@ -263,6 +265,30 @@ static void stop_tun(wr_edge *e) {
   e->tun = NULL;
 }
 
+/* The user-space TCP stack behind the router's TCP hook. Its row comes after
+ * the ingresses so that it stops (and drains) before them: its flows point
+ * at their ingress. The stack's MSS follows the TUN device's MTU. lwIP's
+ * state is per process: a second edge in the same process (tests) runs
+ * without private TCP, whose packets the router then refuses. */
+static int start_private_tcp(wr_edge *e, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  unsigned mtu = e->opts->tun.mtu ? e->opts->tun.mtu : WR_TUN_MTU_DEFAULT;
+  wr_private_tcp_config pcfg = {.loop = e->loop, .router = e->router,
+                                .mtu = (uint16_t)(mtu > 65535 ? 65535 : mtu)};
+  int rv = wr_private_tcp_new(&pcfg, &e->ptcp);
+  if (rv == WR_ERR_EXISTS) {
+    wr_warn("private TCP is off: another TCP stack runs in this process");
+    return WR_OK;
+  }
+  return rv;
+}
+
+static void stop_private_tcp(wr_edge *e) {
+  wr_private_tcp_free(e->ptcp);
+  e->ptcp = NULL;
+}
+
 /* ---- visitors --------------------------------------------------------------------- */
 
 /* Every visitor connection is a descriptor. When the visitor limit is
@@ -469,7 +495,8 @@ static int start_metrics(wr_edge *e, char *err, size_t errlen) {
   if (!addr || !*addr) return WR_OK;
   wr_edge_metrics_config mcfg = {.store = e->store, .ts = e->ts, .ep = e->ep,
                                  .visitor = e->visitor, .dns = e->dns, .api = e->api,
-                                 .login = e->login, .router = e->router};
+                                 .login = e->login, .router = e->router,
+                                 .private_tcp = e->ptcp};
   return wr_edge_metrics_start(e->loop, addr, &mcfg, &e->metrics, err, errlen);
 }
 
@@ -502,6 +529,7 @@ static const subsystem subsystems[] = {
     {"tunnels", start_tunnels, drain_tunnels, stop_tunnels, release_tunnels},
     {"router", start_router, NULL, stop_router, NULL},
     {"tun", start_tun, stop_tun, stop_tun, NULL},
+    {"private-tcp", start_private_tcp, stop_private_tcp, stop_private_tcp, NULL},
     {"visitors", start_visitors, stop_visitors, stop_visitors, NULL},
     {"dns", start_dns, NULL, stop_dns, NULL},
     {"api", start_api, NULL, stop_api, release_api},

@@ -102,6 +102,43 @@ static void render_router(const wr_router_stats *s, wr_buf *b) {
   gauge(b, P "private_routes", "IP routes in the router's tables", s->routes);
 }
 
+/* The TCP stack behind the router's TCP hook and its glue to data streams:
+ * the router counts TCP packets in by kind; these say what became of them. */
+static void render_private_tcp(const wr_tcpstack_stats *t, const wr_private_tcp_stats *g,
+                               wr_buf *b) {
+  gauge(b, P "private_tcp_connections", "Private-network TCP connections open in the edge's stack",
+        t->flows_active);
+  counter(b, P "private_tcp_connections_total",
+          "Private-network TCP connections accepted (client SYNs)", t->flows_total);
+  counter(b, P "private_tcp_refused_total",
+          "Client SYNs answered with RST: no data stream could be opened", t->refused);
+  counter(b, P "private_tcp_limited_total", "Client SYNs over the TCP connection caps",
+          t->limited);
+  counter(b, P "private_tcp_malformed_total",
+          "TCP packets dropped as malformed (header, checksum, fragment)", t->malformed);
+  counter(b, P "private_tcp_foreign_total",
+          "TCP packets of a known connection arriving from another ingress", t->foreign);
+  counter(b, P "private_tcp_segments_in_total", "TCP segments from clients", t->packets_in);
+  counter(b, P "private_tcp_segments_out_total", "TCP segments to clients", t->packets_out);
+  counter(b, P "private_tcp_payload_in_bytes_total", "TCP payload bytes from clients",
+          t->bytes_in);
+  counter(b, P "private_tcp_payload_out_bytes_total", "TCP payload bytes to clients",
+          t->bytes_out);
+  counter(b, P "private_tcp_output_dropped_total",
+          "TCP segments the stack produced with no ingress to take them", t->out_dropped);
+  counter(b, P "private_tcp_streams_total", "Data streams opened for private TCP connections",
+          g->streams_opened);
+  counter(b, P "private_tcp_connector_refused_total",
+          "Private TCP connections the connector could not dial (error ConnectResponse)",
+          g->connector_refused);
+  counter(b, P "private_tcp_connector_resets_total",
+          "Private TCP streams the connector reset or lost before their end", g->connector_resets);
+  counter(b, P "private_tcp_bad_responses_total",
+          "Private TCP streams with a malformed or missing response head", g->bad_responses);
+  counter(b, P "private_tcp_client_resets_total",
+          "Private TCP connections the client reset or stopped answering", g->client_resets);
+}
+
 static void render_connections(wr_edge_metrics *m, wr_buf *b) {
   tunnel_ids t = {0};
   size_t distinct = 0, cap = m->cfg.max_tunnel_series;
@@ -260,6 +297,9 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
   }
 
   if (m->cfg.router) render_router(wr_router_get_stats(m->cfg.router), b);
+  if (m->cfg.private_tcp)
+    render_private_tcp(wr_private_tcp_stack_stats(m->cfg.private_tcp),
+                       wr_private_tcp_get_stats(m->cfg.private_tcp), b);
 
   wr_prom_process(b, m->start_time);
 }

@@ -27,6 +27,7 @@
 #include "edge/api.h"
 #include "edge/dns.h"
 #include "edge/login.h"
+#include "edge/private_tcp.h"
 #include "edge/router.h"
 #include "edge/store.h"
 #include "edge/tunnel_server.h"
@@ -52,6 +53,7 @@ typedef struct wr_edge_metrics_config {
   wr_api *api;              /* --api-listen; may be NULL */
   wr_login *login;          /* --api-listen; may be NULL */
   wr_router *router;        /* private traffic; may be NULL */
+  wr_private_tcp *private_tcp; /* its TCP stack; may be NULL */
   size_t max_tunnel_series; /* 0: WR_EDGE_METRICS_MAX_TUNNEL_SERIES */
 } wr_edge_metrics_config;
 

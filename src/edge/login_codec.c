@@ -11,6 +11,7 @@
 #include "edge/login_int.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/log.h"
 
 #define CLOUDFLARED_KEY_LEN 44 /* 32 bytes, URL-safe base64 with padding */
 
@@ -117,15 +118,7 @@ void wr__login_url_encode(wr_buf *b, const char *s) {
 
 /* A copy of |in| safe for one log line: bounded, control bytes as '?'. */
 const char *wr__login_logsafe(const char *in, char *buf, size_t size) {
-  size_t i = 0;
-  for (; in[i] && i + 4 < size; i++)
-    buf[i] = ((unsigned char)in[i] < 0x20 || in[i] == 0x7f) ? '?' : in[i];
-  if (in[i]) {
-    memcpy(buf + i, "...", 3);
-    i += 3;
-  }
-  buf[i] = '\0';
-  return buf;
+  return wr_log_safe(in, buf, size);
 }
 
 const char *wr__login_peer_ip(const wr_httpd_req *req, char *buf, size_t size) {

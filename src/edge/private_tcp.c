@@ -12,6 +12,7 @@
 #include "lib/log.h"
 #include "proto/connect.h"
 #include "proto/preamble.h"
+#include "proto/stream_head.h"
 
 /* ConnectResponse larger than this is refused (the connector sends a few
  * bytes: an error string and no metadata for tcp). */
@@ -21,14 +22,17 @@
 
 struct wr_private_tcp {
   wr_private_tcp_config cfg;
+  wr_private_tcp_ops ops;
+  void *ops_user;
   wr_tcpstack *stack;
   struct pflow *flows;    /* every live pflow, for wr_private_tcp_free */
+  wr_private_tcp_stats st;
 };
 
 typedef struct pflow {
   wr_private_tcp *p;
   wr_tcpflow *f;          /* NULL once the TCP side is done */
-  wr_tunnel_stream *st;   /* NULL once the stream side is done */
+  void *st;               /* the ops' stream; NULL once the stream side is done */
   wr_buf head;            /* ConnectResponse bytes until it is complete */
   wr_buf down;            /* connector bytes the TCP send buffer has not taken */
   struct pflow *next, **pprev;
@@ -46,13 +50,17 @@ static void maybe_free(pflow *pf) {
   free(pf);
 }
 
+static void drop_stream(pflow *pf, int64_t code) {
+  if (pf->st) pf->p->ops.abandon(pf->st, code);
+  pf->st = NULL;
+}
+
 /* Both sides reset: the client gets RST, the connector RESET_STREAM. */
 static void fail(pflow *pf, const char *why) {
   if (why) wr_log_write(WR_LOG_DEBUG, "private tcp %s: %s", pf->dest, why);
   if (pf->f) wr_tcpflow_abort(pf->f);
   pf->f = NULL;
-  if (pf->st) wr_tunnel_stream_abandon(pf->st, RESET_CODE);
-  pf->st = NULL;
+  drop_stream(pf, RESET_CODE);
   maybe_free(pf);
 }
 
@@ -64,32 +72,38 @@ static void flush_down(pflow *pf) {
   if (pf->down.len) {
     size_t n = wr_tcpflow_write(pf->f, pf->down.data, pf->down.len);
     wr_buf_consume(&pf->down, n);
-    if (n && pf->st) wr_tunnel_stream_consume(pf->st, n);
+    if (n && pf->st) pf->p->ops.consume(pf->st, n);
   }
   if (!pf->down.len && pf->down_fin && pf->f) wr_tcpflow_shutdown_write(pf->f);
   pf->busy--;
   maybe_free(pf);
 }
 
-/* Parses the preamble + ConnectResponse. Returns 1 when the stream is open
- * for data (leftover bytes appended to |down|), 0 to wait, -1 after failing. */
+/* Reads the preamble + ConnectResponse (proto/stream_head.h). Returns 1
+ * when the stream is open for data (leftover bytes appended to |down|), 0
+ * to wait, -1 after failing the flow. */
 static int take_head(pflow *pf, int fin) {
-  size_t pc = 0, used = 0;
-  if (pf->head.len < WR_PREAMBLE_DATA_LEN) goto more;
-  if (wr_preamble_classify(pf->head.data, WR_PREAMBLE_DATA_LEN, &pc, NULL) != WR_PREAMBLE_DATA) {
-    fail(pf, "invalid stream preamble from the connector");
+  wr_private_tcp *p = pf->p;
+  wr_connect_response cr;
+  size_t used = 0;
+  int bad_preamble = 0;
+  int rv = wr_stream_head_decode(pf->head.data, pf->head.len, &cr, &used, &bad_preamble);
+  if (rv == WR_AGAIN) {
+    if (!fin && pf->head.len < HEAD_MAX) return 0;
+    p->st.bad_responses++;
+    fail(pf, fin ? "the connector closed the stream without a response"
+                 : "the connector's response head is too large");
     return -1;
   }
-  wr_connect_response cr;
-  int rv = wr_connect_response_decode_alloc(pf->head.data + WR_PREAMBLE_DATA_LEN,
-                                            pf->head.len - WR_PREAMBLE_DATA_LEN, NULL, NULL, 0,
-                                            &cr, &used);
-  if (rv == WR_AGAIN) goto more;
   if (rv != WR_OK) {
-    fail(pf, "invalid ConnectResponse");
+    p->st.bad_responses++;
+    fail(pf, bad_preamble ? "invalid stream preamble from the connector" : "invalid ConnectResponse");
     return -1;
   }
   if (cr.error_len) {
+    /* The connector could not dial: the client sees its connection reset,
+     * as if the host had refused it. */
+    p->st.connector_refused++;
     wr_log_write(WR_LOG_INFO, "private tcp %s: the connector refused: %.*s", pf->dest,
                  (int)(cr.error_len > 300 ? 300 : cr.error_len), cr.error);
     wr_connect_response_free(NULL, &cr);
@@ -97,29 +111,28 @@ static int take_head(pflow *pf, int fin) {
     return -1;
   }
   wr_connect_response_free(NULL, &cr);
-  size_t off = WR_PREAMBLE_DATA_LEN + used;
-  wr_buf_append(&pf->down, pf->head.data + off, pf->head.len - off);
-  wr_tunnel_stream_consume(pf->st, off); /* the data part returns credit when written */
+  wr_buf_append(&pf->down, pf->head.data + used, pf->head.len - used);
+  p->ops.consume(pf->st, used); /* the data part returns credit when written */
   wr_buf_free(&pf->head);
   pf->answered = 1;
   return 1;
-more:
-  if (fin || pf->head.len >= HEAD_MAX) {
-    fail(pf, "the connector closed the stream without a response");
-    return -1;
-  }
-  return 0;
 }
 
 static int st_data(void *user, const uint8_t *data, size_t len, int fin) {
   pflow *pf = user;
   if (!pf->answered) {
-    if (wr_buf_append(&pf->head, data, len) != WR_OK) {
-      fail(pf, "response head too large");
+    /* The head is bounded, the payload that may follow it in the same
+     * chunk is not: only what fits goes to |head|, the rest to |down|. */
+    size_t room = HEAD_MAX - pf->head.len, take = len < room ? len : room;
+    if (take && wr_buf_append(&pf->head, data, take) != WR_OK) {
+      fail(pf, "out of memory");
       return 0;
     }
+    data += take;
+    len -= take;
     if (take_head(pf, fin) <= 0) return 0;
-  } else if (len && wr_buf_append(&pf->down, data, len) != WR_OK) {
+  }
+  if (len && wr_buf_append(&pf->down, data, len) != WR_OK) {
     fail(pf, "out of memory");
     return 0;
   }
@@ -132,7 +145,7 @@ static int st_data(void *user, const uint8_t *data, size_t len, int fin) {
 
 static void send_up_fin(pflow *pf) {
   size_t acc = 0;
-  int rv = wr_tunnel_stream_write(pf->st, NULL, 0, 1, &acc);
+  int rv = pf->p->ops.write(pf->st, NULL, 0, 1, &acc);
   pf->up_fin_pending = rv == WR_AGAIN;
 }
 
@@ -148,13 +161,21 @@ static void st_writable(void *user) {
   }
 }
 
-static void st_reset(void *user, uint64_t code) { fail(user, "the connector reset the stream"); }
+static void st_reset(void *user, uint64_t code) {
+  pflow *pf = user;
+  (void)code;
+  pf->p->st.connector_resets++;
+  fail(pf, "the connector reset the stream");
+}
 
 static void st_close(void *user) {
   pflow *pf = user;
   pf->st = NULL;
-  /* The stream ended under us (connection lost): the client must know. */
-  if (pf->f && !(pf->down_fin && !pf->down.len)) {
+  /* A stream that ended after the connector's FIN leaves bytes to write and
+   * then the client's FIN (flush_down). One that ended before (connection
+   * lost) must reset the client, or it would wait forever. */
+  if (pf->f && !pf->down_fin) {
+    pf->p->st.connector_resets++;
     wr_tcpflow_abort(pf->f);
     pf->f = NULL;
   }
@@ -166,13 +187,13 @@ static const wr_tunnel_stream_callbacks st_cbs = {
 
 static size_t tf_data(void *user, const uint8_t *data, size_t len) {
   pflow *pf = user;
-  if (!pf->st) return len;
+  if (!pf->st) return len; /* nobody to take them: the connector is gone */
   if (!len) {
     send_up_fin(pf);
     return 0;
   }
   size_t acc = 0;
-  int rv = wr_tunnel_stream_write(pf->st, data, len, 0, &acc);
+  int rv = pf->p->ops.write(pf->st, data, len, 0, &acc);
   if (rv != WR_OK && rv != WR_AGAIN) {
     fail(pf, "stream write failed");
     return 0;
@@ -187,41 +208,33 @@ static void tf_writable(void *user) { flush_down(user); }
 static void tf_close(void *user, int reason) {
   pflow *pf = user;
   pf->f = NULL;
-  if (pf->st) wr_tunnel_stream_abandon(pf->st, reason == WR_TCPFLOW_CLOSED ? -1 : RESET_CODE);
-  pf->st = NULL;
+  if (reason != WR_TCPFLOW_CLOSED) pf->p->st.client_resets++;
+  drop_stream(pf, reason == WR_TCPFLOW_CLOSED ? -1 : RESET_CODE);
   maybe_free(pf);
 }
 
 /* ---- new flows -------------------------------------------------------------------- */
 
-static int open_stream(pflow *pf, const char *tunnel_id) {
-  wr_private_tcp *p = pf->p;
-  int rv = wr_tunnel_server_open_stream(p->cfg.ts, tunnel_id, &st_cbs, pf, &pf->st);
-  if (rv != WR_OK) return rv;
+/* Preamble + ConnectRequest type tcp, in one write (protocol.md 4.1). */
+static int send_request(pflow *pf) {
   wr_buf out;
   wr_buf_init(&out, 4096, NULL);
   uint8_t pre[WR_PREAMBLE_DATA_LEN];
-  rv = wr_preamble_write(WR_PREAMBLE_DATA, pre, sizeof(pre));
+  int rv = wr_preamble_write(WR_PREAMBLE_DATA, pre, sizeof(pre));
   if (rv >= 0) rv = wr_buf_append(&out, pre, (size_t)rv);
   wr_connect_request req = {
       .dest = pf->dest, .dest_len = strlen(pf->dest), .type = WR_CONNECT_TCP, .has_meta = 0};
   if (rv == WR_OK) rv = wr_connect_request_encode(&req, NULL, &out);
   size_t acc = 0;
-  /* One write for preamble + ConnectRequest (protocol.md 4.1). */
-  if (rv == WR_OK) rv = wr_tunnel_stream_write(pf->st, out.data, out.len, 0, &acc);
+  if (rv == WR_OK) rv = pf->p->ops.write(pf->st, out.data, out.len, 0, &acc);
   wr_buf_free(&out);
-  if (rv != WR_OK) {
-    wr_tunnel_stream_abandon(pf->st, RESET_CODE);
-    pf->st = NULL;
-  }
   return rv;
 }
 
 static int tf_flow(void *user, wr_tcpflow *f, void *ingress, const wr_ipaddr *src, uint16_t sport,
-                    const wr_ipaddr *dst, uint16_t dport, void **flow_user) {
+                   const wr_ipaddr *dst, uint16_t dport, void **flow_user) {
   wr_private_tcp *p = user;
-  char tunnel[WR_STORE_UUID_LEN + 1] = "";
-  if (p->cfg.resolve(p->cfg.user, ingress, src, dst, tunnel) != WR_OK) return -1;
+  (void)sport;
   pflow *pf = calloc(1, sizeof(*pf));
   if (!pf) return -1;
   pf->p = p;
@@ -231,13 +244,17 @@ static int tf_flow(void *user, wr_tcpflow *f, void *ingress, const wr_ipaddr *sr
   wr_ipaddr_format(dst, ip, sizeof(ip));
   snprintf(pf->dest, sizeof(pf->dest), dst->version == 6 ? "[%s]:%u" : "%s:%u", ip,
            (unsigned)dport);
-  if (open_stream(pf, tunnel) != WR_OK) {
-    wr_log_write(WR_LOG_INFO, "private tcp %s: no stream to tunnel %s", pf->dest, tunnel);
+  int rv = p->ops.open(p->ops_user, ingress, src, dst, &st_cbs, pf, &pf->st);
+  if (rv == WR_OK && (rv = send_request(pf)) != WR_OK) drop_stream(pf, RESET_CODE);
+  if (rv != WR_OK) {
+    wr_log_write(WR_LOG_INFO, "private tcp %s: no data stream to the connector: %s", pf->dest,
+                 wr_strerror(rv));
     wr_buf_free(&pf->head);
     wr_buf_free(&pf->down);
     free(pf);
     return -1;
   }
+  p->st.streams_opened++;
   pf->f = f;
   pf->next = p->flows;
   if (pf->next) pf->next->pprev = &pf->next;
@@ -249,15 +266,53 @@ static int tf_flow(void *user, wr_tcpflow *f, void *ingress, const wr_ipaddr *sr
 
 static void tf_output(void *user, const uint8_t *pkt, size_t len, void *ingress) {
   wr_private_tcp *p = user;
-  p->cfg.output(p->cfg.user, pkt, len, ingress);
+  p->ops.output(p->ops_user, ingress, pkt, len);
 }
 
+/* ---- the router's operations ---------------------------------------------------------- */
+
+static int r_open(void *user, void *ingress, const wr_ipaddr *src, const wr_ipaddr *dst,
+                  const wr_tunnel_stream_callbacks *cbs, void *cb_user, void **stream) {
+  wr_router_target t;
+  wr_tunnel_stream *st = NULL;
+  int rv = wr_router_lookup(user, ingress, src, dst, &t);
+  if (rv == WR_OK) rv = wr_router_open_stream(user, &t, cbs, cb_user, &st);
+  if (rv == WR_OK) *stream = st;
+  return rv;
+}
+
+static int r_write(void *st, const uint8_t *data, size_t len, int fin, size_t *accepted) {
+  return wr_tunnel_stream_write(st, data, len, fin, accepted);
+}
+
+static void r_consume(void *st, size_t n) { wr_tunnel_stream_consume(st, n); }
+
+static void r_abandon(void *st, int64_t code) { wr_tunnel_stream_abandon(st, code); }
+
+static void r_output(void *user, void *ingress, const uint8_t *pkt, size_t len) {
+  wr_router_output(user, ingress, pkt, len);
+}
+
+static const wr_private_tcp_ops router_ops = {r_open, r_write, r_consume, r_abandon, r_output};
+
+static void r_hook(void *user, wr_router_ingress *in, const wr_ip_packet *ip, const uint8_t *pkt,
+                   size_t len) {
+  (void)ip;
+  wr_private_tcp_input(user, pkt, len, in);
+}
+
+/* ---- life ---------------------------------------------------------------------------------- */
+
 int wr_private_tcp_new(const wr_private_tcp_config *cfg, wr_private_tcp **out) {
-  if (!cfg || !out || !cfg->loop || !cfg->ts || !cfg->resolve || !cfg->output)
+  if (!cfg || !out || !cfg->loop || (!cfg->router && !cfg->ops)) return WR_ERR_INVAL;
+  const wr_private_tcp_ops *ops = cfg->ops ? cfg->ops : &router_ops;
+  if (!ops->open || !ops->write || !ops->consume || !ops->abandon || !ops->output)
     return WR_ERR_INVAL;
   wr_private_tcp *p = calloc(1, sizeof(*p));
   if (!p) return WR_ERR_NOMEM;
   p->cfg = *cfg;
+  p->ops = *ops;
+  p->ops_user = cfg->ops ? cfg->ops_user : cfg->router;
   wr_tcpstack_config sc = {
       .loop = cfg->loop,
       .cbs = {tf_output, tf_flow, tf_data, tf_writable, tf_close},
@@ -271,20 +326,21 @@ int wr_private_tcp_new(const wr_private_tcp_config *cfg, wr_private_tcp **out) {
     free(p);
     return rv;
   }
+  if (!cfg->ops) wr_router_set_tcp_input(cfg->router, r_hook, p);
   *out = p;
   return WR_OK;
 }
 
 void wr_private_tcp_free(wr_private_tcp *p) {
   if (!p) return;
+  if (!p->cfg.ops) wr_router_set_tcp_input(p->cfg.router, NULL, NULL);
   /* The stack frees its flows without callbacks: let go of the streams and
    * the pflows here. */
   while (p->flows) {
     pflow *pf = p->flows;
     pf->f = NULL;
     pf->busy = 0;
-    if (pf->st) wr_tunnel_stream_abandon(pf->st, RESET_CODE);
-    pf->st = NULL;
+    drop_stream(pf, RESET_CODE);
     maybe_free(pf);
   }
   wr_tcpstack_free(p->stack);
@@ -295,6 +351,8 @@ int wr_private_tcp_input(wr_private_tcp *p, const uint8_t *pkt, size_t len, void
   return wr_tcpstack_input(p->stack, pkt, len, ingress);
 }
 
-const wr_tcpstack_stats *wr_private_tcp_stats(const wr_private_tcp *p) {
+const wr_tcpstack_stats *wr_private_tcp_stack_stats(const wr_private_tcp *p) {
   return wr_tcpstack_get_stats(p->stack);
 }
+
+const wr_private_tcp_stats *wr_private_tcp_get_stats(const wr_private_tcp *p) { return &p->st; }

@@ -17,6 +17,7 @@
 
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/log.h"
 #include "lib/mem.h"
 
 /* How long a writer waits for another process's transaction (the CLI while
@@ -178,15 +179,7 @@ int wr__store_dberr(wr_store *s, const char *what) {
 /* Copies |in| for an error message, bounded and with control bytes shown as
  * '?', so a hostile name cannot forge terminal output or log lines. */
 const char *wr__store_quote(const char *in, char *buf, size_t size) {
-  size_t i = 0;
-  for (; in[i] && i + 4 < size; i++)
-    buf[i] = ((unsigned char)in[i] < 0x20 || in[i] == 0x7f) ? '?' : in[i];
-  if (in[i]) {
-    memcpy(buf + i, "...", 3);
-    i += 3;
-  }
-  buf[i] = '\0';
-  return buf;
+  return wr_log_safe(in, buf, size);
 }
 
 int64_t wr__store_now(wr_store *s) {

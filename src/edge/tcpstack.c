@@ -274,11 +274,17 @@ static void finish(wr_tcpflow *f) {
 static int deliver_rx(wr_tcpflow *f) {
   const wr_tcpstack_callbacks *cb = &f->s->cfg.cbs;
   while (f->rx.len && !f->rx_blocked && f->state == FS_OPEN) {
-    size_t n = cb->on_data(f->user, f->rx.data, f->rx.len);
+    /* The bytes offered count as delivered during the call, so that the
+     * owner may wr_tcpflow_consume() what it took from inside on_data; what
+     * it left is taken back after. */
+    size_t avail = f->rx.len;
+    f->unconsumed += avail;
+    size_t n = cb->on_data(f->user, f->rx.data, avail);
     if (f->state != FS_OPEN) return 0;
-    if (n > f->rx.len) n = f->rx.len;
+    if (n > avail) n = avail;
+    size_t back = avail - n;
+    f->unconsumed = f->unconsumed > back ? f->unconsumed - back : 0;
     wr_buf_consume(&f->rx, n);
-    f->unconsumed += n;
     if (f->rx.len) f->rx_blocked = 1;
   }
   if (f->state != FS_OPEN) return 0;

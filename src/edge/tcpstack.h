@@ -27,7 +27,8 @@
  *  - client bytes go to on_data, which returns how many it took; the rest
  *    stays buffered until wr_tcpflow_resume(). Taken bytes stay counted in
  *    the receive window until wr_tcpflow_consume() (call it once the tunnel
- *    took them): that is the backpressure towards the client. The client's
+ *    took them; from inside on_data too, for bytes it takes there): that is
+ *    the backpressure towards the client. The client's
  *    FIN is on_data(len 0), after all its bytes.
  *  - wr_tcpflow_write() takes what fits in the send buffer (64 KiB) and
  *    returns the count; on_writable fires when more fits after a short write.

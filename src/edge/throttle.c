@@ -158,21 +158,24 @@ static void fill_info(const wr_throttle *t, const entry *e, uint64_t now, wr_thr
   info->locked_since = is_locked(t, e) ? e->locked_since : 0;
 }
 
+/* Forgets |e|'s failures and delay; ending a lockout is reported in |info|. */
+static void reset(const wr_throttle *t, entry *e, wr_throttle_info *info) {
+  if (is_locked(t, e)) {
+    info->events |= WR_THROTTLE_UNLOCKED;
+    info->locked_since = e->locked_since;
+  }
+  e->fails = 0;
+  e->until = 0;
+  e->locked_since = 0;
+}
+
 /* Applies |outcome| to |e|; may free it (success, or a stale key). */
 static void apply(wr_throttle *t, entry *e, uint64_t now, wr_throttle_outcome outcome, wr_throttle_info *info) {
   wr_throttle_info tmp;
   if (!info) info = &tmp;
   memset(info, 0, sizeof(*info));
-  if (is_stale(t, e, now) && e->fails) {
-    /* An old lockout or old typos: this attempt starts afresh. */
-    if (is_locked(t, e)) {
-      info->events |= WR_THROTTLE_UNLOCKED;
-      info->locked_since = e->locked_since;
-    }
-    e->fails = 0;
-    e->until = 0;
-    e->locked_since = 0;
-  }
+  /* An old lockout or old typos: this attempt starts afresh. */
+  if (is_stale(t, e, now) && e->fails) reset(t, e, info);
   switch (outcome) {
   case WR_THROTTLE_FAILURE:
     e->fails++;
@@ -197,13 +200,7 @@ static void apply(wr_throttle *t, entry *e, uint64_t now, wr_throttle_outcome ou
     break;
   case WR_THROTTLE_SUCCESS:
     info->failures = e->fails;
-    if (is_locked(t, e)) {
-      info->events |= WR_THROTTLE_UNLOCKED;
-      info->locked_since = e->locked_since;
-    }
-    e->fails = 0;
-    e->until = 0;
-    e->locked_since = 0;
+    reset(t, e, info);
     break;
   case WR_THROTTLE_NEUTRAL:
     fill_info(t, e, now, info);

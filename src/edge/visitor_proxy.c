@@ -31,6 +31,7 @@
 #include "proto/connect.h"
 #include "proto/httpmeta.h"
 #include "proto/preamble.h"
+#include "proto/stream_head.h"
 
 #define MAX_RESP_HEADERS 256
 
@@ -412,25 +413,22 @@ static int send_head(vconn *c, const wr_connect_response *cr, const char **why) 
 /* Bytes for the response head arrived (already appended to rhead). */
 static void resp_head(vconn *c, int fin) {
   char msg[600];
-  if (c->rhead.len < WR_PREAMBLE_DATA_LEN) {
-    if (fin) wr__vconn_fail(c, 502, "The connector closed the stream without a response.");
-    return;
-  }
-  size_t pc = 0;
-  if (wr_preamble_classify(c->rhead.data, WR_PREAMBLE_DATA_LEN, &pc, NULL) != WR_PREAMBLE_DATA) {
-    wr__vconn_fail(c, 502, "The connector answered with an invalid stream preamble.");
-    return;
-  }
   wr_connect_response cr;
-  size_t used = 0;
-  int rv = wr_connect_response_decode_alloc(c->rhead.data + WR_PREAMBLE_DATA_LEN,
-                                            c->rhead.len - WR_PREAMBLE_DATA_LEN, NULL, NULL, 0,
-                                            &cr, &used);
+  size_t body_off = 0;
+  int bad_preamble = 0;
+  int rv = wr_stream_head_decode(c->rhead.data, c->rhead.len, &cr, &body_off, &bad_preamble);
   if (rv == WR_AGAIN) {
-    if (fin)
+    if (c->rhead.len < WR_PREAMBLE_DATA_LEN) {
+      if (fin) wr__vconn_fail(c, 502, "The connector closed the stream without a response.");
+    } else if (fin) {
       wr__vconn_fail(c, 502, "The connector closed the stream before its response was complete.");
-    else if (c->rhead.len >= WR__VISITOR_RESP_HEAD_MAX)
+    } else if (c->rhead.len >= WR__VISITOR_RESP_HEAD_MAX) {
       wr__vconn_fail(c, 502, "The connector's response head is too large.");
+    }
+    return;
+  }
+  if (bad_preamble) {
+    wr__vconn_fail(c, 502, "The connector answered with an invalid stream preamble.");
     return;
   }
   if (rv != WR_OK) {
@@ -453,7 +451,7 @@ static void resp_head(vconn *c, int fin) {
     wr__vconn_local(c, 502, why, 0);
     return;
   }
-  size_t body_off = WR_PREAMBLE_DATA_LEN + used, left = c->rhead.len - body_off;
+  size_t left = c->rhead.len - body_off;
   if (c->closed || c->state != VC_PROXY) return;
   if (left || fin) {
     /* Body bytes that came with the head: their credit went back already.

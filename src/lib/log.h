@@ -1,10 +1,14 @@
 /* Leveled logging (STYLE.md 1.13). The level is checked before formatting.
  * Libraries (src/proto) never log; everything else logs through here.
  * Output format follows cloudflared's console format:
- *   2026-11-22T10:00:00Z INF Registered tunnel connection connIndex=0 ... */
+ *   2026-11-22T10:00:00Z INF Registered tunnel connection connIndex=0 ...
+ * or, after wr_log_set_json(1), cloudflared's JSON format (`--output json`),
+ * one object per line:
+ *   {"level":"info","time":"2026-11-22T10:00:00Z","message":"Registered ..."} */
 #ifndef WR_LOG_H
 #define WR_LOG_H
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum wr_log_level {
   WR_LOG_DEBUG = 0,
@@ -23,10 +27,21 @@ int wr_log_parse_level(const char *name, wr_log_level *out);
 void wr_log_set_level(wr_log_level level);
 /* Sends logs to |path| (appending) instead of stderr. Returns 0 or WR_ERR_IO. */
 int wr_log_set_file(const char *path);
+/* Also appends every line to |path| (cloudflared's --logfile: the terminal
+ * keeps its log too); NULL stops. Returns 0 or WR_ERR_IO. */
+int wr_log_tee_file(const char *path);
+/* 1: JSON lines as above; 0: the console format. */
+void wr_log_set_json(int on);
 
 void wr_log_write(wr_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void wr_log_vwrite(wr_log_level level, const char *fmt, va_list ap);
+
+/* Copies |in| into |buf| (|size| >= 4 bytes) for one log line or error
+ * message: control bytes and DEL become '?', so a hostile name cannot forge
+ * lines or terminal output, and a string that does not fit is cut with
+ * "...". Returns |buf|. Pure; callable from anywhere. */
+const char *wr_log_safe(const char *in, char *buf, size_t size);
 
 #define WR_LOG(level, ...)                                                     \
   do {                                                                         \

@@ -10,18 +10,30 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
+static wr_opt *find_by_name(const wr_opts *o, const char *name) {
+  for (size_t i = 0; i < o->n; i++)
+    if (strcmp(o->items[i].flag->name, name) == 0) return &o->items[i];
+  return NULL;
+}
+
 wr_opt *wr_opts_find(const wr_opts *o, const char *name) {
-  for (size_t i = 0; i < o->n; i++) {
+  /* Newest first, names and aliases alike: a subcommand's flag wins over an
+   * ancestor's, also when the ancestor's name is the subcommand's alias
+   * (`access tcp --id` is --service-token-id, not the tunnel's legacy --id). */
+  for (size_t i = o->n; i-- > 0;) {
     const wr_flag *f = o->items[i].flag;
-    if (strcmp(f->name, name) == 0 || (f->alias && strcmp(f->alias, name) == 0))
-      return &o->items[i];
+    if (strcmp(f->name, name) == 0 || (f->alias && strcmp(f->alias, name) == 0)) return &o->items[i];
   }
   return NULL;
 }
 
 void wr_opts_add_flags(wr_opts *o, const wr_flag *flags) {
   for (const wr_flag *f = flags; f && f->name; f++) {
-    if (wr_opts_find(o, f->name)) continue; /* an ancestor already declares it */
+    wr_opt *e = find_by_name(o, f->name);
+    if (e) { /* an ancestor declares it too: the subcommand's definition counts */
+      e->flag = f;
+      continue;
+    }
     if (o->n == o->cap) {
       o->cap = o->cap ? o->cap * 2 : 32;
       o->items = wr_xrealloc(o->items, o->cap * sizeof(*o->items));
@@ -153,4 +165,19 @@ void wr_opts_free(wr_opts *o) {
   free(o->items);
   o->items = NULL;
   o->n = o->cap = 0;
+}
+
+void wr_opts_copy_from(wr_opts *dst, const wr_opts *src, wr_opt_source min_src) {
+  memset(dst, 0, sizeof(*dst));
+  dst->prog = src->prog;
+  dst->cap = src->n ? src->n : 1;
+  dst->items = wr_xcalloc(dst->cap, sizeof(*dst->items));
+  for (size_t i = 0; i < src->n; i++) {
+    const wr_opt *e = &src->items[i];
+    wr_opt *d = &dst->items[dst->n++];
+    d->flag = e->flag;
+    if (!e->n || e->source < min_src) continue;
+    for (size_t k = 0; k < e->n; k++) opt_push(d, e->vals[k]);
+    d->source = e->source;
+  }
 }

@@ -61,8 +61,18 @@ typedef struct wr_opts {
 void wr_opts_init(wr_opts *o, const char *prog, const wr_flag *flags);
 void wr_opts_free(wr_opts *o);
 
-/* Adds the flags of |flags| (NULL-terminated by name) that the bag does
- * not know yet; |flags| must outlive the bag. */
+/* A new bag |dst| with the flags of |src| and those of its values whose
+ * source is at least |min_src| (e.g. WR_SRC_ENV: the command line and the
+ * environment, without config.yml, so a reload can apply a new file). */
+void wr_opts_copy_from(wr_opts *dst, const wr_opts *src, wr_opt_source min_src);
+
+/* Adds the flags of |flags| (NULL-terminated by name); |flags| must
+ * outlive the bag. A flag whose name the bag already knows (declared by an
+ * ancestor command) takes over that entry's definition (kind, alias, env,
+ * default), as urfave/cli lets a subcommand's own flag shadow its parent's;
+ * values given so far stay. Aliases resolve to the most recently added
+ * flag that has them, so `tunnel delete -f` is delete's --force even
+ * though `tunnel` has -f for --overwrite-dns. */
 void wr_opts_add_flags(wr_opts *o, const wr_flag *flags);
 /* The entry of flag |name| (long name or alias), or NULL if unknown. */
 wr_opt *wr_opts_find(const wr_opts *o, const char *name);

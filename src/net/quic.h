@@ -92,6 +92,10 @@ typedef struct wr_quic_config {
    * of waiting for their idle timeout. NULL: a random key per process. */
   const uint8_t *reset_key;
   size_t reset_key_len;       /* 16..64 bytes */
+  /* Client: the local address to send from (port 0: any port), e.g.
+   * cloudflared's --edge-bind-address; NULL or another family than the
+   * remote's: the wildcard address. */
+  const struct sockaddr *local_addr;
 
   /* Server endpoint: defences against handshake floods (RFC 9000 8.1,
    * 21.1). A half-open connection is one whose handshake has not completed:

@@ -253,6 +253,24 @@ static void make_path(wr_quic_conn *c, ngtcp2_path *path) {
   ngtcp2_addr_init(&path->remote, (ngtcp2_sockaddr *)&c->remote, c->remotelen);
 }
 
+/* The steps both constructors end with, once c->conn is made: the TLS
+ * session and the keepalive (|keepalive_ms| 0: none). On failure frees
+ * everything |c| holds, and |c|. */
+static int conn_finish(wr_quic_conn *c, const wr_quic_config *cfg, uint64_t keepalive_ms,
+                       wr_quic_conn **out) {
+  int rv = wr__quic_tls_session_new(c, cfg);
+  if (rv != WR_OK) goto fail_session;
+  if (keepalive_ms) ngtcp2_conn_set_keep_alive_timeout(c->conn, keepalive_ms * WR_QUIC_MS);
+  *out = c;
+  return WR_OK;
+
+fail_session:
+  if (c->session) gnutls_deinit(c->session);
+  ngtcp2_conn_del(c->conn);
+  free(c);
+  return rv;
+}
+
 int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
                             const struct sockaddr *local, socklen_t locallen,
                             const struct sockaddr *remote, socklen_t remotelen,
@@ -264,7 +282,6 @@ int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
   ngtcp2_cid dcid, scid;
   ngtcp2_path path;
   wr_quic_conn *c;
-  int rv;
 
   if (!tls || !cfg || !local || !remote || !out || tls->role != WR_QUIC_CLIENT)
     return WR_ERR_INVAL;
@@ -281,24 +298,11 @@ int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
   make_path(c, &path);
   if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
                              &cb, &settings, &params, NULL, c) != 0) {
-    rv = WR_ERR_NOMEM;
-    goto fail_conn;
+    free(c);
+    return WR_ERR_NOMEM;
   }
-  rv = wr__quic_tls_session_new(c, cfg);
-  if (rv != WR_OK) goto fail_session;
   /* cloudflared: PING when idle for 1 s (protocol.md 1.3). */
-  if (cfg->keepalive_ms != UINT64_MAX)
-    ngtcp2_conn_set_keep_alive_timeout(
-        c->conn, cfg_u64(cfg->keepalive_ms, 1000) * WR_QUIC_MS);
-  *out = c;
-  return WR_OK;
-
-fail_session:
-  if (c->session) gnutls_deinit(c->session);
-  ngtcp2_conn_del(c->conn);
-fail_conn:
-  free(c);
-  return rv;
+  return conn_finish(c, cfg, cfg->keepalive_ms == UINT64_MAX ? 0 : cfg_u64(cfg->keepalive_ms, 1000), out);
 }
 
 int wr__quic_server_conn_new(wr_quic_tls *tls, const wr_quic_config *cfg,
@@ -312,7 +316,6 @@ int wr__quic_server_conn_new(wr_quic_tls *tls, const wr_quic_config *cfg,
   ngtcp2_cid scid;
   ngtcp2_path path;
   wr_quic_conn *c;
-  int rv;
 
   c = conn_alloc(WR_QUIC_SERVER, tls, cfg, local, locallen, remote, remotelen,
                  NULL, NULL);
@@ -339,28 +342,16 @@ int wr__quic_server_conn_new(wr_quic_tls *tls, const wr_quic_config *cfg,
   }
   params.stateless_reset_token_present = 1;
   if (reset_token(c, &scid, params.stateless_reset_token) != 0) {
-    rv = WR_ERR_CRYPTO;
-    goto fail_conn;
+    free(c);
+    return WR_ERR_CRYPTO;
   }
   make_path(c, &path);
   if (ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &path, hd->version, &cb,
                              &settings, &params, NULL, c) != 0) {
-    rv = WR_ERR_NOMEM;
-    goto fail_conn;
+    free(c);
+    return WR_ERR_NOMEM;
   }
-  rv = wr__quic_tls_session_new(c, cfg);
-  if (rv != WR_OK) goto fail_session;
-  if (cfg->keepalive_ms && cfg->keepalive_ms != UINT64_MAX)
-    ngtcp2_conn_set_keep_alive_timeout(c->conn, cfg->keepalive_ms * WR_QUIC_MS);
-  *out = c;
-  return WR_OK;
-
-fail_session:
-  if (c->session) gnutls_deinit(c->session);
-  ngtcp2_conn_del(c->conn);
-fail_conn:
-  free(c);
-  return rv;
+  return conn_finish(c, cfg, cfg->keepalive_ms == UINT64_MAX ? 0 : cfg->keepalive_ms, out);
 }
 
 int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,

@@ -810,6 +810,9 @@ int wr_quic_endpoint_client(uv_loop_t *loop, wr_quic_tls *tls,
 
   memset(&any, 0, sizeof(any));
   any.ss_family = remote->sa_family;
+  if (cfg->local_addr && cfg->local_addr->sa_family == remote->sa_family)
+    memcpy(&any, cfg->local_addr,
+           remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
   rlen = remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                        : sizeof(struct sockaddr_in);
   rv = ep_new(loop, WR_QUIC_CLIENT, tls, cfg, (struct sockaddr *)&any, cbs, &ep);

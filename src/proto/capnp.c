@@ -159,17 +159,26 @@ static int depth_check(wr_capnp_msg *m, unsigned depth) {
   return WR_OK;
 }
 
+/* What read_struct and read_list do first: fill the result's message,
+ * depth and null flag, and check that a non-null pointer is of |kind| (0
+ * struct, 1 list) and within the depth limit. With *is_null set there is
+ * nothing more to read. */
+static int ptr_begin(wr_capnp_msg *m, const resolved *r, unsigned depth, unsigned kind,
+                     wr_capnp_msg **msg, uint8_t *out_depth, uint8_t *is_null) {
+  *msg = m;
+  *out_depth = (uint8_t)depth;
+  *is_null = r->ptr == 0;
+  if (*is_null) return WR_OK;
+  if ((r->ptr & 3) != kind) return fail(m, WR_ERR_PROTO);
+  if (depth_check(m, depth) != 0) return m->err;
+  return WR_OK;
+}
+
 /* Reads a struct from a resolved pointer. */
 static int read_struct(wr_capnp_msg *m, const resolved *r, unsigned depth, wr_capnp_struct *out) {
   memset(out, 0, sizeof(*out));
-  out->msg = m;
-  out->depth = (uint8_t)depth;
-  if (r->ptr == 0) {
-    out->is_null = 1;
-    return WR_OK;
-  }
-  if ((r->ptr & 3) != 0) return fail(m, WR_ERR_PROTO);
-  if (depth_check(m, depth) != 0) return m->err;
+  int rv = ptr_begin(m, r, depth, 0, &out->msg, &out->depth, &out->is_null);
+  if (rv != WR_OK || out->is_null) return rv;
   uint64_t dw = (r->ptr >> 32) & 0xffff, pw = r->ptr >> 48;
   if (r->target + dw + pw > m->seg_words[r->seg]) return fail(m, WR_ERR_BOUNDS);
   /* Zero-sized structs still cost a word so empty structs cannot be used to
@@ -187,14 +196,8 @@ static const uint8_t elem_bits[8] = {0, 1, 8, 16, 32, 64, 64, 0};
 
 static int read_list(wr_capnp_msg *m, const resolved *r, unsigned depth, wr_capnp_list *out) {
   memset(out, 0, sizeof(*out));
-  out->msg = m;
-  out->depth = (uint8_t)depth;
-  if (r->ptr == 0) {
-    out->is_null = 1;
-    return WR_OK;
-  }
-  if ((r->ptr & 3) != 1) return fail(m, WR_ERR_PROTO);
-  if (depth_check(m, depth) != 0) return m->err;
+  int rv = ptr_begin(m, r, depth, 1, &out->msg, &out->depth, &out->is_null);
+  if (rv != WR_OK || out->is_null) return rv;
   uint8_t elem = (r->ptr >> 32) & 7;
   uint64_t count = r->ptr >> 35;
   uint64_t segw = m->seg_words[r->seg];

@@ -352,15 +352,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.ok(self.route_obj(r, False))
             if self.command == "GET" and rest == "":
                 q = self.q
-                rows = sorted(st.routes.values(), key=lambda r: r["created_at"])
-                deleted = q.get("is_deleted") == "true"
-                rows = [r for r in rows if bool(r["deleted_at"]) == deleted]
-                if "tunnel_id" in q:
-                    rows = [r for r in rows if r["tunnel_id"] == q["tunnel_id"]]
-                if "comment" in q:
-                    rows = [r for r in rows if r["comment"] == q["comment"]]
-                if "virtual_network_id" in q:
-                    rows = [r for r in rows if r["vnet"] == q["virtual_network_id"]]
+                rows = self.listed(st.routes, tunnel_id="tunnel_id", comment="comment",
+                                   virtual_network_id="vnet")
                 if "network_subset" in q:
                     x = self.cidr(q["network_subset"])
                     rows = [r for r in rows if ipaddress.ip_network(r["network"]).version == x.version
@@ -398,6 +391,19 @@ class Handler(BaseHTTPRequestHandler):
                 return self.ok(self.route_obj(match[0], False))
             return self.err(404, 7003, "No route for that URI")
 
+    def listed(self, table, **match):
+        """The rows of |table|, oldest first, deleted or not as ?is_deleted
+        asks; for each query parameter named in |match| (parameter=field) that
+        the request has, only the rows whose field equals it."""
+        q = self.q
+        deleted = q.get("is_deleted") == "true"
+        rows = sorted(table.values(), key=lambda r: r["created_at"])
+        rows = [r for r in rows if bool(r["deleted_at"]) == deleted]
+        for param, field in match.items():
+            if param in q:
+                rows = [r for r in rows if r[field] == q[param]]
+        return rows
+
     # --- virtual networks ---------------------------------------------------
     def vnet_obj(self, v):
         return {"id": v["id"], "name": v["name"], "comment": v["comment"],
@@ -423,13 +429,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.ok(self.vnet_obj(v))
             if rest == "" and self.command == "GET":
                 q = self.q
-                rows = sorted(st.vnets.values(), key=lambda v: v["created_at"])
-                deleted = q.get("is_deleted") == "true"
-                rows = [v for v in rows if bool(v["deleted_at"]) == deleted]
-                if "name" in q:
-                    rows = [v for v in rows if v["name"] == q["name"]]
-                if "id" in q:
-                    rows = [v for v in rows if v["id"] == q["id"]]
+                rows = self.listed(st.vnets, name="name", id="id")
                 if "is_default" in q:
                     rows = [v for v in rows if v["is_default"] == (q["is_default"] == "true")]
                 return self.ok([self.vnet_obj(v) for v in rows])

@@ -117,6 +117,42 @@ def ws_parse_head(first2):
     return bool(b0 & 0x80), b0 & 0x0F, bool(b1 & 0x80), b1 & 0x7F
 
 
+def ws_upgrade_request(host, key, path="/ws"):
+    """The bytes of a client's WebSocket upgrade request."""
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+
+
+def ws_send(s, op, payload, fin=True):
+    """Sends one client (masked) frame on the blocking socket s."""
+    s.sendall(ws_frame(op, payload, mask=os.urandom(4), fin=fin))
+
+
+def recv_exact(s, n):
+    """Exactly n bytes from the blocking socket s; EOFError if it closes first."""
+    buf = bytearray()
+    while len(buf) < n:
+        got = s.recv(min(n - len(buf), 1 << 20))
+        if not got:
+            raise EOFError(f"connection closed after {len(buf)} of {n} bytes")
+        buf += got
+    return bytes(buf)
+
+
+def ws_recv(s):
+    """(fin, opcode, payload) of the next server frame on the blocking socket
+    s; ValueError if the frame is masked (a server must not mask)."""
+    fin, op, masked, n = ws_parse_head(recv_exact(s, 2))
+    if n == 126:
+        n = struct.unpack("!H", recv_exact(s, 2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", recv_exact(s, 8))[0]
+    if masked:
+        raise ValueError("a server frame arrived masked")
+    return fin, op, recv_exact(s, n)
+
+
 # --- the origin server ------------------------------------------------------
 
 MAX_HEAD = 64 * 1024
@@ -193,23 +229,23 @@ async def body_chunks(req, reader):
                 while (await reader.readuntil(b"\r\n")) != b"\r\n":
                     pass  # trailers
                 return
-            left = size
-            while left:
-                data = await reader.read(min(left, BLOCK))
-                if not data:
-                    raise asyncio.IncompleteReadError(b"", left)
-                left -= len(data)
+            async for data in _read_n(reader, size):
                 yield data
             if await reader.readexactly(2) != b"\r\n":
                 raise BadRequest("chunk not followed by CRLF")
     else:
-        left = int(req.get("content-length", "0") or 0)
-        while left:
-            data = await reader.read(min(left, BLOCK))
-            if not data:
-                raise asyncio.IncompleteReadError(b"", left)
-            left -= len(data)
+        async for data in _read_n(reader, int(req.get("content-length", "0") or 0)):
             yield data
+
+
+async def _read_n(reader, left):
+    """Yields exactly |left| bytes from reader in pieces of at most BLOCK."""
+    while left:
+        data = await reader.read(min(left, BLOCK))
+        if not data:
+            raise asyncio.IncompleteReadError(b"", left)
+        left -= len(data)
+        yield data
 
 
 class Origin:

@@ -24,20 +24,12 @@ import uuid
 
 import pytest
 
+from common import read_cert
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 ZONE = "example.test"
 ADMIN = f"admin@{ZONE}"
 SECRET_B64 = base64.b64encode(bytes(range(32))).decode()
-
-
-def read_cert(path):
-    """(zoneID, accountID, apiToken) from a cert.pem."""
-    text = open(path).read()
-    m = re.search(r"-----BEGIN ARGO TUNNEL TOKEN-----\n(.*?)-----END ARGO TUNNEL TOKEN-----", text, re.S)
-    assert m, f"no ARGO TUNNEL TOKEN block in {path}"
-    j = json.loads(base64.b64decode("".join(m.group(1).split())))
-    return j["zoneID"], j["accountID"], j["apiToken"]
 
 
 class Api:
@@ -241,25 +233,32 @@ def test_vnets_and_ip_route_delete(edge):
     edge.ok("DELETE", edge.acct(f"/teamnet/virtual_networks/{vn['id']}"))
 
 
-def test_delete_closes_live_connections(edge, procs, tmp_path):
-    """A connected warren connector: delete without cascade is refused;
-    with cascade its connection is closed at once and re-registration is
-    refused because the tunnel is deleted."""
-    udp = edge.udp
+def connected_tunnel(edge, procs, tmp_path, name):
+    """Creates tunnel |name| through the API and runs a warren connector for
+    it (hello-world origin) until the edge lists its one connection. Returns
+    (the tunnel object, the connector's Proc)."""
     assert edge.proc.wait_output("Listening for connectors", 30) is not None
-    t = edge.ok("POST", edge.acct("/cfd_tunnel"), {"name": "live", "tunnel_secret": SECRET_B64})
-    creds = tmp_path / "live.json"
+    t = edge.ok("POST", edge.acct("/cfd_tunnel"), {"name": name, "tunnel_secret": SECRET_B64})
+    creds = tmp_path / f"{name}.json"
     creds.write_text(json.dumps({"AccountTag": edge.account, "TunnelSecret": SECRET_B64, "TunnelID": t["id"]}))
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
     env["HOME"] = str(home)
-    conn = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
+    conn = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{edge.udp}",
                         "--cacert", str(edge.dir / "ca.pem"), "--protocol", "quic",
                         "--credentials-file", str(creds), "--metrics", f"127.0.0.1:{free_port()}",
                         "--hello-world", "run", t["id"]], name="warren", env=env, stop_timeout=30)
     assert wait_for(lambda: len(edge.ok("GET", edge.acct(f"/cfd_tunnel/{t['id']}/connections"))) == 1, 30), \
         conn.tail()
+    return t, conn
+
+
+def test_delete_closes_live_connections(edge, procs, tmp_path):
+    """A connected warren connector: delete without cascade is refused;
+    with cascade its connection is closed at once and re-registration is
+    refused because the tunnel is deleted."""
+    t, conn = connected_tunnel(edge, procs, tmp_path, "live")
     connectors = edge.ok("GET", edge.acct(f"/cfd_tunnel/{t['id']}/connections"))
     assert connectors[0]["conns"] and connectors[0]["conns"][0]["colo_name"]
     assert edge.ok("GET", edge.acct("/cfd_tunnel?name=live"))[0]["connections"]
@@ -278,20 +277,7 @@ def test_delete_closes_live_connections(edge, procs, tmp_path):
 def test_delete_by_another_process_closes_connections_within_60s(edge, procs, tmp_path):
     """`warren-edge tunnel delete` writes only the store; the running edge's
     sweeper closes the tunnel's live connections within one interval."""
-    assert edge.proc.wait_output("Listening for connectors", 30) is not None
-    t = edge.ok("POST", edge.acct("/cfd_tunnel"), {"name": "gone", "tunnel_secret": SECRET_B64})
-    creds = tmp_path / "gone.json"
-    creds.write_text(json.dumps({"AccountTag": edge.account, "TunnelSecret": SECRET_B64, "TunnelID": t["id"]}))
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
-    env["HOME"] = str(home)
-    conn = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{edge.udp}",
-                        "--cacert", str(edge.dir / "ca.pem"), "--protocol", "quic",
-                        "--credentials-file", str(creds), "--metrics", f"127.0.0.1:{free_port()}",
-                        "--hello-world", "run", t["id"]], name="warren", env=env, stop_timeout=30)
-    assert wait_for(lambda: len(edge.ok("GET", edge.acct(f"/cfd_tunnel/{t['id']}/connections"))) == 1, 30), \
-        conn.tail()
+    t, conn = connected_tunnel(edge, procs, tmp_path, "gone")
     t0 = time.monotonic()
     r = run([WARREN_EDGE, "tunnel", "delete", "--data-dir", str(edge.dir), "gone"])
     assert r.returncode == 0, r.stderr

@@ -50,20 +50,13 @@ import time
 
 import pytest
 
+from common import read_cert
 from conftest import ASAN, WARREN, WARREN_EDGE, free_port, run, wait_for
 
 ZONE = "example.test"
 ROUNDS = 10
 RESTART_BOUND = 10.0 if ASAN else 2.0
 REGISTERED_RE = re.compile(r"Registered tunnel connection connIndex=\d+ connection=([0-9a-f-]{36})")
-
-
-def read_cert(path):
-    import base64
-    text = open(path).read()
-    m = re.search(r"-----BEGIN ARGO TUNNEL TOKEN-----\n(.*?)-----END ARGO TUNNEL TOKEN-----", text, re.S)
-    j = json.loads(base64.b64decode("".join(m.group(1).split())))
-    return j["zoneID"], j["accountID"], j["apiToken"]
 
 
 class Acked:

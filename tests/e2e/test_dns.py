@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from common import ok
 from conftest import WARREN_EDGE, free_port, run, wait_for
 
 pytestmark = pytest.mark.skipif(not shutil.which("dig"), reason="needs dig (package dnsutils)")
@@ -53,13 +54,10 @@ def dig(port, name, rtype="A", tcp=False):
 @pytest.fixture
 def edge(tmp_path, procs):
     d = tmp_path / "edge"
-    r = run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", ZONE])
-    assert r.returncode == 0, r.stderr
-    r = run([WARREN_EDGE, "tunnel", "create", "--data-dir", str(d), "--out", str(tmp_path / "t.json"), "hello"])
-    assert r.returncode == 0, r.stderr
+    ok(run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", ZONE]))
+    r = ok(run([WARREN_EDGE, "tunnel", "create", "--data-dir", str(d), "--out", str(tmp_path / "t.json"), "hello"]))
     tid = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", r.stdout + r.stderr).group(0)
-    r = run([WARREN_EDGE, "route", "dns", "--data-dir", str(d), "hello", "app." + ZONE])
-    assert r.returncode == 0, r.stderr
+    ok(run([WARREN_EDGE, "route", "dns", "--data-dir", str(d), "hello", "app." + ZONE]))
     # One port free for both UDP and TCP.
     for _ in range(20):
         port = free_port(socket.SOCK_DGRAM)

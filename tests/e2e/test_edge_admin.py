@@ -10,6 +10,7 @@ import stat
 
 import pytest
 
+from common import failed, ok
 from conftest import WARREN_EDGE, run
 
 ZONE = "example.test"
@@ -22,18 +23,6 @@ def edge(*args, data_dir=None, env=None):
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
     return run(cmd + list(args), env=env)
-
-
-def ok(r):
-    assert r.returncode == 0, f"rc={r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
-    return r
-
-
-def failed(r, *needles):
-    assert r.returncode == 1, f"rc={r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
-    for n in needles:
-        assert n in r.stderr, f"{n!r} not in {r.stderr!r}"
-    return r
 
 
 def mode(path):

@@ -144,23 +144,28 @@ def test_run_serves_metrics_ready_and_healthcheck(edge_dir, procs, tmp_path):
     assert not any(k.startswith("warren_edge_dns_") for k in after)
 
 
-def test_run_flag_errors(edge_dir, tmp_path):
-    d, _ = edge_dir
+def assert_run_usage_errors(d, cases):
+    """Each (extra flags, needle) of |cases|: `warren-edge run` with a minimal
+    valid command line plus the flags exits 2 and says |needle| on stderr."""
     base = [WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", "127.0.0.1:0",
             "--http-listen", "127.0.0.1:0", "--api-listen", ""]
-    r = run(base + ["--metrics", "nohostport"])
-    assert r.returncode == 2 and '--metrics "nohostport" is not HOST:PORT' in r.stderr, r.stderr
-    r = run(base + ["--loglevel", "loud"])
-    assert r.returncode == 2 and 'unknown --loglevel "loud"' in r.stderr, r.stderr
-    # A flag that had no implementation is gone rather than silently ignored.
-    r = run(base + ["--https-listen", "127.0.0.1:0"])
-    assert r.returncode == 2 and "flag provided but not defined: -https-listen" in r.stderr, r.stderr
-    r = run(base + ["--config", str(tmp_path / "missing.yml")])
-    assert r.returncode == 2 and "missing.yml" in r.stderr, r.stderr
+    for extra, needle in cases:
+        r = run(base + extra)
+        assert r.returncode == 2 and needle in r.stderr, r.stderr
+
+
+def test_run_flag_errors(edge_dir, tmp_path):
+    d, _ = edge_dir
     bad = tmp_path / "bad.yml"
     bad.write_text("metrics: [1, 2]\n")
-    r = run(base + ["--config", str(bad)])
-    assert r.returncode == 2 and "bad.yml:1" in r.stderr, r.stderr
+    assert_run_usage_errors(d, [
+        (["--metrics", "nohostport"], '--metrics "nohostport" is not HOST:PORT'),
+        (["--loglevel", "loud"], 'unknown --loglevel "loud"'),
+        # A flag that had no implementation is gone rather than silently ignored.
+        (["--https-listen", "127.0.0.1:0"], "flag provided but not defined: -https-listen"),
+        (["--config", str(tmp_path / "missing.yml")], "missing.yml"),
+        (["--config", str(bad)], "bad.yml:1"),
+    ])
 
 
 def test_run_reads_its_flags_from_config(edge_dir, procs, tmp_path):
@@ -351,11 +356,8 @@ def test_a_flooding_source_cannot_lock_others_out(edge_dir, procs, tmp_path):
 
 def test_run_visitor_limit_flag_errors(edge_dir):
     d, _ = edge_dir
-    base = [WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", "127.0.0.1:0",
-            "--http-listen", "127.0.0.1:0", "--api-listen", ""]
-    r = run(base + ["--max-visitor-conns", "0"])
-    assert r.returncode == 2 and "--max-visitor-conns must be at least 1" in r.stderr, r.stderr
-    r = run(base + ["--max-conns-per-source", "-1"])
-    assert r.returncode == 2 and "--max-conns-per-source must be at least 0" in r.stderr, r.stderr
-    r = run(base + ["--requests-per-second-per-source", "many"])
-    assert r.returncode == 2 and "invalid value" in r.stderr, r.stderr
+    assert_run_usage_errors(d, [
+        (["--max-visitor-conns", "0"], "--max-visitor-conns must be at least 1"),
+        (["--max-conns-per-source", "-1"], "--max-conns-per-source must be at least 0"),
+        (["--requests-per-second-per-source", "many"], "invalid value"),
+    ])

@@ -21,6 +21,7 @@ import urllib.request
 import pytest
 
 import browser
+from common import failed, ok
 from conftest import WARREN_EDGE, free_port, run, wait_for
 
 ZONE = "example.test"
@@ -29,18 +30,6 @@ PASSWORD = "correct horse battery staple"
 
 def edge(*args, data_dir, env=None, input=None):
     return run([WARREN_EDGE, "--data-dir", str(data_dir)] + list(args), env=env, input=input)
-
-
-def ok(r):
-    assert r.returncode == 0, f"rc={r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
-    return r
-
-
-def failed(r, *needles):
-    assert r.returncode == 1, f"rc={r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
-    for n in needles:
-        assert n in r.stderr, f"{n!r} not in {r.stderr!r}"
-    return r
 
 
 def pem_blocks(text):

@@ -41,7 +41,9 @@ import time
 import pytest
 
 import origins
+from common import Poller, recv_head
 from conftest import ASAN, WARREN, WARREN_EDGE, ProcSet, free_port, wait_for
+from origins import ws_recv, ws_send
 
 # WARREN_CONNECTOR=/path/to/cloudflared runs these tests with the real
 # cloudflared as the connector (same flags). Run pytest inside a loopback-only
@@ -220,15 +222,14 @@ def read_response(f, method="GET"):
     return r, r.read()
 
 
-class RssSampler:
+class RssSampler(Poller):
     """Samples VmRSS (bytes) of some pids every 20 ms in a thread."""
 
     def __init__(self, pids):
+        super().__init__()
         self.pids = pids
         self.base = {pid: self.rss(pid) for pid in pids}
         self.peak = dict(self.base)
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
 
     @staticmethod
     def rss(pid):
@@ -238,22 +239,12 @@ class RssSampler:
                     return int(line.split()[1]) * 1024
         return 0
 
-    def _run(self):
-        while not self._stop.is_set():
-            for pid in self.pids:
-                try:
-                    self.peak[pid] = max(self.peak[pid], self.rss(pid))
-                except OSError:
-                    pass
-            self._stop.wait(0.02)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
+    def poll(self):
+        for pid in self.pids:
+            try:
+                self.peak[pid] = max(self.peak[pid], self.rss(pid))
+            except OSError:
+                pass
 
     def check(self, names):
         for pid, name in names.items():
@@ -700,42 +691,12 @@ def test_1000_concurrent_requests(tunnel):
 
 # --- WebSocket ---------------------------------------------------------------------------
 
-def recv_exact(s, n):
-    buf = bytearray()
-    while len(buf) < n:
-        got = s.recv(min(n - len(buf), 1 << 20))
-        if not got:
-            raise EOFError(f"connection closed after {len(buf)} of {n} bytes")
-        buf += got
-    return bytes(buf)
-
-
-def ws_recv(s):
-    fin, op, masked, n = origins.ws_parse_head(recv_exact(s, 2))
-    if n == 126:
-        n = struct.unpack("!H", recv_exact(s, 2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", recv_exact(s, 8))[0]
-    assert not masked, "a server frame arrived masked"
-    return fin, op, recv_exact(s, n)
-
-
-def ws_send(s, op, payload, fin=True):
-    s.sendall(origins.ws_frame(op, payload, mask=os.urandom(4), fin=fin))
-
-
 def test_websocket_echo(tunnel):
     s = socket.create_connection(("127.0.0.1", tunnel.port), timeout=60)
     try:
         key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall((f"GET /ws HTTP/1.1\r\nHost: {host('app')}\r\nUpgrade: websocket\r\n"
-                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                   "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            got = s.recv(1)
-            assert got, f"connection closed in the handshake: {head!r}"
-            head += got
+        s.sendall(origins.ws_upgrade_request(host('app'), key))
+        head = recv_head(s, "the handshake", step=1)
         lines = head.decode("latin-1").split("\r\n")
         assert lines[0].split(" ")[1] == "101", lines
         hdrs = {k.strip().lower(): v.strip() for k, v in

@@ -35,6 +35,7 @@ import uuid
 import pytest
 import yaml
 
+from common import read_cert
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -50,13 +51,6 @@ def cert_pem(zone, account, token, extra=""):
     b = base64.b64encode(payload).decode()
     lines = "\n".join(b[i:i + 64] for i in range(0, len(b), 64))
     return f"{extra}-----BEGIN ARGO TUNNEL TOKEN-----\n{lines}\n-----END ARGO TUNNEL TOKEN-----\n"
-
-
-def read_cert(path):
-    text = open(path).read()
-    m = re.search(r"-----BEGIN ARGO TUNNEL TOKEN-----\n(.*?)-----END ARGO TUNNEL TOKEN-----", text, re.S)
-    j = json.loads(base64.b64decode("".join(m.group(1).split())))
-    return j["zoneID"], j["accountID"], j["apiToken"]
 
 
 class Backend:

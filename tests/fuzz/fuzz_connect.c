@@ -12,6 +12,7 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "proto/connect.h"
+#include "proto/stream_head.h"
 
 #define MAXM 64
 
@@ -21,15 +22,6 @@ static const uint8_t data_sig[8] = {0x0a, 0x36, 0xcd, 0x12, 0xa1, 0x3e, 0x30, 0x
   do {                               \
     if (!(c)) __builtin_trap();      \
   } while (0)
-
-static int meta_equal(const wr_meta *a, size_t na, const wr_meta *b, size_t nb) {
-  if (na != nb) return 0;
-  for (size_t i = 0; i < na; i++)
-    if (a[i].key_len != b[i].key_len || memcmp(a[i].key, b[i].key, a[i].key_len) ||
-        a[i].val_len != b[i].val_len || memcmp(a[i].val, b[i].val, a[i].val_len))
-      return 0;
-  return 1;
-}
 
 static void check_request(const wr_connect_request *q) {
   wr_buf b1, b2;
@@ -44,7 +36,7 @@ static void check_request(const wr_connect_request *q) {
   CHECK(wr_connect_request_decode_alloc(b1.data, b1.len, NULL, NULL, 0, &r, &used) == 0);
   CHECK(used == b1.len);
   CHECK(r.type == q->type && r.has_meta == q->has_meta && r.dest_len == q->dest_len &&
-        memcmp(r.dest, q->dest, r.dest_len) == 0 && meta_equal(r.meta, r.nmeta, q->meta, q->nmeta));
+        memcmp(r.dest, q->dest, r.dest_len) == 0 && wr_meta_equal(r.meta, r.nmeta, q->meta, q->nmeta));
   CHECK(wr_connect_request_encode(&r, NULL, &b2) == 0);
   CHECK(b1.len == b2.len && memcmp(b1.data, b2.data, b1.len) == 0);
   wr_connect_request_free(NULL, &r);
@@ -64,7 +56,7 @@ static void check_response(const wr_connect_response *q) {
   CHECK(used == b1.len);
   CHECK(r.has_meta == q->has_meta && r.error_len == q->error_len &&
         memcmp(r.error, q->error, r.error_len) == 0 &&
-        meta_equal(r.meta, r.nmeta, q->meta, q->nmeta));
+        wr_meta_equal(r.meta, r.nmeta, q->meta, q->nmeta));
   CHECK(wr_connect_response_encode(&r, NULL, &b2) == 0);
   CHECK(b1.len == b2.len && memcmp(b1.data, b2.data, b1.len) == 0);
   wr_connect_response_free(NULL, &r);
@@ -82,6 +74,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   wr_connect_response r;
   size_t used = 0;
   int rv;
+  /* The response head as the edge reads it (preamble included). */
+  int bad_preamble = 0;
+  rv = wr_stream_head_decode(data, size, &r, &used, &bad_preamble);
+  CHECK(valid_rv(rv) && (!bad_preamble || rv == WR_ERR_PROTO));
+  if (rv == 0) {
+    CHECK(used > 8 && used <= size);
+    check_response(&r);
+    wr_connect_response_free(NULL, &r);
+  }
   if (size >= 8 && memcmp(data, data_sig, 8) == 0) {
     data += 8;
     size -= 8;

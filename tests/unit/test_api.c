@@ -92,11 +92,7 @@ static void start_api(fx *f) {
 
 static int setup(void **state) {
   fx *f = calloc(1, sizeof(*f));
-  char err[256];
-  snprintf(f->dir, sizeof(f->dir), "/tmp/wr-api-XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->path, sizeof(f->path), "%s/warren.db", f->dir);
-  if (wr_store_open(f->path, WR_STORE_CREATE, &f->s, err, sizeof(err)) != WR_OK) return -1;
+  if (unit_store_new("wr-api", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->s) != 0) return -1;
   if (wr_store_account_create(f->s, "test", "example.test", &f->acct) != WR_OK ||
       wr_store_zone_create(f->s, "test", f->acct.id, "example.test", &f->zone) != WR_OK ||
       wr_store_user_create(f->s, "test", f->acct.id, "admin@example.test", NULL, 0, &f->user) != WR_OK ||
@@ -115,7 +111,6 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fx *f = *state;
-  char cmd[128];
   json_decref(last.json);
   memset(&last, 0, sizeof(last));
   wr_httpd_free(f->h);
@@ -123,8 +118,7 @@ static int teardown(void **state) {
   assert_int_equal(uv_loop_close(&f->loop), 0);
   wr_api_free(f->api);
   wr_store_close(f->s);
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-  if (system(cmd) != 0) return -1;
+  if (unit_rm_rf(f->dir) != 0) return -1;
   free(f);
   return 0;
 }
@@ -1018,13 +1012,6 @@ typedef struct qfx {
   size_t n;
 } qfx;
 
-static void write_file(const char *path, const char *text) {
-  FILE *fp = fopen(path, "w");
-  assert_non_null(fp);
-  fputs(text, fp);
-  fclose(fp);
-}
-
 static void q_registered(wr_registration *r, void *user, const wr_registration_result *res) {
   cl *c = user;
   c->res = *res;
@@ -1109,9 +1096,9 @@ static void q_start(qfx *q, fx *f, const wr_tunnel *t, unsigned max_connectors, 
   assert_int_equal(wr_pki_issue(NULL, &creq, &ca, err, sizeof(err)), 0);
   wr_pki_req sreq = {.common_name = "quic.cftunnel.com", .dns = dns, .n_dns = 1, .ips = ips, .n_ips = 1, .days = 1};
   assert_int_equal(wr_pki_issue(&ca, &sreq, &srv, err, sizeof(err)), 0);
-  write_file(q->ca, ca.cert);
-  write_file(q->cert, srv.cert);
-  write_file(q->key, srv.key);
+  unit_write_file(q->ca, ca.cert);
+  unit_write_file(q->cert, srv.cert);
+  unit_write_file(q->key, srv.key);
   wr_pem_pair_free(&ca);
   wr_pem_pair_free(&srv);
   assert_int_equal(uv_loop_init(&q->loop), 0);

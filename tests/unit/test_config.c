@@ -347,8 +347,7 @@ static void test_find_default(void **state) {
   opts_fini(&o);
   free(found);
 
-  snprintf(path, sizeof(path), "rm -rf '%s'", home);
-  assert_int_equal(system(path), 0);
+  assert_int_equal(unit_rm_rf(home), 0);
   if (old) setenv("HOME", old, 1), free(old);
 }
 

@@ -9,6 +9,8 @@
 #include "golden.h"
 #include "lib/err.h"
 #include "proto/connect.h"
+#include "proto/preamble.h"
+#include "proto/stream_head.h"
 #include "unit.h"
 
 static const uint8_t data_sig[8] = {0x0a, 0x36, 0xcd, 0x12, 0xa1, 0x3e, 0x30, 0x31};
@@ -33,28 +35,19 @@ static void assert_meta(const wr_meta *m, const char *key, const char *val) {
   assert_str(m->val, m->val_len, val);
 }
 
-static int meta_equal(const wr_meta *a, size_t na, const wr_meta *b, size_t nb) {
-  if (na != nb) return 0;
-  for (size_t i = 0; i < na; i++)
-    if (a[i].key_len != b[i].key_len || memcmp(a[i].key, b[i].key, a[i].key_len) ||
-        a[i].val_len != b[i].val_len || memcmp(a[i].val, b[i].val, a[i].val_len))
-      return 0;
-  return 1;
-}
-
 static void assert_req_equal(const wr_connect_request *a, const wr_connect_request *b) {
   assert_int_equal(a->dest_len, b->dest_len);
   assert_memory_equal(a->dest, b->dest, a->dest_len);
   assert_int_equal(a->type, b->type);
   assert_int_equal(a->has_meta, b->has_meta);
-  assert_true(meta_equal(a->meta, a->nmeta, b->meta, b->nmeta));
+  assert_true(wr_meta_equal(a->meta, a->nmeta, b->meta, b->nmeta));
 }
 
 static void assert_resp_equal(const wr_connect_response *a, const wr_connect_response *b) {
   assert_int_equal(a->error_len, b->error_len);
   assert_memory_equal(a->error, b->error, a->error_len);
   assert_int_equal(a->has_meta, b->has_meta);
-  assert_true(meta_equal(a->meta, a->nmeta, b->meta, b->nmeta));
+  assert_true(wr_meta_equal(a->meta, a->nmeta, b->meta, b->nmeta));
 }
 
 /* Encodes |r|, checks the bytes equal |want| (the Go layout) when given,
@@ -730,6 +723,41 @@ static void test_encode_failmem(void **state) {
   free(raw);
 }
 
+/* proto/stream_head: preamble + ConnectResponse, fed one byte at a time,
+ * with payload after it; a wrong preamble; a malformed response. */
+static void test_stream_head(void **state) {
+  wr_buf b;
+  wr_buf_init(&b, 1 << 16, NULL);
+  uint8_t pre[WR_PREAMBLE_DATA_LEN];
+  assert_int_equal(wr_preamble_write(WR_PREAMBLE_DATA, pre, sizeof(pre)), WR_PREAMBLE_DATA_LEN);
+  wr_buf_append(&b, pre, sizeof(pre));
+  wr_connect_response in = {.error = "nope", .error_len = 4, .has_meta = 1};
+  assert_int_equal(wr_connect_response_encode(&in, NULL, &b), WR_OK);
+  size_t head_len = b.len;
+  wr_buf_append(&b, "payload", 7);
+  wr_connect_response cr;
+  size_t used = 99;
+  int bad = 1;
+  for (size_t n = 0; n < head_len; n++) {
+    assert_int_equal(wr_stream_head_decode(b.data, n, &cr, &used, &bad), WR_AGAIN);
+    assert_int_equal(bad, 0);
+  }
+  assert_int_equal(wr_stream_head_decode(b.data, b.len, &cr, &used, &bad), WR_OK);
+  assert_int_equal(used, head_len);
+  assert_int_equal(cr.error_len, 4);
+  assert_memory_equal(cr.error, "nope", 4);
+  wr_connect_response_free(NULL, &cr);
+  b.data[0] ^= 0xff;
+  assert_int_equal(wr_stream_head_decode(b.data, b.len, &cr, &used, &bad), WR_ERR_PROTO);
+  assert_int_equal(bad, 1);
+  b.data[0] ^= 0xff;
+  memset(b.data + 8, 0xff, 8); /* a segment table no decoder accepts */
+  int rv = wr_stream_head_decode(b.data, b.len, &cr, &used, &bad);
+  assert_true(rv != WR_OK && rv != WR_AGAIN);
+  assert_int_equal(bad, 0);
+  wr_buf_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_http_get),         cmocka_unit_test(test_http_404),
@@ -739,7 +767,7 @@ int main(void) {
       cmocka_unit_test(test_encode_inval),     cmocka_unit_test(test_alloc_and_limits),
       cmocka_unit_test(test_meta_get),         cmocka_unit_test(test_truncated),
       cmocka_unit_test(test_corrupt_every_byte), cmocka_unit_test(test_malformed),
-      cmocka_unit_test(test_encode_failmem),
+      cmocka_unit_test(test_encode_failmem),   cmocka_unit_test(test_stream_head),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

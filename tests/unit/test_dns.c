@@ -627,25 +627,11 @@ typedef struct srv_fixture {
 
 static int64_t fixed_clock(void *user) { return *(int64_t *)user; }
 
-static void rm_dir(const char *dir) {
-  static const char *const names[] = {"warren.db", "warren.db-wal", "warren.db-shm"};
-  char p[200];
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-    snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
-    unlink(p);
-  }
-  rmdir(dir);
-}
-
 static int srv_setup(void **state) {
   srv_fixture *f = calloc(1, sizeof(*f));
-  char err[256];
   wr_route r;
   wr_route_change ch;
-  snprintf(f->dir, sizeof(f->dir), "/tmp/wr-dns-XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->path, sizeof(f->path), "%s/warren.db", f->dir);
-  if (wr_store_open(f->path, WR_STORE_CREATE, &f->s, err, sizeof(err)) != WR_OK) return -1;
+  if (unit_store_new("wr-dns", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->s) != 0) return -1;
   f->now = 1700000000;
   wr_store_set_clock(f->s, fixed_clock, &f->now);
   if (wr_store_account_create(f->s, "test", "acct", &f->acct) != WR_OK ||
@@ -687,7 +673,7 @@ static int srv_teardown(void **state) {
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   wr_store_close(f->s);
-  rm_dir(f->dir);
+  unit_rm_rf(f->dir);
   free(f);
   return 0;
 }
@@ -1376,22 +1362,14 @@ static int free_port(void) {
   return -1;
 }
 
-static void write_file(const char *path, const char *text) {
-  FILE *fp = fopen(path, "w");
-  assert_non_null(fp);
-  fputs(text, fp);
-  fclose(fp);
-}
-
 /* Starts knotd on 127.0.0.1 serving example.org, updatable with the key. */
 static int knot_start(knot *k) {
   char path[160], conf[2048];
-  snprintf(k->dir, sizeof(k->dir), "/tmp/wr-knot-XXXXXX");
-  if (!mkdtemp(k->dir)) return -1;
+  if (!unit_tmpdir(k->dir, sizeof(k->dir), "wr-knot")) return -1;
   chmod(k->dir, 0755);
   k->port = free_port();
   snprintf(path, sizeof(path), "%s/example.org.zone", k->dir);
-  write_file(path, "$ORIGIN example.org.\n$TTL 300\n"
+  unit_write_file(path, "$ORIGIN example.org.\n$TTL 300\n"
                    "@ SOA ns1.example.org. hostmaster.example.org. 1 3600 600 604800 60\n"
                    "@ NS ns1.example.org.\nns1 A 127.0.0.1\n");
   snprintf(conf, sizeof(conf),
@@ -1404,7 +1382,7 @@ static int knot_start(knot *k) {
            "zone:\n  - domain: example.org\n    file: example.org.zone\n    acl: up\n",
            k->port, k->dir, k->dir, k->dir, k->dir);
   snprintf(path, sizeof(path), "%s/knot.conf", k->dir);
-  write_file(path, conf);
+  unit_write_file(path, conf);
   k->pid = fork();
   if (k->pid == 0) {
     int null = open("/dev/null", O_WRONLY);
@@ -1429,13 +1407,11 @@ static int knot_start(knot *k) {
 }
 
 static void knot_stop(knot *k) {
-  char cmd[128];
   if (k->pid > 0) {
     kill(k->pid, SIGTERM);
     waitpid(k->pid, NULL, 0);
   }
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", k->dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", k->dir);
+  if (unit_rm_rf(k->dir) != 0) fprintf(stderr, "could not remove %s\n", k->dir);
 }
 
 typedef struct cb_result {

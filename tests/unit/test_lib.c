@@ -265,6 +265,39 @@ static void test_flag_precedence(void **state) {
   assert_int_equal(wr_cli_main(&root, "prog", 4, argv3), WR_EXIT_USAGE);
 }
 
+/* A subcommand's flag of the same name shadows the ancestor's definition
+ * (its alias, env, default); aliases resolve to the newest flag; values
+ * set before stay. wr_opts_copy_from keeps only the sources asked for. */
+static void test_flag_shadowing_and_copy(void **state) {
+  (void)state;
+  static const wr_flag parent[] = {
+      {"output", "o", "TEST_WR_OUT", WR_FLAG_STRING, "default", "log format"},
+      {"overwrite-dns", "f", NULL, WR_FLAG_BOOL, NULL, "parent -f"},
+      {"url", NULL, NULL, WR_FLAG_STRING, NULL, "url"},
+      {NULL}};
+  static const wr_flag child[] = {
+      {"output", "o", NULL, WR_FLAG_STRING, "yaml", "list format"},
+      {"force", "f", NULL, WR_FLAG_BOOL, NULL, "child -f"},
+      {NULL}};
+  wr_opts o;
+  wr_opts_init(&o, "prog", parent);
+  assert_int_equal(wr_opts_set(&o, "url", "http://x", WR_SRC_CONFIG), 0);
+  assert_int_equal(wr_opts_set(&o, "overwrite-dns", "true", WR_SRC_CLI), 0);
+  wr_opts_add_flags(&o, child);
+  assert_string_equal(wr_opts_get(&o, "output"), "yaml"); /* the child's default */
+  assert_string_equal(wr_opts_find(&o, "f")->flag->name, "force");
+  assert_true(wr_opts_bool(&o, "overwrite-dns"));
+  wr_opts c;
+  wr_opts_copy_from(&c, &o, WR_SRC_ENV);
+  assert_false(wr_opts_isset(&c, "url")); /* config values dropped */
+  assert_true(wr_opts_bool(&c, "overwrite-dns"));
+  assert_int_equal(wr_opts_set(&c, "url", "http://y", WR_SRC_CONFIG), 0);
+  assert_string_equal(wr_opts_get(&c, "url"), "http://y");
+  assert_string_equal(wr_opts_get(&o, "url"), "http://x");
+  wr_opts_free(&c);
+  wr_opts_free(&o);
+}
+
 /* The reference vectors of the SipHash paper: key 00..0f, message
  * 00..n-1 (the paper's appendix example is n = 15). */
 static void test_siphash_reference(void **state) {
@@ -301,9 +334,7 @@ static void test_file_helpers(void **state) {
   char *e = wr_path_expand("~/.cloudflared/cert.pem");
   assert_string_equal(e, "/home/x/.cloudflared/cert.pem");
   free(e);
-  char cmd[300];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  assert_int_equal(system(cmd), 0);
+  assert_int_equal(unit_rm_rf(dir), 0);
 }
 
 int main(void) {
@@ -313,6 +344,7 @@ int main(void) {
       cmocka_unit_test(test_pct_decode), cmocka_unit_test(test_base64_decode_flags),
       cmocka_unit_test(test_buf_limit),            cmocka_unit_test(test_durations),
       cmocka_unit_test(test_flag_precedence),      cmocka_unit_test(test_file_helpers),
+      cmocka_unit_test(test_flag_shadowing_and_copy),
       cmocka_unit_test(test_siphash_reference),
   };
   return cmocka_run_group_tests_name("lib", tests, NULL, NULL);

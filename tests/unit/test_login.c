@@ -94,10 +94,7 @@ static void add_user(fx *f, const wr_account *a, const char *email, unsigned ite
 static int setup(void **state) {
   fx *f = calloc(1, sizeof(*f));
   char err[256];
-  snprintf(f->dir, sizeof(f->dir), "/tmp/wr-login-XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->db, sizeof(f->db), "%s/warren.db", f->dir);
-  if (wr_store_open(f->db, WR_STORE_CREATE, &f->s, err, sizeof(err)) != WR_OK) return -1;
+  if (unit_store_new("wr-login", f->dir, sizeof(f->dir), f->db, sizeof(f->db), &f->s) != 0) return -1;
   if (wr_store_account_create(f->s, "test", "example.test", &f->acct) != WR_OK ||
       wr_store_zone_create(f->s, "test", f->acct.id, "example.test", &f->zone) != WR_OK ||
       wr_store_zone_create(f->s, "test", f->acct.id, "other.test", &f->zone2) != WR_OK ||
@@ -120,10 +117,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fx *f = *state;
-  char cmd[128];
   wr_store_close(f->s);
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-  if (system(cmd) != 0) return -1;
+  if (unit_rm_rf(f->dir) != 0) return -1;
   free(f);
   return 0;
 }

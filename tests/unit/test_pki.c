@@ -54,21 +54,9 @@ static int has_ip(gnutls_x509_crt_t crt, const char *text) {
 }
 
 static char *make_tmpdir(void) {
-  char tmpl[] = "/tmp/wr-pki-XXXXXX";
-  char *d = mkdtemp(tmpl);
-  assert_non_null(d);
-  return strdup(d);
-}
-
-static void rm_dir(const char *dir) {
-  static const char *const names[] = {WR_PKI_CA_CERT, WR_PKI_CA_KEY, WR_PKI_SERVER_CERT,
-                                      WR_PKI_SERVER_KEY, WR_PKI_ORIGIN_CA_CERT, WR_PKI_ORIGIN_CA_KEY};
-  char path[512];
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-    snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-    unlink(path);
-  }
-  rmdir(dir);
+  char tmpl[32];
+  assert_non_null(unit_tmpdir(tmpl, sizeof(tmpl), "wr-pki"));
+  return strdup(tmpl);
 }
 
 static void test_ca_and_leaf_verify(void **state) {
@@ -219,7 +207,7 @@ static void test_init_dir(void **state) {
   wr_pem_pair_free(&ca);
   wr_pem_pair_free(&server);
   wr_pem_pair_free(&origin_ca);
-  rm_dir(dir);
+  unit_rm_rf(dir);
   free(dir);
 }
 
@@ -256,7 +244,7 @@ static void test_origin_cert(void **state) {
   wr_pem_pair_free(&origin);
   wr_pem_pair_free(&origin_ca);
   wr_pem_pair_free(&edge_ca);
-  rm_dir(dir);
+  unit_rm_rf(dir);
   free(dir);
 }
 

@@ -230,9 +230,7 @@ static void test_edge_page(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
   wr_tunnel_server_free(ts);
   wr_store_close(s);
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", path);
-  assert_int_equal(system(cmd), 0);
+  assert_int_equal(unit_rm_rf(path), 0);
 }
 
 int main(void) {

@@ -23,26 +23,9 @@ typedef struct fixture {
 
 static int64_t fixed_clock(void *user) { return *(int64_t *)user; }
 
-static void rm_store(const char *dir) {
-  static const char *const names[] = {"warren.db", "warren.db-wal", "warren.db-shm", "junk.db"};
-  char p[160];
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-    snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
-    unlink(p);
-  }
-  rmdir(dir);
-}
-
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof(*f));
-  char err[256];
-  snprintf(f->dir, sizeof(f->dir), "/tmp/wr-store-XXXXXX");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->path, sizeof(f->path), "%s/warren.db", f->dir);
-  if (wr_store_open(f->path, WR_STORE_CREATE, &f->s, err, sizeof(err)) != WR_OK) {
-    fprintf(stderr, "open: %s\n", err);
-    return -1;
-  }
+  if (unit_store_new("wr-store", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->s) != 0) return -1;
   if (wr_store_account_create(f->s, "test", "example.test", &f->acct) != WR_OK) return -1;
   if (wr_store_zone_create(f->s, "test", f->acct.id, "example.test", &f->zone) != WR_OK) return -1;
   *state = f;
@@ -52,7 +35,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture *f = *state;
   wr_store_close(f->s);
-  rm_store(f->dir);
+  unit_rm_rf(f->dir);
   free(f);
   return 0;
 }

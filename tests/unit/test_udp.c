@@ -110,6 +110,8 @@ struct ctx {
   wr_dgram_mux *mux;
   wr_remote_config *rc;
   wr_ingress *ing;
+  wr_ingress *applied[8]; /* sets of rules the remote config handed over */
+  size_t napplied;
   uv_udp_t echo;
   uint16_t echo_port;
   uint8_t dg[MAXDG][1400];
@@ -320,6 +322,15 @@ static wr_ingress *ingress_of(const char *yaml) {
   return ing;
 }
 
+/* The connector's role: take the new rules and serve new streams with them
+ * (kept until the end here, as no stream outlives the test). */
+static void remote_apply(void *user, wr_ingress *ing) {
+  ctx *c = user;
+  assert_true(c->napplied < sizeof(c->applied) / sizeof(c->applied[0]));
+  c->applied[c->napplied++] = ing;
+  wr_proxy_set_ingress(c->proxy, ing);
+}
+
 static void ctx_start(ctx *c, int warp, size_t cap) {
   wr_quic_config ccfg = {0}, scfg = {0};
   static wr_quic_callbacks ecbs, kcbs;
@@ -355,7 +366,7 @@ static void ctx_start(ctx *c, int warp, size_t cap) {
   mc.proxy = c->proxy;
   mc.max_sessions_per_conn = cap;
   assert_int_equal(wr_dgram_mux_new(&mc, &c->mux), WR_OK);
-  c->rc = wr_remote_config_new(c->proxy);
+  c->rc = wr_remote_config_new(remote_apply, c);
   memset(&svc, 0, sizeof(svc));
   wr_dgram_mux_services(c->mux, &svc);
   wr_remote_config_services(c->rc, &svc);
@@ -403,6 +414,7 @@ static void ctx_stop(ctx *c) {
   wr_quic_tls_free(c->ctls);
   wr_quic_tls_free(c->stls);
   wr_ingress_free(c->ing);
+  for (size_t i = 0; i < c->napplied; i++) wr_ingress_free(c->applied[i]);
 }
 
 /* ---- edge actions ------------------------------------------------------------------ */

@@ -36,7 +36,8 @@
 #define BIG_SIZE (8u * 1024u * 1024u)
 #define EARLY_BODY (300u * 1024u)
 
-static char tmpdir[64], ca_path[128], cert_path[128], key_path[128], db_path[128];
+static unit_pki pki; /* ca.pem, and the tunnel server's cert.pem and key.pem */
+static char db_path[128];
 static wr_store *store;
 static wr_account account;
 static wr_zone zone;
@@ -133,13 +134,6 @@ static int conn_failures;
     }                                                                       \
   } while (0)
 #define CHECK_EQ(a, b) CHECK((a) == (b))
-
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
-}
 
 /* ---- fake connector ---------------------------------------------------------------- */
 
@@ -417,7 +411,7 @@ static void cl_stream_close(wr_quic_conn *c, int64_t sid, int has_code, uint64_t
 
 static wr_quic_config client_cfg(void) {
   wr_quic_config c = {0};
-  c.ca_file = ca_path;
+  c.ca_file = pki.ca;
   return c;
 }
 
@@ -491,25 +485,9 @@ static void *loop_main(void *arg) {
 
 static int group_setup(void **state) {
   char err[256];
-  wr_pem_pair ca = {0}, srv = {0};
   static const char *const dns[] = {"quic.cftunnel.com", "localhost"};
-  static const char *const ips[] = {"127.0.0.1"};
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/wr-vis-XXXXXX");
-  if (!mkdtemp(tmpdir)) return -1;
-  snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", tmpdir);
-  snprintf(cert_path, sizeof(cert_path), "%s/tunnel-server.pem", tmpdir);
-  snprintf(key_path, sizeof(key_path), "%s/tunnel-server.key", tmpdir);
-  snprintf(db_path, sizeof(db_path), "%s/edge.db", tmpdir);
-  wr_pki_req creq = {.common_name = "Warren test CA", .is_ca = 1, .days = 1};
-  if (wr_pki_issue(NULL, &creq, &ca, err, sizeof(err)) != 0) return -1;
-  wr_pki_req sreq = {.common_name = "quic.cftunnel.com", .dns = dns, .n_dns = 2, .ips = ips,
-                     .n_ips = 1, .days = 1};
-  if (wr_pki_issue(&ca, &sreq, &srv, err, sizeof(err)) != 0) return -1;
-  write_file(ca_path, ca.cert);
-  write_file(cert_path, srv.cert);
-  write_file(key_path, srv.key);
-  wr_pem_pair_free(&ca);
-  wr_pem_pair_free(&srv);
+  if (unit_pki_make(&pki, "wr-vis", "quic.cftunnel.com", dns, 2) != 0) return -1;
+  snprintf(db_path, sizeof(db_path), "%s/edge.db", pki.dir);
   if (wr_store_open(db_path, WR_STORE_CREATE, &store, err, sizeof(err)) != 0) return -1;
   if (wr_store_account_create(store, "test", "acme", &account) != 0) return -1;
   if (wr_store_zone_create(store, "test", account.id, "example.test", &zone) != 0) return -1;
@@ -526,8 +504,8 @@ static int group_setup(void **state) {
   memset(&w, 0, sizeof(w));
   if (uv_loop_init(&w.loop) != 0) return -1;
   wr_quic_config ccfg = client_cfg(), scfg = {0};
-  scfg.cert_file = cert_path;
-  scfg.key_file = key_path;
+  scfg.cert_file = pki.cert;
+  scfg.key_file = pki.key;
   if (wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &w.ctls, NULL, 0) != 0) return -1;
   if (wr_quic_tls_new(WR_QUIC_SERVER, &scfg, &w.stls, NULL, 0) != 0) return -1;
   wr_tunnel_server_config tc = {.store = store};
@@ -571,7 +549,6 @@ static int group_setup(void **state) {
 }
 
 static int group_teardown(void **state) {
-  char cmd[128];
   usleep(200000); /* let the last visitor's close reach the edge */
   uv_async_send(&w.stop);
   pthread_join(w.thread, NULL);
@@ -599,8 +576,7 @@ static int group_teardown(void **state) {
   free(obs.raw);
   free(obs.body);
   wr_store_close(store);
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-  return system(cmd) == 0 && ok ? 0 : -1;
+  return unit_rm_rf(pki.dir) == 0 && ok ? 0 : -1;
 }
 
 /* ---- the visitor: blocking sockets --------------------------------------------- */

@@ -1,12 +1,14 @@
 #include "unit.h"
 
 #include <ctype.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "edge/pki.h"
+#include "edge/store.h"
 #include "lib/err.h"
 #include "lib/file.h"
 
@@ -122,4 +124,42 @@ void unit_pki_remove(unit_pki *p) {
   unlink(p->cert);
   unlink(p->key);
   rmdir(p->dir);
+}
+
+char *unit_tmpdir(char *dir, size_t size, const char *prefix) {
+  snprintf(dir, size, "/tmp/%s-XXXXXX", prefix);
+  return mkdtemp(dir);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)ftw;
+  return (flag == FTW_DP ? rmdir(path) : unlink(path)) == 0 ? 0 : -1;
+}
+
+int unit_rm_rf(const char *path) {
+  return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+void unit_write_file(const char *path, const char *text) {
+  FILE *fp = fopen(path, "w");
+  assert_non_null(fp);
+  fputs(text, fp);
+  assert_int_equal(fclose(fp), 0);
+}
+
+int unit_store_new(const char *prefix, char *dir, size_t dirsize, char *path, size_t pathsize,
+                   struct wr_store **s) {
+  char db[256], err[WR_STORE_ERRMSG_MAX];
+  if (!unit_tmpdir(dir, dirsize, prefix)) {
+    perror("mkdtemp");
+    return -1;
+  }
+  snprintf(db, sizeof(db), "%s/warren.db", dir);
+  if (path) snprintf(path, pathsize, "%s", db);
+  if (wr_store_open(db, WR_STORE_CREATE, s, err, sizeof(err)) != WR_OK) {
+    fprintf(stderr, "store: %s\n", err);
+    return -1;
+  }
+  return 0;
 }

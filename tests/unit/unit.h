@@ -39,4 +39,22 @@ int unit_pki_make(unit_pki *p, const char *prefix, const char *cn, const char *c
 /* Removes the four files; the directory goes too if nothing else is left. */
 void unit_pki_remove(unit_pki *p);
 
+/* "/tmp/<prefix>-XXXXXX" made with mkdtemp into |dir| (|size| bytes).
+ * Returns |dir|, or NULL (errno set) if it cannot. */
+char *unit_tmpdir(char *dir, size_t size, const char *prefix);
+/* Removes |path| and, if it is a directory, everything below it (without
+ * following links), like `rm -rf`. Returns 0, or -1 if something is left. */
+int unit_rm_rf(const char *path);
+/* Writes |text| to |path| (fopen "w": created with the umask's mode, or
+ * truncated); fails the test if it cannot. */
+void unit_write_file(const char *path, const char *text);
+
+/* A new store for a test: a temporary directory (unit_tmpdir) in |dir| and
+ * its warren.db, created, in |path| (NULL: not wanted). Returns 0 with *s
+ * open, or -1 after printing why. unit_rm_rf(dir) removes it all after
+ * wr_store_close. */
+struct wr_store;
+int unit_store_new(const char *prefix, char *dir, size_t dirsize, char *path, size_t pathsize,
+                   struct wr_store **s);
+
 #endif

@@ -1,0 +1,162 @@
+"""Helpers shared by the end-to-end tests, bench/bench.py and scripts/soak.py
+(the scripts put tests/e2e on sys.path). Standard library only, no pytest:
+the scripts run without it. Fixtures live in conftest.py."""
+import base64
+import json
+import os
+import re
+import resource
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+
+def raise_nofile():
+    """Raises the soft limit on open files to 65536 (or the hard limit if
+    lower): load generators open thousands of sockets, and the processes they
+    start inherit the limit. Failing to raise it is not an error."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port the kernel says is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def recv_head(sock, what, step=65536):
+    """Reads from |sock| until an HTTP head is complete; returns every byte
+    read (with |step| 1, none past the blank line). ConnectionError naming
+    |what| if the peer closes first."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        got = sock.recv(step)
+        if not got:
+            raise ConnectionError(f"closed in {what}: {buf[:200]!r}")
+        buf += got
+    return buf
+
+
+def read_cert(path):
+    """(zoneID, accountID, apiToken) from the ARGO TUNNEL TOKEN block of a
+    cert.pem; ValueError if there is none."""
+    text = open(path).read()
+    m = re.search(r"-----BEGIN ARGO TUNNEL TOKEN-----\n(.*?)-----END ARGO TUNNEL TOKEN-----", text, re.S)
+    if not m:
+        raise ValueError(f"no ARGO TUNNEL TOKEN block in {path}")
+    j = json.loads(base64.b64decode("".join(m.group(1).split())))
+    return j["zoneID"], j["accountID"], j["apiToken"]
+
+
+def ok(r):
+    """Asserts the finished command r (a CompletedProcess) exited 0."""
+    assert r.returncode == 0, f"rc={r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    return r
+
+
+def failed(r, *needles):
+    """Asserts r exited 1 and said each of |needles| on stderr."""
+    assert r.returncode == 1, f"rc={r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    for n in needles:
+        assert n in r.stderr, f"{n!r} not in {r.stderr!r}"
+    return r
+
+
+class Poller:
+    """Used as a context manager, calls self.poll() every |interval| seconds
+    in a daemon thread until the block ends (e.g. to sample peak memory)."""
+
+    interval = 0.02
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def poll(self):
+        raise NotImplementedError
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.poll()
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+class Proc:
+    """A started program in its own session (so its whole process group can
+    be killed), stdin from /dev/null, stdout and stderr appended to |log|.
+    Used by bench.py and soak.py; the e2e tests use conftest.Proc."""
+
+    def __init__(self, args, log, env=None, name=None):
+        self.args = [str(a) for a in args]
+        self.name = name or os.path.basename(self.args[0])
+        self.log = log
+        with open(log, "ab") as out:
+            self.p = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=out,
+                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def output(self):
+        """The log so far ("" if it cannot be read)."""
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def find_output(self, needle, timeout, start=0, interval=0.02):
+        """Offset of |needle| in the log at or after |start|, polling every
+        |interval| s; None once the process has exited or |timeout| s passed
+        without it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            i = self.output().find(needle, start)
+            if i >= 0:
+                return i
+            if not self.alive() or time.monotonic() > deadline:
+                return None
+            time.sleep(interval)
+
+    def stop(self, timeout, sig=signal.SIGTERM):
+        """Sends |sig|, and SIGKILL to the group after |timeout| s; returns
+        the exit status."""
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            self.wait_exit(timeout)
+        return self.p.returncode
+
+    def wait_exit(self, timeout):
+        """The exit status; SIGKILL (status -9) if it takes over |timeout| s."""
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return self.p.returncode
+
+    def kill(self):
+        """SIGKILL to the process group; returns the exit status."""
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return self.p.wait()
