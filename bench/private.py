@@ -197,6 +197,8 @@ def pct(xs, p):
 
 
 def ping(net, host):
+    """ping_count echoes from the edge namespace to |host|; every echo's RTT
+    (ping's own time=, ms), p50 and p99."""
     n = S["ping_count"]
     r = sh(net.edge, "ping", "-n", "-c", n, "-i", S["ping_interval_s"], "-W", 2, host, check=False,
            timeout=n * max(S["ping_interval_s"], 0.01) + 60)
@@ -296,8 +298,8 @@ def flows(net, pids):
 
 def measure(net, edge, conn, direct):
     out = {}
-    # The first echo sets the flow up (an RPC for UDP); the figures are of
-    # packets on a live flow.
+    # The first echo sets the ICMP flow up at the edge and the connector; the
+    # figures are of echoes on a live flow.
     sh(net.edge, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", PRIVATE_HOST, check=False)
     if direct:
         out["direct_ping"] = ping(net, CONN_VETH)
