@@ -7,10 +7,13 @@
       NAME is direct (visitor -> nginx), warren (visitor -> warren-edge ->
       QUIC -> warren -> nginx) or cloudflared (the same with cloudflared as
       the connector; run it inside a loopback-only network namespace).
-  bench.py report PART.json... --md FILE --json FILE [--readme FILE]
+  bench.py report [PART.json...] --md FILE --json FILE [--readme FILE]
+                [--private FILE]
       Merges the per-path files, adds the ratios to the direct path, writes
       the Markdown table and the JSON file (and the table into the README
-      between its <!-- bench:latest --> markers).
+      between its <!-- bench:latest --> markers). --private adds the
+      private-path section from bench/private.py's JSON (README markers
+      <!-- bench:private -->).
 
 scripts/bench.sh (`make bench`) drives both; bench/README.md says what each
 figure means and which ones are approximations."""
@@ -892,7 +895,7 @@ def serve(args):
 
 # --- report -----------------------------------------------------------------------------
 
-def machine_info(cloudflared=None):
+def machine_info(cloudflared=None, iperf3=False):
     model = "?"
     try:
         with open("/proc/cpuinfo") as f:
@@ -923,6 +926,8 @@ def machine_info(cloudflared=None):
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     if cloudflared:
         info["cloudflared"] = ver([cloudflared, "--version"])
+    if iperf3:
+        info["iperf3"] = (ver(["iperf3", "--version"]) or "").split(" (")[0]
     return info
 
 
@@ -1045,7 +1050,12 @@ def report(args):
     order = [n for n in ("direct", "warren", "cloudflared") if n in parts]
     direct = parts.get("direct", {})
     cf = parts.get("cloudflared")
-    info = machine_info(parts.get("cloudflared", {}).get("connector_binary"))
+    priv = None
+    if args.private:
+        with open(args.private) as f:
+            priv = json.load(f)
+    info = machine_info(parts.get("cloudflared", {}).get("connector_binary")
+                        or (priv or {}).get("cloudflared"), iperf3=priv is not None)
     table = []
     for key, label, unit, higher, f in rows():
         vals = {n: (f(parts[n]) if parts[n].get("ok", True) or True else None) for n in order}
@@ -1101,6 +1111,14 @@ def report(args):
             f"{S['extra_tunnels']} extra tunnels; open-loop latency at {S['lat_rate']:,} req/s over "
             f"{S['lat_connections']} conns for {S['lat_seconds']} s (after "
             f"{S['lat_warmup_seconds']} s warm-up)."]
+    if not parts:  # a private-path-only run (BENCH_PRIVATE=only)
+        head = head[:1]
+    psec = []
+    if priv is not None:
+        import private  # bench/private.py, next to this file
+        psec = private.section_lines(priv)
+        result["private"] = {"figures": private.figures(priv), "raw": priv}
+        head.append(f"Private path tools: {info.get('iperf3') or 'iperf3 ?'}, ping (iputils).")
     notes = []
     for n in order:
         p = parts[n]
@@ -1148,9 +1166,9 @@ def report(args):
         notes.append(f"- {n}: p99 added over direct: {v:.2f} ms")
     for n, v in result["p99_added_fixed_rate_ms"].items():
         notes.append(f"- {n}: p99 added over direct at fixed rate: {v:.2f} ms")
-    md = "\n".join(["# Warren benchmark (`make bench`)", "", *head, "", *lines, "",
-                    "Ratios: the path's figure divided by the direct path's (for RSS, CPU and bytes "
-                    "lower is better). Method and caveats: bench/README.md.", "", *notes, ""])
+    http = ["", *lines, "", "Ratios: the path's figure divided by the direct path's (for RSS, CPU "
+            "and bytes lower is better). Method and caveats: bench/README.md.", "", *notes] if parts else []
+    md = "\n".join(["# Warren benchmark (`make bench`)", "", *head, *http, "", *psec, ""])
     os.makedirs(os.path.dirname(os.path.abspath(args.md)), exist_ok=True)
     with open(args.md, "w") as f:
         f.write(md)
@@ -1159,12 +1177,18 @@ def report(args):
     if args.readme and os.path.exists(args.readme):
         with open(args.readme) as f:
             text = f.read()
-        a, b = "<!-- bench:latest -->", "<!-- /bench:latest -->"
-        if a in text and b in text:
-            body = "\n".join(["", *head, "", *lines, "", *notes, ""])
-            text = text.split(a)[0] + a + "\n" + body + "\n" + b + text.split(b, 1)[1]
-            with open(args.readme, "w") as f:
-                f.write(text)
+        # Each section is replaced only when this run measured it.
+        sections = []
+        if parts:
+            sections.append(("latest", ["", *head, "", *lines, "", *notes, ""]))
+        if psec:
+            sections.append(("private", ["", head[0], "", *psec, ""]))
+        for name, body in sections:
+            a, b = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+            if a in text and b in text:
+                text = text.split(a)[0] + a + "\n" + "\n".join(body) + "\n" + b + text.split(b, 1)[1]
+        with open(args.readme, "w") as f:
+            f.write(text)
     print(md)
     return 0
 
@@ -1188,10 +1212,11 @@ def main():
     v.add_argument("--latency", help="bench/latency.c binary: the JSON line then has the "
                    "fixed-rate command for this path (latency_cmd)")
     r = sub.add_parser("report")
-    r.add_argument("parts", nargs="+")
+    r.add_argument("parts", nargs="*")
     r.add_argument("--md", required=True)
     r.add_argument("--json", required=True)
     r.add_argument("--readme")
+    r.add_argument("--private", help="bench/private.py's JSON: adds the private-path section")
     args = ap.parse_args()
     if args.cmd == "path":
         log("load average before:", open("/proc/loadavg").read().strip())

@@ -5,12 +5,16 @@
 # (that path runs inside a loopback-only network namespace: cloudflared looks
 # up DNS records at start). Writes bench/results/latest.md and latest.json and
 # the table into bench/README.md. See bench/README.md for the figures.
+# Then the private path (bench/private.py): ping, iperf3 TCP/UDP and flows per
+# GiB through TUN -> warren-edge -> connector, in two network namespaces, for
+# each connector path in BENCH_PATHS (needs root and /dev/net/tun).
 #
 #   make bench                                   direct + warren
 #   make bench CLOUDFLARED=/opt/cloudflared/cloudflared
 #   BENCH_PATHS="warren" scripts/bench.sh        one path only (no report ratios then)
 #   BENCH_KEEP=1 ...                             keep every path's work dir and logs
 #   BENCH_RESULTS=/tmp/x ...                     write the results there (README untouched)
+#   BENCH_PRIVATE=0 | only                       skip the private path | run only it
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/${WARREN_BUILD:-build}
@@ -19,7 +23,7 @@ py=/usr/bin/python3
 cf=${CLOUDFLARED:-}
 
 # --- packages the benchmark needs beyond `make deps` (apt-get only if missing) ---
-pkgs=(nginx-light wrk curl iproute2 python3 time)
+pkgs=(nginx-light wrk curl iproute2 python3 time iperf3 iputils-ping)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -60,11 +64,14 @@ cleanup() {
 trap cleanup EXIT
 
 paths=${BENCH_PATHS:-direct warren${cf:+ cloudflared}}
+private=${BENCH_PRIVATE:-1}
+http_paths=$paths
+[ "$private" = only ] && http_paths=""
 keep=()
 [ -n "${BENCH_KEEP:-}" ] && keep=(--keep)
 parts=()
 start=$(date +%s)
-for path in $paths; do
+for path in $http_paths; do
   echo "bench: path $path"
   args=(bench/bench.py path "$path" --out "$work/$path.json" --build "$bin" --ws-echo "$ws_echo" --latency "$latency" "${keep[@]}")
   rc=0
@@ -82,6 +89,28 @@ for path in $paths; do
   [ "$rc" -eq 0 ] || echo "bench: path $path reported a failure (rc $rc); see its JSON" >&2
   [ -f "$work/$path.json" ] && parts+=("$work/$path.json")
 done
+
+# --- the private path: TUN -> warren-edge -> connector, per connector path ---
+report_private=()
+if [ "$private" != 0 ]; then
+  conns=()
+  for path in $paths; do
+    case $path in warren|cloudflared) conns+=("$path") ;; esac
+  done
+  if [ ${#conns[@]} -eq 0 ]; then
+    echo "bench: private path skipped (no connector in BENCH_PATHS)"
+  elif [ "$(id -u)" -ne 0 ] || [ ! -e /dev/net/tun ]; then
+    echo "bench: private path skipped (needs root and /dev/net/tun)" >&2
+  else
+    echo "bench: private path (${conns[*]})"
+    list=$(IFS=,; echo "${conns[*]}")
+    rc=0
+    (cd "$root" && "$py" bench/private.py run --out "$work/private.json" --build "$bin" \
+      --connectors "$list" ${cf:+--cloudflared "$cf"} "${keep[@]}") || rc=$?
+    [ "$rc" -eq 0 ] || echo "bench: private path reported a failure (rc $rc); see its JSON" >&2
+    [ -f "$work/private.json" ] && report_private=(--private "$work/private.json")
+  fi
+fi
 echo "bench: measured in $(( $(date +%s) - start )) s"
 
 mkdir -p "$results"
@@ -89,6 +118,6 @@ mkdir -p "$results"
 readme=()
 [ -z "${BENCH_RESULTS:-}" ] && readme=(--readme "$root/bench/README.md")
 "$py" "$root/bench/bench.py" report "${parts[@]}" --md "$results/latest.md" \
-  --json "$results/latest.json" "${readme[@]}"
+  --json "$results/latest.json" "${readme[@]}" "${report_private[@]}"
 rm -rf "$work"
 echo "bench: wrote $results/latest.md and $results/latest.json"
