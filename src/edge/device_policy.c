@@ -5,43 +5,37 @@
 
 #include "lib/err.h"
 
-/* Copies the next comma-separated entry of |*p| without surrounding spaces
- * into |buf| and advances |*p|. Returns 0 at the end, -1 for an entry that
- * does not fit (it can only be malformed), else 1. */
-static int next_entry(const char **p, char *buf, size_t size) {
-  const char *s = *p, *e;
-  size_t len;
-  if (!*s) return 0;
-  e = strchr(s, ',');
-  if (!e) e = s + strlen(s);
-  *p = *e ? e + 1 : e;
+/* Parses one entry, |s|..|e| with surrounding spaces, into |out|. */
+static int parse_entry(const char *s, const char *e, wr_store_cidr *out) {
+  char entry[WR_STORE_CIDR_MAX + 2], err[8];
   while (s < e && *s == ' ') s++;
   while (e > s && e[-1] == ' ') e--;
-  len = (size_t)(e - s);
-  if (len >= size) return -1;
-  memcpy(buf, s, len);
-  buf[len] = '\0';
-  return 1;
+  if (e == s || (size_t)(e - s) >= sizeof(entry)) return WR_ERR_INVAL;
+  memcpy(entry, s, (size_t)(e - s));
+  entry[e - s] = '\0';
+  return wr_store_cidr_parse(entry, out, err, sizeof(err));
 }
 
 void wr_device_policy_parse(const char *allowed, wr_device_policy *out) {
   const char *p = allowed ? allowed : "";
-  char entry[WR_STORE_CIDR_MAX + 2], err[8];
-  int rc;
   memset(out, 0, sizeof(*out));
   while (*p == ' ') p++;
   if (!*p) {
     out->all = 1;
     return;
   }
-  while ((rc = next_entry(&p, entry, sizeof(entry))) != 0) {
-    if (rc < 0 || !entry[0] || out->n == WR_DEVICE_POLICY_MAX ||
-        wr_store_cidr_parse(entry, &out->nets[out->n], err, sizeof(err)) != WR_OK) {
+  /* Every comma promises another entry: "10.0.0.0/8," is malformed. */
+  for (;;) {
+    const char *e = strchr(p, ',');
+    if (out->n == WR_DEVICE_POLICY_MAX ||
+        parse_entry(p, e ? e : p + strlen(p), &out->nets[out->n]) != WR_OK) {
       out->invalid = 1;
       out->n = 0;
       return;
     }
     out->n++;
+    if (!e) return;
+    p = e + 1;
   }
 }
 
