@@ -108,8 +108,9 @@ static void tick(uv_timer_t *t) {
 
 /* ---- life ---------------------------------------------------------------------------- */
 
-static void on_datagram(void *user, const char *conn_id, const uint8_t *data, size_t len) {
-  wr_router_datagram(user, conn_id, data, len);
+static void on_datagram(void *user, const char *conn_id, int version, const uint8_t *data,
+                        size_t len) {
+  wr_router_datagram(user, conn_id, version, data, len);
 }
 
 int wr_router_new(const wr_router_config *cfg, wr_router **out) {
@@ -387,6 +388,7 @@ int wr_router_input(wr_router *r, wr_router_ingress *in, const uint8_t *pkt, siz
   return WR_ERR_UNSUPPORTED;
 }
 
-void wr_router_datagram(wr_router *r, const char *conn_id, const uint8_t *data, size_t len) {
-  if (r) wr__flows_datagram(r, conn_id, data, len);
+void wr_router_datagram(wr_router *r, const char *conn_id, int version, const uint8_t *data,
+                        size_t len) {
+  if (r) wr__flows_datagram(r, conn_id, version, data, len);
 }

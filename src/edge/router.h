@@ -200,9 +200,11 @@ int wr_router_reload(wr_router *r);
 
 /* ---- datagrams from connectors ------------------------------------------------ */
 
-/* A QUIC datagram from the registered connection |conn_id| (the tunnel
- * server calls this through its datagram handler). */
-void wr_router_datagram(wr_router *r, const char *conn_id, const uint8_t *data, size_t len);
+/* A QUIC datagram from the registered connection |conn_id|, which speaks
+ * datagram |version| 2 or 3 (the tunnel server calls this through its
+ * datagram handler, so no lookup is needed per datagram). */
+void wr_router_datagram(wr_router *r, const char *conn_id, int version, const uint8_t *data,
+                        size_t len);
 
 /* ---- counters ----------------------------------------------------------------- */
 

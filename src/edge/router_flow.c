@@ -720,10 +720,10 @@ static void datagram_v3(wr_router *r, const char *conn_id, const uint8_t *data, 
   }
 }
 
-void wr__flows_datagram(wr_router *r, const char *conn_id, const uint8_t *data, size_t len) {
+void wr__flows_datagram(wr_router *r, const char *conn_id, int version, const uint8_t *data,
+                        size_t len) {
   wr_dgram d;
-  wr_tunnel_conn_info info;
-  if (wr_tunnel_server_find(r->cfg.ts, conn_id, &info) == WR_OK && info.datagram_v3) {
+  if (version == 3) {
     datagram_v3(r, conn_id, data, len);
     return;
   }

@@ -158,6 +158,7 @@ int wr__flow_udp(wr_router *r, wr_router_ingress *in, const wr_ip_packet *ip, co
 void wr__flows_expire(wr_router *r, uint64_t now);
 /* Ends every flow of |in| (NULL: all), and every RPC call when |in| is NULL. */
 void wr__flows_end_all(wr_router *r, wr_router_ingress *in);
-void wr__flows_datagram(wr_router *r, const char *conn_id, const uint8_t *data, size_t len);
+void wr__flows_datagram(wr_router *r, const char *conn_id, int version, const uint8_t *data,
+                        size_t len);
 
 #endif

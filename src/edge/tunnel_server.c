@@ -540,7 +540,7 @@ static void qc_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user
 static int qc_datagram(wr_quic_conn *c, const uint8_t *data, size_t len, void *user) {
   edge_conn *ec = user;
   if (!ec || ec->state != EC_REGISTERED || !ec->ts->on_datagram) return 0;
-  ec->ts->on_datagram(ec->ts->datagram_user, ec->conn_id, data, len);
+  ec->ts->on_datagram(ec->ts->datagram_user, ec->conn_id, ec->datagram_v3 ? 3 : 2, data, len);
   return 0;
 }
 

@@ -198,9 +198,10 @@ int64_t wr_tunnel_stream_id(const wr_tunnel_stream *s);
 /* ---- private traffic (edge/router.h) -------------------------------------- */
 
 /* QUIC datagrams of registered connections go to |fn| (NULL: dropped), with
- * the connection's id. |data| is valid during the call only. */
-typedef void (*wr_tunnel_datagram_fn)(void *user, const char *conn_id, const uint8_t *data,
-                                      size_t len);
+ * the connection's id and the datagram version it speaks (2, or 3 when it
+ * announced support_datagram_v3_2). |data| is valid during the call only. */
+typedef void (*wr_tunnel_datagram_fn)(void *user, const char *conn_id, int version,
+                                      const uint8_t *data, size_t len);
 void wr_tunnel_server_set_datagram_handler(wr_tunnel_server *ts, wr_tunnel_datagram_fn fn,
                                            void *user);
 /* The live registered connection |conn_id| (or WR_ERR_NOTFOUND): check

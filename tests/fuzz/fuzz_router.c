@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cur = data + 1;
   cur_len = size - 1;
   if (data[0] & 1)
-    wr_router_datagram(router, "fuzz", data + 1, size - 1);
+    wr_router_datagram(router, "fuzz", data[0] & 2 ? 3 : 2, data + 1, size - 1);
   else
     wr_router_input(router, ingress, data + 1, size - 1);
   /* The UDP decoder on whatever decodes as IP. */

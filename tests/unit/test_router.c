@@ -313,8 +313,8 @@ static void test_router_answers(void **state) {
   assert_int_equal(wr_router_input(r, in, pkt, (size_t)n), WR_ERR_DENIED);
   expect_unreach(&s, 4, 3, 13);
   /* Garbage datagrams from a connector. */
-  wr_router_datagram(r, "nobody", (const uint8_t *)"\x07", 1);
-  wr_router_datagram(r, "nobody", pkt, 0);
+  wr_router_datagram(r, "nobody", 2, (const uint8_t *)"\x07", 1);
+  wr_router_datagram(r, "nobody", 3, pkt, 0);
   const wr_router_stats *rs = wr_router_get_stats(r);
   assert_int_equal(rs->drops[WR_ROUTER_DROP_NO_ROUTE], 2);
   assert_int_equal(rs->drops[WR_ROUTER_DROP_TUNNEL_DOWN], 2);
