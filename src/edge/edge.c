@@ -161,14 +161,7 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
  * register again within its backoff's first step. */
 static void drain_tunnels(wr_edge *e) {
   if (!e->ts) return;
-  size_t n = wr_tunnel_server_count(e->ts, NULL);
-  for (size_t i = 0; i < n; i++) {
-    wr_tunnel_conn_info info;
-    /* on_close (and so the registry) only changes when the packet is
-     * written, on a later loop iteration: the indexes stay valid here. */
-    if (wr_tunnel_server_get(e->ts, NULL, i, &info) == WR_OK)
-      wr_quic_conn_close(info.quic, 0, "edge shutting down");
-  }
+  wr_tunnel_server_close_all(e->ts, "edge shutting down");
 }
 
 static void stop_tunnels(wr_edge *e) {
