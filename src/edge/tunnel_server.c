@@ -34,6 +34,7 @@ struct wr_tunnel_stream {
   wr_tunnel_stream *prev, *next; /* in ec->streams */
   edge_conn *ec;
   int64_t sid;
+  void *sh; /* the transport's handle */
   wr_tunnel_stream_callbacks cbs;
   void *user;
   int write_done; /* FIN queued or RESET_STREAM sent */
@@ -333,9 +334,10 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   ec->datagram_v3 = has_feature(&p.client, "support_datagram_v3_2");
   audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_REGISTERED, "registerConnection");
   wr_info("Registered tunnel connection connIndex=%u connection=%s tunnel=%s client=%s "
-          "version=%s location=%s datagrams=v%d",
+          "version=%s location=%s protocol=%s datagrams=%s",
           ec->conn_index, ec->conn_id, ec->tunnel_id, rec.client_id, rec.client_version,
-          ts->location, ec->datagram_v3 ? 3 : 2);
+          ts->location, ec->tr->name,
+          !ec->tr->datagrams ? "none" : ec->datagram_v3 ? "v3" : "v2");
 
   wr_tunnelrpc_conn_response resp;
   memset(&resp, 0, sizeof(resp));
@@ -432,7 +434,7 @@ static void stream_end(wr_tunnel_stream *s) {
 static void close_streams(edge_conn *ec, int alive) {
   while (ec->streams) {
     wr_tunnel_stream *s = ec->streams;
-    if (alive) ec->tr->stream_forget(ec->t, s->sid);
+    if (alive) ec->tr->stream_forget(ec->t, s->sid, s->sh);
     stream_end(s);
   }
 }
@@ -486,7 +488,7 @@ void wr_tunnel_stream_on_data(wr_tunnel_stream *s, const uint8_t *data, size_t l
   if (fin) s->read_done = 1;
   if (!s->user || !s->cbs.on_data) {
     /* Abandoned: nobody reads, give the credit back. */
-    if (s->ec && len) s->ec->tr->stream_consume(s->ec->t, s->sid, len);
+    if (s->ec && len) s->ec->tr->stream_consume(s->ec->t, s->sid, s->sh, len);
     return;
   }
   /* The owner's failure concerns one request, never the connection. */
@@ -567,22 +569,29 @@ static void q_control_end(void *t) {
 static void q_close(void *t, const char *reason) { wr_quic_conn_close(t, 0, reason); }
 static void q_registered(void *t) { wr_quic_conn_set_deadline(t, 0, 0, NULL); }
 static const struct sockaddr *q_remote(void *t) { return wr_quic_conn_remote(t, NULL); }
-static int q_stream_open(void *t, wr_tunnel_stream *s, int64_t *sid) {
+static int q_stream_open(void *t, wr_tunnel_stream *s, int64_t *sid, void **sh) {
+  *sh = NULL;
   return wr_quic_stream_open(t, s, sid);
 }
-static int q_stream_write(void *t, int64_t sid, const uint8_t *data, size_t len, int fin,
-                          size_t *accepted) {
+static int q_stream_write(void *t, int64_t sid, void *sh, const uint8_t *data, size_t len,
+                          int fin, size_t *accepted) {
   return wr_quic_stream_write(t, sid, data, len, fin, accepted);
 }
-static void q_stream_consume(void *t, int64_t sid, size_t n) { wr_quic_stream_consume(t, sid, n); }
-static size_t q_stream_queued(void *t, int64_t sid) { return wr_quic_stream_queued(t, sid); }
-static void q_stream_reset(void *t, int64_t sid, uint64_t code) {
+static void q_stream_consume(void *t, int64_t sid, void *sh, size_t n) {
+  wr_quic_stream_consume(t, sid, n);
+}
+static size_t q_stream_queued(void *t, int64_t sid, void *sh) {
+  return wr_quic_stream_queued(t, sid);
+}
+static void q_stream_reset(void *t, int64_t sid, void *sh, uint64_t code) {
   wr_quic_stream_reset(t, sid, code);
 }
-static void q_stream_stop(void *t, int64_t sid, uint64_t code) {
+static void q_stream_stop(void *t, int64_t sid, void *sh, uint64_t code) {
   wr_quic_stream_stop_sending(t, sid, code);
 }
-static void q_stream_forget(void *t, int64_t sid) { wr_quic_stream_set_user(t, sid, NULL); }
+static void q_stream_forget(void *t, int64_t sid, void *sh) {
+  wr_quic_stream_set_user(t, sid, NULL);
+}
 
 static const wr_tunnel_transport quic_transport = {
     .name = "quic",
@@ -856,7 +865,7 @@ static int attach_stream(edge_conn *ec, const wr_tunnel_stream_callbacks *cbs, v
                          wr_tunnel_stream **out) {
   wr_tunnel_stream *s = wr_xcalloc(1, sizeof(*s));
   int64_t sid = -1;
-  int rv = ec->tr->stream_open(ec->t, s, &sid);
+  int rv = ec->tr->stream_open(ec->t, s, &sid, &s->sh);
   if (rv != WR_OK) {
     free(s);
     return rv;
@@ -953,7 +962,7 @@ int wr_tunnel_server_open_stream(wr_tunnel_server *ts, const char *tunnel_id,
     if (!best) return saw_again ? WR_AGAIN : WR_ERR_NOTFOUND;
     wr_tunnel_stream *s = wr_xcalloc(1, sizeof(*s));
     int64_t sid = -1;
-    int rv = best->tr->stream_open(best->t, s, &sid);
+    int rv = best->tr->stream_open(best->t, s, &sid, &s->sh);
     if (rv == WR_OK) {
       s->ec = best;
       s->sid = sid;
@@ -978,17 +987,17 @@ int wr_tunnel_stream_write(wr_tunnel_stream *s, const uint8_t *data, size_t len,
                            size_t *accepted) {
   *accepted = 0;
   if (!s->ec || s->write_done) return WR_ERR_INVAL;
-  int rv = s->ec->tr->stream_write(s->ec->t, s->sid, data, len, fin, accepted);
+  int rv = s->ec->tr->stream_write(s->ec->t, s->sid, s->sh, data, len, fin, accepted);
   if (rv == WR_OK && fin) s->write_done = 1;
   return rv;
 }
 
 void wr_tunnel_stream_consume(wr_tunnel_stream *s, size_t n) {
-  if (s->ec && n) s->ec->tr->stream_consume(s->ec->t, s->sid, n);
+  if (s->ec && n) s->ec->tr->stream_consume(s->ec->t, s->sid, s->sh, n);
 }
 
 size_t wr_tunnel_stream_queued(const wr_tunnel_stream *s) {
-  return s->ec ? s->ec->tr->stream_queued(s->ec->t, s->sid) : 0;
+  return s->ec ? s->ec->tr->stream_queued(s->ec->t, s->sid, s->sh) : 0;
 }
 
 void wr_tunnel_stream_abandon(wr_tunnel_stream *s, int64_t code) {
@@ -1001,12 +1010,12 @@ void wr_tunnel_stream_abandon(wr_tunnel_stream *s, int64_t code) {
     size_t acc;
     /* code < 0: end our side normally if the owner did not. A write side
      * the peer stopped (STOP_SENDING) refuses the FIN: reset it then. */
-    if (code >= 0 || tr->stream_write(t, s->sid, NULL, 0, 1, &acc) != WR_OK)
-      tr->stream_reset(t, s->sid, code >= 0 ? (uint64_t)code : 0);
+    if (code >= 0 || tr->stream_write(t, s->sid, s->sh, NULL, 0, 1, &acc) != WR_OK)
+      tr->stream_reset(t, s->sid, s->sh, code >= 0 ? (uint64_t)code : 0);
     s->write_done = 1;
   }
   if (!s->read_done) {
-    tr->stream_stop(t, s->sid, code >= 0 ? (uint64_t)code : 0);
+    tr->stream_stop(t, s->sid, s->sh, code >= 0 ? (uint64_t)code : 0);
     s->read_done = 1;
   }
 }

@@ -43,20 +43,21 @@ typedef struct wr_tunnel_transport {
   /* The peer's address (never NULL; AF_UNSPEC if unknown). */
   const struct sockaddr *(*remote)(void *t);
   /* Opens a data stream for |s| (the transport hands |s| back in the
-   * wr_tunnel_stream_* events). WR_OK, WR_AGAIN (stream limit), WR_ERR_INVAL
-   * (closing), WR_ERR_NOMEM. */
-  int (*stream_open)(void *t, wr_tunnel_stream *s, int64_t *sid);
+   * wr_tunnel_stream_* events); *sid names it in logs, *sh is the
+   * transport's handle, passed back to the calls below. WR_OK, WR_AGAIN
+   * (stream limit), WR_ERR_INVAL (closing), WR_ERR_NOMEM. */
+  int (*stream_open)(void *t, wr_tunnel_stream *s, int64_t *sid, void **sh);
   /* As wr_quic_stream_write. */
-  int (*stream_write)(void *t, int64_t sid, const uint8_t *data, size_t len, int fin,
+  int (*stream_write)(void *t, int64_t sid, void *sh, const uint8_t *data, size_t len, int fin,
                       size_t *accepted);
-  void (*stream_consume)(void *t, int64_t sid, size_t n);
-  size_t (*stream_queued)(void *t, int64_t sid);
+  void (*stream_consume)(void *t, int64_t sid, void *sh, size_t n);
+  size_t (*stream_queued)(void *t, int64_t sid, void *sh);
   /* Abort our sending side / stop the peer's, with |code|. */
-  void (*stream_reset)(void *t, int64_t sid, uint64_t code);
-  void (*stream_stop)(void *t, int64_t sid, uint64_t code);
-  /* The server forgets |sid| (its connection is going away): deliver no
-   * more events for it. */
-  void (*stream_forget)(void *t, int64_t sid);
+  void (*stream_reset)(void *t, int64_t sid, void *sh, uint64_t code);
+  void (*stream_stop)(void *t, int64_t sid, void *sh, uint64_t code);
+  /* The server forgets the stream (its connection is going away): deliver
+   * no more events for it. */
+  void (*stream_forget)(void *t, int64_t sid, void *sh);
 } wr_tunnel_transport;
 
 /* A transport accepted a connection (handshake complete). Returns WR_OK
