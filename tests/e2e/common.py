@@ -27,10 +27,26 @@ def raise_nofile():
 
 
 def free_port(kind=socket.SOCK_STREAM):
-    """A port the kernel says is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port the kernel says is free on 127.0.0.1 right now. A UDP port
+    (SOCK_DGRAM) is also free for TCP: every UDP listener here has a TCP
+    twin on the same port (the edge's tunnel port serves QUIC and HTTP/2,
+    DNS servers answer both), and a port free for UDP only made them fail
+    to start now and then."""
+    if kind != socket.SOCK_DGRAM:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise OSError("no port free for both TCP and UDP")
 
 
 def recv_head(sock, what, step=65536):

@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from common import free_port  # noqa: F401  (tests import it from here)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, os.environ.get("WARREN_BUILD", "build"))
 WARREN = os.path.join(BUILD, "warren")
@@ -36,11 +38,6 @@ except (ValueError, OSError):
     pass
 
 
-def free_port(kind=socket.SOCK_STREAM):
-    """A port the kernel says is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def log_tail(path, lines=80, chars=12000):

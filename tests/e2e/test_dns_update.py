@@ -29,23 +29,6 @@ def dig(port, name, qtype):
     return r.stdout.split()
 
 
-def free_port_tcp_and_udp():
-    """A port free for both TCP and UDP: knotd serves updates over TCP and
-    queries over UDP on the same port; one that is only UDP-free fails later
-    with "connection refused" when another process holds it for TCP."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        return port
-    raise AssertionError("no port free for both TCP and UDP")
-
-
 def tcp_listening(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -58,7 +41,7 @@ def tcp_listening(port):
 def knot(tmp_path):
     d = tmp_path / "knot"
     d.mkdir()
-    port = free_port_tcp_and_udp()
+    port = free_port(socket.SOCK_DGRAM)  # knotd: UDP queries, TCP updates
     (d / f"{ZONE}.zone").write_text(
         f"$ORIGIN {ZONE}.\n$TTL 300\n@ SOA ns1.{ZONE}. hostmaster.{ZONE}. 1 3600 600 604800 60\n"
         f"@ NS ns1.{ZONE}.\nns1 A 127.0.0.1\n")

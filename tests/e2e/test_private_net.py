@@ -368,8 +368,10 @@ def test_tcp_through_the_tun(net, tmp_path, home, kind):
     # a quick failure, a hang would be exit 28 at --max-time.
     for url in ("http://10.99.0.5:9999/", "http://[fd99::5]:9999/"):
         r = curl(net, url)
-        assert r.returncode in (7, 56) and ("reset" in r.stderr or "refused" in r.stderr), (
-            url, r.returncode, r.stderr)
+        # (curl words exit 7 differently by what the socket reports: "refused",
+        # "Couldn't connect to server"; the exit code is what tells a quick
+        # failure from a hang.)
+        assert r.returncode in (7, 56), (url, r.returncode, r.stderr)
 
     m = metrics(net)
     assert "warren_edge_private_tcp_connections_total " in m
