@@ -23,7 +23,7 @@ static const wr_flag run_flags[] = {
     {"config", NULL, NULL, WR_FLAG_STRING, NULL,
      "YAML file (edge.yml) whose keys are these flags' names, e.g. http-listen: 127.0.0.1:8080; "
      "the command line and environment win"},
-    {"tunnel-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:7844", "UDP address for connectors (QUIC)"},
+    {"tunnel-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:7844", "address for connectors: QUIC on UDP and HTTP/2 on TCP, same port"},
     {"http-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8080", "TCP address for visitors (HTTP)"},
     {"api-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8081",
      "TCP address for the management API (/client/v4) and the login pages (/argotunnel); empty: none"},

@@ -17,6 +17,7 @@
 #include "edge/router.h"
 #include "edge/store.h"
 #include "edge/tun.h"
+#include "edge/tunnel_h2.h"
 #include "edge/tunnel_server.h"
 #include "edge/visitor.h"
 #include "lib/encoding.h"
@@ -50,6 +51,7 @@ struct wr_edge {
   wr_quic_tls *tls;
   wr_tunnel_server *ts;
   wr_quic_endpoint *ep;
+  wr_tunnel_h2 *h2; /* HTTP/2 connectors: TCP, same address and port */
   int watching;
 
   wr_router *router;
@@ -140,14 +142,30 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot listen on %s (UDP)", o->tunnel.text);
     return rv;
   }
-  struct sockaddr_storage bound;
+  struct sockaddr_storage bound = o->tunnel.addr;
   char name[64] = "?";
   if (wr_quic_endpoint_addr(e->ep, &bound) == 0) {
     int port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
     if (bound.ss_family == AF_INET6) port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
     snprintf(name, sizeof(name), "%d", port);
   }
-  wr_info("Listening for connectors on %s (QUIC, UDP port %s)", o->tunnel.text, name);
+  /* cloudflared's --protocol http2 dials the same port over TCP. */
+  struct sockaddr_storage tcp_addr;
+  memcpy(&tcp_addr, &o->tunnel.addr, sizeof(tcp_addr));
+  if (bound.ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)&tcp_addr)->sin6_port = ((struct sockaddr_in6 *)&bound)->sin6_port;
+  else
+    ((struct sockaddr_in *)&tcp_addr)->sin_port = ((struct sockaddr_in *)&bound)->sin_port;
+  char h2err[256] = "";
+  rv = wr_tunnel_h2_listen(e->ts, e->loop, e->cert, e->key, (const struct sockaddr *)&tcp_addr,
+                           &e->h2, h2err, sizeof(h2err));
+  if (rv != WR_OK) {
+    snprintf(err, errlen, "cannot listen on %s (TCP, for HTTP/2 connectors): %s", o->tunnel.text,
+             h2err);
+    return rv;
+  }
+  wr_info("Listening for connectors on %s (QUIC, UDP port %s; HTTP/2, TCP port %d)",
+          o->tunnel.text, name, wr_tunnel_h2_port(e->h2));
   /* Deleted tunnels (also by other processes sharing the store) lose their
    * live connections within the sweep period. */
   wr_tunnel_server_watch(e->ts, e->loop, 0);
@@ -161,14 +179,7 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
  * register again within its backoff's first step. */
 static void drain_tunnels(wr_edge *e) {
   if (!e->ts) return;
-  size_t n = wr_tunnel_server_count(e->ts, NULL);
-  for (size_t i = 0; i < n; i++) {
-    wr_tunnel_conn_info info;
-    /* on_close (and so the registry) only changes when the packet is
-     * written, on a later loop iteration: the indexes stay valid here. */
-    if (wr_tunnel_server_get(e->ts, NULL, i, &info) == WR_OK)
-      wr_quic_conn_close(info.quic, 0, "edge shutting down");
-  }
+  wr_tunnel_server_close_all(e->ts, "edge shutting down");
 }
 
 static void stop_tunnels(wr_edge *e) {
@@ -176,6 +187,8 @@ static void stop_tunnels(wr_edge *e) {
   e->watching = 0;
   if (e->ep) wr_quic_endpoint_free(e->ep);
   e->ep = NULL;
+  wr_tunnel_h2_free(e->h2);
+  e->h2 = NULL;
 }
 
 /* After the endpoint's connections are gone: the tunnel server's registry

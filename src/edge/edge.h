@@ -80,7 +80,7 @@ typedef struct wr_edge_listen {
 typedef struct wr_edge_options {
   const char *data_dir;  /* required: warren.db, tunnel-server.pem/.key,
                           * quic-reset.key, the origin CA for logins */
-  wr_edge_listen tunnel; /* required: QUIC (UDP) for connectors */
+  wr_edge_listen tunnel; /* required: QUIC (UDP) and HTTP/2 (TCP, same port) for connectors */
   wr_edge_listen http;   /* required: visitors (TCP). Its host is the edge's
                           * public address in DNS answers and pushed records */
   wr_edge_listen dns;    /* optional: authoritative DNS, UDP and TCP */

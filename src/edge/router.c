@@ -223,10 +223,17 @@ void wr_router_set_policy(wr_router *r, wr_router_policy_fn fn, void *user) {
 
 /* ---- lookup ------------------------------------------------------------------------------ */
 
+/* Round robin, preferring connections that carry datagrams (QUIC): an
+ * HTTP/2 connection is picked only when the tunnel has no other, and then
+ * serves TCP only (UDP and ICMP get unreachable, see datagram_route). */
 int wr__router_pick_conn(wr_router *r, const char *tunnel_id, wr_tunnel_conn_info *out) {
   size_t n = wr_tunnel_server_count(r->cfg.ts, tunnel_id);
   if (!n) return WR_ERR_NOTFOUND;
-  return wr_tunnel_server_get(r->cfg.ts, tunnel_id, r->rr++ % n, out);
+  size_t first = r->rr++ % n;
+  for (size_t k = 0; k < n; k++)
+    if (wr_tunnel_server_get(r->cfg.ts, tunnel_id, (first + k) % n, out) == WR_OK && out->quic)
+      return WR_OK;
+  return wr_tunnel_server_get(r->cfg.ts, tunnel_id, first, out);
 }
 
 int wr_router_lookup(wr_router *r, const wr_router_ingress *in, const wr_ipaddr *src,
@@ -330,6 +337,19 @@ static int route(wr_router *r, wr_router_ingress *in, const wr_ip_packet *ip, wr
   return rv;
 }
 
+/* route() for UDP and ICMP, which travel as QUIC datagrams: a tunnel whose
+ * connections all run over HTTP/2 cannot carry them, so the client hears
+ * host unreachable, as for a tunnel without connections. */
+static int datagram_route(wr_router *r, wr_router_ingress *in, const wr_ip_packet *ip,
+                          wr_router_target *t) {
+  int rv = route(r, in, ip, t);
+  if (rv != WR_OK || t->conn.quic) return rv;
+  wr__router_drop(r, WR_ROUTER_DROP_TUNNEL_DOWN);
+  log_down(r, t, ip);
+  send_unreachable(r, in, ip, WR_ROUTER_UNREACH_HOST);
+  return WR_ERR_UNSUPPORTED;
+}
+
 static int input_icmp(wr_router *r, wr_router_ingress *in, const wr_ip_packet *ip) {
   wr_icmp icmp;
   wr_router_target t;
@@ -344,7 +364,7 @@ static int input_icmp(wr_router *r, wr_router_ingress *in, const wr_ip_packet *i
     wr__router_drop(r, WR_ROUTER_DROP_UNSUPPORTED);
     return WR_ERR_UNSUPPORTED;
   }
-  int rv = route(r, in, ip, &t);
+  int rv = datagram_route(r, in, ip, &t);
   return rv == WR_OK ? wr__flow_icmp(r, in, ip, &icmp, &t) : rv;
 }
 
@@ -379,7 +399,7 @@ int wr_router_input(wr_router *r, wr_router_ingress *in, const uint8_t *pkt, siz
       wr__router_drop(r, WR_ROUTER_DROP_UNSUPPORTED);
       return WR_ERR_UNSUPPORTED;
     }
-    int rv = route(r, in, &ip, &t);
+    int rv = datagram_route(r, in, &ip, &t);
     return rv == WR_OK ? wr__flow_udp(r, in, &ip, pkt, len, &t) : rv;
   }
   if (ip.protocol == WR_IPPROTO_TCP) return input_tcp(r, in, &ip, pkt, len);

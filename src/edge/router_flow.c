@@ -240,7 +240,8 @@ static int deliver(wr_router *r, wr__flow *f, const uint8_t *pkt, size_t len) {
 
 static int send_dgram(wr_router *r, wr_quic_conn *q, const wr_dgram *d) {
   uint8_t buf[WR_DGRAM_MAX_FRAME];
-  int n = wr_dgram_v2_encode(d, WR_DGRAM_MAX_FRAME, SIZE_MAX, buf, sizeof(buf));
+  int n = q ? wr_dgram_v2_encode(d, WR_DGRAM_MAX_FRAME, SIZE_MAX, buf, sizeof(buf))
+            : WR_ERR_UNSUPPORTED; /* a connection without datagrams (HTTP/2) */
   if (n < 0 || wr_quic_datagram_send(q, buf, (size_t)n) != WR_OK) {
     wr__router_drop(r, WR_ROUTER_DROP_SEND);
     return n < 0 ? n : WR_ERR_IO;
@@ -251,7 +252,7 @@ static int send_dgram(wr_router *r, wr_quic_conn *q, const wr_dgram *d) {
 
 static int send_v3(wr_router *r, wr_quic_conn *q, const wr_dgram_v3 *d) {
   uint8_t buf[WR_DGRAM_MAX_FRAME];
-  int n = wr_dgram_v3_encode(d, buf, sizeof(buf));
+  int n = q ? wr_dgram_v3_encode(d, buf, sizeof(buf)) : WR_ERR_UNSUPPORTED;
   if (n < 0 || wr_quic_datagram_send(q, buf, (size_t)n) != WR_OK) {
     wr__router_drop(r, WR_ROUTER_DROP_SEND);
     return n < 0 ? n : WR_ERR_IO;

@@ -16,6 +16,7 @@
 #include "net/addr.h"
 #include "proto/rpc_session.h"
 #include "proto/tunnelrpc.h"
+#include "edge/tunnel_transport.h"
 
 #define CONTROL_SID 0
 /* Streams the edge opens are server-initiated bidi streams: id & 3 == 1. */
@@ -23,7 +24,8 @@
 
 enum { EC_NEW = 0, EC_REGISTERED, EC_UNREGISTERED };
 
-typedef struct edge_conn edge_conn;
+/* The server's record of one connector connection, whatever its transport. */
+typedef struct wr_tunnel_conn edge_conn;
 
 /* A data stream the edge opened. Owned by the tunnel server: it lives from
  * wr_tunnel_server_open_stream until QUIC closes the stream (or the
@@ -32,16 +34,19 @@ struct wr_tunnel_stream {
   wr_tunnel_stream *prev, *next; /* in ec->streams */
   edge_conn *ec;
   int64_t sid;
+  void *sh; /* the transport's handle */
   wr_tunnel_stream_callbacks cbs;
   void *user;
   int write_done; /* FIN queued or RESET_STREAM sent */
   int read_done;  /* FIN or RESET_STREAM received, or STOP_SENDING sent */
 };
 
-struct edge_conn {
+struct wr_tunnel_conn {
   edge_conn *next;
   wr_tunnel_server *ts;
-  wr_quic_conn *quic;
+  const wr_tunnel_transport *tr;
+  void *t;             /* the transport's connection */
+  wr_quic_conn *quic;  /* QUIC only (datagrams); NULL on HTTP/2 */
   wr_rpc_session *rpc;   /* control stream session */
   int state;
   int control_fin_sent;
@@ -59,7 +64,7 @@ struct wr_tunnel_server {
   wr_store *store;
   char *location;
   char *actor;
-  edge_conn *conns; /* every served QUIC connection, newest first */
+  edge_conn *conns; /* every served connection (any transport), newest first */
   unsigned rr;      /* round robin among equally loaded connections */
   unsigned max_connectors;
   unsigned max_conns_per_connector;
@@ -174,7 +179,7 @@ static void replace_duplicate(edge_conn *ec, const char *tunnel_id, const char *
     wr_info("connIndex=%u of connector %s registered again: replacing connection %s", conn_index,
             client_id, o->conn_id);
     unregister(o, "replaced by a new registration");
-    wr_quic_conn_close(o->quic, 0, "replaced");
+    o->tr->close(o->t, "replaced");
   }
 }
 
@@ -329,9 +334,10 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   ec->datagram_v3 = has_feature(&p.client, "support_datagram_v3_2");
   audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_REGISTERED, "registerConnection");
   wr_info("Registered tunnel connection connIndex=%u connection=%s tunnel=%s client=%s "
-          "version=%s location=%s datagrams=v%d",
+          "version=%s location=%s protocol=%s datagrams=%s",
           ec->conn_index, ec->conn_id, ec->tunnel_id, rec.client_id, rec.client_version,
-          ts->location, ec->datagram_v3 ? 3 : 2);
+          ts->location, ec->tr->name,
+          !ec->tr->datagrams ? "none" : ec->datagram_v3 ? "v3" : "v2");
 
   wr_tunnelrpc_conn_response resp;
   memset(&resp, 0, sizeof(resp));
@@ -374,7 +380,7 @@ static int m_register_counted(wr_rpc_session *s, void *user, const wr_rpc_call *
   int rv = m_register(s, user, call, r);
   if (was != EC_REGISTERED && ec->state == EC_REGISTERED) {
     ec->ts->stats.registrations++;
-    wr_quic_conn_set_deadline(ec->quic, 0, 0, NULL); /* it may stay as long as it likes */
+    ec->tr->registered(ec->t); /* it may stay as long as it likes */
   } else
     ec->ts->stats.refusals++;
   return rv;
@@ -386,21 +392,17 @@ static const wr_rpc_method reg_methods[] = {
     {WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_UPDATE_LOCAL_CONFIGURATION, m_update_local},
 };
 
-/* ---- QUIC glue -------------------------------------------------------------- */
+/* ---- transport events (edge/tunnel_transport.h) ------------------------------ */
 
 static int rpc_write(void *user, const uint8_t *data, size_t len) {
   edge_conn *ec = user;
-  size_t acc = 0;
-  int rv = wr_quic_stream_write(ec->quic, CONTROL_SID, data, len, 0, &acc);
-  if (rv == WR_AGAIN) return WR_ERR_LIMIT; /* control messages are tiny: 1 MiB queued is abuse */
-  return rv;
+  return ec->tr->control_write(ec->t, data, len);
 }
 
 static void end_control(edge_conn *ec) {
   if (ec->control_fin_sent) return;
   ec->control_fin_sent = 1;
-  size_t acc;
-  wr_quic_stream_write(ec->quic, CONTROL_SID, NULL, 0, 1, &acc);
+  ec->tr->control_end(ec->t);
 }
 
 static void stream_unlink(wr_tunnel_stream *s) {
@@ -426,13 +428,13 @@ static void stream_end(wr_tunnel_stream *s) {
   free(s);
 }
 
-/* The connection is gone: QUIC frees its streams without callbacks, so the
- * owners hear it from here. |quic_alive|: the wr_quic_conn may still be
- * touched (clear the streams' user pointers). */
-static void close_streams(edge_conn *ec, int quic_alive) {
+/* The connection is gone: the transport frees its streams without events,
+ * so the owners hear it from here. |alive|: the transport's connection may
+ * still be touched (it forgets the streams). */
+static void close_streams(edge_conn *ec, int alive) {
   while (ec->streams) {
     wr_tunnel_stream *s = ec->streams;
-    if (quic_alive) wr_quic_stream_set_user(ec->quic, s->sid, NULL);
+    if (alive) ec->tr->stream_forget(ec->t, s->sid, s->sh);
     stream_end(s);
   }
 }
@@ -449,9 +451,8 @@ static void detach(edge_conn *ec) {
   free(ec);
 }
 
-static int qc_stream_open(wr_quic_conn *c, int64_t sid, void *user) {
-  edge_conn *ec = user;
-  if (!ec || sid != CONTROL_SID || ec->rpc) return 0; /* other streams: not served yet */
+int wr_tunnel_conn_control_open(wr_tunnel_conn *ec) {
+  if (ec->rpc) return WR_OK;
   wr_rpc_session_config cfg;
   memset(&cfg, 0, sizeof(cfg));
   cfg.max_message = 1u << 20; /* the local config JSON is the largest message */
@@ -463,33 +464,15 @@ static int qc_stream_open(wr_quic_conn *c, int64_t sid, void *user) {
   return wr_rpc_session_new(&cfg, &ec->rpc);
 }
 
-static int qc_stream_data(wr_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
-                          void *user, void *suser) {
-  edge_conn *ec = user;
-  if (IS_EDGE_STREAM(sid)) {
-    wr_tunnel_stream *s = suser;
-    if (s && fin) s->read_done = 1;
-    if (!s || !s->user || !s->cbs.on_data) {
-      /* Abandoned (or unknown): nobody reads, give the credit back. */
-      wr_quic_stream_consume(c, sid, len);
-      return 0;
-    }
-    /* The owner's failure concerns one request, never the connection. */
-    int rv = s->cbs.on_data(s->user, data, len, fin);
-    if (rv < 0)
-      wr_debug("data stream %" PRId64 " of connection %s: owner failed: %s", sid,
-               ec ? ec->conn_id : "-", wr_strerror(rv));
-    return 0;
-  }
-  wr_quic_stream_consume(c, sid, len);
-  if (!ec || sid != CONTROL_SID || !ec->rpc) return 0;
+void wr_tunnel_conn_control_data(wr_tunnel_conn *ec, const uint8_t *data, size_t len, int fin) {
+  if (!ec->rpc) return;
   int rv = wr_rpc_session_closed(ec->rpc) ? 0 : wr_rpc_session_feed(ec->rpc, data, len);
   if (rv) {
     wr_warn("control stream of connection %s: %s (%s)", ec->conn_id[0] ? ec->conn_id : "-",
             wr_strerror(rv), wr_rpc_session_reason(ec->rpc));
     unregister(ec, "control stream error");
     end_control(ec);
-    return 0;
+    return;
   }
   if (fin) wr_rpc_session_eof(ec->rpc);
   if (wr_rpc_session_closed(ec->rpc)) {
@@ -497,42 +480,182 @@ static int qc_stream_data(wr_quic_conn *c, int64_t sid, const uint8_t *data, siz
     unregister(ec, wr_rpc_session_reason(ec->rpc));
     end_control(ec);
   }
+}
+
+void wr_tunnel_conn_control_reset(wr_tunnel_conn *ec) { unregister(ec, "control stream reset"); }
+
+void wr_tunnel_stream_on_data(wr_tunnel_stream *s, const uint8_t *data, size_t len, int fin) {
+  if (fin) s->read_done = 1;
+  if (!s->user || !s->cbs.on_data) {
+    /* Abandoned: nobody reads, give the credit back. */
+    if (s->ec && len) s->ec->tr->stream_consume(s->ec->t, s->sid, s->sh, len);
+    return;
+  }
+  /* The owner's failure concerns one request, never the connection. */
+  int rv = s->cbs.on_data(s->user, data, len, fin);
+  if (rv < 0)
+    wr_debug("data stream %" PRId64 " of connection %s: owner failed: %s", s->sid,
+             s->ec ? s->ec->conn_id : "-", wr_strerror(rv));
+}
+
+void wr_tunnel_stream_on_reset(wr_tunnel_stream *s, uint64_t code) {
+  s->read_done = 1;
+  if (s->user && s->cbs.on_reset) s->cbs.on_reset(s->user, code);
+}
+
+void wr_tunnel_stream_on_writable(wr_tunnel_stream *s) {
+  if (s->user && s->cbs.on_writable) s->cbs.on_writable(s->user);
+}
+
+void wr_tunnel_stream_on_close(wr_tunnel_stream *s) { stream_end(s); }
+
+void wr_tunnel_conn_gone(wr_tunnel_conn *ec, const char *why, int alive) {
+  if (ec->state == EC_NEW) ec->ts->stats.unregistered_closed++;
+  unregister(ec, why);
+  close_streams(ec, alive);
+  detach(ec);
+}
+
+/* Connections that completed a handshake but have not registered (yet):
+ * in all, and from the source of |src|. A walk, but only on accept, which
+ * the transports already rate-limit per source. */
+static void count_unregistered(const wr_tunnel_server *ts, const struct sockaddr *src,
+                               unsigned *total, unsigned *from_source) {
+  *total = *from_source = 0;
+  for (const edge_conn *e = ts->conns; e; e = e->next) {
+    if (e->state != EC_NEW) continue;
+    ++*total;
+    if (wr_addr_same_source(src, e->tr->remote(e->t))) ++*from_source;
+  }
+}
+
+int wr_tunnel_conn_new(wr_tunnel_server *ts, const wr_tunnel_transport *tr, void *t,
+                       wr_tunnel_conn **out) {
+  unsigned total, from_source;
+  *out = NULL;
+  count_unregistered(ts, tr->remote(t), &total, &from_source);
+  if (total >= ts->max_unregistered || from_source >= ts->max_unregistered_per_source) {
+    ts->stats.unregistered_refused++;
+    return WR_ERR_LIMIT;
+  }
+  edge_conn *ec = wr_xcalloc(1, sizeof(*ec));
+  ec->ts = ts;
+  ec->tr = tr;
+  ec->t = t;
+  ec->next = ts->conns;
+  ts->conns = ec;
+  *out = ec;
+  return WR_OK;
+}
+
+uint64_t wr_tunnel_server_register_timeout(const wr_tunnel_server *ts) {
+  return ts->register_timeout_ms;
+}
+
+/* ---- QUIC glue -------------------------------------------------------------- */
+
+static int q_control_write(void *t, const uint8_t *data, size_t len) {
+  size_t acc = 0;
+  int rv = wr_quic_stream_write(t, CONTROL_SID, data, len, 0, &acc);
+  if (rv == WR_AGAIN) return WR_ERR_LIMIT; /* control messages are tiny: 1 MiB queued is abuse */
+  return rv;
+}
+
+static void q_control_end(void *t) {
+  size_t acc;
+  wr_quic_stream_write(t, CONTROL_SID, NULL, 0, 1, &acc);
+}
+
+static void q_close(void *t, const char *reason) { wr_quic_conn_close(t, 0, reason); }
+static void q_registered(void *t) { wr_quic_conn_set_deadline(t, 0, 0, NULL); }
+static const struct sockaddr *q_remote(void *t) { return wr_quic_conn_remote(t, NULL); }
+static int q_stream_open(void *t, wr_tunnel_stream *s, int64_t *sid, void **sh) {
+  *sh = NULL;
+  return wr_quic_stream_open(t, s, sid);
+}
+static int q_stream_write(void *t, int64_t sid, void *sh, const uint8_t *data, size_t len,
+                          int fin, size_t *accepted) {
+  return wr_quic_stream_write(t, sid, data, len, fin, accepted);
+}
+static void q_stream_consume(void *t, int64_t sid, void *sh, size_t n) {
+  wr_quic_stream_consume(t, sid, n);
+}
+static size_t q_stream_queued(void *t, int64_t sid, void *sh) {
+  return wr_quic_stream_queued(t, sid);
+}
+static void q_stream_reset(void *t, int64_t sid, void *sh, uint64_t code) {
+  wr_quic_stream_reset(t, sid, code);
+}
+static void q_stream_stop(void *t, int64_t sid, void *sh, uint64_t code) {
+  wr_quic_stream_stop_sending(t, sid, code);
+}
+static void q_stream_forget(void *t, int64_t sid, void *sh) {
+  wr_quic_stream_set_user(t, sid, NULL);
+}
+
+static const wr_tunnel_transport quic_transport = {
+    .name = "quic",
+    .datagrams = 1,
+    .control_write = q_control_write,
+    .control_end = q_control_end,
+    .close = q_close,
+    .registered = q_registered,
+    .remote = q_remote,
+    .stream_open = q_stream_open,
+    .stream_write = q_stream_write,
+    .stream_consume = q_stream_consume,
+    .stream_queued = q_stream_queued,
+    .stream_reset = q_stream_reset,
+    .stream_stop = q_stream_stop,
+    .stream_forget = q_stream_forget,
+};
+
+static int qc_stream_open(wr_quic_conn *c, int64_t sid, void *user) {
+  edge_conn *ec = user;
+  if (!ec || sid != CONTROL_SID || ec->rpc) return 0; /* other streams: not served yet */
+  return wr_tunnel_conn_control_open(ec);
+}
+
+static int qc_stream_data(wr_quic_conn *c, int64_t sid, const uint8_t *data, size_t len, int fin,
+                          void *user, void *suser) {
+  edge_conn *ec = user;
+  if (IS_EDGE_STREAM(sid)) {
+    wr_tunnel_stream *s = suser;
+    if (s)
+      wr_tunnel_stream_on_data(s, data, len, fin);
+    else
+      wr_quic_stream_consume(c, sid, len); /* unknown: give the credit back */
+    return 0;
+  }
+  wr_quic_stream_consume(c, sid, len);
+  if (ec && sid == CONTROL_SID) wr_tunnel_conn_control_data(ec, data, len, fin);
   return 0;
 }
 
 static int qc_stream_reset(wr_quic_conn *c, int64_t sid, uint64_t code, void *user, void *suser) {
   edge_conn *ec = user;
   if (IS_EDGE_STREAM(sid)) {
-    wr_tunnel_stream *s = suser;
-    if (!s) return 0;
-    s->read_done = 1;
-    if (s->user && s->cbs.on_reset) s->cbs.on_reset(s->user, code);
+    if (suser) wr_tunnel_stream_on_reset(suser, code);
     return 0;
   }
-  if (ec && sid == CONTROL_SID) unregister(ec, "control stream reset");
+  if (ec && sid == CONTROL_SID) wr_tunnel_conn_control_reset(ec);
   return 0;
 }
 
 static void qc_stream_writable(wr_quic_conn *c, int64_t sid, void *user, void *suser) {
-  wr_tunnel_stream *s = suser;
-  if (IS_EDGE_STREAM(sid) && s && s->user && s->cbs.on_writable) s->cbs.on_writable(s->user);
+  if (IS_EDGE_STREAM(sid) && suser) wr_tunnel_stream_on_writable(suser);
 }
 
 static void qc_stream_close(wr_quic_conn *c, int64_t sid, int has_code, uint64_t app_code,
                             void *user, void *suser) {
-  wr_tunnel_stream *s = suser;
-  if (!IS_EDGE_STREAM(sid) || !s) return;
-  stream_end(s);
+  if (IS_EDGE_STREAM(sid) && suser) wr_tunnel_stream_on_close(suser);
 }
 
 static void qc_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user) {
   edge_conn *ec = user;
   if (!ec) return;
-  if (ec->state == EC_NEW) ec->ts->stats.unregistered_closed++;
-  unregister(ec, info->idle ? "connection idle timeout" : "connection closed");
   wr_quic_conn_set_user(c, NULL);
-  close_streams(ec, 1);
-  detach(ec);
+  wr_tunnel_conn_gone(ec, info->idle ? "connection idle timeout" : "connection closed", 1);
 }
 
 /* Datagrams carry private traffic (ICMP, UDP sessions): only registered
@@ -556,38 +679,18 @@ static const wr_quic_callbacks ts_cbs = {
 
 const wr_quic_callbacks *wr_tunnel_server_quic_callbacks(void) { return &ts_cbs; }
 
-/* Connections that completed a handshake but have not registered (yet):
- * in all, and from the source of |c|. A walk, but only on accept, which
- * the QUIC endpoint already rate-limits per source. */
-static void count_unregistered(const wr_tunnel_server *ts, wr_quic_conn *c, unsigned *total,
-                               unsigned *from_source) {
-  const struct sockaddr *src = wr_quic_conn_remote(c, NULL);
-  *total = *from_source = 0;
-  for (const edge_conn *e = ts->conns; e; e = e->next) {
-    if (e->state != EC_NEW) continue;
-    ++*total;
-    if (wr_addr_same_source(src, wr_quic_conn_remote(e->quic, NULL))) ++*from_source;
-  }
-}
-
 void wr_tunnel_server_on_accept(wr_quic_endpoint *ep, wr_quic_conn *c, void *user) {
   wr_tunnel_server *ts = user;
-  unsigned total, from_source;
-  count_unregistered(ts, c, &total, &from_source);
-  if (total >= ts->max_unregistered || from_source >= ts->max_unregistered_per_source) {
+  edge_conn *ec;
+  if (wr_tunnel_conn_new(ts, &quic_transport, c, &ec) != WR_OK) {
     /* No owner (the endpoint's default user would be |ts|, which the
      * callbacks would take for an edge_conn): the endpoint frees it once
      * the close is sent. */
-    ts->stats.unregistered_refused++;
     wr_quic_conn_set_user(c, NULL);
     wr_quic_conn_close(c, 0, "too many connections waiting to register");
     return;
   }
-  edge_conn *ec = wr_xcalloc(1, sizeof(*ec));
-  ec->ts = ts;
   ec->quic = c;
-  ec->next = ts->conns;
-  ts->conns = ec;
   wr_quic_conn_set_user(c, ec);
   wr_quic_conn_set_deadline(c, ts->register_timeout_ms, 0, "no registration after the handshake");
 }
@@ -670,6 +773,7 @@ int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size
     memcpy(out->client_id, ec->client_id, sizeof(out->client_id));
     out->conn_index = ec->conn_index;
     out->quic = ec->quic;
+    out->protocol = ec->tr->name;
     out->datagram_v3 = ec->datagram_v3;
     return WR_OK;
   }
@@ -684,12 +788,24 @@ size_t wr_tunnel_server_close_tunnel(wr_tunnel_server *ts, const char *tunnel_id
   size_t n = 0;
   if (!tunnel_id) return 0;
   if (!reason) reason = "closed by the edge";
-  /* unregister() and wr_quic_conn_close() never unlink a connection (that
-   * happens in qc_close, on a later loop iteration): the walk is safe. */
+  /* unregister() and a transport's close never unlink a connection (that
+   * happens in wr_tunnel_conn_gone, on a later loop iteration): the walk is
+   * safe. */
   for (edge_conn *ec = ts->conns; ec; ec = ec->next) {
     if (!matches(ec, tunnel_id) || (client_id && strcasecmp(ec->client_id, client_id) != 0)) continue;
     unregister(ec, reason);
-    wr_quic_conn_close(ec->quic, 0, reason);
+    ec->tr->close(ec->t, reason);
+    n++;
+  }
+  return n;
+}
+
+size_t wr_tunnel_server_close_all(wr_tunnel_server *ts, const char *reason) {
+  size_t n = 0;
+  /* As in close_tunnel: closing never unlinks. */
+  for (edge_conn *ec = ts->conns; ec; ec = ec->next) {
+    if (!matches(ec, NULL)) continue;
+    ec->tr->close(ec->t, reason);
     n++;
   }
   return n;
@@ -749,7 +865,7 @@ static int attach_stream(edge_conn *ec, const wr_tunnel_stream_callbacks *cbs, v
                          wr_tunnel_stream **out) {
   wr_tunnel_stream *s = wr_xcalloc(1, sizeof(*s));
   int64_t sid = -1;
-  int rv = wr_quic_stream_open(ec->quic, s, &sid);
+  int rv = ec->tr->stream_open(ec->t, s, &sid, &s->sh);
   if (rv != WR_OK) {
     free(s);
     return rv;
@@ -789,6 +905,7 @@ int wr_tunnel_server_find(const wr_tunnel_server *ts, const char *conn_id,
   memcpy(out->client_id, ec->client_id, sizeof(out->client_id));
   out->conn_index = ec->conn_index;
   out->quic = ec->quic;
+  out->protocol = ec->tr->name;
   out->datagram_v3 = ec->datagram_v3;
   return WR_OK;
 }
@@ -799,7 +916,9 @@ int wr_tunnel_server_open_stream_on(wr_tunnel_server *ts, const char *conn_id,
   *out = NULL;
   if (!cbs) return WR_ERR_INVAL;
   edge_conn *ec = find_conn(ts, conn_id);
-  if (!ec) return WR_ERR_NOTFOUND;
+  /* Only the router opens streams on a given connection: RPC streams of UDP
+   * sessions, which exist on transports with datagrams only. */
+  if (!ec || !ec->tr->datagrams) return WR_ERR_NOTFOUND;
   int rv = attach_stream(ec, cbs, user, out);
   return rv == WR_ERR_INVAL ? WR_ERR_NOTFOUND : rv;
 }
@@ -843,7 +962,7 @@ int wr_tunnel_server_open_stream(wr_tunnel_server *ts, const char *tunnel_id,
     if (!best) return saw_again ? WR_AGAIN : WR_ERR_NOTFOUND;
     wr_tunnel_stream *s = wr_xcalloc(1, sizeof(*s));
     int64_t sid = -1;
-    int rv = wr_quic_stream_open(best->quic, s, &sid);
+    int rv = best->tr->stream_open(best->t, s, &sid, &s->sh);
     if (rv == WR_OK) {
       s->ec = best;
       s->sid = sid;
@@ -868,34 +987,35 @@ int wr_tunnel_stream_write(wr_tunnel_stream *s, const uint8_t *data, size_t len,
                            size_t *accepted) {
   *accepted = 0;
   if (!s->ec || s->write_done) return WR_ERR_INVAL;
-  int rv = wr_quic_stream_write(s->ec->quic, s->sid, data, len, fin, accepted);
+  int rv = s->ec->tr->stream_write(s->ec->t, s->sid, s->sh, data, len, fin, accepted);
   if (rv == WR_OK && fin) s->write_done = 1;
   return rv;
 }
 
 void wr_tunnel_stream_consume(wr_tunnel_stream *s, size_t n) {
-  if (s->ec && n) wr_quic_stream_consume(s->ec->quic, s->sid, n);
+  if (s->ec && n) s->ec->tr->stream_consume(s->ec->t, s->sid, s->sh, n);
 }
 
 size_t wr_tunnel_stream_queued(const wr_tunnel_stream *s) {
-  return s->ec ? wr_quic_stream_queued(s->ec->quic, s->sid) : 0;
+  return s->ec ? s->ec->tr->stream_queued(s->ec->t, s->sid, s->sh) : 0;
 }
 
 void wr_tunnel_stream_abandon(wr_tunnel_stream *s, int64_t code) {
   if (!s) return;
   s->user = NULL;
   if (!s->ec) return;
-  wr_quic_conn *q = s->ec->quic;
+  const wr_tunnel_transport *tr = s->ec->tr;
+  void *t = s->ec->t;
   if (!s->write_done) {
     size_t acc;
     /* code < 0: end our side normally if the owner did not. A write side
      * the peer stopped (STOP_SENDING) refuses the FIN: reset it then. */
-    if (code >= 0 || wr_quic_stream_write(q, s->sid, NULL, 0, 1, &acc) != WR_OK)
-      wr_quic_stream_reset(q, s->sid, code >= 0 ? (uint64_t)code : 0);
+    if (code >= 0 || tr->stream_write(t, s->sid, s->sh, NULL, 0, 1, &acc) != WR_OK)
+      tr->stream_reset(t, s->sid, s->sh, code >= 0 ? (uint64_t)code : 0);
     s->write_done = 1;
   }
   if (!s->read_done) {
-    wr_quic_stream_stop_sending(q, s->sid, code >= 0 ? (uint64_t)code : 0);
+    tr->stream_stop(t, s->sid, s->sh, code >= 0 ? (uint64_t)code : 0);
     s->read_done = 1;
   }
 }
@@ -923,6 +1043,7 @@ void wr_tunnel_server_each(const wr_tunnel_server *ts,
     memcpy(info.client_id, ec->client_id, sizeof(info.client_id));
     info.conn_index = ec->conn_index;
     info.quic = ec->quic;
+    info.protocol = ec->tr->name;
     info.datagram_v3 = ec->datagram_v3;
     fn(user, &info);
   }

@@ -88,7 +88,9 @@ typedef struct wr_tunnel_conn_info {
   char tunnel_id[WR_STORE_UUID_LEN + 1];
   char client_id[WR_STORE_UUID_LEN + 1];
   unsigned conn_index;
-  wr_quic_conn *quic;    /* for opening data/RPC streams */
+  wr_quic_conn *quic;    /* QUIC datagrams; NULL on a connection without
+                          * datagrams (HTTP/2: no UDP, no ICMP) */
+  const char *protocol;  /* "quic" or "http2" (static) */
   /* The connector announced support_datagram_v3_2 at registration: its
    * UDP and ICMP datagrams are version 3 (protocol.md 6.6), else 2. */
   int datagram_v3;
@@ -134,6 +136,11 @@ int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size
  * of a deleted tunnel is refused. Returns how many were closed. */
 size_t wr_tunnel_server_close_tunnel(wr_tunnel_server *ts, const char *tunnel_id,
                                      const char *client_id, const char *reason);
+/* Closes every registered connection (QUIC: CONNECTION_CLOSE code 0;
+ * HTTP/2: GOAWAY, then the TLS connection), without unregistering them
+ * here: the edge is going away and the connectors reconnect elsewhere.
+ * Returns how many. */
+size_t wr_tunnel_server_close_all(wr_tunnel_server *ts, const char *reason);
 /* Closes the connections of every tunnel the store says was deleted since
  * the previous sweep (a minute of overlap; the first sweep looks back to a
  * minute before the server was made). Returns how many were closed. */
