@@ -24,7 +24,7 @@ static const wr_http_header *get(const wr_http_header *hs, size_t n, const char 
   return NULL;
 }
 
-int wr_h2_request_kind(const wr_http_header *hs, size_t n) {
+int wr_h2c_request_kind(const wr_http_header *hs, size_t n) {
   const wr_http_header *up = get(hs, n, WR_H2_UPGRADE_HEADER);
   const wr_http_header *src = get(hs, n, WR_H2_SRC_HEADER);
   if (up && value_is(up, "update-configuration")) return WR_H2_CONFIG;
@@ -86,7 +86,7 @@ static size_t request_room(const wr_http_header *hs, size_t n) {
   return need;
 }
 
-int wr_h2_request_build(const wr_http_header *hs, size_t n, int kind, int body_unknown,
+int wr_h2c_request_build(const wr_http_header *hs, size_t n, int kind, int body_unknown,
                         wr_buf *arena, wr_meta *meta, size_t cap, wr_connect_request *out) {
   size_t al, sl, pl, ml, k = 0;
   const char *auth = pseudo(hs, n, ":authority", &al), *scheme = pseudo(hs, n, ":scheme", &sl);
@@ -144,7 +144,7 @@ static size_t response_room(const wr_connect_response *r) {
   return need;
 }
 
-int wr_h2_response_head(const wr_connect_response *r, wr_buf *arena, wr_http_header *out,
+int wr_h2c_response_head(const wr_connect_response *r, wr_buf *arena, wr_http_header *out,
                         size_t cap) {
   wr_httpmeta_response resp = {200, 0};
   size_t k = 0, nu;

@@ -42,21 +42,21 @@ enum wr_h2_kind {
 #define WR_H2_META_CLOUDFLARED "{\"src\":\"cloudflared\"}"
 
 /* The request type of |hs| (enum wr_h2_kind). Values compare exactly. */
-int wr_h2_request_kind(const wr_http_header *hs, size_t n);
+int wr_h2c_request_kind(const wr_http_header *hs, size_t n);
 
 /* The ConnectRequest of a request of |kind| (HTTP, WEBSOCKET or TCP) with
  * headers |hs|. |body_unknown|: the HEADERS frame did not end the stream.
  * Strings go to |arena| (reset first), metadata entries to |meta| (|cap|
  * entries; n + 4 is enough). Returns WR_OK, WR_ERR_PROTO (no :authority
  * for TCP), WR_ERR_LIMIT or WR_ERR_NOMEM. */
-int wr_h2_request_build(const wr_http_header *hs, size_t n, int kind, int body_unknown,
+int wr_h2c_request_build(const wr_http_header *hs, size_t n, int kind, int body_unknown,
                         wr_buf *arena, wr_meta *meta, size_t cap, wr_connect_request *out);
 
 /* The HTTP/2 response head for |r| into |out| (|cap| entries; the number of
  * response headers + 5 is enough), ":status" first. Strings go to |arena|
  * (reset first). Returns the number of headers or WR_ERR_LIMIT /
  * WR_ERR_NOMEM / WR_ERR_PROTO (undecodable metadata). */
-int wr_h2_response_head(const wr_connect_response *r, wr_buf *arena, wr_http_header *out,
+int wr_h2c_response_head(const wr_connect_response *r, wr_buf *arena, wr_http_header *out,
                         size_t cap);
 
 #endif

@@ -198,7 +198,7 @@ static int op_respond(void *t, const wr_connect_response *r) {
   int n;
   if (st->responded) return WR_ERR_INVAL;
   wr_buf_init(&arena, 4u << 20, NULL);
-  n = wr_h2_response_head(r, &arena, hs, r->nmeta + 5 < 69 ? r->nmeta + 5 : 69);
+  n = wr_h2c_response_head(r, &arena, hs, r->nmeta + 5 < 69 ? r->nmeta + 5 : 69);
   int rv = n < 0 ? n : submit_head(st, hs, (size_t)n);
   wr_buf_free(&arena);
   return rv;
@@ -226,7 +226,7 @@ static void start_proxy(h2s *st, int end_stream) {
   wr_connect_request req;
   wr_buf arena;
   wr_buf_init(&arena, HEAD_BYTES_MAX * 3, NULL);
-  int rv = wr_h2_request_build(st->hs, st->nhs, st->kind, !end_stream, &arena, meta,
+  int rv = wr_h2c_request_build(st->hs, st->nhs, st->kind, !end_stream, &arena, meta,
                                st->nhs + 4, &req);
   if (rv != WR_OK) {
     wr_debug("HTTP/2 stream %d: cannot read the request: %s", st->id, wr_strerror(rv));
@@ -287,7 +287,7 @@ static void finish_config(h2s *st) {
 /* The request head is complete. */
 static void dispatch(h2s *st, int end_stream) {
   st->dispatched = 1;
-  st->kind = wr_h2_request_kind(st->hs, st->nhs);
+  st->kind = wr_h2c_request_kind(st->hs, st->nhs);
   switch (st->kind) {
   case WR_H2_CONTROL:
     start_control(st);

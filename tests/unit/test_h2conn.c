@@ -40,14 +40,14 @@ static void test_kind(void **state) {
   wr_http_header tcp_empty[] = {H("cf-cloudflared-proxy-src", "")};
   wr_http_header ws_tcp[] = {H("cf-cloudflared-proxy-src", "1"),
                              H("cf-cloudflared-proxy-connection-upgrade", "websocket")};
-  assert_int_equal(wr_h2_request_kind(ctl, 2), WR_H2_CONTROL);
-  assert_int_equal(wr_h2_request_kind(ws, 1), WR_H2_WEBSOCKET);
-  assert_int_equal(wr_h2_request_kind(ws_case, 1), WR_H2_HTTP); /* values compare exactly */
-  assert_int_equal(wr_h2_request_kind(cfg, 2), WR_H2_CONFIG);   /* checked first */
-  assert_int_equal(wr_h2_request_kind(tcp, 2), WR_H2_TCP);      /* before control-stream */
-  assert_int_equal(wr_h2_request_kind(tcp_empty, 1), WR_H2_HTTP);
-  assert_int_equal(wr_h2_request_kind(ws_tcp, 2), WR_H2_WEBSOCKET);
-  assert_int_equal(wr_h2_request_kind(NULL, 0), WR_H2_HTTP);
+  assert_int_equal(wr_h2c_request_kind(ctl, 2), WR_H2_CONTROL);
+  assert_int_equal(wr_h2c_request_kind(ws, 1), WR_H2_WEBSOCKET);
+  assert_int_equal(wr_h2c_request_kind(ws_case, 1), WR_H2_HTTP); /* values compare exactly */
+  assert_int_equal(wr_h2c_request_kind(cfg, 2), WR_H2_CONFIG);   /* checked first */
+  assert_int_equal(wr_h2c_request_kind(tcp, 2), WR_H2_TCP);      /* before control-stream */
+  assert_int_equal(wr_h2c_request_kind(tcp_empty, 1), WR_H2_HTTP);
+  assert_int_equal(wr_h2c_request_kind(ws_tcp, 2), WR_H2_WEBSOCKET);
+  assert_int_equal(wr_h2c_request_kind(NULL, 0), WR_H2_HTTP);
 }
 
 /* ---- ConnectRequest from HTTP/2 headers ---------------------------------------------- */
@@ -72,7 +72,7 @@ static void test_request_build(void **state) {
   wr_connect_request r;
   wr_buf arena;
   wr_buf_init(&arena, 1 << 20, NULL);
-  assert_int_equal(wr_h2_request_build(get, 8, WR_H2_HTTP, 0, &arena, meta, 16, &r), WR_OK);
+  assert_int_equal(wr_h2c_request_build(get, 8, WR_H2_HTTP, 0, &arena, meta, 16, &r), WR_OK);
   assert_int_equal(r.type, WR_CONNECT_HTTP);
   assert_int_equal(r.dest_len, strlen("https://app.example.test/index.html?q=1"));
   assert_memory_equal(r.dest, "https://app.example.test/index.html?q=1", r.dest_len);
@@ -87,11 +87,11 @@ static void test_request_build(void **state) {
   /* A body of unknown length is streamed (chunked towards the origin). */
   wr_http_header post[] = {H(":authority", "a.test"), H(":method", "POST"), H(":path", "/up"),
                            H(":scheme", "https")};
-  assert_int_equal(wr_h2_request_build(post, 4, WR_H2_HTTP, 1, &arena, meta, 16, &r), WR_OK);
+  assert_int_equal(wr_h2c_request_build(post, 4, WR_H2_HTTP, 1, &arena, meta, 16, &r), WR_OK);
   assert_string_equal(meta_val(&r, "HttpHeader:Transfer-Encoding"), "chunked");
   wr_http_header post_cl[] = {H(":authority", "a.test"), H(":method", "POST"),
                               H(":path", "/up"), H("content-length", "5")};
-  assert_int_equal(wr_h2_request_build(post_cl, 4, WR_H2_HTTP, 1, &arena, meta, 16, &r), WR_OK);
+  assert_int_equal(wr_h2c_request_build(post_cl, 4, WR_H2_HTTP, 1, &arena, meta, 16, &r), WR_OK);
   assert_null(meta_val(&r, "HttpHeader:Transfer-Encoding"));
   assert_string_equal(meta_val(&r, "HttpHeader:Content-Length"), "5");
 
@@ -100,7 +100,7 @@ static void test_request_build(void **state) {
                          H(":path", "/ws"), H(":scheme", "https"),
                          H("sec-websocket-key", "BLaGadlPy87luQpjWTPcWQ=="),
                          H("cf-cloudflared-proxy-connection-upgrade", "websocket")};
-  assert_int_equal(wr_h2_request_build(ws, 6, WR_H2_WEBSOCKET, 1, &arena, meta, 16, &r), WR_OK);
+  assert_int_equal(wr_h2c_request_build(ws, 6, WR_H2_WEBSOCKET, 1, &arena, meta, 16, &r), WR_OK);
   assert_int_equal(r.type, WR_CONNECT_WEBSOCKET);
   assert_string_equal(meta_val(&r, "HttpHeader:Sec-Websocket-Key"), "BLaGadlPy87luQpjWTPcWQ==");
   assert_null(meta_val(&r, "HttpHeader:Cf-Cloudflared-Proxy-Connection-Upgrade"));
@@ -109,11 +109,11 @@ static void test_request_build(void **state) {
   /* Raw TCP: the destination is :authority. */
   wr_http_header tcp[] = {H(":authority", "10.0.0.5:22"), H(":method", "CONNECT"),
                           H("cf-cloudflared-proxy-src", "1")};
-  assert_int_equal(wr_h2_request_build(tcp, 3, WR_H2_TCP, 1, &arena, meta, 16, &r), WR_OK);
+  assert_int_equal(wr_h2c_request_build(tcp, 3, WR_H2_TCP, 1, &arena, meta, 16, &r), WR_OK);
   assert_int_equal(r.type, WR_CONNECT_TCP);
   assert_memory_equal(r.dest, "10.0.0.5:22", 11);
   wr_http_header tcp_bad[] = {H(":method", "CONNECT"), H("cf-cloudflared-proxy-src", "1")};
-  assert_int_equal(wr_h2_request_build(tcp_bad, 2, WR_H2_TCP, 1, &arena, meta, 16, &r),
+  assert_int_equal(wr_h2c_request_build(tcp_bad, 2, WR_H2_TCP, 1, &arena, meta, 16, &r),
                    WR_ERR_PROTO);
   wr_buf_free(&arena);
 }
@@ -149,7 +149,7 @@ static void test_response_head(void **state) {
   r.has_meta = 1;
   r.meta = meta;
   r.nmeta = (size_t)wr_httpmeta_resp_encode(200, user, 1, &marena, meta, 8);
-  int n = wr_h2_response_head(&r, &arena, out, 16);
+  int n = wr_h2c_response_head(&r, &arena, out, 16);
   assert_true(n >= 3);
   assert_value(find(out, n, ":status"), "200");
   /* protocol.md 7.4's example, unpadded standard base64. */
@@ -162,7 +162,7 @@ static void test_response_head(void **state) {
    * headers are not serialized. */
   wr_buf_reset(&marena);
   r.nmeta = (size_t)wr_httpmeta_resp_encode(200, user, 4, &marena, meta, 8);
-  n = wr_h2_response_head(&r, &arena, out, 16);
+  n = wr_h2c_response_head(&r, &arena, out, 16);
   assert_value(find(out, n, "content-length"), "18");
   assert_value(find(out, n, "cf-int-cloudflared-tracing"), "t1");
   const wr_http_header *ser = find(out, n, "cf-cloudflared-response-headers");
@@ -178,14 +178,14 @@ static void test_response_head(void **state) {
   wr_http_header up[] = {H("Upgrade", "websocket"), H("Connection", "Upgrade")};
   wr_buf_reset(&marena);
   r.nmeta = (size_t)wr_httpmeta_resp_encode(101, up, 2, &marena, meta, 8);
-  n = wr_h2_response_head(&r, &arena, out, 16);
+  n = wr_h2c_response_head(&r, &arena, out, 16);
   assert_value(find(out, n, ":status"), "200");
   assert_value(find(out, n, "cf-cloudflared-response-headers"),
                "VXBncmFkZQ:d2Vic29ja2V0;Q29ubmVjdGlvbg:VXBncmFkZQ");
 
   /* A TCP acknowledgement (no metadata): 200, empty serialized headers. */
   r.nmeta = 0;
-  n = wr_h2_response_head(&r, &arena, out, 16);
+  n = wr_h2c_response_head(&r, &arena, out, 16);
   assert_value(find(out, n, ":status"), "200");
   assert_value(find(out, n, "cf-cloudflared-response-headers"), "");
 
@@ -193,7 +193,7 @@ static void test_response_head(void **state) {
   r.error = "Unable to reach the origin service";
   r.error_len = strlen(r.error);
   r.has_meta = 0;
-  n = wr_h2_response_head(&r, &arena, out, 16);
+  n = wr_h2c_response_head(&r, &arena, out, 16);
   assert_int_equal(n, 2);
   assert_value(find(out, n, ":status"), "502");
   assert_value(find(out, n, "cf-cloudflared-response-meta"), "{\"src\":\"cloudflared\"}");
