@@ -159,6 +159,15 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
   char h2err[256] = "";
   rv = wr_tunnel_h2_listen(e->ts, e->loop, e->cert, e->key, (const struct sockaddr *)&tcp_addr,
                            &e->h2, h2err, sizeof(h2err));
+  int any_port = o->tunnel.addr.ss_family == AF_INET6
+                     ? ((const struct sockaddr_in6 *)&o->tunnel.addr)->sin6_port == 0
+                     : ((const struct sockaddr_in *)&o->tunnel.addr)->sin_port == 0;
+  if (rv == WR_ERR_IO && any_port) {
+    /* Port 0 (tests): UDP's pick may be taken on TCP; any TCP port will do. */
+    memcpy(&tcp_addr, &o->tunnel.addr, sizeof(tcp_addr));
+    rv = wr_tunnel_h2_listen(e->ts, e->loop, e->cert, e->key, (const struct sockaddr *)&tcp_addr,
+                             &e->h2, h2err, sizeof(h2err));
+  }
   if (rv != WR_OK) {
     snprintf(err, errlen, "cannot listen on %s (TCP, for HTTP/2 connectors): %s", o->tunnel.text,
              h2err);
