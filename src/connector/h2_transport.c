@@ -134,15 +134,17 @@ static void resume(h2s *st) {
 
 /* Submits the response head with the data source behind it. */
 static int submit_head(h2s *st, const wr_http_header *hs, size_t n) {
-  nghttp2_nv nv[64];
+  nghttp2_nv *nv = wr_xcalloc(n + 1, sizeof(*nv));
   nghttp2_data_provider prd;
-  if (n > 64) n = 64;
+  int rv;
   for (size_t i = 0; i < n; i++)
     nv[i] = (nghttp2_nv){(uint8_t *)hs[i].name, (uint8_t *)hs[i].value, hs[i].name_len,
                          hs[i].value_len, NGHTTP2_NV_FLAG_NONE};
   prd.source.ptr = st;
   prd.read_callback = read_cb;
-  if (nghttp2_submit_response(st->h->ng, st->id, nv, n, &prd) != 0) return WR_ERR_INTERNAL;
+  rv = nghttp2_submit_response(st->h->ng, st->id, nv, n, &prd);
+  free(nv);
+  if (rv != 0) return WR_ERR_INTERNAL;
   st->responded = 1;
   kick(st->h);
   return WR_OK;
@@ -193,14 +195,17 @@ static void op_stop_sending(void *t) {
 
 static int op_respond(void *t, const wr_connect_response *r) {
   h2s *st = t;
-  wr_http_header hs[64 + 5];
+  size_t cap = r->nmeta + 5;
+  wr_http_header *hs;
   wr_buf arena;
-  int n;
+  int n, rv;
   if (st->responded) return WR_ERR_INVAL;
+  hs = wr_xcalloc(cap, sizeof(*hs));
   wr_buf_init(&arena, 4u << 20, NULL);
-  n = wr_h2c_response_head(r, &arena, hs, r->nmeta + 5 < 69 ? r->nmeta + 5 : 69);
-  int rv = n < 0 ? n : submit_head(st, hs, (size_t)n);
+  n = wr_h2c_response_head(r, &arena, hs, cap);
+  rv = n < 0 ? n : submit_head(st, hs, (size_t)n);
   wr_buf_free(&arena);
+  free(hs);
   return rv;
 }
 

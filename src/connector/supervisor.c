@@ -575,7 +575,7 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
     wr_tls_client_config tc;
     memset(&tc, 0, sizeof(tc));
     tc.ca_file = s->ca_file;
-    rv = wr_tls_creds_client(&tc, &s->h2_creds, err, errlen);
+    rv = wr_tls_creds_client_p256(&tc, &s->h2_creds, err, errlen);
   }
   if (rv != WR_OK) {
     s->timers_open = 0;

@@ -561,12 +561,189 @@ static void test_vector(void **state) {
   assert_false(c.timed_out);
 }
 
+/* ---- configuration update and control stream, from an nghttp2 client ----------------------- */
+
+typedef struct cli {
+  nghttp2_session *ng;
+  wr_buf out;        /* client -> connector */
+  char status[8][8]; /* by stream id / 2 */
+  wr_buf body[8];
+  int32_t last_version;
+  char last_json[256];
+  int refuse;
+} cli;
+
+static ssize_t cli_send(nghttp2_session *ng, const uint8_t *d, size_t n, int fl, void *u) {
+  (void)ng;
+  (void)fl;
+  return wr_buf_append(&((cli *)u)->out, d, n) == WR_OK ? (ssize_t)n : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static int cli_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                      size_t nl, const uint8_t *value, size_t vl, uint8_t fl, void *u) {
+  (void)ng;
+  (void)fl;
+  if (nl == 7 && !memcmp(name, ":status", 7))
+    snprintf(((cli *)u)->status[f->hd.stream_id / 2], 8, "%.*s", (int)vl, value);
+  return 0;
+}
+
+static int cli_data(nghttp2_session *ng, uint8_t fl, int32_t id, const uint8_t *d, size_t n,
+                    void *u) {
+  (void)ng;
+  (void)fl;
+  wr_buf_append(&((cli *)u)->body[id / 2], d, n);
+  return 0;
+}
+
+static ssize_t cli_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
+                        uint32_t *flags, nghttp2_data_source *src, void *u) {
+  const char *json = src->ptr;
+  size_t n = strlen(json);
+  (void)ng;
+  (void)id;
+  (void)u;
+  assert_true(n <= len);
+  memcpy(buf, json, n);
+  *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return (ssize_t)n;
+}
+
+static int32_t update_config(void *user, int32_t version, const uint8_t *json, size_t len,
+                             char *err, size_t errlen) {
+  cli *c = user;
+  c->last_version = version;
+  snprintf(c->last_json, sizeof(c->last_json), "%.*s", (int)len, (const char *)json);
+  if (c->refuse) {
+    snprintf(err, errlen, "refused");
+    return version - 1;
+  }
+  return version;
+}
+
+static int c_send(void *user, const uint8_t *data, size_t len) {
+  cli *c = user;
+  return nghttp2_session_mem_recv(c->ng, data, len) == (ssize_t)len ? WR_OK : WR_ERR_PROTO;
+}
+
+static int ctl_opened;
+static wr_buf ctl_in;
+static void c_ctl_open(void *u) {
+  (void)u;
+  ctl_opened++;
+}
+static void c_ctl_data(void *u, const uint8_t *d, size_t n, int fin) {
+  (void)u;
+  (void)fin;
+  if (n) wr_buf_append(&ctl_in, d, n);
+}
+
+#define NV(n, v) {(uint8_t *)n, (uint8_t *)v, sizeof(n) - 1, sizeof(v) - 1, NGHTTP2_NV_FLAG_NONE}
+
+static int32_t cli_post(cli *c, const char *upgrade, const char *json) {
+  nghttp2_nv nv[] = {NV(":method", "POST"), NV(":path", "/"), NV(":scheme", "https"),
+                     NV(":authority", "localhost:8080"),
+                     {(uint8_t *)"cf-cloudflared-proxy-connection-upgrade", (uint8_t *)upgrade,
+                      39, strlen(upgrade), NGHTTP2_NV_FLAG_NONE}};
+  nghttp2_data_provider prd = {{.ptr = (void *)json}, cli_body};
+  return nghttp2_submit_request(c->ng, NULL, nv, 5, json ? &prd : NULL, NULL);
+}
+
+/* Moves the client's bytes to the connector and back. */
+static void pump(cli *c, wr_h2 *h) {
+  assert_int_equal(nghttp2_session_send(c->ng), 0);
+  if (c->out.len) {
+    assert_int_equal(wr_h2_feed(h, c->out.data, c->out.len), WR_OK);
+    wr_buf_reset(&c->out);
+  }
+  assert_int_equal(wr_h2_flush(h), WR_OK);
+  assert_int_equal(nghttp2_session_send(c->ng), 0);
+}
+
+static void test_config_and_control(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  cli c;
+  wr_proxy *p;
+  wr_h2 *h;
+  nghttp2_session_callbacks *cb;
+  memset(&c, 0, sizeof(c));
+  wr_buf_init(&c.out, 1 << 20, NULL);
+  wr_buf_init(&ctl_in, 1 << 20, NULL);
+  for (int i = 0; i < 8; i++) wr_buf_init(&c.body[i], 1 << 20, NULL);
+  assert_int_equal(uv_loop_init(&loop), 0);
+  wr_rpc_services svc;
+  memset(&svc, 0, sizeof(svc));
+  svc.update_config = update_config;
+  svc.config_user = &c;
+  wr_proxy_config pc;
+  memset(&pc, 0, sizeof(pc));
+  pc.loop = &loop;
+  pc.services = &svc;
+  assert_int_equal(wr_proxy_new(&pc, &p), WR_OK);
+  wr_h2_config hc;
+  memset(&hc, 0, sizeof(hc));
+  hc.proxy = p;
+  hc.send = c_send;
+  hc.kick = v_kick;
+  hc.on_control_open = c_ctl_open;
+  hc.on_control_data = c_ctl_data;
+  hc.user = &c;
+  assert_int_equal(wr_h2_new(&hc, &h), WR_OK);
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_send_callback(cb, cli_send);
+  nghttp2_session_callbacks_set_on_header_callback(cb, cli_header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, cli_data);
+  assert_int_equal(nghttp2_session_client_new(&c.ng, cb, &c), 0);
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_submit_settings(c.ng, NGHTTP2_FLAG_NONE, NULL, 0);
+
+  /* The control stream: 200 at once; bytes both ways on its bodies. */
+  int32_t ctl = cli_post(&c, "control-stream", NULL);
+  assert_int_equal(ctl, 1);
+  pump(&c, h);
+  assert_int_equal(ctl_opened, 1);
+  assert_string_equal(c.status[0], "200");
+  assert_int_equal(wr_h2_control_write(h, (const uint8_t *)"rpc-out", 7), WR_OK);
+  pump(&c, h);
+  assert_int_equal(c.body[0].len, 7);
+  assert_memory_equal(c.body[0].data, "rpc-out", 7);
+
+  /* A configuration update, applied and refused. */
+  int32_t id = cli_post(&c, "update-configuration",
+                        "{\"version\":3,\"config\":{\"ingress\":[{\"service\":\"http_status:404\"}]}}");
+  pump(&c, h);
+  pump(&c, h);
+  assert_int_equal(c.last_version, 3);
+  assert_string_equal(c.last_json, "{\"ingress\":[{\"service\":\"http_status:404\"}]}");
+  assert_string_equal(c.status[id / 2], "200");
+  assert_int_equal(c.body[id / 2].len, strlen("{\"lastAppliedVersion\":3,\"err\":null}"));
+  assert_memory_equal(c.body[id / 2].data, "{\"lastAppliedVersion\":3,\"err\":null}",
+                      c.body[id / 2].len);
+  c.refuse = 1;
+  id = cli_post(&c, "update-configuration", "{\"version\":5,\"config\":{}}");
+  pump(&c, h);
+  pump(&c, h);
+  assert_memory_equal(c.body[id / 2].data, "{\"lastAppliedVersion\":4,\"err\":{}}",
+                      c.body[id / 2].len);
+
+  nghttp2_session_del(c.ng);
+  wr_h2_free(h);
+  wr_proxy_free(p);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  wr_buf_free(&c.out);
+  wr_buf_free(&ctl_in);
+  for (int i = 0; i < 8; i++) wr_buf_free(&c.body[i]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kind),
       cmocka_unit_test(test_request_build),
       cmocka_unit_test(test_response_head),
       cmocka_unit_test(test_vector),
+      cmocka_unit_test(test_config_and_control),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
