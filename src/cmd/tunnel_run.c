@@ -63,8 +63,7 @@ static const struct noop_flag {
   const char *flag, *why;
 } noop_flags[] = {
     {"trace-output", "warren is not a Go program and writes no runtime trace"},
-    {"retries", "warren does not fall back to another protocol; it retries the edge with its own backoff"},
-    {"max-edge-addr-retries", "warren does not fall back to another protocol"},
+    {"max-edge-addr-retries", "warren falls back to http2 after --retries failed quic dials"},
     {"write-stream-timeout", "stream writes are bounded by flow control, not by a timer"},
     {"quic-disable-pmtu-discovery", "path MTU discovery is not configurable in warren"},
     {"autoupdate-freq", "warren never updates itself"},
@@ -377,6 +376,16 @@ static uint64_t flag_u64(const wr_opts *o, const char *name) {
 
 /* ---- flags -> options -------------------------------------------------------------- */
 
+/* --protocol as WR_PROTOCOL_* (h2mux is http2, as cloudflared upgrades
+ * it), or -1. */
+static int protocol_of(const wr_opts *o) {
+  const char *p = wr_opts_get(o, "protocol");
+  if (!p || strcmp(p, "auto") == 0) return WR_PROTOCOL_AUTO;
+  if (strcmp(p, "quic") == 0) return WR_PROTOCOL_QUIC;
+  if (strcmp(p, "http2") == 0 || strcmp(p, "h2mux") == 0) return WR_PROTOCOL_HTTP2;
+  return -1;
+}
+
 /* --loglevel, the log's format and files, the no-op flags' warnings and
  * --protocol. Returns 0, or -1 after saying why. */
 static int log_and_protocol(const wr_opts *o) {
@@ -389,12 +398,8 @@ static int log_and_protocol(const wr_opts *o) {
   if (lvl) wr_log_set_level(level);
   if (log_outputs(o) != 0) return -1;
   warn_noop_flags(o);
-  const char *proto = wr_opts_get(o, "protocol");
-  if (proto && strcmp(proto, "auto") != 0 && strcmp(proto, "quic") != 0) {
-    if (strcmp(proto, "http2") == 0 || strcmp(proto, "h2mux") == 0)
-      wr_error("--protocol %s: the HTTP/2 transport is not implemented yet; use quic", proto);
-    else
-      wr_error("--protocol \"%s\": expected auto, quic or http2", proto);
+  if (protocol_of(o) < 0) {
+    wr_error("--protocol \"%s\": expected auto, quic or http2", wr_opts_get(o, "protocol"));
     return -1;
   }
   return 0;
@@ -454,6 +459,8 @@ static void connector_options(const wr_opts *o, run_inputs *in, wr_connector_opt
   co->bind_addr = in->has_bind ? &in->bind : NULL;
   co->dial_timeout_ms = wr_opts_isset(o, "dial-edge-timeout") ? flag_ms(o, "dial-edge-timeout") : 0;
   co->rpc_timeout_ms = flag_ms(o, "rpc-timeout");
+  co->protocol = protocol_of(o);
+  co->retries = (unsigned)flag_u64(o, "retries");
   co->max_conn_window = flag_u64(o, "quic-connection-level-flow-control-limit");
   co->max_stream_window = flag_u64(o, "quic-stream-level-flow-control-limit");
 }

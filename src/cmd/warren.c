@@ -47,7 +47,7 @@ static const wr_flag tunnel_flags[] = {
     {"trace-output", NULL, "TUNNEL_TRACE_OUTPUT", WR_FLAG_STRING, NULL, "Go runtime trace file (cloudflared) (accepted; no effect in warren)"},
     {"grace-period", NULL, "TUNNEL_GRACE_PERIOD", WR_FLAG_DURATION, "30s", "Time to let in-flight requests finish on shutdown"},
     {"ha-connections", NULL, NULL, WR_FLAG_INT, "4", "Number of connections to the edge"},
-    {"retries", NULL, "TUNNEL_RETRIES", WR_FLAG_INT, "5", "Retries before falling back to another protocol (accepted; no effect in warren)"},
+    {"retries", NULL, "TUNNEL_RETRIES", WR_FLAG_INT, "5", "Failed quic dials before --protocol auto falls back to http2"},
     {"max-edge-addr-retries", NULL, NULL, WR_FLAG_INT, "8", "Retries on edge addresses before falling back to another protocol (accepted; no effect in warren)"},
     {"dial-edge-timeout", NULL, "DIAL_EDGE_TIMEOUT", WR_FLAG_DURATION, "15s", "Longest wait for the QUIC handshake with the edge"},
     {"rpc-timeout", NULL, NULL, WR_FLAG_DURATION, "5s", "Longest wait for the edge to answer the registration RPC"},

@@ -89,6 +89,8 @@ static int start_supervisor(wr_connector *c, const wr_connector_options *o, char
   sc.bind_addr = o->bind_addr;
   sc.dial_timeout_ms = o->dial_timeout_ms;
   sc.rpc_timeout_ms = o->rpc_timeout_ms;
+  sc.protocol = o->protocol;
+  sc.retries = o->retries;
   sc.max_conn_window = o->max_conn_window;
   sc.max_stream_window = o->max_stream_window;
   sc.proxy = c->proxy;

@@ -70,6 +70,8 @@ typedef struct wr_connector_options {
   const struct sockaddr_storage *bind_addr; /* --edge-bind-address, or NULL */
   uint64_t dial_timeout_ms;             /* --dial-edge-timeout; 0: the supervisor's */
   uint64_t rpc_timeout_ms;              /* --rpc-timeout; 0: none */
+  int protocol;                         /* WR_PROTOCOL_* (supervisor.h); 0: QUIC */
+  unsigned retries;                     /* --retries (auto's fallback); 0: 5 */
   uint64_t max_conn_window, max_stream_window; /* --quic-*-flow-control-limit; 0: default */
   /* Every connection is closed after a shutdown or a fatal refusal: end
    * the uv_run. Required. */

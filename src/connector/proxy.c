@@ -92,7 +92,10 @@ static void request_end(pstream *s) {
  * free now or when the last holder returns. No QUIC call after this. */
 static void stream_release(pstream *s) {
   wr_proxy *p = s->p;
+  const wr_edge_stream_ops *ops = s->ops;
   s->qc = NULL;
+  s->ops = NULL;
+  if (ops && p->dying) ops->forget(s->ot);
   wr__proxy_detach(s, 0);
   request_end(s);
   s->state = ST_DONE;
@@ -221,6 +224,8 @@ const wr_ingress *wr_proxy_ingress(const wr_proxy *p) { return p->ing; }
 
 void wr_proxy_set_services(wr_proxy *p, const wr_rpc_services *svc) { p->svc = *svc; }
 
+const wr_rpc_services *wr_proxy_services(const wr_proxy *p) { return &p->svc; }
+
 /* --- QUIC events ------------------------------------------------------------------ */
 
 int wr_proxy_on_stream_open(wr_proxy *p, wr_quic_conn *c, int64_t sid) {
@@ -290,6 +295,83 @@ void wr_proxy_on_conn_close(wr_proxy *p, wr_quic_conn *c) {
     n = s->next;
     if (s->qc == c) stream_release(s);
   }
+}
+
+/* --- streams of other transports ----------------------------------------------- */
+
+/* Copies |req| into the stream: strings into s->hbuf (reserved at once, so
+ * the pointers stay put), the metadata array allocated as the QUIC decoder
+ * does (wr_connect_request_free). Returns WR_OK or WR_ERR_LIMIT. */
+static int copy_request(pstream *s, const wr_connect_request *req) {
+  size_t need = req->dest_len + 1;
+  for (size_t i = 0; i < req->nmeta; i++) need += req->meta[i].key_len + req->meta[i].val_len + 2;
+  if (need > WR__PROXY_HEAD_MAX || wr_buf_reserve(&s->hbuf, need) != WR_OK) return WR_ERR_LIMIT;
+  s->req = *req;
+  s->req.dest = (const char *)s->hbuf.data + s->hbuf.len;
+  wr_buf_append(&s->hbuf, req->dest, req->dest_len);
+  wr_buf_append(&s->hbuf, "", 1);
+  s->req.meta = wr_xcalloc(req->nmeta + 1, sizeof(wr_meta));
+  for (size_t i = 0; i < req->nmeta; i++) {
+    wr_meta *m = &s->req.meta[i];
+    *m = req->meta[i];
+    m->key = (const char *)s->hbuf.data + s->hbuf.len;
+    wr_buf_append(&s->hbuf, req->meta[i].key, req->meta[i].key_len);
+    wr_buf_append(&s->hbuf, "", 1);
+    m->val = (const char *)s->hbuf.data + s->hbuf.len;
+    wr_buf_append(&s->hbuf, req->meta[i].val, req->meta[i].val_len);
+    wr_buf_append(&s->hbuf, "", 1);
+  }
+  s->have_req = 1;
+  return WR_OK;
+}
+
+wr_proxy_stream *wr_proxy_stream_start(wr_proxy *p, const wr_edge_stream_ops *ops, void *t,
+                                       int64_t id, const wr_connect_request *req) {
+  pstream *s;
+  if (p->dying) return NULL;
+  s = wr__proxy_stream_new(p, NULL, id);
+  s->ops = ops;
+  s->ot = t;
+  wr__proxy_hold(s);
+  if (copy_request(s, req) != WR_OK)
+    wr__proxy_reject(s, "request too large");
+  else
+    wr__proxy_dispatch(s);
+  wr__proxy_unhold(s);
+  return s;
+}
+
+void wr_proxy_stream_input(wr_proxy_stream *s, const uint8_t *data, size_t len, int fin) {
+  if (s->p->dying || s->zombie) return;
+  wr__proxy_hold(s);
+  wr__proxy_body_input(s, data, len, fin);
+  wr__proxy_unhold(s);
+}
+
+void wr_proxy_stream_reset(wr_proxy_stream *s) {
+  if (s->p->dying || s->zombie) return;
+  wr__proxy_hold(s);
+  wr__proxy_drop_held(s);
+  s->edge_fin = 1;
+  if (s->state != ST_DONE) {
+    wr_debug("data stream %lld: the edge reset it; aborting the origin request",
+             (long long)s->sid);
+    wr__proxy_reset(s);
+  }
+  wr__proxy_unhold(s);
+}
+
+void wr_proxy_stream_writable(wr_proxy_stream *s) {
+  if (s->p->dying || s->zombie) return;
+  wr__proxy_hold(s);
+  wr__proxy_flush(s);
+  wr__proxy_unhold(s);
+}
+
+void wr_proxy_stream_gone(wr_proxy_stream *s) {
+  if (s->zombie) return;
+  s->ops = NULL;
+  stream_release(s);
 }
 
 size_t wr_proxy_active(const wr_proxy *p) { return p->nstreams; }

@@ -39,6 +39,7 @@
 #include "connector/rpc_server.h"
 #include "lib/encoding.h"
 #include "net/quic.h"
+#include "proto/connect.h"
 
 /* Counters the metrics server exports (cloudflared's names in comments). */
 typedef struct wr_proxy_stats {
@@ -83,6 +84,8 @@ void wr_proxy_free(wr_proxy *p);
 void wr_proxy_set_ingress(wr_proxy *p, const wr_ingress *ing);
 /* Replaces the RPC services (copied). */
 void wr_proxy_set_services(wr_proxy *p, const wr_rpc_services *svc);
+/* The services current (configuration updates over HTTP/2 use them too). */
+const wr_rpc_services *wr_proxy_services(const wr_proxy *p);
 /* The ingress new streams match (warp-routing included). */
 const wr_ingress *wr_proxy_ingress(const wr_proxy *p);
 
@@ -104,6 +107,51 @@ void wr_proxy_on_stream_close(wr_proxy *p, wr_quic_conn *c, int64_t sid, void *s
 /* The QUIC connection |c| is gone (its on_close): every stream on it is
  * aborted (origin connections closed); no stream callback for |c| follows. */
 void wr_proxy_on_conn_close(wr_proxy *p, wr_quic_conn *c);
+
+/* --- streams of other transports (HTTP/2: connector/h2_transport.h) ------- */
+
+/* The edge side of one stream on a transport other than QUIC. Each call
+ * stands for the wr_quic_stream_* call of the QUIC path, with the same
+ * contract; |t| is the transport's stream. */
+typedef struct wr_edge_stream_ops {
+  /* Queues bytes towards the edge (|fin|: after them, the end of our side).
+   * Returns WR_OK (*accepted == len), WR_AGAIN (*accepted < len: the rest
+   * waits for wr_proxy_stream_writable) or an error (the stream is gone). */
+  int (*write)(void *t, const uint8_t *data, size_t len, int fin, size_t *accepted);
+  /* Request bytes are taken: the edge may send that many more. */
+  void (*consume)(void *t, size_t n);
+  /* Abort our side (QUIC RESET_STREAM). */
+  void (*reset)(void *t);
+  /* We will not read what the edge still sends (QUIC STOP_SENDING). */
+  void (*stop_sending)(void *t);
+  /* The head of the answer, as the ConnectResponse the QUIC path would
+   * send: an error (r->error non-empty) or HttpStatus + HttpHeader:*
+   * metadata (none at all: the acknowledgement of a TCP stream). Returns
+   * WR_OK or an error (nothing sent). */
+  int (*respond)(void *t, const wr_connect_response *r);
+  /* The proxy let go of the stream on its own (wr_proxy_free): forget it;
+   * no wr_proxy_stream_* call for it follows. */
+  void (*forget)(void *t);
+} wr_edge_stream_ops;
+
+typedef struct pstream wr_proxy_stream;
+
+/* A request on a stream of another transport, translated into the
+ * ConnectRequest the QUIC path would have read (copied). |id| names the
+ * stream in logs. The proxy serves it as a QUIC data stream; the answer
+ * goes through |ops| on |t|. Returns the stream, or NULL when the proxy is
+ * going (nothing was called). */
+wr_proxy_stream *wr_proxy_stream_start(wr_proxy *p, const wr_edge_stream_ops *ops, void *t,
+                                       int64_t id, const wr_connect_request *req);
+/* Request body bytes and the end of the request (|fin|). */
+void wr_proxy_stream_input(wr_proxy_stream *s, const uint8_t *data, size_t len, int fin);
+/* The edge aborted the stream. */
+void wr_proxy_stream_reset(wr_proxy_stream *s);
+/* The transport takes bytes again after a WR_AGAIN. */
+void wr_proxy_stream_writable(wr_proxy_stream *s);
+/* The transport forgot the stream: no |ops| call follows; the proxy lets
+ * go of it (its origin is closed). */
+void wr_proxy_stream_gone(wr_proxy_stream *s);
 
 /* Streams in flight (for the shutdown grace period). */
 size_t wr_proxy_active(const wr_proxy *p);

@@ -180,7 +180,7 @@ static int refuse_type(pstream *s) {
   return 0;
 }
 
-static void dispatch(pstream *s) {
+void wr__proxy_dispatch(pstream *s) {
   wr_proxy *p = s->p;
   size_t nmeta = s->req.nmeta;
   char *mpath = NULL;
@@ -265,10 +265,10 @@ void wr__proxy_head_input(pstream *s, const uint8_t *data, size_t len, int fin) 
   size_t head = pre + consumed;
   size_t rest1 = s->hbuf.len - head; /* body bytes already in hbuf */
   wr__proxy_consume(s, head);
-  dispatch(s);
+  wr__proxy_dispatch(s);
   /* The rest are body bytes (hbuf is not touched again: the request's
    * strings point into it). */
-  if (s->qc) {
+  if (wr__proxy_live(s)) {
     if (rest1) wr__proxy_body_input(s, s->hbuf.data + head, rest1, 0);
     if (take < len || fin) wr__proxy_body_input(s, data + take, len - take, fin);
   }

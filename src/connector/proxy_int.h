@@ -133,6 +133,10 @@ enum req_body {
 struct pstream {
   wr_proxy *p;
   wr_quic_conn *qc; /* NULL once QUIC forgot the stream */
+  /* Another transport (proxy.h wr_edge_stream_ops) instead of QUIC: calls
+   * go to ops with ot; NULL once the transport forgot the stream. */
+  const wr_edge_stream_ops *ops;
+  void *ot;
   int64_t sid;
   pstream *next, *prev;
   int state;
@@ -234,7 +238,13 @@ void wr__proxy_unhold(pstream *s);
  * frees a dying proxy. */
 void wr__proxy_handle_done(wr_proxy *p);
 
+/* 1 while the stream's transport (QUIC or another) still knows it. */
+int wr__proxy_live(const pstream *s);
+
 /* --- proxy_dispatch.c: the start of a stream ------------------------------- */
+
+/* s->req is decoded (have_req): routes the request. */
+void wr__proxy_dispatch(pstream *s);
 
 /* Bytes while s->state is ST_HEAD: the preamble and the ConnectRequest,
  * then the request is routed; bytes after it go on as body. */

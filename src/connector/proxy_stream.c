@@ -13,14 +13,30 @@
 #include "lib/mem.h"
 #include "proto/preamble.h"
 
-/* --- QUIC calls ---------------------------------------------------------------- */
+/* --- the transport: QUIC, or another one's ops (proxy.h) -------------------- */
+
+int wr__proxy_live(const pstream *s) { return s->qc != NULL || s->ops != NULL; }
+
+static int edge_write(pstream *s, const uint8_t *data, size_t len, int fin, size_t *acc) {
+  if (s->ops) return s->ops->write(s->ot, data, len, fin, acc);
+  return wr_quic_stream_write(s->qc, s->sid, data, len, fin, acc);
+}
 
 void wr__proxy_consume(pstream *s, size_t n) {
-  if (s->qc && n) wr_quic_stream_consume(s->qc, s->sid, n);
+  if (!n) return;
+  if (s->ops)
+    s->ops->consume(s->ot, n);
+  else if (s->qc)
+    wr_quic_stream_consume(s->qc, s->sid, n);
 }
 
 void wr__proxy_stop_sending(pstream *s) {
-  if (s->qc && !s->edge_fin) wr_quic_stream_stop_sending(s->qc, s->sid, 0);
+  if (!s->edge_fin) {
+    if (s->ops)
+      s->ops->stop_sending(s->ot);
+    else if (s->qc)
+      wr_quic_stream_stop_sending(s->qc, s->sid, 0);
+  }
   s->edge_fin = 1;
 }
 
@@ -32,7 +48,12 @@ void wr__proxy_drop_held(pstream *s) {
 /* RESET_STREAM(0) (and STOP_SENDING(0) on the read side): undecodable
  * requests, and failures after the response started. */
 void wr__proxy_reset(pstream *s) {
-  if (s->qc && !s->fin_sent) wr_quic_stream_reset(s->qc, s->sid, 0);
+  if (!s->fin_sent) {
+    if (s->ops)
+      s->ops->reset(s->ot);
+    else if (s->qc)
+      wr_quic_stream_reset(s->qc, s->sid, 0);
+  }
   wr__proxy_stop_sending(s);
   s->fin_sent = 1;
   s->fin_pending = 0;
@@ -77,9 +98,9 @@ static void origin_resume(pstream *s) {
 void wr__proxy_emit(pstream *s, const uint8_t *data, size_t len) {
   size_t acc = 0;
   int rv;
-  if (!s->qc || s->fin_sent || len == 0) return;
+  if (!wr__proxy_live(s) || s->fin_sent || len == 0) return;
   if (s->out.len == 0) {
-    rv = wr_quic_stream_write(s->qc, s->sid, data, len, 0, &acc);
+    rv = edge_write(s, data, len, 0, &acc);
     if (rv != WR_OK && rv != WR_AGAIN) {
       stream_broken(s);
       return;
@@ -96,12 +117,12 @@ void wr__proxy_emit(pstream *s, const uint8_t *data, size_t len) {
 
 void wr__proxy_finish(pstream *s) {
   size_t acc;
-  if (!s->qc || s->fin_sent) return;
+  if (!wr__proxy_live(s) || s->fin_sent) return;
   if (s->out.len) {
     s->fin_pending = 1;
     return;
   }
-  if (wr_quic_stream_write(s->qc, s->sid, NULL, 0, 1, &acc) != WR_OK) {
+  if (edge_write(s, NULL, 0, 1, &acc) != WR_OK) {
     stream_broken(s);
     return;
   }
@@ -111,9 +132,9 @@ void wr__proxy_finish(pstream *s) {
 void wr__proxy_flush(pstream *s) {
   size_t acc = 0;
   int rv;
-  if (!s->qc || s->fin_sent) return;
+  if (!wr__proxy_live(s) || s->fin_sent) return;
   if (s->out.len) {
-    rv = wr_quic_stream_write(s->qc, s->sid, s->out.data, s->out.len, s->fin_pending, &acc);
+    rv = edge_write(s, s->out.data, s->out.len, s->fin_pending, &acc);
     if (rv != WR_OK && rv != WR_AGAIN) {
       stream_broken(s);
       return;
@@ -145,11 +166,20 @@ static int status_class(int status) {
   return status >= 100 && status < 600 ? status / 100 : 0;
 }
 
+/* The answer's head on another transport: its own encoding of |r|. */
+static int send_response_ops(pstream *s, const wr_connect_response *r) {
+  if (!s->ops) return WR_OK; /* the transport forgot the stream */
+  if (s->ops->respond(s->ot, r) != WR_OK) return WR_ERR_INTERNAL;
+  s->resp_started = 1;
+  return WR_OK;
+}
+
 /* Writes preamble + ConnectResponse in one stream write (protocol.md 4.1). */
 int wr__proxy_send_response(pstream *s, const wr_connect_response *r) {
   wr_buf b;
   uint8_t pre[WR_PREAMBLE_DATA_LEN];
   int rv;
+  if (!s->qc && (s->ops || s->ot)) return send_response_ops(s, r);
   wr_buf_init(&b, WR__PROXY_ARENA_MAX, NULL);
   if (wr_preamble_write(WR_PREAMBLE_DATA, pre, sizeof(pre)) != WR_PREAMBLE_DATA_LEN ||
       (rv = wr_buf_append(&b, pre, sizeof(pre))) != WR_OK ||
@@ -162,6 +192,7 @@ int wr__proxy_send_response(pstream *s, const wr_connect_response *r) {
   wr_buf_free(&b);
   return WR_OK;
 }
+
 
 int wr__proxy_send_head(pstream *s, int status, const wr_http_header *hs, size_t n) {
   wr_buf arena;

@@ -88,6 +88,7 @@ void wr_registration_arch(char *out, size_t outlen) {
 static int rpc_write(void *user, const uint8_t *data, size_t len) {
   wr_registration *r = user;
   size_t acc = 0;
+  if (r->cfg.io_write) return r->cfg.io_write(r->cfg.io, data, len);
   int rv = wr_quic_stream_write(r->quic, r->sid, data, len, 0, &acc);
   return rv == WR_AGAIN ? WR_ERR_LIMIT : rv;
 }
@@ -97,7 +98,10 @@ static void close_rpc(wr_registration *r) {
   if (!r->fin_sent) {
     size_t acc;
     r->fin_sent = 1;
-    wr_quic_stream_write(r->quic, r->sid, NULL, 0, 1, &acc);
+    if (r->cfg.io_fin)
+      r->cfg.io_fin(r->cfg.io);
+    else if (r->quic)
+      wr_quic_stream_write(r->quic, r->sid, NULL, 0, 1, &acc);
   }
 }
 
@@ -162,8 +166,9 @@ static void on_register_ret(wr_rpc_session *s, void *user, uint32_t q,
     return;
   }
   r->state = R_REGISTERED;
-  wr_info("Registered tunnel connection connIndex=%u connection=%s location=%s protocol=quic",
-          r->cfg.conn_index, res.conn_id, res.location);
+  wr_info("Registered tunnel connection connIndex=%u connection=%s location=%s protocol=%s",
+          r->cfg.conn_index, res.conn_id, res.location,
+          r->cfg.protocol ? r->cfg.protocol : "quic");
   if (r->cfg.conn_index == 0 && !res.remotely_managed && r->config) {
     int rv = wr_rpc_session_call(s, WR_TUNNELRPC_REGISTRATION_SERVER,
                                  WR_TUNNELRPC_UPDATE_LOCAL_CONFIGURATION, fill_config, r,
@@ -237,7 +242,7 @@ static void build_params(wr_registration *r) {
 
 static void edge_ip(wr_registration *r) {
   socklen_t len = 0;
-  const struct sockaddr *sa = wr_quic_conn_remote(r->quic, &len);
+  const struct sockaddr *sa = r->quic ? wr_quic_conn_remote(r->quic, &len) : NULL;
   r->origin_ip_len = 0;
   if (!sa) return;
   if (sa->sa_family == AF_INET) {
@@ -256,7 +261,8 @@ static void edge_ip(wr_registration *r) {
 int wr_registration_start(wr_quic_conn *c, const wr_registration_config *cfg,
                           wr_registration **out) {
   *out = NULL;
-  if (!c || !cfg || !cfg->cred || !cfg->cred->has_tunnel_id) return WR_ERR_INVAL;
+  if (!cfg || (!c && !cfg->io_write) || !cfg->cred || !cfg->cred->has_tunnel_id)
+    return WR_ERR_INVAL;
   if (cfg->nextra_features > WR_REGISTRATION_MAX_EXTRA_FEATURES) return WR_ERR_LIMIT;
   if (cfg->local_config && cfg->local_config_len > WR_REGISTRATION_MAX_CONFIG)
     return WR_ERR_LIMIT;
@@ -290,8 +296,9 @@ int wr_registration_start(wr_quic_conn *c, const wr_registration_config *cfg,
   r->cfg.origin_local_ip = NULL;
   build_params(r);
 
-  int rv = wr_quic_stream_open(c, NULL, &r->sid);
-  if (rv) goto fail;
+  int rv = WR_OK;
+  r->sid = -1;
+  if (c && !cfg->io_write && (rv = wr_quic_stream_open(c, NULL, &r->sid)) != WR_OK) goto fail;
   wr_rpc_session_config sc;
   memset(&sc, 0, sizeof(sc));
   sc.max_message = 1u << 20;
@@ -313,6 +320,10 @@ int wr_registration_stream_data(wr_registration *r, int64_t sid, const uint8_t *
                                 int fin) {
   if (sid != r->sid) return 0;
   wr_quic_stream_consume(r->quic, sid, len);
+  return wr_registration_input(r, data, len, fin);
+}
+
+int wr_registration_input(wr_registration *r, const uint8_t *data, size_t len, int fin) {
   int rv = 0;
   if (!wr_rpc_session_closed(r->rpc)) {
     rv = wr_rpc_session_feed(r->rpc, data, len);

@@ -69,6 +69,15 @@ typedef struct wr_registration_config {
   /* updateLocalConfiguration answered (ok = 1) or failed. May be NULL. */
   void (*on_config_pushed)(wr_registration *r, void *user, int ok);
   void *user;
+  /* A control stream that is not QUIC stream 0 (HTTP/2, protocol.md 7.2:
+   * the edge's control-stream request; our RPC bytes are its response
+   * body). With io_write set, wr_registration_start takes no QUIC
+   * connection, the RPC bytes go to io_write / io_fin and the edge's come
+   * in through wr_registration_input. origin_local_ip should be given. */
+  int (*io_write)(void *io, const uint8_t *data, size_t len); /* WR_OK or an error */
+  void (*io_fin)(void *io);
+  void *io;
+  const char *protocol; /* the log line's protocol=; NULL: "quic" */
 } wr_registration_config;
 
 /* Opens the control stream on |c| and sends Bootstrap + registerConnection.
@@ -80,6 +89,9 @@ int wr_registration_start(wr_quic_conn *c, const wr_registration_config *cfg,
  * fatal error (the registration then reports failure if still pending). */
 int wr_registration_stream_data(wr_registration *r, int64_t sid, const uint8_t *data, size_t len,
                                 int fin);
+/* The edge's RPC bytes on a control stream of io_write (see above). Returns
+ * as wr_registration_stream_data. */
+int wr_registration_input(wr_registration *r, const uint8_t *data, size_t len, int fin);
 /* The stream id of the control stream. */
 int64_t wr_registration_stream_id(const wr_registration *r);
 /* Graceful shutdown: unregisterConnection(); when it is answered (or

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connector/h2_link.h"
 #include "connector/registration.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -47,11 +48,13 @@ typedef struct slot {
   unsigned attempts;       /* numPreviousAttempts sent to the edge */
   wr_quic_endpoint *ep;
   wr_quic_conn *conn;
+  wr_h2_link *h2;          /* instead of ep/conn on an HTTP/2 connection */
   wr_registration *reg;
   uv_timer_t timer;        /* retry and reap */
   char conn_id[WR_UUID_STR_LEN + 1];
   char location[64];
   char edge[64];           /* "127.0.0.1:7844" for logs */
+  uint8_t edge_ip[16];     /* originLocalIp over HTTP/2 */
 } slot;
 
 struct wr_supervisor {
@@ -62,6 +65,10 @@ struct wr_supervisor {
   unsigned nslots;
   slot slots[WR_SUPERVISOR_MAX_CONNS];
   wr_quic_tls *tls;
+  wr_tls_creds *h2_creds;  /* the edge's trust anchors for HTTP/2 (TLS over TCP) */
+  int protocol;            /* WR_PROTOCOL_* asked for */
+  int proto;               /* the transport new connections use: QUIC or HTTP2 */
+  unsigned retries;        /* --retries: QUIC failures before the fallback */
   char *ca_file, *sni;
   wr_uuid connector_id;
   char *local_config;
@@ -92,6 +99,17 @@ struct wr_supervisor {
 
 static void slot_connect(slot *sl);
 static void maybe_finish_shutdown(wr_supervisor *s);
+
+static int slot_has_conn(const slot *sl) { return sl->conn != NULL || sl->h2 != NULL; }
+
+/* Closes the slot's connection, whichever transport it is (on_close of it
+ * follows). */
+static void slot_close_conn(slot *sl, const char *why) {
+  if (sl->h2)
+    wr_h2_link_close(sl->h2, why);
+  else if (sl->conn)
+    wr_quic_conn_close(sl->conn, 0, why);
+}
 
 static void notify_change(wr_supervisor *s) {
   if (s->on_change) s->on_change(s->user);
@@ -134,6 +152,8 @@ static void slot_timer_cb(uv_timer_t *t) {
     wr_quic_endpoint_free(sl->ep);
     sl->ep = NULL;
     sl->conn = NULL;
+    wr_h2_link_free(sl->h2);
+    sl->h2 = NULL;
     sl->state = SL_IDLE;
     if (s->stopping) {
       maybe_finish_shutdown(s);
@@ -146,12 +166,12 @@ static void slot_timer_cb(uv_timer_t *t) {
     uv_timer_start(&sl->timer, slot_timer_cb, d, 0);
     return;
   }
-  if (sl->state == SL_REGISTERING && sl->conn) {
+  if (sl->state == SL_REGISTERING && slot_has_conn(sl)) {
     wr_error("Registration of connIndex=%u with %s timed out after %llums", sl->index, sl->edge,
              (unsigned long long)s->rpc_timeout_ms);
     sl->end = END_UNREACHABLE;
     sl->state = SL_CLOSING;
-    wr_quic_conn_close(sl->conn, 0, "registration timed out");
+    slot_close_conn(sl, "registration timed out");
     return;
   }
   if (sl->state == SL_IDLE && !s->stopping) slot_connect(sl);
@@ -200,9 +220,9 @@ static void on_registered(wr_registration *r, void *user, const wr_registration_
     if (s->on_fatal) s->on_fatal(s->user, res->cause);
   }
   sl->failures++;
-  if (sl->conn && sl->state != SL_CLOSING) {
+  if (slot_has_conn(sl) && sl->state != SL_CLOSING) {
     sl->state = SL_CLOSING;
-    wr_quic_conn_close(sl->conn, 0, "registration refused");
+    slot_close_conn(sl, "registration refused");
   }
 }
 
@@ -227,23 +247,73 @@ static int is_control(slot *sl, int64_t sid) {
  * control stream has none. */
 static int is_proxy_stream(int64_t sid, void *suser) { return (sid & 1) || suser != NULL; }
 
+/* What every registration of |sl| sends, whichever the transport. */
+static void registration_config(slot *sl, wr_registration_config *rc) {
+  wr_supervisor *s = sl->sup;
+  memset(rc, 0, sizeof(*rc));
+  rc->cred = &s->cred;
+  rc->connector_id = s->connector_id;
+  rc->conn_index = (uint8_t)sl->index;
+  rc->num_previous_attempts = (uint8_t)(sl->attempts > 255 ? 255 : sl->attempts);
+  rc->replace_existing = s->replace_existing;
+  rc->extra_features = (const char *const *)s->features;
+  rc->nextra_features = s->nfeatures;
+  rc->local_config = s->local_config;
+  rc->local_config_len = s->local_config_len;
+  rc->on_registered = on_registered;
+  rc->on_unregistered = on_unregistered;
+  rc->user = sl;
+}
+
+static int h_reg_write(void *io, const uint8_t *data, size_t len) {
+  slot *sl = io;
+  return sl->h2 ? wr_h2_link_control_write(sl->h2, data, len) : WR_ERR_INVAL;
+}
+
+static void h_reg_fin(void *io) {
+  slot *sl = io;
+  if (sl->h2) wr_h2_link_control_end(sl->h2);
+}
+
+/* The edge's address in the 16-byte form registerConnection carries. */
+static void edge_ip16(const struct sockaddr_storage *ss, uint8_t out[16]) {
+  memset(out, 0, 16);
+  if (ss->ss_family == AF_INET) {
+    out[10] = out[11] = 0xff;
+    memcpy(out + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+  } else if (ss->ss_family == AF_INET6) {
+    memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+  }
+}
+
+/* --protocol auto (protocol.md 1.5): QUIC that keeps failing before any
+ * connection ever registered gives way to HTTP/2 for every connection from
+ * now on, as cloudflared's fallback. cloudflared would then stay on HTTP/2;
+ * here HTTP/2 failing as often hands back to QUIC, so an edge that comes
+ * back with QUIC only is not missed. */
+static void maybe_fall_back(slot *sl) {
+  wr_supervisor *s = sl->sup;
+  if (s->protocol != WR_PROTOCOL_AUTO || s->any_registered || s->stopping ||
+      sl->end != END_UNREACHABLE || sl->failures < s->retries)
+    return;
+  if (s->proto == WR_PROTOCOL_QUIC) {
+    wr_warn("Connection connIndex=%u failed %u times over quic; switching to the fallback "
+            "protocol http2",
+            sl->index, sl->failures);
+    s->proto = WR_PROTOCOL_HTTP2;
+  } else {
+    wr_warn("Connection connIndex=%u failed %u times over http2 too; trying quic again",
+            sl->index, sl->failures);
+    s->proto = WR_PROTOCOL_QUIC;
+  }
+  for (unsigned i = 0; i < s->nslots; i++) s->slots[i].failures = 0;
+}
+
 static void q_handshake_done(wr_quic_conn *c, void *user) {
   slot *sl = user;
   wr_supervisor *s = sl->sup;
   wr_registration_config rc;
-  memset(&rc, 0, sizeof(rc));
-  rc.cred = &s->cred;
-  rc.connector_id = s->connector_id;
-  rc.conn_index = (uint8_t)sl->index;
-  rc.num_previous_attempts = (uint8_t)(sl->attempts > 255 ? 255 : sl->attempts);
-  rc.replace_existing = s->replace_existing;
-  rc.extra_features = (const char *const *)s->features;
-  rc.nextra_features = s->nfeatures;
-  rc.local_config = s->local_config;
-  rc.local_config_len = s->local_config_len;
-  rc.on_registered = on_registered;
-  rc.on_unregistered = on_unregistered;
-  rc.user = sl;
+  registration_config(sl, &rc);
   int rv = wr_registration_start(c, &rc, &sl->reg);
   if (rv != WR_OK) {
     wr_error("connIndex=%u: cannot start registration: %s", sl->index, wr_strerror(rv));
@@ -315,6 +385,7 @@ static void q_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user)
     sl->end = END_UNREACHABLE;
   if (sl->end == END_UNREACHABLE) sl->failures++;
   sl->attempts++;
+  maybe_fall_back(sl);
   if (!s->stopping || info->err != WR_OK)
     WR_LOG(was_registered ? WR_LOG_WARN : WR_LOG_DEBUG, "Connection connIndex=%u to %s ended: %s",
            sl->index, sl->edge, info->msg);
@@ -324,6 +395,80 @@ static void q_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user)
    * before our CONNECTION_CLOSE leaves. */
   uv_timer_start(&sl->timer, slot_timer_cb, 0, 0);
   if (was_registered) notify_change(s);
+}
+
+/* ---- HTTP/2 events (connector/h2_link.h) ----------------------------------------- */
+
+/* The edge opened the control stream: the registration runs over it. */
+static void h_control_open(void *user) {
+  slot *sl = user;
+  wr_supervisor *s = sl->sup;
+  wr_registration_config rc;
+  registration_config(sl, &rc);
+  rc.io_write = h_reg_write;
+  rc.io_fin = h_reg_fin;
+  rc.io = sl;
+  rc.protocol = "http2";
+  rc.origin_local_ip = sl->edge_ip;
+  rc.origin_local_ip_len = 16;
+  int rv = wr_registration_start(NULL, &rc, &sl->reg);
+  if (rv != WR_OK) {
+    wr_error("connIndex=%u: cannot start registration: %s", sl->index, wr_strerror(rv));
+    sl->end = END_REFUSED;
+    sl->state = SL_CLOSING;
+    slot_close_conn(sl, "registration failed");
+    return;
+  }
+  sl->state = SL_REGISTERING;
+  if (s->rpc_timeout_ms) uv_timer_start(&sl->timer, slot_timer_cb, s->rpc_timeout_ms, 0);
+}
+
+static void h_control_data(void *user, const uint8_t *data, size_t len, int fin) {
+  slot *sl = user;
+  if (sl->reg) wr_registration_input(sl->reg, data, len, fin);
+}
+
+static void h_close(void *user, int status, const char *msg) {
+  slot *sl = user;
+  wr_supervisor *s = sl->sup;
+  int was_registered = sl->state == SL_REGISTERED;
+  if (sl->end != END_REFUSED) sl->end = END_UNREACHABLE;
+  if (sl->end == END_UNREACHABLE) sl->failures++;
+  sl->attempts++;
+  maybe_fall_back(sl);
+  if (!s->stopping || status != WR_OK)
+    WR_LOG(was_registered ? WR_LOG_WARN : WR_LOG_DEBUG, "Connection connIndex=%u to %s ended: %s",
+           sl->index, sl->edge, msg && msg[0] ? msg : "closed");
+  sl->state = SL_DEAD;
+  sl->conn_id[0] = '\0';
+  uv_timer_start(&sl->timer, slot_timer_cb, 0, 0); /* reap: frees the link */
+  if (was_registered) notify_change(s);
+}
+
+static void slot_connect_h2(slot *sl) {
+  wr_supervisor *s = sl->sup;
+  wr_h2_link_config lc;
+  const struct sockaddr_storage *edge = &s->edges[sl->index % s->nedges];
+  memset(&lc, 0, sizeof(lc));
+  lc.loop = s->loop;
+  lc.creds = s->h2_creds;
+  lc.edge = (const struct sockaddr *)edge;
+  lc.proxy = s->proxy;
+  lc.on_control_open = h_control_open;
+  lc.on_control_data = h_control_data;
+  lc.on_close = h_close;
+  lc.user = sl;
+  edge_ip16(edge, sl->edge_ip);
+  sl->end = END_NONE;
+  int rv = wr_h2_link_dial(&lc, &sl->h2);
+  if (rv != WR_OK) {
+    wr_error("connIndex=%u: cannot dial %s: %s", sl->index, sl->edge, wr_strerror(rv));
+    sl->failures++;
+    sl->end = END_UNREACHABLE;
+    uv_timer_start(&sl->timer, slot_timer_cb, retry_delay(sl), 0);
+    return;
+  }
+  sl->state = SL_CONNECTING;
 }
 
 static const wr_quic_callbacks quic_cbs = {
@@ -339,6 +484,10 @@ static const wr_quic_callbacks quic_cbs = {
 
 static void slot_connect(slot *sl) {
   wr_supervisor *s = sl->sup;
+  if (s->proto == WR_PROTOCOL_HTTP2) {
+    slot_connect_h2(sl);
+    return;
+  }
   const struct sockaddr *edge =
       (const struct sockaddr *)&s->edges[sl->index % s->nedges];
   wr_quic_config qc;
@@ -410,6 +559,9 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
   s->max_stream_window = cfg->max_stream_window;
   s->proxy = cfg->proxy;
   s->mux = cfg->mux;
+  s->protocol = cfg->protocol;
+  s->proto = cfg->protocol == WR_PROTOCOL_HTTP2 ? WR_PROTOCOL_HTTP2 : WR_PROTOCOL_QUIC;
+  s->retries = cfg->retries ? cfg->retries : 5;
   s->on_fatal = cfg->on_fatal;
   s->on_change = cfg->on_change;
   s->on_stopped = cfg->on_stopped;
@@ -419,6 +571,12 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
   memset(&qc, 0, sizeof(qc));
   qc.ca_file = s->ca_file;
   int rv = wr_quic_tls_new(WR_QUIC_CLIENT, &qc, &s->tls, err, errlen);
+  if (rv == WR_OK && s->protocol != WR_PROTOCOL_QUIC) {
+    wr_tls_client_config tc;
+    memset(&tc, 0, sizeof(tc));
+    tc.ca_file = s->ca_file;
+    rv = wr_tls_creds_client_p256(&tc, &s->h2_creds, err, errlen);
+  }
   if (rv != WR_OK) {
     s->timers_open = 0;
     wr_supervisor_free(s);
@@ -468,10 +626,10 @@ static void close_all(wr_supervisor *s) {
       uv_timer_start(&sl->timer, slot_timer_cb, 0, 0); /* reap */
       continue;
     }
-    if (!sl->conn || sl->state == SL_CLOSING || sl->state == SL_IDLE) continue;
+    if (!slot_has_conn(sl) || sl->state == SL_CLOSING || sl->state == SL_IDLE) continue;
     if (sl->reg) wr_registration_close(sl->reg);
     sl->state = SL_CLOSING;
-    wr_quic_conn_close(sl->conn, 0, "");
+    slot_close_conn(sl, "");
   }
 }
 
@@ -519,7 +677,7 @@ void wr_supervisor_shutdown(wr_supervisor *s, uint64_t grace_ms) {
       if (wr_registration_unregister(sl->reg) == WR_OK) sl->unreg_pending = 1;
     } else if (sl->state == SL_CONNECTING || sl->state == SL_REGISTERING) {
       sl->state = SL_CLOSING;
-      wr_quic_conn_close(sl->conn, 0, "");
+      slot_close_conn(sl, "");
     }
   }
   notify_change(s);
@@ -537,6 +695,7 @@ static void last_stage_closed(uv_handle_t *h) {
   wr_supervisor *s = h->data;
   if (--s->timers_open > 0) return;
   if (s->tls) wr_quic_tls_free(s->tls);
+  wr_tls_creds_free(s->h2_creds);
   free(s);
 }
 
@@ -559,6 +718,8 @@ void wr_supervisor_free(wr_supervisor *s) {
   for (unsigned i = 0; i < s->nslots; i++) {
     slot *sl = &s->slots[i];
     if (sl->conn && sl->state != SL_DEAD) wr_proxy_on_conn_close(s->proxy, sl->conn);
+    if (sl->h2) wr_h2_link_abort(sl->h2); /* frees itself once its handles closed */
+    sl->h2 = NULL;
     wr_registration_free(sl->reg);
     sl->reg = NULL;
     if (sl->ep) wr_quic_endpoint_free(sl->ep);
@@ -572,6 +733,7 @@ void wr_supervisor_free(wr_supervisor *s) {
   free(s->features);
   if (!s->timers_open) { /* start failed before the timers existed */
     if (s->tls) wr_quic_tls_free(s->tls);
+    wr_tls_creds_free(s->h2_creds);
     free(s);
     return;
   }

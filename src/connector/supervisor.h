@@ -20,6 +20,14 @@
  * registered is fatal (on_fatal): cloudflared exits then, printing the
  * edge's reason.
  *
+ * Transport per connection: QUIC, or HTTP/2 over TLS over TCP to the same
+ * address and port (connector/h2_link.h, protocol.md 7), where the edge
+ * opens the control stream and the registration runs over it. With
+ * WR_PROTOCOL_AUTO connections start on QUIC and, while none ever
+ * registered, a connection whose QUIC dial failed |retries| times in a row
+ * (handshake or idle timeouts, unreachable) switches every connection to
+ * HTTP/2 for good, as cloudflared's protocol fallback; it is logged.
+ *
  * Shutdown: unregister every registered connection (the edge stops routing
  * new requests to them), let in-flight streams finish within the grace
  * period, close the connections (application error 0), then on_stopped. */
@@ -37,6 +45,9 @@
 #include "lib/encoding.h"
 
 #define WR_SUPERVISOR_MAX_CONNS 4
+
+/* --protocol (protocol.md 1.5). */
+enum { WR_PROTOCOL_QUIC = 0, WR_PROTOCOL_HTTP2, WR_PROTOCOL_AUTO };
 
 typedef struct wr_supervisor wr_supervisor;
 
@@ -58,6 +69,8 @@ typedef struct wr_supervisor_config {
   uint64_t dial_timeout_ms;              /* QUIC handshake limit; 0: 5000 first, 1500 after */
   uint64_t rpc_timeout_ms;               /* registration answer limit; 0: none */
   uint64_t max_conn_window, max_stream_window; /* QUIC receive window ceilings; 0: default */
+  int protocol;                          /* WR_PROTOCOL_*; 0: QUIC */
+  unsigned retries;                      /* auto: QUIC failures before HTTP/2; 0: 5 */
   wr_proxy *proxy;                       /* required; borrowed */
   wr_dgram_mux *mux;                     /* datagrams of registered connections; may be NULL */
   /* Registration refused for good before anything ever registered. */

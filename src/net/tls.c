@@ -21,6 +21,8 @@
 
 /* Origins may be old: TLS 1.2 stays allowed next to 1.3. */
 #define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* cloudflared's CurvePreferences for the edge: P-256 only. */
+#define TLS_PRIORITY_P256 TLS_PRIORITY ":-GROUP-ALL:+GROUP-SECP256R1"
 
 struct wr_tls_creds {
   gnutls_certificate_credentials_t cred;
@@ -102,7 +104,8 @@ static int is_ip_literal(const char *s) {
 
 /* --- credentials --------------------------------------------------------- */
 
-static int creds_new(int server, wr_tls_creds **out, char *err, size_t errlen) {
+static int creds_new(int server, const char *prio, wr_tls_creds **out, char *err,
+                     size_t errlen) {
   wr_tls_creds *c = calloc(1, sizeof(*c));
   int rv;
   if (!c) return WR_ERR_NOMEM;
@@ -111,9 +114,9 @@ static int creds_new(int server, wr_tls_creds **out, char *err, size_t errlen) {
     rv = WR_ERR_NOMEM;
     goto fail_cred;
   }
-  rv = gnutls_priority_init(&c->prio, TLS_PRIORITY, NULL);
+  rv = gnutls_priority_init(&c->prio, prio, NULL);
   if (rv != 0) {
-    set_err(err, errlen, "TLS priority %s: %s", TLS_PRIORITY, gnutls_strerror(rv));
+    set_err(err, errlen, "TLS priority %s: %s", prio, gnutls_strerror(rv));
     rv = WR_ERR_CRYPTO;
     goto fail_prio;
   }
@@ -127,12 +130,25 @@ fail_cred:
   return rv;
 }
 
+static int creds_client(const wr_tls_client_config *cfg, const char *prio, wr_tls_creds **out,
+                        char *err, size_t errlen);
+
 int wr_tls_creds_client(const wr_tls_client_config *cfg, wr_tls_creds **out, char *err,
                         size_t errlen) {
+  return creds_client(cfg, TLS_PRIORITY, out, err, errlen);
+}
+
+int wr_tls_creds_client_p256(const wr_tls_client_config *cfg, wr_tls_creds **out, char *err,
+                             size_t errlen) {
+  return creds_client(cfg, TLS_PRIORITY_P256, out, err, errlen);
+}
+
+static int creds_client(const wr_tls_client_config *cfg, const char *prio, wr_tls_creds **out,
+                        char *err, size_t errlen) {
   wr_tls_creds *c;
   int rv;
   if (!cfg || !out) return WR_ERR_INVAL;
-  if ((rv = creds_new(0, &c, err, errlen)) != WR_OK) return rv;
+  if ((rv = creds_new(0, prio, &c, err, errlen)) != WR_OK) return rv;
   c->no_verify = cfg->no_verify != 0;
   if (cfg->ca_file) {
     rv = gnutls_certificate_set_x509_trust_file(c->cred, cfg->ca_file, GNUTLS_X509_FMT_PEM);
@@ -162,7 +178,7 @@ int wr_tls_creds_server(const wr_tls_server_config *cfg, wr_tls_creds **out, cha
   wr_tls_creds *c;
   int rv;
   if (!cfg || !out || !cfg->cert_file || !cfg->key_file) return WR_ERR_INVAL;
-  if ((rv = creds_new(1, &c, err, errlen)) != WR_OK) return rv;
+  if ((rv = creds_new(1, TLS_PRIORITY, &c, err, errlen)) != WR_OK) return rv;
   rv = gnutls_certificate_set_x509_key_file(c->cred, cfg->cert_file, cfg->key_file,
                                             GNUTLS_X509_FMT_PEM);
   if (rv < 0) {

@@ -31,6 +31,10 @@ typedef struct wr_tls_server_config {
  * why) or WR_ERR_NOMEM. */
 int wr_tls_creds_client(const wr_tls_client_config *cfg, wr_tls_creds **out, char *err,
                         size_t errlen);
+/* As wr_tls_creds_client, offering only P-256 key exchange (cloudflared's
+ * CurvePreferences towards the edge). */
+int wr_tls_creds_client_p256(const wr_tls_client_config *cfg, wr_tls_creds **out, char *err,
+                             size_t errlen);
 int wr_tls_creds_server(const wr_tls_server_config *cfg, wr_tls_creds **out, char *err,
                         size_t errlen);
 /* Frees; sessions using it must be gone. */

@@ -34,13 +34,14 @@ TUNNELS = {"sysd": ["sysd"], "docker": ["docker"], "helm": ["helm"], "tokfile": 
 NOOP = [("region", "us"), ("label", "my-connector"), ("post-quantum", None),
         ("management-diagnostics", None), ("max-edge-addr-retries", "3"),
         ("edge-ip-version", "auto"), ("transport-loglevel", "warn"), ("http2-origin", None),
-        ("no-chunked-encoding", None), ("metrics-update-freq", "10s"), ("retries", "3"),
+        ("no-chunked-encoding", None), ("metrics-update-freq", "10s"),
         ("heartbeat-interval", "3s"), ("compression-quality", "0"), ("stdin-control", None),
         ("write-stream-timeout", "5s"), ("quic-disable-pmtu-discovery", None),
         ("trace-output", "trace.out"), ("autoupdate-freq", "24h")]
 # Flags that do something (no warning).
 REAL = [("no-autoupdate", None), ("no-prechecks", None), ("dial-edge-timeout", "20s"),
         ("rpc-timeout", "10s"), ("edge-bind-address", "127.0.0.1"), ("ha-connections", "2"),
+        ("retries", "3"),
         ("quic-connection-level-flow-control-limit", "31457280"),
         ("quic-stream-level-flow-control-limit", "6291456"), ("output", "json"),
         ("tag", "env=prod"), ("tag", "team=edge-ops")]
