@@ -51,6 +51,12 @@ int wr_cmd_edge_user_add(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv
 int wr_cmd_edge_user_passwd(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_user_roll_token(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+/* warren-edge device add | config | list | revoke | allow (edge_devices.c) */
+int wr_cmd_edge_device_add(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_device_config(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_device_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_device_revoke(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_device_allow(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 /* warren-edge run (edge_run.c) */
 int wr_cmd_edge_run(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 

@@ -115,6 +115,58 @@ static const wr_cmd user_cmds[] = {
     {NULL},
 };
 
+#define DEVICE_ENDPOINT_HELP                                                                       \
+  "HOST:PORT devices dial: the public address of the edge's WireGuard port (default: the first "  \
+  "line of DATA_DIR/wireguard-endpoint)"
+static const wr_cmd device_cmds[] = {
+    {"add", "NAME", "Add a WireGuard device and print its wg-quick configuration",
+     "Assigns the device an IPv4 address from 100.96.0.0/12 and an IPv6 address from the account's "
+     "fd00::/8 /64, and prints a configuration for wg-quick or the WireGuard apps: the device's "
+     "PrivateKey (generated here and stored nowhere; with --public-key the device keeps its own), "
+     "its Address, the edge's PublicKey (DATA_DIR/wireguard.key, created if missing), the Endpoint, "
+     "AllowedIPs = the IP routes of its virtual network that its policy allows, and "
+     "PersistentKeepalive = 25. AllowedIPs is a snapshot: after adding routes, print it again with "
+     "`device config`. The configuration goes to stdout, a summary to stderr.",
+     (const wr_flag[]){{"public-key", NULL, NULL, WR_FLAG_STRING, NULL,
+                        "The device's own public key (base64, `wg pubkey`); default: generate a key pair"},
+                       {"vnet", NULL, NULL, WR_FLAG_STRING, NULL,
+                        "Virtual network (ID or name) whose routes it reaches (default: the account's default)"},
+                       {"allow", NULL, NULL, WR_FLAG_STRING, NULL,
+                        "Policy: the CIDRs it may reach, comma-separated; a route is reachable when its "
+                        "network lies inside one (default: every route of its virtual network)"},
+                       {"endpoint", NULL, NULL, WR_FLAG_STRING, NULL, DEVICE_ENDPOINT_HELP},
+                       {"qr", NULL, NULL, WR_FLAG_BOOL, NULL,
+                        "Print the configuration as a QR code (UTF-8 blocks, for a dark terminal) to scan "
+                        "with the WireGuard mobile app"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
+                       {NULL}},
+     NULL, wr_cmd_edge_device_add},
+    {"config", "NAME|ID", "Print an active device's wg-quick configuration again (without its private key)",
+     "AllowedIPs reflects the routes and policy as they are now.",
+     (const wr_flag[]){{"endpoint", NULL, NULL, WR_FLAG_STRING, NULL, DEVICE_ENDPOINT_HELP},
+                       {"qr", NULL, NULL, WR_FLAG_BOOL, NULL, "Print it as a QR code"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
+                       {NULL}},
+     NULL, wr_cmd_edge_device_config},
+    {"list", NULL, "List devices: addresses, created, revoked, last handshake, bytes received and sent",
+     "Handshake and byte counts are what a running edge last recorded; revoked devices are listed too.",
+     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
+                       {"active", NULL, NULL, WR_FLAG_BOOL, NULL, "Leave revoked devices out"},
+                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_FILTER_HELP},
+                       {NULL}},
+     NULL, wr_cmd_edge_device_list},
+    {"revoke", "NAME|ID", "Revoke a device: its key is no longer accepted",
+     "The device stays listed as revoked; its name and key may be used again.",
+     (const wr_flag[]){{"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP}, {NULL}},
+     NULL, wr_cmd_edge_device_revoke},
+    {"allow", "NAME|ID CIDR[,CIDR...]|all", "Set a device's policy: the networks it may reach",
+     "A route is reachable when its network lies inside one of the CIDRs; \"all\" allows every IP "
+     "route of the device's virtual network.",
+     (const wr_flag[]){{"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP}, {NULL}},
+     NULL, wr_cmd_edge_device_allow},
+    {NULL},
+};
+
 static const wr_cmd top_cmds[] = {
     {"init", NULL, "Create a data directory: store, CAs, certificates and the admin's cert.pem",
      "Refuses to touch an existing data directory.", init_flags, NULL, wr_cmd_edge_init},
@@ -123,6 +175,7 @@ static const wr_cmd top_cmds[] = {
     {"tunnel", NULL, "Manage tunnels", NULL, NULL, tunnel_cmds, NULL},
     {"route", NULL, "Manage routes", NULL, NULL, route_cmds, NULL},
     {"user", NULL, "Manage users", NULL, NULL, user_cmds, NULL},
+    {"device", NULL, "Manage WireGuard devices (laptops, phones) and their policies", NULL, NULL, device_cmds, NULL},
     {"audit", NULL, "Print the audit log", NULL,
      (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
                        {"limit", NULL, NULL, WR_FLAG_INT, "100", "Newest N entries"},

@@ -503,6 +503,8 @@ static void route(wr__api_ctx *c) {
     wr__api_tunnels(c);
   } else if (c->nsegs >= 3 && strcmp(s[0], "accounts") == 0 && strcmp(s[2], "teamnet") == 0) {
     wr__api_teamnet(c);
+  } else if (c->nsegs >= 3 && strcmp(s[0], "accounts") == 0 && strcmp(s[2], "devices") == 0) {
+    wr__api_devices(c);
   } else if (c->nsegs >= 3 && strcmp(s[0], "accounts") == 0 && strcmp(s[2], "audit_logs") == 0) {
     wr__api_audit(c);
   } else if (c->nsegs >= 3 && strcmp(s[0], "zones") == 0) {
@@ -567,6 +569,8 @@ int wr_api_new(const wr_api_config *cfg, wr_api **out) {
   a->route_user = cfg->route_user;
   a->now_ms = cfg->now_ms;
   a->now_user = cfg->now_user;
+  if (cfg->data_dir && *cfg->data_dir) a->data_dir = wr_xstrdup(cfg->data_dir);
+  if (cfg->wg_endpoint && *cfg->wg_endpoint) a->wg_endpoint = wr_xstrdup(cfg->wg_endpoint);
   wr_throttle_config tcfg = cfg->token_throttle;
   if (!tcfg.free_failures) tcfg.free_failures = API_SOURCE_FREE_FAILURES;
   int rv = wr_throttle_new(&tcfg, &a->tokens);
@@ -588,5 +592,7 @@ void wr_api_free(wr_api *a) {
   wr_throttle_free(a->tokens);
   free(a->cname_domain);
   free(a->location);
+  free(a->data_dir);
+  free(a->wg_endpoint);
   free(a);
 }

@@ -92,6 +92,21 @@
  *          route ip --vnet NAME); is_default and is_default_network accepted
  *   PATCH|DELETE /accounts/{a}/teamnet/virtual_networks/{id}[?force=true]
  *                                                        vnet update / delete
+ *   GET    /accounts/{a}/devices[?active=true]           WireGuard devices (ours), oldest
+ *          first, revoked ones too unless active=true
+ *   POST   /accounts/{a}/devices                         device add: body {name,
+ *          public_key? (base64; absent: the edge generates the key pair),
+ *          vnet_id? (UUID or name), allowed? (CIDRs: array or comma-separated
+ *          string), endpoint? (HOST:PORT for the config)}; result the device
+ *          (edge/device_config.h wr_device_json) + "config" (the wg-quick
+ *          text, or null when no endpoint is known) + "private_key" (only
+ *          when generated: it is stored nowhere)
+ *   GET    /accounts/{a}/devices/{id|name}[?config=true&endpoint=]
+ *                                                        one device (+ config)
+ *   PATCH  /accounts/{a}/devices/{id|name}               {allowed: [...]|"..."|null}
+ *          sets the policy (null or "" or []: every route); {revoked: true}
+ *          revokes
+ *   DELETE /accounts/{a}/devices/{id|name}               revoke (the row stays)
  *   GET    /accounts/{a}/audit_logs                      the audit log (ours):
  *          query per_page (default 100, max 1000), page, action (exact, or a
  *          prefix ending in '.'), since/before (RFC 3339); result rows
@@ -146,6 +161,13 @@ typedef struct wr_api_config {
   /* Clock in milliseconds for tests; NULL: the monotonic clock. */
   uint64_t (*now_ms)(void *user);
   void *now_user;
+  /* WireGuard devices (/accounts/{a}/devices): the data directory holding
+   * the edge's WireGuard key (wireguard.key, created when first needed) and
+   * wireguard-endpoint; and the HOST:PORT devices dial, overriding that
+   * file. Without a data directory, or with no endpoint known and none in
+   * the request, device answers carry config null. */
+  const char *data_dir;
+  const char *wg_endpoint;
 } wr_api_config;
 
 enum { WR_API_ROUTE_SET = 1, WR_API_ROUTE_REMOVED = 2, WR_API_TUNNEL_DELETED = 3 };

@@ -4,6 +4,7 @@
  *   api_zones.c    /zones/{z}/tunnels/{t}/routes and /zones/{z}/dns_records
  *   api_teamnet.c  /accounts/{a}/teamnet/routes... and virtual_networks
  *   api_audit.c    /accounts/{a}/audit_logs
+ *   api_devices.c  /accounts/{a}/devices... (WireGuard devices)
  * Every handler answers its request exactly once, through wr__api_ok or
  * wr__api_err (or wr__api_store_err); the router answers 500 if one did
  * not. */
@@ -46,6 +47,8 @@ struct wr_api {
   uint64_t next_sweep;    /* when the token throttle is next swept */
   uint64_t (*now_ms)(void *user);
   void *now_user;
+  char *data_dir;    /* NULL: no WireGuard key, device configs are null */
+  char *wg_endpoint; /* NULL: DATA_DIR/wireguard-endpoint */
 };
 
 /* Tells the on_route hook, if any. */
@@ -137,5 +140,6 @@ void wr__api_tunnels(wr__api_ctx *c);  /* segs: accounts {a} cfd_tunnel ... */
 void wr__api_zones(wr__api_ctx *c);    /* segs: zones {z} ... */
 void wr__api_teamnet(wr__api_ctx *c);  /* segs: accounts {a} teamnet ... */
 void wr__api_audit(wr__api_ctx *c);    /* segs: accounts {a} audit_logs */
+void wr__api_devices(wr__api_ctx *c);  /* segs: accounts {a} devices ... */
 
 #endif

@@ -456,7 +456,8 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
   if (!listen_on(&o->api)) return WR_OK;
   struct sockaddr_storage bound;
   char name[80] = "?", public_url[128];
-  wr_api_config acfg = {.store = e->store, .ts = e->ts, .on_route = on_route, .route_user = e};
+  wr_api_config acfg = {.store = e->store, .ts = e->ts, .on_route = on_route, .route_user = e,
+                        .data_dir = e->data_dir};
   int rv = wr_api_new(&acfg, &e->api);
   if (rv != WR_OK) return rv;
   rv = wr_httpd_listen(e->loop, (const struct sockaddr *)&o->api.addr, NULL, api_router, e,

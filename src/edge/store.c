@@ -141,6 +141,27 @@ static const char *const migrations[] = {
     "CREATE INDEX routes_account ON routes(account_id);"
     "CREATE INDEX tunnels_account ON tunnels(account_id, created_at);"
     "CREATE INDEX tunnels_deleted ON tunnels(deleted_at) WHERE deleted_at IS NOT NULL;",
+
+    /* 3: WireGuard devices. |host| is the device's host number in the
+     * account's address pools (edge/store.h); it is never reused, revoked
+     * devices included, so the unique index covers every row. Names and
+     * public keys are unique among active devices only. */
+    "CREATE TABLE devices ("
+    "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+    "  account_id TEXT NOT NULL REFERENCES accounts(id),"
+    "  vnet_id TEXT NOT NULL DEFAULT '',"
+    "  name TEXT NOT NULL,"
+    "  public_key TEXT NOT NULL CHECK (length(public_key) = 44),"
+    "  host INTEGER NOT NULL CHECK (host >= 2),"
+    "  allowed TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER,"
+    "  last_handshake INTEGER NOT NULL DEFAULT 0,"
+    "  rx_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  tx_bytes INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX devices_host ON devices(account_id, host);"
+    "CREATE UNIQUE INDEX devices_live_name ON devices(account_id, name) WHERE revoked_at IS NULL;"
+    "CREATE UNIQUE INDEX devices_live_key ON devices(public_key) WHERE revoked_at IS NULL;",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(N_MIGRATIONS == WR_STORE_SCHEMA_VERSION, "a migration per schema version");

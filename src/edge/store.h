@@ -46,7 +46,7 @@
 #include <stdint.h>
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define WR_STORE_SCHEMA_VERSION 2
+#define WR_STORE_SCHEMA_VERSION 3
 
 #define WR_STORE_ID_LEN 32      /* hex ids: accounts, zones, users, tokens */
 #define WR_STORE_UUID_LEN 36    /* tunnels, connections, routes */
@@ -503,5 +503,91 @@ int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, 
  * (free() it; NULL when none). Errors: WR_ERR_INVAL, WR_ERR_STORE. */
 int wr_store_route_expire(wr_store *s, const char *actor, int64_t unregistered_s, size_t limit,
                           wr_route **removed, size_t *n);
+
+/* --- schema 3: WireGuard devices (store_devices.c) -------------------------------
+ * A device is a WireGuard peer of the edge (a laptop, a phone) that reaches
+ * the IP routes of one virtual network of its account. The store keeps its
+ * public key (never a private key), the addresses it was given and its
+ * policy; revoked devices stay listed (revoked_at) so the audit trail and
+ * `device list` still name them, but no longer count as peers. */
+
+#define WR_STORE_WG_KEY_B64 44 /* base64 of a 32-byte key */
+#define WR_STORE_DEVICE_ALLOWED_MAX 1024
+
+/* Device address pools. IPv4: 100.96.0.0/12, the range Cloudflare's WARP
+ * clients get, shared by every account (accounts never see each other's
+ * devices, so the same address may be given out in two accounts). IPv6: a
+ * ULA /64 per account, fd00::/8 + the first 40 bits of the account id +
+ * subnet 0 (RFC 4193's Global ID, here derived instead of random so it is
+ * stable), e.g. fd12:3456:789a::/64 for account 123456789a... The first
+ * host of each pool (.0.1, ::1) is kept for the edge; devices get .0.2 up.
+ * A device's two addresses share one host number. */
+#define WR_STORE_DEVICE_POOL4 "100.96.0.0/12"
+
+typedef struct wr_device {
+  char id[WR_STORE_UUID_LEN + 1];
+  char account_id[WR_STORE_ID_LEN + 1];
+  char vnet_id[WR_STORE_UUID_LEN + 1];       /* "" = the account's default virtual network */
+  char name[WR_STORE_NAME_MAX + 1];
+  char public_key[WR_STORE_WG_KEY_B64 + 1];  /* base64, as `wg` prints keys */
+  char ipv4[16];                             /* assigned, e.g. "100.96.0.2" */
+  char ipv6[46];                             /* assigned, e.g. "fd12:3456:789a::2" */
+  char allowed[WR_STORE_DEVICE_ALLOWED_MAX]; /* policy: comma-separated canonical CIDRs the
+                                              * device may reach; "" = every route of its
+                                              * virtual network (edge/device_policy.h) */
+  int64_t created_at, revoked_at;            /* revoked_at 0: active */
+  /* Statistics the running edge reports with wr_store_device_seen; 0 = never. */
+  int64_t last_handshake;
+  uint64_t rx_bytes, tx_bytes;
+} wr_device;
+
+/* Creates a device |name| (as tunnel names: 1..64 bytes, no '/', not a UUID;
+ * unique among the account's active devices) with WireGuard public key
+ * |public_key_b64| (44 characters of standard base64 of 32 bytes; unique
+ * among active devices of every account, since the edge finds a peer by its
+ * key). |vnet_id_or_null| NULL or "": the account's default virtual network
+ * (stored as ""; it follows a change of default); else a live virtual
+ * network of the account. |allowed_or_null|: the policy, as for
+ * wr_store_device_set_allowed; NULL or "" allows every route. Assigns the
+ * lowest free host number of the account's pools (revoked devices' addresses
+ * are not reused, so an old config never reaches a new device's address).
+ * Audited as device.create. Errors: WR_ERR_INVAL (name, key, policy, deleted
+ * or foreign virtual network), WR_ERR_EXISTS (name or key taken),
+ * WR_ERR_NOTFOUND (account, virtual network), WR_ERR_LIMIT (pool full). */
+int wr_store_device_create(wr_store *s, const char *actor, const char *account_id,
+                           const char *name, const char *public_key_b64,
+                           const char *vnet_id_or_null, const char *allowed_or_null,
+                           wr_device *out);
+/* The devices of |account_id| (NULL: all accounts), oldest first; revoked
+ * ones too if |include_revoked|. Free *out with free(). */
+int wr_store_device_list(wr_store *s, const char *account_id, int include_revoked,
+                         wr_device **out, size_t *n);
+/* A device of an account by id (UUID, any case; revoked or not) or by name
+ * (active devices only). WR_ERR_NOTFOUND. */
+int wr_store_device_get(wr_store *s, const char *account_id, const char *id_or_name,
+                        wr_device *out);
+/* An active device by its public key (base64), in any account: how the
+ * WireGuard ingress maps a handshake to a device. WR_ERR_NOTFOUND. */
+int wr_store_device_by_key(wr_store *s, const char *public_key_b64, wr_device *out);
+/* Sets revoked_at; audited as device.revoke. WR_ERR_NOTFOUND, WR_ERR_INVAL if
+ * already revoked. */
+int wr_store_device_revoke(wr_store *s, const char *actor, const char *account_id,
+                           const char *id_or_name);
+/* Replaces an active device's policy: |allowed| is comma-separated CIDRs
+ * (wr_store_cidr_parse; spaces around entries ignored; stored canonical,
+ * duplicates dropped), "" or NULL = every route of its virtual network.
+ * Audited as device.policy. WR_ERR_INVAL (a bad CIDR, too long, revoked),
+ * WR_ERR_NOTFOUND. */
+int wr_store_device_set_allowed(wr_store *s, const char *actor, const char *account_id,
+                                const char *id_or_name, const char *allowed);
+/* Canonicalises a policy as set_allowed stores it, into |out| (|size| bytes).
+ * WR_OK, WR_ERR_INVAL or WR_ERR_LIMIT with the reason in |err|. */
+int wr_store_device_policy_canon(const char *allowed, char *out, size_t size, char *err,
+                                 size_t errlen);
+/* Records what the running edge saw of device |id| (UUID): the time of its
+ * last completed handshake (0: keep) and its byte counters (totals since
+ * the edge started, stored as given). Not audited. WR_ERR_NOTFOUND. */
+int wr_store_device_seen(wr_store *s, const char *id, int64_t last_handshake, uint64_t rx,
+                         uint64_t tx);
 
 #endif

@@ -12,6 +12,8 @@
  *                     networks, IP routes
  *   store_dns.c       DNS names, zones, the zone of a hostname, DNS record
  *                     expiry (edge/dns.h)
+ *   store_devices.c   WireGuard devices: address pools, policies (their
+ *                     text form), revocation, the edge's statistics
  *   store_audit.c     audit rows (written inside the caller's transaction)
  *                     and audit queries
  *

@@ -956,7 +956,7 @@ static void test_store_schema_upgrade(void **state) {
   fx *f = *state;
   /* A version-1 store (as the first edge wrote it) upgrades in place. */
   char err[256];
-  assert_int_equal(wr_store_schema_version(f->s), 2);
+  assert_int_equal(wr_store_schema_version(f->s), WR_STORE_SCHEMA_VERSION);
   wr_vnet v;
   assert_int_equal(wr_store_vnet_default(f->s, "test", f->acct.id, &v), WR_OK);
   assert_string_equal(v.name, "default");
@@ -966,10 +966,10 @@ static void test_store_schema_upgrade(void **state) {
   assert_string_equal(again.id, v.id);
   wr_store_close(f->s);
   f->s = NULL;
-  /* Drop what version 2 added and mark the file version 1. */
+  /* Drop what versions 2 and 3 added and mark the file version 1. */
   char cmd[512];
   snprintf(cmd, sizeof(cmd),
-           "sqlite3 %s 'DROP TABLE virtual_networks; DROP INDEX ip_routes_vnet; DROP INDEX routes_account;"
+           "sqlite3 %s 'DROP TABLE devices; DROP TABLE virtual_networks; DROP INDEX ip_routes_vnet; DROP INDEX routes_account;"
            " DROP INDEX tunnels_account; DROP INDEX tunnels_deleted; PRAGMA user_version = 1;' 2>/dev/null",
            f->path);
   if (system(cmd) != 0) {

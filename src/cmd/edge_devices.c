@@ -1,0 +1,313 @@
+/* warren-edge device add | list | revoke | allow | config: WireGuard devices
+ * (laptops, phones) that reach the account's private networks through the
+ * edge (edge/store.h devices, edge/device_config.h).
+ *
+ * Like the other local administration commands these work on the data
+ * directory directly, next to a running edge, and write audit rows with the
+ * actor "cli:<local user>". `device add` prints the device's wg-quick
+ * configuration on stdout (nothing else, so `> laptop.conf` keeps it) and a
+ * summary on stderr; a private key generated here exists only in that
+ * output: the store keeps the public key. */
+#include <errno.h>
+#include <jansson.h>
+#include <qrencode.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cmd/commands.h"
+#include "cmd/edge_int.h"
+#include "edge/device_config.h"
+#include "edge/store.h"
+#include "edge/wg_key.h"
+#include "lib/err.h"
+#include "lib/file.h"
+#include "lib/mem.h"
+
+#define DB_NAME "warren.db"
+
+typedef struct dev_ctx {
+  char *dir;
+  wr_store *s;
+  wr_account acct;
+  int have_acct;
+  char actor[160];
+} dev_ctx;
+
+static void ctx_close(dev_ctx *c) {
+  wr_store_close(c->s);
+  free(c->dir);
+  memset(c, 0, sizeof(*c));
+}
+
+/* Opens DATA_DIR's store and picks the account (--account or the only one;
+ * with |filter| only when --account is given). */
+static int ctx_open(wr_opts *o, const char *cmd, int filter, dev_ctx *c) {
+  const char *v = wr_opts_get(o, "data-dir"), *acct = wr_opts_get(o, "account");
+  char err[WR_STORE_ERRMSG_MAX], *db;
+  struct stat st;
+  size_t n;
+  memset(c, 0, sizeof(*c));
+  wr__edge_cli_actor(c->actor, sizeof(c->actor));
+  if (!v || !*v)
+    return wr__edge_fail("%s needs a data directory: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)", cmd);
+  c->dir = wr_xstrdup(v);
+  for (n = strlen(c->dir); n > 1 && c->dir[n - 1] == '/'; n--) c->dir[n - 1] = '\0';
+  if (stat(c->dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    wr__edge_fail("no data directory at %s: run `warren-edge init --data-dir %s --zone ZONE` first", c->dir, c->dir);
+    goto fail;
+  }
+  n = strlen(c->dir) + sizeof(DB_NAME) + 1;
+  db = wr_xmalloc(n);
+  snprintf(db, n, "%s/%s", c->dir, DB_NAME);
+  if (!wr_file_exists(db)) {
+    wr__edge_fail("%s is not a warren-edge data directory (it has no %s)", c->dir, DB_NAME);
+    free(db);
+    goto fail;
+  }
+  if (wr_store_open(db, 0, &c->s, err, sizeof(err)) != WR_OK) {
+    wr__edge_fail("%s", err);
+    free(db);
+    goto fail;
+  }
+  free(db);
+  if (!filter || (acct && *acct)) {
+    if (wr__edge_pick_account(c->s, acct, &c->acct) != WR_EXIT_OK) goto fail;
+    c->have_acct = 1;
+  }
+  return WR_EXIT_OK;
+fail:
+  ctx_close(c);
+  return WR_EXIT_FAIL;
+}
+
+static void fmt_time(int64_t t, char out[32]) {
+  time_t tt = (time_t)t;
+  struct tm tm;
+  if (!t) snprintf(out, 32, "-");
+  else if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    snprintf(out, 32, "%lld", (long long)t);
+}
+
+/* --- QR code ----------------------------------------------------------------- */
+
+/* Prints |text| as a QR code of UTF-8 half blocks, two modules per line,
+ * light modules drawn (for light text on a dark terminal, as `qrencode -t
+ * utf8` does), with a quiet zone of 2 modules. */
+static int print_qr(const char *text) {
+  QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_L, QR_MODE_8, 1);
+  const int quiet = 2;
+  if (!qr) return wr__edge_fail("cannot make a QR code of the configuration: %s", strerror(errno));
+  int w = qr->width, size = w + 2 * quiet;
+  for (int y = 0; y < size; y += 2) {
+    for (int x = 0; x < size; x++) {
+      int mx = x - quiet, my = y - quiet;
+      int top = mx >= 0 && mx < w && my >= 0 && my < w && (qr->data[my * w + mx] & 1);
+      int bot = mx >= 0 && mx < w && my + 1 >= 0 && my + 1 < w && (qr->data[(my + 1) * w + mx] & 1);
+      if (y + 1 >= size) bot = 1; /* past the bottom edge: dark, nothing drawn */
+      fputs(!top && !bot ? "\xe2\x96\x88" : !top ? "\xe2\x96\x80" : !bot ? "\xe2\x96\x84" : " ", stdout);
+    }
+    fputc('\n', stdout);
+  }
+  QRcode_free(qr);
+  return WR_EXIT_OK;
+}
+
+/* --- add ------------------------------------------------------------------------- */
+
+/* The endpoint for the configuration: --endpoint or DATA_DIR/wireguard-endpoint. */
+static int pick_endpoint(wr_opts *o, const dev_ctx *c, char ep[WR_DEVICE_ENDPOINT_MAX + 1]) {
+  const char *v = wr_opts_get(o, "endpoint");
+  char err[256];
+  int rv;
+  if (v && *v) {
+    if (wr_device_check_endpoint(v, err, sizeof(err)) != WR_OK) return wr__edge_fail("--endpoint: %s", err);
+    snprintf(ep, WR_DEVICE_ENDPOINT_MAX + 1, "%s", v);
+    return WR_EXIT_OK;
+  }
+  rv = wr_device_endpoint_default(c->dir, ep, err, sizeof(err));
+  if (rv == WR_OK) return WR_EXIT_OK;
+  if (rv == WR_ERR_INVAL) return wr__edge_fail("%s", err);
+  return wr__edge_fail("the configuration needs the address devices dial: pass --endpoint HOST:PORT (the "
+                       "public address of the edge's WireGuard port), or write it once to %s/%s",
+                       c->dir, WR_DEVICE_ENDPOINT_FILE);
+}
+
+/* Prints the configuration (or its QR code). */
+static int emit_config(wr_opts *o, dev_ctx *c, const wr_device *d, const char *priv_b64) {
+  uint8_t epriv[WR_WG_KEY_LEN], epub[WR_WG_KEY_LEN];
+  char ep[WR_DEVICE_ENDPOINT_MAX + 1], epub_b64[WR_WG_KEY_B64_LEN + 1], err[512], *text = NULL;
+  int rv;
+  if (pick_endpoint(o, c, ep) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr_wg_key_load_or_create(c->dir, epriv, epub, err, sizeof(err)) != WR_OK)
+    return wr__edge_fail("the edge's WireGuard key: %s", err);
+  sodium_memzero(epriv, sizeof(epriv));
+  wr_wg_key_to_b64(epub, epub_b64);
+  if (wr_device_config(c->s, d, priv_b64, epub_b64, ep, &text, err, sizeof(err)) != WR_OK)
+    return wr__edge_fail("%s", err);
+  if (wr_opts_bool(o, "qr")) rv = print_qr(text);
+  else {
+    fputs(text, stdout);
+    rv = WR_EXIT_OK;
+  }
+  sodium_memzero(text, strlen(text));
+  free(text);
+  return rv;
+}
+
+int wr_cmd_edge_device_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  const char *key = wr_opts_get(o, "public-key");
+  uint8_t priv[WR_WG_KEY_LEN], pub[WR_WG_KEY_LEN];
+  char priv_b64[WR_WG_KEY_B64_LEN + 1] = "", pub_b64[WR_WG_KEY_B64_LEN + 1], ep[WR_DEVICE_ENDPOINT_MAX + 1];
+  int generated = !(key && *key), rv = WR_EXIT_FAIL;
+  wr_device d;
+  dev_ctx c;
+  (void)cmd;
+  if (argc != 1) return wr__edge_fail("device add takes one argument, the device's name (e.g. laptop)");
+  if (!generated && wr_wg_key_from_b64(key, pub) != WR_OK)
+    return wr__edge_fail("--public-key \"%.60s\" is not a WireGuard public key (44 characters of base64, as "
+                         "`wg pubkey` prints it)",
+                         key);
+  if (ctx_open(o, "device add", 0, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  /* Check the endpoint before creating anything, so a missing one costs no device. */
+  if (pick_endpoint(o, &c, ep) != WR_EXIT_OK) goto out;
+  if (generated) {
+    if (wr_wg_key_generate(priv, pub) != WR_OK) {
+      wr__edge_fail("cannot generate a key pair (libsodium failed)");
+      goto out;
+    }
+    wr_wg_key_to_b64(priv, priv_b64);
+    sodium_memzero(priv, sizeof(priv));
+    wr_wg_key_to_b64(pub, pub_b64);
+  } else {
+    snprintf(pub_b64, sizeof(pub_b64), "%s", key);
+  }
+  if (wr_store_device_create(c.s, c.actor, c.acct.id, argv[0], pub_b64, wr_opts_get(o, "vnet"),
+                             wr_opts_get(o, "allow"), &d) != WR_OK) {
+    wr__edge_fail("%s", wr_store_errmsg(c.s));
+    goto out;
+  }
+  rv = emit_config(o, &c, &d, generated ? priv_b64 : NULL);
+  fprintf(stderr, "Created device %s (ID %s) with addresses %s and %s%s\n", d.name, d.id, d.ipv4, d.ipv6,
+          rv != WR_EXIT_OK ? "; print its configuration with `warren-edge device config`" : "");
+out:
+  sodium_memzero(priv_b64, sizeof(priv_b64));
+  ctx_close(&c);
+  return rv;
+}
+
+/* --- config, list, revoke, allow ------------------------------------------------- */
+
+int wr_cmd_edge_device_config(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  wr_device d;
+  dev_ctx c;
+  int rv = WR_EXIT_FAIL;
+  (void)cmd;
+  if (argc != 1) return wr__edge_fail("device config takes one argument, the device's name or ID");
+  if (ctx_open(o, "device config", 0, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK)
+    wr__edge_fail("%s (see `warren-edge device list`)", wr_store_errmsg(c.s));
+  else if (d.revoked_at)
+    wr__edge_fail("device %s (%s) is revoked", d.name, d.id);
+  else
+    rv = emit_config(o, &c, &d, NULL);
+  ctx_close(&c);
+  return rv;
+}
+
+static void print_table(const wr_device *rows, size_t n) {
+  printf("%-20s  %-36s  %-15s  %-28s  %-20s  %-20s  %-20s  %12s  %12s  %s\n", "NAME", "ID", "IPV4", "IPV6",
+         "CREATED", "REVOKED", "HANDSHAKE", "RX", "TX", "ALLOWED");
+  for (size_t i = 0; i < n; i++) {
+    char cr[32], rv[32], hs[32];
+    fmt_time(rows[i].created_at, cr);
+    fmt_time(rows[i].revoked_at, rv);
+    fmt_time(rows[i].last_handshake, hs);
+    printf("%-20s  %-36s  %-15s  %-28s  %-20s  %-20s  %-20s  %12llu  %12llu  %s\n", rows[i].name, rows[i].id,
+           rows[i].ipv4, rows[i].ipv6, cr, rv, hs, (unsigned long long)rows[i].rx_bytes,
+           (unsigned long long)rows[i].tx_bytes, rows[i].allowed[0] ? rows[i].allowed : "all routes");
+  }
+}
+
+int wr_cmd_edge_device_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  const char *out = wr_opts_get(o, "output");
+  wr_device *rows = NULL;
+  size_t n = 0;
+  dev_ctx c;
+  int rv = WR_EXIT_FAIL;
+  (void)cmd;
+  if (argc > 0) return wr__edge_fail("device list takes no arguments (got \"%s\")", argv[0]);
+  if (out && *out && strcmp(out, "json") != 0)
+    return wr__edge_fail("unsupported --output \"%s\": use --output json, or leave it out for a table", out);
+  if (ctx_open(o, "device list", 1, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr_store_device_list(c.s, c.have_acct ? c.acct.id : NULL, !wr_opts_bool(o, "active"), &rows, &n) != WR_OK) {
+    wr__edge_fail("%s", wr_store_errmsg(c.s));
+    goto done;
+  }
+  if (out && *out) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+      json_t *j = wr_device_json(&rows[i]);
+      json_object_set_new(j, "account_id", json_string(rows[i].account_id));
+      json_array_append_new(arr, j);
+    }
+    char *text = json_dumps(arr, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    json_decref(arr);
+    if (!text) {
+      wr__edge_fail("cannot encode the output as JSON");
+      goto done;
+    }
+    puts(text);
+    free(text);
+  } else {
+    print_table(rows, n);
+  }
+  rv = WR_EXIT_OK;
+done:
+  free(rows);
+  ctx_close(&c);
+  return rv;
+}
+
+int wr_cmd_edge_device_revoke(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  wr_device d;
+  dev_ctx c;
+  int rv = WR_EXIT_FAIL;
+  (void)cmd;
+  if (argc != 1) return wr__edge_fail("device revoke takes one argument, the device's name or ID");
+  if (ctx_open(o, "device revoke", 0, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK ||
+      wr_store_device_revoke(c.s, c.actor, c.acct.id, d.id) != WR_OK) {
+    wr__edge_fail("%s", wr_store_errmsg(c.s));
+  } else {
+    printf("Revoked device %s (ID %s)\n", d.name, d.id);
+    rv = WR_EXIT_OK;
+  }
+  ctx_close(&c);
+  return rv;
+}
+
+int wr_cmd_edge_device_allow(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  wr_device d;
+  dev_ctx c;
+  int rv = WR_EXIT_FAIL;
+  const char *policy;
+  (void)cmd;
+  if (argc != 2)
+    return wr__edge_fail("device allow takes two arguments: the device and CIDR[,CIDR...] (or \"all\")");
+  policy = strcmp(argv[1], "all") == 0 ? "" : argv[1];
+  if (ctx_open(o, "device allow", 0, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr_store_device_set_allowed(c.s, c.actor, c.acct.id, argv[0], policy) != WR_OK ||
+      wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK) {
+    wr__edge_fail("%s", wr_store_errmsg(c.s));
+  } else {
+    printf("Device %s may reach %s\n", d.name,
+           d.allowed[0] ? d.allowed : "every IP route of its virtual network");
+    rv = WR_EXIT_OK;
+  }
+  ctx_close(&c);
+  return rv;
+}
