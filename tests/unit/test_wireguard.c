@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "lib/err.h"
 #include "proto/wg_device.h"
 #include "proto/wg_noise.h"
@@ -453,6 +455,104 @@ static void test_peer_remove_cuts_off(void **state) {
   net_free(&n);
 }
 
+
+/* ---- interoperability: an exchange recorded with wireguard-go ---------------------
+ * wireguard-go 0.0.20220316 (Debian) as the initiator with the static key
+ * below, against a responder made of these functions with a fixed
+ * ephemeral key and index 0x01020304; the client pinged 10.99.0.5 from
+ * 100.96.0.2 with the pattern "warrn". Keys: SHA-256 of the seed strings,
+ * clamped. */
+static const char REC_INITIATION[] =
+    "0100000015f45334508a6c289212dcc451995a5fa6c402d4088ef4ab56e8c733"
+    "62df26a62e2bfd6b9f188302d1a0fa6b84f1dd95a2da5ed586b94eca7074d092"
+    "6064cd8937d900436429adef24839ef4b91ee5f7ef6f287714fb38e49124a7d2"
+    "601b28693afd998384b9d679685fe424fc85201568518c21218a1940f1f22cbe"
+    "53e9e89900000000000000000000000000000000";
+static const char REC_TIMESTAMP[] = "400000006b1525f01a000000";
+static const char REC_RESPONSE[] =
+    "020000000403020115f453345ba001c643a6d801879024781962cbbc76906ab2"
+    "41d493656aa6a78c219e2e3d37425aee8f6c1677529011cae550ec0830cbd078"
+    "ebe633ec318ea914d056026900000000000000000000000000000000";
+static const char REC_DATA[] =
+    "04000000040302010000000000000000cab88e6a3a4be7b933cf858147c733cd"
+    "f3184e939a29dcebaf0b5ab7c89156b4fea5437cf1c319611e0c7c3103a73496"
+    "1d1b80b4c8487e339328ee02959f8874967fad2cf0f03e98623474d5c963a6b1"
+    "6bb025d6b0e830a1b695c326c0d2f87169017789cffe05eeb10e19f4ed0fa790";
+static const char REC_PLAIN[] =
+    "4500005400e340004001cafc646000020a6300050800477050910001e625156b"
+    "00000000adbb0600000000006172726e776172726e776172726e776172726e77"
+    "6172726e776172726e776172726e776172726e77000000000000000000000000";
+
+static void seed_key(uint8_t k[32], const char *seed) {
+  crypto_hash_sha256(k, (const uint8_t *)seed, strlen(seed));
+  k[0] &= 248;
+  k[31] = (k[31] & 127) | 64;
+}
+
+static void test_wireguard_go_recorded_exchange(void **state) {
+  (void)state;
+  uint8_t rpriv[32], rpub[32], ipriv[32], ipub[32], e[32], ss[32], mk[32];
+  seed_key(rpriv, "warren test responder");
+  seed_key(ipriv, "warren test initiator");
+  seed_key(e, "warren test ephemeral");
+  assert_int_equal(wr_wg_noise_public(rpub, rpriv), WR_OK);
+  assert_int_equal(wr_wg_noise_public(ipub, ipriv), WR_OK);
+  size_t n;
+  uint8_t *init = unit_hex(REC_INITIATION, &n);
+  assert_int_equal(n, WR_WG_INITIATION_LEN);
+  wr_wg_mac1_key(mk, rpub);
+  assert_true(wr_wg_check_mac1(init, n, mk));
+  wr_wg_initiation m;
+  wr_wg_handshake hs;
+  assert_int_equal(wr_wg_parse_initiation(init, n, &m), WR_OK);
+  assert_int_equal(wr_wg_noise_consume_initiation_static(&hs, rpriv, rpub, &m), WR_OK);
+  assert_memory_equal(hs.remote_static, ipub, 32);
+  assert_int_equal(wr_wg_noise_dh(ss, rpriv, ipub), WR_OK);
+  assert_int_equal(wr_wg_noise_consume_initiation_finish(&hs, ss, &m), WR_OK);
+  assert_hex(hs.timestamp, 12, REC_TIMESTAMP);
+  /* Our response, byte for byte what wireguard-go accepted. */
+  wr_wg_response r;
+  wr_wg_session_keys keys;
+  assert_int_equal(wr_wg_noise_create_response_with(&hs, NULL, 0x01020304, e, &r, &keys), WR_OK);
+  uint8_t resp[WR_WG_RESPONSE_LEN];
+  wr_wg_build_response(&r, resp);
+  wr_wg_mac1_key(mk, ipub);
+  wr_wg_set_mac1(resp, sizeof(resp), mk);
+  wr_wg_set_mac2(resp, sizeof(resp), NULL);
+  assert_hex(resp, sizeof(resp), REC_RESPONSE);
+  /* Its first data packet decrypts to the ping. */
+  uint8_t *data = unit_hex(REC_DATA, &n);
+  wr_wg_data d;
+  assert_int_equal(wr_wg_parse_data(data, n, &d), WR_OK);
+  assert_int_equal(d.receiver, 0x01020304);
+  assert_int_equal(d.counter, 0);
+  uint8_t plain[256];
+  assert_int_equal(wr_wg_noise_open(plain, keys.recv, d.counter, d.payload, d.payload_len), WR_OK);
+  assert_hex(plain, d.payload_len - WR_WG_TAG_LEN, REC_PLAIN);
+  /* Any flipped bit fails. */
+  data[n - 5] ^= 0x10;
+  assert_int_equal(wr_wg_noise_open(plain, keys.recv, d.counter, d.payload, d.payload_len),
+                   WR_ERR_CRYPTO);
+  /* A device with the responder's key takes the initiation once. */
+  net nn;
+  memset(&nn, 0, sizeof(nn));
+  sides[0] = (side){&nn, 0};
+  wr_wg_config cfg = {.cbs = {cb_send, cb_receive, cb_event}, .user = &sides[0]};
+  memcpy(cfg.private_key, rpriv, 32);
+  wr_wg *wg;
+  assert_int_equal(wr_wg_new(&cfg, &wg), WR_OK);
+  assert_int_equal(wr_wg_peer_add(wg, ipub, NULL, NULL, NULL), WR_OK);
+  wr_wg_endpoint ep = {.len = 1};
+  assert_int_equal(wr_wg_input(wg, T0, &ep, init, WR_WG_INITIATION_LEN), WR_WG_OK);
+  assert_int_equal(nn.nq, 1);
+  assert_int_equal(nn.q[0].len, WR_WG_RESPONSE_LEN);
+  assert_int_equal(wr_wg_input(wg, T0 + WR_WG_NS, &ep, init, WR_WG_INITIATION_LEN),
+                   WR_WG_DROP_REPLAYED_INIT);
+  wr_wg_free(wg);
+  free(init);
+  free(data);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_blake2s_rfc7693),
@@ -466,6 +566,7 @@ int main(void) {
       cmocka_unit_test(test_responder_rekeys),
       cmocka_unit_test(test_timers_keepalive_and_roaming),
       cmocka_unit_test(test_peer_remove_cuts_off),
+      cmocka_unit_test(test_wireguard_go_recorded_exchange),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
