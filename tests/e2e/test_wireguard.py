@@ -304,6 +304,8 @@ def test_wireguard_client_reaches_the_private_network(net, tmp_path, home, kind)
 
 def test_revocation_spoofing_and_policy(net, tmp_path, home):
     d, creds, tid, edge = setup_edge(net, tmp_path, home)
+    srv = net.start(net.conn, ["python3", "-c", HTTP], "http")
+    assert wait_for(lambda: "serving" in log_of(srv), 20), log_of(srv)
     start_connector(net, "warren", d, creds, tid, tmp_path)
     conf = add_device(net, d)
     _, addresses = start_client(net, conf, tmp_path)
@@ -327,7 +329,14 @@ def test_revocation_spoofing_and_policy(net, tmp_path, home):
     r = ping(net, "-6", "fd99::5")
     assert r.returncode == 0, r.stdout + r.stderr
 
-    # Revocation: the very next packets are dropped, live session included.
+    # Revocation: the very next packets are dropped, live session included,
+    # and a TCP download in progress stops (its connection in the edge's
+    # stack is gone with the device).
+    out = tmp_path / "partial.bin"
+    dl = net.start(net.client, ["curl", "-sS", "--limit-rate", "200k", "--speed-time", "3",
+                                "--speed-limit", "1", "-o", str(out), "http://[fd99::5]:8080/big"], "curl")
+    assert wait_for(lambda: out.exists() and out.stat().st_size > 100000, 20)
+    assert metric(net, "warren_edge_private_tcp_connections") == 1
     r = run([WARREN_EDGE, "device", "revoke", "--data-dir", str(d), "laptop"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert wait_for(lambda: "device laptop was revoked" in log_of(edge), 2), log_of(edge)
@@ -336,6 +345,8 @@ def test_revocation_spoofing_and_policy(net, tmp_path, home):
     assert r.returncode != 0 and " 100% packet loss" in r.stdout, r.stdout
     assert metric(net, 'warren_edge_wireguard_rx_packets_total') == before
     assert metric(net, "warren_edge_wireguard_devices") == 0
+    assert metric(net, "warren_edge_private_tcp_connections") == 0
+    assert dl.wait(30) != 0 and out.stat().st_size < 20 * 1024 * 1024
 
 
 def test_edge_initiates_and_answers_cookies(net, tmp_path, home):
