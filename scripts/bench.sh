@@ -11,6 +11,8 @@
 #   BENCH_PATHS="warren" scripts/bench.sh        one path only (no report ratios then)
 #   BENCH_KEEP=1 ...                             keep every path's work dir and logs
 #   BENCH_RESULTS=/tmp/x ...                     write the results there (README untouched)
+# Then, as root with wireguard-go: WireGuard throughput (bench/wireguard.py),
+# written to bench/results/wireguard.json.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/${WARREN_BUILD:-build}
@@ -19,7 +21,7 @@ py=/usr/bin/python3
 cf=${CLOUDFLARED:-}
 
 # --- packages the benchmark needs beyond `make deps` (apt-get only if missing) ---
-pkgs=(nginx-light wrk curl iproute2 python3 time)
+pkgs=(nginx-light wrk curl iproute2 python3 time iperf3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -92,3 +94,12 @@ readme=()
   --json "$results/latest.json" "${readme[@]}"
 rm -rf "$work"
 echo "bench: wrote $results/latest.md and $results/latest.json"
+
+# WireGuard: iperf3 through wireguard-go -> edge -> connector, against
+# wireguard-go <-> wireguard-go directly (bench/wireguard.py; root only).
+if [ "$(id -u)" -eq 0 ] && command -v wireguard-go >/dev/null && command -v wg >/dev/null; then
+  (cd "$root" && "$py" bench/wireguard.py --build "$bin" --out "$results/wireguard.json") ||
+    echo "bench: the WireGuard measurement failed" >&2
+else
+  echo "bench: WireGuard throughput skipped (needs root, wireguard-go and wg)"
+fi

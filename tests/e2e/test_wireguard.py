@@ -2,7 +2,7 @@
 WireGuard ingress -> connector -> private host.
 
 Three network namespaces the test creates (and deletes):
-  client     wireguard-go (user space) as wg0, configured with `wg setconf`
+  client     wireguard-go (user space) as wgTAG, configured with `wg setconf`
              from exactly what `warren-edge device add` printed, minus the
              wg-quick-only Address line, which the test applies with ip addr
              (and the AllowedIPs as routes, as wg-quick does)
@@ -86,6 +86,9 @@ class Net:
     def __init__(self, tmp_path):
         tag = uuid.uuid4().hex[:6]
         self.client, self.edge, self.conn = "wgc" + tag, "wge" + tag, "wgn" + tag
+        # wireguard-go's control socket is /var/run/wireguard/NAME.sock, shared
+        # by every namespace: the interface name must be unique machine-wide.
+        self.wg = "wg" + tag
         self.tmp = tmp_path
         self.procs = []
         for ns in (self.client, self.edge, self.conn):
@@ -211,18 +214,18 @@ def start_client(net, conf_text, tmp_path):
         if key == "allowedips":
             allowed += [a.strip() for a in ln.split("=", 1)[1].split(",")]
         kept.append(ln)
-    conf = tmp_path / "wg0.conf"
+    conf = tmp_path / "wg.conf"
     conf.write_text("\n".join(kept) + "\n")
-    p = net.start(net.client, [WG_GO, "-f", "wg0"], "wireguard-go",
+    p = net.start(net.client, [WG_GO, "-f", net.wg], "wireguard-go",
                   env={"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1", "LOG_LEVEL": "debug"})
-    assert wait_for(lambda: sh(net.client, "ip", "link", "show", "wg0", check=False).returncode == 0, 10)
-    assert wait_for(lambda: sh(net.client, WG, "show", "wg0", check=False).returncode == 0, 10)
-    sh(net.client, WG, "setconf", "wg0", str(conf))
+    assert wait_for(lambda: sh(net.client, "ip", "link", "show", net.wg, check=False).returncode == 0, 10)
+    assert wait_for(lambda: sh(net.client, WG, "show", net.wg, check=False).returncode == 0, 10)
+    sh(net.client, WG, "setconf", net.wg, str(conf))
     for a in addresses:
-        sh(net.client, "ip", "addr", "add", a, "dev", "wg0")
-    sh(net.client, "ip", "link", "set", "wg0", "up")
+        sh(net.client, "ip", "addr", "add", a, "dev", net.wg)
+    sh(net.client, "ip", "link", "set", net.wg, "up")
     for a in allowed:
-        sh(net.client, "ip", "-6" if ":" in a else "-4", "route", "add", a, "dev", "wg0")
+        sh(net.client, "ip", "-6" if ":" in a else "-4", "route", "add", a, "dev", net.wg)
     assert addresses and allowed == ["10.99.0.0/24", "fd99::/64"], conf_text
     return p, addresses
 
@@ -313,7 +316,7 @@ def test_revocation_spoofing_and_policy(net, tmp_path, home):
     assert r.returncode == 0, r.stdout + r.stderr + log_of(edge)
 
     # A packet whose inner source is not the device's address: dropped.
-    sh(net.client, "ip", "addr", "add", "100.96.7.7/32", "dev", "wg0")
+    sh(net.client, "ip", "addr", "add", "100.96.7.7/32", "dev", net.wg)
     r = ping(net, "-I", "100.96.7.7", "10.99.0.5", count=1, wait=2)
     assert r.returncode != 0, r.stdout
     assert 'warren_edge_wireguard_drops_total{reason="spoofed"} 1' in metrics(net)
