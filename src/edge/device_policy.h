@@ -27,9 +27,9 @@ int wr_device_allows(const wr_device *d, const char *route_network_cidr);
 /* The same on the policy text alone. */
 int wr_device_policy_text_allows(const char *allowed, const char *route_network_cidr);
 
-/* A parsed policy. More entries than fit cannot be stored (each entry takes
- * at least 9 bytes of the 1024 the store allows). */
-#define WR_DEVICE_POLICY_MAX 128
+/* A parsed policy. Every policy the store keeps fits: its text is at most
+ * 1023 bytes of distinct entries of at least 4 bytes ("::/0") and a comma. */
+#define WR_DEVICE_POLICY_MAX 256
 typedef struct wr_device_policy {
   int all;     /* the policy was empty: every route */
   int invalid; /* some entry did not parse: allow nothing (fails closed) */

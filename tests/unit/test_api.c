@@ -952,6 +952,94 @@ static void test_store_cidr(void **state) {
   assert_true(wr_store_cidr_contains(&d, &c));
 }
 
+/* WireGuard devices: create (generated and brought keys), the config text,
+ * list, get, policy, revoke; every change audited. */
+static void test_devices(void **state) {
+  fx *f = *state;
+  char id[WR_STORE_UUID_LEN + 1], body[512], did[64], path[256];
+  /* The API knows the data dir (for the edge's key) and an endpoint. */
+  f->cfg.data_dir = f->dir;
+  f->cfg.wg_endpoint = "192.0.2.1:51820";
+  start_api(f);
+  create_tunnel(f, "net", id);
+  snprintf(body, sizeof(body), "{\"network\":\"10.1.0.0/16\",\"tunnel_id\":\"%s\"}", id);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes"), body), 200);
+  snprintf(body, sizeof(body), "{\"network\":\"fd99::/64\",\"tunnel_id\":\"%s\"}", id);
+  assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes"), body), 200);
+
+  /* Generated key: the private key is in the answer and the config. */
+  assert_int_equal(call(f, "POST", ap(f, "/devices"), "{\"name\":\"laptop\"}"), 200);
+  snprintf(did, sizeof(did), "%s", rstr("id"));
+  assert_string_equal(rstr("ipv4"), "100.96.0.2");
+  const char *priv = rstr("private_key"), *conf = rstr("config");
+  assert_int_equal(strlen(priv), 44);
+  assert_non_null(strstr(conf, priv));
+  assert_non_null(strstr(conf, "Endpoint = 192.0.2.1:51820\n"));
+  assert_non_null(strstr(conf, "AllowedIPs = 10.1.0.0/16, fd99::/64\n"));
+  assert_non_null(strstr(conf, "Address = 100.96.0.2/32, "));
+  assert_non_null(strstr(conf, "PersistentKeepalive = 25\n"));
+  assert_true(audit_has(f, "device.create", did));
+
+  /* Brought key with a policy: no private key, the policy filters AllowedIPs. */
+  assert_int_equal(call(f, "POST", ap(f, "/devices"),
+                        "{\"name\":\"phone\",\"public_key\":\"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\","
+                        "\"allowed\":[\"10.0.0.0/8\"],\"endpoint\":\"[2001:db8::1]:51820\"}"),
+                   200);
+  assert_null(json_object_get(last.result, "private_key"));
+  conf = rstr("config");
+  assert_non_null(strstr(conf, "AllowedIPs = 10.1.0.0/16\n"));
+  assert_non_null(strstr(conf, "Endpoint = [2001:db8::1]:51820\n"));
+  assert_null(strstr(conf, "PrivateKey = "));
+  assert_string_equal(json_string_value(json_array_get(json_object_get(last.result, "allowed"), 0)), "10.0.0.0/8");
+
+  /* Bad input. */
+  assert_int_equal(call(f, "POST", ap(f, "/devices"), "{\"name\":\"laptop\"}"), 409);
+  assert_int_equal(call(f, "POST", ap(f, "/devices"), "{\"name\":\"x\",\"public_key\":\"nope\"}"), 400);
+  assert_int_equal(call(f, "POST", ap(f, "/devices"), "{\"name\":\"x\",\"allowed\":\"10.0.0.0/33\"}"), 400);
+  assert_int_equal(call(f, "POST", ap(f, "/devices"), "{\"name\":\"x\",\"allowed\":[1]}"), 400);
+  assert_int_equal(call(f, "POST", ap(f, "/devices"), "{\"name\":\"x\",\"endpoint\":\"no port\"}"), 400);
+  assert_int_equal(call(f, "POST", ap(f, "/devices"), "{}"), 400);
+  assert_int_equal(call(f, "PUT", ap(f, "/devices"), "{}"), 405);
+
+  /* List and get. */
+  assert_int_equal(call(f, "GET", ap(f, "/devices"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+  snprintf(path, sizeof(path), "/devices/%s?config=true", did);
+  assert_int_equal(call(f, "GET", ap(f, "%s", path), NULL), 200);
+  assert_string_equal(rstr("name"), "laptop");
+  assert_null(strstr(rstr("config"), "PrivateKey = "));
+  assert_int_equal(call(f, "GET", ap(f, "/devices/phone"), NULL), 200);
+  assert_null(json_object_get(last.result, "config"));
+  assert_int_equal(call(f, "GET", ap(f, "/devices/nope"), NULL), 404);
+
+  /* Policy, then revoke by PATCH and DELETE. */
+  assert_int_equal(call(f, "PATCH", ap(f, "/devices/laptop"), "{\"allowed\":\"fd00::/8\"}"), 200);
+  assert_string_equal(json_string_value(json_array_get(json_object_get(last.result, "allowed"), 0)), "fd00::/8");
+  assert_true(audit_has(f, "device.policy", did));
+  assert_int_equal(call(f, "PATCH", ap(f, "/devices/laptop"), "{}"), 400);
+  assert_int_equal(call(f, "PATCH", ap(f, "/devices/laptop"), "{\"revoked\":true}"), 200);
+  assert_true(json_is_string(json_object_get(last.result, "revoked_at")));
+  assert_true(audit_has(f, "device.revoke", did));
+  assert_int_equal(call(f, "DELETE", ap(f, "/devices/phone"), NULL), 200);
+  assert_int_equal(call(f, "DELETE", ap(f, "/devices/phone"), NULL), 404); /* by name: active only */
+  snprintf(path, sizeof(path), "/devices/%s", did);
+  assert_int_equal(call(f, "DELETE", ap(f, "%s", path), NULL), 400);       /* already revoked */
+  assert_int_equal(call(f, "GET", ap(f, "/devices?active=true"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 0);
+  assert_int_equal(call(f, "GET", ap(f, "/devices"), NULL), 200);
+  assert_int_equal(json_array_size(last.result), 2);
+
+  /* Another account's token sees none of them. */
+  wr_user u2;
+  char tok2[WR_STORE_TOKEN_LEN + 1], auth[128], other[200];
+  wr_api_token t2;
+  assert_int_equal(wr_store_user_create(f->s, "test", f->other_acct.id, "o@other.test", NULL, 0, &u2), WR_OK);
+  assert_int_equal(wr_store_token_create(f->s, "test", u2.id, NULL, tok2, &t2), WR_OK);
+  snprintf(auth, sizeof(auth), "Bearer %s", tok2);
+  snprintf(other, sizeof(other), "/client/v4/accounts/%s/devices/%s", f->other_acct.id, did);
+  assert_int_equal(call_auth(f, "GET", other, auth, NULL), 404);
+}
+
 static void test_store_schema_upgrade(void **state) {
   fx *f = *state;
   /* A version-1 store (as the first edge wrote it) upgrades in place. */
@@ -1241,6 +1329,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_route_dns, setup, teardown),
       cmocka_unit_test_setup_teardown(test_route_ip, setup, teardown),
       cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
       cmocka_unit_test(test_store_cidr),
       cmocka_unit_test_setup_teardown(test_store_schema_upgrade, setup, teardown),
       cmocka_unit_test_setup_teardown(test_connector_limits, setup, teardown),
