@@ -352,11 +352,12 @@ def test_revocation_spoofing_and_policy(net, tmp_path, home):
     assert dl.wait(30) != 0 and out.stat().st_size < 20 * 1024 * 1024
 
 
-def test_edge_initiates_and_answers_cookies(net, tmp_path, home):
+def test_edge_initiates_cookies_and_roaming(net, tmp_path, home):
     """The edge renews a session the client made once it is old (a 2 s
     knob instead of 165 s), so wireguard-go answers an initiation from the
-    edge; and with cookies forced on (the load threshold at its maximum),
-    wireguard-go takes the cookie reply and its retry carries mac2."""
+    edge; with cookies forced on (the load threshold at its maximum),
+    wireguard-go takes the cookie reply and its retry carries mac2; and a
+    client that changes its port is followed."""
     env = {"WARREN_EDGE_WG_REKEY_MS": "2000", "WARREN_EDGE_WG_COOKIE_THRESHOLD": str(2**32 - 1)}
     d, creds, tid, edge = setup_edge(net, tmp_path, home, env=env)
     start_connector(net, "warren", d, creds, tid, tmp_path)
@@ -377,3 +378,10 @@ def test_edge_initiates_and_answers_cookies(net, tmp_path, home):
     r = ping(net, "10.99.0.5", count=2)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Received handshake initiation" in log_of(client), log_of(client)
+
+    # Roaming: the client moves to another UDP port; its next authenticated
+    # packet makes that the endpoint the edge answers to.
+    sh(net.client, WG, "set", net.wg, "listen-port", "40123")
+    r = ping(net, "10.99.0.5", count=2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "device laptop roamed" in log_of(edge)

@@ -360,6 +360,28 @@ static void test_cookie_under_load(void **state) {
   net_free(&n);
 }
 
+/* Cookies start only above the threshold of good-mac1 handshakes per
+ * second, and stop once a quiet second passed. */
+static void test_cookie_threshold(void **state) {
+  (void)state;
+  net n;
+  net_init(&n, 2, 0);
+  uint64_t t = T0;
+  for (int i = 0; i < 3; i++) {
+    wr_wg_peer_initiate(n.dev[0], n.peer[0], t, 1);
+    pump(&n, t);
+    t += WR_WG_NS / 10; /* past the 50 ms initiation rate, inside one second */
+  }
+  assert_int_equal(n.handshakes[1], 2);
+  assert_int_equal(wr_wg_get_stats(n.dev[1])->cookies_sent, 1);
+  /* Two seconds later the load is gone and the next initiation goes through. */
+  t += 2 * WR_WG_NS;
+  wr_wg_peer_initiate(n.dev[0], n.peer[0], t, 1);
+  pump(&n, t);
+  assert_int_equal(n.handshakes[1], 3);
+  net_free(&n);
+}
+
 static void test_responder_rekeys(void **state) {
   (void)state;
   net n;
@@ -563,6 +585,7 @@ int main(void) {
       cmocka_unit_test(test_handshake_and_data),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_cookie_under_load),
+      cmocka_unit_test(test_cookie_threshold),
       cmocka_unit_test(test_responder_rekeys),
       cmocka_unit_test(test_timers_keepalive_and_roaming),
       cmocka_unit_test(test_peer_remove_cuts_off),
