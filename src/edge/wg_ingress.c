@@ -74,6 +74,8 @@ static int ep_from_sockaddr(const struct sockaddr *sa, wr_wg_endpoint *ep) {
     memcpy(ep->addr + 1, &s4->sin_port, 2);
     memcpy(ep->addr + 3, &s4->sin_addr, 4);
     ep->len = 7;
+    ep->src_off = 3;
+    ep->src_len = 4;
     return 0;
   }
   if (sa->sa_family == AF_INET6) {
@@ -82,6 +84,8 @@ static int ep_from_sockaddr(const struct sockaddr *sa, wr_wg_endpoint *ep) {
     memcpy(ep->addr + 1, &s6->sin6_port, 2);
     memcpy(ep->addr + 3, &s6->sin6_addr, 16);
     ep->len = 19;
+    ep->src_off = 3;
+    ep->src_len = 8; /* the /64: one host usually holds all of it */
     return 0;
   }
   return -1;

@@ -8,6 +8,7 @@
 
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/siphash.h"
 #include "proto/wg_noise.h"
 
 #define PEER_BUCKETS 256
@@ -84,6 +85,12 @@ struct wr_wg {
   uint64_t load_start;
   unsigned load_now, load_prev;
   int64_t wall_offset;
+  /* Per-source handshake credit under load: a token bucket in ns of
+   * credit per slot, the slot picked by a keyed hash of the source. */
+  uint64_t rl_k0, rl_k1;
+  struct rl_slot {
+    uint64_t key, last, credit;
+  } rl[WR_WG_SOURCE_SLOTS];
   wr_wg_peer *peers[PEER_BUCKETS];
   wr_wg_peer *all;
   idx_node *idx[INDEX_BUCKETS];
@@ -95,7 +102,7 @@ struct wr_wg {
 
 static const char *const DROP_NAMES[WR_WG_NDROPS] = {
     "ok", "junk", "mac", "cookie", "handshake", "replayed_initiation",
-    "unknown_index", "decrypt", "replay", "expired", "inner"};
+    "unknown_index", "decrypt", "replay", "expired", "inner", "rate"};
 
 const char *wr_wg_drop_name(enum wr_wg_drop d) {
   return (unsigned)d < WR_WG_NDROPS ? DROP_NAMES[d] : "unknown";
@@ -367,14 +374,39 @@ static void cookie_of(wr_wg *wg, uint64_t now, const wr_wg_endpoint *from,
   wr_wg_mac(out, wg->secret, sizeof(wg->secret), from->addr, from->len);
 }
 
-/* Under load: 1 when the message carries a mac2 from its sender's cookie;
- * otherwise answers with a cookie reply and returns 0. */
-static int check_load(wr_wg *wg, uint64_t now, const wr_wg_endpoint *from, const uint8_t *msg,
-                      size_t len, uint32_t sender) {
-  if (!under_load(wg, now)) return 1;
+/* 1 when the source of |from| may have one more handshake now. A slot
+ * taken by another source starts afresh (full burst): colliding sources
+ * are let through rather than locked out. */
+static int source_allowed(wr_wg *wg, uint64_t now, const wr_wg_endpoint *from) {
+  const uint64_t cost = WR_WG_NS / WR_WG_SOURCE_RATE, cap = cost * WR_WG_SOURCE_BURST;
+  size_t off = from->src_len ? from->src_off : 0;
+  size_t n = from->src_len ? from->src_len : from->len;
+  if (off + n > sizeof(from->addr)) n = off < sizeof(from->addr) ? sizeof(from->addr) - off : 0;
+  uint64_t key = wr_siphash24(wg->rl_k0, wg->rl_k1, from->addr + off, n) | 1;
+  struct rl_slot *s = &wg->rl[key % WR_WG_SOURCE_SLOTS];
+  if (s->key != key) {
+    s->key = key;
+    s->credit = cap;
+  } else {
+    s->credit += now - s->last;
+    if (s->credit > cap) s->credit = cap;
+  }
+  s->last = now;
+  if (s->credit < cost) return 0;
+  s->credit -= cost;
+  return 1;
+}
+
+/* Under load: WR_WG_OK when the message carries a mac2 from its sender's
+ * cookie and the source has handshakes left; otherwise the drop reason
+ * (without mac2: a cookie reply went back). */
+static enum wr_wg_drop check_load(wr_wg *wg, uint64_t now, const wr_wg_endpoint *from,
+                                  const uint8_t *msg, size_t len, uint32_t sender) {
+  if (!under_load(wg, now)) return WR_WG_OK;
   uint8_t cookie[WR_WG_COOKIE_LEN];
   cookie_of(wg, now, from, cookie);
-  if (wr_wg_check_mac2(msg, len, cookie)) return 1;
+  if (wr_wg_check_mac2(msg, len, cookie))
+    return source_allowed(wg, now, from) ? WR_WG_OK : WR_WG_DROP_RATE;
   wr_wg_cookie_reply r;
   r.receiver = sender;
   randombytes_buf(r.nonce, sizeof(r.nonce));
@@ -385,7 +417,7 @@ static int check_load(wr_wg *wg, uint64_t now, const wr_wg_endpoint *from, const
   wr_wg_build_cookie_reply(&r, out);
   wg->stats.cookies_sent++;
   wg->cbs.send(wg->user, from, out, sizeof(out));
-  return 0;
+  return WR_WG_DROP_COOKIE;
 }
 
 /* The length of the IP packet at the start of |p| (padding follows), or 0. */
@@ -434,7 +466,8 @@ static enum wr_wg_drop input_initiation(wr_wg *wg, uint64_t now, const wr_wg_end
   wr_wg_initiation m;
   if (wr_wg_parse_initiation(msg, len, &m) != WR_OK) return WR_WG_DROP_JUNK;
   if (!wr_wg_check_mac1(msg, len, wg->mac1_key)) return WR_WG_DROP_MAC;
-  if (!check_load(wg, now, from, msg, len, m.sender)) return WR_WG_DROP_COOKIE;
+  enum wr_wg_drop load = check_load(wg, now, from, msg, len, m.sender);
+  if (load != WR_WG_OK) return load;
   wg->stats.initiations_received++;
   wr_wg_handshake hs;
   wr_wg_peer *p = initiation_peer(wg, &m, &hs);
@@ -484,7 +517,8 @@ static enum wr_wg_drop input_response(wr_wg *wg, uint64_t now, const wr_wg_endpo
   wr_wg_response m;
   if (wr_wg_parse_response(msg, len, &m) != WR_OK) return WR_WG_DROP_JUNK;
   if (!wr_wg_check_mac1(msg, len, wg->mac1_key)) return WR_WG_DROP_MAC;
-  if (!check_load(wg, now, from, msg, len, m.sender)) return WR_WG_DROP_COOKIE;
+  enum wr_wg_drop load = check_load(wg, now, from, msg, len, m.sender);
+  if (load != WR_WG_OK) return load;
   idx_node *n = idx_find(wg, m.receiver);
   if (!n || n->kind != IDX_HANDSHAKE) return WR_WG_DROP_INDEX;
   wr_wg_peer *p = n->peer;
@@ -650,6 +684,9 @@ int wr_wg_new(const wr_wg_config *cfg, wr_wg **out) {
   }
   wr_wg_mac1_key(wg->mac1_key, wg->pub);
   wr_wg_cookie_key(wg->cookie_key, wg->pub);
+  uint8_t rk[16];
+  randombytes_buf(rk, sizeof(rk));
+  wr_siphash_key(rk, &wg->rl_k0, &wg->rl_k1);
   wg->cbs = cfg->cbs;
   wg->user = cfg->user;
   wg->cookie_threshold = cfg->cookie_threshold ? cfg->cookie_threshold : WR_WG_COOKIE_THRESHOLD;

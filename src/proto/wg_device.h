@@ -37,7 +37,11 @@
  * in the last second ("under load"), those without a valid mac2 are
  * answered with a cookie reply (an XChaCha20-Poly1305-sealed MAC of the
  * sender's address under a secret that changes every 2 minutes) instead
- * of a DH. A peer's initiations are also refused when they come faster
+ * of a DH, and those with a valid mac2 (a sender that really owns its
+ * address) get at most WR_WG_SOURCE_RATE handshakes a second per source
+ * (burst WR_WG_SOURCE_BURST), as wireguard-go's ratelimiter: the table is
+ * fixed-size (WR_WG_SOURCE_SLOTS), so this costs no allocation either. A
+ * peer's initiations are also refused when they come faster
  * than every 50 ms or carry a timestamp not newer than the last one
  * (replayed initiations). Memory is allocated only for authenticated
  * sessions and staged packets.
@@ -70,14 +74,21 @@ typedef struct wr_wg_peer wr_wg_peer;
 #define WR_WG_INITIATION_RATE (WR_WG_NS / 20)
 #define WR_WG_STAGED 128
 #define WR_WG_COOKIE_THRESHOLD 200
+#define WR_WG_SOURCE_RATE 20
+#define WR_WG_SOURCE_BURST 5
+#define WR_WG_SOURCE_SLOTS 4096
 /* The largest IP packet it encrypts or delivers. */
 #define WR_WG_MAX_PACKET 65535
 
 /* An address the caller understands (its sockaddr, say): opaque bytes,
- * compared bytewise, and the input of the cookie MAC. */
+ * compared bytewise, and the input of the cookie MAC. addr[src_off ..
+ * src_off + src_len) is the part that names the sender for the per-source
+ * handshake rate (the IP address, or an IPv6 /64, without the port);
+ * src_len 0: all of it. */
 typedef struct wr_wg_endpoint {
   uint8_t len;
-  uint8_t addr[31];
+  uint8_t src_off, src_len;
+  uint8_t addr[29];
 } wr_wg_endpoint;
 
 enum wr_wg_event {
@@ -117,6 +128,7 @@ enum wr_wg_drop {
   WR_WG_DROP_REPLAY,        /* counter seen or too old */
   WR_WG_DROP_EXPIRED,       /* session past REJECT_AFTER_TIME / MESSAGES */
   WR_WG_DROP_INNER,         /* decrypted bytes are no IPv4/IPv6 packet */
+  WR_WG_DROP_RATE,          /* under load: the source's handshake rate spent */
   WR_WG_NDROPS
 };
 const char *wr_wg_drop_name(enum wr_wg_drop d);

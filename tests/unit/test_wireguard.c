@@ -382,6 +382,30 @@ static void test_cookie_threshold(void **state) {
   net_free(&n);
 }
 
+/* Under load, a source with valid cookies still gets only its burst of
+ * handshakes at once, and more as its credit comes back. */
+static void test_source_rate_under_load(void **state) {
+  (void)state;
+  net n;
+  net_init(&n, WR_WG_COOKIE_ALWAYS, 0);
+  wr_wg_peer_initiate(n.dev[0], n.peer[0], T0, 1);
+  pump(&n, T0); /* cookie */
+  assert_int_equal(wr_wg_get_stats(n.dev[0])->cookies_received, 1);
+  for (int i = 0; i < WR_WG_SOURCE_BURST + 2; i++) {
+    wr_wg_peer_initiate(n.dev[0], n.peer[0], T0, 1);
+    pump(&n, T0);
+  }
+  const wr_wg_stats *st = wr_wg_get_stats(n.dev[1]);
+  assert_int_equal(st->drops[WR_WG_DROP_RATE], 2);
+  assert_int_equal(st->initiations_received, WR_WG_SOURCE_BURST);
+  assert_int_equal(n.handshakes[1], 1); /* the others came within 50 ms of it */
+  /* Credit comes back with time. */
+  wr_wg_peer_initiate(n.dev[0], n.peer[0], T0 + WR_WG_NS, 1);
+  pump(&n, T0 + WR_WG_NS);
+  assert_int_equal(n.handshakes[1], 2);
+  net_free(&n);
+}
+
 static void test_responder_rekeys(void **state) {
   (void)state;
   net n;
@@ -586,6 +610,7 @@ int main(void) {
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_cookie_under_load),
       cmocka_unit_test(test_cookie_threshold),
+      cmocka_unit_test(test_source_rate_under_load),
       cmocka_unit_test(test_responder_rekeys),
       cmocka_unit_test(test_timers_keepalive_and_roaming),
       cmocka_unit_test(test_peer_remove_cuts_off),
