@@ -26,7 +26,8 @@
  *
  * Bad input: junk on the port is dropped before any allocation (the
  * receive buffer is the ingress's own); under a handshake flood the
- * protocol answers with cookies instead of DH. What the edge saw of each
+ * protocol answers with cookies instead of DH, and limits each source's
+ * handshakes a second (proto/wg_device.h). What the edge saw of each
  * device (last handshake, bytes) goes to the store every few seconds
  * (wr_store_device_seen), for `device list`.
  *
