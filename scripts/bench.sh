@@ -15,6 +15,8 @@
 #   BENCH_KEEP=1 ...                             keep every path's work dir and logs
 #   BENCH_RESULTS=/tmp/x ...                     write the results there (README untouched)
 #   BENCH_PRIVATE=0 | only                       skip the private path | run only it
+# Then, as root with wireguard-go: WireGuard throughput (bench/wireguard.py),
+# written to bench/results/wireguard.json.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/${WARREN_BUILD:-build}
@@ -121,3 +123,12 @@ readme=()
   --json "$results/latest.json" "${readme[@]}" "${report_private[@]}"
 rm -rf "$work"
 echo "bench: wrote $results/latest.md and $results/latest.json"
+
+# WireGuard: iperf3 through wireguard-go -> edge -> connector, against
+# wireguard-go <-> wireguard-go directly (bench/wireguard.py; root only).
+if [ "$(id -u)" -eq 0 ] && command -v wireguard-go >/dev/null && command -v wg >/dev/null; then
+  (cd "$root" && "$py" bench/wireguard.py --build "$bin" --out "$results/wireguard.json") ||
+    echo "bench: the WireGuard measurement failed" >&2
+else
+  echo "bench: WireGuard throughput skipped (needs root, wireguard-go and wg)"
+fi

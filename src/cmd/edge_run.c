@@ -5,7 +5,8 @@
  * its Host is routed to; and, when asked, the REST API and login pages
  * (--api-listen), the authoritative DNS server (--dns-listen), RFC 2136
  * pushes to another DNS server (--dns-update-*), a TUN device whose packets
- * are routed through the tunnels by `route ip` (--tun), and the metrics, readiness
+ * are routed through the tunnels by `route ip` (--tun), WireGuard devices
+ * (--wireguard-listen), and the metrics, readiness
  * and health endpoints (--metrics). --config names a YAML file whose keys
  * are these flags' names (the command line and environment win).
  *
@@ -202,6 +203,19 @@ static int log_level_flag(const wr_opts *o) {
   return 0;
 }
 
+/* --wireguard-listen, and two knobs for tests from the environment:
+ * WARREN_EDGE_WG_COOKIE_THRESHOLD (handshakes a second before cookies) and
+ * WARREN_EDGE_WG_REKEY_MS (the age at which the edge renews a session the
+ * client made). Returns 0, or -1 after printing why. */
+static int wireguard_flags(const wr_opts *o, wr_edge_options *eo) {
+  if (listen_flag(o, "wireguard-listen", 0, &eo->wireguard.listen) != 0) return -1;
+  const char *c = getenv("WARREN_EDGE_WG_COOKIE_THRESHOLD");
+  const char *r = getenv("WARREN_EDGE_WG_REKEY_MS");
+  if (c && *c) eo->wireguard.cookie_threshold = (unsigned)strtoul(c, NULL, 10);
+  if (r && *r) eo->wireguard.rekey_responder_ms = strtoull(r, NULL, 10);
+  return 0;
+}
+
 /* Every flag into |eo|, in the order they are checked. Returns WR_EXIT_OK
  * or the exit code after printing why. */
 static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, size_t keylen) {
@@ -215,7 +229,8 @@ static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, siz
   if (listen_flag(o, "tunnel-listen", 1, &eo->tunnel) != 0 ||
       listen_flag(o, "http-listen", 1, &eo->http) != 0 ||
       listen_flag(o, "dns-listen", 0, &eo->dns) != 0 || metrics_flag(o, eo) != 0 ||
-      visitor_limits(o, eo) != 0 || half_open_limits(o, eo) != 0 || tun_flags(o, eo) != 0)
+      visitor_limits(o, eo) != 0 || half_open_limits(o, eo) != 0 || tun_flags(o, eo) != 0 ||
+      wireguard_flags(o, eo) != 0)
     return WR_EXIT_USAGE;
   /* These two have always been run-time failures (exit 1), not usage. */
   if (listen_flag(o, "api-listen", 0, &eo->api) != 0 ||

@@ -43,6 +43,9 @@ static const wr_flag run_flags[] = {
     {"tun-vnet", NULL, NULL, WR_FLAG_STRING, NULL,
      "Virtual network (ID or name) of that account (default: the account's default network)"},
     {"tun-mtu", NULL, NULL, WR_FLAG_INT, "1280", "MTU of the TUN device (1280-9000)"},
+    {"wireguard-listen", NULL, NULL, WR_FLAG_STRING, NULL,
+     "UDP address (e.g. 0.0.0.0:51820) for WireGuard clients: the devices of `device add` reach "
+     "their account's IP routes through the tunnels"},
     {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", "Log level: debug, info, warn, error, fatal"},
     {"max-half-open", NULL, NULL, WR_FLAG_INT, "1000",
      "Most QUIC handshakes in progress at once; more are dropped (Retry starts at a tenth)"},

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <sodium.h>
+
 #include "edge/api.h"
 #include "edge/dns.h"
 #include "edge/dns_update.h"
@@ -18,6 +20,8 @@
 #include "edge/store.h"
 #include "edge/tun.h"
 #include "edge/tunnel_h2.h"
+#include "edge/wg_ingress.h"
+#include "edge/wg_key.h"
 #include "edge/tunnel_server.h"
 #include "edge/visitor.h"
 #include "lib/encoding.h"
@@ -56,6 +60,7 @@ struct wr_edge {
 
   wr_router *router;
   wr_tun *tun;
+  wr_wg_ingress *wg;
   wr_private_tcp *ptcp;        /* TCP to private addresses; NULL if lwIP is taken */
   wr_visitor *visitor;
   wr_dns *dns;
@@ -285,6 +290,40 @@ static int start_tun(wr_edge *e, char *err, size_t errlen) {
 static void stop_tun(wr_edge *e) {
   wr_tun_free(e->tun);
   e->tun = NULL;
+}
+
+/* ---- WireGuard ------------------------------------------------------------------------ */
+
+static int start_wireguard(wr_edge *e, char *err, size_t errlen) {
+  const wr_edge_options *o = e->opts;
+  if (!listen_on(&o->wireguard.listen)) return WR_OK;
+  uint8_t priv[WR_WG_KEY_LEN], pub[WR_WG_KEY_LEN];
+  int rv = wr_wg_key_load_or_create(e->data_dir, priv, pub, err, errlen);
+  if (rv != WR_OK) return rv;
+  wr_wg_ingress_config wcfg = {.loop = e->loop, .store = e->store, .router = e->router,
+                               .listen = (const struct sockaddr *)&o->wireguard.listen.addr,
+                               .private_key = priv,
+                               .cookie_threshold = o->wireguard.cookie_threshold,
+                               .rekey_responder_ms = o->wireguard.rekey_responder_ms};
+  rv = wr_wg_ingress_new(&wcfg, &e->wg, err, errlen);
+  sodium_memzero(priv, sizeof(priv));
+  if (rv != WR_OK) {
+    if (rv == WR_ERR_IO) {
+      char why[256];
+      snprintf(why, sizeof(why), "%s", err);
+      snprintf(err, errlen, "--wireguard-listen %s: %s", o->wireguard.listen.text, why);
+    }
+    return rv;
+  }
+  char b64[WR_WG_KEY_B64_LEN + 1];
+  wr_wg_key_to_b64(pub, b64);
+  wr_info("Serving WireGuard on %s (UDP), public key %s", wr_wg_ingress_addr(e->wg), b64);
+  return WR_OK;
+}
+
+static void stop_wireguard(wr_edge *e) {
+  wr_wg_ingress_free(e->wg);
+  e->wg = NULL;
 }
 
 /* The user-space TCP stack behind the router's TCP hook. Its row comes after
@@ -519,7 +558,7 @@ static int start_metrics(wr_edge *e, char *err, size_t errlen) {
   wr_edge_metrics_config mcfg = {.store = e->store, .ts = e->ts, .ep = e->ep,
                                  .visitor = e->visitor, .dns = e->dns, .api = e->api,
                                  .login = e->login, .router = e->router,
-                                 .private_tcp = e->ptcp};
+                                 .private_tcp = e->ptcp, .wireguard = e->wg};
   return wr_edge_metrics_start(e->loop, addr, &mcfg, &e->metrics, err, errlen);
 }
 
@@ -552,6 +591,7 @@ static const subsystem subsystems[] = {
     {"tunnels", start_tunnels, drain_tunnels, stop_tunnels, release_tunnels},
     {"router", start_router, NULL, stop_router, NULL},
     {"tun", start_tun, stop_tun, stop_tun, NULL},
+    {"wireguard", start_wireguard, stop_wireguard, stop_wireguard, NULL},
     {"private-tcp", start_private_tcp, stop_private_tcp, stop_private_tcp, NULL},
     {"visitors", start_visitors, stop_visitors, stop_visitors, NULL},
     {"dns", start_dns, NULL, stop_dns, NULL},

@@ -25,6 +25,8 @@
  *                the clients of |tun.account| (ID or name; default: the
  *                only account) and |tun.vnet| (ID or name; default: the
  *                account's default virtual network)
+ *   wireguard    the WireGuard ingress on |wireguard.listen| (optional):
+ *                the store's devices as router ingresses
  *   visitors     the HTTP/1.1 visitor front on |http|
  *   dns          the authoritative DNS server on |dns| (optional)
  *   api          the REST API and the login pages on one HTTP server on
@@ -60,6 +62,7 @@
 #ifndef WR_EDGE_EDGE_H
 #define WR_EDGE_EDGE_H
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include <uv.h>
@@ -106,6 +109,16 @@ typedef struct wr_edge_options {
     const char *vnet;
     unsigned mtu;
   } tun;
+  /* The WireGuard ingress (edge/wg_ingress.h); off when |listen.text| is
+   * NULL or "". The edge's key is DATA_DIR/wireguard.key (created if
+   * missing). The two numbers are for tests: 0 takes the protocol's
+   * defaults (cookies above 200 handshakes a second; the edge renews a
+   * session the client made once it is 165 s old). */
+  struct {
+    wr_edge_listen listen;
+    unsigned cookie_threshold;
+    uint64_t rekey_responder_ms;
+  } wireguard;
   /* RFC 2136 pushes of the API's route changes (edge/dns_update.h); off
    * when |server| is NULL or "". |zone| is then required; without
    * |key_name| and |key_secret| updates go unsigned; |key_algorithm| NULL:

@@ -145,6 +145,43 @@ static void render_private_tcp(const wr_tcpstack_stats *t, const wr_private_tcp_
           "Private TCP connections the client reset or stopped answering", g->client_resets);
 }
 
+/* The WireGuard ingress: the protocol's counters and the ingress's own. */
+static void render_wireguard(wr_wg_ingress *g, wr_buf *b) {
+  const wr_wg_stats *w = wr_wg_ingress_wg_stats(g);
+  const wr_wg_ingress_stats *s = wr_wg_ingress_get_stats(g);
+  gauge(b, P "wireguard_devices", "Active WireGuard devices (peers)", s->devices);
+  gauge(b, P "wireguard_devices_online",
+        "WireGuard devices with a session made in the last 180 seconds", s->devices_online);
+  counter(b, P "wireguard_handshakes_total", "WireGuard sessions made (either side initiating)",
+          w->handshakes);
+  counter(b, P "wireguard_initiations_received_total",
+          "Handshake initiations that passed mac1 (and mac2 under load)", w->initiations_received);
+  counter(b, P "wireguard_initiations_sent_total", "Handshake initiations the edge sent",
+          w->initiations_sent);
+  counter(b, P "wireguard_cookies_sent_total",
+          "Cookie replies sent instead of a handshake (under load)", w->cookies_sent);
+  counter(b, P "wireguard_rx_bytes_total", "Authenticated transport bytes from devices",
+          w->rx_bytes);
+  counter(b, P "wireguard_tx_bytes_total", "Transport bytes sent to devices", w->tx_bytes);
+  counter(b, P "wireguard_rx_packets_total", "Authenticated transport packets from devices",
+          w->rx_packets);
+  counter(b, P "wireguard_tx_packets_total", "Transport packets sent to devices", w->tx_packets);
+  counter(b, P "wireguard_reloads_total", "Device list reloads from the store", s->reloads);
+  wr_prom_family(b, P "wireguard_drops_total", "counter",
+                 "WireGuard datagrams and packets dropped, by reason");
+  for (int d = 1; d < WR_WG_NDROPS; d++)
+    wr_prom_u64(b, P "wireguard_drops_total",
+                (const char *const[]){"reason", wr_wg_drop_name((enum wr_wg_drop)d), NULL},
+                w->drops[d]);
+  for (int d = 0; d < WR_WG_INGRESS_NDROPS; d++)
+    wr_prom_u64(b, P "wireguard_drops_total",
+                (const char *const[]){"reason",
+                                      wr_wg_ingress_drop_name((enum wr_wg_ingress_drop)d), NULL},
+                s->drops[d]);
+  wr_prom_u64(b, P "wireguard_drops_total", (const char *const[]){"reason", "staged", NULL},
+              w->staged_dropped);
+}
+
 static void render_connections(wr_edge_metrics *m, wr_buf *b) {
   tunnel_ids t = {0};
   size_t distinct = 0, cap = m->cfg.max_tunnel_series;
@@ -306,6 +343,7 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
   if (m->cfg.private_tcp)
     render_private_tcp(wr_private_tcp_stack_stats(m->cfg.private_tcp),
                        wr_private_tcp_get_stats(m->cfg.private_tcp), b);
+  if (m->cfg.wireguard) render_wireguard(m->cfg.wireguard, b);
 
   wr_prom_process(b, m->start_time);
 }

@@ -9,7 +9,9 @@
  *                 streams, and, for the subsystems that run, DNS queries by
  *                 rcode, API answers by status class and login sign-ins,
  *                 and private traffic (flows by kind, packets, bytes,
- *                 drops by reason, ICMP unreachables sent, routes).
+ *                 drops by reason, ICMP unreachables sent, routes), and
+ *                 WireGuard (handshakes, cookies, devices and devices
+ *                 online, bytes, drops by reason).
  *                 Every figure is a counter the subsystems keep (their
  *                 *_get_stats), read when scraped.
  *   /ready        200 {"status":200,"registeredConnections":N} while the
@@ -31,6 +33,7 @@
 #include "edge/router.h"
 #include "edge/store.h"
 #include "edge/tunnel_server.h"
+#include "edge/wg_ingress.h"
 #include "edge/visitor.h"
 #include "lib/buf.h"
 #include "net/quic.h"
@@ -54,6 +57,7 @@ typedef struct wr_edge_metrics_config {
   wr_login *login;          /* --api-listen; may be NULL */
   wr_router *router;        /* private traffic; may be NULL */
   wr_private_tcp *private_tcp; /* its TCP stack; may be NULL */
+  wr_wg_ingress *wireguard; /* --wireguard-listen; may be NULL */
   size_t max_tunnel_series; /* 0: WR_EDGE_METRICS_MAX_TUNNEL_SERIES */
 } wr_edge_metrics_config;
 

@@ -301,6 +301,8 @@ static void r_hook(void *user, wr_router_ingress *in, const wr_ip_packet *ip, co
   wr_private_tcp_input(user, pkt, len, in);
 }
 
+static void r_forget(void *user, wr_router_ingress *in) { wr_private_tcp_forget(user, in); }
+
 /* ---- life ---------------------------------------------------------------------------------- */
 
 int wr_private_tcp_new(const wr_private_tcp_config *cfg, wr_private_tcp **out) {
@@ -326,14 +328,20 @@ int wr_private_tcp_new(const wr_private_tcp_config *cfg, wr_private_tcp **out) {
     free(p);
     return rv;
   }
-  if (!cfg->ops) wr_router_set_tcp_input(cfg->router, r_hook, p);
+  if (!cfg->ops) {
+    wr_router_set_tcp_input(cfg->router, r_hook, p);
+    wr_router_set_tcp_forget(cfg->router, r_forget);
+  }
   *out = p;
   return WR_OK;
 }
 
 void wr_private_tcp_free(wr_private_tcp *p) {
   if (!p) return;
-  if (!p->cfg.ops) wr_router_set_tcp_input(p->cfg.router, NULL, NULL);
+  if (!p->cfg.ops) {
+    wr_router_set_tcp_input(p->cfg.router, NULL, NULL);
+    wr_router_set_tcp_forget(p->cfg.router, NULL);
+  }
   /* The stack frees its flows without callbacks: let go of the streams and
    * the pflows here. */
   while (p->flows) {
@@ -349,6 +357,10 @@ void wr_private_tcp_free(wr_private_tcp *p) {
 
 int wr_private_tcp_input(wr_private_tcp *p, const uint8_t *pkt, size_t len, void *ingress) {
   return wr_tcpstack_input(p->stack, pkt, len, ingress);
+}
+
+void wr_private_tcp_forget(wr_private_tcp *p, void *ingress) {
+  if (p) wr_tcpstack_forget_ingress(p->stack, ingress);
 }
 
 const wr_tcpstack_stats *wr_private_tcp_stack_stats(const wr_private_tcp *p) {

@@ -77,6 +77,10 @@ void wr_private_tcp_free(wr_private_tcp *p);
 /* One TCP/IP packet from a client of |ingress| (as wr_tcpstack_input); the
  * router's hook calls it. */
 int wr_private_tcp_input(wr_private_tcp *p, const uint8_t *pkt, size_t len, void *ingress);
+/* |ingress| is going away: its flows end and their streams are reset
+ * (wr_tcpstack_forget_ingress). The router calls it from
+ * wr_router_ingress_remove. */
+void wr_private_tcp_forget(wr_private_tcp *p, void *ingress);
 const wr_tcpstack_stats *wr_private_tcp_stack_stats(const wr_private_tcp *p);
 const wr_private_tcp_stats *wr_private_tcp_get_stats(const wr_private_tcp *p);
 

@@ -192,6 +192,7 @@ int wr_router_ingress_add(wr_router *r, const wr_router_ingress_config *cfg,
 
 void wr_router_ingress_remove(wr_router *r, wr_router_ingress *in) {
   if (!r || !in) return;
+  if (r->tcp_forget) r->tcp_forget(r->tcp_user, in);
   wr__flows_end_all(r, in);
   for (wr_router_ingress **pp = &r->ingresses; *pp; pp = &(*pp)->next) {
     if (*pp == in) {
@@ -215,6 +216,12 @@ int wr_router_output(wr_router *r, wr_router_ingress *in, const uint8_t *pkt, si
 void wr_router_set_tcp_input(wr_router *r, wr_router_tcp_fn fn, void *user) {
   r->tcp_fn = fn;
   r->tcp_user = user;
+}
+
+void wr_router_set_tcp_forget(wr_router *r, wr_router_tcp_forget_fn fn) { r->tcp_forget = fn; }
+
+void *wr_router_ingress_user(const wr_router_ingress *in, wr_router_send_fn send) {
+  return in && in->send == send ? in->user : NULL;
 }
 
 void wr_router_set_policy(wr_router *r, wr_router_policy_fn fn, void *user) {

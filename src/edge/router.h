@@ -146,6 +146,13 @@ typedef void (*wr_router_tcp_fn)(void *user, wr_router_ingress *in, const wr_ip_
  * packet with ICMP port unreachable (the client's connect() fails at once
  * with "connection refused") and counts it as drop "tcp". */
 void wr_router_set_tcp_input(wr_router *r, wr_router_tcp_fn fn, void *user);
+/* Called (with the TCP hook's |user|) by wr_router_ingress_remove before
+ * the ingress goes, so the TCP stack drops every flow of it. */
+typedef void (*wr_router_tcp_forget_fn)(void *user, wr_router_ingress *in);
+void wr_router_set_tcp_forget(wr_router *r, wr_router_tcp_forget_fn fn);
+/* The |user| an ingress was added with, when its send function is |send|
+ * (so a policy hook finds its own ingresses); NULL otherwise. */
+void *wr_router_ingress_user(const wr_router_ingress *in, wr_router_send_fn send);
 
 /* Where a destination goes, for the TCP stack. */
 typedef struct wr_router_target {

@@ -135,6 +135,7 @@ struct wr_router {
   wr__rpc_call *calls;      /* RPC streams in flight */
   wr_router_tcp_fn tcp_fn;
   void *tcp_user;
+  wr_router_tcp_forget_fn tcp_forget;
   wr_router_policy_fn policy_fn;
   void *policy_user;
   unsigned rr;

@@ -92,6 +92,7 @@ struct wr_tcpstack {
   wr_tcpflow *dirty, **dirty_tail;
   wr_tcpflow *ghosts, **ghosts_tail;
   void *cur_ingress;         /* during wr_tcpstack_input: for replies to no flow */
+  void *mute_ingress;        /* during wr_tcpstack_forget_ingress: send it nothing */
   int delivering, freeing;
   uint8_t obuf[65535];       /* output packet, linearized */
   wr_tcpstack_stats st;
@@ -411,7 +412,7 @@ static void emit(wr_tcpstack *s, struct pbuf *p) {
     wr_tcpflow *f = *flow_slot(s, &k);
     ingress = f ? f->ingress : s->cur_ingress;
   }
-  if (!ingress) {
+  if (!ingress || ingress == s->mute_ingress) {
     s->st.out_dropped++;
     return;
   }
@@ -804,6 +805,30 @@ void wr_tcpflow_shutdown_write(wr_tcpflow *f) {
   f->tx_shut = 1;
   mark(f); /* process() sends the FIN, or closes if the client's came already */
   deliver(f->s);
+}
+
+void wr_tcpstack_forget_ingress(wr_tcpstack *s, void *ingress) {
+  if (!s || !ingress) return;
+  s->mute_ingress = ingress;
+  for (size_t i = 0; i < s->tab_n; i++) {
+    for (wr_tcpflow *f = s->tab[i], *next; f; f = next) {
+      next = f->hnext;
+      if (f->ingress != ingress) continue;
+      if (f->state == FS_GHOST) {
+        flow_release(f, FS_DEAD); /* leaves the table; the ghost sweep frees it */
+        continue;
+      }
+      if (f->state != FS_OPEN || f->gone) continue;
+      struct tcp_pcb *p = f->pcb;
+      detach_pcb(f);
+      if (p) tcp_abort(p); /* its RST is muted */
+      f->gone = 1;
+      f->reason = WR_TCPFLOW_ERROR;
+      mark(f);
+    }
+  }
+  deliver(s); /* process() ends the marked flows with on_close */
+  s->mute_ingress = NULL;
 }
 
 void wr_tcpflow_abort(wr_tcpflow *f) {

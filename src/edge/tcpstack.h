@@ -133,6 +133,12 @@ int wr_tcpstack_input(wr_tcpstack *s, const uint8_t *pkt, size_t len, void *ingr
 
 const wr_tcpstack_stats *wr_tcpstack_get_stats(const wr_tcpstack *s);
 
+/* |ingress| is going away (a WireGuard device revoked): its live flows end
+ * with on_close(WR_TCPFLOW_ERROR) (delivered before this returns; no RST
+ * goes to the ingress), its lingering tuples are dropped, and nothing
+ * refers to it afterwards. Call it before the ingress is freed. */
+void wr_tcpstack_forget_ingress(wr_tcpstack *s, void *ingress);
+
 /* Queues up to |len| bytes for the client; returns how many were taken
  * (0 when the send buffer is full or the flow can no longer send). */
 size_t wr_tcpflow_write(wr_tcpflow *f, const uint8_t *data, size_t len);

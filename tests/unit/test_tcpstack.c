@@ -266,6 +266,28 @@ static void test_abort_sends_rst(void **state) {
   assert_int_equal(g.seq, iss);
 }
 
+/* An ingress going away: its flows end with on_close(ERROR), nothing is
+ * sent to it, and its tuple is free for another ingress at once. */
+static void test_forget_ingress(void **state) {
+  uint32_t iss = connect_to("10.0.0.1", 40045, "10.99.0.5", 80);
+  (void)iss;
+  tflow *t = &T.flows[0];
+  T.nout = 0;
+  wr_tcpstack_forget_ingress(T.s, (void *)&T.nflows); /* another ingress: no effect */
+  assert_int_equal(t->closed, 0);
+  wr_tcpstack_forget_ingress(T.s, ING);
+  assert_int_equal(t->closed, 1);
+  assert_int_equal(t->reason, WR_TCPFLOW_ERROR);
+  assert_int_equal(T.nout, 0);
+  assert_int_equal(wr_tcpstack_get_stats(T.s)->flows_active, 0);
+  /* The same tuple from another ingress is a new connection, not "foreign". */
+  pkt p;
+  build(&p, "10.0.0.1", 40045, "10.99.0.5", 80, 5000, 0, F_SYN, 65535, NULL, 0);
+  assert_int_equal(wr_tcpstack_input(T.s, p.b, p.len, (void *)&T.nflows), WR_OK);
+  assert_int_equal(wr_tcpstack_get_stats(T.s)->foreign, 0);
+  run_ms(10);
+}
+
 static void test_refused(void **state) {
   T.refuse = 1;
   T.nout = 0;
@@ -320,6 +342,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_send_backpressure, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_reset, setup, teardown),
       cmocka_unit_test_setup_teardown(test_abort_sends_rst, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_forget_ingress, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_per_client_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
