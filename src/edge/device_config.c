@@ -156,6 +156,10 @@ int wr_device_config(wr_store *s, const wr_device *d, const char *private_key_b6
            "[Interface]\n"
            "%s%s%s"
            "Address = %s/32, %s/128\n"
+           /* Packets leave the edge in QUIC datagrams of at most 1280-byte
+            * IP packets: wg-quick's default 1420 would lose large UDP and
+            * ICMP packets (TCP adapts either way). */
+           "MTU = 1280\n"
            "\n"
            "[Peer]\n"
            "PublicKey = %s\n"

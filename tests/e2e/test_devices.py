@@ -72,6 +72,7 @@ def test_add_prints_a_config_wireguard_accepts(data_dir, tmp_path):
     assert len(base64.b64decode(priv)) == 32
     assert keys[("[Peer]", "Endpoint")] == ENDPOINT
     assert keys[("[Peer]", "PersistentKeepalive")] == "25"
+    assert keys[("[Interface]", "MTU")] == "1280"
     assert "DNS" not in {k for _, k in keys}
     v4, v6 = [a.strip() for a in keys[("[Interface]", "Address")].split(",")]
     assert v4 == "100.96.0.2/32" and re.match(r"^fd[0-9a-f:]+::2/128$", v6)
@@ -98,7 +99,7 @@ def load_into_wireguard(conf, tmp_path, priv, keys):
     ifname = f"wrd{os.getpid() % 1000000}"
     stripped = tmp_path / "wg.conf"
     stripped.write_text("".join(l + "\n" for l in conf.splitlines()
-                                if l.split("=")[0].strip() not in ("Address", "DNS")))
+                                if l.split("=")[0].strip() not in ("Address", "DNS", "MTU")))
     subprocess.run(["ip", "netns", "add", ns], check=True)
     proc = None
     try:

@@ -202,14 +202,16 @@ def add_device(net, d, name="laptop"):
 
 def start_client(net, conf_text, tmp_path):
     """wireguard-go as wg0, set up from the printed configuration the way
-    wg-quick would: `wg setconf` takes everything but Address (and DNS),
-    which become `ip addr`; AllowedIPs become routes."""
-    addresses, allowed, kept = [], [], []
+    wg-quick would: `wg setconf` takes everything but Address, MTU (and DNS),
+    which become `ip addr` and `ip link set mtu`; AllowedIPs become routes."""
+    addresses, allowed, kept, mtu = [], [], [], None
     for ln in conf_text.splitlines():
         key = ln.split("=", 1)[0].strip().lower()
-        if key in ("address", "dns"):
+        if key in ("address", "dns", "mtu"):
             if key == "address":
                 addresses += [a.strip() for a in ln.split("=", 1)[1].split(",")]
+            if key == "mtu":
+                mtu = ln.split("=", 1)[1].strip()
             continue
         if key == "allowedips":
             allowed += [a.strip() for a in ln.split("=", 1)[1].split(",")]
@@ -221,6 +223,8 @@ def start_client(net, conf_text, tmp_path):
     assert wait_for(lambda: sh(net.client, "ip", "link", "show", net.wg, check=False).returncode == 0, 10)
     assert wait_for(lambda: sh(net.client, WG, "show", net.wg, check=False).returncode == 0, 10)
     sh(net.client, WG, "setconf", net.wg, str(conf))
+    if mtu:
+        sh(net.client, "ip", "link", "set", "dev", net.wg, "mtu", mtu)
     for a in addresses:
         sh(net.client, "ip", "addr", "add", a, "dev", net.wg)
     sh(net.client, "ip", "link", "set", net.wg, "up")
@@ -266,6 +270,10 @@ def test_wireguard_client_reaches_the_private_network(net, tmp_path, home, kind)
     r = ping(net, "10.99.0.5")
     assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr + log_of(edge)
     r = ping(net, "-6", "fd99::5")
+    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
+    # The largest echo the printed MTU (1280) lets through still fits the
+    # tunnel's datagrams: 1252 + 8 + 20 = 1280 bytes.
+    r = ping(net, "-s", "1252", "-M", "do", "10.99.0.5")
     assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
 
     # TTL 1: the connector answers with time exceeded from its ICMP source.

@@ -978,6 +978,7 @@ static void test_devices(void **state) {
   assert_non_null(strstr(conf, "AllowedIPs = 10.1.0.0/16, fd99::/64\n"));
   assert_non_null(strstr(conf, "Address = 100.96.0.2/32, "));
   assert_non_null(strstr(conf, "PersistentKeepalive = 25\n"));
+  assert_non_null(strstr(conf, "\nMTU = 1280\n"));
   assert_true(audit_has(f, "device.create", did));
 
   /* Brought key with a policy: no private key, the policy filters AllowedIPs. */
