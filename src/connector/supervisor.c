@@ -454,6 +454,7 @@ static void slot_connect_h2(slot *sl) {
   lc.loop = s->loop;
   lc.creds = s->h2_creds;
   lc.edge = (const struct sockaddr *)edge;
+  lc.local = s->has_bind ? (const struct sockaddr *)&s->bind_addr : NULL;
   lc.proxy = s->proxy;
   lc.on_control_open = h_control_open;
   lc.on_control_data = h_control_data;

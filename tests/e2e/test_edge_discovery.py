@@ -172,3 +172,26 @@ def test_discovery_failures_are_reported(edge, dns, env, origin, base):
                                1) is not None, c.p.tail()
     finally:
         procs.close()
+
+
+@pytest.mark.parametrize("protocol", ["http2", "quic"])
+def test_edge_bind_address(edge, dns, env, origin, base, protocol):
+    """--edge-bind-address is the source of the connections over either
+    transport (here with --edge: the same dial path)."""
+    procs = ProcSet(base)
+    try:
+        c = DiscoveringConnector(procs, edge, dns, env,
+                                 ["--config", tt.main_config(base, origin), "--ha-connections",
+                                  "1", "--edge", f"127.0.0.1:{edge.udp}",
+                                  "--edge-bind-address", "127.0.0.42"],
+                                 f"warren-bind-{protocol}", protocol=protocol)
+        assert wait_for(lambda: c.ready_connections() == 1, timeout=30), c.p.tail()
+        # The connector's socket (TCP, or QUIC's UDP) has the bound source.
+        out = subprocess.run(["ss", "-H", "-tuna", "src", "127.0.0.42"],
+                             capture_output=True, text=True).stdout
+        assert "127.0.0.42:" in out, out
+        r, data = tt.request(edge.http, "GET", "/echo/bound")
+        assert tt.echo_json(r, data)["target"] == "/echo/bound"
+        assert c.p.stop(30) == 0, c.p.tail()
+    finally:
+        procs.close()
