@@ -43,6 +43,14 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
+# Data compiled in: cloudflare_roots.pem as a C string literal (one quoted
+# line per line of the file).
+CPPFLAGS += -I$(BUILD)/gen
+$(BUILD)/gen/cloudflare_roots.inc: src/connector/cloudflare_roots.pem
+	@mkdir -p $(dir $@)
+	@sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+$(BUILD)/obj/src/connector/cloudflare_roots.o: $(BUILD)/gen/cloudflare_roots.inc
+
 $(BUILD)/libwarren.a: $(LIB_OBJ)
 	@rm -f $@; ar rcs $@ $^
 

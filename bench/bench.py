@@ -45,6 +45,9 @@ CLK = os.sysconf("SC_CLK_TCK")
 ZONE = "bench.test"
 WEB, WS = f"web.{ZONE}", f"ws.{ZONE}"
 SMALL, BIG = 1024, 100 * 1000 * 1000  # "1 KiB", "100 MB"
+# The -http2 paths are the same connectors with --protocol http2; they
+# measure only requests/s and the 100 MB transfers, to keep the run short.
+PATHS = ["direct", "warren", "cloudflared", "warren-http2", "cloudflared-http2"]
 GIB = 1 << 30
 
 # Knobs (environment, so `make bench BENCH_WRK_SECONDS=5` works too).
@@ -372,8 +375,9 @@ class Tunnel:
     """warren-edge with the bench tunnel (and the extra ones for the per-GiB
     figure) and one connector, warren or cloudflared, for it."""
 
-    def __init__(self, work, build, connector, origin, env):
+    def __init__(self, work, build, connector, origin, env, protocol="quic"):
         self.work, self.build, self.connector_bin, self.origin = work, build, connector, origin
+        self.protocol = protocol
         self.edge_bin = os.path.join(build, "warren-edge")
         self.env = env
         self.d = os.path.join(work, "edge")
@@ -422,7 +426,7 @@ class Tunnel:
 
     def connector_args(self, name, metrics, service):
         return [self.connector_bin, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{self.udp}",
-                "--cacert", os.path.join(self.d, "ca.pem"), "--protocol", "quic",
+                "--cacert", os.path.join(self.d, "ca.pem"), "--protocol", self.protocol,
                 "--credentials-file", self.creds[name], "--metrics", f"127.0.0.1:{metrics}",
                 "--grace-period", "1s", *service, "run", self.ids[name]]
 
@@ -660,16 +664,20 @@ def run_path(name, args):
     out["machine_busy_before"] = wait_quiet(S["quiet_wait_seconds"])
     origin = Origin(work, args.ws_echo)
     tun = None
+    protocol = "http2" if name.endswith("-http2") else "quic"
+    full = protocol == "quic"  # the http2 paths: requests/s and transfers only
+    out["protocol"] = protocol
     try:
         origin.start()
         if name == "direct":
             port, host, ws_port, ws_host = origin.port, WEB, origin.ws_port, WS
         else:
-            connector = args.cloudflared if name == "cloudflared" else os.path.join(args.build, "warren")
+            connector = (args.cloudflared if name.startswith("cloudflared")
+                         else os.path.join(args.build, "warren"))
             out["connector_binary"] = connector
             out["connector_binary_bytes"] = os.path.getsize(connector)
             out["connector_stripped_bytes"] = stripped_size(connector, work)
-            tun = Tunnel(work, args.build, connector, origin, env)
+            tun = Tunnel(work, args.build, connector, origin, env, protocol)
             tun.start_edge()
             t = time.monotonic()
             tun.start_connector()
@@ -697,9 +705,10 @@ def run_path(name, args):
         front = {"edge": pids["edge"]} if tun else {"origin": pids["origin"]}
         if tun:
             front["connector"] = pids["connector"]
-        iv = idle_visitors(port, host, front, S["idle_visitor_connections"])
-        out["idle_visitors"] = iv
-        log(f"{name}: idle visitors", iv)
+        if full:
+            iv = idle_visitors(port, host, front, S["idle_visitor_connections"])
+            out["idle_visitors"] = iv
+            log(f"{name}: idle visitors", iv)
 
         # 3. 1 KiB requests
         wrk(port, host, S["wrk_warmup_seconds"])
@@ -744,7 +753,7 @@ def run_path(name, args):
 
         # 3b. the same request at a fixed rate, open loop: wrk's closed loop
         # at saturation only restates its throughput as latency (Little's law).
-        if args.latency:
+        if args.latency and full:
             c0 = {k: cpu_ticks(p) for k, p in pids.items()}
             b0, k0 = busy_ticks(), children_cpu_s()
             lat = fixed_rate(args.latency, port, host)
@@ -771,72 +780,74 @@ def run_path(name, args):
             "upload MB/s", [round(u["MBps"], 1) for u in ups],
             "ok", [d["ok"] for d in downs + ups])
 
-        # 5. WebSocket echo
-        with Sampler(pids) as smp:
-            try:
-                out["ws"] = ws_bench(ws_port, ws_host)
-            except (OSError, ConnectionError) as e:
-                out["ws"] = {"msgs_per_s": None, "error": str(e)}
-        for k in pids:
-            out[f"rss_load_ws_{k}"] = smp.peak.get(k, 0)
-        log(f"{name}: ws", out["ws"])
+        # 5.–8. the quic paths only
+        if full:
+            # 5. WebSocket echo
+            with Sampler(pids) as smp:
+                try:
+                    out["ws"] = ws_bench(ws_port, ws_host)
+                except (OSError, ConnectionError) as e:
+                    out["ws"] = {"msgs_per_s": None, "error": str(e)}
+            for k in pids:
+                out[f"rss_load_ws_{k}"] = smp.peak.get(k, 0)
+            log(f"{name}: ws", out["ws"])
 
-        # 6. idle again
-        time.sleep(2.0)
-        for k, p in pids.items():
-            out[f"rss_after_{k}"] = rss(p)
+            # 6. idle again
+            time.sleep(2.0)
+            for k, p in pids.items():
+                out[f"rss_after_{k}"] = rss(p)
 
-        # 7. restart to first successful request
-        if tun:
-            mark = len(tun.conn.output())
-            tun.edge.stop(30)
-            t0, t_listen = tun.start_edge()
-            t_ok = wait_get(tun.http, WEB, timeout=S["restart_cap_seconds"])
-            out["restart"] = {"from_spawn_s": (t_ok - t0) if t_ok else None,
-                              "from_listening_s": (t_ok - t_listen) if t_ok else None,
-                              "edge_startup_s": t_listen - t0,
-                              "cap_s": S["restart_cap_seconds"]}
-            out["restart"]["connector_log_after"] = tun.conn.output()[mark:][-1500:]
-        else:
-            origin.nginx.stop(30)
-            t0 = time.monotonic()
-            origin.nginx = Proc(["nginx", "-e", os.path.join(origin.d, "error.log"), "-p",
-                                 origin.d, "-c", origin.conf],
-                                os.path.join(origin.d, "nginx.out"), name="nginx")
-            t_ok = wait_get(origin.port, WEB, timeout=S["restart_cap_seconds"])
-            out["restart"] = {"from_spawn_s": (t_ok - t0) if t_ok else None}
-        log(f"{name}: restart", {k: v for k, v in out["restart"].items() if k != "connector_log_after"})
+            # 7. restart to first successful request
+            if tun:
+                mark = len(tun.conn.output())
+                tun.edge.stop(30)
+                t0, t_listen = tun.start_edge()
+                t_ok = wait_get(tun.http, WEB, timeout=S["restart_cap_seconds"])
+                out["restart"] = {"from_spawn_s": (t_ok - t0) if t_ok else None,
+                                  "from_listening_s": (t_ok - t_listen) if t_ok else None,
+                                  "edge_startup_s": t_listen - t0,
+                                  "cap_s": S["restart_cap_seconds"]}
+                out["restart"]["connector_log_after"] = tun.conn.output()[mark:][-1500:]
+            else:
+                origin.nginx.stop(30)
+                t0 = time.monotonic()
+                origin.nginx = Proc(["nginx", "-e", os.path.join(origin.d, "error.log"), "-p",
+                                     origin.d, "-c", origin.conf],
+                                    os.path.join(origin.d, "nginx.out"), name="nginx")
+                t_ok = wait_get(origin.port, WEB, timeout=S["restart_cap_seconds"])
+                out["restart"] = {"from_spawn_s": (t_ok - t0) if t_ok else None}
+            log(f"{name}: restart", {k: v for k, v in out["restart"].items() if k != "connector_log_after"})
 
-        # 8. registered tunnels the edge holds (fresh edge after the restart)
-        if tun and S["extra_tunnels"] > 0:
-            want = max(1, out.get("connections_at_start") or 1)
-            tun.wait_ready(tun.metrics, tun.conn, want=want, timeout=30)
-            time.sleep(1.0)
-            base = rss(tun.edge.pid)
-            extra = []
-            t0 = time.monotonic()
-            for i in range(S["extra_tunnels"]):
-                m = free_port()
-                svc = ["--hello-world"]
-                p = Proc(tun.connector_args(f"t{i}", m, svc), os.path.join(work, f"extra-{i}.log"),
-                         env=env, name=f"extra-{i}")
-                extra.append((m, p))
-            conns = [tun.wait_ready(m, p, want=want, timeout=60) for m, p in extra]
-            time.sleep(1.0)
-            conns = [tun.ready(m) for m, _ in extra]
-            reg_s = time.monotonic() - t0
-            time.sleep(1.0)
-            after = rss(tun.edge.pid)
-            d = after - base
-            n = len(extra)
-            out["tunnels"] = {"tunnels": n, "connections": sum(conns), "edge_rss_before": base,
-                              "edge_rss_after": after, "edge_rss_delta": d,
-                              "bytes_per_tunnel": d / n, "per_gib": GIB * n / d if d > 0 else None,
-                              "register_all_s": reg_s,
-                              "connector_rss_each": [rss(p.pid) for _, p in extra][:3]}
-            log(f"{name}: tunnels", out["tunnels"])
-            for _, p in reversed(extra):
-                p.stop(15)
+            # 8. registered tunnels the edge holds (fresh edge after the restart)
+            if tun and S["extra_tunnels"] > 0:
+                want = max(1, out.get("connections_at_start") or 1)
+                tun.wait_ready(tun.metrics, tun.conn, want=want, timeout=30)
+                time.sleep(1.0)
+                base = rss(tun.edge.pid)
+                extra = []
+                t0 = time.monotonic()
+                for i in range(S["extra_tunnels"]):
+                    m = free_port()
+                    svc = ["--hello-world"]
+                    p = Proc(tun.connector_args(f"t{i}", m, svc), os.path.join(work, f"extra-{i}.log"),
+                             env=env, name=f"extra-{i}")
+                    extra.append((m, p))
+                conns = [tun.wait_ready(m, p, want=want, timeout=60) for m, p in extra]
+                time.sleep(1.0)
+                conns = [tun.ready(m) for m, _ in extra]
+                reg_s = time.monotonic() - t0
+                time.sleep(1.0)
+                after = rss(tun.edge.pid)
+                d = after - base
+                n = len(extra)
+                out["tunnels"] = {"tunnels": n, "connections": sum(conns), "edge_rss_before": base,
+                                  "edge_rss_after": after, "edge_rss_delta": d,
+                                  "bytes_per_tunnel": d / n, "per_gib": GIB * n / d if d > 0 else None,
+                                  "register_all_s": reg_s,
+                                  "connector_rss_each": [rss(p.pid) for _, p in extra][:3]}
+                log(f"{name}: tunnels", out["tunnels"])
+                for _, p in reversed(extra):
+                    p.stop(15)
         out["ok"] = True
     except Exception as e:  # reported in the JSON and on stderr; the run goes on with other paths
         import traceback
@@ -1047,7 +1058,7 @@ def report(args):
         with open(fn) as f:
             p = json.load(f)
         parts[p["path"]] = p
-    order = [n for n in ("direct", "warren", "cloudflared") if n in parts]
+    order = [n for n in PATHS if n in parts]
     direct = parts.get("direct", {})
     cf = parts.get("cloudflared")
     priv = None
@@ -1197,7 +1208,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("path")
-    p.add_argument("name", choices=["direct", "warren", "cloudflared"])
+    p.add_argument("name", choices=PATHS)
     p.add_argument("--out", required=True)
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--ws-echo", required=True)
@@ -1220,8 +1231,8 @@ def main():
     args = ap.parse_args()
     if args.cmd == "path":
         log("load average before:", open("/proc/loadavg").read().strip())
-        if args.name == "cloudflared" and not args.cloudflared:
-            ap.error("path cloudflared needs --cloudflared PATH")
+        if args.name.startswith("cloudflared") and not args.cloudflared:
+            ap.error(f"path {args.name} needs --cloudflared PATH")
 
         def on_signal(sig, frame):
             Proc.stop_all()

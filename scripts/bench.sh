@@ -3,7 +3,9 @@
 # For each path: direct to the origin (the limit), warren-edge + warren, and
 # warren-edge + cloudflared when CLOUDFLARED=/path/to/cloudflared is given
 # (that path runs inside a loopback-only network namespace: cloudflared looks
-# up DNS records at start). Writes bench/results/latest.md and latest.json and
+# up DNS records at start), all over QUIC; then warren-http2 (and
+# cloudflared-http2) with --protocol http2, requests/s and 100 MB transfers
+# only. Writes bench/results/latest.md and latest.json and
 # the table into bench/README.md. See bench/README.md for the figures.
 # Then the private path (bench/private.py): ping, iperf3 TCP/UDP and flows per
 # GiB through TUN -> warren-edge -> connector, in two network namespaces, for
@@ -65,7 +67,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-paths=${BENCH_PATHS:-direct warren${cf:+ cloudflared}}
+paths=${BENCH_PATHS:-direct warren${cf:+ cloudflared} warren-http2${cf:+ cloudflared-http2}}
 private=${BENCH_PRIVATE:-1}
 http_paths=$paths
 [ "$private" = only ] && http_paths=""
@@ -77,8 +79,8 @@ for path in $http_paths; do
   echo "bench: path $path"
   args=(bench/bench.py path "$path" --out "$work/$path.json" --build "$bin" --ws-echo "$ws_echo" --latency "$latency" "${keep[@]}")
   rc=0
-  if [ "$path" = cloudflared ]; then
-    [ -n "$cf" ] || { echo "bench: path cloudflared needs CLOUDFLARED=..." >&2; exit 1; }
+  if [ "${path%-http2}" = cloudflared ]; then
+    [ -n "$cf" ] || { echo "bench: path $path needs CLOUDFLARED=..." >&2; exit 1; }
     ns=warren-bench-$$
     ip netns add "$ns"
     ip netns exec "$ns" ip link set lo up

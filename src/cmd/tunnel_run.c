@@ -44,6 +44,7 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/addr.h"
+#include "net/edge_discovery.h"
 
 #define ERRLEN 1024
 
@@ -67,7 +68,6 @@ static const struct noop_flag {
     {"write-stream-timeout", "stream writes are bounded by flow control, not by a timer"},
     {"quic-disable-pmtu-discovery", "path MTU discovery is not configurable in warren"},
     {"autoupdate-freq", "warren never updates itself"},
-    {"region", "warren does not discover the edge through DNS; --edge chooses it"},
     {"label", NOOP_NOMGMT},
     {"no-chunked-encoding", "warren's origin client always streams bodies of unknown length chunked"},
     {"http2-origin", "warren's origin client speaks HTTP/1.1 only"},
@@ -112,7 +112,6 @@ static const struct noop_flag {
     {"proxy-dns-max-upstream-conns", NOOP_DNS},
     {"proxy-dns-bootstrap", NOOP_DNS},
     {"transport-loglevel", "warren has one log level, --loglevel"},
-    {"edge-ip-version", "it applies to edge discovery through DNS, which warren does not do; --edge addresses are used as given"},
 };
 
 /* How long the config file must stay unchanged before a reload: editors
@@ -219,17 +218,49 @@ static int load_credentials(const wr_opts *o, const wr_config *cfg, int argc, ch
 
 /* ---- edges ------------------------------------------------------------------------ */
 
-static int resolve_edges(const wr_opts *o, struct sockaddr_storage *out, size_t cap, size_t *n,
-                         char *err, size_t errlen) {
+/* --edge-ip-version, narrowed by --edge-bind-address as cloudflared's
+ * adjustIPVersionByBindAddress. Returns 0, or -1 with |err|. */
+static int edge_ip_version(const wr_opts *o, const struct sockaddr_storage *bind, int *out,
+                           char *err, size_t errlen) {
+  const char *v = wr_opts_get(o, "edge-ip-version");
+  if (wr_edge_ip_version_parse(v ? v : "auto", out) != 0) {
+    snprintf(err, errlen, "invalid value for edge-ip-version: %s", v);
+    return -1;
+  }
+  if (!bind) return 0;
+  int want = bind->ss_family == AF_INET ? WR_EDGE_IP_V4 : WR_EDGE_IP_V6;
+  if (*out != WR_EDGE_IP_AUTO && *out != want) {
+    snprintf(err, errlen, "%s bind address is specified, but edge-ip-version is %s",
+             want == WR_EDGE_IP_V4 ? "IPv4" : "IPv6", want == WR_EDGE_IP_V4 ? "IPv6" : "IPv4");
+    return -1;
+  }
+  *out = want;
+  return 0;
+}
+
+/* No --edge: SRV discovery (net/edge_discovery.h), one line per address. */
+static int discover_edges(const wr_opts *o, int ipv, struct sockaddr_storage *out, size_t cap,
+                          size_t *n, char *err, size_t errlen) {
+  int k = wr_edge_discover(wr_opts_get(o, "region"), ipv, out, cap, err, errlen);
+  if (k < 0) return WR_ERR_CONFIG;
+  *n = (size_t)k;
+  for (size_t i = 0; i < *n; i++) {
+    char a[64];
+    wr_addr_format(&out[i], a, sizeof(a));
+    wr_info("Edge discovery: connIndex=%zu will dial %s", i, a);
+  }
+  return WR_OK;
+}
+
+static int resolve_edges(const wr_opts *o, const struct sockaddr_storage *bind,
+                         struct sockaddr_storage *out, size_t cap, size_t *n, char *err,
+                         size_t errlen) {
   char *const *vals;
   size_t nv = wr_opts_list(o, "edge", &vals);
+  int ipv;
   *n = 0;
-  if (nv == 0) {
-    snprintf(err, errlen,
-             "no --edge given: warren does not discover Cloudflare's edge through DNS yet; "
-             "pass --edge HOST:PORT (or TUNNEL_EDGE)");
-    return WR_ERR_CONFIG;
-  }
+  if (edge_ip_version(o, bind, &ipv, err, errlen) != 0) return WR_ERR_CONFIG;
+  if (nv == 0) return discover_edges(o, ipv, out, cap, n, err, errlen);
   for (size_t i = 0; i < nv && *n < cap; i++) {
     /* Every address of a name counts, up to the connection limit. */
     int k = wr_addr_resolve("--edge", vals[i], SOCK_DGRAM, 0, out + *n, cap - *n, err, errlen);
@@ -315,13 +346,18 @@ static int parse_bind(const wr_opts *o, run_inputs *in) {
     wr_error("invalid --edge-bind-address %s: not an IP address", b);
     return -1;
   }
-  for (size_t i = 0; i < in->nedges; i++) {
+  in->has_bind = 1;
+  return 0;
+}
+
+static int check_bind_family(const wr_opts *o, const run_inputs *in) {
+  for (size_t i = 0; in->has_bind && i < in->nedges; i++) {
     if (in->edges[i].ss_family != in->bind.ss_family) {
-      wr_error("--edge-bind-address %s and the edge address family differ", b);
+      wr_error("--edge-bind-address %s and the edge address family differ",
+               wr_opts_get(o, "edge-bind-address"));
       return -1;
     }
   }
-  in->has_bind = 1;
   return 0;
 }
 
@@ -416,14 +452,15 @@ static int write_pidfile(const char *path) {
 static int resolve_inputs(wr_opts *o, int argc, char **argv, run_inputs *in) {
   char err[ERRLEN];
   if (read_token_file(o) != 0) return -1;
+  if (parse_tags(o, in) != 0 || parse_bind(o, in) != 0) return -1;
   if (load_credentials(o, in->cfg, argc, argv, &in->cred, err, sizeof(err)) != WR_OK ||
-      resolve_edges(o, in->edges, WR_SUPERVISOR_MAX_CONNS, &in->nedges, err, sizeof(err)) !=
-          WR_OK ||
+      resolve_edges(o, in->has_bind ? &in->bind : NULL, in->edges, WR_SUPERVISOR_MAX_CONNS,
+                    &in->nedges, err, sizeof(err)) != WR_OK ||
       wr_ingress_load(in->cfg, o, &in->ing, err, sizeof(err)) != WR_OK) {
     wr_error("%s", err);
     return -1;
   }
-  if (parse_tags(o, in) != 0 || parse_bind(o, in) != 0) return -1;
+  if (check_bind_family(o, in) != 0) return -1;
   const char *pidfile = wr_opts_get(o, "pidfile");
   if (pidfile && *pidfile && write_pidfile(pidfile) != 0)
     wr_warn("cannot write --pidfile %s", pidfile);

@@ -455,7 +455,7 @@ static int configure(wr_access_tcp *a, const wr_access_tcp_config *cfg, char *er
     free(cscheme), free(cauth), free(cpath);
   }
   if (a->tls) {
-    wr_tls_client_config cc = {cfg->ca_file, cfg->no_verify};
+    wr_tls_client_config cc = {.ca_file = cfg->ca_file, .no_verify = cfg->no_verify};
     if (wr_tls_creds_client(&cc, &a->creds, err, errlen) != WR_OK) return WR_ERR_CRYPTO;
   }
   return add_fields(a, cfg, err, errlen);

@@ -182,12 +182,14 @@ int wr_h2_link_dial(const wr_h2_link_config *cfg, wr_h2_link **out) {
   wr_h2_link *l = wr_xcalloc(1, sizeof(*l));
   l->cfg = *cfg;
   l->cfg.edge = NULL;
+  l->cfg.local = NULL;
   memset(&t, 0, sizeof(t));
   t.host = host;
   t.port = port;
   t.tls = cfg->creds;
   t.server_name = cfg->sni ? cfg->sni : WR_H2_SNI;
   t.verify_name = t.server_name;
+  t.local_addr = cfg->local;
   t.connect_timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DIAL_TIMEOUT_MS;
   t.tcp_keepalive_s = 15; /* Go's dialer default; HTTP/2 has no other liveness check */
   int rv = wr_conn_connect(cfg->loop, &t, &conn_cbs, l, &l->conn);

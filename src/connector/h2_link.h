@@ -32,6 +32,7 @@ typedef struct wr_h2_link_config {
   wr_tls_creds *creds;          /* trust anchors for the edge (borrowed) */
   const struct sockaddr *edge;  /* address and port */
   const char *sni;              /* NULL: WR_H2_SNI */
+  const struct sockaddr *local; /* --edge-bind-address, or NULL (not kept) */
   uint64_t timeout_ms;          /* TCP + TLS; 0: 15000 */
   wr_proxy *proxy;              /* borrowed */
   /* TLS is up and the HTTP/2 session runs. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connector/cloudflare_roots.h"
 #include "connector/h2_link.h"
 #include "connector/registration.h"
 #include "lib/err.h"
@@ -453,6 +454,7 @@ static void slot_connect_h2(slot *sl) {
   lc.loop = s->loop;
   lc.creds = s->h2_creds;
   lc.edge = (const struct sockaddr *)edge;
+  lc.local = s->has_bind ? (const struct sockaddr *)&s->bind_addr : NULL;
   lc.proxy = s->proxy;
   lc.on_control_open = h_control_open;
   lc.on_control_data = h_control_data;
@@ -567,14 +569,22 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
   s->on_stopped = cfg->on_stopped;
   s->user = cfg->user;
 
+  /* Without --cacert: the system store and Cloudflare's roots, as
+   * cloudflared's CreateTunnelConfig. */
+  size_t roots_len = 0;
+  const char *roots = s->ca_file ? NULL : wr_cloudflare_roots_pem(&roots_len);
   wr_quic_config qc;
   memset(&qc, 0, sizeof(qc));
   qc.ca_file = s->ca_file;
+  qc.extra_ca_pem = roots;
+  qc.extra_ca_pem_len = roots_len;
   int rv = wr_quic_tls_new(WR_QUIC_CLIENT, &qc, &s->tls, err, errlen);
   if (rv == WR_OK && s->protocol != WR_PROTOCOL_QUIC) {
     wr_tls_client_config tc;
     memset(&tc, 0, sizeof(tc));
     tc.ca_file = s->ca_file;
+    tc.extra_ca_pem = roots;
+    tc.extra_ca_pem_len = roots_len;
     rv = wr_tls_creds_client_p256(&tc, &s->h2_creds, err, errlen);
   }
   if (rv != WR_OK) {

@@ -72,6 +72,8 @@ struct wr_conn {
   wr_tls_creds *creds; /* client TLS; NULL: plain */
   wr_tls *tls;
   char *host, *unix_path, *server_name, *verify_name;
+  struct sockaddr_storage local; /* bind before connect when has_local */
+  int has_local;
   uint64_t keepalive_s;
   const char *net;   /* "tcp" or "unix", for messages */
   char addr[INET6_ADDRSTRLEN + 16]; /* current peer "ip:port" or path */
@@ -548,9 +550,11 @@ static void try_next(wr_conn *c) {
     int rc;
     c->ai_next = a->ai_next;
     if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
+    if (c->has_local && a->ai_family != c->local.ss_family) continue;
     format_addr(c->addr, sizeof(c->addr), a->ai_addr);
     sock_open(c, UV_TCP);
-    rc = uv_tcp_connect(&c->creq, &c->sk->tcp, a->ai_addr, on_connected);
+    rc = c->has_local ? uv_tcp_bind(&c->sk->tcp, (const struct sockaddr *)&c->local, 0) : 0;
+    if (rc == 0) rc = uv_tcp_connect(&c->creq, &c->sk->tcp, a->ai_addr, on_connected);
     if (rc == 0) {
       c->state = ST_CONNECTING;
       return;
@@ -624,6 +628,12 @@ int wr_conn_connect(uv_loop_t *loop, const wr_conn_target *t, const wr_conn_call
   if (t->host) c->host = wr_xstrdup(t->host);
   if (t->server_name) c->server_name = wr_xstrdup(t->server_name);
   if (t->verify_name) c->verify_name = wr_xstrdup(t->verify_name);
+  if (t->local_addr && (t->local_addr->sa_family == AF_INET || t->local_addr->sa_family == AF_INET6)) {
+    memcpy(&c->local, t->local_addr,
+           t->local_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                               : sizeof(struct sockaddr_in6));
+    c->has_local = 1;
+  }
   uv_timer_start(&c->timer, on_timeout,
                  t->connect_timeout_ms ? t->connect_timeout_ms : DEFAULT_TIMEOUT_MS, 0);
   *out = c;

@@ -50,6 +50,10 @@ typedef struct wr_conn_target {
   const char *verify_name; /* NULL: server_name or host */
   uint64_t connect_timeout_ms; /* 0: 30 s; covers resolve + connect + TLS */
   uint64_t tcp_keepalive_s;    /* 0: off */
+  /* TCP: the local address to bind before connecting (port 0: any), e.g.
+   * --edge-bind-address; copied. Addresses of another family are skipped.
+   * NULL: the kernel chooses. */
+  const struct sockaddr *local_addr;
 } wr_conn_target;
 
 /* Starts connecting. Returns WR_OK (on_connect will fire), WR_ERR_INVAL,

@@ -67,6 +67,8 @@ typedef struct wr_quic_config {
   const char *sni;       /* client: SNI and verified host name; default WR_QUIC_SNI_DEFAULT */
   const char *alpn;      /* default WR_QUIC_ALPN; "" (client only) sends no ALPN (for tests) */
   const char *ca_file;   /* client: PEM trust anchors; NULL = system trust store */
+  const char *extra_ca_pem; /* client, ca_file NULL: PEM anchors besides the system's */
+  size_t extra_ca_pem_len;
   const char *cert_file; /* server: PEM chain */
   const char *key_file;  /* server: PEM key */
   const char *priority;  /* GnuTLS priority; default WR_QUIC_PRIORITY_DEFAULT */

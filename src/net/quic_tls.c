@@ -34,11 +34,18 @@ static int load_credentials(gnutls_certificate_credentials_t cred, wr_quic_role 
                             const wr_quic_config *cfg, char *err, size_t errlen) {
   int rv;
   if (role == WR_QUIC_CLIENT) {
-    if (cfg->ca_file)
+    if (cfg->ca_file) {
       rv = gnutls_certificate_set_x509_trust_file(cred, cfg->ca_file,
                                                   GNUTLS_X509_FMT_PEM);
-    else
+    } else {
       rv = gnutls_certificate_set_x509_system_trust(cred);
+      if (rv >= 0 && cfg->extra_ca_pem) {
+        gnutls_datum_t d = {(unsigned char *)cfg->extra_ca_pem,
+                            (unsigned)cfg->extra_ca_pem_len};
+        int k = gnutls_certificate_set_x509_trust_mem(cred, &d, GNUTLS_X509_FMT_PEM);
+        rv = k < 0 ? k : rv + k;
+      }
+    }
     /* Both return the number of certificates loaded; 0 means the file had
      * none, which would make every handshake fail later, less clearly. */
     if (rv <= 0) {

@@ -163,6 +163,10 @@ static int creds_client(const wr_tls_client_config *cfg, const char *prio, wr_tl
     /* An empty system store is not an error here: like Go, every
      * verification then fails with "signed by unknown authority". */
     rv = gnutls_certificate_set_x509_system_trust(c->cred);
+    if (rv >= 0 && cfg->extra_ca_pem) {
+      gnutls_datum_t d = {(unsigned char *)cfg->extra_ca_pem, (unsigned)cfg->extra_ca_pem_len};
+      rv = gnutls_certificate_set_x509_trust_mem(c->cred, &d, GNUTLS_X509_FMT_PEM);
+    }
     if (rv < 0) {
       set_err(err, errlen, "cannot load the system CA certificates: %s", gnutls_strerror(rv));
       wr_tls_creds_free(c);

@@ -20,6 +20,10 @@ typedef struct wr_tls_creds wr_tls_creds;
 typedef struct wr_tls_client_config {
   const char *ca_file;     /* PEM trust anchors; NULL = system trust store */
   int no_verify;           /* 1: accept any certificate (noTLSVerify) */
+  /* With ca_file NULL: PEM anchors trusted besides the system store
+   * (Cloudflare's roots for its edge), or NULL. Not kept. */
+  const char *extra_ca_pem;
+  size_t extra_ca_pem_len;
 } wr_tls_client_config;
 
 typedef struct wr_tls_server_config {

@@ -31,15 +31,17 @@ TUNNELS = {"sysd": ["sysd"], "docker": ["docker"], "helm": ["helm"], "tokfile": 
            "flags": ["flags"], "reload": ["rl", "rl2"], "idle": []}
 
 # Flags that change nothing in warren; each must be named in one warning.
-NOOP = [("region", "us"), ("label", "my-connector"), ("post-quantum", None),
+NOOP = [("label", "my-connector"), ("post-quantum", None),
         ("management-diagnostics", None), ("max-edge-addr-retries", "3"),
-        ("edge-ip-version", "auto"), ("transport-loglevel", "warn"), ("http2-origin", None),
+        ("transport-loglevel", "warn"), ("http2-origin", None),
         ("no-chunked-encoding", None), ("metrics-update-freq", "10s"),
         ("heartbeat-interval", "3s"), ("compression-quality", "0"), ("stdin-control", None),
         ("write-stream-timeout", "5s"), ("quic-disable-pmtu-discovery", None),
         ("trace-output", "trace.out"), ("autoupdate-freq", "24h")]
-# Flags that do something (no warning).
-REAL = [("no-autoupdate", None), ("no-prechecks", None), ("dial-edge-timeout", "20s"),
+# Flags that do something (no warning). --region and --edge-ip-version
+# steer edge discovery (test_edge_discovery.py); with --edge, as here, they
+# change nothing, as in cloudflared.
+REAL = [("region", "us"), ("edge-ip-version", "auto"), ("no-autoupdate", None), ("no-prechecks", None), ("dial-edge-timeout", "20s"),
         ("rpc-timeout", "10s"), ("edge-bind-address", "127.0.0.1"), ("ha-connections", "2"),
         ("retries", "3"),
         ("quic-connection-level-flow-control-limit", "31457280"),

@@ -185,7 +185,7 @@ static wr_tls_creds *server_creds(void) {
 }
 
 static wr_tls_creds *client_creds(const char *ca) {
-  wr_tls_client_config cfg = {ca, 0};
+  wr_tls_client_config cfg = {.ca_file = ca};
   wr_tls_creds *c;
   char err[256];
   assert_int_equal(wr_tls_creds_client(&cfg, &c, err, sizeof(err)), WR_OK);

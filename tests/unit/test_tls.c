@@ -35,7 +35,7 @@ typedef struct pair {
 } pair;
 
 static wr_tls_creds *client_creds(const char *ca, int no_verify) {
-  wr_tls_client_config cfg = {ca, no_verify};
+  wr_tls_client_config cfg = {.ca_file = ca, .no_verify = no_verify};
   wr_tls_creds *c = NULL;
   char err[256] = "";
   assert_int_equal(wr_tls_creds_client(&cfg, &c, err, sizeof(err)), WR_OK);
@@ -343,7 +343,7 @@ static void test_creds_errors(void **state) {
   char missing[160];
   (void)state;
   snprintf(missing, sizeof(missing), "%s/missing.pem", pki.dir);
-  wr_tls_client_config cc = {missing, 0};
+  wr_tls_client_config cc = {.ca_file = missing};
   assert_int_equal(wr_tls_creds_client(&cc, &c, err, sizeof(err)), WR_ERR_CRYPTO);
   assert_non_null(strstr(err, "missing.pem"));
   /* A file without certificates (a key). */
