@@ -36,6 +36,10 @@ int wr_cmd_vnet_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_vnet_delete(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_vnet_update(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
+/* warren service install | uninstall (service.c) */
+int wr_cmd_service_install(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_service_uninstall(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
 /* warren access tcp | rdp | ssh | smb (access_tcp.c) */
 int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 

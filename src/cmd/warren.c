@@ -292,11 +292,28 @@ static const wr_cmd access_cmds[] = {
     {NULL},
 };
 
+static const wr_cmd service_cmds[] = {
+    {"install", "[TOKEN]", "Install warren as a system service (systemd)",
+     "With TOKEN: writes it to /etc/warren/token and a unit running `warren --no-autoupdate "
+     "tunnel run --token-file /etc/warren/token`. Without: copies the config file (--config or "
+     "the default places; it must set tunnel: and credentials-file:) and the credentials into "
+     "/etc/warren and writes a unit running `warren --no-autoupdate --config "
+     "/etc/warren/config.yml tunnel run`. The unit goes to /etc/systemd/system/warren.service "
+     "and is enabled and started when systemd runs; otherwise the command to run is printed.",
+     NULL, NULL, wr_cmd_service_install},
+    {"uninstall", NULL, "Uninstall the warren service",
+     "Disables and stops warren.service, removes its unit and /etc/warren/token; the config and "
+     "credentials in /etc/warren stay.",
+     NULL, NULL, wr_cmd_service_uninstall},
+    {NULL},
+};
+
 static const wr_cmd top_cmds[] = {
     {"tunnel", NULL, "Create, route and run tunnels",
      "Use `warren tunnel run` to connect to the edge; see `warren tunnel COMMAND --help`.",
      tunnel_flags, tunnel_cmds, NULL},
     {"access", NULL, "Reach private TCP services through the edge", NULL, NULL, access_cmds, NULL},
+    {"service", NULL, "Manages the warren system service", NULL, NULL, service_cmds, NULL},
     {NULL},
 };
 
