@@ -16,6 +16,9 @@ int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 /* warren tunnel ready (tunnel_ready.c) */
 int wr_cmd_tunnel_ready(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
+/* warren tunnel diag (tunnel_diag.c) */
+int wr_cmd_tunnel_diag(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
 /* warren tunnel management against the API (tunnel_mgmt.c, tunnel_login.c,
  * tunnel_route_ip.c; shared code in mgmt_int.h) */
 int wr_cmd_tunnel_login(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);

@@ -216,6 +216,17 @@ static const wr_cmd tunnel_cmds[] = {
      "Exits 0 when the /ready endpoint of the connector's --metrics server answers 200, "
      "else prints why and exits 1. --metrics must be given (flag, environment or config file).",
      NULL, NULL, wr_cmd_tunnel_ready},
+    {"diag", NULL, "Collect diagnostics for a bug report into one .tar.gz",
+     "Writes version, the options in effect, the config file and credentials (secrets "
+     "redacted), the tail of the log file (--logfile or --log-directory), /metrics and /ready "
+     "of the connector's --metrics server, and system facts (kernel, OS release, CPUs, memory) "
+     "to warren-diag-TIME.tar.gz in the current directory (or --diag-file).",
+     (const wr_flag[]){{"diag-file", NULL, NULL, WR_FLAG_STRING, NULL, "Archive to write (default: warren-diag-TIME.tar.gz)"},
+                       {"no-diag-logs", NULL, NULL, WR_FLAG_BOOL, NULL, "Leave out the log file"},
+                       {"no-diag-metrics", NULL, NULL, WR_FLAG_BOOL, NULL, "Leave out /metrics and /ready"},
+                       {"no-diag-system", NULL, NULL, WR_FLAG_BOOL, NULL, "Leave out the system facts"},
+                       {NULL}},
+     NULL, wr_cmd_tunnel_diag},
     {"login", NULL, "Log in to the edge and save cert.pem",
      "Prints (and tries to open) the login page, then waits for the edge to hand over cert.pem, "
      "which goes to ~/.cloudflared/cert.pem. With --api-url pointing at a warren-edge, its login "
