@@ -36,7 +36,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check layers unit e2e fuzz fuzz-build fuzz-corpus demo bench soak clean asan fmt
+.PHONY: all deps check layers unit e2e fuzz fuzz-build fuzz-corpus demo bench soak clean asan fmt deb
 all: $(BUILD)/warren $(BUILD)/warren-edge
 
 $(BUILD)/obj/%.o: %.c
@@ -127,6 +127,11 @@ fuzz-corpus: fuzz-build
 SOAK_SECONDS ?= 3600
 soak: all
 	@/usr/bin/python3 scripts/soak.py --build $(BUILD) --seconds $(SOAK_SECONDS)
+
+# Debian packages warren and warren-edge (binaries, man pages from --help,
+# systemd units) from the release build, into $(BUILD)/deb; see scripts/mkdeb.sh.
+deb: all
+	@scripts/mkdeb.sh $(BUILD) $(BUILD)/deb
 
 demo: all
 	@WARREN_BUILD=$(BUILD) scripts/demo.sh

@@ -8,6 +8,7 @@ pkgs=(
   libyaml-dev libjansson-dev libsqlite3-dev libpq-dev libldns-dev knot dnsutils liblwip-dev
   libsodium-dev libb2-dev libqrencode-dev wireguard-go wireguard-tools
   libcmocka-dev python3 python3-pytest python3-yaml curl chromium iproute2 iputils-ping traceroute mtr-tiny
+  dpkg-dev systemd adduser man-db
 )
 missing=()
 for p in "${pkgs[@]}"; do

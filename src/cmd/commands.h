@@ -16,6 +16,9 @@ int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 /* warren tunnel ready (tunnel_ready.c) */
 int wr_cmd_tunnel_ready(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
+/* warren tunnel diag (tunnel_diag.c) */
+int wr_cmd_tunnel_diag(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
 /* warren tunnel management against the API (tunnel_mgmt.c, tunnel_login.c,
  * tunnel_route_ip.c; shared code in mgmt_int.h) */
 int wr_cmd_tunnel_login(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
@@ -35,6 +38,10 @@ int wr_cmd_vnet_add(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_vnet_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_vnet_delete(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_vnet_update(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
+/* warren service install | uninstall (service.c) */
+int wr_cmd_service_install(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_service_uninstall(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
 /* warren access tcp | rdp | ssh | smb (access_tcp.c) */
 int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);

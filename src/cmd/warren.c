@@ -216,6 +216,17 @@ static const wr_cmd tunnel_cmds[] = {
      "Exits 0 when the /ready endpoint of the connector's --metrics server answers 200, "
      "else prints why and exits 1. --metrics must be given (flag, environment or config file).",
      NULL, NULL, wr_cmd_tunnel_ready},
+    {"diag", NULL, "Collect diagnostics for a bug report into one .tar.gz",
+     "Writes version, the options in effect, the config file and credentials (secrets "
+     "redacted), the tail of the log file (--logfile or --log-directory), /metrics and /ready "
+     "of the connector's --metrics server, and system facts (kernel, OS release, CPUs, memory) "
+     "to warren-diag-TIME.tar.gz in the current directory (or --diag-file).",
+     (const wr_flag[]){{"diag-file", NULL, NULL, WR_FLAG_STRING, NULL, "Archive to write (default: warren-diag-TIME.tar.gz)"},
+                       {"no-diag-logs", NULL, NULL, WR_FLAG_BOOL, NULL, "Leave out the log file"},
+                       {"no-diag-metrics", NULL, NULL, WR_FLAG_BOOL, NULL, "Leave out /metrics and /ready"},
+                       {"no-diag-system", NULL, NULL, WR_FLAG_BOOL, NULL, "Leave out the system facts"},
+                       {NULL}},
+     NULL, wr_cmd_tunnel_diag},
     {"login", NULL, "Log in to the edge and save cert.pem",
      "Prints (and tries to open) the login page, then waits for the edge to hand over cert.pem, "
      "which goes to ~/.cloudflared/cert.pem. With --api-url pointing at a warren-edge, its login "
@@ -292,11 +303,28 @@ static const wr_cmd access_cmds[] = {
     {NULL},
 };
 
+static const wr_cmd service_cmds[] = {
+    {"install", "[TOKEN]", "Install warren as a system service (systemd)",
+     "With TOKEN: writes it to /etc/warren/token and a unit running `warren --no-autoupdate "
+     "tunnel run --token-file /etc/warren/token`. Without: copies the config file (--config or "
+     "the default places; it must set tunnel: and credentials-file:) and the credentials into "
+     "/etc/warren and writes a unit running `warren --no-autoupdate --config "
+     "/etc/warren/config.yml tunnel run`. The unit goes to /etc/systemd/system/warren.service "
+     "and is enabled and started when systemd runs; otherwise the command to run is printed.",
+     NULL, NULL, wr_cmd_service_install},
+    {"uninstall", NULL, "Uninstall the warren service",
+     "Disables and stops warren.service, removes its unit and /etc/warren/token; the config and "
+     "credentials in /etc/warren stay.",
+     NULL, NULL, wr_cmd_service_uninstall},
+    {NULL},
+};
+
 static const wr_cmd top_cmds[] = {
     {"tunnel", NULL, "Create, route and run tunnels",
      "Use `warren tunnel run` to connect to the edge; see `warren tunnel COMMAND --help`.",
      tunnel_flags, tunnel_cmds, NULL},
     {"access", NULL, "Reach private TCP services through the edge", NULL, NULL, access_cmds, NULL},
+    {"service", NULL, "Manages the warren system service", NULL, NULL, service_cmds, NULL},
     {NULL},
 };
 
