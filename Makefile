@@ -65,7 +65,7 @@ $(BUILD)/warren: $(BUILD)/obj/src/cmd/warren.o $(BUILD)/obj/cmd.a $(BUILD)/libwa
 $(BUILD)/warren-edge: $(BUILD)/obj/src/cmd/warren-edge.o $(BUILD)/obj/cmd.a $(BUILD)/libwarren.a
 	$(QL)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o $(BUILD)/obj/cmd.a $(BUILD)/libwarren.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o $(BUILD)/obj/tests/unit/quic_pair.o $(BUILD)/obj/cmd.a $(BUILD)/libwarren.a
 	@mkdir -p $(dir $@)
 	$(QL)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 

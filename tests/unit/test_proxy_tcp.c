@@ -28,45 +28,22 @@
 #include "proto/connect.h"
 #include "proto/preamble.h"
 #include "proto/wsframe.h"
+#include "quic_pair.h"
 #include "unit.h"
 
-static char tmpdir[64], ca_path[128], cert_path[128], key_path[128];
-
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
-}
+static unit_pki pki;
 
 static int group_setup(void **state) {
-  char err[256];
-  wr_pem_pair ca = {0}, srv = {0};
   static const char *const dns[] = {"quic.cftunnel.com"};
   (void)state;
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/wr-ptcp-XXXXXX");
-  if (!mkdtemp(tmpdir)) return -1;
-  snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", tmpdir);
-  snprintf(cert_path, sizeof(cert_path), "%s/ts.pem", tmpdir);
-  snprintf(key_path, sizeof(key_path), "%s/ts.key", tmpdir);
-  wr_pki_req creq = {.common_name = "Warren test CA", .is_ca = 1, .days = 1};
-  if (wr_pki_issue(NULL, &creq, &ca, err, sizeof(err)) != 0) return -1;
-  wr_pki_req sreq = {.common_name = "quic.cftunnel.com", .dns = dns, .n_dns = 1, .days = 1};
-  if (wr_pki_issue(&ca, &sreq, &srv, err, sizeof(err)) != 0) return -1;
-  write_file(ca_path, ca.cert);
-  write_file(cert_path, srv.cert);
-  write_file(key_path, srv.key);
-  wr_pem_pair_free(&ca);
-  wr_pem_pair_free(&srv);
   wr_log_set_level(WR_LOG_OFF);
-  return 0;
+  return unit_pki_make(&pki, "wr-ptcp", "quic.cftunnel.com", dns, 1);
 }
 
 static int group_teardown(void **state) {
-  char cmd[128];
   (void)state;
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-  return system(cmd) == 0 ? 0 : -1;
+  unit_pki_remove(&pki);
+  return 0;
 }
 
 /* ---- origins ------------------------------------------------------------------ */
@@ -104,15 +81,11 @@ typedef struct estream {
 
 #define NORIGINS 3
 struct ctx {
-  uv_loop_t loop;
-  uv_timer_t guard, poll;
-  int timed_out;
+  unit_qpair q;
   int (*done)(ctx *c);
   estream *watch;
   size_t want_len;
-  wr_quic_tls *stls, *ctls;
-  wr_quic_endpoint *sep, *cep;
-  wr_quic_conn *sconn, *cconn;
+  wr_quic_conn *sconn;
   int s_ready;
   wr_proxy *proxy;
   wr_ingress *ing;
@@ -183,7 +156,7 @@ static void origin_start(ctx *c, int idx, int mode) {
   o->c = c;
   o->mode = mode;
   wr_buf_init(&o->got, (size_t)1 << 30, NULL);
-  assert_int_equal(uv_tcp_init(&c->loop, &o->tcp), 0);
+  assert_int_equal(uv_tcp_init(&c->q.loop, &o->tcp), 0);
   uv_ip4_addr("127.0.0.1", 0, &a);
   assert_int_equal(uv_tcp_bind(&o->tcp, (struct sockaddr *)&a, 0), 0);
   assert_int_equal(uv_tcp_getsockname(&o->tcp, (struct sockaddr *)&ss, &len), 0);
@@ -194,27 +167,14 @@ static void origin_start(ctx *c, int idx, int mode) {
 
 /* ---- the loop ---------------------------------------------------------------- */
 
-static void guard_cb(uv_timer_t *t) {
-  ctx *c = t->data;
-  c->timed_out = 1;
-  uv_stop(&c->loop);
-}
-
-static void poll_cb(uv_timer_t *t) {
-  ctx *c = t->data;
-  if (c->done && c->done(c)) uv_stop(&c->loop);
+static int ctx_done(void *arg) {
+  ctx *c = arg;
+  return c->done(c);
 }
 
 static void run_until_at(ctx *c, int (*done)(ctx *c), uint64_t ms, int line) {
   c->done = done;
-  c->timed_out = 0;
-  if (done(c)) return;
-  uv_timer_start(&c->guard, guard_cb, ms, 0);
-  uv_timer_start(&c->poll, poll_cb, 2, 2);
-  uv_run(&c->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&c->guard);
-  uv_timer_stop(&c->poll);
-  if (c->timed_out) fail_msg("timed out waiting (called from line %d)", line);
+  unit_qpair_run_at(&c->q, ctx_done, c, ms, line);
 }
 #define run_until(c, done, ms) run_until_at((c), (done), (ms), __LINE__)
 
@@ -296,18 +256,11 @@ enum { O_ECHO = 0, O_BANNER, O_RECORD };
 
 /* Origins, the QUIC pair and the proxy; |warp| is the warp-routing block. */
 static void ctx_start(ctx *c, const char *warp) {
-  wr_quic_config ccfg = {0}, scfg = {0};
-  static wr_quic_callbacks ecbs, kcbs;
-  struct sockaddr_in bind;
-  struct sockaddr_storage sa;
   char yaml[2048];
   wr_proxy_config pc;
 
   memset(c, 0, sizeof(*c));
-  assert_int_equal(uv_loop_init(&c->loop), 0);
-  uv_timer_init(&c->loop, &c->guard);
-  uv_timer_init(&c->loop, &c->poll);
-  c->guard.data = c->poll.data = c;
+  unit_qpair_init(&c->q);
   origin_start(c, O_ECHO, M_ECHO);
   origin_start(c, O_BANNER, M_BANNER);
   origin_start(c, O_RECORD, M_RECORD);
@@ -326,57 +279,37 @@ static void ctx_start(ctx *c, const char *warp) {
            warp, c->origins[O_ECHO].port, c->origins[O_RECORD].port);
   c->ing = ingress_of(yaml);
   memset(&pc, 0, sizeof(pc));
-  pc.loop = &c->loop;
+  pc.loop = &c->q.loop;
   pc.ingress = c->ing;
   pc.version = "9.9.9-test";
   assert_int_equal(wr_proxy_new(&pc, &c->proxy), WR_OK);
 
-  ccfg.ca_file = ca_path;
-  scfg.cert_file = cert_path;
-  scfg.key_file = key_path;
-  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &c->ctls, NULL, 0), WR_OK);
-  assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &scfg, &c->stls, NULL, 0), WR_OK);
-  memset(&ecbs, 0, sizeof(ecbs));
-  ecbs.on_handshake_done = e_hs;
-  ecbs.on_stream_data = e_data;
-  ecbs.on_stream_reset = e_reset;
-  ecbs.on_stream_close = e_close;
-  uv_ip4_addr("127.0.0.1", 0, &bind);
-  assert_int_equal(wr_quic_endpoint_server(&c->loop, c->stls, &scfg, (struct sockaddr *)&bind,
-                                           &ecbs, e_accept, c, &c->sep),
-                   WR_OK);
-  assert_int_equal(wr_quic_endpoint_addr(c->sep, &sa), WR_OK);
-  memset(&kcbs, 0, sizeof(kcbs));
-  kcbs.on_stream_open = k_open;
-  kcbs.on_stream_data = k_data;
-  kcbs.on_stream_reset = k_reset;
-  kcbs.on_stream_writable = k_writable;
-  kcbs.on_stream_close = k_sclose;
-  kcbs.on_close = k_close;
-  assert_int_equal(wr_quic_endpoint_client(&c->loop, c->ctls, &ccfg, (struct sockaddr *)&sa,
-                                           &kcbs, c, &c->cep, &c->cconn),
-                   WR_OK);
+  c->q.ecbs.on_handshake_done = e_hs;
+  c->q.ecbs.on_stream_data = e_data;
+  c->q.ecbs.on_stream_reset = e_reset;
+  c->q.ecbs.on_stream_close = e_close;
+  c->q.kcbs.on_stream_open = k_open;
+  c->q.kcbs.on_stream_data = k_data;
+  c->q.kcbs.on_stream_reset = k_reset;
+  c->q.kcbs.on_stream_writable = k_writable;
+  c->q.kcbs.on_stream_close = k_sclose;
+  c->q.kcbs.on_close = k_close;
+  unit_qpair_connect(&c->q, &pki, e_accept, c, c);
   run_until(c, ready_done, 5000);
 }
 
 static void ctx_stop(ctx *c) {
   wr_proxy_free(c->proxy);
-  wr_quic_endpoint_free(c->cep);
-  wr_quic_endpoint_free(c->sep);
+  unit_qpair_free_endpoints(&c->q);
   for (int i = 0; i < NORIGINS; i++) {
     for (tconn *t = c->origins[i].conns; t; t = t->next) wr_conn_close(t->conn);
     uv_close((uv_handle_t *)&c->origins[i].tcp, NULL);
   }
-  uv_close((uv_handle_t *)&c->guard, NULL);
-  uv_close((uv_handle_t *)&c->poll, NULL);
-  uv_run(&c->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&c->loop), 0);
+  unit_qpair_finish(&c->q);
   for (int i = 0; i < NORIGINS; i++) {
     assert_null(c->origins[i].conns);
     wr_buf_free(&c->origins[i].got);
   }
-  wr_quic_tls_free(c->ctls);
-  wr_quic_tls_free(c->stls);
   wr_ingress_free(c->ing);
 }
 

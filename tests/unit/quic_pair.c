@@ -1,0 +1,84 @@
+/* The loopback QUIC pair of quic_pair.h. */
+#include "quic_pair.h"
+
+#include <string.h>
+
+#include "lib/err.h"
+
+void unit_qpair_init(unit_qpair *q) {
+  memset(q, 0, sizeof(*q));
+  assert_int_equal(uv_loop_init(&q->loop), 0);
+  uv_timer_init(&q->loop, &q->guard);
+  uv_timer_init(&q->loop, &q->poll);
+  q->guard.data = q->poll.data = q;
+}
+
+void unit_qpair_connect(unit_qpair *q, const unit_pki *pki, wr_quic_accept_cb on_accept,
+                        void *edge_user, void *conn_user) {
+  wr_quic_config ccfg = {0}, scfg = {0};
+  struct sockaddr_in bind;
+  struct sockaddr_storage sa;
+  ccfg.ca_file = pki->ca;
+  scfg.cert_file = pki->cert;
+  scfg.key_file = pki->key;
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &q->ctls, NULL, 0), WR_OK);
+  assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &scfg, &q->stls, NULL, 0), WR_OK);
+  uv_ip4_addr("127.0.0.1", 0, &bind);
+  assert_int_equal(wr_quic_endpoint_server(&q->loop, q->stls, &scfg, (struct sockaddr *)&bind,
+                                           &q->ecbs, on_accept, edge_user, &q->sep),
+                   WR_OK);
+  assert_int_equal(wr_quic_endpoint_addr(q->sep, &sa), WR_OK);
+  assert_int_equal(wr_quic_endpoint_client(&q->loop, q->ctls, &ccfg, (struct sockaddr *)&sa,
+                                           &q->kcbs, conn_user, &q->cep, &q->cconn),
+                   WR_OK);
+}
+
+void unit_qpair_dial(unit_qpair *q, const unit_pki *pki, const wr_quic_callbacks *cbs, void *user,
+                     wr_quic_endpoint **ep, wr_quic_conn **conn) {
+  wr_quic_config ccfg = {0};
+  struct sockaddr_storage sa;
+  ccfg.ca_file = pki->ca;
+  assert_int_equal(wr_quic_endpoint_addr(q->sep, &sa), WR_OK);
+  assert_int_equal(
+      wr_quic_endpoint_client(&q->loop, q->ctls, &ccfg, (struct sockaddr *)&sa, cbs, user, ep, conn),
+      WR_OK);
+}
+
+static void guard_cb(uv_timer_t *t) {
+  unit_qpair *q = t->data;
+  q->timed_out = 1;
+  uv_stop(&q->loop);
+}
+
+static void poll_cb(uv_timer_t *t) {
+  unit_qpair *q = t->data;
+  if (q->done && q->done(q->arg)) uv_stop(&q->loop);
+}
+
+void unit_qpair_run_at(unit_qpair *q, int (*done)(void *arg), void *arg, uint64_t ms, int line) {
+  q->done = done;
+  q->arg = arg;
+  q->timed_out = 0;
+  if (done(arg)) return;
+  uv_timer_start(&q->guard, guard_cb, ms, 0);
+  uv_timer_start(&q->poll, poll_cb, 2, 2);
+  uv_run(&q->loop, UV_RUN_DEFAULT);
+  uv_timer_stop(&q->guard);
+  uv_timer_stop(&q->poll);
+  if (q->timed_out) fail_msg("timed out waiting (called from line %d)", line);
+}
+
+void unit_qpair_free_endpoints(unit_qpair *q) {
+  if (q->cep) wr_quic_endpoint_free(q->cep);
+  if (q->sep) wr_quic_endpoint_free(q->sep);
+  q->cep = q->sep = NULL;
+}
+
+void unit_qpair_finish(unit_qpair *q) {
+  uv_close((uv_handle_t *)&q->guard, NULL);
+  uv_close((uv_handle_t *)&q->poll, NULL);
+  uv_run(&q->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&q->loop), 0);
+  wr_quic_tls_free(q->ctls);
+  wr_quic_tls_free(q->stls);
+}

@@ -1,0 +1,50 @@
+/* A loopback QUIC client/server pair in one libuv loop, for the unit suites
+ * that play the edge (server side) against connector code (client side):
+ * the loop, a guard timer that fails a wait that never ends, and both TLS
+ * contexts and endpoints on 127.0.0.1. The suite embeds a unit_qpair in its
+ * context, fills |ecbs| (edge) and |kcbs| (connector) and connects; what it
+ * adds (origins, proxies) it closes itself between unit_qpair_free_endpoints
+ * and unit_qpair_finish. Linked into every unit test, like unit.c. */
+#ifndef WR_UNIT_QUIC_PAIR_H
+#define WR_UNIT_QUIC_PAIR_H
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "net/quic.h"
+#include "unit.h"
+
+typedef struct unit_qpair {
+  uv_loop_t loop;
+  uv_timer_t guard, poll;
+  int timed_out;
+  int (*done)(void *arg); /* the condition unit_qpair_run_at waits for */
+  void *arg;
+  wr_quic_callbacks ecbs, kcbs; /* kept here: the endpoints keep pointers */
+  wr_quic_tls *stls, *ctls;
+  wr_quic_endpoint *sep, *cep;
+  wr_quic_conn *cconn;
+} unit_qpair;
+
+/* Clears |q|, starts its loop and timers. */
+void unit_qpair_init(unit_qpair *q);
+/* TLS from |pki| (server cert/key, client trusts pki->ca), the edge endpoint
+ * on 127.0.0.1:0 with |q->ecbs|, |on_accept| and |edge_user|, and the
+ * connector's client connection with |q->kcbs| and |conn_user| in q->cep /
+ * q->cconn. Does not wait for the handshake. Fails the test on error. */
+void unit_qpair_connect(unit_qpair *q, const unit_pki *pki, wr_quic_accept_cb on_accept,
+                        void *edge_user, void *conn_user);
+/* Another client connection to q->sep with |cbs| (kept by the endpoint, so
+ * it must outlive it) and |user|. */
+void unit_qpair_dial(unit_qpair *q, const unit_pki *pki, const wr_quic_callbacks *cbs, void *user,
+                     wr_quic_endpoint **ep, wr_quic_conn **conn);
+/* Runs the loop until |done(arg)| (checked every 2 ms) or |ms| pass; the
+ * latter fails the test, naming |line|. */
+void unit_qpair_run_at(unit_qpair *q, int (*done)(void *arg), void *arg, uint64_t ms, int line);
+/* Frees the client and server endpoints (their connections close). */
+void unit_qpair_free_endpoints(unit_qpair *q);
+/* Closes the timers, runs the loop until every handle closed, asserts it
+ * closes, then frees the TLS contexts. */
+void unit_qpair_finish(unit_qpair *q);
+
+#endif
