@@ -31,6 +31,7 @@
 #include "proto/preamble.h"
 #include "proto/rpc_session.h"
 #include "proto/tunnelrpc.h"
+#include "quic_pair.h"
 #include "unit.h"
 
 static unit_pki pki;
@@ -98,13 +99,9 @@ typedef struct erpc {
 } erpc;
 
 struct ctx {
-  uv_loop_t loop;
-  uv_timer_t guard, poll;
-  int timed_out;
+  unit_qpair q;
   int (*done)(ctx *c);
-  wr_quic_tls *stls, *ctls;
-  wr_quic_endpoint *sep, *cep;
-  wr_quic_conn *sconn, *cconn;
+  wr_quic_conn *sconn;
   int s_ready;
   /* a second connection (v3 migration): client and edge sides */
   wr_quic_endpoint *cep2;
@@ -125,27 +122,14 @@ struct ctx {
   size_t nincoming;
 };
 
-static void guard_cb(uv_timer_t *t) {
-  ctx *c = t->data;
-  c->timed_out = 1;
-  uv_stop(&c->loop);
-}
-
-static void poll_cb(uv_timer_t *t) {
-  ctx *c = t->data;
-  if (c->done && c->done(c)) uv_stop(&c->loop);
+static int ctx_done(void *arg) {
+  ctx *c = arg;
+  return c->done(c);
 }
 
 static void run_until_at(ctx *c, int (*done)(ctx *c), uint64_t ms, int line) {
   c->done = done;
-  c->timed_out = 0;
-  if (done(c)) return;
-  uv_timer_start(&c->guard, guard_cb, ms, 0);
-  uv_timer_start(&c->poll, poll_cb, 2, 2);
-  uv_run(&c->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&c->guard);
-  uv_timer_stop(&c->poll);
-  if (c->timed_out) fail_msg("timed out waiting (called from line %d)", line);
+  unit_qpair_run_at(&c->q, ctx_done, c, ms, line);
 }
 #define run_until(c, done, ms) run_until_at((c), (done), (ms), __LINE__)
 
@@ -340,8 +324,6 @@ static void remote_apply(void *user, wr_ingress *ing) {
 }
 
 static void ctx_start_v(ctx *c, int warp, size_t cap, int v3) {
-  wr_quic_config ccfg = {0}, scfg = {0};
-  static wr_quic_callbacks ecbs, kcbs;
   struct sockaddr_in bind;
   struct sockaddr_storage sa;
   int namelen = sizeof(sa);
@@ -350,12 +332,9 @@ static void ctx_start_v(ctx *c, int warp, size_t cap, int v3) {
   wr_rpc_services svc;
 
   memset(c, 0, sizeof(*c));
-  assert_int_equal(uv_loop_init(&c->loop), 0);
-  uv_timer_init(&c->loop, &c->guard);
-  uv_timer_init(&c->loop, &c->poll);
-  c->guard.data = c->poll.data = c;
+  unit_qpair_init(&c->q);
 
-  uv_udp_init(&c->loop, &c->echo);
+  uv_udp_init(&c->q.loop, &c->echo);
   uv_ip4_addr("127.0.0.1", 0, &bind);
   assert_int_equal(uv_udp_bind(&c->echo, (struct sockaddr *)&bind, 0), 0);
   assert_int_equal(uv_udp_getsockname(&c->echo, (struct sockaddr *)&sa, &namelen), 0);
@@ -366,11 +345,11 @@ static void ctx_start_v(ctx *c, int warp, size_t cap, int v3) {
                              "http_status:404\n"
                            : "ingress:\n  - service: http_status:404\n");
   memset(&pc, 0, sizeof(pc));
-  pc.loop = &c->loop;
+  pc.loop = &c->q.loop;
   pc.ingress = c->ing;
   assert_int_equal(wr_proxy_new(&pc, &c->proxy), WR_OK);
   memset(&mc, 0, sizeof(mc));
-  mc.loop = &c->loop;
+  mc.loop = &c->q.loop;
   mc.proxy = c->proxy;
   mc.max_sessions_per_conn = cap;
   mc.v3 = v3;
@@ -381,30 +360,17 @@ static void ctx_start_v(ctx *c, int warp, size_t cap, int v3) {
   wr_remote_config_services(c->rc, &svc);
   wr_proxy_set_services(c->proxy, &svc);
 
-  ccfg.ca_file = pki.ca;
-  scfg.cert_file = pki.cert;
-  scfg.key_file = pki.key;
-  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &c->ctls, NULL, 0), WR_OK);
-  assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &scfg, &c->stls, NULL, 0), WR_OK);
-  memset(&ecbs, 0, sizeof(ecbs));
-  ecbs.on_handshake_done = e_hs;
-  ecbs.on_stream_data = e_data;
-  ecbs.on_datagram = e_datagram;
-  assert_int_equal(wr_quic_endpoint_server(&c->loop, c->stls, &scfg, (struct sockaddr *)&bind,
-                                           &ecbs, e_accept, c, &c->sep),
-                   WR_OK);
-  assert_int_equal(wr_quic_endpoint_addr(c->sep, &sa), WR_OK);
-  memset(&kcbs, 0, sizeof(kcbs));
-  kcbs.on_stream_open = k_open;
-  kcbs.on_stream_data = k_data;
-  kcbs.on_stream_reset = k_reset;
-  kcbs.on_stream_writable = k_writable;
-  kcbs.on_stream_close = k_sclose;
-  kcbs.on_datagram = k_datagram;
-  kcbs.on_close = k_close;
-  assert_int_equal(wr_quic_endpoint_client(&c->loop, c->ctls, &ccfg, (struct sockaddr *)&sa,
-                                           &kcbs, c, &c->cep, &c->cconn),
-                   WR_OK);
+  c->q.ecbs.on_handshake_done = e_hs;
+  c->q.ecbs.on_stream_data = e_data;
+  c->q.ecbs.on_datagram = e_datagram;
+  c->q.kcbs.on_stream_open = k_open;
+  c->q.kcbs.on_stream_data = k_data;
+  c->q.kcbs.on_stream_reset = k_reset;
+  c->q.kcbs.on_stream_writable = k_writable;
+  c->q.kcbs.on_stream_close = k_sclose;
+  c->q.kcbs.on_datagram = k_datagram;
+  c->q.kcbs.on_close = k_close;
+  unit_qpair_connect(&c->q, &pki, e_accept, c, c);
   run_until(c, ready_done, 5000);
 }
 
@@ -414,22 +380,7 @@ static int second_ready(ctx *c) { return c->sconn2 != NULL; }
 
 /* A second QUIC connection from the connector to the same edge. */
 static void ctx_second_conn(ctx *c) {
-  wr_quic_config ccfg = {0};
-  struct sockaddr_storage sa;
-  static wr_quic_callbacks kcbs2;
-  ccfg.ca_file = pki.ca;
-  assert_int_equal(wr_quic_endpoint_addr(c->sep, &sa), WR_OK);
-  memset(&kcbs2, 0, sizeof(kcbs2));
-  kcbs2.on_stream_open = k_open;
-  kcbs2.on_stream_data = k_data;
-  kcbs2.on_stream_reset = k_reset;
-  kcbs2.on_stream_writable = k_writable;
-  kcbs2.on_stream_close = k_sclose;
-  kcbs2.on_datagram = k_datagram;
-  kcbs2.on_close = k_close;
-  assert_int_equal(wr_quic_endpoint_client(&c->loop, c->ctls, &ccfg, (struct sockaddr *)&sa,
-                                           &kcbs2, c, &c->cep2, &c->cconn2),
-                   WR_OK);
+  unit_qpair_dial(&c->q, &pki, &c->q.kcbs, c, &c->cep2, &c->cconn2);
   run_until(c, second_ready, 5000);
 }
 
@@ -437,17 +388,11 @@ static void ctx_stop(ctx *c) {
   wr_dgram_mux_free(c->mux);
   wr_proxy_free(c->proxy);
   if (c->cep2) wr_quic_endpoint_free(c->cep2);
-  wr_quic_endpoint_free(c->cep);
-  wr_quic_endpoint_free(c->sep);
+  unit_qpair_free_endpoints(&c->q);
   uv_close((uv_handle_t *)&c->echo, NULL);
-  uv_close((uv_handle_t *)&c->guard, NULL);
-  uv_close((uv_handle_t *)&c->poll, NULL);
-  uv_run(&c->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&c->loop), 0);
+  unit_qpair_finish(&c->q);
   for (size_t i = 0; i < c->nincoming; i++) erpc_free(c->incoming[i]);
   wr_remote_config_free(c->rc);
-  wr_quic_tls_free(c->ctls);
-  wr_quic_tls_free(c->stls);
   wr_ingress_free(c->ing);
   for (size_t i = 0; i < c->napplied; i++) wr_ingress_free(c->applied[i]);
 }
@@ -711,7 +656,7 @@ static void test_idle_unregisters(void **state) {
   ctx_start(&c, 1, 0);
   erpc *r = edge_register(&c, id, "127.0.0.1", c.echo_port, 40000000LL, 16);
   assert_string_equal(r->err, "");
-  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), c.cconn), 1);
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), c.q.cconn), 1);
   run_until(&c, incoming_done, 5000);
   erpc *in = c.incoming[0];
   assert_string_equal(in->unreg_msg, "session idle for 40ms");
@@ -740,7 +685,7 @@ static void test_origin_refused(void **state) {
   int namelen = sizeof(sa);
   (void)state;
   ctx_start(&c, 1, 0);
-  uv_udp_init(&c.loop, &tmp);
+  uv_udp_init(&c.q.loop, &tmp);
   uv_ip4_addr("127.0.0.1", 0, &bind);
   assert_int_equal(uv_udp_bind(&tmp, (struct sockaddr *)&bind, 0), 0);
   assert_int_equal(uv_udp_getsockname(&tmp, (struct sockaddr *)&sa, &namelen), 0);
@@ -886,7 +831,7 @@ static void test_v3_register_and_echo(void **state) {
   v3_reg_hex(hex, sizeof(hex), 0, c.echo_port, 210, V3_ID, NULL);
   edge_datagram(&c, hex);
   expect_datagram(&c, "0300" V3_ID "0000");
-  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), c.cconn), 1);
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), c.q.cconn), 1);
 
   edge_datagram(&c, "01" V3_ID "6869"); /* 6.6's payload "hi" */
   expect_datagram(&c, "01" V3_ID ECHO_HI);
