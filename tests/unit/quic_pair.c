@@ -68,6 +68,12 @@ void unit_qpair_run_at(unit_qpair *q, int (*done)(void *arg), void *arg, uint64_
   if (q->timed_out) fail_msg("timed out waiting (called from line %d)", line);
 }
 
+void unit_qpair_run_for(unit_qpair *q, uint64_t ms) {
+  uv_timer_start(&q->guard, guard_cb, ms, 0);
+  uv_run(&q->loop, UV_RUN_DEFAULT);
+  q->timed_out = 0;
+}
+
 void unit_qpair_free_endpoints(unit_qpair *q) {
   if (q->cep) wr_quic_endpoint_free(q->cep);
   if (q->sep) wr_quic_endpoint_free(q->sep);

@@ -41,6 +41,8 @@ void unit_qpair_dial(unit_qpair *q, const unit_pki *pki, const wr_quic_callbacks
 /* Runs the loop until |done(arg)| (checked every 2 ms) or |ms| pass; the
  * latter fails the test, naming |line|. */
 void unit_qpair_run_at(unit_qpair *q, int (*done)(void *arg), void *arg, uint64_t ms, int line);
+/* Runs the loop for |ms|, whatever happens (lets traffic settle). */
+void unit_qpair_run_for(unit_qpair *q, uint64_t ms);
 /* Frees the client and server endpoints (their connections close). */
 void unit_qpair_free_endpoints(unit_qpair *q);
 /* Closes the timers, runs the loop until every handle closed, asserts it

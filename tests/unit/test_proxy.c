@@ -32,50 +32,33 @@
 #include "proto/http1.h"
 #include "proto/httpmeta.h"
 #include "proto/preamble.h"
+#include "quic_pair.h"
 #include "unit.h"
 
-static char tmpdir[64], ca_path[128], cert_path[128], key_path[128];
+static unit_pki pki;
 static char oca_path[128], ocert_path[128], okey_path[128], sock_path[128];
 
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
-}
-
+/* The edge's PKI (unit_pki) and, in its directory, an origin CA and a leaf
+ * for "localhost" only: https://127.0.0.1 fails verification (noTLSVerify
+ * test). */
 static int group_setup(void **state) {
   char err[256];
-  wr_pem_pair ca = {0}, srv = {0}, oca = {0}, osrv = {0};
+  wr_pem_pair oca = {0}, osrv = {0};
   static const char *const dns[] = {"quic.cftunnel.com"};
   static const char *const odns[] = {"localhost"};
   (void)state;
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/wr-proxy-XXXXXX");
-  if (!mkdtemp(tmpdir)) return -1;
-  snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", tmpdir);
-  snprintf(cert_path, sizeof(cert_path), "%s/ts.pem", tmpdir);
-  snprintf(key_path, sizeof(key_path), "%s/ts.key", tmpdir);
-  snprintf(oca_path, sizeof(oca_path), "%s/origin-ca.pem", tmpdir);
-  snprintf(ocert_path, sizeof(ocert_path), "%s/origin.pem", tmpdir);
-  snprintf(okey_path, sizeof(okey_path), "%s/origin.key", tmpdir);
-  snprintf(sock_path, sizeof(sock_path), "%s/origin.sock", tmpdir);
-  wr_pki_req creq = {.common_name = "Warren test CA", .is_ca = 1, .days = 1};
-  if (wr_pki_issue(NULL, &creq, &ca, err, sizeof(err)) != 0) return -1;
-  wr_pki_req sreq = {.common_name = "quic.cftunnel.com", .dns = dns, .n_dns = 1, .days = 1};
-  if (wr_pki_issue(&ca, &sreq, &srv, err, sizeof(err)) != 0) return -1;
+  if (unit_pki_make(&pki, "wr-proxy", "quic.cftunnel.com", dns, 1) != 0) return -1;
+  snprintf(oca_path, sizeof(oca_path), "%s/origin-ca.pem", pki.dir);
+  snprintf(ocert_path, sizeof(ocert_path), "%s/origin.pem", pki.dir);
+  snprintf(okey_path, sizeof(okey_path), "%s/origin.key", pki.dir);
+  snprintf(sock_path, sizeof(sock_path), "%s/origin.sock", pki.dir);
   wr_pki_req ocreq = {.common_name = "Warren test origin CA", .is_ca = 1, .days = 1};
   if (wr_pki_issue(NULL, &ocreq, &oca, err, sizeof(err)) != 0) return -1;
-  /* Only the DNS name: https://127.0.0.1 fails verification (noTLSVerify test). */
   wr_pki_req oreq = {.common_name = "localhost", .dns = odns, .n_dns = 1, .days = 1};
   if (wr_pki_issue(&oca, &oreq, &osrv, err, sizeof(err)) != 0) return -1;
-  write_file(ca_path, ca.cert);
-  write_file(cert_path, srv.cert);
-  write_file(key_path, srv.key);
-  write_file(oca_path, oca.cert);
-  write_file(ocert_path, osrv.cert);
-  write_file(okey_path, osrv.key);
-  wr_pem_pair_free(&ca);
-  wr_pem_pair_free(&srv);
+  unit_write_file(oca_path, oca.cert);
+  unit_write_file(ocert_path, osrv.cert);
+  unit_write_file(okey_path, osrv.key);
   wr_pem_pair_free(&oca);
   wr_pem_pair_free(&osrv);
   wr_log_set_level(WR_LOG_OFF);
@@ -83,10 +66,8 @@ static int group_setup(void **state) {
 }
 
 static int group_teardown(void **state) {
-  char cmd[128];
   (void)state;
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-  return system(cmd) == 0 ? 0 : -1;
+  return unit_rm_rf(pki.dir);
 }
 
 /* ---- test origins ------------------------------------------------------------ */
@@ -159,14 +140,10 @@ typedef struct estream {
 } estream;
 
 struct ctx {
-  uv_loop_t loop;
-  uv_timer_t guard, poll;
-  int timed_out;
+  unit_qpair q;
   int (*done)(ctx *c);
   estream *watch;
-  wr_quic_tls *stls, *ctls;
-  wr_quic_endpoint *sep, *cep;
-  wr_quic_conn *sconn, *cconn;
+  wr_quic_conn *sconn;
   int s_ready;
   int edge_hold; /* the edge does not return stream credit (a slow visitor) */
   wr_proxy *proxy;
@@ -403,10 +380,10 @@ static void origin_start(ctx *c, int idx, const char *name, int mode, int is_uni
   }
   if (is_unix) {
     unlink(sock_path);
-    assert_int_equal(uv_pipe_init(&c->loop, &o->h.pipe, 0), 0);
+    assert_int_equal(uv_pipe_init(&c->q.loop, &o->h.pipe, 0), 0);
     assert_int_equal(uv_pipe_bind(&o->h.pipe, sock_path), 0);
   } else {
-    assert_int_equal(uv_tcp_init(&c->loop, &o->h.tcp), 0);
+    assert_int_equal(uv_tcp_init(&c->q.loop, &o->h.tcp), 0);
     uv_ip4_addr("127.0.0.1", 0, &a);
     assert_int_equal(uv_tcp_bind(&o->h.tcp, (struct sockaddr *)&a, 0), 0);
     assert_int_equal(uv_tcp_getsockname(&o->h.tcp, (struct sockaddr *)&ss, &len), 0);
@@ -418,27 +395,14 @@ static void origin_start(ctx *c, int idx, const char *name, int mode, int is_uni
 
 /* ---- the edge (QUIC server) and the connector (QUIC client + proxy) --------- */
 
-static void guard_cb(uv_timer_t *t) {
-  ctx *c = t->data;
-  c->timed_out = 1;
-  uv_stop(&c->loop);
-}
-
-static void poll_cb(uv_timer_t *t) {
-  ctx *c = t->data;
-  if (c->done && c->done(c)) uv_stop(&c->loop);
+static int ctx_done(void *arg) {
+  ctx *c = arg;
+  return c->done(c);
 }
 
 static void run_until_at(ctx *c, int (*done)(ctx *c), uint64_t ms, int line) {
   c->done = done;
-  c->timed_out = 0;
-  if (done(c)) return;
-  uv_timer_start(&c->guard, guard_cb, ms, 0);
-  uv_timer_start(&c->poll, poll_cb, 2, 2);
-  uv_run(&c->loop, UV_RUN_DEFAULT);
-  uv_timer_stop(&c->guard);
-  uv_timer_stop(&c->poll);
-  if (c->timed_out) fail_msg("timed out waiting (called from line %d)", line);
+  unit_qpair_run_at(&c->q, ctx_done, c, ms, line);
 }
 #define run_until(c, done, ms) run_until_at((c), (done), (ms), __LINE__)
 
@@ -543,18 +507,11 @@ static const char tag_uuid[] = "5e2c1f0a-3b4d-4c6e-8f70-123456789abc";
 /* Starts origins (by mode), the QUIC pair and the proxy with ingress rules
  * pointing at them. */
 static void ctx_start(ctx *c, int app_mode) {
-  wr_quic_config ccfg = {0}, scfg = {0};
-  static wr_quic_callbacks ecbs, kcbs;
-  struct sockaddr_in bind;
-  struct sockaddr_storage sa;
   char yaml[4096];
   wr_proxy_config pc;
 
   memset(c, 0, sizeof(*c));
-  assert_int_equal(uv_loop_init(&c->loop), 0);
-  uv_timer_init(&c->loop, &c->guard);
-  uv_timer_init(&c->loop, &c->poll);
-  c->guard.data = c->poll.data = c;
+  unit_qpair_init(&c->q);
 
   origin_start(c, O_APP, "app", app_mode, 0, 0);
   origin_start(c, O_SECOND, "api", M_INFO, 0, 0);
@@ -615,38 +572,24 @@ static void ctx_start(ctx *c, int app_mode) {
   c->ing = ingress_of(yaml);
 
   memset(&pc, 0, sizeof(pc));
-  pc.loop = &c->loop;
+  pc.loop = &c->q.loop;
   pc.ingress = c->ing;
   assert_int_equal(wr_uuid_parse(tag_uuid, strlen(tag_uuid), &pc.connector_id), 0);
   pc.version = "9.9.9-test";
   assert_int_equal(wr_proxy_new(&pc, &c->proxy), WR_OK);
 
-  ccfg.ca_file = ca_path;
-  scfg.cert_file = cert_path;
-  scfg.key_file = key_path;
-  assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &c->ctls, NULL, 0), WR_OK);
-  assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &scfg, &c->stls, NULL, 0), WR_OK);
-  memset(&ecbs, 0, sizeof(ecbs));
-  ecbs.on_handshake_done = e_hs;
-  ecbs.on_stream_data = e_data;
-  ecbs.on_stream_reset = e_reset;
-  ecbs.on_stream_writable = e_writable;
-  ecbs.on_stream_close = e_close;
-  uv_ip4_addr("127.0.0.1", 0, &bind);
-  assert_int_equal(wr_quic_endpoint_server(&c->loop, c->stls, &scfg, (struct sockaddr *)&bind,
-                                           &ecbs, e_accept, c, &c->sep),
-                   WR_OK);
-  assert_int_equal(wr_quic_endpoint_addr(c->sep, &sa), WR_OK);
-  memset(&kcbs, 0, sizeof(kcbs));
-  kcbs.on_stream_open = k_open;
-  kcbs.on_stream_data = k_data;
-  kcbs.on_stream_reset = k_reset;
-  kcbs.on_stream_writable = k_writable;
-  kcbs.on_stream_close = k_sclose;
-  kcbs.on_close = k_close;
-  assert_int_equal(wr_quic_endpoint_client(&c->loop, c->ctls, &ccfg, (struct sockaddr *)&sa,
-                                           &kcbs, c, &c->cep, &c->cconn),
-                   WR_OK);
+  c->q.ecbs.on_handshake_done = e_hs;
+  c->q.ecbs.on_stream_data = e_data;
+  c->q.ecbs.on_stream_reset = e_reset;
+  c->q.ecbs.on_stream_writable = e_writable;
+  c->q.ecbs.on_stream_close = e_close;
+  c->q.kcbs.on_stream_open = k_open;
+  c->q.kcbs.on_stream_data = k_data;
+  c->q.kcbs.on_stream_reset = k_reset;
+  c->q.kcbs.on_stream_writable = k_writable;
+  c->q.kcbs.on_stream_close = k_sclose;
+  c->q.kcbs.on_close = k_close;
+  unit_qpair_connect(&c->q, &pki, e_accept, c, c);
   run_until(c, ready_done, 5000);
 }
 
@@ -658,13 +601,9 @@ static void close_origin(torigin *o) {
 
 static void ctx_stop(ctx *c) {
   wr_proxy_free(c->proxy);
-  wr_quic_endpoint_free(c->cep);
-  wr_quic_endpoint_free(c->sep);
+  unit_qpair_free_endpoints(&c->q);
   for (int i = 0; i < NORIGINS; i++) close_origin(&c->origins[i]);
-  uv_close((uv_handle_t *)&c->guard, NULL);
-  uv_close((uv_handle_t *)&c->poll, NULL);
-  uv_run(&c->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&c->loop), 0);
+  unit_qpair_finish(&c->q);
   for (int i = 0; i < NORIGINS; i++) {
     torigin *o = &c->origins[i];
     assert_null(o->conns);
@@ -673,8 +612,6 @@ static void ctx_stop(ctx *c) {
     wr_buf_free(&o->raw);
     wr_tls_creds_free(o->tls);
   }
-  wr_quic_tls_free(c->ctls);
-  wr_quic_tls_free(c->stls);
   wr_ingress_free(c->ing);
 }
 
@@ -1104,7 +1041,7 @@ static void test_split_preamble(void **state) {
   /* One byte per loop turn: every split of the read-exactly loop. */
   for (size_t i = 0; i < b.len; i++) {
     edge_write(e, b.data + i, 1, i + 1 == b.len);
-    uv_run(&c.loop, UV_RUN_NOWAIT);
+    uv_run(&c.q.loop, UV_RUN_NOWAIT);
   }
   wait_closed(&c, e);
   decode_resp(e, &r);
@@ -1220,7 +1157,7 @@ static void test_keepalive_origin_closed(void **state) {
   es_free(e);
   assert_non_null(c.origins[O_APP].conns);
   wr_conn_close(c.origins[O_APP].conns->conn);
-  for (int i = 0; i < 5; i++) uv_run(&c.loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 5; i++) uv_run(&c.q.loop, UV_RUN_NOWAIT);
   e = edge_send(&c, WR_CONNECT_HTTP, "/", "GET", "app.example.test", NULL, NULL, 0, 1);
   wait_closed(&c, e);
   decode_resp(e, &r);
@@ -1247,10 +1184,10 @@ static void test_keepalive_timeout(void **state) {
   resp_free(&r);
   es_free(e);
   assert_int_equal(c.origins[O_SECOND].closes, 0);
-  uint64_t t0 = uv_now(&c.loop);
+  uint64_t t0 = uv_now(&c.q.loop);
   run_until(&c, second_closed, 5000);
-  uv_update_time(&c.loop);
-  assert_true(uv_now(&c.loop) - t0 >= 200);
+  uv_update_time(&c.q.loop);
+  assert_true(uv_now(&c.q.loop) - t0 >= 200);
   ctx_stop(&c);
 }
 
@@ -1515,11 +1452,7 @@ static int big_stalled(ctx *c) {
   return t && t->big_sent > 0 && wr_conn_write_queued(t->conn) >= 256 * 1024;
 }
 
-static void settle(ctx *c, uint64_t ms) {
-  uv_timer_start(&c->guard, guard_cb, ms, 0);
-  uv_run(&c->loop, UV_RUN_DEFAULT);
-  c->timed_out = 0;
-}
+static void settle(ctx *c, uint64_t ms) { unit_qpair_run_for(&c->q, ms); }
 
 /* Runs the loop until |*counter| stopped moving for 150 ms (at most 15 s
  * under load); returns its value. Kernel socket buffers on loopback absorb
