@@ -27,39 +27,17 @@
 #include "net/quic.h"
 #include "unit.h"
 
-static char tmpdir[64], ca_path[128], cert_path[128], key_path[128], db_path[128];
+static unit_pki pki;
+static char db_path[128];
 static wr_store *store;
 static wr_account account;
 static wr_tunnel tunnel;
 
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
-}
-
 static int group_setup(void **state) {
   char err[256];
-  wr_pem_pair ca = {0}, srv = {0};
   static const char *const dns[] = {"quic.cftunnel.com", "localhost"};
-  static const char *const ips[] = {"127.0.0.1"};
-  snprintf(tmpdir, sizeof(tmpdir), "/tmp/wr-reg-XXXXXX");
-  if (!mkdtemp(tmpdir)) return -1;
-  snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", tmpdir);
-  snprintf(cert_path, sizeof(cert_path), "%s/tunnel-server.pem", tmpdir);
-  snprintf(key_path, sizeof(key_path), "%s/tunnel-server.key", tmpdir);
-  snprintf(db_path, sizeof(db_path), "%s/edge.db", tmpdir);
-  wr_pki_req creq = {.common_name = "Warren test CA", .is_ca = 1, .days = 1};
-  if (wr_pki_issue(NULL, &creq, &ca, err, sizeof(err)) != 0) return -1;
-  wr_pki_req sreq = {.common_name = "quic.cftunnel.com", .dns = dns, .n_dns = 2, .ips = ips,
-                     .n_ips = 1, .days = 1};
-  if (wr_pki_issue(&ca, &sreq, &srv, err, sizeof(err)) != 0) return -1;
-  write_file(ca_path, ca.cert);
-  write_file(cert_path, srv.cert);
-  write_file(key_path, srv.key);
-  wr_pem_pair_free(&ca);
-  wr_pem_pair_free(&srv);
+  if (unit_pki_make(&pki, "wr-reg", "quic.cftunnel.com", dns, 2) != 0) return -1;
+  snprintf(db_path, sizeof(db_path), "%s/edge.db", pki.dir);
   if (wr_store_open(db_path, WR_STORE_CREATE, &store, err, sizeof(err)) != 0) return -1;
   if (wr_store_account_create(store, "test", "acme", &account) != 0) return -1;
   if (wr_store_tunnel_create(store, "test", account.id, "t1", NULL, 0, &tunnel) != 0) return -1;
@@ -68,10 +46,8 @@ static int group_setup(void **state) {
 }
 
 static int group_teardown(void **state) {
-  char cmd[128];
   wr_store_close(store);
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-  return system(cmd) == 0 ? 0 : -1;
+  return unit_rm_rf(pki.dir);
 }
 
 /* ---- one connector against one edge ------------------------------------------- */
@@ -173,8 +149,8 @@ static void ctx_listen(ctx *c, const wr_credentials *cred) {
   memset(c, 0, sizeof(*c));
   c->cred = *cred;
   assert_int_equal(uv_loop_init(&c->loop), 0);
-  scfg.cert_file = cert_path;
-  scfg.key_file = key_path;
+  scfg.cert_file = pki.cert;
+  scfg.key_file = pki.key;
   assert_int_equal(wr_quic_tls_new(WR_QUIC_SERVER, &scfg, &c->stls, NULL, 0), WR_OK);
   wr_tunnel_server_config tc = {.store = store, .location = "LOCAL",
                                 .register_timeout_ms = listen_register_timeout_ms,
@@ -193,7 +169,7 @@ static void ctx_dial(ctx *c) {
   wr_quic_config ccfg = {0};
   static wr_quic_callbacks ccbs;
   struct sockaddr_storage sa;
-  ccfg.ca_file = ca_path;
+  ccfg.ca_file = pki.ca;
   assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &c->ctls, NULL, 0), WR_OK);
   assert_int_equal(wr_quic_endpoint_addr(c->sep, &sa), WR_OK);
   memset(&ccbs, 0, sizeof(ccbs));
