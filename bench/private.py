@@ -47,6 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (the shared process and /proc helpers)
 
 from bench import GIB, Proc, log, rss  # noqa: E402
+import netns  # noqa: E402  (tests/e2e/netns.py, on the path bench set)
 
 HERE = os.path.abspath(__file__)
 PY = "/usr/bin/python3"
@@ -79,11 +80,7 @@ S = {
 # --- namespaces ---------------------------------------------------------------------
 
 def sh(ns, *args, check=True, timeout=60):
-    r = subprocess.run(["ip", "netns", "exec", ns, *[str(a) for a in args]], capture_output=True,
-                       text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{ns}: {args}: rc {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
+    return netns.sh(ns, *args, check=check, timeout=timeout)
 
 
 def flow_sources(kind, n):
@@ -93,36 +90,24 @@ def flow_sources(kind, n):
     return [f"{net}.{i + 1}" for i in range(max(1, -(-n // FLOWS_PER_SOURCE)))]
 
 
-class Net:
+class Net(netns.Namespaces):
     """The edge and connector namespaces, their veth, and the processes
     started in them (Proc: stopped by Proc.stop_all)."""
 
     def __init__(self, work):
-        tag = self.tag = f"{os.getpid() % 100000}"
-        self.edge, self.conn = f"wrbe{tag}", f"wrbc{tag}"
+        super().__init__(work, ("wrbe", "wrbc"), tag=f"{os.getpid() % 100000}")
+        self.edge, self.conn = self.names
         self.work = work
-        for ns in (self.edge, self.conn):
-            subprocess.run(["ip", "netns", "add", ns], check=True)
-            sh(ns, "ip", "link", "set", "lo", "up")
-            # ICMP echo flows use unprivileged ping sockets on both sides.
-            sh(ns, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
-        subprocess.run(["ip", "link", "add", "vbe" + tag, "netns", self.edge, "type", "veth",
-                        "peer", "name", "vbc" + tag, "netns", self.conn], check=True)
-        sh(self.edge, "ip", "addr", "add", f"{EDGE_VETH}/24", "dev", "vbe" + tag)
-        sh(self.edge, "ip", "link", "set", "vbe" + tag, "up")
-        sh(self.conn, "ip", "addr", "add", f"{CONN_VETH}/24", "dev", "vbc" + tag)
-        sh(self.conn, "ip", "link", "set", "vbc" + tag, "up")
-        for a in [CLIENT] + flow_sources("udp", S["flows"]) + flow_sources("icmp", S["flows"]):
-            sh(self.edge, "ip", "addr", "add", f"{a}/32", "dev", "lo")
-        sh(self.conn, "ip", "addr", "add", f"{PRIVATE_HOST}/32", "dev", "lo")
+        # ICMP echo flows use unprivileged ping sockets on both sides.
+        self.allow_ping(self.edge, self.conn)
+        self.link(self.edge, "vbe" + self.tag, f"{EDGE_VETH}/24", self.conn, "vbc" + self.tag, f"{CONN_VETH}/24")
+        self.lo_addrs(self.edge, *[f"{a}/32" for a in [CLIENT] + flow_sources("udp", S["flows"]) +
+                                   flow_sources("icmp", S["flows"])])
+        self.lo_addrs(self.conn, f"{PRIVATE_HOST}/32")
 
     def start(self, ns, args, name, env=None):
         return Proc(["ip", "netns", "exec", ns, *args], os.path.join(self.work, f"{name}.log"),
                     env=env, name=name)
-
-    def close(self):
-        for ns in (self.edge, self.conn):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def metrics(net, ns, port):

@@ -18,21 +18,15 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "e2e"))
+import netns  # noqa: E402  (the namespaces, shared with the e2e tests)
+from netns import log_of, sh  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_WG_SECONDS", "10"))
-
-
-def sh(ns, *args, check=True, timeout=60, capture=True):
-    r = subprocess.run(["ip", "netns", "exec", ns, *args], capture_output=capture, text=True,
-                       timeout=timeout)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{args}: {r.stdout} {r.stderr}")
-    # (wireguard-go's control sockets live in /var/run/wireguard, shared by
-    # every namespace: interface names must differ across namespaces.)
-    return r
 
 
 def wait_for(pred, timeout):
@@ -44,53 +38,25 @@ def wait_for(pred, timeout):
     return False
 
 
-class Bench:
+class Bench(netns.Namespaces):
+    # (wireguard-go's control sockets live in /var/run/wireguard, shared by
+    # every namespace: interface names must differ across namespaces.)
+
     def __init__(self, build, work):
-        tag = uuid.uuid4().hex[:6]
-        self.c, self.e, self.n = "wbc" + tag, "wbe" + tag, "wbn" + tag
-        self.tag = tag
-        self.build, self.work, self.procs = build, work, []
-        for ns in (self.c, self.e, self.n):
-            subprocess.run(["ip", "netns", "add", ns], check=True)
-            sh(ns, "ip", "link", "set", "lo", "up")
+        super().__init__(work, ("wbc", "wbe", "wbn"))
+        self.c, self.e, self.n = self.names
+        tag = self.tag
+        self.build, self.work = build, work
         self.link(self.e, "ve" + tag, "10.200.0.1/24", self.n, "vc" + tag, "10.200.0.2/24")
         self.link(self.e, "vx" + tag, "10.201.0.1/24", self.c, "vy" + tag, "10.201.0.2/24")
-        sh(self.n, "ip", "addr", "add", "10.99.0.5/32", "dev", "lo")
+        self.lo_addrs(self.n, "10.99.0.5/32")
         # For the direct path the edge namespace forwards between the two.
         sh(self.e, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         sh(self.c, "ip", "route", "add", "10.200.0.0/24", "via", "10.201.0.1")
         sh(self.n, "ip", "route", "add", "10.201.0.0/24", "via", "10.200.0.1")
 
-    def link(self, ns1, n1, a1, ns2, n2, a2):
-        subprocess.run(["ip", "link", "add", n1, "netns", ns1, "type", "veth", "peer", "name", n2,
-                        "netns", ns2], check=True)
-        for ns, n, a in ((ns1, n1, a1), (ns2, n2, a2)):
-            sh(ns, "ip", "addr", "add", a, "dev", n)
-            sh(ns, "ip", "link", "set", n, "up")
-
-    def start(self, ns, args, name, env=None):
-        e = dict(os.environ)
-        e.update(env or {})
-        log = open(os.path.join(self.work, name + ".log"), "wb")
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=log, stderr=subprocess.STDOUT, env=e)
-        p.logpath = os.path.join(self.work, name + ".log")
-        self.procs.append(p)
-        return p
-
     def log(self, p):
-        with open(p.logpath, errors="replace") as f:
-            return f.read()
-
-    def close(self):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        for ns in (self.c, self.e, self.n):
-            subprocess.run(["ip", "netns", "del", ns])
+        return log_of(p)
 
     def wg_go(self, ns, ifname, conf, addr, routes):
         self.start(ns, ["wireguard-go", "-f", ifname], f"wg-{ns}-{ifname}",

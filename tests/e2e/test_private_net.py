@@ -18,14 +18,12 @@ missing): both must behave the same."""
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
-import uuid
 
+import netns
 import pytest
-
 from conftest import WARREN, WARREN_EDGE, run, wait_for
+from netns import UDP_ECHO, log_of, sh
 
 CLOUDFLARED = os.environ.get("CLOUDFLARED") or (
     "/opt/cfd/cloudflared" if os.path.exists("/opt/cfd/cloudflared") else "")
@@ -33,72 +31,17 @@ CAN_NETNS = os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/dev/ne
 
 pytestmark = pytest.mark.skipif(not CAN_NETNS, reason="needs root, iproute2 and /dev/net/tun")
 
-UDP_ECHO = """
-import socket, sys, threading
-def serve(fam, addr):
-    s = socket.socket(fam, socket.SOCK_DGRAM)
-    s.bind((addr, 9053))
-    while True:
-        d, a = s.recvfrom(65535)
-        s.sendto(b"echo:" + d, a)
-threading.Thread(target=serve, args=(socket.AF_INET6, "fd99::5"), daemon=True).start()
-serve(socket.AF_INET, "10.99.0.5")
-"""
 
-
-def sh(ns, *args, check=True, timeout=30):
-    r = subprocess.run(["ip", "netns", "exec", ns, *args], capture_output=True, text=True,
-                       timeout=timeout)
-    if check:
-        assert r.returncode == 0, (args, r.stdout, r.stderr)
-    return r
-
-
-class Net:
+class Net(netns.Namespaces):
     """The two namespaces and every process started in them."""
 
     def __init__(self, tmp_path):
-        tag = uuid.uuid4().hex[:6]
-        self.edge, self.conn = "wre" + tag, "wrc" + tag
-        self.tmp = tmp_path
-        self.procs = []
-        for ns in (self.edge, self.conn):
-            subprocess.run(["ip", "netns", "add", ns], check=True)
-            sh(ns, "ip", "link", "set", "lo", "up")
-        subprocess.run(["ip", "link", "add", "ve" + tag, "netns", self.edge, "type", "veth",
-                        "peer", "name", "vc" + tag, "netns", self.conn], check=True)
-        sh(self.edge, "ip", "addr", "add", "10.200.0.1/24", "dev", "ve" + tag)
-        sh(self.edge, "ip", "link", "set", "ve" + tag, "up")
-        sh(self.conn, "ip", "addr", "add", "10.200.0.2/24", "dev", "vc" + tag)
-        sh(self.conn, "ip", "link", "set", "vc" + tag, "up")
-        sh(self.edge, "ip", "addr", "add", "10.98.0.1/32", "dev", "lo")
-        sh(self.edge, "ip", "addr", "add", "fd98::1/128", "dev", "lo")
-        sh(self.conn, "ip", "addr", "add", "10.99.0.5/32", "dev", "lo")
-        sh(self.conn, "ip", "addr", "add", "fd99::5/128", "dev", "lo")
-        sh(self.conn, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
-
-    def start(self, ns, args, name):
-        log = open(self.tmp / f"{name}.log", "wb")
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=log, stderr=subprocess.STDOUT)
-        p.logpath = self.tmp / f"{name}.log"
-        self.procs.append(p)
-        return p
-
-    def close(self):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        for ns in (self.edge, self.conn):
-            subprocess.run(["ip", "netns", "del", ns])
-
-
-def log_of(p):
-    return p.logpath.read_text(errors="replace")
+        super().__init__(tmp_path, ("wre", "wrc"))
+        self.edge, self.conn = self.names
+        self.link(self.edge, "ve" + self.tag, "10.200.0.1/24", self.conn, "vc" + self.tag, "10.200.0.2/24")
+        self.lo_addrs(self.edge, "10.98.0.1/32", "fd98::1/128")
+        self.lo_addrs(self.conn, "10.99.0.5/32", "fd99::5/128")
+        self.allow_ping(self.conn)
 
 
 @pytest.fixture
@@ -138,8 +81,7 @@ def setup_edge(net, tmp_path, home):
 
 
 def metrics(net, ns=None, port=18082):
-    return sh(ns or net.edge, "python3", "-c", "import urllib.request;print(urllib.request.urlopen("
-              f"'http://127.0.0.1:{port}/metrics').read().decode())", check=False).stdout
+    return netns.metrics(ns or net.edge, port)
 
 
 def start_connector(net, kind, d, creds, tid, tmp_path, extra=(), warp=True):

@@ -17,15 +17,13 @@ client <-> edge: veth 10.201.0.2 <-> 10.201.0.1; edge <-> connector: veth
 import hashlib
 import json
 import os
-import re
 import shutil
-import subprocess
 import time
-import uuid
 
+import netns
 import pytest
-
 from conftest import WARREN, WARREN_EDGE, run, wait_for
+from netns import UDP_ECHO, log_of, sh
 
 CLOUDFLARED = os.environ.get("CLOUDFLARED") or (
     "/opt/cfd/cloudflared" if os.path.exists("/opt/cfd/cloudflared") else "")
@@ -34,18 +32,6 @@ WG = shutil.which("wg")
 CAN = (os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/dev/net/tun") and WG_GO and WG)
 
 pytestmark = pytest.mark.skipif(not CAN, reason="needs root, iproute2, /dev/net/tun, wireguard-go and wg")
-
-UDP_ECHO = """
-import socket, threading
-def serve(fam, addr):
-    s = socket.socket(fam, socket.SOCK_DGRAM)
-    s.bind((addr, 9053))
-    while True:
-        d, a = s.recvfrom(65535)
-        s.sendto(b"echo:" + d, a)
-threading.Thread(target=serve, args=(socket.AF_INET6, "fd99::5"), daemon=True).start()
-serve(socket.AF_INET, "10.99.0.5")
-"""
 
 HTTP = """
 import hashlib, http.server, socket, threading
@@ -72,69 +58,20 @@ threading.Event().wait()
 EDGE_PORT_METRICS = 18182
 
 
-def sh(ns, *args, check=True, timeout=30, env=None):
-    r = subprocess.run(["ip", "netns", "exec", ns, *args], capture_output=True, text=True,
-                       timeout=timeout, env=env)
-    if check:
-        assert r.returncode == 0, (args, r.stdout, r.stderr)
-    return r
-
-
-class Net:
+class Net(netns.Namespaces):
     """The three namespaces and every process started in them."""
 
     def __init__(self, tmp_path):
-        tag = uuid.uuid4().hex[:6]
-        self.client, self.edge, self.conn = "wgc" + tag, "wge" + tag, "wgn" + tag
+        super().__init__(tmp_path, ("wgc", "wge", "wgn"))
+        self.client, self.edge, self.conn = self.names
         # wireguard-go's control socket is /var/run/wireguard/NAME.sock, shared
         # by every namespace: the interface name must be unique machine-wide.
-        self.wg = "wg" + tag
-        self.tmp = tmp_path
-        self.procs = []
-        for ns in (self.client, self.edge, self.conn):
-            subprocess.run(["ip", "netns", "add", ns], check=True)
-            sh(ns, "ip", "link", "set", "lo", "up")
+        self.wg = "wg" + self.tag
+        tag = self.tag
         self.link(self.edge, "ve" + tag, "10.200.0.1/24", self.conn, "vc" + tag, "10.200.0.2/24")
         self.link(self.edge, "vx" + tag, "10.201.0.1/24", self.client, "vy" + tag, "10.201.0.2/24")
-        for a in ("10.99.0.5/32", "10.99.0.1/32"):
-            sh(self.conn, "ip", "addr", "add", a, "dev", "lo")
-        sh(self.conn, "ip", "addr", "add", "fd99::5/128", "dev", "lo")
-        sh(self.conn, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
-        sh(self.client, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
-
-    def link(self, ns1, n1, a1, ns2, n2, a2):
-        subprocess.run(["ip", "link", "add", n1, "netns", ns1, "type", "veth", "peer", "name", n2,
-                        "netns", ns2], check=True)
-        sh(ns1, "ip", "addr", "add", a1, "dev", n1)
-        sh(ns1, "ip", "link", "set", n1, "up")
-        sh(ns2, "ip", "addr", "add", a2, "dev", n2)
-        sh(ns2, "ip", "link", "set", n2, "up")
-
-    def start(self, ns, args, name, env=None):
-        log = open(self.tmp / f"{name}.log", "wb")
-        e = dict(os.environ)
-        e.update(env or {})
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=log, stderr=subprocess.STDOUT,
-                             env=e)
-        p.logpath = self.tmp / f"{name}.log"
-        self.procs.append(p)
-        return p
-
-    def close(self):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        for ns in (self.client, self.edge, self.conn):
-            subprocess.run(["ip", "netns", "del", ns])
-
-
-def log_of(p):
-    return p.logpath.read_text(errors="replace")
+        self.lo_addrs(self.conn, "10.99.0.5/32", "10.99.0.1/32", "fd99::5/128")
+        self.allow_ping(self.conn, self.client)
 
 
 @pytest.fixture
@@ -147,8 +84,7 @@ def net(tmp_path):
 
 
 def metrics(net):
-    return sh(net.edge, "python3", "-c", "import urllib.request;print(urllib.request.urlopen("
-              f"'http://127.0.0.1:{EDGE_PORT_METRICS}/metrics').read().decode())", check=False).stdout
+    return netns.metrics(net.edge, EDGE_PORT_METRICS)
 
 
 def metric(net, name):
