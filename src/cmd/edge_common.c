@@ -5,13 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd/commands.h"
 #include "cmd/edge_int.h"
 #include "lib/err.h"
+#include "lib/file.h"
+#include "lib/mem.h"
+#include "lib/opts.h"
 
 #define PROG "warren-edge"
+#define DB_NAME "warren.db"
 
 int wr__edge_fail(const char *fmt, ...) {
   va_list ap;
@@ -82,5 +87,32 @@ int wr__edge_pick_account(wr_store *s, const char *ref, wr_account *out) {
   }
 out:
   free(all);
+  return rv;
+}
+
+int wr__edge_store_open(wr_opts *o, const char *cmd, char **dir, wr_store **s) {
+  const char *v = wr_opts_get(o, "data-dir");
+  char err[WR_STORE_ERRMSG_MAX], *db, *d;
+  struct stat st;
+  size_t n;
+  int rv = WR_EXIT_FAIL;
+  *dir = NULL;
+  *s = NULL;
+  if (!v || !*v)
+    return wr__edge_fail("%s needs a data directory: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)", cmd);
+  d = *dir = wr_xstrdup(v);
+  for (n = strlen(d); n > 1 && d[n - 1] == '/'; n--) d[n - 1] = '\0';
+  if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
+    return wr__edge_fail("no data directory at %s: run `warren-edge init --data-dir %s --zone ZONE` first", d, d);
+  n = strlen(d) + sizeof(DB_NAME) + 1;
+  db = wr_xmalloc(n);
+  snprintf(db, n, "%s/%s", d, DB_NAME);
+  if (!wr_file_exists(db))
+    wr__edge_fail("%s is not a warren-edge data directory (it has no %s)", d, DB_NAME);
+  else if (wr_store_open(db, 0, s, err, sizeof(err)) != WR_OK)
+    wr__edge_fail("%s", err);
+  else
+    rv = WR_EXIT_OK;
+  free(db);
   return rv;
 }

@@ -27,7 +27,6 @@
 #include "lib/file.h"
 #include "lib/mem.h"
 
-#define DB_NAME "warren.db"
 
 typedef struct dev_ctx {
   char *dir;
@@ -46,34 +45,10 @@ static void ctx_close(dev_ctx *c) {
 /* Opens DATA_DIR's store and picks the account (--account or the only one;
  * with |filter| only when --account is given). */
 static int ctx_open(wr_opts *o, const char *cmd, int filter, dev_ctx *c) {
-  const char *v = wr_opts_get(o, "data-dir"), *acct = wr_opts_get(o, "account");
-  char err[WR_STORE_ERRMSG_MAX], *db;
-  struct stat st;
-  size_t n;
+  const char *acct = wr_opts_get(o, "account");
   memset(c, 0, sizeof(*c));
   wr__edge_cli_actor(c->actor, sizeof(c->actor));
-  if (!v || !*v)
-    return wr__edge_fail("%s needs a data directory: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)", cmd);
-  c->dir = wr_xstrdup(v);
-  for (n = strlen(c->dir); n > 1 && c->dir[n - 1] == '/'; n--) c->dir[n - 1] = '\0';
-  if (stat(c->dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    wr__edge_fail("no data directory at %s: run `warren-edge init --data-dir %s --zone ZONE` first", c->dir, c->dir);
-    goto fail;
-  }
-  n = strlen(c->dir) + sizeof(DB_NAME) + 1;
-  db = wr_xmalloc(n);
-  snprintf(db, n, "%s/%s", c->dir, DB_NAME);
-  if (!wr_file_exists(db)) {
-    wr__edge_fail("%s is not a warren-edge data directory (it has no %s)", c->dir, DB_NAME);
-    free(db);
-    goto fail;
-  }
-  if (wr_store_open(db, 0, &c->s, err, sizeof(err)) != WR_OK) {
-    wr__edge_fail("%s", err);
-    free(db);
-    goto fail;
-  }
-  free(db);
+  if (wr__edge_store_open(o, cmd, &c->dir, &c->s) != WR_EXIT_OK) goto fail;
   if (!filter || (acct && *acct)) {
     if (wr__edge_pick_account(c->s, acct, &c->acct) != WR_EXIT_OK) goto fail;
     c->have_acct = 1;

@@ -1,5 +1,5 @@
 /* Internals shared by the warren-edge administration commands
- * (edge_admin.c, edge_users.c). Not an interface for other modules. */
+ * (edge_admin.c, edge_users.c, edge_devices.c). Not an interface for other modules. */
 #ifndef WR_CMD_EDGE_INT_H
 #define WR_CMD_EDGE_INT_H
 #include <stddef.h>
@@ -13,6 +13,14 @@ __attribute__((format(printf, 1, 2))) int wr__edge_fail(const char *fmt, ...);
 /* The audit actor of a command run on this machine: "cli:<user name>", or
  * "cli:uid N" when the effective user has no name. Truncated to |size|. */
 void wr__edge_cli_actor(char *buf, size_t size);
+
+struct wr_opts;
+/* Opens the store of the --data-dir directory for command |cmd|: *dir gets
+ * the directory without trailing slashes (owned by the caller, also on
+ * failure, when it may be NULL) and *s the store. On failure prints why on
+ * stderr (no --data-dir, no such directory, no warren.db in it, or the
+ * store's own error) and returns WR_EXIT_FAIL; WR_EXIT_OK otherwise. */
+int wr__edge_store_open(struct wr_opts *o, const char *cmd, char **dir, wr_store **s);
 
 /* The help text of --account on commands that act on one account. */
 #define WR__EDGE_ACCOUNT_HELP "Account ID or name (default: the only account)"

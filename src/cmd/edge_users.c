@@ -34,7 +34,6 @@
 #include "lib/mem.h"
 
 #define PROG "warren-edge"
-#define DB_NAME "warren.db"
 #define PASSWORD_ENV "WARREN_EDGE_PASSWORD"
 #define PASSWORD_FILE_MAX 4096
 
@@ -52,38 +51,11 @@ static void ctx_close(users_ctx *c) {
 
 /* Opens DATA_DIR's store. */
 static int ctx_open(wr_opts *o, const char *cmd, users_ctx *c) {
-  const char *v = wr_opts_get(o, "data-dir");
-  char err[WR_STORE_ERRMSG_MAX], *db;
-  struct stat st;
-  size_t n;
   memset(c, 0, sizeof(*c));
   wr__edge_cli_actor(c->actor, sizeof(c->actor));
-  if (!v || !*v)
-    return wr__edge_fail("%s needs a data directory: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)", cmd);
-  c->dir = wr_xstrdup(v);
-  for (n = strlen(c->dir); n > 1 && c->dir[n - 1] == '/'; n--) c->dir[n - 1] = '\0';
-  if (stat(c->dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    wr__edge_fail("no data directory at %s: run `warren-edge init --data-dir %s --zone ZONE` first", c->dir, c->dir);
-    ctx_close(c);
-    return WR_EXIT_FAIL;
-  }
-  n = strlen(c->dir) + sizeof(DB_NAME) + 1;
-  db = wr_xmalloc(n);
-  snprintf(db, n, "%s/%s", c->dir, DB_NAME);
-  if (!wr_file_exists(db)) {
-    wr__edge_fail("%s is not a warren-edge data directory (it has no %s)", c->dir, DB_NAME);
-    free(db);
-    ctx_close(c);
-    return WR_EXIT_FAIL;
-  }
-  if (wr_store_open(db, 0, &c->s, err, sizeof(err)) != WR_OK) {
-    wr__edge_fail("%s", err);
-    free(db);
-    ctx_close(c);
-    return WR_EXIT_FAIL;
-  }
-  free(db);
-  return WR_EXIT_OK;
+  if (wr__edge_store_open(o, cmd, &c->dir, &c->s) == WR_EXIT_OK) return WR_EXIT_OK;
+  ctx_close(c);
+  return WR_EXIT_FAIL;
 }
 
 /* The account for a new user: --account, or the only one. */
