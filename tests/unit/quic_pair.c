@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "connector/proxy.h"
+#include "lib/config.h"
 #include "lib/err.h"
 
 void unit_qpair_init(unit_qpair *q) {
@@ -87,4 +89,58 @@ void unit_qpair_finish(unit_qpair *q) {
   assert_int_equal(uv_loop_close(&q->loop), 0);
   wr_quic_tls_free(q->ctls);
   wr_quic_tls_free(q->stls);
+}
+
+void unit_qpair_accept(wr_quic_endpoint *ep, wr_quic_conn *qc, void *user) {
+  (void)ep;
+  wr_quic_conn_set_user(qc, user);
+}
+
+static int k_open(wr_quic_conn *qc, int64_t sid, void *user) {
+  return wr_proxy_on_stream_open(user, qc, sid);
+}
+
+static int k_data(wr_quic_conn *qc, int64_t sid, const uint8_t *d, size_t n, int fin, void *user,
+                  void *suser) {
+  return wr_proxy_on_stream_data(user, qc, sid, d, n, fin, suser);
+}
+
+static int k_reset(wr_quic_conn *qc, int64_t sid, uint64_t code, void *user, void *suser) {
+  return wr_proxy_on_stream_reset(user, qc, sid, code, suser);
+}
+
+static void k_writable(wr_quic_conn *qc, int64_t sid, void *user, void *suser) {
+  wr_proxy_on_stream_writable(user, qc, sid, suser);
+}
+
+static void k_sclose(wr_quic_conn *qc, int64_t sid, int has_code, uint64_t code, void *user,
+                     void *suser) {
+  (void)has_code;
+  (void)code;
+  wr_proxy_on_stream_close(user, qc, sid, suser);
+}
+
+static void k_close(wr_quic_conn *qc, const wr_quic_close_info *info, void *user) {
+  (void)info;
+  wr_proxy_on_conn_close(user, qc);
+}
+
+void unit_qpair_proxy_callbacks(wr_quic_callbacks *cbs) {
+  cbs->on_stream_open = k_open;
+  cbs->on_stream_data = k_data;
+  cbs->on_stream_reset = k_reset;
+  cbs->on_stream_writable = k_writable;
+  cbs->on_stream_close = k_sclose;
+  cbs->on_close = k_close;
+}
+
+wr_ingress *unit_ingress_of(const char *yaml) {
+  char err[512] = "";
+  wr_config *cfg = NULL;
+  wr_ingress *ing = NULL;
+  if (wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err)) != 0)
+    fail_msg("config: %s", err);
+  if (wr_ingress_parse(cfg, &ing, err, sizeof(err)) != 0) fail_msg("ingress: %s", err);
+  wr_config_free(cfg);
+  return ing;
 }

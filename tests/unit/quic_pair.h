@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "connector/ingress.h"
 #include "net/quic.h"
 #include "unit.h"
 
@@ -48,5 +49,16 @@ void unit_qpair_free_endpoints(unit_qpair *q);
 /* Closes the timers, runs the loop until every handle closed, asserts it
  * closes, then frees the TLS contexts. */
 void unit_qpair_finish(unit_qpair *q);
+
+/* Edge side: an on_accept that gives each connection the endpoint's user
+ * pointer (edge_user). */
+void unit_qpair_accept(wr_quic_endpoint *ep, wr_quic_conn *qc, void *user);
+/* Connector side as the supervisor wires it: every stream and connection
+ * event of the client connection goes to the wr_proxy passed as conn_user to
+ * unit_qpair_connect. */
+void unit_qpair_proxy_callbacks(wr_quic_callbacks *cbs);
+/* The ingress rules of the config file text |yaml|; fails the test if it
+ * does not parse. The caller frees them. */
+wr_ingress *unit_ingress_of(const char *yaml);
 
 #endif

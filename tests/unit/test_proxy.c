@@ -457,50 +457,9 @@ static void e_close(wr_quic_conn *qc, int64_t sid, int has_code, uint64_t code, 
   if (e) e->closed = 1;
 }
 
-static void e_accept(wr_quic_endpoint *ep, wr_quic_conn *qc, void *user) {
-  wr_quic_conn_set_user(qc, user);
-}
 
-/* Connector side: everything goes to the proxy, as the supervisor does. */
-static int k_open(wr_quic_conn *qc, int64_t sid, void *user) {
-  ctx *c = user;
-  return wr_proxy_on_stream_open(c->proxy, qc, sid);
-}
-static int k_data(wr_quic_conn *qc, int64_t sid, const uint8_t *d, size_t n, int fin, void *user,
-                  void *suser) {
-  ctx *c = user;
-  return wr_proxy_on_stream_data(c->proxy, qc, sid, d, n, fin, suser);
-}
-static int k_reset(wr_quic_conn *qc, int64_t sid, uint64_t code, void *user, void *suser) {
-  ctx *c = user;
-  return wr_proxy_on_stream_reset(c->proxy, qc, sid, code, suser);
-}
-static void k_writable(wr_quic_conn *qc, int64_t sid, void *user, void *suser) {
-  ctx *c = user;
-  wr_proxy_on_stream_writable(c->proxy, qc, sid, suser);
-}
-static void k_sclose(wr_quic_conn *qc, int64_t sid, int has_code, uint64_t code, void *user,
-                     void *suser) {
-  ctx *c = user;
-  wr_proxy_on_stream_close(c->proxy, qc, sid, suser);
-}
-static void k_close(wr_quic_conn *qc, const wr_quic_close_info *info, void *user) {
-  ctx *c = user;
-  wr_proxy_on_conn_close(c->proxy, qc);
-}
 
 static int ready_done(ctx *c) { return c->s_ready; }
-
-static wr_ingress *ingress_of(const char *yaml) {
-  char err[512] = "";
-  wr_config *cfg = NULL;
-  wr_ingress *ing = NULL;
-  if (wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err)) != 0)
-    fail_msg("config: %s", err);
-  if (wr_ingress_parse(cfg, &ing, err, sizeof(err)) != 0) fail_msg("ingress: %s", err);
-  wr_config_free(cfg);
-  return ing;
-}
 
 static const char tag_uuid[] = "5e2c1f0a-3b4d-4c6e-8f70-123456789abc";
 
@@ -569,7 +528,7 @@ static void ctx_start(ctx *c, int app_mode) {
            oca_path, c->origins[O_TLS].port, c->origins[O_TLS].port, oca_path,
            c->origins[O_TLS].port, c->origins[O_ALT].port,
            c->origins[O_ALT2].port, c->origins[O_SECOND].port);
-  c->ing = ingress_of(yaml);
+  c->ing = unit_ingress_of(yaml);
 
   memset(&pc, 0, sizeof(pc));
   pc.loop = &c->q.loop;
@@ -583,13 +542,8 @@ static void ctx_start(ctx *c, int app_mode) {
   c->q.ecbs.on_stream_reset = e_reset;
   c->q.ecbs.on_stream_writable = e_writable;
   c->q.ecbs.on_stream_close = e_close;
-  c->q.kcbs.on_stream_open = k_open;
-  c->q.kcbs.on_stream_data = k_data;
-  c->q.kcbs.on_stream_reset = k_reset;
-  c->q.kcbs.on_stream_writable = k_writable;
-  c->q.kcbs.on_stream_close = k_sclose;
-  c->q.kcbs.on_close = k_close;
-  unit_qpair_connect(&c->q, &pki, e_accept, c, c);
+  unit_qpair_proxy_callbacks(&c->q.kcbs);
+  unit_qpair_connect(&c->q, &pki, unit_qpair_accept, c, c->proxy);
   run_until(c, ready_done, 5000);
 }
 

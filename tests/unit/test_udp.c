@@ -255,10 +255,6 @@ static int e_datagram(wr_quic_conn *qc, const uint8_t *d, size_t n, void *user) 
   return 0;
 }
 
-static void e_accept(wr_quic_endpoint *ep, wr_quic_conn *qc, void *user) {
-  (void)ep;
-  wr_quic_conn_set_user(qc, user);
-}
 
 /* ---- the connector: proxy + mux, as the supervisor wires them ----------------- */
 
@@ -303,17 +299,6 @@ static void k_close(wr_quic_conn *qc, const wr_quic_close_info *info, void *user
 
 static int ready_done(ctx *c) { return c->s_ready; }
 
-static wr_ingress *ingress_of(const char *yaml) {
-  char err[512] = "";
-  wr_config *cfg = NULL;
-  wr_ingress *ing = NULL;
-  if (wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err)) != 0)
-    fail_msg("config: %s", err);
-  if (wr_ingress_parse(cfg, &ing, err, sizeof(err)) != 0) fail_msg("ingress: %s", err);
-  wr_config_free(cfg);
-  return ing;
-}
-
 /* The connector's role: take the new rules and serve new streams with them
  * (kept until the end here, as no stream outlives the test). */
 static void remote_apply(void *user, wr_ingress *ing) {
@@ -341,7 +326,7 @@ static void ctx_start_v(ctx *c, int warp, size_t cap, int v3) {
   c->echo_port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
   uv_udp_recv_start(&c->echo, echo_alloc, echo_recv);
 
-  c->ing = ingress_of(warp ? "warp-routing:\n  enabled: true\ningress:\n  - service: "
+  c->ing = unit_ingress_of(warp ? "warp-routing:\n  enabled: true\ningress:\n  - service: "
                              "http_status:404\n"
                            : "ingress:\n  - service: http_status:404\n");
   memset(&pc, 0, sizeof(pc));
@@ -370,7 +355,7 @@ static void ctx_start_v(ctx *c, int warp, size_t cap, int v3) {
   c->q.kcbs.on_stream_close = k_sclose;
   c->q.kcbs.on_datagram = k_datagram;
   c->q.kcbs.on_close = k_close;
-  unit_qpair_connect(&c->q, &pki, e_accept, c, c);
+  unit_qpair_connect(&c->q, &pki, unit_qpair_accept, c, c);
   run_until(c, ready_done, 5000);
 }
 
