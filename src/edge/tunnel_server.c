@@ -960,23 +960,8 @@ int wr_tunnel_server_open_stream(wr_tunnel_server *ts, const char *tunnel_id,
       if (k == 0) break;
     }
     if (!best) return saw_again ? WR_AGAIN : WR_ERR_NOTFOUND;
-    wr_tunnel_stream *s = wr_xcalloc(1, sizeof(*s));
-    int64_t sid = -1;
-    int rv = best->tr->stream_open(best->t, s, &sid, &s->sh);
-    if (rv == WR_OK) {
-      s->ec = best;
-      s->sid = sid;
-      s->cbs = *cbs;
-      s->user = user;
-      s->next = best->streams;
-      if (best->streams) best->streams->prev = s;
-      best->streams = s;
-      best->nstreams++;
-      *out = s;
-      return WR_OK;
-    }
-    free(s);
-    if (rv == WR_ERR_NOMEM) return rv;
+    int rv = attach_stream(best, cbs, user, out);
+    if (rv == WR_OK || rv == WR_ERR_NOMEM) return rv;
     if (rv == WR_AGAIN) saw_again = 1;
     if (ntried == sizeof(tried) / sizeof(tried[0])) return saw_again ? WR_AGAIN : WR_ERR_NOTFOUND;
     tried[ntried++] = best;
