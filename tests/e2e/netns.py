@@ -3,6 +3,7 @@ with lo up, veth pairs between them, addresses on lo, processes started in
 them with their output in a log file, and cleanup of all of it. Nothing here
 routes off the machine. Used by tests/e2e/test_private_net.py,
 test_wireguard.py, bench/private.py and bench/wireguard.py."""
+import json
 import os
 import subprocess
 import uuid
@@ -20,6 +21,12 @@ def serve(fam, addr):
 threading.Thread(target=serve, args=(socket.AF_INET6, "fd99::5"), daemon=True).start()
 serve(socket.AF_INET, "10.99.0.5")
 """
+
+
+# Where the tests put warren-edge (--tunnel-listen, on the edge namespace's
+# veth towards the connector) and its API.
+EDGE_TUNNEL = "10.200.0.1:7844"
+EDGE_API = "127.0.0.1:18081"
 
 
 class CommandFailed(AssertionError):
@@ -113,3 +120,53 @@ class Namespaces:
         self.stop_procs()
         for ns in self.names:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def udp_echo(ns, host, family):
+    """Sends "hello-udp" from |ns| to UDP_ECHO at |host| (up to three tries
+    3 s apart; |family| is the Python expression, e.g. "socket.AF_INET") and
+    returns the answer ("" if none)."""
+    code = (f"import socket\ns = socket.socket({family}, socket.SOCK_DGRAM)\ns.settimeout(3)\n"
+            f"got = b''\nfor i in range(3):\n"
+            f"    s.sendto(b'hello-udp', ('{host}', 9053))\n"
+            f"    try:\n        got = s.recv(2048)\n        break\n    except socket.timeout:\n        pass\n"
+            f"print(got.decode())\n")
+    return sh(ns, "python3", "-c", code, check=False, timeout=30).stdout.strip()
+
+
+def edge_tunnel(warren_edge, tmp_path):
+    """`warren-edge init` in tmp_path/edge and a tunnel "net" whose
+    credentials go to tmp_path/net.json. Returns (data dir, credentials
+    path, tunnel ID)."""
+    d = tmp_path / "edge"
+    r = subprocess.run([warren_edge, "init", "--data-dir", str(d), "--zone", "example.test"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    creds = tmp_path / "net.json"
+    r = subprocess.run([warren_edge, "tunnel", "create", "--data-dir", str(d), "--out", str(creds), "net"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return d, creds, json.loads(creds.read_text())["TunnelID"]
+
+
+def route_ip_add(ns, warren, d, tid, home, cidrs):
+    """`warren tunnel route ip add CIDR TID` for each of |cidrs|, run in |ns|
+    against the edge's API at EDGE_API with the origin cert of data dir |d|."""
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "TUNNEL_API_URL": f"http://{EDGE_API}/client/v4", "NO_AUTOUPDATE": "true"}
+    for cidr in cidrs:
+        r = sh(ns, warren, "tunnel", "--origincert", str(d / "cert.pem"), "route", "ip", "add", cidr, tid,
+               env=env, timeout=60, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def connector_args(binary, d, creds, cfg, tid, icmp_srcs, extra=()):
+    """The command line of a connector (warren or cloudflared: the same flags)
+    for tunnel |tid| at EDGE_TUNNEL over QUIC, trusting data dir |d|'s CA,
+    metrics on 127.0.0.1:18090, with `tunnel run` given the ICMP sources
+    |icmp_srcs| (IPv4, IPv6): without them cloudflared dials out to find
+    one."""
+    return [binary, "tunnel", "--no-autoupdate", "--edge", EDGE_TUNNEL, "--cacert", str(d / "ca.pem"),
+            "--protocol", "quic", "--config", str(cfg), "--credentials-file", str(creds),
+            "--metrics", "127.0.0.1:18090", *extra,
+            "run", "--icmpv4-src", icmp_srcs[0], "--icmpv6-src", icmp_srcs[1], tid]

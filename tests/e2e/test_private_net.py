@@ -15,14 +15,12 @@ leaves the machine.
 Each case runs with warren as the connector, and with the real cloudflared
 when CLOUDFLARED=/path is given (default /opt/cfd/cloudflared, skipped if
 missing): both must behave the same."""
-import json
 import os
 import shutil
-import subprocess
 
 import netns
 import pytest
-from conftest import WARREN, WARREN_EDGE, run, wait_for
+from conftest import WARREN, WARREN_EDGE, wait_for
 from netns import UDP_ECHO, log_of, sh
 
 CLOUDFLARED = os.environ.get("CLOUDFLARED") or (
@@ -56,25 +54,15 @@ def net(tmp_path):
 def setup_edge(net, tmp_path, home):
     """Initialises the store, starts warren-edge with the TUN device and adds
     the IP routes through the API (as `tunnel route ip add` does)."""
-    d = tmp_path / "edge"
-    assert run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", "example.test"]).returncode == 0
-    creds = tmp_path / "net.json"
-    r = run([WARREN_EDGE, "tunnel", "create", "--data-dir", str(d), "--out", str(creds), "net"])
-    assert r.returncode == 0, r.stderr
-    edge = net.start(net.edge, [WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", "10.200.0.1:7844",
-                                "--http-listen", "127.0.0.1:18080", "--api-listen", "127.0.0.1:18081",
+    d, creds, tid = netns.edge_tunnel(WARREN_EDGE, tmp_path)
+    edge = net.start(net.edge, [WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", netns.EDGE_TUNNEL,
+                                "--http-listen", "127.0.0.1:18080", "--api-listen", netns.EDGE_API,
                                 "--tun", "wrt0", "--metrics", "127.0.0.1:18082"], "warren-edge")
     assert wait_for(lambda: "Routing private traffic from TUN device wrt0" in log_of(edge), 30), log_of(edge)
     sh(net.edge, "ip", "route", "add", "10.99.0.0/24", "dev", "wrt0", "src", "10.98.0.1")
     sh(net.edge, "ip", "route", "add", "10.77.0.0/24", "dev", "wrt0", "src", "10.98.0.1")
     sh(net.edge, "ip", "-6", "route", "add", "fd99::/64", "dev", "wrt0", "src", "fd98::1")
-    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-           "TUNNEL_API_URL": "http://127.0.0.1:18081/client/v4", "NO_AUTOUPDATE": "true"}
-    tid = json.loads(creds.read_text())["TunnelID"]
-    for cidr in ("10.99.0.0/24", "fd99::/64"):
-        r = subprocess.run(["ip", "netns", "exec", net.edge, WARREN, "tunnel", "--origincert", str(d / "cert.pem"),
-                            "route", "ip", "add", cidr, tid], capture_output=True, text=True, env=env, timeout=60)
-        assert r.returncode == 0, r.stdout + r.stderr
+    netns.route_ip_add(net.edge, WARREN, d, tid, home, ("10.99.0.0/24", "fd99::/64"))
     # The router reloads its tables from the store within its refresh period.
     assert wait_for(lambda: "warren_edge_private_routes 2" in metrics(net), 10)
     return d, creds, tid, edge
@@ -89,13 +77,8 @@ def start_connector(net, kind, d, creds, tid, tmp_path, extra=(), warp=True):
     cfg.write_text(("warp-routing:\n  enabled: true\n" if warp else "") +
                    "ingress:\n  - service: http_status:404\n")
     binary = CLOUDFLARED if kind == "cloudflared" else WARREN
-    args = [binary, "tunnel", "--no-autoupdate", "--edge", "10.200.0.1:7844", "--cacert", str(d / "ca.pem"),
-            "--protocol", "quic", "--config", str(cfg), "--credentials-file", str(creds),
-            "--metrics", "127.0.0.1:18090", *extra]
-    # `tunnel run` flags, the same for both; without them cloudflared dials
-    # out to find a source address.
-    run_args = ["run", "--icmpv4-src", "10.200.0.2", "--icmpv6-src", "fd99::5"]
-    p = net.start(net.conn, args + run_args + [tid], kind)
+    p = net.start(net.conn, netns.connector_args(binary, d, creds, cfg, tid, ("10.200.0.2", "fd99::5"), extra),
+                  kind)
     assert wait_for(lambda: "Registered tunnel connection" in log_of(p), 40), log_of(p)
     return p
 
@@ -105,12 +88,7 @@ def ping(net, *args):
 
 
 def udp_echo(net, host, family):
-    code = (f"import socket\ns = socket.socket({family}, socket.SOCK_DGRAM)\ns.settimeout(3)\n"
-            f"got = b''\nfor i in range(3):\n"
-            f"    s.sendto(b'hello-udp', ('{host}', 9053))\n"
-            f"    try:\n        got = s.recv(2048)\n        break\n    except socket.timeout:\n        pass\n"
-            f"print(got.decode())\n")
-    return sh(net.edge, "python3", "-c", code, check=False, timeout=30).stdout.strip()
+    return netns.udp_echo(net.edge, host, family)
 
 
 CONNECTORS = [

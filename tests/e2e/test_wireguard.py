@@ -96,23 +96,13 @@ def metric(net, name):
 
 def setup_edge(net, tmp_path, home, env=None):
     """Store, edge with the WireGuard listener, a tunnel and its IP routes."""
-    d = tmp_path / "edge"
-    assert run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", "example.test"]).returncode == 0
-    creds = tmp_path / "net.json"
-    r = run([WARREN_EDGE, "tunnel", "create", "--data-dir", str(d), "--out", str(creds), "net"])
-    assert r.returncode == 0, r.stderr
-    edge = net.start(net.edge, [WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", "10.200.0.1:7844",
-                                "--http-listen", "127.0.0.1:18080", "--api-listen", "127.0.0.1:18081",
+    d, creds, tid = netns.edge_tunnel(WARREN_EDGE, tmp_path)
+    edge = net.start(net.edge, [WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", netns.EDGE_TUNNEL,
+                                "--http-listen", "127.0.0.1:18080", "--api-listen", netns.EDGE_API,
                                 "--wireguard-listen", "0.0.0.0:51820",
                                 "--metrics", f"127.0.0.1:{EDGE_PORT_METRICS}"], "warren-edge", env=env)
     assert wait_for(lambda: "Serving WireGuard on 0.0.0.0:51820" in log_of(edge), 30), log_of(edge)
-    cenv = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "TUNNEL_API_URL": "http://127.0.0.1:18081/client/v4", "NO_AUTOUPDATE": "true"}
-    tid = json.loads(creds.read_text())["TunnelID"]
-    for cidr in ("10.99.0.0/24", "fd99::/64"):
-        r = sh(net.edge, WARREN, "tunnel", "--origincert", str(d / "cert.pem"), "route", "ip", "add",
-               cidr, tid, env=cenv, timeout=60, check=False)
-        assert r.returncode == 0, r.stdout + r.stderr
+    netns.route_ip_add(net.edge, WARREN, d, tid, home, ("10.99.0.0/24", "fd99::/64"))
     return d, creds, tid, edge
 
 
@@ -120,11 +110,7 @@ def start_connector(net, kind, d, creds, tid, tmp_path):
     cfg = tmp_path / "connector.yml"
     cfg.write_text("warp-routing:\n  enabled: true\ningress:\n  - service: http_status:404\n")
     binary = CLOUDFLARED if kind == "cloudflared" else WARREN
-    args = [binary, "tunnel", "--no-autoupdate", "--edge", "10.200.0.1:7844", "--cacert", str(d / "ca.pem"),
-            "--protocol", "quic", "--config", str(cfg), "--credentials-file", str(creds),
-            "--metrics", "127.0.0.1:18090", "run", "--icmpv4-src", "10.99.0.1", "--icmpv6-src", "fd99::5",
-            tid]
-    p = net.start(net.conn, args, kind)
+    p = net.start(net.conn, netns.connector_args(binary, d, creds, cfg, tid, ("10.99.0.1", "fd99::5")), kind)
     assert wait_for(lambda: "Registered tunnel connection" in log_of(p), 40), log_of(p)
     return p
 
@@ -175,12 +161,7 @@ def ping(net, *args, count=2, wait=5):
 
 
 def udp_echo(net, host, family):
-    code = (f"import socket\ns = socket.socket({family}, socket.SOCK_DGRAM)\ns.settimeout(3)\n"
-            f"got = b''\nfor i in range(3):\n"
-            f"    s.sendto(b'hello-udp', ('{host}', 9053))\n"
-            f"    try:\n        got = s.recv(2048)\n        break\n    except socket.timeout:\n        pass\n"
-            f"print(got.decode())\n")
-    return sh(net.client, "python3", "-c", code, check=False, timeout=30).stdout.strip()
+    return netns.udp_echo(net.client, host, family)
 
 
 def curl(net, *args):
