@@ -311,18 +311,25 @@ static void wait_for(wr_icmp_proxy *p, got *g, size_t want, int no_flows) {
   uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 }
 
+/* A proxy with |c|, or the test skipped when this host cannot send ICMP
+ * for IP version |ip| (no ping socket: see ping_group_range). */
+static wr_icmp_proxy *loopback_proxy(const wr_icmp_proxy_config *c, int ip) {
+  wr_icmp_proxy *p;
+  assert_int_equal(wr_icmp_proxy_new(c, &p), 0);
+  if (!wr_icmp_proxy_enabled(p, ip)) {
+    wr_icmp_proxy_free(p);
+    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+    skip();
+  }
+  return p;
+}
+
 /* The capture replayed against 127.0.0.1 through real sockets: the
  * connector's replies are byte for byte the captured ones. */
 static void test_loopback_v4_vectors(void **state) {
   (void)state;
   wr_icmp_proxy_config c = {.loop = uv_default_loop(), .src4 = "127.0.0.1", .src6 = "::1"};
-  wr_icmp_proxy *p;
-  assert_int_equal(wr_icmp_proxy_new(&c, &p), 0);
-  if (!wr_icmp_proxy_enabled(p, 4)) {
-    wr_icmp_proxy_free(p);
-    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
-    skip();
-  }
+  wr_icmp_proxy *p = loopback_proxy(&c, 4);
   vec v[8];
   size_t n = load_icmp_vectors(v, 8);
   got g = {0};
@@ -364,13 +371,7 @@ static void test_loopback_flows(void **state) {
   (void)state;
   wr_icmp_proxy_config c = {.loop = uv_default_loop(), .src4 = "127.0.0.1", .src6 = "::1",
                             .max_flows = 2, .idle_timeout_ms = 3000};
-  wr_icmp_proxy *p;
-  assert_int_equal(wr_icmp_proxy_new(&c, &p), 0);
-  if (!wr_icmp_proxy_enabled(p, 4)) {
-    wr_icmp_proxy_free(p);
-    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
-    skip();
-  }
+  wr_icmp_proxy *p = loopback_proxy(&c, 4);
   wr_ipaddr a = addr("10.0.0.2"), b = addr("10.0.0.3"), h = addr("127.0.0.1");
   uint8_t pkt[128];
   got ga = {0}, gb = {0}, gb2 = {0};
@@ -417,13 +418,7 @@ static void test_loopback_flows(void **state) {
 static void test_loopback_v6(void **state) {
   (void)state;
   wr_icmp_proxy_config c = {.loop = uv_default_loop(), .src4 = "127.0.0.1", .src6 = "::1"};
-  wr_icmp_proxy *p;
-  assert_int_equal(wr_icmp_proxy_new(&c, &p), 0);
-  if (!wr_icmp_proxy_enabled(p, 6)) {
-    wr_icmp_proxy_free(p);
-    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
-    skip();
-  }
+  wr_icmp_proxy *p = loopback_proxy(&c, 6);
   wr_ipaddr a = addr("fd00::2"), h = addr("::1");
   uint8_t pkt[128];
   got g = {0};
