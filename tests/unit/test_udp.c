@@ -453,6 +453,19 @@ static int watched_returned(ctx *c) {
   return watched->returned > 0;
 }
 
+/* Calls |method| of |iface| on a new stream and waits for the answer; the
+ * stream is then shut down as the edge does. Returns the stream (freed by
+ * the caller). */
+static erpc *edge_call(ctx *c, uint64_t iface, uint16_t method, wr_rpc_fill_fn fill, void *params,
+                       wr_rpc_return_fn on_return) {
+  erpc *r = edge_open(c, 1);
+  assert_int_equal(wr_rpc_session_call(r->s, iface, method, fill, params, on_return, r, NULL), 0);
+  watched = r;
+  run_until(c, watched_returned, 5000);
+  wr_rpc_session_shutdown(r->s);
+  return r;
+}
+
 /* Calls registerUdpSession on a new stream and waits for the answer; the
  * stream is then shut down as the edge does. Returns the stream (freed by
  * the caller). */
@@ -473,41 +486,17 @@ static erpc *edge_register(ctx *c, const uint8_t id[16], const char *ip, uint16_
   p.dst_ip = addr;
   p.dst_port = port;
   p.close_after_idle_ns = idle_ns;
-  erpc *r = edge_open(c, 1);
-  assert_int_equal(wr_rpc_session_call(r->s, WR_TUNNELRPC_SESSION_MANAGER,
-                                       WR_TUNNELRPC_REGISTER_UDP_SESSION, fill_register, &p,
-                                       on_register_ret, r, NULL),
-                   0);
-  watched = r;
-  run_until(c, watched_returned, 5000);
-  wr_rpc_session_shutdown(r->s);
-  return r;
+  return edge_call(c, WR_TUNNELRPC_SESSION_MANAGER, WR_TUNNELRPC_REGISTER_UDP_SESSION, fill_register, &p, on_register_ret);
 }
 
 static erpc *edge_unregister(ctx *c, const uint8_t id[16], const char *msg) {
   wr_tunnelrpc_udp_unregister_params p = {id, 16, msg, strlen(msg)};
-  erpc *r = edge_open(c, 1);
-  assert_int_equal(wr_rpc_session_call(r->s, WR_TUNNELRPC_SESSION_MANAGER,
-                                       WR_TUNNELRPC_UNREGISTER_UDP_SESSION, fill_unregister, &p,
-                                       on_empty_ret, r, NULL),
-                   0);
-  watched = r;
-  run_until(c, watched_returned, 5000);
-  wr_rpc_session_shutdown(r->s);
-  return r;
+  return edge_call(c, WR_TUNNELRPC_SESSION_MANAGER, WR_TUNNELRPC_UNREGISTER_UDP_SESSION, fill_unregister, &p, on_empty_ret);
 }
 
 static erpc *edge_update(ctx *c, int32_t version, const char *json) {
   wr_tunnelrpc_config_params p = {version, (const uint8_t *)json, strlen(json)};
-  erpc *r = edge_open(c, 1);
-  assert_int_equal(wr_rpc_session_call(r->s, WR_TUNNELRPC_CONFIGURATION_MANAGER,
-                                       WR_TUNNELRPC_UPDATE_CONFIGURATION, fill_config, &p,
-                                       on_config_ret, r, NULL),
-                   0);
-  watched = r;
-  run_until(c, watched_returned, 5000);
-  wr_rpc_session_shutdown(r->s);
-  return r;
+  return edge_call(c, WR_TUNNELRPC_CONFIGURATION_MANAGER, WR_TUNNELRPC_UPDATE_CONFIGURATION, fill_config, &p, on_config_ret);
 }
 
 static size_t want_dg;
