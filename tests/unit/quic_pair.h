@@ -27,6 +27,10 @@ typedef struct unit_qpair {
   wr_quic_conn *cconn;
 } unit_qpair;
 
+/* The group setup of a suite that uses the pair: logging off and a test PKI
+ * (unit_pki_make) in /tmp/<prefix>-XXXXXX for quic.cftunnel.com. Returns 0
+ * or -1. */
+int unit_qpair_pki(unit_pki *pki, const char *prefix);
 /* Clears |q|, starts its loop and timers. */
 void unit_qpair_init(unit_qpair *q);
 /* TLS from |pki| (server cert/key, client trusts pki->ca), the edge endpoint
@@ -44,6 +48,19 @@ void unit_qpair_dial(unit_qpair *q, const unit_pki *pki, const wr_quic_callbacks
 void unit_qpair_run_at(unit_qpair *q, int (*done)(void *arg), void *arg, uint64_t ms, int line);
 /* Runs the loop for |ms|, whatever happens (lets traffic settle). */
 void unit_qpair_run_for(unit_qpair *q, uint64_t ms);
+/* Defines run_until(c, done, ms) for a suite's context type |T| that holds
+ * the pair as member |q| and `int (*done)(T *)` as member |done|: runs the
+ * loop until done(c), as unit_qpair_run_at. */
+#define UNIT_QPAIR_RUN_UNTIL(T)                                                 \
+  static int T##_done(void *arg) {                                              \
+    T *c_ = arg;                                                                \
+    return c_->done(c_);                                                        \
+  }                                                                             \
+  static void run_until_at(T *c, int (*done)(T *), uint64_t ms, int line) {     \
+    c->done = done;                                                             \
+    unit_qpair_run_at(&c->q, T##_done, c, ms, line);                            \
+  }
+#define run_until(c, done, ms) run_until_at((c), (done), (ms), __LINE__)
 /* Frees the client and server endpoints (their connections close). */
 void unit_qpair_free_endpoints(unit_qpair *q);
 /* Closes the timers, runs the loop until every handle closed, asserts it

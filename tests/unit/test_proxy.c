@@ -44,10 +44,9 @@ static char oca_path[128], ocert_path[128], okey_path[128], sock_path[128];
 static int group_setup(void **state) {
   char err[256];
   wr_pem_pair oca = {0}, osrv = {0};
-  static const char *const dns[] = {"quic.cftunnel.com"};
   static const char *const odns[] = {"localhost"};
   (void)state;
-  if (unit_pki_make(&pki, "wr-proxy", "quic.cftunnel.com", dns, 1) != 0) return -1;
+  if (unit_qpair_pki(&pki, "wr-proxy") != 0) return -1;
   snprintf(oca_path, sizeof(oca_path), "%s/origin-ca.pem", pki.dir);
   snprintf(ocert_path, sizeof(ocert_path), "%s/origin.pem", pki.dir);
   snprintf(okey_path, sizeof(okey_path), "%s/origin.key", pki.dir);
@@ -61,7 +60,6 @@ static int group_setup(void **state) {
   unit_write_file(okey_path, osrv.key);
   wr_pem_pair_free(&oca);
   wr_pem_pair_free(&osrv);
-  wr_log_set_level(WR_LOG_OFF);
   return 0;
 }
 
@@ -395,16 +393,7 @@ static void origin_start(ctx *c, int idx, const char *name, int mode, int is_uni
 
 /* ---- the edge (QUIC server) and the connector (QUIC client + proxy) --------- */
 
-static int ctx_done(void *arg) {
-  ctx *c = arg;
-  return c->done(c);
-}
-
-static void run_until_at(ctx *c, int (*done)(ctx *c), uint64_t ms, int line) {
-  c->done = done;
-  unit_qpair_run_at(&c->q, ctx_done, c, ms, line);
-}
-#define run_until(c, done, ms) run_until_at((c), (done), (ms), __LINE__)
+UNIT_QPAIR_RUN_UNTIL(ctx)
 
 static void gen_more(estream *e) {
   uint8_t buf[32768];

@@ -34,10 +34,8 @@
 static unit_pki pki;
 
 static int group_setup(void **state) {
-  static const char *const dns[] = {"quic.cftunnel.com"};
   (void)state;
-  wr_log_set_level(WR_LOG_OFF);
-  return unit_pki_make(&pki, "wr-ptcp", "quic.cftunnel.com", dns, 1);
+  return unit_qpair_pki(&pki, "wr-ptcp");
 }
 
 static int group_teardown(void **state) {
@@ -167,16 +165,7 @@ static void origin_start(ctx *c, int idx, int mode) {
 
 /* ---- the loop ---------------------------------------------------------------- */
 
-static int ctx_done(void *arg) {
-  ctx *c = arg;
-  return c->done(c);
-}
-
-static void run_until_at(ctx *c, int (*done)(ctx *c), uint64_t ms, int line) {
-  c->done = done;
-  unit_qpair_run_at(&c->q, ctx_done, c, ms, line);
-}
-#define run_until(c, done, ms) run_until_at((c), (done), (ms), __LINE__)
+UNIT_QPAIR_RUN_UNTIL(ctx)
 
 /* ---- QUIC: edge side and connector side ------------------------------------------ */
 
