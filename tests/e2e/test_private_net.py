@@ -91,6 +91,18 @@ def udp_echo(net, host, family):
     return netns.udp_echo(net.edge, host, family)
 
 
+def assert_private_host_answers(net):
+    """ping and ping -6 get every reply (IPv4 from the private host itself),
+    and the UDP echo answers over IPv4 and IPv6."""
+    r = ping(net, "10.99.0.5")
+    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
+    assert "from 10.99.0.5" in r.stdout
+    r = ping(net, "-6", "fd99::5")
+    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
+    assert udp_echo(net, "10.99.0.5", "socket.AF_INET") == "echo:hello-udp"
+    assert udp_echo(net, "fd99::5", "socket.AF_INET6") == "echo:hello-udp"
+
+
 CONNECTORS = [
     pytest.param("cloudflared", marks=pytest.mark.skipif(not CLOUDFLARED, reason="needs CLOUDFLARED")),
     pytest.param("warren"),
@@ -114,14 +126,7 @@ def test_ping_and_udp_through_the_tun(net, tmp_path, home, kind):
     net.start(net.conn, ["python3", "-c", UDP_ECHO], "udp-echo")
     start_connector(net, kind, d, creds, tid, tmp_path)
 
-    r = ping(net, "10.99.0.5")
-    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
-    assert "from 10.99.0.5" in r.stdout
-    r = ping(net, "-6", "fd99::5")
-    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
-
-    assert udp_echo(net, "10.99.0.5", "socket.AF_INET") == "echo:hello-udp"
-    assert udp_echo(net, "fd99::5", "socket.AF_INET6") == "echo:hello-udp"
+    assert_private_host_answers(net)
 
     # Behaviour is what counts; the metrics must say the same.
     m = metrics(net)
@@ -318,13 +323,7 @@ def test_datagram_v3(net, tmp_path, home):
     assert wait_for(lambda: "datagrams=v3" in log_of(edge), 10), log_of(edge)
     assert "datagrams=v2" not in log_of(edge)
 
-    r = ping(net, "10.99.0.5")
-    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
-    assert "from 10.99.0.5" in r.stdout
-    r = ping(net, "-6", "fd99::5")
-    assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
-    assert udp_echo(net, "10.99.0.5", "socket.AF_INET") == "echo:hello-udp"
-    assert udp_echo(net, "fd99::5", "socket.AF_INET6") == "echo:hello-udp"
+    assert_private_host_answers(net)
 
     r = ping(net, "-t", "1", "10.99.0.5")
     assert "Time to live exceeded" in r.stdout and "From 10.200.0.2" in r.stdout, r.stdout + r.stderr
