@@ -758,6 +758,17 @@ size_t wr_tunnel_server_count(const wr_tunnel_server *ts, const char *tunnel_id)
   return n;
 }
 
+static void conn_info(const edge_conn *ec, wr_tunnel_conn_info *out) {
+  memset(out, 0, sizeof(*out));
+  memcpy(out->conn_id, ec->conn_id, sizeof(out->conn_id));
+  memcpy(out->tunnel_id, ec->tunnel_id, sizeof(out->tunnel_id));
+  memcpy(out->client_id, ec->client_id, sizeof(out->client_id));
+  out->conn_index = ec->conn_index;
+  out->quic = ec->quic;
+  out->protocol = ec->tr->name;
+  out->datagram_v3 = ec->datagram_v3;
+}
+
 int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size_t i,
                          wr_tunnel_conn_info *out) {
   size_t n = wr_tunnel_server_count(ts, tunnel_id), k = 0;
@@ -767,14 +778,7 @@ int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size
   for (const edge_conn *ec = ts->conns; ec; ec = ec->next) {
     if (!matches(ec, tunnel_id)) continue;
     if (k++ != want) continue;
-    memset(out, 0, sizeof(*out));
-    memcpy(out->conn_id, ec->conn_id, sizeof(out->conn_id));
-    memcpy(out->tunnel_id, ec->tunnel_id, sizeof(out->tunnel_id));
-    memcpy(out->client_id, ec->client_id, sizeof(out->client_id));
-    out->conn_index = ec->conn_index;
-    out->quic = ec->quic;
-    out->protocol = ec->tr->name;
-    out->datagram_v3 = ec->datagram_v3;
+    conn_info(ec, out);
     return WR_OK;
   }
   return WR_ERR_NOTFOUND;
@@ -899,14 +903,7 @@ int wr_tunnel_server_find(const wr_tunnel_server *ts, const char *conn_id,
                           wr_tunnel_conn_info *out) {
   edge_conn *ec = find_conn(ts, conn_id);
   if (!ec) return WR_ERR_NOTFOUND;
-  memset(out, 0, sizeof(*out));
-  memcpy(out->conn_id, ec->conn_id, sizeof(out->conn_id));
-  memcpy(out->tunnel_id, ec->tunnel_id, sizeof(out->tunnel_id));
-  memcpy(out->client_id, ec->client_id, sizeof(out->client_id));
-  out->conn_index = ec->conn_index;
-  out->quic = ec->quic;
-  out->protocol = ec->tr->name;
-  out->datagram_v3 = ec->datagram_v3;
+  conn_info(ec, out);
   return WR_OK;
 }
 
