@@ -446,6 +446,19 @@ static void h_close(void *user, int status, const char *msg) {
   if (was_registered) notify_change(s);
 }
 
+/* After a dial: connecting, or on |rv| != WR_OK the failure counted and the
+ * next attempt scheduled. */
+static void dialed(slot *sl, int rv) {
+  if (rv != WR_OK) {
+    wr_error("connIndex=%u: cannot dial %s: %s", sl->index, sl->edge, wr_strerror(rv));
+    sl->failures++;
+    sl->end = END_UNREACHABLE;
+    uv_timer_start(&sl->timer, slot_timer_cb, retry_delay(sl), 0);
+    return;
+  }
+  sl->state = SL_CONNECTING;
+}
+
 static void slot_connect_h2(slot *sl) {
   wr_supervisor *s = sl->sup;
   wr_h2_link_config lc;
@@ -462,15 +475,7 @@ static void slot_connect_h2(slot *sl) {
   lc.user = sl;
   edge_ip16(edge, sl->edge_ip);
   sl->end = END_NONE;
-  int rv = wr_h2_link_dial(&lc, &sl->h2);
-  if (rv != WR_OK) {
-    wr_error("connIndex=%u: cannot dial %s: %s", sl->index, sl->edge, wr_strerror(rv));
-    sl->failures++;
-    sl->end = END_UNREACHABLE;
-    uv_timer_start(&sl->timer, slot_timer_cb, retry_delay(sl), 0);
-    return;
-  }
-  sl->state = SL_CONNECTING;
+  dialed(sl, wr_h2_link_dial(&lc, &sl->h2));
 }
 
 static const wr_quic_callbacks quic_cbs = {
@@ -508,15 +513,7 @@ static void slot_connect(slot *sl) {
   if (s->max_stream_window && s->max_stream_window < QUIC_START_STREAM_WINDOW)
     qc.stream_window = s->max_stream_window;
   sl->end = END_NONE;
-  int rv = wr_quic_endpoint_client(s->loop, s->tls, &qc, edge, &quic_cbs, sl, &sl->ep, &sl->conn);
-  if (rv != WR_OK) {
-    wr_error("connIndex=%u: cannot dial %s: %s", sl->index, sl->edge, wr_strerror(rv));
-    sl->failures++;
-    sl->end = END_UNREACHABLE;
-    uv_timer_start(&sl->timer, slot_timer_cb, retry_delay(sl), 0);
-    return;
-  }
-  sl->state = SL_CONNECTING;
+  dialed(sl, wr_quic_endpoint_client(s->loop, s->tls, &qc, edge, &quic_cbs, sl, &sl->ep, &sl->conn));
 }
 
 /* ---- public ------------------------------------------------------------------ */
