@@ -58,7 +58,7 @@ class Bench(netns.Namespaces):
     def log(self, p):
         return log_of(p)
 
-    def wg_go(self, ns, ifname, conf, addr, routes):
+    def wg_go(self, ns, ifname, conf, addr, routes, mtu=None):
         self.start(ns, ["wireguard-go", "-f", ifname], f"wg-{ns}-{ifname}",
                    env={"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"})
         if not wait_for(lambda: sh(ns, "wg", "show", ifname, check=False).returncode == 0, 10):
@@ -68,6 +68,8 @@ class Bench(netns.Namespaces):
             f.write(conf)
         sh(ns, "wg", "setconf", ifname, path)
         sh(ns, "ip", "addr", "add", addr, "dev", ifname)
+        if mtu:
+            sh(ns, "ip", "link", "set", ifname, "mtu", mtu)
         sh(ns, "ip", "link", "set", ifname, "up")
         for r in routes:
             sh(ns, "ip", "route", "add", r, "dev", ifname)
@@ -104,14 +106,19 @@ def through_edge(b):
         raise RuntimeError(b.log(conn))
     out = subprocess.run([edge_bin, "device", "add", "--data-dir", d, "--endpoint", "10.201.0.1:51820",
                           "bench"], check=True, capture_output=True, text=True).stdout
-    kept, addr = [], None
+    # What wg-quick does with the printed configuration: Address and MTU
+    # become `ip addr` / `ip link set mtu`, the rest goes to `wg setconf`.
+    kept, addr, mtu = [], None, None
     for ln in out.splitlines():
         k = ln.split("=", 1)[0].strip().lower()
         if k == "address":
             addr = ln.split("=", 1)[1].split(",")[0].strip()
             continue
+        if k == "mtu":
+            mtu = ln.split("=", 1)[1].strip()
+            continue
         kept.append(ln)
-    b.wg_go(b.c, "wgc" + b.tag, "\n".join(kept) + "\n", addr, ["10.99.0.0/24"])
+    b.wg_go(b.c, "wgc" + b.tag, "\n".join(kept) + "\n", addr, ["10.99.0.0/24"], mtu)
     return b.iperf("10.99.0.5")
 
 
