@@ -108,7 +108,7 @@ static int quick_limits(wr__api_ctx *c, const char *account_id, const char *sour
 }
 
 static json_t *quick_result(const wr_api *a, const wr_tunnel *t, const char *host) {
-  char b64[WR_BASE64_ENCODED_SIZE(WR_STORE_SECRET_MAX)], url[WR_STORE_HOST_MAX + 32];
+  char b64[WR_BASE64_ENCODED_SIZE(WR_STORE_SECRET_MAX)], url[WR_STORE_HOST_MAX + 96];
   wr_base64_encode(t->secret, t->secret_len, b64, sizeof(b64), 1);
   if (a->quick_url_port && a->quick_url_port != 80)
     snprintf(url, sizeof(url), "http://%s:%u", host, a->quick_url_port);
