@@ -265,6 +265,10 @@ int wr_cli_main(const wr_cmd *root, const char *prog, int argc, char **argv) {
     } else {
       opts_apply_env(&p.o);
       rv = cmd->fn(cmd, &p.o, p.npos, p.pos);
+      if (rv == WR_CLI_SHOW_HELP) {
+        wr_cli_print_help(prog, p.path, p.depth);
+        rv = WR_EXIT_USAGE;
+      }
     }
   }
   wr_opts_free(&p.o);

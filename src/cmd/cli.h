@@ -30,6 +30,10 @@ typedef struct wr_cmd {
 #define WR_EXIT_OK 0
 #define WR_EXIT_FAIL 1
 #define WR_EXIT_USAGE 2
+/* Returned by a command that has nothing to do with these arguments: the
+ * CLI prints its help and exits WR_EXIT_USAGE, as for a command without a
+ * function. */
+#define WR_CLI_SHOW_HELP (-2)
 
 /* Parses argv against |root| and runs the selected command. Prints help for
  * -h/--help/help, the version for --version/-v/version. Returns the exit code. */

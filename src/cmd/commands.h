@@ -13,6 +13,18 @@ int wr_cmd_ingress_rule(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv)
 
 /* warren tunnel run (tunnel_run.c) */
 int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+/* warren tunnel --url|--hello-world without credentials: a quick tunnel
+ * from --quick-service, then run (tunnel_run.c); other uses of bare
+ * `warren tunnel` print its help. */
+int wr_cmd_tunnel(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+/* The quick tunnel service's answer (tunnel_quick.c): POST SERVICE/tunnel,
+ * credentials and the URL to print into |cred| and |url|. 0, or -1 with
+ * |err|. */
+struct wr_credentials;
+int wr__quick_tunnel_request(const char *service, const char *ca_file, struct wr_credentials *cred,
+                             char *url, size_t urllen, char *err, size_t errlen);
+/* cloudflared's banner around |url|, as info lines. */
+void wr__quick_tunnel_banner(const char *url);
 /* warren tunnel ready (tunnel_ready.c) */
 int wr_cmd_tunnel_ready(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 

@@ -189,6 +189,26 @@ static int dns_update_flags(const wr_opts *o, wr_edge_options *eo, char *keybuf,
   return 0;
 }
 
+/* --quick-tunnels-*. Returns 0, or -1 after printing why. */
+static int quick_flags(const wr_opts *o, wr_edge_options *eo) {
+  const char *ps = wr_opts_get(o, "quick-tunnels-per-source"), *mx = wr_opts_get(o, "quick-tunnels-max");
+  const char *idle = wr_opts_get(o, "quick-tunnels-idle");
+  long long per = ps ? atoll(ps) : 5, max = mx ? atoll(mx) : 100, ns = 0;
+  eo->quick.account = wr_opts_get(o, "quick-tunnels-account");
+  eo->quick.zone = wr_opts_get(o, "quick-tunnels-zone");
+  if (per < 1 || max < 1 || (idle && (wr_parse_duration(idle, &ns) != 0 || ns < 1000000000LL))) {
+    fprintf(stderr,
+            "%s run: --quick-tunnels-per-source and --quick-tunnels-max must be at least 1, "
+            "--quick-tunnels-idle at least 1s\n",
+            o->prog);
+    return -1;
+  }
+  eo->quick.per_source = (unsigned)per;
+  eo->quick.max = (size_t)max;
+  eo->quick.idle_s = idle ? ns / 1000000000LL : 0;
+  return 0;
+}
+
 /* --loglevel. Returns 0, or -1 after printing why. */
 static int log_level_flag(const wr_opts *o) {
   const char *lvl = wr_opts_get(o, "loglevel");
@@ -230,7 +250,7 @@ static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, siz
       listen_flag(o, "http-listen", 1, &eo->http) != 0 ||
       listen_flag(o, "dns-listen", 0, &eo->dns) != 0 || metrics_flag(o, eo) != 0 ||
       visitor_limits(o, eo) != 0 || half_open_limits(o, eo) != 0 || tun_flags(o, eo) != 0 ||
-      wireguard_flags(o, eo) != 0)
+      wireguard_flags(o, eo) != 0 || quick_flags(o, eo) != 0)
     return WR_EXIT_USAGE;
   /* These two have always been run-time failures (exit 1), not usage. */
   if (listen_flag(o, "api-listen", 0, &eo->api) != 0 ||

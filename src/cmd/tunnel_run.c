@@ -93,7 +93,6 @@ static const struct noop_flag {
     {"use-reconnect-token", NOOP_LEGACY},
     {"stdin-control", "warren reads no commands from stdin"},
     {"ui", "warren has no terminal UI"},
-    {"quick-service", "warren has no quick tunnels"},
     {"local-ssh-port", NOOP_SSH},
     {"ssh-idle-timeout", NOOP_SSH},
     {"ssh-max-timeout", NOOP_SSH},
@@ -144,6 +143,7 @@ typedef struct run_inputs {
   size_t ntags;
   struct sockaddr_storage bind;   /* --edge-bind-address */
   int has_bind;
+  int have_cred;                  /* |cred| is a quick tunnel's: no lookup */
 } run_inputs;
 
 /* ---- credentials ------------------------------------------------------------ */
@@ -453,7 +453,8 @@ static int resolve_inputs(wr_opts *o, int argc, char **argv, run_inputs *in) {
   char err[ERRLEN];
   if (read_token_file(o) != 0) return -1;
   if (parse_tags(o, in) != 0 || parse_bind(o, in) != 0) return -1;
-  if (load_credentials(o, in->cfg, argc, argv, &in->cred, err, sizeof(err)) != WR_OK ||
+  if ((!in->have_cred &&
+       load_credentials(o, in->cfg, argc, argv, &in->cred, err, sizeof(err)) != WR_OK) ||
       resolve_edges(o, in->has_bind ? &in->bind : NULL, in->edges, WR_SUPERVISOR_MAX_CONNS,
                     &in->nedges, err, sizeof(err)) != WR_OK ||
       wr_ingress_load(in->cfg, o, &in->ing, err, sizeof(err)) != WR_OK) {
@@ -630,29 +631,72 @@ static int serve(wr_connector_options *co, const wr_opts *o, const wr_config *cf
   return code;
 }
 
-int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+/* A quick tunnel's credentials from |service| into in->cred, and the
+ * banner. 0, or -1 after saying why. */
+static int quick_credentials(wr_opts *o, const char *service, run_inputs *in) {
+  char err[ERRLEN], url[1024];
+  if (wr__quick_tunnel_request(service, NULL, &in->cred, url, sizeof(url), err, sizeof(err)) != 0) {
+    wr_error("%s", err);
+    return -1;
+  }
+  in->have_cred = 1;
+  wr__quick_tunnel_banner(url);
+  /* cloudflared: quick tunnels are not for production, one connection. */
+  wr_opts_set(o, "ha-connections", "1", WR_SRC_CLI);
+  return 0;
+}
+
+/* Runs the tunnel the flags name, or with |quick_service| a quick tunnel
+ * from it. Returns the exit code. */
+static int run_tunnel(wr_opts *o, int argc, char **argv, const char *quick_service) {
   char err[ERRLEN];
   run_inputs in;
   wr_connector_options co;
   int rv;
-  (void)cmd;
 
   memset(&in, 0, sizeof(in));
-  if (argc > 1) {
-    fprintf(stderr, "%s tunnel run: too many arguments; give one tunnel ID\n", o->prog);
-    return WR_EXIT_USAGE;
-  }
   rv = wr_config_load_opts(o, &in.cfg, err, sizeof(err));
   if (rv != WR_OK && rv != WR_ERR_NOTFOUND) {
     fprintf(stderr, "%s\n", err);
     return WR_EXIT_FAIL;
   }
   rv = WR_EXIT_FAIL;
-  if (log_and_protocol(o) == 0 && resolve_inputs(o, argc, argv, &in) == 0) {
+  if (log_and_protocol(o) == 0 && (!quick_service || quick_credentials(o, quick_service, &in) == 0) &&
+      resolve_inputs(o, argc, argv, &in) == 0) {
     connector_options(o, &in, &co);
     rv = serve(&co, o, in.cfg);
   }
+  explicit_bzero(&in.cred, sizeof(in.cred));
   run_free(&in);
   if (rv == WR_EXIT_OK) wr_info("Tunnel server stopped");
   return rv;
+}
+
+int wr_cmd_tunnel_run(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  if (argc > 1) {
+    fprintf(stderr, "%s tunnel run: too many arguments; give one tunnel ID\n", o->prog);
+    return WR_EXIT_USAGE;
+  }
+  return run_tunnel(o, argc, argv, NULL);
+}
+
+/* cloudflared's TunnelCommand: --url or --hello-world with a
+ * --quick-service (default https://api.trycloudflare.com) asks that
+ * service for a quick tunnel. With credentials (--token, --token-file,
+ * --credentials-file, --credentials-contents) the named tunnel runs
+ * instead: warren does not throw given credentials away. */
+int wr_cmd_tunnel(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  static const char *const cred_flags[] = {"token", "token-file", "credentials-file",
+                                           "credentials-contents"};
+  const char *svc = wr_opts_get(o, "quick-service");
+  (void)cmd;
+  if (argc > 0 || !(wr_opts_isset(o, "url") || wr_opts_isset(o, "hello-world")))
+    return WR_CLI_SHOW_HELP;
+  for (size_t i = 0; i < sizeof(cred_flags) / sizeof(cred_flags[0]); i++) {
+    const char *v = wr_opts_get(o, cred_flags[i]);
+    if (v && *v) return run_tunnel(o, 0, NULL, NULL);
+  }
+  if (!svc || !*svc) return WR_CLI_SHOW_HELP;
+  return run_tunnel(o, 0, NULL, svc);
 }

@@ -43,6 +43,16 @@ static const wr_flag run_flags[] = {
     {"tun-vnet", NULL, NULL, WR_FLAG_STRING, NULL,
      "Virtual network (ID or name) of that account (default: the account's default network)"},
     {"tun-mtu", NULL, NULL, WR_FLAG_INT, "1280", "MTU of the TUN device (1280-9000)"},
+    {"quick-tunnels-account", NULL, NULL, WR_FLAG_STRING, NULL,
+     "Serve quick tunnels (POST /tunnel on --api-listen, what `warren tunnel --url` and "
+     "`cloudflared tunnel --url` ask --quick-service for) in this account (ID or name); off unless set"},
+    {"quick-tunnels-zone", NULL, NULL, WR_FLAG_STRING, NULL,
+     "Zone (name or ID) of the quick tunnels' random hostnames (default: the account's first zone)"},
+    {"quick-tunnels-per-source", NULL, NULL, WR_FLAG_INT, "5",
+     "Quick tunnels one source address (an IPv6 /64) may create before it must wait (1 minute, doubling)"},
+    {"quick-tunnels-max", NULL, NULL, WR_FLAG_INT, "100", "Live quick tunnels at most"},
+    {"quick-tunnels-idle", NULL, NULL, WR_FLAG_DURATION, "5m",
+     "Delete a quick tunnel and its hostname after this long without a connector"},
     {"wireguard-listen", NULL, NULL, WR_FLAG_STRING, NULL,
      "UDP address (e.g. 0.0.0.0:51820) for WireGuard clients: the devices of `device add` reach "
      "their account's IP routes through the tunnels"},

@@ -110,7 +110,7 @@ static const wr_flag tunnel_flags[] = {
     {"use-reconnect-token", NULL, "TUNNEL_USE_RECONNECT_TOKEN", WR_FLAG_BOOL, "true", "Reconnect tokens (h2mux) (accepted; no effect in warren)"},
     {"stdin-control", NULL, "STDIN_CONTROL", WR_FLAG_BOOL, NULL, "Reconnect commands on stdin (cloudflared testing) (accepted; no effect in warren)"},
     {"ui", NULL, NULL, WR_FLAG_BOOL, NULL, "Terminal UI (removed from cloudflared) (accepted; no effect in warren)"},
-    {"quick-service", NULL, NULL, WR_FLAG_STRING, "https://api.trycloudflare.com", "Quick tunnel service (accepted; no effect in warren)"},
+    {"quick-service", NULL, NULL, WR_FLAG_STRING, "https://api.trycloudflare.com", "Quick tunnel service: `warren tunnel --url URL` without credentials asks SERVICE/tunnel for a throwaway tunnel (a warren-edge API listener run with --quick-tunnels-account)"},
     {"local-ssh-port", NULL, "LOCAL_SSH_PORT", WR_FLAG_STRING, "2222", "Built-in SSH server port (accepted; no effect in warren)"},
     {"ssh-idle-timeout", NULL, "SSH_IDLE_TIMEOUT", WR_FLAG_DURATION, NULL, "SSH idle timeout (accepted; no effect in warren)"},
     {"ssh-max-timeout", NULL, "SSH_MAX_TIMEOUT", WR_FLAG_DURATION, NULL, "SSH session timeout (accepted; no effect in warren)"},
@@ -321,8 +321,10 @@ static const wr_cmd service_cmds[] = {
 
 static const wr_cmd top_cmds[] = {
     {"tunnel", NULL, "Create, route and run tunnels",
-     "Use `warren tunnel run` to connect to the edge; see `warren tunnel COMMAND --help`.",
-     tunnel_flags, tunnel_cmds, NULL},
+     "Use `warren tunnel run` to connect to the edge; see `warren tunnel COMMAND --help`. "
+     "`warren tunnel --url URL` (or --hello-world) without credentials asks --quick-service for "
+     "a quick tunnel, prints its public URL and serves URL through it.",
+     tunnel_flags, tunnel_cmds, wr_cmd_tunnel},
     {"access", NULL, "Reach private TCP services through the edge", NULL, NULL, access_cmds, NULL},
     {"service", NULL, "Manages the warren system service", NULL, NULL, service_cmds, NULL},
     {NULL},

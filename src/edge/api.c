@@ -527,6 +527,17 @@ void wr__api_ctx_free(wr__api_ctx *c) {
 
 int wr_api_handle(wr_api *a, wr_httpd_req *req) {
   const size_t plen = sizeof(WR_API_PREFIX) - 1;
+  if (strcmp(req->path, "/tunnel") == 0) {
+    wr__api_ctx q;
+    memset(&q, 0, sizeof(q));
+    q.api = a;
+    q.req = req;
+    q.method = req->method;
+    wr__api_quick(&q);
+    if (q.req) wr__api_err(&q, 500, WR_API_CODE_INTERNAL, "internal error: the request was not answered");
+    wr__api_ctx_free(&q);
+    return 1;
+  }
   if (strncmp(req->path, WR_API_PREFIX, plen) != 0 || (req->path[plen] && req->path[plen] != '/'))
     return 0;
   wr__api_ctx c;
@@ -571,6 +582,22 @@ int wr_api_new(const wr_api_config *cfg, wr_api **out) {
   a->now_user = cfg->now_user;
   if (cfg->data_dir && *cfg->data_dir) a->data_dir = wr_xstrdup(cfg->data_dir);
   if (cfg->wg_endpoint && *cfg->wg_endpoint) a->wg_endpoint = wr_xstrdup(cfg->wg_endpoint);
+  if (cfg->quick_account && *cfg->quick_account) {
+    a->quick_account = wr_xstrdup(cfg->quick_account);
+    if (cfg->quick_zone && *cfg->quick_zone) a->quick_zone = wr_xstrdup(cfg->quick_zone);
+    a->quick_max = cfg->quick_max ? cfg->quick_max : 100;
+    a->quick_idle_s = cfg->quick_idle_s > 0 ? cfg->quick_idle_s : 300;
+    a->quick_url_port = cfg->quick_url_port;
+    /* Every creation counts; after quick_per_source the source waits a
+     * minute, doubling up to an hour, and is forgotten after an hour. */
+    wr_throttle_config qcfg = {.free_failures = cfg->quick_per_source ? cfg->quick_per_source : 5,
+                               .base_delay_ms = 60000, .max_delay_ms = 3600000,
+                               .forget_ms = 3600000};
+    if (wr_throttle_new(&qcfg, &a->quick_rl) != WR_OK) {
+      wr_api_free(a);
+      return WR_ERR_NOMEM;
+    }
+  }
   wr_throttle_config tcfg = cfg->token_throttle;
   if (!tcfg.free_failures) tcfg.free_failures = API_SOURCE_FREE_FAILURES;
   int rv = wr_throttle_new(&tcfg, &a->tokens);
@@ -590,6 +617,9 @@ const wr_api_stats *wr_api_get_stats(const wr_api *a) { return &a->stats; }
 void wr_api_free(wr_api *a) {
   if (!a) return;
   wr_throttle_free(a->tokens);
+  wr_throttle_free(a->quick_rl);
+  free(a->quick_account);
+  free(a->quick_zone);
   free(a->cname_domain);
   free(a->location);
   free(a->data_dir);

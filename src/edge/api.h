@@ -168,6 +168,20 @@ typedef struct wr_api_config {
    * the request, device answers carry config null. */
   const char *data_dir;
   const char *wg_endpoint;
+  /* Quick tunnels (POST /tunnel, cloudflared's --quick-service): off when
+   * quick_account (an account ID or name) is NULL or "", and then POST
+   * /tunnel answers 404 saying so. quick_zone (name or ID) NULL: the
+   * account's first zone. quick_per_source: creations a source may make
+   * before it waits (0: 5); quick_max: live quick tunnels (0: 100);
+   * quick_idle_s: how long a quick tunnel may go without a connector
+   * before wr_api_quick_sweep deletes it (0: 300); quick_url_port: the
+   * visitor front's port, for the "url" of the answer (0: 80). */
+  const char *quick_account;
+  const char *quick_zone;
+  unsigned quick_per_source;
+  size_t quick_max;
+  int64_t quick_idle_s;
+  unsigned quick_url_port;
 } wr_api_config;
 
 enum { WR_API_ROUTE_SET = 1, WR_API_ROUTE_REMOVED = 2, WR_API_TUNNEL_DELETED = 3 };
@@ -177,7 +191,7 @@ enum { WR_API_ROUTE_SET = 1, WR_API_ROUTE_REMOVED = 2, WR_API_TUNNEL_DELETED = 3
  * throttle table). Strings are copied. */
 int wr_api_new(const wr_api_config *cfg, wr_api **out);
 
-/* If |req|'s path is /client/v4 or under it, answers it (always, with
+/* If |req|'s path is /client/v4 or under it, or /tunnel, answers it (always, with
  * wr_httpd_respond: |req| is freed) and returns 1; otherwise returns 0 and
  * leaves |req| to the caller. */
 int wr_api_handle(wr_api *a, wr_httpd_req *req);
@@ -187,6 +201,10 @@ int wr_api_handle(wr_api *a, wr_httpd_req *req);
 void wr_api_httpd_handler(wr_httpd *h, wr_httpd_req *req, void *user);
 
 void wr_api_free(wr_api *a);
+
+/* Deletes quick tunnels (and their routes) without a connector for
+ * quick_idle_s; returns how many. Call it every few seconds. */
+size_t wr_api_quick_sweep(wr_api *a);
 
 /* ---- counters (for the edge's --metrics, edge/edge_metrics.h) ---- */
 

@@ -5,6 +5,7 @@
  *   api_teamnet.c  /accounts/{a}/teamnet/routes... and virtual_networks
  *   api_audit.c    /accounts/{a}/audit_logs
  *   api_devices.c  /accounts/{a}/devices... (WireGuard devices)
+ *   api_quick.c    POST /tunnel (quick tunnels) and their expiry
  * Every handler answers its request exactly once, through wr__api_ok or
  * wr__api_err (or wr__api_store_err); the router answers 500 if one did
  * not. */
@@ -49,6 +50,13 @@ struct wr_api {
   void *now_user;
   char *data_dir;    /* NULL: no WireGuard key, device configs are null */
   char *wg_endpoint; /* NULL: DATA_DIR/wireguard-endpoint */
+  /* Quick tunnels (api_quick.c); off when quick_account is NULL. */
+  char *quick_account;
+  char *quick_zone;
+  size_t quick_max;
+  int64_t quick_idle_s;
+  unsigned quick_url_port;
+  wr_throttle *quick_rl; /* creations per source */
 };
 
 /* Tells the on_route hook, if any. */
@@ -141,5 +149,6 @@ void wr__api_zones(wr__api_ctx *c);    /* segs: zones {z} ... */
 void wr__api_teamnet(wr__api_ctx *c);  /* segs: accounts {a} teamnet ... */
 void wr__api_audit(wr__api_ctx *c);    /* segs: accounts {a} audit_logs */
 void wr__api_devices(wr__api_ctx *c);  /* segs: accounts {a} devices ... */
+void wr__api_quick(wr__api_ctx *c);    /* POST /tunnel, outside /client/v4 */
 
 #endif

@@ -66,6 +66,8 @@ struct wr_edge {
   wr_dns *dns;
   wr_api *api;
   wr_httpd *api_httpd;         /* the REST API and the login pages */
+  uv_timer_t quick_sweep;      /* expires idle quick tunnels */
+  int quick_sweeping;
   wr_login *login;
   wr_dns_updater *updater;
   wr_dns_janitor *janitor;
@@ -512,15 +514,48 @@ static void api_router(wr_httpd *h, wr_httpd_req *req, void *user) {
   wr_httpd_respond_simple(req, 404, "application/json", not_found, sizeof(not_found) - 1);
 }
 
+static void on_quick_sweep(uv_timer_t *t) {
+  wr_edge *e = t->data;
+  if (e->api) wr_api_quick_sweep(e->api);
+}
+
+/* The visitor front's port, for the URL quick tunnels are given. */
+static unsigned visitor_port(wr_edge *e) {
+  struct sockaddr_storage bound;
+  if (!e->visitor || wr_visitor_addr(e->visitor, &bound) != 0) return 0;
+  if (bound.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&bound)->sin_port);
+  return ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+}
+
+/* Quick tunnels: the sweep runs every few seconds (a tenth of the idle
+ * time, at most 30 s) so an idle tunnel goes soon after its time. */
+static void start_quick_sweep(wr_edge *e) {
+  const wr_edge_options *o = e->opts;
+  if (!o->quick.account || !*o->quick.account) return;
+  uint64_t idle_ms = (uint64_t)(o->quick.idle_s > 0 ? o->quick.idle_s : 300) * 1000;
+  uint64_t every = idle_ms / 10 < 30000 ? idle_ms / 10 : 30000;
+  if (every < 1000) every = 1000;
+  uv_timer_init(e->loop, &e->quick_sweep);
+  e->quick_sweep.data = e;
+  uv_timer_start(&e->quick_sweep, on_quick_sweep, every, every);
+  e->quick_sweeping = 1;
+  wr_info("Quick tunnels: POST /tunnel in account %s%s%s", o->quick.account,
+          o->quick.zone ? ", zone " : "", o->quick.zone ? o->quick.zone : "");
+}
+
 static int start_api(wr_edge *e, char *err, size_t errlen) {
   const wr_edge_options *o = e->opts;
   if (!listen_on(&o->api)) return WR_OK;
   struct sockaddr_storage bound;
   char name[80] = "?", public_url[128];
   wr_api_config acfg = {.store = e->store, .ts = e->ts, .on_route = on_route, .route_user = e,
-                        .data_dir = e->data_dir};
+                        .data_dir = e->data_dir, .quick_account = o->quick.account,
+                        .quick_zone = o->quick.zone, .quick_per_source = o->quick.per_source,
+                        .quick_max = o->quick.max, .quick_idle_s = o->quick.idle_s,
+                        .quick_url_port = visitor_port(e)};
   int rv = wr_api_new(&acfg, &e->api);
   if (rv != WR_OK) return rv;
+  start_quick_sweep(e);
   rv = wr_httpd_listen(e->loop, (const struct sockaddr *)&o->api.addr, NULL, api_router, e,
                        &e->api_httpd);
   if (rv != WR_OK) {
@@ -538,6 +573,8 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
 
 /* Logins answer their held polls while the HTTP server still exists. */
 static void stop_api(wr_edge *e) {
+  if (e->quick_sweeping) uv_close((uv_handle_t *)&e->quick_sweep, NULL);
+  e->quick_sweeping = 0;
   wr_login_free(e->login);
   e->login = NULL;
   if (e->api_httpd) wr_httpd_free(e->api_httpd);

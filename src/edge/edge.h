@@ -130,6 +130,15 @@ typedef struct wr_edge_options {
     const char *key_name;
     const char *key_secret;
   } dns_update;
+  /* Quick tunnels on the API listener (POST /tunnel, edge/api.h); off when
+   * |account| is NULL or "". Zeros take wr_api_config's defaults. */
+  struct {
+    const char *account;
+    const char *zone;
+    unsigned per_source;
+    size_t max;
+    int64_t idle_s;
+  } quick;
 } wr_edge_options;
 
 /* Opens the store and starts every configured subsystem in the order

@@ -1,0 +1,225 @@
+/* Quick tunnels: POST /tunnel on the API listener, the request cloudflared's
+ * `tunnel --url` (quick_tunnel.go) sends to --quick-service, and their
+ * expiry.
+ *
+ * The request is unauthenticated, as trycloudflare's is, so it is bounded
+ * twice: per source (a wr_throttle table in which every creation counts as
+ * a "failure": the first quick_per_source are free, then the source waits,
+ * doubling) and in total (quick_max live quick tunnels). A quick tunnel is
+ * an ordinary tunnel of the configured account named "quick-<hex>" with one
+ * DNS route <words>-<hex>.<zone>; wr_api_quick_sweep deletes it (and so its
+ * route) once no connector has been connected for quick_idle_s.
+ *
+ * The answer is cloudflared's QuickTunnelResponse: {"success":true,
+ * "result":{"id","name","hostname","account_tag","secret"}} with the secret
+ * in standard base64 (Go's []byte). "url" is added (cloudflared ignores it):
+ * the URL that works through this edge's visitor front, which is plain
+ * HTTP; cloudflared itself always prints https://HOSTNAME. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "edge/api_int.h"
+#include "lib/encoding.h"
+#include "lib/err.h"
+#include "lib/log.h"
+
+#define QUICK_PREFIX "quick-"
+#define QUICK_ACTOR "quick-tunnel"
+
+/* Short words for readable names, as trycloudflare's four-word ones. */
+static const char *const words[] = {
+    "amber", "brook", "cedar", "delta", "ember", "fable", "grove", "harbor",
+    "island", "jolly", "kettle", "lumen", "maple", "nectar", "orbit", "pebble",
+    "quartz", "river", "sable", "timber", "umber", "velvet", "willow", "zephyr",
+};
+#define NWORDS (sizeof(words) / sizeof(words[0]))
+
+/* The configured account (ID or name). 0, or -1 after answering. */
+static int quick_account(wr__api_ctx *c, wr_account *out) {
+  wr_api *a = c->api;
+  wr_account *all = NULL;
+  size_t n = 0, found = 0;
+  if (wr_store_account_list(a->store, &all, &n) != WR_OK) {
+    wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot read the accounts");
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++)
+    if ((strcmp(all[i].id, a->quick_account) == 0 || strcmp(all[i].name, a->quick_account) == 0) &&
+        !found++)
+      *out = all[i];
+  free(all);
+  if (found == 1) return 0;
+  wr__api_err(c, 503, WR_API_CODE_INTERNAL,
+              "quick tunnels are misconfigured on this edge: account %s %s", a->quick_account,
+              found ? "is ambiguous" : "does not exist");
+  return -1;
+}
+
+/* --quick-tunnels-zone, else the account's first zone. 0, or -1 after
+ * answering. */
+static int quick_zone(wr__api_ctx *c, const char *account_id, wr_zone *out) {
+  wr_zone *zones = NULL;
+  size_t n = 0;
+  int found = 0;
+  const char *want = c->api->quick_zone;
+  if (wr_store_zone_list(c->api->store, account_id, &zones, &n) != WR_OK) {
+    wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot read the zones");
+    return -1;
+  }
+  for (size_t i = 0; i < n && !found; i++)
+    if (!want || strcmp(zones[i].name, want) == 0 || strcmp(zones[i].id, want) == 0) {
+      *out = zones[i];
+      found = 1;
+    }
+  free(zones);
+  if (found) return 0;
+  wr__api_err(c, 503, WR_API_CODE_INTERNAL,
+              "quick tunnels are misconfigured on this edge: the account has no zone%s%s",
+              want ? " " : "", want ? want : "");
+  return -1;
+}
+
+/* The per-source and total bounds. 0, or -1 after answering 429. */
+static int quick_limits(wr__api_ctx *c, const char *account_id, const char *source, uint64_t now) {
+  wr_api *a = c->api;
+  uint64_t wait = wr_throttle_check(a->quick_rl, source, now);
+  if (wait) {
+    static char ra[24];
+    snprintf(ra, sizeof(ra), "%llu", (unsigned long long)((wait + 999) / 1000));
+    c->retry_after = ra;
+    wr__api_err(c, 429, WR_API_CODE_RATE_LIMIT,
+                "too many quick tunnels from %s; retry in %s s", source, ra);
+    return -1;
+  }
+  wr_tunnel_filter f = {.account_id = account_id, .name_prefix = QUICK_PREFIX};
+  size_t live = 0;
+  if (wr_store_tunnel_count(a->store, &f, &live) != WR_OK) {
+    wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot count the quick tunnels");
+    return -1;
+  }
+  if (live >= a->quick_max) {
+    wr__api_err(c, 429, WR_API_CODE_LIMIT,
+                "this edge already serves %zu quick tunnels, its limit; try again later", live);
+    return -1;
+  }
+  return 0;
+}
+
+static json_t *quick_result(const wr_api *a, const wr_tunnel *t, const char *host) {
+  char b64[WR_BASE64_ENCODED_SIZE(WR_STORE_SECRET_MAX)], url[WR_STORE_HOST_MAX + 96];
+  wr_base64_encode(t->secret, t->secret_len, b64, sizeof(b64), 1);
+  if (a->quick_url_port && a->quick_url_port != 80)
+    snprintf(url, sizeof(url), "http://%s:%u", host, a->quick_url_port);
+  else
+    snprintf(url, sizeof(url), "http://%s", host);
+  json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", t->id, "name", t->name, "hostname", host,
+                        "account_tag", t->account_id, "secret", b64, "url", url);
+  explicit_bzero(b64, sizeof(b64));
+  return j;
+}
+
+/* Creates the tunnel and its route; answers. */
+static void quick_create(wr__api_ctx *c, const wr_account *acct, const wr_zone *z) {
+  wr_api *a = c->api;
+  uint8_t rnd[8];
+  char name[32], host[WR_STORE_HOST_MAX + 64];
+  wr_tunnel t;
+  wr_route r;
+  wr_route_change ch;
+  if (wr_random_bytes(rnd, sizeof(rnd)) != 0) {
+    wr__api_err(c, 500, WR_API_CODE_INTERNAL, "no randomness");
+    return;
+  }
+  snprintf(name, sizeof(name), QUICK_PREFIX "%02x%02x%02x%02x%02x", rnd[3], rnd[4], rnd[5], rnd[6],
+           rnd[7]);
+  snprintf(host, sizeof(host), "%s-%s-%s-%s.%s", words[rnd[0] % NWORDS], words[rnd[1] % NWORDS],
+           words[rnd[2] % NWORDS], name + strlen(QUICK_PREFIX), z->name);
+  if (strlen(host) > WR_STORE_HOST_MAX) {
+    wr__api_err(c, 503, WR_API_CODE_INTERNAL, "the quick tunnels' zone name is too long");
+    return;
+  }
+  int rv = wr_store_tunnel_create_ex(a->store, QUICK_ACTOR, acct->id, name, NULL, 0, 0, &t);
+  if (rv != WR_OK) {
+    wr__api_store_err(c, rv, "creating the quick tunnel");
+    return;
+  }
+  rv = wr_store_route_dns_add(a->store, QUICK_ACTOR, z->id, t.id, host, 0, &r, &ch);
+  if (rv != WR_OK) {
+    size_t gone = 0;
+    wr_store_tunnel_delete(a->store, QUICK_ACTOR, t.id, &gone);
+    explicit_bzero(&t, sizeof(t));
+    wr__api_store_err(c, rv, "routing the quick tunnel");
+    return;
+  }
+  wr__api_route_event(a, WR_API_ROUTE_SET, host, t.id);
+  wr_info("api: quick tunnel %s (%s) for %s at %s", t.name, t.id, c->actor, host);
+  json_t *j = quick_result(a, &t, host);
+  explicit_bzero(&t, sizeof(t));
+  wr__api_ok(c, j, NULL);
+}
+
+void wr__api_quick(wr__api_ctx *c) {
+  wr_api *a = c->api;
+  wr_account acct;
+  wr_zone z;
+  char source[WR_THROTTLE_SOURCE_MAX];
+  if (strcmp(c->method, "POST") != 0) {
+    wr__api_method(c, "POST");
+    return;
+  }
+  if (!a->quick_account) {
+    wr__api_err(c, 404, WR_API_CODE_NOTFOUND,
+                "quick tunnels are not enabled on this edge (warren-edge run --quick-tunnels-account)");
+    return;
+  }
+  wr_throttle_source_key(&c->req->peer, source);
+  snprintf(c->actor, sizeof(c->actor), "%s", source);
+  uint64_t now = a->now_ms ? a->now_ms(a->now_user) : (uint64_t)time(NULL) * 1000;
+  if (quick_account(c, &acct) != 0 || quick_zone(c, acct.id, &z) != 0 ||
+      quick_limits(c, acct.id, source, now) != 0)
+    return;
+  wr_throttle_record(a->quick_rl, source, now, WR_THROTTLE_FAILURE, NULL);
+  quick_create(c, &acct, &z);
+}
+
+size_t wr_api_quick_sweep(wr_api *a) {
+  wr_account acct;
+  wr_tunnel *rows = NULL;
+  size_t n = 0, removed = 0;
+  if (!a->quick_account) return 0;
+  int found = 0;
+  wr_account *all = NULL;
+  size_t na = 0;
+  if (wr_store_account_list(a->store, &all, &na) != WR_OK) return 0;
+  for (size_t i = 0; i < na && !found; i++)
+    if (strcmp(all[i].id, a->quick_account) == 0 || strcmp(all[i].name, a->quick_account) == 0) {
+      acct = all[i];
+      found = 1;
+    }
+  free(all);
+  wr_tunnel_filter f = {.account_id = acct.id, .name_prefix = QUICK_PREFIX};
+  if (!found || wr_store_tunnel_list(a->store, &f, &rows, &n) != WR_OK) return 0;
+  int64_t now = (int64_t)time(NULL);
+  for (size_t i = 0; i < n; i++) {
+    wr_tunnel *t = &rows[i];
+    int64_t active_at = 0, inactive_at = 0;
+    if (t->active_conns) continue;
+    wr_store_tunnel_conn_times(a->store, t->id, &active_at, &inactive_at);
+    int64_t idle_since = inactive_at > t->created_at ? inactive_at : t->created_at;
+    if (now - idle_since < a->quick_idle_s) continue;
+    size_t routes = 0;
+    if (wr_store_tunnel_delete(a->store, QUICK_ACTOR, t->id, &routes) != WR_OK) {
+      wr_warn("quick tunnel %s: cannot delete: %s", t->id, wr_store_errmsg(a->store));
+      continue;
+    }
+    wr_info("quick tunnel %s (%s) expired: no connector for %lld s", t->name, t->id,
+            (long long)(now - idle_since));
+    wr__api_route_event(a, WR_API_TUNNEL_DELETED, NULL, t->id);
+    removed++;
+  }
+  explicit_bzero(rows, n * sizeof(*rows));
+  free(rows);
+  return removed;
+}
