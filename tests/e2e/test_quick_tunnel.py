@@ -211,13 +211,13 @@ def test_cloudflared_quick_tunnel_against_warren_edge(tmp_path, procs, netns, or
 def test_quick_tunnel_expires_after_its_connector_left(tmp_path, procs, origin):
     # Idle time long enough for the connector to register first; the sweep
     # skips a tunnel while a connection is open.
-    edge = QuickEdge(tmp_path, procs, extra=["--quick-tunnels-idle", "6s"])
+    edge = QuickEdge(tmp_path, procs, extra=["--quick-tunnels-idle", "12s"])
     c = procs(connector_args(WARREN, edge, origin, free_port()), name="warren", env=edge.env)
     assert wait_for(lambda: "Registered tunnel connection" in c.output(), timeout=30), c.output()
     hostname = banner_url(c)[len("http://"):].rsplit(":", 1)[0]
     assert wait_for(lambda: edge.visit(hostname)[0] == 200, timeout=30)
     # Still there after the idle time while connected.
-    assert not wait_for(lambda: "expired" in edge.p.output(), timeout=8)
+    assert not wait_for(lambda: "expired" in edge.p.output(), timeout=14)
     assert edge.visit(hostname)[0] == 200
     assert c.stop(30) == 0, c.output()
     assert wait_for(lambda: "expired: no connector" in edge.p.output(), timeout=30), edge.p.output()
