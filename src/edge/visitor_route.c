@@ -165,8 +165,8 @@ static route_ent *route_make(wr_visitor *v, const char *host, uint64_t now) {
   return e;
 }
 
-/* Stores the answer |rv| (|r| when WR_OK) for |host|. */
-static void route_fill(wr_visitor *v, const char *host, int rv, const wr_route *r) {
+/* Stores the answer |rv| (|r| when WR_OK) for |host|; returns its entry. */
+static route_ent *route_fill(wr_visitor *v, const char *host, int rv, const wr_route *r) {
   uint64_t now = uv_now(v->loop);
   route_ent *e = route_make(v, host, now);
   e->pending = 0;
@@ -175,6 +175,7 @@ static void route_fill(wr_visitor *v, const char *host, int rv, const wr_route *
   /* A store error is not cached: the next request asks again. */
   e->expires = e->err == WR_OK ? now + v->route_ttl_ms : now;
   if (e->found) memcpy(e->tunnel_id, r->tunnel_id, sizeof(e->tunnel_id));
+  return e;
 }
 
 /* The answer of entry |e|. */
@@ -262,6 +263,5 @@ int wr__visitor_route_lookup(wr_visitor *v, const char *host, int stale_ok,
   int rv = route_query(v->store, host, &r);
   if (rv != WR_OK && rv != WR_ERR_NOTFOUND)
     wr_warn("route lookup for %s failed: %s", host, wr_store_errmsg(v->store));
-  route_fill(v, host, rv, &r);
-  return rv;
+  return route_answer(route_fill(v, host, rv, &r), tunnel_id);
 }
