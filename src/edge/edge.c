@@ -18,6 +18,7 @@
 #include "edge/private_tcp.h"
 #include "edge/router.h"
 #include "edge/store.h"
+#include "edge/store_async.h"
 #include "edge/tun.h"
 #include "edge/tunnel_h2.h"
 #include "edge/wg_ingress.h"
@@ -47,6 +48,7 @@ struct wr_edge {
   size_t nstarted;             /* rows of subsystems[] that ran start (maybe partly) */
 
   wr_store *store;
+  wr_store_async *store_async;
   /* tunnels: kept for the endpoint's life, which may keep pointers into
    * its config */
   char cert[4096], key[4096];
@@ -90,6 +92,21 @@ static int start_store(wr_edge *e, char *err, size_t errlen) {
 static void release_store(wr_edge *e) {
   wr_store_close(e->store);
   e->store = NULL;
+}
+
+/* The store thread: a second connection for the calls moved off the loop
+ * (store.h says which). */
+static int start_store_thread(wr_edge *e, char *err, size_t errlen) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/warren.db", e->data_dir);
+  int rv = wr_store_async_new(e->loop, path, &e->store_async, err, errlen);
+  return rv == WR_OK ? WR_OK : rv == WR_ERR_IO ? WR_ERR_IO : WR_ERR_STORE;
+}
+
+/* At stop, not release: the handle's close needs the loop that still runs. */
+static void stop_store_thread(wr_edge *e) {
+  wr_store_async_free(e->store_async);
+  e->store_async = NULL;
 }
 
 /* ---- tunnels: the QUIC endpoint and the tunnel server ----------------------------- */
@@ -380,6 +397,7 @@ static void fit_nofile(wr_visitor_config *vc) {
 static int start_visitors(wr_edge *e, char *err, size_t errlen) {
   const wr_edge_options *o = e->opts;
   wr_visitor_config vcfg = {.store = e->store,
+                            .store_async = e->store_async,
                             .ts = e->ts,
                             .scheme = "http",
                             .max_conns = o->max_visitor_conns,
@@ -625,6 +643,7 @@ typedef struct subsystem {
 
 static const subsystem subsystems[] = {
     {"store", start_store, NULL, NULL, release_store},
+    {"store-thread", start_store_thread, NULL, stop_store_thread, NULL},
     {"tunnels", start_tunnels, drain_tunnels, stop_tunnels, release_tunnels},
     {"router", start_router, NULL, stop_router, NULL},
     {"tun", start_tun, stop_tun, stop_tun, NULL},

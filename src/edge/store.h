@@ -30,12 +30,18 @@
  * WR_ERR_EXISTS (a unique name or hostname is taken), WR_ERR_STORE (SQLite
  * failed, including "busy" after the timeout), WR_ERR_CRYPTO (no randomness).
  *
- * A wr_store is used by one thread at a time. Today the running edge calls
- * it on its loop thread: registrations, API requests, route lookups on a
- * cache miss (visitor front, DNS snapshots) and sign-in bookkeeping block
- * the loop for the length of the SQLite call (WAL, typically well under a
- * millisecond; up to the busy timeout when another process holds the write
- * lock; BUSY_TIMEOUT_MS in store.c). Nothing here runs on a worker thread.
+ * A wr_store is used by one thread at a time. The running edge holds two:
+ *  - the store thread's (edge/store_async.h, its own thread and SQLite
+ *    connection): the visitor front's route lookups on a cache miss run
+ *    there; the request's head waits while other visitors are served.
+ *  - the loop thread's: everything else still runs on the event loop and
+ *    blocks it for the length of the SQLite call (WAL, typically well under
+ *    a millisecond; up to the busy timeout, BUSY_TIMEOUT_MS in store.c,
+ *    when another process holds the write lock): registrations and
+ *    connection open/close (tunnel_server.c), API requests (api*.c),
+ *    sign-in bookkeeping (login*.c), DNS answers and snapshots (dns.c), the
+ *    router's route reloads (router_table.c), WireGuard device reloads
+ *    (wg_ingress.c), metrics and edge start-up.
  * Lists are returned in arrays allocated with malloc: free them with free()
  * (wr_store_audit_free for audit rows).
  * Allocation failure aborts (lib/mem.h wr_x*), as everywhere outside codecs.

@@ -101,6 +101,8 @@ static void vc_update_reading(vconn *c) {
     want = 0;
   } else if (c->state == VC_HEAD) {
     want = c->in.len < VIN_MAX;
+  } else if (c->state == VC_ROUTE) {
+    want = 0; /* the head is parsed again once its route is known */
   } else if (c->state == VC_PROXY) {
     want = !c->r.stream_blocked && c->in.len < VIN_MAX &&
            !(c->r.discard && c->r.discarded > WR__VISITOR_DISCARD_MAX);
@@ -218,6 +220,7 @@ void wr__vconn_write3(vconn *c, const void *a, size_t alen, const void *b, size_
 
 static void visitor_maybe_free(wr_visitor *v) {
   if (!v->closing || v->listener_open || v->aux_open || v->conns) return;
+  wr__visitor_routes_detach(v);
   wr__visitor_routes_free(v);
   wr__visitor_limits_free(v);
   free(v);
@@ -585,6 +588,7 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   wr_visitor *v = wr_xcalloc(1, sizeof(*v));
   v->loop = loop;
   v->store = cfg->store;
+  v->store_async = cfg->store_async;
   v->ts = cfg->ts;
   snprintf(v->scheme, sizeof(v->scheme), "%s",
            cfg->scheme && strcmp(cfg->scheme, "https") == 0 ? "https" : "http");

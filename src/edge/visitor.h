@@ -34,12 +34,16 @@
 #include <uv.h>
 
 #include "edge/store.h"
+#include "edge/store_async.h"
 #include "edge/tunnel_server.h"
 
 typedef struct wr_visitor wr_visitor;
 
 typedef struct wr_visitor_config {
   wr_store *store;            /* routes: hostname -> tunnel (cached, see route_ttl_ms) */
+  wr_store_async *store_async; /* optional: route lookups on a cache miss run on
+                               * the store thread while the head waits; NULL:
+                               * on the loop thread, through |store| */
   wr_tunnel_server *ts;       /* live connections */
   const char *scheme;         /* "http" (default) or "https": X-Forwarded-Proto and dest */
   uint64_t header_timeout_ms; /* whole head must arrive within; default 10000 */

@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "edge/store.h"
+#include "edge/store_async.h"
 #include "edge/tunnel_server.h"
 #include "edge/visitor.h"
 #include "lib/buf.h"
@@ -47,6 +48,7 @@
 enum vc_state {
   VC_HEAD = 0, /* waiting for (the rest of) a request head */
   VC_PROXY,    /* a request is being proxied over a data stream */
+  VC_ROUTE,    /* the head waits in |in| for its route from the store thread */
   VC_CLOSING   /* answered for the last time: flushing, then shutdown + linger */
 };
 
@@ -79,9 +81,15 @@ typedef struct route_ent {
   struct route_ent *next;
   uint64_t expires;
   int found;
+  int pending; /* a lookup is on the store thread (store_async) */
+  int err;     /* WR_OK or the store error of the last lookup */
   char tunnel_id[WR_STORE_UUID_LEN + 1];
   char host[];
 } route_ent;
+
+/* A route lookup on the store thread (visitor_route.c); |v| is NULL once
+ * the visitor is gone, and the job then only frees itself. */
+typedef struct route_job route_job;
 
 typedef struct vconn vconn;
 
@@ -108,6 +116,8 @@ struct wr_visitor {
   int listener_open;
   int closing;
   wr_store *store;
+  wr_store_async *store_async; /* NULL: route lookups on the loop thread */
+  route_job *route_jobs;       /* lookups in flight, linked by next */
   wr_tunnel_server *ts;
   char scheme[8];
   uint64_t header_timeout_ms, idle_timeout_ms, proxy_idle_ms, route_ttl_ms;
@@ -193,6 +203,9 @@ struct vconn {
   size_t scanned;     /* head bytes already searched for the blank line */
   wr_buf rhead;       /* preamble + ConnectResponse being collected */
   vreq r;
+  int route_waited;   /* the head in |in| has waited for its route: do not
+                       * charge the rate limit twice, take the answer even
+                       * if it has expired meanwhile */
   struct wreq *pend;  /* output gathered during this loop iteration */
   vconn *dirty_next;
   int is_dirty;
@@ -300,9 +313,14 @@ int wr__visitor_canon_host(const char *a, size_t n, char *out, size_t cap, char 
                            size_t authcap);
 /* |host| (canonical) -> tunnel id: the exact route, else the nearest
  * wildcard "*.parent" route. Answers (also "no route") are cached for
- * route_ttl_ms. Returns WR_OK, WR_ERR_NOTFOUND or a store error. */
-int wr__visitor_route_lookup(wr_visitor *v, const char *host,
+ * route_ttl_ms. Returns WR_OK, WR_ERR_NOTFOUND or a store error; with a
+ * store thread, WR_AGAIN on a cache miss: the lookup runs there and every
+ * connection in VC_ROUTE is kicked when it is done. |stale_ok|: a cached
+ * answer that has expired is still taken (a head that already waited). */
+int wr__visitor_route_lookup(wr_visitor *v, const char *host, int stale_ok,
                              char tunnel_id[WR_STORE_UUID_LEN + 1]);
+/* Lets the lookups in flight finish without the visitor (at its end). */
+void wr__visitor_routes_detach(wr_visitor *v);
 /* Frees the route cache (at the visitor's end). */
 void wr__visitor_routes_free(wr_visitor *v);
 

@@ -670,7 +670,13 @@ static int route_request(vconn *c, const wr_http1_head *h, const wr__visitor_tar
     return -1;
   }
   r->websocket = h->websocket && ieq(h->method, h->method_len, "GET") && r->body == RB_NONE;
-  int rv = wr__visitor_route_lookup(v, r->host, r->tunnel_id);
+  int rv = wr__visitor_route_lookup(v, r->host, c->route_waited, r->tunnel_id);
+  c->route_waited = 0;
+  if (rv == WR_AGAIN) { /* the head stays in |in|; parsed again when kicked */
+    c->route_waited = 1;
+    c->state = VC_ROUTE;
+    return -1;
+  }
   if (rv != WR_OK) {
     wr_buf_consume(&c->in, used);
     if (rv == WR_ERR_NOTFOUND) {
@@ -738,7 +744,7 @@ void wr__vconn_start_request(vconn *c, const wr_http1_head *h, size_t used) {
   wr__visitor_split_target(h, &t);
   snprintf(r->target, sizeof(r->target), "%.*s", (int)(t.path_len ? t.path_len : h->target_len),
            t.path_len ? t.path : h->target);
-  if (wr__visitor_over_rate(c, used)) return;
+  if (!c->route_waited && wr__visitor_over_rate(c, used)) return;
   if (route_request(c, h, &t, used) != 0) return;
   int expect = h->expect_continue && r->body != RB_NONE;
   if (open_stream(c, h, &t, used, expect) != 0) return;

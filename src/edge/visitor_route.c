@@ -129,50 +129,139 @@ void wr__visitor_routes_free(wr_visitor *v) {
 }
 
 /* Asks the store: the exact route of |host|, else the nearest wildcard. */
-static int route_query(wr_visitor *v, const char *host, wr_route *r) {
-  int rv = wr_store_route_get(v->store, host, r);
+static int route_query(wr_store *s, const char *host, wr_route *r) {
+  int rv = wr_store_route_get(s, host, r);
   if (rv == WR_ERR_INVAL) rv = WR_ERR_NOTFOUND;
   for (const char *p = strchr(host, '.'); rv == WR_ERR_NOTFOUND && p && strchr(p + 1, '.');
        p = strchr(p + 1, '.')) {
     char w[WR_STORE_HOST_MAX + 2];
     snprintf(w, sizeof(w), "*%s", p);
-    rv = wr_store_route_get(v->store, w, r);
+    rv = wr_store_route_get(s, w, r);
     if (rv == WR_ERR_INVAL) rv = WR_ERR_NOTFOUND;
   }
   return rv;
 }
 
-int wr__visitor_route_lookup(wr_visitor *v, const char *host,
+static route_ent *route_find(wr_visitor *v, const char *host) {
+  route_ent *e;
+  for (e = v->routes[hash_str(host) % WR__VISITOR_ROUTE_BUCKETS]; e; e = e->next)
+    if (strcmp(e->host, host) == 0) break;
+  return e;
+}
+
+/* The entry of |host|, made (evicting when the table is full) if missing. */
+static route_ent *route_make(wr_visitor *v, const char *host, uint64_t now) {
+  route_ent *e = route_find(v, host);
+  if (e) return e;
+  if (v->nroutes >= ROUTE_MAX) route_purge(v, now, 0);
+  if (v->nroutes >= ROUTE_MAX) route_purge(v, now, 1);
+  unsigned b = hash_str(host) % WR__VISITOR_ROUTE_BUCKETS;
+  size_t hl = strlen(host);
+  e = wr_xcalloc(1, sizeof(*e) + hl + 1);
+  memcpy(e->host, host, hl + 1);
+  e->next = v->routes[b];
+  v->routes[b] = e;
+  v->nroutes++;
+  return e;
+}
+
+/* Stores the answer |rv| (|r| when WR_OK) for |host|; returns its entry. */
+static route_ent *route_fill(wr_visitor *v, const char *host, int rv, const wr_route *r) {
+  uint64_t now = uv_now(v->loop);
+  route_ent *e = route_make(v, host, now);
+  e->pending = 0;
+  e->err = rv == WR_OK || rv == WR_ERR_NOTFOUND ? WR_OK : rv;
+  e->found = rv == WR_OK;
+  /* A store error is not cached: the next request asks again. */
+  e->expires = e->err == WR_OK ? now + v->route_ttl_ms : now;
+  if (e->found) memcpy(e->tunnel_id, r->tunnel_id, sizeof(e->tunnel_id));
+  return e;
+}
+
+/* The answer of entry |e|. */
+static int route_answer(const route_ent *e, char tunnel_id[WR_STORE_UUID_LEN + 1]) {
+  if (e->err != WR_OK) return e->err;
+  if (!e->found) return WR_ERR_NOTFOUND;
+  memcpy(tunnel_id, e->tunnel_id, WR_STORE_UUID_LEN + 1);
+  return WR_OK;
+}
+
+/* ---- lookups on the store thread ---------------------------------------------- */
+
+struct route_job {
+  route_job *next, *prev;
+  wr_visitor *v; /* NULL: the visitor is gone */
+  int rv;        /* set on the store thread */
+  wr_route r;
+  char errmsg[WR_STORE_ERRMSG_MAX];
+  char host[WR_STORE_HOST_MAX + 1];
+};
+
+static void job_run(wr_store *s, void *arg) {
+  route_job *j = arg;
+  j->rv = route_query(s, j->host, &j->r);
+  if (j->rv != WR_OK && j->rv != WR_ERR_NOTFOUND)
+    snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
+}
+
+/* On the loop: caches the answer and wakes the heads that wait for a route
+ * (all of them: a kicked head whose host is still pending waits again). */
+static void job_done(void *arg, int status) {
+  route_job *j = arg;
+  wr_visitor *v = j->v;
+  if (v) {
+    if (j->prev)
+      j->prev->next = j->next;
+    else
+      v->route_jobs = j->next;
+    if (j->next) j->next->prev = j->prev;
+    int rv = status == WR_OK ? j->rv : WR_ERR_STORE;
+    if (rv != WR_OK && rv != WR_ERR_NOTFOUND)
+      wr_warn("route lookup for %s failed: %s", j->host,
+              status == WR_OK ? j->errmsg : "the store thread stopped");
+    route_fill(v, j->host, rv, &j->r);
+    for (vconn *c = v->conns; c; c = c->next)
+      if (c->state == VC_ROUTE && !c->closed) {
+        c->state = VC_HEAD;
+        wr__vconn_kick(c);
+      }
+  }
+  free(j);
+}
+
+static int route_submit(wr_visitor *v, route_ent *e) {
+  route_job *j = wr_xcalloc(1, sizeof(*j));
+  j->v = v;
+  snprintf(j->host, sizeof(j->host), "%s", e->host);
+  int rv = wr_store_async_submit(v->store_async, job_run, job_done, j);
+  if (rv != WR_OK) {
+    free(j);
+    wr_warn("route lookup for %s: the store thread refused it (%s)", e->host,
+            rv == WR_ERR_LIMIT ? "queue full" : "stopping");
+    return WR_ERR_STORE;
+  }
+  j->next = v->route_jobs;
+  if (j->next) j->next->prev = j;
+  v->route_jobs = j;
+  e->pending = 1;
+  return WR_AGAIN;
+}
+
+void wr__visitor_routes_detach(wr_visitor *v) {
+  for (route_job *j = v->route_jobs; j; j = j->next) j->v = NULL;
+  v->route_jobs = NULL;
+}
+
+int wr__visitor_route_lookup(wr_visitor *v, const char *host, int stale_ok,
                              char tunnel_id[WR_STORE_UUID_LEN + 1]) {
   uint64_t now = uv_now(v->loop);
-  unsigned b = hash_str(host) % WR__VISITOR_ROUTE_BUCKETS;
-  route_ent *e;
-  for (e = v->routes[b]; e; e = e->next)
-    if (strcmp(e->host, host) == 0) break;
-  if (e && e->expires > now) {
-    if (!e->found) return WR_ERR_NOTFOUND;
-    memcpy(tunnel_id, e->tunnel_id, WR_STORE_UUID_LEN + 1);
-    return WR_OK;
-  }
+  route_ent *e = route_find(v, host);
+  if (e && !e->pending && (e->expires > now || stale_ok)) return route_answer(e, tunnel_id);
+  if (e && e->pending) return WR_AGAIN;
+  if (v->store_async) return route_submit(v, route_make(v, host, now));
   wr_route r;
-  int rv = route_query(v, host, &r);
-  if (rv != WR_OK && rv != WR_ERR_NOTFOUND) {
+  int rv = route_query(v->store, host, &r);
+  if (rv != WR_OK && rv != WR_ERR_NOTFOUND)
     wr_warn("route lookup for %s failed: %s", host, wr_store_errmsg(v->store));
-    return rv;
-  }
-  if (!e) {
-    if (v->nroutes >= ROUTE_MAX) route_purge(v, now, 0);
-    if (v->nroutes >= ROUTE_MAX) route_purge(v, now, 1);
-    size_t hl = strlen(host);
-    e = wr_xcalloc(1, sizeof(*e) + hl + 1);
-    memcpy(e->host, host, hl + 1);
-    e->next = v->routes[b];
-    v->routes[b] = e;
-    v->nroutes++;
-  }
-  e->found = rv == WR_OK;
-  e->expires = now + v->route_ttl_ms;
-  if (e->found) memcpy(e->tunnel_id, r.tunnel_id, sizeof(e->tunnel_id));
-  if (rv == WR_OK) memcpy(tunnel_id, r.tunnel_id, WR_STORE_UUID_LEN + 1);
-  return rv;
+  return route_answer(route_fill(v, host, rv, &r), tunnel_id);
 }

@@ -1,0 +1,174 @@
+/* The store's worker thread (store_async.h). Jobs move from |todo| to
+ * |done| under one mutex; the worker signals the loop with uv_async_send,
+ * which coalesces, so the loop drains the whole |done| list each time. */
+#include "edge/store_async.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/err.h"
+#include "lib/mem.h"
+
+typedef struct job {
+  struct job *next;
+  wr_store_async_fn fn;
+  wr_store_async_done done;
+  void *arg;
+} job;
+
+typedef struct jlist {
+  job *head, *tail;
+} jlist;
+
+struct wr_store_async {
+  uv_loop_t *loop;
+  wr_store *store; /* used by the worker only */
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  uv_async_t wake;
+  jlist todo, done; /* under mu */
+  size_t pending;   /* submitted, not delivered (loop thread) */
+  int stop;         /* under mu */
+  int closing;      /* loop thread */
+  unsigned delay_ms;
+};
+
+static void jl_push(jlist *l, job *j) {
+  j->next = NULL;
+  if (l->tail)
+    l->tail->next = j;
+  else
+    l->head = j;
+  l->tail = j;
+}
+
+static job *jl_pop(jlist *l) {
+  job *j = l->head;
+  if (j) {
+    l->head = j->next;
+    if (!l->head) l->tail = NULL;
+  }
+  return j;
+}
+
+static void worker(void *p) {
+  wr_store_async *a = p;
+  uv_mutex_lock(&a->mu);
+  for (;;) {
+    while (!a->stop && !a->todo.head) uv_cond_wait(&a->cv, &a->mu);
+    if (a->stop) break;
+    job *j = jl_pop(&a->todo);
+    uv_mutex_unlock(&a->mu);
+    if (a->delay_ms) uv_sleep(a->delay_ms);
+    j->fn(a->store, j->arg);
+    uv_mutex_lock(&a->mu);
+    jl_push(&a->done, j);
+    uv_async_send(&a->wake);
+  }
+  uv_mutex_unlock(&a->mu);
+}
+
+/* Delivers the finished jobs; their done callbacks may submit more. */
+static void wake_cb(uv_async_t *h) {
+  wr_store_async *a = h->data;
+  uv_mutex_lock(&a->mu);
+  jlist l = a->done;
+  a->done.head = a->done.tail = NULL;
+  uv_mutex_unlock(&a->mu);
+  for (job *j; (j = jl_pop(&l));) {
+    a->pending--;
+    j->done(j->arg, WR_OK);
+    free(j);
+  }
+}
+
+static void close_cb(uv_handle_t *h) { free(h->data); }
+
+static unsigned test_delay(void) {
+  const char *s = getenv("WARREN_TEST_STORE_DELAY_MS");
+  long v = s ? strtol(s, NULL, 10) : 0;
+  return v > 0 && v < 600000 ? (unsigned)v : 0;
+}
+
+int wr_store_async_new(uv_loop_t *loop, const char *path, wr_store_async **out, char *err,
+                       size_t errlen) {
+  *out = NULL;
+  wr_store_async *a = wr_xcalloc(1, sizeof(*a));
+  a->loop = loop;
+  a->delay_ms = test_delay();
+  int rv = wr_store_open(path, 0, &a->store, err, errlen);
+  if (rv != WR_OK) goto fail_store;
+  rv = WR_ERR_IO;
+  if (uv_mutex_init(&a->mu) != 0) goto fail_mutex;
+  if (uv_cond_init(&a->cv) != 0) goto fail_cond;
+  if (uv_async_init(loop, &a->wake, wake_cb) != 0) goto fail_async;
+  a->wake.data = a;
+  uv_unref((uv_handle_t *)&a->wake); /* never keeps the loop alive by itself */
+  if (uv_thread_create(&a->thread, worker, a) != 0) goto fail_thread;
+  *out = a;
+  return WR_OK;
+fail_thread:
+  uv_cond_destroy(&a->cv);
+  uv_mutex_destroy(&a->mu);
+  wr_store_close(a->store);
+  snprintf(err, errlen, "cannot start the store thread");
+  /* |a| holds the handle: the close callback frees both. */
+  uv_close((uv_handle_t *)&a->wake, close_cb);
+  return rv;
+fail_async:
+  uv_cond_destroy(&a->cv);
+fail_cond:
+  uv_mutex_destroy(&a->mu);
+fail_mutex:
+  wr_store_close(a->store);
+  snprintf(err, errlen, "cannot set up the store thread");
+fail_store:
+  free(a);
+  return rv;
+}
+
+int wr_store_async_submit(wr_store_async *a, wr_store_async_fn fn, wr_store_async_done done,
+                          void *arg) {
+  if (!a || a->closing || !fn || !done) return WR_ERR_INVAL;
+  if (a->pending >= WR_STORE_ASYNC_QUEUE_MAX) return WR_ERR_LIMIT;
+  job *j = wr_xcalloc(1, sizeof(*j));
+  j->fn = fn;
+  j->done = done;
+  j->arg = arg;
+  a->pending++;
+  uv_mutex_lock(&a->mu);
+  jl_push(&a->todo, j);
+  uv_cond_signal(&a->cv);
+  uv_mutex_unlock(&a->mu);
+  return WR_OK;
+}
+
+size_t wr_store_async_pending(const wr_store_async *a) { return a ? a->pending : 0; }
+
+void wr_store_async_free(wr_store_async *a) {
+  if (!a || a->closing) return;
+  a->closing = 1;
+  uv_mutex_lock(&a->mu);
+  a->stop = 1;
+  uv_cond_signal(&a->cv);
+  uv_mutex_unlock(&a->mu);
+  uv_thread_join(&a->thread);
+  /* The thread is gone: the lists are ours without the lock. */
+  for (job *j; (j = jl_pop(&a->done));) {
+    a->pending--;
+    j->done(j->arg, WR_OK);
+    free(j);
+  }
+  for (job *j; (j = jl_pop(&a->todo));) {
+    a->pending--;
+    j->done(j->arg, WR_ERR_INTERNAL);
+    free(j);
+  }
+  wr_store_close(a->store);
+  a->store = NULL;
+  uv_cond_destroy(&a->cv);
+  uv_mutex_destroy(&a->mu);
+  uv_close((uv_handle_t *)&a->wake, close_cb);
+}

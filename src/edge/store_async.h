@@ -1,0 +1,50 @@
+/* The store's worker thread: store calls that must not block the event
+ * loop run here, on a second connection to the same SQLite file (WAL lets
+ * a reader and a writer work side by side; the busy timeout covers two
+ * writers).
+ *
+ * One thread, one wr_store, one FIFO of jobs. A job is fn(store, arg),
+ * run on the worker with the worker's wr_store, then done(arg, status) on
+ * the loop thread (through a uv_async_t): status is WR_OK when fn ran, or
+ * WR_ERR_INTERNAL when the queue was torn down before fn ran. |arg| is
+ * owned by the caller; fn and done must not touch loop objects and store
+ * objects respectively (fn runs on the other thread). done is called for
+ * every submitted job exactly once, also from wr_store_async_free.
+ *
+ * The queue is bounded (WR_STORE_ASYNC_QUEUE_MAX): submit refuses more
+ * with WR_ERR_LIMIT, so a stalled store sheds work instead of growing.
+ *
+ * Test hook: WARREN_TEST_STORE_DELAY_MS (read once by wr_store_async_new)
+ * makes the worker sleep that many milliseconds before every job, so
+ * tests can show the loop serving while a store call is in flight. It is
+ * for tests only; the loop thread's own store calls are not delayed. */
+#ifndef WR_EDGE_STORE_ASYNC_H
+#define WR_EDGE_STORE_ASYNC_H
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "edge/store.h"
+
+#define WR_STORE_ASYNC_QUEUE_MAX 4096
+
+typedef struct wr_store_async wr_store_async;
+typedef void (*wr_store_async_fn)(wr_store *s, void *arg);
+typedef void (*wr_store_async_done)(void *arg, int status);
+
+/* Opens the store at |path| (which must exist) for the worker and starts
+ * the thread. Returns WR_OK, a wr_store_open error, or WR_ERR_IO (the
+ * thread or the async handle could not be created), with |err| set. */
+int wr_store_async_new(uv_loop_t *loop, const char *path, wr_store_async **out, char *err,
+                       size_t errlen);
+/* Queues a job. Returns WR_OK, WR_ERR_LIMIT (queue full) or WR_ERR_INVAL
+ * (tearing down); on error done is never called. */
+int wr_store_async_submit(wr_store_async *a, wr_store_async_fn fn, wr_store_async_done done,
+                          void *arg);
+/* Jobs submitted and not yet delivered to their done callback. */
+size_t wr_store_async_pending(const wr_store_async *a);
+/* Stops the worker after its current job, joins it, calls done for every
+ * job not yet delivered (WR_OK if it ran, else WR_ERR_INTERNAL), closes
+ * the worker's store and frees |a| once the loop has closed the handle. */
+void wr_store_async_free(wr_store_async *a);
+#endif

@@ -1,0 +1,105 @@
+"""The edge's store calls that sit on the visitor's path run on the store
+thread, not on the event loop: with every store-thread call made slow
+(WARREN_TEST_STORE_DELAY_MS, a test-only hook), a visitor whose host needs a
+route lookup waits, and while it waits other visitors keep being served.
+
+The assertions are about order, never about durations: a request that needs
+no store call (a cached route, a bad Host) is answered while the slow lookup
+is still unanswered."""
+import json
+import os
+import select
+import socket
+import subprocess
+
+import pytest
+
+from common import recv_head
+from conftest import WARREN, WARREN_EDGE, free_port
+
+ZONE = "example.test"
+DELAY_MS = 3000  # each store-thread call; long next to a loopback round trip
+
+
+def check(cmd, env):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, f"{cmd}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
+
+
+def send_get(port, hostname):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(f"GET / HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode())
+    return s
+
+
+def status_of(s):
+    head = recv_head(s, "response head")
+    return int(head.split(b" ", 2)[1])
+
+
+def answered(s):
+    """Whether |s| has bytes (or EOF) to read now, without waiting."""
+    return bool(select.select([s], [], [], 0)[0])
+
+
+@pytest.fixture
+def edge(tmp_path, procs):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
+    env["HOME"] = str(tmp_path)
+    d = tmp_path / "edge"
+    creds = tmp_path / "hello.json"
+    check([WARREN_EDGE, "init", "--data-dir", d, "--zone", ZONE], env)
+    check([WARREN_EDGE, "tunnel", "create", "--data-dir", d, "--out", creds, "hello"], env)
+    tid = json.loads(creds.read_text())["TunnelID"]
+    for h in ("hello", "other"):
+        check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"{h}.{ZONE}"], env)
+    udp, http = free_port(socket.SOCK_DGRAM), free_port()
+    p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
+                     "--http-listen", f"127.0.0.1:{http}", "--api-listen", "127.0.0.1:0"],
+                    name="warren-edge", env={**env, "WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})
+    assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
+    metrics = free_port()
+    c = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
+                     "--cacert", d / "ca.pem", "--protocol", "quic", "--credentials-file", creds,
+                     "--metrics", f"127.0.0.1:{metrics}", "--hello-world", "run", tid],
+                    name="warren-hello", env=env)
+    assert c.wait_output("Registered tunnel connection", 30) is not None, c.tail()
+    return http
+
+
+def test_visitors_are_served_while_a_route_lookup_is_slow(edge):
+    # A host nobody asked for yet: its lookup goes to the (slow) store thread.
+    slow = send_get(edge, f"other.{ZONE}")
+    # Requests that need no store call are answered meanwhile.
+    for target in (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",          # no Host: 400
+                   b"GET / HTTP/1.1\r\nHost: bad_host:x\r\nConnection: close\r\n\r\n"):
+        s = socket.create_connection(("127.0.0.1", edge), timeout=30)
+        s.sendall(target)
+        assert status_of(s) == 400
+        s.close()
+        assert not answered(slow), "the slow lookup was answered before the quick requests"
+    # The slow one gets its answer in the end: routed, through the connector.
+    assert status_of(slow) == 200
+    slow.close()
+
+
+def test_a_cached_route_is_served_while_another_lookup_is_slow(edge):
+    # The route cache keeps an answer for a second (visitor.h route_ttl_ms):
+    # right after hello's lookup, its route is cached; a visitor for another
+    # host then waits on the store thread while hello's visitors are served.
+    # Should the cache have expired before the second hello request (a very
+    # loaded machine), that request queues behind the slow lookup: try again.
+    for _ in range(3):
+        first = send_get(edge, f"hello.{ZONE}")
+        assert status_of(first) == 200
+        first.close()
+        slow = send_get(edge, f"other.{ZONE}")
+        again = send_get(edge, f"hello.{ZONE}")
+        assert status_of(again) == 200
+        again.close()
+        served_first = not answered(slow)
+        assert status_of(slow) == 200
+        slow.close()
+        if served_first:
+            return
+    pytest.fail("a cached host was never answered before a slow lookup of another host finished")

@@ -1,0 +1,147 @@
+/* The store thread (edge/store_async.h): jobs run off the loop thread with
+ * the worker's own store connection, done callbacks run on the loop, in
+ * order, and tearing down delivers every job exactly once. */
+#include "unit.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "edge/store.h"
+#include "edge/store_async.h"
+#include "lib/err.h"
+
+typedef struct fixture {
+  char dir[64];
+  char path[128];
+  wr_store *s;
+  wr_account acct;
+  uv_loop_t loop;
+} fixture;
+
+typedef struct work {
+  fixture *f;
+  uv_thread_t loop_thread;
+  int ran_off_loop;   /* fn saw a thread other than the loop's */
+  int found;          /* fn read the account through the worker's store */
+  int done_status;
+  int done_calls;
+  int order;          /* position among the done callbacks */
+} work;
+
+static int done_seen;
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof(*f));
+  if (unit_store_new("wr-storeasync", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->s) != 0)
+    return -1;
+  if (wr_store_account_create(f->s, "test", "example.test", &f->acct) != WR_OK) return -1;
+  if (uv_loop_init(&f->loop) != 0) return -1;
+  done_seen = 0;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  wr_store_close(f->s);
+  unit_rm_rf(f->dir);
+  free(f);
+  return 0;
+}
+
+static void job_fn(wr_store *s, void *arg) {
+  work *w = arg;
+  uv_thread_t self = uv_thread_self();
+  w->ran_off_loop = !uv_thread_equal(&self, &w->loop_thread);
+  wr_account a;
+  w->found = wr_store_account_get(s, w->f->acct.id, &a) == WR_OK &&
+             strcmp(a.name, "example.test") == 0;
+}
+
+static void job_done(void *arg, int status) {
+  work *w = arg;
+  w->done_status = status;
+  w->done_calls++;
+  w->order = done_seen++;
+}
+
+static void keep_cb(uv_timer_t *t) { (void)t; }
+
+static void test_jobs_run_off_the_loop(void **state) {
+  fixture *f = *state;
+  wr_store_async *a;
+  char err[256];
+  assert_int_equal(wr_store_async_new(&f->loop, f->path, &a, err, sizeof(err)), WR_OK);
+  work w[8];
+  memset(w, 0, sizeof(w));
+  for (int i = 0; i < 8; i++) {
+    w[i].f = f;
+    w[i].loop_thread = uv_thread_self();
+    assert_int_equal(wr_store_async_submit(a, job_fn, job_done, &w[i]), WR_OK);
+  }
+  assert_int_equal(wr_store_async_pending(a), 8);
+  /* The store's handle does not hold the loop (uv_unref): a timer does,
+   * so the loop polls until every job is delivered. */
+  uv_timer_t keep;
+  uv_timer_init(&f->loop, &keep);
+  uv_timer_start(&keep, keep_cb, 10, 10);
+  while (done_seen < 8) uv_run(&f->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&keep, NULL);
+  for (int i = 0; i < 8; i++) {
+    assert_true(w[i].ran_off_loop);
+    assert_true(w[i].found);
+    assert_int_equal(w[i].done_status, WR_OK);
+    assert_int_equal(w[i].done_calls, 1);
+    assert_int_equal(w[i].order, i); /* FIFO */
+  }
+  assert_int_equal(wr_store_async_pending(a), 0);
+  wr_store_async_free(a);
+}
+
+static void test_free_delivers_every_job_once(void **state) {
+  fixture *f = *state;
+  wr_store_async *a;
+  char err[256];
+  assert_int_equal(wr_store_async_new(&f->loop, f->path, &a, err, sizeof(err)), WR_OK);
+  work w[64];
+  memset(w, 0, sizeof(w));
+  for (int i = 0; i < 64; i++) {
+    w[i].f = f;
+    w[i].loop_thread = uv_thread_self();
+    assert_int_equal(wr_store_async_submit(a, job_fn, job_done, &w[i]), WR_OK);
+  }
+  wr_store_async_free(a); /* without running the loop: some ran, some not */
+  for (int i = 0; i < 64; i++) {
+    assert_int_equal(w[i].done_calls, 1);
+    if (w[i].done_status == WR_OK) assert_true(w[i].found);
+    else assert_int_equal(w[i].done_status, WR_ERR_INTERNAL);
+  }
+  assert_int_equal(done_seen, 64);
+}
+
+static void test_bad_path_and_arguments(void **state) {
+  fixture *f = *state;
+  wr_store_async *a;
+  char err[256], path[256];
+  snprintf(path, sizeof(path), "%s/missing.db", f->dir);
+  assert_int_equal(wr_store_async_new(&f->loop, path, &a, err, sizeof(err)), WR_ERR_NOTFOUND);
+  assert_null(a);
+  assert_int_equal(wr_store_async_new(&f->loop, f->path, &a, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_store_async_submit(a, NULL, job_done, NULL), WR_ERR_INVAL);
+  assert_int_equal(wr_store_async_submit(a, job_fn, NULL, NULL), WR_ERR_INVAL);
+  wr_store_async_free(a);
+}
+
+int main(void) {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_jobs_run_off_the_loop),
+      T(test_free_delivers_every_job_once),
+      T(test_bad_path_and_arguments),
+  };
+#undef T
+  return cmocka_run_group_tests_name("store_async", tests, NULL, NULL);
+}
