@@ -160,7 +160,9 @@ static void fuzz_request(const char *method, const char *target, const char *pat
   req.body_len = body_len;
   reset_answer(&req);
   const size_t plen = sizeof(WR_API_PREFIX) - 1;
-  int mine = strncmp(path, WR_API_PREFIX, plen) == 0 && (!path[plen] || path[plen] == '/');
+  /* The API's paths: /client/v4 and under it, and the quick-tunnel service's /tunnel. */
+  int mine = (strncmp(path, WR_API_PREFIX, plen) == 0 && (!path[plen] || path[plen] == '/')) ||
+             strcmp(path, "/tunnel") == 0;
   int rv = wr_api_handle(api, &req);
   CHECK(rv == mine);
   if (!rv) {
