@@ -5,7 +5,6 @@
 #include "cmd/cli.h"
 
 /* A command whose implementation has not landed yet: says so, exits 1. */
-int wr_cmd_not_yet(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
 /* warren tunnel ingress validate | rule URL (tunnel_ingress.c) */
 int wr_cmd_ingress_validate(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);

@@ -23,6 +23,7 @@
 #define IS_EDGE_STREAM(sid) (((sid)&3) == 1)
 
 enum { EC_NEW = 0, EC_REGISTERED, EC_UNREGISTERED };
+#define CONN_ID_BUCKETS 1024
 
 /* The server's record of one connector connection, whatever its transport. */
 typedef struct wr_tunnel_conn edge_conn;
@@ -51,6 +52,8 @@ struct wr_tunnel_conn {
   int state;
   int control_fin_sent;
   char conn_id[WR_STORE_UUID_LEN + 1];
+  struct wr_tunnel_conn *id_next; /* chain in ts->by_id while registered */
+  int indexed;
   char tunnel_id[WR_STORE_UUID_LEN + 1];
   char account_id[WR_STORE_ID_LEN + 1];
   char client_id[WR_STORE_UUID_LEN + 1];
@@ -65,6 +68,10 @@ struct wr_tunnel_server {
   char *location;
   char *actor;
   edge_conn *conns; /* every served connection (any transport), newest first */
+  /* Registered connections by conn_id: the router looks its flows' connection
+   * up for every packet it sends, so this must not walk every connection.
+   * The ids are random UUIDs made by the store, so a plain hash spreads them. */
+  edge_conn *by_id[CONN_ID_BUCKETS];
   unsigned rr;      /* round robin among equally loaded connections */
   unsigned max_connectors;
   unsigned max_conns_per_connector;
@@ -78,6 +85,30 @@ struct wr_tunnel_server {
 };
 
 /* ---- helpers ------------------------------------------------------------- */
+
+static size_t id_bucket(const char *id) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *id; id++) h = (h ^ (uint8_t)*id) * 16777619u;
+  return h % CONN_ID_BUCKETS;
+}
+
+static void index_add(edge_conn *ec) {
+  edge_conn **head = &ec->ts->by_id[id_bucket(ec->conn_id)];
+  ec->id_next = *head;
+  *head = ec;
+  ec->indexed = 1;
+}
+
+static void index_remove(edge_conn *ec) {
+  if (!ec->indexed) return;
+  for (edge_conn **pp = &ec->ts->by_id[id_bucket(ec->conn_id)]; *pp; pp = &(*pp)->id_next) {
+    if (*pp == ec) {
+      *pp = ec->id_next;
+      break;
+    }
+  }
+  ec->indexed = 0;
+}
 
 static int ct_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
   /* Length is not secret (cloudflared secrets are 32 bytes); the bytes are. */
@@ -156,6 +187,7 @@ static void unregister(edge_conn *ec, const char *why) {
   wr_tunnel_server *ts = ec->ts;
   if (ec->state != EC_REGISTERED) return;
   ec->state = EC_UNREGISTERED;
+  index_remove(ec);
   ts->stats.unregistrations++;
   int rv = wr_store_conn_close(ts->store, ec->conn_id);
   if (rv) wr_warn("closing connection %s in the store: %s", ec->conn_id, wr_store_errmsg(ts->store));
@@ -327,6 +359,7 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   }
   ec->state = EC_REGISTERED;
   memcpy(ec->conn_id, rec.id, sizeof(ec->conn_id));
+  index_add(ec);
   memcpy(ec->tunnel_id, t.id, sizeof(ec->tunnel_id));
   memcpy(ec->account_id, t.account_id, sizeof(ec->account_id));
   memcpy(ec->client_id, rec.client_id, sizeof(ec->client_id));
@@ -441,6 +474,7 @@ static void close_streams(edge_conn *ec, int alive) {
 
 static void detach(edge_conn *ec) {
   wr_tunnel_server *ts = ec->ts;
+  index_remove(ec);
   for (edge_conn **pp = &ts->conns; *pp; pp = &(*pp)->next) {
     if (*pp == ec) {
       *pp = ec->next;
@@ -888,7 +922,7 @@ static int attach_stream(edge_conn *ec, const wr_tunnel_stream_callbacks *cbs, v
 
 static edge_conn *find_conn(const wr_tunnel_server *ts, const char *conn_id) {
   if (!conn_id || !*conn_id) return NULL;
-  for (edge_conn *ec = ts->conns; ec; ec = ec->next)
+  for (edge_conn *ec = ts->by_id[id_bucket(conn_id)]; ec; ec = ec->id_next)
     if (ec->state == EC_REGISTERED && strcmp(ec->conn_id, conn_id) == 0) return ec;
   return NULL;
 }

@@ -3,10 +3,33 @@ with lo up, veth pairs between them, addresses on lo, processes started in
 them with their output in a log file, and cleanup of all of it. Nothing here
 routes off the machine. Used by tests/e2e/test_private_net.py,
 test_wireguard.py, bench/private.py and bench/wireguard.py."""
+import contextlib
+import ctypes
 import json
 import os
 import subprocess
 import uuid
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def loopback_only():
+    """Moves the calling thread (and what it starts) into a fresh network
+    namespace with only lo up, and back afterwards: for cloudflared, which
+    looks names up at start. OSError if the kernel refuses (not root)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    old = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        os.close(old)
+        raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+    try:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        yield
+    finally:
+        libc.setns(old, CLONE_NEWNET)
+        os.close(old)
 
 # A UDP echo server on 10.99.0.5:9053 and [fd99::5]:9053 (the private host),
 # answering "echo:" + what it got; run with `python3 -c UDP_ECHO`.

@@ -10,16 +10,16 @@ cloudflared looks up SRV, update and other records at start even with
 entered by this thread (subprocesses inherit it) and left at the end.
 Skipped without /opt/cfd/cloudflared (or CLOUDFLARED=...) or without root."""
 import base64
-import ctypes
 import hashlib
 import http.client
 import os
 import re
 import socket
 import struct
-import subprocess
 
 import pytest
+
+import netns as netns_mod
 
 import origins
 import test_tunnel as tt
@@ -28,7 +28,6 @@ from conftest import ProcSet, free_port
 from origins import ws_recv, ws_send
 
 CLOUDFLARED = os.environ.get("CLOUDFLARED") or "/opt/cfd/cloudflared"
-CLONE_NEWNET = 0x40000000
 
 pytestmark = pytest.mark.skipif(
     not os.access(CLOUDFLARED, os.X_OK) or os.geteuid() != 0,
@@ -37,18 +36,16 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def netns():
-    """A fresh network namespace for this thread (and what it starts)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    old = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        os.close(old)
-        pytest.skip(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}")
+    """A fresh network namespace with only lo up for this module (netns.loopback_only)."""
     try:
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        ctx = netns_mod.loopback_only()
+        ctx.__enter__()
+    except OSError as e:
+        pytest.skip(str(e))
+    try:
         yield
     finally:
-        libc.setns(old, CLONE_NEWNET)
-        os.close(old)
+        ctx.__exit__(None, None, None)
 
 
 class Cloudflared(tt.Connector):

@@ -5,7 +5,6 @@ cloudflared 2023.7.3 does the same against the edge when it is installed.
 The edge bounds quick tunnels per source, refuses when the feature is off,
 and deletes a quick tunnel and its hostname once its connector is gone."""
 import base64
-import ctypes
 import http.server
 import json
 import os
@@ -17,11 +16,12 @@ import urllib.request
 
 import pytest
 
+import netns as netns_mod
+
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 ZONE = "quick.test"
 CLOUDFLARED = os.environ.get("CLOUDFLARED") or "/opt/cfd/cloudflared"
-CLONE_NEWNET = 0x40000000
 URL_RE = re.compile(r"\|\s+(https?://[A-Za-z0-9.:-]+)\s+\|")
 
 
@@ -177,19 +177,16 @@ def test_idle_quick_tunnel_expires(tmp_path, procs):
 @pytest.fixture
 def netns():
     """cloudflared looks names up at start: run this test in a fresh network
-    namespace with only lo up (as test_http2.py)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    old = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        os.close(old)
-        pytest.skip(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}")
+    namespace with only lo up (netns.loopback_only)."""
     try:
-        import subprocess
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        ctx = netns_mod.loopback_only()
+        ctx.__enter__()
+    except OSError as e:
+        pytest.skip(str(e))
+    try:
         yield
     finally:
-        libc.setns(old, CLONE_NEWNET)
-        os.close(old)
+        ctx.__exit__(None, None, None)
 
 
 @pytest.mark.skipif(not os.path.exists(CLOUDFLARED) or os.geteuid() != 0,
