@@ -86,6 +86,31 @@ static size_t request_room(const wr_http_header *hs, size_t n) {
   return need;
 }
 
+/* dest: scheme://authority/path (cloudflared fills http / localhost:8080). */
+static void build_dest(wr_buf *arena, const char *scheme, size_t sl, const char *auth, size_t al,
+                       const char *path, size_t pl, wr_connect_request *out) {
+  out->dest = (const char *)arena->data + arena->len;
+  put(arena, sl ? scheme : "http", sl ? sl : 4);
+  put(arena, "://", 3);
+  put(arena, al ? auth : "localhost:8080", al ? al : 14);
+  put(arena, pl ? path : "/", pl ? pl : 1);
+  out->dest_len = (size_t)((const char *)arena->data + arena->len - out->dest);
+}
+
+/* The user's headers as metadata, less the pseudo-headers, Host and Cookie
+ * (sent apart) and, for WebSocket, the upgrade marker. Returns how many. */
+static size_t user_headers(const wr_http_header *hs, size_t n, int kind, wr_buf *arena,
+                           wr_meta *meta) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    const wr_http_header *h = &hs[i];
+    if (!h->name_len || h->name[0] == ':' || name_is(h, "host") || name_is(h, "cookie")) continue;
+    if (kind == WR_H2_WEBSOCKET && name_is(h, WR_H2_UPGRADE_HEADER)) continue;
+    header_entry(arena, h, &meta[k++]);
+  }
+  return k;
+}
+
 int wr_h2c_request_build(const wr_http_header *hs, size_t n, int kind, int body_unknown,
                         wr_buf *arena, wr_meta *meta, size_t cap, wr_connect_request *out) {
   size_t al, sl, pl, ml, k = 0;
@@ -106,21 +131,10 @@ int wr_h2c_request_build(const wr_http_header *hs, size_t n, int kind, int body_
     return WR_OK; /* cloudflared reads no metadata for TCP over HTTP/2 */
   }
   out->type = kind == WR_H2_WEBSOCKET ? WR_CONNECT_WEBSOCKET : WR_CONNECT_HTTP;
-  /* dest: scheme://authority/path (cloudflared fills http / localhost:8080). */
-  out->dest = (const char *)arena->data + arena->len;
-  put(arena, sl ? scheme : "http", sl ? sl : 4);
-  put(arena, "://", 3);
-  put(arena, al ? auth : "localhost:8080", al ? al : 14);
-  put(arena, pl ? path : "/", pl ? pl : 1);
-  out->dest_len = (size_t)((const char *)arena->data + arena->len - out->dest);
+  build_dest(arena, scheme, sl, auth, al, path, pl, out);
   meta[k++] = (wr_meta){WR_HTTPMETA_KEY_METHOD, 10, ml ? method : "GET", ml ? ml : 3};
   if (al) meta[k++] = (wr_meta){WR_HTTPMETA_KEY_HOST, 8, auth, al};
-  for (size_t i = 0; i < n; i++) {
-    const wr_http_header *h = &hs[i];
-    if (!h->name_len || h->name[0] == ':' || name_is(h, "host") || name_is(h, "cookie")) continue;
-    if (kind == WR_H2_WEBSOCKET && name_is(h, WR_H2_UPGRADE_HEADER)) continue;
-    header_entry(arena, h, &meta[k++]);
-  }
+  k += user_headers(hs, n, kind, arena, &meta[k]);
   k += add_cookie(hs, n, arena, &meta[k]);
   if (kind == WR_H2_HTTP && body_unknown && !get(hs, n, "content-length"))
     meta[k++] = (wr_meta){"HttpHeader:Transfer-Encoding", 28, "chunked", 7};
