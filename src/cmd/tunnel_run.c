@@ -55,7 +55,7 @@ static const char need_tunnel_msg[] =
 /* Flags accepted for cloudflared's command lines that change nothing in
  * warren, and why: one warning each when set (command line, environment or
  * config file). Their help in warren.c says "no effect in warren". */
-#define NOOP_NOMGMT "warren has no management service"
+#define NOOP_NOMGMT "warren's management service has no diagnostics endpoints"
 #define NOOP_SSH "warren has no built-in SSH server"
 #define NOOP_DNS "the DNS proxy was removed from cloudflared and is not in warren"
 #define NOOP_LEGACY "a legacy (classic tunnel) setting, not used by named tunnels"
@@ -68,14 +68,12 @@ static const struct noop_flag {
     {"write-stream-timeout", "stream writes are bounded by flow control, not by a timer"},
     {"quic-disable-pmtu-discovery", "path MTU discovery is not configurable in warren"},
     {"autoupdate-freq", "warren never updates itself"},
-    {"label", NOOP_NOMGMT},
     {"no-chunked-encoding", "warren's origin client always streams bodies of unknown length chunked"},
     {"http2-origin", "warren's origin client speaks HTTP/1.1 only"},
     {"metrics-update-freq", "warren computes metrics when they are scraped"},
     {"post-quantum", "warren's TLS has no post-quantum key agreement; connections use classical key agreement"},
     {"management-diagnostics", NOOP_NOMGMT},
-    {"management-hostname", NOOP_NOMGMT},
-    {"service-op-ip", NOOP_NOMGMT},
+    {"service-op-ip", "warren's management service reports no IP address in /host_details"},
     {"max-active-flows", "no limit on private-network flows is configurable yet"},
     {"dns-resolver-addrs", "warren has no virtual DNS resolver service"},
     {"udp-unregister-session-timeout", "not configurable in warren"},
@@ -501,6 +499,8 @@ static void connector_options(const wr_opts *o, run_inputs *in, wr_connector_opt
   co->retries = (unsigned)flag_u64(o, "retries");
   co->max_conn_window = flag_u64(o, "quic-connection-level-flow-control-limit");
   co->max_stream_window = flag_u64(o, "quic-stream-level-flow-control-limit");
+  co->management_hostname = wr_opts_get(o, "management-hostname");
+  co->label = wr_opts_get(o, "label");
 }
 
 static void run_free(run_inputs *in) {

@@ -156,7 +156,7 @@ static void send_handshake(session *s) {
 static void ws_event(session *s, const wr_ws_event *ev) {
   switch (ev->kind) {
   case WR_WS_EV_DATA:
-    if (!s->remote_close) wr_conn_write(s->local, ev->data, ev->len);
+    if (!s->remote_close && ev->len) wr_conn_write(s->local, ev->data, ev->len);
     if (wr_conn_write_queued(s->local) > HIGH_WATER) wr_conn_read_stop(s->remote);
     break;
   case WR_WS_EV_PING:

@@ -84,8 +84,15 @@ static int start_supervisor(wr_connector *c, const wr_connector_options *o, char
   sc.connector_id = c->connector_id;
   sc.local_config = o->local_config;
   sc.local_config_len = o->local_config ? strlen(o->local_config) : 0;
-  sc.extra_features = o->features;
-  sc.nextra_features = o->nfeatures;
+  /* management_logs only with the management service that serves it. */
+  const char *feats[WR_REGISTRATION_MAX_EXTRA_FEATURES];
+  size_t nf = 0;
+  for (size_t i = 0; i < o->nfeatures && nf + 1 < WR_REGISTRATION_MAX_EXTRA_FEATURES; i++)
+    feats[nf++] = o->features[i];
+  if (o->management_hostname && o->management_hostname[0])
+    feats[nf++] = WR_FEATURE_MANAGEMENT_LOGS;
+  sc.extra_features = feats;
+  sc.nextra_features = nf;
   sc.bind_addr = o->bind_addr;
   sc.dial_timeout_ms = o->dial_timeout_ms;
   sc.rpc_timeout_ms = o->rpc_timeout_ms;
@@ -179,6 +186,8 @@ int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connecto
   pc.ntags = o->ntags;
   pc.ingress_unused = ingress_unused;
   pc.ingress_user = c;
+  pc.management_hostname = o->management_hostname;
+  pc.label = o->label;
   c->first_ingress = o->ingress;
   if ((rv = wr_proxy_new(&pc, &c->proxy)) != WR_OK) {
     snprintf(err, errlen, "cannot start the proxy");

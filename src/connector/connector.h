@@ -73,6 +73,10 @@ typedef struct wr_connector_options {
   int protocol;                         /* WR_PROTOCOL_* (supervisor.h); 0: QUIC */
   unsigned retries;                     /* --retries (auto's fallback); 0: 5 */
   uint64_t max_conn_window, max_stream_window; /* --quic-*-flow-control-limit; 0: default */
+  /* --management-hostname: the management service (/logs for `tail`)
+   * answers it and management_logs is announced; NULL or "": neither. */
+  const char *management_hostname;
+  const char *label; /* --label (the management service's host details) */
   /* Every connection is closed after a shutdown or a fatal refusal: end
    * the uv_run. Required. */
   void (*on_stopped)(void *user);

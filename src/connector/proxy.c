@@ -96,6 +96,7 @@ static void stream_release(pstream *s) {
   s->qc = NULL;
   s->ops = NULL;
   if (ops && p->dying) ops->forget(s->ot);
+  wr__proxy_mgmt_free(s); /* no log event is sent to a stream QUIC forgot */
   wr__proxy_detach(s, 0);
   request_end(s);
   s->state = ST_DONE;
@@ -180,6 +181,11 @@ int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out) {
   wr_uuid_format(&cfg->connector_id, p->tag);
   p->version = wr_xstrdup(cfg->version ? cfg->version : WR_VERSION);
   if (cfg->services) p->svc = *cfg->services;
+  if (cfg->management_hostname && cfg->management_hostname[0]) {
+    p->mgmt_host = wr_xstrdup(cfg->management_hostname);
+    p->mgmt_label = cfg->label ? wr_xstrdup(cfg->label) : NULL;
+    p->mgmt = wr_mgmt_logs_new(p->loop);
+  }
   uv_timer_init(p->loop, &p->timer);
   p->timer.data = p;
   p->handles = 1;
@@ -197,6 +203,8 @@ static void proxy_final_free(wr_proxy *p) {
   free((void *)p->tag_values);
   free(p->refs);
   free(p->version);
+  free(p->mgmt_host);
+  free(p->mgmt_label);
   free(p);
 }
 
@@ -215,6 +223,8 @@ void wr_proxy_free(wr_proxy *p) {
     n = o->next;
     wr__proxy_origin_close(o);
   }
+  wr_mgmt_logs_free(p->mgmt); /* after the streams: their sessions are gone */
+  p->mgmt = NULL;
   uv_timer_stop(&p->timer);
   uv_close((uv_handle_t *)&p->timer, timer_close_cb);
 }

@@ -68,6 +68,12 @@ typedef struct wr_proxy_config {
    * NULL: the owner keeps track itself. */
   void (*ingress_unused)(void *user, const wr_ingress *ing);
   void *ingress_user;
+  /* The management hostname (cloudflared's --management-hostname): its
+   * requests go to the management service (proxy_mgmt.c: /ping,
+   * /host_details, the /logs stream of connector/mgmt_logs.h) before any
+   * ingress rule. NULL or "": no management service. Copied. */
+  const char *management_hostname;
+  const char *label; /* --label, for /host_details; NULL: the host name */
 } wr_proxy_config;
 
 int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out);

@@ -12,6 +12,7 @@
 #include "connector/proxy_int.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/log.h"
 #include "lib/mem.h"
 #include "proto/preamble.h"
 
@@ -212,6 +213,13 @@ void wr__proxy_dispatch(pstream *s) {
     return;
   }
   s->ws = s->req.type == WR_CONNECT_WEBSOCKET;
+  /* The management hostname comes before every ingress rule, as
+   * cloudflared's internal rules do. */
+  if (wr__proxy_mgmt_host(s)) {
+    wr__proxy_mgmt_start(s, mpath);
+    free(mpath);
+    return;
+  }
   idx = s->ing ? wr_ingress_match(s->ing, s->hm.host ? s->hm.host : "", mpath) : WR_ERR_NOTFOUND;
   free(mpath);
   if (idx < 0) {
@@ -219,6 +227,9 @@ void wr__proxy_dispatch(pstream *s) {
     return;
   }
   s->rule = &s->ing->rules[idx];
+  /* cloudflared's request line at debug, an "http" event for `tail`. */
+  WR_LOG_EV(WR_LOG_DEBUG, WR_LOG_EV_HTTP, "%.*s %.*s HTTP/1.1 ingressRule=%d", (int)s->hm.method_len,
+            s->hm.method ? s->hm.method : "", (int)s->req.dest_len, s->req.dest, idx);
   route(s);
 }
 

@@ -284,6 +284,10 @@ static void body_end(pstream *s) {
 }
 
 void wr__proxy_body_input(pstream *s, const uint8_t *data, size_t len, int fin) {
+  if (s->mws) {
+    wr__proxy_mgmt_edge_input(s, data, len, fin);
+    return;
+  }
   if (s->tcp) {
     wr__proxy_tcp_edge_input(s, data, len, fin);
     return;

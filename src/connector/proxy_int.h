@@ -48,6 +48,7 @@
 
 #include <uv.h>
 
+#include "connector/mgmt_logs.h"
 #include "connector/proxy.h"
 #include "connector/rpc_server.h"
 #include "lib/buf.h"
@@ -78,6 +79,7 @@
 typedef struct pstream pstream;
 typedef struct origin origin;
 typedef struct tcp_pipe tcp_pipe;
+typedef struct mgmt_ws mgmt_ws;
 
 /* --- origin connections ---------------------------------------------------- */
 
@@ -188,6 +190,7 @@ struct pstream {
   uint8_t rpc_session_id[16];
   char *rpc_message;
   tcp_pipe *tcp; /* a TCP pipe (proxy_tcp.c) instead of HTTP; owned */
+  mgmt_ws *mws;  /* the management /logs WebSocket (proxy_mgmt.c); owned */
 };
 
 /* How many streams use a set of ingress rules (see wr_proxy_set_ingress). */
@@ -216,6 +219,9 @@ struct wr_proxy {
   creds_ent *creds;
   uv_timer_t timer;
   wr_rpc_services svc;
+  char *mgmt_host;     /* the management hostname (proxy_mgmt.c); NULL: none */
+  char *mgmt_label;    /* --label for /host_details */
+  wr_mgmt_logs *mgmt;  /* the log stream registry, with mgmt_host */
   size_t handles; /* the timer + every origin not yet freed */
   int dying;
 };
@@ -301,6 +307,17 @@ void wr__proxy_pipe_start(pstream *s);
 /* The edge ended its side of a pipe (FIN): the first EOF ends both
  * directions (an origin EOF ends it with wr__proxy_complete). */
 void wr__proxy_pipe_edge_fin(pstream *s);
+
+/* --- proxy_mgmt.c: the management service ---------------------------------- */
+
+/* 1 when the request's host (port ignored) is the management hostname. */
+int wr__proxy_mgmt_host(const pstream *s);
+/* Serves a management request for the %-decoded |path|. */
+void wr__proxy_mgmt_start(pstream *s, const char *path);
+/* Stream bytes of the /logs WebSocket (s->mws). */
+void wr__proxy_mgmt_edge_input(pstream *s, const uint8_t *data, size_t len, int fin);
+/* Ends the stream's log session and frees s->mws (the stream goes). */
+void wr__proxy_mgmt_free(pstream *s);
 
 /* --- proxy_origin.c: origin connections ------------------------------------ */
 

@@ -328,7 +328,7 @@ void wr__proxy_tcp_warp_start(pstream *s) {
   /* As Go dials an empty host: the local system. */
   if (!host[0]) snprintf(host, sizeof(host), "127.0.0.1");
   visitor_addr(s, t);
-  wr_debug("data stream %lld: tcp proxy stream started dest=%.*s", (long long)s->sid,
+  WR_LOG_EV(WR_LOG_DEBUG, WR_LOG_EV_TCP, "data stream %lld: tcp proxy stream started dest=%.*s", (long long)s->sid,
            (int)s->req.dest_len, s->req.dest);
   dial(s, host, port, w->connect_timeout_ns, w->tcp_keepalive_ns);
 }

@@ -21,8 +21,8 @@
  * order (features.DefaultFeatures): allow_remote_config (updateConfiguration,
  * connector/remote_config.h), serialized_headers, support_datagram_v2 (UDP
  * session RPCs and v2 datagrams, connector/datagram_mux.h),
- * support_quic_eof. Not announced until it works: management_logs (log
- * streaming to `tail`). */
+ * support_quic_eof. management_logs (log streaming to `tail`) is added by
+ * the connector when its management service runs (connector.h). */
 const char *const wr_registration_default_features[] = {
     "allow_remote_config", "serialized_headers", "support_datagram_v2", "support_quic_eof", NULL};
 

@@ -110,6 +110,7 @@ void wr_registration_free(wr_registration *r);
 void wr_registration_arch(char *out, size_t outlen);
 /* The feature that selects datagram v3 (protocol.md 6.6). */
 #define WR_FEATURE_DATAGRAM_V3_2 "support_datagram_v3_2"
+#define WR_FEATURE_MANAGEMENT_LOGS "management_logs"
 /* 1 if |features| (the --features values) select datagram v3, as
  * cloudflared HEAD's features.datagramVersion() with no remote record:
  * support_datagram_v3_2 among them. The list sent at registration is then

@@ -213,7 +213,7 @@ static void session_end(usession *s, const char *reason) {
   char sid[WR_UUID_STR_LEN + 1];
   memcpy(id, s->id, 16);
   wr_uuid_format((const wr_uuid *)id, sid);
-  wr_debug("UDP session %s terminated: %s", sid, reason);
+  WR_LOG_EV(WR_LOG_DEBUG, WR_LOG_EV_UDP, "UDP session %s terminated: %s", sid, reason);
   session_close(s);
   if (t->cfg.on_end) t->cfg.on_end(t->cfg.user, qc, id, reason);
 }
@@ -468,7 +468,7 @@ int wr_udp_session_unregister(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_
   char sid[WR_UUID_STR_LEN + 1];
   if (!s) return WR_ERR_NOTFOUND;
   wr_uuid_format((const wr_uuid *)id, sid);
-  wr_debug("UDP session %s unregistered by the edge: %s", sid, message ? message : "");
+  WR_LOG_EV(WR_LOG_DEBUG, WR_LOG_EV_UDP, "UDP session %s unregistered by the edge: %s", sid, message ? message : "");
   t->stats.ended_remote++;
   session_close(s);
   return WR_OK;
@@ -487,7 +487,7 @@ int wr_udp_session_to_origin(wr_udp_sessions *t, wr_quic_conn *qc, const uint8_t
   int rv = uv_udp_try_send(&s->udp, &b, 1, NULL);
   if (rv < 0) {
     t->stats.write_errors++;
-    wr_debug("UDP session: failed to write payload to the origin: %s", uv_strerror(rv));
+    WR_LOG_EV(WR_LOG_DEBUG, WR_LOG_EV_UDP, "UDP session: failed to write payload to the origin: %s", uv_strerror(rv));
     return WR_ERR_IO;
   }
   t->stats.to_origin++;

@@ -11,6 +11,12 @@ wr_log_level wr_log_min_level = WR_LOG_INFO;
 static FILE *log_out;
 static FILE *log_tee;
 static int log_json;
+/* The console's (and files') level; wr_log_min_level is the lower of it
+ * and the sink's. */
+static wr_log_level console_level = WR_LOG_INFO;
+static wr_log_sink_fn sink_fn;
+static void *sink_user;
+static wr_log_level sink_level = WR_LOG_OFF;
 
 static const char *const level_tag[] = {"DBG", "INF", "WRN", "ERR", "FTL"};
 static const char *const level_name[] = {"debug", "info", "warn", "error", "fatal"};
@@ -30,7 +36,21 @@ int wr_log_parse_level(const char *name, wr_log_level *out) {
   return WR_ERR_INVAL;
 }
 
-void wr_log_set_level(wr_log_level level) { wr_log_min_level = level; }
+static void update_gate(void) {
+  wr_log_min_level = sink_fn && sink_level < console_level ? sink_level : console_level;
+}
+
+void wr_log_set_level(wr_log_level level) {
+  console_level = level;
+  update_gate();
+}
+
+void wr_log_set_sink(wr_log_sink_fn fn, void *user, wr_log_level min) {
+  sink_fn = min < WR_LOG_OFF ? fn : NULL;
+  sink_user = user;
+  sink_level = min;
+  update_gate();
+}
 
 int wr_log_set_file(const char *path) {
   FILE *f = fopen(path, "a");
@@ -80,7 +100,7 @@ static void emit(FILE *out, const char *ts, wr_log_level level, const char *line
     fprintf(out, "%s %s %s\n", ts, level_tag[level], line);
 }
 
-void wr_log_vwrite(wr_log_level level, const char *fmt, va_list ap) {
+static void log_vwrite(wr_log_level level, wr_log_event event, const char *fmt, va_list ap) {
   char ts[32];
   struct timespec now;
   struct tm tm;
@@ -94,10 +114,23 @@ void wr_log_vwrite(wr_log_level level, const char *fmt, va_list ap) {
   char line[2048], jline[6 * sizeof(line)]; /* every byte may become \u00XX */
   int n = vsnprintf(line, sizeof(line), fmt, ap);
   if (n < 0) return;
+  if (sink_fn && level >= sink_level) sink_fn(sink_user, level, event, ts, line);
+  if (level < console_level) return;
   jline[0] = '\0';
   if (log_json) json_escape(line, jline, sizeof(jline));
   emit(out, ts, level, line, jline);
   if (log_tee) emit(log_tee, ts, level, line, jline);
+}
+
+void wr_log_vwrite(wr_log_level level, const char *fmt, va_list ap) {
+  log_vwrite(level, WR_LOG_EV_CONNECTOR, fmt, ap);
+}
+
+void wr_log_event_write(wr_log_level level, wr_log_event event, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  log_vwrite(level, event, fmt, ap);
+  va_end(ap);
 }
 
 void wr_log_write(wr_log_level level, const char *fmt, ...) {

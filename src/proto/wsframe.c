@@ -48,6 +48,7 @@ static int head_start(wr_ws_decoder *d) {
   if (op > WR_WS_OP_BINARY && op < WR_WS_OP_CLOSE) return -1;
   if (op > WR_WS_OP_PONG) return -1;
   if (is_control(op) && !fin) return -1;
+  d->fin = fin;
   d->masked = (b1 & 0x80) != 0;
   if (d->masked != d->want_masked) return -1;
   size_t need = 2 + (d->masked ? 4u : 0u);
@@ -105,6 +106,7 @@ int wr_ws_decode(wr_ws_decoder *d, const uint8_t *in, size_t len, uint8_t *out, 
     ev->data = out;
     ev->len = n;
   }
+  if (ev->kind == WR_WS_EV_DATA || !is_control(d->opcode)) ev->opcode = d->opcode;
   d->off += n;
   d->left -= n;
   *used += n;
@@ -113,6 +115,11 @@ int wr_ws_decode(wr_ws_decoder *d, const uint8_t *in, size_t len, uint8_t *out, 
       ev->kind = control_kind(d->opcode);
       ev->data = d->ctl;
       ev->len = d->ctl_len;
+    } else if (d->fin) {
+      ev->kind = WR_WS_EV_DATA;
+      ev->data = out;
+      ev->len = n;
+      ev->end = 1;
     }
     next_frame(d);
   }

@@ -40,6 +40,11 @@ typedef struct wr_ws_event {
   wr_ws_event_kind kind;
   const uint8_t *data; /* DATA: in the caller's |out|; control: in the decoder */
   size_t len;
+  /* DATA: the frame's opcode (WR_WS_OP_CONT for a continuation) and 1 on
+   * the last piece of a frame with FIN set, the end of a message (an empty
+   * final frame gives one DATA event of length 0). */
+  int opcode;
+  int end;
 } wr_ws_event;
 
 typedef struct wr_ws_decoder {
@@ -47,7 +52,7 @@ typedef struct wr_ws_decoder {
   /* private */
   uint8_t head[WR_WS_HEAD_MAX];
   size_t head_len, head_need;
-  int opcode, in_payload;
+  int opcode, in_payload, fin;
   uint8_t key[4];
   int masked;
   uint64_t left, off;

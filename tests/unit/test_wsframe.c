@@ -14,6 +14,8 @@ typedef struct collected {
   size_t nkinds;
   uint8_t ctl[125];
   size_t ctl_len;
+  int ends;       /* DATA events that ended a message */
+  int first_op;   /* the opcode of the first DATA event */
 } collected;
 
 /* Feeds |in| in pieces of |step| bytes; returns 0 or -1 (protocol error). */
@@ -28,6 +30,8 @@ static int feed(wr_ws_decoder *d, const uint8_t *in, size_t len, size_t step, co
       if (wr_ws_decode(d, in + off + pos, n - pos, out, &used, &ev) != 0) return -1;
       pos += used;
       if (ev.kind == WR_WS_EV_DATA) {
+        if (!c->first_op) c->first_op = ev.opcode;
+        c->ends += ev.end;
         memcpy(c->data + c->len, ev.data, ev.len);
         c->len += ev.len;
       } else if (ev.kind != WR_WS_EV_NONE) {
@@ -72,6 +76,27 @@ static void test_rfc_examples(void **state) {
     assert_memory_equal(c->data, "Hello", 5);
     assert_int_equal(c->kinds[0], WR_WS_EV_PONG);
     assert_memory_equal(c->ctl, "Hello", 5);
+    free(c);
+  }
+}
+
+/* The end of a message is reported once, on the last piece of the frame
+ * with FIN, even for an empty final frame; the opcode comes with the data. */
+static void test_message_end(void **state) {
+  static const uint8_t empty_text[] = {0x81, 0x00};
+  (void)state;
+  for (size_t step = 1; step <= 16; step += 15) {
+    wr_ws_decoder d;
+    collected *c = calloc(1, sizeof(*c));
+    wr_ws_decoder_init(&d, 0);
+    assert_int_equal(feed(&d, hel_lo, sizeof(hel_lo), step, c), 0);
+    assert_int_equal(c->ends, 1);
+    assert_int_equal(c->first_op, WR_WS_OP_TEXT);
+    assert_int_equal(feed(&d, ping_unmasked, sizeof(ping_unmasked), step, c), 0);
+    assert_int_equal(c->ends, 1);
+    assert_int_equal(feed(&d, empty_text, sizeof(empty_text), step, c), 0);
+    assert_int_equal(c->ends, 2);
+    assert_int_equal(c->len, 5);
     free(c);
   }
 }
@@ -173,7 +198,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rfc_examples),    cmocka_unit_test(test_encode_matches_rfc),
       cmocka_unit_test(test_roundtrip_large), cmocka_unit_test(test_protocol_errors),
-      cmocka_unit_test(test_close_frame),     cmocka_unit_test(test_accept),
+      cmocka_unit_test(test_close_frame),     cmocka_unit_test(test_accept), cmocka_unit_test(test_message_end),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
