@@ -195,6 +195,7 @@ static int quick_flags(const wr_opts *o, wr_edge_options *eo) {
   const char *idle = wr_opts_get(o, "quick-tunnels-idle");
   long long per = ps ? atoll(ps) : 5, max = mx ? atoll(mx) : 100, ns = 0;
   eo->quick.account = wr_opts_get(o, "quick-tunnels-account");
+  eo->management_hostname = wr_opts_get(o, "management-hostname");
   eo->quick.zone = wr_opts_get(o, "quick-tunnels-zone");
   if (per < 1 || max < 1 || (idle && (wr_parse_duration(idle, &ns) != 0 || ns < 1000000000LL))) {
     fprintf(stderr,

@@ -43,6 +43,9 @@ static const wr_flag run_flags[] = {
     {"tun-vnet", NULL, NULL, WR_FLAG_STRING, NULL,
      "Virtual network (ID or name) of that account (default: the account's default network)"},
     {"tun-mtu", NULL, NULL, WR_FLAG_INT, "1280", "MTU of the TUN device (1280-9000)"},
+    {"management-hostname", NULL, "TUNNEL_MANAGEMENT_HOSTNAME", WR_FLAG_STRING, "management.argotunnel.com",
+     "Visitors for this host reach a tunnel's connector management service (`tail`'s log stream), "
+     "the tunnel named by their management token; empty: routed like any host"},
     {"quick-tunnels-account", NULL, NULL, WR_FLAG_STRING, NULL,
      "Serve quick tunnels (POST /tunnel on --api-listen, what `warren tunnel --url` and "
      "`cloudflared tunnel --url` ask --quick-service for) in this account (ID or name); off unless set"},

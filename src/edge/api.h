@@ -67,7 +67,7 @@
  *   DELETE /accounts/{a}/cfd_tunnel/{t}/connections[?client_id=]
  *                                                        tunnel cleanup, delete -f
  *   GET    /accounts/{a}/cfd_tunnel/{t}/token            tunnel token
- *   POST   /accounts/{a}/cfd_tunnel/{t}/management[/...] tail: refused (400)
+ *   POST   /accounts/{a}/cfd_tunnel/{t}/management[/...] a management token (api_mgmt.c)
  *   PUT    /zones/{z}/tunnels/{t}/routes                 tunnel route dns
  *          {type:"dns", user_hostname, overwrite_existing} ->
  *          {cname:"new"|"updated"|"unchanged", name, content}: a CNAME from

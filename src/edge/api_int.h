@@ -148,6 +148,9 @@ void wr__api_tunnels(wr__api_ctx *c);  /* segs: accounts {a} cfd_tunnel ... */
 void wr__api_zones(wr__api_ctx *c);    /* segs: zones {z} ... */
 void wr__api_teamnet(wr__api_ctx *c);  /* segs: accounts {a} teamnet ... */
 void wr__api_audit(wr__api_ctx *c);    /* segs: accounts {a} audit_logs */
+/* POST .../cfd_tunnel/{t}/management[/{resource}] for the loaded tunnel
+ * |t| (api_mgmt.c): a management token for `tail`. */
+void wr__api_mgmt_token(wr__api_ctx *c, const wr_tunnel *t);
 void wr__api_devices(wr__api_ctx *c);  /* segs: accounts {a} devices ... */
 void wr__api_quick(wr__api_ctx *c);    /* POST /tunnel, outside /client/v4 */
 

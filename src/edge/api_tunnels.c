@@ -381,10 +381,10 @@ void wr__api_tunnels(wr__api_ctx *c) {
         free(tok);
       }
     }
+  } else if (strcmp(m, "POST") != 0) {
+    wr__api_method(c, "POST");
   } else {
-    wr__api_err(c, 400, WR_API_CODE_INVALID,
-                "the management service (cloudflared tail, management tokens) is not available on "
-                "this edge");
+    wr__api_mgmt_token(c, &t);
   }
   explicit_bzero(&t, sizeof(t));
 }

@@ -1,5 +1,6 @@
 /* The edge process's owner; see edge.h for the order of things and why. */
 #include "edge/edge.h"
+#include "edge/mgmt_key.h"
 
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -404,8 +405,20 @@ static int start_visitors(wr_edge *e, char *err, size_t errlen) {
                             .max_conns_per_source = o->max_conns_per_source,
                             .requests_per_second_per_source = o->requests_per_second_per_source,
                             .request_burst_per_source = o->request_burst_per_source};
+  uint8_t mkey[WR_MGMT_KEY_LEN];
+  char kerr[256];
+  if (o->management_hostname && o->management_hostname[0]) {
+    if (wr_mgmt_key_load_or_create(e->data_dir, mkey, kerr, sizeof(kerr)) == WR_OK) {
+      vcfg.mgmt_hostname = o->management_hostname;
+      vcfg.mgmt_key = mkey;
+      vcfg.mgmt_keylen = sizeof(mkey);
+    } else {
+      wr_warn("no management hostname: %s", kerr);
+    }
+  }
   fit_nofile(&vcfg);
   int rv = wr_visitor_listen(e->loop, &vcfg, (const struct sockaddr *)&o->http.addr, &e->visitor);
+  explicit_bzero(mkey, sizeof(mkey));
   if (rv != WR_OK) {
     snprintf(err, errlen, "cannot listen on %s (TCP)", o->http.text);
     return rv;

@@ -139,6 +139,10 @@ typedef struct wr_edge_options {
     size_t max;
     int64_t idle_s;
   } quick;
+  /* The management hostname (edge/visitor_mgmt.c): its requests go to the
+   * tunnel their token names, checked with DATA_DIR/management.key
+   * (edge/mgmt_key.h, created if missing). NULL or "": none. */
+  const char *management_hostname;
 } wr_edge_options;
 
 /* Opens the store and starts every configured subsystem in the order

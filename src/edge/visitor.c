@@ -592,6 +592,12 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   v->ts = cfg->ts;
   snprintf(v->scheme, sizeof(v->scheme), "%s",
            cfg->scheme && strcmp(cfg->scheme, "https") == 0 ? "https" : "http");
+  if (cfg->mgmt_hostname && cfg->mgmt_key && cfg->mgmt_keylen &&
+      cfg->mgmt_keylen <= sizeof(v->mgmt_key)) {
+    snprintf(v->mgmt_host, sizeof(v->mgmt_host), "%s", cfg->mgmt_hostname);
+    memcpy(v->mgmt_key, cfg->mgmt_key, cfg->mgmt_keylen);
+    v->mgmt_keylen = cfg->mgmt_keylen;
+  }
   v->header_timeout_ms = cfg->header_timeout_ms ? cfg->header_timeout_ms : DEF_HEADER_TIMEOUT_MS;
   v->idle_timeout_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : DEF_IDLE_TIMEOUT_MS;
   v->proxy_idle_ms = v->idle_timeout_ms > PROXY_IDLE_MIN_MS ? v->idle_timeout_ms : PROXY_IDLE_MIN_MS;

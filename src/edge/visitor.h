@@ -68,6 +68,12 @@ typedef struct wr_visitor_config {
                                * entry, or, when all of them hold connections,
                                * gets only the global limits; 0 or WR_VISITOR_OFF:
                                * 2 x max_conns, at least 1024, at most 2^20 */
+  /* The management hostname (`tail`'s WebSocket, edge/visitor_mgmt.c) and
+   * the key its tokens are signed with (copied); NULL or no key: the
+   * hostname is routed like any other. */
+  const char *mgmt_hostname;
+  const uint8_t *mgmt_key;
+  size_t mgmt_keylen; /* at most 32 */
 } wr_visitor_config;
 
 #define WR_VISITOR_OFF ((size_t)-1)

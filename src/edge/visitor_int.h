@@ -120,6 +120,9 @@ struct wr_visitor {
   route_job *route_jobs;       /* lookups in flight, linked by next */
   wr_tunnel_server *ts;
   char scheme[8];
+  char mgmt_host[WR_STORE_HOST_MAX + 1]; /* the management hostname (visitor_mgmt.c) */
+  uint8_t mgmt_key[32];
+  size_t mgmt_keylen;                   /* 0: no management requests */
   uint64_t header_timeout_ms, idle_timeout_ms, proxy_idle_ms, route_ttl_ms;
   size_t max_conns;
   size_t max_per_source;      /* WR_VISITOR_OFF: none */
@@ -319,6 +322,15 @@ int wr__visitor_canon_host(const char *a, size_t n, char *out, size_t cap, char 
  * answer that has expired is still taken (a head that already waited). */
 int wr__visitor_route_lookup(wr_visitor *v, const char *host, int stale_ok,
                              char tunnel_id[WR_STORE_UUID_LEN + 1]);
+/* ---- visitor_mgmt.c: the management hostname ------------------------------------------ */
+
+/* 1 when |host| (canonical) is the management hostname and a key is set. */
+int wr__visitor_mgmt_host(const wr_visitor *v, const char *host);
+/* Checks the request's access_token and picks its tunnel (c->r.tunnel_id).
+ * Returns 0 to proxy the request, or -1 after consuming the head (|used|
+ * bytes) and answering. */
+int wr__visitor_mgmt_route(vconn *c, const wr__visitor_target *t, size_t used);
+
 /* Lets the lookups in flight finish without the visitor (at its end). */
 void wr__visitor_routes_detach(wr_visitor *v);
 /* Frees the route cache (at the visitor's end). */

@@ -670,6 +670,7 @@ static int route_request(vconn *c, const wr_http1_head *h, const wr__visitor_tar
     return -1;
   }
   r->websocket = h->websocket && ieq(h->method, h->method_len, "GET") && r->body == RB_NONE;
+  if (wr__visitor_mgmt_host(v, r->host)) return wr__visitor_mgmt_route(c, t, used);
   int rv = wr__visitor_route_lookup(v, r->host, c->route_waited, r->tunnel_id);
   c->route_waited = 0;
   if (rv == WR_AGAIN) { /* the head stays in |in|; parsed again when kicked */

@@ -23,7 +23,7 @@
 typedef struct wr_mgmt_claims {
   char tunnel_id[64];
   char account_tag[64];
-  char actor_id[128];
+  char actor_id[320];
   int support;
   int64_t iat, exp; /* Unix seconds; 0: absent */
 } wr_mgmt_claims;

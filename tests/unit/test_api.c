@@ -24,6 +24,8 @@
 
 #include "connector/registration.h"
 #include "edge/api.h"
+#include "edge/mgmt_key.h"
+#include "proto/mgmt_token.h"
 #include "edge/pki.h"
 #include "edge/store.h"
 #include "edge/tunnel_server.h"
@@ -443,8 +445,6 @@ static void test_tunnel_lifecycle(void **state) {
   assert_int_equal(strncmp(token, "eyJhIjoi", 8), 0);
   assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s/connections", id), NULL), 200);
   assert_int_equal(json_array_size(last.result), 0);
-  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel/%s/management", id), "{\"resources\":[\"logs\"]}"), 400);
-  assert_msg("management");
 
   /* Another account's tunnel is invisible. */
   wr_tunnel other;
@@ -952,6 +952,38 @@ static void test_store_cidr(void **state) {
   assert_true(wr_store_cidr_contains(&d, &c));
 }
 
+/* Management tokens (`tail`): signed with DATA_DIR/management.key, for the
+ * tunnel and account asked for, the caller as actor, short-lived; both
+ * the 2023.7.3 path and the later /management/{resource} one; POST only;
+ * another account's tunnel is not found. */
+static void test_management_token(void **state) {
+  fx *f = *state;
+  char id[WR_STORE_UUID_LEN + 1], err[256];
+  uint8_t key[WR_MGMT_KEY_LEN];
+  wr_mgmt_claims cl;
+  f->cfg.data_dir = f->dir;
+  start_api(f);
+  create_tunnel(f, "logs", id);
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel/%s/management", id),
+                        "{\"resources\":[\"logs\"]}"), 200);
+  assert_true(json_is_string(last.result));
+  const char *tok = json_string_value(last.result);
+  assert_int_equal(wr_mgmt_key_load_or_create(f->dir, key, err, sizeof(err)), WR_OK);
+  int64_t now = (int64_t)time(NULL);
+  assert_int_equal(wr_mgmt_token_verify(tok, strlen(tok), key, sizeof(key), now, &cl), WR_OK);
+  assert_string_equal(cl.tunnel_id, id);
+  assert_non_null(strstr(cl.actor_id, "api"));
+  assert_true(cl.exp > now && cl.exp <= now + WR_MGMT_TOKEN_TTL_S + 5);
+  assert_int_equal(wr_mgmt_token_verify(tok, strlen(tok), key, sizeof(key),
+                                        now + WR_MGMT_TOKEN_TTL_S + 10, &cl), WR_ERR_DENIED);
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel/%s/management/logs", id), NULL), 200);
+  assert_true(json_is_string(last.result));
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s/management", id), NULL), 405);
+  wr_tunnel other;
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->other_acct.id, "theirs", NULL, 0, &other), WR_OK);
+  assert_int_equal(call(f, "POST", ap(f, "/cfd_tunnel/%s/management", other.id), NULL), 404);
+}
+
 /* WireGuard devices: create (generated and brought keys), the config text,
  * list, get, policy, revoke; every change audited. */
 static void test_devices(void **state) {
@@ -1331,6 +1363,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_route_ip, setup, teardown),
       cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),
       cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_management_token, setup, teardown),
       cmocka_unit_test(test_store_cidr),
       cmocka_unit_test_setup_teardown(test_store_schema_upgrade, setup, teardown),
       cmocka_unit_test_setup_teardown(test_connector_limits, setup, teardown),
