@@ -337,6 +337,25 @@ int wr_cfapi_get_tunnel_token(wr_cfapi_client *c, const wr_uuid *id, char **toke
   return rv;
 }
 
+int wr_cfapi_get_management_token(wr_cfapi_client *c, const wr_uuid *id, char **token,
+                                  wr_cfapi_error *e) {
+  json_t *res = NULL, *body = json_pack("{s:[s]}", "resources", "logs");
+  char *path = tunnel_path(c, id, "/management");
+  wr_cfapi_request rq = {"POST", path, NULL, body, "get management token", 1};
+  *token = NULL;
+  int rv = wr_cfapi_call(c, &rq, &res, e);
+  free(path);
+  json_decref(body);
+  if (rv == WR_OK && json_is_string(res) && json_string_length(res)) {
+    *token = wr_xstrdup(json_string_value(res));
+  } else if (rv == WR_OK) {
+    wr_cfapi_errorf(e, WR__CFAPI_UNEXPECTED "the management token is not a string");
+    rv = WR_ERR_PROTO;
+  }
+  json_decref(res);
+  return rv;
+}
+
 int wr_cfapi_list_active_clients(wr_cfapi_client *c, const wr_uuid *id, wr_cfapi_active_clients *out,
                                  wr_cfapi_error *e) {
   char *path = tunnel_path(c, id, "/connections");

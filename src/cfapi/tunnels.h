@@ -115,6 +115,11 @@ int wr_cfapi_cleanup_connections(wr_cfapi_client *c, const wr_uuid *id, const wr
  * Go's "", which the token decoder refuses: "illegal base64 data at input
  * byte 0"; another type is an unexpected type. */
 int wr_cfapi_get_tunnel_token(wr_cfapi_client *c, const wr_uuid *id, char **token, wr_cfapi_error *e);
+/* GetManagementToken (cloudflared 2023.7.3, `tail`): POST
+ * …/cfd_tunnel/{id}/management with {"resources":["logs"]}; the result is
+ * a JSON string, the management token. *token is the caller's. */
+int wr_cfapi_get_management_token(wr_cfapi_client *c, const wr_uuid *id, char **token,
+                                  wr_cfapi_error *e);
 /* ListActiveClients: GET …/cfd_tunnel/{id}/connections. */
 int wr_cfapi_list_active_clients(wr_cfapi_client *c, const wr_uuid *id, wr_cfapi_active_clients *out,
                                  wr_cfapi_error *e);

@@ -27,6 +27,9 @@ void wr__quick_tunnel_banner(const char *url);
 /* warren tunnel ready (tunnel_ready.c) */
 int wr_cmd_tunnel_ready(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
+/* warren tail (tail.c) */
+int wr_cmd_tail(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
 /* warren tunnel diag (tunnel_diag.c) */
 int wr_cmd_tunnel_diag(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 

@@ -319,6 +319,20 @@ static const wr_cmd service_cmds[] = {
     {NULL},
 };
 
+/* cloudflared's `tail` flags, plus where to reach the edge and how to trust it. */
+static const wr_flag tail_flags[] = {
+    {"event", NULL, "TUNNEL_MANAGEMENT_FILTER_EVENTS", WR_FLAG_LIST, NULL, "Only these event types: cloudflared, http, tcp, udp (repeatable; default: all)"},
+    {"level", NULL, "TUNNEL_MANAGEMENT_FILTER_LEVEL", WR_FLAG_STRING, "debug", "Lowest log level shown: debug, info, warn, error"},
+    {"sample", NULL, "TUNNEL_MANAGEMENT_FILTER_SAMPLE", WR_FLAG_STRING, "1", "Fraction of events shown (0.0 .. 1.0]"},
+    {"token", NULL, "TUNNEL_MANAGEMENT_TOKEN", WR_FLAG_STRING, NULL, "Management token for the tunnel (default: one from the API, --origincert and --api-url)"},
+    {"output", NULL, "TUNNEL_MANAGEMENT_OUTPUT", WR_FLAG_STRING, "default", "Output format of the events: default or json"},
+    {"management-hostname", NULL, "TUNNEL_MANAGEMENT_HOSTNAME", WR_FLAG_STRING, "management.argotunnel.com", "The management hostname (Host of the request)"},
+    {"edge-url", NULL, "WARREN_TAIL_EDGE_URL", WR_FLAG_STRING, NULL, "Connect here instead of wss://MANAGEMENT-HOSTNAME, e.g. http://127.0.0.1:8080 for a warren-edge's visitor port"},
+    {"cacert", NULL, NULL, WR_FLAG_STRING, NULL, "CA bundle that signed the edge's HTTPS certificate"},
+    {"no-tls-verify", NULL, NULL, WR_FLAG_BOOL, NULL, "Do not verify the edge's HTTPS certificate"},
+    {NULL},
+};
+
 static const wr_cmd top_cmds[] = {
     {"tunnel", NULL, "Create, route and run tunnels",
      "Use `warren tunnel run` to connect to the edge; see `warren tunnel COMMAND --help`. "
@@ -326,6 +340,11 @@ static const wr_cmd top_cmds[] = {
      "a quick tunnel, prints its public URL and serves URL through it.",
      tunnel_flags, tunnel_cmds, wr_cmd_tunnel},
     {"access", NULL, "Reach private TCP services through the edge", NULL, NULL, access_cmds, NULL},
+    {"tail", "[TUNNEL]", "Stream logs from a remote connector",
+     "Asks the API (--origincert, --api-url) for a management token of TUNNEL (a name or ID), "
+     "opens the log stream of one of its connectors through the edge and prints its log events "
+     "as they come, filtered by --level, --event and --sample, until interrupted.",
+     tail_flags, NULL, wr_cmd_tail},
     {"service", NULL, "Manages the warren system service", NULL, NULL, service_cmds, NULL},
     {NULL},
 };
