@@ -1,0 +1,116 @@
+"""Live logs: `warren tail` against a warren-edge and a warren connector.
+The connector streams its own log lines (management service on
+--management-hostname) through the edge, which admits only requests with a
+management token it signed (POST .../cfd_tunnel/{id}/management)."""
+import json
+import socket
+import time
+
+import pytest
+
+from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
+
+ZONE = "tail.test"
+MGMT = "management.argotunnel.com"
+
+
+@pytest.fixture
+def setup(tmp_path, procs):
+    d = tmp_path / "edge"
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    assert run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", ZONE]).returncode == 0
+    creds = tmp_path / "t.json"
+    r = run([WARREN_EDGE, "tunnel", "create", "--data-dir", str(d), "--out", str(creds), "logs"])
+    assert r.returncode == 0, r.stderr
+    assert run([WARREN_EDGE, "route", "dns", "--data-dir", str(d), "logs",
+                f"app.{ZONE}"]).returncode == 0
+    tid = json.loads(creds.read_text())["TunnelID"]
+    api, http, udp = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
+    edge = procs.start([WARREN_EDGE, "run", "--data-dir", str(d),
+                        "--tunnel-listen", f"127.0.0.1:{udp}",
+                        "--http-listen", f"127.0.0.1:{http}",
+                        "--api-listen", f"127.0.0.1:{api}"], name="warren-edge", env=env)
+    assert edge.wait_output("Serving visitors", 30) is not None, edge.tail()
+    conn = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
+                        "--cacert", str(d / "ca.pem"), "--protocol", "quic",
+                        "--credentials-file", str(creds), "--hello-world", "--loglevel", "info",
+                        "run", tid], name="warren-logs", env=env)
+    assert conn.wait_output("Registered tunnel connection", 30) is not None, conn.tail()
+
+    class S:
+        pass
+    s = S()
+    s.dir, s.env, s.tid, s.api, s.http, s.conn, s.edge = d, env, tid, api, http, conn, edge
+    s.base = ["--origincert", str(d / "cert.pem"), "--api-url", f"http://127.0.0.1:{api}/client/v4"]
+    return s
+
+
+def visit(s, path="/"):
+    with socket.create_connection(("127.0.0.1", s.http), timeout=10) as c:
+        c.sendall(f"GET {path} HTTP/1.1\r\nHost: app.{ZONE}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            b = c.recv(65536)
+            if not b:
+                return data
+            data += b
+
+
+def start_tail(procs, s, *args, name="tail"):
+    return procs.start([WARREN, "tail", *s.base, "--edge-url", f"http://127.0.0.1:{s.http}",
+                        *args, s.tid], name=name, env=s.env)
+
+
+def wait_line(p, needle, visit_fn, timeout=20):
+    """Visits until |needle| shows in the tail's output."""
+    def seen():
+        visit_fn()
+        return needle in p.output()
+    return wait_for(seen, timeout=timeout, interval=0.3)
+
+
+def test_tail_sees_connector_logs(setup, procs):
+    s = setup
+    t = start_tail(procs, s)
+    # Debug lines reach tail although the connector logs at info.
+    assert wait_line(t, "HTTP/1.1", lambda: visit(s, "/tail-probe")), t.tail()
+    line = next(l for l in t.output().splitlines() if "/tail-probe" in l)
+    f = line.split(" ")
+    assert f[1] == "debug" and f[2] == "http", line
+    assert "/tail-probe" not in s.conn.output()  # the console keeps its level
+    t.signal(2)
+    assert t.wait(10) == 0
+
+
+def test_tail_filters_and_json(setup, procs):
+    s = setup
+    t = start_tail(procs, s, "--event", "http", "--output", "json")
+    assert wait_line(t, "/only-http", lambda: visit(s, "/only-http")), t.tail()
+    events = [json.loads(l) for l in t.output().splitlines() if l.startswith("{")]
+    assert events and all(e.get("event") == "http" for e in events), events
+    t.signal(2)
+    t.wait(10)
+    # A level above every request line: none of them shows.
+    t2 = start_tail(procs, s, "--level", "warn", name="tail-warn")
+    time.sleep(1)
+    for _ in range(5):
+        visit(s, "/hidden")
+    time.sleep(1)
+    assert "/hidden" not in t2.output()
+    t2.signal(2)
+    t2.wait(10)
+
+
+def test_bad_token_is_refused(setup, procs):
+    s = setup
+    r = run([WARREN, "tail", "--edge-url", f"http://127.0.0.1:{s.http}", "--token",
+             "eyJhbGciOiJIUzI1NiJ9.eyJ0dW4iOnsiaWQiOiJ4IiwiYWNjb3VudF90YWciOiJ5In0sImFjdG9yIjp7ImlkIjoieiJ9LCJleHAiOjk5OTk5OTk5OTk5fQ.AAAA",
+             s.tid], env=s.env, timeout=30)
+    assert r.returncode != 0
+    assert "1001" in r.stderr and "access_token" in r.stderr, r.stderr
+    # Without any token the edge says so as cloudflared's middleware does.
+    with socket.create_connection(("127.0.0.1", s.http), timeout=10) as c:
+        c.sendall(f"GET /logs HTTP/1.1\r\nHost: {MGMT}\r\nConnection: close\r\n\r\n".encode())
+        data = c.recv(65536)
+    assert data.startswith(b"HTTP/1.1 400"), data
+    assert b'"code":1001' in data
