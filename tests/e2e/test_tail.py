@@ -3,12 +3,16 @@ The connector streams its own log lines (management service on
 --management-hostname) through the edge, which admits only requests with a
 management token it signed (POST .../cfd_tunnel/{id}/management)."""
 import json
+import os
 import socket
 import time
 
 import pytest
 
+import netns as netns_mod
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
+
+CLOUDFLARED = os.environ.get("CLOUDFLARED") or "/opt/cfd/cloudflared"
 
 ZONE = "tail.test"
 MGMT = "management.argotunnel.com"
@@ -16,6 +20,10 @@ MGMT = "management.argotunnel.com"
 
 @pytest.fixture
 def setup(tmp_path, procs):
+    return make_setup(tmp_path, procs, WARREN)
+
+
+def make_setup(tmp_path, procs, connector):
     d = tmp_path / "edge"
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     assert run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", ZONE]).returncode == 0
@@ -31,10 +39,10 @@ def setup(tmp_path, procs):
                         "--http-listen", f"127.0.0.1:{http}",
                         "--api-listen", f"127.0.0.1:{api}"], name="warren-edge", env=env)
     assert edge.wait_output("Serving visitors", 30) is not None, edge.tail()
-    conn = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
+    conn = procs.start([connector, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
                         "--cacert", str(d / "ca.pem"), "--protocol", "quic",
                         "--credentials-file", str(creds), "--hello-world", "--loglevel", "info",
-                        "run", tid], name="warren-logs", env=env)
+                        "run", tid], name="connector", env=env, stop_timeout=30)
     assert conn.wait_output("Registered tunnel connection", 30) is not None, conn.tail()
 
     class S:
@@ -114,3 +122,26 @@ def test_bad_token_is_refused(setup, procs):
         data = c.recv(65536)
     assert data.startswith(b"HTTP/1.1 400"), data
     assert b'"code":1001' in data
+
+
+@pytest.fixture
+def netns():
+    """cloudflared looks names up at start: a namespace with only lo up."""
+    try:
+        ctx = netns_mod.loopback_only()
+        ctx.__enter__()
+    except OSError as e:
+        pytest.skip(str(e))
+    try:
+        yield
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+@pytest.mark.skipif(not os.path.exists(CLOUDFLARED) or os.geteuid() != 0,
+                    reason="needs cloudflared (/opt/cfd/cloudflared or CLOUDFLARED=) and root")
+def test_warren_tail_against_cloudflared_connector(tmp_path, procs, netns):
+    s = make_setup(tmp_path, procs, CLOUDFLARED)
+    t = start_tail(procs, s)
+    assert wait_line(t, "/cfd-probe", lambda: visit(s, "/cfd-probe"), timeout=40), \
+        (t.tail(), s.conn.tail())
