@@ -31,7 +31,7 @@ TUNNELS = {"sysd": ["sysd"], "docker": ["docker"], "helm": ["helm"], "tokfile": 
            "flags": ["flags"], "reload": ["rl", "rl2"], "idle": []}
 
 # Flags that change nothing in warren; each must be named in one warning.
-NOOP = [("label", "my-connector"), ("post-quantum", None),
+NOOP = [("post-quantum", None),
         ("management-diagnostics", None), ("max-edge-addr-retries", "3"),
         ("transport-loglevel", "warn"), ("http2-origin", None),
         ("no-chunked-encoding", None), ("metrics-update-freq", "10s"),
@@ -46,7 +46,7 @@ REAL = [("region", "us"), ("edge-ip-version", "auto"), ("no-autoupdate", None), 
         ("retries", "3"),
         ("quic-connection-level-flow-control-limit", "31457280"),
         ("quic-stream-level-flow-control-limit", "6291456"), ("output", "json"),
-        ("tag", "env=prod"), ("tag", "team=edge-ops")]
+        ("tag", "env=prod"), ("tag", "team=edge-ops"), ("label", "my-connector")]
 
 
 @pytest.fixture(scope="module")
