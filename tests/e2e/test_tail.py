@@ -23,7 +23,7 @@ def setup(tmp_path, procs):
     return make_setup(tmp_path, procs, WARREN)
 
 
-def make_setup(tmp_path, procs, connector):
+def make_setup(tmp_path, procs, connector, protocol="quic"):
     d = tmp_path / "edge"
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     assert run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", ZONE]).returncode == 0
@@ -40,7 +40,7 @@ def make_setup(tmp_path, procs, connector):
                         "--api-listen", f"127.0.0.1:{api}"], name="warren-edge", env=env)
     assert edge.wait_output("Serving visitors", 30) is not None, edge.tail()
     conn = procs.start([connector, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
-                        "--cacert", str(d / "ca.pem"), "--protocol", "quic",
+                        "--cacert", str(d / "ca.pem"), "--protocol", protocol,
                         "--credentials-file", str(creds), "--hello-world", "--loglevel", "info",
                         "run", tid], name="connector", env=env, stop_timeout=30)
     assert conn.wait_output("Registered tunnel connection", 30) is not None, conn.tail()
@@ -107,6 +107,14 @@ def test_tail_filters_and_json(setup, procs):
     assert "/hidden" not in t2.output()
     t2.signal(2)
     t2.wait(10)
+
+
+def test_tail_over_http2_connection(tmp_path, procs):
+    s = make_setup(tmp_path, procs, WARREN, protocol="http2")
+    t = start_tail(procs, s, "--level", "debug")
+    assert wait_line(t, "/over-h2", lambda: visit(s, "/over-h2")), (t.tail(), s.conn.tail())
+    t.signal(15)
+    assert t.wait(10) == 0
 
 
 def test_bad_token_is_refused(setup, procs):
