@@ -9,7 +9,10 @@ import time
 
 import pytest
 
+import urllib.request
+
 import netns as netns_mod
+from common import read_cert
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 CLOUDFLARED = os.environ.get("CLOUDFLARED") or "/opt/cfd/cloudflared"
@@ -23,7 +26,7 @@ def setup(tmp_path, procs):
     return make_setup(tmp_path, procs, WARREN)
 
 
-def make_setup(tmp_path, procs, connector, protocol="quic"):
+def make_setup(tmp_path, procs, connector, protocol="quic", extra=()):
     d = tmp_path / "edge"
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     assert run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", ZONE]).returncode == 0
@@ -42,7 +45,7 @@ def make_setup(tmp_path, procs, connector, protocol="quic"):
     conn = procs.start([connector, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
                         "--cacert", str(d / "ca.pem"), "--protocol", protocol,
                         "--credentials-file", str(creds), "--hello-world", "--loglevel", "info",
-                        "run", tid], name="connector", env=env, stop_timeout=30)
+                        *extra, "run", tid], name="connector", env=env, stop_timeout=30)
     assert conn.wait_output("Registered tunnel connection", 30) is not None, conn.tail()
 
     class S:
@@ -115,6 +118,27 @@ def test_tail_over_http2_connection(tmp_path, procs):
     assert wait_line(t, "/over-h2", lambda: visit(s, "/over-h2")), (t.tail(), s.conn.tail())
     t.signal(15)
     assert t.wait(10) == 0
+
+
+def features(s):
+    """The features the tunnel's connector announced, as the API lists them."""
+    _, acct, token = read_cert(s.dir / "cert.pem")
+    rq = urllib.request.Request(
+        f"http://127.0.0.1:{s.api}/client/v4/accounts/{acct}/cfd_tunnel/{s.tid}/connections",
+        headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(rq, timeout=10) as r:
+        clients = json.loads(r.read())["result"]
+    return {f for c in clients for f in c["features"]}
+
+
+def test_management_logs_announced_only_with_the_service(setup, tmp_path, procs):
+    assert "management_logs" in features(setup)
+    s = make_setup(tmp_path / "off", procs, WARREN, extra=["--management-hostname", ""])
+    assert "management_logs" not in features(s) and "serialized_headers" in features(s)
+    # Without the service the management hostname is not answered by it.
+    r = run([WARREN, "tail", *s.base, "--edge-url", f"http://127.0.0.1:{s.http}", s.tid],
+            env=s.env, timeout=30)
+    assert r.returncode != 0, r.stdout
 
 
 def test_bad_token_is_refused(setup, procs):
