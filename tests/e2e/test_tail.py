@@ -5,6 +5,7 @@ management token it signed (POST .../cfd_tunnel/{id}/management)."""
 import json
 import os
 import socket
+import subprocess
 import time
 
 import pytest
@@ -52,6 +53,7 @@ def make_setup(tmp_path, procs, connector, protocol="quic", extra=()):
         pass
     s = S()
     s.dir, s.env, s.tid, s.api, s.http, s.conn, s.edge = d, env, tid, api, http, conn, edge
+    s.udp = udp
     s.base = ["--origincert", str(d / "cert.pem"), "--api-url", f"http://127.0.0.1:{api}/client/v4"]
     return s
 
@@ -177,3 +179,88 @@ def test_warren_tail_against_cloudflared_connector(tmp_path, procs, netns):
     t = start_tail(procs, s)
     assert wait_line(t, "/cfd-probe", lambda: visit(s, "/cfd-probe"), timeout=40), \
         (t.tail(), s.conn.tail())
+
+
+def tls_proxy(cert, key, port, target):
+    """TLS on 127.0.0.1:|port| in front of the plain-HTTP 127.0.0.1:|target|
+    (the edge's visitor front), for cloudflared's wss:// dial."""
+    import ssl
+    import threading
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(8)
+
+    def pump(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+                t = ctx.wrap_socket(c, server_side=True)
+            except OSError:
+                continue
+            u = socket.create_connection(("127.0.0.1", target))
+            threading.Thread(target=pump, args=(t, u), daemon=True).start()
+            threading.Thread(target=pump, args=(u, t), daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+@pytest.mark.skipif(not os.path.exists(CLOUDFLARED) or os.geteuid() != 0,
+                    reason="needs cloudflared (/opt/cfd/cloudflared or CLOUDFLARED=) and root")
+def test_cloudflared_tail_against_warren_edge(tmp_path, procs, netns):
+    # cloudflared's tail dials wss://<management hostname>:443; "localhost"
+    # resolves without DNS, and a TLS front on :443 (trusted through
+    # SSL_CERT_FILE) passes the WebSocket to the edge's visitor port. The
+    # edge and the connector use the same management hostname.
+    s = make_setup(tmp_path, procs, WARREN, extra=["--management-hostname", "localhost"])
+    s.edge.stop()
+    edge = procs.start([WARREN_EDGE, "run", "--data-dir", str(s.dir),
+                        "--tunnel-listen", f"127.0.0.1:{s.udp}",
+                        "--http-listen", f"127.0.0.1:{s.http}",
+                        "--api-listen", f"127.0.0.1:{s.api}",
+                        "--management-hostname", "localhost"], name="warren-edge-2", env=s.env)
+    assert edge.wait_output("Serving visitors", 30) is not None, edge.tail()
+    assert wait_for(lambda: "management_logs" in features(s), timeout=30)
+    ca = tmp_path / "tls"
+    ca.mkdir()
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", str(ca / "key.pem"), "-out", str(ca / "cert.pem")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    srv = tls_proxy(str(ca / "cert.pem"), str(ca / "key.pem"), 443, s.http)
+    try:
+        _, acct, token = read_cert(s.dir / "cert.pem")
+        rq = urllib.request.Request(
+            f"http://127.0.0.1:{s.api}/client/v4/accounts/{acct}/cfd_tunnel/{s.tid}/management",
+            data=b'{"resources":["logs"]}', method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(rq, timeout=10) as resp:
+            mtoken = json.loads(resp.read())["result"]
+        env = dict(s.env, SSL_CERT_FILE=str(ca / "cert.pem"))
+        t = procs.start([CLOUDFLARED, "tail", "--management-hostname", "localhost",
+                         "--token", mtoken, "--output", "json", s.tid], name="cloudflared-tail",
+                        env=env)
+        assert wait_line(t, "/cfd-tail", lambda: visit(s, "/cfd-tail"), timeout=40), \
+            (t.tail(), s.conn.tail())
+        t.signal(2)
+    finally:
+        srv.close()
