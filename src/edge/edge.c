@@ -65,6 +65,8 @@ struct wr_edge {
   wr_wg_ingress *wg;
   wr_private_tcp *ptcp;        /* TCP to private addresses; NULL if lwIP is taken */
   wr_visitor *visitor;
+  wr_inspect *inspect;         /* the dashboard's traffic inspector; NULL: off */
+  wr_tunnel_stats *tunnel_stats; /* per-tunnel visitor counters */
   wr_dns *dns;
   wr_api *api;
   wr_httpd *api_httpd;         /* the REST API and the login pages */
@@ -404,6 +406,12 @@ static int start_visitors(wr_edge *e, char *err, size_t errlen) {
                             .max_conns_per_source = o->max_conns_per_source,
                             .requests_per_second_per_source = o->requests_per_second_per_source,
                             .request_burst_per_source = o->request_burst_per_source};
+  wr_inspect_config icfg = {.per_tunnel = o->inspect.requests,
+                            .body_cap = o->inspect.bodies ? WR_INSPECT_DEFAULT_BODY_CAP : 0};
+  wr_inspect_new(&icfg, &e->inspect);
+  e->tunnel_stats = wr_tunnel_stats_new(0);
+  vcfg.inspect = e->inspect;
+  vcfg.tunnel_stats = e->tunnel_stats;
   fit_nofile(&vcfg);
   int rv = wr_visitor_listen(e->loop, &vcfg, (const struct sockaddr *)&o->http.addr, &e->visitor);
   if (rv != WR_OK) {
@@ -422,6 +430,14 @@ static int start_visitors(wr_edge *e, char *err, size_t errlen) {
 static void stop_visitors(wr_edge *e) {
   if (e->visitor) wr_visitor_free(e->visitor);
   e->visitor = NULL;
+}
+
+/* After the loop ran: nothing records into them any more. */
+static void release_visitors(wr_edge *e) {
+  wr_inspect_free(e->inspect);
+  e->inspect = NULL;
+  wr_tunnel_stats_free(e->tunnel_stats);
+  e->tunnel_stats = NULL;
 }
 
 /* ---- DNS: the authoritative server, RFC 2136 pushes, the janitor ------------------ */
@@ -649,7 +665,7 @@ static const subsystem subsystems[] = {
     {"tun", start_tun, stop_tun, stop_tun, NULL},
     {"wireguard", start_wireguard, stop_wireguard, stop_wireguard, NULL},
     {"private-tcp", start_private_tcp, stop_private_tcp, stop_private_tcp, NULL},
-    {"visitors", start_visitors, stop_visitors, stop_visitors, NULL},
+    {"visitors", start_visitors, stop_visitors, stop_visitors, release_visitors},
     {"dns", start_dns, NULL, stop_dns, NULL},
     {"api", start_api, NULL, stop_api, release_api},
     {"dns-update", start_updater, NULL, stop_updater, NULL},

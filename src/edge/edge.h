@@ -139,6 +139,13 @@ typedef struct wr_edge_options {
     size_t max;
     int64_t idle_s;
   } quick;
+  /* The traffic inspector (edge/inspect.h), shown on the dashboard:
+   * |requests| per tunnel (0: off), bodies kept (up to
+   * WR_INSPECT_DEFAULT_BODY_CAP bytes each way) only with |bodies|. */
+  struct {
+    size_t requests;
+    int bodies;
+  } inspect;
 } wr_edge_options;
 
 /* Opens the store and starts every configured subsystem in the order

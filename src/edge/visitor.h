@@ -35,7 +35,9 @@
 
 #include "edge/store.h"
 #include "edge/store_async.h"
+#include "edge/inspect.h"
 #include "edge/tunnel_server.h"
+#include "edge/tunnel_stats.h"
 
 typedef struct wr_visitor wr_visitor;
 
@@ -68,6 +70,11 @@ typedef struct wr_visitor_config {
                                * entry, or, when all of them hold connections,
                                * gets only the global limits; 0 or WR_VISITOR_OFF:
                                * 2 x max_conns, at least 1024, at most 2^20 */
+  /* Optional, borrowed (must outlive the visitor): every request routed
+   * to a tunnel is recorded in |inspect| (edge/inspect.h) and counted in
+   * |tunnel_stats| (edge/tunnel_stats.h). */
+  wr_inspect *inspect;
+  wr_tunnel_stats *tunnel_stats;
 } wr_visitor_config;
 
 #define WR_VISITOR_OFF ((size_t)-1)
