@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "edge/api.h"
+#include "edge/dash.h"
 #include "edge/dns.h"
 #include "edge/dns_update.h"
 #include "edge/edge_metrics.h"
@@ -73,6 +74,7 @@ struct wr_edge {
   uv_timer_t quick_sweep;      /* expires idle quick tunnels */
   int quick_sweeping;
   wr_login *login;
+  wr_dash *dash;               /* /dashboard on the API listener */
   wr_dns_updater *updater;
   wr_dns_janitor *janitor;
   wr_edge_metrics *metrics;
@@ -545,6 +547,7 @@ static void api_router(wr_httpd *h, wr_httpd_req *req, void *user) {
   (void)h;
   if (e->api && wr_api_handle(e->api, req)) return;
   if (e->login && wr_login_handle(e->login, req)) return;
+  if (e->dash && wr_dash_handle(e->dash, req)) return;
   wr_httpd_respond_simple(req, 404, "application/json", not_found, sizeof(not_found) - 1);
 }
 
@@ -601,7 +604,13 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
   wr_login_config lcfg = {.loop = e->loop, .store = e->store, .data_dir = e->data_dir,
                           .public_url = public_url};
   if ((rv = wr_login_new(&lcfg, &e->login)) != WR_OK) return rv;
-  wr_info("Serving the API on %s/client/v4 and logins on %s/argotunnel", public_url, public_url);
+  struct sockaddr_storage vaddr;
+  wr_dash_config dcfg = {.loop = e->loop, .store = e->store, .api = e->api, .login = e->login,
+                         .ts = e->ts, .inspect = e->inspect, .tunnel_stats = e->tunnel_stats,
+                         .visitor_addr = e->visitor && wr_visitor_addr(e->visitor, &vaddr) == 0 ? &vaddr : NULL};
+  if ((rv = wr_dash_new(&dcfg, &e->dash)) != WR_OK) return rv;
+  wr_info("Serving the API on %s/client/v4, logins on %s/argotunnel and the dashboard on %s/dashboard",
+          public_url, public_url, public_url);
   return WR_OK;
 }
 
@@ -609,6 +618,8 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
 static void stop_api(wr_edge *e) {
   if (e->quick_sweeping) uv_close((uv_handle_t *)&e->quick_sweep, NULL);
   e->quick_sweeping = 0;
+  wr_dash_free(e->dash);
+  e->dash = NULL;
   wr_login_free(e->login);
   e->login = NULL;
   if (e->api_httpd) wr_httpd_free(e->api_httpd);
