@@ -209,6 +209,13 @@ static const dash_route routes[] = {
     {"/traffic", 0, wr__dash_traffic},
     {"/inspect", 0, wr__dash_inspect},
     {"/stats.json", 0, wr__dash_stats_json},
+    {"/tunnels/create", 1, wr__dash_tunnel_create},
+    {"/tunnels/delete", 1, wr__dash_tunnel_delete},
+    {"/routes/dns/create", 1, wr__dash_dns_create},
+    {"/routes/dns/delete", 1, wr__dash_dns_delete},
+    {"/routes/ip/create", 1, wr__dash_ip_create},
+    {"/routes/ip/delete", 1, wr__dash_ip_delete},
+    {"/inspect/replay", 1, wr__dash_replay},
 };
 
 /* The compiled-in assets: served without a session (they hold nothing
