@@ -640,6 +640,7 @@ static int start_metrics(wr_edge *e, char *err, size_t errlen) {
   wr_edge_metrics_config mcfg = {.store = e->store, .ts = e->ts, .ep = e->ep,
                                  .visitor = e->visitor, .dns = e->dns, .api = e->api,
                                  .login = e->login, .router = e->router,
+                                 .tunnel_stats = e->tunnel_stats,
                                  .private_tcp = e->ptcp, .wireguard = e->wg};
   return wr_edge_metrics_start(e->loop, addr, &mcfg, &e->metrics, err, errlen);
 }

@@ -72,10 +72,10 @@ def stack(tmp_path, procs):
     ok(run([WARREN_EDGE, "route", "dns", "--data-dir", str(d), "t1", f"app.{ZONE}"]))
     origin = Origin()
     threading.Thread(target=origin.serve_forever, daemon=True).start()
-    udp, http_port, api = free_port(socket.SOCK_DGRAM), free_port(), free_port()
+    udp, http_port, api, metrics = free_port(socket.SOCK_DGRAM), free_port(), free_port(), free_port()
     edge = procs([WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", f"127.0.0.1:{udp}",
                   "--http-listen", f"127.0.0.1:{http_port}", "--api-listen", f"127.0.0.1:{api}",
-                  "--inspect-bodies"], name="warren-edge")
+                  "--metrics", f"127.0.0.1:{metrics}", "--inspect-bodies"], name="warren-edge")
     assert edge.wait_output("and the dashboard on", 30) is not None, edge.tail()
     conn = procs([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
                   "--cacert", str(d / "ca.pem"), "--protocol", "quic", "--credentials-file", str(creds),
@@ -86,7 +86,8 @@ def stack(tmp_path, procs):
                             f"http://127.0.0.1:{http_port}/ready-check"], capture_output=True, text=True)
         return r.stdout == "200"
     assert wait_for(served, timeout=30), conn.tail()
-    yield {"base": f"http://127.0.0.1:{api}", "http": http_port, "tid": tid, "origin": origin}
+    yield {"base": f"http://127.0.0.1:{api}", "http": http_port, "tid": tid, "origin": origin,
+           "metrics": f"http://127.0.0.1:{metrics}/metrics"}
     origin.shutdown()
     origin.server_close()
 
@@ -165,3 +166,11 @@ def test_dashboard_end_to_end(stack, tmp_path):
         assert wait_for(recorded, timeout=15)
         # The live charts polled the counters.
         assert wait_for(lambda: page.text("#total-requests") not in (None, "-", "0"), timeout=10)
+
+    # The same per-tunnel counters on --metrics: the readiness probes, the
+    # curl request and its replay at least.
+    with urllib.request.urlopen(stack["metrics"], timeout=10) as r:
+        text = r.read().decode()
+    line = [ln for ln in text.splitlines()
+            if ln.startswith(f'warren_edge_tunnel_requests_total{{tunnel_id="{stack["tid"]}"}} ')]
+    assert line and int(line[0].split()[-1]) >= 3, text[-2000:]
