@@ -51,6 +51,14 @@ $(BUILD)/gen/cloudflare_roots.inc: src/connector/cloudflare_roots.pem
 	@sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
 $(BUILD)/obj/src/connector/cloudflare_roots.o: $(BUILD)/gen/cloudflare_roots.inc
 
+# The dashboard's front end (src/edge/assets/*.js|css) as C arrays, so the
+# binary serves it with no files beside it and no build step beyond cc.
+DASH_ASSETS := $(wildcard src/edge/assets/*.js src/edge/assets/*.css)
+$(BUILD)/gen/dash_assets.inc: $(DASH_ASSETS) scripts/embed-assets.sh
+	@mkdir -p $(dir $@)
+	@scripts/embed-assets.sh $(DASH_ASSETS) > $@
+$(BUILD)/obj/src/edge/dash.o: $(BUILD)/gen/dash_assets.inc
+
 $(BUILD)/libwarren.a: $(LIB_OBJ)
 	@rm -f $@; ar rcs $@ $^
 

@@ -237,6 +237,20 @@ static int wireguard_flags(const wr_opts *o, wr_edge_options *eo) {
   return 0;
 }
 
+/* --inspect-requests and --inspect-bodies. Returns 0, or -1 after
+ * printing why. */
+static int inspect_flags(const wr_opts *o, wr_edge_options *eo) {
+  const char *n = wr_opts_get(o, "inspect-requests");
+  long long v = n ? strtoll(n, NULL, 10) : 0; /* the CLI checked it is an integer */
+  if (v < 0 || v > 10000) {
+    fprintf(stderr, "%s run: --inspect-requests must be between 0 and 10000\n", o->prog);
+    return -1;
+  }
+  eo->inspect.requests = (size_t)v;
+  eo->inspect.bodies = wr_opts_bool(o, "inspect-bodies");
+  return 0;
+}
+
 /* Every flag into |eo|, in the order they are checked. Returns WR_EXIT_OK
  * or the exit code after printing why. */
 static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, size_t keylen) {
@@ -251,7 +265,8 @@ static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, siz
       listen_flag(o, "http-listen", 1, &eo->http) != 0 ||
       listen_flag(o, "dns-listen", 0, &eo->dns) != 0 || metrics_flag(o, eo) != 0 ||
       visitor_limits(o, eo) != 0 || half_open_limits(o, eo) != 0 || tun_flags(o, eo) != 0 ||
-      wireguard_flags(o, eo) != 0 || quick_flags(o, eo) != 0)
+      wireguard_flags(o, eo) != 0 || quick_flags(o, eo) != 0 ||
+      inspect_flags(o, eo) != 0)
     return WR_EXIT_USAGE;
   /* These two have always been run-time failures (exit 1), not usage. */
   if (listen_flag(o, "api-listen", 0, &eo->api) != 0 ||

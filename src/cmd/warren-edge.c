@@ -59,6 +59,11 @@ static const wr_flag run_flags[] = {
     {"wireguard-listen", NULL, NULL, WR_FLAG_STRING, NULL,
      "UDP address (e.g. 0.0.0.0:51820) for WireGuard clients: the devices of `device add` reach "
      "their account's IP routes through the tunnels"},
+    {"inspect-requests", NULL, NULL, WR_FLAG_INT, "50",
+     "Visitor requests per tunnel the dashboard's traffic inspector keeps (headers redacted of "
+     "credentials); 0 turns the inspector off"},
+    {"inspect-bodies", NULL, NULL, WR_FLAG_BOOL, NULL,
+     "Also keep the first 16 KiB of each request and response body in the inspector"},
     {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", "Log level: debug, info, warn, error, fatal"},
     {"max-half-open", NULL, NULL, WR_FLAG_INT, "1000",
      "Most QUIC handshakes in progress at once; more are dropped (Retry starts at a tenth)"},

@@ -128,6 +128,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "edge/store.h"
 #include "edge/throttle.h"
 #include "edge/tunnel_server.h"
@@ -195,6 +197,18 @@ int wr_api_new(const wr_api_config *cfg, wr_api **out);
  * wr_httpd_respond: |req| is freed) and returns 1; otherwise returns 0 and
  * leaves |req| to the caller. */
 int wr_api_handle(wr_api *a, wr_httpd_req *req);
+
+/* The API called in-process by the dashboard (edge/dash.h), with the
+ * authority of the signed-in |user| instead of a bearer token: the same
+ * router, handlers, checks (the account in the path must be the user's),
+ * limits and audit rows, whose actor is "dash:<email>". |path| is what
+ * follows /client/v4 ("/accounts/A/cfd_tunnel"), |query| "" or NULL or
+ * "a=b&c=d" (escaped), |body| NULL or JSON text. Returns the HTTP status
+ * the API would have sent and sets *env to its JSON envelope (the caller
+ * json_decrefs it; NULL only with status 400 for a path too long or not
+ * starting with '/'). Loop thread only. */
+int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *path,
+                const char *query, const char *body, json_t **env);
 
 /* A wr_httpd_handler serving only the API (404 JSON for other paths), with
  * |user| the wr_api: for an --api-listen of its own. */

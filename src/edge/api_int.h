@@ -85,6 +85,10 @@ typedef struct wr__api_ctx {
   char actor[WR_STORE_EMAIL_MAX + 16];
   json_t *body;         /* parsed by wr__api_body */
   const char *retry_after; /* Retry-After of the answer, or NULL */
+  /* wr_api_call: the answer is kept here instead of sent. */
+  int capture;
+  int captured_status;
+  json_t *captured;
 } wr__api_ctx;
 
 /* ---- answers ---- */

@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "edge/api.h"
+#include "edge/dash.h"
 #include "edge/dns.h"
 #include "edge/dns_update.h"
 #include "edge/edge_metrics.h"
@@ -66,12 +67,15 @@ struct wr_edge {
   wr_wg_ingress *wg;
   wr_private_tcp *ptcp;        /* TCP to private addresses; NULL if lwIP is taken */
   wr_visitor *visitor;
+  wr_inspect *inspect;         /* the dashboard's traffic inspector; NULL: off */
+  wr_tunnel_stats *tunnel_stats; /* per-tunnel visitor counters */
   wr_dns *dns;
   wr_api *api;
   wr_httpd *api_httpd;         /* the REST API and the login pages */
   uv_timer_t quick_sweep;      /* expires idle quick tunnels */
   int quick_sweeping;
   wr_login *login;
+  wr_dash *dash;               /* /dashboard on the API listener */
   wr_dns_updater *updater;
   wr_dns_janitor *janitor;
   wr_edge_metrics *metrics;
@@ -416,6 +420,12 @@ static int start_visitors(wr_edge *e, char *err, size_t errlen) {
       wr_warn("no management hostname: %s", kerr);
     }
   }
+  wr_inspect_config icfg = {.per_tunnel = o->inspect.requests,
+                            .body_cap = o->inspect.bodies ? WR_INSPECT_DEFAULT_BODY_CAP : 0};
+  wr_inspect_new(&icfg, &e->inspect);
+  e->tunnel_stats = wr_tunnel_stats_new(0);
+  vcfg.inspect = e->inspect;
+  vcfg.tunnel_stats = e->tunnel_stats;
   fit_nofile(&vcfg);
   int rv = wr_visitor_listen(e->loop, &vcfg, (const struct sockaddr *)&o->http.addr, &e->visitor);
   explicit_bzero(mkey, sizeof(mkey));
@@ -435,6 +445,14 @@ static int start_visitors(wr_edge *e, char *err, size_t errlen) {
 static void stop_visitors(wr_edge *e) {
   if (e->visitor) wr_visitor_free(e->visitor);
   e->visitor = NULL;
+}
+
+/* After the loop ran: nothing records into them any more. */
+static void release_visitors(wr_edge *e) {
+  wr_inspect_free(e->inspect);
+  e->inspect = NULL;
+  wr_tunnel_stats_free(e->tunnel_stats);
+  e->tunnel_stats = NULL;
 }
 
 /* ---- DNS: the authoritative server, RFC 2136 pushes, the janitor ------------------ */
@@ -542,6 +560,7 @@ static void api_router(wr_httpd *h, wr_httpd_req *req, void *user) {
   (void)h;
   if (e->api && wr_api_handle(e->api, req)) return;
   if (e->login && wr_login_handle(e->login, req)) return;
+  if (e->dash && wr_dash_handle(e->dash, req)) return;
   wr_httpd_respond_simple(req, 404, "application/json", not_found, sizeof(not_found) - 1);
 }
 
@@ -598,7 +617,13 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
   wr_login_config lcfg = {.loop = e->loop, .store = e->store, .data_dir = e->data_dir,
                           .public_url = public_url};
   if ((rv = wr_login_new(&lcfg, &e->login)) != WR_OK) return rv;
-  wr_info("Serving the API on %s/client/v4 and logins on %s/argotunnel", public_url, public_url);
+  struct sockaddr_storage vaddr;
+  wr_dash_config dcfg = {.loop = e->loop, .store = e->store, .api = e->api, .login = e->login,
+                         .ts = e->ts, .inspect = e->inspect, .tunnel_stats = e->tunnel_stats,
+                         .visitor_addr = e->visitor && wr_visitor_addr(e->visitor, &vaddr) == 0 ? &vaddr : NULL};
+  if ((rv = wr_dash_new(&dcfg, &e->dash)) != WR_OK) return rv;
+  wr_info("Serving the API on %s/client/v4, logins on %s/argotunnel and the dashboard on %s/dashboard",
+          public_url, public_url, public_url);
   return WR_OK;
 }
 
@@ -606,6 +631,8 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
 static void stop_api(wr_edge *e) {
   if (e->quick_sweeping) uv_close((uv_handle_t *)&e->quick_sweep, NULL);
   e->quick_sweeping = 0;
+  wr_dash_free(e->dash);
+  e->dash = NULL;
   wr_login_free(e->login);
   e->login = NULL;
   if (e->api_httpd) wr_httpd_free(e->api_httpd);
@@ -626,6 +653,7 @@ static int start_metrics(wr_edge *e, char *err, size_t errlen) {
   wr_edge_metrics_config mcfg = {.store = e->store, .ts = e->ts, .ep = e->ep,
                                  .visitor = e->visitor, .dns = e->dns, .api = e->api,
                                  .login = e->login, .router = e->router,
+                                 .tunnel_stats = e->tunnel_stats,
                                  .private_tcp = e->ptcp, .wireguard = e->wg};
   return wr_edge_metrics_start(e->loop, addr, &mcfg, &e->metrics, err, errlen);
 }
@@ -662,7 +690,7 @@ static const subsystem subsystems[] = {
     {"tun", start_tun, stop_tun, stop_tun, NULL},
     {"wireguard", start_wireguard, stop_wireguard, stop_wireguard, NULL},
     {"private-tcp", start_private_tcp, stop_private_tcp, stop_private_tcp, NULL},
-    {"visitors", start_visitors, stop_visitors, stop_visitors, NULL},
+    {"visitors", start_visitors, stop_visitors, stop_visitors, release_visitors},
     {"dns", start_dns, NULL, stop_dns, NULL},
     {"api", start_api, NULL, stop_api, release_api},
     {"dns-update", start_updater, NULL, stop_updater, NULL},

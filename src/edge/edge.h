@@ -143,6 +143,13 @@ typedef struct wr_edge_options {
    * tunnel their token names, checked with DATA_DIR/management.key
    * (edge/mgmt_key.h, created if missing). NULL or "": none. */
   const char *management_hostname;
+  /* The traffic inspector (edge/inspect.h), shown on the dashboard:
+   * |requests| per tunnel (0: off), bodies kept (up to
+   * WR_INSPECT_DEFAULT_BODY_CAP bytes each way) only with |bodies|. */
+  struct {
+    size_t requests;
+    int bodies;
+  } inspect;
 } wr_edge_options;
 
 /* Opens the store and starts every configured subsystem in the order

@@ -1,6 +1,7 @@
 /* The edge's --metrics server; see edge_metrics.h. */
 #include "edge/edge_metrics.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,31 @@ static void render_connections(wr_edge_metrics *m, wr_buf *b) {
   free(t.ids);
 }
 
+/* Visitor traffic per tunnel (edge/tunnel_stats.h), for the first |cap|
+ * tunnels the edge counted. */
+static void render_tunnel_traffic(wr_edge_metrics *m, wr_buf *b) {
+  static const struct {
+    const char *name, *help;
+    size_t off;
+  } fams[] = {
+      {P "tunnel_requests_total", "Visitor requests answered, per tunnel", offsetof(wr_tunnel_counters, requests)},
+      {P "tunnel_errors_total", "Visitor requests answered 5xx or broken, per tunnel", offsetof(wr_tunnel_counters, errors)},
+      {P "tunnel_request_bytes_total", "Request body bytes sent up the tunnel", offsetof(wr_tunnel_counters, bytes_in)},
+      {P "tunnel_response_bytes_total", "Response body bytes sent to visitors", offsetof(wr_tunnel_counters, bytes_out)},
+      {P "tunnel_request_milliseconds_total", "Sum of visitor request durations, per tunnel",
+       offsetof(wr_tunnel_counters, latency_ms_sum)},
+  };
+  size_t n = 0, cap = m->cfg.max_tunnel_series;
+  const wr_tunnel_counters *rows = wr_tunnel_stats_all(m->cfg.tunnel_stats, &n);
+  if (n > cap) n = cap;
+  for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+    wr_prom_family(b, fams[f].name, "counter", fams[f].help);
+    for (size_t i = 0; i < n; i++)
+      wr_prom_u64(b, fams[f].name, (const char *const[]){"tunnel_id", rows[i].tunnel_id, NULL},
+                  *(const uint64_t *)((const char *)&rows[i] + fams[f].off));
+  }
+}
+
 /* ---- the whole page --------------------------------------------------------- */
 
 void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
@@ -293,6 +319,7 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
     gauge(b, P "data_streams", "Open data streams to connectors (one per proxied request)",
           v->active_streams);
   }
+  if (m->cfg.tunnel_stats) render_tunnel_traffic(m, b);
 
   if (m->cfg.dns) {
     static const char *const rcodes[6] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};

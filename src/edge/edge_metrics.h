@@ -11,7 +11,9 @@
  *                 and private traffic (flows by kind, packets, bytes,
  *                 drops by reason, ICMP unreachables sent, routes), and
  *                 WireGuard (handshakes, cookies, devices and devices
- *                 online, bytes, drops by reason).
+ *                 online, bytes, drops by reason), and visitor traffic per
+ *                 tunnel (requests, errors, bytes, summed durations; as
+ *                 many tunnels as the connection series).
  *                 Every figure is a counter the subsystems keep (their
  *                 *_get_stats), read when scraped.
  *   /ready        200 {"status":200,"registeredConnections":N} while the
@@ -34,6 +36,7 @@
 #include "edge/store.h"
 #include "edge/tunnel_server.h"
 #include "edge/wg_ingress.h"
+#include "edge/tunnel_stats.h"
 #include "edge/visitor.h"
 #include "lib/buf.h"
 #include "net/quic.h"
@@ -59,6 +62,7 @@ typedef struct wr_edge_metrics_config {
   wr_private_tcp *private_tcp; /* its TCP stack; may be NULL */
   wr_wg_ingress *wireguard; /* --wireguard-listen; may be NULL */
   size_t max_tunnel_series; /* 0: WR_EDGE_METRICS_MAX_TUNNEL_SERIES */
+  wr_tunnel_stats *tunnel_stats; /* per-tunnel visitor traffic; may be NULL */
 } wr_edge_metrics_config;
 
 /* Listens on |addr| (HOST:PORT; a name such as localhost is resolved here,

@@ -171,6 +171,25 @@ void wr_login_get_stats(const wr_login *l, wr_login_stats *st);
  * password check). Returns 0, without touching |req|, for any other path. */
 int wr_login_handle(wr_login *l, wr_httpd_req *req);
 
+/* ---- for other pages on the same listener (the dashboard, edge/dash.h) ----
+ * Sessions are the login's: the cookie has Path=/, and
+ *   GET /argotunnel?next=/PATH
+ * shows the sign-in form (or, for a signed-in session, redirects at once)
+ * and returns the browser to /PATH after the sign-in. |next| must be a
+ * local path (a leading "/", not "//", printable ASCII without a
+ * backslash, at most 512 bytes); any other value is ignored. */
+
+#define WR_LOGIN_CSRF_LEN 43
+
+/* The user of |req|'s signed-in session: copies it into |user| and the
+ * session's CSRF token into |csrf| and returns 1; returns 0 when the
+ * request carries no live signed-in session. */
+int wr_login_session_user(wr_login *l, const wr_httpd_req *req, wr_user *user,
+                          char csrf[WR_LOGIN_CSRF_LEN + 1]);
+/* 1 when |token| is the CSRF token of |req|'s signed-in session (compared
+ * in constant time), else 0. */
+int wr_login_csrf_ok(wr_login *l, const wr_httpd_req *req, const char *token);
+
 /* Answers every held poll (404) and pending request (503, also checks
  * waiting for a turn), wipes the certificates in memory and frees the
  * object once libuv released its handles and worker jobs: keep running the

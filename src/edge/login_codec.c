@@ -99,6 +99,14 @@ int wr__login_cookie_next(const char **pp, const char *end, char id[WR__LOGIN_SI
   return 0;
 }
 
+int wr__login_next_ok(const char *next) {
+  size_t n = strlen(next);
+  if (n == 0 || n > WR__LOGIN_NEXT_MAX || next[0] != '/' || next[1] == '/') return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)next[i] <= 0x20 || (unsigned char)next[i] >= 0x7f || next[i] == '\\') return 0;
+  return 1;
+}
+
 /* ---- encoders ----------------------------------------------------------------------- */
 
 /* Appends |s| percent-encoded for a query component. */

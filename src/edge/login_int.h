@@ -41,6 +41,7 @@
 #define WR__LOGIN_CALLBACK_MAX 1024
 #define WR__LOGIN_FORM_MAX (16u * 1024) /* larger POST bodies get 413 */
 #define WR__LOGIN_FP_LEN 8 /* characters of the key shown as the request's name */
+#define WR__LOGIN_NEXT_MAX 512 /* bytes of a ?next= path */
 /* "u:" + an email: the account throttle's key. */
 #define WR__LOGIN_AKEY_MAX (WR_STORE_EMAIL_MAX + 3)
 
@@ -62,6 +63,10 @@ int wr__login_root_key(const char *path);
  * "warren_login=<session id>" pair: copies the id into |id| (NUL-terminated),
  * moves *pp past the pair and returns 1; returns 0 when there is none. */
 int wr__login_cookie_next(const char **pp, const char *end, char id[WR__LOGIN_SID_LEN + 1]);
+/* Whether |next| is a local path a sign-in may return to: "/" then
+ * printable ASCII, not "//" or "/\\" at the start (another host to a
+ * browser), no backslash at all, at most WR__LOGIN_NEXT_MAX bytes. */
+int wr__login_next_ok(const char *next);
 /* Appends |s| percent-encoded for a query component. */
 void wr__login_url_encode(wr_buf *b, const char *s);
 /* A copy of |in| safe for one log line: bounded, control bytes as '?'. */
@@ -89,6 +94,7 @@ typedef struct login_session {
   char zone_name[WR_STORE_HOST_MAX + 1];
   int for_cli;            /* that cert.pem was also queued for a polling CLI */
   char key_fp[WR__LOGIN_FP_LEN + 1];
+  char next_path[WR__LOGIN_NEXT_MAX + 1]; /* where a sign-in returns to (?next=), "" for the zone picker */
 } login_session;
 
 /* A cert.pem waiting for the CLI that asked for it with |key|. */

@@ -32,12 +32,10 @@ static void h_esc(wr_buf *b, const char *s) {
 
 void wr__login_set_cookie(wr_login *l, login_reply *r, const char *sid) {
   if (sid)
-    snprintf(r->cookie, sizeof(r->cookie), WR__LOGIN_COOKIE_NAME "=%s; Path=" WR_LOGIN_PATH
-             "; Max-Age=%llu; HttpOnly; SameSite=Lax%s",
+    snprintf(r->cookie, sizeof(r->cookie), WR__LOGIN_COOKIE_NAME "=%s; Path=/; Max-Age=%llu; HttpOnly; SameSite=Lax%s",
              sid, (unsigned long long)(l->ttl_ms / 1000), l->secure ? "; Secure" : "");
   else
-    snprintf(r->cookie, sizeof(r->cookie), WR__LOGIN_COOKIE_NAME "=; Path=" WR_LOGIN_PATH
-             "; Max-Age=0; HttpOnly; SameSite=Lax%s", l->secure ? "; Secure" : "");
+    snprintf(r->cookie, sizeof(r->cookie), WR__LOGIN_COOKIE_NAME "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax%s", l->secure ? "; Secure" : "");
 }
 
 static void send_reply(wr_httpd_req *req, const login_reply *r, const char *ctype, wr_buf *body) {

@@ -3,6 +3,7 @@
  * carries; in memory, bounded (|max_sessions|, and a share per source for
  * anonymous ones) and expiring. Also the pages that only open or close a
  * session: the entry page (sign-in form or zone picker) and sign-out. */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -185,6 +186,25 @@ login_session *wr__login_post_session(wr_login *l, wr_httpd_req *req, const char
   return s;
 }
 
+/* ---- for the dashboard (login.h) -------------------------------------------------- */
+
+_Static_assert(WR_LOGIN_CSRF_LEN == WR__LOGIN_SID_LEN, "the CSRF token is a session id's size");
+
+int wr_login_session_user(wr_login *l, const wr_httpd_req *req, wr_user *user,
+                          char csrf[WR_LOGIN_CSRF_LEN + 1]) {
+  login_session *s = l && !l->closing ? wr__login_session_from_cookie(l, req) : NULL;
+  if (!s || !s->signed_in) return 0;
+  if (user) *user = s->user;
+  if (csrf) memcpy(csrf, s->csrf, WR__LOGIN_SID_LEN + 1);
+  return 1;
+}
+
+int wr_login_csrf_ok(wr_login *l, const wr_httpd_req *req, const char *token) {
+  login_session *s = l && !l->closing ? wr__login_session_from_cookie(l, req) : NULL;
+  if (!s || !s->signed_in || !token || strlen(token) != WR__LOGIN_SID_LEN) return 0;
+  return ct_equal(token, s->csrf, WR__LOGIN_SID_LEN);
+}
+
 /* ---- pages ---------------------------------------------------------------------------- */
 
 /* GET /argotunnel */
@@ -209,7 +229,13 @@ void wr__login_page_main(wr_login *l, wr_httpd_req *req) {
     }
     wr__login_set_cookie(l, &r, s->id);
   }
-  if (s->signed_in) wr__login_zone_picker(l, req, &r, s, callback, key, NULL);
+  char next[WR__LOGIN_NEXT_MAX + 2];
+  n = wr__login_form_get(req->query, strlen(req->query), "next", 0, next, sizeof(next));
+  /* A login link of the CLI wins; a bad next is dropped, not followed. */
+  if (n <= 0 || callback[0] || !wr__login_next_ok(next)) next[0] = '\0';
+  memcpy(s->next_path, next, strlen(next) + 1); /* checked: at most WR__LOGIN_NEXT_MAX */
+  if (s->signed_in && next[0]) wr__login_redirect(req, &r, next);
+  else if (s->signed_in) wr__login_zone_picker(l, req, &r, s, callback, key, NULL);
   else wr__login_signin_form(l, req, &r, s, callback, key, NULL, NULL);
 }
 

@@ -198,7 +198,9 @@ static void signin_done(wr_login *l, login_job *j) {
   s->expires = wr__login_now(l) + l->ttl_ms;
   wr_info("login: %s signed in from %s", wr__login_logsafe(s->user.email, ebuf, sizeof(ebuf)), ip);
   wr__login_set_cookie(l, &r, s->id);
-  wr__login_location(j->callback, r.location, sizeof(r.location));
+  if (s->next_path[0] && !j->callback[0]) snprintf(r.location, sizeof(r.location), "%s", s->next_path);
+  else wr__login_location(j->callback, r.location, sizeof(r.location));
+  s->next_path[0] = '\0';
   char loc[sizeof(r.location)];
   memcpy(loc, r.location, sizeof(loc));
   wr__login_redirect(j->req, &r, loc);

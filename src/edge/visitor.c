@@ -326,6 +326,11 @@ void wr__vconn_end_request(vconn *c, int close) {
              c->r.minor, c->r.status,
              c->r.tunnel_id[0] ? c->r.tunnel_id : "-", c->r.conn_id[0] ? c->r.conn_id : "-",
              c->r.sid, c->r.up, c->r.down, uv_now(v->loop) - c->r.t0);
+  if (c->r.tunnel_id[0] && (c->r.status || c->r.method[0])) {
+    uint64_t now = uv_now(v->loop);
+    wr_tunnel_stats_add(v->tunnel_stats, c->r.tunnel_id, c->r.status, c->r.up, c->r.down, now - c->r.t0);
+    wr_inspect_end(v->inspect, c->r.insp, c->r.status, c->r.up, c->r.down, now);
+  }
   int clean = (c->r.resp == RS_DONE && wr__vconn_body_complete(c)) || c->r.resp == RS_PIPE;
   wr__vconn_release_stream(c, clean ? -1 : 0);
   int keep = !close && c->r.keep_alive && !(c->peer_eof && c->in.len == 0);
@@ -590,6 +595,8 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   v->store = cfg->store;
   v->store_async = cfg->store_async;
   v->ts = cfg->ts;
+  v->inspect = cfg->inspect;
+  v->tunnel_stats = cfg->tunnel_stats;
   snprintf(v->scheme, sizeof(v->scheme), "%s",
            cfg->scheme && strcmp(cfg->scheme, "https") == 0 ? "https" : "http");
   if (cfg->mgmt_hostname && cfg->mgmt_key && cfg->mgmt_keylen &&

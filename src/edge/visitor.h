@@ -35,7 +35,9 @@
 
 #include "edge/store.h"
 #include "edge/store_async.h"
+#include "edge/inspect.h"
 #include "edge/tunnel_server.h"
+#include "edge/tunnel_stats.h"
 
 typedef struct wr_visitor wr_visitor;
 
@@ -74,6 +76,11 @@ typedef struct wr_visitor_config {
   const char *mgmt_hostname;
   const uint8_t *mgmt_key;
   size_t mgmt_keylen; /* at most 32 */
+  /* Optional, borrowed (must outlive the visitor): every request routed
+   * to a tunnel is recorded in |inspect| (edge/inspect.h) and counted in
+   * |tunnel_stats| (edge/tunnel_stats.h). */
+  wr_inspect *inspect;
+  wr_tunnel_stats *tunnel_stats;
 } wr_visitor_config;
 
 #define WR_VISITOR_OFF ((size_t)-1)

@@ -119,6 +119,8 @@ struct wr_visitor {
   wr_store_async *store_async; /* NULL: route lookups on the loop thread */
   route_job *route_jobs;       /* lookups in flight, linked by next */
   wr_tunnel_server *ts;
+  wr_inspect *inspect;        /* NULL: no inspector */
+  wr_tunnel_stats *tunnel_stats; /* NULL: no per-tunnel counters */
   char scheme[8];
   char mgmt_host[WR_STORE_HOST_MAX + 1]; /* the management hostname (visitor_mgmt.c) */
   uint8_t mgmt_key[32];
@@ -176,6 +178,7 @@ typedef struct vreq {
   int status;         /* sent to the visitor; 0 before the head */
   uint64_t up, down;  /* body bytes each way */
   uint64_t t0;
+  wr_inspect_ref insp; /* the inspector's record of this request */
 } vreq;
 
 struct vconn {

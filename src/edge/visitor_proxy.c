@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "edge/visitor_int.h"
 #include "lib/buf.h"
@@ -89,6 +90,7 @@ static int fwd(vconn *c, const uint8_t *p, size_t n, int fin, size_t *acc) {
   }
   int rv = wr_tunnel_stream_write(c->r.st, p, n, fin, acc);
   c->r.up += *acc;
+  if (c->r.body != RB_PIPE) wr_inspect_req_body(c->v->inspect, c->r.insp, p, *acc);
   if (rv == WR_AGAIN) {
     c->r.stream_blocked = 1;
     return WR_AGAIN;
@@ -218,6 +220,9 @@ static void consume_now(vconn *c, size_t n) {
 
 static void resp_body(vconn *c, const uint8_t *data, size_t len, int fin, size_t credit) {
   char ch[24];
+  if (len && c->r.resp != RS_PIPE && c->r.resp != RS_DONE)
+    wr_inspect_resp_body(c->v->inspect, c->r.insp, data,
+                         c->r.resp == RS_LENGTH && len > c->r.resp_left ? (size_t)c->r.resp_left : len);
   switch (c->r.resp) {
     case RS_LENGTH: {
       size_t n = len < c->r.resp_left ? len : (size_t)c->r.resp_left;
@@ -388,6 +393,7 @@ static int send_head(vconn *c, const wr_connect_response *cr, const char **why) 
     *why = "The connector sent an invalid Content-Length.";
     return WR_ERR_PROTO;
   }
+  wr_inspect_response(c->v->inspect, c->r.insp, mr.status, in, mr.nheaders);
   int mode = resp_mode(c, mr.status, &f, out, &n, why);
   if (mode < 0) return mode;
   wr_buf hb;
@@ -737,6 +743,17 @@ static int open_stream(vconn *c, const wr_http1_head *h, const wr__visitor_targe
   return 0;
 }
 
+/* The inspector's record of the request (before the head is consumed). */
+static void inspect_begin(vconn *c, const wr_http1_head *h, const wr__visitor_target *t) {
+  struct timespec ts;
+  if (!c->v->inspect) return;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  c->r.insp = wr_inspect_begin(c->v->inspect, c->r.tunnel_id, c->r.method, c->r.host,
+                               t->path_len ? t->path : h->target, t->path_len ? t->path_len : h->target_len,
+                               h->headers, h->nheaders,
+                               (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, c->r.t0);
+}
+
 void wr__vconn_start_request(vconn *c, const wr_http1_head *h, size_t used) {
   vreq *r = &c->r;
   wr__visitor_target t;
@@ -747,6 +764,7 @@ void wr__vconn_start_request(vconn *c, const wr_http1_head *h, size_t used) {
            t.path_len ? t.path : h->target);
   if (!c->route_waited && wr__visitor_over_rate(c, used)) return;
   if (route_request(c, h, &t, used) != 0) return;
+  inspect_begin(c, h, &t);
   int expect = h->expect_continue && r->body != RB_NONE;
   if (open_stream(c, h, &t, used, expect) != 0) return;
   wr__vconn_arm(c, T_PROXY, c->v->proxy_idle_ms);

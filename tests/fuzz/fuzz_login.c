@@ -15,7 +15,9 @@
  *     order, each of exactly 43 bytes, always moving forward;
  *   - an accepted callback's key and a root poll's key are valid keys;
  *   - a browser URL built from a base and a valid key carries the key back
- *     through form_get("callback") and callback_key. */
+ *     through form_get("callback") and callback_key;
+ *   - an accepted ?next= path is local: one leading '/', printable ASCII,
+ *     no backslash, bounded. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -155,6 +157,14 @@ static void fuzz_root_key(const char *s) {
   CHECK(n == 44 && key[43] == '=' && wr_login_key_valid(key, (size_t)n));
 }
 
+/* The sign-in's return path (?next=) never leaves the listener. */
+static void fuzz_next(const char *s) {
+  if (!wr__login_next_ok(s)) return;
+  size_t n = strlen(s);
+  CHECK(n >= 1 && n <= WR__LOGIN_NEXT_MAX && s[0] == '/' && s[1] != '/');
+  for (size_t i = 0; i < n; i++) CHECK(s[i] > 0x20 && s[i] < 0x7f && s[i] != '\\');
+}
+
 /* A browser URL for |base| and |key| gives |key| back, the page's way. */
 static void fuzz_urls(const char *base, const char *key) {
   char *poll = wr_login_poll_url(base, key), *br = wr_login_browser_url(base, key);
@@ -207,6 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_cookie(d, n);
   fuzz_callback(s);
   fuzz_root_key(s);
+  fuzz_next(s);
   /* base '|' key */
   char *bar = strchr(s, '|');
   if (bar) {

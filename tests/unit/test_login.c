@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "edge/login.h"
+#include "edge/login_int.h"
 #include "edge/password.h"
 #include "edge/pki.h"
 #include "edge/store.h"
@@ -465,7 +466,7 @@ static void client_full_flow(fx *f) {
   /* The page names the request by the start of its key. */
   CHK(f, http(f, "GET", target, NULL, NULL, &r) == 0);
   CHKR(f, &r, r.status == 200 && body_has(&r, "id=\"signin\"") && body_has(&r, ">uIizRArA<"));
-  CHKR(f, &r, strstr(r.head, "HttpOnly") && strstr(r.head, "SameSite=Lax") && strstr(r.head, "Path=/argotunnel"));
+  CHKR(f, &r, strstr(r.head, "HttpOnly") && strstr(r.head, "SameSite=Lax") && strstr(r.head, "Path=/;"));
   CHKR(f, &r, strstr(r.head, "Content-Security-Policy: default-src 'none'") && strstr(r.head, "X-Frame-Options: DENY"));
   resp_free(&r);
 
@@ -1179,6 +1180,16 @@ static void test_urls_and_keys(void **state) {
   assert_true(wr_login_key_valid(KEY, strlen(KEY)));
   assert_false(wr_login_key_valid("a+b/c0123456789abcdef", 21));
   assert_false(wr_login_key_valid(NULL, 0));
+  /* The sign-in's return path stays on this listener. */
+  assert_true(wr__login_next_ok("/dashboard"));
+  assert_true(wr__login_next_ok("/dashboard/routes?x=1"));
+  assert_false(wr__login_next_ok(""));
+  assert_false(wr__login_next_ok("dashboard"));
+  assert_false(wr__login_next_ok("//evil.test/"));
+  assert_false(wr__login_next_ok("/\\evil.test/"));
+  assert_false(wr__login_next_ok("https://evil.test/"));
+  assert_false(wr__login_next_ok("/a b"));
+  assert_false(wr__login_next_ok("/a\r\nSet-Cookie:x"));
 }
 
 /* The store calls login and `warren-edge user` added (store.c's tail). */

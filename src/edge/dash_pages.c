@@ -1,0 +1,324 @@
+/* The dashboard's read-only pages (dash_int.h): tunnels, routes, devices,
+ * users and the audit log. Every read goes through the REST API in-process
+ * (wr_api_call) with the signed-in user's authority, except users (the API
+ * has no endpoint for them: read from the store, the account's only). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "edge/dash_int.h"
+#include "lib/err.h"
+#include "lib/html.h"
+
+/* "/accounts/<account>" + |rest| */
+static void acct_path(dash_req *q, char *out, size_t size, const char *rest) {
+  snprintf(out, size, "/accounts/%s%s", q->user.account_id, rest);
+}
+
+static void api_failed(wr_buf *b, const char *what, const char *err) {
+  wr_buf_append_str(b, "<p class=\"error\">");
+  wr_html_escape(b, what);
+  wr_buf_append_str(b, ": ");
+  wr_html_escape(b, err);
+  wr_buf_append_str(b, "</p>\n");
+}
+
+/* The account's live tunnels (the API's list), or NULL with |err|. */
+static json_t *tunnels(dash_req *q, json_t **env, char *err, size_t errlen) {
+  char path[128];
+  acct_path(q, path, sizeof(path), "/cfd_tunnel");
+  return wr__dash_api(q, "GET", path, "is_deleted=false", NULL, env, err, errlen);
+}
+
+/* One connection: edge, origin IP, connector version, protocol, uptime. */
+static void conn_line(dash_req *q, wr_buf *b, json_t *c, int64_t now) {
+  wr_tunnel_conn_info info;
+  const char *id = json_string_value(json_object_get(c, "id"));
+  const char *proto = id && q->d->ts && wr_tunnel_server_find(q->d->ts, id, &info) == WR_OK ? info.protocol : "?";
+  int64_t opened = 0;
+  wr_buf_append_str(b, "<div class=\"conn\" data-conn=\"");
+  wr__dash_jstr(b, c, "id");
+  wr_buf_append_str(b, "\">edge <b class=\"edge\">");
+  wr__dash_jstr(b, c, "colo_name");
+  wr_buf_append_str(b, "</b> · origin <span class=\"origin-ip\">");
+  wr__dash_jstr(b, c, "origin_ip");
+  wr_buf_append_str(b, "</span> · <span class=\"version\">");
+  wr__dash_jstr(b, c, "client_version");
+  wr_buf_append_str(b, "</span> · <span class=\"protocol\">");
+  wr_html_escape(b, proto);
+  wr_buf_append_str(b, "</span> · up <span class=\"uptime\">");
+  if (wr__dash_parse_time(json_string_value(json_object_get(c, "opened_at")), &opened) == 0)
+    wr__dash_duration(b, now - opened);
+  else
+    wr_buf_append_str(b, "?");
+  wr_buf_append_str(b, "</span></div>");
+}
+
+static void tunnel_row(dash_req *q, wr_buf *b, json_t *t, int64_t now) {
+  json_t *conns = json_object_get(t, "connections");
+  size_t i;
+  json_t *c;
+  wr_buf_append_str(b, "<tr class=\"tunnel\" data-name=\"");
+  wr__dash_jstr(b, t, "name");
+  wr_buf_append_str(b, "\"><td class=\"name\">");
+  wr__dash_jstr(b, t, "name");
+  wr_buf_append_str(b, "<br><code class=\"id\">");
+  wr__dash_jstr(b, t, "id");
+  wr_buf_append_str(b, "</code></td><td class=\"status ");
+  wr__dash_jstr(b, t, "status");
+  wr_buf_append_str(b, "\">");
+  wr__dash_jstr(b, t, "status");
+  wr_buf_append_str(b, "</td><td class=\"connections\">");
+  json_array_foreach(conns, i, c) conn_line(q, b, c, now);
+  if (!json_array_size(conns)) wr_buf_append_str(b, "none");
+  wr_buf_append_str(b, "</td><td>");
+  wr__dash_jstr(b, t, "created_at");
+  wr_buf_append_str(b, "</td><td><a class=\"traffic\" href=\"" WR_DASH_PATH "/traffic?tunnel=");
+  wr__dash_jstr(b, t, "id");
+  wr_buf_append_str(b, "\">Traffic</a> <form class=\"inline\" method=\"post\" action=\"" WR_DASH_PATH
+                       "/tunnels/delete\" data-confirm=\"Delete this tunnel and its routes?\">");
+  wr__dash_csrf(q, b);
+  wr_buf_append_str(b, "<input type=\"hidden\" name=\"id\" value=\"");
+  wr__dash_jstr(b, t, "id");
+  wr_buf_append_str(b, "\"><button class=\"danger delete-tunnel\" type=\"submit\">Delete</button></form></td></tr>\n");
+}
+
+void wr__dash_tunnels(dash_req *q) {
+  wr_buf b;
+  json_t *env = NULL, *t;
+  char err[512];
+  size_t i;
+  wr__dash_begin(q, &b, "Tunnels", "tunnels");
+  json_t *list = tunnels(q, &env, err, sizeof(err));
+  if (!list) {
+    api_failed(&b, "Listing tunnels failed", err);
+  } else {
+    int64_t now = (int64_t)time(NULL);
+    wr_buf_append_str(&b, "<table id=\"tunnels\"><thead><tr><th>Tunnel</th><th>Status</th>"
+                          "<th>Connections</th><th>Created</th><th></th></tr></thead><tbody>\n");
+    json_array_foreach(list, i, t) tunnel_row(q, &b, t, now);
+    wr_buf_append_str(&b, "</tbody></table>\n");
+    if (!json_array_size(list)) wr_buf_append_str(&b, "<p id=\"no-tunnels\">No tunnels yet.</p>\n");
+  }
+  json_decref(env);
+  wr_buf_append_str(&b, "<h2>Create a tunnel</h2><form id=\"create-tunnel\" class=\"create\" method=\"post\" action=\"" WR_DASH_PATH "/tunnels/create\">");
+  wr__dash_csrf(q, &b);
+  wr_buf_append_str(&b, "<label>Name<input name=\"name\" id=\"tunnel-name\" required maxlength=\"64\"></label>"
+                        "<button type=\"submit\" id=\"create-tunnel-button\">Create</button></form>\n"
+                        "<p class=\"note\">Run it with <code>warren tunnel run NAME</code> once its "
+                        "credentials are on the connector's host (<code>warren tunnel token NAME</code>).</p>\n");
+  wr__dash_send(q, &b);
+}
+
+/* <option>s of the account's tunnels (value: id). */
+static void tunnel_options(dash_req *q, wr_buf *b) {
+  json_t *env = NULL, *t;
+  char err[256];
+  size_t i;
+  json_t *list = tunnels(q, &env, err, sizeof(err));
+  json_array_foreach(list, i, t) {
+    wr_buf_append_str(b, "<option value=\"");
+    wr__dash_jstr(b, t, "id");
+    wr_buf_append_str(b, "\">");
+    wr__dash_jstr(b, t, "name");
+    wr_buf_append_str(b, "</option>");
+  }
+  json_decref(env);
+}
+
+static void dns_section(dash_req *q, wr_buf *b, const wr_zone *zones, size_t nz) {
+  char path[256], err[512];
+  wr_buf_append_str(b, "<h2>DNS routes</h2><table id=\"dns-routes\"><thead><tr><th>Hostname</th><th>Tunnel</th>"
+                       "<th>Target</th><th>Created</th><th></th></tr></thead><tbody>\n");
+  for (size_t z = 0; z < nz; z++) {
+    json_t *env = NULL, *r;
+    size_t i;
+    snprintf(path, sizeof(path), "/zones/%s/dns_records", zones[z].id);
+    json_t *list = wr__dash_api(q, "GET", path, "per_page=1000", NULL, &env, err, sizeof(err));
+    if (!list) api_failed(b, zones[z].name, err);
+    json_array_foreach(list, i, r) {
+      json_t *meta = json_object_get(r, "meta");
+      wr_buf_append_str(b, "<tr class=\"dns-route\" data-host=\"");
+      wr__dash_jstr(b, r, "name");
+      wr_buf_append_str(b, "\"><td class=\"host\">");
+      wr__dash_jstr(b, r, "name");
+      wr_buf_append_str(b, "</td><td>");
+      wr__dash_jstr(b, meta, "tunnel_name");
+      wr_buf_append_str(b, "</td><td><code>");
+      wr__dash_jstr(b, r, "content");
+      wr_buf_append_str(b, "</code></td><td>");
+      wr__dash_jstr(b, r, "created_on");
+      wr_buf_append_str(b, "</td><td><form class=\"inline\" method=\"post\" action=\"" WR_DASH_PATH
+                           "/routes/dns/delete\" data-confirm=\"Delete this route?\">");
+      wr__dash_csrf(q, b);
+      wr_buf_append_str(b, "<input type=\"hidden\" name=\"zone\" value=\"");
+      wr_html_escape(b, zones[z].id);
+      wr_buf_append_str(b, "\"><input type=\"hidden\" name=\"id\" value=\"");
+      wr__dash_jstr(b, r, "id");
+      wr_buf_append_str(b, "\"><button class=\"danger delete-route\" type=\"submit\">Delete</button></form></td></tr>\n");
+    }
+    json_decref(env);
+  }
+  wr_buf_append_str(b, "</tbody></table>\n<form id=\"create-dns\" class=\"create\" method=\"post\" action=\"" WR_DASH_PATH
+                       "/routes/dns/create\">");
+  wr__dash_csrf(q, b);
+  wr_buf_append_str(b, "<label>Hostname<input name=\"hostname\" id=\"dns-hostname\" required></label><label>Zone<select name=\"zone\" id=\"dns-zone\">");
+  for (size_t z = 0; z < nz; z++) {
+    wr_buf_append_str(b, "<option value=\"");
+    wr_html_escape(b, zones[z].id);
+    wr_buf_append_str(b, "\">");
+    wr_html_escape(b, zones[z].name);
+    wr_buf_append_str(b, "</option>");
+  }
+  wr_buf_append_str(b, "</select></label><label>Tunnel<select name=\"tunnel\" id=\"dns-tunnel\">");
+  tunnel_options(q, b);
+  wr_buf_append_str(b, "</select></label><label><span>Replace an existing route</span><input type=\"checkbox\" name=\"overwrite\" value=\"1\"></label>"
+                       "<button type=\"submit\" id=\"create-dns-button\">Add DNS route</button></form>\n");
+}
+
+static void ip_section(dash_req *q, wr_buf *b) {
+  char path[128], err[512];
+  json_t *env = NULL, *r;
+  size_t i;
+  acct_path(q, path, sizeof(path), "/teamnet/routes");
+  wr_buf_append_str(b, "<h2>IP routes</h2>");
+  json_t *list = wr__dash_api(q, "GET", path, "is_deleted=false", NULL, &env, err, sizeof(err));
+  if (!list) api_failed(b, "Listing IP routes failed", err);
+  wr_buf_append_str(b, "<table id=\"ip-routes\"><thead><tr><th>Network</th><th>Tunnel</th><th>Virtual network</th>"
+                       "<th>Comment</th><th></th></tr></thead><tbody>\n");
+  json_array_foreach(list, i, r) {
+    wr_buf_append_str(b, "<tr class=\"ip-route\"><td class=\"network\">");
+    wr__dash_jstr(b, r, "network");
+    wr_buf_append_str(b, "</td><td><code>");
+    wr__dash_jstr(b, r, "tunnel_id");
+    wr_buf_append_str(b, "</code></td><td>");
+    wr__dash_jstr(b, r, "virtual_network_id");
+    wr_buf_append_str(b, "</td><td>");
+    wr__dash_jstr(b, r, "comment");
+    wr_buf_append_str(b, "</td><td><form class=\"inline\" method=\"post\" action=\"" WR_DASH_PATH
+                         "/routes/ip/delete\" data-confirm=\"Delete this route?\">");
+    wr__dash_csrf(q, b);
+    wr_buf_append_str(b, "<input type=\"hidden\" name=\"id\" value=\"");
+    wr__dash_jstr(b, r, "id");
+    wr_buf_append_str(b, "\"><button class=\"danger\" type=\"submit\">Delete</button></form></td></tr>\n");
+  }
+  json_decref(env);
+  wr_buf_append_str(b, "</tbody></table>\n<form id=\"create-ip\" class=\"create\" method=\"post\" action=\"" WR_DASH_PATH
+                       "/routes/ip/create\">");
+  wr__dash_csrf(q, b);
+  wr_buf_append_str(b, "<label>Network (CIDR)<input name=\"network\" id=\"ip-network\" required></label>"
+                       "<label>Tunnel<select name=\"tunnel\" id=\"ip-tunnel\">");
+  tunnel_options(q, b);
+  wr_buf_append_str(b, "</select></label><label>Comment<input name=\"comment\" maxlength=\"200\"></label>"
+                       "<button type=\"submit\" id=\"create-ip-button\">Add IP route</button></form>\n");
+}
+
+void wr__dash_routes(dash_req *q) {
+  wr_buf b;
+  wr_zone *zones = NULL;
+  size_t nz = 0;
+  wr__dash_begin(q, &b, "Routes", "routes");
+  if (wr_store_zone_list(q->d->store, q->user.account_id, &zones, &nz) != WR_OK) {
+    api_failed(&b, "Listing zones failed", wr_store_errmsg(q->d->store));
+    zones = NULL, nz = 0;
+  }
+  dns_section(q, &b, zones, nz);
+  free(zones);
+  ip_section(q, &b);
+  wr__dash_send(q, &b);
+}
+
+void wr__dash_devices(dash_req *q) {
+  wr_buf b;
+  char path[128], err[512];
+  json_t *env = NULL, *dv;
+  size_t i;
+  wr__dash_begin(q, &b, "Devices", "devices");
+  acct_path(q, path, sizeof(path), "/devices");
+  json_t *list = wr__dash_api(q, "GET", path, NULL, NULL, &env, err, sizeof(err));
+  if (!list) api_failed(&b, "Listing devices failed", err);
+  wr_buf_append_str(&b, "<table id=\"devices\"><thead><tr><th>Name</th><th>Addresses</th><th>Public key</th>"
+                        "<th>Last handshake</th><th class=\"num\">Received</th><th class=\"num\">Sent</th>"
+                        "<th>Revoked</th></tr></thead><tbody>\n");
+  json_array_foreach(list, i, dv) {
+    wr_buf_append_str(&b, "<tr><td>");
+    wr__dash_jstr(&b, dv, "name");
+    wr_buf_append_str(&b, "</td><td>");
+    wr__dash_jstr(&b, dv, "ipv4");
+    wr_buf_append_str(&b, " ");
+    wr__dash_jstr(&b, dv, "ipv6");
+    wr_buf_append_str(&b, "</td><td><code>");
+    wr__dash_jstr(&b, dv, "public_key");
+    wr_buf_append_str(&b, "</code></td><td>");
+    wr__dash_jstr(&b, dv, "last_handshake_at");
+    wr_buf_printf(&b, "</td><td class=\"num\">%" JSON_INTEGER_FORMAT "</td><td class=\"num\">%" JSON_INTEGER_FORMAT "</td><td>",
+                  json_integer_value(json_object_get(dv, "rx_bytes")),
+                  json_integer_value(json_object_get(dv, "tx_bytes")));
+    wr__dash_jstr(&b, dv, "revoked_at");
+    wr_buf_append_str(&b, "</td></tr>\n");
+  }
+  json_decref(env);
+  wr_buf_append_str(&b, "</tbody></table>\n<p class=\"note\">Add devices with <code>warren-edge device add</code>.</p>\n");
+  wr__dash_send(q, &b);
+}
+
+void wr__dash_users(dash_req *q) {
+  wr_buf b;
+  wr_user *users = NULL;
+  size_t n = 0;
+  wr__dash_begin(q, &b, "Users", "users");
+  if (wr_store_user_list(q->d->store, q->user.account_id, &users, &n) != WR_OK) {
+    api_failed(&b, "Listing users failed", wr_store_errmsg(q->d->store));
+    users = NULL, n = 0;
+  }
+  wr_buf_append_str(&b, "<table id=\"users\"><thead><tr><th>Email</th><th>Kind</th><th>Created</th></tr></thead><tbody>\n");
+  for (size_t i = 0; i < n; i++) {
+    char when[32] = "";
+    time_t t = (time_t)users[i].created_at;
+    struct tm tm;
+    if (gmtime_r(&t, &tm)) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    wr_buf_append_str(&b, "<tr><td>");
+    wr_html_escape(&b, users[i].email);
+    wr_buf_printf(&b, "</td><td>%s</td><td>%s</td></tr>\n", users[i].is_service ? "service (API token)" : "person",
+                  when);
+  }
+  free(users);
+  wr_buf_append_str(&b, "</tbody></table>\n<p class=\"note\">Add users with <code>warren-edge user add</code>.</p>\n");
+  wr__dash_send(q, &b);
+}
+
+void wr__dash_audit(dash_req *q) {
+  wr_buf b;
+  char path[128], err[512];
+  json_t *env = NULL, *row;
+  size_t i;
+  wr__dash_begin(q, &b, "Audit log", "audit");
+  acct_path(q, path, sizeof(path), "/audit_logs");
+  json_t *list = wr__dash_api(q, "GET", path, "per_page=200", NULL, &env, err, sizeof(err));
+  if (!list) api_failed(&b, "Reading the audit log failed", err);
+  wr_buf_append_str(&b, "<table id=\"audit\"><thead><tr><th>When</th><th>Actor</th><th>Action</th><th>Resource</th>"
+                        "<th>Details</th></tr></thead><tbody>\n");
+  json_array_foreach(list, i, row) {
+    json_t *res = json_object_get(row, "resource");
+    char *meta = json_dumps(json_object_get(row, "metadata"), JSON_COMPACT);
+    wr_buf_append_str(&b, "<tr><td>");
+    wr__dash_jstr(&b, row, "when");
+    wr_buf_append_str(&b, "</td><td class=\"actor\">");
+    wr__dash_jstr(&b, row, "actor");
+    wr_buf_append_str(&b, "</td><td class=\"action\">");
+    wr__dash_jstr(&b, row, "action");
+    wr_buf_append_str(&b, "</td><td>");
+    wr__dash_jstr(&b, res, "type");
+    wr_buf_append_str(&b, " <code>");
+    wr__dash_jstr(&b, res, "id");
+    wr_buf_append_str(&b, "</code></td><td><code>");
+    wr_html_escape(&b, meta ? meta : "");
+    wr_buf_append_str(&b, "</code></td></tr>\n");
+    free(meta);
+  }
+  json_decref(env);
+  wr_buf_append_str(&b, "</tbody></table>\n");
+  wr__dash_send(q, &b);
+}
