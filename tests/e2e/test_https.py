@@ -10,11 +10,14 @@ import ssl
 import tempfile
 import subprocess
 import threading
+import urllib.error
+import urllib.request
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from common import read_cert
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 ZONE = "example.test"
@@ -44,16 +47,16 @@ def setup(tmp_path, procs):
     assert r.returncode == 0, r.stderr
     origin = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
-    udp, http_port, https_port = free_port(kind=socket.SOCK_DGRAM), free_port(), free_port()
+    udp, http_port, https_port, api = free_port(kind=socket.SOCK_DGRAM), free_port(), free_port(), free_port()
     edge = procs([WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", f"127.0.0.1:{udp}",
                   "--http-listen", f"127.0.0.1:{http_port}", "--https-listen", f"127.0.0.1:{https_port}",
-                  "--api-listen", "127.0.0.1:0"], name="warren-edge")
+                  "--api-listen", f"127.0.0.1:{api}"], name="warren-edge")
     assert edge.wait_output(f"Serving visitors on https://127.0.0.1:{https_port}", 30) is not None
     tid = json.loads(creds.read_text())["TunnelID"]
     procs([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}", "--cacert", str(d / "ca.pem"),
            "--credentials-file", str(creds), "--url", f"http://127.0.0.1:{origin.server_address[1]}",
            "run", tid], name="warren")
-    env = {"d": d, "http": http_port, "https": https_port}
+    env = {"d": d, "http": http_port, "https": https_port, "api": api}
     assert wait_for(lambda: curl(env, HOST, "/")[0] == 200, 30)
     yield env
     origin.shutdown()
@@ -149,3 +152,37 @@ def test_min_tls_13_refuses_tls12_client(setup):
     zone_set(setup, "--min-tls-version", "1.3")
     assert wait_for(lambda: curl(setup, HOST, "/", extra=("--tls-max", "1.2"))[0] == 0, 10)
     assert curl(setup, HOST, "/")[0] == 200
+
+
+def api(env, method, path, body=None):
+    zone, _, token = read_cert(env["d"] / "cert.pem")
+    req = urllib.request.Request(f"http://127.0.0.1:{env['api']}/client/v4/zones/{zone}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_api_zone_settings_and_custom_certificates(setup, tmp_path):
+    st, j = api(setup, "GET", "/settings/always_use_https")
+    assert st == 200 and j["result"]["value"] == "off"
+    st, j = api(setup, "PATCH", "/settings/security_header",
+                {"value": {"strict_transport_security": {"enabled": True, "max_age": 300}}})
+    assert st == 200 and j["result"]["value"]["strict_transport_security"]["max_age"] == 300
+    assert api(setup, "PATCH", "/settings/min_tls_version", {"value": "1.1"})[0] == 400
+    assert wait_for(lambda: "Strict-Transport-Security: max-age=300" in curl(setup, HOST, "/")[1], 10)
+    key, pem = tmp_path / "k", tmp_path / "c"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", str(key), "-out", str(pem), "-days", "30", "-subj", "/CN=Op",
+                    "-addext", f"subjectAltName=DNS:{HOST}"], check=True, capture_output=True)
+    st, j = api(setup, "POST", "/custom_certificates", {"certificate": pem.read_text(), "private_key": key.read_text()})
+    assert st == 200, j
+    cid = j["result"]["id"]
+    assert j["result"]["hosts"] == [HOST] and "private_key" not in j["result"]
+    assert [c["id"] for c in api(setup, "GET", "/custom_certificates")[1]["result"]] == [cid]
+    assert wait_for(lambda: curl(setup, HOST, "/", cacert=pem)[0] == 200, 10)
+    assert api(setup, "DELETE", f"/custom_certificates/{cid}")[0] == 200
+    assert api(setup, "GET", f"/custom_certificates/{cid}")[0] == 404
