@@ -6,6 +6,7 @@ per-zone options (always_use_https, HSTS, minimum TLS version) set with
 import json
 import os
 import socket
+import shutil
 import ssl
 import tempfile
 import subprocess
@@ -17,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from browser import Chromium, find_chromium
 from common import read_cert
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
@@ -186,3 +188,20 @@ def test_api_zone_settings_and_custom_certificates(setup, tmp_path):
     assert wait_for(lambda: curl(setup, HOST, "/", cacert=pem)[0] == 200, 10)
     assert api(setup, "DELETE", f"/custom_certificates/{cid}")[0] == 200
     assert api(setup, "GET", f"/custom_certificates/{cid}")[0] == 404
+
+
+@pytest.mark.skipif(not find_chromium() or not shutil.which("certutil"),
+                    reason="needs chromium and certutil (libnss3-tools)")
+def test_browser_loads_page_over_https_trusting_the_edge_ca(setup, tmp_path):
+    # Chromium on Linux trusts what the NSS database in $HOME/.pki/nssdb says.
+    home = tmp_path / "browser-home"
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True, capture_output=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "warren-edge-ca",
+                    "-i", str(setup["d"] / "ca.pem")], check=True, capture_output=True)
+    with Chromium(tmp_path, args=[f"--host-resolver-rules=MAP {HOST} 127.0.0.1"], env={"HOME": str(home)}) as b:
+        page = b.new_page()
+        page.goto(f"https://{HOST}:{setup['https']}/from-browser")
+        assert page.eval("document.body.innerText") == f"origin saw /from-browser host={HOST}:{setup['https']}"
+        assert page.eval("location.protocol") == "https:"
