@@ -60,6 +60,13 @@ int wr_cmd_service_uninstall(const wr_cmd *cmd, wr_opts *opts, int argc, char **
 /* warren access tcp | rdp | ssh | smb (access_tcp.c) */
 int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
+/* warren-edge cert add|list|delete, zone get|set (edge_tls.c) */
+int wr_cmd_edge_cert_add(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_cert_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_cert_delete(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_zone_get(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_edge_zone_set(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+
 /* warren-edge local administration (edge_admin.c) */
 int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_tunnel_create(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);

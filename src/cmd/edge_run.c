@@ -263,6 +263,7 @@ static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, siz
   }
   if (listen_flag(o, "tunnel-listen", 1, &eo->tunnel) != 0 ||
       listen_flag(o, "http-listen", 1, &eo->http) != 0 ||
+      listen_flag(o, "https-listen", 0, &eo->https) != 0 ||
       listen_flag(o, "dns-listen", 0, &eo->dns) != 0 || metrics_flag(o, eo) != 0 ||
       visitor_limits(o, eo) != 0 || half_open_limits(o, eo) != 0 || tun_flags(o, eo) != 0 ||
       wireguard_flags(o, eo) != 0 || quick_flags(o, eo) != 0 ||

@@ -25,6 +25,8 @@ static const wr_flag run_flags[] = {
      "the command line and environment win"},
     {"tunnel-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:7844", "address for connectors: QUIC on UDP and HTTP/2 on TCP, same port"},
     {"http-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8080", "TCP address for visitors (HTTP)"},
+    {"https-listen", NULL, NULL, WR_FLAG_STRING, NULL,
+     "TCP address for visitors over HTTPS (certificates by SNI: uploaded, else issued by DATA_DIR/ca.pem)"},
     {"api-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8081",
      "TCP address for the management API (/client/v4) and the login pages (/argotunnel); empty: none"},
     {"dns-listen", NULL, NULL, WR_FLAG_STRING, NULL, "UDP/TCP address for the authoritative DNS server"},
@@ -188,6 +190,38 @@ static const wr_cmd device_cmds[] = {
     {NULL},
 };
 
+static const wr_cmd cert_cmds[] = {
+    {"add", NULL, "Add a certificate the HTTPS front serves for its names (instead of one from the edge CA)",
+     "The key must belong to the certificate; it is stored with mode 0600 under DATA_DIR/certs.",
+     (const wr_flag[]){{"cert", NULL, NULL, WR_FLAG_STRING, NULL, "PEM certificate chain, leaf first"},
+                       {"key", NULL, NULL, WR_FLAG_STRING, NULL, "PEM private key of the leaf"},
+                       {NULL}},
+     NULL, wr_cmd_edge_cert_add},
+    {"list", NULL, "List uploaded certificates", NULL,
+     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"}, {NULL}},
+     NULL, wr_cmd_edge_cert_list},
+    {"delete", "ID", "Delete an uploaded certificate", NULL, NULL, NULL, wr_cmd_edge_cert_delete},
+    {NULL},
+};
+
+static const wr_cmd zone_cmds[] = {
+    {"get", "ZONE", "Show a zone's HTTPS options", NULL,
+     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"}, {NULL}},
+     NULL, wr_cmd_edge_zone_get},
+    {"set", "ZONE", "Change a zone's HTTPS options (the ones given)", NULL,
+     (const wr_flag[]){{"always-use-https", NULL, NULL, WR_FLAG_STRING, NULL, "on|off: redirect HTTP visitors to HTTPS (301)"},
+                       {"hsts", NULL, NULL, WR_FLAG_STRING, NULL, "on|off: send Strict-Transport-Security over HTTPS"},
+                       {"hsts-max-age", NULL, NULL, WR_FLAG_STRING, NULL, "HSTS max-age in seconds"},
+                       {"hsts-include-subdomains", NULL, NULL, WR_FLAG_STRING, NULL, "on|off: HSTS includeSubDomains"},
+                       {"hsts-preload", NULL, NULL, WR_FLAG_STRING, NULL, "on|off: HSTS preload"},
+                       {"hsts-nosniff", NULL, NULL, WR_FLAG_STRING, NULL, "on|off: X-Content-Type-Options: nosniff"},
+                       {"min-tls-version", NULL, NULL, WR_FLAG_STRING, NULL, "1.2 or 1.3"},
+                       {"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
+                       {NULL}},
+     NULL, wr_cmd_edge_zone_set},
+    {NULL},
+};
+
 static const wr_cmd top_cmds[] = {
     {"init", NULL, "Create a data directory: store, CAs, certificates and the admin's cert.pem",
      "Refuses to touch an existing data directory.", init_flags, NULL, wr_cmd_edge_init},
@@ -197,6 +231,8 @@ static const wr_cmd top_cmds[] = {
     {"route", NULL, "Manage routes", NULL, NULL, route_cmds, NULL},
     {"user", NULL, "Manage users", NULL, NULL, user_cmds, NULL},
     {"device", NULL, "Manage WireGuard devices (laptops, phones) and their policies", NULL, NULL, device_cmds, NULL},
+    {"cert", NULL, "Manage the certificates the HTTPS front serves", NULL, NULL, cert_cmds, NULL},
+    {"zone", NULL, "Show and change per-zone HTTPS options", NULL, NULL, zone_cmds, NULL},
     {"audit", NULL, "Print the audit log", NULL,
      (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
                        {"limit", NULL, NULL, WR_FLAG_INT, "100", "Newest N entries"},

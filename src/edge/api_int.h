@@ -150,6 +150,10 @@ int wr__api_parse_time(const char *s, int64_t *out);
 /* ---- the resource handlers (segs[0] is "accounts" or "zones") ---- */
 void wr__api_tunnels(wr__api_ctx *c);  /* segs: accounts {a} cfd_tunnel ... */
 void wr__api_zones(wr__api_ctx *c);    /* segs: zones {z} ... */
+void wr__api_https(wr__api_ctx *c);    /* segs: zones {z} settings|custom_certificates ... */
+/* Loads zone segs[1] and checks the token may use it; 0, or -1 after
+ * answering (api_zones.c). */
+int wr__api_load_zone(wr__api_ctx *c, wr_zone *z);
 void wr__api_teamnet(wr__api_ctx *c);  /* segs: accounts {a} teamnet ... */
 void wr__api_audit(wr__api_ctx *c);    /* segs: accounts {a} audit_logs */
 /* POST .../cfd_tunnel/{t}/management[/{resource}] for the loaded tunnel

@@ -23,7 +23,7 @@ static void cname_target(const wr_api *a, const char *tunnel_id, const char *zon
 
 /* Loads zone segs[1] and checks the token may use it. Returns 0, or -1
  * after answering 403. */
-static int load_zone(wr__api_ctx *c, wr_zone *z) {
+int wr__api_load_zone(wr__api_ctx *c, wr_zone *z) {
   int rv = wr_store_zone_get(c->api->store, c->segs[1], z);
   if (rv == WR_ERR_NOTFOUND || (rv == WR_OK && strcmp(z->account_id, c->token.account_id) != 0) ||
       (rv == WR_OK && c->token.zone_id[0] && strcmp(z->id, c->token.zone_id) != 0)) {
@@ -201,11 +201,16 @@ void wr__api_zones(wr__api_ctx *c) {
   wr_route r;
   int is_route = c->nsegs == 5 && strcmp(c->segs[2], "tunnels") == 0 && strcmp(c->segs[4], "routes") == 0;
   int is_records = (c->nsegs == 3 || c->nsegs == 4) && strcmp(c->segs[2], "dns_records") == 0;
+  if ((c->nsegs == 3 || c->nsegs == 4) &&
+      (strcmp(c->segs[2], "settings") == 0 || strcmp(c->segs[2], "custom_certificates") == 0)) {
+    wr__api_https(c);
+    return;
+  }
   if (!is_route && !is_records) {
     wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", m, c->req->path);
     return;
   }
-  if (load_zone(c, &z) != 0) return;
+  if (wr__api_load_zone(c, &z) != 0) return;
   if (is_route) {
     if (strcmp(m, "PUT") == 0) route_dns(c, &z);
     else wr__api_method(c, "PUT");

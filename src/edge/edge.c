@@ -26,7 +26,9 @@
 #include "edge/wg_ingress.h"
 #include "edge/wg_key.h"
 #include "edge/tunnel_server.h"
+#include "edge/certs.h"
 #include "edge/visitor.h"
+#include "edge/zone_settings.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/file.h"
@@ -69,6 +71,9 @@ struct wr_edge {
   wr_visitor *visitor;
   wr_inspect *inspect;         /* the dashboard's traffic inspector; NULL: off */
   wr_tunnel_stats *tunnel_stats; /* per-tunnel visitor counters */
+  wr_visitor *https;           /* the HTTPS front, if configured */
+  wr_certs *certs;             /* its certificates */
+  wr_zone_cache *zones;        /* per-zone options for both fronts */
   wr_dns *dns;
   wr_api *api;
   wr_httpd *api_httpd;         /* the REST API and the login pages */
@@ -399,6 +404,37 @@ static void fit_nofile(wr_visitor_config *vc) {
   vc->max_conns = fit;
 }
 
+/* The HTTPS front (before the plain one, which redirects to its port). */
+static int start_https(wr_edge *e, wr_visitor_config *vcfg, char *err, size_t errlen) {
+  const wr_edge_options *o = e->opts;
+  struct sockaddr_storage bound;
+  char name[80] = "?";
+  int rv = wr_certs_open(e->data_dir, &e->certs, err, errlen);
+  if (rv != WR_OK) return rv;
+  if ((rv = wr_zone_cache_new(e->loop, e->store, e->store_async, 0, &e->zones)) != WR_OK) {
+    snprintf(err, errlen, "cannot read the zone settings");
+    return rv;
+  }
+  vcfg->certs = e->certs;
+  vcfg->zones = e->zones;
+  vcfg->scheme = "https";
+  rv = wr_visitor_listen(e->loop, vcfg, (const struct sockaddr *)&o->https.addr, &e->https);
+  vcfg->certs = NULL;
+  vcfg->scheme = "http";
+  if (rv != WR_OK) {
+    snprintf(err, errlen, "cannot listen on %s (TCP)", o->https.text);
+    return rv;
+  }
+  if (wr_visitor_addr(e->https, &bound) == 0) {
+    wr_addr_format(&bound, name, sizeof(name));
+    vcfg->https_port = ntohs(bound.ss_family == AF_INET
+                                 ? ((struct sockaddr_in *)&bound)->sin_port
+                                 : ((struct sockaddr_in6 *)&bound)->sin6_port);
+  }
+  wr_info("Serving visitors on https://%s", name);
+  return WR_OK;
+}
+
 static int start_visitors(wr_edge *e, char *err, size_t errlen) {
   const wr_edge_options *o = e->opts;
   wr_visitor_config vcfg = {.store = e->store,
@@ -427,7 +463,12 @@ static int start_visitors(wr_edge *e, char *err, size_t errlen) {
   vcfg.inspect = e->inspect;
   vcfg.tunnel_stats = e->tunnel_stats;
   fit_nofile(&vcfg);
-  int rv = wr_visitor_listen(e->loop, &vcfg, (const struct sockaddr *)&o->http.addr, &e->visitor);
+  int rv;
+  if (listen_on(&o->https) && (rv = start_https(e, &vcfg, err, errlen)) != WR_OK) {
+    explicit_bzero(mkey, sizeof(mkey));
+    return rv;
+  }
+  rv = wr_visitor_listen(e->loop, &vcfg, (const struct sockaddr *)&o->http.addr, &e->visitor);
   explicit_bzero(mkey, sizeof(mkey));
   if (rv != WR_OK) {
     snprintf(err, errlen, "cannot listen on %s (TCP)", o->http.text);
@@ -445,10 +486,18 @@ static int start_visitors(wr_edge *e, char *err, size_t errlen) {
 static void stop_visitors(wr_edge *e) {
   if (e->visitor) wr_visitor_free(e->visitor);
   e->visitor = NULL;
+  if (e->https) wr_visitor_free(e->https);
+  e->https = NULL;
+  wr_zone_cache_free(e->zones);
+  e->zones = NULL;
 }
 
-/* After the loop ran: nothing records into them any more. */
+/* After the loop ran: nothing records into the inspector or the counters
+ * any more, and certificates outlived the sessions only through their
+ * references. */
 static void release_visitors(wr_edge *e) {
+  wr_certs_free(e->certs);
+  e->certs = NULL;
   wr_inspect_free(e->inspect);
   e->inspect = NULL;
   wr_tunnel_stats_free(e->tunnel_stats);

@@ -27,7 +27,9 @@
  *                account's default virtual network)
  *   wireguard    the WireGuard ingress on |wireguard.listen| (optional):
  *                the store's devices as router ingresses
- *   visitors     the HTTP/1.1 visitor front on |http|
+ *   visitors     the HTTP/1.1 visitor front on |http|, and on |https| (optional)
+ *                the same front over TLS with certificates by SNI and the
+ *                per-zone options (edge/zone_settings.h)
  *   dns          the authoritative DNS server on |dns| (optional)
  *   api          the REST API and the login pages on one HTTP server on
  *                |api| (optional)
@@ -86,6 +88,8 @@ typedef struct wr_edge_options {
   wr_edge_listen tunnel; /* required: QUIC (UDP) and HTTP/2 (TCP, same port) for connectors */
   wr_edge_listen http;   /* required: visitors (TCP). Its host is the edge's
                           * public address in DNS answers and pushed records */
+  wr_edge_listen https;  /* optional: visitors over TLS, certificates by SNI
+                          * (edge/certs.h: uploaded, else issued by DIR/ca.pem) */
   wr_edge_listen dns;    /* optional: authoritative DNS, UDP and TCP */
   wr_edge_listen api;    /* optional: /client/v4 and /argotunnel */
   const char *metrics;   /* optional HOST:PORT; the host may be a name,

@@ -162,6 +162,17 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX devices_host ON devices(account_id, host);"
     "CREATE UNIQUE INDEX devices_live_name ON devices(account_id, name) WHERE revoked_at IS NULL;"
     "CREATE UNIQUE INDEX devices_live_key ON devices(public_key) WHERE revoked_at IS NULL;",
+    /* 4: per-zone HTTPS options (edge/zone_settings.h). */
+    "CREATE TABLE zone_settings ("
+    "  zone_id TEXT PRIMARY KEY REFERENCES zones(id),"
+    "  always_use_https INTEGER NOT NULL DEFAULT 0,"
+    "  hsts_enabled INTEGER NOT NULL DEFAULT 0,"
+    "  hsts_max_age INTEGER NOT NULL DEFAULT 0 CHECK (hsts_max_age >= 0),"
+    "  hsts_include_subdomains INTEGER NOT NULL DEFAULT 0,"
+    "  hsts_preload INTEGER NOT NULL DEFAULT 0,"
+    "  hsts_nosniff INTEGER NOT NULL DEFAULT 0,"
+    "  min_tls_version TEXT NOT NULL DEFAULT '1.2' CHECK (min_tls_version IN ('1.2', '1.3')),"
+    "  modified_on INTEGER NOT NULL);",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(N_MIGRATIONS == WR_STORE_SCHEMA_VERSION, "a migration per schema version");

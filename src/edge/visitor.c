@@ -46,16 +46,6 @@
 #define DEF_IDLE_TIMEOUT_MS 60000
 #define DEF_ROUTE_TTL_MS 1000
 
-/* One gathered write. */
-typedef struct wreq {
-  uv_write_t req;
-  vconn *c;
-  unsigned gen;
-  size_t credit;      /* stream bytes to consume once written */
-  size_t len, cap;
-  uint8_t data[];
-} wreq;
-
 static void vc_process(vconn *c);
 static void vc_finish(vconn *c);
 
@@ -82,7 +72,8 @@ void wr__vconn_kick(vconn *c) {
 static void alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
   vconn *c = h->data;
   (void)sz;
-  if (!c->in.data && c->state == VC_HEAD) {
+  /* TLS: ciphertext is copied into the session at once. */
+  if (c->tls_mode || (!c->in.data && c->state == VC_HEAD)) {
     *buf = uv_buf_init((char *)c->v->idle_rbuf, sizeof(c->v->idle_rbuf));
     return;
   }
@@ -99,6 +90,8 @@ static void vc_update_reading(vconn *c) {
   int want = 0;
   if (c->closed || c->peer_eof) {
     want = 0;
+  } else if (c->state == VC_TLS) {
+    want = !c->tls_wait;
   } else if (c->state == VC_HEAD) {
     want = c->in.len < VIN_MAX;
   } else if (c->state == VC_ROUTE) {
@@ -108,6 +101,11 @@ static void vc_update_reading(vconn *c) {
            !(c->r.discard && c->r.discarded > WR__VISITOR_DISCARD_MAX);
   } else {
     want = c->shut; /* lingering: read and drop until the visitor's FIN */
+  }
+  /* Records already in the session come before more from the socket. */
+  if (want && c->tls_mode && c->state != VC_TLS && c->state != VC_CLOSING && wr__vtls_backlog(c)) {
+    wr__vconn_kick(c);
+    want = 0;
   }
   if (want && !c->reading) {
     if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0) c->reading = 1;
@@ -143,6 +141,7 @@ static void vc_flush(vconn *c) {
     free(w);
     return;
   }
+  if (c->tls_mode && !(w = wr__vtls_wrap(c, w))) return;
   uv_buf_t ub = uv_buf_init((char *)w->data, (unsigned)w->len);
   int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, write_cb);
   if (rv != 0) {
@@ -238,6 +237,7 @@ static void close_cb(uv_handle_t *h) {
   v->stats.active_conns--;
   wr_buf_free(&c->in);
   wr_buf_free(&c->rhead);
+  wr__vtls_free(c);
   free(c->pend);
   free(c);
   visitor_maybe_free(v);
@@ -303,10 +303,16 @@ static void vc_finish(vconn *c) {
   uv_timer_stop(&c->kick);
   /* Flushing to a visitor that does not read is bounded too. */
   wr__vconn_arm(c, T_LINGER, c->v->idle_timeout_ms);
-  /* What was gathered goes out before our FIN. */
+  /* What was gathered goes out before our FIN, and close_notify. */
   undirty(c);
   vc_flush(c);
   if (c->closed) return;
+  if (c->tls_up) {
+    wr__vtls_bye(c);
+    undirty(c);
+    vc_flush(c);
+    if (c->closed) return;
+  }
   c->shutreq.data = c;
   if (uv_shutdown(&c->shutreq, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
     wr__vconn_close_now(c);
@@ -315,6 +321,8 @@ static void vc_finish(vconn *c) {
   c->shut = 1;
   vc_update_reading(c);
 }
+
+void wr__vconn_finish(vconn *c) { vc_finish(c); }
 
 /* The request is over (answered, or the connection is ending). */
 void wr__vconn_end_request(vconn *c, int close) {
@@ -377,6 +385,11 @@ static void reject_head(vconn *c, int status, const char *msg) {
 
 static void vc_process(vconn *c) {
   wr_visitor *v = c->v;
+  if (c->state == VC_TLS && wr__vtls_step(c) != WR_OK) {
+    if (!c->closed) vc_update_reading(c);
+    return;
+  }
+  if (c->tls_up && c->state != VC_CLOSING) wr__vtls_drain(c);
   while (!c->closed && c->state == VC_HEAD) {
     if (c->in.len == 0) {
       if (c->peer_eof) {
@@ -421,7 +434,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->v->stats.bytes_in += (uint64_t)nread;
     if (c->state == VC_CLOSING) return; /* lingering: dropped */
     wr__visitor_idle_leave(c);
-    if (buf->base == (char *)c->v->idle_rbuf) {
+    if (c->tls_mode) {
+      if (wr__vtls_input(c, (const uint8_t *)buf->base, (size_t)nread) != WR_OK) return;
+    } else if (buf->base == (char *)c->v->idle_rbuf) {
       if (wr_buf_append(&c->in, buf->base, (size_t)nread) != WR_OK) {
         wr__vconn_close_now(c);
         return;
@@ -440,8 +455,13 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     wr__vconn_close_now(c);
     return;
   }
+  if (c->tls_mode) wr__vtls_input_eof(c);
   c->peer_eof = 1;
   vc_update_reading(c);
+  if (c->state == VC_TLS) {
+    wr__vconn_close_now(c); /* gone before the handshake ended */
+    return;
+  }
   if (c->state == VC_CLOSING) {
     if (c->shut_done) wr__vconn_close_now(c); /* else shutdown_cb closes */
     return;
@@ -470,6 +490,7 @@ static void timer_cb(uv_timer_t *t) {
   switch (c->tmode) {
     case T_IDLE:
     case T_LINGER:
+    case T_HANDSHAKE:
       wr__vconn_close_now(c);
       break;
     case T_HEADER:
@@ -521,6 +542,7 @@ static void vc_start(wr_visitor *v, vconn *c, vsrc *s, const struct sockaddr_sto
   uv_tcp_nodelay(&c->tcp, 1);
   peer_ip(c, ss);
   c->state = VC_HEAD;
+  if (v->certs) wr__vtls_start(c);
   vc_process(c);
 }
 
@@ -597,6 +619,9 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   v->ts = cfg->ts;
   v->inspect = cfg->inspect;
   v->tunnel_stats = cfg->tunnel_stats;
+  v->certs = cfg->certs;
+  v->zones = cfg->zones;
+  v->https_port = cfg->https_port;
   snprintf(v->scheme, sizeof(v->scheme), "%s",
            cfg->scheme && strcmp(cfg->scheme, "https") == 0 ? "https" : "http");
   if (cfg->mgmt_hostname && cfg->mgmt_key && cfg->mgmt_keylen &&

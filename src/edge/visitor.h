@@ -47,6 +47,15 @@ typedef struct wr_visitor_config {
                                * the store thread while the head waits; NULL:
                                * on the loop thread, through |store| */
   wr_tunnel_server *ts;       /* live connections */
+  /* HTTPS: TLS by SNI with these certificates (edge/certs.h; borrowed):
+   * an unknown name is refused with the unrecognized_name alert, a Host
+   * that is not the SNI gets 421, ALPN offers http/1.1 only. NULL: plain
+   * HTTP. */
+  struct wr_certs *certs;
+  struct wr_zone_cache *zones; /* per-zone options (edge/zone_settings.h), or NULL */
+  unsigned https_port;        /* plain front: the port of the HTTPS front for
+                               * always_use_https redirects (443 is left out
+                               * of the URL; 0: no redirects) */
   const char *scheme;         /* "http" (default) or "https": X-Forwarded-Proto and dest */
   uint64_t header_timeout_ms; /* whole head must arrive within; default 10000 */
   uint64_t idle_timeout_ms;   /* keep-alive idle; default 60000 */
@@ -109,6 +118,10 @@ typedef struct wr_visitor_stats {
   uint64_t rate_limited_closed; /* connections closed for sending on after a 429 */
   uint64_t untracked_conns;     /* accepted while the source table was full */
   uint64_t sources;             /* sources tracked now */
+  /* HTTPS fronts. */
+  uint64_t tls_handshakes;      /* completed */
+  uint64_t tls_refused;         /* refused before the handshake: no or unknown SNI */
+  uint64_t tls_failed;          /* handshakes that failed (versions, ciphers, ...) */
 } wr_visitor_stats;
 
 /* Listens on |addr| with |cfg| (copied; store and ts are borrowed and

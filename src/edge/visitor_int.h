@@ -22,12 +22,15 @@
 
 #include <uv.h>
 
+#include "edge/certs.h"
 #include "edge/store.h"
 #include "edge/store_async.h"
+#include "edge/zone_settings.h"
 #include "edge/tunnel_server.h"
 #include "edge/visitor.h"
 #include "lib/buf.h"
 #include "net/addr.h"
+#include "net/tls.h"
 #include "proto/http1.h"
 
 /* A source key (net/addr.h: an IPv4 address or an IPv6 /64). */
@@ -49,7 +52,9 @@ enum vc_state {
   VC_HEAD = 0, /* waiting for (the rest of) a request head */
   VC_PROXY,    /* a request is being proxied over a data stream */
   VC_ROUTE,    /* the head waits in |in| for its route from the store thread */
-  VC_CLOSING   /* answered for the last time: flushing, then shutdown + linger */
+  VC_CLOSING,  /* answered for the last time: flushing, then shutdown + linger */
+  VC_TLS       /* HTTPS: reading the ClientHello, waiting for the SNI's route,
+                * or in the TLS handshake (visitor_tls.c) */
 };
 
 /* Request body, visitor -> connector. */
@@ -72,7 +77,7 @@ enum rs_state {
 };
 
 /* What the connection timer measures. */
-enum vc_timer { T_NONE = 0, T_IDLE, T_HEADER, T_PROXY, T_LINGER };
+enum vc_timer { T_NONE = 0, T_IDLE, T_HEADER, T_PROXY, T_LINGER, T_HANDSHAKE };
 
 /* ---- layout ------------------------------------------------------------------------ */
 
@@ -121,6 +126,9 @@ struct wr_visitor {
   wr_tunnel_server *ts;
   wr_inspect *inspect;        /* NULL: no inspector */
   wr_tunnel_stats *tunnel_stats; /* NULL: no per-tunnel counters */
+  wr_certs *certs;             /* HTTPS front: certificates by SNI; NULL: plain HTTP */
+  wr_zone_cache *zones;        /* per-zone options, or NULL */
+  unsigned https_port;         /* plain front: where always_use_https sends visitors */
   char scheme[8];
   char mgmt_host[WR_STORE_HOST_MAX + 1]; /* the management hostname (visitor_mgmt.c) */
   uint8_t mgmt_key[32];
@@ -215,7 +223,26 @@ struct vconn {
   struct wreq *pend;  /* output gathered during this loop iteration */
   vconn *dirty_next;
   int is_dirty;
+  /* HTTPS (visitor_tls.c). */
+  int tls_mode;       /* a connection of the HTTPS front */
+  int tls_up;         /* handshake done: output is encrypted */
+  int tls_wait;       /* VC_TLS: the SNI's route is being looked up */
+  int tls_starved;    /* the session holds no complete record: read the socket */
+  wr_tls *tls;        /* the session, once the SNI chose its credentials */
+  wr_cert *cert;      /* the credentials' reference */
+  wr_buf hello;       /* ClientHello bytes read before the session exists */
+  char sni[WR_STORE_HOST_MAX + 1];
 };
+
+/* One gathered write (visitor.c; visitor_tls.c turns it into ciphertext). */
+typedef struct wreq {
+  uv_write_t req;
+  vconn *c;
+  unsigned gen;
+  size_t credit;      /* stream bytes to consume once written */
+  size_t len, cap;
+  uint8_t data[];
+} wreq;
 
 /* ---- visitor.c: the connection front ------------------------------------------------ */
 
@@ -248,6 +275,44 @@ static inline void wr__vconn_write(vconn *c, const void *a, size_t alen, size_t 
 static inline int wr__vconn_body_complete(const vconn *c) {
   return c->r.body == RB_NONE || c->r.body == RB_DONE;
 }
+
+/* Graceful end: flush, close_notify (TLS), FIN, linger. */
+void wr__vconn_finish(vconn *c);
+
+/* ---- visitor_tls.c: the HTTPS front's TLS layer --------------------------------- */
+
+struct wr__visitor_target;
+
+/* A new connection of an HTTPS front: waits for the ClientHello. */
+void wr__vtls_start(vconn *c);
+/* Ciphertext read from the visitor. Returns WR_OK, or an error after
+ * which the connection is closing. */
+int wr__vtls_input(vconn *c, const uint8_t *data, size_t len);
+/* The visitor's TCP EOF. */
+void wr__vtls_input_eof(vconn *c);
+/* VC_TLS: reads the SNI, picks the certificate (uploaded, else issued for
+ * a routed name, else refuses with unrecognized_name), runs the handshake.
+ * Returns WR_OK once it is done (state VC_HEAD), WR_AGAIN, or an error
+ * after which the connection is closing. */
+int wr__vtls_step(vconn *c);
+/* Decrypts what the session holds into c->in, as room allows. */
+void wr__vtls_drain(vconn *c);
+/* 1 if decrypted bytes may wait in the session: process before reading. */
+int wr__vtls_backlog(vconn *c);
+/* The gathered plaintext |w| as the ciphertext to write (|w| is consumed);
+ * NULL when there is nothing to write or the connection closed. */
+wreq *wr__vtls_wrap(vconn *c, wreq *w);
+/* Queues close_notify (handshake done only). */
+void wr__vtls_bye(vconn *c);
+/* Frees the session and the certificate reference (at close). */
+void wr__vtls_free(vconn *c);
+/* Per-request rules before routing: 421 when Host is not the SNI (HTTPS),
+ * 301 to https:// for a zone with always_use_https (HTTP). Returns 1 after
+ * consuming the head (|used| bytes) and answering, else 0. */
+int wr__vtls_policy(vconn *c, const struct wr__visitor_target *t, size_t used);
+/* Adds the zone's HSTS fields to a response head (HTTPS only); returns how
+ * many were added (at most 2). */
+size_t wr__vtls_resp_fields(vconn *c, wr_http_header *out);
 
 /* ---- visitor_proxy.c: the tunnel data stream ------------------------------------- */
 

@@ -380,7 +380,7 @@ static int resp_mode(vconn *c, int status, const resp_fields *f, wr_http_header 
  * metadata. Returns WR_OK or an error after which |why| says what to tell
  * the visitor (502). */
 static int send_head(vconn *c, const wr_connect_response *cr, const char **why) {
-  wr_http_header in[MAX_RESP_HEADERS], out[MAX_RESP_HEADERS + 4];
+  wr_http_header in[MAX_RESP_HEADERS], out[MAX_RESP_HEADERS + 6];
   wr_httpmeta_response mr;
   resp_fields f = {0};
   size_t n = 0;
@@ -394,6 +394,7 @@ static int send_head(vconn *c, const wr_connect_response *cr, const char **why) 
     return WR_ERR_PROTO;
   }
   wr_inspect_response(c->v->inspect, c->r.insp, mr.status, in, mr.nheaders);
+  n += wr__vtls_resp_fields(c, out + n);
   int mode = resp_mode(c, mr.status, &f, out, &n, why);
   if (mode < 0) return mode;
   wr_buf hb;
@@ -675,6 +676,7 @@ static int route_request(vconn *c, const wr_http1_head *h, const wr__visitor_tar
                     1);
     return -1;
   }
+  if (wr__vtls_policy(c, t, used)) return -1;
   r->websocket = h->websocket && ieq(h->method, h->method_len, "GET") && r->body == RB_NONE;
   if (wr__visitor_mgmt_host(v, r->host)) return wr__visitor_mgmt_route(c, t, used);
   int rv = wr__visitor_route_lookup(v, r->host, c->route_waited, r->tunnel_id);

@@ -224,6 +224,8 @@ static void job_done(void *arg, int status) {
       if (c->state == VC_ROUTE && !c->closed) {
         c->state = VC_HEAD;
         wr__vconn_kick(c);
+      } else if (c->state == VC_TLS && c->tls_wait && !c->closed) {
+        wr__vconn_kick(c); /* an HTTPS handshake waits for its SNI's route */
       }
   }
   free(j);

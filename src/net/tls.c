@@ -21,12 +21,15 @@
 
 /* Origins may be old: TLS 1.2 stays allowed next to 1.3. */
 #define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* Visitors of a zone whose minimum is TLS 1.3. */
+#define TLS_PRIORITY_13 "NORMAL:-VERS-ALL:+VERS-TLS1.3"
 /* cloudflared's CurvePreferences for the edge: P-256 only. */
 #define TLS_PRIORITY_P256 TLS_PRIORITY ":-GROUP-ALL:+GROUP-SECP256R1"
 
 struct wr_tls_creds {
   gnutls_certificate_credentials_t cred;
   gnutls_priority_t prio;
+  gnutls_priority_t prio13; /* servers: TLS 1.3 only */
   int server;
   int no_verify;
 };
@@ -195,8 +198,27 @@ int wr_tls_creds_server(const wr_tls_server_config *cfg, wr_tls_creds **out, cha
   return WR_OK;
 }
 
+int wr_tls_creds_server_mem(const char *cert_pem, const char *key_pem, wr_tls_creds **out,
+                            char *err, size_t errlen) {
+  wr_tls_creds *c;
+  int rv;
+  if (!cert_pem || !key_pem || !out) return WR_ERR_INVAL;
+  if ((rv = creds_new(1, TLS_PRIORITY, &c, err, errlen)) != WR_OK) return rv;
+  gnutls_datum_t cd = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
+  gnutls_datum_t kd = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
+  rv = gnutls_certificate_set_x509_key_mem(c->cred, &cd, &kd, GNUTLS_X509_FMT_PEM);
+  if (rv < 0) {
+    set_err(err, errlen, "cannot load the certificate and key: %s", gnutls_strerror(rv));
+    wr_tls_creds_free(c);
+    return WR_ERR_CRYPTO;
+  }
+  *out = c;
+  return WR_OK;
+}
+
 void wr_tls_creds_free(wr_tls_creds *c) {
   if (!c) return;
+  if (c->prio13) gnutls_priority_deinit(c->prio13);
   gnutls_priority_deinit(c->prio);
   gnutls_certificate_free_credentials(c->cred);
   free(c);
@@ -292,6 +314,36 @@ fail:
 int wr_tls_server_new(wr_tls_creds *creds, wr_tls **out) {
   if (!creds || !creds->server || !out) return WR_ERR_INVAL;
   return session_new(creds, GNUTLS_SERVER, out);
+}
+
+int wr_tls_server_new_opts(wr_tls_creds *creds, int tls13_only, const char *alpn, wr_tls **out) {
+  wr_tls *t;
+  int rv;
+  if (!creds || !creds->server || !out) return WR_ERR_INVAL;
+  /* Made on first use: most zones never ask for it. */
+  if (tls13_only && !creds->prio13 &&
+      gnutls_priority_init(&creds->prio13, TLS_PRIORITY_13, NULL) != 0) {
+    creds->prio13 = NULL;
+    return WR_ERR_CRYPTO;
+  }
+  if ((rv = session_new(creds, GNUTLS_SERVER, &t)) != WR_OK) return rv;
+  if (tls13_only && gnutls_priority_set(t->s, creds->prio13) != 0) {
+    rv = WR_ERR_CRYPTO;
+    goto fail;
+  }
+  if (alpn && *alpn) {
+    gnutls_datum_t p = {(unsigned char *)alpn, (unsigned)strlen(alpn)};
+    if (gnutls_alpn_set_protocols(t->s, &p, 1, GNUTLS_ALPN_SERVER_PRECEDENCE) != 0) {
+      rv = WR_ERR_INVAL;
+      goto fail;
+    }
+  }
+  *out = t;
+  return WR_OK;
+
+fail:
+  wr_tls_free(t);
+  return rv;
 }
 
 void wr_tls_free(wr_tls *t) {
@@ -525,6 +577,16 @@ size_t wr_tls_pending(wr_tls *t, const uint8_t **data) {
 }
 
 void wr_tls_sent(wr_tls *t, size_t n) { bq_consume(&t->out, n); }
+
+int wr_tls_has_unread(wr_tls *t) {
+  return t->in.len > 0 || (t->hs_done && gnutls_record_check_pending(t->s) > 0);
+}
+
+const char *wr_tls_version(const wr_tls *t) {
+  if (!t->hs_done) return "";
+  gnutls_protocol_t v = gnutls_protocol_get_version(t->s);
+  return v == GNUTLS_TLS1_3 ? "TLS1.3" : v == GNUTLS_TLS1_2 ? "TLS1.2" : "TLS";
+}
 
 const char *wr_tls_errmsg(const wr_tls *t) { return t->errmsg[0] ? t->errmsg : "no error"; }
 

@@ -41,6 +41,10 @@ int wr_tls_creds_client_p256(const wr_tls_client_config *cfg, wr_tls_creds **out
                              size_t errlen);
 int wr_tls_creds_server(const wr_tls_server_config *cfg, wr_tls_creds **out, char *err,
                         size_t errlen);
+/* As wr_tls_creds_server from PEM text in memory (|key_pem| is not kept;
+ * the caller wipes it). */
+int wr_tls_creds_server_mem(const char *cert_pem, const char *key_pem, wr_tls_creds **out,
+                            char *err, size_t errlen);
 /* Frees; sessions using it must be gone. */
 void wr_tls_creds_free(wr_tls_creds *c);
 
@@ -53,6 +57,10 @@ int wr_tls_client_new(wr_tls_creds *creds, const char *server_name, const char *
                       const char *alpn, wr_tls **out);
 /* A server session. */
 int wr_tls_server_new(wr_tls_creds *creds, wr_tls **out);
+/* A server session that accepts TLS 1.3 only when |tls13_only| (else 1.2
+ * and 1.3) and, when |alpn| is not NULL, selects that one protocol if the
+ * client offers it (a client offering others only gets no ALPN). */
+int wr_tls_server_new_opts(wr_tls_creds *creds, int tls13_only, const char *alpn, wr_tls **out);
 void wr_tls_free(wr_tls *t);
 
 /* Ciphertext from the peer (copied into the session's input buffer).
@@ -85,6 +93,11 @@ int wr_tls_bye(wr_tls *t);
 size_t wr_tls_pending(wr_tls *t, const uint8_t **data);
 /* The first |n| pending bytes were handed to the socket. */
 void wr_tls_sent(wr_tls *t, size_t n);
+
+/* 1 if fed ciphertext or decrypted bytes still wait for wr_tls_read. */
+int wr_tls_has_unread(wr_tls *t);
+/* The negotiated protocol version, "TLS1.2" or "TLS1.3" ("" before). */
+const char *wr_tls_version(const wr_tls *t);
 
 /* Why the last call failed (never NULL). */
 const char *wr_tls_errmsg(const wr_tls *t);

@@ -143,9 +143,12 @@ class CDPError(Exception):
 class Chromium:
     """A headless Chromium with its own profile in |workdir|."""
 
-    def __init__(self, workdir, timeout=30):
+    def __init__(self, workdir, timeout=30, args=None, env=None):
+        """|args|: extra command-line arguments; |env|: merged into os.environ."""
         self.workdir = str(workdir)
         self.timeout = timeout
+        self.extra_args = list(args or [])
+        self.env = dict(os.environ, **(env or {}))
         self.profile = os.path.join(self.workdir, "chromium-profile")
         self.downloads = os.path.join(self.workdir, "downloads")
         os.makedirs(self.profile, exist_ok=True)
@@ -163,11 +166,11 @@ class Chromium:
                 "--no-first-run", "--no-default-browser-check", "--disable-gpu",
                 "--disable-dev-shm-usage", "--disable-extensions", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--metrics-recording-only",
-                "--password-store=basic", "--use-mock-keychain", "about:blank"]
+                "--password-store=basic", "--use-mock-keychain", *self.extra_args, "about:blank"]
         if os.geteuid() == 0:
             args.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
         self.log = open(os.path.join(self.workdir, "chromium.log"), "wb")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log, env=self.env,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         # With port 0 Chromium writes "PORT\n/devtools/browser/ID" here.
         port_file = os.path.join(self.profile, "DevToolsActivePort")

@@ -408,7 +408,7 @@ def test_user_add_zone_is_for_service_users(data_dir):
 def test_help_describes_what_is(path):
     r = ok(edge(*path, "--help"))
     text = r.stdout.lower()
-    for stale in ("issue #", "comes next", "coming", "not yet", "--https-listen"):
+    for stale in ("issue #", "comes next", "coming", "not yet"):
         assert stale not in text, (path, stale, r.stdout)
     if path in (("tunnel", "create"), ("tunnel", "list"), ("tunnel", "delete"), ("route", "dns"),
                 ("user", "add"), ("user", "list"), ("audit",)):

@@ -1,0 +1,274 @@
+/* TLS by SNI: the ClientHello reader and name rules (proto/tls_hello.c), the
+ * certificate store (edge/certs.c: files, modes, wildcard and exact
+ * choice, issuance by the edge CA) and a handshake in memory with the
+ * credentials it picks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "edge/certs.h"
+#include "edge/pki.h"
+#include "lib/err.h"
+#include "net/tls.h"
+#include "proto/tls_hello.h"
+#include "unit.h"
+
+/* The first flight of a GnuTLS client for |sni| (NULL: none). */
+static size_t client_hello(const char *sni, uint8_t *out, size_t cap) {
+  wr_tls_client_config cc = {.no_verify = 1};
+  wr_tls_creds *creds;
+  wr_tls *t;
+  char err[256];
+  const uint8_t *p;
+  assert_int_equal(wr_tls_creds_client(&cc, &creds, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_tls_client_new(creds, sni, NULL, "http/1.1", &t), WR_OK);
+  assert_int_equal(wr_tls_handshake(t), WR_AGAIN);
+  size_t n = wr_tls_pending(t, &p);
+  assert_true(n > 0 && n <= cap);
+  memcpy(out, p, n);
+  wr_tls_free(t);
+  wr_tls_creds_free(creds);
+  return n;
+}
+
+static void test_hello_sni(void **state) {
+  uint8_t h[4096];
+  char sni[256];
+  (void)state;
+  size_t n = client_hello("App.Example.TEST", h, sizeof(h));
+  assert_int_equal(wr_tls_hello_sni(h, n, sni, sizeof(sni)), WR_OK);
+  assert_string_equal(sni, "app.example.test");
+  /* Every shorter prefix asks for more. */
+  for (size_t i = 0; i < n; i += 7) assert_int_equal(wr_tls_hello_sni(h, i, sni, sizeof(sni)), WR_AGAIN);
+  /* No SNI (an IP literal is not sent). */
+  n = client_hello("127.0.0.1", h, sizeof(h));
+  assert_int_equal(wr_tls_hello_sni(h, n, sni, sizeof(sni)), WR_OK);
+  assert_string_equal(sni, "");
+  /* Plain HTTP is not a ClientHello. */
+  const char *get = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  assert_int_equal(wr_tls_hello_sni((const uint8_t *)get, strlen(get), sni, sizeof(sni)), WR_ERR_PROTO);
+}
+
+/* The same ClientHello split over two records parses the same. */
+static void test_hello_split_records(void **state) {
+  uint8_t h[4096], s[4200];
+  char sni[256];
+  (void)state;
+  size_t n = client_hello("x.example.test", h, sizeof(h));
+  size_t body = n - 5, first = 40;
+  memcpy(s, h, 5);
+  s[3] = (uint8_t)(first >> 8);
+  s[4] = (uint8_t)first;
+  memcpy(s + 5, h + 5, first);
+  memcpy(s + 5 + first, h, 5);
+  s[5 + first + 3] = (uint8_t)((body - first) >> 8);
+  s[5 + first + 4] = (uint8_t)(body - first);
+  memcpy(s + 10 + first, h + 5 + first, body - first);
+  assert_int_equal(wr_tls_hello_sni(s, n + 5, sni, sizeof(sni)), WR_OK);
+  assert_string_equal(sni, "x.example.test");
+  assert_int_equal(wr_tls_hello_sni(s, 5 + first + 3, sni, sizeof(sni)), WR_AGAIN);
+  /* A lying handshake length inside the record is malformed, not a hang. */
+  h[5 + 1] = 0xff;
+  assert_int_equal(wr_tls_hello_sni(h, n, sni, sizeof(sni)), WR_ERR_PROTO);
+}
+
+static void test_alert_record(void **state) {
+  uint8_t r[7];
+  (void)state;
+  wr_tls_alert_record(r, WR_TLS_ALERT_UNRECOGNIZED_NAME);
+  static const uint8_t want[7] = {21, 3, 3, 0, 2, 2, 112};
+  assert_memory_equal(r, want, 7);
+}
+
+static void test_name_rules(void **state) {
+  (void)state;
+  assert_true(wr_tls_name_match("app.example.test", "app.example.test"));
+  assert_true(wr_tls_name_match("APP.example.test.", "app.example.test"));
+  assert_true(wr_tls_name_match("*.example.test", "app.example.test"));
+  assert_false(wr_tls_name_match("*.example.test", "example.test"));
+  assert_false(wr_tls_name_match("*.example.test", "a.b.example.test"));
+  assert_false(wr_tls_name_match("*.example.test", ".example.test"));
+  assert_false(wr_tls_name_match("*.example.test", "app.example.testx"));
+  assert_false(wr_tls_name_match("a*.example.test", "ab.example.test"));
+  assert_false(wr_tls_name_match("app.example.test", "other.example.test"));
+  assert_true(wr_tls_name_valid("*.example.test", 1));
+  assert_false(wr_tls_name_valid("*.example.test", 0));
+  assert_false(wr_tls_name_valid("*.test", 1));
+  assert_false(wr_tls_name_valid("a..b", 0));
+  assert_false(wr_tls_name_valid("a.b.", 0));
+  assert_false(wr_tls_name_valid("a b.c", 0));
+  assert_false(wr_tls_name_valid("", 0));
+}
+
+/* ---- the store ----------------------------------------------------------------- */
+
+typedef struct fx {
+  char dir[256];
+  wr_pem_pair ca;
+} fx;
+
+static int setup(void **state) {
+  fx *f = calloc(1, sizeof(*f));
+  char err[256];
+  unit_tmpdir(f->dir, sizeof(f->dir), "tls_sni");
+  if (wr_pki_init_dir(f->dir, "example.test", err, sizeof(err)) != WR_OK) return -1;
+  if (wr_pki_load_pair(f->dir, WR_PKI_CA_CERT, WR_PKI_CA_KEY, &f->ca, err, sizeof(err)) != WR_OK)
+    return -1;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx *f = *state;
+  wr_pem_pair_free(&f->ca);
+  unit_rm_rf(f->dir);
+  free(f);
+  return 0;
+}
+
+/* A certificate for |names| from an issuer of its own (an "operator's" CA
+ * the clients in this test do not need). */
+static void make_leaf(const char *const *names, size_t n, wr_pem_pair *out) {
+  wr_pem_pair ca;
+  char err[256];
+  wr_pki_req cr = {.common_name = "Operator CA", .days = 30, .is_ca = 1};
+  wr_pki_req lr = {.common_name = names[0], .dns = names, .n_dns = n, .days = 30};
+  assert_int_equal(wr_pki_issue(NULL, &cr, &ca, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_pki_issue(&ca, &lr, out, err, sizeof(err)), WR_OK);
+  wr_pem_pair_free(&ca);
+}
+
+static void test_add_list_delete(void **state) {
+  fx *f = *state;
+  wr_pem_pair a, b;
+  wr_cert_info info, *list;
+  size_t n;
+  char err[256], path[512];
+  struct stat st;
+  const char *an[] = {"*.example.test"}, *bn[] = {"www.example.test", "example.test"};
+  make_leaf(an, 1, &a);
+  make_leaf(bn, 2, &b);
+  assert_int_equal(wr_certs_add(f->dir, a.cert, a.key, &info, err, sizeof(err)), WR_OK);
+  assert_string_equal(info.names[0], "*.example.test");
+  snprintf(path, sizeof(path), "%s/certs/%s.key", f->dir, info.id);
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  /* A key of another certificate is refused and nothing is written. */
+  assert_int_not_equal(wr_certs_add(f->dir, b.cert, a.key, NULL, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_certs_list(f->dir, &list, &n), WR_OK);
+  assert_int_equal(n, 1);
+  free(list);
+  assert_int_equal(wr_certs_add(f->dir, b.cert, b.key, NULL, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_certs_list(f->dir, &list, &n), WR_OK);
+  assert_int_equal(n, 2);
+  assert_string_equal(list[0].names[0], "*.example.test");
+  assert_string_equal(list[1].names[0], "www.example.test");
+  assert_true(wr_cert_info_in_zone(&list[1], "example.test"));
+  assert_false(wr_cert_info_in_zone(&list[1], "other.test"));
+  free(list);
+  assert_int_equal(wr_certs_delete(f->dir, info.id), WR_OK);
+  assert_int_equal(wr_certs_delete(f->dir, info.id), WR_ERR_NOTFOUND);
+  assert_int_equal(wr_certs_delete(f->dir, "../ca"), WR_ERR_INVAL);
+  assert_int_equal(stat(path, &st), -1);
+  assert_int_equal(wr_certs_list(f->dir, &list, &n), WR_OK);
+  assert_int_equal(n, 1);
+  free(list);
+  /* Garbage is refused. */
+  assert_int_not_equal(wr_certs_add(f->dir, "nope", "nope", NULL, err, sizeof(err)), WR_OK);
+  wr_pem_pair_free(&a);
+  wr_pem_pair_free(&b);
+}
+
+/* Runs a handshake between a client trusting the edge CA and a server with
+ * |r|'s credentials; returns the client's result. */
+static int handshake(fx *f, wr_cert *r, const char *name) {
+  char ca[512], err[256];
+  snprintf(ca, sizeof(ca), "%s/ca.pem", f->dir);
+  wr_tls_client_config cc = {.ca_file = ca};
+  wr_tls_creds *cl;
+  wr_tls *c, *s;
+  assert_int_equal(wr_tls_creds_client(&cc, &cl, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_tls_client_new(cl, name, NULL, "http/1.1", &c), WR_OK);
+  assert_int_equal(wr_tls_server_new_opts(wr_cert_creds(r), 0, "http/1.1", &s), WR_OK);
+  int rc = WR_AGAIN, rs = WR_AGAIN;
+  for (int i = 0; i < 10 && (rc == WR_AGAIN || rs == WR_AGAIN); i++) {
+    const uint8_t *p;
+    size_t n;
+    rc = wr_tls_handshake(c);
+    if ((n = wr_tls_pending(c, &p))) {
+      wr_tls_feed(s, p, n);
+      wr_tls_sent(c, n);
+    }
+    rs = wr_tls_handshake(s);
+    if ((n = wr_tls_pending(s, &p))) {
+      wr_tls_feed(c, p, n);
+      wr_tls_sent(s, n);
+    }
+    if (rc < 0 && rc != WR_AGAIN) break;
+  }
+  if (rc == WR_OK) assert_string_equal(wr_tls_alpn(s), "http/1.1");
+  wr_tls_free(c);
+  wr_tls_free(s);
+  wr_tls_creds_free(cl);
+  return rc;
+}
+
+static void test_pick(void **state) {
+  fx *f = *state;
+  wr_pem_pair w, e;
+  wr_certs *cs;
+  char err[256];
+  const char *wn[] = {"*.example.test"}, *en[] = {"app.example.test"};
+  make_leaf(wn, 1, &w);
+  make_leaf(en, 1, &e);
+  assert_int_equal(wr_certs_open(f->dir, &cs, err, sizeof(err)), WR_OK);
+  assert_null(wr_certs_uploaded(cs, "app.example.test"));
+  /* Issued by the edge CA: a client trusting ca.pem accepts it. */
+  wr_cert *r = wr_certs_issued(cs, "app.example.test");
+  assert_non_null(r);
+  assert_false(wr_cert_uploaded(r));
+  assert_int_equal(handshake(f, r, "app.example.test"), WR_OK);
+  /* ... and it is not valid for another name. */
+  assert_int_not_equal(handshake(f, r, "other.example.test"), WR_OK);
+  wr_cert *again = wr_certs_issued(cs, "app.example.test");
+  assert_ptr_equal(again, r); /* cached */
+  wr_cert_release(again);
+  wr_cert_release(r);
+  assert_null(wr_certs_issued(cs, "bad name"));
+  wr_certs_free(cs);
+
+  /* Uploaded: the exact name wins over the wildcard; the wildcard covers
+   * one label only. A fresh store sees the files at once. */
+  assert_int_equal(wr_certs_add(f->dir, w.cert, w.key, NULL, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_certs_add(f->dir, e.cert, e.key, NULL, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_certs_open(f->dir, &cs, err, sizeof(err)), WR_OK);
+  wr_cert *x = wr_certs_uploaded(cs, "app.example.test");
+  wr_cert *y = wr_certs_uploaded(cs, "www.example.test");
+  assert_non_null(x);
+  assert_non_null(y);
+  assert_true(wr_cert_uploaded(x));
+  assert_ptr_not_equal(x, y);
+  assert_null(wr_certs_uploaded(cs, "a.b.example.test"));
+  assert_null(wr_certs_uploaded(cs, "example.test"));
+  assert_null(wr_certs_uploaded(cs, "app.other.test"));
+  /* References outlive the store. */
+  wr_certs_free(cs);
+  assert_non_null(wr_cert_creds(x));
+  wr_cert_release(x);
+  wr_cert_release(y);
+  wr_pem_pair_free(&w);
+  wr_pem_pair_free(&e);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_hello_sni),
+      cmocka_unit_test(test_hello_split_records),
+      cmocka_unit_test(test_alert_record),
+      cmocka_unit_test(test_name_rules),
+      cmocka_unit_test_setup_teardown(test_add_list_delete, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pick, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
