@@ -239,6 +239,7 @@ static void close_cb(uv_handle_t *h) {
   wr_buf_free(&c->in);
   wr_buf_free(&c->rhead);
   free(c->pend);
+  free(c->access_jwt);
   free(c);
   visitor_maybe_free(v);
 }
@@ -590,6 +591,7 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   v->store = cfg->store;
   v->store_async = cfg->store_async;
   v->ts = cfg->ts;
+  v->access = cfg->access;
   snprintf(v->scheme, sizeof(v->scheme), "%s",
            cfg->scheme && strcmp(cfg->scheme, "https") == 0 ? "https" : "http");
   v->header_timeout_ms = cfg->header_timeout_ms ? cfg->header_timeout_ms : DEF_HEADER_TIMEOUT_MS;

@@ -45,6 +45,7 @@ typedef struct wr_visitor_config {
                                * the store thread while the head waits; NULL:
                                * on the loop thread, through |store| */
   wr_tunnel_server *ts;       /* live connections */
+  struct wr_access *access;   /* optional: the Access gate (edge/access.h) */
   const char *scheme;         /* "http" (default) or "https": X-Forwarded-Proto and dest */
   uint64_t header_timeout_ms; /* whole head must arrive within; default 10000 */
   uint64_t idle_timeout_ms;   /* keep-alive idle; default 60000 */

@@ -119,6 +119,7 @@ struct wr_visitor {
   wr_store_async *store_async; /* NULL: route lookups on the loop thread */
   route_job *route_jobs;       /* lookups in flight, linked by next */
   wr_tunnel_server *ts;
+  struct wr_access *access;    /* NULL: no Access gate */
   char scheme[8];
   uint64_t header_timeout_ms, idle_timeout_ms, proxy_idle_ms, route_ttl_ms;
   size_t max_conns;
@@ -207,6 +208,7 @@ struct vconn {
                        * charge the rate limit twice, take the answer even
                        * if it has expired meanwhile */
   struct wreq *pend;  /* output gathered during this loop iteration */
+  char *access_jwt;   /* the current request's Cf-Access-Jwt-Assertion, or NULL */
   vconn *dirty_next;
   int is_dirty;
 };
@@ -323,5 +325,12 @@ int wr__visitor_route_lookup(wr_visitor *v, const char *host, int stale_ok,
 void wr__visitor_routes_detach(wr_visitor *v);
 /* Frees the route cache (at the visitor's end). */
 void wr__visitor_routes_free(wr_visitor *v);
+
+/* ---- visitor_access.c: the Access gate ---------------------------------------------- */
+
+/* Before routing: answers /cdn-cgi/access/... and requests Access does not
+ * let through (consuming the head, |used| bytes) and returns -1; else
+ * returns 0, with c->access_jwt set when the request is to carry a token. */
+int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_target *t, size_t used);
 
 #endif
