@@ -218,6 +218,7 @@ struct wr_proxy {
   wr_rpc_services svc;
   size_t handles; /* the timer + every origin not yet freed */
   int dying;
+  struct wr_access_verifier *access; /* originRequest.access; made when first needed */
 };
 
 /* --- proxy.c: stream lifetime ---------------------------------------------- */
