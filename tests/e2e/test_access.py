@@ -307,3 +307,55 @@ def test_browser_sign_in_and_denied_email(edge, procs, tmp_path, origin):
     assert status == 403 and b"denied" in body
     logs = edge.ok("GET", edge.acct("/audit_logs?action=access."))
     assert {"access.login", "access.deny"} <= {r["action"] for r in logs}
+
+
+def connector_log(procs):
+    return "".join(p.tail() for p in procs.procs if p.name == "warren")
+
+
+def test_connector_requires_the_edges_token(edge, procs, tmp_path, origin):
+    app = make_app(edge, GUARDED)
+    other = make_app(edge, "other." + ZONE)
+    tok = edge.ok("POST", edge.acct("/access/service_tokens"), {"name": "ci"})
+    for a in (app, other):
+        edge.ok("POST", edge.acct(f"/access/apps/{a['id']}/policies"),
+                {"name": "ci", "decision": "non_identity", "include": [{"any_valid_service_token": {}}]})
+    start_connector(edge, procs, tmp_path, origin,
+                    access={"required": True, "teamName": "warren", "audTag": [app["aud"]]})
+    creds = {"CF-Access-Client-Id": tok["client_id"], "CF-Access-Client-Secret": tok["client_secret"]}
+
+    # Through the edge with a service token: the edge's JWT is accepted (the
+    # connector fetches the keys when first needed, so the first request
+    # may be refused while they load).
+    def served():
+        status, _, body = visit(edge.http, GUARDED, headers=creds)
+        return status == 200 and "cf-access-jwt-assertion" in json.loads(body)["headers"]
+    assert wait_for(served, 15), "the connector never accepted the edge's token"
+
+    # Reaching the connector another way: a route without an Access app on
+    # the edge (APP stays open) cannot help, since the rule is GUARDED's.
+    # Send requests for GUARDED that bypass the gate: delete the app, so the
+    # edge forwards without a token, then with forged ones.
+    _, _, body = visit(edge.http, GUARDED, headers=creds)
+    good = json.loads(body)["headers"]["cf-access-jwt-assertion"]
+    edge.ok("DELETE", edge.acct(f"/access/apps/{app['id']}"))
+    time.sleep(1.2)  # the gate's cache of the host's apps
+    status, _, body = visit(edge.http, GUARDED)
+    assert status == 403 and b"Access" in body, (status, body)
+    # A visitor's own assertion is dropped by the edge, forged or not.
+    h64, p64, s64 = good.split(".")
+    claims = json.loads(b64url(p64))
+    claims["email"] = "admin@example.test"
+    forged_p = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    status, _, _ = visit(edge.http, GUARDED, headers={"Cf-Access-Jwt-Assertion": f"{h64}.{forged_p}.{s64}"})
+    assert status == 403
+    # A valid token of the edge for another audience: a new app on the
+    # same host has a new aud tag, which the rule does not list.
+    again = make_app(edge, GUARDED)
+    assert again["aud"] != app["aud"]
+    edge.ok("POST", edge.acct(f"/access/apps/{again['id']}/policies"),
+            {"name": "ci", "decision": "non_identity", "include": [{"any_valid_service_token": {}}]})
+    time.sleep(1.2)
+    status, _, body = visit(edge.http, GUARDED, headers=creds)
+    assert status == 403 and b"Access" in body, (status, body)
+    assert "audience" in connector_log(procs)
