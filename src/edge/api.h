@@ -111,6 +111,7 @@
  *   GET|POST /accounts/{a}/access/apps/{id}/policies, GET|PUT|DELETE .../{pid}
  *   GET|POST /accounts/{a}/access/groups, GET|PUT|DELETE .../groups/{id}
  *   GET|POST /accounts/{a}/access/service_tokens, GET|DELETE .../{id}
+ *   POST   /accounts/{a}/access/keys/rotate           a new signing key (edge-wide)
  *          Access (shapes and semantics in docs/access.md); a new service
  *          token's client_secret is in the POST answer only
  *   GET    /accounts/{a}/audit_logs                      the audit log (ours):

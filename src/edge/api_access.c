@@ -15,6 +15,7 @@
 #include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "proto/jwt.h"
 
 #define PATH_MAX_LEN 512
 #define DEFAULT_SESSION "24h"
@@ -273,6 +274,41 @@ static void token_create(wr__api_ctx *c) {
   explicit_bzero(secret, sizeof(secret));
 }
 
+/* ---- signing keys ---------------------------------------------------------------- */
+
+/* POST keys/rotate: a new current signing key for the edge (keys are
+ * edge-wide, edge/access.h); the gate reads it within its reload time and
+ * the old key stays published. The key generation blocks the loop for tens
+ * of milliseconds: an administrator's call, not a visitor's. */
+static void keys_rotate(wr__api_ctx *c) {
+  wr_jwt_key *k = NULL;
+  char *pem = NULL;
+  json_t *keys = NULL;
+  if (strcmp(c->method, "POST") != 0) {
+    wr__api_method(c, "POST");
+    return;
+  }
+  int rv = wr_jwt_key_generate(2048, &k);
+  if (rv == WR_OK) rv = wr_jwt_key_export_pem(k, &pem);
+  if (rv != WR_OK) {
+    wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot make a signing key");
+  } else if ((rv = wr_store_access_key_add(c->api->store, c->actor, wr_jwt_key_kid(k), pem)) != WR_OK) {
+    wr__api_store_err(c, rv, NULL);
+  } else {
+    wr_store_access_keys_prune(c->api->store, (int64_t)time(NULL) - 31 * 86400, NULL);
+    wr_store_access_keys(c->api->store, &keys);
+    wr__api_ok(c, json_pack("{s:s,s:o,s:I}", "kid", wr_jwt_key_kid(k), "last_key_rotation_at",
+                            wr__api_time((int64_t)time(NULL)), "published_keys", (json_int_t)json_array_size(keys)),
+               NULL);
+    json_decref(keys);
+  }
+  if (pem) {
+    explicit_bzero(pem, strlen(pem));
+    free(pem);
+  }
+  wr_jwt_key_free(k);
+}
+
 /* ---- routing ------------------------------------------------------------------------------ */
 
 /* GET/POST on a collection, GET/PUT/DELETE on an item. */
@@ -321,6 +357,10 @@ void wr__api_access(wr__api_ctx *c) {
   if (n >= 4 && n <= 5 && !strcmp(s[3], "apps")) { collection(c, "app", NULL, n == 5 ? s[4] : NULL); return; }
   if (n >= 6 && n <= 7 && !strcmp(s[3], "apps") && !strcmp(s[5], "policies"))
     { collection(c, "policy", s[4], n == 7 ? s[6] : NULL); return; }
+  if (n == 5 && !strcmp(s[3], "keys") && !strcmp(s[4], "rotate")) {
+    keys_rotate(c);
+    return;
+  }
   if (n >= 4 && n <= 5 && !strcmp(s[3], "groups")) { collection(c, "group", NULL, n == 5 ? s[4] : NULL); return; }
   if (n >= 4 && n <= 5 && !strcmp(s[3], "service_tokens"))
     { collection(c, "service_token", NULL, n == 5 ? s[4] : NULL); return; }

@@ -206,6 +206,11 @@ def test_api_shapes_and_errors(edge):
     logs = edge.ok("GET", edge.acct("/audit_logs?action=access."))
     assert {"access.app.create", "access.policy.create", "access.group.create",
             "access.service_token.create"} <= {r["action"] for r in logs}
+    # Key rotation: a new key; the old one stays in the store, published.
+    _, _, certs = visit(edge.api, f"127.0.0.1:{edge.api}", path="/cdn-cgi/access/certs")
+    old_kid = json.loads(certs)["keys"][0]["kid"]
+    rot = edge.ok("POST", edge.acct("/access/keys/rotate"))
+    assert rot["kid"] != old_kid and rot["published_keys"] == 2, rot
     # Deleting the app deletes its policies.
     edge.ok("DELETE", edge.acct(f"/access/apps/{app['id']}"))
     status, _ = edge.call("GET", edge.acct(f"/access/apps/{app['id']}/policies/{pol['id']}"))
