@@ -217,9 +217,8 @@ static void signin_done(uv_work_t *w, int status) {
     if (app) signin_success(j, app);
     else form_page(j->req, 404, j->host, j->f.kid, j->f.redirect, "This application does not exist any more.");
   }
-  explicit_bzero(&j->f, sizeof(j->f));
-  explicit_bzero(j->hash, sizeof(j->hash));
   int last = a->freeing && !a->pending;
+  explicit_bzero(j, sizeof(*j)); /* the password and its hash */
   free(j);
   if (last) wr__access_destroy(a);
 }
@@ -274,7 +273,7 @@ static void signin(wr_access *a, wr_httpd_req *req, const char *host) {
   a->pending++;
   return;
 done:
-  explicit_bzero(&j->f, sizeof(j->f));
+  explicit_bzero(j, sizeof(*j));
   free(j);
 }
 
