@@ -354,7 +354,7 @@ const wr_access_stats *wr_access_get_stats(const wr_access *a) { return &a->stat
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
-int wr_access_new(const wr_access_config *cfg, wr_access **out) {
+int wr_access_new(const wr_access_gate_config *cfg, wr_access **out) {
   *out = NULL;
   if (!cfg || !cfg->loop || !cfg->store || !cfg->team_domain || !*cfg->team_domain) return WR_ERR_INVAL;
   wr_access *a = wr_xcalloc(1, sizeof(*a));

@@ -50,17 +50,17 @@
 
 typedef struct wr_access wr_access;
 
-typedef struct wr_access_config {
+typedef struct wr_access_gate_config {
   uv_loop_t *loop;         /* required: the worker pool for password checks */
   wr_store *store;         /* required */
   /* The team domain: the URL (scheme://host[:port]) of the sign-in pages
    * (the API listener) and the "iss" of every token. Required. */
   const char *team_domain;
-} wr_access_config;
+} wr_access_gate_config;
 
 /* Loads the signing keys (making the first one when the store has none).
  * Returns WR_OK, WR_ERR_INVAL, WR_ERR_CRYPTO or a store error. */
-int wr_access_new(const wr_access_config *cfg, wr_access **out);
+int wr_access_new(const wr_access_gate_config *cfg, wr_access **out);
 /* Pending sign-ins are answered 503; the object is freed once their
  * worker jobs are back (keep running the loop). NULL is a no-op. */
 void wr_access_free(wr_access *a);

@@ -621,7 +621,7 @@ static int start_access(wr_edge *e, char *err, size_t errlen) {
     snprintf(team, sizeof(team), "%s", o->access_team_domain);
   else
     snprintf(team, sizeof(team), "http://%s", listen_on(&o->api) ? o->api.text : o->http.text);
-  wr_access_config cfg = {.loop = e->loop, .store = e->store, .team_domain = team};
+  wr_access_gate_config cfg = {.loop = e->loop, .store = e->store, .team_domain = team};
   int rv = wr_access_new(&cfg, &e->access);
   if (rv != WR_OK) snprintf(err, errlen, "Access: cannot load or make the signing key (%s)", wr_strerror(rv));
   return rv;
