@@ -208,9 +208,11 @@ static json_t *rules_doc(wr__api_ctx *c, json_t *body, int policy) {
     }
   }
   if (check_rules(c, body) != 0) return NULL;
-  json_t *d = json_pack("{s:s,s:O,s:O,s:O}", "name", name, "include", json_object_get(body, "include"), "exclude",
-                        json_object_get(body, "exclude") ? json_object_get(body, "exclude") : json_array(),
-                        "require", json_object_get(body, "require") ? json_object_get(body, "require") : json_array());
+  json_t *exc = json_object_get(body, "exclude"), *req = json_object_get(body, "require");
+  /* Absent or null lists are stored as []; each value is a new reference. */
+  json_t *d = json_pack("{s:s,s:O,s:o,s:o}", "name", name, "include", json_object_get(body, "include"), "exclude",
+                        json_is_array(exc) ? json_incref(exc) : json_array(), "require",
+                        json_is_array(req) ? json_incref(req) : json_array());
   if (policy) {
     json_object_set_new(d, "decision", json_string(decision));
     json_object_set_new(d, "precedence", json_integer(prec ? json_integer_value(prec) : 1));
