@@ -58,6 +58,9 @@ static const wr_flag run_flags[] = {
     {"quick-tunnels-max", NULL, NULL, WR_FLAG_INT, "100", "Live quick tunnels at most"},
     {"quick-tunnels-idle", NULL, NULL, WR_FLAG_DURATION, "5m",
      "Delete a quick tunnel and its hostname after this long without a connector"},
+    {"access-team-domain", NULL, "WARREN_EDGE_ACCESS_TEAM_DOMAIN", WR_FLAG_STRING, NULL,
+     "URL of the Access team domain (scheme://host[:port]) that serves the sign-in pages "
+     "(the API listener) and is the tokens' issuer (default: http://<--api-listen address>)"},
     {"wireguard-listen", NULL, NULL, WR_FLAG_STRING, NULL,
      "UDP address (e.g. 0.0.0.0:51820) for WireGuard clients: the devices of `device add` reach "
      "their account's IP routes through the tunnels"},

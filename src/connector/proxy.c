@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "connector/proxy_int.h"
+#include "connector/access_verify.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -218,6 +219,8 @@ void wr_proxy_free(wr_proxy *p) {
   origin *o, *n;
   if (!p) return;
   p->dying = 1;
+  wr_access_verifier_free(p->access);
+  p->access = NULL;
   while (p->streams) stream_release(p->streams);
   for (o = p->origins; o; o = n) {
     n = o->next;

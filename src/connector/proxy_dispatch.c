@@ -6,10 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "connector/hello_world.h"
 #include "connector/proxy_int.h"
+#include "connector/access_verify.h"
+#include "lib/log.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -137,9 +140,34 @@ static void serve_hello(pstream *s) {
 
 /* --- routing -------------------------------------------------------------------- */
 
+/* originRequest.access.required: 1 when the request may go on, else 0
+ * after answering 403 (connector/access_verify.h). */
+static int access_ok(pstream *s) {
+  const wr_access_config *acc = &s->rule->origin.access;
+  const char *tok = NULL;
+  size_t len = 0;
+  char err[256];
+  if (!acc->required) return 1;
+  for (size_t i = 0; i < s->hm.nheaders; i++)
+    if (s->hdrs[i].name_len == 23 && strncasecmp(s->hdrs[i].name, "Cf-Access-Jwt-Assertion", 23) == 0) {
+      tok = s->hdrs[i].value;
+      len = s->hdrs[i].value_len;
+      break;
+    }
+  if (!s->p->access) s->p->access = wr_access_verifier_new(s->p->loop);
+  if (wr_access_verifier_check(s->p->access, acc, tok, len, err, sizeof(err)) == WR_OK) return 1;
+  wr_info("access: refused %.*s%s: %s", s->hm.host ? (int)s->hm.host_len : 0, s->hm.host ? s->hm.host : "",
+          s->target ? s->target : "", err);
+  static const char body[] = "Forbidden: this origin requires a valid Cloudflare Access token\n";
+  wr_http_header h[1] = {{"Content-Type", 12, "text/plain; charset=utf-8", 25}};
+  wr__proxy_respond_local(s, 403, h, 1, (const uint8_t *)body, sizeof(body) - 1);
+  return 0;
+}
+
 /* Serves the stream by the kind of service its rule names. */
 static void route(pstream *s) {
   const wr_service *svc = &s->rule->service;
+  if (!access_ok(s)) return;
   switch (svc->kind) {
   case WR_SVC_HTTP_STATUS:
     wr__proxy_respond_local(s, svc->status, NULL, 0, NULL, 0);

@@ -224,6 +224,7 @@ struct wr_proxy {
   wr_mgmt_logs *mgmt;  /* the log stream registry, with mgmt_host */
   size_t handles; /* the timer + every origin not yet freed */
   int dying;
+  struct wr_access_verifier *access; /* originRequest.access; made when first needed */
 };
 
 /* --- proxy.c: stream lifetime ---------------------------------------------- */

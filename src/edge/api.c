@@ -512,6 +512,8 @@ static void route(wr__api_ctx *c) {
     wr__api_teamnet(c);
   } else if (c->nsegs >= 3 && strcmp(s[0], "accounts") == 0 && strcmp(s[2], "devices") == 0) {
     wr__api_devices(c);
+  } else if (c->nsegs >= 4 && strcmp(s[0], "accounts") == 0 && strcmp(s[2], "access") == 0) {
+    wr__api_access(c);
   } else if (c->nsegs >= 3 && strcmp(s[0], "accounts") == 0 && strcmp(s[2], "audit_logs") == 0) {
     wr__api_audit(c);
   } else if (c->nsegs >= 3 && strcmp(s[0], "zones") == 0) {

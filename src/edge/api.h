@@ -107,6 +107,13 @@
  *          sets the policy (null or "" or []: every route); {revoked: true}
  *          revokes
  *   DELETE /accounts/{a}/devices/{id|name}               revoke (the row stays)
+ *   GET|POST /accounts/{a}/access/apps, GET|PUT|DELETE .../apps/{id}
+ *   GET|POST /accounts/{a}/access/apps/{id}/policies, GET|PUT|DELETE .../{pid}
+ *   GET|POST /accounts/{a}/access/groups, GET|PUT|DELETE .../groups/{id}
+ *   GET|POST /accounts/{a}/access/service_tokens, GET|DELETE .../{id}
+ *   POST   /accounts/{a}/access/keys/rotate           a new signing key (edge-wide)
+ *          Access (shapes and semantics in docs/access.md); a new service
+ *          token's client_secret is in the POST answer only
  *   GET    /accounts/{a}/audit_logs                      the audit log (ours):
  *          query per_page (default 100, max 1000), page, action (exact, or a
  *          prefix ending in '.'), since/before (RFC 3339); result rows

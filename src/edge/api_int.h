@@ -6,6 +6,8 @@
  *   api_audit.c    /accounts/{a}/audit_logs
  *   api_devices.c  /accounts/{a}/devices... (WireGuard devices)
  *   api_quick.c    POST /tunnel (quick tunnels) and their expiry
+ *   api_access.c   /accounts/{a}/access/... (Access apps, policies, groups,
+ *                  service tokens)
  * Every handler answers its request exactly once, through wr__api_ok or
  * wr__api_err (or wr__api_store_err); the router answers 500 if one did
  * not. */
@@ -161,5 +163,6 @@ void wr__api_audit(wr__api_ctx *c);    /* segs: accounts {a} audit_logs */
 void wr__api_mgmt_token(wr__api_ctx *c, const wr_tunnel *t);
 void wr__api_devices(wr__api_ctx *c);  /* segs: accounts {a} devices ... */
 void wr__api_quick(wr__api_ctx *c);    /* POST /tunnel, outside /client/v4 */
+void wr__api_access(wr__api_ctx *c);   /* segs: accounts {a} access ... (api_access.c) */
 
 #endif

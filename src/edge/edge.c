@@ -17,6 +17,7 @@
 #include "edge/dns_update.h"
 #include "edge/edge_metrics.h"
 #include "edge/login.h"
+#include "edge/access.h"
 #include "edge/private_tcp.h"
 #include "edge/router.h"
 #include "edge/store.h"
@@ -81,6 +82,7 @@ struct wr_edge {
   int quick_sweeping;
   wr_login *login;
   wr_dash *dash;               /* /dashboard on the API listener */
+  wr_access *access;           /* the Access gate and sign-in pages */
   wr_dns_updater *updater;
   wr_dns_janitor *janitor;
   wr_edge_metrics *metrics;
@@ -440,6 +442,7 @@ static int start_visitors(wr_edge *e, char *err, size_t errlen) {
   wr_visitor_config vcfg = {.store = e->store,
                             .store_async = e->store_async,
                             .ts = e->ts,
+                            .access = e->access,
                             .scheme = "http",
                             .max_conns = o->max_visitor_conns,
                             .max_conns_per_source = o->max_conns_per_source,
@@ -610,6 +613,7 @@ static void api_router(wr_httpd *h, wr_httpd_req *req, void *user) {
   if (e->api && wr_api_handle(e->api, req)) return;
   if (e->login && wr_login_handle(e->login, req)) return;
   if (e->dash && wr_dash_handle(e->dash, req)) return;
+  if (e->access && wr_access_handle_httpd(e->access, req)) return;
   wr_httpd_respond_simple(req, 404, "application/json", not_found, sizeof(not_found) - 1);
 }
 
@@ -663,6 +667,7 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
   }
   if (wr_httpd_addr(e->api_httpd, &bound) == WR_OK) wr_addr_format(&bound, name, sizeof(name));
   snprintf(public_url, sizeof(public_url), "http://%s", name);
+  if (e->access && !(o->access_team_domain && *o->access_team_domain)) wr_access_set_team_domain(e->access, public_url);
   wr_login_config lcfg = {.loop = e->loop, .store = e->store, .data_dir = e->data_dir,
                           .public_url = public_url};
   if ((rv = wr_login_new(&lcfg, &e->login)) != WR_OK) return rv;
@@ -694,6 +699,29 @@ static void release_api(wr_edge *e) {
   e->api = NULL;
 }
 
+/* ---- Access ------------------------------------------------------------------------ */
+
+/* Before the visitors, which hold it; the team domain is the API
+ * listener's address once it is bound (start_api) unless configured. */
+static int start_access(wr_edge *e, char *err, size_t errlen) {
+  const wr_edge_options *o = e->opts;
+  char team[300];
+  if (o->access_team_domain && *o->access_team_domain)
+    snprintf(team, sizeof(team), "%s", o->access_team_domain);
+  else
+    snprintf(team, sizeof(team), "http://%s", listen_on(&o->api) ? o->api.text : o->http.text);
+  wr_access_gate_config cfg = {.loop = e->loop, .store = e->store, .team_domain = team};
+  int rv = wr_access_new(&cfg, &e->access);
+  if (rv != WR_OK) snprintf(err, errlen, "Access: cannot load or make the signing key (%s)", wr_strerror(rv));
+  return rv;
+}
+
+/* Sign-ins still on the worker pool answer 503 and free it afterwards. */
+static void stop_access(wr_edge *e) {
+  wr_access_free(e->access);
+  e->access = NULL;
+}
+
 /* ---- metrics ---------------------------------------------------------------------- */
 
 static int start_metrics(wr_edge *e, char *err, size_t errlen) {
@@ -703,7 +731,8 @@ static int start_metrics(wr_edge *e, char *err, size_t errlen) {
                                  .visitor = e->visitor, .dns = e->dns, .api = e->api,
                                  .login = e->login, .router = e->router,
                                  .tunnel_stats = e->tunnel_stats,
-                                 .private_tcp = e->ptcp, .wireguard = e->wg};
+                                 .private_tcp = e->ptcp, .wireguard = e->wg,
+                                 .access = e->access};
   return wr_edge_metrics_start(e->loop, addr, &mcfg, &e->metrics, err, errlen);
 }
 
@@ -739,6 +768,7 @@ static const subsystem subsystems[] = {
     {"tun", start_tun, stop_tun, stop_tun, NULL},
     {"wireguard", start_wireguard, stop_wireguard, stop_wireguard, NULL},
     {"private-tcp", start_private_tcp, stop_private_tcp, stop_private_tcp, NULL},
+    {"access", start_access, NULL, stop_access, NULL},
     {"visitors", start_visitors, stop_visitors, stop_visitors, release_visitors},
     {"dns", start_dns, NULL, stop_dns, NULL},
     {"api", start_api, NULL, stop_api, release_api},

@@ -154,6 +154,10 @@ typedef struct wr_edge_options {
     size_t requests;
     int bodies;
   } inspect;
+  /* Access (edge/access.h): the team domain (sign-in pages, the tokens'
+   * "iss"); NULL: http://<the API listener's address>. Access runs always:
+   * hosts without an Access application are not affected. */
+  const char *access_team_domain;
 } wr_edge_options;
 
 /* Opens the store and starts every configured subsystem in the order

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "edge/access.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "lib/prom.h"
@@ -364,6 +365,18 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
             "Sign-ins refused because their source had too many checks waiting", l.refused);
     counter(b, P "login_lockouts_total", "Lockouts begun (of an email or of a source)", l.locks);
     gauge(b, P "login_checks_waiting", "Password checks waiting for a turn", l.waiting);
+  }
+
+  if (m->cfg.access) {
+    const wr_access_stats *x = wr_access_get_stats(m->cfg.access);
+    static const char *const verdicts[] = {"allow", "bypass", "deny", "sign_in", "error"};
+    uint64_t v[] = {x->allowed, x->bypassed, x->denied, x->login_needed, x->errors};
+    wr_prom_family(b, P "access_decisions_total", "counter", "Access gate decisions on covered hosts, by verdict");
+    for (size_t i = 0; i < 5; i++)
+      wr_prom_u64(b, P "access_decisions_total", (const char *const[]){"verdict", verdicts[i], NULL}, v[i]);
+    wr_prom_family(b, P "access_signins_total", "counter", "Access sign-ins, by result");
+    wr_prom_u64(b, P "access_signins_total", (const char *const[]){"result", "success", NULL}, x->signins_ok);
+    wr_prom_u64(b, P "access_signins_total", (const char *const[]){"result", "failure", NULL}, x->signins_failed);
   }
 
   if (m->cfg.router) render_router(wr_router_get_stats(m->cfg.router), b);

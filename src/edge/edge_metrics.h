@@ -61,6 +61,7 @@ typedef struct wr_edge_metrics_config {
   wr_router *router;        /* private traffic; may be NULL */
   wr_private_tcp *private_tcp; /* its TCP stack; may be NULL */
   wr_wg_ingress *wireguard; /* --wireguard-listen; may be NULL */
+  struct wr_access *access; /* the Access gate; may be NULL */
   size_t max_tunnel_series; /* 0: WR_EDGE_METRICS_MAX_TUNNEL_SERIES */
   wr_tunnel_stats *tunnel_stats; /* per-tunnel visitor traffic; may be NULL */
 } wr_edge_metrics_config;

@@ -173,6 +173,30 @@ static const char *const migrations[] = {
     "  hsts_nosniff INTEGER NOT NULL DEFAULT 0,"
     "  min_tls_version TEXT NOT NULL DEFAULT '1.2' CHECK (min_tls_version IN ('1.2', '1.3')),"
     "  modified_on INTEGER NOT NULL);",
+
+    /* 5: Access (edge/store_access.h): applications, their policies, groups
+     * and service tokens as JSON documents of one table (the API's shapes,
+     * docs/access.md); |lookup| is an app's domain or a token's client_id,
+     * unique per kind. Token secrets are kept as SHA-256 only. Signing keys
+     * stay published after they are retired, until pruned. */
+    "CREATE TABLE access_objects ("
+    "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+    "  account_id TEXT NOT NULL REFERENCES accounts(id),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('app', 'policy', 'group', 'service_token')),"
+    "  parent_id TEXT,"
+    "  lookup TEXT,"
+    "  secret_hash BLOB CHECK (secret_hash IS NULL OR length(secret_hash) = 32),"
+    "  doc TEXT NOT NULL CHECK (json_valid(doc)),"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX access_objects_lookup ON access_objects(kind, lookup) WHERE lookup IS NOT NULL;"
+    "CREATE INDEX access_objects_account ON access_objects(account_id, kind, created_at);"
+    "CREATE INDEX access_objects_parent ON access_objects(parent_id) WHERE parent_id IS NOT NULL;"
+    "CREATE TABLE access_keys ("
+    "  kid TEXT PRIMARY KEY,"
+    "  pem TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  retired_at INTEGER);",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(N_MIGRATIONS == WR_STORE_SCHEMA_VERSION, "a migration per schema version");

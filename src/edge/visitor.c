@@ -239,6 +239,7 @@ static void close_cb(uv_handle_t *h) {
   wr_buf_free(&c->rhead);
   wr__vtls_free(c);
   free(c->pend);
+  free(c->access_jwt);
   free(c);
   visitor_maybe_free(v);
 }
@@ -622,6 +623,7 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   v->certs = cfg->certs;
   v->zones = cfg->zones;
   v->https_port = cfg->https_port;
+  v->access = cfg->access;
   snprintf(v->scheme, sizeof(v->scheme), "%s",
            cfg->scheme && strcmp(cfg->scheme, "https") == 0 ? "https" : "http");
   if (cfg->mgmt_hostname && cfg->mgmt_key && cfg->mgmt_keylen &&

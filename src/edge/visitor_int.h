@@ -129,6 +129,7 @@ struct wr_visitor {
   wr_certs *certs;             /* HTTPS front: certificates by SNI; NULL: plain HTTP */
   wr_zone_cache *zones;        /* per-zone options, or NULL */
   unsigned https_port;         /* plain front: where always_use_https sends visitors */
+  struct wr_access *access;    /* NULL: no Access gate */
   char scheme[8];
   char mgmt_host[WR_STORE_HOST_MAX + 1]; /* the management hostname (visitor_mgmt.c) */
   uint8_t mgmt_key[32];
@@ -221,6 +222,7 @@ struct vconn {
                        * charge the rate limit twice, take the answer even
                        * if it has expired meanwhile */
   struct wreq *pend;  /* output gathered during this loop iteration */
+  char *access_jwt;   /* the current request's Cf-Access-Jwt-Assertion, or NULL */
   vconn *dirty_next;
   int is_dirty;
   /* HTTPS (visitor_tls.c). */
@@ -403,5 +405,12 @@ int wr__visitor_mgmt_route(vconn *c, const wr__visitor_target *t, size_t used);
 void wr__visitor_routes_detach(wr_visitor *v);
 /* Frees the route cache (at the visitor's end). */
 void wr__visitor_routes_free(wr_visitor *v);
+
+/* ---- visitor_access.c: the Access gate ---------------------------------------------- */
+
+/* Before routing: answers /cdn-cgi/access/... and requests Access does not
+ * let through (consuming the head, |used| bytes) and returns -1; else
+ * returns 0, with c->access_jwt set when the request is to carry a token. */
+int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_target *t, size_t used);
 
 #endif

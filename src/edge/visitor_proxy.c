@@ -561,6 +561,8 @@ static int drop_request_header(const wr_http_header *h, int expect_handled) {
   return ieq(h->name, h->name_len, "X-Forwarded-For") ||
          ieq(h->name, h->name_len, "X-Forwarded-Proto") ||
          ieq(h->name, h->name_len, "Cf-Connecting-IP") ||
+         /* only the edge's Access gate may vouch for the visitor */
+         ieq(h->name, h->name_len, "Cf-Access-Jwt-Assertion") ||
          (expect_handled && ieq(h->name, h->name_len, "Expect"));
 }
 
@@ -568,7 +570,7 @@ static int drop_request_header(const wr_http_header *h, int expect_handled) {
 static int build_connect(vconn *c, const wr_http1_head *h, const char *path, size_t path_len,
                          int expect_handled, wr_buf *out) {
   wr_visitor *v = c->v;
-  wr_http_header fw[WR__VISITOR_MAX_REQ_HEADERS + 3];
+  wr_http_header fw[WR__VISITOR_MAX_REQ_HEADERS + 4];
   wr_meta meta[WR__VISITOR_MAX_REQ_HEADERS + 8];
   size_t n = 0;
   /* Content-Length goes once, as plain digits ("5, 5" is one length to the
@@ -591,6 +593,8 @@ static int build_connect(vconn *c, const wr_http1_head *h, const char *path, siz
   fw[n++] = (wr_http_header){"X-Forwarded-For", 15, c->ip, iplen};
   fw[n++] = (wr_http_header){"X-Forwarded-Proto", 17, v->scheme, strlen(v->scheme)};
   fw[n++] = (wr_http_header){"Cf-Connecting-IP", 16, c->ip, iplen};
+  if (c->access_jwt)
+    fw[n++] = (wr_http_header){"Cf-Access-Jwt-Assertion", 23, c->access_jwt, strlen(c->access_jwt)};
   unsigned flags = 0;
   if (c->r.websocket) flags |= WR_HTTPMETA_REQ_WEBSOCKET;
   if (c->r.body == RB_CHUNKED) flags |= WR_HTTPMETA_REQ_CHUNKED;
@@ -765,6 +769,7 @@ void wr__vconn_start_request(vconn *c, const wr_http1_head *h, size_t used) {
   snprintf(r->target, sizeof(r->target), "%.*s", (int)(t.path_len ? t.path_len : h->target_len),
            t.path_len ? t.path : h->target);
   if (!c->route_waited && wr__visitor_over_rate(c, used)) return;
+  if (c->v->access && wr__visitor_access(c, h, &t, used) != 0) return;
   if (route_request(c, h, &t, used) != 0) return;
   inspect_begin(c, h, &t);
   int expect = h->expect_continue && r->body != RB_NONE;

@@ -3,8 +3,8 @@
  * rather than on finding paths (fuzz_api covers the router, targets and
  * authentication).
  *
- * Input: one control byte whose low three bits pick the request, then the
- * body. In the body the bytes 0x01, 0x02, 0x03 and 0x04 stand for the
+ * Input: one control byte that picks the request (its low three bits, or
+ * with bit 3 set, 8 + the high bits mod 3), then the body. In the body the bytes 0x01, 0x02, 0x03 and 0x04 stand for the
  * account id, the zone id, a live tunnel id and a virtual network id of the
  * store, so "tunnel_id" and "virtual_network_id" can name real objects.
  *   0 POST  /accounts/A/cfd_tunnel                         {name, tunnel_secret, config_src}
@@ -16,6 +16,9 @@
  *   6 DELETE /accounts/A/cfd_tunnel/T                      (a body it must ignore)
  *   7 POST  /accounts/A/cfd_tunnel with the body as a JSON string value of
  *           "name" (exercises the name checks with any bytes)
+ *   8 POST  /accounts/A/access/apps                         {name, domain, type, session_duration}
+ *   9 POST  /accounts/A/access/groups                       {name, include, exclude, require}
+ *  10 POST  /accounts/A/access/service_tokens               {name, duration}
  * Checked, beyond ASan/UBSan: exactly one answer, a status of the
  * documented set, the JSON envelope with "success" agreeing with the status;
  * a body that is not a JSON object is 400; and what a 200 says was written
@@ -143,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     harness_store_close();
     harness_store_open(&opts);
   }
-  int which = data[0] & 7;
+  int which = data[0] & 8 ? 8 + (data[0] >> 4) % 3 : data[0] & 7;
   size_t blen = 0;
   if (which == 7) {
     /* {"name": <the bytes as a JSON string>} */
@@ -171,7 +174,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   }
   body[blen] = '\0';
-  static const char *const methods[] = {"POST", "PUT", "POST", "POST", "POST", "PATCH", "DELETE", "POST"};
+  static const char *const methods[] = {"POST", "PUT",    "POST", "POST", "POST", "PATCH",
+                                        "DELETE", "POST", "POST", "POST", "POST"};
   switch (which) {
   case 0:
   case 7: snprintf(path, sizeof(path), "/client/v4/accounts/%s/cfd_tunnel", account.id); break;
@@ -184,6 +188,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   case 5:
     snprintf(path, sizeof(path), "/client/v4/accounts/%s/teamnet/virtual_networks/%s", account.id, vnet.id);
     break;
+  case 8: snprintf(path, sizeof(path), "/client/v4/accounts/%s/access/apps", account.id); break;
+  case 9: snprintf(path, sizeof(path), "/client/v4/accounts/%s/access/groups", account.id); break;
+  case 10: snprintf(path, sizeof(path), "/client/v4/accounts/%s/access/service_tokens", account.id); break;
   default: snprintf(path, sizeof(path), "/client/v4/accounts/%s/cfd_tunnel/%s", account.id, tunnel.id); break;
   }
   snprintf(target, sizeof(target), "%s", path);

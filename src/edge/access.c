@@ -1,0 +1,394 @@
+/* Access at the edge: keys and their publication, the per-request gate and
+ * token issuing; see access.h. The sign-in pages are in access_login.c. */
+#include "edge/access.h"
+
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "edge/access_int.h"
+#include "edge/access_policy.h"
+#include "edge/store_access.h"
+#include "lib/encoding.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+
+uint64_t wr__access_now_ms(const wr_access *a) {
+  (void)a;
+  return uv_hrtime() / 1000000;
+}
+
+/* ---- keys ------------------------------------------------------------------------- */
+
+/* A self-signed certificate of |k| (PEM, malloc'd): Cloudflare publishes
+ * public_cert(s) next to the JWKs, and some verifiers read those. */
+static char *key_cert(wr_jwt_key *k) {
+  gnutls_x509_crt_t crt = NULL;
+  gnutls_pubkey_t pub = NULL;
+  gnutls_privkey_t priv = wr_jwt_key_gnutls(k);
+  gnutls_datum_t out = {0};
+  char *pem = NULL;
+  uint8_t serial[16];
+  time_t now = time(NULL);
+  if (wr_random_bytes(serial, sizeof(serial)) != 0) return NULL;
+  serial[0] &= 0x7f;
+  if (gnutls_x509_crt_init(&crt) != 0 || gnutls_pubkey_init(&pub) != 0) goto out;
+  if (gnutls_pubkey_import_privkey(pub, priv, 0, 0) != 0 || gnutls_x509_crt_set_pubkey(crt, pub) != 0 ||
+      gnutls_x509_crt_set_version(crt, 3) != 0 || gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)) != 0 ||
+      gnutls_x509_crt_set_activation_time(crt, now - 3600) != 0 ||
+      gnutls_x509_crt_set_expiration_time(crt, now + 10L * 365 * 86400) != 0 ||
+      gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, wr_jwt_key_kid(k),
+                                    (unsigned)strlen(wr_jwt_key_kid(k))) != 0 ||
+      gnutls_x509_crt_privkey_sign(crt, crt, priv, GNUTLS_DIG_SHA256, 0) != 0 ||
+      gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &out) != 0)
+    goto out;
+  pem = wr_xstrndup((const char *)out.data, out.size);
+out:
+  gnutls_free(out.data);
+  if (pub) gnutls_pubkey_deinit(pub);
+  if (crt) gnutls_x509_crt_deinit(crt);
+  return pem;
+}
+
+static void keys_clear(wr_access *a) {
+  for (size_t i = 0; i < a->nkeys; i++) wr_jwt_key_free(a->keys[i]);
+  a->nkeys = 0;
+  wr_jwks_free(a->jwks);
+  a->jwks = NULL;
+  free(a->certs);
+  a->certs = NULL;
+}
+
+/* The certs document of the loaded keys. */
+static char *certs_doc(wr_access *a) {
+  json_t *keys = json_array(), *certs = json_array();
+  for (size_t i = 0; i < a->nkeys; i++) {
+    json_array_append_new(keys, wr_jwt_key_jwk(a->keys[i]));
+    char *pem = key_cert(a->keys[i]);
+    json_array_append_new(certs, json_pack("{s:s,s:s}", "kid", wr_jwt_key_kid(a->keys[i]), "cert", pem ? pem : ""));
+    free(pem);
+  }
+  json_t *doc = json_pack("{s:o,s:O,s:o}", "keys", keys, "public_cert", json_array_get(certs, 0), "public_certs", certs);
+  char *text = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  return text;
+}
+
+/* Reads the keys from the store: WR_OK, WR_ERR_NOTFOUND (none), or an error. */
+static int keys_load(wr_access *a) {
+  json_t *rows = NULL, *r;
+  size_t i;
+  int rv = wr_store_access_keys(a->store, &rows);
+  if (rv != WR_OK) return rv;
+  wr_jwt_key *loaded[WR_JWKS_MAX_KEYS];
+  size_t n = 0;
+  json_array_foreach(rows, i, r) {
+    const char *pem = json_string_value(json_object_get(r, "pem"));
+    wr_jwt_key *k = NULL;
+    if (n == WR_JWKS_MAX_KEYS || !pem) break;
+    if (wr_jwt_key_import_pem(pem, strlen(pem), &k) == WR_OK) loaded[n++] = k;
+    else wr_warn("access: stored signing key %s cannot be read; skipped",
+                 json_string_value(json_object_get(r, "kid")));
+  }
+  json_decref(rows);
+  if (!n) return WR_ERR_NOTFOUND;
+  keys_clear(a);
+  memcpy(a->keys, loaded, n * sizeof(loaded[0]));
+  a->nkeys = n;
+  a->jwks = wr_jwks_from_keys(a->keys, n);
+  a->certs = certs_doc(a);
+  a->keys_at = wr__access_now_ms(a);
+  return a->jwks && a->certs ? WR_OK : WR_ERR_NOMEM;
+}
+
+int wr_access_rotate(wr_access *a, const char *actor) {
+  wr_jwt_key *k = NULL;
+  char *pem = NULL;
+  int rv = wr_jwt_key_generate(2048, &k);
+  if (rv == WR_OK) rv = wr_jwt_key_export_pem(k, &pem);
+  if (rv == WR_OK) rv = wr_store_access_key_add(a->store, actor, wr_jwt_key_kid(k), pem);
+  if (rv == WR_OK) {
+    size_t pruned = 0;
+    wr_store_access_keys_prune(a->store, (int64_t)time(NULL) - WR_ACCESS_KEY_KEEP_S, &pruned);
+    wr_info("access: new signing key %s%s", wr_jwt_key_kid(k), pruned ? " (old keys pruned)" : "");
+    rv = keys_load(a);
+  }
+  if (pem) {
+    explicit_bzero(pem, strlen(pem));
+    free(pem);
+  }
+  wr_jwt_key_free(k);
+  return rv;
+}
+
+void wr__access_keys_fresh(wr_access *a) {
+  if (wr__access_now_ms(a) - a->keys_at < WR_ACCESS_RELOAD_MS) return;
+  if (keys_load(a) != WR_OK) a->keys_at = wr__access_now_ms(a); /* keep the old ones; retry later */
+}
+
+const char *wr_access_certs(wr_access *a) {
+  wr__access_keys_fresh(a);
+  return a->certs;
+}
+
+const char *wr_access_team_domain(const wr_access *a) { return a->team; }
+
+void wr_access_set_team_domain(wr_access *a, const char *url) {
+  free(a->team);
+  a->team = wr_xstrdup(url);
+  size_t tl = strlen(a->team);
+  while (tl && a->team[tl - 1] == '/') a->team[--tl] = '\0';
+}
+
+/* ---- the host cache ---------------------------------------------------------------- */
+
+json_t *wr__access_host_doc(wr_access *a, const char *host) {
+  uint64_t now = wr__access_now_ms(a);
+  wr__access_host *slot = NULL;
+  for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) {
+    wr__access_host *e = &a->cache[i];
+    if (e->doc && strcmp(e->host, host) == 0) {
+      if (e->expires > now) return e->doc;
+      slot = e;
+      break;
+    }
+    /* Else the first empty slot, or the one that expires first. */
+    if (!slot || (slot->doc && (!e->doc || e->expires < slot->expires))) slot = e;
+  }
+  json_t *doc = NULL;
+  if (wr_store_access_for_host(a->store, host, &doc) != WR_OK) {
+    wr_warn("access: looking up the applications of %s failed: %s", host, wr_store_errmsg(a->store));
+    return NULL;
+  }
+  json_decref(slot->doc);
+  snprintf(slot->host, sizeof(slot->host), "%s", host);
+  slot->doc = doc;
+  slot->expires = now + WR_ACCESS_CACHE_MS;
+  return doc;
+}
+
+/* ---- tokens ------------------------------------------------------------------------- */
+
+int64_t wr__access_session_s(json_t *app) {
+  const char *s = json_string_value(json_object_get(app, "session_duration"));
+  int64_t total = 0, n = 0;
+  for (; s && *s; s++) {
+    if (*s >= '0' && *s <= '9') n = n * 10 + (*s - '0');
+    else {
+      total += n * (*s == 'h' ? 3600 : *s == 'm' ? 60 : 1);
+      n = 0;
+    }
+  }
+  return total > 0 ? total : 86400;
+}
+
+char *wr__access_sign(wr_access *a, json_t *app, json_t *ident) {
+  char nonce[33], *tok = NULL;
+  uint8_t nb[16];
+  int64_t now = (int64_t)time(NULL);
+  if (!a->nkeys || wr_random_bytes(nb, sizeof(nb)) != 0) {
+    json_decref(ident);
+    return NULL;
+  }
+  wr_hex_encode(nb, sizeof(nb), nonce);
+  nonce[32] = '\0';
+  json_t *c = json_pack("{s:[O],s:I,s:I,s:I,s:s,s:s,s:s}", "aud", json_object_get(app, "aud"), "iat", (json_int_t)now,
+                        "nbf", (json_int_t)now, "exp", (json_int_t)(now + wr__access_session_s(app)), "iss", a->team,
+                        "type", "app", "identity_nonce", nonce);
+  if (c && ident) json_object_update(c, ident);
+  json_decref(ident);
+  if (c) wr_jwt_sign(a->keys[0], c, &tok);
+  json_decref(c);
+  return tok;
+}
+
+void wr__access_audit(wr_access *a, const char *account, const char *action, const char *target, json_t *detail) {
+  char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+  json_decref(detail);
+  if (wr_ratelimit_take(&a->audit_rl, wr__access_now_ms(a)) &&
+      wr_store_audit_append(a->store, "access", account, action, "access_app", target, text) != WR_OK)
+    wr_warn("access: writing the %s audit row failed: %s", action, wr_store_errmsg(a->store));
+  free(text);
+}
+
+/* ---- the gate ------------------------------------------------------------------------- */
+
+/* The app of |apps| whose domain covers host+path best (longest path). */
+static json_t *pick_app(json_t *apps, const char *host, const char *path, size_t plen) {
+  json_t *best = NULL, *app;
+  size_t best_len = 0, i, hl = strlen(host);
+  json_array_foreach(apps, i, app) {
+    const char *dom = json_string_value(json_object_get(app, "domain"));
+    if (!dom || strncmp(dom, host, hl) != 0) continue;
+    const char *p = dom + hl; /* "" or "/prefix" */
+    size_t l = strlen(p);
+    if (l && *p != '/') continue; /* another host that starts alike */
+    if (l && (plen < l || memcmp(path, p, l) != 0 || (plen > l && path[l] != '/'))) continue;
+    if (!best || l > best_len) {
+      best = app;
+      best_len = l;
+    }
+  }
+  return best;
+}
+
+/* Who the request is; fills |who| and |ident| (the identity claims of a new
+ * token, or NULL when |*reuse| is the visitor's own valid token). */
+static void identify(wr_access *a, const wr_access_req *q, json_t *app, wr_access_who *who, json_t **ident,
+                     json_t **claims, char *tid, char *why, size_t whylen) {
+  const char *acct = json_string_value(json_object_get(app, "account_id"));
+  char tacct[WR_STORE_ID_LEN + 1];
+  *ident = NULL;
+  *claims = NULL;
+  if (q->client_id && q->client_secret) {
+    if (wr_store_access_token_check(a->store, q->client_id, q->client_secret, tid, tacct) == WR_OK &&
+        acct && strcmp(tacct, acct) == 0) {
+      who->token_id = tid;
+      *ident = json_pack("{s:s,s:s}", "common_name", q->client_id, "sub", "");
+      return;
+    }
+    snprintf(why, whylen, "invalid service token");
+  }
+  if (q->token) {
+    const char *aud = json_string_value(json_object_get(app, "aud"));
+    wr_jwt_expect w = {.now = (int64_t)time(NULL), .auds = &aud, .naud = 1, .iss = a->team};
+    char err[160];
+    if (wr_jwt_verify(a->jwks, q->token, strlen(q->token), &w, claims, err, sizeof(err)) == WR_OK) {
+      const char *email = json_string_value(json_object_get(*claims, "email"));
+      if (email && *email) who->email = email;
+      return;
+    }
+    snprintf(why, whylen, "token refused: %.120s", err);
+  }
+}
+
+static void decide(wr_access *a, const wr_access_req *q, json_t *app, json_t *groups, wr_access_decision *d) {
+  wr_access_who who = {.family = q->family};
+  char tid[WR_STORE_UUID_LEN + 1] = "";
+  json_t *ident = NULL, *claims = NULL;
+  wr_access_result res;
+  memcpy(who.ip, q->ip, 16);
+  identify(a, q, app, &who, &ident, &claims, tid, d->why, sizeof(d->why));
+  wr_access_evaluate(json_object_get(app, "policies"), groups, &who, &res);
+  const char *name = json_string_value(json_object_get(app, "name")), *acct = json_string_value(json_object_get(app, "account_id"));
+  const char *id = who.email ? who.email : who.token_id ? q->client_id : "anonymous";
+  switch (res.verdict) {
+  case WR_ACCESS_BYPASS:
+    d->outcome = WR_ACCESS_PASS;
+    a->stats.bypassed++;
+    break;
+  case WR_ACCESS_ALLOW:
+    d->outcome = WR_ACCESS_FORWARD;
+    a->stats.allowed++;
+    if (claims && !ident) d->jwt = wr_xstrdup(q->token); /* the visitor's own token goes on */
+    else d->jwt = wr__access_sign(a, app, ident ? ident : json_object());
+    ident = NULL;
+    if (!d->jwt) {
+      d->outcome = WR_ACCESS_ERROR;
+      snprintf(d->why, sizeof(d->why), "cannot sign the application token");
+    }
+    break;
+  case WR_ACCESS_NEED_LOGIN:
+    d->outcome = WR_ACCESS_LOGIN;
+    a->stats.login_needed++;
+    break;
+  default:
+    d->outcome = WR_ACCESS_FORBIDDEN;
+    a->stats.denied++;
+    if (!d->why[0]) snprintf(d->why, sizeof(d->why), "%s", res.policy_id[0] ? "a deny policy matched" : "no policy allows");
+    wr__access_audit(a, acct, "access.deny", json_string_value(json_object_get(app, "id")),
+                     json_pack("{s:s,s:s,s:s,s:s,s:s}", "who", id, "ip", q->ip_text ? q->ip_text : "", "app",
+                               name ? name : "", "policy", res.policy_id, "why", d->why));
+    break;
+  }
+  wr_info("access: %s %s%.*s app=%s who=%s ip=%s -> %s%s%s%s", d->outcome == WR_ACCESS_FORBIDDEN ? "deny" : "check",
+          q->host, (int)(q->path_len > 200 ? 200 : q->path_len), q->path, name ? name : "?", id,
+          q->ip_text ? q->ip_text : "-", res.verdict == WR_ACCESS_BYPASS ? "bypass" : res.verdict == WR_ACCESS_ALLOW ? "allow"
+          : res.verdict == WR_ACCESS_NEED_LOGIN ? "sign-in" : "deny", res.policy_id[0] ? " policy=" : "", res.policy_id,
+          d->why[0] && d->outcome != WR_ACCESS_FORWARD ? " (see why)" : "");
+  json_decref(ident);
+  json_decref(claims);
+}
+
+void wr_access_check(wr_access *a, const wr_access_req *q, wr_access_decision *d) {
+  memset(d, 0, sizeof(*d));
+  wr__access_keys_fresh(a);
+  json_t *doc = wr__access_host_doc(a, q->host);
+  if (!doc) {
+    d->outcome = WR_ACCESS_ERROR;
+    a->stats.errors++;
+    snprintf(d->why, sizeof(d->why), "the edge could not read its Access applications");
+    return;
+  }
+  json_t *app = pick_app(json_object_get(doc, "apps"), q->host, q->path, q->path_len);
+  if (!app) return; /* PASS: not covered */
+  snprintf(d->aud, sizeof(d->aud), "%s", json_string_value(json_object_get(app, "aud")));
+  snprintf(d->app_domain, sizeof(d->app_domain), "%s", json_string_value(json_object_get(app, "domain")));
+  snprintf(d->login_url, sizeof(d->login_url), "%s/cdn-cgi/access/login/%s?kid=%s", a->team, q->host, d->aud);
+  decide(a, q, app, json_object_get(doc, "groups"), d);
+}
+
+int wr_access_authorized(wr_access *a, const char *host, const char *token, int64_t *max_age) {
+  json_t *doc = wr__access_host_doc(a, host), *app;
+  size_t i;
+  wr__access_keys_fresh(a);
+  if (!doc) return WR_ERR_DENIED;
+  json_array_foreach(json_object_get(doc, "apps"), i, app) {
+    const char *aud = json_string_value(json_object_get(app, "aud"));
+    wr_jwt_expect w = {.now = (int64_t)time(NULL), .auds = &aud, .naud = 1, .iss = a->team};
+    char err[160];
+    if (aud && wr_jwt_verify(a->jwks, token, strlen(token), &w, NULL, err, sizeof(err)) == WR_OK) {
+      *max_age = wr__access_session_s(app);
+      return WR_OK;
+    }
+  }
+  return WR_ERR_DENIED;
+}
+
+const wr_access_stats *wr_access_get_stats(const wr_access *a) { return &a->stats; }
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+int wr_access_new(const wr_access_gate_config *cfg, wr_access **out) {
+  *out = NULL;
+  if (!cfg || !cfg->loop || !cfg->store || !cfg->team_domain || !*cfg->team_domain) return WR_ERR_INVAL;
+  wr_access *a = wr_xcalloc(1, sizeof(*a));
+  a->loop = cfg->loop;
+  a->store = cfg->store;
+  a->team = wr_xstrdup(cfg->team_domain);
+  size_t tl = strlen(a->team);
+  while (tl && a->team[tl - 1] == '/') a->team[--tl] = '\0';
+  a->audit_rl.burst = 100;
+  a->audit_rl.every_ms = 1000;
+  wr_throttle_config tc = {.free_failures = 5};
+  int rv = wr_throttle_new(&tc, &a->signin_rl);
+  if (rv == WR_OK) {
+    rv = keys_load(a);
+    if (rv == WR_ERR_NOTFOUND) rv = wr_access_rotate(a, "edge");
+  }
+  if (rv != WR_OK) {
+    wr__access_destroy(a);
+    return rv;
+  }
+  *out = a;
+  return WR_OK;
+}
+
+void wr__access_destroy(wr_access *a) {
+  keys_clear(a);
+  for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) json_decref(a->cache[i].doc);
+  wr_throttle_free(a->signin_rl);
+  free(a->team);
+  free(a);
+}
+
+void wr_access_free(wr_access *a) {
+  if (!a) return;
+  a->freeing = 1;
+  if (!a->pending) wr__access_destroy(a);
+}

@@ -1,0 +1,130 @@
+/* Cloudflare Access at the edge: the identity check every visitor request to
+ * a hostname covered by an Access application passes before it reaches a
+ * tunnel, the application tokens (RS256 JWTs, proto/jwt.h) handed to
+ * origins, the signing keys and their publication, and the sign-in pages.
+ * docs/access.md describes the behaviour for users; in short:
+ *
+ *   - An application covers "host" or "host/path" (a path prefix that ends
+ *     at a '/' or the end of the path); the longest matching domain wins.
+ *   - Identity: service token headers CF-Access-Client-Id and
+ *     CF-Access-Client-Secret (a token of the app's account), else an
+ *     application token in the CF_Authorization cookie or the
+ *     Cf-Access-Token header (signed by this edge, aud = the app's tag,
+ *     not expired).
+ *   - Policies (edge/access_policy.h) decide: bypass (served without a
+ *     token), allow (served with Cf-Access-Jwt-Assertion), deny (403), or
+ *     sign in first: browsers get 302 to the team domain's sign-in page,
+ *     other clients 401 (with CF-Access-Aud and CF-Access-Domain).
+ *   - Sign-in (access_login.c, on the team domain: the API listener) checks
+ *     an edge user's email and password on libuv's worker pool, then sends
+ *     the browser to https?://<app host>/cdn-cgi/access/authorized with the
+ *     new token, where the visitor front sets the CF_Authorization cookie
+ *     and redirects back. /cdn-cgi/access/logout clears the cookie.
+ *   - Keys: one current RSA-2048 key signs; keys live in the store, so
+ *     every edge of one store signs alike. A rotation (API POST
+ *     /accounts/{a}/access/keys/rotate, or wr_access_rotate) adds a new
+ *     current key; retired keys stay published at /cdn-cgi/access/certs for
+ *     WR_ACCESS_KEY_KEEP_S so tokens signed with them still verify, then
+ *     are pruned. Keys are re-read from the store every
+ *     WR_ACCESS_RELOAD_MS.
+ *   - Every decision is logged (info: who, app, verdict, policy) and
+ *     counted; denials and sign-ins write audit rows (access.deny,
+ *     access.login), rate-limited so a flood cannot fill the audit log.
+ *
+ * Threading: the loop thread only. Store reads for a host are cached for
+ * WR_ACCESS_CACHE_MS (a policy change takes effect within that time). */
+#ifndef WR_EDGE_ACCESS_H
+#define WR_EDGE_ACCESS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "edge/store.h"
+#include "net/httpd.h"
+
+#define WR_ACCESS_CACHE_MS 1000
+#define WR_ACCESS_RELOAD_MS 60000
+#define WR_ACCESS_KEY_KEEP_S (31 * 86400) /* longer than the longest session (720h) */
+#define WR_ACCESS_COOKIE "CF_Authorization"
+
+typedef struct wr_access wr_access;
+
+typedef struct wr_access_gate_config {
+  uv_loop_t *loop;         /* required: the worker pool for password checks */
+  wr_store *store;         /* required */
+  /* The team domain: the URL (scheme://host[:port]) of the sign-in pages
+   * (the API listener) and the "iss" of every token. Required. */
+  const char *team_domain;
+} wr_access_gate_config;
+
+/* Loads the signing keys (making the first one when the store has none).
+ * Returns WR_OK, WR_ERR_INVAL, WR_ERR_CRYPTO or a store error. */
+int wr_access_new(const wr_access_gate_config *cfg, wr_access **out);
+/* Pending sign-ins are answered 503; the object is freed once their
+ * worker jobs are back (keep running the loop). NULL is a no-op. */
+void wr_access_free(wr_access *a);
+
+/* Replaces the team domain (once the API listener's address is known). */
+void wr_access_set_team_domain(wr_access *a, const char *url);
+/* The team domain (the tokens' "iss"). */
+const char *wr_access_team_domain(const wr_access *a);
+
+/* A new current key (the old ones are retired and stay published).
+ * Blocks for the key generation (tens of milliseconds). */
+int wr_access_rotate(wr_access *a, const char *actor);
+
+/* /cdn-cgi/access/certs: {"keys":[JWK...],"public_cert":{kid,cert},
+ * "public_certs":[{kid,cert}...]} (current key first). Owned by |a|, valid
+ * until the next call into |a|. */
+const char *wr_access_certs(wr_access *a);
+
+/* One visitor request, as the gate sees it. */
+typedef struct wr_access_req {
+  const char *host;          /* canonical (lower case, no port) */
+  const char *path;          /* the path of the target (no query) */
+  size_t path_len;
+  const char *client_id, *client_secret; /* service token headers or NULL */
+  const char *token;         /* CF_Authorization cookie / Cf-Access-Token, or NULL */
+  int family;                /* AF_INET / AF_INET6 / 0 */
+  uint8_t ip[16];
+  const char *ip_text;       /* for logs */
+} wr_access_req;
+
+enum wr_access_outcome {
+  WR_ACCESS_PASS = 0,     /* not covered, or bypass: forward as it is */
+  WR_ACCESS_FORWARD,      /* allowed: forward with |jwt| */
+  WR_ACCESS_LOGIN,        /* no identity: sign in (302) or 401 */
+  WR_ACCESS_FORBIDDEN,    /* 403 */
+  WR_ACCESS_ERROR         /* the store failed: 502, fail closed */
+};
+
+typedef struct wr_access_decision {
+  int outcome;              /* enum wr_access_outcome */
+  char *jwt;                /* FORWARD: Cf-Access-Jwt-Assertion (free it) */
+  char aud[72];             /* the app's tag ("" when not covered) */
+  char app_domain[320];     /* the app's domain */
+  char login_url[1024];     /* LOGIN: the sign-in page, without redirect_url */
+  char why[160];            /* for logs and pages */
+} wr_access_decision;
+
+/* Decides for |q|. Never fails open: a store error is WR_ACCESS_ERROR. */
+void wr_access_check(wr_access *a, const wr_access_req *q, wr_access_decision *d);
+
+/* /cdn-cgi/access/authorized on an app host: verifies |token| for one of
+ * |host|'s apps. Returns WR_OK with the session length in *max_age, or
+ * WR_ERR_DENIED. */
+int wr_access_authorized(wr_access *a, const char *host, const char *token, int64_t *max_age);
+
+/* The team domain's pages on the API listener: /cdn-cgi/access/login[/...]
+ * (GET form, POST sign-in) and /cdn-cgi/access/certs. Returns 1 when it
+ * answered (now or later), 0 for another path. */
+int wr_access_handle_httpd(wr_access *a, wr_httpd_req *req);
+
+typedef struct wr_access_stats {
+  uint64_t allowed, bypassed, denied, login_needed, errors;
+  uint64_t signins_ok, signins_failed;
+} wr_access_stats;
+const wr_access_stats *wr_access_get_stats(const wr_access *a);
+
+#endif

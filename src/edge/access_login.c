@@ -1,0 +1,317 @@
+/* The team domain's pages (access.h), on the API listener's HTTP server:
+ *   GET  /cdn-cgi/access/certs                 the JWK set
+ *   GET  /cdn-cgi/access/login/<host>?kid=<aud>&redirect_url=<url>
+ *                                              the sign-in form
+ *   POST /cdn-cgi/access/login/<host>          email, password, kid, redirect_url
+ * A sign-in checks an edge user of the app's account (not a service user)
+ * with the password hash on libuv's worker pool; failures are counted per
+ * email (edge/throttle.h: after 5, doubling delays). Success sends the
+ * browser to <redirect_url's origin>/cdn-cgi/access/authorized?token=...,
+ * where the visitor front sets the cookie. redirect_url must be on the
+ * app's host, so the token never goes elsewhere. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "edge/access_int.h"
+#include "edge/password.h"
+#include "lib/encoding.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+
+#define LOGIN_PREFIX "/cdn-cgi/access/login/"
+#define FIELD_MAX 2048
+
+typedef struct form {
+  char email[WR_STORE_EMAIL_MAX + 1];
+  char password[WR_PASSWORD_MAX_LEN + 1];
+  size_t password_len;
+  char kid[80];
+  char redirect[FIELD_MAX];
+} form;
+
+typedef struct signin_job {
+  uv_work_t work;
+  wr_access *a;
+  wr_httpd_req *req;
+  form f;
+  char host[WR_STORE_HOST_MAX + 1];
+  char hash[WR_PASSWORD_ENCODED_MAX];
+  wr_user user;
+  int known; /* the user exists, may sign in and has a password */
+  int rv;
+} signin_job;
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static void html_escape(const char *s, char *out, size_t cap) {
+  size_t o = 0;
+  for (; *s && o + 7 < cap; s++) {
+    const char *rep = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '"' ? "&quot;"
+                      : *s == '\'' ? "&#39;" : NULL;
+    if (rep) {
+      memcpy(out + o, rep, strlen(rep));
+      o += strlen(rep);
+    } else if ((unsigned char)*s >= 0x20) {
+      out[o++] = *s;
+    }
+  }
+  out[o] = '\0';
+}
+
+/* Percent-encodes |in| for a query value. */
+static void url_escape(const char *in, char *out, size_t cap) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t o = 0;
+  for (; *in && o + 4 < cap; in++) {
+    unsigned char ch = (unsigned char)*in;
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("-._~", ch)) {
+      out[o++] = (char)ch;
+    } else {
+      out[o++] = '%';
+      out[o++] = hex[ch >> 4];
+      out[o++] = hex[ch & 15];
+    }
+  }
+  out[o] = '\0';
+}
+
+/* The value of |name| in "a=b&c=d" (form or query encoding) into |out|.
+ * Returns its length, or -1 when absent or malformed. */
+static int field(const char *s, size_t len, const char *name, char *out, size_t cap, int binary) {
+  size_t nl = strlen(name), i = 0;
+  while (i < len) {
+    const char *amp = memchr(s + i, '&', len - i);
+    size_t end = amp ? (size_t)(amp - s) : len;
+    if (end - i > nl && memcmp(s + i, name, nl) == 0 && s[i + nl] == '=') {
+      size_t vl = end - i - nl - 1;
+      if (vl + 1 > cap) return -1;
+      int r = wr_pct_decode(s + i + nl + 1, vl, WR_PCT_PLUS | (binary ? WR_PCT_BINARY : 0), out, cap);
+      return r < 0 ? -1 : r;
+    }
+    i = end + 1;
+  }
+  return -1;
+}
+
+static void respond_html(wr_httpd_req *req, int status, const char *body, const char *location) {
+  wr_http_header h[5] = {
+      {"Content-Type", 12, "text/html; charset=utf-8", 24},
+      {"Cache-Control", 13, "no-store", 8},
+      {"Content-Security-Policy", 23, "default-src 'none'; style-src 'unsafe-inline'; form-action *; frame-ancestors 'none'", 83},
+      {"X-Frame-Options", 15, "DENY", 4},
+  };
+  size_t n = 4;
+  if (location) h[n++] = (wr_http_header){"Location", 8, location, strlen(location)};
+  wr_httpd_respond(req, status, h, n, body, strlen(body));
+}
+
+/* The sign-in form for |host|, with |msg| (or none). */
+static void form_page(wr_httpd_req *req, int status, const char *host, const char *kid, const char *redirect,
+                      const char *msg) {
+  char eh[WR_STORE_HOST_MAX * 6], ek[512], er[FIELD_MAX * 6], em[512], action[WR_STORE_HOST_MAX * 3 + 32];
+  html_escape(host, eh, sizeof(eh));
+  html_escape(kid, ek, sizeof(ek));
+  html_escape(redirect, er, sizeof(er));
+  html_escape(msg ? msg : "", em, sizeof(em));
+  url_escape(host, action, sizeof(action));
+  size_t cap = 2 * (sizeof(eh) + sizeof(ek) + sizeof(er) + sizeof(em) + sizeof(action)) + 1024;
+  char *body = wr_xmalloc(cap);
+  snprintf(body, cap,
+           "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Sign in to %s</title></head>\n"
+           "<body><h1>Sign in to %s</h1>\n%s%s%s"
+           "<form method=\"post\" action=\"" LOGIN_PREFIX "%s\">\n"
+           "<input type=\"hidden\" name=\"kid\" value=\"%s\">\n"
+           "<input type=\"hidden\" name=\"redirect_url\" value=\"%s\">\n"
+           "<label>Email <input type=\"email\" name=\"email\" autocomplete=\"username\" required></label><br>\n"
+           "<label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label><br>\n"
+           "<button type=\"submit\">Sign in</button>\n</form>\n<hr><p>warren-edge Access</p></body></html>\n",
+           eh, eh, msg ? "<p role=\"alert\">" : "", em, msg ? "</p>\n" : "", action, ek, er);
+  respond_html(req, status, body, NULL);
+  free(body);
+}
+
+/* The app of |host| with tag |kid|, or NULL. Borrowed. */
+static json_t *app_by_kid(wr_access *a, const char *host, const char *kid) {
+  json_t *doc = wr__access_host_doc(a, host), *app;
+  size_t i;
+  if (!doc) return NULL;
+  json_array_foreach(json_object_get(doc, "apps"), i, app) {
+    const char *aud = json_string_value(json_object_get(app, "aud"));
+    if (aud && strcmp(aud, kid) == 0) return app;
+  }
+  return NULL;
+}
+
+/* redirect_url must be http(s)://<host>[:port][/...]; |origin| gets
+ * "scheme://authority". Returns 0 or -1. */
+static int redirect_ok(const char *url, const char *host, char *origin, size_t cap) {
+  const char *p = !strncmp(url, "https://", 8) ? url + 8 : !strncmp(url, "http://", 7) ? url + 7 : NULL;
+  size_t hl = strlen(host);
+  if (!p || strncasecmp(p, host, hl) != 0) return -1;
+  const char *q = p + hl;
+  if (*q == ':') {
+    q++;
+    if (*q < '0' || *q > '9') return -1;
+    while (*q >= '0' && *q <= '9') q++;
+  }
+  if (*q && *q != '/') return -1;
+  for (const char *c = url; *c; c++)
+    if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f) return -1;
+  snprintf(origin, cap, "%.*s", (int)(q - url), url);
+  return 0;
+}
+
+/* ---- the sign-in ----------------------------------------------------------------------- */
+
+static void signin_work(uv_work_t *w) {
+  signin_job *j = w->data;
+  /* Unknown users cost the same time as a wrong password. */
+  j->rv = j->known ? wr_password_verify(j->f.password, j->f.password_len, j->hash)
+                   : wr_password_verify_dummy(j->f.password, j->f.password_len);
+}
+
+static void signin_success(signin_job *j, json_t *app) {
+  wr_access *a = j->a;
+  char origin[FIELD_MAX], et[FIELD_MAX * 3], er[FIELD_MAX * 3];
+  json_t *ident = json_pack("{s:s,s:s}", "email", j->user.email, "sub", j->user.id);
+  char *tok = wr__access_sign(a, app, ident);
+  if (!tok || redirect_ok(j->f.redirect, j->host, origin, sizeof(origin)) != 0) {
+    free(tok);
+    form_page(j->req, 500, j->host, j->f.kid, j->f.redirect, "The sign-in could not be completed.");
+    return;
+  }
+  url_escape(tok, et, sizeof(et));
+  url_escape(j->f.redirect, er, sizeof(er));
+  size_t cap = strlen(origin) + strlen(et) + strlen(er) + 64;
+  char *loc = wr_xmalloc(cap);
+  snprintf(loc, cap, "%s/cdn-cgi/access/authorized?token=%s&redirect_url=%s", origin, et, er);
+  a->stats.signins_ok++;
+  wr_throttle_record(a->signin_rl, j->f.email, wr__access_now_ms(a), WR_THROTTLE_SUCCESS, NULL);
+  wr__access_audit(a, j->user.account_id, "access.login", json_string_value(json_object_get(app, "id")),
+                   json_pack("{s:s,s:s}", "email", j->user.email, "app", json_string_value(json_object_get(app, "name"))));
+  wr_info("access: %s signed in to %s", j->user.email, j->host);
+  respond_html(j->req, 302, "<!DOCTYPE html>\n<p>Signed in.</p>\n", loc);
+  explicit_bzero(loc, cap);
+  free(loc);
+  free(tok);
+}
+
+static void signin_done(uv_work_t *w, int status) {
+  signin_job *j = w->data;
+  wr_access *a = j->a;
+  a->pending--;
+  if (a->freeing || status != 0) {
+    wr_httpd_respond_simple(j->req, 503, "text/plain", "shutting down\n", 14);
+  } else if (j->rv != WR_OK) {
+    wr_throttle_info info;
+    a->stats.signins_failed++;
+    wr_throttle_record(a->signin_rl, j->f.email, wr__access_now_ms(a), WR_THROTTLE_FAILURE, &info);
+    wr_info("access: failed sign-in for %s to %s", j->f.email, j->host);
+    form_page(j->req, 403, j->host, j->f.kid, j->f.redirect, "Wrong email or password.");
+  } else {
+    json_t *app = app_by_kid(a, j->host, j->f.kid);
+    if (app) signin_success(j, app);
+    else form_page(j->req, 404, j->host, j->f.kid, j->f.redirect, "This application does not exist any more.");
+  }
+  int last = a->freeing && !a->pending;
+  explicit_bzero(j, sizeof(*j)); /* the password and its hash */
+  free(j);
+  if (last) wr__access_destroy(a);
+}
+
+/* Reads the form; answers and returns -1 when it is not usable. */
+static int read_form(wr_httpd_req *req, const char *host, form *f) {
+  const char *b = (const char *)req->body;
+  size_t n = req->body_len;
+  int pl;
+  if (field(b, n, "kid", f->kid, sizeof(f->kid), 0) < 0 ||
+      field(b, n, "redirect_url", f->redirect, sizeof(f->redirect), 0) < 0) {
+    form_page(req, 400, host, "", "", "The form is incomplete.");
+    return -1;
+  }
+  if (field(b, n, "email", f->email, sizeof(f->email), 0) <= 0 ||
+      (pl = field(b, n, "password", f->password, sizeof(f->password), 1)) <= 0) {
+    form_page(req, 400, host, f->kid, f->redirect, "Enter an email and a password.");
+    return -1;
+  }
+  f->password_len = (size_t)pl;
+  return 0;
+}
+
+static void signin(wr_access *a, wr_httpd_req *req, const char *host) {
+  signin_job *j = wr_xcalloc(1, sizeof(*j));
+  char origin[FIELD_MAX];
+  snprintf(j->host, sizeof(j->host), "%s", host);
+  if (read_form(req, host, &j->f) != 0) goto done;
+  json_t *app = app_by_kid(a, host, j->f.kid);
+  if (!app || redirect_ok(j->f.redirect, host, origin, sizeof(origin)) != 0) {
+    form_page(req, 400, host, j->f.kid, "", "This sign-in link is not valid for this application.");
+    goto done;
+  }
+  uint64_t wait = wr_throttle_check(a->signin_rl, j->f.email, wr__access_now_ms(a));
+  if (wait) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "Too many failed sign-ins; try again in %llu seconds.", (unsigned long long)((wait + 999) / 1000));
+    form_page(req, 429, host, j->f.kid, j->f.redirect, msg);
+    goto done;
+  }
+  const char *acct = json_string_value(json_object_get(app, "account_id"));
+  j->known = wr_store_user_get_by_email(a->store, j->f.email, &j->user) == WR_OK && !j->user.is_service &&
+             acct && strcmp(j->user.account_id, acct) == 0 &&
+             wr_store_user_password_hash(a->store, j->user.id, j->hash, sizeof(j->hash)) == WR_OK;
+  j->a = a;
+  j->req = req;
+  j->work.data = j;
+  if (uv_queue_work(a->loop, &j->work, signin_work, signin_done) != 0) {
+    form_page(req, 503, host, j->f.kid, j->f.redirect, "The edge is busy; try again.");
+    goto done;
+  }
+  a->pending++;
+  return;
+done:
+  explicit_bzero(j, sizeof(*j));
+  free(j);
+}
+
+/* ---- routing ----------------------------------------------------------------------------- */
+
+int wr_access_handle_httpd(wr_access *a, wr_httpd_req *req) {
+  if (strcmp(req->path, "/cdn-cgi/access/certs") == 0) {
+    const char *certs = wr_access_certs(a);
+    wr_http_header h[2] = {{"Content-Type", 12, "application/json", 16}, {"Cache-Control", 13, "max-age=60", 10}};
+    wr_httpd_respond(req, 200, h, 2, certs, strlen(certs));
+    return 1;
+  }
+  if (strncmp(req->path, LOGIN_PREFIX, sizeof(LOGIN_PREFIX) - 1) != 0) return 0;
+  char host[WR_STORE_HOST_MAX + 1], err[128], kid[80] = "", redirect[FIELD_MAX] = "";
+  if (wr_store_check_dns_name(req->path + sizeof(LOGIN_PREFIX) - 1, 0, host, err, sizeof(err)) != WR_OK) {
+    wr_httpd_respond_simple(req, 404, "text/plain", "no such application\n", 20);
+    return 1;
+  }
+  if (!strcmp(req->method, "POST")) {
+    signin(a, req, host);
+    return 1;
+  }
+  if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+    wr_httpd_respond_simple(req, 405, "text/plain", "method not allowed\n", 19);
+    return 1;
+  }
+  field(req->query, strlen(req->query), "kid", kid, sizeof(kid), 0);
+  field(req->query, strlen(req->query), "redirect_url", redirect, sizeof(redirect), 0);
+  char origin[FIELD_MAX];
+  if (!app_by_kid(a, host, kid)) {
+    form_page(req, 404, host, kid, "", "There is no such application on this edge.");
+    return 1;
+  }
+  if (!redirect[0]) snprintf(redirect, sizeof(redirect), "https://%s/", host);
+  if (redirect_ok(redirect, host, origin, sizeof(origin)) != 0) {
+    form_page(req, 400, host, kid, "", "The redirect_url is not on the application's host.");
+    return 1;
+  }
+  form_page(req, 200, host, kid, redirect, NULL);
+  return 1;
+}

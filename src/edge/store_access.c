@@ -1,0 +1,319 @@
+/* Access objects and signing keys in the store; see store_access.h. */
+#include "edge/store_access.h"
+
+#include <gnutls/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge/store_int.h"
+#include "lib/err.h"
+
+static int kind_ok(const char *k) {
+  return k && (!strcmp(k, "app") || !strcmp(k, "policy") || !strcmp(k, "group") || !strcmp(k, "service_token"));
+}
+
+/* The document of the current row (columns: doc, id, created_at,
+ * updated_at) with the store's members set; NULL if the stored text is not
+ * JSON (cannot happen: the column is checked). */
+static json_t *row_doc(sqlite3_stmt *st) {
+  json_error_t e;
+  const char *text = (const char *)sqlite3_column_text(st, 0);
+  json_t *d = text ? json_loads(text, 0, &e) : NULL;
+  if (!json_is_object(d)) {
+    json_decref(d);
+    return NULL;
+  }
+  json_object_set_new(d, "id", json_string((const char *)sqlite3_column_text(st, 1)));
+  json_object_set_new(d, "created_at", json_integer(sqlite3_column_int64(st, 2)));
+  json_object_set_new(d, "updated_at", json_integer(sqlite3_column_int64(st, 3)));
+  return d;
+}
+
+/* |doc| without the members the store owns, as text. */
+static char *doc_text(const json_t *doc) {
+  json_t *c = json_deep_copy(doc);
+  if (!c) return NULL;
+  json_object_del(c, "id");
+  json_object_del(c, "created_at");
+  json_object_del(c, "updated_at");
+  char *t = json_dumps(c, JSON_COMPACT);
+  json_decref(c);
+  return t;
+}
+
+#define OBJ_SELECT "SELECT doc, id, created_at, updated_at FROM access_objects "
+
+int wr_store_access_get(wr_store *s, const char *account_id, const char *kind, const char *parent,
+                        const char *id, json_t **out) {
+  sqlite3_stmt *st;
+  *out = NULL;
+  int rv = wr__store_prepf(s, &st,
+                           OBJ_SELECT "WHERE id = ? AND account_id = ? AND kind = ? AND (? IS NULL OR parent_id = ?)",
+                           "sssss", id, account_id, kind, parent, parent);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, "read access object");
+  if (rv == WR_OK && !(*out = row_doc(st))) rv = wr__store_serr(s, WR_ERR_STORE, "a stored %s is not JSON", kind);
+  else if (rv == WR_ERR_NOTFOUND)
+    wr__store_serr(s, rv, "no %s %.64s in this account", !strcmp(kind, "app") ? "application" : kind, id);
+  sqlite3_finalize(st);
+  return rv;
+}
+
+int wr_store_access_list(wr_store *s, const char *account_id, const char *kind, const char *parent,
+                         json_t **out) {
+  sqlite3_stmt *st;
+  int rv = wr__store_prepf(s, &st,
+                           OBJ_SELECT "WHERE account_id = ? AND kind = ? AND (? IS NULL OR parent_id = ?) "
+                                      "ORDER BY created_at, rowid",
+                           "ssss", account_id, kind, parent, parent);
+  *out = NULL;
+  if (rv != WR_OK) return rv;
+  json_t *arr = json_array();
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    json_t *d = row_doc(st);
+    if (d) json_array_append_new(arr, d);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    json_decref(arr);
+    return wr__store_dberr(s, "list access objects");
+  }
+  *out = arr;
+  return WR_OK;
+}
+
+static json_t *audit_detail(const char *kind, const json_t *doc) {
+  json_t *name = json_object_get(doc, "name");
+  json_t *d = json_pack("{s:s}", "kind", kind);
+  if (json_is_string(name)) json_object_set(d, "name", name);
+  json_t *dom = json_object_get(doc, "domain"), *dec = json_object_get(doc, "decision");
+  if (json_is_string(dom)) json_object_set(d, "domain", dom);
+  if (json_is_string(dec)) json_object_set(d, "decision", dec);
+  return d;
+}
+
+int wr_store_access_create(wr_store *s, const char *actor, const char *account_id, const char *kind,
+                           const char *parent, const char *lookup, const uint8_t *secret_hash,
+                           const json_t *doc, json_t **out) {
+  char id[WR_STORE_UUID_LEN + 1], action[48];
+  json_t *p = NULL;
+  *out = NULL;
+  if (!kind_ok(kind) || !json_is_object(doc)) return wr__store_serr(s, WR_ERR_INVAL, "bad access object");
+  char *text = doc_text(doc);
+  if (!text) return wr__store_serr(s, WR_ERR_NOMEM, "cannot encode the object");
+  int rv = wr__store_tx_begin(s);
+  if (rv != WR_OK) goto done;
+  if (parent && (rv = wr_store_access_get(s, account_id, "app", NULL, parent, &p)) != WR_OK) goto out;
+  if ((rv = wr__store_new_uuid(s, id)) != WR_OK) goto out;
+  int64_t now = wr__store_now(s);
+  rv = wr__store_execf(s, NULL, "create access object",
+                       "INSERT INTO access_objects (id, account_id, kind, parent_id, lookup, secret_hash, doc, "
+                       "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "sssssbsii", id, account_id, kind, parent, lookup, secret_hash,
+                       (size_t)(secret_hash ? WR_STORE_ACCESS_SECRET_HASH_LEN : 0), text, now, now);
+  if (rv == WR_ERR_EXISTS) {
+    char q[128];
+    rv = wr__store_serr(s, rv, "%s %s is already taken by another %s", !strcmp(kind, "app") ? "domain" : "client_id",
+                        wr__store_quote(lookup ? lookup : "", q, sizeof(q)), kind);
+    goto out;
+  }
+  if (rv != WR_OK) goto out;
+  snprintf(action, sizeof(action), "access.%s.create", kind);
+  rv = wr__store_audit_insert(s, actor, account_id, action, kind, id, audit_detail(kind, doc));
+  if (rv == WR_OK) rv = wr_store_access_get(s, account_id, kind, NULL, id, out);
+out:
+  rv = wr__store_tx_end(s, rv);
+  if (rv != WR_OK && *out) {
+    json_decref(*out);
+    *out = NULL;
+  }
+done:
+  json_decref(p);
+  free(text);
+  return rv;
+}
+
+int wr_store_access_update(wr_store *s, const char *actor, const char *account_id, const char *kind,
+                           const char *parent, const char *id, const char *lookup, const json_t *doc,
+                           json_t **out) {
+  char action[48];
+  json_t *old = NULL;
+  *out = NULL;
+  char *text = doc_text(doc);
+  if (!text) return wr__store_serr(s, WR_ERR_NOMEM, "cannot encode the object");
+  int rv = wr__store_tx_begin(s);
+  if (rv != WR_OK) goto done;
+  if ((rv = wr_store_access_get(s, account_id, kind, parent, id, &old)) != WR_OK) goto out;
+  rv = wr__store_execf(s, NULL, "update access object",
+                       "UPDATE access_objects SET doc = ?, lookup = coalesce(?, lookup), updated_at = ? WHERE id = ?",
+                       "ssis", text, lookup, wr__store_now(s), id);
+  if (rv == WR_ERR_EXISTS) {
+    rv = wr__store_serr(s, rv, "that domain is already taken by another application");
+    goto out;
+  }
+  if (rv != WR_OK) goto out;
+  snprintf(action, sizeof(action), "access.%s.update", kind);
+  rv = wr__store_audit_insert(s, actor, account_id, action, kind, id, audit_detail(kind, doc));
+  if (rv == WR_OK) rv = wr_store_access_get(s, account_id, kind, NULL, id, out);
+out:
+  rv = wr__store_tx_end(s, rv);
+  if (rv != WR_OK && *out) {
+    json_decref(*out);
+    *out = NULL;
+  }
+done:
+  json_decref(old);
+  free(text);
+  return rv;
+}
+
+int wr_store_access_delete(wr_store *s, const char *actor, const char *account_id, const char *kind,
+                           const char *parent, const char *id) {
+  char action[48];
+  json_t *old = NULL;
+  int rv = wr__store_tx_begin(s);
+  if (rv != WR_OK) return rv;
+  if ((rv = wr_store_access_get(s, account_id, kind, parent, id, &old)) != WR_OK) goto out;
+  if (!strcmp(kind, "app"))
+    rv = wr__store_execf(s, NULL, "delete policies", "DELETE FROM access_objects WHERE parent_id = ? AND kind = 'policy'",
+                         "s", id);
+  if (rv == WR_OK)
+    rv = wr__store_execf(s, NULL, "delete access object", "DELETE FROM access_objects WHERE id = ?", "s", id);
+  snprintf(action, sizeof(action), "access.%s.delete", kind);
+  if (rv == WR_OK) rv = wr__store_audit_insert(s, actor, account_id, action, kind, id, audit_detail(kind, old));
+out:
+  json_decref(old);
+  return wr__store_tx_end(s, rv);
+}
+
+/* The policies of app |id|, into its document. */
+static int add_policies(wr_store *s, const char *account_id, json_t *app) {
+  json_t *pol = NULL;
+  int rv = wr_store_access_list(s, account_id, "policy", json_string_value(json_object_get(app, "id")), &pol);
+  if (rv == WR_OK) json_object_set_new(app, "policies", pol);
+  return rv;
+}
+
+static int add_groups(wr_store *s, const char *account_id, json_t *groups) {
+  json_t *arr = NULL, *g;
+  size_t i;
+  int rv = wr_store_access_list(s, account_id, "group", NULL, &arr);
+  if (rv != WR_OK) return rv;
+  json_array_foreach(arr, i, g) json_object_set(groups, json_string_value(json_object_get(g, "id")), g);
+  json_decref(arr);
+  return WR_OK;
+}
+
+int wr_store_access_for_host(wr_store *s, const char *host, json_t **out) {
+  sqlite3_stmt *st;
+  char prefix[WR_STORE_HOST_MAX + 2];
+  snprintf(prefix, sizeof(prefix), "%s/", host);
+  *out = NULL;
+  /* substr, not LIKE: a host never holds wildcards, but '_' is a LIKE one. */
+  int rv = wr__store_prepf(s, &st,
+                           "SELECT doc, id, created_at, updated_at, account_id FROM access_objects "
+                           "WHERE kind = 'app' AND (lookup = ? OR substr(lookup, 1, length(?)) = ?)",
+                           "sss", host, prefix, prefix);
+  if (rv != WR_OK) return rv;
+  json_t *apps = json_array(), *groups = json_object(), *a;
+  int rc;
+  size_t i;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    json_t *d = row_doc(st);
+    if (!d) continue;
+    json_object_set_new(d, "account_id", json_string((const char *)sqlite3_column_text(st, 4)));
+    json_array_append_new(apps, d);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) rv = wr__store_dberr(s, "look up access apps");
+  json_array_foreach(apps, i, a) {
+    const char *acct = json_string_value(json_object_get(a, "account_id"));
+    if (rv == WR_OK) rv = add_policies(s, acct, a);
+    if (rv == WR_OK && i == 0) rv = add_groups(s, acct, groups);
+  }
+  if (rv != WR_OK) {
+    json_decref(apps);
+    json_decref(groups);
+    return rv;
+  }
+  *out = json_pack("{s:o,s:o}", "apps", apps, "groups", groups);
+  return WR_OK;
+}
+
+int wr_store_access_token_check(wr_store *s, const char *client_id, const char *secret,
+                                char id[WR_STORE_UUID_LEN + 1], char account_id[WR_STORE_ID_LEN + 1]) {
+  sqlite3_stmt *st;
+  uint8_t h[32];
+  if (gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, strlen(secret), h) != 0)
+    return wr__store_serr(s, WR_ERR_CRYPTO, "cannot hash");
+  int rv = wr__store_prepf(s, &st,
+                           "SELECT id, account_id, secret_hash, json_extract(doc, '$.expires_at') FROM access_objects "
+                           "WHERE kind = 'service_token' AND lookup = ?",
+                           "s", client_id);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, "read service token");
+  if (rv == WR_OK) {
+    const void *stored = sqlite3_column_blob(st, 2);
+    int64_t exp = sqlite3_column_int64(st, 3);
+    if (!stored || sqlite3_column_bytes(st, 2) != 32 || gnutls_memcmp(stored, h, 32) != 0 ||
+        (exp && exp <= wr__store_now(s))) {
+      rv = WR_ERR_DENIED;
+    } else {
+      wr__store_col_copy(st, 0, id, WR_STORE_UUID_LEN + 1);
+      wr__store_col_copy(st, 1, account_id, WR_STORE_ID_LEN + 1);
+    }
+  } else if (rv == WR_ERR_NOTFOUND) {
+    rv = WR_ERR_DENIED;
+  }
+  sqlite3_finalize(st);
+  if (rv == WR_ERR_DENIED) wr__store_serr(s, rv, "invalid service token");
+  return rv;
+}
+
+int wr_store_access_keys(wr_store *s, json_t **out) {
+  sqlite3_stmt *st;
+  *out = NULL;
+  int rv = wr__store_prepf(s, &st,
+                           "SELECT kid, pem, created_at, coalesce(retired_at, 0) FROM access_keys "
+                           "ORDER BY created_at DESC, rowid DESC",
+                           "");
+  if (rv != WR_OK) return rv;
+  json_t *arr = json_array();
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I}", "kid", (const char *)sqlite3_column_text(st, 0), "pem",
+                                         (const char *)sqlite3_column_text(st, 1), "created_at",
+                                         (json_int_t)sqlite3_column_int64(st, 2), "retired_at",
+                                         (json_int_t)sqlite3_column_int64(st, 3)));
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    json_decref(arr);
+    return wr__store_dberr(s, "list access keys");
+  }
+  *out = arr;
+  return WR_OK;
+}
+
+int wr_store_access_key_add(wr_store *s, const char *actor, const char *kid, const char *pem) {
+  int rv = wr__store_tx_begin(s);
+  if (rv != WR_OK) return rv;
+  int64_t now = wr__store_now(s);
+  rv = wr__store_execf(s, NULL, "retire access keys", "UPDATE access_keys SET retired_at = ? WHERE retired_at IS NULL",
+                       "i", now);
+  if (rv == WR_OK)
+    rv = wr__store_execf(s, NULL, "add access key", "INSERT INTO access_keys (kid, pem, created_at) VALUES (?, ?, ?)",
+                         "ssi", kid, pem, now);
+  if (rv == WR_OK)
+    rv = wr__store_audit_insert(s, actor, NULL, "access.key.rotate", "access_key", kid, json_pack("{s:s}", "kid", kid));
+  return wr__store_tx_end(s, rv);
+}
+
+int wr_store_access_keys_prune(wr_store *s, int64_t before, size_t *n) {
+  int ch = 0;
+  int rv = wr__store_execf(s, &ch, "prune access keys",
+                           "DELETE FROM access_keys WHERE retired_at IS NOT NULL AND retired_at < ?", "i", before);
+  if (n) *n = rv == WR_OK ? (size_t)ch : 0;
+  return rv;
+}
