@@ -408,6 +408,7 @@ class Tunnel:
         self.edge = self.conn = None
         self.metrics = None
         self.n_edge = 0
+        self.edge_args = []  # more `warren-edge run` options (bench/memory.py)
 
     def start_edge(self):
         """Starts the edge; returns (spawn time, time it logged 'Listening')."""
@@ -420,7 +421,7 @@ class Tunnel:
                           # Every load generator here is one source (127.0.0.1):
                           # the per-source limits would measure themselves.
                           "--max-conns-per-source", "0",
-                          "--requests-per-second-per-source", "0"],
+                          "--requests-per-second-per-source", "0", *self.edge_args],
                          os.path.join(self.work, f"edge-{self.n_edge}.log"), env=self.env,
                          name="warren-edge")
         if self.edge.wait_output("Listening for connectors", 30) is None:
