@@ -354,7 +354,9 @@ void wr__vconn_end_request(vconn *c, int close) {
   int keep = !close && c->r.keep_alive && !(c->peer_eof && c->in.len == 0);
   memset(&c->r, 0, sizeof(c->r));
   c->r.sid = -1;
-  wr_buf_reset(&c->rhead);
+  /* The response head buffer is needed again only by the next request:
+   * an idle keep-alive connection holds no buffer (2 KB each before). */
+  wr_buf_free(&c->rhead);
   if (!keep) {
     vc_finish(c);
     return;
