@@ -9,10 +9,13 @@ bench.py's origin, edge and connector set-up.
       "idle" (served one 1 KiB request through the tunnel, kept alive).
   memory.py registered [--n 50] [--per-connector 4] [--build DIR]
       N registered tunnel connections: N / per-connector warren processes,
-      each with per-connector --edge addresses (127.0.0.1, 127.0.0.2, ...)
-      that all reach the same edge (warren opens one connection per edge
-      address), each process its own tunnel.
+      each its own tunnel, each given the edge's address per-connector times
+      (warren opens one connection per --edge entry, up to
+      --ha-connections).
   memory.py ... --json FILE   also writes the figures as JSON
+  memory.py ... --edge-wrap "heaptrack -o /tmp/edge"
+      runs `warren-edge run` under that command (a profile of where the
+      memory goes; the RSS figures are then the wrapper's)
 
 RSS is read from /proc/PID/status (VmRSS) after the connections settled,
 before and after; the delta includes what the allocator keeps and the
@@ -23,6 +26,8 @@ import argparse
 import json
 import os
 import selectors
+import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -76,6 +81,12 @@ def setup(args, work, extra_tunnels=0):
     origin = Origin(work, args.ws_echo)
     origin.start()
     tun = Tunnel(work, args.build, os.path.join(args.build, "warren"), origin, env)
+    if args.edge_wrap:
+        wrap = os.path.join(work, "edge-wrap.sh")
+        with open(wrap, "w") as f:
+            f.write(f'#!/bin/sh\nexec {args.edge_wrap} {tun.edge_bin} "$@"\n')
+        os.chmod(wrap, 0o755)
+        tun.edge_bin = wrap
     return env, origin, tun
 
 
@@ -113,9 +124,6 @@ def registered(args, work):
     per = args.per_connector
     nproc = (args.n + per - 1) // per
     env, origin, tun = setup(args, work, extra_tunnels=nproc)
-    # One UDP port on every loopback address: each --edge address below is
-    # one more connection of the same connector to the same edge.
-    tun.edge_args = ["--tunnel-listen", f"0.0.0.0:{tun.udp}"]
     tun.start_edge()
     settle()
     pid = tun.edge.pid
@@ -128,8 +136,8 @@ def registered(args, work):
         k = a.index("--edge")
         del a[k:k + 2]
         edges = []
-        for j in range(per):
-            edges += ["--edge", f"127.0.0.{j + 1}:{tun.udp}"]
+        for _ in range(per):
+            edges += ["--edge", f"127.0.0.1:{tun.udp}"]
         a = a[:2] + edges + ["--ha-connections", str(per)] + a[2:]
         procs.append((m, Proc(a, os.path.join(work, f"conn-{i}.log"), env=env, name=f"conn-{i}")))
     for m, p in procs:
@@ -158,6 +166,7 @@ def main():
     ap.add_argument("--ws-echo", help="bench/ws_echo.c binary (default: build/bench/ws_echo, built "
                     "if missing)")
     ap.add_argument("--json")
+    ap.add_argument("--edge-wrap", help="a command to run warren-edge under (heaptrack, valgrind)")
     args = ap.parse_args()
     if args.n is None:
         args.n = 10000 if args.kind == "visitors" else 50
@@ -167,6 +176,12 @@ def main():
             os.makedirs(os.path.dirname(args.ws_echo), exist_ok=True)
             check(["cc", "-O2", "-o", args.ws_echo, os.path.join(bench.ROOT, "bench", "ws_echo.c")])
     raise_nofile()
+
+    def on_signal(sig, frame):
+        Proc.stop_all()
+        sys.exit(128 + sig)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     work = tempfile.mkdtemp(prefix=f"warren-memory-{args.kind}-")
     try:
         out = visitors(args, work) if args.kind == "visitors" else registered(args, work)
@@ -177,7 +192,6 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
-    import shutil
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
