@@ -262,7 +262,6 @@ static void close_cb(uv_handle_t *h) {
   wr_buf_free(&c->in);
   wr_buf_free(&c->rhead);
   free(c->pend);
-  free(c->r.n);
   free(c);
   visitor_maybe_free(v);
 }
@@ -292,11 +291,10 @@ void wr__vconn_close_now(vconn *c) { vc_close(c, 0); }
  * or Content-Length body simply stops before its end; a close-delimited one
  * (HTTP/1.0) can only say so with a TCP reset. */
 void wr__vconn_abort(vconn *c, const char *why) {
-  const vreq_names *n = wr__vreq_names(c);
   wr_warn("visitor %" PRIu64 " (%s): %s %s%s: response broken after %" PRIu64
           " bytes: %s tunnel=%s connection=%s stream=%" PRId64,
-          c->id, c->ip, n->method, n->host, n->target, c->r.down, why, n->tunnel_id,
-          n->conn_id[0] ? n->conn_id : "-", c->r.sid);
+          c->id, c->ip, c->r.method, c->r.host, c->r.target, c->r.down, why, c->r.tunnel_id,
+          c->r.conn_id[0] ? c->r.conn_id : "-", c->r.sid);
   if (c->r.resp == RS_EOF && !c->closed) {
     vc_close(c, 1);
     return;
@@ -344,18 +342,16 @@ static void vc_finish(vconn *c) {
 /* The request is over (answered, or the connection is ending). */
 void wr__vconn_end_request(vconn *c, int close) {
   wr_visitor *v = c->v;
-  const vreq_names *n = wr__vreq_names(c);
-  if (c->r.status || n->method[0])
+  if (c->r.status || c->r.method[0])
     wr_debug("visitor %" PRIu64 " %s \"%s %s%s HTTP/1.%d\" %d tunnel=%s connection=%s "
              "stream=%" PRId64 " up=%" PRIu64 " down=%" PRIu64 " %" PRIu64 "ms",
-             c->id, c->ip, n->method[0] ? n->method : "-", n->host, n->target,
+             c->id, c->ip, c->r.method[0] ? c->r.method : "-", c->r.host, c->r.target,
              c->r.minor, c->r.status,
-             n->tunnel_id[0] ? n->tunnel_id : "-", n->conn_id[0] ? n->conn_id : "-",
+             c->r.tunnel_id[0] ? c->r.tunnel_id : "-", c->r.conn_id[0] ? c->r.conn_id : "-",
              c->r.sid, c->r.up, c->r.down, uv_now(v->loop) - c->r.t0);
   int clean = (c->r.resp == RS_DONE && wr__vconn_body_complete(c)) || c->r.resp == RS_PIPE;
   wr__vconn_release_stream(c, clean ? -1 : 0);
   int keep = !close && c->r.keep_alive && !(c->peer_eof && c->in.len == 0);
-  free(c->r.n);
   memset(&c->r, 0, sizeof(c->r));
   c->r.sid = -1;
   /* The response head buffer is needed again only by the next request:
@@ -393,7 +389,6 @@ static int head_ready(vconn *c) {
 /* Answers a head that never became a request (malformed, too large, too
  * slow) and closes. */
 static void reject_head(vconn *c, int status, const char *msg) {
-  free(c->r.n);
   memset(&c->r, 0, sizeof(c->r));
   c->r.sid = -1;
   c->r.t0 = uv_now(c->v->loop);

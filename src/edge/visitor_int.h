@@ -150,26 +150,18 @@ struct wr_visitor {
   uint8_t idle_rbuf[WR__VISITOR_READ_CHUNK];
 };
 
-/* The names of the request being served, for routing and logs. Allocated
- * when a request starts and freed when it ends: a connection waiting for
- * its next request does not carry these ~900 bytes (its vconn is ~1.1 KB
- * without them, ~2 KB with). */
-typedef struct vreq_names {
+/* The request being served; reset between requests. */
+typedef struct vreq {
+  wr_tunnel_stream *st;
   char tunnel_id[WR_STORE_UUID_LEN + 1];
   char conn_id[WR_STORE_UUID_LEN + 1];
+  int64_t sid;
+  int stream_blocked; /* last write got WR_AGAIN: wait for on_writable */
+  int keep_alive, minor, is_head, websocket;
   char method[32];
   char host[WR_STORE_HOST_MAX + 1];       /* canonical: lower case, no port */
   char authority[WR_STORE_HOST_MAX + 8]; /* host[:port]: HttpHost */
   char target[256];   /* for logs; truncated */
-} vreq_names;
-
-/* The request being served; reset between requests. */
-typedef struct vreq {
-  wr_tunnel_stream *st;
-  vreq_names *n;      /* NULL between requests (see wr__vreq_names) */
-  int64_t sid;
-  int stream_blocked; /* last write got WR_AGAIN: wait for on_writable */
-  int keep_alive, minor, is_head, websocket;
   int body;           /* enum rb_state */
   uint64_t body_left;
   wr_http1_chunked chunked;
@@ -245,12 +237,6 @@ void wr__vconn_end_request(vconn *c, int close);
 
 static inline void wr__vconn_write(vconn *c, const void *a, size_t alen, size_t credit) {
   wr__vconn_write3(c, a, alen, NULL, 0, NULL, 0, credit);
-}
-
-/* The current request's names, or empty ones between requests (logs). */
-static inline const vreq_names *wr__vreq_names(const vconn *c) {
-  static const vreq_names none;
-  return c->r.n ? c->r.n : &none;
 }
 
 static inline int wr__vconn_body_complete(const vconn *c) {

@@ -83,11 +83,10 @@ void wr__vconn_local_h(vconn *c, int status, const char *msg, int force_close,
   wr__vconn_count_response(c, status);
   wr__vconn_write3(c, hb.data, hb.len, body, c->r.is_head ? 0 : (size_t)blen, NULL, 0, 0);
   wr_buf_free(&hb);
-  const vreq_names *n = wr__vreq_names(c);
   if (status >= 500)
     wr_warn("visitor %" PRIu64 " (%s): %s %s%s: %d %s tunnel=%s connection=%s stream=%" PRId64,
-            c->id, c->ip, n->method[0] ? n->method : "-", n->host, n->target, status,
-            msg, n->tunnel_id[0] ? n->tunnel_id : "-", n->conn_id[0] ? n->conn_id : "-",
+            c->id, c->ip, c->r.method[0] ? c->r.method : "-", c->r.host, c->r.target, status,
+            msg, c->r.tunnel_id[0] ? c->r.tunnel_id : "-", c->r.conn_id[0] ? c->r.conn_id : "-",
             c->r.sid);
   wr__vconn_end_request(c, close);
 }

@@ -588,12 +588,12 @@ static int build_connect(vconn *c, const wr_http1_head *h, const char *path, siz
   wr_buf arena, dest;
   wr_buf_init(&arena, 256u * 1024u, NULL);
   wr_buf_init(&dest, 64u * 1024u, NULL);
-  int rv = wr_httpmeta_req_encode(h->method, h->method_len, c->r.n->authority,
-                                  strlen(c->r.n->authority), fw, n, flags, &arena,
+  int rv = wr_httpmeta_req_encode(h->method, h->method_len, c->r.authority,
+                                  strlen(c->r.authority), fw, n, flags, &arena,
                                   meta, sizeof(meta) / sizeof(meta[0]));
   if (rv < 0) goto out;
   size_t nmeta = (size_t)rv;
-  rv = wr_buf_printf(&dest, "%s://%s%s%.*s", v->scheme, c->r.n->host,
+  rv = wr_buf_printf(&dest, "%s://%s%s%.*s", v->scheme, c->r.host,
                      path_len && path[0] == '/' ? "" : "/", (int)path_len, path);
   if (rv != WR_OK) goto out;
   uint8_t pre[WR_PREAMBLE_DATA_LEN];
@@ -622,16 +622,12 @@ out:
  * here: the local answers expect it and undo it. */
 static void req_begin(vconn *c, const wr_http1_head *h) {
   vreq *r = &c->r;
-  /* A head that waited for its route begins again: its names are kept. */
-  vreq_names *n = r->n ? r->n : wr_xmalloc(sizeof(*n));
-  memset(n, 0, sizeof(*n));
   memset(r, 0, sizeof(*r));
-  r->n = n;
   r->sid = -1;
   r->t0 = uv_now(c->v->loop);
   r->minor = h->minor;
   r->keep_alive = h->keep_alive;
-  snprintf(n->method, sizeof(n->method), "%.*s", (int)h->method_len, h->method);
+  snprintf(r->method, sizeof(r->method), "%.*s", (int)h->method_len, h->method);
   r->is_head = ieq(h->method, h->method_len, "HEAD");
   r->body = h->body == WR_HTTP1_BODY_LENGTH ? (h->content_length ? RB_LENGTH : RB_NONE)
             : h->body == WR_HTTP1_BODY_CHUNKED ? RB_CHUNKED
@@ -646,7 +642,7 @@ static void no_connector(vconn *c) {
   char msg[512];
   c->v->stats.no_connector++;
   snprintf(msg, sizeof(msg), "No connector is connected for tunnel %s (host %s).",
-           c->r.n->tunnel_id, c->r.n->host);
+           c->r.tunnel_id, c->r.host);
   wr__vconn_local(c, 502, msg, 0);
 }
 
@@ -657,10 +653,9 @@ static int route_request(vconn *c, const wr_http1_head *h, const wr__visitor_tar
   wr_visitor *v = c->v;
   vreq *r = &c->r;
   char msg[512];
-  vreq_names *n = r->n;
-  int bad_host = !t->auth || wr__visitor_canon_host(t->auth, t->auth_len, n->host,
-                                                    sizeof(n->host), n->authority,
-                                                    sizeof(n->authority)) != 0;
+  int bad_host = !t->auth || wr__visitor_canon_host(t->auth, t->auth_len, r->host,
+                                                    sizeof(r->host), r->authority,
+                                                    sizeof(r->authority)) != 0;
   if (ieq(h->method, h->method_len, "CONNECT") || !t->path || bad_host) {
     wr_buf_consume(&c->in, used);
     r->keep_alive = 0;
@@ -672,7 +667,7 @@ static int route_request(vconn *c, const wr_http1_head *h, const wr__visitor_tar
     return -1;
   }
   r->websocket = h->websocket && ieq(h->method, h->method_len, "GET") && r->body == RB_NONE;
-  int rv = wr__visitor_route_lookup(v, n->host, c->route_waited, n->tunnel_id);
+  int rv = wr__visitor_route_lookup(v, r->host, c->route_waited, r->tunnel_id);
   c->route_waited = 0;
   if (rv == WR_AGAIN) { /* the head stays in |in|; parsed again when kicked */
     c->route_waited = 1;
@@ -683,14 +678,14 @@ static int route_request(vconn *c, const wr_http1_head *h, const wr__visitor_tar
     wr_buf_consume(&c->in, used);
     if (rv == WR_ERR_NOTFOUND) {
       v->stats.no_route++;
-      snprintf(msg, sizeof(msg), "There is no route for host %s on this edge.", n->host);
+      snprintf(msg, sizeof(msg), "There is no route for host %s on this edge.", r->host);
       wr__vconn_local(c, 404, msg, 0);
     } else {
       wr__vconn_local(c, 502, "The edge could not look up the route for this host.", 0);
     }
     return -1;
   }
-  if (wr_tunnel_server_count(v->ts, n->tunnel_id) == 0) {
+  if (wr_tunnel_server_count(v->ts, r->tunnel_id) == 0) {
     wr_buf_consume(&c->in, used);
     no_connector(c);
     return -1;
@@ -714,7 +709,7 @@ static int open_stream(vconn *c, const wr_http1_head *h, const wr__visitor_targe
     wr__vconn_local(c, 400, "The request cannot be forwarded through the tunnel.", 1);
     return -1;
   }
-  rv = wr_tunnel_server_open_stream(v->ts, r->n->tunnel_id, &st_cbs, c, &r->st);
+  rv = wr_tunnel_server_open_stream(v->ts, r->tunnel_id, &st_cbs, c, &r->st);
   if (rv != WR_OK) {
     wr_buf_free(&out);
     if (rv == WR_ERR_NOTFOUND)
@@ -725,7 +720,7 @@ static int open_stream(vconn *c, const wr_http1_head *h, const wr__visitor_targe
   }
   v->stats.active_streams++;
   r->sid = wr_tunnel_stream_id(r->st);
-  snprintf(r->n->conn_id, sizeof(r->n->conn_id), "%s", wr_tunnel_stream_conn_id(r->st));
+  snprintf(r->conn_id, sizeof(r->conn_id), "%s", wr_tunnel_stream_conn_id(r->st));
   /* One write for preamble + ConnectRequest (protocol.md 4.1 hazard). */
   int fin = r->body == RB_NONE && !r->websocket;
   size_t acc = 0;
@@ -744,7 +739,7 @@ void wr__vconn_start_request(vconn *c, const wr_http1_head *h, size_t used) {
   req_begin(c, h);
   /* Where to: origin-form uses Host, absolute-form its own authority. */
   wr__visitor_split_target(h, &t);
-  snprintf(r->n->target, sizeof(r->n->target), "%.*s", (int)(t.path_len ? t.path_len : h->target_len),
+  snprintf(r->target, sizeof(r->target), "%.*s", (int)(t.path_len ? t.path_len : h->target_len),
            t.path_len ? t.path : h->target);
   if (!c->route_waited && wr__visitor_over_rate(c, used)) return;
   if (route_request(c, h, &t, used) != 0) return;
