@@ -7,6 +7,9 @@
       NAME is direct (visitor -> nginx), warren (visitor -> warren-edge ->
       QUIC -> warren -> nginx) or cloudflared (the same with cloudflared as
       the connector; run it inside a loopback-only network namespace).
+  bench.py cold NAME --ws-echo BIN [--build DIR] [--repeats N] [--cloudflared PATH]
+      Only the cold step (first 100 MB download on a fresh tunnel, N times):
+      for A/B runs of two builds in the same moment.
   bench.py report [PART.json...] --md FILE --json FILE [--readme FILE]
                 [--private FILE]
       Merges the per-path files, adds the ratios to the direct path, writes
@@ -62,6 +65,9 @@ S = {
     "wrk_threads": _env("BENCH_WRK_THREADS", 2),
     "wrk_retries": _env("BENCH_WRK_RETRIES", 2),
     "transfer_repeats": _env("BENCH_TRANSFER_REPEATS", 2),
+    # Cold: the first 100 MB download on a freshly registered tunnel (each
+    # repeat restarts the connector: a new QUIC connection); median shown.
+    "cold_repeats": _env("BENCH_COLD_REPEATS", 3),
     "ws_seconds": _env("BENCH_WS_SECONDS", 5),
     "ws_connections": _env("BENCH_WS_CONNECTIONS", 8),
     "ws_window": _env("BENCH_WS_WINDOW", 32),
@@ -402,6 +408,7 @@ class Tunnel:
         self.edge = self.conn = None
         self.metrics = None
         self.n_edge = 0
+        self.edge_args = []  # more `warren-edge run` options (bench/memory.py)
 
     def start_edge(self):
         """Starts the edge; returns (spawn time, time it logged 'Listening')."""
@@ -414,7 +421,7 @@ class Tunnel:
                           # Every load generator here is one source (127.0.0.1):
                           # the per-source limits would measure themselves.
                           "--max-conns-per-source", "0",
-                          "--requests-per-second-per-source", "0"],
+                          "--requests-per-second-per-source", "0", *self.edge_args],
                          os.path.join(self.work, f"edge-{self.n_edge}.log"), env=self.env,
                          name="warren-edge")
         if self.edge.wait_output("Listening for connectors", 30) is None:
@@ -537,6 +544,33 @@ def curl_transfer(port, host, upload_file=None):
     ok = r.returncode == 0 and j.get("http_code") == 200 and size >= BIG
     return {"ok": ok, "bytes": size, "seconds": t, "MBps": size / t / 1e6 if t else 0.0,
             "code": j.get("http_code"), "curl_rc": r.returncode, "err": r.stderr.strip()[:300]}
+
+
+def cold_downloads(port, host, tun, n):
+    """The first 100 MB download on a freshly registered tunnel, |n| times.
+    Before each but the first the connector is restarted, so that every
+    download meets a new QUIC connection (congestion window, flow-control
+    windows and RTT estimate from scratch) after one 1 KiB request that
+    shows the route works. For direct (tun None): the first downloads
+    through a fresh nginx, for comparison."""
+    res = []
+    for i in range(n):
+        if i and tun:
+            tun.conn.stop(30)
+            tun.start_connector()
+            tun.wait_ready(tun.metrics, tun.conn)
+        if wait_get(port, host, timeout=30) is None:
+            raise RuntimeError("no 200 before the cold download")
+        res.append(curl_transfer(port, host))
+    return res
+
+
+def median(xs, key="MBps"):
+    ok = sorted(x[key] for x in xs or [] if x.get("ok"))
+    if not ok:
+        return None
+    m = len(ok) // 2
+    return ok[m] if len(ok) % 2 else (ok[m - 1] + ok[m]) / 2
 
 
 def ws_handshake(port, host):
@@ -688,6 +722,9 @@ def run_path(name, args):
             if wait_get(tun.http, WEB, timeout=10) is None:
                 raise RuntimeError("no 200 through the tunnel; see " + work)
             port, host, ws_port, ws_host = tun.http, WEB, tun.http, WS
+        # 0. cold: the first 100 MB download on a fresh tunnel (what a user meets)
+        out["download_cold"] = cold_downloads(port, host, tun, S["cold_repeats"])
+        log(f"{name}: cold download MB/s", [round(d["MBps"], 1) for d in out["download_cold"]])
         pids = {"origin": origin.worker()}
         if tun:
             pids.update(edge=tun.edge.pid, connector=tun.conn.pid)
@@ -904,6 +941,39 @@ def serve(args):
     return 0
 
 
+def cold(args):
+    """Only the cold step, for A/B runs of two builds: origin, edge and
+    connector, then --repeats first downloads on a fresh tunnel each; prints
+    one JSON line with every figure and the median."""
+    raise_nofile()
+    work = tempfile.mkdtemp(prefix=f"warren-bench-cold-{args.name}-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
+    env["HOME"] = os.path.join(work, "home")
+    os.makedirs(env["HOME"])
+    S["extra_tunnels"] = 0
+    out = {"path": args.name, "build": args.build}
+    try:
+        origin = Origin(work, args.ws_echo)
+        origin.start()
+        tun = None
+        port = origin.port
+        if args.name != "direct":
+            connector = args.cloudflared if args.name == "cloudflared" else os.path.join(args.build, "warren")
+            tun = Tunnel(work, args.build, connector, origin, env)
+            tun.start_edge()
+            tun.start_connector()
+            tun.wait_ready(tun.metrics, tun.conn, timeout=60)
+            port = tun.http
+        runs = cold_downloads(port, WEB, tun, args.repeats)
+        out.update(cold=[round(x["MBps"], 1) for x in runs], ok=all(x["ok"] for x in runs),
+                   median=median(runs))
+    finally:
+        Proc.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out), flush=True)
+    return 0 if out.get("ok") else 1
+
+
 # --- report -----------------------------------------------------------------------------
 
 def machine_info(cloudflared=None, iperf3=False):
@@ -976,6 +1046,10 @@ def rows():
         return iv.get("edge_bytes_per_conn", iv.get("origin_bytes_per_conn"))
 
     return [
+        ("download_cold_MBps", "100 MB download, cold: first on a fresh tunnel (median)", "MB/s",
+         True, lambda p: median(p.get("download_cold"))),
+        ("download_MBps", "100 MB download, warm: after the 1 KiB load (best of runs)", "MB/s", True,
+         lambda p: best(p.get("download"))),
         ("rps_1k", "1 KiB GET, 50 conns", "req/s", True, g("wrk", "rps")),
         ("p50_ms", "  latency p50", "ms", False, g("wrk", "p50_ms")),
         ("p99_ms", "  latency p99", "ms", False, g("wrk", "p99_ms")),
@@ -989,7 +1063,6 @@ def rows():
         ("lat_errors", "  non-2xx + socket errors", "count", False,
          lambda p: (p["latency"]["non2xx"] + p["latency"]["errors"])
          if "errors" in (p.get("latency") or {}) else None),
-        ("download_MBps", "100 MB download (best of runs)", "MB/s", True, lambda p: best(p.get("download"))),
         ("upload_MBps", "100 MB upload (best of runs)", "MB/s", True, lambda p: best(p.get("upload"))),
         ("ws_msgs_per_s", "WebSocket echo, 64 B messages", "msg/s", True, g("ws", "msgs_per_s")),
         ("restart_s", "restart -> first 200 (edge; nginx for direct)", "s", False,
@@ -1143,7 +1216,7 @@ def report(args):
         if len(att) > 1:
             notes.append(f"- {n}: 1 KiB test run {len(att)} times on a busy machine (req/s "
                          + ", ".join(f"{a['rps']:.0f}" for a in att) + "); the quietest is shown")
-        for x in (p.get("download") or []) + (p.get("upload") or []):
+        for x in (p.get("download_cold") or []) + (p.get("download") or []) + (p.get("upload") or []):
             if not x.get("ok"):
                 notes.append(f"- {n}: a 100 MB transfer failed: code {x.get('code')} curl rc "
                              f"{x.get('curl_rc')} {x.get('err')} ({x.get('bytes')} bytes, origin "
@@ -1222,6 +1295,12 @@ def main():
     v.add_argument("--cloudflared")
     v.add_argument("--latency", help="bench/latency.c binary: the JSON line then has the "
                    "fixed-rate command for this path (latency_cmd)")
+    c = sub.add_parser("cold")
+    c.add_argument("name", choices=["direct", "warren", "cloudflared"])
+    c.add_argument("--build", default=os.path.join(ROOT, "build"))
+    c.add_argument("--ws-echo", required=True)
+    c.add_argument("--cloudflared")
+    c.add_argument("--repeats", type=int, default=3)
     r = sub.add_parser("report")
     r.add_argument("parts", nargs="*")
     r.add_argument("--md", required=True)
@@ -1242,6 +1321,8 @@ def main():
         return run_path(args.name, args)
     if args.cmd == "serve":
         return serve(args)
+    if args.cmd == "cold":
+        return cold(args)
     return report(args)
 
 

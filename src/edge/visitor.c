@@ -41,6 +41,7 @@
 #define LINGER_MS 2000                 /* after our FIN, wait this long for the visitor's */
 #define PROXY_IDLE_MIN_MS 100000       /* Cloudflare's 100 s origin timeout */
 #define PEND_MAX (64u * 1024u)         /* output gathered before it goes out at once */
+#define TRY_WRITE_MIN (16u * 1024u)    /* batches this large are written directly */
 
 #define DEF_HEADER_TIMEOUT_MS 10000
 #define DEF_IDLE_TIMEOUT_MS 60000
@@ -115,6 +116,13 @@ static void vc_update_reading(vconn *c) {
   }
 }
 
+/* |w| is out in full: counts it and returns its stream credit. */
+static void written(vconn *c, const wreq *w) {
+  c->v->stats.bytes_out += w->len;
+  if (w->credit && w->gen == c->gen && c->r.st) wr_tunnel_stream_consume(c->r.st, w->credit);
+  wr__vconn_activity(c);
+}
+
 static void write_cb(uv_write_t *req, int status) {
   wreq *w = (wreq *)req;
   vconn *c = w->c;
@@ -124,15 +132,19 @@ static void write_cb(uv_write_t *req, int status) {
       wr_debug("visitor %" PRIu64 " (%s): write failed: %s", c->id, c->ip, uv_strerror(status));
       wr__vconn_close_now(c);
     } else {
-      c->v->stats.bytes_out += w->len;
-      if (w->credit && w->gen == c->gen && c->r.st) wr_tunnel_stream_consume(c->r.st, w->credit);
-      wr__vconn_activity(c);
+      written(c, w);
     }
   }
   free(w);
 }
 
-/* Hands the gathered output of |c| to libuv. */
+/* Hands the gathered output of |c| to the socket. A large batch (a body
+ * being downloaded) is written at once with uv_try_write and only what the
+ * socket did not take is queued: its stream credit then goes back to QUIC
+ * in this iteration, not one loop turn later from write_cb, and the
+ * connector's next flight is not held back by our bookkeeping. Small
+ * batches keep plain uv_write (a try would cost a failed syscall when the
+ * socket is full). */
 static void vc_flush(vconn *c) {
   wreq *w = c->pend;
   if (!w) return;
@@ -142,7 +154,18 @@ static void vc_flush(vconn *c) {
     return;
   }
   if (c->tls_mode && !(w = wr__vtls_wrap(c, w))) return;
-  uv_buf_t ub = uv_buf_init((char *)w->data, (unsigned)w->len);
+  size_t off = 0;
+  if (w->len >= TRY_WRITE_MIN && c->writes == 0) {
+    uv_buf_t tb = uv_buf_init((char *)w->data, (unsigned)w->len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &tb, 1);
+    if (n > 0) off = (size_t)n;
+    if (off == w->len) {
+      written(c, w);
+      free(w);
+      return;
+    }
+  }
+  uv_buf_t ub = uv_buf_init((char *)w->data + off, (unsigned)(w->len - off));
   int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, write_cb);
   if (rv != 0) {
     free(w);
@@ -345,7 +368,9 @@ void wr__vconn_end_request(vconn *c, int close) {
   int keep = !close && c->r.keep_alive && !(c->peer_eof && c->in.len == 0);
   memset(&c->r, 0, sizeof(c->r));
   c->r.sid = -1;
-  wr_buf_reset(&c->rhead);
+  /* The response head buffer is needed again only by the next request:
+   * an idle keep-alive connection holds no buffer (2 KB each before). */
+  wr_buf_free(&c->rhead);
   if (!keep) {
     vc_finish(c);
     return;

@@ -460,17 +460,14 @@ static void resp_head(vconn *c, int fin) {
   }
   size_t left = c->rhead.len - body_off;
   if (c->closed || c->state != VC_PROXY) return;
-  if (left || fin) {
-    /* Body bytes that came with the head: their credit went back already.
-     * Copy them out, rhead is reset below. */
-    uint8_t *tmp = left ? wr_xmalloc(left) : NULL;
-    if (left) memcpy(tmp, c->rhead.data + body_off, left);
-    wr_buf_reset(&c->rhead);
-    resp_body(c, tmp, left, fin, 0);
-    free(tmp);
-  } else {
-    wr_buf_reset(&c->rhead);
-  }
+  /* The head buffer is done with: taken out of the connection (a long
+   * response does not hold it), with the body bytes that came with the
+   * head (their credit went back already). */
+  uint8_t *head = c->rhead.data;
+  c->rhead.data = NULL;
+  c->rhead.len = c->rhead.cap = 0;
+  if (left || fin) resp_body(c, head + body_off, left, fin, 0);
+  wr_free(c->rhead.mem, head);
   if (!c->closed && c->state == VC_PROXY && c->r.resp == RS_DONE) check_done(c);
 }
 

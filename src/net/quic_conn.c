@@ -195,6 +195,7 @@ static void fill_settings(ngtcp2_settings *s, const wr_quic_config *cfg,
   s->max_tx_udp_payload_size = max_payload;
   s->no_tx_udp_payload_size_shaping = 1;
   s->no_pmtud = 1;
+  wr__quic_trace_settings(s);
 }
 
 static void fill_params(ngtcp2_transport_params *p, const wr_quic_config *cfg) {
@@ -469,6 +470,7 @@ int wr_quic_conn_read(wr_quic_conn *c, const struct sockaddr *remote,
   memset(&path, 0, sizeof(path));
   ngtcp2_addr_init(&path.local, (ngtcp2_sockaddr *)&c->local, c->locallen);
   ngtcp2_addr_init(&path.remote, (ngtcp2_sockaddr *)&from, remotelen);
+  c->trace_rx += len;
   rv = ngtcp2_conn_read_pkt(c->conn, &path, NULL, data, len, now);
   switch (rv) {
   case 0:
@@ -570,6 +572,7 @@ int wr_quic_conn_write(wr_quic_conn *c, uint8_t *buf, size_t cap, size_t *len,
   }
   *len = (size_t)n;
   after_events(c);
+  wr__quic_trace(c, (size_t)n, now);
   return WR_OK;
 }
 

@@ -116,6 +116,10 @@ struct wr_quic_conn {
   struct src_entry *src;       /* while half-open: its source's counter */
   struct cid_entry *cids;      /* its entries in the endpoint's CID index */
   int adopted;                 /* has an owner (always, except half-open server conns) */
+
+  /* quic_trace.c (WARREN_QUIC_TRACE) */
+  wr_quic_tstamp trace_at;     /* start of the interval; 0: none yet */
+  uint64_t trace_tx, trace_rx; /* UDP payload bytes in the interval */
 };
 
 /* --- helpers every file uses -------------------------------------------- */
@@ -197,6 +201,14 @@ ngtcp2_ssize wr__quic_write_app(wr_quic_conn *c, ngtcp2_path *path, uint8_t *buf
  * endpoint's callbacks and on_accept). Runs inside packet processing,
  * before the stream frames of the same datagram. */
 void wr__quic_ep_adopt(wr_quic_conn *c);
+
+/* --- quic_trace.c: diagnostics from the environment ------------------------ */
+
+/* Applies WARREN_QUIC_CC (the congestion controller) to |s|, if set. */
+void wr__quic_trace_settings(ngtcp2_settings *s);
+/* Counts |tx| bytes written and, every WARREN_QUIC_TRACE ms, logs the
+ * congestion and flow-control state of |c|. Does nothing when unset. */
+void wr__quic_trace(wr_quic_conn *c, size_t tx, wr_quic_tstamp now);
 
 /* Indexes |cid| for c (which has c->ep) so that packets to it find |c|;
  * |initial_only|: match long-header packets only (the client's first
