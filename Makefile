@@ -16,7 +16,7 @@ Q = @echo "  CC      $<";
 QL = @echo "  LD      $@";
 endif
 CC      ?= cc
-PKGS    := libuv gnutls libngtcp2 libngtcp2_crypto_gnutls libnghttp2 yaml-0.1 jansson sqlite3 ldns lwip libsodium libb2 libqrencode
+PKGS    := libuv gnutls libngtcp2 libngtcp2_crypto_gnutls libnghttp2 yaml-0.1 jansson sqlite3 libpq ldns lwip libsodium libb2 libqrencode
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
