@@ -36,7 +36,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check layers unit e2e fuzz fuzz-build fuzz-corpus demo bench soak clean asan fmt deb
+.PHONY: all deps check layers unit unit-pg e2e fuzz fuzz-build fuzz-corpus demo bench soak clean asan fmt deb
 all: $(BUILD)/warren $(BUILD)/warren-edge
 
 $(BUILD)/obj/%.o: %.c
@@ -89,6 +89,12 @@ unit-bins: $(UNIT_BIN)
 unit: asan
 	@scripts/run-unit.sh $(ASAN_BUILD)/tests
 
+# The store's suites again on a throw-away PostgreSQL server.
+PG_UNIT := test_store test_store_async
+unit-pg: asan
+	@tests/tools/pg_tmp.sh run sh -c 'for t in $(PG_UNIT); do $(ASAN_BUILD)/tests/$$t >$(ASAN_BUILD)/tests/$$t.pg.log 2>&1 \
+	  && echo "PASS $$t (sqlite + postgres)" || { tail -n 40 $(ASAN_BUILD)/tests/$$t.pg.log; exit 1; }; done'
+
 e2e: asan
 	WARREN_BUILD=$(ASAN_BUILD) /usr/bin/python3 -m pytest -q -ra tests/e2e
 
@@ -100,6 +106,7 @@ check: deps
 	$(MAKE) layers
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) unit-pg
 	$(MAKE) e2e
 	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-5}
 

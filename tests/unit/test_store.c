@@ -713,9 +713,11 @@ static void test_pg_open_errors(void **state) {
   assert_int_equal(unit_pg_exec(dsn, "CREATE TABLE routes (x integer)"), 0);
   assert_int_equal(wr_store_open(dsn, 0, &s, err, sizeof(err)), WR_ERR_STORE);
   assert_non_null(strstr(err, "migration to schema version 1"));
+  /* Had the first tables of the step stayed, this open would fail on them. */
   assert_int_equal(unit_pg_exec(dsn, "DROP TABLE routes"), 0);
-  assert_int_equal(unit_pg_exec(dsn, "SELECT 1/count(*) FROM pg_tables WHERE tablename = 'accounts'"),
-                   -1);
+  assert_int_equal(wr_store_open(dsn, 0, &s, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_store_schema_version(s), WR_STORE_SCHEMA_VERSION);
+  wr_store_close(s);
   (void)f;
 }
 
