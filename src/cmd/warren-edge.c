@@ -10,6 +10,9 @@
 
 static const wr_flag data_dir_flag[] = {
     {"data-dir", NULL, "WARREN_EDGE_DATA_DIR", WR_FLAG_STRING, NULL, "Directory holding the store, CA and certificates"},
+    {"store", NULL, "WARREN_STORE", WR_FLAG_STRING, NULL,
+     "Keep the store in PostgreSQL instead of DIR/warren.db: a libpq connection string, "
+     "postgres://USER@HOST/DB or 'host=HOST dbname=DB'"},
     {NULL},
 };
 
