@@ -190,6 +190,9 @@ int unit_store_new(const char *prefix, char *dir, size_t dirsize, char *path, si
     perror("mkdtemp");
     return -1;
   }
+  /* WARREN_TEST_PG_ALL: every suite's stores on PostgreSQL. */
+  if (!store_pg_dsn && getenv("WARREN_TEST_PG_ALL") && *getenv("WARREN_TEST_PG_ALL"))
+    store_pg_dsn = getenv("WARREN_TEST_PG_ALL");
   if (store_pg_dsn) {
     if (unit_pg_new_db(db, sizeof(db)) != 0) return -1;
   } else
