@@ -167,6 +167,7 @@ __attribute__((format(printf, 3, 4))) int wr__store_serr(wr_store *s, int rv, co
   va_start(ap, fmt);
   vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
   va_end(ap);
+  s->unavailable = 0;
   return rv;
 }
 
@@ -189,7 +190,9 @@ int wr__store_dberr(wr_store *s, const char *what) {
     rv = WR_ERR_STORE;
     break;
   }
-  return wr__store_serr(s, rv, "%s: %s", what, wr_db_errmsg(s->db));
+  wr__store_serr(s, rv, "%s: %s", what, wr_db_errmsg(s->db));
+  s->unavailable = wr_db_errkind_last(s->db) == WR_DB_E_DOWN;
+  return rv;
 }
 
 /* Copies |in| for an error message, bounded and with control bytes shown as
@@ -444,6 +447,8 @@ void wr_store_close(wr_store *s) {
 }
 
 const char *wr_store_errmsg(const wr_store *s) { return s->errmsg; }
+
+int wr_store_unavailable(const wr_store *s) { return s->unavailable; }
 
 int wr_store_schema_version(wr_store *s) {
   int v = -1;

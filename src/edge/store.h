@@ -80,6 +80,10 @@ int wr_store_open(const char *path, unsigned flags, wr_store **out, char *err, s
 void wr_store_close(wr_store *s);
 /* The message of the last failed call on |s| ("" if none). */
 const char *wr_store_errmsg(const wr_store *s);
+/* 1 if the last error (a WR_ERR_STORE) was the database being unreachable
+ * (PostgreSQL down or the connection lost): worth a retry, not a bug. The
+ * next call reconnects. */
+int wr_store_unavailable(const wr_store *s);
 /* The schema version found in the file (after migration). */
 int wr_store_schema_version(wr_store *s);
 /* Replaces the clock (Unix seconds) for tests; NULL restores time(). */

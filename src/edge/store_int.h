@@ -36,6 +36,7 @@ struct wr_store {
   int64_t (*now)(void *user);
   void *now_user;
   char errmsg[WR_STORE_ERRMSG_MAX];
+  int unavailable; /* the last error was the database being unreachable */
 };
 
 /* --- errors (store.c) ----------------------------------------------------- */

@@ -721,6 +721,31 @@ static void test_pg_open_errors(void **state) {
   (void)f;
 }
 
+/* The server drops the connection (a restart, a failover): the next call
+ * fails as "unavailable", writes nothing, and the one after reconnects. */
+static void test_pg_connection_lost(void **state) {
+  fixture *f = *state;
+  wr_tunnel t;
+  size_t before = audit_count(f->s);
+  assert_false(wr_store_unavailable(f->s));
+  assert_int_equal(unit_pg_exec(f->path, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                         " WHERE datname = current_database()"
+                                         " AND pid <> pg_backend_pid()"),
+                   0);
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "lost", NULL, 0, &t),
+                   WR_ERR_STORE);
+  assert_true(wr_store_unavailable(f->s));
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "back", NULL, 0, &t), WR_OK);
+  assert_false(wr_store_unavailable(f->s));
+  assert_int_equal(wr_store_tunnel_get(f->s, t.id, &t), WR_OK);
+  assert_string_equal(t.name, "back");
+  assert_int_equal(audit_count(f->s), before + 1);
+  /* An ordinary error is not "unavailable". */
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "back", NULL, 0, &t),
+                   WR_ERR_EXISTS);
+  assert_false(wr_store_unavailable(f->s));
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define COMMON                                                                                     \
@@ -737,6 +762,7 @@ int main(void) {
       T(test_pg_migrations),
       cmocka_unit_test(test_pg_concurrent_migrations),
       T(test_pg_open_errors),
+      T(test_pg_connection_lost),
       COMMON,
   };
 #undef T
