@@ -86,6 +86,7 @@ int wr_db_bind_text(wr_db_stmt *st, int i, const char *v) {
 int wr_db_bind_int64(wr_db_stmt *st, int i, int64_t v) {
   return st->db->ops->bind_int64(st, i, v);
 }
+int wr_db_bind_null(wr_db_stmt *st, int i) { return st->db->ops->bind_null(st, i); }
 int wr_db_bind_blob(wr_db_stmt *st, int i, const void *p, size_t len) {
   return st->db->ops->bind_blob(st, i, p, len);
 }
@@ -95,6 +96,10 @@ int64_t wr_db_col_int64(wr_db_stmt *st, int i) { return st->db->ops->col_int64(s
 const char *wr_db_col_text(wr_db_stmt *st, int i) { return st->db->ops->col_text(st, i); }
 const void *wr_db_col_blob(wr_db_stmt *st, int i) { return st->db->ops->col_blob(st, i); }
 size_t wr_db_col_bytes(wr_db_stmt *st, int i) { return st->db->ops->col_bytes(st, i); }
+int wr_db_col_count(wr_db_stmt *st) { return st->db->ops->col_count(st); }
+const char *wr_db_col_name(wr_db_stmt *st, int i) { return st->db->ops->col_name(st, i); }
+int wr_db_col_kind(wr_db_stmt *st, int i) { return st->db->ops->col_kind(st, i); }
+int wr_db_after_copy(wr_db *db, const char *table) { return db->ops->after_copy(db, table); }
 void wr_db_finalize(wr_db_stmt *st) {
   if (st) st->db->ops->finalize(st);
 }

@@ -66,6 +66,9 @@ wr_db_errkind wr_db_errkind_last(const wr_db *db);
 int wr_db_prepare(wr_db *db, const char *sql, wr_db_stmt **out);
 int wr_db_bind_text(wr_db_stmt *st, int i, const char *v); /* NULL binds NULL */
 int wr_db_bind_int64(wr_db_stmt *st, int i, int64_t v);
+/* NULL of whatever type the statement needs there (bind_text(NULL) is a
+ * NULL of type text, which PostgreSQL will not put in an integer column). */
+int wr_db_bind_null(wr_db_stmt *st, int i);
 int wr_db_bind_blob(wr_db_stmt *st, int i, const void *p, size_t len);
 /* WR_DB_ROW with a row current, WR_DB_DONE, or WR_DB_ERROR. */
 int wr_db_step(wr_db_stmt *st);
@@ -76,6 +79,15 @@ int64_t wr_db_col_int64(wr_db_stmt *st, int i);
 const char *wr_db_col_text(wr_db_stmt *st, int i);
 const void *wr_db_col_blob(wr_db_stmt *st, int i);
 size_t wr_db_col_bytes(wr_db_stmt *st, int i);
+/* What a column of the current row holds, for copying rows whose shape
+ * the caller does not know (wr_store_copy). */
+#define WR_DB_T_NULL 0
+#define WR_DB_T_INT 1
+#define WR_DB_T_TEXT 2
+#define WR_DB_T_BLOB 3
+int wr_db_col_count(wr_db_stmt *st);
+const char *wr_db_col_name(wr_db_stmt *st, int i);
+int wr_db_col_kind(wr_db_stmt *st, int i);
 void wr_db_finalize(wr_db_stmt *st);
 
 /* Rows changed by the last statement stepped to completion. */
@@ -96,6 +108,9 @@ void wr_db_rollback(wr_db *db);
 int wr_db_schema_lock(wr_db *db);
 int wr_db_schema_version(wr_db *db, int *version);
 int wr_db_set_schema_version(wr_db *db, int version);
+/* After rows with explicit values went into |table| (a plain identifier):
+ * PostgreSQL moves its serial sequences past them; SQLite needs nothing. */
+int wr_db_after_copy(wr_db *db, const char *table);
 /* |ddl| written for SQLite, as this backend runs it. Returns a malloc'd
  * string the caller frees. */
 char *wr_db_ddl(const wr_db *db, const char *ddl);

@@ -13,6 +13,7 @@ typedef struct wr_db_ops {
   int (*prepare)(wr_db *db, const char *sql, wr_db_stmt **out);
   int (*bind_text)(wr_db_stmt *st, int i, const char *v);
   int (*bind_int64)(wr_db_stmt *st, int i, int64_t v);
+  int (*bind_null)(wr_db_stmt *st, int i);
   int (*bind_blob)(wr_db_stmt *st, int i, const void *p, size_t len);
   int (*step)(wr_db_stmt *st);
   int (*col_is_null)(wr_db_stmt *st, int i);
@@ -20,6 +21,9 @@ typedef struct wr_db_ops {
   const char *(*col_text)(wr_db_stmt *st, int i);
   const void *(*col_blob)(wr_db_stmt *st, int i);
   size_t (*col_bytes)(wr_db_stmt *st, int i);
+  int (*col_count)(wr_db_stmt *st);
+  const char *(*col_name)(wr_db_stmt *st, int i);
+  int (*col_kind)(wr_db_stmt *st, int i);
   void (*finalize)(wr_db_stmt *st);
   int (*exec)(wr_db *db, const char *sql);
   int (*begin)(wr_db *db);
@@ -28,6 +32,7 @@ typedef struct wr_db_ops {
   int (*schema_lock)(wr_db *db);
   int (*schema_version)(wr_db *db, int *version);
   int (*set_schema_version)(wr_db *db, int version);
+  int (*after_copy)(wr_db *db, const char *table);
   char *(*ddl)(const char *ddl);
 } wr_db_ops;
 

@@ -45,6 +45,9 @@ typedef struct stmt_pg {
 } stmt_pg;
 
 #define C(db) (((db_pg *)(db))->c)
+
+static int ident_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+static int p_exec(wr_db *db, const char *sql);
 #define PS(st) ((stmt_pg *)(st))
 
 /* libpq's messages end in a newline; the store adds context before them. */
@@ -158,6 +161,8 @@ static int p_bind_int64(wr_db_stmt *st, int i, int64_t v) {
   int n = snprintf(b, sizeof(b), "%lld", (long long)v);
   return set_param(st, i, OID_INT8, 0, b, (size_t)n);
 }
+/* Type 0: the server infers it from where the parameter is used. */
+static int p_bind_null(wr_db_stmt *st, int i) { return set_param(st, i, 0, 0, NULL, 0); }
 /* An empty blob is still a value, not NULL. */
 static int p_bind_blob(wr_db_stmt *st, int i, const void *p, size_t len) {
   return set_param(st, i, OID_BYTEA, 1, p ? p : "", len);
@@ -235,6 +240,46 @@ static size_t p_col_bytes(wr_db_stmt *base, int i) {
   if (PQftype(st->res, i) != OID_BYTEA) return (size_t)PQgetlength(st->res, st->row, i);
   if (!st->blob) p_col_blob(base, i);
   return st->blob_len;
+}
+
+static int p_col_count(wr_db_stmt *base) {
+  stmt_pg *st = PS(base);
+  return st->res ? PQnfields(st->res) : 0;
+}
+static const char *p_col_name(wr_db_stmt *base, int i) {
+  stmt_pg *st = PS(base);
+  return st->res ? PQfname(st->res, i) : NULL;
+}
+static int p_col_kind(wr_db_stmt *base, int i) {
+  stmt_pg *st = PS(base);
+  if (p_col_is_null(base, i)) return WR_DB_T_NULL;
+  switch (PQftype(st->res, i)) {
+  case OID_BYTEA:
+    return WR_DB_T_BLOB;
+  case OID_INT8:
+  case OID_BOOL:
+  case 21: /* int2 */
+  case 23: /* int4 */
+    return WR_DB_T_INT;
+  default:
+    return WR_DB_T_TEXT;
+  }
+}
+
+/* Sets every serial column's sequence of |table| past its largest value,
+ * so rows inserted later do not collide with the copied ones. */
+static int p_after_copy(wr_db *db, const char *table) {
+  char sql[1024];
+  for (const char *p = table; *p; p++)
+    if (!ident_char(*p)) return wr__db_err(db, WR_DB_E_OTHER, "bad table name");
+  snprintf(sql, sizeof(sql),
+           "DO $do$ DECLARE r record; BEGIN FOR r IN SELECT column_name AS c FROM "
+           "information_schema.columns WHERE table_schema = current_schema() AND table_name = '%s' "
+           "AND column_default LIKE 'nextval(%%' LOOP EXECUTE format('SELECT setval("
+           "pg_get_serial_sequence(%%L, %%L), coalesce(max(%%I), 0) + 1, false) FROM %%I', '%s', "
+           "r.c, r.c, '%s'); END LOOP; END $do$",
+           table, table, table);
+  return p_exec(db, sql);
 }
 
 static void p_finalize(wr_db_stmt *base) {
@@ -318,7 +363,6 @@ static int p_set_schema_version(wr_db *db, int v) {
   return p_exec(db, sql);
 }
 
-static int ident_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
 
 /* Replaces whole-word occurrences of |from| in |s| (freed) by |to|. */
 static char *replace_words(char *s, const char *from, const char *to) {
@@ -385,6 +429,7 @@ static const wr_db_ops pg_ops = {
     .prepare = p_prepare,
     .bind_text = p_bind_text,
     .bind_int64 = p_bind_int64,
+    .bind_null = p_bind_null,
     .bind_blob = p_bind_blob,
     .step = p_step,
     .col_is_null = p_col_is_null,
@@ -392,6 +437,9 @@ static const wr_db_ops pg_ops = {
     .col_text = p_col_text,
     .col_blob = p_col_blob,
     .col_bytes = p_col_bytes,
+    .col_count = p_col_count,
+    .col_name = p_col_name,
+    .col_kind = p_col_kind,
     .finalize = p_finalize,
     .exec = p_exec,
     .begin = p_begin,
@@ -400,6 +448,7 @@ static const wr_db_ops pg_ops = {
     .schema_lock = p_schema_lock,
     .schema_version = p_schema_version,
     .set_schema_version = p_set_schema_version,
+    .after_copy = p_after_copy,
     .ddl = p_ddl,
 };
 

@@ -79,6 +79,7 @@ static int s_bind_text(wr_db_stmt *st, int i, const char *v) {
 static int s_bind_int64(wr_db_stmt *st, int i, int64_t v) {
   return bound(st, sqlite3_bind_int64(SH(st), i, v));
 }
+static int s_bind_null(wr_db_stmt *st, int i) { return bound(st, sqlite3_bind_null(SH(st), i)); }
 static int s_bind_blob(wr_db_stmt *st, int i, const void *p, size_t len) {
   return bound(st, sqlite3_bind_blob64(SH(st), i, p, len, SQLITE_TRANSIENT));
 }
@@ -103,6 +104,26 @@ static const char *s_col_text(wr_db_stmt *st, int i) {
 }
 static const void *s_col_blob(wr_db_stmt *st, int i) { return sqlite3_column_blob(SH(st), i); }
 static size_t s_col_bytes(wr_db_stmt *st, int i) { return (size_t)sqlite3_column_bytes(SH(st), i); }
+
+static int s_col_count(wr_db_stmt *st) { return sqlite3_column_count(SH(st)); }
+static const char *s_col_name(wr_db_stmt *st, int i) { return sqlite3_column_name(SH(st), i); }
+static int s_col_kind(wr_db_stmt *st, int i) {
+  switch (sqlite3_column_type(SH(st), i)) {
+  case SQLITE_NULL:
+    return WR_DB_T_NULL;
+  case SQLITE_INTEGER:
+    return WR_DB_T_INT;
+  case SQLITE_BLOB:
+    return WR_DB_T_BLOB;
+  default: /* text; the schema has no REAL columns */
+    return WR_DB_T_TEXT;
+  }
+}
+static int s_after_copy(wr_db *db, const char *table) {
+  (void)db;
+  (void)table;
+  return 0;
+}
 
 static void s_finalize(wr_db_stmt *st) {
   sqlite3_finalize(SH(st));
@@ -154,6 +175,7 @@ static const wr_db_ops sqlite_ops = {
     .prepare = s_prepare,
     .bind_text = s_bind_text,
     .bind_int64 = s_bind_int64,
+    .bind_null = s_bind_null,
     .bind_blob = s_bind_blob,
     .step = s_step,
     .col_is_null = s_col_is_null,
@@ -161,6 +183,9 @@ static const wr_db_ops sqlite_ops = {
     .col_text = s_col_text,
     .col_blob = s_col_blob,
     .col_bytes = s_col_bytes,
+    .col_count = s_col_count,
+    .col_name = s_col_name,
+    .col_kind = s_col_kind,
     .finalize = s_finalize,
     .exec = s_exec,
     .begin = s_begin,
@@ -169,6 +194,7 @@ static const wr_db_ops sqlite_ops = {
     .schema_lock = s_schema_lock,
     .schema_version = s_schema_version,
     .set_schema_version = s_set_schema_version,
+    .after_copy = s_after_copy,
     .ddl = s_ddl,
 };
 

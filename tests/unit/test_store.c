@@ -746,6 +746,41 @@ static void test_pg_connection_lost(void **state) {
   assert_false(wr_store_unavailable(f->s));
 }
 
+/* A SQLite store copied into an empty PostgreSQL one reads the same, and
+ * new rows after the copy get fresh ids. */
+static void test_pg_copy_from_sqlite(void **state) {
+  fixture *f = *state;
+  char path[160], err[256], dsn[256];
+  wr_store *src, *dst;
+  wr_account a;
+  wr_zone z;
+  wr_tunnel t, got;
+  size_t rows, n_src;
+  snprintf(path, sizeof(path), "%s/src.db", f->dir);
+  assert_int_equal(wr_store_open(path, WR_STORE_CREATE, &src, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_store_account_create(src, "test", "copied", &a), WR_OK);
+  assert_int_equal(wr_store_zone_create(src, "test", a.id, "copied.test", &z), WR_OK);
+  assert_int_equal(wr_store_tunnel_create(src, "test", a.id, "t1", NULL, 0, &t), WR_OK);
+  n_src = audit_count(src);
+  /* Not into a store that has accounts already. */
+  assert_int_equal(wr_store_copy(src, f->s, &rows), WR_ERR_EXISTS);
+  assert_int_equal(unit_pg_new_db(dsn, sizeof(dsn)), 0);
+  assert_int_equal(wr_store_open(dsn, 0, &dst, err, sizeof(err)), WR_OK);
+  if (wr_store_copy(src, dst, &rows) != WR_OK) fail_msg("copy: %s", wr_store_errmsg(dst));
+  assert_int_equal(rows, 3 + n_src); /* account, zone, tunnel, audit rows */
+  assert_int_equal(wr_store_tunnel_get(dst, t.id, &got), WR_OK);
+  assert_string_equal(got.name, "t1");
+  assert_int_equal(got.secret_len, t.secret_len);
+  assert_memory_equal(got.secret, t.secret, t.secret_len);
+  assert_int_equal(audit_count(dst), n_src);
+  /* Serial ids continue after the copied ones. */
+  assert_int_equal(wr_store_tunnel_create(dst, "test", a.id, "t2", NULL, 0, &got), WR_OK);
+  assert_last_audit(dst, "tunnel.create", got.id);
+  assert_int_equal(audit_count(dst), n_src + 1);
+  wr_store_close(dst);
+  wr_store_close(src);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define COMMON                                                                                     \
@@ -763,6 +798,7 @@ int main(void) {
       cmocka_unit_test(test_pg_concurrent_migrations),
       T(test_pg_open_errors),
       T(test_pg_connection_lost),
+      T(test_pg_copy_from_sqlite),
       COMMON,
   };
 #undef T
