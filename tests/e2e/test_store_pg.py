@@ -118,3 +118,40 @@ def test_an_unreachable_store_is_a_clear_error(tmp_path):
     assert "s3cret" not in r.stderr
     assert not (tmp_path / "a").exists()
 
+
+
+def test_store_migrate_moves_an_edge_to_postgres(tmp_path, procs, store):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TUNNEL_") and k != "WARREN_STORE"}
+    env["HOME"] = str(tmp_path)
+    d = tmp_path / "edge"
+    creds = tmp_path / "hello.json"
+    check([WARREN_EDGE, "init", "--data-dir", d, "--zone", ZONE], env)
+    check([WARREN_EDGE, "tunnel", "create", "--data-dir", d, "--out", creds, "hello"], env)
+    tid = json.loads(creds.read_text())["TunnelID"]
+    check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"hello.{ZONE}"], env)
+    before = (d / "warren.db").read_bytes()
+    out = check([WARREN_EDGE, "store", "migrate", "--from", d, "--to", store], env)
+    assert "Copied" in out
+    assert (d / "warren.db").read_bytes() == before
+    # A second copy into the same database is refused.
+    r = subprocess.run([WARREN_EDGE, "store", "migrate", "--from", str(d), "--to", store],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode != 0 and "already has accounts" in r.stderr
+    # The SQLite file is set aside: the edge must run from PostgreSQL alone.
+    (d / "warren.db").rename(tmp_path / "old.db")
+    listed = check([WARREN_EDGE, "tunnel", "list", "--data-dir", d, "--store", store], env)
+    assert tid in listed
+    udp, http = free_port(socket.SOCK_DGRAM), free_port()
+    p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--store", store,
+                     "--tunnel-listen", f"127.0.0.1:{udp}", "--http-listen", f"127.0.0.1:{http}",
+                     "--api-listen", ""], name="warren-edge", env=env)
+    assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
+    c = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
+                     "--cacert", d / "ca.pem", "--protocol", "quic", "--credentials-file", creds,
+                     "--hello-world", "run", tid], name="warren-hello", env=env)
+    assert c.wait_output("Registered tunnel connection", 30) is not None, c.tail()
+    status, body = get(http, f"hello.{ZONE}")
+    assert status == 200, body
+    # The audit log came along.
+    assert "tunnel.create" in check([WARREN_EDGE, "audit", "--data-dir", d, "--store", store], env)
