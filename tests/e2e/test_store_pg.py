@@ -155,3 +155,41 @@ def test_store_migrate_moves_an_edge_to_postgres(tmp_path, procs, store):
     assert status == 200, body
     # The audit log came along.
     assert "tunnel.create" in check([WARREN_EDGE, "audit", "--data-dir", d, "--store", store], env)
+
+
+def test_api_answers_503_while_the_database_is_down(tmp_path, procs, pg_server, store):
+    import http.client
+    from common import read_cert
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
+    env["HOME"] = str(tmp_path)
+    env["WARREN_STORE"] = store
+    d = tmp_path / "edge"
+    check([WARREN_EDGE, "init", "--data-dir", d, "--zone", ZONE], env)
+    _, account, token = read_cert(d / "cert.pem")
+    udp, http_port, api = free_port(socket.SOCK_DGRAM), free_port(), free_port()
+    p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
+                     "--http-listen", f"127.0.0.1:{http_port}", "--api-listen", f"127.0.0.1:{api}"],
+                    name="warren-edge", env=env)
+    assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
+
+    def create(name):
+        conn = http.client.HTTPConnection("127.0.0.1", api, timeout=30)
+        body = json.dumps({"name": name, "tunnel_secret": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})
+        conn.request("POST", f"/client/v4/accounts/{account}/cfd_tunnel", body=body,
+                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        r = conn.getresponse()
+        status, text = r.status, r.read().decode()
+        conn.close()
+        return status, text
+
+    assert create("before")[0] == 200
+    subprocess.run([PG_TMP, "pause", pg_server], check=True, timeout=60)
+    try:
+        status, text = create("during")
+        assert status == 503, text
+    finally:
+        subprocess.run([PG_TMP, "resume", pg_server], check=True, timeout=60)
+    assert p.alive()
+    # Back up: the edge reconnects, and nothing of the failed write is there.
+    assert wait_for(lambda: create("after")[0] == 200, 15)
+    assert psql(store, "SELECT string_agg(name, ',' ORDER BY name) FROM tunnels") == "after,before"

@@ -6,6 +6,8 @@
 #
 #   pg_tmp.sh start          starts one; prints its connection string
 #   pg_tmp.sh stop DSN       stops the server of DSN and removes its directory
+#   pg_tmp.sh pause DSN      stops the server of DSN, keeping its data
+#   pg_tmp.sh resume DSN     starts it again
 #   pg_tmp.sh run CMD...     runs CMD with WARREN_TEST_PG set to a fresh
 #                            server's connection string; stops it afterwards
 set -euo pipefail
@@ -40,6 +42,27 @@ start() {
   echo "host=$dir port=5432 user=warren dbname=postgres"
 }
 
+dir_of() {
+  local dir
+  dir=$(printf '%s\n' "$1" | sed -n 's/.*host=\([^ ]*\).*/\1/p')
+  case "$dir" in /tmp/wr-pg.*) ;; *) echo "pg_tmp: $1 is not one of ours" >&2; exit 2 ;; esac
+  echo "$dir"
+}
+
+pause() {
+  local dir
+  dir=$(dir_of "$1")
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+}
+
+resume() {
+  local dir
+  dir=$(dir_of "$1")
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start \
+    -o "-k $dir -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    >/dev/null
+}
+
 stop() {
   local dsn=$1 dir
   dir=$(printf '%s\n' "$dsn" | sed -n 's/.*host=\([^ ]*\).*/\1/p')
@@ -51,11 +74,13 @@ stop() {
 case "${1:-}" in
 start) start ;;
 stop) stop "${2:?usage: pg_tmp.sh stop DSN}" ;;
+pause) pause "${2:?usage: pg_tmp.sh pause DSN}" ;;
+resume) resume "${2:?usage: pg_tmp.sh resume DSN}" ;;
 run)
   shift
   dsn=$(start)
   trap 'stop "$dsn"' EXIT
   WARREN_TEST_PG=$dsn "$@"
   ;;
-*) echo "usage: pg_tmp.sh start | stop DSN | run CMD..." >&2; exit 2 ;;
+*) echo "usage: pg_tmp.sh start | stop DSN | pause DSN | resume DSN | run CMD..." >&2; exit 2 ;;
 esac
