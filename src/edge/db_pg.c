@@ -66,7 +66,13 @@ static int result_err(wr_db *db, const PGresult *res) {
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   const char *prim = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   wr_db_errkind k = WR_DB_E_OTHER;
-  if (!state || !prim || PQstatus(C(db)) == CONNECTION_BAD) return conn_err(db, "");
+  /* No SQLSTATE: libpq itself failed, which is the connection (the server
+   * went away before or while answering). */
+  if (!state || !prim || PQstatus(C(db)) == CONNECTION_BAD) {
+    conn_err(db, "");
+    db->kind = WR_DB_E_DOWN;
+    return -1;
+  }
   if (!strcmp(state, "23505")) k = WR_DB_E_UNIQUE;
   else if (!strcmp(state, "23503")) k = WR_DB_E_FOREIGN;
   else if (!strncmp(state, "23", 2)) k = WR_DB_E_CONSTRAINT;

@@ -170,7 +170,7 @@ def test_api_answers_503_while_the_database_is_down(tmp_path, procs, pg_server, 
     p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
                      "--http-listen", f"127.0.0.1:{http_port}", "--api-listen", f"127.0.0.1:{api}"],
                     name="warren-edge", env=env)
-    assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
+    assert p.wait_output("Serving the API on http://", 30) is not None, p.tail()
 
     def create(name):
         conn = http.client.HTTPConnection("127.0.0.1", api, timeout=30)
