@@ -16,7 +16,7 @@ Q = @echo "  CC      $<";
 QL = @echo "  LD      $@";
 endif
 CC      ?= cc
-PKGS    := libuv gnutls libngtcp2 libngtcp2_crypto_gnutls libnghttp2 yaml-0.1 jansson sqlite3 ldns lwip libsodium libb2 libqrencode
+PKGS    := libuv gnutls libngtcp2 libngtcp2_crypto_gnutls libnghttp2 yaml-0.1 jansson sqlite3 libpq ldns lwip libsodium libb2 libqrencode
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
@@ -36,7 +36,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check layers unit e2e fuzz fuzz-build fuzz-corpus demo bench soak clean asan fmt deb
+.PHONY: all deps check layers unit unit-pg e2e fuzz fuzz-build fuzz-corpus demo bench soak clean asan fmt deb
 all: $(BUILD)/warren $(BUILD)/warren-edge
 
 $(BUILD)/obj/%.o: %.c
@@ -97,6 +97,17 @@ unit-bins: $(UNIT_BIN)
 unit: asan
 	@scripts/run-unit.sh $(ASAN_BUILD)/tests
 
+# The store's suites again on a throw-away PostgreSQL server (they run both
+# backends), and the suites whose stores come from unit_store_new on
+# PostgreSQL only (WARREN_TEST_PG_ALL).
+PG_UNIT := test_store test_store_async
+PG_ALL_UNIT := test_api test_login test_devices
+unit-pg: asan
+	@tests/tools/pg_tmp.sh run sh -c 'for t in $(PG_UNIT) $(PG_ALL_UNIT); do \
+	  case " $(PG_ALL_UNIT) " in *" $$t "*) export WARREN_TEST_PG_ALL=$$WARREN_TEST_PG;; esac; \
+	  $(ASAN_BUILD)/tests/$$t >$(ASAN_BUILD)/tests/$$t.pg.log 2>&1 \
+	  && echo "PASS $$t (postgres)" || { tail -n 40 $(ASAN_BUILD)/tests/$$t.pg.log; exit 1; }; done'
+
 e2e: asan
 	WARREN_BUILD=$(ASAN_BUILD) /usr/bin/python3 -m pytest -q -ra tests/e2e
 
@@ -108,6 +119,7 @@ check: deps
 	$(MAKE) layers
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) unit-pg
 	$(MAKE) e2e
 	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-5}
 

@@ -74,6 +74,8 @@ int wr_cmd_edge_tunnel_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **a
 int wr_cmd_edge_tunnel_delete(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_route_dns(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_audit(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+/* warren-edge store migrate (edge_store.c) */
+int wr_cmd_edge_store_migrate(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 /* warren-edge user add | passwd | roll-token | list (edge_users.c) */
 int wr_cmd_edge_user_add(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_user_passwd(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);

@@ -15,6 +15,7 @@
 
 #include "cmd/commands.h"
 #include "cmd/edge_int.h"
+#include "edge/db.h"
 #include "edge/pki.h"
 #include "edge/store.h"
 #include "lib/credentials.h"
@@ -123,8 +124,8 @@ static int admin_open(wr_opts *o, const char *cmd, int accounts, admin *a) {
     wr__edge_fail("%s is not a directory; --data-dir names the directory `warren-edge init` created", a->dir);
     goto fail;
   }
-  db = join(a->dir, DB_NAME);
-  if (!wr_file_exists(db)) {
+  db = wr__edge_store_target(o) ? wr_xstrdup(wr__edge_store_target(o)) : join(a->dir, DB_NAME);
+  if (!wr__edge_store_target(o) && !wr_file_exists(db)) {
     wr__edge_fail("%s is not a warren-edge data directory (it has no %s): run `warren-edge init --data-dir %s "
          "--zone ZONE` to create one",
          a->dir, DB_NAME, a->dir);
@@ -189,12 +190,21 @@ typedef struct init_result {
   wr_user user;
 } init_result;
 
+/* 1 if |s| has an account, 0 if not, -1 on a store error. */
+static int store_has_accounts(wr_store *s) {
+  wr_account *rows;
+  size_t n;
+  if (wr_store_account_list(s, &rows, &n) != WR_OK) return -1;
+  free(rows);
+  return n > 0;
+}
+
 /* Fills the (empty, private) directory |dir|: store, account, zone, admin
  * user and token, CAs and certificates, cert.pem. */
-static int init_fill(const char *dir, const char *zone, const char *email, const char *actor,
-                     init_result *res) {
+static int init_fill(const char *dir, const char *store, const char *zone, const char *email,
+                     const char *actor, init_result *res) {
   char err[WR_STORE_ERRMSG_MAX], token[WR_STORE_TOKEN_LEN + 1] = "";
-  char *db = join(dir, DB_NAME), *cert_path = join(dir, CERT_PEM), *pem = NULL, *detail = NULL;
+  char *db = store ? wr_xstrdup(store) : join(dir, DB_NAME), *cert_path = join(dir, CERT_PEM), *pem = NULL, *detail = NULL;
   wr_store *s = NULL;
   wr_pem_pair origin = {0};
   wr_origin_cert oc;
@@ -203,6 +213,15 @@ static int init_fill(const char *dir, const char *zone, const char *email, const
 
   if (wr_store_open(db, WR_STORE_CREATE, &s, err, sizeof(err)) != WR_OK) {
     wr__edge_fail("%s", err);
+    goto out;
+  }
+  /* A shared store (--store) may already be another edge's. */
+  if (store && (r = store_has_accounts(s)) != 0) {
+    if (r > 0)
+      wr__edge_fail("the store given with --store already holds an edge's accounts; refusing to "
+                    "add another (start this edge with `run --store` on it instead)");
+    else
+      wr__edge_fail("%s", wr_store_errmsg(s));
     goto out;
   }
   if (wr_store_account_create(s, actor, zone, &res->acct) != WR_OK ||
@@ -252,7 +271,8 @@ out:
   return rv;
 }
 
-static void print_init(const char *dir, const init_result *r) {
+static void print_init(const char *dir, const char *store, const init_result *r) {
+  char shown[256];
   char names[512];
   size_t used = 0;
   for (size_t i = 0; wr_pki_tunnel_server_dns[i]; i++)
@@ -262,7 +282,8 @@ static void print_init(const char *dir, const init_result *r) {
   if (used < sizeof(names)) snprintf(names + used, sizeof(names) - used, "%s, *.%s", r->zone.name, r->zone.name);
 
   printf("Initialized the Warren edge data directory %s\n", dir);
-  printf("  store                %s/%s\n", dir, DB_NAME);
+  if (store) printf("  store                %s\n", wr_db_target_redact(store, shown, sizeof(shown)));
+  else printf("  store                %s/%s\n", dir, DB_NAME);
   printf("  account              %s (%s)\n", r->acct.id, r->acct.name);
   printf("  zone                 %s (%s)\n", r->zone.name, r->zone.id);
   printf("  admin user           %s, with an API token in cert.pem\n", r->user.email);
@@ -334,7 +355,7 @@ int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
      * again if anything fails. Owner-only, as a new one would be; a volume
      * we may not chmod keeps its mode (the secrets inside are 0600). */
     (void)chmod(dir, 0700);
-    if (init_fill(dir, zone, email, actor, &res) != WR_EXIT_OK) {
+    if (init_fill(dir, wr__edge_store_target(o), zone, email, actor, &res) != WR_EXIT_OK) {
       empty_dir(dir, 0);
       goto out;
     }
@@ -360,7 +381,7 @@ int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
       staging = NULL;
       goto out;
     }
-    if (init_fill(staging, zone, email, actor, &res) != WR_EXIT_OK) goto out;
+    if (init_fill(staging, wr__edge_store_target(o), zone, email, actor, &res) != WR_EXIT_OK) goto out;
     /* rename() does not replace a directory that appeared meanwhile with
      * files in it. */
     if (rename(staging, dir) != 0) {
@@ -372,7 +393,7 @@ int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     free(staging);
     staging = NULL;
   }
-  print_init(dir, &res);
+  print_init(dir, wr__edge_store_target(o), &res);
   rv = WR_EXIT_OK;
 out:
   if (staging) empty_dir(staging, 1);

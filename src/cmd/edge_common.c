@@ -90,6 +90,11 @@ out:
   return rv;
 }
 
+const char *wr__edge_store_target(wr_opts *o) {
+  const char *v = wr_opts_get(o, "store");
+  return v && *v ? v : NULL;
+}
+
 int wr__edge_store_open(wr_opts *o, const char *cmd, char **dir, wr_store **s) {
   const char *v = wr_opts_get(o, "data-dir");
   char err[WR_STORE_ERRMSG_MAX], *db, *d;
@@ -104,6 +109,11 @@ int wr__edge_store_open(wr_opts *o, const char *cmd, char **dir, wr_store **s) {
   for (n = strlen(d); n > 1 && d[n - 1] == '/'; n--) d[n - 1] = '\0';
   if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
     return wr__edge_fail("no data directory at %s: run `warren-edge init --data-dir %s --zone ZONE` first", d, d);
+  if (wr__edge_store_target(o)) {
+    if (wr_store_open(wr__edge_store_target(o), 0, s, err, sizeof(err)) != WR_OK)
+      return wr__edge_fail("%s", err);
+    return WR_EXIT_OK;
+  }
   n = strlen(d) + sizeof(DB_NAME) + 1;
   db = wr_xmalloc(n);
   snprintf(db, n, "%s/%s", d, DB_NAME);

@@ -20,6 +20,9 @@ struct wr_opts;
  * failure, when it may be NULL) and *s the store. On failure prints why on
  * stderr (no --data-dir, no such directory, no warren.db in it, or the
  * store's own error) and returns WR_EXIT_FAIL; WR_EXIT_OK otherwise. */
+/* --store (WARREN_STORE): a PostgreSQL connection string (or a SQLite
+ * file) holding the store instead of DIR/warren.db; NULL when not given. */
+const char *wr__edge_store_target(struct wr_opts *o);
 int wr__edge_store_open(struct wr_opts *o, const char *cmd, char **dir, wr_store **s);
 
 /* The help text of --account on commands that act on one account. */

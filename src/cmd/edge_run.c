@@ -258,6 +258,7 @@ static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, siz
   if (log_level_flag(o) != 0) return WR_EXIT_USAGE;
   eo->data_dir = wr_opts_get(o, "data-dir");
   eo->access_team_domain = wr_opts_get(o, "access-team-domain");
+  eo->store = wr_opts_get(o, "store");
   if (!eo->data_dir || !*eo->data_dir) {
     fprintf(stderr, "%s run: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)\n", o->prog);
     return WR_EXIT_USAGE;

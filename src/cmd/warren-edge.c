@@ -10,6 +10,9 @@
 
 static const wr_flag data_dir_flag[] = {
     {"data-dir", NULL, "WARREN_EDGE_DATA_DIR", WR_FLAG_STRING, NULL, "Directory holding the store, CA and certificates"},
+    {"store", NULL, "WARREN_STORE", WR_FLAG_STRING, NULL,
+     "Keep the store in PostgreSQL instead of DIR/warren.db: a libpq connection string, "
+     "postgres://USER@HOST/DB or 'host=HOST dbname=DB'"},
     {NULL},
 };
 
@@ -242,6 +245,15 @@ static const wr_cmd top_cmds[] = {
                        {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_FILTER_HELP},
                        {NULL}},
      NULL, wr_cmd_edge_audit},
+    {"store", NULL, "Move the store between backends", NULL, NULL,
+     (const wr_cmd[]){{"migrate", NULL, "Copy a data directory's SQLite store into an empty PostgreSQL database",
+                       "The SQLite file is only read; the edge then runs with --store DSN.",
+                       (const wr_flag[]){{"from", NULL, NULL, WR_FLAG_STRING, NULL, "Data directory holding warren.db"},
+                                         {"to", NULL, NULL, WR_FLAG_STRING, NULL, "PostgreSQL connection string"},
+                                         {NULL}},
+                       NULL, wr_cmd_edge_store_migrate},
+                      {NULL}},
+     NULL},
     {NULL},
 };
 

@@ -104,7 +104,8 @@ void wr__api_store_err(wr__api_ctx *c, int rv, const char *what) {
     break;
   default:
     wr_error("api: %s %s: store: %s", c->method, c->req ? c->req->path : "-", msg);
-    status = 500;
+    /* The database is down: nothing was written, and a retry may work. */
+    status = rv == WR_ERR_STORE && wr_store_unavailable(c->api->store) ? 503 : 500;
     code = WR_API_CODE_INTERNAL;
     break;
   }

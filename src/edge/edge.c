@@ -50,6 +50,7 @@ struct wr_edge {
   uv_loop_t *loop;
   const wr_edge_options *opts; /* only during wr_edge_new */
   char *data_dir;              /* copied from the options */
+  char *store_target;          /* --store, copied; NULL: DATA_DIR/warren.db */
   size_t nstarted;             /* rows of subsystems[] that ran start (maybe partly) */
 
   wr_store *store;
@@ -95,9 +96,16 @@ static int listen_on(const wr_edge_listen *l) { return l->text && *l->text; }
 
 /* ---- store ---------------------------------------------------------------------- */
 
+/* --store, or the SQLite file in the data directory. */
+static const char *store_path(wr_edge *e, char *path, size_t size) {
+  if (e->store_target) return e->store_target;
+  snprintf(path, size, "%s/warren.db", e->data_dir);
+  return path;
+}
+
 static int start_store(wr_edge *e, char *err, size_t errlen) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/warren.db", e->data_dir);
+  char buf[4096];
+  const char *path = store_path(e, buf, sizeof(buf));
   return wr_store_open(path, 0, &e->store, err, errlen) == WR_OK ? WR_OK : WR_ERR_STORE;
 }
 
@@ -109,8 +117,8 @@ static void release_store(wr_edge *e) {
 /* The store thread: a second connection for the calls moved off the loop
  * (store.h says which). */
 static int start_store_thread(wr_edge *e, char *err, size_t errlen) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/warren.db", e->data_dir);
+  char buf[4096];
+  const char *path = store_path(e, buf, sizeof(buf));
   int rv = wr_store_async_new(e->loop, path, &e->store_async, err, errlen);
   return rv == WR_OK ? WR_OK : rv == WR_ERR_IO ? WR_ERR_IO : WR_ERR_STORE;
 }
@@ -792,6 +800,7 @@ int wr_edge_new(uv_loop_t *loop, const wr_edge_options *opts, wr_edge **out, cha
   e->loop = loop;
   e->opts = opts;
   e->data_dir = wr_xstrdup(opts->data_dir);
+  e->store_target = opts->store && *opts->store ? wr_xstrdup(opts->store) : NULL;
   for (size_t i = 0; i < NSUBSYSTEMS; i++) {
     e->nstarted = i + 1;
     if (errlen) err[0] = '\0'; /* only the failing row's reason, if it gives one */
@@ -833,5 +842,6 @@ void wr_edge_free(wr_edge *e) {
   for (size_t i = e->nstarted; i-- > 0;)
     if (subsystems[i].release) subsystems[i].release(e);
   free(e->data_dir);
+  free(e->store_target);
   free(e);
 }

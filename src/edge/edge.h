@@ -13,7 +13,7 @@
  *
  * Subsystems, in start order (each one a row of a table in edge.c, so a new
  * ingress such as TUN, WireGuard, HTTPS or HTTP/3 is one more row):
- *   store        DIR/warren.db (SQLite)
+ *   store        DIR/warren.db (SQLite), or the database of |store| (PostgreSQL)
  *   tunnels      the QUIC endpoint on |tunnel| with DIR/tunnel-server.pem and
  *                the stateless-reset key DIR/quic-reset.key (created on the
  *                first run, mode 0600), and the tunnel server that registers
@@ -85,6 +85,9 @@ typedef struct wr_edge_listen {
 typedef struct wr_edge_options {
   const char *data_dir;  /* required: warren.db, tunnel-server.pem/.key,
                           * quic-reset.key, the origin CA for logins */
+  const char *store;      /* optional: where the store lives instead of
+                          * DATA_DIR/warren.db, a PostgreSQL connection
+                          * string (edge/db.h); NULL or "": the file */
   wr_edge_listen tunnel; /* required: QUIC (UDP) and HTTP/2 (TCP, same port) for connectors */
   wr_edge_listen http;   /* required: visitors (TCP). Its host is the edge's
                           * public address in DNS answers and pushed records */

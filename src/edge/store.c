@@ -1,28 +1,21 @@
-/* The SQLite store: open/close, schema and migrations, errors, statement
+/* The store (SQLite or PostgreSQL, edge/db.h): open/close, schema and migrations, errors, statement
  * helpers and transactions. The rest of the store lives in store_*.c; see
  * store_int.h for who owns what. */
 
 #include "edge/store.h"
 #include "edge/store_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 
-/* How long a writer waits for another process's transaction (the CLI while
- * `warren-edge run` holds the store) before giving up with "busy". */
-#define BUSY_TIMEOUT_MS 5000
 /* --- schema -------------------------------------------------------------- */
 
 /* Migrations, oldest first: migrations[i] takes a store from user_version i
@@ -209,27 +202,32 @@ __attribute__((format(printf, 3, 4))) int wr__store_serr(wr_store *s, int rv, co
   va_start(ap, fmt);
   vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
   va_end(ap);
+  s->unavailable = 0;
   return rv;
 }
 
-/* Turns the connection's last SQLite error into our code and message.
+/* Turns the connection's last database error into our code and message.
  * Constraint violations become the codes callers act on; the friendly
  * checks before each write mean these mostly appear under races. */
 int wr__store_dberr(wr_store *s, const char *what) {
-  int ext = sqlite3_extended_errcode(s->db), rv;
-  switch (ext) {
-  case SQLITE_CONSTRAINT_UNIQUE:
-  case SQLITE_CONSTRAINT_PRIMARYKEY:
+  int rv;
+  switch (wr_db_errkind_last(s->db)) {
+  case WR_DB_E_UNIQUE:
     rv = WR_ERR_EXISTS;
     break;
-  case SQLITE_CONSTRAINT_FOREIGNKEY:
+  case WR_DB_E_FOREIGN:
     rv = WR_ERR_NOTFOUND;
     break;
+  case WR_DB_E_CONSTRAINT:
+    rv = WR_ERR_INVAL;
+    break;
   default:
-    rv = (ext & 0xff) == SQLITE_CONSTRAINT ? WR_ERR_INVAL : WR_ERR_STORE;
+    rv = WR_ERR_STORE;
     break;
   }
-  return wr__store_serr(s, rv, "%s: %s", what, sqlite3_errmsg(s->db));
+  wr__store_serr(s, rv, "%s: %s", what, wr_db_errmsg(s->db));
+  s->unavailable = wr_db_errkind_last(s->db) == WR_DB_E_DOWN;
+  return rv;
 }
 
 /* Copies |in| for an error message, bounded and with control bytes shown as
@@ -303,8 +301,8 @@ void wr__store_copy_str(char *dst, size_t size, const char *src) {
   snprintf(dst, size, "%s", src ? src : "");
 }
 
-void wr__store_col_copy(sqlite3_stmt *st, int i, char *dst, size_t size) {
-  wr__store_copy_str(dst, size, (const char *)sqlite3_column_text(st, i));
+void wr__store_col_copy(wr_db_stmt *st, int i, char *dst, size_t size) {
+  wr__store_copy_str(dst, size, wr_db_col_text(st, i));
 }
 
 /* Makes room for one more element (amortised doubling). */
@@ -317,28 +315,26 @@ void *wr__store_grow(void *arr, size_t n, size_t *cap, size_t size) {
 /* --- statements ----------------------------------------------------------- */
 
 /* Binds parameters 1..n from |fmt|: 's' text (NULL binds NULL), 'i' int64,
- * 'b' blob (pointer, size_t length). Every value reaches SQLite as a bound
- * parameter; SQL text is never built from data. */
-static int bindv(sqlite3_stmt *st, const char *fmt, va_list ap) {
-  int rc = SQLITE_OK;
-  for (int i = 1; *fmt && rc == SQLITE_OK; fmt++, i++) {
+ * 'b' blob (pointer, size_t length). Every value reaches the database as a
+ * bound parameter; SQL text is never built from data. */
+static int bindv(wr_db_stmt *st, const char *fmt, va_list ap) {
+  int rc = 0;
+  for (int i = 1; *fmt && rc == 0; fmt++, i++) {
     switch (*fmt) {
-    case 's': {
-      const char *v = va_arg(ap, const char *);
-      rc = v ? sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+    case 's':
+      rc = wr_db_bind_text(st, i, va_arg(ap, const char *));
       break;
-    }
     case 'i':
-      rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+      rc = wr_db_bind_int64(st, i, va_arg(ap, int64_t));
       break;
     case 'b': {
       const void *p = va_arg(ap, const void *);
       size_t len = va_arg(ap, size_t);
-      rc = sqlite3_bind_blob64(st, i, p, len, SQLITE_TRANSIENT);
+      rc = wr_db_bind_blob(st, i, p, len);
       break;
     }
     default:
-      rc = SQLITE_MISUSE;
+      rc = -1;
       break;
     }
   }
@@ -346,18 +342,17 @@ static int bindv(sqlite3_stmt *st, const char *fmt, va_list ap) {
 }
 
 /* Prepares |sql| and binds |fmt| arguments. On failure *st is NULL. */
-int wr__store_prepf(wr_store *s, sqlite3_stmt **st, const char *sql, const char *fmt, ...) {
+int wr__store_prepf(wr_store *s, wr_db_stmt **st, const char *sql, const char *fmt, ...) {
   va_list ap;
   int rc;
   *st = NULL;
-  if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
-    return wr__store_dberr(s, "prepare");
+  if (wr_db_prepare(s->db, sql, st) != 0) return wr__store_dberr(s, "prepare");
   va_start(ap, fmt);
   rc = bindv(*st, fmt, ap);
   va_end(ap);
-  if (rc != SQLITE_OK) {
+  if (rc != 0) {
     int r = wr__store_dberr(s, "bind");
-    sqlite3_finalize(*st);
+    wr_db_finalize(*st);
     *st = NULL;
     return r;
   }
@@ -368,37 +363,34 @@ int wr__store_prepf(wr_store *s, sqlite3_stmt **st, const char *sql, const char 
  * number of rows it changed. */
 int wr__store_execf(wr_store *s, int *changes, const char *what, const char *sql, const char *fmt,
                     ...) {
-  sqlite3_stmt *st = NULL;
+  wr_db_stmt *st = NULL;
   va_list ap;
   int rv = WR_OK, rc;
-  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return wr__store_dberr(s, what);
+  if (wr_db_prepare(s->db, sql, &st) != 0) return wr__store_dberr(s, what);
   va_start(ap, fmt);
   rc = bindv(st, fmt, ap);
   va_end(ap);
-  if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
+  if (rc != 0 || wr_db_step(st) != WR_DB_DONE) {
     rv = wr__store_dberr(s, what);
     goto out;
   }
-  if (changes) *changes = sqlite3_changes(s->db);
+  if (changes) *changes = wr_db_changes(s->db);
 out:
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 /* Steps a prepared query expecting at most one row: WR_OK with the row
  * current, WR_ERR_NOTFOUND (message left to the caller), or WR_ERR_STORE. */
-int wr__store_step_row(wr_store *s, sqlite3_stmt *st, const char *what) {
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) return WR_OK;
-  if (rc == SQLITE_DONE) return WR_ERR_NOTFOUND;
+int wr__store_step_row(wr_store *s, wr_db_stmt *st, const char *what) {
+  int rc = wr_db_step(st);
+  if (rc == WR_DB_ROW) return WR_OK;
+  if (rc == WR_DB_DONE) return WR_ERR_NOTFOUND;
   return wr__store_dberr(s, what);
 }
 
-/* BEGIN IMMEDIATE takes the write lock up front, so two writers queue on the
- * busy timeout instead of deadlocking when both try to upgrade a read lock. */
 int wr__store_tx_begin(wr_store *s) {
-  if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-    return wr__store_dberr(s, "begin transaction");
+  if (wr_db_begin(s->db) != 0) return wr__store_dberr(s, "begin transaction");
   return WR_OK;
 }
 
@@ -406,115 +398,78 @@ int wr__store_tx_begin(wr_store *s) {
  * message of the first error is kept. */
 int wr__store_tx_end(wr_store *s, int rv) {
   if (rv == WR_OK) {
-    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) return WR_OK;
+    if (wr_db_commit(s->db) == 0) return WR_OK;
     rv = wr__store_dberr(s, "commit");
   }
-  if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  wr_db_rollback(s->db);
   return rv;
 }
 
 /* --- open / close ------------------------------------------------------------ */
 
 static int user_version(wr_store *s, int *v) {
-  sqlite3_stmt *st = NULL;
-  int rv = wr__store_prepf(s, &st, "PRAGMA user_version", "");
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read schema version");
-  if (rv == WR_OK) *v = sqlite3_column_int(st, 0);
-  else if (rv == WR_ERR_NOTFOUND)
-    rv = wr__store_serr(s, WR_ERR_STORE, "read schema version: no result");
-  sqlite3_finalize(st);
-  return rv;
+  if (wr_db_schema_version(s->db, v) != 0) return wr__store_dberr(s, "read schema version");
+  return WR_OK;
 }
 
-/* Applies the missing migrations and the new user_version in one
- * transaction: a crash or a failing step leaves the old schema intact. */
+/* Applies the missing migrations and the new schema version in one
+ * transaction: a crash or a failing step leaves the old schema intact.
+ * Under the schema lock, so edges starting together on one PostgreSQL
+ * migrate one after the other. */
 static int migrate(wr_store *s) {
   int v = 0, rv;
-  char sql[64];
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
+  if (wr_db_schema_lock(s->db) != 0) {
+    rv = wr__store_dberr(s, "lock the schema");
+    goto out;
+  }
   if ((rv = user_version(s, &v)) != WR_OK) goto out;
   if (v > N_MIGRATIONS) {
     rv = wr__store_serr(s, WR_ERR_UNSUPPORTED,
                         "the store has schema version %d but this warren-edge knows only up to %d; "
-              "use a newer warren-edge",
-              v, N_MIGRATIONS);
+                        "use a newer warren-edge",
+                        v, N_MIGRATIONS);
     goto out;
   }
   for (int i = v; i < N_MIGRATIONS; i++) {
-    if (sqlite3_exec(s->db, migrations[i], NULL, NULL, NULL) != SQLITE_OK) {
+    char *ddl = wr_db_ddl(s->db, migrations[i]);
+    int rc = wr_db_exec(s->db, ddl);
+    free(ddl);
+    if (rc != 0) {
       char what[64];
       snprintf(what, sizeof(what), "migration to schema version %d", i + 1);
       rv = wr__store_dberr(s, what);
       goto out;
     }
   }
-  if (v < N_MIGRATIONS) {
-    /* PRAGMA takes no parameters; the value is our own constant. */
-    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", N_MIGRATIONS);
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-      rv = wr__store_dberr(s, "set schema version");
-  }
+  if (v < N_MIGRATIONS && wr_db_set_schema_version(s->db, N_MIGRATIONS) != 0)
+    rv = wr__store_dberr(s, "set schema version");
 out:
   return wr__store_tx_end(s, rv);
 }
 
+/* |path| is a SQLite file or a PostgreSQL connection string (edge/db.h). */
 int wr_store_open(const char *path, unsigned flags, wr_store **out, char *err, size_t errlen) {
-  struct stat st;
   wr_store *s = wr_xcalloc(1, sizeof(*s));
-  int oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, rv;
+  wr_db_errkind kind;
+  char msg[WR_STORE_ERRMSG_MAX], shown[256];
+  int rv;
   *out = NULL;
-  if (!(flags & WR_STORE_CREATE) && stat(path, &st) != 0) {
-    rv = wr__store_serr(s, WR_ERR_NOTFOUND, "no store at %s: %s", path, strerror(errno));
-    goto fail_open;
-  }
-  if (flags & WR_STORE_CREATE) {
-    /* The store holds tunnel secrets: create it owner-only. SQLite gives its
-     * -wal and -shm files the mode of the database file. An empty file is a
-     * valid empty database. */
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) close(fd);
-    else if (errno != EEXIST) {
-      rv = wr__store_serr(s, WR_ERR_STORE, "cannot create store %s: %s", path, strerror(errno));
-      goto fail_open;
-    }
-    oflags |= SQLITE_OPEN_CREATE;
-  }
-  if (sqlite3_open_v2(path, &s->db, oflags, NULL) != SQLITE_OK) {
-    rv = wr__store_serr(s, WR_ERR_STORE, "cannot open store %s: %s", path,
-                        s->db ? sqlite3_errmsg(s->db) : "out of memory");
-    goto fail_db;
-  }
-  sqlite3_extended_result_codes(s->db, 1);
-  sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-  /* Defensive mode stops SQL from corrupting the file (writable_schema and
-   * friends); the store never needs those. */
-  sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-  /* WAL lets the running edge read while the CLI writes; NORMAL sync is
-   * durable across process crashes in WAL mode and much cheaper than FULL.
-   * foreign_keys must be set outside a transaction, so it comes first. */
-  if (sqlite3_exec(
-          s->db,
-          "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", NULL,
-          NULL, NULL) != SQLITE_OK) {
-    int code = sqlite3_errcode(s->db);
-    rv = wr__store_serr(s, WR_ERR_STORE, "cannot use %s as a store: %s", path,
-                        code == SQLITE_NOTADB ? "it is not a SQLite database"
-                                              : sqlite3_errmsg(s->db));
-    goto fail_db;
+  if (wr_db_open(path, (flags & WR_STORE_CREATE) ? WR_DB_CREATE : 0, &s->db, &kind, msg,
+                 sizeof(msg)) != 0) {
+    rv = wr__store_serr(s, kind == WR_DB_E_NOTFOUND ? WR_ERR_NOTFOUND : WR_ERR_STORE, "%s", msg);
+    goto fail;
   }
   if ((rv = migrate(s)) != WR_OK) {
-    char msg[WR_STORE_ERRMSG_MAX];
     wr__store_copy_str(msg, sizeof(msg), s->errmsg);
-    wr__store_serr(s, rv, "store %s: %s", path, msg);
-    goto fail_db;
+    wr__store_serr(s, rv, "store %s: %s", wr_db_target_redact(path, shown, sizeof(shown)), msg);
+    goto fail;
   }
   *out = s;
   return WR_OK;
 
-fail_db:
-  sqlite3_close_v2(s->db);
-fail_open:
+fail:
+  wr_db_close(s->db);
   if (err && errlen) snprintf(err, errlen, "%s", s->errmsg);
   free(s);
   return rv;
@@ -522,11 +477,13 @@ fail_open:
 
 void wr_store_close(wr_store *s) {
   if (!s) return;
-  sqlite3_close_v2(s->db);
+  wr_db_close(s->db);
   free(s);
 }
 
 const char *wr_store_errmsg(const wr_store *s) { return s->errmsg; }
+
+int wr_store_unavailable(const wr_store *s) { return s->unavailable; }
 
 int wr_store_schema_version(wr_store *s) {
   int v = -1;
@@ -538,11 +495,11 @@ void wr_store_set_clock(wr_store *s, int64_t (*now)(void *user), void *user) {
   s->now_user = user;
 }
 int wr_store_ping(wr_store *s) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv = wr__store_prepf(s, &st, "SELECT 1 FROM accounts LIMIT 1", "");
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read the store");
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   /* An empty table still proves the database answers. */
   return rv == WR_ERR_NOTFOUND ? WR_OK : rv;
 }

@@ -80,6 +80,15 @@ int wr_store_open(const char *path, unsigned flags, wr_store **out, char *err, s
 void wr_store_close(wr_store *s);
 /* The message of the last failed call on |s| ("" if none). */
 const char *wr_store_errmsg(const wr_store *s);
+/* 1 if the last error (a WR_ERR_STORE) was the database being unreachable
+ * (PostgreSQL down or the connection lost): worth a retry, not a bug. The
+ * next call reconnects. */
+int wr_store_unavailable(const wr_store *s);
+/* Copies every row of |from| into |to| (e.g. a SQLite store into a new
+ * PostgreSQL one), in one transaction on |to|, and counts them in *rows.
+ * |to| must have no accounts (WR_ERR_EXISTS). Errors: the message is
+ * |to|'s (wr_store_errmsg(to)). */
+int wr_store_copy(wr_store *from, wr_store *to, size_t *rows);
 /* The schema version found in the file (after migration). */
 int wr_store_schema_version(wr_store *s);
 /* Replaces the clock (Unix seconds) for tests; NULL restores time(). */

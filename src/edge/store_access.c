@@ -16,17 +16,17 @@ static int kind_ok(const char *k) {
 /* The document of the current row (columns: doc, id, created_at,
  * updated_at) with the store's members set; NULL if the stored text is not
  * JSON (cannot happen: the column is checked). */
-static json_t *row_doc(sqlite3_stmt *st) {
+static json_t *row_doc(wr_db_stmt *st) {
   json_error_t e;
-  const char *text = (const char *)sqlite3_column_text(st, 0);
+  const char *text = wr_db_col_text(st, 0);
   json_t *d = text ? json_loads(text, 0, &e) : NULL;
   if (!json_is_object(d)) {
     json_decref(d);
     return NULL;
   }
-  json_object_set_new(d, "id", json_string((const char *)sqlite3_column_text(st, 1)));
-  json_object_set_new(d, "created_at", json_integer(sqlite3_column_int64(st, 2)));
-  json_object_set_new(d, "updated_at", json_integer(sqlite3_column_int64(st, 3)));
+  json_object_set_new(d, "id", json_string(wr_db_col_text(st, 1)));
+  json_object_set_new(d, "created_at", json_integer(wr_db_col_int64(st, 2)));
+  json_object_set_new(d, "updated_at", json_integer(wr_db_col_int64(st, 3)));
   return d;
 }
 
@@ -46,7 +46,7 @@ static char *doc_text(const json_t *doc) {
 
 int wr_store_access_get(wr_store *s, const char *account_id, const char *kind, const char *parent,
                         const char *id, json_t **out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   *out = NULL;
   int rv = wr__store_prepf(s, &st,
                            OBJ_SELECT "WHERE id = ? AND account_id = ? AND kind = ? AND (? IS NULL OR parent_id = ?)",
@@ -56,13 +56,13 @@ int wr_store_access_get(wr_store *s, const char *account_id, const char *kind, c
   if (rv == WR_OK && !(*out = row_doc(st))) rv = wr__store_serr(s, WR_ERR_STORE, "a stored %s is not JSON", kind);
   else if (rv == WR_ERR_NOTFOUND)
     wr__store_serr(s, rv, "no %s %.64s in this account", !strcmp(kind, "app") ? "application" : kind, id);
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_access_list(wr_store *s, const char *account_id, const char *kind, const char *parent,
                          json_t **out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv = wr__store_prepf(s, &st,
                            OBJ_SELECT "WHERE account_id = ? AND kind = ? AND (? IS NULL OR parent_id = ?) "
                                       "ORDER BY created_at, rowid",
@@ -71,12 +71,12 @@ int wr_store_access_list(wr_store *s, const char *account_id, const char *kind, 
   if (rv != WR_OK) return rv;
   json_t *arr = json_array();
   int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
     json_t *d = row_doc(st);
     if (d) json_array_append_new(arr, d);
   }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) {
+  wr_db_finalize(st);
+  if (rc != WR_DB_DONE) {
     json_decref(arr);
     return wr__store_dberr(s, "list access objects");
   }
@@ -207,7 +207,7 @@ static int add_groups(wr_store *s, const char *account_id, json_t *groups) {
 }
 
 int wr_store_access_for_host(wr_store *s, const char *host, json_t **out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   char prefix[WR_STORE_HOST_MAX + 2];
   snprintf(prefix, sizeof(prefix), "%s/", host);
   *out = NULL;
@@ -220,14 +220,14 @@ int wr_store_access_for_host(wr_store *s, const char *host, json_t **out) {
   json_t *apps = json_array(), *groups = json_object(), *a;
   int rc;
   size_t i;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
     json_t *d = row_doc(st);
     if (!d) continue;
-    json_object_set_new(d, "account_id", json_string((const char *)sqlite3_column_text(st, 4)));
+    json_object_set_new(d, "account_id", json_string(wr_db_col_text(st, 4)));
     json_array_append_new(apps, d);
   }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) rv = wr__store_dberr(s, "look up access apps");
+  wr_db_finalize(st);
+  if (rc != WR_DB_DONE) rv = wr__store_dberr(s, "look up access apps");
   json_array_foreach(apps, i, a) {
     const char *acct = json_string_value(json_object_get(a, "account_id"));
     if (rv == WR_OK) rv = add_policies(s, acct, a);
@@ -242,22 +242,32 @@ int wr_store_access_for_host(wr_store *s, const char *host, json_t **out) {
   return WR_OK;
 }
 
+/* The token document's "expires_at" (seconds), or 0: read here rather
+ * than with SQLite's json_extract so the SQL is PostgreSQL's too. */
+static int64_t doc_expires_at(const char *text) {
+  json_t *d = text ? json_loads(text, 0, NULL) : NULL;
+  json_t *v = json_object_get(d, "expires_at");
+  int64_t exp = json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+  json_decref(d);
+  return exp;
+}
+
 int wr_store_access_token_check(wr_store *s, const char *client_id, const char *secret,
                                 char id[WR_STORE_UUID_LEN + 1], char account_id[WR_STORE_ID_LEN + 1]) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   uint8_t h[32];
   if (gnutls_hash_fast(GNUTLS_DIG_SHA256, secret, strlen(secret), h) != 0)
     return wr__store_serr(s, WR_ERR_CRYPTO, "cannot hash");
   int rv = wr__store_prepf(s, &st,
-                           "SELECT id, account_id, secret_hash, json_extract(doc, '$.expires_at') FROM access_objects "
+                           "SELECT id, account_id, secret_hash, doc FROM access_objects "
                            "WHERE kind = 'service_token' AND lookup = ?",
                            "s", client_id);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read service token");
   if (rv == WR_OK) {
-    const void *stored = sqlite3_column_blob(st, 2);
-    int64_t exp = sqlite3_column_int64(st, 3);
-    if (!stored || sqlite3_column_bytes(st, 2) != 32 || gnutls_memcmp(stored, h, 32) != 0 ||
+    const void *stored = wr_db_col_blob(st, 2);
+    int64_t exp = doc_expires_at(wr_db_col_text(st, 3));
+    if (!stored || (int)wr_db_col_bytes(st, 2) != 32 || gnutls_memcmp(stored, h, 32) != 0 ||
         (exp && exp <= wr__store_now(s))) {
       rv = WR_ERR_DENIED;
     } else {
@@ -267,13 +277,13 @@ int wr_store_access_token_check(wr_store *s, const char *client_id, const char *
   } else if (rv == WR_ERR_NOTFOUND) {
     rv = WR_ERR_DENIED;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   if (rv == WR_ERR_DENIED) wr__store_serr(s, rv, "invalid service token");
   return rv;
 }
 
 int wr_store_access_keys(wr_store *s, json_t **out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   *out = NULL;
   int rv = wr__store_prepf(s, &st,
                            "SELECT kid, pem, created_at, coalesce(retired_at, 0) FROM access_keys "
@@ -282,13 +292,13 @@ int wr_store_access_keys(wr_store *s, json_t **out) {
   if (rv != WR_OK) return rv;
   json_t *arr = json_array();
   int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-    json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I}", "kid", (const char *)sqlite3_column_text(st, 0), "pem",
-                                         (const char *)sqlite3_column_text(st, 1), "created_at",
-                                         (json_int_t)sqlite3_column_int64(st, 2), "retired_at",
-                                         (json_int_t)sqlite3_column_int64(st, 3)));
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW)
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I}", "kid", wr_db_col_text(st, 0), "pem",
+                                         wr_db_col_text(st, 1), "created_at",
+                                         (json_int_t)wr_db_col_int64(st, 2), "retired_at",
+                                         (json_int_t)wr_db_col_int64(st, 3)));
+  wr_db_finalize(st);
+  if (rc != WR_DB_DONE) {
     json_decref(arr);
     return wr__store_dberr(s, "list access keys");
   }

@@ -33,14 +33,14 @@ int wr_store_account_create(wr_store *s, const char *actor, const char *name, wr
   return rv;
 }
 
-static void read_account(sqlite3_stmt *st, wr_account *a) {
+static void read_account(wr_db_stmt *st, wr_account *a) {
   wr__store_col_copy(st, 0, a->id, sizeof(a->id));
   wr__store_col_copy(st, 1, a->name, sizeof(a->name));
-  a->created_at = sqlite3_column_int64(st, 2);
+  a->created_at = wr_db_col_int64(st, 2);
 }
 
 int wr_store_account_get(wr_store *s, const char *id, wr_account *out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   char b[80];
   int rv = wr__store_prepf(s, &st, "SELECT id, name, created_at FROM accounts WHERE id = lower(?)",
                            "s", id);
@@ -49,12 +49,12 @@ int wr_store_account_get(wr_store *s, const char *id, wr_account *out) {
   if (rv == WR_OK) read_account(st, out);
   else if (rv == WR_ERR_NOTFOUND)
     wr__store_serr(s, rv, "no account with id %s", wr__store_quote(id, b, sizeof(b)));
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_account_default(wr_store *s, wr_account *out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv = wr__store_prepf(
       s, &st, "SELECT id, name, created_at FROM accounts ORDER BY created_at, id LIMIT 2", "");
   if (rv != WR_OK) return rv;
@@ -76,12 +76,12 @@ int wr_store_account_default(wr_store *s, wr_account *out) {
                           second);
     }
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_account_list(wr_store *s, wr_account **out, size_t *n) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_account *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
@@ -90,15 +90,15 @@ int wr_store_account_list(wr_store *s, wr_account **out, size_t *n) {
   rv = wr__store_prepf(s, &st, "SELECT id, name, created_at FROM accounts ORDER BY created_at, id",
                        "");
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_account(st, PUSH(rows, cnt, cap));
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_account(st, PUSH(rows, cnt, cap));
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read accounts");
     free(rows);
   } else {
     *out = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -119,27 +119,27 @@ static int check_email(wr_store *s, const char *email) {
   return WR_OK;
 }
 
-static void read_user(sqlite3_stmt *st, wr_user *u) {
+static void read_user(wr_db_stmt *st, wr_user *u) {
   wr__store_col_copy(st, 0, u->id, sizeof(u->id));
   wr__store_col_copy(st, 1, u->account_id, sizeof(u->account_id));
   wr__store_col_copy(st, 2, u->email, sizeof(u->email));
-  u->has_password = sqlite3_column_type(st, 3) != SQLITE_NULL;
-  u->is_service = sqlite3_column_int(st, 4);
-  u->created_at = sqlite3_column_int64(st, 5);
+  u->has_password = !wr_db_col_is_null(st, 3);
+  u->is_service = (int)wr_db_col_int64(st, 4);
+  u->created_at = wr_db_col_int64(st, 5);
 }
 
 #define USER_SELECT "SELECT id, account_id, email, password_hash, is_service, created_at FROM users "
 
 int wr_store_user_get_by_email(wr_store *s, const char *email, wr_user *out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   char b[80];
-  int rv = wr__store_prepf(s, &st, USER_SELECT "WHERE email = ?", "s", email);
+  int rv = wr__store_prepf(s, &st, USER_SELECT "WHERE lower(email) = lower(?)", "s", email);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read user");
   if (rv == WR_OK) read_user(st, out);
   else if (rv == WR_ERR_NOTFOUND)
     wr__store_serr(s, rv, "no user with email %s", wr__store_quote(email, b, sizeof(b)));
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -192,7 +192,7 @@ int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, c
   static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   uint8_t rnd[WR_STORE_TOKEN_LEN], hash[32];
   wr_api_token k = {0};
-  sqlite3_stmt *st = NULL;
+  wr_db_stmt *st = NULL;
   char b[80];
   int rv;
   if ((rv = wr__store_new_hex_id(s, k.id)) != WR_OK) return rv;
@@ -235,7 +235,7 @@ int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, c
                                 json_pack("{s:s,s:s?}", "user_id", k.user_id, "zone_id",
                                           zone_id ? k.zone_id : NULL));
 out:
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   rv = wr__store_tx_end(s, rv);
 out_notx:
   if (rv != WR_OK) memset(token, 0, WR_STORE_TOKEN_LEN + 1);
@@ -244,21 +244,21 @@ out_notx:
 }
 
 #define TOKEN_SELECT                                                                                   \
-  "SELECT k.id, k.user_id, u.account_id, ifnull(k.zone_id, ''), k.created_at, ifnull(k.revoked_at, 0)" \
+  "SELECT k.id, k.user_id, u.account_id, coalesce(k.zone_id, ''), k.created_at, coalesce(k.revoked_at, 0)" \
   " FROM api_tokens k JOIN users u ON u.id = k.user_id "
 
-static void read_token(sqlite3_stmt *st, wr_api_token *k) {
+static void read_token(wr_db_stmt *st, wr_api_token *k) {
   wr__store_col_copy(st, 0, k->id, sizeof(k->id));
   wr__store_col_copy(st, 1, k->user_id, sizeof(k->user_id));
   wr__store_col_copy(st, 2, k->account_id, sizeof(k->account_id));
   wr__store_col_copy(st, 3, k->zone_id, sizeof(k->zone_id));
-  k->created_at = sqlite3_column_int64(st, 4);
-  k->revoked_at = sqlite3_column_int64(st, 5);
+  k->created_at = wr_db_col_int64(st, 4);
+  k->revoked_at = wr_db_col_int64(st, 5);
 }
 
 int wr_store_token_verify(wr_store *s, const char *token, wr_api_token *out) {
   uint8_t hash[32];
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_api_token k;
   int rv;
   /* Lookup by hash: the database never compares secrets, so there is no
@@ -277,12 +277,12 @@ int wr_store_token_verify(wr_store *s, const char *token, wr_api_token *out) {
   } else if (rv == WR_ERR_NOTFOUND) {
     rv = wr__store_serr(s, WR_ERR_DENIED, "invalid API token");
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_token_revoke(wr_store *s, const char *actor, const char *token_id) {
-  sqlite3_stmt *st = NULL;
+  wr_db_stmt *st = NULL;
   wr_api_token k;
   char b[80];
   int rv;
@@ -305,14 +305,14 @@ int wr_store_token_revoke(wr_store *s, const char *actor, const char *token_id) 
     rv = wr__store_audit_insert(s, actor, k.account_id, "token.revoke", "token", k.id,
                                 json_pack("{s:s}", "user_id", k.user_id));
 out:
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return wr__store_tx_end(s, rv);
 }
 
 /* --- users: passwords, listing, token rolling (edge/login.h) ---------------------- */
 
 int wr_store_user_password_hash(wr_store *s, const char *user_id, char *out, size_t size) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   const char *h;
   char b[80];
   int rv;
@@ -325,7 +325,7 @@ int wr_store_user_password_hash(wr_store *s, const char *user_id, char *out, siz
     wr__store_serr(s, rv, "no user with id %s",
                    wr__store_quote(user_id ? user_id : "", b, sizeof(b)));
   } else if (rv == WR_OK) {
-    h = (const char *)sqlite3_column_text(st, 0);
+    h = (const char *)wr_db_col_text(st, 0);
     if (!h)
       rv = wr__store_serr(s, WR_ERR_NOTFOUND, "user %s has no password",
                           wr__store_quote(user_id, b, sizeof(b)));
@@ -333,12 +333,12 @@ int wr_store_user_password_hash(wr_store *s, const char *user_id, char *out, siz
       rv = wr__store_serr(s, WR_ERR_LIMIT, "the stored password hash is too long");
     else memcpy(out, h, strlen(h) + 1);
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_user_get(wr_store *s, const char *user_id, wr_user *out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   char b[80];
   int rv = wr__store_prepf(s, &st, USER_SELECT "WHERE id = lower(?)", "s", user_id);
   if (rv != WR_OK) return rv;
@@ -347,7 +347,7 @@ int wr_store_user_get(wr_store *s, const char *user_id, wr_user *out) {
   else if (rv == WR_ERR_NOTFOUND)
     wr__store_serr(s, rv, "no user with id %s",
                    wr__store_quote(user_id ? user_id : "", b, sizeof(b)));
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -370,50 +370,50 @@ out:
 }
 
 int wr_store_user_list(wr_store *s, const char *account_id, wr_user **out, size_t *n) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_user *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
   *out = NULL;
   *n = 0;
   rv = wr__store_prepf(s, &st,
-                       USER_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) ORDER BY email",
+                       USER_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) ORDER BY lower(email), email",
                        "s", account_id);
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_user(st, PUSH(rows, cnt, cap));
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_user(st, PUSH(rows, cnt, cap));
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read users");
     free(rows);
   } else {
     *out = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_token_list(wr_store *s, const char *user_id, int include_revoked, wr_api_token **out,
                         size_t *n) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_api_token *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
   *out = NULL;
   *n = 0;
   rv = wr__store_prepf(s, &st,
-                       TOKEN_SELECT "WHERE k.user_id = lower(?) AND (? OR k.revoked_at IS NULL)"
+                       TOKEN_SELECT "WHERE k.user_id = lower(?) AND (? <> 0 OR k.revoked_at IS NULL)"
                           " ORDER BY k.created_at, k.id",
              "si", user_id, (int64_t)(include_revoked != 0));
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_token(st, PUSH(rows, cnt, cap));
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_token(st, PUSH(rows, cnt, cap));
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read API tokens");
     free(rows);
   } else {
     *out = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 

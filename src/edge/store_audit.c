@@ -86,12 +86,12 @@ void wr_store_audit_free(wr_audit *rows, size_t n) {
 
 #define AUDIT_WHERE                                                                                   \
   " FROM audit_log WHERE (?1 IS NULL OR account_id = lower(?1))"                                      \
-  " AND (?2 IS NULL OR action = ?2 OR (substr(?2, -1) = '.' AND substr(action, 1, length(?2)) = ?2))" \
+  " AND (?2 IS NULL OR action = ?2 OR (substr(?2, length(?2), 1) = '.' AND substr(action, 1, length(?2)) = ?2))" \
   " AND (?3 = 0 OR at >= ?3) AND (?4 = 0 OR at < ?4)"
 
 int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, size_t *n,
                          size_t *total) {
-  sqlite3_stmt *st = NULL;
+  wr_db_stmt *st = NULL;
   wr_audit *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
@@ -103,36 +103,36 @@ int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, 
       return rv;
     rv = wr__store_step_row(s, st, "count audit rows");
     if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count audit rows: no result");
-    if (rv == WR_OK) *total = (size_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    if (rv == WR_OK) *total = (size_t)wr_db_col_int64(st, 0);
+    wr_db_finalize(st);
     st = NULL;
     if (rv != WR_OK) return rv;
   }
   rv = wr__store_prepf(
       s, &st,
-      "SELECT id, at, ifnull(account_id, ''), actor, action, target_type, target_id, detail" AUDIT_WHERE
+      "SELECT id, at, coalesce(account_id, ''), actor, action, target_type, target_id, detail" AUDIT_WHERE
       " ORDER BY id DESC LIMIT ?5 OFFSET ?6",
       "ssiiii", f->account_id, f->action, f->since, f->until,
-      f->limit ? (int64_t)f->limit : (int64_t)-1, (int64_t)f->offset);
+      f->limit ? (int64_t)f->limit : (int64_t)INT64_MAX, (int64_t)f->offset);
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
     wr_audit *a = PUSH(rows, cnt, cap);
-    a->id = sqlite3_column_int64(st, 0);
-    a->at = sqlite3_column_int64(st, 1);
+    a->id = wr_db_col_int64(st, 0);
+    a->at = wr_db_col_int64(st, 1);
     wr__store_col_copy(st, 2, a->account_id, sizeof(a->account_id));
     wr__store_col_copy(st, 3, a->actor, sizeof(a->actor));
     wr__store_col_copy(st, 4, a->action, sizeof(a->action));
     wr__store_col_copy(st, 5, a->target_type, sizeof(a->target_type));
     wr__store_col_copy(st, 6, a->target_id, sizeof(a->target_id));
-    a->detail = wr_xstrdup((const char *)sqlite3_column_text(st, 7));
+    a->detail = wr_xstrdup((const char *)wr_db_col_text(st, 7));
   }
-  if (rc != SQLITE_DONE) {
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read audit log");
     wr_store_audit_free(rows, cnt);
   } else {
     *out = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }

@@ -18,7 +18,7 @@
 
 #define DEVICE_SELECT                                                                              \
   "SELECT id, account_id, vnet_id, name, public_key, host, allowed, created_at,"                   \
-  " ifnull(revoked_at, 0), last_handshake, rx_bytes, tx_bytes FROM devices "
+  " coalesce(revoked_at, 0), last_handshake, rx_bytes, tx_bytes FROM devices "
 
 /* --- addresses ------------------------------------------------------------ */
 
@@ -47,7 +47,7 @@ static void format_ipv6(const char *account_id, int64_t host, char out[46]) {
   snprintf(out, 46, "%s", tmp);
 }
 
-static void read_device(sqlite3_stmt *st, wr_device *d) {
+static void read_device(wr_db_stmt *st, wr_device *d) {
   int64_t host;
   memset(d, 0, sizeof(*d));
   wr__store_col_copy(st, 0, d->id, sizeof(d->id));
@@ -55,13 +55,13 @@ static void read_device(sqlite3_stmt *st, wr_device *d) {
   wr__store_col_copy(st, 2, d->vnet_id, sizeof(d->vnet_id));
   wr__store_col_copy(st, 3, d->name, sizeof(d->name));
   wr__store_col_copy(st, 4, d->public_key, sizeof(d->public_key));
-  host = sqlite3_column_int64(st, 5);
+  host = wr_db_col_int64(st, 5);
   wr__store_col_copy(st, 6, d->allowed, sizeof(d->allowed));
-  d->created_at = sqlite3_column_int64(st, 7);
-  d->revoked_at = sqlite3_column_int64(st, 8);
-  d->last_handshake = sqlite3_column_int64(st, 9);
-  d->rx_bytes = (uint64_t)sqlite3_column_int64(st, 10);
-  d->tx_bytes = (uint64_t)sqlite3_column_int64(st, 11);
+  d->created_at = wr_db_col_int64(st, 7);
+  d->revoked_at = wr_db_col_int64(st, 8);
+  d->last_handshake = wr_db_col_int64(st, 9);
+  d->rx_bytes = (uint64_t)wr_db_col_int64(st, 10);
+  d->tx_bytes = (uint64_t)wr_db_col_int64(st, 11);
   format_ipv4(host, d->ipv4);
   format_ipv6(d->account_id, host, d->ipv6);
 }
@@ -167,7 +167,7 @@ static int resolve_vnet(wr_store *s, const char *account_id, const char *ref, wr
 
 /* An active device named |name| or with key |key| in the way of a new one. */
 static int check_unique(wr_store *s, const char *account_id, const char *name, const char *key) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv = wr__store_prepf(s, &st,
                            DEVICE_SELECT "WHERE revoked_at IS NULL AND"
                                          " ((account_id = ?1 AND name = ?2) OR public_key = ?3)",
@@ -189,19 +189,19 @@ static int check_unique(wr_store *s, const char *account_id, const char *name, c
   } else if (rv == WR_ERR_NOTFOUND) {
     rv = WR_OK;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 static int next_host(wr_store *s, const char *account_id, int64_t *host) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv = wr__store_prepf(s, &st, "SELECT max(host) FROM devices WHERE account_id = ?", "s",
                            account_id);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read device addresses");
   if (rv == WR_OK) {
-    int64_t m = sqlite3_column_type(st, 0) == SQLITE_NULL ? HOST_FIRST - 1
-                                                          : sqlite3_column_int64(st, 0);
+    int64_t m = wr_db_col_is_null(st, 0) ? HOST_FIRST - 1
+                                                          : wr_db_col_int64(st, 0);
     *host = m + 1;
     if (*host > HOST_LAST)
       rv = wr__store_serr(s, WR_ERR_LIMIT,
@@ -209,7 +209,7 @@ static int next_host(wr_store *s, const char *account_id, int64_t *host) {
   } else if (rv == WR_ERR_NOTFOUND) {
     rv = wr__store_serr(s, WR_ERR_STORE, "read device addresses: no result");
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -273,7 +273,7 @@ out:
 
 int wr_store_device_list(wr_store *s, const char *account_id, int include_revoked,
                          wr_device **out, size_t *n) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_device *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
@@ -281,18 +281,18 @@ int wr_store_device_list(wr_store *s, const char *account_id, int include_revoke
   *n = 0;
   rv = wr__store_prepf(s, &st,
                        DEVICE_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1))"
-                                     " AND (?2 OR revoked_at IS NULL) ORDER BY created_at, rowid",
+                                     " AND (?2 <> 0 OR revoked_at IS NULL) ORDER BY created_at, rowid",
                        "si", account_id, (int64_t)(include_revoked != 0));
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_device(st, PUSH(rows, cnt, cap));
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_device(st, PUSH(rows, cnt, cap));
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read devices");
     free(rows);
   } else {
     *out = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -300,7 +300,7 @@ int wr_store_device_get(wr_store *s, const char *account_id, const char *id_or_n
                         wr_device *out) {
   char canon[WR_STORE_UUID_LEN + 1], b[80];
   wr_uuid u;
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int by_id, rv;
   if (!id_or_name || !*id_or_name)
     return wr__store_serr(s, WR_ERR_INVAL, "name the device (its name or ID)");
@@ -318,19 +318,19 @@ int wr_store_device_get(wr_store *s, const char *account_id, const char *id_or_n
   else if (rv == WR_ERR_NOTFOUND)
     wr__store_serr(s, rv, by_id ? "no device with ID %s" : "no active device named \"%s\"",
                    by_id ? canon : wr__store_quote(id_or_name, b, sizeof(b)));
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_device_by_key(wr_store *s, const char *public_key_b64, wr_device *out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv = wr__store_prepf(s, &st, DEVICE_SELECT "WHERE public_key = ? AND revoked_at IS NULL",
                            "s", public_key_b64 ? public_key_b64 : "");
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read device");
   if (rv == WR_OK) read_device(st, out);
   else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no active device has this public key");
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 

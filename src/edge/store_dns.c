@@ -118,18 +118,18 @@ int wr__store_host_in_zone(const char *host, const char *zone) {
 }
 /* --- zones ---------------------------------------------------------------------- */
 
-static void read_zone(sqlite3_stmt *st, wr_zone *z) {
+static void read_zone(wr_db_stmt *st, wr_zone *z) {
   wr__store_col_copy(st, 0, z->id, sizeof(z->id));
   wr__store_col_copy(st, 1, z->account_id, sizeof(z->account_id));
   wr__store_col_copy(st, 2, z->name, sizeof(z->name));
-  z->created_at = sqlite3_column_int64(st, 3);
+  z->created_at = wr_db_col_int64(st, 3);
 }
 
 int wr_store_zone_create(wr_store *s, const char *actor, const char *account_id, const char *name,
                          wr_zone *out) {
   wr_zone z = {0};
   wr_account a;
-  sqlite3_stmt *st = NULL;
+  wr_db_stmt *st = NULL;
   char msg[WR_STORE_ERRMSG_MAX];
   int rv;
   if (wr_store_check_dns_name(name ? name : "", 0, z.name, msg, sizeof(msg)) != WR_OK)
@@ -145,7 +145,7 @@ int wr_store_zone_create(wr_store *s, const char *actor, const char *account_id,
   rv = wr__store_step_row(s, st, "read zones");
   if (rv == WR_OK) {
     rv = wr__store_serr(s, WR_ERR_EXISTS, "zone %s already exists (account %s)", z.name,
-                        (const char *)sqlite3_column_text(st, 0));
+                        (const char *)wr_db_col_text(st, 0));
     goto out;
   }
   if (rv != WR_ERR_NOTFOUND) goto out;
@@ -156,14 +156,14 @@ int wr_store_zone_create(wr_store *s, const char *actor, const char *account_id,
     rv = wr__store_audit_insert(s, actor, z.account_id, "zone.create", "zone", z.id,
                                 json_pack("{s:s}", "name", z.name));
 out:
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   rv = wr__store_tx_end(s, rv);
   if (rv == WR_OK && out) *out = z;
   return rv;
 }
 
 int wr_store_zone_get(wr_store *s, const char *id, wr_zone *out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   char b[80];
   int rv = wr__store_prepf(
       s, &st, "SELECT id, account_id, name, created_at FROM zones WHERE id = lower(?)", "s", id);
@@ -172,12 +172,12 @@ int wr_store_zone_get(wr_store *s, const char *id, wr_zone *out) {
   if (rv == WR_OK) read_zone(st, out);
   else if (rv == WR_ERR_NOTFOUND)
     wr__store_serr(s, rv, "no zone with id %s", wr__store_quote(id, b, sizeof(b)));
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_zone_list(wr_store *s, const char *account_id, wr_zone **out, size_t *n) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_zone *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
@@ -188,15 +188,15 @@ int wr_store_zone_list(wr_store *s, const char *account_id, wr_zone **out, size_
              " WHERE (?1 IS NULL OR account_id = ?1) ORDER BY name",
              "s", account_id);
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_zone(st, PUSH(rows, cnt, cap));
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_zone(st, PUSH(rows, cnt, cap));
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read zones");
     free(rows);
   } else {
     *out = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -238,7 +238,7 @@ void wr__store_account_zone_names(wr_store *s, const char *account_id, char *buf
 
 int wr_store_route_expire(wr_store *s, const char *actor, int64_t unregistered_s, size_t limit,
                           wr_route **removed, size_t *n) {
-  sqlite3_stmt *st = NULL;
+  wr_db_stmt *st = NULL;
   wr_route *rows = NULL;
   struct why { int64_t at; int deleted; } *why = NULL;
   size_t cnt = 0, cap = 0, scap = 0;
@@ -256,8 +256,8 @@ int wr_store_route_expire(wr_store *s, const char *actor, int64_t unregistered_s
   rv = wr__store_prepf(
       s, &st,
       "SELECT r.id, r.account_id, r.zone_id, z.name, r.hostname, r.tunnel_id, t.name,"
-      " r.created_at, ifnull(t.deleted_at, 0),"
-      " ifnull((SELECT max(c.closed_at) FROM connections c WHERE c.tunnel_id = r.tunnel_id), 0)"
+      " r.created_at, coalesce(t.deleted_at, 0),"
+      " coalesce((SELECT max(c.closed_at) FROM connections c WHERE c.tunnel_id = r.tunnel_id), 0)"
       " FROM routes r JOIN zones z ON z.id = r.zone_id JOIN tunnels t ON t.id = r.tunnel_id"
       " WHERE t.deleted_at IS NOT NULL"
       "  OR (r.created_at <= ?1"
@@ -265,20 +265,20 @@ int wr_store_route_expire(wr_store *s, const char *actor, int64_t unregistered_s
       "      AND NOT EXISTS (SELECT 1 FROM connections c"
       "                      WHERE c.tunnel_id = r.tunnel_id AND c.closed_at IS NULL))"
       " ORDER BY r.hostname LIMIT ?2",
-      "ii", wr__store_now(s) - unregistered_s, limit ? (int64_t)limit : (int64_t)-1);
+      "ii", wr__store_now(s) - unregistered_s, limit ? (int64_t)limit : (int64_t)INT64_MAX);
   if (rv != WR_OK) goto out;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
     wr__store_read_route(st, PUSH(rows, cnt, cap));
     why = wr__store_grow(why, cnt - 1, &scap, sizeof(*why));
-    why[cnt - 1].at = sqlite3_column_int64(st, 8);
+    why[cnt - 1].at = wr_db_col_int64(st, 8);
     why[cnt - 1].deleted = why[cnt - 1].at != 0;
-    if (!why[cnt - 1].deleted) why[cnt - 1].at = sqlite3_column_int64(st, 9);
+    if (!why[cnt - 1].deleted) why[cnt - 1].at = wr_db_col_int64(st, 9);
   }
-  if (rc != SQLITE_DONE) {
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read expired routes");
     goto out;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   st = NULL;
   for (size_t i = 0; i < cnt && rv == WR_OK; i++) {
     wr_route *r = &rows[i];
@@ -291,7 +291,7 @@ int wr_store_route_expire(wr_store *s, const char *actor, int64_t unregistered_s
                     (json_int_t)why[i].at));
   }
 out:
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   free(why);
   rv = wr__store_tx_end(s, rv);
   if (rv == WR_OK) {

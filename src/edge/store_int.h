@@ -1,4 +1,4 @@
-/* Internals of the SQLite store shared by its source files (edge/store.h is
+/* Internals of the store shared by its source files (edge/store.h is
  * the interface; nothing outside src/edge/store*.c includes this header).
  *
  * Who owns what:
@@ -24,25 +24,26 @@
 #define WR_EDGE_STORE_INT_H
 
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "edge/db.h"
 #include "edge/store.h"
 
 struct wr_store {
-  sqlite3 *db;
+  wr_db *db; /* SQLite or PostgreSQL (edge/db.h) */
   int64_t (*now)(void *user);
   void *now_user;
   char errmsg[WR_STORE_ERRMSG_MAX];
+  int unavailable; /* the last error was the database being unreachable */
 };
 
 /* --- errors (store.c) ----------------------------------------------------- */
 
 /* Formats the store's message and returns |rv|. */
 __attribute__((format(printf, 3, 4))) int wr__store_serr(wr_store *s, int rv, const char *fmt, ...);
-/* The connection's last SQLite error as our code and message ("what: ..."). */
+/* The connection's last database error as our code and message ("what: ..."). */
 int wr__store_dberr(wr_store *s, const char *what);
 /* |in| bounded and with control bytes shown as '?', for messages. */
 const char *wr__store_quote(const char *in, char *buf, size_t size);
@@ -60,7 +61,7 @@ int wr__store_has_ctl(const char *str);
 /* 1..max bytes of UTF-8 without control characters. */
 int wr__store_check_text(wr_store *s, const char *what, const char *v, size_t max);
 void wr__store_copy_str(char *dst, size_t size, const char *src);
-void wr__store_col_copy(sqlite3_stmt *st, int i, char *dst, size_t size);
+void wr__store_col_copy(wr_db_stmt *st, int i, char *dst, size_t size);
 /* Makes room for one more element (amortised doubling). */
 void *wr__store_grow(void *arr, size_t n, size_t *cap, size_t size);
 /* Appends a zeroed element to a result array and evaluates to its address. */
@@ -72,14 +73,14 @@ void *wr__store_grow(void *arr, size_t n, size_t *cap, size_t size);
 
 /* Prepares |sql| and binds |fmt| ('s' text or NULL, 'i' int64, 'b' blob +
  * size_t). On failure *st is NULL. */
-int wr__store_prepf(wr_store *s, sqlite3_stmt **st, const char *sql, const char *fmt, ...);
+int wr__store_prepf(wr_store *s, wr_db_stmt **st, const char *sql, const char *fmt, ...);
 /* Runs a statement that returns no rows; |changes| may be NULL. */
 int wr__store_execf(wr_store *s, int *changes, const char *what, const char *sql, const char *fmt,
                     ...);
 /* WR_OK with a row current, WR_ERR_NOTFOUND (message left to the caller) or
  * WR_ERR_STORE. */
-int wr__store_step_row(wr_store *s, sqlite3_stmt *st, const char *what);
-/* BEGIN IMMEDIATE. */
+int wr__store_step_row(wr_store *s, wr_db_stmt *st, const char *what);
+/* BEGIN (IMMEDIATE on SQLite). */
 int wr__store_tx_begin(wr_store *s);
 /* Commits if |rv| is WR_OK, rolls back otherwise; returns the final result. */
 int wr__store_tx_end(wr_store *s, int rv);
@@ -95,7 +96,7 @@ int wr__store_audit_insert(wr_store *s, const char *actor, const char *account_i
 
 /* Fills |r| from columns 0..7 of a route query (ROUTE_SELECT's order: id,
  * account, zone id, zone name, hostname, tunnel id, tunnel name, created). */
-void wr__store_read_route(sqlite3_stmt *st, wr_route *r);
+void wr__store_read_route(wr_db_stmt *st, wr_route *r);
 
 /* --- zones (store_dns.c) -------------------------------------------------- */
 

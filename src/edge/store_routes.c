@@ -31,7 +31,7 @@ const char *wr_route_change_name(wr_route_change c) {
   "SELECT r.id, r.account_id, r.zone_id, z.name, r.hostname, r.tunnel_id, t.name, r.created_at"   \
   " FROM routes r JOIN zones z ON z.id = r.zone_id JOIN tunnels t ON t.id = r.tunnel_id "
 
-void wr__store_read_route(sqlite3_stmt *st, wr_route *r) {
+void wr__store_read_route(wr_db_stmt *st, wr_route *r) {
   memset(r, 0, sizeof(*r));
   wr__store_col_copy(st, 0, r->id, sizeof(r->id));
   wr__store_col_copy(st, 1, r->account_id, sizeof(r->account_id));
@@ -40,11 +40,11 @@ void wr__store_read_route(sqlite3_stmt *st, wr_route *r) {
   wr__store_col_copy(st, 4, r->hostname, sizeof(r->hostname));
   wr__store_col_copy(st, 5, r->tunnel_id, sizeof(r->tunnel_id));
   wr__store_col_copy(st, 6, r->tunnel_name, sizeof(r->tunnel_name));
-  r->created_at = sqlite3_column_int64(st, 7);
+  r->created_at = wr_db_col_int64(st, 7);
 }
 
 int wr_store_route_get(wr_store *s, const char *hostname, wr_route *out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   char b[80];
   int rv = wr__store_prepf(s, &st, ROUTE_SELECT "WHERE r.hostname = ?", "s", hostname);
   if (rv != WR_OK) return rv;
@@ -52,7 +52,7 @@ int wr_store_route_get(wr_store *s, const char *hostname, wr_route *out) {
   if (rv == WR_OK) wr__store_read_route(st, out);
   else if (rv == WR_ERR_NOTFOUND)
     wr__store_serr(s, rv, "no route for %s", wr__store_quote(hostname, b, sizeof(b)));
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -198,7 +198,7 @@ out:
 int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_id, wr_route **out,
                         size_t *n) {
   char canon[WR_STORE_UUID_LEN + 1];
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_route *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
@@ -213,29 +213,29 @@ int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_
       " ORDER BY r.hostname",
       "ss", account_id, tunnel_id ? canon : NULL);
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) wr__store_read_route(st, PUSH(rows, cnt, cap));
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) wr__store_read_route(st, PUSH(rows, cnt, cap));
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read routes");
     free(rows);
   } else {
     *out = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_route_count(wr_store *s, const char *account_id, size_t *n) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv;
   *n = 0;
   if ((rv = wr__store_prepf(s, &st, "SELECT count(*) FROM routes WHERE account_id = lower(?)", "s",
                             account_id ? account_id : "")) != WR_OK)
     return rv;
   rv = wr__store_step_row(s, st, "count routes");
-  if (rv == WR_OK) *n = (size_t)sqlite3_column_int64(st, 0);
+  if (rv == WR_OK) *n = (size_t)wr_db_col_int64(st, 0);
   else if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count routes: no result");
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -318,18 +318,18 @@ int wr_store_cidr_contains(const wr_store_cidr *outer, const wr_store_cidr *inne
 /* --- virtual networks -------------------------------------------------------------- */
 
 #define VNET_SELECT                                                                                \
-  "SELECT id, account_id, name, comment, is_default, created_at, ifnull(deleted_at, 0)"            \
+  "SELECT id, account_id, name, comment, is_default, created_at, coalesce(deleted_at, 0)"            \
   " FROM virtual_networks "
 
-static void read_vnet(sqlite3_stmt *st, wr_vnet *v) {
+static void read_vnet(wr_db_stmt *st, wr_vnet *v) {
   memset(v, 0, sizeof(*v));
   wr__store_col_copy(st, 0, v->id, sizeof(v->id));
   wr__store_col_copy(st, 1, v->account_id, sizeof(v->account_id));
   wr__store_col_copy(st, 2, v->name, sizeof(v->name));
   wr__store_col_copy(st, 3, v->comment, sizeof(v->comment));
-  v->is_default = sqlite3_column_int(st, 4);
-  v->created_at = sqlite3_column_int64(st, 5);
-  v->deleted_at = sqlite3_column_int64(st, 6);
+  v->is_default = (int)wr_db_col_int64(st, 4);
+  v->created_at = wr_db_col_int64(st, 5);
+  v->deleted_at = wr_db_col_int64(st, 6);
 }
 
 /* Comments: 0..256 bytes of UTF-8 without control characters. */
@@ -340,40 +340,40 @@ static int check_comment(wr_store *s, const char *what, const char *c) {
 
 int wr_store_vnet_get(wr_store *s, const char *id, wr_vnet *out) {
   char canon[WR_STORE_UUID_LEN + 1];
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv;
   if ((rv = wr__store_canon_uuid(s, id, canon, "virtual network ID")) != WR_OK) return rv;
   if ((rv = wr__store_prepf(s, &st, VNET_SELECT "WHERE id = ?", "s", canon)) != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read virtual network");
   if (rv == WR_OK) read_vnet(st, out);
   else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no virtual network with ID %s", canon);
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 /* The live virtual network |name| of an account: WR_OK, WR_ERR_NOTFOUND
  * (no message), or an error. */
 static int vnet_find(wr_store *s, const char *account_id, const char *name, wr_vnet *out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv = wr__store_prepf(
       s, &st, VNET_SELECT "WHERE account_id = lower(?) AND name = ? AND deleted_at IS NULL", "ss",
       account_id, name);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read virtual network");
   if (rv == WR_OK) read_vnet(st, out);
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 static int vnet_find_default(wr_store *s, const char *account_id, wr_vnet *out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv = wr__store_prepf(
       s, &st, VNET_SELECT "WHERE account_id = lower(?) AND is_default = 1 AND deleted_at IS NULL",
       "s", account_id);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read virtual network");
   if (rv == WR_OK) read_vnet(st, out);
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -456,7 +456,7 @@ int wr_store_vnet_default(wr_store *s, const char *actor, const char *account_id
 
 int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size_t *n) {
   char id[WR_STORE_UUID_LEN + 1] = "";
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_vnet *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
@@ -466,7 +466,7 @@ int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size
     return wr__store_serr(s, WR_ERR_INVAL, "listing virtual networks needs an account");
   if (f->id && (rv = wr__store_canon_uuid(s, f->id, id, "virtual network ID")) != WR_OK) return rv;
   rv = wr__store_prepf(s, &st,
-                       VNET_SELECT "WHERE account_id = lower(?1) AND (?2 OR deleted_at IS NULL)"
+                       VNET_SELECT "WHERE account_id = lower(?1) AND (?2 <> 0 OR deleted_at IS NULL)"
                          " AND (?3 = 0 OR deleted_at IS NOT NULL) AND (?4 IS NULL OR id = ?4)"
                          " AND (?5 IS NULL OR name = ?5) AND (?6 < 0 OR is_default = ?6)"
                          " ORDER BY created_at, rowid",
@@ -474,15 +474,15 @@ int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size
              (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name,
              (int64_t)(f->is_default < 0 ? -1 : f->is_default != 0));
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_vnet(st, PUSH(rows, cnt, cap));
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_vnet(st, PUSH(rows, cnt, cap));
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read virtual networks");
     free(rows);
   } else {
     *out = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -529,7 +529,7 @@ int wr_store_vnet_update(wr_store *s, const char *actor, const char *id, const c
   }
   rv = wr__store_execf(
       s, NULL, "update virtual network",
-      "UPDATE virtual_networks SET name = ifnull(?, name), comment = ifnull(?, comment) WHERE id = ?",
+      "UPDATE virtual_networks SET name = coalesce(?, name), comment = coalesce(?, comment) WHERE id = ?",
       "sss", name, comment, v.id);
   if (rv == WR_OK)
     rv = wr__store_audit_insert(s, actor, v.account_id, "vnet.update", "vnet", v.id, detail);
@@ -544,7 +544,7 @@ out:
 int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int force,
                          size_t *routes_removed) {
   wr_vnet v;
-  sqlite3_stmt *st = NULL;
+  wr_db_stmt *st = NULL;
   int rv, removed = 0;
   int64_t nroutes = 0, now = wr__store_now(s);
   if (routes_removed) *routes_removed = 0;
@@ -569,7 +569,7 @@ int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int for
            "s", v.id)) != WR_OK)
     goto out;
   if ((rv = wr__store_step_row(s, st, "count IP routes")) != WR_OK) goto out;
-  nroutes = sqlite3_column_int64(st, 0);
+  nroutes = wr_db_col_int64(st, 0);
   if (nroutes && !force) {
     rv = wr__store_serr(
         s, WR_ERR_INVAL,
@@ -592,19 +592,19 @@ int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int for
                                         removed, "force", force != 0));
   if (rv == WR_OK && routes_removed) *routes_removed = (size_t)removed;
 out:
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return wr__store_tx_end(s, rv);
 }
 
 /* --- IP routes -------------------------------------------------------------------------- */
 
 #define IP_ROUTE_SELECT                                                                            \
-  "SELECT r.id, r.account_id, r.network, r.tunnel_id, t.name, ifnull(r.virtual_network_id, ''),"   \
-  " ifnull(v.name, ''), r.comment, r.created_at, ifnull(r.deleted_at, 0)"                          \
+  "SELECT r.id, r.account_id, r.network, r.tunnel_id, t.name, coalesce(r.virtual_network_id, ''),"   \
+  " coalesce(v.name, ''), r.comment, r.created_at, coalesce(r.deleted_at, 0)"                          \
   " FROM ip_routes r JOIN tunnels t ON t.id = r.tunnel_id"                                         \
   " LEFT JOIN virtual_networks v ON v.id = r.virtual_network_id "
 
-static void read_ip_route(sqlite3_stmt *st, wr_ip_route *r) {
+static void read_ip_route(wr_db_stmt *st, wr_ip_route *r) {
   memset(r, 0, sizeof(*r));
   wr__store_col_copy(st, 0, r->id, sizeof(r->id));
   wr__store_col_copy(st, 1, r->account_id, sizeof(r->account_id));
@@ -614,13 +614,13 @@ static void read_ip_route(sqlite3_stmt *st, wr_ip_route *r) {
   wr__store_col_copy(st, 5, r->vnet_id, sizeof(r->vnet_id));
   wr__store_col_copy(st, 6, r->vnet_name, sizeof(r->vnet_name));
   wr__store_col_copy(st, 7, r->comment, sizeof(r->comment));
-  r->created_at = sqlite3_column_int64(st, 8);
-  r->deleted_at = sqlite3_column_int64(st, 9);
+  r->created_at = wr_db_col_int64(st, 8);
+  r->deleted_at = wr_db_col_int64(st, 9);
 }
 
 int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out) {
   char canon[WR_STORE_UUID_LEN + 1];
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv;
   if ((rv = wr__store_canon_uuid(s, id, canon, "route ID")) != WR_OK) return rv;
   if ((rv = wr__store_prepf(s, &st, IP_ROUTE_SELECT "WHERE r.id = ?", "s", canon)) != WR_OK)
@@ -628,7 +628,7 @@ int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out) {
   rv = wr__store_step_row(s, st, "read IP route");
   if (rv == WR_OK) read_ip_route(st, out);
   else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no IP route with ID %s", canon);
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -639,7 +639,7 @@ int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id
   wr_store_cidr c;
   wr_tunnel t;
   wr_vnet v;
-  sqlite3_stmt *st = NULL;
+  wr_db_stmt *st = NULL;
   int rv;
   if (wr_store_cidr_parse(network, &c, msg, sizeof(msg)) != WR_OK)
     return wr__store_serr(s, WR_ERR_INVAL, "network: %s", msg);
@@ -698,7 +698,7 @@ int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id
                                           "tunnel_id", t.id, "virtual_network_id", v.id, "comment",
                                           comment ? comment : ""));
 out:
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   memset(&t, 0, sizeof(t));
   rv = wr__store_tx_end(s, rv);
   if (rv == WR_OK && out) rv = wr_store_ip_route_get(s, id, out);
@@ -708,7 +708,7 @@ out:
 int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route **out, size_t *n) {
   char tid[WR_STORE_UUID_LEN + 1] = "", vid[WR_STORE_UUID_LEN + 1] = "",
                                rid[WR_STORE_UUID_LEN + 1] = "";
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_ip_route *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
@@ -724,7 +724,7 @@ int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route
   rv = wr__store_prepf(
       s, &st,
       IP_ROUTE_SELECT
-      "WHERE r.account_id = lower(?1) AND (?2 OR r.deleted_at IS NULL)"
+      "WHERE r.account_id = lower(?1) AND (?2 <> 0 OR r.deleted_at IS NULL)"
       " AND (?3 = 0 OR r.deleted_at IS NOT NULL) AND (?4 IS NULL OR r.tunnel_id = ?4)"
       " AND (?5 IS NULL OR r.virtual_network_id = ?5) AND (?6 IS NULL OR r.comment = ?6)"
       " AND (?7 IS NULL OR r.id = ?7)"
@@ -733,15 +733,15 @@ int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route
       (int64_t)(f->only_deleted != 0), tid[0] ? tid : NULL, vid[0] ? vid : NULL, f->comment,
       rid[0] ? rid : NULL);
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_ip_route(st, PUSH(rows, cnt, cap));
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_ip_route(st, PUSH(rows, cnt, cap));
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read IP routes");
     free(rows);
   } else {
     *out = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -774,7 +774,7 @@ out:
 }
 
 int wr_store_ip_route_count(wr_store *s, const char *account_id, size_t *n) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv;
   *n = 0;
   if ((rv = wr__store_prepf(
@@ -783,9 +783,9 @@ int wr_store_ip_route_count(wr_store *s, const char *account_id, size_t *n) {
            account_id ? account_id : "")) != WR_OK)
     return rv;
   rv = wr__store_step_row(s, st, "count IP routes");
-  if (rv == WR_OK) *n = (size_t)sqlite3_column_int64(st, 0);
+  if (rv == WR_OK) *n = (size_t)wr_db_col_int64(st, 0);
   else if (rv == WR_ERR_NOTFOUND)
     rv = wr__store_serr(s, WR_ERR_STORE, "count IP routes: no result");
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }

@@ -37,14 +37,14 @@ int wr_store_check_tunnel_name(const char *name, char *err, size_t errlen) {
 /* --- tunnels ---------------------------------------------------------------------- */
 
 #define TUNNEL_SELECT                                                                              \
-  "SELECT t.id, t.account_id, t.name, t.secret, t.created_at, ifnull(t.deleted_at, 0),"           \
+  "SELECT t.id, t.account_id, t.name, t.secret, t.created_at, coalesce(t.deleted_at, 0),"           \
   " t.config_src = 'cloudflare',"                                                                  \
   " (SELECT count(*) FROM connections c WHERE c.tunnel_id = t.id AND c.closed_at IS NULL)"         \
   " FROM tunnels t "
 
-static void read_tunnel(sqlite3_stmt *st, wr_tunnel *t) {
-  const void *secret = sqlite3_column_blob(st, 3);
-  size_t slen = (size_t)sqlite3_column_bytes(st, 3);
+static void read_tunnel(wr_db_stmt *st, wr_tunnel *t) {
+  const void *secret = wr_db_col_blob(st, 3);
+  size_t slen = wr_db_col_bytes(st, 3);
   memset(t, 0, sizeof(*t));
   wr__store_col_copy(st, 0, t->id, sizeof(t->id));
   wr__store_col_copy(st, 1, t->account_id, sizeof(t->account_id));
@@ -54,15 +54,15 @@ static void read_tunnel(sqlite3_stmt *st, wr_tunnel *t) {
   if (slen > sizeof(t->secret)) slen = sizeof(t->secret);
   if (secret) memcpy(t->secret, secret, slen);
   t->secret_len = secret ? slen : 0;
-  t->created_at = sqlite3_column_int64(st, 4);
-  t->deleted_at = sqlite3_column_int64(st, 5);
-  t->remote_managed = sqlite3_column_int(st, 6);
-  t->active_conns = (unsigned)sqlite3_column_int64(st, 7);
+  t->created_at = wr_db_col_int64(st, 4);
+  t->deleted_at = wr_db_col_int64(st, 5);
+  t->remote_managed = (int)wr_db_col_int64(st, 6);
+  t->active_conns = (unsigned)wr_db_col_int64(st, 7);
 }
 
 int wr_store_tunnel_get(wr_store *s, const char *id, wr_tunnel *out) {
   char canon[WR_STORE_UUID_LEN + 1];
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv;
   if ((rv = wr__store_canon_uuid(s, id, canon, "tunnel ID")) != WR_OK) return rv;
   if ((rv = wr__store_prepf(s, &st, TUNNEL_SELECT "WHERE t.id = ?", "s", canon)) != WR_OK)
@@ -70,12 +70,12 @@ int wr_store_tunnel_get(wr_store *s, const char *id, wr_tunnel *out) {
   rv = wr__store_step_row(s, st, "read tunnel");
   if (rv == WR_OK) read_tunnel(st, out);
   else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no tunnel with ID %s", canon);
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_tunnel_find(wr_store *s, const char *account_id, const char *name, wr_tunnel *out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   char b[80];
   int rv = wr__store_prepf(
       s, &st, TUNNEL_SELECT "WHERE t.account_id = lower(?) AND t.name = ? AND t.deleted_at IS NULL",
@@ -85,7 +85,7 @@ int wr_store_tunnel_find(wr_store *s, const char *account_id, const char *name, 
   if (rv == WR_OK) read_tunnel(st, out);
   else if (rv == WR_ERR_NOTFOUND)
     wr__store_serr(s, rv, "no tunnel named \"%s\"", wr__store_quote(name, b, sizeof(b)));
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -171,7 +171,7 @@ out_notx:
 /* The WHERE clause of wr_store_tunnel_list and _count; parameters ?1..?8 are
  * bound in the order of format "sisisssi". */
 #define TUNNEL_WHERE                                                                                \
-  "WHERE t.account_id = lower(?1) AND (?2 OR t.deleted_at IS NULL) AND (?3 IS NULL OR t.name = ?3)" \
+  "WHERE t.account_id = lower(?1) AND (?2 <> 0 OR t.deleted_at IS NULL) AND (?3 IS NULL OR t.name = ?3)" \
   " AND (?4 = 0 OR t.deleted_at IS NOT NULL) AND (?5 IS NULL OR t.id = ?5)"                         \
   " AND (?6 IS NULL OR substr(t.name, 1, length(?6)) = ?6)"                                         \
   " AND (?7 IS NULL OR substr(t.name, 1, length(?7)) <> ?7)"                                        \
@@ -188,7 +188,7 @@ static int tunnel_filter_check(wr_store *s, const wr_tunnel_filter *f,
 }
 
 int wr_store_tunnel_list(wr_store *s, const wr_tunnel_filter *f, wr_tunnel **out, size_t *n) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_tunnel *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
@@ -200,23 +200,23 @@ int wr_store_tunnel_list(wr_store *s, const wr_tunnel_filter *f, wr_tunnel **out
       s, &st, TUNNEL_SELECT TUNNEL_WHERE " ORDER BY t.created_at, t.rowid LIMIT ?9 OFFSET ?10",
       "sisisssiii", f->account_id, (int64_t)(f->include_deleted || f->only_deleted), f->name,
       (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name_prefix, f->exclude_prefix,
-      f->existed_at, f->limit ? (int64_t)f->limit : (int64_t)-1, (int64_t)f->offset);
+      f->existed_at, f->limit ? (int64_t)f->limit : (int64_t)INT64_MAX, (int64_t)f->offset);
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_tunnel(st, PUSH(rows, cnt, cap));
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_tunnel(st, PUSH(rows, cnt, cap));
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read tunnels");
     free(rows);
   } else {
     *out = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_tunnel_delete(wr_store *s, const char *actor, const char *id, size_t *routes_removed) {
   wr_tunnel t;
-  sqlite3_stmt *st = NULL;
+  wr_db_stmt *st = NULL;
   json_t *hosts = NULL;
   int rv, rc, ip_removed = 0;
   int64_t now = wr__store_now(s);
@@ -233,9 +233,9 @@ int wr_store_tunnel_delete(wr_store *s, const char *actor, const char *id, size_
                             "SELECT hostname FROM routes WHERE tunnel_id = ? ORDER BY hostname",
                             "s", t.id)) != WR_OK)
     goto out;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-    json_array_append_new(hosts, json_string((const char *)sqlite3_column_text(st, 0)));
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW)
+    json_array_append_new(hosts, json_string((const char *)wr_db_col_text(st, 0)));
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read routes");
     goto out;
   }
@@ -257,7 +257,7 @@ int wr_store_tunnel_delete(wr_store *s, const char *actor, const char *id, size_
       json_pack("{s:s,s:O,s:i}", "name", t.name, "routes", hosts, "ip_routes_removed", ip_removed));
 out:
   json_decref(hosts);
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   memset(&t, 0, sizeof(t));
   return wr__store_tx_end(s, rv);
 }
@@ -322,7 +322,7 @@ int wr_store_conn_close_all(wr_store *s, size_t *closed) {
 int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_conn_rec **out,
                        size_t *n) {
   char canon[WR_STORE_UUID_LEN + 1];
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_conn_rec *rows = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
@@ -332,32 +332,32 @@ int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_con
   rv = wr__store_prepf(
       s, &st,
       "SELECT id, tunnel_id, conn_index, client_id, client_version, arch, features, origin_ip,"
-      " edge_location, opened_at, ifnull(closed_at, 0) FROM connections"
+      " edge_location, opened_at, coalesce(closed_at, 0) FROM connections"
       " WHERE tunnel_id = ? AND (? = 0 OR closed_at IS NULL) ORDER BY opened_at, rowid",
       "si", canon, (int64_t)(open_only != 0));
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
     wr_conn_rec *c = PUSH(rows, cnt, cap);
     wr__store_col_copy(st, 0, c->id, sizeof(c->id));
     wr__store_col_copy(st, 1, c->tunnel_id, sizeof(c->tunnel_id));
-    c->conn_index = (unsigned)sqlite3_column_int(st, 2);
+    c->conn_index = (unsigned)(int)wr_db_col_int64(st, 2);
     wr__store_col_copy(st, 3, c->client_id, sizeof(c->client_id));
     wr__store_col_copy(st, 4, c->client_version, sizeof(c->client_version));
     wr__store_col_copy(st, 5, c->arch, sizeof(c->arch));
     wr__store_col_copy(st, 6, c->features, sizeof(c->features));
     wr__store_col_copy(st, 7, c->origin_ip, sizeof(c->origin_ip));
     wr__store_col_copy(st, 8, c->edge_location, sizeof(c->edge_location));
-    c->opened_at = sqlite3_column_int64(st, 9);
-    c->closed_at = sqlite3_column_int64(st, 10);
+    c->opened_at = wr_db_col_int64(st, 9);
+    c->closed_at = wr_db_col_int64(st, 10);
   }
-  if (rc != SQLITE_DONE) {
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read connections");
     free(rows);
   } else {
     *out = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -365,7 +365,7 @@ int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_con
 
 int wr_store_tunnel_count(wr_store *s, const wr_tunnel_filter *f, size_t *n) {
   char id[WR_STORE_UUID_LEN + 1];
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv;
   *n = 0;
   if ((rv = tunnel_filter_check(s, f, id)) != WR_OK) return rv;
@@ -375,33 +375,33 @@ int wr_store_tunnel_count(wr_store *s, const wr_tunnel_filter *f, size_t *n) {
                        f->exclude_prefix, f->existed_at);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "count tunnels");
-  if (rv == WR_OK) *n = (size_t)sqlite3_column_int64(st, 0);
+  if (rv == WR_OK) *n = (size_t)wr_db_col_int64(st, 0);
   else if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count tunnels: no result");
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
 int wr_store_tunnel_conn_times(wr_store *s, const char *tunnel_id, int64_t *active_at,
                                int64_t *inactive_at) {
   char canon[WR_STORE_UUID_LEN + 1];
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   int rv;
   *active_at = *inactive_at = 0;
   if ((rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK) return rv;
   rv = wr__store_prepf(
       s, &st,
-      "SELECT ifnull((SELECT min(opened_at) FROM connections WHERE tunnel_id = ?1 AND closed_at IS NULL), 0),"
-      " ifnull((SELECT max(closed_at) FROM connections WHERE tunnel_id = ?1), 0)",
+      "SELECT coalesce((SELECT min(opened_at) FROM connections WHERE tunnel_id = ?1 AND closed_at IS NULL), 0),"
+      " coalesce((SELECT max(closed_at) FROM connections WHERE tunnel_id = ?1), 0)",
       "s", canon);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, "read connection times");
   if (rv == WR_OK) {
-    *active_at = sqlite3_column_int64(st, 0);
-    *inactive_at = *active_at ? 0 : sqlite3_column_int64(st, 1);
+    *active_at = wr_db_col_int64(st, 0);
+    *inactive_at = *active_at ? 0 : wr_db_col_int64(st, 1);
   } else if (rv == WR_ERR_NOTFOUND) {
     rv = wr__store_serr(s, WR_ERR_STORE, "read connection times: no result");
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -424,7 +424,7 @@ int wr_store_conn_close_tunnel(wr_store *s, const char *tunnel_id, const char *c
 
 int wr_store_tunnel_deleted_since(wr_store *s, int64_t since, char (**ids)[WR_STORE_UUID_LEN + 1],
                                   size_t *n) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   char(*rows)[WR_STORE_UUID_LEN + 1] = NULL;
   size_t cnt = 0, cap = 0;
   int rv, rc;
@@ -435,15 +435,15 @@ int wr_store_tunnel_deleted_since(wr_store *s, int64_t since, char (**ids)[WR_ST
       "SELECT id FROM tunnels WHERE deleted_at IS NOT NULL AND deleted_at >= ? ORDER BY deleted_at",
       "i", since);
   if (rv != WR_OK) return rv;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+  while ((rc = wr_db_step(st)) == WR_DB_ROW)
     wr__store_col_copy(st, 0, *PUSH(rows, cnt, cap), WR_STORE_UUID_LEN + 1);
-  if (rc != SQLITE_DONE) {
+  if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read deleted tunnels");
     free(rows);
   } else {
     *ids = rows;
     *n = cnt;
   }
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }

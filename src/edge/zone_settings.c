@@ -32,28 +32,28 @@ int wr_zone_contains(const char *zone, const char *host) {
 /* ---- store ------------------------------------------------------------------------ */
 
 #define SETTINGS_SELECT                                                                   \
-  "SELECT z.id, z.name, ifnull(s.always_use_https, 0), ifnull(s.hsts_enabled, 0),"        \
-  " ifnull(s.hsts_max_age, 0), ifnull(s.hsts_include_subdomains, 0),"                     \
-  " ifnull(s.hsts_preload, 0), ifnull(s.hsts_nosniff, 0), ifnull(s.min_tls_version, '1.2'),"\
-  " ifnull(s.modified_on, 0) FROM zones z LEFT JOIN zone_settings s ON s.zone_id = z.id "
+  "SELECT z.id, z.name, coalesce(s.always_use_https, 0), coalesce(s.hsts_enabled, 0),"        \
+  " coalesce(s.hsts_max_age, 0), coalesce(s.hsts_include_subdomains, 0),"                     \
+  " coalesce(s.hsts_preload, 0), coalesce(s.hsts_nosniff, 0), coalesce(s.min_tls_version, '1.2'),"\
+  " coalesce(s.modified_on, 0) FROM zones z LEFT JOIN zone_settings s ON s.zone_id = z.id "
 
-static void read_settings(sqlite3_stmt *st, wr_zone_settings *z) {
+static void read_settings(wr_db_stmt *st, wr_zone_settings *z) {
   memset(z, 0, sizeof(*z));
   wr__store_col_copy(st, 0, z->zone_id, sizeof(z->zone_id));
   wr__store_col_copy(st, 1, z->zone_name, sizeof(z->zone_name));
-  z->always_use_https = sqlite3_column_int(st, 2) != 0;
-  z->hsts_enabled = sqlite3_column_int(st, 3) != 0;
-  z->hsts_max_age = sqlite3_column_int64(st, 4);
-  z->hsts_include_subdomains = sqlite3_column_int(st, 5) != 0;
-  z->hsts_preload = sqlite3_column_int(st, 6) != 0;
-  z->hsts_nosniff = sqlite3_column_int(st, 7) != 0;
-  const unsigned char *v = sqlite3_column_text(st, 8);
-  z->min_tls_13 = v && strcmp((const char *)v, "1.3") == 0;
-  z->modified_on = sqlite3_column_int64(st, 9);
+  z->always_use_https = (int)wr_db_col_int64(st, 2) != 0;
+  z->hsts_enabled = (int)wr_db_col_int64(st, 3) != 0;
+  z->hsts_max_age = wr_db_col_int64(st, 4);
+  z->hsts_include_subdomains = (int)wr_db_col_int64(st, 5) != 0;
+  z->hsts_preload = (int)wr_db_col_int64(st, 6) != 0;
+  z->hsts_nosniff = (int)wr_db_col_int64(st, 7) != 0;
+  const char *v = wr_db_col_text(st, 8);
+  z->min_tls_13 = v && strcmp(v, "1.3") == 0;
+  z->modified_on = wr_db_col_int64(st, 9);
 }
 
 int wr_store_zone_settings_get(wr_store *s, const char *zone_id, wr_zone_settings *out) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   char b[80];
   int rv = wr__store_prepf(s, &st, SETTINGS_SELECT "WHERE z.id = lower(?)", "s", zone_id);
   if (rv != WR_OK) return rv;
@@ -61,7 +61,7 @@ int wr_store_zone_settings_get(wr_store *s, const char *zone_id, wr_zone_setting
   if (rv == WR_OK) read_settings(st, out);
   else if (rv == WR_ERR_NOTFOUND)
     wr__store_serr(s, rv, "no zone with id %s", wr__store_quote(zone_id, b, sizeof(b)));
-  sqlite3_finalize(st);
+  wr_db_finalize(st);
   return rv;
 }
 
@@ -73,9 +73,14 @@ int wr_store_zone_settings_set(wr_store *s, const char *actor, const wr_zone_set
   if ((rv = wr_store_zone_get(s, in->zone_id, &z)) != WR_OK) goto out;
   rv = wr__store_execf(
       s, NULL, "write zone settings",
-      "INSERT OR REPLACE INTO zone_settings(zone_id, always_use_https, hsts_enabled, hsts_max_age,"
+      "INSERT INTO zone_settings(zone_id, always_use_https, hsts_enabled, hsts_max_age,"
       " hsts_include_subdomains, hsts_preload, hsts_nosniff, min_tls_version, modified_on)"
-      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (zone_id) DO UPDATE SET"
+      " always_use_https = excluded.always_use_https, hsts_enabled = excluded.hsts_enabled,"
+      " hsts_max_age = excluded.hsts_max_age,"
+      " hsts_include_subdomains = excluded.hsts_include_subdomains,"
+      " hsts_preload = excluded.hsts_preload, hsts_nosniff = excluded.hsts_nosniff,"
+      " min_tls_version = excluded.min_tls_version, modified_on = excluded.modified_on",
       "siiiiiisi", z.id, (int64_t)in->always_use_https, (int64_t)in->hsts_enabled,
       in->hsts_max_age, (int64_t)in->hsts_include_subdomains, (int64_t)in->hsts_preload,
       (int64_t)in->hsts_nosniff, in->min_tls_13 ? "1.3" : "1.2", wr__store_now(s));
@@ -91,7 +96,7 @@ out:
 }
 
 int wr_store_zone_settings_list(wr_store *s, wr_zone_settings **out, size_t *n) {
-  sqlite3_stmt *st;
+  wr_db_stmt *st;
   wr_zone_settings *rows = NULL;
   size_t cnt = 0, cap = 0;
   *out = NULL;
@@ -99,9 +104,9 @@ int wr_store_zone_settings_list(wr_store *s, wr_zone_settings **out, size_t *n) 
   int rv = wr__store_prepf(s, &st, SETTINGS_SELECT "ORDER BY z.name", "");
   if (rv != WR_OK) return rv;
   int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) read_settings(st, PUSH(rows, cnt, cap));
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) {
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_settings(st, PUSH(rows, cnt, cap));
+  wr_db_finalize(st);
+  if (rc != WR_DB_DONE) {
     free(rows);
     return wr__store_dberr(s, "list zone settings");
   }

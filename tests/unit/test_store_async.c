@@ -13,7 +13,7 @@
 
 typedef struct fixture {
   char dir[64];
-  char path[128];
+  char path[256];
   wr_store *s;
   wr_account acct;
   uv_loop_t loop;
@@ -143,5 +143,13 @@ int main(void) {
       T(test_bad_path_and_arguments),
   };
 #undef T
-  return cmocka_run_group_tests_name("store_async", tests, NULL, NULL);
+  int rv = cmocka_run_group_tests_name("store_async", tests, NULL, NULL);
+  /* Again on PostgreSQL when a server is given (tests/tools/pg_tmp.sh). */
+  const char *dsn = getenv("WARREN_TEST_PG");
+  if (dsn && *dsn) {
+    unit_store_use_pg(dsn);
+    rv |= cmocka_run_group_tests_name("store_async-postgres", tests, NULL, NULL);
+    unit_store_use_pg(NULL);
+  }
+  return rv;
 }

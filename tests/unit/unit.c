@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <ftw.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,40 @@ void unit_write_file(const char *path, const char *text) {
   assert_int_equal(fclose(fp), 0);
 }
 
+static const char *store_pg_dsn;
+
+void unit_store_use_pg(const char *dsn) { store_pg_dsn = dsn; }
+
+int unit_pg_exec(const char *conninfo, const char *sql) {
+  PGconn *c = PQconnectdb(conninfo);
+  PGresult *r = NULL;
+  int rv = -1;
+  if (PQstatus(c) != CONNECTION_OK) {
+    fprintf(stderr, "postgres: %s", PQerrorMessage(c));
+    goto out;
+  }
+  r = PQexec(c, sql);
+  if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK) rv = 0;
+  else fprintf(stderr, "postgres: %s: %s", sql, PQerrorMessage(c));
+out:
+  PQclear(r);
+  PQfinish(c);
+  return rv;
+}
+
+/* libpq takes the last of repeated keywords, so appending dbname= to the
+ * server's connection string names the new database. */
+int unit_pg_new_db(char *out, size_t size) {
+  static unsigned seq;
+  char name[64], sql[128];
+  if (!store_pg_dsn) return -1;
+  snprintf(name, sizeof(name), "wr_u_%ld_%u", (long)getpid(), ++seq);
+  snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+  if (unit_pg_exec(store_pg_dsn, sql) != 0) return -1;
+  if ((size_t)snprintf(out, size, "%s dbname=%s", store_pg_dsn, name) >= size) return -1;
+  return 0;
+}
+
 int unit_store_new(const char *prefix, char *dir, size_t dirsize, char *path, size_t pathsize,
                    struct wr_store **s) {
   char db[256], err[WR_STORE_ERRMSG_MAX];
@@ -155,7 +190,13 @@ int unit_store_new(const char *prefix, char *dir, size_t dirsize, char *path, si
     perror("mkdtemp");
     return -1;
   }
-  snprintf(db, sizeof(db), "%s/warren.db", dir);
+  /* WARREN_TEST_PG_ALL: every suite's stores on PostgreSQL. */
+  if (!store_pg_dsn && getenv("WARREN_TEST_PG_ALL") && *getenv("WARREN_TEST_PG_ALL"))
+    store_pg_dsn = getenv("WARREN_TEST_PG_ALL");
+  if (store_pg_dsn) {
+    if (unit_pg_new_db(db, sizeof(db)) != 0) return -1;
+  } else
+    snprintf(db, sizeof(db), "%s/warren.db", dir);
   if (path) snprintf(path, pathsize, "%s", db);
   if (wr_store_open(db, WR_STORE_CREATE, s, err, sizeof(err)) != WR_OK) {
     fprintf(stderr, "store: %s\n", err);

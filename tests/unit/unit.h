@@ -56,5 +56,17 @@ void unit_write_file(const char *path, const char *text);
 struct wr_store;
 int unit_store_new(const char *prefix, char *dir, size_t dirsize, char *path, size_t pathsize,
                    struct wr_store **s);
+/* Makes unit_store_new create each store as a fresh database on the
+ * PostgreSQL server of |dsn| (a "key=value" connection string, as
+ * tests/tools/pg_tmp.sh prints) instead of a SQLite file; |path| is then
+ * that database's connection string. NULL goes back to SQLite. Without a
+ * call, the environment's WARREN_TEST_PG_ALL (a connection string) does the
+ * same for every suite. */
+void unit_store_use_pg(const char *dsn);
+/* A fresh, empty database on that server: its connection string in |out|.
+ * Returns 0, or -1 after printing why. */
+int unit_pg_new_db(char *out, size_t size);
+/* Runs |sql| (no parameters) on the database of |conninfo|; 0 on success. */
+int unit_pg_exec(const char *conninfo, const char *sql);
 
 #endif
