@@ -14,6 +14,7 @@
  * handles the signals and runs the loop; edge/edge.h owns the subsystems,
  * their start order and their shutdown. Every flag is checked before
  * anything starts. */
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -327,6 +328,14 @@ static void on_signal(uv_signal_t *h, int signum) {
 static int serve(const wr_opts *o, const wr_edge_options *eo, edge_run *r) {
   uv_loop_t *loop = uv_default_loop();
   char err[512];
+  /* SIGINT and SIGTERM wait while the edge starts (listeners may already be
+   * up while signing keys are made): the handlers below take them, so an
+   * early stop is a clean one. Threads started meanwhile keep them blocked. */
+  sigset_t stop, old;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, &old);
   int rv = wr_edge_new(loop, eo, &r->edge, err, sizeof(err));
   explicit_bzero(r->keybuf, sizeof(r->keybuf)); /* the updater has its copy */
   if (rv == WR_ERR_STORE)
@@ -335,6 +344,7 @@ static int serve(const wr_opts *o, const wr_edge_options *eo, edge_run *r) {
   else if (rv != WR_OK && *err)
     fprintf(stderr, "%s run: %s\n", o->prog, err);
   if (rv != WR_OK) {
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     uv_loop_close(loop);
     return WR_EXIT_FAIL;
   }
@@ -343,6 +353,7 @@ static int serve(const wr_opts *o, const wr_edge_options *eo, edge_run *r) {
   r->sigint.data = r->sigterm.data = r;
   uv_signal_start(&r->sigint, on_signal, SIGINT);
   uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_close((uv_handle_t *)&r->sigint, NULL);
   uv_close((uv_handle_t *)&r->sigterm, NULL);
