@@ -332,6 +332,26 @@ static void cleanup(wr__api_ctx *c, const wr_tunnel *t) {
   wr__api_ok(c, NULL, NULL);
 }
 
+/* GET .../cfd_tunnel/{id}/token: the token `tunnel run --token` takes. */
+static void get_token(wr__api_ctx *c, const wr_tunnel *t) {
+  if (strcmp(c->method, "GET") != 0) {
+    wr__api_method(c, "GET");
+    return;
+  }
+  if (t->deleted_at) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "tunnel %s (%s) is deleted", t->name, t->id);
+    return;
+  }
+  char *tok = tunnel_token(t);
+  if (!tok) {
+    wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot encode the tunnel token");
+    return;
+  }
+  wr__api_ok(c, json_string(tok), NULL);
+  explicit_bzero(tok, strlen(tok));
+  free(tok);
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 void wr__api_tunnels(wr__api_ctx *c) {
@@ -367,20 +387,7 @@ void wr__api_tunnels(wr__api_ctx *c) {
     else if (strcmp(m, "DELETE") == 0) cleanup(c, &t);
     else wr__api_method(c, "GET, DELETE");
   } else if (strcmp(sub, "token") == 0) {
-    if (strcmp(m, "GET") != 0) {
-      wr__api_method(c, "GET");
-    } else if (t.deleted_at) {
-      wr__api_err(c, 400, WR_API_CODE_INVALID, "tunnel %s (%s) is deleted", t.name, t.id);
-    } else {
-      char *tok = tunnel_token(&t);
-      if (!tok) {
-        wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot encode the tunnel token");
-      } else {
-        wr__api_ok(c, json_string(tok), NULL);
-        explicit_bzero(tok, strlen(tok));
-        free(tok);
-      }
-    }
+    get_token(c, &t);
   } else if (strcmp(m, "POST") != 0) {
     wr__api_method(c, "POST");
   } else {
