@@ -29,6 +29,8 @@ static int on_log(void *user, const wr_mgmt_log *l) {
   return 0;
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const uint8_t key[32] = {1, 2, 3};
   if (size < 1) return 0;
