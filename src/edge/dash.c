@@ -44,7 +44,8 @@ static const struct {
 } nav[] = {
     {"tunnels", WR_DASH_PATH "/tunnels", "Tunnels"}, {"routes", WR_DASH_PATH "/routes", "Routes"},
     {"traffic", WR_DASH_PATH "/traffic", "Traffic"}, {"devices", WR_DASH_PATH "/devices", "Devices"},
-    {"users", WR_DASH_PATH "/users", "Users"},       {"audit", WR_DASH_PATH "/audit", "Audit log"},
+    {"access", WR_DASH_PATH "/access", "Access"},    {"users", WR_DASH_PATH "/users", "Users"},
+    {"audit", WR_DASH_PATH "/audit", "Audit log"},
 };
 
 void wr__dash_csrf(dash_req *q, wr_buf *b) {
@@ -204,6 +205,7 @@ static const dash_route routes[] = {
     {"/tunnels", 0, wr__dash_tunnels},
     {"/routes", 0, wr__dash_routes},
     {"/devices", 0, wr__dash_devices},
+    {"/access", 0, wr__dash_access},
     {"/users", 0, wr__dash_users},
     {"/audit", 0, wr__dash_audit},
     {"/traffic", 0, wr__dash_traffic},

@@ -88,6 +88,7 @@ void wr__dash_duration(wr_buf *b, int64_t secs);
 void wr__dash_tunnels(dash_req *q);
 void wr__dash_routes(dash_req *q);
 void wr__dash_devices(dash_req *q);
+void wr__dash_access(dash_req *q);
 void wr__dash_users(dash_req *q);
 void wr__dash_audit(dash_req *q);
 void wr__dash_traffic(dash_req *q);

@@ -1,5 +1,5 @@
 /* The dashboard's read-only pages (dash_int.h): tunnels, routes, devices,
- * users and the audit log. Every read goes through the REST API in-process
+ * Access applications, users and the audit log. Every read goes through the REST API in-process
  * (wr_api_call) with the signed-in user's authority, except users (the API
  * has no endpoint for them: read from the store, the account's only). */
 #include <inttypes.h>
@@ -261,6 +261,57 @@ void wr__dash_devices(dash_req *q) {
   }
   json_decref(env);
   wr_buf_append_str(&b, "</tbody></table>\n<p class=\"note\">Add devices with <code>warren-edge device add</code>.</p>\n");
+  wr__dash_send(q, &b);
+}
+
+/* One Access application's policies, "decision: name" in evaluation order. */
+static void app_policies(dash_req *q, wr_buf *b, json_t *app) {
+  char path[192], err[512];
+  json_t *env = NULL, *p;
+  size_t i;
+  const char *id = json_string_value(json_object_get(app, "id"));
+  if (!id) return;
+  snprintf(path, sizeof(path), "/accounts/%s/access/apps/%s/policies", q->user.account_id, id);
+  json_t *list = wr__dash_api(q, "GET", path, NULL, NULL, &env, err, sizeof(err));
+  if (!list) wr_html_escape(b, err);
+  json_array_foreach(list, i, p) {
+    if (i) wr_buf_append_str(b, "<br>");
+    wr__dash_jstr(b, p, "decision");
+    wr_buf_append_str(b, ": ");
+    wr__dash_jstr(b, p, "name");
+  }
+  json_decref(env);
+}
+
+/* Access applications with their audience tags and policies (read-only:
+ * they are managed through the API, docs/access.md). */
+void wr__dash_access(dash_req *q) {
+  wr_buf b;
+  char path[128], err[512];
+  json_t *env = NULL, *app;
+  size_t i;
+  wr__dash_begin(q, &b, "Access applications", "access");
+  acct_path(q, path, sizeof(path), "/access/apps");
+  json_t *list = wr__dash_api(q, "GET", path, NULL, NULL, &env, err, sizeof(err));
+  if (!list) api_failed(&b, "Listing Access applications failed", err);
+  wr_buf_append_str(&b, "<table id=\"access-apps\"><thead><tr><th>Name</th><th>Domain</th><th>Session</th>"
+                        "<th>Audience tag</th><th>Policies</th></tr></thead><tbody>\n");
+  json_array_foreach(list, i, app) {
+    wr_buf_append_str(&b, "<tr class=\"access-app\"><td>");
+    wr__dash_jstr(&b, app, "name");
+    wr_buf_append_str(&b, "</td><td class=\"domain\">");
+    wr__dash_jstr(&b, app, "domain");
+    wr_buf_append_str(&b, "</td><td>");
+    wr__dash_jstr(&b, app, "session_duration");
+    wr_buf_append_str(&b, "</td><td><code>");
+    wr__dash_jstr(&b, app, "aud");
+    wr_buf_append_str(&b, "</code></td><td class=\"policies\">");
+    app_policies(q, &b, app);
+    wr_buf_append_str(&b, "</td></tr>\n");
+  }
+  json_decref(env);
+  wr_buf_append_str(&b, "</tbody></table>\n<p class=\"note\">Applications and policies are managed through the "
+                        "API (<code>/accounts/{id}/access/apps</code>).</p>\n");
   wr__dash_send(q, &b);
 }
 

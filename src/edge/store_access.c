@@ -94,10 +94,30 @@ static json_t *audit_detail(const char *kind, const json_t *doc) {
   return d;
 }
 
+/* The end of a create or an update whose write returned |rv|: the audit
+ * row, the object as stored into *out, and the transaction's end (*out is
+ * NULL unless all of it succeeded). */
+static int write_end(wr_store *s, int rv, const char *actor, const char *account_id,
+                     const char *kind, const char *verb, const char *id, const json_t *doc,
+                     json_t **out) {
+  char action[48];
+  if (rv == WR_OK) {
+    snprintf(action, sizeof(action), "access.%s.%s", kind, verb);
+    rv = wr__store_audit_insert(s, actor, account_id, action, kind, id, audit_detail(kind, doc));
+  }
+  if (rv == WR_OK) rv = wr_store_access_get(s, account_id, kind, NULL, id, out);
+  rv = wr__store_tx_end(s, rv);
+  if (rv != WR_OK && *out) {
+    json_decref(*out);
+    *out = NULL;
+  }
+  return rv;
+}
+
 int wr_store_access_create(wr_store *s, const char *actor, const char *account_id, const char *kind,
                            const char *parent, const char *lookup, const uint8_t *secret_hash,
                            const json_t *doc, json_t **out) {
-  char id[WR_STORE_UUID_LEN + 1], action[48];
+  char id[WR_STORE_UUID_LEN + 1];
   json_t *p = NULL;
   *out = NULL;
   if (!kind_ok(kind) || !json_is_object(doc)) return wr__store_serr(s, WR_ERR_INVAL, "bad access object");
@@ -119,16 +139,8 @@ int wr_store_access_create(wr_store *s, const char *actor, const char *account_i
                         wr__store_quote(lookup ? lookup : "", q, sizeof(q)), kind);
     goto out;
   }
-  if (rv != WR_OK) goto out;
-  snprintf(action, sizeof(action), "access.%s.create", kind);
-  rv = wr__store_audit_insert(s, actor, account_id, action, kind, id, audit_detail(kind, doc));
-  if (rv == WR_OK) rv = wr_store_access_get(s, account_id, kind, NULL, id, out);
 out:
-  rv = wr__store_tx_end(s, rv);
-  if (rv != WR_OK && *out) {
-    json_decref(*out);
-    *out = NULL;
-  }
+  rv = write_end(s, rv, actor, account_id, kind, "create", id, doc, out);
 done:
   json_decref(p);
   free(text);
@@ -138,7 +150,6 @@ done:
 int wr_store_access_update(wr_store *s, const char *actor, const char *account_id, const char *kind,
                            const char *parent, const char *id, const char *lookup, const json_t *doc,
                            json_t **out) {
-  char action[48];
   json_t *old = NULL;
   *out = NULL;
   char *text = doc_text(doc);
@@ -153,16 +164,8 @@ int wr_store_access_update(wr_store *s, const char *actor, const char *account_i
     rv = wr__store_serr(s, rv, "that domain is already taken by another application");
     goto out;
   }
-  if (rv != WR_OK) goto out;
-  snprintf(action, sizeof(action), "access.%s.update", kind);
-  rv = wr__store_audit_insert(s, actor, account_id, action, kind, id, audit_detail(kind, doc));
-  if (rv == WR_OK) rv = wr_store_access_get(s, account_id, kind, NULL, id, out);
 out:
-  rv = wr__store_tx_end(s, rv);
-  if (rv != WR_OK && *out) {
-    json_decref(*out);
-    *out = NULL;
-  }
+  rv = write_end(s, rv, actor, account_id, kind, "update", id, doc, out);
 done:
   json_decref(old);
   free(text);

@@ -364,3 +364,37 @@ def test_connector_requires_the_edges_token(edge, procs, tmp_path, origin):
     status, _, body = visit(edge.http, GUARDED, headers=creds)
     assert status == 403 and b"Access" in body, (status, body)
     assert "audience" in connector_log(procs)
+
+
+def test_dashboard_lists_apps_and_policies(edge):
+    """A signed-in operator sees the account's Access applications on the
+    dashboard with their audience tag and policies; without a session the
+    page sends the browser to the sign-in."""
+    app = make_app(edge)
+    edge.ok("POST", edge.acct(f"/access/apps/{app['id']}/policies"),
+            {"name": "staff-only", "decision": "allow", "include": [{"email_domain": {"domain": "example.test"}}]})
+
+    def get(path, cookie=None, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", edge.api, timeout=15)
+        h = {"Connection": "close"}
+        if cookie:
+            h["Cookie"] = cookie
+        if body is not None:
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        c.request("POST" if body is not None else "GET", path, body=body, headers=h)
+        r = c.getresponse()
+        text = r.read().decode(errors="replace")
+        c.close()
+        return r.status, r.getheader("Location") or "", r.getheader("Set-Cookie") or "", text
+
+    status, loc, _, _ = get("/dashboard/access")
+    assert status in (302, 303) and "/argotunnel" in loc
+    _, _, pre, form = get("/argotunnel")
+    csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    body = urllib.parse.urlencode({"csrf": csrf, "email": "alice@example.test", "password": PASSWORD})
+    status, _, cookie, _ = get("/argotunnel/signin", cookie=pre.split(";", 1)[0], body=body)
+    assert status in (302, 303) and "warren_login=" in cookie, (status, cookie)
+    status, _, _, page = get("/dashboard/access", cookie=cookie.split(";", 1)[0])
+    assert status == 200
+    row = page.split('<tr class="access-app">', 1)[1].split("</tr>", 1)[0]
+    assert APP in row and app["aud"] in row and "allow: staff-only" in row, row
