@@ -213,6 +213,23 @@ static void render_connections(wr_edge_metrics *m, wr_buf *b) {
 
 /* Visitor traffic per tunnel (edge/tunnel_stats.h), for the first |cap|
  * tunnels the edge counted. */
+/* The HTTPS front (edge/visitor_tls.c): its own connections, requests and
+ * handshakes; the visitor_* families above are the plain HTTP front's. */
+static void render_https(wr_buf *b, const wr_visitor_stats *v) {
+  gauge(b, P "https_connections", "Open HTTPS visitor connections", v->active_conns);
+  counter(b, P "https_requests_total", "HTTPS visitor requests answered", v->requests);
+  by_class(b, P "https_responses_total", "HTTPS visitor responses by status class",
+           v->responses_by_class);
+  wr_prom_family(b, P "tls_handshakes_total", "counter",
+                 "TLS handshakes on the HTTPS front, by result (refused: no or unknown SNI)");
+  wr_prom_u64(b, P "tls_handshakes_total", (const char *const[]){"result", "ok", NULL},
+              v->tls_handshakes);
+  wr_prom_u64(b, P "tls_handshakes_total", (const char *const[]){"result", "refused", NULL},
+              v->tls_refused);
+  wr_prom_u64(b, P "tls_handshakes_total", (const char *const[]){"result", "failed", NULL},
+              v->tls_failed);
+}
+
 static void render_tunnel_traffic(wr_edge_metrics *m, wr_buf *b) {
   static const struct {
     const char *name, *help;
@@ -320,6 +337,7 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
     gauge(b, P "data_streams", "Open data streams to connectors (one per proxied request)",
           v->active_streams);
   }
+  if (m->cfg.https) render_https(b, wr_visitor_get_stats(m->cfg.https));
   if (m->cfg.tunnel_stats) render_tunnel_traffic(m, b);
 
   if (m->cfg.dns) {

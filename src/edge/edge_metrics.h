@@ -55,6 +55,7 @@ typedef struct wr_edge_metrics_config {
   wr_tunnel_server *ts;     /* required */
   wr_quic_endpoint *ep;     /* the tunnel port; may be NULL */
   wr_visitor *visitor;      /* --http-listen; may be NULL */
+  wr_visitor *https;        /* --https-listen; may be NULL */
   wr_dns *dns;              /* --dns-listen; may be NULL */
   wr_api *api;              /* --api-listen; may be NULL */
   wr_login *login;          /* --api-listen; may be NULL */

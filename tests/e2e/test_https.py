@@ -50,15 +50,16 @@ def setup(tmp_path, procs):
     origin = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
     udp, http_port, https_port, api = free_port(kind=socket.SOCK_DGRAM), free_port(), free_port(), free_port()
+    metrics = free_port()
     edge = procs([WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", f"127.0.0.1:{udp}",
                   "--http-listen", f"127.0.0.1:{http_port}", "--https-listen", f"127.0.0.1:{https_port}",
-                  "--api-listen", f"127.0.0.1:{api}"], name="warren-edge")
+                  "--api-listen", f"127.0.0.1:{api}", "--metrics", f"127.0.0.1:{metrics}"], name="warren-edge")
     assert edge.wait_output(f"Serving visitors on https://127.0.0.1:{https_port}", 30) is not None
     tid = json.loads(creds.read_text())["TunnelID"]
     procs([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}", "--cacert", str(d / "ca.pem"),
            "--credentials-file", str(creds), "--url", f"http://127.0.0.1:{origin.server_address[1]}",
            "run", tid], name="warren")
-    env = {"d": d, "http": http_port, "https": https_port, "api": api}
+    env = {"d": d, "http": http_port, "https": https_port, "api": api, "metrics": metrics}
     assert wait_for(lambda: curl(env, HOST, "/")[0] == 200, 30)
     yield env
     origin.shutdown()
@@ -102,6 +103,13 @@ def test_unknown_sni_refused_with_unrecognized_name(setup):
         with pytest.raises(ssl.SSLError) as e:
             ctx.wrap_socket(s, server_hostname="other.tenant.test")
     assert "UNRECOGNIZED_NAME" in str(e.value)
+    # Both refusals and the fixture's handshakes are counted on /metrics.
+    with urllib.request.urlopen(f"http://127.0.0.1:{setup['metrics']}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    counts = {ln.split('"')[1]: int(ln.split()[-1]) for ln in text.splitlines()
+              if ln.startswith("warren_edge_tls_handshakes_total{")}
+    assert counts["refused"] >= 2 and counts["ok"] >= 1, counts
+    assert "warren_edge_https_requests_total " in text
 
 
 def test_host_not_sni_is_421(setup):
