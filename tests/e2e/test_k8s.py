@@ -91,6 +91,15 @@ def test_edge_statefulset():
     for a in args[1:]:
         if a.startswith("--"):
             assert a + " " in help_text, a
+    # The store in PostgreSQL when the optional Secret exists, for both
+    # containers (init must not re-run: it checks ca.pem, which init writes
+    # whatever the store).
+    for cont in (c, init):
+        env = {e["name"]: e for e in cont["env"]}
+        ref = env["WARREN_STORE"]["valueFrom"]["secretKeyRef"]
+        assert ref["optional"] is True and ref["key"] == "dsn"
+    assert "[$WARREN_STORE]" in help_text
+    assert "data/ca.pem" in " ".join(init["args"])
 
 
 def test_dockerfile_installs_the_debs():
