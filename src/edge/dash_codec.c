@@ -6,24 +6,12 @@
 
 #include "edge/dash_int.h"
 #include "edge/inspect.h"
+#include "edge/login_int.h"
 #include "lib/encoding.h"
 
+/* The sign-in pages' form decoder, which the dashboard's forms share. */
 int wr__dash_form_get(const char *data, size_t len, const char *name, char *out, size_t outsz) {
-  size_t nlen = strlen(name), i = 0;
-  if (!data) data = "", len = 0;
-  while (i <= len) {
-    size_t end = i;
-    while (end < len && data[end] != '&') end++;
-    const char *eq = memchr(data + i, '=', end - i);
-    size_t klen = eq ? (size_t)(eq - (data + i)) : end - i;
-    if (klen == nlen && memcmp(data + i, name, nlen) == 0) {
-      const char *v = eq ? eq + 1 : data + end;
-      int n = wr_pct_decode(v, (size_t)(data + end - v), WR_PCT_PLUS, out, outsz);
-      return n < 0 ? -2 : n;
-    }
-    i = end + 1;
-  }
-  return -1;
+  return wr__login_form_get(data, len, name, 0, out, outsz);
 }
 
 static int digits(const char *s, int n, int *out) {
