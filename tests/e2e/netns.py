@@ -8,6 +8,7 @@ import ctypes
 import json
 import os
 import subprocess
+import time
 import uuid
 
 CLONE_NEWNET = 0x40000000
@@ -178,8 +179,17 @@ def route_ip_add(ns, warren, d, tid, home, cidrs):
     env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
            "TUNNEL_API_URL": f"http://{EDGE_API}/client/v4", "NO_AUTOUPDATE": "true"}
     for cidr in cidrs:
-        r = sh(ns, warren, "tunnel", "--origincert", str(d / "cert.pem"), "route", "ip", "add", cidr, tid,
-               env=env, timeout=60, check=False)
+        # The edge may still be starting its API listener (it comes after the
+        # tunnel port, WireGuard and Access's first signing key): a refused
+        # connection is tried again for a while, any other failure is final.
+        deadline = time.monotonic() + 30
+        while True:
+            r = sh(ns, warren, "tunnel", "--origincert", str(d / "cert.pem"), "route", "ip", "add", cidr, tid,
+                   env=env, timeout=60, check=False)
+            if r.returncode == 0 or "connection refused" not in r.stdout + r.stderr \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -102,6 +102,9 @@ def setup_edge(net, tmp_path, home, env=None):
                                 "--wireguard-listen", "0.0.0.0:51820",
                                 "--metrics", f"127.0.0.1:{EDGE_PORT_METRICS}"], "warren-edge", env=env)
     assert wait_for(lambda: "Serving WireGuard on 0.0.0.0:51820" in log_of(edge), 30), log_of(edge)
+    # The API listener starts after WireGuard (and after Access has its
+    # signing key, made on the first start).
+    assert wait_for(lambda: "Serving the API on" in log_of(edge), 30), log_of(edge)
     netns.route_ip_add(net.edge, WARREN, d, tid, home, ("10.99.0.0/24", "fd99::/64"))
     return d, creds, tid, edge
 
