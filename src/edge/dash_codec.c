@@ -9,9 +9,13 @@
 #include "edge/login_int.h"
 #include "lib/encoding.h"
 
-/* The sign-in pages' form decoder, which the dashboard's forms share. */
+/* The sign-in pages' form decoder, which the dashboard's forms share; a
+ * value with a raw NUL byte is refused like %00 (the dashboard uses values
+ * as C strings). */
 int wr__dash_form_get(const char *data, size_t len, const char *name, char *out, size_t outsz) {
-  return wr__login_form_get(data, len, name, 0, out, outsz);
+  int n = wr__login_form_get(data, len, name, 0, out, outsz);
+  if (n > 0 && memchr(out, '\0', (size_t)n)) return -2;
+  return n;
 }
 
 static int digits(const char *s, int n, int *out) {
