@@ -71,7 +71,12 @@ static int claims_decode(const uint8_t *js, size_t n, wr_mgmt_claims *c) {
     goto out;
   c->support = json_is_true(json_object_get(actor, "support"));
   if ((v = json_object_get(root, "iat")) && json_is_number(v)) c->iat = (int64_t)json_number_value(v);
-  if ((v = json_object_get(root, "exp")) && json_is_number(v)) c->exp = (int64_t)json_number_value(v);
+  if ((v = json_object_get(root, "exp")) && json_is_number(v)) {
+    /* A real number outside int64's range would be undefined to convert:
+     * such a token never expires in range, so it reads as expired. */
+    double e = json_number_value(v);
+    c->exp = e >= 1.0 && e < 9.2e18 ? (int64_t)e : 0;
+  }
   rv = WR_OK;
 out:
   json_decref(root);
