@@ -574,6 +574,10 @@ void wr_tunnel_stream_on_data(wr_tunnel_stream *s, const uint8_t *data, size_t l
              s->ec ? s->ec->conn_id : "-", wr_strerror(rv));
 }
 
+void wr_tunnel_stream_on_trailers(wr_tunnel_stream *s, const wr_http_header *hs, size_t n) {
+  if (s->user && s->cbs.on_trailers && !s->read_done) s->cbs.on_trailers(s->user, hs, n);
+}
+
 void wr_tunnel_stream_on_reset(wr_tunnel_stream *s, uint64_t code) {
   s->read_done = 1;
   if (s->user && s->cbs.on_reset) s->cbs.on_reset(s->user, code);

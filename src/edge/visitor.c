@@ -260,6 +260,7 @@ static void close_cb(uv_handle_t *h) {
   v->stats.active_conns--;
   wr_buf_free(&c->in);
   wr_buf_free(&c->rhead);
+  wr_buf_free(&c->rtrail);
   wr__vtls_free(c);
   free(c->pend);
   free(c->access_jwt);
@@ -371,6 +372,7 @@ void wr__vconn_end_request(vconn *c, int close) {
   /* The response head buffer is needed again only by the next request:
    * an idle keep-alive connection holds no buffer (2 KB each before). */
   wr_buf_free(&c->rhead);
+  wr_buf_free(&c->rtrail);
   if (!keep) {
     vc_finish(c);
     return;
@@ -559,6 +561,7 @@ static void vc_start(wr_visitor *v, vconn *c, vsrc *s, const struct sockaddr_sto
   c->handles = 3;
   wr_buf_init(&c->in, VIN_MAX + WR__VISITOR_READ_CHUNK, NULL);
   wr_buf_init(&c->rhead, WR__VISITOR_RESP_HEAD_MAX, NULL);
+  wr_buf_init(&c->rtrail, WR__VISITOR_RESP_HEAD_MAX, NULL);
   c->next = v->conns;
   if (v->conns) v->conns->prev = c;
   v->conns = c;

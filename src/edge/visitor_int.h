@@ -172,6 +172,8 @@ typedef struct vreq {
   int64_t sid;
   int stream_blocked; /* last write got WR_AGAIN: wait for on_writable */
   int keep_alive, minor, is_head, websocket;
+  int te_trailers;    /* the visitor sent "TE: trailers": chunked responses
+                       * end with the connector's trailers (c->rtrail) */
   char method[32];
   char host[WR_STORE_HOST_MAX + 1];       /* canonical: lower case, no port */
   char authority[WR_STORE_HOST_MAX + 8]; /* host[:port]: HttpHost */
@@ -217,6 +219,8 @@ struct vconn {
   wr_buf in;          /* visitor bytes not processed yet */
   size_t scanned;     /* head bytes already searched for the blank line */
   wr_buf rhead;       /* preamble + ConnectResponse being collected */
+  wr_buf rtrail;      /* the response's trailer section ("Name: value\r\n"...),
+                       * written after the last chunk */
   vreq r;
   int route_waited;   /* the head in |in| has waited for its route: do not
                        * charge the rate limit twice, take the answer even

@@ -52,7 +52,8 @@ typedef struct wr_tls wr_tls;
 
 /* A client session. |server_name| (may be NULL or an IP literal: then no
  * SNI is sent) is the SNI; |verify_name| (NULL = server_name) the name the
- * certificate must carry. |alpn| may be NULL. */
+ * certificate must carry. |alpn| may be NULL, or the protocols to offer,
+ * comma-separated in order of preference ("h2,http/1.1"; at most 8). */
 int wr_tls_client_new(wr_tls_creds *creds, const char *server_name, const char *verify_name,
                       const char *alpn, wr_tls **out);
 /* A server session. */
