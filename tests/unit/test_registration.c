@@ -189,8 +189,7 @@ static void ctx_stop(ctx *c) {
   wr_quic_endpoint_free(c->cep);
   wr_quic_endpoint_free(c->sep);
   uv_close((uv_handle_t *)&c->guard, NULL);
-  uv_run(&c->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&c->loop), 0);
+  unit_loop_finish(&c->loop);
   wr_tunnel_server_free(c->ts);
   wr_registration_free(c->reg);
   wr_quic_tls_free(c->ctls);
@@ -682,16 +681,10 @@ static void test_unregistered_connections_are_bounded(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_register_and_unregister),
-      cmocka_unit_test(test_datagram_v3_features),
-      cmocka_unit_test(test_wrong_secret),
-      cmocka_unit_test(test_unknown_tunnel),
-      cmocka_unit_test(test_deleted_tunnel),
-      cmocka_unit_test(test_connection_loss),
-      cmocka_unit_test(test_hostile_initials),
-      cmocka_unit_test(test_register_through_retry),
-      cmocka_unit_test(test_unregistered_connections_are_bounded),
-  };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return UNIT_RUN(
+      group_setup, group_teardown,
+      UNIT_TESTS(test_register_and_unregister, test_datagram_v3_features, test_wrong_secret,
+                 test_unknown_tunnel, test_deleted_tunnel, test_connection_loss,
+                 test_hostile_initials, test_register_through_retry,
+                 test_unregistered_connections_are_bounded));
 }

@@ -847,20 +847,10 @@ static void test_builders_failmem(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_control_from_connector),
-      cmocka_unit_test(test_control_from_edge),
-      cmocka_unit_test(test_udp_session_streams),
-      cmocka_unit_test(test_golden_all),
-      cmocka_unit_test(test_builders_golden),
-      cmocka_unit_test(test_return_other),
-      cmocka_unit_test(test_cap_table),
-      cmocka_unit_test(test_unimplemented),
-      cmocka_unit_test(test_format_unimplemented),
-      cmocka_unit_test(test_malformed),
-      cmocka_unit_test(test_truncated),
-      cmocka_unit_test(test_corrupt_every_byte),
-      cmocka_unit_test(test_builders_failmem),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_control_from_connector, test_control_from_edge, test_udp_session_streams,
+                 test_golden_all, test_builders_golden, test_return_other, test_cap_table,
+                 test_unimplemented, test_format_unimplemented, test_malformed, test_truncated,
+                 test_corrupt_every_byte, test_builders_failmem));
 }

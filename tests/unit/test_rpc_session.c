@@ -724,17 +724,10 @@ static void test_pointer_dag_is_not_amplified(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_server_control_stream),
-      cmocka_unit_test(test_client_control_stream),
-      cmocka_unit_test(test_server_rpc_stream),
-      cmocka_unit_test(test_client_rpc_stream),
-      cmocka_unit_test(test_client_server_pair),
-      cmocka_unit_test(test_unimplemented_and_limits),
-      cmocka_unit_test(test_free_in_callback),
-      cmocka_unit_test(test_shutdown_or_free_in_method),
-      cmocka_unit_test(test_return_delivered_when_finish_fails),
-      cmocka_unit_test(test_pointer_dag_is_not_amplified),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_server_control_stream, test_client_control_stream, test_server_rpc_stream,
+                 test_client_rpc_stream, test_client_server_pair, test_unimplemented_and_limits,
+                 test_free_in_callback, test_shutdown_or_free_in_method,
+                 test_return_delivered_when_finish_fails, test_pointer_dag_is_not_amplified));
 }

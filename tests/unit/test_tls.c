@@ -465,19 +465,10 @@ static void test_tls13_key_update(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_handshake_private_ca),
-      cmocka_unit_test(test_sni_only_for_dns_names),
-      cmocka_unit_test(test_unknown_authority),
-      cmocka_unit_test(test_wrong_name),
-      cmocka_unit_test(test_no_verify),
-      cmocka_unit_test(test_data_both_ways),
-      cmocka_unit_test(test_close_notify_and_truncation),
-      cmocka_unit_test(test_eof_during_handshake),
-      cmocka_unit_test(test_limits_and_misuse),
-      cmocka_unit_test(test_creds_errors),
-      cmocka_unit_test(test_tls12_server),
-      cmocka_unit_test(test_tls13_key_update),
-  };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return UNIT_RUN(group_setup, group_teardown,
+                  UNIT_TESTS(test_handshake_private_ca, test_sni_only_for_dns_names,
+                             test_unknown_authority, test_wrong_name, test_no_verify,
+                             test_data_both_ways, test_close_notify_and_truncation,
+                             test_eof_during_handshake, test_limits_and_misuse, test_creds_errors,
+                             test_tls12_server, test_tls13_key_update));
 }

@@ -849,19 +849,10 @@ static void test_encoders_failmem(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_register_connection_vector),
-      cmocka_unit_test(test_register_results_vector),
-      cmocka_unit_test(test_udp_session_vectors),
-      cmocka_unit_test(test_golden_registration),
-      cmocka_unit_test(test_golden_sessions),
-      cmocka_unit_test(test_roundtrip_register),
-      cmocka_unit_test(test_roundtrip_results),
-      cmocka_unit_test(test_null_content),
-      cmocka_unit_test(test_method_lookup),
-      cmocka_unit_test(test_malformed),
-      cmocka_unit_test(test_corrupt_every_byte),
-      cmocka_unit_test(test_encoders_failmem),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_register_connection_vector, test_register_results_vector,
+                             test_udp_session_vectors, test_golden_registration,
+                             test_golden_sessions, test_roundtrip_register, test_roundtrip_results,
+                             test_null_content, test_method_lookup, test_malformed,
+                             test_corrupt_every_byte, test_encoders_failmem));
 }
