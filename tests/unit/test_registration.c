@@ -227,14 +227,21 @@ static int audit_has(const char *action, const char *conn_id) {
   return found;
 }
 
-static void test_register_and_unregister(void **state) {
-  (void)state;
-  ctx c;
+/* Registers with good credentials and runs until the result; returns how
+ * many connection records were open before. */
+static size_t register_good(ctx *c) {
   wr_credentials cr;
   good_cred(&cr);
   size_t before = open_conns();
-  ctx_start(&c, &cr);
-  run(&c);
+  ctx_start(c, &cr);
+  run(c);
+  return before;
+}
+
+static void test_register_and_unregister(void **state) {
+  (void)state;
+  ctx c;
+  size_t before = register_good(&c);
   assert_int_equal(c.start_rv, 0);
   assert_true(c.got_result);
   assert_true(c.res.ok);
@@ -323,6 +330,19 @@ static void test_datagram_v3_features(void **state) {
   ctx_stop(&c);
 }
 
+/* Registers with |cr|: refused for good (no retry), for a cause that
+ * contains |cause|. */
+static void expect_refusal(const wr_credentials *cr, const char *cause) {
+  ctx c;
+  ctx_start(&c, cr);
+  run(&c);
+  assert_true(c.got_result);
+  assert_false(c.res.ok);
+  assert_false(c.res.should_retry);
+  assert_non_null(strstr(c.res.cause, cause));
+  ctx_stop(&c);
+}
+
 static void test_wrong_secret(void **state) {
   (void)state;
   ctx c;
@@ -346,33 +366,19 @@ static void test_wrong_secret(void **state) {
   /* Right secret, wrong account. */
   good_cred(&cr);
   cr.account_tag[0] = cr.account_tag[0] == '0' ? '1' : '0';
-  ctx_start(&c, &cr);
-  run(&c);
-  assert_true(c.got_result);
-  assert_false(c.res.ok);
-  assert_false(c.res.should_retry);
-  assert_non_null(strstr(c.res.cause, "failed to authenticate"));
-  ctx_stop(&c);
+  expect_refusal(&cr, "failed to authenticate");
 }
 
 static void test_unknown_tunnel(void **state) {
   (void)state;
-  ctx c;
   wr_credentials cr;
   good_cred(&cr);
   assert_int_equal(wr_uuid_random(&cr.tunnel_id), 0);
-  ctx_start(&c, &cr);
-  run(&c);
-  assert_true(c.got_result);
-  assert_false(c.res.ok);
-  assert_false(c.res.should_retry);
-  assert_non_null(strstr(c.res.cause, "unknown tunnel"));
-  ctx_stop(&c);
+  expect_refusal(&cr, "unknown tunnel");
 }
 
 static void test_deleted_tunnel(void **state) {
   (void)state;
-  ctx c;
   wr_tunnel t2;
   assert_int_equal(wr_store_tunnel_create(store, "test", account.id, "t2", NULL, 0, &t2), 0);
   assert_int_equal(wr_store_tunnel_delete(store, "test", t2.id, NULL), 0);
@@ -383,13 +389,7 @@ static void test_deleted_tunnel(void **state) {
   cr.secret_len = t2.secret_len;
   assert_int_equal(wr_uuid_parse(t2.id, strlen(t2.id), &cr.tunnel_id), 0);
   cr.has_tunnel_id = 1;
-  ctx_start(&c, &cr);
-  run(&c);
-  assert_true(c.got_result);
-  assert_false(c.res.ok);
-  assert_false(c.res.should_retry);
-  assert_non_null(strstr(c.res.cause, "deleted"));
-  ctx_stop(&c);
+  expect_refusal(&cr, "deleted");
 }
 
 /* Losing the connection (edge shutting down / connector gone) closes the
@@ -397,11 +397,7 @@ static void test_deleted_tunnel(void **state) {
 static void test_connection_loss(void **state) {
   (void)state;
   ctx c;
-  wr_credentials cr;
-  good_cred(&cr);
-  size_t before = open_conns();
-  ctx_start(&c, &cr);
-  run(&c);
+  size_t before = register_good(&c);
   assert_true(c.res.ok);
   assert_int_equal(open_conns(), before + 1);
   char conn_id[WR_UUID_STR_LEN + 1];

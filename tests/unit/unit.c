@@ -16,6 +16,7 @@
 #include "lib/err.h"
 #include "lib/file.h"
 #include "net/httpd.h"
+#include "proto/capnp.h"
 
 uint8_t *unit_read_vector(const char *name, size_t *len) {
   char path[512];
@@ -82,6 +83,32 @@ void unit_failmem_init(unit_failmem *fm, long fail_at) {
 
 static int pki_write(const char *path, const char *text) {
   return wr_file_write(path, text, strlen(text), 0600, 0) == WR_OK ? 0 : -1;
+}
+
+void unit_capnp_failmem(int (*build)(wr_capnp_builder *b, void *arg), void *arg,
+                        const uint8_t *want, size_t want_len, long tries) {
+  int ok = 0;
+  for (long n = 0; n < tries && !ok; n++) {
+    unit_failmem fm;
+    wr_capnp_builder b;
+    const uint8_t *out;
+    size_t len;
+    unit_failmem_init(&fm, n);
+    wr_capnp_builder_init(&b, &fm.mem, 0);
+    int rv = build(&b, arg);
+    if (rv == 0) {
+      ok = 1;
+      assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), 0);
+      assert_int_equal(len, want_len);
+      assert_memory_equal(out, want, len);
+    } else {
+      assert_int_equal(rv, WR_ERR_NOMEM);
+      assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), WR_ERR_NOMEM);
+    }
+    wr_capnp_builder_free(&b);
+    assert_int_equal(fm.live, 0);
+  }
+  assert_true(ok);
 }
 
 int unit_pki_make(unit_pki *p, const char *prefix, const char *cn, const char *const *dns,

@@ -26,6 +26,14 @@ typedef struct unit_failmem {
   long live;      /* allocations not yet freed */
 } unit_failmem;
 void unit_failmem_init(unit_failmem *fm, long fail_at);
+/* Runs |build(b, arg)| on a Cap'n Proto builder whose allocator fails
+ * allocation 0, then 1, … (at most |tries| attempts) until |build| returns 0.
+ * Asserts that each failed attempt returned WR_ERR_NOMEM, left the builder
+ * failed (finish gives WR_ERR_NOMEM) and leaked nothing, and that the
+ * message of the first success is |want| (|want_len| bytes). */
+struct wr_capnp_builder;
+void unit_capnp_failmem(int (*build)(struct wr_capnp_builder *b, void *arg), void *arg,
+                        const uint8_t *want, size_t want_len, long tries);
 
 /* A temporary directory holding a test PKI: ca.pem, other-ca.pem (an
  * unrelated CA, for "unknown authority" cases), and cert.pem + key.pem, a
