@@ -61,13 +61,9 @@ static int h_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   snprintf(st->account, sizeof(st->account), "%.*s", (int)p.account_tag_len, p.account_tag);
   st->nfeatures = p.client.nfeatures;
   st->conn_index = p.conn_index;
-  wr_tunnelrpc_conn_response resp;
-  memset(&resp, 0, sizeof(resp));
-  resp.which = WR_TUNNELRPC_CONN_DETAILS;
-  resp.details.uuid = conn_uuid;
-  resp.details.uuid_len = 16;
-  resp.details.location = "REF";
-  resp.details.location_len = 3;
+  wr_tunnelrpc_conn_response resp = {
+      .which = WR_TUNNELRPC_CONN_DETAILS,
+      .details = {.uuid = conn_uuid, .uuid_len = 16, .location = "REF", .location_len = 3}};
   return wr_tunnelrpc_register_results_encode(&r->results, &resp);
 }
 
