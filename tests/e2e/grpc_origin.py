@@ -5,6 +5,9 @@ cloudflared's http2Origin needs: raw-bytes methods, no generated stubs.
   /wr.Test/Count  server streaming: the request is a decimal N; N messages
                   b"item-0" ... then trailing metadata x-count: N
   /wr.Test/Fail   unary: status NOT_FOUND "no such thing"
+  /wr.Test/Big    server streaming: N messages of 64 KiB (byte i % 251 at
+                  offset i of the stream), then x-count: N
+  /wr.Test/Sum    client streaming: answers b"<messages> <bytes>"
 
 Prints "grpc ready port=N" once listening on 127.0.0.1:N."""
 import argparse
@@ -27,6 +30,25 @@ def count(request, context):
     context.set_trailing_metadata((("x-count", str(n)),))
 
 
+PATTERN = bytes(range(251)) * 263  # 66013 bytes: any 64 KiB window at offset < 251
+
+
+def big(request, context):
+    n, chunk, off = int(request.decode() or "0"), 65536, 0
+    for _ in range(n):
+        yield PATTERN[off % 251:off % 251 + chunk]
+        off += chunk
+    context.set_trailing_metadata((("x-count", str(n)),))
+
+
+def total(requests, context):
+    msgs = size = 0
+    for r in requests:
+        msgs += 1
+        size += len(r)
+    return b"%d %d" % (msgs, size)
+
+
 def fail(request, context):
     context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
 
@@ -40,6 +62,8 @@ def main():
         "Echo": grpc.unary_unary_rpc_method_handler(echo),
         "Count": grpc.unary_stream_rpc_method_handler(count),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
+        "Big": grpc.unary_stream_rpc_method_handler(big),
+        "Sum": grpc.stream_unary_rpc_method_handler(total),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("wr.Test", handlers),))
