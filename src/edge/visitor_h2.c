@@ -347,12 +347,19 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
   (void)flags;
   vh2s *x = stream_of(h, id);
   vconn *sc = x ? x->sc : NULL;
-  if (!sc || sc->closed || sc->state == VC_CLOSING || wr_buf_append(&sc->in, data, len) != WR_OK) {
+  if (!sc || sc->closed || sc->state == VC_CLOSING) {
     /* Nobody takes these bytes: the window goes back at once. */
     nghttp2_session_consume(s, id, len);
     return 0;
   }
+  if (wr_buf_append(&sc->in, data, len) != WR_OK) {
+    /* Past the window it was given (nghttp2 checks windows: cannot happen). */
+    nghttp2_session_consume(s, id, len);
+    wr__vconn_close_now(sc); /* RST_STREAM */
+    return 0;
+  }
   x->in_total += len;
+  wr__vconn_activity(sc); /* an upload keeps the request alive, as on HTTP/1.1 */
   wr__vconn_kick(sc);
   return 0;
 }
