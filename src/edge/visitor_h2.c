@@ -215,6 +215,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 }
 
 static void stream_start(vh2 *h, vh2s *x, int eos) {
+  if (h->calm) return; /* ending: nothing new starts */
   h->c->v->stats.h2_streams++;
   wr_buf head;
   wr_buf_init(&head, 2 * HEAD_MAX, NULL);
