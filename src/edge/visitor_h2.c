@@ -52,7 +52,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <nghttp2/nghttp2.h>
 
@@ -61,6 +60,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "proto/h2head.h"
 
 #define MAX_STREAMS 100
 #define STREAM_WINDOW 65535u           /* the default: what a stream vconn buffers */
@@ -69,7 +69,6 @@
 #define HPACK_BOMB (16u * HEAD_MAX)    /* decoded bytes of one header block */
 #define OUT_HIGH (256u * 1024u)        /* unwritten output that holds back frames */
 #define OUT_MAX (16u << 20)            /* a stream's response bytes not yet framed */
-#define RESP_HEADERS_MAX 300
 #define MAX_CONT 4                     /* CONTINUATIONs per header block (16 KiB each) */
 #define RESET_BURST 200
 #define RESET_RATE 50
@@ -104,12 +103,7 @@ struct vh2s {
   vh2 *h;
   int32_t id;
   vconn *sc;          /* the stream vconn, NULL once either let go */
-  /* The request while its header block arrives. */
-  char method[32];
-  char authority[WR_STORE_HOST_MAX + 8];
-  wr_buf path, fields, cookie;
-  size_t hsize;       /* decoded bytes (RFC 9113 6.5.2's measure) */
-  int too_large, bad;
+  wr_h2req req;       /* the request while its header block arrives */
   size_t head_len;    /* the rebuilt head at the front of sc->in */
   uint64_t in_total, in_acked; /* DATA bytes given to sc / consumed */
   /* The response. */
@@ -119,10 +113,6 @@ struct vh2s {
   int head_sent;      /* HEADERS submitted */
   int done;           /* sc finished: END_STREAM once |out| drained */
 };
-
-static int ieq(const char *a, size_t n, const char *b) {
-  return strlen(b) == n && strncasecmp(a, b, n) == 0;
-}
 
 static int bucket_hit(bucket *b, uint64_t now, uint64_t burst, uint64_t rate) {
   uint64_t drained = (now - b->stamp) * rate;
@@ -149,9 +139,7 @@ static vh2s *stream_new(vh2 *h, int32_t id) {
   vh2s *x = wr_xcalloc(1, sizeof(*x));
   x->h = h;
   x->id = id;
-  wr_buf_init(&x->path, HEAD_MAX, NULL);
-  wr_buf_init(&x->fields, HEAD_MAX, NULL);
-  wr_buf_init(&x->cookie, HEAD_MAX, NULL);
+  wr_h2req_init(&x->req, HEAD_MAX);
   wr_buf_init(&x->out, OUT_MAX, NULL);
   x->next = h->streams;
   if (h->streams) h->streams->prev = x;
@@ -177,9 +165,7 @@ static void stream_free(vh2 *h, vh2s *x) {
     h->streams = x->next;
   if (x->next) x->next->prev = x->prev;
   h->nstreams--;
-  wr_buf_free(&x->path);
-  wr_buf_free(&x->fields);
-  wr_buf_free(&x->cookie);
+  wr_h2req_free(&x->req);
   wr_buf_free(&x->out);
   free(x);
 }
@@ -214,99 +200,36 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
   return 0;
 }
 
-static void copy_field(char *dst, size_t cap, const uint8_t *v, size_t n, int *bad) {
-  if (n >= cap) {
-    *bad = 1;
-    return;
-  }
-  memcpy(dst, v, n);
-  dst[n] = '\0';
-}
-
 static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
                      const uint8_t *value, size_t vl, uint8_t flags, void *ud) {
   vh2 *h = ud;
   (void)flags;
   vh2s *x = stream_of(h, f->hd.stream_id);
   if (!x || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0; /* trailers are dropped */
-  x->hsize += nl + vl + 32;
-  if (x->hsize > HPACK_BOMB) {
+  wr_h2req_field(&x->req, name, nl, value, vl);
+  if (x->req.size > HPACK_BOMB) {
     calm(h, "header block decodes past its limit (HPACK bomb)");
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
-  if (x->hsize > HEAD_MAX) x->too_large = 1;
-  if (x->too_large) return 0;
-  const char *n = (const char *)name;
-  int rv = WR_OK;
-  if (nl && n[0] == ':') {
-    if (ieq(n, nl, ":method"))
-      copy_field(x->method, sizeof(x->method), value, vl, &x->bad);
-    else if (ieq(n, nl, ":authority"))
-      copy_field(x->authority, sizeof(x->authority), value, vl, &x->bad);
-    else if (ieq(n, nl, ":path"))
-      rv = wr_buf_append(&x->path, value, vl);
-    return rv == WR_OK ? 0 : (x->too_large = 1, 0);
-  }
-  if (ieq(n, nl, "cookie")) { /* RFC 9113 8.2.3: one field again */
-    if (x->cookie.len) rv = wr_buf_append(&x->cookie, "; ", 2);
-    if (rv == WR_OK) rv = wr_buf_append(&x->cookie, value, vl);
-  } else if (!(ieq(n, nl, "host") && x->authority[0])) {
-    rv = wr_buf_append(&x->fields, name, nl);
-    if (rv == WR_OK) rv = wr_buf_append(&x->fields, ": ", 2);
-    if (rv == WR_OK) rv = wr_buf_append(&x->fields, value, vl);
-    if (rv == WR_OK) rv = wr_buf_append(&x->fields, "\r\n", 2);
-  }
-  if (rv != WR_OK) x->too_large = 1;
   return 0;
-}
-
-/* 1 if the rebuilt head carries a Content-Length. */
-static int has_length(const vh2s *x) {
-  const uint8_t *p = x->fields.data, *end = p + x->fields.len;
-  while (p && p < end) {
-    if ((size_t)(end - p) > 15 && strncasecmp((const char *)p, "content-length:", 15) == 0) return 1;
-    const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
-    p = nl ? nl + 1 : end;
-  }
-  return 0;
-}
-
-/* The request as an HTTP/1.1 head into |out|. */
-static int rebuild_head(vh2s *x, int eos, wr_buf *out) {
-  const char *path = x->path.len ? wr_buf_cstr(&x->path) : x->authority; /* CONNECT: authority-form */
-  int rv = wr_buf_printf(out, "%s %s HTTP/1.1\r\n", x->method, path);
-  if (rv == WR_OK && x->authority[0]) rv = wr_buf_printf(out, "Host: %s\r\n", x->authority);
-  if (rv == WR_OK && x->fields.len) rv = wr_buf_append(out, x->fields.data, x->fields.len);
-  if (rv == WR_OK && x->cookie.len) rv = wr_buf_printf(out, "Cookie: %s\r\n", wr_buf_cstr(&x->cookie));
-  if (rv == WR_OK && !eos && !has_length(x)) rv = wr_buf_append_str(out, "Transfer-Encoding: chunked\r\n");
-  if (rv == WR_OK) rv = wr_buf_append_str(out, "\r\n");
-  return rv;
 }
 
 static void stream_start(vh2 *h, vh2s *x, int eos) {
+  if (h->calm) return; /* ending: nothing new starts */
   h->c->v->stats.h2_streams++;
-  if (x->too_large) {
-    respond_bare(h, x, 431);
-    return;
-  }
-  if (x->bad || !x->method[0] || (!x->path.len && !x->authority[0])) {
-    respond_bare(h, x, 400);
-    return;
-  }
   wr_buf head;
-  wr_buf_init(&head, HEAD_MAX + 64, NULL);
-  if (rebuild_head(x, eos, &head) != WR_OK) {
+  wr_buf_init(&head, 2 * HEAD_MAX, NULL);
+  int rv = wr_h2req_head(&x->req, eos, &head);
+  wr_h2req_free(&x->req);
+  if (rv != WR_OK) {
     wr_buf_free(&head);
-    respond_bare(h, x, 431);
+    respond_bare(h, x, rv == WR_ERR_LIMIT ? 431 : 400);
     return;
   }
   vconn *sc = wr__vconn_sub_new(h->c, head.len + STREAM_WINDOW);
   if (wr_buf_append(&sc->in, head.data, head.len) != WR_OK) abort(); /* sized for it */
   x->head_len = head.len;
   wr_buf_free(&head);
-  wr_buf_free(&x->path);
-  wr_buf_free(&x->fields);
-  wr_buf_free(&x->cookie);
   sc->in_end = eos;
   sc->h2s = x;
   x->sc = sc;
@@ -347,12 +270,19 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
   (void)flags;
   vh2s *x = stream_of(h, id);
   vconn *sc = x ? x->sc : NULL;
-  if (!sc || sc->closed || sc->state == VC_CLOSING || wr_buf_append(&sc->in, data, len) != WR_OK) {
+  if (!sc || sc->closed || sc->state == VC_CLOSING) {
     /* Nobody takes these bytes: the window goes back at once. */
     nghttp2_session_consume(s, id, len);
     return 0;
   }
+  if (wr_buf_append(&sc->in, data, len) != WR_OK) {
+    /* Past the window it was given (nghttp2 checks windows: cannot happen). */
+    nghttp2_session_consume(s, id, len);
+    wr__vconn_close_now(sc); /* RST_STREAM */
+    return 0;
+  }
   x->in_total += len;
+  wr__vconn_activity(sc); /* an upload keeps the request alive, as on HTTP/1.1 */
   wr__vconn_kick(sc);
   return 0;
 }
@@ -444,31 +374,18 @@ static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
  * Returns 1 when submitted, 0 to wait for more, -1 for a head that cannot
  * be forwarded. */
 static int submit_head(vh2s *x) {
-  wr_http_header hd[RESP_HEADERS_MAX];
-  wr_http1_head rh;
-  wr_http1_limits lim = {WR__VISITOR_RESP_HEAD_MAX * 4, RESP_HEADERS_MAX};
-  size_t used = 0;
-  const uint8_t *p = x->out.data + x->out_off;
-  int rv = wr_http1_parse_response(p, x->out.len - x->out_off, x->sc ? x->sc->r.method : NULL,
-                                   &lim, hd, RESP_HEADERS_MAX, &rh, &used);
+  wr_h2resp rh; /* about 80 KiB: on the loop thread's stack */
+  nghttp2_nv nv[WR_H2RESP_MAX_FIELDS + 1];
+  size_t used = 0, n = 0;
+  int rv = wr_h2resp_from_http1(x->out.data + x->out_off, x->out.len - x->out_off,
+                                x->sc ? x->sc->r.method : NULL, &rh, &used);
   if (rv == WR_AGAIN) return x->done ? -1 : 0;
-  if (rv != WR_OK || rh.status == 101) return -1;
-  nghttp2_nv nv[RESP_HEADERS_MAX + 1];
-  char st[8], lower[WR__VISITOR_RESP_HEAD_MAX];
-  size_t n = 0, lo = 0;
-  snprintf(st, sizeof(st), "%d", rh.status);
-  nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, strlen(st), NGHTTP2_NV_FLAG_NONE};
-  for (size_t i = 0; i < rh.nheaders; i++) {
-    const wr_http_header *f = &hd[i];
-    if (wr_http1_is_hop_by_hop(f->name, f->name_len) || f->name_len > sizeof(lower) - lo) continue;
-    for (size_t j = 0; j < f->name_len; j++) {
-      char ch = f->name[j];
-      lower[lo + j] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
-    }
-    nv[n++] = (nghttp2_nv){(uint8_t *)lower + lo, (uint8_t *)f->value, f->name_len, f->value_len,
-                           NGHTTP2_NV_FLAG_NONE};
-    lo += f->name_len;
-  }
+  if (rv != WR_OK) return -1;
+  nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)rh.status_text, 7,
+                         strlen(rh.status_text), NGHTTP2_NV_FLAG_NONE};
+  for (size_t i = 0; i < rh.nfields; i++)
+    nv[n++] = (nghttp2_nv){(uint8_t *)rh.fields[i].name, (uint8_t *)rh.fields[i].value,
+                           rh.fields[i].name_len, rh.fields[i].value_len, NGHTTP2_NV_FLAG_NONE};
   if (rh.status < 200) {
     rv = nghttp2_submit_headers(x->h->s, NGHTTP2_FLAG_NONE, x->id, NULL, nv, n, NULL);
   } else {

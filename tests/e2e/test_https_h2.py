@@ -58,8 +58,16 @@ class Origin(BaseHTTPRequestHandler):
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length", "0")))
 
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1234")
+        self.end_headers()
+
     def do_GET(self):
-        if self.path.startswith("/big/"):
+        if self.path == "/nocontent":
+            self.send_response(204)
+            self.end_headers()
+        elif self.path.startswith("/big/"):
             self.reply(pattern(int(self.path[5:])), "application/octet-stream")
         elif self.path == "/headers":
             self.reply(json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(), "application/json")
@@ -109,6 +117,10 @@ def test_curl_http2_get_and_headers(setup):
     assert h["x-forwarded-for"] == "127.0.0.1" and h["cf-connecting-ip"] == "127.0.0.1"
     assert h["x-forwarded-proto"] == "https"
     assert h["cookie"] == "a=1; b=2"
+    st, head, body, err = curl2(setup, "/head", extra=("-I",))
+    assert st == 200 and "content-length: 1234" in head.lower(), err  # and no DATA: curl would fail
+    st, head, body, err = curl2(setup, "/nocontent")
+    assert st == 204 and body == "", err
     # HTTP/1.1 is still chosen by a client that only offers it.
     st, head, _, _ = curl(setup, HOST, "/", extra=("--http1.1",))
     assert st == 200 and head.startswith("HTTP/1.1 200")
@@ -291,6 +303,36 @@ def test_oversized_header_list_is_431_and_connection_goes_on(setup):
                 ended.add(ev.stream_id)
         s.sendall(conn.data_to_send())
     assert status == {1: b"431", 3: b"200"}
+    s.close()
+
+
+def test_padded_upload_completes(setup):
+    # Padding counts against flow control; it must be given back like data
+    # or the upload stalls once the windows are used up.
+    s, conn = h2_connect(setup)
+    hdrs = req_headers(setup, "/echo")
+    hdrs[0] = (":method", "POST")
+    conn.send_headers(1, hdrs)
+    data = pattern(600 * 1024)  # 600 small frames of 1 KiB + 256 bytes of padding
+    off, body, done = 0, b"", False
+    while not done:
+        while off < len(data):
+            n = min(conn.local_flow_control_window(1) - 256, 1024, len(data) - off)  # 600 frames
+            if n <= 0:
+                break
+            conn.send_data(1, data[off:off + n], pad_length=255)
+            off += n
+        if off == len(data) and not conn.streams[1].state_machine.state.name.endswith("LOCAL"):
+            conn.end_stream(1)
+        s.sendall(conn.data_to_send())
+        for ev in conn.receive_data(s.recv(65536)):
+            if isinstance(ev, h2.events.DataReceived):
+                body += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, 1)
+            if isinstance(ev, h2.events.StreamEnded):
+                done = True
+        s.sendall(conn.data_to_send())
+    assert body.decode() == f"len={len(data)} sha={hashlib.sha256(data).hexdigest()}"
     s.close()
 
 
