@@ -30,6 +30,16 @@ static const wr_flag run_flags[] = {
     {"http-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8080", "TCP address for visitors (HTTP)"},
     {"https-listen", NULL, NULL, WR_FLAG_STRING, NULL,
      "TCP address for visitors over HTTPS (certificates by SNI: uploaded, else issued by DATA_DIR/ca.pem)"},
+    {"acme-directory", NULL, "WARREN_EDGE_ACME_DIRECTORY", WR_FLAG_STRING, NULL,
+     "ACME directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory): every routed "
+     "hostname gets a certificate from that CA for --https-listen, renewed before it expires"},
+    {"acme-email", NULL, "WARREN_EDGE_ACME_EMAIL", WR_FLAG_STRING, NULL,
+     "Contact address of the ACME account"},
+    {"acme-ca-file", NULL, NULL, WR_FLAG_STRING, NULL,
+     "PEM file of CAs that the ACME server's HTTPS certificate is checked against (default: the system's)"},
+    {"acme-challenge", NULL, NULL, WR_FLAG_STRING, "http-01",
+     "http-01 (answered on --http-listen, which the CA must reach on port 80) or dns-01 "
+     "(answered by --dns-listen, which must be the zone's authoritative server)"},
     {"api-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8081",
      "TCP address for the management API (/client/v4) and the login pages (/argotunnel); empty: none"},
     {"dns-listen", NULL, NULL, WR_FLAG_STRING, NULL, "UDP/TCP address for the authoritative DNS server"},

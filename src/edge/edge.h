@@ -27,6 +27,8 @@
  *                account's default virtual network)
  *   wireguard    the WireGuard ingress on |wireguard.listen| (optional):
  *                the store's devices as router ingresses
+ *   acme         ACME certificates for the HTTPS front (optional, edge/acme.h):
+ *                scans the routes and orders on a worker thread
  *   visitors     the HTTP/1.1 visitor front on |http|, and on |https| (optional)
  *                the same front over TLS with certificates by SNI and the
  *                per-zone options (edge/zone_settings.h)
@@ -161,6 +163,15 @@ typedef struct wr_edge_options {
    * "iss"); NULL: http://<the API listener's address>. Access runs always:
    * hosts without an Access application are not affected. */
   const char *access_team_domain;
+  /* ACME (edge/acme.h): certificates for every routed hostname from the CA
+   * at |directory| (NULL or "": off; needs |https|). |dns01| answers
+   * DNS-01 on |dns| (required then), else HTTP-01 on |http|. */
+  struct {
+    const char *directory;
+    const char *email;
+    const char *ca_file;
+    int dns01;
+  } acme;
 } wr_edge_options;
 
 /* Opens the store and starts every configured subsystem in the order
