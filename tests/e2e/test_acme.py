@@ -35,7 +35,7 @@ def pebble_tls(tmp):
     return cert, key
 
 
-def start(tmp_path, procs, challenge, pebble_http=None, pebble_env=None):
+def start(tmp_path, procs, challenge, pebble_http=None, pebble_env=None, loglevel="info"):
     d = tmp_path / "edge"
     assert run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", ZONE]).returncode == 0
     r = run([WARREN_EDGE, "tunnel", "create", "--data-dir", str(d), "--out", str(tmp_path / "t.json"), "t"])
@@ -60,7 +60,7 @@ def start(tmp_path, procs, challenge, pebble_http=None, pebble_env=None):
                   "--http-listen", f"127.0.0.1:{http}", "--https-listen", f"127.0.0.1:{https}",
                   "--dns-listen", f"127.0.0.1:{dns}", "--api-listen", "",
                   "--acme-directory", f"https://127.0.0.1:{acme}/dir", "--acme-email", "ops@example.test",
-                  "--acme-ca-file", str(cert), "--acme-challenge", challenge], env=edge_env, name="warren-edge")
+                  "--acme-ca-file", str(cert), "--acme-challenge", challenge, "--loglevel", loglevel], env=edge_env, name="warren-edge")
     return {"d": d, "https": https, "http": http, "mgmt": mgmt, "cert": cert, "edge": edge, "pebble": pebble}
 
 
@@ -118,6 +118,14 @@ def test_http01_certificate_from_pebble(tmp_path, procs):
     env = start(tmp_path, procs, "http-01")
     check_obtained(env, tmp_path)
     assert "no certificate for" not in env["edge"].output()
+
+
+def test_dns01_certificate_from_pebble(tmp_path, procs):
+    env = start(tmp_path, procs, "dns-01", loglevel="debug")
+    check_obtained(env, tmp_path)
+    assert f"ordering a certificate for {HOST} (dns-01)" in env["edge"].output()
+    # Pebble's query for the TXT record was answered by the edge's DNS server.
+    assert f"_acme-challenge.{HOST} type 16 -> rcode 0" in env["edge"].output()
 
 
 def test_failure_is_logged_and_retried(tmp_path, procs):

@@ -397,6 +397,43 @@ static void test_negative(void **state) {
   ldns_pkt_free(r);
 }
 
+/* Dynamic TXT values (ACME DNS-01): answered per query, NODATA for other
+ * types, and a name without values keeps its usual answer. */
+static size_t txt_fn(void *user, const char *name, char *out, size_t row, size_t max) {
+  (*(int *)user)++;
+  if (strcmp(name, "_acme-challenge.app." ZONE) != 0 || max < 2) return 0;
+  snprintf(out, row, "%s", "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+  snprintf(out + row, row, "%s", "second");
+  return 2;
+}
+
+static void test_txt(void **state) {
+  one_zone *o = *state;
+  int calls = 0;
+  wr_dnszone_set_txt((wr_dnszone *)o->z, txt_fn, &calls);
+  ldns_pkt *r = ask(o, "_acme-challenge.app." ZONE, LDNS_RR_TYPE_TXT, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+  assert_true(ldns_pkt_aa(r));
+  assert_int_equal(ldns_rr_list_rr_count(ldns_pkt_answer(r)), 2);
+  expect_rr(ldns_pkt_answer(r), 0, "_acme-challenge.app." ZONE ".", LDNS_RR_TYPE_TXT,
+            "\"ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0\"");
+  assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(r), 0)), 0);
+  ldns_pkt_free(r);
+  r = ask(o, "_acme-challenge.app." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+  expect_neg_soa(r);
+  ldns_pkt_free(r);
+  r = ask(o, "_acme-challenge.other." ZONE, LDNS_RR_TYPE_TXT, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NXDOMAIN);
+  ldns_pkt_free(r);
+  r = ask(o, "app." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+  assert_true(ldns_rr_list_rr_count(ldns_pkt_answer(r)) >= 2);
+  ldns_pkt_free(r);
+  assert_true(calls >= 4);
+  wr_dnszone_set_txt((wr_dnszone *)o->z, NULL, NULL);
+}
+
 static void test_wildcard(void **state) {
   one_zone *o = *state;
   ldns_pkt *r = ask(o, "x.wild." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
@@ -1541,6 +1578,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_case_preserved, zone_setup, zone_teardown),
       cmocka_unit_test_setup_teardown(test_apex, zone_setup, zone_teardown),
       cmocka_unit_test_setup_teardown(test_negative, zone_setup, zone_teardown),
+      cmocka_unit_test_setup_teardown(test_txt, zone_setup, zone_teardown),
       cmocka_unit_test_setup_teardown(test_wildcard, zone_setup, zone_teardown),
       cmocka_unit_test_setup_teardown(test_edns, zone_setup, zone_teardown),
       cmocka_unit_test(test_truncation),
