@@ -5,6 +5,7 @@ server (-dnsserver), so the routed hostname leads it to 127.0.0.1, where the
 edge answers HTTP-01 on --http-listen or DNS-01 with a TXT record. curl then
 verifies the edge's certificate against Pebble's issuing root (from its
 management endpoint), as a visitor trusting that CA would."""
+import datetime
 import json
 import os
 import shutil
@@ -35,13 +36,36 @@ def pebble_tls(tmp):
     return cert, key
 
 
-def start(tmp_path, procs, challenge, pebble_http=None, pebble_env=None, loglevel="info"):
+def self_signed(host, before_days, after_days):
+    """A certificate and key (PEM text) for |host|, valid from |before_days|
+    ago to |after_days| from now."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=before_days))
+            .not_valid_after(now + datetime.timedelta(days=after_days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
+def start(tmp_path, procs, challenge, pebble_http=None, pebble_env=None, loglevel="info", before=None):
     d = tmp_path / "edge"
     assert run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", ZONE]).returncode == 0
     r = run([WARREN_EDGE, "tunnel", "create", "--data-dir", str(d), "--out", str(tmp_path / "t.json"), "t"])
     assert r.returncode == 0, r.stderr
     r = run([WARREN_EDGE, "route", "dns", "--data-dir", str(d), "t", HOST])
     assert r.returncode == 0, r.stderr
+    if before:
+        before(d)
     udp, http, https, dns = (free_port(kind=socket.SOCK_DGRAM), free_port(), free_port(),
                              free_port(kind=socket.SOCK_DGRAM))
     acme, mgmt, tls = free_port(), free_port(), free_port()
@@ -118,6 +142,45 @@ def test_http01_certificate_from_pebble(tmp_path, procs):
     env = start(tmp_path, procs, "http-01")
     check_obtained(env, tmp_path)
     assert "no certificate for" not in env["edge"].output()
+    # An uploaded certificate for the name wins over the ACME one.
+    cert, key = self_signed(HOST, 1, 30)
+    (tmp_path / "up.pem").write_text(cert)
+    (tmp_path / "up.key").write_text(key)
+    r = run([WARREN_EDGE, "cert", "add", "--data-dir", str(env["d"]), "--cert", str(tmp_path / "up.pem"),
+             "--key", str(tmp_path / "up.key")])
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: curl_https(env, tmp_path / "up.pem").returncode == 0, 15)
+
+
+def test_renewal_at_two_thirds_of_the_lifetime(tmp_path, procs):
+    """On start, a name whose certificate has used 2/3 of its lifetime gets a
+    new one; a name whose certificate is fresh is left alone."""
+    other = "www." + ZONE
+
+    def certs(d):
+        r = run([WARREN_EDGE, "route", "dns", "--data-dir", str(d), "t", other])
+        assert r.returncode == 0, r.stderr
+        cdir = d / "acme" / "certs"
+        cdir.mkdir(parents=True)
+        for host, before, after in ((HOST, 70, 20), (other, 1, 89)):
+            cert, key = self_signed(host, before, after)
+            (cdir / f"{host}.pem").write_text(cert)
+            (cdir / f"{host}.key").write_text(key)
+            (cdir / f"{host}.key").chmod(0o600)
+
+    env = start(tmp_path, procs, "http-01", before=certs)
+    check_obtained(env, tmp_path)
+    log = env["edge"].output()
+    assert f"ordering a certificate for {other}" not in log
+    assert log.count("ACME: ordering a certificate for") == 1
+    # The fresh one is still served (issued by itself, not Pebble).
+    with open(env["d"] / "acme" / "certs" / f"{other}.pem") as f:
+        assert "BEGIN CERTIFICATE" in f.read()
+    r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "--max-time", "10",
+                        "--cacert", str(env["d"] / "acme" / "certs" / f"{other}.pem"),
+                        "--resolve", f"{other}:{env['https']}:127.0.0.1", f"https://{other}:{env['https']}/"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
 
 
 def test_dns01_certificate_from_pebble(tmp_path, procs):
