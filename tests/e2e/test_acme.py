@@ -68,7 +68,7 @@ def start(tmp_path, procs, challenge, pebble_http=None, pebble_env=None, logleve
         before(d)
     udp, http, https, dns = (free_port(kind=socket.SOCK_DGRAM), free_port(), free_port(),
                              free_port(kind=socket.SOCK_DGRAM))
-    acme, mgmt, tls = free_port(), free_port(), free_port()
+    acme, mgmt, tls, metrics = free_port(), free_port(), free_port(), free_port()
     cert, key = pebble_tls(tmp_path)
     cfg = tmp_path / "pebble.json"
     cfg.write_text(json.dumps({"pebble": {
@@ -82,10 +82,10 @@ def start(tmp_path, procs, challenge, pebble_http=None, pebble_env=None, logleve
     edge_env = dict(os.environ, WARREN_TEST_ACME_RETRY_MS="1000")
     edge = procs([WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", f"127.0.0.1:{udp}",
                   "--http-listen", f"127.0.0.1:{http}", "--https-listen", f"127.0.0.1:{https}",
-                  "--dns-listen", f"127.0.0.1:{dns}", "--api-listen", "",
+                  "--dns-listen", f"127.0.0.1:{dns}", "--api-listen", "", "--metrics", f"127.0.0.1:{metrics}",
                   "--acme-directory", f"https://127.0.0.1:{acme}/dir", "--acme-email", "ops@example.test",
                   "--acme-ca-file", str(cert), "--acme-challenge", challenge, "--loglevel", loglevel], env=edge_env, name="warren-edge")
-    return {"d": d, "https": https, "http": http, "mgmt": mgmt, "cert": cert, "edge": edge, "pebble": pebble}
+    return {"d": d, "https": https, "http": http, "mgmt": mgmt, "metrics": metrics, "cert": cert, "edge": edge, "pebble": pebble}
 
 
 def pebble_root(env, tmp_path):
@@ -131,6 +131,10 @@ def check_obtained(env, tmp_path):
                         "--resolve", f"{HOST}:{env['https']}:127.0.0.1", f"https://{HOST}:{env['https']}/"],
                        capture_output=True, text=True)
     assert r.returncode != 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{env['metrics']}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    assert "warren_edge_acme_certificates_total 1" in text, text
+    assert "warren_edge_acme_challenge_answers_total 0" not in text
     # Keys never reach the log.
     log = edge.output()
     assert "PRIVATE KEY" not in log
