@@ -29,7 +29,8 @@ static const wr_flag run_flags[] = {
     {"tunnel-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:7844", "address for connectors: QUIC on UDP and HTTP/2 on TCP, same port"},
     {"http-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8080", "TCP address for visitors (HTTP)"},
     {"https-listen", NULL, NULL, WR_FLAG_STRING, NULL,
-     "TCP address for visitors over HTTPS (certificates by SNI: uploaded, else issued by DATA_DIR/ca.pem)"},
+     "TCP address for visitors over HTTPS (certificates by SNI: uploaded, else from --acme-directory, "
+     "else issued by DATA_DIR/ca.pem)"},
     {"acme-directory", NULL, "WARREN_EDGE_ACME_DIRECTORY", WR_FLAG_STRING, NULL,
      "ACME directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory): every routed "
      "hostname gets a certificate from that CA for --https-listen, renewed before it expires"},

@@ -94,7 +94,7 @@ typedef struct wr_edge_options {
   wr_edge_listen http;   /* required: visitors (TCP). Its host is the edge's
                           * public address in DNS answers and pushed records */
   wr_edge_listen https;  /* optional: visitors over TLS, certificates by SNI
-                          * (edge/certs.h: uploaded, else issued by DIR/ca.pem) */
+                          * (edge/certs.h: uploaded, else ACME, else issued by DIR/ca.pem) */
   wr_edge_listen dns;    /* optional: authoritative DNS, UDP and TCP */
   wr_edge_listen api;    /* optional: /client/v4 and /argotunnel */
   const char *metrics;   /* optional HOST:PORT; the host may be a name,

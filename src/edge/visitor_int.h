@@ -293,7 +293,7 @@ void wr__vtls_start(vconn *c);
 int wr__vtls_input(vconn *c, const uint8_t *data, size_t len);
 /* The visitor's TCP EOF. */
 void wr__vtls_input_eof(vconn *c);
-/* VC_TLS: reads the SNI, picks the certificate (uploaded, else issued for
+/* VC_TLS: reads the SNI, picks the certificate (uploaded, else ACME, else issued for
  * a routed name, else refuses with unrecognized_name), runs the handshake.
  * Returns WR_OK once it is done (state VC_HEAD), WR_AGAIN, or an error
  * after which the connection is closing. */

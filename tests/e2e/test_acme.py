@@ -212,3 +212,18 @@ def test_failure_is_logged_and_retried(tmp_path, procs):
                         "--cacert", str(env["d"] / "ca.pem"), "--resolve", f"{HOST}:{env['https']}:127.0.0.1",
                         f"https://{HOST}:{env['https']}/"], capture_output=True, text=True)
     assert r.stdout == "502", r
+
+
+def test_flags_checked(tmp_path):
+    d = tmp_path / "edge"
+    assert run([WARREN_EDGE, "init", "--data-dir", str(d), "--zone", ZONE]).returncode == 0
+    base = [WARREN_EDGE, "run", "--data-dir", str(d), "--tunnel-listen", "127.0.0.1:0",
+            "--http-listen", "127.0.0.1:0", "--api-listen", "", "--acme-directory", "https://127.0.0.1:1/dir"]
+    r = run(base)
+    assert r.returncode != 0 and "--acme-directory needs --https-listen" in r.stderr, r.stderr
+    r = run(base + ["--https-listen", "127.0.0.1:0", "--acme-challenge", "tls-alpn-01"])
+    assert r.returncode != 0 and "--acme-challenge takes http-01 or dns-01" in r.stderr, r.stderr
+    r = run(base + ["--https-listen", "127.0.0.1:0", "--acme-challenge", "dns-01"])
+    assert r.returncode != 0 and "dns-01 needs --dns-listen" in r.stderr, r.stderr
+    r = run(base[:-1] + ["not a url", "--https-listen", "127.0.0.1:0"])
+    assert r.returncode != 0 and "--acme-directory needs an http:// or https:// URL" in r.stderr, r.stderr
