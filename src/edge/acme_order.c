@@ -28,6 +28,14 @@ static void seterr(wr__acme_job *j, const char *fmt, ...) {
 
 static int cancelled(wr_acme *a) { return atomic_load(&a->cancel); }
 
+/* Waits poll_ms while the CA works: WR_OK, or WR_ERR_INTERNAL when the
+ * edge is stopping. */
+static int poll_wait(wr_acme *a) {
+  if (cancelled(a)) return WR_ERR_INTERNAL;
+  uv_sleep((unsigned)a->poll_ms);
+  return WR_OK;
+}
+
 /* Keeps the Replay-Nonce of |resp| for the next request. */
 static void take_nonce(wr_acme *a, const wr_http_response *resp) {
   const char *n = wr_http_response_header(resp, "Replay-Nonce");
@@ -222,10 +230,8 @@ static int solve(wr_acme *a, wr__acme_job *j, const char *url, wr_acme_authz *z)
       seterr(j, "%s: authorization %s: %s", z->identifier, wr_acme_status_name(z->status),
              z->chall_error[0] ? z->chall_error : "(no detail)");
       rv = WR_ERR_DENIED;
-    } else if (cancelled(a)) {
-      rv = WR_ERR_INTERNAL;
     } else {
-      uv_sleep((unsigned)a->poll_ms);
+      rv = poll_wait(a);
     }
   }
   if (rv == WR_OK && z->status != WR_ACME_VALID) {
@@ -299,10 +305,8 @@ static int finalize(wr_acme *a, wr__acme_job *j, const char *url, wr_acme_order 
     if (o->status != WR_ACME_PROCESSING && o->status != WR_ACME_READY) {
       seterr(j, "the order became %s", wr_acme_status_name(o->status));
       rv = WR_ERR_DENIED;
-    } else if (cancelled(a)) {
-      rv = WR_ERR_INTERNAL;
     } else {
-      uv_sleep((unsigned)a->poll_ms);
+      rv = poll_wait(a);
     }
   }
   if (rv == WR_OK && !o->certificate[0]) {

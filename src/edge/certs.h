@@ -11,6 +11,7 @@
  *   ACME       obtained by edge/acme.h from an ACME CA:
  *              DIR/acme/certs/<host>.pem (0644) and <host>.key (0600),
  *              chosen as uploaded ones are; an expired one is skipped.
+ *              The HTTPS front asks for one only for a routed name.
  *   issued     for any other routed hostname, on demand by the edge CA
  *              (DIR/ca.pem, ca.key) and kept in memory: a P-256 leaf for
  *              that one name, valid 90 days, re-issued after 30.

@@ -77,17 +77,17 @@ static int refuse(vconn *c, uint8_t alert, const char *why) {
   return WR_ERR_DENIED;
 }
 
-/* The certificate for c->sni: uploaded, else ACME, else issued for a
- * routed name.
+/* The certificate for c->sni: uploaded, else for a routed name the ACME
+ * one, else one issued by the edge CA.
  * WR_OK, WR_AGAIN (route lookup in flight), WR_ERR_NOTFOUND, WR_ERR_CRYPTO. */
 static int pick_cert(vconn *c) {
   char tid[WR_STORE_UUID_LEN + 1];
   wr_visitor *v = c->v;
   if ((c->cert = wr_certs_uploaded(v->certs, c->sni))) return WR_OK;
-  if ((c->cert = wr_certs_acme(v->certs, c->sni))) return WR_OK;
   int rv = wr__visitor_route_lookup(v, c->sni, c->tls_wait, tid);
   c->tls_wait = rv == WR_AGAIN;
   if (rv != WR_OK) return rv == WR_AGAIN ? rv : WR_ERR_NOTFOUND;
+  if ((c->cert = wr_certs_acme(v->certs, c->sni))) return WR_OK;
   return (c->cert = wr_certs_issued(v->certs, c->sni)) ? WR_OK : WR_ERR_CRYPTO;
 }
 

@@ -143,30 +143,9 @@ int wr_acme_key_import_pem(const char *pem, size_t len, wr_acme_key **out) {
   return WR_OK;
 }
 
-/* PKCS#8 PEM of |priv|, malloc'd. */
-static int export_pem(gnutls_privkey_t priv, char **pem) {
-  gnutls_x509_privkey_t x = NULL;
-  gnutls_datum_t d = {0};
-  int rv = WR_ERR_CRYPTO;
-  *pem = NULL;
-  if (gnutls_privkey_export_x509(priv, &x) < 0) return rv;
-  if (gnutls_x509_privkey_export2_pkcs8(x, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &d) == 0) {
-    *pem = malloc(d.size + 1);
-    if (*pem) {
-      memcpy(*pem, d.data, d.size);
-      (*pem)[d.size] = '\0';
-      rv = WR_OK;
-    } else {
-      rv = WR_ERR_NOMEM;
-    }
-    explicit_bzero(d.data, d.size);
-    gnutls_free(d.data);
-  }
-  gnutls_x509_privkey_deinit(x);
-  return rv;
+int wr_acme_key_export_pem(const wr_acme_key *k, char **pem) {
+  return wr_privkey_export_pem(k->priv, pem);
 }
-
-int wr_acme_key_export_pem(const wr_acme_key *k, char **pem) { return export_pem(k->priv, pem); }
 
 const char *wr_acme_key_thumbprint(const wr_acme_key *k) { return k->thumb; }
 
@@ -274,7 +253,7 @@ int wr_acme_csr(const char *const *names, size_t n, char **key_pem, char **csr) 
     rv = WR_ERR_NOMEM;
     goto out;
   }
-  rv = export_pem(priv, key_pem);
+  rv = wr_privkey_export_pem(priv, key_pem);
   if (rv != WR_OK) {
     free(*csr);
     *csr = NULL;
