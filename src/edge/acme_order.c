@@ -318,7 +318,7 @@ static int finalize(wr_acme *a, wr__acme_job *j, const char *url, wr_acme_order 
 
 /* Downloads the chain, checks it against |key_pem| and writes both. */
 static int download(wr_acme *a, wr__acme_job *j, const char *url, const char *key_pem) {
-  char cp[4400], kp[4400], dir[4200], err[256];
+  char cp[4400], kp[4400], dir[4200], err[256] = "";
   wr_http_response resp;
   wr_tls_creds *creds = NULL;
   int64_t nb = 0;

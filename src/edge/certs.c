@@ -34,6 +34,8 @@ struct wr_cert {
   int refs;              /* the table's own reference counts as one */
   int uploaded;
   int acme;              /* obtained by ACME (edge/acme.h) */
+  char file[WR_CERTS_NAME_MAX + 1]; /* base name of its files (uploaded, ACME) */
+  int carried;           /* kept over one rescan that could not load its files */
   time_t made, not_after;
   size_t n_names;
   char names[WR_CERTS_MAX_NAMES][WR_CERTS_NAME_MAX + 1];
@@ -369,25 +371,46 @@ static size_t table_names(const cert_table *t, char ***out) {
   return n;
 }
 
-static void table_rescan(cert_table *t) {
+/* The entry loaded from file |base|, or NULL. */
+static wr_cert *table_find_file(const cert_table *t, const char *base) {
+  for (size_t i = 0; i < t->n; i++)
+    if (strcmp(t->ents[i]->file, base) == 0) return t->ents[i];
+  return NULL;
+}
+
+/* Rereads every pair. A pair that does not load while it did before (its
+ * two files are being replaced: the ACME renewal writes the key, then the
+ * chain) keeps its old credentials, and the directory is read again on
+ * the next check. Returns 1 when such a pair was kept. */
+static int table_rescan(cert_table *t) {
   char **names;
   size_t k = table_names(t, &names);
-  table_drop(t);
-  t->ents = wr_xcalloc(k ? k : 1, sizeof(*t->ents));
+  int kept = 0;
+  wr_cert **ents = wr_xcalloc(k ? k : 1, sizeof(*ents));
+  size_t n = 0;
   for (size_t i = 0; i < k; i++) {
     char cp[4200], kp[4200], what[300];
     snprintf(cp, sizeof(cp), "%s/%s.pem", t->dir, names[i]);
     snprintf(kp, sizeof(kp), "%s/%s.key", t->dir, names[i]);
     snprintf(what, sizeof(what), "%s certificate %s", t->by_host ? "ACME" : "uploaded", names[i]);
-    wr_cert *r = load_pair(cp, kp, what);
+    wr_cert *r = load_pair(cp, kp, what), *old;
     if (r) {
       r->uploaded = !t->by_host;
       r->acme = t->by_host;
-      t->ents[t->n++] = r;
+      snprintf(r->file, sizeof(r->file), "%s", names[i]);
+      ents[n++] = r;
+    } else if ((old = table_find_file(t, names[i])) && !old->carried) {
+      old->carried = 1; /* once: a pair still broken a second later goes */
+      ents[n++] = ref(old);
+      kept = 1;
     }
     free(names[i]);
   }
   free(names);
+  table_drop(t);
+  t->ents = ents;
+  t->n = n;
+  return kept;
 }
 
 /* Rescans when the directory changed (checked at most once a second). */
@@ -400,7 +423,7 @@ static void table_maybe_rescan(cert_table *t) {
   if (stat(t->dir, &st) == 0) m = st.st_mtim;
   if (m.tv_sec == t->mtime.tv_sec && m.tv_nsec == t->mtime.tv_nsec) return;
   t->mtime = m;
-  table_rescan(t);
+  if (table_rescan(t)) t->mtime.tv_sec = t->mtime.tv_nsec = 0; /* read again */
 }
 
 /* The best certificate of |t| for |host|: an exact name over a wildcard,
