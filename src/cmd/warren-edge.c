@@ -214,7 +214,7 @@ static const wr_cmd cert_cmds[] = {
                        {"key", NULL, NULL, WR_FLAG_STRING, NULL, "PEM private key of the leaf"},
                        {NULL}},
      NULL, wr_cmd_edge_cert_add},
-    {"list", NULL, "List uploaded certificates", NULL,
+    {"list", NULL, "List uploaded certificates, then those obtained by ACME (ID \"acme\")", NULL,
      (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"}, {NULL}},
      NULL, wr_cmd_edge_cert_list},
     {"delete", "ID", "Delete an uploaded certificate", NULL, NULL, NULL, wr_cmd_edge_cert_delete},

@@ -272,6 +272,33 @@ int wr_certs_list(const char *data_dir, wr_cert_info **out, size_t *n) {
   return WR_OK;
 }
 
+static size_t table_names(const cert_table *t, char ***out);
+
+int wr_certs_list_acme(const char *data_dir, wr_cert_info **out, size_t *n) {
+  char dir[4200], cp[4500], err[256], **names, *pem = NULL;
+  cert_table t = {.dir = dir, .by_host = 1};
+  struct stat st;
+  size_t m = 0;
+  snprintf(dir, sizeof(dir), "%s/" WR_CERTS_ACME_DIR, data_dir);
+  size_t k = table_names(&t, &names);
+  *out = wr_xcalloc(k ? k : 1, sizeof(**out));
+  for (size_t i = 0; i < k; i++) {
+    snprintf(cp, sizeof(cp), "%s/%s.pem", dir, names[i]);
+    if (wr_file_read(cp, MAX_PEM, &pem, NULL) == WR_OK &&
+        info_from_pem(pem, &(*out)[m], err, sizeof(err)) == WR_OK) {
+      (*out)[m].uploaded_at = stat(cp, &st) == 0 ? st.st_mtime : 0;
+      m++;
+    }
+    free(pem);
+    pem = NULL;
+    free(names[i]);
+  }
+  free(names);
+  qsort(*out, m, sizeof(**out), info_cmp);
+  *n = m;
+  return WR_OK;
+}
+
 int wr_certs_delete(const char *data_dir, const char *id) {
   char cp[4200], kp[4200];
   if (!is_id(id)) return WR_ERR_INVAL;

@@ -61,6 +61,9 @@ int wr_certs_add(const char *data_dir, const char *cert_pem, const char *key_pem
                  wr_cert_info *info, char *err, size_t errlen);
 /* The uploaded certificates, by first name. *out is malloc'd (free()). */
 int wr_certs_list(const char *data_dir, wr_cert_info **out, size_t *n);
+/* The certificates obtained by ACME (DIR/acme/certs), by host; their id
+ * is "". *out is malloc'd (free()). */
+int wr_certs_list_acme(const char *data_dir, wr_cert_info **out, size_t *n);
 /* One uploaded certificate by id. */
 int wr_certs_get(const char *data_dir, const char *id, wr_cert_info *out);
 /* Removes both files of |id|. WR_ERR_NOTFOUND, WR_ERR_INVAL (not an id). */

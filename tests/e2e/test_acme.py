@@ -131,6 +131,11 @@ def check_obtained(env, tmp_path):
                         "--resolve", f"{HOST}:{env['https']}:127.0.0.1", f"https://{HOST}:{env['https']}/"],
                        capture_output=True, text=True)
     assert r.returncode != 0
+    listed = json.loads(run([WARREN_EDGE, "cert", "list", "--data-dir", str(d), "-o", "json"]).stdout)
+    acme = [c for c in listed if c["type"] == "acme"]
+    assert [c["hosts"] for c in acme] == [[HOST]], listed
+    assert "Pebble Intermediate" in acme[0]["issuer"]
+    assert HOST in run([WARREN_EDGE, "cert", "list", "--data-dir", str(d)]).stdout
     with urllib.request.urlopen(f"http://127.0.0.1:{env['metrics']}/metrics", timeout=10) as r:
         text = r.read().decode()
     assert "warren_edge_acme_certificates_total 1" in text, text
