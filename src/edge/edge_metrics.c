@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "edge/access.h"
+#include "edge/acme.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "lib/prom.h"
@@ -367,6 +368,15 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
             "DNS queries not answered (malformed, a response, or the send buffer was full)",
             d->dropped);
     gauge(b, P "dns_tcp_connections", "Open DNS TCP connections", d->tcp_conns);
+  }
+
+  if (m->cfg.acme) {
+    const wr_acme_stats *s = wr_acme_get_stats(m->cfg.acme);
+    counter(b, P "acme_certificates_total", "Certificates obtained from the ACME CA (renewals included)",
+            s->issued);
+    counter(b, P "acme_failures_total", "ACME orders that failed (each is retried later)", s->failed);
+    counter(b, P "acme_challenge_answers_total", "HTTP-01 and DNS-01 answers given to the CA",
+            s->challenges);
   }
 
   if (m->cfg.api) {

@@ -716,6 +716,7 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   v->zones = cfg->zones;
   v->https_port = cfg->https_port;
   v->access = cfg->access;
+  v->acme = cfg->certs ? NULL : cfg->acme;
   snprintf(v->scheme, sizeof(v->scheme), "%s",
            cfg->scheme && strcmp(cfg->scheme, "https") == 0 ? "https" : "http");
   if (cfg->mgmt_hostname && cfg->mgmt_key && cfg->mgmt_keylen &&

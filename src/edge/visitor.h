@@ -57,6 +57,8 @@ typedef struct wr_visitor_config {
                                * always_use_https redirects (443 is left out
                                * of the URL; 0: no redirects) */
   struct wr_access *access;   /* optional: the Access gate (edge/access.h) */
+  struct wr_acme *acme;       /* optional, plain front only: answers ACME HTTP-01
+                               * challenges (edge/acme.h) before routing */
   const char *scheme;         /* "http" (default) or "https": X-Forwarded-Proto and dest */
   uint64_t header_timeout_ms; /* whole head must arrive within; default 10000 */
   uint64_t idle_timeout_ms;   /* keep-alive idle; default 60000 */

@@ -137,6 +137,7 @@ struct wr_visitor {
   wr_zone_cache *zones;        /* per-zone options, or NULL */
   unsigned https_port;         /* plain front: where always_use_https sends visitors */
   struct wr_access *access;    /* NULL: no Access gate */
+  struct wr_acme *acme;        /* plain front: HTTP-01 answers (edge/acme.h), or NULL */
   char scheme[8];
   char mgmt_host[WR_STORE_HOST_MAX + 1]; /* the management hostname (visitor_mgmt.c) */
   uint8_t mgmt_key[32];
@@ -312,7 +313,7 @@ void wr__vtls_start(vconn *c);
 int wr__vtls_input(vconn *c, const uint8_t *data, size_t len);
 /* The visitor's TCP EOF. */
 void wr__vtls_input_eof(vconn *c);
-/* VC_TLS: reads the SNI, picks the certificate (uploaded, else issued for
+/* VC_TLS: reads the SNI, picks the certificate (uploaded, else ACME, else issued for
  * a routed name, else refuses with unrecognized_name), runs the handshake.
  * Returns WR_OK once it is done (state VC_HEAD), WR_AGAIN, or an error
  * after which the connection is closing. */
@@ -394,6 +395,15 @@ void wr__vconn_count_response(vconn *c, int status);
 void wr__vconn_local_h(vconn *c, int status, const char *msg, int force_close,
                        const wr_http_header *extra);
 void wr__vconn_local(vconn *c, int status, const char *msg, int force_close);
+/* Answers with |body| (|blen| bytes) of type |ctype| and up to 4 |extra|
+ * headers (visitor_access.c). */
+void wr__vconn_respond(vconn *c, int status, const char *ctype, const wr_http_header *extra,
+                       size_t nextra, const char *body, size_t blen);
+/* HTTP-01: answers GET /.well-known/acme-challenge/<token> on the plain
+ * front from the ACME manager's table (visitor_acme.c). 1 when answered
+ * (the head, |used| bytes, consumed), 0 for any other request. */
+struct wr__visitor_target;
+int wr__visitor_acme_answer(vconn *c, const struct wr__visitor_target *t, size_t used);
 /* An error before or after the response head: a page, or a broken response. */
 void wr__vconn_fail(vconn *c, int status, const char *msg);
 

@@ -80,7 +80,8 @@ static int refuse(vconn *c, uint8_t alert, const char *why) {
   return WR_ERR_DENIED;
 }
 
-/* The certificate for c->sni: uploaded, else issued for a routed name.
+/* The certificate for c->sni: uploaded, else for a routed name the ACME
+ * one, else one issued by the edge CA.
  * WR_OK, WR_AGAIN (route lookup in flight), WR_ERR_NOTFOUND, WR_ERR_CRYPTO. */
 static int pick_cert(vconn *c) {
   char tid[WR_STORE_UUID_LEN + 1];
@@ -89,6 +90,7 @@ static int pick_cert(vconn *c) {
   int rv = wr__visitor_route_lookup(v, c->sni, c->tls_wait, tid);
   c->tls_wait = rv == WR_AGAIN;
   if (rv != WR_OK) return rv == WR_AGAIN ? rv : WR_ERR_NOTFOUND;
+  if ((c->cert = wr_certs_acme(v->certs, c->sni))) return WR_OK;
   return (c->cert = wr_certs_issued(v->certs, c->sni)) ? WR_OK : WR_ERR_CRYPTO;
 }
 
@@ -136,7 +138,7 @@ int wr__vtls_step(vconn *c) {
   c->tls_up = 1;
   c->v->stats.tls_handshakes++;
   wr_debug("visitor %" PRIu64 " (%s): %s for %s (%s certificate)", c->id, c->ip,
-           wr_tls_version(c->tls), c->sni, wr_cert_uploaded(c->cert) ? "uploaded" : "edge CA");
+           wr_tls_version(c->tls), c->sni, wr_cert_source(c->cert));
   c->state = VC_HEAD;
   c->tmode = T_NONE;
   if (strcmp(wr_tls_alpn(c->tls), "h2") == 0) wr__vh2_start(c);

@@ -397,6 +397,43 @@ static void test_negative(void **state) {
   ldns_pkt_free(r);
 }
 
+/* Dynamic TXT values (ACME DNS-01): answered per query, NODATA for other
+ * types, and a name without values keeps its usual answer. */
+static size_t txt_fn(void *user, const char *name, char *out, size_t row, size_t max) {
+  (*(int *)user)++;
+  if (strcmp(name, "_acme-challenge.app." ZONE) != 0 || max < 2) return 0;
+  snprintf(out, row, "%s", "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+  snprintf(out + row, row, "%s", "second");
+  return 2;
+}
+
+static void test_txt(void **state) {
+  one_zone *o = *state;
+  int calls = 0;
+  wr_dnszone_set_txt((wr_dnszone *)o->z, txt_fn, &calls);
+  ldns_pkt *r = ask(o, "_acme-challenge.app." ZONE, LDNS_RR_TYPE_TXT, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+  assert_true(ldns_pkt_aa(r));
+  assert_int_equal(ldns_rr_list_rr_count(ldns_pkt_answer(r)), 2);
+  expect_rr(ldns_pkt_answer(r), 0, "_acme-challenge.app." ZONE ".", LDNS_RR_TYPE_TXT,
+            "\"ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0\"");
+  assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(r), 0)), 0);
+  ldns_pkt_free(r);
+  r = ask(o, "_acme-challenge.app." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+  expect_neg_soa(r);
+  ldns_pkt_free(r);
+  r = ask(o, "_acme-challenge.other." ZONE, LDNS_RR_TYPE_TXT, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NXDOMAIN);
+  ldns_pkt_free(r);
+  r = ask(o, "app." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+  assert_true(ldns_rr_list_rr_count(ldns_pkt_answer(r)) >= 2);
+  ldns_pkt_free(r);
+  assert_true(calls >= 4);
+  wr_dnszone_set_txt((wr_dnszone *)o->z, NULL, NULL);
+}
+
 static void test_wildcard(void **state) {
   one_zone *o = *state;
   ldns_pkt *r = ask(o, "x.wild." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
@@ -1533,7 +1570,7 @@ int main(void) {
   return UNIT_RUN(
       NULL, NULL, UNIT_TESTS(test_names, test_zone_build, test_zone_oom),
       UNIT_FIXTURE(zone_setup, zone_teardown, test_cname_chase, test_case_preserved, test_apex,
-                   test_negative, test_wildcard, test_edns),
+                   test_negative, test_txt, test_wildcard, test_edns),
       UNIT_TESTS(test_truncation), UNIT_FIXTURE(zone_setup, zone_teardown, test_bad_queries),
       UNIT_TESTS(test_lookup_errors),
       UNIT_FIXTURE(srv_setup, srv_teardown, test_server_udp, test_server_cache, test_server_tcp,
