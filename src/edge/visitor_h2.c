@@ -525,7 +525,8 @@ int wr__vh2_want_read(vconn *c) {
 /* Frames for the visitor, as long as the socket keeps up. */
 static void output(vh2 *h) {
   vconn *c = h->c;
-  while (!h->dead && !c->closed && backlog(c) < OUT_HIGH) {
+  /* A failed write closes |c| and frees |h|: |c| is checked first. */
+  while (!c->closed && !h->dead && backlog(c) < OUT_HIGH) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(h->s, &p);
     if (n < 0) {
