@@ -126,7 +126,6 @@ static int bucket_hit(bucket *b, uint64_t now, uint64_t burst, uint64_t rate) {
 static void calm(vh2 *h, const char *why) {
   if (h->calm) return;
   h->calm = 1;
-  h->c->v->stats.h2_goaway_calm++;
   wr_info("visitor %" PRIu64 " (%s): HTTP/2 %s: GOAWAY ENHANCE_YOUR_CALM", h->c->id, h->c->ip, why);
   nghttp2_session_terminate_session(h->s, NGHTTP2_ENHANCE_YOUR_CALM);
 }
@@ -330,7 +329,14 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 }
 
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
-  (void)ud;
+  vh2 *h = ud;
+  if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) {
+    /* Counted as sent: ours and the ones nghttp2 makes for protocol errors. */
+    if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM)
+      h->c->v->stats.h2_goaway_calm++;
+    else
+      h->c->v->stats.h2_goaway_error++;
+  }
   /* Our response ended while the visitor still sends its body: RFC 9113
    * 8.1 says stop it with NO_ERROR rather than keep the stream open. */
   if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
@@ -546,7 +552,6 @@ static void recv_failed(vh2 *h, int err) {
   if (err == NGHTTP2_ERR_FLOODED || err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
     calm(h, nghttp2_strerror(err));
   } else if (!h->calm) {
-    c->v->stats.h2_goaway_error++;
     nghttp2_session_terminate_session(h->s, err == NGHTTP2_ERR_BAD_CLIENT_MAGIC
                                                  ? NGHTTP2_PROTOCOL_ERROR
                                                  : NGHTTP2_INTERNAL_ERROR);

@@ -289,6 +289,15 @@ def test_empty_data_flood_gets_goaway(setup):
     assert_still_serving(setup)
 
 
+def test_protocol_error_gets_goaway(setup):
+    s, conn = h2_connect(setup)
+    s.sendall(raw_frame(0, 0, 0, b"x"))  # DATA on stream 0: a connection error
+    assert read_until_goaway(s, conn) == 1  # PROTOCOL_ERROR
+    s.close()
+    assert metric(setup, "warren_edge_https_h2_goaways_total{reason=\"error\"}") >= 1
+    assert_still_serving(setup)
+
+
 def test_oversized_header_list_is_431_and_connection_goes_on(setup):
     s, conn = h2_connect(setup)
     conn.send_headers(1, req_headers(setup) + [("x-big", "b" * 8000)] * 6, end_stream=True)
