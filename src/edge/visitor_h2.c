@@ -70,8 +70,8 @@
 #define OUT_HIGH (256u * 1024u)        /* unwritten output that holds back frames */
 #define OUT_MAX (16u << 20)            /* a stream's response bytes not yet framed */
 #define MAX_CONT 4                     /* CONTINUATIONs per header block (16 KiB each) */
-#define RESET_BURST 200
-#define RESET_RATE 50
+#define RESET_BURST 500                /* a browser leaving a page cancels a few hundred */
+#define RESET_RATE 100
 #define CTRL_BURST 500                 /* SETTINGS, PING, PRIORITY */
 #define CTRL_RATE 50
 #define EMPTY_BURST 100                /* DATA / HEADERS / CONTINUATION without payload */
