@@ -273,6 +273,37 @@ def test_ping_flood_gets_goaway(setup):
     assert_still_serving(setup)
 
 
+def test_ping_flood_read_acks_gets_goaway(setup):
+    # A client that reads every acknowledgement never fills nghttp2's queue
+    # of owed ACKs: the edge's own PING/SETTINGS bucket ends it.
+    s, conn = h2_connect(setup)
+    code = None
+    for batch in range(40):
+        for i in range(50):
+            conn.ping(struct.pack(">Q", batch * 50 + i))
+        try:
+            s.sendall(conn.data_to_send())
+        except (ConnectionError, ssl.SSLError):
+            break
+        acks = 0
+        while acks < 50 and code is None:
+            data = s.recv(65536)
+            if not data:
+                break
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.PingAckReceived):
+                    acks += 1
+                if isinstance(ev, h2.events.ConnectionTerminated):
+                    code = ev.error_code
+        if code is not None or acks < 50:
+            break
+    if code is None:
+        code = read_until_goaway(s, conn)
+    assert code == ENHANCE_YOUR_CALM
+    s.close()
+    assert_still_serving(setup)
+
+
 def test_empty_data_flood_gets_goaway(setup):
     s, conn = h2_connect(setup)
     hdrs = req_headers(setup, "/echo")
