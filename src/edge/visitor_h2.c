@@ -563,7 +563,11 @@ static void arm_idle(vh2 *h) {
   vconn *c = h->c;
   if (h->nstreams == 0) {
     if (c->tmode != T_IDLE) wr__vconn_arm(c, T_IDLE, c->v->idle_timeout_ms);
-  } else if (c->tmode == T_IDLE) { /* a live stream is never cut by the idle timer */
+    wr__visitor_idle_enter(c); /* may be closed to make room, as idle HTTP/1.1 is */
+    return;
+  }
+  wr__visitor_idle_leave(c);
+  if (c->tmode == T_IDLE) { /* a live stream is never cut by the idle timer */
     uv_timer_stop(&c->timer);
     c->tmode = T_NONE;
   }

@@ -376,6 +376,38 @@ def test_padded_upload_completes(setup):
     s.close()
 
 
+def test_cancelled_stream_leaves_connection_serving(setup):
+    gates = [threading.Event() for _ in range(3)]
+    SSE_GATES["cancel"] = gates
+    s, conn = h2_connect(setup)
+    try:
+        conn.send_headers(1, req_headers(setup, "/sse/cancel"), end_stream=True)
+        s.sendall(conn.data_to_send())
+        got = b""
+        while b"event 0" not in got:
+            for ev in conn.receive_data(s.recv(65536)):
+                if isinstance(ev, h2.events.DataReceived):
+                    got += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            s.sendall(conn.data_to_send())
+        conn.reset_stream(1)  # the visitor leaves mid-stream
+        conn.send_headers(3, req_headers(setup, "/next"), end_stream=True)
+        s.sendall(conn.data_to_send())
+        body, ended = b"", False
+        while not ended:
+            for ev in conn.receive_data(s.recv(65536)):
+                if isinstance(ev, h2.events.DataReceived) and ev.stream_id == 3:
+                    body += ev.data
+                if isinstance(ev, h2.events.StreamEnded) and ev.stream_id == 3:
+                    ended = True
+            s.sendall(conn.data_to_send())
+        assert body.decode().startswith("origin saw /next")
+    finally:
+        for g in gates:
+            g.set()
+        s.close()
+
+
 # ---- server-sent events ----------------------------------------------------------------
 
 @pytest.mark.parametrize("proto", ["--http2", "--http1.1"])
