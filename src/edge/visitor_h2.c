@@ -105,6 +105,7 @@ struct vh2s {
   vconn *sc;          /* the stream vconn, NULL once either let go */
   wr_h2req req;       /* the request while its header block arrives */
   size_t head_len;    /* the rebuilt head at the front of sc->in */
+  int websocket;      /* an extended CONNECT (RFC 8441) */
   uint64_t in_total, in_acked; /* DATA bytes given to sc / consumed */
   /* The response. */
   wr_buf out;         /* from sc: the HTTP/1.1 head, then body bytes */
@@ -219,6 +220,7 @@ static void stream_start(vh2 *h, vh2s *x, int eos) {
   wr_buf head;
   wr_buf_init(&head, 2 * HEAD_MAX, NULL);
   int rv = wr_h2req_head(&x->req, eos, &head);
+  x->websocket = x->req.websocket;
   wr_h2req_free(&x->req);
   if (rv != WR_OK) {
     wr_buf_free(&head);
@@ -384,7 +386,7 @@ static int submit_head(vh2s *x) {
   nghttp2_nv nv[WR_H2RESP_MAX_FIELDS + 1];
   size_t used = 0, n = 0;
   int rv = wr_h2resp_from_http1(x->out.data + x->out_off, x->out.len - x->out_off,
-                                x->sc ? x->sc->r.method : NULL, &rh, &used);
+                                x->sc ? x->sc->r.method : NULL, x->websocket, &rh, &used);
   if (rv == WR_AGAIN) return x->done ? -1 : 0;
   if (rv != WR_OK) return -1;
   nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)rh.status_text, 7,
@@ -511,6 +513,7 @@ void wr__vh2_start(vconn *c) {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, HEAD_MAX},
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* WebSocket over HTTP/2 */
   };
   nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
   nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);

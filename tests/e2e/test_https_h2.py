@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from origins import recv_exact, ws_accept, ws_frame, ws_mask, ws_parse_head
 from test_https import HOST, curl, edge_env
 
 h2 = pytest.importorskip("h2.connection")
@@ -29,6 +30,18 @@ ENHANCE_YOUR_CALM = 11
 # SSE gates: the origin sends event i+1 only once the test saw event i, so a
 # front that buffers the stream makes the test fail (it never sees event i).
 SSE_GATES = {}
+
+
+def ws_read_client_frame(s):
+    """(opcode, payload) of the next (masked) client frame on socket s."""
+    _fin, op, masked, n = ws_parse_head(recv_exact(s, 2))
+    if n == 126:
+        n = struct.unpack("!H", recv_exact(s, 2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", recv_exact(s, 8))[0]
+    key = recv_exact(s, 4) if masked else b""
+    data = recv_exact(s, n)
+    return op, (ws_mask(data, key) if masked else data)
 
 
 def pattern(n):
@@ -71,6 +84,8 @@ class Origin(BaseHTTPRequestHandler):
             self.reply(pattern(int(self.path[5:])), "application/octet-stream")
         elif self.path == "/headers":
             self.reply(json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(), "application/json")
+        elif self.path == "/ws":
+            self.websocket()
         elif self.path.startswith("/sse/"):
             self.sse(SSE_GATES[self.path[5:]])
         else:
@@ -79,6 +94,23 @@ class Origin(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.read_body()
         self.reply(f"len={len(body)} sha={hashlib.sha256(body).hexdigest()}".encode())
+
+    def websocket(self):
+        """Echoes WebSocket messages until the close frame."""
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", ws_accept(self.headers["Sec-WebSocket-Key"]))
+        self.end_headers()
+        self.wfile.flush()
+        s = self.connection
+        while True:
+            op, payload = ws_read_client_frame(s)
+            if op == 8:
+                s.sendall(ws_frame(8, payload))
+                break
+            s.sendall(ws_frame(op, payload))
+        self.close_connection = True
 
     def sse(self, gates):
         self.send_response(200)
@@ -406,6 +438,40 @@ def test_cancelled_stream_leaves_connection_serving(setup):
         for g in gates:
             g.set()
         s.close()
+
+
+def test_websocket_over_http2(setup):
+    # RFC 8441: the edge offers extended CONNECT; the connector and origin
+    # see an HTTP/1.1 upgrade, the visitor a 200 and DATA frames.
+    s, conn = h2_connect(setup)
+    while not conn.remote_settings.enable_connect_protocol:
+        conn.receive_data(s.recv(65536))
+        s.sendall(conn.data_to_send())
+    hdrs = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"),
+            (":authority", f"{HOST}:{setup['https']}"), (":path", "/ws"), ("sec-websocket-version", "13")]
+    conn.send_headers(1, hdrs)
+    s.sendall(conn.data_to_send())
+    status, got, ended = None, b"", False
+    sent = False
+    while not ended:
+        for ev in conn.receive_data(s.recv(65536)):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = dict(ev.headers)[b":status"]
+                assert b"sec-websocket-accept" not in dict(ev.headers)
+            if isinstance(ev, h2.events.DataReceived):
+                got += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, 1)
+            if isinstance(ev, h2.events.StreamEnded):
+                ended = True
+        if status == b"200" and not sent:
+            conn.send_data(1, ws_frame(1, b"hello over h2", mask=b"abcd") + ws_frame(8, b"\x03\xe8", mask=b"abcd"))
+            sent = True
+        s.sendall(conn.data_to_send())
+        if ws_frame(8, b"\x03\xe8") in got:
+            break
+    assert status == b"200"
+    assert got.startswith(ws_frame(1, b"hello over h2"))
+    s.close()
 
 
 # ---- server-sent events ----------------------------------------------------------------
