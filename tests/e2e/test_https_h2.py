@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from origins import recv_exact, ws_accept, ws_frame, ws_mask, ws_parse_head
-from test_https import HOST, curl, edge_env
+from browser import find_chromium
+from test_https import HOST, browser_trusting_edge_ca, curl, edge_env
 
 h2 = pytest.importorskip("h2.connection")
 import h2.config  # noqa: E402
@@ -472,6 +473,27 @@ def test_websocket_over_http2(setup):
     assert status == b"200"
     assert got.startswith(ws_frame(1, b"hello over h2"))
     s.close()
+
+
+@pytest.mark.skipif(not find_chromium() or not shutil.which("certutil"),
+                    reason="needs chromium and certutil (libnss3-tools)")
+def test_browser_websocket_echo(setup, tmp_path):
+    with browser_trusting_edge_ca(setup, tmp_path) as b:
+        page = b.new_page()
+        page.goto(f"https://{HOST}:{setup['https']}/page")
+        assert page.eval("performance.getEntriesByType('navigation')[0].nextHopProtocol") == "h2"
+        handshakes = metric(setup, 'warren_edge_tls_handshakes_total{result="ok"}')
+        assert handshakes >= 1
+        got = page.eval(f"""new Promise((res) => {{
+            const ws = new WebSocket("wss://{HOST}:{setup['https']}/ws");
+            ws.onopen = () => ws.send("from the browser");
+            ws.onmessage = (e) => {{ res(e.data); ws.close(); }};
+            ws.onerror = () => res("error");
+        }})""")
+        assert got == "from the browser"
+        # No new TLS connection: the WebSocket went over the page's HTTP/2
+        # connection (RFC 8441), not a new HTTP/1.1 one.
+        assert metric(setup, 'warren_edge_tls_handshakes_total{result="ok"}') == handshakes
 
 
 # ---- server-sent events ----------------------------------------------------------------
