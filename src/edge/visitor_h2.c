@@ -70,8 +70,8 @@
 #define OUT_HIGH (256u * 1024u)        /* unwritten output that holds back frames */
 #define OUT_MAX (16u << 20)            /* a stream's response bytes not yet framed */
 #define MAX_CONT 4                     /* CONTINUATIONs per header block (16 KiB each) */
-#define RESET_BURST 200
-#define RESET_RATE 50
+#define RESET_BURST 500                /* a browser leaving a page cancels a few hundred */
+#define RESET_RATE 100
 #define CTRL_BURST 500                 /* SETTINGS, PING, PRIORITY */
 #define CTRL_RATE 50
 #define EMPTY_BURST 100                /* DATA / HEADERS / CONTINUATION without payload */
@@ -105,6 +105,7 @@ struct vh2s {
   vconn *sc;          /* the stream vconn, NULL once either let go */
   wr_h2req req;       /* the request while its header block arrives */
   size_t head_len;    /* the rebuilt head at the front of sc->in */
+  int websocket;      /* an extended CONNECT (RFC 8441) */
   uint64_t in_total, in_acked; /* DATA bytes given to sc / consumed */
   /* The response. */
   wr_buf out;         /* from sc: the HTTP/1.1 head, then body bytes */
@@ -132,7 +133,6 @@ static int bucket_hit(bucket *b, uint64_t now, uint64_t burst, uint64_t rate) {
 static void calm(vh2 *h, const char *why) {
   if (h->calm) return;
   h->calm = 1;
-  h->c->v->stats.h2_goaway_calm++;
   wr_info("visitor %" PRIu64 " (%s): HTTP/2 %s: GOAWAY ENHANCE_YOUR_CALM", h->c->id, h->c->ip, why);
   nghttp2_session_terminate_session(h->s, NGHTTP2_ENHANCE_YOUR_CALM);
 }
@@ -228,6 +228,7 @@ static void stream_start(vh2 *h, vh2s *x, int eos) {
   wr_buf head;
   wr_buf_init(&head, 2 * HEAD_MAX, NULL);
   int rv = wr_h2req_head(&x->req, eos, &head);
+  x->websocket = x->req.websocket;
   wr_h2req_free(&x->req);
   if (rv != WR_OK) {
     wr_buf_free(&head);
@@ -338,7 +339,14 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 }
 
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
-  (void)ud;
+  vh2 *h = ud;
+  if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) {
+    /* Counted as sent: ours and the ones nghttp2 makes for protocol errors. */
+    if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM)
+      h->c->v->stats.h2_goaway_calm++;
+    else
+      h->c->v->stats.h2_goaway_error++;
+  }
   /* Our response ended while the visitor still sends its body: RFC 9113
    * 8.1 says stop it with NO_ERROR rather than keep the stream open. */
   if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
@@ -410,7 +418,7 @@ static int submit_head(vh2s *x) {
   nghttp2_nv nv[WR_H2RESP_MAX_FIELDS + 1];
   size_t used = 0, n = 0;
   int rv = wr_h2resp_from_http1(x->out.data + x->out_off, x->out.len - x->out_off,
-                                x->sc ? x->sc->r.method : NULL, &rh, &used);
+                                x->sc ? x->sc->r.method : NULL, x->websocket, &rh, &used);
   if (rv == WR_AGAIN) return x->done ? -1 : 0;
   if (rv != WR_OK) return -1;
   nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)rh.status_text, 7,
@@ -558,6 +566,7 @@ void wr__vh2_start(vconn *c) {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, HEAD_MAX},
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* WebSocket over HTTP/2 */
   };
   nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
   nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
@@ -578,7 +587,8 @@ int wr__vh2_want_read(vconn *c) {
 /* Frames for the visitor, as long as the socket keeps up. */
 static void output(vh2 *h) {
   vconn *c = h->c;
-  while (!h->dead && !c->closed && backlog(c) < OUT_HIGH) {
+  /* A failed write closes |c| and frees |h|: |c| is checked first. */
+  while (!c->closed && !h->dead && backlog(c) < OUT_HIGH) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(h->s, &p);
     if (n < 0) {
@@ -598,7 +608,6 @@ static void recv_failed(vh2 *h, int err) {
   if (err == NGHTTP2_ERR_FLOODED || err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
     calm(h, nghttp2_strerror(err));
   } else if (!h->calm) {
-    c->v->stats.h2_goaway_error++;
     nghttp2_session_terminate_session(h->s, err == NGHTTP2_ERR_BAD_CLIENT_MAGIC
                                                  ? NGHTTP2_PROTOCOL_ERROR
                                                  : NGHTTP2_INTERNAL_ERROR);
@@ -610,7 +619,11 @@ static void arm_idle(vh2 *h) {
   vconn *c = h->c;
   if (h->nstreams == 0) {
     if (c->tmode != T_IDLE) wr__vconn_arm(c, T_IDLE, c->v->idle_timeout_ms);
-  } else if (c->tmode == T_IDLE) { /* a live stream is never cut by the idle timer */
+    wr__visitor_idle_enter(c); /* may be closed to make room, as idle HTTP/1.1 is */
+    return;
+  }
+  wr__visitor_idle_leave(c);
+  if (c->tmode == T_IDLE) { /* a live stream is never cut by the idle timer */
     uv_timer_stop(&c->timer);
     c->tmode = T_NONE;
   }

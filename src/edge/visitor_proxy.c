@@ -201,7 +201,10 @@ static int pump_stream(vconn *c) {
 
 static int pump_pipe(vconn *c) {
   size_t acc = 0;
-  if (c->in.len == 0) return 0;
+  if (c->in.len == 0) {
+    if (c->sub && c->in_end) wr__vconn_end_request(c, 1); /* END_STREAM ends the pipe */
+    return 0;
+  }
   int rv = fwd(c, c->in.data, c->in.len, 0, &acc);
   if (c->closed || c->state != VC_PROXY) return 0;
   wr_buf_consume(&c->in, acc);
