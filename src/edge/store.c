@@ -190,6 +190,20 @@ static const char *const migrations[] = {
     "  pem TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL,"
     "  retired_at INTEGER);",
+
+    /* 6: edges sharing the store (edge/cluster.h): each running edge's row,
+     * refreshed by its heartbeat, and which edge serves each connection,
+     * so that a visitor reaching one edge can be forwarded to the edge
+     * that holds the tunnel's connection. */
+    "CREATE TABLE edges ("
+    "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+    "  tunnel_addr TEXT NOT NULL DEFAULT '',"
+    "  visitor_addr TEXT NOT NULL DEFAULT '',"
+    "  peer_addr TEXT NOT NULL DEFAULT '',"
+    "  started_at INTEGER NOT NULL,"
+    "  heartbeat_at INTEGER NOT NULL);"
+    "ALTER TABLE connections ADD COLUMN edge_id TEXT;"
+    "CREATE INDEX connections_edge ON connections(edge_id) WHERE closed_at IS NULL;",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(N_MIGRATIONS == WR_STORE_SCHEMA_VERSION, "a migration per schema version");
