@@ -205,6 +205,10 @@ int wr_cluster_new(const wr_cluster_config *cfg, wr_cluster **out) {
   return WR_OK;
 }
 
+void wr_cluster_poke(wr_cluster *c) {
+  if (c && c->timer_on) on_timer(&c->timer);
+}
+
 const wr_cluster_stats *wr_cluster_get_stats(const wr_cluster *c) { return &c->st; }
 
 void wr_cluster_stop(wr_cluster *c) {

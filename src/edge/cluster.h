@@ -70,6 +70,9 @@ typedef struct wr_cluster_stats {
  * WR_ERR_INVAL (a missing field). */
 int wr_cluster_new(const wr_cluster_config *cfg, wr_cluster **out);
 const wr_cluster_stats *wr_cluster_get_stats(const wr_cluster *c);
+/* Beats now (unless a beat is in flight): the store said connections
+ * changed. */
+void wr_cluster_poke(wr_cluster *c);
 /* Stops the timer; a beat in flight is dropped when it returns. Removes
  * the forwarder from the tunnel server. */
 void wr_cluster_stop(wr_cluster *c);

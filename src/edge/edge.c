@@ -14,6 +14,7 @@
 #include "edge/api.h"
 #include "edge/cluster.h"
 #include "edge/db.h"
+#include "edge/db_notify.h"
 #include "edge/peer.h"
 #include "edge/pki.h"
 #include "edge/dash.h"
@@ -76,6 +77,7 @@ struct wr_edge {
   char edge_id[WR_STORE_UUID_LEN + 1]; /* among edges sharing the store; "" alone */
   wr_peer *peer;
   wr_cluster *cluster;
+  wr_db_notify *notify;   /* the store's change notifications */
 
   wr_router *router;
   wr_tun *tun;
@@ -281,6 +283,24 @@ static void release_tunnels(wr_edge *e) {
 
 /* ---- cluster: edges sharing a PostgreSQL store ----------------------------------- */
 
+/* A table changed in the store (a statement of another edge, the CLI or
+ * this edge's own API); NULL: anything may have (the listener was down).
+ * Each cache reloads now instead of at its next period. */
+static void on_store_change(void *user, const char *table) {
+  wr_edge *e = user;
+  int all = !table;
+  if (all || !strcmp(table, "routes")) {
+    wr_visitor_invalidate_routes(e->visitor);
+    wr_visitor_invalidate_routes(e->https);
+    if (e->dns) wr_dns_invalidate(e->dns);
+  }
+  if ((all || !strcmp(table, "tunnels")) && e->ts) wr_tunnel_server_sweep(e->ts);
+  if (all || !strcmp(table, "connections")) wr_cluster_poke(e->cluster);
+  if ((all || !strcmp(table, "ip_routes") || !strcmp(table, "virtual_networks")) && e->router)
+    wr_router_routes_changed(e->router);
+  if ((all || !strcmp(table, "devices")) && e->wg) wr_wg_ingress_reload(e->wg);
+}
+
 static int start_cluster(wr_edge *e, char *err, size_t errlen) {
   const wr_edge_options *o = e->opts;
   char ca[4096], advertise[WR_STORE_ADDR_MAX + 1] = "";
@@ -300,6 +320,9 @@ static int start_cluster(wr_edge *e, char *err, size_t errlen) {
                             .peer = e->peer, .id = e->edge_id, .tunnel_addr = o->tunnel.text,
                             .visitor_addr = o->http.text, .peer_addr = advertise};
   if ((rv = wr_cluster_new(&ccfg, &e->cluster)) != WR_OK) return rv;
+  if ((rv = wr_db_notify_start(e->loop, e->store_target, "warren_changes", on_store_change, e,
+                               &e->notify)) != WR_OK)
+    return rv;
   if (advertise[0])
     wr_info("Edge %s shares its store with other edges; taking their forwarded streams on %s "
             "(TLS, certificates of %s)", e->edge_id, advertise, ca);
@@ -311,6 +334,8 @@ static int start_cluster(wr_edge *e, char *err, size_t errlen) {
 
 /* The forwarder goes and forwarded streams end while their owners exist. */
 static void stop_cluster(wr_edge *e) {
+  wr_db_notify_free(e->notify);
+  e->notify = NULL;
   wr_cluster_stop(e->cluster);
   wr_peer_free(e->peer);
   e->peer = NULL;
@@ -803,7 +828,8 @@ static int start_metrics(wr_edge *e, char *err, size_t errlen) {
                                  .login = e->login, .router = e->router,
                                  .tunnel_stats = e->tunnel_stats,
                                  .private_tcp = e->ptcp, .wireguard = e->wg,
-                                 .access = e->access};
+                                 .access = e->access, .cluster = e->cluster, .peer = e->peer,
+                                 .notify = e->notify};
   return wr_edge_metrics_start(e->loop, addr, &mcfg, &e->metrics, err, errlen);
 }
 

@@ -34,16 +34,24 @@ class Edge:
         self.d, self.env, self.name, self.procs = d, env, name, procs
         self.udp = free_port(socket.SOCK_DGRAM)
         self.http, self.api, self.peer = free_port(), free_port(), free_port()
+        self.metrics = free_port()
         self.start()
 
     def start(self):
         self.p = self.procs.start(
             [WARREN_EDGE, "run", "--data-dir", self.d, "--tunnel-listen", f"127.0.0.1:{self.udp}",
              "--http-listen", f"127.0.0.1:{self.http}", "--api-listen", f"127.0.0.1:{self.api}",
-             "--peer-listen", f"127.0.0.1:{self.peer}",
+             "--peer-listen", f"127.0.0.1:{self.peer}", "--metrics", f"127.0.0.1:{self.metrics}",
              "--requests-per-second-per-source", "0"], name=self.name, env=self.env)
         assert self.p.wait_output("shares its store with other edges", 30) is not None, self.p.tail()
         assert self.p.wait_output("Serving the API on", 30) is not None, self.p.tail()
+
+    def metric(self, name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/metrics", timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return None
 
     def api_call(self, method, path, token):
         req = urllib.request.Request(f"http://127.0.0.1:{self.api}/client/v4{path}", method=method,
@@ -114,6 +122,9 @@ def test_a_tunnel_connected_to_one_edge_is_served_through_the_other(cluster, pro
     assert wait_for(lambda: get(b.http, f"hello.{ZONE}")[0] == 200, 10), b.p.tail()
     status, body_b = get(b.http, f"hello.{ZONE}")
     assert status == 200 and body_b == body
+    assert b.metric("warren_edge_forwarded_streams_total") >= 1
+    assert a.metric("warren_edge_peer_streams_total") >= 1
+    assert b.metric("warren_edge_cluster_remote_tunnels") == 1
     # A request body travels too, both ways, through the forwarding edge.
     payload = os.urandom(300000)
     req = urllib.request.Request(f"http://127.0.0.1:{b.http}/echo", data=payload,
@@ -131,13 +142,18 @@ def test_a_route_deleted_through_one_edge_stops_serving_on_the_other(cluster, pr
     c = connector(procs, cluster, a, b)
     assert wait_for(lambda: len(live_conns_by_edge(cluster["store"])) == 2, 30), c.tail()
     assert get(b.http, f"hello.{ZONE}")[0] == 200
+    # Both edges listen for the store's change notifications.
+    assert wait_for(lambda: b.metric("warren_edge_store_notifications_up") == 1, 10), b.p.tail()
+    before = b.metric("warren_edge_store_notifications_total")
     zone, _, token = read_cert(a.d / "cert.pem")
     recs = a.api_call("GET", f"/zones/{zone}/dns_records?name=hello.{ZONE}", token)
     assert len(recs) == 1
     a.api_call("DELETE", f"/zones/{zone}/dns_records/{recs[0]['id']}", token)
     assert get(a.http, f"hello.{ZONE}")[0] == 404
-    # B learns it from the store within 10 s.
+    # B learns it from the store within 10 s (its notification, else its
+    # cache's expiry).
     assert wait_for(lambda: get(b.http, f"hello.{ZONE}")[0] == 404, 10)
+    assert wait_for(lambda: b.metric("warren_edge_store_notifications_total") > before, 10)
 
 
 def test_a_tunnel_deleted_through_one_edge_disconnects_its_connectors_on_all(cluster, procs):
