@@ -23,6 +23,7 @@ struct wr_cluster {
   size_t nroutes;
   unsigned rr;
   int warned;            /* the last beat failed and said so */
+  int64_t swept_at;      /* the last beat that read deleted tunnels */
   wr_cluster_stats st;
 };
 
@@ -39,6 +40,10 @@ struct beat_job {
   size_t nclosed, expired;
   wr_edge_route *routes;
   size_t nroutes;
+  int64_t submitted;                    /* when the beat was queued (Unix s) */
+  int64_t deleted_since;                /* tunnels deleted since then ... */
+  char (*deleted)[WR_STORE_UUID_LEN + 1]; /* ... (read on the store thread) */
+  size_t ndeleted;
 };
 
 /* ---- the job ------------------------------------------------------------------------ */
@@ -50,10 +55,15 @@ static void beat_run(wr_store *s, void *arg) {
                              &j->closed, &j->nclosed);
   if (j->rv == WR_OK) j->rv = wr_store_edge_expire(s, now - j->ttl_s, &j->expired);
   if (j->rv == WR_OK) j->rv = wr_store_edge_routes(s, j->me.id, now - j->ttl_s, &j->routes, &j->nroutes);
+  /* Tunnels deleted through another edge or the CLI: a minute of overlap
+   * for clocks and slow transactions, as the tunnel server's sweeper. */
+  if (j->rv == WR_OK)
+    j->rv = wr_store_tunnel_deleted_since(s, j->deleted_since - 60, &j->deleted, &j->ndeleted);
   if (j->rv != WR_OK) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
 }
 
 static void job_free(beat_job *j) {
+  free(j->deleted);
   free(j->live);
   free(j->closed);
   free(j->routes);
@@ -96,6 +106,12 @@ static void beat_done(void *arg, int status) {
     wr_info("expired %zu edge%s that stopped beating; their connections are closed", j->expired,
             j->expired == 1 ? "" : "s");
   }
+  c->swept_at = j->submitted;
+  for (size_t i = 0; i < j->ndeleted; i++) {
+    if (!wr_tunnel_server_count(c->cfg.ts, j->deleted[i])) continue;
+    size_t k = wr_tunnel_server_close_tunnel(c->cfg.ts, j->deleted[i], NULL, "tunnel deleted");
+    wr_info("tunnel %s was deleted: closed %zu connection%s", j->deleted[i], k, k == 1 ? "" : "s");
+  }
   for (size_t i = 0; i < j->nclosed; i++)
     if (wr_tunnel_server_close_conn(c->cfg.ts, j->closed[i], "closed in the store")) {
       c->st.remote_closed++;
@@ -129,6 +145,8 @@ static void on_timer(uv_timer_t *t) {
   j->c = c;
   j->me = c->me;
   j->ttl_s = c->cfg.ttl_s;
+  j->submitted = (int64_t)time(NULL);
+  j->deleted_since = c->swept_at ? c->swept_at : c->me.started_at;
   wr_tunnel_server_each(c->cfg.ts, collect_live, j);
   if (wr_store_async_submit(c->cfg.store_async, beat_run, beat_done, j) != WR_OK) {
     job_free(j);

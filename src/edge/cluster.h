@@ -11,10 +11,12 @@
  *   - expires the edges whose heartbeat is older than |ttl_s| (10 s): an
  *     edge killed without a goodbye; their connections are closed;
  *   - reads which tunnels have live connections on other fresh edges, and
- *     where those edges take forwarded streams (edge/peer.h).
+ *     where those edges take forwarded streams (edge/peer.h);
+ *   - reads the tunnels deleted since the previous beat.
  * Back on the loop: connections of this edge the store says are closed
- * (`tunnel cleanup` or a revocation through another edge or the CLI) are
- * closed here too, and the tunnel server's forwarder answers from the
+ * (`tunnel cleanup` or a revocation through another edge or the CLI), and
+ * those of deleted tunnels, are closed here too, and the tunnel server's
+ * forwarder answers from the
  * table just read: a tunnel without a live connection here is opened
  * through the edges that have one (the one that served the previous
  * stream of the tunnel last, then the others).
@@ -70,8 +72,8 @@ typedef struct wr_cluster_stats {
  * WR_ERR_INVAL (a missing field). */
 int wr_cluster_new(const wr_cluster_config *cfg, wr_cluster **out);
 const wr_cluster_stats *wr_cluster_get_stats(const wr_cluster *c);
-/* Beats now (unless a beat is in flight): the store said connections
- * changed. */
+/* Beats now (unless a beat is in flight): the store said tunnels or
+ * connections changed. */
 void wr_cluster_poke(wr_cluster *c);
 /* Stops the timer; a beat in flight is dropped when it returns. Removes
  * the forwarder from the tunnel server. */

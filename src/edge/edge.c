@@ -47,10 +47,6 @@
 /* How long wr_edge_drain lets the goodbye packets leave. */
 #define DRAIN_FLUSH_MS 100
 
-/* How often an edge sharing its store looks for tunnels deleted by the
- * others (ms). */
-#define CLUSTER_SWEEP_MS 2000
-
 /* Descriptors the edge needs besides visitor connections: the API's own
  * connection limit (1024), connectors, DNS, the store, logs. */
 #define FD_HEADROOM 1280
@@ -243,9 +239,9 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
   wr_info("Listening for connectors on %s (QUIC, UDP port %s; HTTP/2, TCP port %d)",
           o->tunnel.text, name, wr_tunnel_h2_port(e->h2));
   /* Deleted tunnels (also by other processes sharing the store) lose their
-   * live connections within the sweep period: a shorter one when other
-   * edges share the store, since their API deletes tunnels too. */
-  wr_tunnel_server_watch(e->ts, e->loop, e->edge_id[0] ? CLUSTER_SWEEP_MS : 0);
+   * live connections within the sweep period; with other edges sharing
+   * the store, also at the cluster's next heartbeat (edge/cluster.h). */
+  wr_tunnel_server_watch(e->ts, e->loop, 0);
   e->watching = 1;
   return WR_OK;
 }
@@ -294,8 +290,10 @@ static void on_store_change(void *user, const char *table) {
     wr_visitor_invalidate_routes(e->https);
     if (e->dns) wr_dns_invalidate(e->dns);
   }
-  if ((all || !strcmp(table, "tunnels")) && e->ts) wr_tunnel_server_sweep(e->ts);
-  if (all || !strcmp(table, "connections")) wr_cluster_poke(e->cluster);
+  /* The heartbeat reads deleted tunnels and closed connections on the
+   * store thread. */
+  if (all || !strcmp(table, "tunnels") || !strcmp(table, "connections"))
+    wr_cluster_poke(e->cluster);
   if ((all || !strcmp(table, "ip_routes") || !strcmp(table, "virtual_networks")) && e->router)
     wr_router_routes_changed(e->router);
   if ((all || !strcmp(table, "devices")) && e->wg) wr_wg_ingress_reload(e->wg);
