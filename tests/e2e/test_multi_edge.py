@@ -111,6 +111,17 @@ def test_edges_register_and_a_connector_spreads_over_them(cluster, procs):
     assert list(live_conns_by_edge(store)) == [f"127.0.0.1:{a.peer}"]
 
 
+def test_a_connector_whose_first_edge_is_down_connects_to_the_others(cluster, procs):
+    a, b = cluster["a"], cluster["b"]
+    a.p.stop()
+    c = connector(procs, cluster, a, b)
+    assert c.wait_output("Registered tunnel connection", 30) is not None, c.tail()
+    assert get(b.http, f"hello.{ZONE}")[0] == 200
+    # When A is back, the connection meant for it registers there.
+    a.start()
+    assert wait_for(lambda: len(live_conns_by_edge(cluster["store"])) == 2, 60), c.tail()
+
+
 def test_a_tunnel_connected_to_one_edge_is_served_through_the_other(cluster, procs):
     a, b = cluster["a"], cluster["b"]
     c = connector(procs, cluster, a)
