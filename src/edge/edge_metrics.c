@@ -167,6 +167,8 @@ static void render_cluster(const wr_edge_metrics_config *c, wr_buf *b) {
     const wr_peer_stats *s = wr_peer_get_stats(c->peer);
     counter(b, P "forwarded_streams_total", "Streams forwarded to another edge", s->forwarded);
     counter(b, P "forwarded_failed_total", "Forwarded streams no edge could take", s->forward_failed);
+    counter(b, P "forwarded_reused_total",
+            "Forwarded streams that ran on a connection kept from an earlier one", s->reused);
     counter(b, P "peer_streams_total", "Streams other edges forwarded here, opened", s->served);
     counter(b, P "peer_refused_total",
             "Streams other edges forwarded here, refused (no live connection here)", s->refused);

@@ -41,6 +41,10 @@ struct wr_peer {
   const char *const *open_addrs;
   size_t open_naddrs;
   const char *open_tunnel;
+  uv_timer_t reap;      /* moves finished client links to idle (a loop turn later) */
+  uv_timer_t idle_sweep; /* closes links idle for too long */
+  int timers_open;
+  size_t nidle;
 };
 
 struct plink {
@@ -53,14 +57,23 @@ struct plink {
   uint8_t *in;     /* unparsed bytes from the connection */
   size_t in_len;
   int read_stopped;
-  int write_done;  /* FIN or RESET sent */
-  int read_done;   /* FIN or RESET received, or STOP sent */
+  int write_done;  /* our direction ended (FIN or RESET sent, or STOP received) */
+  int read_done;   /* the other direction ended for us (FIN or RESET received, or STOP sent) */
+  /* A connection carries one stream after the other: a stream ends
+   * cleanly once each side sent its FIN or RESET frame, and the next OPEN
+   * may follow. */
+  int sent_end;    /* FIN or RESET sent */
+  int got_end;     /* FIN or RESET received */
   char tunnel_id[WR_STORE_UUID_LEN + 1];
   /* client */
   wr_tunnel_stream *s; /* NULL once on_close was delivered or forgotten */
   char addrs[WR_PEER_MAX_ADDRS][WR_STORE_ADDR_MAX + 1];
   size_t naddrs, next_addr;
   int redial;          /* the closing connection is followed by the next address */
+  int to_idle;         /* finished cleanly: idle once the reap timer ran */
+  int idle;            /* between streams, in the pool */
+  uint64_t idle_since;
+  char addr[WR_STORE_ADDR_MAX + 1]; /* the peer it is connected to */
   uint8_t *pend;       /* frames written before the connection was up */
   size_t pend_len, pend_cap;
   size_t unconsumed;   /* delivered to the owner, not yet consumed */
@@ -75,6 +88,9 @@ struct plink {
 
 static const wr_conn_callbacks client_cbs, server_cbs;
 static const wr_tunnel_stream_callbacks local_cbs;
+static void reap_cb(uv_timer_t *t);
+static void server_next(plink *l);
+static void server_pump(plink *l);
 
 /* ---- common ---------------------------------------------------------------------- */
 
@@ -89,7 +105,7 @@ static void link_unlink_free(plink *l) {
 }
 
 static void maybe_free_peer(wr_peer *p) {
-  if (!p->stopping || p->links || p->listener_open) return;
+  if (!p->stopping || p->links || p->listener_open || p->timers_open) return;
   wr_tls_creds_free(p->server_creds);
   wr_tls_creds_free(p->client_creds);
   free(p);
@@ -123,12 +139,14 @@ static void out_data(plink *l, const uint8_t *data, size_t len) {
 
 static void out_empty(plink *l, int type) {
   uint8_t head[WR_PEER_FRAME_HEAD];
+  if (type == WR_PEER_FIN) l->sent_end = 1;
   wr_peer_frame_head(head, type, 0);
   out(l, head, sizeof(head));
 }
 
 static void out_code(plink *l, int type, uint64_t code) {
   uint8_t f[WR_PEER_FRAME_HEAD + 8];
+  if (type == WR_PEER_RESET) l->sent_end = 1;
   wr_peer_frame_code(f, type, code);
   out(l, f, sizeof(f));
 }
@@ -147,7 +165,27 @@ static void close_link(plink *l) {
 /* Both directions ended: a clean end is a TCP half-close after the queued
  * frames; the other side answers with its own and both close. */
 static void maybe_finish(plink *l) {
-  if (!l->write_done || !l->read_done || !l->conn || l->closing) return;
+  if (!l->write_done || !l->read_done || !l->conn || l->closing || l->to_idle || l->idle) return;
+  wr_peer *p = l->p;
+  if (!l->client && l->sent_end && l->got_end && l->connected && !p->stopping) {
+    l->to_idle = 1;
+    uv_timer_start(&p->reap, reap_cb, 0, 0);
+    return;
+  }
+  /* Our end is out and the serving edge's comes next (its FIN, or the
+   * RESET that answers our STOP): wait for it, the connection may serve
+   * again. */
+  if (l->client && l->sent_end && !l->got_end && l->connected && !p->stopping) return;
+  if (l->client && l->sent_end && l->got_end && l->connected && !p->stopping &&
+      p->nidle < WR_PEER_MAX_IDLE) {
+    /* Clean: the owner hears on_close from the reap timer (never from
+     * inside one of its own calls), and the connection waits for the next
+     * stream to that edge. */
+    l->to_idle = 1;
+    p->nidle++;
+    uv_timer_start(&p->reap, reap_cb, 0, 0);
+    return;
+  }
   if (l->connected) wr_conn_shutdown(l->conn);
   else close_link(l);
 }
@@ -192,6 +230,7 @@ static int dial(plink *l) {
     l->connected = 0;
     l->closing = 0;
     l->read_stopped = 0;
+    snprintf(l->addr, sizeof(l->addr), "%s", a);
     if (wr_conn_connect(p->loop, &t, &client_cbs, l, &l->conn) == WR_OK) return 0;
     l->conn = NULL;
   }
@@ -226,22 +265,25 @@ static void c_connect(wr_conn *c, int status, const char *msg, void *user) {
 static int client_frame(plink *l, const wr_peer_frame *f) {
   switch (f->type) {
   case WR_PEER_DATA:
+    if (l->got_end || l->idle || l->to_idle) return -1;
     if (l->read_done) return 0; /* we sent STOP: the rest is dropped */
     l->unconsumed += f->len;
     if (l->s) wr_tunnel_stream_on_data(l->s, f->payload, f->len, 0);
     return 0;
   case WR_PEER_FIN:
-    if (l->read_done) return 0;
-    l->read_done = 1;
-    if (l->s) wr_tunnel_stream_on_data(l->s, NULL, 0, 1);
-    return 0;
   case WR_PEER_RESET:
+    if (l->got_end || l->idle || l->to_idle) return -1; /* one end per stream */
+    l->got_end = 1;
     if (l->read_done) return 0;
     l->read_done = 1;
-    if (l->s) wr_tunnel_stream_on_reset(l->s, f->code);
+    if (!l->s) return 0;
+    if (f->type == WR_PEER_FIN) wr_tunnel_stream_on_data(l->s, NULL, 0, 1);
+    else wr_tunnel_stream_on_reset(l->s, f->code);
     return 0;
   case WR_PEER_STOP:
-    l->write_done = 1; /* nothing more is wanted from us */
+    /* Nothing more is wanted from us: our side ends with a RESET. */
+    if (!l->sent_end) out_code(l, WR_PEER_RESET, 0);
+    l->write_done = 1;
     return 0;
   default:
     return -1;
@@ -252,7 +294,7 @@ static int client_frame(plink *l, const wr_peer_frame *f) {
 static int drain_in(plink *l, int (*frame)(plink *l, const wr_peer_frame *f)) {
   size_t off = 0;
   int rv = 0;
-  while (!l->blocked && !l->closing) {
+  while (!l->blocked && !l->closing && !l->to_idle) {
     wr_peer_frame f;
     size_t used = 0;
     int prv = wr_peer_frame_parse(l->in + off, l->in_len - off, &f, &used);
@@ -311,6 +353,8 @@ static void c_close(wr_conn *c, void *user) {
   plink *l = user;
   if (c != l->conn) return;
   l->conn = NULL;
+  if (l->idle || l->to_idle) l->p->nidle--;
+  l->idle = l->to_idle = 0;
   if (l->redial && !l->p->stopping) {
     l->redial = 0;
     if (dial(l) == 0) return;
@@ -328,12 +372,77 @@ static const wr_conn_callbacks client_cbs = {
     .on_connect = c_connect, .on_read = c_read, .on_eof = c_eof, .on_drain = c_drain,
     .on_close = c_close};
 
+/* Finished streams' owners hear on_close here, outside their own calls;
+ * their connections join the idle pool. */
+static void reap_cb(uv_timer_t *t) {
+  wr_peer *p = t->data;
+  for (plink *l = p->links; l; l = l->next) {
+    if (!l->to_idle) continue;
+    if (!l->client) {
+      l->to_idle = 0;
+      server_next(l);
+      server_pump(l);
+      continue;
+    }
+    wr_tunnel_stream *s = l->s;
+    l->s = NULL;
+    l->to_idle = 0;
+    l->idle = 1;
+    l->idle_since = uv_now(p->loop);
+    if (s) wr_tunnel_stream_on_close(s);
+  }
+}
+
+static void idle_sweep_cb(uv_timer_t *t) {
+  wr_peer *p = t->data;
+  uint64_t now = uv_now(p->loop);
+  for (plink *l = p->links; l; l = l->next)
+    if (l->idle && now - l->idle_since >= WR_PEER_IDLE_MS) close_link(l);
+}
+
+/* An idle connection to one of |addrs| (in their order), or NULL. */
+static plink *take_idle(wr_peer *p, const char *const *addrs, size_t naddrs) {
+  for (size_t i = 0; i < naddrs; i++)
+    for (plink *l = p->links; l; l = l->next)
+      if (l->client && l->idle && !l->closing && l->conn && strcmp(l->addr, addrs[i]) == 0) {
+        l->idle = 0;
+        p->nidle--;
+        return l;
+      }
+  return NULL;
+}
+
 /* ---- the via transport: what the tunnel server calls for forwarded streams ------- */
+
+/* A stream on a connection the pool kept: the OPEN goes out at once. No
+ * other address is tried if it fails (its bytes are not kept). */
+static void reuse(plink *l, wr_tunnel_stream *s, const char *tunnel_id) {
+  l->s = s;
+  l->read_done = l->write_done = l->sent_end = l->got_end = 0;
+  l->unconsumed = 0;
+  l->want_writable = 0;
+  l->next_addr = l->naddrs = 0;
+  snprintf(l->tunnel_id, sizeof(l->tunnel_id), "%s", tunnel_id);
+  uint8_t head[WR_PEER_FRAME_HEAD];
+  wr_peer_frame_head(head, WR_PEER_OPEN, WR_STORE_UUID_LEN);
+  out(l, head, sizeof(head));
+  out(l, (const uint8_t *)l->tunnel_id, WR_STORE_UUID_LEN);
+  update_reading(l);
+}
 
 static int v_stream_open(void *t, wr_tunnel_stream *s, int64_t *sid, void **sh) {
   wr_peer *p = t;
   if (p->stopping || !p->open_tunnel) return WR_ERR_INVAL;
-  plink *l = wr_xcalloc(1, sizeof(*l));
+  plink *l = take_idle(p, p->open_addrs, p->open_naddrs);
+  if (l) {
+    reuse(l, s, p->open_tunnel);
+    *sid = p->next_sid++;
+    *sh = l;
+    p->st.forwarded++;
+    p->st.reused++;
+    return WR_OK;
+  }
+  l = wr_xcalloc(1, sizeof(*l));
   l->p = p;
   l->client = 1;
   l->s = s;
@@ -509,31 +618,47 @@ static void server_open(plink *l, const wr_peer_frame *f) {
 
 static int server_frame(plink *l, const wr_peer_frame *f) {
   if (!l->opened) {
+    /* A STOP may trail the previous stream's end (the client's owner
+     * gave up reading just before our FIN reached it): nothing to do. */
+    if (f->type == WR_PEER_STOP) return 0;
     if (f->type != WR_PEER_OPEN) return -1;
     server_open(l, f);
     return 0;
   }
-  if (!l->st || l->read_done) return f->type == WR_PEER_OPEN ? -1 : 0;
-  switch (f->type) {
-  case WR_PEER_DATA:
-    return server_data(l, f);
-  case WR_PEER_FIN: {
-    size_t acc;
-    l->read_done = 1;
-    return wr_tunnel_stream_write(l->st, NULL, 0, 1, &acc) == WR_OK ? 0 : -1;
+  if (f->type == WR_PEER_OPEN) return -1;
+  if (f->type == WR_PEER_DATA || f->type == WR_PEER_FIN || f->type == WR_PEER_RESET) {
+    if (l->got_end) return -1; /* nothing of the client's after its end */
+    if (f->type != WR_PEER_DATA) l->got_end = 1;
   }
-  case WR_PEER_RESET:
-  case WR_PEER_STOP: {
-    /* The forwarding edge's owner gave up: so does this stream. */
+  if (f->type == WR_PEER_STOP || (f->type == WR_PEER_RESET && !l->read_done)) {
+    /* The forwarding edge's owner gave up: so does this stream, and our
+     * side ends with a RESET. */
     wr_tunnel_stream *st = l->st;
     l->st = NULL;
     l->read_done = l->write_done = 1;
-    wr_tunnel_stream_abandon(st, f->type == WR_PEER_RESET ? (int64_t)f->code : -1);
+    if (!l->sent_end) out_code(l, WR_PEER_RESET, 0);
+    if (st) wr_tunnel_stream_abandon(st, f->type == WR_PEER_RESET ? (int64_t)f->code : -1);
     return 0;
   }
-  default:
-    return -1;
-  }
+  if (!l->st || l->read_done) return 0; /* the stream is gone: its bytes are dropped */
+  if (f->type == WR_PEER_DATA) return server_data(l, f);
+  size_t acc;
+  l->read_done = 1; /* FIN */
+  return wr_tunnel_stream_write(l->st, NULL, 0, 1, &acc) == WR_OK ? 0 : -1;
+}
+
+/* The stream ended cleanly both ways: the connection takes the next OPEN
+ * (on the reap timer, outside the local stream's callbacks). */
+static void server_next(plink *l) {
+  wr_tunnel_stream *st = l->st;
+  l->st = NULL;
+  if (st) wr_tunnel_stream_abandon(st, -1);
+  l->opened = 0;
+  l->read_done = l->write_done = l->sent_end = l->got_end = 0;
+  l->frame_off = 0;
+  l->blocked = 0;
+  l->held = 0;
+  l->tunnel_id[0] = '\0';
 }
 
 static void server_pump(plink *l) {
@@ -668,6 +793,12 @@ static void on_connection(uv_stream_t *server, int status) {
 
 /* ---- lifecycle ------------------------------------------------------------------- */
 
+static void timer_closed(uv_handle_t *h) {
+  wr_peer *p = h->data;
+  p->timers_open--;
+  maybe_free_peer(p);
+}
+
 static void listener_closed(uv_handle_t *h) {
   wr_peer *p = h->data;
   free(h);
@@ -706,6 +837,12 @@ int wr_peer_new(const wr_peer_config *cfg, wr_peer **out, char *err, size_t errl
   wr_peer *p = wr_xcalloc(1, sizeof(*p));
   p->loop = cfg->loop;
   p->ts = cfg->ts;
+  uv_timer_init(p->loop, &p->reap);
+  uv_timer_init(p->loop, &p->idle_sweep);
+  p->reap.data = p->idle_sweep.data = p;
+  p->timers_open = 2;
+  uv_timer_start(&p->idle_sweep, idle_sweep_cb, WR_PEER_IDLE_MS / 2, WR_PEER_IDLE_MS / 2);
+  uv_unref((uv_handle_t *)&p->idle_sweep);
   int rv = creds(p, cfg, err, errlen);
   if (rv == WR_OK && cfg->listen) rv = listen_on(p, cfg->listen, err, errlen);
   p->via = wr_tunnel_server_via_new(p->ts, &via_transport, p, "edge-peer");
@@ -747,5 +884,7 @@ void wr_peer_free(wr_peer *p) {
     uv_close((uv_handle_t *)p->listener, listener_closed);
     p->listener = NULL;
   }
+  uv_close((uv_handle_t *)&p->reap, timer_closed);
+  uv_close((uv_handle_t *)&p->idle_sweep, timer_closed);
   maybe_free_peer(p);
 }

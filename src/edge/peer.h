@@ -1,8 +1,10 @@
 /* Edge-to-edge forwarding: a data stream of a tunnel that has no live
  * connector connection on this edge is carried to an edge that has one.
  *
- * Each forwarded stream is one TLS connection from the forwarding edge to
- * the serving edge's peer listener (--peer-listen), mutually authenticated:
+ * A forwarded stream runs on a TLS connection from the forwarding edge to
+ * the serving edge's peer listener (--peer-listen), one stream at a time
+ * (connections are kept for the next stream, see WR_PEER_MAX_IDLE), mutually
+ * authenticated:
  * each side presents its DIR/tunnel-server.pem and accepts only a chain to
  * DIR/ca.pem, so only edges sharing the edge CA talk to each other. On it
  * travel the frames of proto/peer_frame.h: OPEN with the tunnel id, then
@@ -16,7 +18,8 @@
  * via connection), so visitors, WebSockets and private TCP use forwarded
  * streams as any other. Writes are queued until the TLS connection is up
  * (the request head is never refused); if the chosen edge cannot be
- * reached, the next address given is dialled with the same bytes.
+ * reached, the next address given is dialled with the same bytes (not
+ * when a kept connection was used: a failure there resets the stream).
  * Backpressure: at most WR_PEER_WINDOW bytes sit unconsumed or unsent per
  * stream on either side; beyond that the TLS connection stops being read
  * (TCP's window then holds the sender back) and the connector's stream
@@ -34,6 +37,12 @@
 #include "edge/tunnel_server.h"
 
 #define WR_PEER_WINDOW (1u << 20)
+/* Connections between edges carry one stream after the other: a stream
+ * that ended cleanly (each side sent its FIN or RESET) leaves its
+ * connection in a pool, at most WR_PEER_MAX_IDLE of them, each closed
+ * after WR_PEER_IDLE_MS unused. */
+#define WR_PEER_MAX_IDLE 256
+#define WR_PEER_IDLE_MS 30000
 /* Addresses tried, in order, for one stream. */
 #define WR_PEER_MAX_ADDRS 4
 
@@ -50,6 +59,7 @@ typedef struct wr_peer_config {
 
 typedef struct wr_peer_stats {
   uint64_t forwarded;      /* streams this edge forwarded */
+  uint64_t reused;         /* ... of those, on a connection kept from an earlier stream */
   uint64_t forward_failed; /* of those, ended because no peer could be reached */
   uint64_t served;         /* streams other edges forwarded here, opened */
   uint64_t refused;        /* ... refused: no live connection of the tunnel here */

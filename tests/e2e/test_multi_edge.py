@@ -136,6 +136,10 @@ def test_a_tunnel_connected_to_one_edge_is_served_through_the_other(cluster, pro
     assert b.metric("warren_edge_forwarded_streams_total") >= 1
     assert a.metric("warren_edge_peer_streams_total") >= 1
     assert b.metric("warren_edge_cluster_remote_tunnels") == 1
+    # Sequential requests share one connection between the edges.
+    for _ in range(5):
+        assert get(b.http, f"hello.{ZONE}")[0] == 200
+    assert b.metric("warren_edge_forwarded_reused_total") >= 4
     # A request body travels too, both ways, through the forwarding edge.
     payload = os.urandom(300000)
     req = urllib.request.Request(f"http://127.0.0.1:{b.http}/echo", data=payload,
