@@ -284,6 +284,7 @@ static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, siz
   eo->data_dir = wr_opts_get(o, "data-dir");
   eo->access_team_domain = wr_opts_get(o, "access-team-domain");
   eo->store = wr_opts_get(o, "store");
+  eo->peer_advertise = wr_opts_get(o, "peer-advertise");
   if (!eo->data_dir || !*eo->data_dir) {
     fprintf(stderr, "%s run: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)\n", o->prog);
     return WR_EXIT_USAGE;
@@ -291,7 +292,8 @@ static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, siz
   if (listen_flag(o, "tunnel-listen", 1, &eo->tunnel) != 0 ||
       listen_flag(o, "http-listen", 1, &eo->http) != 0 ||
       listen_flag(o, "https-listen", 0, &eo->https) != 0 ||
-      listen_flag(o, "dns-listen", 0, &eo->dns) != 0 || metrics_flag(o, eo) != 0 ||
+      listen_flag(o, "dns-listen", 0, &eo->dns) != 0 ||
+      listen_flag(o, "peer-listen", 0, &eo->peer) != 0 || metrics_flag(o, eo) != 0 ||
       visitor_limits(o, eo) != 0 || half_open_limits(o, eo) != 0 || tun_flags(o, eo) != 0 ||
       wireguard_flags(o, eo) != 0 || quick_flags(o, eo) != 0 ||
       inspect_flags(o, eo) != 0 || acme_flags(o, eo) != 0)

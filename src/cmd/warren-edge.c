@@ -44,6 +44,11 @@ static const wr_flag run_flags[] = {
     {"api-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8081",
      "TCP address for the management API (/client/v4) and the login pages (/argotunnel); empty: none"},
     {"dns-listen", NULL, NULL, WR_FLAG_STRING, NULL, "UDP/TCP address for the authoritative DNS server"},
+    {"peer-listen", NULL, NULL, WR_FLAG_STRING, NULL,
+     "With a PostgreSQL --store shared by several edges: TCP address where the other edges forward "
+     "visitors of tunnels connected here (TLS; both sides show a certificate of DATA_DIR/ca.pem)"},
+    {"peer-advertise", NULL, NULL, WR_FLAG_STRING, NULL,
+     "HOST:PORT the other edges dial for --peer-listen (default: its bound address)"},
     {"dns-update-server", NULL, "WARREN_EDGE_DNS_UPDATE_SERVER", WR_FLAG_STRING, NULL,
      "Primary DNS server (IP[:PORT]) to push route CNAMEs to with RFC 2136, for zones whose DNS lives elsewhere"},
     {"dns-update-zone", NULL, "WARREN_EDGE_DNS_UPDATE_ZONE", WR_FLAG_STRING, NULL, "Zone to update at that server"},

@@ -189,6 +189,17 @@ static void start_others(wr_supervisor *s) {
   }
 }
 
+/* Connection 0 could not reach its edge before any connection registered:
+ * with several edge addresses the other connections start now instead of
+ * waiting for it, so that one edge being down does not keep the
+ * connector off the others (each still dials its own address). */
+static void first_unreachable(slot *sl) {
+  wr_supervisor *s = sl->sup;
+  if (sl->index == 0 && sl->end == END_UNREACHABLE && !s->any_registered && s->nedges > 1 &&
+      !s->stopping)
+    start_others(s);
+}
+
 static void on_registered(wr_registration *r, void *user, const wr_registration_result *res) {
   slot *sl = user;
   wr_supervisor *s = sl->sup;
@@ -387,6 +398,7 @@ static void q_close(wr_quic_conn *c, const wr_quic_close_info *info, void *user)
   if (sl->end == END_UNREACHABLE) sl->failures++;
   sl->attempts++;
   maybe_fall_back(sl);
+  first_unreachable(sl);
   if (!s->stopping || info->err != WR_OK)
     WR_LOG(was_registered ? WR_LOG_WARN : WR_LOG_DEBUG, "Connection connIndex=%u to %s ended: %s",
            sl->index, sl->edge, info->msg);
@@ -437,6 +449,7 @@ static void h_close(void *user, int status, const char *msg) {
   if (sl->end == END_UNREACHABLE) sl->failures++;
   sl->attempts++;
   maybe_fall_back(sl);
+  first_unreachable(sl);
   if (!s->stopping || status != WR_OK)
     WR_LOG(was_registered ? WR_LOG_WARN : WR_LOG_DEBUG, "Connection connIndex=%u to %s ended: %s",
            sl->index, sl->edge, msg && msg[0] ? msg : "closed");
@@ -453,6 +466,7 @@ static void dialed(slot *sl, int rv) {
     wr_error("connIndex=%u: cannot dial %s: %s", sl->index, sl->edge, wr_strerror(rv));
     sl->failures++;
     sl->end = END_UNREACHABLE;
+    first_unreachable(sl);
     uv_timer_start(&sl->timer, slot_timer_cb, retry_delay(sl), 0);
     return;
   }

@@ -5,7 +5,10 @@
  * multiplexer (connector/datagram_mux.h) once it registered.
  *
  * Connection 0 starts first; the others start once it registered, as
- * cloudflared does. A connection that ends is dialled again:
+ * cloudflared does, or, with several edge addresses, once it could not
+ * reach its own (an edge that is down never keeps the connector off the
+ * others). Connection i dials edge address i modulo their number, so the
+ * connections spread over the edges given. A connection that ends is dialled again:
  *   - at once (0–100 ms jitter) after a Stateless Reset, which is what a
  *     restarted edge answers (net/quic.h reset_key);
  *   - after 100 ms, 200 ms, ... capped at 500 ms while the edge does not

@@ -12,6 +12,11 @@
 #include <sodium.h>
 
 #include "edge/api.h"
+#include "edge/cluster.h"
+#include "edge/db.h"
+#include "edge/db_notify.h"
+#include "edge/peer.h"
+#include "edge/pki.h"
 #include "edge/dash.h"
 #include "edge/dns.h"
 #include "edge/dns_update.h"
@@ -66,6 +71,10 @@ struct wr_edge {
   wr_quic_endpoint *ep;
   wr_tunnel_h2 *h2; /* HTTP/2 connectors: TCP, same address and port */
   int watching;
+  char edge_id[WR_STORE_UUID_LEN + 1]; /* among edges sharing the store; "" alone */
+  wr_peer *peer;
+  wr_cluster *cluster;
+  wr_db_notify *notify;   /* the store's change notifications */
 
   wr_router *router;
   wr_tun *tun;
@@ -180,7 +189,17 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
                              .reset_key_len = sizeof(e->reset_key)};
   half_open_limits(o, &e->qcfg);
   if ((rv = wr_quic_tls_new(WR_QUIC_SERVER, &e->qcfg, &e->tls, err, errlen)) != WR_OK) return rv;
-  wr_tunnel_server_config tcfg = {.store = e->store};
+  /* A PostgreSQL store may be shared with other edges: this run gets an
+   * id for its row and its connections' (edge/cluster.h). */
+  if (e->store_target && wr_db_target_is_pg(e->store_target)) {
+    wr_uuid u;
+    if (wr_uuid_random(&u) != WR_OK) {
+      snprintf(err, errlen, "cannot draw a random edge id");
+      return WR_ERR_CRYPTO;
+    }
+    wr_uuid_format(&u, e->edge_id);
+  }
+  wr_tunnel_server_config tcfg = {.store = e->store, .edge_id = e->edge_id};
   if ((rv = wr_tunnel_server_new(&tcfg, &e->ts)) != WR_OK) return rv;
   rv = wr_tunnel_server_listen(e->ts, e->loop, e->tls, &e->qcfg,
                                (const struct sockaddr *)&o->tunnel.addr, &e->ep);
@@ -222,7 +241,8 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
   wr_info("Listening for connectors on %s (QUIC, UDP port %s; HTTP/2, TCP port %d)",
           o->tunnel.text, name, wr_tunnel_h2_port(e->h2));
   /* Deleted tunnels (also by other processes sharing the store) lose their
-   * live connections within the sweep period. */
+   * live connections within the sweep period; with other edges sharing
+   * the store, also at the cluster's next heartbeat (edge/cluster.h). */
   wr_tunnel_server_watch(e->ts, e->loop, 0);
   e->watching = 1;
   return WR_OK;
@@ -251,8 +271,74 @@ static void stop_tunnels(wr_edge *e) {
 static void release_tunnels(wr_edge *e) {
   wr_tunnel_server_free(e->ts);
   e->ts = NULL;
+  /* After the tunnel server closed its connections' rows: the edge's own
+   * row goes, and any row it left open with it. */
+  wr_cluster_leave(e->cluster, e->store);
+  e->cluster = NULL;
   if (e->tls) wr_quic_tls_free(e->tls);
   e->tls = NULL;
+}
+
+/* ---- cluster: edges sharing a PostgreSQL store ----------------------------------- */
+
+/* A table changed in the store (a statement of another edge, the CLI or
+ * this edge's own API); NULL: anything may have (the listener was down).
+ * Each cache reloads now instead of at its next period. */
+static void on_store_change(void *user, const char *table) {
+  wr_edge *e = user;
+  int all = !table;
+  if (all || !strcmp(table, "routes")) {
+    wr_visitor_invalidate_routes(e->visitor);
+    wr_visitor_invalidate_routes(e->https);
+    if (e->dns) wr_dns_invalidate(e->dns);
+  }
+  /* The heartbeat reads deleted tunnels and closed connections on the
+   * store thread. */
+  if (all || !strcmp(table, "tunnels") || !strcmp(table, "connections"))
+    wr_cluster_poke(e->cluster);
+  if ((all || !strcmp(table, "ip_routes") || !strcmp(table, "virtual_networks")) && e->router)
+    wr_router_routes_changed(e->router);
+  if ((all || !strcmp(table, "devices")) && e->wg) wr_wg_ingress_reload(e->wg);
+}
+
+static int start_cluster(wr_edge *e, char *err, size_t errlen) {
+  const wr_edge_options *o = e->opts;
+  char ca[4096], advertise[WR_STORE_ADDR_MAX + 1] = "";
+  if (!e->edge_id[0]) return WR_OK;
+  snprintf(ca, sizeof(ca), "%s/%s", e->data_dir, WR_PKI_CA_CERT);
+  wr_peer_config pcfg = {.loop = e->loop, .ts = e->ts, .cert_file = e->cert, .key_file = e->key,
+                         .ca_file = ca,
+                         .listen = listen_on(&o->peer) ? (const struct sockaddr *)&o->peer.addr : NULL};
+  int rv = wr_peer_new(&pcfg, &e->peer, err, errlen);
+  if (rv != WR_OK) return rv;
+  struct sockaddr_storage bound;
+  if (o->peer_advertise && *o->peer_advertise)
+    snprintf(advertise, sizeof(advertise), "%s", o->peer_advertise);
+  else if (wr_peer_addr(e->peer, &bound) == WR_OK)
+    wr_addr_format(&bound, advertise, sizeof(advertise));
+  wr_cluster_config ccfg = {.loop = e->loop, .store_async = e->store_async, .ts = e->ts,
+                            .peer = e->peer, .id = e->edge_id, .tunnel_addr = o->tunnel.text,
+                            .visitor_addr = o->http.text, .peer_addr = advertise};
+  if ((rv = wr_cluster_new(&ccfg, &e->cluster)) != WR_OK) return rv;
+  if ((rv = wr_db_notify_start(e->loop, e->store_target, "warren_changes", on_store_change, e,
+                               &e->notify)) != WR_OK)
+    return rv;
+  if (advertise[0])
+    wr_info("Edge %s shares its store with other edges; taking their forwarded streams on %s "
+            "(TLS, certificates of %s)", e->edge_id, advertise, ca);
+  else
+    wr_info("Edge %s shares its store with other edges (forwarding to them; no --peer-listen, so "
+            "none forward here)", e->edge_id);
+  return WR_OK;
+}
+
+/* The forwarder goes and forwarded streams end while their owners exist. */
+static void stop_cluster(wr_edge *e) {
+  wr_db_notify_free(e->notify);
+  e->notify = NULL;
+  wr_cluster_stop(e->cluster);
+  wr_peer_free(e->peer);
+  e->peer = NULL;
 }
 
 /* ---- private traffic: the router and its TUN ingress ------------------------------ */
@@ -769,7 +855,8 @@ static int start_metrics(wr_edge *e, char *err, size_t errlen) {
                                  .login = e->login, .router = e->router,
                                  .tunnel_stats = e->tunnel_stats,
                                  .private_tcp = e->ptcp, .wireguard = e->wg,
-                                 .access = e->access};
+                                 .access = e->access, .cluster = e->cluster, .peer = e->peer,
+                                 .notify = e->notify};
   return wr_edge_metrics_start(e->loop, addr, &mcfg, &e->metrics, err, errlen);
 }
 
@@ -801,6 +888,7 @@ static const subsystem subsystems[] = {
     {"store", start_store, NULL, NULL, release_store},
     {"store-thread", start_store_thread, NULL, stop_store_thread, NULL},
     {"tunnels", start_tunnels, drain_tunnels, stop_tunnels, release_tunnels},
+    {"cluster", start_cluster, NULL, stop_cluster, NULL},
     {"router", start_router, NULL, stop_router, NULL},
     {"tun", start_tun, stop_tun, stop_tun, NULL},
     {"wireguard", start_wireguard, stop_wireguard, stop_wireguard, NULL},

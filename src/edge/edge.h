@@ -19,6 +19,10 @@
  *                first run, mode 0600), and the tunnel server that registers
  *                connectors on it; its sweeper closes the connections of
  *                tunnels deleted by other processes
+ *   cluster      with a PostgreSQL store only: this edge's row and heartbeat
+ *                among the edges sharing it, forwarding of streams to the
+ *                edge that holds a tunnel's connection, and the listener
+ *                for streams other edges forward here (|peer|)
  *   router       the router for private traffic (edge/router.h): `route ip`
  *                lookups, ICMP and UDP flows over connector datagrams
  *   tun          the TUN device |tun.name| (optional) feeding the router as
@@ -97,6 +101,13 @@ typedef struct wr_edge_options {
                           * (edge/certs.h: uploaded, else ACME, else issued by DIR/ca.pem) */
   wr_edge_listen dns;    /* optional: authoritative DNS, UDP and TCP */
   wr_edge_listen api;    /* optional: /client/v4 and /argotunnel */
+  /* Edges sharing a PostgreSQL store (edge/cluster.h, edge/peer.h): where
+   * other edges forward streams of tunnels connected here (optional; TLS
+   * with DIR/ca.pem's certificates both ways), and the HOST:PORT they are
+   * told to dial (NULL or "": the bound address of |peer|). Ignored with a
+   * SQLite store. */
+  wr_edge_listen peer;
+  const char *peer_advertise;
   const char *metrics;   /* optional HOST:PORT; the host may be a name,
                           * resolved when the server starts */
   /* QUIC handshakes in progress, in all and per source; Retry starts at a

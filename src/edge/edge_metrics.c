@@ -149,6 +149,39 @@ static void render_private_tcp(const wr_tcpstack_stats *t, const wr_private_tcp_
 }
 
 /* The WireGuard ingress: the protocol's counters and the ingress's own. */
+/* Edges sharing the store: heartbeats, forwarding, notifications. */
+static void render_cluster(const wr_edge_metrics_config *c, wr_buf *b) {
+  if (c->cluster) {
+    const wr_cluster_stats *s = wr_cluster_get_stats(c->cluster);
+    counter(b, P "cluster_heartbeats_total", "Heartbeats written to the shared store", s->beats);
+    counter(b, P "cluster_heartbeat_failures_total", "Heartbeats that failed (store unreachable)",
+            s->beat_failures);
+    counter(b, P "cluster_edges_expired_total",
+            "Other edges this edge expired after their heartbeat stopped", s->expired);
+    counter(b, P "cluster_connections_closed_total",
+            "Connections closed here because the store had them closed", s->remote_closed);
+    gauge(b, P "cluster_peers", "Other live edges holding tunnel connections", s->peers);
+    gauge(b, P "cluster_remote_tunnels", "Tunnels reachable only through other edges",
+          s->remote_tunnels);
+  }
+  if (c->peer) {
+    const wr_peer_stats *s = wr_peer_get_stats(c->peer);
+    counter(b, P "forwarded_streams_total", "Streams forwarded to another edge", s->forwarded);
+    counter(b, P "forwarded_failed_total", "Forwarded streams no edge could take", s->forward_failed);
+    counter(b, P "forwarded_reused_total",
+            "Forwarded streams that ran on a connection kept from an earlier one", s->reused);
+    counter(b, P "peer_streams_total", "Streams other edges forwarded here, opened", s->served);
+    counter(b, P "peer_refused_total",
+            "Streams other edges forwarded here, refused (no live connection here)", s->refused);
+  }
+  if (c->notify) {
+    const wr_db_notify_stats *s = wr_db_notify_get_stats(c->notify);
+    counter(b, P "store_notifications_total", "Change notifications received from the store",
+            s->received);
+    gauge(b, P "store_notifications_up", "1 while listening for the store's notifications", (uint64_t)s->up);
+  }
+}
+
 static void render_wireguard(wr_wg_ingress *g, wr_buf *b) {
   const wr_wg_stats *w = wr_wg_ingress_wg_stats(g);
   const wr_wg_ingress_stats *s = wr_wg_ingress_get_stats(g);
@@ -422,6 +455,7 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
     render_private_tcp(wr_private_tcp_stack_stats(m->cfg.private_tcp),
                        wr_private_tcp_get_stats(m->cfg.private_tcp), b);
   if (m->cfg.wireguard) render_wireguard(m->cfg.wireguard, b);
+  render_cluster(&m->cfg, b);
 
   wr_prom_process(b, m->start_time);
 }

@@ -29,6 +29,9 @@
 #include <uv.h>
 
 #include "edge/api.h"
+#include "edge/cluster.h"
+#include "edge/db_notify.h"
+#include "edge/peer.h"
 #include "edge/dns.h"
 #include "edge/login.h"
 #include "edge/private_tcp.h"
@@ -66,6 +69,10 @@ typedef struct wr_edge_metrics_config {
   struct wr_access *access; /* the Access gate; may be NULL */
   size_t max_tunnel_series; /* 0: WR_EDGE_METRICS_MAX_TUNNEL_SERIES */
   wr_tunnel_stats *tunnel_stats; /* per-tunnel visitor traffic; may be NULL */
+  /* Edges sharing a PostgreSQL store; all three NULL otherwise. */
+  wr_cluster *cluster;
+  wr_peer *peer;
+  wr_db_notify *notify;
 } wr_edge_metrics_config;
 
 /* Listens on |addr| (HOST:PORT; a name such as localhost is resolved here,

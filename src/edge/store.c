@@ -18,6 +18,10 @@
 
 /* --- schema -------------------------------------------------------------- */
 
+/* A migration that starts with this runs on PostgreSQL only; on SQLite it
+ * is an empty step (the version still moves on). */
+#define PG_ONLY "-- postgres only\n"
+
 /* Migrations, oldest first: migrations[i] takes a store from user_version i
  * to i + 1. Append new steps; never edit a released one. Ids are TEXT so the
  * API can hand them out as they are; times are Unix seconds. */
@@ -190,6 +194,47 @@ static const char *const migrations[] = {
     "  pem TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL,"
     "  retired_at INTEGER);",
+
+    /* 6: edges sharing the store (edge/cluster.h): each running edge's row,
+     * refreshed by its heartbeat, and which edge serves each connection,
+     * so that a visitor reaching one edge can be forwarded to the edge
+     * that holds the tunnel's connection. */
+    "CREATE TABLE edges ("
+    "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+    "  tunnel_addr TEXT NOT NULL DEFAULT '',"
+    "  visitor_addr TEXT NOT NULL DEFAULT '',"
+    "  peer_addr TEXT NOT NULL DEFAULT '',"
+    "  started_at INTEGER NOT NULL,"
+    "  heartbeat_at INTEGER NOT NULL);"
+    "ALTER TABLE connections ADD COLUMN edge_id TEXT;"
+    "CREATE INDEX connections_edge ON connections(edge_id) WHERE closed_at IS NULL;",
+
+    /* 7: PostgreSQL only: every statement that changes what running edges
+     * cache notifies channel warren_changes with the table's name, so that
+     * edges sharing the store hear of it at once (edge/db_notify.h); their
+     * periodic reloads remain the fallback. Statement triggers: one
+     * notification per statement, and PostgreSQL folds repeats within a
+     * transaction. Not the edges table: heartbeats would wake every edge
+     * every second. */
+    PG_ONLY
+    "CREATE FUNCTION warren_notify_change() RETURNS trigger LANGUAGE plpgsql AS"
+    " $f$ BEGIN PERFORM pg_notify('warren_changes', TG_TABLE_NAME); RETURN NULL; END $f$;"
+    "CREATE TRIGGER tunnels_changed AFTER INSERT OR UPDATE OR DELETE ON tunnels"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_change();"
+    "CREATE TRIGGER connections_changed AFTER INSERT OR UPDATE OR DELETE ON connections"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_change();"
+    "CREATE TRIGGER routes_changed AFTER INSERT OR UPDATE OR DELETE ON routes"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_change();"
+    "CREATE TRIGGER ip_routes_changed AFTER INSERT OR UPDATE OR DELETE ON ip_routes"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_change();"
+    "CREATE TRIGGER virtual_networks_changed AFTER INSERT OR UPDATE OR DELETE ON virtual_networks"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_change();"
+    "CREATE TRIGGER devices_changed AFTER INSERT OR UPDATE OR DELETE ON devices"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_change();"
+    "CREATE TRIGGER zone_settings_changed AFTER INSERT OR UPDATE OR DELETE ON zone_settings"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_change();"
+    "CREATE TRIGGER access_objects_changed AFTER INSERT OR UPDATE OR DELETE ON access_objects"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_change();",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(N_MIGRATIONS == WR_STORE_SCHEMA_VERSION, "a migration per schema version");
@@ -431,8 +476,14 @@ static int migrate(wr_store *s) {
                         v, N_MIGRATIONS);
     goto out;
   }
+  int pg = strcmp(wr_db_backend(s->db), "postgres") == 0;
   for (int i = v; i < N_MIGRATIONS; i++) {
-    char *ddl = wr_db_ddl(s->db, migrations[i]);
+    const char *m = migrations[i];
+    if (strncmp(m, PG_ONLY, strlen(PG_ONLY)) == 0) {
+      if (!pg) continue;
+      m += strlen(PG_ONLY);
+    }
+    char *ddl = wr_db_ddl(s->db, m);
     int rc = wr_db_exec(s->db, ddl);
     free(ddl);
     if (rc != 0) {

@@ -52,7 +52,7 @@
 #include <stdint.h>
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define WR_STORE_SCHEMA_VERSION 5
+#define WR_STORE_SCHEMA_VERSION 7
 
 #define WR_STORE_ID_LEN 32      /* hex ids: accounts, zones, users, tokens */
 #define WR_STORE_UUID_LEN 36    /* tunnels, connections, routes */
@@ -242,6 +242,8 @@ typedef struct wr_conn_rec {
   char features[512];                    /* JSON array of strings */
   char origin_ip[64];
   char edge_location[64];                /* colo_name in the API */
+  char edge_id[WR_STORE_UUID_LEN + 1];   /* the edge serving it ("": none
+                                          * recorded, a store of one edge) */
   int64_t opened_at;                     /* 0: now */
   int64_t closed_at;                     /* 0: open */
 } wr_conn_rec;
@@ -604,5 +606,53 @@ int wr_store_device_policy_canon(const char *allowed, char *out, size_t size, ch
  * the edge started, stored as given). Not audited. WR_ERR_NOTFOUND. */
 int wr_store_device_seen(wr_store *s, const char *id, int64_t last_handshake, uint64_t rx,
                          uint64_t tx);
+
+
+/* --- schema 6: edges sharing one store (edge/cluster.h) ----------------------
+ * Each running edge keeps a row (its id, a fresh UUID per run, and the
+ * addresses it serves on) and refreshes its heartbeat; the connections it
+ * serves carry its id (wr_conn_rec.edge_id). Times are the edges' clocks:
+ * edges sharing a store keep them in step (NTP). */
+
+#define WR_STORE_ADDR_MAX 63
+typedef struct wr_edge_rec {
+  char id[WR_STORE_UUID_LEN + 1];
+  char tunnel_addr[WR_STORE_ADDR_MAX + 1];  /* HOST:PORT connectors dial */
+  char visitor_addr[WR_STORE_ADDR_MAX + 1]; /* HOST:PORT of the HTTP front */
+  char peer_addr[WR_STORE_ADDR_MAX + 1];    /* HOST:PORT other edges forward to; "" none */
+  int64_t started_at;
+  int64_t heartbeat_at;
+} wr_edge_rec;
+
+/* The heartbeat of edge |e| (id and addresses; the times are set here):
+ * inserts its row if it is missing (the first beat, or other edges expired
+ * it while it could not reach the store) and then marks the connections
+ * |live| (its registered connection ids, |nlive| of them) open and its
+ * own again, since expiry closed them. *|closed| (malloc'd, may be NULL
+ * when *nclosed is 0) gets those of |live| the store has closed anyway:
+ * closed by another edge or the CLI (`tunnel cleanup`), which this edge
+ * must now close too. One transaction. WR_OK or a store error. */
+int wr_store_edge_beat(wr_store *s, const wr_edge_rec *e, const char (*live)[WR_STORE_UUID_LEN + 1],
+                       size_t nlive, char (**closed)[WR_STORE_UUID_LEN + 1], size_t *nclosed);
+/* Removes the rows of edges whose heartbeat is older than |before| and
+ * closes their open connections: an edge that died. *expired (may be
+ * NULL) gets how many edges went. */
+int wr_store_edge_expire(wr_store *s, int64_t before, size_t *expired);
+/* A clean stop: closes the connections of edge |id| and removes its row. */
+int wr_store_edge_remove(wr_store *s, const char *id);
+/* Every edge row, oldest first. */
+int wr_store_edge_list(wr_store *s, wr_edge_rec **out, size_t *n);
+
+/* A tunnel with an open connection on another edge, and where to forward. */
+typedef struct wr_edge_route {
+  char tunnel_id[WR_STORE_UUID_LEN + 1];
+  char edge_id[WR_STORE_UUID_LEN + 1];
+  char peer_addr[WR_STORE_ADDR_MAX + 1];
+} wr_edge_route;
+/* Every (tunnel, edge) pair with an open connection on an edge other than
+ * |self| whose heartbeat is at or after |fresh_since| and which takes
+ * forwarded requests (a peer address), ordered by tunnel. */
+int wr_store_edge_routes(wr_store *s, const char *self, int64_t fresh_since, wr_edge_route **out,
+                         size_t *n);
 
 #endif

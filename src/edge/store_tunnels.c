@@ -277,7 +277,8 @@ int wr_store_conn_open(wr_store *s, const wr_conn_rec *c) {
   if (!field_ok(c->client_version, sizeof(c->client_version)) ||
       !field_ok(c->arch, sizeof(c->arch)) || !field_ok(c->features, sizeof(c->features)) ||
       !field_ok(c->origin_ip, sizeof(c->origin_ip)) ||
-      !field_ok(c->edge_location, sizeof(c->edge_location)))
+      !field_ok(c->edge_location, sizeof(c->edge_location)) ||
+      !field_ok(c->edge_id, sizeof(c->edge_id)))
     return wr__store_serr(s, WR_ERR_INVAL, "a connection field is not NUL-terminated");
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
   if ((rv = wr_store_tunnel_get(s, c->tunnel_id, &t)) != WR_OK) goto out;
@@ -288,10 +289,11 @@ int wr_store_conn_open(wr_store *s, const wr_conn_rec *c) {
   rv = wr__store_execf(
       s, NULL, "record connection",
       "INSERT INTO connections(id, tunnel_id, conn_index, client_id, client_version, arch,"
-      " features, origin_ip, edge_location, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      "ssissssssi", id, t.id, (int64_t)c->conn_index, client, c->client_version, c->arch,
+      " features, origin_ip, edge_location, opened_at, edge_id)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "ssissssssis", id, t.id, (int64_t)c->conn_index, client, c->client_version, c->arch,
       c->features[0] ? c->features : "[]", c->origin_ip, c->edge_location,
-      c->opened_at ? c->opened_at : wr__store_now(s));
+      c->opened_at ? c->opened_at : wr__store_now(s), c->edge_id[0] ? c->edge_id : NULL);
   if (rv == WR_ERR_EXISTS) wr__store_serr(s, rv, "connection %s is already recorded", id);
 out:
   memset(&t, 0, sizeof(t));
@@ -332,7 +334,7 @@ int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_con
   rv = wr__store_prepf(
       s, &st,
       "SELECT id, tunnel_id, conn_index, client_id, client_version, arch, features, origin_ip,"
-      " edge_location, opened_at, coalesce(closed_at, 0) FROM connections"
+      " edge_location, opened_at, coalesce(closed_at, 0), coalesce(edge_id, '') FROM connections"
       " WHERE tunnel_id = ? AND (? = 0 OR closed_at IS NULL) ORDER BY opened_at, rowid",
       "si", canon, (int64_t)(open_only != 0));
   if (rv != WR_OK) return rv;
@@ -349,6 +351,7 @@ int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_con
     wr__store_col_copy(st, 8, c->edge_location, sizeof(c->edge_location));
     c->opened_at = wr_db_col_int64(st, 9);
     c->closed_at = wr_db_col_int64(st, 10);
+    wr__store_col_copy(st, 11, c->edge_id, sizeof(c->edge_id));
   }
   if (rc != WR_DB_DONE) {
     rv = wr__store_dberr(s, "read connections");

@@ -92,6 +92,9 @@ struct wr_tunnel_server {
   wr_tunnel_server_stats stats; /* for --metrics */
   wr_tunnel_datagram_fn on_datagram; /* the router's, or NULL */
   void *datagram_user;
+  char edge_id[WR_STORE_UUID_LEN + 1]; /* "" alone on its store */
+  const wr_tunnel_forwarder *fw;
+  void *fw_user;
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -230,7 +233,8 @@ static void unregister(edge_conn *ec, const char *why) {
   index_remove(ec);
   ts->stats.unregistrations++;
   int rv = wr_store_conn_close(ts->store, ec->conn_id);
-  if (rv) wr_warn("closing connection %s in the store: %s", ec->conn_id, wr_store_errmsg(ts->store));
+  /* NOTFOUND: the row is closed already (cleanup, another edge). */
+  if (rv && rv != WR_ERR_NOTFOUND) wr_warn("closing connection %s in the store: %s", ec->conn_id, wr_store_errmsg(ts->store));
   audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_UNREGISTERED, why);
   wr_info("Unregistered tunnel connection connIndex=%u connection=%s tunnel=%s reason=\"%s\"",
           ec->conn_index, ec->conn_id, ec->tunnel_id, why);
@@ -394,6 +398,7 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   json_features(&p.client, rec.features, sizeof(rec.features));
   format_ip(p.origin_local_ip, p.origin_local_ip_len, rec.origin_ip, sizeof(rec.origin_ip));
   snprintf(rec.edge_location, sizeof(rec.edge_location), "%s", ts->location);
+  memcpy(rec.edge_id, ts->edge_id, sizeof(rec.edge_id));
   rv = wr_store_conn_open(ts->store, &rec);
   if (rv) {
     wr_error("registerConnection: recording connection failed: %s", wr_store_errmsg(ts->store));
@@ -798,6 +803,7 @@ int wr_tunnel_server_new(const wr_tunnel_server_config *cfg, wr_tunnel_server **
                                                             : WR_TUNNEL_SERVER_LOCATION_DEFAULT);
   ts->actor = wr_xstrdup(cfg->actor && *cfg->actor ? cfg->actor : WR_TUNNEL_SERVER_ACTOR_DEFAULT);
   ts->swept_at = (int64_t)time(NULL);
+  if (cfg->edge_id) snprintf(ts->edge_id, sizeof(ts->edge_id), "%s", cfg->edge_id);
   ts->max_connectors = cfg->max_connectors ? cfg->max_connectors : WR_TUNNEL_SERVER_MAX_CONNECTORS;
   ts->max_conns_per_connector = cfg->max_conns_per_connector ? cfg->max_conns_per_connector
                                                              : WR_TUNNEL_SERVER_MAX_CONNS_PER_CONNECTOR;
@@ -1010,6 +1016,17 @@ int wr_tunnel_server_open_stream(wr_tunnel_server *ts, const char *tunnel_id,
                                  wr_tunnel_stream **out) {
   *out = NULL;
   if (!tunnel_id || !cbs) return WR_ERR_INVAL;
+  /* The edge's own connections first; another edge's only without. */
+  if (ts->fw && wr_tunnel_server_count(ts, tunnel_id) == 0)
+    return ts->fw->open_stream(ts->fw_user, tunnel_id, cbs, user, out);
+  return wr_tunnel_server_open_stream_local(ts, tunnel_id, cbs, user, out);
+}
+
+int wr_tunnel_server_open_stream_local(wr_tunnel_server *ts, const char *tunnel_id,
+                                       const wr_tunnel_stream_callbacks *cbs, void *user,
+                                       wr_tunnel_stream **out) {
+  *out = NULL;
+  if (!tunnel_id || !cbs) return WR_ERR_INVAL;
   /* Candidates in order of preference: fewest open streams, then round
    * robin among the equally loaded. A connection at its stream limit
    * (WR_AGAIN) or already closing is skipped. */
@@ -1114,4 +1131,51 @@ void wr_tunnel_server_each(const wr_tunnel_server *ts,
     info.datagram_v3 = ec->datagram_v3;
     fn(user, &info);
   }
+}
+
+/* ---- forwarding ------------------------------------------------------------------ */
+
+void wr_tunnel_server_set_forwarder(wr_tunnel_server *ts, const wr_tunnel_forwarder *fw,
+                                    void *user) {
+  ts->fw = fw;
+  ts->fw_user = user;
+}
+
+size_t wr_tunnel_server_reachable(const wr_tunnel_server *ts, const char *tunnel_id) {
+  size_t n = wr_tunnel_server_count(ts, tunnel_id);
+  if (n || !ts->fw || !tunnel_id) return n;
+  return ts->fw->reachable(ts->fw_user, tunnel_id) ? 1 : 0;
+}
+
+int wr_tunnel_server_close_conn(wr_tunnel_server *ts, const char *conn_id, const char *reason) {
+  edge_conn *ec = find_conn(ts, conn_id);
+  if (!ec) return 0;
+  unregister(ec, reason);
+  ec->tr->close(ec->t, reason);
+  return 1;
+}
+
+/* A via connection is an edge_conn outside ts->conns and the id index, in
+ * state EC_NEW forever: nothing counts, routes to or registers it. */
+wr_tunnel_conn *wr_tunnel_server_via_new(wr_tunnel_server *ts, const wr_tunnel_transport *tr,
+                                         void *t, const char *label) {
+  edge_conn *ec = wr_xcalloc(1, sizeof(*ec));
+  ec->ts = ts;
+  ec->tr = tr;
+  ec->t = t;
+  snprintf(ec->conn_id, sizeof(ec->conn_id), "%s", label ? label : "via");
+  return ec;
+}
+
+int wr_tunnel_server_via_open(wr_tunnel_conn *via, const wr_tunnel_stream_callbacks *cbs,
+                              void *user, wr_tunnel_stream **out) {
+  *out = NULL;
+  if (!cbs) return WR_ERR_INVAL;
+  return attach_stream(via, cbs, user, out);
+}
+
+void wr_tunnel_server_via_free(wr_tunnel_conn *via) {
+  if (!via) return;
+  close_streams(via, 1);
+  free(via);
 }

@@ -68,6 +68,9 @@ typedef struct wr_tunnel_server_config {
   uint64_t register_timeout_ms;
   unsigned max_unregistered;
   unsigned max_unregistered_per_source;
+  /* The edge's id in a store shared by several edges (edge/cluster.h):
+   * written on each connection's row. NULL or "": not recorded. */
+  const char *edge_id;
 } wr_tunnel_server_config;
 
 /* cloudflared registers within milliseconds of the handshake; 15 s leaves
@@ -213,6 +216,37 @@ void wr_tunnel_stream_abandon(wr_tunnel_stream *s, int64_t code);
 /* The connection the stream runs on, for logs. */
 const char *wr_tunnel_stream_conn_id(const wr_tunnel_stream *s);
 int64_t wr_tunnel_stream_id(const wr_tunnel_stream *s);
+
+/* ---- forwarding to other edges (edge/cluster.h, edge/peer.h) ------------- */
+
+/* Where streams of a tunnel with no live connection here go: another edge
+ * that has one. Both hooks run on the loop thread. */
+typedef struct wr_tunnel_forwarder {
+  /* 1 if another edge is known to hold a live connection of |tunnel_id|. */
+  int (*reachable)(void *user, const char *tunnel_id);
+  /* Opens a stream of |tunnel_id| through such an edge; the result as
+   * wr_tunnel_server_open_stream's. */
+  int (*open_stream)(void *user, const char *tunnel_id, const wr_tunnel_stream_callbacks *cbs,
+                     void *cb_user, wr_tunnel_stream **out);
+} wr_tunnel_forwarder;
+/* Sets (NULL: removes) the forwarder; |fw| is borrowed. From then on
+ * wr_tunnel_server_open_stream forwards when the tunnel has no live
+ * connection here. */
+void wr_tunnel_server_set_forwarder(wr_tunnel_server *ts, const wr_tunnel_forwarder *fw,
+                                    void *user);
+/* Live connections here, or 1 when there are none but the forwarder
+ * knows an edge that has one: whether a stream of |tunnel_id| can be
+ * opened at all. */
+size_t wr_tunnel_server_reachable(const wr_tunnel_server *ts, const char *tunnel_id);
+/* wr_tunnel_server_open_stream on this edge's own connections only:
+ * streams forwarded to this edge are never forwarded again. */
+int wr_tunnel_server_open_stream_local(wr_tunnel_server *ts, const char *tunnel_id,
+                                       const wr_tunnel_stream_callbacks *cbs, void *user,
+                                       wr_tunnel_stream **out);
+/* Takes the live connection |conn_id| out of service as close_tunnel
+ * does (its row in the store is already closed, e.g. by another edge).
+ * Returns 1 if it was live. */
+int wr_tunnel_server_close_conn(wr_tunnel_server *ts, const char *conn_id, const char *reason);
 
 /* ---- private traffic (edge/router.h) -------------------------------------- */
 

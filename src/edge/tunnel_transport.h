@@ -79,6 +79,21 @@ void wr_tunnel_conn_gone(wr_tunnel_conn *c, const char *why, int alive);
 /* How long a connection may stay unregistered (ms). */
 uint64_t wr_tunnel_server_register_timeout(const wr_tunnel_server *ts);
 
+/* A carrier of streams that is not a connector connection (edge-to-edge
+ * forwarding, edge/peer.h): never registered, never routed to, only a way
+ * to make wr_tunnel_stream handles whose operations go to |tr| (stream_*
+ * members only) on |t|. |label| names it in logs (copied, shortened to a
+ * connection id's length). */
+wr_tunnel_conn *wr_tunnel_server_via_new(wr_tunnel_server *ts, const wr_tunnel_transport *tr,
+                                         void *t, const char *label);
+/* A stream on |via|: tr->stream_open is called with it. Returns as
+ * stream_open. */
+int wr_tunnel_server_via_open(wr_tunnel_conn *via, const wr_tunnel_stream_callbacks *cbs,
+                              void *user, wr_tunnel_stream **out);
+/* Ends |via|: its streams hear on_close (stream_forget is called for each)
+ * and it is freed. */
+void wr_tunnel_server_via_free(wr_tunnel_conn *via);
+
 /* Data-stream events, for the stream |s| given to stream_open. */
 void wr_tunnel_stream_on_data(wr_tunnel_stream *s, const uint8_t *data, size_t len, int fin);
 /* Response trailers of the stream (see on_trailers in tunnel_server.h):

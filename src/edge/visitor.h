@@ -144,6 +144,9 @@ int wr_visitor_addr(wr_visitor *v, struct sockaddr_storage *ss);
 /* The live counters, owned by |v| and valid until wr_visitor_free; read
  * them on the loop's thread. */
 const wr_visitor_stats *wr_visitor_get_stats(const wr_visitor *v);
+/* Forgets every cached route answer: the next request of each host asks
+ * the store (a route changed, e.g. through another edge). */
+void wr_visitor_invalidate_routes(wr_visitor *v);
 /* Stops listening, closes every visitor connection and their streams, and
  * frees once libuv released the handles. Call before freeing the tunnel
  * server. */

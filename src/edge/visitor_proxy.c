@@ -756,7 +756,8 @@ static int route_request(vconn *c, const wr_http1_head *h, const wr__visitor_tar
     }
     return -1;
   }
-  if (wr_tunnel_server_count(v->ts, r->tunnel_id) == 0) {
+  /* Here, or on another edge sharing the store (edge/cluster.h). */
+  if (wr_tunnel_server_reachable(v->ts, r->tunnel_id) == 0) {
     wr_buf_consume(&c->in, used);
     no_connector(c);
     return -1;

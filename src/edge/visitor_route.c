@@ -117,6 +117,10 @@ static void route_purge(wr_visitor *v, uint64_t now, int all) {
   }
 }
 
+void wr_visitor_invalidate_routes(wr_visitor *v) {
+  if (v) route_purge(v, 0, 1);
+}
+
 void wr__visitor_routes_free(wr_visitor *v) {
   for (size_t i = 0; i < WR__VISITOR_ROUTE_BUCKETS; i++) {
     route_ent *e = v->routes[i];

@@ -32,6 +32,7 @@ struct wr_tls_creds {
   gnutls_priority_t prio13; /* servers: TLS 1.3 only */
   int server;
   int no_verify;
+  int require_client; /* servers: mutual TLS */
 };
 
 /* A byte queue that consumes from the front without moving memory on every
@@ -153,6 +154,14 @@ static int creds_client(const wr_tls_client_config *cfg, const char *prio, wr_tl
   if (!cfg || !out) return WR_ERR_INVAL;
   if ((rv = creds_new(0, prio, &c, err, errlen)) != WR_OK) return rv;
   c->no_verify = cfg->no_verify != 0;
+  if (cfg->cert_file && cfg->key_file &&
+      (rv = gnutls_certificate_set_x509_key_file(c->cred, cfg->cert_file, cfg->key_file,
+                                                 GNUTLS_X509_FMT_PEM)) < 0) {
+    set_err(err, errlen, "cannot load certificate %s / key %s: %s", cfg->cert_file,
+            cfg->key_file, gnutls_strerror(rv));
+    wr_tls_creds_free(c);
+    return WR_ERR_CRYPTO;
+  }
   if (cfg->ca_file) {
     rv = gnutls_certificate_set_x509_trust_file(c->cred, cfg->ca_file, GNUTLS_X509_FMT_PEM);
     /* 0 certificates would fail every handshake later, less clearly. */
@@ -193,6 +202,16 @@ int wr_tls_creds_server(const wr_tls_server_config *cfg, wr_tls_creds **out, cha
             cfg->key_file, gnutls_strerror(rv));
     wr_tls_creds_free(c);
     return WR_ERR_CRYPTO;
+  }
+  if (cfg->client_ca_file) {
+    rv = gnutls_certificate_set_x509_trust_file(c->cred, cfg->client_ca_file, GNUTLS_X509_FMT_PEM);
+    if (rv <= 0) {
+      set_err(err, errlen, "cannot load CA certificates from %s: %s", cfg->client_ca_file,
+              rv == 0 ? "no certificates found" : gnutls_strerror(rv));
+      wr_tls_creds_free(c);
+      return WR_ERR_CRYPTO;
+    }
+    c->require_client = 1;
   }
   *out = c;
   return WR_OK;
@@ -267,6 +286,12 @@ static int session_new(wr_tls_creds *creds, unsigned flags, wr_tls **out) {
     gnutls_deinit(t->s);
     free(t);
     return rv == GNUTLS_E_MEMORY_ERROR ? WR_ERR_NOMEM : WR_ERR_CRYPTO;
+  }
+  if (creds->server && creds->require_client) {
+    /* The client's chain is verified during the handshake, which fails
+     * without a certificate or with one the anchors did not sign. */
+    gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
+    gnutls_session_set_verify_cert(t->s, NULL, 0);
   }
   gnutls_transport_set_ptr(t->s, t);
   gnutls_transport_set_push_function(t->s, tls_push);

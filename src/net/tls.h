@@ -24,11 +24,19 @@ typedef struct wr_tls_client_config {
    * (Cloudflare's roots for its edge), or NULL. Not kept. */
   const char *extra_ca_pem;
   size_t extra_ca_pem_len;
+  /* A client certificate (PEM chain and key) sent when the server asks
+   * for one; NULL: none. */
+  const char *cert_file;
+  const char *key_file;
 } wr_tls_client_config;
 
 typedef struct wr_tls_server_config {
   const char *cert_file;   /* PEM chain */
   const char *key_file;    /* PEM key */
+  /* PEM anchors: every client must present a certificate chaining to one
+   * of them, or the handshake fails (mutual TLS). NULL: no client
+   * certificate is asked for. */
+  const char *client_ca_file;
 } wr_tls_server_config;
 
 /* Returns WR_OK, WR_ERR_CRYPTO (a file GnuTLS refused; |err| says which and

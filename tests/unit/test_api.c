@@ -1081,10 +1081,11 @@ static void test_store_schema_upgrade(void **state) {
   assert_string_equal(again.id, v.id);
   wr_store_close(f->s);
   f->s = NULL;
-  /* Drop what versions 2 to 4 added and mark the file version 1. */
-  char cmd[512];
+  /* Drop what versions 2 to 6 added and mark the file version 1. */
+  char cmd[768];
   snprintf(cmd, sizeof(cmd),
-           "sqlite3 %s 'DROP TABLE zone_settings; DROP TABLE access_objects; DROP TABLE access_keys; DROP TABLE devices; DROP TABLE virtual_networks; DROP INDEX ip_routes_vnet; DROP INDEX routes_account;"
+           "sqlite3 %s 'DROP INDEX connections_edge; ALTER TABLE connections DROP COLUMN edge_id; DROP TABLE edges;"
+           " DROP TABLE zone_settings; DROP TABLE access_objects; DROP TABLE access_keys; DROP TABLE devices; DROP TABLE virtual_networks; DROP INDEX ip_routes_vnet; DROP INDEX routes_account;"
            " DROP INDEX tunnels_account; DROP INDEX tunnels_deleted; PRAGMA user_version = 1;' 2>/dev/null",
            f->path);
   if (system(cmd) != 0) {

@@ -177,7 +177,7 @@ static void unix_listen(uv_loop_t *loop, server *srv) {
 }
 
 static wr_tls_creds *server_creds(void) {
-  wr_tls_server_config cfg = {pki.cert, pki.key};
+  wr_tls_server_config cfg = {.cert_file = pki.cert, .key_file = pki.key};
   wr_tls_creds *c;
   char err[256];
   assert_int_equal(wr_tls_creds_server(&cfg, &c, err, sizeof(err)), WR_OK);

@@ -373,7 +373,7 @@ static void origin_start(ctx *c, int idx, const char *name, int mode, int is_uni
   wr_buf_init(&o->raw, (size_t)1 << 30, NULL);
   if (tls) {
     char err[256];
-    wr_tls_server_config sc = {ocert_path, okey_path};
+    wr_tls_server_config sc = {.cert_file = ocert_path, .key_file = okey_path};
     assert_int_equal(wr_tls_creds_server(&sc, &o->tls, err, sizeof(err)), WR_OK);
   }
   if (is_unix) {

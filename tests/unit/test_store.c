@@ -456,6 +456,78 @@ static void test_connections(void **state) {
   assert_int_equal(audit_count(f->s), before);
 }
 
+/* --- edges sharing the store (schema 6) ------------------------------------------- */
+
+static void conn_on_edge(fixture *f, const char *tunnel, const char *id, const char *edge) {
+  wr_conn_rec c = {0};
+  snprintf(c.id, sizeof(c.id), "%s", id);
+  snprintf(c.tunnel_id, sizeof(c.tunnel_id), "%s", tunnel);
+  snprintf(c.client_id, sizeof(c.client_id), "22222222-2222-4222-8222-222222222222");
+  snprintf(c.edge_id, sizeof(c.edge_id), "%s", edge);
+  assert_int_equal(wr_store_conn_open(f->s, &c), WR_OK);
+}
+
+static void test_edges(void **state) {
+  fixture *f = *state;
+  int64_t now = 1000000;
+  wr_store_set_clock(f->s, fixed_clock, &now);
+  wr_tunnel t;
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "web", NULL, 0, &t), WR_OK);
+  wr_edge_rec a = {.id = "aaaaaaaa-0000-4000-8000-000000000001", .peer_addr = "127.0.0.1:1001"};
+  wr_edge_rec b = {.id = "bbbbbbbb-0000-4000-8000-000000000002", .peer_addr = "127.0.0.1:1002"};
+  char(*closed)[WR_STORE_UUID_LEN + 1];
+  size_t nclosed, n, expired;
+  assert_int_equal(wr_store_edge_beat(f->s, &a, NULL, 0, &closed, &nclosed), WR_OK);
+  assert_int_equal(wr_store_edge_beat(f->s, &b, NULL, 0, &closed, &nclosed), WR_OK);
+  wr_edge_rec *edges;
+  assert_int_equal(wr_store_edge_list(f->s, &edges, &n), WR_OK);
+  assert_int_equal(n, 2);
+  assert_string_equal(edges[1].peer_addr, "127.0.0.1:1002");
+  free(edges);
+  const char live_b[1][WR_STORE_UUID_LEN + 1] = {"b0000000-0000-4000-8000-000000000001"};
+  conn_on_edge(f, t.id, "a0000000-0000-4000-8000-000000000001", a.id);
+  conn_on_edge(f, t.id, live_b[0], b.id);
+  /* Seen from A: the tunnel is also on B; from B, on A. */
+  wr_edge_route *routes;
+  assert_int_equal(wr_store_edge_routes(f->s, a.id, now - 10, &routes, &n), WR_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(routes[0].tunnel_id, t.id);
+  assert_string_equal(routes[0].edge_id, b.id);
+  assert_string_equal(routes[0].peer_addr, "127.0.0.1:1002");
+  free(routes);
+  /* B's connection closed by someone else (cleanup): its beat says so. */
+  assert_int_equal(wr_store_conn_close(f->s, live_b[0]), WR_OK);
+  assert_int_equal(wr_store_edge_beat(f->s, &b, live_b, 1, &closed, &nclosed), WR_OK);
+  assert_int_equal(nclosed, 1);
+  assert_string_equal(closed[0], live_b[0]);
+  free(closed);
+  /* B stops beating: it expires, with its connections; A does not. */
+  now += 30;
+  assert_int_equal(wr_store_edge_beat(f->s, &a, NULL, 0, &closed, &nclosed), WR_OK);
+  conn_on_edge(f, t.id, "b0000000-0000-4000-8000-000000000002", b.id);
+  assert_int_equal(wr_store_edge_expire(f->s, now - 15, &expired), WR_OK);
+  assert_int_equal(expired, 1);
+  assert_int_equal(wr_store_edge_routes(f->s, a.id, 0, &routes, &n), WR_OK);
+  assert_int_equal(n, 0);
+  free(routes);
+  /* B comes back (its row was gone): its live connection is its own again. */
+  const char live_b2[1][WR_STORE_UUID_LEN + 1] = {"b0000000-0000-4000-8000-000000000002"};
+  assert_int_equal(wr_store_edge_beat(f->s, &b, live_b2, 1, &closed, &nclosed), WR_OK);
+  assert_int_equal(nclosed, 0);
+  assert_int_equal(wr_store_edge_routes(f->s, a.id, now - 10, &routes, &n), WR_OK);
+  assert_int_equal(n, 1);
+  free(routes);
+  /* A clean stop removes the row and closes the edge's connections. */
+  assert_int_equal(wr_store_edge_remove(f->s, b.id), WR_OK);
+  assert_int_equal(wr_store_edge_routes(f->s, a.id, 0, &routes, &n), WR_OK);
+  assert_int_equal(n, 0);
+  free(routes);
+  assert_int_equal(wr_store_edge_list(f->s, &edges, &n), WR_OK);
+  assert_int_equal(n, 1);
+  free(edges);
+  wr_store_set_clock(f->s, NULL, NULL);
+}
+
 /* --- routes ------------------------------------------------------------------------- */
 
 static void test_routes(void **state) {
@@ -786,7 +858,7 @@ int main(void) {
 #define COMMON                                                                               \
   UNIT_TESTS(test_dns_names, test_tunnel_names),                                             \
       UNIT_FIXTURE(setup, teardown, test_accounts_and_zones, test_users_and_tokens,          \
-                   test_tunnel_create_get_list_delete, test_connections, test_routes,        \
+                   test_tunnel_create_get_list_delete, test_connections, test_edges, test_routes,\
                    test_routes_multi_zone, test_audit, test_two_handles)
   const unit_tests sqlite_tests[] = {
       UNIT_FIXTURE(setup, teardown, test_migrations_idempotent, test_open_errors), COMMON};

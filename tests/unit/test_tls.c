@@ -44,7 +44,7 @@ static wr_tls_creds *client_creds(const char *ca, int no_verify) {
 }
 
 static wr_tls_creds *server_creds(void) {
-  wr_tls_server_config cfg = {pki.cert, pki.key};
+  wr_tls_server_config cfg = {.cert_file = pki.cert, .key_file = pki.key};
   wr_tls_creds *c = NULL;
   char err[256] = "";
   assert_int_equal(wr_tls_creds_server(&cfg, &c, err, sizeof(err)), WR_OK);
@@ -341,7 +341,7 @@ static void test_creds_errors(void **state) {
   assert_int_equal(wr_tls_creds_client(&cc, &c, err, sizeof(err)), WR_ERR_CRYPTO);
   assert_non_null(strstr(err, "no certificates found"));
   /* Key that does not belong to the certificate (the CA cert). */
-  wr_tls_server_config sc = {pki.ca, pki.key};
+  wr_tls_server_config sc = {.cert_file = pki.ca, .key_file = pki.key};
   assert_int_equal(wr_tls_creds_server(&sc, &c, err, sizeof(err)), WR_ERR_CRYPTO);
   assert_non_null(strstr(err, "ca.pem"));
   assert_null(c);

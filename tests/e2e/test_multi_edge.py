@@ -1,0 +1,233 @@
+"""Several edges on one PostgreSQL store: they register themselves and their
+connections in it, forward visitors of tunnels connected elsewhere to the
+edge that holds the connection (TLS between edges, certificates of the
+shared edge CA), see each other's changes, and survive the loss of one.
+
+The second edge's data directory is a copy of the first's: edges sharing a
+store share the edge CA (docs/multi-edge.md)."""
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import WARREN, WARREN_EDGE, free_port, wait_for
+from common import read_cert
+from test_store_pg import check, get, pg_server, psql, store  # noqa: F401 (fixtures)
+
+ZONE = "example.test"
+
+
+def env_for(tmp_path, store):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
+    env["HOME"] = str(tmp_path)
+    env["WARREN_STORE"] = store
+    return env
+
+
+class Edge:
+    def __init__(self, procs, d, env, name):
+        self.d, self.env, self.name, self.procs = d, env, name, procs
+        self.udp = free_port(socket.SOCK_DGRAM)
+        self.http, self.api, self.peer = free_port(), free_port(), free_port()
+        self.metrics = free_port()
+        self.start()
+
+    def start(self):
+        self.p = self.procs.start(
+            [WARREN_EDGE, "run", "--data-dir", self.d, "--tunnel-listen", f"127.0.0.1:{self.udp}",
+             "--http-listen", f"127.0.0.1:{self.http}", "--api-listen", f"127.0.0.1:{self.api}",
+             "--peer-listen", f"127.0.0.1:{self.peer}", "--metrics", f"127.0.0.1:{self.metrics}",
+             "--requests-per-second-per-source", "0"], name=self.name, env=self.env)
+        assert self.p.wait_output("shares its store with other edges", 30) is not None, self.p.tail()
+        assert self.p.wait_output("Serving the API on", 30) is not None, self.p.tail()
+
+    def metric(self, name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/metrics", timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return None
+
+    def api_call(self, method, path, token):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.api}/client/v4{path}", method=method,
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())["result"]
+
+
+@pytest.fixture
+def cluster(tmp_path, procs, store):
+    """Two edges (A, B) on one fresh database, a tunnel `hello` routed to
+    hello.ZONE, its credentials file and id."""
+    env = env_for(tmp_path, store)
+    a_dir, b_dir = tmp_path / "edge-a", tmp_path / "edge-b"
+    creds = tmp_path / "hello.json"
+    check([WARREN_EDGE, "init", "--data-dir", a_dir, "--zone", ZONE], env)
+    check([WARREN_EDGE, "tunnel", "create", "--data-dir", a_dir, "--out", creds, "hello"], env)
+    check([WARREN_EDGE, "route", "dns", "--data-dir", a_dir, "hello", f"hello.{ZONE}"], env)
+    shutil.copytree(a_dir, b_dir)
+    a = Edge(procs, a_dir, env, "edge-a")
+    b = Edge(procs, b_dir, env, "edge-b")
+    tid = json.loads(creds.read_text())["TunnelID"]
+    return {"a": a, "b": b, "creds": creds, "tid": tid, "env": env, "store": store}
+
+
+def connector(procs, cl, *edges, name="warren-hello"):
+    args = [WARREN, "tunnel", "--no-autoupdate"]
+    for e in edges:
+        args += ["--edge", f"127.0.0.1:{e.udp}"]
+    args += ["--cacert", cl["a"].d / "ca.pem", "--protocol", "quic", "--credentials-file",
+             cl["creds"], "--hello-world", "run", cl["tid"]]
+    return procs.start(args, name=name, env=cl["env"])
+
+
+def live_conns_by_edge(store):
+    rows = psql(store, "SELECT e.peer_addr, count(*) FROM connections c JOIN edges e"
+                       " ON e.id = c.edge_id WHERE c.closed_at IS NULL GROUP BY e.peer_addr")
+    return dict(line.split("|") for line in rows.splitlines() if line)
+
+
+def test_edges_register_and_a_connector_spreads_over_them(cluster, procs):
+    a, b, store = cluster["a"], cluster["b"], cluster["store"]
+    # Both edges have their row and heartbeat.
+    assert wait_for(lambda: psql(store, "SELECT count(*) FROM edges") == "2", 10)
+    peers = psql(store, "SELECT peer_addr FROM edges ORDER BY peer_addr").splitlines()
+    assert sorted(peers) == sorted([f"127.0.0.1:{a.peer}", f"127.0.0.1:{b.peer}"])
+    c = connector(procs, cluster, a, b)
+    # One HA connection on each edge, each recorded with its edge.
+    assert wait_for(lambda: len(live_conns_by_edge(store)) == 2, 30), (c.tail(), a.p.tail())
+    assert set(live_conns_by_edge(store)) == {f"127.0.0.1:{a.peer}", f"127.0.0.1:{b.peer}"}
+    for e in (a, b):
+        status, body = get(e.http, f"hello.{ZONE}")
+        assert status == 200, body
+    # A clean stop removes the edge's row and closes its connections' rows.
+    b.p.stop()
+    assert psql(store, "SELECT count(*) FROM edges") == "1"
+    assert list(live_conns_by_edge(store)) == [f"127.0.0.1:{a.peer}"]
+
+
+def test_a_connector_whose_first_edge_is_down_connects_to_the_others(cluster, procs):
+    a, b = cluster["a"], cluster["b"]
+    a.p.stop()
+    c = connector(procs, cluster, a, b)
+    assert c.wait_output("Registered tunnel connection", 30) is not None, c.tail()
+    assert get(b.http, f"hello.{ZONE}")[0] == 200
+    # When A is back, the connection meant for it registers there.
+    a.start()
+    assert wait_for(lambda: len(live_conns_by_edge(cluster["store"])) == 2, 60), c.tail()
+
+
+def test_a_tunnel_connected_to_one_edge_is_served_through_the_other(cluster, procs):
+    a, b = cluster["a"], cluster["b"]
+    c = connector(procs, cluster, a)
+    assert c.wait_output("Registered tunnel connection", 30) is not None, c.tail()
+    status, body = get(a.http, f"hello.{ZONE}")
+    assert status == 200, body
+    # B has no connection of the tunnel: it forwards to A once its
+    # heartbeat read where the tunnel lives.
+    assert wait_for(lambda: get(b.http, f"hello.{ZONE}")[0] == 200, 10), b.p.tail()
+    status, body_b = get(b.http, f"hello.{ZONE}")
+    assert status == 200 and body_b == body
+    assert b.metric("warren_edge_forwarded_streams_total") >= 1
+    assert a.metric("warren_edge_peer_streams_total") >= 1
+    assert b.metric("warren_edge_cluster_remote_tunnels") == 1
+    # Sequential requests share one connection between the edges.
+    for _ in range(5):
+        assert get(b.http, f"hello.{ZONE}")[0] == 200
+    assert b.metric("warren_edge_forwarded_reused_total") >= 4
+    # A request body travels too, both ways, through the forwarding edge.
+    payload = os.urandom(300000)
+    req = urllib.request.Request(f"http://127.0.0.1:{b.http}/echo", data=payload,
+                                 headers={"Host": f"hello.{ZONE}"}, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status in (200, 404)
+        r.read()
+    # The connector gone: B says so instead of forwarding to nothing.
+    c.stop()
+    assert wait_for(lambda: get(b.http, f"hello.{ZONE}")[0] == 502, 15), b.p.tail()
+
+
+def test_a_route_deleted_through_one_edge_stops_serving_on_the_other(cluster, procs):
+    a, b = cluster["a"], cluster["b"]
+    c = connector(procs, cluster, a, b)
+    assert wait_for(lambda: len(live_conns_by_edge(cluster["store"])) == 2, 30), c.tail()
+    assert get(b.http, f"hello.{ZONE}")[0] == 200
+    # Both edges listen for the store's change notifications.
+    assert wait_for(lambda: b.metric("warren_edge_store_notifications_up") == 1, 10), b.p.tail()
+    before = b.metric("warren_edge_store_notifications_total")
+    zone, _, token = read_cert(a.d / "cert.pem")
+    recs = a.api_call("GET", f"/zones/{zone}/dns_records?name=hello.{ZONE}", token)
+    assert len(recs) == 1
+    a.api_call("DELETE", f"/zones/{zone}/dns_records/{recs[0]['id']}", token)
+    assert get(a.http, f"hello.{ZONE}")[0] == 404
+    # B learns it from the store within 10 s (its notification, else its
+    # cache's expiry).
+    assert wait_for(lambda: get(b.http, f"hello.{ZONE}")[0] == 404, 10)
+    assert wait_for(lambda: b.metric("warren_edge_store_notifications_total") > before, 10)
+
+
+def test_a_tunnel_deleted_through_one_edge_disconnects_its_connectors_on_all(cluster, procs):
+    a, b, store = cluster["a"], cluster["b"], cluster["store"]
+    c = connector(procs, cluster, a, b)
+    assert wait_for(lambda: len(live_conns_by_edge(store)) == 2, 30), c.tail()
+    _, account, token = read_cert(a.d / "cert.pem")
+    a.api_call("DELETE", f"/accounts/{account}/cfd_tunnel/{cluster['tid']}?cascade=true", token)
+    # B closes its connection of the deleted tunnel within 10 s, and the
+    # connector hears it from both edges.
+    assert b.p.wait_output("Unregistered tunnel connection", 10) is not None, b.p.tail()
+    assert wait_for(lambda: live_conns_by_edge(store) == {}, 10)
+    assert wait_for(lambda: c.output().count("has been deleted") >= 2, 10), c.tail()
+
+
+def test_kill_9_of_one_edge_under_load_through_the_other_loses_nothing(cluster, procs):
+    a, b, store = cluster["a"], cluster["b"], cluster["store"]
+    c = connector(procs, cluster, a, b)
+    assert wait_for(lambda: len(live_conns_by_edge(store)) == 2, 30), c.tail()
+    results, stop = [], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            results.append(get(b.http, f"hello.{ZONE}")[0])
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for w in workers:
+        w.start()
+    assert wait_for(lambda: len(results) >= 50, 30)
+    a.p.kill()
+    # The load goes on through B while A is dead ...
+    n = len(results)
+    assert wait_for(lambda: len(results) >= n + 100, 30)
+    # ... and after the store expired A's row and connections.
+    assert wait_for(lambda: psql(store, "SELECT count(*) FROM edges") == "1", 30), b.p.tail()
+    n = len(results)
+    assert wait_for(lambda: len(results) >= n + 50, 30)
+    stop.set()
+    for w in workers:
+        w.join(30)
+    assert results and all(s == 200 for s in results), sorted(set(results))
+    # A rejoins: its row is back, the connector registers on it again, and
+    # visitors are served through it.
+    a.start()
+    assert wait_for(lambda: psql(store, "SELECT count(*) FROM edges") == "2", 30)
+    assert wait_for(lambda: len(live_conns_by_edge(store)) == 2, 60), c.tail()
+    assert get(a.http, f"hello.{ZONE}")[0] == 200
+
+
+def test_forwarding_refuses_a_client_without_an_edge_certificate(cluster):
+    b = cluster["b"]
+    import ssl
+    ctx = ssl.create_default_context(cafile=str(b.d / "ca.pem"))
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", b.peer), timeout=10) as s:
+        try:
+            with ctx.wrap_socket(s) as t:
+                t.sendall(b"\x01\x00\x00\x24" + cluster["tid"].encode())
+                assert t.recv(100) == b""
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            pass
+    assert b.p.wait_output("peer edge: handshake refused", 10) is not None, b.p.tail()
