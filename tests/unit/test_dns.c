@@ -625,15 +625,13 @@ typedef struct srv_fixture {
   int64_t now;
 } srv_fixture;
 
-static int64_t fixed_clock(void *user) { return *(int64_t *)user; }
-
 static int srv_setup(void **state) {
   srv_fixture *f = calloc(1, sizeof(*f));
   wr_route r;
   wr_route_change ch;
   if (unit_store_new("wr-dns", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->s) != 0) return -1;
   f->now = 1700000000;
-  wr_store_set_clock(f->s, fixed_clock, &f->now);
+  wr_store_set_clock(f->s, unit_fixed_clock, &f->now);
   if (wr_store_account_create(f->s, "test", "acct", &f->acct) != WR_OK ||
       wr_store_zone_create(f->s, "test", f->acct.id, ZONE, &f->zone) != WR_OK ||
       wr_store_tunnel_create(f->s, "test", f->acct.id, "t1", NULL, 0, &f->t1) != WR_OK ||
@@ -671,10 +669,7 @@ static int srv_teardown(void **state) {
   srv_fixture *f = *state;
   if (f->dns) wr_dns_free(f->dns);
   unit_loop_finish(&f->loop);
-  wr_store_close(f->s);
-  unit_rm_rf(f->dir);
-  free(f);
-  return 0;
+  return unit_store_drop(f->s, f->dir, f);
 }
 
 /* Sends |q| over UDP to 127.0.0.1:|port| and waits up to 3 s for the answer,

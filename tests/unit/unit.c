@@ -184,6 +184,27 @@ static const char *store_pg_dsn;
 
 void unit_store_use_pg(const char *dsn) { store_pg_dsn = dsn; }
 
+void unit_assert_last_audit(wr_store *s, const char *actor, const char *action,
+                            const char *target_id) {
+  wr_audit *rows;
+  size_t n;
+  assert_int_equal(wr_store_audit_list(s, NULL, 1, &rows, &n), WR_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(rows[0].action, action);
+  if (actor) assert_string_equal(rows[0].actor, actor);
+  if (target_id) assert_string_equal(rows[0].target_id, target_id);
+  wr_store_audit_free(rows, n);
+}
+
+int64_t unit_fixed_clock(void *user) { return *(int64_t *)user; }
+
+int unit_store_drop(wr_store *s, const char *dir, void *fixture) {
+  wr_store_close(s);
+  int rv = unit_rm_rf(dir);
+  free(fixture);
+  return rv;
+}
+
 int unit_pg_exec(const char *conninfo, const char *sql) {
   PGconn *c = PQconnectdb(conninfo);
   PGresult *r = NULL;

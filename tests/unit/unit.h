@@ -72,6 +72,16 @@ int unit_store_new(const char *prefix, char *dir, size_t dirsize, char *path, si
  * call, the environment's WARREN_TEST_PG_ALL (a connection string) does the
  * same for every suite. */
 void unit_store_use_pg(const char *dsn);
+/* A store fixture's teardown: closes |s| (may be NULL), removes |dir| with
+ * everything in it, then frees |fixture|. Returns 0, or -1 if something of
+ * |dir| is left. */
+int unit_store_drop(struct wr_store *s, const char *dir, void *fixture);
+/* The newest audit row of |s| must be |action| by |actor| on |target_id|
+ * (either NULL: not checked). */
+void unit_assert_last_audit(struct wr_store *s, const char *actor, const char *action,
+                            const char *target_id);
+/* A wr_store clock (wr_store_set_clock) that reads the int64_t at |user|. */
+int64_t unit_fixed_clock(void *user);
 /* A fresh, empty database on that server: its connection string in |out|.
  * Returns 0, or -1 after printing why. */
 int unit_pg_new_db(char *out, size_t size);
