@@ -680,14 +680,8 @@ static void test_config_and_control(void **state) {
   pc.loop = &loop;
   pc.services = &svc;
   assert_int_equal(wr_proxy_new(&pc, &p), WR_OK);
-  wr_h2_config hc;
-  memset(&hc, 0, sizeof(hc));
-  hc.proxy = p;
-  hc.send = c_send;
-  hc.kick = v_kick;
-  hc.on_control_open = c_ctl_open;
-  hc.on_control_data = c_ctl_data;
-  hc.user = &c;
+  wr_h2_config hc = {.proxy = p, .send = c_send, .kick = v_kick, .on_control_open = c_ctl_open,
+                     .on_control_data = c_ctl_data, .user = &c};
   assert_int_equal(wr_h2_new(&hc, &h), WR_OK);
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_send_callback(cb, cli_send);

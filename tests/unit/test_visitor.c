@@ -417,14 +417,9 @@ static wr_quic_config client_cfg(void) {
 
 /* Dials the edge as fake connector connection |i| (loop thread). */
 static int fconn_start(int i, uint8_t conn_index) {
-  static wr_quic_callbacks ccbs;
-  memset(&ccbs, 0, sizeof(ccbs));
-  ccbs.on_handshake_done = cl_hs;
-  ccbs.on_stream_open = cl_stream_open;
-  ccbs.on_stream_data = cl_data;
-  ccbs.on_stream_writable = cl_writable;
-  ccbs.on_stream_close = cl_stream_close;
-  ccbs.on_close = cl_close;
+  static const wr_quic_callbacks ccbs = {
+      .on_handshake_done = cl_hs, .on_stream_open = cl_stream_open, .on_stream_data = cl_data,
+      .on_stream_writable = cl_writable, .on_stream_close = cl_stream_close, .on_close = cl_close};
   wr_quic_config ccfg = client_cfg();
   w.fc[i].conn_index = conn_index;
   return wr_quic_endpoint_client(&w.loop, w.ctls, &ccfg, (struct sockaddr *)&w.edge_addr, &ccbs,
