@@ -158,6 +158,11 @@ void unit_pki_remove(unit_pki *p) {
   rmdir(p->dir);
 }
 
+int unit_pki_teardown(void **state) {
+  unit_pki_remove(*state);
+  return 0;
+}
+
 char *unit_tmpdir(char *dir, size_t size, const char *prefix) {
   snprintf(dir, size, "/tmp/%s-XXXXXX", prefix);
   return mkdtemp(dir);

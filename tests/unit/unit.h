@@ -47,6 +47,9 @@ int unit_pki_make(unit_pki *p, const char *prefix, const char *cn, const char *c
                   size_t ndns);
 /* Removes the four files; the directory goes too if nothing else is left. */
 void unit_pki_remove(unit_pki *p);
+/* A group teardown for suites whose group setup made a unit_pki and left its
+ * address in *state (which each test then receives): unit_pki_remove. */
+int unit_pki_teardown(void **state);
 
 /* "/tmp/<prefix>-XXXXXX" made with mkdtemp into |dir| (|size| bytes).
  * Returns |dir|, or NULL (errno set) if it cannot. */
