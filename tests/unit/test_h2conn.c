@@ -21,6 +21,7 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "proto/httpmeta.h"
+#include "quic_pair.h"
 #include "unit.h"
 
 #define H(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
@@ -455,8 +456,7 @@ static void close_walk(uv_handle_t *h, void *arg) {
 static void test_vector(void **state) {
   (void)state;
   vctx c;
-  char yaml[512], err[256] = "";
-  wr_config *cfg = NULL;
+  char yaml[512];
   struct sockaddr_in sa;
   size_t elen, clen;
   uint8_t *edge = unit_read_vector("http2/connection.from-edge.bin", &elen);
@@ -479,9 +479,7 @@ static void test_vector(void **state) {
            "  - hostname: ws.example.test\n    service: http://127.0.0.1:%u\n"
            "  - service: http_status:404\n",
            c.port, c.port);
-  assert_int_equal(wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err)), 0);
-  assert_int_equal(wr_ingress_parse(cfg, &c.ing, err, sizeof(err)), 0);
-  wr_config_free(cfg);
+  c.ing = unit_ingress_of(yaml);
   wr_proxy_config pc;
   memset(&pc, 0, sizeof(pc));
   pc.loop = &c.loop;

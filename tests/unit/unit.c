@@ -13,6 +13,7 @@
 
 #include "edge/pki.h"
 #include "edge/store.h"
+#include "lib/config.h"
 #include "lib/err.h"
 #include "lib/file.h"
 #include "net/httpd.h"
@@ -176,6 +177,14 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 
 int unit_rm_rf(const char *path) {
   return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+wr_config *unit_config_of(const char *yaml) {
+  char err[512] = "";
+  wr_config *cfg = NULL;
+  int rv = wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err));
+  if (rv != 0) fail_msg("config parse failed (%d): %s", rv, err);
+  return cfg;
 }
 
 void unit_write_file(const char *path, const char *text) {

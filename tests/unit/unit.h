@@ -61,6 +61,11 @@ int unit_rm_rf(const char *path);
  * truncated); fails the test if it cannot. */
 void unit_write_file(const char *path, const char *text);
 
+/* The config file text |yaml| parsed (as "config.yml"); fails the test if
+ * it does not parse. The caller frees it (wr_config_free). */
+struct wr_config;
+struct wr_config *unit_config_of(const char *yaml);
+
 /* A new store for a test: a temporary directory (unit_tmpdir) in |dir| and
  * its warren.db, created, in |path| (NULL: not wanted). Returns 0 with *s
  * open, or -1 after printing why. unit_rm_rf(dir) removes it all after
