@@ -644,38 +644,51 @@ def ws_bench(port, host):
             "seconds": elapsed, "errors": errors}
 
 
-def idle_visitors(port, host, pid_of, n):
-    """Opens |n| keep-alive connections that each carried one 1 KiB request
-    and stay open; returns the RSS growth of the processes in |pid_of|."""
-    time.sleep(1.0)
-    before = {k: rss(p) for k, p in pid_of.items() if p}
+def open_many(port, n, request_host=None, what="connection"):
+    """|n| connections to |port|; with |request_host|, each sends one GET
+    and reads its answer (then stays open, kept alive). Stops at the first
+    that fails (logged as |what|). Returns (sockets, failures)."""
     socks, fails = [], 0
-    t0 = time.monotonic()
     for _ in range(n):
         try:
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            s.sendall(f"GET /1k.bin HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-            st, body = read_response(s)
-            if st != 200:
-                fails += 1
+            if request_host:
+                s.sendall(f"GET /1k.bin HTTP/1.1\r\nHost: {request_host}\r\n\r\n".encode())
+                st, _ = read_response(s)
+                if st != 200:
+                    fails += 1
             socks.append(s)
         except (OSError, ValueError) as e:
             fails += 1
-            log(f"idle connection {len(socks)}: {e}")
+            log(f"{what} {len(socks)}: {e}")
             break
-    opened = time.monotonic() - t0
-    time.sleep(1.0)
-    after = {k: rss(p) for k, p in pid_of.items() if p}
-    # Still open? A closed one reads as EOF at once.
+    return socks, fails
+
+
+def still_open(socks):
+    """How many of |socks| are still open (a closed one reads as EOF at once)."""
     sel = selectors.DefaultSelector()
     for s in socks:
         s.setblocking(False)
         sel.register(s, selectors.EVENT_READ)
     closed = len(sel.select(0))
     sel.close()
+    return len(socks) - closed
+
+
+def idle_visitors(port, host, pid_of, n):
+    """Opens |n| keep-alive connections that each carried one 1 KiB request
+    and stay open; returns the RSS growth of the processes in |pid_of|."""
+    time.sleep(1.0)
+    before = {k: rss(p) for k, p in pid_of.items() if p}
+    t0 = time.monotonic()
+    socks, fails = open_many(port, n, host, "idle connection")
+    opened = time.monotonic() - t0
+    time.sleep(1.0)
+    after = {k: rss(p) for k, p in pid_of.items() if p}
+    held = still_open(socks)
     for s in socks:
         s.close()
-    held = len(socks) - closed
     res = {"opened": len(socks), "held": held, "failed": fails, "open_seconds": opened}
     for k in before:
         d = after[k] - before[k]

@@ -25,52 +25,20 @@ changes nothing here but the time it takes. Never asserted in tests."""
 import argparse
 import json
 import os
-import selectors
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
-from bench import (WEB, Origin, Proc, Tunnel, check, log, raise_nofile, read_response,  # noqa: E402
-                   rss, wait_get)
+from bench import (WEB, Origin, Proc, Tunnel, check, log, open_many, raise_nofile,  # noqa: E402
+                   rss, still_open, wait_get)
 
 
 def settle():
     time.sleep(1.5)
-
-
-def open_many(port, n, request_host=None):
-    """|n| connections to |port|; with |request_host|, each sends one GET
-    and reads its answer (then stays open, kept alive)."""
-    socks, fails = [], 0
-    for _ in range(n):
-        try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            if request_host:
-                s.sendall(f"GET /1k.bin HTTP/1.1\r\nHost: {request_host}\r\n\r\n".encode())
-                st, _ = read_response(s)
-                if st != 200:
-                    fails += 1
-            socks.append(s)
-        except (OSError, ValueError) as e:
-            fails += 1
-            log(f"connection {len(socks)}: {e}")
-            break
-    return socks, fails
-
-
-def still_open(socks):
-    sel = selectors.DefaultSelector()
-    for s in socks:
-        s.setblocking(False)
-        sel.register(s, selectors.EVENT_READ)
-    closed = len(sel.select(0))
-    sel.close()
-    return len(socks) - closed
 
 
 def setup(args, work, extra_tunnels=0):

@@ -63,6 +63,16 @@ int wr_wg_noise_dh(uint8_t out[WR_WG_KEY_LEN], const uint8_t priv[WR_WG_KEY_LEN]
 
 void wr_wg_noise_wipe(wr_wg_handshake *hs) { sodium_memzero(hs, sizeof(*hs)); }
 
+/* The common end of the initiation steps: a failed step leaves no half
+ * handshake behind; the step's key material is wiped either way. */
+static int step_end(wr_wg_handshake *hs, int rv, uint8_t k[WR_WG_KEY_LEN],
+                    uint8_t dh[WR_WG_KEY_LEN]) {
+  if (rv != WR_OK) wr_wg_noise_wipe(hs);
+  sodium_memzero(k, WR_WG_KEY_LEN);
+  sodium_memzero(dh, WR_WG_KEY_LEN);
+  return rv;
+}
+
 int wr_wg_noise_create_initiation(wr_wg_handshake *hs, const uint8_t s_pub[WR_WG_KEY_LEN],
                                   const uint8_t r_pub[WR_WG_KEY_LEN],
                                   const uint8_t ss[WR_WG_KEY_LEN], uint32_t local_index,
@@ -92,10 +102,7 @@ int wr_wg_noise_create_initiation(wr_wg_handshake *hs, const uint8_t s_pub[WR_WG
   hs->state = WR_WG_HS_INITIATION_SENT;
   rv = WR_OK;
 out:
-  if (rv != WR_OK) wr_wg_noise_wipe(hs);
-  sodium_memzero(k, sizeof(k));
-  sodium_memzero(dh, sizeof(dh));
-  return rv;
+  return step_end(hs, rv, k, dh);
 }
 
 int wr_wg_noise_consume_initiation_static(wr_wg_handshake *hs, const uint8_t s_priv[WR_WG_KEY_LEN],
@@ -117,10 +124,7 @@ int wr_wg_noise_consume_initiation_static(wr_wg_handshake *hs, const uint8_t s_p
   hs->remote_index = msg->sender;
   rv = WR_OK;
 out:
-  if (rv != WR_OK) wr_wg_noise_wipe(hs);
-  sodium_memzero(k, sizeof(k));
-  sodium_memzero(dh, sizeof(dh));
-  return rv;
+  return step_end(hs, rv, k, dh);
 }
 
 int wr_wg_noise_consume_initiation_finish(wr_wg_handshake *hs, const uint8_t ss[WR_WG_KEY_LEN],

@@ -23,14 +23,7 @@
 #include "edge/store.h"
 #include "lib/err.h"
 #include "net/httpd.h"
-
-#define CHECK(c)                                                                   \
-  do {                                                                             \
-    if (!(c)) {                                                                    \
-      fprintf(stderr, "%s: check failed: %s (line %d)\n", __FILE__, #c, __LINE__); \
-      __builtin_trap();                                                            \
-    }                                                                              \
-  } while (0)
+#include "fuzz.h"
 
 /* ---- the answer ---- */
 

@@ -75,7 +75,6 @@ static const harness_opts opts = {"fuzz-api", 16, 16, 0, 1};
 static unsigned long runs;
 static int trace; /* WR_FUZZ_TRACE set: print each request's answer */
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
@@ -146,18 +145,10 @@ static void fuzz_request(const char *method, const char *target, const char *pat
                          const char *query, const char *auth, const uint8_t *body, size_t body_len) {
   wr_http_header hdrs[2];
   size_t nh = 0;
-  wr_httpd_req req;
-  memset(&req, 0, sizeof(req));
   if (auth) hdrs[nh++] = (wr_http_header){"Authorization", 13, auth, strlen(auth)};
   hdrs[nh++] = (wr_http_header){"Content-Type", 12, "application/json", 16};
-  req.method = method;
-  req.target = target;
-  req.path = path;
-  req.query = query;
-  req.headers = hdrs;
-  req.nheaders = nh;
-  req.body = body;
-  req.body_len = body_len;
+  wr_httpd_req req = {.method = method, .target = target, .path = path, .query = query,
+                      .headers = hdrs, .nheaders = nh, .body = body, .body_len = body_len};
   reset_answer(&req);
   const size_t plen = sizeof(WR_API_PREFIX) - 1;
   /* The API's paths: /client/v4 and under it, and the quick-tunnel service's /tunnel. */
@@ -174,7 +165,6 @@ static void fuzz_request(const char *method, const char *target, const char *pat
   check_envelope();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "GET", "OPTIONS"};
   static char target[FUZZ_MAX_INPUT * (WR_STORE_UUID_LEN + 1) + 1], path[sizeof(target)];

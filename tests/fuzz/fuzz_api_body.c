@@ -52,7 +52,6 @@
 static const harness_opts opts = {"fuzz-body", 64, 64, 1, 0};
 static unsigned long runs;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
@@ -136,7 +135,6 @@ static void check_written(int which, json_t *res, json_t *body) {
   }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static char target[512], path[512];
   static uint8_t body[MAX_BODY * (WR_STORE_UUID_LEN + 1) + 64];

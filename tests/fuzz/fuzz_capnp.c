@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "proto/capnp.h"
+#include "fuzz.h"
 
 static void walk_struct(const wr_capnp_struct *s, int budget);
 
@@ -50,7 +51,6 @@ static void walk_struct(const wr_capnp_struct *s, int budget) {
   }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static wr_capnp_msg m; /* 6 KiB: keep it off the stack */
   wr_capnp_struct root;

@@ -35,14 +35,7 @@
 #include "cfapi/vnets.h"
 #include "lib/err.h"
 #include "lib/mem.h"
-
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
+#include "fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;

@@ -12,8 +12,7 @@
 #include "connector/ingress.h"
 #include "lib/config.h"
 #include "lib/log.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static const wr_flag flags[] = {
     {"credentials-file", "cred-file", NULL, WR_FLAG_STRING, NULL, ""},

@@ -13,15 +13,11 @@
 #include "lib/err.h"
 #include "proto/connect.h"
 #include "proto/stream_head.h"
+#include "fuzz.h"
 
 #define MAXM 64
 
 static const uint8_t data_sig[8] = {0x0a, 0x36, 0xcd, 0x12, 0xa1, 0x3e, 0x30, 0x31};
-
-#define CHECK(c)                     \
-  do {                               \
-    if (!(c)) __builtin_trap();      \
-  } while (0)
 
 static void check_request(const wr_connect_request *q) {
   wr_buf b1, b2;
@@ -66,7 +62,6 @@ static void check_response(const wr_connect_response *q) {
 
 static int valid_rv(int rv) { return rv == 0 || (rv < 0 && rv >= WR_ERR_INTERNAL); }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static wr_meta meta[MAXM];
   wr_capnp_limits lim = {.traversal_words = 1u << 16};

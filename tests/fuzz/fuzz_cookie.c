@@ -5,8 +5,7 @@
 #include <string.h>
 
 #include "proto/cookie.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *hdr = (const char *)data, *v = NULL;

@@ -15,13 +15,8 @@
 
 #include "edge/dash_int.h"
 #include "edge/inspect.h"
+#include "fuzz.h"
 
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const char *const names[] = {"csrf", "id", "name", "zone", "tunnel", "hostname", "network", ""};
   if (size > 65536) return 0;

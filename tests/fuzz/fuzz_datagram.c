@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proto/datagram.h"
+#include "fuzz.h"
 
 static uint8_t out[70000];
 
@@ -67,7 +68,6 @@ static void check_trace(const uint8_t *data, size_t size) {
   }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > 65536) return 0;
   check_v2(data, size);

@@ -22,13 +22,8 @@
 #include "edge/store.h"
 #include "edge/wg_key.h"
 #include "lib/err.h"
+#include "fuzz.h"
 
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *in = malloc(size + 1), canon[WR_STORE_DEVICE_ALLOWED_MAX], again[WR_STORE_DEVICE_ALLOWED_MAX];
   char err[256], b64[WR_WG_KEY_B64_LEN + 1];

@@ -17,6 +17,7 @@
 #include "edge/dns_update.h"
 #include "lib/err.h"
 #include "proto/dnsmsg.h"
+#include "fuzz.h"
 
 #define ZONE "example.test"
 #define TARGET "6ff42ae2-765d-4adf-8112-31c55c1551ef.cfargotunnel." ZONE
@@ -75,7 +76,6 @@ static void check_answer(const uint8_t *q, size_t qlen, int tcp) {
   ldns_pkt_free(p);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!zone) setup();
   if (size < 1) return 0;

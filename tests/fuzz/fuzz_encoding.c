@@ -12,11 +12,7 @@
 
 #include "lib/encoding.h"
 #include "lib/err.h"
-
-#define CHECK(c)                  \
-  do {                            \
-    if (!(c)) __builtin_trap();   \
-  } while (0)
+#include "fuzz.h"
 
 static void *dup_exact(const void *p, size_t n) {
   void *q = malloc(n ? n : 1);
@@ -129,7 +125,6 @@ static void pct_checks(const char *in, size_t len, int flags, int upper) {
   free(out);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0) return 0;
   unsigned sel = data[0];

@@ -21,14 +21,7 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
-
-#define CHECK(c)                                                                   \
-  do {                                                                             \
-    if (!(c)) {                                                                    \
-      fprintf(stderr, "fuzz_h2conn: check failed: %s (line %d)\n", #c, __LINE__); \
-      __builtin_trap();                                                            \
-    }                                                                              \
-  } while (0)
+#include "fuzz.h"
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -82,17 +75,11 @@ static void setup(void) {
   CHECK(wr_proxy_new(&pc, &proxy) == WR_OK);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   wr_h2 *h;
-  wr_h2_config hc;
   if (!proxy) setup();
-  memset(&hc, 0, sizeof(hc));
-  hc.proxy = proxy;
-  hc.send = sink;
-  hc.kick = nop;
-  hc.on_control_open = nop;
-  hc.on_control_data = control_data;
+  wr_h2_config hc = {.proxy = proxy, .send = sink, .kick = nop, .on_control_open = nop,
+                     .on_control_data = control_data};
   CHECK(wr_h2_new(&hc, &h) == WR_OK);
   int rv = WR_OK;
   if (size < sizeof(preface) - 1 || memcmp(data, preface, sizeof(preface) - 1) != 0)

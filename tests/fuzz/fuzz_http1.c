@@ -14,13 +14,9 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "proto/http1.h"
+#include "fuzz.h"
 
 #define CAP 128
-
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
 
 static int head_rv_ok(int rv) {
   return rv == WR_OK || rv == WR_AGAIN || rv == WR_ERR_PROTO || rv == WR_ERR_LIMIT;
@@ -177,7 +173,6 @@ static void fuzz_chunked(const uint8_t *d, size_t n, size_t step) {
   wr_buf_free(&b.data);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const char *const methods[] = {NULL, "GET", "HEAD", "CONNECT"};
   if (size < 1) return 0;

@@ -44,14 +44,7 @@
 #include "lib/log.h"
 #include "net/httpd.h"
 #include "proto/http1.h"
-
-#define CHECK(c)                                                          \
-  do {                                                                    \
-    if (!(c)) {                                                           \
-      fprintf(stderr, "fuzz_httpd: check failed: %s (line %d)\n", #c, __LINE__); \
-      __builtin_trap();                                                   \
-    }                                                                     \
-  } while (0)
+#include "fuzz.h"
 
 #define MAX_BODY 4096
 #define MAX_REQS 4096
@@ -130,7 +123,6 @@ static void handler(wr_httpd *h, wr_httpd_req *req, void *user) {
 
 /* ---- setup ---- */
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
@@ -239,7 +231,6 @@ static void check_stream(void) {
   CHECK(answered == seq || rx_reset);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1 || size > 65536) return 0;
   uint8_t ctl = data[0];

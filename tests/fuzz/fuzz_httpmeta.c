@@ -11,6 +11,7 @@
 
 #include "lib/buf.h"
 #include "proto/httpmeta.h"
+#include "fuzz.h"
 
 #define MAXH 256
 
@@ -86,7 +87,6 @@ static void check_meta(const char *s, size_t len) {
   wr_buf_free(&arena2);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > 65536) return 0;
   check_h2((const char *)data, size);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "connector/icmp_proxy.h"
+#include "fuzz.h"
 
 static uint8_t out[70000 + 100];
 
@@ -41,7 +42,6 @@ static void reply(const uint8_t *data, size_t size, uint8_t version) {
   if (icmp.echo_id != 0x4242 || !wr_icmp_checksum_ok(&ip, &icmp)) abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1 || size > 70000) return 0;
   switch (data[0] % 3) {

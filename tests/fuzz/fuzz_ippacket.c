@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "proto/ippacket.h"
+#include "fuzz.h"
 
 static uint8_t out[70000 + 100];
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   wr_ip_packet ip, rip;
   wr_icmp icmp, ricmp;

@@ -9,8 +9,7 @@
 
 #include "lib/err.h"
 #include "proto/jwt.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static wr_jwt_key *key;

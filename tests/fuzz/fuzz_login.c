@@ -27,11 +27,7 @@
 #include "edge/login_int.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
-
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
+#include "fuzz.h"
 
 #define CALLBACK_MAX 1024 /* as login.c */
 
@@ -189,7 +185,6 @@ static void fuzz_urls(const char *base, const char *key) {
   free(br);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const char *const names[] = {"callback", "csrf", "email", "password", "zone", "aud", ""};
   if (size < 1 || size > 65536) return 0;

@@ -12,11 +12,7 @@
 #include "lib/err.h"
 #include "proto/mgmt_event.h"
 #include "proto/mgmt_token.h"
-
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
+#include "fuzz.h"
 
 static int on_log(void *user, const wr_mgmt_log *l) {
   wr_buf b;
@@ -28,8 +24,6 @@ static int on_log(void *user, const wr_mgmt_log *l) {
   wr_buf_free(&b);
   return 0;
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const uint8_t key[32] = {1, 2, 3};

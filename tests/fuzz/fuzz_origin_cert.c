@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "lib/credentials.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   wr_origin_cert c, back;

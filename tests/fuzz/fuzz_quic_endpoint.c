@@ -40,11 +40,8 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "net/quic.h"
-
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
+#include "fuzz.h"
+#include "../unit/quic_initial.h"
 
 static char dir[64], ca_path[128], cert_path[128], key_path[128], db_path[128];
 static wr_store *store;
@@ -62,21 +59,9 @@ static void write_file(const char *path, const char *text) {
 
 /* A real ClientHello Initial from our client code (|alpn| "" offers none). */
 static size_t make_initial(uint8_t *buf, size_t cap, const char *alpn) {
-  wr_quic_config ccfg = {0};
-  wr_quic_tls *t;
-  wr_quic_conn *c;
-  struct sockaddr_in a = {.sin_family = AF_INET}, b = {.sin_family = AF_INET};
-  size_t n = 0;
-  ccfg.ca_file = ca_path;
-  ccfg.alpn = alpn;
-  a.sin_addr.s_addr = htonl(0x7f000002u);
-  b.sin_addr.s_addr = htonl(0x7f000001u);
-  CHECK(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &t, NULL, 0) == WR_OK);
-  CHECK(wr_quic_conn_client_new(t, &ccfg, (struct sockaddr *)&a, sizeof(a), (struct sockaddr *)&b,
-                                sizeof(b), NULL, NULL, uv_hrtime(), &c) == WR_OK);
-  CHECK(wr_quic_conn_write(c, buf, cap, &n, uv_hrtime()) == WR_OK && n >= 1200);
-  wr_quic_conn_free(c);
-  wr_quic_tls_free(t);
+  size_t n;
+  CHECK(quic_client_initial(ca_path, alpn, 0x7f000002u, 0x7f000001u, buf, cap, &n) == WR_OK &&
+        n >= 1200);
   return n;
 }
 
@@ -96,7 +81,6 @@ static void at_exit(void) {
   rmdir(dir);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   char err[256];
   wr_pem_pair ca = {0}, srv = {0};
@@ -172,7 +156,6 @@ static void dial(wr_quic_endpoint *sep) {
   wr_quic_endpoint_free(cep);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   wr_tunnel_server *ts;
   wr_quic_endpoint *ep;

@@ -36,14 +36,7 @@
 #include "lib/log.h"
 #include "proto/rpc.h"
 #include "proto/tunnelrpc.h"
-
-#define CHECK(c)                                                                     \
-  do {                                                                               \
-    if (!(c)) {                                                                      \
-      fprintf(stderr, "fuzz_remote_config: check failed: %s (line %d)\n", #c, __LINE__); \
-      __builtin_trap();                                                              \
-    }                                                                                \
-  } while (0)
+#include "fuzz.h"
 
 static const wr_capnp_limits lim = {.traversal_words = 1u << 16};
 
@@ -173,7 +166,6 @@ static void exercise(const char *json, size_t len) {
   wr_config_free(c1);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static wr_rpc_msg msg;
   wr_log_set_level(WR_LOG_OFF);

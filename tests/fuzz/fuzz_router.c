@@ -18,6 +18,7 @@
 #include "lib/err.h"
 #include "proto/ippacket.h"
 #include "proto/udppacket.h"
+#include "fuzz.h"
 
 static wr_router *router;
 static wr_router_ingress *ingress;
@@ -62,7 +63,6 @@ static void setup(void) {
   if (wr_router_ingress_add(router, &icfg, &ingress) != WR_OK) abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!router) setup();
   if (size < 1 || size > 70000) return 0;

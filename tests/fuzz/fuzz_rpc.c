@@ -13,11 +13,7 @@
 #include "lib/err.h"
 #include "proto/rpc.h"
 #include "proto/tunnelrpc.h"
-
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
+#include "fuzz.h"
 
 static const uint8_t rpc_sig[6] = {0x52, 0xbb, 0x82, 0x5c, 0xdb, 0x65};
 static const wr_capnp_limits lim = {.traversal_words = 1u << 16};
@@ -60,7 +56,6 @@ static void unimplemented_echo(const wr_rpc_msg *m) {
   wr_capnp_builder_free(&b);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size >= 6 && memcmp(data, rpc_sig, 6) == 0) {
     data += 6;

@@ -37,14 +37,7 @@
 #include "proto/rpc.h"
 #include "proto/rpc_session.h"
 #include "proto/tunnelrpc.h"
-
-#define CHECK(c)                                                                     \
-  do {                                                                               \
-    if (!(c)) {                                                                      \
-      fprintf(stderr, "fuzz_rpc_session: check failed: %s (line %d)\n", #c, __LINE__); \
-      __builtin_trap();                                                              \
-    }                                                                                \
-  } while (0)
+#include "fuzz.h"
 
 static const uint8_t rpc_sig[6] = {0x52, 0xbb, 0x82, 0x5c, 0xdb, 0x65};
 
@@ -152,13 +145,9 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   (void)user;
   int rv = wr_tunnelrpc_register_params_decode(&call->params, &p);
   if (rv) return rv;
-  wr_tunnelrpc_conn_response resp;
-  memset(&resp, 0, sizeof(resp));
-  resp.which = WR_TUNNELRPC_CONN_DETAILS;
-  resp.details.uuid = uuid;
-  resp.details.uuid_len = 16;
-  resp.details.location = "FUZZ";
-  resp.details.location_len = 4;
+  wr_tunnelrpc_conn_response resp = {
+      .which = WR_TUNNELRPC_CONN_DETAILS,
+      .details = {.uuid = uuid, .uuid_len = 16, .location = "FUZZ", .location_len = 4}};
   return method_end(s, r, wr_tunnelrpc_register_results_encode(&r->results, &resp));
 }
 
@@ -231,7 +220,6 @@ static void call_once(wr_rpc_session *s) {
   if (trace) fprintf(stderr, "call -> %d (calls %u, returns %u)\n", rv, calls_made, returns_seen);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2) return 0;
   trace = getenv("WR_FUZZ_TRACE") != NULL;

@@ -9,13 +9,7 @@
 
 #include "lib/err.h"
 #include "proto/tls_hello.h"
-
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   char sni[256], part[256];

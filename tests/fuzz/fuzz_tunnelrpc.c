@@ -11,11 +11,7 @@
 #include "lib/err.h"
 #include "proto/rpc.h"
 #include "proto/tunnelrpc.h"
-
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
+#include "fuzz.h"
 
 static const wr_capnp_limits lim = {.traversal_words = 1u << 16};
 static wr_rpc_msg msg, back;
@@ -128,7 +124,6 @@ static int encode_value(const codec *c, const void *v, wr_capnp_builder *b, cons
   return wr_capnp_builder_finish(b, out, len);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static union {
     wr_tunnelrpc_register_params reg;

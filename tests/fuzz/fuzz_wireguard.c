@@ -20,6 +20,7 @@
 #include "proto/wg_device.h"
 #include "proto/wg_noise.h"
 #include "proto/wireguard.h"
+#include "fuzz.h"
 
 #define QMAX 16
 typedef struct q {
@@ -81,7 +82,6 @@ static void mutate(uint8_t *m, size_t len, const uint8_t *in, size_t n, int rese
 
 static const uint8_t PING[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 1};
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!ready) {
     for (int i = 0; i < 3; i++) {

@@ -11,11 +11,7 @@
 
 #include "proto/hostport.h"
 #include "proto/wsframe.h"
-
-#define CHECK(c)                \
-  do {                          \
-    if (!(c)) __builtin_trap(); \
-  } while (0)
+#include "fuzz.h"
 
 typedef struct result {
   uint8_t *data;
@@ -56,7 +52,6 @@ static void run(int from_client, const uint8_t *in, size_t len, size_t step, res
   free(out);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   result a, b;
   char host[64], err[256];

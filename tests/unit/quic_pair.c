@@ -143,11 +143,10 @@ void unit_qpair_proxy_callbacks(wr_quic_callbacks *cbs) {
 
 wr_ingress *unit_ingress_of(const char *yaml) {
   char err[512] = "";
-  wr_config *cfg = NULL;
+  wr_config *cfg = unit_config_of(yaml);
   wr_ingress *ing = NULL;
-  if (wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err)) != 0)
-    fail_msg("config: %s", err);
-  if (wr_ingress_parse(cfg, &ing, err, sizeof(err)) != 0) fail_msg("ingress: %s", err);
+  int rv = wr_ingress_parse(cfg, &ing, err, sizeof(err));
+  if (rv != 0) fail_msg("ingress parse failed (%d): %s", rv, err);
   wr_config_free(cfg);
   return ing;
 }

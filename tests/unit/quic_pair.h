@@ -75,7 +75,8 @@ void unit_qpair_accept(wr_quic_endpoint *ep, wr_quic_conn *qc, void *user);
  * unit_qpair_connect. */
 void unit_qpair_proxy_callbacks(wr_quic_callbacks *cbs);
 /* The ingress rules of the config file text |yaml|; fails the test if it
- * does not parse. The caller frees them. */
+ * does not parse. The config is freed before they are returned, so they
+ * must own everything they point to. The caller frees them. */
 wr_ingress *unit_ingress_of(const char *yaml);
 
 #endif

@@ -20,6 +20,16 @@ typedef struct pkt {
   size_t len;
 } pkt;
 
+/* Keeps a copy of the packet |p| the stack emitted as out[*n] (|max| slots);
+ * fails the test if it does not fit. */
+static inline void pkt_record(pkt *out, size_t max, size_t *n, const uint8_t *p, size_t len) {
+  assert_true(len <= sizeof(out[0].b));
+  assert_true(*n < max);
+  memcpy(out[*n].b, p, len);
+  out[*n].len = len;
+  (*n)++;
+}
+
 /* ---- packets ----------------------------------------------------------------- */
 
 static inline uint32_t sum16(uint32_t acc, const uint8_t *p, size_t n) {

@@ -113,10 +113,7 @@ static int teardown(void **state) {
   wr_httpd_free(f->h);
   unit_loop_finish(&f->loop);
   wr_api_free(f->api);
-  wr_store_close(f->s);
-  if (unit_rm_rf(f->dir) != 0) return -1;
-  free(f);
-  return 0;
+  return unit_store_drop(f->s, f->dir, f);
 }
 
 /* ---- the client ------------------------------------------------------------------------- */

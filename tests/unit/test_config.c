@@ -32,14 +32,6 @@ static const wr_flag test_flags[] = {
 static void opts_init(wr_opts *o) { wr_opts_init(o, "warren", test_flags); }
 static void opts_fini(wr_opts *o) { wr_opts_free(o); }
 
-static wr_config *parse_ok(const char *yaml) {
-  char err[512] = "";
-  wr_config *cfg = NULL;
-  int rv = wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err));
-  if (rv != 0) fail_msg("parse failed (%d): %s", rv, err);
-  return cfg;
-}
-
 static void parse_err(const char *yaml, const char *want) {
   char err[512] = "";
   wr_config *cfg = (wr_config *)1;
@@ -85,7 +77,7 @@ static void test_apply_opts(void **state) {
   (void)state;
   char err[512];
   wr_opts o;
-  wr_config *cfg = parse_ok("edge: [127.0.0.1:7844, 127.0.0.2:7844]\n"
+  wr_config *cfg = unit_config_of("edge: [127.0.0.1:7844, 127.0.0.2:7844]\n"
                             "features:\n  - a\n  - b\n"
                             "tag: x=y\n"
                             "no-autoupdate: yes\n"
@@ -127,7 +119,7 @@ static void test_apply_opts(void **state) {
 static void apply_err(const char *yaml, const char *want) {
   char err[512] = "";
   wr_opts o;
-  wr_config *cfg = parse_ok(yaml);
+  wr_config *cfg = unit_config_of(yaml);
   opts_init(&o);
   assert_int_equal(wr_config_apply_opts(cfg, &o, err, sizeof(err)), WR_ERR_CONFIG);
   assert_string_equal(err, want);
@@ -202,13 +194,13 @@ static void test_bad_yaml(void **state) {
 static void test_yaml_features(void **state) {
   (void)state;
   /* Empty documents are valid (cloudflared logs and goes on). */
-  wr_config *cfg = parse_ok("# nothing here\n");
+  wr_config *cfg = unit_config_of("# nothing here\n");
   assert_null(cfg->root);
   assert_null(cfg->ingress);
   wr_config_free(cfg);
 
   /* Anchors, aliases and merge keys as yaml.v3 handles them. */
-  cfg = parse_ok("base: &base\n  connectTimeout: 10s\n  noTLSVerify: true\n"
+  cfg = unit_config_of("base: &base\n  connectTimeout: 10s\n  noTLSVerify: true\n"
                  "originRequest:\n  <<: *base\n  noTLSVerify: false\n"
                  "ingress:\n  - service: &svc http_status:404\n");
   const wr_ynode *orq = cfg->origin_request;
@@ -221,18 +213,18 @@ static void test_yaml_features(void **state) {
   wr_config_free(cfg);
 
   /* A redefined anchor: aliases see the latest definition. */
-  cfg = parse_ok("a: &x [&x 1]\nb: *x\nc: &x two\nd: *x\n");
+  cfg = unit_config_of("a: &x [&x 1]\nb: *x\nc: &x two\nd: *x\n");
   assert_string_equal(wr_ynode_get(cfg->root, "b", 0)->str, "1");
   assert_string_equal(wr_ynode_get(cfg->root, "d", 0)->str, "two");
   wr_config_free(cfg);
 
   /* Only the first document counts. */
-  cfg = parse_ok("tunnel: one\n---\ntunnel: two\n---\n: : bad\n");
+  cfg = unit_config_of("tunnel: one\n---\ntunnel: two\n---\n: : bad\n");
   assert_string_equal(cfg->tunnel, "one");
   wr_config_free(cfg);
 
   /* null spellings and quoting. */
-  cfg = parse_ok("a: ~\nb: null\nc: \"null\"\nd:\ne: 'x'\n");
+  cfg = unit_config_of("a: ~\nb: null\nc: \"null\"\nd:\ne: 'x'\n");
   assert_int_equal(wr_ynode_get(cfg->root, "a", 0)->kind, WR_YNODE_NULL);
   assert_int_equal(wr_ynode_get(cfg->root, "b", 0)->kind, WR_YNODE_NULL);
   assert_int_equal(wr_ynode_get(cfg->root, "c", 0)->kind, WR_YNODE_SCALAR);

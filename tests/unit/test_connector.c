@@ -14,17 +14,12 @@
 #include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "quic_pair.h"
 #include "unit.h"
 
 static wr_ingress *hello_ingress(void) {
   static const char yaml[] = "ingress:\n  - service: hello_world\n";
-  char err[512] = "";
-  wr_config *cfg = NULL;
-  wr_ingress *ing = NULL;
-  assert_int_equal(wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err)), 0);
-  assert_int_equal(wr_ingress_parse(cfg, &ing, err, sizeof(err)), 0);
-  wr_config_free(cfg);
-  return ing;
+  return unit_ingress_of(yaml);
 }
 
 static void stopped(void *user) {

@@ -33,10 +33,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture *f = *state;
-  wr_store_close(f->s);
-  unit_rm_rf(f->dir);
-  free(f);
-  return 0;
+  return unit_store_drop(f->s, f->dir, f);
 }
 
 /* A distinct valid key per |i| (any 32 bytes are a valid public key text). */
@@ -49,16 +46,6 @@ static void key_n(int i, char out[WR_WG_KEY_B64_LEN + 1]) {
   wr_wg_key_to_b64(k, out);
 }
 
-static void assert_last_audit(wr_store *s, const char *action, const char *target_id) {
-  wr_audit *rows;
-  size_t n;
-  assert_int_equal(wr_store_audit_list(s, NULL, 1, &rows, &n), WR_OK);
-  assert_int_equal(n, 1);
-  assert_string_equal(rows[0].action, action);
-  if (target_id) assert_string_equal(rows[0].target_id, target_id);
-  wr_store_audit_free(rows, n);
-}
-
 /* --- store ---------------------------------------------------------------- */
 
 static void test_pool_allocation(void **state) {
@@ -67,7 +54,7 @@ static void test_pool_allocation(void **state) {
   wr_device a, b, c, got;
   key_n(1, k);
   assert_int_equal(wr_store_device_create(f->s, "test", f->acct.id, "laptop", k, NULL, NULL, &a), WR_OK);
-  assert_last_audit(f->s, "device.create", a.id);
+  unit_assert_last_audit(f->s, "test", "device.create", a.id);
   assert_string_equal(a.ipv4, "100.96.0.2");
   /* fd + the account id's first 10 hex digits (40 bits), subnet 0, host 2. */
   uint8_t a6[16], want6[16] = {0xfd};
@@ -132,7 +119,7 @@ static void test_names_and_keys(void **state) {
                    WR_ERR_NOTFOUND);
   /* After revocation, name and key are free again. */
   assert_int_equal(wr_store_device_revoke(f->s, "test", f->acct.id, "laptop"), WR_OK);
-  assert_last_audit(f->s, "device.revoke", d.id);
+  unit_assert_last_audit(f->s, "test", "device.revoke", d.id);
   assert_int_equal(wr_store_device_revoke(f->s, "test", f->acct.id, d.id), WR_ERR_INVAL);
   assert_int_equal(wr_store_device_revoke(f->s, "test", f->acct.id, "laptop"), WR_ERR_NOTFOUND);
   wr_device again;
@@ -205,7 +192,7 @@ static void test_vnet_and_policy(void **state) {
   assert_int_equal(wr_store_device_create(f->s, "test", f->acct.id, "c", k, NULL, "bogus", NULL), WR_ERR_INVAL);
   /* Policy changes are audited; "" restores "everything". */
   assert_int_equal(wr_store_device_set_allowed(f->s, "test", f->acct.id, "b", "192.168.1.0/24"), WR_OK);
-  assert_last_audit(f->s, "device.policy", d.id);
+  unit_assert_last_audit(f->s, "test", "device.policy", d.id);
   assert_int_equal(wr_store_device_get(f->s, f->acct.id, "b", &d), WR_OK);
   assert_string_equal(d.allowed, "192.168.1.0/24");
   assert_int_equal(wr_store_device_set_allowed(f->s, "test", f->acct.id, "b", "300.0.0.0/8"), WR_ERR_INVAL);

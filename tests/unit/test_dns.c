@@ -119,6 +119,21 @@ static void expect_neg_soa(ldns_pkt *r) {
   assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_authority(r), 0)), 60);
 }
 
+/* Asks |name| |type| over UDP without EDNS: |n| answer records. */
+static void expect_answers(one_zone *o, const char *name, uint16_t type, size_t n) {
+  ldns_pkt *r = ask(o, name, type, -1, 0, NULL);
+  assert_int_equal(ldns_rr_list_rr_count(ldns_pkt_answer(r)), n);
+  ldns_pkt_free(r);
+}
+
+/* The same: NODATA (NOERROR, no answer, the SOA in the authority section). */
+static void expect_nodata(one_zone *o, const char *name, uint16_t type) {
+  ldns_pkt *r = ask(o, name, type, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+  expect_neg_soa(r);
+  ldns_pkt_free(r);
+}
+
 static const uint8_t V4[2][4] = {{192, 0, 2, 1}, {192, 0, 2, 2}};
 static const uint8_t V6[1][16] = {{0x20, 0x01, 0x0d, 0xb8, [15] = 1}};
 
@@ -269,21 +284,12 @@ static void test_cname_chase(void **state) {
   ldns_pkt_free(r);
 
   /* CNAME and ANY stop at the CNAME */
-  r = ask(o, "app." ZONE, LDNS_RR_TYPE_CNAME, -1, 0, NULL);
-  assert_int_equal(ldns_rr_list_rr_count(ldns_pkt_answer(r)), 1);
-  ldns_pkt_free(r);
-  r = ask(o, "app." ZONE, LDNS_RR_TYPE_ANY, -1, 0, NULL);
-  assert_int_equal(ldns_rr_list_rr_count(ldns_pkt_answer(r)), 1);
-  ldns_pkt_free(r);
+  expect_answers(o, "app." ZONE, LDNS_RR_TYPE_CNAME, 1);
+  expect_answers(o, "app." ZONE, LDNS_RR_TYPE_ANY, 1);
 
   /* the target itself; a type it does not have is NODATA */
-  r = ask(o, TARGET1, LDNS_RR_TYPE_A, -1, 0, NULL);
-  assert_int_equal(ldns_rr_list_rr_count(ldns_pkt_answer(r)), 2);
-  ldns_pkt_free(r);
-  r = ask(o, TARGET1, LDNS_RR_TYPE_MX, -1, 0, NULL);
-  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
-  expect_neg_soa(r);
-  ldns_pkt_free(r);
+  expect_answers(o, TARGET1, LDNS_RR_TYPE_A, 2);
+  expect_nodata(o, TARGET1, LDNS_RR_TYPE_MX);
 
   /* a CNAME to a gone tunnel: CNAME + NXDOMAIN (RFC 6604) */
   r = ask(o, "dangling." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
@@ -348,14 +354,9 @@ static void test_apex(void **state) {
   expect_rr(ldns_pkt_additional(r), 0, "ns1." ZONE ".", LDNS_RR_TYPE_A, "192.0.2.1");
   ldns_pkt_free(r);
 
-  r = ask(o, ZONE, LDNS_RR_TYPE_ANY, -1, 0, NULL);
-  assert_int_equal(ldns_rr_list_rr_count(ldns_pkt_answer(r)), 3);
-  ldns_pkt_free(r);
+  expect_answers(o, ZONE, LDNS_RR_TYPE_ANY, 3);
 
-  r = ask(o, ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
-  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
-  expect_neg_soa(r);
-  ldns_pkt_free(r);
+  expect_nodata(o, ZONE, LDNS_RR_TYPE_A);
 
   /* ns1 is an address name even though a route with that name was added */
   r = ask(o, "ns1." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
@@ -376,10 +377,7 @@ static void test_negative(void **state) {
   assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NXDOMAIN);
   ldns_pkt_free(r);
   /* empty non-terminals: b (a.b exists), cfargotunnel (targets below) */
-  r = ask(o, "b." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
-  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
-  expect_neg_soa(r);
-  ldns_pkt_free(r);
+  expect_nodata(o, "b." ZONE, LDNS_RR_TYPE_A);
   r = ask(o, "cfargotunnel." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
   assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
   ldns_pkt_free(r);
@@ -447,10 +445,7 @@ static void test_wildcard(void **state) {
   expect_rr(ldns_pkt_answer(r), 0, "y.x.wild." ZONE ".", LDNS_RR_TYPE_CNAME, TARGET1 ".");
   ldns_pkt_free(r);
   /* the wildcard's parent exists only as an empty non-terminal */
-  r = ask(o, "wild." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
-  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
-  expect_neg_soa(r);
-  ldns_pkt_free(r);
+  expect_nodata(o, "wild." ZONE, LDNS_RR_TYPE_A);
 }
 
 static void test_edns(void **state) {
@@ -662,15 +657,13 @@ typedef struct srv_fixture {
   int64_t now;
 } srv_fixture;
 
-static int64_t fixed_clock(void *user) { return *(int64_t *)user; }
-
 static int srv_setup(void **state) {
   srv_fixture *f = calloc(1, sizeof(*f));
   wr_route r;
   wr_route_change ch;
   if (unit_store_new("wr-dns", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->s) != 0) return -1;
   f->now = 1700000000;
-  wr_store_set_clock(f->s, fixed_clock, &f->now);
+  wr_store_set_clock(f->s, unit_fixed_clock, &f->now);
   if (wr_store_account_create(f->s, "test", "acct", &f->acct) != WR_OK ||
       wr_store_zone_create(f->s, "test", f->acct.id, ZONE, &f->zone) != WR_OK ||
       wr_store_tunnel_create(f->s, "test", f->acct.id, "t1", NULL, 0, &f->t1) != WR_OK ||
@@ -708,10 +701,7 @@ static int srv_teardown(void **state) {
   srv_fixture *f = *state;
   if (f->dns) wr_dns_free(f->dns);
   unit_loop_finish(&f->loop);
-  wr_store_close(f->s);
-  unit_rm_rf(f->dir);
-  free(f);
-  return 0;
+  return unit_store_drop(f->s, f->dir, f);
 }
 
 /* Sends |q| over UDP to 127.0.0.1:|port| and waits up to 3 s for the answer,
@@ -1193,17 +1183,19 @@ static wr_dns_update_config up_config(const char *server) {
 
 static void test_update_config(void **state) {
   (void)state;
+  /* Numeric addresses only: there is no resolver on the loop. */
+  static const char *const good[] = {"127.0.0.1:5353", "[::1]:53", "::1"};
+  static const char *const bad[] = {"ns.example.org:53", "127.0.0.1:99999"};
   char err[256];
-  wr_dns_update_config c = up_config("127.0.0.1:5353");
-  assert_int_equal(wr_dns_update_config_check(&c, err, sizeof(err)), WR_OK);
-  c.server = "[::1]:53";
-  assert_int_equal(wr_dns_update_config_check(&c, err, sizeof(err)), WR_OK);
-  c.server = "::1";
-  assert_int_equal(wr_dns_update_config_check(&c, err, sizeof(err)), WR_OK);
-  c.server = "ns.example.org:53"; /* numeric only: no resolver on the loop */
-  assert_int_equal(wr_dns_update_config_check(&c, err, sizeof(err)), WR_ERR_CONFIG);
-  c.server = "127.0.0.1:99999";
-  assert_int_equal(wr_dns_update_config_check(&c, err, sizeof(err)), WR_ERR_CONFIG);
+  wr_dns_update_config c;
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    c = up_config(good[i]);
+    assert_int_equal(wr_dns_update_config_check(&c, err, sizeof(err)), WR_OK);
+  }
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    c = up_config(bad[i]);
+    assert_int_equal(wr_dns_update_config_check(&c, err, sizeof(err)), WR_ERR_CONFIG);
+  }
   c = up_config("127.0.0.1");
   c.algorithm = "hmac-md5";
   assert_int_equal(wr_dns_update_config_check(&c, err, sizeof(err)), WR_ERR_CONFIG);

@@ -21,6 +21,7 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "proto/httpmeta.h"
+#include "quic_pair.h"
 #include "unit.h"
 
 #define H(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
@@ -455,8 +456,7 @@ static void close_walk(uv_handle_t *h, void *arg) {
 static void test_vector(void **state) {
   (void)state;
   vctx c;
-  char yaml[512], err[256] = "";
-  wr_config *cfg = NULL;
+  char yaml[512];
   struct sockaddr_in sa;
   size_t elen, clen;
   uint8_t *edge = unit_read_vector("http2/connection.from-edge.bin", &elen);
@@ -479,9 +479,7 @@ static void test_vector(void **state) {
            "  - hostname: ws.example.test\n    service: http://127.0.0.1:%u\n"
            "  - service: http_status:404\n",
            c.port, c.port);
-  assert_int_equal(wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err)), 0);
-  assert_int_equal(wr_ingress_parse(cfg, &c.ing, err, sizeof(err)), 0);
-  wr_config_free(cfg);
+  c.ing = unit_ingress_of(yaml);
   wr_proxy_config pc;
   memset(&pc, 0, sizeof(pc));
   pc.loop = &c.loop;
@@ -680,14 +678,8 @@ static void test_config_and_control(void **state) {
   pc.loop = &loop;
   pc.services = &svc;
   assert_int_equal(wr_proxy_new(&pc, &p), WR_OK);
-  wr_h2_config hc;
-  memset(&hc, 0, sizeof(hc));
-  hc.proxy = p;
-  hc.send = c_send;
-  hc.kick = v_kick;
-  hc.on_control_open = c_ctl_open;
-  hc.on_control_data = c_ctl_data;
-  hc.user = &c;
+  wr_h2_config hc = {.proxy = p, .send = c_send, .kick = v_kick, .on_control_open = c_ctl_open,
+                     .on_control_data = c_ctl_data, .user = &c};
   assert_int_equal(wr_h2_new(&hc, &h), WR_OK);
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_send_callback(cb, cli_send);

@@ -29,15 +29,9 @@ static unit_pki pki;
 
 static int group_setup(void **state) {
   static const char *const dns[] = {"localhost"};
-  (void)state;
+  *state = &pki;
   signal(SIGPIPE, SIG_IGN);
   return unit_pki_make(&pki, "wr-httpc", "localhost", dns, sizeof(dns) / sizeof(dns[0]));
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  unit_pki_remove(&pki);
-  return 0;
 }
 
 /* --- a scripted plain-TCP server in a thread ------------------------------ */
@@ -592,7 +586,7 @@ static void test_url_escape(void **state) {
 
 int main(void) {
   return UNIT_RUN(
-      group_setup, group_teardown,
+      group_setup, unit_pki_teardown,
       UNIT_TESTS(test_get_with_length, test_post_body_chunked_response,
                  test_bodyless_post_sends_zero_length, test_body_to_eof_and_1xx_skipped,
                  test_head_has_no_body, test_connection_refused, test_timeout_awaiting_headers,

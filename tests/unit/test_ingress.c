@@ -12,6 +12,7 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "quic_pair.h"
 #include "unit.h"
 
 #define SEC 1000000000LL
@@ -33,30 +34,10 @@ static const wr_flag test_flags[] = {
 static void opts_init(wr_opts *o) { wr_opts_init(o, "warren", test_flags); }
 static void opts_fini(wr_opts *o) { wr_opts_free(o); }
 
-static wr_config *cfg_of(const char *yaml) {
-  char err[512] = "";
-  wr_config *cfg = NULL;
-  if (wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err)) != 0)
-    fail_msg("config parse failed: %s", err);
-  return cfg;
-}
-
-/* Parses |yaml| and its ingress; the config is freed, so this also checks
- * the ingress owns everything it points to. */
-static wr_ingress *ing_ok(const char *yaml) {
-  char err[512] = "";
-  wr_ingress *ing = NULL;
-  wr_config *cfg = cfg_of(yaml);
-  int rv = wr_ingress_parse(cfg, &ing, err, sizeof(err));
-  if (rv != 0) fail_msg("ingress parse failed (%d): %s", rv, err);
-  wr_config_free(cfg);
-  return ing;
-}
-
 static void ing_err(const char *yaml, int want_rv, const char *want) {
   char err[512] = "";
   wr_ingress *ing = (wr_ingress *)1;
-  wr_config *cfg = cfg_of(yaml);
+  wr_config *cfg = unit_config_of(yaml);
   int rv = wr_ingress_parse(cfg, &ing, err, sizeof(err));
   if (rv != want_rv) fail_msg("rv %d, want %d (%s)", rv, want_rv, err);
   assert_null(ing);
@@ -115,7 +96,7 @@ static void test_vector_rules(void **state) {
 
 static void test_matching(void **state) {
   (void)state;
-  wr_ingress *ing = ing_ok("ingress:\n"
+  wr_ingress *ing = unit_ingress_of("ingress:\n"
                            "  - hostname: '*.example.com'\n"
                            "    path: ^/api/v\\d+/\n"
                            "    service: http://localhost:1\n"
@@ -157,7 +138,7 @@ static void test_matching(void **state) {
   wr_ingress_free(ing);
 
   /* More RE2 spellings: lazy quantifiers, classes inside brackets, (?:). */
-  ing = ing_ok("ingress:\n"
+  ing = unit_ingress_of("ingress:\n"
                "  - hostname: a\n    path: ^/v[\\d.]+?/(?:x|y)\\w*?$\n    service: http://a\n"
                "  - hostname: münchen.de\n    service: http://b\n"
                "  - hostname: 例え.jp\n    service: http://c\n"
@@ -172,7 +153,7 @@ static void test_matching(void **state) {
 
 static void test_services(void **state) {
   (void)state;
-  wr_ingress *ing = ing_ok("ingress:\n"
+  wr_ingress *ing = unit_ingress_of("ingress:\n"
                            "  - {hostname: a, service: https://origin}\n"
                            "  - {hostname: b, service: 'ws://127.0.0.1:8080'}\n"
                            "  - {hostname: c, service: 'WSS://[::1]'}\n"
@@ -398,7 +379,7 @@ static void test_origin_request(void **state) {
   (void)state;
   char err[256];
   wr_ingress *ing = NULL;
-  wr_config *cfg = cfg_of("originRequest:\n"
+  wr_config *cfg = unit_config_of("originRequest:\n"
                           "  connectTimeout: 1m30s\n"
                           "  noTLSVerify: true\n"
                           "  httpHostHeader: global.example\n"
@@ -481,7 +462,7 @@ static void test_origin_request(void **state) {
   wr_ingress_free(ing);
 
   /* Without any originRequest, every rule carries cloudflared's defaults. */
-  ing = ing_ok("ingress:\n  - service: http://x\n");
+  ing = unit_ingress_of("ingress:\n  - service: http://x\n");
   o = &ing->rules[0].origin;
   assert_int_equal(o->connect_timeout_ns, 30 * SEC);
   assert_int_equal(o->tls_timeout_ns, 10 * SEC);
@@ -504,7 +485,7 @@ static void test_origin_request(void **state) {
 
 static void test_durations_in_rules(void **state) {
   (void)state;
-  wr_ingress *ing = ing_ok("warp-routing:\n  enabled: yes\n  connectTimeout: 2s\n"
+  wr_ingress *ing = unit_ingress_of("warp-routing:\n  enabled: yes\n  connectTimeout: 2s\n"
                            "  tcpKeepAlive: 1m\n"
                            "ingress:\n  - service: http://x\n    originRequest:\n"
                            "      connectTimeout: 1m30s\n      tlsTimeout: 500ms\n"
@@ -619,7 +600,7 @@ static void test_load(void **state) {
   wr_opts_set(&o, "url", "http://localhost:1", WR_SRC_CLI);
 
   /* Config rules win over --url at run time (only `validate` complains). */
-  wr_config *cfg = cfg_of("ingress:\n  - service: http_status:418\n");
+  wr_config *cfg = unit_config_of("ingress:\n  - service: http_status:418\n");
   assert_int_equal(wr_ingress_load(cfg, &o, &ing, err, sizeof(err)), 0);
   assert_false(ing->from_cli);
   assert_int_equal(ing->rules[0].service.status, 418);
@@ -627,7 +608,7 @@ static void test_load(void **state) {
   wr_config_free(cfg);
 
   /* No rules in the config: the flags, with warp-routing from the file. */
-  cfg = cfg_of("warp-routing: {enabled: true}\n");
+  cfg = unit_config_of("warp-routing: {enabled: true}\n");
   assert_int_equal(wr_ingress_load(cfg, &o, &ing, err, sizeof(err)), 0);
   assert_true(ing->from_cli);
   assert_string_equal(ing->rules[0].service.display, "http://localhost:1");
@@ -641,7 +622,7 @@ static void test_load(void **state) {
   wr_ingress_free(ing);
 
   /* A broken config is an error, not a fallback. */
-  cfg = cfg_of("ingress:\n  - service: nope\n");
+  cfg = unit_config_of("ingress:\n  - service: nope\n");
   assert_int_equal(wr_ingress_load(cfg, &o, &ing, err, sizeof(err)), WR_ERR_CONFIG);
   assert_null(ing);
   wr_config_free(cfg);
@@ -678,7 +659,7 @@ static void test_local_config_json(void **state) {
   wr_config_free(cfg);
 
   /* Non-default values only, durations in seconds, Go's key order. */
-  ing = ing_ok("originRequest:\n  noTLSVerify: true\n"
+  ing = unit_ingress_of("originRequest:\n  noTLSVerify: true\n"
                "warp-routing:\n  connectTimeout: 10s\n  tcpKeepAlive: 1500ms\n"
                "ingress:\n"
                "  - hostname: '*.example.com'\n"

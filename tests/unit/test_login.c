@@ -118,10 +118,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fx *f = *state;
-  wr_store_close(f->s);
-  if (unit_rm_rf(f->dir) != 0) return -1;
-  free(f);
-  return 0;
+  return unit_store_drop(f->s, f->dir, f);
 }
 
 static void handler(wr_httpd *h, wr_httpd_req *req, void *user) {

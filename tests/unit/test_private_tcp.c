@@ -84,11 +84,7 @@ static void f_abandon(void *stream, int64_t code) {
 }
 
 static void f_output(void *user, void *ingress, const uint8_t *p, size_t len) {
-  assert_true(len <= sizeof(T.out[0].b));
-  assert_true(T.nout < 512);
-  memcpy(T.out[T.nout].b, p, len);
-  T.out[T.nout].len = len;
-  T.nout++;
+  pkt_record(T.out, sizeof(T.out) / sizeof(T.out[0]), &T.nout, p, len);
   T.last_ingress = ingress;
 }
 

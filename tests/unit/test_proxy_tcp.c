@@ -34,14 +34,8 @@
 static unit_pki pki;
 
 static int group_setup(void **state) {
-  (void)state;
+  *state = &pki;
   return unit_qpair_pki(&pki, "wr-ptcp");
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  unit_pki_remove(&pki);
-  return 0;
 }
 
 /* ---- origins ------------------------------------------------------------------ */
@@ -574,7 +568,7 @@ static void test_stream_origin_errors_and_proxy_v1(void **state) {
 }
 
 int main(void) {
-  return UNIT_RUN(group_setup, group_teardown,
+  return UNIT_RUN(group_setup, unit_pki_teardown,
                   UNIT_TESTS(test_vector_tcp, test_vector_bad_dest, test_dial_errors,
                              test_origin_half_close_first, test_warp_proxy_v2,
                              test_websocket_stream_origin, test_stream_origin_errors_and_proxy_v1));

@@ -25,8 +25,6 @@ typedef struct fixture {
   wr_zone zone;
 } fixture;
 
-static int64_t fixed_clock(void *user) { return *(int64_t *)user; }
-
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof(*f));
   if (unit_store_new("wr-store", f->dir, sizeof(f->dir), f->path, sizeof(f->path), &f->s) != 0) return -1;
@@ -38,10 +36,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture *f = *state;
-  wr_store_close(f->s);
-  unit_rm_rf(f->dir);
-  free(f);
-  return 0;
+  return unit_store_drop(f->s, f->dir, f);
 }
 
 static size_t audit_count(wr_store *s) {
@@ -50,18 +45,6 @@ static size_t audit_count(wr_store *s) {
   assert_int_equal(wr_store_audit_list(s, NULL, 0, &rows, &n), WR_OK);
   wr_store_audit_free(rows, n);
   return n;
-}
-
-/* The newest audit row must be |action| on |target_id|. */
-static void assert_last_audit(wr_store *s, const char *action, const char *target_id) {
-  wr_audit *rows;
-  size_t n;
-  assert_int_equal(wr_store_audit_list(s, NULL, 1, &rows, &n), WR_OK);
-  assert_int_equal(n, 1);
-  assert_string_equal(rows[0].action, action);
-  assert_string_equal(rows[0].actor, "test");
-  if (target_id) assert_string_equal(rows[0].target_id, target_id);
-  wr_store_audit_free(rows, n);
 }
 
 static void assert_err_contains(wr_store *s, const char *needle) {
@@ -240,7 +223,7 @@ static void test_accounts_and_zones(void **state) {
   assert_int_equal(audit_count(f->s), before); /* failures leave no audit rows */
 
   assert_int_equal(wr_store_zone_create(f->s, "test", f->acct.id, "second.test", &z), WR_OK);
-  assert_last_audit(f->s, "zone.create", z.id);
+  unit_assert_last_audit(f->s, "test", "zone.create", z.id);
   assert_int_equal(wr_store_zone_list(f->s, f->acct.id, &zones, &n), WR_OK);
   assert_int_equal(n, 2);
   assert_string_equal(zones[0].name, "example.test");
@@ -248,7 +231,7 @@ static void test_accounts_and_zones(void **state) {
   free(zones);
 
   assert_int_equal(wr_store_account_create(f->s, "test", "other", &b), WR_OK);
-  assert_last_audit(f->s, "account.create", b.id);
+  unit_assert_last_audit(f->s, "test", "account.create", b.id);
   assert_int_equal(wr_store_account_default(f->s, &a), WR_ERR_INVAL);
   assert_err_contains(f->s, "several accounts");
 }
@@ -262,7 +245,7 @@ static void test_users_and_tokens(void **state) {
   assert_int_equal(wr_store_user_create(f->s, "test", f->acct.id, "no-at-sign", NULL, 0, &u), WR_ERR_INVAL);
   assert_int_equal(wr_store_user_create(f->s, "test", f->acct.id, "a@bad domain", NULL, 0, &u), WR_ERR_INVAL);
   assert_int_equal(wr_store_user_create(f->s, "test", f->acct.id, "admin@example.test", NULL, 0, &u), WR_OK);
-  assert_last_audit(f->s, "user.create", u.id);
+  unit_assert_last_audit(f->s, "test", "user.create", u.id);
   assert_false(u.has_password);
   assert_int_equal(wr_store_user_create(f->s, "test", f->acct.id, "ADMIN@example.test", NULL, 0, &u2),
                    WR_ERR_EXISTS);
@@ -270,7 +253,7 @@ static void test_users_and_tokens(void **state) {
   assert_string_equal(u2.id, u.id);
 
   assert_int_equal(wr_store_token_create(f->s, "test", u.id, f->zone.id, token, &k), WR_OK);
-  assert_last_audit(f->s, "token.create", k.id);
+  unit_assert_last_audit(f->s, "test", "token.create", k.id);
   assert_int_equal(strlen(token), WR_STORE_TOKEN_LEN);
   assert_int_equal(strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
                    WR_STORE_TOKEN_LEN);
@@ -289,7 +272,7 @@ static void test_users_and_tokens(void **state) {
   assert_int_equal(wr_store_token_verify(f->s, "", &v), WR_ERR_DENIED);
 
   assert_int_equal(wr_store_token_revoke(f->s, "test", k.id), WR_OK);
-  assert_last_audit(f->s, "token.revoke", k.id);
+  unit_assert_last_audit(f->s, "test", "token.revoke", k.id);
   assert_int_equal(wr_store_token_verify(f->s, token, &v), WR_ERR_DENIED);
   assert_int_equal(wr_store_token_revoke(f->s, "test", k.id), WR_ERR_INVAL);
 
@@ -317,10 +300,10 @@ static void test_tunnel_create_get_list_delete(void **state) {
   size_t n, removed = 99;
   char upper[WR_STORE_UUID_LEN + 1];
   int64_t now = 1700000000;
-  wr_store_set_clock(f->s, fixed_clock, &now);
+  wr_store_set_clock(f->s, unit_fixed_clock, &now);
 
   assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "web", NULL, 0, &t), WR_OK);
-  assert_last_audit(f->s, "tunnel.create", t.id);
+  unit_assert_last_audit(f->s, "test", "tunnel.create", t.id);
   assert_int_equal(strlen(t.id), 36);
   assert_int_equal(t.secret_len, 32);
   assert_int_equal(t.created_at, now);
@@ -388,7 +371,7 @@ static void test_tunnel_create_get_list_delete(void **state) {
   /* Soft delete: gone from lists and names, still readable by ID. */
   now += 60;
   assert_int_equal(wr_store_tunnel_delete(f->s, "test", t.id, &removed), WR_OK);
-  assert_last_audit(f->s, "tunnel.delete", t.id);
+  unit_assert_last_audit(f->s, "test", "tunnel.delete", t.id);
   assert_int_equal(removed, 0);
   assert_int_equal(wr_store_tunnel_get(f->s, t.id, &got), WR_OK);
   assert_int_equal(got.deleted_at, now);
@@ -570,7 +553,7 @@ static void test_routes(void **state) {
   assert_string_equal(r.tunnel_name, "a");
   assert_string_equal(r.zone_id, f->zone.id);
   assert_string_equal(r.zone_name, "example.test");
-  assert_last_audit(f->s, "route.create", "app.example.test");
+  unit_assert_last_audit(f->s, "test", "route.create", "app.example.test");
   assert_int_equal(audit_count(f->s), before + 1);
 
   /* Same tunnel again: unchanged, nothing audited. */
@@ -586,7 +569,7 @@ static void test_routes(void **state) {
   assert_int_equal(wr_store_route_dns_add(f->s, "test", NULL, b.id, "app.example.test", 1, &r, &ch), WR_OK);
   assert_int_equal(ch, WR_ROUTE_UPDATED);
   assert_string_equal(r.tunnel_id, b.id);
-  assert_last_audit(f->s, "route.update", "app.example.test");
+  unit_assert_last_audit(f->s, "test", "route.update", "app.example.test");
 
   /* Wildcards are names inside the zone too. */
   assert_int_equal(wr_store_route_dns_add(f->s, "test", NULL, a.id, "*.example.test", 0, &r, &ch), WR_OK);
@@ -618,7 +601,7 @@ static void test_routes(void **state) {
   assert_err_contains(f->s, "deleted");
 
   assert_int_equal(wr_store_route_delete(f->s, "test", "APP.example.test"), WR_OK);
-  assert_last_audit(f->s, "route.delete", "app.example.test");
+  unit_assert_last_audit(f->s, "test", "route.delete", "app.example.test");
   assert_int_equal(wr_store_route_delete(f->s, "test", "app.example.test"), WR_ERR_NOTFOUND);
 }
 
@@ -657,7 +640,7 @@ static void test_audit(void **state) {
   wr_audit *rows;
   size_t n;
   int64_t now = 1800000000;
-  wr_store_set_clock(f->s, fixed_clock, &now);
+  wr_store_set_clock(f->s, unit_fixed_clock, &now);
   /* setup() created the account and the zone: both were audited. */
   assert_int_equal(wr_store_audit_list(f->s, NULL, 0, &rows, &n), WR_OK);
   assert_int_equal(n, 2);
@@ -847,7 +830,7 @@ static void test_pg_copy_from_sqlite(void **state) {
   assert_int_equal(audit_count(dst), n_src);
   /* Serial ids continue after the copied ones. */
   assert_int_equal(wr_store_tunnel_create(dst, "test", a.id, "t2", NULL, 0, &got), WR_OK);
-  assert_last_audit(dst, "tunnel.create", got.id);
+  unit_assert_last_audit(dst, "test", "tunnel.create", got.id);
   assert_int_equal(audit_count(dst), n_src + 1);
   wr_store_close(dst);
   wr_store_close(src);

@@ -35,10 +35,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fx *f = *state;
-  wr_store_close(f->s);
-  unit_rm_rf(f->dir);
-  free(f);
-  return 0;
+  return unit_store_drop(f->s, f->dir, f);
 }
 
 static json_t *app(fx *f, const char *acct, const char *domain, int want) {

@@ -45,10 +45,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture *f = *state;
   unit_loop_finish(&f->loop);
-  wr_store_close(f->s);
-  unit_rm_rf(f->dir);
-  free(f);
-  return 0;
+  return unit_store_drop(f->s, f->dir, f);
 }
 
 static void job_fn(wr_store *s, void *arg) {

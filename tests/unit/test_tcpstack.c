@@ -36,11 +36,7 @@ static struct {
 /* ---- stack callbacks ---------------------------------------------------------- */
 
 static void cb_output(void *user, const uint8_t *p, size_t len, void *ingress) {
-  assert_true(len <= sizeof(T.out[0].b));
-  assert_true(T.nout < 256);
-  memcpy(T.out[T.nout].b, p, len);
-  T.out[T.nout].len = len;
-  T.nout++;
+  pkt_record(T.out, sizeof(T.out) / sizeof(T.out[0]), &T.nout, p, len);
   T.last_ingress = ingress;
 }
 

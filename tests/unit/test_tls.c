@@ -17,14 +17,8 @@ static unit_pki pki;
 
 static int group_setup(void **state) {
   static const char *const dns[] = {"localhost", "example.test"};
-  (void)state;
+  *state = &pki;
   return unit_pki_make(&pki, "wr-tls", "example.test", dns, sizeof(dns) / sizeof(dns[0]));
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  unit_pki_remove(&pki);
-  return 0;
 }
 
 /* --- harness ------------------------------------------------------------- */
@@ -455,7 +449,7 @@ static void test_tls13_key_update(void **state) {
 }
 
 int main(void) {
-  return UNIT_RUN(group_setup, group_teardown,
+  return UNIT_RUN(group_setup, unit_pki_teardown,
                   UNIT_TESTS(test_handshake_private_ca, test_sni_only_for_dns_names,
                              test_unknown_authority, test_wrong_name, test_no_verify,
                              test_data_both_ways, test_close_notify_and_truncation,

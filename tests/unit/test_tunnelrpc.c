@@ -220,13 +220,13 @@ static void test_register_results_vector(void **state) {
   (void)state;
   static wr_rpc_msg m;
   wr_tunnelrpc_conn_response r;
-  wr_capnp_builder b;
   size_t len, mlen;
   const uint8_t *at;
   uint8_t *buf = unit_read_vector("quic/control.register.from-edge.bin", &len);
 
   /* The bootstrap answer: capability #0 = senderHosted export 0. */
   stream_msg(buf, len, 0, &m, &at, &mlen);
+  wr_capnp_builder b;
   wr_capnp_builder_init(&b, NULL, 0);
   assert_int_equal(wr_rpc_build_return_bootstrap(&b, 0, 0), 0);
   assert_builder_bytes(&b, at, mlen);

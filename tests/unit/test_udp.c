@@ -37,14 +37,8 @@
 static unit_pki pki;
 
 static int group_setup(void **state) {
-  (void)state;
+  *state = &pki;
   return unit_qpair_pki(&pki, "wr-udp");
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  unit_pki_remove(&pki);
-  return 0;
 }
 
 /* ---- Go durations ------------------------------------------------------------ */
@@ -927,7 +921,7 @@ static void test_v3_migration_and_idle(void **state) {
 
 int main(void) {
   return UNIT_RUN(
-      group_setup, group_teardown,
+      group_setup, unit_pki_teardown,
       UNIT_TESTS(test_go_duration, test_vector_register_and_echo, test_idle_unregisters,
                  test_origin_refused, test_refusals, test_update_configuration,
                  test_v3_register_and_echo, test_v3_refusals, test_v3_migration_and_idle));

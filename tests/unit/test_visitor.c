@@ -417,14 +417,9 @@ static wr_quic_config client_cfg(void) {
 
 /* Dials the edge as fake connector connection |i| (loop thread). */
 static int fconn_start(int i, uint8_t conn_index) {
-  static wr_quic_callbacks ccbs;
-  memset(&ccbs, 0, sizeof(ccbs));
-  ccbs.on_handshake_done = cl_hs;
-  ccbs.on_stream_open = cl_stream_open;
-  ccbs.on_stream_data = cl_data;
-  ccbs.on_stream_writable = cl_writable;
-  ccbs.on_stream_close = cl_stream_close;
-  ccbs.on_close = cl_close;
+  static const wr_quic_callbacks ccbs = {
+      .on_handshake_done = cl_hs, .on_stream_open = cl_stream_open, .on_stream_data = cl_data,
+      .on_stream_writable = cl_writable, .on_stream_close = cl_stream_close, .on_close = cl_close};
   wr_quic_config ccfg = client_cfg();
   w.fc[i].conn_index = conn_index;
   return wr_quic_endpoint_client(&w.loop, w.ctls, &ccfg, (struct sockaddr *)&w.edge_addr, &ccbs,
@@ -902,6 +897,14 @@ static void lim_drain(wr_visitor *v) {
   pthread_mutex_unlock(&mu);
 }
 
+/* Sends |req| on |cl| and reads the response into |r|, which must have
+ * status |status|. */
+static void send_expect(client *cl, resp *r, const char *req, int status) {
+  client_sends(cl, req);
+  assert_int_equal(read_resp(cl, r, 0, 0), 0);
+  assert_int_equal(r->status, status);
+}
+
 /* (a) One source opening many idle connections holds its limit, no more:
  * the rest are refused at once, and the ones it holds are served. */
 static void test_limit_per_source(void **state) {
@@ -1204,9 +1207,7 @@ static void test_expect_continue(void **state) {
   assert_int_equal(read_resp(&cl, &r, 0, 1), 0);
   assert_int_equal(r.status, 100);
   resp_free(&r);
-  client_sends(&cl, "data");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  send_expect(&cl, &r, "data", 200);
   assert_true(body_is(&r, "data"));
   resp_free(&r);
   client_close(&cl);
@@ -1229,9 +1230,7 @@ static void test_response_chunked(void **state) {
   /* HTTP/1.0: close-delimited. */
   client cl;
   client_open(&cl);
-  client_sends(&cl, "GET /nocl HTTP/1.0\r\nHost: app.example.test\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  send_expect(&cl, &r, "GET /nocl HTTP/1.0\r\nHost: app.example.test\r\n\r\n", 200);
   assert_false(r.chunked);
   assert_true(r.complete);
   assert_true(body_is(&r, "part one, part two"));
@@ -1244,16 +1243,12 @@ static void test_no_route(void **state) {
   client cl;
   resp r;
   client_open(&cl);
-  client_sends(&cl, "GET / HTTP/1.1\r\nHost: nope.example.test\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 404);
+  send_expect(&cl, &r, "GET / HTTP/1.1\r\nHost: nope.example.test\r\n\r\n", 404);
   r.body[r.body_len] = '\0';
   assert_non_null(strstr((char *)r.body, "no route for host nope.example.test"));
   resp_free(&r);
   /* The connection stays usable. */
-  client_sends(&cl, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  send_expect(&cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   resp_free(&r);
   client_close(&cl);
 }
@@ -1288,9 +1283,7 @@ static void test_reset_mid_body(void **state) {
   client cl;
   resp r;
   client_open(&cl);
-  client_sends(&cl, "GET /reset HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  send_expect(&cl, &r, "GET /reset HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   assert_true(r.chunked);
   assert_false(r.complete); /* no terminating chunk */
   assert_true(body_is(&r, "partial"));
@@ -1300,9 +1293,7 @@ static void test_reset_mid_body(void **state) {
 
   /* Content-Length body that ends short: the connection closes early. */
   client_open(&cl);
-  client_sends(&cl, "GET /short HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  send_expect(&cl, &r, "GET /short HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   assert_false(r.complete);
   assert_int_equal(r.body_len, 10);
   resp_free(&r);
@@ -1325,9 +1316,7 @@ static void test_keepalive(void **state) {
     resp_free(&r);
   }
   /* Connection: close is honoured. */
-  client_sends(&cl, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  send_expect(&cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n", 200);
   assert_true(r.conn_close);
   resp_free(&r);
   assert_true(server_closed(&cl));
@@ -1367,10 +1356,7 @@ static void test_bad_requests(void **state) {
   client cl;
   resp r;
   client_open(&cl);
-  client_sends(&cl, "POST /echo HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 5\r\n"
-                    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 400);
+  send_expect(&cl, &r, "POST /echo HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 5\r\n" "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
   assert_true(r.conn_close);
   resp_free(&r);
   assert_true(server_closed(&cl));
@@ -1435,9 +1421,7 @@ static void test_early_response(void **state) {
   assert_true(body_is(&r, "early"));
   resp_free(&r);
   /* The rest of the body was dropped; the connection goes on. */
-  client_sends(&cl, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  send_expect(&cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   assert_true(body_is(&r, "hello from origin\n"));
   resp_free(&r);
   client_close(&cl);
@@ -1449,9 +1433,7 @@ static void test_big_bodies(void **state) {
   client cl;
   resp r;
   client_open(&cl);
-  client_sends(&cl, "GET /big HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  send_expect(&cl, &r, "GET /big HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   assert_true(r.complete);
   assert_int_equal(r.body_len, BIG_SIZE);
   for (size_t i = 0; i < BIG_SIZE; i += 4093) assert_int_equal(r.body[i], (uint8_t)(i * 7));
@@ -1580,9 +1562,7 @@ static void test_connector_lost(void **state) {
   assert_non_null(strstr((char *)r.body, "connection to the connector was lost"));
   resp_free(&r);
   /* Same visitor connection, next request: the other connector connection. */
-  client_sends(&cl, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  send_expect(&cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   resp_free(&r);
   client_close(&cl);
   on_loop(probe);

@@ -13,6 +13,7 @@
 
 #include "edge/pki.h"
 #include "edge/store.h"
+#include "lib/config.h"
 #include "lib/err.h"
 #include "lib/file.h"
 #include "net/httpd.h"
@@ -158,6 +159,11 @@ void unit_pki_remove(unit_pki *p) {
   rmdir(p->dir);
 }
 
+int unit_pki_teardown(void **state) {
+  unit_pki_remove(*state);
+  return 0;
+}
+
 char *unit_tmpdir(char *dir, size_t size, const char *prefix) {
   snprintf(dir, size, "/tmp/%s-XXXXXX", prefix);
   return mkdtemp(dir);
@@ -173,6 +179,14 @@ int unit_rm_rf(const char *path) {
   return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }
 
+wr_config *unit_config_of(const char *yaml) {
+  char err[512] = "";
+  wr_config *cfg = NULL;
+  int rv = wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err));
+  if (rv != 0) fail_msg("config parse failed (%d): %s", rv, err);
+  return cfg;
+}
+
 void unit_write_file(const char *path, const char *text) {
   FILE *fp = fopen(path, "w");
   assert_non_null(fp);
@@ -183,6 +197,27 @@ void unit_write_file(const char *path, const char *text) {
 static const char *store_pg_dsn;
 
 void unit_store_use_pg(const char *dsn) { store_pg_dsn = dsn; }
+
+void unit_assert_last_audit(wr_store *s, const char *actor, const char *action,
+                            const char *target_id) {
+  wr_audit *rows;
+  size_t n;
+  assert_int_equal(wr_store_audit_list(s, NULL, 1, &rows, &n), WR_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(rows[0].action, action);
+  if (actor) assert_string_equal(rows[0].actor, actor);
+  if (target_id) assert_string_equal(rows[0].target_id, target_id);
+  wr_store_audit_free(rows, n);
+}
+
+int64_t unit_fixed_clock(void *user) { return *(int64_t *)user; }
+
+int unit_store_drop(wr_store *s, const char *dir, void *fixture) {
+  wr_store_close(s);
+  int rv = unit_rm_rf(dir);
+  free(fixture);
+  return rv;
+}
 
 int unit_pg_exec(const char *conninfo, const char *sql) {
   PGconn *c = PQconnectdb(conninfo);

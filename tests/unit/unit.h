@@ -47,6 +47,9 @@ int unit_pki_make(unit_pki *p, const char *prefix, const char *cn, const char *c
                   size_t ndns);
 /* Removes the four files; the directory goes too if nothing else is left. */
 void unit_pki_remove(unit_pki *p);
+/* A group teardown for suites whose group setup made a unit_pki and left its
+ * address in *state (which each test then receives): unit_pki_remove. */
+int unit_pki_teardown(void **state);
 
 /* "/tmp/<prefix>-XXXXXX" made with mkdtemp into |dir| (|size| bytes).
  * Returns |dir|, or NULL (errno set) if it cannot. */
@@ -57,6 +60,11 @@ int unit_rm_rf(const char *path);
 /* Writes |text| to |path| (fopen "w": created with the umask's mode, or
  * truncated); fails the test if it cannot. */
 void unit_write_file(const char *path, const char *text);
+
+/* The config file text |yaml| parsed (as "config.yml"); fails the test if
+ * it does not parse. The caller frees it (wr_config_free). */
+struct wr_config;
+struct wr_config *unit_config_of(const char *yaml);
 
 /* A new store for a test: a temporary directory (unit_tmpdir) in |dir| and
  * its warren.db, created, in |path| (NULL: not wanted). Returns 0 with *s
@@ -72,6 +80,16 @@ int unit_store_new(const char *prefix, char *dir, size_t dirsize, char *path, si
  * call, the environment's WARREN_TEST_PG_ALL (a connection string) does the
  * same for every suite. */
 void unit_store_use_pg(const char *dsn);
+/* A store fixture's teardown: closes |s| (may be NULL), removes |dir| with
+ * everything in it, then frees |fixture|. Returns 0, or -1 if something of
+ * |dir| is left. */
+int unit_store_drop(struct wr_store *s, const char *dir, void *fixture);
+/* The newest audit row of |s| must be |action| by |actor| on |target_id|
+ * (either NULL: not checked). */
+void unit_assert_last_audit(struct wr_store *s, const char *actor, const char *action,
+                            const char *target_id);
+/* A wr_store clock (wr_store_set_clock) that reads the int64_t at |user|. */
+int64_t unit_fixed_clock(void *user);
 /* A fresh, empty database on that server: its connection string in |out|.
  * Returns 0, or -1 after printing why. */
 int unit_pg_new_db(char *out, size_t size);
