@@ -128,10 +128,10 @@ typedef struct wr_visitor_stats {
   /* HTTP/2 on HTTPS fronts (ALPN h2). */
   uint64_t h2_conns;            /* connections that chose h2 */
   uint64_t h2_streams;          /* requests received over h2 */
-  uint64_t h2_goaway_calm;      /* connections ended with GOAWAY ENHANCE_YOUR_CALM
-                                 * (a flood or abuse limit; see docs/https.md) */
-  uint64_t h2_goaway_error;     /* connections ended with another error GOAWAY
-                                 * (protocol or flow-control violations) */
+  uint64_t h2_goaway_calm;      /* GOAWAY ENHANCE_YOUR_CALM sent (a flood or abuse
+                                 * limit; see docs/https.md) */
+  uint64_t h2_goaway_error;     /* GOAWAY with another error code sent (protocol,
+                                 * flow-control or compression violations) */
 } wr_visitor_stats;
 
 /* Listens on |addr| with |cfg| (copied; store and ts are borrowed and

@@ -70,8 +70,8 @@
 #define OUT_HIGH (256u * 1024u)        /* unwritten output that holds back frames */
 #define OUT_MAX (16u << 20)            /* a stream's response bytes not yet framed */
 #define MAX_CONT 4                     /* CONTINUATIONs per header block (16 KiB each) */
-#define RESET_BURST 200
-#define RESET_RATE 50
+#define RESET_BURST 500                /* a browser leaving a page cancels a few hundred */
+#define RESET_RATE 100
 #define CTRL_BURST 500                 /* SETTINGS, PING, PRIORITY */
 #define CTRL_RATE 50
 #define EMPTY_BURST 100                /* DATA / HEADERS / CONTINUATION without payload */
@@ -105,13 +105,20 @@ struct vh2s {
   vconn *sc;          /* the stream vconn, NULL once either let go */
   wr_h2req req;       /* the request while its header block arrives */
   size_t head_len;    /* the rebuilt head at the front of sc->in */
+  int websocket;      /* an extended CONNECT (RFC 8441) */
   uint64_t in_total, in_acked; /* DATA bytes given to sc / consumed */
   /* The response. */
   wr_buf out;         /* from sc: the HTTP/1.1 head, then body bytes */
   size_t out_off;     /* bytes of |out| already framed */
   size_t credit;      /* tunnel credit owed for body bytes in |out| */
   int head_sent;      /* HEADERS submitted */
+  int pump_due;       /* |out| holds a head not submitted yet: wr__vh2_process
+                       * submits it, by when a response without a body is
+                       * known to be one (HEADERS with END_STREAM, which a
+                       * gRPC "Trailers-Only" answer must be) */
   int done;           /* sc finished: END_STREAM once |out| drained */
+  wr_buf trail;       /* the response's trailers ("Name: value\r\n"...), taken
+                       * from sc when it finished: a trailing HEADERS frame */
 };
 
 static int bucket_hit(bucket *b, uint64_t now, uint64_t burst, uint64_t rate) {
@@ -126,7 +133,6 @@ static int bucket_hit(bucket *b, uint64_t now, uint64_t burst, uint64_t rate) {
 static void calm(vh2 *h, const char *why) {
   if (h->calm) return;
   h->calm = 1;
-  h->c->v->stats.h2_goaway_calm++;
   wr_info("visitor %" PRIu64 " (%s): HTTP/2 %s: GOAWAY ENHANCE_YOUR_CALM", h->c->id, h->c->ip, why);
   nghttp2_session_terminate_session(h->s, NGHTTP2_ENHANCE_YOUR_CALM);
 }
@@ -141,6 +147,7 @@ static vh2s *stream_new(vh2 *h, int32_t id) {
   x->id = id;
   wr_h2req_init(&x->req, HEAD_MAX);
   wr_buf_init(&x->out, OUT_MAX, NULL);
+  wr_buf_init(&x->trail, HEAD_MAX, NULL);
   x->next = h->streams;
   if (h->streams) h->streams->prev = x;
   h->streams = x;
@@ -167,6 +174,7 @@ static void stream_free(vh2 *h, vh2s *x) {
   h->nstreams--;
   wr_h2req_free(&x->req);
   wr_buf_free(&x->out);
+  wr_buf_free(&x->trail);
   free(x);
 }
 
@@ -220,6 +228,7 @@ static void stream_start(vh2 *h, vh2s *x, int eos) {
   wr_buf head;
   wr_buf_init(&head, 2 * HEAD_MAX, NULL);
   int rv = wr_h2req_head(&x->req, eos, &head);
+  x->websocket = x->req.websocket;
   wr_h2req_free(&x->req);
   if (rv != WR_OK) {
     wr_buf_free(&head);
@@ -330,7 +339,14 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 }
 
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
-  (void)ud;
+  vh2 *h = ud;
+  if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) {
+    /* Counted as sent: ours and the ones nghttp2 makes for protocol errors. */
+    if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM)
+      h->c->v->stats.h2_goaway_calm++;
+    else
+      h->c->v->stats.h2_goaway_error++;
+  }
   /* Our response ended while the visitor still sends its body: RFC 9113
    * 8.1 says stop it with NO_ERROR rather than keep the stream open. */
   if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
@@ -341,6 +357,29 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
 }
 
 /* ---- response: the stream vconn's HTTP/1.1 output -> HEADERS + DATA ----------------- */
+
+/* The trailers as a HEADERS frame ending the stream, names lower-cased as
+ * HTTP/2 requires. nghttp2 allows this from the data source callback that
+ * reports the end of the body. Returns 0 when submitted. */
+static int submit_trailers(vh2s *x) {
+  nghttp2_nv nv[64];
+  char *names = (char *)x->trail.data; /* lower-cased in place */
+  size_t n = 0, len = x->trail.len;
+  for (size_t off = 0; off < len && n < sizeof(nv) / sizeof(nv[0]);) {
+    char *line = names + off, *end = memchr(line, '\n', len - off), *colon;
+    if (!end || end == line || end[-1] != '\r') break;
+    off = (size_t)(end - names) + 1;
+    colon = memchr(line, ':', (size_t)(end - line));
+    if (!colon) continue;
+    for (char *p = line; p < colon; p++)
+      if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    char *val = colon + 1;
+    while (val < end - 1 && (*val == ' ' || *val == '\t')) val++;
+    nv[n++] = (nghttp2_nv){(uint8_t *)line, (uint8_t *)val, (size_t)(colon - line),
+                           (size_t)(end - 1 - val), NGHTTP2_NV_FLAG_NONE};
+  }
+  return n ? nghttp2_submit_trailer(x->h->s, x->id, nv, n) : -1;
+}
 
 static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud) {
@@ -365,6 +404,7 @@ static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
   }
   if (n == have && x->done) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (x->trail.len && submit_trailers(x) == 0) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     return (ssize_t)n;
   }
   return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
@@ -378,7 +418,7 @@ static int submit_head(vh2s *x) {
   nghttp2_nv nv[WR_H2RESP_MAX_FIELDS + 1];
   size_t used = 0, n = 0;
   int rv = wr_h2resp_from_http1(x->out.data + x->out_off, x->out.len - x->out_off,
-                                x->sc ? x->sc->r.method : NULL, &rh, &used);
+                                x->sc ? x->sc->r.method : NULL, x->websocket, &rh, &used);
   if (rv == WR_AGAIN) return x->done ? -1 : 0;
   if (rv != WR_OK) return -1;
   nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)rh.status_text, 7,
@@ -388,6 +428,9 @@ static int submit_head(vh2s *x) {
                            rh.fields[i].name_len, rh.fields[i].value_len, NGHTTP2_NV_FLAG_NONE};
   if (rh.status < 200) {
     rv = nghttp2_submit_headers(x->h->s, NGHTTP2_FLAG_NONE, x->id, NULL, nv, n, NULL);
+  } else if (x->done && used == x->out.len - x->out_off && !x->trail.len) {
+    rv = nghttp2_submit_response(x->h->s, x->id, nv, n, NULL); /* no body: END_STREAM */
+    x->head_sent = 1;
   } else {
     nghttp2_data_provider dp = {.source.ptr = x, .read_callback = data_read};
     rv = nghttp2_submit_response(x->h->s, x->id, nv, n, &dp);
@@ -416,6 +459,17 @@ static void stream_pump(vh2s *x) {
   kick_conn(h);
 }
 
+/* Before the head went out, pumping waits for wr__vh2_process (see
+ * pump_due); after, DATA goes on at once. */
+static void due_or_pump(vh2s *x) {
+  if (x->head_sent) {
+    stream_pump(x);
+  } else {
+    x->pump_due = 1;
+    kick_conn(x->h);
+  }
+}
+
 void wr__vh2_sub_write(vconn *sc, const void *a, size_t alen, const void *b, size_t blen,
                        const void *d, size_t dlen, size_t credit) {
   vh2s *x = sc->h2s;
@@ -426,7 +480,7 @@ void wr__vh2_sub_write(vconn *sc, const void *a, size_t alen, const void *b, siz
     return;
   }
   x->credit += credit;
-  stream_pump(x);
+  due_or_pump(x);
 }
 
 void wr__vh2_sub_update(vconn *sc) {
@@ -441,11 +495,18 @@ void wr__vh2_sub_update(vconn *sc) {
   kick_conn(x->h); /* WINDOW_UPDATE */
 }
 
+void wr__vh2_sub_trailers(vconn *sc) {
+  vh2s *x = sc->h2s;
+  if (!x || !sc->rtrail.len) return;
+  wr_buf_reset(&x->trail);
+  if (wr_buf_append(&x->trail, sc->rtrail.data, sc->rtrail.len) != WR_OK) wr_buf_reset(&x->trail);
+}
+
 void wr__vh2_sub_done(vconn *sc) {
   vh2s *x = sc->h2s;
   if (!x) return;
   x->done = 1;
-  stream_pump(x);
+  due_or_pump(x);
 }
 
 void wr__vh2_sub_closed(vconn *sc, int reset) {
@@ -505,6 +566,7 @@ void wr__vh2_start(vconn *c) {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, HEAD_MAX},
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* WebSocket over HTTP/2 */
   };
   nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
   nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
@@ -525,7 +587,8 @@ int wr__vh2_want_read(vconn *c) {
 /* Frames for the visitor, as long as the socket keeps up. */
 static void output(vh2 *h) {
   vconn *c = h->c;
-  while (!h->dead && !c->closed && backlog(c) < OUT_HIGH) {
+  /* A failed write closes |c| and frees |h|: |c| is checked first. */
+  while (!c->closed && !h->dead && backlog(c) < OUT_HIGH) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(h->s, &p);
     if (n < 0) {
@@ -545,7 +608,6 @@ static void recv_failed(vh2 *h, int err) {
   if (err == NGHTTP2_ERR_FLOODED || err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
     calm(h, nghttp2_strerror(err));
   } else if (!h->calm) {
-    c->v->stats.h2_goaway_error++;
     nghttp2_session_terminate_session(h->s, err == NGHTTP2_ERR_BAD_CLIENT_MAGIC
                                                  ? NGHTTP2_PROTOCOL_ERROR
                                                  : NGHTTP2_INTERNAL_ERROR);
@@ -557,7 +619,11 @@ static void arm_idle(vh2 *h) {
   vconn *c = h->c;
   if (h->nstreams == 0) {
     if (c->tmode != T_IDLE) wr__vconn_arm(c, T_IDLE, c->v->idle_timeout_ms);
-  } else if (c->tmode == T_IDLE) { /* a live stream is never cut by the idle timer */
+    wr__visitor_idle_enter(c); /* may be closed to make room, as idle HTTP/1.1 is */
+    return;
+  }
+  wr__visitor_idle_leave(c);
+  if (c->tmode == T_IDLE) { /* a live stream is never cut by the idle timer */
     uv_timer_stop(&c->timer);
     c->tmode = T_NONE;
   }
@@ -577,6 +643,11 @@ void wr__vh2_process(vconn *c) {
       wr_buf_consume(&c->in, (size_t)n);
     }
   }
+  for (vh2s *x = h->streams; x; x = x->next)
+    if (x->pump_due) {
+      x->pump_due = 0;
+      stream_pump(x);
+    }
   output(h);
   if (c->closed) return;
   /* Over: GOAWAY sent (ours or after the visitor's) and nothing left to

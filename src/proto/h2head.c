@@ -70,6 +70,8 @@ void wr_h2req_field(wr_h2req *r, const uint8_t *name, size_t nl, const uint8_t *
       copy_pseudo(r->authority, sizeof(r->authority), value, vl, &r->bad);
     else if (ieq(name, nl, ":path"))
       rv = wr_buf_append(&r->path, value, vl);
+    else if (ieq(name, nl, ":protocol"))
+      copy_pseudo(r->protocol, sizeof(r->protocol), value, vl, &r->bad);
     /* :scheme is the connection's; :protocol is not offered */
   } else if (ieq(name, nl, "cookie")) {
     if (r->cookie.len) rv = wr_buf_append(&r->cookie, "; ", 2);
@@ -84,38 +86,47 @@ void wr_h2req_field(wr_h2req *r, const uint8_t *name, size_t nl, const uint8_t *
 int wr_h2req_head(wr_h2req *r, int eos, wr_buf *out) {
   if (r->too_large) return WR_ERR_LIMIT;
   if (r->bad || !r->method[0] || (!r->path.len && !r->authority[0])) return WR_ERR_PROTO;
+  r->websocket = r->protocol[0] != 0;
+  if (r->websocket && (strcmp(r->method, "CONNECT") != 0 || strcasecmp(r->protocol, "websocket") != 0 ||
+                       !r->path.len))
+    return WR_ERR_PROTO;
   size_t start = out->len;
   /* CONNECT has no :path: its authority is the target. */
   const char *target = r->path.len ? wr_buf_cstr(&r->path) : r->authority;
-  int rv = wr_buf_printf(out, "%s %s HTTP/1.1\r\n", r->method, target);
+  int rv = wr_buf_printf(out, "%s %s HTTP/1.1\r\n", r->websocket ? "GET" : r->method, target);
   if (rv == WR_OK && r->authority[0]) rv = wr_buf_printf(out, "Host: %s\r\n", r->authority);
   if (rv == WR_OK && r->fields.len) rv = wr_buf_append(out, r->fields.data, r->fields.len);
   if (rv == WR_OK && r->cookie.len) {
     static const uint8_t name[] = "Cookie";
     rv = add_field(out, name, 6, r->cookie.data, r->cookie.len);
   }
-  if (rv == WR_OK && !eos && !r->has_length)
+  if (rv == WR_OK && r->websocket) /* any key: the edge does not check the answer's */
+    rv = wr_buf_append_str(out, "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                                "Sec-WebSocket-Key: d2FycmVuLWVkZ2UtaDJ3cw==\r\n");
+  else if (rv == WR_OK && !eos && !r->has_length)
     rv = wr_buf_append_str(out, "Transfer-Encoding: chunked\r\n");
   if (rv == WR_OK) rv = wr_buf_append_str(out, "\r\n");
   if (rv == WR_OK && out->len - start > r->max) rv = WR_ERR_LIMIT;
   return rv == WR_OK ? WR_OK : WR_ERR_LIMIT;
 }
 
-int wr_h2resp_from_http1(const uint8_t *buf, size_t len, const char *method, wr_h2resp *out,
-                         size_t *used) {
+int wr_h2resp_from_http1(const uint8_t *buf, size_t len, const char *method, int websocket,
+                         wr_h2resp *out, size_t *used) {
   wr_http_header hd[WR_H2RESP_MAX_FIELDS];
   wr_http1_head h;
   wr_http1_limits lim = {WR_H2RESP_NAMES_MAX * 4, WR_H2RESP_MAX_FIELDS};
   int rv = wr_http1_parse_response(buf, len, method, &lim, hd, WR_H2RESP_MAX_FIELDS, &h, used);
   if (rv != WR_OK) return rv;
-  if (h.status == 101 || h.status > 999) return WR_ERR_PROTO;
-  out->status = h.status;
-  snprintf(out->status_text, sizeof(out->status_text), "%d", h.status);
+  if ((h.status == 101 && !websocket) || h.status > 999) return WR_ERR_PROTO;
+  int upgraded = h.status == 101; /* RFC 8441 5: the tunnel is open with 200 */
+  out->status = upgraded ? 200 : h.status;
+  snprintf(out->status_text, sizeof(out->status_text), "%d", out->status);
   out->no_body = h.body == WR_HTTP1_BODY_NONE;
   size_t n = 0, lo = 0;
   for (size_t i = 0; i < h.nheaders; i++) {
     const wr_http_header *f = &hd[i];
     if (wr_http1_is_hop_by_hop(f->name, f->name_len)) continue;
+    if (upgraded && f->name_len == 20 && strncasecmp(f->name, "Sec-WebSocket-Accept", 20) == 0) continue;
     if (f->name_len > sizeof(out->names) - lo) return WR_ERR_LIMIT;
     for (size_t j = 0; j < f->name_len; j++) {
       char ch = f->name[j];

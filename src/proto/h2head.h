@@ -8,9 +8,13 @@
  *   "Host: :authority" (a "host" field is dropped when :authority is
  *   present), the other fields in order, the "cookie" fields joined with
  *   "; " into one (RFC 9113 8.2.3), and "Transfer-Encoding: chunked" when
- *   a body follows without "content-length".
+ *   a body follows without "content-length". An extended CONNECT with
+ *   ":protocol: websocket" (RFC 8441) becomes the HTTP/1.1 upgrade: "GET
+ *   :path", "Connection: Upgrade", "Upgrade: websocket" and a
+ *   Sec-WebSocket-Key (the client's own is not sent over HTTP/2).
  * Response: an HTTP/1.1 response head becomes the ":status" and fields of
- * HEADERS, names lower-cased, hop-by-hop fields dropped (RFC 9113 8.2.2).
+ * HEADERS, names lower-cased, hop-by-hop fields dropped (RFC 9113 8.2.2);
+ * for a WebSocket request a 101 becomes 200 without Sec-WebSocket-Accept.
  *
  * Ownership: a wr_h2req owns its buffers (wr_h2req_free); a wr_h2resp's
  * values point into the parsed bytes, its names into the struct. Neither
@@ -29,12 +33,14 @@
 typedef struct wr_h2req {
   char method[WR_H2REQ_METHOD_MAX + 1];
   char authority[WR_H2REQ_AUTHORITY_MAX + 1];
+  char protocol[16];  /* ":protocol" (extended CONNECT) */
   wr_buf path, fields, cookie;
   size_t size;      /* decoded bytes so far (RFC 9113 6.5.2: name + value + 32 each) */
   size_t max;       /* the head's limit */
   int too_large;    /* |size| or the head passed |max|: answer 431 */
   int bad;          /* a pseudo-field too long for its slot: answer 400 */
   int has_length;   /* a content-length field was seen */
+  int websocket;    /* set by wr_h2req_head: a WebSocket over HTTP/2 (RFC 8441) */
 } wr_h2req;
 
 /* An empty request whose rebuilt head may take |max| bytes. */
@@ -45,7 +51,8 @@ void wr_h2req_free(wr_h2req *r);
 void wr_h2req_field(wr_h2req *r, const uint8_t *name, size_t nl, const uint8_t *value, size_t vl);
 /* The HTTP/1.1 head into |out| (appended); |eos|: no body follows.
  * Returns WR_OK, WR_ERR_LIMIT (too large: 431) or WR_ERR_PROTO (no
- * method, or neither path nor authority, or a pseudo-field too long: 400);
+ * method, or neither path nor authority, a pseudo-field too long, or a
+ * :protocol other than websocket: 400);
  * on failure |out| is unspecified. */
 int wr_h2req_head(wr_h2req *r, int eos, wr_buf *out);
 
@@ -62,10 +69,11 @@ typedef struct wr_h2resp {
 } wr_h2resp;
 
 /* Parses the HTTP/1.1 response head at the start of |buf| (|method| of
- * the request it answers, may be NULL) into |out|; *used is its length.
- * Returns WR_OK, WR_AGAIN (incomplete), WR_ERR_LIMIT or WR_ERR_PROTO
- * (including a 101, which HTTP/2 cannot carry). */
-int wr_h2resp_from_http1(const uint8_t *buf, size_t len, const char *method, wr_h2resp *out,
-                         size_t *used);
+ * the request it answers, may be NULL; |websocket|: the request was a
+ * WebSocket over HTTP/2) into |out|; *used is its length. Returns WR_OK,
+ * WR_AGAIN (incomplete), WR_ERR_LIMIT or WR_ERR_PROTO (including a 101 to
+ * anything but a WebSocket request). */
+int wr_h2resp_from_http1(const uint8_t *buf, size_t len, const char *method, int websocket,
+                         wr_h2resp *out, size_t *used);
 
 #endif

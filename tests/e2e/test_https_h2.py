@@ -17,7 +17,9 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from test_https import HOST, curl, edge_env
+from origins import recv_exact, ws_accept, ws_frame, ws_mask, ws_parse_head
+from browser import find_chromium
+from test_https import HOST, browser_trusting_edge_ca, curl, edge_env
 
 h2 = pytest.importorskip("h2.connection")
 import h2.config  # noqa: E402
@@ -29,6 +31,18 @@ ENHANCE_YOUR_CALM = 11
 # SSE gates: the origin sends event i+1 only once the test saw event i, so a
 # front that buffers the stream makes the test fail (it never sees event i).
 SSE_GATES = {}
+
+
+def ws_read_client_frame(s):
+    """(opcode, payload) of the next (masked) client frame on socket s."""
+    _fin, op, masked, n = ws_parse_head(recv_exact(s, 2))
+    if n == 126:
+        n = struct.unpack("!H", recv_exact(s, 2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", recv_exact(s, 8))[0]
+    key = recv_exact(s, 4) if masked else b""
+    data = recv_exact(s, n)
+    return op, (ws_mask(data, key) if masked else data)
 
 
 def pattern(n):
@@ -71,6 +85,8 @@ class Origin(BaseHTTPRequestHandler):
             self.reply(pattern(int(self.path[5:])), "application/octet-stream")
         elif self.path == "/headers":
             self.reply(json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(), "application/json")
+        elif self.path == "/ws":
+            self.websocket()
         elif self.path.startswith("/sse/"):
             self.sse(SSE_GATES[self.path[5:]])
         else:
@@ -79,6 +95,23 @@ class Origin(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.read_body()
         self.reply(f"len={len(body)} sha={hashlib.sha256(body).hexdigest()}".encode())
+
+    def websocket(self):
+        """Echoes WebSocket messages until the close frame."""
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", ws_accept(self.headers["Sec-WebSocket-Key"]))
+        self.end_headers()
+        self.wfile.flush()
+        s = self.connection
+        while True:
+            op, payload = ws_read_client_frame(s)
+            if op == 8:
+                s.sendall(ws_frame(8, payload))
+                break
+            s.sendall(ws_frame(op, payload))
+        self.close_connection = True
 
     def sse(self, gates):
         self.send_response(200)
@@ -273,6 +306,37 @@ def test_ping_flood_gets_goaway(setup):
     assert_still_serving(setup)
 
 
+def test_ping_flood_read_acks_gets_goaway(setup):
+    # A client that reads every acknowledgement never fills nghttp2's queue
+    # of owed ACKs: the edge's own PING/SETTINGS bucket ends it.
+    s, conn = h2_connect(setup)
+    code = None
+    for batch in range(40):
+        for i in range(50):
+            conn.ping(struct.pack(">Q", batch * 50 + i))
+        try:
+            s.sendall(conn.data_to_send())
+        except (ConnectionError, ssl.SSLError):
+            break
+        acks = 0
+        while acks < 50 and code is None:
+            data = s.recv(65536)
+            if not data:
+                break
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.PingAckReceived):
+                    acks += 1
+                if isinstance(ev, h2.events.ConnectionTerminated):
+                    code = ev.error_code
+        if code is not None or acks < 50:
+            break
+    if code is None:
+        code = read_until_goaway(s, conn)
+    assert code == ENHANCE_YOUR_CALM
+    s.close()
+    assert_still_serving(setup)
+
+
 def test_empty_data_flood_gets_goaway(setup):
     s, conn = h2_connect(setup)
     hdrs = req_headers(setup, "/echo")
@@ -286,6 +350,15 @@ def test_empty_data_flood_gets_goaway(setup):
         pass
     assert read_until_goaway(s, conn) == ENHANCE_YOUR_CALM
     s.close()
+    assert_still_serving(setup)
+
+
+def test_protocol_error_gets_goaway(setup):
+    s, conn = h2_connect(setup)
+    s.sendall(raw_frame(0, 0, 0, b"x"))  # DATA on stream 0: a connection error
+    assert read_until_goaway(s, conn) == 1  # PROTOCOL_ERROR
+    s.close()
+    assert metric(setup, "warren_edge_https_h2_goaways_total{reason=\"error\"}") >= 1
     assert_still_serving(setup)
 
 
@@ -334,6 +407,93 @@ def test_padded_upload_completes(setup):
         s.sendall(conn.data_to_send())
     assert body.decode() == f"len={len(data)} sha={hashlib.sha256(data).hexdigest()}"
     s.close()
+
+
+def test_cancelled_stream_leaves_connection_serving(setup):
+    gates = [threading.Event() for _ in range(3)]
+    SSE_GATES["cancel"] = gates
+    s, conn = h2_connect(setup)
+    try:
+        conn.send_headers(1, req_headers(setup, "/sse/cancel"), end_stream=True)
+        s.sendall(conn.data_to_send())
+        got = b""
+        while b"event 0" not in got:
+            for ev in conn.receive_data(s.recv(65536)):
+                if isinstance(ev, h2.events.DataReceived):
+                    got += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            s.sendall(conn.data_to_send())
+        conn.reset_stream(1)  # the visitor leaves mid-stream
+        conn.send_headers(3, req_headers(setup, "/next"), end_stream=True)
+        s.sendall(conn.data_to_send())
+        body, ended = b"", False
+        while not ended:
+            for ev in conn.receive_data(s.recv(65536)):
+                if isinstance(ev, h2.events.DataReceived) and ev.stream_id == 3:
+                    body += ev.data
+                if isinstance(ev, h2.events.StreamEnded) and ev.stream_id == 3:
+                    ended = True
+            s.sendall(conn.data_to_send())
+        assert body.decode().startswith("origin saw /next")
+    finally:
+        for g in gates:
+            g.set()
+        s.close()
+
+
+def test_websocket_over_http2(setup):
+    # RFC 8441: the edge offers extended CONNECT; the connector and origin
+    # see an HTTP/1.1 upgrade, the visitor a 200 and DATA frames.
+    s, conn = h2_connect(setup)
+    while not conn.remote_settings.enable_connect_protocol:
+        conn.receive_data(s.recv(65536))
+        s.sendall(conn.data_to_send())
+    hdrs = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"),
+            (":authority", f"{HOST}:{setup['https']}"), (":path", "/ws"), ("sec-websocket-version", "13")]
+    conn.send_headers(1, hdrs)
+    s.sendall(conn.data_to_send())
+    status, got, ended = None, b"", False
+    sent = False
+    while not ended:
+        for ev in conn.receive_data(s.recv(65536)):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = dict(ev.headers)[b":status"]
+                assert b"sec-websocket-accept" not in dict(ev.headers)
+            if isinstance(ev, h2.events.DataReceived):
+                got += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, 1)
+            if isinstance(ev, h2.events.StreamEnded):
+                ended = True
+        if status == b"200" and not sent:
+            conn.send_data(1, ws_frame(1, b"hello over h2", mask=b"abcd") + ws_frame(8, b"\x03\xe8", mask=b"abcd"))
+            sent = True
+        s.sendall(conn.data_to_send())
+        if ws_frame(8, b"\x03\xe8") in got:
+            break
+    assert status == b"200"
+    assert got.startswith(ws_frame(1, b"hello over h2"))
+    s.close()
+
+
+@pytest.mark.skipif(not find_chromium() or not shutil.which("certutil"),
+                    reason="needs chromium and certutil (libnss3-tools)")
+def test_browser_websocket_echo(setup, tmp_path):
+    with browser_trusting_edge_ca(setup, tmp_path) as b:
+        page = b.new_page()
+        page.goto(f"https://{HOST}:{setup['https']}/page")
+        assert page.eval("performance.getEntriesByType('navigation')[0].nextHopProtocol") == "h2"
+        handshakes = metric(setup, 'warren_edge_tls_handshakes_total{result="ok"}')
+        assert handshakes >= 1
+        got = page.eval(f"""new Promise((res) => {{
+            const ws = new WebSocket("wss://{HOST}:{setup['https']}/ws");
+            ws.onopen = () => ws.send("from the browser");
+            ws.onmessage = (e) => {{ res(e.data); ws.close(); }};
+            ws.onerror = () => res("error");
+        }})""")
+        assert got == "from the browser"
+        # No new TLS connection: the WebSocket went over the page's HTTP/2
+        # connection (RFC 8441), not a new HTTP/1.1 one.
+        assert metric(setup, 'warren_edge_tls_handshakes_total{result="ok"}') == handshakes
 
 
 # ---- server-sent events ----------------------------------------------------------------

@@ -57,7 +57,8 @@ static wr_h2resp rh;
 
 static void response(const uint8_t *data, size_t size) {
   size_t used = 0;
-  int rv = wr_h2resp_from_http1(data, size, size && data[0] & 1 ? "HEAD" : "GET", &rh, &used);
+  int rv = wr_h2resp_from_http1(data, size, size && data[0] & 1 ? "HEAD" : "GET", size && data[0] & 2,
+                                &rh, &used);
   CHECK(rv == WR_OK || rv == WR_AGAIN || rv == WR_ERR_PROTO || rv == WR_ERR_LIMIT);
   if (rv != WR_OK) return;
   CHECK(used <= size && rh.status >= 100 && rh.status <= 999 && rh.status != 101);

@@ -91,6 +91,44 @@ static void test_body_framing(void **state) {
   wr_h2req_free(&r);
 }
 
+static void test_websocket(void **state) {
+  (void)state;
+  wr_h2req r;
+  wr_buf out;
+  int rv;
+  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
+  std_fields(&r, "CONNECT", "/chat");
+  field(&r, ":protocol", "websocket");
+  field(&r, "sec-websocket-version", "13");
+  rebuild(&r, 0, &out, &rv);
+  assert_int_equal(rv, WR_OK);
+  assert_int_equal(r.websocket, 1);
+  wr_http_header hd[16];
+  wr_http1_head h;
+  size_t used;
+  assert_int_equal(wr_http1_parse_request(out.data, out.len, NULL, hd, 16, &h, &used), WR_OK);
+  assert_true(h.websocket);
+  assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
+  assert_memory_equal(h.method, "GET", 3);
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+  /* Another protocol, or :protocol without CONNECT: 400. */
+  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
+  std_fields(&r, "CONNECT", "/chat");
+  field(&r, ":protocol", "webtransport");
+  rebuild(&r, 0, &out, &rv);
+  assert_int_equal(rv, WR_ERR_PROTO);
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
+  std_fields(&r, "GET", "/chat");
+  field(&r, ":protocol", "websocket");
+  rebuild(&r, 0, &out, &rv);
+  assert_int_equal(rv, WR_ERR_PROTO);
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+}
+
 static void test_request_limits(void **state) {
   (void)state;
   wr_h2req r;
@@ -144,7 +182,7 @@ static void test_response(void **state) {
   const char *s = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
                   "Transfer-Encoding: chunked\r\nX-Mixed-Case: V\r\nKeep-Alive: 5\r\n\r\nbody";
   size_t used;
-  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)s, strlen(s), "GET", &rh, &used), WR_OK);
+  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)s, strlen(s), "GET", 0, &rh, &used), WR_OK);
   assert_int_equal(used, strlen(s) - 4);
   assert_int_equal(rh.status, 200);
   assert_string_equal(rh.status_text, "200");
@@ -153,14 +191,21 @@ static void test_response(void **state) {
   assert_memory_equal(rh.fields[1].name, "x-mixed-case", 12);
   assert_memory_equal(rh.fields[1].value, "V", 1);
   /* Incomplete, interim and switching protocols. */
-  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)s, 20, "GET", &rh, &used), WR_AGAIN);
+  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)s, 20, "GET", 0, &rh, &used), WR_AGAIN);
   const char *c = "HTTP/1.1 100 Continue\r\n\r\n";
-  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)c, strlen(c), "POST", &rh, &used), WR_OK);
+  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)c, strlen(c), "POST", 0, &rh, &used), WR_OK);
   assert_int_equal(rh.status, 100);
   const char *u = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
-  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)u, strlen(u), "GET", &rh, &used), WR_ERR_PROTO);
+  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)u, strlen(u), "GET", 0, &rh, &used), WR_ERR_PROTO);
+  /* ... except to a WebSocket over HTTP/2: 200, no accept key. */
+  const char *ua = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Accept: x\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)ua, strlen(ua), "GET", 1, &rh, &used), WR_OK);
+  assert_int_equal(rh.status, 200);
+  assert_int_equal(rh.nfields, 1);
+  assert_memory_equal(rh.fields[0].name, "sec-websocket-protocol", 22);
   const char *hd = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n";
-  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)hd, strlen(hd), "HEAD", &rh, &used), WR_OK);
+  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)hd, strlen(hd), "HEAD", 0, &rh, &used), WR_OK);
   assert_int_equal(rh.no_body, 1);
 }
 
@@ -169,6 +214,7 @@ int main(void) {
       cmocka_unit_test(test_get_rebuilt),
       cmocka_unit_test(test_body_framing),
       cmocka_unit_test(test_request_limits),
+      cmocka_unit_test(test_websocket),
       cmocka_unit_test(test_response),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -320,6 +320,5 @@ int main(void) {
   return UNIT_RUN(
       NULL, NULL,
       UNIT_TESTS(test_hello_sni, test_hello_split_records, test_alert_record, test_name_rules),
-      UNIT_FIXTURE(setup, teardown, test_add_list_delete, test_pick,
-                   test_acme_files));
+      UNIT_FIXTURE(setup, teardown, test_add_list_delete, test_pick, test_acme_files));
 }
