@@ -278,11 +278,8 @@ static void test_parse_problem(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_key_roundtrip),   cmocka_unit_test(test_jws),
-      cmocka_unit_test(test_key_authorization), cmocka_unit_test(test_csr),
-      cmocka_unit_test(test_parse_directory), cmocka_unit_test(test_parse_order),
-      cmocka_unit_test(test_parse_authz),     cmocka_unit_test(test_parse_problem),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_key_roundtrip, test_jws, test_key_authorization, test_csr,
+                             test_parse_directory, test_parse_order, test_parse_authz,
+                             test_parse_problem));
 }
