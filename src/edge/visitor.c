@@ -393,7 +393,6 @@ void wr__vconn_end_request(vconn *c, int close) {
   /* The response head buffer is needed again only by the next request:
    * an idle keep-alive connection holds no buffer (2 KB each before). */
   wr_buf_free(&c->rhead);
-  if (c->sub) wr__vh2_sub_trailers(c);
   wr_buf_free(&c->rtrail);
   if (!keep) {
     vc_finish(c);
@@ -599,7 +598,6 @@ vconn *wr__vconn_sub_new(vconn *up, size_t in_max) {
   c->handles = 2;
   wr_buf_init(&c->in, in_max, NULL);
   wr_buf_init(&c->rhead, WR__VISITOR_RESP_HEAD_MAX, NULL);
-  wr_buf_init(&c->rtrail, WR__VISITOR_RESP_HEAD_MAX, NULL);
   memcpy(c->ip, up->ip, sizeof(c->ip));
   memcpy(c->sni, up->sni, sizeof(c->sni));
   c->tls_mode = up->tls_mode;

@@ -112,13 +112,7 @@ struct vh2s {
   size_t out_off;     /* bytes of |out| already framed */
   size_t credit;      /* tunnel credit owed for body bytes in |out| */
   int head_sent;      /* HEADERS submitted */
-  int pump_due;       /* |out| holds a head not submitted yet: wr__vh2_process
-                       * submits it, by when a response without a body is
-                       * known to be one (HEADERS with END_STREAM, which a
-                       * gRPC "Trailers-Only" answer must be) */
   int done;           /* sc finished: END_STREAM once |out| drained */
-  wr_buf trail;       /* the response's trailers ("Name: value\r\n"...), taken
-                       * from sc when it finished: a trailing HEADERS frame */
 };
 
 static int bucket_hit(bucket *b, uint64_t now, uint64_t burst, uint64_t rate) {
@@ -147,7 +141,6 @@ static vh2s *stream_new(vh2 *h, int32_t id) {
   x->id = id;
   wr_h2req_init(&x->req, HEAD_MAX);
   wr_buf_init(&x->out, OUT_MAX, NULL);
-  wr_buf_init(&x->trail, HEAD_MAX, NULL);
   x->next = h->streams;
   if (h->streams) h->streams->prev = x;
   h->streams = x;
@@ -174,7 +167,6 @@ static void stream_free(vh2 *h, vh2s *x) {
   h->nstreams--;
   wr_h2req_free(&x->req);
   wr_buf_free(&x->out);
-  wr_buf_free(&x->trail);
   free(x);
 }
 
@@ -358,29 +350,6 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
 
 /* ---- response: the stream vconn's HTTP/1.1 output -> HEADERS + DATA ----------------- */
 
-/* The trailers as a HEADERS frame ending the stream, names lower-cased as
- * HTTP/2 requires. nghttp2 allows this from the data source callback that
- * reports the end of the body. Returns 0 when submitted. */
-static int submit_trailers(vh2s *x) {
-  nghttp2_nv nv[64];
-  char *names = (char *)x->trail.data; /* lower-cased in place */
-  size_t n = 0, len = x->trail.len;
-  for (size_t off = 0; off < len && n < sizeof(nv) / sizeof(nv[0]);) {
-    char *line = names + off, *end = memchr(line, '\n', len - off), *colon;
-    if (!end || end == line || end[-1] != '\r') break;
-    off = (size_t)(end - names) + 1;
-    colon = memchr(line, ':', (size_t)(end - line));
-    if (!colon) continue;
-    for (char *p = line; p < colon; p++)
-      if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
-    char *val = colon + 1;
-    while (val < end - 1 && (*val == ' ' || *val == '\t')) val++;
-    nv[n++] = (nghttp2_nv){(uint8_t *)line, (uint8_t *)val, (size_t)(colon - line),
-                           (size_t)(end - 1 - val), NGHTTP2_NV_FLAG_NONE};
-  }
-  return n ? nghttp2_submit_trailer(x->h->s, x->id, nv, n) : -1;
-}
-
 static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud) {
   vh2s *x = src->ptr;
@@ -404,7 +373,6 @@ static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
   }
   if (n == have && x->done) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (x->trail.len && submit_trailers(x) == 0) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     return (ssize_t)n;
   }
   return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
@@ -428,9 +396,6 @@ static int submit_head(vh2s *x) {
                            rh.fields[i].name_len, rh.fields[i].value_len, NGHTTP2_NV_FLAG_NONE};
   if (rh.status < 200) {
     rv = nghttp2_submit_headers(x->h->s, NGHTTP2_FLAG_NONE, x->id, NULL, nv, n, NULL);
-  } else if (x->done && used == x->out.len - x->out_off && !x->trail.len) {
-    rv = nghttp2_submit_response(x->h->s, x->id, nv, n, NULL); /* no body: END_STREAM */
-    x->head_sent = 1;
   } else {
     nghttp2_data_provider dp = {.source.ptr = x, .read_callback = data_read};
     rv = nghttp2_submit_response(x->h->s, x->id, nv, n, &dp);
@@ -459,17 +424,6 @@ static void stream_pump(vh2s *x) {
   kick_conn(h);
 }
 
-/* Before the head went out, pumping waits for wr__vh2_process (see
- * pump_due); after, DATA goes on at once. */
-static void due_or_pump(vh2s *x) {
-  if (x->head_sent) {
-    stream_pump(x);
-  } else {
-    x->pump_due = 1;
-    kick_conn(x->h);
-  }
-}
-
 void wr__vh2_sub_write(vconn *sc, const void *a, size_t alen, const void *b, size_t blen,
                        const void *d, size_t dlen, size_t credit) {
   vh2s *x = sc->h2s;
@@ -480,7 +434,7 @@ void wr__vh2_sub_write(vconn *sc, const void *a, size_t alen, const void *b, siz
     return;
   }
   x->credit += credit;
-  due_or_pump(x);
+  stream_pump(x);
 }
 
 void wr__vh2_sub_update(vconn *sc) {
@@ -495,18 +449,11 @@ void wr__vh2_sub_update(vconn *sc) {
   kick_conn(x->h); /* WINDOW_UPDATE */
 }
 
-void wr__vh2_sub_trailers(vconn *sc) {
-  vh2s *x = sc->h2s;
-  if (!x || !sc->rtrail.len) return;
-  wr_buf_reset(&x->trail);
-  if (wr_buf_append(&x->trail, sc->rtrail.data, sc->rtrail.len) != WR_OK) wr_buf_reset(&x->trail);
-}
-
 void wr__vh2_sub_done(vconn *sc) {
   vh2s *x = sc->h2s;
   if (!x) return;
   x->done = 1;
-  due_or_pump(x);
+  stream_pump(x);
 }
 
 void wr__vh2_sub_closed(vconn *sc, int reset) {
@@ -643,11 +590,6 @@ void wr__vh2_process(vconn *c) {
       wr_buf_consume(&c->in, (size_t)n);
     }
   }
-  for (vh2s *x = h->streams; x; x = x->next)
-    if (x->pump_due) {
-      x->pump_due = 0;
-      stream_pump(x);
-    }
   output(h);
   if (c->closed) return;
   /* Over: GOAWAY sent (ours or after the visitor's) and nothing left to

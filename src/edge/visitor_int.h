@@ -364,11 +364,6 @@ vconn *wr__vconn_sub_new(vconn *up, size_t in_max);
 void wr__vh2_sub_write(vconn *sc, const void *a, size_t alen, const void *b, size_t blen,
                        const void *d, size_t dlen, size_t credit);
 void wr__vh2_sub_update(vconn *sc);
-/* The response's trailers (sc->rtrail, kept by visitor_proxy.c for stream
- * vconns) are copied to the stream: they go out as a trailing HEADERS
- * frame with END_STREAM after the last DATA. Called when the request ends,
- * before sc->rtrail is freed. */
-void wr__vh2_sub_trailers(vconn *sc);
 void wr__vh2_sub_done(vconn *sc);
 void wr__vh2_sub_closed(vconn *sc, int reset);
 

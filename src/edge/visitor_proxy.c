@@ -569,13 +569,11 @@ static void st_on_close(void *user) {
 }
 
 /* Response trailers: kept for the chunked trailer section when the visitor
- * asked for them (RFC 9110 6.5: otherwise they may be dropped), or for an
- * HTTP/2 stream, where a trailing HEADERS frame is always allowed (gRPC
- * needs it), without the fields that frame or route a message. */
+ * asked for them (RFC 9110 6.5: otherwise they may be dropped), without
+ * the fields that frame or route a message. */
 static void st_on_trailers(void *user, const wr_http_header *hs, size_t n) {
   vconn *c = user;
-  if (c->closed || c->state != VC_PROXY) return;
-  if (!c->sub && (c->r.resp != RS_CHUNKED || !c->r.te_trailers)) return;
+  if (c->closed || c->state != VC_PROXY || c->r.resp != RS_CHUNKED || !c->r.te_trailers) return;
   wr_buf_reset(&c->rtrail);
   for (size_t i = 0; i < n; i++) {
     const wr_http_header *h = &hs[i];
