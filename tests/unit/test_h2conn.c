@@ -270,6 +270,12 @@ static void oc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
                                "Sec-WebSocket-Accept: p0rr9XRITXzkhJW8Dr6/ALVhB/Q=\r\n\r\n"
                                "\x81\nws over h2";
       oc_write(oc, ws, sizeof(ws) - 1);
+    } else if (strncmp(oc->req, "GET /trailers ", 14) == 0) {
+      static const char tr[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                               "Trailer: Grpc-Status\r\n\r\n5\r\nhello\r\n0\r\n"
+                               "Grpc-Status: 0\r\nX-Trailer:  two words \r\n"
+                               "Content-Type: text/bad\r\n\r\n";
+      oc_write(oc, tr, sizeof(tr) - 1);
     } else {
       static const char page[] = "HTTP/1.1 200 OK\r\nServer: SimpleHTTP/0.6 Python/3.11.7\r\n"
                                  "Content-Type: text/html\r\nContent-Length: 18\r\n\r\n"
@@ -737,6 +743,119 @@ static void test_config_and_control(void **state) {
   for (int i = 0; i < 8; i++) wr_buf_free(&c.body[i]);
 }
 
+/* ---- response trailers: cloudflared's trailing HEADERS frame ----------------------------- */
+
+static char trl_seen[512];
+static int trl_end, trl_heads;
+
+static int tr_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                     size_t nl, const uint8_t *value, size_t vl, uint8_t fl, void *u) {
+  if (f->headers.cat != NGHTTP2_HCAT_HEADERS) return cli_header(ng, f, name, nl, value, vl, fl, u);
+  snprintf(trl_seen + strlen(trl_seen), sizeof(trl_seen) - strlen(trl_seen), "%.*s=%.*s\n",
+           (int)nl, name, (int)vl, value);
+  return 0;
+}
+
+static void tick_cb(uv_timer_t *t) { (void)t; }
+
+static int tr_frame(nghttp2_session *ng, const nghttp2_frame *f, void *u) {
+  (void)ng;
+  (void)u;
+  if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_HEADERS) {
+    trl_heads++;
+    trl_end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  }
+  return 0;
+}
+
+/* An origin's chunked trailer section reaches the edge after the body as
+ * a HEADERS frame with END_STREAM, names in lower case, without the names
+ * Go's server refuses as trailers (Content-Type). */
+static void test_origin_trailers(void **state) {
+  (void)state;
+  vctx v;
+  cli c;
+  char yaml[256], err[256] = "";
+  wr_config *cfg = NULL;
+  struct sockaddr_in sa;
+  nghttp2_session_callbacks *cb;
+  memset(&v, 0, sizeof(v));
+  memset(&c, 0, sizeof(c));
+  wr_buf_init(&c.out, 1 << 20, NULL);
+  for (int i = 0; i < 8; i++) wr_buf_init(&c.body[i], 1 << 20, NULL);
+  assert_int_equal(uv_loop_init(&v.loop), 0);
+  uv_tcp_init(&v.loop, &v.server);
+  v.server.data = &v;
+  uv_ip4_addr("127.0.0.1", 0, &sa);
+  assert_int_equal(uv_tcp_bind(&v.server, (const struct sockaddr *)&sa, 0), 0);
+  int sl = sizeof(sa);
+  uv_tcp_getsockname(&v.server, (struct sockaddr *)&sa, &sl);
+  assert_int_equal(uv_listen((uv_stream_t *)&v.server, 16, on_origin_conn), 0);
+  snprintf(yaml, sizeof(yaml), "ingress:\n  - service: http://127.0.0.1:%u\n", ntohs(sa.sin_port));
+  assert_int_equal(wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err)), 0);
+  assert_int_equal(wr_ingress_parse(cfg, &v.ing, err, sizeof(err)), 0);
+  wr_config_free(cfg);
+  wr_proxy_config pc;
+  memset(&pc, 0, sizeof(pc));
+  pc.loop = &v.loop;
+  pc.ingress = v.ing;
+  assert_int_equal(wr_proxy_new(&pc, &v.proxy), WR_OK);
+  wr_h2_config hc;
+  memset(&hc, 0, sizeof(hc));
+  hc.proxy = v.proxy;
+  hc.send = c_send;
+  hc.kick = v_kick;
+  hc.on_control_open = c_ctl_open;
+  hc.on_control_data = c_ctl_data;
+  hc.user = &c;
+  wr_h2 *h;
+  assert_int_equal(wr_h2_new(&hc, &h), WR_OK);
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_send_callback(cb, cli_send);
+  nghttp2_session_callbacks_set_on_header_callback(cb, tr_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, tr_frame);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, cli_data);
+  assert_int_equal(nghttp2_session_client_new(&c.ng, cb, &c), 0);
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_submit_settings(c.ng, NGHTTP2_FLAG_NONE, NULL, 0);
+
+  nghttp2_nv nv[] = {NV(":method", "GET"), NV(":path", "/trailers"), NV(":scheme", "https"),
+                     NV(":authority", "app.example.test")};
+  int32_t id = nghttp2_submit_request(c.ng, NULL, nv, 4, NULL, NULL);
+  assert_int_equal(id, 1);
+  /* The loop wakes at least every millisecond; the guard ends a hang. */
+  uv_timer_init(&v.loop, &v.poll);
+  uv_timer_init(&v.loop, &v.guard);
+  v.poll.data = v.guard.data = &v;
+  uv_timer_start(&v.poll, tick_cb, 1, 1);
+  uv_timer_start(&v.guard, guard_cb, 10000, 0);
+  while (!trl_heads && !v.timed_out) {
+    pump(&c, h);
+    uv_run(&v.loop, UV_RUN_ONCE);
+  }
+  pump(&c, h);
+  assert_string_equal(c.status[0], "200");
+  assert_int_equal(c.body[0].len, 5);
+  assert_memory_equal(c.body[0].data, "hello", 5);
+  assert_int_equal(trl_heads, 1);
+  assert_true(trl_end);
+  assert_string_equal(trl_seen, "grpc-status=0\nx-trailer=two words\n");
+
+  nghttp2_session_del(c.ng);
+  wr_h2_free(h);
+  wr_proxy_free(v.proxy);
+  uv_close((uv_handle_t *)&v.server, NULL);
+  uv_close((uv_handle_t *)&v.poll, NULL);
+  uv_close((uv_handle_t *)&v.guard, NULL);
+  for (int i = 0; i < 20; i++) uv_run(&v.loop, UV_RUN_NOWAIT);
+  uv_walk(&v.loop, close_walk, NULL);
+  uv_run(&v.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&v.loop), 0);
+  wr_ingress_free(v.ing);
+  wr_buf_free(&c.out);
+  for (int i = 0; i < 8; i++) wr_buf_free(&c.body[i]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kind),
@@ -744,6 +863,7 @@ int main(void) {
       cmocka_unit_test(test_response_head),
       cmocka_unit_test(test_vector),
       cmocka_unit_test(test_config_and_control),
+      cmocka_unit_test(test_origin_trailers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
