@@ -327,6 +327,32 @@ static void guard_cb(uv_timer_t *t) {
   uv_stop(&c->loop);
 }
 
+/* The loop, the fake origin listening on loopback (c->port) and a proxy
+ * over |yaml|, whose "%u" are the origin's port. */
+static void origin_and_proxy(vctx *c, const char *yaml) {
+  char text[512], err[256] = "";
+  wr_config *cfg = NULL;
+  struct sockaddr_in sa;
+  assert_int_equal(uv_loop_init(&c->loop), 0);
+  uv_tcp_init(&c->loop, &c->server);
+  c->server.data = c;
+  uv_ip4_addr("127.0.0.1", 0, &sa);
+  assert_int_equal(uv_tcp_bind(&c->server, (const struct sockaddr *)&sa, 0), 0);
+  int nl = sizeof(sa);
+  uv_tcp_getsockname(&c->server, (struct sockaddr *)&sa, &nl);
+  c->port = ntohs(sa.sin_port);
+  assert_int_equal(uv_listen((uv_stream_t *)&c->server, 16, on_origin_conn), 0);
+  snprintf(text, sizeof(text), yaml, c->port, c->port);
+  assert_int_equal(wr_config_parse(text, strlen(text), "config.yml", &cfg, err, sizeof(err)), 0);
+  assert_int_equal(wr_ingress_parse(cfg, &c->ing, err, sizeof(err)), 0);
+  wr_config_free(cfg);
+  wr_proxy_config pc;
+  memset(&pc, 0, sizeof(pc));
+  pc.loop = &c->loop;
+  pc.ingress = c->ing;
+  assert_int_equal(wr_proxy_new(&pc, &c->proxy), WR_OK);
+}
+
 /* --- decoding the connector's frames --- */
 
 typedef struct resp {
@@ -461,9 +487,6 @@ static void close_walk(uv_handle_t *h, void *arg) {
 static void test_vector(void **state) {
   (void)state;
   vctx c;
-  char yaml[512], err[256] = "";
-  wr_config *cfg = NULL;
-  struct sockaddr_in sa;
   size_t elen, clen;
   uint8_t *edge = unit_read_vector("http2/connection.from-edge.bin", &elen);
   uint8_t *conn = unit_read_vector("http2/connection.from-connector.bin", &clen);
@@ -471,28 +494,9 @@ static void test_vector(void **state) {
   memset(&c, 0, sizeof(c));
   wr_buf_init(&c.sent, 16u << 20, NULL);
   wr_buf_init(&c.control, 1 << 20, NULL);
-  assert_int_equal(uv_loop_init(&c.loop), 0);
-  uv_tcp_init(&c.loop, &c.server);
-  c.server.data = &c;
-  uv_ip4_addr("127.0.0.1", 0, &sa);
-  assert_int_equal(uv_tcp_bind(&c.server, (const struct sockaddr *)&sa, 0), 0);
-  int nl = sizeof(sa);
-  uv_tcp_getsockname(&c.server, (struct sockaddr *)&sa, &nl);
-  c.port = ntohs(sa.sin_port);
-  assert_int_equal(uv_listen((uv_stream_t *)&c.server, 16, on_origin_conn), 0);
-  snprintf(yaml, sizeof(yaml),
-           "ingress:\n  - hostname: app.example.test\n    service: http://127.0.0.1:%u\n"
-           "  - hostname: ws.example.test\n    service: http://127.0.0.1:%u\n"
-           "  - service: http_status:404\n",
-           c.port, c.port);
-  assert_int_equal(wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err)), 0);
-  assert_int_equal(wr_ingress_parse(cfg, &c.ing, err, sizeof(err)), 0);
-  wr_config_free(cfg);
-  wr_proxy_config pc;
-  memset(&pc, 0, sizeof(pc));
-  pc.loop = &c.loop;
-  pc.ingress = c.ing;
-  assert_int_equal(wr_proxy_new(&pc, &c.proxy), WR_OK);
+  origin_and_proxy(&c, "ingress:\n  - hostname: app.example.test\n    service: http://127.0.0.1:%u\n"
+                       "  - hostname: ws.example.test\n    service: http://127.0.0.1:%u\n"
+                       "  - service: http_status:404\n");
   wr_h2_config hc;
   memset(&hc, 0, sizeof(hc));
   hc.proxy = c.proxy;
@@ -775,31 +779,12 @@ static void test_origin_trailers(void **state) {
   (void)state;
   vctx v;
   cli c;
-  char yaml[256], err[256] = "";
-  wr_config *cfg = NULL;
-  struct sockaddr_in sa;
   nghttp2_session_callbacks *cb;
   memset(&v, 0, sizeof(v));
   memset(&c, 0, sizeof(c));
   wr_buf_init(&c.out, 1 << 20, NULL);
   for (int i = 0; i < 8; i++) wr_buf_init(&c.body[i], 1 << 20, NULL);
-  assert_int_equal(uv_loop_init(&v.loop), 0);
-  uv_tcp_init(&v.loop, &v.server);
-  v.server.data = &v;
-  uv_ip4_addr("127.0.0.1", 0, &sa);
-  assert_int_equal(uv_tcp_bind(&v.server, (const struct sockaddr *)&sa, 0), 0);
-  int sl = sizeof(sa);
-  uv_tcp_getsockname(&v.server, (struct sockaddr *)&sa, &sl);
-  assert_int_equal(uv_listen((uv_stream_t *)&v.server, 16, on_origin_conn), 0);
-  snprintf(yaml, sizeof(yaml), "ingress:\n  - service: http://127.0.0.1:%u\n", ntohs(sa.sin_port));
-  assert_int_equal(wr_config_parse(yaml, strlen(yaml), "config.yml", &cfg, err, sizeof(err)), 0);
-  assert_int_equal(wr_ingress_parse(cfg, &v.ing, err, sizeof(err)), 0);
-  wr_config_free(cfg);
-  wr_proxy_config pc;
-  memset(&pc, 0, sizeof(pc));
-  pc.loop = &v.loop;
-  pc.ingress = v.ing;
-  assert_int_equal(wr_proxy_new(&pc, &v.proxy), WR_OK);
+  origin_and_proxy(&v, "ingress:\n  - service: http://127.0.0.1:%u\n");
   wr_h2_config hc;
   memset(&hc, 0, sizeof(hc));
   hc.proxy = v.proxy;
