@@ -228,6 +228,16 @@ static void render_https(wr_buf *b, const wr_visitor_stats *v) {
               v->tls_refused);
   wr_prom_u64(b, P "tls_handshakes_total", (const char *const[]){"result", "failed", NULL},
               v->tls_failed);
+  counter(b, P "https_h2_connections_total", "HTTPS connections that chose HTTP/2 (ALPN h2)",
+          v->h2_conns);
+  counter(b, P "https_h2_streams_total", "Requests received over HTTP/2", v->h2_streams);
+  wr_prom_family(b, P "https_h2_goaways_total", "counter",
+                 "HTTP/2 connections ended by the edge with an error GOAWAY, by reason "
+                 "(enhance_your_calm: a flood or abuse limit; error: a protocol violation)");
+  wr_prom_u64(b, P "https_h2_goaways_total", (const char *const[]){"reason", "enhance_your_calm", NULL},
+              v->h2_goaway_calm);
+  wr_prom_u64(b, P "https_h2_goaways_total", (const char *const[]){"reason", "error", NULL},
+              v->h2_goaway_error);
 }
 
 static void render_tunnel_traffic(wr_edge_metrics *m, wr_buf *b) {

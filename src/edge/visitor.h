@@ -49,7 +49,7 @@ typedef struct wr_visitor_config {
   wr_tunnel_server *ts;       /* live connections */
   /* HTTPS: TLS by SNI with these certificates (edge/certs.h; borrowed):
    * an unknown name is refused with the unrecognized_name alert, a Host
-   * that is not the SNI gets 421, ALPN offers http/1.1 only. NULL: plain
+   * that is not the SNI gets 421, ALPN offers h2 and http/1.1 (edge/visitor_h2.c). NULL: plain
    * HTTP. */
   struct wr_certs *certs;
   struct wr_zone_cache *zones; /* per-zone options (edge/zone_settings.h), or NULL */
@@ -123,6 +123,13 @@ typedef struct wr_visitor_stats {
   uint64_t tls_handshakes;      /* completed */
   uint64_t tls_refused;         /* refused before the handshake: no or unknown SNI */
   uint64_t tls_failed;          /* handshakes that failed (versions, ciphers, ...) */
+  /* HTTP/2 on HTTPS fronts (ALPN h2). */
+  uint64_t h2_conns;            /* connections that chose h2 */
+  uint64_t h2_streams;          /* requests received over h2 */
+  uint64_t h2_goaway_calm;      /* connections ended with GOAWAY ENHANCE_YOUR_CALM
+                                 * (a flood or abuse limit; see docs/https.md) */
+  uint64_t h2_goaway_error;     /* connections ended with another error GOAWAY
+                                 * (protocol or flow-control violations) */
 } wr_visitor_stats;
 
 /* Listens on |addr| with |cfg| (copied; store and ts are borrowed and

@@ -12,7 +12,10 @@
  *                     host and the route cache over the store
  *   visitor_proxy.c   one request over a tunnel data stream: ConnectRequest,
  *                     request body, response head and body, WebSocket pipe
- *   visitor_pages.c   answers from the edge itself (404, 429, 502, ...) */
+ *   visitor_pages.c   answers from the edge itself (404, 429, 502, ...)
+ *   visitor_h2.c      HTTP/2 on the HTTPS front (ALPN h2): the nghttp2
+ *                     session and its limits; each request runs on a
+ *                     stream vconn (|sub|) through the same machinery */
 #ifndef WR_EDGE_VISITOR_INT_H
 #define WR_EDGE_VISITOR_INT_H
 #include <netinet/in.h>
@@ -53,8 +56,10 @@ enum vc_state {
   VC_PROXY,    /* a request is being proxied over a data stream */
   VC_ROUTE,    /* the head waits in |in| for its route from the store thread */
   VC_CLOSING,  /* answered for the last time: flushing, then shutdown + linger */
-  VC_TLS       /* HTTPS: reading the ClientHello, waiting for the SNI's route,
+  VC_TLS,      /* HTTPS: reading the ClientHello, waiting for the SNI's route,
                 * or in the TLS handshake (visitor_tls.c) */
+  VC_H2        /* HTTPS after ALPN h2: the plaintext is an HTTP/2 session
+                * (visitor_h2.c) whose requests run on stream vconns */
 };
 
 /* Request body, visitor -> connector. */
@@ -63,6 +68,8 @@ enum rb_state {
   RB_LENGTH,   /* Content-Length: body_left more bytes */
   RB_CHUNKED,  /* chunked coding, de-chunked onto the stream */
   RB_PIPE,     /* websocket after 101: raw bytes until either side ends */
+  RB_STREAM,   /* HTTP/2 without Content-Length: raw bytes until the
+                * stream's END_STREAM (|in_end|) */
   RB_DONE      /* the whole body was read from the visitor */
 };
 
@@ -157,6 +164,7 @@ struct wr_visitor {
   uv_idle_t nudge;     /* active while output waits: poll must not block then */
   int aux_open;        /* flusher, nudge and quiet_timer not yet closed */
   vconn *dirty;        /* connections with pending output, linked by dirty_next */
+  vconn *subs;         /* stream vconns of HTTP/2 connections (visitor_h2.c) */
   /* Reads of connections that hold no input buffer (idle keep-alive, new)
    * land here and are copied out: an idle visitor then costs no 16 KiB
    * buffer. libuv calls alloc_cb and read_cb back to back, so one shared
@@ -238,6 +246,14 @@ struct vconn {
   wr_cert *cert;      /* the credentials' reference */
   wr_buf hello;       /* ClientHello bytes read before the session exists */
   char sni[WR_STORE_HOST_MAX + 1];
+  /* HTTP/2 (visitor_h2.c). A connection in VC_H2 holds |h2|. A stream
+   * vconn (|sub|) serves one HTTP/2 request with the HTTP/1.1 machinery:
+   * no socket, its input is the request rebuilt as an HTTP/1.1 head plus
+   * the DATA bytes, its output goes to its stream (wr__vh2_sub_write). */
+  struct vh2 *h2;
+  struct vh2s *h2s;   /* sub: its stream, NULL once either side let go */
+  int sub;
+  int in_end;         /* sub: the visitor ended the stream (END_STREAM) */
 };
 
 /* One gathered write (visitor.c; visitor_tls.c turns it into ciphertext). */
@@ -319,6 +335,36 @@ int wr__vtls_policy(vconn *c, const struct wr__visitor_target *t, size_t used);
 /* Adds the zone's HSTS fields to a response head (HTTPS only); returns how
  * many were added (at most 2). */
 size_t wr__vtls_resp_fields(vconn *c, wr_http_header *out);
+
+/* ---- visitor_h2.c: HTTP/2 ----------------------------------------------------------- */
+
+/* The handshake chose h2: the connection becomes VC_H2 with an nghttp2
+ * server session (settings and limits in visitor_h2.c). */
+void wr__vh2_start(vconn *c);
+/* VC_H2: feeds c->in to the session and writes what it has to send (as
+ * the socket's backlog allows); ends the connection once the session is
+ * over (GOAWAY out). Not callable from inside a session callback. */
+void wr__vh2_process(vconn *c);
+/* 1 while the session takes input (not closing, output not backed up). */
+int wr__vh2_want_read(vconn *c);
+/* The idle timer fired (no stream open): GOAWAY, then the end. */
+void wr__vh2_idle(vconn *c);
+/* Closes the stream vconns and frees the session (at the connection's
+ * close or finish; idempotent). */
+void wr__vh2_free(vconn *c);
+/* A stream vconn for a request of |up| (visitor.c): timers, buffers,
+ * the connection's address, SNI and source; state VC_HEAD, input empty. */
+vconn *wr__vconn_sub_new(vconn *up, size_t in_max);
+/* Stream vconn hooks, called by visitor.c in place of socket work:
+ * output for the visitor (the HTTP/1.1 response the machinery writes,
+ * turned into HEADERS and DATA; |credit| tunnel bytes go back once they
+ * left as DATA), the input consumed (window updates), the response
+ * complete, and the vconn closing (|reset| or incomplete: RST_STREAM). */
+void wr__vh2_sub_write(vconn *sc, const void *a, size_t alen, const void *b, size_t blen,
+                       const void *d, size_t dlen, size_t credit);
+void wr__vh2_sub_update(vconn *sc);
+void wr__vh2_sub_done(vconn *sc);
+void wr__vh2_sub_closed(vconn *sc, int reset);
 
 /* ---- visitor_proxy.c: the tunnel data stream ------------------------------------- */
 

@@ -184,6 +184,21 @@ static int pump_chunked(vconn *c) {
   return pump_chunk_decode(c);
 }
 
+/* HTTP/2 without Content-Length: what DATA brought, FIN with END_STREAM. */
+static int pump_stream(vconn *c) {
+  size_t acc = 0, n = c->in.len;
+  if (n == 0 && !c->in_end) return 0;
+  int rv = fwd(c, c->in.data, n, c->in_end, &acc);
+  if (c->closed || c->state != VC_PROXY) return 0;
+  wr_buf_consume(&c->in, acc);
+  if (rv == WR_AGAIN) return 0;
+  if (c->in_end && acc == n) {
+    body_done(c);
+    return 0;
+  }
+  return 1;
+}
+
 static int pump_pipe(vconn *c) {
   size_t acc = 0;
   if (c->in.len == 0) return 0;
@@ -207,6 +222,7 @@ static void pump_body(vconn *c) {
       case RB_LENGTH: more = pump_length(c); break;
       case RB_CHUNKED: more = pump_chunked(c); break;
       case RB_PIPE: more = pump_pipe(c); break;
+      case RB_STREAM: more = pump_stream(c); break;
       default: more = 0; break;
     }
   }
@@ -366,7 +382,7 @@ static int resp_mode(vconn *c, int status, const resp_fields *f, wr_http_header 
     mode = RS_DONE;
   } else if (f->has_cl) {
     mode = f->cl ? RS_LENGTH : RS_DONE;
-  } else if (c->r.minor >= 1) {
+  } else if (c->r.minor >= 1 && !c->sub) { /* HTTP/2 frames the body itself */
     mode = RS_CHUNKED;
     out[(*n)++] = (wr_http_header){"Transfer-Encoding", 17, "chunked", 7};
   } else {
@@ -623,7 +639,7 @@ static int build_connect(vconn *c, const wr_http1_head *h, const char *path, siz
     fw[n++] = (wr_http_header){"Cf-Access-Jwt-Assertion", 23, c->access_jwt, strlen(c->access_jwt)};
   unsigned flags = 0;
   if (c->r.websocket) flags |= WR_HTTPMETA_REQ_WEBSOCKET;
-  if (c->r.body == RB_CHUNKED) flags |= WR_HTTPMETA_REQ_CHUNKED;
+  if (c->r.body == RB_CHUNKED || c->r.body == RB_STREAM) flags |= WR_HTTPMETA_REQ_CHUNKED;
 
   wr_buf arena, dest;
   wr_buf_init(&arena, 256u * 1024u, NULL);
@@ -678,6 +694,9 @@ static void req_begin(vconn *c, const wr_http1_head *h) {
             : h->body == WR_HTTP1_BODY_CHUNKED ? RB_CHUNKED
                                                : RB_NONE;
   r->body_left = r->body == RB_LENGTH ? h->content_length : 0;
+  /* An HTTP/2 request without Content-Length is rebuilt as chunked; its
+   * DATA arrives unframed. */
+  if (c->sub && r->body == RB_CHUNKED) r->body = RB_STREAM;
   wr_http1_chunked_init(&r->chunked);
   r->resp = RS_HEAD;
   c->state = VC_PROXY;

@@ -340,8 +340,15 @@ int wr_tls_server_new_opts(wr_tls_creds *creds, int tls13_only, const char *alpn
     goto fail;
   }
   if (alpn && *alpn) {
-    gnutls_datum_t p = {(unsigned char *)alpn, (unsigned)strlen(alpn)};
-    if (gnutls_alpn_set_protocols(t->s, &p, 1, GNUTLS_ALPN_SERVER_PRECEDENCE) != 0) {
+    /* A comma-separated list, in the server's order of preference. */
+    gnutls_datum_t p[4];
+    unsigned n = 0;
+    for (const char *s = alpn; *s && n < 4;) {
+      size_t l = strcspn(s, ",");
+      p[n++] = (gnutls_datum_t){(unsigned char *)s, (unsigned)l};
+      s += l + (s[l] == ',');
+    }
+    if (gnutls_alpn_set_protocols(t->s, p, n, GNUTLS_ALPN_SERVER_PRECEDENCE) != 0) {
       rv = WR_ERR_INVAL;
       goto fail;
     }

@@ -670,8 +670,7 @@ static void srv_start(srv_fixture *f, const wr_dns_config *extra) {
 static int srv_teardown(void **state) {
   srv_fixture *f = *state;
   if (f->dns) wr_dns_free(f->dns);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
+  unit_loop_finish(&f->loop);
   wr_store_close(f->s);
   unit_rm_rf(f->dir);
   free(f);
@@ -1331,8 +1330,7 @@ static void test_update_unreachable(void **state) {
   assert_int_equal(wr_dns_updater_pending(u), 2);
   uv_run(&loop, UV_RUN_NOWAIT); /* the first one starts */
   wr_dns_updater_free(u);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  unit_loop_finish(&loop);
 }
 
 /* --- against a real Knot DNS -------------------------------------------------------------- */
@@ -1490,8 +1488,7 @@ static void test_update_knot(void **state) {
   }
   assert_int_equal(res.rv, WR_OK);
   wr_dns_updater_free(u);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  unit_loop_finish(&loop);
   r = udp_ask(NULL, k.port, "app.example.org", LDNS_RR_TYPE_CNAME);
   assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NXDOMAIN);
   ldns_pkt_free(r);
@@ -1533,31 +1530,14 @@ static void test_update_knot(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_names),
-      cmocka_unit_test(test_zone_build),
-      cmocka_unit_test(test_zone_oom),
-      cmocka_unit_test_setup_teardown(test_cname_chase, zone_setup, zone_teardown),
-      cmocka_unit_test_setup_teardown(test_case_preserved, zone_setup, zone_teardown),
-      cmocka_unit_test_setup_teardown(test_apex, zone_setup, zone_teardown),
-      cmocka_unit_test_setup_teardown(test_negative, zone_setup, zone_teardown),
-      cmocka_unit_test_setup_teardown(test_wildcard, zone_setup, zone_teardown),
-      cmocka_unit_test_setup_teardown(test_edns, zone_setup, zone_teardown),
-      cmocka_unit_test(test_truncation),
-      cmocka_unit_test_setup_teardown(test_bad_queries, zone_setup, zone_teardown),
-      cmocka_unit_test(test_lookup_errors),
-      cmocka_unit_test_setup_teardown(test_server_udp, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_server_cache, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_server_tcp, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_server_tcp_backpressure, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_config_check, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_expire, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_janitor, srv_setup, srv_teardown),
-      cmocka_unit_test(test_update_config),
-      cmocka_unit_test(test_update_build),
-      cmocka_unit_test(test_update_unreachable),
-      cmocka_unit_test_setup_teardown(test_update_knot, knot_setup, knot_teardown),
-  };
-  if (getenv("WR_TEST_FILTER")) cmocka_set_test_filter(getenv("WR_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL, UNIT_TESTS(test_names, test_zone_build, test_zone_oom),
+      UNIT_FIXTURE(zone_setup, zone_teardown, test_cname_chase, test_case_preserved, test_apex,
+                   test_negative, test_wildcard, test_edns),
+      UNIT_TESTS(test_truncation), UNIT_FIXTURE(zone_setup, zone_teardown, test_bad_queries),
+      UNIT_TESTS(test_lookup_errors),
+      UNIT_FIXTURE(srv_setup, srv_teardown, test_server_udp, test_server_cache, test_server_tcp,
+                   test_server_tcp_backpressure, test_config_check, test_expire, test_janitor),
+      UNIT_TESTS(test_update_config, test_update_build, test_update_unreachable),
+      UNIT_FIXTURE(knot_setup, knot_teardown, test_update_knot));
 }

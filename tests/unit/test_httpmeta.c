@@ -655,19 +655,10 @@ static void test_capture_streams(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_canonical_key),
-      cmocka_unit_test(test_req_encode_capture),
-      cmocka_unit_test(test_req_encode_filters),
-      cmocka_unit_test(test_req_decode),
-      cmocka_unit_test(test_req_round_trip),
-      cmocka_unit_test(test_resp_encode_decode),
-      cmocka_unit_test(test_h2_spec_example),
-      cmocka_unit_test(test_h2_capture),
-      cmocka_unit_test(test_h2_control_headers),
-      cmocka_unit_test(test_h2_go_round_trip),
-      cmocka_unit_test(test_h2_deserialize_edge_cases),
-      cmocka_unit_test(test_capture_streams),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_canonical_key, test_req_encode_capture, test_req_encode_filters,
+                 test_req_decode, test_req_round_trip, test_resp_encode_decode,
+                 test_h2_spec_example, test_h2_capture, test_h2_control_headers,
+                 test_h2_go_round_trip, test_h2_deserialize_edge_cases, test_capture_streams));
 }

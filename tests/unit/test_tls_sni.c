@@ -262,13 +262,8 @@ static void test_pick(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_hello_sni),
-      cmocka_unit_test(test_hello_split_records),
-      cmocka_unit_test(test_alert_record),
-      cmocka_unit_test(test_name_rules),
-      cmocka_unit_test_setup_teardown(test_add_list_delete, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_pick, setup, teardown),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_hello_sni, test_hello_split_records, test_alert_record, test_name_rules),
+      UNIT_FIXTURE(setup, teardown, test_add_list_delete, test_pick));
 }
