@@ -565,9 +565,10 @@ static void st_on_close(void *user) {
   }
 }
 
-/* Response trailers: kept for the chunked trailer section when the visitor
- * asked for them (RFC 9110 6.5: otherwise they may be dropped), without
- * the fields that frame or route a message. */
+/* Response trailers. An HTTP/2 stream sends them as a trailing HEADERS
+ * frame (visitor_h2.c); HTTP/1.1 keeps them for the chunked trailer
+ * section when the visitor asked for them (RFC 9110 6.5: otherwise they may
+ * be dropped), without the fields that frame or route a message. */
 static void st_on_trailers(void *user, const wr_http_header *hs, size_t n) {
   vconn *c = user;
   if (c->closed || c->state != VC_PROXY) return;
