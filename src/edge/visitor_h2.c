@@ -394,11 +394,18 @@ static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
   return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
 }
 
+/* A gRPC response (content-type application/grpc...) with its status in
+ * the head. */
 static int has_grpc_status(const wr_h2resp *rh) {
-  for (size_t i = 0; i < rh->nfields; i++)
-    if (rh->fields[i].name_len == 11 && memcmp(rh->fields[i].name, "grpc-status", 11) == 0)
-      return 1;
-  return 0;
+  int grpc = 0, status = 0;
+  for (size_t i = 0; i < rh->nfields; i++) {
+    const wr_http_header *f = &rh->fields[i];
+    if (f->name_len == 11 && memcmp(f->name, "grpc-status", 11) == 0) status = 1;
+    if (f->name_len == 12 && memcmp(f->name, "content-type", 12) == 0 && f->value_len >= 16 &&
+        strncasecmp(f->value, "application/grpc", 16) == 0)
+      grpc = 1;
+  }
+  return grpc && status;
 }
 
 /* The response head at the front of |out|: HEADERS (1xx ones too).
