@@ -61,6 +61,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/h2trailer.h"
 #include "proto/h2head.h"
 
 #define MAX_STREAMS 100
@@ -113,9 +114,8 @@ struct vh2s {
   size_t credit;      /* tunnel credit owed for body bytes in |out| */
   int head_sent;      /* HEADERS submitted */
   int done;           /* sc finished: END_STREAM once |out| drained */
-  wr_buf trl;         /* trailers, "name\0value\0" pairs: a HEADERS frame
-                       * with END_STREAM after the last DATA */
-  size_t ntrl;
+  wr_fields trl;      /* trailers: a HEADERS frame with END_STREAM after the
+                       * last DATA */
 };
 
 static int bucket_hit(bucket *b, uint64_t now, uint64_t burst, uint64_t rate) {
@@ -145,7 +145,7 @@ static vh2s *stream_new(vh2 *h, int32_t id) {
   x->id = id;
   wr_h2req_init(&x->req, HEAD_MAX);
   wr_buf_init(&x->out, OUT_MAX, NULL);
-  wr_buf_init(&x->trl, HEAD_MAX, NULL);
+  wr_fields_init(&x->trl, HEAD_MAX);
   x->next = h->streams;
   if (h->streams) h->streams->prev = x;
   h->streams = x;
@@ -172,7 +172,7 @@ static void stream_free(vh2 *h, vh2s *x) {
   h->nstreams--;
   wr_h2req_free(&x->req);
   wr_buf_free(&x->out);
-  wr_buf_free(&x->trl);
+  wr_fields_free(&x->trl);
   free(x);
 }
 
@@ -348,23 +348,6 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
 
 /* ---- response: the stream vconn's HTTP/1.1 output -> HEADERS + DATA ----------------- */
 
-/* The trailers as a HEADERS frame with END_STREAM (nghttp2 sends it after
- * the DATA). Returns 0 or an nghttp2 error (END_STREAM then goes on the
- * last DATA frame). */
-static int submit_trailers(nghttp2_session *s, vh2s *x) {
-  nghttp2_nv *nv = wr_xcalloc(x->ntrl, sizeof(*nv));
-  const uint8_t *p = x->trl.data;
-  for (size_t i = 0; i < x->ntrl; i++) {
-    size_t nl = strlen((const char *)p), vl = strlen((const char *)p + nl + 1);
-    nv[i] = (nghttp2_nv){(uint8_t *)(uintptr_t)p, (uint8_t *)(uintptr_t)(p + nl + 1), nl, vl,
-                         NGHTTP2_NV_FLAG_NONE};
-    p += nl + vl + 2;
-  }
-  int rv = nghttp2_submit_trailer(s, x->id, nv, x->ntrl);
-  free(nv);
-  return rv;
-}
-
 static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud) {
   vh2s *x = src->ptr;
@@ -388,7 +371,8 @@ static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
   }
   if (n == have && x->done) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (x->ntrl && submit_trailers(s, x) == 0) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    if (x->trl.n && wr_h2_submit_trailer(s, x->id, &x->trl) == 0)
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     return (ssize_t)n;
   }
   return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
@@ -432,7 +416,7 @@ static int submit_head(vh2s *x) {
     rv = nghttp2_submit_headers(x->h->s, NGHTTP2_FLAG_NONE, x->id, NULL, nv, n, NULL);
   } else {
     /* Complete without body or trailers: END_STREAM on the HEADERS. */
-    int bare = x->done && x->out.len - x->out_off == used && x->ntrl == 0;
+    int bare = x->done && x->out.len - x->out_off == used && x->trl.n == 0;
     nghttp2_data_provider dp = {.source.ptr = x, .read_callback = data_read};
     rv = nghttp2_submit_response(x->h->s, x->id, nv, n, bare ? NULL : &dp);
     x->head_sent = 1;
@@ -495,25 +479,15 @@ void wr__vh2_sub_done(vconn *sc) {
 void wr__vh2_sub_trailers(vconn *sc, const wr_http_header *hs, size_t n) {
   vh2s *x = sc->h2s;
   if (!x || x->done) return;
-  wr_buf_reset(&x->trl);
-  x->ntrl = 0;
+  wr_fields_reset(&x->trl);
   for (size_t i = 0; i < n; i++) {
     const wr_http_header *f = &hs[i];
     if (f->name_len == 0 || f->name[0] == ':' || wr_http1_is_hop_by_hop(f->name, f->name_len) ||
         (f->name_len == 14 && strncasecmp(f->name, "content-length", 14) == 0) ||
-        (f->name_len == 4 && strncasecmp(f->name, "host", 4) == 0) ||
-        memchr(f->name, 0, f->name_len) || memchr(f->value, 0, f->value_len))
+        (f->name_len == 4 && strncasecmp(f->name, "host", 4) == 0))
       continue;
-    if (wr_buf_reserve(&x->trl, f->name_len + f->value_len + 2) != WR_OK) break;
-    for (size_t j = 0; j < f->name_len; j++) { /* HTTP/2 names are lower case */
-      char ch = f->name[j];
-      uint8_t lc = (uint8_t)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-      wr_buf_append(&x->trl, &lc, 1);
-    }
-    wr_buf_append(&x->trl, "", 1);
-    wr_buf_append(&x->trl, f->value, f->value_len);
-    wr_buf_append(&x->trl, "", 1);
-    x->ntrl++;
+    if (wr_fields_add(&x->trl, f->name, f->name_len, f->value, f->value_len, 1) == WR_ERR_LIMIT)
+      break;
   }
 }
 
