@@ -353,6 +353,23 @@ static void origin_and_proxy(vctx *c, const char *yaml) {
   assert_int_equal(wr_proxy_new(&pc, &c->proxy), WR_OK);
 }
 
+/* The connector's HTTP/2 session over |p|, sending with |send| to |user|. */
+static wr_h2 *h2_over(wr_proxy *p, int (*send)(void *, const uint8_t *, size_t),
+                      void (*open)(void *), void (*data)(void *, const uint8_t *, size_t, int),
+                      void *user) {
+  wr_h2_config hc;
+  wr_h2 *h;
+  memset(&hc, 0, sizeof(hc));
+  hc.proxy = p;
+  hc.send = send;
+  hc.kick = v_kick;
+  hc.on_control_open = open;
+  hc.on_control_data = data;
+  hc.user = user;
+  assert_int_equal(wr_h2_new(&hc, &h), WR_OK);
+  return h;
+}
+
 /* --- decoding the connector's frames --- */
 
 typedef struct resp {
@@ -497,15 +514,7 @@ static void test_vector(void **state) {
   origin_and_proxy(&c, "ingress:\n  - hostname: app.example.test\n    service: http://127.0.0.1:%u\n"
                        "  - hostname: ws.example.test\n    service: http://127.0.0.1:%u\n"
                        "  - service: http_status:404\n");
-  wr_h2_config hc;
-  memset(&hc, 0, sizeof(hc));
-  hc.proxy = c.proxy;
-  hc.send = v_send;
-  hc.kick = v_kick;
-  hc.on_control_open = v_control_open;
-  hc.on_control_data = v_control_data;
-  hc.user = &c;
-  assert_int_equal(wr_h2_new(&hc, &c.h2), WR_OK);
+  c.h2 = h2_over(c.proxy, v_send, v_control_open, v_control_data, &c);
   uv_timer_init(&c.loop, &c.poll);
   uv_timer_init(&c.loop, &c.guard);
   c.poll.data = c.guard.data = &c;
@@ -690,15 +699,7 @@ static void test_config_and_control(void **state) {
   pc.loop = &loop;
   pc.services = &svc;
   assert_int_equal(wr_proxy_new(&pc, &p), WR_OK);
-  wr_h2_config hc;
-  memset(&hc, 0, sizeof(hc));
-  hc.proxy = p;
-  hc.send = c_send;
-  hc.kick = v_kick;
-  hc.on_control_open = c_ctl_open;
-  hc.on_control_data = c_ctl_data;
-  hc.user = &c;
-  assert_int_equal(wr_h2_new(&hc, &h), WR_OK);
+  h = h2_over(p, c_send, c_ctl_open, c_ctl_data, &c);
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_send_callback(cb, cli_send);
   nghttp2_session_callbacks_set_on_header_callback(cb, cli_header);
@@ -783,16 +784,7 @@ static void test_origin_trailers(void **state) {
   wr_buf_init(&c.out, 1 << 20, NULL);
   for (int i = 0; i < 8; i++) wr_buf_init(&c.body[i], 1 << 20, NULL);
   origin_and_proxy(&v, "ingress:\n  - service: http://127.0.0.1:%u\n");
-  wr_h2_config hc;
-  memset(&hc, 0, sizeof(hc));
-  hc.proxy = v.proxy;
-  hc.send = c_send;
-  hc.kick = v_kick;
-  hc.on_control_open = c_ctl_open;
-  hc.on_control_data = c_ctl_data;
-  hc.user = &c;
-  wr_h2 *h;
-  assert_int_equal(wr_h2_new(&hc, &h), WR_OK);
+  wr_h2 *h = h2_over(v.proxy, c_send, c_ctl_open, c_ctl_data, &c);
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_send_callback(cb, cli_send);
   nghttp2_session_callbacks_set_on_header_callback(cb, tr_header);
