@@ -14,6 +14,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/h2trailer.h"
 
 #define WINDOW (1u << 20)
 #define MAX_HEADERS 256
@@ -38,9 +39,7 @@ typedef struct h2s {
   int writable_pending;
   int stop;            /* the proxy will not read more (STOP_SENDING) */
   int edge_done;       /* the edge ended its side */
-  wr_buf trl;          /* response trailers: "name\0value\0" pairs, sent
-                        * as a trailing HEADERS frame after |out| */
-  size_t ntrl;
+  wr_fields trl;       /* response trailers: a trailing HEADERS frame after |out| */
   struct h2s *next, *prev;
 } h2s;
 
@@ -73,7 +72,7 @@ static h2s *stream_new(wr_h2 *h, int32_t id) {
   wr_buf_init(&st->hbuf, HEAD_BYTES_MAX, NULL);
   wr_buf_init(&st->out, WR_H2_STREAM_BUF + 64u * 1024u, NULL);
   wr_buf_init(&st->body, WR_H2_CONFIG_MAX, NULL);
-  wr_buf_init(&st->trl, HEAD_BYTES_MAX, NULL);
+  wr_fields_init(&st->trl, HEAD_BYTES_MAX);
   st->next = h->streams;
   if (h->streams) h->streams->prev = st;
   h->streams = st;
@@ -94,7 +93,7 @@ static void stream_free(h2s *st) {
   wr_buf_free(&st->hbuf);
   wr_buf_free(&st->out);
   wr_buf_free(&st->body);
-  wr_buf_free(&st->trl);
+  wr_fields_free(&st->trl);
   free(st);
 }
 
@@ -103,24 +102,6 @@ static h2s *stream_get(wr_h2 *h, int32_t id) {
 }
 
 /* --- the response body: a data source fed from st->out ------------------------------ */
-
-/* The trailers as Go's HTTP/2 server sends them at the end of a handler
- * (cloudflared's http2RespWriter.AddTrailer): a HEADERS frame with
- * END_STREAM. Returns 0 or an nghttp2 error (then END_STREAM goes on the
- * last DATA frame instead). */
-static int submit_trailers(nghttp2_session *ng, h2s *st) {
-  nghttp2_nv *nv = wr_xcalloc(st->ntrl, sizeof(*nv));
-  const uint8_t *p = st->trl.data;
-  for (size_t i = 0; i < st->ntrl; i++) {
-    size_t nl = strlen((const char *)p), vl = strlen((const char *)p + nl + 1);
-    nv[i] = (nghttp2_nv){(uint8_t *)(uintptr_t)p, (uint8_t *)(uintptr_t)(p + nl + 1), nl, vl,
-                         NGHTTP2_NV_FLAG_NONE};
-    p += nl + vl + 2;
-  }
-  int rv = nghttp2_submit_trailer(ng, st->id, nv, st->ntrl);
-  free(nv);
-  return rv;
-}
 
 static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                        uint32_t *flags, nghttp2_data_source *src, void *user) {
@@ -139,7 +120,8 @@ static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
   }
   if (st->out.len == 0 && st->fin) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (st->ntrl && submit_trailers(ng, st) == 0) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    if (st->trl.n && wr_h2_submit_trailer(ng, st->id, &st->trl) == 0)
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* Go's server: trailers after the body */
     return (ssize_t)n;
   }
   if (n == 0) {
@@ -251,22 +233,11 @@ static int bad_trailer(const char *name, size_t len) {
 static void op_trailers(void *t, const wr_http_header *hs, size_t n) {
   h2s *st = t;
   if (!st->responded || st->fin) return; /* Go: "before status written. Ignoring" */
-  for (size_t i = 0; i < n; i++) {
-    const wr_http_header *h = &hs[i];
-    if (bad_trailer(h->name, h->name_len) || memchr(h->name, 0, h->name_len) ||
-        memchr(h->value, 0, h->value_len))
-      continue;
-    if (wr_buf_reserve(&st->trl, h->name_len + h->value_len + 2) != WR_OK) break;
-    for (size_t j = 0; j < h->name_len; j++) { /* HTTP/2 field names are lower case */
-      char c = h->name[j];
-      uint8_t lc = (uint8_t)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-      wr_buf_append(&st->trl, &lc, 1);
-    }
-    wr_buf_append(&st->trl, "", 1);
-    wr_buf_append(&st->trl, h->value, h->value_len);
-    wr_buf_append(&st->trl, "", 1);
-    st->ntrl++;
-  }
+  for (size_t i = 0; i < n; i++)
+    if (!bad_trailer(hs[i].name, hs[i].name_len) &&
+        wr_fields_add(&st->trl, hs[i].name, hs[i].name_len, hs[i].value, hs[i].value_len, 1) ==
+            WR_ERR_LIMIT)
+      break;
 }
 
 static void op_forget(void *t) {

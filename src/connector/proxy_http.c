@@ -384,7 +384,8 @@ static void send_response_head(pstream *s, const wr_http1_head *h) {
   wr_http_header *hs = wr_xcalloc(h->nheaders + 1, sizeof(*hs));
   size_t n = 0;
   for (size_t i = 0; i < h->nheaders; i++) {
-    if (name_is(&h->headers[i], "Transfer-Encoding")) continue;
+    if (name_is(&h->headers[i], "Transfer-Encoding") || name_is(&h->headers[i], "Trailer"))
+      continue; /* Go's reader takes them out of resp.Header */
     if (h->body == WR_HTTP1_BODY_CHUNKED && name_is(&h->headers[i], "Content-Length")) continue;
     hs[n++] = h->headers[i];
   }
@@ -477,12 +478,38 @@ static void resp_head_input(pstream *s, const uint8_t *data, size_t len) {
   }
 }
 
-/* A chunked response body: the data runs go to the edge. */
+/* The chunked body's trailer section (checked by the decoder: "name:
+ * value" lines, then the empty line) goes on as trailers, as Go's reader
+ * puts it in resp.Trailer for cloudflared's copyTrailers. */
+static void send_chunked_trailers(pstream *s) {
+  wr_http_header hs[WR_HTTP1_DEFAULT_MAX_HEADERS];
+  const char *p = (const char *)s->rbuf.data, *end = p + s->rbuf.len;
+  size_t n = 0;
+  while (p < end && n < WR_HTTP1_DEFAULT_MAX_HEADERS) {
+    const char *eol = memchr(p, '\r', (size_t)(end - p)), *colon;
+    if (!eol || eol == p) break; /* the final empty line */
+    colon = memchr(p, ':', (size_t)(eol - p));
+    if (!colon) break;
+    const char *v = colon + 1, *ve = eol;
+    while (v < ve && (*v == ' ' || *v == '\t')) v++;
+    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+    hs[n++] = (wr_http_header){p, (size_t)(colon - p), v, (size_t)(ve - v)};
+    p = eol + 2;
+  }
+  wr__proxy_send_trailers(s, hs, n);
+  wr_buf_reset(&s->rbuf);
+}
+
+/* A chunked response body: the data runs go to the edge; the trailer
+ * section, the last bytes the decoder counts in c->trailer, is kept in
+ * s->rbuf (idle while the body streams). */
 static void resp_body_chunked(pstream *s, const uint8_t *data, size_t len) {
   size_t off = 0;
   while (off < len && s->state == ST_BODY) {
-    size_t consumed = 0, doff = 0, dlen = 0;
+    size_t consumed = 0, doff = 0, dlen = 0, tr = s->chunked.trailer;
     int rv = wr_http1_chunked_decode(&s->chunked, data + off, len - off, &consumed, &doff, &dlen);
+    tr = rv == WR_OK ? s->chunked.trailer - tr : 0;
+    if (tr && wr_buf_append(&s->rbuf, data + off + consumed - tr, tr) != WR_OK) rv = WR_ERR_LIMIT;
     if (rv != WR_OK) {
       wr_error("Request failed error=\"origin sent a malformed chunked body\" dest=%.*s",
                (int)s->req.dest_len, s->req.dest);
@@ -494,6 +521,7 @@ static void resp_body_chunked(pstream *s, const uint8_t *data, size_t len) {
     off += consumed;
     if (s->chunked.done) {
       if (off < len) s->extra = 1;
+      if (s->state == ST_BODY) send_chunked_trailers(s);
       if (s->state == ST_BODY) response_done(s);
       return;
     }

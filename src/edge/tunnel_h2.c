@@ -18,6 +18,7 @@
 #include "net/conn.h"
 #include "net/tls.h"
 #include "proto/connect.h"
+#include "proto/fields.h"
 #include "proto/preamble.h"
 
 #define STREAM_WINDOW (4u << 20)   /* per-stream receive window we grant */
@@ -50,8 +51,7 @@ typedef struct h2s {
   char *uh;                /* cf-cloudflared-response-headers */
   size_t uh_len;
   size_t virt;             /* synthesized head bytes not consumed yet */
-  wr_buf trl;              /* response trailers: "name\0value\0" pairs */
-  size_t ntrl;
+  wr_fields trl;           /* response trailers */
 } h2s;
 
 struct h2conn {
@@ -100,7 +100,7 @@ static void s_unlink_free(h2s *s) {
   if (s->next) s->next->prev = s->prev;
   wr_buf_free(&s->head);
   wr_buf_free(&s->out);
-  wr_buf_free(&s->trl);
+  wr_fields_free(&s->trl);
   free(s->uh);
   free(s);
 }
@@ -223,7 +223,7 @@ static int t_stream_open(void *t, wr_tunnel_stream *owner, int64_t *sid, void **
   s->sid = c->next_sid += 2;
   wr_buf_init(&s->head, HEAD_MAX, NULL);
   wr_buf_init(&s->out, SENDQ_MAX, NULL);
-  wr_buf_init(&s->trl, HEAD_MAX, NULL);
+  wr_fields_init(&s->trl, HEAD_MAX);
   s->next = c->streams;
   if (c->streams) c->streams->prev = s;
   c->streams = s;
@@ -358,13 +358,9 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *f, const uint8_
   h2s *s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
   if (!s) return 0;
   if (s->head_seen) { /* trailers (docs/grpc.md), bounded as a head is */
-    if (s->ntrl >= TRAILERS_MAX || wr_buf_reserve(&s->trl, nlen + vlen + 2) != WR_OK)
+    if (s->trl.n >= TRAILERS_MAX ||
+        wr_fields_add(&s->trl, (const char *)name, nlen, (const char *)value, vlen, 0) != WR_OK)
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
-    wr_buf_append(&s->trl, name, nlen);
-    wr_buf_append(&s->trl, "", 1);
-    wr_buf_append(&s->trl, value, vlen);
-    wr_buf_append(&s->trl, "", 1);
-    s->ntrl++;
     return 0;
   }
   if (status >= 0) {
@@ -391,15 +387,9 @@ static void s_deliver(h2s *s, const uint8_t *data, size_t len, int fin) {
 
 /* The trailers collected in s->trl go to the owner. */
 static void s_trailers(h2s *s) {
-  wr_http_header *hs = wr_xcalloc(s->ntrl, sizeof(*hs));
-  const char *p = (const char *)s->trl.data, *end = p + s->trl.len;
-  size_t n = 0;
-  while (p < end && n < s->ntrl) {
-    size_t nl = strlen(p), vl = strlen(p + nl + 1);
-    hs[n++] = (wr_http_header){p, nl, p + nl + 1, vl};
-    p += nl + vl + 2;
-  }
-  wr_tunnel_stream_on_trailers(s->owner, hs, n);
+  wr_http_header *hs = wr_xcalloc(s->trl.n, sizeof(*hs));
+  wr_fields_list(&s->trl, hs);
+  wr_tunnel_stream_on_trailers(s->owner, hs, s->trl.n);
   free(hs);
 }
 
@@ -471,7 +461,7 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *us
   if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
       (f->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->head_seen && !s->rst_seen && !s->fin_seen) {
     s->fin_seen = 1;
-    if (s->ntrl && s->owner && !s->discard) s_trailers(s);
+    if (s->trl.n && s->owner && !s->discard) s_trailers(s);
     s_deliver(s, NULL, 0, 1);
   }
   return 0;

@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <nghttp2/nghttp2.h>
 
@@ -60,6 +61,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/h2trailer.h"
 #include "proto/h2head.h"
 
 #define MAX_STREAMS 100
@@ -113,6 +115,8 @@ struct vh2s {
   size_t credit;      /* tunnel credit owed for body bytes in |out| */
   int head_sent;      /* HEADERS submitted */
   int done;           /* sc finished: END_STREAM once |out| drained */
+  wr_fields trl;      /* trailers: a HEADERS frame with END_STREAM after the
+                       * last DATA */
 };
 
 static int bucket_hit(bucket *b, uint64_t now, uint64_t burst, uint64_t rate) {
@@ -141,6 +145,7 @@ static vh2s *stream_new(vh2 *h, int32_t id) {
   x->id = id;
   wr_h2req_init(&x->req, HEAD_MAX);
   wr_buf_init(&x->out, OUT_MAX, NULL);
+  wr_fields_init(&x->trl, HEAD_MAX);
   x->next = h->streams;
   if (h->streams) h->streams->prev = x;
   h->streams = x;
@@ -167,6 +172,7 @@ static void stream_free(vh2 *h, vh2s *x) {
   h->nstreams--;
   wr_h2req_free(&x->req);
   wr_buf_free(&x->out);
+  wr_fields_free(&x->trl);
   free(x);
 }
 
@@ -373,9 +379,25 @@ static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
   }
   if (n == have && x->done) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (x->trl.n && wr_h2_submit_trailer(s, x->id, &x->trl) == 0)
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     return (ssize_t)n;
   }
   return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
+}
+
+/* A gRPC response (content-type application/grpc...) with its status in
+ * the head. */
+static int has_grpc_status(const wr_h2resp *rh) {
+  int grpc = 0, status = 0;
+  for (size_t i = 0; i < rh->nfields; i++) {
+    const wr_http_header *f = &rh->fields[i];
+    if (f->name_len == 11 && memcmp(f->name, "grpc-status", 11) == 0) status = 1;
+    if (f->name_len == 12 && memcmp(f->name, "content-type", 12) == 0 && f->value_len >= 16 &&
+        strncasecmp(f->value, "application/grpc", 16) == 0)
+      grpc = 1;
+  }
+  return grpc && status;
 }
 
 /* The response head at the front of |out|: HEADERS (1xx ones too).
@@ -389,6 +411,10 @@ static int submit_head(vh2s *x) {
                                 x->sc ? x->sc->r.method : NULL, x->websocket, &rh, &used);
   if (rv == WR_AGAIN) return x->done ? -1 : 0;
   if (rv != WR_OK) return -1;
+  /* A gRPC status in the head is a Trailers-Only response: gRPC clients
+   * want it as one HEADERS frame with END_STREAM, so it waits for the end
+   * (the body is empty) instead of going out with a DATA frame after it. */
+  if (!x->done && rh.status >= 200 && has_grpc_status(&rh)) return 0;
   nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)rh.status_text, 7,
                          strlen(rh.status_text), NGHTTP2_NV_FLAG_NONE};
   for (size_t i = 0; i < rh.nfields; i++)
@@ -397,8 +423,10 @@ static int submit_head(vh2s *x) {
   if (rh.status < 200) {
     rv = nghttp2_submit_headers(x->h->s, NGHTTP2_FLAG_NONE, x->id, NULL, nv, n, NULL);
   } else {
+    /* Complete without body or trailers: END_STREAM on the HEADERS. */
+    int bare = x->done && x->out.len - x->out_off == used && x->trl.n == 0;
     nghttp2_data_provider dp = {.source.ptr = x, .read_callback = data_read};
-    rv = nghttp2_submit_response(x->h->s, x->id, nv, n, &dp);
+    rv = nghttp2_submit_response(x->h->s, x->id, nv, n, bare ? NULL : &dp);
     x->head_sent = 1;
   }
   x->out_off += used;
@@ -454,6 +482,21 @@ void wr__vh2_sub_done(vconn *sc) {
   if (!x) return;
   x->done = 1;
   stream_pump(x);
+}
+
+void wr__vh2_sub_trailers(vconn *sc, const wr_http_header *hs, size_t n) {
+  vh2s *x = sc->h2s;
+  if (!x || x->done) return;
+  wr_fields_reset(&x->trl);
+  for (size_t i = 0; i < n; i++) {
+    const wr_http_header *f = &hs[i];
+    if (f->name_len == 0 || f->name[0] == ':' || wr_http1_is_hop_by_hop(f->name, f->name_len) ||
+        (f->name_len == 14 && strncasecmp(f->name, "content-length", 14) == 0) ||
+        (f->name_len == 4 && strncasecmp(f->name, "host", 4) == 0))
+      continue;
+    if (wr_fields_add(&x->trl, f->name, f->name_len, f->value, f->value_len, 1) == WR_ERR_LIMIT)
+      break;
+  }
 }
 
 void wr__vh2_sub_closed(vconn *sc, int reset) {

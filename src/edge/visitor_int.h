@@ -365,6 +365,10 @@ void wr__vh2_sub_write(vconn *sc, const void *a, size_t alen, const void *b, siz
                        const void *d, size_t dlen, size_t credit);
 void wr__vh2_sub_update(vconn *sc);
 void wr__vh2_sub_done(vconn *sc);
+/* The response's trailers (the tunnel stream's on_trailers, before the end
+ * of the body): sent after the last DATA as a HEADERS frame with
+ * END_STREAM, without pseudo, framing and connection-specific fields. */
+void wr__vh2_sub_trailers(vconn *sc, const wr_http_header *hs, size_t n);
 void wr__vh2_sub_closed(vconn *sc, int reset);
 
 /* ---- visitor_proxy.c: the tunnel data stream ------------------------------------- */

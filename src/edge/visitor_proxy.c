@@ -568,12 +568,18 @@ static void st_on_close(void *user) {
   }
 }
 
-/* Response trailers: kept for the chunked trailer section when the visitor
- * asked for them (RFC 9110 6.5: otherwise they may be dropped), without
- * the fields that frame or route a message. */
+/* Response trailers. An HTTP/2 stream sends them as a trailing HEADERS
+ * frame (visitor_h2.c); HTTP/1.1 keeps them for the chunked trailer
+ * section when the visitor asked for them (RFC 9110 6.5: otherwise they may
+ * be dropped), without the fields that frame or route a message. */
 static void st_on_trailers(void *user, const wr_http_header *hs, size_t n) {
   vconn *c = user;
-  if (c->closed || c->state != VC_PROXY || c->r.resp != RS_CHUNKED || !c->r.te_trailers) return;
+  if (c->closed || c->state != VC_PROXY) return;
+  if (c->sub) { /* an HTTP/2 stream: a trailing HEADERS frame, TE or not */
+    if (c->r.resp == RS_EOF) wr__vh2_sub_trailers(c, hs, n);
+    return;
+  }
+  if (c->r.resp != RS_CHUNKED || !c->r.te_trailers) return;
   wr_buf_reset(&c->rtrail);
   for (size_t i = 0; i < n; i++) {
     const wr_http_header *h = &hs[i];

@@ -131,7 +131,9 @@ typedef struct wr_http1_chunked {
   int state;          /* private */
   uint64_t remaining; /* data bytes left in the current chunk */
   size_t line;        /* bytes of the current size/trailer line seen */
-  size_t trailer;     /* bytes of trailer section seen */
+  size_t trailer;     /* bytes of trailer section seen, its final CRLF
+                       * included: what a call adds to it are the last
+                       * bytes that call consumed (how callers keep it) */
   int done;           /* 1 after the last chunk and the trailer section */
 } wr_http1_chunked;
 

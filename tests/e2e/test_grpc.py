@@ -5,10 +5,9 @@ The connector speaks HTTP/2 to the origin; over the HTTP/2 transport
 (`--protocol http2`) the response trailers (grpc-status, ...) come back to
 the edge as cloudflared sends them, and an HTTP/1.1 visitor that sent
 `TE: trailers` gets them in the chunked trailer section. Over QUIC they are
-dropped, as cloudflared drops them. The visitor side here is a raw
-HTTP/1.1 client speaking gRPC's framing; the grpcio client test needs the
-edge's HTTPS listener to offer HTTP/2 (ALPN h2) and is skipped until it
-does.
+dropped, as cloudflared drops them. Most cases use a raw HTTP/1.1 client
+speaking gRPC's framing; a grpcio client also calls through the edge's
+HTTPS listener over HTTP/2 (skipped if that listener does not offer h2).
 
 WARREN_CONNECTOR=/opt/cfd/cloudflared runs the same cases with the real
 cloudflared as the connector (its flags are the same)."""

@@ -21,7 +21,6 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "proto/httpmeta.h"
-#include "quic_pair.h"
 #include "unit.h"
 
 #define H(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
@@ -271,6 +270,12 @@ static void oc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
                                "Sec-WebSocket-Accept: p0rr9XRITXzkhJW8Dr6/ALVhB/Q=\r\n\r\n"
                                "\x81\nws over h2";
       oc_write(oc, ws, sizeof(ws) - 1);
+    } else if (strncmp(oc->req, "GET /trailers ", 14) == 0) {
+      static const char tr[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                               "Trailer: Grpc-Status\r\n\r\n5\r\nhello\r\n0\r\n"
+                               "Grpc-Status: 0\r\nX-Trailer:  two words \r\n"
+                               "Content-Type: text/bad\r\n\r\n";
+      oc_write(oc, tr, sizeof(tr) - 1);
     } else {
       static const char page[] = "HTTP/1.1 200 OK\r\nServer: SimpleHTTP/0.6 Python/3.11.7\r\n"
                                  "Content-Type: text/html\r\nContent-Length: 18\r\n\r\n"
@@ -320,6 +325,49 @@ static void guard_cb(uv_timer_t *t) {
   vctx *c = t->data;
   c->timed_out = 1;
   uv_stop(&c->loop);
+}
+
+/* The loop, the fake origin listening on loopback (c->port) and a proxy
+ * over |yaml|, whose "%u" are the origin's port. */
+static void origin_and_proxy(vctx *c, const char *yaml) {
+  char text[512], err[256] = "";
+  wr_config *cfg = NULL;
+  struct sockaddr_in sa;
+  assert_int_equal(uv_loop_init(&c->loop), 0);
+  uv_tcp_init(&c->loop, &c->server);
+  c->server.data = c;
+  uv_ip4_addr("127.0.0.1", 0, &sa);
+  assert_int_equal(uv_tcp_bind(&c->server, (const struct sockaddr *)&sa, 0), 0);
+  int nl = sizeof(sa);
+  uv_tcp_getsockname(&c->server, (struct sockaddr *)&sa, &nl);
+  c->port = ntohs(sa.sin_port);
+  assert_int_equal(uv_listen((uv_stream_t *)&c->server, 16, on_origin_conn), 0);
+  snprintf(text, sizeof(text), yaml, c->port, c->port);
+  assert_int_equal(wr_config_parse(text, strlen(text), "config.yml", &cfg, err, sizeof(err)), 0);
+  assert_int_equal(wr_ingress_parse(cfg, &c->ing, err, sizeof(err)), 0);
+  wr_config_free(cfg);
+  wr_proxy_config pc;
+  memset(&pc, 0, sizeof(pc));
+  pc.loop = &c->loop;
+  pc.ingress = c->ing;
+  assert_int_equal(wr_proxy_new(&pc, &c->proxy), WR_OK);
+}
+
+/* The connector's HTTP/2 session over |p|, sending with |send| to |user|. */
+static wr_h2 *h2_over(wr_proxy *p, int (*send)(void *, const uint8_t *, size_t),
+                      void (*open)(void *), void (*data)(void *, const uint8_t *, size_t, int),
+                      void *user) {
+  wr_h2_config hc;
+  wr_h2 *h;
+  memset(&hc, 0, sizeof(hc));
+  hc.proxy = p;
+  hc.send = send;
+  hc.kick = v_kick;
+  hc.on_control_open = open;
+  hc.on_control_data = data;
+  hc.user = user;
+  assert_int_equal(wr_h2_new(&hc, &h), WR_OK);
+  return h;
 }
 
 /* --- decoding the connector's frames --- */
@@ -456,8 +504,6 @@ static void close_walk(uv_handle_t *h, void *arg) {
 static void test_vector(void **state) {
   (void)state;
   vctx c;
-  char yaml[512];
-  struct sockaddr_in sa;
   size_t elen, clen;
   uint8_t *edge = unit_read_vector("http2/connection.from-edge.bin", &elen);
   uint8_t *conn = unit_read_vector("http2/connection.from-connector.bin", &clen);
@@ -465,35 +511,10 @@ static void test_vector(void **state) {
   memset(&c, 0, sizeof(c));
   wr_buf_init(&c.sent, 16u << 20, NULL);
   wr_buf_init(&c.control, 1 << 20, NULL);
-  assert_int_equal(uv_loop_init(&c.loop), 0);
-  uv_tcp_init(&c.loop, &c.server);
-  c.server.data = &c;
-  uv_ip4_addr("127.0.0.1", 0, &sa);
-  assert_int_equal(uv_tcp_bind(&c.server, (const struct sockaddr *)&sa, 0), 0);
-  int nl = sizeof(sa);
-  uv_tcp_getsockname(&c.server, (struct sockaddr *)&sa, &nl);
-  c.port = ntohs(sa.sin_port);
-  assert_int_equal(uv_listen((uv_stream_t *)&c.server, 16, on_origin_conn), 0);
-  snprintf(yaml, sizeof(yaml),
-           "ingress:\n  - hostname: app.example.test\n    service: http://127.0.0.1:%u\n"
-           "  - hostname: ws.example.test\n    service: http://127.0.0.1:%u\n"
-           "  - service: http_status:404\n",
-           c.port, c.port);
-  c.ing = unit_ingress_of(yaml);
-  wr_proxy_config pc;
-  memset(&pc, 0, sizeof(pc));
-  pc.loop = &c.loop;
-  pc.ingress = c.ing;
-  assert_int_equal(wr_proxy_new(&pc, &c.proxy), WR_OK);
-  wr_h2_config hc;
-  memset(&hc, 0, sizeof(hc));
-  hc.proxy = c.proxy;
-  hc.send = v_send;
-  hc.kick = v_kick;
-  hc.on_control_open = v_control_open;
-  hc.on_control_data = v_control_data;
-  hc.user = &c;
-  assert_int_equal(wr_h2_new(&hc, &c.h2), WR_OK);
+  origin_and_proxy(&c, "ingress:\n  - hostname: app.example.test\n    service: http://127.0.0.1:%u\n"
+                       "  - hostname: ws.example.test\n    service: http://127.0.0.1:%u\n"
+                       "  - service: http_status:404\n");
+  c.h2 = h2_over(c.proxy, v_send, v_control_open, v_control_data, &c);
   uv_timer_init(&c.loop, &c.poll);
   uv_timer_init(&c.loop, &c.guard);
   c.poll.data = c.guard.data = &c;
@@ -678,9 +699,7 @@ static void test_config_and_control(void **state) {
   pc.loop = &loop;
   pc.services = &svc;
   assert_int_equal(wr_proxy_new(&pc, &p), WR_OK);
-  wr_h2_config hc = {.proxy = p, .send = c_send, .kick = v_kick, .on_control_open = c_ctl_open,
-                     .on_control_data = c_ctl_data, .user = &c};
-  assert_int_equal(wr_h2_new(&hc, &h), WR_OK);
+  h = h2_over(p, c_send, c_ctl_open, c_ctl_data, &c);
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_send_callback(cb, cli_send);
   nghttp2_session_callbacks_set_on_header_callback(cb, cli_header);
@@ -727,8 +746,93 @@ static void test_config_and_control(void **state) {
   for (int i = 0; i < 8; i++) wr_buf_free(&c.body[i]);
 }
 
+/* ---- response trailers: cloudflared's trailing HEADERS frame ----------------------------- */
+
+static char trl_seen[512];
+static int trl_end, trl_heads;
+
+static int tr_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                     size_t nl, const uint8_t *value, size_t vl, uint8_t fl, void *u) {
+  if (f->headers.cat != NGHTTP2_HCAT_HEADERS) return cli_header(ng, f, name, nl, value, vl, fl, u);
+  snprintf(trl_seen + strlen(trl_seen), sizeof(trl_seen) - strlen(trl_seen), "%.*s=%.*s\n",
+           (int)nl, name, (int)vl, value);
+  return 0;
+}
+
+static void tick_cb(uv_timer_t *t) { (void)t; }
+
+static int tr_frame(nghttp2_session *ng, const nghttp2_frame *f, void *u) {
+  (void)ng;
+  (void)u;
+  if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_HEADERS) {
+    trl_heads++;
+    trl_end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  }
+  return 0;
+}
+
+/* An origin's chunked trailer section reaches the edge after the body as
+ * a HEADERS frame with END_STREAM, names in lower case, without the names
+ * Go's server refuses as trailers (Content-Type). */
+static void test_origin_trailers(void **state) {
+  (void)state;
+  vctx v;
+  cli c;
+  nghttp2_session_callbacks *cb;
+  memset(&v, 0, sizeof(v));
+  memset(&c, 0, sizeof(c));
+  wr_buf_init(&c.out, 1 << 20, NULL);
+  for (int i = 0; i < 8; i++) wr_buf_init(&c.body[i], 1 << 20, NULL);
+  origin_and_proxy(&v, "ingress:\n  - service: http://127.0.0.1:%u\n");
+  wr_h2 *h = h2_over(v.proxy, c_send, c_ctl_open, c_ctl_data, &c);
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_send_callback(cb, cli_send);
+  nghttp2_session_callbacks_set_on_header_callback(cb, tr_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, tr_frame);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, cli_data);
+  assert_int_equal(nghttp2_session_client_new(&c.ng, cb, &c), 0);
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_submit_settings(c.ng, NGHTTP2_FLAG_NONE, NULL, 0);
+
+  nghttp2_nv nv[] = {NV(":method", "GET"), NV(":path", "/trailers"), NV(":scheme", "https"),
+                     NV(":authority", "app.example.test")};
+  int32_t id = nghttp2_submit_request(c.ng, NULL, nv, 4, NULL, NULL);
+  assert_int_equal(id, 1);
+  /* The loop wakes at least every millisecond; the guard ends a hang. */
+  uv_timer_init(&v.loop, &v.poll);
+  uv_timer_init(&v.loop, &v.guard);
+  v.poll.data = v.guard.data = &v;
+  uv_timer_start(&v.poll, tick_cb, 1, 1);
+  uv_timer_start(&v.guard, guard_cb, 10000, 0);
+  while (!trl_heads && !v.timed_out) {
+    pump(&c, h);
+    uv_run(&v.loop, UV_RUN_ONCE);
+  }
+  pump(&c, h);
+  assert_string_equal(c.status[0], "200");
+  assert_int_equal(c.body[0].len, 5);
+  assert_memory_equal(c.body[0].data, "hello", 5);
+  assert_int_equal(trl_heads, 1);
+  assert_true(trl_end);
+  assert_string_equal(trl_seen, "grpc-status=0\nx-trailer=two words\n");
+
+  nghttp2_session_del(c.ng);
+  wr_h2_free(h);
+  wr_proxy_free(v.proxy);
+  uv_close((uv_handle_t *)&v.server, NULL);
+  uv_close((uv_handle_t *)&v.poll, NULL);
+  uv_close((uv_handle_t *)&v.guard, NULL);
+  for (int i = 0; i < 20; i++) uv_run(&v.loop, UV_RUN_NOWAIT);
+  uv_walk(&v.loop, close_walk, NULL);
+  uv_run(&v.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&v.loop), 0);
+  wr_ingress_free(v.ing);
+  wr_buf_free(&c.out);
+  for (int i = 0; i < 8; i++) wr_buf_free(&c.body[i]);
+}
+
 int main(void) {
   return UNIT_RUN(NULL, NULL,
                   UNIT_TESTS(test_kind, test_request_build, test_response_head, test_vector,
-                             test_config_and_control));
+                             test_config_and_control, test_origin_trailers));
 }

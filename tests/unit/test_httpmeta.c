@@ -6,6 +6,7 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "proto/connect.h"
+#include "proto/fields.h"
 #include "proto/httpmeta.h"
 #include "proto/preamble.h"
 #include "unit.h"
@@ -654,11 +655,38 @@ static void test_capture_streams(void **state) {
   wr_buf_free(&arena2);
 }
 
+/* Kept trailers (proto/fields.h): names lower-cased on request, NUL and
+ * the byte limit refused without a trace, the list in order. */
+static void test_fields(void **state) {
+  (void)state;
+  wr_fields f;
+  wr_http_header hs[4];
+  wr_fields_init(&f, 32);
+  assert_int_equal(wr_fields_add(&f, "Grpc-Status", 11, "0", 1, 1), WR_OK);
+  assert_int_equal(wr_fields_add(&f, "X-A", 3, "", 0, 0), WR_OK);
+  assert_int_equal(wr_fields_add(&f, "x-\0", 3, "v", 1, 1), WR_ERR_INVAL);
+  assert_int_equal(wr_fields_add(&f, "x", 1, "v\0", 2, 1), WR_ERR_INVAL);
+  assert_int_equal(wr_fields_add(&f, "x-long", 6, "0123456789", 10, 1), WR_ERR_LIMIT);
+  assert_int_equal(f.n, 2);
+  wr_fields_list(&f, hs);
+  assert_int_equal(hs[0].name_len, 11);
+  assert_memory_equal(hs[0].name, "grpc-status", 11);
+  assert_int_equal(hs[0].value_len, 1);
+  assert_memory_equal(hs[0].value, "0", 1);
+  assert_memory_equal(hs[1].name, "X-A", 3); /* kept as given */
+  assert_int_equal(hs[1].value_len, 0);
+  wr_fields_reset(&f);
+  assert_int_equal(f.n, 0);
+  assert_int_equal(wr_fields_add(&f, "x-long", 6, "0123456789", 10, 1), WR_OK);
+  wr_fields_free(&f);
+}
+
 int main(void) {
   return UNIT_RUN(
       NULL, NULL,
       UNIT_TESTS(test_canonical_key, test_req_encode_capture, test_req_encode_filters,
                  test_req_decode, test_req_round_trip, test_resp_encode_decode,
                  test_h2_spec_example, test_h2_capture, test_h2_control_headers,
-                 test_h2_go_round_trip, test_h2_deserialize_edge_cases, test_capture_streams));
+                 test_h2_go_round_trip, test_h2_deserialize_edge_cases, test_capture_streams,
+                 test_fields));
 }

@@ -453,7 +453,7 @@ static void conn_on_edge(fixture *f, const char *tunnel, const char *id, const c
 static void test_edges(void **state) {
   fixture *f = *state;
   int64_t now = 1000000;
-  wr_store_set_clock(f->s, fixed_clock, &now);
+  wr_store_set_clock(f->s, unit_fixed_clock, &now);
   wr_tunnel t;
   assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "web", NULL, 0, &t), WR_OK);
   wr_edge_rec a = {.id = "aaaaaaaa-0000-4000-8000-000000000001", .peer_addr = "127.0.0.1:1001"};

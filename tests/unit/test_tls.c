@@ -133,6 +133,43 @@ static void test_handshake_private_ca(void **state) {
   pair_close(&pp);
 }
 
+/* A client list ("h2,http/1.1", as an http2Origin dial offers) gets the
+ * server's choice; a server that speaks neither leaves none. */
+static void test_client_alpn_list(void **state) {
+  static const struct {
+    const char *offer, *server, *want;
+  } cases[] = {
+      {"h2,http/1.1", "h2", "h2"},
+      {"h2,http/1.1", "http/1.1", "http/1.1"},
+      {"h2,http/1.1", "argotunnel", ""},
+      {"h2,http/1.1", NULL, ""},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    pair pp;
+    memset(&pp, 0, sizeof(pp));
+    pp.cc = client_creds(pki.ca, 0);
+    pp.sc = server_creds();
+    assert_int_equal(wr_tls_client_new(pp.cc, "example.test", NULL, cases[i].offer, &pp.cli),
+                     WR_OK);
+    assert_int_equal(wr_tls_server_new_opts(pp.sc, 0, cases[i].server, &pp.srv), WR_OK);
+    pair_handshake(&pp);
+    assert_int_equal(pp.crv, WR_OK);
+    assert_string_equal(wr_tls_alpn(pp.cli), cases[i].want);
+    pair_close(&pp);
+  }
+  /* Empty elements and overlong names are refused. */
+  wr_tls_creds *cc = client_creds(pki.ca, 0);
+  wr_tls *t = NULL;
+  char longname[300];
+  memset(longname, 'a', sizeof(longname) - 1);
+  longname[sizeof(longname) - 1] = 0;
+  assert_int_equal(wr_tls_client_new(cc, "example.test", NULL, "h2,,http/1.1", &t), WR_ERR_INVAL);
+  assert_int_equal(wr_tls_client_new(cc, "example.test", NULL, longname, &t), WR_ERR_INVAL);
+  assert_null(t);
+  wr_tls_creds_free(cc);
+}
+
 static int contains(const uint8_t *p, size_t n, const char *s) {
   return memmem(p, n, s, strlen(s)) != NULL;
 }
@@ -450,9 +487,10 @@ static void test_tls13_key_update(void **state) {
 
 int main(void) {
   return UNIT_RUN(group_setup, unit_pki_teardown,
-                  UNIT_TESTS(test_handshake_private_ca, test_sni_only_for_dns_names,
-                             test_unknown_authority, test_wrong_name, test_no_verify,
-                             test_data_both_ways, test_close_notify_and_truncation,
-                             test_eof_during_handshake, test_limits_and_misuse, test_creds_errors,
-                             test_tls12_server, test_tls13_key_update));
+                  UNIT_TESTS(test_handshake_private_ca, test_client_alpn_list,
+                             test_sni_only_for_dns_names, test_unknown_authority, test_wrong_name,
+                             test_no_verify, test_data_both_ways,
+                             test_close_notify_and_truncation, test_eof_during_handshake,
+                             test_limits_and_misuse, test_creds_errors, test_tls12_server,
+                             test_tls13_key_update));
 }
