@@ -18,6 +18,10 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 
+/* Pending OpenID Connect sign-ins kept (a flood of starts drops the
+ * oldest, proto/oidc.h). */
+#define MAX_OIDC_FLOWS 4096
+
 uint64_t wr__access_now_ms(const wr_access *a) {
   (void)a;
   return uv_hrtime() / 1000000;
@@ -366,6 +370,7 @@ int wr_access_new(const wr_access_gate_config *cfg, wr_access **out) {
   a->audit_rl.burst = 100;
   a->audit_rl.every_ms = 1000;
   wr_throttle_config tc = {.free_failures = 5};
+  a->oidc = wr_oidc_states_new(MAX_OIDC_FLOWS, WR_OIDC_FLOW_TTL_MS);
   int rv = wr_throttle_new(&tc, &a->signin_rl);
   if (rv == WR_OK) {
     rv = keys_load(a);
@@ -383,6 +388,7 @@ void wr__access_destroy(wr_access *a) {
   keys_clear(a);
   for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) json_decref(a->cache[i].doc);
   wr_throttle_free(a->signin_rl);
+  wr_oidc_states_free(a->oidc);
   free(a->team);
   free(a);
 }
