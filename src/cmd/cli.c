@@ -192,6 +192,8 @@ typedef struct cli_parse {
   int want_help, only_args;
 } cli_parse;
 
+const wr_flag wr_cli_raw_args[] = {{NULL}};
+
 #define CLI_GO_ON (-1) /* a step's "keep reading" (exit codes are >= 0) */
 
 static int print_version(const char *prog) {
@@ -209,6 +211,7 @@ static int cli_word(cli_parse *p, char *a) {
   if (s->name && p->depth < MAX_DEPTH) {
     p->path[p->depth++] = s;
     wr_opts_add_flags(&p->o, s->flags);
+    if (s->flags == wr_cli_raw_args) p->only_args = 1;
   } else if (strcmp(a, "help") == 0) {
     p->want_help = 1;
   } else if (p->depth == 1 && strcmp(a, "version") == 0) {

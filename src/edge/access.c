@@ -354,6 +354,71 @@ int wr_access_authorized(wr_access *a, const char *host, const char *token, int6
   return WR_ERR_DENIED;
 }
 
+/* ---- the CLI hand-off ------------------------------------------------------------------ */
+
+static int transfer_key_ok(const char *key) {
+  size_t n = strlen(key);
+  if (n < 16 || n > 88) return 0;
+  for (const char *p = key; *p; p++)
+    if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=", *p)) return 0;
+  return 1;
+}
+
+static void transfer_clear(wr__access_transfer *t) {
+  if (t->body) {
+    explicit_bzero(t->body, strlen(t->body));
+    free(t->body);
+  }
+  memset(t, 0, sizeof(*t));
+}
+
+int wr_access_cli_token(wr_access *a, const char *host, const char *aud, const char *token, const char *key) {
+  json_t *doc = wr__access_host_doc(a, host), *app;
+  size_t i;
+  int ok = 0;
+  if (!key || !transfer_key_ok(key)) return WR_ERR_INVAL;
+  wr__access_keys_fresh(a);
+  json_array_foreach(json_object_get(doc, "apps"), i, app) {
+    const char *tag = json_string_value(json_object_get(app, "aud"));
+    wr_jwt_expect w = {.now = (int64_t)time(NULL), .auds = &tag, .naud = 1, .iss = a->team};
+    char err[160];
+    if (tag && aud && !strcmp(tag, aud) && token &&
+        wr_jwt_verify(a->jwks, token, strlen(token), &w, NULL, err, sizeof(err)) == WR_OK)
+      ok = 1;
+  }
+  if (!ok) return WR_ERR_DENIED;
+  uint64_t now = wr__access_now_ms(a);
+  wr__access_transfer *slot = &a->transfers[0];
+  for (size_t k = 0; k < WR_ACCESS_TRANSFERS; k++) {
+    wr__access_transfer *t = &a->transfers[k];
+    if (t->body && (t->expires <= now || !strcmp(t->key, key))) transfer_clear(t);
+    if (!t->body ? slot->body != NULL : slot->body && t->expires < slot->expires) slot = t;
+  }
+  transfer_clear(slot);
+  json_t *body = json_pack("{s:s}", "app_token", token);
+  slot->body = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  snprintf(slot->key, sizeof(slot->key), "%s", key);
+  slot->expires = now + WR_ACCESS_TRANSFER_MS;
+  return slot->body ? WR_OK : WR_ERR_NOMEM;
+}
+
+int wr_access_transfer_take(wr_access *a, const char *key, char **body) {
+  uint64_t now = wr__access_now_ms(a);
+  *body = NULL;
+  for (size_t k = 0; k < WR_ACCESS_TRANSFERS; k++) {
+    wr__access_transfer *t = &a->transfers[k];
+    if (!t->body || strcmp(t->key, key) != 0) continue;
+    if (t->expires > now) {
+      *body = t->body; /* handed over once */
+      t->body = NULL;
+    }
+    transfer_clear(t);
+    return *body ? WR_OK : WR_ERR_NOTFOUND;
+  }
+  return WR_ERR_NOTFOUND;
+}
+
 const wr_access_stats *wr_access_get_stats(const wr_access *a) { return &a->stats; }
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
@@ -389,6 +454,7 @@ void wr__access_destroy(wr_access *a) {
   for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) json_decref(a->cache[i].doc);
   wr_throttle_free(a->signin_rl);
   wr_oidc_states_free(a->oidc);
+  for (size_t i = 0; i < WR_ACCESS_TRANSFERS; i++) transfer_clear(&a->transfers[i]);
   free(a->team);
   free(a);
 }

@@ -121,6 +121,21 @@ int wr_access_authorized(wr_access *a, const char *host, const char *token, int6
  * answered (now or later), 0 for another path. */
 int wr_access_handle_httpd(wr_access *a, wr_httpd_req *req);
 
+/* The CLI hand-off (`warren access login`, after cloudflared's transfer
+ * service): /cdn-cgi/access/cli on an app host, once the browser holds a
+ * valid token for the app tagged |aud| there, leaves
+ * {"app_token": <that token>} under |key| (the CLI's random name, 16..88
+ * characters of base64); the CLI fetches it once from
+ * /cdn-cgi/access/transfer/<key>. At most WR_ACCESS_TRANSFERS are held,
+ * each for WR_ACCESS_TRANSFER_MS (the oldest goes first).
+ * wr_access_cli_token: WR_OK after storing, WR_ERR_DENIED (no valid token
+ * for that app), WR_ERR_INVAL (a bad key). wr_access_transfer_take:
+ * WR_OK with *body malloc'd, or WR_ERR_NOTFOUND. */
+#define WR_ACCESS_TRANSFERS 256
+#define WR_ACCESS_TRANSFER_MS (10u * 60u * 1000u)
+int wr_access_cli_token(wr_access *a, const char *host, const char *aud, const char *token, const char *key);
+int wr_access_transfer_take(wr_access *a, const char *key, char **body);
+
 typedef struct wr_access_stats {
   uint64_t allowed, bypassed, denied, login_needed, errors;
   uint64_t signins_ok, signins_failed;

@@ -11,6 +11,12 @@
 
 #define WR__ACCESS_CACHE_SLOTS 64
 
+typedef struct wr__access_transfer {
+  char key[96];
+  char *body;        /* NULL: a free slot */
+  uint64_t expires;
+} wr__access_transfer;
+
 typedef struct wr__access_host {
   char host[WR_STORE_HOST_MAX + 1];
   json_t *doc; /* wr_store_access_for_host's answer */
@@ -31,6 +37,7 @@ struct wr_access {
   wr_ratelimit audit_rl;
   wr_throttle *signin_rl; /* failed sign-ins per email */
   wr_oidc_states *oidc;   /* pending OpenID Connect sign-ins */
+  wr__access_transfer transfers[WR_ACCESS_TRANSFERS]; /* CLI hand-offs */
   unsigned pending;       /* sign-ins on the worker pool */
   int freeing;            /* wr_access_free ran; the last job frees */
 };

@@ -125,8 +125,51 @@ static void authorized(vconn *c, const char *q, size_t ql) {
   page(c, 302, "Signed in.", x, 2);
 }
 
+static void need_login(vconn *c, int html, const char *target, const wr_access_decision *d);
+
+/* /cdn-cgi/access/cli?token=KEY&aud=AUD&redirect_url=...: the browser step
+ * of `warren access login`. With a valid token for the app, it is left for
+ * the CLI under KEY; without, the browser signs in first and comes back. */
+static void cli(vconn *c, const char *tok, const char *q, size_t ql) {
+  wr_access *a = c->v->access;
+  char key[128], aud[80];
+  size_t al;
+  if (query_param(q, ql, "token", key, sizeof(key)) != 0 || query_param(q, ql, "aud", aud, sizeof(aud)) != 0 ||
+      (al = strlen(aud)) != 64 || strspn(aud, "0123456789abcdef") != al) {
+    page(c, 400, "This link needs a token and an application aud.", NULL, 0);
+    return;
+  }
+  int rv = wr_access_cli_token(a, c->r.host, aud, tok, key);
+  if (rv == WR_OK) {
+    page(c, 200, "Signed in: the command line has your token. You may close this window.", NULL, 0);
+  } else if (rv == WR_ERR_DENIED) {
+    wr_access_decision d;
+    char target[1024];
+    memset(&d, 0, sizeof(d));
+    snprintf(d.login_url, sizeof(d.login_url), "%s/cdn-cgi/access/login/%s?kid=%s", wr_access_team_domain(a),
+             c->r.host, aud);
+    snprintf(target, sizeof(target), CDN_CGI "cli?%.*s", (int)(ql < 900 ? ql : 900), q);
+    need_login(c, 1, target, &d);
+  } else {
+    page(c, 400, "This link's token is not valid.", NULL, 0);
+  }
+}
+
+/* /cdn-cgi/access/transfer/KEY: what cli() left for KEY, once. */
+static void transfer(vconn *c, const char *key) {
+  char *body = NULL;
+  if (wr_access_transfer_take(c->v->access, key, &body) != WR_OK) {
+    static const char waiting[] = "waiting for the sign-in\n";
+    respond(c, 404, "text/plain", NULL, 0, waiting, sizeof(waiting) - 1);
+    return;
+  }
+  respond(c, 200, "application/json", NULL, 0, body, strlen(body));
+  explicit_bzero(body, strlen(body));
+  free(body);
+}
+
 /* The edge's own /cdn-cgi/access/ paths. */
-static void cdn_cgi(vconn *c, const char *rest, size_t rl, const char *q, size_t ql) {
+static void cdn_cgi(vconn *c, const char *rest, size_t rl, const char *q, size_t ql, const char *tok) {
   wr_access *a = c->v->access;
   if (ieq(rest, rl, "certs")) {
     const char *certs = wr_access_certs(a);
@@ -137,6 +180,10 @@ static void cdn_cgi(vconn *c, const char *rest, size_t rl, const char *q, size_t
     page(c, 200, "You are signed out.", &x, 1);
   } else if (ieq(rest, rl, "authorized")) {
     authorized(c, q, ql);
+  } else if (ieq(rest, rl, "cli")) {
+    cli(c, tok, q, ql);
+  } else if (rl > 9 && !strncmp(rest, "transfer/", 9)) {
+    transfer(c, rest + 9);
   } else {
     page(c, 404, "Not found.", NULL, 0);
   }
@@ -188,13 +235,15 @@ int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_targe
   size_t ql = qm ? t->path_len - plen - 1 : 0;
   if (plen >= sizeof(CDN_CGI) - 1 && !memcmp(t->path, CDN_CGI, sizeof(CDN_CGI) - 1)) {
     /* |h| points into c->in: copy what is needed before consuming. */
-    char rest[64], query[WR_JWT_MAX_LEN * 3 + 4096];
+    char rest[160], query[WR_JWT_MAX_LEN * 3 + 4096];
     snprintf(rest, sizeof(rest), "%.*s", (int)(plen - (sizeof(CDN_CGI) - 1)), t->path + sizeof(CDN_CGI) - 1);
     if (ql >= sizeof(query)) ql = 0;
     memcpy(query, q, ql);
     query[ql] = '\0';
+    char *tok = visitor_token(h);
     wr_buf_consume(&c->in, used);
-    cdn_cgi(c, rest, strlen(rest), query, ql);
+    cdn_cgi(c, rest, strlen(rest), query, ql, tok);
+    free(tok);
     return -1;
   }
   wr_access_req aq = {.host = r->host, .path = t->path, .path_len = plen, .ip_text = c->ip};
