@@ -151,29 +151,149 @@ void wr_access_set_team_domain(wr_access *a, const char *url) {
 
 /* ---- the host cache ---------------------------------------------------------------- */
 
-json_t *wr__access_host_doc(wr_access *a, const char *host) {
-  uint64_t now = wr__access_now_ms(a);
+/* The slot of |host|, or NULL. */
+static wr__access_host *slot_find(wr_access *a, const char *host) {
+  for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++)
+    if (a->cache[i].host[0] && strcmp(a->cache[i].host, host) == 0) return &a->cache[i];
+  return NULL;
+}
+
+/* A slot for a new host: a free one, else the one that expired first among
+ * those not waiting for the store; NULL when all of them wait. */
+static wr__access_host *slot_take(wr_access *a, const char *host) {
   wr__access_host *slot = NULL;
   for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) {
     wr__access_host *e = &a->cache[i];
-    if (e->doc && strcmp(e->host, host) == 0) {
-      if (e->expires > now) return e->doc;
+    if (e->pending) continue;
+    if (!e->host[0]) {
       slot = e;
       break;
     }
-    /* Else the first empty slot, or the one that expires first. */
-    if (!slot || (slot->doc && (!e->doc || e->expires < slot->expires))) slot = e;
+    if (!slot || e->expires < slot->expires) slot = e;
   }
+  if (!slot) return NULL;
+  json_decref(slot->doc);
+  memset(slot, 0, sizeof(*slot));
+  snprintf(slot->host, sizeof(slot->host), "%s", host);
+  return slot;
+}
+
+json_t *wr__access_host_doc(wr_access *a, const char *host) {
+  uint64_t now = wr__access_now_ms(a);
+  wr__access_host *slot = slot_find(a, host);
+  if (slot && slot->doc && (slot->pending || slot->expires > now)) return slot->doc;
+  /* A slot the store thread will fill is left to it: this read is kept
+   * aside until the next one. */
+  if (slot && slot->pending) slot = NULL;
+  else if (!slot) slot = slot_take(a, host);
   json_t *doc = NULL;
   if (wr_store_access_for_host(a->store, host, &doc) != WR_OK) {
     wr_warn("access: looking up the applications of %s failed: %s", host, wr_store_errmsg(a->store));
-    return NULL;
+    doc = NULL;
+  }
+  if (!slot) {
+    json_decref(a->aside);
+    a->aside = doc;
+    return doc;
   }
   json_decref(slot->doc);
-  snprintf(slot->host, sizeof(slot->host), "%s", host);
   slot->doc = doc;
   slot->expires = now + WR_ACCESS_CACHE_MS;
   return doc;
+}
+
+/* ---- reads on the store thread ---------------------------------------------------------- */
+
+typedef struct host_job {
+  wr_access *a;
+  uint64_t gen;
+  char host[WR_STORE_HOST_MAX + 1];
+  json_t *doc;
+  int rv;
+  char errmsg[WR_STORE_ERRMSG_MAX];
+} host_job;
+
+static void host_job_run(wr_store *s, void *arg) {
+  host_job *j = arg;
+  j->rv = wr_store_access_for_host(s, j->host, &j->doc);
+  if (j->rv != WR_OK) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
+}
+
+static void host_job_done(void *arg, int status) {
+  host_job *j = arg;
+  wr_access *a = j->a;
+  a->pending--;
+  wr__access_host *slot = slot_find(a, j->host);
+  if (slot && slot->pending && slot->gen == j->gen && !a->freeing) {
+    if (status != WR_OK || j->rv != WR_OK)
+      wr_warn("access: looking up the applications of %s failed: %s", j->host,
+              status == WR_OK ? j->errmsg : "the store thread stopped");
+    json_decref(slot->doc);
+    slot->doc = status == WR_OK && j->rv == WR_OK ? j->doc : NULL;
+    if (slot->doc) j->doc = NULL;
+    slot->pending = 0;
+    slot->expires = wr__access_now_ms(a) + WR_ACCESS_CACHE_MS;
+  }
+  json_decref(j->doc);
+  free(j);
+  if (a->freeing) {
+    if (!a->pending) wr__access_destroy(a);
+    return;
+  }
+  for (size_t i = 0; i < WR__ACCESS_WATCHERS; i++)
+    if (a->watchers[i].cb) a->watchers[i].cb(a->watchers[i].user);
+}
+
+int wr_access_prefetch(wr_access *a, const char *host, int stale_ok) {
+  wr__access_host *slot = slot_find(a, host);
+  /* While a host's applications are read again, the last answer serves:
+   * a visitor of a known host never waits behind the store thread. */
+  if (slot && slot->pending) return slot->doc ? WR_OK : WR_AGAIN;
+  if (slot && (stale_ok || slot->expires > wr__access_now_ms(a))) return WR_OK;
+  if (!a->async) return WR_OK;
+  if (!slot && !(slot = slot_take(a, host))) return WR_ERR_LIMIT;
+  host_job *j = wr_xcalloc(1, sizeof(*j));
+  j->a = a;
+  j->gen = ++a->gen;
+  snprintf(j->host, sizeof(j->host), "%s", host);
+  if (wr_store_async_submit(a->async, host_job_run, host_job_done, j) != WR_OK) {
+    free(j);
+    return WR_ERR_LIMIT;
+  }
+  a->pending++;
+  slot->pending = 1;
+  slot->gen = j->gen;
+  return slot->doc ? WR_OK : WR_AGAIN;
+}
+
+void wr_access_invalidate(wr_access *a) {
+  for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) {
+    json_decref(a->cache[i].doc);
+    memset(&a->cache[i], 0, sizeof(a->cache[i])); /* reads in flight find no slot */
+  }
+}
+
+int wr_access_watch(wr_access *a, void (*cb)(void *user), void *user) {
+  for (size_t i = 0; i < WR__ACCESS_WATCHERS; i++)
+    if (!a->watchers[i].cb) {
+      a->watchers[i].cb = cb;
+      a->watchers[i].user = user;
+      return WR_OK;
+    }
+  return WR_ERR_LIMIT;
+}
+
+void wr_access_unwatch(wr_access *a, void *user) {
+  for (size_t i = 0; a && i < WR__ACCESS_WATCHERS; i++)
+    if (a->watchers[i].user == user) memset(&a->watchers[i], 0, sizeof(a->watchers[i]));
+}
+
+/* The gate's view of |host|: with a store thread, what the cache holds
+ * (prefetched); else a read on the loop. */
+static json_t *gate_doc(wr_access *a, const char *host) {
+  if (!a->async) return wr__access_host_doc(a, host);
+  wr__access_host *slot = slot_find(a, host);
+  return slot ? slot->doc : NULL;
 }
 
 /* ---- tokens ------------------------------------------------------------------------- */
@@ -322,7 +442,7 @@ static void decide(wr_access *a, const wr_access_req *q, json_t *app, json_t *gr
 void wr_access_check(wr_access *a, const wr_access_req *q, wr_access_decision *d) {
   memset(d, 0, sizeof(*d));
   wr__access_keys_fresh(a);
-  json_t *doc = wr__access_host_doc(a, q->host);
+  json_t *doc = gate_doc(a, q->host);
   if (!doc) {
     d->outcome = WR_ACCESS_ERROR;
     a->stats.errors++;
@@ -429,6 +549,7 @@ int wr_access_new(const wr_access_gate_config *cfg, wr_access **out) {
   wr_access *a = wr_xcalloc(1, sizeof(*a));
   a->loop = cfg->loop;
   a->store = cfg->store;
+  a->async = cfg->async;
   a->team = wr_xstrdup(cfg->team_domain);
   size_t tl = strlen(a->team);
   while (tl && a->team[tl - 1] == '/') a->team[--tl] = '\0';
@@ -452,6 +573,7 @@ int wr_access_new(const wr_access_gate_config *cfg, wr_access **out) {
 void wr__access_destroy(wr_access *a) {
   keys_clear(a);
   for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) json_decref(a->cache[i].doc);
+  json_decref(a->aside);
   wr_throttle_free(a->signin_rl);
   wr_oidc_states_free(a->oidc);
   for (size_t i = 0; i < WR_ACCESS_TRANSFERS; i++) transfer_clear(&a->transfers[i]);

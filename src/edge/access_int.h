@@ -18,10 +18,14 @@ typedef struct wr__access_transfer {
 } wr__access_transfer;
 
 typedef struct wr__access_host {
-  char host[WR_STORE_HOST_MAX + 1];
-  json_t *doc; /* wr_store_access_for_host's answer */
+  char host[WR_STORE_HOST_MAX + 1]; /* "": a free slot */
+  json_t *doc;      /* wr_store_access_for_host's answer; NULL: the read failed */
   uint64_t expires;
+  int pending;      /* a read is on the store thread */
+  uint64_t gen;     /* the read's number: an older read's answer is dropped */
 } wr__access_host;
+
+#define WR__ACCESS_WATCHERS 8
 
 struct wr_access {
   uv_loop_t *loop;
@@ -33,6 +37,13 @@ struct wr_access {
   char *certs;
   uint64_t keys_at; /* ms: when the keys were read */
   wr__access_host cache[WR__ACCESS_CACHE_SLOTS];
+  wr_store_async *async;  /* NULL: the gate reads the store on the loop */
+  uint64_t gen;           /* reads submitted */
+  json_t *aside;          /* a page's read of a host the store thread is reading */
+  struct {
+    void (*cb)(void *user);
+    void *user;
+  } watchers[WR__ACCESS_WATCHERS];
   wr_access_stats stats;
   wr_ratelimit audit_rl;
   wr_throttle *signin_rl; /* failed sign-ins per email */

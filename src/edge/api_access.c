@@ -506,7 +506,18 @@ static void collection(wr__api_ctx *c, const char *kind, const char *parent, con
   wr__api_method(c, strcmp(kind, "service_token") ? "GET, PUT, DELETE" : "GET, DELETE");
 }
 
+static void dispatch(wr__api_ctx *c);
+
 void wr__api_access(wr__api_ctx *c) {
+  /* A write (even a refused one: cheap) drops what the gate cached. The
+   * request (and its method) is gone once answered: test first. */
+  int write = strcmp(c->method, "GET") != 0;
+  wr_api *api = c->api;
+  dispatch(c);
+  if (write && api->on_access_change) api->on_access_change(api->access_user);
+}
+
+static void dispatch(wr__api_ctx *c) {
   char **s = c->segs;
   size_t n = c->nsegs;
   if (n >= 4 && n <= 5 && !strcmp(s[3], "apps")) { collection(c, "app", NULL, n == 5 ? s[4] : NULL); return; }

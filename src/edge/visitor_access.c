@@ -222,6 +222,15 @@ static void need_login(vconn *c, int html, const char *target, const wr_access_d
   page(c, 401, "This application needs an Access identity: a service token or a sign-in.", x, 2);
 }
 
+void wr__visitor_access_ready(void *user) {
+  wr_visitor *v = user;
+  for (vconn *c = v->conns; c; c = c->next)
+    if (c->state == VC_ROUTE && c->access_waited && !c->closed) {
+      c->state = VC_HEAD;
+      wr__vconn_kick(c);
+    }
+}
+
 int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_target *t, size_t used) {
   vreq *r = &c->r;
   free(c->access_jwt);
@@ -229,6 +238,20 @@ int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_targe
   if (!t->auth || !t->path ||
       wr__visitor_canon_host(t->auth, t->auth_len, r->host, sizeof(r->host), r->authority, sizeof(r->authority)) != 0)
     return 0; /* route_request answers 400 */
+  /* The host's applications come from the store thread: the head waits in
+   * |in| (VC_ROUTE) and is parsed again when they are back. */
+  int pf = wr_access_prefetch(c->v->access, r->host, c->access_waited);
+  c->access_waited = 0;
+  if (pf == WR_AGAIN) {
+    c->access_waited = 1;
+    c->state = VC_ROUTE;
+    return -1;
+  }
+  if (pf != WR_OK) {
+    wr_buf_consume(&c->in, used);
+    page(c, 503, "The edge is busy checking access; try again.", NULL, 0);
+    return -1;
+  }
   const char *qm = memchr(t->path, '?', t->path_len);
   size_t plen = qm ? (size_t)(qm - t->path) : t->path_len;
   const char *q = qm ? qm + 1 : "";
