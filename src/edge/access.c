@@ -3,6 +3,7 @@
 #include "edge/access.h"
 
 #include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <stdio.h>
@@ -91,6 +92,11 @@ static int keys_load(wr_access *a) {
   if (rv != WR_OK) return rv;
   wr_jwt_key *loaded[WR_JWKS_MAX_KEYS];
   size_t n = 0;
+  const char *first = json_string_value(json_object_get(json_array_get(rows, 0), "pem"));
+  uint8_t csrf_key[32];
+  /* The forms' CSRF key: secret, and the same on every edge of the store. */
+  if (!first || gnutls_hmac_fast(GNUTLS_MAC_SHA256, "warren access csrf", 18, first, strlen(first), csrf_key) != 0)
+    memset(csrf_key, 0, sizeof(csrf_key));
   json_array_foreach(rows, i, r) {
     const char *pem = json_string_value(json_object_get(r, "pem"));
     wr_jwt_key *k = NULL;
@@ -102,6 +108,8 @@ static int keys_load(wr_access *a) {
   json_decref(rows);
   if (!n) return WR_ERR_NOTFOUND;
   keys_clear(a);
+  memcpy(a->csrf_key, csrf_key, sizeof(csrf_key));
+  explicit_bzero(csrf_key, sizeof(csrf_key));
   memcpy(a->keys, loaded, n * sizeof(loaded[0]));
   a->nkeys = n;
   a->jwks = wr_jwks_from_keys(a->keys, n);

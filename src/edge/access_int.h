@@ -39,7 +39,8 @@ struct wr_access {
   wr__access_host cache[WR__ACCESS_CACHE_SLOTS];
   wr_store_async *async;  /* NULL: the gate reads the store on the loop */
   uint64_t gen;           /* reads submitted */
-  json_t *aside;          /* a page's read of a host the store thread is reading */
+  json_t *aside;
+  uint8_t csrf_key[32];   /* the sign-in forms' CSRF tokens (access_login.c) */          /* a page's read of a host the store thread is reading */
   struct {
     void (*cb)(void *user);
     void *user;
@@ -87,6 +88,10 @@ int wr__access_redirect_ok(const char *url, const char *host, char *origin, size
 int wr__access_finish(wr_access *a, wr_httpd_req *req, const char *host, json_t *app, const char *redirect,
                       const char *account, const char *email, const char *sub, const char *via,
                       const char *set_cookie);
+
+/* The value of cookie |name| of |req| into |out| (NUL-terminated): its
+ * length, or -1 when absent, too long or holding a NUL. */
+int wr__access_req_cookie(wr_httpd_req *req, const char *name, char *out, size_t cap);
 
 /* OpenID Connect sign-in (access_oidc.c). */
 /* The sign-in page's part for the identity providers |app| allows: links

@@ -29,7 +29,6 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/http_client.h"
-#include "proto/cookie.h"
 
 #define START_PREFIX "/cdn-cgi/access/oidc/"
 #define CALLBACK_PATH "/cdn-cgi/access/callback"
@@ -338,17 +337,7 @@ static void start(wr_access *a, wr_httpd_req *req, const char *id) {
 static void binding_of(wr_httpd_req *req, const char *state, char *out, size_t cap) {
   char name[64];
   snprintf(name, sizeof(name), BIND_COOKIE "%.16s", state);
-  out[0] = '\0';
-  for (size_t i = 0; i < req->nheaders; i++) {
-    const wr_http_header *h = &req->headers[i];
-    const char *v;
-    size_t vl;
-    if (h->name_len == 6 && !strncasecmp(h->name, "Cookie", 6) && wr_cookie_find(h->value, h->value_len, name, &v, &vl) &&
-        vl < cap) {
-      memcpy(out, v, vl);
-      out[vl] = '\0';
-    }
-  }
+  wr__access_req_cookie(req, name, out, cap);
 }
 
 static void callback(wr_access *a, wr_httpd_req *req) {
