@@ -294,7 +294,10 @@ static const wr_flag access_tcp_flags[] = {
 };
 
 #define ACCESS_TCP(name, summary) \
-  {name, NULL, summary, NULL, access_tcp_flags, NULL, wr_cmd_access_tcp}
+  {name, NULL, summary, \
+   "Without --service-token-id, the token `warren access login` stored for the hostname's Access " \
+   "application (if any) is sent as Cf-Access-Token.", \
+   access_tcp_flags, NULL, wr_cmd_access_tcp}
 static const wr_flag access_login_flags[] = {
     {"edge-url", NULL, "WARREN_ACCESS_EDGE_URL", WR_FLAG_STRING, NULL, "Connect to this warren-edge visitor URL instead of the application's host (the Host stays the application's)"},
     {NULL},
