@@ -36,7 +36,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps check layers unit unit-pg e2e fuzz fuzz-build fuzz-corpus demo bench soak clean asan fmt deb
+.PHONY: all deps check layers unit unit-pg e2e fuzz fuzz-build fuzz-corpus demo bench bench-scale soak clean asan fmt deb
 all: $(BUILD)/warren $(BUILD)/warren-edge
 
 $(BUILD)/obj/%.o: %.c
@@ -158,6 +158,15 @@ demo: all
 
 bench: all
 	@WARREN_BUILD=$(BUILD) scripts/bench.sh
+
+# `make bench-scale`: one edge under 1,000 registered connections and 10,000
+# visitor connections from bench/scale_load.c (bench/scale.py drives it).
+$(BUILD)/bench/scale_load: bench/scale_load.c $(BUILD)/libwarren.a
+	@mkdir -p $(dir $@)
+	$(QL)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-scale: all $(BUILD)/bench/scale_load
+	@WARREN_BUILD=$(BUILD) /usr/bin/python3 bench/scale.py
 
 clean:
 	rm -rf build

@@ -27,7 +27,7 @@ py=/usr/bin/python3
 cf=${CLOUDFLARED:-}
 
 # --- packages the benchmark needs beyond `make deps` (apt-get only if missing) ---
-pkgs=(nginx-light wrk curl iproute2 python3 time iperf3 iputils-ping)
+pkgs=(nginx-light wrk curl iproute2 python3 time iperf3 iputils-ping nghttp2-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -125,6 +125,13 @@ readme=()
   --json "$results/latest.json" "${readme[@]}" "${report_private[@]}"
 rm -rf "$work"
 echo "bench: wrote $results/latest.md and $results/latest.json"
+
+# The HTTPS front: h1 and h2 requests/s and TLS handshakes/s against nginx
+# with TLS (bench/https.py; BENCH_HTTPS=0 skips it).
+if [ "${BENCH_HTTPS:-1}" != 0 ] && [ "$private" != only ]; then
+  (cd "$root" && "$py" bench/https.py --build "$bin" --out "$results/https.json" "${readme[@]}") ||
+    echo "bench: the HTTPS measurement failed" >&2
+fi
 
 # WireGuard: iperf3 through wireguard-go -> edge -> connector, against
 # wireguard-go <-> wireguard-go directly (bench/wireguard.py; root only).

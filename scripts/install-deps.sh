@@ -7,7 +7,8 @@ pkgs=(
   libuv1-dev libgnutls28-dev gnutls-bin libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp2-dev
   libyaml-dev libjansson-dev libsqlite3-dev libpq-dev postgresql libldns-dev knot dnsutils liblwip-dev
   libsodium-dev libb2-dev libqrencode-dev wireguard-go wireguard-tools
-  libcmocka-dev python3 python3-pytest python3-yaml python3-cryptography curl chromium libnss3-tools iproute2 iputils-ping traceroute mtr-tiny
+  libcmocka-dev python3 python3-pytest python3-yaml python3-cryptography python3-grpcio curl chromium libnss3-tools nghttp2-client python3-h2 iproute2 iputils-ping traceroute mtr-tiny
+  pebble openssl
   dpkg-dev systemd adduser man-db
 )
 missing=()

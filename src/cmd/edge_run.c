@@ -252,6 +252,30 @@ static int inspect_flags(const wr_opts *o, wr_edge_options *eo) {
   return 0;
 }
 
+/* --acme-directory and its companions. Returns 0, or -1 after printing why. */
+static int acme_flags(const wr_opts *o, wr_edge_options *eo) {
+  const char *ch = wr_opts_get(o, "acme-challenge");
+  eo->acme.directory = wr_opts_get(o, "acme-directory");
+  eo->acme.email = wr_opts_get(o, "acme-email");
+  eo->acme.ca_file = wr_opts_get(o, "acme-ca-file");
+  if (ch && strcmp(ch, "http-01") != 0 && strcmp(ch, "dns-01") != 0) {
+    fprintf(stderr, "%s run: --acme-challenge takes http-01 or dns-01, not \"%s\"\n", o->prog, ch);
+    return -1;
+  }
+  eo->acme.dns01 = ch && strcmp(ch, "dns-01") == 0;
+  if (!eo->acme.directory || !*eo->acme.directory) return 0;
+  if (!(eo->https.text && *eo->https.text)) {
+    fprintf(stderr, "%s run: --acme-directory needs --https-listen (the certificates are for it)\n",
+            o->prog);
+    return -1;
+  }
+  if (eo->acme.dns01 && !(eo->dns.text && *eo->dns.text)) {
+    fprintf(stderr, "%s run: --acme-challenge dns-01 needs --dns-listen\n", o->prog);
+    return -1;
+  }
+  return 0;
+}
+
 /* Every flag into |eo|, in the order they are checked. Returns WR_EXIT_OK
  * or the exit code after printing why. */
 static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, size_t keylen) {
@@ -270,7 +294,7 @@ static int edge_options(const wr_opts *o, wr_edge_options *eo, char *keybuf, siz
       listen_flag(o, "dns-listen", 0, &eo->dns) != 0 || metrics_flag(o, eo) != 0 ||
       visitor_limits(o, eo) != 0 || half_open_limits(o, eo) != 0 || tun_flags(o, eo) != 0 ||
       wireguard_flags(o, eo) != 0 || quick_flags(o, eo) != 0 ||
-      inspect_flags(o, eo) != 0)
+      inspect_flags(o, eo) != 0 || acme_flags(o, eo) != 0)
     return WR_EXIT_USAGE;
   /* These two have always been run-time failures (exit 1), not usage. */
   if (listen_flag(o, "api-listen", 0, &eo->api) != 0 ||

@@ -99,10 +99,11 @@ out:
   return rv;
 }
 
+/* Uploaded certificates, then those obtained by ACME (id "acme"). */
 int wr_cmd_edge_cert_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   char *dir = NULL;
-  wr_cert_info *list = NULL;
-  size_t n = 0;
+  wr_cert_info *lists[2] = {NULL, NULL};
+  size_t ns[2] = {0, 0};
   int json;
   (void)cmd;
   if (argc > 0) return wr__edge_fail("cert list takes no arguments (got \"%s\")", argv[0]);
@@ -111,24 +112,29 @@ int wr_cmd_edge_cert_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
     free(dir);
     return WR_EXIT_FAIL;
   }
-  wr_certs_list(dir, &list, &n);
+  wr_certs_list(dir, &lists[0], &ns[0]);
+  wr_certs_list_acme(dir, &lists[1], &ns[1]);
   free(dir);
-  if (json) {
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, cert_json(&list[i]));
-    free(list);
-    return print_json(arr);
+  json_t *arr = json ? json_array() : NULL;
+  if (!json) printf("%-36s  %-20s  %s\n", "ID", "EXPIRES", "HOSTS");
+  for (int l = 0; l < 2; l++) {
+    for (size_t i = 0; i < ns[l]; i++) {
+      const wr_cert_info *c = &lists[l][i];
+      if (json) {
+        json_t *j = cert_json(c);
+        json_object_set_new(j, "type", json_string(l ? "acme" : "uploaded"));
+        json_array_append_new(arr, j);
+        continue;
+      }
+      char b[32];
+      fmt_time(c->not_after, b);
+      printf("%-36s  %-20s  ", l ? "acme" : c->id, b);
+      for (size_t j = 0; j < c->n_names; j++) printf("%s%s", j ? "," : "", c->names[j]);
+      printf("\n");
+    }
+    free(lists[l]);
   }
-  printf("%-36s  %-20s  %s\n", "ID", "EXPIRES", "HOSTS");
-  for (size_t i = 0; i < n; i++) {
-    char b[32];
-    fmt_time(list[i].not_after, b);
-    printf("%-36s  %-20s  ", list[i].id, b);
-    for (size_t j = 0; j < list[i].n_names; j++) printf("%s%s", j ? "," : "", list[i].names[j]);
-    printf("\n");
-  }
-  free(list);
-  return WR_EXIT_OK;
+  return json ? print_json(arr) : WR_EXIT_OK;
 }
 
 int wr_cmd_edge_cert_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {

@@ -69,7 +69,6 @@ static const struct noop_flag {
     {"quic-disable-pmtu-discovery", "path MTU discovery is not configurable in warren"},
     {"autoupdate-freq", "warren never updates itself"},
     {"no-chunked-encoding", "warren's origin client always streams bodies of unknown length chunked"},
-    {"http2-origin", "warren's origin client speaks HTTP/1.1 only"},
     {"metrics-update-freq", "warren computes metrics when they are scraped"},
     {"post-quantum", "warren's TLS has no post-quantum key agreement; connections use classical key agreement"},
     {"management-diagnostics", NOOP_NOMGMT},

@@ -29,7 +29,18 @@ static const wr_flag run_flags[] = {
     {"tunnel-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:7844", "address for connectors: QUIC on UDP and HTTP/2 on TCP, same port"},
     {"http-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8080", "TCP address for visitors (HTTP)"},
     {"https-listen", NULL, NULL, WR_FLAG_STRING, NULL,
-     "TCP address for visitors over HTTPS (certificates by SNI: uploaded, else issued by DATA_DIR/ca.pem)"},
+     "TCP address for visitors over HTTPS (certificates by SNI: uploaded, else from --acme-directory, "
+     "else issued by DATA_DIR/ca.pem)"},
+    {"acme-directory", NULL, "WARREN_EDGE_ACME_DIRECTORY", WR_FLAG_STRING, NULL,
+     "ACME directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory): every routed "
+     "hostname gets a certificate from that CA for --https-listen, renewed before it expires"},
+    {"acme-email", NULL, "WARREN_EDGE_ACME_EMAIL", WR_FLAG_STRING, NULL,
+     "Contact address of the ACME account"},
+    {"acme-ca-file", NULL, NULL, WR_FLAG_STRING, NULL,
+     "PEM file of CAs that the ACME server's HTTPS certificate is checked against (default: the system's)"},
+    {"acme-challenge", NULL, NULL, WR_FLAG_STRING, "http-01",
+     "http-01 (answered on --http-listen, which the CA must reach on port 80) or dns-01 "
+     "(answered by --dns-listen, which must be the zone's authoritative server)"},
     {"api-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8081",
      "TCP address for the management API (/client/v4) and the login pages (/argotunnel); empty: none"},
     {"dns-listen", NULL, NULL, WR_FLAG_STRING, NULL, "UDP/TCP address for the authoritative DNS server"},
@@ -203,7 +214,7 @@ static const wr_cmd cert_cmds[] = {
                        {"key", NULL, NULL, WR_FLAG_STRING, NULL, "PEM private key of the leaf"},
                        {NULL}},
      NULL, wr_cmd_edge_cert_add},
-    {"list", NULL, "List uploaded certificates", NULL,
+    {"list", NULL, "List uploaded certificates, then those obtained by ACME (ID \"acme\")", NULL,
      (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"}, {NULL}},
      NULL, wr_cmd_edge_cert_list},
     {"delete", "ID", "Delete an uploaded certificate", NULL, NULL, NULL, wr_cmd_edge_cert_delete},

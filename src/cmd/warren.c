@@ -76,7 +76,7 @@ static const wr_flag tunnel_flags[] = {
     {"bastion", NULL, "TUNNEL_BASTION", WR_FLAG_BOOL, NULL, "Run as a jump host (bastion) origin"},
     {"socks5", NULL, "TUNNEL_SOCKS", WR_FLAG_BOOL, NULL, "Serve a SOCKS5 proxy origin"},
     {"no-chunked-encoding", NULL, "TUNNEL_NO_CHUNKED_ENCODING", WR_FLAG_BOOL, NULL, "Send Content-Length instead of chunked bodies to the origin (accepted; no effect in warren)"},
-    {"http2-origin", NULL, "TUNNEL_ORIGIN_ENABLE_HTTP2", WR_FLAG_BOOL, NULL, "Speak HTTP/2 to the origin (accepted; no effect in warren)"},
+    {"http2-origin", NULL, "TUNNEL_ORIGIN_ENABLE_HTTP2", WR_FLAG_BOOL, NULL, "Speak HTTP/2 to TLS origins that offer it (ALPN h2; originRequest.http2Origin)"},
     {"proxy-connect-timeout", NULL, NULL, WR_FLAG_DURATION, "30s", "Origin dial timeout"},
     {"proxy-tls-timeout", NULL, NULL, WR_FLAG_DURATION, "10s", "Origin TLS handshake timeout"},
     {"proxy-tcp-keepalive", NULL, NULL, WR_FLAG_DURATION, "30s", "Origin TCP keep-alive period"},

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <nghttp2/nghttp2.h>
@@ -37,6 +38,9 @@ typedef struct h2s {
   int writable_pending;
   int stop;            /* the proxy will not read more (STOP_SENDING) */
   int edge_done;       /* the edge ended its side */
+  wr_buf trl;          /* response trailers: "name\0value\0" pairs, sent
+                        * as a trailing HEADERS frame after |out| */
+  size_t ntrl;
   struct h2s *next, *prev;
 } h2s;
 
@@ -69,6 +73,7 @@ static h2s *stream_new(wr_h2 *h, int32_t id) {
   wr_buf_init(&st->hbuf, HEAD_BYTES_MAX, NULL);
   wr_buf_init(&st->out, WR_H2_STREAM_BUF + 64u * 1024u, NULL);
   wr_buf_init(&st->body, WR_H2_CONFIG_MAX, NULL);
+  wr_buf_init(&st->trl, HEAD_BYTES_MAX, NULL);
   st->next = h->streams;
   if (h->streams) h->streams->prev = st;
   h->streams = st;
@@ -89,6 +94,7 @@ static void stream_free(h2s *st) {
   wr_buf_free(&st->hbuf);
   wr_buf_free(&st->out);
   wr_buf_free(&st->body);
+  wr_buf_free(&st->trl);
   free(st);
 }
 
@@ -97,6 +103,24 @@ static h2s *stream_get(wr_h2 *h, int32_t id) {
 }
 
 /* --- the response body: a data source fed from st->out ------------------------------ */
+
+/* The trailers as Go's HTTP/2 server sends them at the end of a handler
+ * (cloudflared's http2RespWriter.AddTrailer): a HEADERS frame with
+ * END_STREAM. Returns 0 or an nghttp2 error (then END_STREAM goes on the
+ * last DATA frame instead). */
+static int submit_trailers(nghttp2_session *ng, h2s *st) {
+  nghttp2_nv *nv = wr_xcalloc(st->ntrl, sizeof(*nv));
+  const uint8_t *p = st->trl.data;
+  for (size_t i = 0; i < st->ntrl; i++) {
+    size_t nl = strlen((const char *)p), vl = strlen((const char *)p + nl + 1);
+    nv[i] = (nghttp2_nv){(uint8_t *)(uintptr_t)p, (uint8_t *)(uintptr_t)(p + nl + 1), nl, vl,
+                         NGHTTP2_NV_FLAG_NONE};
+    p += nl + vl + 2;
+  }
+  int rv = nghttp2_submit_trailer(ng, st->id, nv, st->ntrl);
+  free(nv);
+  return rv;
+}
 
 static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                        uint32_t *flags, nghttp2_data_source *src, void *user) {
@@ -115,6 +139,7 @@ static ssize_t read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len
   }
   if (st->out.len == 0 && st->fin) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (st->ntrl && submit_trailers(ng, st) == 0) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     return (ssize_t)n;
   }
   if (n == 0) {
@@ -209,6 +234,41 @@ static int op_respond(void *t, const wr_connect_response *r) {
   return rv;
 }
 
+/* httpguts.ValidTrailerHeader: the names Go's server will not send as
+ * trailers ("If-*" included). */
+static int bad_trailer(const char *name, size_t len) {
+  static const char *const bad[] = {
+      "authorization", "cache-control", "connection", "content-encoding", "content-length",
+      "content-range", "content-type", "expect", "host", "keep-alive", "max-forwards", "pragma",
+      "proxy-authenticate", "proxy-authorization", "proxy-connection", "range", "realm", "te",
+      "trailer", "transfer-encoding", "www-authenticate"};
+  if (len >= 3 && strncasecmp(name, "if-", 3) == 0) return 1;
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    if (len == strlen(bad[i]) && strncasecmp(name, bad[i], len) == 0) return 1;
+  return 0;
+}
+
+static void op_trailers(void *t, const wr_http_header *hs, size_t n) {
+  h2s *st = t;
+  if (!st->responded || st->fin) return; /* Go: "before status written. Ignoring" */
+  for (size_t i = 0; i < n; i++) {
+    const wr_http_header *h = &hs[i];
+    if (bad_trailer(h->name, h->name_len) || memchr(h->name, 0, h->name_len) ||
+        memchr(h->value, 0, h->value_len))
+      continue;
+    if (wr_buf_reserve(&st->trl, h->name_len + h->value_len + 2) != WR_OK) break;
+    for (size_t j = 0; j < h->name_len; j++) { /* HTTP/2 field names are lower case */
+      char c = h->name[j];
+      uint8_t lc = (uint8_t)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      wr_buf_append(&st->trl, &lc, 1);
+    }
+    wr_buf_append(&st->trl, "", 1);
+    wr_buf_append(&st->trl, h->value, h->value_len);
+    wr_buf_append(&st->trl, "", 1);
+    st->ntrl++;
+  }
+}
+
 static void op_forget(void *t) {
   h2s *st = t;
   st->ps = NULL;
@@ -220,6 +280,7 @@ static const wr_edge_stream_ops proxy_ops = {
     .reset = op_reset,
     .stop_sending = op_stop_sending,
     .respond = op_respond,
+    .trailers = op_trailers,
     .forget = op_forget,
 };
 

@@ -40,6 +40,7 @@
 #include "lib/encoding.h"
 #include "net/quic.h"
 #include "proto/connect.h"
+#include "proto/httpmeta.h"
 
 /* Counters the metrics server exports (cloudflared's names in comments). */
 typedef struct wr_proxy_stats {
@@ -135,6 +136,12 @@ typedef struct wr_edge_stream_ops {
    * metadata (none at all: the acknowledgement of a TCP stream). Returns
    * WR_OK or an error (nothing sent). */
   int (*respond)(void *t, const wr_connect_response *r);
+  /* Response trailers from the origin (names and values valid during the
+   * call), after the last body byte was written and before the FIN. Sent
+   * after the body as cloudflared's HTTP/2 transport sends them (a
+   * trailing HEADERS frame). NULL: the transport has no trailers (QUIC, as
+   * cloudflared's): they are dropped. */
+  void (*trailers)(void *t, const wr_http_header *hs, size_t n);
   /* The proxy let go of the stream on its own (wr_proxy_free): forget it;
    * no wr_proxy_stream_* call for it follows. */
   void (*forget)(void *t);

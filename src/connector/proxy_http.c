@@ -168,20 +168,27 @@ static size_t add_request_fields(const pstream *s, int override, wr_http_header 
   return n;
 }
 
+wr_http_header *wr__proxy_request_fields(pstream *s, size_t *n, char clen[24]) {
+  int override = s->rule->origin.http_host_header[0] != '\0';
+  wr_http_header *out = wr_xcalloc(s->hm.nheaders + s->p->ntags + 10, sizeof(*out));
+  *n = 0;
+  out[(*n)++] = request_host(s);
+  if (copy_request_fields(s, override, out, n) != WR_OK) {
+    free(out);
+    return NULL;
+  }
+  *n = add_request_fields(s, override, out, *n, clen);
+  return out;
+}
+
 /* Request head to the origin into s->req_head. Returns WR_OK or answers
  * the stream with an error and returns < 0. */
 static int build_request_head(pstream *s) {
-  int override = s->rule->origin.http_host_header[0] != '\0';
-  wr_http_header *out = wr_xcalloc(s->hm.nheaders + s->p->ntags + 10, sizeof(*out));
   size_t n = 0;
   char clen[24];
   int rv;
-  out[n++] = request_host(s);
-  if (copy_request_fields(s, override, out, &n) != WR_OK) {
-    free(out);
-    return WR_ERR_PROTO;
-  }
-  n = add_request_fields(s, override, out, n, clen);
+  wr_http_header *out = wr__proxy_request_fields(s, &n, clen);
+  if (!out) return WR_ERR_PROTO;
   wr_buf_reset(&s->req_head);
   rv = wr_http1_write_request_head(&s->req_head, s->hm.method, s->hm.method_len, s->target,
                                    strlen(s->target), out, n);
@@ -290,6 +297,13 @@ void wr__proxy_body_input(pstream *s, const uint8_t *data, size_t len, int fin) 
   }
   if (s->tcp) {
     wr__proxy_tcp_edge_input(s, data, len, fin);
+    return;
+  }
+  if (s->h2s) { /* an HTTP/2 origin pulls the body from |held| */
+    if (len && (s->rb == RB_NONE || s->rb_done || wr_buf_append(&s->held, data, len) != WR_OK))
+      wr__proxy_consume(s, len);
+    if (fin) s->edge_fin = 1;
+    wr__oh2_body(s);
     return;
   }
   if (len) {
@@ -558,4 +572,15 @@ void wr__proxy_origin_eof(pstream *s, int status, const char *msg) {
     wr__proxy_detach(s, 0);
     break;
   }
+}
+
+/* --- trailers ------------------------------------------------------------------------------ */
+
+void wr__proxy_send_trailers(pstream *s, const wr_http_header *hs, size_t n) {
+  if (!n || s->state == ST_DONE || s->fin_sent) return;
+  if (s->ops && s->ops->trailers)
+    s->ops->trailers(s->ot, hs, n);
+  else
+    wr_debug("data stream %lld: %zu response trailers dropped (QUIC carries none)",
+             (long long)s->sid, n);
 }

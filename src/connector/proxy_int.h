@@ -14,6 +14,9 @@
  *                     origin, response head and body back to the edge
  *   rpc_server.c      RPC streams: the CloudflaredServer capability on
  *                     edge-opened ones, unregisterUdpSession on ours
+ *   origin_h2.c       HTTP/2 to origins (originRequest.http2Origin): the
+ *                     sessions on origin connections that selected "h2",
+ *                     their streams, response trailers
  *   proxy_tcp.c       TCP pipes: warp-routing `tcp` streams and stream
  *                     origins (tcp://, ssh://, ...) behind a WebSocket the
  *                     connector terminates
@@ -26,9 +29,13 @@
  *              freed when QUIC closes it (on_stream_close) or the whole
  *              QUIC connection goes (on_conn_close). It may own one origin.
  *   origin     one wr_conn to an origin. Owned by its stream while
- *              dialing/active, by the pool while idle. wr_conn_close() is
+ *              dialing/active, by the pool while idle, by its HTTP/2
+ *              session (O_H2) once it selected "h2". wr_conn_close() is
  *              asynchronous: the origin is freed in its on_close callback,
  *              never inside another of its callbacks (STYLE 2.1 #8).
+ *   oh2        an HTTP/2 session on an origin in state O_H2 (origin_h2.c),
+ *              shared by the streams it carries (oh2s, one per request,
+ *              owned by the session). Freed with its origin.
  * A stream is held (busy count) while one of our functions runs for it, so
  * a QUIC close arriving in the middle only marks it (zombie) and the last
  * holder frees it.
@@ -80,6 +87,8 @@ typedef struct pstream pstream;
 typedef struct origin origin;
 typedef struct tcp_pipe tcp_pipe;
 typedef struct mgmt_ws mgmt_ws;
+typedef struct oh2 oh2;
+typedef struct oh2s oh2s;
 
 /* --- origin connections ---------------------------------------------------- */
 
@@ -87,6 +96,7 @@ enum origin_state {
   O_CONNECTING = 0, /* wr_conn_connect in progress; owned by a stream */
   O_ACTIVE,         /* carrying a stream's request; owned by it */
   O_IDLE,           /* in the keep-alive pool */
+  O_H2,             /* carries an HTTP/2 session (o->h2) for many streams */
   O_CLOSING         /* wr_conn_close called; freed by on_close */
 };
 
@@ -97,6 +107,8 @@ struct origin {
   int state;
   pstream *s;
   int reused;
+  int want_h2; /* the dial offered ALPN h2 (http2Origin) */
+  oh2 *h2;     /* O_H2: the session; freed when the connection closes */
   int max_idle;
   uint64_t idle_timeout_ms; /* 0: none */
   uint64_t deadline;        /* uv_now() ms when idle ends (0: never) */
@@ -189,6 +201,8 @@ struct pstream {
   int rpc_client; /* we opened it (unregisterUdpSession) */
   uint8_t rpc_session_id[16];
   char *rpc_message;
+  oh2s *h2s;     /* the request runs on an HTTP/2 origin session instead
+                  * of |o| (origin_h2.c); the session owns it */
   tcp_pipe *tcp; /* a TCP pipe (proxy_tcp.c) instead of HTTP; owned */
   mgmt_ws *mws;  /* the management /logs WebSocket (proxy_mgmt.c); owned */
 };
@@ -216,6 +230,7 @@ struct wr_proxy {
   size_t nstreams;
   origin *origins;
   origin *idle;
+  oh2 *h2conns; /* HTTP/2 sessions on origins (origin_h2.c) */
   creds_ent *creds;
   uv_timer_t timer;
   wr_rpc_services svc;
@@ -334,6 +349,11 @@ int wr__proxy_dial_to(pstream *s, const wr_conn_target *t);
  * bytes the origin took is returned. No-op without an origin. */
 void wr__proxy_detach(pstream *s, int reuse);
 void wr__proxy_origin_close(origin *o);
+/* The pool key of a rule's origin (allocated). */
+char *wr__proxy_origin_key(const wr_ingress_rule *r);
+/* Arms the idle timer for the earliest idle deadline (pool and HTTP/2
+ * sessions). */
+void wr__proxy_timer_rearm(wr_proxy *p);
 /* Frees the TLS credentials cache (the proxy's last step). */
 void wr__proxy_creds_free(wr_proxy *p);
 
@@ -357,6 +377,46 @@ int wr__proxy_origin_write(pstream *s, const void *data, size_t len);
 /* Returns the credit of bytes the origin took once its write queue is at
  * or below WR_CONN_LOW_WATER. */
 void wr__proxy_return_credit(pstream *s);
+
+/* The fields of the request towards the origin, Host first, as
+ * build_request_head writes them (|clen| holds a Content-Length text).
+ * Returns an array the caller frees (*n entries), or NULL after answering
+ * the stream (a field Go's transport refuses to write). */
+wr_http_header *wr__proxy_request_fields(pstream *s, size_t *n, char clen[24]);
+/* Response trailers from the origin: to the edge over a transport that
+ * carries them (the HTTP/2 transport's ops->trailers), dropped over QUIC,
+ * as cloudflared does. */
+void wr__proxy_send_trailers(pstream *s, const wr_http_header *hs, size_t n);
+
+/* --- origin_h2.c: HTTP/2 to origins ------------------------------------------ */
+
+/* 1 when the stream's request goes to its origin over HTTP/2 if the origin
+ * selects it: http2Origin on a TLS origin, not a WebSocket. */
+int wr__oh2_wanted(const pstream *s);
+/* Puts the stream's request on a live HTTP/2 session to its origin that can
+ * open a stream. Returns WR_OK (sent, or answered on failure) or
+ * WR_ERR_NOTFOUND (no such session: dial). */
+int wr__oh2_attach(pstream *s);
+/* The new connection |o| selected "h2": it becomes an HTTP/2 session
+ * (O_H2) and |s| its first request. */
+void wr__oh2_start(origin *o, pstream *s);
+/* Events of an O_H2 origin's connection. */
+void wr__oh2_conn_read(origin *o, const uint8_t *data, size_t len);
+void wr__oh2_conn_eof(origin *o, int status, const char *msg);
+void wr__oh2_conn_drain(origin *o);
+/* The connection is gone: the session is freed. */
+void wr__oh2_conn_closed(origin *o);
+/* Request body bytes (in s->held) or the edge's FIN (s->edge_fin) arrived. */
+void wr__oh2_body(pstream *s);
+/* The tunnel stream takes bytes again: the origin may send more. */
+void wr__oh2_resume(pstream *s);
+/* The stream lets go of its HTTP/2 request (RST_STREAM CANCEL unless it
+ * ended). No-op without one. */
+void wr__oh2_detach(pstream *s);
+/* The earliest idle deadline of a session without streams (uv_now ms; 0:
+ * none), and closing the sessions whose deadline passed. */
+uint64_t wr__oh2_next_deadline(const wr_proxy *p);
+void wr__oh2_expire(wr_proxy *p, uint64_t now);
 
 /* --- proxy_tcp.c: TCP pipes ---------------------------------------------------- */
 

@@ -68,7 +68,7 @@ void wr__proxy_origin_close(origin *o) {
 static void timer_cb(uv_timer_t *t);
 
 static void timer_rearm(wr_proxy *p) {
-  uint64_t now = uv_now(p->loop), min = 0;
+  uint64_t now = uv_now(p->loop), min = wr__oh2_next_deadline(p);
   origin *o;
   if (p->dying) return;
   for (o = p->idle; o; o = o->idle_next)
@@ -88,8 +88,11 @@ static void timer_cb(uv_timer_t *t) {
     next = o->idle_next;
     if (o->deadline && o->deadline <= now) wr__proxy_origin_close(o);
   }
+  wr__oh2_expire(p, now);
   timer_rearm(p);
 }
+
+void wr__proxy_timer_rearm(wr_proxy *p) { timer_rearm(p); }
 
 static void pool_put(wr_proxy *p, origin *o) {
   origin *x, *last = NULL;
@@ -125,6 +128,7 @@ static origin *pool_take(wr_proxy *p, const char *key) {
 void wr__proxy_detach(pstream *s, int reuse) {
   origin *o = s->o;
   wr_proxy *p = s->p;
+  wr__oh2_detach(s);
   if (!o) return;
   s->o = NULL;
   s->ready = 0;
@@ -155,6 +159,8 @@ static void o_on_connect(wr_conn *c, int status, const char *msg, void *user) {
     char why[512];
     snprintf(why, sizeof(why), "%s", msg && msg[0] ? msg : wr_strerror(status));
     wr__proxy_respond_errorf(s, WR__PROXY_UNREACHABLE ": %s", why);
+  } else if (o->want_h2 && strcmp(wr_conn_alpn(c), "h2") == 0) {
+    wr__oh2_start(o, s);
   } else {
     o->state = O_ACTIVE;
     wr__proxy_origin_ready(s);
@@ -165,6 +171,10 @@ static void o_on_connect(wr_conn *c, int status, const char *msg, void *user) {
 static void o_on_read(wr_conn *c, const uint8_t *data, size_t len, void *user) {
   origin *o = user;
   pstream *s = o->s;
+  if (o->h2) {
+    wr__oh2_conn_read(o, data, len);
+    return;
+  }
   if (!s) {
     /* Bytes on an idle pooled connection: the origin is confused. */
     if (o->state == O_IDLE) wr__proxy_origin_close(o);
@@ -181,6 +191,10 @@ static void o_on_read(wr_conn *c, const uint8_t *data, size_t len, void *user) {
 static void o_on_eof(wr_conn *c, int status, const char *msg, void *user) {
   origin *o = user;
   pstream *s = o->s;
+  if (o->h2) {
+    wr__oh2_conn_eof(o, status, msg);
+    return;
+  }
   if (!s) {
     wr__proxy_origin_close(o);
     return;
@@ -196,6 +210,10 @@ static void o_on_eof(wr_conn *c, int status, const char *msg, void *user) {
 static void o_on_drain(wr_conn *c, void *user) {
   origin *o = user;
   pstream *s = o->s;
+  if (o->h2) {
+    wr__oh2_conn_drain(o);
+    return;
+  }
   if (!s) return;
   wr__proxy_hold(s);
   wr__proxy_return_credit(s);
@@ -205,6 +223,7 @@ static void o_on_drain(wr_conn *c, void *user) {
 static void o_on_close(wr_conn *c, void *user) {
   origin *o = user;
   wr_proxy *p = o->p;
+  if (o->h2) wr__oh2_conn_closed(o);
   if (o->prev)
     o->prev->next = o->next;
   else
@@ -225,7 +244,7 @@ static const wr_conn_callbacks origin_cbs = {
 
 /* --- dialing ------------------------------------------------------------------------ */
 
-static char *origin_key(const wr_ingress_rule *r) {
+char *wr__proxy_origin_key(const wr_ingress_rule *r) {
   const wr_origin_request *o = &r->origin;
   wr_buf b;
   char *k;
@@ -273,6 +292,7 @@ static int dial_target(pstream *s, wr_conn_target *t, char sni[256], char *err, 
     t->tls = get_creds(s->p, orq->ca_pool, orq->no_tls_verify, err, errlen);
     if (!t->tls) return WR_ERR_CRYPTO;
     t->server_name = tls_server_name(s, sni);
+    if (wr__oh2_wanted(s)) t->alpn = "h2,http/1.1"; /* Go's ForceAttemptHTTP2 */
   }
   t->connect_timeout_ms =
       (uint64_t)(orq->connect_timeout_ns > 0 ? orq->connect_timeout_ns : 0) / 1000000u;
@@ -323,12 +343,14 @@ int wr__proxy_dial_to(pstream *s, const wr_conn_target *t) {
 
 int wr__proxy_dial(pstream *s, int allow_pool) {
   wr_proxy *p = s->p;
-  char *key = origin_key(s->rule);
-  origin *o = allow_pool ? pool_take(p, key) : NULL;
+  char *key, sni[256], err[512];
+  origin *o;
   wr_conn_target t;
-  char err[512], sni[256];
   int rv;
 
+  if (allow_pool && wr__oh2_wanted(s) && wr__oh2_attach(s) == WR_OK) return WR_OK;
+  key = wr__proxy_origin_key(s->rule);
+  o = allow_pool ? pool_take(p, key) : NULL;
   if (o) {
     free(key);
     o->s = s;
@@ -342,7 +364,9 @@ int wr__proxy_dial(pstream *s, int allow_pool) {
                              err[0] ? err : "cannot load TLS credentials");
     return WR_ERR_CRYPTO;
   }
-  rv = origin_connect(s, origin_new(s, key), &t);
+  o = origin_new(s, key);
+  o->want_h2 = t.alpn != NULL;
+  rv = origin_connect(s, o, &t);
   if (rv != WR_OK)
     wr__proxy_respond_errorf(s, WR__PROXY_UNREACHABLE ": dial: %s", wr_strerror(rv));
   return rv;

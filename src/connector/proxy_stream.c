@@ -82,6 +82,10 @@ static void stream_broken(pstream *s) {
 /* --- backpressure: origin reads follow the QUIC send queue ---------------------- */
 
 static void origin_pause(pstream *s) {
+  if (s->h2s) {
+    s->paused = 1; /* origin_h2.c stops returning HTTP/2 window */
+    return;
+  }
   if (s->o && !s->paused) {
     s->paused = 1;
     wr_conn_read_stop(s->o->conn);
@@ -92,6 +96,7 @@ static void origin_resume(pstream *s) {
   if (s->paused) {
     s->paused = 0;
     if (s->o) wr_conn_read_start(s->o->conn);
+    if (s->h2s) wr__oh2_resume(s);
   }
 }
 

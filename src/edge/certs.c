@@ -33,19 +33,29 @@ struct wr_cert {
   wr_tls_creds *creds;
   int refs;              /* the table's own reference counts as one */
   int uploaded;
+  int acme;              /* obtained by ACME (edge/acme.h) */
+  char file[WR_CERTS_NAME_MAX + 1]; /* base name of its files (uploaded, ACME) */
+  int carried;           /* kept over one rescan that could not load its files */
   time_t made, not_after;
   size_t n_names;
   char names[WR_CERTS_MAX_NAMES][WR_CERTS_NAME_MAX + 1];
 };
 
+/* Certificates read from one directory, reread when it changes. */
+typedef struct cert_table {
+  char *dir;             /* DIR/certs or DIR/acme/certs */
+  int by_host;           /* files are <host>.pem (ACME), else <id>.pem */
+  wr_cert **ents;        /* each holding a table reference */
+  size_t n;
+  struct timespec mtime;
+  time_t last_scan;
+} cert_table;
+
 struct wr_certs {
   char *dir;             /* DIR */
-  char *certs_dir;       /* DIR/certs */
   wr_pem_pair ca;
-  wr_cert **up;          /* uploaded, each holding a table reference */
-  size_t n_up;
-  struct timespec up_mtime;
-  time_t last_scan;
+  cert_table up;         /* uploaded */
+  cert_table acme;       /* obtained by ACME (edge/acme.h) */
   wr_cert *issued[ISSUED_BUCKETS];
   size_t n_issued;
 };
@@ -262,6 +272,33 @@ int wr_certs_list(const char *data_dir, wr_cert_info **out, size_t *n) {
   return WR_OK;
 }
 
+static size_t table_names(const cert_table *t, char ***out);
+
+int wr_certs_list_acme(const char *data_dir, wr_cert_info **out, size_t *n) {
+  char dir[4200], cp[4500], err[256], **names, *pem = NULL;
+  cert_table t = {.dir = dir, .by_host = 1};
+  struct stat st;
+  size_t m = 0;
+  snprintf(dir, sizeof(dir), "%s/" WR_CERTS_ACME_DIR, data_dir);
+  size_t k = table_names(&t, &names);
+  *out = wr_xcalloc(k ? k : 1, sizeof(**out));
+  for (size_t i = 0; i < k; i++) {
+    snprintf(cp, sizeof(cp), "%s/%s.pem", dir, names[i]);
+    if (wr_file_read(cp, MAX_PEM, &pem, NULL) == WR_OK &&
+        info_from_pem(pem, &(*out)[m], err, sizeof(err)) == WR_OK) {
+      (*out)[m].uploaded_at = stat(cp, &st) == 0 ? st.st_mtime : 0;
+      m++;
+    }
+    free(pem);
+    pem = NULL;
+    free(names[i]);
+  }
+  free(names);
+  qsort(*out, m, sizeof(**out), info_cmp);
+  *n = m;
+  return WR_OK;
+}
+
 int wr_certs_delete(const char *data_dir, const char *id) {
   char cp[4200], kp[4200];
   if (!is_id(id)) return WR_ERR_INVAL;
@@ -277,6 +314,9 @@ int wr_certs_delete(const char *data_dir, const char *id) {
 
 wr_tls_creds *wr_cert_creds(const wr_cert *r) { return r->creds; }
 int wr_cert_uploaded(const wr_cert *r) { return r->uploaded; }
+const char *wr_cert_source(const wr_cert *r) {
+  return r->uploaded ? "uploaded" : r->acme ? "ACME" : "edge CA";
+}
 
 void wr_cert_release(wr_cert *r) {
   if (!r || --r->refs > 0) return;
@@ -289,25 +329,25 @@ static wr_cert *ref(wr_cert *r) {
   return r;
 }
 
-/* ---- runtime: uploaded ------------------------------------------------------------ */
+/* ---- runtime: uploaded and ACME --------------------------------------------------- */
 
-static wr_cert *load_uploaded(const char *data_dir, const char *id) {
-  char cp[4200], kp[4200], err[256];
+/* Loads |cp| and |kp| (the key is wiped from memory after use). |what|
+ * names it in warnings. */
+static wr_cert *load_pair(const char *cp, const char *kp, const char *what) {
+  char err[256];
   char *cert = NULL, *key = NULL;
   wr_cert_info info;
   wr_cert *r = NULL;
-  path_of(cp, sizeof(cp), data_dir, id, "pem");
-  path_of(kp, sizeof(kp), data_dir, id, "key");
   if (wr_file_read(cp, MAX_PEM, &cert, NULL) != WR_OK ||
       wr_file_read(kp, MAX_PEM, &key, NULL) != WR_OK) {
-    wr_warn("uploaded certificate %s: cannot read its files", id);
+    wr_warn("%s: cannot read its files", what);
     goto out;
   }
   memset(&info, 0, sizeof(info));
   r = wr_xcalloc(1, sizeof(*r));
   if (info_from_pem(cert, &info, err, sizeof(err)) != WR_OK ||
       wr_tls_creds_server_mem(cert, key, &r->creds, err, sizeof(err)) != WR_OK) {
-    wr_warn("uploaded certificate %s skipped: %s", id, err);
+    wr_warn("%s skipped: %s", what, err);
     free(r);
     r = NULL;
     goto out;
@@ -326,44 +366,101 @@ out:
   return r;
 }
 
-static void drop_uploaded(wr_certs *c) {
-  for (size_t i = 0; i < c->n_up; i++) wr_cert_release(c->up[i]);
-  free(c->up);
-  c->up = NULL;
-  c->n_up = 0;
+static void table_drop(cert_table *t) {
+  for (size_t i = 0; i < t->n; i++) wr_cert_release(t->ents[i]);
+  free(t->ents);
+  t->ents = NULL;
+  t->n = 0;
 }
 
-static void rescan(wr_certs *c) {
-  char(*ids)[WR_CERTS_ID_LEN + 1];
-  size_t k = scan_ids(c->dir, &ids);
-  drop_uploaded(c);
-  c->up = wr_xcalloc(k ? k : 1, sizeof(*c->up));
-  for (size_t i = 0; i < k; i++) {
-    wr_cert *r = load_uploaded(c->dir, ids[i]);
-    if (r) c->up[c->n_up++] = r;
+/* The base names of |t|'s *.pem files (malloc'd, each malloc'd). */
+static size_t table_names(const cert_table *t, char ***out) {
+  size_t n = 0, cap = 0;
+  *out = NULL;
+  DIR *d = opendir(t->dir);
+  if (!d) return 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    size_t l = strlen(de->d_name);
+    if (l <= 4 || strcmp(de->d_name + l - 4, ".pem") != 0) continue;
+    char *base = wr_xstrndup(de->d_name, l - 4);
+    if (t->by_host ? !wr_tls_name_valid(base, 0) : !is_id(base)) {
+      free(base);
+      continue;
+    }
+    if (n == cap) {
+      cap = cap ? 2 * cap : 16;
+      *out = wr_xrealloc(*out, cap * sizeof(**out));
+    }
+    (*out)[n++] = base;
   }
-  free(ids);
+  closedir(d);
+  return n;
 }
 
-/* Rescans when DIR/certs changed (checked at most once a second). */
-static void maybe_rescan(wr_certs *c) {
+/* The entry loaded from file |base|, or NULL. */
+static wr_cert *table_find_file(const cert_table *t, const char *base) {
+  for (size_t i = 0; i < t->n; i++)
+    if (strcmp(t->ents[i]->file, base) == 0) return t->ents[i];
+  return NULL;
+}
+
+/* Rereads every pair. A pair that does not load while it did before (its
+ * two files are being replaced: the ACME renewal writes the key, then the
+ * chain) keeps its old credentials, and the directory is read again on
+ * the next check. Returns 1 when such a pair was kept. */
+static int table_rescan(cert_table *t) {
+  char **names;
+  size_t k = table_names(t, &names);
+  int kept = 0;
+  wr_cert **ents = wr_xcalloc(k ? k : 1, sizeof(*ents));
+  size_t n = 0;
+  for (size_t i = 0; i < k; i++) {
+    char cp[4200], kp[4200], what[300];
+    snprintf(cp, sizeof(cp), "%s/%s.pem", t->dir, names[i]);
+    snprintf(kp, sizeof(kp), "%s/%s.key", t->dir, names[i]);
+    snprintf(what, sizeof(what), "%s certificate %s", t->by_host ? "ACME" : "uploaded", names[i]);
+    wr_cert *r = load_pair(cp, kp, what), *old;
+    if (r) {
+      r->uploaded = !t->by_host;
+      r->acme = t->by_host;
+      snprintf(r->file, sizeof(r->file), "%s", names[i]);
+      ents[n++] = r;
+    } else if ((old = table_find_file(t, names[i])) && !old->carried) {
+      old->carried = 1; /* once: a pair still broken a second later goes */
+      ents[n++] = ref(old);
+      kept = 1;
+    }
+    free(names[i]);
+  }
+  free(names);
+  table_drop(t);
+  t->ents = ents;
+  t->n = n;
+  return kept;
+}
+
+/* Rescans when the directory changed (checked at most once a second). */
+static void table_maybe_rescan(cert_table *t) {
   time_t now = time(NULL);
-  if (now - c->last_scan < RESCAN_S && c->last_scan) return;
-  c->last_scan = now;
+  if (now - t->last_scan < RESCAN_S && t->last_scan) return;
+  t->last_scan = now;
   struct stat st;
   struct timespec m = {0, 0};
-  if (stat(c->certs_dir, &st) == 0) m = st.st_mtim;
-  if (m.tv_sec == c->up_mtime.tv_sec && m.tv_nsec == c->up_mtime.tv_nsec) return;
-  c->up_mtime = m;
-  rescan(c);
+  if (stat(t->dir, &st) == 0) m = st.st_mtim;
+  if (m.tv_sec == t->mtime.tv_sec && m.tv_nsec == t->mtime.tv_nsec) return;
+  t->mtime = m;
+  if (table_rescan(t)) t->mtime.tv_sec = t->mtime.tv_nsec = 0; /* read again */
 }
 
-wr_cert *wr_certs_uploaded(wr_certs *c, const char *host) {
-  maybe_rescan(c);
+/* The best certificate of |t| for |host|: an exact name over a wildcard,
+ * then the one that expires last. */
+static wr_cert *table_pick(cert_table *t, const char *host) {
+  table_maybe_rescan(t);
   wr_cert *best = NULL;
   int best_exact = 0;
-  for (size_t i = 0; i < c->n_up; i++) {
-    wr_cert *r = c->up[i];
+  for (size_t i = 0; i < t->n; i++) {
+    wr_cert *r = t->ents[i];
     for (size_t j = 0; j < r->n_names; j++) {
       if (!wr_tls_name_match(r->names[j], host)) continue;
       int exact = r->names[j][0] != '*';
@@ -374,6 +471,17 @@ wr_cert *wr_certs_uploaded(wr_certs *c, const char *host) {
     }
   }
   return best ? ref(best) : NULL;
+}
+
+wr_cert *wr_certs_uploaded(wr_certs *c, const char *host) { return table_pick(&c->up, host); }
+
+wr_cert *wr_certs_acme(wr_certs *c, const char *host) {
+  wr_cert *r = table_pick(&c->acme, host);
+  if (r && r->not_after && r->not_after <= time(NULL)) { /* expired: not worth showing */
+    wr_cert_release(r);
+    return NULL;
+  }
+  return r;
 }
 
 /* ---- runtime: issued by the edge CA ------------------------------------------- */
@@ -449,20 +557,26 @@ int wr_certs_open(const char *data_dir, wr_certs **out, char *err, size_t errlen
     return rv;
   }
   c->dir = wr_xstrdup(data_dir);
-  size_t n = strlen(data_dir) + sizeof(WR_CERTS_DIR) + 2;
-  c->certs_dir = wr_xmalloc(n);
-  snprintf(c->certs_dir, n, "%s/" WR_CERTS_DIR, data_dir);
-  maybe_rescan(c);
+  size_t n = strlen(data_dir) + sizeof(WR_CERTS_ACME_DIR) + 2;
+  c->up.dir = wr_xmalloc(n);
+  snprintf(c->up.dir, n, "%s/" WR_CERTS_DIR, data_dir);
+  c->acme.dir = wr_xmalloc(n);
+  snprintf(c->acme.dir, n, "%s/" WR_CERTS_ACME_DIR, data_dir);
+  c->acme.by_host = 1;
+  table_maybe_rescan(&c->up);
+  table_maybe_rescan(&c->acme);
   *out = c;
   return WR_OK;
 }
 
 void wr_certs_free(wr_certs *c) {
   if (!c) return;
-  drop_uploaded(c);
+  table_drop(&c->up);
+  table_drop(&c->acme);
   drop_issued(c);
   wr_pem_pair_free(&c->ca);
   free(c->dir);
-  free(c->certs_dir);
+  free(c->up.dir);
+  free(c->acme.dir);
   free(c);
 }

@@ -1,4 +1,5 @@
-/* The certificates the HTTPS visitor front presents, chosen by SNI:
+/* The certificates the HTTPS visitor front presents, chosen by SNI in
+ * this order:
  *
  *   uploaded   by the operator (`warren-edge cert add`, the API's
  *              custom_certificates): DIR/certs/<id>.pem (chain, 0644) and
@@ -7,6 +8,10 @@
  *              "*.a.b" covers one label (proto/tls_hello.h). An exact name
  *              wins over a wildcard; among equals, the certificate that
  *              expires last.
+ *   ACME       obtained by edge/acme.h from an ACME CA:
+ *              DIR/acme/certs/<host>.pem (0644) and <host>.key (0600),
+ *              chosen as uploaded ones are; an expired one is skipped.
+ *              The HTTPS front asks for one only for a routed name.
  *   issued     for any other routed hostname, on demand by the edge CA
  *              (DIR/ca.pem, ca.key) and kept in memory: a P-256 leaf for
  *              that one name, valid 90 days, re-issued after 30.
@@ -32,6 +37,7 @@
 #include "net/tls.h"
 
 #define WR_CERTS_DIR "certs"
+#define WR_CERTS_ACME_DIR "acme/certs"
 #define WR_CERTS_ID_LEN 36
 #define WR_CERTS_MAX_NAMES 16
 #define WR_CERTS_NAME_MAX 253
@@ -55,6 +61,9 @@ int wr_certs_add(const char *data_dir, const char *cert_pem, const char *key_pem
                  wr_cert_info *info, char *err, size_t errlen);
 /* The uploaded certificates, by first name. *out is malloc'd (free()). */
 int wr_certs_list(const char *data_dir, wr_cert_info **out, size_t *n);
+/* The certificates obtained by ACME (DIR/acme/certs), by host; their id
+ * is "". *out is malloc'd (free()). */
+int wr_certs_list_acme(const char *data_dir, wr_cert_info **out, size_t *n);
 /* One uploaded certificate by id. */
 int wr_certs_get(const char *data_dir, const char *id, wr_cert_info *out);
 /* Removes both files of |id|. WR_ERR_NOTFOUND, WR_ERR_INVAL (not an id). */
@@ -75,6 +84,9 @@ void wr_certs_free(wr_certs *c);
 /* The uploaded certificate for |host| (canonical: lower case, no trailing
  * dot), or NULL. The reference must be released. */
 wr_cert *wr_certs_uploaded(wr_certs *c, const char *host);
+/* The ACME certificate for |host|, or NULL; DIR/acme/certs is reread as
+ * DIR/certs is. The reference must be released. */
+wr_cert *wr_certs_acme(wr_certs *c, const char *host);
 /* A certificate issued by the edge CA for |host|, from the cache or made
  * now (a P-256 key and one signature: well under a millisecond). NULL on
  * failure (logged). */
@@ -82,6 +94,8 @@ wr_cert *wr_certs_issued(wr_certs *c, const char *host);
 wr_tls_creds *wr_cert_creds(const wr_cert *r);
 /* Whether the reference is an uploaded certificate (1) or issued (0). */
 int wr_cert_uploaded(const wr_cert *r);
+/* "uploaded", "ACME" or "edge CA", for logs. */
+const char *wr_cert_source(const wr_cert *r);
 void wr_cert_release(wr_cert *r);
 
 #endif

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "edge/acme.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -57,6 +58,7 @@ typedef struct tcp_write {
 struct wr_dns {
   uv_loop_t *loop;
   wr_store *store;
+  struct wr_acme *acme; /* DNS-01 answers, or NULL */
   char ns[MAX_NS][WR_DNS_NAME_MAX + 2];
   size_t nns;
   char hostmaster[WR_DNS_NAME_MAX + 2];
@@ -255,6 +257,16 @@ static int zones_reload(wr_dns *d, uint64_t now) {
   return WR_OK;
 }
 
+/* wr_dnszone_txt_fn: the ACME DNS-01 values of _acme-challenge names. */
+static size_t acme_txt(void *user, const char *name, char *out, size_t row, size_t max) {
+  wr_dns *d = user;
+  char vals[4][WR_ACME_THUMB_LEN + 1];
+  if (strncmp(name, "_acme-challenge.", 16) != 0) return 0;
+  size_t n = wr_acme_dns01(d->acme, name, vals, max < 4 ? max : 4);
+  for (size_t i = 0; i < n; i++) snprintf(out + i * row, row, "%s", vals[i]);
+  return n;
+}
+
 /* Builds the snapshot of one zone: NS hosts, live tunnels, routes. */
 static int snapshot_build(wr_dns *d, const wr_zone *z, wr_dnszone **out) {
   char ns[MAX_NS][WR_DNS_NAME_MAX + 2], hm[WR_DNS_NAME_MAX + 2], reserved[WR_DNS_NAME_MAX + 32];
@@ -318,6 +330,7 @@ out:
     wr_dnszone_free(snap);
     return rv;
   }
+  if (d->acme) wr_dnszone_set_txt(snap, acme_txt, d);
   wr_dnszone_seal(snap);
   d->stats.snapshots++;
   *out = snap;
@@ -640,6 +653,7 @@ int wr_dns_listen(uv_loop_t *loop, const wr_dns_config *cfg, const struct sockad
   wr_dns *d = wr_xcalloc(1, sizeof(*d));
   d->loop = loop;
   d->store = cfg->store;
+  d->acme = cfg->acme;
   if ((rv = parse_config(cfg, d, err, errlen)) != WR_OK) {
     free(d);
     return rv;

@@ -8,6 +8,7 @@
  *                                       deleted) tunnel of the zone's account
  *   <hostname> of each DNS route        CNAME <uuid>.cfargotunnel.<zone>
  *                                       (chased: `dig app.<zone> A` gets CNAME + A)
+ *   _acme-challenge.<name>              TXT while an ACME DNS-01 order waits on it
  * Names at or below cfargotunnel.<zone> are reserved for tunnel targets: a
  * route there is not served. Other zones get REFUSED.
  *
@@ -40,6 +41,8 @@ typedef struct wr_dns wr_dns;
 
 typedef struct wr_dns_config {
   wr_store *store;            /* zones, routes, tunnels */
+  struct wr_acme *acme;       /* optional: TXT at _acme-challenge.<name> from its
+                                 DNS-01 answers (edge/acme.h), looked up per query */
   const char *const *addrs;   /* the edge's public addresses (IPv4/IPv6 text, not 0.0.0.0 / ::);
                                  the lead passes the --http-listen host by default */
   size_t naddrs;              /* 0: tunnel targets have no A/AAAA (NODATA) */

@@ -27,6 +27,7 @@
 #include "edge/wg_ingress.h"
 #include "edge/wg_key.h"
 #include "edge/tunnel_server.h"
+#include "edge/acme.h"
 #include "edge/certs.h"
 #include "edge/visitor.h"
 #include "edge/zone_settings.h"
@@ -76,6 +77,7 @@ struct wr_edge {
   wr_visitor *https;           /* the HTTPS front, if configured */
   wr_certs *certs;             /* its certificates */
   wr_zone_cache *zones;        /* per-zone options for both fronts */
+  wr_acme *acme;               /* ACME certificates, if configured */
   wr_dns *dns;
   wr_api *api;
   wr_httpd *api_httpd;         /* the REST API and the login pages */
@@ -414,6 +416,32 @@ static void fit_nofile(wr_visitor_config *vc) {
   vc->max_conns = fit;
 }
 
+/* ---- ACME --------------------------------------------------------------------------- */
+
+static int start_acme(wr_edge *e, char *err, size_t errlen) {
+  const wr_edge_options *o = e->opts;
+  if (!o->acme.directory || !*o->acme.directory) return WR_OK;
+  uint64_t scan_ms = 0, retry_ms = 0, poll_ms = 0;
+  /* For tests: the period of the scans and the first retry's wait. */
+  const char *t = getenv("WARREN_TEST_ACME_RETRY_MS"), *sc = getenv("WARREN_TEST_ACME_SCAN_MS");
+  if (t && *t) retry_ms = strtoull(t, NULL, 10);
+  if (sc && *sc) scan_ms = strtoull(sc, NULL, 10);
+  wr_acme_config cfg = {.data_dir = e->data_dir, .directory = o->acme.directory,
+                        .email = o->acme.email, .ca_file = o->acme.ca_file,
+                        .dns01 = o->acme.dns01, .store = e->store, .async = e->store_async,
+                        .scan_ms = scan_ms, .retry_ms = retry_ms, .poll_ms = poll_ms};
+  int rv = wr_acme_start(e->loop, &cfg, &e->acme, err, errlen);
+  if (rv == WR_OK)
+    wr_info("Obtaining certificates for routed hostnames from %s (%s)", o->acme.directory,
+            o->acme.dns01 ? "dns-01" : "http-01");
+  return rv;
+}
+
+static void stop_acme(wr_edge *e) {
+  wr_acme_free(e->acme);
+  e->acme = NULL;
+}
+
 /* The HTTPS front (before the plain one, which redirects to its port). */
 static int start_https(wr_edge *e, wr_visitor_config *vcfg, char *err, size_t errlen) {
   const wr_edge_options *o = e->opts;
@@ -451,6 +479,7 @@ static int start_visitors(wr_edge *e, char *err, size_t errlen) {
                             .store_async = e->store_async,
                             .ts = e->ts,
                             .access = e->access,
+                            .acme = e->acme,
                             .scheme = "http",
                             .max_conns = o->max_visitor_conns,
                             .max_conns_per_source = o->max_conns_per_source,
@@ -533,7 +562,7 @@ static int start_dns(wr_edge *e, char *err, size_t errlen) {
   char host[INET6_ADDRSTRLEN] = "";
   const char *addrs[1] = {host};
   public_host(e, host, sizeof(host));
-  wr_dns_config dcfg = {.store = e->store, .addrs = addrs, .naddrs = 1};
+  wr_dns_config dcfg = {.store = e->store, .acme = e->acme, .addrs = addrs, .naddrs = 1};
   int rv = wr_dns_listen(e->loop, &dcfg, (const struct sockaddr *)&o->dns.addr, &e->dns, err, errlen);
   if (rv != WR_OK) return rv;
   struct sockaddr_storage bound;
@@ -743,7 +772,7 @@ static int start_metrics(wr_edge *e, char *err, size_t errlen) {
   const char *addr = e->opts->metrics;
   if (!addr || !*addr) return WR_OK;
   wr_edge_metrics_config mcfg = {.store = e->store, .ts = e->ts, .ep = e->ep,
-                                 .visitor = e->visitor, .https = e->https, .dns = e->dns, .api = e->api,
+                                 .visitor = e->visitor, .https = e->https, .dns = e->dns, .acme = e->acme, .api = e->api,
                                  .login = e->login, .router = e->router,
                                  .tunnel_stats = e->tunnel_stats,
                                  .private_tcp = e->ptcp, .wireguard = e->wg,
@@ -784,6 +813,7 @@ static const subsystem subsystems[] = {
     {"wireguard", start_wireguard, stop_wireguard, stop_wireguard, NULL},
     {"private-tcp", start_private_tcp, stop_private_tcp, stop_private_tcp, NULL},
     {"access", start_access, NULL, stop_access, NULL},
+    {"acme", start_acme, NULL, stop_acme, NULL},
     {"visitors", start_visitors, stop_visitors, stop_visitors, release_visitors},
     {"dns", start_dns, NULL, stop_dns, NULL},
     {"api", start_api, NULL, stop_api, release_api},

@@ -27,6 +27,8 @@
  *                account's default virtual network)
  *   wireguard    the WireGuard ingress on |wireguard.listen| (optional):
  *                the store's devices as router ingresses
+ *   acme         ACME certificates for the HTTPS front (optional, edge/acme.h):
+ *                scans the routes and orders on a worker thread
  *   visitors     the HTTP/1.1 visitor front on |http|, and on |https| (optional)
  *                the same front over TLS with certificates by SNI and the
  *                per-zone options (edge/zone_settings.h)
@@ -92,7 +94,7 @@ typedef struct wr_edge_options {
   wr_edge_listen http;   /* required: visitors (TCP). Its host is the edge's
                           * public address in DNS answers and pushed records */
   wr_edge_listen https;  /* optional: visitors over TLS, certificates by SNI
-                          * (edge/certs.h: uploaded, else issued by DIR/ca.pem) */
+                          * (edge/certs.h: uploaded, else ACME, else issued by DIR/ca.pem) */
   wr_edge_listen dns;    /* optional: authoritative DNS, UDP and TCP */
   wr_edge_listen api;    /* optional: /client/v4 and /argotunnel */
   const char *metrics;   /* optional HOST:PORT; the host may be a name,
@@ -161,6 +163,15 @@ typedef struct wr_edge_options {
    * "iss"); NULL: http://<the API listener's address>. Access runs always:
    * hosts without an Access application are not affected. */
   const char *access_team_domain;
+  /* ACME (edge/acme.h): certificates for every routed hostname from the CA
+   * at |directory| (NULL or "": off; needs |https|). |dns01| answers
+   * DNS-01 on |dns| (required then), else HTTP-01 on |http|. */
+  struct {
+    const char *directory;
+    const char *email;
+    const char *ca_file;
+    int dns01;
+  } acme;
 } wr_edge_options;
 
 /* Opens the store and starts every configured subsystem in the order

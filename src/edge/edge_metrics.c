@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "edge/access.h"
+#include "edge/acme.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "lib/prom.h"
@@ -228,6 +229,16 @@ static void render_https(wr_buf *b, const wr_visitor_stats *v) {
               v->tls_refused);
   wr_prom_u64(b, P "tls_handshakes_total", (const char *const[]){"result", "failed", NULL},
               v->tls_failed);
+  counter(b, P "https_h2_connections_total", "HTTPS connections that chose HTTP/2 (ALPN h2)",
+          v->h2_conns);
+  counter(b, P "https_h2_streams_total", "Requests received over HTTP/2", v->h2_streams);
+  wr_prom_family(b, P "https_h2_goaways_total", "counter",
+                 "HTTP/2 connections ended by the edge with an error GOAWAY, by reason "
+                 "(enhance_your_calm: a flood or abuse limit; error: a protocol violation)");
+  wr_prom_u64(b, P "https_h2_goaways_total", (const char *const[]){"reason", "enhance_your_calm", NULL},
+              v->h2_goaway_calm);
+  wr_prom_u64(b, P "https_h2_goaways_total", (const char *const[]){"reason", "error", NULL},
+              v->h2_goaway_error);
 }
 
 static void render_tunnel_traffic(wr_edge_metrics *m, wr_buf *b) {
@@ -357,6 +368,15 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
             "DNS queries not answered (malformed, a response, or the send buffer was full)",
             d->dropped);
     gauge(b, P "dns_tcp_connections", "Open DNS TCP connections", d->tcp_conns);
+  }
+
+  if (m->cfg.acme) {
+    const wr_acme_stats *s = wr_acme_get_stats(m->cfg.acme);
+    counter(b, P "acme_certificates_total", "Certificates obtained from the ACME CA (renewals included)",
+            s->issued);
+    counter(b, P "acme_failures_total", "ACME orders that failed (each is retried later)", s->failed);
+    counter(b, P "acme_challenge_answers_total", "HTTP-01 and DNS-01 answers given to the CA",
+            s->challenges);
   }
 
   if (m->cfg.api) {

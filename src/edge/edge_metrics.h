@@ -57,6 +57,7 @@ typedef struct wr_edge_metrics_config {
   wr_visitor *visitor;      /* --http-listen; may be NULL */
   wr_visitor *https;        /* --https-listen; may be NULL */
   wr_dns *dns;              /* --dns-listen; may be NULL */
+  struct wr_acme *acme;     /* --acme-directory; may be NULL */
   wr_api *api;              /* --api-listen; may be NULL */
   wr_login *login;          /* --api-listen; may be NULL */
   wr_router *router;        /* private traffic; may be NULL */

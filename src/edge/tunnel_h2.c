@@ -27,6 +27,7 @@
 #define CONTROL_MAX (1u << 20)     /* control bytes queued: more is abuse */
 #define HEAD_MAX (1u << 20)        /* preamble + ConnectRequest */
 #define TCP_HIGH (1u << 20)        /* TLS bytes queued before we stop framing */
+#define TRAILERS_MAX 256          /* trailer fields of one response */
 #define CLOSE_GRACE_MS 5000        /* GOAWAY sent: the peer has this long to hang up */
 
 typedef struct h2conn h2conn;
@@ -49,6 +50,8 @@ typedef struct h2s {
   char *uh;                /* cf-cloudflared-response-headers */
   size_t uh_len;
   size_t virt;             /* synthesized head bytes not consumed yet */
+  wr_buf trl;              /* response trailers: "name\0value\0" pairs */
+  size_t ntrl;
 } h2s;
 
 struct h2conn {
@@ -97,6 +100,7 @@ static void s_unlink_free(h2s *s) {
   if (s->next) s->next->prev = s->prev;
   wr_buf_free(&s->head);
   wr_buf_free(&s->out);
+  wr_buf_free(&s->trl);
   free(s->uh);
   free(s);
 }
@@ -219,6 +223,7 @@ static int t_stream_open(void *t, wr_tunnel_stream *owner, int64_t *sid, void **
   s->sid = c->next_sid += 2;
   wr_buf_init(&s->head, HEAD_MAX, NULL);
   wr_buf_init(&s->out, SENDQ_MAX, NULL);
+  wr_buf_init(&s->trl, HEAD_MAX, NULL);
   s->next = c->streams;
   if (c->streams) c->streams->prev = s;
   c->streams = s;
@@ -351,7 +356,17 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *f, const uint8_
     return 0;
   }
   h2s *s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
-  if (!s || s->head_seen) return 0; /* trailers: dropped, as on QUIC */
+  if (!s) return 0;
+  if (s->head_seen) { /* trailers (docs/grpc.md), bounded as a head is */
+    if (s->ntrl >= TRAILERS_MAX || wr_buf_reserve(&s->trl, nlen + vlen + 2) != WR_OK)
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
+    wr_buf_append(&s->trl, name, nlen);
+    wr_buf_append(&s->trl, "", 1);
+    wr_buf_append(&s->trl, value, vlen);
+    wr_buf_append(&s->trl, "", 1);
+    s->ntrl++;
+    return 0;
+  }
   if (status >= 0) {
     s->status = status;
   } else if (nlen == 31 && memcmp(name, "cf-cloudflared-response-headers", 31) == 0) {
@@ -372,6 +387,20 @@ static void s_deliver(h2s *s, const uint8_t *data, size_t len, int fin) {
   } else if (len && s->id && s->c->sess) {
     nghttp2_session_consume_stream(s->c->sess, s->id, len);
   }
+}
+
+/* The trailers collected in s->trl go to the owner. */
+static void s_trailers(h2s *s) {
+  wr_http_header *hs = wr_xcalloc(s->ntrl, sizeof(*hs));
+  const char *p = (const char *)s->trl.data, *end = p + s->trl.len;
+  size_t n = 0;
+  while (p < end && n < s->ntrl) {
+    size_t nl = strlen(p), vl = strlen(p + nl + 1);
+    hs[n++] = (wr_http_header){p, nl, p + nl + 1, vl};
+    p += nl + vl + 2;
+  }
+  wr_tunnel_stream_on_trailers(s->owner, hs, n);
+  free(hs);
 }
 
 /* The response head is complete: the owner gets it as a QUIC connector
@@ -442,6 +471,7 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *us
   if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
       (f->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->head_seen && !s->rst_seen && !s->fin_seen) {
     s->fin_seen = 1;
+    if (s->ntrl && s->owner && !s->discard) s_trailers(s);
     s_deliver(s, NULL, 0, 1);
   }
   return 0;

@@ -2,6 +2,7 @@
 #include "edge/tunnel_server.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,8 @@ struct wr_tunnel_conn {
   int control_fin_sent;
   char conn_id[WR_STORE_UUID_LEN + 1];
   struct wr_tunnel_conn *id_next; /* chain in ts->by_id while registered */
+  struct wr_tunnel_conn *tunnel_next; /* chain in ts->by_tunnel while registered */
+  uint64_t seq;        /* creation order: chains keep ts->conns's order */
   int indexed;
   char tunnel_id[WR_STORE_UUID_LEN + 1];
   char account_id[WR_STORE_ID_LEN + 1];
@@ -72,6 +75,13 @@ struct wr_tunnel_server {
    * up for every packet it sends, so this must not walk every connection.
    * The ids are random UUIDs made by the store, so a plain hash spreads them. */
   edge_conn *by_id[CONN_ID_BUCKETS];
+  /* The same connections by tunnel id: every visitor request picks one of
+   * its tunnel's connections, and with a thousand tunnels on the edge a walk
+   * over every connection per request was most of the request's cost. Each
+   * chain is newest first, as ts->conns. */
+  edge_conn *by_tunnel[CONN_ID_BUCKETS];
+  size_t nregistered;
+  uint64_t next_seq;
   unsigned rr;      /* round robin among equally loaded connections */
   unsigned max_connectors;
   unsigned max_conns_per_connector;
@@ -92,22 +102,52 @@ static size_t id_bucket(const char *id) {
   return h % CONN_ID_BUCKETS;
 }
 
+/* Tunnel ids compare case-insensitively (matches()), so they hash so. */
+static size_t tunnel_bucket(const char *id) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *id; id++) h = (h ^ (uint8_t)tolower((unsigned char)*id)) * 16777619u;
+  return h % CONN_ID_BUCKETS;
+}
+
+/* Indexes a connection that just registered: by conn id, and by tunnel id
+ * after the older connections of its chain (creation order, newest first). */
 static void index_add(edge_conn *ec) {
-  edge_conn **head = &ec->ts->by_id[id_bucket(ec->conn_id)];
+  wr_tunnel_server *ts = ec->ts;
+  edge_conn **head = &ts->by_id[id_bucket(ec->conn_id)];
   ec->id_next = *head;
   *head = ec;
+  edge_conn **pp = &ts->by_tunnel[tunnel_bucket(ec->tunnel_id)];
+  while (*pp && (*pp)->seq > ec->seq) pp = &(*pp)->tunnel_next;
+  ec->tunnel_next = *pp;
+  *pp = ec;
+  ts->nregistered++;
   ec->indexed = 1;
 }
 
 static void index_remove(edge_conn *ec) {
   if (!ec->indexed) return;
-  for (edge_conn **pp = &ec->ts->by_id[id_bucket(ec->conn_id)]; *pp; pp = &(*pp)->id_next) {
+  wr_tunnel_server *ts = ec->ts;
+  for (edge_conn **pp = &ts->by_id[id_bucket(ec->conn_id)]; *pp; pp = &(*pp)->id_next) {
     if (*pp == ec) {
       *pp = ec->id_next;
       break;
     }
   }
+  for (edge_conn **pp = &ts->by_tunnel[tunnel_bucket(ec->tunnel_id)]; *pp;
+       pp = &(*pp)->tunnel_next) {
+    if (*pp == ec) {
+      *pp = ec->tunnel_next;
+      break;
+    }
+  }
+  ts->nregistered--;
   ec->indexed = 0;
+}
+
+/* The first registered connection that may be of |tunnel_id|: walk on with
+ * tunnel_next and check matches(). */
+static edge_conn *tunnel_chain(const wr_tunnel_server *ts, const char *tunnel_id) {
+  return ts->by_tunnel[tunnel_bucket(tunnel_id)];
 }
 
 static int ct_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
@@ -204,7 +244,9 @@ static void unregister(edge_conn *ec, const char *why) {
 static void replace_duplicate(edge_conn *ec, const char *tunnel_id, const char *client_id,
                               unsigned conn_index) {
   if (!client_id[0]) return;
-  for (edge_conn *o = ec->ts->conns; o; o = o->next) {
+  edge_conn *next;
+  for (edge_conn *o = tunnel_chain(ec->ts, tunnel_id); o; o = next) {
+    next = o->tunnel_next; /* unregister() unlinks o */
     if (o == ec || o->state != EC_REGISTERED || o->conn_index != conn_index ||
         strcasecmp(o->client_id, client_id) != 0 || strcasecmp(o->tunnel_id, tunnel_id) != 0)
       continue;
@@ -233,7 +275,7 @@ static int within_limits(wr_tunnel_server *ts, const edge_conn *self, const char
   int ok = 1;
   /* One walk over every connection collects this tunnel's (a few dozen at
    * most); the distinct-connector count is then quadratic in those only. */
-  for (const edge_conn *o = ts->conns; o; o = o->next) {
+  for (const edge_conn *o = tunnel_chain(ts, tunnel_id); o; o = o->tunnel_next) {
     if (o == self || o->state != EC_REGISTERED || strcasecmp(o->tunnel_id, tunnel_id) != 0 ||
         would_replace(o, client_id, conn_index))
       continue;
@@ -359,10 +401,10 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   }
   ec->state = EC_REGISTERED;
   memcpy(ec->conn_id, rec.id, sizeof(ec->conn_id));
-  index_add(ec);
   memcpy(ec->tunnel_id, t.id, sizeof(ec->tunnel_id));
   memcpy(ec->account_id, t.account_id, sizeof(ec->account_id));
   memcpy(ec->client_id, rec.client_id, sizeof(ec->client_id));
+  index_add(ec);
   ec->conn_index = p.conn_index;
   ec->datagram_v3 = has_feature(&p.client, "support_datagram_v3_2");
   audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_REGISTERED, "registerConnection");
@@ -532,6 +574,10 @@ void wr_tunnel_stream_on_data(wr_tunnel_stream *s, const uint8_t *data, size_t l
              s->ec ? s->ec->conn_id : "-", wr_strerror(rv));
 }
 
+void wr_tunnel_stream_on_trailers(wr_tunnel_stream *s, const wr_http_header *hs, size_t n) {
+  if (s->user && s->cbs.on_trailers && !s->read_done) s->cbs.on_trailers(s->user, hs, n);
+}
+
 void wr_tunnel_stream_on_reset(wr_tunnel_stream *s, uint64_t code) {
   s->read_done = 1;
   if (s->user && s->cbs.on_reset) s->cbs.on_reset(s->user, code);
@@ -576,6 +622,7 @@ int wr_tunnel_conn_new(wr_tunnel_server *ts, const wr_tunnel_transport *tr, void
   ec->ts = ts;
   ec->tr = tr;
   ec->t = t;
+  ec->seq = ts->next_seq++;
   ec->next = ts->conns;
   ts->conns = ec;
   *out = ec;
@@ -787,8 +834,10 @@ static int matches(const edge_conn *ec, const char *tunnel_id) {
 }
 
 size_t wr_tunnel_server_count(const wr_tunnel_server *ts, const char *tunnel_id) {
+  if (!tunnel_id) return ts->nregistered;
   size_t n = 0;
-  for (const edge_conn *ec = ts->conns; ec; ec = ec->next) n += matches(ec, tunnel_id);
+  for (const edge_conn *ec = tunnel_chain(ts, tunnel_id); ec; ec = ec->tunnel_next)
+    n += matches(ec, tunnel_id);
   return n;
 }
 
@@ -809,7 +858,7 @@ int wr_tunnel_server_get(const wr_tunnel_server *ts, const char *tunnel_id, size
   if (i >= n) return WR_ERR_NOTFOUND;
   /* The list is newest first; index from the oldest. */
   size_t want = n - 1 - i;
-  for (const edge_conn *ec = ts->conns; ec; ec = ec->next) {
+  for (const edge_conn *ec = tunnel_chain(ts, tunnel_id); ec; ec = ec->tunnel_next) {
     if (!matches(ec, tunnel_id)) continue;
     if (k++ != want) continue;
     conn_info(ec, out);
@@ -829,7 +878,9 @@ size_t wr_tunnel_server_close_tunnel(wr_tunnel_server *ts, const char *tunnel_id
   /* unregister() and a transport's close never unlink a connection (that
    * happens in wr_tunnel_conn_gone, on a later loop iteration): the walk is
    * safe. */
-  for (edge_conn *ec = ts->conns; ec; ec = ec->next) {
+  edge_conn *next;
+  for (edge_conn *ec = tunnel_chain(ts, tunnel_id); ec; ec = next) {
+    next = ec->tunnel_next; /* unregister() unlinks ec */
     if (!matches(ec, tunnel_id) || (client_id && strcasecmp(ec->client_id, client_id) != 0)) continue;
     unregister(ec, reason);
     ec->tr->close(ec->t, reason);
@@ -973,7 +1024,7 @@ int wr_tunnel_server_open_stream(wr_tunnel_server *ts, const char *tunnel_id,
     size_t min = SIZE_MAX, k = 0;
     for (int pass = 0; pass < 2 && !best; pass++) {
       size_t idx = 0;
-      for (edge_conn *ec = ts->conns; ec; ec = ec->next) {
+      for (edge_conn *ec = tunnel_chain(ts, tunnel_id); ec; ec = ec->tunnel_next) {
         int skip = !matches(ec, tunnel_id);
         for (size_t i = 0; i < ntried && !skip; i++) skip = tried[i] == ec;
         if (skip) continue;

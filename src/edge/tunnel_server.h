@@ -42,6 +42,7 @@
 
 #include "edge/store.h"
 #include "net/quic.h"
+#include "proto/httpmeta.h"
 
 #define WR_TUNNEL_SERVER_LOCATION_DEFAULT "LOCAL"
 #define WR_TUNNEL_SERVER_ACTOR_DEFAULT "edge"
@@ -171,6 +172,17 @@ typedef struct wr_tunnel_stream_callbacks {
   /* The stream is gone: closed normally, or its connection died. Last
    * callback; the handle is freed right after it returns. */
   void (*on_close)(void *user);
+  /* Response trailers (HTTP/2 connectors: cloudflared's trailing HEADERS
+   * frame, docs/grpc.md; QUIC connectors send none). Called at most once,
+   * after the last on_data with body bytes and before the on_data that
+   * carries |fin|. Names (lower case, as HTTP/2 carries them) and values
+   * are valid during the call only; the transport bounded them like a
+   * response head but did not otherwise filter them: a visitor front
+   * drops what its protocol must not carry (framing, hop-by-hop fields).
+   * May be NULL: trailers are dropped. This is where every visitor front
+   * (HTTP/1.1 chunked trailer section, HTTP/2 and HTTP/3 trailing HEADERS)
+   * takes them from. */
+  void (*on_trailers)(void *user, const wr_http_header *hs, size_t n);
 } wr_tunnel_stream_callbacks;
 
 typedef struct wr_tunnel_stream wr_tunnel_stream;

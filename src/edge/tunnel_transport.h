@@ -81,6 +81,9 @@ uint64_t wr_tunnel_server_register_timeout(const wr_tunnel_server *ts);
 
 /* Data-stream events, for the stream |s| given to stream_open. */
 void wr_tunnel_stream_on_data(wr_tunnel_stream *s, const uint8_t *data, size_t len, int fin);
+/* Response trailers of the stream (see on_trailers in tunnel_server.h):
+ * before the wr_tunnel_stream_on_data that carries fin. */
+void wr_tunnel_stream_on_trailers(wr_tunnel_stream *s, const wr_http_header *hs, size_t n);
 void wr_tunnel_stream_on_reset(wr_tunnel_stream *s, uint64_t code);
 void wr_tunnel_stream_on_writable(wr_tunnel_stream *s);
 /* The transport is done with the stream: the owner hears on_close and |s|

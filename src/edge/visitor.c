@@ -90,6 +90,10 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void vc_update_reading(vconn *c) {
   int want = 0;
+  if (c->sub) { /* no socket: its input is its stream's DATA */
+    if (!c->closed) wr__vh2_sub_update(c);
+    return;
+  }
   if (c->closed || c->peer_eof) {
     want = 0;
   } else if (c->state == VC_TLS) {
@@ -98,6 +102,8 @@ static void vc_update_reading(vconn *c) {
     want = c->in.len < VIN_MAX;
   } else if (c->state == VC_ROUTE) {
     want = 0; /* the head is parsed again once its route is known */
+  } else if (c->state == VC_H2) {
+    want = c->in.len < VIN_MAX && wr__vh2_want_read(c);
   } else if (c->state == VC_PROXY) {
     want = !c->r.stream_blocked && c->in.len < VIN_MAX &&
            !(c->r.discard && c->r.discarded > WR__VISITOR_DISCARD_MAX);
@@ -122,6 +128,7 @@ static void written(vconn *c, const wreq *w) {
   c->v->stats.bytes_out += w->len;
   if (w->credit && w->gen == c->gen && c->r.st) wr_tunnel_stream_consume(c->r.st, w->credit);
   wr__vconn_activity(c);
+  if (c->h2) wr__vconn_kick(c); /* frames held back for the backlog may go now */
 }
 
 static void write_cb(uv_write_t *req, int status) {
@@ -205,6 +212,10 @@ static void flusher_cb(uv_check_t *h) {
 void wr__vconn_write3(vconn *c, const void *a, size_t alen, const void *b, size_t blen,
                       const void *d, size_t dlen, size_t credit) {
   if (c->closed || c->shut) return;
+  if (c->sub) {
+    wr__vh2_sub_write(c, a, alen, b, blen, d, dlen, credit);
+    return;
+  }
   size_t n = alen + blen + dlen;
   wreq *w = c->pend;
   /* Credit belongs to one stream generation; a large batch goes out now. */
@@ -242,7 +253,7 @@ void wr__vconn_write3(vconn *c, const void *a, size_t alen, const void *b, size_
 /* ---- closing ------------------------------------------------------------------- */
 
 static void visitor_maybe_free(wr_visitor *v) {
-  if (!v->closing || v->listener_open || v->aux_open || v->conns) return;
+  if (!v->closing || v->listener_open || v->aux_open || v->conns || v->subs) return;
   wr__visitor_routes_detach(v);
   wr__visitor_routes_free(v);
   wr__visitor_limits_free(v);
@@ -253,14 +264,16 @@ static void close_cb(uv_handle_t *h) {
   vconn *c = h->data;
   if (--c->handles > 0) return;
   wr_visitor *v = c->v;
+  vconn **head = c->sub ? &v->subs : &v->conns;
   if (c->prev)
     c->prev->next = c->next;
   else
-    v->conns = c->next;
+    *head = c->next;
   if (c->next) c->next->prev = c->prev;
-  v->stats.active_conns--;
+  if (!c->sub) v->stats.active_conns--;
   wr_buf_free(&c->in);
   wr_buf_free(&c->rhead);
+  wr_buf_free(&c->rtrail);
   wr__vtls_free(c);
   free(c->pend);
   free(c->access_jwt);
@@ -278,8 +291,11 @@ static void vc_close(vconn *c, int reset) {
   c->pend = NULL;
   c->closed = 1;
   c->reading = 0;
+  if (c->h2) wr__vh2_free(c); /* its streams first: they share the slot's source */
   wr__visitor_slot_release(c);
-  if (reset)
+  if (c->sub)
+    wr__vh2_sub_closed(c, reset);
+  else if (reset)
     uv_tcp_close_reset(&c->tcp, close_cb);
   else
     uv_close((uv_handle_t *)&c->tcp, close_cb);
@@ -297,7 +313,7 @@ void wr__vconn_abort(vconn *c, const char *why) {
           " bytes: %s tunnel=%s connection=%s stream=%" PRId64,
           c->id, c->ip, c->r.method, c->r.host, c->r.target, c->r.down, why, c->r.tunnel_id,
           c->r.conn_id[0] ? c->r.conn_id : "-", c->r.sid);
-  if (c->r.resp == RS_EOF && !c->closed) {
+  if ((c->r.resp == RS_EOF || c->sub) && !c->closed) { /* h2: RST_STREAM */
     vc_close(c, 1);
     return;
   }
@@ -322,6 +338,12 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
 static void vc_finish(vconn *c) {
   if (c->closed || c->state == VC_CLOSING) return;
   wr__vconn_release_stream(c, 0);
+  if (c->sub) { /* the response is complete: END_STREAM once it drained */
+    wr__vh2_sub_done(c);
+    vc_close(c, 0);
+    return;
+  }
+  if (c->h2) wr__vh2_free(c);
   wr__visitor_idle_leave(c);
   c->state = VC_CLOSING;
   wr_buf_reset(&c->in);
@@ -353,10 +375,10 @@ void wr__vconn_finish(vconn *c) { vc_finish(c); }
 void wr__vconn_end_request(vconn *c, int close) {
   wr_visitor *v = c->v;
   if (c->r.status || c->r.method[0])
-    wr_debug("visitor %" PRIu64 " %s \"%s %s%s HTTP/1.%d\" %d tunnel=%s connection=%s "
+    wr_debug("visitor %" PRIu64 " %s \"%s %s%s %s\" %d tunnel=%s connection=%s "
              "stream=%" PRId64 " up=%" PRIu64 " down=%" PRIu64 " %" PRIu64 "ms",
              c->id, c->ip, c->r.method[0] ? c->r.method : "-", c->r.host, c->r.target,
-             c->r.minor, c->r.status,
+             c->sub ? "HTTP/2" : c->r.minor ? "HTTP/1.1" : "HTTP/1.0", c->r.status,
              c->r.tunnel_id[0] ? c->r.tunnel_id : "-", c->r.conn_id[0] ? c->r.conn_id : "-",
              c->r.sid, c->r.up, c->r.down, uv_now(v->loop) - c->r.t0);
   if (c->r.tunnel_id[0] && (c->r.status || c->r.method[0])) {
@@ -366,12 +388,14 @@ void wr__vconn_end_request(vconn *c, int close) {
   }
   int clean = (c->r.resp == RS_DONE && wr__vconn_body_complete(c)) || c->r.resp == RS_PIPE;
   wr__vconn_release_stream(c, clean ? -1 : 0);
-  int keep = !close && c->r.keep_alive && !(c->peer_eof && c->in.len == 0);
+  int keep = !close && !c->sub && c->r.keep_alive && !(c->peer_eof && c->in.len == 0);
   memset(&c->r, 0, sizeof(c->r));
   c->r.sid = -1;
   /* The response head buffer is needed again only by the next request:
    * an idle keep-alive connection holds no buffer (2 KB each before). */
   wr_buf_free(&c->rhead);
+  if (c->sub) wr__vh2_sub_trailers(c);
+  wr_buf_free(&c->rtrail);
   if (!keep) {
     vc_finish(c);
     return;
@@ -417,7 +441,13 @@ static void vc_process(vconn *c) {
     return;
   }
   if (c->tls_up && c->state != VC_CLOSING) wr__vtls_drain(c);
+  if (c->state == VC_H2) {
+    wr__vh2_process(c);
+    if (!c->closed) vc_update_reading(c);
+    return;
+  }
   while (!c->closed && c->state == VC_HEAD) {
+    if (c->in.len == 0 && c->sub) break; /* cannot happen: it starts with its head */
     if (c->in.len == 0) {
       if (c->peer_eof) {
         vc_finish(c); /* earlier answers still flush */
@@ -497,6 +527,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     vc_process(c);
     return;
   }
+  if (c->state == VC_H2) { /* no more frames can come: what is read is served, then the end */
+    vc_process(c);
+    if (!c->closed) vc_finish(c);
+    return;
+  }
   /* Proxying. A visitor that half-closes after a complete request still
    * gets its answer; one that leaves mid-body or ends a pipe ends it all. */
   if (c->r.body == RB_PIPE || c->r.websocket) {
@@ -516,6 +551,11 @@ static void timer_cb(uv_timer_t *t) {
   if (c->closed) return;
   switch (c->tmode) {
     case T_IDLE:
+      if (c->h2) {
+        wr__vh2_idle(c);
+        break;
+      }
+      /* fall through */
     case T_LINGER:
     case T_HANDSHAKE:
       wr__vconn_close_now(c);
@@ -547,6 +587,32 @@ static void peer_ip(vconn *c, const struct sockaddr_storage *ss) {
   }
 }
 
+vconn *wr__vconn_sub_new(vconn *up, size_t in_max) {
+  wr_visitor *v = up->v;
+  vconn *c = wr_xcalloc(1, sizeof(*c));
+  c->v = v;
+  c->sub = 1;
+  c->id = up->id; /* its log lines name the connection */
+  c->r.sid = -1;
+  uv_timer_init(v->loop, &c->timer);
+  uv_timer_init(v->loop, &c->kick);
+  c->timer.data = c->kick.data = c;
+  c->handles = 2;
+  wr_buf_init(&c->in, in_max, NULL);
+  wr_buf_init(&c->rhead, WR__VISITOR_RESP_HEAD_MAX, NULL);
+  wr_buf_init(&c->rtrail, WR__VISITOR_RESP_HEAD_MAX, NULL);
+  memcpy(c->ip, up->ip, sizeof(c->ip));
+  memcpy(c->sni, up->sni, sizeof(c->sni));
+  c->tls_mode = up->tls_mode;
+  c->src = up->src; /* no slot of its own: the connection holds it */
+  c->retry_at = up->retry_at;
+  c->state = VC_HEAD;
+  c->next = v->subs;
+  if (v->subs) v->subs->prev = c;
+  v->subs = c;
+  return c;
+}
+
 /* A refused connection only ever had its TCP handle. */
 static void refused_close_cb(uv_handle_t *h) { free(h->data); }
 
@@ -560,6 +626,7 @@ static void vc_start(wr_visitor *v, vconn *c, vsrc *s, const struct sockaddr_sto
   c->handles = 3;
   wr_buf_init(&c->in, VIN_MAX + WR__VISITOR_READ_CHUNK, NULL);
   wr_buf_init(&c->rhead, WR__VISITOR_RESP_HEAD_MAX, NULL);
+  wr_buf_init(&c->rtrail, WR__VISITOR_RESP_HEAD_MAX, NULL);
   c->next = v->conns;
   if (v->conns) v->conns->prev = c;
   v->conns = c;
@@ -650,6 +717,7 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   v->zones = cfg->zones;
   v->https_port = cfg->https_port;
   v->access = cfg->access;
+  v->acme = cfg->certs ? NULL : cfg->acme;
   snprintf(v->scheme, sizeof(v->scheme), "%s",
            cfg->scheme && strcmp(cfg->scheme, "https") == 0 ? "https" : "http");
   if (cfg->mgmt_hostname && cfg->mgmt_key && cfg->mgmt_keylen &&

@@ -49,7 +49,7 @@ typedef struct wr_visitor_config {
   wr_tunnel_server *ts;       /* live connections */
   /* HTTPS: TLS by SNI with these certificates (edge/certs.h; borrowed):
    * an unknown name is refused with the unrecognized_name alert, a Host
-   * that is not the SNI gets 421, ALPN offers http/1.1 only. NULL: plain
+   * that is not the SNI gets 421, ALPN offers h2 and http/1.1 (edge/visitor_h2.c). NULL: plain
    * HTTP. */
   struct wr_certs *certs;
   struct wr_zone_cache *zones; /* per-zone options (edge/zone_settings.h), or NULL */
@@ -57,6 +57,8 @@ typedef struct wr_visitor_config {
                                * always_use_https redirects (443 is left out
                                * of the URL; 0: no redirects) */
   struct wr_access *access;   /* optional: the Access gate (edge/access.h) */
+  struct wr_acme *acme;       /* optional, plain front only: answers ACME HTTP-01
+                               * challenges (edge/acme.h) before routing */
   const char *scheme;         /* "http" (default) or "https": X-Forwarded-Proto and dest */
   uint64_t header_timeout_ms; /* whole head must arrive within; default 10000 */
   uint64_t idle_timeout_ms;   /* keep-alive idle; default 60000 */
@@ -123,6 +125,13 @@ typedef struct wr_visitor_stats {
   uint64_t tls_handshakes;      /* completed */
   uint64_t tls_refused;         /* refused before the handshake: no or unknown SNI */
   uint64_t tls_failed;          /* handshakes that failed (versions, ciphers, ...) */
+  /* HTTP/2 on HTTPS fronts (ALPN h2). */
+  uint64_t h2_conns;            /* connections that chose h2 */
+  uint64_t h2_streams;          /* requests received over h2 */
+  uint64_t h2_goaway_calm;      /* connections ended with GOAWAY ENHANCE_YOUR_CALM
+                                 * (a flood or abuse limit; see docs/https.md) */
+  uint64_t h2_goaway_error;     /* connections ended with another error GOAWAY
+                                 * (protocol or flow-control violations) */
 } wr_visitor_stats;
 
 /* Listens on |addr| with |cfg| (copied; store and ts are borrowed and

@@ -53,8 +53,7 @@ static char *visitor_token(const wr_http1_head *h) {
   return NULL;
 }
 
-/* Answers with |body| of type |ctype| and |extra| headers. */
-static void respond(vconn *c, int status, const char *ctype, const wr_http_header *extra, size_t nextra,
+void wr__vconn_respond(vconn *c, int status, const char *ctype, const wr_http_header *extra, size_t nextra,
                     const char *body, size_t blen) {
   char clen[24];
   wr_http_header hd[8];
@@ -84,7 +83,7 @@ static void page(vconn *c, int status, const char *title, const wr_http_header *
   int n = snprintf(body, sizeof(body),
                    "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n<body><h1>%s</h1>\n"
                    "<hr><p>warren-edge Access</p></body></html>\n", status, wr_http1_reason(status), title);
-  respond(c, status, "text/html; charset=utf-8", extra, nextra, body, (size_t)n);
+  wr__vconn_respond(c, status, "text/html; charset=utf-8", extra, nextra, body, (size_t)n);
 }
 
 /* The value of query parameter |name| of |q| (|ql| bytes), decoded. */
@@ -160,10 +159,10 @@ static void transfer(vconn *c, const char *key) {
   char *body = NULL;
   if (wr_access_transfer_take(c->v->access, key, &body) != WR_OK) {
     static const char waiting[] = "waiting for the sign-in\n";
-    respond(c, 404, "text/plain", NULL, 0, waiting, sizeof(waiting) - 1);
+    wr__vconn_respond(c, 404, "text/plain", NULL, 0, waiting, sizeof(waiting) - 1);
     return;
   }
-  respond(c, 200, "application/json", NULL, 0, body, strlen(body));
+  wr__vconn_respond(c, 200, "application/json", NULL, 0, body, strlen(body));
   explicit_bzero(body, strlen(body));
   free(body);
 }
@@ -173,7 +172,7 @@ static void cdn_cgi(vconn *c, const char *rest, size_t rl, const char *q, size_t
   wr_access *a = c->v->access;
   if (ieq(rest, rl, "certs")) {
     const char *certs = wr_access_certs(a);
-    respond(c, 200, "application/json", NULL, 0, certs, strlen(certs));
+    wr__vconn_respond(c, 200, "application/json", NULL, 0, certs, strlen(certs));
   } else if (ieq(rest, rl, "logout")) {
     static const char clear[] = WR_ACCESS_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax";
     wr_http_header x = {"Set-Cookie", 10, clear, sizeof(clear) - 1};

@@ -12,7 +12,10 @@
  *                     host and the route cache over the store
  *   visitor_proxy.c   one request over a tunnel data stream: ConnectRequest,
  *                     request body, response head and body, WebSocket pipe
- *   visitor_pages.c   answers from the edge itself (404, 429, 502, ...) */
+ *   visitor_pages.c   answers from the edge itself (404, 429, 502, ...)
+ *   visitor_h2.c      HTTP/2 on the HTTPS front (ALPN h2): the nghttp2
+ *                     session and its limits; each request runs on a
+ *                     stream vconn (|sub|) through the same machinery */
 #ifndef WR_EDGE_VISITOR_INT_H
 #define WR_EDGE_VISITOR_INT_H
 #include <netinet/in.h>
@@ -53,8 +56,10 @@ enum vc_state {
   VC_PROXY,    /* a request is being proxied over a data stream */
   VC_ROUTE,    /* the head waits in |in| for its route from the store thread */
   VC_CLOSING,  /* answered for the last time: flushing, then shutdown + linger */
-  VC_TLS       /* HTTPS: reading the ClientHello, waiting for the SNI's route,
+  VC_TLS,      /* HTTPS: reading the ClientHello, waiting for the SNI's route,
                 * or in the TLS handshake (visitor_tls.c) */
+  VC_H2        /* HTTPS after ALPN h2: the plaintext is an HTTP/2 session
+                * (visitor_h2.c) whose requests run on stream vconns */
 };
 
 /* Request body, visitor -> connector. */
@@ -63,6 +68,8 @@ enum rb_state {
   RB_LENGTH,   /* Content-Length: body_left more bytes */
   RB_CHUNKED,  /* chunked coding, de-chunked onto the stream */
   RB_PIPE,     /* websocket after 101: raw bytes until either side ends */
+  RB_STREAM,   /* HTTP/2 without Content-Length: raw bytes until the
+                * stream's END_STREAM (|in_end|) */
   RB_DONE      /* the whole body was read from the visitor */
 };
 
@@ -130,6 +137,7 @@ struct wr_visitor {
   wr_zone_cache *zones;        /* per-zone options, or NULL */
   unsigned https_port;         /* plain front: where always_use_https sends visitors */
   struct wr_access *access;    /* NULL: no Access gate */
+  struct wr_acme *acme;        /* plain front: HTTP-01 answers (edge/acme.h), or NULL */
   char scheme[8];
   char mgmt_host[WR_STORE_HOST_MAX + 1]; /* the management hostname (visitor_mgmt.c) */
   uint8_t mgmt_key[32];
@@ -157,6 +165,7 @@ struct wr_visitor {
   uv_idle_t nudge;     /* active while output waits: poll must not block then */
   int aux_open;        /* flusher, nudge and quiet_timer not yet closed */
   vconn *dirty;        /* connections with pending output, linked by dirty_next */
+  vconn *subs;         /* stream vconns of HTTP/2 connections (visitor_h2.c) */
   /* Reads of connections that hold no input buffer (idle keep-alive, new)
    * land here and are copied out: an idle visitor then costs no 16 KiB
    * buffer. libuv calls alloc_cb and read_cb back to back, so one shared
@@ -172,6 +181,8 @@ typedef struct vreq {
   int64_t sid;
   int stream_blocked; /* last write got WR_AGAIN: wait for on_writable */
   int keep_alive, minor, is_head, websocket;
+  int te_trailers;    /* the visitor sent "TE: trailers": chunked responses
+                       * end with the connector's trailers (c->rtrail) */
   char method[32];
   char host[WR_STORE_HOST_MAX + 1];       /* canonical: lower case, no port */
   char authority[WR_STORE_HOST_MAX + 8]; /* host[:port]: HttpHost */
@@ -217,6 +228,8 @@ struct vconn {
   wr_buf in;          /* visitor bytes not processed yet */
   size_t scanned;     /* head bytes already searched for the blank line */
   wr_buf rhead;       /* preamble + ConnectResponse being collected */
+  wr_buf rtrail;      /* the response's trailer section ("Name: value\r\n"...),
+                       * written after the last chunk */
   vreq r;
   int route_waited;   /* the head in |in| has waited for its route: do not
                        * charge the rate limit twice, take the answer even
@@ -236,6 +249,14 @@ struct vconn {
   wr_cert *cert;      /* the credentials' reference */
   wr_buf hello;       /* ClientHello bytes read before the session exists */
   char sni[WR_STORE_HOST_MAX + 1];
+  /* HTTP/2 (visitor_h2.c). A connection in VC_H2 holds |h2|. A stream
+   * vconn (|sub|) serves one HTTP/2 request with the HTTP/1.1 machinery:
+   * no socket, its input is the request rebuilt as an HTTP/1.1 head plus
+   * the DATA bytes, its output goes to its stream (wr__vh2_sub_write). */
+  struct vh2 *h2;
+  struct vh2s *h2s;   /* sub: its stream, NULL once either side let go */
+  int sub;
+  int in_end;         /* sub: the visitor ended the stream (END_STREAM) */
 };
 
 /* One gathered write (visitor.c; visitor_tls.c turns it into ciphertext). */
@@ -294,7 +315,7 @@ void wr__vtls_start(vconn *c);
 int wr__vtls_input(vconn *c, const uint8_t *data, size_t len);
 /* The visitor's TCP EOF. */
 void wr__vtls_input_eof(vconn *c);
-/* VC_TLS: reads the SNI, picks the certificate (uploaded, else issued for
+/* VC_TLS: reads the SNI, picks the certificate (uploaded, else ACME, else issued for
  * a routed name, else refuses with unrecognized_name), runs the handshake.
  * Returns WR_OK once it is done (state VC_HEAD), WR_AGAIN, or an error
  * after which the connection is closing. */
@@ -317,6 +338,41 @@ int wr__vtls_policy(vconn *c, const struct wr__visitor_target *t, size_t used);
 /* Adds the zone's HSTS fields to a response head (HTTPS only); returns how
  * many were added (at most 2). */
 size_t wr__vtls_resp_fields(vconn *c, wr_http_header *out);
+
+/* ---- visitor_h2.c: HTTP/2 ----------------------------------------------------------- */
+
+/* The handshake chose h2: the connection becomes VC_H2 with an nghttp2
+ * server session (settings and limits in visitor_h2.c). */
+void wr__vh2_start(vconn *c);
+/* VC_H2: feeds c->in to the session and writes what it has to send (as
+ * the socket's backlog allows); ends the connection once the session is
+ * over (GOAWAY out). Not callable from inside a session callback. */
+void wr__vh2_process(vconn *c);
+/* 1 while the session takes input (not closing, output not backed up). */
+int wr__vh2_want_read(vconn *c);
+/* The idle timer fired (no stream open): GOAWAY, then the end. */
+void wr__vh2_idle(vconn *c);
+/* Closes the stream vconns and frees the session (at the connection's
+ * close or finish; idempotent). */
+void wr__vh2_free(vconn *c);
+/* A stream vconn for a request of |up| (visitor.c): timers, buffers,
+ * the connection's address, SNI and source; state VC_HEAD, input empty. */
+vconn *wr__vconn_sub_new(vconn *up, size_t in_max);
+/* Stream vconn hooks, called by visitor.c in place of socket work:
+ * output for the visitor (the HTTP/1.1 response the machinery writes,
+ * turned into HEADERS and DATA; |credit| tunnel bytes go back once they
+ * left as DATA), the input consumed (window updates), the response
+ * complete, and the vconn closing (|reset| or incomplete: RST_STREAM). */
+void wr__vh2_sub_write(vconn *sc, const void *a, size_t alen, const void *b, size_t blen,
+                       const void *d, size_t dlen, size_t credit);
+void wr__vh2_sub_update(vconn *sc);
+/* The response's trailers (sc->rtrail, kept by visitor_proxy.c for stream
+ * vconns) are copied to the stream: they go out as a trailing HEADERS
+ * frame with END_STREAM after the last DATA. Called when the request ends,
+ * before sc->rtrail is freed. */
+void wr__vh2_sub_trailers(vconn *sc);
+void wr__vh2_sub_done(vconn *sc);
+void wr__vh2_sub_closed(vconn *sc, int reset);
 
 /* ---- visitor_proxy.c: the tunnel data stream ------------------------------------- */
 
@@ -341,6 +397,15 @@ void wr__vconn_count_response(vconn *c, int status);
 void wr__vconn_local_h(vconn *c, int status, const char *msg, int force_close,
                        const wr_http_header *extra);
 void wr__vconn_local(vconn *c, int status, const char *msg, int force_close);
+/* Answers with |body| (|blen| bytes) of type |ctype| and up to 4 |extra|
+ * headers (visitor_access.c). */
+void wr__vconn_respond(vconn *c, int status, const char *ctype, const wr_http_header *extra,
+                       size_t nextra, const char *body, size_t blen);
+/* HTTP-01: answers GET /.well-known/acme-challenge/<token> on the plain
+ * front from the ACME manager's table (visitor_acme.c). 1 when answered
+ * (the head, |used| bytes, consumed), 0 for any other request. */
+struct wr__visitor_target;
+int wr__visitor_acme_answer(vconn *c, const struct wr__visitor_target *t, size_t used);
 /* An error before or after the response head: a page, or a broken response. */
 void wr__vconn_fail(vconn *c, int status, const char *msg);
 

@@ -184,6 +184,21 @@ static int pump_chunked(vconn *c) {
   return pump_chunk_decode(c);
 }
 
+/* HTTP/2 without Content-Length: what DATA brought, FIN with END_STREAM. */
+static int pump_stream(vconn *c) {
+  size_t acc = 0, n = c->in.len;
+  if (n == 0 && !c->in_end) return 0;
+  int rv = fwd(c, c->in.data, n, c->in_end, &acc);
+  if (c->closed || c->state != VC_PROXY) return 0;
+  wr_buf_consume(&c->in, acc);
+  if (rv == WR_AGAIN) return 0;
+  if (c->in_end && acc == n) {
+    body_done(c);
+    return 0;
+  }
+  return 1;
+}
+
 static int pump_pipe(vconn *c) {
   size_t acc = 0;
   if (c->in.len == 0) return 0;
@@ -207,6 +222,7 @@ static void pump_body(vconn *c) {
       case RB_LENGTH: more = pump_length(c); break;
       case RB_CHUNKED: more = pump_chunked(c); break;
       case RB_PIPE: more = pump_pipe(c); break;
+      case RB_STREAM: more = pump_stream(c); break;
       default: more = 0; break;
     }
   }
@@ -250,7 +266,11 @@ static void resp_body(vconn *c, const uint8_t *data, size_t len, int fin, size_t
         consume_now(c, credit);
       }
       if (fin) {
-        wr__vconn_write(c, WR_HTTP1_LAST_CHUNK, strlen(WR_HTTP1_LAST_CHUNK), 0);
+        if (c->rtrail.len) /* "0\r\n", the trailer section, the blank line */
+          wr__vconn_write3(c, "0\r\n", 3, c->rtrail.data, c->rtrail.len, "\r\n", 2, 0);
+        else
+          wr__vconn_write(c, WR_HTTP1_LAST_CHUNK, strlen(WR_HTTP1_LAST_CHUNK), 0);
+        wr_buf_free(&c->rtrail);
         c->r.resp = RS_DONE;
         check_done(c);
       }
@@ -362,7 +382,7 @@ static int resp_mode(vconn *c, int status, const resp_fields *f, wr_http_header 
     mode = RS_DONE;
   } else if (f->has_cl) {
     mode = f->cl ? RS_LENGTH : RS_DONE;
-  } else if (c->r.minor >= 1) {
+  } else if (c->r.minor >= 1 && !c->sub) { /* HTTP/2 frames the body itself */
     mode = RS_CHUNKED;
     out[(*n)++] = (wr_http_header){"Transfer-Encoding", 17, "chunked", 7};
   } else {
@@ -545,11 +565,38 @@ static void st_on_close(void *user) {
   }
 }
 
+/* Response trailers: kept for the chunked trailer section when the visitor
+ * asked for them (RFC 9110 6.5: otherwise they may be dropped), or for an
+ * HTTP/2 stream, where a trailing HEADERS frame is always allowed (gRPC
+ * needs it), without the fields that frame or route a message. */
+static void st_on_trailers(void *user, const wr_http_header *hs, size_t n) {
+  vconn *c = user;
+  if (c->closed || c->state != VC_PROXY) return;
+  if (!c->sub && (c->r.resp != RS_CHUNKED || !c->r.te_trailers)) return;
+  wr_buf_reset(&c->rtrail);
+  for (size_t i = 0; i < n; i++) {
+    const wr_http_header *h = &hs[i];
+    char name[256];
+    if (h->name_len == 0 || h->name_len >= sizeof(name) || wr_http1_is_hop_by_hop(h->name, h->name_len) ||
+        ieq(h->name, h->name_len, "Content-Length") || ieq(h->name, h->name_len, "Host") ||
+        !wr_httpmeta_is_token(h->name, h->name_len) || memchr(h->value, '\r', h->value_len) ||
+        memchr(h->value, '\n', h->value_len) || memchr(h->value, 0, h->value_len))
+      continue;
+    wr_httpmeta_canonical_key(h->name, h->name_len, name);
+    if (wr_buf_printf(&c->rtrail, "%.*s: %.*s\r\n", (int)h->name_len, name, (int)h->value_len,
+                      h->value) != WR_OK) {
+      wr_buf_reset(&c->rtrail); /* over the head limit: none rather than some */
+      return;
+    }
+  }
+}
+
 static const wr_tunnel_stream_callbacks st_cbs = {
     .on_data = st_on_data,
     .on_writable = st_on_writable,
     .on_reset = st_on_reset,
     .on_close = st_on_close,
+    .on_trailers = st_on_trailers,
 };
 
 /* ---- the ConnectRequest ----------------------------------------------------------- */
@@ -594,7 +641,7 @@ static int build_connect(vconn *c, const wr_http1_head *h, const char *path, siz
     fw[n++] = (wr_http_header){"Cf-Access-Jwt-Assertion", 23, c->access_jwt, strlen(c->access_jwt)};
   unsigned flags = 0;
   if (c->r.websocket) flags |= WR_HTTPMETA_REQ_WEBSOCKET;
-  if (c->r.body == RB_CHUNKED) flags |= WR_HTTPMETA_REQ_CHUNKED;
+  if (c->r.body == RB_CHUNKED || c->r.body == RB_STREAM) flags |= WR_HTTPMETA_REQ_CHUNKED;
 
   wr_buf arena, dest;
   wr_buf_init(&arena, 256u * 1024u, NULL);
@@ -640,10 +687,18 @@ static void req_begin(vconn *c, const wr_http1_head *h) {
   r->keep_alive = h->keep_alive;
   snprintf(r->method, sizeof(r->method), "%.*s", (int)h->method_len, h->method);
   r->is_head = ieq(h->method, h->method_len, "HEAD");
+  for (size_t i = 0; i < h->nheaders; i++)
+    if (ieq(h->headers[i].name, h->headers[i].name_len, "TE") &&
+        wr_http1_has_token(h->headers[i].value, h->headers[i].value_len, "trailers"))
+      r->te_trailers = 1;
+  wr_buf_reset(&c->rtrail);
   r->body = h->body == WR_HTTP1_BODY_LENGTH ? (h->content_length ? RB_LENGTH : RB_NONE)
             : h->body == WR_HTTP1_BODY_CHUNKED ? RB_CHUNKED
                                                : RB_NONE;
   r->body_left = r->body == RB_LENGTH ? h->content_length : 0;
+  /* An HTTP/2 request without Content-Length is rebuilt as chunked; its
+   * DATA arrives unframed. */
+  if (c->sub && r->body == RB_CHUNKED) r->body = RB_STREAM;
   wr_http1_chunked_init(&r->chunked);
   r->resp = RS_HEAD;
   c->state = VC_PROXY;
@@ -766,6 +821,7 @@ void wr__vconn_start_request(vconn *c, const wr_http1_head *h, size_t used) {
   snprintf(r->target, sizeof(r->target), "%.*s", (int)(t.path_len ? t.path_len : h->target_len),
            t.path_len ? t.path : h->target);
   if (!c->route_waited && !c->access_waited && wr__visitor_over_rate(c, used)) return;
+  if (c->v->acme && wr__visitor_acme_answer(c, &t, used)) return;
   if (c->v->access && wr__visitor_access(c, h, &t, used) != 0) return;
   if (route_request(c, h, &t, used) != 0) return;
   inspect_begin(c, h, &t);

@@ -4,9 +4,10 @@
  *   ClientHello bytes ──SNI──> certificate: uploaded (certs.h), else the
  *   route lookup (visitor_route.c, maybe on the store thread: tls_wait)
  *   and one issued by the edge CA, else the unrecognized_name alert
- *   ──> GnuTLS session (the zone's minimum version, ALPN http/1.1) ──>
- *   handshake ──> VC_HEAD, and from then on the HTTP/1.1 front of
- *   visitor.c runs unchanged over the plaintext.
+ *   ──> GnuTLS session (the zone's minimum version, ALPN h2 and
+ *   http/1.1) ──> handshake ──> VC_HEAD, and from then on the HTTP/1.1
+ *   front of visitor.c runs unchanged over the plaintext, or with ALPN h2,
+ *   VC_H2 and the HTTP/2 front of visitor_h2.c.
  *
  * The name is read before GnuTLS sees the connection (proto/tls_hello.h)
  * so that the choice may wait for the store thread and an unknown name is
@@ -25,7 +26,9 @@
 #include "lib/mem.h"
 #include "proto/tls_hello.h"
 
-#define ALPN "http/1.1"
+/* h2 first (visitor_h2.c); the management hostname's WebSocket is HTTP/1.1. */
+#define ALPN "h2,http/1.1"
+#define ALPN_H1 "http/1.1"
 
 void wr__vtls_start(vconn *c) {
   c->tls_mode = 1;
@@ -77,7 +80,8 @@ static int refuse(vconn *c, uint8_t alert, const char *why) {
   return WR_ERR_DENIED;
 }
 
-/* The certificate for c->sni: uploaded, else issued for a routed name.
+/* The certificate for c->sni: uploaded, else for a routed name the ACME
+ * one, else one issued by the edge CA.
  * WR_OK, WR_AGAIN (route lookup in flight), WR_ERR_NOTFOUND, WR_ERR_CRYPTO. */
 static int pick_cert(vconn *c) {
   char tid[WR_STORE_UUID_LEN + 1];
@@ -86,6 +90,7 @@ static int pick_cert(vconn *c) {
   int rv = wr__visitor_route_lookup(v, c->sni, c->tls_wait, tid);
   c->tls_wait = rv == WR_AGAIN;
   if (rv != WR_OK) return rv == WR_AGAIN ? rv : WR_ERR_NOTFOUND;
+  if ((c->cert = wr_certs_acme(v->certs, c->sni))) return WR_OK;
   return (c->cert = wr_certs_issued(v->certs, c->sni)) ? WR_OK : WR_ERR_CRYPTO;
 }
 
@@ -103,7 +108,8 @@ static int begin(vconn *c) {
                   rv == WR_ERR_NOTFOUND ? "no route and no certificate for this name"
                                         : "no certificate could be issued");
   const wr_zone_settings *z = wr_zone_cache_find(c->v->zones, c->sni);
-  rv = wr_tls_server_new_opts(wr_cert_creds(c->cert), z && z->min_tls_13, ALPN, &c->tls);
+  const char *alpn = wr__visitor_mgmt_host(c->v, c->sni) ? ALPN_H1 : ALPN;
+  rv = wr_tls_server_new_opts(wr_cert_creds(c->cert), z && z->min_tls_13, alpn, &c->tls);
   if (rv == WR_OK) rv = wr_tls_feed(c->tls, c->hello.data, c->hello.len);
   if (rv != WR_OK) {
     wr_warn("visitor %" PRIu64 " (%s): cannot start a TLS session for %s", c->id, c->ip, c->sni);
@@ -132,9 +138,10 @@ int wr__vtls_step(vconn *c) {
   c->tls_up = 1;
   c->v->stats.tls_handshakes++;
   wr_debug("visitor %" PRIu64 " (%s): %s for %s (%s certificate)", c->id, c->ip,
-           wr_tls_version(c->tls), c->sni, wr_cert_uploaded(c->cert) ? "uploaded" : "edge CA");
+           wr_tls_version(c->tls), c->sni, wr_cert_source(c->cert));
   c->state = VC_HEAD;
   c->tmode = T_NONE;
+  if (strcmp(wr_tls_alpn(c->tls), "h2") == 0) wr__vh2_start(c);
   return WR_OK;
 }
 

@@ -71,7 +71,7 @@ struct wr_conn {
   struct addrinfo *ai, *ai_next;
   wr_tls_creds *creds; /* client TLS; NULL: plain */
   wr_tls *tls;
-  char *host, *unix_path, *server_name, *verify_name;
+  char *host, *unix_path, *server_name, *verify_name, *alpn;
   struct sockaddr_storage local; /* bind before connect when has_local */
   int has_local;
   uint64_t keepalive_s;
@@ -134,6 +134,7 @@ static void finish(wr_conn *c) {
   free(c->unix_path);
   free(c->server_name);
   free(c->verify_name);
+  free(c->alpn);
   free(c->own_rbuf);
   free(c);
 }
@@ -488,7 +489,7 @@ static void transport_up(wr_conn *c) {
   }
   /* SNI defaults to the host; wr_tls leaves IP literals out of SNI. */
   rv = wr_tls_client_new(c->creds, c->server_name ? c->server_name : c->host, c->verify_name,
-                         NULL, &c->tls);
+                         c->alpn, &c->tls);
   if (rv != WR_OK) {
     fail_connect(c, rv, "tls: cannot create a session");
     return;
@@ -628,6 +629,7 @@ int wr_conn_connect(uv_loop_t *loop, const wr_conn_target *t, const wr_conn_call
   if (t->host) c->host = wr_xstrdup(t->host);
   if (t->server_name) c->server_name = wr_xstrdup(t->server_name);
   if (t->verify_name) c->verify_name = wr_xstrdup(t->verify_name);
+  if (t->alpn) c->alpn = wr_xstrdup(t->alpn);
   if (t->local_addr && (t->local_addr->sa_family == AF_INET || t->local_addr->sa_family == AF_INET6)) {
     memcpy(&c->local, t->local_addr,
            t->local_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
@@ -719,6 +721,8 @@ void wr_conn_read_start(wr_conn *c) {
   if (c->tls && c->state == ST_OPEN) uv_timer_start(&c->defer, on_defer, 0, 0);
   else update_reading(c);
 }
+
+const char *wr_conn_alpn(const wr_conn *c) { return c->tls ? wr_tls_alpn(c->tls) : ""; }
 
 void *wr_conn_user(const wr_conn *c) { return c->user; }
 void wr_conn_set_user(wr_conn *c, void *user) { c->user = user; }

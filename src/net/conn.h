@@ -48,6 +48,8 @@ typedef struct wr_conn_target {
   wr_tls_creds *tls;      /* NULL: plain; else a client session is used */
   const char *server_name; /* TLS SNI (NULL: host, unless it is an IP) */
   const char *verify_name; /* NULL: server_name or host */
+  const char *alpn;        /* TLS: protocols offered, comma-separated
+                            * ("h2,http/1.1"); NULL: no ALPN */
   uint64_t connect_timeout_ms; /* 0: 30 s; covers resolve + connect + TLS */
   uint64_t tcp_keepalive_s;    /* 0: off */
   /* TCP: the local address to bind before connecting (port 0: any), e.g.
@@ -80,6 +82,10 @@ void wr_conn_read_stop(wr_conn *c);
 void wr_conn_read_start(wr_conn *c);
 /* Closes now (queued bytes are dropped); see ownership above. Idempotent. */
 void wr_conn_close(wr_conn *c);
+
+/* The protocol the TLS peer selected by ALPN ("h2", ...), or "" (plain,
+ * no ALPN, or before on_connect). */
+const char *wr_conn_alpn(const wr_conn *c);
 
 void *wr_conn_user(const wr_conn *c);
 void wr_conn_set_user(wr_conn *c, void *user);

@@ -275,6 +275,20 @@ static int session_new(wr_tls_creds *creds, unsigned flags, wr_tls **out) {
   return WR_OK;
 }
 
+/* Offers the comma-separated protocols of |alpn| in that order. */
+static int set_client_alpn(wr_tls *t, const char *alpn) {
+  gnutls_datum_t p[8];
+  unsigned n = 0;
+  for (const char *a = alpn; *a && n < 8;) {
+    size_t len = strcspn(a, ",");
+    if (len == 0 || len > 255) return WR_ERR_INVAL;
+    p[n++] = (gnutls_datum_t){(unsigned char *)(uintptr_t)a, (unsigned)len};
+    a += len;
+    if (*a == ',') a++;
+  }
+  return gnutls_alpn_set_protocols(t->s, p, n, 0) == 0 ? WR_OK : WR_ERR_INVAL;
+}
+
 int wr_tls_client_new(wr_tls_creds *creds, const char *server_name, const char *verify_name,
                       const char *alpn, wr_tls **out) {
   wr_tls *t;
@@ -286,13 +300,7 @@ int wr_tls_client_new(wr_tls_creds *creds, const char *server_name, const char *
     rv = WR_ERR_NOMEM;
     goto fail;
   }
-  if (alpn && *alpn) {
-    gnutls_datum_t p = {(unsigned char *)alpn, (unsigned)strlen(alpn)};
-    if (gnutls_alpn_set_protocols(t->s, &p, 1, 0) != 0) {
-      rv = WR_ERR_INVAL;
-      goto fail;
-    }
-  }
+  if (alpn && *alpn && (rv = set_client_alpn(t, alpn)) != WR_OK) goto fail;
   if (!creds->no_verify) {
     const char *name = verify_name && *verify_name ? verify_name : server_name;
     /* Without any name only the chain is verified. IP literals are matched
@@ -332,8 +340,15 @@ int wr_tls_server_new_opts(wr_tls_creds *creds, int tls13_only, const char *alpn
     goto fail;
   }
   if (alpn && *alpn) {
-    gnutls_datum_t p = {(unsigned char *)alpn, (unsigned)strlen(alpn)};
-    if (gnutls_alpn_set_protocols(t->s, &p, 1, GNUTLS_ALPN_SERVER_PRECEDENCE) != 0) {
+    /* A comma-separated list, in the server's order of preference. */
+    gnutls_datum_t p[4];
+    unsigned n = 0;
+    for (const char *s = alpn; *s && n < 4;) {
+      size_t l = strcspn(s, ",");
+      p[n++] = (gnutls_datum_t){(unsigned char *)s, (unsigned)l};
+      s += l + (s[l] == ',');
+    }
+    if (gnutls_alpn_set_protocols(t->s, p, n, GNUTLS_ALPN_SERVER_PRECEDENCE) != 0) {
       rv = WR_ERR_INVAL;
       goto fail;
     }

@@ -52,14 +52,17 @@ typedef struct wr_tls wr_tls;
 
 /* A client session. |server_name| (may be NULL or an IP literal: then no
  * SNI is sent) is the SNI; |verify_name| (NULL = server_name) the name the
- * certificate must carry. |alpn| may be NULL. */
+ * certificate must carry. |alpn| may be NULL, or the protocols to offer,
+ * comma-separated in order of preference ("h2,http/1.1"; at most 8). */
 int wr_tls_client_new(wr_tls_creds *creds, const char *server_name, const char *verify_name,
                       const char *alpn, wr_tls **out);
 /* A server session. */
 int wr_tls_server_new(wr_tls_creds *creds, wr_tls **out);
 /* A server session that accepts TLS 1.3 only when |tls13_only| (else 1.2
- * and 1.3) and, when |alpn| is not NULL, selects that one protocol if the
- * client offers it (a client offering others only gets no ALPN). */
+ * and 1.3) and, when |alpn| is not NULL, selects among its protocols (a
+ * comma-separated list of at most 4, "h2,http/1.1", first preferred) the
+ * first one the client offers (a client offering none of them gets no
+ * ALPN). */
 int wr_tls_server_new_opts(wr_tls_creds *creds, int tls13_only, const char *alpn, wr_tls **out);
 void wr_tls_free(wr_tls *t);
 

@@ -82,7 +82,14 @@ struct wr_dnszone {
   node *nodes;
   size_t n, cap;
   int sealed;
+  wr_dnszone_txt_fn txt;
+  void *txt_user;
 };
+
+void wr_dnszone_set_txt(wr_dnszone *z, wr_dnszone_txt_fn fn, void *user) {
+  z->txt = fn;
+  z->txt_user = user;
+}
 
 static char *dup_str(const wr_mem *mem, const char *s) { return wr_strndup(mem, s, strlen(s)); }
 
@@ -368,14 +375,39 @@ static const node *find_wildcard(const wr_dnszone *z, const char *name) {
   return zone_find(z, w);
 }
 
+#define TXT_MAX 4
+#define TXT_ROW 256
+
+/* The dynamic TXT values of |qname|, if it has any: answered (1), else 0.
+ * *rv is the push result. */
+static int answer_txt(answer_ctx *a, const char *qname, const ldns_rdf *qowner, int *rv) {
+  char vals[TXT_MAX][TXT_ROW];
+  const wr_dnszone *z = a->z;
+  size_t n = z->txt ? z->txt(z->txt_user, qname, vals[0], TXT_ROW, TXT_MAX) : 0;
+  if (n == 0) return 0;
+  if (n > TXT_MAX) n = TXT_MAX;
+  *rv = WR_OK;
+  if (a->qtype != WR_DNS_TYPE_TXT && a->qtype != WR_DNS_TYPE_ANY) {
+    *rv = push_neg_soa(a);
+    return 1;
+  }
+  for (size_t i = 0; i < n && *rv == WR_OK; i++) {
+    vals[i][TXT_ROW - 1] = '\0';
+    ldns_rr *rr = rr_new(ldns_rdf_clone(qowner), LDNS_RR_TYPE_TXT, 0); /* never cached */
+    *rv = push(a->r, LDNS_SECTION_ANSWER, rr_rdf(rr, ldns_rdf_new_frm_str(LDNS_RDF_TYPE_STR, vals[i])));
+  }
+  return 1;
+}
+
 /* Fills the answer for |qname| (canonical; |qowner| the question's name as
  * asked) in zone a->z, chasing CNAMEs inside the zone. */
 static int answer_zone(answer_ctx *a, const char *qname, const ldns_rdf *qowner) {
   const wr_dnszone *z = a->z;
   char name[WR_DNS_NAME_MAX + 1];
   const node *seen[WR_DNSMSG_MAX_CHASE]; /* CNAME owners followed so far */
-  ldns_rdf *owner = ldns_rdf_clone(qowner);
   int rv = WR_OK;
+  if (answer_txt(a, qname, qowner, &rv)) return rv;
+  ldns_rdf *owner = ldns_rdf_clone(qowner);
   if (!owner) return WR_ERR_NOMEM;
   snprintf(name, sizeof(name), "%s", qname);
   for (int chase = 0;; chase++) {

@@ -45,6 +45,7 @@ enum {
   WR_DNS_TYPE_NS = 2,
   WR_DNS_TYPE_CNAME = 5,
   WR_DNS_TYPE_SOA = 6,
+  WR_DNS_TYPE_TXT = 16,
   WR_DNS_TYPE_AAAA = 28,
   WR_DNS_TYPE_ANY = 255
 };
@@ -97,6 +98,15 @@ int wr_dnszone_new(const wr_mem *mem, const wr_dnszone_params *p, wr_dnszone **o
  * edge/dns.c adds them). Errors: WR_ERR_INVAL (bad name, the apex, outside
  * the zone, already sealed), WR_ERR_LIMIT (WR_DNSZONE_MAX_NAMES), WR_ERR_NOMEM. */
 int wr_dnszone_add(wr_dnszone *z, const char *owner, const char *target);
+/* TXT records looked up when a query is answered rather than stored in
+ * the snapshot (ACME DNS-01 answers, which come and go within seconds):
+ * |fn| puts up to |max| values (each at most 255 bytes, NUL-terminated in
+ * |out|'s rows of |row| bytes) for |name| (canonical) and returns how many.
+ * A name with values answers TXT (and ANY) with them and every other type
+ * with NODATA. |fn| runs inside wr_dnsmsg_respond; NULL: none. */
+typedef size_t (*wr_dnszone_txt_fn)(void *user, const char *name, char *out, size_t row,
+                                    size_t max);
+void wr_dnszone_set_txt(wr_dnszone *z, wr_dnszone_txt_fn fn, void *user);
 /* Sorts the names and drops duplicates; the snapshot is read-only afterwards
  * and only a sealed snapshot answers queries. */
 void wr_dnszone_seal(wr_dnszone *z);

@@ -124,6 +124,18 @@ static int drop_request_header(const wr_http_header *h, const wr_http_header *hd
   return named_by_connection(hdrs, n, h->name, h->name_len);
 }
 
+/* Go's ReverseProxy drops TE as hop-by-hop but sets "Te: trailers" again
+ * when the client's TE lists "trailers" (a gRPC origin needs it). */
+static int te_trailers(const wr_http_header *hdrs, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (ieq(hdrs[i].name, hdrs[i].name_len, "te") &&
+        named_by_connection(&(wr_http_header){"Connection", 10, hdrs[i].value,
+                                               hdrs[i].value_len},
+                            1, "trailers", 8))
+      return 1;
+  return 0;
+}
+
 /* A header name we can put after "HttpHeader:" and have cloudflared split
  * back out. */
 static int encodable_name(const char *name, size_t len) {
@@ -160,6 +172,8 @@ int wr_httpmeta_req_encode(const char *method, size_t method_len, const char *ho
     bytes += HEADER_PREFIX_LEN + hdrs[i].name_len + 1;
   }
   if (flags & WR_HTTPMETA_REQ_CHUNKED) count++;
+  int te = te_trailers(hdrs, n);
+  if (te) count++;
   if (count > cap) return WR_ERR_LIMIT;
   int rv = wr_buf_reserve(arena, bytes);
   if (rv != WR_OK) return rv;
@@ -174,6 +188,7 @@ int wr_httpmeta_req_encode(const char *method, size_t method_len, const char *ho
     out[o].val_len = hdrs[i].value_len;
     o++;
   }
+  if (te) set_meta(&out[o++], HEADER_PREFIX "Te", "trailers", 8);
   if (flags & WR_HTTPMETA_REQ_CHUNKED)
     set_meta(&out[o++], HEADER_PREFIX "Transfer-Encoding", "chunked", 7);
   return (int)o;

@@ -69,7 +69,9 @@ void wr_httpmeta_canonical_key(const char *in, size_t len, char *out);
  * HttpHost), the hop-by-hop headers Go's reverse proxy removes (Connection,
  * Proxy-Connection, Keep-Alive, Proxy-Authenticate, Proxy-Authorization, Te,
  * Trailer, Transfer-Encoding, Upgrade) and every header named in a
- * Connection header. With WR_HTTPMETA_REQ_WEBSOCKET, Connection and Upgrade
+ * Connection header; as Go's reverse proxy, a TE that lists "trailers"
+ * comes back as HttpHeader:Te = "trailers" after the other headers (gRPC
+ * origins require it). With WR_HTTPMETA_REQ_WEBSOCKET, Connection and Upgrade
  * are kept, as cloudflared's websocket path expects them. The eyeball's
  * Transfer-Encoding is always dropped (the edge de-chunks the body); pass
  * WR_HTTPMETA_REQ_CHUNKED when the body length is unknown so that

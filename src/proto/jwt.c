@@ -134,12 +134,12 @@ fail:
   return rv;
 }
 
-int wr_jwt_key_export_pem(const wr_jwt_key *k, char **pem) {
+int wr_privkey_export_pem(void *gnutls_priv, char **pem) {
   gnutls_x509_privkey_t x = NULL;
   gnutls_datum_t d = {0};
   int rv = WR_ERR_CRYPTO;
   *pem = NULL;
-  if (gnutls_privkey_export_x509(k->priv, &x) != 0) return rv;
+  if (gnutls_privkey_export_x509((gnutls_privkey_t)gnutls_priv, &x) != 0) return rv;
   if (gnutls_x509_privkey_export2_pkcs8(x, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &d) == 0) {
     *pem = malloc(d.size + 1);
     if (*pem) {
@@ -155,6 +155,8 @@ int wr_jwt_key_export_pem(const wr_jwt_key *k, char **pem) {
   gnutls_x509_privkey_deinit(x);
   return rv;
 }
+
+int wr_jwt_key_export_pem(const wr_jwt_key *k, char **pem) { return wr_privkey_export_pem(k->priv, pem); }
 
 const char *wr_jwt_key_kid(const wr_jwt_key *k) { return k->kid; }
 

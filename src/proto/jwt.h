@@ -37,6 +37,10 @@ int wr_jwt_key_import_pem(const char *pem, size_t len, wr_jwt_key **out);
 /* The private key as PKCS#8 PEM, malloc'd (free with free). WR_OK or
  * WR_ERR_CRYPTO. */
 int wr_jwt_key_export_pem(const wr_jwt_key *k, char **pem);
+/* Any GnuTLS private key (a gnutls_privkey_t) as unencrypted PKCS#8 PEM,
+ * malloc'd (free with free; wipe it first). WR_OK, WR_ERR_CRYPTO or
+ * WR_ERR_NOMEM. */
+int wr_privkey_export_pem(void *gnutls_priv, char **pem);
 /* The key id: hex SHA-256 over the modulus and exponent. */
 const char *wr_jwt_key_kid(const wr_jwt_key *k);
 /* The public key as a JWK object {kid, kty:"RSA", alg:"RS256", use:"sig",

@@ -33,7 +33,7 @@ TUNNELS = {"sysd": ["sysd"], "docker": ["docker"], "helm": ["helm"], "tokfile": 
 # Flags that change nothing in warren; each must be named in one warning.
 NOOP = [("post-quantum", None),
         ("management-diagnostics", None), ("max-edge-addr-retries", "3"),
-        ("transport-loglevel", "warn"), ("http2-origin", None),
+        ("transport-loglevel", "warn"),
         ("no-chunked-encoding", None), ("metrics-update-freq", "10s"),
         ("heartbeat-interval", "3s"), ("compression-quality", "0"), ("stdin-control", None),
         ("write-stream-timeout", "5s"), ("quic-disable-pmtu-discovery", None),
@@ -46,7 +46,8 @@ REAL = [("region", "us"), ("edge-ip-version", "auto"), ("no-autoupdate", None), 
         ("retries", "3"),
         ("quic-connection-level-flow-control-limit", "31457280"),
         ("quic-stream-level-flow-control-limit", "6291456"), ("output", "json"),
-        ("tag", "env=prod"), ("tag", "team=edge-ops"), ("label", "my-connector")]
+        ("tag", "env=prod"), ("tag", "team=edge-ops"), ("label", "my-connector"),
+        ("http2-origin", None)]
 
 
 @pytest.fixture(scope="module")

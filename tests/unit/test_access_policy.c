@@ -161,10 +161,7 @@ static void test_rules_check(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_truth_table), cmocka_unit_test(test_order),
-      cmocka_unit_test(test_service_tokens), cmocka_unit_test(test_groups),
-      cmocka_unit_test(test_ipv6_and_malformed), cmocka_unit_test(test_rules_check),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_truth_table, test_order, test_service_tokens, test_groups,
+                             test_ipv6_and_malformed, test_rules_check));
 }

@@ -97,10 +97,5 @@ static void test_source_key(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_source_key),
-      cmocka_unit_test(test_split),
-      cmocka_unit_test(test_resolve_and_format),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL, UNIT_TESTS(test_source_key, test_split, test_resolve_and_format));
 }

@@ -80,16 +80,11 @@ static void handler(wr_httpd *h, wr_httpd_req *req, void *user) {
 }
 
 static void start_api(fx *f) {
-  struct sockaddr_in a;
-  struct sockaddr_storage ss;
   wr_api_free(f->api);
   f->api = NULL;
   assert_int_equal(wr_api_new(&f->cfg, &f->api), WR_OK);
   if (f->h) return;
-  uv_ip4_addr("127.0.0.1", 0, &a);
-  assert_int_equal(wr_httpd_listen(&f->loop, (struct sockaddr *)&a, NULL, handler, f, &f->h), WR_OK);
-  assert_int_equal(wr_httpd_addr(f->h, &ss), WR_OK);
-  f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  f->port = unit_httpd_listen(&f->loop, NULL, handler, f, &f->h);
 }
 
 static int setup(void **state) {
@@ -116,8 +111,7 @@ static int teardown(void **state) {
   json_decref(last.json);
   memset(&last, 0, sizeof(last));
   wr_httpd_free(f->h);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
+  unit_loop_finish(&f->loop);
   wr_api_free(f->api);
   wr_store_close(f->s);
   if (unit_rm_rf(f->dir) != 0) return -1;
@@ -1250,8 +1244,7 @@ static void q_stop(qfx *q) {
   for (size_t i = 0; i < q->n; i++) wr_quic_endpoint_free(q->clients[i].ep);
   wr_quic_endpoint_free(q->sep);
   uv_close((uv_handle_t *)&q->guard, NULL);
-  uv_run(&q->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&q->loop), 0);
+  unit_loop_finish(&q->loop);
   wr_tunnel_server_free(q->ts);
   for (size_t i = 0; i < q->n; i++) wr_registration_free(q->clients[i].reg);
   wr_quic_tls_free(q->ctls);
@@ -1352,22 +1345,12 @@ static void test_delete_closes_connections(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_token_guessing, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_tunnel_lifecycle, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_connections_cleanup_and_cascade, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_route_dns, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_route_ip, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_management_token, setup, teardown),
-      cmocka_unit_test(test_store_cidr),
-      cmocka_unit_test_setup_teardown(test_store_schema_upgrade, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_connector_limits, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_delete_closes_connections, setup, teardown),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_FIXTURE(setup, teardown, test_auth, test_token_guessing, test_bad_requests,
+                               test_tunnel_lifecycle, test_connections_cleanup_and_cascade,
+                               test_limits, test_route_dns, test_route_ip, test_audit_log,
+                               test_devices, test_management_token),
+                  UNIT_TESTS(test_store_cidr),
+                  UNIT_FIXTURE(setup, teardown, test_store_schema_upgrade, test_connector_limits,
+                               test_delete_closes_connections));
 }

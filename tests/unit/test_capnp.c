@@ -418,17 +418,10 @@ static void test_vectors_frame_cleanly(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_decode_bootstrap),
-      cmocka_unit_test(test_build_bootstrap_and_finish_bytes),
-      cmocka_unit_test(test_connect_request_text_and_composite),
-      cmocka_unit_test(test_framing_partial_and_padding),
-      cmocka_unit_test(test_far_pointers),
-      cmocka_unit_test(test_bounds_and_kinds),
-      cmocka_unit_test(test_pointer_loop_hits_limits),
-      cmocka_unit_test(test_builder_round_trip),
-      cmocka_unit_test(test_builder_limits_and_oom),
-      cmocka_unit_test(test_vectors_frame_cleanly),
-  };
-  return cmocka_run_group_tests_name("capnp", tests, NULL, NULL);
+  return UNIT_RUN_NAME(
+      "capnp", NULL, NULL,
+      UNIT_TESTS(test_decode_bootstrap, test_build_bootstrap_and_finish_bytes,
+                 test_connect_request_text_and_composite, test_framing_partial_and_padding,
+                 test_far_pointers, test_bounds_and_kinds, test_pointer_loop_hits_limits,
+                 test_builder_round_trip, test_builder_limits_and_oom, test_vectors_frame_cleanly));
 }

@@ -1178,18 +1178,12 @@ static void test_login(void **state) {
 
 int main(void) {
   json_set_alloc_funcs(wr_xmalloc, free);
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_envelope_decode),     cmocka_unit_test(test_envelope_errors),
-      cmocka_unit_test(test_response_result),     cmocka_unit_test(test_error_wrap),
-      cmocka_unit_test(test_decode_tunnel),       cmocka_unit_test(test_decode_tunnels),
-      cmocka_unit_test(test_decode_active_clients), cmocka_unit_test(test_decode_routes),
-      cmocka_unit_test(test_decode_vnets),        cmocka_unit_test(test_hostname_routes),
-      cmocka_unit_test(test_time),                cmocka_unit_test(test_values),
-      cmocka_unit_test(test_query),               cmocka_unit_test(test_render_json),
-      cmocka_unit_test(test_render_yaml_quoting), cmocka_unit_test(test_render_yaml_layout),
-      cmocka_unit_test(test_result_shapes),       cmocka_unit_test(test_client_basics),
-      cmocka_unit_test(test_tunnel_calls),        cmocka_unit_test(test_route_calls),
-      cmocka_unit_test(test_vnet_calls),          cmocka_unit_test(test_login),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_envelope_decode, test_envelope_errors, test_response_result, test_error_wrap,
+                 test_decode_tunnel, test_decode_tunnels, test_decode_active_clients,
+                 test_decode_routes, test_decode_vnets, test_hostname_routes, test_time,
+                 test_values, test_query, test_render_json, test_render_yaml_quoting,
+                 test_render_yaml_layout, test_result_shapes, test_client_basics, test_tunnel_calls,
+                 test_route_calls, test_vnet_calls, test_login));
 }

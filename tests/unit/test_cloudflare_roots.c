@@ -52,9 +52,5 @@ static void test_creds_take_them(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_roots_parse),
-      cmocka_unit_test(test_creds_take_them),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL, UNIT_TESTS(test_roots_parse, test_creds_take_them));
 }

@@ -384,13 +384,8 @@ static void test_errorf(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_vector_config), cmocka_unit_test(test_apply_opts),
-      cmocka_unit_test(test_apply_opts_errors), cmocka_unit_test(test_bad_yaml),
-      cmocka_unit_test(test_yaml_features), cmocka_unit_test(test_ynode_bool),
-      cmocka_unit_test(test_json), cmocka_unit_test(test_load_errors),
-      cmocka_unit_test(test_find_default), cmocka_unit_test(test_durations),
-      cmocka_unit_test(test_errorf),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_vector_config, test_apply_opts, test_apply_opts_errors,
+                             test_bad_yaml, test_yaml_features, test_ynode_bool, test_json,
+                             test_load_errors, test_find_default, test_durations, test_errorf));
 }

@@ -240,8 +240,7 @@ static void server_done(uv_loop_t *loop, server *srv) {
 }
 
 static void loop_done(uv_loop_t *loop) {
-  uv_run(loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(loop), 0);
+  unit_loop_finish(loop);
 }
 
 /* --- echo round trips ------------------------------------------------------------ */
@@ -606,18 +605,9 @@ static void test_close_early(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_tcp_echo),
-      cmocka_unit_test(test_unix_echo),
-      cmocka_unit_test(test_tls_echo),
-      cmocka_unit_test(test_tls_unknown_authority),
-      cmocka_unit_test(test_dial_errors),
-      cmocka_unit_test(test_connect_timeout),
-      cmocka_unit_test(test_backpressure_tcp),
-      cmocka_unit_test(test_backpressure_tls),
-      cmocka_unit_test(test_close_in_read_tcp),
-      cmocka_unit_test(test_close_in_read_tls),
-      cmocka_unit_test(test_close_early),
-  };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return UNIT_RUN(group_setup, group_teardown,
+                  UNIT_TESTS(test_tcp_echo, test_unix_echo, test_tls_echo,
+                             test_tls_unknown_authority, test_dial_errors, test_connect_timeout,
+                             test_backpressure_tcp, test_backpressure_tls, test_close_in_read_tcp,
+                             test_close_in_read_tls, test_close_early));
 }

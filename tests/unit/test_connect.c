@@ -759,15 +759,10 @@ static void test_stream_head(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_http_get),         cmocka_unit_test(test_http_404),
-      cmocka_unit_test(test_http_post),        cmocka_unit_test(test_websocket),
-      cmocka_unit_test(test_tcp),              cmocka_unit_test(test_tcp_errors),
-      cmocka_unit_test(test_golden),           cmocka_unit_test(test_null_vs_empty),
-      cmocka_unit_test(test_encode_inval),     cmocka_unit_test(test_alloc_and_limits),
-      cmocka_unit_test(test_meta_get),         cmocka_unit_test(test_truncated),
-      cmocka_unit_test(test_corrupt_every_byte), cmocka_unit_test(test_malformed),
-      cmocka_unit_test(test_encode_failmem),   cmocka_unit_test(test_stream_head),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_http_get, test_http_404, test_http_post, test_websocket, test_tcp,
+                 test_tcp_errors, test_golden, test_null_vs_empty, test_encode_inval,
+                 test_alloc_and_limits, test_meta_get, test_truncated, test_corrupt_every_byte,
+                 test_malformed, test_encode_failmem, test_stream_head));
 }

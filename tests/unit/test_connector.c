@@ -107,10 +107,5 @@ static int group_setup(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_connector_lifecycle),
-      cmocka_unit_test(test_connector_rollback),
-  };
-  if (getenv("WR_TEST_FILTER")) cmocka_set_test_filter(getenv("WR_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, group_setup, NULL);
+  return UNIT_RUN(group_setup, NULL, UNIT_TESTS(test_connector_lifecycle, test_connector_rollback));
 }

@@ -1061,22 +1061,12 @@ static void test_jansson_oom(void **state) {
 
 int main(void) {
   json_set_alloc_funcs(j_malloc, j_free);
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_cred_golden),
-      cmocka_unit_test(test_cred_vector),
-      cmocka_unit_test(test_cred_go_key_matching),
-      cmocka_unit_test(test_cred_optional_fields),
-      cmocka_unit_test(test_cred_errors),
-      cmocka_unit_test(test_token_golden),
-      cmocka_unit_test(test_token_errors),
-      cmocka_unit_test(test_cert_fixture),
-      cmocka_unit_test(test_cert_go_pem_semantics),
-      cmocka_unit_test(test_cert_errors),
-      cmocka_unit_test(test_cert_encode),
-      cmocka_unit_test_setup_teardown(test_credentials_load, setup_tmpdir, teardown_tmpdir),
-      cmocka_unit_test_setup_teardown(test_origin_cert_load, setup_tmpdir, teardown_tmpdir),
-      cmocka_unit_test_setup_teardown(test_default_dirs, setup_tmpdir, teardown_tmpdir),
-      cmocka_unit_test(test_jansson_oom),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_cred_golden, test_cred_vector, test_cred_go_key_matching,
+                 test_cred_optional_fields, test_cred_errors, test_token_golden, test_token_errors,
+                 test_cert_fixture, test_cert_go_pem_semantics, test_cert_errors, test_cert_encode),
+      UNIT_FIXTURE(setup_tmpdir, teardown_tmpdir, test_credentials_load, test_origin_cert_load,
+                   test_default_dirs),
+      UNIT_TESTS(test_jansson_oom));
 }

@@ -470,11 +470,8 @@ static void test_v3_malformed(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_capture_decodes),  cmocka_unit_test(test_spec_examples),
-      cmocka_unit_test(test_decode_malformed), cmocka_unit_test(test_encode_limits),
-      cmocka_unit_test(test_trace_parse),      cmocka_unit_test(test_v3_examples),
-      cmocka_unit_test(test_v3_round_trips),   cmocka_unit_test(test_v3_malformed),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_capture_decodes, test_spec_examples, test_decode_malformed,
+                             test_encode_limits, test_trace_parse, test_v3_examples,
+                             test_v3_round_trips, test_v3_malformed));
 }

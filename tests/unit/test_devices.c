@@ -335,16 +335,9 @@ static void test_wg_key_file(void **state) {
 }
 
 int main(void) {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-  const struct CMUnitTest tests[] = {
-      T(test_pool_allocation),
-      T(test_names_and_keys),
-      T(test_list_revoke_lookup),
-      T(test_vnet_and_policy),
-      cmocka_unit_test(test_policy_allows),
-      cmocka_unit_test(test_wg_key_vectors),
-      T(test_wg_key_file),
-  };
-#undef T
-  return cmocka_run_group_tests_name("devices", tests, NULL, NULL);
+  return UNIT_RUN_NAME("devices", NULL, NULL,
+                       UNIT_FIXTURE(setup, teardown, test_pool_allocation, test_names_and_keys,
+                                    test_list_revoke_lookup, test_vnet_and_policy),
+                       UNIT_TESTS(test_policy_allows, test_wg_key_vectors),
+                       UNIT_FIXTURE(setup, teardown, test_wg_key_file));
 }

@@ -397,6 +397,43 @@ static void test_negative(void **state) {
   ldns_pkt_free(r);
 }
 
+/* Dynamic TXT values (ACME DNS-01): answered per query, NODATA for other
+ * types, and a name without values keeps its usual answer. */
+static size_t txt_fn(void *user, const char *name, char *out, size_t row, size_t max) {
+  (*(int *)user)++;
+  if (strcmp(name, "_acme-challenge.app." ZONE) != 0 || max < 2) return 0;
+  snprintf(out, row, "%s", "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+  snprintf(out + row, row, "%s", "second");
+  return 2;
+}
+
+static void test_txt(void **state) {
+  one_zone *o = *state;
+  int calls = 0;
+  wr_dnszone_set_txt((wr_dnszone *)o->z, txt_fn, &calls);
+  ldns_pkt *r = ask(o, "_acme-challenge.app." ZONE, LDNS_RR_TYPE_TXT, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+  assert_true(ldns_pkt_aa(r));
+  assert_int_equal(ldns_rr_list_rr_count(ldns_pkt_answer(r)), 2);
+  expect_rr(ldns_pkt_answer(r), 0, "_acme-challenge.app." ZONE ".", LDNS_RR_TYPE_TXT,
+            "\"ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0\"");
+  assert_int_equal(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(r), 0)), 0);
+  ldns_pkt_free(r);
+  r = ask(o, "_acme-challenge.app." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+  expect_neg_soa(r);
+  ldns_pkt_free(r);
+  r = ask(o, "_acme-challenge.other." ZONE, LDNS_RR_TYPE_TXT, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NXDOMAIN);
+  ldns_pkt_free(r);
+  r = ask(o, "app." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
+  assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NOERROR);
+  assert_true(ldns_rr_list_rr_count(ldns_pkt_answer(r)) >= 2);
+  ldns_pkt_free(r);
+  assert_true(calls >= 4);
+  wr_dnszone_set_txt((wr_dnszone *)o->z, NULL, NULL);
+}
+
 static void test_wildcard(void **state) {
   one_zone *o = *state;
   ldns_pkt *r = ask(o, "x.wild." ZONE, LDNS_RR_TYPE_A, -1, 0, NULL);
@@ -670,8 +707,7 @@ static void srv_start(srv_fixture *f, const wr_dns_config *extra) {
 static int srv_teardown(void **state) {
   srv_fixture *f = *state;
   if (f->dns) wr_dns_free(f->dns);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
+  unit_loop_finish(&f->loop);
   wr_store_close(f->s);
   unit_rm_rf(f->dir);
   free(f);
@@ -1331,8 +1367,7 @@ static void test_update_unreachable(void **state) {
   assert_int_equal(wr_dns_updater_pending(u), 2);
   uv_run(&loop, UV_RUN_NOWAIT); /* the first one starts */
   wr_dns_updater_free(u);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  unit_loop_finish(&loop);
 }
 
 /* --- against a real Knot DNS -------------------------------------------------------------- */
@@ -1490,8 +1525,7 @@ static void test_update_knot(void **state) {
   }
   assert_int_equal(res.rv, WR_OK);
   wr_dns_updater_free(u);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  unit_loop_finish(&loop);
   r = udp_ask(NULL, k.port, "app.example.org", LDNS_RR_TYPE_CNAME);
   assert_int_equal(ldns_pkt_get_rcode(r), LDNS_RCODE_NXDOMAIN);
   ldns_pkt_free(r);
@@ -1533,31 +1567,14 @@ static void test_update_knot(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_names),
-      cmocka_unit_test(test_zone_build),
-      cmocka_unit_test(test_zone_oom),
-      cmocka_unit_test_setup_teardown(test_cname_chase, zone_setup, zone_teardown),
-      cmocka_unit_test_setup_teardown(test_case_preserved, zone_setup, zone_teardown),
-      cmocka_unit_test_setup_teardown(test_apex, zone_setup, zone_teardown),
-      cmocka_unit_test_setup_teardown(test_negative, zone_setup, zone_teardown),
-      cmocka_unit_test_setup_teardown(test_wildcard, zone_setup, zone_teardown),
-      cmocka_unit_test_setup_teardown(test_edns, zone_setup, zone_teardown),
-      cmocka_unit_test(test_truncation),
-      cmocka_unit_test_setup_teardown(test_bad_queries, zone_setup, zone_teardown),
-      cmocka_unit_test(test_lookup_errors),
-      cmocka_unit_test_setup_teardown(test_server_udp, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_server_cache, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_server_tcp, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_server_tcp_backpressure, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_config_check, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_expire, srv_setup, srv_teardown),
-      cmocka_unit_test_setup_teardown(test_janitor, srv_setup, srv_teardown),
-      cmocka_unit_test(test_update_config),
-      cmocka_unit_test(test_update_build),
-      cmocka_unit_test(test_update_unreachable),
-      cmocka_unit_test_setup_teardown(test_update_knot, knot_setup, knot_teardown),
-  };
-  if (getenv("WR_TEST_FILTER")) cmocka_set_test_filter(getenv("WR_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL, UNIT_TESTS(test_names, test_zone_build, test_zone_oom),
+      UNIT_FIXTURE(zone_setup, zone_teardown, test_cname_chase, test_case_preserved, test_apex,
+                   test_negative, test_txt, test_wildcard, test_edns),
+      UNIT_TESTS(test_truncation), UNIT_FIXTURE(zone_setup, zone_teardown, test_bad_queries),
+      UNIT_TESTS(test_lookup_errors),
+      UNIT_FIXTURE(srv_setup, srv_teardown, test_server_udp, test_server_cache, test_server_tcp,
+                   test_server_tcp_backpressure, test_config_check, test_expire, test_janitor),
+      UNIT_TESTS(test_update_config, test_update_build, test_update_unreachable),
+      UNIT_FIXTURE(knot_setup, knot_teardown, test_update_knot));
 }

@@ -191,13 +191,7 @@ static void test_edge_rollback(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_edge_lifecycle),
-      cmocka_unit_test(test_edge_free_without_drain),
-      cmocka_unit_test(test_edge_bad_options),
-      cmocka_unit_test(test_edge_no_store),
-      cmocka_unit_test(test_edge_rollback),
-  };
-  if (getenv("WR_TEST_FILTER")) cmocka_set_test_filter(getenv("WR_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return UNIT_RUN(group_setup, group_teardown,
+                  UNIT_TESTS(test_edge_lifecycle, test_edge_free_without_drain,
+                             test_edge_bad_options, test_edge_no_store, test_edge_rollback));
 }

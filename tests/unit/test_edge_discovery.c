@@ -109,11 +109,5 @@ static void test_spread(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_srv_name),
-      cmocka_unit_test(test_ip_version),
-      cmocka_unit_test(test_filter),
-      cmocka_unit_test(test_spread),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL, UNIT_TESTS(test_srv_name, test_ip_version, test_filter, test_spread));
 }

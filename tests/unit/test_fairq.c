@@ -252,14 +252,8 @@ static void test_allocation_failures(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_per_source_caps),
-      cmocka_unit_test(test_round_robin),
-      cmocka_unit_test(test_full_queue_prefers_newcomers),
-      cmocka_unit_test(test_scores),
-      cmocka_unit_test(test_remove),
-      cmocka_unit_test(test_churn),
-      cmocka_unit_test(test_allocation_failures),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_per_source_caps, test_round_robin, test_full_queue_prefers_newcomers,
+                 test_scores, test_remove, test_churn, test_allocation_failures));
 }

@@ -551,8 +551,7 @@ static void test_vector(void **state) {
   uv_close((uv_handle_t *)&c.server, NULL);
   for (int i = 0; i < 20; i++) uv_run(&c.loop, UV_RUN_NOWAIT);
   uv_walk(&c.loop, close_walk, NULL);
-  uv_run(&c.loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&c.loop), 0);
+  unit_loop_finish(&c.loop);
   wr_ingress_free(c.ing);
   wr_buf_free(&c.sent);
   wr_buf_free(&c.control);
@@ -730,20 +729,14 @@ static void test_config_and_control(void **state) {
   nghttp2_session_del(c.ng);
   wr_h2_free(h);
   wr_proxy_free(p);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  unit_loop_finish(&loop);
   wr_buf_free(&c.out);
   wr_buf_free(&ctl_in);
   for (int i = 0; i < 8; i++) wr_buf_free(&c.body[i]);
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_kind),
-      cmocka_unit_test(test_request_build),
-      cmocka_unit_test(test_response_head),
-      cmocka_unit_test(test_vector),
-      cmocka_unit_test(test_config_and_control),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_kind, test_request_build, test_response_head, test_vector,
+                             test_config_and_control));
 }

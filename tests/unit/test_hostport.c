@@ -83,11 +83,6 @@ static void test_nul_and_long_host(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_vector_bad_dest),
-      cmocka_unit_test(test_good),
-      cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_nul_and_long_host),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_vector_bad_dest, test_good, test_errors, test_nul_and_long_host));
 }

@@ -68,10 +68,5 @@ static void test_limits(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_specials),
-      cmocka_unit_test(test_bytes),
-      cmocka_unit_test(test_limits),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL, UNIT_TESTS(test_specials, test_bytes, test_limits));
 }

@@ -930,29 +930,12 @@ static void test_reason(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_simple_get),
-      cmocka_unit_test(test_find_last),
-      cmocka_unit_test(test_pipelined),
-      cmocka_unit_test(test_keep_alive_rules),
-      cmocka_unit_test(test_upgrade_expect),
-      cmocka_unit_test(test_request_bodies),
-      cmocka_unit_test(test_leading_empty_lines),
-      cmocka_unit_test(test_request_rejections),
-      cmocka_unit_test(test_request_limits),
-      cmocka_unit_test(test_byte_by_byte),
-      cmocka_unit_test(test_responses),
-      cmocka_unit_test(test_response_rejections),
-      cmocka_unit_test(test_chunked_good),
-      cmocka_unit_test(test_chunked_runs),
-      cmocka_unit_test(test_chunked_bad),
-      cmocka_unit_test(test_chunked_limits),
-      cmocka_unit_test(test_write_response),
-      cmocka_unit_test(test_write_request),
-      cmocka_unit_test(test_chunk_writer),
-      cmocka_unit_test(test_has_token),
-      cmocka_unit_test(test_hop_by_hop),
-      cmocka_unit_test(test_reason),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_simple_get, test_find_last, test_pipelined, test_keep_alive_rules,
+                 test_upgrade_expect, test_request_bodies, test_leading_empty_lines,
+                 test_request_rejections, test_request_limits, test_byte_by_byte, test_responses,
+                 test_response_rejections, test_chunked_good, test_chunked_runs, test_chunked_bad,
+                 test_chunked_limits, test_write_response, test_write_request, test_chunk_writer,
+                 test_has_token, test_hop_by_hop, test_reason));
 }

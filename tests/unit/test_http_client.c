@@ -591,22 +591,11 @@ static void test_url_escape(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_get_with_length),
-      cmocka_unit_test(test_post_body_chunked_response),
-      cmocka_unit_test(test_bodyless_post_sends_zero_length),
-      cmocka_unit_test(test_body_to_eof_and_1xx_skipped),
-      cmocka_unit_test(test_head_has_no_body),
-      cmocka_unit_test(test_connection_refused),
-      cmocka_unit_test(test_timeout_awaiting_headers),
-      cmocka_unit_test(test_timeout_reading_body),
-      cmocka_unit_test(test_eof_cases),
-      cmocka_unit_test(test_malformed_response),
-      cmocka_unit_test(test_limits),
-      cmocka_unit_test(test_bad_requests),
-      cmocka_unit_test(test_https),
-      cmocka_unit_test(test_url_parse),
-      cmocka_unit_test(test_url_escape),
-  };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return UNIT_RUN(
+      group_setup, group_teardown,
+      UNIT_TESTS(test_get_with_length, test_post_body_chunked_response,
+                 test_bodyless_post_sends_zero_length, test_body_to_eof_and_1xx_skipped,
+                 test_head_has_no_body, test_connection_refused, test_timeout_awaiting_headers,
+                 test_timeout_reading_body, test_eof_cases, test_malformed_response, test_limits,
+                 test_bad_requests, test_https, test_url_parse, test_url_escape));
 }

@@ -116,37 +116,19 @@ static fx *fx_new(void) {
 }
 
 static void run(fx *f, void (*client)(fx *)) {
-  struct sockaddr_in a;
-  struct sockaddr_storage ss;
-  pthread_t th;
   assert_int_equal(uv_loop_init(&f->loop), 0);
-  uv_ip4_addr("127.0.0.1", 0, &a);
-  assert_int_equal(wr_httpd_listen(&f->loop, (struct sockaddr *)&a, &f->cfg, handler, f, &f->h),
-                   WR_OK);
-  assert_int_equal(wr_httpd_addr(f->h, &ss), WR_OK);
-  f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  f->port = unit_httpd_listen(&f->loop, &f->cfg, handler, f, &f->h);
   assert_int_equal(uv_async_init(&f->loop, &f->done, on_done), 0);
   f->done.data = f;
   uv_timer_init(&f->loop, &f->defer_timer);
   f->defer_timer.data = f;
   f->client = client;
-  assert_int_equal(pthread_create(&th, NULL, client_main, f), 0);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  pthread_join(th, NULL);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
-  if (f->fail[0]) fail_msg("%s", f->fail);
+  unit_loop_with_client(&f->loop, client_main, f, f->fail);
 }
 
 /* ---- client side (helper thread) ----------------------------------------- */
 
-#define CHK(f, cond)                                                                    \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      if (!(f)->fail[0])                                                                \
-        snprintf((f)->fail, sizeof((f)->fail), "%s:%d: %s", __FILE__, __LINE__, #cond); \
-      return;                                                                           \
-    }                                                                                   \
-  } while (0)
+#define CHK(f, cond) UNIT_CHK((f)->fail, cond)
 
 typedef struct cconn {
   int fd;
@@ -733,26 +715,13 @@ static void test_listen_error(void **state) {
                    WR_ERR_IO);
   assert_null(h2);
   wr_httpd_free(h);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  unit_loop_finish(&loop);
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_get),
-      cmocka_unit_test(test_keep_alive),
-      cmocka_unit_test(test_pipelined),
-      cmocka_unit_test(test_bodies),
-      cmocka_unit_test(test_413),
-      cmocka_unit_test(test_431),
-      cmocka_unit_test(test_400),
-      cmocka_unit_test(test_bad_response),
-      cmocka_unit_test(test_deferred_gone),
-      cmocka_unit_test(test_free_deferred),
-      cmocka_unit_test(test_timeouts),
-      cmocka_unit_test(test_max_conns),
-      cmocka_unit_test(test_backpressure),
-      cmocka_unit_test(test_listen_error),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_get, test_keep_alive, test_pipelined, test_bodies, test_413, test_431,
+                 test_400, test_bad_response, test_deferred_gone, test_free_deferred, test_timeouts,
+                 test_max_conns, test_backpressure, test_listen_error));
 }

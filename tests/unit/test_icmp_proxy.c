@@ -548,14 +548,11 @@ static void test_netns(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_vectors_replies),   cmocka_unit_test(test_flow_key),
-      cmocka_unit_test(test_build_reply_rejects), cmocka_unit_test(test_classify),
-      cmocka_unit_test(test_new_rejects),       cmocka_unit_test(test_detect_sources),
-      cmocka_unit_test(test_loopback_v4_vectors), cmocka_unit_test(test_loopback_flows),
-      cmocka_unit_test(test_loopback_v6),       cmocka_unit_test(test_netns),
-  };
   /* In the namespace only the namespace test runs (maybe as another user). */
   if (getenv("WR_ICMP_NETNS")) cmocka_set_test_filter("test_netns");
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_vectors_replies, test_flow_key, test_build_reply_rejects, test_classify,
+                 test_new_rejects, test_detect_sources, test_loopback_v4_vectors,
+                 test_loopback_flows, test_loopback_v6, test_netns));
 }

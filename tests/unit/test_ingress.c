@@ -714,12 +714,8 @@ static void test_local_config_json(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_vector_rules),      cmocka_unit_test(test_matching),
-      cmocka_unit_test(test_services),          cmocka_unit_test(test_validation_errors),
-      cmocka_unit_test(test_origin_request),    cmocka_unit_test(test_durations_in_rules),
-      cmocka_unit_test(test_json_rules),        cmocka_unit_test(test_from_cli),
-      cmocka_unit_test(test_load),              cmocka_unit_test(test_local_config_json),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_vector_rules, test_matching, test_services,
+                             test_validation_errors, test_origin_request, test_durations_in_rules,
+                             test_json_rules, test_from_cli, test_load, test_local_config_json));
 }

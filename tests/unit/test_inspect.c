@@ -206,13 +206,7 @@ static void test_tunnel_stats(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_off),
-      cmocka_unit_test(test_ring_order),
-      cmocka_unit_test(test_redaction),
-      cmocka_unit_test(test_caps),
-      cmocka_unit_test(test_tunnel_lru),
-      cmocka_unit_test(test_tunnel_stats),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_off, test_ring_order, test_redaction, test_caps, test_tunnel_lru,
+                             test_tunnel_stats));
 }

@@ -452,17 +452,10 @@ static void test_addresses(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_capture_matches_vector_file),
-      cmocka_unit_test(test_capture_requests_and_replies),
-      cmocka_unit_test(test_capture_time_exceeded),
-      cmocka_unit_test(test_icmpv6_checksum_vector),
-      cmocka_unit_test(test_icmpv6_time_exceeded),
-      cmocka_unit_test(test_time_exceeded_quote_limits),
-      cmocka_unit_test(test_spec_example_v4),
-      cmocka_unit_test(test_decode_edge_cases),
-      cmocka_unit_test(test_builders_and_checksums),
-      cmocka_unit_test(test_addresses),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_capture_matches_vector_file, test_capture_requests_and_replies,
+                 test_capture_time_exceeded, test_icmpv6_checksum_vector, test_icmpv6_time_exceeded,
+                 test_time_exceeded_quote_limits, test_spec_example_v4, test_decode_edge_cases,
+                 test_builders_and_checksums, test_addresses));
 }

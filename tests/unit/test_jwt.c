@@ -241,11 +241,7 @@ static void test_b64url(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_claim_checks),
-      cmocka_unit_test(test_tampering),        cmocka_unit_test(test_algorithms),
-      cmocka_unit_test(test_jwks_encode_parse), cmocka_unit_test(test_pem_roundtrip),
-      cmocka_unit_test(test_b64url),
-  };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return UNIT_RUN(setup, teardown,
+                  UNIT_TESTS(test_roundtrip, test_claim_checks, test_tampering, test_algorithms,
+                             test_jwks_encode_parse, test_pem_roundtrip, test_b64url));
 }

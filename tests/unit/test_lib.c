@@ -338,14 +338,10 @@ static void test_file_helpers(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_base64_go_compatible), cmocka_unit_test(test_uuid_and_hex),
-      cmocka_unit_test(test_hex_helpers), cmocka_unit_test(test_base64_url),
-      cmocka_unit_test(test_pct_decode), cmocka_unit_test(test_base64_decode_flags),
-      cmocka_unit_test(test_buf_limit),            cmocka_unit_test(test_durations),
-      cmocka_unit_test(test_flag_precedence),      cmocka_unit_test(test_file_helpers),
-      cmocka_unit_test(test_flag_shadowing_and_copy),
-      cmocka_unit_test(test_siphash_reference),
-  };
-  return cmocka_run_group_tests_name("lib", tests, NULL, NULL);
+  return UNIT_RUN_NAME(
+      "lib", NULL, NULL,
+      UNIT_TESTS(test_base64_go_compatible, test_uuid_and_hex, test_hex_helpers, test_base64_url,
+                 test_pct_decode, test_base64_decode_flags, test_buf_limit, test_durations,
+                 test_flag_precedence, test_file_helpers, test_flag_shadowing_and_copy,
+                 test_siphash_reference));
 }

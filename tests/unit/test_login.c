@@ -165,15 +165,9 @@ static void *client_main(void *arg) {
 }
 
 static void run(fx *f, void (*client)(fx *)) {
-  struct sockaddr_in a;
-  struct sockaddr_storage ss;
-  pthread_t th;
   char url[64];
   assert_int_equal(uv_loop_init(&f->loop), 0);
-  uv_ip4_addr("127.0.0.1", 0, &a);
-  assert_int_equal(wr_httpd_listen(&f->loop, (struct sockaddr *)&a, NULL, handler, f, &f->h), WR_OK);
-  assert_int_equal(wr_httpd_addr(f->h, &ss), WR_OK);
-  f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  f->port = unit_httpd_listen(&f->loop, NULL, handler, f, &f->h);
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/", f->port);
   f->cfg.loop = &f->loop;
   f->cfg.store = f->s;
@@ -185,22 +179,12 @@ static void run(fx *f, void (*client)(fx *)) {
   assert_int_equal(uv_async_init(&f->loop, &f->done, on_done), 0);
   f->done.data = f;
   f->client = client;
-  assert_int_equal(pthread_create(&th, NULL, client_main, f), 0);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  pthread_join(th, NULL);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
-  if (f->fail[0]) fail_msg("%s", f->fail);
+  unit_loop_with_client(&f->loop, client_main, f, f->fail);
 }
 
 /* ---- client side (helper thread) ----------------------------------------------- */
 
-#define CHK(f, cond)                                                                                   \
-  do {                                                                                                 \
-    if (!(cond)) {                                                                                     \
-      if (!(f)->fail[0]) snprintf((f)->fail, sizeof((f)->fail), "%s:%d: %s", __FILE__, __LINE__, #cond); \
-      return;                                                                                          \
-    }                                                                                                  \
-  } while (0)
+#define CHK(f, cond) UNIT_CHK((f)->fail, cond)
 /* The same with the response's status and the start of its body. */
 #define CHKR(f, r, cond)                                                                               \
   do {                                                                                                 \
@@ -1289,24 +1273,12 @@ static void test_new_needs_config(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_full_flow, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_late_poll_and_root_path, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_download_only, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_csrf_and_bad_requests, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_waiter_limits, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_flood_from_one_source, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_checks_wait_their_turn, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_spraying, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_session_churn, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_free_while_busy, setup, teardown),
-      cmocka_unit_test(test_urls_and_keys),
-      cmocka_unit_test_setup_teardown(test_store_user_calls, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_new_needs_config, setup, teardown),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_FIXTURE(setup, teardown, test_full_flow, test_late_poll_and_root_path,
+                               test_download_only, test_refusals, test_csrf_and_bad_requests,
+                               test_escaping, test_expiry, test_waiter_limits, test_lockout,
+                               test_flood_from_one_source, test_checks_wait_their_turn,
+                               test_spraying, test_session_churn, test_free_while_busy),
+                  UNIT_TESTS(test_urls_and_keys),
+                  UNIT_FIXTURE(setup, teardown, test_store_user_calls, test_new_needs_config));
 }

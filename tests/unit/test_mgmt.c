@@ -252,11 +252,8 @@ static void test_token_forged(void **st) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_names),          cmocka_unit_test(test_client_decode),
-      cmocka_unit_test(test_client_roundtrip), cmocka_unit_test(test_filters_match),
-      cmocka_unit_test(test_logs_roundtrip), cmocka_unit_test(test_log_format_json),
-      cmocka_unit_test(test_token_roundtrip), cmocka_unit_test(test_token_forged),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_names, test_client_decode, test_client_roundtrip,
+                             test_filters_match, test_logs_roundtrip, test_log_format_json,
+                             test_token_roundtrip, test_token_forged));
 }

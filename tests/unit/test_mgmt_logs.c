@@ -105,8 +105,7 @@ static void test_stream_and_filter(void **st) {
 
   wr_mgmt_session_free(s);
   wr_mgmt_logs_free(m);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  unit_loop_finish(&loop);
 }
 
 static void test_one_actor(void **st) {
@@ -140,8 +139,7 @@ static void test_one_actor(void **st) {
   wr_mgmt_session_free(sa2);
   assert_int_equal(wr_log_min_level, WR_LOG_INFO);
   wr_mgmt_logs_free(m);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  unit_loop_finish(&loop);
 }
 
 /* Lines come through the loop by themselves (uv_async), not only by
@@ -165,15 +163,10 @@ static void test_async_delivery(void **st) {
   assert_int_equal(a.nmsgs, 1 + WR_MGMT_QUEUE_MAX);
   wr_mgmt_session_free(s);
   wr_mgmt_logs_free(m);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  unit_loop_finish(&loop);
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_stream_and_filter),
-      cmocka_unit_test(test_one_actor),
-      cmocka_unit_test(test_async_delivery),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_stream_and_filter, test_one_actor, test_async_delivery));
 }

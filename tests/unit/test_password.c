@@ -132,13 +132,8 @@ static void test_policy(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_known_answers),
-      cmocka_unit_test(test_hash_format_and_roundtrip),
-      cmocka_unit_test(test_hash_refuses_bad_arguments),
-      cmocka_unit_test(test_malformed_hashes),
-      cmocka_unit_test(test_dummy_always_denies),
-      cmocka_unit_test(test_policy),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_known_answers, test_hash_format_and_roundtrip,
+                             test_hash_refuses_bad_arguments, test_malformed_hashes,
+                             test_dummy_always_denies, test_policy));
 }

@@ -258,10 +258,8 @@ static void test_missing_dir(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_ca_and_leaf_verify), cmocka_unit_test(test_bad_requests),
-      cmocka_unit_test(test_leaf_clamped_to_issuer), cmocka_unit_test(test_init_dir),
-      cmocka_unit_test(test_origin_cert), cmocka_unit_test(test_missing_dir),
-  };
-  return cmocka_run_group_tests_name("pki", tests, NULL, NULL);
+  return UNIT_RUN_NAME(
+      "pki", NULL, NULL,
+      UNIT_TESTS(test_ca_and_leaf_verify, test_bad_requests, test_leaf_clamped_to_issuer,
+                 test_init_dir, test_origin_cert, test_missing_dir));
 }

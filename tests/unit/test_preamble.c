@@ -94,13 +94,8 @@ static void test_writer(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_captured_data_stream),
-      cmocka_unit_test(test_captured_rpc_stream),
-      cmocka_unit_test(test_every_prefix_needs_more),
-      cmocka_unit_test(test_any_version_accepted),
-      cmocka_unit_test(test_unknown_signature),
-      cmocka_unit_test(test_writer),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_captured_data_stream, test_captured_rpc_stream, test_every_prefix_needs_more,
+                 test_any_version_accepted, test_unknown_signature, test_writer));
 }

@@ -105,8 +105,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   wr_private_tcp_free(T.p);
-  uv_run(&T.loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&T.loop), 0);
+  unit_loop_finish(&T.loop);
   for (size_t i = 0; i < T.nstreams; i++) wr_buf_free(&T.streams[i].sent);
   return 0;
 }
@@ -342,17 +341,11 @@ static void test_upload_beyond_window(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_request_and_data, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_stream_closes_before_bytes_written, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_error_response_resets_client, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_stream_reset_resets_client, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_lost_stream_resets_client, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_client_reset_resets_stream, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_no_stream_refuses_syn, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bad_preamble_resets_both, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_fin_without_response, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_upload_beyond_window, setup, teardown),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_FIXTURE(setup, teardown, test_request_and_data, test_stream_closes_before_bytes_written,
+                   test_error_response_resets_client, test_stream_reset_resets_client,
+                   test_lost_stream_resets_client, test_client_reset_resets_stream,
+                   test_no_stream_refuses_syn, test_bad_preamble_resets_both,
+                   test_fin_without_response, test_upload_beyond_window));
 }

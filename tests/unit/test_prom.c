@@ -226,21 +226,14 @@ static void test_edge_page(void **state) {
   wr_buf_free(&b);
 
   wr_edge_metrics_free(m);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  unit_loop_finish(&loop);
   wr_tunnel_server_free(ts);
   wr_store_close(s);
   assert_int_equal(unit_rm_rf(path), 0);
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_family_and_samples),
-      cmocka_unit_test(test_escaping),
-      cmocka_unit_test(test_floats),
-      cmocka_unit_test(test_full_buffer_cuts),
-      cmocka_unit_test(test_process_collector),
-      cmocka_unit_test(test_edge_page),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_family_and_samples, test_escaping, test_floats,
+                             test_full_buffer_cuts, test_process_collector, test_edge_page));
 }

@@ -1628,37 +1628,16 @@ static void test_free_in_flight(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_get),
-      cmocka_unit_test(test_post_content_length),
-      cmocka_unit_test(test_chunked_request),
-      cmocka_unit_test(test_chunked_response),
-      cmocka_unit_test(test_eof_delimited_response),
-      cmocka_unit_test(test_http_status),
-      cmocka_unit_test(test_hello_world),
-      cmocka_unit_test(test_dial_error),
-      cmocka_unit_test(test_origin_dies_mid_body),
-      cmocka_unit_test(test_bad_preamble),
-      cmocka_unit_test(test_split_preamble),
-      cmocka_unit_test(test_ingress_host_and_path),
-      cmocka_unit_test(test_keepalive_reuse),
-      cmocka_unit_test(test_keepalive_origin_closed),
-      cmocka_unit_test(test_keepalive_timeout),
-      cmocka_unit_test(test_keepalive_retry),
-      cmocka_unit_test(test_websocket_echo),
-      cmocka_unit_test(test_websocket_origin_ends),
-      cmocka_unit_test(test_websocket_refused),
-      cmocka_unit_test(test_unix_origin),
-      cmocka_unit_test(test_https_origins),
-      cmocka_unit_test(test_edge_reset_aborts_origin),
-      cmocka_unit_test(test_big_download),
-      cmocka_unit_test(test_big_upload),
-      cmocka_unit_test(test_backpressure_download),
-      cmocka_unit_test(test_backpressure_upload),
-      cmocka_unit_test(test_vector_http_get),
-      cmocka_unit_test(test_vector_http_post),
-      cmocka_unit_test(test_vector_websocket),
-      cmocka_unit_test(test_free_in_flight),
-  };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return UNIT_RUN(
+      group_setup, group_teardown,
+      UNIT_TESTS(test_get, test_post_content_length, test_chunked_request, test_chunked_response,
+                 test_eof_delimited_response, test_http_status, test_hello_world, test_dial_error,
+                 test_origin_dies_mid_body, test_bad_preamble, test_split_preamble,
+                 test_ingress_host_and_path, test_keepalive_reuse, test_keepalive_origin_closed,
+                 test_keepalive_timeout, test_keepalive_retry, test_websocket_echo,
+                 test_websocket_origin_ends, test_websocket_refused, test_unix_origin,
+                 test_https_origins, test_edge_reset_aborts_origin, test_big_download,
+                 test_big_upload, test_backpressure_download, test_backpressure_upload,
+                 test_vector_http_get, test_vector_http_post, test_vector_websocket,
+                 test_free_in_flight));
 }

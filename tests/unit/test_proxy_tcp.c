@@ -574,14 +574,8 @@ static void test_stream_origin_errors_and_proxy_v1(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_vector_tcp),
-      cmocka_unit_test(test_vector_bad_dest),
-      cmocka_unit_test(test_dial_errors),
-      cmocka_unit_test(test_origin_half_close_first),
-      cmocka_unit_test(test_warp_proxy_v2),
-      cmocka_unit_test(test_websocket_stream_origin),
-      cmocka_unit_test(test_stream_origin_errors_and_proxy_v1),
-  };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return UNIT_RUN(group_setup, group_teardown,
+                  UNIT_TESTS(test_vector_tcp, test_vector_bad_dest, test_dial_errors,
+                             test_origin_half_close_first, test_warp_proxy_v2,
+                             test_websocket_stream_origin, test_stream_origin_errors_and_proxy_v1));
 }

@@ -116,10 +116,7 @@ static void test_addr_parse(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_v1_spec_examples), cmocka_unit_test(test_v1_unknown_and_mixed),
-      cmocka_unit_test(test_v2_tcp4),          cmocka_unit_test(test_v2_tcp6_and_unknown),
-      cmocka_unit_test(test_addr_parse),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_v1_spec_examples, test_v1_unknown_and_mixed, test_v2_tcp4,
+                             test_v2_tcp6_and_unknown, test_addr_parse));
 }

@@ -766,8 +766,7 @@ static void uv_echo_ex(size_t payload, int retry, uint64_t gso[2], wr_quic_endpo
   wr_quic_endpoint_free(sep);
   wr_quic_endpoint_free(cep);
   uv_close((uv_handle_t *)&u.guard, NULL);
-  uv_run(&u.loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&u.loop), 0);
+  unit_loop_finish(&u.loop);
   wr_quic_tls_free(ctls);
   wr_quic_tls_free(stls);
   free(u.cl.rx[0]);
@@ -895,8 +894,7 @@ static void test_stateless_reset_after_restart(void **state) {
   wr_quic_endpoint_free(cep);
   uv_close((uv_handle_t *)&r.guard, NULL);
   uv_close((uv_handle_t *)&r.restart, NULL);
-  uv_run(&r.loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&r.loop), 0);
+  unit_loop_finish(&r.loop);
   wr_quic_tls_free(ctls);
   wr_quic_tls_free(r.stls);
 }
@@ -977,8 +975,7 @@ static void flood_start(flood *f) {
 static void flood_stop(flood *f) {
   wr_quic_endpoint_free(f->ep);
   uv_close((uv_handle_t *)&f->guard, NULL);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
+  unit_loop_finish(&f->loop);
   wr_quic_tls_free(f->stls);
 }
 
@@ -1162,21 +1159,11 @@ static void test_uv_echo_through_retry(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_handshake_streams_datagrams),
-      cmocka_unit_test(test_packet_size_by_peer),
-      cmocka_unit_test(test_stream_reset_stop_sending),
-      cmocka_unit_test(test_idle_timeout),
-      cmocka_unit_test(test_wrong_ca),
-      cmocka_unit_test(test_no_alpn_refused),
-      cmocka_unit_test(test_tls_config_errors),
-      cmocka_unit_test(test_uv_loopback_echo),
-      cmocka_unit_test(test_uv_gso_bulk),
-      cmocka_unit_test(test_stateless_reset_after_restart),
-      cmocka_unit_test(test_half_open_caps),
-      cmocka_unit_test(test_half_open_expire),
-      cmocka_unit_test(test_retry_token_checked),
-      cmocka_unit_test(test_uv_echo_through_retry),
-  };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return UNIT_RUN(
+      group_setup, group_teardown,
+      UNIT_TESTS(test_handshake_streams_datagrams, test_packet_size_by_peer,
+                 test_stream_reset_stop_sending, test_idle_timeout, test_wrong_ca,
+                 test_no_alpn_refused, test_tls_config_errors, test_uv_loopback_echo,
+                 test_uv_gso_bulk, test_stateless_reset_after_restart, test_half_open_caps,
+                 test_half_open_expire, test_retry_token_checked, test_uv_echo_through_retry));
 }

@@ -189,8 +189,7 @@ static void ctx_stop(ctx *c) {
   wr_quic_endpoint_free(c->cep);
   wr_quic_endpoint_free(c->sep);
   uv_close((uv_handle_t *)&c->guard, NULL);
-  uv_run(&c->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&c->loop), 0);
+  unit_loop_finish(&c->loop);
   wr_tunnel_server_free(c->ts);
   wr_registration_free(c->reg);
   wr_quic_tls_free(c->ctls);
@@ -228,14 +227,21 @@ static int audit_has(const char *action, const char *conn_id) {
   return found;
 }
 
-static void test_register_and_unregister(void **state) {
-  (void)state;
-  ctx c;
+/* Registers with good credentials and runs until the result; returns how
+ * many connection records were open before. */
+static size_t register_good(ctx *c) {
   wr_credentials cr;
   good_cred(&cr);
   size_t before = open_conns();
-  ctx_start(&c, &cr);
-  run(&c);
+  ctx_start(c, &cr);
+  run(c);
+  return before;
+}
+
+static void test_register_and_unregister(void **state) {
+  (void)state;
+  ctx c;
+  size_t before = register_good(&c);
   assert_int_equal(c.start_rv, 0);
   assert_true(c.got_result);
   assert_true(c.res.ok);
@@ -324,6 +330,19 @@ static void test_datagram_v3_features(void **state) {
   ctx_stop(&c);
 }
 
+/* Registers with |cr|: refused for good (no retry), for a cause that
+ * contains |cause|. */
+static void expect_refusal(const wr_credentials *cr, const char *cause) {
+  ctx c;
+  ctx_start(&c, cr);
+  run(&c);
+  assert_true(c.got_result);
+  assert_false(c.res.ok);
+  assert_false(c.res.should_retry);
+  assert_non_null(strstr(c.res.cause, cause));
+  ctx_stop(&c);
+}
+
 static void test_wrong_secret(void **state) {
   (void)state;
   ctx c;
@@ -347,33 +366,19 @@ static void test_wrong_secret(void **state) {
   /* Right secret, wrong account. */
   good_cred(&cr);
   cr.account_tag[0] = cr.account_tag[0] == '0' ? '1' : '0';
-  ctx_start(&c, &cr);
-  run(&c);
-  assert_true(c.got_result);
-  assert_false(c.res.ok);
-  assert_false(c.res.should_retry);
-  assert_non_null(strstr(c.res.cause, "failed to authenticate"));
-  ctx_stop(&c);
+  expect_refusal(&cr, "failed to authenticate");
 }
 
 static void test_unknown_tunnel(void **state) {
   (void)state;
-  ctx c;
   wr_credentials cr;
   good_cred(&cr);
   assert_int_equal(wr_uuid_random(&cr.tunnel_id), 0);
-  ctx_start(&c, &cr);
-  run(&c);
-  assert_true(c.got_result);
-  assert_false(c.res.ok);
-  assert_false(c.res.should_retry);
-  assert_non_null(strstr(c.res.cause, "unknown tunnel"));
-  ctx_stop(&c);
+  expect_refusal(&cr, "unknown tunnel");
 }
 
 static void test_deleted_tunnel(void **state) {
   (void)state;
-  ctx c;
   wr_tunnel t2;
   assert_int_equal(wr_store_tunnel_create(store, "test", account.id, "t2", NULL, 0, &t2), 0);
   assert_int_equal(wr_store_tunnel_delete(store, "test", t2.id, NULL), 0);
@@ -384,13 +389,7 @@ static void test_deleted_tunnel(void **state) {
   cr.secret_len = t2.secret_len;
   assert_int_equal(wr_uuid_parse(t2.id, strlen(t2.id), &cr.tunnel_id), 0);
   cr.has_tunnel_id = 1;
-  ctx_start(&c, &cr);
-  run(&c);
-  assert_true(c.got_result);
-  assert_false(c.res.ok);
-  assert_false(c.res.should_retry);
-  assert_non_null(strstr(c.res.cause, "deleted"));
-  ctx_stop(&c);
+  expect_refusal(&cr, "deleted");
 }
 
 /* Losing the connection (edge shutting down / connector gone) closes the
@@ -398,11 +397,7 @@ static void test_deleted_tunnel(void **state) {
 static void test_connection_loss(void **state) {
   (void)state;
   ctx c;
-  wr_credentials cr;
-  good_cred(&cr);
-  size_t before = open_conns();
-  ctx_start(&c, &cr);
-  run(&c);
+  size_t before = register_good(&c);
   assert_true(c.res.ok);
   assert_int_equal(open_conns(), before + 1);
   char conn_id[WR_UUID_STR_LEN + 1];
@@ -682,16 +677,10 @@ static void test_unregistered_connections_are_bounded(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_register_and_unregister),
-      cmocka_unit_test(test_datagram_v3_features),
-      cmocka_unit_test(test_wrong_secret),
-      cmocka_unit_test(test_unknown_tunnel),
-      cmocka_unit_test(test_deleted_tunnel),
-      cmocka_unit_test(test_connection_loss),
-      cmocka_unit_test(test_hostile_initials),
-      cmocka_unit_test(test_register_through_retry),
-      cmocka_unit_test(test_unregistered_connections_are_bounded),
-  };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return UNIT_RUN(
+      group_setup, group_teardown,
+      UNIT_TESTS(test_register_and_unregister, test_datagram_v3_features, test_wrong_secret,
+                 test_unknown_tunnel, test_deleted_tunnel, test_connection_loss,
+                 test_hostile_initials, test_register_through_retry,
+                 test_unregistered_connections_are_bounded));
 }

@@ -347,12 +347,7 @@ static void test_router_answers(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_lpm),
-      cmocka_unit_test(test_flow_table),
-      cmocka_unit_test(test_udp_builder),
-      cmocka_unit_test(test_unreachable_builder),
-      cmocka_unit_test(test_router_answers),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_lpm, test_flow_table, test_udp_builder, test_unreachable_builder,
+                             test_router_answers));
 }

@@ -567,20 +567,27 @@ static int decode_patched(const golden_set *g, const char *title, size_t at, uin
   return rv;
 }
 
+/* Starts, in |b|, a Call whose target is a promisedAnswer left null. */
+static void begin_promised_call(wr_capnp_builder *b, wr_capnp_bstruct *call,
+                                wr_capnp_bstruct *target) {
+  wr_capnp_bstruct root;
+  wr_capnp_builder_init(b, NULL, 0);
+  wr_capnp_init_root(b, 1, 1, &root);
+  wr_capnp_set_u16(&root, 0, WR_RPC_CALL);
+  wr_capnp_new_struct(&root, 0, 3, 3, call);
+  wr_capnp_new_struct(call, 0, 1, 1, target);
+  wr_capnp_set_u16(target, 4, WR_RPC_TARGET_PROMISED_ANSWER);
+}
+
 /* Builds a Call targeting promisedAnswer(0, ops) by hand. */
 static int call_with_ops(uint32_t nops, uint16_t op_which, uint8_t *buf, size_t cap, size_t *len) {
   static wr_rpc_msg m;
   wr_capnp_builder b;
-  wr_capnp_bstruct root, call, target, pa, payload;
+  wr_capnp_bstruct call, target, pa, payload;
   wr_capnp_blist ops;
   const uint8_t *out;
   size_t used;
-  wr_capnp_builder_init(&b, NULL, 0);
-  wr_capnp_init_root(&b, 1, 1, &root);
-  wr_capnp_set_u16(&root, 0, WR_RPC_CALL);
-  wr_capnp_new_struct(&root, 0, 3, 3, &call);
-  wr_capnp_new_struct(&call, 0, 1, 1, &target);
-  wr_capnp_set_u16(&target, 4, WR_RPC_TARGET_PROMISED_ANSWER);
+  begin_promised_call(&b, &call, &target);
   wr_capnp_new_struct(&target, 0, 1, 1, &pa);
   wr_capnp_new_struct_list(&pa, 0, nops, 1, 0, &ops);
   for (uint32_t i = 0; i < nops; i++) {
@@ -647,15 +654,10 @@ static void test_malformed(void **state) {
   /* Call target promisedAnswer with a null PromisedAnswer. */
   {
     wr_capnp_builder b;
-    wr_capnp_bstruct root, call, target;
+    wr_capnp_bstruct call, target;
     const uint8_t *out;
     size_t n, used;
-    wr_capnp_builder_init(&b, NULL, 0);
-    wr_capnp_init_root(&b, 1, 1, &root);
-    wr_capnp_set_u16(&root, 0, WR_RPC_CALL);
-    wr_capnp_new_struct(&root, 0, 3, 3, &call);
-    wr_capnp_new_struct(&call, 0, 1, 1, &target);
-    wr_capnp_set_u16(&target, 4, WR_RPC_TARGET_PROMISED_ANSWER);
+    begin_promised_call(&b, &call, &target);
     assert_int_equal(wr_capnp_builder_finish(&b, &out, &n), 0);
     assert_int_equal(wr_rpc_decode(&m, out, n, NULL, &used), WR_ERR_PROTO);
     wr_capnp_builder_free(&b);
@@ -804,39 +806,20 @@ static int b_unimpl(wr_capnp_builder *b) {
   return rv;
 }
 
+static int build_with(wr_capnp_builder *b, void *fn) { return (*(const build_fn *)fn)(b); }
+
 static void test_builders_failmem(void **state) {
   (void)state;
   static const build_fn fns[] = {b_bootstrap, b_finish,    b_release, b_abort, b_ret_boot,
                                  b_ret_exc,   b_ret_other, b_call,    b_unimpl};
   for (size_t f = 0; f < sizeof(fns) / sizeof(fns[0]); f++) {
-    int ok = 0;
     const uint8_t *ref = NULL;
     size_t ref_len = 0;
     wr_capnp_builder refb;
     wr_capnp_builder_init(&refb, NULL, 0);
     assert_int_equal(fns[f](&refb), 0);
     assert_int_equal(wr_capnp_builder_finish(&refb, &ref, &ref_len), 0);
-    for (long n = 0; n < 50 && !ok; n++) {
-      unit_failmem fm;
-      wr_capnp_builder b;
-      const uint8_t *out;
-      size_t len;
-      unit_failmem_init(&fm, n);
-      wr_capnp_builder_init(&b, &fm.mem, 0);
-      int rv = fns[f](&b);
-      if (rv == 0) {
-        ok = 1;
-        assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), 0);
-        assert_int_equal(len, ref_len);
-        assert_memory_equal(out, ref, len);
-      } else {
-        assert_int_equal(rv, WR_ERR_NOMEM);
-        assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), WR_ERR_NOMEM);
-      }
-      wr_capnp_builder_free(&b);
-      assert_int_equal(fm.live, 0);
-    }
-    assert_true(ok);
+    unit_capnp_failmem(build_with, (void *)&fns[f], ref, ref_len, 50);
     wr_capnp_builder_free(&refb);
   }
   /* A size cap on the builder gives WR_ERR_LIMIT. */
@@ -847,20 +830,10 @@ static void test_builders_failmem(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_control_from_connector),
-      cmocka_unit_test(test_control_from_edge),
-      cmocka_unit_test(test_udp_session_streams),
-      cmocka_unit_test(test_golden_all),
-      cmocka_unit_test(test_builders_golden),
-      cmocka_unit_test(test_return_other),
-      cmocka_unit_test(test_cap_table),
-      cmocka_unit_test(test_unimplemented),
-      cmocka_unit_test(test_format_unimplemented),
-      cmocka_unit_test(test_malformed),
-      cmocka_unit_test(test_truncated),
-      cmocka_unit_test(test_corrupt_every_byte),
-      cmocka_unit_test(test_builders_failmem),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_control_from_connector, test_control_from_edge, test_udp_session_streams,
+                 test_golden_all, test_builders_golden, test_return_other, test_cap_table,
+                 test_unimplemented, test_format_unimplemented, test_malformed, test_truncated,
+                 test_corrupt_every_byte, test_builders_failmem));
 }

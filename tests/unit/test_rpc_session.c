@@ -61,13 +61,9 @@ static int h_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   snprintf(st->account, sizeof(st->account), "%.*s", (int)p.account_tag_len, p.account_tag);
   st->nfeatures = p.client.nfeatures;
   st->conn_index = p.conn_index;
-  wr_tunnelrpc_conn_response resp;
-  memset(&resp, 0, sizeof(resp));
-  resp.which = WR_TUNNELRPC_CONN_DETAILS;
-  resp.details.uuid = conn_uuid;
-  resp.details.uuid_len = 16;
-  resp.details.location = "REF";
-  resp.details.location_len = 3;
+  wr_tunnelrpc_conn_response resp = {
+      .which = WR_TUNNELRPC_CONN_DETAILS,
+      .details = {.uuid = conn_uuid, .uuid_len = 16, .location = "REF", .location_len = 3}};
   return wr_tunnelrpc_register_results_encode(&r->results, &resp);
 }
 
@@ -724,17 +720,10 @@ static void test_pointer_dag_is_not_amplified(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_server_control_stream),
-      cmocka_unit_test(test_client_control_stream),
-      cmocka_unit_test(test_server_rpc_stream),
-      cmocka_unit_test(test_client_rpc_stream),
-      cmocka_unit_test(test_client_server_pair),
-      cmocka_unit_test(test_unimplemented_and_limits),
-      cmocka_unit_test(test_free_in_callback),
-      cmocka_unit_test(test_shutdown_or_free_in_method),
-      cmocka_unit_test(test_return_delivered_when_finish_fails),
-      cmocka_unit_test(test_pointer_dag_is_not_amplified),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_server_control_stream, test_client_control_stream, test_server_rpc_stream,
+                 test_client_rpc_stream, test_client_server_pair, test_unimplemented_and_limits,
+                 test_free_in_callback, test_shutdown_or_free_in_method,
+                 test_return_delivered_when_finish_fails, test_pointer_dag_is_not_amplified));
 }

@@ -782,33 +782,21 @@ static void test_pg_copy_from_sqlite(void **state) {
 }
 
 int main(void) {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-#define COMMON                                                                                     \
-  cmocka_unit_test(test_dns_names), cmocka_unit_test(test_tunnel_names),                           \
-      T(test_accounts_and_zones), T(test_users_and_tokens),                                        \
-      T(test_tunnel_create_get_list_delete), T(test_connections), T(test_routes),                  \
-      T(test_routes_multi_zone), T(test_audit), T(test_two_handles)
-  const struct CMUnitTest sqlite_tests[] = {
-      T(test_migrations_idempotent),
-      T(test_open_errors),
-      COMMON,
-  };
-  const struct CMUnitTest pg_tests[] = {
-      T(test_pg_migrations),
-      cmocka_unit_test(test_pg_concurrent_migrations),
-      T(test_pg_open_errors),
-      T(test_pg_connection_lost),
-      T(test_pg_copy_from_sqlite),
-      COMMON,
-  };
-#undef T
+  /* Both backends run these, the PostgreSQL one on fresh databases. */
+#define COMMON                                                                               \
+  UNIT_TESTS(test_dns_names, test_tunnel_names),                                             \
+      UNIT_FIXTURE(setup, teardown, test_accounts_and_zones, test_users_and_tokens,          \
+                   test_tunnel_create_get_list_delete, test_connections, test_routes,        \
+                   test_routes_multi_zone, test_audit, test_two_handles)
+  const unit_tests sqlite_tests[] = {
+      UNIT_FIXTURE(setup, teardown, test_migrations_idempotent, test_open_errors), COMMON};
+  const unit_tests pg_tests[] = {
+      UNIT_FIXTURE(setup, teardown, test_pg_migrations),
+      UNIT_TESTS(test_pg_concurrent_migrations),
+      UNIT_FIXTURE(setup, teardown, test_pg_open_errors, test_pg_connection_lost,
+                   test_pg_copy_from_sqlite),
+      COMMON};
 #undef COMMON
-  int rv = cmocka_run_group_tests_name("store", sqlite_tests, NULL, NULL);
-  const char *dsn = getenv("WARREN_TEST_PG");
-  if (dsn && *dsn) {
-    unit_store_use_pg(dsn);
-    rv |= cmocka_run_group_tests_name("store-postgres", pg_tests, NULL, NULL);
-    unit_store_use_pg(NULL);
-  }
-  return rv;
+  return unit_run_store_backends("store", sqlite_tests, sizeof(sqlite_tests) / sizeof(unit_tests),
+                                 pg_tests, sizeof(pg_tests) / sizeof(unit_tests));
 }

@@ -146,10 +146,5 @@ static void test_keys(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_objects, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL, UNIT_FIXTURE(setup, teardown, test_objects, test_tokens, test_keys));
 }

@@ -44,8 +44,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   fixture *f = *state;
-  uv_run(&f->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
+  unit_loop_finish(&f->loop);
   wr_store_close(f->s);
   unit_rm_rf(f->dir);
   free(f);
@@ -136,20 +135,8 @@ static void test_bad_path_and_arguments(void **state) {
 }
 
 int main(void) {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-  const struct CMUnitTest tests[] = {
-      T(test_jobs_run_off_the_loop),
-      T(test_free_delivers_every_job_once),
-      T(test_bad_path_and_arguments),
-  };
-#undef T
-  int rv = cmocka_run_group_tests_name("store_async", tests, NULL, NULL);
-  /* Again on PostgreSQL when a server is given (tests/tools/pg_tmp.sh). */
-  const char *dsn = getenv("WARREN_TEST_PG");
-  if (dsn && *dsn) {
-    unit_store_use_pg(dsn);
-    rv |= cmocka_run_group_tests_name("store_async-postgres", tests, NULL, NULL);
-    unit_store_use_pg(NULL);
-  }
-  return rv;
+  const unit_tests tests[] = {UNIT_FIXTURE(setup, teardown, test_jobs_run_off_the_loop,
+                                           test_free_delivers_every_job_once,
+                                           test_bad_path_and_arguments)};
+  return unit_run_store_backends("store_async", tests, 1, tests, 1);
 }

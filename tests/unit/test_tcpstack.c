@@ -90,8 +90,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   wr_tcpstack_free(T.s);
-  uv_run(&T.loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&T.loop), 0);
+  unit_loop_finish(&T.loop);
   return 0;
 }
 
@@ -334,19 +333,9 @@ static void test_stray(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_v4_exchange, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_v6_exchange, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_any_destination, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_receive_window, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_send_backpressure, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_client_reset, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_abort_sends_rst, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_forget_ingress, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_per_client_cap, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_stray, setup, teardown),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_FIXTURE(setup, teardown, test_v4_exchange, test_v6_exchange,
+                               test_any_destination, test_receive_window, test_send_backpressure,
+                               test_client_reset, test_abort_sends_rst, test_forget_ingress,
+                               test_refused, test_per_client_cap, test_malformed, test_stray));
 }

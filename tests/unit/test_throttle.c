@@ -406,18 +406,10 @@ static void test_ratelimit(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_backoff_growth_and_cap),
-      cmocka_unit_test(test_success_resets),
-      cmocka_unit_test(test_forgetting_and_sweep),
-      cmocka_unit_test(test_pending_attempts),
-      cmocka_unit_test(test_spraying_locks_the_source),
-      cmocka_unit_test(test_bound_and_eviction),
-      cmocka_unit_test(test_many_keys),
-      cmocka_unit_test(test_allocation_failures),
-      cmocka_unit_test(test_config),
-      cmocka_unit_test(test_source_keys),
-      cmocka_unit_test(test_ratelimit),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_backoff_growth_and_cap, test_success_resets, test_forgetting_and_sweep,
+                 test_pending_attempts, test_spraying_locks_the_source, test_bound_and_eviction,
+                 test_many_keys, test_allocation_failures, test_config, test_source_keys,
+                 test_ratelimit));
 }

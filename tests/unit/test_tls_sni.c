@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "edge/certs.h"
 #include "edge/pki.h"
 #include "lib/err.h"
+#include "lib/file.h"
 #include "net/tls.h"
 #include "proto/tls_hello.h"
 #include "unit.h"
@@ -261,14 +263,62 @@ static void test_pick(void **state) {
   wr_pem_pair_free(&e);
 }
 
+/* ACME certificates: DIR/acme/certs/<host>.{pem,key}; a pair caught half
+ * replaced (a renewal writes the key, then the chain) keeps the old
+ * credentials for one more rescan, and goes if it is still broken. */
+static void write_pair(const char *dir, const char *host, const wr_pem_pair *p, int key_only) {
+  char path[512];
+  /* As the ACME manager writes them: a temporary file renamed into place. */
+  snprintf(path, sizeof(path), "%s/acme/certs/%s.key", dir, host);
+  assert_int_equal(wr_file_write(path, p->key, strlen(p->key), 0600, 0), WR_OK);
+  if (key_only) return;
+  snprintf(path, sizeof(path), "%s/acme/certs/%s.pem", dir, host);
+  assert_int_equal(wr_file_write(path, p->cert, strlen(p->cert), 0644, 0), WR_OK);
+}
+
+static void test_acme_files(void **state) {
+  fx *f = *state;
+  wr_pem_pair a, b;
+  wr_certs *cs;
+  char err[256], d[512];
+  const char *an[] = {"app.example.test"};
+  make_leaf(an, 1, &a);
+  make_leaf(an, 1, &b);
+  snprintf(d, sizeof(d), "%s/acme/certs", f->dir);
+  assert_int_equal(wr_mkdirs(d, 0700), WR_OK);
+  write_pair(f->dir, "app.example.test", &a, 0);
+  assert_int_equal(wr_certs_open(f->dir, &cs, err, sizeof(err)), WR_OK);
+  wr_cert *r = wr_certs_acme(cs, "app.example.test");
+  assert_non_null(r);
+  assert_string_equal(wr_cert_source(r), "ACME");
+  assert_null(wr_certs_uploaded(cs, "app.example.test"));
+  assert_null(wr_certs_acme(cs, "www.example.test"));
+  assert_non_null(wr_cert_creds(r));
+  /* Half replaced: b's key with a's chain. The old pair still answers. */
+  write_pair(f->dir, "app.example.test", &b, 1);
+  sleep(2);
+  wr_cert *r2 = wr_certs_acme(cs, "app.example.test");
+  assert_ptr_equal(r2, r);
+  wr_cert_release(r2);
+  /* Still broken a rescan later: gone. */
+  sleep(2);
+  assert_null(wr_certs_acme(cs, "app.example.test"));
+  /* Complete: the new pair. */
+  write_pair(f->dir, "app.example.test", &b, 0);
+  sleep(2);
+  r2 = wr_certs_acme(cs, "app.example.test");
+  assert_non_null(r2);
+  assert_ptr_not_equal(r2, r);
+  wr_cert_release(r2);
+  wr_cert_release(r);
+  wr_certs_free(cs);
+  wr_pem_pair_free(&a);
+  wr_pem_pair_free(&b);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_hello_sni),
-      cmocka_unit_test(test_hello_split_records),
-      cmocka_unit_test(test_alert_record),
-      cmocka_unit_test(test_name_rules),
-      cmocka_unit_test_setup_teardown(test_add_list_delete, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_pick, setup, teardown),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_hello_sni, test_hello_split_records, test_alert_record, test_name_rules),
+      UNIT_FIXTURE(setup, teardown, test_add_list_delete, test_pick, test_acme_files));
 }

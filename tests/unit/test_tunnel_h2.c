@@ -252,11 +252,7 @@ static void test_error_and_tcp_responses(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_http_request_headers),
-      cmocka_unit_test(test_websocket_and_tcp_requests),
-      cmocka_unit_test(test_captured_responses),
-      cmocka_unit_test(test_error_and_tcp_responses),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_http_request_headers, test_websocket_and_tcp_requests,
+                             test_captured_responses, test_error_and_tcp_responses));
 }

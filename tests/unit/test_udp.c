@@ -926,16 +926,9 @@ static void test_v3_migration_and_idle(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_go_duration),
-      cmocka_unit_test(test_vector_register_and_echo),
-      cmocka_unit_test(test_idle_unregisters),
-      cmocka_unit_test(test_origin_refused),
-      cmocka_unit_test(test_refusals),
-      cmocka_unit_test(test_update_configuration),
-      cmocka_unit_test(test_v3_register_and_echo),
-      cmocka_unit_test(test_v3_refusals),
-      cmocka_unit_test(test_v3_migration_and_idle),
-  };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return UNIT_RUN(
+      group_setup, group_teardown,
+      UNIT_TESTS(test_go_duration, test_vector_register_and_echo, test_idle_unregisters,
+                 test_origin_refused, test_refusals, test_update_configuration,
+                 test_v3_register_and_echo, test_v3_refusals, test_v3_migration_and_idle));
 }

@@ -1591,35 +1591,14 @@ static void test_connector_lost(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_get),
-      cmocka_unit_test(test_head_and_port),
-      cmocka_unit_test(test_wildcard_route),
-      cmocka_unit_test(test_post_length),
-      cmocka_unit_test(test_post_chunked),
-      cmocka_unit_test(test_expect_continue),
-      cmocka_unit_test(test_response_chunked),
-      cmocka_unit_test(test_no_route),
-      cmocka_unit_test(test_no_connector),
-      cmocka_unit_test(test_connector_error),
-      cmocka_unit_test(test_reset_mid_body),
-      cmocka_unit_test(test_keepalive),
-      cmocka_unit_test(test_pipelined),
-      cmocka_unit_test(test_bad_requests),
-      cmocka_unit_test(test_header_timeout),
-      cmocka_unit_test(test_early_response),
-      cmocka_unit_test(test_big_bodies),
-      cmocka_unit_test(test_websocket),
-      cmocka_unit_test(test_replace_registration),
-      cmocka_unit_test(test_spread),
-      cmocka_unit_test(test_connector_lost),
-      cmocka_unit_test(test_limit_per_source),
-      cmocka_unit_test(test_limit_other_source_served),
-      cmocka_unit_test(test_limit_evicts_idle),
-      cmocka_unit_test(test_limit_reserve),
-      cmocka_unit_test(test_limit_rate),
-      cmocka_unit_test(test_limit_table_full),
-  };
-  if (getenv("WR_TEST_FILTER")) cmocka_set_test_filter(getenv("WR_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return UNIT_RUN(
+      group_setup, group_teardown,
+      UNIT_TESTS(test_get, test_head_and_port, test_wildcard_route, test_post_length,
+                 test_post_chunked, test_expect_continue, test_response_chunked, test_no_route,
+                 test_no_connector, test_connector_error, test_reset_mid_body, test_keepalive,
+                 test_pipelined, test_bad_requests, test_header_timeout, test_early_response,
+                 test_big_bodies, test_websocket, test_replace_registration, test_spread,
+                 test_connector_lost, test_limit_per_source, test_limit_other_source_served,
+                 test_limit_evicts_idle, test_limit_reserve, test_limit_rate,
+                 test_limit_table_full));
 }

@@ -600,21 +600,11 @@ static void test_wireguard_go_recorded_exchange(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_blake2s_rfc7693),
-      cmocka_unit_test(test_hmac_kdf_mac),
-      cmocka_unit_test(test_tai64n),
-      cmocka_unit_test(test_codec_roundtrip_and_strictness),
-      cmocka_unit_test(test_replay_window),
-      cmocka_unit_test(test_handshake_and_data),
-      cmocka_unit_test(test_bad_input),
-      cmocka_unit_test(test_cookie_under_load),
-      cmocka_unit_test(test_cookie_threshold),
-      cmocka_unit_test(test_source_rate_under_load),
-      cmocka_unit_test(test_responder_rekeys),
-      cmocka_unit_test(test_timers_keepalive_and_roaming),
-      cmocka_unit_test(test_peer_remove_cuts_off),
-      cmocka_unit_test(test_wireguard_go_recorded_exchange),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_blake2s_rfc7693, test_hmac_kdf_mac, test_tai64n,
+                             test_codec_roundtrip_and_strictness, test_replay_window,
+                             test_handshake_and_data, test_bad_input, test_cookie_under_load,
+                             test_cookie_threshold, test_source_rate_under_load,
+                             test_responder_rekeys, test_timers_keepalive_and_roaming,
+                             test_peer_remove_cuts_off, test_wireguard_go_recorded_exchange));
 }

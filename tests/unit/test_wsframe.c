@@ -195,10 +195,8 @@ static void test_accept(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_rfc_examples),    cmocka_unit_test(test_encode_matches_rfc),
-      cmocka_unit_test(test_roundtrip_large), cmocka_unit_test(test_protocol_errors),
-      cmocka_unit_test(test_close_frame),     cmocka_unit_test(test_accept), cmocka_unit_test(test_message_end),
-  };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return UNIT_RUN(
+      NULL, NULL,
+      UNIT_TESTS(test_rfc_examples, test_encode_matches_rfc, test_roundtrip_large,
+                 test_protocol_errors, test_close_frame, test_accept, test_message_end));
 }

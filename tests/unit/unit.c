@@ -1,17 +1,22 @@
 #include "unit.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <ftw.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "edge/pki.h"
 #include "edge/store.h"
 #include "lib/err.h"
 #include "lib/file.h"
+#include "net/httpd.h"
+#include "proto/capnp.h"
 
 uint8_t *unit_read_vector(const char *name, size_t *len) {
   char path[512];
@@ -78,6 +83,32 @@ void unit_failmem_init(unit_failmem *fm, long fail_at) {
 
 static int pki_write(const char *path, const char *text) {
   return wr_file_write(path, text, strlen(text), 0600, 0) == WR_OK ? 0 : -1;
+}
+
+void unit_capnp_failmem(int (*build)(wr_capnp_builder *b, void *arg), void *arg,
+                        const uint8_t *want, size_t want_len, long tries) {
+  int ok = 0;
+  for (long n = 0; n < tries && !ok; n++) {
+    unit_failmem fm;
+    wr_capnp_builder b;
+    const uint8_t *out;
+    size_t len;
+    unit_failmem_init(&fm, n);
+    wr_capnp_builder_init(&b, &fm.mem, 0);
+    int rv = build(&b, arg);
+    if (rv == 0) {
+      ok = 1;
+      assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), 0);
+      assert_int_equal(len, want_len);
+      assert_memory_equal(out, want, len);
+    } else {
+      assert_int_equal(rv, WR_ERR_NOMEM);
+      assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), WR_ERR_NOMEM);
+    }
+    wr_capnp_builder_free(&b);
+    assert_int_equal(fm.live, 0);
+  }
+  assert_true(ok);
 }
 
 int unit_pki_make(unit_pki *p, const char *prefix, const char *cn, const char *const *dns,
@@ -203,4 +234,72 @@ int unit_store_new(const char *prefix, char *dir, size_t dirsize, char *path, si
     return -1;
   }
   return 0;
+}
+
+int unit_run(const char *group, CMFixtureFunction group_setup, CMFixtureFunction group_teardown,
+             const unit_tests *runs, size_t nruns) {
+  size_t total = 0, k = 0;
+  for (size_t i = 0; i < nruns; i++) total += runs[i].n;
+  struct CMUnitTest *tests = calloc(total ? total : 1, sizeof(*tests));
+  char **names = calloc(total ? total : 1, sizeof(*names));
+  assert_non_null(tests);
+  assert_non_null(names);
+  for (size_t i = 0; i < nruns; i++) {
+    const char *p = runs[i].names;
+    for (size_t j = 0; j < runs[i].n; j++, k++) {
+      while (*p == ',' || isspace((unsigned char)*p)) p++;
+      size_t len = strcspn(p, ", \t\n");
+      names[k] = strndup(p, len);
+      assert_non_null(names[k]);
+      p += len;
+      tests[k] = (struct CMUnitTest){names[k], runs[i].fns[j], runs[i].setup, runs[i].teardown,
+                                     NULL};
+    }
+  }
+  const char *filter = getenv("WR_TEST_FILTER");
+  if (filter) cmocka_set_test_filter(filter);
+  int rv = _cmocka_run_group_tests(group, tests, total, group_setup, group_teardown);
+  for (k = 0; k < total; k++) free(names[k]);
+  free(names);
+  free(tests);
+  return rv;
+}
+
+void unit_loop_with_client(uv_loop_t *loop, void *(*client_main)(void *), void *arg,
+                           const char *fail) {
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, client_main, arg), 0);
+  uv_run(loop, UV_RUN_DEFAULT);
+  pthread_join(th, NULL);
+  assert_int_equal(uv_loop_close(loop), 0);
+  if (fail[0]) fail_msg("%s", fail);
+}
+
+void unit_loop_finish(uv_loop_t *loop) {
+  uv_run(loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(loop), 0);
+}
+
+uint16_t unit_httpd_listen(uv_loop_t *loop, const wr_httpd_config *cfg, wr_httpd_handler handler,
+                           void *user, wr_httpd **out) {
+  struct sockaddr_in a;
+  struct sockaddr_storage ss;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  assert_int_equal(wr_httpd_listen(loop, (struct sockaddr *)&a, cfg, handler, user, out), WR_OK);
+  assert_int_equal(wr_httpd_addr(*out, &ss), WR_OK);
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int unit_run_store_backends(const char *group, const unit_tests *runs, size_t nruns,
+                            const unit_tests *pg_runs, size_t npg_runs) {
+  int rv = unit_run(group, NULL, NULL, runs, nruns);
+  const char *dsn = getenv("WARREN_TEST_PG");
+  if (dsn && *dsn) {
+    char name[128];
+    snprintf(name, sizeof(name), "%s-postgres", group);
+    unit_store_use_pg(dsn);
+    rv |= unit_run(name, NULL, NULL, pg_runs, npg_runs);
+    unit_store_use_pg(NULL);
+  }
+  return rv;
 }

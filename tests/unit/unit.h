@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include "lib/mem.h"
@@ -25,6 +26,14 @@ typedef struct unit_failmem {
   long live;      /* allocations not yet freed */
 } unit_failmem;
 void unit_failmem_init(unit_failmem *fm, long fail_at);
+/* Runs |build(b, arg)| on a Cap'n Proto builder whose allocator fails
+ * allocation 0, then 1, … (at most |tries| attempts) until |build| returns 0.
+ * Asserts that each failed attempt returned WR_ERR_NOMEM, left the builder
+ * failed (finish gives WR_ERR_NOMEM) and leaked nothing, and that the
+ * message of the first success is |want| (|want_len| bytes). */
+struct wr_capnp_builder;
+void unit_capnp_failmem(int (*build)(struct wr_capnp_builder *b, void *arg), void *arg,
+                        const uint8_t *want, size_t want_len, long tries);
 
 /* A temporary directory holding a test PKI: ca.pem, other-ca.pem (an
  * unrelated CA, for "unknown authority" cases), and cert.pem + key.pem, a
@@ -68,5 +77,74 @@ void unit_store_use_pg(const char *dsn);
 int unit_pg_new_db(char *out, size_t size);
 /* Runs |sql| (no parameters) on the database of |conninfo|; 0 on success. */
 int unit_pg_exec(const char *conninfo, const char *sql);
+
+/* ---- a loop and a client thread ----------------------------------------------
+ * Tests of servers run the server on the test's libuv loop and a blocking
+ * client on a second thread, where cmocka's asserts must not run. */
+
+/* In a client thread: when |cond| is false, records "file:line: cond" in
+ * |fail| (a char array) unless it already holds a failure, and returns from
+ * the calling (void) function. */
+#define UNIT_CHK(fail, cond)                                                          \
+  do {                                                                                \
+    if (!(cond)) {                                                                    \
+      if (!(fail)[0]) snprintf((fail), sizeof(fail), "%s:%d: %s", __FILE__, __LINE__, #cond); \
+      return;                                                                         \
+    }                                                                                 \
+  } while (0)
+/* Starts |client_main(arg)| on a new thread, runs |loop| until nothing is
+ * left in it (the client's end must see to that, e.g. by uv_async_send to a
+ * handle that closes the rest), joins the thread, closes the loop, and fails
+ * the test with |fail| if the client recorded a failure there. */
+struct uv_loop_s; /* not uv.h here: it brings MIN and MAX (sys/param.h) */
+struct wr_httpd;
+struct wr_httpd_req;
+struct wr_httpd_config;
+void unit_loop_with_client(struct uv_loop_s *loop, void *(*client_main)(void *), void *arg,
+                           const char *fail);
+/* Runs |loop| until nothing is left in it, then asserts that it closes. */
+void unit_loop_finish(struct uv_loop_s *loop);
+/* wr_httpd_listen on 127.0.0.1 with a port the system picks; asserts that it
+ * listens and returns that port. */
+uint16_t unit_httpd_listen(struct uv_loop_s *loop, const struct wr_httpd_config *cfg,
+                           void (*handler)(struct wr_httpd *, struct wr_httpd_req *, void *),
+                           void *user, struct wr_httpd **out);
+
+/* ---- a suite's main ----------------------------------------------------------
+ * Each suite's main runs its tests by name, in the order given:
+ *   int main(void) { return UNIT_RUN(NULL, NULL, UNIT_TESTS(test_a, test_b)); }
+ * UNIT_FIXTURE(setup, teardown, test_c, ...) is a run of tests that each get
+ * |setup| before and |teardown| after (cmocka_unit_test_setup_teardown);
+ * UNIT_TESTS(...) is a run without. UNIT_RUN(group_setup, group_teardown,
+ * run, ...) runs the runs one after another as the cmocka group "tests"
+ * (UNIT_RUN_NAME: another name) and returns what cmocka_run_group_tests
+ * returns. A test's name is its function's name, as with cmocka_unit_test.
+ * When the environment has WR_TEST_FILTER, only the tests it matches run
+ * (cmocka_set_test_filter). */
+typedef void (*unit_test_fn)(void **state);
+typedef struct unit_tests {
+  const char *names; /* the test functions' names, "test_a, test_b" */
+  const unit_test_fn *fns;
+  size_t n;
+  CMFixtureFunction setup, teardown;
+} unit_tests;
+#define UNIT_FIXTURE(setup, teardown, ...)                                              \
+  ((unit_tests){#__VA_ARGS__, (const unit_test_fn[]){__VA_ARGS__},                      \
+                sizeof((const unit_test_fn[]){__VA_ARGS__}) / sizeof(unit_test_fn), setup, \
+                teardown})
+#define UNIT_TESTS(...) UNIT_FIXTURE(NULL, NULL, __VA_ARGS__)
+#define UNIT_RUN_NAME(group, group_setup, group_teardown, ...)                   \
+  unit_run(group, group_setup, group_teardown, (const unit_tests[]){__VA_ARGS__}, \
+           sizeof((const unit_tests[]){__VA_ARGS__}) / sizeof(unit_tests))
+#define UNIT_RUN(group_setup, group_teardown, ...) \
+  UNIT_RUN_NAME("tests", group_setup, group_teardown, __VA_ARGS__)
+int unit_run(const char *group, CMFixtureFunction group_setup, CMFixtureFunction group_teardown,
+             const unit_tests *runs, size_t nruns);
+/* For the store's suites: runs |runs| as the group |group| on SQLite, then,
+ * when the environment's WARREN_TEST_PG is a PostgreSQL connection string
+ * (tests/tools/pg_tmp.sh), |pg_runs| as "<group>-postgres" with each store a
+ * fresh database there (unit_store_use_pg). Non-zero if any test failed. */
+int unit_run_store_backends(const char *group, const unit_tests *runs, size_t nruns,
+                            const unit_tests *pg_runs, size_t npg_runs);
 
 #endif

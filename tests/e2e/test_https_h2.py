@@ -1,0 +1,366 @@
+"""HTTP/2 to visitors on the HTTPS front (ALPN h2, src/edge/visitor_h2.c)
+through a real tunnel: curl --http2 for answers, headers and bodies both
+ways; h2load for many streams on few connections; python3-h2 for the abuse
+cases (rapid reset, CONTINUATION, PING and empty-frame floods, oversized
+header lists), each answered with GOAWAY ENHANCE_YOUR_CALM while another
+connection goes on being served; and server-sent events seen one by one on
+HTTP/2 and HTTP/1.1."""
+import hashlib
+import json
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+
+from test_https import HOST, curl, edge_env
+
+h2 = pytest.importorskip("h2.connection")
+import h2.config  # noqa: E402
+import h2.events  # noqa: E402
+import hpack  # noqa: E402
+
+ENHANCE_YOUR_CALM = 11
+
+# SSE gates: the origin sends event i+1 only once the test saw event i, so a
+# front that buffers the stream makes the test fail (it never sees event i).
+SSE_GATES = {}
+
+
+def pattern(n):
+    return (b"0123456789abcdef" * (n // 16 + 1))[:n]
+
+
+class Origin(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def reply(self, body, ctype="text/plain"):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", ""):
+            out = b""
+            while True:
+                n = int(self.rfile.readline().split(b";")[0], 16)
+                if n == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(n)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1234")
+        self.end_headers()
+
+    def do_GET(self):
+        if self.path == "/nocontent":
+            self.send_response(204)
+            self.end_headers()
+        elif self.path.startswith("/big/"):
+            self.reply(pattern(int(self.path[5:])), "application/octet-stream")
+        elif self.path == "/headers":
+            self.reply(json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(), "application/json")
+        elif self.path.startswith("/sse/"):
+            self.sse(SSE_GATES[self.path[5:]])
+        else:
+            self.reply(f"origin saw {self.path} host={self.headers.get('Host')}".encode())
+
+    def do_POST(self):
+        body = self.read_body()
+        self.reply(f"len={len(body)} sha={hashlib.sha256(body).hexdigest()}".encode())
+
+    def sse(self, gates):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for i, gate in enumerate(gates):
+            self.wfile.write(f"id: {i}\ndata: event {i}\n\n".encode())
+            self.wfile.flush()
+            if not gate.wait(20):
+                return
+        self.close_connection = True
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def setup(tmp_path, procs):
+    yield from edge_env(tmp_path, procs, Origin, extra=["--requests-per-second-per-source", "0"])
+
+
+def curl2(env, path, extra=()):
+    return curl(env, HOST, path, extra=("--http2", *extra))
+
+
+def test_curl_http2_get_and_headers(setup):
+    st, head, body, err = curl2(setup, "/hello?x=1")
+    assert st == 200, err
+    assert head.startswith("HTTP/2 200")
+    assert body == f"origin saw /hello?x=1 host={HOST}:{setup['https']}"
+    st, head, body, _ = curl2(setup, "/headers", extra=("-H", "Cookie: a=1", "-H", "Cookie: b=2",
+                                                         "-H", "X-Forwarded-For: 6.6.6.6"))
+    h = json.loads(body)
+    assert h["x-forwarded-for"] == "127.0.0.1" and h["cf-connecting-ip"] == "127.0.0.1"
+    assert h["x-forwarded-proto"] == "https"
+    assert h["cookie"] == "a=1; b=2"
+    st, head, body, err = curl2(setup, "/head", extra=("-I",))
+    assert st == 200 and "content-length: 1234" in head.lower(), err  # and no DATA: curl would fail
+    st, head, body, err = curl2(setup, "/nocontent")
+    assert st == 204 and body == "", err
+    # HTTP/1.1 is still chosen by a client that only offers it.
+    st, head, _, _ = curl(setup, HOST, "/", extra=("--http1.1",))
+    assert st == 200 and head.startswith("HTTP/1.1 200")
+
+
+def test_curl_http2_bodies_both_ways(setup, tmp_path):
+    # 3 MB down: many windows' worth, so flow control has to turn over.
+    n = 3 * 1024 * 1024
+    st, _, body, err = curl2(setup, f"/big/{n}")
+    assert st == 200, err
+    assert body.encode() == pattern(n)
+    # Up, with a length and without one (chunked to the origin), 2 MB each.
+    data = pattern(2 * 1024 * 1024)
+    f = tmp_path / "up"
+    f.write_bytes(data)
+    want = f"len={len(data)} sha={hashlib.sha256(data).hexdigest()}"
+    st, _, body, err = curl2(setup, "/echo", extra=("--data-binary", f"@{f}"))
+    assert (st, body) == (200, want), err
+    st, _, body, err = curl2(setup, "/echo", extra=("-T", str(f), "-X", "POST",
+                                                     "-H", "Content-Length:"))
+    assert (st, body) == (200, want), err
+
+
+def test_unknown_host_and_421_over_http2(setup):
+    st, head, _, _ = curl2(setup, "/", extra=("-H", "Host: other.example.test"))
+    assert st == 421 and head.startswith("HTTP/2 421")
+
+
+@pytest.mark.skipif(not shutil.which("h2load"), reason="needs h2load (nghttp2-client)")
+def test_h2load_2000_requests_no_failures(setup):
+    r = subprocess.run(["h2load", "-n", "2000", "-c", "10", "-m", "10",
+                        "--connect-to", f"127.0.0.1:{setup['https']}",
+                        f"https://{HOST}:{setup['https']}/"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2000 succeeded, 0 failed, 0 errored" in r.stdout, r.stdout
+    assert "2000 2xx" in r.stdout, r.stdout
+    assert "h2" in r.stdout  # "Application protocol: h2"
+
+
+# ---- raw HTTP/2 clients (python3-h2) --------------------------------------------------
+
+def h2_connect(env):
+    ctx = ssl.create_default_context(cafile=str(env["d"] / "ca.pem"))
+    ctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", env["https"]), timeout=20)
+    s = ctx.wrap_socket(raw, server_hostname=HOST)
+    assert s.selected_alpn_protocol() == "h2"
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    s.sendall(conn.data_to_send())
+    return s, conn
+
+
+def req_headers(env, path="/"):
+    return [(":method", "GET"), (":scheme", "https"), (":authority", f"{HOST}:{env['https']}"),
+            (":path", path)]
+
+
+def read_until_goaway(s, conn):
+    """Reads events until GOAWAY (its error code) or the end (None)."""
+    try:
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return None
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ConnectionTerminated):
+                    return ev.error_code
+            out = conn.data_to_send()
+            if out:
+                s.sendall(out)
+    except (ConnectionError, ssl.SSLError, h2.exceptions.ProtocolError):
+        return None
+
+
+def raw_frame(ftype, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
+
+
+def assert_still_serving(env):
+    st, head, body, err = curl2(env, "/after")
+    assert st == 200 and head.startswith("HTTP/2 200"), err
+
+
+def metric(env, name):
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{env['metrics']}/metrics", timeout=10).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_rapid_reset_gets_goaway(setup):
+    s, conn = h2_connect(setup)
+    other_s, other = h2_connect(setup)  # a second, polite connection
+    sid = 1
+    for _ in range(1000):
+        conn.send_headers(sid, req_headers(setup), end_stream=True)
+        conn.reset_stream(sid)
+        sid += 2
+    try:
+        s.sendall(conn.data_to_send())
+    except (ConnectionError, ssl.SSLError):
+        pass
+    assert read_until_goaway(s, conn) == ENHANCE_YOUR_CALM
+    s.close()
+    # The other connection and new ones are served.
+    other.send_headers(1, req_headers(setup, "/polite"), end_stream=True)
+    other_s.sendall(other.data_to_send())
+    got = b""
+    while True:
+        evs = other.receive_data(other_s.recv(65536))
+        other_s.sendall(other.data_to_send())
+        got += b"".join(e.data for e in evs if isinstance(e, h2.events.DataReceived))
+        if any(isinstance(e, h2.events.StreamEnded) for e in evs):
+            break
+    assert got.decode().startswith("origin saw /polite")
+    other_s.close()
+    assert_still_serving(setup)
+    assert metric(setup, "warren_edge_https_h2_goaways_total{reason=\"enhance_your_calm\"}") >= 1
+
+
+def test_continuation_flood_gets_goaway(setup):
+    s, conn = h2_connect(setup)
+    enc = hpack.Encoder()
+    block = enc.encode(req_headers(setup))
+    frames = raw_frame(1, 0x1, 1, block)  # HEADERS, END_STREAM, no END_HEADERS
+    filler = enc.encode([("x-filler", "a" * 1000)])
+    for _ in range(50):
+        frames += raw_frame(9, 0, 1, filler)  # CONTINUATION without END_HEADERS
+    try:
+        s.sendall(frames)
+    except (ConnectionError, ssl.SSLError):
+        pass
+    assert read_until_goaway(s, conn) == ENHANCE_YOUR_CALM
+    s.close()
+    assert_still_serving(setup)
+
+
+def test_ping_flood_gets_goaway(setup):
+    s, conn = h2_connect(setup)
+    frames = b"".join(raw_frame(6, 0, 0, struct.pack(">Q", i)) for i in range(3000))
+    try:
+        s.sendall(frames)
+    except (ConnectionError, ssl.SSLError):
+        pass
+    assert read_until_goaway(s, conn) == ENHANCE_YOUR_CALM
+    s.close()
+    assert_still_serving(setup)
+
+
+def test_empty_data_flood_gets_goaway(setup):
+    s, conn = h2_connect(setup)
+    hdrs = req_headers(setup, "/echo")
+    hdrs[0] = (":method", "POST")
+    conn.send_headers(1, hdrs)
+    s.sendall(conn.data_to_send())
+    frames = b"".join(raw_frame(0, 0, 1, b"") for _ in range(500))
+    try:
+        s.sendall(frames)
+    except (ConnectionError, ssl.SSLError):
+        pass
+    assert read_until_goaway(s, conn) == ENHANCE_YOUR_CALM
+    s.close()
+    assert_still_serving(setup)
+
+
+def test_oversized_header_list_is_431_and_connection_goes_on(setup):
+    s, conn = h2_connect(setup)
+    conn.send_headers(1, req_headers(setup) + [("x-big", "b" * 8000)] * 6, end_stream=True)
+    conn.send_headers(3, req_headers(setup, "/small"), end_stream=True)
+    s.sendall(conn.data_to_send())
+    status, ended = {}, set()
+    while len(ended) < 2:
+        for ev in conn.receive_data(s.recv(65536)):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status[ev.stream_id] = dict(ev.headers)[b":status"]
+            if isinstance(ev, h2.events.StreamEnded):
+                ended.add(ev.stream_id)
+        s.sendall(conn.data_to_send())
+    assert status == {1: b"431", 3: b"200"}
+    s.close()
+
+
+def test_padded_upload_completes(setup):
+    # Padding counts against flow control; it must be given back like data
+    # or the upload stalls once the windows are used up.
+    s, conn = h2_connect(setup)
+    hdrs = req_headers(setup, "/echo")
+    hdrs[0] = (":method", "POST")
+    conn.send_headers(1, hdrs)
+    data = pattern(600 * 1024)  # 600 small frames of 1 KiB + 256 bytes of padding
+    off, body, done = 0, b"", False
+    while not done:
+        while off < len(data):
+            n = min(conn.local_flow_control_window(1) - 256, 1024, len(data) - off)  # 600 frames
+            if n <= 0:
+                break
+            conn.send_data(1, data[off:off + n], pad_length=255)
+            off += n
+        if off == len(data) and not conn.streams[1].state_machine.state.name.endswith("LOCAL"):
+            conn.end_stream(1)
+        s.sendall(conn.data_to_send())
+        for ev in conn.receive_data(s.recv(65536)):
+            if isinstance(ev, h2.events.DataReceived):
+                body += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, 1)
+            if isinstance(ev, h2.events.StreamEnded):
+                done = True
+        s.sendall(conn.data_to_send())
+    assert body.decode() == f"len={len(data)} sha={hashlib.sha256(data).hexdigest()}"
+    s.close()
+
+
+# ---- server-sent events ----------------------------------------------------------------
+
+@pytest.mark.parametrize("proto", ["--http2", "--http1.1"])
+def test_sse_events_arrive_one_by_one(setup, proto):
+    key = proto.strip("-").replace(".", "")
+    gates = [threading.Event() for _ in range(5)]
+    SSE_GATES[key] = gates
+    p = subprocess.Popen(["curl", "-sSN", "--max-time", "60", proto, "--cacert", str(setup["d"] / "ca.pem"),
+                          "--resolve", f"{HOST}:{setup['https']}:127.0.0.1", "-D", "/dev/stderr",
+                          f"https://{HOST}:{setup['https']}/sse/{key}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        seen = []
+        for line in p.stdout:
+            line = line.decode().strip()
+            if line.startswith("data: "):
+                i = int(line.split()[-1])
+                seen.append(i)
+                gates[i].set()  # only now may the origin send the next one
+        assert seen == [0, 1, 2, 3, 4]
+        head = p.stderr.read().decode()
+        assert ("HTTP/2 200" if key == "http2" else "HTTP/1.1 200") in head
+        assert "text/event-stream" in head
+    finally:
+        for g in gates:
+            g.set()
+        p.kill()
+        p.wait()

@@ -1,0 +1,175 @@
+/* HTTP/2 <-> HTTP/1.1 heads (src/proto/h2head.c): requests rebuilt from
+ * header blocks (pseudo-fields, Host, cookies, body framing, limits) parse
+ * back with the HTTP/1.1 parser; responses lose hop-by-hop fields and get
+ * lower-case names. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/err.h"
+#include "proto/h2head.h"
+#include "proto/http1.h"
+#include "unit.h"
+
+static void field(wr_h2req *r, const char *n, const char *v) {
+  wr_h2req_field(r, (const uint8_t *)n, strlen(n), (const uint8_t *)v, strlen(v));
+}
+
+static void std_fields(wr_h2req *r, const char *method, const char *path) {
+  field(r, ":method", method);
+  field(r, ":scheme", "https");
+  field(r, ":authority", "app.example.test:8443");
+  field(r, ":path", path);
+}
+
+static const char *rebuild(wr_h2req *r, int eos, wr_buf *out, int *rv) {
+  wr_buf_init(out, 1u << 20, NULL);
+  *rv = wr_h2req_head(r, eos, out);
+  return wr_buf_cstr(out);
+}
+
+static void test_get_rebuilt(void **state) {
+  (void)state;
+  wr_h2req r;
+  wr_buf out;
+  int rv;
+  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
+  std_fields(&r, "GET", "/a?b=c");
+  field(&r, "accept", "*/*");
+  field(&r, "host", "ignored.example.test");
+  field(&r, "cookie", "a=1");
+  field(&r, "user-agent", "t");
+  field(&r, "cookie", "b=2");
+  const char *s = rebuild(&r, 1, &out, &rv);
+  assert_int_equal(rv, WR_OK);
+  assert_string_equal(s, "GET /a?b=c HTTP/1.1\r\nHost: app.example.test:8443\r\naccept: */*\r\n"
+                         "user-agent: t\r\nCookie: a=1; b=2\r\n\r\n");
+  wr_http_header hd[16];
+  wr_http1_head h;
+  size_t used;
+  assert_int_equal(wr_http1_parse_request(out.data, out.len, NULL, hd, 16, &h, &used), WR_OK);
+  assert_int_equal(used, out.len);
+  assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+}
+
+static void test_body_framing(void **state) {
+  (void)state;
+  wr_h2req r;
+  wr_buf out;
+  int rv;
+  wr_http_header hd[16];
+  wr_http1_head h;
+  size_t used;
+  /* A body without a length: chunked for the HTTP/1.1 machinery. */
+  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
+  std_fields(&r, "POST", "/up");
+  rebuild(&r, 0, &out, &rv);
+  assert_int_equal(rv, WR_OK);
+  assert_int_equal(wr_http1_parse_request(out.data, out.len, NULL, hd, 16, &h, &used), WR_OK);
+  assert_int_equal(h.body, WR_HTTP1_BODY_CHUNKED);
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+  /* With one: kept, no chunked. */
+  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
+  std_fields(&r, "POST", "/up");
+  field(&r, "content-length", "5");
+  rebuild(&r, 0, &out, &rv);
+  assert_int_equal(wr_http1_parse_request(out.data, out.len, NULL, hd, 16, &h, &used), WR_OK);
+  assert_int_equal(h.body, WR_HTTP1_BODY_LENGTH);
+  assert_int_equal(h.content_length, 5);
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+  /* CONNECT: the authority is the target. */
+  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
+  field(&r, ":method", "CONNECT");
+  field(&r, ":authority", "db.example.test:5432");
+  assert_string_equal(rebuild(&r, 0, &out, &rv),
+                      "CONNECT db.example.test:5432 HTTP/1.1\r\nHost: db.example.test:5432\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n");
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+}
+
+static void test_request_limits(void **state) {
+  (void)state;
+  wr_h2req r;
+  wr_buf out;
+  int rv;
+  char *big = malloc(5001);
+  memset(big, 'x', 5000);
+  big[5000] = '\0';
+  wr_h2req_init(&r, 16384);
+  std_fields(&r, "GET", "/");
+  for (int i = 0; i < 4; i++) field(&r, "x-big", big);
+  assert_int_equal(r.too_large, 1);
+  rebuild(&r, 1, &out, &rv);
+  assert_int_equal(rv, WR_ERR_LIMIT);
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+  /* An over-long method or authority, or no method: 400. */
+  wr_h2req_init(&r, 16384);
+  field(&r, ":method", big);
+  field(&r, ":path", "/");
+  rebuild(&r, 1, &out, &rv);
+  assert_int_equal(rv, WR_ERR_PROTO);
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+  wr_h2req_init(&r, 16384);
+  field(&r, ":path", "/");
+  rebuild(&r, 1, &out, &rv);
+  assert_int_equal(rv, WR_ERR_PROTO);
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+  /* A line break in a value or a name could forge fields: refused. */
+  wr_h2req_init(&r, 16384);
+  std_fields(&r, "GET", "/");
+  field(&r, "x-a", "1\r\nx-forwarded-for: 1.2.3.4");
+  rebuild(&r, 1, &out, &rv);
+  assert_int_equal(rv, WR_ERR_PROTO);
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+  wr_h2req_init(&r, 16384);
+  std_fields(&r, "GET", "/\r\n");
+  rebuild(&r, 1, &out, &rv);
+  assert_int_equal(rv, WR_ERR_PROTO);
+  wr_buf_free(&out);
+  wr_h2req_free(&r);
+  free(big);
+}
+
+static void test_response(void **state) {
+  (void)state;
+  static wr_h2resp rh;
+  const char *s = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                  "Transfer-Encoding: chunked\r\nX-Mixed-Case: V\r\nKeep-Alive: 5\r\n\r\nbody";
+  size_t used;
+  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)s, strlen(s), "GET", &rh, &used), WR_OK);
+  assert_int_equal(used, strlen(s) - 4);
+  assert_int_equal(rh.status, 200);
+  assert_string_equal(rh.status_text, "200");
+  assert_int_equal(rh.nfields, 2);
+  assert_memory_equal(rh.fields[0].name, "content-type", 12);
+  assert_memory_equal(rh.fields[1].name, "x-mixed-case", 12);
+  assert_memory_equal(rh.fields[1].value, "V", 1);
+  /* Incomplete, interim and switching protocols. */
+  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)s, 20, "GET", &rh, &used), WR_AGAIN);
+  const char *c = "HTTP/1.1 100 Continue\r\n\r\n";
+  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)c, strlen(c), "POST", &rh, &used), WR_OK);
+  assert_int_equal(rh.status, 100);
+  const char *u = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)u, strlen(u), "GET", &rh, &used), WR_ERR_PROTO);
+  const char *hd = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n";
+  assert_int_equal(wr_h2resp_from_http1((const uint8_t *)hd, strlen(hd), "HEAD", &rh, &used), WR_OK);
+  assert_int_equal(rh.no_body, 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_get_rebuilt),
+      cmocka_unit_test(test_body_framing),
+      cmocka_unit_test(test_request_limits),
+      cmocka_unit_test(test_response),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
