@@ -223,11 +223,12 @@ static void need_login(vconn *c, int html, const char *target, const wr_access_d
 
 void wr__visitor_access_ready(void *user) {
   wr_visitor *v = user;
-  for (vconn *c = v->conns; c; c = c->next)
-    if (c->state == VC_ROUTE && c->access_waited && !c->closed) {
-      c->state = VC_HEAD;
-      wr__vconn_kick(c);
-    }
+  for (int sub = 0; sub < 2; sub++) /* connections, then HTTP/2 stream vconns */
+    for (vconn *c = sub ? v->subs : v->conns; c; c = c->next)
+      if (c->state == VC_ROUTE && c->access_waited && !c->closed) {
+        c->state = VC_HEAD;
+        wr__vconn_kick(c);
+      }
 }
 
 int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_target *t, size_t used) {
