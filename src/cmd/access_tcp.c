@@ -3,6 +3,7 @@
  * (connector/access_tcp.h), until SIGINT or SIGTERM. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <uv.h>
@@ -11,6 +12,7 @@
 #include "connector/access_tcp.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/mem.h"
 
 #ifndef WR_VERSION
 #define WR_VERSION "DEV"
@@ -74,9 +76,26 @@ int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv) {
   cfg.destination = wr_opts_get(opts, "destination");
   cfg.n_headers = wr_opts_list(opts, "header", &hdrs);
   cfg.headers = (const char *const *)hdrs;
+  /* Without a service token, the token `access login` stored for the
+   * application goes along (Cf-Access-Token), as cloudflared sends it. */
+  char *stored = NULL, *stored_hdr = NULL, **all = NULL;
+  if (!cfg.token_id && (stored = wr_cmd_access_stored_token(cfg.hostname, cfg.edge_url))) {
+    size_t hl = strlen(stored) + 32;
+    stored_hdr = wr_xmalloc(hl);
+    snprintf(stored_hdr, hl, "Cf-Access-Token: %s", stored);
+    all = wr_xcalloc(cfg.n_headers + 1, sizeof(char *));
+    for (size_t i = 0; i < cfg.n_headers; i++) all[i] = hdrs[i];
+    all[cfg.n_headers++] = stored_hdr;
+    cfg.headers = (const char *const *)all;
+    wr_info("access: sending the stored Access token for %s", cfg.hostname);
+  }
   cfg.user_agent = ua;
   memset(&r, 0, sizeof(r));
-  if (wr_access_tcp_start(&cfg, &r.a, err, sizeof(err)) != WR_OK) {
+  int started = wr_access_tcp_start(&cfg, &r.a, err, sizeof(err));
+  free(all);
+  free(stored_hdr);
+  free(stored);
+  if (started != WR_OK) {
     fprintf(stderr, "%s: access %s: %s\n", opts->prog, cmd->name, err);
     uv_run(loop, UV_RUN_DEFAULT); /* let the listener close */
     return WR_EXIT_FAIL;

@@ -190,7 +190,10 @@ typedef struct cli_parse {
   char **pos; /* positional arguments, in order */
   int npos;
   int want_help, only_args;
+  int raw; /* a wr_cli_raw_args command: only a first -h/--help is ours */
 } cli_parse;
+
+const wr_flag wr_cli_raw_args[] = {{NULL}};
 
 #define CLI_GO_ON (-1) /* a step's "keep reading" (exit codes are >= 0) */
 
@@ -209,6 +212,7 @@ static int cli_word(cli_parse *p, char *a) {
   if (s->name && p->depth < MAX_DEPTH) {
     p->path[p->depth++] = s;
     wr_opts_add_flags(&p->o, s->flags);
+    if (s->flags == wr_cli_raw_args) p->only_args = p->raw = 1;
   } else if (strcmp(a, "help") == 0) {
     p->want_help = 1;
   } else if (p->depth == 1 && strcmp(a, "version") == 0) {
@@ -229,6 +233,10 @@ static int cli_word(cli_parse *p, char *a) {
  * CLI_GO_ON or an exit code. */
 static int cli_step(cli_parse *p, int argc, char **argv, int *i) {
   char *a = argv[*i];
+  if (p->raw && p->npos == 0 && is_help(a)) {
+    p->want_help = 1;
+    return CLI_GO_ON;
+  }
   if (!p->only_args) {
     if (strcmp(a, "--") == 0) {
       p->only_args = 1;

@@ -26,6 +26,10 @@ typedef struct wr_cmd {
   wr_cmd_fn fn; /* NULL: the command only groups subcommands */
 } wr_cmd;
 
+/* A command whose |flags| is this table takes every word after its name as
+ * a positional argument, flags included (cloudflared's SkipFlagParsing). */
+extern const wr_flag wr_cli_raw_args[];
+
 /* Exit codes. */
 #define WR_EXIT_OK 0
 #define WR_EXIT_FAIL 1

@@ -60,6 +60,19 @@ int wr_cmd_service_uninstall(const wr_cmd *cmd, wr_opts *opts, int argc, char **
 /* warren access tcp | rdp | ssh | smb (access_tcp.c) */
 int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 
+/* warren access login | token | curl (access_cli.c) */
+int wr_cmd_access_login(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_access_token(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+int wr_cmd_access_curl(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
+/* The stored, unexpired token of the Access application at |hostname|
+ * (a name or URL; reached through |edge_url| when not NULL), malloc'd, or
+ * NULL when there is none or no application. */
+char *wr_cmd_access_stored_token(const char *hostname, const char *edge_url);
+
+/* Opens |url| with xdg-open, detached, output discarded. Returns the
+ * child's pid, or -1 if it could not be started (tunnel_login.c). */
+int wr_cmd_open_browser(const char *url);
+
 /* warren-edge cert add|list|delete, zone get|set (edge_tls.c) */
 int wr_cmd_edge_cert_add(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);
 int wr_cmd_edge_cert_list(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv);

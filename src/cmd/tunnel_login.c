@@ -43,9 +43,8 @@
 
 extern char **environ;
 
-/* OpenBrowser: xdg-open URL, detached, output discarded. Returns the child
- * pid, or -1 if it could not be started. */
-static pid_t open_browser(const char *url) {
+/* OpenBrowser (commands.h). */
+int wr_cmd_open_browser(const char *url) {
   posix_spawn_file_actions_t fa;
   pid_t pid;
   char *const argv[] = {"xdg-open", (char *)url, NULL};
@@ -143,7 +142,7 @@ static int transfer(login *l, const wr_opts *o, wr_cfapi_error *e) {
   l->store = concat(l->callback, pub);
   l->url = wr_cfapi_login_url(l->login, l->store);
   /* See cloudflared's AUTH-1423: the URL goes to stderr, as git does for ssh. */
-  l->child = open_browser(l->url);
+  l->child = wr_cmd_open_browser(l->url);
   if (l->child < 0)
     fprintf(stderr,
             "Please open the following URL and log in with your account:\n\n%s\n\n"

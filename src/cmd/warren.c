@@ -294,8 +294,36 @@ static const wr_flag access_tcp_flags[] = {
 };
 
 #define ACCESS_TCP(name, summary) \
-  {name, NULL, summary, NULL, access_tcp_flags, NULL, wr_cmd_access_tcp}
+  {name, NULL, summary, \
+   "Without --service-token-id, the token `warren access login` stored for the hostname's Access " \
+   "application (if any) is sent as Cf-Access-Token.", \
+   access_tcp_flags, NULL, wr_cmd_access_tcp}
+static const wr_flag access_login_flags[] = {
+    {"edge-url", NULL, "WARREN_ACCESS_EDGE_URL", WR_FLAG_STRING, NULL, "Connect to this warren-edge visitor URL instead of the application's host (the Host stays the application's)"},
+    {NULL},
+};
+
+static const wr_flag access_token_flags[] = {
+    {"app", NULL, NULL, WR_FLAG_STRING, NULL, "URL of the Access application"},
+    {"edge-url", NULL, "WARREN_ACCESS_EDGE_URL", WR_FLAG_STRING, NULL, "Connect to this warren-edge visitor URL instead of the application's host"},
+    {NULL},
+};
+
 static const wr_cmd access_cmds[] = {
+    {"login", "URL", "Sign in to an Access application and store its token",
+     "Finds the application (CF-Access-Aud, CF-Access-Domain), opens the browser at the application's "
+     "/cdn-cgi/access/cli, and fetches the token from a warren-edge's hand-off "
+     "(/cdn-cgi/access/transfer/). The token is stored as cloudflared stores it: "
+     "~/.cloudflared/<app domain>-<aud>-token. A stored token the edge still accepts is reused.",
+     access_login_flags, NULL, wr_cmd_access_login},
+    {"token", NULL, "Print the stored token of an Access application (--app URL)",
+     "Prints nothing and fails when there is no unexpired token; run access login first.",
+     access_token_flags, NULL, wr_cmd_access_token},
+    {"curl", "URL [CURL ARGS]", "Run curl with the application's token (Cf-Access-Token)",
+     "The arguments go to curl as they are; the first must be the URL. --allow-request (or -ar) "
+     "first runs curl without a token when there is none instead of signing in. "
+     "WARREN_ACCESS_EDGE_URL reaches a warren-edge (curl gets --connect-to).",
+     wr_cli_raw_args, NULL, wr_cmd_access_curl},
     ACCESS_TCP("tcp", "Forward a local TCP port to a hostname (TCP over WebSocket)"),
     ACCESS_TCP("rdp", "Same as access tcp"),
     ACCESS_TCP("ssh", "Same as access tcp"),
@@ -339,7 +367,7 @@ static const wr_cmd top_cmds[] = {
      "`warren tunnel --url URL` (or --hello-world) without credentials asks --quick-service for "
      "a quick tunnel, prints its public URL and serves URL through it.",
      tunnel_flags, tunnel_cmds, wr_cmd_tunnel},
-    {"access", NULL, "Reach private TCP services through the edge", NULL, NULL, access_cmds, NULL},
+    {"access", NULL, "Access applications: sign in, tokens, curl, and TCP services through the edge", NULL, NULL, access_cmds, NULL},
     {"tail", "[TUNNEL]", "Stream logs from a remote connector",
      "Asks the API (--origincert, --api-url) for a management token of TUNNEL (a name or ID), "
      "opens the log stream of one of its connectors through the edge and prints its log events "

@@ -3,6 +3,7 @@
 #include "edge/access.h"
 
 #include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <stdio.h>
@@ -17,6 +18,10 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+
+/* Pending OpenID Connect sign-ins kept (a flood of starts drops the
+ * oldest, proto/oidc.h). */
+#define MAX_OIDC_FLOWS 4096
 
 uint64_t wr__access_now_ms(const wr_access *a) {
   (void)a;
@@ -87,6 +92,11 @@ static int keys_load(wr_access *a) {
   if (rv != WR_OK) return rv;
   wr_jwt_key *loaded[WR_JWKS_MAX_KEYS];
   size_t n = 0;
+  const char *first = json_string_value(json_object_get(json_array_get(rows, 0), "pem"));
+  uint8_t csrf_key[32];
+  /* The forms' CSRF key: secret, and the same on every edge of the store. */
+  if (!first || gnutls_hmac_fast(GNUTLS_MAC_SHA256, "warren access csrf", 18, first, strlen(first), csrf_key) != 0)
+    memset(csrf_key, 0, sizeof(csrf_key));
   json_array_foreach(rows, i, r) {
     const char *pem = json_string_value(json_object_get(r, "pem"));
     wr_jwt_key *k = NULL;
@@ -98,6 +108,8 @@ static int keys_load(wr_access *a) {
   json_decref(rows);
   if (!n) return WR_ERR_NOTFOUND;
   keys_clear(a);
+  memcpy(a->csrf_key, csrf_key, sizeof(csrf_key));
+  explicit_bzero(csrf_key, sizeof(csrf_key));
   memcpy(a->keys, loaded, n * sizeof(loaded[0]));
   a->nkeys = n;
   a->jwks = wr_jwks_from_keys(a->keys, n);
@@ -147,29 +159,149 @@ void wr_access_set_team_domain(wr_access *a, const char *url) {
 
 /* ---- the host cache ---------------------------------------------------------------- */
 
-json_t *wr__access_host_doc(wr_access *a, const char *host) {
-  uint64_t now = wr__access_now_ms(a);
+/* The slot of |host|, or NULL. */
+static wr__access_host *slot_find(wr_access *a, const char *host) {
+  for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++)
+    if (a->cache[i].host[0] && strcmp(a->cache[i].host, host) == 0) return &a->cache[i];
+  return NULL;
+}
+
+/* A slot for a new host: a free one, else the one that expired first among
+ * those not waiting for the store; NULL when all of them wait. */
+static wr__access_host *slot_take(wr_access *a, const char *host) {
   wr__access_host *slot = NULL;
   for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) {
     wr__access_host *e = &a->cache[i];
-    if (e->doc && strcmp(e->host, host) == 0) {
-      if (e->expires > now) return e->doc;
+    if (e->pending) continue;
+    if (!e->host[0]) {
       slot = e;
       break;
     }
-    /* Else the first empty slot, or the one that expires first. */
-    if (!slot || (slot->doc && (!e->doc || e->expires < slot->expires))) slot = e;
+    if (!slot || e->expires < slot->expires) slot = e;
   }
+  if (!slot) return NULL;
+  json_decref(slot->doc);
+  memset(slot, 0, sizeof(*slot));
+  snprintf(slot->host, sizeof(slot->host), "%s", host);
+  return slot;
+}
+
+json_t *wr__access_host_doc(wr_access *a, const char *host) {
+  uint64_t now = wr__access_now_ms(a);
+  wr__access_host *slot = slot_find(a, host);
+  if (slot && slot->doc && (slot->pending || slot->expires > now)) return slot->doc;
+  /* A slot the store thread will fill is left to it: this read is kept
+   * aside until the next one. */
+  if (slot && slot->pending) slot = NULL;
+  else if (!slot) slot = slot_take(a, host);
   json_t *doc = NULL;
   if (wr_store_access_for_host(a->store, host, &doc) != WR_OK) {
     wr_warn("access: looking up the applications of %s failed: %s", host, wr_store_errmsg(a->store));
-    return NULL;
+    doc = NULL;
+  }
+  if (!slot) {
+    json_decref(a->aside);
+    a->aside = doc;
+    return doc;
   }
   json_decref(slot->doc);
-  snprintf(slot->host, sizeof(slot->host), "%s", host);
   slot->doc = doc;
   slot->expires = now + WR_ACCESS_CACHE_MS;
   return doc;
+}
+
+/* ---- reads on the store thread ---------------------------------------------------------- */
+
+typedef struct host_job {
+  wr_access *a;
+  uint64_t gen;
+  char host[WR_STORE_HOST_MAX + 1];
+  json_t *doc;
+  int rv;
+  char errmsg[WR_STORE_ERRMSG_MAX];
+} host_job;
+
+static void host_job_run(wr_store *s, void *arg) {
+  host_job *j = arg;
+  j->rv = wr_store_access_for_host(s, j->host, &j->doc);
+  if (j->rv != WR_OK) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
+}
+
+static void host_job_done(void *arg, int status) {
+  host_job *j = arg;
+  wr_access *a = j->a;
+  a->pending--;
+  wr__access_host *slot = slot_find(a, j->host);
+  if (slot && slot->pending && slot->gen == j->gen && !a->freeing) {
+    if (status != WR_OK || j->rv != WR_OK)
+      wr_warn("access: looking up the applications of %s failed: %s", j->host,
+              status == WR_OK ? j->errmsg : "the store thread stopped");
+    json_decref(slot->doc);
+    slot->doc = status == WR_OK && j->rv == WR_OK ? j->doc : NULL;
+    if (slot->doc) j->doc = NULL;
+    slot->pending = 0;
+    slot->expires = wr__access_now_ms(a) + WR_ACCESS_CACHE_MS;
+  }
+  json_decref(j->doc);
+  free(j);
+  if (a->freeing) {
+    if (!a->pending) wr__access_destroy(a);
+    return;
+  }
+  for (size_t i = 0; i < WR__ACCESS_WATCHERS; i++)
+    if (a->watchers[i].cb) a->watchers[i].cb(a->watchers[i].user);
+}
+
+int wr_access_prefetch(wr_access *a, const char *host, int stale_ok) {
+  wr__access_host *slot = slot_find(a, host);
+  /* While a host's applications are read again, the last answer serves:
+   * a visitor of a known host never waits behind the store thread. */
+  if (slot && slot->pending) return slot->doc ? WR_OK : WR_AGAIN;
+  if (slot && (stale_ok || slot->expires > wr__access_now_ms(a))) return WR_OK;
+  if (!a->async) return WR_OK;
+  if (!slot && !(slot = slot_take(a, host))) return WR_ERR_LIMIT;
+  host_job *j = wr_xcalloc(1, sizeof(*j));
+  j->a = a;
+  j->gen = ++a->gen;
+  snprintf(j->host, sizeof(j->host), "%s", host);
+  if (wr_store_async_submit(a->async, host_job_run, host_job_done, j) != WR_OK) {
+    free(j);
+    return WR_ERR_LIMIT;
+  }
+  a->pending++;
+  slot->pending = 1;
+  slot->gen = j->gen;
+  return slot->doc ? WR_OK : WR_AGAIN;
+}
+
+void wr_access_invalidate(wr_access *a) {
+  for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) {
+    json_decref(a->cache[i].doc);
+    memset(&a->cache[i], 0, sizeof(a->cache[i])); /* reads in flight find no slot */
+  }
+}
+
+int wr_access_watch(wr_access *a, void (*cb)(void *user), void *user) {
+  for (size_t i = 0; i < WR__ACCESS_WATCHERS; i++)
+    if (!a->watchers[i].cb) {
+      a->watchers[i].cb = cb;
+      a->watchers[i].user = user;
+      return WR_OK;
+    }
+  return WR_ERR_LIMIT;
+}
+
+void wr_access_unwatch(wr_access *a, void *user) {
+  for (size_t i = 0; a && i < WR__ACCESS_WATCHERS; i++)
+    if (a->watchers[i].user == user) memset(&a->watchers[i], 0, sizeof(a->watchers[i]));
+}
+
+/* The gate's view of |host|: with a store thread, what the cache holds
+ * (prefetched); else a read on the loop. */
+static json_t *gate_doc(wr_access *a, const char *host) {
+  if (!a->async) return wr__access_host_doc(a, host);
+  wr__access_host *slot = slot_find(a, host);
+  return slot ? slot->doc : NULL;
 }
 
 /* ---- tokens ------------------------------------------------------------------------- */
@@ -318,7 +450,7 @@ static void decide(wr_access *a, const wr_access_req *q, json_t *app, json_t *gr
 void wr_access_check(wr_access *a, const wr_access_req *q, wr_access_decision *d) {
   memset(d, 0, sizeof(*d));
   wr__access_keys_fresh(a);
-  json_t *doc = wr__access_host_doc(a, q->host);
+  json_t *doc = gate_doc(a, q->host);
   if (!doc) {
     d->outcome = WR_ACCESS_ERROR;
     a->stats.errors++;
@@ -350,6 +482,71 @@ int wr_access_authorized(wr_access *a, const char *host, const char *token, int6
   return WR_ERR_DENIED;
 }
 
+/* ---- the CLI hand-off ------------------------------------------------------------------ */
+
+static int transfer_key_ok(const char *key) {
+  size_t n = strlen(key);
+  if (n < 16 || n > 88) return 0;
+  for (const char *p = key; *p; p++)
+    if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=", *p)) return 0;
+  return 1;
+}
+
+static void transfer_clear(wr__access_transfer *t) {
+  if (t->body) {
+    explicit_bzero(t->body, strlen(t->body));
+    free(t->body);
+  }
+  memset(t, 0, sizeof(*t));
+}
+
+int wr_access_cli_token(wr_access *a, const char *host, const char *aud, const char *token, const char *key) {
+  json_t *doc = wr__access_host_doc(a, host), *app;
+  size_t i;
+  int ok = 0;
+  if (!key || !transfer_key_ok(key)) return WR_ERR_INVAL;
+  wr__access_keys_fresh(a);
+  json_array_foreach(json_object_get(doc, "apps"), i, app) {
+    const char *tag = json_string_value(json_object_get(app, "aud"));
+    wr_jwt_expect w = {.now = (int64_t)time(NULL), .auds = &tag, .naud = 1, .iss = a->team};
+    char err[160];
+    if (tag && aud && !strcmp(tag, aud) && token &&
+        wr_jwt_verify(a->jwks, token, strlen(token), &w, NULL, err, sizeof(err)) == WR_OK)
+      ok = 1;
+  }
+  if (!ok) return WR_ERR_DENIED;
+  uint64_t now = wr__access_now_ms(a);
+  wr__access_transfer *slot = &a->transfers[0];
+  for (size_t k = 0; k < WR_ACCESS_TRANSFERS; k++) {
+    wr__access_transfer *t = &a->transfers[k];
+    if (t->body && (t->expires <= now || !strcmp(t->key, key))) transfer_clear(t);
+    if (!t->body ? slot->body != NULL : slot->body && t->expires < slot->expires) slot = t;
+  }
+  transfer_clear(slot);
+  json_t *body = json_pack("{s:s}", "app_token", token);
+  slot->body = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  snprintf(slot->key, sizeof(slot->key), "%s", key);
+  slot->expires = now + WR_ACCESS_TRANSFER_MS;
+  return slot->body ? WR_OK : WR_ERR_NOMEM;
+}
+
+int wr_access_transfer_take(wr_access *a, const char *key, char **body) {
+  uint64_t now = wr__access_now_ms(a);
+  *body = NULL;
+  for (size_t k = 0; k < WR_ACCESS_TRANSFERS; k++) {
+    wr__access_transfer *t = &a->transfers[k];
+    if (!t->body || strcmp(t->key, key) != 0) continue;
+    if (t->expires > now) {
+      *body = t->body; /* handed over once */
+      t->body = NULL;
+    }
+    transfer_clear(t);
+    return *body ? WR_OK : WR_ERR_NOTFOUND;
+  }
+  return WR_ERR_NOTFOUND;
+}
+
 const wr_access_stats *wr_access_get_stats(const wr_access *a) { return &a->stats; }
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
@@ -360,12 +557,14 @@ int wr_access_new(const wr_access_gate_config *cfg, wr_access **out) {
   wr_access *a = wr_xcalloc(1, sizeof(*a));
   a->loop = cfg->loop;
   a->store = cfg->store;
+  a->async = cfg->async;
   a->team = wr_xstrdup(cfg->team_domain);
   size_t tl = strlen(a->team);
   while (tl && a->team[tl - 1] == '/') a->team[--tl] = '\0';
   a->audit_rl.burst = 100;
   a->audit_rl.every_ms = 1000;
   wr_throttle_config tc = {.free_failures = 5};
+  a->oidc = wr_oidc_states_new(MAX_OIDC_FLOWS, WR_OIDC_FLOW_TTL_MS);
   int rv = wr_throttle_new(&tc, &a->signin_rl);
   if (rv == WR_OK) {
     rv = keys_load(a);
@@ -382,7 +581,10 @@ int wr_access_new(const wr_access_gate_config *cfg, wr_access **out) {
 void wr__access_destroy(wr_access *a) {
   keys_clear(a);
   for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) json_decref(a->cache[i].doc);
+  json_decref(a->aside);
   wr_throttle_free(a->signin_rl);
+  wr_oidc_states_free(a->oidc);
+  for (size_t i = 0; i < WR_ACCESS_TRANSFERS; i++) transfer_clear(&a->transfers[i]);
   free(a->team);
   free(a);
 }

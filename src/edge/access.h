@@ -32,7 +32,9 @@
  *     access.login), rate-limited so a flood cannot fill the audit log.
  *
  * Threading: the loop thread only. Store reads for a host are cached for
- * WR_ACCESS_CACHE_MS (a policy change takes effect within that time). */
+ * WR_ACCESS_CACHE_MS (a policy change takes effect within that time); with
+ * a store thread, the gate's reads run there (wr_access_prefetch). The
+ * team domain's pages still read the store on the loop. */
 #ifndef WR_EDGE_ACCESS_H
 #define WR_EDGE_ACCESS_H
 #include <stddef.h>
@@ -41,6 +43,7 @@
 #include <uv.h>
 
 #include "edge/store.h"
+#include "edge/store_async.h"
 #include "net/httpd.h"
 
 #define WR_ACCESS_CACHE_MS 1000
@@ -56,6 +59,9 @@ typedef struct wr_access_gate_config {
   /* The team domain: the URL (scheme://host[:port]) of the sign-in pages
    * (the API listener) and the "iss" of every token. Required. */
   const char *team_domain;
+  /* Optional: the gate reads a host's applications on this store thread
+   * (wr_access_prefetch); NULL: on the loop thread. */
+  wr_store_async *async;
 } wr_access_gate_config;
 
 /* Loads the signing keys (making the first one when the store has none).
@@ -108,7 +114,27 @@ typedef struct wr_access_decision {
   char why[160];            /* for logs and pages */
 } wr_access_decision;
 
-/* Decides for |q|. Never fails open: a store error is WR_ACCESS_ERROR. */
+/* Makes sure the applications of |host| are in the cache before
+ * wr_access_check: WR_OK (cached and fresh, or cached and |stale_ok|, or no
+ * store thread: wr_access_check reads the store itself, or cached but
+ * expired: the last answer serves while the store thread reads it again,
+ * so a change reaches the gate one store read after WR_ACCESS_CACHE_MS),
+ * WR_AGAIN (not cached: a read
+ * is on the store thread; the watchers are called when it is back: ask
+ * again then, with |stale_ok|), or WR_ERR_LIMIT (every cache slot waits
+ * for the store: answer as for a store error). */
+int wr_access_prefetch(wr_access *a, const char *host, int stale_ok);
+/* Forgets every host's cached applications (the API changed some): the
+ * next visitor of each host waits for a fresh read. */
+void wr_access_invalidate(wr_access *a);
+/* Called (on the loop) each time a read of wr_access_prefetch is back.
+ * At most 8 watchers; wr_access_unwatch before |user| goes away. */
+int wr_access_watch(wr_access *a, void (*cb)(void *user), void *user);
+void wr_access_unwatch(wr_access *a, void *user);
+
+/* Decides for |q|. Never fails open: a store error is WR_ACCESS_ERROR.
+ * With a store thread, |q->host| must have been prefetched (WR_OK) in the
+ * same loop iteration; its cached applications are used as they are. */
 void wr_access_check(wr_access *a, const wr_access_req *q, wr_access_decision *d);
 
 /* /cdn-cgi/access/authorized on an app host: verifies |token| for one of
@@ -120,6 +146,21 @@ int wr_access_authorized(wr_access *a, const char *host, const char *token, int6
  * (GET form, POST sign-in) and /cdn-cgi/access/certs. Returns 1 when it
  * answered (now or later), 0 for another path. */
 int wr_access_handle_httpd(wr_access *a, wr_httpd_req *req);
+
+/* The CLI hand-off (`warren access login`, after cloudflared's transfer
+ * service): /cdn-cgi/access/cli on an app host, once the browser holds a
+ * valid token for the app tagged |aud| there, leaves
+ * {"app_token": <that token>} under |key| (the CLI's random name, 16..88
+ * characters of base64); the CLI fetches it once from
+ * /cdn-cgi/access/transfer/<key>. At most WR_ACCESS_TRANSFERS are held,
+ * each for WR_ACCESS_TRANSFER_MS (the oldest goes first).
+ * wr_access_cli_token: WR_OK after storing, WR_ERR_DENIED (no valid token
+ * for that app), WR_ERR_INVAL (a bad key). wr_access_transfer_take:
+ * WR_OK with *body malloc'd, or WR_ERR_NOTFOUND. */
+#define WR_ACCESS_TRANSFERS 256
+#define WR_ACCESS_TRANSFER_MS (10u * 60u * 1000u)
+int wr_access_cli_token(wr_access *a, const char *host, const char *aud, const char *token, const char *key);
+int wr_access_transfer_take(wr_access *a, const char *key, char **body);
 
 typedef struct wr_access_stats {
   uint64_t allowed, bypassed, denied, login_needed, errors;

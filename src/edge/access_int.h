@@ -7,14 +7,25 @@
 #include "edge/access.h"
 #include "edge/throttle.h"
 #include "proto/jwt.h"
+#include "proto/oidc.h"
 
 #define WR__ACCESS_CACHE_SLOTS 64
 
-typedef struct wr__access_host {
-  char host[WR_STORE_HOST_MAX + 1];
-  json_t *doc; /* wr_store_access_for_host's answer */
+typedef struct wr__access_transfer {
+  char key[96];
+  char *body;        /* NULL: a free slot */
   uint64_t expires;
+} wr__access_transfer;
+
+typedef struct wr__access_host {
+  char host[WR_STORE_HOST_MAX + 1]; /* "": a free slot */
+  json_t *doc;      /* wr_store_access_for_host's answer; NULL: the read failed */
+  uint64_t expires;
+  int pending;      /* a read is on the store thread */
+  uint64_t gen;     /* the read's number: an older read's answer is dropped */
 } wr__access_host;
+
+#define WR__ACCESS_WATCHERS 8
 
 struct wr_access {
   uv_loop_t *loop;
@@ -26,9 +37,19 @@ struct wr_access {
   char *certs;
   uint64_t keys_at; /* ms: when the keys were read */
   wr__access_host cache[WR__ACCESS_CACHE_SLOTS];
+  wr_store_async *async;  /* NULL: the gate reads the store on the loop */
+  uint64_t gen;           /* reads submitted */
+  json_t *aside;
+  uint8_t csrf_key[32];   /* the sign-in forms' CSRF tokens (access_login.c) */          /* a page's read of a host the store thread is reading */
+  struct {
+    void (*cb)(void *user);
+    void *user;
+  } watchers[WR__ACCESS_WATCHERS];
   wr_access_stats stats;
   wr_ratelimit audit_rl;
   wr_throttle *signin_rl; /* failed sign-ins per email */
+  wr_oidc_states *oidc;   /* pending OpenID Connect sign-ins */
+  wr__access_transfer transfers[WR_ACCESS_TRANSFERS]; /* CLI hand-offs */
   unsigned pending;       /* sign-ins on the worker pool */
   int freeing;            /* wr_access_free ran; the last job frees */
 };
@@ -44,6 +65,45 @@ char *wr__access_sign(wr_access *a, json_t *app, json_t *ident);
 void wr__access_audit(wr_access *a, const char *account, const char *action, const char *target, json_t *detail);
 /* Session length of an app in seconds (its session_duration; 24h default). */
 int64_t wr__access_session_s(json_t *app);
+/* The sign-in pages' helpers (access_login.c), shared with access_oidc.c. */
+void wr__access_html_escape(const char *s, char *out, size_t cap);
+void wr__access_url_escape(const char *in, char *out, size_t cap);
+/* The value of |name| in "a=b&c=d" (form or query encoding), decoded into
+ * |out|: its length, or -1 when absent or malformed. */
+int wr__access_field(const char *s, size_t len, const char *name, char *out, size_t cap, int binary);
+/* An HTML answer with the pages' security headers; |set_cookie| may be NULL. */
+void wr__access_respond_html(wr_httpd_req *req, int status, const char *body, const char *location);
+void wr__access_respond_html_cookie(wr_httpd_req *req, int status, const char *body, const char *location,
+                                    const char *set_cookie);
+/* The app of |host| with tag |kid|, or NULL (borrowed). */
+json_t *wr__access_app_by_kid(wr_access *a, const char *host, const char *kid);
+/* redirect_url must be http(s)://<host>[:port][/...]; |origin| gets
+ * "scheme://authority". Returns 0 or -1. */
+int wr__access_redirect_ok(const char *url, const char *host, char *origin, size_t cap);
+/* A successful sign-in of |email| to |app| (via "password" or "oidc"):
+ * signs the app token, audits, and answers 302 (with |set_cookie| unless
+ * NULL) to the app host's
+ * /cdn-cgi/access/authorized. Returns 0, or -1 without answering (no token
+ * could be signed, or |redirect| is not on |host|). */
+int wr__access_finish(wr_access *a, wr_httpd_req *req, const char *host, json_t *app, const char *redirect,
+                      const char *account, const char *email, const char *sub, const char *via,
+                      const char *set_cookie);
+
+/* The value of cookie |name| of |req| into |out| (NUL-terminated): its
+ * length, or -1 when absent, too long or holding a NUL. */
+int wr__access_req_cookie(wr_httpd_req *req, const char *name, char *out, size_t cap);
+
+/* OpenID Connect sign-in (access_oidc.c). */
+/* The sign-in page's part for the identity providers |app| allows: links
+ * to start each one's flow (malloc'd HTML, "" when none), and in
+ * *auto_url the start URL when the app redirects to its only provider
+ * (malloc'd, or NULL). */
+char *wr__access_oidc_links(wr_access *a, json_t *app, const char *host, const char *kid, const char *redirect,
+                            char **auto_url);
+/* /cdn-cgi/access/oidc/<idp id> and /cdn-cgi/access/callback: returns 1
+ * when it answered (now or later), 0 for another path. */
+int wr__access_oidc_handle(wr_access *a, wr_httpd_req *req);
+
 /* Really frees |a| (after the last sign-in job). */
 void wr__access_destroy(wr_access *a);
 

@@ -625,6 +625,8 @@ int wr_api_new(const wr_api_config *cfg, wr_api **out) {
   if (cfg->location && *cfg->location) a->location = wr_xstrdup(cfg->location);
   a->on_route = cfg->on_route;
   a->route_user = cfg->route_user;
+  a->on_access_change = cfg->on_access_change;
+  a->access_user = cfg->access_user;
   a->now_ms = cfg->now_ms;
   a->now_user = cfg->now_user;
   if (cfg->data_dir && *cfg->data_dir) a->data_dir = wr_xstrdup(cfg->data_dir);

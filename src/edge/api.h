@@ -164,6 +164,10 @@ typedef struct wr_api_config {
    * (hostname NULL). May be NULL. */
   void (*on_route)(void *user, int op, const char *hostname, const char *tunnel_id);
   void *route_user;
+  /* Told after each Access API call that may have changed applications,
+   * policies or groups (e.g. to drop the gate's cache). May be NULL. */
+  void (*on_access_change)(void *user);
+  void *access_user;
   /* Invalid tokens per source; zero fields take throttle.h's defaults,
    * except free_failures, whose default here is 10. */
   wr_throttle_config token_throttle;

@@ -1,5 +1,6 @@
 /* REST API: /accounts/{a}/access/..., Cloudflare Access applications,
- * their policies, groups and service tokens (shapes in docs/access.md).
+ * their policies, groups, service tokens and identity providers (shapes in
+ * docs/access.md).
  * Documents are validated here and stored as they are sent (edge/
  * store_access.h); the visitor gate (edge/access.h) reads them back. */
 #include <ctype.h>
@@ -20,6 +21,8 @@
 #define PATH_MAX_LEN 512
 #define DEFAULT_SESSION "24h"
 #define DEFAULT_TOKEN_DURATION "8760h"
+#define SECRET_MASK "**********"
+#define IDP_URL_MAX 2048
 
 /* Go-style durations of h/m/s units ("24h", "30m", "1h30m", "90s") in
  * seconds; -1 when malformed or over ten years. */
@@ -49,6 +52,10 @@ static json_t *out_doc(json_t *d) {
     if (json_is_integer(v)) json_object_set_new(d, times[i], wr__api_time(json_integer_value(v)));
   }
   json_object_set(d, "uid", json_object_get(d, "id"));
+  /* An identity provider's client secret is written, never read back. */
+  json_t *cfg = json_object_get(d, "config");
+  if (json_is_string(json_object_get(cfg, "client_secret")))
+    json_object_set_new(cfg, "client_secret", json_string(SECRET_MASK));
   return d;
 }
 
@@ -120,6 +127,28 @@ static const char *need_name(wr__api_ctx *c, json_t *body) {
   return name;
 }
 
+/* An app's allowed_idps: identity providers of the account (none: every
+ * provider of the account, and the edge's own users). A new reference, or
+ * NULL after answering 400. */
+static json_t *app_idps(wr__api_ctx *c, json_t *body) {
+  json_t *list = json_object_get(body, "allowed_idps"), *v, *got;
+  size_t i;
+  if (!list || json_is_null(list)) return json_array();
+  if (!json_is_array(list) || json_array_size(list) > 32) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "allowed_idps must be an array of identity provider ids");
+    return NULL;
+  }
+  json_array_foreach(list, i, v) {
+    const char *id = json_string_value(v);
+    if (!id || wr_store_access_get(c->api->store, c->token.account_id, "identity_provider", NULL, id, &got) != WR_OK) {
+      wr__api_err(c, 400, WR_API_CODE_INVALID, "allowed_idps[%zu] is not an identity provider of this account", i);
+      return NULL;
+    }
+    json_decref(got);
+  }
+  return json_incref(list);
+}
+
 /* Builds the stored document of an app from |body|; |aud| the tag to keep.
  * Returns NULL after answering 400. */
 static json_t *app_doc(wr__api_ctx *c, json_t *body, const char *aud, char *lookup, size_t cap) {
@@ -143,8 +172,17 @@ static json_t *app_doc(wr__api_ctx *c, json_t *body, const char *aud, char *look
     wr__api_err(c, 400, WR_API_CODE_INVALID, "session_duration must be a duration such as 24h or 30m");
     return NULL;
   }
-  return json_pack("{s:s,s:s,s:s,s:s,s:s}", "type", "self_hosted", "name", name, "domain", lookup,
-                   "session_duration", sd ? sd : DEFAULT_SESSION, "aud", aud);
+  json_t *idps = app_idps(c, body);
+  if (!idps) return NULL;
+  json_t *ar = json_object_get(body, "auto_redirect_to_identity");
+  if (ar && !json_is_boolean(ar)) {
+    json_decref(idps);
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "auto_redirect_to_identity must be a boolean");
+    return NULL;
+  }
+  return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:b}", "type", "self_hosted", "name", name, "domain", lookup,
+                   "session_duration", sd ? sd : DEFAULT_SESSION, "aud", aud, "allowed_idps", idps,
+                   "auto_redirect_to_identity", json_is_true(ar));
 }
 
 static void random_hex(char *out, size_t bytes) {
@@ -276,6 +314,119 @@ static void token_create(wr__api_ctx *c) {
   explicit_bzero(secret, sizeof(secret));
 }
 
+/* ---- identity providers ---------------------------------------------------------- */
+
+/* An http(s) URL member of |cfg| (NULL when absent); |bad| set after
+ * answering 400. */
+static const char *idp_url(wr__api_ctx *c, json_t *cfg, const char *key, int *bad) {
+  const char *u = wr__api_json_str(c, cfg, key, bad);
+  if (*bad || !u) return NULL;
+  int ok = (!strncmp(u, "https://", 8) || !strncmp(u, "http://", 7)) && strlen(u) <= IDP_URL_MAX;
+  for (const char *p = u; ok && *p; p++)
+    if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f) ok = 0;
+  if (!ok) {
+    *bad = 1;
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "config.%s must be an http(s) URL", key);
+  }
+  return u;
+}
+
+/* scopes: an array of scope tokens (no spaces), or absent. */
+static int idp_scopes(wr__api_ctx *c, json_t *cfg) {
+  json_t *sc = json_object_get(cfg, "scopes"), *v;
+  size_t i;
+  if (!sc) return 0;
+  int ok = json_is_array(sc) && json_array_size(sc) <= 32;
+  json_array_foreach(sc, i, v) {
+    const char *t = json_string_value(v);
+    if (!t || !*t || strlen(t) > 128 || strpbrk(t, " \t\r\n\"")) ok = 0;
+  }
+  if (!ok) wr__api_err(c, 400, WR_API_CODE_INVALID, "config.scopes must be an array of scope names");
+  return ok ? 0 : -1;
+}
+
+static const char *const idp_url_keys[] = {"auth_url", "token_url", "certs_url", "discovery_url", "issuer"};
+#define IDP_NURLS (sizeof(idp_url_keys) / sizeof(idp_url_keys[0]))
+
+/* The URL members of |cfg| into |urls| (NULL when absent). Returns 0, or
+ * -1 after answering 400 (also when neither the three endpoints nor
+ * discovery_url are there). */
+static int idp_urls(wr__api_ctx *c, json_t *cfg, const char *urls[IDP_NURLS]) {
+  int bad = 0;
+  for (size_t i = 0; i < IDP_NURLS && !bad; i++) urls[i] = idp_url(c, cfg, idp_url_keys[i], &bad);
+  if (bad) return -1;
+  if (!urls[3] && !(urls[0] && urls[1] && urls[2])) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "config needs auth_url, token_url and certs_url, or discovery_url");
+    return -1;
+  }
+  return 0;
+}
+
+/* type "oidc" and a config object. Returns 0, or -1 after answering 400. */
+static int idp_type_ok(wr__api_ctx *c, json_t *body, json_t *cfg) {
+  int bad = 0;
+  const char *type = wr__api_json_str(c, body, "type", &bad);
+  if (bad) return -1;
+  if (!type || strcmp(type, "oidc") != 0) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "type %.40s is not supported here (only oidc)", type ? type : "(none)");
+    return -1;
+  }
+  if (!json_is_object(cfg)) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "config must be an object");
+    return -1;
+  }
+  return 0;
+}
+
+/* The stored document of an identity provider: {name, type: "oidc",
+ * config: {client_id, client_secret, auth_url, token_url, certs_url |
+ * discovery_url, scopes?, email_claim_name?, issuer?, pkce_enabled}}.
+ * |old|: the stored one on update (its secret stays when none is sent).
+ * NULL after answering 400. */
+static json_t *idp_doc(wr__api_ctx *c, json_t *body, json_t *old) {
+  const char *name = need_name(c, body), *cid = NULL, *sec = NULL, *claim = NULL, *urls[IDP_NURLS];
+  json_t *cfg = json_object_get(body, "config");
+  int bad = 0;
+  if (!name || idp_type_ok(c, body, cfg) != 0) return NULL;
+  cid = wr__api_json_str(c, cfg, "client_id", &bad);
+  if (!bad) sec = wr__api_json_str(c, cfg, "client_secret", &bad);
+  if (!bad) claim = wr__api_json_str(c, cfg, "email_claim_name", &bad);
+  if (bad || idp_urls(c, cfg, urls) != 0 || idp_scopes(c, cfg) != 0) return NULL;
+  if (!sec || !strcmp(sec, SECRET_MASK)) sec = json_string_value(json_object_get(json_object_get(old, "config"), "client_secret"));
+  if (!cid || !*cid || strlen(cid) > 512 || !sec || !*sec || strlen(sec) > 1024) {
+    wr__api_err(c, 400, WR_API_CODE_INVALID, "config.client_id and config.client_secret are required");
+    return NULL;
+  }
+  json_t *sc = json_object_get(cfg, "scopes"), *pk = json_object_get(cfg, "pkce_enabled");
+  json_t *out = json_pack("{s:s,s:s,s:s}", "client_id", cid, "client_secret", sec, "email_claim_name",
+                          claim && *claim ? claim : "email");
+  for (size_t i = 0; i < IDP_NURLS; i++)
+    if (urls[i]) json_object_set_new(out, idp_url_keys[i], json_string(urls[i]));
+  json_object_set_new(out, "scopes", json_is_array(sc) ? json_incref(sc) : json_pack("[s,s,s]", "openid", "email", "profile"));
+  /* PKCE (S256) is always used; the member is kept for Cloudflare's shape. */
+  json_object_set_new(out, "pkce_enabled", json_boolean(!pk || json_is_true(pk)));
+  return json_pack("{s:s,s:s,s:o}", "name", name, "type", "oidc", "config", out);
+}
+
+static void idp_write(wr__api_ctx *c, const char *id) {
+  json_t *body = wr__api_body(c), *old = NULL, *doc, *out;
+  wr_store *s = c->api->store;
+  int rv;
+  if (!body) return;
+  if (id && (rv = wr_store_access_get(s, c->token.account_id, "identity_provider", NULL, id, &old)) != WR_OK) {
+    wr__api_store_err(c, rv, NULL);
+    return;
+  }
+  doc = idp_doc(c, body, old);
+  json_decref(old);
+  if (!doc) return;
+  rv = id ? wr_store_access_update(s, c->actor, c->token.account_id, "identity_provider", NULL, id, NULL, doc, &out)
+          : wr_store_access_create(s, c->actor, c->token.account_id, "identity_provider", NULL, NULL, NULL, doc, &out);
+  json_decref(doc);
+  if (rv != WR_OK) wr__api_store_err(c, rv, NULL);
+  else wr__api_ok(c, out_doc(out), NULL);
+}
+
 /* ---- signing keys ---------------------------------------------------------------- */
 
 /* POST keys/rotate: a new current signing key for the edge (keys are
@@ -330,6 +481,7 @@ static void collection(wr__api_ctx *c, const char *kind, const char *parent, con
     if (strcmp(m, "POST") != 0) { wr__api_method(c, "GET, POST"); return; }
     if (!strcmp(kind, "app")) app_create(c);
     else if (!strcmp(kind, "service_token")) token_create(c);
+    else if (!strcmp(kind, "identity_provider")) idp_write(c, NULL);
     else rules_create(c, kind, parent);
     return;
   }
@@ -347,13 +499,25 @@ static void collection(wr__api_ctx *c, const char *kind, const char *parent, con
   }
   if (!strcmp(m, "PUT") && strcmp(kind, "service_token") != 0) {
     if (!strcmp(kind, "app")) app_update(c, id);
+    else if (!strcmp(kind, "identity_provider")) idp_write(c, id);
     else rules_update(c, kind, parent, id);
     return;
   }
   wr__api_method(c, strcmp(kind, "service_token") ? "GET, PUT, DELETE" : "GET, DELETE");
 }
 
+static void dispatch(wr__api_ctx *c);
+
 void wr__api_access(wr__api_ctx *c) {
+  /* A write (even a refused one: cheap) drops what the gate cached. The
+   * request (and its method) is gone once answered: test first. */
+  int write = strcmp(c->method, "GET") != 0;
+  wr_api *api = c->api;
+  dispatch(c);
+  if (write && api->on_access_change) api->on_access_change(api->access_user);
+}
+
+static void dispatch(wr__api_ctx *c) {
   char **s = c->segs;
   size_t n = c->nsegs;
   if (n >= 4 && n <= 5 && !strcmp(s[3], "apps")) { collection(c, "app", NULL, n == 5 ? s[4] : NULL); return; }
@@ -364,6 +528,8 @@ void wr__api_access(wr__api_ctx *c) {
     return;
   }
   if (n >= 4 && n <= 5 && !strcmp(s[3], "groups")) { collection(c, "group", NULL, n == 5 ? s[4] : NULL); return; }
+  if (n >= 4 && n <= 5 && !strcmp(s[3], "identity_providers"))
+    { collection(c, "identity_provider", NULL, n == 5 ? s[4] : NULL); return; }
   if (n >= 4 && n <= 5 && !strcmp(s[3], "service_tokens"))
     { collection(c, "service_token", NULL, n == 5 ? s[4] : NULL); return; }
   wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", c->method, c->req->path);

@@ -44,6 +44,8 @@ struct wr_api {
   char *location;     /* NULL: as stored */
   void (*on_route)(void *user, int op, const char *hostname, const char *tunnel_id);
   void *route_user;
+  void (*on_access_change)(void *user);
+  void *access_user;
   wr_api_stats stats; /* for --metrics */
   wr_throttle *tokens;    /* invalid tokens per source */
   wr_ratelimit audit_rl;  /* api.lock / api.unlock rows */

@@ -769,12 +769,19 @@ static void start_quick_sweep(wr_edge *e) {
           o->quick.zone ? ", zone " : "", o->quick.zone ? o->quick.zone : "");
 }
 
+/* The API changed Access objects: the gate reads them again. */
+static void on_access_change(void *user) {
+  wr_edge *e = user;
+  if (e->access) wr_access_invalidate(e->access);
+}
+
 static int start_api(wr_edge *e, char *err, size_t errlen) {
   const wr_edge_options *o = e->opts;
   if (!listen_on(&o->api)) return WR_OK;
   struct sockaddr_storage bound;
   char name[80] = "?", public_url[128];
   wr_api_config acfg = {.store = e->store, .ts = e->ts, .on_route = on_route, .route_user = e,
+                        .on_access_change = on_access_change, .access_user = e,
                         .data_dir = e->data_dir, .quick_account = o->quick.account,
                         .quick_zone = o->quick.zone, .quick_per_source = o->quick.per_source,
                         .quick_max = o->quick.max, .quick_idle_s = o->quick.idle_s,
@@ -833,7 +840,7 @@ static int start_access(wr_edge *e, char *err, size_t errlen) {
     snprintf(team, sizeof(team), "%s", o->access_team_domain);
   else
     snprintf(team, sizeof(team), "http://%s", listen_on(&o->api) ? o->api.text : o->http.text);
-  wr_access_gate_config cfg = {.loop = e->loop, .store = e->store, .team_domain = team};
+  wr_access_gate_config cfg = {.loop = e->loop, .store = e->store, .team_domain = team, .async = e->store_async};
   int rv = wr_access_new(&cfg, &e->access);
   if (rv != WR_OK) snprintf(err, errlen, "Access: cannot load or make the signing key (%s)", wr_strerror(rv));
   return rv;

@@ -235,6 +235,33 @@ static const char *const migrations[] = {
     "  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_change();"
     "CREATE TRIGGER access_objects_changed AFTER INSERT OR UPDATE OR DELETE ON access_objects"
     "  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_change();",
+
+    /* 8: Access identity providers ("identity_provider") join the kinds of
+     * access_objects. A CHECK cannot be changed in place in SQLite, so the
+     * table is rebuilt (the same statements run on PostgreSQL). */
+    "CREATE TABLE access_objects_v6 ("
+    "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"
+    "  account_id TEXT NOT NULL REFERENCES accounts(id),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('app', 'policy', 'group', 'service_token', 'identity_provider')),"
+    "  parent_id TEXT,"
+    "  lookup TEXT,"
+    "  secret_hash BLOB CHECK (secret_hash IS NULL OR length(secret_hash) = 32),"
+    "  doc TEXT NOT NULL CHECK (json_valid(doc)),"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "INSERT INTO access_objects_v6 (id, account_id, kind, parent_id, lookup, secret_hash, doc, created_at, updated_at)"
+    "  SELECT id, account_id, kind, parent_id, lookup, secret_hash, doc, created_at, updated_at FROM access_objects;"
+    "DROP TABLE access_objects;"
+    "ALTER TABLE access_objects_v6 RENAME TO access_objects;"
+    "CREATE UNIQUE INDEX access_objects_lookup ON access_objects(kind, lookup) WHERE lookup IS NOT NULL;"
+    "CREATE INDEX access_objects_account ON access_objects(account_id, kind, created_at);"
+    "CREATE INDEX access_objects_parent ON access_objects(parent_id) WHERE parent_id IS NOT NULL;",
+
+    /* 9: PostgreSQL only: 8 rebuilt access_objects, and its change
+     * notification (7) went with the old table. */
+    PG_ONLY
+    "CREATE TRIGGER access_objects_changed AFTER INSERT OR UPDATE OR DELETE ON access_objects"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION warren_notify_change();",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(N_MIGRATIONS == WR_STORE_SCHEMA_VERSION, "a migration per schema version");

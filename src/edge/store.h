@@ -52,7 +52,7 @@
 #include <stdint.h>
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define WR_STORE_SCHEMA_VERSION 7
+#define WR_STORE_SCHEMA_VERSION 9
 
 #define WR_STORE_ID_LEN 32      /* hex ids: accounts, zones, users, tokens */
 #define WR_STORE_UUID_LEN 36    /* tunnels, connections, routes */

@@ -10,7 +10,8 @@
 #include "lib/err.h"
 
 static int kind_ok(const char *k) {
-  return k && (!strcmp(k, "app") || !strcmp(k, "policy") || !strcmp(k, "group") || !strcmp(k, "service_token"));
+  return k && (!strcmp(k, "app") || !strcmp(k, "policy") || !strcmp(k, "group") || !strcmp(k, "service_token") ||
+              !strcmp(k, "identity_provider"));
 }
 
 /* The document of the current row (columns: doc, id, created_at,

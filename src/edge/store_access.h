@@ -3,7 +3,9 @@
  * row in its transaction).
  *
  * Applications ("app"), their policies ("policy", parent = the app),
- * groups ("group") and service tokens ("service_token") are JSON documents
+ * groups ("group"), service tokens ("service_token") and identity
+ * providers ("identity_provider", config.client_secret kept as sent: the
+ * edge needs it for the code exchange) are JSON documents
  * in the API's shapes (docs/access.md) in one table, scoped to an account.
  * The store adds "id", "created_at" and "updated_at" (Unix seconds) to the
  * documents it returns. Each kind may have a |lookup| key unique across the

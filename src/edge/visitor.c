@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edge/access.h"
 #include "edge/visitor_int.h"
 #include "lib/buf.h"
 #include "lib/err.h"
@@ -741,6 +742,7 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   aux_open(v);
   int rv = uv_tcp_bind(&v->listener, addr, 0);
   if (rv == 0) rv = uv_listen((uv_stream_t *)&v->listener, 511, on_connection);
+  if (rv == 0 && v->access && wr_access_watch(v->access, wr__visitor_access_ready, v) != WR_OK) rv = UV_ENOBUFS;
   if (rv != 0) {
     wr_warn("visitor listener: %s", uv_strerror(rv));
     v->closing = 1;
@@ -761,6 +763,7 @@ const wr_visitor_stats *wr_visitor_get_stats(const wr_visitor *v) { return &v->s
 void wr_visitor_free(wr_visitor *v) {
   if (!v || v->closing) return;
   v->closing = 1;
+  wr_access_unwatch(v->access, v);
   for (vconn *c = v->conns; c; c = c->next) wr__vconn_close_now(c);
   handles_close(v);
 }

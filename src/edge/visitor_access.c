@@ -124,8 +124,51 @@ static void authorized(vconn *c, const char *q, size_t ql) {
   page(c, 302, "Signed in.", x, 2);
 }
 
+static void need_login(vconn *c, int html, const char *target, const wr_access_decision *d);
+
+/* /cdn-cgi/access/cli?token=KEY&aud=AUD&redirect_url=...: the browser step
+ * of `warren access login`. With a valid token for the app, it is left for
+ * the CLI under KEY; without, the browser signs in first and comes back. */
+static void cli(vconn *c, const char *tok, const char *q, size_t ql) {
+  wr_access *a = c->v->access;
+  char key[128], aud[80];
+  size_t al;
+  if (query_param(q, ql, "token", key, sizeof(key)) != 0 || query_param(q, ql, "aud", aud, sizeof(aud)) != 0 ||
+      (al = strlen(aud)) != 64 || strspn(aud, "0123456789abcdef") != al) {
+    page(c, 400, "This link needs a token and an application aud.", NULL, 0);
+    return;
+  }
+  int rv = wr_access_cli_token(a, c->r.host, aud, tok, key);
+  if (rv == WR_OK) {
+    page(c, 200, "Signed in: the command line has your token. You may close this window.", NULL, 0);
+  } else if (rv == WR_ERR_DENIED) {
+    wr_access_decision d;
+    char target[1024];
+    memset(&d, 0, sizeof(d));
+    snprintf(d.login_url, sizeof(d.login_url), "%s/cdn-cgi/access/login/%s?kid=%s", wr_access_team_domain(a),
+             c->r.host, aud);
+    snprintf(target, sizeof(target), CDN_CGI "cli?%.*s", (int)(ql < 900 ? ql : 900), q);
+    need_login(c, 1, target, &d);
+  } else {
+    page(c, 400, "This link's token is not valid.", NULL, 0);
+  }
+}
+
+/* /cdn-cgi/access/transfer/KEY: what cli() left for KEY, once. */
+static void transfer(vconn *c, const char *key) {
+  char *body = NULL;
+  if (wr_access_transfer_take(c->v->access, key, &body) != WR_OK) {
+    static const char waiting[] = "waiting for the sign-in\n";
+    wr__vconn_respond(c, 404, "text/plain", NULL, 0, waiting, sizeof(waiting) - 1);
+    return;
+  }
+  wr__vconn_respond(c, 200, "application/json", NULL, 0, body, strlen(body));
+  explicit_bzero(body, strlen(body));
+  free(body);
+}
+
 /* The edge's own /cdn-cgi/access/ paths. */
-static void cdn_cgi(vconn *c, const char *rest, size_t rl, const char *q, size_t ql) {
+static void cdn_cgi(vconn *c, const char *rest, size_t rl, const char *q, size_t ql, const char *tok) {
   wr_access *a = c->v->access;
   if (ieq(rest, rl, "certs")) {
     const char *certs = wr_access_certs(a);
@@ -136,6 +179,10 @@ static void cdn_cgi(vconn *c, const char *rest, size_t rl, const char *q, size_t
     page(c, 200, "You are signed out.", &x, 1);
   } else if (ieq(rest, rl, "authorized")) {
     authorized(c, q, ql);
+  } else if (ieq(rest, rl, "cli")) {
+    cli(c, tok, q, ql);
+  } else if (rl > 9 && !strncmp(rest, "transfer/", 9)) {
+    transfer(c, rest + 9);
   } else {
     page(c, 404, "Not found.", NULL, 0);
   }
@@ -174,6 +221,16 @@ static void need_login(vconn *c, int html, const char *target, const wr_access_d
   page(c, 401, "This application needs an Access identity: a service token or a sign-in.", x, 2);
 }
 
+void wr__visitor_access_ready(void *user) {
+  wr_visitor *v = user;
+  for (int sub = 0; sub < 2; sub++) /* connections, then HTTP/2 stream vconns */
+    for (vconn *c = sub ? v->subs : v->conns; c; c = c->next)
+      if (c->state == VC_ROUTE && c->access_waited && !c->closed) {
+        c->state = VC_HEAD;
+        wr__vconn_kick(c);
+      }
+}
+
 int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_target *t, size_t used) {
   vreq *r = &c->r;
   free(c->access_jwt);
@@ -181,19 +238,35 @@ int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_targe
   if (!t->auth || !t->path ||
       wr__visitor_canon_host(t->auth, t->auth_len, r->host, sizeof(r->host), r->authority, sizeof(r->authority)) != 0)
     return 0; /* route_request answers 400 */
+  /* The host's applications come from the store thread: the head waits in
+   * |in| (VC_ROUTE) and is parsed again when they are back. */
+  int pf = wr_access_prefetch(c->v->access, r->host, c->access_waited);
+  c->access_waited = 0;
+  if (pf == WR_AGAIN) {
+    c->access_waited = 1;
+    c->state = VC_ROUTE;
+    return -1;
+  }
+  if (pf != WR_OK) {
+    wr_buf_consume(&c->in, used);
+    page(c, 503, "The edge is busy checking access; try again.", NULL, 0);
+    return -1;
+  }
   const char *qm = memchr(t->path, '?', t->path_len);
   size_t plen = qm ? (size_t)(qm - t->path) : t->path_len;
   const char *q = qm ? qm + 1 : "";
   size_t ql = qm ? t->path_len - plen - 1 : 0;
   if (plen >= sizeof(CDN_CGI) - 1 && !memcmp(t->path, CDN_CGI, sizeof(CDN_CGI) - 1)) {
     /* |h| points into c->in: copy what is needed before consuming. */
-    char rest[64], query[WR_JWT_MAX_LEN * 3 + 4096];
+    char rest[160], query[WR_JWT_MAX_LEN * 3 + 4096];
     snprintf(rest, sizeof(rest), "%.*s", (int)(plen - (sizeof(CDN_CGI) - 1)), t->path + sizeof(CDN_CGI) - 1);
     if (ql >= sizeof(query)) ql = 0;
     memcpy(query, q, ql);
     query[ql] = '\0';
+    char *tok = visitor_token(h);
     wr_buf_consume(&c->in, used);
-    cdn_cgi(c, rest, strlen(rest), query, ql);
+    cdn_cgi(c, rest, strlen(rest), query, ql, tok);
+    free(tok);
     return -1;
   }
   wr_access_req aq = {.host = r->host, .path = t->path, .path_len = plen, .ip_text = c->ip};

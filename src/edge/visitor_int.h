@@ -236,6 +236,8 @@ struct vconn {
                        * if it has expired meanwhile */
   struct wreq *pend;  /* output gathered during this loop iteration */
   char *access_jwt;   /* the current request's Cf-Access-Jwt-Assertion, or NULL */
+  int access_waited;  /* the head in |in| has waited (in VC_ROUTE) for its
+                       * host's Access applications from the store thread */
   vconn *dirty_next;
   int is_dirty;
   /* HTTPS (visitor_tls.c). */
@@ -476,5 +478,8 @@ void wr__visitor_routes_free(wr_visitor *v);
  * let through (consuming the head, |used| bytes) and returns -1; else
  * returns 0, with c->access_jwt set when the request is to carry a token. */
 int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_target *t, size_t used);
+/* The Access watcher (wr_access_watch): wakes the heads waiting for their
+ * host's applications. |user| is the wr_visitor. */
+void wr__visitor_access_ready(void *user);
 
 #endif

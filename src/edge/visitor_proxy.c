@@ -828,7 +828,7 @@ void wr__vconn_start_request(vconn *c, const wr_http1_head *h, size_t used) {
   wr__visitor_split_target(h, &t);
   snprintf(r->target, sizeof(r->target), "%.*s", (int)(t.path_len ? t.path_len : h->target_len),
            t.path_len ? t.path : h->target);
-  if (!c->route_waited && wr__visitor_over_rate(c, used)) return;
+  if (!c->route_waited && !c->access_waited && wr__visitor_over_rate(c, used)) return;
   if (c->v->acme && wr__visitor_acme_answer(c, &t, used)) return;
   if (c->v->access && wr__visitor_access(c, h, &t, used) != 0) return;
   if (route_request(c, h, &t, used) != 0) return;

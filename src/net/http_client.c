@@ -57,6 +57,7 @@ typedef struct hc {
   size_t max_body;
   int rv;
   char err[ERRMAX];
+  wr_url via;                 /* req->connect_to, parsed */
 } hc;
 
 /* --- URLs ------------------------------------------------------------------ */
@@ -414,6 +415,37 @@ static int build_request(hc *h) {
   return WR_OK;
 }
 
+/* The URL, the request's bytes and req->connect_to; 0, or -1 after setting
+ * the error. */
+static int prepare(hc *h) {
+  const char *ct = h->req->connect_to;
+  char u[300];
+  int rv;
+  if (wr_url_parse(h->req->url, &h->url) != WR_OK) {
+    set_err(h, WR_ERR_INVAL, "unsupported or malformed URL (expected http:// or https://HOST[:PORT]/PATH)");
+    return -1;
+  }
+  if ((rv = build_request(h)) != WR_OK) {
+    set_err(h, rv, "invalid request (bad method, path or header field)");
+    return -1;
+  }
+  if (!ct) return 0;
+  snprintf(u, sizeof(u), "http://%s/", ct);
+  if (strlen(ct) > 260 || wr_url_parse(u, &h->via) != WR_OK) {
+    set_err(h, WR_ERR_INVAL, "connect_to must be HOST:PORT, not %.100s", ct);
+    return -1;
+  }
+  return 0;
+}
+
+/* With req->connect_to: connect there while TLS names the URL's host. */
+static void connect_via(hc *h, wr_conn_target *t) {
+  if (!h->req->connect_to) return;
+  t->host = h->via.host;
+  t->port = h->via.port;
+  t->server_name = h->url.host;
+}
+
 int wr_http_do(const wr_http_request *req, wr_http_response *resp, char *err, size_t errlen) {
   hc h;
   int rv;
@@ -430,14 +462,7 @@ int wr_http_do(const wr_http_request *req, wr_http_response *resp, char *err, si
   wr_buf_init(&h.rx, WR_HTTP1_DEFAULT_MAX_HEAD + 64 * 1024, NULL);
   wr_buf_init(&h.body, h.max_body + 1, NULL);
 
-  if (wr_url_parse(req->url, &h.url) != WR_OK) {
-    set_err(&h, WR_ERR_INVAL, "unsupported or malformed URL (expected http:// or https://HOST[:PORT]/PATH)");
-    goto out;
-  }
-  if ((rv = build_request(&h)) != WR_OK) {
-    set_err(&h, rv, "invalid request (bad method, path or header field)");
-    goto out;
-  }
+  if (prepare(&h) != 0) goto out;
   if (h.url.https) {
     const char *ca = req->ca_file;
     if (!ca || !*ca) ca = getenv("SSL_CERT_FILE");
@@ -460,6 +485,7 @@ int wr_http_do(const wr_http_request *req, wr_http_response *resp, char *err, si
    * the conn's own connect timeout is only a backstop. */
   wr_conn_target t = {.host = h.url.host, .port = h.url.port, .tls = h.creds,
                       .connect_timeout_ms = timeout + 1000};
+  connect_via(&h, &t);
   rv = wr_conn_connect(&h.loop, &t, &conn_cbs, &h, &h.conn);
   if (rv != WR_OK) {
     h.conn = NULL;

@@ -45,6 +45,10 @@ typedef struct wr_http_request {
   uint64_t timeout_ms;           /* 0: WR_HTTP_CLIENT_DEFAULT_TIMEOUT_MS */
   size_t max_body;               /* 0: WR_HTTP_CLIENT_DEFAULT_MAX_BODY */
   const char *ca_file;           /* https trust anchors (PEM); NULL: system */
+  const char *connect_to;        /* "host:port" (IPv6 in brackets) to connect to
+                                  * instead of the URL's, like curl's
+                                  * --connect-to: Host, SNI and the name
+                                  * verified stay the URL's. NULL: the URL's */
 } wr_http_request;
 
 typedef struct wr_http_response {

@@ -16,6 +16,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -268,17 +269,30 @@ def test_browser_sign_in_and_denied_email(edge, procs, tmp_path, origin):
         assert status == 302, status
         login = urllib.parse.urlsplit(hdrs["location"])
         assert login.netloc == f"127.0.0.1:{edge.api}"
-        status, _, form = visit(edge.api, login.netloc, path=f"{login.path}?{login.query}")
+        status, fh, form = visit(edge.api, login.netloc, path=f"{login.path}?{login.query}")
         assert status == 200 and b'name="password"' in form
+        # The form is tied to this browser's pre-session cookie by its csrf field.
+        presession = fh["set-cookie"].split(";")[0]
+        csrf = re.search(rb'name="csrf" value="([^"]+)"', form).group(1).decode()
         q = urllib.parse.parse_qs(login.query)
-        body = urllib.parse.urlencode({"kid": q["kid"][0], "redirect_url": q["redirect_url"][0],
-                                       "email": email, "password": password})
-        c = http.client.HTTPConnection("127.0.0.1", edge.api, timeout=30)
-        c.request("POST", login.path, body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
-        r = c.getresponse()
-        r.read()
-        c.close()
-        return r.status, r.getheader("Location")
+        fields = {"kid": q["kid"][0], "redirect_url": q["redirect_url"][0], "email": email, "password": password}
+
+        def post(cookie, token):
+            c = http.client.HTTPConnection("127.0.0.1", edge.api, timeout=30)
+            h = {"Content-Type": "application/x-www-form-urlencoded"}
+            if cookie:
+                h["Cookie"] = cookie
+            c.request("POST", login.path, body=urllib.parse.urlencode({**fields, "csrf": token}), headers=h)
+            r = c.getresponse()
+            page = r.read()
+            c.close()
+            return r.status, r.getheader("Location"), page
+        # Without the cookie, or with another browser's: refused before any password check.
+        for cookie in (None, "CF_Access_Presession=" + "A" * 43):
+            status, _, page = post(cookie, csrf)
+            assert status == 403 and b"This form has expired" in page, (status, page)
+        status, loc, _ = post(presession, csrf)
+        return status, loc
 
     status, _ = sign_in("alice@example.test", "wrong password!")
     assert status == 403

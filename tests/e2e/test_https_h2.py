@@ -524,3 +524,20 @@ def test_sse_events_arrive_one_by_one(setup, proto):
             g.set()
         p.kill()
         p.wait()
+
+
+def test_access_gate_over_http2(setup):
+    """An HTTP/2 stream whose host's Access applications are not cached waits
+    for the store thread's read and is woken by it: 401 without an identity."""
+    import http.client
+    from common import read_cert
+    _, account, token = read_cert(setup["d"] / "cert.pem")
+    c = http.client.HTTPConnection("127.0.0.1", setup["api"], timeout=30)
+    c.request("POST", f"/client/v4/accounts/{account}/access/apps", body=json.dumps({"name": "h2", "domain": HOST}),
+              headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    r = json.loads(c.getresponse().read())
+    c.close()
+    assert r["success"], r
+    st, head, _, err = curl2(setup, "/")
+    assert st == 401 and head.startswith("HTTP/2 401"), err
+    assert f"cf-access-aud: {r['result']['aud']}" in head.lower()

@@ -9,6 +9,7 @@ request (Host, handshake, service-token headers) is checked against a
 fake edge that records it."""
 import base64
 import hashlib
+import json
 import os
 import socket
 import struct
@@ -334,6 +335,58 @@ def test_access_request_and_frames(tmp_path, env):
         # our Close shuts the local side down: the client sees EOF
         e.sendall(b"\x88\x02\x03\xe8")
         assert recv_all(cli) == b""
+        cli.close()
+        e.close()
+    finally:
+        procs.close()
+        srv.close()
+
+
+def read_head(sock):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = sock.recv(4096)
+        assert d, head
+        head += d
+    lines = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    return lines[0], {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+
+
+def test_access_sends_the_stored_token(tmp_path, env):
+    """Without a service token, `access tcp` finds the hostname's Access
+    application (a HEAD answered 401 with CF-Access-Aud and CF-Access-Domain,
+    as a warren-edge answers) and sends the token `access login` stored for
+    it in ~/.cloudflared/<domain>-<aud>-token as Cf-Access-Token."""
+    aud = "ab" * 32
+    home = tmp_path / "home"
+    (home / ".cloudflared").mkdir(parents=True)
+    claims = base64.urlsafe_b64encode(json.dumps({"exp": int(time.time()) + 3600}).encode()).rstrip(b"=").decode()
+    token = f"eyJhbGciOiJSUzI1NiJ9.{claims}.c2ln"
+    (home / ".cloudflared" / f"app.example.test-{aud}-token").write_text(token)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(2)
+    srv.settimeout(10)
+    port = free_port()
+    procs = ProcSet(tmp_path)
+    try:
+        p = procs.start([WARREN, "access", "tcp", "--hostname", "app.example.test", "--url", f"127.0.0.1:{port}",
+                         "--edge-url", f"http://127.0.0.1:{srv.getsockname()[1]}"], name="access",
+                        env={**env, "HOME": str(home)})
+        e, _ = srv.accept()
+        e.settimeout(10)
+        first, fields = read_head(e)
+        assert first == "HEAD / HTTP/1.1" and fields["host"] == "app.example.test", (first, fields)
+        e.sendall(f"HTTP/1.1 401 Unauthorized\r\nCF-Access-Aud: {aud}\r\nCF-Access-Domain: app.example.test\r\n"
+                  "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+        e.close()
+        assert p.wait_output("Start Websocket listener", 10) is not None, p.output()
+        cli = connect(port)
+        e, _ = srv.accept()
+        e.settimeout(10)
+        first, fields = read_head(e)
+        assert first == "GET / HTTP/1.1" and fields["upgrade"].lower() == "websocket"
+        assert fields["cf-access-token"] == token
         cli.close()
         e.close()
     finally:

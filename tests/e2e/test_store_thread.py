@@ -6,6 +6,7 @@ route lookup waits, and while it waits other visitors keep being served.
 The assertions are about order, never about durations: a request that needs
 no store call (a cached route, a bad Host) is answered while the slow lookup
 is still unanswered."""
+import http.client as http_client
 import json
 import os
 import select
@@ -14,7 +15,7 @@ import subprocess
 
 import pytest
 
-from common import recv_head
+from common import read_cert, recv_head
 from conftest import WARREN, WARREN_EDGE, free_port
 
 ZONE = "example.test"
@@ -44,6 +45,12 @@ def answered(s):
 
 @pytest.fixture
 def edge(tmp_path, procs):
+    return start_edge(tmp_path, procs, "127.0.0.1:0")[0]
+
+
+def start_edge(tmp_path, procs, api_listen):
+    """An edge whose store-thread calls are slow, with a hello-world tunnel
+    routed for hello.ZONE and other.ZONE; returns (http port, data dir)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
     env["HOME"] = str(tmp_path)
     d = tmp_path / "edge"
@@ -55,7 +62,7 @@ def edge(tmp_path, procs):
         check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"{h}.{ZONE}"], env)
     udp, http = free_port(socket.SOCK_DGRAM), free_port()
     p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
-                     "--http-listen", f"127.0.0.1:{http}", "--api-listen", "127.0.0.1:0"],
+                     "--http-listen", f"127.0.0.1:{http}", "--api-listen", api_listen],
                     name="warren-edge", env={**env, "WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})
     assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
     metrics = free_port()
@@ -64,7 +71,7 @@ def edge(tmp_path, procs):
                      "--metrics", f"127.0.0.1:{metrics}", "--hello-world", "run", tid],
                     name="warren-hello", env=env)
     assert c.wait_output("Registered tunnel connection", 30) is not None, c.tail()
-    return http
+    return http, d
 
 
 def test_visitors_are_served_while_a_route_lookup_is_slow(edge):
@@ -103,3 +110,37 @@ def test_a_cached_route_is_served_while_another_lookup_is_slow(edge):
         if served_first:
             return
     pytest.fail("a cached host was never answered before a slow lookup of another host finished")
+
+
+def test_the_access_gate_reads_its_apps_on_the_store_thread(tmp_path, procs):
+    # An Access application covers other.ZONE: the gate answers an anonymous
+    # visitor itself (401: an identity is needed), without a route lookup,
+    # once it has read the host's applications. Were that read on the loop
+    # (not delayed), the 401 would
+    # come before the quick requests below; on the store thread it comes
+    # after them.
+    api = free_port()
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    _, account, token = read_cert(d / "cert.pem")
+
+    def call(method, path, body):
+        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
+        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
+                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        r = json.loads(c.getresponse().read())
+        c.close()
+        assert r["success"], r
+        return r["result"]
+
+    app = call("POST", "/access/apps", {"name": "other", "domain": f"other.{ZONE}"})
+    call("POST", f"/access/apps/{app['id']}/policies",
+         {"name": "nobody", "decision": "deny", "include": [{"everyone": {}}]})
+    slow = send_get(http, f"other.{ZONE}")
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", http), timeout=30)
+        s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
+        assert status_of(s) == 400
+        s.close()
+        assert not answered(slow), "the gate answered before its store read could have come back"
+    assert status_of(slow) == 401
+    slow.close()
