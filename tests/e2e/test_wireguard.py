@@ -215,6 +215,7 @@ def test_wireguard_client_reaches_the_private_network(net, tmp_path, home, kind)
         assert r.returncode == 0 and r.stdout == "hello from the private host\n", (url, r.stdout, r.stderr)
     want = hashlib.sha256(hashlib.sha256(b"seed").digest() * (20 * 1024 * 1024 // 32)).hexdigest()
     out = tmp_path / "big.bin"
+    rx_before = metric(net, "warren_edge_wireguard_rx_bytes_total")
     r = curl(net, "-o", str(out), "http://10.99.0.5:8080/big")
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size == 20 * 1024 * 1024
@@ -222,7 +223,10 @@ def test_wireguard_client_reaches_the_private_network(net, tmp_path, home, kind)
 
     assert metric(net, "warren_edge_wireguard_handshakes_total") >= 1
     assert metric(net, "warren_edge_wireguard_devices_online") == 1
-    assert metric(net, "warren_edge_wireguard_rx_bytes_total") > 20 * 1024 * 1024 * 0.01
+    # The client's side of the download is its request and ACKs; how many
+    # ACKs depends on the kernel (delayed and stretch ACKs, GRO): at least
+    # some hundred packets' worth.
+    assert metric(net, "warren_edge_wireguard_rx_bytes_total") - rx_before > 16 * 1024
     assert metric(net, "warren_edge_wireguard_tx_bytes_total") > 20 * 1024 * 1024
     # What the edge saw reaches `device list` within its save period.
     def listed():
