@@ -83,13 +83,22 @@ void wr_h2req_field(wr_h2req *r, const uint8_t *name, size_t nl, const uint8_t *
   if (rv != WR_OK) r->too_large = 1;
 }
 
-int wr_h2req_head(wr_h2req *r, int eos, wr_buf *out) {
+/* Whether the collected pseudo-fields make a request: a method, a path or
+ * an authority, and an extended CONNECT (RFC 8441) only for WebSocket with
+ * a path. Sets r->websocket. Returns WR_OK, WR_ERR_LIMIT or WR_ERR_PROTO. */
+static int check_request(wr_h2req *r) {
   if (r->too_large) return WR_ERR_LIMIT;
   if (r->bad || !r->method[0] || (!r->path.len && !r->authority[0])) return WR_ERR_PROTO;
   r->websocket = r->protocol[0] != 0;
   if (r->websocket && (strcmp(r->method, "CONNECT") != 0 || strcasecmp(r->protocol, "websocket") != 0 ||
                        !r->path.len))
     return WR_ERR_PROTO;
+  return WR_OK;
+}
+
+int wr_h2req_head(wr_h2req *r, int eos, wr_buf *out) {
+  int ok = check_request(r);
+  if (ok != WR_OK) return ok;
   size_t start = out->len;
   /* CONNECT has no :path: its authority is the target. */
   const char *target = r->path.len ? wr_buf_cstr(&r->path) : r->authority;
