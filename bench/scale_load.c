@@ -288,7 +288,11 @@ static int take_response(visitor *v, const char **why) {
     int rv = wr_http1_parse_response(v->rbuf, v->rlen, "GET", NULL, hdrs, 64, &head, &used);
     if (rv == WR_AGAIN) return 0;
     if (rv != WR_OK) return *why = "malformed response", -1;
-    if (head.status != 200) return *why = "status other than 200", -1;
+    if (head.status != 200) {
+      static char msg[64];
+      snprintf(msg, sizeof(msg), "status %d", head.status);
+      return *why = msg, -1;
+    }
     if (head.body == WR_HTTP1_BODY_EOF || !head.keep_alive) return *why = "connection: close", -1;
     v->head_done = 1;
     v->chunked = head.body == WR_HTTP1_BODY_CHUNKED;

@@ -160,18 +160,29 @@ void wr_access_set_team_domain(wr_access *a, const char *url) {
 /* ---- the host cache ---------------------------------------------------------------- */
 
 /* The slot of |host|, or NULL. */
+static size_t slot_home(const char *host) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *host; host++) h = (h ^ (uint8_t)*host) * 16777619u;
+  return h % WR__ACCESS_CACHE_SLOTS;
+}
+
 static wr__access_host *slot_find(wr_access *a, const char *host) {
-  for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++)
-    if (a->cache[i].host[0] && strcmp(a->cache[i].host, host) == 0) return &a->cache[i];
+  size_t home = slot_home(host);
+  for (size_t k = 0; k < WR__ACCESS_CACHE_PROBE; k++) {
+    wr__access_host *e = &a->cache[(home + k) % WR__ACCESS_CACHE_SLOTS];
+    if (e->host[0] && strcmp(e->host, host) == 0) return e;
+  }
   return NULL;
 }
 
-/* A slot for a new host: a free one, else the one that expired first among
- * those not waiting for the store; NULL when all of them wait. */
+/* A slot for a new host among its probe slots: a free one, else the one
+ * that expired first among those not waiting for the store; NULL when all
+ * of them wait. */
 static wr__access_host *slot_take(wr_access *a, const char *host) {
   wr__access_host *slot = NULL;
-  for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) {
-    wr__access_host *e = &a->cache[i];
+  size_t home = slot_home(host);
+  for (size_t k = 0; k < WR__ACCESS_CACHE_PROBE; k++) {
+    wr__access_host *e = &a->cache[(home + k) % WR__ACCESS_CACHE_SLOTS];
     if (e->pending) continue;
     if (!e->host[0]) {
       slot = e;
@@ -259,7 +270,9 @@ int wr_access_prefetch(wr_access *a, const char *host, int stale_ok) {
   if (slot && slot->pending) return slot->doc ? WR_OK : WR_AGAIN;
   if (slot && (stale_ok || slot->expires > wr__access_now_ms(a))) return WR_OK;
   if (!a->async) return WR_OK;
-  if (!slot && !(slot = slot_take(a, host))) return WR_ERR_LIMIT;
+  /* Every slot this host could use waits for the store: so does the
+   * request, until one of those reads is back (the watchers wake it). */
+  if (!slot && !(slot = slot_take(a, host))) return WR_AGAIN;
   host_job *j = wr_xcalloc(1, sizeof(*j));
   j->a = a;
   j->gen = ++a->gen;

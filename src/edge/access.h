@@ -119,10 +119,10 @@ typedef struct wr_access_decision {
  * store thread: wr_access_check reads the store itself, or cached but
  * expired: the last answer serves while the store thread reads it again,
  * so a change reaches the gate one store read after WR_ACCESS_CACHE_MS),
- * WR_AGAIN (not cached: a read
- * is on the store thread; the watchers are called when it is back: ask
- * again then, with |stale_ok|), or WR_ERR_LIMIT (every cache slot waits
- * for the store: answer as for a store error). */
+ * WR_AGAIN (not cached: a read is on the store thread, or every cache
+ * slot |host| may use waits for one; the watchers are called when a read
+ * is back: ask again then, with |stale_ok|), or WR_ERR_LIMIT (the store
+ * thread's queue is full: answer as for a store error). */
 int wr_access_prefetch(wr_access *a, const char *host, int stale_ok);
 /* Forgets every host's cached applications (the API changed some): the
  * next visitor of each host waits for a fresh read. */

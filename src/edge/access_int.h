@@ -9,7 +9,12 @@
 #include "proto/jwt.h"
 #include "proto/oidc.h"
 
-#define WR__ACCESS_CACHE_SLOTS 64
+/* The gate's cache of each host's applications: an open-addressed table
+ * (a host lives in one of WR__ACCESS_CACHE_PROBE slots from its hash), sized
+ * for an edge with a few thousand hostnames in use at once; a host whose
+ * slots all wait for the store waits too. */
+#define WR__ACCESS_CACHE_SLOTS 2048
+#define WR__ACCESS_CACHE_PROBE 16
 
 typedef struct wr__access_transfer {
   char key[96];

@@ -260,10 +260,50 @@ static void visitor_maybe_free(wr_visitor *v) {
   free(v);
 }
 
+void wr__vconn_wait(vconn *c) {
+  if (c->waiting) return;
+  wr_visitor *v = c->v;
+  c->wprev = NULL;
+  c->wnext = v->waiting;
+  if (v->waiting) v->waiting->wprev = c;
+  v->waiting = c;
+  c->waiting = 1;
+}
+
+void wr__vconn_unwait(vconn *c) {
+  if (!c->waiting) return;
+  if (c->wprev)
+    c->wprev->wnext = c->wnext;
+  else
+    c->v->waiting = c->wnext;
+  if (c->wnext) c->wnext->wprev = c->wprev;
+  c->wprev = c->wnext = NULL;
+  c->waiting = 0;
+}
+
+void wr__visitor_wake_waiting(wr_visitor *v, int (*pick)(const vconn *c)) {
+  /* Detach the list first: a kicked connection only runs later (its kick
+   * timer), but one that waits again must not be seen twice here. */
+  vconn *list = v->waiting;
+  v->waiting = NULL;
+  for (vconn *c = list, *next; c; c = next) {
+    next = c->wnext;
+    c->wprev = c->wnext = NULL;
+    c->waiting = 0;
+    if (c->closed || (pick && !pick(c))) {
+      if (!c->closed) wr__vconn_wait(c);
+      continue;
+    }
+    if (c->state == VC_ROUTE) c->state = VC_HEAD;
+    wr__vconn_kick(c);
+  }
+}
+
 static void close_cb(uv_handle_t *h) {
   vconn *c = h->data;
   if (--c->handles > 0) return;
   wr_visitor *v = c->v;
+  wr__vconn_unwait(c);
   vconn **head = c->sub ? &v->subs : &v->conns;
   if (c->prev)
     c->prev->next = c->next;

@@ -221,14 +221,10 @@ static void need_login(vconn *c, int html, const char *target, const wr_access_d
   page(c, 401, "This application needs an Access identity: a service token or a sign-in.", x, 2);
 }
 
+static int waits_for_access(const vconn *c) { return c->state == VC_ROUTE && c->access_waited; }
+
 void wr__visitor_access_ready(void *user) {
-  wr_visitor *v = user;
-  for (int sub = 0; sub < 2; sub++) /* connections, then HTTP/2 stream vconns */
-    for (vconn *c = sub ? v->subs : v->conns; c; c = c->next)
-      if (c->state == VC_ROUTE && c->access_waited && !c->closed) {
-        c->state = VC_HEAD;
-        wr__vconn_kick(c);
-      }
+  wr__visitor_wake_waiting(user, waits_for_access);
 }
 
 int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_target *t, size_t used) {
@@ -245,6 +241,7 @@ int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_targe
   if (pf == WR_AGAIN) {
     c->access_waited = 1;
     c->state = VC_ROUTE;
+    wr__vconn_wait(c);
     return -1;
   }
   if (pf != WR_OK) {

@@ -130,6 +130,9 @@ struct wr_visitor {
   wr_store *store;
   wr_store_async *store_async; /* NULL: route lookups on the loop thread */
   route_job *route_jobs;       /* lookups in flight, linked by next */
+  /* Connections whose head (or TLS handshake) waits for a store read: what
+   * a finished read wakes, instead of a walk over every connection. */
+  vconn *waiting;
   wr_tunnel_server *ts;
   wr_inspect *inspect;        /* NULL: no inspector */
   wr_tunnel_stats *tunnel_stats; /* NULL: no per-tunnel counters */
@@ -240,6 +243,8 @@ struct vconn {
                        * host's Access applications from the store thread */
   vconn *dirty_next;
   int is_dirty;
+  vconn *wprev, *wnext; /* on v->waiting (wr__vconn_wait) */
+  int waiting;
   /* HTTPS (visitor_tls.c). */
   int tls_mode;       /* a connection of the HTTPS front */
   int tls_up;         /* handshake done: output is encrypted */
@@ -283,6 +288,15 @@ void wr__vconn_kick(vconn *c);
  * the connection is closed. */
 void wr__vconn_write3(vconn *c, const void *a, size_t alen, const void *b, size_t blen,
                       const void *d, size_t dlen, size_t credit);
+/* |c| waits for a store read (its state says which): it joins the list
+ * that wr__visitor_wake_waiting walks. Idempotent. */
+void wr__vconn_wait(vconn *c);
+/* Leaves that list (idempotent; also done when |c| is freed). */
+void wr__vconn_unwait(vconn *c);
+/* Kicks every waiting connection that |pick| (NULL: all) chooses, after
+ * taking it off the list; a connection that still cannot go on waits
+ * again. */
+void wr__visitor_wake_waiting(wr_visitor *v, int (*pick)(const vconn *c));
 /* Closes at once (no flush): abandons the stream, releases the slot. */
 void wr__vconn_close_now(vconn *c);
 /* A broken response (head sent, body cut): logged, and the visitor sees it

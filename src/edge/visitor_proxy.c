@@ -747,6 +747,7 @@ static int route_request(vconn *c, const wr_http1_head *h, const wr__visitor_tar
   if (rv == WR_AGAIN) { /* the head stays in |in|; parsed again when kicked */
     c->route_waited = 1;
     c->state = VC_ROUTE;
+    wr__vconn_wait(c);
     return -1;
   }
   if (rv != WR_OK) {

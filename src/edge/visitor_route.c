@@ -224,14 +224,8 @@ static void job_done(void *arg, int status) {
       wr_warn("route lookup for %s failed: %s", j->host,
               status == WR_OK ? j->errmsg : "the store thread stopped");
     route_fill(v, j->host, rv, &j->r);
-    for (int sub = 0; sub < 2; sub++) /* connections, then HTTP/2 stream vconns */
-      for (vconn *c = sub ? v->subs : v->conns; c; c = c->next)
-        if (c->state == VC_ROUTE && !c->closed) {
-          c->state = VC_HEAD;
-          wr__vconn_kick(c);
-        } else if (c->state == VC_TLS && c->tls_wait && !c->closed) {
-          wr__vconn_kick(c); /* an HTTPS handshake waits for its SNI's route */
-        }
+    /* Heads waiting for a route, and HTTPS handshakes for their SNI's. */
+    wr__visitor_wake_waiting(v, NULL);
   }
   free(j);
 }

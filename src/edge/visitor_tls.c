@@ -89,6 +89,7 @@ static int pick_cert(vconn *c) {
   if ((c->cert = wr_certs_uploaded(v->certs, c->sni))) return WR_OK;
   int rv = wr__visitor_route_lookup(v, c->sni, c->tls_wait, tid);
   c->tls_wait = rv == WR_AGAIN;
+  if (c->tls_wait) wr__vconn_wait(c);
   if (rv != WR_OK) return rv == WR_AGAIN ? rv : WR_ERR_NOTFOUND;
   if ((c->cert = wr_certs_acme(v->certs, c->sni))) return WR_OK;
   return (c->cert = wr_certs_issued(v->certs, c->sni)) ? WR_OK : WR_ERR_CRYPTO;
