@@ -43,6 +43,8 @@ def make_setup(tmp_path, procs, connector, protocol="quic", extra=()):
                         "--http-listen", f"127.0.0.1:{http}",
                         "--api-listen", f"127.0.0.1:{api}"], name="warren-edge", env=env)
     assert edge.wait_output("Serving visitors", 30) is not None, edge.tail()
+    # The API listener starts last (after Access's first signing key).
+    assert edge.wait_output("Serving the API on", 30) is not None, edge.tail()
     conn = procs.start([connector, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
                         "--cacert", str(d / "ca.pem"), "--protocol", protocol,
                         "--credentials-file", str(creds), "--hello-world", "--loglevel", "info",
@@ -237,6 +239,7 @@ def test_cloudflared_tail_against_warren_edge(tmp_path, procs, netns):
                         "--api-listen", f"127.0.0.1:{s.api}",
                         "--management-hostname", "localhost"], name="warren-edge-2", env=s.env)
     assert edge.wait_output("Serving visitors", 30) is not None, edge.tail()
+    assert edge.wait_output("Serving the API on", 30) is not None, edge.tail()
     assert wait_for(lambda: "management_logs" in features(s), timeout=30)
     ca = tmp_path / "tls"
     ca.mkdir()
