@@ -140,6 +140,9 @@ def setup(net, build, connector_bin, env):
                                 "--tun", TUN, "--metrics", f"127.0.0.1:{METRICS}"], "warren-edge", env)
     if edge.wait_output(f"Routing private traffic from TUN device {TUN}", 30) is None:
         raise RuntimeError("edge did not open the TUN device; see " + edge.log)
+    # The API listener starts last (after Access's first signing key).
+    if edge.wait_output("Serving the API on", 30) is None:
+        raise RuntimeError("edge did not serve its API; see " + edge.log)
     sh(net.edge, "ip", "route", "add", PRIVATE_NET, "dev", TUN, "src", CLIENT)
     api_env = dict(env, TUNNEL_API_URL=f"http://127.0.0.1:{API}/client/v4", NO_AUTOUPDATE="true")
     r = subprocess.run(["ip", "netns", "exec", net.edge, warren, "tunnel", "--origincert",
