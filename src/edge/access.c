@@ -16,6 +16,7 @@
 #include "edge/store_access.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/hash.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 
@@ -160,11 +161,7 @@ void wr_access_set_team_domain(wr_access *a, const char *url) {
 /* ---- the host cache ---------------------------------------------------------------- */
 
 /* The slot of |host|, or NULL. */
-static size_t slot_home(const char *host) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (; *host; host++) h = (h ^ (uint8_t)*host) * 16777619u;
-  return h % WR__ACCESS_CACHE_SLOTS;
-}
+static size_t slot_home(const char *host) { return wr_hash_str(host) % WR__ACCESS_CACHE_SLOTS; }
 
 static wr__access_host *slot_find(wr_access *a, const char *host) {
   size_t home = slot_home(host);

@@ -17,6 +17,7 @@
 #include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/file.h"
+#include "lib/hash.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "proto/tls_hello.h"
@@ -486,12 +487,6 @@ wr_cert *wr_certs_acme(wr_certs *c, const char *host) {
 
 /* ---- runtime: issued by the edge CA ------------------------------------------- */
 
-static unsigned hash_str(const char *s) {
-  unsigned h = 2166136261u;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-  return h;
-}
-
 static void drop_issued(wr_certs *c) {
   for (size_t i = 0; i < ISSUED_BUCKETS; i++) {
     wr_cert *r = c->issued[i];
@@ -529,7 +524,7 @@ static wr_cert *issue(wr_certs *c, const char *host) {
 
 wr_cert *wr_certs_issued(wr_certs *c, const char *host) {
   if (!wr_tls_name_valid(host, 0)) return NULL;
-  unsigned b = hash_str(host) % ISSUED_BUCKETS;
+  unsigned b = wr_hash_str(host) % ISSUED_BUCKETS;
   time_t now = time(NULL);
   for (wr_cert **pp = &c->issued[b]; *pp; pp = &(*pp)->next) {
     wr_cert *r = *pp;

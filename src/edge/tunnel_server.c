@@ -2,7 +2,6 @@
 #include "edge/tunnel_server.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/hash.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/addr.h"
@@ -99,18 +99,10 @@ struct wr_tunnel_server {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static size_t id_bucket(const char *id) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (; *id; id++) h = (h ^ (uint8_t)*id) * 16777619u;
-  return h % CONN_ID_BUCKETS;
-}
+static size_t id_bucket(const char *id) { return wr_hash_str(id) % CONN_ID_BUCKETS; }
 
 /* Tunnel ids compare case-insensitively (matches()), so they hash so. */
-static size_t tunnel_bucket(const char *id) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (; *id; id++) h = (h ^ (uint8_t)tolower((unsigned char)*id)) * 16777619u;
-  return h % CONN_ID_BUCKETS;
-}
+static size_t tunnel_bucket(const char *id) { return wr_hash_str_nocase(id) % CONN_ID_BUCKETS; }
 
 /* Indexes a connection that just registered: by conn id, and by tunnel id
  * after the older connections of its chain (creation order, newest first). */

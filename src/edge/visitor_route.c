@@ -11,6 +11,7 @@
 
 #include "edge/visitor_int.h"
 #include "lib/err.h"
+#include "lib/hash.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 
@@ -95,12 +96,6 @@ int wr__visitor_canon_host(const char *a, size_t n, char *out, size_t cap, char 
 
 /* ---- the route cache ------------------------------------------------------------- */
 
-static unsigned hash_str(const char *s) {
-  unsigned h = 2166136261u;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-  return h;
-}
-
 static void route_purge(wr_visitor *v, uint64_t now, int all) {
   for (size_t i = 0; i < WR__VISITOR_ROUTE_BUCKETS; i++) {
     route_ent **pp = &v->routes[i];
@@ -148,7 +143,7 @@ static int route_query(wr_store *s, const char *host, wr_route *r) {
 
 static route_ent *route_find(wr_visitor *v, const char *host) {
   route_ent *e;
-  for (e = v->routes[hash_str(host) % WR__VISITOR_ROUTE_BUCKETS]; e; e = e->next)
+  for (e = v->routes[wr_hash_str(host) % WR__VISITOR_ROUTE_BUCKETS]; e; e = e->next)
     if (strcmp(e->host, host) == 0) break;
   return e;
 }
@@ -159,7 +154,7 @@ static route_ent *route_make(wr_visitor *v, const char *host, uint64_t now) {
   if (e) return e;
   if (v->nroutes >= ROUTE_MAX) route_purge(v, now, 0);
   if (v->nroutes >= ROUTE_MAX) route_purge(v, now, 1);
-  unsigned b = hash_str(host) % WR__VISITOR_ROUTE_BUCKETS;
+  unsigned b = wr_hash_str(host) % WR__VISITOR_ROUTE_BUCKETS;
   size_t hl = strlen(host);
   e = wr_xcalloc(1, sizeof(*e) + hl + 1);
   memcpy(e->host, host, hl + 1);
