@@ -16,7 +16,7 @@ Q = @echo "  CC      $<";
 QL = @echo "  LD      $@";
 endif
 CC      ?= cc
-PKGS    := libuv gnutls libngtcp2 libngtcp2_crypto_gnutls libnghttp2 yaml-0.1 jansson sqlite3 libpq ldns lwip libsodium libb2 libqrencode
+PKGS    := libuv gnutls libngtcp2 libngtcp2_crypto_gnutls libnghttp2 libnghttp3 yaml-0.1 jansson sqlite3 libpq ldns lwip libsodium libb2 libqrencode
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
@@ -92,7 +92,12 @@ deps:
 asan:
 	$(MAKE) BUILD=$(ASAN_BUILD) CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all unit-bins
 
-unit-bins: $(UNIT_BIN)
+unit-bins: $(UNIT_BIN) $(BUILD)/tests/h3client
+
+# The HTTP/3 test client of tests/e2e/test_http3.py (not installed).
+$(BUILD)/tests/h3client: $(BUILD)/obj/tests/tools/h3client.o $(BUILD)/libwarren.a
+	@mkdir -p $(dir $@)
+	$(QL)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 unit: asan
 	@scripts/run-unit.sh $(ASAN_BUILD)/tests

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
   build-essential pkg-config clang libclang-rt-14-dev
-  libuv1-dev libgnutls28-dev gnutls-bin libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp2-dev
+  libuv1-dev libgnutls28-dev gnutls-bin libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp2-dev libnghttp3-dev
   libyaml-dev libjansson-dev libsqlite3-dev libpq-dev postgresql libldns-dev knot dnsutils liblwip-dev
   libsodium-dev libb2-dev libqrencode-dev wireguard-go wireguard-tools
   libcmocka-dev python3 python3-pytest python3-yaml python3-cryptography python3-grpcio curl chromium libnss3-tools nghttp2-client python3-h2 iproute2 iputils-ping traceroute mtr-tiny

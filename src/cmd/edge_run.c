@@ -249,6 +249,7 @@ static int inspect_flags(const wr_opts *o, wr_edge_options *eo) {
   }
   eo->inspect.requests = (size_t)v;
   eo->inspect.bodies = wr_opts_bool(o, "inspect-bodies");
+  eo->no_http3 = wr_opts_bool(o, "no-http3");
   return 0;
 }
 

@@ -30,7 +30,9 @@ static const wr_flag run_flags[] = {
     {"http-listen", NULL, NULL, WR_FLAG_STRING, "127.0.0.1:8080", "TCP address for visitors (HTTP)"},
     {"https-listen", NULL, NULL, WR_FLAG_STRING, NULL,
      "TCP address for visitors over HTTPS (certificates by SNI: uploaded, else from --acme-directory, "
-     "else issued by DATA_DIR/ca.pem)"},
+     "else issued by DATA_DIR/ca.pem); HTTP/3 is served on the same UDP port and advertised with Alt-Svc"},
+    {"no-http3", NULL, NULL, WR_FLAG_BOOL, NULL,
+     "Serve --https-listen over TCP only (HTTP/1.1 and HTTP/2): no UDP listener, no Alt-Svc"},
     {"acme-directory", NULL, "WARREN_EDGE_ACME_DIRECTORY", WR_FLAG_STRING, NULL,
      "ACME directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory): every routed "
      "hostname gets a certificate from that CA for --https-listen, renewed before it expires"},

@@ -542,11 +542,13 @@ static int start_https(wr_edge *e, wr_visitor_config *vcfg, char *err, size_t er
   vcfg->certs = e->certs;
   vcfg->zones = e->zones;
   vcfg->scheme = "https";
+  vcfg->http3 = !o->no_http3;
   rv = wr_visitor_listen(e->loop, vcfg, (const struct sockaddr *)&o->https.addr, &e->https);
+  vcfg->http3 = 0;
   vcfg->certs = NULL;
   vcfg->scheme = "http";
   if (rv != WR_OK) {
-    snprintf(err, errlen, "cannot listen on %s (TCP)", o->https.text);
+    snprintf(err, errlen, "cannot listen on %s (TCP%s)", o->https.text, o->no_http3 ? "" : ", and UDP for HTTP/3");
     return rv;
   }
   if (wr_visitor_addr(e->https, &bound) == 0) {
@@ -555,7 +557,7 @@ static int start_https(wr_edge *e, wr_visitor_config *vcfg, char *err, size_t er
                                  ? ((struct sockaddr_in *)&bound)->sin_port
                                  : ((struct sockaddr_in6 *)&bound)->sin6_port);
   }
-  wr_info("Serving visitors on https://%s", name);
+  wr_info("Serving visitors on https://%s%s", name, o->no_http3 ? "" : " (and HTTP/3 on UDP)");
   return WR_OK;
 }
 

@@ -99,6 +99,7 @@ typedef struct wr_edge_options {
                           * public address in DNS answers and pushed records */
   wr_edge_listen https;  /* optional: visitors over TLS, certificates by SNI
                           * (edge/certs.h: uploaded, else ACME, else issued by DIR/ca.pem) */
+  int no_http3;          /* with |https|: no HTTP/3 on its UDP port (and no Alt-Svc) */
   wr_edge_listen dns;    /* optional: authoritative DNS, UDP and TCP */
   wr_edge_listen api;    /* optional: /client/v4 and /argotunnel */
   /* Edges sharing a PostgreSQL store (edge/cluster.h, edge/peer.h): where

@@ -272,6 +272,12 @@ static void render_https(wr_buf *b, const wr_visitor_stats *v) {
               v->h2_goaway_calm);
   wr_prom_u64(b, P "https_h2_goaways_total", (const char *const[]){"reason", "error", NULL},
               v->h2_goaway_error);
+  counter(b, P "https_h3_connections_total", "HTTP/3 (QUIC) connections that completed the handshake",
+          v->h3_conns);
+  counter(b, P "https_h3_streams_total", "Requests received over HTTP/3", v->h3_streams);
+  counter(b, P "https_h3_errors_total",
+          "HTTP/3 connections closed by the edge with an error (protocol, QPACK or an abuse limit)",
+          v->h3_closed_error);
 }
 
 static void render_tunnel_traffic(wr_edge_metrics *m, wr_buf *b) {

@@ -91,7 +91,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void vc_update_reading(vconn *c) {
   int want = 0;
   if (c->sub) { /* no socket: its input is its stream's DATA */
-    if (!c->closed) wr__vh2_sub_update(c);
+    if (!c->closed) wr__vsub_update(c);
     return;
   }
   if (c->closed || c->peer_eof) {
@@ -213,7 +213,7 @@ void wr__vconn_write3(vconn *c, const void *a, size_t alen, const void *b, size_
                       const void *d, size_t dlen, size_t credit) {
   if (c->closed || c->shut) return;
   if (c->sub) {
-    wr__vh2_sub_write(c, a, alen, b, blen, d, dlen, credit);
+    wr__vsub_write(c, a, alen, b, blen, d, dlen, credit);
     return;
   }
   size_t n = alen + blen + dlen;
@@ -334,7 +334,7 @@ static void vc_close(vconn *c, int reset) {
   if (c->h2) wr__vh2_free(c); /* its streams first: they share the slot's source */
   wr__visitor_slot_release(c);
   if (c->sub)
-    wr__vh2_sub_closed(c, reset);
+    wr__vsub_closed(c, reset);
   else if (reset)
     uv_tcp_close_reset(&c->tcp, close_cb);
   else
@@ -379,7 +379,7 @@ static void vc_finish(vconn *c) {
   if (c->closed || c->state == VC_CLOSING) return;
   wr__vconn_release_stream(c, 0);
   if (c->sub) { /* the response is complete: END_STREAM once it drained */
-    wr__vh2_sub_done(c);
+    wr__vsub_done(c);
     vc_close(c, 0);
     return;
   }
@@ -418,7 +418,7 @@ void wr__vconn_end_request(vconn *c, int close) {
     wr_debug("visitor %" PRIu64 " %s \"%s %s%s %s\" %d tunnel=%s connection=%s "
              "stream=%" PRId64 " up=%" PRIu64 " down=%" PRIu64 " %" PRIu64 "ms",
              c->id, c->ip, c->r.method[0] ? c->r.method : "-", c->r.host, c->r.target,
-             c->sub ? "HTTP/2" : c->r.minor ? "HTTP/1.1" : "HTTP/1.0", c->r.status,
+             c->sub ? c->sops->proto : c->r.minor ? "HTTP/1.1" : "HTTP/1.0", c->r.status,
              c->r.tunnel_id[0] ? c->r.tunnel_id : "-", c->r.conn_id[0] ? c->r.conn_id : "-",
              c->r.sid, c->r.up, c->r.down, uv_now(v->loop) - c->r.t0);
   if (c->r.tunnel_id[0] && (c->r.status || c->r.method[0])) {
@@ -626,8 +626,7 @@ static void peer_ip(vconn *c, const struct sockaddr_storage *ss) {
   }
 }
 
-vconn *wr__vconn_sub_new(vconn *up, size_t in_max) {
-  wr_visitor *v = up->v;
+vconn *wr__vconn_sub_new(wr_visitor *v, const vsub_parent *up, size_t in_max) {
   vconn *c = wr_xcalloc(1, sizeof(*c));
   c->v = v;
   c->sub = 1;
@@ -639,9 +638,9 @@ vconn *wr__vconn_sub_new(vconn *up, size_t in_max) {
   c->handles = 2;
   wr_buf_init(&c->in, in_max, NULL);
   wr_buf_init(&c->rhead, WR__VISITOR_RESP_HEAD_MAX, NULL);
-  memcpy(c->ip, up->ip, sizeof(c->ip));
-  memcpy(c->sni, up->sni, sizeof(c->sni));
-  c->tls_mode = up->tls_mode;
+  snprintf(c->ip, sizeof(c->ip), "%s", up->ip);
+  snprintf(c->sni, sizeof(c->sni), "%s", up->sni);
+  c->tls_mode = 1; /* HTTP/2 and HTTP/3 are only served over TLS */
   c->src = up->src; /* no slot of its own: the connection holds it */
   c->retry_at = up->retry_at;
   c->state = VC_HEAD;
@@ -783,6 +782,14 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   int rv = uv_tcp_bind(&v->listener, addr, 0);
   if (rv == 0) rv = uv_listen((uv_stream_t *)&v->listener, 511, on_connection);
   if (rv == 0 && v->access && wr_access_watch(v->access, wr__visitor_access_ready, v) != WR_OK) rv = UV_ENOBUFS;
+  if (rv == 0 && cfg->http3 && v->certs) {
+    /* UDP on the address and port the TCP listener got (port 0: its pick). */
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getsockname(&v->listener, (struct sockaddr *)&ss, &len) != 0 ||
+        wr__vh3_listen(v, (struct sockaddr *)&ss) != WR_OK)
+      rv = UV_EADDRINUSE;
+  }
   if (rv != 0) {
     wr_warn("visitor listener: %s", uv_strerror(rv));
     v->closing = 1;
@@ -804,6 +811,7 @@ void wr_visitor_free(wr_visitor *v) {
   if (!v || v->closing) return;
   v->closing = 1;
   wr_access_unwatch(v->access, v);
+  wr__vh3_close(v);
   for (vconn *c = v->conns; c; c = c->next) wr__vconn_close_now(c);
   handles_close(v);
 }

@@ -53,6 +53,9 @@ typedef struct wr_visitor_config {
    * HTTP. */
   struct wr_certs *certs;
   struct wr_zone_cache *zones; /* per-zone options (edge/zone_settings.h), or NULL */
+  int http3;                  /* HTTPS front: also serve HTTP/3 on UDP at the same
+                               * address and port (ALPN h3, the same certificates),
+                               * advertised with Alt-Svc on h1/h2 answers */
   unsigned https_port;        /* plain front: the port of the HTTPS front for
                                * always_use_https redirects (443 is left out
                                * of the URL; 0: no redirects) */
@@ -132,6 +135,11 @@ typedef struct wr_visitor_stats {
                                  * limit; see docs/https.md) */
   uint64_t h2_goaway_error;     /* GOAWAY with another error code sent (protocol,
                                  * flow-control or compression violations) */
+  /* HTTP/3 (UDP, same port as the HTTPS front). */
+  uint64_t h3_conns;            /* QUIC connections that completed the handshake */
+  uint64_t h3_streams;          /* requests received over h3 */
+  uint64_t h3_closed_error;     /* connections we closed with an HTTP/3 error
+                                 * (protocol, QPACK, or an abuse limit) */
 } wr_visitor_stats;
 
 /* Listens on |addr| with |cfg| (copied; store and ts are borrowed and

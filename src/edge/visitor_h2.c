@@ -67,10 +67,9 @@
 #define MAX_STREAMS 100
 #define STREAM_WINDOW 65535u           /* the default: what a stream vconn buffers */
 #define CONN_WINDOW (1u << 20)
-#define HEAD_MAX WR_HTTP1_DEFAULT_MAX_HEAD /* the rebuilt head, as on HTTP/1.1 */
+#define HEAD_MAX WR__VSUB_HEAD_MAX
 #define HPACK_BOMB (16u * HEAD_MAX)    /* decoded bytes of one header block */
 #define OUT_HIGH (256u * 1024u)        /* unwritten output that holds back frames */
-#define OUT_MAX (16u << 20)            /* a stream's response bytes not yet framed */
 #define MAX_CONT 4                     /* CONTINUATIONs per header block (16 KiB each) */
 #define RESET_BURST 500                /* a browser leaving a page cancels a few hundred */
 #define RESET_RATE 100
@@ -104,19 +103,8 @@ struct vh2s {
   vh2s *prev, *next;
   vh2 *h;
   int32_t id;
-  vconn *sc;          /* the stream vconn, NULL once either let go */
   wr_h2req req;       /* the request while its header block arrives */
-  size_t head_len;    /* the rebuilt head at the front of sc->in */
-  int websocket;      /* an extended CONNECT (RFC 8441) */
-  uint64_t in_total, in_acked; /* DATA bytes given to sc / consumed */
-  /* The response. */
-  wr_buf out;         /* from sc: the HTTP/1.1 head, then body bytes */
-  size_t out_off;     /* bytes of |out| already framed */
-  size_t credit;      /* tunnel credit owed for body bytes in |out| */
-  int head_sent;      /* HEADERS submitted */
-  int done;           /* sc finished: END_STREAM once |out| drained */
-  wr_fields trl;      /* trailers: a HEADERS frame with END_STREAM after the
-                       * last DATA */
+  vsub x;             /* the request's stream vconn and response (visitor_sub.c) */
 };
 
 static int bucket_hit(bucket *b, uint64_t now, uint64_t burst, uint64_t rate) {
@@ -139,13 +127,14 @@ static void kick_conn(vh2 *h) { wr__vconn_kick(h->c); }
 
 /* ---- streams ------------------------------------------------------------------------- */
 
+static const vsub_ops h2_ops;
+
 static vh2s *stream_new(vh2 *h, int32_t id) {
   vh2s *x = wr_xcalloc(1, sizeof(*x));
   x->h = h;
   x->id = id;
   wr_h2req_init(&x->req, HEAD_MAX);
-  wr_buf_init(&x->out, OUT_MAX, NULL);
-  wr_fields_init(&x->trl, HEAD_MAX);
+  wr__vsub_init(&x->x, &h2_ops, x);
   x->next = h->streams;
   if (h->streams) h->streams->prev = x;
   h->streams = x;
@@ -153,17 +142,7 @@ static vh2s *stream_new(vh2 *h, int32_t id) {
   return x;
 }
 
-/* Lets go of the stream vconn: it closes (RST for the tunnel stream). */
-static void stream_drop_sc(vh2s *x) {
-  vconn *sc = x->sc;
-  if (!sc) return;
-  x->sc = NULL;
-  sc->h2s = NULL;
-  wr__vconn_close_now(sc);
-}
-
 static void stream_free(vh2 *h, vh2s *x) {
-  stream_drop_sc(x);
   if (x->prev)
     x->prev->next = x->next;
   else
@@ -171,8 +150,7 @@ static void stream_free(vh2 *h, vh2s *x) {
   if (x->next) x->next->prev = x->prev;
   h->nstreams--;
   wr_h2req_free(&x->req);
-  wr_buf_free(&x->out);
-  wr_fields_free(&x->trl);
+  wr__vsub_free(&x->x); /* an unfinished request: its tunnel stream is reset */
   free(x);
 }
 
@@ -188,15 +166,15 @@ static void respond_bare(vh2 *h, vh2s *x, int status) {
       {(uint8_t *)":status", (uint8_t *)st, 7, strlen(st), NGHTTP2_NV_FLAG_NONE},
       {(uint8_t *)"content-length", (uint8_t *)"0", 14, 1, NGHTTP2_NV_FLAG_NONE},
   };
-  x->head_sent = 1;
-  x->done = 1;
+  x->x.head_sent = 1;
+  x->x.done = 1;
   wr_visitor_stats *stats = &h->c->v->stats;
   stats->requests++;
   stats->responses_by_class[status / 100]++;
   nghttp2_submit_response(h->s, x->id, nv, 2, NULL);
 }
 
-/* ---- request: header block -> HTTP/1.1 head -> stream vconn ------------------------- */
+/* ---- request: header block -> stream vconn (visitor_sub.c) ------------------------- */
 
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
   vh2 *h = ud;
@@ -222,31 +200,11 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 
 static void stream_start(vh2 *h, vh2s *x, int eos) {
   if (h->calm) return; /* ending: nothing new starts */
-  h->c->v->stats.h2_streams++;
-  wr_buf head;
-  wr_buf_init(&head, 2 * HEAD_MAX, NULL);
-  int rv = wr_h2req_head(&x->req, eos, &head);
-  x->websocket = x->req.websocket;
-  wr_h2req_free(&x->req);
-  if (rv != WR_OK) {
-    wr_buf_free(&head);
-    respond_bare(h, x, rv == WR_ERR_LIMIT ? 431 : 400);
-    return;
-  }
-  vconn *sc = wr__vconn_sub_new(h->c, head.len + STREAM_WINDOW);
-  if (wr_buf_append(&sc->in, head.data, head.len) != WR_OK) abort(); /* sized for it */
-  x->head_len = head.len;
-  wr_buf_free(&head);
-  sc->in_end = eos;
-  sc->h2s = x;
-  x->sc = sc;
-  wr__vconn_kick(sc); /* runs outside the session's callbacks */
-}
-
-static void end_input(vh2s *x) {
-  if (!x->sc) return;
-  x->sc->in_end = 1;
-  wr__vconn_kick(x->sc);
+  vconn *c = h->c;
+  c->v->stats.h2_streams++;
+  vsub_parent p = {.id = c->id, .ip = c->ip, .sni = c->sni, .src = c->src, .retry_at = c->retry_at};
+  int status = wr__vsub_start(&x->x, c->v, &p, &x->req, eos, STREAM_WINDOW);
+  if (status) respond_bare(h, x, status);
 }
 
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
@@ -260,10 +218,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
       if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
         stream_start(h, x, eos);
       else if (eos)
-        end_input(x);
+        wr__vsub_input_end(&x->x);
       break;
     case NGHTTP2_DATA:
-      if (x && eos) end_input(x);
+      if (x && eos) wr__vsub_input_end(&x->x);
       break;
     default:
       break;
@@ -276,21 +234,11 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
   vh2 *h = ud;
   (void)flags;
   vh2s *x = stream_of(h, id);
-  vconn *sc = x ? x->sc : NULL;
-  if (!sc || sc->closed || sc->state == VC_CLOSING) {
-    /* Nobody takes these bytes: the window goes back at once. */
-    nghttp2_session_consume(s, id, len);
+  if (!x) {
+    nghttp2_session_consume(s, id, len); /* nobody takes these bytes */
     return 0;
   }
-  if (wr_buf_append(&sc->in, data, len) != WR_OK) {
-    /* Past the window it was given (nghttp2 checks windows: cannot happen). */
-    nghttp2_session_consume(s, id, len);
-    wr__vconn_close_now(sc); /* RST_STREAM */
-    return 0;
-  }
-  x->in_total += len;
-  wr__vconn_activity(sc); /* an upload keeps the request alive, as on HTTP/1.1 */
-  wr__vconn_kick(sc);
+  wr__vsub_input(&x->x, data, len);
   return 0;
 }
 
@@ -359,45 +307,17 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
 static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
                          uint32_t *flags, nghttp2_data_source *src, void *ud) {
   vh2s *x = src->ptr;
-  (void)s;
   (void)id;
   (void)ud;
-  size_t have = x->out.len - x->out_off, n = have < len ? have : len;
-  if (n) {
-    memcpy(buf, x->out.data + x->out_off, n);
-    x->out_off += n;
-    size_t k = n < x->credit ? n : x->credit;
-    x->credit -= k;
-    if (k && x->sc && x->sc->r.st) wr_tunnel_stream_consume(x->sc->r.st, k);
-    if (x->out_off == x->out.len) {
-      wr_buf_reset(&x->out);
-      x->out_off = 0;
-    } else if (x->out_off > 64u * 1024u) {
-      wr_buf_consume(&x->out, x->out_off);
-      x->out_off = 0;
-    }
-  }
-  if (n == have && x->done) {
+  size_t have = wr__vsub_pending(&x->x);
+  size_t n = wr__vsub_take(&x->x, buf, len);
+  if (n == have && x->x.done) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (x->trl.n && wr_h2_submit_trailer(s, x->id, &x->trl) == 0)
+    if (x->x.trl.n && wr_h2_submit_trailer(s, x->id, &x->x.trl) == 0)
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     return (ssize_t)n;
   }
   return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
-}
-
-/* A gRPC response (content-type application/grpc...) with its status in
- * the head. */
-static int has_grpc_status(const wr_h2resp *rh) {
-  int grpc = 0, status = 0;
-  for (size_t i = 0; i < rh->nfields; i++) {
-    const wr_http_header *f = &rh->fields[i];
-    if (f->name_len == 11 && memcmp(f->name, "grpc-status", 11) == 0) status = 1;
-    if (f->name_len == 12 && memcmp(f->name, "content-type", 12) == 0 && f->value_len >= 16 &&
-        strncasecmp(f->value, "application/grpc", 16) == 0)
-      grpc = 1;
-  }
-  return grpc && status;
 }
 
 /* The response head at the front of |out|: HEADERS (1xx ones too).
@@ -407,14 +327,8 @@ static int submit_head(vh2s *x) {
   wr_h2resp rh; /* about 80 KiB: on the loop thread's stack */
   nghttp2_nv nv[WR_H2RESP_MAX_FIELDS + 1];
   size_t used = 0, n = 0;
-  int rv = wr_h2resp_from_http1(x->out.data + x->out_off, x->out.len - x->out_off,
-                                x->sc ? x->sc->r.method : NULL, x->websocket, &rh, &used);
-  if (rv == WR_AGAIN) return x->done ? -1 : 0;
-  if (rv != WR_OK) return -1;
-  /* A gRPC status in the head is a Trailers-Only response: gRPC clients
-   * want it as one HEADERS frame with END_STREAM, so it waits for the end
-   * (the body is empty) instead of going out with a DATA frame after it. */
-  if (!x->done && rh.status >= 200 && has_grpc_status(&rh)) return 0;
+  int rv = wr__vsub_head(&x->x, &rh, &used);
+  if (rv <= 0) return rv;
   nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)rh.status_text, 7,
                          strlen(rh.status_text), NGHTTP2_NV_FLAG_NONE};
   for (size_t i = 0; i < rh.nfields; i++)
@@ -424,26 +338,26 @@ static int submit_head(vh2s *x) {
     rv = nghttp2_submit_headers(x->h->s, NGHTTP2_FLAG_NONE, x->id, NULL, nv, n, NULL);
   } else {
     /* Complete without body or trailers: END_STREAM on the HEADERS. */
-    int bare = x->done && x->out.len - x->out_off == used && x->trl.n == 0;
     nghttp2_data_provider dp = {.source.ptr = x, .read_callback = data_read};
-    rv = nghttp2_submit_response(x->h->s, x->id, nv, n, bare ? NULL : &dp);
-    x->head_sent = 1;
+    rv = nghttp2_submit_response(x->h->s, x->id, nv, n, wr__vsub_bare(&x->x, used) ? NULL : &dp);
+    x->x.head_sent = 1;
   }
-  x->out_off += used;
+  x->x.out_off += used;
   return rv == 0 ? 1 : -1;
 }
 
 /* Submits what |out| holds: the head once complete, then lets DATA go. */
-static void stream_pump(vh2s *x) {
+static void h2_pump(vsub *sx) {
+  vh2s *x = sx->owner;
   vh2 *h = x->h;
-  while (!x->head_sent) {
+  while (!sx->head_sent) {
     int rv = submit_head(x);
     if (rv == 0) return;
     if (rv < 0) {
       wr_debug("visitor %" PRIu64 ": HTTP/2 stream %d: response head not forwardable", h->c->id, x->id);
       nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, x->id, NGHTTP2_INTERNAL_ERROR);
-      x->head_sent = x->done = 1;
-      stream_drop_sc(x);
+      sx->head_sent = sx->done = 1;
+      wr__vsub_drop_sc(sx);
       kick_conn(h);
       return;
     }
@@ -452,69 +366,22 @@ static void stream_pump(vh2s *x) {
   kick_conn(h);
 }
 
-void wr__vh2_sub_write(vconn *sc, const void *a, size_t alen, const void *b, size_t blen,
-                       const void *d, size_t dlen, size_t credit) {
-  vh2s *x = sc->h2s;
-  if (!x) return;
-  if (wr_buf_append(&x->out, a, alen) != WR_OK || wr_buf_append(&x->out, b, blen) != WR_OK ||
-      wr_buf_append(&x->out, d, dlen) != WR_OK) {
-    wr__vconn_close_now(sc); /* cannot happen: tunnel credit bounds |out| */
-    return;
-  }
-  x->credit += credit;
-  stream_pump(x);
-}
-
-void wr__vh2_sub_update(vconn *sc) {
-  vh2s *x = sc->h2s;
-  if (!x) return;
-  size_t head = sc->state == VC_HEAD || sc->state == VC_ROUTE ? x->head_len : 0;
-  size_t held = sc->in.len > head ? sc->in.len - head : 0;
-  uint64_t pending = x->in_total - x->in_acked;
-  if (pending <= held) return;
-  nghttp2_session_consume(x->h->s, x->id, (size_t)(pending - held));
-  x->in_acked += pending - held;
+static void h2_consume(vsub *sx, uint64_t n) {
+  vh2s *x = sx->owner;
+  nghttp2_session_consume(x->h->s, x->id, (size_t)n);
   kick_conn(x->h); /* WINDOW_UPDATE */
 }
 
-void wr__vh2_sub_done(vconn *sc) {
-  vh2s *x = sc->h2s;
-  if (!x) return;
-  x->done = 1;
-  stream_pump(x);
+static void h2_closed(vsub *sx, int reset) {
+  vh2s *x = sx->owner;
+  if (reset) {
+    sx->done = 1;
+    nghttp2_submit_rst_stream(x->h->s, NGHTTP2_FLAG_NONE, x->id, NGHTTP2_INTERNAL_ERROR);
+  }
+  kick_conn(x->h);
 }
 
-void wr__vh2_sub_trailers(vconn *sc, const wr_http_header *hs, size_t n) {
-  vh2s *x = sc->h2s;
-  if (!x || x->done) return;
-  wr_fields_reset(&x->trl);
-  for (size_t i = 0; i < n; i++) {
-    const wr_http_header *f = &hs[i];
-    if (f->name_len == 0 || f->name[0] == ':' || wr_http1_is_hop_by_hop(f->name, f->name_len) ||
-        (f->name_len == 14 && strncasecmp(f->name, "content-length", 14) == 0) ||
-        (f->name_len == 4 && strncasecmp(f->name, "host", 4) == 0))
-      continue;
-    if (wr_fields_add(&x->trl, f->name, f->name_len, f->value, f->value_len, 1) == WR_ERR_LIMIT)
-      break;
-  }
-}
-
-void wr__vh2_sub_closed(vconn *sc, int reset) {
-  vh2s *x = sc->h2s;
-  if (!x) return;
-  sc->h2s = NULL;
-  x->sc = NULL;
-  vh2 *h = x->h;
-  /* Body bytes it held never reach the tunnel: their window goes back. */
-  if (x->in_total > x->in_acked) nghttp2_session_consume(h->s, x->id, (size_t)(x->in_total - x->in_acked));
-  x->in_acked = x->in_total;
-  x->credit = 0; /* the tunnel stream is released */
-  if (reset || !x->done) {
-    x->done = 1;
-    nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, x->id, NGHTTP2_INTERNAL_ERROR);
-  }
-  kick_conn(h);
-}
+static const vsub_ops h2_ops = {"HTTP/2", h2_pump, h2_consume, h2_closed};
 
 /* ---- the connection ------------------------------------------------------------------ */
 

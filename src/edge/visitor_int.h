@@ -15,7 +15,13 @@
  *   visitor_pages.c   answers from the edge itself (404, 429, 502, ...)
  *   visitor_h2.c      HTTP/2 on the HTTPS front (ALPN h2): the nghttp2
  *                     session and its limits; each request runs on a
- *                     stream vconn (|sub|) through the same machinery */
+ *                     stream vconn (|sub|) through the same machinery
+ *   visitor_h3.c      HTTP/3 on UDP beside the HTTPS front: the QUIC
+ *                     endpoint (ALPN h3, certificates by SNI) and the
+ *                     nghttp3 connections; requests run on stream vconns
+ *   visitor_sub.c     what HTTP/2 and HTTP/3 streams share: the stream
+ *                     vconn's request head and input window, its response
+ *                     buffer, head and trailers (vsub) */
 #ifndef WR_EDGE_VISITOR_INT_H
 #define WR_EDGE_VISITOR_INT_H
 #include <netinet/in.h>
@@ -34,6 +40,8 @@
 #include "lib/buf.h"
 #include "net/addr.h"
 #include "net/tls.h"
+#include "proto/fields.h"
+#include "proto/h2head.h"
 #include "proto/http1.h"
 
 /* A source key (net/addr.h: an IPv4 address or an IPv6 /64). */
@@ -168,7 +176,9 @@ struct wr_visitor {
   uv_idle_t nudge;     /* active while output waits: poll must not block then */
   int aux_open;        /* flusher, nudge and quiet_timer not yet closed */
   vconn *dirty;        /* connections with pending output, linked by dirty_next */
-  vconn *subs;         /* stream vconns of HTTP/2 connections (visitor_h2.c) */
+  vconn *subs;         /* stream vconns of HTTP/2 and HTTP/3 connections */
+  struct vh3front *h3; /* HTTP/3 beside the HTTPS front (visitor_h3.c), or NULL */
+  unsigned h3_port;    /* its UDP port, for Alt-Svc; 0: HTTP/3 off */
   /* Reads of connections that hold no input buffer (idle keep-alive, new)
    * land here and are copied out: an idle visitor then costs no 16 KiB
    * buffer. libuv calls alloc_cb and read_cb back to back, so one shared
@@ -255,11 +265,13 @@ struct vconn {
   wr_buf hello;       /* ClientHello bytes read before the session exists */
   char sni[WR_STORE_HOST_MAX + 1];
   /* HTTP/2 (visitor_h2.c). A connection in VC_H2 holds |h2|. A stream
-   * vconn (|sub|) serves one HTTP/2 request with the HTTP/1.1 machinery:
-   * no socket, its input is the request rebuilt as an HTTP/1.1 head plus
-   * the DATA bytes, its output goes to its stream (wr__vh2_sub_write). */
+   * vconn (|sub|) serves one HTTP/2 or HTTP/3 request with the HTTP/1.1
+   * machinery: no socket, its input is the request rebuilt as an HTTP/1.1
+   * head plus the DATA bytes, its output goes to its stream through
+   * |sops| (visitor_sub.c). */
   struct vh2 *h2;
-  struct vh2s *h2s;   /* sub: its stream, NULL once either side let go */
+  struct vsub *sx;    /* sub: its stream, NULL once either side let go */
+  const struct vsub_ops *sops; /* sub: the stream's protocol */
   int sub;
   int in_end;         /* sub: the visitor ended the stream (END_STREAM) */
 };
@@ -349,8 +361,8 @@ void wr__vtls_free(vconn *c);
  * 301 to https:// for a zone with always_use_https (HTTP). Returns 1 after
  * consuming the head (|used| bytes) and answering, else 0. */
 int wr__vtls_policy(vconn *c, const struct wr__visitor_target *t, size_t used);
-/* Adds the zone's HSTS fields to a response head (HTTPS only); returns how
- * many were added (at most 2). */
+/* Adds Alt-Svc (HTTP/3 on) and the zone's HSTS fields to a response head
+ * (HTTPS only); returns how many were added (at most 3). */
 size_t wr__vtls_resp_fields(vconn *c, wr_http_header *out);
 
 /* ---- visitor_h2.c: HTTP/2 ----------------------------------------------------------- */
@@ -369,23 +381,100 @@ void wr__vh2_idle(vconn *c);
 /* Closes the stream vconns and frees the session (at the connection's
  * close or finish; idempotent). */
 void wr__vh2_free(vconn *c);
-/* A stream vconn for a request of |up| (visitor.c): timers, buffers,
- * the connection's address, SNI and source; state VC_HEAD, input empty. */
-vconn *wr__vconn_sub_new(vconn *up, size_t in_max);
-/* Stream vconn hooks, called by visitor.c in place of socket work:
- * output for the visitor (the HTTP/1.1 response the machinery writes,
- * turned into HEADERS and DATA; |credit| tunnel bytes go back once they
- * left as DATA), the input consumed (window updates), the response
- * complete, and the vconn closing (|reset| or incomplete: RST_STREAM). */
-void wr__vh2_sub_write(vconn *sc, const void *a, size_t alen, const void *b, size_t blen,
-                       const void *d, size_t dlen, size_t credit);
-void wr__vh2_sub_update(vconn *sc);
-void wr__vh2_sub_done(vconn *sc);
+
+/* ---- visitor_sub.c: HTTP/2 and HTTP/3 streams ------------------------------------- */
+
+#define WR__VSUB_HEAD_MAX WR_HTTP1_DEFAULT_MAX_HEAD /* the rebuilt head, as on HTTP/1.1 */
+#define WR__VSUB_OUT_MAX (16u << 20) /* a stream's response bytes not yet framed */
+
+/* Where a stream vconn's requests come from: its connection. */
+typedef struct vsub_parent {
+  uint64_t id;        /* the connection's number, for log lines */
+  const char *ip, *sni;
+  vsrc *src;          /* the source holding the connection's slot, or NULL */
+  uint64_t retry_at;
+} vsub_parent;
+
+/* The hooks of a stream vconn's protocol, called by visitor.c in place of
+ * socket work: output for the visitor (the HTTP/1.1 response the machinery
+ * writes, to be turned into HEADERS and DATA; |credit| tunnel bytes go back
+ * once they left as DATA: wr__vsub_take), the input consumed (window
+ * updates: wr__vsub_input_acked), the response complete, its trailers, and
+ * the vconn closing (|reset| or incomplete: the stream is reset). */
+typedef struct vsub_ops {
+  const char *proto;  /* "HTTP/2", for log lines */
+  void (*pump)(struct vsub *x);       /* |out| grew or |done| was set */
+  void (*consume)(struct vsub *x, uint64_t n); /* request bytes to give back */
+  void (*closed)(struct vsub *x, int reset);   /* after x->sc was cleared */
+} vsub_ops;
+
+/* One request stream of HTTP/2 or HTTP/3: the part both share. Embedded
+ * in the protocol's own stream object (vh2s, vh3s). */
+typedef struct vsub {
+  vconn *sc;          /* the stream vconn, NULL once either let go */
+  const vsub_ops *ops;
+  void *owner;        /* the protocol's stream object */
+  int websocket;      /* an extended CONNECT (RFC 8441 / 9220) */
+  size_t head_len;    /* the rebuilt head at the front of sc->in */
+  uint64_t in_total, in_acked; /* request body bytes given to sc / given back */
+  wr_buf out;         /* from sc: the HTTP/1.1 head, then body bytes */
+  size_t out_off;     /* bytes of |out| already framed */
+  size_t credit;      /* tunnel credit owed for body bytes in |out| */
+  int head_sent;      /* the response's HEADERS submitted */
+  int done;           /* sc finished: end the stream once |out| drained */
+  wr_fields trl;      /* trailers: a HEADERS frame after the last DATA */
+} vsub;
+
+void wr__vsub_init(vsub *x, const vsub_ops *ops, void *owner);
+/* Lets go of the stream vconn (it closes and resets its tunnel stream),
+ * then frees the buffers. */
+void wr__vsub_free(vsub *x);
+void wr__vsub_drop_sc(vsub *x);
+/* A complete request header block |req| (freed here): rebuilds it as an
+ * HTTP/1.1 head into a new stream vconn of |p| that is kicked to run, with
+ * room for |window| body bytes; |eos|: no body follows. Returns 0, or the
+ * status to answer without a vconn (431, 400). */
+int wr__vsub_start(vsub *x, wr_visitor *v, const vsub_parent *p, wr_h2req *req, int eos,
+                   size_t window);
+/* Request body bytes for the stream vconn. Returns WR_OK, or an error
+ * after which the vconn is closed (more than its window). */
+int wr__vsub_input(vsub *x, const uint8_t *data, size_t len);
+/* The request ended (END_STREAM / FIN). */
+void wr__vsub_input_end(vsub *x);
+/* The response head at the front of |out| into |rh| (|used| bytes of it).
+ * Returns 1 when it can be submitted, 0 to wait for more (or, for gRPC
+ * Trailers-Only, for the end), -1 when it cannot be forwarded. */
+int wr__vsub_head(vsub *x, wr_h2resp *rh, size_t *used);
+/* Whether the response is complete with its head alone (no body or
+ * trailers after the |used| bytes of the head). */
+int wr__vsub_bare(const vsub *x, size_t used);
+/* Copies up to |len| body bytes of |out| into |buf|, returning their
+ * tunnel credit. Returns the count. */
+size_t wr__vsub_take(vsub *x, uint8_t *buf, size_t len);
+/* Bytes of |out| not framed yet. */
+static inline size_t wr__vsub_pending(const vsub *x) { return x->out.len - x->out_off; }
+
+/* Stream vconn side (visitor.c): */
+vconn *wr__vconn_sub_new(wr_visitor *v, const vsub_parent *p, size_t in_max);
+void wr__vsub_write(vconn *sc, const void *a, size_t alen, const void *b, size_t blen,
+                    const void *d, size_t dlen, size_t credit);
+void wr__vsub_update(vconn *sc);
+void wr__vsub_done(vconn *sc);
 /* The response's trailers (the tunnel stream's on_trailers, before the end
- * of the body): sent after the last DATA as a HEADERS frame with
- * END_STREAM, without pseudo, framing and connection-specific fields. */
-void wr__vh2_sub_trailers(vconn *sc, const wr_http_header *hs, size_t n);
-void wr__vh2_sub_closed(vconn *sc, int reset);
+ * of the body), without pseudo, framing and connection-specific fields. */
+void wr__vsub_trailers(vconn *sc, const wr_http_header *hs, size_t n);
+void wr__vsub_closed(vconn *sc, int reset);
+
+/* ---- visitor_h3.c: HTTP/3 ------------------------------------------------------------- */
+
+/* Serves HTTP/3 on UDP |addr| (the HTTPS front's address and port) with
+ * ALPN h3 and the front's certificates by SNI. Returns WR_OK or WR_ERR_IO
+ * (bind failed), WR_ERR_CRYPTO. */
+int wr__vh3_listen(wr_visitor *v, const struct sockaddr *addr);
+/* Closes every HTTP/3 connection and the endpoint (at the visitor's end). */
+void wr__vh3_close(wr_visitor *v);
+/* HTTP/3 stream vconns' protocol (tells them apart from HTTP/2 ones). */
+extern const vsub_ops wr__vh3_ops;
 
 /* ---- visitor_proxy.c: the tunnel data stream ------------------------------------- */
 
@@ -439,6 +528,9 @@ vsrc *wr__visitor_source_get(wr_visitor *v, const struct sockaddr *sa);
 int wr__visitor_admit(wr_visitor *v, vsrc *s);
 /* A connection takes its slot at accept and releases it as it closes. */
 void wr__visitor_slot_take(vconn *c, vsrc *s);
+/* The same for a connection that is no vconn (HTTP/3): |s| may be NULL. */
+void wr__visitor_src_hold(wr_visitor *v, vsrc *s);
+void wr__visitor_src_drop(wr_visitor *v, vsrc *s);
 void wr__visitor_slot_release(vconn *c);
 /* The idle list: connections waiting for a request with nothing unwritten,
  * the candidates for eviction. */

@@ -219,11 +219,20 @@ void wr__visitor_idle_leave(vconn *c) {
   c->idle = 0;
 }
 
+void wr__visitor_src_hold(wr_visitor *v, vsrc *s) {
+  v->nslots++;
+  if (s && s->conns++ == 0) quiet_del(v, s);
+}
+
+void wr__visitor_src_drop(wr_visitor *v, vsrc *s) {
+  v->nslots--;
+  if (s && --s->conns == 0) quiet_add(v, s);
+}
+
 void wr__visitor_slot_take(vconn *c, vsrc *s) {
   c->has_slot = 1;
   c->src = s;
-  c->v->nslots++;
-  if (s && s->conns++ == 0) quiet_del(c->v, s);
+  wr__visitor_src_hold(c->v, s);
 }
 
 /* Called as the connection closes: its descriptor is gone from here on. */
@@ -232,8 +241,7 @@ void wr__visitor_slot_release(vconn *c) {
   wr__visitor_idle_leave(c);
   if (!c->has_slot) return;
   c->has_slot = 0;
-  v->nslots--;
-  if (c->src && --c->src->conns == 0) quiet_add(v, c->src);
+  wr__visitor_src_drop(v, c->src);
   c->src = NULL;
 }
 

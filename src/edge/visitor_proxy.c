@@ -403,7 +403,7 @@ static int resp_mode(vconn *c, int status, const resp_fields *f, wr_http_header 
  * metadata. Returns WR_OK or an error after which |why| says what to tell
  * the visitor (502). */
 static int send_head(vconn *c, const wr_connect_response *cr, const char **why) {
-  wr_http_header in[MAX_RESP_HEADERS], out[MAX_RESP_HEADERS + 6];
+  wr_http_header in[MAX_RESP_HEADERS], out[MAX_RESP_HEADERS + 7];
   wr_httpmeta_response mr;
   resp_fields f = {0};
   size_t n = 0;
@@ -576,7 +576,7 @@ static void st_on_trailers(void *user, const wr_http_header *hs, size_t n) {
   vconn *c = user;
   if (c->closed || c->state != VC_PROXY) return;
   if (c->sub) { /* an HTTP/2 stream: a trailing HEADERS frame, TE or not */
-    if (c->r.resp == RS_EOF) wr__vh2_sub_trailers(c, hs, n);
+    if (c->r.resp == RS_EOF) wr__vsub_trailers(c, hs, n);
     return;
   }
   if (c->r.resp != RS_CHUNKED || !c->r.te_trailers) return;

@@ -227,11 +227,16 @@ int wr__vtls_policy(vconn *c, const struct wr__visitor_target *t, size_t used) {
 }
 
 size_t wr__vtls_resp_fields(vconn *c, wr_http_header *out) {
-  static __thread char hsts[96];
+  static __thread char hsts[96], alt[48];
   size_t k = 0;
   if (!c->tls_mode) return 0;
+  /* HTTP/3 is offered on h1 and h2 answers (RFC 7838), not repeated on h3. */
+  if (c->v->h3_port && !(c->sub && c->sops == &wr__vh3_ops)) {
+    int n = snprintf(alt, sizeof(alt), "h3=\":%u\"; ma=86400", c->v->h3_port);
+    out[k++] = (wr_http_header){"Alt-Svc", 7, alt, (size_t)n};
+  }
   const wr_zone_settings *z = wr_zone_cache_find(c->v->zones, c->r.host);
-  if (!z || !z->hsts_enabled) return 0;
+  if (!z || !z->hsts_enabled) return k;
   int n = snprintf(hsts, sizeof(hsts), "max-age=%" PRId64 "%s%s", z->hsts_max_age,
                    z->hsts_include_subdomains ? "; includeSubDomains" : "",
                    z->hsts_preload ? "; preload" : "");

@@ -114,6 +114,23 @@ typedef struct wr_quic_config {
   unsigned max_half_open;              /* drop beyond; default 1000 */
   unsigned max_half_open_per_source;   /* default 50 */
   int retry_always;                    /* every new connection needs a Retry token (tests) */
+
+  /* Unidirectional streams the peer may open (initial_max_streams_uni);
+   * default 0: the tunnel protocol uses none (protocol.md 1.3). When
+   * non-zero, peer uni streams are reported like bidi ones (on_stream_open,
+   * on_stream_data, consume) and wr_quic_stream_open_uni may be used. */
+  uint64_t max_streams_uni;
+  /* Server: credentials chosen by SNI (HTTP/3 to visitors). When set, the
+   * endpoint needs no cert_file/key_file: once the ClientHello is parsed,
+   * |sni_pick| gets its server name ("" without one) and returns an opaque
+   * reference that holds credentials, with *|cred| set to its
+   * gnutls_certificate_credentials_t, or NULL to refuse the handshake with
+   * unrecognized_name. The connection hands the reference back to
+   * |sni_release| after its TLS session is freed. Both run on the loop's
+   * thread inside packet processing and must not block. */
+  void *(*sni_pick)(void *arg, const char *sni, void **cred);
+  void (*sni_release)(void *arg, void *ref);
+  void *sni_arg;
 } wr_quic_config;
 
 #define WR_QUIC_RETRY_HALF_OPEN 100
@@ -269,6 +286,8 @@ void *wr_quic_conn_user(const wr_quic_conn *c);
 void wr_quic_conn_set_user(wr_quic_conn *c, void *user);
 /* Negotiated ALPN ("" if none yet). */
 const char *wr_quic_conn_alpn(const wr_quic_conn *c);
+/* Server with sni_pick: the server name the client asked for ("" if none). */
+const char *wr_quic_conn_sni(const wr_quic_conn *c);
 /* Name of the negotiated key-exchange group ("" before the handshake). */
 const char *wr_quic_conn_group(const wr_quic_conn *c);
 /* Peer address of the current path. */
@@ -281,6 +300,10 @@ const struct sockaddr *wr_quic_conn_remote(const wr_quic_conn *c,
  * 4, 8...; server: 1, 5, 9...). Returns WR_OK, WR_AGAIN (peer's stream
  * limit), WR_ERR_INVAL (closed) or WR_ERR_NOMEM. */
 int wr_quic_stream_open(wr_quic_conn *c, void *suser, int64_t *sid);
+
+/* Opens a local unidirectional stream (needs the peer's uni stream
+ * credit); as wr_quic_stream_open otherwise. */
+int wr_quic_stream_open_uni(wr_quic_conn *c, void *suser, int64_t *sid);
 
 /* Queues up to |len| bytes (copied; kept until the peer acks them) and, if
  * |fin| and all bytes fit, the FIN. |*accepted| = bytes taken.

@@ -206,8 +206,9 @@ static void fill_params(ngtcp2_transport_params *p, const wr_quic_config *cfg) {
   p->initial_max_stream_data_uni = sw;
   p->initial_max_data = cfg_u64(cfg->conn_window, 768u << 10);
   p->initial_max_streams_bidi = cfg_u64(cfg->max_streams_bidi, 1ULL << 60);
-  /* Unidirectional streams are unused by the protocol (protocol.md 1.3). */
-  p->initial_max_streams_uni = 0;
+  /* Unidirectional streams are unused by the tunnel protocol (protocol.md
+   * 1.3); HTTP/3 needs a few (control and QPACK streams). */
+  p->initial_max_streams_uni = cfg->max_streams_uni;
   p->max_idle_timeout = cfg_u64(cfg->idle_timeout_ms, 5000) * WR_QUIC_MS;
   p->max_datagram_frame_size = WR_QUIC_MAX_DATAGRAM_FRAME;
 }
@@ -234,6 +235,12 @@ static wr_quic_conn *conn_alloc(wr_quic_role role, wr_quic_tls *tls,
   c->dgram_queue_cap = cfg->datagram_queue ? cfg->datagram_queue : 256;
   c->max_udp_payload = cfg->max_udp_payload ? cfg->max_udp_payload : default_payload(remote);
   c->idle_ms = cfg_u64(cfg->idle_timeout_ms, 5000);
+  c->uni_streams = cfg->max_streams_uni > 0;
+  if (role == WR_QUIC_SERVER) {
+    c->sni_pick = cfg->sni_pick;
+    c->sni_release = cfg->sni_release;
+    c->sni_arg = cfg->sni_arg;
+  }
   if (role == WR_QUIC_SERVER && cfg->reset_key && cfg->reset_key_len >= 16 &&
       cfg->reset_key_len <= sizeof(c->reset_key)) {
     memcpy(c->reset_key, cfg->reset_key, cfg->reset_key_len);
@@ -392,6 +399,7 @@ void wr_quic_conn_free(wr_quic_conn *c) {
   /* ngtcp2_conn_del first: it may still reference the session. */
   ngtcp2_conn_del(c->conn);
   gnutls_deinit(c->session);
+  if (c->sni_ref && c->sni_release) c->sni_release(c->sni_arg, c->sni_ref);
   free(c->close_pkt);
   free(c);
 }
@@ -644,6 +652,7 @@ wr_quic_role wr_quic_conn_role(const wr_quic_conn *c) { return c->role; }
 void *wr_quic_conn_user(const wr_quic_conn *c) { return c->user; }
 void wr_quic_conn_set_user(wr_quic_conn *c, void *user) { c->user = user; }
 const char *wr_quic_conn_alpn(const wr_quic_conn *c) { return c->alpn; }
+const char *wr_quic_conn_sni(const wr_quic_conn *c) { return c->sni; }
 const char *wr_quic_conn_group(const wr_quic_conn *c) { return c->group; }
 const struct sockaddr *wr_quic_conn_remote(const wr_quic_conn *c,
                                            socklen_t *len) {

@@ -106,6 +106,13 @@ struct wr_quic_conn {
   char alpn[32];      /* quic_tls.c */
   char want_alpn[32]; /* quic_tls.c; client: the ALPN the server must select */
   char group[32];     /* quic_tls.c */
+  char sni[256];      /* quic_tls.c; server with sni_pick: the client's name */
+  uint8_t tls_alert;  /* quic_tls.c: the alert our own refusal chose; 0: none */
+  void *(*sni_pick)(void *arg, const char *sni, void **cred); /* from the config */
+  void (*sni_release)(void *arg, void *ref);
+  void *sni_arg;
+  void *sni_ref;      /* what sni_pick returned, released after the session */
+  int uni_streams;    /* config max_streams_uni > 0: track uni streams */
 
   /* libuv binding (quic_endpoint.c) */
   void (*kick)(void *arg);

@@ -190,7 +190,8 @@ static int cb_acked(ngtcp2_conn *conn, int64_t sid, uint64_t offset,
 static int cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user) {
   wr_quic_conn *c = user;
   (void)conn;
-  if (!ngtcp2_is_bidi_stream(sid)) return 0; /* uni streams are unused */
+  /* The tunnel protocol uses no uni streams; HTTP/3 does. */
+  if (!ngtcp2_is_bidi_stream(sid) && !c->uni_streams) return 0;
   if (!stream_add(c, sid, NULL)) return NGTCP2_ERR_CALLBACK_FAILURE;
   if (c->cbs.on_stream_open && c->cbs.on_stream_open(c, sid, c->user) < 0) {
     c->cb_failed = 1;
@@ -295,12 +296,13 @@ void wr__quic_streams_free(wr_quic_conn *c) {
 
 /* --- streams: API ------------------------------------------------------------ */
 
-int wr_quic_stream_open(wr_quic_conn *c, void *suser, int64_t *sid) {
+static int stream_open(wr_quic_conn *c, int bidi, void *suser, int64_t *sid) {
   int64_t id;
   int rv;
   if (c->state >= WR_QUIC_CLOSING || c->app_close_requested)
     return WR_ERR_INVAL;
-  rv = ngtcp2_conn_open_bidi_stream(c->conn, &id, NULL);
+  rv = bidi ? ngtcp2_conn_open_bidi_stream(c->conn, &id, NULL)
+            : ngtcp2_conn_open_uni_stream(c->conn, &id, NULL);
   if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return WR_AGAIN;
   if (rv != 0) return WR_ERR_NOMEM;
   if (!stream_add(c, id, suser)) {
@@ -309,6 +311,14 @@ int wr_quic_stream_open(wr_quic_conn *c, void *suser, int64_t *sid) {
   }
   *sid = id;
   return WR_OK;
+}
+
+int wr_quic_stream_open(wr_quic_conn *c, void *suser, int64_t *sid) {
+  return stream_open(c, 1, suser, sid);
+}
+
+int wr_quic_stream_open_uni(wr_quic_conn *c, void *suser, int64_t *sid) {
+  return stream_open(c, 0, suser, sid);
 }
 
 int wr_quic_stream_write(wr_quic_conn *c, int64_t sid, const uint8_t *data,

@@ -73,7 +73,7 @@ int wr_quic_tls_new(wr_quic_role role, const wr_quic_config *cfg,
   int rv;
 
   if (!cfg || !out) return WR_ERR_INVAL;
-  if (role == WR_QUIC_SERVER && (!cfg->cert_file || !cfg->key_file)) {
+  if (role == WR_QUIC_SERVER && !cfg->sni_pick && (!cfg->cert_file || !cfg->key_file)) {
     set_errmsg(err, errlen, "QUIC server needs a certificate and a key file");
     return WR_ERR_CONFIG;
   }
@@ -84,7 +84,8 @@ int wr_quic_tls_new(wr_quic_role role, const wr_quic_config *cfg,
     rv = WR_ERR_NOMEM;
     goto fail_cred;
   }
-  rv = load_credentials(t->cred, role, cfg, err, errlen);
+  /* With sni_pick, each session gets its credentials from the owner. */
+  rv = role == WR_QUIC_SERVER && cfg->sni_pick ? WR_OK : load_credentials(t->cred, role, cfg, err, errlen);
   if (rv != WR_OK) goto fail_files;
   rv = gnutls_priority_init(
       &t->prio, cfg->priority ? cfg->priority : WR_QUIC_PRIORITY_DEFAULT,
@@ -149,10 +150,31 @@ static int server_hello_hook(gnutls_session_t session, unsigned htype,
   if (gnutls_alpn_get_selected_protocol(session, &d) != 0) {
     snprintf(c->tls_msg, sizeof(c->tls_msg),
              "client offered no ALPN '%s' (no_application_protocol)",
-             WR_QUIC_ALPN);
+             c->want_alpn);
     return GNUTLS_E_NO_APPLICATION_PROTOCOL;
   }
   return 0;
+}
+
+/* Server with sni_pick: the credentials for the name the client asked
+ * for, or the unrecognized_name refusal (never another name's). */
+static int server_pick_creds(gnutls_session_t session) {
+  ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(session);
+  wr_quic_conn *c = ref->user_data;
+  size_t len = sizeof(c->sni) - 1;
+  unsigned type = 0;
+  void *cred = NULL;
+  if (gnutls_server_name_get(session, c->sni, &len, &type, 0) != 0 ||
+      type != GNUTLS_NAME_DNS)
+    len = 0;
+  c->sni[len] = 0;
+  if (c->sni_ref || !(c->sni_ref = c->sni_pick(c->sni_arg, c->sni, &cred)) || !cred) {
+    c->tls_alert = GNUTLS_A_UNRECOGNIZED_NAME;
+    snprintf(c->tls_msg, sizeof(c->tls_msg), "no certificate for server name '%.*s'",
+             120, c->sni);
+    return GNUTLS_E_UNRECOGNIZED_NAME;
+  }
+  return gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred);
 }
 
 int wr__quic_tls_session_new(wr_quic_conn *c, const wr_quic_config *cfg) {
@@ -174,6 +196,7 @@ int wr__quic_tls_session_new(wr_quic_conn *c, const wr_quic_config *cfg) {
   if (gnutls_credentials_set(c->session, GNUTLS_CRD_CERTIFICATE,
                              c->tls->cred) != 0)
     return WR_ERR_CRYPTO;
+  snprintf(c->want_alpn, sizeof(c->want_alpn), "%s", alpn);
   if (alpn[0]) {
     gnutls_datum_t d = {(unsigned char *)(uintptr_t)alpn,
                         (unsigned)strlen(alpn)};
@@ -189,8 +212,9 @@ int wr__quic_tls_session_new(wr_quic_conn *c, const wr_quic_config *cfg) {
     /* Verify the chain against the CA file and the name against the SNI,
      * as cloudflared does (protocol.md 1.2). */
     gnutls_session_set_verify_cert(c->session, sni, 0);
-    snprintf(c->want_alpn, sizeof(c->want_alpn), "%s", alpn);
   } else {
+    if (c->sni_pick)
+      gnutls_handshake_set_post_client_hello_function(c->session, server_pick_creds);
     gnutls_handshake_set_hook_function(c->session, GNUTLS_HANDSHAKE_CLIENT_HELLO,
                                        GNUTLS_HOOK_POST, server_hello_hook);
   }
@@ -230,7 +254,7 @@ const char *wr__quic_alert_name(uint64_t code) {
 /* The handshake failed inside GnuTLS: the alert it chose, explained by our
  * own refusal, the certificate check or the alert's name. */
 static void describe_crypto_error(wr_quic_conn *c) {
-  uint8_t alert = ngtcp2_conn_get_tls_alert(c->conn);
+  uint8_t alert = c->tls_alert ? c->tls_alert : ngtcp2_conn_get_tls_alert(c->conn);
   unsigned vs = 0;
   ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->ccerr,
                                                               alert, NULL, 0);
@@ -259,7 +283,7 @@ int wr__quic_tls_close_error(wr_quic_conn *c, int liberr) {
   if (c->tls_msg[0]) {
     /* Our own TLS-level refusal from a callback (e.g. ALPN check). */
     ngtcp2_connection_close_error_set_transport_error_tls_alert(
-        &c->ccerr, GNUTLS_A_NO_APPLICATION_PROTOCOL, NULL, 0);
+        &c->ccerr, c->tls_alert ? c->tls_alert : GNUTLS_A_NO_APPLICATION_PROTOCOL, NULL, 0);
     snprintf(c->msg, sizeof(c->msg), "TLS handshake failed: %s", c->tls_msg);
     return 1;
   }

@@ -235,6 +235,8 @@ int wr_tls_creds_server_mem(const char *cert_pem, const char *key_pem, wr_tls_cr
   return WR_OK;
 }
 
+void *wr_tls_creds_native(wr_tls_creds *c) { return c ? c->cred : NULL; }
+
 void wr_tls_creds_free(wr_tls_creds *c) {
   if (!c) return;
   if (c->prio13) gnutls_priority_deinit(c->prio13);

@@ -55,6 +55,9 @@ int wr_tls_creds_server_mem(const char *cert_pem, const char *key_pem, wr_tls_cr
                             char *err, size_t errlen);
 /* Frees; sessions using it must be gone. */
 void wr_tls_creds_free(wr_tls_creds *c);
+/* The gnutls_certificate_credentials_t inside |c| (borrowed), for a TLS
+ * stack that makes its own sessions (QUIC: net/quic.h sni_pick). */
+void *wr_tls_creds_native(wr_tls_creds *c);
 
 typedef struct wr_tls wr_tls;
 

@@ -1,0 +1,358 @@
+/* A small HTTP/3 client for the tests: libwarren's QUIC client
+ * (net/quic.h) and nghttp3. One request, then exit.
+ *
+ *   h3client [--connect HOST:PORT] [--ca FILE] [--sni NAME] [-X METHOD] [-H "name: value"]...
+ *            [--data TEXT | --upload-size N] [-o FILE] [--head-only] URL
+ *
+ * URL is https://NAME[:PORT]/PATH; NAME is the :authority, the SNI
+ * (unless --sni gives another) and the address to dial (unless --connect
+ * gives another). --upload-size sends
+ * N bytes ("0123456789" repeated) as the body, produced as flow control
+ * lets it go. Prints the response's status line (":status NNN"), its
+ * header fields ("name: value"), a blank line, then the body (to stdout,
+ * or to FILE with -o), and trailers after it ("trailer name: value", on
+ * stderr). Exit status: 0 a complete response, 2 the connection failed
+ * (the reason on stderr, e.g. the TLS alert), 3 the stream was reset,
+ * 4 timeout, 1 usage. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp3/nghttp3.h>
+#include <uv.h>
+
+#include "lib/err.h"
+#include "net/quic.h"
+
+#define MAX_HDRS 64
+
+typedef struct client {
+  uv_loop_t *loop;
+  uv_timer_t timer;
+  wr_quic_endpoint *ep;
+  wr_quic_conn *q;
+  nghttp3_conn *h3;
+  int64_t sid;
+  const char *method, *authority, *path, *data;
+  const char *hdrs[MAX_HDRS];
+  int nhdrs;
+  uint64_t upload_left;
+  size_t data_off;
+  FILE *out;
+  int head_only, got_status, done, reset, failed, printed_head;
+} client;
+
+static const char PATTERN[] = "0123456789012345678901234567890123456789012345678901234567890123";
+
+static void finish(client *c, int code) {
+  if (c->done) return;
+  c->done = code;
+  wr_quic_conn_close(c->q, NGHTTP3_H3_NO_ERROR, "done");
+}
+
+/* ---- nghttp3 ----------------------------------------------------------------------- */
+
+static int on_header(nghttp3_conn *conn, int64_t id, int32_t token, nghttp3_rcbuf *name,
+                     nghttp3_rcbuf *value, uint8_t flags, void *ud, void *sud) {
+  client *c = ud;
+  nghttp3_vec n = nghttp3_rcbuf_get_buf(name), v = nghttp3_rcbuf_get_buf(value);
+  (void)conn, (void)id, (void)token, (void)flags, (void)sud;
+  if (n.len == 7 && memcmp(n.base, ":status", 7) == 0) {
+    c->got_status = 1;
+    printf(":status %.*s\n", (int)v.len, v.base);
+  } else {
+    printf("%.*s: %.*s\n", (int)n.len, n.base, (int)v.len, v.base);
+  }
+  return 0;
+}
+
+static int on_end_headers(nghttp3_conn *conn, int64_t id, int fin, void *ud, void *sud) {
+  client *c = ud;
+  (void)conn, (void)id, (void)fin, (void)sud;
+  if (!c->printed_head) printf("\n");
+  c->printed_head = 1;
+  fflush(stdout);
+  return 0;
+}
+
+static int on_trailer(nghttp3_conn *conn, int64_t id, int32_t token, nghttp3_rcbuf *name,
+                      nghttp3_rcbuf *value, uint8_t flags, void *ud, void *sud) {
+  nghttp3_vec n = nghttp3_rcbuf_get_buf(name), v = nghttp3_rcbuf_get_buf(value);
+  (void)conn, (void)id, (void)token, (void)flags, (void)ud, (void)sud;
+  fprintf(stderr, "trailer %.*s: %.*s\n", (int)n.len, n.base, (int)v.len, v.base);
+  return 0;
+}
+
+static int on_data(nghttp3_conn *conn, int64_t id, const uint8_t *data, size_t len, void *ud,
+                   void *sud) {
+  client *c = ud;
+  (void)conn, (void)sud;
+  if (!c->head_only && fwrite(data, 1, len, c->out) != len) finish(c, 2);
+  wr_quic_stream_consume(c->q, id, len);
+  return 0;
+}
+
+static int on_deferred(nghttp3_conn *conn, int64_t id, size_t n, void *ud, void *sud) {
+  client *c = ud;
+  (void)conn, (void)sud;
+  wr_quic_stream_consume(c->q, id, n);
+  return 0;
+}
+
+static int on_end_stream(nghttp3_conn *conn, int64_t id, void *ud, void *sud) {
+  client *c = ud;
+  (void)conn, (void)sud;
+  if (id == c->sid) finish(c, c->got_status ? 1 : 3);
+  return 0;
+}
+
+static int on_stop_sending(nghttp3_conn *conn, int64_t id, uint64_t code, void *ud, void *sud) {
+  client *c = ud;
+  (void)conn, (void)sud;
+  wr_quic_stream_stop_sending(c->q, id, code);
+  return 0;
+}
+
+static int on_reset_stream(nghttp3_conn *conn, int64_t id, uint64_t code, void *ud, void *sud) {
+  client *c = ud;
+  (void)conn, (void)sud;
+  wr_quic_stream_reset(c->q, id, code);
+  return 0;
+}
+
+static nghttp3_ssize read_body(nghttp3_conn *conn, int64_t id, nghttp3_vec *vec, size_t veccnt,
+                               uint32_t *flags, void *ud, void *sud) {
+  client *c = ud;
+  (void)conn, (void)id, (void)sud, (void)veccnt;
+  if (c->data) {
+    size_t n = strlen(c->data) - c->data_off;
+    vec[0] = (nghttp3_vec){(uint8_t *)(c->data + c->data_off), n};
+    c->data_off += n;
+    *flags |= NGHTTP3_DATA_FLAG_EOF;
+    return 1;
+  }
+  /* PATTERN is static: nghttp3 may keep pointing into it until acked. */
+  size_t n = c->upload_left < sizeof(PATTERN) - 1 ? (size_t)c->upload_left : sizeof(PATTERN) - 1;
+  vec[0] = (nghttp3_vec){(uint8_t *)PATTERN, n};
+  c->upload_left -= n;
+  if (c->upload_left == 0) *flags |= NGHTTP3_DATA_FLAG_EOF;
+  return n ? 1 : 0;
+}
+
+/* What nghttp3 has to send, into the QUIC streams (which copy it). */
+static void flush(client *c) {
+  for (int guard = 0; guard < 100000 && !c->done; guard++) {
+    nghttp3_vec vec[16];
+    int64_t sid = -1;
+    int fin = 0;
+    nghttp3_ssize nv = nghttp3_conn_writev_stream(c->h3, &sid, &fin, vec, 16);
+    if (nv < 0 || sid < 0) return;
+    size_t taken = 0;
+    int rv = WR_OK;
+    for (nghttp3_ssize i = 0; i < nv && rv == WR_OK; i++) {
+      size_t acc = 0;
+      rv = wr_quic_stream_write(c->q, sid, vec[i].base, vec[i].len, fin && i == nv - 1, &acc);
+      taken += acc;
+    }
+    if (nv == 0 && fin) {
+      size_t acc = 0;
+      rv = wr_quic_stream_write(c->q, sid, NULL, 0, 1, &acc);
+    }
+    nghttp3_conn_add_write_offset(c->h3, sid, taken);
+    if (taken) nghttp3_conn_add_ack_offset(c->h3, sid, taken);
+    if (rv == WR_AGAIN) nghttp3_conn_block_stream(c->h3, sid);
+    else if (rv != WR_OK) nghttp3_conn_shutdown_stream_write(c->h3, sid);
+  }
+}
+
+/* ---- QUIC ------------------------------------------------------------------------------ */
+
+static void q_handshake_done(wr_quic_conn *q, void *user) {
+  client *c = user;
+  int64_t ctrl, enc, dec;
+  if (wr_quic_stream_open_uni(q, NULL, &ctrl) != WR_OK || wr_quic_stream_open_uni(q, NULL, &enc) != WR_OK ||
+      wr_quic_stream_open_uni(q, NULL, &dec) != WR_OK || nghttp3_conn_bind_control_stream(c->h3, ctrl) ||
+      nghttp3_conn_bind_qpack_streams(c->h3, enc, dec) || wr_quic_stream_open(q, NULL, &c->sid) != WR_OK) {
+    fprintf(stderr, "h3client: cannot open streams\n");
+    finish(c, 2);
+    return;
+  }
+  nghttp3_nv nv[4 + MAX_HDRS];
+  size_t n = 0;
+#define NV(a, b, bl) nv[n++] = (nghttp3_nv){(uint8_t *)(a), (uint8_t *)(b), strlen(a), (bl), 0}
+  NV(":method", c->method, strlen(c->method));
+  NV(":scheme", "https", 5);
+  NV(":authority", c->authority, strlen(c->authority));
+  NV(":path", c->path, strlen(c->path));
+  for (int i = 0; i < c->nhdrs; i++) {
+    const char *colon = strchr(c->hdrs[i], ':');
+    if (!colon) continue;
+    const char *v = colon + 1;
+    while (*v == ' ') v++;
+    nv[n++] = (nghttp3_nv){(uint8_t *)c->hdrs[i], (uint8_t *)v, (size_t)(colon - c->hdrs[i]), strlen(v), 0};
+  }
+  nghttp3_data_reader dr = {read_body};
+  int body = c->data || c->upload_left;
+  if (nghttp3_conn_submit_request(c->h3, c->sid, nv, n, body ? &dr : NULL, NULL) != 0) {
+    fprintf(stderr, "h3client: cannot submit the request\n");
+    finish(c, 2);
+    return;
+  }
+  flush(c);
+}
+
+static int q_data(wr_quic_conn *q, int64_t sid, const uint8_t *d, size_t len, int fin, void *user,
+                  void *suser) {
+  client *c = user;
+  (void)suser;
+  nghttp3_ssize n = nghttp3_conn_read_stream(c->h3, sid, d, len, fin);
+  if (n < 0) {
+    fprintf(stderr, "h3client: HTTP/3 error: %s\n", nghttp3_strerror((int)n));
+    finish(c, 2);
+    return 0;
+  }
+  if (n) wr_quic_stream_consume(q, sid, (size_t)n);
+  flush(c);
+  return 0;
+}
+
+static int q_reset(wr_quic_conn *q, int64_t sid, uint64_t code, void *user, void *suser) {
+  client *c = user;
+  (void)q, (void)suser;
+  if (sid == c->sid) {
+    fprintf(stderr, "h3client: stream reset (0x%llx)\n", (unsigned long long)code);
+    finish(c, 3);
+  }
+  return 0;
+}
+
+static void q_writable(wr_quic_conn *q, int64_t sid, void *user, void *suser) {
+  client *c = user;
+  (void)q, (void)suser;
+  nghttp3_conn_unblock_stream(c->h3, sid);
+  flush(c);
+}
+
+static void q_stream_close(wr_quic_conn *q, int64_t sid, int has, uint64_t code, void *user, void *suser) {
+  client *c = user;
+  (void)q, (void)suser;
+  nghttp3_conn_close_stream(c->h3, sid, has ? code : NGHTTP3_H3_NO_ERROR);
+}
+
+static void q_close(wr_quic_conn *q, const wr_quic_close_info *ci, void *user) {
+  client *c = user;
+  (void)q;
+  if (!c->done) {
+    fprintf(stderr, "h3client: connection closed: %s\n", ci->msg ? ci->msg : "?");
+    c->done = 2;
+  }
+  uv_stop(c->loop);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  client *c = t->data;
+  fprintf(stderr, "h3client: timeout\n");
+  c->done = 4;
+  uv_stop(c->loop);
+}
+
+static int usage(void) {
+  fprintf(stderr, "usage: h3client [--connect HOST:PORT] [--ca FILE] [--sni NAME] [-X METHOD] [-H 'n: v']... "
+                  "[--data TEXT | --upload-size N] [-o FILE] [--head-only] https://NAME[:PORT]/PATH\n");
+  return 1;
+}
+
+static const char *sni_opt;
+
+static int parse_args(client *c, int argc, char **argv, const char **connect, const char **ca,
+                      const char **url, const char **outf) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--head-only") == 0) c->head_only = 1;
+    else if (!next && a[0] == '-') return -1;
+    else if (strcmp(a, "--connect") == 0) *connect = argv[++i];
+    else if (strcmp(a, "--ca") == 0) *ca = argv[++i];
+    else if (strcmp(a, "--sni") == 0) sni_opt = argv[++i];
+    else if (strcmp(a, "-X") == 0) c->method = argv[++i];
+    else if (strcmp(a, "-H") == 0 && c->nhdrs < MAX_HDRS) c->hdrs[c->nhdrs++] = argv[++i];
+    else if (strcmp(a, "--data") == 0) c->data = argv[++i];
+    else if (strcmp(a, "--upload-size") == 0) c->upload_left = strtoull(argv[++i], NULL, 10);
+    else if (strcmp(a, "-o") == 0) *outf = argv[++i];
+    else if (a[0] == '-') return -1;
+    else *url = a;
+  }
+  return *url ? 0 : -1;
+}
+
+int main(int argc, char **argv) {
+  client c = {.method = "GET", .out = stdout};
+  const char *connect = NULL, *ca = NULL, *url = NULL, *outf = NULL;
+  if (parse_args(&c, argc, argv, &connect, &ca, &url, &outf) != 0) return usage();
+  if (strncmp(url, "https://", 8) != 0) return usage();
+  static char auth[300], host[300], path[4096], addr[300], port[16];
+  const char *p = url + 8, *slash = strchr(p, '/');
+  snprintf(auth, sizeof(auth), "%.*s", (int)(slash ? slash - p : (long)strlen(p)), p);
+  snprintf(path, sizeof(path), "%s", slash ? slash : "/");
+  snprintf(host, sizeof(host), "%s", auth);
+  char *colon = strrchr(host, ':');
+  snprintf(port, sizeof(port), "%s", colon ? colon + 1 : "443");
+  if (colon) *colon = 0;
+  c.authority = auth;
+  c.path = path;
+  if (c.data || c.upload_left) c.method = strcmp(c.method, "GET") == 0 ? "POST" : c.method;
+  snprintf(addr, sizeof(addr), "%s", connect ? connect : host);
+  if (connect && (colon = strrchr(addr, ':'))) {
+    snprintf(port, sizeof(port), "%s", colon + 1);
+    *colon = 0;
+  }
+  if (outf && !(c.out = fopen(outf, "wb"))) {
+    perror(outf);
+    return 1;
+  }
+  struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *ai = NULL;
+  if (getaddrinfo(addr, port, &hints, &ai) != 0 || !ai) {
+    fprintf(stderr, "h3client: cannot resolve %s\n", addr);
+    return 1;
+  }
+  c.loop = uv_default_loop();
+  wr_quic_config cfg = {.sni = sni_opt ? sni_opt : host, .alpn = "h3", .ca_file = ca, .max_streams_uni = 16,
+                        .idle_timeout_ms = 30000};
+  wr_quic_tls *tls = NULL;
+  char err[256];
+  if (wr_quic_tls_new(WR_QUIC_CLIENT, &cfg, &tls, err, sizeof(err)) != WR_OK) {
+    fprintf(stderr, "h3client: %s\n", err);
+    return 1;
+  }
+  nghttp3_callbacks cbs = {.recv_header = on_header, .end_headers = on_end_headers,
+                           .recv_trailer = on_trailer, .recv_data = on_data,
+                           .deferred_consume = on_deferred, .end_stream = on_end_stream,
+                           .stop_sending = on_stop_sending, .reset_stream = on_reset_stream};
+  nghttp3_settings st;
+  nghttp3_settings_default(&st);
+  st.qpack_max_dtable_capacity = 4096;
+  st.qpack_blocked_streams = 16;
+  if (nghttp3_conn_client_new(&c.h3, &cbs, &st, NULL, &c) != 0) return 1;
+  wr_quic_callbacks qcbs = {.on_handshake_done = q_handshake_done, .on_stream_data = q_data,
+                            .on_stream_reset = q_reset, .on_stream_writable = q_writable,
+                            .on_stream_close = q_stream_close, .on_close = q_close};
+  if (wr_quic_endpoint_client(c.loop, tls, &cfg, ai->ai_addr, &qcbs, &c, &c.ep, &c.q) != WR_OK) {
+    fprintf(stderr, "h3client: cannot dial %s:%s\n", addr, port);
+    return 2;
+  }
+  freeaddrinfo(ai);
+  uv_timer_init(c.loop, &c.timer);
+  c.timer.data = &c;
+  uv_timer_start(&c.timer, on_timeout, 60000, 0);
+  uv_run(c.loop, UV_RUN_DEFAULT);
+  if (c.out != stdout) fclose(c.out);
+  fflush(stdout);
+  int code = c.done == 1 ? 0 : c.done ? c.done : 2;
+  wr_quic_endpoint_free(c.ep); /* frees the connection, without callbacks */
+  uv_close((uv_handle_t *)&c.timer, NULL);
+  uv_run(c.loop, UV_RUN_DEFAULT);
+  nghttp3_conn_del(c.h3);
+  wr_quic_tls_free(tls);
+  return code;
+}
