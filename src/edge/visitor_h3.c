@@ -543,6 +543,14 @@ static void q_stream_close(wr_quic_conn *q, int64_t sid, int has_code, uint64_t 
     conn_fail(h, nghttp3_err_infer_quic_app_error_code(rv), "a critical stream was closed");
 }
 
+/* nghttp3 refuses frames naming streams the visitor may not open yet
+ * (PRIORITY_UPDATE): it follows QUIC's stream credit. */
+static void q_peer_streams(wr_quic_conn *q, uint64_t max, void *user) {
+  vh3 *h = user;
+  (void)q;
+  if (!h->dead) nghttp3_conn_set_max_client_streams_bidi(h->h3, max);
+}
+
 static void q_close(wr_quic_conn *q, const wr_quic_close_info *ci, void *user) {
   vh3 *h = user;
   (void)q;
@@ -557,6 +565,7 @@ static const wr_quic_callbacks qcbs = {
     .on_stream_reset = q_stream_reset,
     .on_stream_writable = q_stream_writable,
     .on_stream_close = q_stream_close,
+    .on_peer_streams = q_peer_streams,
     .on_close = q_close,
 };
 
@@ -593,6 +602,7 @@ static void q_accept(wr_quic_endpoint *ep, wr_quic_conn *q, void *ep_user) {
   st.qpack_encoder_max_dtable_capacity = QPACK_TABLE;
   st.qpack_blocked_streams = QPACK_BLOCKED;
   if (nghttp3_conn_server_new(&h->h3, callbacks(), &st, NULL, h) != 0) abort();
+  nghttp3_conn_set_max_client_streams_bidi(h->h3, wr_quic_peer_streams_max(q));
   h->next = f->conns;
   if (f->conns) f->conns->prev = h;
   f->conns = h;

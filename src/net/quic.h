@@ -209,6 +209,9 @@ typedef struct wr_quic_callbacks {
    * A connection owned by a wr_quic_endpoint is freed by the endpoint on a
    * later loop iteration: do not use |c| after on_close returns. */
   void (*on_close)(wr_quic_conn *c, const wr_quic_close_info *info, void *user);
+  /* The peer may now open bidirectional streams up to |max_streams| in
+   * total (cumulative: MAX_STREAMS sent as its streams closed). */
+  void (*on_peer_streams)(wr_quic_conn *c, uint64_t max_streams, void *user);
 } wr_quic_callbacks;
 
 /* Creates a client connection from |local| to |remote| and prepares the
@@ -304,6 +307,9 @@ int wr_quic_stream_open(wr_quic_conn *c, void *suser, int64_t *sid);
 /* Opens a local unidirectional stream (needs the peer's uni stream
  * credit); as wr_quic_stream_open otherwise. */
 int wr_quic_stream_open_uni(wr_quic_conn *c, void *suser, int64_t *sid);
+
+/* The cumulative number of bidirectional streams the peer may open now. */
+uint64_t wr_quic_peer_streams_max(wr_quic_conn *c);
 
 /* Queues up to |len| bytes (copied; kept until the peer acks them) and, if
  * |fin| and all bytes fit, the FIN. |*accepted| = bytes taken.

@@ -261,7 +261,19 @@ static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
   return 0;
 }
 
+static int cb_extend_remote_bidi(ngtcp2_conn *conn, uint64_t max_streams, void *user) {
+  wr_quic_conn *c = user;
+  (void)conn;
+  if (c->cbs.on_peer_streams) c->cbs.on_peer_streams(c, max_streams, c->user);
+  return 0;
+}
+
+uint64_t wr_quic_peer_streams_max(wr_quic_conn *c) {
+  return ngtcp2_conn_get_local_transport_params(c->conn)->initial_max_streams_bidi;
+}
+
 void wr__quic_stream_callbacks(ngtcp2_callbacks *cb) {
+  cb->extend_max_remote_streams_bidi = cb_extend_remote_bidi;
   cb->recv_stream_data = cb_recv_stream_data;
   cb->acked_stream_data_offset = cb_acked;
   cb->stream_open = cb_stream_open;

@@ -248,7 +248,7 @@ static void on_close(wr_quic_conn *c, const wr_quic_close_info *ci,
 }
 
 static const wr_quic_callbacks test_cbs = {
-    on_hs, on_open, on_data, on_reset, on_writable, on_sclose, on_dgram, on_close};
+    on_hs, on_open, on_data, on_reset, on_writable, on_sclose, on_dgram, on_close, NULL};
 
 /* The in-memory pair never touches a socket; its addresses only decide the
  * packet size each side picks (quic_conn.c default_payload). */
