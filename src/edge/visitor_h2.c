@@ -368,7 +368,7 @@ static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     x->out_off += n;
     size_t k = n < x->credit ? n : x->credit;
     x->credit -= k;
-    if (k && x->sc && x->sc->r.st) wr_tunnel_stream_consume(x->sc->r.st, k);
+    if (k && x->sc && x->sc->r->st) wr_tunnel_stream_consume(x->sc->r->st, k);
     if (x->out_off == x->out.len) {
       wr_buf_reset(&x->out);
       x->out_off = 0;
@@ -408,7 +408,7 @@ static int submit_head(vh2s *x) {
   nghttp2_nv nv[WR_H2RESP_MAX_FIELDS + 1];
   size_t used = 0, n = 0;
   int rv = wr_h2resp_from_http1(x->out.data + x->out_off, x->out.len - x->out_off,
-                                x->sc ? x->sc->r.method : NULL, x->websocket, &rh, &used);
+                                x->sc ? x->sc->r->method : NULL, x->websocket, &rh, &used);
   if (rv == WR_AGAIN) return x->done ? -1 : 0;
   if (rv != WR_OK) return -1;
   /* A gRPC status in the head is a Trailers-Only response: gRPC clients

@@ -207,7 +207,7 @@ void wr__vtls_bye(vconn *c) {
 /* ---- per-request rules ------------------------------------------------------------- */
 
 int wr__vtls_policy(vconn *c, const struct wr__visitor_target *t, size_t used) {
-  vreq *r = &c->r;
+  vreq *r = c->r;
   if (c->tls_mode) {
     if (strcmp(r->host, c->sni) == 0) return 0;
     wr_buf_consume(&c->in, used);
@@ -230,7 +230,7 @@ size_t wr__vtls_resp_fields(vconn *c, wr_http_header *out) {
   static __thread char hsts[96];
   size_t k = 0;
   if (!c->tls_mode) return 0;
-  const wr_zone_settings *z = wr_zone_cache_find(c->v->zones, c->r.host);
+  const wr_zone_settings *z = wr_zone_cache_find(c->v->zones, c->r->host);
   if (!z || !z->hsts_enabled) return 0;
   int n = snprintf(hsts, sizeof(hsts), "max-age=%" PRId64 "%s%s", z->hsts_max_age,
                    z->hsts_include_subdomains ? "; includeSubDomains" : "",
