@@ -58,7 +58,7 @@ void wr__vconn_respond(vconn *c, int status, const char *ctype, const wr_http_he
   char clen[24];
   wr_http_header hd[8];
   size_t nh = 0;
-  int close = !c->r.keep_alive || !wr__vconn_body_complete(c);
+  int close = !c->r->keep_alive || !wr__vconn_body_complete(c);
   snprintf(clen, sizeof(clen), "%zu", blen);
   hd[nh++] = (wr_http_header){"Content-Type", 12, ctype, strlen(ctype)};
   hd[nh++] = (wr_http_header){"Content-Length", 14, clen, strlen(clen)};
@@ -73,7 +73,7 @@ void wr__vconn_respond(vconn *c, int status, const char *ctype, const wr_http_he
     return;
   }
   wr__vconn_count_response(c, status);
-  wr__vconn_write3(c, hb.data, hb.len, body, c->r.is_head ? 0 : blen, NULL, 0, 0);
+  wr__vconn_write3(c, hb.data, hb.len, body, c->r->is_head ? 0 : blen, NULL, 0, 0);
   wr_buf_free(&hb);
   wr__vconn_end_request(c, close);
 }
@@ -105,7 +105,7 @@ static void authorized(vconn *c, const char *q, size_t ql) {
   char *tok = wr_xmalloc(WR_JWT_MAX_LEN + 1), redirect[2048], cookie[WR_JWT_MAX_LEN + 128];
   int64_t max_age = 0;
   if (query_param(q, ql, "token", tok, WR_JWT_MAX_LEN + 1) != 0 ||
-      wr_access_authorized(a, c->r.host, tok, &max_age) != WR_OK) {
+      wr_access_authorized(a, c->r->host, tok, &max_age) != WR_OK) {
     free(tok);
     page(c, 403, "This sign-in link is not valid.", NULL, 0);
     return;
@@ -113,7 +113,7 @@ static void authorized(vconn *c, const char *q, size_t ql) {
   /* Only a redirect back to this host: never an open redirect. */
   if (query_param(q, ql, "redirect_url", redirect, sizeof(redirect)) != 0 || redirect[0] != '/' || redirect[1] == '/') {
     char want[sizeof(redirect)];
-    int n = snprintf(want, sizeof(want), "%s://%s/", c->v->scheme, c->r.authority);
+    int n = snprintf(want, sizeof(want), "%s://%s/", c->v->scheme, c->r->authority);
     if (strncmp(redirect, want, (size_t)n - 1) != 0 || (redirect[n - 1] != '/' && redirect[n - 1] != '\0'))
       snprintf(redirect, sizeof(redirect), "/");
   }
@@ -138,7 +138,7 @@ static void cli(vconn *c, const char *tok, const char *q, size_t ql) {
     page(c, 400, "This link needs a token and an application aud.", NULL, 0);
     return;
   }
-  int rv = wr_access_cli_token(a, c->r.host, aud, tok, key);
+  int rv = wr_access_cli_token(a, c->r->host, aud, tok, key);
   if (rv == WR_OK) {
     page(c, 200, "Signed in: the command line has your token. You may close this window.", NULL, 0);
   } else if (rv == WR_ERR_DENIED) {
@@ -146,7 +146,7 @@ static void cli(vconn *c, const char *tok, const char *q, size_t ql) {
     char target[1024];
     memset(&d, 0, sizeof(d));
     snprintf(d.login_url, sizeof(d.login_url), "%s/cdn-cgi/access/login/%s?kid=%s", wr_access_team_domain(a),
-             c->r.host, aud);
+             c->r->host, aud);
     snprintf(target, sizeof(target), CDN_CGI "cli?%.*s", (int)(ql < 900 ? ql : 900), q);
     need_login(c, 1, target, &d);
   } else {
@@ -201,7 +201,7 @@ static int wants_html(const wr_http1_head *h) {
 static void need_login(vconn *c, int html, const char *target, const wr_access_decision *d) {
   if (html) {
     char back[2048], esc[6144], loc[8192];
-    snprintf(back, sizeof(back), "%s://%s%s", c->v->scheme, c->r.authority, target);
+    snprintf(back, sizeof(back), "%s://%s%s", c->v->scheme, c->r->authority, target);
     size_t o = 0;
     for (const char *p = back; *p && o + 4 < sizeof(esc); p++) {
       unsigned char ch = (unsigned char)*p;
@@ -228,7 +228,7 @@ void wr__visitor_access_ready(void *user) {
 }
 
 int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_target *t, size_t used) {
-  vreq *r = &c->r;
+  vreq *r = c->r;
   free(c->access_jwt);
   c->access_jwt = NULL;
   if (!t->auth || !t->path ||

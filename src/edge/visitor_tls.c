@@ -207,7 +207,7 @@ void wr__vtls_bye(vconn *c) {
 /* ---- per-request rules ------------------------------------------------------------- */
 
 int wr__vtls_policy(vconn *c, const struct wr__visitor_target *t, size_t used) {
-  vreq *r = &c->r;
+  vreq *r = c->r;
   if (c->tls_mode) {
     if (strcmp(r->host, c->sni) == 0) return 0;
     wr_buf_consume(&c->in, used);
@@ -235,7 +235,7 @@ size_t wr__vtls_resp_fields(vconn *c, wr_http_header *out) {
     int n = snprintf(alt, sizeof(alt), "h3=\":%u\"; ma=86400", c->v->h3_port);
     out[k++] = (wr_http_header){"Alt-Svc", 7, alt, (size_t)n};
   }
-  const wr_zone_settings *z = wr_zone_cache_find(c->v->zones, c->r.host);
+  const wr_zone_settings *z = wr_zone_cache_find(c->v->zones, c->r->host);
   if (!z || !z->hsts_enabled) return k;
   int n = snprintf(hsts, sizeof(hsts), "max-age=%" PRId64 "%s%s", z->hsts_max_age,
                    z->hsts_include_subdomains ? "; includeSubDomains" : "",
