@@ -2,6 +2,8 @@
 thread, not on the event loop: with every store-thread call made slow
 (WARREN_TEST_STORE_DELAY_MS, a test-only hook), a visitor whose host needs a
 route lookup waits, and while it waits other visitors keep being served.
+The same holds for the certificates of the edge CA, signed on the worker pool
+(WARREN_TEST_SIGN_DELAY_MS makes each signing slow).
 
 The assertions are about order, never about durations: a request that needs
 no store call (a cached route, a bad Host) is answered while the slow lookup
@@ -11,6 +13,7 @@ import json
 import os
 import select
 import socket
+import ssl
 import subprocess
 
 import pytest
@@ -48,9 +51,10 @@ def edge(tmp_path, procs):
     return start_edge(tmp_path, procs, "127.0.0.1:0")[0]
 
 
-def start_edge(tmp_path, procs, api_listen):
-    """An edge whose store-thread calls are slow, with a hello-world tunnel
-    routed for hello.ZONE and other.ZONE; returns (http port, data dir)."""
+def start_edge(tmp_path, procs, api_listen, https=None, delays=None):
+    """An edge whose store-thread calls are slow (or as |delays| says), with
+    a hello-world tunnel routed for hello.ZONE and other.ZONE; returns
+    (http port, data dir). |https|: a port for --https-listen."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
     env["HOME"] = str(tmp_path)
     d = tmp_path / "edge"
@@ -61,9 +65,11 @@ def start_edge(tmp_path, procs, api_listen):
     for h in ("hello", "other"):
         check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"{h}.{ZONE}"], env)
     udp, http = free_port(socket.SOCK_DGRAM), free_port()
+    extra = ["--https-listen", f"127.0.0.1:{https}"] if https else []
     p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
-                     "--http-listen", f"127.0.0.1:{http}", "--api-listen", api_listen],
-                    name="warren-edge", env={**env, "WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})
+                     "--http-listen", f"127.0.0.1:{http}", "--api-listen", api_listen, *extra],
+                    name="warren-edge",
+                    env={**env, **(delays or {"WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})})
     assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
     metrics = free_port()
     c = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
@@ -144,3 +150,78 @@ def test_the_access_gate_reads_its_apps_on_the_store_thread(tmp_path, procs):
         assert not answered(slow), "the gate answered before its store read could have come back"
     assert status_of(slow) == 401
     slow.close()
+
+
+class Handshake:
+    """A TLS client driven by hand over a socket, so that the test can look
+    at whether the server answered its ClientHello without waiting."""
+
+    def __init__(self, port, name, cafile):
+        ctx = ssl.create_default_context(cafile=str(cafile))
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname=name)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.name = name
+        self._step()
+
+    def _step(self):
+        try:
+            self.tls.do_handshake()
+            done = True
+        except ssl.SSLWantReadError:
+            done = False
+        if self.out.pending:
+            self.sock.sendall(self.out.read())
+        return done
+
+    def finish(self):
+        while not self._step():
+            data = self.sock.recv(65536)
+            assert data, "the edge closed the connection during the handshake"
+            self.inc.write(data)
+
+    def get_status(self):
+        self.tls.write(f"GET / HTTP/1.1\r\nHost: {self.name}\r\nConnection: close\r\n\r\n".encode())
+        self.sock.sendall(self.out.read())
+        head = b""
+        while b"\r\n" not in head:
+            try:
+                head += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                data = self.sock.recv(65536)
+                assert data, "no answer over TLS"
+                self.inc.write(data)
+        self.sock.close()
+        return int(head.split(b" ", 2)[1])
+
+
+def https_status(port, name, cafile):
+    h = Handshake(port, name, cafile)
+    h.finish()
+    return h.get_status()
+
+
+def test_visitors_are_served_while_a_certificate_is_signed(tmp_path, procs):
+    # Signing is slow, the store is not: the first handshake for a hostname
+    # routed after the edge started waits for its certificate, and while it
+    # waits plain visitors and handshakes for a prepared name are served.
+    https = free_port()
+    http, d = start_edge(tmp_path, procs, "127.0.0.1:0", https=https,
+                         delays={"WARREN_TEST_SIGN_DELAY_MS": str(DELAY_MS)})
+    ca = d / "ca.pem"
+    # hello's certificate was prepared when the edge started (maybe still
+    # being signed: then this waits for it).
+    assert https_status(https, f"hello.{ZONE}", ca) == 200
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
+    env["HOME"] = str(tmp_path)
+    check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"fresh.{ZONE}"], env)
+    slow = Handshake(https, f"fresh.{ZONE}", ca)
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", http), timeout=30)
+        s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
+        assert status_of(s) == 400
+        s.close()
+        assert https_status(https, f"hello.{ZONE}", ca) == 200
+        assert not answered(slow.sock), "the new name's handshake was answered before the others"
+    slow.finish()
+    assert slow.get_status() == 200
