@@ -55,15 +55,31 @@ struct wr_access {
   wr_throttle *signin_rl; /* failed sign-ins per email */
   wr_oidc_states *oidc;   /* pending OpenID Connect sign-ins */
   wr__access_transfer transfers[WR_ACCESS_TRANSFERS]; /* CLI hand-offs */
-  unsigned pending;       /* sign-ins on the worker pool */
+  unsigned pending;       /* jobs on the worker pool and the store thread */
+  int keys_reading;       /* a reload of the keys is on the store thread */
+  struct wr__access_parked *parked; /* team-domain requests waiting for a host's read */
+  int resuming;           /* wr__access_pages_resume is running them again */
   int freeing;            /* wr_access_free ran; the last job frees */
 };
 
 uint64_t wr__access_now_ms(const wr_access *a);
 /* Re-reads the keys when WR_ACCESS_RELOAD_MS passed. */
 void wr__access_keys_fresh(wr_access *a);
-/* The apps of |host| (cached); NULL on a store error. Borrowed. */
+/* The apps of |host| (cached); NULL on a store error. Borrowed. With a
+ * store thread only the cache is read: the caller prefetched |host|
+ * (wr_access_prefetch, or wr__access_page_wait for the team domain). */
 json_t *wr__access_host_doc(wr_access *a, const char *host);
+/* The identity providers of |account| read with |host|'s apps (a JSON
+ * array, borrowed), or NULL. */
+json_t *wr__access_idps(wr_access *a, const char *host, const char *account);
+/* Team-domain pages (access_login.c): 1 when |req| must wait for the
+ * applications of |host| (it was parked, or answered 503 when the store
+ * thread's queue is full), 0 when they are in the cache. */
+int wr__access_page_wait(wr_access *a, wr_httpd_req *req, const char *host);
+/* Runs the parked requests again (a host read is back). */
+void wr__access_pages_resume(wr_access *a);
+/* Answers every parked request 503 (wr_access_free). */
+void wr__access_pages_drop(wr_access *a);
 /* Signs an app token for |app| with identity claims |ident| (stolen). */
 char *wr__access_sign(wr_access *a, json_t *app, json_t *ident);
 /* An audit row within the budget. */

@@ -225,3 +225,101 @@ def test_visitors_are_served_while_a_certificate_is_signed(tmp_path, procs):
         assert not answered(slow.sock), "the new name's handshake was answered before the others"
     slow.finish()
     assert slow.get_status() == 200
+
+
+def raw_request(port, method, path, headers=(), body=b""):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers)
+    if body:
+        head += f"Content-Length: {len(body)}\r\n"
+    s.sendall(head.encode() + b"\r\n" + body)
+    return s
+
+
+def read_all(s):
+    """The whole response of a Connection: close request: (status, head, body)."""
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head.decode("latin-1"), body.decode("utf-8", "replace")
+
+
+def header_value(head, name):
+    for line in head.split("\r\n")[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == name.lower():
+            return v.strip()
+    return None
+
+
+def test_team_domain_pages_read_the_store_on_the_store_thread(tmp_path, procs):
+    # The team domain (the API listener) serves the sign-in form, the
+    # sign-in POST, the OpenID Connect start and its callback. Each needs
+    # the app's host read (apps and identity providers) or a user read:
+    # those go to the slow store thread, and while they are out, visitors
+    # and the team domain's key set keep being answered.
+    api = free_port()
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    _, account, token = read_cert(d / "cert.pem")
+
+    def call(method, path, body):
+        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
+        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
+                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        r = json.loads(c.getresponse().read())
+        c.close()
+        assert r["success"], r
+        return r["result"]
+
+    def quick_ones_first(slow):
+        for _ in range(2):
+            s = send_get(http, "")  # an empty Host: 400, no store call
+            assert status_of(s) == 400
+            s.close()
+            status, _, body = read_all(raw_request(api, "GET", "/cdn-cgi/access/certs"))
+            assert status == 200 and '"keys"' in body
+            assert not answered(slow), "a team-domain page was answered before its store read could be back"
+
+    app = call("POST", "/access/apps", {"name": "other", "domain": f"other.{ZONE}"})
+    dead = "http://127.0.0.1:9"  # a provider nobody answers for
+    idp = call("POST", "/access/identity_providers",
+               {"name": "IdP", "type": "oidc",
+                "config": {"client_id": "c", "client_secret": "s", "auth_url": dead + "/authorize",
+                           "token_url": dead + "/token", "certs_url": dead + "/jwks"}})
+    back = f"redirect_url=http%3A%2F%2Fother.{ZONE}%2F"
+
+    # The sign-in form: the host's apps (just invalidated by the API) are read first.
+    slow = raw_request(api, "GET", f"/cdn-cgi/access/login/other.{ZONE}?kid={app['aud']}&{back}")
+    quick_ones_first(slow)
+    status, head, form = read_all(slow)
+    assert status == 200 and "Sign in with IdP" in form, form
+    csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    cookie = header_value(head, "Set-Cookie").split(";")[0]
+
+    # The sign-in: the user is read on the store thread.
+    body = (f"csrf={csrf}&kid={app['aud']}&{back}&email=nobody%40example.test&password=wrong").encode()
+    slow = raw_request(api, "POST", f"/cdn-cgi/access/login/other.{ZONE}",
+                       [("Cookie", cookie), ("Content-Type", "application/x-www-form-urlencoded")], body)
+    quick_ones_first(slow)
+    status, _, page = read_all(slow)
+    assert status == 403 and "Wrong email or password" in page, page
+
+    # An OpenID Connect sign-in started, then the apps change (the cache is
+    # emptied): the callback waits for the host's read before the state is used.
+    status, head, _ = read_all(raw_request(
+        api, "GET", f"/cdn-cgi/access/oidc/{idp['id']}?host=other.{ZONE}&kid={app['aud']}&{back}"))
+    assert status == 302, head
+    state = header_value(head, "Location").split("state=", 1)[1].split("&", 1)[0]
+    binding = header_value(head, "Set-Cookie").split(";")[0]
+    call("POST", "/access/groups", {"name": "g", "include": [{"everyone": {}}]})
+    slow = raw_request(api, "GET", f"/cdn-cgi/access/callback?state={state}&code=abc", [("Cookie", binding)])
+    quick_ones_first(slow)
+    status, _, page = read_all(slow)
+    # The flow was recognised (not "start again"): the provider could not be reached.
+    assert status == 403 and "could not be verified" in page, page
