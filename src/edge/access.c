@@ -323,6 +323,10 @@ static void host_job_done(void *arg, int status) {
     if (!a->pending) wr__access_destroy(a);
     return;
   }
+  wr__access_notify(a);
+}
+
+void wr__access_notify(wr_access *a) {
   for (size_t i = 0; i < WR__ACCESS_WATCHERS; i++)
     if (a->watchers[i].cb) a->watchers[i].cb(a->watchers[i].user);
   wr__access_pages_resume(a);
@@ -357,6 +361,7 @@ void wr_access_invalidate(wr_access *a) {
     json_decref(a->cache[i].doc);
     memset(&a->cache[i], 0, sizeof(a->cache[i])); /* reads in flight find no slot */
   }
+  memset(a->tokens, 0, sizeof(a->tokens)); /* a revoked service token stops at once */
 }
 
 int wr_access_watch(wr_access *a, void (*cb)(void *user), void *user) {
@@ -491,7 +496,7 @@ static void identify(wr_access *a, const wr_access_req *q, json_t *app, wr_acces
   *ident = NULL;
   *claims = NULL;
   if (q->client_id && q->client_secret) {
-    if (wr_store_access_token_check(a->store, q->client_id, q->client_secret, tid, tacct) == WR_OK &&
+    if (wr__access_token_check(a, q->client_id, q->client_secret, tid, tacct) == WR_OK &&
         acct && strcmp(tacct, acct) == 0) {
       who->token_id = tid;
       *ident = json_pack("{s:s,s:s}", "common_name", q->client_id, "sub", "");

@@ -323,3 +323,39 @@ def test_team_domain_pages_read_the_store_on_the_store_thread(tmp_path, procs):
     status, _, page = read_all(slow)
     # The flow was recognised (not "start again"): the provider could not be reached.
     assert status == 403 and "could not be verified" in page, page
+
+
+def test_the_gate_checks_service_tokens_on_the_store_thread(tmp_path, procs):
+    # hello.ZONE takes service tokens only. Once its apps are cached (an
+    # anonymous visitor got 401), a visitor with a token waits for the
+    # token's read on the store thread while others are answered.
+    api = free_port()
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    _, account, token = read_cert(d / "cert.pem")
+
+    def call(method, path, body):
+        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
+        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
+                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        r = json.loads(c.getresponse().read())
+        c.close()
+        assert r["success"], r
+        return r["result"]
+
+    app = call("POST", "/access/apps", {"name": "hello", "domain": f"hello.{ZONE}"})
+    call("POST", f"/access/apps/{app['id']}/policies",
+         {"name": "tokens", "decision": "non_identity", "include": [{"any_valid_service_token": {}}]})
+    tok = call("POST", "/access/service_tokens", {"name": "ci"})
+    anon = send_get(http, f"hello.{ZONE}")
+    assert status_of(anon) == 401
+    anon.close()
+    s = socket.create_connection(("127.0.0.1", http), timeout=30)
+    s.sendall(f"GET / HTTP/1.1\r\nHost: hello.{ZONE}\r\nCF-Access-Client-Id: {tok['client_id']}\r\n"
+              f"CF-Access-Client-Secret: {tok['client_secret']}\r\nConnection: close\r\n\r\n".encode())
+    for _ in range(2):
+        q = send_get(http, "")
+        assert status_of(q) == 400
+        q.close()
+        assert not answered(s), "the token was checked before its store read could be back"
+    assert status_of(s) == 200
+    s.close()
