@@ -796,6 +796,7 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   int rv = uv_tcp_bind(&v->listener, addr, 0);
   if (rv == 0) rv = uv_listen((uv_stream_t *)&v->listener, 511, on_connection);
   if (rv == 0 && v->access && wr_access_watch(v->access, wr__visitor_access_ready, v) != WR_OK) rv = UV_ENOBUFS;
+  if (rv == 0 && v->certs && wr_certs_watch(v->certs, wr__vtls_cert_ready, v) != WR_OK) rv = UV_ENOBUFS;
   if (rv == 0 && cfg->http3 && v->certs) {
     /* UDP on the address and port the TCP listener got (port 0: its pick). */
     struct sockaddr_storage ss;
@@ -806,6 +807,8 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   }
   if (rv != 0) {
     wr_warn("visitor listener: %s", uv_strerror(rv));
+    wr_access_unwatch(v->access, v);
+    wr_certs_unwatch(v->certs, v);
     v->closing = 1;
     handles_close(v);
     return WR_ERR_IO;
@@ -825,6 +828,7 @@ void wr_visitor_free(wr_visitor *v) {
   if (!v || v->closing) return;
   v->closing = 1;
   wr_access_unwatch(v->access, v);
+  wr_certs_unwatch(v->certs, v);
   wr__vh3_close(v);
   for (vconn *c = v->conns; c; c = c->next) wr__vconn_close_now(c);
   handles_close(v);

@@ -227,6 +227,13 @@ void wr__visitor_access_ready(void *user) {
   wr__visitor_wake_waiting(user, waits_for_access);
 }
 
+/* Frees the service token headers' copies, the secret wiped. */
+static void drop_token(char *cid, char *sec) {
+  if (sec) explicit_bzero(sec, strlen(sec));
+  free(cid);
+  free(sec);
+}
+
 int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_target *t, size_t used) {
   vreq *r = c->r;
   free(c->access_jwt);
@@ -234,17 +241,25 @@ int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_targe
   if (!t->auth || !t->path ||
       wr__visitor_canon_host(t->auth, t->auth_len, r->host, sizeof(r->host), r->authority, sizeof(r->authority)) != 0)
     return 0; /* route_request answers 400 */
-  /* The host's applications come from the store thread: the head waits in
-   * |in| (VC_ROUTE) and is parsed again when they are back. */
-  int pf = wr_access_prefetch(c->v->access, r->host, c->access_waited);
+  /* The host's applications (and a service token's check) come from the
+   * store thread: the head waits in |in| (VC_ROUTE) and is parsed again
+   * when they are back. */
+  int waited = c->access_waited;
+  int pf = wr_access_prefetch(c->v->access, r->host, waited);
   c->access_waited = 0;
+  char *cid = NULL, *sec = NULL;
+  if (pf == WR_OK && (cid = header_str(h, "CF-Access-Client-Id", 256)) &&
+      (sec = header_str(h, "CF-Access-Client-Secret", 256)))
+    pf = wr_access_prefetch_token(c->v->access, r->host, cid, sec, waited);
   if (pf == WR_AGAIN) {
+    drop_token(cid, sec);
     c->access_waited = 1;
     c->state = VC_ROUTE;
     wr__vconn_wait(c);
     return -1;
   }
   if (pf != WR_OK) {
+    drop_token(cid, sec);
     wr_buf_consume(&c->in, used);
     page(c, 503, "The edge is busy checking access; try again.", NULL, 0);
     return -1;
@@ -261,6 +276,7 @@ int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_targe
     memcpy(query, q, ql);
     query[ql] = '\0';
     char *tok = visitor_token(h);
+    drop_token(cid, sec);
     wr_buf_consume(&c->in, used);
     cdn_cgi(c, rest, strlen(rest), query, ql, tok);
     free(tok);
@@ -269,16 +285,13 @@ int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_targe
   wr_access_req aq = {.host = r->host, .path = t->path, .path_len = plen, .ip_text = c->ip};
   if (inet_pton(AF_INET, c->ip, aq.ip) == 1) aq.family = AF_INET;
   else if (inet_pton(AF_INET6, c->ip, aq.ip) == 1) aq.family = AF_INET6;
-  char *cid = header_str(h, "CF-Access-Client-Id", 256), *sec = header_str(h, "CF-Access-Client-Secret", 256);
   char *tok = visitor_token(h);
   aq.client_id = cid;
   aq.client_secret = sec;
   aq.token = tok;
   wr_access_decision d;
   wr_access_check(c->v->access, &aq, &d);
-  if (sec) explicit_bzero(sec, strlen(sec));
-  free(cid);
-  free(sec);
+  drop_token(cid, sec);
   free(tok);
   switch (d.outcome) {
   case WR_ACCESS_PASS:

@@ -624,7 +624,10 @@ static void q_accept(wr_quic_endpoint *ep, wr_quic_conn *q, void *ep_user) {
 /* ---- certificates by SNI (net/quic.h sni_pick) ----------------------------------------- */
 
 /* As the TLS front chooses (visitor_tls.c), without waiting: uploaded, else
- * for a name the route cache knows, ACME, else issued by the edge CA. */
+ * for a name the route cache knows, ACME, else issued by the edge CA if it is
+ * already in memory. On a miss the certificate is queued first for signing
+ * (on the worker pool) and this handshake is refused: the browser has the
+ * same name over TCP (where the front waits for it) and comes back later. */
 static void *pick_cert(void *arg, const char *sni, void **cred) {
   wr_visitor *v = arg;
   char tid[WR_STORE_UUID_LEN + 1];
@@ -633,8 +636,8 @@ static void *pick_cert(void *arg, const char *sni, void **cred) {
   if (!sni[0] || wr__visitor_mgmt_host(v, sni)) return NULL; /* its WebSocket is HTTP/1.1 */
   if (!(c = wr_certs_uploaded(v->certs, sni)) &&
       wr__visitor_route_lookup(v, sni, 1, tid) == WR_OK &&
-      !(c = wr_certs_acme(v->certs, sni)))
-    c = wr_certs_issued(v->certs, sni);
+      !(c = wr_certs_acme(v->certs, sni)) && !(c = wr_certs_issued_cached(v->certs, sni)))
+    (void)wr_certs_prepare(v->certs, sni, 1);
   if (!c) {
     v->stats.tls_refused++;
     return NULL;

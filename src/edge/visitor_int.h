@@ -343,6 +343,9 @@ struct wr__visitor_target;
 
 /* A new connection of an HTTPS front: waits for the ClientHello. */
 void wr__vtls_start(vconn *c);
+/* The certificates' watcher (wr_certs_watch): wakes the handshakes
+ * waiting for a certificate (or a route) to come back. */
+void wr__vtls_cert_ready(void *user);
 /* Ciphertext read from the visitor. Returns WR_OK, or an error after
  * which the connection is closing. */
 int wr__vtls_input(vconn *c, const uint8_t *data, size_t len);
