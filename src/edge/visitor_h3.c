@@ -505,7 +505,6 @@ static int q_stream_data(wr_quic_conn *q, int64_t sid, const uint8_t *data, size
 /* The visitor reset a stream: rapid reset is counted, the request ends. */
 static int q_stream_reset(wr_quic_conn *q, int64_t sid, uint64_t code, void *user, void *suser) {
   vh3 *h = user;
-  (void)q;
   (void)suser;
   if (h->dead) return 0;
   uint64_t now = uv_now(h->v->loop), drained = (now - h->reset_stamp) * RESET_RATE;
@@ -515,7 +514,14 @@ static int q_stream_reset(wr_quic_conn *q, int64_t sid, uint64_t code, void *use
     conn_fail(h, NGHTTP3_H3_EXCESSIVE_LOAD, "rapid reset (RESET_STREAM flood)");
     return 0;
   }
+  /* A request cancelled (RESET_STREAM, as on HTTP/2 RST_STREAM) gets no
+   * answer either: our side is reset too, so the stream closes and its
+   * QUIC stream credit returns. */
   nghttp3_conn_shutdown_stream_read(h->h3, sid);
+  if ((sid & 2) == 0 /* bidirectional (RFC 9000 2.1) */) {
+    nghttp3_conn_shutdown_stream_write(h->h3, sid);
+    wr_quic_stream_reset(q, sid, NGHTTP3_H3_REQUEST_CANCELLED);
+  }
   vh3s *x = h->streams;
   while (x && x->id != sid) x = x->next;
   if (x) wr__vsub_drop_sc(&x->x); /* its tunnel stream is reset, or never opened */

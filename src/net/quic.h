@@ -210,7 +210,8 @@ typedef struct wr_quic_callbacks {
    * later loop iteration: do not use |c| after on_close returns. */
   void (*on_close)(wr_quic_conn *c, const wr_quic_close_info *info, void *user);
   /* The peer may now open bidirectional streams up to |max_streams| in
-   * total (cumulative: MAX_STREAMS sent as its streams closed). */
+   * total (cumulative: each of its streams that closed gave one back, as
+   * MAX_STREAMS). */
   void (*on_peer_streams)(wr_quic_conn *c, uint64_t max_streams, void *user);
 } wr_quic_callbacks;
 

@@ -77,6 +77,7 @@ struct wr_quic_conn {
   struct stream *sq_head, *sq_tail;
   struct dgram *dq_head, *dq_tail;
   size_t dq_len;
+  uint64_t peer_bidi_closed; /* the peer's bidi streams closed: credit given back */
 
   /* Close handling (quic_conn.c; ccerr and msg for TLS failures: quic_tls.c). */
   ngtcp2_connection_close_error ccerr;

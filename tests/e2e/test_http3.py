@@ -19,7 +19,7 @@ from browser import find_chromium
 from common import read_cert
 from conftest import BUILD
 from test_https import HOST, browser_trusting_edge_ca, curl, edge_env
-from test_https_h2 import Origin, SSE_GATES, pattern  # noqa: F401  (the same origin)
+from test_https_h2 import Origin, SSE_GATES, metric, pattern  # the same origin
 
 H3CLIENT = os.path.join(BUILD, "tests", "h3client")
 
@@ -81,6 +81,41 @@ def test_large_bodies_streamed_both_ways(setup, tmp_path):
     assert (rc, st) == (0, 200), err
     want = (b"0123456789012345678901234567890123456789012345678901234567890123" * (up // 64 + 1))[:up]
     assert body.decode() == f"len={up} sha={hashlib.sha256(want).hexdigest()}"
+
+
+def test_sse_events_arrive_one_by_one(setup):
+    # The origin sends event i+1 only once the test saw event i: a front
+    # that buffers the stream never shows event 0 and the test times out.
+    import threading
+    gates = [threading.Event() for _ in range(3)]
+    SSE_GATES["h3"] = gates
+    p = subprocess.Popen([H3CLIENT, "--connect", f"127.0.0.1:{setup['https']}", "--ca",
+                          str(setup["d"] / "ca.pem"), f"https://{HOST}:{setup['https']}/sse/h3"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        seen = []
+        for line in p.stdout:
+            if line.startswith(b"data: "):
+                seen.append(line.strip().decode())
+                gates[len(seen) - 1].set()
+                if len(seen) == len(gates):
+                    break
+        assert seen == ["data: event 0", "data: event 1", "data: event 2"]
+        assert p.wait(30) == 0
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_rapid_reset_closes_connection_others_served(setup):
+    r = subprocess.run([H3CLIENT, "--connect", f"127.0.0.1:{setup['https']}", "--ca",
+                        str(setup["d"] / "ca.pem"), "--rapid-reset", "3000",
+                        f"https://{HOST}:{setup['https']}/"], capture_output=True, timeout=120)
+    out = r.stdout.decode()
+    assert r.returncode == 5 and "closed 0x107" in out, (out, r.stderr.decode())  # H3_EXCESSIVE_LOAD
+    rc, st, _, _, err = h3(setup, "/after")
+    assert (rc, st) == (0, 200), err
+    assert metric(setup, "warren_edge_https_h3_errors_total") >= 1
 
 
 def test_unknown_sni_refused(setup):

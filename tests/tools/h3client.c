@@ -13,7 +13,12 @@
  * or to FILE with -o), and trailers after it ("trailer name: value", on
  * stderr). Exit status: 0 a complete response, 2 the connection failed
  * (the reason on stderr, e.g. the TLS alert), 3 the stream was reset,
- * 4 timeout, 1 usage. */
+ * 4 timeout, 1 usage.
+ *
+ * --rapid-reset N (abuse test): opens N request streams, each reset at
+ * once after its HEADERS, as fast as stream credit allows, then waits
+ * for the server to close the connection; prints "closed 0xCODE" and
+ * exits 5 if it did, 0 if all N went through with the connection open. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -42,6 +47,8 @@ typedef struct client {
   size_t data_off;
   FILE *out;
   int head_only, got_status, done, reset, failed, printed_head;
+  uint64_t rapid, rapid_sent;
+  uv_timer_t rapid_timer;
 } client;
 
 static const char PATTERN[] = "0123456789012345678901234567890123456789012345678901234567890123";
@@ -89,7 +96,8 @@ static int on_data(nghttp3_conn *conn, int64_t id, const uint8_t *data, size_t l
                    void *sud) {
   client *c = ud;
   (void)conn, (void)sud;
-  if (!c->head_only && fwrite(data, 1, len, c->out) != len) finish(c, 2);
+  /* Flushed at once: a test reads server-sent events as they come. */
+  if (!c->head_only && (fwrite(data, 1, len, c->out) != len || fflush(c->out) != 0)) finish(c, 2);
   wr_quic_stream_consume(c->q, id, len);
   return 0;
 }
@@ -169,9 +177,49 @@ static void flush(client *c) {
 
 /* ---- QUIC ------------------------------------------------------------------------------ */
 
+static void submit_headers(client *c, int64_t sid, int body);
+
+/* --rapid-reset: HEADERS then RESET_STREAM, as many as stream credit allows. */
+static void rapid_cb(uv_timer_t *t) {
+  client *c = t->data;
+  static int64_t opened[128];
+  static size_t nopened;
+  int64_t sid;
+  /* The HEADERS of the last round went out meanwhile: cancel them now. */
+  for (size_t i = 0; i < nopened; i++) {
+    nghttp3_conn_shutdown_stream_write(c->h3, opened[i]);
+    wr_quic_stream_reset(c->q, opened[i], NGHTTP3_H3_REQUEST_CANCELLED);
+    wr_quic_stream_stop_sending(c->q, opened[i], NGHTTP3_H3_REQUEST_CANCELLED);
+    c->rapid_sent++;
+  }
+  nopened = 0;
+  while (!c->done && c->rapid_sent + nopened < c->rapid && nopened < 128 &&
+         wr_quic_stream_open(c->q, NULL, &sid) == WR_OK) {
+    submit_headers(c, sid, 0);
+    opened[nopened++] = sid;
+  }
+  flush(c);
+  if (c->rapid_sent >= c->rapid && !c->done) {
+    printf("sent %llu resets, connection open\n", (unsigned long long)c->rapid_sent);
+    finish(c, 1);
+  }
+}
+
 static void q_handshake_done(wr_quic_conn *q, void *user) {
   client *c = user;
   int64_t ctrl, enc, dec;
+  if (c->rapid) {
+    if (wr_quic_stream_open_uni(q, NULL, &ctrl) != WR_OK || wr_quic_stream_open_uni(q, NULL, &enc) != WR_OK ||
+        wr_quic_stream_open_uni(q, NULL, &dec) != WR_OK || nghttp3_conn_bind_control_stream(c->h3, ctrl) ||
+        nghttp3_conn_bind_qpack_streams(c->h3, enc, dec)) {
+      finish(c, 2);
+      return;
+    }
+    uv_timer_init(c->loop, &c->rapid_timer);
+    c->rapid_timer.data = c;
+    uv_timer_start(&c->rapid_timer, rapid_cb, 0, 5);
+    return;
+  }
   if (wr_quic_stream_open_uni(q, NULL, &ctrl) != WR_OK || wr_quic_stream_open_uni(q, NULL, &enc) != WR_OK ||
       wr_quic_stream_open_uni(q, NULL, &dec) != WR_OK || nghttp3_conn_bind_control_stream(c->h3, ctrl) ||
       nghttp3_conn_bind_qpack_streams(c->h3, enc, dec) || wr_quic_stream_open(q, NULL, &c->sid) != WR_OK) {
@@ -179,6 +227,11 @@ static void q_handshake_done(wr_quic_conn *q, void *user) {
     finish(c, 2);
     return;
   }
+  submit_headers(c, c->sid, c->data || c->upload_left);
+  flush(c);
+}
+
+static void submit_headers(client *c, int64_t sid, int body) {
   nghttp3_nv nv[4 + MAX_HDRS];
   size_t n = 0;
 #define NV(a, b, bl) nv[n++] = (nghttp3_nv){(uint8_t *)(a), (uint8_t *)(b), strlen(a), (bl), 0}
@@ -194,13 +247,11 @@ static void q_handshake_done(wr_quic_conn *q, void *user) {
     nv[n++] = (nghttp3_nv){(uint8_t *)c->hdrs[i], (uint8_t *)v, (size_t)(colon - c->hdrs[i]), strlen(v), 0};
   }
   nghttp3_data_reader dr = {read_body};
-  int body = c->data || c->upload_left;
-  if (nghttp3_conn_submit_request(c->h3, c->sid, nv, n, body ? &dr : NULL, NULL) != 0) {
+  if (nghttp3_conn_submit_request(c->h3, sid, nv, n, body ? &dr : NULL, NULL) != 0) {
     fprintf(stderr, "h3client: cannot submit the request\n");
     finish(c, 2);
     return;
   }
-  flush(c);
 }
 
 static int q_data(wr_quic_conn *q, int64_t sid, const uint8_t *d, size_t len, int fin, void *user,
@@ -244,6 +295,10 @@ static void q_stream_close(wr_quic_conn *q, int64_t sid, int has, uint64_t code,
 static void q_close(wr_quic_conn *q, const wr_quic_close_info *ci, void *user) {
   client *c = user;
   (void)q;
+  if (c->rapid && !c->done) {
+    printf("closed 0x%llx\n", (unsigned long long)ci->code);
+    c->done = 5;
+  }
   if (!c->done) {
     fprintf(stderr, "h3client: connection closed: %s\n", ci->msg ? ci->msg : "?");
     c->done = 2;
@@ -253,7 +308,7 @@ static void q_close(wr_quic_conn *q, const wr_quic_close_info *ci, void *user) {
 
 static void on_timeout(uv_timer_t *t) {
   client *c = t->data;
-  fprintf(stderr, "h3client: timeout\n");
+  fprintf(stderr, "h3client: timeout (%llu resets sent)\n", (unsigned long long)c->rapid_sent);
   c->done = 4;
   uv_stop(c->loop);
 }
@@ -280,6 +335,7 @@ static int parse_args(client *c, int argc, char **argv, const char **connect, co
     else if (strcmp(a, "--data") == 0) c->data = argv[++i];
     else if (strcmp(a, "--upload-size") == 0) c->upload_left = strtoull(argv[++i], NULL, 10);
     else if (strcmp(a, "-o") == 0) *outf = argv[++i];
+    else if (strcmp(a, "--rapid-reset") == 0) c->rapid = strtoull(argv[++i], NULL, 10);
     else if (a[0] == '-') return -1;
     else *url = a;
   }
@@ -287,7 +343,7 @@ static int parse_args(client *c, int argc, char **argv, const char **connect, co
 }
 
 int main(int argc, char **argv) {
-  client c = {.method = "GET", .out = stdout};
+  client c = {.method = "GET", .out = stdout, .sid = -1};
   const char *connect = NULL, *ca = NULL, *url = NULL, *outf = NULL;
   if (parse_args(&c, argc, argv, &connect, &ca, &url, &outf) != 0) return usage();
   if (strncmp(url, "https://", 8) != 0) return usage();
@@ -344,13 +400,14 @@ int main(int argc, char **argv) {
   freeaddrinfo(ai);
   uv_timer_init(c.loop, &c.timer);
   c.timer.data = &c;
-  uv_timer_start(&c.timer, on_timeout, 60000, 0);
+  uv_timer_start(&c.timer, on_timeout, c.rapid ? 20000 : 60000, 0);
   uv_run(c.loop, UV_RUN_DEFAULT);
   if (c.out != stdout) fclose(c.out);
   fflush(stdout);
   int code = c.done == 1 ? 0 : c.done ? c.done : 2;
   wr_quic_endpoint_free(c.ep); /* frees the connection, without callbacks */
   uv_close((uv_handle_t *)&c.timer, NULL);
+  if (c.rapid) uv_close((uv_handle_t *)&c.rapid_timer, NULL);
   uv_run(c.loop, UV_RUN_DEFAULT);
   nghttp3_conn_del(c.h3);
   wr_quic_tls_free(tls);
