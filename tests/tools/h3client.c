@@ -342,27 +342,36 @@ static int parse_args(client *c, int argc, char **argv, const char **connect, co
   return *url ? 0 : -1;
 }
 
+/* https://NAME[:PORT]/PATH -> :authority, :path, the SNI name (|host|)
+ * and where to dial (|addr|, |port|: --connect's, else NAME's). */
+static int split_url(client *c, const char *url, const char *connect, char host[300],
+                     char addr[300], char port[16]) {
+  static char auth[300], path[4096];
+  if (strncmp(url, "https://", 8) != 0) return -1;
+  const char *p = url + 8, *slash = strchr(p, '/');
+  snprintf(auth, sizeof(auth), "%.*s", (int)(slash ? slash - p : (long)strlen(p)), p);
+  snprintf(path, sizeof(path), "%s", slash ? slash : "/");
+  snprintf(host, 300, "%s", auth);
+  char *colon = strrchr(host, ':');
+  snprintf(port, 16, "%s", colon ? colon + 1 : "443");
+  if (colon) *colon = 0;
+  c->authority = auth;
+  c->path = path;
+  if (c->data || c->upload_left) c->method = strcmp(c->method, "GET") == 0 ? "POST" : c->method;
+  snprintf(addr, 300, "%s", connect ? connect : host);
+  if (connect && (colon = strrchr(addr, ':'))) {
+    snprintf(port, 16, "%s", colon + 1);
+    *colon = 0;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   client c = {.method = "GET", .out = stdout, .sid = -1};
   const char *connect = NULL, *ca = NULL, *url = NULL, *outf = NULL;
   if (parse_args(&c, argc, argv, &connect, &ca, &url, &outf) != 0) return usage();
-  if (strncmp(url, "https://", 8) != 0) return usage();
-  static char auth[300], host[300], path[4096], addr[300], port[16];
-  const char *p = url + 8, *slash = strchr(p, '/');
-  snprintf(auth, sizeof(auth), "%.*s", (int)(slash ? slash - p : (long)strlen(p)), p);
-  snprintf(path, sizeof(path), "%s", slash ? slash : "/");
-  snprintf(host, sizeof(host), "%s", auth);
-  char *colon = strrchr(host, ':');
-  snprintf(port, sizeof(port), "%s", colon ? colon + 1 : "443");
-  if (colon) *colon = 0;
-  c.authority = auth;
-  c.path = path;
-  if (c.data || c.upload_left) c.method = strcmp(c.method, "GET") == 0 ? "POST" : c.method;
-  snprintf(addr, sizeof(addr), "%s", connect ? connect : host);
-  if (connect && (colon = strrchr(addr, ':'))) {
-    snprintf(port, sizeof(port), "%s", colon + 1);
-    *colon = 0;
-  }
+  static char host[300], addr[300], port[16];
+  if (split_url(&c, url, connect, host, addr, port) != 0) return usage();
   if (outf && !(c.out = fopen(outf, "wb"))) {
     perror(outf);
     return 1;
