@@ -88,6 +88,7 @@ struct vh3 {
   int held;            /* holds a connection slot */
   int reading;         /* inside nghttp3_conn_read_stream: no output now */
   int dead;            /* closing: nothing more is read or written */
+  int bound;           /* our control and QPACK streams are open */
   uint64_t reset_level, reset_stamp; /* rapid-reset bucket (thousandths) */
 };
 
@@ -465,28 +466,37 @@ static void conn_free(vh3front *f, vh3 *h) {
   free(h);
 }
 
-/* The handshake is done: an nghttp3 server with its three streams. */
-static void q_handshake_done(wr_quic_conn *q, void *user) {
-  vh3 *h = user;
+/* The server's control and QPACK streams, bound before the first request
+ * is read: a request can arrive in the datagram that completes the
+ * handshake, before on_handshake_done (answering it needs the QPACK
+ * encoder stream). Returns 0, or -1 with the connection closing. */
+static int bind_streams(vh3 *h) {
   int64_t ctrl, enc, dec;
-  if (h->dead) return;
-  if (wr_quic_stream_open_uni(q, NULL, &ctrl) != WR_OK ||
-      wr_quic_stream_open_uni(q, NULL, &enc) != WR_OK ||
-      wr_quic_stream_open_uni(q, NULL, &dec) != WR_OK ||
+  if (h->bound) return 0;
+  if (h->dead || wr_quic_stream_open_uni(h->q, NULL, &ctrl) != WR_OK ||
+      wr_quic_stream_open_uni(h->q, NULL, &enc) != WR_OK ||
+      wr_quic_stream_open_uni(h->q, NULL, &dec) != WR_OK ||
       nghttp3_conn_bind_control_stream(h->h3, ctrl) != 0 ||
       nghttp3_conn_bind_qpack_streams(h->h3, enc, dec) != 0) {
     conn_fail(h, NGHTTP3_H3_INTERNAL_ERROR, "cannot open the control and QPACK streams");
-    return;
+    return -1;
   }
+  h->bound = 1;
   wr_debug("visitor %" PRIu64 " (%s): HTTP/3 for %s", h->id, h->ip, h->sni);
-  flush(h);
+  return 0;
+}
+
+static void q_handshake_done(wr_quic_conn *q, void *user) {
+  vh3 *h = user;
+  (void)q;
+  if (bind_streams(h) == 0) flush(h);
 }
 
 static int q_stream_data(wr_quic_conn *q, int64_t sid, const uint8_t *data, size_t len, int fin,
                          void *user, void *suser) {
   vh3 *h = user;
   (void)suser;
-  if (h->dead) {
+  if (h->dead || bind_streams(h) != 0) {
     wr_quic_stream_consume(q, sid, len);
     return 0;
   }

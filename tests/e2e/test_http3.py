@@ -70,6 +70,23 @@ def test_get_and_post_over_h3(setup):
     assert (rc, st) == (0, 421), err
 
 
+def test_many_requests_on_one_connection(setup):
+    # More requests than the 100 concurrent streams allowed: stream credit
+    # must come back as streams close.
+    r = subprocess.run([H3CLIENT, "--connect", f"127.0.0.1:{setup['https']}", "--ca",
+                        str(setup["d"] / "ca.pem"), "--repeat", "300", "--parallel", "20",
+                        f"https://{HOST}:{setup['https']}/"], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert b"300 requests, 300 2xx" in r.stdout, r.stdout
+
+
+def test_header_section_over_limit_is_431(setup):
+    rc, st, _, _, err = h3(setup, "/", extra=("-H", "x-big: " + "a" * 40000))
+    assert (rc, st) == (0, 431), err
+    rc, st, _, _, err = h3(setup, "/")
+    assert (rc, st) == (0, 200), err
+
+
 def test_large_bodies_streamed_both_ways(setup, tmp_path):
     n = 8 * 1024 * 1024  # many stream windows: flow control must turn over
     out = tmp_path / "down"

@@ -18,7 +18,11 @@
  * --rapid-reset N (abuse test): opens N request streams, each reset at
  * once after its HEADERS, as fast as stream credit allows, then waits
  * for the server to close the connection; prints "closed 0xCODE" and
- * exits 5 if it did, 0 if all N went through with the connection open. */
+ * exits 5 if it did, 0 if all N went through with the connection open.
+ *
+ * --repeat N [--parallel M] (measurements): N GET requests on the one
+ * connection, M at a time (default 1), bodies dropped; prints
+ * "N requests, K 2xx in S s: R req/s". */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -48,6 +52,7 @@ typedef struct client {
   FILE *out;
   int head_only, got_status, done, reset, failed, printed_head;
   uint64_t rapid, rapid_sent;
+  uint64_t repeat, parallel, started, completed, ok2xx, t0;
   uv_timer_t rapid_timer;
 } client;
 
@@ -66,6 +71,10 @@ static int on_header(nghttp3_conn *conn, int64_t id, int32_t token, nghttp3_rcbu
   client *c = ud;
   nghttp3_vec n = nghttp3_rcbuf_get_buf(name), v = nghttp3_rcbuf_get_buf(value);
   (void)conn, (void)id, (void)token, (void)flags, (void)sud;
+  if (c->repeat) {
+    if (n.len == 7 && memcmp(n.base, ":status", 7) == 0 && v.len == 3 && v.base[0] == '2') c->ok2xx++;
+    return 0;
+  }
   if (n.len == 7 && memcmp(n.base, ":status", 7) == 0) {
     c->got_status = 1;
     printf(":status %.*s\n", (int)v.len, v.base);
@@ -78,6 +87,7 @@ static int on_header(nghttp3_conn *conn, int64_t id, int32_t token, nghttp3_rcbu
 static int on_end_headers(nghttp3_conn *conn, int64_t id, int fin, void *ud, void *sud) {
   client *c = ud;
   (void)conn, (void)id, (void)fin, (void)sud;
+  if (c->repeat) return 0;
   if (!c->printed_head) printf("\n");
   c->printed_head = 1;
   fflush(stdout);
@@ -97,7 +107,7 @@ static int on_data(nghttp3_conn *conn, int64_t id, const uint8_t *data, size_t l
   client *c = ud;
   (void)conn, (void)sud;
   /* Flushed at once: a test reads server-sent events as they come. */
-  if (!c->head_only && (fwrite(data, 1, len, c->out) != len || fflush(c->out) != 0)) finish(c, 2);
+  if (!c->head_only && !c->repeat && (fwrite(data, 1, len, c->out) != len || fflush(c->out) != 0)) finish(c, 2);
   wr_quic_stream_consume(c->q, id, len);
   return 0;
 }
@@ -109,9 +119,22 @@ static int on_deferred(nghttp3_conn *conn, int64_t id, size_t n, void *ud, void 
   return 0;
 }
 
+static void start_request(client *c);
+
 static int on_end_stream(nghttp3_conn *conn, int64_t id, void *ud, void *sud) {
   client *c = ud;
   (void)conn, (void)sud;
+  if (c->repeat) {
+    if (++c->completed < c->repeat) {
+      if (c->started < c->repeat) start_request(c);
+      return 0;
+    }
+    double secs = (double)(uv_hrtime() - c->t0) / 1e9;
+    printf("%llu requests, %llu 2xx in %.3f s: %.0f req/s\n", (unsigned long long)c->completed,
+           (unsigned long long)c->ok2xx, secs, secs > 0 ? (double)c->completed / secs : 0.0);
+    finish(c, 1);
+    return 0;
+  }
   if (id == c->sid) finish(c, c->got_status ? 1 : 3);
   return 0;
 }
@@ -205,24 +228,49 @@ static void rapid_cb(uv_timer_t *t) {
   }
 }
 
+static void start_request(client *c) {
+  int64_t sid;
+  if (wr_quic_stream_open(c->q, NULL, &sid) != WR_OK) {
+    fprintf(stderr, "h3client: no stream credit\n");
+    finish(c, 2);
+    return;
+  }
+  c->started++;
+  submit_headers(c, sid, 0);
+}
+
+/* The control and QPACK streams every HTTP/3 endpoint opens. */
+static int open_control_streams(client *c) {
+  int64_t ctrl, enc, dec;
+  return wr_quic_stream_open_uni(c->q, NULL, &ctrl) != WR_OK ||
+                 wr_quic_stream_open_uni(c->q, NULL, &enc) != WR_OK ||
+                 wr_quic_stream_open_uni(c->q, NULL, &dec) != WR_OK ||
+                 nghttp3_conn_bind_control_stream(c->h3, ctrl) ||
+                 nghttp3_conn_bind_qpack_streams(c->h3, enc, dec)
+             ? -1
+             : 0;
+}
+
 static void q_handshake_done(wr_quic_conn *q, void *user) {
   client *c = user;
-  int64_t ctrl, enc, dec;
+  if (open_control_streams(c) != 0) {
+    fprintf(stderr, "h3client: cannot open the control streams\n");
+    finish(c, 2);
+    return;
+  }
+  if (c->repeat) {
+    c->t0 = uv_hrtime();
+    for (uint64_t i = 0; i < (c->parallel ? c->parallel : 1) && c->started < c->repeat; i++) start_request(c);
+    flush(c);
+    return;
+  }
   if (c->rapid) {
-    if (wr_quic_stream_open_uni(q, NULL, &ctrl) != WR_OK || wr_quic_stream_open_uni(q, NULL, &enc) != WR_OK ||
-        wr_quic_stream_open_uni(q, NULL, &dec) != WR_OK || nghttp3_conn_bind_control_stream(c->h3, ctrl) ||
-        nghttp3_conn_bind_qpack_streams(c->h3, enc, dec)) {
-      finish(c, 2);
-      return;
-    }
     uv_timer_init(c->loop, &c->rapid_timer);
     c->rapid_timer.data = c;
     uv_timer_start(&c->rapid_timer, rapid_cb, 0, 5);
     return;
   }
-  if (wr_quic_stream_open_uni(q, NULL, &ctrl) != WR_OK || wr_quic_stream_open_uni(q, NULL, &enc) != WR_OK ||
-      wr_quic_stream_open_uni(q, NULL, &dec) != WR_OK || nghttp3_conn_bind_control_stream(c->h3, ctrl) ||
-      nghttp3_conn_bind_qpack_streams(c->h3, enc, dec) || wr_quic_stream_open(q, NULL, &c->sid) != WR_OK) {
+  if (wr_quic_stream_open(q, NULL, &c->sid) != WR_OK) {
     fprintf(stderr, "h3client: cannot open streams\n");
     finish(c, 2);
     return;
@@ -336,6 +384,8 @@ static int parse_args(client *c, int argc, char **argv, const char **connect, co
     else if (strcmp(a, "--upload-size") == 0) c->upload_left = strtoull(argv[++i], NULL, 10);
     else if (strcmp(a, "-o") == 0) *outf = argv[++i];
     else if (strcmp(a, "--rapid-reset") == 0) c->rapid = strtoull(argv[++i], NULL, 10);
+    else if (strcmp(a, "--repeat") == 0) c->repeat = strtoull(argv[++i], NULL, 10);
+    else if (strcmp(a, "--parallel") == 0) c->parallel = strtoull(argv[++i], NULL, 10);
     else if (a[0] == '-') return -1;
     else *url = a;
   }
@@ -409,7 +459,7 @@ int main(int argc, char **argv) {
   freeaddrinfo(ai);
   uv_timer_init(c.loop, &c.timer);
   c.timer.data = &c;
-  uv_timer_start(&c.timer, on_timeout, c.rapid ? 20000 : 60000, 0);
+  uv_timer_start(&c.timer, on_timeout, c.rapid ? 20000 : c.repeat ? 600000 : 60000, 0);
   uv_run(c.loop, UV_RUN_DEFAULT);
   if (c.out != stdout) fclose(c.out);
   fflush(stdout);
