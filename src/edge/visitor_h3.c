@@ -410,9 +410,8 @@ static void flush(vh3 *h) {
       return;
     }
     if (sid < 0) return;
-    size_t total = 0, taken = 0;
+    size_t taken = 0;
     int rv = WR_OK;
-    for (nghttp3_ssize i = 0; i < nv; i++) total += vec[i].len;
     for (nghttp3_ssize i = 0; i < nv && rv == WR_OK; i++) {
       size_t acc = 0;
       int last = i == nv - 1;
@@ -431,7 +430,6 @@ static void flush(vh3 *h) {
     } else if (rv != WR_OK) {
       nghttp3_conn_shutdown_stream_write(h->h3, sid); /* reset meanwhile */
     }
-    (void)total;
   }
 }
 

@@ -135,6 +135,21 @@ def test_rapid_reset_closes_connection_others_served(setup):
     assert metric(setup, "warren_edge_https_h3_errors_total") >= 1
 
 
+@pytest.mark.parametrize("raw,codes", [
+    ("0105ffffffffff", {"0x200"}),          # HEADERS with a broken QPACK prefix: QPACK_DECOMPRESSION_FAILED
+    ("000568656c6c6f", {"0x105"}),          # DATA before HEADERS: H3_FRAME_UNEXPECTED
+    ("01ff", {"0x106", "0x101", "0x105"}),  # a frame cut short by FIN: H3_FRAME_ERROR (or kin)
+])
+def test_malformed_input_ends_stream_or_connection_not_the_edge(setup, raw, codes):
+    r = subprocess.run([H3CLIENT, "--connect", f"127.0.0.1:{setup['https']}", "--ca",
+                        str(setup["d"] / "ca.pem"), "--raw", raw, f"https://{HOST}:{setup['https']}/"],
+                       capture_output=True, timeout=60)
+    out = r.stdout.decode().split()
+    assert r.returncode in (3, 5) and len(out) == 2 and out[1] in codes, (out, r.stderr.decode())
+    rc, st, _, _, err = h3(setup, "/still")
+    assert (rc, st) == (0, 200), err
+
+
 def test_unknown_sni_refused(setup):
     rc, st, _, _, err = h3(setup, "/", host="nope.example.test")
     assert rc == 2 and st == 0

@@ -20,6 +20,11 @@
  * for the server to close the connection; prints "closed 0xCODE" and
  * exits 5 if it did, 0 if all N went through with the connection open.
  *
+ * --raw HEX (malformed-input test): sends the bytes HEX on a new request
+ * stream instead of a request, then prints how the server ended things:
+ * "closed 0xCODE" (the connection, exit 5) or "reset 0xCODE" (the stream,
+ * exit 3).
+ *
  * --repeat N [--parallel M] (measurements): N GET requests on the one
  * connection, M at a time (default 1), bodies dropped; prints
  * "N requests, K 2xx in S s: R req/s". */
@@ -52,6 +57,7 @@ typedef struct client {
   FILE *out;
   int head_only, got_status, done, reset, failed, printed_head;
   uint64_t rapid, rapid_sent;
+  const char *raw;
   uint64_t repeat, parallel, started, completed, ok2xx, t0;
   uv_timer_t rapid_timer;
 } client;
@@ -239,6 +245,22 @@ static void start_request(client *c) {
   submit_headers(c, sid, 0);
 }
 
+/* --raw: the hex bytes as a request stream's whole content. */
+static void send_raw(client *c) {
+  static uint8_t buf[4096];
+  size_t n = 0, acc = 0;
+  for (const char *p = c->raw; p[0] && p[1] && n < sizeof(buf); p += 2) {
+    unsigned v = 0;
+    if (sscanf(p, "%2x", &v) != 1) break;
+    buf[n++] = (uint8_t)v;
+  }
+  if (wr_quic_stream_open(c->q, NULL, &c->sid) != WR_OK ||
+      wr_quic_stream_write(c->q, c->sid, buf, n, 1, &acc) != WR_OK) {
+    finish(c, 2);
+    return;
+  }
+}
+
 /* The control and QPACK streams every HTTP/3 endpoint opens. */
 static int open_control_streams(client *c) {
   int64_t ctrl, enc, dec;
@@ -262,6 +284,10 @@ static void q_handshake_done(wr_quic_conn *q, void *user) {
     c->t0 = uv_hrtime();
     for (uint64_t i = 0; i < (c->parallel ? c->parallel : 1) && c->started < c->repeat; i++) start_request(c);
     flush(c);
+    return;
+  }
+  if (c->raw) {
+    send_raw(c);
     return;
   }
   if (c->rapid) {
@@ -322,6 +348,7 @@ static int q_reset(wr_quic_conn *q, int64_t sid, uint64_t code, void *user, void
   (void)q, (void)suser;
   if (sid == c->sid) {
     fprintf(stderr, "h3client: stream reset (0x%llx)\n", (unsigned long long)code);
+    if (c->raw) printf("reset 0x%llx\n", (unsigned long long)code);
     finish(c, 3);
   }
   return 0;
@@ -343,7 +370,7 @@ static void q_stream_close(wr_quic_conn *q, int64_t sid, int has, uint64_t code,
 static void q_close(wr_quic_conn *q, const wr_quic_close_info *ci, void *user) {
   client *c = user;
   (void)q;
-  if (c->rapid && !c->done) {
+  if ((c->rapid || c->raw) && !c->done) {
     printf("closed 0x%llx\n", (unsigned long long)ci->code);
     c->done = 5;
   }
@@ -384,6 +411,7 @@ static int parse_args(client *c, int argc, char **argv, const char **connect, co
     else if (strcmp(a, "--upload-size") == 0) c->upload_left = strtoull(argv[++i], NULL, 10);
     else if (strcmp(a, "-o") == 0) *outf = argv[++i];
     else if (strcmp(a, "--rapid-reset") == 0) c->rapid = strtoull(argv[++i], NULL, 10);
+    else if (strcmp(a, "--raw") == 0) c->raw = argv[++i];
     else if (strcmp(a, "--repeat") == 0) c->repeat = strtoull(argv[++i], NULL, 10);
     else if (strcmp(a, "--parallel") == 0) c->parallel = strtoull(argv[++i], NULL, 10);
     else if (a[0] == '-') return -1;
