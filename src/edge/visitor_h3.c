@@ -30,9 +30,9 @@
  *
  * Connections count in the front's connection limits (per source and in
  * total) like TCP ones. Nothing here blocks: the certificate choice takes
- * what the route cache knows (a name it has not seen yet starts the
- * lookup and is refused this once: visitors reach HTTP/3 through Alt-Svc
- * on an HTTPS answer for that name, which made the lookup).
+ * what the route cache knows; for a name it has not seen yet the lookup
+ * starts and the client's first Initial is dropped unanswered (its
+ * retransmission, about a second later, finds the answer).
  *
  * Lifetimes: a vh3 lives from the QUIC endpoint's on_accept to its
  * on_close (or wr__vh3_close); a vh3s from the first bytes of a request
@@ -638,17 +638,23 @@ static void q_accept(wr_quic_endpoint *ep, wr_quic_conn *q, void *ep_user) {
 /* ---- certificates by SNI (net/quic.h sni_pick) ----------------------------------------- */
 
 /* As the TLS front chooses (visitor_tls.c), without waiting: uploaded, else
- * for a name the route cache knows, ACME, else issued by the edge CA. */
-static void *pick_cert(void *arg, const char *sni, void **cred) {
+ * for a routed name, ACME, else issued by the edge CA. A name whose route
+ * is being looked up on the store thread is asked for again later: the
+ * client's Initial is dropped and its retransmission finds the answer. */
+static void *pick_cert(void *arg, const char *sni, void **cred, int *later) {
   wr_visitor *v = arg;
   char tid[WR_STORE_UUID_LEN + 1];
   wr_cert *c = NULL;
   *cred = NULL;
   if (!sni[0] || wr__visitor_mgmt_host(v, sni)) return NULL; /* its WebSocket is HTTP/1.1 */
-  if (!(c = wr_certs_uploaded(v->certs, sni)) &&
-      wr__visitor_route_lookup(v, sni, 1, tid) == WR_OK &&
-      !(c = wr_certs_acme(v->certs, sni)))
-    c = wr_certs_issued(v->certs, sni);
+  if (!(c = wr_certs_uploaded(v->certs, sni))) {
+    int rv = wr__visitor_route_lookup(v, sni, 1, tid);
+    if (rv == WR_AGAIN) {
+      *later = 1;
+      return NULL;
+    }
+    if (rv == WR_OK && !(c = wr_certs_acme(v->certs, sni))) c = wr_certs_issued(v->certs, sni);
+  }
   if (!c) {
     v->stats.tls_refused++;
     return NULL;

@@ -109,7 +109,8 @@ struct wr_quic_conn {
   char group[32];     /* quic_tls.c */
   char sni[256];      /* quic_tls.c; server with sni_pick: the client's name */
   uint8_t tls_alert;  /* quic_tls.c: the alert our own refusal chose; 0: none */
-  void *(*sni_pick)(void *arg, const char *sni, void **cred); /* from the config */
+  void *(*sni_pick)(void *arg, const char *sni, void **cred, int *later); /* from the config */
+  int sni_later;      /* sni_pick asked for later: drop silently (quic_endpoint.c) */
   void (*sni_release)(void *arg, void *ref);
   void *sni_arg;
   void *sni_ref;      /* what sni_pick returned, released after the session */

@@ -2,7 +2,7 @@
  * (net/quic.h) and nghttp3. One request, then exit.
  *
  *   h3client [--connect HOST:PORT] [--ca FILE] [--sni NAME] [-X METHOD] [-H "name: value"]...
- *            [--data TEXT | --upload-size N] [-o FILE] [--head-only] URL
+ *            [--data TEXT | --data-hex HEX | --upload-size N] [-o FILE] [--head-only] URL
  *
  * URL is https://NAME[:PORT]/PATH; NAME is the :authority, the SNI
  * (unless --sni gives another) and the address to dial (unless --connect
@@ -58,6 +58,8 @@ typedef struct client {
   int head_only, got_status, done, reset, failed, printed_head;
   uint64_t rapid, rapid_sent;
   const char *raw;
+  uint8_t *bin;     /* --data-hex: the body */
+  size_t binlen;
   uint64_t repeat, parallel, started, completed, ok2xx, t0;
   uv_timer_t rapid_timer;
 } client;
@@ -164,8 +166,8 @@ static nghttp3_ssize read_body(nghttp3_conn *conn, int64_t id, nghttp3_vec *vec,
   client *c = ud;
   (void)conn, (void)id, (void)sud, (void)veccnt;
   if (c->data) {
-    size_t n = strlen(c->data) - c->data_off;
-    vec[0] = (nghttp3_vec){(uint8_t *)(c->data + c->data_off), n};
+    size_t n = (c->bin ? c->binlen : strlen(c->data)) - c->data_off;
+    vec[0] = (nghttp3_vec){(c->bin ? c->bin : (uint8_t *)c->data) + c->data_off, n};
     c->data_off += n;
     *flags |= NGHTTP3_DATA_FLAG_EOF;
     return 1;
@@ -245,15 +247,21 @@ static void start_request(client *c) {
   submit_headers(c, sid, 0);
 }
 
-/* --raw: the hex bytes as a request stream's whole content. */
-static void send_raw(client *c) {
-  static uint8_t buf[4096];
-  size_t n = 0, acc = 0;
-  for (const char *p = c->raw; p[0] && p[1] && n < sizeof(buf); p += 2) {
+/* Decodes |hex| into |buf| (at most |cap| bytes); returns the count. */
+static size_t unhex(const char *hex, uint8_t *buf, size_t cap) {
+  size_t n = 0;
+  for (const char *p = hex; p[0] && p[1] && n < cap; p += 2) {
     unsigned v = 0;
     if (sscanf(p, "%2x", &v) != 1) break;
     buf[n++] = (uint8_t)v;
   }
+  return n;
+}
+
+/* --raw: the hex bytes as a request stream's whole content. */
+static void send_raw(client *c) {
+  static uint8_t buf[4096];
+  size_t n = unhex(c->raw, buf, sizeof(buf)), acc = 0;
   if (wr_quic_stream_open(c->q, NULL, &c->sid) != WR_OK ||
       wr_quic_stream_write(c->q, c->sid, buf, n, 1, &acc) != WR_OK) {
     finish(c, 2);
@@ -412,6 +420,12 @@ static int parse_args(client *c, int argc, char **argv, const char **connect, co
     else if (strcmp(a, "-o") == 0) *outf = argv[++i];
     else if (strcmp(a, "--rapid-reset") == 0) c->rapid = strtoull(argv[++i], NULL, 10);
     else if (strcmp(a, "--raw") == 0) c->raw = argv[++i];
+    else if (strcmp(a, "--data-hex") == 0) {
+      static uint8_t bin[65536];
+      c->data = argv[++i];
+      c->bin = bin;
+      c->binlen = unhex(c->data, bin, sizeof(bin));
+    }
     else if (strcmp(a, "--repeat") == 0) c->repeat = strtoull(argv[++i], NULL, 10);
     else if (strcmp(a, "--parallel") == 0) c->parallel = strtoull(argv[++i], NULL, 10);
     else if (a[0] == '-') return -1;

@@ -714,9 +714,10 @@ static void guard_cb(uv_timer_t *t) {
 static int sni_picked, sni_released;
 static char sni_seen[64];
 
-static void *sni_pick(void *arg, const char *sni, void **cred) {
+static void *sni_pick(void *arg, const char *sni, void **cred, int *later) {
   gnutls_certificate_credentials_t c;
   (void)arg;
+  (void)later;
   sni_picked++;
   snprintf(sni_seen, sizeof(sni_seen), "%s", sni);
   if (strcmp(sni, WR_QUIC_SNI_DEFAULT) != 0) return NULL;
