@@ -161,7 +161,7 @@ deb: all
 demo: all
 	@WARREN_BUILD=$(BUILD) scripts/demo.sh
 
-bench: all
+bench: all $(BUILD)/tests/h3client
 	@WARREN_BUILD=$(BUILD) scripts/bench.sh
 
 # `make bench-scale`: one edge under 1,000 registered connections and 10,000

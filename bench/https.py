@@ -11,6 +11,9 @@ request at a time each) and over HTTP/2 (BENCH_H2_CONNS connections x
 BENCH_H2_STREAMS streams), and TLS handshakes/s (new connections with one
 request each, BENCH_HS_BATCH at a time, for BENCH_HS_SECONDS). Both sides
 use P-256 ECDSA certificates and TLS 1.3 (what each negotiates by default).
+HTTP/3 (warren only: Debian's nginx and h2load have none) is measured with
+tests/tools/h3client: BENCH_H3_REQUESTS requests on one connection,
+BENCH_H3_STREAMS at a time.
 h2load runs one thread: client and server share the machine's cores, so the
 ratio is the figure to read, not the absolute numbers.
 
@@ -38,6 +41,8 @@ S = {
     "h2_streams": B._env("BENCH_H2_STREAMS", 10),
     "hs_batch": B._env("BENCH_HS_BATCH", 100),
     "hs_seconds": B._env("BENCH_HS_SECONDS", 10),
+    "h3_requests": B._env("BENCH_H3_REQUESTS", 20000),
+    "h3_streams": B._env("BENCH_H3_STREAMS", 10),
 }
 
 NGINX = """\
@@ -122,6 +127,25 @@ def handshakes(port):
             "failed": sum(r.get("failed", 0) for r in runs), "runs": [r["raw"] for r in runs]}
 
 
+def h3_rate(build, port, ca):
+    """1 KiB GETs over HTTP/3 with h3client (one connection); {} without it."""
+    exe = os.path.join(build, "tests", "h3client")
+    if not os.path.exists(exe):
+        return {}
+    res = {}
+    for n in (max(1, S["h3_requests"] // 10), S["h3_requests"]):  # warm-up, then the run
+        r = subprocess.run([exe, "--connect", f"127.0.0.1:{port}", "--ca", ca, "--repeat", str(n),
+                            "--parallel", str(S["h3_streams"]), f"https://{B.WEB}:{port}/1k.bin"],
+                           capture_output=True, text=True, timeout=600)
+        res = {"raw": r.stdout + r.stderr}
+        m = re.search(r"(\d+) requests, (\d+) 2xx in ([\d.]+) s: (\d+) req/s", r.stdout)
+        if m:
+            res.update(requests=int(m.group(1)), ok=int(m.group(2)), seconds=float(m.group(3)),
+                       rps=float(m.group(4)), failed=int(m.group(1)) - int(m.group(2)))
+    B.log(f"  h3 {res.get('rps', 0):.0f} req/s")
+    return res
+
+
 def measure(port):
     out = {"h1": rate(port, True), "h2": rate(port, False), "tls": handshakes(port)}
     B.log(f"  h1 {out['h1'].get('rps', 0):.0f} req/s, h2 {out['h2'].get('rps', 0):.0f} req/s, "
@@ -152,6 +176,7 @@ def run(args):
             raise RuntimeError("no 200 through the tunnel; see " + work)
         B.log(f"https: warren (warren-edge --https-listen {tport})")
         res["warren"] = measure(tport)
+        res["warren"]["h3"] = h3_rate(args.build, tport, os.path.join(tun.d, "ca.pem"))
     finally:
         for p in (tun and tun.conn, tun and tun.edge, origin.nginx):
             if p:
@@ -170,6 +195,9 @@ ROWS = [
     ("TLS handshakes (new connection + one request, {hs_batch} at a time)", "/s",
      lambda r: r["tls"]["handshakes_per_s"]),
     ("  failed connections", "count", lambda r: r["tls"]["failed"]),
+    ("1 KiB GET over HTTP/3, 1 connection x {h3_streams} streams (h3client; nginx here has no HTTP/3)",
+     "req/s", lambda r: r.get("h3", {}).get("rps")),
+    ("  failed requests", "count", lambda r: r.get("h3", {}).get("failed")),
 ]
 
 

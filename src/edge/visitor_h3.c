@@ -30,9 +30,9 @@
  *
  * Connections count in the front's connection limits (per source and in
  * total) like TCP ones. Nothing here blocks: the certificate choice takes
- * what the route cache knows (a name it has not seen yet starts the
- * lookup and is refused this once: visitors reach HTTP/3 through Alt-Svc
- * on an HTTPS answer for that name, which made the lookup).
+ * what the route cache knows; for a name it has not seen yet the lookup
+ * starts and the client's first Initial is dropped unanswered (its
+ * retransmission, about a second later, finds the answer).
  *
  * Lifetimes: a vh3 lives from the QUIC endpoint's on_accept to its
  * on_close (or wr__vh3_close); a vh3s from the first bytes of a request
@@ -88,6 +88,7 @@ struct vh3 {
   int held;            /* holds a connection slot */
   int reading;         /* inside nghttp3_conn_read_stream: no output now */
   int dead;            /* closing: nothing more is read or written */
+  int bound;           /* our control and QPACK streams are open */
   uint64_t reset_level, reset_stamp; /* rapid-reset bucket (thousandths) */
 };
 
@@ -409,9 +410,8 @@ static void flush(vh3 *h) {
       return;
     }
     if (sid < 0) return;
-    size_t total = 0, taken = 0;
+    size_t taken = 0;
     int rv = WR_OK;
-    for (nghttp3_ssize i = 0; i < nv; i++) total += vec[i].len;
     for (nghttp3_ssize i = 0; i < nv && rv == WR_OK; i++) {
       size_t acc = 0;
       int last = i == nv - 1;
@@ -430,7 +430,6 @@ static void flush(vh3 *h) {
     } else if (rv != WR_OK) {
       nghttp3_conn_shutdown_stream_write(h->h3, sid); /* reset meanwhile */
     }
-    (void)total;
   }
 }
 
@@ -465,28 +464,37 @@ static void conn_free(vh3front *f, vh3 *h) {
   free(h);
 }
 
-/* The handshake is done: an nghttp3 server with its three streams. */
-static void q_handshake_done(wr_quic_conn *q, void *user) {
-  vh3 *h = user;
+/* The server's control and QPACK streams, bound before the first request
+ * is read: a request can arrive in the datagram that completes the
+ * handshake, before on_handshake_done (answering it needs the QPACK
+ * encoder stream). Returns 0, or -1 with the connection closing. */
+static int bind_streams(vh3 *h) {
   int64_t ctrl, enc, dec;
-  if (h->dead) return;
-  if (wr_quic_stream_open_uni(q, NULL, &ctrl) != WR_OK ||
-      wr_quic_stream_open_uni(q, NULL, &enc) != WR_OK ||
-      wr_quic_stream_open_uni(q, NULL, &dec) != WR_OK ||
+  if (h->bound) return 0;
+  if (h->dead || wr_quic_stream_open_uni(h->q, NULL, &ctrl) != WR_OK ||
+      wr_quic_stream_open_uni(h->q, NULL, &enc) != WR_OK ||
+      wr_quic_stream_open_uni(h->q, NULL, &dec) != WR_OK ||
       nghttp3_conn_bind_control_stream(h->h3, ctrl) != 0 ||
       nghttp3_conn_bind_qpack_streams(h->h3, enc, dec) != 0) {
     conn_fail(h, NGHTTP3_H3_INTERNAL_ERROR, "cannot open the control and QPACK streams");
-    return;
+    return -1;
   }
+  h->bound = 1;
   wr_debug("visitor %" PRIu64 " (%s): HTTP/3 for %s", h->id, h->ip, h->sni);
-  flush(h);
+  return 0;
+}
+
+static void q_handshake_done(wr_quic_conn *q, void *user) {
+  vh3 *h = user;
+  (void)q;
+  if (bind_streams(h) == 0) flush(h);
 }
 
 static int q_stream_data(wr_quic_conn *q, int64_t sid, const uint8_t *data, size_t len, int fin,
                          void *user, void *suser) {
   vh3 *h = user;
   (void)suser;
-  if (h->dead) {
+  if (h->dead || bind_streams(h) != 0) {
     wr_quic_stream_consume(q, sid, len);
     return 0;
   }
@@ -505,7 +513,6 @@ static int q_stream_data(wr_quic_conn *q, int64_t sid, const uint8_t *data, size
 /* The visitor reset a stream: rapid reset is counted, the request ends. */
 static int q_stream_reset(wr_quic_conn *q, int64_t sid, uint64_t code, void *user, void *suser) {
   vh3 *h = user;
-  (void)q;
   (void)suser;
   if (h->dead) return 0;
   uint64_t now = uv_now(h->v->loop), drained = (now - h->reset_stamp) * RESET_RATE;
@@ -515,7 +522,14 @@ static int q_stream_reset(wr_quic_conn *q, int64_t sid, uint64_t code, void *use
     conn_fail(h, NGHTTP3_H3_EXCESSIVE_LOAD, "rapid reset (RESET_STREAM flood)");
     return 0;
   }
+  /* A request cancelled (RESET_STREAM, as on HTTP/2 RST_STREAM) gets no
+   * answer either: our side is reset too, so the stream closes and its
+   * QUIC stream credit returns. */
   nghttp3_conn_shutdown_stream_read(h->h3, sid);
+  if ((sid & 2) == 0 /* bidirectional (RFC 9000 2.1) */) {
+    nghttp3_conn_shutdown_stream_write(h->h3, sid);
+    wr_quic_stream_reset(q, sid, NGHTTP3_H3_REQUEST_CANCELLED);
+  }
   vh3s *x = h->streams;
   while (x && x->id != sid) x = x->next;
   if (x) wr__vsub_drop_sc(&x->x); /* its tunnel stream is reset, or never opened */
@@ -624,20 +638,29 @@ static void q_accept(wr_quic_endpoint *ep, wr_quic_conn *q, void *ep_user) {
 /* ---- certificates by SNI (net/quic.h sni_pick) ----------------------------------------- */
 
 /* As the TLS front chooses (visitor_tls.c), without waiting: uploaded, else
- * for a name the route cache knows, ACME, else issued by the edge CA if it is
- * already in memory. On a miss the certificate is queued first for signing
- * (on the worker pool) and this handshake is refused: the browser has the
- * same name over TCP (where the front waits for it) and comes back later. */
-static void *pick_cert(void *arg, const char *sni, void **cred) {
+ * for a routed name, ACME, else issued by the edge CA if it is already in
+ * memory. A name whose route is being looked up on the store thread, or
+ * whose certificate is being signed on the worker pool (queued first), is
+ * asked for again later: the client's Initial is dropped and its
+ * retransmission finds the answer. */
+static void *pick_cert(void *arg, const char *sni, void **cred, int *later) {
   wr_visitor *v = arg;
   char tid[WR_STORE_UUID_LEN + 1];
   wr_cert *c = NULL;
   *cred = NULL;
   if (!sni[0] || wr__visitor_mgmt_host(v, sni)) return NULL; /* its WebSocket is HTTP/1.1 */
-  if (!(c = wr_certs_uploaded(v->certs, sni)) &&
-      wr__visitor_route_lookup(v, sni, 1, tid) == WR_OK &&
-      !(c = wr_certs_acme(v->certs, sni)) && !(c = wr_certs_issued_cached(v->certs, sni)))
-    (void)wr_certs_prepare(v->certs, sni, 1);
+  if (!(c = wr_certs_uploaded(v->certs, sni))) {
+    int rv = wr__visitor_route_lookup(v, sni, 1, tid);
+    if (rv == WR_AGAIN) {
+      *later = 1;
+      return NULL;
+    }
+    if (rv == WR_OK && !(c = wr_certs_acme(v->certs, sni)) &&
+        !(c = wr_certs_issued_cached(v->certs, sni)) && wr_certs_prepare(v->certs, sni, 1) == WR_AGAIN) {
+      *later = 1;
+      return NULL;
+    }
+  }
   if (!c) {
     v->stats.tls_refused++;
     return NULL;

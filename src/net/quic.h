@@ -125,10 +125,14 @@ typedef struct wr_quic_config {
    * |sni_pick| gets its server name ("" without one) and returns an opaque
    * reference that holds credentials, with *|cred| set to its
    * gnutls_certificate_credentials_t, or NULL to refuse the handshake with
-   * unrecognized_name. The connection hands the reference back to
-   * |sni_release| after its TLS session is freed. Both run on the loop's
-   * thread inside packet processing and must not block. */
-  void *(*sni_pick)(void *arg, const char *sni, void **cred);
+   * unrecognized_name. A pick that cannot answer yet (the name is being
+   * looked up) sets *|later| and returns NULL: the endpoint then drops the
+   * half-open connection without a word, and the client's retransmitted
+   * Initial (about a second later) starts a new one. The connection hands
+   * the reference back to |sni_release| after its TLS session is freed.
+   * Both run on the loop's thread inside packet processing and must not
+   * block. */
+  void *(*sni_pick)(void *arg, const char *sni, void **cred, int *later);
   void (*sni_release)(void *arg, void *ref);
   void *sni_arg;
 } wr_quic_config;
@@ -210,7 +214,8 @@ typedef struct wr_quic_callbacks {
    * later loop iteration: do not use |c| after on_close returns. */
   void (*on_close)(wr_quic_conn *c, const wr_quic_close_info *info, void *user);
   /* The peer may now open bidirectional streams up to |max_streams| in
-   * total (cumulative: MAX_STREAMS sent as its streams closed). */
+   * total (cumulative: each of its streams that closed gave one back, as
+   * MAX_STREAMS). */
   void (*on_peer_streams)(wr_quic_conn *c, uint64_t max_streams, void *user);
 } wr_quic_callbacks;
 

@@ -678,7 +678,7 @@ static void ep_accept(wr_quic_endpoint *ep, const struct sockaddr *from, socklen
   /* No owner callback can fire in here: |c| has none yet, and a first
    * Initial cannot complete a handshake. */
   wr_quic_conn_read(c, from, fromlen, pkt, len, now);
-  if (c->state == WR_QUIC_CLOSED) {
+  if (c->state == WR_QUIC_CLOSED || c->sni_later) { /* sni_later: see quic.h sni_pick */
     ep_unlink_free(ep, c);
     return;
   }
@@ -703,6 +703,10 @@ static void ep_input(wr_quic_endpoint *ep, const struct sockaddr *addr, const ui
   c = ep_find(ep, data, len);
   if (c) {
     wr_quic_conn_read(c, addr, alen, data, len, uv_now_ns());
+    if (c->sni_later && !c->adopted) { /* a ClientHello in several Initials */
+      ep_unlink_free(ep, c);
+      return;
+    }
   } else if (ep->role == WR_QUIC_SERVER && !(data[0] & 0x80)) {
     ep_stateless_reset(ep, addr, alen, data, len);
     return;

@@ -77,6 +77,7 @@ struct wr_quic_conn {
   struct stream *sq_head, *sq_tail;
   struct dgram *dq_head, *dq_tail;
   size_t dq_len;
+  uint64_t peer_bidi_closed; /* the peer's bidi streams closed: credit given back */
 
   /* Close handling (quic_conn.c; ccerr and msg for TLS failures: quic_tls.c). */
   ngtcp2_connection_close_error ccerr;
@@ -108,7 +109,8 @@ struct wr_quic_conn {
   char group[32];     /* quic_tls.c */
   char sni[256];      /* quic_tls.c; server with sni_pick: the client's name */
   uint8_t tls_alert;  /* quic_tls.c: the alert our own refusal chose; 0: none */
-  void *(*sni_pick)(void *arg, const char *sni, void **cred); /* from the config */
+  void *(*sni_pick)(void *arg, const char *sni, void **cred, int *later); /* from the config */
+  int sni_later;      /* sni_pick asked for later: drop silently (quic_endpoint.c) */
   void (*sni_release)(void *arg, void *ref);
   void *sni_arg;
   void *sni_ref;      /* what sni_pick returned, released after the session */

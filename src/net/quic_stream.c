@@ -200,6 +200,26 @@ static int cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user) {
   return 0;
 }
 
+uint64_t wr_quic_peer_streams_max(wr_quic_conn *c) {
+  return ngtcp2_conn_get_local_transport_params(c->conn)->initial_max_streams_bidi +
+         c->peer_bidi_closed;
+}
+
+/* ngtcp2 gives the peer no new stream credit by itself (ngtcp2.h,
+ * ngtcp2_conn_extend_max_streams_bidi): each stream of the peer's that
+ * closes makes room for one more. */
+static void peer_stream_closed(wr_quic_conn *c, int64_t sid) {
+  /* Bit 0 of a stream id: 1 when the server opened it (RFC 9000 2.1). */
+  if ((int)(sid & 1) == (c->role == WR_QUIC_SERVER)) return;
+  if (!ngtcp2_is_bidi_stream(sid)) {
+    ngtcp2_conn_extend_max_streams_uni(c->conn, 1);
+    return;
+  }
+  ngtcp2_conn_extend_max_streams_bidi(c->conn, 1);
+  c->peer_bidi_closed++;
+  if (c->cbs.on_peer_streams) c->cbs.on_peer_streams(c, wr_quic_peer_streams_max(c), c->user);
+}
+
 static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
                            uint64_t code, void *user, void *suser) {
   wr_quic_conn *c = user;
@@ -216,6 +236,7 @@ static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
         c, sid, (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) != 0,
         code, c->user, s->suser);
   stream_remove(c, s);
+  peer_stream_closed(c, sid);
   return 0;
 }
 
@@ -261,19 +282,7 @@ static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
   return 0;
 }
 
-static int cb_extend_remote_bidi(ngtcp2_conn *conn, uint64_t max_streams, void *user) {
-  wr_quic_conn *c = user;
-  (void)conn;
-  if (c->cbs.on_peer_streams) c->cbs.on_peer_streams(c, max_streams, c->user);
-  return 0;
-}
-
-uint64_t wr_quic_peer_streams_max(wr_quic_conn *c) {
-  return ngtcp2_conn_get_local_transport_params(c->conn)->initial_max_streams_bidi;
-}
-
 void wr__quic_stream_callbacks(ngtcp2_callbacks *cb) {
-  cb->extend_max_remote_streams_bidi = cb_extend_remote_bidi;
   cb->recv_stream_data = cb_recv_stream_data;
   cb->acked_stream_data_offset = cb_acked;
   cb->stream_open = cb_stream_open;

@@ -164,11 +164,13 @@ static int server_pick_creds(gnutls_session_t session) {
   size_t len = sizeof(c->sni) - 1;
   unsigned type = 0;
   void *cred = NULL;
+  int later = 0;
   if (gnutls_server_name_get(session, c->sni, &len, &type, 0) != 0 ||
       type != GNUTLS_NAME_DNS)
     len = 0;
   c->sni[len] = 0;
-  if (c->sni_ref || !(c->sni_ref = c->sni_pick(c->sni_arg, c->sni, &cred)) || !cred) {
+  if (c->sni_ref || !(c->sni_ref = c->sni_pick(c->sni_arg, c->sni, &cred, &later)) || !cred) {
+    c->sni_later = later;
     c->tls_alert = GNUTLS_A_UNRECOGNIZED_NAME;
     snprintf(c->tls_msg, sizeof(c->tls_msg), "no certificate for server name '%.*s'",
              120, c->sni);

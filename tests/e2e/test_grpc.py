@@ -17,12 +17,13 @@ import re
 import socket
 import ssl
 import struct
+import subprocess
 import sys
 
 import pytest
 
 import test_tunnel as tt
-from conftest import ProcSet, free_port
+from conftest import BUILD, ProcSet, free_port
 from test_http2_warren import WarrenConnector
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -207,6 +208,31 @@ def test_quic_transport_drops_trailers_as_cloudflared(world):
     # AddTrailer does nothing): the messages arrive, the status does not.
     status, _, msgs, trailers = call(world["edge"].http, "/wr.Test/Echo", [b"q"], host=HOSTQ)
     assert (status, msgs, trailers) == (200, [b"echo:q"], {})
+
+
+def test_grpc_calls_over_http3(world):
+    # tests/tools/h3client: HTTP/3 (visitor_h3.c) on the HTTPS port; the
+    # trailers come as a trailing HEADERS frame, as on HTTP/2.
+    exe = os.path.join(BUILD, "tests", "h3client")
+    if not os.path.exists(exe):
+        pytest.skip("no h3client in the build")
+    https = world["edge"].https
+
+    def h3call(path, msg):
+        r = subprocess.run([exe, "--connect", f"127.0.0.1:{https}", "--ca", str(world["edge"].ca),
+                            "-H", "content-type: application/grpc", "-H", "te: trailers",
+                            "--data-hex", frame(msg).hex(), f"https://{HOST}:{https}{path}"],
+                           capture_output=True, timeout=60)
+        head, _, body = r.stdout.partition(b"\n\n")
+        return r.returncode, head.decode(), body, r.stderr.decode()
+
+    rc, head, body, err = h3call("/wr.Test/Echo", b"hello")
+    assert rc == 0 and ":status 200" in head, err
+    assert messages(body) == [b"echo:hello"]
+    assert "trailer grpc-status: 0" in err and "trailer x-trailer: t1" in err, err
+    # Trailers-Only: the status in the one HEADERS frame.
+    rc, head, body, err = h3call("/wr.Test/Fail", b"x")
+    assert rc == 0 and "grpc-status: 5" in head and body == b"", (head, err)
 
 
 def edge_offers_h2(world):

@@ -709,6 +709,32 @@ static void guard_cb(uv_timer_t *t) {
  * client and the server endpoints through |gso|, and the server endpoint's
  * counters through |st| (if not NULL). |retry|: the server demands a Retry
  * token from every new connection. */
+/* Credentials by SNI (the HTTP/3 front's way, quic.h sni_pick): the test
+ * certificate for its own name, nothing for any other. */
+static int sni_picked, sni_released;
+static char sni_seen[64];
+
+static void *sni_pick(void *arg, const char *sni, void **cred, int *later) {
+  gnutls_certificate_credentials_t c;
+  (void)arg;
+  (void)later;
+  sni_picked++;
+  snprintf(sni_seen, sizeof(sni_seen), "%s", sni);
+  if (strcmp(sni, WR_QUIC_SNI_DEFAULT) != 0) return NULL;
+  assert_int_equal(gnutls_certificate_allocate_credentials(&c), 0);
+  assert_true(gnutls_certificate_set_x509_key_file(c, cert_path, key_path, GNUTLS_X509_FMT_PEM) >= 0);
+  *cred = c;
+  return c;
+}
+
+static void sni_release(void *arg, void *ref) {
+  (void)arg;
+  sni_released++;
+  gnutls_certificate_free_credentials(ref);
+}
+
+static int uv_use_sni_pick; /* uv_echo_ex: the server has no files, only sni_pick */
+
 static void uv_echo_ex(size_t payload, int retry, uint64_t gso[2], wr_quic_endpoint_stats *st) {
   wr_quic_config ccfg = {0}, scfg = {0};
   wr_quic_tls *ctls, *stls;
@@ -722,8 +748,13 @@ static void uv_echo_ex(size_t payload, int retry, uint64_t gso[2], wr_quic_endpo
   uv_test_ctx = &u;
   assert_int_equal(uv_loop_init(&u.loop), 0);
   ccfg.ca_file = ca_path;
-  scfg.cert_file = cert_path;
-  scfg.key_file = key_path;
+  if (uv_use_sni_pick) {
+    scfg.sni_pick = sni_pick;
+    scfg.sni_release = sni_release;
+  } else {
+    scfg.cert_file = cert_path;
+    scfg.key_file = key_path;
+  }
   ccfg.max_udp_payload = scfg.max_udp_payload = payload;
   scfg.retry_always = retry;
   assert_int_equal(wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &ctls, NULL, 0), WR_OK);
@@ -781,6 +812,21 @@ static void test_uv_loopback_echo(void **state) {
   uint64_t gso[2];
   (void)state;
   uv_echo(0, gso);
+}
+
+/* A server without certificate files takes its credentials from sni_pick
+ * for the name the client sent, and hands them back once the connection
+ * is freed. */
+static void test_uv_echo_sni_pick(void **state) {
+  uint64_t gso[2];
+  (void)state;
+  sni_picked = sni_released = 0;
+  uv_use_sni_pick = 1;
+  uv_echo(0, gso);
+  uv_use_sni_pick = 0;
+  assert_int_equal(sni_picked, 1);
+  assert_string_equal(sni_seen, WR_QUIC_SNI_DEFAULT);
+  assert_int_equal(sni_released, 1);
 }
 
 /* 512 KiB each way in Internet-sized packets: runs of equal packets leave
@@ -1150,7 +1196,7 @@ int main(void) {
       group_setup, group_teardown,
       UNIT_TESTS(test_handshake_streams_datagrams, test_packet_size_by_peer,
                  test_stream_reset_stop_sending, test_idle_timeout, test_wrong_ca,
-                 test_no_alpn_refused, test_tls_config_errors, test_uv_loopback_echo,
+                 test_no_alpn_refused, test_tls_config_errors, test_uv_loopback_echo, test_uv_echo_sni_pick,
                  test_uv_gso_bulk, test_stateless_reset_after_restart, test_half_open_caps,
                  test_half_open_expire, test_retry_token_checked, test_uv_echo_through_retry));
 }
