@@ -199,7 +199,8 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
     }
     wr_uuid_format(&u, e->edge_id);
   }
-  wr_tunnel_server_config tcfg = {.store = e->store, .edge_id = e->edge_id};
+  wr_tunnel_server_config tcfg = {.store = e->store, .store_async = e->store_async,
+                                  .edge_id = e->edge_id};
   if ((rv = wr_tunnel_server_new(&tcfg, &e->ts)) != WR_OK) return rv;
   rv = wr_tunnel_server_listen(e->ts, e->loop, e->tls, &e->qcfg,
                                (const struct sockaddr *)&o->tunnel.addr, &e->ep);
@@ -254,6 +255,7 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
  * register again within its backoff's first step. */
 static void drain_tunnels(wr_edge *e) {
   if (!e->ts) return;
+  wr_tunnel_server_store_on_loop(e->ts);
   wr_tunnel_server_close_all(e->ts, "edge shutting down");
 }
 

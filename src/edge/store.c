@@ -483,6 +483,35 @@ int wr__store_step_row(wr_store *s, wr_db_stmt *st, const char *what) {
   return wr__store_dberr(s, what);
 }
 
+
+int wr__store_account_cap(wr_store *s, const char *account_id, size_t max, const char *count_sql,
+                          const char *what) {
+  wr_db_stmt *st;
+  int rv;
+  if (!max) return WR_OK;
+  if (strcmp(wr_db_backend(s->db), "postgres") == 0) {
+    /* The two-key form ("wrn", the account's hash): a space apart from
+     * the schema's one-key lock. */
+    rv = wr__store_prepf(s, &st, "SELECT pg_advisory_xact_lock(7828078, hashtext(lower(?)))", "s",
+                         account_id);
+    if (rv != WR_OK) return rv;
+    rv = wr__store_step_row(s, st, "lock the account");
+    wr_db_finalize(st);
+    if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "lock the account: no result");
+    if (rv != WR_OK) return rv;
+  }
+  if ((rv = wr__store_prepf(s, &st, count_sql, "s", account_id)) != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, what);
+  size_t n = rv == WR_OK ? (size_t)wr_db_col_int64(st, 0) : 0;
+  wr_db_finalize(st);
+  if (rv == WR_ERR_NOTFOUND) return wr__store_serr(s, WR_ERR_STORE, "count %s: no result", what);
+  if (rv != WR_OK) return rv;
+  if (n >= max)
+    return wr__store_serr(s, WR_ERR_LIMIT, "this account already has %zu %s, the limit of this edge",
+                          n, what);
+  return WR_OK;
+}
+
 int wr__store_tx_begin(wr_store *s) {
   if (wr_db_begin(s->db) != 0) return wr__store_dberr(s, "begin transaction");
   return WR_OK;

@@ -89,6 +89,16 @@ int wr__store_execf(wr_store *s, int *changes, const char *what, const char *sql
 /* WR_OK with a row current, WR_ERR_NOTFOUND (message left to the caller) or
  * WR_ERR_STORE. */
 int wr__store_step_row(wr_store *s, wr_db_stmt *st, const char *what);
+/* A per-account limit, inside the caller's transaction, so that it holds
+ * for writers on several edges: waits for the account's other limited
+ * writers (PostgreSQL: a transaction-scoped advisory lock per account;
+ * SQLite's BEGIN IMMEDIATE already serialises every writer), then counts
+ * with |count_sql| (one parameter: the account id) and returns
+ * WR_ERR_LIMIT ("this account already has N |what|, the limit of this
+ * edge") when the count is at |max| or above; WR_OK; WR_ERR_STORE. |max|
+ * 0: no limit (and no lock). */
+int wr__store_account_cap(wr_store *s, const char *account_id, size_t max, const char *count_sql,
+                          const char *what);
 /* BEGIN (IMMEDIATE on SQLite). */
 int wr__store_tx_begin(wr_store *s);
 /* Commits if |rv| is WR_OK, rolls back otherwise; returns the final result. */

@@ -132,13 +132,16 @@ static int route_repoint(wr_store *s, const char *actor, const char *host, int o
 /* Creates the DNS route |host| -> |t| in |z|, or re-points the one there,
  * inside the caller's transaction. *ch says which. */
 static int route_write(wr_store *s, const char *actor, const char *host, int overwrite,
-                       const wr_tunnel *t, const wr_zone *z, wr_route_change *ch) {
+                       size_t max, const wr_tunnel *t, const wr_zone *z, wr_route_change *ch) {
   char route_id[WR_STORE_UUID_LEN + 1];
   wr_route old;
   int rv = wr_store_route_get(s, host, &old);
   if (rv == WR_OK) return route_repoint(s, actor, host, overwrite, t, z, &old, ch);
   if (rv != WR_ERR_NOTFOUND) return rv;
   *ch = WR_ROUTE_NEW;
+  rv = wr__store_account_cap(s, t->account_id, max, "SELECT count(*) FROM routes WHERE account_id = ?",
+                             "hostname routes");
+  if (rv != WR_OK) return rv;
   if ((rv = wr__store_new_uuid(s, route_id)) != WR_OK) return rv;
   rv = wr__store_execf(s, NULL, "create route",
              "INSERT INTO routes(id, account_id, zone_id, hostname, tunnel_id, type, created_at)"
@@ -154,6 +157,13 @@ static int route_write(wr_store *s, const char *actor, const char *host, int ove
 int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id,
                            const char *tunnel_id, const char *hostname, int overwrite,
                            wr_route *out, wr_route_change *change) {
+  return wr_store_route_dns_add_max(s, actor, zone_id, tunnel_id, hostname, overwrite, 0, out,
+                                    change);
+}
+
+int wr_store_route_dns_add_max(wr_store *s, const char *actor, const char *zone_id,
+                               const char *tunnel_id, const char *hostname, int overwrite,
+                               size_t max_routes, wr_route *out, wr_route_change *change) {
   char host[WR_STORE_HOST_MAX + 1], msg[WR_STORE_ERRMSG_MAX];
   wr_tunnel t;
   wr_zone z, given = {0};
@@ -169,7 +179,7 @@ int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id,
   }
   if (zone_id && (rv = route_given_zone(s, zone_id, &t, host, &given)) != WR_OK) goto out;
   if ((rv = route_zone(s, host, &t, zone_id ? &given : NULL, &z)) != WR_OK) goto out;
-  rv = route_write(s, actor, host, overwrite, &t, &z, &ch);
+  rv = route_write(s, actor, host, overwrite, max_routes, &t, &z, &ch);
 out:
   memset(&t, 0, sizeof(t));
   rv = wr__store_tx_end(s, rv);
@@ -618,6 +628,13 @@ int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out) {
 int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id,
                           const char *network, const char *tunnel_id, const char *vnet_id,
                           const char *comment, wr_ip_route *out) {
+  return wr_store_ip_route_add_max(s, actor, account_id, network, tunnel_id, vnet_id, comment, 0,
+                                   out);
+}
+
+int wr_store_ip_route_add_max(wr_store *s, const char *actor, const char *account_id,
+                              const char *network, const char *tunnel_id, const char *vnet_id,
+                              const char *comment, size_t max_routes, wr_ip_route *out) {
   char net[WR_STORE_CIDR_MAX + 1], msg[WR_STORE_ERRMSG_MAX], id[WR_STORE_UUID_LEN + 1];
   wr_store_cidr c;
   wr_tunnel t;
@@ -670,6 +687,10 @@ int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id
     goto out;
   }
   if (rv != WR_ERR_NOTFOUND) goto out;
+  rv = wr__store_account_cap(
+      s, t.account_id, max_routes,
+      "SELECT count(*) FROM ip_routes WHERE account_id = ? AND deleted_at IS NULL", "IP routes");
+  if (rv != WR_OK) goto out;
   rv = wr__store_execf(
       s, NULL, "create IP route",
       "INSERT INTO ip_routes(id, account_id, network, tunnel_id, virtual_network_id, comment, created_at)"

@@ -109,12 +109,12 @@ int wr_store_tunnel_resolve(wr_store *s, const char *account_id, const char *ref
 
 int wr_store_tunnel_create(wr_store *s, const char *actor, const char *account_id, const char *name,
                            const uint8_t *secret, size_t secret_len, wr_tunnel *out) {
-  return wr_store_tunnel_create_ex(s, actor, account_id, name, secret, secret_len, 0, out);
+  return wr_store_tunnel_create_ex(s, actor, account_id, name, secret, secret_len, 0, 0, out);
 }
 
 int wr_store_tunnel_create_ex(wr_store *s, const char *actor, const char *account_id,
                               const char *name, const uint8_t *secret, size_t secret_len,
-                              int remote_managed, wr_tunnel *out) {
+                              int remote_managed, size_t max_live, wr_tunnel *out) {
   wr_tunnel t;
   wr_account a;
   char msg[WR_STORE_ERRMSG_MAX];
@@ -150,6 +150,10 @@ int wr_store_tunnel_create_ex(wr_store *s, const char *actor, const char *accoun
     }
     if (rv != WR_ERR_NOTFOUND) goto out;
   }
+  rv = wr__store_account_cap(
+      s, a.id, max_live, "SELECT count(*) FROM tunnels WHERE account_id = ? AND deleted_at IS NULL",
+      "tunnels");
+  if (rv != WR_OK) goto out;
   t.remote_managed = remote_managed != 0;
   rv = wr__store_execf(s, NULL, "create tunnel",
                        "INSERT INTO tunnels(id, account_id, name, secret, created_at, config_src)"

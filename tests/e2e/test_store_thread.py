@@ -359,3 +359,45 @@ def test_the_gate_checks_service_tokens_on_the_store_thread(tmp_path, procs):
         assert not answered(s), "the token was checked before its store read could be back"
     assert status_of(s) == 200
     s.close()
+
+
+def test_a_connector_registers_through_the_store_thread(tmp_path, procs):
+    # registerConnection reads the tunnel and writes the connection's row on
+    # the store thread: while a connector's registration waits there, the
+    # loop answers visitors; and a deleted tunnel is still refused with its
+    # reason.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
+    env["HOME"] = str(tmp_path)
+    d = tmp_path / "edge"
+    creds, gone = tmp_path / "hello.json", tmp_path / "gone.json"
+    check([WARREN_EDGE, "init", "--data-dir", d, "--zone", ZONE], env)
+    check([WARREN_EDGE, "tunnel", "create", "--data-dir", d, "--out", creds, "hello"], env)
+    check([WARREN_EDGE, "tunnel", "create", "--data-dir", d, "--out", gone, "gone"], env)
+    check([WARREN_EDGE, "tunnel", "delete", "--data-dir", d, "gone"], env)
+    udp, http = free_port(socket.SOCK_DGRAM), free_port()
+    p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
+                     "--http-listen", f"127.0.0.1:{http}", "--loglevel", "debug"],
+                    name="warren-edge", env={**env, "WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})
+    assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
+
+    def connector(c, name):
+        tid = json.loads(c.read_text())["TunnelID"]
+        return procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
+                            "--cacert", d / "ca.pem", "--protocol", "quic", "--credentials-file",
+                            c, "--ha-connections", "1", "run", "--hello-world", tid],
+                           name=name, env=env)
+
+    c = connector(creds, "warren-hello")
+    # The edge took the registration call and handed it to the store
+    # thread ...
+    assert p.wait_output("checking on the store thread", 30) is not None, p.tail()
+    # ... and answers visitors while its answer waits for the store thread.
+    s = socket.create_connection(("127.0.0.1", http), timeout=30)
+    s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
+    assert status_of(s) == 400
+    s.close()
+    assert "Registered tunnel connection" not in c.output(), "registered before the store answered"
+    assert c.wait_output("Registered tunnel connection", 60) is not None, c.tail()
+    g = connector(gone, "warren-gone")
+    assert g.wait_output("has been deleted", 60) is not None, g.tail()
+    assert "Registered tunnel connection" not in g.output()
