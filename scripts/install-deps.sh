@@ -8,7 +8,7 @@ pkgs=(
   libyaml-dev libjansson-dev libsqlite3-dev libpq-dev postgresql libldns-dev knot dnsutils liblwip-dev
   libsodium-dev libb2-dev libqrencode-dev wireguard-go wireguard-tools
   libcmocka-dev python3 python3-pytest python3-yaml python3-cryptography python3-grpcio curl chromium libnss3-tools nghttp2-client python3-h2 iproute2 iputils-ping traceroute mtr-tiny
-  pebble openssl
+  pebble openssl nftables
   dpkg-dev systemd adduser man-db
 )
 missing=()
