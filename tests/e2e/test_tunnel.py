@@ -42,7 +42,7 @@ import pytest
 
 import origins
 from common import Poller, recv_head
-from conftest import ASAN, WARREN, WARREN_EDGE, ProcSet, free_port, wait_for
+from conftest import ASAN, WARREN, WARREN_EDGE, ProcSet, check, free_port, wait_for
 from origins import ws_recv, ws_send
 
 # WARREN_CONNECTOR=/path/to/cloudflared runs these tests with the real
@@ -77,12 +77,6 @@ def proc_env(home):
     asan = e.get("ASAN_OPTIONS", "")
     e["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=16"
     return e
-
-
-def check(cmd, env):
-    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0, f"{cmd}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
-    return r
 
 
 class Edge:
