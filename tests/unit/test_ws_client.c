@@ -11,38 +11,36 @@
 #include "unit.h"
 
 static void test_url(void **state) {
-  wr_ws_url u;
+  static const struct {
+    const char *in;
+    int rv;
+    const char *scheme, *authority, *host;
+    unsigned port;
+    int tls;
+    const char *path;
+  } cases[] = {
+      {"app.example.test", WR_OK, "https", "app.example.test", "app.example.test", 443, 1, "/"},
+      {"HTTP://127.0.0.1:8080/a/b?c", WR_OK, "http", "127.0.0.1:8080", "127.0.0.1", 8080, 0, "/a/b?c"},
+      {"wss://[::1]", WR_OK, "wss", "[::1]", "::1", 443, 1, "/"},
+      {"ws://[::1]:81/x", WR_OK, "ws", "[::1]:81", "::1", 81, 0, "/x"},
+      {"ftp://host", WR_ERR_INVAL, NULL, NULL, NULL, 0, 0, NULL},
+      {"https:///path", WR_ERR_INVAL, NULL, NULL, NULL, 0, 0, NULL},
+      {"host:99999", WR_ERR_INVAL, NULL, NULL, NULL, 0, 0, NULL},
+  };
   (void)state;
-  assert_int_equal(wr_ws_url_parse("app.example.test", &u), WR_OK);
-  assert_string_equal(u.scheme, "https");
-  assert_string_equal(u.host, "app.example.test");
-  assert_int_equal(u.port, 443);
-  assert_true(u.tls);
-  assert_string_equal(u.path, "/");
-  wr_ws_url_free(&u);
-  assert_int_equal(wr_ws_url_parse("HTTP://127.0.0.1:8080/a/b?c", &u), WR_OK);
-  assert_string_equal(u.scheme, "http");
-  assert_string_equal(u.authority, "127.0.0.1:8080");
-  assert_string_equal(u.host, "127.0.0.1");
-  assert_int_equal(u.port, 8080);
-  assert_false(u.tls);
-  assert_string_equal(u.path, "/a/b?c");
-  wr_ws_url_free(&u);
-  assert_int_equal(wr_ws_url_parse("wss://[::1]", &u), WR_OK);
-  assert_string_equal(u.host, "::1");
-  assert_int_equal(u.port, 443);
-  wr_ws_url_free(&u);
-  assert_int_equal(wr_ws_url_parse("ws://[::1]:81/x", &u), WR_OK);
-  assert_string_equal(u.host, "::1");
-  assert_int_equal(u.port, 81);
-  assert_false(u.tls);
-  wr_ws_url_free(&u);
-  assert_int_equal(wr_ws_url_parse("ftp://host", &u), WR_ERR_INVAL);
-  wr_ws_url_free(&u);
-  assert_int_equal(wr_ws_url_parse("https:///path", &u), WR_ERR_INVAL);
-  wr_ws_url_free(&u);
-  assert_int_equal(wr_ws_url_parse("host:99999", &u), WR_ERR_INVAL);
-  wr_ws_url_free(&u);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    wr_ws_url u;
+    assert_int_equal(wr_ws_url_parse(cases[i].in, &u), cases[i].rv);
+    if (cases[i].rv == WR_OK) {
+      assert_string_equal(u.scheme, cases[i].scheme);
+      assert_string_equal(u.authority, cases[i].authority);
+      assert_string_equal(u.host, cases[i].host);
+      assert_int_equal(u.port, cases[i].port);
+      assert_int_equal(u.tls, cases[i].tls);
+      assert_string_equal(u.path, cases[i].path);
+    }
+    wr_ws_url_free(&u);
+  }
 }
 
 typedef struct seen {
