@@ -23,6 +23,17 @@ BUILD = os.path.join(ROOT, os.environ.get("WARREN_BUILD", "build"))
 WARREN = os.path.join(BUILD, "warren")
 WARREN_EDGE = os.path.join(BUILD, "warren-edge")
 VECTORS = os.path.join(ROOT, "tests", "vectors")
+# cloudflared for the tests that run it next to warren (CLOUDFLARED=, or the
+# copy in /opt/cfd); "" when there is none.
+CLOUDFLARED = os.environ.get("CLOUDFLARED") or (
+    "/opt/cfd/cloudflared" if os.path.exists("/opt/cfd/cloudflared") else "")
+# A test parametrized over the connector it runs: cloudflared (skipped
+# without one) and warren.
+CONNECTORS = [
+    pytest.param("cloudflared", marks=pytest.mark.skipif(not CLOUDFLARED, reason="needs CLOUDFLARED")),
+    pytest.param("warren"),
+]
+
 # The sanitizer build (make e2e / make check) has a larger memory baseline.
 ASAN = "asan" in os.environ.get("WARREN_BUILD", "")
 

@@ -31,7 +31,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,7 @@ import pytest
 import origins
 from common import Poller, recv_head
 from conftest import ASAN, WARREN, WARREN_EDGE, ProcSet, check, free_port, wait_for
-from origins import ws_recv, ws_send
+from origins import ws_close_handshake, ws_recv, ws_send
 
 # WARREN_CONNECTOR=/path/to/cloudflared runs these tests with the real
 # cloudflared as the connector (same flags). Run pytest inside a loopback-only
@@ -718,10 +717,7 @@ def test_websocket_echo(tunnel):
         assert ws_recv(s) == (True, 0xA, b"ping!")
         assert ws_recv(s) == (True, 0x2, b"frag-1/frag-2/frag-3")
         # Close handshake, then the connection ends.
-        ws_send(s, 0x8, struct.pack("!H", 1000))
-        assert ws_recv(s) == (True, 0x8, struct.pack("!H", 1000))
-        s.settimeout(10)
-        assert s.recv(1) == b""
+        ws_close_handshake(s)
     finally:
         s.close()
 
