@@ -42,11 +42,8 @@ class Net(netns.Namespaces):
 
 @pytest.fixture
 def net(tmp_path):
-    n = Net(tmp_path)
-    try:
+    with Net(tmp_path) as n:
         yield n
-    finally:
-        n.close()
 
 
 def setup_edge(net, tmp_path, home):

@@ -684,16 +684,22 @@ def test_1000_concurrent_requests(tunnel):
 
 # --- WebSocket ---------------------------------------------------------------------------
 
+def ws_handshake(s, hostname):
+    """Sends a WebSocket upgrade for |hostname| on s and reads the answer's
+    head; returns (the key sent, the status line's words, the fields by
+    lower-cased name)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(origins.ws_upgrade_request(hostname, key))
+    lines = recv_head(s, "the handshake", step=1).decode("latin-1").split("\r\n")
+    return key, lines[0].split(" "), {k.strip().lower(): v.strip() for k, v in
+                                      (line.split(":", 1) for line in lines[1:] if ":" in line)}
+
+
 def test_websocket_echo(tunnel):
     s = socket.create_connection(("127.0.0.1", tunnel.port), timeout=60)
     try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall(origins.ws_upgrade_request(host('app'), key))
-        head = recv_head(s, "the handshake", step=1)
-        lines = head.decode("latin-1").split("\r\n")
-        assert lines[0].split(" ")[1] == "101", lines
-        hdrs = {k.strip().lower(): v.strip() for k, v in
-                (line.split(":", 1) for line in lines[1:] if ":" in line)}
+        key, status, hdrs = ws_handshake(s, host('app'))
+        assert status[1] == "101", status
         assert hdrs.get("upgrade", "").lower() == "websocket", hdrs
         assert "upgrade" in hdrs.get("connection", "").lower(), hdrs
         assert hdrs.get("sec-websocket-accept") == origins.ws_accept(key), hdrs

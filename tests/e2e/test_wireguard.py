@@ -74,11 +74,8 @@ class Net(netns.Namespaces):
 
 @pytest.fixture
 def net(tmp_path):
-    n = Net(tmp_path)
-    try:
+    with Net(tmp_path) as n:
         yield n
-    finally:
-        n.close()
 
 
 def metrics(net):
