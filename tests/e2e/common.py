@@ -116,6 +116,29 @@ class Poller:
         self._t.join()
 
 
+def wait_until(pred, timeout=10.0, interval=0.05):
+    """Polls pred() every |interval| s: True once it is true, False when
+    |timeout| s pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def stop_popens(procs, timeout):
+    """SIGTERM to each subprocess.Popen of |procs| still running, in order;
+    SIGKILL to one that has not exited |timeout| s later."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 class QuietHandler(http.server.BaseHTTPRequestHandler):
     """A test origin's request handler: answers with reply(), logs nothing."""
 

@@ -238,10 +238,4 @@ def run_edge_and_hello(procs, d, creds, tid, env, edge_args=(), edge_env=None, c
     return http
 
 
-def wait_for(pred, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(interval)
-    return False
+wait_for = common.wait_until  # the tests' name for it
