@@ -18,8 +18,9 @@ import time
 
 import pytest
 
+import test_tunnel as tt
 from conftest import WARREN, ProcSet, free_port, wait_for
-from test_tunnel import Connector, Edge, proc_env
+from test_tunnel import Connector, Edge
 
 ZONE = "example.test"
 TUNNELS = {"tcp": ["echo", "pp1", "pp2", "gone"]}
@@ -96,16 +97,9 @@ def proxy_header_handler(srv, c):
 
 # --- fixtures ----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.mktemp("tcp")
-
-
-@pytest.fixture(scope="module")
-def env(base):
-    home = base / "home"
-    home.mkdir(exist_ok=True)
-    return proc_env(home)
+# The module's directory and process environment, as test_tunnel's.
+base = tt.base
+env = tt.env
 
 
 class Setup:
