@@ -27,6 +27,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from common import stop_popens, wait_until  # noqa: E402  (shared with the e2e tests)
 BUILD = os.environ.get("WARREN_BUILD", os.path.join(ROOT, "build"))
 EDGE, WARREN = os.path.join(BUILD, "warren-edge"), os.path.join(BUILD, "warren")
 PG_TMP = os.path.join(ROOT, "tests", "tools", "pg_tmp.sh")
@@ -63,12 +65,7 @@ def get(port, host=HOST):
 
 
 def wait(pred, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
+    return wait_until(pred, timeout, 0.01)
 
 
 def wrk(port):
@@ -215,13 +212,7 @@ def main():
         c.wait(20)
         res["three_edges_kill"] = three_edges(w, env, d, creds, a, b, procs)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_popens(procs, 20)
         subprocess.run([PG_TMP, "stop", dsn], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     med = res["propagation_ms"][len(res["propagation_ms"]) // 2]

@@ -45,16 +45,9 @@ void wr__store_read_route(wr_db_stmt *st, void *row) {
 }
 
 int wr_store_route_get(wr_store *s, const char *hostname, wr_route *out) {
-  wr_db_stmt *st;
-  char b[80];
-  int rv = wr__store_prepf(s, &st, ROUTE_SELECT "WHERE r.hostname = ?", "s", hostname);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read route");
-  if (rv == WR_OK) wr__store_read_route(st, out);
-  else if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, "no route for %s", wr__store_quote(hostname, b, sizeof(b)));
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read route", wr__store_read_route, out, "no route for %s", hostname,
+      ROUTE_SELECT "WHERE r.hostname = ?", "s", hostname);
 }
 
 /* The zone the caller named for a DNS route: it must belong to the tunnel's
@@ -209,20 +202,17 @@ out:
 int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_id, wr_route **out,
                         size_t *n) {
   char canon[WR_STORE_UUID_LEN + 1];
-  wr_db_stmt *st;
   int rv;
   *out = NULL;
   *n = 0;
   if (tunnel_id && (rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK)
     return rv;
-  rv = wr__store_prepf(
-      s, &st,
+  *out = wr__store_list(
+      s, &rv, n, "read routes", sizeof(**out), wr__store_read_route,
       ROUTE_SELECT
       "WHERE (?1 IS NULL OR r.account_id = lower(?1)) AND (?2 IS NULL OR r.tunnel_id = ?2)"
       " ORDER BY r.hostname",
       "ss", account_id, tunnel_id ? canon : NULL);
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read routes", sizeof(**out), wr__store_read_route, n, &rv);
   return rv;
 }
 
@@ -342,41 +332,27 @@ static int check_comment(wr_store *s, const char *what, const char *c) {
 
 int wr_store_vnet_get(wr_store *s, const char *id, wr_vnet *out) {
   char canon[WR_STORE_UUID_LEN + 1];
-  wr_db_stmt *st;
   int rv;
   if ((rv = wr__store_canon_uuid(s, id, canon, "virtual network ID")) != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, VNET_SELECT "WHERE id = ?", "s", canon)) != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read virtual network");
-  if (rv == WR_OK) read_vnet(st, out);
-  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no virtual network with ID %s", canon);
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read virtual network", read_vnet, out, "no virtual network with ID %s", canon,
+      VNET_SELECT "WHERE id = ?", "s", canon);
 }
 
 /* The live virtual network |name| of an account: WR_OK, WR_ERR_NOTFOUND
  * (no message), or an error. */
 static int vnet_find(wr_store *s, const char *account_id, const char *name, wr_vnet *out) {
-  wr_db_stmt *st;
-  int rv = wr__store_prepf(
-      s, &st, VNET_SELECT "WHERE account_id = lower(?) AND name = ? AND deleted_at IS NULL", "ss",
+  return wr__store_one(
+      s, "read virtual network", read_vnet, out, NULL, NULL,
+      VNET_SELECT "WHERE account_id = lower(?) AND name = ? AND deleted_at IS NULL", "ss",
       account_id, name);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read virtual network");
-  if (rv == WR_OK) read_vnet(st, out);
-  wr_db_finalize(st);
-  return rv;
 }
 
 static int vnet_find_default(wr_store *s, const char *account_id, wr_vnet *out) {
-  wr_db_stmt *st;
-  int rv = wr__store_prepf(
-      s, &st, VNET_SELECT "WHERE account_id = lower(?) AND is_default = 1 AND deleted_at IS NULL",
+  return wr__store_one(
+      s, "read virtual network", read_vnet, out, NULL, NULL,
+      VNET_SELECT "WHERE account_id = lower(?) AND is_default = 1 AND deleted_at IS NULL",
       "s", account_id);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read virtual network");
-  if (rv == WR_OK) read_vnet(st, out);
-  wr_db_finalize(st);
-  return rv;
 }
 
 /* Inserts a virtual network inside the caller's transaction. */
@@ -458,23 +434,21 @@ int wr_store_vnet_default(wr_store *s, const char *actor, const char *account_id
 
 int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size_t *n) {
   char id[WR_STORE_UUID_LEN + 1] = "";
-  wr_db_stmt *st;
   int rv;
   *out = NULL;
   *n = 0;
   if (!f || !f->account_id)
     return wr__store_serr(s, WR_ERR_INVAL, "listing virtual networks needs an account");
   if (f->id && (rv = wr__store_canon_uuid(s, f->id, id, "virtual network ID")) != WR_OK) return rv;
-  rv = wr__store_prepf(s, &st,
-                       VNET_SELECT "WHERE account_id = lower(?1) AND (?2 <> 0 OR deleted_at IS NULL)"
-                         " AND (?3 = 0 OR deleted_at IS NOT NULL) AND (?4 IS NULL OR id = ?4)"
-                         " AND (?5 IS NULL OR name = ?5) AND (?6 < 0 OR is_default = ?6)"
-                         " ORDER BY created_at, rowid",
-             "siissi", f->account_id, (int64_t)(f->include_deleted || f->only_deleted),
-             (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name,
-             (int64_t)(f->is_default < 0 ? -1 : f->is_default != 0));
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read virtual networks", sizeof(**out), read_vnet, n, &rv);
+  *out = wr__store_list(
+      s, &rv, n, "read virtual networks", sizeof(**out), read_vnet,
+      VNET_SELECT "WHERE account_id = lower(?1) AND (?2 <> 0 OR deleted_at IS NULL)"
+      " AND (?3 = 0 OR deleted_at IS NOT NULL) AND (?4 IS NULL OR id = ?4)"
+      " AND (?5 IS NULL OR name = ?5) AND (?6 < 0 OR is_default = ?6)"
+      " ORDER BY created_at, rowid",
+      "siissi", f->account_id, (int64_t)(f->include_deleted || f->only_deleted),
+      (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name,
+      (int64_t)(f->is_default < 0 ? -1 : f->is_default != 0));
   return rv;
 }
 
@@ -613,16 +587,11 @@ static void read_ip_route(wr_db_stmt *st, void *row) {
 
 int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out) {
   char canon[WR_STORE_UUID_LEN + 1];
-  wr_db_stmt *st;
   int rv;
   if ((rv = wr__store_canon_uuid(s, id, canon, "route ID")) != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, IP_ROUTE_SELECT "WHERE r.id = ?", "s", canon)) != WR_OK)
-    return rv;
-  rv = wr__store_step_row(s, st, "read IP route");
-  if (rv == WR_OK) read_ip_route(st, out);
-  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no IP route with ID %s", canon);
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read IP route", read_ip_route, out, "no IP route with ID %s", canon,
+      IP_ROUTE_SELECT "WHERE r.id = ?", "s", canon);
 }
 
 int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id,
@@ -712,7 +681,6 @@ out:
 int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route **out, size_t *n) {
   char tid[WR_STORE_UUID_LEN + 1] = "", vid[WR_STORE_UUID_LEN + 1] = "",
                                rid[WR_STORE_UUID_LEN + 1] = "";
-  wr_db_stmt *st;
   int rv;
   *out = NULL;
   *n = 0;
@@ -723,8 +691,8 @@ int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route
   if (f->vnet_id && (rv = wr__store_canon_uuid(s, f->vnet_id, vid, "virtual network ID")) != WR_OK)
     return rv;
   if (f->id && (rv = wr__store_canon_uuid(s, f->id, rid, "route ID")) != WR_OK) return rv;
-  rv = wr__store_prepf(
-      s, &st,
+  *out = wr__store_list(
+      s, &rv, n, "read IP routes", sizeof(**out), read_ip_route,
       IP_ROUTE_SELECT
       "WHERE r.account_id = lower(?1) AND (?2 <> 0 OR r.deleted_at IS NULL)"
       " AND (?3 = 0 OR r.deleted_at IS NOT NULL) AND (?4 IS NULL OR r.tunnel_id = ?4)"
@@ -734,8 +702,6 @@ int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route
       "siissss", f->account_id, (int64_t)(f->include_deleted || f->only_deleted),
       (int64_t)(f->only_deleted != 0), tid[0] ? tid : NULL, vid[0] ? vid : NULL, f->comment,
       rid[0] ? rid : NULL);
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read IP routes", sizeof(**out), read_ip_route, n, &rv);
   return rv;
 }
 

@@ -14,20 +14,14 @@ import os
 import select
 import socket
 import ssl
-import subprocess
 
 import pytest
 
 from common import read_cert, recv_head
-from conftest import WARREN, WARREN_EDGE, free_port
+from conftest import WARREN, WARREN_EDGE, check, edge_with_hello, free_port, run_edge_and_hello
 
 ZONE = "example.test"
 DELAY_MS = 3000  # each store-thread call; long next to a loopback round trip
-
-
-def check(cmd, env):
-    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0, f"{cmd}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
 
 
 def send_get(port, hostname):
@@ -57,26 +51,11 @@ def start_edge(tmp_path, procs, api_listen, https=None, delays=None):
     (http port, data dir). |https|: a port for --https-listen."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
     env["HOME"] = str(tmp_path)
-    d = tmp_path / "edge"
-    creds = tmp_path / "hello.json"
-    check([WARREN_EDGE, "init", "--data-dir", d, "--zone", ZONE], env)
-    check([WARREN_EDGE, "tunnel", "create", "--data-dir", d, "--out", creds, "hello"], env)
-    tid = json.loads(creds.read_text())["TunnelID"]
-    for h in ("hello", "other"):
-        check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"{h}.{ZONE}"], env)
-    udp, http = free_port(socket.SOCK_DGRAM), free_port()
+    d, creds, tid, _ = edge_with_hello(tmp_path, env, ZONE, ("hello", "other"))
     extra = ["--https-listen", f"127.0.0.1:{https}"] if https else []
-    p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
-                     "--http-listen", f"127.0.0.1:{http}", "--api-listen", api_listen, *extra],
-                    name="warren-edge",
-                    env={**env, **(delays or {"WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})})
-    assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
-    metrics = free_port()
-    c = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
-                     "--cacert", d / "ca.pem", "--protocol", "quic", "--credentials-file", creds,
-                     "--metrics", f"127.0.0.1:{metrics}", "--hello-world", "run", tid],
-                    name="warren-hello", env=env)
-    assert c.wait_output("Registered tunnel connection", 30) is not None, c.tail()
+    http = run_edge_and_hello(procs, d, creds, tid, env, ["--api-listen", api_listen, *extra],
+                              edge_env={**env, **(delays or {"WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})},
+                              connector_args=["--metrics", f"127.0.0.1:{free_port()}"])
     return http, d
 
 
