@@ -80,6 +80,21 @@ def start_edge(tmp_path, procs, api_listen, https=None, delays=None):
     return http, d
 
 
+def api_caller(api, d):
+    """call(method, path, body) -> result, on the edge's API for its account."""
+    _, account, token = read_cert(d / "cert.pem")
+
+    def call(method, path, body):
+        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
+        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
+                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        r = json.loads(c.getresponse().read())
+        c.close()
+        assert r["success"], r
+        return r["result"]
+    return call
+
+
 def test_visitors_are_served_while_a_route_lookup_is_slow(edge):
     # A host nobody asked for yet: its lookup goes to the (slow) store thread.
     slow = send_get(edge, f"other.{ZONE}")
@@ -127,16 +142,7 @@ def test_the_access_gate_reads_its_apps_on_the_store_thread(tmp_path, procs):
     # after them.
     api = free_port()
     http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
-    _, account, token = read_cert(d / "cert.pem")
-
-    def call(method, path, body):
-        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
-        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
-                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        r = json.loads(c.getresponse().read())
-        c.close()
-        assert r["success"], r
-        return r["result"]
+    call = api_caller(api, d)
 
     app = call("POST", "/access/apps", {"name": "other", "domain": f"other.{ZONE}"})
     call("POST", f"/access/apps/{app['id']}/policies",
@@ -266,16 +272,7 @@ def test_team_domain_pages_read_the_store_on_the_store_thread(tmp_path, procs):
     # and the team domain's key set keep being answered.
     api = free_port()
     http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
-    _, account, token = read_cert(d / "cert.pem")
-
-    def call(method, path, body):
-        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
-        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
-                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        r = json.loads(c.getresponse().read())
-        c.close()
-        assert r["success"], r
-        return r["result"]
+    call = api_caller(api, d)
 
     def quick_ones_first(slow):
         for _ in range(2):
@@ -331,16 +328,7 @@ def test_the_gate_checks_service_tokens_on_the_store_thread(tmp_path, procs):
     # token's read on the store thread while others are answered.
     api = free_port()
     http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
-    _, account, token = read_cert(d / "cert.pem")
-
-    def call(method, path, body):
-        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
-        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
-                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        r = json.loads(c.getresponse().read())
-        c.close()
-        assert r["success"], r
-        return r["result"]
+    call = api_caller(api, d)
 
     app = call("POST", "/access/apps", {"name": "hello", "domain": f"hello.{ZONE}"})
     call("POST", f"/access/apps/{app['id']}/policies",
