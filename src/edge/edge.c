@@ -653,7 +653,8 @@ static int start_dns(wr_edge *e, char *err, size_t errlen) {
   char host[INET6_ADDRSTRLEN] = "";
   const char *addrs[1] = {host};
   public_host(e, host, sizeof(host));
-  wr_dns_config dcfg = {.store = e->store, .acme = e->acme, .addrs = addrs, .naddrs = 1};
+  wr_dns_config dcfg = {.store = e->store, .async = e->store_async, .acme = e->acme, .addrs = addrs,
+                        .naddrs = 1};
   int rv = wr_dns_listen(e->loop, &dcfg, (const struct sockaddr *)&o->dns.addr, &e->dns, err, errlen);
   if (rv != WR_OK) return rv;
   struct sockaddr_storage bound;

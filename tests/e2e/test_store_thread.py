@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from common import read_cert, recv_head
-from conftest import WARREN, WARREN_EDGE, free_port
+from conftest import WARREN, WARREN_EDGE, free_port, wait_for
 
 ZONE = "example.test"
 DELAY_MS = 3000  # each store-thread call; long next to a loopback round trip
@@ -51,10 +51,11 @@ def edge(tmp_path, procs):
     return start_edge(tmp_path, procs, "127.0.0.1:0")[0]
 
 
-def start_edge(tmp_path, procs, api_listen, https=None, delays=None):
+def start_edge(tmp_path, procs, api_listen, https=None, delays=None, dns=None):
     """An edge whose store-thread calls are slow (or as |delays| says), with
     a hello-world tunnel routed for hello.ZONE and other.ZONE; returns
-    (http port, data dir). |https|: a port for --https-listen."""
+    (http port, data dir). |https|, |dns|: ports for --https-listen and
+    --dns-listen."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
     env["HOME"] = str(tmp_path)
     d = tmp_path / "edge"
@@ -66,6 +67,7 @@ def start_edge(tmp_path, procs, api_listen, https=None, delays=None):
         check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"{h}.{ZONE}"], env)
     udp, http = free_port(socket.SOCK_DGRAM), free_port()
     extra = ["--https-listen", f"127.0.0.1:{https}"] if https else []
+    extra += ["--dns-listen", f"127.0.0.1:{dns}"] if dns else []
     p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
                      "--http-listen", f"127.0.0.1:{http}", "--api-listen", api_listen, *extra],
                     name="warren-edge",
@@ -85,8 +87,9 @@ def api_caller(api, d):
     _, account, token = read_cert(d / "cert.pem")
 
     def call(method, path, body):
+        base = "" if path.startswith("/zones/") else f"/accounts/{account}"
         c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
-        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
+        c.request(method, f"/client/v4{base}{path}", body=json.dumps(body),
                   headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         r = json.loads(c.getresponse().read())
         c.close()
@@ -347,3 +350,27 @@ def test_the_gate_checks_service_tokens_on_the_store_thread(tmp_path, procs):
         assert not answered(s), "the token was checked before its store read could be back"
     assert status_of(s) == 200
     s.close()
+
+
+def dig_status(port, name):
+    r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+norec", "+time=2", "+tries=1", name, "A"],
+                       capture_output=True, text=True, timeout=15)
+    m = [w for w in r.stdout.split() if w.startswith("NOERROR") or w.startswith("NXDOMAIN")]
+    return m[0].rstrip(",") if m else None
+
+
+def test_dns_answers_while_its_zones_are_read(tmp_path, procs):
+    # A route added through the API makes the DNS server read its zones
+    # again, on the slow store thread: queries are answered meanwhile from
+    # the last read (the new name is not there yet), and the new name
+    # resolves once the read is back.
+    api, dns = free_port(), free_port(socket.SOCK_DGRAM)
+    _, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}", dns=dns)
+    assert wait_for(lambda: dig_status(dns, f"hello.{ZONE}") == "NOERROR", timeout=15)
+    zone_id = read_cert(d / "cert.pem")[0]
+    tid = json.loads((tmp_path / "hello.json").read_text())["TunnelID"]
+    api_caller(api, d)("PUT", f"/zones/{zone_id}/tunnels/{tid}/routes",
+                       {"type": "dns", "user_hostname": f"new.{ZONE}", "overwrite_existing": True})
+    assert dig_status(dns, f"new.{ZONE}") == "NXDOMAIN", "the zones were read again on the loop"
+    assert dig_status(dns, f"hello.{ZONE}") == "NOERROR"
+    assert wait_for(lambda: dig_status(dns, f"new.{ZONE}") == "NOERROR", timeout=30)
