@@ -836,18 +836,9 @@ static void unpublish_done(void *user, int rv, int rcode, const char *msg) {
   free(host);
 }
 
-int wr_dns_cleanup(const wr_dns_cleanup_config *cfg, size_t *removed) {
-  wr_route *rows = NULL;
-  size_t n = 0;
-  if (removed) *removed = 0;
-  if (!cfg || !cfg->store) return WR_ERR_INVAL;
-  int64_t age = cfg->unregistered_s ? cfg->unregistered_s : 86400;
-  int rv = wr_store_route_expire(cfg->store, cfg->actor ? cfg->actor : "edge:dns-cleanup", age, 0,
-                                 &rows, &n);
-  if (rv != WR_OK) {
-    wr_warn("dns: record cleanup failed: %s", wr_store_errmsg(cfg->store));
-    return rv;
-  }
+/* After a pass removed |rows|: logs each, queues its unpublish and drops
+ * the DNS server's snapshots. On the loop. */
+static void cleanup_report(const wr_dns_cleanup_config *cfg, const wr_route *rows, size_t n, int64_t age) {
   for (size_t i = 0; i < n; i++) {
     wr_info("dns: removed the route of %s: tunnel %s is deleted or has been unregistered for %" PRId64
             " s or more",
@@ -862,6 +853,24 @@ int wr_dns_cleanup(const wr_dns_cleanup_config *cfg, size_t *removed) {
     }
   }
   if (n && cfg->dns) wr_dns_invalidate(cfg->dns);
+}
+
+static int64_t cleanup_age(const wr_dns_cleanup_config *cfg) {
+  return cfg->unregistered_s ? cfg->unregistered_s : 86400;
+}
+
+int wr_dns_cleanup(const wr_dns_cleanup_config *cfg, size_t *removed) {
+  wr_route *rows = NULL;
+  size_t n = 0;
+  if (removed) *removed = 0;
+  if (!cfg || !cfg->store) return WR_ERR_INVAL;
+  int rv = wr_store_route_expire(cfg->store, cfg->actor ? cfg->actor : "edge:dns-cleanup", cleanup_age(cfg), 0,
+                                 &rows, &n);
+  if (rv != WR_OK) {
+    wr_warn("dns: record cleanup failed: %s", wr_store_errmsg(cfg->store));
+    return rv;
+  }
+  cleanup_report(cfg, rows, n, cleanup_age(cfg));
   free(rows);
   if (removed) *removed = n;
   return WR_OK;
@@ -871,11 +880,58 @@ struct wr_dns_janitor {
   uv_timer_t timer;
   wr_dns_cleanup_config cfg;
   char actor[128];
+  struct janitor_job *job; /* the pass on the store thread */
 };
+
+/* A pass on the store thread (cfg.async). */
+typedef struct janitor_job {
+  wr_dns_janitor *j; /* NULL once the janitor went away */
+  char actor[128];
+  int64_t age;
+  int rv;
+  char errmsg[WR_STORE_ERRMSG_MAX];
+  wr_route *rows;
+  size_t n;
+} janitor_job;
+
+static void janitor_run(wr_store *s, void *arg) {
+  janitor_job *jj = arg;
+  jj->rv = wr_store_route_expire(s, jj->actor, jj->age, 0, &jj->rows, &jj->n);
+  if (jj->rv != WR_OK) snprintf(jj->errmsg, sizeof(jj->errmsg), "%s", wr_store_errmsg(s));
+}
+
+static void janitor_done(void *arg, int status) {
+  janitor_job *jj = arg;
+  wr_dns_janitor *j = jj->j;
+  if (j) {
+    j->job = NULL;
+    if (status != WR_OK || jj->rv != WR_OK) {
+      wr_warn("dns: record cleanup failed: %s", status == WR_OK ? jj->errmsg : "the store thread stopped");
+    } else {
+      cleanup_report(&j->cfg, jj->rows, jj->n, jj->age);
+      if (jj->n) wr_info("dns: record cleanup removed %zu route(s)", jj->n);
+    }
+  }
+  free(jj->rows);
+  free(jj);
+}
 
 static void janitor_tick(uv_timer_t *t) {
   wr_dns_janitor *j = t->data;
   size_t n = 0;
+  if (j->cfg.async) {
+    if (j->job) return; /* the last pass is still out */
+    janitor_job *jj = wr_xcalloc(1, sizeof(*jj));
+    jj->j = j;
+    jj->age = cleanup_age(&j->cfg);
+    snprintf(jj->actor, sizeof(jj->actor), "%s", j->actor);
+    if (wr_store_async_submit(j->cfg.async, janitor_run, janitor_done, jj) != WR_OK) {
+      free(jj);
+      return;
+    }
+    j->job = jj;
+    return;
+  }
   if (wr_dns_cleanup(&j->cfg, &n) == WR_OK && n)
     wr_info("dns: record cleanup removed %zu route(s)", n);
 }
@@ -899,6 +955,8 @@ static void janitor_closed(uv_handle_t *h) { free(h->data); }
 
 void wr_dns_janitor_free(wr_dns_janitor *j) {
   if (!j) return;
+  if (j->job) j->job->j = NULL;
+  j->job = NULL;
   uv_timer_stop(&j->timer);
   uv_close((uv_handle_t *)&j->timer, janitor_closed);
 }

@@ -101,6 +101,7 @@ typedef struct wr_dns_cleanup_config {
   uint64_t interval_ms;       /* the janitor's period; 0: 60000 */
   wr_dns *dns;                /* optional: invalidated after removals */
   wr_dns_updater *updater;    /* optional: removals are also pushed (unpublish) */
+  struct wr_store_async *async; /* optional: the janitor's passes run on this store thread */
 } wr_dns_cleanup_config;
 
 /* One pass: removes the routes of deleted tunnels and of tunnels unregistered
@@ -112,7 +113,7 @@ int wr_dns_cleanup(const wr_dns_cleanup_config *cfg, size_t *removed);
 
 typedef struct wr_dns_janitor wr_dns_janitor;
 /* Runs wr_dns_cleanup every interval_ms (the first pass after one interval)
- * on |loop|. |cfg| is copied; its store, dns and updater must outlive the
+ * on |loop|, its store call on cfg->async when set (one pass at a time). |cfg| is copied; its store, dns and updater must outlive the
  * janitor. WR_OK or WR_ERR_INVAL. */
 int wr_dns_janitor_start(uv_loop_t *loop, const wr_dns_cleanup_config *cfg, wr_dns_janitor **out);
 /* Stops the timer; freed once libuv released it (run the loop afterwards). */

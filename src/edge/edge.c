@@ -696,7 +696,8 @@ static void stop_updater(wr_edge *e) {
 static int start_janitor(wr_edge *e, char *err, size_t errlen) {
   (void)err;
   (void)errlen;
-  wr_dns_cleanup_config ccfg = {.store = e->store, .dns = e->dns, .updater = e->updater};
+  wr_dns_cleanup_config ccfg = {.store = e->store, .dns = e->dns, .updater = e->updater,
+                                .async = e->store_async};
   /* It only refuses a missing store, which the first row guarantees. */
   wr_dns_janitor_start(e->loop, &ccfg, &e->janitor);
   return WR_OK;
