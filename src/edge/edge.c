@@ -347,7 +347,7 @@ static void stop_cluster(wr_edge *e) {
 static int start_router(wr_edge *e, char *err, size_t errlen) {
   (void)err;
   (void)errlen;
-  wr_router_config rcfg = {.loop = e->loop, .store = e->store, .ts = e->ts};
+  wr_router_config rcfg = {.loop = e->loop, .store = e->store, .async = e->store_async, .ts = e->ts};
   return wr_router_new(&rcfg, &e->router);
 }
 
