@@ -428,7 +428,8 @@ static int start_wireguard(wr_edge *e, char *err, size_t errlen) {
   uint8_t priv[WR_WG_KEY_LEN], pub[WR_WG_KEY_LEN];
   int rv = wr_wg_key_load_or_create(e->data_dir, priv, pub, err, errlen);
   if (rv != WR_OK) return rv;
-  wr_wg_ingress_config wcfg = {.loop = e->loop, .store = e->store, .router = e->router,
+  wr_wg_ingress_config wcfg = {.loop = e->loop, .store = e->store, .async = e->store_async,
+                               .router = e->router,
                                .listen = (const struct sockaddr *)&o->wireguard.listen.addr,
                                .private_key = priv,
                                .cookie_threshold = o->wireguard.cookie_threshold,
