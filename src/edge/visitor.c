@@ -753,6 +753,25 @@ static void handles_close(wr_visitor *v) {
   uv_close((uv_handle_t *)&v->quiet_timer, aux_close_cb);
 }
 
+/* Connections that wait for the store thread (Access) or a signing job
+ * (certificates) are woken when those are back. 0 or UV_ENOBUFS. */
+static int watch_reads(wr_visitor *v) {
+  if (v->access && wr_access_watch(v->access, wr__visitor_access_ready, v) != WR_OK) return UV_ENOBUFS;
+  if (v->certs && wr_certs_watch(v->certs, wr__vtls_cert_ready, v) != WR_OK) return UV_ENOBUFS;
+  return 0;
+}
+
+/* HTTP/3 on UDP, on the address and port the TCP listener got (port 0: its
+ * pick). 0 or UV_EADDRINUSE. */
+static int listen_h3(wr_visitor *v) {
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (uv_tcp_getsockname(&v->listener, (struct sockaddr *)&ss, &len) != 0 ||
+      wr__vh3_listen(v, (struct sockaddr *)&ss) != WR_OK)
+    return UV_EADDRINUSE;
+  return 0;
+}
+
 int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struct sockaddr *addr,
                       wr_visitor **out) {
   *out = NULL;
@@ -795,16 +814,8 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   aux_open(v);
   int rv = uv_tcp_bind(&v->listener, addr, 0);
   if (rv == 0) rv = uv_listen((uv_stream_t *)&v->listener, 511, on_connection);
-  if (rv == 0 && v->access && wr_access_watch(v->access, wr__visitor_access_ready, v) != WR_OK) rv = UV_ENOBUFS;
-  if (rv == 0 && v->certs && wr_certs_watch(v->certs, wr__vtls_cert_ready, v) != WR_OK) rv = UV_ENOBUFS;
-  if (rv == 0 && cfg->http3 && v->certs) {
-    /* UDP on the address and port the TCP listener got (port 0: its pick). */
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    if (uv_tcp_getsockname(&v->listener, (struct sockaddr *)&ss, &len) != 0 ||
-        wr__vh3_listen(v, (struct sockaddr *)&ss) != WR_OK)
-      rv = UV_EADDRINUSE;
-  }
+  if (rv == 0) rv = watch_reads(v);
+  if (rv == 0 && cfg->http3 && v->certs) rv = listen_h3(v);
   if (rv != 0) {
     wr_warn("visitor listener: %s", uv_strerror(rv));
     wr_access_unwatch(v->access, v);
