@@ -318,10 +318,12 @@ http {{
 """
 
 
-class Origin:
-    """nginx serving 1k.bin and 100m.bin plus an upload sink, and ws_echo."""
+class NginxOrigin:
+    """One nginx under WORK/origin serving www/1k.bin from a config template
+    (formatted with d=, port=, user= and the caller's fields); the base of
+    this harness's origin and of https.py's."""
 
-    def __init__(self, work, ws_echo):
+    def __init__(self, work):
         self.d = os.path.join(work, "origin")
         os.makedirs(os.path.join(self.d, "www"))
         os.makedirs(os.path.join(self.d, "tmp"))
@@ -329,6 +331,33 @@ class Origin:
         os.chmod(self.d, 0o755)
         with open(os.path.join(self.d, "www", "1k.bin"), "wb") as f:
             f.write(os.urandom(SMALL))
+        self.port = free_port()
+        self.conf = os.path.join(self.d, "nginx.conf")
+        self.nginx = None
+
+    def write_conf(self, template, **fields):
+        with open(self.conf, "w") as f:
+            f.write(template.format(d=self.d, port=self.port,
+                                    user="user root root;" if os.geteuid() == 0 else "",
+                                    **fields))
+
+    def start_nginx(self):
+        self.nginx = Proc(["nginx", "-e", os.path.join(self.d, "error.log"), "-p", self.d,
+                           "-c", self.conf], os.path.join(self.d, "nginx.out"), name="nginx")
+        if wait_get(self.port, WEB, timeout=10) is None:
+            raise RuntimeError("nginx did not answer; see " + self.d)
+        return self.worker()
+
+    def worker(self):
+        kids = children(self.nginx.pid)
+        return kids[0] if kids else None
+
+
+class Origin(NginxOrigin):
+    """nginx serving 1k.bin and 100m.bin plus an upload sink, and ws_echo."""
+
+    def __init__(self, work, ws_echo):
+        super().__init__(work)
         for fn in ("ok.txt", "up"):  # /up must exist for the 405 below
             with open(os.path.join(self.d, "www", fn), "wb") as f:
                 f.write(b"ok\n")
@@ -340,21 +369,10 @@ class Origin:
                 n = min(left, len(chunk))
                 f.write(chunk[:n])
                 left -= n
-        self.port = free_port()
         self.ws_port = free_port()
-        self.conf = os.path.join(self.d, "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write(NGINX_CONF.format(d=self.d, port=self.port, workers=S["nginx_workers"],
-                                      user="user root root;" if os.geteuid() == 0 else ""))
+        self.write_conf(NGINX_CONF, workers=S["nginx_workers"])
         self.ws_echo = ws_echo
-        self.nginx = self.ws = None
-
-    def start_nginx(self):
-        self.nginx = Proc(["nginx", "-e", os.path.join(self.d, "error.log"), "-p", self.d,
-                           "-c", self.conf], os.path.join(self.d, "nginx.out"), name="nginx")
-        if wait_get(self.port, WEB, timeout=10) is None:
-            raise RuntimeError("nginx did not answer; see " + self.d)
-        return self.worker()
+        self.ws = None
 
     def start(self):
         self.start_nginx()
@@ -362,10 +380,6 @@ class Origin:
                        name="ws_echo")
         if self.ws.wait_output("ready", 10) is None:
             raise RuntimeError("ws_echo did not start")
-
-    def worker(self):
-        kids = children(self.nginx.pid)
-        return kids[0] if kids else None
 
     def uploaded_lengths(self):
         try:

@@ -70,33 +70,20 @@ http {{
 """
 
 
-class Origin:
+class Origin(B.NginxOrigin):
     """One nginx: plain HTTP for the tunnel, TLS for the direct path."""
 
     def __init__(self, work):
-        self.d = os.path.join(work, "origin")
-        for sub in ("www", "tmp"):
-            os.makedirs(os.path.join(self.d, sub))
-        os.chmod(work, 0o755)
-        os.chmod(self.d, 0o755)
-        with open(os.path.join(self.d, "www", "1k.bin"), "wb") as f:
-            f.write(os.urandom(B.SMALL))
+        super().__init__(work)
         B.check(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                  "-nodes", "-keyout", os.path.join(self.d, "key.pem"), "-out",
                  os.path.join(self.d, "cert.pem"), "-days", "2", "-subj", f"/CN={B.WEB}",
                  "-addext", f"subjectAltName=DNS:{B.WEB}"])
-        self.port, self.tls, self.ws_port = B.free_port(), B.free_port(), B.free_port()
-        self.conf = os.path.join(self.d, "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write(NGINX.format(d=self.d, port=self.port, tls=self.tls,
-                                 user="user root root;" if os.geteuid() == 0 else ""))
-        self.nginx = None
+        self.tls, self.ws_port = B.free_port(), B.free_port()
+        self.write_conf(NGINX, tls=self.tls)
 
     def start(self):
-        self.nginx = B.Proc(["nginx", "-e", os.path.join(self.d, "error.log"), "-p", self.d,
-                             "-c", self.conf], os.path.join(self.d, "nginx.out"), name="nginx")
-        if B.wait_get(self.port, B.WEB, timeout=10) is None:
-            raise RuntimeError("nginx did not answer; see " + self.d)
+        self.start_nginx()
 
 
 def h2load(port, extra, timeout):

@@ -51,37 +51,11 @@ static char *join(const char *dir, const char *name) {
   return p;
 }
 
-static void fmt_time(int64_t t, char out[32]) {
-  time_t tt = (time_t)t;
-  struct tm tm;
-  if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm)) snprintf(out, 32, "%lld", (long long)t);
-}
-
 static json_t *json_time(int64_t t) {
   char buf[32];
   if (!t) return json_null();
-  fmt_time(t, buf);
+  wr__edge_fmt_time(t, buf);
   return json_string(buf);
-}
-
-/* Prints |j| (consumed) as indented JSON on stdout. */
-static int print_json(json_t *j) {
-  char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
-  json_decref(j);
-  if (!text) return wr__edge_fail("cannot encode the output as JSON");
-  puts(text);
-  free(text);
-  return WR_EXIT_OK;
-}
-
-/* --output: unset (a table) or json. */
-static int want_json(wr_opts *o, int *json) {
-  const char *v = wr_opts_get(o, "output");
-  *json = 0;
-  if (!v || !*v) return 0;
-  if (strcmp(v, "json") == 0) return *json = 1, 0;
-  wr__edge_fail("unsupported --output \"%s\": use --output json, or leave it out for a table", v);
-  return -1;
 }
 
 /* The --data-dir value without trailing slashes (owned by the caller). */
@@ -506,7 +480,7 @@ int wr_cmd_edge_tunnel_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
   json_t *arr = NULL;
 
   if (argc > 0) return wr__edge_fail("tunnel list takes no arguments (got \"%s\")", argv[0]);
-  if (want_json(o, &json) != 0) return WR_EXIT_FAIL;
+  if (wr__edge_want_json(o, &json) != 0) return WR_EXIT_FAIL;
   if (admin_open(o, "tunnel list", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   wr_tunnel_filter f = {.account_id = a.acct.id};
   if (wr_store_tunnel_list(a.s, &f, &list, &n) != WR_OK) {
@@ -533,13 +507,13 @@ int wr_cmd_edge_tunnel_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
       json_array_append_new(arr, tunnel_json(&list[i], conns, nc));
     } else {
       char created[32], summary[256];
-      fmt_time(list[i].created_at, created);
+      wr__edge_fmt_time(list[i].created_at, created);
       conn_summary(conns, nc, summary, sizeof(summary));
       printf("%-36s  %-*s  %-20s  %s\n", list[i].id, (int)name_w, list[i].name, created, summary);
     }
     free(conns);
   }
-  rv = json ? print_json(arr) : WR_EXIT_OK;
+  rv = json ? wr__edge_print_json(arr) : WR_EXIT_OK;
   arr = NULL;
 out:
   json_decref(arr);
@@ -643,7 +617,7 @@ int wr_cmd_edge_audit(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   if (argc > 0) return wr__edge_fail("audit takes no arguments (got \"%s\")", argv[0]);
   if (lim && (!*lim || *end || limit <= 0))
     return wr__edge_fail("invalid --limit \"%s\": give a positive number of entries", lim);
-  if (want_json(o, &json) != 0) return WR_EXIT_FAIL;
+  if (wr__edge_want_json(o, &json) != 0) return WR_EXIT_FAIL;
   if (admin_open(o, "audit", ACCOUNT_FILTER, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   /* The local administrator sees every account's rows and edge-wide ones,
    * or with --account that account's only. */
@@ -666,12 +640,12 @@ int wr_cmd_edge_audit(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
                                            "detail", detail ? detail : json_object()));
     } else {
       char at[32], target[WR_STORE_HOST_MAX + 40];
-      fmt_time(e->at, at);
+      wr__edge_fmt_time(e->at, at);
       snprintf(target, sizeof(target), "%s:%s", e->target_type, e->target_id);
       printf("%-20s  %-20s  %-16s  %-44s  %s\n", at, e->actor, e->action, target, e->detail);
     }
   }
-  rv = json ? print_json(arr) : WR_EXIT_OK;
+  rv = json ? wr__edge_print_json(arr) : WR_EXIT_OK;
   arr = NULL;
 out:
   json_decref(arr);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/commands.h"
@@ -36,6 +37,31 @@ void wr__edge_cli_actor(char *buf, size_t size) {
     snprintf(buf, size, "cli:%s", res->pw_name);
   else
     snprintf(buf, size, "cli:uid %u", (unsigned)uid);
+}
+
+void wr__edge_fmt_time(int64_t t, char out[32]) {
+  time_t tt = (time_t)t;
+  struct tm tm;
+  if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    snprintf(out, 32, "%lld", (long long)t);
+}
+
+int wr__edge_print_json(json_t *j) {
+  char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
+  json_decref(j);
+  if (!text) return wr__edge_fail("cannot encode the output as JSON");
+  puts(text);
+  free(text);
+  return WR_EXIT_OK;
+}
+
+int wr__edge_want_json(wr_opts *o, int *json) {
+  const char *v = wr_opts_get(o, "output");
+  *json = 0;
+  if (!v || !*v) return 0;
+  if (strcmp(v, "json") == 0) return *json = 1, 0;
+  wr__edge_fail("unsupported --output \"%s\": use --output json, or leave it out for a table", v);
+  return -1;
 }
 
 /* Prints every account as "  ID  NAME" lines, the choices an operator has. */

@@ -59,12 +59,12 @@ fail:
   return WR_EXIT_FAIL;
 }
 
+/* A time, or "-" for never. */
 static void fmt_time(int64_t t, char out[32]) {
-  time_t tt = (time_t)t;
-  struct tm tm;
-  if (!t) snprintf(out, 32, "-");
-  else if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
-    snprintf(out, 32, "%lld", (long long)t);
+  if (!t)
+    snprintf(out, 32, "-");
+  else
+    wr__edge_fmt_time(t, out);
 }
 
 /* --- QR code ----------------------------------------------------------------- */

@@ -3,6 +3,9 @@
 #ifndef WR_CMD_EDGE_INT_H
 #define WR_CMD_EDGE_INT_H
 #include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
 
 #include "edge/store.h"
 
@@ -14,7 +17,18 @@ __attribute__((format(printf, 1, 2))) int wr__edge_fail(const char *fmt, ...);
  * "cli:uid N" when the effective user has no name. Truncated to |size|. */
 void wr__edge_cli_actor(char *buf, size_t size);
 
+/* A Unix time as "YYYY-MM-DDTHH:MM:SSZ" (UTC), or its number when it does
+ * not fit a calendar date. */
+void wr__edge_fmt_time(int64_t t, char out[32]);
+/* Prints |j| (consumed; NULL is a failure) as indented ASCII JSON on
+ * stdout. Returns WR_EXIT_OK, or WR_EXIT_FAIL after saying why. */
+int wr__edge_print_json(json_t *j);
+
 struct wr_opts;
+/* --output: unset or "" (*json 0: a table) or "json" (*json 1). Returns 0,
+ * or -1 after saying why for any other value. */
+int wr__edge_want_json(struct wr_opts *o, int *json);
+
 /* Opens the store of the --data-dir directory for command |cmd|: *dir gets
  * the directory without trailing slashes (owned by the caller, also on
  * failure, when it may be NULL) and *s the store. On failure prints why on

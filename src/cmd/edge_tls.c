@@ -19,31 +19,6 @@
 
 #define MAX_PEM (256u * 1024u)
 
-static void fmt_time(time_t t, char out[32]) {
-  struct tm tm;
-  if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
-    snprintf(out, 32, "%lld", (long long)t);
-}
-
-static int print_json(json_t *j) {
-  char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
-  json_decref(j);
-  if (!text) return wr__edge_fail("cannot encode the output as JSON");
-  puts(text);
-  free(text);
-  return WR_EXIT_OK;
-}
-
-static int json_output(wr_opts *o, int *json) {
-  const char *v = wr_opts_get(o, "output");
-  *json = v && *v;
-  if (*json && strcmp(v, "json") != 0) {
-    wr__edge_fail("unknown --output \"%s\" (json)", v);
-    return -1;
-  }
-  return 0;
-}
-
 /* The data directory, checked as the other commands check it. */
 static int data_dir(wr_opts *o, const char *cmd, char **dir) {
   wr_store *s = NULL;
@@ -56,9 +31,9 @@ static json_t *cert_json(const wr_cert_info *c) {
   char a[32], b[32], u[32];
   json_t *hosts = json_array();
   for (size_t i = 0; i < c->n_names; i++) json_array_append_new(hosts, json_string(c->names[i]));
-  fmt_time(c->not_before, a);
-  fmt_time(c->not_after, b);
-  fmt_time(c->uploaded_at, u);
+  wr__edge_fmt_time(c->not_before, a);
+  wr__edge_fmt_time(c->not_after, b);
+  wr__edge_fmt_time(c->uploaded_at, u);
   return json_pack("{s:s,s:o,s:s,s:s,s:s,s:s,s:s}", "id", c->id, "hosts", hosts, "issuer",
                    c->issuer, "signature", c->signature, "not_before", a, "expires_on", b,
                    "uploaded_on", u);
@@ -107,7 +82,7 @@ int wr_cmd_edge_cert_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
   int json;
   (void)cmd;
   if (argc > 0) return wr__edge_fail("cert list takes no arguments (got \"%s\")", argv[0]);
-  if (json_output(o, &json) != 0) return WR_EXIT_FAIL;
+  if (wr__edge_want_json(o, &json) != 0) return WR_EXIT_FAIL;
   if (data_dir(o, "cert list", &dir) != WR_EXIT_OK) {
     free(dir);
     return WR_EXIT_FAIL;
@@ -127,14 +102,14 @@ int wr_cmd_edge_cert_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
         continue;
       }
       char b[32];
-      fmt_time(c->not_after, b);
+      wr__edge_fmt_time(c->not_after, b);
       printf("%-36s  %-20s  ", l ? "acme" : c->id, b);
       for (size_t j = 0; j < c->n_names; j++) printf("%s%s", j ? "," : "", c->names[j]);
       printf("\n");
     }
     free(lists[l]);
   }
-  return json ? print_json(arr) : WR_EXIT_OK;
+  return json ? wr__edge_print_json(arr) : WR_EXIT_OK;
 }
 
 int wr_cmd_edge_cert_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
@@ -230,7 +205,7 @@ static int zone_cmd(wr_opts *o, int argc, char **argv, int set) {
   wr_zone_settings zs;
   int json, rv = WR_EXIT_FAIL;
   if (argc != 1) return wr__edge_fail("zone %s takes one zone name or ID", set ? "set" : "get");
-  if (json_output(o, &json) != 0) return WR_EXIT_FAIL;
+  if (wr__edge_want_json(o, &json) != 0) return WR_EXIT_FAIL;
   if (wr__edge_store_open(o, set ? "zone set" : "zone get", &dir, &s) != WR_EXIT_OK) goto out;
   if (find_zone(s, argv[0], &z) != WR_EXIT_OK) goto out;
   if (wr_store_zone_settings_get(s, z.id, &zs) != WR_OK) {
@@ -246,7 +221,7 @@ static int zone_cmd(wr_opts *o, int argc, char **argv, int set) {
       goto out;
     }
   }
-  if (json) rv = print_json(settings_json(&zs));
+  if (json) rv = wr__edge_print_json(settings_json(&zs));
   else {
     print_settings(&zs);
     rv = WR_EXIT_OK;

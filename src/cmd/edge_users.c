@@ -373,13 +373,6 @@ out:
   return rv;
 }
 
-static void fmt_time(int64_t t, char out[32]) {
-  time_t tt = (time_t)t;
-  struct tm tm;
-  if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
-    snprintf(out, 32, "%lld", (long long)t);
-}
-
 int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   users_ctx c;
   wr_user *users = NULL;
@@ -414,7 +407,7 @@ int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
       goto out;
     }
     free(toks);
-    fmt_time(u->created_at, created);
+    wr__edge_fmt_time(u->created_at, created);
     if (json)
       json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:s}", "id", u->id, "email", u->email,
                                            "account_id", u->account_id, "kind",

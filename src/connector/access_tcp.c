@@ -23,12 +23,10 @@
 #include "net/addr.h"
 #include "net/conn.h"
 #include "net/tls.h"
-#include "proto/http1.h"
-#include "proto/wsframe.h"
+#include "net/ws_client.h"
 
 #define HIGH_WATER (4u * WR_CONN_LOW_WATER)
 #define HEAD_MAX (64u * 1024u)
-#define WS_STEP 16384
 #define LINGER_POLL_MS 20
 #define LINGER_MAX_MS 30000
 
@@ -38,10 +36,8 @@ struct wr_access_tcp {
   uv_loop_t *loop;
   uv_tcp_t listener;
   int listening;
-  char *scheme, *authority, *host, *path; /* the application URL */
-  char *chost;                            /* where to connect */
-  uint16_t cport;
-  int tls;
+  wr_ws_url app;   /* the application URL */
+  wr_ws_url where; /* where to connect */
   wr_tls_creds *creds;
   wr_buf extra; /* request fields after the handshake's own, CRLF-terminated lines */
   session *sessions;
@@ -54,14 +50,12 @@ enum { S_CONNECTING = 0, S_HANDSHAKE, S_OPEN, S_CLOSING };
 
 struct session {
   wr_access_tcp *a;
-  wr_conn *local, *remote;
+  wr_conn *local;
+  wr_ws_client ws; /* ws.conn: the WebSocket to the edge */
   uv_timer_t linger;
   uint64_t linger_ms;
   int state;
   int handles;
-  wr_buf head;
-  char accept[WR_WS_ACCEPT_LEN];
-  wr_ws_decoder dec;
   int local_eof;    /* the local side ended: our Close frame is out */
   int remote_close; /* the other end's Close frame came */
   session *next, *prev;
@@ -80,7 +74,7 @@ static void session_handle_done(session *s) {
     a->sessions = s->next;
   if (s->next) s->next->prev = s->prev;
   a->stats.active--;
-  wr_buf_free(&s->head);
+  wr_ws_client_free(&s->ws);
   free(s);
   access_handle_done(a);
 }
@@ -93,7 +87,7 @@ static void session_close(session *s) {
   uv_timer_stop(&s->linger);
   uv_close((uv_handle_t *)&s->linger, linger_closed);
   if (s->local) wr_conn_close(s->local);
-  if (s->remote) wr_conn_close(s->remote);
+  if (s->ws.conn) wr_conn_close(s->ws.conn);
 }
 
 /* Both directions ended: the last bytes go out (shutdown after the queue)
@@ -101,63 +95,46 @@ static void session_close(session *s) {
 static void linger_cb(uv_timer_t *t) {
   session *s = t->data;
   s->linger_ms += LINGER_POLL_MS;
-  if ((wr_conn_write_queued(s->local) == 0 && wr_conn_write_queued(s->remote) == 0) ||
+  if ((wr_conn_write_queued(s->local) == 0 && wr_conn_write_queued(s->ws.conn) == 0) ||
       s->linger_ms >= LINGER_MAX_MS)
     session_close(s);
 }
 
 static void maybe_done(session *s) {
   if (!s->local_eof || !s->remote_close || s->state == S_CLOSING) return;
-  wr_conn_shutdown(s->remote);
+  wr_conn_shutdown(s->ws.conn);
   uv_timer_start(&s->linger, linger_cb, LINGER_POLL_MS, LINGER_POLL_MS);
 }
 
 /* --- towards the edge ----------------------------------------------------------------- */
 
-/* One masked client frame. */
 static int ws_send(session *s, int op, const uint8_t *data, size_t len) {
-  uint8_t h[WR_WS_HEAD_MAX], key[4];
-  if (wr_random_bytes(key, sizeof(key)) != WR_OK) return WR_ERR_CRYPTO;
-  size_t hl = wr_ws_frame_head(h, op, len, key);
-  uint8_t *frame = wr_xmalloc(hl + len + 1);
-  memcpy(frame, h, hl);
-  if (len) memcpy(frame + hl, data, len);
-  wr_ws_mask(frame + hl, len, key, 0);
-  int rv = wr_conn_write(s->remote, frame, hl + len);
-  free(frame);
-  return rv;
+  return wr_ws_client_send(&s->ws, op, data, len);
 }
 
 static void send_handshake(session *s) {
   wr_access_tcp *a = s->a;
-  uint8_t nonce[16];
-  char key[WR_BASE64_ENCODED_SIZE(16)];
   wr_buf req;
-  if (wr_random_bytes(nonce, sizeof(nonce)) != WR_OK ||
-      wr_base64_encode(nonce, sizeof(nonce), key, sizeof(key), WR_BASE64_PAD) < 0 ||
-      wr_ws_accept(key, strlen(key), s->accept) != 0) {
+  wr_buf_init(&req, HEAD_MAX, NULL);
+  if (wr_ws_client_request(&s->ws, a->app.path, a->app.authority, NULL, wr_buf_cstr(&a->extra),
+                           &req) != WR_OK) {
+    wr_buf_free(&req);
     session_close(s);
     return;
   }
-  wr_buf_init(&req, HEAD_MAX, NULL);
-  wr_buf_printf(&req,
-                "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
-                a->path, a->authority, key);
-  wr_buf_append(&req, a->extra.data, a->extra.len);
-  wr_buf_append_str(&req, "\r\n");
-  wr_conn_write(s->remote, req.data, req.len);
+  wr_conn_write(s->ws.conn, req.data, req.len);
   wr_buf_free(&req);
   s->state = S_HANDSHAKE;
 }
 
 /* --- from the edge ------------------------------------------------------------------- */
 
-static void ws_event(session *s, const wr_ws_event *ev) {
+static int on_ws_event(void *user, const wr_ws_event *ev) {
+  session *s = user;
   switch (ev->kind) {
   case WR_WS_EV_DATA:
     if (!s->remote_close && ev->len) wr_conn_write(s->local, ev->data, ev->len);
-    if (wr_conn_write_queued(s->local) > HIGH_WATER) wr_conn_read_stop(s->remote);
+    if (wr_conn_write_queued(s->local) > HIGH_WATER) wr_conn_read_stop(s->ws.conn);
     break;
   case WR_WS_EV_PING:
     ws_send(s, WR_WS_OP_PONG, ev->data, ev->len);
@@ -171,66 +148,42 @@ static void ws_event(session *s, const wr_ws_event *ev) {
   default:
     break;
   }
+  return s->state == S_OPEN ? 0 : -1;
 }
 
-static void frames_in(session *s, const uint8_t *data, size_t len) {
-  uint8_t buf[WS_STEP];
-  size_t off = 0;
-  while (off < len && s->state == S_OPEN) {
-    size_t n = len - off < WS_STEP ? len - off : WS_STEP, used = 0;
-    wr_ws_event ev;
-    if (wr_ws_decode(&s->dec, data + off, n, buf, &used, &ev) != 0) {
-      wr_error("access: bad WebSocket frame from %s; closing the connection", s->a->authority);
-      session_close(s);
-      return;
-    }
-    off += used;
-    ws_event(s, &ev);
-  }
+/* Not 101: gorilla's client fails at once, body or not. */
+static int on_ws_refused(void *user, int status, const uint8_t *body, size_t len, int complete) {
+  session *s = user;
+  (void)body, (void)len, (void)complete;
+  wr_error("access: %s answered %d instead of switching to WebSocket", s->a->app.authority, status);
+  s->a->stats.failed++;
+  session_close(s);
+  return -1;
 }
 
-static const wr_http_header *field(const wr_http1_head *h, const char *name) {
-  for (size_t i = 0; i < h->nheaders; i++)
-    if (h->headers[i].name_len == strlen(name) &&
-        strncasecmp(h->headers[i].name, name, h->headers[i].name_len) == 0)
-      return &h->headers[i];
-  return NULL;
-}
-
-/* The handshake answer; gorilla's checks: 101, Upgrade: websocket,
- * Connection: upgrade, the right Sec-WebSocket-Accept. */
-static void handshake_input(session *s, const uint8_t *data, size_t len) {
-  wr_http_header hs[64];
-  wr_http1_head h;
-  size_t used = 0;
-  if (wr_buf_append(&s->head, data, len) != WR_OK) {
-    wr_error("access: the response from %s is too large", s->a->authority);
-    s->a->stats.failed++;
-    session_close(s);
-    return;
-  }
-  int rv = wr_http1_parse_response(s->head.data, s->head.len, "GET", NULL, hs, 64, &h, &used);
-  if (rv == WR_AGAIN) return;
-  const wr_http_header *acc = rv == WR_OK ? field(&h, "Sec-WebSocket-Accept") : NULL;
-  if (rv != WR_OK || h.status != 101 || !h.websocket || !acc || acc->value_len != strlen(s->accept) ||
-      memcmp(acc->value, s->accept, acc->value_len) != 0) {
-    if (rv == WR_OK && h.status != 101)
-      wr_error("access: %s answered %d instead of switching to WebSocket", s->a->authority,
-               h.status);
-    else
-      wr_error("access: websocket: bad handshake from %s", s->a->authority);
-    s->a->stats.failed++;
-    session_close(s);
-    return;
-  }
+static int on_ws_open(void *user) {
+  session *s = user;
   s->a->stats.upgraded++;
   s->state = S_OPEN;
   wr_conn_read_start(s->local);
-  wr_buf rest = s->head;
-  wr_buf_init(&s->head, HEAD_MAX, NULL);
-  if (rest.len > used) frames_in(s, rest.data + used, rest.len - used);
-  wr_buf_free(&rest);
+  return 0;
 }
+
+static void on_ws_fail(void *user, int why) {
+  session *s = user;
+  if (why == WR_WSC_BAD_FRAME) {
+    wr_error("access: bad WebSocket frame from %s; closing the connection", s->a->app.authority);
+  } else {
+    if (why == WR_WSC_TOO_LARGE)
+      wr_error("access: the response from %s is too large", s->a->app.authority);
+    else
+      wr_error("access: websocket: bad handshake from %s", s->a->app.authority);
+    s->a->stats.failed++;
+  }
+  session_close(s);
+}
+
+static const wr_ws_client_cbs ws_cbs = {on_ws_refused, on_ws_open, on_ws_event, on_ws_fail};
 
 static void r_on_connect(wr_conn *c, int status, const char *msg, void *user) {
   session *s = user;
@@ -245,16 +198,13 @@ static void r_on_connect(wr_conn *c, int status, const char *msg, void *user) {
 
 static void r_on_read(wr_conn *c, const uint8_t *data, size_t len, void *user) {
   session *s = user;
-  if (s->state == S_HANDSHAKE)
-    handshake_input(s, data, len);
-  else if (s->state == S_OPEN)
-    frames_in(s, data, len);
+  if (s->state == S_HANDSHAKE || s->state == S_OPEN) wr_ws_client_read(&s->ws, data, len, 0);
 }
 
 static void r_on_eof(wr_conn *c, int status, const char *msg, void *user) {
   session *s = user;
   if (s->state == S_HANDSHAKE) {
-    wr_error("access: %s closed the connection during the handshake", s->a->authority);
+    wr_error("access: %s closed the connection during the handshake", s->a->app.authority);
     s->a->stats.failed++;
   }
   session_close(s);
@@ -284,7 +234,7 @@ static void l_on_read(wr_conn *c, const uint8_t *data, size_t len, void *user) {
     session_close(s);
     return;
   }
-  if (wr_conn_write_queued(s->remote) > HIGH_WATER) wr_conn_read_stop(s->local);
+  if (wr_conn_write_queued(s->ws.conn) > HIGH_WATER) wr_conn_read_stop(s->local);
 }
 
 static void l_on_eof(wr_conn *c, int status, const char *msg, void *user) {
@@ -301,7 +251,7 @@ static void l_on_eof(wr_conn *c, int status, const char *msg, void *user) {
 
 static void l_on_drain(wr_conn *c, void *user) {
   session *s = user;
-  if (s->state == S_OPEN && !s->remote_close) wr_conn_read_start(s->remote);
+  if (s->state == S_OPEN && !s->remote_close) wr_conn_read_start(s->ws.conn);
 }
 
 static const wr_conn_callbacks local_cbs = {l_on_connect, l_on_read, l_on_eof, l_on_drain,
@@ -313,8 +263,7 @@ static void start_session(wr_access_tcp *a) {
   session *s = wr_xcalloc(1, sizeof(*s));
   wr_conn_target t;
   s->a = a;
-  wr_buf_init(&s->head, HEAD_MAX, NULL);
-  wr_ws_decoder_init(&s->dec, 0);
+  wr_ws_client_init(&s->ws, &ws_cbs, s);
   uv_timer_init(a->loop, &s->linger);
   s->linger.data = s;
   s->handles = 1;
@@ -330,13 +279,9 @@ static void start_session(wr_access_tcp *a) {
   s->handles++;
   a->stats.accepted++;
   wr_conn_read_stop(s->local); /* until the WebSocket is up */
-  memset(&t, 0, sizeof(t));
-  t.host = a->chost;
-  t.port = a->cport;
-  t.tls = a->creds;
-  t.server_name = a->tls ? a->host : NULL;
-  if (wr_conn_connect(a->loop, &t, &remote_cbs, s, &s->remote) != WR_OK) {
-    s->remote = NULL;
+  wr_ws_url_target(&a->where, a->app.host, a->creds, &t);
+  if (wr_conn_connect(a->loop, &t, &remote_cbs, s, &s->ws.conn) != WR_OK) {
+    s->ws.conn = NULL;
     session_close(s);
     return;
   }
@@ -350,48 +295,6 @@ static void on_listen(uv_stream_t *server, int status) {
 }
 
 /* --- configuration ----------------------------------------------------------------------- */
-
-/* Splits "scheme://authority/path" (scheme optional: https). */
-static int split_url(const char *u, char **scheme, char **authority, char **path) {
-  const char *p = strstr(u, "://"), *a = u, *slash;
-  if (p) {
-    *scheme = wr_xstrndup(u, (size_t)(p - u));
-    a = p + 3;
-  } else {
-    *scheme = wr_xstrdup("https");
-  }
-  slash = strchr(a, '/');
-  *authority = wr_xstrndup(a, slash ? (size_t)(slash - a) : strlen(a));
-  *path = wr_xstrdup(slash ? slash : "/");
-  for (char *c = *scheme; *c; c++)
-    if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
-  if (!**authority || (strcmp(*scheme, "https") && strcmp(*scheme, "http") &&
-                       strcmp(*scheme, "wss") && strcmp(*scheme, "ws")))
-    return -1;
-  return 0;
-}
-
-static int is_tls_scheme(const char *scheme) {
-  return strcmp(scheme, "https") == 0 || strcmp(scheme, "wss") == 0;
-}
-
-/* host and port of an authority, with the scheme's default port. */
-static int split_authority(const char *auth, int tls, char **host, uint16_t *port) {
-  char h[256];
-  unsigned p = tls ? 443 : 80;
-  if (strchr(auth, ':') && (auth[0] != '[' || strstr(auth, "]:"))) {
-    if (wr_addr_split(auth, h, sizeof(h), &p) != 0) return -1;
-  } else {
-    size_t n = strlen(auth);
-    if (auth[0] == '[' && n > 2) auth++, n -= 2;
-    if (n >= sizeof(h)) return -1;
-    memcpy(h, auth, n);
-    h[n] = '\0';
-  }
-  *host = wr_xstrdup(h);
-  *port = (uint16_t)p;
-  return 0;
-}
 
 static int add_field(wr_access_tcp *a, const char *name, const char *value, char *err,
                      size_t errlen) {
@@ -432,29 +335,16 @@ static int add_fields(wr_access_tcp *a, const wr_access_tcp_config *cfg, char *e
 
 static int configure(wr_access_tcp *a, const wr_access_tcp_config *cfg, char *err,
                      size_t errlen) {
-  char *cscheme = NULL, *cauth = NULL, *cpath = NULL;
-  int rv;
-  if (!cfg->hostname || !*cfg->hostname ||
-      split_url(cfg->hostname, &a->scheme, &a->authority, &a->path) != 0 ||
-      split_authority(a->authority, is_tls_scheme(a->scheme), &a->host, &a->cport) != 0) {
+  if (!cfg->hostname || !*cfg->hostname || wr_ws_url_parse(cfg->hostname, &a->app) != WR_OK) {
     snprintf(err, errlen, "invalid --hostname \"%s\"", cfg->hostname ? cfg->hostname : "");
     return WR_ERR_INVAL;
   }
-  a->tls = is_tls_scheme(a->scheme);
-  a->chost = wr_xstrdup(a->host);
-  if (cfg->edge_url && *cfg->edge_url) {
-    rv = split_url(cfg->edge_url, &cscheme, &cauth, &cpath);
-    free(a->chost);
-    a->chost = NULL;
-    if (rv == 0) a->tls = is_tls_scheme(cscheme);
-    if (rv != 0 || split_authority(cauth, a->tls, &a->chost, &a->cport) != 0) {
-      free(cscheme), free(cauth), free(cpath);
-      snprintf(err, errlen, "invalid edge URL \"%s\"", cfg->edge_url);
-      return WR_ERR_INVAL;
-    }
-    free(cscheme), free(cauth), free(cpath);
+  if (wr_ws_url_parse(cfg->edge_url && *cfg->edge_url ? cfg->edge_url : cfg->hostname,
+                      &a->where) != WR_OK) {
+    snprintf(err, errlen, "invalid edge URL \"%s\"", cfg->edge_url);
+    return WR_ERR_INVAL;
   }
-  if (a->tls) {
+  if (a->where.tls) {
     wr_tls_client_config cc = {.ca_file = cfg->ca_file, .no_verify = cfg->no_verify};
     if (wr_tls_creds_client(&cc, &a->creds, err, errlen) != WR_OK) return WR_ERR_CRYPTO;
   }
@@ -485,11 +375,8 @@ static int listen_on(wr_access_tcp *a, const char *addr, char *err, size_t errle
 static void final_free(wr_access_tcp *a) {
   wr_tls_creds_free(a->creds);
   wr_buf_free(&a->extra);
-  free(a->scheme);
-  free(a->authority);
-  free(a->host);
-  free(a->path);
-  free(a->chost);
+  wr_ws_url_free(&a->app);
+  wr_ws_url_free(&a->where);
   free(a);
 }
 

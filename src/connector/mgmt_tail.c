@@ -21,32 +21,25 @@
 #include "net/addr.h"
 #include "net/conn.h"
 #include "net/tls.h"
-#include "proto/http1.h"
-#include "proto/wsframe.h"
+#include "net/ws_client.h"
 
 #define HEAD_MAX (64u * 1024u)
 #define MSG_MAX (4u * 1024u * 1024u)
-#define WS_STEP 16384
 #define CLOSE_WAIT_MS 1000
 
 enum { T_CONNECTING = 0, T_UPGRADE, T_REFUSED, T_OPEN, T_CLOSING, T_DONE };
 
 struct wr_mgmt_tail {
   uv_loop_t *loop;
-  wr_conn *conn;
+  wr_ws_client ws; /* ws.conn: the connection, NULL once closed */
   uv_timer_t timer;
   int timer_open, conn_open, freeing;
   int state;
-  char *host;  /* the management hostname, the request's Host */
-  char *chost; /* where to connect */
-  uint16_t cport;
-  int tls;
+  char *host;    /* the management hostname, the request's Host */
+  wr_ws_url where; /* where to connect */
   wr_tls_creds *creds;
   char *request; /* the upgrade request */
-  char accept[WR_WS_ACCEPT_LEN];
-  wr_buf in;  /* the answer's head (and a refusal's body) */
-  wr_buf msg; /* the text message being collected */
-  wr_ws_decoder dec;
+  wr_buf msg;    /* the text message being collected */
   char *start; /* the start_streaming event */
   wr_mgmt_tail_config cfg; /* callbacks and user */
 };
@@ -55,10 +48,10 @@ struct wr_mgmt_tail {
 
 static void final_free(wr_mgmt_tail *t) {
   wr_tls_creds_free(t->creds);
-  wr_buf_free(&t->in);
+  wr_ws_client_free(&t->ws);
   wr_buf_free(&t->msg);
   free(t->host);
-  free(t->chost);
+  wr_ws_url_free(&t->where);
   free(t->request);
   free(t->start);
   free(t);
@@ -78,7 +71,7 @@ static void conn_closed(wr_conn *c, void *user) {
   wr_mgmt_tail *t = user;
   (void)c;
   t->conn_open = 0;
-  t->conn = NULL;
+  t->ws.conn = NULL;
   maybe_final(t);
 }
 
@@ -87,22 +80,14 @@ static void finish(wr_mgmt_tail *t, int ok, const char *why) {
   if (t->state == T_DONE) return;
   t->state = T_DONE;
   uv_timer_stop(&t->timer);
-  if (t->conn) wr_conn_close(t->conn);
+  if (t->ws.conn) wr_conn_close(t->ws.conn);
   if (t->cfg.on_end) t->cfg.on_end(t->cfg.user, ok, why);
 }
 
 /* --- frames out ------------------------------------------------------------------------ */
 
 static void ws_send(wr_mgmt_tail *t, int op, const uint8_t *data, size_t len) {
-  uint8_t h[WR_WS_HEAD_MAX], key[4];
-  if (!t->conn || wr_random_bytes(key, sizeof(key)) != WR_OK) return;
-  size_t hl = wr_ws_frame_head(h, op, len, key);
-  uint8_t *frame = wr_xmalloc(hl + len + 1);
-  memcpy(frame, h, hl);
-  if (len) memcpy(frame + hl, data, len);
-  wr_ws_mask(frame + hl, len, key, 0);
-  wr_conn_write(t->conn, frame, hl + len);
-  free(frame);
+  (void)wr_ws_client_send(&t->ws, op, data, len);
 }
 
 static void on_close_wait(uv_timer_t *h) { finish(h->data, 1, NULL); }
@@ -141,12 +126,13 @@ static void peer_close(wr_mgmt_tail *t, const uint8_t *p, size_t n) {
   finish(t, 0, why);
 }
 
-static void ws_event(wr_mgmt_tail *t, const wr_ws_event *ev) {
+static int on_ws_event(void *user, const wr_ws_event *ev) {
+  wr_mgmt_tail *t = user;
   switch (ev->kind) {
   case WR_WS_EV_DATA:
     if (wr_buf_append(&t->msg, ev->data, ev->len) != WR_OK) {
       finish(t, 0, "a log event larger than 4 MiB");
-      return;
+      break;
     }
     if (ev->end) {
       /* cloudflared's tail logs a bad event and goes on. */
@@ -163,32 +149,21 @@ static void ws_event(wr_mgmt_tail *t, const wr_ws_event *ev) {
   default:
     break;
   }
-}
-
-static void frames_in(wr_mgmt_tail *t, const uint8_t *data, size_t len) {
-  uint8_t buf[WS_STEP];
-  size_t off = 0;
-  while (off < len && (t->state == T_OPEN || t->state == T_CLOSING)) {
-    size_t n = len - off < WS_STEP ? len - off : WS_STEP, used = 0;
-    wr_ws_event ev;
-    if (wr_ws_decode(&t->dec, data + off, n, buf, &used, &ev) != 0) {
-      finish(t, 0, "bad WebSocket frame from the server");
-      return;
-    }
-    off += used;
-    ws_event(t, &ev);
-  }
+  return t->state == T_OPEN || t->state == T_CLOSING ? 0 : -1;
 }
 
 /* --- the upgrade ------------------------------------------------------------------------------ */
 
 /* A refusal: the reasons of its JSON body, as cloudflared's
  * handleValidationError prints them. */
-static void refused(wr_mgmt_tail *t, int status, const uint8_t *body, size_t blen) {
+static int on_refused(void *user, int status, const uint8_t *body, size_t blen, int complete) {
+  wr_mgmt_tail *t = user;
   char why[1024];
   size_t o = 0;
-  json_t *j = json_loadb((const char *)body, blen, 0, NULL), *e;
+  json_t *j, *e;
   size_t i;
+  if (!complete) return 0;
+  j = json_loadb((const char *)body, blen, 0, NULL);
   if (status == 530)
     o += (size_t)snprintf(why + o, sizeof(why) - o,
                           "no connector available or reachable via management request; ");
@@ -208,49 +183,26 @@ static void refused(wr_mgmt_tail *t, int status, const uint8_t *body, size_t ble
     why[o - 2] = '\0';
   json_decref(j);
   finish(t, 0, why);
+  return -1;
 }
 
-static const wr_http_header *field(const wr_http1_head *h, const char *name) {
-  for (size_t i = 0; i < h->nheaders; i++)
-    if (h->headers[i].name_len == strlen(name) &&
-        strncasecmp(h->headers[i].name, name, h->headers[i].name_len) == 0)
-      return &h->headers[i];
-  return NULL;
-}
-
-static void upgrade_input(wr_mgmt_tail *t, int eof) {
-  wr_http_header hs[64];
-  wr_http1_head h;
-  size_t used = 0;
-  int rv = wr_http1_parse_response(t->in.data, t->in.len, "GET", NULL, hs, 64, &h, &used);
-  if (rv == WR_AGAIN) {
-    if (eof) finish(t, 0, "the server closed the connection during the handshake");
-    return;
-  }
-  if (rv != WR_OK) {
-    finish(t, 0, "bad HTTP answer to the WebSocket handshake");
-    return;
-  }
-  if (h.status != 101) {
-    size_t have = t->in.len - used;
-    int complete = eof || h.body == WR_HTTP1_BODY_NONE ||
-                   (h.body == WR_HTTP1_BODY_LENGTH && have >= h.content_length);
-    if (complete) refused(t, h.status, t->in.data + used, have);
-    return;
-  }
-  const wr_http_header *acc = field(&h, "Sec-WebSocket-Accept");
-  if (!h.websocket || !acc || acc->value_len != strlen(t->accept) ||
-      memcmp(acc->value, t->accept, acc->value_len) != 0) {
-    finish(t, 0, "websocket: bad handshake");
-    return;
-  }
+static int on_ws_open(void *user) {
+  wr_mgmt_tail *t = user;
   t->state = T_OPEN;
   ws_send(t, WR_WS_OP_TEXT, (const uint8_t *)t->start, strlen(t->start));
-  wr_buf rest = t->in;
-  wr_buf_init(&t->in, HEAD_MAX, NULL);
-  if (rest.len > used) frames_in(t, rest.data + used, rest.len - used);
-  wr_buf_free(&rest);
+  return 0;
 }
+
+static void on_ws_fail(void *user, int why) {
+  static const char *const msgs[] = {
+      [WR_WSC_TOO_LARGE] = "the answer to the WebSocket handshake is too large",
+      [WR_WSC_BAD_HTTP] = "bad HTTP answer to the WebSocket handshake",
+      [WR_WSC_BAD_HANDSHAKE] = "websocket: bad handshake",
+      [WR_WSC_BAD_FRAME] = "bad WebSocket frame from the server"};
+  finish(user, 0, msgs[why]);
+}
+
+static const wr_ws_client_cbs ws_cbs = {on_refused, on_ws_open, on_ws_event, on_ws_fail};
 
 /* --- connection callbacks -------------------------------------------------------------------- */
 
@@ -265,21 +217,14 @@ static void on_connect(wr_conn *c, int status, const char *msg, void *user) {
     return;
   }
   t->state = T_UPGRADE;
-  wr_conn_write(t->conn, (const uint8_t *)t->request, strlen(t->request));
+  wr_conn_write(t->ws.conn, (const uint8_t *)t->request, strlen(t->request));
 }
 
 static void on_read(wr_conn *c, const uint8_t *data, size_t len, void *user) {
   wr_mgmt_tail *t = user;
   (void)c;
-  if (t->state == T_UPGRADE) {
-    if (wr_buf_append(&t->in, data, len) != WR_OK) {
-      finish(t, 0, "the answer to the WebSocket handshake is too large");
-      return;
-    }
-    upgrade_input(t, 0);
-  } else if (t->state == T_OPEN || t->state == T_CLOSING) {
-    frames_in(t, data, len);
-  }
+  if (t->state == T_UPGRADE || t->state == T_OPEN || t->state == T_CLOSING)
+    wr_ws_client_read(&t->ws, data, len, 0);
 }
 
 static void on_eof(wr_conn *c, int status, const char *msg, void *user) {
@@ -287,7 +232,8 @@ static void on_eof(wr_conn *c, int status, const char *msg, void *user) {
   (void)c;
   (void)status;
   (void)msg;
-  if (t->state == T_UPGRADE) upgrade_input(t, 1);
+  if (t->state == T_UPGRADE) wr_ws_client_read(&t->ws, NULL, 0, 1);
+  if (t->state == T_UPGRADE) finish(t, 0, "the server closed the connection during the handshake");
   if (t->state == T_CLOSING) finish(t, 1, NULL);
   finish(t, 0, "the management connection was closed abruptly");
 }
@@ -296,78 +242,41 @@ static const wr_conn_callbacks cbs = {on_connect, on_read, on_eof, NULL, conn_cl
 
 /* --- configuration ----------------------------------------------------------------------------- */
 
-/* "scheme://host[:port][/...]" or "host[:port]" into host, port and TLS. */
-static int parse_where(const char *u, char **host, uint16_t *port, int *tls) {
-  const char *p = strstr(u, "://"), *a = u;
-  char h[256];
-  unsigned pt;
-  *tls = 1;
-  if (p) {
-    size_t sl = (size_t)(p - u);
-    if ((sl == 4 && strncasecmp(u, "http", 4) == 0) || (sl == 2 && strncasecmp(u, "ws", 2) == 0))
-      *tls = 0;
-    else if (!((sl == 5 && strncasecmp(u, "https", 5) == 0) ||
-               (sl == 3 && strncasecmp(u, "wss", 3) == 0)))
-      return -1;
-    a = p + 3;
-  }
-  size_t n = strcspn(a, "/?");
-  if (n == 0 || n >= sizeof(h)) return -1;
-  memcpy(h, a, n);
-  h[n] = '\0';
-  pt = *tls ? 443 : 80;
-  if (strchr(h, ':') && (h[0] != '[' || strstr(h, "]:"))) {
-    char hh[256];
-    if (wr_addr_split(h, hh, sizeof(hh), &pt) != 0) return -1;
-    snprintf(h, sizeof(h), "%s", hh);
-  }
-  *host = wr_xstrdup(h);
-  *port = (uint16_t)pt;
-  return 0;
-}
-
 /* The upgrade request, with the key whose answer we expect. */
 static int build_request(wr_mgmt_tail *t, const wr_mgmt_tail_config *cfg) {
-  uint8_t nonce[16];
-  char key[WR_BASE64_ENCODED_SIZE(16)];
   size_t tl = strlen(cfg->token);
-  wr_buf r;
-  if (wr_random_bytes(nonce, sizeof(nonce)) != WR_OK ||
-      wr_base64_encode(nonce, sizeof(nonce), key, sizeof(key), WR_BASE64_PAD) < 0 ||
-      wr_ws_accept(key, strlen(key), t->accept) != 0)
-    return WR_ERR_CRYPTO;
+  wr_buf target, r;
+  int rv;
   /* A JWT is base64url and dots: nothing to escape; anything else is refused. */
   for (size_t i = 0; i < tl; i++)
     if (!(cfg->token[i] == '.' || cfg->token[i] == '-' || cfg->token[i] == '_' ||
           (cfg->token[i] >= '0' && cfg->token[i] <= '9') ||
           ((cfg->token[i] | 0x20) >= 'a' && (cfg->token[i] | 0x20) <= 'z')))
       return WR_ERR_INVAL;
+  wr_buf_init(&target, HEAD_MAX, NULL);
   wr_buf_init(&r, HEAD_MAX, NULL);
-  wr_buf_printf(&r,
-                "GET /logs?access_token=%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n",
-                cfg->token, t->host,
-                cfg->user_agent ? cfg->user_agent : "warren", key);
-  t->request = wr_xstrdup(wr_buf_cstr(&r));
+  wr_buf_printf(&target, "/logs?access_token=%s", cfg->token);
+  rv = wr_ws_client_request(&t->ws, wr_buf_cstr(&target), t->host,
+                            cfg->user_agent ? cfg->user_agent : "warren", NULL, &r);
+  if (rv == WR_OK) t->request = wr_xstrdup(wr_buf_cstr(&r));
+  wr_buf_free(&target);
   wr_buf_free(&r);
-  return WR_OK;
+  return rv;
 }
 
 static int configure(wr_mgmt_tail *t, const wr_mgmt_tail_config *cfg, char *err, size_t errlen) {
-  uint16_t hp;
-  int htls;
-  char *hh = NULL;
+  wr_ws_url check = {0};
   wr_buf st;
-  if (!cfg->hostname || !cfg->hostname[0] || strpbrk(cfg->hostname, " \r\n/?") ||
-      parse_where(cfg->hostname, &hh, &hp, &htls) != 0) {
+  int bad = !cfg->hostname || !cfg->hostname[0] || strpbrk(cfg->hostname, " \r\n/?") ||
+            wr_ws_url_parse(cfg->hostname, &check) != WR_OK;
+  wr_ws_url_free(&check);
+  if (bad) {
     snprintf(err, errlen, "invalid management hostname \"%s\"", cfg->hostname ? cfg->hostname : "");
     return WR_ERR_INVAL;
   }
-  free(hh);
   t->host = wr_xstrdup(cfg->hostname);
-  if (parse_where(cfg->edge_url && cfg->edge_url[0] ? cfg->edge_url : cfg->hostname, &t->chost,
-                  &t->cport, &t->tls) != 0) {
+  if (wr_ws_url_parse(cfg->edge_url && cfg->edge_url[0] ? cfg->edge_url : cfg->hostname,
+                      &t->where) != WR_OK) {
     snprintf(err, errlen, "invalid URL \"%s\"", cfg->edge_url);
     return WR_ERR_INVAL;
   }
@@ -383,7 +292,7 @@ static int configure(wr_mgmt_tail *t, const wr_mgmt_tail_config *cfg, char *err,
   }
   t->start = wr_xstrdup(wr_buf_cstr(&st));
   wr_buf_free(&st);
-  if (t->tls) {
+  if (t->where.tls) {
     wr_tls_client_config cc = {.ca_file = cfg->ca_file, .no_verify = cfg->no_verify};
     if (wr_tls_creds_client(&cc, &t->creds, err, errlen) != WR_OK) return WR_ERR_CRYPTO;
   }
@@ -400,9 +309,8 @@ int wr_mgmt_tail_start(const wr_mgmt_tail_config *cfg, wr_mgmt_tail **out, char 
   t = wr_xcalloc(1, sizeof(*t));
   t->loop = cfg->loop;
   t->cfg = *cfg;
-  wr_buf_init(&t->in, HEAD_MAX, NULL);
+  wr_ws_client_init(&t->ws, &ws_cbs, t);
   wr_buf_init(&t->msg, MSG_MAX, NULL);
-  wr_ws_decoder_init(&t->dec, 0);
   rv = configure(t, cfg, err, errlen);
   if (rv != WR_OK) {
     final_free(t);
@@ -411,14 +319,10 @@ int wr_mgmt_tail_start(const wr_mgmt_tail_config *cfg, wr_mgmt_tail **out, char 
   uv_timer_init(t->loop, &t->timer);
   t->timer.data = t;
   t->timer_open = 1;
-  memset(&ct, 0, sizeof(ct));
-  ct.host = t->chost;
-  ct.port = t->cport;
-  ct.tls = t->creds;
-  ct.server_name = t->tls ? t->host : NULL;
-  if (wr_conn_connect(t->loop, &ct, &cbs, t, &t->conn) != WR_OK) {
-    snprintf(err, errlen, "cannot connect to %s", t->chost);
-    t->conn = NULL;
+  wr_ws_url_target(&t->where, t->host, t->creds, &ct);
+  if (wr_conn_connect(t->loop, &ct, &cbs, t, &t->ws.conn) != WR_OK) {
+    snprintf(err, errlen, "cannot connect to %s", t->where.host);
+    t->ws.conn = NULL;
     wr_mgmt_tail_free(t);
     return WR_ERR_INVAL;
   }
@@ -431,7 +335,7 @@ void wr_mgmt_tail_free(wr_mgmt_tail *t) {
   if (!t || t->freeing) return;
   t->freeing = 1;
   t->state = T_DONE;
-  if (t->conn) wr_conn_close(t->conn);
+  if (t->ws.conn) wr_conn_close(t->ws.conn);
   if (t->timer_open) uv_close((uv_handle_t *)&t->timer, timer_closed);
   maybe_final(t);
 }

@@ -85,12 +85,11 @@ static char *certs_doc(wr_access *a) {
   return text;
 }
 
-/* Reads the keys from the store: WR_OK, WR_ERR_NOTFOUND (none), or an error. */
-static int keys_load(wr_access *a) {
-  json_t *rows = NULL, *r;
+/* Takes the key rows |rows| (stolen) read from the store: WR_OK,
+ * WR_ERR_NOTFOUND (none usable: the old keys stay). */
+static int keys_apply(wr_access *a, json_t *rows) {
+  json_t *r;
   size_t i;
-  int rv = wr_store_access_keys(a->store, &rows);
-  if (rv != WR_OK) return rv;
   wr_jwt_key *loaded[WR_JWKS_MAX_KEYS];
   size_t n = 0;
   const char *first = json_string_value(json_object_get(json_array_get(rows, 0), "pem"));
@@ -119,6 +118,36 @@ static int keys_load(wr_access *a) {
   return a->jwks && a->certs ? WR_OK : WR_ERR_NOMEM;
 }
 
+/* Reads the keys from the store now: WR_OK, WR_ERR_NOTFOUND (none), or an error. */
+static int keys_load(wr_access *a) {
+  json_t *rows = NULL;
+  int rv = wr_store_access_keys(a->store, &rows);
+  return rv == WR_OK ? keys_apply(a, rows) : rv;
+}
+
+/* The periodic reload on the store thread. */
+typedef struct keys_job {
+  wr_access *a;
+  json_t *rows;
+  int rv;
+} keys_job;
+
+static void keys_run(wr_store *s, void *arg) {
+  keys_job *j = arg;
+  j->rv = wr_store_access_keys(s, &j->rows);
+}
+
+static void keys_done(void *arg, int status) {
+  keys_job *j = arg;
+  wr_access *a = j->a;
+  a->pending--;
+  a->keys_reading = 0;
+  if (!a->freeing && status == WR_OK && j->rv == WR_OK) keys_apply(a, j->rows);
+  else json_decref(j->rows);
+  free(j);
+  if (a->freeing && !a->pending) wr__access_destroy(a);
+}
+
 int wr_access_rotate(wr_access *a, const char *actor) {
   wr_jwt_key *k = NULL;
   char *pem = NULL;
@@ -140,7 +169,20 @@ int wr_access_rotate(wr_access *a, const char *actor) {
 }
 
 void wr__access_keys_fresh(wr_access *a) {
-  if (wr__access_now_ms(a) - a->keys_at < WR_ACCESS_RELOAD_MS) return;
+  if (wr__access_now_ms(a) - a->keys_at < WR_ACCESS_RELOAD_MS || a->keys_reading) return;
+  if (a->async) { /* the current keys serve until the read is back */
+    keys_job *j = wr_xcalloc(1, sizeof(*j));
+    j->a = a;
+    if (wr_store_async_submit(a->async, keys_run, keys_done, j) != WR_OK) {
+      free(j);
+      a->keys_at = wr__access_now_ms(a); /* retry later */
+      return;
+    }
+    a->pending++;
+    a->keys_reading = 1;
+    a->keys_at = wr__access_now_ms(a); /* a failed read is retried a period later */
+    return;
+  }
   if (keys_load(a) != WR_OK) a->keys_at = wr__access_now_ms(a); /* keep the old ones; retry later */
 }
 
@@ -194,19 +236,40 @@ static wr__access_host *slot_take(wr_access *a, const char *host) {
   return slot;
 }
 
+/* The applications of |host| (wr_store_access_for_host) and, for the
+ * team domain's pages, the identity providers of their accounts:
+ * "idps": {account id: [provider...]}. On either thread. */
+static int read_host(wr_store *s, const char *host, json_t **out) {
+  json_t *doc = NULL, *app, *idps = json_object();
+  size_t i;
+  int rv = wr_store_access_for_host(s, host, &doc);
+  json_array_foreach(rv == WR_OK ? json_object_get(doc, "apps") : NULL, i, app) {
+    const char *acct = json_string_value(json_object_get(app, "account_id"));
+    json_t *list = NULL;
+    if (!acct || json_object_get(idps, acct)) continue;
+    if ((rv = wr_store_access_list(s, acct, "identity_provider", NULL, &list)) != WR_OK) break;
+    json_object_set_new(idps, acct, list);
+  }
+  if (rv == WR_OK) json_object_set(doc, "idps", idps);
+  json_decref(idps);
+  if (rv != WR_OK) {
+    json_decref(doc);
+    doc = NULL;
+  }
+  *out = doc;
+  return rv;
+}
+
 json_t *wr__access_host_doc(wr_access *a, const char *host) {
   uint64_t now = wr__access_now_ms(a);
   wr__access_host *slot = slot_find(a, host);
-  if (slot && slot->doc && (slot->pending || slot->expires > now)) return slot->doc;
-  /* A slot the store thread will fill is left to it: this read is kept
-   * aside until the next one. */
-  if (slot && slot->pending) slot = NULL;
-  else if (!slot) slot = slot_take(a, host);
+  /* With a store thread the callers prefetched: the cache is the answer. */
+  if (a->async) return slot ? slot->doc : NULL;
+  if (slot && slot->doc && slot->expires > now) return slot->doc;
+  if (!slot) slot = slot_take(a, host);
   json_t *doc = NULL;
-  if (wr_store_access_for_host(a->store, host, &doc) != WR_OK) {
+  if (read_host(a->store, host, &doc) != WR_OK)
     wr_warn("access: looking up the applications of %s failed: %s", host, wr_store_errmsg(a->store));
-    doc = NULL;
-  }
   if (!slot) {
     json_decref(a->aside);
     a->aside = doc;
@@ -216,6 +279,10 @@ json_t *wr__access_host_doc(wr_access *a, const char *host) {
   slot->doc = doc;
   slot->expires = now + WR_ACCESS_CACHE_MS;
   return doc;
+}
+
+json_t *wr__access_idps(wr_access *a, const char *host, const char *account) {
+  return json_object_get(json_object_get(wr__access_host_doc(a, host), "idps"), account);
 }
 
 /* ---- reads on the store thread ---------------------------------------------------------- */
@@ -231,7 +298,7 @@ typedef struct host_job {
 
 static void host_job_run(wr_store *s, void *arg) {
   host_job *j = arg;
-  j->rv = wr_store_access_for_host(s, j->host, &j->doc);
+  j->rv = read_host(s, j->host, &j->doc);
   if (j->rv != WR_OK) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
 }
 
@@ -256,8 +323,13 @@ static void host_job_done(void *arg, int status) {
     if (!a->pending) wr__access_destroy(a);
     return;
   }
+  wr__access_notify(a);
+}
+
+void wr__access_notify(wr_access *a) {
   for (size_t i = 0; i < WR__ACCESS_WATCHERS; i++)
     if (a->watchers[i].cb) a->watchers[i].cb(a->watchers[i].user);
+  wr__access_pages_resume(a);
 }
 
 int wr_access_prefetch(wr_access *a, const char *host, int stale_ok) {
@@ -289,6 +361,7 @@ void wr_access_invalidate(wr_access *a) {
     json_decref(a->cache[i].doc);
     memset(&a->cache[i], 0, sizeof(a->cache[i])); /* reads in flight find no slot */
   }
+  memset(a->tokens, 0, sizeof(a->tokens)); /* a revoked service token stops at once */
 }
 
 int wr_access_watch(wr_access *a, void (*cb)(void *user), void *user) {
@@ -304,14 +377,6 @@ int wr_access_watch(wr_access *a, void (*cb)(void *user), void *user) {
 void wr_access_unwatch(wr_access *a, void *user) {
   for (size_t i = 0; a && i < WR__ACCESS_WATCHERS; i++)
     if (a->watchers[i].user == user) memset(&a->watchers[i], 0, sizeof(a->watchers[i]));
-}
-
-/* The gate's view of |host|: with a store thread, what the cache holds
- * (prefetched); else a read on the loop. */
-static json_t *gate_doc(wr_access *a, const char *host) {
-  if (!a->async) return wr__access_host_doc(a, host);
-  wr__access_host *slot = slot_find(a, host);
-  return slot ? slot->doc : NULL;
 }
 
 /* ---- tokens ------------------------------------------------------------------------- */
@@ -349,11 +414,54 @@ char *wr__access_sign(wr_access *a, json_t *app, json_t *ident) {
   return tok;
 }
 
+typedef struct audit_job {
+  char *account, *action, *target, *text;
+  int rv;
+  char errmsg[WR_STORE_ERRMSG_MAX];
+} audit_job;
+
+static void audit_run(wr_store *s, void *arg) {
+  audit_job *j = arg;
+  j->rv = wr_store_audit_append(s, "access", j->account, j->action, "access_app", j->target, j->text);
+  if (j->rv != WR_OK) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
+}
+
+static void audit_job_free(audit_job *j) {
+  free(j->account);
+  free(j->action);
+  free(j->target);
+  free(j->text);
+  free(j);
+}
+
+static void audit_done(void *arg, int status) {
+  audit_job *j = arg;
+  if (status != WR_OK || j->rv != WR_OK)
+    wr_warn("access: writing the %s audit row failed: %s", j->action,
+            status == WR_OK ? j->errmsg : "the store thread stopped");
+  audit_job_free(j);
+}
+
+static char *dup_or_null(const char *s) { return s ? wr_xstrdup(s) : NULL; }
+
 void wr__access_audit(wr_access *a, const char *account, const char *action, const char *target, json_t *detail) {
   char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
   json_decref(detail);
-  if (wr_ratelimit_take(&a->audit_rl, wr__access_now_ms(a)) &&
-      wr_store_audit_append(a->store, "access", account, action, "access_app", target, text) != WR_OK)
+  if (!wr_ratelimit_take(&a->audit_rl, wr__access_now_ms(a))) {
+    free(text);
+    return;
+  }
+  if (a->async) { /* the row is written on the store thread; nobody waits for it */
+    audit_job *j = wr_xcalloc(1, sizeof(*j));
+    *j = (audit_job){.account = dup_or_null(account), .action = wr_xstrdup(action),
+                     .target = dup_or_null(target), .text = text};
+    if (wr_store_async_submit(a->async, audit_run, audit_done, j) != WR_OK) {
+      wr_warn("access: the %s audit row was dropped: the store thread is busy", action);
+      audit_job_free(j);
+    }
+    return;
+  }
+  if (wr_store_audit_append(a->store, "access", account, action, "access_app", target, text) != WR_OK)
     wr_warn("access: writing the %s audit row failed: %s", action, wr_store_errmsg(a->store));
   free(text);
 }
@@ -388,7 +496,7 @@ static void identify(wr_access *a, const wr_access_req *q, json_t *app, wr_acces
   *ident = NULL;
   *claims = NULL;
   if (q->client_id && q->client_secret) {
-    if (wr_store_access_token_check(a->store, q->client_id, q->client_secret, tid, tacct) == WR_OK &&
+    if (wr__access_token_check(a, q->client_id, q->client_secret, tid, tacct) == WR_OK &&
         acct && strcmp(tacct, acct) == 0) {
       who->token_id = tid;
       *ident = json_pack("{s:s,s:s}", "common_name", q->client_id, "sub", "");
@@ -460,7 +568,7 @@ static void decide(wr_access *a, const wr_access_req *q, json_t *app, json_t *gr
 void wr_access_check(wr_access *a, const wr_access_req *q, wr_access_decision *d) {
   memset(d, 0, sizeof(*d));
   wr__access_keys_fresh(a);
-  json_t *doc = gate_doc(a, q->host);
+  json_t *doc = wr__access_host_doc(a, q->host);
   if (!doc) {
     d->outcome = WR_ACCESS_ERROR;
     a->stats.errors++;
@@ -602,5 +710,6 @@ void wr__access_destroy(wr_access *a) {
 void wr_access_free(wr_access *a) {
   if (!a) return;
   a->freeing = 1;
+  wr__access_pages_drop(a);
   if (!a->pending) wr__access_destroy(a);
 }

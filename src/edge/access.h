@@ -33,8 +33,12 @@
  *
  * Threading: the loop thread only. Store reads for a host are cached for
  * WR_ACCESS_CACHE_MS (a policy change takes effect within that time); with
- * a store thread, the gate's reads run there (wr_access_prefetch). The
- * team domain's pages still read the store on the loop. */
+ * a store thread every store call runs there: the gate's reads of a
+ * host's apps (wr_access_prefetch) and of service tokens
+ * (wr_access_prefetch_token), the team domain's pages (they wait for the
+ * host's read), the sign-in's user read, audit rows and the periodic key
+ * reload. Only wr_access_new and wr_access_rotate (start-up, the API) use
+ * the store on the caller's thread. */
 #ifndef WR_EDGE_ACCESS_H
 #define WR_EDGE_ACCESS_H
 #include <stddef.h>
@@ -124,6 +128,14 @@ typedef struct wr_access_decision {
  * is back: ask again then, with |stale_ok|), or WR_ERR_LIMIT (the store
  * thread's queue is full: answer as for a store error). */
 int wr_access_prefetch(wr_access *a, const char *host, int stale_ok);
+/* With a store thread: makes sure the service token |client_id| /
+ * |secret| has been checked before wr_access_check needs it (the apps of
+ * |host| are prefetched; no app: nothing to check). WR_OK, WR_AGAIN (a
+ * read is on the store thread: the watchers are called when it is back;
+ * ask again then with |stale_ok|), WR_ERR_LIMIT (queue full). A check is
+ * kept WR_ACCESS_CACHE_MS, by a hash of id and secret. */
+int wr_access_prefetch_token(wr_access *a, const char *host, const char *client_id, const char *secret,
+                             int stale_ok);
 /* Forgets every host's cached applications (the API changed some): the
  * next visitor of each host waits for a fresh read. */
 void wr_access_invalidate(wr_access *a);

@@ -30,6 +30,23 @@ typedef struct wr__access_host {
   uint64_t gen;     /* the read's number: an older read's answer is dropped */
 } wr__access_host;
 
+/* Service-token checks (CF-Access-Client-Id/-Secret) read on the store
+ * thread, kept WR_ACCESS_CACHE_MS by a SHA-256 of id and secret (the
+ * secret itself is not kept). */
+#define WR__ACCESS_TOKEN_SLOTS 512
+#define WR__ACCESS_TOKEN_PROBE 8
+
+typedef struct wr__access_token {
+  uint8_t key[32];  /* SHA-256(client id NUL secret); all zero: a free slot */
+  int used;
+  int rv;           /* wr_store_access_token_check's answer */
+  char id[WR_STORE_UUID_LEN + 1];
+  char account[WR_STORE_ID_LEN + 1];
+  uint64_t expires;
+  int pending, answered;
+  uint64_t gen;
+} wr__access_token;
+
 #define WR__ACCESS_WATCHERS 8
 
 struct wr_access {
@@ -42,6 +59,7 @@ struct wr_access {
   char *certs;
   uint64_t keys_at; /* ms: when the keys were read */
   wr__access_host cache[WR__ACCESS_CACHE_SLOTS];
+  wr__access_token tokens[WR__ACCESS_TOKEN_SLOTS];
   wr_store_async *async;  /* NULL: the gate reads the store on the loop */
   uint64_t gen;           /* reads submitted */
   json_t *aside;
@@ -55,15 +73,31 @@ struct wr_access {
   wr_throttle *signin_rl; /* failed sign-ins per email */
   wr_oidc_states *oidc;   /* pending OpenID Connect sign-ins */
   wr__access_transfer transfers[WR_ACCESS_TRANSFERS]; /* CLI hand-offs */
-  unsigned pending;       /* sign-ins on the worker pool */
+  unsigned pending;       /* jobs on the worker pool and the store thread */
+  int keys_reading;       /* a reload of the keys is on the store thread */
+  struct wr__access_parked *parked; /* team-domain requests waiting for a host's read */
+  int resuming;           /* wr__access_pages_resume is running them again */
   int freeing;            /* wr_access_free ran; the last job frees */
 };
 
 uint64_t wr__access_now_ms(const wr_access *a);
 /* Re-reads the keys when WR_ACCESS_RELOAD_MS passed. */
 void wr__access_keys_fresh(wr_access *a);
-/* The apps of |host| (cached); NULL on a store error. Borrowed. */
+/* The apps of |host| (cached); NULL on a store error. Borrowed. With a
+ * store thread only the cache is read: the caller prefetched |host|
+ * (wr_access_prefetch, or wr__access_page_wait for the team domain). */
 json_t *wr__access_host_doc(wr_access *a, const char *host);
+/* The identity providers of |account| read with |host|'s apps (a JSON
+ * array, borrowed), or NULL. */
+json_t *wr__access_idps(wr_access *a, const char *host, const char *account);
+/* Team-domain pages (access_login.c): 1 when |req| must wait for the
+ * applications of |host| (it was parked, or answered 503 when the store
+ * thread's queue is full), 0 when they are in the cache. */
+int wr__access_page_wait(wr_access *a, wr_httpd_req *req, const char *host);
+/* Runs the parked requests again (a host read is back). */
+void wr__access_pages_resume(wr_access *a);
+/* Answers every parked request 503 (wr_access_free). */
+void wr__access_pages_drop(wr_access *a);
 /* Signs an app token for |app| with identity claims |ident| (stolen). */
 char *wr__access_sign(wr_access *a, json_t *app, json_t *ident);
 /* An audit row within the budget. */
@@ -108,6 +142,13 @@ char *wr__access_oidc_links(wr_access *a, json_t *app, const char *host, const c
 /* /cdn-cgi/access/oidc/<idp id> and /cdn-cgi/access/callback: returns 1
  * when it answered (now or later), 0 for another path. */
 int wr__access_oidc_handle(wr_access *a, wr_httpd_req *req);
+
+/* The service token check for the gate (access_tokens.c): WR_OK with its
+ * id and account, WR_ERR_DENIED, or another error. With a store thread,
+ * from the cache wr_access_prefetch_token filled. */
+int wr__access_token_check(wr_access *a, const char *client_id, const char *secret, char *id, char *account);
+/* Tells the watchers a store read is back (access.c). */
+void wr__access_notify(wr_access *a);
 
 /* Really frees |a| (after the last sign-in job). */
 void wr__access_destroy(wr_access *a);

@@ -42,6 +42,7 @@ typedef struct signin_job {
   wr_access *a;
   wr_httpd_req *req;
   form f;
+  json_t *app; /* a reference */
   char host[WR_STORE_HOST_MAX + 1];
   char hash[WR_PASSWORD_ENCODED_MAX];
   wr_user user;
@@ -243,6 +244,12 @@ int wr__access_redirect_ok(const char *url, const char *host, char *origin, size
 
 /* ---- the sign-in ----------------------------------------------------------------------- */
 
+static void signin_job_free(signin_job *j) {
+  json_decref(j->app);
+  explicit_bzero(j, sizeof(*j)); /* the password and its hash */
+  free(j);
+}
+
 static void signin_work(uv_work_t *w) {
   signin_job *j = w->data;
   /* Unknown users cost the same time as a wrong password. */
@@ -297,13 +304,10 @@ static void signin_done(uv_work_t *w, int status) {
     wr_info("access: failed sign-in for %s to %s", j->f.email, j->host);
     form_page(a, j->req, 403, j->host, j->f.kid, j->f.redirect, "Wrong email or password.");
   } else {
-    json_t *app = wr__access_app_by_kid(a, j->host, j->f.kid);
-    if (app) signin_success(j, app);
-    else form_page(a, j->req, 404, j->host, j->f.kid, j->f.redirect, "This application does not exist any more.");
+    signin_success(j, j->app);
   }
   int last = a->freeing && !a->pending;
-  explicit_bzero(j, sizeof(*j)); /* the password and its hash */
-  free(j);
+  signin_job_free(j);
   if (last) wr__access_destroy(a);
 }
 
@@ -332,6 +336,46 @@ static int read_form(wr_access *a, wr_httpd_req *req, const char *host, form *f)
   return 0;
 }
 
+/* Whether |j|'s email is a user of the app's account (not a service user)
+ * with a password; the hash into j->hash. On either thread. */
+static int user_known(wr_store *s, signin_job *j) {
+  const char *acct = json_string_value(json_object_get(j->app, "account_id"));
+  return wr_store_user_get_by_email(s, j->f.email, &j->user) == WR_OK && !j->user.is_service && acct &&
+         strcmp(j->user.account_id, acct) == 0 &&
+         wr_store_user_password_hash(s, j->user.id, j->hash, sizeof(j->hash)) == WR_OK;
+}
+
+/* The password check on the worker pool. */
+static void signin_verify(signin_job *j) {
+  wr_access *a = j->a;
+  j->work.data = j;
+  if (uv_queue_work(a->loop, &j->work, signin_work, signin_done) != 0) {
+    form_page(a, j->req, 503, j->host, j->f.kid, j->f.redirect, "The edge is busy; try again.");
+    signin_job_free(j);
+    return;
+  }
+  a->pending++;
+}
+
+static void user_run(wr_store *s, void *arg) {
+  signin_job *j = arg;
+  j->known = user_known(s, j);
+}
+
+static void user_done(void *arg, int status) {
+  signin_job *j = arg;
+  wr_access *a = j->a;
+  a->pending--;
+  if (a->freeing || status != WR_OK) {
+    wr_httpd_respond_simple(j->req, 503, "text/plain", "shutting down\n", 14);
+    int last = a->freeing && !a->pending;
+    signin_job_free(j);
+    if (last) wr__access_destroy(a);
+    return;
+  }
+  signin_verify(j);
+}
+
 static void signin(wr_access *a, wr_httpd_req *req, const char *host) {
   signin_job *j = wr_xcalloc(1, sizeof(*j));
   char origin[FIELD_MAX];
@@ -349,22 +393,67 @@ static void signin(wr_access *a, wr_httpd_req *req, const char *host) {
     form_page(a, req, 429, host, j->f.kid, j->f.redirect, msg);
     goto done;
   }
-  const char *acct = json_string_value(json_object_get(app, "account_id"));
-  j->known = wr_store_user_get_by_email(a->store, j->f.email, &j->user) == WR_OK && !j->user.is_service &&
-             acct && strcmp(j->user.account_id, acct) == 0 &&
-             wr_store_user_password_hash(a->store, j->user.id, j->hash, sizeof(j->hash)) == WR_OK;
+  j->app = json_incref(app);
   j->a = a;
   j->req = req;
-  j->work.data = j;
-  if (uv_queue_work(a->loop, &j->work, signin_work, signin_done) != 0) {
+  if (!a->async) { /* no store thread: the user is read here */
+    j->known = user_known(a->store, j);
+    signin_verify(j);
+    return;
+  }
+  if (wr_store_async_submit(a->async, user_run, user_done, j) != WR_OK) {
     form_page(a, req, 503, host, j->f.kid, j->f.redirect, "The edge is busy; try again.");
     goto done;
   }
   a->pending++;
   return;
 done:
-  explicit_bzero(j, sizeof(*j));
-  free(j);
+  signin_job_free(j);
+}
+
+/* ---- waiting for a host's applications ----------------------------------------------- */
+
+struct wr__access_parked {
+  struct wr__access_parked *next;
+  wr_httpd_req *req;
+};
+
+int wr__access_page_wait(wr_access *a, wr_httpd_req *req, const char *host) {
+  if (!a->async) return 0; /* wr__access_host_doc reads the store itself */
+  /* A request run again after a read came back takes what the cache has. */
+  int rv = wr_access_prefetch(a, host, a->resuming);
+  if (rv == WR_OK) return 0;
+  if (rv == WR_AGAIN) {
+    struct wr__access_parked *p = wr_xcalloc(1, sizeof(*p));
+    p->req = req;
+    p->next = a->parked;
+    a->parked = p;
+    return 1;
+  }
+  wr_httpd_respond_simple(req, 503, "text/plain", "the edge is busy; try again\n", 28);
+  return 1;
+}
+
+void wr__access_pages_resume(wr_access *a) {
+  struct wr__access_parked *list = a->parked;
+  a->parked = NULL;
+  a->resuming = 1;
+  while (list) {
+    struct wr__access_parked *next = list->next;
+    wr_access_handle_httpd(a, list->req); /* answers, or parks it again */
+    free(list);
+    list = next;
+  }
+  a->resuming = 0;
+}
+
+void wr__access_pages_drop(wr_access *a) {
+  while (a->parked) {
+    struct wr__access_parked *p = a->parked;
+    a->parked = p->next;
+    wr_httpd_respond_simple(p->req, 503, "text/plain", "shutting down\n", 14);
+    free(p);
+  }
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */
@@ -383,12 +472,16 @@ int wr_access_handle_httpd(wr_access *a, wr_httpd_req *req) {
     wr_httpd_respond_simple(req, 404, "text/plain", "no such application\n", 20);
     return 1;
   }
-  if (!strcmp(req->method, "POST")) {
-    signin(a, req, host);
+  int post = !strcmp(req->method, "POST");
+  if (!post && strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+    wr_httpd_respond_simple(req, 405, "text/plain", "method not allowed\n", 19);
     return 1;
   }
-  if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-    wr_httpd_respond_simple(req, 405, "text/plain", "method not allowed\n", 19);
+  /* The pages read the host's applications from the cache, filled on the
+   * store thread: the request waits (parked) until they are there. */
+  if (wr__access_page_wait(a, req, host)) return 1;
+  if (post) {
+    signin(a, req, host);
     return 1;
   }
   wr__access_field(req->query, strlen(req->query), "kid", kid, sizeof(kid), 0);

@@ -50,6 +50,7 @@ typedef struct oidc_job {
   char *discovery_url, *auth_url, *token_url, *certs_url, *issuer;
   char *client_id, *client_secret, *scopes, *email_claim, *redirect_uri, *code;
   wr_oidc_flow flow;
+  json_t *app;        /* JOB_CALLBACK: the app signed in to (a reference) */
   /* outputs */
   char *location;     /* JOB_START: the provider's authorize URL */
   char email[WR_STORE_EMAIL_MAX + 1];
@@ -67,6 +68,7 @@ static void job_free(oidc_job *j) {
   free(j->client_secret);
   free(j->code);
   free(j->flow.ctx);
+  json_decref(j->app);
   explicit_bzero(j, sizeof(*j));
   free(j);
 }
@@ -205,8 +207,9 @@ static void callback_done(oidc_job *j) {
              *kid = json_string_value(json_object_get(ctx, "kid")),
              *redirect = json_string_value(json_object_get(ctx, "redirect")),
              *account = json_string_value(json_object_get(ctx, "account"));
-  json_t *app = host && kid ? wr__access_app_by_kid(a, host, kid) : NULL;
+  json_t *app = j->app;
   char clear[256];
+  (void)kid;
   bind_cookie(a, &j->flow, 1, clear, sizeof(clear));
   if (j->rv != WR_OK) {
     a->stats.signins_failed++;
@@ -284,18 +287,18 @@ static void queue(wr_access *a, oidc_job *j) {
   a->pending++;
 }
 
-/* The provider |id| of |app|'s account when it is an OpenID Connect one the
- * app allows (a new reference), or NULL. */
-static json_t *usable_idp(wr_access *a, json_t *app, const char *id) {
+/* The provider |id| of |app|'s account (read with |host|'s apps) when it
+ * is an OpenID Connect one the app allows (a new reference), or NULL. */
+static json_t *usable_idp(wr_access *a, const char *host, json_t *app, const char *id) {
   const char *acct = json_string_value(json_object_get(app, "account_id"));
-  json_t *idp = NULL;
-  if (!acct || !idp_allowed(app, id) || wr_store_access_get(a->store, acct, "identity_provider", NULL, id, &idp) != WR_OK)
-    return NULL;
-  if (!is_oidc(idp)) {
-    json_decref(idp);
-    return NULL;
+  json_t *idp;
+  size_t i;
+  if (!acct || !id || !idp_allowed(app, id)) return NULL;
+  json_array_foreach(wr__access_idps(a, host, acct), i, idp) {
+    const char *pid = json_string_value(json_object_get(idp, "id"));
+    if (pid && !strcmp(pid, id)) return is_oidc(idp) ? json_incref(idp) : NULL;
   }
-  return idp;
+  return NULL;
 }
 
 static void start(wr_access *a, wr_httpd_req *req, const char *id) {
@@ -304,7 +307,10 @@ static void start(wr_access *a, wr_httpd_req *req, const char *id) {
   wr__access_field(q, strlen(q), "host", host, sizeof(host), 0);
   wr__access_field(q, strlen(q), "kid", kid, sizeof(kid), 0);
   wr__access_field(q, strlen(q), "redirect_url", redirect, sizeof(redirect), 0);
-  json_t *app = wr__access_app_by_kid(a, host, kid), *idp = app ? usable_idp(a, app, id) : NULL;
+  char canon[WR_STORE_HOST_MAX + 1], err[128];
+  if (wr_store_check_dns_name(host, 0, canon, err, sizeof(err)) == WR_OK && wr__access_page_wait(a, req, host))
+    return; /* back when the host's apps are read */
+  json_t *app = wr__access_app_by_kid(a, host, kid), *idp = app ? usable_idp(a, host, app, id) : NULL;
   if (!idp || wr__access_redirect_ok(redirect, host, origin, sizeof(origin)) != 0) {
     json_decref(idp);
     error_page(req, 400, "This sign-in link is not valid for this application.");
@@ -340,12 +346,24 @@ static void binding_of(wr_httpd_req *req, const char *state, char *out, size_t c
   wr__access_req_cookie(req, name, out, cap);
 }
 
+/* 1 when the request waits for the apps of the host its state names (the
+ * state stays pending meanwhile). */
+static int callback_wait(wr_access *a, wr_httpd_req *req, const char *state) {
+  const char *text = wr_oidc_states_ctx(a->oidc, state);
+  json_t *ctx = text ? json_loads(text, 0, NULL) : NULL;
+  const char *host = json_string_value(json_object_get(ctx, "host"));
+  int parked = host && wr__access_page_wait(a, req, host);
+  json_decref(ctx);
+  return parked;
+}
+
 static void callback(wr_access *a, wr_httpd_req *req) {
   char state[WR_OIDC_SECRET_LEN + 8] = "", binding[WR_OIDC_SECRET_LEN + 8], err[160] = "";
-  char *code = wr_xmalloc(FIELD_MAX);
   const char *q = req->query;
   wr_oidc_flow f;
   wr__access_field(q, strlen(q), "state", state, sizeof(state), 0);
+  if (callback_wait(a, req, state)) return;
+  char *code = wr_xmalloc(FIELD_MAX);
   binding_of(req, state, binding, sizeof(binding));
   int rv = wr_oidc_states_take(a->oidc, state, binding, wr__access_now_ms(a), &f);
   json_t *ctx = rv == WR_OK ? json_loads(f.ctx, 0, NULL) : NULL, *app = NULL, *idp = NULL;
@@ -353,7 +371,7 @@ static void callback(wr_access *a, wr_httpd_req *req) {
   if (rv == WR_OK && wr__access_field(q, strlen(q), "error", err, sizeof(err), 0) >= 0) rv = WR_ERR_DENIED;
   else if (rv == WR_OK && wr__access_field(q, strlen(q), "code", code, FIELD_MAX, 0) <= 0) rv = WR_ERR_PROTO;
   if (rv == WR_OK && host && (app = wr__access_app_by_kid(a, host, json_string_value(json_object_get(ctx, "kid")))))
-    idp = usable_idp(a, app, json_string_value(json_object_get(ctx, "idp")));
+    idp = usable_idp(a, host, app, json_string_value(json_object_get(ctx, "idp")));
   if (rv != WR_OK || !idp) {
     a->stats.signins_failed++;
     wr_info("access: OpenID Connect callback refused (%s%s)", rv == WR_ERR_NOTFOUND ? "unknown or used state"
@@ -366,6 +384,7 @@ static void callback(wr_access *a, wr_httpd_req *req) {
     oidc_job *j = job_new(a, req, JOB_CALLBACK, idp);
     j->flow = f; /* ctx moves to the job */
     j->code = wr_xstrdup(code);
+    j->app = json_incref(app);
     queue(a, j);
   }
   json_decref(idp);
@@ -389,11 +408,11 @@ int wr__access_oidc_handle(wr_access *a, wr_httpd_req *req) {
 char *wr__access_oidc_links(wr_access *a, json_t *app, const char *host, const char *kid, const char *redirect,
                             char **auto_url) {
   const char *acct = json_string_value(json_object_get(app, "account_id"));
-  json_t *idps = NULL, *idp;
+  json_t *idps, *idp;
   size_t i, n = 0, cap = 64;
   char *html = wr_xcalloc(1, cap), eh[WR_STORE_HOST_MAX * 3], ek[256], er[FIELD_MAX * 3];
   *auto_url = NULL;
-  if (!app || !acct || wr_store_access_list(a->store, acct, "identity_provider", NULL, &idps) != WR_OK) return html;
+  if (!app || !acct || !(idps = wr__access_idps(a, host, acct))) return html;
   wr__access_url_escape(host, eh, sizeof(eh));
   wr__access_url_escape(kid, ek, sizeof(ek));
   wr__access_url_escape(redirect, er, sizeof(er));
@@ -416,6 +435,5 @@ char *wr__access_oidc_links(wr_access *a, json_t *app, const char *host, const c
     free(*auto_url);
     *auto_url = NULL;
   }
-  json_decref(idps);
   return html;
 }

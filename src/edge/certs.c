@@ -13,6 +13,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "edge/certs_int.h"
 #include "edge/pki.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
@@ -21,45 +22,6 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "proto/tls_hello.h"
-
-#define MAX_PEM (256u * 1024u)
-#define ISSUED_DAYS 90
-#define ISSUED_RENEW_S (30 * 86400)
-#define ISSUED_MAX 4096
-#define ISSUED_BUCKETS 512
-#define RESCAN_S 1
-
-struct wr_cert {
-  wr_cert *next;         /* issued: hash chain */
-  wr_tls_creds *creds;
-  int refs;              /* the table's own reference counts as one */
-  int uploaded;
-  int acme;              /* obtained by ACME (edge/acme.h) */
-  char file[WR_CERTS_NAME_MAX + 1]; /* base name of its files (uploaded, ACME) */
-  int carried;           /* kept over one rescan that could not load its files */
-  time_t made, not_after;
-  size_t n_names;
-  char names[WR_CERTS_MAX_NAMES][WR_CERTS_NAME_MAX + 1];
-};
-
-/* Certificates read from one directory, reread when it changes. */
-typedef struct cert_table {
-  char *dir;             /* DIR/certs or DIR/acme/certs */
-  int by_host;           /* files are <host>.pem (ACME), else <id>.pem */
-  wr_cert **ents;        /* each holding a table reference */
-  size_t n;
-  struct timespec mtime;
-  time_t last_scan;
-} cert_table;
-
-struct wr_certs {
-  char *dir;             /* DIR */
-  wr_pem_pair ca;
-  cert_table up;         /* uploaded */
-  cert_table acme;       /* obtained by ACME (edge/acme.h) */
-  wr_cert *issued[ISSUED_BUCKETS];
-  size_t n_issued;
-};
 
 /* ---- certificate facts ------------------------------------------------------- */
 
@@ -325,7 +287,7 @@ void wr_cert_release(wr_cert *r) {
   free(r);
 }
 
-static wr_cert *ref(wr_cert *r) {
+wr_cert *wr__cert_ref(wr_cert *r) {
   r->refs++;
   return r;
 }
@@ -429,7 +391,7 @@ static int table_rescan(cert_table *t) {
       ents[n++] = r;
     } else if ((old = table_find_file(t, names[i])) && !old->carried) {
       old->carried = 1; /* once: a pair still broken a second later goes */
-      ents[n++] = ref(old);
+      ents[n++] = wr__cert_ref(old);
       kept = 1;
     }
     free(names[i]);
@@ -471,7 +433,7 @@ static wr_cert *table_pick(cert_table *t, const char *host) {
       }
     }
   }
-  return best ? ref(best) : NULL;
+  return best ? wr__cert_ref(best) : NULL;
 }
 
 wr_cert *wr_certs_uploaded(wr_certs *c, const char *host) { return table_pick(&c->up, host); }
@@ -485,65 +447,6 @@ wr_cert *wr_certs_acme(wr_certs *c, const char *host) {
   return r;
 }
 
-/* ---- runtime: issued by the edge CA ------------------------------------------- */
-
-static void drop_issued(wr_certs *c) {
-  for (size_t i = 0; i < ISSUED_BUCKETS; i++) {
-    wr_cert *r = c->issued[i];
-    while (r) {
-      wr_cert *n = r->next;
-      wr_cert_release(r);
-      r = n;
-    }
-    c->issued[i] = NULL;
-  }
-  c->n_issued = 0;
-}
-
-static wr_cert *issue(wr_certs *c, const char *host) {
-  const char *dns[1] = {host};
-  wr_pki_req req = {.common_name = host, .dns = dns, .n_dns = 1, .days = ISSUED_DAYS};
-  wr_pem_pair pair = {NULL, NULL};
-  char err[256];
-  wr_cert *r = wr_xcalloc(1, sizeof(*r));
-  int rv = wr_pki_issue(&c->ca, &req, &pair, err, sizeof(err));
-  if (rv == WR_OK) rv = wr_tls_creds_server_mem(pair.cert, pair.key, &r->creds, err, sizeof(err));
-  wr_pem_pair_free(&pair);
-  if (rv != WR_OK) {
-    wr_warn("cannot issue a certificate for %s: %s", host, err);
-    free(r);
-    return NULL;
-  }
-  r->refs = 1;
-  r->made = time(NULL);
-  r->n_names = 1;
-  snprintf(r->names[0], sizeof(r->names[0]), "%s", host);
-  wr_debug("issued a certificate for %s from the edge CA", host);
-  return r;
-}
-
-wr_cert *wr_certs_issued(wr_certs *c, const char *host) {
-  if (!wr_tls_name_valid(host, 0)) return NULL;
-  unsigned b = wr_hash_str(host) % ISSUED_BUCKETS;
-  time_t now = time(NULL);
-  for (wr_cert **pp = &c->issued[b]; *pp; pp = &(*pp)->next) {
-    wr_cert *r = *pp;
-    if (strcmp(r->names[0], host) != 0) continue;
-    if (now - r->made < ISSUED_RENEW_S) return ref(r);
-    *pp = r->next; /* old: issue a fresh one */
-    c->n_issued--;
-    wr_cert_release(r);
-    break;
-  }
-  if (c->n_issued >= ISSUED_MAX) drop_issued(c);
-  wr_cert *r = issue(c, host);
-  if (!r) return NULL;
-  r->next = c->issued[b];
-  c->issued[b] = r;
-  c->n_issued++;
-  return ref(r);
-}
-
 int wr_certs_open(const char *data_dir, wr_certs **out, char *err, size_t errlen) {
   wr_certs *c = wr_xcalloc(1, sizeof(*c));
   int rv = wr_pki_load_pair(data_dir, WR_PKI_CA_CERT, WR_PKI_CA_KEY, &c->ca, err, errlen);
@@ -552,6 +455,9 @@ int wr_certs_open(const char *data_dir, wr_certs **out, char *err, size_t errlen
     return rv;
   }
   c->dir = wr_xstrdup(data_dir);
+  const char *delay = getenv("WARREN_TEST_SIGN_DELAY_MS");
+  long ms = delay ? strtol(delay, NULL, 10) : 0;
+  c->delay_ms = ms > 0 && ms < 600000 ? (unsigned)ms : 0;
   size_t n = strlen(data_dir) + sizeof(WR_CERTS_ACME_DIR) + 2;
   c->up.dir = wr_xmalloc(n);
   snprintf(c->up.dir, n, "%s/" WR_CERTS_DIR, data_dir);
@@ -564,14 +470,20 @@ int wr_certs_open(const char *data_dir, wr_certs **out, char *err, size_t errlen
   return WR_OK;
 }
 
+void wr__certs_destroy(wr_certs *c) {
+  wr_pem_pair_free(&c->ca);
+  free(c);
+}
+
 void wr_certs_free(wr_certs *c) {
   if (!c) return;
   table_drop(&c->up);
   table_drop(&c->acme);
-  drop_issued(c);
-  wr_pem_pair_free(&c->ca);
+  wr__certs_issue_free(c);
   free(c->dir);
   free(c->up.dir);
   free(c->acme.dir);
-  free(c);
+  c->dir = c->up.dir = c->acme.dir = NULL;
+  c->freeing = 1;
+  if (!c->running) wr__certs_destroy(c); /* else when the last signing job is back */
 }

@@ -12,9 +12,19 @@
  *              DIR/acme/certs/<host>.pem (0644) and <host>.key (0600),
  *              chosen as uploaded ones are; an expired one is skipped.
  *              The HTTPS front asks for one only for a routed name.
- *   issued     for any other routed hostname, on demand by the edge CA
- *              (DIR/ca.pem, ca.key) and kept in memory: a P-256 leaf for
- *              that one name, valid 90 days, re-issued after 30.
+ *   issued     for any other routed hostname, by the edge CA (DIR/ca.pem,
+ *              ca.key) and kept in memory: a P-256 leaf for that one name
+ *              (a wildcard route "*.zone" gets one for "*.zone", which
+ *              covers one label), valid 90 days, re-issued after 30.
+ *
+ * Signing never runs on the event loop once wr_certs_start gave the
+ * object a loop: names are queued (wr_certs_prepare) and signed on libuv's
+ * worker pool, at most WR__CERTS_SIGNERS at a time, and the watchers are
+ * told when each is back. The edge prepares every routed hostname when it
+ * starts, when a route is added and when the routes change, so that the
+ * handshake's lookup (wr_certs_issued_cached) is a hit; on a miss the
+ * HTTPS front asks for the name first in the queue and the visitor waits.
+ * wr_certs_issued (signing in the caller) is for programs without a loop.
  *
  * The file functions (wr_certs_add/list/delete) are for the command line
  * and the API; they never print or log key material. The runtime object
@@ -24,8 +34,8 @@
  * Lifetimes: wr_certs_pick hands out a reference (wr_cert) that the TLS
  * session holding its credentials keeps until it is freed; the entry's
  * credentials stay alive until the last reference is dropped even when the
- * entry was replaced or evicted meanwhile. Single-threaded: all calls on
- * the loop's thread. Errors: WR_ERR_IO (files), WR_ERR_CRYPTO (a
+ * entry was replaced or evicted meanwhile. All calls on the loop's thread
+ * (only the signing itself runs on the worker pool). Errors: WR_ERR_IO (files), WR_ERR_CRYPTO (a
  * certificate or key GnuTLS refused), WR_ERR_INVAL (a bad name or a key
  * that does not belong to the certificate), WR_ERR_NOTFOUND. */
 #ifndef WR_EDGE_CERTS_H
@@ -34,6 +44,10 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <uv.h>
+
+#include "edge/store.h"
+#include "edge/store_async.h"
 #include "net/tls.h"
 
 #define WR_CERTS_DIR "certs"
@@ -77,8 +91,10 @@ typedef struct wr_certs wr_certs;
 typedef struct wr_cert wr_cert; /* a reference: credentials for one handshake */
 
 /* Loads the edge CA of |data_dir| and the uploaded certificates (a bad
- * file is skipped with a warning). |now| returns seconds (NULL: time()). */
+ * file is skipped with a warning). */
 int wr_certs_open(const char *data_dir, wr_certs **out, char *err, size_t errlen);
+/* Queued names are dropped; with signing jobs still running the object is
+ * freed when the last is back (keep running the loop). NULL: no-op. */
 void wr_certs_free(wr_certs *c);
 
 /* The uploaded certificate for |host| (canonical: lower case, no trailing
@@ -91,6 +107,39 @@ wr_cert *wr_certs_acme(wr_certs *c, const char *host);
  * now (a P-256 key and one signature: well under a millisecond). NULL on
  * failure (logged). */
 wr_cert *wr_certs_issued(wr_certs *c, const char *host);
+
+/* From now on certificates of the edge CA are signed on |loop|'s worker
+ * pool (wr_certs_prepare). Call once, before any prepare. Test hook:
+ * WARREN_TEST_SIGN_DELAY_MS (read by wr_certs_open) makes every signature
+ * take that much longer, on whichever thread it runs. */
+void wr_certs_start(wr_certs *c, uv_loop_t *loop);
+/* The issued certificate for |host| already in memory: the exact name,
+ * else the "*.parent" one; NULL when there is none (nothing is signed
+ * here, so it may be called from a handshake callback, e.g. QUIC's). A
+ * certificate past its renewal age is returned and its renewal queued.
+ * The reference must be released. */
+wr_cert *wr_certs_issued_cached(wr_certs *c, const char *host);
+/* Makes sure a certificate for |name| (a host name or "*.parent") is in
+ * memory or on its way: WR_OK (there is a fresh one), WR_AGAIN (queued or
+ * being signed; |urgent| puts it first in the queue: a visitor waits for
+ * it), WR_ERR_CRYPTO (signing it failed less than a minute ago),
+ * WR_ERR_LIMIT (a non-urgent name and the queue is long), WR_ERR_INVAL
+ * (not a valid name, or no wr_certs_start). */
+int wr_certs_prepare(wr_certs *c, const char *name, int urgent);
+/* Prepares (not urgent) every routed hostname of |store| that has no
+ * uploaded or ACME certificate. The routes are read on |async|'s store
+ * thread (NULL: now, from |store|); one read at a time. */
+void wr_certs_prepare_routes(wr_certs *c, wr_store *store, wr_store_async *async);
+/* Called on the loop each time a signing job is back (done or failed).
+ * At most 4; unwatch before |user| goes away. */
+int wr_certs_watch(wr_certs *c, void (*cb)(void *user), void *user);
+void wr_certs_unwatch(wr_certs *c, void *user);
+
+typedef struct wr_certs_stats {
+  uint64_t signed_ok, sign_failed; /* jobs on the worker pool */
+  uint64_t urgent;                 /* of them, asked for by a waiting handshake */
+} wr_certs_stats;
+const wr_certs_stats *wr_certs_get_stats(const wr_certs *c);
 wr_tls_creds *wr_cert_creds(const wr_cert *r);
 /* Whether the reference is an uploaded certificate (1) or issued (0). */
 int wr_cert_uploaded(const wr_cert *r);

@@ -22,6 +22,11 @@ struct wr_cluster {
   wr_edge_route *routes; /* other edges' tunnels, by tunnel id */
   size_t nroutes;
   unsigned rr;
+  /* Edges (ids) that could not be reached, or whose connection died under
+   * a stream, since the beat that listed them: tried last. A new run of an
+   * edge has a new id, so it is not held against it. */
+  char (*down)[WR_STORE_UUID_LEN + 1];
+  size_t ndown, down_cap;
   int warned;            /* the last beat failed and said so */
   int64_t swept_at;      /* the last beat that read deleted tunnels */
   wr_cluster_stats st;
@@ -80,6 +85,46 @@ static size_t count_peers(const wr_edge_route *r, size_t n) {
   return peers;
 }
 
+static int is_down(const wr_cluster *c, const char *edge_id) {
+  for (size_t i = 0; i < c->ndown; i++)
+    if (strcmp(c->down[i], edge_id) == 0) return 1;
+  return 0;
+}
+
+/* Installs a beat's routes: the rows of an earlier run of this edge (same
+ * peer address, not yet expired) go, and edges marked down stay so only
+ * while the store still lists them. */
+static void set_routes(wr_cluster *c, wr_edge_route *r, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!c->me.peer_addr[0] || strcmp(r[i].peer_addr, c->me.peer_addr) != 0) r[k++] = r[i];
+  free(c->routes);
+  c->routes = r;
+  c->nroutes = k;
+  size_t kd = 0;
+  for (size_t i = 0; i < c->ndown; i++) {
+    int listed = 0;
+    for (size_t j = 0; j < k && !listed; j++) listed = strcmp(r[j].edge_id, c->down[i]) == 0;
+    if (listed) memcpy(c->down[kd++], c->down[i], sizeof(c->down[0]));
+  }
+  c->ndown = kd;
+}
+
+/* wr_peer's report: the edges at |addr| are tried last from now on. */
+static void on_peer_down(void *user, const char *addr) {
+  wr_cluster *c = user;
+  for (size_t i = 0; i < c->nroutes; i++) {
+    if (strcmp(c->routes[i].peer_addr, addr) != 0 || is_down(c, c->routes[i].edge_id)) continue;
+    if (c->ndown == c->down_cap) {
+      c->down_cap = c->down_cap ? c->down_cap * 2 : 4;
+      c->down = wr_xrealloc(c->down, c->down_cap * sizeof(*c->down));
+    }
+    memcpy(c->down[c->ndown++], c->routes[i].edge_id, sizeof(c->down[0]));
+    c->st.marked_down++;
+    wr_info("edge %s at %s is unreachable: forwarding elsewhere first", c->routes[i].edge_id, addr);
+  }
+}
+
 static void beat_done(void *arg, int status) {
   beat_job *j = arg;
   wr_cluster *c = j->c;
@@ -118,9 +163,7 @@ static void beat_done(void *arg, int status) {
       wr_info("connection %s was closed in the store (by another edge or the CLI): closed it",
               j->closed[i]);
     }
-  free(c->routes);
-  c->routes = j->routes;
-  c->nroutes = j->nroutes;
+  set_routes(c, j->routes, j->nroutes);
   j->routes = NULL;
   c->st.remote_tunnels = 0;
   for (size_t i = 0; i < c->nroutes; i++)
@@ -186,10 +229,16 @@ static int fw_open(void *user, const char *tunnel_id, const wr_tunnel_stream_cal
   *out = NULL;
   if (!n) return WR_ERR_NOTFOUND;
   /* Spread streams over the edges that have the tunnel; the others are
-   * the fallbacks if the first cannot be reached. */
+   * the fallbacks if the first cannot be reached, those marked down last. */
   unsigned start = c->rr++;
-  for (size_t i = 0; i < n && k < WR_PEER_MAX_ADDRS; i++)
-    addrs[k++] = c->routes[first + (start + i) % n].peer_addr;
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < n && k < WR_PEER_MAX_ADDRS; i++) {
+      const wr_edge_route *r = &c->routes[first + (start + i) % n];
+      if (is_down(c, r->edge_id) != pass) continue;
+      int dup = 0;
+      for (size_t x = 0; x < k && !dup; x++) dup = strcmp(addrs[x], r->peer_addr) == 0;
+      if (!dup) addrs[k++] = r->peer_addr;
+    }
   return wr_peer_open_stream(c->cfg.peer, addrs, k, tunnel_id, cbs, cb_user, out);
 }
 
@@ -219,6 +268,7 @@ int wr_cluster_new(const wr_cluster_config *cfg, wr_cluster **out) {
   c->timer_on = 1;
   uv_timer_start(&c->timer, on_timer, 0, c->cfg.beat_ms);
   wr_tunnel_server_set_forwarder(cfg->ts, &forwarder, c);
+  if (c->cfg.peer) wr_peer_set_on_down(c->cfg.peer, on_peer_down, c);
   *out = c;
   return WR_OK;
 }
@@ -236,6 +286,7 @@ void wr_cluster_stop(wr_cluster *c) {
   if (c->job) c->job->c = NULL;
   c->job = NULL;
   wr_tunnel_server_set_forwarder(c->cfg.ts, NULL, NULL);
+  if (c->cfg.peer) wr_peer_set_on_down(c->cfg.peer, NULL, NULL);
 }
 
 void wr_cluster_leave(wr_cluster *c, wr_store *store) {
@@ -243,5 +294,6 @@ void wr_cluster_leave(wr_cluster *c, wr_store *store) {
   if (store && wr_store_edge_remove(store, c->me.id) != WR_OK)
     wr_warn("removing this edge from the store: %s", wr_store_errmsg(store));
   free(c->routes);
+  free(c->down);
   free(c);
 }

@@ -18,8 +18,10 @@
  * those of deleted tunnels, are closed here too, and the tunnel server's
  * forwarder answers from the
  * table just read: a tunnel without a live connection here is opened
- * through the edges that have one (the one that served the previous
- * stream of the tunnel last, then the others).
+ * through the edges that have one (in turn; an edge that could not be
+ * reached, or whose connection died under a stream, last until the store
+ * lists it no more). Rows of an earlier run of this edge (its peer
+ * address, not yet expired after a kill -9 and a restart) are ignored.
  *
  * A clean stop (wr_cluster_leave) removes the edge's row and closes its
  * connections' rows at once; other edges stop forwarding to it with
@@ -66,6 +68,7 @@ typedef struct wr_cluster_stats {
   uint64_t remote_closed; /* connections closed here because the store said so */
   uint64_t peers;         /* other live edges serving tunnels (gauge) */
   uint64_t remote_tunnels; /* tunnels reachable through them (gauge) */
+  uint64_t marked_down;   /* edges marked unreachable by a failed forward */
 } wr_cluster_stats;
 
 /* Starts beating (the first beat is queued at once). Returns WR_OK or

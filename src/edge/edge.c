@@ -291,6 +291,7 @@ static void on_store_change(void *user, const char *table) {
     wr_visitor_invalidate_routes(e->visitor);
     wr_visitor_invalidate_routes(e->https);
     if (e->dns) wr_dns_invalidate(e->dns);
+    if (e->certs) wr_certs_prepare_routes(e->certs, e->store, e->store_async);
   }
   /* The heartbeat reads deleted tunnels and closed connections on the
    * store thread. */
@@ -535,6 +536,7 @@ static int start_https(wr_edge *e, wr_visitor_config *vcfg, char *err, size_t er
   char name[80] = "?";
   int rv = wr_certs_open(e->data_dir, &e->certs, err, errlen);
   if (rv != WR_OK) return rv;
+  wr_certs_start(e->certs, e->loop);
   if ((rv = wr_zone_cache_new(e->loop, e->store, e->store_async, 0, &e->zones)) != WR_OK) {
     snprintf(err, errlen, "cannot read the zone settings");
     return rv;
@@ -558,6 +560,9 @@ static int start_https(wr_edge *e, wr_visitor_config *vcfg, char *err, size_t er
                                  : ((struct sockaddr_in6 *)&bound)->sin6_port);
   }
   wr_info("Serving visitors on https://%s%s", name, o->no_http3 ? "" : " (and HTTP/3 on UDP)");
+  /* Certificates for the routed hostnames are signed now, on the worker
+   * pool, so that their first handshakes find them ready. */
+  wr_certs_prepare_routes(e->certs, e->store, e->store_async);
   return WR_OK;
 }
 
@@ -718,6 +723,7 @@ static void update_done(void *user, int rv, int rcode, const char *msg) {
 static void on_route(void *user, int op, const char *hostname, const char *tunnel_id) {
   wr_edge *e = user;
   if (e->dns) wr_dns_invalidate(e->dns);
+  if (op == WR_API_ROUTE_SET && e->certs) wr_certs_prepare(e->certs, hostname, 0);
   if (!e->updater) return;
   if (op == WR_API_ROUTE_SET)
     wr_dns_update_publish(e->updater, hostname, tunnel_id, update_done, e);

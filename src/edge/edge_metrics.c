@@ -156,6 +156,8 @@ static void render_cluster(const wr_edge_metrics_config *c, wr_buf *b) {
     counter(b, P "cluster_heartbeats_total", "Heartbeats written to the shared store", s->beats);
     counter(b, P "cluster_heartbeat_failures_total", "Heartbeats that failed (store unreachable)",
             s->beat_failures);
+    counter(b, P "cluster_edges_marked_down_total",
+            "Other edges put last because a forward to them failed", s->marked_down);
     counter(b, P "cluster_edges_expired_total",
             "Other edges this edge expired after their heartbeat stopped", s->expired);
     counter(b, P "cluster_connections_closed_total",
@@ -168,6 +170,9 @@ static void render_cluster(const wr_edge_metrics_config *c, wr_buf *b) {
     const wr_peer_stats *s = wr_peer_get_stats(c->peer);
     counter(b, P "forwarded_streams_total", "Streams forwarded to another edge", s->forwarded);
     counter(b, P "forwarded_failed_total", "Forwarded streams no edge could take", s->forward_failed);
+    counter(b, P "forwarded_retried_total",
+            "Forwarded streams sent again to another edge (refused, or lost before the answer)",
+            s->retried);
     counter(b, P "forwarded_reused_total",
             "Forwarded streams that ran on a connection kept from an earlier one", s->reused);
     counter(b, P "peer_streams_total", "Streams other edges forwarded here, opened", s->served);

@@ -17,6 +17,7 @@
 #include "net/tls.h"
 #include "proto/hostport.h"
 #include "proto/peer_frame.h"
+#include "proto/stream_head.h"
 
 /* Unparsed input kept at most (a frame and a read's worth). */
 #define IN_MAX (2 * (WR_PEER_FRAME_MAX + WR_PEER_FRAME_HEAD) + 65536)
@@ -41,6 +42,8 @@ struct wr_peer {
   const char *const *open_addrs;
   size_t open_naddrs;
   const char *open_tunnel;
+  void (*on_down)(void *user, const char *addr);
+  void *on_down_user;
   uv_timer_t reap;      /* moves finished client links to idle (a loop turn later) */
   uv_timer_t idle_sweep; /* closes links idle for too long */
   int timers_open;
@@ -70,12 +73,23 @@ struct plink {
   char addrs[WR_PEER_MAX_ADDRS][WR_STORE_ADDR_MAX + 1];
   size_t naddrs, next_addr;
   int redial;          /* the closing connection is followed by the next address */
+  int retrying;        /* ... with the stream sent again from its start (retry) */
   int to_idle;         /* finished cleanly: idle once the reap timer ran */
   int idle;            /* between streams, in the pool */
   uint64_t idle_since;
   char addr[WR_STORE_ADDR_MAX + 1]; /* the peer it is connected to */
   uint8_t *pend;       /* frames written before the connection was up */
   size_t pend_len, pend_cap;
+  /* Every frame of the stream so far (OPEN included), kept until the
+   * serving edge's first byte of the answer, so that the stream can start
+   * again on another edge; dropped past WR_PEER_REPLAY_MAX. */
+  uint8_t *replay;
+  size_t replay_len, replay_cap;
+  int replay_off;      /* over the bound: no second attempt */
+  int answered;        /* the serving edge sent a byte of the stream (or its FIN) */
+  int aborted;         /* the owner reset or stopped its stream */
+  int idempotent;      /* the request may be sent twice (stream_head.h) */
+  int first_write;     /* the owner's first bytes (the request head) are still to come */
   size_t unconsumed;   /* delivered to the owner, not yet consumed */
   int want_writable;
   /* server */
@@ -101,6 +115,7 @@ static void link_unlink_free(plink *l) {
   if (l->next) l->next->prev = l->prev;
   free(l->in);
   free(l->pend);
+  free(l->replay);
   free(l);
 }
 
@@ -111,18 +126,34 @@ static void maybe_free_peer(wr_peer *p) {
   free(p);
 }
 
-/* Bytes out: to the connection, or (a client still dialling) queued. */
+static void grow_append(uint8_t **buf, size_t *blen, size_t *cap, const uint8_t *data, size_t len) {
+  if (*cap - *blen < len) {
+    while (*cap - *blen < len) *cap = *cap ? *cap * 2 : 4096;
+    *buf = wr_xrealloc(*buf, *cap);
+  }
+  memcpy(*buf + *blen, data, len);
+  *blen += len;
+}
+
+static void replay_drop(plink *l) {
+  free(l->replay);
+  l->replay = NULL;
+  l->replay_len = l->replay_cap = 0;
+  l->replay_off = 1;
+}
+
+/* Bytes out: to the connection, or (a client still dialling) queued; a
+ * client's also kept for a second attempt until the answer starts. */
 static void out(plink *l, const uint8_t *data, size_t len) {
+  if (l->client && !l->replay_off && !l->answered) {
+    if (len > WR_PEER_REPLAY_MAX - l->replay_len) replay_drop(l);
+    else grow_append(&l->replay, &l->replay_len, &l->replay_cap, data, len);
+  }
   if (l->conn && l->connected) {
     wr_conn_write(l->conn, data, len);
     return;
   }
-  if (l->pend_cap - l->pend_len < len) {
-    while (l->pend_cap - l->pend_len < len) l->pend_cap = l->pend_cap ? l->pend_cap * 2 : 4096;
-    l->pend = wr_xrealloc(l->pend, l->pend_cap);
-  }
-  memcpy(l->pend + l->pend_len, data, len);
-  l->pend_len += len;
+  grow_append(&l->pend, &l->pend_len, &l->pend_cap, data, len);
 }
 
 static void out_data(plink *l, const uint8_t *data, size_t len) {
@@ -245,11 +276,48 @@ static void client_give_up(plink *l) {
   if (l->s) wr_tunnel_stream_on_reset(l->s, 0);
 }
 
+static void report_down(plink *l) {
+  wr_peer *p = l->p;
+  if (p->on_down && !p->stopping) p->on_down(p->on_down_user, l->addr);
+}
+
+/* The serving edge refused the stream (|refused|: it has no connection of
+ * the tunnel, nothing reached a connector) or went away before the first
+ * byte of the answer. The stream starts again on the next address with
+ * every frame sent so far, if they were all kept, the owner still wants
+ * it, and the request may reach a connector twice (an idempotent one)
+ * unless refused. Returns 1 if so (the connection is closing; c_close
+ * dials). */
+static int retry(plink *l, int refused) {
+  if (!l->s || l->answered || l->replay_off || l->aborted || l->p->stopping || l->closing ||
+      l->next_addr >= l->naddrs || (!refused && !l->idempotent))
+    return 0;
+  wr_info("forwarding tunnel %s: %s %s before answering; trying the next edge", l->tunnel_id,
+          l->addr, refused ? "refused the stream" : "went away");
+  l->p->st.retried++;
+  l->retrying = 1;
+  l->redial = 1;
+  close_link(l);
+  return 1;
+}
+
+/* Before a second attempt: the stream as it was when first sent. */
+static void rewind_stream(plink *l) {
+  l->retrying = 0;
+  l->pend_len = 0;
+  grow_append(&l->pend, &l->pend_len, &l->pend_cap, l->replay, l->replay_len);
+  l->in_len = 0;
+  l->got_end = 0;
+  l->read_done = 0;
+  l->unconsumed = 0;
+}
+
 static void c_connect(wr_conn *c, int status, const char *msg, void *user) {
   plink *l = user;
   if (c != l->conn) return;
   if (status != WR_OK) {
     wr_info("forwarding tunnel %s: %s", l->tunnel_id, msg ? msg : wr_strerror(status));
+    report_down(l);
     l->redial = 1;
     close_link(l);
     return;
@@ -267,12 +335,16 @@ static int client_frame(plink *l, const wr_peer_frame *f) {
   case WR_PEER_DATA:
     if (l->got_end || l->idle || l->to_idle) return -1;
     if (l->read_done) return 0; /* we sent STOP: the rest is dropped */
+    l->answered = 1;
+    replay_drop(l);
     l->unconsumed += f->len;
     if (l->s) wr_tunnel_stream_on_data(l->s, f->payload, f->len, 0);
     return 0;
   case WR_PEER_FIN:
   case WR_PEER_RESET:
     if (l->got_end || l->idle || l->to_idle) return -1; /* one end per stream */
+    if (f->type == WR_PEER_RESET && retry(l, f->code == WR_PEER_CODE_REFUSED)) return 0;
+    l->answered = 1;
     l->got_end = 1;
     if (l->read_done) return 0;
     l->read_done = 1;
@@ -334,6 +406,8 @@ static void c_eof(wr_conn *c, int status, const char *msg, void *user) {
   (void)msg;
   if (c != l->conn) return;
   /* The serving edge went away before its side ended: a lost connection. */
+  if (l->s && !l->answered && !l->read_done) report_down(l);
+  if (!l->read_done && retry(l, 0)) return;
   if (!l->read_done) {
     l->read_done = 1;
     if (l->s) wr_tunnel_stream_on_reset(l->s, 0);
@@ -357,6 +431,7 @@ static void c_close(wr_conn *c, void *user) {
   l->idle = l->to_idle = 0;
   if (l->redial && !l->p->stopping) {
     l->redial = 0;
+    if (l->retrying) rewind_stream(l);
     if (dial(l) == 0) return;
     client_give_up(l);
   }
@@ -414,19 +489,36 @@ static plink *take_idle(wr_peer *p, const char *const *addrs, size_t naddrs) {
 
 /* ---- the via transport: what the tunnel server calls for forwarded streams ------- */
 
-/* A stream on a connection the pool kept: the OPEN goes out at once. No
- * other address is tried if it fails (its bytes are not kept). */
-static void reuse(plink *l, wr_tunnel_stream *s, const char *tunnel_id) {
+/* A new stream's state; |addrs| are the edges to try if the first fails
+ * (the one |l| is connected to, if any, is left out). */
+static void stream_begin(plink *l, wr_tunnel_stream *s, const char *tunnel_id,
+                         const char *const *addrs, size_t naddrs) {
   l->s = s;
   l->read_done = l->write_done = l->sent_end = l->got_end = 0;
   l->unconsumed = 0;
   l->want_writable = 0;
+  l->answered = l->aborted = l->idempotent = l->retrying = 0;
+  l->first_write = 1;
+  free(l->replay);
+  l->replay = NULL;
+  l->replay_len = l->replay_cap = 0;
+  l->replay_off = 0;
   l->next_addr = l->naddrs = 0;
+  for (size_t i = 0; i < naddrs && l->naddrs < WR_PEER_MAX_ADDRS; i++)
+    if (!l->conn || strcmp(addrs[i], l->addr) != 0)
+      snprintf(l->addrs[l->naddrs++], sizeof(l->addrs[0]), "%s", addrs[i]);
   snprintf(l->tunnel_id, sizeof(l->tunnel_id), "%s", tunnel_id);
   uint8_t head[WR_PEER_FRAME_HEAD];
   wr_peer_frame_head(head, WR_PEER_OPEN, WR_STORE_UUID_LEN);
   out(l, head, sizeof(head));
   out(l, (const uint8_t *)l->tunnel_id, WR_STORE_UUID_LEN);
+}
+
+/* A stream on a connection the pool kept: the OPEN goes out at once. If
+ * that edge is gone by now, the others are tried (retry). */
+static void reuse(plink *l, wr_tunnel_stream *s, const char *tunnel_id) {
+  wr_peer *p = l->p;
+  stream_begin(l, s, tunnel_id, p->open_addrs, p->open_naddrs);
   update_reading(l);
 }
 
@@ -445,16 +537,10 @@ static int v_stream_open(void *t, wr_tunnel_stream *s, int64_t *sid, void **sh) 
   l = wr_xcalloc(1, sizeof(*l));
   l->p = p;
   l->client = 1;
-  l->s = s;
-  snprintf(l->tunnel_id, sizeof(l->tunnel_id), "%s", p->open_tunnel);
-  for (size_t i = 0; i < p->open_naddrs && l->naddrs < WR_PEER_MAX_ADDRS; i++)
-    snprintf(l->addrs[l->naddrs++], sizeof(l->addrs[0]), "%s", p->open_addrs[i]);
-  uint8_t head[WR_PEER_FRAME_HEAD];
-  wr_peer_frame_head(head, WR_PEER_OPEN, WR_STORE_UUID_LEN);
-  out(l, head, sizeof(head));
-  out(l, (const uint8_t *)l->tunnel_id, WR_STORE_UUID_LEN);
+  stream_begin(l, s, p->open_tunnel, p->open_addrs, p->open_naddrs);
   if (dial(l) != 0) {
     free(l->pend);
+    free(l->replay);
     free(l);
     return WR_ERR_NOTFOUND;
   }
@@ -477,6 +563,13 @@ static int v_stream_write(void *t, int64_t sid, void *sh, const uint8_t *data, s
   if (len && queued(l) >= WR_PEER_WINDOW) {
     l->want_writable = 1;
     return WR_AGAIN;
+  }
+  /* The owner's first write is the whole request head (preamble +
+   * ConnectRequest; visitor_proxy writes it at once): whether a second
+   * attempt may reach a connector is judged on it. */
+  if (l->first_write && len) {
+    l->first_write = 0;
+    l->idempotent = wr_stream_request_idempotent(data, len);
   }
   out_data(l, data, len);
   *accepted = len;
@@ -507,6 +600,7 @@ static void v_stream_reset(void *t, int64_t sid, void *sh, uint64_t code) {
   (void)t;
   (void)sid;
   if (l->write_done) return;
+  l->aborted = 1;
   out_code(l, WR_PEER_RESET, code);
   l->write_done = 1;
   maybe_finish(l);
@@ -517,6 +611,7 @@ static void v_stream_stop(void *t, int64_t sid, void *sh, uint64_t code) {
   (void)t;
   (void)sid;
   if (l->read_done) return;
+  l->aborted = 1;
   out_code(l, WR_PEER_STOP, code);
   l->read_done = 1;
   l->unconsumed = 0;
@@ -612,7 +707,7 @@ static void server_open(plink *l, const wr_peer_frame *f) {
   }
   p->st.refused++;
   l->st = NULL;
-  out_code(l, WR_PEER_RESET, 0);
+  out_code(l, WR_PEER_RESET, WR_PEER_CODE_REFUSED);
   l->write_done = l->read_done = 1;
 }
 
@@ -861,6 +956,11 @@ int wr_peer_addr(const wr_peer *p, struct sockaddr_storage *ss) {
 }
 
 const wr_peer_stats *wr_peer_get_stats(const wr_peer *p) { return &p->st; }
+
+void wr_peer_set_on_down(wr_peer *p, void (*fn)(void *user, const char *addr), void *user) {
+  p->on_down = fn;
+  p->on_down_user = user;
+}
 
 void wr_peer_free(wr_peer *p) {
   if (!p || p->stopping) return;

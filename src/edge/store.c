@@ -384,6 +384,28 @@ void *wr__store_grow(void *arr, size_t n, size_t *cap, size_t size) {
   return wr_xrealloc(arr, *cap * size);
 }
 
+void *wr__store_rows(wr_store *s, wr_db_stmt *st, const char *what, size_t size,
+                     wr__store_row_fn read, size_t *n, int *rv) {
+  unsigned char *rows = NULL;
+  size_t cnt = 0, cap = 0;
+  int rc;
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
+    rows = wr__store_grow(rows, cnt, &cap, size);
+    memset(rows + cnt * size, 0, size);
+    read(st, rows + cnt++ * size);
+  }
+  *rv = WR_OK;
+  if (rc != WR_DB_DONE) {
+    *rv = wr__store_dberr(s, what);
+    free(rows);
+    rows = NULL;
+    cnt = 0;
+  }
+  wr_db_finalize(st);
+  *n = cnt;
+  return rows;
+}
+
 /* --- statements ----------------------------------------------------------- */
 
 /* Binds parameters 1..n from |fmt|: 's' text (NULL binds NULL), 'i' int64,

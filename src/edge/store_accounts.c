@@ -33,7 +33,8 @@ int wr_store_account_create(wr_store *s, const char *actor, const char *name, wr
   return rv;
 }
 
-static void read_account(wr_db_stmt *st, wr_account *a) {
+static void read_account(wr_db_stmt *st, void *row) {
+  wr_account *a = row;
   wr__store_col_copy(st, 0, a->id, sizeof(a->id));
   wr__store_col_copy(st, 1, a->name, sizeof(a->name));
   a->created_at = wr_db_col_int64(st, 2);
@@ -82,23 +83,13 @@ int wr_store_account_default(wr_store *s, wr_account *out) {
 
 int wr_store_account_list(wr_store *s, wr_account **out, size_t *n) {
   wr_db_stmt *st;
-  wr_account *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   rv = wr__store_prepf(s, &st, "SELECT id, name, created_at FROM accounts ORDER BY created_at, id",
                        "");
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_account(st, PUSH(rows, cnt, cap));
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read accounts");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read accounts", sizeof(**out), read_account, n, &rv);
   return rv;
 }
 
@@ -119,7 +110,8 @@ static int check_email(wr_store *s, const char *email) {
   return WR_OK;
 }
 
-static void read_user(wr_db_stmt *st, wr_user *u) {
+static void read_user(wr_db_stmt *st, void *row) {
+  wr_user *u = row;
   wr__store_col_copy(st, 0, u->id, sizeof(u->id));
   wr__store_col_copy(st, 1, u->account_id, sizeof(u->account_id));
   wr__store_col_copy(st, 2, u->email, sizeof(u->email));
@@ -247,7 +239,8 @@ out_notx:
   "SELECT k.id, k.user_id, u.account_id, coalesce(k.zone_id, ''), k.created_at, coalesce(k.revoked_at, 0)" \
   " FROM api_tokens k JOIN users u ON u.id = k.user_id "
 
-static void read_token(wr_db_stmt *st, wr_api_token *k) {
+static void read_token(wr_db_stmt *st, void *row) {
+  wr_api_token *k = row;
   wr__store_col_copy(st, 0, k->id, sizeof(k->id));
   wr__store_col_copy(st, 1, k->user_id, sizeof(k->user_id));
   wr__store_col_copy(st, 2, k->account_id, sizeof(k->account_id));
@@ -371,33 +364,21 @@ out:
 
 int wr_store_user_list(wr_store *s, const char *account_id, wr_user **out, size_t *n) {
   wr_db_stmt *st;
-  wr_user *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   rv = wr__store_prepf(s, &st,
                        USER_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) ORDER BY lower(email), email",
                        "s", account_id);
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_user(st, PUSH(rows, cnt, cap));
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read users");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read users", sizeof(**out), read_user, n, &rv);
   return rv;
 }
 
 int wr_store_token_list(wr_store *s, const char *user_id, int include_revoked, wr_api_token **out,
                         size_t *n) {
   wr_db_stmt *st;
-  wr_api_token *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   rv = wr__store_prepf(s, &st,
@@ -405,15 +386,7 @@ int wr_store_token_list(wr_store *s, const char *user_id, int include_revoked, w
                           " ORDER BY k.created_at, k.id",
              "si", user_id, (int64_t)(include_revoked != 0));
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_token(st, PUSH(rows, cnt, cap));
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read API tokens");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read API tokens", sizeof(**out), read_token, n, &rv);
   return rv;
 }
 

@@ -47,7 +47,8 @@ static void format_ipv6(const char *account_id, int64_t host, char out[46]) {
   snprintf(out, 46, "%s", tmp);
 }
 
-static void read_device(wr_db_stmt *st, wr_device *d) {
+static void read_device(wr_db_stmt *st, void *row) {
+  wr_device *d = row;
   int64_t host;
   memset(d, 0, sizeof(*d));
   wr__store_col_copy(st, 0, d->id, sizeof(d->id));
@@ -274,9 +275,7 @@ out:
 int wr_store_device_list(wr_store *s, const char *account_id, int include_revoked,
                          wr_device **out, size_t *n) {
   wr_db_stmt *st;
-  wr_device *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   rv = wr__store_prepf(s, &st,
@@ -284,15 +283,7 @@ int wr_store_device_list(wr_store *s, const char *account_id, int include_revoke
                                      " AND (?2 <> 0 OR revoked_at IS NULL) ORDER BY created_at, rowid",
                        "si", account_id, (int64_t)(include_revoked != 0));
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_device(st, PUSH(rows, cnt, cap));
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read devices");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read devices", sizeof(**out), read_device, n, &rv);
   return rv;
 }
 

@@ -118,7 +118,8 @@ int wr__store_host_in_zone(const char *host, const char *zone) {
 }
 /* --- zones ---------------------------------------------------------------------- */
 
-static void read_zone(wr_db_stmt *st, wr_zone *z) {
+static void read_zone(wr_db_stmt *st, void *row) {
+  wr_zone *z = row;
   wr__store_col_copy(st, 0, z->id, sizeof(z->id));
   wr__store_col_copy(st, 1, z->account_id, sizeof(z->account_id));
   wr__store_col_copy(st, 2, z->name, sizeof(z->name));
@@ -178,9 +179,7 @@ int wr_store_zone_get(wr_store *s, const char *id, wr_zone *out) {
 
 int wr_store_zone_list(wr_store *s, const char *account_id, wr_zone **out, size_t *n) {
   wr_db_stmt *st;
-  wr_zone *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   rv = wr__store_prepf(s, &st,
@@ -188,15 +187,7 @@ int wr_store_zone_list(wr_store *s, const char *account_id, wr_zone **out, size_
              " WHERE (?1 IS NULL OR account_id = ?1) ORDER BY name",
              "s", account_id);
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_zone(st, PUSH(rows, cnt, cap));
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read zones");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read zones", sizeof(**out), read_zone, n, &rv);
   return rv;
 }
 

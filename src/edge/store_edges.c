@@ -127,11 +127,19 @@ int wr_store_edge_remove(wr_store *s, const char *id) {
   return wr__store_tx_end(s, rv);
 }
 
+static void read_edge(wr_db_stmt *st, void *row) {
+  wr_edge_rec *e = row;
+  wr__store_col_copy(st, 0, e->id, sizeof(e->id));
+  wr__store_col_copy(st, 1, e->tunnel_addr, sizeof(e->tunnel_addr));
+  wr__store_col_copy(st, 2, e->visitor_addr, sizeof(e->visitor_addr));
+  wr__store_col_copy(st, 3, e->peer_addr, sizeof(e->peer_addr));
+  e->started_at = wr_db_col_int64(st, 4);
+  e->heartbeat_at = wr_db_col_int64(st, 5);
+}
+
 int wr_store_edge_list(wr_store *s, wr_edge_rec **out, size_t *n) {
   wr_db_stmt *st;
-  wr_edge_rec *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   rv = wr__store_prepf(s, &st,
@@ -139,32 +147,21 @@ int wr_store_edge_list(wr_store *s, wr_edge_rec **out, size_t *n) {
                        " FROM edges ORDER BY started_at, id",
                        "");
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
-    wr_edge_rec *e = PUSH(rows, cnt, cap);
-    wr__store_col_copy(st, 0, e->id, sizeof(e->id));
-    wr__store_col_copy(st, 1, e->tunnel_addr, sizeof(e->tunnel_addr));
-    wr__store_col_copy(st, 2, e->visitor_addr, sizeof(e->visitor_addr));
-    wr__store_col_copy(st, 3, e->peer_addr, sizeof(e->peer_addr));
-    e->started_at = wr_db_col_int64(st, 4);
-    e->heartbeat_at = wr_db_col_int64(st, 5);
-  }
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read edges");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read edges", sizeof(**out), read_edge, n, &rv);
   return rv;
+}
+
+static void read_edge_route(wr_db_stmt *st, void *row) {
+  wr_edge_route *r = row;
+  wr__store_col_copy(st, 0, r->tunnel_id, sizeof(r->tunnel_id));
+  wr__store_col_copy(st, 1, r->edge_id, sizeof(r->edge_id));
+  wr__store_col_copy(st, 2, r->peer_addr, sizeof(r->peer_addr));
 }
 
 int wr_store_edge_routes(wr_store *s, const char *self, int64_t fresh_since, wr_edge_route **out,
                          size_t *n) {
   wr_db_stmt *st;
-  wr_edge_route *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   rv = wr__store_prepf(s, &st,
@@ -174,19 +171,6 @@ int wr_store_edge_routes(wr_store *s, const char *self, int64_t fresh_since, wr_
                        " AND e.peer_addr <> '' ORDER BY c.tunnel_id, e.id",
                        "si", self ? self : "", fresh_since);
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
-    wr_edge_route *r = PUSH(rows, cnt, cap);
-    wr__store_col_copy(st, 0, r->tunnel_id, sizeof(r->tunnel_id));
-    wr__store_col_copy(st, 1, r->edge_id, sizeof(r->edge_id));
-    wr__store_col_copy(st, 2, r->peer_addr, sizeof(r->peer_addr));
-  }
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read the edges' tunnels");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read the edges' tunnels", sizeof(**out), read_edge_route, n, &rv);
   return rv;
 }

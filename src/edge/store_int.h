@@ -68,6 +68,15 @@ void *wr__store_grow(void *arr, size_t n, size_t *cap, size_t size);
 #define PUSH(arr, n, cap)                                                                          \
   ((arr) = wr__store_grow((arr), (n), &(cap), sizeof(*(arr))),                                    \
    memset(&(arr)[(n)], 0, sizeof(*(arr))), &(arr)[(n)++])
+/* Fills |row| (zeroed) from the current row of |st|. */
+typedef void (*wr__store_row_fn)(wr_db_stmt *st, void *row);
+/* The list queries' loop: steps |st| to its end, each row read by |read|
+ * into a new element of |size| bytes, then finalizes |st|. Returns the
+ * array (caller frees; NULL for no rows) with *n its length and *rv WR_OK;
+ * on a database error NULL, *n 0 and *rv the code of wr__store_dberr(s,
+ * |what|). */
+void *wr__store_rows(wr_store *s, wr_db_stmt *st, const char *what, size_t size,
+                     wr__store_row_fn read, size_t *n, int *rv);
 
 /* --- statements and transactions (store.c) -------------------------------- */
 
@@ -96,7 +105,7 @@ int wr__store_audit_insert(wr_store *s, const char *actor, const char *account_i
 
 /* Fills |r| from columns 0..7 of a route query (ROUTE_SELECT's order: id,
  * account, zone id, zone name, hostname, tunnel id, tunnel name, created). */
-void wr__store_read_route(wr_db_stmt *st, wr_route *r);
+void wr__store_read_route(wr_db_stmt *st, void *row); /* a wr_route */
 
 /* --- zones (store_dns.c) -------------------------------------------------- */
 

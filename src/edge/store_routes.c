@@ -31,7 +31,8 @@ const char *wr_route_change_name(wr_route_change c) {
   "SELECT r.id, r.account_id, r.zone_id, z.name, r.hostname, r.tunnel_id, t.name, r.created_at"   \
   " FROM routes r JOIN zones z ON z.id = r.zone_id JOIN tunnels t ON t.id = r.tunnel_id "
 
-void wr__store_read_route(wr_db_stmt *st, wr_route *r) {
+void wr__store_read_route(wr_db_stmt *st, void *row) {
+  wr_route *r = row;
   memset(r, 0, sizeof(*r));
   wr__store_col_copy(st, 0, r->id, sizeof(r->id));
   wr__store_col_copy(st, 1, r->account_id, sizeof(r->account_id));
@@ -199,9 +200,7 @@ int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_
                         size_t *n) {
   char canon[WR_STORE_UUID_LEN + 1];
   wr_db_stmt *st;
-  wr_route *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   if (tunnel_id && (rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK)
@@ -213,15 +212,7 @@ int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_
       " ORDER BY r.hostname",
       "ss", account_id, tunnel_id ? canon : NULL);
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) wr__store_read_route(st, PUSH(rows, cnt, cap));
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read routes");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read routes", sizeof(**out), wr__store_read_route, n, &rv);
   return rv;
 }
 
@@ -321,7 +312,8 @@ int wr_store_cidr_contains(const wr_store_cidr *outer, const wr_store_cidr *inne
   "SELECT id, account_id, name, comment, is_default, created_at, coalesce(deleted_at, 0)"            \
   " FROM virtual_networks "
 
-static void read_vnet(wr_db_stmt *st, wr_vnet *v) {
+static void read_vnet(wr_db_stmt *st, void *row) {
+  wr_vnet *v = row;
   memset(v, 0, sizeof(*v));
   wr__store_col_copy(st, 0, v->id, sizeof(v->id));
   wr__store_col_copy(st, 1, v->account_id, sizeof(v->account_id));
@@ -457,9 +449,7 @@ int wr_store_vnet_default(wr_store *s, const char *actor, const char *account_id
 int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size_t *n) {
   char id[WR_STORE_UUID_LEN + 1] = "";
   wr_db_stmt *st;
-  wr_vnet *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   if (!f || !f->account_id)
@@ -474,15 +464,7 @@ int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size
              (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name,
              (int64_t)(f->is_default < 0 ? -1 : f->is_default != 0));
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_vnet(st, PUSH(rows, cnt, cap));
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read virtual networks");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read virtual networks", sizeof(**out), read_vnet, n, &rv);
   return rv;
 }
 
@@ -604,7 +586,8 @@ out:
   " FROM ip_routes r JOIN tunnels t ON t.id = r.tunnel_id"                                         \
   " LEFT JOIN virtual_networks v ON v.id = r.virtual_network_id "
 
-static void read_ip_route(wr_db_stmt *st, wr_ip_route *r) {
+static void read_ip_route(wr_db_stmt *st, void *row) {
+  wr_ip_route *r = row;
   memset(r, 0, sizeof(*r));
   wr__store_col_copy(st, 0, r->id, sizeof(r->id));
   wr__store_col_copy(st, 1, r->account_id, sizeof(r->account_id));
@@ -709,9 +692,7 @@ int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route
   char tid[WR_STORE_UUID_LEN + 1] = "", vid[WR_STORE_UUID_LEN + 1] = "",
                                rid[WR_STORE_UUID_LEN + 1] = "";
   wr_db_stmt *st;
-  wr_ip_route *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   if (!f || !f->account_id)
@@ -733,15 +714,7 @@ int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route
       (int64_t)(f->only_deleted != 0), tid[0] ? tid : NULL, vid[0] ? vid : NULL, f->comment,
       rid[0] ? rid : NULL);
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_ip_route(st, PUSH(rows, cnt, cap));
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read IP routes");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read IP routes", sizeof(**out), read_ip_route, n, &rv);
   return rv;
 }
 

@@ -42,7 +42,8 @@ int wr_store_check_tunnel_name(const char *name, char *err, size_t errlen) {
   " (SELECT count(*) FROM connections c WHERE c.tunnel_id = t.id AND c.closed_at IS NULL)"         \
   " FROM tunnels t "
 
-static void read_tunnel(wr_db_stmt *st, wr_tunnel *t) {
+static void read_tunnel(wr_db_stmt *st, void *row) {
+  wr_tunnel *t = row;
   const void *secret = wr_db_col_blob(st, 3);
   size_t slen = wr_db_col_bytes(st, 3);
   memset(t, 0, sizeof(*t));
@@ -189,9 +190,7 @@ static int tunnel_filter_check(wr_store *s, const wr_tunnel_filter *f,
 
 int wr_store_tunnel_list(wr_store *s, const wr_tunnel_filter *f, wr_tunnel **out, size_t *n) {
   wr_db_stmt *st;
-  wr_tunnel *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   char id[WR_STORE_UUID_LEN + 1];
@@ -202,15 +201,7 @@ int wr_store_tunnel_list(wr_store *s, const wr_tunnel_filter *f, wr_tunnel **out
       (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name_prefix, f->exclude_prefix,
       f->existed_at, f->limit ? (int64_t)f->limit : (int64_t)INT64_MAX, (int64_t)f->offset);
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_tunnel(st, PUSH(rows, cnt, cap));
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read tunnels");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read tunnels", sizeof(**out), read_tunnel, n, &rv);
   return rv;
 }
 
@@ -321,13 +312,27 @@ int wr_store_conn_close_all(wr_store *s, size_t *closed) {
   return rv;
 }
 
+static void read_conn(wr_db_stmt *st, void *row) {
+  wr_conn_rec *c = row;
+  wr__store_col_copy(st, 0, c->id, sizeof(c->id));
+  wr__store_col_copy(st, 1, c->tunnel_id, sizeof(c->tunnel_id));
+  c->conn_index = (unsigned)(int)wr_db_col_int64(st, 2);
+  wr__store_col_copy(st, 3, c->client_id, sizeof(c->client_id));
+  wr__store_col_copy(st, 4, c->client_version, sizeof(c->client_version));
+  wr__store_col_copy(st, 5, c->arch, sizeof(c->arch));
+  wr__store_col_copy(st, 6, c->features, sizeof(c->features));
+  wr__store_col_copy(st, 7, c->origin_ip, sizeof(c->origin_ip));
+  wr__store_col_copy(st, 8, c->edge_location, sizeof(c->edge_location));
+  c->opened_at = wr_db_col_int64(st, 9);
+  c->closed_at = wr_db_col_int64(st, 10);
+  wr__store_col_copy(st, 11, c->edge_id, sizeof(c->edge_id));
+}
+
 int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_conn_rec **out,
                        size_t *n) {
   char canon[WR_STORE_UUID_LEN + 1];
   wr_db_stmt *st;
-  wr_conn_rec *rows = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *out = NULL;
   *n = 0;
   if ((rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK) return rv;
@@ -338,29 +343,7 @@ int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_con
       " WHERE tunnel_id = ? AND (? = 0 OR closed_at IS NULL) ORDER BY opened_at, rowid",
       "si", canon, (int64_t)(open_only != 0));
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
-    wr_conn_rec *c = PUSH(rows, cnt, cap);
-    wr__store_col_copy(st, 0, c->id, sizeof(c->id));
-    wr__store_col_copy(st, 1, c->tunnel_id, sizeof(c->tunnel_id));
-    c->conn_index = (unsigned)(int)wr_db_col_int64(st, 2);
-    wr__store_col_copy(st, 3, c->client_id, sizeof(c->client_id));
-    wr__store_col_copy(st, 4, c->client_version, sizeof(c->client_version));
-    wr__store_col_copy(st, 5, c->arch, sizeof(c->arch));
-    wr__store_col_copy(st, 6, c->features, sizeof(c->features));
-    wr__store_col_copy(st, 7, c->origin_ip, sizeof(c->origin_ip));
-    wr__store_col_copy(st, 8, c->edge_location, sizeof(c->edge_location));
-    c->opened_at = wr_db_col_int64(st, 9);
-    c->closed_at = wr_db_col_int64(st, 10);
-    wr__store_col_copy(st, 11, c->edge_id, sizeof(c->edge_id));
-  }
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read connections");
-    free(rows);
-  } else {
-    *out = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *out = wr__store_rows(s, st, "read connections", sizeof(**out), read_conn, n, &rv);
   return rv;
 }
 
@@ -425,12 +408,14 @@ int wr_store_conn_close_tunnel(wr_store *s, const char *tunnel_id, const char *c
   return rv;
 }
 
+static void read_id(wr_db_stmt *st, void *row) {
+  wr__store_col_copy(st, 0, row, WR_STORE_UUID_LEN + 1);
+}
+
 int wr_store_tunnel_deleted_since(wr_store *s, int64_t since, char (**ids)[WR_STORE_UUID_LEN + 1],
                                   size_t *n) {
   wr_db_stmt *st;
-  char(*rows)[WR_STORE_UUID_LEN + 1] = NULL;
-  size_t cnt = 0, cap = 0;
-  int rv, rc;
+  int rv;
   *ids = NULL;
   *n = 0;
   rv = wr__store_prepf(
@@ -438,15 +423,6 @@ int wr_store_tunnel_deleted_since(wr_store *s, int64_t since, char (**ids)[WR_ST
       "SELECT id FROM tunnels WHERE deleted_at IS NOT NULL AND deleted_at >= ? ORDER BY deleted_at",
       "i", since);
   if (rv != WR_OK) return rv;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW)
-    wr__store_col_copy(st, 0, *PUSH(rows, cnt, cap), WR_STORE_UUID_LEN + 1);
-  if (rc != WR_DB_DONE) {
-    rv = wr__store_dberr(s, "read deleted tunnels");
-    free(rows);
-  } else {
-    *ids = rows;
-    *n = cnt;
-  }
-  wr_db_finalize(st);
+  *ids = wr__store_rows(s, st, "read deleted tunnels", sizeof(**ids), read_id, n, &rv);
   return rv;
 }

@@ -42,7 +42,6 @@
 #define LINGER_MS 2000                 /* after our FIN, wait this long for the visitor's */
 #define PROXY_IDLE_MIN_MS 100000       /* Cloudflare's 100 s origin timeout */
 #define PEND_MAX (64u * 1024u)         /* output gathered before it goes out at once */
-#define TRY_WRITE_MIN (16u * 1024u)    /* batches this large are written directly */
 
 #define DEF_HEADER_TIMEOUT_MS 10000
 #define DEF_IDLE_TIMEOUT_MS 60000
@@ -54,6 +53,14 @@ static void vc_finish(vconn *c);
 /* ---- timers, reading, writing --------------------------------------------- */
 
 static void timer_cb(uv_timer_t *t);
+
+vreq *wr__vconn_req(vconn *c) {
+  if (!c->r) {
+    c->r = wr_xcalloc(1, sizeof(*c->r));
+    c->r->sid = -1;
+  }
+  return c->r;
+}
 
 void wr__vconn_arm(vconn *c, int mode, uint64_t ms) {
   if (c->closed) return;
@@ -105,8 +112,8 @@ static void vc_update_reading(vconn *c) {
   } else if (c->state == VC_H2) {
     want = c->in.len < VIN_MAX && wr__vh2_want_read(c);
   } else if (c->state == VC_PROXY) {
-    want = !c->r.stream_blocked && c->in.len < VIN_MAX &&
-           !(c->r.discard && c->r.discarded > WR__VISITOR_DISCARD_MAX);
+    want = !c->r->stream_blocked && c->in.len < VIN_MAX &&
+           !(c->r->discard && c->r->discarded > WR__VISITOR_DISCARD_MAX);
   } else {
     want = c->shut; /* lingering: read and drop until the visitor's FIN */
   }
@@ -126,7 +133,7 @@ static void vc_update_reading(vconn *c) {
 /* |w| is out in full: counts it and returns its stream credit. */
 static void written(vconn *c, const wreq *w) {
   c->v->stats.bytes_out += w->len;
-  if (w->credit && w->gen == c->gen && c->r.st) wr_tunnel_stream_consume(c->r.st, w->credit);
+  if (w->credit && w->gen == c->gen && c->r && c->r->st) wr_tunnel_stream_consume(c->r->st, w->credit);
   wr__vconn_activity(c);
   if (c->h2) wr__vconn_kick(c); /* frames held back for the backlog may go now */
 }
@@ -146,13 +153,13 @@ static void write_cb(uv_write_t *req, int status) {
   free(w);
 }
 
-/* Hands the gathered output of |c| to the socket. A large batch (a body
- * being downloaded) is written at once with uv_try_write and only what the
- * socket did not take is queued: its stream credit then goes back to QUIC
- * in this iteration, not one loop turn later from write_cb, and the
- * connector's next flight is not held back by our bookkeeping. Small
- * batches keep plain uv_write (a try would cost a failed syscall when the
- * socket is full). */
+/* Hands the gathered output of |c| to the socket: written at once with
+ * uv_try_write when nothing is queued before it, and only what the socket
+ * did not take goes to uv_write. Its stream credit then goes back to QUIC in
+ * this iteration, not one loop turn later from write_cb, and a write that
+ * completes at once costs no epoll_ctl: libuv 1.44 re-arms the socket's
+ * watcher whenever a uv_write completes, which was one epoll_ctl per request
+ * on a keep-alive connection. */
 static void vc_flush(vconn *c) {
   wreq *w = c->pend;
   if (!w) return;
@@ -163,7 +170,7 @@ static void vc_flush(vconn *c) {
   }
   if (c->tls_mode && !(w = wr__vtls_wrap(c, w))) return;
   size_t off = 0;
-  if (w->len >= TRY_WRITE_MIN && c->writes == 0) {
+  if (c->writes == 0) {
     uv_buf_t tb = uv_buf_init((char *)w->data, (unsigned)w->len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &tb, 1);
     if (n > 0) off = (size_t)n;
@@ -317,6 +324,7 @@ static void close_cb(uv_handle_t *h) {
   wr__vtls_free(c);
   free(c->pend);
   free(c->access_jwt);
+  free(c->r);
   free(c);
   visitor_maybe_free(v);
 }
@@ -349,11 +357,12 @@ void wr__vconn_close_now(vconn *c) { vc_close(c, 0); }
  * or Content-Length body simply stops before its end; a close-delimited one
  * (HTTP/1.0) can only say so with a TCP reset. */
 void wr__vconn_abort(vconn *c, const char *why) {
+  wr__vconn_req(c);
   wr_warn("visitor %" PRIu64 " (%s): %s %s%s: response broken after %" PRIu64
           " bytes: %s tunnel=%s connection=%s stream=%" PRId64,
-          c->id, c->ip, c->r.method, c->r.host, c->r.target, c->r.down, why, c->r.tunnel_id,
-          c->r.conn_id[0] ? c->r.conn_id : "-", c->r.sid);
-  if ((c->r.resp == RS_EOF || c->sub) && !c->closed) { /* h2: RST_STREAM */
+          c->id, c->ip, c->r->method, c->r->host, c->r->target, c->r->down, why, c->r->tunnel_id,
+          c->r->conn_id[0] ? c->r->conn_id : "-", c->r->sid);
+  if ((c->r->resp == RS_EOF || c->sub) && !c->closed) { /* h2: RST_STREAM */
     vc_close(c, 1);
     return;
   }
@@ -414,23 +423,24 @@ void wr__vconn_finish(vconn *c) { vc_finish(c); }
 /* The request is over (answered, or the connection is ending). */
 void wr__vconn_end_request(vconn *c, int close) {
   wr_visitor *v = c->v;
-  if (c->r.status || c->r.method[0])
+  wr__vconn_req(c);
+  if (c->r->status || c->r->method[0])
     wr_debug("visitor %" PRIu64 " %s \"%s %s%s %s\" %d tunnel=%s connection=%s "
              "stream=%" PRId64 " up=%" PRIu64 " down=%" PRIu64 " %" PRIu64 "ms",
-             c->id, c->ip, c->r.method[0] ? c->r.method : "-", c->r.host, c->r.target,
-             c->sub ? c->sops->proto : c->r.minor ? "HTTP/1.1" : "HTTP/1.0", c->r.status,
-             c->r.tunnel_id[0] ? c->r.tunnel_id : "-", c->r.conn_id[0] ? c->r.conn_id : "-",
-             c->r.sid, c->r.up, c->r.down, uv_now(v->loop) - c->r.t0);
-  if (c->r.tunnel_id[0] && (c->r.status || c->r.method[0])) {
+             c->id, c->ip, c->r->method[0] ? c->r->method : "-", c->r->host, c->r->target,
+             c->sub ? c->sops->proto : c->r->minor ? "HTTP/1.1" : "HTTP/1.0", c->r->status,
+             c->r->tunnel_id[0] ? c->r->tunnel_id : "-", c->r->conn_id[0] ? c->r->conn_id : "-",
+             c->r->sid, c->r->up, c->r->down, uv_now(v->loop) - c->r->t0);
+  if (c->r->tunnel_id[0] && (c->r->status || c->r->method[0])) {
     uint64_t now = uv_now(v->loop);
-    wr_tunnel_stats_add(v->tunnel_stats, c->r.tunnel_id, c->r.status, c->r.up, c->r.down, now - c->r.t0);
-    wr_inspect_end(v->inspect, c->r.insp, c->r.status, c->r.up, c->r.down, now);
+    wr_tunnel_stats_add(v->tunnel_stats, c->r->tunnel_id, c->r->status, c->r->up, c->r->down, now - c->r->t0);
+    wr_inspect_end(v->inspect, c->r->insp, c->r->status, c->r->up, c->r->down, now);
   }
-  int clean = (c->r.resp == RS_DONE && wr__vconn_body_complete(c)) || c->r.resp == RS_PIPE;
+  int clean = (c->r->resp == RS_DONE && wr__vconn_body_complete(c)) || c->r->resp == RS_PIPE;
   wr__vconn_release_stream(c, clean ? -1 : 0);
-  int keep = !close && !c->sub && c->r.keep_alive && !(c->peer_eof && c->in.len == 0);
-  memset(&c->r, 0, sizeof(c->r));
-  c->r.sid = -1;
+  int keep = !close && !c->sub && c->r->keep_alive && !(c->peer_eof && c->in.len == 0);
+  memset(c->r, 0, sizeof(*c->r));
+  c->r->sid = -1;
   /* The response head buffer is needed again only by the next request:
    * an idle keep-alive connection holds no buffer (2 KB each before). */
   wr_buf_free(&c->rhead);
@@ -467,9 +477,10 @@ static int head_ready(vconn *c) {
 /* Answers a head that never became a request (malformed, too large, too
  * slow) and closes. */
 static void reject_head(vconn *c, int status, const char *msg) {
-  memset(&c->r, 0, sizeof(c->r));
-  c->r.sid = -1;
-  c->r.t0 = uv_now(c->v->loop);
+  wr__vconn_req(c);
+  memset(c->r, 0, sizeof(*c->r));
+  c->r->sid = -1;
+  c->r->t0 = uv_now(c->v->loop);
   wr__vconn_local(c, status, msg, 1);
 }
 
@@ -494,8 +505,11 @@ static void vc_process(vconn *c) {
       }
       if (c->tmode != T_IDLE) wr__vconn_arm(c, T_IDLE, v->idle_timeout_ms);
       wr__visitor_idle_enter(c);
+      free(c->r); /* idle: no request state held (see vconn.r) */
+      c->r = NULL;
       break;
     }
+    wr__vconn_req(c);
     if (c->tmode != T_HEADER) wr__vconn_arm(c, T_HEADER, v->header_timeout_ms);
     int rv = WR_AGAIN;
     wr_http_header hdrs[WR__VISITOR_MAX_REQ_HEADERS];
@@ -573,11 +587,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   /* Proxying. A visitor that half-closes after a complete request still
    * gets its answer; one that leaves mid-body or ends a pipe ends it all. */
-  if (c->r.body == RB_PIPE || c->r.websocket) {
+  if (c->r->body == RB_PIPE || c->r->websocket) {
     wr__vconn_end_request(c, 1);
   } else if (wr__vconn_body_complete(c) ||
-             (c->r.body == RB_LENGTH && c->in.len >= c->r.body_left)) {
-    c->r.keep_alive = 0;
+             (c->r->body == RB_LENGTH && c->in.len >= c->r->body_left)) {
+    c->r->keep_alive = 0;
     vc_process(c);
   } else {
     wr_debug("visitor %" PRIu64 " (%s): went away during the request body", c->id, c->ip);
@@ -603,7 +617,7 @@ static void timer_cb(uv_timer_t *t) {
       reject_head(c, 408, "The request header did not arrive in time.");
       break;
     case T_PROXY:
-      c->r.keep_alive = 0;
+      c->r->keep_alive = 0;
       wr__vconn_fail(c, 504, "The connector did not answer in time.");
       break;
     default:
@@ -631,7 +645,7 @@ vconn *wr__vconn_sub_new(wr_visitor *v, const vsub_parent *up, size_t in_max) {
   c->v = v;
   c->sub = 1;
   c->id = up->id; /* its log lines name the connection */
-  c->r.sid = -1;
+  wr__vconn_req(c);
   uv_timer_init(v->loop, &c->timer);
   uv_timer_init(v->loop, &c->kick);
   c->timer.data = c->kick.data = c;
@@ -656,7 +670,7 @@ static void refused_close_cb(uv_handle_t *h) { free(h->data); }
 /* Sets up an admitted connection and starts serving it. */
 static void vc_start(wr_visitor *v, vconn *c, vsrc *s, const struct sockaddr_storage *ss) {
   c->id = ++v->next_id;
-  c->r.sid = -1;
+  wr__vconn_req(c);
   uv_timer_init(v->loop, &c->timer);
   uv_timer_init(v->loop, &c->kick);
   c->timer.data = c->kick.data = c;
@@ -782,6 +796,7 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   int rv = uv_tcp_bind(&v->listener, addr, 0);
   if (rv == 0) rv = uv_listen((uv_stream_t *)&v->listener, 511, on_connection);
   if (rv == 0 && v->access && wr_access_watch(v->access, wr__visitor_access_ready, v) != WR_OK) rv = UV_ENOBUFS;
+  if (rv == 0 && v->certs && wr_certs_watch(v->certs, wr__vtls_cert_ready, v) != WR_OK) rv = UV_ENOBUFS;
   if (rv == 0 && cfg->http3 && v->certs) {
     /* UDP on the address and port the TCP listener got (port 0: its pick). */
     struct sockaddr_storage ss;
@@ -792,6 +807,8 @@ int wr_visitor_listen(uv_loop_t *loop, const wr_visitor_config *cfg, const struc
   }
   if (rv != 0) {
     wr_warn("visitor listener: %s", uv_strerror(rv));
+    wr_access_unwatch(v->access, v);
+    wr_certs_unwatch(v->certs, v);
     v->closing = 1;
     handles_close(v);
     return WR_ERR_IO;
@@ -811,6 +828,7 @@ void wr_visitor_free(wr_visitor *v) {
   if (!v || v->closing) return;
   v->closing = 1;
   wr_access_unwatch(v->access, v);
+  wr_certs_unwatch(v->certs, v);
   wr__vh3_close(v);
   for (vconn *c = v->conns; c; c = c->next) wr__vconn_close_now(c);
   handles_close(v);

@@ -58,7 +58,7 @@ void wr__vconn_respond(vconn *c, int status, const char *ctype, const wr_http_he
   char clen[24];
   wr_http_header hd[8];
   size_t nh = 0;
-  int close = !c->r.keep_alive || !wr__vconn_body_complete(c);
+  int close = !c->r->keep_alive || !wr__vconn_body_complete(c);
   snprintf(clen, sizeof(clen), "%zu", blen);
   hd[nh++] = (wr_http_header){"Content-Type", 12, ctype, strlen(ctype)};
   hd[nh++] = (wr_http_header){"Content-Length", 14, clen, strlen(clen)};
@@ -73,7 +73,7 @@ void wr__vconn_respond(vconn *c, int status, const char *ctype, const wr_http_he
     return;
   }
   wr__vconn_count_response(c, status);
-  wr__vconn_write3(c, hb.data, hb.len, body, c->r.is_head ? 0 : blen, NULL, 0, 0);
+  wr__vconn_write3(c, hb.data, hb.len, body, c->r->is_head ? 0 : blen, NULL, 0, 0);
   wr_buf_free(&hb);
   wr__vconn_end_request(c, close);
 }
@@ -105,7 +105,7 @@ static void authorized(vconn *c, const char *q, size_t ql) {
   char *tok = wr_xmalloc(WR_JWT_MAX_LEN + 1), redirect[2048], cookie[WR_JWT_MAX_LEN + 128];
   int64_t max_age = 0;
   if (query_param(q, ql, "token", tok, WR_JWT_MAX_LEN + 1) != 0 ||
-      wr_access_authorized(a, c->r.host, tok, &max_age) != WR_OK) {
+      wr_access_authorized(a, c->r->host, tok, &max_age) != WR_OK) {
     free(tok);
     page(c, 403, "This sign-in link is not valid.", NULL, 0);
     return;
@@ -113,7 +113,7 @@ static void authorized(vconn *c, const char *q, size_t ql) {
   /* Only a redirect back to this host: never an open redirect. */
   if (query_param(q, ql, "redirect_url", redirect, sizeof(redirect)) != 0 || redirect[0] != '/' || redirect[1] == '/') {
     char want[sizeof(redirect)];
-    int n = snprintf(want, sizeof(want), "%s://%s/", c->v->scheme, c->r.authority);
+    int n = snprintf(want, sizeof(want), "%s://%s/", c->v->scheme, c->r->authority);
     if (strncmp(redirect, want, (size_t)n - 1) != 0 || (redirect[n - 1] != '/' && redirect[n - 1] != '\0'))
       snprintf(redirect, sizeof(redirect), "/");
   }
@@ -138,7 +138,7 @@ static void cli(vconn *c, const char *tok, const char *q, size_t ql) {
     page(c, 400, "This link needs a token and an application aud.", NULL, 0);
     return;
   }
-  int rv = wr_access_cli_token(a, c->r.host, aud, tok, key);
+  int rv = wr_access_cli_token(a, c->r->host, aud, tok, key);
   if (rv == WR_OK) {
     page(c, 200, "Signed in: the command line has your token. You may close this window.", NULL, 0);
   } else if (rv == WR_ERR_DENIED) {
@@ -146,7 +146,7 @@ static void cli(vconn *c, const char *tok, const char *q, size_t ql) {
     char target[1024];
     memset(&d, 0, sizeof(d));
     snprintf(d.login_url, sizeof(d.login_url), "%s/cdn-cgi/access/login/%s?kid=%s", wr_access_team_domain(a),
-             c->r.host, aud);
+             c->r->host, aud);
     snprintf(target, sizeof(target), CDN_CGI "cli?%.*s", (int)(ql < 900 ? ql : 900), q);
     need_login(c, 1, target, &d);
   } else {
@@ -201,7 +201,7 @@ static int wants_html(const wr_http1_head *h) {
 static void need_login(vconn *c, int html, const char *target, const wr_access_decision *d) {
   if (html) {
     char back[2048], esc[6144], loc[8192];
-    snprintf(back, sizeof(back), "%s://%s%s", c->v->scheme, c->r.authority, target);
+    snprintf(back, sizeof(back), "%s://%s%s", c->v->scheme, c->r->authority, target);
     size_t o = 0;
     for (const char *p = back; *p && o + 4 < sizeof(esc); p++) {
       unsigned char ch = (unsigned char)*p;
@@ -227,24 +227,39 @@ void wr__visitor_access_ready(void *user) {
   wr__visitor_wake_waiting(user, waits_for_access);
 }
 
+/* Frees the service token headers' copies, the secret wiped. */
+static void drop_token(char *cid, char *sec) {
+  if (sec) explicit_bzero(sec, strlen(sec));
+  free(cid);
+  free(sec);
+}
+
 int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_target *t, size_t used) {
-  vreq *r = &c->r;
+  vreq *r = c->r;
   free(c->access_jwt);
   c->access_jwt = NULL;
   if (!t->auth || !t->path ||
       wr__visitor_canon_host(t->auth, t->auth_len, r->host, sizeof(r->host), r->authority, sizeof(r->authority)) != 0)
     return 0; /* route_request answers 400 */
-  /* The host's applications come from the store thread: the head waits in
-   * |in| (VC_ROUTE) and is parsed again when they are back. */
-  int pf = wr_access_prefetch(c->v->access, r->host, c->access_waited);
+  /* The host's applications (and a service token's check) come from the
+   * store thread: the head waits in |in| (VC_ROUTE) and is parsed again
+   * when they are back. */
+  int waited = c->access_waited;
+  int pf = wr_access_prefetch(c->v->access, r->host, waited);
   c->access_waited = 0;
+  char *cid = NULL, *sec = NULL;
+  if (pf == WR_OK && (cid = header_str(h, "CF-Access-Client-Id", 256)) &&
+      (sec = header_str(h, "CF-Access-Client-Secret", 256)))
+    pf = wr_access_prefetch_token(c->v->access, r->host, cid, sec, waited);
   if (pf == WR_AGAIN) {
+    drop_token(cid, sec);
     c->access_waited = 1;
     c->state = VC_ROUTE;
     wr__vconn_wait(c);
     return -1;
   }
   if (pf != WR_OK) {
+    drop_token(cid, sec);
     wr_buf_consume(&c->in, used);
     page(c, 503, "The edge is busy checking access; try again.", NULL, 0);
     return -1;
@@ -261,6 +276,7 @@ int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_targe
     memcpy(query, q, ql);
     query[ql] = '\0';
     char *tok = visitor_token(h);
+    drop_token(cid, sec);
     wr_buf_consume(&c->in, used);
     cdn_cgi(c, rest, strlen(rest), query, ql, tok);
     free(tok);
@@ -269,16 +285,13 @@ int wr__visitor_access(vconn *c, const wr_http1_head *h, const wr__visitor_targe
   wr_access_req aq = {.host = r->host, .path = t->path, .path_len = plen, .ip_text = c->ip};
   if (inet_pton(AF_INET, c->ip, aq.ip) == 1) aq.family = AF_INET;
   else if (inet_pton(AF_INET6, c->ip, aq.ip) == 1) aq.family = AF_INET6;
-  char *cid = header_str(h, "CF-Access-Client-Id", 256), *sec = header_str(h, "CF-Access-Client-Secret", 256);
   char *tok = visitor_token(h);
   aq.client_id = cid;
   aq.client_secret = sec;
   aq.token = tok;
   wr_access_decision d;
   wr_access_check(c->v->access, &aq, &d);
-  if (sec) explicit_bzero(sec, strlen(sec));
-  free(cid);
-  free(sec);
+  drop_token(cid, sec);
   free(tok);
   switch (d.outcome) {
   case WR_ACCESS_PASS:

@@ -15,7 +15,7 @@ int wr__visitor_acme_answer(vconn *c, const wr__visitor_target *t, size_t used) 
   if (!t->path || t->path_len <= plen || t->path_len - plen > WR_ACME_TOKEN_MAX ||
       memcmp(t->path, WR_ACME_CHALLENGE_PATH, plen) != 0)
     return 0;
-  if (strcmp(c->r.method, "GET") != 0 && strcmp(c->r.method, "HEAD") != 0) return 0;
+  if (strcmp(c->r->method, "GET") != 0 && strcmp(c->r->method, "HEAD") != 0) return 0;
   memcpy(token, t->path + plen, t->path_len - plen);
   token[t->path_len - plen] = '\0';
   if (wr_acme_http01(c->v->acme, token, ka, sizeof(ka)) != WR_OK) return 0;

@@ -243,7 +243,11 @@ struct vconn {
   wr_buf rhead;       /* preamble + ConnectResponse being collected */
   wr_buf rtrail;      /* the response's trailer section ("Name: value\r\n"...),
                        * written after the last chunk */
-  vreq r;
+  /* The request being served. Allocated when a connection is accepted or
+   * its next head starts to arrive, and freed when it goes idle
+   * (wr__vconn_go_idle): an idle keep-alive connection holds none (1 KB
+   * each). NULL only while idle in VC_HEAD. */
+  vreq *r;
   int route_waited;   /* the head in |in| has waited for its route: do not
                        * charge the rate limit twice, take the answer even
                        * if it has expired meanwhile */
@@ -288,6 +292,9 @@ typedef struct wreq {
 
 /* ---- visitor.c: the connection front ------------------------------------------------ */
 
+/* The request state of |c|, allocated (zeroed, sid -1) if |c| is idle and
+ * holds none. Aborts on out-of-memory. */
+vreq *wr__vconn_req(vconn *c);
 /* Starts the connection timer in |mode| (enum vc_timer) for |ms|. */
 void wr__vconn_arm(vconn *c, int mode, uint64_t ms);
 /* Traffic while proxying: restarts the proxy idle timer. */
@@ -324,7 +331,7 @@ static inline void wr__vconn_write(vconn *c, const void *a, size_t alen, size_t 
 }
 
 static inline int wr__vconn_body_complete(const vconn *c) {
-  return c->r.body == RB_NONE || c->r.body == RB_DONE;
+  return c->r->body == RB_NONE || c->r->body == RB_DONE;
 }
 
 /* Graceful end: flush, close_notify (TLS), FIN, linger. */
@@ -336,6 +343,9 @@ struct wr__visitor_target;
 
 /* A new connection of an HTTPS front: waits for the ClientHello. */
 void wr__vtls_start(vconn *c);
+/* The certificates' watcher (wr_certs_watch): wakes the handshakes
+ * waiting for a certificate (or a route) to come back. */
+void wr__vtls_cert_ready(void *user);
 /* Ciphertext read from the visitor. Returns WR_OK, or an error after
  * which the connection is closing. */
 int wr__vtls_input(vconn *c, const uint8_t *data, size_t len);
@@ -568,7 +578,7 @@ int wr__visitor_route_lookup(wr_visitor *v, const char *host, int stale_ok,
 
 /* 1 when |host| (canonical) is the management hostname and a key is set. */
 int wr__visitor_mgmt_host(const wr_visitor *v, const char *host);
-/* Checks the request's access_token and picks its tunnel (c->r.tunnel_id).
+/* Checks the request's access_token and picks its tunnel (c->r->tunnel_id).
  * Returns 0 to proxy the request, or -1 after consuming the head (|used|
  * bytes) and answering. */
 int wr__visitor_mgmt_route(vconn *c, const wr__visitor_target *t, size_t used);

@@ -29,7 +29,7 @@ static void answer_json(vconn *c, int status, int code, const char *msg) {
   int blen = snprintf(body, sizeof(body),
                       "{\"success\":false,\"errors\":[{\"code\":%d,\"message\":\"%s\"}]}\n", code,
                       msg);
-  int close = !c->r.keep_alive || !wr__vconn_body_complete(c);
+  int close = !c->r->keep_alive || !wr__vconn_body_complete(c);
   wr_buf hb;
   if (blen < 0 || (size_t)blen >= sizeof(body)) blen = 0;
   snprintf(clen, sizeof(clen), "%d", blen);
@@ -45,7 +45,7 @@ static void answer_json(vconn *c, int status, int code, const char *msg) {
     return;
   }
   wr__vconn_count_response(c, status);
-  wr__vconn_write3(c, hb.data, hb.len, body, c->r.is_head ? 0 : (size_t)blen, NULL, 0, 0);
+  wr__vconn_write3(c, hb.data, hb.len, body, c->r->is_head ? 0 : (size_t)blen, NULL, 0, 0);
   wr_buf_free(&hb);
   wr__vconn_end_request(c, close);
 }
@@ -83,8 +83,8 @@ int wr__visitor_mgmt_route(vconn *c, const wr__visitor_target *t, size_t used) {
     answer_json(c, 400, 1001, "invalid or expired access_token");
     return -1;
   }
-  snprintf(c->r.tunnel_id, sizeof(c->r.tunnel_id), "%.36s", cl.tunnel_id);
-  if (wr_tunnel_server_count(v->ts, c->r.tunnel_id) == 0) {
+  snprintf(c->r->tunnel_id, sizeof(c->r->tunnel_id), "%.36s", cl.tunnel_id);
+  if (wr_tunnel_server_count(v->ts, c->r->tunnel_id) == 0) {
     wr_buf_consume(&c->in, used);
     answer_json(c, 530, 1002, "no connector of this tunnel is connected to the edge");
     return -1;

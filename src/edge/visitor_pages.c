@@ -15,7 +15,7 @@
 
 void wr__vconn_count_response(vconn *c, int status) {
   wr_visitor_stats *st = &c->v->stats;
-  c->r.status = status;
+  wr__vconn_req(c)->status = status;
   st->requests++;
   if (status >= 100 && status < 600) st->responses_by_class[status / 100]++;
 }
@@ -49,12 +49,13 @@ static size_t html_escape(const char *s, char *out, size_t cap) {
 void wr__vconn_local_h(vconn *c, int status, const char *msg, int force_close,
                        const wr_http_header *extra) {
   if (c->closed || c->state == VC_CLOSING) return;
-  if (c->r.status) { /* the head went out already: it can only break */
+  wr__vconn_req(c);
+  if (c->r->status) { /* the head went out already: it can only break */
     wr__vconn_abort(c, msg);
     return;
   }
   wr__vconn_release_stream(c, 0);
-  int close = force_close || !c->r.keep_alive || !wr__vconn_body_complete(c);
+  int close = force_close || !c->r->keep_alive || !wr__vconn_body_complete(c);
   const char *reason = wr_http1_reason(status);
   char esc[1024], body[1536], clen[24];
   html_escape(msg, esc, sizeof(esc));
@@ -81,13 +82,13 @@ void wr__vconn_local_h(vconn *c, int status, const char *msg, int force_close,
     return;
   }
   wr__vconn_count_response(c, status);
-  wr__vconn_write3(c, hb.data, hb.len, body, c->r.is_head ? 0 : (size_t)blen, NULL, 0, 0);
+  wr__vconn_write3(c, hb.data, hb.len, body, c->r->is_head ? 0 : (size_t)blen, NULL, 0, 0);
   wr_buf_free(&hb);
   if (status >= 500)
     wr_warn("visitor %" PRIu64 " (%s): %s %s%s: %d %s tunnel=%s connection=%s stream=%" PRId64,
-            c->id, c->ip, c->r.method[0] ? c->r.method : "-", c->r.host, c->r.target, status,
-            msg, c->r.tunnel_id[0] ? c->r.tunnel_id : "-", c->r.conn_id[0] ? c->r.conn_id : "-",
-            c->r.sid);
+            c->id, c->ip, c->r->method[0] ? c->r->method : "-", c->r->host, c->r->target, status,
+            msg, c->r->tunnel_id[0] ? c->r->tunnel_id : "-", c->r->conn_id[0] ? c->r->conn_id : "-",
+            c->r->sid);
   wr__vconn_end_request(c, close);
 }
 
@@ -97,7 +98,7 @@ void wr__vconn_local(vconn *c, int status, const char *msg, int force_close) {
 
 /* An error before or after the response head: a page, or a broken response. */
 void wr__vconn_fail(vconn *c, int status, const char *msg) {
-  if (c->r.status)
+  if (wr__vconn_req(c)->status)
     wr__vconn_abort(c, msg);
   else
     wr__vconn_local(c, status, msg, 0);

@@ -45,17 +45,17 @@ static int ieq(const char *a, size_t n, const char *b) {
 /* Lets go of the data stream: |code| >= 0 aborts what is still open (RESET
  * + STOP_SENDING), -1 ends it normally (FIN if not sent yet). */
 void wr__vconn_release_stream(vconn *c, int64_t code) {
-  if (!c->r.st) return;
-  wr_tunnel_stream_abandon(c->r.st, code);
-  c->r.st = NULL;
-  c->r.stream_blocked = 0;
+  if (!c->r || !c->r->st) return;
+  wr_tunnel_stream_abandon(c->r->st, code);
+  c->r->st = NULL;
+  c->r->stream_blocked = 0;
   c->gen++;
   c->v->stats.active_streams--;
 }
 
 /* Response and request body both done: next request. */
 static void check_done(vconn *c) {
-  if (c->closed || c->state != VC_PROXY || c->r.resp != RS_DONE) return;
+  if (c->closed || c->state != VC_PROXY || c->r->resp != RS_DONE) return;
   if (wr__vconn_body_complete(c)) {
     wr__vconn_end_request(c, 0);
     return;
@@ -64,10 +64,10 @@ static void check_done(vconn *c) {
    * (the origin did not need it): the connector is done with the stream;
    * read the rest of the body and drop it, so keep-alive survives. */
   wr__vconn_release_stream(c, 0);
-  if (c->r.discarded > WR__VISITOR_DISCARD_MAX) {
+  if (c->r->discarded > WR__VISITOR_DISCARD_MAX) {
     wr__vconn_end_request(c, 1);
-  } else if (!c->r.discard) {
-    c->r.discard = 1;
+  } else if (!c->r->discard) {
+    c->r->discard = 1;
     wr__vconn_kick(c); /* drain what is buffered */
   }
 }
@@ -78,41 +78,41 @@ static void check_done(vconn *c) {
  * Returns WR_OK or WR_AGAIN (blocked; *acc bytes were taken). */
 static int fwd(vconn *c, const uint8_t *p, size_t n, int fin, size_t *acc) {
   *acc = 0;
-  if (c->r.discard || !c->r.st) {
-    if (c->r.body == RB_PIPE) { /* the pipe's other end is gone */
+  if (c->r->discard || !c->r->st) {
+    if (c->r->body == RB_PIPE) { /* the pipe's other end is gone */
       wr__vconn_end_request(c, 1);
       return WR_AGAIN;
     }
-    c->r.discard = 1;
-    c->r.discarded += n;
+    c->r->discard = 1;
+    c->r->discarded += n;
     *acc = n;
     return WR_OK;
   }
-  int rv = wr_tunnel_stream_write(c->r.st, p, n, fin, acc);
-  c->r.up += *acc;
-  if (c->r.body != RB_PIPE) wr_inspect_req_body(c->v->inspect, c->r.insp, p, *acc);
+  int rv = wr_tunnel_stream_write(c->r->st, p, n, fin, acc);
+  c->r->up += *acc;
+  if (c->r->body != RB_PIPE) wr_inspect_req_body(c->v->inspect, c->r->insp, p, *acc);
   if (rv == WR_AGAIN) {
-    c->r.stream_blocked = 1;
+    c->r->stream_blocked = 1;
     return WR_AGAIN;
   }
   if (rv != WR_OK) {
     /* The connector stopped reading (STOP_SENDING once its response was
      * complete, as cloudflared does) or the stream is closing. */
     wr_debug("visitor %" PRIu64 ": stream %" PRId64 " takes no more body (%s); dropping the rest",
-             c->id, c->r.sid, wr_strerror(rv));
-    if (c->r.body == RB_PIPE) {
+             c->id, c->r->sid, wr_strerror(rv));
+    if (c->r->body == RB_PIPE) {
       wr__vconn_end_request(c, 1);
       return WR_AGAIN;
     }
-    c->r.discard = 1;
-    c->r.discarded += n - *acc;
+    c->r->discard = 1;
+    c->r->discarded += n - *acc;
     *acc = n;
   }
   return WR_OK;
 }
 
 static void body_done(vconn *c) {
-  c->r.body = RB_DONE;
+  c->r->body = RB_DONE;
   check_done(c);
 }
 
@@ -121,23 +121,23 @@ static void body_done(vconn *c) {
 
 static int pump_length(vconn *c) {
   size_t acc = 0;
-  size_t n = c->in.len < c->r.body_left ? c->in.len : (size_t)c->r.body_left;
+  size_t n = c->in.len < c->r->body_left ? c->in.len : (size_t)c->r->body_left;
   if (n == 0) return 0;
-  int rv = fwd(c, c->in.data, n, n == c->r.body_left, &acc);
+  int rv = fwd(c, c->in.data, n, n == c->r->body_left, &acc);
   if (c->closed || c->state != VC_PROXY) return 0;
   wr_buf_consume(&c->in, acc);
-  c->r.body_left -= acc;
-  if (c->r.body_left == 0) body_done(c);
+  c->r->body_left -= acc;
+  if (c->r->body_left == 0) body_done(c);
   return rv != WR_AGAIN;
 }
 
 static void chunked_malformed(vconn *c) {
   wr_buf_reset(&c->in);
-  c->r.keep_alive = 0;
-  if (c->r.status) {
+  c->r->keep_alive = 0;
+  if (c->r->status) {
     wr__vconn_abort(c, "malformed chunked request body");
   } else {
-    c->r.body = RB_DONE; /* nothing more will be read */
+    c->r->body = RB_DONE; /* nothing more will be read */
     wr__vconn_local(c, 400, "The chunked request body is malformed.", 1);
   }
 }
@@ -146,7 +146,7 @@ static void chunked_malformed(vconn *c) {
  * forwards its data. */
 static int pump_chunk_decode(vconn *c) {
   size_t used = 0, off = 0, dlen = 0, acc = 0;
-  int rv = wr_http1_chunked_decode(&c->r.chunked, c->in.data, c->in.len, &used, &off, &dlen);
+  int rv = wr_http1_chunked_decode(&c->r->chunked, c->in.data, c->in.len, &used, &off, &dlen);
   if (rv != WR_OK) {
     chunked_malformed(c);
     return 0;
@@ -157,25 +157,25 @@ static int pump_chunk_decode(vconn *c) {
     /* Keep the unsent data at the front, drop the framing around it. */
     if (rem) memmove(c->in.data + used - rem, c->in.data + off + acc, rem);
     wr_buf_consume(&c->in, used - rem);
-    c->r.chunk_raw = rem;
+    c->r->chunk_raw = rem;
     return rv != WR_AGAIN;
   }
   wr_buf_consume(&c->in, used);
-  return used != 0 || c->r.chunked.done; /* else: need more bytes */
+  return used != 0 || c->r->chunked.done; /* else: need more bytes */
 }
 
 static int pump_chunked(vconn *c) {
   size_t acc = 0;
   int rv;
-  if (c->r.chunk_raw) { /* de-chunked bytes a blocked write left behind */
-    size_t n = c->r.chunk_raw < c->in.len ? c->r.chunk_raw : c->in.len;
+  if (c->r->chunk_raw) { /* de-chunked bytes a blocked write left behind */
+    size_t n = c->r->chunk_raw < c->in.len ? c->r->chunk_raw : c->in.len;
     if (n == 0) return 0; /* cannot happen: they sit at the front of |in| */
     rv = fwd(c, c->in.data, n, 0, &acc);
     wr_buf_consume(&c->in, acc);
-    c->r.chunk_raw -= acc;
+    c->r->chunk_raw -= acc;
     return rv != WR_AGAIN;
   }
-  if (c->r.chunked.done) {
+  if (c->r->chunked.done) {
     rv = fwd(c, NULL, 0, 1, &acc);
     if (rv == WR_AGAIN) return 0;
     body_done(c);
@@ -215,13 +215,13 @@ static int pump_pipe(vconn *c) {
  * run out. */
 static void pump_body(vconn *c) {
   int more = 1;
-  while (more && !c->closed && c->state == VC_PROXY && !c->r.stream_blocked) {
-    if (c->r.discard && c->r.discarded > WR__VISITOR_DISCARD_MAX) {
-      c->r.keep_alive = 0;
-      if (c->r.resp == RS_DONE) wr__vconn_end_request(c, 1);
+  while (more && !c->closed && c->state == VC_PROXY && !c->r->stream_blocked) {
+    if (c->r->discard && c->r->discarded > WR__VISITOR_DISCARD_MAX) {
+      c->r->keep_alive = 0;
+      if (c->r->resp == RS_DONE) wr__vconn_end_request(c, 1);
       return;
     }
-    switch (c->r.body) {
+    switch (c->r->body) {
       case RB_LENGTH: more = pump_length(c); break;
       case RB_CHUNKED: more = pump_chunked(c); break;
       case RB_PIPE: more = pump_pipe(c); break;
@@ -234,26 +234,26 @@ static void pump_body(vconn *c) {
 /* ---- response: connector -> visitor ----------------------------------------------- */
 
 static void consume_now(vconn *c, size_t n) {
-  if (c->r.st && n) wr_tunnel_stream_consume(c->r.st, n);
+  if (c->r->st && n) wr_tunnel_stream_consume(c->r->st, n);
 }
 
 static void resp_body(vconn *c, const uint8_t *data, size_t len, int fin, size_t credit) {
   char ch[24];
-  if (len && c->r.resp != RS_PIPE && c->r.resp != RS_DONE)
-    wr_inspect_resp_body(c->v->inspect, c->r.insp, data,
-                         c->r.resp == RS_LENGTH && len > c->r.resp_left ? (size_t)c->r.resp_left : len);
-  switch (c->r.resp) {
+  if (len && c->r->resp != RS_PIPE && c->r->resp != RS_DONE)
+    wr_inspect_resp_body(c->v->inspect, c->r->insp, data,
+                         c->r->resp == RS_LENGTH && len > c->r->resp_left ? (size_t)c->r->resp_left : len);
+  switch (c->r->resp) {
     case RS_LENGTH: {
-      size_t n = len < c->r.resp_left ? len : (size_t)c->r.resp_left;
+      size_t n = len < c->r->resp_left ? len : (size_t)c->r->resp_left;
       if (n) wr__vconn_write(c, data, n, credit > n ? n : credit);
       if (credit > n) consume_now(c, credit - n);
       if (len > n)
         wr_debug("visitor %" PRIu64 ": stream %" PRId64 " sent %zu bytes past Content-Length",
-                 c->id, c->r.sid, len - n);
-      c->r.resp_left -= n;
-      c->r.down += n;
-      if (c->r.resp_left == 0) {
-        c->r.resp = RS_DONE;
+                 c->id, c->r->sid, len - n);
+      c->r->resp_left -= n;
+      c->r->down += n;
+      if (c->r->resp_left == 0) {
+        c->r->resp = RS_DONE;
         check_done(c);
       } else if (fin) {
         wr__vconn_abort(c, "the connector ended the body before Content-Length");
@@ -264,7 +264,7 @@ static void resp_body(vconn *c, const uint8_t *data, size_t len, int fin, size_t
       if (len) {
         size_t hl = wr_http1_chunk_header(len, ch);
         wr__vconn_write3(c, ch, hl, data, len, "\r\n", 2, credit);
-        c->r.down += len;
+        c->r->down += len;
       } else {
         consume_now(c, credit);
       }
@@ -274,7 +274,7 @@ static void resp_body(vconn *c, const uint8_t *data, size_t len, int fin, size_t
         else
           wr__vconn_write(c, WR_HTTP1_LAST_CHUNK, strlen(WR_HTTP1_LAST_CHUNK), 0);
         wr_buf_free(&c->rtrail);
-        c->r.resp = RS_DONE;
+        c->r->resp = RS_DONE;
         check_done(c);
       }
       return;
@@ -282,16 +282,16 @@ static void resp_body(vconn *c, const uint8_t *data, size_t len, int fin, size_t
     case RS_PIPE:
       if (len) {
         wr__vconn_write(c, data, len, credit);
-        c->r.down += len;
+        c->r->down += len;
       } else {
         consume_now(c, credit);
       }
       if (fin) {
-        if (c->r.resp == RS_PIPE) {
+        if (c->r->resp == RS_PIPE) {
           wr__vconn_end_request(c, 1); /* either side ending ends the pipe */
         } else {
-          c->r.resp = RS_DONE;
-          c->r.keep_alive = 0;
+          c->r->resp = RS_DONE;
+          c->r->keep_alive = 0;
           check_done(c);
         }
       }
@@ -370,7 +370,7 @@ static int resp_mode(vconn *c, int status, const resp_fields *f, wr_http_header 
                      const char **why) {
   int mode;
   if (status == 101) {
-    if (!c->r.websocket) {
+    if (!c->r->websocket) {
       *why = "The connector switched protocols for a request that did not ask to.";
       return WR_ERR_PROTO;
     }
@@ -381,20 +381,20 @@ static int resp_mode(vconn *c, int status, const resp_fields *f, wr_http_header 
     *why = "The connector sent an unexpected interim response.";
     return WR_ERR_PROTO;
   }
-  if (c->r.is_head || status == 204 || status == 304) {
+  if (c->r->is_head || status == 204 || status == 304) {
     mode = RS_DONE;
   } else if (f->has_cl) {
     mode = f->cl ? RS_LENGTH : RS_DONE;
-  } else if (c->r.minor >= 1 && !c->sub) { /* HTTP/2 frames the body itself */
+  } else if (c->r->minor >= 1 && !c->sub) { /* HTTP/2 frames the body itself */
     mode = RS_CHUNKED;
     out[(*n)++] = (wr_http_header){"Transfer-Encoding", 17, "chunked", 7};
   } else {
     mode = RS_EOF;
-    c->r.keep_alive = 0;
+    c->r->keep_alive = 0;
   }
-  if (!c->r.keep_alive)
+  if (!c->r->keep_alive)
     out[(*n)++] = (wr_http_header){"Connection", 10, "close", 5};
-  else if (c->r.minor == 0)
+  else if (c->r->minor == 0)
     out[(*n)++] = (wr_http_header){"Connection", 10, "keep-alive", 10};
   return mode;
 }
@@ -416,7 +416,7 @@ static int send_head(vconn *c, const wr_connect_response *cr, const char **why) 
     *why = "The connector sent an invalid Content-Length.";
     return WR_ERR_PROTO;
   }
-  wr_inspect_response(c->v->inspect, c->r.insp, mr.status, in, mr.nheaders);
+  wr_inspect_response(c->v->inspect, c->r->insp, mr.status, in, mr.nheaders);
   n += wr__vtls_resp_fields(c, out + n);
   int mode = resp_mode(c, mr.status, &f, out, &n, why);
   if (mode < 0) return mode;
@@ -431,10 +431,10 @@ static int send_head(vconn *c, const wr_connect_response *cr, const char **why) 
   wr__vconn_count_response(c, mr.status);
   wr__vconn_write(c, hb.data, hb.len, 0);
   wr_buf_free(&hb);
-  c->r.resp = mode;
-  c->r.resp_left = f.cl;
+  c->r->resp = mode;
+  c->r->resp_left = f.cl;
   if (mode == RS_PIPE) {
-    c->r.body = RB_PIPE;
+    c->r->body = RB_PIPE;
     wr__vconn_kick(c); /* visitor bytes already buffered go up the pipe */
   }
   return WR_OK;
@@ -491,7 +491,7 @@ static void resp_head(vconn *c, int fin) {
   c->rhead.len = c->rhead.cap = 0;
   if (left || fin) resp_body(c, head + body_off, left, fin, 0);
   wr_free(c->rhead.mem, head);
-  if (!c->closed && c->state == VC_PROXY && c->r.resp == RS_DONE) check_done(c);
+  if (!c->closed && c->state == VC_PROXY && c->r->resp == RS_DONE) check_done(c);
 }
 
 /* ---- tunnel stream callbacks ------------------------------------------------------ */
@@ -500,7 +500,7 @@ static int st_on_data(void *user, const uint8_t *data, size_t len, int fin) {
   vconn *c = user;
   if (c->closed || c->state != VC_PROXY) return 0;
   wr__vconn_activity(c);
-  if (c->r.resp == RS_HEAD) {
+  if (c->r->resp == RS_HEAD) {
     size_t room = WR__VISITOR_RESP_HEAD_MAX - c->rhead.len, take = len < room ? len : room;
     if (wr_buf_append(&c->rhead, data, take) != WR_OK) take = 0;
     /* Head bytes are held here, bounded: their credit goes back now. */
@@ -519,14 +519,14 @@ static int st_on_data(void *user, const uint8_t *data, size_t len, int fin) {
 
 static void st_on_writable(void *user) {
   vconn *c = user;
-  c->r.stream_blocked = 0;
+  c->r->stream_blocked = 0;
   wr__vconn_kick(c); /* pump outside the QUIC callback */
 }
 
 static void st_on_reset(void *user, uint64_t code) {
   vconn *c = user;
   if (c->closed || c->state != VC_PROXY) return;
-  switch (c->r.resp) {
+  switch (c->r->resp) {
     case RS_HEAD:
       wr__vconn_fail(c, 502, "The connector reset the stream before responding.");
       break;
@@ -544,14 +544,14 @@ static void st_on_reset(void *user, uint64_t code) {
 static void st_on_close(void *user) {
   vconn *c = user;
   /* The handle is freed after this returns: forget it first. */
-  if (c->r.st) {
-    c->r.st = NULL;
-    c->r.stream_blocked = 0;
+  if (c->r->st) {
+    c->r->st = NULL;
+    c->r->stream_blocked = 0;
     c->gen++;
     c->v->stats.active_streams--;
   }
   if (c->closed || c->state != VC_PROXY) return;
-  switch (c->r.resp) {
+  switch (c->r->resp) {
     case RS_HEAD:
       wr__vconn_fail(c, 502, "The connection to the connector was lost before it responded.");
       break;
@@ -576,10 +576,10 @@ static void st_on_trailers(void *user, const wr_http_header *hs, size_t n) {
   vconn *c = user;
   if (c->closed || c->state != VC_PROXY) return;
   if (c->sub) { /* an HTTP/2 stream: a trailing HEADERS frame, TE or not */
-    if (c->r.resp == RS_EOF) wr__vsub_trailers(c, hs, n);
+    if (c->r->resp == RS_EOF) wr__vsub_trailers(c, hs, n);
     return;
   }
-  if (c->r.resp != RS_CHUNKED || !c->r.te_trailers) return;
+  if (c->r->resp != RS_CHUNKED || !c->r->te_trailers) return;
   wr_buf_reset(&c->rtrail);
   for (size_t i = 0; i < n; i++) {
     const wr_http_header *h = &hs[i];
@@ -647,18 +647,18 @@ static int build_connect(vconn *c, const wr_http1_head *h, const char *path, siz
   if (c->access_jwt)
     fw[n++] = (wr_http_header){"Cf-Access-Jwt-Assertion", 23, c->access_jwt, strlen(c->access_jwt)};
   unsigned flags = 0;
-  if (c->r.websocket) flags |= WR_HTTPMETA_REQ_WEBSOCKET;
-  if (c->r.body == RB_CHUNKED || c->r.body == RB_STREAM) flags |= WR_HTTPMETA_REQ_CHUNKED;
+  if (c->r->websocket) flags |= WR_HTTPMETA_REQ_WEBSOCKET;
+  if (c->r->body == RB_CHUNKED || c->r->body == RB_STREAM) flags |= WR_HTTPMETA_REQ_CHUNKED;
 
   wr_buf arena, dest;
   wr_buf_init(&arena, 256u * 1024u, NULL);
   wr_buf_init(&dest, 64u * 1024u, NULL);
-  int rv = wr_httpmeta_req_encode(h->method, h->method_len, c->r.authority,
-                                  strlen(c->r.authority), fw, n, flags, &arena,
+  int rv = wr_httpmeta_req_encode(h->method, h->method_len, c->r->authority,
+                                  strlen(c->r->authority), fw, n, flags, &arena,
                                   meta, sizeof(meta) / sizeof(meta[0]));
   if (rv < 0) goto out;
   size_t nmeta = (size_t)rv;
-  rv = wr_buf_printf(&dest, "%s://%s%s%.*s", v->scheme, c->r.host,
+  rv = wr_buf_printf(&dest, "%s://%s%s%.*s", v->scheme, c->r->host,
                      path_len && path[0] == '/' ? "" : "/", (int)path_len, path);
   if (rv != WR_OK) goto out;
   uint8_t pre[WR_PREAMBLE_DATA_LEN];
@@ -669,7 +669,7 @@ static int build_connect(vconn *c, const wr_http1_head *h, const char *path, siz
   wr_connect_request req = {
       .dest = (const char *)dest.data,
       .dest_len = dest.len,
-      .type = c->r.websocket ? WR_CONNECT_WEBSOCKET : WR_CONNECT_HTTP,
+      .type = c->r->websocket ? WR_CONNECT_WEBSOCKET : WR_CONNECT_HTTP,
       .has_meta = 1,
       .meta = meta,
       .nmeta = nmeta,
@@ -686,7 +686,7 @@ out:
 /* Resets the request record for head |h|. The connection is VC_PROXY from
  * here: the local answers expect it and undo it. */
 static void req_begin(vconn *c, const wr_http1_head *h) {
-  vreq *r = &c->r;
+  vreq *r = c->r;
   memset(r, 0, sizeof(*r));
   r->sid = -1;
   r->t0 = uv_now(c->v->loop);
@@ -715,7 +715,7 @@ static void no_connector(vconn *c) {
   char msg[512];
   c->v->stats.no_connector++;
   snprintf(msg, sizeof(msg), "No connector is connected for tunnel %s (host %s).",
-           c->r.tunnel_id, c->r.host);
+           c->r->tunnel_id, c->r->host);
   wr__vconn_local(c, 502, msg, 0);
 }
 
@@ -724,7 +724,7 @@ static void no_connector(vconn *c) {
 static int route_request(vconn *c, const wr_http1_head *h, const wr__visitor_target *t,
                          size_t used) {
   wr_visitor *v = c->v;
-  vreq *r = &c->r;
+  vreq *r = c->r;
   char msg[512];
   int bad_host = !t->auth || wr__visitor_canon_host(t->auth, t->auth_len, r->host,
                                                     sizeof(r->host), r->authority,
@@ -776,7 +776,7 @@ static int route_request(vconn *c, const wr_http1_head *h, const wr__visitor_tar
 static int open_stream(vconn *c, const wr_http1_head *h, const wr__visitor_target *t,
                        size_t used, int expect) {
   wr_visitor *v = c->v;
-  vreq *r = &c->r;
+  vreq *r = c->r;
   wr_buf out;
   wr_buf_init(&out, 1u << 20, NULL);
   int rv = build_connect(c, h, t->path, t->path_len, expect, &out);
@@ -815,14 +815,14 @@ static void inspect_begin(vconn *c, const wr_http1_head *h, const wr__visitor_ta
   struct timespec ts;
   if (!c->v->inspect) return;
   clock_gettime(CLOCK_REALTIME, &ts);
-  c->r.insp = wr_inspect_begin(c->v->inspect, c->r.tunnel_id, c->r.method, c->r.host,
+  c->r->insp = wr_inspect_begin(c->v->inspect, c->r->tunnel_id, c->r->method, c->r->host,
                                t->path_len ? t->path : h->target, t->path_len ? t->path_len : h->target_len,
                                h->headers, h->nheaders,
-                               (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, c->r.t0);
+                               (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, c->r->t0);
 }
 
 void wr__vconn_start_request(vconn *c, const wr_http1_head *h, size_t used) {
-  vreq *r = &c->r;
+  vreq *r = c->r;
   wr__visitor_target t;
   req_begin(c, h);
   /* Where to: origin-form uses Host, absolute-form its own authority. */
@@ -845,5 +845,5 @@ void wr__vconn_start_request(vconn *c, const wr_http1_head *h, size_t used) {
 
 void wr__vconn_proxy_step(vconn *c) {
   pump_body(c);
-  if (!c->closed && c->state == VC_PROXY && c->r.resp == RS_DONE) check_done(c);
+  if (!c->closed && c->state == VC_PROXY && c->r->resp == RS_DONE) check_done(c);
 }

@@ -105,7 +105,7 @@ static int has_grpc_status(const wr_h2resp *rh) {
 int wr__vsub_head(vsub *x, wr_h2resp *rh, size_t *used) {
   *used = 0;
   int rv = wr_h2resp_from_http1(x->out.data + x->out_off, x->out.len - x->out_off,
-                                x->sc ? x->sc->r.method : NULL, x->websocket, rh, used);
+                                x->sc ? x->sc->r->method : NULL, x->websocket, rh, used);
   if (rv == WR_AGAIN) return x->done ? -1 : 0;
   if (rv != WR_OK) return -1;
   /* A gRPC status in the head is a Trailers-Only response: gRPC clients
@@ -126,7 +126,7 @@ size_t wr__vsub_take(vsub *x, uint8_t *buf, size_t len) {
   x->out_off += n;
   size_t k = n < x->credit ? n : x->credit;
   x->credit -= k;
-  if (k && x->sc && x->sc->r.st) wr_tunnel_stream_consume(x->sc->r.st, k);
+  if (k && x->sc && x->sc->r->st) wr_tunnel_stream_consume(x->sc->r->st, k);
   if (x->out_off == x->out.len) {
     wr_buf_reset(&x->out);
     x->out_off = 0;

@@ -3,7 +3,9 @@
  *
  *   ClientHello bytes ──SNI──> certificate: uploaded (certs.h), else the
  *   route lookup (visitor_route.c, maybe on the store thread: tls_wait)
- *   and one issued by the edge CA, else the unrecognized_name alert
+ *   and one issued by the edge CA (prepared when the name was routed, or
+ *   signed on the worker pool now: tls_wait again), else the
+ *   unrecognized_name alert
  *   ──> GnuTLS session (the zone's minimum version, ALPN h2 and
  *   http/1.1) ──> handshake ──> VC_HEAD, and from then on the HTTP/1.1
  *   front of visitor.c runs unchanged over the plaintext, or with ALPN h2,
@@ -82,7 +84,8 @@ static int refuse(vconn *c, uint8_t alert, const char *why) {
 
 /* The certificate for c->sni: uploaded, else for a routed name the ACME
  * one, else one issued by the edge CA.
- * WR_OK, WR_AGAIN (route lookup in flight), WR_ERR_NOTFOUND, WR_ERR_CRYPTO. */
+ * WR_OK, WR_AGAIN (route lookup or signing in flight: c->tls_wait),
+ * WR_ERR_NOTFOUND, WR_ERR_CRYPTO. */
 static int pick_cert(vconn *c) {
   char tid[WR_STORE_UUID_LEN + 1];
   wr_visitor *v = c->v;
@@ -92,8 +95,23 @@ static int pick_cert(vconn *c) {
   if (c->tls_wait) wr__vconn_wait(c);
   if (rv != WR_OK) return rv == WR_AGAIN ? rv : WR_ERR_NOTFOUND;
   if ((c->cert = wr_certs_acme(v->certs, c->sni))) return WR_OK;
-  return (c->cert = wr_certs_issued(v->certs, c->sni)) ? WR_OK : WR_ERR_CRYPTO;
+  if ((c->cert = wr_certs_issued_cached(v->certs, c->sni))) return WR_OK;
+  /* Not prepared yet (a route this edge has not swept): signed on the
+   * worker pool, first in its queue, while the visitor waits. */
+  rv = wr_certs_prepare(v->certs, c->sni, 1);
+  if (rv == WR_AGAIN) {
+    c->tls_wait = 1;
+    wr__vconn_wait(c);
+    return rv;
+  }
+  if (rv == WR_OK && (c->cert = wr_certs_issued_cached(v->certs, c->sni))) return WR_OK;
+  if (rv == WR_ERR_INVAL) c->cert = wr_certs_issued(v->certs, c->sni); /* no loop: sign here */
+  return c->cert ? WR_OK : WR_ERR_CRYPTO;
 }
+
+static int waits_in_tls(const vconn *c) { return c->state == VC_TLS; }
+
+void wr__vtls_cert_ready(void *user) { wr__visitor_wake_waiting(user, waits_in_tls); }
 
 /* Reads the SNI and makes the session. WR_OK, WR_AGAIN, or an error after
  * which the connection is closing. */
@@ -207,7 +225,7 @@ void wr__vtls_bye(vconn *c) {
 /* ---- per-request rules ------------------------------------------------------------- */
 
 int wr__vtls_policy(vconn *c, const struct wr__visitor_target *t, size_t used) {
-  vreq *r = &c->r;
+  vreq *r = c->r;
   if (c->tls_mode) {
     if (strcmp(r->host, c->sni) == 0) return 0;
     wr_buf_consume(&c->in, used);
@@ -235,7 +253,7 @@ size_t wr__vtls_resp_fields(vconn *c, wr_http_header *out) {
     int n = snprintf(alt, sizeof(alt), "h3=\":%u\"; ma=86400", c->v->h3_port);
     out[k++] = (wr_http_header){"Alt-Svc", 7, alt, (size_t)n};
   }
-  const wr_zone_settings *z = wr_zone_cache_find(c->v->zones, c->r.host);
+  const wr_zone_settings *z = wr_zone_cache_find(c->v->zones, c->r->host);
   if (!z || !z->hsts_enabled) return k;
   int n = snprintf(hsts, sizeof(hsts), "max-age=%" PRId64 "%s%s", z->hsts_max_age,
                    z->hsts_include_subdomains ? "; includeSubDomains" : "",

@@ -37,7 +37,8 @@ int wr_zone_contains(const char *zone, const char *host) {
   " coalesce(s.hsts_preload, 0), coalesce(s.hsts_nosniff, 0), coalesce(s.min_tls_version, '1.2'),"\
   " coalesce(s.modified_on, 0) FROM zones z LEFT JOIN zone_settings s ON s.zone_id = z.id "
 
-static void read_settings(wr_db_stmt *st, wr_zone_settings *z) {
+static void read_settings(wr_db_stmt *st, void *row) {
+  wr_zone_settings *z = row;
   memset(z, 0, sizeof(*z));
   wr__store_col_copy(st, 0, z->zone_id, sizeof(z->zone_id));
   wr__store_col_copy(st, 1, z->zone_name, sizeof(z->zone_name));
@@ -97,22 +98,12 @@ out:
 
 int wr_store_zone_settings_list(wr_store *s, wr_zone_settings **out, size_t *n) {
   wr_db_stmt *st;
-  wr_zone_settings *rows = NULL;
-  size_t cnt = 0, cap = 0;
   *out = NULL;
   *n = 0;
   int rv = wr__store_prepf(s, &st, SETTINGS_SELECT "ORDER BY z.name", "");
   if (rv != WR_OK) return rv;
-  int rc;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) read_settings(st, PUSH(rows, cnt, cap));
-  wr_db_finalize(st);
-  if (rc != WR_DB_DONE) {
-    free(rows);
-    return wr__store_dberr(s, "list zone settings");
-  }
-  *out = rows;
-  *n = cnt;
-  return WR_OK;
+  *out = wr__store_rows(s, st, "list zone settings", sizeof(**out), read_settings, n, &rv);
+  return rv;
 }
 
 /* ---- the in-memory copy ----------------------------------------------------------- */

@@ -249,24 +249,45 @@ static void on_write(uv_write_t *req, int status) {
   }
 }
 
-/* Hands a copy of |data| to libuv. Returns WR_OK or WR_ERR_IO. */
-static int send_copy(wr_conn *c, const uint8_t *data, size_t len, size_t plain) {
-  wreq *w;
-  uv_buf_t b;
-  int rc;
-  if (!c->sk || c->wfailed) goto fail;
-  w = wr_xmalloc(sizeof(*w) + len);
-  memcpy(w->data, data, len);
-  w->plain = plain;
+/* Hands |w| (its |plain| set) to the socket. When no write is queued it is
+ * first tried at once (uv_try_write): libuv 1.44 re-arms the socket's epoll
+ * watcher whenever a uv_write completes (one epoll_ctl per write, i.e. per
+ * request on a keep-alive connection), and a try that takes everything costs
+ * no more than the write itself. Only the rest, if any, goes to uv_write.
+ * Not while above the low-water mark: on_drain must not run from inside a
+ * write. Takes |w|. Returns WR_OK or WR_ERR_IO. */
+static int submit(wr_conn *c, wreq *w) {
+  size_t off = 0;
+  if (!c->above_low) {
+    uv_buf_t tb = uv_buf_init((char *)w->data, (unsigned)w->len);
+    int n = uv_try_write(&c->sk->s, &tb, 1);
+    if (n > 0) off = (size_t)n;
+    if (off == w->len) {
+      c->queued -= w->plain;
+      free(w);
+      return WR_OK;
+    }
+  }
   w->req.data = c;
-  b = uv_buf_init((char *)w->data, (unsigned)len);
-  rc = uv_write(&w->req, &c->sk->s, &b, 1, on_write);
-  if (rc == 0) return WR_OK;
+  uv_buf_t b = uv_buf_init((char *)w->data + off, (unsigned)(w->len - off));
+  if (uv_write(&w->req, &c->sk->s, &b, 1, on_write) == 0) return WR_OK;
+  c->queued -= w->plain;
   free(w);
   c->wfailed = 1;
-fail:
-  c->queued -= plain;
   return WR_ERR_IO;
+}
+
+/* Hands a copy of |data| to the socket. Returns WR_OK or WR_ERR_IO. */
+static int send_copy(wr_conn *c, const uint8_t *data, size_t len, size_t plain) {
+  if (!c->sk || c->wfailed) {
+    c->queued -= plain;
+    return WR_ERR_IO;
+  }
+  wreq *w = wr_xmalloc(sizeof(*w) + len);
+  memcpy(w->data, data, len);
+  w->len = len;
+  w->plain = plain;
+  return submit(c, w);
 }
 
 /* Sends whatever ciphertext the TLS session has produced; |plain| bytes of
@@ -287,7 +308,6 @@ static int flush_tls(wr_conn *c, size_t plain) {
 /* Hands the gathered plain writes to libuv as one write. */
 static int flush_pending(wr_conn *c) {
   wreq *w = c->pend;
-  uv_buf_t b;
   if (!w) return WR_OK;
   c->pend = NULL;
   if (!c->sk || c->wfailed) {
@@ -295,13 +315,7 @@ static int flush_pending(wr_conn *c) {
     free(w);
     return WR_ERR_IO;
   }
-  w->req.data = c;
-  b = uv_buf_init((char *)w->data, (unsigned)w->len);
-  if (uv_write(&w->req, &c->sk->s, &b, 1, on_write) == 0) return WR_OK;
-  c->queued -= w->plain;
-  free(w);
-  c->wfailed = 1;
-  return WR_ERR_IO;
+  return submit(c, w);
 }
 
 static void on_wflush(uv_timer_t *t) {

@@ -299,6 +299,15 @@ int wr_oidc_states_begin(wr_oidc_states *st, uint64_t now_ms, const char *ctx, w
   return WR_OK;
 }
 
+const char *wr_oidc_states_ctx(const wr_oidc_states *st, const char *state) {
+  if (!state || strlen(state) != WR_OIDC_SECRET_LEN) return NULL;
+  for (size_t i = 0; i < st->max; i++) {
+    const slot *s = &st->slots[i];
+    if (s->expires && same_secret(s->f.state, state)) return s->f.ctx;
+  }
+  return NULL;
+}
+
 int wr_oidc_states_take(wr_oidc_states *st, const char *state, const char *binding, uint64_t now_ms,
                         wr_oidc_flow *out) {
   memset(out, 0, sizeof(*out));

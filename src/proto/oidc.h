@@ -110,6 +110,10 @@ int wr_oidc_states_begin(wr_oidc_states *st, uint64_t now_ms, const char *ctx, w
  * (|binding| is not the browser's that started it, or it expired). */
 int wr_oidc_states_take(wr_oidc_states *st, const char *state, const char *binding, uint64_t now_ms,
                         wr_oidc_flow *out);
+/* The ctx of the pending flow of |state| (borrowed, valid until the next
+ * call on |st|), or NULL; the flow stays pending and nothing is checked:
+ * for looking ahead at what a callback will need. */
+const char *wr_oidc_states_ctx(const wr_oidc_states *st, const char *state);
 size_t wr_oidc_states_count(const wr_oidc_states *st);
 
 #endif

@@ -30,6 +30,13 @@ enum {
   WR_PEER_STOP = 5,
 };
 
+/* The code of the RESET a serving edge answers an OPEN with when it has
+ * no live connection of the tunnel: nothing of the stream reached a
+ * connector, so the forwarding edge may try another edge. Above every
+ * QUIC error code (those end at 2^62 - 1), so no connector's reset code,
+ * passed on, is mistaken for it. */
+#define WR_PEER_CODE_REFUSED (UINT64_C(1) << 62)
+
 typedef struct wr_peer_frame {
   int type;
   const uint8_t *payload; /* points into the input */

@@ -25,4 +25,13 @@
 int wr_stream_head_decode(const uint8_t *buf, size_t len, wr_connect_response *cr, size_t *used,
                           int *bad_preamble);
 
+/* The other direction: whether the request at the start of a data stream
+ * (preamble + ConnectRequest, as an edge writes it) may be sent a second
+ * time after the first attempt may have reached the connector: an HTTP or
+ * WebSocket request whose HttpMethod is idempotent (RFC 9110 9.2.2: GET,
+ * HEAD, OPTIONS, TRACE, PUT, DELETE). Returns 1 or 0; 0 also for bytes
+ * that are incomplete or not such a request (a TCP stream, a malformed
+ * head). */
+int wr_stream_request_idempotent(const uint8_t *buf, size_t len);
+
 #endif

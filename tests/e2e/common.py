@@ -117,15 +117,16 @@ class Poller:
 class Proc:
     """A started program in its own session (so its whole process group can
     be killed), stdin from /dev/null, stdout and stderr appended to |log|.
-    Used by bench.py and soak.py; the e2e tests use conftest.Proc."""
+    Used by bench.py and soak.py; the e2e tests' conftest.Proc builds on it."""
 
-    def __init__(self, args, log, env=None, name=None):
+    def __init__(self, args, log, env=None, name=None, cwd=None, mode="ab"):
         self.args = [str(a) for a in args]
         self.name = name or os.path.basename(self.args[0])
         self.log = log
-        with open(log, "ab") as out:
+        with open(log, mode) as out:
             self.p = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=out,
-                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                      stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                      start_new_session=True)
         self.pid = self.p.pid
 
     def alive(self):

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+import common
 from common import free_port  # noqa: F401  (tests import it from here)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,26 +53,18 @@ def log_tail(path, lines=80, chars=12000):
     return "\n".join(text.splitlines()[-lines:])
 
 
-class Proc:
+class Proc(common.Proc):
     """A started binary; stop() sends SIGTERM, then SIGKILL after a timeout.
-    Output (stdout and stderr together) goes to the file self.log."""
+    Output (stdout and stderr together) goes to the file self.log (a fresh
+    one: a temporary file when none is named)."""
 
     def __init__(self, args, env=None, cwd=None, log=None, name=None):
-        self.args = [str(a) for a in args]
-        self.name = name or os.path.basename(self.args[0])
+        name = name or os.path.basename(str(args[0]))
         if log is None:
             import tempfile
-            fd, log = tempfile.mkstemp(prefix=self.name + "-", suffix=".log")
+            fd, log = tempfile.mkstemp(prefix=name + "-", suffix=".log")
             os.close(fd)
-        self.log = str(log)
-        with open(self.log, "wb") as out:
-            self.p = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=out,
-                                      stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                      start_new_session=True)
-        self.pid = self.p.pid
-
-    def alive(self):
-        return self.p.poll() is None
+        super().__init__(args, str(log), env=env, name=name, cwd=cwd, mode="wb")
 
     def signal(self, sig):
         if self.p.poll() is None:
@@ -81,32 +74,7 @@ class Proc:
         return self.p.wait(timeout)
 
     def stop(self, timeout=10):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.p.wait()
-        return self.p.returncode
-
-    def kill(self):
-        if self.p.poll() is None:
-            try:
-                os.killpg(self.p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return self.p.wait()
-
-    def output(self):
-        try:
-            with open(self.log, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return super().stop(timeout)
 
     def tail(self, lines=80):
         return log_tail(self.log, lines)
@@ -198,6 +166,34 @@ def home(tmp_path):
     h = tmp_path / "home"
     h.mkdir()
     return h
+
+
+def _loopback_only():
+    """A fresh network namespace with only lo up (netns.loopback_only), for
+    cloudflared, which looks names up at start; skips where none can be made
+    (it needs root)."""
+    import netns as netns_mod
+    try:
+        ctx = netns_mod.loopback_only()
+        ctx.__enter__()
+    except OSError as e:
+        pytest.skip(str(e))
+    try:
+        yield
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+@pytest.fixture
+def netns_lo():
+    """One test in a namespace with only lo up (see _loopback_only)."""
+    yield from _loopback_only()
+
+
+@pytest.fixture(scope="module")
+def netns_lo_module():
+    """A whole module in a namespace with only lo up (see _loopback_only)."""
+    yield from _loopback_only()
 
 
 def wait_for(pred, timeout=10.0, interval=0.05):

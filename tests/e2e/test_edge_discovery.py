@@ -15,7 +15,6 @@ import pytest
 
 import test_tunnel as tt
 from conftest import ProcSet, free_port, wait_for
-from test_http2 import netns  # noqa: F401
 
 KNOTD = "/usr/sbin/knotd"
 
@@ -50,7 +49,7 @@ def zone(port):
 
 
 @pytest.fixture(scope="module")
-def dns(netns, base):  # noqa: F811
+def dns(netns_lo_module, base):
     """knotd on 127.0.0.1:53 of the namespace, and a resolv.conf naming it."""
     d = base / "knot"
     d.mkdir()
@@ -63,7 +62,7 @@ def dns(netns, base):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def edge(netns, base, env, dns):  # noqa: F811
+def edge(netns_lo_module, base, env, dns):
     procs = ProcSet(base)
     try:
         e = tt.Edge(base, procs, env)

@@ -19,8 +19,6 @@ import struct
 
 import pytest
 
-import netns as netns_mod
-
 import origins
 import test_tunnel as tt
 from common import recv_head
@@ -32,20 +30,6 @@ CLOUDFLARED = os.environ.get("CLOUDFLARED") or "/opt/cfd/cloudflared"
 pytestmark = pytest.mark.skipif(
     not os.access(CLOUDFLARED, os.X_OK) or os.geteuid() != 0,
     reason="needs cloudflared (/opt/cfd/cloudflared or CLOUDFLARED=) and root (network namespace)")
-
-
-@pytest.fixture(scope="module")
-def netns():
-    """A fresh network namespace with only lo up for this module (netns.loopback_only)."""
-    try:
-        ctx = netns_mod.loopback_only()
-        ctx.__enter__()
-    except OSError as e:
-        pytest.skip(str(e))
-    try:
-        yield
-    finally:
-        ctx.__exit__(None, None, None)
 
 
 class Cloudflared(tt.Connector):
@@ -86,7 +70,7 @@ class H2Tunnel:
 
 
 @pytest.fixture(scope="module")
-def tunnel(netns, base, env, origin):
+def tunnel(netns_lo_module, base, env, origin):
     t = H2Tunnel(base, env, origin)
     yield t
     t.close()

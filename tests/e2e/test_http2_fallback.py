@@ -9,7 +9,6 @@ import time
 import pytest
 
 import test_tunnel as tt
-from test_http2 import netns  # noqa: F401
 from test_http2_warren import Tunnel
 
 pytestmark = pytest.mark.skipif(
@@ -29,7 +28,7 @@ def drop_udp(port):
     subprocess.run(["nft", "-f", "-"], input=rules.encode(), check=True)
 
 
-def test_auto_falls_back_to_http2_when_udp_is_dropped(netns, base, env, origin):  # noqa: F811
+def test_auto_falls_back_to_http2_when_udp_is_dropped(netns_lo_module, base, env, origin):
     start = time.monotonic()
     t = Tunnel(base, env, origin, "auto", ready_timeout=60, before_connector=drop_udp)
     try:

@@ -30,31 +30,40 @@ def env_for(tmp_path, store):
 
 
 class Edge:
-    def __init__(self, procs, d, env, name):
-        self.d, self.env, self.name, self.procs = d, env, name, procs
-        self.udp = free_port(socket.SOCK_DGRAM)
-        self.http, self.api, self.peer = free_port(), free_port(), free_port()
-        self.metrics = free_port()
+    """One warren-edge. |host| is its address (any of 127/8); |ports|, when
+    given, are the ports of another Edge, so that edges on different
+    addresses listen on the same ports, as behind DNS round robin."""
+
+    def __init__(self, procs, d, env, name, host="127.0.0.1", ports=None):
+        self.d, self.env, self.name, self.procs, self.host = d, env, name, procs, host
+        if ports:
+            self.udp, self.http, self.api, self.peer, self.metrics = (
+                ports.udp, ports.http, ports.api, ports.peer, ports.metrics)
+        else:
+            self.udp = free_port(socket.SOCK_DGRAM)
+            self.http, self.api, self.peer = free_port(), free_port(), free_port()
+            self.metrics = free_port()
         self.start()
 
     def start(self):
+        h = self.host
         self.p = self.procs.start(
-            [WARREN_EDGE, "run", "--data-dir", self.d, "--tunnel-listen", f"127.0.0.1:{self.udp}",
-             "--http-listen", f"127.0.0.1:{self.http}", "--api-listen", f"127.0.0.1:{self.api}",
-             "--peer-listen", f"127.0.0.1:{self.peer}", "--metrics", f"127.0.0.1:{self.metrics}",
+            [WARREN_EDGE, "run", "--data-dir", self.d, "--tunnel-listen", f"{h}:{self.udp}",
+             "--http-listen", f"{h}:{self.http}", "--api-listen", f"{h}:{self.api}",
+             "--peer-listen", f"{h}:{self.peer}", "--metrics", f"{h}:{self.metrics}",
              "--requests-per-second-per-source", "0"], name=self.name, env=self.env)
         assert self.p.wait_output("shares its store with other edges", 30) is not None, self.p.tail()
         assert self.p.wait_output("Serving the API on", 30) is not None, self.p.tail()
 
     def metric(self, name):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/metrics", timeout=10) as r:
+        with urllib.request.urlopen(f"http://{self.host}:{self.metrics}/metrics", timeout=10) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith(name + " "):
                     return float(line.split()[1])
         return None
 
     def api_call(self, method, path, token):
-        req = urllib.request.Request(f"http://127.0.0.1:{self.api}/client/v4{path}", method=method,
+        req = urllib.request.Request(f"http://{self.host}:{self.api}/client/v4{path}", method=method,
                                      headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())["result"]
@@ -77,10 +86,12 @@ def cluster(tmp_path, procs, store):
     return {"a": a, "b": b, "creds": creds, "tid": tid, "env": env, "store": store}
 
 
-def connector(procs, cl, *edges, name="warren-hello"):
+def connector(procs, cl, *edges, name="warren-hello", ha=None):
     args = [WARREN, "tunnel", "--no-autoupdate"]
     for e in edges:
-        args += ["--edge", f"127.0.0.1:{e.udp}"]
+        args += ["--edge", f"{e.host}:{e.udp}"]
+    if ha:
+        args += ["--ha-connections", str(ha)]
     args += ["--cacert", cl["a"].d / "ca.pem", "--protocol", "quic", "--credentials-file",
              cl["creds"], "--hello-world", "run", cl["tid"]]
     return procs.start(args, name=name, env=cl["env"])

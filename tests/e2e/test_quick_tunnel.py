@@ -16,8 +16,6 @@ import urllib.request
 
 import pytest
 
-import netns as netns_mod
-
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 ZONE = "quick.test"
@@ -174,24 +172,9 @@ def test_idle_quick_tunnel_expires(tmp_path, procs):
     assert edge.visit(j["result"]["hostname"])[0] == 404
 
 
-@pytest.fixture
-def netns():
-    """cloudflared looks names up at start: run this test in a fresh network
-    namespace with only lo up (netns.loopback_only)."""
-    try:
-        ctx = netns_mod.loopback_only()
-        ctx.__enter__()
-    except OSError as e:
-        pytest.skip(str(e))
-    try:
-        yield
-    finally:
-        ctx.__exit__(None, None, None)
-
-
 @pytest.mark.skipif(not os.path.exists(CLOUDFLARED) or os.geteuid() != 0,
                     reason="needs cloudflared (/opt/cfd/cloudflared or CLOUDFLARED=) and root")
-def test_cloudflared_quick_tunnel_against_warren_edge(tmp_path, procs, netns, origin):
+def test_cloudflared_quick_tunnel_against_warren_edge(tmp_path, procs, netns_lo, origin):
     edge = QuickEdge(tmp_path, procs)
     c = procs(connector_args(CLOUDFLARED, edge, origin, free_port()) + ["--protocol", "quic"],
               name="cloudflared", env=edge.env, stop_timeout=30)

@@ -2,6 +2,8 @@
 thread, not on the event loop: with every store-thread call made slow
 (WARREN_TEST_STORE_DELAY_MS, a test-only hook), a visitor whose host needs a
 route lookup waits, and while it waits other visitors keep being served.
+The same holds for the certificates of the edge CA, signed on the worker pool
+(WARREN_TEST_SIGN_DELAY_MS makes each signing slow).
 
 The assertions are about order, never about durations: a request that needs
 no store call (a cached route, a bad Host) is answered while the slow lookup
@@ -11,6 +13,7 @@ import json
 import os
 import select
 import socket
+import ssl
 import subprocess
 
 import pytest
@@ -48,9 +51,10 @@ def edge(tmp_path, procs):
     return start_edge(tmp_path, procs, "127.0.0.1:0")[0]
 
 
-def start_edge(tmp_path, procs, api_listen):
-    """An edge whose store-thread calls are slow, with a hello-world tunnel
-    routed for hello.ZONE and other.ZONE; returns (http port, data dir)."""
+def start_edge(tmp_path, procs, api_listen, https=None, delays=None):
+    """An edge whose store-thread calls are slow (or as |delays| says), with
+    a hello-world tunnel routed for hello.ZONE and other.ZONE; returns
+    (http port, data dir). |https|: a port for --https-listen."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
     env["HOME"] = str(tmp_path)
     d = tmp_path / "edge"
@@ -61,9 +65,11 @@ def start_edge(tmp_path, procs, api_listen):
     for h in ("hello", "other"):
         check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"{h}.{ZONE}"], env)
     udp, http = free_port(socket.SOCK_DGRAM), free_port()
+    extra = ["--https-listen", f"127.0.0.1:{https}"] if https else []
     p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
-                     "--http-listen", f"127.0.0.1:{http}", "--api-listen", api_listen],
-                    name="warren-edge", env={**env, "WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})
+                     "--http-listen", f"127.0.0.1:{http}", "--api-listen", api_listen, *extra],
+                    name="warren-edge",
+                    env={**env, **(delays or {"WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})})
     assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
     metrics = free_port()
     c = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
@@ -144,3 +150,212 @@ def test_the_access_gate_reads_its_apps_on_the_store_thread(tmp_path, procs):
         assert not answered(slow), "the gate answered before its store read could have come back"
     assert status_of(slow) == 401
     slow.close()
+
+
+class Handshake:
+    """A TLS client driven by hand over a socket, so that the test can look
+    at whether the server answered its ClientHello without waiting."""
+
+    def __init__(self, port, name, cafile):
+        ctx = ssl.create_default_context(cafile=str(cafile))
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname=name)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.name = name
+        self._step()
+
+    def _step(self):
+        try:
+            self.tls.do_handshake()
+            done = True
+        except ssl.SSLWantReadError:
+            done = False
+        if self.out.pending:
+            self.sock.sendall(self.out.read())
+        return done
+
+    def finish(self):
+        while not self._step():
+            data = self.sock.recv(65536)
+            assert data, "the edge closed the connection during the handshake"
+            self.inc.write(data)
+
+    def get_status(self):
+        self.tls.write(f"GET / HTTP/1.1\r\nHost: {self.name}\r\nConnection: close\r\n\r\n".encode())
+        self.sock.sendall(self.out.read())
+        head = b""
+        while b"\r\n" not in head:
+            try:
+                head += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                data = self.sock.recv(65536)
+                assert data, "no answer over TLS"
+                self.inc.write(data)
+        self.sock.close()
+        return int(head.split(b" ", 2)[1])
+
+
+def https_status(port, name, cafile):
+    h = Handshake(port, name, cafile)
+    h.finish()
+    return h.get_status()
+
+
+def test_visitors_are_served_while_a_certificate_is_signed(tmp_path, procs):
+    # Signing is slow, the store is not: the first handshake for a hostname
+    # routed after the edge started waits for its certificate, and while it
+    # waits plain visitors and handshakes for a prepared name are served.
+    https = free_port()
+    http, d = start_edge(tmp_path, procs, "127.0.0.1:0", https=https,
+                         delays={"WARREN_TEST_SIGN_DELAY_MS": str(DELAY_MS)})
+    ca = d / "ca.pem"
+    # hello's certificate was prepared when the edge started (maybe still
+    # being signed: then this waits for it).
+    assert https_status(https, f"hello.{ZONE}", ca) == 200
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
+    env["HOME"] = str(tmp_path)
+    check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"fresh.{ZONE}"], env)
+    slow = Handshake(https, f"fresh.{ZONE}", ca)
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", http), timeout=30)
+        s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
+        assert status_of(s) == 400
+        s.close()
+        assert https_status(https, f"hello.{ZONE}", ca) == 200
+        assert not answered(slow.sock), "the new name's handshake was answered before the others"
+    slow.finish()
+    assert slow.get_status() == 200
+
+
+def raw_request(port, method, path, headers=(), body=b""):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers)
+    if body:
+        head += f"Content-Length: {len(body)}\r\n"
+    s.sendall(head.encode() + b"\r\n" + body)
+    return s
+
+
+def read_all(s):
+    """The whole response of a Connection: close request: (status, head, body)."""
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head.decode("latin-1"), body.decode("utf-8", "replace")
+
+
+def header_value(head, name):
+    for line in head.split("\r\n")[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == name.lower():
+            return v.strip()
+    return None
+
+
+def test_team_domain_pages_read_the_store_on_the_store_thread(tmp_path, procs):
+    # The team domain (the API listener) serves the sign-in form, the
+    # sign-in POST, the OpenID Connect start and its callback. Each needs
+    # the app's host read (apps and identity providers) or a user read:
+    # those go to the slow store thread, and while they are out, visitors
+    # and the team domain's key set keep being answered.
+    api = free_port()
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    _, account, token = read_cert(d / "cert.pem")
+
+    def call(method, path, body):
+        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
+        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
+                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        r = json.loads(c.getresponse().read())
+        c.close()
+        assert r["success"], r
+        return r["result"]
+
+    def quick_ones_first(slow):
+        for _ in range(2):
+            s = send_get(http, "")  # an empty Host: 400, no store call
+            assert status_of(s) == 400
+            s.close()
+            status, _, body = read_all(raw_request(api, "GET", "/cdn-cgi/access/certs"))
+            assert status == 200 and '"keys"' in body
+            assert not answered(slow), "a team-domain page was answered before its store read could be back"
+
+    app = call("POST", "/access/apps", {"name": "other", "domain": f"other.{ZONE}"})
+    dead = "http://127.0.0.1:9"  # a provider nobody answers for
+    idp = call("POST", "/access/identity_providers",
+               {"name": "IdP", "type": "oidc",
+                "config": {"client_id": "c", "client_secret": "s", "auth_url": dead + "/authorize",
+                           "token_url": dead + "/token", "certs_url": dead + "/jwks"}})
+    back = f"redirect_url=http%3A%2F%2Fother.{ZONE}%2F"
+
+    # The sign-in form: the host's apps (just invalidated by the API) are read first.
+    slow = raw_request(api, "GET", f"/cdn-cgi/access/login/other.{ZONE}?kid={app['aud']}&{back}")
+    quick_ones_first(slow)
+    status, head, form = read_all(slow)
+    assert status == 200 and "Sign in with IdP" in form, form
+    csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    cookie = header_value(head, "Set-Cookie").split(";")[0]
+
+    # The sign-in: the user is read on the store thread.
+    body = (f"csrf={csrf}&kid={app['aud']}&{back}&email=nobody%40example.test&password=wrong").encode()
+    slow = raw_request(api, "POST", f"/cdn-cgi/access/login/other.{ZONE}",
+                       [("Cookie", cookie), ("Content-Type", "application/x-www-form-urlencoded")], body)
+    quick_ones_first(slow)
+    status, _, page = read_all(slow)
+    assert status == 403 and "Wrong email or password" in page, page
+
+    # An OpenID Connect sign-in started, then the apps change (the cache is
+    # emptied): the callback waits for the host's read before the state is used.
+    status, head, _ = read_all(raw_request(
+        api, "GET", f"/cdn-cgi/access/oidc/{idp['id']}?host=other.{ZONE}&kid={app['aud']}&{back}"))
+    assert status == 302, head
+    state = header_value(head, "Location").split("state=", 1)[1].split("&", 1)[0]
+    binding = header_value(head, "Set-Cookie").split(";")[0]
+    call("POST", "/access/groups", {"name": "g", "include": [{"everyone": {}}]})
+    slow = raw_request(api, "GET", f"/cdn-cgi/access/callback?state={state}&code=abc", [("Cookie", binding)])
+    quick_ones_first(slow)
+    status, _, page = read_all(slow)
+    # The flow was recognised (not "start again"): the provider could not be reached.
+    assert status == 403 and "could not be verified" in page, page
+
+
+def test_the_gate_checks_service_tokens_on_the_store_thread(tmp_path, procs):
+    # hello.ZONE takes service tokens only. Once its apps are cached (an
+    # anonymous visitor got 401), a visitor with a token waits for the
+    # token's read on the store thread while others are answered.
+    api = free_port()
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    _, account, token = read_cert(d / "cert.pem")
+
+    def call(method, path, body):
+        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
+        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
+                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        r = json.loads(c.getresponse().read())
+        c.close()
+        assert r["success"], r
+        return r["result"]
+
+    app = call("POST", "/access/apps", {"name": "hello", "domain": f"hello.{ZONE}"})
+    call("POST", f"/access/apps/{app['id']}/policies",
+         {"name": "tokens", "decision": "non_identity", "include": [{"any_valid_service_token": {}}]})
+    tok = call("POST", "/access/service_tokens", {"name": "ci"})
+    anon = send_get(http, f"hello.{ZONE}")
+    assert status_of(anon) == 401
+    anon.close()
+    s = socket.create_connection(("127.0.0.1", http), timeout=30)
+    s.sendall(f"GET / HTTP/1.1\r\nHost: hello.{ZONE}\r\nCF-Access-Client-Id: {tok['client_id']}\r\n"
+              f"CF-Access-Client-Secret: {tok['client_secret']}\r\nConnection: close\r\n\r\n".encode())
+    for _ in range(2):
+        q = send_get(http, "")
+        assert status_of(q) == 400
+        q.close()
+        assert not answered(s), "the token was checked before its store read could be back"
+    assert status_of(s) == 200
+    s.close()

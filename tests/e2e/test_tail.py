@@ -12,7 +12,6 @@ import pytest
 
 import urllib.request
 
-import netns as netns_mod
 from common import read_cert
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
@@ -160,23 +159,9 @@ def test_bad_token_is_refused(setup, procs):
     assert b'"code":1001' in data
 
 
-@pytest.fixture
-def netns():
-    """cloudflared looks names up at start: a namespace with only lo up."""
-    try:
-        ctx = netns_mod.loopback_only()
-        ctx.__enter__()
-    except OSError as e:
-        pytest.skip(str(e))
-    try:
-        yield
-    finally:
-        ctx.__exit__(None, None, None)
-
-
 @pytest.mark.skipif(not os.path.exists(CLOUDFLARED) or os.geteuid() != 0,
                     reason="needs cloudflared (/opt/cfd/cloudflared or CLOUDFLARED=) and root")
-def test_warren_tail_against_cloudflared_connector(tmp_path, procs, netns):
+def test_warren_tail_against_cloudflared_connector(tmp_path, procs, netns_lo):
     s = make_setup(tmp_path, procs, CLOUDFLARED)
     t = start_tail(procs, s)
     assert wait_line(t, "/cfd-probe", lambda: visit(s, "/cfd-probe"), timeout=40), \
@@ -226,7 +211,7 @@ def tls_proxy(cert, key, port, target):
 
 @pytest.mark.skipif(not os.path.exists(CLOUDFLARED) or os.geteuid() != 0,
                     reason="needs cloudflared (/opt/cfd/cloudflared or CLOUDFLARED=) and root")
-def test_cloudflared_tail_against_warren_edge(tmp_path, procs, netns):
+def test_cloudflared_tail_against_warren_edge(tmp_path, procs, netns_lo):
     # cloudflared's tail dials wss://<management hostname>:443; "localhost"
     # resolves without DNS, and a TLS front on :443 (trusted through
     # SSL_CERT_FILE) passes the WebSocket to the edge's visitor port. The

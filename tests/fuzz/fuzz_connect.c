@@ -78,6 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_response(&r);
     wr_connect_response_free(NULL, &r);
   }
+  /* The request head as a forwarding edge judges it: a yes or a no. */
+  rv = wr_stream_request_idempotent(data, size);
+  CHECK(rv == 0 || rv == 1);
   if (size >= 8 && memcmp(data, data_sig, 8) == 0) {
     data += 8;
     size -= 8;

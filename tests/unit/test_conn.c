@@ -496,7 +496,11 @@ static void backpressure(int use_tls) {
     for (size_t i = 0; i < 65536; i++) chunk[i] = (uint8_t)((off + i) % 251);
     assert_int_equal(wr_conn_write(cl.c, chunk, 65536), WR_OK);
   }
-  assert_int_equal(wr_conn_write_queued(cl.c), BIG);
+  /* With TLS, records the kernel took at once (written before the queue
+   * grew past the low-water mark) are not queued; the rest is. */
+  size_t q0 = wr_conn_write_queued(cl.c);
+  if (use_tls) assert_true(q0 > WR_CONN_LOW_WATER && q0 <= BIG);
+  else assert_int_equal(q0, BIG);
   run_for(&loop, 300);
   /* The kernel took what fits in the socket buffers; the rest waits. */
   size_t q = wr_conn_write_queued(cl.c);

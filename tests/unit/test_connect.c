@@ -758,11 +758,52 @@ static void test_stream_head(void **state) {
   wr_buf_free(&b);
 }
 
+/* A stream's request head with |method| (NULL: no HttpMethod) and |type|. */
+static void request_head(wr_buf *b, const char *method, uint16_t type) {
+  uint8_t pre[WR_PREAMBLE_DATA_LEN];
+  assert_int_equal(wr_preamble_write(WR_PREAMBLE_DATA, pre, sizeof(pre)), WR_PREAMBLE_DATA_LEN);
+  b->len = 0;
+  wr_buf_append(b, pre, sizeof(pre));
+  wr_meta m[2] = {{.key = "HttpHost", .key_len = 8, .val = "x", .val_len = 1},
+                  {.key = "HttpMethod", .key_len = 10, .val = method,
+                   .val_len = method ? strlen(method) : 0}};
+  wr_connect_request q = {.dest = "http://x/", .dest_len = 9, .type = type, .has_meta = 1,
+                          .meta = m, .nmeta = method ? 2 : 1};
+  assert_int_equal(wr_connect_request_encode(&q, NULL, b), WR_OK);
+}
+
+/* Which forwarded requests may be sent twice: idempotent HTTP methods of
+ * HTTP and WebSocket streams; nothing incomplete, TCP, or malformed. */
+static void test_request_idempotent(void **state) {
+  wr_buf b;
+  wr_buf_init(&b, 1 << 16, NULL);
+  const char *yes[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL};
+  const char *no[] = {"POST", "PATCH", "CONNECT", "get", "GETX"};
+  for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+    request_head(&b, yes[i], WR_CONNECT_HTTP);
+    assert_int_equal(wr_stream_request_idempotent(b.data, b.len), 1);
+  }
+  for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+    request_head(&b, no[i], WR_CONNECT_HTTP);
+    assert_int_equal(wr_stream_request_idempotent(b.data, b.len), 0);
+  }
+  request_head(&b, "GET", WR_CONNECT_WEBSOCKET);
+  assert_int_equal(wr_stream_request_idempotent(b.data, b.len), 1);
+  request_head(&b, "GET", WR_CONNECT_TCP);
+  assert_int_equal(wr_stream_request_idempotent(b.data, b.len), 0);
+  request_head(&b, "GET", WR_CONNECT_HTTP);
+  assert_int_equal(wr_stream_request_idempotent(b.data, b.len - 1), 0); /* incomplete */
+  b.data[0] ^= 0xff;
+  assert_int_equal(wr_stream_request_idempotent(b.data, b.len), 0); /* not a data stream */
+  assert_int_equal(wr_stream_request_idempotent(NULL, 0), 0);
+  wr_buf_free(&b);
+}
+
 int main(void) {
   return UNIT_RUN(
       NULL, NULL,
       UNIT_TESTS(test_http_get, test_http_404, test_http_post, test_websocket, test_tcp,
                  test_tcp_errors, test_golden, test_null_vs_empty, test_encode_inval,
                  test_alloc_and_limits, test_meta_get, test_truncated, test_corrupt_every_byte,
-                 test_malformed, test_encode_failmem, test_stream_head));
+                 test_malformed, test_encode_failmem, test_stream_head, test_request_idempotent));
 }

@@ -35,7 +35,13 @@ static void test_state_single_use_and_binding(void **state) {
   assert_int_equal(wr_oidc_states_count(st), 0);
   /* The good case carries the context, nonce and verifier; then it is used. */
   assert_int_equal(wr_oidc_states_begin(st, 100, "{\"host\":\"a\"}", &a), WR_OK);
+  /* Looking ahead at its context uses nothing up. */
+  assert_string_equal(wr_oidc_states_ctx(st, a.state), "{\"host\":\"a\"}");
+  assert_string_equal(wr_oidc_states_ctx(st, a.state), "{\"host\":\"a\"}");
+  assert_null(wr_oidc_states_ctx(st, "nope"));
+  assert_null(wr_oidc_states_ctx(st, NULL));
   assert_int_equal(wr_oidc_states_take(st, a.state, a.binding, 200, &got), WR_OK);
+  assert_null(wr_oidc_states_ctx(st, a.state));
   assert_string_equal(got.ctx, "{\"host\":\"a\"}");
   assert_string_equal(got.nonce, a.nonce);
   assert_string_equal(got.verifier, a.verifier);

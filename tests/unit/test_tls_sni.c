@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "edge/certs.h"
 #include "edge/pki.h"
 #include "lib/err.h"
@@ -316,9 +318,77 @@ static void test_acme_files(void **state) {
   wr_pem_pair_free(&b);
 }
 
+/* Signing on the worker pool: names are queued once however often they
+ * are asked for, the lookup never signs, a "*.parent" certificate covers
+ * one label, every finished job tells the watchers, and an object freed
+ * while jobs run goes once they are back. */
+static int watcher_calls;
+static void watcher(void *user) {
+  (void)user;
+  watcher_calls++;
+}
+
+static void test_issue_on_workers(void **state) {
+  fx *f = *state;
+  wr_certs *cs;
+  char err[256];
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(wr_certs_open(f->dir, &cs, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_certs_prepare(cs, "a.example.test", 0), WR_ERR_INVAL); /* no loop yet */
+  wr_certs_start(cs, &loop);
+  assert_int_equal(wr_certs_watch(cs, watcher, NULL), WR_OK);
+  watcher_calls = 0;
+  const char *names[] = {"a.example.test", "b.example.test", "c.example.test", "*.w.example.test"};
+  for (size_t i = 0; i < 4; i++) assert_int_equal(wr_certs_prepare(cs, names[i], 0), WR_AGAIN);
+  /* Asked again (once urgently, as a waiting handshake does): no second job. */
+  assert_int_equal(wr_certs_prepare(cs, "c.example.test", 1), WR_AGAIN);
+  assert_int_equal(wr_certs_prepare(cs, "a.example.test", 1), WR_AGAIN);
+  assert_int_equal(wr_certs_prepare(cs, "bad name", 1), WR_ERR_INVAL);
+  assert_int_equal(wr_certs_prepare(cs, "*.*.example.test", 0), WR_ERR_INVAL);
+  /* Nothing is signed by a lookup. */
+  assert_null(wr_certs_issued_cached(cs, "a.example.test"));
+  assert_int_equal(wr_certs_get_stats(cs)->signed_ok, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(watcher_calls, 4);
+  assert_int_equal(wr_certs_get_stats(cs)->signed_ok, 4);
+  assert_int_equal(wr_certs_get_stats(cs)->urgent, 2);
+  for (size_t i = 0; i < 3; i++) {
+    wr_cert *r = wr_certs_issued_cached(cs, names[i]);
+    assert_non_null(r);
+    assert_int_equal(handshake(f, r, names[i]), WR_OK);
+    wr_cert_release(r);
+    assert_int_equal(wr_certs_prepare(cs, names[i], 0), WR_OK); /* ready: nothing queued */
+  }
+  /* The wildcard covers one label below it, not two, not itself. */
+  wr_cert *r = wr_certs_issued_cached(cs, "x.w.example.test");
+  assert_non_null(r);
+  assert_int_equal(handshake(f, r, "x.w.example.test"), WR_OK);
+  wr_cert_release(r);
+  assert_null(wr_certs_issued_cached(cs, "y.x.w.example.test"));
+  assert_null(wr_certs_issued_cached(cs, "w.example.test"));
+  assert_null(wr_certs_issued_cached(cs, "d.example.test"));
+  /* The synchronous path shares the table. */
+  r = wr_certs_issued(cs, "a.example.test");
+  wr_cert *c2 = wr_certs_issued_cached(cs, "a.example.test");
+  assert_ptr_equal(r, c2);
+  wr_cert_release(c2);
+  wr_cert_release(r);
+  /* Freed with jobs in flight: the object goes when they are back. */
+  assert_int_equal(wr_certs_prepare(cs, "d.example.test", 0), WR_AGAIN);
+  assert_int_equal(wr_certs_prepare(cs, "e.example.test", 0), WR_AGAIN);
+  assert_int_equal(wr_certs_prepare(cs, "f.example.test", 0), WR_AGAIN); /* queued, dropped */
+  watcher_calls = 0;
+  wr_certs_free(cs);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(watcher_calls, 0);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   return UNIT_RUN(
       NULL, NULL,
       UNIT_TESTS(test_hello_sni, test_hello_split_records, test_alert_record, test_name_rules),
-      UNIT_FIXTURE(setup, teardown, test_add_list_delete, test_pick, test_acme_files));
+      UNIT_FIXTURE(setup, teardown, test_add_list_delete, test_pick, test_acme_files,
+                   test_issue_on_workers));
 }
