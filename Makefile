@@ -26,7 +26,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -W
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -Isrc -D_GNU_SOURCE -DWR_VERSION='"$(VERSION)"' -DWR_GIT_REV='"$(GIT_REV)"'
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) $(PKG_CFLAGS)
-LDLIBS  += $(PKG_LIBS) -lm -lpthread
+LDLIBS  += $(PKG_LIBS) -lresolv -lm -lpthread
 
 LIB_SRC  := $(wildcard src/lib/*.c src/proto/*.c src/net/*.c src/connector/*.c src/edge/*.c src/cfapi/*.c)
 CMD_SRC  := $(filter-out src/cmd/warren.c src/cmd/warren-edge.c,$(wildcard src/cmd/*.c))
@@ -136,7 +136,7 @@ fuzz-build:
 	@mkdir -p $(FUZZ_BUILD)/bin
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang $(CPPFLAGS) -std=c11 $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(PKG_CFLAGS) \
-	    $$f $(FUZZ_BUILD)/libwarren.a $(PKG_LIBS) -lm -lpthread -o $(FUZZ_BUILD)/bin/$$n || exit 1; done
+	    $$f $(FUZZ_BUILD)/libwarren.a $(PKG_LIBS) -lresolv -lm -lpthread -o $(FUZZ_BUILD)/bin/$$n || exit 1; done
 
 fuzz: fuzz-build
 	@scripts/run-fuzz.sh $(FUZZ_BUILD)/bin $(FUZZ_SECONDS)

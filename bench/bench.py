@@ -281,22 +281,26 @@ def wait_get(port, host, path="/1k.bin", timeout=30.0, interval=0.01):
 
 # --- the origin -------------------------------------------------------------------
 
-NGINX_CONF = """\
+# The part of nginx's configuration every bench origin shares (https.py's
+# too); each adds its http-level lines and its server block, then "}}".
+NGINX_HEAD = """\
 worker_processes {workers};
 daemon off;
-master_process on;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 {user}
 events {{ worker_connections 16384; }}
 http {{
   access_log off;
-  log_format up '$request_length $request_time $status';
-  sendfile on; tcp_nopush on; tcp_nodelay on;
   keepalive_requests 100000000; keepalive_timeout 600s;
   client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy;
   fastcgi_temp_path {d}/tmp/fastcgi; uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;
   default_type application/octet-stream;
+"""
+
+NGINX_CONF = NGINX_HEAD + """\
+  log_format up '$request_length $request_time $status';
+  sendfile on; tcp_nopush on; tcp_nodelay on;
   types {{ text/plain txt; }}
   client_max_body_size 200m;
   server {{

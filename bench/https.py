@@ -45,19 +45,7 @@ S = {
     "h3_streams": B._env("BENCH_H3_STREAMS", 10),
 }
 
-NGINX = """\
-worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-{user}
-events {{ worker_connections 16384; }}
-http {{
-  access_log off;
-  keepalive_requests 100000000; keepalive_timeout 600s;
-  client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy;
-  fastcgi_temp_path {d}/tmp/fastcgi; uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;
-  default_type application/octet-stream;
+NGINX = B.NGINX_HEAD + """\
   server {{
     listen 127.0.0.1:{port} backlog=4096;
     listen 127.0.0.1:{tls} ssl http2 backlog=4096;
@@ -80,7 +68,7 @@ class Origin(B.NginxOrigin):
                  os.path.join(self.d, "cert.pem"), "-days", "2", "-subj", f"/CN={B.WEB}",
                  "-addext", f"subjectAltName=DNS:{B.WEB}"])
         self.tls, self.ws_port = B.free_port(), B.free_port()
-        self.write_conf(NGINX, tls=self.tls)
+        self.write_conf(NGINX, workers=1, tls=self.tls)
 
     def start(self):
         self.start_nginx()

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Edges on PostgreSQL: requests/s through one edge with its store in SQLite
-and in PostgreSQL, through a second edge that forwards to the first, and how
-long a route deleted through one edge's API keeps serving on the other.
+and in PostgreSQL, through a second edge that forwards to the first, how
+long a route deleted through one edge's API keeps serving on the other, and
+three edges: the connector on A and C, wrk through B (which forwards), and
+A killed with kill -9 halfway through the run (B's streams to A start again
+on C; the figure is how many requests wrk saw fail).
 
     python3 bench/multi_edge.py        (release binaries in build/, or WARREN_BUILD)
 
@@ -19,10 +22,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from common import stop_popens, wait_until  # noqa: E402  (shared with the e2e tests)
 BUILD = os.environ.get("WARREN_BUILD", os.path.join(ROOT, "build"))
 EDGE, WARREN = os.path.join(BUILD, "warren-edge"), os.path.join(BUILD, "warren")
 PG_TMP = os.path.join(ROOT, "tests", "tools", "pg_tmp.sh")
@@ -59,12 +65,7 @@ def get(port, host=HOST):
 
 
 def wait(pred, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
+    return wait_until(pred, timeout, 0.01)
 
 
 def wrk(port):
@@ -73,7 +74,10 @@ def wrk(port):
                        timeout=SECONDS + 60)
     m = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", r.stdout)
-    return {"rps": float(m.group(1)) if m else 0.0, "non2xx": int(bad.group(1)) if bad else 0}
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                     r.stdout)
+    return {"rps": float(m.group(1)) if m else 0.0, "non2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": sum(int(x) for x in sock.groups()) if sock else 0}
 
 
 class Edge:
@@ -109,10 +113,13 @@ def setup(work, store):
     return env, d, creds
 
 
-def connector(work, env, d, creds, edge):
+def connector(work, env, d, creds, *edges):
     tid = json.load(open(creds))["TunnelID"]
+    args = []
+    for e in edges:
+        args += ["--edge", f"127.0.0.1:{e.udp}"]
     return subprocess.Popen(
-        [WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{edge.udp}", "--cacert",
+        [WARREN, "tunnel", "--no-autoupdate", *args, "--cacert",
          os.path.join(d, "ca.pem"), "--protocol", "quic", "--credentials-file", creds,
          "--hello-world", "--loglevel", "warn", "run", tid],
         env=env, stdout=open(os.path.join(work, "connector.log"), "wb"), stderr=subprocess.STDOUT,
@@ -133,6 +140,24 @@ def api(edge, method, path, tok, body=None):
                                           "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())["result"]
+
+
+def three_edges(w, env, d, creds, a, b, procs):
+    """A third edge C; the connector on A and C; wrk through B, which
+    forwards; A killed (kill -9) halfway through the run."""
+    shutil.copytree(d, os.path.join(w, "edge-c"))
+    cc = Edge(os.path.join(w, "edge-c"), env, os.path.join(w, "edge-c.log"))
+    conn = connector(w, env, d, creds, a, cc)
+    procs += [conn, cc.p]
+    # B forwards once its heartbeat read where the tunnel lives (A and C).
+    wait(lambda: get(b.http) == 200, 30)
+    time.sleep(2)
+    killer = threading.Timer(SECONDS / 2, lambda: os.killpg(a.p.pid, signal.SIGKILL))
+    killer.start()
+    r = wrk(b.http)
+    killer.join()
+    r["a_killed"] = a.p.wait(10) is not None
+    return r
 
 
 def main():
@@ -183,20 +208,20 @@ def main():
             wait(lambda: get(b.http, host) == 404, 15)
             times.append((time.monotonic() - t0) * 1000)
         res["propagation_ms"] = sorted(times)
+        c.send_signal(signal.SIGTERM)
+        c.wait(20)
+        res["three_edges_kill"] = three_edges(w, env, d, creds, a, b, procs)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_popens(procs, 20)
         subprocess.run([PG_TMP, "stop", dsn], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     med = res["propagation_ms"][len(res["propagation_ms"]) // 2]
     print(f"| path | requests/s | non-2xx |\n|---|---|---|")
     for k in ("sqlite", "postgres", "postgres_forwarded"):
         print(f"| {k} | {res[k]['rps']:.0f} | {res[k]['non2xx']} |")
+    k = res["three_edges_kill"]
+    print(f"| three edges, forwarded, A killed halfway | {k['rps']:.0f} | {k['non2xx']}"
+          f" (+{k['socket_errors']} socket errors) |")
     print(f"\nroute deletion through edge A seen on edge B: median {med:.0f} ms, max "
           f"{max(res['propagation_ms']):.0f} ms over {len(res['propagation_ms'])} deletions")
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)

@@ -33,6 +33,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from common import stop_popens  # noqa: E402  (shared with the e2e tests)
 BUILD = os.path.join(ROOT, os.environ.get("WARREN_BUILD", "build"))
 RESULTS = os.environ.get("BENCH_RESULTS", os.path.join(ROOT, "bench", "results"))
 ZONE = "scale.test"
@@ -306,13 +308,7 @@ def main():
             f.write("\n".join(md) + "\n")
         print("\n".join(md))
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_popens(reversed(procs), 30)
         if os.environ.get("BENCH_KEEP") != "1":
             shutil.rmtree(work, ignore_errors=True)
         else:

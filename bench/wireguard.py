@@ -24,18 +24,14 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "e2e"))
 import netns  # noqa: E402  (the namespaces, shared with the e2e tests)
+from common import wait_until  # noqa: E402
 from netns import log_of, sh  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_WG_SECONDS", "10"))
 
 
 def wait_for(pred, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
+    return wait_until(pred, timeout, 0.1)
 
 
 class Bench(netns.Namespaces):

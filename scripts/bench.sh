@@ -27,19 +27,7 @@ py=/usr/bin/python3
 cf=${CLOUDFLARED:-}
 
 # --- packages the benchmark needs beyond `make deps` (apt-get only if missing) ---
-pkgs=(nginx-light wrk curl iproute2 python3 time iperf3 iputils-ping nghttp2-client)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "bench: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+"$root/scripts/install-deps.sh" nginx-light wrk curl iproute2 python3 time iperf3 iputils-ping nghttp2-client
 
 for b in warren warren-edge; do
   [ -x "$bin/$b" ] || { echo "bench: $bin/$b missing; run make first" >&2; exit 1; }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Warren needs to build and test. Idempotent:
-# only calls apt-get when something is missing. Runs as root (CI does) or via sudo.
+# Installs the Debian 12 packages Warren needs to build and test, or with
+# arguments those packages instead (scripts/bench.sh names its own).
+# Idempotent: only calls apt-get when something is missing. Runs as root (CI
+# does) or via sudo.
 set -euo pipefail
 pkgs=(
   build-essential pkg-config clang libclang-rt-14-dev
@@ -8,9 +10,10 @@ pkgs=(
   libyaml-dev libjansson-dev libsqlite3-dev libpq-dev postgresql libldns-dev knot dnsutils liblwip-dev
   libsodium-dev libb2-dev libqrencode-dev wireguard-go wireguard-tools
   libcmocka-dev python3 python3-pytest python3-yaml python3-cryptography python3-grpcio curl chromium libnss3-tools nghttp2-client python3-h2 iproute2 iputils-ping traceroute mtr-tiny
-  pebble openssl
+  pebble openssl nftables
   dpkg-dev systemd adduser man-db
 )
+[ $# -eq 0 ] || pkgs=("$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "cmd/commands.h"
+#include "cmd/stop_signals.h"
 #include "connector/access_tcp.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -19,7 +20,7 @@
 #endif
 
 typedef struct run_ctx {
-  uv_signal_t sigint, sigterm;
+  wr__stop_signals stop;
   wr_access_tcp *a;
 } run_ctx;
 
@@ -28,8 +29,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   wr_info("access: %s received; stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
   wr_access_tcp_free(r->a);
   r->a = NULL;
-  uv_close((uv_handle_t *)&r->sigint, NULL);
-  uv_close((uv_handle_t *)&r->sigterm, NULL);
+  wr__stop_signals_close(&r->stop);
 }
 
 static int set_log_level(wr_opts *opts) {
@@ -102,11 +102,7 @@ int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv) {
   }
   wr_info("Start Websocket listener host=%s port=%u", cfg.hostname,
           (unsigned)wr_access_tcp_port(r.a));
-  uv_signal_init(loop, &r.sigint);
-  uv_signal_init(loop, &r.sigterm);
-  r.sigint.data = r.sigterm.data = &r;
-  uv_signal_start(&r.sigint, on_signal, SIGINT);
-  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+  wr__stop_signals_start(loop, &r.stop, on_signal, &r);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
   return WR_EXIT_OK;

@@ -30,19 +30,7 @@
 #define DEFAULT_API "http://127.0.0.1:8081/client/v4"
 
 /* Everything a command that works on an existing data directory needs. */
-typedef struct admin {
-  char *dir;
-  wr_store *s;
-  wr_account acct; /* the account picked (ACCOUNT_ONE), or the --account filter */
-  int have_acct;   /* acct is set */
-  char actor[160];
-} admin;
 
-/* What a command does with accounts (admin_open). */
-enum {
-  ACCOUNT_ONE = 0, /* acts on one account: --account, else the only one */
-  ACCOUNT_FILTER   /* lists every account's rows, or only --account's */
-};
 
 static char *join(const char *dir, const char *name) {
   size_t n = strlen(dir) + strlen(name) + 2;
@@ -58,69 +46,6 @@ static json_t *json_time(int64_t t) {
   return json_string(buf);
 }
 
-/* The --data-dir value without trailing slashes (owned by the caller). */
-static char *data_dir(wr_opts *o, const char *cmd) {
-  const char *v = wr_opts_get(o, "data-dir");
-  if (!v || !*v) {
-    wr__edge_fail("%s needs a data directory: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)", cmd);
-    return NULL;
-  }
-  char *d = wr_xstrdup(v);
-  for (size_t n = strlen(d); n > 1 && d[n - 1] == '/'; n--) d[n - 1] = '\0';
-  return d;
-}
-
-static void admin_close(admin *a) {
-  wr_store_close(a->s);
-  free(a->dir);
-  memset(a, 0, sizeof(*a));
-}
-
-/* Opens DIR's store and picks the account: for ACCOUNT_ONE --account or
- * the only one (an error otherwise); for ACCOUNT_FILTER --account if given. */
-static int admin_open(wr_opts *o, const char *cmd, int accounts, admin *a) {
-  struct stat st;
-  char err[WR_STORE_ERRMSG_MAX], *db = NULL;
-  const char *acct = wr_opts_get(o, "account");
-  int rv = WR_EXIT_FAIL;
-  memset(a, 0, sizeof(*a));
-  wr__edge_cli_actor(a->actor, sizeof(a->actor));
-  if (!(a->dir = data_dir(o, cmd))) goto fail;
-  if (stat(a->dir, &st) != 0) {
-    if (errno == ENOENT)
-      wr__edge_fail("no data directory at %s: run `warren-edge init --data-dir %s --zone ZONE` first", a->dir,
-           a->dir);
-    else
-      wr__edge_fail("cannot use data directory %s: %s", a->dir, strerror(errno));
-    goto fail;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    wr__edge_fail("%s is not a directory; --data-dir names the directory `warren-edge init` created", a->dir);
-    goto fail;
-  }
-  db = wr__edge_store_target(o) ? wr_xstrdup(wr__edge_store_target(o)) : join(a->dir, DB_NAME);
-  if (!wr__edge_store_target(o) && !wr_file_exists(db)) {
-    wr__edge_fail("%s is not a warren-edge data directory (it has no %s): run `warren-edge init --data-dir %s "
-         "--zone ZONE` to create one",
-         a->dir, DB_NAME, a->dir);
-    goto fail;
-  }
-  if (wr_store_open(db, 0, &a->s, err, sizeof(err)) != WR_OK) {
-    wr__edge_fail("%s", err);
-    goto fail;
-  }
-  if (accounts == ACCOUNT_ONE || (acct && *acct)) {
-    if (wr__edge_pick_account(a->s, acct, &a->acct) != WR_EXIT_OK) goto fail;
-    a->have_acct = 1;
-  }
-  rv = WR_EXIT_OK;
-  free(db);
-  return rv;
-fail:
-  free(db);
-  admin_close(a);
-  return rv;
-}
 
 /* --- init --------------------------------------------------------------------- */
 
@@ -289,7 +214,7 @@ int wr_cmd_edge_init(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   memset(&res, 0, sizeof(res));
 
   if (argc > 0) return wr__edge_fail("init takes no arguments (got \"%s\"); use --data-dir DIR --zone ZONE", argv[0]);
-  if (!(dir = data_dir(o, "init"))) goto out;
+  if (!(dir = wr__edge_data_dir(o, "init"))) goto out;
   if (!zone_arg || !*zone_arg) {
     wr__edge_fail("init needs the DNS zone the edge serves: pass --zone ZONE, e.g. --zone example.test");
     goto out;
@@ -381,7 +306,7 @@ out:
 /* --- tunnel create | list | delete ------------------------------------------------ */
 
 int wr_cmd_edge_tunnel_create(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  admin a;
+  wr__edge_ctx a;
   wr_tunnel t;
   wr_credentials cred;
   char err[WR_STORE_ERRMSG_MAX], *path = NULL, *json = NULL;
@@ -397,7 +322,7 @@ int wr_cmd_edge_tunnel_create(const wr_cmd *cmd, wr_opts *o, int argc, char **ar
    * copy of another tunnel's secret. Checked first so nothing is created. */
   if (out && *out && wr_file_exists(out))
     return wr__edge_fail("%s already exists; refusing to overwrite a credentials file (choose another --out)", out);
-  if (admin_open(o, "tunnel create", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "tunnel create", WR__EDGE_ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_tunnel_create(a.s, a.actor, a.acct.id, argv[0], NULL, 0, &t) != WR_OK) {
     wr__edge_fail("cannot create tunnel: %s", wr_store_errmsg(a.s));
     goto out;
@@ -438,7 +363,7 @@ out:
   free(path);
   explicit_bzero(&cred, sizeof(cred));
   explicit_bzero(&t, sizeof(t));
-  admin_close(&a);
+  wr__edge_ctx_close(&a);
   return rv;
 }
 
@@ -473,7 +398,7 @@ static json_t *tunnel_json(const wr_tunnel *t, const wr_conn_rec *c, size_t n) {
 }
 
 int wr_cmd_edge_tunnel_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  admin a;
+  wr__edge_ctx a;
   wr_tunnel *list = NULL;
   size_t n = 0, name_w = 4;
   int json = 0, rv = WR_EXIT_FAIL;
@@ -481,7 +406,7 @@ int wr_cmd_edge_tunnel_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
 
   if (argc > 0) return wr__edge_fail("tunnel list takes no arguments (got \"%s\")", argv[0]);
   if (wr__edge_want_json(o, &json) != 0) return WR_EXIT_FAIL;
-  if (admin_open(o, "tunnel list", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "tunnel list", WR__EDGE_ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   wr_tunnel_filter f = {.account_id = a.acct.id};
   if (wr_store_tunnel_list(a.s, &f, &list, &n) != WR_OK) {
     wr__edge_fail("%s", wr_store_errmsg(a.s));
@@ -519,19 +444,19 @@ out:
   json_decref(arr);
   if (list) explicit_bzero(list, n * sizeof(*list));
   free(list);
-  admin_close(&a);
+  wr__edge_ctx_close(&a);
   return rv;
 }
 
 int wr_cmd_edge_tunnel_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  admin a;
+  wr__edge_ctx a;
   wr_tunnel t;
   size_t routes = 0;
   char name[WR_STORE_UUID_LEN + 6], *cred = NULL;
   int rv = WR_EXIT_FAIL;
 
   if (argc != 1) return wr__edge_fail("tunnel delete takes exactly one argument, the tunnel NAME or ID (got %d)", argc);
-  if (admin_open(o, "tunnel delete", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "tunnel delete", WR__EDGE_ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_tunnel_resolve(a.s, a.acct.id, argv[0], &t) != WR_OK) {
     wr__edge_fail("cannot delete tunnel: %s", wr_store_errmsg(a.s));
     goto out;
@@ -555,21 +480,21 @@ int wr_cmd_edge_tunnel_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **ar
 out:
   free(cred);
   explicit_bzero(&t, sizeof(t));
-  admin_close(&a);
+  wr__edge_ctx_close(&a);
   return rv;
 }
 
 /* --- route dns ------------------------------------------------------------------------ */
 
 int wr_cmd_edge_route_dns(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  admin a;
+  wr__edge_ctx a;
   wr_tunnel t;
   wr_route r;
   wr_route_change ch;
   int rv = WR_EXIT_FAIL, added;
 
   if (argc != 2) return wr__edge_fail("route dns takes two arguments, TUNNEL (name or ID) and HOSTNAME (got %d)", argc);
-  if (admin_open(o, "route dns", ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "route dns", WR__EDGE_ACCOUNT_ONE, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_tunnel_resolve(a.s, a.acct.id, argv[0], &t) != WR_OK) {
     wr__edge_fail("cannot route %s: %s", argv[1], wr_store_errmsg(a.s));
     goto out;
@@ -598,14 +523,14 @@ int wr_cmd_edge_route_dns(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
   rv = WR_EXIT_OK;
 out:
   explicit_bzero(&t, sizeof(t));
-  admin_close(&a);
+  wr__edge_ctx_close(&a);
   return rv;
 }
 
 /* --- audit --------------------------------------------------------------------------- */
 
 int wr_cmd_edge_audit(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  admin a;
+  wr__edge_ctx a;
   wr_audit *rows = NULL;
   size_t n = 0;
   const char *lim = wr_opts_get(o, "limit");
@@ -618,7 +543,7 @@ int wr_cmd_edge_audit(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   if (lim && (!*lim || *end || limit <= 0))
     return wr__edge_fail("invalid --limit \"%s\": give a positive number of entries", lim);
   if (wr__edge_want_json(o, &json) != 0) return WR_EXIT_FAIL;
-  if (admin_open(o, "audit", ACCOUNT_FILTER, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "audit", WR__EDGE_ACCOUNT_FILTER, &a) != WR_EXIT_OK) return WR_EXIT_FAIL;
   /* The local administrator sees every account's rows and edge-wide ones,
    * or with --account that account's only. */
   if (wr_store_audit_list(a.s, a.have_acct ? a.acct.id : NULL, (size_t)limit, &rows, &n) != WR_OK) {
@@ -650,6 +575,6 @@ int wr_cmd_edge_audit(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
 out:
   json_decref(arr);
   wr_store_audit_free(rows, n);
-  admin_close(&a);
+  wr__edge_ctx_close(&a);
   return rv;
 }

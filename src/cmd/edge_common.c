@@ -1,4 +1,5 @@
 /* Shared pieces of the warren-edge administration commands; see edge_int.h. */
+#include <errno.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,6 +65,27 @@ int wr__edge_want_json(wr_opts *o, int *json) {
   return -1;
 }
 
+void wr__edge_ctx_close(wr__edge_ctx *c) {
+  wr_store_close(c->s);
+  free(c->dir);
+  memset(c, 0, sizeof(*c));
+}
+
+int wr__edge_ctx_open(wr_opts *o, const char *cmd, int accounts, wr__edge_ctx *c) {
+  const char *acct = wr_opts_get(o, "account");
+  memset(c, 0, sizeof(*c));
+  wr__edge_cli_actor(c->actor, sizeof(c->actor));
+  if (wr__edge_store_open(o, cmd, &c->dir, &c->s) != WR_EXIT_OK) goto fail;
+  if (accounts == WR__EDGE_ACCOUNT_ONE || (accounts == WR__EDGE_ACCOUNT_FILTER && acct && *acct)) {
+    if (wr__edge_pick_account(c->s, acct, &c->acct) != WR_EXIT_OK) goto fail;
+    c->have_acct = 1;
+  }
+  return WR_EXIT_OK;
+fail:
+  wr__edge_ctx_close(c);
+  return WR_EXIT_FAIL;
+}
+
 /* Prints every account as "  ID  NAME" lines, the choices an operator has. */
 static void list_accounts(const wr_account *a, size_t n) {
   for (size_t i = 0; i < n; i++) fprintf(stderr, "  %s  %s\n", a[i].id, a[i].name);
@@ -121,20 +143,30 @@ const char *wr__edge_store_target(wr_opts *o) {
   return v && *v ? v : NULL;
 }
 
-int wr__edge_store_open(wr_opts *o, const char *cmd, char **dir, wr_store **s) {
+char *wr__edge_data_dir(wr_opts *o, const char *cmd) {
   const char *v = wr_opts_get(o, "data-dir");
+  if (!v || !*v) {
+    wr__edge_fail("%s needs a data directory: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)", cmd);
+    return NULL;
+  }
+  char *d = wr_xstrdup(v);
+  for (size_t n = strlen(d); n > 1 && d[n - 1] == '/'; n--) d[n - 1] = '\0';
+  return d;
+}
+
+int wr__edge_store_open(wr_opts *o, const char *cmd, char **dir, wr_store **s) {
   char err[WR_STORE_ERRMSG_MAX], *db, *d;
   struct stat st;
   size_t n;
   int rv = WR_EXIT_FAIL;
-  *dir = NULL;
   *s = NULL;
-  if (!v || !*v)
-    return wr__edge_fail("%s needs a data directory: pass --data-dir DIR (or set WARREN_EDGE_DATA_DIR)", cmd);
-  d = *dir = wr_xstrdup(v);
-  for (n = strlen(d); n > 1 && d[n - 1] == '/'; n--) d[n - 1] = '\0';
-  if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
+  if (!(d = *dir = wr__edge_data_dir(o, cmd))) return WR_EXIT_FAIL;
+  if (stat(d, &st) != 0 && errno == ENOENT)
     return wr__edge_fail("no data directory at %s: run `warren-edge init --data-dir %s --zone ZONE` first", d, d);
+  if (stat(d, &st) != 0)
+    return wr__edge_fail("cannot use data directory %s: %s", d, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return wr__edge_fail("%s is not a directory; --data-dir names the directory `warren-edge init` created", d);
   if (wr__edge_store_target(o)) {
     if (wr_store_open(wr__edge_store_target(o), 0, s, err, sizeof(err)) != WR_OK)
       return wr__edge_fail("%s", err);
@@ -144,7 +176,9 @@ int wr__edge_store_open(wr_opts *o, const char *cmd, char **dir, wr_store **s) {
   db = wr_xmalloc(n);
   snprintf(db, n, "%s/%s", d, DB_NAME);
   if (!wr_file_exists(db))
-    wr__edge_fail("%s is not a warren-edge data directory (it has no %s)", d, DB_NAME);
+    wr__edge_fail("%s is not a warren-edge data directory (it has no %s): run `warren-edge init --data-dir %s "
+                  "--zone ZONE` to create one",
+                  d, DB_NAME, d);
   else if (wr_store_open(db, 0, s, err, sizeof(err)) != WR_OK)
     wr__edge_fail("%s", err);
   else

@@ -28,37 +28,6 @@
 #include "lib/mem.h"
 
 
-typedef struct dev_ctx {
-  char *dir;
-  wr_store *s;
-  wr_account acct;
-  int have_acct;
-  char actor[160];
-} dev_ctx;
-
-static void ctx_close(dev_ctx *c) {
-  wr_store_close(c->s);
-  free(c->dir);
-  memset(c, 0, sizeof(*c));
-}
-
-/* Opens DATA_DIR's store and picks the account (--account or the only one;
- * with |filter| only when --account is given). */
-static int ctx_open(wr_opts *o, const char *cmd, int filter, dev_ctx *c) {
-  const char *acct = wr_opts_get(o, "account");
-  memset(c, 0, sizeof(*c));
-  wr__edge_cli_actor(c->actor, sizeof(c->actor));
-  if (wr__edge_store_open(o, cmd, &c->dir, &c->s) != WR_EXIT_OK) goto fail;
-  if (!filter || (acct && *acct)) {
-    if (wr__edge_pick_account(c->s, acct, &c->acct) != WR_EXIT_OK) goto fail;
-    c->have_acct = 1;
-  }
-  return WR_EXIT_OK;
-fail:
-  ctx_close(c);
-  return WR_EXIT_FAIL;
-}
-
 /* A time, or "-" for never. */
 static void fmt_time(int64_t t, char out[32]) {
   if (!t)
@@ -94,7 +63,7 @@ static int print_qr(const char *text) {
 /* --- add ------------------------------------------------------------------------- */
 
 /* The endpoint for the configuration: --endpoint or DATA_DIR/wireguard-endpoint. */
-static int pick_endpoint(wr_opts *o, const dev_ctx *c, char ep[WR_DEVICE_ENDPOINT_MAX + 1]) {
+static int pick_endpoint(wr_opts *o, const wr__edge_ctx *c, char ep[WR_DEVICE_ENDPOINT_MAX + 1]) {
   const char *v = wr_opts_get(o, "endpoint");
   char err[256];
   int rv;
@@ -112,7 +81,7 @@ static int pick_endpoint(wr_opts *o, const dev_ctx *c, char ep[WR_DEVICE_ENDPOIN
 }
 
 /* Prints the configuration (or its QR code). */
-static int emit_config(wr_opts *o, dev_ctx *c, const wr_device *d, const char *priv_b64) {
+static int emit_config(wr_opts *o, wr__edge_ctx *c, const wr_device *d, const char *priv_b64) {
   uint8_t epriv[WR_WG_KEY_LEN], epub[WR_WG_KEY_LEN];
   char ep[WR_DEVICE_ENDPOINT_MAX + 1], epub_b64[WR_WG_KEY_B64_LEN + 1], err[512], *text = NULL;
   int rv;
@@ -139,14 +108,14 @@ int wr_cmd_edge_device_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv)
   char priv_b64[WR_WG_KEY_B64_LEN + 1] = "", pub_b64[WR_WG_KEY_B64_LEN + 1], ep[WR_DEVICE_ENDPOINT_MAX + 1];
   int generated = !(key && *key), rv = WR_EXIT_FAIL;
   wr_device d;
-  dev_ctx c;
+  wr__edge_ctx c;
   (void)cmd;
   if (argc != 1) return wr__edge_fail("device add takes one argument, the device's name (e.g. laptop)");
   if (!generated && wr_wg_key_from_b64(key, pub) != WR_OK)
     return wr__edge_fail("--public-key \"%.60s\" is not a WireGuard public key (44 characters of base64, as "
                          "`wg pubkey` prints it)",
                          key);
-  if (ctx_open(o, "device add", 0, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "device add", WR__EDGE_ACCOUNT_ONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   /* Check the endpoint before creating anything, so a missing one costs no device. */
   if (pick_endpoint(o, &c, ep) != WR_EXIT_OK) goto out;
   if (generated) {
@@ -170,7 +139,7 @@ int wr_cmd_edge_device_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv)
           rv != WR_EXIT_OK ? "; print its configuration with `warren-edge device config`" : "");
 out:
   sodium_memzero(priv_b64, sizeof(priv_b64));
-  ctx_close(&c);
+  wr__edge_ctx_close(&c);
   return rv;
 }
 
@@ -178,18 +147,18 @@ out:
 
 int wr_cmd_edge_device_config(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_device d;
-  dev_ctx c;
+  wr__edge_ctx c;
   int rv = WR_EXIT_FAIL;
   (void)cmd;
   if (argc != 1) return wr__edge_fail("device config takes one argument, the device's name or ID");
-  if (ctx_open(o, "device config", 0, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "device config", WR__EDGE_ACCOUNT_ONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK)
     wr__edge_fail("%s (see `warren-edge device list`)", wr_store_errmsg(c.s));
   else if (d.revoked_at)
     wr__edge_fail("device %s (%s) is revoked", d.name, d.id);
   else
     rv = emit_config(o, &c, &d, NULL);
-  ctx_close(&c);
+  wr__edge_ctx_close(&c);
   return rv;
 }
 
@@ -211,13 +180,13 @@ int wr_cmd_edge_device_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
   const char *out = wr_opts_get(o, "output");
   wr_device *rows = NULL;
   size_t n = 0;
-  dev_ctx c;
+  wr__edge_ctx c;
   int rv = WR_EXIT_FAIL;
   (void)cmd;
   if (argc > 0) return wr__edge_fail("device list takes no arguments (got \"%s\")", argv[0]);
   if (out && *out && strcmp(out, "json") != 0)
     return wr__edge_fail("unsupported --output \"%s\": use --output json, or leave it out for a table", out);
-  if (ctx_open(o, "device list", 1, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "device list", WR__EDGE_ACCOUNT_FILTER, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_device_list(c.s, c.have_acct ? c.acct.id : NULL, !wr_opts_bool(o, "active"), &rows, &n) != WR_OK) {
     wr__edge_fail("%s", wr_store_errmsg(c.s));
     goto done;
@@ -243,17 +212,17 @@ int wr_cmd_edge_device_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
   rv = WR_EXIT_OK;
 done:
   free(rows);
-  ctx_close(&c);
+  wr__edge_ctx_close(&c);
   return rv;
 }
 
 int wr_cmd_edge_device_revoke(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_device d;
-  dev_ctx c;
+  wr__edge_ctx c;
   int rv = WR_EXIT_FAIL;
   (void)cmd;
   if (argc != 1) return wr__edge_fail("device revoke takes one argument, the device's name or ID");
-  if (ctx_open(o, "device revoke", 0, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "device revoke", WR__EDGE_ACCOUNT_ONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK ||
       wr_store_device_revoke(c.s, c.actor, c.acct.id, d.id) != WR_OK) {
     wr__edge_fail("%s", wr_store_errmsg(c.s));
@@ -261,20 +230,20 @@ int wr_cmd_edge_device_revoke(const wr_cmd *cmd, wr_opts *o, int argc, char **ar
     printf("Revoked device %s (ID %s)\n", d.name, d.id);
     rv = WR_EXIT_OK;
   }
-  ctx_close(&c);
+  wr__edge_ctx_close(&c);
   return rv;
 }
 
 int wr_cmd_edge_device_allow(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_device d;
-  dev_ctx c;
+  wr__edge_ctx c;
   int rv = WR_EXIT_FAIL;
   const char *policy;
   (void)cmd;
   if (argc != 2)
     return wr__edge_fail("device allow takes two arguments: the device and CIDR[,CIDR...] (or \"all\")");
   policy = strcmp(argv[1], "all") == 0 ? "" : argv[1];
-  if (ctx_open(o, "device allow", 0, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "device allow", WR__EDGE_ACCOUNT_ONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_device_set_allowed(c.s, c.actor, c.acct.id, argv[0], policy) != WR_OK ||
       wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK) {
     wr__edge_fail("%s", wr_store_errmsg(c.s));
@@ -283,6 +252,6 @@ int wr_cmd_edge_device_allow(const wr_cmd *cmd, wr_opts *o, int argc, char **arg
            d.allowed[0] ? d.allowed : "every IP route of its virtual network");
     rv = WR_EXIT_OK;
   }
-  ctx_close(&c);
+  wr__edge_ctx_close(&c);
   return rv;
 }

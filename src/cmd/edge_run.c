@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "cmd/commands.h"
+#include "cmd/stop_signals.h"
 #include "edge/edge.h"
 #include "edge/visitor.h"
 #include "lib/config.h"
@@ -32,7 +33,7 @@
 
 typedef struct edge_run {
   wr_edge *edge;
-  uv_signal_t sigint, sigterm;
+  wr__stop_signals stop;
   int stopping;
   char keybuf[1024]; /* --dns-update-key split into its parts; wiped after start */
 } edge_run;
@@ -375,15 +376,10 @@ static int serve(const wr_opts *o, const wr_edge_options *eo, edge_run *r) {
     uv_loop_close(loop);
     return WR_EXIT_FAIL;
   }
-  uv_signal_init(loop, &r->sigint);
-  uv_signal_init(loop, &r->sigterm);
-  r->sigint.data = r->sigterm.data = r;
-  uv_signal_start(&r->sigint, on_signal, SIGINT);
-  uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+  wr__stop_signals_start(loop, &r->stop, on_signal, r);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   uv_run(loop, UV_RUN_DEFAULT);
-  uv_close((uv_handle_t *)&r->sigint, NULL);
-  uv_close((uv_handle_t *)&r->sigterm, NULL);
+  wr__stop_signals_close(&r->stop);
   wr_edge_drain(r->edge);
   wr_edge_free(r->edge);
   uv_loop_close(loop);

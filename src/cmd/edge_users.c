@@ -37,33 +37,12 @@
 #define PASSWORD_ENV "WARREN_EDGE_PASSWORD"
 #define PASSWORD_FILE_MAX 4096
 
-typedef struct users_ctx {
-  char *dir;
-  wr_store *s;
-  char actor[160];
-} users_ctx;
-
-static void ctx_close(users_ctx *c) {
-  wr_store_close(c->s);
-  free(c->dir);
-  memset(c, 0, sizeof(*c));
-}
-
-/* Opens DATA_DIR's store. */
-static int ctx_open(wr_opts *o, const char *cmd, users_ctx *c) {
-  memset(c, 0, sizeof(*c));
-  wr__edge_cli_actor(c->actor, sizeof(c->actor));
-  if (wr__edge_store_open(o, cmd, &c->dir, &c->s) == WR_EXIT_OK) return WR_EXIT_OK;
-  ctx_close(c);
-  return WR_EXIT_FAIL;
-}
-
 /* The account for a new user: --account, or the only one. */
-static int pick_account(wr_opts *o, users_ctx *c, wr_account *a) {
+static int pick_account(wr_opts *o, wr__edge_ctx *c, wr_account *a) {
   return wr__edge_pick_account(c->s, wr_opts_get(o, "account"), a);
 }
 
-static int find_user(users_ctx *c, const char *email, wr_user *u) {
+static int find_user(wr__edge_ctx *c, const char *email, wr_user *u) {
   if (wr_store_user_get_by_email(c->s, email, u) != WR_OK)
     return wr__edge_fail("%s (see `warren-edge user list`)", wr_store_errmsg(c->s));
   return WR_EXIT_OK;
@@ -72,7 +51,7 @@ static int find_user(users_ctx *c, const char *email, wr_user *u) {
 /* The zone for a token or cert.pem: --zone NAME (or id) of the user's
  * account; else, when |required|, the account's only zone. *found is 0 when
  * there is none to use. */
-static int pick_zone(wr_opts *o, users_ctx *c, const char *account_id, int required, wr_zone *z,
+static int pick_zone(wr_opts *o, wr__edge_ctx *c, const char *account_id, int required, wr_zone *z,
                      int *found) {
   const char *want = wr_opts_get(o, "zone");
   wr_zone *zones = NULL;
@@ -215,7 +194,7 @@ static int new_password_hash(wr_opts *o, const char *email, char hash[WR_PASSWOR
 
 /* Writes cert.pem for |token| and |z| to |path| (0600), as `tunnel login`
  * would have made it. */
-static int write_cert_pem(users_ctx *c, const wr_zone *z, const char *token, const char *path,
+static int write_cert_pem(wr__edge_ctx *c, const wr_zone *z, const char *token, const char *path,
                           int exclusive) {
   wr_pem_pair pair = {0};
   wr_origin_cert oc;
@@ -247,7 +226,7 @@ out:
 }
 
 /* Hands a new token over: into cert.pem with --out, else on stdout. */
-static int hand_over_token(wr_opts *o, users_ctx *c, const wr_user *u, int have_zone, const wr_zone *z,
+static int hand_over_token(wr_opts *o, wr__edge_ctx *c, const wr_user *u, int have_zone, const wr_zone *z,
                            const char *token, int exclusive) {
   const char *out = wr_opts_get(o, "out");
   if (out && *out) {
@@ -266,7 +245,7 @@ static int hand_over_token(wr_opts *o, users_ctx *c, const wr_user *u, int have_
 /* --- commands ---------------------------------------------------------------------------- */
 
 int wr_cmd_edge_user_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  users_ctx c;
+  wr__edge_ctx c;
   wr_account a;
   wr_user u;
   wr_zone z;
@@ -283,7 +262,7 @@ int wr_cmd_edge_user_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   if (!service && wr_opts_isset(o, "zone"))
     return wr__edge_fail("--zone is for service users (--service); people pick a zone when they log in");
   if (out && *out && wr_file_exists(out)) return wr__edge_fail("%s already exists; choose another --out", out);
-  if (ctx_open(o, "user add", &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "user add", WR__EDGE_ACCOUNT_NONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (pick_account(o, &c, &a) != WR_EXIT_OK) goto out;
   if (wr_store_user_get_by_email(c.s, argv[0], &u) == WR_OK) {
     wr__edge_fail("a user with email %s already exists (`warren-edge user passwd` changes a password)", u.email);
@@ -315,18 +294,18 @@ int wr_cmd_edge_user_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
 out:
   explicit_bzero(hash, sizeof(hash));
   explicit_bzero(token, sizeof(token));
-  ctx_close(&c);
+  wr__edge_ctx_close(&c);
   return rv;
 }
 
 int wr_cmd_edge_user_passwd(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  users_ctx c;
+  wr__edge_ctx c;
   wr_user u;
   char hash[WR_PASSWORD_ENCODED_MAX] = "";
   int rv = WR_EXIT_FAIL;
   (void)cmd;
   if (argc != 1) return wr__edge_fail("user passwd takes exactly one argument, the user's EMAIL (got %d)", argc);
-  if (ctx_open(o, "user passwd", &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "user passwd", WR__EDGE_ACCOUNT_NONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (find_user(&c, argv[0], &u) != WR_EXIT_OK) goto out;
   if (u.is_service) {
     wr__edge_fail("%s is a service user: it has no password (use `warren-edge user roll-token`)", u.email);
@@ -341,12 +320,12 @@ int wr_cmd_edge_user_passwd(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
   rv = WR_EXIT_OK;
 out:
   explicit_bzero(hash, sizeof(hash));
-  ctx_close(&c);
+  wr__edge_ctx_close(&c);
   return rv;
 }
 
 int wr_cmd_edge_user_roll_token(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  users_ctx c;
+  wr__edge_ctx c;
   wr_user u;
   wr_zone z;
   size_t revoked = 0;
@@ -355,7 +334,7 @@ int wr_cmd_edge_user_roll_token(const wr_cmd *cmd, wr_opts *o, int argc, char **
   int have_zone = 0, rv = WR_EXIT_FAIL;
   (void)cmd;
   if (argc != 1) return wr__edge_fail("user roll-token takes exactly one argument, the user's EMAIL (got %d)", argc);
-  if (ctx_open(o, "user roll-token", &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "user roll-token", WR__EDGE_ACCOUNT_NONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (find_user(&c, argv[0], &u) != WR_EXIT_OK) goto out;
   if (pick_zone(o, &c, u.account_id, out && *out, &z, &have_zone) != WR_EXIT_OK) goto out;
   if (wr_store_token_roll(c.s, c.actor, u.id, have_zone ? z.id : NULL, token, NULL, &revoked) != WR_OK) {
@@ -369,12 +348,12 @@ int wr_cmd_edge_user_roll_token(const wr_cmd *cmd, wr_opts *o, int argc, char **
   rv = hand_over_token(o, &c, &u, have_zone, &z, token, 0);
 out:
   explicit_bzero(token, sizeof(token));
-  ctx_close(&c);
+  wr__edge_ctx_close(&c);
   return rv;
 }
 
 int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  users_ctx c;
+  wr__edge_ctx c;
   wr_user *users = NULL;
   size_t n = 0, email_w = 5;
   const char *acct = wr_opts_get(o, "account"), *fmt = wr_opts_get(o, "output");
@@ -383,7 +362,7 @@ int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
   (void)cmd;
   if (argc > 0) return wr__edge_fail("user list takes no arguments (got \"%s\")", argv[0]);
   if (fmt && *fmt && !json) return wr__edge_fail("unsupported --output \"%s\": use --output json, or leave it out for a table", fmt);
-  if (ctx_open(o, "user list", &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr__edge_ctx_open(o, "user list", WR__EDGE_ACCOUNT_NONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   /* --account by ID or name, checked: an unknown one is an error, not an
    * empty list. */
   wr_account a;
@@ -432,6 +411,6 @@ int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
 out:
   json_decref(arr);
   free(users);
-  ctx_close(&c);
+  wr__edge_ctx_close(&c);
   return rv;
 }

@@ -14,6 +14,7 @@
 #include "cfapi/tunnels.h"
 #include "cmd/commands.h"
 #include "cmd/mgmt_int.h"
+#include "cmd/stop_signals.h"
 #include "connector/mgmt_tail.h"
 #include "lib/buf.h"
 #include "lib/err.h"
@@ -25,7 +26,7 @@
 #endif
 
 typedef struct tail_run {
-  uv_signal_t sigint, sigterm;
+  wr__stop_signals stop;
   wr_mgmt_tail *t;
   int json;
   int failed;
@@ -48,8 +49,7 @@ static void on_end(void *user, int ok, const char *why) {
     wr_error("%s", why ? why : "the management stream failed");
     r->failed = 1;
   }
-  uv_close((uv_handle_t *)&r->sigint, NULL);
-  uv_close((uv_handle_t *)&r->sigterm, NULL);
+  wr__stop_signals_close(&r->stop);
   wr_mgmt_tail_free(r->t);
   r->t = NULL;
 }
@@ -152,11 +152,7 @@ int wr_cmd_tail(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     wr_error("unable to construct management request URL: %s", err);
     return WR_EXIT_FAIL;
   }
-  uv_signal_init(loop, &r.sigint);
-  uv_signal_init(loop, &r.sigterm);
-  r.sigint.data = r.sigterm.data = &r;
-  uv_signal_start(&r.sigint, on_signal, SIGINT);
-  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+  wr__stop_signals_start(loop, &r.stop, on_signal, &r);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
   return r.failed ? WR_EXIT_FAIL : WR_EXIT_OK;

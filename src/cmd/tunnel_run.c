@@ -33,6 +33,7 @@
 #include <uv.h>
 
 #include "cmd/commands.h"
+#include "cmd/stop_signals.h"
 #include "cmd/mgmt_int.h"
 #include "connector/connector.h"
 #include "connector/ingress.h"
@@ -118,7 +119,8 @@ static const struct noop_flag {
 
 typedef struct runner {
   uv_loop_t *loop;
-  uv_signal_t sigint, sigterm, sighup;
+  wr__stop_signals stop;
+  uv_signal_t sighup;
   uv_fs_poll_t watch;
   uv_timer_t settle;
   int watching;
@@ -603,11 +605,7 @@ static int serve(wr_connector_options *co, const wr_opts *o, const wr_config *cf
     wr_error("%s", err);
     return WR_EXIT_FAIL;
   }
-  uv_signal_init(r.loop, &r.sigint);
-  uv_signal_init(r.loop, &r.sigterm);
-  r.sigint.data = r.sigterm.data = &r;
-  uv_signal_start(&r.sigint, on_signal, SIGINT);
-  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+  wr__stop_signals_start(r.loop, &r.stop, on_signal, &r);
   uv_signal_init(r.loop, &r.sighup);
   r.sighup.data = &r;
   uv_signal_start(&r.sighup, on_hup, SIGHUP);
@@ -619,8 +617,7 @@ static int serve(wr_connector_options *co, const wr_opts *o, const wr_config *cf
       r.config_path && uv_fs_poll_start(&r.watch, on_config_change, r.config_path, CONFIG_POLL_MS) == 0;
   uv_run(r.loop, UV_RUN_DEFAULT);
 
-  uv_close((uv_handle_t *)&r.sigint, NULL);
-  uv_close((uv_handle_t *)&r.sigterm, NULL);
+  wr__stop_signals_close(&r.stop);
   uv_close((uv_handle_t *)&r.sighup, NULL);
   uv_close((uv_handle_t *)&r.settle, NULL);
   uv_close((uv_handle_t *)&r.watch, NULL);

@@ -140,7 +140,7 @@ static void quick_create(wr__api_ctx *c, const wr_account *acct, const wr_zone *
     wr__api_err(c, 503, WR_API_CODE_INTERNAL, "the quick tunnels' zone name is too long");
     return;
   }
-  int rv = wr_store_tunnel_create_ex(a->store, QUICK_ACTOR, acct->id, name, NULL, 0, 0, &t);
+  int rv = wr_store_tunnel_create_ex(a->store, QUICK_ACTOR, acct->id, name, NULL, 0, 0, 0, &t);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, "creating the quick tunnel");
     return;

@@ -108,7 +108,6 @@ static void route_add(wr__api_ctx *c, const char *path_network) {
   wr_api *a = c->api;
   json_t *body = wr__api_body(c);
   wr_ip_route r;
-  size_t n = 0;
   int bad = 0, rv;
   const char *tunnel_id, *vnet_id;
   if (!body) return;
@@ -128,19 +127,14 @@ static void route_add(wr__api_ctx *c, const char *path_network) {
   if (uuid_arg(c, "tunnel_id", tid, &tunnel_id) != 0 ||
       uuid_arg(c, "virtual_network_id", vid, &vnet_id) != 0)
     return;
-  if ((rv = wr_store_ip_route_count(a->store, c->token.account_id, &n)) != WR_OK) {
-    wr__api_store_err(c, rv, NULL);
-    return;
-  }
-  if (n >= a->max_routes) {
+  rv = wr_store_ip_route_add_max(a->store, c->actor, c->token.account_id, network, tunnel_id,
+                                 vnet_id, comment, a->max_routes, &r);
+  if (rv == WR_ERR_LIMIT) {
     wr__api_err(c, 400, WR_API_CODE_LIMIT,
-                "this account already has %zu IP routes, the limit of this edge; delete unused ones "
-                "(cloudflared tunnel route ip show / delete)",
-                n);
+                "%s; delete unused ones (cloudflared tunnel route ip show / delete)",
+                wr_store_errmsg(a->store));
     return;
   }
-  rv = wr_store_ip_route_add(a->store, c->actor, c->token.account_id, network, tunnel_id, vnet_id,
-                             comment, &r);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;

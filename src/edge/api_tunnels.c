@@ -96,7 +96,6 @@ static void create(wr__api_ctx *c) {
   json_t *body = wr__api_body(c);
   uint8_t secret[WR_STORE_SECRET_MAX];
   int n = 0, bad = 0, remote = 0, rv;
-  size_t live = 0;
   wr_tunnel t;
   if (!body) return;
   const char *name = wr__api_json_str(c, body, "name", &bad);
@@ -124,21 +123,17 @@ static void create(wr__api_ctx *c) {
       return;
     }
   }
-  wr_tunnel_filter f = {.account_id = c->token.account_id};
-  if ((rv = wr_store_tunnel_count(a->store, &f, &live)) != WR_OK) {
-    wr__api_store_err(c, rv, "counting tunnels");
-    return;
-  }
-  if (live >= a->max_tunnels) {
-    wr__api_err(c, 400, WR_API_CODE_LIMIT,
-                "this account already has %zu tunnels, the limit of this edge; delete unused ones "
-                "(cloudflared tunnel list, cloudflared tunnel delete NAME)",
-                live);
-    return;
-  }
+  /* The limit is checked with the insert, in one transaction per account
+   * (edge/store.h), so that it holds across edges sharing a store. */
   rv = wr_store_tunnel_create_ex(a->store, c->actor, c->token.account_id, name, sec ? secret : NULL,
-                                 sec ? (size_t)n : 0, remote, &t);
+                                 sec ? (size_t)n : 0, remote, a->max_tunnels, &t);
   explicit_bzero(secret, sizeof(secret));
+  if (rv == WR_ERR_LIMIT) {
+    wr__api_err(c, 400, WR_API_CODE_LIMIT,
+                "%s; delete unused ones (cloudflared tunnel list, cloudflared tunnel delete NAME)",
+                wr_store_errmsg(a->store));
+    return;
+  }
   if (rv == WR_ERR_EXISTS) {
     /* cloudflared maps 409 to "tunnel with name already exists". */
     wr__api_err(c, 409, WR_API_CODE_CONFLICT, "tunnel with name already exists: %s",

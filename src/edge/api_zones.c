@@ -90,25 +90,12 @@ static void route_dns(wr__api_ctx *c, const wr_zone *z) {
     wr__api_store_err(c, rv, NULL);
     goto out;
   }
-  rv = wr_store_route_get(a->store, host, &r);
-  if (rv == WR_ERR_NOTFOUND) {
-    size_t n = 0;
-    if ((rv = wr_store_route_count(a->store, t.account_id, &n)) != WR_OK) {
-      wr__api_store_err(c, rv, NULL);
-      goto out;
-    }
-    if (n >= a->max_routes) {
-      wr__api_err(c, 400, WR_API_CODE_LIMIT,
-                  "this account already has %zu hostname routes, the limit of this edge; remove "
-                  "unused ones first",
-                  n);
-      goto out;
-    }
-  } else if (rv != WR_OK) {
-    wr__api_store_err(c, rv, NULL);
+  rv = wr_store_route_dns_add_max(a->store, c->actor, z->id, t.id, host, json_is_true(ow),
+                                  a->max_routes, &r, &ch);
+  if (rv == WR_ERR_LIMIT) {
+    wr__api_err(c, 400, WR_API_CODE_LIMIT, "%s; remove unused ones first", wr_store_errmsg(a->store));
     goto out;
   }
-  rv = wr_store_route_dns_add(a->store, c->actor, z->id, t.id, host, json_is_true(ow), &r, &ch);
   if (rv == WR_ERR_EXISTS) {
     wr__api_err(c, 409, WR_API_CODE_CONFLICT,
                 "%s; pass --overwrite-dns (cloudflared tunnel route dns -f) to point it at this tunnel",

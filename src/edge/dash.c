@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "edge/dash_int.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/html.h"
 #include "lib/log.h"
@@ -106,28 +107,13 @@ void wr__dash_error(dash_req *q, int status, const char *msg) {
   wr_buf_free(&b);
 }
 
-/* Appends |s| percent-encoded for a query value. */
-static void url_encode(wr_buf *b, const char *s) {
-  static const char hex[] = "0123456789ABCDEF";
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
-      wr_buf_append(b, s, 1);
-    } else {
-      char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-      wr_buf_append(b, e, 3);
-    }
-  }
-}
-
 void wr__dash_redirect(dash_req *q, const char *page, const char *key, const char *text) {
   wr_buf loc;
   wr_buf_init(&loc, 4096, NULL);
   wr_buf_append_str(&loc, page);
   if (key && text) {
     wr_buf_printf(&loc, "%s%s=", strchr(page, '?') ? "&" : "?", key);
-    url_encode(&loc, text);
+    wr_pct_encode(&loc, text);
   }
   respond(q->req, 303, "text/plain; charset=utf-8", wr_buf_cstr(&loc), "See other\n", 10);
   wr_buf_free(&loc);
@@ -252,7 +238,7 @@ static void to_signin(wr_httpd_req *req, int page) {
   wr_buf_init(&loc, 4096, NULL);
   wr_buf_append_str(&loc, WR_LOGIN_PATH "?next=");
   /* The target is a local path: the server parsed it as origin-form. */
-  url_encode(&loc, req->target && req->target[0] == '/' && req->target[1] != '/' ? req->target : WR_DASH_PATH);
+  wr_pct_encode(&loc, req->target && req->target[0] == '/' && req->target[1] != '/' ? req->target : WR_DASH_PATH);
   respond(req, 303, "text/plain; charset=utf-8", wr_buf_cstr(&loc), "Sign in first\n", 14);
   wr_buf_free(&loc);
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "edge/acme.h"
+#include "edge/store_async.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -74,6 +75,9 @@ struct wr_dns {
   size_t nzones;
   int zones_loaded;
   uint64_t zones_expires;
+  wr_store_async *async;  /* reads on the store thread; NULL: on the loop */
+  struct load_job *load;  /* the read in flight (async) */
+  int load_again;         /* invalidated while it ran: read once more */
 
   uv_udp_t udp;
   uv_tcp_t listener;
@@ -206,9 +210,17 @@ static void zones_free(wr_dns *d) {
   d->zones_loaded = 0;
 }
 
+static void load_submit(wr_dns *d);
+
 void wr_dns_invalidate(wr_dns *d) {
   if (!d) return;
-  zones_free(d);
+  if (!d->async) {
+    zones_free(d);
+    return;
+  }
+  /* Read again now; the current answers serve until the read is back. */
+  if (d->load) d->load_again = 1;
+  else load_submit(d);
 }
 
 static int zone_name_cmp(const void *a, const void *b) {
@@ -267,15 +279,14 @@ static size_t acme_txt(void *user, const char *name, char *out, size_t row, size
   return n;
 }
 
-/* Builds the snapshot of one zone: NS hosts, live tunnels, routes. */
-static int snapshot_build(wr_dns *d, const wr_zone *z, wr_dnszone **out) {
+/* Builds the snapshot of one zone from its account's tunnels and routes
+ * (read by the caller): NS hosts, live tunnels, routes. */
+static int snapshot_from(wr_dns *d, const wr_zone *z, const wr_tunnel *tunnels, size_t nt,
+                         const wr_route *routes, size_t nr, wr_dnszone **out) {
   char ns[MAX_NS][WR_DNS_NAME_MAX + 2], hm[WR_DNS_NAME_MAX + 2], reserved[WR_DNS_NAME_MAX + 32];
   char name[WR_DNS_NAME_MAX + 64], target[WR_DNS_NAME_MAX + 64];
   const char *nsp[MAX_NS];
   size_t nns = 0;
-  wr_tunnel *tunnels = NULL;
-  wr_route *routes = NULL;
-  size_t nt = 0, nr = 0;
   wr_dnszone *snap = NULL;
   int rv;
   *out = NULL;
@@ -292,13 +303,6 @@ static int snapshot_build(wr_dns *d, const wr_zone *z, wr_dnszone **out) {
   if ((rv = wr_dnszone_new(NULL, &p, &snap)) != WR_OK) {
     wr_warn("dns: zone %s: %s", z->name, wr_strerror(rv));
     return rv;
-  }
-  wr_tunnel_filter f = {.account_id = z->account_id};
-  if ((rv = wr_store_tunnel_list(d->store, &f, &tunnels, &nt)) != WR_OK ||
-      (rv = wr_store_route_list(d->store, z->account_id, NULL, &routes, &nr)) != WR_OK) {
-    d->stats.store_errors++;
-    wr_warn("dns: reading zone %s failed: %s", z->name, wr_store_errmsg(d->store));
-    goto out;
   }
   snprintf(reserved, sizeof(reserved), TARGET_LABEL ".%s", z->name);
   for (size_t i = 0; i < nt && rv == WR_OK; i++) {
@@ -322,10 +326,6 @@ static int snapshot_build(wr_dns *d, const wr_zone *z, wr_dnszone **out) {
       rv = WR_OK;
     }
   }
-out:
-  if (tunnels) memset(tunnels, 0, nt * sizeof(*tunnels)); /* they carry the tunnel secrets */
-  free(tunnels);
-  free(routes);
   if (rv != WR_OK) {
     wr_dnszone_free(snap);
     return rv;
@@ -337,11 +337,142 @@ out:
   return WR_OK;
 }
 
+/* What one zone's snapshot is made of, as read from a store. */
+typedef struct zone_data {
+  wr_tunnel *tunnels;
+  wr_route *routes;
+  size_t nt, nr;
+} zone_data;
+
+static int zone_read(wr_store *s, const wr_zone *z, zone_data *out) {
+  wr_tunnel_filter f = {.account_id = z->account_id};
+  int rv = wr_store_tunnel_list(s, &f, &out->tunnels, &out->nt);
+  if (rv == WR_OK) rv = wr_store_route_list(s, z->account_id, NULL, &out->routes, &out->nr);
+  return rv;
+}
+
+static void zone_data_free(zone_data *zd) {
+  if (zd->tunnels) memset(zd->tunnels, 0, zd->nt * sizeof(*zd->tunnels)); /* they carry the tunnel secrets */
+  free(zd->tunnels);
+  free(zd->routes);
+  memset(zd, 0, sizeof(*zd));
+}
+
+/* Builds the snapshot of one zone, reading it on the loop (no store thread). */
+static int snapshot_build(wr_dns *d, const wr_zone *z, wr_dnszone **out) {
+  zone_data zd = {0};
+  int rv = zone_read(d->store, z, &zd);
+  if (rv != WR_OK) {
+    d->stats.store_errors++;
+    wr_warn("dns: reading zone %s failed: %s", z->name, wr_store_errmsg(d->store));
+  } else {
+    rv = snapshot_from(d, z, zd.tunnels, zd.nt, zd.routes, zd.nr, out);
+  }
+  zone_data_free(&zd);
+  return rv;
+}
+
+/* ---- reads on the store thread: every zone at once, the old ones serving meanwhile ---- */
+
+typedef struct load_job {
+  wr_dns *d;         /* NULL once |d| went away */
+  int rv;
+  char errmsg[WR_STORE_ERRMSG_MAX];
+  wr_zone *zones;
+  zone_data *data;
+  size_t n;
+} load_job;
+
+static void load_run(wr_store *s, void *arg) {
+  load_job *j = arg;
+  j->rv = wr_store_zone_list(s, NULL, &j->zones, &j->n);
+  if (j->rv == WR_OK) {
+    j->data = wr_xcalloc(j->n ? j->n : 1, sizeof(*j->data));
+    for (size_t i = 0; i < j->n && j->rv == WR_OK; i++) j->rv = zone_read(s, &j->zones[i], &j->data[i]);
+  }
+  if (j->rv != WR_OK) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
+}
+
+static void load_job_free(load_job *j) {
+  for (size_t i = 0; j->data && i < j->n; i++) zone_data_free(&j->data[i]);
+  free(j->data);
+  free(j->zones);
+  free(j);
+}
+
+/* On the loop: the new snapshots replace the old ones at once. */
+static void load_apply(wr_dns *d, load_job *j) {
+  uint64_t now = uv_now(d->loop);
+  zone_ent *ents = j->n ? wr_xcalloc(j->n, sizeof(*ents)) : NULL;
+  for (size_t i = 0; i < j->n; i++) {
+    ents[i].z = j->zones[i];
+    if (snapshot_from(d, &ents[i].z, j->data[i].tunnels, j->data[i].nt, j->data[i].routes, j->data[i].nr,
+                      &ents[i].snap) != WR_OK)
+      ents[i].snap = NULL; /* logged; its names are answered SERVFAIL */
+  }
+  if (j->n > 1) qsort(ents, j->n, sizeof(*ents), zone_name_cmp);
+  zones_free(d);
+  d->zones = ents;
+  d->nzones = j->n;
+  d->zones_loaded = 1;
+  d->zones_expires = now + d->cache_ttl_ms;
+}
+
+static void load_done(void *arg, int status) {
+  load_job *j = arg;
+  wr_dns *d = j->d;
+  if (d) {
+    d->load = NULL;
+    if (status != WR_OK || j->rv != WR_OK) {
+      d->stats.store_errors++;
+      wr_warn("dns: reading the zones failed: %s; the last answers serve meanwhile",
+              status == WR_OK ? j->errmsg : "the store thread stopped");
+      d->zones_expires = uv_now(d->loop) + d->cache_ttl_ms;
+    } else {
+      load_apply(d, j);
+    }
+    if (d->load_again && !d->closing) {
+      d->load_again = 0;
+      load_submit(d);
+    }
+  }
+  load_job_free(j);
+}
+
+static void load_submit(wr_dns *d) {
+  if (d->load) {
+    d->load_again = 1;
+    return;
+  }
+  load_job *j = wr_xcalloc(1, sizeof(*j));
+  j->d = d;
+  if (wr_store_async_submit(d->async, load_run, load_done, j) != WR_OK) {
+    free(j);
+    d->zones_expires = uv_now(d->loop) + d->cache_ttl_ms; /* the old answers serve; try again later */
+    return;
+  }
+  d->load = j;
+}
+
+/* With a store thread: the deepest zone holding |qname| as last read; an
+ * expired set is read again on the store thread meanwhile. */
+static int find_zone_cached(wr_dns *d, const char *qname, const wr_dnszone **zone, uint64_t now) {
+  if ((!d->zones_loaded || now >= d->zones_expires) && !d->load) load_submit(d);
+  zone_ent *e = NULL;
+  for (const char *p = qname; p && *p && !e; p = strchr(p, '.'), p = p ? p + 1 : NULL)
+    e = zone_by_name(d, p);
+  if (!d->zones_loaded || (e && !e->snap)) return WR_ERR_STORE;
+  if (!e) return WR_ERR_NOTFOUND;
+  *zone = e->snap;
+  return WR_OK;
+}
+
 /* wr_dnsmsg_zone_fn: the deepest zone holding |qname|, its snapshot fresh. */
 static int find_zone(void *user, const char *qname, const wr_dnszone **zone) {
   wr_dns *d = user;
   uint64_t now = uv_now(d->loop);
   int rv;
+  if (d->async) return find_zone_cached(d, qname, zone, now);
   if ((!d->zones_loaded || now >= d->zones_expires) && (rv = zones_reload(d, now)) != WR_OK)
     return WR_ERR_STORE;
   zone_ent *e = NULL;
@@ -658,6 +789,15 @@ int wr_dns_listen(uv_loop_t *loop, const wr_dns_config *cfg, const struct sockad
     free(d);
     return rv;
   }
+  if (cfg->async) {
+    /* The first read before serving (start-up); later ones on the store thread. */
+    load_job *j = wr_xcalloc(1, sizeof(*j));
+    load_run(d->store, j);
+    if (j->rv == WR_OK) load_apply(d, j);
+    else wr_warn("dns: reading the zones failed: %s", j->errmsg);
+    load_job_free(j);
+    d->async = cfg->async;
+  }
   if ((rv = bind_both(d, addr, err, errlen)) != WR_OK) {
     d->closing = 1; /* freed by the close callbacks */
     if (d->handles == 0) free(d);
@@ -677,6 +817,8 @@ const wr_dns_stats *wr_dns_get_stats(const wr_dns *d) { return &d->stats; }
 void wr_dns_free(wr_dns *d) {
   if (!d || d->closing) return;
   d->closing = 1;
+  if (d->load) d->load->d = NULL;
+  d->load = NULL;
   while (d->conns) conn_close(d->conns);
   uv_close((uv_handle_t *)&d->udp, handle_closed);
   uv_close((uv_handle_t *)&d->listener, handle_closed);
@@ -694,18 +836,9 @@ static void unpublish_done(void *user, int rv, int rcode, const char *msg) {
   free(host);
 }
 
-int wr_dns_cleanup(const wr_dns_cleanup_config *cfg, size_t *removed) {
-  wr_route *rows = NULL;
-  size_t n = 0;
-  if (removed) *removed = 0;
-  if (!cfg || !cfg->store) return WR_ERR_INVAL;
-  int64_t age = cfg->unregistered_s ? cfg->unregistered_s : 86400;
-  int rv = wr_store_route_expire(cfg->store, cfg->actor ? cfg->actor : "edge:dns-cleanup", age, 0,
-                                 &rows, &n);
-  if (rv != WR_OK) {
-    wr_warn("dns: record cleanup failed: %s", wr_store_errmsg(cfg->store));
-    return rv;
-  }
+/* After a pass removed |rows|: logs each, queues its unpublish and drops
+ * the DNS server's snapshots. On the loop. */
+static void cleanup_report(const wr_dns_cleanup_config *cfg, const wr_route *rows, size_t n, int64_t age) {
   for (size_t i = 0; i < n; i++) {
     wr_info("dns: removed the route of %s: tunnel %s is deleted or has been unregistered for %" PRId64
             " s or more",
@@ -720,6 +853,24 @@ int wr_dns_cleanup(const wr_dns_cleanup_config *cfg, size_t *removed) {
     }
   }
   if (n && cfg->dns) wr_dns_invalidate(cfg->dns);
+}
+
+static int64_t cleanup_age(const wr_dns_cleanup_config *cfg) {
+  return cfg->unregistered_s ? cfg->unregistered_s : 86400;
+}
+
+int wr_dns_cleanup(const wr_dns_cleanup_config *cfg, size_t *removed) {
+  wr_route *rows = NULL;
+  size_t n = 0;
+  if (removed) *removed = 0;
+  if (!cfg || !cfg->store) return WR_ERR_INVAL;
+  int rv = wr_store_route_expire(cfg->store, cfg->actor ? cfg->actor : "edge:dns-cleanup", cleanup_age(cfg), 0,
+                                 &rows, &n);
+  if (rv != WR_OK) {
+    wr_warn("dns: record cleanup failed: %s", wr_store_errmsg(cfg->store));
+    return rv;
+  }
+  cleanup_report(cfg, rows, n, cleanup_age(cfg));
   free(rows);
   if (removed) *removed = n;
   return WR_OK;
@@ -729,11 +880,58 @@ struct wr_dns_janitor {
   uv_timer_t timer;
   wr_dns_cleanup_config cfg;
   char actor[128];
+  struct janitor_job *job; /* the pass on the store thread */
 };
+
+/* A pass on the store thread (cfg.async). */
+typedef struct janitor_job {
+  wr_dns_janitor *j; /* NULL once the janitor went away */
+  char actor[128];
+  int64_t age;
+  int rv;
+  char errmsg[WR_STORE_ERRMSG_MAX];
+  wr_route *rows;
+  size_t n;
+} janitor_job;
+
+static void janitor_run(wr_store *s, void *arg) {
+  janitor_job *jj = arg;
+  jj->rv = wr_store_route_expire(s, jj->actor, jj->age, 0, &jj->rows, &jj->n);
+  if (jj->rv != WR_OK) snprintf(jj->errmsg, sizeof(jj->errmsg), "%s", wr_store_errmsg(s));
+}
+
+static void janitor_done(void *arg, int status) {
+  janitor_job *jj = arg;
+  wr_dns_janitor *j = jj->j;
+  if (j) {
+    j->job = NULL;
+    if (status != WR_OK || jj->rv != WR_OK) {
+      wr_warn("dns: record cleanup failed: %s", status == WR_OK ? jj->errmsg : "the store thread stopped");
+    } else {
+      cleanup_report(&j->cfg, jj->rows, jj->n, jj->age);
+      if (jj->n) wr_info("dns: record cleanup removed %zu route(s)", jj->n);
+    }
+  }
+  free(jj->rows);
+  free(jj);
+}
 
 static void janitor_tick(uv_timer_t *t) {
   wr_dns_janitor *j = t->data;
   size_t n = 0;
+  if (j->cfg.async) {
+    if (j->job) return; /* the last pass is still out */
+    janitor_job *jj = wr_xcalloc(1, sizeof(*jj));
+    jj->j = j;
+    jj->age = cleanup_age(&j->cfg);
+    snprintf(jj->actor, sizeof(jj->actor), "%s", j->actor);
+    if (wr_store_async_submit(j->cfg.async, janitor_run, janitor_done, jj) != WR_OK) {
+      free(jj);
+      return;
+    }
+    j->job = jj;
+    return;
+  }
   if (wr_dns_cleanup(&j->cfg, &n) == WR_OK && n)
     wr_info("dns: record cleanup removed %zu route(s)", n);
 }
@@ -757,6 +955,8 @@ static void janitor_closed(uv_handle_t *h) { free(h->data); }
 
 void wr_dns_janitor_free(wr_dns_janitor *j) {
   if (!j) return;
+  if (j->job) j->job->j = NULL;
+  j->job = NULL;
   uv_timer_stop(&j->timer);
   uv_close((uv_handle_t *)&j->timer, janitor_closed);
 }

@@ -12,11 +12,15 @@
  * Names at or below cfargotunnel.<zone> are reserved for tunnel targets: a
  * route there is not served. Other zones get REFUSED.
  *
- * Store access: the store is read on the loop thread (SQLite, as the visitor
- * front does), never per query: the zone list and one snapshot per zone
- * (its routes and live tunnels) are rebuilt at most once per cache_ttl_ms,
- * on the first query that needs them; a failed rebuild keeps serving the old
- * snapshot. wr_dns_invalidate drops them at once (after a route change).
+ * Store access, never per query: with a store thread (cfg.async) the zone
+ * list and every zone's routes and live tunnels are read there (once
+ * before serving, then when a query finds them older than cache_ttl_ms
+ * and at once on wr_dns_invalidate), and the snapshots are rebuilt on the
+ * loop when the read is back; until then the last snapshots answer.
+ * Without one, the store is read on the loop thread: the zone list and
+ * one snapshot per zone at most once per cache_ttl_ms, on the first query
+ * that needs them, and wr_dns_invalidate drops them at once. Either way a
+ * failed read keeps serving the old snapshots.
  * The SOA serial is the Unix time the snapshot was built: it only grows,
  * which is all a resolver or a secondary needs.
  *
@@ -41,6 +45,7 @@ typedef struct wr_dns wr_dns;
 
 typedef struct wr_dns_config {
   wr_store *store;            /* zones, routes, tunnels */
+  struct wr_store_async *async; /* optional: read them on this store thread */
   struct wr_acme *acme;       /* optional: TXT at _acme-challenge.<name> from its
                                  DNS-01 answers (edge/acme.h), looked up per query */
   const char *const *addrs;   /* the edge's public addresses (IPv4/IPv6 text, not 0.0.0.0 / ::);
@@ -96,6 +101,7 @@ typedef struct wr_dns_cleanup_config {
   uint64_t interval_ms;       /* the janitor's period; 0: 60000 */
   wr_dns *dns;                /* optional: invalidated after removals */
   wr_dns_updater *updater;    /* optional: removals are also pushed (unpublish) */
+  struct wr_store_async *async; /* optional: the janitor's passes run on this store thread */
 } wr_dns_cleanup_config;
 
 /* One pass: removes the routes of deleted tunnels and of tunnels unregistered
@@ -107,7 +113,7 @@ int wr_dns_cleanup(const wr_dns_cleanup_config *cfg, size_t *removed);
 
 typedef struct wr_dns_janitor wr_dns_janitor;
 /* Runs wr_dns_cleanup every interval_ms (the first pass after one interval)
- * on |loop|. |cfg| is copied; its store, dns and updater must outlive the
+ * on |loop|, its store call on cfg->async when set (one pass at a time). |cfg| is copied; its store, dns and updater must outlive the
  * janitor. WR_OK or WR_ERR_INVAL. */
 int wr_dns_janitor_start(uv_loop_t *loop, const wr_dns_cleanup_config *cfg, wr_dns_janitor **out);
 /* Stops the timer; freed once libuv released it (run the loop afterwards). */

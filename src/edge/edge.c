@@ -199,7 +199,8 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
     }
     wr_uuid_format(&u, e->edge_id);
   }
-  wr_tunnel_server_config tcfg = {.store = e->store, .edge_id = e->edge_id};
+  wr_tunnel_server_config tcfg = {.store = e->store, .store_async = e->store_async,
+                                  .edge_id = e->edge_id};
   if ((rv = wr_tunnel_server_new(&tcfg, &e->ts)) != WR_OK) return rv;
   rv = wr_tunnel_server_listen(e->ts, e->loop, e->tls, &e->qcfg,
                                (const struct sockaddr *)&o->tunnel.addr, &e->ep);
@@ -254,6 +255,7 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
  * register again within its backoff's first step. */
 static void drain_tunnels(wr_edge *e) {
   if (!e->ts) return;
+  wr_tunnel_server_store_on_loop(e->ts);
   wr_tunnel_server_close_all(e->ts, "edge shutting down");
 }
 
@@ -347,7 +349,7 @@ static void stop_cluster(wr_edge *e) {
 static int start_router(wr_edge *e, char *err, size_t errlen) {
   (void)err;
   (void)errlen;
-  wr_router_config rcfg = {.loop = e->loop, .store = e->store, .ts = e->ts};
+  wr_router_config rcfg = {.loop = e->loop, .store = e->store, .async = e->store_async, .ts = e->ts};
   return wr_router_new(&rcfg, &e->router);
 }
 
@@ -428,7 +430,8 @@ static int start_wireguard(wr_edge *e, char *err, size_t errlen) {
   uint8_t priv[WR_WG_KEY_LEN], pub[WR_WG_KEY_LEN];
   int rv = wr_wg_key_load_or_create(e->data_dir, priv, pub, err, errlen);
   if (rv != WR_OK) return rv;
-  wr_wg_ingress_config wcfg = {.loop = e->loop, .store = e->store, .router = e->router,
+  wr_wg_ingress_config wcfg = {.loop = e->loop, .store = e->store, .async = e->store_async,
+                               .router = e->router,
                                .listen = (const struct sockaddr *)&o->wireguard.listen.addr,
                                .private_key = priv,
                                .cookie_threshold = o->wireguard.cookie_threshold,
@@ -655,7 +658,8 @@ static int start_dns(wr_edge *e, char *err, size_t errlen) {
   char host[INET6_ADDRSTRLEN] = "";
   const char *addrs[1] = {host};
   public_host(e, host, sizeof(host));
-  wr_dns_config dcfg = {.store = e->store, .acme = e->acme, .addrs = addrs, .naddrs = 1};
+  wr_dns_config dcfg = {.store = e->store, .async = e->store_async, .acme = e->acme, .addrs = addrs,
+                        .naddrs = 1};
   int rv = wr_dns_listen(e->loop, &dcfg, (const struct sockaddr *)&o->dns.addr, &e->dns, err, errlen);
   if (rv != WR_OK) return rv;
   struct sockaddr_storage bound;
@@ -697,7 +701,8 @@ static void stop_updater(wr_edge *e) {
 static int start_janitor(wr_edge *e, char *err, size_t errlen) {
   (void)err;
   (void)errlen;
-  wr_dns_cleanup_config ccfg = {.store = e->store, .dns = e->dns, .updater = e->updater};
+  wr_dns_cleanup_config ccfg = {.store = e->store, .dns = e->dns, .updater = e->updater,
+                                .async = e->store_async};
   /* It only refuses a missing store, which the first row guarantees. */
   wr_dns_janitor_start(e->loop, &ccfg, &e->janitor);
   return WR_OK;

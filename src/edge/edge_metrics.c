@@ -171,7 +171,8 @@ static void render_cluster(const wr_edge_metrics_config *c, wr_buf *b) {
     counter(b, P "forwarded_streams_total", "Streams forwarded to another edge", s->forwarded);
     counter(b, P "forwarded_failed_total", "Forwarded streams no edge could take", s->forward_failed);
     counter(b, P "forwarded_retried_total",
-            "Forwarded streams sent again to another edge (refused, or lost before the answer)",
+            "Forwarded streams sent again to another edge (unreachable, refused, or lost before "
+            "the answer)",
             s->retried);
     counter(b, P "forwarded_reused_total",
             "Forwarded streams that ran on a connection kept from an earlier one", s->reused);

@@ -356,7 +356,7 @@ char *wr_login_browser_url(const char *base, const char *key) {
   wr_buf_append_str(&buf, b);
   /* Parameters sorted by name, as cloudflared builds them. */
   wr_buf_append_str(&buf, WR_LOGIN_PATH "?aud=&callback=");
-  wr__login_url_encode(&buf, poll);
+  wr_pct_encode(&buf, poll);
   out = wr_xstrdup(wr_buf_cstr(&buf));
   wr_buf_free(&buf);
   free(b);

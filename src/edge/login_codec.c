@@ -109,21 +109,6 @@ int wr__login_next_ok(const char *next) {
 
 /* ---- encoders ----------------------------------------------------------------------- */
 
-/* Appends |s| percent-encoded for a query component. */
-void wr__login_url_encode(wr_buf *b, const char *s) {
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
-      wr_buf_append(b, s, 1);
-    } else {
-      char e[3] = {'%'};
-      wr_hex_byte(c, 1, e + 1);
-      wr_buf_append(b, e, 3);
-    }
-  }
-}
-
 /* A copy of |in| safe for one log line: bounded, control bytes as '?'. */
 const char *wr__login_logsafe(const char *in, char *buf, size_t size) {
   return wr_log_safe(in, buf, size);

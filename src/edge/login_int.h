@@ -67,8 +67,6 @@ int wr__login_cookie_next(const char **pp, const char *end, char id[WR__LOGIN_SI
  * printable ASCII, not "//" or "/\\" at the start (another host to a
  * browser), no backslash at all, at most WR__LOGIN_NEXT_MAX bytes. */
 int wr__login_next_ok(const char *next);
-/* Appends |s| percent-encoded for a query component. */
-void wr__login_url_encode(wr_buf *b, const char *s);
 /* A copy of |in| safe for one log line: bounded, control bytes as '?'. */
 const char *wr__login_logsafe(const char *in, char *buf, size_t size);
 /* The peer address of |req| for logs ("?" if unknown). */

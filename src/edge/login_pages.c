@@ -7,6 +7,7 @@
 
 #include "edge/login_int.h"
 #include "lib/buf.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/log.h"
 
@@ -135,7 +136,7 @@ void wr__login_location(const char *callback, char *out, size_t size) {
   wr_buf_append_str(&b, WR_LOGIN_PATH);
   if (callback[0]) {
     wr_buf_append_str(&b, "?aud=&callback=");
-    wr__login_url_encode(&b, callback);
+    wr_pct_encode(&b, callback);
   }
   snprintf(out, size, "%s", b.len < b.max ? wr_buf_cstr(&b) : WR_LOGIN_PATH);
   wr_buf_free(&b);

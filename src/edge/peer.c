@@ -294,7 +294,6 @@ static int retry(plink *l, int refused) {
     return 0;
   wr_info("forwarding tunnel %s: %s %s before answering; trying the next edge", l->tunnel_id,
           l->addr, refused ? "refused the stream" : "went away");
-  l->p->st.retried++;
   l->retrying = 1;
   l->redial = 1;
   close_link(l);
@@ -432,7 +431,10 @@ static void c_close(wr_conn *c, void *user) {
   if (l->redial && !l->p->stopping) {
     l->redial = 0;
     if (l->retrying) rewind_stream(l);
-    if (dial(l) == 0) return;
+    if (dial(l) == 0) {
+      l->p->st.retried++;
+      return;
+    }
     client_give_up(l);
   }
   wr_peer *p = l->p;

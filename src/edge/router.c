@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "edge/router_int.h"
+#include "edge/store_async.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -40,58 +41,90 @@ const wr_router_stats *wr_router_get_stats(const wr_router *r) { return &r->stat
 
 /* ---- routes ------------------------------------------------------------------------ */
 
-/* The ingress's virtual network: the configured one, or the account's
- * default (without creating one: no default means no routes yet). */
-static int resolve_vnet(wr_router *r, wr_router_ingress *in) {
-  wr_vnet *v = NULL;
-  size_t n = 0;
-  wr_vnet_filter f = {.account_id = in->account_id, .is_default = in->vnet_want[0] ? -1 : 1,
-                      .id = in->vnet_want[0] ? in->vnet_want : NULL};
-  if (wr_store_vnet_list(r->cfg.store, &f, &v, &n) != WR_OK) return WR_ERR_STORE;
-  if (n) snprintf(in->vnet_id, sizeof(in->vnet_id), "%s", v[0].id);
-  free(v);
-  if (!n && in->vnet_want[0]) return WR_ERR_NOTFOUND;
-  if (!n) in->vnet_id[0] = '\0';
-  return WR_OK;
+/* What one ingress's table is made of, read from a store (on either
+ * thread): its virtual network, resolved from the configured one or the
+ * account's default (without creating one: no default means no routes
+ * yet), and the account's IP routes. */
+typedef struct table_read {
+  wr_router_ingress *in; /* whose table it is (async: checked before use) */
+  char account_id[WR_STORE_ID_LEN + 1];
+  char vnet_want[WR_STORE_UUID_LEN + 1];
+  char vnet_id[WR_STORE_UUID_LEN + 1];
+  wr_ip_route *rows;
+  size_t n;
+  int rv;
+} table_read;
+
+static void table_read_init(table_read *t, wr_router_ingress *in) {
+  memset(t, 0, sizeof(*t));
+  t->in = in;
+  snprintf(t->account_id, sizeof(t->account_id), "%s", in->account_id);
+  snprintf(t->vnet_want, sizeof(t->vnet_want), "%s", in->vnet_want);
 }
 
-/* Rows from before virtual networks ("" vnet) belong to the default. */
-static int load_table(wr_router *r, wr_router_ingress *in) {
-  int rv = resolve_vnet(r, in);
-  if (rv != WR_OK) return rv;
-  wr_ip_route *rows = NULL;
-  size_t n = 0, k = 0;
-  wr_ip_route_filter f = {.account_id = in->account_id};
-  if (wr_store_ip_route_list(r->cfg.store, &f, &rows, &n) != WR_OK) return WR_ERR_STORE;
+static int table_read_run(wr_store *s, table_read *t) {
+  wr_vnet *v = NULL;
+  size_t n = 0;
+  wr_vnet_filter f = {.account_id = t->account_id, .is_default = t->vnet_want[0] ? -1 : 1,
+                      .id = t->vnet_want[0] ? t->vnet_want : NULL};
+  if (wr_store_vnet_list(s, &f, &v, &n) != WR_OK) return t->rv = WR_ERR_STORE;
+  if (n) snprintf(t->vnet_id, sizeof(t->vnet_id), "%s", v[0].id);
+  free(v);
+  if (!n && t->vnet_want[0]) return t->rv = WR_ERR_NOTFOUND;
+  wr_ip_route_filter rf = {.account_id = t->account_id};
+  if (wr_store_ip_route_list(s, &rf, &t->rows, &t->n) != WR_OK) return t->rv = WR_ERR_STORE;
+  return t->rv = WR_OK;
+}
+
+/* The ingress's new table from |t| (rows from before virtual networks, ""
+ * vnet, belong to the default). */
+static void table_apply(wr_router_ingress *in, table_read *t) {
+  size_t k = 0;
   int is_default = !in->vnet_want[0];
-  for (size_t i = 0; i < n; i++) {
-    int mine = in->vnet_id[0] && strcmp(rows[i].vnet_id, in->vnet_id) == 0;
-    if (mine || (is_default && !rows[i].vnet_id[0])) rows[k++] = rows[i];
+  snprintf(in->vnet_id, sizeof(in->vnet_id), "%s", t->vnet_id);
+  for (size_t i = 0; i < t->n; i++) {
+    int mine = in->vnet_id[0] && strcmp(t->rows[i].vnet_id, in->vnet_id) == 0;
+    if (mine || (is_default && !t->rows[i].vnet_id[0])) t->rows[k++] = t->rows[i];
   }
-  wr__rtable t;
-  wr__rtable_build(&t, rows, k);
-  free(rows);
+  wr__rtable t2;
+  wr__rtable_build(&t2, t->rows, k);
   wr__rtable_free(&in->table);
-  in->table = t;
-  return WR_OK;
+  in->table = t2;
+}
+
+static int load_table(wr_router *r, wr_router_ingress *in) {
+  table_read t;
+  table_read_init(&t, in);
+  if (table_read_run(r->cfg.store, &t) == WR_OK) table_apply(in, &t);
+  free(t.rows);
+  return t.rv;
+}
+
+static void reload_warn(wr_router *r, const wr_router_ingress *in, int e, const char *storemsg) {
+  wr_warn("router: loading the routes of %s: %s", in->name,
+          e == WR_ERR_STORE ? storemsg : wr_strerror(e));
+  (void)r;
+}
+
+static void reload_total(wr_router *r) {
+  uint64_t total = 0;
+  for (wr_router_ingress *in = r->ingresses; in; in = in->next) total += in->table.nroutes;
+  r->stats.routes = total;
+  r->stats.reloads++;
 }
 
 int wr_router_reload(wr_router *r) {
   int rv = WR_OK;
-  uint64_t total = 0;
   r->reload_pending = 0;
   r->refreshed_ms = wr__router_now(r);
   for (wr_router_ingress *in = r->ingresses; in; in = in->next) {
     int e = load_table(r, in);
     if (e != WR_OK) {
-      wr_warn("router: loading the routes of %s: %s", in->name,
-              e == WR_ERR_STORE ? wr_store_errmsg(r->cfg.store) : wr_strerror(e));
+      reload_warn(r, in, e, wr_store_errmsg(r->cfg.store));
       rv = WR_ERR_STORE;
     }
-    total += in->table.nroutes;
   }
-  r->stats.routes = total;
-  r->stats.reloads++;
+  reload_total(r);
   return rv;
 }
 
@@ -99,10 +132,79 @@ void wr_router_routes_changed(wr_router *r) {
   if (r) r->reload_pending = 1;
 }
 
+/* ---- reloads on the store thread ----------------------------------------------------- */
+
+struct wr__router_reload {
+  wr_router *r; /* NULL once the router went away */
+  table_read *items;
+  size_t n;
+  char errmsg[WR_STORE_ERRMSG_MAX];
+};
+
+static void reload_run(wr_store *s, void *arg) {
+  wr__router_reload *j = arg;
+  for (size_t i = 0; i < j->n; i++)
+    if (table_read_run(s, &j->items[i]) == WR_ERR_STORE && !j->errmsg[0])
+      snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
+}
+
+static int ingress_alive(const wr_router *r, const wr_router_ingress *in) {
+  for (const wr_router_ingress *x = r->ingresses; x; x = x->next)
+    if (x == in) return 1;
+  return 0;
+}
+
+static void reload_done(void *arg, int status) {
+  wr__router_reload *j = arg;
+  wr_router *r = j->r;
+  for (size_t i = 0; r && i < j->n; i++) {
+    table_read *t = &j->items[i];
+    /* An ingress removed meanwhile (or another at its address) keeps its table. */
+    if (!ingress_alive(r, t->in) || strcmp(t->in->account_id, t->account_id) ||
+        strcmp(t->in->vnet_want, t->vnet_want))
+      continue;
+    if (status == WR_OK && t->rv == WR_OK) table_apply(t->in, t);
+    else reload_warn(r, t->in, status == WR_OK ? t->rv : WR_ERR_STORE,
+                     status == WR_OK ? j->errmsg : "the store thread stopped");
+  }
+  if (r) {
+    r->reload = NULL;
+    reload_total(r);
+  }
+  for (size_t i = 0; i < j->n; i++) free(j->items[i].rows);
+  free(j->items);
+  free(j);
+}
+
+/* Reads every ingress's table on the store thread; the current tables
+ * route meanwhile. */
+static void reload_async(wr_router *r) {
+  if (r->reload) return; /* reload_pending stays: the next tick reads again */
+  size_t n = 0;
+  for (wr_router_ingress *in = r->ingresses; in; in = in->next) n++;
+  wr__router_reload *j = wr_xcalloc(1, sizeof(*j));
+  j->r = r;
+  j->n = n;
+  j->items = wr_xcalloc(n ? n : 1, sizeof(*j->items));
+  n = 0;
+  for (wr_router_ingress *in = r->ingresses; in; in = in->next) table_read_init(&j->items[n++], in);
+  r->reload_pending = 0;
+  r->refreshed_ms = wr__router_now(r);
+  if (wr_store_async_submit(r->cfg.async, reload_run, reload_done, j) != WR_OK) {
+    free(j->items);
+    free(j);
+    return; /* tried again a refresh period later */
+  }
+  r->reload = j;
+}
+
 static void tick(uv_timer_t *t) {
   wr_router *r = t->data;
   uint64_t now = wr__router_now(r);
-  if (r->reload_pending || now - r->refreshed_ms >= r->cfg.refresh_ms) wr_router_reload(r);
+  if (r->reload_pending || now - r->refreshed_ms >= r->cfg.refresh_ms) {
+    if (r->cfg.async) reload_async(r);
+    else wr_router_reload(r);
+  }
   wr__flows_expire(r, now);
 }
 
@@ -143,6 +245,7 @@ static void free_timer(uv_handle_t *h) { free(h); }
 
 void wr_router_free(wr_router *r) {
   if (!r) return;
+  if (r->reload) r->reload->r = NULL;
   wr__flows_end_all(r, NULL);
   wr_tunnel_server_set_datagram_handler(r->cfg.ts, NULL, NULL);
   while (r->ingresses) {

@@ -123,11 +123,14 @@ typedef struct wr__flow {
   size_t nqueue;
 } wr__flow;
 
+typedef struct wr__router_reload wr__router_reload;
+
 struct wr_router {
   wr_router_config cfg;
   uv_timer_t *timer;        /* the tick: idle flows, route refresh */
   uint64_t refreshed_ms;
   int reload_pending;
+  wr__router_reload *reload; /* a read on the store thread (cfg.async) */
   wr_router_ingress *ingresses;
   wr__htab flows, sessions, clients;
   wr__flow *lru_head, *lru_tail;

@@ -436,21 +436,53 @@ static int bindv(wr_db_stmt *st, const char *fmt, va_list ap) {
 }
 
 /* Prepares |sql| and binds |fmt| arguments. On failure *st is NULL. */
-int wr__store_prepf(wr_store *s, wr_db_stmt **st, const char *sql, const char *fmt, ...) {
-  va_list ap;
-  int rc;
+static int vprepf(wr_store *s, wr_db_stmt **st, const char *sql, const char *fmt, va_list ap) {
   *st = NULL;
   if (wr_db_prepare(s->db, sql, st) != 0) return wr__store_dberr(s, "prepare");
-  va_start(ap, fmt);
-  rc = bindv(*st, fmt, ap);
-  va_end(ap);
-  if (rc != 0) {
+  if (bindv(*st, fmt, ap) != 0) {
     int r = wr__store_dberr(s, "bind");
     wr_db_finalize(*st);
     *st = NULL;
     return r;
   }
   return WR_OK;
+}
+
+int wr__store_prepf(wr_store *s, wr_db_stmt **st, const char *sql, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rv = vprepf(s, st, sql, fmt, ap);
+  va_end(ap);
+  return rv;
+}
+
+void *wr__store_list(wr_store *s, int *rv, size_t *n, const char *what, size_t size,
+                     wr__store_row_fn read, const char *sql, const char *fmt, ...) {
+  wr_db_stmt *st;
+  va_list ap;
+  *n = 0;
+  va_start(ap, fmt);
+  *rv = vprepf(s, &st, sql, fmt, ap);
+  va_end(ap);
+  return *rv == WR_OK ? wr__store_rows(s, st, what, size, read, n, rv) : NULL;
+}
+
+int wr__store_one(wr_store *s, const char *what, wr__store_row_fn read, void *out,
+                  const char *missing, const char *key, const char *sql, const char *fmt, ...) {
+  wr_db_stmt *st;
+  va_list ap;
+  char b[80];
+  va_start(ap, fmt);
+  int rv = vprepf(s, &st, sql, fmt, ap);
+  va_end(ap);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, what);
+  if (rv == WR_OK)
+    read(st, out);
+  else if (rv == WR_ERR_NOTFOUND && missing)
+    wr__store_serr(s, rv, missing, wr__store_quote(key ? key : "", b, sizeof(b)));
+  wr_db_finalize(st);
+  return rv;
 }
 
 /* Runs a statement that returns no rows; |changes| (may be NULL) gets the
@@ -481,6 +513,35 @@ int wr__store_step_row(wr_store *s, wr_db_stmt *st, const char *what) {
   if (rc == WR_DB_ROW) return WR_OK;
   if (rc == WR_DB_DONE) return WR_ERR_NOTFOUND;
   return wr__store_dberr(s, what);
+}
+
+
+int wr__store_account_cap(wr_store *s, const char *account_id, size_t max, const char *count_sql,
+                          const char *what) {
+  wr_db_stmt *st;
+  int rv;
+  if (!max) return WR_OK;
+  if (strcmp(wr_db_backend(s->db), "postgres") == 0) {
+    /* The two-key form ("wrn", the account's hash): a space apart from
+     * the schema's one-key lock. */
+    rv = wr__store_prepf(s, &st, "SELECT pg_advisory_xact_lock(7828078, hashtext(lower(?)))", "s",
+                         account_id);
+    if (rv != WR_OK) return rv;
+    rv = wr__store_step_row(s, st, "lock the account");
+    wr_db_finalize(st);
+    if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "lock the account: no result");
+    if (rv != WR_OK) return rv;
+  }
+  if ((rv = wr__store_prepf(s, &st, count_sql, "s", account_id)) != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, what);
+  size_t n = rv == WR_OK ? (size_t)wr_db_col_int64(st, 0) : 0;
+  wr_db_finalize(st);
+  if (rv == WR_ERR_NOTFOUND) return wr__store_serr(s, WR_ERR_STORE, "count %s: no result", what);
+  if (rv != WR_OK) return rv;
+  if (n >= max)
+    return wr__store_serr(s, WR_ERR_LIMIT, "this account already has %zu %s, the limit of this edge",
+                          n, what);
+  return WR_OK;
 }
 
 int wr__store_tx_begin(wr_store *s) {

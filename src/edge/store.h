@@ -291,6 +291,13 @@ const char *wr_route_change_name(wr_route_change c);
 int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id, const char *tunnel_id,
                            const char *hostname, int overwrite, wr_route *out,
                            wr_route_change *change);
+/* wr_store_route_dns_add, plus: a new route (not one re-pointed) is
+ * WR_ERR_LIMIT when the tunnel's account already has |max_routes| DNS
+ * routes (0: no limit), checked in the same transaction as the insert
+ * and serialised per account, so it holds across edges sharing a store. */
+int wr_store_route_dns_add_max(wr_store *s, const char *actor, const char *zone_id,
+                               const char *tunnel_id, const char *hostname, int overwrite,
+                               size_t max_routes, wr_route *out, wr_route_change *change);
 /* Exact lookup of a canonical hostname. WR_ERR_NOTFOUND. */
 int wr_store_route_get(wr_store *s, const char *hostname, wr_route *out);
 /* Removes a route. WR_ERR_NOTFOUND. */
@@ -357,10 +364,13 @@ int wr_store_token_roll(wr_store *s, const char *actor, const char *user_id, con
  * pagination totals and the per-account limit. */
 int wr_store_tunnel_count(wr_store *s, const wr_tunnel_filter *f, size_t *n);
 /* wr_store_tunnel_create, plus: |remote_managed| records config_src
- * "cloudflare" (configuration pushed by the edge) instead of "local". */
+ * "cloudflare" (configuration pushed by the edge) instead of "local";
+ * |max_live| (0: no limit): WR_ERR_LIMIT when the account already has
+ * that many live tunnels, checked in the insert's transaction and
+ * serialised per account, so it holds across edges sharing a store. */
 int wr_store_tunnel_create_ex(wr_store *s, const char *actor, const char *account_id,
                               const char *name, const uint8_t *secret, size_t secret_len,
-                              int remote_managed, wr_tunnel *out);
+                              int remote_managed, size_t max_live, wr_tunnel *out);
 /* When the tunnel's connections were last seen: |active_at| the oldest
  * opened_at of its open connections (0 if none is open), |inactive_at| the
  * newest closed_at when none is open (0 if it never had one). */
@@ -481,6 +491,11 @@ typedef struct wr_ip_route_filter {
 int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id,
                           const char *network, const char *tunnel_id, const char *vnet_id,
                           const char *comment, wr_ip_route *out);
+/* wr_store_ip_route_add, plus: WR_ERR_LIMIT when the account already has
+ * |max_routes| live IP routes (0: no limit), as wr_store_route_dns_add_max. */
+int wr_store_ip_route_add_max(wr_store *s, const char *actor, const char *account_id,
+                              const char *network, const char *tunnel_id, const char *vnet_id,
+                              const char *comment, size_t max_routes, wr_ip_route *out);
 /* By UUID, deleted or not. */
 int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out);
 /* Oldest first. Network containment filters are the caller's

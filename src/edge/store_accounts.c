@@ -41,17 +41,10 @@ static void read_account(wr_db_stmt *st, void *row) {
 }
 
 int wr_store_account_get(wr_store *s, const char *id, wr_account *out) {
-  wr_db_stmt *st;
-  char b[80];
-  int rv = wr__store_prepf(s, &st, "SELECT id, name, created_at FROM accounts WHERE id = lower(?)",
-                           "s", id);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read account");
-  if (rv == WR_OK) read_account(st, out);
-  else if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, "no account with id %s", wr__store_quote(id, b, sizeof(b)));
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read account", read_account, out, "no account with id %s", id,
+      "SELECT id, name, created_at FROM accounts WHERE id = lower(?)",
+      "s", id);
 }
 
 int wr_store_account_default(wr_store *s, wr_account *out) {
@@ -82,14 +75,11 @@ int wr_store_account_default(wr_store *s, wr_account *out) {
 }
 
 int wr_store_account_list(wr_store *s, wr_account **out, size_t *n) {
-  wr_db_stmt *st;
   int rv;
-  *out = NULL;
-  *n = 0;
-  rv = wr__store_prepf(s, &st, "SELECT id, name, created_at FROM accounts ORDER BY created_at, id",
-                       "");
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read accounts", sizeof(**out), read_account, n, &rv);
+  *out = wr__store_list(
+      s, &rv, n, "read accounts", sizeof(**out), read_account,
+      "SELECT id, name, created_at FROM accounts ORDER BY created_at, id",
+      "");
   return rv;
 }
 
@@ -123,16 +113,9 @@ static void read_user(wr_db_stmt *st, void *row) {
 #define USER_SELECT "SELECT id, account_id, email, password_hash, is_service, created_at FROM users "
 
 int wr_store_user_get_by_email(wr_store *s, const char *email, wr_user *out) {
-  wr_db_stmt *st;
-  char b[80];
-  int rv = wr__store_prepf(s, &st, USER_SELECT "WHERE lower(email) = lower(?)", "s", email);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read user");
-  if (rv == WR_OK) read_user(st, out);
-  else if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, "no user with email %s", wr__store_quote(email, b, sizeof(b)));
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read user", read_user, out, "no user with email %s", email,
+      USER_SELECT "WHERE lower(email) = lower(?)", "s", email);
 }
 
 int wr_store_user_create(wr_store *s, const char *actor, const char *account_id, const char *email,
@@ -363,30 +346,22 @@ out:
 }
 
 int wr_store_user_list(wr_store *s, const char *account_id, wr_user **out, size_t *n) {
-  wr_db_stmt *st;
   int rv;
-  *out = NULL;
-  *n = 0;
-  rv = wr__store_prepf(s, &st,
-                       USER_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) ORDER BY lower(email), email",
-                       "s", account_id);
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read users", sizeof(**out), read_user, n, &rv);
+  *out = wr__store_list(
+      s, &rv, n, "read users", sizeof(**out), read_user,
+      USER_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) ORDER BY lower(email), email",
+      "s", account_id);
   return rv;
 }
 
 int wr_store_token_list(wr_store *s, const char *user_id, int include_revoked, wr_api_token **out,
                         size_t *n) {
-  wr_db_stmt *st;
   int rv;
-  *out = NULL;
-  *n = 0;
-  rv = wr__store_prepf(s, &st,
-                       TOKEN_SELECT "WHERE k.user_id = lower(?) AND (? <> 0 OR k.revoked_at IS NULL)"
-                          " ORDER BY k.created_at, k.id",
-             "si", user_id, (int64_t)(include_revoked != 0));
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read API tokens", sizeof(**out), read_token, n, &rv);
+  *out = wr__store_list(
+      s, &rv, n, "read API tokens", sizeof(**out), read_token,
+      TOKEN_SELECT "WHERE k.user_id = lower(?) AND (? <> 0 OR k.revoked_at IS NULL)"
+      " ORDER BY k.created_at, k.id",
+      "si", user_id, (int64_t)(include_revoked != 0));
   return rv;
 }
 

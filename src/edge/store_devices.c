@@ -274,16 +274,12 @@ out:
 
 int wr_store_device_list(wr_store *s, const char *account_id, int include_revoked,
                          wr_device **out, size_t *n) {
-  wr_db_stmt *st;
   int rv;
-  *out = NULL;
-  *n = 0;
-  rv = wr__store_prepf(s, &st,
-                       DEVICE_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1))"
-                                     " AND (?2 <> 0 OR revoked_at IS NULL) ORDER BY created_at, rowid",
-                       "si", account_id, (int64_t)(include_revoked != 0));
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read devices", sizeof(**out), read_device, n, &rv);
+  *out = wr__store_list(
+      s, &rv, n, "read devices", sizeof(**out), read_device,
+      DEVICE_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1))"
+      " AND (?2 <> 0 OR revoked_at IS NULL) ORDER BY created_at, rowid",
+      "si", account_id, (int64_t)(include_revoked != 0));
   return rv;
 }
 
@@ -314,15 +310,10 @@ int wr_store_device_get(wr_store *s, const char *account_id, const char *id_or_n
 }
 
 int wr_store_device_by_key(wr_store *s, const char *public_key_b64, wr_device *out) {
-  wr_db_stmt *st;
-  int rv = wr__store_prepf(s, &st, DEVICE_SELECT "WHERE public_key = ? AND revoked_at IS NULL",
-                           "s", public_key_b64 ? public_key_b64 : "");
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read device");
-  if (rv == WR_OK) read_device(st, out);
-  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no active device has this public key");
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read device", read_device, out, "no active device has this public key", NULL,
+      DEVICE_SELECT "WHERE public_key = ? AND revoked_at IS NULL",
+      "s", public_key_b64 ? public_key_b64 : "");
 }
 
 /* --- changes -------------------------------------------------------------------- */

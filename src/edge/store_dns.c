@@ -164,30 +164,18 @@ out:
 }
 
 int wr_store_zone_get(wr_store *s, const char *id, wr_zone *out) {
-  wr_db_stmt *st;
-  char b[80];
-  int rv = wr__store_prepf(
-      s, &st, "SELECT id, account_id, name, created_at FROM zones WHERE id = lower(?)", "s", id);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read zone");
-  if (rv == WR_OK) read_zone(st, out);
-  else if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, "no zone with id %s", wr__store_quote(id, b, sizeof(b)));
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read zone", read_zone, out, "no zone with id %s", id,
+      "SELECT id, account_id, name, created_at FROM zones WHERE id = lower(?)", "s", id);
 }
 
 int wr_store_zone_list(wr_store *s, const char *account_id, wr_zone **out, size_t *n) {
-  wr_db_stmt *st;
   int rv;
-  *out = NULL;
-  *n = 0;
-  rv = wr__store_prepf(s, &st,
-                       "SELECT id, account_id, name, created_at FROM zones"
-             " WHERE (?1 IS NULL OR account_id = ?1) ORDER BY name",
-             "s", account_id);
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read zones", sizeof(**out), read_zone, n, &rv);
+  *out = wr__store_list(
+      s, &rv, n, "read zones", sizeof(**out), read_zone,
+      "SELECT id, account_id, name, created_at FROM zones"
+      " WHERE (?1 IS NULL OR account_id = ?1) ORDER BY name",
+      "s", account_id);
   return rv;
 }
 

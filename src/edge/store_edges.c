@@ -138,16 +138,12 @@ static void read_edge(wr_db_stmt *st, void *row) {
 }
 
 int wr_store_edge_list(wr_store *s, wr_edge_rec **out, size_t *n) {
-  wr_db_stmt *st;
   int rv;
-  *out = NULL;
-  *n = 0;
-  rv = wr__store_prepf(s, &st,
-                       "SELECT id, tunnel_addr, visitor_addr, peer_addr, started_at, heartbeat_at"
-                       " FROM edges ORDER BY started_at, id",
-                       "");
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read edges", sizeof(**out), read_edge, n, &rv);
+  *out = wr__store_list(
+      s, &rv, n, "read edges", sizeof(**out), read_edge,
+      "SELECT id, tunnel_addr, visitor_addr, peer_addr, started_at, heartbeat_at"
+      " FROM edges ORDER BY started_at, id",
+      "");
   return rv;
 }
 
@@ -160,17 +156,13 @@ static void read_edge_route(wr_db_stmt *st, void *row) {
 
 int wr_store_edge_routes(wr_store *s, const char *self, int64_t fresh_since, wr_edge_route **out,
                          size_t *n) {
-  wr_db_stmt *st;
   int rv;
-  *out = NULL;
-  *n = 0;
-  rv = wr__store_prepf(s, &st,
-                       "SELECT DISTINCT c.tunnel_id, e.id, e.peer_addr FROM connections c"
-                       " JOIN edges e ON e.id = c.edge_id"
-                       " WHERE c.closed_at IS NULL AND e.id <> ? AND e.heartbeat_at >= ?"
-                       " AND e.peer_addr <> '' ORDER BY c.tunnel_id, e.id",
-                       "si", self ? self : "", fresh_since);
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read the edges' tunnels", sizeof(**out), read_edge_route, n, &rv);
+  *out = wr__store_list(
+      s, &rv, n, "read the edges' tunnels", sizeof(**out), read_edge_route,
+      "SELECT DISTINCT c.tunnel_id, e.id, e.peer_addr FROM connections c"
+      " JOIN edges e ON e.id = c.edge_id"
+      " WHERE c.closed_at IS NULL AND e.id <> ? AND e.heartbeat_at >= ?"
+      " AND e.peer_addr <> '' ORDER BY c.tunnel_id, e.id",
+      "si", self ? self : "", fresh_since);
   return rv;
 }

@@ -83,12 +83,34 @@ void *wr__store_rows(wr_store *s, wr_db_stmt *st, const char *what, size_t size,
 /* Prepares |sql| and binds |fmt| ('s' text or NULL, 'i' int64, 'b' blob +
  * size_t). On failure *st is NULL. */
 int wr__store_prepf(wr_store *s, wr_db_stmt **st, const char *sql, const char *fmt, ...);
+/* A list query: wr__store_prepf's |sql| and |fmt|, then wr__store_rows.
+ * Returns the array (NULL on failure or for no rows) with *n its length
+ * and *rv WR_OK or the error (its message in the store). */
+void *wr__store_list(wr_store *s, int *rv, size_t *n, const char *what, size_t size,
+                     wr__store_row_fn read, const char *sql, const char *fmt, ...);
+/* A one-row lookup: wr__store_prepf's |sql| and |fmt|, the first row read
+ * into |out| by |read|. Returns WR_OK, WR_ERR_NOTFOUND (with the message
+ * |missing|, a literal format with one %s for |key| quoted, or none when
+ * |missing| is NULL) or the error of preparing or stepping (|what| in its
+ * message). */
+int wr__store_one(wr_store *s, const char *what, wr__store_row_fn read, void *out,
+                  const char *missing, const char *key, const char *sql, const char *fmt, ...);
 /* Runs a statement that returns no rows; |changes| may be NULL. */
 int wr__store_execf(wr_store *s, int *changes, const char *what, const char *sql, const char *fmt,
                     ...);
 /* WR_OK with a row current, WR_ERR_NOTFOUND (message left to the caller) or
  * WR_ERR_STORE. */
 int wr__store_step_row(wr_store *s, wr_db_stmt *st, const char *what);
+/* A per-account limit, inside the caller's transaction, so that it holds
+ * for writers on several edges: waits for the account's other limited
+ * writers (PostgreSQL: a transaction-scoped advisory lock per account;
+ * SQLite's BEGIN IMMEDIATE already serialises every writer), then counts
+ * with |count_sql| (one parameter: the account id) and returns
+ * WR_ERR_LIMIT ("this account already has N |what|, the limit of this
+ * edge") when the count is at |max| or above; WR_OK; WR_ERR_STORE. |max|
+ * 0: no limit (and no lock). */
+int wr__store_account_cap(wr_store *s, const char *account_id, size_t max, const char *count_sql,
+                          const char *what);
 /* BEGIN (IMMEDIATE on SQLite). */
 int wr__store_tx_begin(wr_store *s);
 /* Commits if |rv| is WR_OK, rolls back otherwise; returns the final result. */

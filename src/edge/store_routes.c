@@ -45,16 +45,9 @@ void wr__store_read_route(wr_db_stmt *st, void *row) {
 }
 
 int wr_store_route_get(wr_store *s, const char *hostname, wr_route *out) {
-  wr_db_stmt *st;
-  char b[80];
-  int rv = wr__store_prepf(s, &st, ROUTE_SELECT "WHERE r.hostname = ?", "s", hostname);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read route");
-  if (rv == WR_OK) wr__store_read_route(st, out);
-  else if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, "no route for %s", wr__store_quote(hostname, b, sizeof(b)));
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read route", wr__store_read_route, out, "no route for %s", hostname,
+      ROUTE_SELECT "WHERE r.hostname = ?", "s", hostname);
 }
 
 /* The zone the caller named for a DNS route: it must belong to the tunnel's
@@ -132,13 +125,16 @@ static int route_repoint(wr_store *s, const char *actor, const char *host, int o
 /* Creates the DNS route |host| -> |t| in |z|, or re-points the one there,
  * inside the caller's transaction. *ch says which. */
 static int route_write(wr_store *s, const char *actor, const char *host, int overwrite,
-                       const wr_tunnel *t, const wr_zone *z, wr_route_change *ch) {
+                       size_t max, const wr_tunnel *t, const wr_zone *z, wr_route_change *ch) {
   char route_id[WR_STORE_UUID_LEN + 1];
   wr_route old;
   int rv = wr_store_route_get(s, host, &old);
   if (rv == WR_OK) return route_repoint(s, actor, host, overwrite, t, z, &old, ch);
   if (rv != WR_ERR_NOTFOUND) return rv;
   *ch = WR_ROUTE_NEW;
+  rv = wr__store_account_cap(s, t->account_id, max, "SELECT count(*) FROM routes WHERE account_id = ?",
+                             "hostname routes");
+  if (rv != WR_OK) return rv;
   if ((rv = wr__store_new_uuid(s, route_id)) != WR_OK) return rv;
   rv = wr__store_execf(s, NULL, "create route",
              "INSERT INTO routes(id, account_id, zone_id, hostname, tunnel_id, type, created_at)"
@@ -154,6 +150,13 @@ static int route_write(wr_store *s, const char *actor, const char *host, int ove
 int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id,
                            const char *tunnel_id, const char *hostname, int overwrite,
                            wr_route *out, wr_route_change *change) {
+  return wr_store_route_dns_add_max(s, actor, zone_id, tunnel_id, hostname, overwrite, 0, out,
+                                    change);
+}
+
+int wr_store_route_dns_add_max(wr_store *s, const char *actor, const char *zone_id,
+                               const char *tunnel_id, const char *hostname, int overwrite,
+                               size_t max_routes, wr_route *out, wr_route_change *change) {
   char host[WR_STORE_HOST_MAX + 1], msg[WR_STORE_ERRMSG_MAX];
   wr_tunnel t;
   wr_zone z, given = {0};
@@ -169,7 +172,7 @@ int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id,
   }
   if (zone_id && (rv = route_given_zone(s, zone_id, &t, host, &given)) != WR_OK) goto out;
   if ((rv = route_zone(s, host, &t, zone_id ? &given : NULL, &z)) != WR_OK) goto out;
-  rv = route_write(s, actor, host, overwrite, &t, &z, &ch);
+  rv = route_write(s, actor, host, overwrite, max_routes, &t, &z, &ch);
 out:
   memset(&t, 0, sizeof(t));
   rv = wr__store_tx_end(s, rv);
@@ -199,20 +202,17 @@ out:
 int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_id, wr_route **out,
                         size_t *n) {
   char canon[WR_STORE_UUID_LEN + 1];
-  wr_db_stmt *st;
   int rv;
   *out = NULL;
   *n = 0;
   if (tunnel_id && (rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK)
     return rv;
-  rv = wr__store_prepf(
-      s, &st,
+  *out = wr__store_list(
+      s, &rv, n, "read routes", sizeof(**out), wr__store_read_route,
       ROUTE_SELECT
       "WHERE (?1 IS NULL OR r.account_id = lower(?1)) AND (?2 IS NULL OR r.tunnel_id = ?2)"
       " ORDER BY r.hostname",
       "ss", account_id, tunnel_id ? canon : NULL);
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read routes", sizeof(**out), wr__store_read_route, n, &rv);
   return rv;
 }
 
@@ -332,41 +332,27 @@ static int check_comment(wr_store *s, const char *what, const char *c) {
 
 int wr_store_vnet_get(wr_store *s, const char *id, wr_vnet *out) {
   char canon[WR_STORE_UUID_LEN + 1];
-  wr_db_stmt *st;
   int rv;
   if ((rv = wr__store_canon_uuid(s, id, canon, "virtual network ID")) != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, VNET_SELECT "WHERE id = ?", "s", canon)) != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read virtual network");
-  if (rv == WR_OK) read_vnet(st, out);
-  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no virtual network with ID %s", canon);
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read virtual network", read_vnet, out, "no virtual network with ID %s", canon,
+      VNET_SELECT "WHERE id = ?", "s", canon);
 }
 
 /* The live virtual network |name| of an account: WR_OK, WR_ERR_NOTFOUND
  * (no message), or an error. */
 static int vnet_find(wr_store *s, const char *account_id, const char *name, wr_vnet *out) {
-  wr_db_stmt *st;
-  int rv = wr__store_prepf(
-      s, &st, VNET_SELECT "WHERE account_id = lower(?) AND name = ? AND deleted_at IS NULL", "ss",
+  return wr__store_one(
+      s, "read virtual network", read_vnet, out, NULL, NULL,
+      VNET_SELECT "WHERE account_id = lower(?) AND name = ? AND deleted_at IS NULL", "ss",
       account_id, name);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read virtual network");
-  if (rv == WR_OK) read_vnet(st, out);
-  wr_db_finalize(st);
-  return rv;
 }
 
 static int vnet_find_default(wr_store *s, const char *account_id, wr_vnet *out) {
-  wr_db_stmt *st;
-  int rv = wr__store_prepf(
-      s, &st, VNET_SELECT "WHERE account_id = lower(?) AND is_default = 1 AND deleted_at IS NULL",
+  return wr__store_one(
+      s, "read virtual network", read_vnet, out, NULL, NULL,
+      VNET_SELECT "WHERE account_id = lower(?) AND is_default = 1 AND deleted_at IS NULL",
       "s", account_id);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read virtual network");
-  if (rv == WR_OK) read_vnet(st, out);
-  wr_db_finalize(st);
-  return rv;
 }
 
 /* Inserts a virtual network inside the caller's transaction. */
@@ -448,23 +434,21 @@ int wr_store_vnet_default(wr_store *s, const char *actor, const char *account_id
 
 int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size_t *n) {
   char id[WR_STORE_UUID_LEN + 1] = "";
-  wr_db_stmt *st;
   int rv;
   *out = NULL;
   *n = 0;
   if (!f || !f->account_id)
     return wr__store_serr(s, WR_ERR_INVAL, "listing virtual networks needs an account");
   if (f->id && (rv = wr__store_canon_uuid(s, f->id, id, "virtual network ID")) != WR_OK) return rv;
-  rv = wr__store_prepf(s, &st,
-                       VNET_SELECT "WHERE account_id = lower(?1) AND (?2 <> 0 OR deleted_at IS NULL)"
-                         " AND (?3 = 0 OR deleted_at IS NOT NULL) AND (?4 IS NULL OR id = ?4)"
-                         " AND (?5 IS NULL OR name = ?5) AND (?6 < 0 OR is_default = ?6)"
-                         " ORDER BY created_at, rowid",
-             "siissi", f->account_id, (int64_t)(f->include_deleted || f->only_deleted),
-             (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name,
-             (int64_t)(f->is_default < 0 ? -1 : f->is_default != 0));
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read virtual networks", sizeof(**out), read_vnet, n, &rv);
+  *out = wr__store_list(
+      s, &rv, n, "read virtual networks", sizeof(**out), read_vnet,
+      VNET_SELECT "WHERE account_id = lower(?1) AND (?2 <> 0 OR deleted_at IS NULL)"
+      " AND (?3 = 0 OR deleted_at IS NOT NULL) AND (?4 IS NULL OR id = ?4)"
+      " AND (?5 IS NULL OR name = ?5) AND (?6 < 0 OR is_default = ?6)"
+      " ORDER BY created_at, rowid",
+      "siissi", f->account_id, (int64_t)(f->include_deleted || f->only_deleted),
+      (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name,
+      (int64_t)(f->is_default < 0 ? -1 : f->is_default != 0));
   return rv;
 }
 
@@ -603,21 +587,23 @@ static void read_ip_route(wr_db_stmt *st, void *row) {
 
 int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out) {
   char canon[WR_STORE_UUID_LEN + 1];
-  wr_db_stmt *st;
   int rv;
   if ((rv = wr__store_canon_uuid(s, id, canon, "route ID")) != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, IP_ROUTE_SELECT "WHERE r.id = ?", "s", canon)) != WR_OK)
-    return rv;
-  rv = wr__store_step_row(s, st, "read IP route");
-  if (rv == WR_OK) read_ip_route(st, out);
-  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no IP route with ID %s", canon);
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read IP route", read_ip_route, out, "no IP route with ID %s", canon,
+      IP_ROUTE_SELECT "WHERE r.id = ?", "s", canon);
 }
 
 int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id,
                           const char *network, const char *tunnel_id, const char *vnet_id,
                           const char *comment, wr_ip_route *out) {
+  return wr_store_ip_route_add_max(s, actor, account_id, network, tunnel_id, vnet_id, comment, 0,
+                                   out);
+}
+
+int wr_store_ip_route_add_max(wr_store *s, const char *actor, const char *account_id,
+                              const char *network, const char *tunnel_id, const char *vnet_id,
+                              const char *comment, size_t max_routes, wr_ip_route *out) {
   char net[WR_STORE_CIDR_MAX + 1], msg[WR_STORE_ERRMSG_MAX], id[WR_STORE_UUID_LEN + 1];
   wr_store_cidr c;
   wr_tunnel t;
@@ -670,6 +656,10 @@ int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id
     goto out;
   }
   if (rv != WR_ERR_NOTFOUND) goto out;
+  rv = wr__store_account_cap(
+      s, t.account_id, max_routes,
+      "SELECT count(*) FROM ip_routes WHERE account_id = ? AND deleted_at IS NULL", "IP routes");
+  if (rv != WR_OK) goto out;
   rv = wr__store_execf(
       s, NULL, "create IP route",
       "INSERT INTO ip_routes(id, account_id, network, tunnel_id, virtual_network_id, comment, created_at)"
@@ -691,7 +681,6 @@ out:
 int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route **out, size_t *n) {
   char tid[WR_STORE_UUID_LEN + 1] = "", vid[WR_STORE_UUID_LEN + 1] = "",
                                rid[WR_STORE_UUID_LEN + 1] = "";
-  wr_db_stmt *st;
   int rv;
   *out = NULL;
   *n = 0;
@@ -702,8 +691,8 @@ int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route
   if (f->vnet_id && (rv = wr__store_canon_uuid(s, f->vnet_id, vid, "virtual network ID")) != WR_OK)
     return rv;
   if (f->id && (rv = wr__store_canon_uuid(s, f->id, rid, "route ID")) != WR_OK) return rv;
-  rv = wr__store_prepf(
-      s, &st,
+  *out = wr__store_list(
+      s, &rv, n, "read IP routes", sizeof(**out), read_ip_route,
       IP_ROUTE_SELECT
       "WHERE r.account_id = lower(?1) AND (?2 <> 0 OR r.deleted_at IS NULL)"
       " AND (?3 = 0 OR r.deleted_at IS NOT NULL) AND (?4 IS NULL OR r.tunnel_id = ?4)"
@@ -713,8 +702,6 @@ int wr_store_ip_route_list(wr_store *s, const wr_ip_route_filter *f, wr_ip_route
       "siissss", f->account_id, (int64_t)(f->include_deleted || f->only_deleted),
       (int64_t)(f->only_deleted != 0), tid[0] ? tid : NULL, vid[0] ? vid : NULL, f->comment,
       rid[0] ? rid : NULL);
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read IP routes", sizeof(**out), read_ip_route, n, &rv);
   return rv;
 }
 

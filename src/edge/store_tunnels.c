@@ -63,16 +63,11 @@ static void read_tunnel(wr_db_stmt *st, void *row) {
 
 int wr_store_tunnel_get(wr_store *s, const char *id, wr_tunnel *out) {
   char canon[WR_STORE_UUID_LEN + 1];
-  wr_db_stmt *st;
   int rv;
   if ((rv = wr__store_canon_uuid(s, id, canon, "tunnel ID")) != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, TUNNEL_SELECT "WHERE t.id = ?", "s", canon)) != WR_OK)
-    return rv;
-  rv = wr__store_step_row(s, st, "read tunnel");
-  if (rv == WR_OK) read_tunnel(st, out);
-  else if (rv == WR_ERR_NOTFOUND) wr__store_serr(s, rv, "no tunnel with ID %s", canon);
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read tunnel", read_tunnel, out, "no tunnel with ID %s", canon,
+      TUNNEL_SELECT "WHERE t.id = ?", "s", canon);
 }
 
 int wr_store_tunnel_find(wr_store *s, const char *account_id, const char *name, wr_tunnel *out) {
@@ -109,12 +104,12 @@ int wr_store_tunnel_resolve(wr_store *s, const char *account_id, const char *ref
 
 int wr_store_tunnel_create(wr_store *s, const char *actor, const char *account_id, const char *name,
                            const uint8_t *secret, size_t secret_len, wr_tunnel *out) {
-  return wr_store_tunnel_create_ex(s, actor, account_id, name, secret, secret_len, 0, out);
+  return wr_store_tunnel_create_ex(s, actor, account_id, name, secret, secret_len, 0, 0, out);
 }
 
 int wr_store_tunnel_create_ex(wr_store *s, const char *actor, const char *account_id,
                               const char *name, const uint8_t *secret, size_t secret_len,
-                              int remote_managed, wr_tunnel *out) {
+                              int remote_managed, size_t max_live, wr_tunnel *out) {
   wr_tunnel t;
   wr_account a;
   char msg[WR_STORE_ERRMSG_MAX];
@@ -150,6 +145,10 @@ int wr_store_tunnel_create_ex(wr_store *s, const char *actor, const char *accoun
     }
     if (rv != WR_ERR_NOTFOUND) goto out;
   }
+  rv = wr__store_account_cap(
+      s, a.id, max_live, "SELECT count(*) FROM tunnels WHERE account_id = ? AND deleted_at IS NULL",
+      "tunnels");
+  if (rv != WR_OK) goto out;
   t.remote_managed = remote_managed != 0;
   rv = wr__store_execf(s, NULL, "create tunnel",
                        "INSERT INTO tunnels(id, account_id, name, secret, created_at, config_src)"
@@ -189,19 +188,17 @@ static int tunnel_filter_check(wr_store *s, const wr_tunnel_filter *f,
 }
 
 int wr_store_tunnel_list(wr_store *s, const wr_tunnel_filter *f, wr_tunnel **out, size_t *n) {
-  wr_db_stmt *st;
   int rv;
   *out = NULL;
   *n = 0;
   char id[WR_STORE_UUID_LEN + 1];
   if ((rv = tunnel_filter_check(s, f, id)) != WR_OK) return rv;
-  rv = wr__store_prepf(
-      s, &st, TUNNEL_SELECT TUNNEL_WHERE " ORDER BY t.created_at, t.rowid LIMIT ?9 OFFSET ?10",
+  *out = wr__store_list(
+      s, &rv, n, "read tunnels", sizeof(**out), read_tunnel,
+      TUNNEL_SELECT TUNNEL_WHERE " ORDER BY t.created_at, t.rowid LIMIT ?9 OFFSET ?10",
       "sisisssiii", f->account_id, (int64_t)(f->include_deleted || f->only_deleted), f->name,
       (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name_prefix, f->exclude_prefix,
       f->existed_at, f->limit ? (int64_t)f->limit : (int64_t)INT64_MAX, (int64_t)f->offset);
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read tunnels", sizeof(**out), read_tunnel, n, &rv);
   return rv;
 }
 
@@ -331,19 +328,16 @@ static void read_conn(wr_db_stmt *st, void *row) {
 int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_conn_rec **out,
                        size_t *n) {
   char canon[WR_STORE_UUID_LEN + 1];
-  wr_db_stmt *st;
   int rv;
   *out = NULL;
   *n = 0;
   if ((rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK) return rv;
-  rv = wr__store_prepf(
-      s, &st,
+  *out = wr__store_list(
+      s, &rv, n, "read connections", sizeof(**out), read_conn,
       "SELECT id, tunnel_id, conn_index, client_id, client_version, arch, features, origin_ip,"
       " edge_location, opened_at, coalesce(closed_at, 0), coalesce(edge_id, '') FROM connections"
       " WHERE tunnel_id = ? AND (? = 0 OR closed_at IS NULL) ORDER BY opened_at, rowid",
       "si", canon, (int64_t)(open_only != 0));
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "read connections", sizeof(**out), read_conn, n, &rv);
   return rv;
 }
 
@@ -414,15 +408,10 @@ static void read_id(wr_db_stmt *st, void *row) {
 
 int wr_store_tunnel_deleted_since(wr_store *s, int64_t since, char (**ids)[WR_STORE_UUID_LEN + 1],
                                   size_t *n) {
-  wr_db_stmt *st;
   int rv;
-  *ids = NULL;
-  *n = 0;
-  rv = wr__store_prepf(
-      s, &st,
+  *ids = wr__store_list(
+      s, &rv, n, "read deleted tunnels", sizeof(**ids), read_id,
       "SELECT id FROM tunnels WHERE deleted_at IS NOT NULL AND deleted_at >= ? ORDER BY deleted_at",
       "i", since);
-  if (rv != WR_OK) return rv;
-  *ids = wr__store_rows(s, st, "read deleted tunnels", sizeof(**ids), read_id, n, &rv);
   return rv;
 }

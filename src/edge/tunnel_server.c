@@ -17,6 +17,7 @@
 #include "net/addr.h"
 #include "proto/rpc_session.h"
 #include "proto/tunnelrpc.h"
+#include "edge/store_async.h"
 #include "edge/tunnel_transport.h"
 
 #define CONTROL_SID 0
@@ -28,6 +29,7 @@ enum { EC_NEW = 0, EC_REGISTERED, EC_UNREGISTERED };
 
 /* The server's record of one connector connection, whatever its transport. */
 typedef struct wr_tunnel_conn edge_conn;
+typedef struct reg_job reg_job;
 
 /* A data stream the edge opened. Owned by the tunnel server: it lives from
  * wr_tunnel_server_open_stream until QUIC closes the stream (or the
@@ -64,10 +66,12 @@ struct wr_tunnel_conn {
   int datagram_v3; /* announced support_datagram_v3_2 */
   wr_tunnel_stream *streams; /* open data streams, newest first */
   size_t nstreams;
+  reg_job *reg;              /* a registration on the store thread, or NULL */
 };
 
 struct wr_tunnel_server {
   wr_store *store;
+  wr_store_async *async; /* registration's store calls; NULL: on the loop */
   char *location;
   char *actor;
   edge_conn *conns; /* every served connection (any transport), newest first */
@@ -205,16 +209,74 @@ static void copy_text(char *dst, size_t dstlen, const char *s, size_t len) {
   dst[o] = '\0';
 }
 
-static void audit(wr_tunnel_server *ts, edge_conn *ec, const char *action, const char *why) {
+/* What the store records of a connection's registration or its end: its
+ * audit row, and (at the end) its row closed. Filled on the loop, written
+ * by store_write, on the store thread or (without one) on the loop. */
+typedef struct store_note {
+  char actor[64];
+  char account_id[WR_STORE_ID_LEN + 1];
+  char tunnel_id[WR_STORE_UUID_LEN + 1];
+  char conn_id[WR_STORE_UUID_LEN + 1];
+  const char *action;
+  int close_row;
   char detail[512];
-  snprintf(detail, sizeof(detail),
+  char errmsg[WR_STORE_ERRMSG_MAX]; /* the first failure, for the loop's log */
+  wr_store *loop_store; /* written there if the store thread stops first */
+} store_note;
+
+static void note_fill(store_note *n, const wr_tunnel_server *ts, const char *conn_id,
+                      unsigned conn_index, const char *client_id, const char *account_id,
+                      const char *tunnel_id, const char *action, const char *why) {
+  memset(n, 0, sizeof(*n));
+  snprintf(n->actor, sizeof(n->actor), "%s", ts->actor);
+  snprintf(n->account_id, sizeof(n->account_id), "%s", account_id);
+  snprintf(n->tunnel_id, sizeof(n->tunnel_id), "%s", tunnel_id);
+  snprintf(n->conn_id, sizeof(n->conn_id), "%s", conn_id);
+  n->action = action;
+  snprintf(n->detail, sizeof(n->detail),
            "{\"connection\":\"%s\",\"conn_index\":%u,\"client_id\":\"%s\",\"location\":\"%s\","
            "\"reason\":\"%s\"}",
-           ec->conn_id, ec->conn_index, ec->client_id, ts->location, why);
-  int rv = wr_store_audit_append(ts->store, ts->actor, ec->account_id, action, "tunnel",
-                                 ec->tunnel_id, detail);
-  if (rv) wr_warn("audit %s for tunnel %s failed: %s", action, ec->tunnel_id,
-                  wr_store_errmsg(ts->store));
+           conn_id, conn_index, client_id, ts->location, why);
+}
+
+static void store_write(wr_store *s, store_note *n) {
+  int rv = n->close_row ? wr_store_conn_close(s, n->conn_id) : WR_OK;
+  /* NOTFOUND: the row is closed already (cleanup, another edge). */
+  if (rv && rv != WR_ERR_NOTFOUND)
+    snprintf(n->errmsg, sizeof(n->errmsg), "closing connection %s in the store: %s", n->conn_id,
+             wr_store_errmsg(s));
+  rv = wr_store_audit_append(s, n->actor, n->account_id, n->action, "tunnel", n->tunnel_id,
+                             n->detail);
+  if (rv && !n->errmsg[0])
+    snprintf(n->errmsg, sizeof(n->errmsg), "audit %s for tunnel %s failed: %s", n->action,
+             n->tunnel_id, wr_store_errmsg(s));
+}
+
+static void note_run(wr_store *s, void *arg) { store_write(s, arg); }
+
+static void note_done(void *arg, int status) {
+  store_note *n = arg;
+  /* The store thread stopped before it: the loop writes it (shutdown). */
+  if (status != WR_OK) store_write(n->loop_store, n);
+  if (n->errmsg[0]) wr_warn("%s", n->errmsg);
+  free(n);
+}
+
+/* Writes |n| (taking it) on the store thread, or now on the loop. */
+static void store_note_submit(wr_tunnel_server *ts, store_note *n) {
+  n->loop_store = ts->store;
+  if (ts->async && wr_store_async_submit(ts->async, note_run, note_done, n) == WR_OK) return;
+  store_write(ts->store, n);
+  note_done(n, WR_OK);
+}
+
+static void audit(wr_tunnel_server *ts, edge_conn *ec, const char *action, const char *why,
+                  int close_row) {
+  store_note *n = wr_xcalloc(1, sizeof(*n));
+  note_fill(n, ts, ec->conn_id, ec->conn_index, ec->client_id, ec->account_id, ec->tunnel_id,
+            action, why);
+  n->close_row = close_row;
+  store_note_submit(ts, n);
 }
 
 /* Takes a registered connection out of service. */
@@ -224,10 +286,7 @@ static void unregister(edge_conn *ec, const char *why) {
   ec->state = EC_UNREGISTERED;
   index_remove(ec);
   ts->stats.unregistrations++;
-  int rv = wr_store_conn_close(ts->store, ec->conn_id);
-  /* NOTFOUND: the row is closed already (cleanup, another edge). */
-  if (rv && rv != WR_ERR_NOTFOUND) wr_warn("closing connection %s in the store: %s", ec->conn_id, wr_store_errmsg(ts->store));
-  audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_UNREGISTERED, why);
+  audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_UNREGISTERED, why, 1);
   wr_info("Unregistered tunnel connection connIndex=%u connection=%s tunnel=%s reason=\"%s\"",
           ec->conn_index, ec->conn_id, ec->tunnel_id, why);
 }
@@ -325,6 +384,236 @@ static int refuse(wr_rpc_reply *r, const char *cause, int retry) {
   return wr_tunnelrpc_register_results_encode(&r->results, &resp);
 }
 
+/* The tunnel's record says whether a registration with |acct| and
+ * |secret| may go on: 1 (|t| read), or 0 with the refusal's |cause| and
+ * |retry| (1: the store failed; wr_store_errmsg(s) says how). Callable on
+ * any thread (logs nothing). */
+static int check_tunnel(wr_store *s, const char *tid, const char *acct, size_t acct_len,
+                        const uint8_t *secret, size_t secret_len, wr_tunnel *t, char *cause,
+                        size_t len, int *retry) {
+  int rv = wr_store_tunnel_get(s, tid, t);
+  *retry = 0;
+  if (rv == WR_ERR_NOTFOUND) {
+    snprintf(cause, len, "unknown tunnel %s: no such tunnel on this edge", tid);
+    return 0;
+  }
+  if (rv) {
+    snprintf(cause, len, "internal error: tunnel lookup failed");
+    *retry = 1;
+    return 0;
+  }
+  /* Same answer for wrong account and wrong secret: do not tell which. */
+  int auth_ok = acct_len == strlen(t->account_id) && strncasecmp(acct, t->account_id, acct_len) == 0;
+  auth_ok &= ct_equal(secret, secret_len, t->secret, t->secret_len);
+  if (!auth_ok) {
+    snprintf(cause, len, "failed to authenticate tunnel %s: invalid account tag or tunnel secret",
+             tid);
+    return 0;
+  }
+  if (t->deleted_at) {
+    snprintf(cause, len, "tunnel %s has been deleted", tid);
+    return 0;
+  }
+  return 1;
+}
+
+static int details(wr_rpc_reply *r, const wr_tunnel_server *ts, const uint8_t uuid[16],
+                   int remote_managed) {
+  wr_tunnelrpc_conn_response resp;
+  memset(&resp, 0, sizeof(resp));
+  resp.which = WR_TUNNELRPC_CONN_DETAILS;
+  resp.details.uuid = uuid;
+  resp.details.uuid_len = 16;
+  resp.details.location = ts->location;
+  resp.details.location_len = strlen(ts->location);
+  resp.details.remotely_managed = remote_managed;
+  return wr_tunnelrpc_register_results_encode(&r->results, &resp);
+}
+
+/* The connection is in service from now on (its row is recorded). */
+static void now_registered(edge_conn *ec, const wr_conn_rec *rec, const wr_tunnel *t) {
+  wr_tunnel_server *ts = ec->ts;
+  replace_duplicate(ec, t->id, rec->client_id, rec->conn_index);
+  ec->state = EC_REGISTERED;
+  memcpy(ec->conn_id, rec->id, sizeof(ec->conn_id));
+  memcpy(ec->tunnel_id, t->id, sizeof(ec->tunnel_id));
+  memcpy(ec->account_id, t->account_id, sizeof(ec->account_id));
+  memcpy(ec->client_id, rec->client_id, sizeof(ec->client_id));
+  index_add(ec);
+  ec->conn_index = rec->conn_index;
+  wr_info("Registered tunnel connection connIndex=%u connection=%s tunnel=%s client=%s "
+          "version=%s location=%s protocol=%s datagrams=%s",
+          ec->conn_index, ec->conn_id, ec->tunnel_id, rec->client_id, rec->client_version,
+          ts->location, ec->tr->name,
+          !ec->tr->datagrams ? "none" : ec->datagram_v3 ? "v3" : "v2");
+}
+
+/* ---- registration on the store thread -------------------------------------------- */
+
+/* The tunnel's record is read, the credentials checked and the
+ * connection's row and audit row written on the store thread; the loop
+ * answers the RPC when that is done (WR_RPC_ANSWER_LATER), with the same
+ * answers as on the loop. */
+struct reg_job {
+  edge_conn *ec; /* NULL: the connection went away meanwhile */
+  wr_store_async *async;
+  wr_store *loop_store;
+  uint32_t qid;
+  wr_uuid cid;
+  char tid[WR_STORE_UUID_LEN + 1];
+  char acct[WR_STORE_ID_LEN + 2]; /* one longer than any valid tag: too long fails */
+  size_t acct_len;
+  uint8_t secret[WR_STORE_SECRET_MAX + 1];
+  size_t secret_len;
+  wr_conn_rec rec;
+  store_note note; /* the registration's audit row */
+  /* results */
+  int ok;          /* the row is recorded */
+  int retry;
+  char cause[256];
+  char errmsg[WR_STORE_ERRMSG_MAX]; /* the store's, when it failed */
+  wr_tunnel t;     /* its secret wiped on the store thread */
+};
+
+static void reg_run(wr_store *s, void *arg) {
+  reg_job *j = arg;
+  if (check_tunnel(s, j->tid, j->acct, j->acct_len, j->secret, j->secret_len, &j->t, j->cause,
+                   sizeof(j->cause), &j->retry)) {
+    memcpy(j->rec.tunnel_id, j->t.id, sizeof(j->rec.tunnel_id));
+    if (wr_store_conn_open(s, &j->rec) == WR_OK) {
+      j->ok = 1;
+      snprintf(j->note.account_id, sizeof(j->note.account_id), "%s", j->t.account_id);
+      snprintf(j->note.tunnel_id, sizeof(j->note.tunnel_id), "%s", j->t.id);
+      store_write(s, &j->note);
+    } else {
+      snprintf(j->cause, sizeof(j->cause), "internal error: cannot record the connection");
+      j->retry = 1;
+    }
+  }
+  if (j->retry) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
+  explicit_bzero(j->secret, sizeof(j->secret));
+  explicit_bzero(j->t.secret, sizeof(j->t.secret));
+}
+
+static int reg_fill(void *arg, wr_rpc_reply *r) {
+  reg_job *j = arg;
+  if (!j->ok) return refuse(r, j->cause, j->retry);
+  return details(r, j->ec->ts, j->cid.b, j->t.remote_managed);
+}
+
+/* A recorded row whose connection cannot be used after all: closed again. */
+static void reg_undo(reg_job *j, wr_tunnel_server *ts, const char *why) {
+  store_note *n = wr_xcalloc(1, sizeof(*n));
+  *n = j->note;
+  n->action = WR_TUNNEL_SERVER_AUDIT_UNREGISTERED;
+  n->close_row = 1;
+  n->errmsg[0] = '\0';
+  snprintf(n->detail, sizeof(n->detail), "{\"connection\":\"%s\",\"reason\":\"%s\"}", j->rec.id, why);
+  n->loop_store = j->loop_store;
+  if (ts) store_note_submit(ts, n);
+  else if (wr_store_async_submit(j->async, note_run, note_done, n) != WR_OK) note_done(n, WR_ERR_INVAL);
+}
+
+static void reg_done(void *arg, int status) {
+  reg_job *j = arg;
+  edge_conn *ec = j->ec;
+  if (!ec) {
+    if (status == WR_OK && j->ok) reg_undo(j, NULL, "connection closed while registering");
+    free(j);
+    return;
+  }
+  wr_tunnel_server *ts = ec->ts;
+  ec->reg = NULL;
+  if (status != WR_OK) {
+    j->ok = 0;
+    j->retry = 1;
+    snprintf(j->cause, sizeof(j->cause), "internal error: the store is not available");
+  }
+  if (j->ok && wr_rpc_session_closed(ec->rpc)) {
+    /* The control stream ended meanwhile: nobody waits for the answer. */
+    reg_undo(j, ts, "control stream closed while registering");
+    free(j);
+    return;
+  }
+  if (j->ok && !within_limits(ts, ec, j->t.id, j->rec.client_id, j->rec.conn_index, j->cause,
+                              sizeof(j->cause), &j->retry)) {
+    j->ok = 0;
+    reg_undo(j, ts, "refused: over a limit of this edge");
+  }
+  if (j->ok) {
+    now_registered(ec, &j->rec, &j->t);
+    ts->stats.registrations++;
+  } else {
+    if (j->errmsg[0]) wr_error("registerConnection: %s: %s", j->cause, j->errmsg);
+    else wr_warn("registerConnection refused: %s", j->cause);
+    ts->stats.refusals++;
+  }
+  if (j->ok && j->note.errmsg[0]) wr_warn("%s", j->note.errmsg);
+  int rv = wr_rpc_session_answer(ec->rpc, j->qid, reg_fill, j);
+  if (rv != WR_OK && rv != WR_ERR_NOTFOUND)
+    wr_warn("control stream of connection %s: %s", ec->conn_id[0] ? ec->conn_id : "-",
+            wr_strerror(rv));
+  if (j->ok) ec->tr->registered(ec->t); /* it may stay as long as it likes */
+  free(j);
+}
+
+/* Hands the rest of a registration to the store thread. Returns
+ * WR_RPC_ANSWER_LATER, or refuses (the queue is full). */
+static int register_later(edge_conn *ec, const wr_rpc_call *call,
+                          const wr_tunnelrpc_register_params *p, const char *tid,
+                          const wr_conn_rec *rec, const wr_uuid *cid, wr_rpc_reply *r) {
+  wr_tunnel_server *ts = ec->ts;
+  reg_job *j = wr_xcalloc(1, sizeof(*j));
+  j->ec = ec;
+  j->async = ts->async;
+  j->loop_store = ts->store;
+  j->qid = call->question_id;
+  j->cid = *cid;
+  j->rec = *rec;
+  snprintf(j->tid, sizeof(j->tid), "%s", tid);
+  j->acct_len = p->account_tag_len < sizeof(j->acct) - 1 ? p->account_tag_len : sizeof(j->acct) - 1;
+  memcpy(j->acct, p->account_tag, j->acct_len);
+  j->secret_len = p->tunnel_secret_len < sizeof(j->secret) ? p->tunnel_secret_len : sizeof(j->secret);
+  memcpy(j->secret, p->tunnel_secret, j->secret_len);
+  note_fill(&j->note, ts, rec->id, rec->conn_index, rec->client_id, "", "",
+            WR_TUNNEL_SERVER_AUDIT_REGISTERED, "registerConnection");
+  if (wr_store_async_submit(ts->async, reg_run, reg_done, j) != WR_OK) {
+    explicit_bzero(j->secret, sizeof(j->secret));
+    free(j);
+    wr_warn("registerConnection refused: the store is busy");
+    return refuse(r, "internal error: the edge's store is busy", 1);
+  }
+  ec->reg = j;
+  wr_debug("registerConnection connIndex=%u tunnel=%s: checking on the store thread",
+           rec->conn_index, tid);
+  return WR_RPC_ANSWER_LATER;
+}
+
+/* ---- RegistrationServer: registerConnection --------------------------------------- */
+
+/* The connection's row, from the parameters. */
+static int new_rec(const wr_tunnel_server *ts, const wr_tunnelrpc_register_params *p,
+                   const char *tid, wr_conn_rec *rec, wr_uuid *cid) {
+  memset(rec, 0, sizeof(*rec));
+  if (wr_uuid_random(cid) != 0) return -1;
+  wr_uuid_format(cid, rec->id);
+  snprintf(rec->tunnel_id, sizeof(rec->tunnel_id), "%s", tid);
+  rec->conn_index = p->conn_index;
+  if (p->client.client_id_len == 16) {
+    wr_uuid cl;
+    memcpy(cl.b, p->client.client_id, 16);
+    wr_uuid_format(&cl, rec->client_id);
+  }
+  copy_text(rec->client_version, sizeof(rec->client_version), p->client.version,
+            p->client.version_len);
+  copy_text(rec->arch, sizeof(rec->arch), p->client.arch, p->client.arch_len);
+  json_features(&p->client, rec->features, sizeof(rec->features));
+  format_ip(p->origin_local_ip, p->origin_local_ip_len, rec->origin_ip, sizeof(rec->origin_ip));
+  snprintf(rec->edge_location, sizeof(rec->edge_location), "%s", ts->location);
+  memcpy(rec->edge_id, ts->edge_id, sizeof(rec->edge_id));
+  return 0;
+}
+
 static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr_rpc_reply *r) {
   edge_conn *ec = user;
   wr_tunnel_server *ts = ec->ts;
@@ -333,93 +622,39 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
   int rv = wr_tunnelrpc_register_params_decode(&call->params, &p);
   if (rv) return rv; /* an RPC exception, as a Go server's decode error */
   if (ec->state == EC_REGISTERED) return refuse(r, "connection is already registered", 0);
+  if (ec->reg) return refuse(r, "connection is being registered", 0);
   if (p.tunnel_id_len != 16) return refuse(r, "tunnel ID must be 16 bytes", 0);
   wr_uuid u;
   memcpy(u.b, p.tunnel_id, 16);
   wr_uuid_format(&u, tid);
 
-  wr_tunnel t;
-  rv = wr_store_tunnel_get(ts->store, tid, &t);
-  if (rv == WR_ERR_NOTFOUND) {
-    snprintf(cause, sizeof(cause), "unknown tunnel %s: no such tunnel on this edge", tid);
-    wr_warn("registerConnection refused: %s", cause);
-    return refuse(r, cause, 0);
-  }
-  if (rv) {
-    wr_error("registerConnection: tunnel lookup failed: %s", wr_store_errmsg(ts->store));
-    return refuse(r, "internal error: tunnel lookup failed", 1);
-  }
-  /* Same answer for wrong account and wrong secret: do not tell which. */
-  int auth_ok = p.account_tag_len == strlen(t.account_id) &&
-                strncasecmp(p.account_tag, t.account_id, p.account_tag_len) == 0;
-  auth_ok &= ct_equal(p.tunnel_secret, p.tunnel_secret_len, t.secret, t.secret_len);
-  if (!auth_ok) {
-    snprintf(cause, sizeof(cause),
-             "failed to authenticate tunnel %s: invalid account tag or tunnel "
-             "secret",
-             tid);
-    wr_warn("registerConnection refused: %s", cause);
-    return refuse(r, cause, 0);
-  }
-  if (t.deleted_at) {
-    snprintf(cause, sizeof(cause), "tunnel %s has been deleted", tid);
-    wr_warn("registerConnection refused: %s", cause);
-    return refuse(r, cause, 0);
-  }
-
   wr_conn_rec rec;
-  memset(&rec, 0, sizeof(rec));
   wr_uuid cid;
-  if (wr_uuid_random(&cid) != 0) return refuse(r, "internal error: no randomness", 1);
-  wr_uuid_format(&cid, rec.id);
-  memcpy(rec.tunnel_id, t.id, sizeof(rec.tunnel_id));
-  rec.conn_index = p.conn_index;
-  if (p.client.client_id_len == 16) {
-    wr_uuid cl;
-    memcpy(cl.b, p.client.client_id, 16);
-    wr_uuid_format(&cl, rec.client_id);
-  }
+  if (new_rec(ts, &p, tid, &rec, &cid) != 0) return refuse(r, "internal error: no randomness", 1);
+  ec->datagram_v3 = has_feature(&p.client, "support_datagram_v3_2");
   int retry = 0;
-  if (!within_limits(ts, ec, t.id, rec.client_id, p.conn_index, cause, sizeof(cause), &retry)) {
+  if (!within_limits(ts, ec, tid, rec.client_id, p.conn_index, cause, sizeof(cause), &retry)) {
     wr_warn("registerConnection refused: %s", cause);
     return refuse(r, cause, retry);
   }
-  replace_duplicate(ec, t.id, rec.client_id, p.conn_index);
-  copy_text(rec.client_version, sizeof(rec.client_version), p.client.version, p.client.version_len);
-  copy_text(rec.arch, sizeof(rec.arch), p.client.arch, p.client.arch_len);
-  json_features(&p.client, rec.features, sizeof(rec.features));
-  format_ip(p.origin_local_ip, p.origin_local_ip_len, rec.origin_ip, sizeof(rec.origin_ip));
-  snprintf(rec.edge_location, sizeof(rec.edge_location), "%s", ts->location);
-  memcpy(rec.edge_id, ts->edge_id, sizeof(rec.edge_id));
+  if (ts->async) return register_later(ec, call, &p, tid, &rec, &cid, r);
+
+  wr_tunnel t;
+  if (!check_tunnel(ts->store, tid, p.account_tag, p.account_tag_len, p.tunnel_secret,
+                    p.tunnel_secret_len, &t, cause, sizeof(cause), &retry)) {
+    if (retry) wr_error("registerConnection: %s: %s", cause, wr_store_errmsg(ts->store));
+    else wr_warn("registerConnection refused: %s", cause);
+    return refuse(r, cause, retry);
+  }
+  memcpy(rec.tunnel_id, t.id, sizeof(rec.tunnel_id));
   rv = wr_store_conn_open(ts->store, &rec);
   if (rv) {
     wr_error("registerConnection: recording connection failed: %s", wr_store_errmsg(ts->store));
     return refuse(r, "internal error: cannot record the connection", 1);
   }
-  ec->state = EC_REGISTERED;
-  memcpy(ec->conn_id, rec.id, sizeof(ec->conn_id));
-  memcpy(ec->tunnel_id, t.id, sizeof(ec->tunnel_id));
-  memcpy(ec->account_id, t.account_id, sizeof(ec->account_id));
-  memcpy(ec->client_id, rec.client_id, sizeof(ec->client_id));
-  index_add(ec);
-  ec->conn_index = p.conn_index;
-  ec->datagram_v3 = has_feature(&p.client, "support_datagram_v3_2");
-  audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_REGISTERED, "registerConnection");
-  wr_info("Registered tunnel connection connIndex=%u connection=%s tunnel=%s client=%s "
-          "version=%s location=%s protocol=%s datagrams=%s",
-          ec->conn_index, ec->conn_id, ec->tunnel_id, rec.client_id, rec.client_version,
-          ts->location, ec->tr->name,
-          !ec->tr->datagrams ? "none" : ec->datagram_v3 ? "v3" : "v2");
-
-  wr_tunnelrpc_conn_response resp;
-  memset(&resp, 0, sizeof(resp));
-  resp.which = WR_TUNNELRPC_CONN_DETAILS;
-  resp.details.uuid = cid.b;
-  resp.details.uuid_len = 16;
-  resp.details.location = ts->location;
-  resp.details.location_len = strlen(ts->location);
-  resp.details.remotely_managed = t.remote_managed;
-  return wr_tunnelrpc_register_results_encode(&r->results, &resp);
+  now_registered(ec, &rec, &t);
+  audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_REGISTERED, "registerConnection", 0);
+  return details(r, ts, cid.b, t.remote_managed);
 }
 
 static int m_unregister(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr_rpc_reply *r) {
@@ -450,6 +685,7 @@ static int m_register_counted(wr_rpc_session *s, void *user, const wr_rpc_call *
   edge_conn *ec = user;
   int was = ec->state;
   int rv = m_register(s, user, call, r);
+  if (rv == WR_RPC_ANSWER_LATER) return rv; /* counted when answered (reg_done) */
   if (was != EC_REGISTERED && ec->state == EC_REGISTERED) {
     ec->ts->stats.registrations++;
     ec->tr->registered(ec->t); /* it may stay as long as it likes */
@@ -520,6 +756,7 @@ static void detach(edge_conn *ec) {
       break;
     }
   }
+  if (ec->reg) ec->reg->ec = NULL; /* its answer has nobody to go to */
   wr_rpc_session_free(ec->rpc);
   free(ec);
 }
@@ -791,6 +1028,7 @@ int wr_tunnel_server_new(const wr_tunnel_server_config *cfg, wr_tunnel_server **
   if (!cfg || !cfg->store) return WR_ERR_INVAL;
   wr_tunnel_server *ts = wr_xcalloc(1, sizeof(*ts));
   ts->store = cfg->store;
+  ts->async = cfg->store_async;
   ts->location = wr_xstrdup(cfg->location && *cfg->location ? cfg->location
                                                             : WR_TUNNEL_SERVER_LOCATION_DEFAULT);
   ts->actor = wr_xstrdup(cfg->actor && *cfg->actor ? cfg->actor : WR_TUNNEL_SERVER_ACTOR_DEFAULT);
@@ -886,6 +1124,8 @@ size_t wr_tunnel_server_close_tunnel(wr_tunnel_server *ts, const char *tunnel_id
   }
   return n;
 }
+
+void wr_tunnel_server_store_on_loop(wr_tunnel_server *ts) { ts->async = NULL; }
 
 size_t wr_tunnel_server_close_all(wr_tunnel_server *ts, const char *reason) {
   size_t n = 0;

@@ -54,6 +54,13 @@ typedef struct wr_tunnel_server wr_tunnel_server;
 
 typedef struct wr_tunnel_server_config {
   wr_store *store;       /* required; used on the loop thread */
+  /* The store thread (edge/store_async.h): a connector's registration
+   * (the tunnel's record read, the credentials checked, the connection's
+   * row and audit row written) and the end of a connection (row closed,
+   * audit row) run there, and registerConnection is answered once that is
+   * done, with the same answers. NULL: those store calls run on the loop
+   * thread, the answer at once. */
+  struct wr_store_async *store_async;
   const char *location;  /* ConnectionDetails.locationName; default "LOCAL" */
   const char *actor;     /* audit actor; default "edge" */
   unsigned max_connectors;          /* per tunnel; 0: WR_TUNNEL_SERVER_MAX_CONNECTORS */
@@ -145,6 +152,10 @@ size_t wr_tunnel_server_close_tunnel(wr_tunnel_server *ts, const char *tunnel_id
  * here: the edge is going away and the connectors reconnect elsewhere.
  * Returns how many. */
 size_t wr_tunnel_server_close_all(wr_tunnel_server *ts, const char *reason);
+/* From now on the store calls of registrations and unregistrations run on
+ * the loop thread (at shutdown, before the store thread stops: what it
+ * had not run yet would be lost). */
+void wr_tunnel_server_store_on_loop(wr_tunnel_server *ts);
 /* Closes the connections of every tunnel the store says was deleted since
  * the previous sweep (a minute of overlap; the first sweep looks back to a
  * minute before the server was made). Returns how many were closed. */

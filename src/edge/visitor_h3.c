@@ -639,10 +639,10 @@ static void q_accept(wr_quic_endpoint *ep, wr_quic_conn *q, void *ep_user) {
 
 /* As the TLS front chooses (visitor_tls.c), without waiting: uploaded, else
  * for a routed name, ACME, else issued by the edge CA if it is already in
- * memory. What is not known yet (the route is being looked up on the store
- * thread, or the certificate is queued for signing on the worker pool) is
- * asked for again later: the client's Initial is dropped unanswered and
- * its retransmission (about a second later) finds the answer. */
+ * memory. A name whose route is being looked up on the store thread, or
+ * whose certificate is being signed on the worker pool (queued first), is
+ * asked for again later: the client's Initial is dropped and its
+ * retransmission finds the answer. */
 static void *pick_cert(void *arg, const char *sni, void **cred, int *later) {
   wr_visitor *v = arg;
   char tid[WR_STORE_UUID_LEN + 1];
@@ -651,11 +651,12 @@ static void *pick_cert(void *arg, const char *sni, void **cred, int *later) {
   if (!sni[0] || wr__visitor_mgmt_host(v, sni)) return NULL; /* its WebSocket is HTTP/1.1 */
   if (!(c = wr_certs_uploaded(v->certs, sni))) {
     int rv = wr__visitor_route_lookup(v, sni, 1, tid);
-    if (rv == WR_OK && !(c = wr_certs_acme(v->certs, sni)) &&
-        !(c = wr_certs_issued_cached(v->certs, sni)) &&
-        wr_certs_prepare(v->certs, sni, 1) == WR_AGAIN)
-      rv = WR_AGAIN;
     if (rv == WR_AGAIN) {
+      *later = 1;
+      return NULL;
+    }
+    if (rv == WR_OK && !(c = wr_certs_acme(v->certs, sni)) &&
+        !(c = wr_certs_issued_cached(v->certs, sni)) && wr_certs_prepare(v->certs, sni, 1) == WR_AGAIN) {
       *later = 1;
       return NULL;
     }

@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "edge/device_policy.h"
+#include "edge/store_async.h"
 #include "edge/wg_key.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -32,9 +33,13 @@ struct dev {
   uint64_t last_policy_log, last_spoof_log;
 };
 
+typedef struct reload_job reload_job;
+
 struct wr_wg_ingress {
   uv_loop_t *loop;
   wr_store *store;
+  wr_store_async *async;  /* reads and writes on the store thread; NULL: on the loop */
+  reload_job *reload;     /* the device list being read there */
   wr_router *router;
   uv_udp_t udp;
   uv_timer_t timer;
@@ -186,6 +191,25 @@ static dev *dev_find(wr_wg_ingress *g, const char *id) {
   return NULL;
 }
 
+typedef struct seen_job {
+  char id[WR_STORE_UUID_LEN + 1];
+  int64_t hs;
+  uint64_t rx, tx;
+  int rv;
+} seen_job;
+
+static void seen_run(wr_store *s, void *arg) {
+  seen_job *j = arg;
+  j->rv = wr_store_device_seen(s, j->id, j->hs, j->rx, j->tx);
+}
+
+static void seen_done(void *arg, int status) {
+  seen_job *j = arg;
+  if (status != WR_OK || (j->rv != WR_OK && j->rv != WR_ERR_NOTFOUND))
+    wr_debug("wireguard: recording what device %s did failed", j->id);
+  free(j);
+}
+
 /* Writes what the edge saw of |d| to the store, if anything changed. */
 static void dev_save(wr_wg_ingress *g, dev *d) {
   wr_wg_peer_info info;
@@ -198,11 +222,22 @@ static void dev_save(wr_wg_ingress *g, dev *d) {
     uint64_t ago = now_ns() - info.last_handshake;
     hs = (int64_t)((wall_ns() - ago) / 1000000000ull);
   }
-  if (wr_store_device_seen(g->store, d->d.id, hs, info.rx_bytes, info.tx_bytes) == WR_OK) {
-    d->saved_rx = info.rx_bytes;
-    d->saved_tx = info.tx_bytes;
-    d->saved_hs = info.last_handshake;
+  if (g->async) {
+    /* Written on the store thread, nobody waiting: a failed write is
+     * logged there and made good by the next change. */
+    seen_job *j = wr_xcalloc(1, sizeof(*j));
+    *j = (seen_job){.hs = hs, .rx = info.rx_bytes, .tx = info.tx_bytes};
+    snprintf(j->id, sizeof(j->id), "%s", d->d.id);
+    if (wr_store_async_submit(g->async, seen_run, seen_done, j) != WR_OK) {
+      free(j);
+      return;
+    }
+  } else if (wr_store_device_seen(g->store, d->d.id, hs, info.rx_bytes, info.tx_bytes) != WR_OK) {
+    return;
   }
+  d->saved_rx = info.rx_bytes;
+  d->saved_tx = info.tx_bytes;
+  d->saved_hs = info.last_handshake;
 }
 
 static void dev_remove(wr_wg_ingress *g, dev *d, const char *why) {
@@ -260,14 +295,9 @@ static int dev_moved(const dev *d, const wr_device *w) {
          strcmp(d->d.ipv6, w->ipv6) != 0;
 }
 
-void wr_wg_ingress_reload(wr_wg_ingress *g) {
-  wr_device *list = NULL;
-  size_t n = 0;
-  if (wr_store_device_list(g->store, NULL, 0, &list, &n) != WR_OK) {
-    if (!g->store_failing) wr_warn("wireguard: cannot read the devices from the store");
-    g->store_failing = 1;
-    return;
-  }
+/* The store's devices |list| become the peers: new ones added, changed
+ * ones replaced, missing ones removed. */
+static void reload_apply(wr_wg_ingress *g, wr_device *list, size_t n) {
   g->store_failing = 0;
   g->st.reloads++;
   unsigned gen = ++g->gen;
@@ -289,6 +319,58 @@ void wr_wg_ingress_reload(wr_wg_ingress *g) {
     next = d->next;
     if (d->gen != gen) dev_remove(g, d, "was revoked");
   }
+}
+
+static void reload_failed(wr_wg_ingress *g) {
+  if (!g->store_failing) wr_warn("wireguard: cannot read the devices from the store");
+  g->store_failing = 1;
+}
+
+struct reload_job {
+  wr_wg_ingress *g; /* NULL once the ingress went away */
+  wr_device *list;
+  size_t n;
+  int rv;
+};
+
+static void reload_run(wr_store *s, void *arg) {
+  reload_job *j = arg;
+  j->rv = wr_store_device_list(s, NULL, 0, &j->list, &j->n);
+}
+
+static void reload_done(void *arg, int status) {
+  reload_job *j = arg;
+  wr_wg_ingress *g = j->g;
+  if (g) {
+    g->reload = NULL;
+    if (status == WR_OK && j->rv == WR_OK) reload_apply(g, j->list, j->n);
+    else reload_failed(g);
+  }
+  if (j->list) sodium_memzero(j->list, j->n * sizeof(*j->list));
+  free(j->list);
+  free(j);
+}
+
+void wr_wg_ingress_reload(wr_wg_ingress *g) {
+  wr_device *list = NULL;
+  size_t n = 0;
+  if (g->async) {
+    if (g->reload) return; /* the read out now sees the change too, or the next one does */
+    reload_job *j = wr_xcalloc(1, sizeof(*j));
+    j->g = g;
+    if (wr_store_async_submit(g->async, reload_run, reload_done, j) != WR_OK) {
+      free(j);
+      reload_failed(g);
+      return;
+    }
+    g->reload = j;
+    return;
+  }
+  if (wr_store_device_list(g->store, NULL, 0, &list, &n) != WR_OK) {
+    reload_failed(g);
+    return;
+  }
+  reload_apply(g, list, n);
   free(list);
 }
 
@@ -382,7 +464,8 @@ int wr_wg_ingress_new(const wr_wg_ingress_config *cfg, wr_wg_ingress **out, char
   }
   wr_router_set_policy(g->router, policy, g);
   wr_wg_set_wall_clock(g->wg, wall_ns(), now_ns());
-  wr_wg_ingress_reload(g);
+  wr_wg_ingress_reload(g); /* at once, on the loop: before the first packet */
+  g->async = cfg->async;
   g->last_reload = g->last_seen = now_ns();
   uv_timer_init(cfg->loop, &g->timer);
   g->timer.data = g;
@@ -401,6 +484,8 @@ static void closed(uv_handle_t *h) {
 
 void wr_wg_ingress_free(wr_wg_ingress *g) {
   if (!g) return;
+  if (g->reload) g->reload->g = NULL;
+  g->reload = NULL;
   if (g->router) wr_router_set_policy(g->router, NULL, NULL);
   while (g->devs) dev_remove(g, g->devs, NULL);
   wr_wg_free(g->wg);

@@ -52,6 +52,9 @@ typedef struct wr_wg_ingress wr_wg_ingress;
 typedef struct wr_wg_ingress_config {
   uv_loop_t *loop;               /* required */
   wr_store *store;               /* required: the devices */
+  struct wr_store_async *async;  /* optional: the periodic reloads and the writes of what
+                                  * devices did run on this store thread (the first
+                                  * read, at start, on the caller's) */
   wr_router *router;             /* required; the ingress installs its policy hook */
   const struct sockaddr *listen; /* required: the UDP address */
   const uint8_t *private_key;    /* required: the edge's 32-byte static key */

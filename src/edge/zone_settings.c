@@ -54,16 +54,9 @@ static void read_settings(wr_db_stmt *st, void *row) {
 }
 
 int wr_store_zone_settings_get(wr_store *s, const char *zone_id, wr_zone_settings *out) {
-  wr_db_stmt *st;
-  char b[80];
-  int rv = wr__store_prepf(s, &st, SETTINGS_SELECT "WHERE z.id = lower(?)", "s", zone_id);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read zone settings");
-  if (rv == WR_OK) read_settings(st, out);
-  else if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, "no zone with id %s", wr__store_quote(zone_id, b, sizeof(b)));
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read zone settings", read_settings, out, "no zone with id %s", zone_id,
+      SETTINGS_SELECT "WHERE z.id = lower(?)", "s", zone_id);
 }
 
 int wr_store_zone_settings_set(wr_store *s, const char *actor, const wr_zone_settings *in) {
@@ -97,12 +90,10 @@ out:
 }
 
 int wr_store_zone_settings_list(wr_store *s, wr_zone_settings **out, size_t *n) {
-  wr_db_stmt *st;
-  *out = NULL;
-  *n = 0;
-  int rv = wr__store_prepf(s, &st, SETTINGS_SELECT "ORDER BY z.name", "");
-  if (rv != WR_OK) return rv;
-  *out = wr__store_rows(s, st, "list zone settings", sizeof(**out), read_settings, n, &rv);
+  int rv;
+  *out = wr__store_list(
+      s, &rv, n, "list zone settings", sizeof(**out), read_settings,
+      SETTINGS_SELECT "ORDER BY z.name", "");
   return rv;
 }
 

@@ -3,6 +3,7 @@
 #include <gnutls/crypto.h>
 #include <string.h>
 
+#include "lib/buf.h"
 #include "lib/err.h"
 
 static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -111,6 +112,20 @@ int wr_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_size) {
     out[i / 2] = (uint8_t)(hi << 4 | lo);
   }
   return (int)(len / 2);
+}
+
+void wr_pct_encode(wr_buf *b, const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      wr_buf_append(b, s, 1);
+    } else {
+      char e[3] = {'%'};
+      wr_hex_byte(c, 1, e + 1);
+      wr_buf_append(b, e, 3);
+    }
+  }
 }
 
 int wr_pct_decode(const char *in, size_t len, int flags, char *out, size_t out_size) {

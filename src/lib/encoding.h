@@ -1,7 +1,9 @@
 /* Text encodings used across the protocol and file formats, each written
  * once: base64 (standard or URL-safe alphabet, with and without padding,
- * strict or as Go's non-strict decoder reads it), hex, percent-decoding with
- * one %00 policy, and UUIDs in RFC 4122 byte order. All functions are pure. */
+ * strict or as Go's non-strict decoder reads it), hex, percent-encoding and
+ * percent-decoding with one %00 policy, and UUIDs in RFC 4122 byte order.
+ * All functions are pure (wr_pct_encode only appends to the caller's
+ * buffer). */
 #ifndef WR_ENCODING_H
 #define WR_ENCODING_H
 #include <stddef.h>
@@ -40,6 +42,13 @@ void wr_hex_byte(uint8_t b, int upper, char out[2]);
 void wr_hex_encode(const uint8_t *in, size_t len, char *out);
 /* Returns bytes written or WR_ERR_PROTO / WR_ERR_LIMIT. */
 int wr_hex_decode(const char *in, size_t len, uint8_t *out, size_t out_size);
+
+struct wr_buf;
+/* Appends |s| to |b| percent-encoded for a URL query component: RFC 3986's
+ * unreserved characters (ALPHA, DIGIT, '-', '.', '_', '~') as they are,
+ * every other byte as %XX (upper-case hex). As wr_buf_append: the bytes
+ * that do not fit under |b|'s maximum are dropped. */
+void wr_pct_encode(struct wr_buf *b, const char *s);
 
 /* Flags of wr_pct_decode(). */
 #define WR_PCT_PLUS 1    /* '+' is a space (query and form encoding) */

@@ -3,7 +3,7 @@
  *
  *   1. SRV lookup of _v2-origintunneld._tcp.argotunnel.com, or with a
  *      region R (--region, TUNNEL_REGION) _R-v2-origintunneld._tcp...,
- *      through the system resolver (/etc/resolv.conf, via ldns);
+ *      through the system resolver (/etc/resolv.conf, glibc's res_nquery);
  *   2. every SRV record is one region; at least two are required and only
  *      the first two (by priority) are used;
  *   3. each region's target is resolved to its A and AAAA addresses

@@ -142,6 +142,16 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user) {
   /* Deferred: the application hears about it after read_pkt returns, so
    * it may call anything (including wr_quic_conn_write) from it. */
   c->hs_done_pending = 1;
+  /* A server's handshake is confirmed once complete (RFC 9001 4.1.2);
+   * ngtcp2 0.12 calls handshake_confirmed only on the client. */
+  if (c->role == WR_QUIC_SERVER) c->hs_confirmed = 1;
+  return 0;
+}
+
+static int cb_handshake_confirmed(ngtcp2_conn *conn, void *user) {
+  wr_quic_conn *c = user;
+  (void)conn;
+  c->hs_confirmed = 1;
   return 0;
 }
 
@@ -153,6 +163,7 @@ static void set_callbacks(ngtcp2_callbacks *cb, wr_quic_role role) {
   cb->get_new_connection_id = cb_new_cid;
   cb->remove_connection_id = cb_remove_cid;
   cb->handshake_completed = cb_handshake_completed;
+  cb->handshake_confirmed = cb_handshake_confirmed;
   cb->recv_stateless_reset = cb_recv_stateless_reset;
 }
 
@@ -555,12 +566,16 @@ int wr_quic_conn_write(wr_quic_conn *c, uint8_t *buf, size_t cap, size_t *len,
     return WR_OK;
   }
 
-  /* Handshake packets stay Internet-sized even to a loopback peer: a
-   * client Initial is padded to the whole buffer, the server answers with as
-   * much, and pacing at the initial 333 ms RTT then held the rest of the
-   * server's flight back for ~130 ms. */
-  if (c->state == WR_QUIC_HANDSHAKE && cap > WR_QUIC_INTERNET_PAYLOAD)
-    cap = WR_QUIC_INTERNET_PAYLOAD;
+  /* Datagrams stay Internet-sized even to a loopback peer until the
+   * handshake is confirmed: a datagram with an Initial packet is padded to
+   * the whole buffer (the client's first one, and the one that acknowledges
+   * the server's Initial after the handshake completed), the server answers
+   * with as much, and pacing at the initial 333 ms RTT then held the rest of
+   * the server's flight back for ~130 ms. And the receiver's ngtcp2 sizes its
+   * decryption buffer, kept for the connection's life, to the largest
+   * packet: a 64 KiB padded datagram cost every registered connection 64 KiB
+   * of edge memory. */
+  if (!c->hs_confirmed && cap > WR_QUIC_INTERNET_PAYLOAD) cap = WR_QUIC_INTERNET_PAYLOAD;
   ngtcp2_path_storage_zero(&ps);
   n = wr__quic_write_app(c, &ps.path, buf, cap, now);
   if (n < 0) {

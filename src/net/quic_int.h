@@ -100,6 +100,8 @@ struct wr_quic_conn {
   char tls_msg[200];       /* quic_tls.c: why TLS refused, for msg */
 
   int hs_done_pending;
+  int hs_confirmed;        /* ngtcp2 handshake_confirmed: no Initial or Handshake
+                            * packet will be sent any more */
   int cb_failed;           /* an owner callback returned < 0 (any file's callbacks) */
   int got_reset;           /* the peer sent a Stateless Reset */
   uint8_t reset_key[64];   /* server: key for stateless reset tokens */

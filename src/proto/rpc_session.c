@@ -19,6 +19,7 @@ typedef struct answer {
   int in_use;
   int is_bootstrap;
   int boot_ok; /* bootstrap answer carried export 0 */
+  int later;   /* the handler answers later (WR_RPC_ANSWER_LATER) */
   uint32_t id;
 } answer;
 
@@ -28,7 +29,9 @@ struct wr_rpc_session {
   wr_capnp_limits lim;
   wr_buf in;
   wr_buf out;
-  wr_rpc_msg msg; /* the message being handled (large: kept here) */
+  /* The message being handled, only while handle() runs: 6 KB that a
+   * registered connection, idle between its rare RPCs, does not hold. */
+  wr_rpc_msg *msg;
   /* client */
   question q[WR_RPC_SESSION_MAX_QUESTIONS];
   uint32_t free_ids[WR_RPC_SESSION_MAX_QUESTIONS];
@@ -252,10 +255,52 @@ static int target_ok(wr_rpc_session *s, const wr_rpc_target *t) {
   return 1;
 }
 
+/* What fills a Return: a method handler for |call|, or a late answer's
+ * |fill|. */
+typedef struct filler {
+  const wr_rpc_method *m;
+  const wr_rpc_call *call;
+  int (*fill)(void *arg, wr_rpc_reply *reply);
+  void *arg;
+} filler;
+
+/* Builds and sends the Return of answer |a|, filled by |f|; a handler that
+ * answers WR_RPC_ANSWER_LATER leaves it open. */
+static int send_return(wr_rpc_session *s, answer *a, const filler *f) {
+  uint32_t qid = a->id;
+  wr_capnp_builder b;
+  wr_rpc_reply reply;
+  int rv;
+  memset(&reply, 0, sizeof(reply));
+  builder(s, &b);
+  rv = wr_rpc_begin_return(&b, qid, 0, &reply.results);
+  if (rv == 0) {
+    rv = f->m ? f->m->fn(s, s->cfg.user, f->call, &reply) : f->fill(f->arg, &reply);
+    if (rv == WR_RPC_ANSWER_LATER) {
+      a->later = 1;
+      wr_capnp_builder_free(&b);
+      return 0;
+    }
+    if (rv == 0) rv = wr_rpc_end_payload(&reply.results, NULL, 0);
+    if (rv == 0 && b.err) rv = b.err;
+  }
+  /* A handler that shut the session down (Abort is out) or freed it (free
+   * is deferred until we return) gets no Return on the wire: nothing may
+   * follow an Abort, and a freed session sends nothing. */
+  if (s->closed || s->free_pending) {
+    wr_capnp_builder_free(&b);
+    return 0;
+  }
+  if (rv == 0) return emit(s, &b);
+  wr_capnp_builder_free(&b);
+  reply.reason[sizeof(reply.reason) - 1] = '\0';
+  return send_exception(s, qid, reply.reason[0] ? reply.reason : wr_strerror(rv));
+}
+
 static int on_call(wr_rpc_session *s, const wr_rpc_call *call) {
   answer *a;
   int rv;
-  if (call->send_results_to != 0) return send_unimplemented(s, &s->msg);
+  if (call->send_results_to != 0) return send_unimplemented(s, s->msg);
   if ((rv = claim_answer(s, call->question_id, &a)) != 0) return rv;
   if (!target_ok(s, &call->target))
     return send_exception(s, call->question_id, "rpc: target not found");
@@ -272,32 +317,23 @@ static int on_call(wr_rpc_session *s, const wr_rpc_call *call) {
     wr_rpc_format_unimplemented(why, sizeof(why), call->interface_id, call->method_id);
     return send_exception(s, call->question_id, why);
   }
-  wr_capnp_builder b;
-  wr_rpc_reply reply;
-  memset(&reply, 0, sizeof(reply));
-  builder(s, &b);
-  rv = wr_rpc_begin_return(&b, call->question_id, 0, &reply.results);
-  if (rv == 0) {
-    rv = m->fn(s, s->cfg.user, call, &reply);
-    if (rv == 0) rv = wr_rpc_end_payload(&reply.results, NULL, 0);
-    if (rv == 0 && b.err) rv = b.err;
-  }
-  /* A handler that shut the session down (Abort is out) or freed it (free
-   * is deferred until we return) gets no Return on the wire: nothing may
-   * follow an Abort, and a freed session sends nothing. */
-  if (s->closed || s->free_pending) {
-    wr_capnp_builder_free(&b);
-    return 0;
-  }
-  if (rv == 0) return emit(s, &b);
-  wr_capnp_builder_free(&b);
-  reply.reason[sizeof(reply.reason) - 1] = '\0';
-  return send_exception(s, call->question_id, reply.reason[0] ? reply.reason : wr_strerror(rv));
+  filler f = {.m = m, .call = call};
+  return send_return(s, a, &f);
+}
+
+int wr_rpc_session_answer(wr_rpc_session *s, uint32_t question_id,
+                          int (*fill)(void *arg, wr_rpc_reply *reply), void *arg) {
+  answer *a = answer_find(s, question_id);
+  if (!a || !a->later) return WR_ERR_NOTFOUND;
+  a->later = 0;
+  if (s->closed) return WR_OK;
+  filler f = {.fill = fill, .arg = arg};
+  return send_return(s, a, &f);
 }
 
 static int handle_return(wr_rpc_session *s, const wr_rpc_return *ret) {
   uint32_t id = ret->answer_id;
-  if (id >= WR_RPC_SESSION_MAX_QUESTIONS || !s->q[id].in_use) return send_unimplemented(s, &s->msg);
+  if (id >= WR_RPC_SESSION_MAX_QUESTIONS || !s->q[id].in_use) return send_unimplemented(s, s->msg);
   question q = s->q[id];
   if (q.is_bootstrap) {
     wr_rpc_capdesc cd;
@@ -339,8 +375,7 @@ static int on_finish(wr_rpc_session *s, uint32_t qid, int release) {
 #define TRAVERSAL_PER_WORD 8
 #define TRAVERSAL_MIN_WORDS (64u << 10)
 
-static int handle(wr_rpc_session *s, const uint8_t *data, size_t len) {
-  wr_rpc_msg *m = &s->msg;
+static int dispatch(wr_rpc_session *s, wr_rpc_msg *m, const uint8_t *data, size_t len) {
   wr_capnp_limits lim = s->lim;
   uint64_t budget = (uint64_t)(len / 8) * TRAVERSAL_PER_WORD;
   if (budget < TRAVERSAL_MIN_WORDS) budget = TRAVERSAL_MIN_WORDS;
@@ -374,6 +409,16 @@ static int handle(wr_rpc_session *s, const uint8_t *data, size_t len) {
   default:
     return send_unimplemented(s, m);
   }
+}
+
+static int handle(wr_rpc_session *s, const uint8_t *data, size_t len) {
+  wr_rpc_msg *m = wr_malloc(s->mem, sizeof(*m));
+  if (!m) return fail(s, WR_ERR_NOMEM, "rpc: out of memory");
+  s->msg = m;
+  int rv = dispatch(s, m, data, len);
+  s->msg = NULL;
+  wr_free(s->mem, m);
+  return rv;
 }
 
 /* ---- public API --------------------------------------------------------------- */

@@ -25,7 +25,9 @@
  * wr_rpc_session_feed or wr_rpc_session_eof re-entrantly.
  *
  * Server methods answer synchronously: the handler fills the results (or an
- * error) before it returns. */
+ * error) before it returns; or it returns WR_RPC_ANSWER_LATER (the work
+ * needs a worker thread) and answers later, from outside the session's
+ * callbacks, with wr_rpc_session_answer. */
 #ifndef WR_RPC_SESSION_H
 #define WR_RPC_SESSION_H
 #include <stddef.h>
@@ -56,6 +58,9 @@ typedef struct wr_rpc_reply {
 
 typedef int (*wr_rpc_method_fn)(wr_rpc_session *s, void *user, const wr_rpc_call *call,
                                 wr_rpc_reply *reply);
+/* A method handler's return: no Return now; the question (call->question_id)
+ * stays open until wr_rpc_session_answer. */
+#define WR_RPC_ANSWER_LATER 1
 
 /* One entry of a server's method table. Lookup is exact on both IDs (no
  * "extends" aliasing, as in Go). */
@@ -126,6 +131,14 @@ int wr_rpc_session_bootstrap(wr_rpc_session *s);
 int wr_rpc_session_call(wr_rpc_session *s, uint64_t interface_id, uint16_t method_id,
                         wr_rpc_fill_fn fill, void *fill_arg, wr_rpc_return_fn on_return,
                         void *ret_user, uint32_t *question_id);
+/* Server: answers question |question_id| that a handler left open
+ * (WR_RPC_ANSWER_LATER): |fill| fills |reply| as a method handler would
+ * (results, or a negative code and a reason: an exception). Not from
+ * inside a session callback. Returns WR_OK (also when the session closed
+ * meanwhile: nothing is sent), WR_ERR_NOTFOUND (no such question left
+ * open: never, or the peer finished it meanwhile) or a write error. */
+int wr_rpc_session_answer(wr_rpc_session *s, uint32_t question_id,
+                          int (*fill)(void *arg, wr_rpc_reply *reply), void *arg);
 /* Graceful close as Go does it: Release(bootstrap import, 1) if one is held,
  * then Abort("rpc: shutdown"); open questions are failed with "rpc:
  * shutdown". The caller then closes the byte stream (QUIC: FIN). Returns

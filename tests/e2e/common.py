@@ -2,6 +2,8 @@
 (the scripts put tests/e2e on sys.path). Standard library only, no pytest:
 the scripts run without it. Fixtures live in conftest.py."""
 import base64
+import contextlib
+import http.server
 import json
 import os
 import re
@@ -112,6 +114,57 @@ class Poller:
     def __exit__(self, *exc):
         self._stop.set()
         self._t.join()
+
+
+def wait_until(pred, timeout=10.0, interval=0.05):
+    """Polls pred() every |interval| s: True once it is true, False when
+    |timeout| s pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def stop_popens(procs, timeout):
+    """SIGTERM to each subprocess.Popen of |procs| still running, in order;
+    SIGKILL to one that has not exited |timeout| s later."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A test origin's request handler: answers with reply(), logs nothing."""
+
+    def reply(self, body, status=200, content_type=None):
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+@contextlib.contextmanager
+def serve_http(handler, port=0, server=http.server.ThreadingHTTPServer):
+    """|handler| served on 127.0.0.1:|port| (0: any free one) by a thread;
+    yields the server, shut down and closed on the way out."""
+    srv = server(("127.0.0.1", port), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 class Proc:

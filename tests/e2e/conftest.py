@@ -9,8 +9,6 @@ test's other files (never to a pipe nobody reads, which would block a chatty
 process). When a test fails, the tail of the log of every process that was
 running for it is added to the failure report."""
 import os
-import resource
-import signal
 import socket
 import subprocess
 import time
@@ -25,18 +23,23 @@ BUILD = os.path.join(ROOT, os.environ.get("WARREN_BUILD", "build"))
 WARREN = os.path.join(BUILD, "warren")
 WARREN_EDGE = os.path.join(BUILD, "warren-edge")
 VECTORS = os.path.join(ROOT, "tests", "vectors")
+# cloudflared for the tests that run it next to warren (CLOUDFLARED=, or the
+# copy in /opt/cfd); "" when there is none.
+CLOUDFLARED = os.environ.get("CLOUDFLARED") or (
+    "/opt/cfd/cloudflared" if os.path.exists("/opt/cfd/cloudflared") else "")
+# A test parametrized over the connector it runs: cloudflared (skipped
+# without one) and warren.
+CONNECTORS = [
+    pytest.param("cloudflared", marks=pytest.mark.skipif(not CLOUDFLARED, reason="needs CLOUDFLARED")),
+    pytest.param("warren"),
+]
+
 # The sanitizer build (make e2e / make check) has a larger memory baseline.
 ASAN = "asan" in os.environ.get("WARREN_BUILD", "")
 
 # Tests open a thousand sockets at once (and so do the processes they start,
 # which inherit this limit); the usual soft limit of 1024 is too low.
-try:
-    _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    _want = 65536 if _hard == resource.RLIM_INFINITY else min(_hard, 65536)
-    if _soft != resource.RLIM_INFINITY and _soft < _want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (_want, _hard))
-except (ValueError, OSError):
-    pass
+common.raise_nofile()
 
 
 
@@ -196,10 +199,43 @@ def netns_lo_module():
     yield from _loopback_only()
 
 
-def wait_for(pred, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(interval)
-    return False
+def check(cmd, env):
+    """Runs |cmd| (its items as strings) to a zero exit; returns the
+    CompletedProcess (text output)."""
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, f"{cmd}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def edge_with_hello(tmp_path, env, zone, hosts=("hello",)):
+    """`warren-edge init` of tmp_path/edge for |zone|, with a tunnel "hello"
+    (credentials in tmp_path/hello.json) routed for HOST.|zone| for each of
+    |hosts|. Returns (data dir, credentials file, tunnel ID, init's output)."""
+    import json
+    d, creds = tmp_path / "edge", tmp_path / "hello.json"
+    init = check([WARREN_EDGE, "init", "--data-dir", d, "--zone", zone], env).stdout
+    check([WARREN_EDGE, "tunnel", "create", "--data-dir", d, "--out", creds, "hello"], env)
+    tid = json.loads(creds.read_text())["TunnelID"]
+    for h in hosts:
+        check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"{h}.{zone}"], env)
+    return d, creds, tid, init
+
+
+def run_edge_and_hello(procs, d, creds, tid, env, edge_args=(), edge_env=None, connector_args=()):
+    """`warren-edge run` of data dir |d| on free loopback ports (plus
+    |edge_args|, in |edge_env| or |env|) and a --hello-world connector for
+    tunnel |tid| over QUIC, each waited for until it serves. Returns the
+    edge's visitor (HTTP) port."""
+    udp, http = free_port(socket.SOCK_DGRAM), free_port()
+    p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
+                     "--http-listen", f"127.0.0.1:{http}", *edge_args],
+                    name="warren-edge", env=edge_env or env)
+    assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
+    c = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
+                     "--cacert", d / "ca.pem", "--protocol", "quic", "--credentials-file", creds,
+                     *connector_args, "--hello-world", "run", tid], name="warren-hello", env=env)
+    assert c.wait_output("Registered tunnel connection", 30) is not None, c.tail()
+    return http
+
+
+wait_for = common.wait_until  # the tests' name for it

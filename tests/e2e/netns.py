@@ -145,6 +145,12 @@ class Namespaces:
         for ns in self.names:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def udp_echo(ns, host, family):
     """Sends "hello-udp" from |ns| to UDP_ECHO at |host| (up to three tries

@@ -153,6 +153,15 @@ def ws_recv(s):
     return fin, op, recv_exact(s, n)
 
 
+def ws_close_handshake(s):
+    """Sends a Close (1000) on the blocking socket s; the same Close must
+    come back, then EOF within 10 s (AssertionError otherwise)."""
+    ws_send(s, 0x8, struct.pack("!H", 1000))
+    assert ws_recv(s) == (True, 0x8, struct.pack("!H", 1000))
+    s.settimeout(10)
+    assert s.recv(1) == b""
+
+
 # --- the origin server ------------------------------------------------------
 
 MAX_HEAD = 64 * 1024

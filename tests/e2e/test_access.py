@@ -18,14 +18,12 @@ import json
 import os
 import re
 import socket
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from common import read_cert
+from common import QuietHandler, read_cert, serve_http
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 cryptography = pytest.importorskip("cryptography")
@@ -39,29 +37,18 @@ PASSWORD = "correct horse battery"
 SECRET_B64 = base64.b64encode(bytes(range(32))).decode()
 
 
-class EchoHandler(BaseHTTPRequestHandler):
+class EchoHandler(QuietHandler):
     """Answers every request with the request's headers as JSON."""
 
     def do_GET(self):
-        body = json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
+        self.reply(json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode(),
+                   content_type="application/json")
 
 
 @pytest.fixture
 def origin():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    with serve_http(EchoHandler) as srv:
+        yield srv.server_address[1]
 
 
 class Edge:

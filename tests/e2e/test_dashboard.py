@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 import browser
-from common import ok
+from common import QuietHandler, ok
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 ZONE = "example.test"
@@ -32,21 +32,14 @@ class Origin(http.server.ThreadingHTTPServer):
         self.seen = []
         outer = self
 
-        class H(http.server.BaseHTTPRequestHandler):
+        class H(QuietHandler):
             def handle_one(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
                 outer.seen.append((self.command, self.path, body))
-                out = b"origin saw " + body
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                self.reply(b"origin saw " + body)
 
             do_GET = do_POST = handle_one
-
-            def log_message(self, *a):
-                pass
         super().__init__(("127.0.0.1", 0), H)
 
 

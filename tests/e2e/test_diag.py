@@ -4,45 +4,34 @@ metrics server here) and system facts; no secret (tunnel secret, token,
 inline credentials, service token secret) appears anywhere in it, even where
 the log or the config repeats one."""
 import base64
-import http.server
 import json
 import os
 import subprocess
 import tarfile
-import threading
 import uuid
 
 import pytest
 
+from common import QuietHandler, serve_http
 from conftest import WARREN, free_port
 
 SECRET = base64.b64encode(os.urandom(32)).decode()
 OTHER_SECRET = base64.b64encode(os.urandom(32)).decode()
 
 
-class Metrics(http.server.BaseHTTPRequestHandler):
+class Metrics(QuietHandler):
     def do_GET(self):
         body = {"/metrics": b"# TYPE cloudflared_tunnel_ha_connections gauge\n"
                             b"cloudflared_tunnel_ha_connections 4\n",
                 "/ready": b'{"status":200,"readyConnections":4,"connectorId":"x"}'}.get(self.path)
-        self.send_response(200 if body else 404)
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-    def log_message(self, *a):
-        pass
+        self.reply(body or b"", status=200 if body else 404)
 
 
 @pytest.fixture
 def metrics():
     port = free_port()
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Metrics)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"127.0.0.1:{port}"
-    srv.shutdown()
-    srv.server_close()
+    with serve_http(Metrics, port):
+        yield f"127.0.0.1:{port}"
 
 
 def members(path):

@@ -9,21 +9,18 @@ cloudflared looks up SRV, update and other records at start even with
 --edge: the module runs in a network namespace of its own (loopback only),
 entered by this thread (subprocesses inherit it) and left at the end.
 Skipped without /opt/cfd/cloudflared (or CLOUDFLARED=...) or without root."""
-import base64
 import hashlib
 import http.client
 import os
 import re
 import socket
-import struct
 
 import pytest
 
 import origins
 import test_tunnel as tt
-from common import recv_head
 from conftest import ProcSet, free_port
-from origins import ws_recv, ws_send
+from origins import ws_close_handshake, ws_recv, ws_send
 
 CLOUDFLARED = os.environ.get("CLOUDFLARED") or "/opt/cfd/cloudflared"
 
@@ -149,13 +146,8 @@ def test_large_download_with_checksum(tunnel):
 def test_websocket_echo(tunnel):
     s = socket.create_connection(("127.0.0.1", tunnel.port), timeout=60)
     try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall(origins.ws_upgrade_request(tt.host("app"), key))
-        head = recv_head(s, "the handshake", step=1)
-        lines = head.decode("latin-1").split("\r\n")
-        assert lines[0].split(" ")[1] == "101", lines
-        hdrs = {k.strip().lower(): v.strip() for k, v in
-                (line.split(":", 1) for line in lines[1:] if ":" in line)}
+        key, status, hdrs = tt.ws_handshake(s, tt.host("app"))
+        assert status[1] == "101", status
         assert hdrs.get("upgrade", "").lower() == "websocket", hdrs
         assert hdrs.get("sec-websocket-accept") == origins.ws_accept(key), hdrs
         for op in (0x1, 0x2):
@@ -166,10 +158,7 @@ def test_websocket_echo(tunnel):
                 assert (fin, rop, got) == (True, op, msg)
         ws_send(s, 0x9, b"ping!")
         assert ws_recv(s) == (True, 0xA, b"ping!")
-        ws_send(s, 0x8, struct.pack("!H", 1000))
-        assert ws_recv(s) == (True, 0x8, struct.pack("!H", 1000))
-        s.settimeout(10)
-        assert s.recv(1) == b""
+        ws_close_handshake(s)
     finally:
         s.close()
 

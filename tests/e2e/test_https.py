@@ -14,28 +14,21 @@ import threading
 import urllib.error
 import urllib.request
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from browser import Chromium, find_chromium
-from common import read_cert
+from common import QuietHandler, read_cert
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 ZONE = "example.test"
 HOST = "app." + ZONE
 
 
-class Origin(BaseHTTPRequestHandler):
+class Origin(QuietHandler):
     def do_GET(self):
-        body = f"origin saw {self.path} host={self.headers.get('Host')}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
+        self.reply(f"origin saw {self.path} host={self.headers.get('Host')}".encode())
 
 
 class BigBacklogServer(ThreadingHTTPServer):

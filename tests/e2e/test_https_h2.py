@@ -212,6 +212,18 @@ def req_headers(env, path="/"):
             (":path", path)]
 
 
+def flood_gets_goaway(env, s, conn, frames):
+    """Sends |frames| (the edge may close the connection meanwhile): the edge
+    must end it with GOAWAY ENHANCE_YOUR_CALM and go on serving others."""
+    try:
+        s.sendall(frames)
+    except (ConnectionError, ssl.SSLError):
+        pass
+    assert read_until_goaway(s, conn) == ENHANCE_YOUR_CALM
+    s.close()
+    assert_still_serving(env)
+
+
 def read_until_goaway(s, conn):
     """Reads events until GOAWAY (its error code) or the end (None)."""
     try:
@@ -285,25 +297,13 @@ def test_continuation_flood_gets_goaway(setup):
     filler = enc.encode([("x-filler", "a" * 1000)])
     for _ in range(50):
         frames += raw_frame(9, 0, 1, filler)  # CONTINUATION without END_HEADERS
-    try:
-        s.sendall(frames)
-    except (ConnectionError, ssl.SSLError):
-        pass
-    assert read_until_goaway(s, conn) == ENHANCE_YOUR_CALM
-    s.close()
-    assert_still_serving(setup)
+    flood_gets_goaway(setup, s, conn, frames)
 
 
 def test_ping_flood_gets_goaway(setup):
     s, conn = h2_connect(setup)
     frames = b"".join(raw_frame(6, 0, 0, struct.pack(">Q", i)) for i in range(3000))
-    try:
-        s.sendall(frames)
-    except (ConnectionError, ssl.SSLError):
-        pass
-    assert read_until_goaway(s, conn) == ENHANCE_YOUR_CALM
-    s.close()
-    assert_still_serving(setup)
+    flood_gets_goaway(setup, s, conn, frames)
 
 
 def test_ping_flood_read_acks_gets_goaway(setup):
@@ -344,13 +344,7 @@ def test_empty_data_flood_gets_goaway(setup):
     conn.send_headers(1, hdrs)
     s.sendall(conn.data_to_send())
     frames = b"".join(raw_frame(0, 0, 1, b"") for _ in range(500))
-    try:
-        s.sendall(frames)
-    except (ConnectionError, ssl.SSLError):
-        pass
-    assert read_until_goaway(s, conn) == ENHANCE_YOUR_CALM
-    s.close()
-    assert_still_serving(setup)
+    flood_gets_goaway(setup, s, conn, frames)
 
 
 def test_protocol_error_gets_goaway(setup):

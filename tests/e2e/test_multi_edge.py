@@ -242,3 +242,43 @@ def test_forwarding_refuses_a_client_without_an_edge_certificate(cluster):
         except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
             pass
     assert b.p.wait_output("peer edge: handshake refused", 10) is not None, b.p.tail()
+
+
+def test_the_tunnel_limit_holds_for_creations_racing_through_two_edges(cluster):
+    """The account's live tunnels stop at the limit (1,000) even when
+    creations race through both edges' APIs: the count and the insert are
+    one transaction, serialised per account."""
+    a, b, store = cluster["a"], cluster["b"], cluster["store"]
+    _, account, token = read_cert(a.d / "cert.pem")
+    limit, have = 1000, int(psql(store, "SELECT count(*) FROM tunnels WHERE deleted_at IS NULL"))
+    # The account is filled to a few below its limit directly in the store.
+    psql(store, "INSERT INTO tunnels(id, account_id, name, secret, created_at)"
+                f" SELECT gen_random_uuid()::text, '{account}', 'fill-' || i,"
+                " decode(repeat('ab', 32), 'hex'), 0"
+                f" FROM generate_series(1, {limit - have - 4}) AS i")
+    outcomes = []
+
+    def create(edge, i):
+        body = json.dumps({"name": f"race-{edge.name}-{i}"}).encode()
+        req = urllib.request.Request(
+            f"http://{edge.host}:{edge.api}/client/v4/accounts/{account}/cfd_tunnel", data=body,
+            method="POST", headers={"Authorization": f"Bearer {token}",
+                                    "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                outcomes.append(r.status)
+        except urllib.error.HTTPError as e:
+            msg = json.loads(e.read())["errors"][0]["message"]
+            outcomes.append(e.code)
+            assert e.code == 400 and "the limit" in msg, msg
+
+    threads = [threading.Thread(target=create, args=(e, i)) for i in range(20) for e in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(outcomes) == 40
+    assert outcomes.count(200) == 4, outcomes
+    live = psql(store, f"SELECT count(*) FROM tunnels WHERE account_id = '{account}'"
+                       " AND deleted_at IS NULL")
+    assert int(live) == limit

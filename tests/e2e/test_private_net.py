@@ -20,11 +20,9 @@ import shutil
 
 import netns
 import pytest
-from conftest import WARREN, WARREN_EDGE, wait_for
+from conftest import CLOUDFLARED, CONNECTORS, WARREN, WARREN_EDGE, wait_for
 from netns import UDP_ECHO, log_of, sh
 
-CLOUDFLARED = os.environ.get("CLOUDFLARED") or (
-    "/opt/cfd/cloudflared" if os.path.exists("/opt/cfd/cloudflared") else "")
 CAN_NETNS = os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/dev/net/tun")
 
 pytestmark = pytest.mark.skipif(not CAN_NETNS, reason="needs root, iproute2 and /dev/net/tun")
@@ -44,11 +42,8 @@ class Net(netns.Namespaces):
 
 @pytest.fixture
 def net(tmp_path):
-    n = Net(tmp_path)
-    try:
+    with Net(tmp_path) as n:
         yield n
-    finally:
-        n.close()
 
 
 def setup_edge(net, tmp_path, home):
@@ -101,12 +96,6 @@ def assert_private_host_answers(net):
     assert r.returncode == 0 and " 0% packet loss" in r.stdout, r.stdout + r.stderr
     assert udp_echo(net, "10.99.0.5", "socket.AF_INET") == "echo:hello-udp"
     assert udp_echo(net, "fd99::5", "socket.AF_INET6") == "echo:hello-udp"
-
-
-CONNECTORS = [
-    pytest.param("cloudflared", marks=pytest.mark.skipif(not CLOUDFLARED, reason="needs CLOUDFLARED")),
-    pytest.param("warren"),
-]
 
 
 @pytest.mark.parametrize("kind", CONNECTORS)

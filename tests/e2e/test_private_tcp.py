@@ -18,8 +18,9 @@ import time
 
 import pytest
 
+import test_tunnel as tt
 from conftest import WARREN, ProcSet, free_port, wait_for
-from test_tunnel import Connector, Edge, proc_env
+from test_tunnel import Connector, Edge
 
 ZONE = "example.test"
 TUNNELS = {"tcp": ["echo", "pp1", "pp2", "gone"]}
@@ -96,16 +97,9 @@ def proxy_header_handler(srv, c):
 
 # --- fixtures ----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    return tmp_path_factory.mktemp("tcp")
-
-
-@pytest.fixture(scope="module")
-def env(base):
-    home = base / "home"
-    home.mkdir(exist_ok=True)
-    return proc_env(home)
+# The module's directory and process environment, as test_tunnel's.
+base = tt.base
+env = tt.env
 
 
 class Setup:
@@ -272,6 +266,16 @@ def test_origin_down_closes_the_local_connection(setup):
 
 # --- the client's request ----------------------------------------------------------------------
 
+def recv_masked(s, n):
+    """A masked client frame with |n| (< 126) payload bytes from s: its first
+    two bytes and the payload unmasked."""
+    fr = b""
+    while len(fr) < 6 + n:
+        fr += s.recv(100)
+    key = fr[2:6]
+    return fr[0], fr[1], bytes(b ^ key[i % 4] for i, b in enumerate(fr[6:6 + n]))
+
+
 def test_access_request_and_frames(tmp_path, env):
     """A fake edge checks the upgrade request (Host, handshake, service token
     headers), answers 101 and trades one frame each way."""
@@ -318,20 +322,14 @@ def test_access_request_and_frames(tmp_path, env):
         assert cli.recv(100) == b"hello"
         # client -> server: a masked binary frame
         cli.sendall(b"abc")
-        fr = b""
-        while len(fr) < 9:
-            fr += e.recv(100)
-        assert fr[0] == 0x82 and fr[1] == 0x80 | 3
-        key = fr[2:6]
-        assert bytes(b ^ key[i % 4] for i, b in enumerate(fr[6:9])) == b"abc"
+        b0, b1, payload = recv_masked(e, 3)
+        assert b0 == 0x82 and b1 == 0x80 | 3
+        assert payload == b"abc"
         # a local EOF goes out as a Close frame
         cli.shutdown(socket.SHUT_WR)
-        fr = b""
-        while len(fr) < 8:
-            fr += e.recv(100)
-        assert fr[0] == 0x88 and fr[1] == 0x80 | 2
-        key = fr[2:6]
-        assert bytes(b ^ key[i % 4] for i, b in enumerate(fr[6:8])) == b"\x03\xe8"
+        b0, b1, payload = recv_masked(e, 2)
+        assert b0 == 0x88 and b1 == 0x80 | 2
+        assert payload == b"\x03\xe8"
         # our Close shuts the local side down: the client sees EOF
         e.sendall(b"\x88\x02\x03\xe8")
         assert recv_all(cli) == b""

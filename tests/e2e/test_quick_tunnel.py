@@ -5,17 +5,16 @@ cloudflared 2023.7.3 does the same against the edge when it is installed.
 The edge bounds quick tunnels per source, refuses when the feature is off,
 and deletes a quick tunnel and its hostname once its connector is gone."""
 import base64
-import http.server
 import json
 import os
 import re
 import socket
-import threading
 import urllib.error
 import urllib.request
 
 import pytest
 
+from common import QuietHandler, serve_http
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 ZONE = "quick.test"
@@ -23,26 +22,15 @@ CLOUDFLARED = os.environ.get("CLOUDFLARED") or "/opt/cfd/cloudflared"
 URL_RE = re.compile(r"\|\s+(https?://[A-Za-z0-9.:-]+)\s+\|")
 
 
-class Hello(http.server.BaseHTTPRequestHandler):
+class Hello(QuietHandler):
     def do_GET(self):
-        body = f"quick origin saw {self.path} host={self.headers.get('Host')}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
+        self.reply(f"quick origin saw {self.path} host={self.headers.get('Host')}".encode())
 
 
 @pytest.fixture
 def origin():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    with serve_http(Hello) as srv:
+        yield srv.server_address[1]
 
 
 def clean_env(home):

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, WARREN, WARREN_EDGE, free_port, wait_for
+from conftest import ROOT, WARREN_EDGE, check, edge_with_hello, free_port, run_edge_and_hello, wait_for
 
 ZONE = "example.test"
 PG_TMP = os.path.join(ROOT, "tests", "tools", "pg_tmp.sh")
@@ -44,12 +44,6 @@ def store(pg_server, request):
     return f"{pg_server} dbname={name}"
 
 
-def check(cmd, env):
-    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0, f"{cmd}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
-    return r.stdout
-
-
 def get(port, host):
     req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
     try:
@@ -63,27 +57,14 @@ def test_an_edge_on_postgres_serves_a_tunnel(tmp_path, procs, store):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
     env["HOME"] = str(tmp_path)
     env["WARREN_STORE"] = store
-    d = tmp_path / "edge"
-    creds = tmp_path / "hello.json"
-    out = check([WARREN_EDGE, "init", "--data-dir", d, "--zone", ZONE], env)
+    d, creds, tid, out = edge_with_hello(tmp_path, env, ZONE)
     assert "dbname=" in out and "warren.db" not in out
-    check([WARREN_EDGE, "tunnel", "create", "--data-dir", d, "--out", creds, "hello"], env)
-    tid = json.loads(creds.read_text())["TunnelID"]
-    check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"hello.{ZONE}"], env)
     # The rows are in PostgreSQL, and no SQLite file was made.
     assert not (d / "warren.db").exists()
     assert psql(store, "SELECT name FROM tunnels") == "hello"
     assert psql(store, "SELECT hostname FROM routes") == f"hello.{ZONE}"
 
-    udp, http = free_port(socket.SOCK_DGRAM), free_port()
-    p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
-                     "--http-listen", f"127.0.0.1:{http}", "--api-listen", "127.0.0.1:0"],
-                    name="warren-edge", env=env)
-    assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
-    c = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
-                     "--cacert", d / "ca.pem", "--protocol", "quic", "--credentials-file", creds,
-                     "--hello-world", "run", tid], name="warren-hello", env=env)
-    assert c.wait_output("Registered tunnel connection", 30) is not None, c.tail()
+    http = run_edge_and_hello(procs, d, creds, tid, env, ["--api-listen", "127.0.0.1:0"])
     status, body = get(http, f"hello.{ZONE}")
     assert status == 200, body
     # The edge recorded the live connection in the database.
@@ -124,14 +105,9 @@ def test_store_migrate_moves_an_edge_to_postgres(tmp_path, procs, store):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("TUNNEL_") and k != "WARREN_STORE"}
     env["HOME"] = str(tmp_path)
-    d = tmp_path / "edge"
-    creds = tmp_path / "hello.json"
-    check([WARREN_EDGE, "init", "--data-dir", d, "--zone", ZONE], env)
-    check([WARREN_EDGE, "tunnel", "create", "--data-dir", d, "--out", creds, "hello"], env)
-    tid = json.loads(creds.read_text())["TunnelID"]
-    check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"hello.{ZONE}"], env)
+    d, creds, tid, _ = edge_with_hello(tmp_path, env, ZONE)
     before = (d / "warren.db").read_bytes()
-    out = check([WARREN_EDGE, "store", "migrate", "--from", d, "--to", store], env)
+    out = check([WARREN_EDGE, "store", "migrate", "--from", d, "--to", store], env).stdout
     assert "Copied" in out
     assert (d / "warren.db").read_bytes() == before
     # A second copy into the same database is refused.
@@ -140,21 +116,13 @@ def test_store_migrate_moves_an_edge_to_postgres(tmp_path, procs, store):
     assert r.returncode != 0 and "already has accounts" in r.stderr
     # The SQLite file is set aside: the edge must run from PostgreSQL alone.
     (d / "warren.db").rename(tmp_path / "old.db")
-    listed = check([WARREN_EDGE, "tunnel", "list", "--data-dir", d, "--store", store], env)
+    listed = check([WARREN_EDGE, "tunnel", "list", "--data-dir", d, "--store", store], env).stdout
     assert tid in listed
-    udp, http = free_port(socket.SOCK_DGRAM), free_port()
-    p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--store", store,
-                     "--tunnel-listen", f"127.0.0.1:{udp}", "--http-listen", f"127.0.0.1:{http}",
-                     "--api-listen", ""], name="warren-edge", env=env)
-    assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
-    c = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
-                     "--cacert", d / "ca.pem", "--protocol", "quic", "--credentials-file", creds,
-                     "--hello-world", "run", tid], name="warren-hello", env=env)
-    assert c.wait_output("Registered tunnel connection", 30) is not None, c.tail()
+    http = run_edge_and_hello(procs, d, creds, tid, env, ["--store", store, "--api-listen", ""])
     status, body = get(http, f"hello.{ZONE}")
     assert status == 200, body
     # The audit log came along.
-    assert "tunnel.create" in check([WARREN_EDGE, "audit", "--data-dir", d, "--store", store], env)
+    assert "tunnel.create" in check([WARREN_EDGE, "audit", "--data-dir", d, "--store", store], env).stdout
 
 
 def test_api_answers_503_while_the_database_is_down(tmp_path, procs, pg_server, store):

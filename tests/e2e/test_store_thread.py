@@ -19,15 +19,10 @@ import subprocess
 import pytest
 
 from common import read_cert, recv_head
-from conftest import WARREN, WARREN_EDGE, free_port
+from conftest import WARREN, WARREN_EDGE, check, edge_with_hello, free_port, run_edge_and_hello, wait_for
 
 ZONE = "example.test"
 DELAY_MS = 3000  # each store-thread call; long next to a loopback round trip
-
-
-def check(cmd, env):
-    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0, f"{cmd}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
 
 
 def send_get(port, hostname):
@@ -51,33 +46,36 @@ def edge(tmp_path, procs):
     return start_edge(tmp_path, procs, "127.0.0.1:0")[0]
 
 
-def start_edge(tmp_path, procs, api_listen, https=None, delays=None):
+def start_edge(tmp_path, procs, api_listen, https=None, delays=None, dns=None):
     """An edge whose store-thread calls are slow (or as |delays| says), with
     a hello-world tunnel routed for hello.ZONE and other.ZONE; returns
-    (http port, data dir). |https|: a port for --https-listen."""
+    (http port, data dir). |https|, |dns|: ports for --https-listen and
+    --dns-listen."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
     env["HOME"] = str(tmp_path)
-    d = tmp_path / "edge"
-    creds = tmp_path / "hello.json"
-    check([WARREN_EDGE, "init", "--data-dir", d, "--zone", ZONE], env)
-    check([WARREN_EDGE, "tunnel", "create", "--data-dir", d, "--out", creds, "hello"], env)
-    tid = json.loads(creds.read_text())["TunnelID"]
-    for h in ("hello", "other"):
-        check([WARREN_EDGE, "route", "dns", "--data-dir", d, "hello", f"{h}.{ZONE}"], env)
-    udp, http = free_port(socket.SOCK_DGRAM), free_port()
+    d, creds, tid, _ = edge_with_hello(tmp_path, env, ZONE, ("hello", "other"))
     extra = ["--https-listen", f"127.0.0.1:{https}"] if https else []
-    p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
-                     "--http-listen", f"127.0.0.1:{http}", "--api-listen", api_listen, *extra],
-                    name="warren-edge",
-                    env={**env, **(delays or {"WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})})
-    assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
-    metrics = free_port()
-    c = procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
-                     "--cacert", d / "ca.pem", "--protocol", "quic", "--credentials-file", creds,
-                     "--metrics", f"127.0.0.1:{metrics}", "--hello-world", "run", tid],
-                    name="warren-hello", env=env)
-    assert c.wait_output("Registered tunnel connection", 30) is not None, c.tail()
+    extra += ["--dns-listen", f"127.0.0.1:{dns}"] if dns else []
+    http = run_edge_and_hello(procs, d, creds, tid, env, ["--api-listen", api_listen, *extra],
+                              edge_env={**env, **(delays or {"WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})},
+                              connector_args=["--metrics", f"127.0.0.1:{free_port()}"])
     return http, d
+
+
+def api_caller(api, d):
+    """call(method, path, body) -> result, on the edge's API for its account."""
+    _, account, token = read_cert(d / "cert.pem")
+
+    def call(method, path, body):
+        base = "" if path.startswith("/zones/") else f"/accounts/{account}"
+        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
+        c.request(method, f"/client/v4{base}{path}", body=json.dumps(body),
+                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        r = json.loads(c.getresponse().read())
+        c.close()
+        assert r["success"], r
+        return r["result"]
+    return call
 
 
 def test_visitors_are_served_while_a_route_lookup_is_slow(edge):
@@ -127,16 +125,7 @@ def test_the_access_gate_reads_its_apps_on_the_store_thread(tmp_path, procs):
     # after them.
     api = free_port()
     http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
-    _, account, token = read_cert(d / "cert.pem")
-
-    def call(method, path, body):
-        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
-        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
-                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        r = json.loads(c.getresponse().read())
-        c.close()
-        assert r["success"], r
-        return r["result"]
+    call = api_caller(api, d)
 
     app = call("POST", "/access/apps", {"name": "other", "domain": f"other.{ZONE}"})
     call("POST", f"/access/apps/{app['id']}/policies",
@@ -266,16 +255,7 @@ def test_team_domain_pages_read_the_store_on_the_store_thread(tmp_path, procs):
     # and the team domain's key set keep being answered.
     api = free_port()
     http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
-    _, account, token = read_cert(d / "cert.pem")
-
-    def call(method, path, body):
-        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
-        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
-                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        r = json.loads(c.getresponse().read())
-        c.close()
-        assert r["success"], r
-        return r["result"]
+    call = api_caller(api, d)
 
     def quick_ones_first(slow):
         for _ in range(2):
@@ -331,16 +311,7 @@ def test_the_gate_checks_service_tokens_on_the_store_thread(tmp_path, procs):
     # token's read on the store thread while others are answered.
     api = free_port()
     http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
-    _, account, token = read_cert(d / "cert.pem")
-
-    def call(method, path, body):
-        c = http_client.HTTPConnection("127.0.0.1", api, timeout=30)
-        c.request(method, f"/client/v4/accounts/{account}{path}", body=json.dumps(body),
-                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        r = json.loads(c.getresponse().read())
-        c.close()
-        assert r["success"], r
-        return r["result"]
+    call = api_caller(api, d)
 
     app = call("POST", "/access/apps", {"name": "hello", "domain": f"hello.{ZONE}"})
     call("POST", f"/access/apps/{app['id']}/policies",
@@ -359,3 +330,69 @@ def test_the_gate_checks_service_tokens_on_the_store_thread(tmp_path, procs):
         assert not answered(s), "the token was checked before its store read could be back"
     assert status_of(s) == 200
     s.close()
+
+
+def test_a_connector_registers_through_the_store_thread(tmp_path, procs):
+    # registerConnection reads the tunnel and writes the connection's row on
+    # the store thread: while a connector's registration waits there, the
+    # loop answers visitors; and a deleted tunnel is still refused with its
+    # reason.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
+    env["HOME"] = str(tmp_path)
+    d = tmp_path / "edge"
+    creds, gone = tmp_path / "hello.json", tmp_path / "gone.json"
+    check([WARREN_EDGE, "init", "--data-dir", d, "--zone", ZONE], env)
+    check([WARREN_EDGE, "tunnel", "create", "--data-dir", d, "--out", creds, "hello"], env)
+    check([WARREN_EDGE, "tunnel", "create", "--data-dir", d, "--out", gone, "gone"], env)
+    check([WARREN_EDGE, "tunnel", "delete", "--data-dir", d, "gone"], env)
+    udp, http = free_port(socket.SOCK_DGRAM), free_port()
+    p = procs.start([WARREN_EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{udp}",
+                     "--http-listen", f"127.0.0.1:{http}", "--loglevel", "debug"],
+                    name="warren-edge", env={**env, "WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})
+    assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
+
+    def connector(c, name):
+        tid = json.loads(c.read_text())["TunnelID"]
+        return procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
+                            "--cacert", d / "ca.pem", "--protocol", "quic", "--credentials-file",
+                            c, "--ha-connections", "1", "run", "--hello-world", tid],
+                           name=name, env=env)
+
+    c = connector(creds, "warren-hello")
+    # The edge took the registration call and handed it to the store
+    # thread ...
+    assert p.wait_output("checking on the store thread", 30) is not None, p.tail()
+    # ... and answers visitors while its answer waits for the store thread.
+    s = socket.create_connection(("127.0.0.1", http), timeout=30)
+    s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
+    assert status_of(s) == 400
+    s.close()
+    assert "Registered tunnel connection" not in c.output(), "registered before the store answered"
+    assert c.wait_output("Registered tunnel connection", 60) is not None, c.tail()
+    g = connector(gone, "warren-gone")
+    assert g.wait_output("has been deleted", 60) is not None, g.tail()
+    assert "Registered tunnel connection" not in g.output()
+
+
+def dig_status(port, name):
+    r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "+norec", "+time=2", "+tries=1", name, "A"],
+                       capture_output=True, text=True, timeout=15)
+    m = [w for w in r.stdout.split() if w.startswith("NOERROR") or w.startswith("NXDOMAIN")]
+    return m[0].rstrip(",") if m else None
+
+
+def test_dns_answers_while_its_zones_are_read(tmp_path, procs):
+    # A route added through the API makes the DNS server read its zones
+    # again, on the slow store thread: queries are answered meanwhile from
+    # the last read (the new name is not there yet), and the new name
+    # resolves once the read is back.
+    api, dns = free_port(), free_port(socket.SOCK_DGRAM)
+    _, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}", dns=dns)
+    assert wait_for(lambda: dig_status(dns, f"hello.{ZONE}") == "NOERROR", timeout=15)
+    zone_id = read_cert(d / "cert.pem")[0]
+    tid = json.loads((tmp_path / "hello.json").read_text())["TunnelID"]
+    api_caller(api, d)("PUT", f"/zones/{zone_id}/tunnels/{tid}/routes",
+                       {"type": "dns", "user_hostname": f"new.{ZONE}", "overwrite_existing": True})
+    assert dig_status(dns, f"new.{ZONE}") == "NXDOMAIN", "the zones were read again on the loop"
+    assert dig_status(dns, f"hello.{ZONE}") == "NOERROR"
+    assert wait_for(lambda: dig_status(dns, f"new.{ZONE}") == "NOERROR", timeout=30)

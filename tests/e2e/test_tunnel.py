@@ -31,7 +31,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -42,8 +41,8 @@ import pytest
 
 import origins
 from common import Poller, recv_head
-from conftest import ASAN, WARREN, WARREN_EDGE, ProcSet, free_port, wait_for
-from origins import ws_recv, ws_send
+from conftest import ASAN, WARREN, WARREN_EDGE, ProcSet, check, free_port, wait_for
+from origins import ws_close_handshake, ws_recv, ws_send
 
 # WARREN_CONNECTOR=/path/to/cloudflared runs these tests with the real
 # cloudflared as the connector (same flags). Run pytest inside a loopback-only
@@ -77,12 +76,6 @@ def proc_env(home):
     asan = e.get("ASAN_OPTIONS", "")
     e["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=16"
     return e
-
-
-def check(cmd, env):
-    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0, f"{cmd}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
-    return r
 
 
 class Edge:
@@ -691,16 +684,22 @@ def test_1000_concurrent_requests(tunnel):
 
 # --- WebSocket ---------------------------------------------------------------------------
 
+def ws_handshake(s, hostname):
+    """Sends a WebSocket upgrade for |hostname| on s and reads the answer's
+    head; returns (the key sent, the status line's words, the fields by
+    lower-cased name)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(origins.ws_upgrade_request(hostname, key))
+    lines = recv_head(s, "the handshake", step=1).decode("latin-1").split("\r\n")
+    return key, lines[0].split(" "), {k.strip().lower(): v.strip() for k, v in
+                                      (line.split(":", 1) for line in lines[1:] if ":" in line)}
+
+
 def test_websocket_echo(tunnel):
     s = socket.create_connection(("127.0.0.1", tunnel.port), timeout=60)
     try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall(origins.ws_upgrade_request(host('app'), key))
-        head = recv_head(s, "the handshake", step=1)
-        lines = head.decode("latin-1").split("\r\n")
-        assert lines[0].split(" ")[1] == "101", lines
-        hdrs = {k.strip().lower(): v.strip() for k, v in
-                (line.split(":", 1) for line in lines[1:] if ":" in line)}
+        key, status, hdrs = ws_handshake(s, host('app'))
+        assert status[1] == "101", status
         assert hdrs.get("upgrade", "").lower() == "websocket", hdrs
         assert "upgrade" in hdrs.get("connection", "").lower(), hdrs
         assert hdrs.get("sec-websocket-accept") == origins.ws_accept(key), hdrs
@@ -724,10 +723,7 @@ def test_websocket_echo(tunnel):
         assert ws_recv(s) == (True, 0xA, b"ping!")
         assert ws_recv(s) == (True, 0x2, b"frag-1/frag-2/frag-3")
         # Close handshake, then the connection ends.
-        ws_send(s, 0x8, struct.pack("!H", 1000))
-        assert ws_recv(s) == (True, 0x8, struct.pack("!H", 1000))
-        s.settimeout(10)
-        assert s.recv(1) == b""
+        ws_close_handshake(s)
     finally:
         s.close()
 

@@ -25,7 +25,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -35,7 +34,7 @@ import uuid
 import pytest
 import yaml
 
-from common import read_cert
+from common import QuietHandler, read_cert, serve_http
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -709,25 +708,15 @@ def test_envelope_decoding_fake(home, tmp_path):
 
     bodies = []
 
-    class H(http.server.BaseHTTPRequestHandler):
+    class H(QuietHandler):
         def do_GET(self):
-            body = bodies.pop(0).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(bodies.pop(0).encode(), content_type="application/json")
 
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
     cert = tmp_path / "cert.pem"
     cert.write_text(cert_pem("z", "a", "t"))
-    env = {"HOME": str(home), "TUNNEL_ORIGIN_CERT": str(cert),
-           "TUNNEL_API_URL": f"http://127.0.0.1:{srv.server_address[1]}/client/v4"}
-    try:
+    with serve_http(H, server=http.server.HTTPServer) as srv:
+        env = {"HOME": str(home), "TUNNEL_ORIGIN_CERT": str(cert),
+               "TUNNEL_API_URL": f"http://127.0.0.1:{srv.server_address[1]}/client/v4"}
         for body, msg in [
             ('{"success":true,"errors":[],"messages":[{"code":1,"message":"m"}],"result":[]}',
              "failed to decode response: json: cannot unmarshal object into Go struct field response.messages "
@@ -757,9 +746,6 @@ def test_envelope_decoding_fake(home, tmp_path):
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout) == [{"id": TID, "name": "n", "created_at": "2024-01-02T03:04:05.1+01:00",
                                          "deleted_at": "0001-01-01T00:00:00Z", "connections": None}]
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def test_credentials_file_from_config_is_not_created_over_fake(fake, home, tmp_path):

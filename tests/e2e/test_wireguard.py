@@ -22,11 +22,9 @@ import time
 
 import netns
 import pytest
-from conftest import WARREN, WARREN_EDGE, run, wait_for
+from conftest import CLOUDFLARED, CONNECTORS, WARREN, WARREN_EDGE, run, wait_for
 from netns import UDP_ECHO, log_of, sh
 
-CLOUDFLARED = os.environ.get("CLOUDFLARED") or (
-    "/opt/cfd/cloudflared" if os.path.exists("/opt/cfd/cloudflared") else "")
 WG_GO = shutil.which("wireguard-go")
 WG = shutil.which("wg")
 CAN = (os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/dev/net/tun") and WG_GO and WG)
@@ -76,11 +74,8 @@ class Net(netns.Namespaces):
 
 @pytest.fixture
 def net(tmp_path):
-    n = Net(tmp_path)
-    try:
+    with Net(tmp_path) as n:
         yield n
-    finally:
-        n.close()
 
 
 def metrics(net):
@@ -169,12 +164,6 @@ def udp_echo(net, host, family):
 
 def curl(net, *args):
     return sh(net.client, "curl", "-sS", "--max-time", "90", *args, check=False, timeout=120)
-
-
-CONNECTORS = [
-    pytest.param("cloudflared", marks=pytest.mark.skipif(not CLOUDFLARED, reason="needs CLOUDFLARED")),
-    pytest.param("warren"),
-]
 
 
 @pytest.mark.parametrize("kind", CONNECTORS)

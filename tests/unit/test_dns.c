@@ -27,6 +27,7 @@
 #include "edge/dns.h"
 #include "edge/dns_update.h"
 #include "edge/store.h"
+#include "edge/store_async.h"
 #include "lib/err.h"
 #include "proto/dnsmsg.h"
 
@@ -685,6 +686,7 @@ static void srv_start(srv_fixture *f, const wr_dns_config *extra) {
     }
     cfg.max_tcp_conns = extra->max_tcp_conns;
     cfg.tcp_idle_ms = extra->tcp_idle_ms;
+    cfg.async = extra->async;
   }
   struct sockaddr_in sa;
   struct sockaddr_storage ss;
@@ -1167,6 +1169,58 @@ static void test_janitor(void **state) {
   wr_dns_janitor_free(j);
 }
 
+
+/* With a store thread the zones are read there: a change shows once the
+ * read is back (no answer meanwhile is a failure), and the server and the
+ * janitor may go while a read is out. */
+static void test_server_store_thread(void **state) {
+  srv_fixture *f = *state;
+  wr_store_async *a;
+  wr_route r;
+  wr_route_change ch;
+  wr_conn_rec c;
+  char err[256];
+  assert_int_equal(wr_store_async_new(&f->loop, f->path, &a, err, sizeof(err)), WR_OK);
+  wr_dns_config extra = {.async = a};
+  srv_start(f, &extra);
+  ldns_pkt *p = udp_ask(&f->loop, f->port, "app." ZONE, LDNS_RR_TYPE_A); /* read before serving */
+  assert_int_equal(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+  ldns_pkt_free(p);
+  assert_int_equal(wr_store_route_dns_add(f->s, "test", NULL, f->t2.id, "new." ZONE, 0, &r, &ch), WR_OK);
+  wr_dns_invalidate(f->dns);
+  wr_dns_invalidate(f->dns); /* once more while the read is out: one more read */
+  int rcode = -1;
+  for (int i = 0; i < 200 && rcode != LDNS_RCODE_NOERROR; i++) {
+    p = udp_ask(&f->loop, f->port, "new." ZONE, LDNS_RR_TYPE_A);
+    rcode = ldns_pkt_get_rcode(p);
+    assert_true(rcode == LDNS_RCODE_NOERROR || rcode == LDNS_RCODE_NXDOMAIN);
+    ldns_pkt_free(p);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    usleep(5000);
+  }
+  assert_int_equal(rcode, LDNS_RCODE_NOERROR);
+  /* The janitor's pass runs there too: t1's route goes (its only
+   * connection closed long before the store thread's clock). */
+  conn_rec(&c, "11111111-1111-4111-8111-111111111111", f->t1.id);
+  assert_int_equal(wr_store_conn_open(f->s, &c), WR_OK);
+  assert_int_equal(wr_store_conn_close(f->s, c.id), WR_OK);
+  wr_dns_janitor *j;
+  wr_dns_cleanup_config cc = {.store = f->s, .interval_ms = 10, .dns = f->dns, .async = a};
+  assert_int_equal(wr_dns_janitor_start(&f->loop, &cc, &j), WR_OK);
+  for (int i = 0; i < 400 && wr_store_route_get(f->s, "app." ZONE, &r) == WR_OK; i++) {
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    usleep(5000);
+  }
+  assert_int_equal(wr_store_route_get(f->s, "app." ZONE, &r), WR_ERR_NOTFOUND);
+  /* Gone with reads in flight: their answers are dropped. */
+  wr_dns_invalidate(f->dns);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  wr_dns_janitor_free(j);
+  wr_dns_free(f->dns);
+  f->dns = NULL;
+  wr_store_async_free(a);
+}
+
 /* --- RFC 2136 UPDATE + TSIG -------------------------------------------------------------- */
 
 #define KEY_NAME "warren-key"
@@ -1566,7 +1620,8 @@ int main(void) {
       UNIT_TESTS(test_truncation), UNIT_FIXTURE(zone_setup, zone_teardown, test_bad_queries),
       UNIT_TESTS(test_lookup_errors),
       UNIT_FIXTURE(srv_setup, srv_teardown, test_server_udp, test_server_cache, test_server_tcp,
-                   test_server_tcp_backpressure, test_config_check, test_expire, test_janitor),
+                   test_server_tcp_backpressure, test_config_check, test_expire, test_janitor,
+                   test_server_store_thread),
       UNIT_TESTS(test_update_config, test_update_build, test_update_unreachable),
       UNIT_FIXTURE(knot_setup, knot_teardown, test_update_knot));
 }

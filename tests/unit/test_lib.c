@@ -115,6 +115,19 @@ static void test_base64_decode_flags(void **state) {
   assert_int_equal(wr_base64_decode("YWJjZA", 6, b, 3, raw), WR_ERR_LIMIT);
 }
 
+/* Unreserved characters stay; everything else, bytes above 0x7f too, is %XX. */
+static void test_pct_encode(void **state) {
+  (void)state;
+  wr_buf b;
+  char out[64];
+  wr_buf_init(&b, 1024, NULL);
+  wr_pct_encode(&b, "aZ09-._~ /?=&%\xc3\xa9");
+  assert_string_equal(wr_buf_cstr(&b), "aZ09-._~%20%2F%3F%3D%26%25%C3%A9");
+  assert_int_equal(wr_pct_decode((const char *)b.data, b.len, 0, out, sizeof(out)), 16);
+  assert_string_equal(out, "aZ09-._~ /?=&%\xc3\xa9");
+  wr_buf_free(&b);
+}
+
 /* One %00 policy: strict decoding refuses it, lenient copies it as is. */
 static void test_pct_decode(void **state) {
   (void)state;
@@ -341,7 +354,7 @@ int main(void) {
   return UNIT_RUN_NAME(
       "lib", NULL, NULL,
       UNIT_TESTS(test_base64_go_compatible, test_uuid_and_hex, test_hex_helpers, test_base64_url,
-                 test_pct_decode, test_base64_decode_flags, test_buf_limit, test_durations,
+                 test_pct_encode, test_pct_decode, test_base64_decode_flags, test_buf_limit, test_durations,
                  test_flag_precedence, test_file_helpers, test_flag_shadowing_and_copy,
                  test_siphash_reference));
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "edge/router.h"
+#include "edge/store_async.h"
 #include "edge/router_int.h"
 #include "edge/store.h"
 #include "edge/tunnel_server.h"
@@ -257,6 +258,8 @@ static int deny_all(void *user, const wr_router_ingress *in, const wr_ipaddr *sr
   return 0;
 }
 
+static void no_op(uv_timer_t *t) { (void)t; }
+
 static void test_router_answers(void **state) {
   (void)state;
   char dir[] = "/tmp/wr-router-XXXXXX", path[256], err[256];
@@ -333,6 +336,36 @@ static void test_router_answers(void **state) {
 
   wr_router_ingress_remove(r, in);
   wr_router_free(r);
+  uv_run(&loop, UV_RUN_DEFAULT);
+
+  /* With a store thread the periodic reloads read there: a route added
+   * applies once the read is back, and a router freed with a read out
+   * drops its answer. */
+  wr_store_async *a;
+  assert_int_equal(wr_store_async_new(&loop, path, &a, err, sizeof(err)), WR_OK);
+  rcfg.async = a;
+  rcfg.refresh_ms = 10;
+  assert_int_equal(wr_router_new(&rcfg, &r), WR_OK);
+  assert_int_equal(wr_router_ingress_add(r, &icfg, &in), WR_OK);
+  assert_int_equal(wr_router_get_stats(r)->routes, 2); /* read at once */
+  assert_int_equal(wr_store_ip_route_add(st, "test", acct.id, "10.55.0.0/16", tun.id, NULL, NULL, &rt),
+                   WR_OK);
+  wr_router_routes_changed(r);
+  uv_timer_t alive; /* the router's timer does not keep the loop running */
+  uv_timer_init(&loop, &alive);
+  uv_timer_start(&alive, no_op, 60000, 0);
+  for (int i = 0; i < 400 && wr_router_get_stats(r)->routes != 3; i++) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    usleep(5000);
+  }
+  assert_int_equal(wr_router_get_stats(r)->routes, 3);
+  wr_router_routes_changed(r);
+  usleep(20000);
+  uv_run(&loop, UV_RUN_NOWAIT); /* a tick: a read goes out */
+  wr_router_ingress_remove(r, in);
+  wr_router_free(r);
+  wr_store_async_free(a);
+  uv_close((uv_handle_t *)&alive, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   wr_tunnel_server_free(ts);

@@ -506,6 +506,92 @@ static void test_client_server_pair(void **state) {
   wr_rpc_session_free(cli);
 }
 
+/* A method answered later (WR_RPC_ANSWER_LATER, then
+ * wr_rpc_session_answer): results or an exception reach the caller then,
+ * other calls are answered meanwhile, and a question answered twice, or
+ * never left open, is WR_ERR_NOTFOUND. */
+static uint32_t later_qid[4];
+static int nlater;
+
+static int h_later(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr_rpc_reply *r) {
+  (void)s;
+  (void)user;
+  (void)r;
+  later_qid[nlater++] = call->question_id;
+  return WR_RPC_ANSWER_LATER;
+}
+
+static int fill_empty(void *arg, wr_rpc_reply *r) {
+  (void)arg;
+  return wr_tunnelrpc_empty_encode(&r->results);
+}
+
+static int fill_error(void *arg, wr_rpc_reply *r) {
+  snprintf(r->reason, sizeof(r->reason), "%s", (const char *)arg);
+  return WR_ERR_INVAL;
+}
+
+static void test_answer_later(void **state) {
+  (void)state;
+  static const wr_rpc_method later_methods[] = {
+      {WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_REGISTER_CONNECTION, h_later},
+      {WR_TUNNELRPC_REGISTRATION_SERVER, WR_TUNNELRPC_UNREGISTER_CONNECTION, h_unregister}};
+  srv_state st;
+  ret_log l;
+  memset(&st, 0, sizeof(st));
+  memset(&l, 0, sizeof(l));
+  nlater = 0;
+  wr_rpc_session_config cfg;
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.serve_bootstrap = 1;
+  cfg.methods = later_methods;
+  cfg.nmethods = 2;
+  cfg.user = &st;
+  wr_rpc_session *srv, *cli;
+  assert_int_equal(wr_rpc_session_new(&cfg, &srv), 0);
+  memset(&cfg, 0, sizeof(cfg));
+  assert_int_equal(wr_rpc_session_new(&cfg, &cli), 0);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(wr_rpc_session_call(cli, WR_TUNNELRPC_REGISTRATION_SERVER,
+                                         WR_TUNNELRPC_REGISTER_CONNECTION, fill_nothing, NULL,
+                                         log_ret, &l, NULL),
+                     0);
+  assert_int_equal(wr_rpc_session_call(cli, WR_TUNNELRPC_REGISTRATION_SERVER,
+                                       WR_TUNNELRPC_UNREGISTER_CONNECTION, NULL, NULL, log_ret, &l,
+                                       NULL),
+                   0);
+  assert_int_equal(pump(cli, srv), 0);
+  assert_int_equal(pump(srv, cli), 0);
+  /* Only the synchronous method is answered so far. */
+  assert_int_equal(nlater, 2);
+  assert_int_equal(l.n, 1);
+  assert_int_equal(l.which[0], WR_RPC_RET_RESULTS);
+  assert_int_equal(wr_rpc_session_questions(cli), 2);
+  assert_int_equal(wr_rpc_session_answer(srv, later_qid[1], fill_error, "refused later"), WR_OK);
+  assert_int_equal(wr_rpc_session_answer(srv, later_qid[0], fill_empty, NULL), WR_OK);
+  assert_int_equal(wr_rpc_session_answer(srv, later_qid[0], fill_empty, NULL), WR_ERR_NOTFOUND);
+  assert_int_equal(wr_rpc_session_answer(srv, 42, fill_empty, NULL), WR_ERR_NOTFOUND);
+  assert_int_equal(pump(srv, cli), 0);
+  assert_int_equal(pump(cli, srv), 0); /* Finishes */
+  assert_int_equal(l.n, 3);
+  assert_int_equal(l.which[1], WR_RPC_RET_EXCEPTION);
+  assert_string_equal(l.reason[1], "refused later");
+  assert_int_equal(l.which[2], WR_RPC_RET_RESULTS);
+  assert_int_equal(wr_rpc_session_answers(srv), 0);
+  /* Left open when the session closes: answering later sends nothing. */
+  assert_int_equal(wr_rpc_session_call(cli, WR_TUNNELRPC_REGISTRATION_SERVER,
+                                       WR_TUNNELRPC_REGISTER_CONNECTION, fill_nothing, NULL,
+                                       log_ret, &l, NULL),
+                   0);
+  assert_int_equal(pump(cli, srv), 0);
+  assert_int_equal(wr_rpc_session_eof(srv), WR_OK);
+  wr_buf_reset(wr_rpc_session_out(srv));
+  assert_int_equal(wr_rpc_session_answer(srv, later_qid[2], fill_empty, NULL), WR_OK);
+  assert_int_equal(wr_rpc_session_out(srv)->len, 0);
+  wr_rpc_session_free(srv);
+  wr_rpc_session_free(cli);
+}
+
 static void test_unimplemented_and_limits(void **state) {
   (void)state;
   srv_state st;
@@ -722,7 +808,7 @@ static void test_pointer_dag_is_not_amplified(void **state) {
 int main(void) {
   return UNIT_RUN(
       NULL, NULL,
-      UNIT_TESTS(test_server_control_stream, test_client_control_stream, test_server_rpc_stream,
+      UNIT_TESTS(test_answer_later, test_server_control_stream, test_client_control_stream, test_server_rpc_stream,
                  test_client_rpc_stream, test_client_server_pair, test_unimplemented_and_limits,
                  test_free_in_callback, test_shutdown_or_free_in_method,
                  test_return_delivered_when_finish_fails, test_pointer_dag_is_not_amplified));

@@ -685,6 +685,40 @@ static void test_two_handles(void **state) {
   wr_store_close(s2);
 }
 
+/* Per-account limits checked with the insert: tunnels (live ones only),
+ * new DNS routes (re-pointing one is no new route), IP routes. */
+static void test_account_limits(void **state) {
+  fixture *f = *state;
+  wr_tunnel a, b, c;
+  wr_route r;
+  wr_route_change ch;
+  wr_ip_route ip;
+  assert_int_equal(wr_store_tunnel_create_ex(f->s, "test", f->acct.id, "a", NULL, 0, 0, 2, &a), WR_OK);
+  assert_int_equal(wr_store_tunnel_create_ex(f->s, "test", f->acct.id, "b", NULL, 0, 0, 2, &b), WR_OK);
+  assert_int_equal(wr_store_tunnel_create_ex(f->s, "test", f->acct.id, "c", NULL, 0, 0, 2, &c),
+                   WR_ERR_LIMIT);
+  assert_err_contains(f->s, "already has 2 tunnels, the limit");
+  size_t removed = 0;
+  assert_int_equal(wr_store_tunnel_delete(f->s, "test", b.id, &removed), WR_OK);
+  assert_int_equal(wr_store_tunnel_create_ex(f->s, "test", f->acct.id, "c", NULL, 0, 0, 2, &c), WR_OK);
+
+  assert_int_equal(wr_store_route_dns_add_max(f->s, "test", NULL, a.id, "one.example.test", 0, 1, &r, &ch),
+                   WR_OK);
+  assert_int_equal(wr_store_route_dns_add_max(f->s, "test", NULL, a.id, "two.example.test", 0, 1, &r, &ch),
+                   WR_ERR_LIMIT);
+  assert_err_contains(f->s, "already has 1 hostname routes, the limit");
+  assert_int_equal(wr_store_route_dns_add_max(f->s, "test", NULL, c.id, "one.example.test", 1, 1, &r, &ch),
+                   WR_OK);
+  assert_int_equal(ch, WR_ROUTE_UPDATED);
+  assert_int_equal(wr_store_route_get(f->s, "two.example.test", &r), WR_ERR_NOTFOUND);
+
+  assert_int_equal(wr_store_ip_route_add_max(f->s, "test", f->acct.id, "10.1.0.0/16", a.id, NULL, NULL, 1, &ip),
+                   WR_OK);
+  assert_int_equal(wr_store_ip_route_add_max(f->s, "test", f->acct.id, "10.2.0.0/16", a.id, NULL, NULL, 1, &ip),
+                   WR_ERR_LIMIT);
+  assert_err_contains(f->s, "already has 1 IP routes, the limit");
+}
+
 /* --- PostgreSQL only ------------------------------------------------------- */
 
 /* Reopening applies nothing; a newer schema than this build knows is
@@ -842,7 +876,7 @@ int main(void) {
   UNIT_TESTS(test_dns_names, test_tunnel_names),                                             \
       UNIT_FIXTURE(setup, teardown, test_accounts_and_zones, test_users_and_tokens,          \
                    test_tunnel_create_get_list_delete, test_connections, test_edges, test_routes,\
-                   test_routes_multi_zone, test_audit, test_two_handles)
+                   test_routes_multi_zone, test_audit, test_two_handles, test_account_limits)
   const unit_tests sqlite_tests[] = {
       UNIT_FIXTURE(setup, teardown, test_migrations_idempotent, test_open_errors), COMMON};
   const unit_tests pg_tests[] = {
