@@ -26,15 +26,8 @@ static void respond(wr_httpd_req *req, int status, const char *ctype, const char
                     const void *body, size_t len) {
   wr_http_header hs[8];
   size_t n = 0;
-#define HDR(nm, v) (hs[n++] = (wr_http_header){(nm), strlen(nm), (v), strlen(v)})
-  HDR("Content-Type", ctype);
-  HDR("Cache-Control", "no-store");
-  HDR("Content-Security-Policy", csp);
-  HDR("X-Frame-Options", "DENY");
-  HDR("X-Content-Type-Options", "nosniff");
-  HDR("Referrer-Policy", "same-origin");
-  if (location) HDR("Location", location);
-#undef HDR
+  wr_httpd_page_fields(hs, &n, ctype, csp, "same-origin");
+  if (location) hs[n++] = (wr_http_header){"Location", 8, location, strlen(location)};
   wr_httpd_respond(req, status, hs, n, body, len);
 }
 

@@ -45,13 +45,8 @@ static void send_reply(wr_httpd_req *req, const login_reply *r, const char *ctyp
   wr_http_header hs[10];
   char retry[24];
   size_t n = 0;
+  wr_httpd_page_fields(hs, &n, ctype, csp, "no-referrer");
 #define HDR(nm, v) (hs[n++] = (wr_http_header){(nm), strlen(nm), (v), strlen(v)})
-  HDR("Content-Type", ctype);
-  HDR("Cache-Control", "no-store");
-  HDR("Content-Security-Policy", csp);
-  HDR("X-Frame-Options", "DENY");
-  HDR("X-Content-Type-Options", "nosniff");
-  HDR("Referrer-Policy", "no-referrer");
   if (r->cookie[0]) HDR("Set-Cookie", r->cookie);
   if (r->location[0]) HDR("Location", r->location);
   if (r->retry_after) {

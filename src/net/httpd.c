@@ -633,6 +633,18 @@ int wr_httpd_respond(wr_httpd_req *req, int status, const wr_http_header *hdrs, 
   return WR_OK;
 }
 
+void wr_httpd_page_fields(wr_http_header *hs, size_t *n, const char *ctype, const char *csp,
+                          const char *referrer) {
+  const char *kv[][2] = {{"Content-Type", ctype},
+                         {"Cache-Control", "no-store"},
+                         {"Content-Security-Policy", csp},
+                         {"X-Frame-Options", "DENY"},
+                         {"X-Content-Type-Options", "nosniff"},
+                         {"Referrer-Policy", referrer}};
+  for (size_t i = 0; i < WR_HTTPD_PAGE_FIELDS; i++)
+    hs[(*n)++] = (wr_http_header){kv[i][0], strlen(kv[i][0]), kv[i][1], strlen(kv[i][1])};
+}
+
 int wr_httpd_respond_simple(wr_httpd_req *req, int status, const char *content_type,
                             const void *body, size_t body_len) {
   wr_http_header h = {"Content-Type", 12, content_type, content_type ? strlen(content_type) : 0};

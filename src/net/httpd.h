@@ -87,6 +87,16 @@ int wr_httpd_respond(wr_httpd_req *req, int status, const wr_http_header *hdrs, 
 int wr_httpd_respond_simple(wr_httpd_req *req, int status, const char *content_type,
                             const void *body, size_t body_len);
 
+/* The fields every page of the edge's own sites (dashboard, login pages)
+ * carries, appended to |hs| at *n, which must have room for
+ * WR_HTTPD_PAGE_FIELDS more: Content-Type |ctype|, Cache-Control: no-store,
+ * Content-Security-Policy |csp|, X-Frame-Options: DENY,
+ * X-Content-Type-Options: nosniff and Referrer-Policy |referrer|. The
+ * strings are borrowed; callable from any callback. */
+#define WR_HTTPD_PAGE_FIELDS 6
+void wr_httpd_page_fields(wr_http_header *hs, size_t *n, const char *ctype, const char *csp,
+                          const char *referrer);
+
 /* Closes the listener and every connection; frees once libuv released the
  * handles. */
 void wr_httpd_free(wr_httpd *h);
