@@ -41,6 +41,7 @@ enum { END_NONE = 0, END_RESET, END_UNREACHABLE, END_REFUSED };
 typedef struct slot {
   wr_supervisor *sup;
   unsigned index;
+  unsigned addr;           /* index in edges[] this slot dials */
   int state;
   int end;                 /* END_* of the last connection */
   int registered_once;
@@ -143,6 +144,27 @@ static uint64_t retry_delay(slot *sl) {
 
 /* ---- timers: reap the dead connection, then dial again -------------------- */
 
+/* A slot whose edge stopped answering moves to an address no other slot
+ * uses, when there is one (more addresses than HA connections), as
+ * cloudflared takes a different address from its pool: an edge that died
+ * for good then no longer costs the connector a connection. With every
+ * address taken it keeps its own (it may come back). */
+static void slot_move_addr(slot *sl) {
+  wr_supervisor *s = sl->sup;
+  for (size_t k = 1; k < s->nedges; k++) {
+    unsigned cand = (unsigned)((sl->addr + k) % s->nedges);
+    unsigned i = 0;
+    while (i < s->nslots && (i == sl->index || s->slots[i].addr != cand)) i++;
+    if (i < s->nslots) continue; /* taken */
+    char to[64];
+    wr_addr_format(&s->edges[cand], to, sizeof(to));
+    wr_info("Connection connIndex=%u moves from %s to %s", sl->index, sl->edge, to);
+    sl->addr = cand;
+    memcpy(sl->edge, to, sizeof(sl->edge));
+    return;
+  }
+}
+
 static void slot_timer_cb(uv_timer_t *t) {
   slot *sl = t->data;
   wr_supervisor *s = sl->sup;
@@ -160,6 +182,7 @@ static void slot_timer_cb(uv_timer_t *t) {
       maybe_finish_shutdown(s);
       return;
     }
+    if (sl->end == END_UNREACHABLE) slot_move_addr(sl);
     uint64_t d = retry_delay(sl);
     if (sl->end != END_RESET)
       wr_info("Retrying connection connIndex=%u to %s in %llums", sl->index, sl->edge,
@@ -476,7 +499,7 @@ static void dialed(slot *sl, int rv) {
 static void slot_connect_h2(slot *sl) {
   wr_supervisor *s = sl->sup;
   wr_h2_link_config lc;
-  const struct sockaddr_storage *edge = &s->edges[sl->index % s->nedges];
+  const struct sockaddr_storage *edge = &s->edges[sl->addr];
   memset(&lc, 0, sizeof(lc));
   lc.loop = s->loop;
   lc.creds = s->h2_creds;
@@ -510,7 +533,7 @@ static void slot_connect(slot *sl) {
     return;
   }
   const struct sockaddr *edge =
-      (const struct sockaddr *)&s->edges[sl->index % s->nedges];
+      (const struct sockaddr *)&s->edges[sl->addr];
   wr_quic_config qc;
   memset(&qc, 0, sizeof(qc));
   qc.ca_file = s->ca_file;
@@ -611,7 +634,8 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
     slot *sl = &s->slots[i];
     sl->sup = s;
     sl->index = i;
-    wr_addr_format(&s->edges[i % s->nedges], sl->edge, sizeof(sl->edge));
+    sl->addr = (unsigned)(i % s->nedges);
+    wr_addr_format(&s->edges[sl->addr], sl->edge, sizeof(sl->edge));
     uv_timer_init(s->loop, &sl->timer);
     sl->timer.data = sl;
     s->timers_open++;

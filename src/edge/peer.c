@@ -74,6 +74,7 @@ struct plink {
   size_t naddrs, next_addr;
   int redial;          /* the closing connection is followed by the next address */
   int retrying;        /* ... with the stream sent again from its start (retry) */
+  int reused;          /* the stream went out on a connection the pool kept */
   int to_idle;         /* finished cleanly: idle once the reap timer ran */
   int idle;            /* between streams, in the pool */
   uint64_t idle_since;
@@ -261,6 +262,7 @@ static int dial(plink *l) {
     l->connected = 0;
     l->closing = 0;
     l->read_stopped = 0;
+    l->reused = 0;
     snprintf(l->addr, sizeof(l->addr), "%s", a);
     if (wr_conn_connect(p->loop, &t, &client_cbs, l, &l->conn) == WR_OK) return 0;
     l->conn = NULL;
@@ -288,12 +290,14 @@ static void report_down(plink *l) {
  * it, and the request may reach a connector twice (an idempotent one)
  * unless refused. Returns 1 if so (the connection is closing; c_close
  * dials). */
-static int retry(plink *l, int refused) {
+static int retry(plink *l, int refused, const char *why) {
+  /* An edge that refused on a kept connection refuses on a new one too. */
+  if (refused && l->reused && l->next_addr == 0) l->next_addr = 1;
   if (!l->s || l->answered || l->replay_off || l->aborted || l->p->stopping || l->closing ||
       l->next_addr >= l->naddrs || (!refused && !l->idempotent))
     return 0;
-  wr_info("forwarding tunnel %s: %s %s before answering; trying the next edge", l->tunnel_id,
-          l->addr, refused ? "refused the stream" : "went away");
+  wr_info("forwarding tunnel %s: %s %s before answering (%s); trying the next edge",
+          l->tunnel_id, l->addr, refused ? "refused the stream" : "went away", why);
   l->retrying = 1;
   l->redial = 1;
   close_link(l);
@@ -342,7 +346,7 @@ static int client_frame(plink *l, const wr_peer_frame *f) {
   case WR_PEER_FIN:
   case WR_PEER_RESET:
     if (l->got_end || l->idle || l->to_idle) return -1; /* one end per stream */
-    if (f->type == WR_PEER_RESET && retry(l, f->code == WR_PEER_CODE_REFUSED)) return 0;
+    if (f->type == WR_PEER_RESET && retry(l, f->code == WR_PEER_CODE_REFUSED, "reset")) return 0;
     l->answered = 1;
     l->got_end = 1;
     if (l->read_done) return 0;
@@ -401,12 +405,10 @@ static void c_read(wr_conn *c, const uint8_t *data, size_t len, void *user) {
 
 static void c_eof(wr_conn *c, int status, const char *msg, void *user) {
   plink *l = user;
-  (void)status;
-  (void)msg;
   if (c != l->conn) return;
   /* The serving edge went away before its side ended: a lost connection. */
-  if (l->s && !l->answered && !l->read_done) report_down(l);
-  if (!l->read_done && retry(l, 0)) return;
+  if (l->s && !l->answered && !l->read_done && !l->reused) report_down(l);
+  if (!l->read_done && retry(l, 0, msg && msg[0] ? msg : status ? wr_strerror(status) : "closed")) return;
   if (!l->read_done) {
     l->read_done = 1;
     if (l->s) wr_tunnel_stream_on_reset(l->s, 0);
@@ -491,8 +493,11 @@ static plink *take_idle(wr_peer *p, const char *const *addrs, size_t naddrs) {
 
 /* ---- the via transport: what the tunnel server calls for forwarded streams ------- */
 
-/* A new stream's state; |addrs| are the edges to try if the first fails
- * (the one |l| is connected to, if any, is left out). */
+/* A new stream's state; |addrs| are the edges to try if the first fails.
+ * On a connection the pool kept, its own edge comes first, dialled afresh:
+ * the edge may have closed the idle connection just as the stream went
+ * out on it (the keep-alive race every HTTP client knows), which says
+ * nothing about the edge itself. */
 static void stream_begin(plink *l, wr_tunnel_stream *s, const char *tunnel_id,
                          const char *const *addrs, size_t naddrs) {
   l->s = s;
@@ -506,6 +511,8 @@ static void stream_begin(plink *l, wr_tunnel_stream *s, const char *tunnel_id,
   l->replay_len = l->replay_cap = 0;
   l->replay_off = 0;
   l->next_addr = l->naddrs = 0;
+  l->reused = l->conn != NULL;
+  if (l->reused) snprintf(l->addrs[l->naddrs++], sizeof(l->addrs[0]), "%s", l->addr);
   for (size_t i = 0; i < naddrs && l->naddrs < WR_PEER_MAX_ADDRS; i++)
     if (!l->conn || strcmp(addrs[i], l->addr) != 0)
       snprintf(l->addrs[l->naddrs++], sizeof(l->addrs[0]), "%s", addrs[i]);

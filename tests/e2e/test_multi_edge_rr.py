@@ -223,7 +223,9 @@ def test_three_edges_kill_any_and_visitors_see_no_failed_request(three, procs):
 def test_an_edge_forwarding_to_a_killed_edge_tries_the_others(three, procs):
     """The connector holds connections on two edges only (--ha-connections
     2): the third forwards every request, and one of its two targets is
-    killed in turn, with its row still fresh in the store for a while."""
+    killed in turn, with its row still fresh in the store for a while. The
+    connector moves the connection it lost to the edge it had no
+    connection on."""
     edges, store = three["edges"], three["store"]
     assert wait_for(lambda: psql(store, "SELECT count(*) FROM edges") == "3", 30)
     c = connector(procs, three, *edges, ha=2)
@@ -234,7 +236,18 @@ def test_an_edge_forwarding_to_a_killed_edge_tries_the_others(three, procs):
     try:
         load.wait_more(60)
         assert forwarder.metric("warren_edge_forwarded_streams_total") > 0
-        kill_and_restart_each(holders, load, holders, c)
+        # Each holder killed in turn: the connector moves the lost
+        # connection to the edge it does not use (first the forwarder,
+        # then the first holder's new run), and keeps two connections.
+        for dead, spare in ((holders[0], forwarder), (holders[1], holders[0])):
+            dead.p.kill()
+            load.wait_more(100)
+            assert wait_for(lambda: connected_here(spare), 60), c.tail()
+            assert c.wait_output("moves from", 5) is not None, c.tail()
+            dead.start()
+            served = load.served_by(dead.host)
+            assert wait_for(lambda: load.served_by(dead.host) > served + 20, 60), load.failures[:5]
+            load.wait_more(60)
     finally:
         retried = load.stop()
     assert load.failures == [], load.failures[:5]
