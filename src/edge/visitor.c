@@ -44,6 +44,7 @@
 #define PEND_MAX (64u * 1024u)         /* output gathered before it goes out at once */
 
 #define DEF_HEADER_TIMEOUT_MS 10000
+#define STORE_WAIT_MS 30000 /* a head waiting for the store thread */
 #define DEF_IDLE_TIMEOUT_MS 60000
 #define DEF_ROUTE_TTL_MS 1000
 
@@ -270,6 +271,10 @@ static void visitor_maybe_free(wr_visitor *v) {
 void wr__vconn_wait(vconn *c) {
   if (c->waiting) return;
   wr_visitor *v = c->v;
+  /* A whole head waiting for the edge's own store (route, Access) is not
+   * the visitor's delay: the header timeout (408) gives way to a bound on
+   * the edge (503). */
+  if (c->state == VC_ROUTE && c->tmode != T_STORE) wr__vconn_arm(c, T_STORE, STORE_WAIT_MS);
   c->wprev = NULL;
   c->wnext = v->waiting;
   if (v->waiting) v->waiting->wprev = c;
@@ -615,6 +620,10 @@ static void timer_cb(uv_timer_t *t) {
       break;
     case T_HEADER:
       reject_head(c, 408, "The request header did not arrive in time.");
+      break;
+    case T_STORE:
+      wr__vconn_unwait(c);
+      reject_head(c, 503, "The edge could not look up this host in time. Try again.");
       break;
     case T_PROXY:
       c->r->keep_alive = 0;

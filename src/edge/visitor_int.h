@@ -92,7 +92,7 @@ enum rs_state {
 };
 
 /* What the connection timer measures. */
-enum vc_timer { T_NONE = 0, T_IDLE, T_HEADER, T_PROXY, T_LINGER, T_HANDSHAKE };
+enum vc_timer { T_NONE = 0, T_IDLE, T_HEADER, T_PROXY, T_LINGER, T_HANDSHAKE, T_STORE };
 
 /* ---- layout ------------------------------------------------------------------------ */
 

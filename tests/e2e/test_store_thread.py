@@ -352,10 +352,14 @@ def test_a_connector_registers_through_the_store_thread(tmp_path, procs):
     assert p.wait_output("Serving visitors on http://", 30) is not None, p.tail()
 
     def connector(c, name):
+        # Each store-thread call takes DELAY_MS here and the edge's periodic
+        # work queues too: the registration's answer may take longer than
+        # the connector's default 5 s RPC timeout.
         tid = json.loads(c.read_text())["TunnelID"]
         return procs.start([WARREN, "tunnel", "--no-autoupdate", "--edge", f"127.0.0.1:{udp}",
                             "--cacert", d / "ca.pem", "--protocol", "quic", "--credentials-file",
-                            c, "--ha-connections", "1", "run", "--hello-world", tid],
+                            c, "--ha-connections", "1", "--rpc-timeout", "60s",
+                            "run", "--hello-world", tid],
                            name=name, env=env)
 
     c = connector(creds, "warren-hello")
