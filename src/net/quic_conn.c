@@ -247,6 +247,9 @@ static wr_quic_conn *conn_alloc(wr_quic_role role, wr_quic_tls *tls,
   c->max_udp_payload = cfg->max_udp_payload ? cfg->max_udp_payload : default_payload(remote);
   c->idle_ms = cfg_u64(cfg->idle_timeout_ms, 5000);
   c->uni_streams = cfg->max_streams_uni > 0;
+  /* The tunnel protocol grants 2^60 bidi streams (the default): nothing to
+   * give back, so its streams skip that work; HTTP/3's 100 need it. */
+  c->bidi_credit = cfg_u64(cfg->max_streams_bidi, 1ULL << 60) < (1ULL << 59);
   if (role == WR_QUIC_SERVER) {
     c->sni_pick = cfg->sni_pick;
     c->sni_release = cfg->sni_release;

@@ -117,6 +117,7 @@ struct wr_quic_conn {
   void *sni_arg;
   void *sni_ref;      /* what sni_pick returned, released after the session */
   int uni_streams;    /* config max_streams_uni > 0: track uni streams */
+  int bidi_credit;    /* a finite bidi stream limit: closed peer streams give credit back */
 
   /* libuv binding (quic_endpoint.c) */
   void (*kick)(void *arg);

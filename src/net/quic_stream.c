@@ -215,6 +215,7 @@ static void peer_stream_closed(wr_quic_conn *c, int64_t sid) {
     ngtcp2_conn_extend_max_streams_uni(c->conn, 1);
     return;
   }
+  if (!c->bidi_credit) return;
   ngtcp2_conn_extend_max_streams_bidi(c->conn, 1);
   c->peer_bidi_closed++;
   if (c->cbs.on_peer_streams) c->cbs.on_peer_streams(c, wr_quic_peer_streams_max(c), c->user);
