@@ -28,7 +28,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from common import stop_popens, wait_until  # noqa: E402  (shared with the e2e tests)
+from common import free_port, stop_popens, wait_until  # noqa: E402  (shared with the e2e tests)
 BUILD = os.environ.get("WARREN_BUILD", os.path.join(ROOT, "build"))
 EDGE, WARREN = os.path.join(BUILD, "warren-edge"), os.path.join(BUILD, "warren")
 PG_TMP = os.path.join(ROOT, "tests", "tools", "pg_tmp.sh")
@@ -37,12 +37,6 @@ CONNS = int(os.environ.get("BENCH_WRK_CONNECTIONS", "50"))
 PROPAGATIONS = int(os.environ.get("BENCH_PROPAGATIONS", "5"))
 ZONE = "example.test"
 HOST = f"hello.{ZONE}"
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check(cmd, env):
@@ -216,7 +210,7 @@ def main():
         subprocess.run([PG_TMP, "stop", dsn], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     med = res["propagation_ms"][len(res["propagation_ms"]) // 2]
-    print(f"| path | requests/s | non-2xx |\n|---|---|---|")
+    print("| path | requests/s | non-2xx |\n|---|---|---|")
     for k in ("sqlite", "postgres", "postgres_forwarded"):
         print(f"| {k} | {res[k]['rps']:.0f} | {res[k]['non2xx']} |")
     k = res["three_edges_kill"]

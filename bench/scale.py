@@ -34,7 +34,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from common import stop_popens  # noqa: E402  (shared with the e2e tests)
+from common import free_port, stop_popens  # noqa: E402  (shared with the e2e tests)
 BUILD = os.path.join(ROOT, os.environ.get("WARREN_BUILD", "build"))
 RESULTS = os.environ.get("BENCH_RESULTS", os.path.join(ROOT, "bench", "results"))
 ZONE = "scale.test"
@@ -47,25 +47,6 @@ WARMUP = float(os.environ.get("BENCH_SCALE_WARMUP", "3"))
 
 def log(*a):
     print("bench-scale:", *a, flush=True)
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_both():
-    """A port free for both UDP (QUIC connectors) and TCP (HTTP/2 connectors)."""
-    for _ in range(100):
-        p = free_port(socket.SOCK_DGRAM)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind(("127.0.0.1", p))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no port free for both UDP and TCP")
 
 
 def raise_nofile():
@@ -174,7 +155,7 @@ def main():
         d = os.path.join(work, "edge")
         subprocess.run([edge_bin, "init", "--data-dir", d, "--zone", ZONE], check=True,
                        stdout=subprocess.DEVNULL)
-        udp, http, api, met = free_port_both(), free_port(), free_port(), free_port()
+        udp, http, api, met = free_port(socket.SOCK_DGRAM), free_port(), free_port(), free_port()
         edge_log = os.path.join(work, "edge.log")
         edge = subprocess.Popen([edge_bin, "run", "--data-dir", d,
                                  "--tunnel-listen", f"127.0.0.1:{udp}",

@@ -99,6 +99,7 @@ struct plink {
   size_t frame_off;     /* bytes of the current DATA frame already written */
   int blocked;          /* the local stream refused bytes: wait for on_writable */
   size_t held;          /* connector bytes sent on but not yet credited */
+  const char *broke;    /* what the client did wrong (logged) */
 };
 
 static const wr_conn_callbacks client_cbs, server_cbs;
@@ -204,10 +205,10 @@ static void maybe_finish(plink *l) {
     uv_timer_start(&p->reap, reap_cb, 0, 0);
     return;
   }
-  /* Our end is out and the serving edge's comes next (its FIN, or the
+  /* Our end is out and the other side's comes next (its FIN, or the
    * RESET that answers our STOP): wait for it, the connection may serve
    * again. */
-  if (l->client && l->sent_end && !l->got_end && l->connected && !p->stopping) return;
+  if (l->sent_end && !l->got_end && l->connected && !p->stopping) return;
   if (l->client && l->sent_end && l->got_end && l->connected && !p->stopping &&
       p->nidle < WR_PEER_MAX_IDLE) {
     /* Clean: the owner hears on_close from the reap timer (never from
@@ -688,21 +689,36 @@ int wr_peer_open_stream(wr_peer *p, const char *const *addrs, size_t naddrs, con
 
 /* ---- the serving side ------------------------------------------------------------- */
 
+/* The local stream takes no more of the client's bytes (the connector
+ * answered and stopped reading, or the stream is gone): the rest is
+ * dropped, and the client is asked to stop sending. Only while our own
+ * end has not gone out: a STOP after it could reach the client once it
+ * finished this stream and sent the next one on the connection. */
+static void server_stop_reading(plink *l) {
+  if (l->read_done) return;
+  l->read_done = 1;
+  l->blocked = 0;
+  l->frame_off = 0;
+  if (!l->sent_end && !l->got_end) out_code(l, WR_PEER_STOP, 0);
+}
+
 /* Writes as much of the current DATA frame as the local stream takes. */
-static int server_data(plink *l, const wr_peer_frame *f) {
+static void server_data(plink *l, const wr_peer_frame *f) {
   while (l->frame_off < f->len) {
     size_t acc = 0;
     int rv = wr_tunnel_stream_write(l->st, f->payload + l->frame_off, f->len - l->frame_off, 0,
                                     &acc);
-    if (rv != WR_OK && rv != WR_AGAIN) return -1;
+    if (rv != WR_OK && rv != WR_AGAIN) {
+      server_stop_reading(l);
+      return;
+    }
     l->frame_off += acc;
     if (l->frame_off < f->len && (rv == WR_AGAIN || acc == 0)) {
       l->blocked = 1;
-      return 0;
+      return;
     }
   }
   l->frame_off = 0;
-  return 0;
 }
 
 static void server_open(plink *l, const wr_peer_frame *f) {
@@ -725,13 +741,22 @@ static int server_frame(plink *l, const wr_peer_frame *f) {
     /* A STOP may trail the previous stream's end (the client's owner
      * gave up reading just before our FIN reached it): nothing to do. */
     if (f->type == WR_PEER_STOP) return 0;
-    if (f->type != WR_PEER_OPEN) return -1;
+    if (f->type != WR_PEER_OPEN) {
+      l->broke = "a frame before OPEN";
+      return -1;
+    }
     server_open(l, f);
     return 0;
   }
-  if (f->type == WR_PEER_OPEN) return -1;
+  if (f->type == WR_PEER_OPEN) {
+    l->broke = "OPEN before the previous stream ended";
+    return -1;
+  }
   if (f->type == WR_PEER_DATA || f->type == WR_PEER_FIN || f->type == WR_PEER_RESET) {
-    if (l->got_end) return -1; /* nothing of the client's after its end */
+    if (l->got_end) {
+      l->broke = "a frame after the stream's end";
+      return -1; /* nothing of the client's after its end */
+    }
     if (f->type != WR_PEER_DATA) l->got_end = 1;
   }
   if (f->type == WR_PEER_STOP || (f->type == WR_PEER_RESET && !l->read_done)) {
@@ -745,10 +770,14 @@ static int server_frame(plink *l, const wr_peer_frame *f) {
     return 0;
   }
   if (!l->st || l->read_done) return 0; /* the stream is gone: its bytes are dropped */
-  if (f->type == WR_PEER_DATA) return server_data(l, f);
+  if (f->type == WR_PEER_DATA) {
+    server_data(l, f);
+    return 0;
+  }
   size_t acc;
-  l->read_done = 1; /* FIN */
-  return wr_tunnel_stream_write(l->st, NULL, 0, 1, &acc) == WR_OK ? 0 : -1;
+  l->read_done = 1; /* FIN; a local stream that stopped reading has no use for it */
+  (void)wr_tunnel_stream_write(l->st, NULL, 0, 1, &acc);
+  return 0;
 }
 
 /* The stream ended cleanly both ways: the connection takes the next OPEN
@@ -767,8 +796,8 @@ static void server_next(plink *l) {
 
 static void server_pump(plink *l) {
   if (drain_in(l, server_frame) != 0) {
-    wr_warn("peer edge: a forwarded stream of tunnel %s broke the protocol",
-            l->tunnel_id[0] ? l->tunnel_id : "-");
+    wr_warn("peer edge: a forwarded stream of tunnel %s broke the protocol: %s",
+            l->tunnel_id[0] ? l->tunnel_id : "-", l->broke ? l->broke : "a malformed frame");
     if (l->st) wr_tunnel_stream_abandon(l->st, 0);
     l->st = NULL;
     l->read_done = l->write_done = 1;
@@ -869,12 +898,11 @@ static void l_reset(void *user, uint64_t code) {
 static void l_close(void *user) {
   plink *l = user;
   l->st = NULL;
+  server_stop_reading(l); /* before our RESET: see there */
   if (!l->write_done) {
     out_code(l, WR_PEER_RESET, 0);
     l->write_done = 1;
   }
-  l->read_done = 1;
-  l->blocked = 0;
   maybe_finish(l);
 }
 

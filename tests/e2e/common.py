@@ -6,6 +6,7 @@ import contextlib
 import http.server
 import json
 import os
+import random
 import re
 import resource
 import signal
@@ -28,27 +29,47 @@ def raise_nofile():
         pass
 
 
+def _ephemeral_floor():
+    """The lowest port the kernel hands out on its own (connect(), bind to
+    port 0): ports below it are never taken behind a test's back."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_handed_out = set()
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    """A port the kernel says is free on 127.0.0.1 right now. A UDP port
-    (SOCK_DGRAM) is also free for TCP: every UDP listener here has a TCP
-    twin on the same port (the edge's tunnel port serves QUIC and HTTP/2,
-    DNS servers answer both), and a port free for UDP only made them fail
-    to start now and then."""
-    if kind != socket.SOCK_DGRAM:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise OSError("no port free for both TCP and UDP")
+    """A port free on 127.0.0.1 right now, for a process the test starts.
+
+    It is picked below the kernel's ephemeral range: a port from that range
+    can be taken between this call and the server's bind by any outgoing
+    connection on the machine (a curl, a connector dialling), and a tunnel
+    port lost that way made an edge fail to start now and then. A UDP port
+    (SOCK_DGRAM) is also free for TCP: every UDP listener here has a TCP twin
+    on the same port (the edge's tunnel port serves QUIC and HTTP/2, DNS
+    servers answer both). Ports already returned by this process are not
+    returned again, so two servers of one test never share one."""
+    floor = _ephemeral_floor()
+    low = 10000 if floor > 12000 else 1024
+    kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM) if kind == socket.SOCK_DGRAM else (kind,)
+    rnd = random.SystemRandom()
+    for _ in range(1000):
+        port = rnd.randrange(low, floor)
+        if port in _handed_out:
+            continue
+        try:
+            for k in kinds:
+                with socket.socket(socket.AF_INET, k) as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _handed_out.add(port)
+        return port
+    raise OSError(f"no port free for {kinds} below {floor}")
 
 
 def recv_head(sock, what, step=65536):
