@@ -138,7 +138,7 @@ def visitors(load, port, hosts_file, conns, log_path):
                          timeout=SECONDS + WARMUP + 120)
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if not lines:
-        raise RuntimeError(f"visitors printed no result; see {log_path}")
+        raise RuntimeError(f"visitors printed no result (exit status {out.returncode}); see {log_path}")
     return json.loads(lines[-1])
 
 

@@ -39,6 +39,7 @@
 #include "lib/credentials.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/mem.h"
 #include "net/addr.h"
 #include "proto/http1.h"
 
@@ -197,6 +198,11 @@ typedef struct visitor {
   uv_tcp_t tcp;
   uv_connect_t connect;
   uv_write_t write;
+  /* |write| is still libuv's: its callback has not run. A response can
+   * be read before that (libuv polls again within one loop iteration when
+   * more than 1,024 sockets are ready), and reusing the request then
+   * corrupts libuv's queue: the next request waits for the callback. */
+  int writing, send_waiting;
   crowd *cr;
   size_t host; /* index of the next host */
   uint64_t sent_ns;
@@ -329,18 +335,35 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
 }
 
 static void on_written(uv_write_t *w, int status) {
-  if (status < 0) fail(w->data, uv_strerror(status));
+  visitor *v = w->data;
+  v->writing = 0;
+  if (status < 0) {
+    fail(v, uv_strerror(status));
+    return;
+  }
+  if (v->send_waiting && v->open && !v->cr->done) {
+    v->send_waiting = 0;
+    visitor_send(v);
+  }
 }
 
 static void visitor_send(visitor *v) {
   crowd *cr = v->cr;
+  if (v->writing) {
+    v->send_waiting = 1;
+    return;
+  }
   size_t h = v->host;
   v->host = (v->host + 1) % cr->nhosts;
   v->head_done = 0;
   v->sent_ns = uv_hrtime();
   uv_buf_t b = uv_buf_init(cr->reqs[h], (unsigned)cr->req_lens[h]);
   v->write.data = v;
-  if (uv_write(&v->write, (uv_stream_t *)&v->tcp, &b, 1, on_written) != 0) fail(v, "write");
+  v->writing = 1;
+  if (uv_write(&v->write, (uv_stream_t *)&v->tcp, &b, 1, on_written) != 0) {
+    v->writing = 0;
+    fail(v, "write");
+  }
 }
 
 static void on_connected(uv_connect_t *c, int status) {
@@ -456,6 +479,7 @@ static int run_visitors(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  wr_malloc_tune(); /* as warren and warren-edge do */
   signal(SIGPIPE, SIG_IGN);
   raise_nofile();
   if (argc >= 2 && strcmp(argv[1], "connectors") == 0) return run_connectors(argc - 1, argv + 1);

@@ -387,6 +387,7 @@ static const wr_cmd root = {
 };
 
 int main(int argc, char **argv) {
+  wr_malloc_tune();
   /* jansson 2.14 can silently drop bytes when an allocation fails mid-string;
    * aborting on out-of-memory (the project's rule outside codecs) avoids it. */
   json_set_alloc_funcs(wr_xmalloc, free);

@@ -1,5 +1,6 @@
 #include "lib/mem.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,4 +63,9 @@ char *wr_xstrndup(const char *s, size_t len) {
   memcpy(p, s, len);
   p[len] = '\0';
   return p;
+}
+
+void wr_malloc_tune(void) {
+  (void)mallopt(M_TRIM_THRESHOLD, (int)WR_MALLOC_TRIM);
+  (void)mallopt(M_MMAP_THRESHOLD, (int)WR_MALLOC_MMAP);
 }

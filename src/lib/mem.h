@@ -31,4 +31,18 @@ void *wr_xrealloc(void *ptr, size_t size);
 char *wr_xstrdup(const char *s);
 char *wr_xstrndup(const char *s, size_t len);
 
+/* Fixes glibc's malloc thresholds for a long-running server process (call
+ * once, first thing in main): free memory at the heap's top is given back
+ * to the kernel only beyond WR_MALLOC_TRIM bytes, and blocks of
+ * WR_MALLOC_MMAP bytes or more get their own mapping. glibc's defaults
+ * (128 KiB, adjusted upwards only after a large mapped block is freed)
+ * shrank and regrew the heap with brk(2) every few requests under load:
+ * each shrink flushes the TLB of every CPU the process runs on, and with
+ * the store and worker threads that was 20 % of an edge's time with a
+ * thousand connectors registered. The cost: up to WR_MALLOC_TRIM bytes
+ * of a past burst stay mapped. */
+#define WR_MALLOC_TRIM (4u << 20)
+#define WR_MALLOC_MMAP (1u << 20)
+void wr_malloc_tune(void);
+
 #endif

@@ -17,6 +17,7 @@
  * handshake to complete; what bounds it is the endpoint's admission
  * control (Retry and caps, ep_accept). */
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <stdlib.h>
@@ -84,8 +85,17 @@ struct wr_quic_endpoint {
   wr_quic_callbacks cbs;
   wr_quic_accept_cb on_accept;
   void *ep_user;
-  wr_quic_conn *conns;
+  wr_quic_conn *conns;      /* every connection (ep_next/ep_prev) */
   size_t nconns;
+  /* What a timer run looks at: the connections with something new to
+   * send (dirty: a datagram came in, the application wrote, a deadline
+   * moved) and the heap of every connection's next expiry, so that a run
+   * costs O(due + dirty) rather than a walk of all connections: with a
+   * thousand registered connectors, walking them all on every run (each
+   * received batch is one) made the busy tunnel's requests wait. */
+  wr_quic_conn *dirty;
+  wr_heap timers;
+  int kicked;               /* the timer is set to run at once */
   struct sockaddr_storage local;
   socklen_t locallen;
   int closing;
@@ -281,9 +291,51 @@ static int stateless_ok(wr_quic_endpoint *ep, uint64_t h, int retry) {
 
 static unsigned limit(unsigned v, unsigned def) { return v ? v : def; }
 
-static void ep_kick(void *arg) {
-  wr_quic_endpoint *ep = arg;
-  if (!ep->closing) uv_timer_start(&ep->timer, ep_timer_cb, 0, 0);
+/* |c| has something to send: onto the dirty list, and the timer runs at
+ * once (after this loop iteration's other reads: one flush per batch). */
+static void ep_mark(wr_quic_endpoint *ep, wr_quic_conn *c) {
+  if (!c->ep_dirty) {
+    c->ep_dirty = 1;
+    c->dirty_next = ep->dirty;
+    ep->dirty = c;
+  }
+  if (!ep->closing && !ep->kicked) {
+    ep->kicked = 1;
+    uv_timer_start(&ep->timer, ep_timer_cb, 0, 0);
+  }
+}
+
+static void ep_kick(void *arg, wr_quic_conn *c) { ep_mark(arg, c); }
+
+/* Adds |c| to the endpoint's connections. Returns WR_OK, or WR_ERR_NOMEM
+ * when its timer heap cannot grow (|c| is then not added). */
+static int ep_link(wr_quic_endpoint *ep, wr_quic_conn *c) {
+  if (wr_heap_reserve(&ep->timers, ep->nconns + 1) != 0) return WR_ERR_NOMEM;
+  c->ep_prev = NULL;
+  c->ep_next = ep->conns;
+  if (ep->conns) ep->conns->ep_prev = c;
+  ep->conns = c;
+  ep->nconns++;
+  c->kick = ep_kick;
+  c->kick_arg = ep;
+  return WR_OK;
+}
+
+/* Takes |c| off the endpoint's list, dirty list and timer heap. */
+static void ep_unlink(wr_quic_endpoint *ep, wr_quic_conn *c) {
+  if (c->ep_prev) c->ep_prev->ep_next = c->ep_next;
+  else ep->conns = c->ep_next;
+  if (c->ep_next) c->ep_next->ep_prev = c->ep_prev;
+  c->ep_next = c->ep_prev = NULL;
+  ep->nconns--;
+  if (c->ep_dirty) {
+    wr_quic_conn **pp = &ep->dirty;
+    while (*pp && *pp != c) pp = &(*pp)->dirty_next;
+    if (*pp) *pp = c->dirty_next;
+    c->ep_dirty = 0;
+  }
+  wr_heap_remove(&ep->timers, &c->ep_timer);
+  c->kick = NULL;
 }
 
 /* Kernel UDP GSO limits: segments per send and bytes per send. */
@@ -410,46 +462,70 @@ static void ep_grow_sockbufs(wr_quic_endpoint *ep) {
 }
 
 static void ep_rearm(wr_quic_endpoint *ep) {
-  wr_quic_tstamp now = uv_now_ns(), min = UINT64_MAX;
-  wr_quic_conn *c;
+  wr_heap_node *top = wr_heap_top(&ep->timers);
+  wr_quic_tstamp now = uv_now_ns();
   uint64_t ms;
   if (ep->closing) return;
-  for (c = ep->conns; c; c = c->ep_next) {
-    wr_quic_tstamp e = wr_quic_conn_expiry(c);
-    if (e < min) min = e;
+  if (ep->dirty) {
+    ep->kicked = 1;
+    uv_timer_start(&ep->timer, ep_timer_cb, 0, 0);
+    return;
   }
-  if (min == UINT64_MAX) {
+  ep->kicked = 0;
+  if (!top || top->key == UINT64_MAX) {
     uv_timer_stop(&ep->timer);
     return;
   }
-  ms = min <= now ? 0 : (min - now + WR_QUIC_MS - 1) / WR_QUIC_MS;
+  ms = top->key <= now ? 0 : (top->key - now + WR_QUIC_MS - 1) / WR_QUIC_MS;
   uv_timer_start(&ep->timer, ep_timer_cb, ms, 0);
 }
 
-/* Runs from the timer callback, i.e. never inside a connection callback:
- * the only place connections are freed (STYLE 2.1 #8). */
+#define EP_CONN(node) \
+  ((wr_quic_conn *)((char *)(node) - offsetof(wr_quic_conn, ep_timer)))
+
+/* One connection's turn: its due timers, then whatever it has to send;
+ * then it is filed under its next expiry, or freed once closed. */
+static void ep_service(wr_quic_endpoint *ep, wr_quic_conn *c, wr_quic_tstamp now) {
+  if (wr_quic_conn_expiry(c) <= now) wr_quic_conn_handle_expiry(c, now);
+  ep_flush(ep, c);
+  if (c->state == WR_QUIC_CLOSED) {
+    ep_unlink(ep, c);
+    ep_conn_free(ep, c);
+    return;
+  }
+  /* Room was reserved when |c| was linked: this cannot fail. */
+  (void)wr_heap_set(&ep->timers, &c->ep_timer, wr_quic_conn_expiry(c));
+}
+
+/* Connections marked while a pass runs (one connection's callbacks
+ * writing on another) get further passes, up to this many; then the timer
+ * runs again at once. */
+#define EP_PASSES 4
+
 static void ep_timer_cb(uv_timer_t *t) {
   wr_quic_endpoint *ep = t->data;
   wr_quic_tstamp now = uv_now_ns();
-  wr_quic_conn **pp = &ep->conns;
-  while (*pp) {
-    wr_quic_conn *c = *pp;
-    /* Only connections with a due timer or something new to send are
-     * written: a busy edge with many idle connectors must not pay for all
-     * of them on every received batch. */
-    int due = wr_quic_conn_expiry(c) <= now;
-    if (due) wr_quic_conn_handle_expiry(c, now);
-    if (due || c->ep_dirty) {
+  wr_heap_node *top;
+  /* Due connections join the dirty ones: each is served once per pass. */
+  while ((top = wr_heap_top(&ep->timers)) && top->key <= now) {
+    wr_quic_conn *c = EP_CONN(top);
+    wr_heap_remove(&ep->timers, top);
+    if (!c->ep_dirty) {
+      c->ep_dirty = 1;
+      c->dirty_next = ep->dirty;
+      ep->dirty = c;
+    }
+  }
+  for (int pass = 0; pass < EP_PASSES && ep->dirty; pass++) {
+    wr_quic_conn *list = ep->dirty;
+    ep->dirty = NULL;
+    while (list) {
+      wr_quic_conn *c = list;
+      list = c->dirty_next;
+      c->dirty_next = NULL;
       c->ep_dirty = 0;
-      ep_flush(ep, c);
+      ep_service(ep, c, now);
     }
-    if (c->state == WR_QUIC_CLOSED) {
-      *pp = c->ep_next;
-      ep->nconns--;
-      ep_conn_free(ep, c);
-      continue;
-    }
-    pp = &c->ep_next;
   }
   ep_rearm(ep);
 }
@@ -613,13 +689,9 @@ static int ep_register(wr_quic_endpoint *ep, wr_quic_conn *c, const uint8_t key[
   return ok ? WR_OK : WR_ERR_NOMEM;
 }
 
-/* Takes |c| off the endpoint's list and frees it. */
+/* Takes |c| off the endpoint and frees it. */
 static void ep_unlink_free(wr_quic_endpoint *ep, wr_quic_conn *c) {
-  wr_quic_conn **pp;
-  for (pp = &ep->conns; *pp && *pp != c; pp = &(*pp)->ep_next) {
-  }
-  if (*pp) *pp = c->ep_next;
-  ep->nconns--;
+  ep_unlink(ep, c);
   ep_conn_free(ep, c);
 }
 
@@ -664,15 +736,10 @@ static void ep_accept(wr_quic_endpoint *ep, const struct sockaddr *from, socklen
     return;
   c->ep = ep;
   c->adopted = 0;
-  if (ep_register(ep, c, key, h, &hd.dcid) != WR_OK) {
+  if (ep_register(ep, c, key, h, &hd.dcid) != WR_OK || ep_link(ep, c) != WR_OK) {
     ep_conn_free(ep, c);
     return;
   }
-  c->kick = ep_kick;
-  c->kick_arg = ep;
-  c->ep_next = ep->conns;
-  ep->conns = c;
-  ep->nconns++;
   ep->hs_in_window++;
   ep->stats.accepted++;
   /* No owner callback can fire in here: |c| has none yet, and a first
@@ -684,8 +751,7 @@ static void ep_accept(wr_quic_endpoint *ep, const struct sockaddr *from, socklen
   }
   /* Answer from the timer (the server's first flight, or the
    * CONNECTION_CLOSE of a refused handshake). */
-  c->ep_dirty = 1;
-  ep_kick(ep);
+  ep_mark(ep, c);
 }
 
 static void ep_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
@@ -719,8 +785,7 @@ static void ep_input(wr_quic_endpoint *ep, const struct sockaddr *addr, const ui
   /* Answer from the timer, once per loop iteration: libuv reads up to 32
    * datagrams per wakeup, and one flush after all of them sends one ACK
    * for the batch instead of one per packet. */
-  c->ep_dirty = 1;
-  ep_kick(ep);
+  ep_mark(ep, c);
 }
 
 static void ep_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
@@ -828,12 +893,12 @@ int wr_quic_endpoint_client(uv_loop_t *loop, wr_quic_tls *tls,
     wr_quic_endpoint_free(ep);
     return rv;
   }
-  c->kick = ep_kick;
-  c->kick_arg = ep;
-  ep->conns = c;
-  ep->nconns = 1;
-  c->ep_dirty = 1; /* the first Initial */
-  ep_kick(ep);
+  if (ep_link(ep, c) != WR_OK) {
+    wr_quic_conn_free(c);
+    wr_quic_endpoint_free(ep);
+    return WR_ERR_NOMEM;
+  }
+  ep_mark(ep, c); /* the first Initial */
   *out = ep;
   *conn = c;
   return WR_OK;
@@ -856,8 +921,7 @@ void wr_quic_endpoint_get_stats(const wr_quic_endpoint *ep, wr_quic_endpoint_sta
 }
 
 void wr_quic_endpoint_kick(wr_quic_endpoint *ep) {
-  for (wr_quic_conn *c = ep->conns; c; c = c->ep_next) c->ep_dirty = 1;
-  ep_kick(ep);
+  for (wr_quic_conn *c = ep->conns; c; c = c->ep_next) ep_mark(ep, c);
 }
 
 static void ep_close_cb(uv_handle_t *h) {
@@ -865,9 +929,10 @@ static void ep_close_cb(uv_handle_t *h) {
   if (--ep->handles_open > 0) return;
   while (ep->conns) {
     wr_quic_conn *c = ep->conns;
-    ep->conns = c->ep_next;
+    ep_unlink(ep, c);
     ep_conn_free(ep, c);
   }
+  wr_heap_free(&ep->timers);
   free(ep->wbuf);
   free(ep);
 }

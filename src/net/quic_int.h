@@ -17,7 +17,8 @@
  *                   public API, their ngtcp2 callbacks, and packing both
  *                   into packets (wr__quic_write_app).
  *  quic_endpoint.c  the libuv endpoint: socket, sendmmsg/GSO batching,
- *                   timer, demultiplexing through the connection-ID index,
+ *                   timers (a heap of expiries and a dirty list),
+ *                   demultiplexing through the connection-ID index,
  *                   admission control (half-open caps, Retry, stateless
  *                   reset, rate limits) and injection for tests and fuzzers.
  *                   Its own structs (endpoint, CID and source entries) stay
@@ -38,6 +39,7 @@
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 
+#include "lib/minheap.h"
 #include "net/quic.h"
 
 struct wr_quic_tls {
@@ -120,10 +122,12 @@ struct wr_quic_conn {
   int bidi_credit;    /* a finite bidi stream limit: closed peer streams give credit back */
 
   /* libuv binding (quic_endpoint.c) */
-  void (*kick)(void *arg);
+  void (*kick)(void *arg, struct wr_quic_conn *c);
   void *kick_arg;
-  int ep_dirty; /* has something to send: flush it at the next endpoint pass */
-  struct wr_quic_conn *ep_next;
+  int ep_dirty; /* on the endpoint's dirty list: flush it at the next pass */
+  struct wr_quic_conn *dirty_next;
+  struct wr_quic_conn *ep_next, *ep_prev; /* the endpoint's connections */
+  wr_heap_node ep_timer;       /* filed under its expiry in the endpoint's heap */
   struct wr_quic_endpoint *ep; /* server connections of an endpoint */
   struct src_entry *src;       /* while half-open: its source's counter */
   struct cid_entry *cids;      /* its entries in the endpoint's CID index */
@@ -145,8 +149,7 @@ static inline void wr__quic_random(uint8_t *p, size_t n) {
 /* |c| has something to send: flag it for the endpoint's next pass and wake
  * the endpoint (a no-op for a connection without one). */
 static inline void wr__quic_kick(wr_quic_conn *c) {
-  c->ep_dirty = 1;
-  if (c->kick) c->kick(c->kick_arg);
+  if (c->kick) c->kick(c->kick_arg, c);
 }
 
 /* --- quic_tls.c ----------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #include "lib/err.h"
 #include "lib/siphash.h"
 #include "lib/file.h"
+#include "lib/minheap.h"
 #include "unit.h"
 
 static void test_base64_go_compatible(void **state) {
@@ -350,11 +351,60 @@ static void test_file_helpers(void **state) {
   assert_int_equal(unit_rm_rf(dir), 0);
 }
 
+/* Random sets, moves and removals against a plain array: the top is
+ * always the smallest key present, and every node knows its place. */
+static void test_minheap(void **state) {
+  (void)state;
+  enum { N = 200 };
+  wr_heap h = {0};
+  wr_heap_node nodes[N] = {{0}};
+  int in[N] = {0};
+  uint64_t key[N] = {0};
+  srand(7);
+  assert_null(wr_heap_top(&h));
+  for (int step = 0; step < 20000; step++) {
+    int i = rand() % N;
+    if (rand() % 4 == 0) {
+      wr_heap_remove(&h, &nodes[i]);
+      in[i] = 0;
+    } else {
+      key[i] = (uint64_t)(rand() % 1000);
+      assert_int_equal(wr_heap_set(&h, &nodes[i], key[i]), 0);
+      in[i] = 1;
+    }
+    uint64_t min = UINT64_MAX;
+    size_t count = 0;
+    for (int j = 0; j < N; j++) {
+      assert_int_equal(nodes[j].pos != 0, in[j]);
+      if (!in[j]) continue;
+      count++;
+      assert_ptr_equal(h.v[nodes[j].pos - 1], &nodes[j]);
+      if (key[j] < min) min = key[j];
+    }
+    assert_int_equal(h.n, count);
+    if (count) assert_true(wr_heap_top(&h)->key == min);
+    else assert_null(wr_heap_top(&h));
+  }
+  /* Draining by the top gives the keys in order. */
+  uint64_t last = 0;
+  while (wr_heap_top(&h)) {
+    wr_heap_node *t = wr_heap_top(&h);
+    assert_true(t->key >= last);
+    last = t->key;
+    wr_heap_remove(&h, t);
+    assert_int_equal(t->pos, 0);
+  }
+  assert_int_equal(wr_heap_reserve(&h, 1000), 0);
+  assert_true(h.cap >= 1000);
+  wr_heap_free(&h);
+  assert_null(h.v);
+}
+
 int main(void) {
   return UNIT_RUN_NAME(
       "lib", NULL, NULL,
       UNIT_TESTS(test_base64_go_compatible, test_uuid_and_hex, test_hex_helpers, test_base64_url,
                  test_pct_encode, test_pct_decode, test_base64_decode_flags, test_buf_limit, test_durations,
                  test_flag_precedence, test_file_helpers, test_flag_shadowing_and_copy,
-                 test_siphash_reference));
+                 test_siphash_reference, test_minheap));
 }
