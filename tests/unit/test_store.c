@@ -511,6 +511,79 @@ static void test_edges(void **state) {
   wr_store_set_clock(f->s, NULL, NULL);
 }
 
+/* A connection of connector |client| (index |idx|) on edge |edge|, opened
+ * under |lim|: the result of wr_store_conn_open_limited. */
+static int limited_conn(fixture *f, const char *tunnel, unsigned n, const char *client, unsigned idx,
+                        const char *edge, wr_conn_limits *lim) {
+  wr_conn_rec c = {0};
+  snprintf(c.id, sizeof(c.id), "c0000000-0000-4000-8000-%012u", n);
+  snprintf(c.tunnel_id, sizeof(c.tunnel_id), "%s", tunnel);
+  snprintf(c.client_id, sizeof(c.client_id), "%s", client);
+  snprintf(c.edge_id, sizeof(c.edge_id), "%s", edge);
+  c.conn_index = idx;
+  return wr_store_conn_open_limited(f->s, &c, lim);
+}
+
+/* The per-tunnel limits count every beating edge's open connections. */
+static void test_conn_limits_across_edges(void **state) {
+  fixture *f = *state;
+  int64_t now = 1000000;
+  wr_store_set_clock(f->s, unit_fixed_clock, &now);
+  wr_tunnel t, other;
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "web", NULL, 0, &t), WR_OK);
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "api", NULL, 0, &other), WR_OK);
+  wr_edge_rec a = {.id = "aaaaaaaa-0000-4000-8000-000000000001", .peer_addr = "127.0.0.1:1001"};
+  wr_edge_rec b = {.id = "bbbbbbbb-0000-4000-8000-000000000002", .peer_addr = "127.0.0.1:1002"};
+  char(*closed)[WR_STORE_UUID_LEN + 1];
+  size_t nclosed, expired;
+  assert_int_equal(wr_store_edge_beat(f->s, &a, NULL, 0, &closed, &nclosed), WR_OK);
+  assert_int_equal(wr_store_edge_beat(f->s, &b, NULL, 0, &closed, &nclosed), WR_OK);
+  const char *x = "11111111-0000-4000-8000-000000000001", *y = "22222222-0000-4000-8000-000000000002";
+  wr_conn_limits lim = {.max_connectors = 1, .max_per_connector = 2, .fresh_since = now - 10};
+  /* X takes index 0 through A and index 1 through B: B counts A's. */
+  assert_int_equal(limited_conn(f, t.id, 1, x, 0, a.id, &lim), WR_OK);
+  assert_int_equal(lim.connectors, 0);
+  assert_int_equal(limited_conn(f, t.id, 2, x, 1, b.id, &lim), WR_OK);
+  assert_int_equal(lim.connectors, 1);
+  assert_int_equal(lim.mine, 1);
+  /* A third index of X is over its limit, through either edge; nothing is
+   * recorded. */
+  assert_int_equal(limited_conn(f, t.id, 3, x, 2, a.id, &lim), WR_ERR_LIMIT);
+  assert_int_equal(lim.mine, 2);
+  assert_err_contains(f->s, "already has 2 connections");
+  /* X again on index 1 (it reconnects through A before B noticed): the
+   * connection it replaces does not count. */
+  assert_int_equal(limited_conn(f, t.id, 4, x, 1, a.id, &lim), WR_OK);
+  assert_int_equal(lim.mine, 1);
+  assert_int_equal(wr_store_conn_close(f->s, "c0000000-0000-4000-8000-000000000002"), WR_OK);
+  /* Another connector Y is one too many for the tunnel, seen from B, but
+   * not for another tunnel. */
+  assert_int_equal(limited_conn(f, t.id, 5, y, 0, b.id, &lim), WR_ERR_LIMIT);
+  assert_int_equal(lim.connectors, 1);
+  assert_int_equal(lim.mine, 0);
+  assert_err_contains(f->s, "already has 1 connectors");
+  assert_int_equal(limited_conn(f, other.id, 6, y, 0, b.id, &lim), WR_OK);
+  wr_conn_rec *list;
+  size_t n;
+  assert_int_equal(wr_store_conn_list(f->s, t.id, 1, &list, &n), WR_OK);
+  assert_int_equal(n, 2);
+  free(list);
+  /* A stops beating: its connections no longer count for B, even before
+   * they expire; then they expire. */
+  now += 30;
+  lim.fresh_since = now - 10;
+  assert_int_equal(wr_store_edge_beat(f->s, &b, NULL, 0, &closed, &nclosed), WR_OK);
+  assert_int_equal(limited_conn(f, t.id, 7, y, 0, b.id, &lim), WR_OK);
+  assert_int_equal(lim.connectors, 0);
+  assert_int_equal(wr_store_edge_expire(f->s, now - 15, &expired), WR_OK);
+  assert_int_equal(expired, 1);
+  /* A limit of 0 is none. */
+  wr_conn_limits none = {.fresh_since = now - 10};
+  assert_int_equal(limited_conn(f, t.id, 8, x, 0, b.id, &none), WR_OK);
+  assert_int_equal(none.connectors, 1);
+  wr_store_set_clock(f->s, NULL, NULL);
+}
+
 /* --- routes ------------------------------------------------------------------------- */
 
 static void test_routes(void **state) {
@@ -875,8 +948,9 @@ int main(void) {
 #define COMMON                                                                               \
   UNIT_TESTS(test_dns_names, test_tunnel_names),                                             \
       UNIT_FIXTURE(setup, teardown, test_accounts_and_zones, test_users_and_tokens,          \
-                   test_tunnel_create_get_list_delete, test_connections, test_edges, test_routes,\
-                   test_routes_multi_zone, test_audit, test_two_handles, test_account_limits)
+                   test_tunnel_create_get_list_delete, test_connections, test_edges,         \
+                   test_conn_limits_across_edges, test_routes, test_routes_multi_zone,       \
+                   test_audit, test_two_handles, test_account_limits)
   const unit_tests sqlite_tests[] = {
       UNIT_FIXTURE(setup, teardown, test_migrations_idempotent, test_open_errors), COMMON};
   const unit_tests pg_tests[] = {
