@@ -206,7 +206,8 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
   wr_tunnel_server_config tcfg = {.store = e->store, .store_async = e->store_async,
                                   .edge_id = e->edge_id,
                                   .max_connectors = mc ? (unsigned)strtoul(mc, NULL, 10) : 0,
-                                  .max_conns_per_connector = mp ? (unsigned)strtoul(mp, NULL, 10) : 0};
+                                  .max_conns_per_connector =
+                                      mp ? (unsigned)strtoul(mp, NULL, 10) : 0};
   if ((rv = wr_tunnel_server_new(&tcfg, &e->ts)) != WR_OK) return rv;
   rv = wr_tunnel_server_listen(e->ts, e->loop, e->tls, &e->qcfg,
                                (const struct sockaddr *)&o->tunnel.addr, &e->ep);

@@ -536,8 +536,8 @@ int wr__store_account_cap(wr_store *s, const char *account_id, size_t max, const
   wr_db_stmt *st;
   int rv;
   if (!max) return WR_OK;
-  if ((rv = wr__store_xact_lock(s, WR__STORE_LOCK_ACCOUNT, account_id, "lock the account")) != WR_OK)
-    return rv;
+  rv = wr__store_xact_lock(s, WR__STORE_LOCK_ACCOUNT, account_id, "lock the account");
+  if (rv != WR_OK) return rv;
   if ((rv = wr__store_prepf(s, &st, count_sql, "s", account_id)) != WR_OK) return rv;
   rv = wr__store_step_row(s, st, what);
   size_t n = rv == WR_OK ? (size_t)wr_db_col_int64(st, 0) : 0;

@@ -263,11 +263,13 @@ static int field_ok(const char *f, size_t size) { return memchr(f, '\0', size) !
 static int conn_limits(wr_store *s, const wr_conn_rec *c, const char *tunnel, const char *client,
                        wr_conn_limits *lim) {
   wr_db_stmt *st;
-  int rv = wr__store_xact_lock(s, WR__STORE_LOCK_TUNNEL_CONNS, tunnel, "lock the tunnel's connections");
+  int rv = wr__store_xact_lock(s, WR__STORE_LOCK_TUNNEL_CONNS, tunnel,
+                               "lock the tunnel's connections");
   if (rv != WR_OK) return rv;
   rv = wr__store_prepf(
       s, &st,
-      "SELECT count(DISTINCT client_id), coalesce(sum(CASE WHEN client_id = ? THEN 1 ELSE 0 END), 0)"
+      "SELECT count(DISTINCT client_id),"
+      " coalesce(sum(CASE WHEN client_id = ? THEN 1 ELSE 0 END), 0)"
       " FROM connections WHERE tunnel_id = ? AND closed_at IS NULL"
       " AND NOT (client_id = ? AND conn_index = ?)"
       " AND (edge_id = ? OR edge_id IN (SELECT id FROM edges WHERE heartbeat_at >= ?))",

@@ -513,8 +513,8 @@ static void test_edges(void **state) {
 
 /* A connection of connector |client| (index |idx|) on edge |edge|, opened
  * under |lim|: the result of wr_store_conn_open_limited. */
-static int limited_conn(fixture *f, const char *tunnel, unsigned n, const char *client, unsigned idx,
-                        const char *edge, wr_conn_limits *lim) {
+static int limited_conn(fixture *f, const char *tunnel, unsigned n, const char *client,
+                        unsigned idx, const char *edge, wr_conn_limits *lim) {
   wr_conn_rec c = {0};
   snprintf(c.id, sizeof(c.id), "c0000000-0000-4000-8000-%012u", n);
   snprintf(c.tunnel_id, sizeof(c.tunnel_id), "%s", tunnel);
@@ -538,7 +538,8 @@ static void test_conn_limits_across_edges(void **state) {
   size_t nclosed, expired;
   assert_int_equal(wr_store_edge_beat(f->s, &a, NULL, 0, &closed, &nclosed), WR_OK);
   assert_int_equal(wr_store_edge_beat(f->s, &b, NULL, 0, &closed, &nclosed), WR_OK);
-  const char *x = "11111111-0000-4000-8000-000000000001", *y = "22222222-0000-4000-8000-000000000002";
+  const char *x = "11111111-0000-4000-8000-000000000001";
+  const char *y = "22222222-0000-4000-8000-000000000002";
   wr_conn_limits lim = {.max_connectors = 1, .max_per_connector = 2, .fresh_since = now - 10};
   /* X takes index 0 through A and index 1 through B: B counts A's. */
   assert_int_equal(limited_conn(f, t.id, 1, x, 0, a.id, &lim), WR_OK);
