@@ -7,6 +7,12 @@ A killed with kill -9 halfway through the run (B's streams to A start again
 on C; the figure is how many requests wrk saw fail).
 
     python3 bench/multi_edge.py        (release binaries in build/, or WARREN_BUILD)
+    python3 bench/multi_edge.py --three-rr
+
+--three-rr runs only three edges as tests/e2e/test_multi_edge_rr.py sets
+them up (127.0.0.2-.4, same ports, one connector on all three): wrk through
+each edge, then that test's round-robin visitors with one edge killed
+(kill -9); it writes bench/results/multi_edge_rr.md and .json.
 
 Needs wrk and Debian's postgresql (tests/tools/pg_tmp.sh starts a throw-away
 server). The origin is the connector's hello_world service. Prints a
@@ -46,8 +52,8 @@ def check(cmd, env):
     return r.stdout
 
 
-def get(port, host=HOST):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
+def get(port, host=HOST, addr="127.0.0.1"):
+    req = urllib.request.Request(f"http://{addr}:{port}/", headers={"Host": host})
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
             r.read()
@@ -62,9 +68,9 @@ def wait(pred, timeout):
     return wait_until(pred, timeout, 0.01)
 
 
-def wrk(port):
+def wrk(port, addr="127.0.0.1"):
     r = subprocess.run(["wrk", "-t2", f"-c{CONNS}", f"-d{SECONDS}s", "-H", f"Host: {HOST}",
-                        f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
+                        f"http://{addr}:{port}/"], capture_output=True, text=True,
                        timeout=SECONDS + 60)
     m = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", r.stdout)
@@ -75,16 +81,23 @@ def wrk(port):
 
 
 class Edge:
-    def __init__(self, d, env, log):
-        self.udp, self.http, self.api, self.peer = (free_port(socket.SOCK_DGRAM), free_port(),
-                                                    free_port(), free_port())
+    """|host|: its address (any of 127/8); |ports|: another Edge whose ports
+    it takes (edges on different addresses, as behind DNS round robin)."""
+
+    def __init__(self, d, env, log, host="127.0.0.1", ports=None):
+        self.host = host
+        if ports:
+            self.udp, self.http, self.api, self.peer = ports.udp, ports.http, ports.api, ports.peer
+        else:
+            self.udp, self.http, self.api, self.peer = (free_port(socket.SOCK_DGRAM), free_port(),
+                                                        free_port(), free_port())
         self.p = subprocess.Popen(
-            [EDGE, "run", "--data-dir", d, "--tunnel-listen", f"127.0.0.1:{self.udp}",
-             "--http-listen", f"127.0.0.1:{self.http}", "--api-listen", f"127.0.0.1:{self.api}",
-             "--peer-listen", f"127.0.0.1:{self.peer}", "--requests-per-second-per-source", "0",
+            [EDGE, "run", "--data-dir", d, "--tunnel-listen", f"{host}:{self.udp}",
+             "--http-listen", f"{host}:{self.http}", "--api-listen", f"{host}:{self.api}",
+             "--peer-listen", f"{host}:{self.peer}", "--requests-per-second-per-source", "0",
              "--loglevel", "warn"],
             env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        if not wait(lambda: get(self.http, "nosuch." + ZONE) == 404, 30):
+        if not wait(lambda: get(self.http, "nosuch." + ZONE, host) == 404, 30):
             sys.exit(f"edge did not start: {log}")
 
     def stop(self):
@@ -111,7 +124,7 @@ def connector(work, env, d, creds, *edges):
     tid = json.load(open(creds))["TunnelID"]
     args = []
     for e in edges:
-        args += ["--edge", f"127.0.0.1:{e.udp}"]
+        args += ["--edge", f"{e.host}:{e.udp}"]
     return subprocess.Popen(
         [WARREN, "tunnel", "--no-autoupdate", *args, "--cacert",
          os.path.join(d, "ca.pem"), "--protocol", "quic", "--credentials-file", creds,
@@ -154,7 +167,127 @@ def three_edges(w, env, d, creds, a, b, procs):
     return r
 
 
+def rr_load(edges, kill, before, after):
+    """The round-robin visitors of tests/e2e/test_multi_edge_rr.py over the
+    edges' addresses for |before| s, then |kill| (kill -9 of an edge), then
+    |after| s: requests/s in each part, failures and resent GETs."""
+    from test_multi_edge_rr import HOSTS, WORKERS, RoundRobinVisitor, VisitorFailed
+    visitors = [RoundRobinVisitor(HOSTS, edges[0].http, HOST, first=i) for i in range(WORKERS)]
+    done, times, failures, statuses = threading.Event(), [], [], {}
+
+    def run(v):
+        while not done.is_set():
+            try:
+                st = v.get()
+                statuses[st] = statuses.get(st, 0) + 1
+                times.append(time.monotonic())
+            except VisitorFailed as e:
+                failures.append((time.monotonic(), str(e)))
+
+    threads = [threading.Thread(target=run, args=(v,)) for v in visitors]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    time.sleep(before)
+    tk = time.monotonic()
+    kill()
+    time.sleep(after)
+    done.set()
+    for t in threads:
+        t.join(60)
+    n_before = sum(1 for t in times if t < tk)
+    return {"rps_before": n_before / (tk - t0), "rps_after": (len(times) - n_before) / after,
+            "requests": len(times), "failures": len(failures),
+            "failures_after_kill": sum(1 for t, _ in failures if t >= tk),
+            "first_failures": [f for _, f in failures[:3]],
+            "statuses": {str(k): v for k, v in statuses.items()},
+            "resent": sum(v.retries for v in visitors)}
+
+
+def three_rr(work, dsn, procs):
+    """Three edges on 127.0.0.2-.4 with the same ports (as behind DNS round
+    robin, tests/e2e/test_multi_edge_rr.py), one connector with all three:
+    wrk through each edge, then the test's round-robin visitors with the
+    first edge killed (kill -9) a third of the way through."""
+    from test_multi_edge_rr import HOSTS
+    w = os.path.join(work, "rr")
+    os.makedirs(w)
+    check(["psql", dsn, "-X", "-q", "-c", "CREATE DATABASE rr"], os.environ)
+    store = f"{dsn} dbname=rr"
+    env, d, creds = setup(w, store)
+    dirs = [d]
+    for i in (1, 2):
+        dirs.append(os.path.join(w, f"edge-{i}"))
+        shutil.copytree(d, dirs[i])
+    edges = []
+    for i, h in enumerate(HOSTS):
+        edges.append(Edge(dirs[i], env, os.path.join(w, f"edge-{i}.log"), host=h,
+                          ports=edges[0] if edges else None))
+        procs.append(edges[-1].p)
+    procs.append(connector(w, env, d, creds, *edges))
+    live = ["psql", store, "-X", "-At", "-c",
+            "SELECT count(DISTINCT edge_id) FROM connections WHERE closed_at IS NULL"]
+    if not wait_until(lambda: check(live, os.environ).strip() == "3", 60, 0.5):
+        sys.exit("the connector did not connect to all three edges")
+    res = {h: wrk(e.http, h) for h, e in zip(HOSTS, edges)}
+    res["kill"] = rr_load(edges, lambda: os.killpg(edges[0].p.pid, signal.SIGKILL), SECONDS,
+                          2 * SECONDS)
+    return res
+
+
+def report_rr(res, load_start):
+    from test_multi_edge_rr import HOSTS, WORKERS
+    k = res["kill"]
+    build = "release" if os.path.realpath(BUILD) == os.path.join(ROOT, "build") else BUILD
+    lines = [
+        f"# Three edges on one PostgreSQL: `python3 bench/multi_edge.py --three-rr`", "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {build} build, "
+        f"{os.cpu_count()} CPUs, load average {load_start:.2f} at the start and "
+        f"{os.getloadavg()[0]:.2f} at the end (the edges, PostgreSQL, the connector and the "
+        "clients share the machine).", "",
+        f"Edges on {', '.join(HOSTS)} with the same ports, one connector with `--edge` for all "
+        "three (one HA connection each), hello_world origin.", "",
+        "| run | requests/s | failed |", "|---|---|---|"]
+    for h in HOSTS:
+        r = res[h]
+        lines.append(f"| wrk through {h} ({CONNS} connections, {SECONDS} s) | {r['rps']:,.0f} | "
+                     f"{r['non2xx']} non-2xx, {r['socket_errors']} socket errors |")
+    lines.append(f"| round-robin visitors ({WORKERS}), all three edges ({SECONDS} s) | "
+                 f"{k['rps_before']:,.0f} | {k['failures'] - k['failures_after_kill']} |")
+    lines.append(f"| the same after `kill -9` of {HOSTS[0]} ({2 * SECONDS} s) | "
+                 f"{k['rps_after']:,.0f} | {k['failures_after_kill']} |")
+    lines += ["", f"{k['requests']} requests by the round-robin visitors (statuses "
+              f"{k['statuses']}), {k['failures']} failed, {k['resent']} GETs resent once by the "
+              "visitor after their connection died before the answer (the client of "
+              "tests/e2e/test_multi_edge_rr.py; one Python thread each, so its requests/s are "
+              "the client's limit, not the edges')."]
+    return "\n".join(lines) + "\n"
+
+
+def main_rr():
+    work = tempfile.mkdtemp(prefix="wr-bench-rr.")
+    load_start = os.getloadavg()[0]
+    dsn = check([PG_TMP, "start"], os.environ).strip()
+    procs = []
+    try:
+        res = three_rr(work, dsn, procs)
+    finally:
+        stop_popens(procs, 20)
+        subprocess.run([PG_TMP, "stop", dsn], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    md = report_rr(res, load_start)
+    print(md)
+    out = os.path.join(ROOT, "bench", "results")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "multi_edge_rr.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(out, "multi_edge_rr.json"), "w") as f:
+        json.dump({"wrk_seconds": SECONDS, "wrk_connections": CONNS, **res}, f, indent=2)
+
+
 def main():
+    if "--three-rr" in sys.argv[1:]:
+        return main_rr()
     res = {}
     work = tempfile.mkdtemp(prefix="wr-bench-multi.")
     dsn = check([PG_TMP, "start"], os.environ).strip()

@@ -199,8 +199,15 @@ static int start_tunnels(wr_edge *e, char *err, size_t errlen) {
     }
     wr_uuid_format(&u, e->edge_id);
   }
+  /* Test-only hooks (tunnel_server.h): the per-tunnel limits, lowered so
+   * that a test needs a few connectors rather than 25. */
+  const char *mc = getenv("WARREN_TEST_MAX_CONNECTORS");
+  const char *mp = getenv("WARREN_TEST_MAX_CONNS_PER_CONNECTOR");
   wr_tunnel_server_config tcfg = {.store = e->store, .store_async = e->store_async,
-                                  .edge_id = e->edge_id};
+                                  .edge_id = e->edge_id,
+                                  .max_connectors = mc ? (unsigned)strtoul(mc, NULL, 10) : 0,
+                                  .max_conns_per_connector =
+                                      mp ? (unsigned)strtoul(mp, NULL, 10) : 0};
   if ((rv = wr_tunnel_server_new(&tcfg, &e->ts)) != WR_OK) return rv;
   rv = wr_tunnel_server_listen(e->ts, e->loop, e->tls, &e->qcfg,
                                (const struct sockaddr *)&o->tunnel.addr, &e->ep);

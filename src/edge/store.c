@@ -516,22 +516,28 @@ int wr__store_step_row(wr_store *s, wr_db_stmt *st, const char *what) {
 }
 
 
+int wr__store_xact_lock(wr_store *s, int space, const char *key, const char *what) {
+  wr_db_stmt *st;
+  int rv;
+  if (strcmp(wr_db_backend(s->db), "postgres") != 0) return WR_OK;
+  /* The two-key form (a space, the key's hash): apart from the schema's
+   * one-key lock. */
+  rv = wr__store_prepf(s, &st, "SELECT pg_advisory_xact_lock(?::integer, hashtext(lower(?)))", "is",
+                       (int64_t)space, key);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, what);
+  wr_db_finalize(st);
+  if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "%s: no result", what);
+  return rv;
+}
+
 int wr__store_account_cap(wr_store *s, const char *account_id, size_t max, const char *count_sql,
                           const char *what) {
   wr_db_stmt *st;
   int rv;
   if (!max) return WR_OK;
-  if (strcmp(wr_db_backend(s->db), "postgres") == 0) {
-    /* The two-key form ("wrn", the account's hash): a space apart from
-     * the schema's one-key lock. */
-    rv = wr__store_prepf(s, &st, "SELECT pg_advisory_xact_lock(7828078, hashtext(lower(?)))", "s",
-                         account_id);
-    if (rv != WR_OK) return rv;
-    rv = wr__store_step_row(s, st, "lock the account");
-    wr_db_finalize(st);
-    if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "lock the account: no result");
-    if (rv != WR_OK) return rv;
-  }
+  rv = wr__store_xact_lock(s, WR__STORE_LOCK_ACCOUNT, account_id, "lock the account");
+  if (rv != WR_OK) return rv;
   if ((rv = wr__store_prepf(s, &st, count_sql, "s", account_id)) != WR_OK) return rv;
   rv = wr__store_step_row(s, st, what);
   size_t n = rv == WR_OK ? (size_t)wr_db_col_int64(st, 0) : 0;

@@ -251,6 +251,25 @@ typedef struct wr_conn_rec {
 /* Records a registered connection. WR_ERR_NOTFOUND if the tunnel is unknown,
  * WR_ERR_INVAL for a deleted tunnel or bad fields, WR_ERR_EXISTS for a reused id. */
 int wr_store_conn_open(wr_store *s, const wr_conn_rec *c);
+/* A tunnel's limits on connections, held across the edges sharing the
+ * store (edge/tunnel_server.h has the defaults). */
+typedef struct wr_conn_limits {
+  unsigned max_connectors;    /* distinct client ids per tunnel; 0: none */
+  unsigned max_per_connector; /* connections of one client id; 0: none */
+  int64_t fresh_since;        /* other edges count if beating since then */
+  /* out (WR_OK and WR_ERR_LIMIT): what counted, bar the new connection */
+  unsigned connectors;        /* distinct connectors of the tunnel */
+  unsigned mine;              /* connections of the new one's client id */
+} wr_conn_limits;
+/* wr_store_conn_open, with the tunnel's open connections counted in the
+ * same transaction first: those of c->edge_id and of every edge whose
+ * heartbeat is at or after lim->fresh_since, bar the one |c| replaces (same
+ * client id and index). On PostgreSQL a per-tunnel lock makes edges
+ * registering at once count each other's rows. WR_ERR_LIMIT (nothing
+ * recorded) when c->client_id is not among the connectors and
+ * max_connectors are there, or has max_per_connector connections already;
+ * otherwise as wr_store_conn_open. |lim| NULL: no limits. */
+int wr_store_conn_open_limited(wr_store *s, const wr_conn_rec *c, wr_conn_limits *lim);
 /* Sets closed_at. WR_ERR_NOTFOUND if there is no open connection |id|. */
 int wr_store_conn_close(wr_store *s, const char *id);
 /* Closes every open connection (an edge starting after a crash). */

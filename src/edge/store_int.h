@@ -101,6 +101,15 @@ int wr__store_execf(wr_store *s, int *changes, const char *what, const char *sql
 /* WR_OK with a row current, WR_ERR_NOTFOUND (message left to the caller) or
  * WR_ERR_STORE. */
 int wr__store_step_row(wr_store *s, wr_db_stmt *st, const char *what);
+/* Lock spaces of wr__store_xact_lock ("wrn", "wrc" in ASCII). */
+#define WR__STORE_LOCK_ACCOUNT 7828078
+#define WR__STORE_LOCK_TUNNEL_CONNS 7828067
+/* Waits, inside the caller's transaction, for the other transactions that
+ * hold lock (|space|, |key|) (case-insensitive) and holds it until the
+ * transaction ends: PostgreSQL's transaction-scoped advisory lock. A no-op
+ * on SQLite, whose BEGIN IMMEDIATE already serialises every writer. WR_OK
+ * or WR_ERR_STORE (|what| names the step). */
+int wr__store_xact_lock(wr_store *s, int space, const char *key, const char *what);
 /* A per-account limit, inside the caller's transaction, so that it holds
  * for writers on several edges: waits for the account's other limited
  * writers (PostgreSQL: a transaction-scoped advisory lock per account;

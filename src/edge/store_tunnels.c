@@ -254,7 +254,49 @@ out:
 
 static int field_ok(const char *f, size_t size) { return memchr(f, '\0', size) != NULL; }
 
+/* The tunnel's open connections that count against the limits of a
+ * registration of |c| (client |client|): those of |c|'s edge and of the
+ * edges beating since lim->fresh_since, bar the one |c| replaces (same
+ * client and index). Sets lim->connectors and lim->mine; WR_ERR_LIMIT when
+ * |c| is over a limit. Inside conn_open's transaction, under the tunnel's
+ * lock. */
+static int conn_limits(wr_store *s, const wr_conn_rec *c, const char *tunnel, const char *client,
+                       wr_conn_limits *lim) {
+  wr_db_stmt *st;
+  int rv = wr__store_xact_lock(s, WR__STORE_LOCK_TUNNEL_CONNS, tunnel,
+                               "lock the tunnel's connections");
+  if (rv != WR_OK) return rv;
+  rv = wr__store_prepf(
+      s, &st,
+      "SELECT count(DISTINCT client_id),"
+      " coalesce(sum(CASE WHEN client_id = ? THEN 1 ELSE 0 END), 0)"
+      " FROM connections WHERE tunnel_id = ? AND closed_at IS NULL"
+      " AND NOT (client_id = ? AND conn_index = ?)"
+      " AND (edge_id = ? OR edge_id IN (SELECT id FROM edges WHERE heartbeat_at >= ?))",
+      "sssisi", client, tunnel, client, (int64_t)c->conn_index, c->edge_id, lim->fresh_since);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, "count the tunnel's connections");
+  if (rv == WR_OK) {
+    lim->connectors = (unsigned)wr_db_col_int64(st, 0);
+    lim->mine = (unsigned)wr_db_col_int64(st, 1);
+  }
+  wr_db_finalize(st);
+  if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count connections: no result");
+  if (rv != WR_OK) return rv;
+  if (!lim->mine && lim->max_connectors && lim->connectors >= lim->max_connectors)
+    return wr__store_serr(s, WR_ERR_LIMIT, "tunnel %s already has %u connectors", tunnel,
+                          lim->connectors);
+  if (lim->max_per_connector && lim->mine >= lim->max_per_connector)
+    return wr__store_serr(s, WR_ERR_LIMIT, "connector %s already has %u connections to tunnel %s",
+                          client, lim->mine, tunnel);
+  return WR_OK;
+}
+
 int wr_store_conn_open(wr_store *s, const wr_conn_rec *c) {
+  return wr_store_conn_open_limited(s, c, NULL);
+}
+
+int wr_store_conn_open_limited(wr_store *s, const wr_conn_rec *c, wr_conn_limits *lim) {
   char id[WR_STORE_UUID_LEN + 1], client[WR_STORE_UUID_LEN + 1];
   wr_tunnel t;
   int rv;
@@ -274,6 +316,7 @@ int wr_store_conn_open(wr_store *s, const wr_conn_rec *c) {
     rv = wr__store_serr(s, WR_ERR_INVAL, "tunnel %s is deleted", t.id);
     goto out;
   }
+  if (lim && (rv = conn_limits(s, c, t.id, client, lim)) != WR_OK) goto out;
   rv = wr__store_execf(
       s, NULL, "record connection",
       "INSERT INTO connections(id, tunnel_id, conn_index, client_id, client_version, arch,"

@@ -17,6 +17,7 @@
 #include "net/addr.h"
 #include "proto/rpc_session.h"
 #include "proto/tunnelrpc.h"
+#include "edge/cluster.h"
 #include "edge/store_async.h"
 #include "edge/tunnel_transport.h"
 
@@ -318,6 +319,33 @@ static int would_replace(const edge_conn *o, const char *client_id, unsigned con
   return client_id[0] && o->conn_index == conn_index && strcasecmp(o->client_id, client_id) == 0;
 }
 
+/* Whether a registration of (client, index) to |tunnel_id|, which has
+ * |connectors| connectors and |mine| connections of this client (not
+ * counting one it replaces), is over a limit: then writes the cause and
+ * sets *retry. The same words whether the count is this edge's or the
+ * store's (several edges): cloudflared prints them. Any thread. */
+static int over_limits(unsigned max_connectors, unsigned max_per_connector, const char *tunnel_id,
+                       const char *client_id, unsigned conn_index, unsigned connectors,
+                       unsigned mine, char *cause, size_t len, int *retry) {
+  if (!mine && connectors >= max_connectors) {
+    snprintf(cause, len,
+             "tunnel %s already has %u connectors, the limit of this edge; stop one of them "
+             "(each `cloudflared tunnel run` is one connector) before starting another",
+             tunnel_id, connectors);
+    *retry = 1;
+    return 1;
+  }
+  if (mine >= max_per_connector) {
+    snprintf(cause, len,
+             "connector %s already has %u connections to tunnel %s, the limit of this edge per "
+             "connector; connection index %u is refused (lower --ha-connections)",
+             client_id, mine, tunnel_id, conn_index);
+    *retry = 0;
+    return 1;
+  }
+  return 0;
+}
+
 /* Checks the per-tunnel limits for a registration of (client, index) to
  * |tunnel_id|, not counting a connection it would replace. On a refusal,
  * writes the cause and sets *retry. Returns 1 if allowed. */
@@ -327,7 +355,6 @@ static int within_limits(wr_tunnel_server *ts, const edge_conn *self, const char
   const edge_conn **peers = NULL;
   size_t npeers = 0, cap = 0;
   unsigned connectors = 0, mine = 0;
-  int ok = 1;
   /* One walk over every connection collects this tunnel's (a few dozen at
    * most); the distinct-connector count is then quadratic in those only. */
   for (const edge_conn *o = tunnel_chain(ts, tunnel_id); o; o = o->tunnel_next) {
@@ -350,22 +377,8 @@ static int within_limits(wr_tunnel_server *ts, const edge_conn *self, const char
     connectors += !cid[0] || k == i;
   }
   free(peers);
-  if (!mine && connectors >= ts->max_connectors) {
-    snprintf(cause, len,
-             "tunnel %s already has %u connectors, the limit of this edge; stop one of them "
-             "(each `cloudflared tunnel run` is one connector) before starting another",
-             tunnel_id, connectors);
-    *retry = 1;
-    ok = 0;
-  } else if (mine >= ts->max_conns_per_connector) {
-    snprintf(cause, len,
-             "connector %s already has %u connections to tunnel %s, the limit of this edge per "
-             "connector; connection index %u is refused (lower --ha-connections)",
-             client_id, mine, tunnel_id, conn_index);
-    *retry = 0;
-    ok = 0;
-  }
-  return ok;
+  return !over_limits(ts->max_connectors, ts->max_conns_per_connector, tunnel_id, client_id,
+                      conn_index, connectors, mine, cause, len, retry);
 }
 
 /* ---- RegistrationServer -------------------------------------------------- */
@@ -417,6 +430,34 @@ static int check_tunnel(wr_store *s, const char *tid, const char *acct, size_t a
   return 1;
 }
 
+/* Records the connection's row. On a store shared by several edges
+ * (rec->edge_id set) the tunnel's limits are counted over every edge's live
+ * connections in the same transaction, since this edge's own count
+ * (within_limits) does not see theirs. Returns 1; 0 refused over a limit,
+ * or -1 the store failed (wr_store_errmsg(s)), with the |cause| and
+ * |retry|. Callable on any thread (logs nothing). */
+static int record_conn(wr_store *s, const wr_conn_rec *rec, unsigned max_connectors,
+                       unsigned max_per_connector, char *cause, size_t len, int *retry) {
+  int rv;
+  if (!rec->edge_id[0]) {
+    rv = wr_store_conn_open(s, rec);
+  } else {
+    wr_conn_limits lim = {.max_connectors = max_connectors,
+                          .max_per_connector = max_per_connector,
+                          .fresh_since = (int64_t)time(NULL) - WR_CLUSTER_TTL_S};
+    rv = wr_store_conn_open_limited(s, rec, &lim);
+    if (rv == WR_ERR_LIMIT) {
+      over_limits(max_connectors, max_per_connector, rec->tunnel_id, rec->client_id,
+                  rec->conn_index, lim.connectors, lim.mine, cause, len, retry);
+      return 0;
+    }
+  }
+  if (rv == WR_OK) return 1;
+  snprintf(cause, len, "internal error: cannot record the connection");
+  *retry = 1;
+  return -1;
+}
+
 static int details(wr_rpc_reply *r, const wr_tunnel_server *ts, const uint8_t uuid[16],
                    int remote_managed) {
   wr_tunnelrpc_conn_response resp;
@@ -466,6 +507,7 @@ struct reg_job {
   uint8_t secret[WR_STORE_SECRET_MAX + 1];
   size_t secret_len;
   wr_conn_rec rec;
+  unsigned max_connectors, max_per_connector; /* the server's, for the store thread */
   store_note note; /* the registration's audit row */
   /* results */
   int ok;          /* the row is recorded */
@@ -477,20 +519,22 @@ struct reg_job {
 
 static void reg_run(wr_store *s, void *arg) {
   reg_job *j = arg;
+  int failed = 0; /* the store did */
   if (check_tunnel(s, j->tid, j->acct, j->acct_len, j->secret, j->secret_len, &j->t, j->cause,
                    sizeof(j->cause), &j->retry)) {
     memcpy(j->rec.tunnel_id, j->t.id, sizeof(j->rec.tunnel_id));
-    if (wr_store_conn_open(s, &j->rec) == WR_OK) {
+    int rec = record_conn(s, &j->rec, j->max_connectors, j->max_per_connector, j->cause,
+                          sizeof(j->cause), &j->retry);
+    failed = rec < 0;
+    if (rec > 0) {
       j->ok = 1;
       snprintf(j->note.account_id, sizeof(j->note.account_id), "%s", j->t.account_id);
       snprintf(j->note.tunnel_id, sizeof(j->note.tunnel_id), "%s", j->t.id);
       store_write(s, &j->note);
-    } else {
-      snprintf(j->cause, sizeof(j->cause), "internal error: cannot record the connection");
-      j->retry = 1;
     }
-  }
-  if (j->retry) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
+  } else
+    failed = j->retry;
+  if (failed) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
   explicit_bzero(j->secret, sizeof(j->secret));
   explicit_bzero(j->t.secret, sizeof(j->t.secret));
 }
@@ -570,6 +614,8 @@ static int register_later(edge_conn *ec, const wr_rpc_call *call,
   j->qid = call->question_id;
   j->cid = *cid;
   j->rec = *rec;
+  j->max_connectors = ts->max_connectors;
+  j->max_per_connector = ts->max_conns_per_connector;
   snprintf(j->tid, sizeof(j->tid), "%s", tid);
   j->acct_len = p->account_tag_len < sizeof(j->acct) - 1 ? p->account_tag_len : sizeof(j->acct) - 1;
   memcpy(j->acct, p->account_tag, j->acct_len);
@@ -647,10 +693,12 @@ static int m_register(wr_rpc_session *s, void *user, const wr_rpc_call *call, wr
     return refuse(r, cause, retry);
   }
   memcpy(rec.tunnel_id, t.id, sizeof(rec.tunnel_id));
-  rv = wr_store_conn_open(ts->store, &rec);
-  if (rv) {
-    wr_error("registerConnection: recording connection failed: %s", wr_store_errmsg(ts->store));
-    return refuse(r, "internal error: cannot record the connection", 1);
+  rv = record_conn(ts->store, &rec, ts->max_connectors, ts->max_conns_per_connector, cause,
+                   sizeof(cause), &retry);
+  if (rv <= 0) {
+    if (rv < 0) wr_error("registerConnection: %s: %s", cause, wr_store_errmsg(ts->store));
+    else wr_warn("registerConnection refused: %s", cause);
+    return refuse(r, cause, retry);
   }
   now_registered(ec, &rec, &t);
   audit(ts, ec, WR_TUNNEL_SERVER_AUDIT_REGISTERED, "registerConnection", 0);

@@ -26,7 +26,9 @@
  * default 25, refused with shouldRetry = true (a restarted connector
  * gets in once the edge drops its old connections); and at most
  * max_conns_per_connector connections per connector, default 4 (a fifth
- * connIndex is refused for good). A deleted tunnel's registrations are
+ * connIndex is refused for good). With several edges on one store, the
+ * counts include the live connections other edges recorded (those of
+ * edges that stopped beating expire with them). A deleted tunnel's registrations are
  * refused; its live connections are closed by
  * wr_tunnel_server_close_tunnel (the API's delete calls it) or, for
  * deletions made by another process (`warren-edge tunnel delete`), by the
@@ -63,6 +65,11 @@ typedef struct wr_tunnel_server_config {
   struct wr_store_async *store_async;
   const char *location;  /* ConnectionDetails.locationName; default "LOCAL" */
   const char *actor;     /* audit actor; default "edge" */
+  /* On a store shared by several edges (|edge_id| set) both limits count
+   * the live connections of every edge, in the transaction that records
+   * the new connection. warren-edge takes them from the test-only
+   * environment variables WARREN_TEST_MAX_CONNECTORS and
+   * WARREN_TEST_MAX_CONNS_PER_CONNECTOR (unset: the defaults). */
   unsigned max_connectors;          /* per tunnel; 0: WR_TUNNEL_SERVER_MAX_CONNECTORS */
   unsigned max_conns_per_connector; /* 0: WR_TUNNEL_SERVER_MAX_CONNS_PER_CONNECTOR */
   /* QUIC has no client authentication: anyone can complete a handshake and

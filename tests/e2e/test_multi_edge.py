@@ -73,7 +73,13 @@ class Edge:
 def cluster(tmp_path, procs, store):
     """Two edges (A, B) on one fresh database, a tunnel `hello` routed to
     hello.ZONE, its credentials file and id."""
+    return make_cluster(tmp_path, procs, store)
+
+
+def make_cluster(tmp_path, procs, store, **extra_env):
+    """The cluster fixture, with |extra_env| in every process's environment."""
     env = env_for(tmp_path, store)
+    env.update(extra_env)
     a_dir, b_dir = tmp_path / "edge-a", tmp_path / "edge-b"
     creds = tmp_path / "hello.json"
     check([WARREN_EDGE, "init", "--data-dir", a_dir, "--zone", ZONE], env)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "edge/store.h"
@@ -511,6 +512,171 @@ static void test_edges(void **state) {
   wr_store_set_clock(f->s, NULL, NULL);
 }
 
+/* A connection of connector |client| (index |idx|) on edge |edge|, opened
+ * under |lim|: the result of wr_store_conn_open_limited. */
+static int limited_conn(fixture *f, const char *tunnel, unsigned n, const char *client,
+                        unsigned idx, const char *edge, wr_conn_limits *lim) {
+  wr_conn_rec c = {0};
+  snprintf(c.id, sizeof(c.id), "c0000000-0000-4000-8000-%012u", n);
+  snprintf(c.tunnel_id, sizeof(c.tunnel_id), "%s", tunnel);
+  snprintf(c.client_id, sizeof(c.client_id), "%s", client);
+  snprintf(c.edge_id, sizeof(c.edge_id), "%s", edge);
+  c.conn_index = idx;
+  return wr_store_conn_open_limited(f->s, &c, lim);
+}
+
+/* The per-tunnel limits count every beating edge's open connections. */
+static void test_conn_limits_across_edges(void **state) {
+  fixture *f = *state;
+  int64_t now = 1000000;
+  wr_store_set_clock(f->s, unit_fixed_clock, &now);
+  wr_tunnel t, other;
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "web", NULL, 0, &t), WR_OK);
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "api", NULL, 0, &other), WR_OK);
+  wr_edge_rec a = {.id = "aaaaaaaa-0000-4000-8000-000000000001", .peer_addr = "127.0.0.1:1001"};
+  wr_edge_rec b = {.id = "bbbbbbbb-0000-4000-8000-000000000002", .peer_addr = "127.0.0.1:1002"};
+  char(*closed)[WR_STORE_UUID_LEN + 1];
+  size_t nclosed, expired;
+  assert_int_equal(wr_store_edge_beat(f->s, &a, NULL, 0, &closed, &nclosed), WR_OK);
+  assert_int_equal(wr_store_edge_beat(f->s, &b, NULL, 0, &closed, &nclosed), WR_OK);
+  const char *x = "11111111-0000-4000-8000-000000000001";
+  const char *y = "22222222-0000-4000-8000-000000000002";
+  wr_conn_limits lim = {.max_connectors = 1, .max_per_connector = 2, .fresh_since = now - 10};
+  /* X takes index 0 through A and index 1 through B: B counts A's. */
+  assert_int_equal(limited_conn(f, t.id, 1, x, 0, a.id, &lim), WR_OK);
+  assert_int_equal(lim.connectors, 0);
+  assert_int_equal(limited_conn(f, t.id, 2, x, 1, b.id, &lim), WR_OK);
+  assert_int_equal(lim.connectors, 1);
+  assert_int_equal(lim.mine, 1);
+  /* A third index of X is over its limit, through either edge; nothing is
+   * recorded. */
+  assert_int_equal(limited_conn(f, t.id, 3, x, 2, a.id, &lim), WR_ERR_LIMIT);
+  assert_int_equal(lim.mine, 2);
+  assert_err_contains(f->s, "already has 2 connections");
+  /* X again on index 1 (it reconnects through A before B noticed): the
+   * connection it replaces does not count. */
+  assert_int_equal(limited_conn(f, t.id, 4, x, 1, a.id, &lim), WR_OK);
+  assert_int_equal(lim.mine, 1);
+  assert_int_equal(wr_store_conn_close(f->s, "c0000000-0000-4000-8000-000000000002"), WR_OK);
+  /* Another connector Y is one too many for the tunnel, seen from B, but
+   * not for another tunnel. */
+  assert_int_equal(limited_conn(f, t.id, 5, y, 0, b.id, &lim), WR_ERR_LIMIT);
+  assert_int_equal(lim.connectors, 1);
+  assert_int_equal(lim.mine, 0);
+  assert_err_contains(f->s, "already has 1 connectors");
+  assert_int_equal(limited_conn(f, other.id, 6, y, 0, b.id, &lim), WR_OK);
+  wr_conn_rec *list;
+  size_t n;
+  assert_int_equal(wr_store_conn_list(f->s, t.id, 1, &list, &n), WR_OK);
+  assert_int_equal(n, 2);
+  free(list);
+  /* A stops beating: its connections no longer count for B, even before
+   * they expire; then they expire. */
+  now += 30;
+  lim.fresh_since = now - 10;
+  assert_int_equal(wr_store_edge_beat(f->s, &b, NULL, 0, &closed, &nclosed), WR_OK);
+  assert_int_equal(limited_conn(f, t.id, 7, y, 0, b.id, &lim), WR_OK);
+  assert_int_equal(lim.connectors, 0);
+  assert_int_equal(wr_store_edge_expire(f->s, now - 15, &expired), WR_OK);
+  assert_int_equal(expired, 1);
+  /* A limit of 0 is none. */
+  wr_conn_limits none = {.fresh_since = now - 10};
+  assert_int_equal(limited_conn(f, t.id, 8, x, 0, b.id, &none), WR_OK);
+  assert_int_equal(none.connectors, 1);
+  wr_store_set_clock(f->s, NULL, NULL);
+}
+
+/* One edge of test_conn_limits_racing: its own store handle, beating, and
+ * in each round registering a new connector of that round's tunnel at the
+ * same moment as the other edges. */
+enum { RACE_EDGES = 4, RACE_ROUNDS = 8 };
+
+typedef struct racer {
+  const char *path;
+  const char (*tunnels)[WR_STORE_UUID_LEN + 1];
+  unsigned edge;
+  pthread_barrier_t *go;
+  int ok[RACE_ROUNDS], other;
+  char err[WR_STORE_ERRMSG_MAX];
+} racer;
+
+
+static int race_one(wr_store *s, const racer *r, const char *edge_id, unsigned round) {
+  wr_conn_rec c = {.conn_index = 0};
+  snprintf(c.id, sizeof(c.id), "d0000000-0000-4000-8000-%06u%06u", r->edge, round);
+  snprintf(c.client_id, sizeof(c.client_id), "c1000000-0000-4000-8000-%06u%06u", r->edge, round);
+  snprintf(c.tunnel_id, sizeof(c.tunnel_id), "%s", r->tunnels[round]);
+  snprintf(c.edge_id, sizeof(c.edge_id), "%s", edge_id);
+  wr_conn_limits lim = {.max_connectors = 1, .max_per_connector = 4,
+                        .fresh_since = (int64_t)time(NULL) - 60};
+  return wr_store_conn_open_limited(s, &c, &lim);
+}
+
+static void *race_thread(void *arg) {
+  racer *r = arg;
+  wr_store *s = NULL;
+  char e[256];
+  wr_edge_rec me = {0};
+  snprintf(me.id, sizeof(me.id), "eeeeeeee-0000-4000-8000-%012u", r->edge);
+  int rv = wr_store_open(r->path, 0, &s, e, sizeof(e));
+  char(*closed)[WR_STORE_UUID_LEN + 1] = NULL;
+  size_t nclosed = 0;
+  if (rv == WR_OK) rv = wr_store_edge_beat(s, &me, NULL, 0, &closed, &nclosed);
+  else snprintf(r->err, sizeof(r->err), "%s", e);
+  if (rv != WR_OK && s) snprintf(r->err, sizeof(r->err), "%s", wr_store_errmsg(s));
+  for (unsigned i = 0; i < RACE_ROUNDS; i++) {
+    pthread_barrier_wait(r->go); /* every round, so no edge waits for one that failed */
+    if (rv != WR_OK) continue;
+    int got = race_one(s, r, me.id, i);
+    r->ok[i] = got == WR_OK;
+    if (got != WR_OK && got != WR_ERR_LIMIT) {
+      rv = got;
+      snprintf(r->err, sizeof(r->err), "%s", wr_store_errmsg(s));
+    }
+  }
+  r->other = rv != WR_OK;
+  wr_store_close(s);
+  return NULL;
+}
+
+/* Edges registering new connectors of one tunnel at the same moment, each
+ * on its own connection to the store, with a limit of one connector: the
+ * count and the insert are one step, so exactly one gets in each time. */
+static void test_conn_limits_racing(void **state) {
+  fixture *f = *state;
+  char tunnels[RACE_ROUNDS][WR_STORE_UUID_LEN + 1];
+  for (unsigned i = 0; i < RACE_ROUNDS; i++) {
+    wr_tunnel t;
+    char name[16];
+    snprintf(name, sizeof(name), "race-%u", i);
+    assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, name, NULL, 0, &t), WR_OK);
+    memcpy(tunnels[i], t.id, sizeof(tunnels[i]));
+  }
+  pthread_barrier_t go;
+  pthread_barrier_init(&go, NULL, RACE_EDGES);
+  racer r[RACE_EDGES];
+  pthread_t th[RACE_EDGES];
+  for (unsigned i = 0; i < RACE_EDGES; i++) {
+    r[i] = (racer){.path = f->path, .tunnels = (const char(*)[WR_STORE_UUID_LEN + 1])tunnels,
+                   .edge = i + 1, .go = &go};
+    assert_int_equal(pthread_create(&th[i], NULL, race_thread, &r[i]), 0);
+  }
+  for (unsigned i = 0; i < RACE_EDGES; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+  pthread_barrier_destroy(&go);
+  for (unsigned i = 0; i < RACE_EDGES; i++)
+    if (r[i].other) fail_msg("edge %u: %s", r[i].edge, r[i].err);
+  for (unsigned k = 0; k < RACE_ROUNDS; k++) {
+    int ok = 0;
+    for (unsigned i = 0; i < RACE_EDGES; i++) ok += r[i].ok[k];
+    if (ok != 1) fail_msg("round %u: %d connectors got in, the limit is 1", k, ok);
+    wr_conn_rec *list;
+    size_t n;
+    assert_int_equal(wr_store_conn_list(f->s, tunnels[k], 1, &list, &n), WR_OK);
+    assert_int_equal(n, 1);
+    free(list);
+  }
+}
+
 /* --- routes ------------------------------------------------------------------------- */
 
 static void test_routes(void **state) {
@@ -875,8 +1041,10 @@ int main(void) {
 #define COMMON                                                                               \
   UNIT_TESTS(test_dns_names, test_tunnel_names),                                             \
       UNIT_FIXTURE(setup, teardown, test_accounts_and_zones, test_users_and_tokens,          \
-                   test_tunnel_create_get_list_delete, test_connections, test_edges, test_routes,\
-                   test_routes_multi_zone, test_audit, test_two_handles, test_account_limits)
+                   test_tunnel_create_get_list_delete, test_connections, test_edges,         \
+                   test_conn_limits_across_edges, test_conn_limits_racing, test_routes,      \
+                   test_routes_multi_zone,                                                   \
+                   test_audit, test_two_handles, test_account_limits)
   const unit_tests sqlite_tests[] = {
       UNIT_FIXTURE(setup, teardown, test_migrations_idempotent, test_open_errors), COMMON};
   const unit_tests pg_tests[] = {
