@@ -18,6 +18,7 @@
 #include "lib/buf.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/addr.h"
@@ -68,11 +69,7 @@ static void access_handle_done(wr_access_tcp *a);
 static void session_handle_done(session *s) {
   if (--s->handles > 0) return;
   wr_access_tcp *a = s->a;
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    a->sessions = s->next;
-  if (s->next) s->next->prev = s->prev;
+  WR_LIST_REMOVE(a->sessions, s);
   a->stats.active--;
   wr_ws_client_free(&s->ws);
   free(s);
@@ -267,9 +264,7 @@ static void start_session(wr_access_tcp *a) {
   uv_timer_init(a->loop, &s->linger);
   s->linger.data = s;
   s->handles = 1;
-  s->next = a->sessions;
-  if (a->sessions) a->sessions->prev = s;
-  a->sessions = s;
+  WR_LIST_INSERT_HEAD(a->sessions, s);
   a->handles++;
   a->stats.active++;
   if (wr_conn_accept((uv_stream_t *)&a->listener, NULL, &local_cbs, s, &s->local) != WR_OK) {

@@ -12,6 +12,7 @@
 #include "connector/h2_request.h"
 #include "lib/buf.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/h2trailer.h"
@@ -73,20 +74,14 @@ static h2s *stream_new(wr_h2 *h, int32_t id) {
   wr_buf_init(&st->out, WR_H2_STREAM_BUF + 64u * 1024u, NULL);
   wr_buf_init(&st->body, WR_H2_CONFIG_MAX, NULL);
   wr_fields_init(&st->trl, HEAD_BYTES_MAX);
-  st->next = h->streams;
-  if (h->streams) h->streams->prev = st;
-  h->streams = st;
+  WR_LIST_INSERT_HEAD(h->streams, st);
   h->nstreams++;
   return st;
 }
 
 static void stream_free(h2s *st) {
   wr_h2 *h = st->h;
-  if (st->prev)
-    st->prev->next = st->next;
-  else
-    h->streams = st->next;
-  if (st->next) st->next->prev = st->prev;
+  WR_LIST_REMOVE(h->streams, st);
   h->nstreams--;
   if (h->control == st) h->control = NULL;
   free(st->hs);

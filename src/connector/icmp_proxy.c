@@ -15,6 +15,7 @@
 
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/siphash.h"
 
@@ -312,9 +313,7 @@ static void flow_close(wr_icmp_proxy *p, flow *f) {
   flow **pp = &p->buckets[key_bucket(p, &f->key)];
   while (*pp != f) pp = &(*pp)->hnext;
   *pp = f->hnext;
-  if (f->prev) f->prev->next = f->next;
-  else p->all = f->next;
-  if (f->next) f->next->prev = f->prev;
+  WR_LIST_REMOVE(p->all, f);
   p->nflows--;
   p->st.flows_closed++;
   f->closing = 1;
@@ -415,9 +414,7 @@ static int flow_open(wr_icmp_proxy *p, const wr_icmp_flow_key *k, flow **out) {
   size_t b = key_bucket(p, k);
   f->hnext = p->buckets[b];
   p->buckets[b] = f;
-  f->next = p->all;
-  if (p->all) p->all->prev = f;
-  p->all = f;
+  WR_LIST_INSERT_HEAD(p->all, f);
   p->nflows++;
   p->st.flows_opened++;
   *out = f;

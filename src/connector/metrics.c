@@ -34,38 +34,34 @@ static void render_datagrams(const wr_metrics_server *m, wr_buf *b) {
   if (m->mux) {
     const wr_dgram_mux_stats *ds = wr_dgram_mux_get_stats(m->mux);
     const wr_udp_sessions_stats *us = wr_udp_sessions_get_stats(wr_dgram_mux_sessions(m->mux));
-    wr_prom_family(b, "cloudflared_udp_active_sessions", "gauge",
-                   "Concurrent count of UDP sessions that are being proxied to any origin");
-    wr_prom_u64(b, "cloudflared_udp_active_sessions", NULL, us->active);
-    wr_prom_family(b, "cloudflared_udp_total_sessions", "gauge",
-                   "Total count of UDP sessions that have been proxied to any origin");
-    wr_prom_u64(b, "cloudflared_udp_total_sessions", NULL, us->registered);
-    wr_prom_family(b, "warren_datagrams_received_total", "counter", "QUIC datagrams received from the edge");
-    wr_prom_u64(b, "warren_datagrams_received_total", NULL, ds->received);
-    wr_prom_family(b, "warren_datagrams_dropped_total", "counter", "Datagrams dropped, by reason");
-    const struct {
-      const char *reason;
-      uint64_t n;
-    } drops[] = {{"malformed", ds->malformed},      {"unexpected_type", ds->unexpected},
-                 {"unknown_session", us->unknown_session}, {"too_big", us->too_big},
-                 {"send_refused", us->send_dropped + ds->icmp_send_dropped},
-                 {"icmp_disabled", ds->icmp_dropped}};
-    for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
-      wr_prom_u64(b, "warren_datagrams_dropped_total", (const char *const[]){"reason", drops[i].reason, NULL},
-                  drops[i].n);
+    wr_prom_gauge(b, "cloudflared_udp_active_sessions",
+                  "Concurrent count of UDP sessions that are being proxied to any origin",
+                  us->active);
+    wr_prom_gauge(b, "cloudflared_udp_total_sessions",
+                  "Total count of UDP sessions that have been proxied to any origin",
+                  us->registered);
+    wr_prom_counter(b, "warren_datagrams_received_total", "QUIC datagrams received from the edge",
+                    ds->received);
+    const wr_prom_series drops[] = {{"malformed", ds->malformed},
+                                    {"unexpected_type", ds->unexpected},
+                                    {"unknown_session", us->unknown_session},
+                                    {"too_big", us->too_big},
+                                    {"send_refused", us->send_dropped + ds->icmp_send_dropped},
+                                    {"icmp_disabled", ds->icmp_dropped}};
+    wr_prom_by_label(b, "warren_datagrams_dropped_total", "counter", "Datagrams dropped, by reason",
+                     "reason", drops, WR_PROM_NSERIES(drops));
   }
   if (m->icmp) {
     wr_icmp_proxy_stats is;
     wr_icmp_proxy_stats_get(m->icmp, &is);
-    wr_prom_family(b, "warren_icmp_active_flows", "gauge", "ICMP echo flows with an open socket");
-    wr_prom_u64(b, "warren_icmp_active_flows", NULL, is.flows_active);
-    wr_prom_family(b, "warren_icmp_requests_total", "counter", "ICMP packets received through the tunnel");
-    wr_prom_u64(b, "warren_icmp_requests_total", NULL, is.requests);
-    wr_prom_family(b, "warren_icmp_replies_total", "counter", "ICMP echo replies sent back through the tunnel");
-    wr_prom_u64(b, "warren_icmp_replies_total", NULL, is.replies);
-    wr_prom_family(b, "warren_icmp_time_exceeded_total", "counter",
-                   "ICMP time exceeded answered by the connector (TTL 1)");
-    wr_prom_u64(b, "warren_icmp_time_exceeded_total", NULL, is.time_exceeded);
+    wr_prom_gauge(b, "warren_icmp_active_flows", "ICMP echo flows with an open socket",
+                  is.flows_active);
+    wr_prom_counter(b, "warren_icmp_requests_total", "ICMP packets received through the tunnel",
+                    is.requests);
+    wr_prom_counter(b, "warren_icmp_replies_total",
+                    "ICMP echo replies sent back through the tunnel", is.replies);
+    wr_prom_counter(b, "warren_icmp_time_exceeded_total",
+                    "ICMP time exceeded answered by the connector (TTL 1)", is.time_exceeded);
   }
 }
 
@@ -79,17 +75,13 @@ static void render(void *user, wr_buf *b) {
               (const char *const[]){"goversion", "none", "revision", WR_GIT_REV, "type", "warren",
                                     "version", WR_VERSION, NULL},
               1);
-  wr_prom_family(b, "cloudflared_tunnel_ha_connections", "gauge", "Number of active ha connections");
-  wr_prom_u64(b, "cloudflared_tunnel_ha_connections", NULL, ready);
-  wr_prom_family(b, "cloudflared_tunnel_total_requests", "counter",
-                 "Amount of requests proxied through all the tunnels");
-  wr_prom_u64(b, "cloudflared_tunnel_total_requests", NULL, st->total_requests);
-  wr_prom_family(b, "cloudflared_tunnel_concurrent_requests_per_tunnel", "gauge",
-                 "Concurrent requests proxied through each tunnel");
-  wr_prom_u64(b, "cloudflared_tunnel_concurrent_requests_per_tunnel", NULL, st->concurrent_requests);
-  wr_prom_family(b, "cloudflared_tunnel_request_errors", "counter",
-                 "Amount of errors due to proxying request");
-  wr_prom_u64(b, "cloudflared_tunnel_request_errors", NULL, st->request_errors);
+  wr_prom_gauge(b, "cloudflared_tunnel_ha_connections", "Number of active ha connections", ready);
+  wr_prom_counter(b, "cloudflared_tunnel_total_requests",
+                  "Amount of requests proxied through all the tunnels", st->total_requests);
+  wr_prom_gauge(b, "cloudflared_tunnel_concurrent_requests_per_tunnel",
+                "Concurrent requests proxied through each tunnel", st->concurrent_requests);
+  wr_prom_counter(b, "cloudflared_tunnel_request_errors",
+                  "Amount of errors due to proxying request", st->request_errors);
   wr_prom_family(b, "cloudflared_tunnel_response_by_code", "counter",
                  "Count of responses by HTTP status code class");
   for (int c = 1; c <= 5; c++) {
@@ -98,12 +90,12 @@ static void render(void *user, wr_buf *b) {
       wr_prom_u64(b, "cloudflared_tunnel_response_by_code", (const char *const[]){"status_code", cls, NULL},
                   st->responses_by_code[c]);
   }
-  wr_prom_family(b, "cloudflared_tcp_active_sessions", "gauge",
-                 "Concurrent count of TCP sessions that are being proxied to any origin");
-  wr_prom_u64(b, "cloudflared_tcp_active_sessions", NULL, st->tcp_active);
-  wr_prom_family(b, "cloudflared_tcp_total_sessions", "counter",
-                 "Total count of TCP sessions that have been proxied to any origin");
-  wr_prom_u64(b, "cloudflared_tcp_total_sessions", NULL, st->tcp_total);
+  wr_prom_gauge(b, "cloudflared_tcp_active_sessions",
+                "Concurrent count of TCP sessions that are being proxied to any origin",
+                st->tcp_active);
+  wr_prom_counter(b, "cloudflared_tcp_total_sessions",
+                  "Total count of TCP sessions that have been proxied to any origin",
+                  st->tcp_total);
   wr_prom_family(b, "cloudflared_tunnel_tunnel_register_success", "counter",
                  "Count of successful tunnel registrations");
   wr_prom_u64(b, "cloudflared_tunnel_tunnel_register_success",

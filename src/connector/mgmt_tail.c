@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "lib/buf.h"
+#include "lib/bytes.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/mem.h"
@@ -115,7 +116,7 @@ static int one_log(void *user, const wr_mgmt_log *l) {
  * its code and reason ("received remote closure: (4002) ..."). */
 static void peer_close(wr_mgmt_tail *t, const uint8_t *p, size_t n) {
   char why[256];
-  unsigned code = n >= 2 ? (unsigned)(p[0] << 8 | p[1]) : 1005;
+  unsigned code = n >= 2 ? wr_get_be16(p) : 1005;
   if (t->state == T_OPEN) ws_send(t, WR_WS_OP_CLOSE, p, n >= 2 ? 2 : 0);
   if (code == 1000 || t->state == T_CLOSING) {
     finish(t, 1, NULL);

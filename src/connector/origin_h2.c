@@ -28,6 +28,7 @@
 
 #include "connector/proxy_int.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 
@@ -81,11 +82,7 @@ static void set_idle(oh2 *h) {
 
 static void stream_unlink(oh2s *x) {
   oh2 *h = x->h;
-  if (x->prev)
-    x->prev->next = x->next;
-  else
-    h->streams = x->next;
-  if (x->next) x->next->prev = x->prev;
+  WR_LIST_REMOVE(h->streams, x);
   h->nstreams--;
   wr_buf_free(&x->hb);
   free(x->hs);
@@ -203,9 +200,7 @@ static void attach(oh2 *h, pstream *s) {
   x->s = s;
   wr_buf_init(&x->hb, RESP_HEAD_MAX, NULL);
   x->hs = wr_xcalloc(MAX_RESP_HEADERS, sizeof(*x->hs));
-  x->next = h->streams;
-  if (h->streams) h->streams->prev = x;
-  h->streams = x;
+  WR_LIST_INSERT_HEAD(h->streams, x);
   h->nstreams++;
   h->deadline = 0;
   s->h2s = x;
@@ -458,11 +453,7 @@ void wr__oh2_conn_closed(origin *o) {
   o->h2 = NULL;
   session_fail(h, "connection closed");
   while (h->streams) stream_unlink(h->streams);
-  if (h->prev)
-    h->prev->next = h->next;
-  else
-    p->h2conns = h->next;
-  if (h->next) h->next->prev = h->prev;
+  WR_LIST_REMOVE(p->h2conns, h);
   nghttp2_session_del(h->ng);
   free(h);
 }
@@ -497,9 +488,7 @@ static oh2 *session_new(wr_proxy *p, origin *o) {
   };
   nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
   nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
-  h->next = p->h2conns;
-  if (p->h2conns) p->h2conns->prev = h;
-  p->h2conns = h;
+  WR_LIST_INSERT_HEAD(p->h2conns, h);
   return h;
 }
 

@@ -11,6 +11,7 @@
 #include "connector/proxy_int.h"
 #include "connector/access_verify.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 
@@ -101,11 +102,7 @@ static void stream_release(pstream *s) {
   wr__proxy_detach(s, 0);
   request_end(s);
   s->state = ST_DONE;
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    p->streams = s->next;
-  if (s->next) s->next->prev = s->prev;
+  WR_LIST_REMOVE(p->streams, s);
   s->next = s->prev = NULL;
   p->nstreams--;
   if (s->busy)
@@ -127,9 +124,7 @@ pstream *wr__proxy_stream_new(wr_proxy *p, wr_quic_conn *c, int64_t sid) {
   wr_buf_init(&s->req_head, WR__PROXY_ARENA_MAX, NULL);
   wr_buf_init(&s->rbuf, WR__PROXY_RBUF_MAX, NULL);
   wr_buf_init(&s->out, WR__PROXY_OUT_MAX, NULL);
-  s->next = p->streams;
-  if (p->streams) p->streams->prev = s;
-  p->streams = s;
+  WR_LIST_INSERT_HEAD(p->streams, s);
   p->nstreams++;
   return s;
 }

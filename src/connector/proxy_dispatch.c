@@ -144,16 +144,11 @@ static void serve_hello(pstream *s) {
  * after answering 403 (connector/access_verify.h). */
 static int access_ok(pstream *s) {
   const wr_access_config *acc = &s->rule->origin.access;
-  const char *tok = NULL;
-  size_t len = 0;
   char err[256];
   if (!acc->required) return 1;
-  for (size_t i = 0; i < s->hm.nheaders; i++)
-    if (s->hdrs[i].name_len == 23 && strncasecmp(s->hdrs[i].name, "Cf-Access-Jwt-Assertion", 23) == 0) {
-      tok = s->hdrs[i].value;
-      len = s->hdrs[i].value_len;
-      break;
-    }
+  const wr_http_header *jwt = wr__proxy_field(s, "Cf-Access-Jwt-Assertion");
+  const char *tok = jwt ? jwt->value : NULL;
+  size_t len = jwt ? jwt->value_len : 0;
   if (!s->p->access) s->p->access = wr_access_verifier_new(s->p->loop);
   if (wr_access_verifier_check(s->p->access, acc, tok, len, err, sizeof(err)) == WR_OK) return 1;
   wr_info("access: refused %.*s%s: %s", s->hm.host ? (int)s->hm.host_len : 0, s->hm.host ? s->hm.host : "",

@@ -47,8 +47,7 @@ static int parse_content_length(const char *v, size_t n, uint64_t *out) {
   return WR_OK;
 }
 
-/* The first field named |name| (Go's Header.Get), or NULL. */
-static const wr_http_header *first_field(const pstream *s, const char *name) {
+const wr_http_header *wr__proxy_field(const pstream *s, const char *name) {
   for (size_t i = 0; i < s->hm.nheaders; i++)
     if (name_is(&s->hdrs[i], name)) return &s->hdrs[i];
   return NULL;
@@ -73,8 +72,8 @@ static int request_framing(pstream *s) {
     s->rb = RB_PIPE;
     return WR_OK;
   }
-  cl = first_field(s, "Content-Length");
-  te = first_field(s, "Transfer-Encoding");
+  cl = wr__proxy_field(s, "Content-Length");
+  te = wr__proxy_field(s, "Transfer-Encoding");
   if (cl && cl->value_len && parse_content_length(cl->value, cl->value_len, &n) != WR_OK)
     return WR_ERR_PROTO;
   if (n > 0) {

@@ -310,6 +310,10 @@ int wr__proxy_send_response(pstream *s, const wr_connect_response *r);
  * Returns WR_OK (sent, or the stream was reset: see s->state) or the error
  * of the metadata encoding, when nothing was sent. */
 int wr__proxy_send_head(pstream *s, int status, const wr_http_header *hs, size_t n);
+/* The request's first header field named |name|, case-insensitively (Go's
+ * Header.Get), or NULL; it lives as long as the stream's request head
+ * (proxy_http.c). */
+const wr_http_header *wr__proxy_field(const pstream *s, const char *name);
 /* Failure: before the response, ConnectResponse{error, metadata null} and
  * FIN (cloudflared 2023.7.3); after it, RESET_STREAM(0). Logged, counted. */
 void wr__proxy_respond_error(pstream *s, const char *msg);

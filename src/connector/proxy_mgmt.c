@@ -170,12 +170,10 @@ void wr__proxy_mgmt_edge_input(pstream *s, const uint8_t *data, size_t len, int 
 }
 
 static void logs_start(pstream *s, const wr_mgmt_claims *c) {
-  const char *key = NULL;
-  size_t kl = 0;
+  const wr_http_header *kf = wr__proxy_field(s, "Sec-WebSocket-Key");
+  const char *key = kf ? kf->value : NULL;
+  size_t kl = kf ? kf->value_len : 0;
   char accept[WR_WS_ACCEPT_LEN];
-  for (size_t i = 0; i < s->hm.nheaders && !key; i++)
-    if (s->hdrs[i].name_len == 17 && strncasecmp(s->hdrs[i].name, "Sec-WebSocket-Key", 17) == 0)
-      key = s->hdrs[i].value, kl = s->hdrs[i].value_len;
   if (!s->ws) {
     respond_json(s, 426, "{\"success\":false,\"errors\":[{\"code\":1002,\"message\":"
                          "\"a WebSocket upgrade is required\"}]}");

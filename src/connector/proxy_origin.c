@@ -8,6 +8,7 @@
 
 #include "connector/proxy_int.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/mem.h"
 
 /* Go's MaxIdleConnsPerHost default when keepAliveConnections is 0. */
@@ -224,11 +225,7 @@ static void o_on_close(wr_conn *c, void *user) {
   origin *o = user;
   wr_proxy *p = o->p;
   if (o->h2) wr__oh2_conn_closed(o);
-  if (o->prev)
-    o->prev->next = o->next;
-  else
-    p->origins = o->next;
-  if (o->next) o->next->prev = o->prev;
+  WR_LIST_REMOVE(p->origins, o);
   free(o->key);
   free(o);
   wr__proxy_handle_done(p);
@@ -328,9 +325,7 @@ static int origin_connect(pstream *s, origin *o, const wr_conn_target *t) {
     free(o);
     return rv;
   }
-  o->next = p->origins;
-  if (p->origins) p->origins->prev = o;
-  p->origins = o;
+  WR_LIST_INSERT_HEAD(p->origins, o);
   p->handles++;
   s->o = o;
   wr__proxy_set_state(s, ST_DIAL);

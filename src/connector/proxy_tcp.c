@@ -261,12 +261,10 @@ static int send_ack(pstream *s) {
     r.has_meta = 1;
     return wr__proxy_send_response(s, &r);
   }
-  const char *key = NULL;
-  size_t kl = 0;
+  const wr_http_header *kf = wr__proxy_field(s, "Sec-WebSocket-Key");
+  const char *key = kf ? kf->value : NULL;
+  size_t kl = kf ? kf->value_len : 0;
   char accept[WR_WS_ACCEPT_LEN];
-  for (size_t i = 0; i < s->hm.nheaders && !key; i++)
-    if (s->hdrs[i].name_len == 17 && strncasecmp(s->hdrs[i].name, "Sec-WebSocket-Key", 17) == 0)
-      key = s->hdrs[i].value, kl = s->hdrs[i].value_len;
   if (!key || !kl) return wr__proxy_send_head(s, 101, NULL, 0);
   if (wr_ws_accept(key, kl, accept) != 0) return WR_ERR_CRYPTO;
   wr_http_header hs[3] = {

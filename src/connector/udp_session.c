@@ -10,6 +10,7 @@
 
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "proto/datagram.h"
@@ -174,11 +175,7 @@ static usession *find(const wr_udp_sessions *t, const wr_quic_conn *qc, const ui
 
 static void unlink_session(wr_udp_sessions *t, usession *s) {
   size_t b = bucket_of(t, s->qc, s->id);
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    t->buckets[b] = s->next;
-  if (s->next) s->next->prev = s->prev;
+  WR_LIST_REMOVE(t->buckets[b], s);
   s->next = s->prev = NULL;
   t->n--;
   t->stats.active--;

@@ -12,6 +12,7 @@
 #include "edge/acme.h"
 #include "edge/store_async.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "proto/dnsmsg.h"
@@ -575,11 +576,7 @@ static void conn_closed(uv_handle_t *h) {
 static void conn_close(tcp_conn *c) {
   if (c->closing) return;
   c->closing = 1;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    c->d->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
+  WR_LIST_REMOVE(c->d->conns, c);
   c->d->stats.tcp_conns--;
   uv_close((uv_handle_t *)&c->tcp, conn_closed);
   uv_close((uv_handle_t *)&c->timer, conn_closed);
@@ -686,9 +683,7 @@ static void on_connection(uv_stream_t *srv, int status) {
   c->tcp.data = c->timer.data = c;
   c->handles = 2;
   d->handles++;
-  c->next = d->conns;
-  if (d->conns) d->conns->prev = c;
-  d->conns = c;
+  WR_LIST_INSERT_HEAD(d->conns, c);
   d->stats.tcp_conns++;
   if (uv_accept(srv, (uv_stream_t *)&c->tcp) != 0) {
     conn_close(c);

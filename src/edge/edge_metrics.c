@@ -42,16 +42,6 @@ static void by_class(wr_buf *b, const char *name, const char *help, const uint64
     wr_prom_u64(b, name, (const char *const[]){"code_class", class_names[c], NULL}, counts[c]);
 }
 
-static void counter(wr_buf *b, const char *name, const char *help, uint64_t v) {
-  wr_prom_family(b, name, "counter", help);
-  wr_prom_u64(b, name, NULL, v);
-}
-
-static void gauge(wr_buf *b, const char *name, const char *help, uint64_t v) {
-  wr_prom_family(b, name, "gauge", help);
-  wr_prom_u64(b, name, NULL, v);
-}
-
 /* ---- connector connections per tunnel ------------------------------------ */
 
 typedef struct tunnel_ids {
@@ -100,52 +90,53 @@ static void render_router(const wr_router_stats *s, wr_buf *b) {
   for (int d = 0; d < WR_ROUTER_NDROPS; d++)
     wr_prom_u64(b, P "private_drops_total",
                 (const char *const[]){"reason", wr_router_drop_name(d), NULL}, s->drops[d]);
-  counter(b, P "private_unreachables_total", "ICMP destination unreachable sent by the edge",
-          s->unreachables);
-  gauge(b, P "private_routes", "IP routes in the router's tables", s->routes);
-  wr_prom_family(b, P "private_datagrams_total", "counter",
-                 "QUIC datagrams exchanged with connectors, by datagram version");
-  wr_prom_u64(b, P "private_datagrams_total", (const char *const[]){"version", "2", NULL},
-              s->datagrams[0]);
-  wr_prom_u64(b, P "private_datagrams_total", (const char *const[]){"version", "3", NULL},
-              s->datagrams[1]);
+  wr_prom_counter(b, P "private_unreachables_total",
+                  "ICMP destination unreachable sent by the edge", s->unreachables);
+  wr_prom_gauge(b, P "private_routes", "IP routes in the router's tables", s->routes);
+  const wr_prom_series versions[] = {{"2", s->datagrams[0]}, {"3", s->datagrams[1]}};
+  wr_prom_by_label(b, P "private_datagrams_total", "counter",
+                   "QUIC datagrams exchanged with connectors, by datagram version", "version",
+                   versions, WR_PROM_NSERIES(versions));
 }
 
 /* The TCP stack behind the router's TCP hook and its glue to data streams:
  * the router counts TCP packets in by kind; these say what became of them. */
 static void render_private_tcp(const wr_tcpstack_stats *t, const wr_private_tcp_stats *g,
                                wr_buf *b) {
-  gauge(b, P "private_tcp_connections", "Private-network TCP connections open in the edge's stack",
-        t->flows_active);
-  counter(b, P "private_tcp_connections_total",
-          "Private-network TCP connections accepted (client SYNs)", t->flows_total);
-  counter(b, P "private_tcp_refused_total",
-          "Client SYNs answered with RST: no data stream could be opened", t->refused);
-  counter(b, P "private_tcp_limited_total", "Client SYNs over the TCP connection caps",
-          t->limited);
-  counter(b, P "private_tcp_malformed_total",
-          "TCP packets dropped as malformed (header, checksum, fragment)", t->malformed);
-  counter(b, P "private_tcp_foreign_total",
-          "TCP packets of a known connection arriving from another ingress", t->foreign);
-  counter(b, P "private_tcp_segments_in_total", "TCP segments from clients", t->packets_in);
-  counter(b, P "private_tcp_segments_out_total", "TCP segments to clients", t->packets_out);
-  counter(b, P "private_tcp_payload_in_bytes_total", "TCP payload bytes from clients",
-          t->bytes_in);
-  counter(b, P "private_tcp_payload_out_bytes_total", "TCP payload bytes to clients",
-          t->bytes_out);
-  counter(b, P "private_tcp_output_dropped_total",
-          "TCP segments the stack produced with no ingress to take them", t->out_dropped);
-  counter(b, P "private_tcp_streams_total", "Data streams opened for private TCP connections",
-          g->streams_opened);
-  counter(b, P "private_tcp_connector_refused_total",
-          "Private TCP connections the connector could not dial (error ConnectResponse)",
-          g->connector_refused);
-  counter(b, P "private_tcp_connector_resets_total",
-          "Private TCP streams the connector reset or lost before their end", g->connector_resets);
-  counter(b, P "private_tcp_bad_responses_total",
-          "Private TCP streams with a malformed or missing response head", g->bad_responses);
-  counter(b, P "private_tcp_client_resets_total",
-          "Private TCP connections the client reset or stopped answering", g->client_resets);
+  wr_prom_gauge(b, P "private_tcp_connections",
+                "Private-network TCP connections open in the edge's stack", t->flows_active);
+  wr_prom_counter(b, P "private_tcp_connections_total",
+                  "Private-network TCP connections accepted (client SYNs)", t->flows_total);
+  wr_prom_counter(b, P "private_tcp_refused_total",
+                  "Client SYNs answered with RST: no data stream could be opened", t->refused);
+  wr_prom_counter(b, P "private_tcp_limited_total", "Client SYNs over the TCP connection caps",
+                  t->limited);
+  wr_prom_counter(b, P "private_tcp_malformed_total",
+                  "TCP packets dropped as malformed (header, checksum, fragment)", t->malformed);
+  wr_prom_counter(b, P "private_tcp_foreign_total",
+                  "TCP packets of a known connection arriving from another ingress", t->foreign);
+  wr_prom_counter(b, P "private_tcp_segments_in_total", "TCP segments from clients", t->packets_in);
+  wr_prom_counter(b, P "private_tcp_segments_out_total", "TCP segments to clients", t->packets_out);
+  wr_prom_counter(b, P "private_tcp_payload_in_bytes_total", "TCP payload bytes from clients",
+                  t->bytes_in);
+  wr_prom_counter(b, P "private_tcp_payload_out_bytes_total", "TCP payload bytes to clients",
+                  t->bytes_out);
+  wr_prom_counter(b, P "private_tcp_output_dropped_total",
+                  "TCP segments the stack produced with no ingress to take them", t->out_dropped);
+  wr_prom_counter(b, P "private_tcp_streams_total",
+                  "Data streams opened for private TCP connections", g->streams_opened);
+  wr_prom_counter(b, P "private_tcp_connector_refused_total",
+                  "Private TCP connections the connector could not dial (error ConnectResponse)",
+                  g->connector_refused);
+  wr_prom_counter(b, P "private_tcp_connector_resets_total",
+                  "Private TCP streams the connector reset or lost before their end",
+                  g->connector_resets);
+  wr_prom_counter(b, P "private_tcp_bad_responses_total",
+                  "Private TCP streams with a malformed or missing response head",
+                  g->bad_responses);
+  wr_prom_counter(b, P "private_tcp_client_resets_total",
+                  "Private TCP connections the client reset or stopped answering",
+                  g->client_resets);
 }
 
 /* The WireGuard ingress: the protocol's counters and the ingress's own. */
@@ -153,62 +144,72 @@ static void render_private_tcp(const wr_tcpstack_stats *t, const wr_private_tcp_
 static void render_cluster(const wr_edge_metrics_config *c, wr_buf *b) {
   if (c->cluster) {
     const wr_cluster_stats *s = wr_cluster_get_stats(c->cluster);
-    counter(b, P "cluster_heartbeats_total", "Heartbeats written to the shared store", s->beats);
-    counter(b, P "cluster_heartbeat_failures_total", "Heartbeats that failed (store unreachable)",
-            s->beat_failures);
-    counter(b, P "cluster_edges_marked_down_total",
-            "Other edges put last because a forward to them failed", s->marked_down);
-    counter(b, P "cluster_edges_expired_total",
-            "Other edges this edge expired after their heartbeat stopped", s->expired);
-    counter(b, P "cluster_connections_closed_total",
-            "Connections closed here because the store had them closed", s->remote_closed);
-    gauge(b, P "cluster_peers", "Other live edges holding tunnel connections", s->peers);
-    gauge(b, P "cluster_remote_tunnels", "Tunnels reachable only through other edges",
-          s->remote_tunnels);
+    wr_prom_counter(b, P "cluster_heartbeats_total", "Heartbeats written to the shared store",
+                    s->beats);
+    wr_prom_counter(b, P "cluster_heartbeat_failures_total",
+                    "Heartbeats that failed (store unreachable)", s->beat_failures);
+    wr_prom_counter(b, P "cluster_edges_marked_down_total",
+                    "Other edges put last because a forward to them failed", s->marked_down);
+    wr_prom_counter(b, P "cluster_edges_expired_total",
+                    "Other edges this edge expired after their heartbeat stopped", s->expired);
+    wr_prom_counter(b, P "cluster_connections_closed_total",
+                    "Connections closed here because the store had them closed", s->remote_closed);
+    wr_prom_gauge(b, P "cluster_peers", "Other live edges holding tunnel connections", s->peers);
+    wr_prom_gauge(b, P "cluster_remote_tunnels", "Tunnels reachable only through other edges",
+                  s->remote_tunnels);
   }
   if (c->peer) {
     const wr_peer_stats *s = wr_peer_get_stats(c->peer);
-    counter(b, P "forwarded_streams_total", "Streams forwarded to another edge", s->forwarded);
-    counter(b, P "forwarded_failed_total", "Forwarded streams no edge could take", s->forward_failed);
-    counter(b, P "forwarded_retried_total",
-            "Forwarded streams sent again to another edge (unreachable, refused, or lost before "
-            "the answer)",
-            s->retried);
-    counter(b, P "forwarded_reused_total",
-            "Forwarded streams that ran on a connection kept from an earlier one", s->reused);
-    counter(b, P "peer_streams_total", "Streams other edges forwarded here, opened", s->served);
-    counter(b, P "peer_refused_total",
-            "Streams other edges forwarded here, refused (no live connection here)", s->refused);
+    wr_prom_counter(b, P "forwarded_streams_total", "Streams forwarded to another edge",
+                    s->forwarded);
+    wr_prom_counter(b, P "forwarded_failed_total", "Forwarded streams no edge could take",
+                    s->forward_failed);
+    wr_prom_counter(
+        b, P "forwarded_retried_total",
+        "Forwarded streams sent again to another edge (unreachable, refused, or lost before "
+        "the answer)",
+        s->retried);
+    wr_prom_counter(b, P "forwarded_reused_total",
+                    "Forwarded streams that ran on a connection kept from an earlier one",
+                    s->reused);
+    wr_prom_counter(b, P "peer_streams_total", "Streams other edges forwarded here, opened",
+                    s->served);
+    wr_prom_counter(b, P "peer_refused_total",
+                    "Streams other edges forwarded here, refused (no live connection here)",
+                    s->refused);
   }
   if (c->notify) {
     const wr_db_notify_stats *s = wr_db_notify_get_stats(c->notify);
-    counter(b, P "store_notifications_total", "Change notifications received from the store",
-            s->received);
-    gauge(b, P "store_notifications_up", "1 while listening for the store's notifications", (uint64_t)s->up);
+    wr_prom_counter(b, P "store_notifications_total",
+                    "Change notifications received from the store", s->received);
+    wr_prom_gauge(b, P "store_notifications_up", "1 while listening for the store's notifications",
+                  (uint64_t)s->up);
   }
 }
 
 static void render_wireguard(wr_wg_ingress *g, wr_buf *b) {
   const wr_wg_stats *w = wr_wg_ingress_wg_stats(g);
   const wr_wg_ingress_stats *s = wr_wg_ingress_get_stats(g);
-  gauge(b, P "wireguard_devices", "Active WireGuard devices (peers)", s->devices);
-  gauge(b, P "wireguard_devices_online",
-        "WireGuard devices with a session made in the last 180 seconds", s->devices_online);
-  counter(b, P "wireguard_handshakes_total", "WireGuard sessions made (either side initiating)",
-          w->handshakes);
-  counter(b, P "wireguard_initiations_received_total",
-          "Handshake initiations that passed mac1 (and mac2 under load)", w->initiations_received);
-  counter(b, P "wireguard_initiations_sent_total", "Handshake initiations the edge sent",
-          w->initiations_sent);
-  counter(b, P "wireguard_cookies_sent_total",
-          "Cookie replies sent instead of a handshake (under load)", w->cookies_sent);
-  counter(b, P "wireguard_rx_bytes_total", "Authenticated transport bytes from devices",
-          w->rx_bytes);
-  counter(b, P "wireguard_tx_bytes_total", "Transport bytes sent to devices", w->tx_bytes);
-  counter(b, P "wireguard_rx_packets_total", "Authenticated transport packets from devices",
-          w->rx_packets);
-  counter(b, P "wireguard_tx_packets_total", "Transport packets sent to devices", w->tx_packets);
-  counter(b, P "wireguard_reloads_total", "Device list reloads from the store", s->reloads);
+  wr_prom_gauge(b, P "wireguard_devices", "Active WireGuard devices (peers)", s->devices);
+  wr_prom_gauge(b, P "wireguard_devices_online",
+                "WireGuard devices with a session made in the last 180 seconds", s->devices_online);
+  wr_prom_counter(b, P "wireguard_handshakes_total",
+                  "WireGuard sessions made (either side initiating)", w->handshakes);
+  wr_prom_counter(b, P "wireguard_initiations_received_total",
+                  "Handshake initiations that passed mac1 (and mac2 under load)",
+                  w->initiations_received);
+  wr_prom_counter(b, P "wireguard_initiations_sent_total", "Handshake initiations the edge sent",
+                  w->initiations_sent);
+  wr_prom_counter(b, P "wireguard_cookies_sent_total",
+                  "Cookie replies sent instead of a handshake (under load)", w->cookies_sent);
+  wr_prom_counter(b, P "wireguard_rx_bytes_total", "Authenticated transport bytes from devices",
+                  w->rx_bytes);
+  wr_prom_counter(b, P "wireguard_tx_bytes_total", "Transport bytes sent to devices", w->tx_bytes);
+  wr_prom_counter(b, P "wireguard_rx_packets_total", "Authenticated transport packets from devices",
+                  w->rx_packets);
+  wr_prom_counter(b, P "wireguard_tx_packets_total", "Transport packets sent to devices",
+                  w->tx_packets);
+  wr_prom_counter(b, P "wireguard_reloads_total", "Device list reloads from the store", s->reloads);
   wr_prom_family(b, P "wireguard_drops_total", "counter",
                  "WireGuard datagrams and packets dropped, by reason");
   for (int d = 1; d < WR_WG_NDROPS; d++)
@@ -231,9 +232,10 @@ static void render_connections(wr_edge_metrics *m, wr_buf *b) {
   if (t.n) qsort(t.ids, t.n, sizeof(*t.ids), cmp_id);
   for (size_t i = 0; i < t.n; i++) distinct += i == 0 || strcmp(t.ids[i], t.ids[i - 1]) != 0;
 
-  gauge(b, P "connector_connections", "Registered connector connections (all tunnels)", t.n);
-  gauge(b, P "tunnels_connected", "Tunnels with at least one registered connector connection",
-        distinct);
+  wr_prom_gauge(b, P "connector_connections", "Registered connector connections (all tunnels)",
+                t.n);
+  wr_prom_gauge(b, P "tunnels_connected",
+                "Tunnels with at least one registered connector connection", distinct);
   char help[160];
   snprintf(help, sizeof(help),
            "Registered connector connections per tunnel (the first %zu tunnels by ID; "
@@ -256,34 +258,31 @@ static void render_connections(wr_edge_metrics *m, wr_buf *b) {
 /* The HTTPS front (edge/visitor_tls.c): its own connections, requests and
  * handshakes; the visitor_* families above are the plain HTTP front's. */
 static void render_https(wr_buf *b, const wr_visitor_stats *v) {
-  gauge(b, P "https_connections", "Open HTTPS visitor connections", v->active_conns);
-  counter(b, P "https_requests_total", "HTTPS visitor requests answered", v->requests);
+  wr_prom_gauge(b, P "https_connections", "Open HTTPS visitor connections", v->active_conns);
+  wr_prom_counter(b, P "https_requests_total", "HTTPS visitor requests answered", v->requests);
   by_class(b, P "https_responses_total", "HTTPS visitor responses by status class",
            v->responses_by_class);
-  wr_prom_family(b, P "tls_handshakes_total", "counter",
-                 "TLS handshakes on the HTTPS front, by result (refused: no or unknown SNI)");
-  wr_prom_u64(b, P "tls_handshakes_total", (const char *const[]){"result", "ok", NULL},
-              v->tls_handshakes);
-  wr_prom_u64(b, P "tls_handshakes_total", (const char *const[]){"result", "refused", NULL},
-              v->tls_refused);
-  wr_prom_u64(b, P "tls_handshakes_total", (const char *const[]){"result", "failed", NULL},
-              v->tls_failed);
-  counter(b, P "https_h2_connections_total", "HTTPS connections that chose HTTP/2 (ALPN h2)",
-          v->h2_conns);
-  counter(b, P "https_h2_streams_total", "Requests received over HTTP/2", v->h2_streams);
-  wr_prom_family(b, P "https_h2_goaways_total", "counter",
-                 "HTTP/2 connections ended by the edge with an error GOAWAY, by reason "
-                 "(enhance_your_calm: a flood or abuse limit; error: a protocol violation)");
-  wr_prom_u64(b, P "https_h2_goaways_total", (const char *const[]){"reason", "enhance_your_calm", NULL},
-              v->h2_goaway_calm);
-  wr_prom_u64(b, P "https_h2_goaways_total", (const char *const[]){"reason", "error", NULL},
-              v->h2_goaway_error);
-  counter(b, P "https_h3_connections_total", "HTTP/3 (QUIC) connections that completed the handshake",
-          v->h3_conns);
-  counter(b, P "https_h3_streams_total", "Requests received over HTTP/3", v->h3_streams);
-  counter(b, P "https_h3_errors_total",
-          "HTTP/3 connections closed by the edge with an error (protocol, QPACK or an abuse limit)",
-          v->h3_closed_error);
+  const wr_prom_series handshakes[] = {
+      {"ok", v->tls_handshakes}, {"refused", v->tls_refused}, {"failed", v->tls_failed}};
+  wr_prom_by_label(b, P "tls_handshakes_total", "counter",
+                   "TLS handshakes on the HTTPS front, by result (refused: no or unknown SNI)",
+                   "result", handshakes, WR_PROM_NSERIES(handshakes));
+  wr_prom_counter(b, P "https_h2_connections_total",
+                  "HTTPS connections that chose HTTP/2 (ALPN h2)", v->h2_conns);
+  wr_prom_counter(b, P "https_h2_streams_total", "Requests received over HTTP/2", v->h2_streams);
+  const wr_prom_series goaways[] = {{"enhance_your_calm", v->h2_goaway_calm},
+                                    {"error", v->h2_goaway_error}};
+  wr_prom_by_label(b, P "https_h2_goaways_total", "counter",
+                   "HTTP/2 connections ended by the edge with an error GOAWAY, by reason "
+                   "(enhance_your_calm: a flood or abuse limit; error: a protocol violation)",
+                   "reason", goaways, WR_PROM_NSERIES(goaways));
+  wr_prom_counter(b, P "https_h3_connections_total",
+                  "HTTP/3 (QUIC) connections that completed the handshake", v->h3_conns);
+  wr_prom_counter(b, P "https_h3_streams_total", "Requests received over HTTP/3", v->h3_streams);
+  wr_prom_counter(
+      b, P "https_h3_errors_total",
+      "HTTP/3 connections closed by the edge with an error (protocol, QPACK or an abuse limit)",
+      v->h3_closed_error);
 }
 
 static void render_tunnel_traffic(wr_edge_metrics *m, wr_buf *b) {
@@ -321,77 +320,82 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
   wr_prom_f64(b, P "uptime_seconds", NULL, (double)(uv_hrtime() - m->start_ns) / 1e9);
 
   render_connections(m, b);
-  counter(b, P "registrations_total", "registerConnection calls that registered a connection",
-          ts->registrations);
-  counter(b, P "registrations_refused_total",
-          "registerConnection calls that were refused (bad credentials, deleted tunnel, limits, "
-          "malformed)",
-          ts->refusals);
-  counter(b, P "unregistrations_total",
-          "Registered connections taken out of service (unregistered, lost, replaced, tunnel deleted)",
-          ts->unregistrations);
-  counter(b, P "unregistered_refused_total",
-          "QUIC connections closed after the handshake: too many were waiting to register",
-          ts->unregistered_refused);
-  counter(b, P "unregistered_closed_total",
-          "QUIC connections that ended without registering (deadline passed, refused, or gone)",
-          ts->unregistered_closed);
+  wr_prom_counter(b, P "registrations_total",
+                  "registerConnection calls that registered a connection", ts->registrations);
+  wr_prom_counter(
+      b, P "registrations_refused_total",
+      "registerConnection calls that were refused (bad credentials, deleted tunnel, limits, "
+      "malformed)",
+      ts->refusals);
+  wr_prom_counter(
+      b, P "unregistrations_total",
+      "Registered connections taken out of service (unregistered, lost, replaced, tunnel deleted)",
+      ts->unregistrations);
+  wr_prom_counter(b, P "unregistered_refused_total",
+                  "QUIC connections closed after the handshake: too many were waiting to register",
+                  ts->unregistered_refused);
+  wr_prom_counter(
+      b, P "unregistered_closed_total",
+      "QUIC connections that ended without registering (deadline passed, refused, or gone)",
+      ts->unregistered_closed);
 
   if (m->cfg.ep) {
     wr_quic_endpoint_stats q;
     wr_quic_endpoint_get_stats(m->cfg.ep, &q);
-    gauge(b, P "quic_connections", "QUIC connections on the tunnel port", q.conns);
-    gauge(b, P "quic_half_open", "QUIC connections whose handshake has not completed",
-          q.half_open);
-    counter(b, P "quic_accepted_total", "QUIC connections created from a client Initial",
-            q.accepted);
-    counter(b, P "quic_retries_total", "Retry packets sent (address validation under load)",
-            q.retries);
-    counter(b, P "quic_dropped_total",
-            "New-connection Initials dropped at the half-open caps", q.dropped);
-    counter(b, P "quic_bad_tokens_total", "Initials with an invalid or expired Retry token",
-            q.bad_tokens);
-    counter(b, P "quic_stateless_resets_total", "Stateless Resets sent", q.resets);
-    counter(b, P "quic_rate_limited_total",
-            "Stateless answers (reset, Retry, close) withheld by their rate limits",
-            q.rate_limited);
+    wr_prom_gauge(b, P "quic_connections", "QUIC connections on the tunnel port", q.conns);
+    wr_prom_gauge(b, P "quic_half_open", "QUIC connections whose handshake has not completed",
+                  q.half_open);
+    wr_prom_counter(b, P "quic_accepted_total", "QUIC connections created from a client Initial",
+                    q.accepted);
+    wr_prom_counter(b, P "quic_retries_total", "Retry packets sent (address validation under load)",
+                    q.retries);
+    wr_prom_counter(b, P "quic_dropped_total",
+                    "New-connection Initials dropped at the half-open caps", q.dropped);
+    wr_prom_counter(b, P "quic_bad_tokens_total", "Initials with an invalid or expired Retry token",
+                    q.bad_tokens);
+    wr_prom_counter(b, P "quic_stateless_resets_total", "Stateless Resets sent", q.resets);
+    wr_prom_counter(b, P "quic_rate_limited_total",
+                    "Stateless answers (reset, Retry, close) withheld by their rate limits",
+                    q.rate_limited);
   }
 
   if (m->cfg.visitor) {
     const wr_visitor_stats *v = wr_visitor_get_stats(m->cfg.visitor);
-    gauge(b, P "visitor_connections", "Open visitor connections", v->active_conns);
-    counter(b, P "visitor_connections_accepted_total", "Visitor connections accepted",
-            v->conns_accepted);
-    counter(b, P "visitor_connections_refused_total",
-            "Visitor connections closed at once by a connection limit (all kinds)",
-            v->conns_refused);
-    wr_prom_family(b, P "visitor_refusals_total", "counter",
-                   "Visitor connections refused, by limit");
-    wr_prom_u64(b, P "visitor_refusals_total", (const char *const[]){"limit", "per_source", NULL},
-                v->refused_per_source);
-    wr_prom_u64(b, P "visitor_refusals_total", (const char *const[]){"limit", "reserve", NULL},
-                v->refused_reserve);
-    wr_prom_u64(b, P "visitor_refusals_total", (const char *const[]){"limit", "full", NULL},
-                v->refused_full);
-    counter(b, P "visitor_evicted_idle_total",
-            "Idle keep-alive visitor connections closed to make room for others", v->evicted_idle);
-    counter(b, P "visitor_rate_limited_total",
-            "Visitor requests answered 429 because their source was over its rate", v->rate_limited);
-    counter(b, P "visitor_rate_limited_closed_total",
-            "Visitor connections closed for sending on after a 429", v->rate_limited_closed);
-    gauge(b, P "visitor_sources", "Visitor source addresses tracked for the per-source limits",
-          v->sources);
-    counter(b, P "visitor_requests_total", "Visitor requests answered", v->requests);
+    wr_prom_gauge(b, P "visitor_connections", "Open visitor connections", v->active_conns);
+    wr_prom_counter(b, P "visitor_connections_accepted_total", "Visitor connections accepted",
+                    v->conns_accepted);
+    wr_prom_counter(b, P "visitor_connections_refused_total",
+                    "Visitor connections closed at once by a connection limit (all kinds)",
+                    v->conns_refused);
+    const wr_prom_series refusals[] = {{"per_source", v->refused_per_source},
+                                       {"reserve", v->refused_reserve},
+                                       {"full", v->refused_full}};
+    wr_prom_by_label(b, P "visitor_refusals_total", "counter",
+                     "Visitor connections refused, by limit", "limit", refusals,
+                     WR_PROM_NSERIES(refusals));
+    wr_prom_counter(b, P "visitor_evicted_idle_total",
+                    "Idle keep-alive visitor connections closed to make room for others",
+                    v->evicted_idle);
+    wr_prom_counter(b, P "visitor_rate_limited_total",
+                    "Visitor requests answered 429 because their source was over its rate",
+                    v->rate_limited);
+    wr_prom_counter(b, P "visitor_rate_limited_closed_total",
+                    "Visitor connections closed for sending on after a 429",
+                    v->rate_limited_closed);
+    wr_prom_gauge(b, P "visitor_sources",
+                  "Visitor source addresses tracked for the per-source limits", v->sources);
+    wr_prom_counter(b, P "visitor_requests_total", "Visitor requests answered", v->requests);
     by_class(b, P "visitor_responses_total", "Visitor responses by status class",
              v->responses_by_class);
-    counter(b, P "visitor_no_route_total", "Visitor requests for a hostname with no route (404)",
-            v->no_route);
-    counter(b, P "visitor_no_connector_total",
-            "Visitor requests whose tunnel had no live connector connection (502)", v->no_connector);
-    counter(b, P "visitor_received_bytes_total", "Bytes read from visitors", v->bytes_in);
-    counter(b, P "visitor_sent_bytes_total", "Bytes written to visitors", v->bytes_out);
-    gauge(b, P "data_streams", "Open data streams to connectors (one per proxied request)",
-          v->active_streams);
+    wr_prom_counter(b, P "visitor_no_route_total",
+                    "Visitor requests for a hostname with no route (404)", v->no_route);
+    wr_prom_counter(b, P "visitor_no_connector_total",
+                    "Visitor requests whose tunnel had no live connector connection (502)",
+                    v->no_connector);
+    wr_prom_counter(b, P "visitor_received_bytes_total", "Bytes read from visitors", v->bytes_in);
+    wr_prom_counter(b, P "visitor_sent_bytes_total", "Bytes written to visitors", v->bytes_out);
+    wr_prom_gauge(b, P "data_streams", "Open data streams to connectors (one per proxied request)",
+                  v->active_streams);
   }
   if (m->cfg.https) render_https(b, wr_visitor_get_stats(m->cfg.https));
   if (m->cfg.tunnel_stats) render_tunnel_traffic(m, b);
@@ -399,67 +403,72 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
   if (m->cfg.dns) {
     static const char *const rcodes[6] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
     const wr_dns_stats *d = wr_dns_get_stats(m->cfg.dns);
-    wr_prom_family(b, P "dns_queries_total", "counter", "DNS queries received, by transport");
-    wr_prom_u64(b, P "dns_queries_total", (const char *const[]){"transport", "udp", NULL}, d->queries_udp);
-    wr_prom_u64(b, P "dns_queries_total", (const char *const[]){"transport", "tcp", NULL}, d->queries_tcp);
+    const wr_prom_series transports[] = {{"udp", d->queries_udp}, {"tcp", d->queries_tcp}};
+    wr_prom_by_label(b, P "dns_queries_total", "counter", "DNS queries received, by transport",
+                     "transport", transports, WR_PROM_NSERIES(transports));
     wr_prom_family(b, P "dns_responses_total", "counter", "DNS responses sent, by rcode");
     for (int i = 0; i < 6; i++)
       wr_prom_u64(b, P "dns_responses_total", (const char *const[]){"rcode", rcodes[i], NULL},
                   d->rcodes[i]);
     wr_prom_u64(b, P "dns_responses_total", (const char *const[]){"rcode", "other", NULL},
                 d->rcode_other);
-    counter(b, P "dns_truncated_total", "UDP responses sent truncated (TC set)", d->truncated);
-    counter(b, P "dns_dropped_total",
-            "DNS queries not answered (malformed, a response, or the send buffer was full)",
-            d->dropped);
-    gauge(b, P "dns_tcp_connections", "Open DNS TCP connections", d->tcp_conns);
+    wr_prom_counter(b, P "dns_truncated_total", "UDP responses sent truncated (TC set)",
+                    d->truncated);
+    wr_prom_counter(b, P "dns_dropped_total",
+                    "DNS queries not answered (malformed, a response, or the send buffer was full)",
+                    d->dropped);
+    wr_prom_gauge(b, P "dns_tcp_connections", "Open DNS TCP connections", d->tcp_conns);
   }
 
   if (m->cfg.acme) {
     const wr_acme_stats *s = wr_acme_get_stats(m->cfg.acme);
-    counter(b, P "acme_certificates_total", "Certificates obtained from the ACME CA (renewals included)",
-            s->issued);
-    counter(b, P "acme_failures_total", "ACME orders that failed (each is retried later)", s->failed);
-    counter(b, P "acme_challenge_answers_total", "HTTP-01 and DNS-01 answers given to the CA",
-            s->challenges);
+    wr_prom_counter(b, P "acme_certificates_total",
+                    "Certificates obtained from the ACME CA (renewals included)", s->issued);
+    wr_prom_counter(b, P "acme_failures_total", "ACME orders that failed (each is retried later)",
+                    s->failed);
+    wr_prom_counter(b, P "acme_challenge_answers_total",
+                    "HTTP-01 and DNS-01 answers given to the CA", s->challenges);
   }
 
   if (m->cfg.api) {
     const wr_api_stats *a = wr_api_get_stats(m->cfg.api);
     by_class(b, P "api_responses_total", "REST API (/client/v4) answers by status class",
              a->responses_by_class);
-    counter(b, P "api_tokens_throttled_total",
-            "API requests answered 429 because their source sent too many invalid tokens",
-            a->tokens_throttled);
+    wr_prom_counter(b, P "api_tokens_throttled_total",
+                    "API requests answered 429 because their source sent too many invalid tokens",
+                    a->tokens_throttled);
   }
 
   if (m->cfg.login) {
     wr_login_stats l;
     wr_login_get_stats(m->cfg.login, &l);
-    wr_prom_family(b, P "login_signins_total", "counter", "Sign-ins on the login page, by result");
-    wr_prom_u64(b, P "login_signins_total", (const char *const[]){"result", "success", NULL},
-                l.signins_ok);
-    wr_prom_u64(b, P "login_signins_total", (const char *const[]){"result", "failure", NULL},
-                l.signins_failed);
-    counter(b, P "login_password_checks_total", "Password checks run (PBKDF2)", l.checks);
-    counter(b, P "login_throttled_total",
-            "Sign-ins refused by the failure throttle, without a password check", l.throttled);
-    counter(b, P "login_queue_refused_total",
-            "Sign-ins refused because their source had too many checks waiting", l.refused);
-    counter(b, P "login_lockouts_total", "Lockouts begun (of an email or of a source)", l.locks);
-    gauge(b, P "login_checks_waiting", "Password checks waiting for a turn", l.waiting);
+    const wr_prom_series signins[] = {{"success", l.signins_ok}, {"failure", l.signins_failed}};
+    wr_prom_by_label(b, P "login_signins_total", "counter", "Sign-ins on the login page, by result",
+                     "result", signins, WR_PROM_NSERIES(signins));
+    wr_prom_counter(b, P "login_password_checks_total", "Password checks run (PBKDF2)", l.checks);
+    wr_prom_counter(b, P "login_throttled_total",
+                    "Sign-ins refused by the failure throttle, without a password check",
+                    l.throttled);
+    wr_prom_counter(b, P "login_queue_refused_total",
+                    "Sign-ins refused because their source had too many checks waiting", l.refused);
+    wr_prom_counter(b, P "login_lockouts_total", "Lockouts begun (of an email or of a source)",
+                    l.locks);
+    wr_prom_gauge(b, P "login_checks_waiting", "Password checks waiting for a turn", l.waiting);
   }
 
   if (m->cfg.access) {
     const wr_access_stats *x = wr_access_get_stats(m->cfg.access);
-    static const char *const verdicts[] = {"allow", "bypass", "deny", "sign_in", "error"};
-    uint64_t v[] = {x->allowed, x->bypassed, x->denied, x->login_needed, x->errors};
-    wr_prom_family(b, P "access_decisions_total", "counter", "Access gate decisions on covered hosts, by verdict");
-    for (size_t i = 0; i < 5; i++)
-      wr_prom_u64(b, P "access_decisions_total", (const char *const[]){"verdict", verdicts[i], NULL}, v[i]);
-    wr_prom_family(b, P "access_signins_total", "counter", "Access sign-ins, by result");
-    wr_prom_u64(b, P "access_signins_total", (const char *const[]){"result", "success", NULL}, x->signins_ok);
-    wr_prom_u64(b, P "access_signins_total", (const char *const[]){"result", "failure", NULL}, x->signins_failed);
+    const wr_prom_series verdicts[] = {{"allow", x->allowed},
+                                       {"bypass", x->bypassed},
+                                       {"deny", x->denied},
+                                       {"sign_in", x->login_needed},
+                                       {"error", x->errors}};
+    wr_prom_by_label(b, P "access_decisions_total", "counter",
+                     "Access gate decisions on covered hosts, by verdict", "verdict", verdicts,
+                     WR_PROM_NSERIES(verdicts));
+    const wr_prom_series signins[] = {{"success", x->signins_ok}, {"failure", x->signins_failed}};
+    wr_prom_by_label(b, P "access_signins_total", "counter", "Access sign-ins, by result", "result",
+                     signins, WR_PROM_NSERIES(signins));
   }
 
   if (m->cfg.router) render_router(wr_router_get_stats(m->cfg.router), b);

@@ -11,6 +11,7 @@
 
 #include "edge/tunnel_transport.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/conn.h"
@@ -112,9 +113,7 @@ static void server_pump(plink *l);
 
 static void link_unlink_free(plink *l) {
   wr_peer *p = l->p;
-  if (l->prev) l->prev->next = l->next;
-  else p->links = l->next;
-  if (l->next) l->next->prev = l->prev;
+  WR_LIST_REMOVE(p->links, l);
   free(l->in);
   free(l->pend);
   free(l->replay);
@@ -554,9 +553,7 @@ static int v_stream_open(void *t, wr_tunnel_stream *s, int64_t *sid, void **sh) 
     free(l);
     return WR_ERR_NOTFOUND;
   }
-  l->next = p->links;
-  if (p->links) p->links->prev = l;
-  p->links = l;
+  WR_LIST_INSERT_HEAD(p->links, l);
   *sid = p->next_sid++;
   *sh = l;
   p->st.forwarded++;
@@ -918,9 +915,7 @@ static void on_connection(uv_stream_t *server, int status) {
     free(l);
     return;
   }
-  l->next = p->links;
-  if (p->links) p->links->prev = l;
-  p->links = l;
+  WR_LIST_INSERT_HEAD(p->links, l);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------- */

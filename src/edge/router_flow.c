@@ -7,6 +7,7 @@
 
 #include "edge/router_int.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "lib/siphash.h"
@@ -354,11 +355,7 @@ struct wr__rpc_call {
 
 static void call_unlink(wr__rpc_call *c) {
   wr_router *r = c->r;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    r->calls = c->next;
-  if (c->next) c->next->prev = c->prev;
+  WR_LIST_REMOVE(r->calls, c);
 }
 
 /* The end of a call that still has its stream: the session says goodbye as
@@ -492,9 +489,7 @@ static wr__rpc_call *call_start(wr_router *r, wr__flow *f, uint16_t method, cons
     free(c);
     return NULL;
   }
-  c->next = r->calls;
-  if (r->calls) r->calls->prev = c;
-  r->calls = c;
+  WR_LIST_INSERT_HEAD(r->calls, c);
   uint8_t pre[WR_PREAMBLE_RPC_LEN];
   size_t acc;
   wr_preamble_write(WR_PREAMBLE_RPC, pre, sizeof(pre));

@@ -29,6 +29,7 @@ enum { SND_QUEUELEN = TCP_SND_QUEUELEN };
 #include <string.h>
 
 #include "lib/buf.h"
+#include "lib/bytes.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -586,8 +587,8 @@ static int flow_of_packet(wr_tcpstack *s, const uint8_t *p, size_t len, tuple *t
   size_t alen = ip.version == 4 ? 4 : 16;
   memcpy(t->src, ip.src.b, alen);
   memcpy(t->dst, ip.dst.b, alen);
-  t->sport = (uint16_t)(tcp[0] << 8 | tcp[1]);
-  t->dport = (uint16_t)(tcp[2] << 8 | tcp[3]);
+  t->sport = wr_get_be16(tcp);
+  t->dport = wr_get_be16(tcp + 2);
   return 0;
 }
 
@@ -616,7 +617,7 @@ static void refuse(wr_tcpstack *s, const tuple *t, const uint8_t *tcp) {
   ip_addr_t local, remote;
   to_lwip(t->dst, t->version, &local);
   to_lwip(t->src, t->version, &remote);
-  uint32_t seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7];
+  uint32_t seq = wr_get_be32(tcp + 4);
   tcp_rst(NULL, 0, seq + 1, &local, &remote, t->dport, t->sport);
 }
 

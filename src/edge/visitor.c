@@ -34,6 +34,7 @@
 #include "edge/visitor_int.h"
 #include "lib/buf.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "proto/http1.h"
@@ -317,11 +318,7 @@ static void close_cb(uv_handle_t *h) {
   wr_visitor *v = c->v;
   wr__vconn_unwait(c);
   vconn **head = c->sub ? &v->subs : &v->conns;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    *head = c->next;
-  if (c->next) c->next->prev = c->prev;
+  WR_LIST_REMOVE(*head, c);
   if (!c->sub) v->stats.active_conns--;
   wr_buf_free(&c->in);
   wr_buf_free(&c->rhead);
@@ -667,9 +664,7 @@ vconn *wr__vconn_sub_new(wr_visitor *v, const vsub_parent *up, size_t in_max) {
   c->src = up->src; /* no slot of its own: the connection holds it */
   c->retry_at = up->retry_at;
   c->state = VC_HEAD;
-  c->next = v->subs;
-  if (v->subs) v->subs->prev = c;
-  v->subs = c;
+  WR_LIST_INSERT_HEAD(v->subs, c);
   return c;
 }
 
@@ -687,9 +682,7 @@ static void vc_start(wr_visitor *v, vconn *c, vsrc *s, const struct sockaddr_sto
   wr_buf_init(&c->in, VIN_MAX + WR__VISITOR_READ_CHUNK, NULL);
   wr_buf_init(&c->rhead, WR__VISITOR_RESP_HEAD_MAX, NULL);
   wr_buf_init(&c->rtrail, WR__VISITOR_RESP_HEAD_MAX, NULL);
-  c->next = v->conns;
-  if (v->conns) v->conns->prev = c;
-  v->conns = c;
+  WR_LIST_INSERT_HEAD(v->conns, c);
   v->stats.active_conns++;
   v->stats.conns_accepted++;
   wr__visitor_slot_take(c, s);

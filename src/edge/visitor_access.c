@@ -55,27 +55,9 @@ static char *visitor_token(const wr_http1_head *h) {
 
 void wr__vconn_respond(vconn *c, int status, const char *ctype, const wr_http_header *extra, size_t nextra,
                     const char *body, size_t blen) {
-  char clen[24];
-  wr_http_header hd[8];
-  size_t nh = 0;
   int close = !c->r->keep_alive || !wr__vconn_body_complete(c);
-  snprintf(clen, sizeof(clen), "%zu", blen);
-  hd[nh++] = (wr_http_header){"Content-Type", 12, ctype, strlen(ctype)};
-  hd[nh++] = (wr_http_header){"Content-Length", 14, clen, strlen(clen)};
-  hd[nh++] = (wr_http_header){"Cache-Control", 13, "no-store", 8};
-  for (size_t i = 0; i < nextra && nh < 7; i++) hd[nh++] = extra[i];
-  if (close) hd[nh++] = (wr_http_header){"Connection", 10, "close", 5};
-  wr_buf hb;
-  wr_buf_init(&hb, 16384, NULL);
-  if (wr_http1_write_response_head(&hb, status, NULL, hd, nh) != WR_OK) {
-    wr_buf_free(&hb);
-    wr__vconn_close_now(c);
-    return;
-  }
-  wr__vconn_count_response(c, status);
-  wr__vconn_write3(c, hb.data, hb.len, body, c->r->is_head ? 0 : blen, NULL, 0, 0);
-  wr_buf_free(&hb);
-  wr__vconn_end_request(c, close);
+  if (wr__vconn_answer(c, status, ctype, extra, nextra, close, body, blen) == WR_OK)
+    wr__vconn_end_request(c, close);
 }
 
 static void page(vconn *c, int status, const char *title, const wr_http_header *extra, size_t nextra) {

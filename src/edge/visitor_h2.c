@@ -59,6 +59,7 @@
 #include "edge/visitor_int.h"
 #include "lib/buf.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/h2trailer.h"
@@ -135,19 +136,13 @@ static vh2s *stream_new(vh2 *h, int32_t id) {
   x->id = id;
   wr_h2req_init(&x->req, HEAD_MAX);
   wr__vsub_init(&x->x, &h2_ops, x);
-  x->next = h->streams;
-  if (h->streams) h->streams->prev = x;
-  h->streams = x;
+  WR_LIST_INSERT_HEAD(h->streams, x);
   h->nstreams++;
   return x;
 }
 
 static void stream_free(vh2 *h, vh2s *x) {
-  if (x->prev)
-    x->prev->next = x->next;
-  else
-    h->streams = x->next;
-  if (x->next) x->next->prev = x->prev;
+  WR_LIST_REMOVE(h->streams, x);
   h->nstreams--;
   wr_h2req_free(&x->req);
   wr__vsub_free(&x->x); /* an unfinished request: its tunnel stream is reset */

@@ -49,6 +49,7 @@
 
 #include "edge/visitor_int.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/quic.h"
@@ -130,19 +131,13 @@ static vh3s *stream_new(vh3 *h, int64_t id) {
   x->id = id;
   wr_h2req_init(&x->req, HEAD_MAX);
   wr__vsub_init(&x->x, &wr__vh3_ops, x);
-  x->next = h->streams;
-  if (h->streams) h->streams->prev = x;
-  h->streams = x;
+  WR_LIST_INSERT_HEAD(h->streams, x);
   nghttp3_conn_set_stream_user_data(h->h3, id, x);
   return x;
 }
 
 static void stream_free(vh3 *h, vh3s *x) {
-  if (x->prev)
-    x->prev->next = x->next;
-  else
-    h->streams = x->next;
-  if (x->next) x->next->prev = x->prev;
+  WR_LIST_REMOVE(h->streams, x);
   wr_h2req_free(&x->req);
   wr__vsub_free(&x->x); /* an unfinished request: its tunnel stream is reset */
   while (x->lhead) {
@@ -450,11 +445,7 @@ static const nghttp3_callbacks *callbacks(void) {
 }
 
 static void conn_free(vh3front *f, vh3 *h) {
-  if (h->prev)
-    h->prev->next = h->next;
-  else
-    f->conns = h->next;
-  if (h->next) h->next->prev = h->prev;
+  WR_LIST_REMOVE(f->conns, h);
   while (h->streams) stream_free(h, h->streams);
   nghttp3_conn_del(h->h3);
   if (h->held) {
@@ -617,9 +608,7 @@ static void q_accept(wr_quic_endpoint *ep, wr_quic_conn *q, void *ep_user) {
   st.qpack_blocked_streams = QPACK_BLOCKED;
   if (nghttp3_conn_server_new(&h->h3, callbacks(), &st, NULL, h) != 0) abort();
   nghttp3_conn_set_max_client_streams_bidi(h->h3, wr_quic_peer_streams_max(q));
-  h->next = f->conns;
-  if (f->conns) f->conns->prev = h;
-  f->conns = h;
+  WR_LIST_INSERT_HEAD(f->conns, h);
   wr_quic_conn_set_user(q, h);
   vsrc *s = wr__visitor_source_get(v, sa);
   if (v->closing || !wr__visitor_admit(v, s)) {

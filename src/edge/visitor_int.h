@@ -509,8 +509,16 @@ void wr__vconn_count_response(vconn *c, int status);
 void wr__vconn_local_h(vconn *c, int status, const char *msg, int force_close,
                        const wr_http_header *extra);
 void wr__vconn_local(vconn *c, int status, const char *msg, int force_close);
-/* Answers with |body| (|blen| bytes) of type |ctype| and up to 4 |extra|
- * headers (visitor_access.c). */
+/* Writes an answer made by the edge to the current request and counts its
+ * status: Content-Type |ctype|, Content-Length, Cache-Control: no-store, up
+ * to 4 of the |nextra| |extra| headers, Connection: close when |close|, then
+ * |body| (|blen| bytes; none for HEAD). Does not end the request. Returns
+ * WR_OK, or an error when the head could not be written: the connection was
+ * closed at once, the caller must leave it alone. */
+int wr__vconn_answer(vconn *c, int status, const char *ctype, const wr_http_header *extra,
+                     size_t nextra, int close, const char *body, size_t blen);
+/* The same, closing after it unless the request keeps the connection alive
+ * and its body was read whole, then ending the request (visitor_access.c). */
 void wr__vconn_respond(vconn *c, int status, const char *ctype, const wr_http_header *extra,
                        size_t nextra, const char *body, size_t blen);
 /* HTTP-01: answers GET /.well-known/acme-challenge/<token> on the plain

@@ -25,29 +25,12 @@ int wr__visitor_mgmt_host(const wr_visitor *v, const char *host) {
 
 /* A JSON answer from the edge; the connection stays usable. */
 static void answer_json(vconn *c, int status, int code, const char *msg) {
-  char body[512], clen[24];
+  char body[512];
   int blen = snprintf(body, sizeof(body),
                       "{\"success\":false,\"errors\":[{\"code\":%d,\"message\":\"%s\"}]}\n", code,
                       msg);
-  int close = !c->r->keep_alive || !wr__vconn_body_complete(c);
-  wr_buf hb;
   if (blen < 0 || (size_t)blen >= sizeof(body)) blen = 0;
-  snprintf(clen, sizeof(clen), "%d", blen);
-  wr_http_header h[4] = {{"Content-Type", 12, "application/json", 16},
-                         {"Content-Length", 14, clen, strlen(clen)},
-                         {"Cache-Control", 13, "no-store", 8}};
-  size_t nh = 3;
-  if (close) h[nh++] = (wr_http_header){"Connection", 10, "close", 5};
-  wr_buf_init(&hb, 4096, NULL);
-  if (wr_http1_write_response_head(&hb, status, NULL, h, nh) != WR_OK) {
-    wr_buf_free(&hb);
-    wr__vconn_close_now(c);
-    return;
-  }
-  wr__vconn_count_response(c, status);
-  wr__vconn_write3(c, hb.data, hb.len, body, c->r->is_head ? 0 : (size_t)blen, NULL, 0, 0);
-  wr_buf_free(&hb);
-  wr__vconn_end_request(c, close);
+  wr__vconn_respond(c, status, "application/json", NULL, 0, body, (size_t)blen);
 }
 
 /* The access_token query parameter of |path| (path + query), decoded. */

@@ -44,6 +44,31 @@ static size_t html_escape(const char *s, char *out, size_t cap) {
   return o;
 }
 
+int wr__vconn_answer(vconn *c, int status, const char *ctype, const wr_http_header *extra,
+                     size_t nextra, int close, const char *body, size_t blen) {
+  char clen[24];
+  wr_http_header hd[8];
+  size_t nh = 0;
+  snprintf(clen, sizeof(clen), "%zu", blen);
+  hd[nh++] = (wr_http_header){"Content-Type", 12, ctype, strlen(ctype)};
+  hd[nh++] = (wr_http_header){"Content-Length", 14, clen, strlen(clen)};
+  hd[nh++] = (wr_http_header){"Cache-Control", 13, "no-store", 8};
+  for (size_t i = 0; i < nextra && nh < 7; i++) hd[nh++] = extra[i];
+  if (close) hd[nh++] = (wr_http_header){"Connection", 10, "close", 5};
+  wr_buf hb;
+  wr_buf_init(&hb, 16384, NULL);
+  int rv = wr_http1_write_response_head(&hb, status, NULL, hd, nh);
+  if (rv != WR_OK) {
+    wr_buf_free(&hb);
+    wr__vconn_close_now(c);
+    return rv;
+  }
+  wr__vconn_count_response(c, status);
+  wr__vconn_write3(c, hb.data, hb.len, body, c->r->is_head ? 0 : blen, NULL, 0, 0);
+  wr_buf_free(&hb);
+  return WR_OK;
+}
+
 /* Answers the current request from the edge itself, with |extra| (or NULL)
  * among the headers. */
 void wr__vconn_local_h(vconn *c, int status, const char *msg, int force_close,
@@ -57,7 +82,7 @@ void wr__vconn_local_h(vconn *c, int status, const char *msg, int force_close,
   wr__vconn_release_stream(c, 0);
   int close = force_close || !c->r->keep_alive || !wr__vconn_body_complete(c);
   const char *reason = wr_http1_reason(status);
-  char esc[1024], body[1536], clen[24];
+  char esc[1024], body[1536];
   html_escape(msg, esc, sizeof(esc));
   int blen = snprintf(body, sizeof(body),
                       "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
@@ -65,25 +90,9 @@ void wr__vconn_local_h(vconn *c, int status, const char *msg, int force_close,
                       status, reason, status, reason, esc);
   if (blen < 0) blen = 0;
   if ((size_t)blen >= sizeof(body)) blen = (int)sizeof(body) - 1;
-  snprintf(clen, sizeof(clen), "%d", blen);
-  wr_http_header h[5] = {
-      {"Content-Type", 12, "text/html; charset=utf-8", 24},
-      {"Content-Length", 14, clen, strlen(clen)},
-      {"Cache-Control", 13, "no-store", 8},
-  };
-  size_t nh = 3;
-  if (extra) h[nh++] = *extra;
-  if (close) h[nh++] = (wr_http_header){"Connection", 10, "close", 5};
-  wr_buf hb;
-  wr_buf_init(&hb, 4096, NULL);
-  if (wr_http1_write_response_head(&hb, status, NULL, h, nh) != WR_OK) {
-    wr_buf_free(&hb);
-    wr__vconn_close_now(c);
+  if (wr__vconn_answer(c, status, "text/html; charset=utf-8", extra, extra ? 1 : 0, close, body,
+                       (size_t)blen) != WR_OK)
     return;
-  }
-  wr__vconn_count_response(c, status);
-  wr__vconn_write3(c, hb.data, hb.len, body, c->r->is_head ? 0 : (size_t)blen, NULL, 0, 0);
-  wr_buf_free(&hb);
   if (status >= 500)
     wr_warn("visitor %" PRIu64 " (%s): %s %s%s: %d %s tunnel=%s connection=%s stream=%" PRId64,
             c->id, c->ip, c->r->method[0] ? c->r->method : "-", c->r->host, c->r->target, status,

@@ -12,6 +12,7 @@
 #include "edge/visitor_int.h"
 #include "lib/err.h"
 #include "lib/hash.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 
@@ -209,11 +210,7 @@ static void job_done(void *arg, int status) {
   route_job *j = arg;
   wr_visitor *v = j->v;
   if (v) {
-    if (j->prev)
-      j->prev->next = j->next;
-    else
-      v->route_jobs = j->next;
-    if (j->next) j->next->prev = j->prev;
+    WR_LIST_REMOVE(v->route_jobs, j);
     int rv = status == WR_OK ? j->rv : WR_ERR_STORE;
     if (rv != WR_OK && rv != WR_ERR_NOTFOUND)
       wr_warn("route lookup for %s failed: %s", j->host,
@@ -236,9 +233,7 @@ static int route_submit(wr_visitor *v, route_ent *e) {
             rv == WR_ERR_LIMIT ? "queue full" : "stopping");
     return WR_ERR_STORE;
   }
-  j->next = v->route_jobs;
-  if (j->next) j->next->prev = j;
-  v->route_jobs = j;
+  WR_LIST_INSERT_HEAD(v->route_jobs, j);
   e->pending = 1;
   return WR_AGAIN;
 }

@@ -100,19 +100,40 @@ static void read_proc(proc_stats *ps) {
   }
 }
 
+void wr_prom_counter(wr_buf *b, const char *name, const char *help, uint64_t v) {
+  wr_prom_family(b, name, "counter", help);
+  wr_prom_u64(b, name, NULL, v);
+}
+
+void wr_prom_gauge(wr_buf *b, const char *name, const char *help, uint64_t v) {
+  wr_prom_family(b, name, "gauge", help);
+  wr_prom_u64(b, name, NULL, v);
+}
+
+void wr_prom_by_label(wr_buf *b, const char *name, const char *type, const char *help,
+                      const char *label, const wr_prom_series *s, size_t n) {
+  wr_prom_family(b, name, type, help);
+  for (size_t i = 0; i < n; i++)
+    wr_prom_u64(b, name, (const char *const[]){label, s[i].value, NULL}, s[i].v);
+}
+
 void wr_prom_process(wr_buf *b, double start_time) {
   proc_stats ps;
   read_proc(&ps);
-  wr_prom_family(b, "process_cpu_seconds_total", "counter",
-                 "Total user and system CPU time spent in seconds.");
-  wr_prom_f64(b, "process_cpu_seconds_total", NULL, ps.cpu_seconds);
-  wr_prom_family(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-  wr_prom_f64(b, "process_resident_memory_bytes", NULL, ps.rss_bytes);
-  wr_prom_family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-  wr_prom_f64(b, "process_virtual_memory_bytes", NULL, ps.vsize_bytes);
-  wr_prom_family(b, "process_open_fds", "gauge", "Number of open file descriptors.");
-  wr_prom_f64(b, "process_open_fds", NULL, ps.open_fds);
-  wr_prom_family(b, "process_start_time_seconds", "gauge",
-                 "Start time of the process since unix epoch in seconds.");
-  wr_prom_f64(b, "process_start_time_seconds", NULL, start_time);
+  const struct {
+    const char *name, *type, *help;
+    double v;
+  } fams[] = {
+      {"process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+       ps.cpu_seconds},
+      {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", ps.rss_bytes},
+      {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", ps.vsize_bytes},
+      {"process_open_fds", "gauge", "Number of open file descriptors.", ps.open_fds},
+      {"process_start_time_seconds", "gauge",
+       "Start time of the process since unix epoch in seconds.", start_time},
+  };
+  for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+    wr_prom_family(b, fams[i].name, fams[i].type, fams[i].help);
+    wr_prom_f64(b, fams[i].name, NULL, fams[i].v);
+  }
 }

@@ -16,6 +16,7 @@
  * beyond the buffer's own growth. */
 #ifndef WR_LIB_PROM_H
 #define WR_LIB_PROM_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lib/buf.h"
@@ -33,6 +34,25 @@ void wr_prom_u64(wr_buf *b, const char *name, const char *const *labels, uint64_
 /* The same for a floating-point value: shortest round-trip-ish decimal
  * ("%.15g"), NaN as "NaN" and infinities as "+Inf"/"-Inf". */
 void wr_prom_f64(wr_buf *b, const char *name, const char *const *labels, double v);
+
+/* A whole family of one unlabelled sample: its # HELP and # TYPE lines,
+ * then the sample. */
+void wr_prom_counter(wr_buf *b, const char *name, const char *help, uint64_t v);
+void wr_prom_gauge(wr_buf *b, const char *name, const char *help, uint64_t v);
+
+/* One series of a family split by a single label: the label's value (the
+ * caller's string, escaped when written) and the sample. */
+typedef struct wr_prom_series {
+  const char *value;
+  uint64_t v;
+} wr_prom_series;
+
+/* A whole family split by the one label |label|: # HELP and # TYPE, then
+ * the |n| series of |s| in order, zeros too (so that rate() over a series
+ * works from the first scrape). */
+void wr_prom_by_label(wr_buf *b, const char *name, const char *type, const char *help,
+                      const char *label, const wr_prom_series *s, size_t n);
+#define WR_PROM_NSERIES(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The standard process collector's families (the names Prometheus' client
  * libraries use), read from /proc/self: process_cpu_seconds_total,

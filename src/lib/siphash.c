@@ -2,6 +2,8 @@
  * paper's appendix (tests/unit/test_lib.c). */
 #include "lib/siphash.h"
 
+#include "lib/bytes.h"
+
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                                                   \
   do {                                                                                             \
@@ -11,19 +13,13 @@
     v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                                      \
   } while (0)
 
-static uint64_t le64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-
 uint64_t wr_siphash24(uint64_t k0, uint64_t k1, const uint8_t *in, size_t len) {
   uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
   uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
   uint64_t b = (uint64_t)len << 56, m;
   const uint8_t *end = in + (len & ~(size_t)7);
   for (; in != end; in += 8) {
-    m = le64(in);
+    m = wr_get_le64(in);
     v3 ^= m;
     SIPROUND;
     SIPROUND;
@@ -43,6 +39,6 @@ uint64_t wr_siphash24(uint64_t k0, uint64_t k1, const uint8_t *in, size_t len) {
 }
 
 void wr_siphash_key(const uint8_t key[16], uint64_t *k0, uint64_t *k1) {
-  *k0 = le64(key);
-  *k1 = le64(key + 8);
+  *k0 = wr_get_le64(key);
+  *k1 = wr_get_le64(key + 8);
 }

@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 
@@ -125,11 +126,7 @@ static void on_conn_handle_close(uv_handle_t *hd) {
   conn *c = hd->data;
   if (--c->handles > 0) return;
   wr_httpd *h = c->h;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    h->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
+  WR_LIST_REMOVE(h->conns, c);
   h->nconns--;
   wr_buf_free(&c->in);
   free(c);
@@ -502,9 +499,7 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_timer_init(h->loop, &c->timer);
   c->tcp.data = c->timer.data = c;
   c->handles = 2;
-  c->next = h->conns;
-  if (h->conns) h->conns->prev = c;
-  h->conns = c;
+  WR_LIST_INSERT_HEAD(h->conns, c);
   h->nconns++;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
     conn_close(c);

@@ -12,34 +12,8 @@
 
 #include <string.h>
 
+#include "lib/bytes.h"
 #include "lib/err.h"
-
-static inline uint64_t rd64(const uint8_t *p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64(v);
-#endif
-  return v;
-}
-
-static inline uint32_t rd32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline void wr64(uint8_t *p, uint64_t v) {
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64(v);
-#endif
-  memcpy(p, &v, 8);
-}
-
-static inline void wr32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-  p[2] = (uint8_t)(v >> 16);
-  p[3] = (uint8_t)(v >> 24);
-}
 
 /* Signed 30-bit offset in bits 2..31. */
 static inline int64_t ptr_offset(uint64_t p) { return (int64_t)(int32_t)(uint32_t)p >> 2; }
@@ -57,13 +31,13 @@ int wr_capnp_frame_size(const uint8_t *buf, size_t len, const wr_capnp_limits *l
   wr_capnp_limits lim;
   limits_or_default(limits, &lim);
   if (len < 4) return WR_AGAIN;
-  uint64_t nsegs = (uint64_t)rd32(buf) + 1;
+  uint64_t nsegs = (uint64_t)wr_get_le32(buf) + 1;
   if (nsegs > lim.max_segments) return WR_ERR_LIMIT;
   size_t header = 4 + 4 * (size_t)nsegs;
   header = (header + 7) & ~(size_t)7;
   if (len < header) return WR_AGAIN;
   uint64_t words = 0;
-  for (uint64_t i = 0; i < nsegs; i++) words += rd32(buf + 4 + 4 * i);
+  for (uint64_t i = 0; i < nsegs; i++) words += wr_get_le32(buf + 4 + 4 * i);
   uint64_t t = header + words * 8;
   if (t > lim.max_bytes) return WR_ERR_LIMIT;
   *total = (size_t)t;
@@ -77,10 +51,10 @@ int wr_capnp_msg_init(wr_capnp_msg *m, const uint8_t *buf, size_t len,
   int rv = wr_capnp_frame_size(buf, len, limits, &total);
   if (rv != WR_OK) return rv;
   limits_or_default(limits, &lim);
-  m->nsegs = rd32(buf) + 1;
+  m->nsegs = wr_get_le32(buf) + 1;
   size_t off = (4 + 4 * (size_t)m->nsegs + 7) & ~(size_t)7;
   for (uint32_t i = 0; i < m->nsegs; i++) {
-    m->seg_words[i] = rd32(buf + 4 + 4 * i);
+    m->seg_words[i] = wr_get_le32(buf + 4 + 4 * i);
     m->seg[i] = buf + off;
     off += (size_t)m->seg_words[i] * 8;
   }
@@ -117,7 +91,7 @@ typedef struct resolved {
 /* Resolves the pointer stored at word |idx| of segment |seg|. */
 static int resolve(wr_capnp_msg *m, uint32_t seg, uint64_t idx, resolved *r) {
   if (m->err) return m->err;
-  uint64_t p = rd64(m->seg[seg] + idx * 8);
+  uint64_t p = wr_get_le64(m->seg[seg] + idx * 8);
   if ((p & 3) != 2) {
     r->ptr = p;
     r->seg = seg;
@@ -133,7 +107,7 @@ static int resolve(wr_capnp_msg *m, uint32_t seg, uint64_t idx, resolved *r) {
   if (pad_seg >= m->nsegs || pad + 1 + (uint64_t)dbl > m->seg_words[pad_seg])
     return fail(m, WR_ERR_BOUNDS);
   if (charge(m, 1) != 0) return m->err;
-  uint64_t land = rd64(m->seg[pad_seg] + pad * 8);
+  uint64_t land = wr_get_le64(m->seg[pad_seg] + pad * 8);
   if (!dbl) {
     if ((land & 3) == 2) return fail(m, WR_ERR_PROTO); /* far to far */
     r->ptr = land;
@@ -145,7 +119,7 @@ static int resolve(wr_capnp_msg *m, uint32_t seg, uint64_t idx, resolved *r) {
   /* Double far: pad[0] is a single far pointer to the content, pad[1] the
    * tag describing it. */
   if ((land & 7) != 2) return fail(m, WR_ERR_PROTO);
-  uint64_t tag = rd64(m->seg[pad_seg] + (pad + 1) * 8);
+  uint64_t tag = wr_get_le64(m->seg[pad_seg] + (pad + 1) * 8);
   if ((tag & 3) != 0 && (tag & 3) != 1) return fail(m, WR_ERR_PROTO);
   r->ptr = tag;
   r->seg = (uint32_t)(land >> 32);
@@ -206,7 +180,7 @@ static int read_list(wr_capnp_msg *m, const resolved *r, unsigned depth, wr_capn
   if (elem == WR_CAPNP_ELEM_COMPOSITE) {
     uint64_t words = count;
     if (r->target + 1 + words > segw) return fail(m, WR_ERR_BOUNDS);
-    uint64_t tag = rd64(m->seg[r->seg] + r->target * 8);
+    uint64_t tag = wr_get_le64(m->seg[r->seg] + r->target * 8);
     if ((tag & 3) != 0) return fail(m, WR_ERR_PROTO);
     uint64_t n = (uint64_t)ptr_offset(tag);
     uint64_t dw = (tag >> 32) & 0xffff, pw = tag >> 48;
@@ -247,10 +221,10 @@ uint16_t wr_capnp_u16(const wr_capnp_struct *s, uint32_t off) {
   return (uint16_t)(s->data[off] | s->data[off + 1] << 8);
 }
 uint32_t wr_capnp_u32(const wr_capnp_struct *s, uint32_t off) {
-  return off + 4 <= s->data_size ? rd32(s->data + off) : 0;
+  return off + 4 <= s->data_size ? wr_get_le32(s->data + off) : 0;
 }
 uint64_t wr_capnp_u64(const wr_capnp_struct *s, uint32_t off) {
-  return off + 8 <= s->data_size ? rd64(s->data + off) : 0;
+  return off + 8 <= s->data_size ? wr_get_le64(s->data + off) : 0;
 }
 int wr_capnp_bool(const wr_capnp_struct *s, uint32_t bit) {
   return bit / 8 < s->data_size ? (s->data[bit / 8] >> (bit % 8)) & 1 : 0;
@@ -442,7 +416,7 @@ int wr_capnp_init_root(wr_capnp_builder *b, uint16_t data_words, uint16_t nptrs,
   if (b->words != 0) return bfail(b, WR_ERR_INVAL);
   if (balloc(b, 1, &root) != 0 || balloc(b, (size_t)data_words + nptrs, &body) != 0)
     return b->err;
-  wr64(word_at(b, root), struct_ptr((int64_t)body - 1, data_words, nptrs));
+  wr_put_le64(word_at(b, root), struct_ptr((int64_t)body - 1, data_words, nptrs));
   out->off = body;
   out->data_words = data_words;
   out->nptrs = nptrs;
@@ -469,11 +443,11 @@ void wr_capnp_set_u16(wr_capnp_bstruct *s, uint32_t off, uint16_t v) {
 }
 void wr_capnp_set_u32(wr_capnp_bstruct *s, uint32_t off, uint32_t v) {
   uint8_t *p = data_at(s, off, 4);
-  if (p) wr32(p, v);
+  if (p) wr_put_le32(p, v);
 }
 void wr_capnp_set_u64(wr_capnp_bstruct *s, uint32_t off, uint64_t v) {
   uint8_t *p = data_at(s, off, 8);
-  if (p) wr64(p, v);
+  if (p) wr_put_le64(p, v);
 }
 void wr_capnp_set_bool(wr_capnp_bstruct *s, uint32_t bit, int v) {
   uint8_t *p = data_at(s, bit / 8, 1);
@@ -500,12 +474,12 @@ int wr_capnp_new_struct(wr_capnp_bstruct *parent, uint16_t idx, uint16_t data_wo
   if (data_words + nptrs == 0) {
     /* capnproto2 writes empty structs as offset -1 pointing at the pointer
      * itself; no allocation. */
-    wr64(word_at(b, w), struct_ptr(-1, 0, 0));
+    wr_put_le64(word_at(b, w), struct_ptr(-1, 0, 0));
     out->off = w + 1;
     return WR_OK;
   }
   if (balloc(b, (size_t)data_words + nptrs, &body) != 0) return b->err;
-  wr64(word_at(b, w), struct_ptr((int64_t)body - (int64_t)w - 1, data_words, nptrs));
+  wr_put_le64(word_at(b, w), struct_ptr((int64_t)body - (int64_t)w - 1, data_words, nptrs));
   out->off = body;
   out->data_words = data_words;
   out->nptrs = nptrs;
@@ -517,12 +491,12 @@ static int put_bytes(wr_capnp_builder *b, size_t w, const void *src, size_t len,
   size_t n = len + (nul ? 1 : 0), body;
   if (n > 0x1fffffff) return bfail(b, WR_ERR_LIMIT);
   if (n == 0) {
-    wr64(word_at(b, w), list_ptr(0, WR_CAPNP_ELEM_BYTE, 0));
+    wr_put_le64(word_at(b, w), list_ptr(0, WR_CAPNP_ELEM_BYTE, 0));
     return WR_OK;
   }
   if (balloc(b, (n + 7) / 8, &body) != 0) return b->err;
   if (len) memcpy(word_at(b, body), src, len);
-  wr64(word_at(b, w), list_ptr((int64_t)body - (int64_t)w - 1, WR_CAPNP_ELEM_BYTE, (uint32_t)n));
+  wr_put_le64(word_at(b, w), list_ptr((int64_t)body - (int64_t)w - 1, WR_CAPNP_ELEM_BYTE, (uint32_t)n));
   return WR_OK;
 }
 
@@ -530,7 +504,7 @@ int wr_capnp_set_text(wr_capnp_bstruct *parent, uint16_t idx, const char *s, siz
   size_t w;
   if (ptr_slot(parent, idx, &w) != 0) return parent->b->err;
   if (len == 0) {
-    wr64(word_at(parent->b, w), 0);
+    wr_put_le64(word_at(parent->b, w), 0);
     return WR_OK;
   }
   return put_bytes(parent->b, w, s, len, 1);
@@ -540,7 +514,7 @@ int wr_capnp_set_data(wr_capnp_bstruct *parent, uint16_t idx, const uint8_t *dat
   size_t w;
   if (ptr_slot(parent, idx, &w) != 0) return parent->b->err;
   if (!data) {
-    wr64(word_at(parent->b, w), 0);
+    wr_put_le64(word_at(parent->b, w), 0);
     return WR_OK;
   }
   return put_bytes(parent->b, w, data, len, 0);
@@ -549,7 +523,7 @@ int wr_capnp_set_data(wr_capnp_bstruct *parent, uint16_t idx, const uint8_t *dat
 int wr_capnp_set_cap(wr_capnp_bstruct *parent, uint16_t idx, uint32_t index) {
   size_t w;
   if (ptr_slot(parent, idx, &w) != 0) return parent->b->err;
-  wr64(word_at(parent->b, w), 3 | (uint64_t)index << 32);
+  wr_put_le64(word_at(parent->b, w), 3 | (uint64_t)index << 32);
   return WR_OK;
 }
 
@@ -563,8 +537,8 @@ int wr_capnp_new_struct_list(wr_capnp_bstruct *parent, uint16_t idx, uint32_t co
   uint64_t words = (uint64_t)count * (data_words + nptrs);
   if (count > 0x1fffffff || words > 0x1fffffff) return bfail(b, WR_ERR_LIMIT);
   if (balloc(b, 1 + (size_t)words, &body) != 0) return b->err;
-  wr64(word_at(b, body), struct_ptr(count, data_words, nptrs)); /* tag */
-  wr64(word_at(b, w), list_ptr((int64_t)body - (int64_t)w - 1, WR_CAPNP_ELEM_COMPOSITE, (uint32_t)words));
+  wr_put_le64(word_at(b, body), struct_ptr(count, data_words, nptrs)); /* tag */
+  wr_put_le64(word_at(b, w), list_ptr((int64_t)body - (int64_t)w - 1, WR_CAPNP_ELEM_COMPOSITE, (uint32_t)words));
   out->off = body + 1;
   out->count = count;
   out->elem = WR_CAPNP_ELEM_COMPOSITE;
@@ -593,7 +567,7 @@ int wr_capnp_new_pointer_list(wr_capnp_bstruct *parent, uint16_t idx, uint32_t c
   if (ptr_slot(parent, idx, &w) != 0) return b->err;
   if (count > 0x1fffffff) return bfail(b, WR_ERR_LIMIT);
   if (count && balloc(b, count, &body) != 0) return b->err;
-  wr64(word_at(b, w), list_ptr(count ? (int64_t)body - (int64_t)w - 1 : 0, WR_CAPNP_ELEM_POINTER, count));
+  wr_put_le64(word_at(b, w), list_ptr(count ? (int64_t)body - (int64_t)w - 1 : 0, WR_CAPNP_ELEM_POINTER, count));
   out->off = body;
   out->count = count;
   out->elem = WR_CAPNP_ELEM_POINTER;
@@ -606,7 +580,7 @@ int wr_capnp_blist_set_text(wr_capnp_blist *l, uint32_t i, const char *s, size_t
   if (l->elem != WR_CAPNP_ELEM_POINTER || i >= l->count) return bfail(l->b, WR_ERR_INVAL);
   size_t w = l->off + i;
   if (len == 0) {
-    wr64(word_at(l->b, w), 0);
+    wr_put_le64(word_at(l->b, w), 0);
     return WR_OK;
   }
   return put_bytes(l->b, w, s, len, 1);
@@ -615,8 +589,8 @@ int wr_capnp_blist_set_text(wr_capnp_blist *l, uint32_t i, const char *s, size_t
 int wr_capnp_builder_finish(wr_capnp_builder *b, const uint8_t **out, size_t *len) {
   if (b->err) return b->err;
   if (b->words == 0) return bfail(b, WR_ERR_INVAL);
-  wr32(b->buf, 0);
-  wr32(b->buf + 4, (uint32_t)b->words);
+  wr_put_le32(b->buf, 0);
+  wr_put_le32(b->buf + 4, (uint32_t)b->words);
   *out = b->buf;
   *len = SEG_TABLE + b->words * 8;
   return WR_OK;

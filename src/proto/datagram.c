@@ -3,25 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/bytes.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
-
-static uint64_t get_be64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
-  return v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v) {
-  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
-}
-
-static uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
-static void put_be16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
 
 /* strconv.ParseUint(s, 16, bits): at least one digit, hex digits only,
  * leading zeros allowed, value must fit in |bits|. */
@@ -79,17 +63,17 @@ int wr_dgram_trace_format(const wr_dgram_trace *t, char *out, size_t cap) {
 }
 
 void wr_dgram_trace_pack(const wr_dgram_trace *t, uint8_t out[WR_DGRAM_TRACE_LEN]) {
-  put_be64(out, t->trace_hi);
-  put_be64(out + 8, t->trace_lo);
-  put_be64(out + 16, t->span_id);
+  wr_put_be64(out, t->trace_hi);
+  wr_put_be64(out + 8, t->trace_lo);
+  wr_put_be64(out + 16, t->span_id);
   out[24] = t->flags;
 }
 
 int wr_dgram_trace_unpack(const uint8_t *p, size_t len, wr_dgram_trace *out) {
   if (len < WR_DGRAM_TRACE_LEN) return WR_ERR_TRUNC;
-  out->trace_hi = get_be64(p);
-  out->trace_lo = get_be64(p + 8);
-  out->span_id = get_be64(p + 16);
+  out->trace_hi = wr_get_be64(p);
+  out->trace_lo = wr_get_be64(p + 8);
+  out->span_id = wr_get_be64(p + 16);
   out->flags = p[24];
   return WR_OK;
 }
@@ -173,8 +157,8 @@ int wr_dgram_v3_decode(const uint8_t *p, size_t len, wr_dgram_v3 *out) {
     out->type = WR_DGRAM_V3_REGISTER;
     out->ipv6 = (flags & WR_DGRAM_V3_FLAG_IPV6) != 0;
     out->traced = (flags & WR_DGRAM_V3_FLAG_TRACED) != 0;
-    out->dst_port = get_be16(p + 2);
-    out->idle_seconds = get_be16(p + 4);
+    out->dst_port = wr_get_be16(p + 2);
+    out->idle_seconds = wr_get_be16(p + 4);
     memcpy(out->request_id, p + 6, 16);
     size_t hdr = out->ipv6 ? WR_DGRAM_V3_REG_V6_LEN : WR_DGRAM_V3_REG_V4_LEN;
     if (len < hdr) return WR_ERR_TRUNC;
@@ -203,7 +187,7 @@ int wr_dgram_v3_decode(const uint8_t *p, size_t len, wr_dgram_v3 *out) {
     return WR_OK;
   case WR_DGRAM_V3_RESPONSE: {
     if (len < WR_DGRAM_V3_RESP_HDR_LEN) return WR_ERR_TRUNC;
-    uint16_t mlen = get_be16(p + 18);
+    uint16_t mlen = wr_get_be16(p + 18);
     if (mlen > WR_DGRAM_V3_MAX_ERR_MSG) return WR_ERR_LIMIT;
     if (len - WR_DGRAM_V3_RESP_HDR_LEN < mlen) return WR_ERR_TRUNC;
     out->type = WR_DGRAM_V3_RESPONSE;
@@ -244,8 +228,8 @@ static int v3_encode_register(const wr_dgram_v3 *d, uint8_t *out, size_t out_cap
   if (d->payload_len) flags |= WR_DGRAM_V3_FLAG_BUNDLED;
   out[0] = WR_DGRAM_V3_REGISTER;
   out[1] = flags;
-  put_be16(out + 2, d->dst_port);
-  put_be16(out + 4, d->idle_seconds);
+  wr_put_be16(out + 2, d->dst_port);
+  wr_put_be16(out + 4, d->idle_seconds);
   memcpy(out + 6, d->request_id, 16);
   memcpy(out + 22, d->dst_addr, d->ipv6 ? 16 : 4);
   return total;
@@ -275,7 +259,7 @@ static int v3_encode_response(const wr_dgram_v3 *d, uint8_t *out, size_t out_cap
   out[0] = WR_DGRAM_V3_RESPONSE;
   out[1] = d->resp_code;
   memcpy(out + 2, d->request_id, 16);
-  put_be16(out + 18, (uint16_t)d->err_msg_len);
+  wr_put_be16(out + 18, (uint16_t)d->err_msg_len);
   return total;
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/bytes.h"
 #include "lib/err.h"
 
 #define MAX_NS 16
@@ -660,7 +661,7 @@ int wr_dnsmsg_respond(const uint8_t *q, size_t qlen, int tcp, wr_dnsmsg_zone_fn 
   if (cap < WR_DNSMSG_UDP_MIN) return WR_ERR_INVAL;
   if (qlen < HDR_LEN || qlen > WR_DNSMSG_MAX) return WR_ERR_PROTO;
   if (q[2] & 0x80) return WR_ERR_PROTO; /* a response: answering could loop */
-  info->id = (uint16_t)(q[0] << 8 | q[1]);
+  info->id = wr_get_be16(q);
   if (((q[2] >> 3) & 0x0f) != LDNS_PACKET_QUERY)
     return reply_header_only(q, WR_DNS_RCODE_NOTIMP, out, outlen, info);
 

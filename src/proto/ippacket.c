@@ -3,14 +3,8 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "lib/bytes.h"
 #include "lib/err.h"
-
-static uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
-static void put_be16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
 
 /* ---- addresses ------------------------------------------------------------ */
 
@@ -56,7 +50,7 @@ static void addr_set(wr_ipaddr *a, uint8_t version, const uint8_t *p) {
 static int decode_v4(const uint8_t *p, size_t len, wr_ip_packet *out) {
   if (len < WR_IPV4_MIN_HEADER_LEN) return WR_ERR_TRUNC;
   size_t ihl = (size_t)(p[0] & 0x0f) * 4;
-  size_t total = get_be16(p + 2);
+  size_t total = wr_get_be16(p + 2);
   /* gopacket: a zero total length comes from TCP segmentation offload and
    * means "all the bytes we have". */
   if (total == 0) total = len > 0xffff ? 0xffff : len;
@@ -69,7 +63,7 @@ static int decode_v4(const uint8_t *p, size_t len, wr_ip_packet *out) {
     out->truncated = 1;
     total = len;
   }
-  uint16_t frag = get_be16(p + 6);
+  uint16_t frag = wr_get_be16(p + 6);
   out->version = 4;
   out->header_len = ihl;
   out->ttl = p[8];
@@ -84,7 +78,7 @@ static int decode_v4(const uint8_t *p, size_t len, wr_ip_packet *out) {
 
 static int decode_v6(const uint8_t *p, size_t len, wr_ip_packet *out) {
   if (len < WR_IPV6_HEADER_LEN) return WR_ERR_TRUNC;
-  size_t plen = get_be16(p + 4);
+  size_t plen = wr_get_be16(p + 4);
   if (plen > len - WR_IPV6_HEADER_LEN) {
     out->truncated = 1;
     plen = len - WR_IPV6_HEADER_LEN;
@@ -139,14 +133,14 @@ int wr_icmp_decode_msg(uint8_t version, const uint8_t *p, size_t len, wr_icmp *o
   if (len < need) return WR_ERR_TRUNC;
   out->type = p[0];
   out->code = p[1];
-  out->checksum = get_be16(p + 2);
+  out->checksum = wr_get_be16(p + 2);
   out->msg = p;
   out->msg_len = len;
   out->body = p + 4;
   out->body_len = len - 4;
   if (wr_icmp_is_echo(version, out->type)) {
-    out->echo_id = get_be16(p + 4);
-    out->echo_seq = get_be16(p + 6);
+    out->echo_id = wr_get_be16(p + 4);
+    out->echo_seq = wr_get_be16(p + 6);
     out->data = p + WR_ICMP_HEADER_LEN;
     out->data_len = len - WR_ICMP_HEADER_LEN;
   }
@@ -246,27 +240,27 @@ int wr_icmp_build(const wr_ipaddr *src, const wr_ipaddr *dst, uint8_t ttl, uint8
     if (total > 0xffff || total > cap) return WR_ERR_LIMIT;
     uint8_t *m = out + WR_IPV4_MIN_HEADER_LEN;
     put_icmp(m, type, code, rest, data, data_len);
-    put_be16(m + 2, wr_icmpv4_checksum(m, msg_len));
+    wr_put_be16(m + 2, wr_icmpv4_checksum(m, msg_len));
     out[0] = 0x45; /* version 4, IHL 5 */
     out[1] = 0;    /* TOS */
-    put_be16(out + 2, (uint16_t)total);
+    wr_put_be16(out + 2, (uint16_t)total);
     memset(out + 4, 0, 4); /* ID, flags, fragment offset */
     out[8] = ttl;
     out[9] = WR_IPPROTO_ICMP;
     out[10] = out[11] = 0;
     memcpy(out + 12, src->b, 4);
     memcpy(out + 16, dst->b, 4);
-    put_be16(out + 10, wr_ipv4_header_checksum(out, WR_IPV4_MIN_HEADER_LEN));
+    wr_put_be16(out + 10, wr_ipv4_header_checksum(out, WR_IPV4_MIN_HEADER_LEN));
     return (int)total;
   }
   size_t total = WR_IPV6_HEADER_LEN + msg_len;
   if (msg_len > 0xffff || total > cap) return WR_ERR_LIMIT;
   uint8_t *m = out + WR_IPV6_HEADER_LEN;
   put_icmp(m, type, code, rest, data, data_len);
-  put_be16(m + 2, wr_icmpv6_checksum(src->b, dst->b, m, msg_len));
+  wr_put_be16(m + 2, wr_icmpv6_checksum(src->b, dst->b, m, msg_len));
   out[0] = 0x60; /* version 6, traffic class 0, flow label 0 */
   out[1] = out[2] = out[3] = 0;
-  put_be16(out + 4, (uint16_t)msg_len);
+  wr_put_be16(out + 4, (uint16_t)msg_len);
   out[6] = WR_IPPROTO_ICMPV6;
   out[7] = ttl;
   memcpy(out + 8, src->b, 16);
@@ -278,8 +272,8 @@ int wr_icmp_build_echo(const wr_ipaddr *src, const wr_ipaddr *dst, uint8_t ttl, 
                        uint16_t id, uint16_t seq, const uint8_t *data, size_t data_len,
                        uint8_t *out, size_t cap) {
   uint8_t rest[4];
-  put_be16(rest, id);
-  put_be16(rest + 2, seq);
+  wr_put_be16(rest, id);
+  wr_put_be16(rest + 2, seq);
   return wr_icmp_build(src, dst, ttl, type, 0, rest, data, data_len, out, cap);
 }
 
@@ -311,10 +305,10 @@ int wr_icmp_msg_build_echo(uint8_t version, uint8_t type, uint16_t id, uint16_t 
   if (data_len > 0xffff - WR_ICMP_HEADER_LEN || WR_ICMP_HEADER_LEN + data_len > cap)
     return WR_ERR_LIMIT;
   uint8_t rest[4];
-  put_be16(rest, id);
-  put_be16(rest + 2, seq);
+  wr_put_be16(rest, id);
+  wr_put_be16(rest + 2, seq);
   put_icmp(out, type, 0, rest, data, data_len);
-  if (version == 4) put_be16(out + 2, wr_icmpv4_checksum(out, WR_ICMP_HEADER_LEN + data_len));
+  if (version == 4) wr_put_be16(out + 2, wr_icmpv4_checksum(out, WR_ICMP_HEADER_LEN + data_len));
   return (int)(WR_ICMP_HEADER_LEN + data_len);
 }
 
@@ -333,7 +327,7 @@ static int carries_icmp_error(const wr_ip_packet *ip) {
 
 /* A fragment other than the first: IPv4 offset non-zero. */
 static int later_fragment(const wr_ip_packet *ip) {
-  return ip->version == 4 && ip->raw && ip->raw_len >= 8 && (get_be16(ip->raw + 6) & 0x1fff) != 0;
+  return ip->version == 4 && ip->raw && ip->raw_len >= 8 && (wr_get_be16(ip->raw + 6) & 0x1fff) != 0;
 }
 
 int wr_icmp_build_unreachable(const wr_ip_packet *orig, const wr_ipaddr *router, uint8_t code,

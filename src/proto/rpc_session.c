@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/bytes.h"
 #include "lib/err.h"
 
 enum { BOOT_NONE = 0, BOOT_PENDING, BOOT_RESOLVED, BOOT_FAILED };
@@ -458,8 +459,7 @@ void wr_rpc_session_free(wr_rpc_session *s) {
  * below the header size). */
 static size_t header_missing(const wr_rpc_session *s) {
   if (s->in.len < 4) return 4 - s->in.len;
-  uint32_t nsegs = (uint32_t)s->in.data[0] | (uint32_t)s->in.data[1] << 8 |
-                   (uint32_t)s->in.data[2] << 16 | (uint32_t)s->in.data[3] << 24;
+  uint32_t nsegs = wr_get_le32(s->in.data);
   size_t header = (4 + 4 * ((size_t)nsegs + 1) + 7) & ~(size_t)7;
   return header > s->in.len ? header - s->in.len : 0;
 }

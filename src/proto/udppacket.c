@@ -3,26 +3,20 @@
 
 #include <string.h>
 
+#include "lib/bytes.h"
 #include "lib/err.h"
-
-static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
-static void put16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
 
 int wr_udp_decode(const wr_ip_packet *ip, wr_udp *out) {
   memset(out, 0, sizeof(*out));
   if (ip->protocol != WR_IPPROTO_UDP || ip->is_fragment) return WR_ERR_UNSUPPORTED;
   if (ip->payload_len < WR_UDP_HEADER_LEN) return WR_ERR_TRUNC;
   const uint8_t *p = ip->payload;
-  size_t ulen = be16(p + 4);
+  size_t ulen = wr_get_be16(p + 4);
   if (ulen < WR_UDP_HEADER_LEN) return WR_ERR_PROTO;
   if (ulen > ip->payload_len) return WR_ERR_TRUNC;
-  out->sport = be16(p);
-  out->dport = be16(p + 2);
-  out->checksum = be16(p + 6);
+  out->sport = wr_get_be16(p);
+  out->dport = wr_get_be16(p + 2);
+  out->checksum = wr_get_be16(p + 6);
   out->payload = p + WR_UDP_HEADER_LEN;
   out->payload_len = ulen - WR_UDP_HEADER_LEN;
   return 0;
@@ -32,7 +26,7 @@ int wr_udp_decode(const wr_ip_packet *ip, wr_udp *out) {
  * byte offset |skip| (the checksum field); an odd last byte is padded. */
 static uint64_t sum(uint64_t acc, const uint8_t *p, size_t len, size_t skip) {
   for (size_t i = 0; i + 1 < len; i += 2)
-    if (i != skip) acc += be16(p + i);
+    if (i != skip) acc += wr_get_be16(p + i);
   if (len & 1) acc += (uint64_t)p[len - 1] << 8;
   return acc;
 }
@@ -59,27 +53,27 @@ int wr_udp_build(const wr_ipaddr *src, uint16_t sport, const wr_ipaddr *dst, uin
   size_t ulen = WR_UDP_HEADER_LEN + data_len;
   if (ulen > 0xffff || hlen + ulen > cap || (v4 && hlen + ulen > 0xffff)) return WR_ERR_LIMIT;
   uint8_t *u = out + hlen;
-  put16(u, sport);
-  put16(u + 2, dport);
-  put16(u + 4, (uint16_t)ulen);
-  put16(u + 6, 0);
+  wr_put_be16(u, sport);
+  wr_put_be16(u + 2, dport);
+  wr_put_be16(u + 4, (uint16_t)ulen);
+  wr_put_be16(u + 6, 0);
   if (data_len) memmove(u + WR_UDP_HEADER_LEN, data, data_len);
-  put16(u + 6, wr_udp_checksum(src, dst, u, ulen));
+  wr_put_be16(u + 6, wr_udp_checksum(src, dst, u, ulen));
   if (v4) {
     out[0] = 0x45;
     out[1] = 0;
-    put16(out + 2, (uint16_t)(hlen + ulen));
+    wr_put_be16(out + 2, (uint16_t)(hlen + ulen));
     memset(out + 4, 0, 4);
     out[8] = ttl;
     out[9] = WR_IPPROTO_UDP;
     out[10] = out[11] = 0;
     memcpy(out + 12, src->b, 4);
     memcpy(out + 16, dst->b, 4);
-    put16(out + 10, wr_ipv4_header_checksum(out, hlen));
+    wr_put_be16(out + 10, wr_ipv4_header_checksum(out, hlen));
   } else {
     out[0] = 0x60;
     out[1] = out[2] = out[3] = 0;
-    put16(out + 4, (uint16_t)ulen);
+    wr_put_be16(out + 4, (uint16_t)ulen);
     out[6] = WR_IPPROTO_UDP;
     out[7] = ttl;
     memcpy(out + 8, src->b, 16);

@@ -6,25 +6,8 @@
 #include <blake2.h>
 #include <sodium.h>
 
+#include "lib/bytes.h"
 #include "lib/err.h"
-
-static uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-
-static void put64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
 
 int wr_wg_msg_type(const uint8_t *msg, size_t len) {
   if (len < 4) return 0;
@@ -40,7 +23,7 @@ static int header_ok(const uint8_t *msg, size_t len, int type, size_t want, int 
 
 int wr_wg_parse_initiation(const uint8_t *msg, size_t len, wr_wg_initiation *out) {
   if (!header_ok(msg, len, WR_WG_MSG_INITIATION, WR_WG_INITIATION_LEN, 1)) return WR_ERR_PROTO;
-  out->sender = get32(msg + 4);
+  out->sender = wr_get_le32(msg + 4);
   memcpy(out->ephemeral, msg + 8, 32);
   memcpy(out->enc_static, msg + 40, sizeof(out->enc_static));
   memcpy(out->enc_timestamp, msg + 88, sizeof(out->enc_timestamp));
@@ -51,8 +34,8 @@ int wr_wg_parse_initiation(const uint8_t *msg, size_t len, wr_wg_initiation *out
 
 int wr_wg_parse_response(const uint8_t *msg, size_t len, wr_wg_response *out) {
   if (!header_ok(msg, len, WR_WG_MSG_RESPONSE, WR_WG_RESPONSE_LEN, 1)) return WR_ERR_PROTO;
-  out->sender = get32(msg + 4);
-  out->receiver = get32(msg + 8);
+  out->sender = wr_get_le32(msg + 4);
+  out->receiver = wr_get_le32(msg + 8);
   memcpy(out->ephemeral, msg + 12, 32);
   memcpy(out->enc_empty, msg + 44, WR_WG_TAG_LEN);
   memcpy(out->mac1, msg + 60, WR_WG_MAC_LEN);
@@ -62,7 +45,7 @@ int wr_wg_parse_response(const uint8_t *msg, size_t len, wr_wg_response *out) {
 
 int wr_wg_parse_cookie_reply(const uint8_t *msg, size_t len, wr_wg_cookie_reply *out) {
   if (!header_ok(msg, len, WR_WG_MSG_COOKIE, WR_WG_COOKIE_REPLY_LEN, 1)) return WR_ERR_PROTO;
-  out->receiver = get32(msg + 4);
+  out->receiver = wr_get_le32(msg + 4);
   memcpy(out->nonce, msg + 8, WR_WG_COOKIE_NONCE_LEN);
   memcpy(out->enc_cookie, msg + 32, sizeof(out->enc_cookie));
   return WR_OK;
@@ -70,8 +53,8 @@ int wr_wg_parse_cookie_reply(const uint8_t *msg, size_t len, wr_wg_cookie_reply 
 
 int wr_wg_parse_data(const uint8_t *msg, size_t len, wr_wg_data *out) {
   if (!header_ok(msg, len, WR_WG_MSG_DATA, WR_WG_DATA_MIN_LEN, 0)) return WR_ERR_PROTO;
-  out->receiver = get32(msg + 4);
-  out->counter = get64(msg + 8);
+  out->receiver = wr_get_le32(msg + 4);
+  out->counter = wr_get_le64(msg + 8);
   out->payload = msg + WR_WG_DATA_HEADER_LEN;
   out->payload_len = len - WR_WG_DATA_HEADER_LEN;
   return WR_OK;
@@ -84,7 +67,7 @@ static void put_header(uint8_t *out, int type) {
 
 void wr_wg_build_initiation(const wr_wg_initiation *m, uint8_t out[WR_WG_INITIATION_LEN]) {
   put_header(out, WR_WG_MSG_INITIATION);
-  put32(out + 4, m->sender);
+  wr_put_le32(out + 4, m->sender);
   memcpy(out + 8, m->ephemeral, 32);
   memcpy(out + 40, m->enc_static, sizeof(m->enc_static));
   memcpy(out + 88, m->enc_timestamp, sizeof(m->enc_timestamp));
@@ -94,8 +77,8 @@ void wr_wg_build_initiation(const wr_wg_initiation *m, uint8_t out[WR_WG_INITIAT
 
 void wr_wg_build_response(const wr_wg_response *m, uint8_t out[WR_WG_RESPONSE_LEN]) {
   put_header(out, WR_WG_MSG_RESPONSE);
-  put32(out + 4, m->sender);
-  put32(out + 8, m->receiver);
+  wr_put_le32(out + 4, m->sender);
+  wr_put_le32(out + 8, m->receiver);
   memcpy(out + 12, m->ephemeral, 32);
   memcpy(out + 44, m->enc_empty, WR_WG_TAG_LEN);
   memcpy(out + 60, m->mac1, WR_WG_MAC_LEN);
@@ -104,7 +87,7 @@ void wr_wg_build_response(const wr_wg_response *m, uint8_t out[WR_WG_RESPONSE_LE
 
 void wr_wg_build_cookie_reply(const wr_wg_cookie_reply *m, uint8_t out[WR_WG_COOKIE_REPLY_LEN]) {
   put_header(out, WR_WG_MSG_COOKIE);
-  put32(out + 4, m->receiver);
+  wr_put_le32(out + 4, m->receiver);
   memcpy(out + 8, m->nonce, WR_WG_COOKIE_NONCE_LEN);
   memcpy(out + 32, m->enc_cookie, sizeof(m->enc_cookie));
 }
@@ -112,8 +95,8 @@ void wr_wg_build_cookie_reply(const wr_wg_cookie_reply *m, uint8_t out[WR_WG_COO
 void wr_wg_build_data_header(uint32_t receiver, uint64_t counter,
                              uint8_t out[WR_WG_DATA_HEADER_LEN]) {
   put_header(out, WR_WG_MSG_DATA);
-  put32(out + 4, receiver);
-  put64(out + 8, counter);
+  wr_put_le32(out + 4, receiver);
+  wr_put_le64(out + 8, counter);
 }
 
 /* ---- primitives ------------------------------------------------------------- */

@@ -85,6 +85,16 @@ def recv_head(sock, what, step=65536):
     return buf
 
 
+def recv_to_eof(sock, step=65536):
+    """Every byte |sock| delivers until the peer ends its side."""
+    out = bytearray()
+    while True:
+        got = sock.recv(step)
+        if not got:
+            return bytes(out)
+        out += got
+
+
 def read_cert(path):
     """(zoneID, accountID, apiToken) from the ARGO TUNNEL TOKEN block of a
     cert.pem; ValueError if there is none."""

@@ -46,8 +46,10 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from common import QuietHandler
 
 PUBKEY_RE = re.compile(r"^(?:/argotunnel/transfer)?/([A-Za-z0-9_-]{43}=)$")
 
@@ -79,12 +81,9 @@ def envelope(result, errors=None, result_info=None):
     return body
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-cfapi"
-
-    def log_message(self, fmt, *args):  # quiet
-        pass
 
     @property
     def st(self):
@@ -134,13 +133,7 @@ class Handler(BaseHTTPRequestHandler):
                     status, left, prefix, ctype = self.st.fail
                     self.st.fail = (status, left - 1, prefix, ctype) if left > 1 else None
                     if ctype != "application/json":
-                        data = b"<html>injected failure</html>"
-                        self.send_response(status)
-                        self.send_header("Content-Type", ctype)
-                        self.send_header("Content-Length", str(len(data)))
-                        self.end_headers()
-                        self.wfile.write(data)
-                        return
+                        return self.reply(b"<html>injected failure</html>", status, ctype)
                     return self.err(status, 10001, "injected failure")
         if path.startswith("/_fake/"):
             return self.fake_control(path)
@@ -463,11 +456,7 @@ class Handler(BaseHTTPRequestHandler):
         cb = self.q.get("callback", "")
         page = ("<!doctype html><title>Authorize Warren</title><p>Fake login page. Callback: %s</p>"
                 % cb.replace("<", "&lt;")).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
+        self.reply(page, content_type="text/html; charset=utf-8")
 
     def login_poll(self, key):
         st = self.st
@@ -480,15 +469,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.lock.wait(left)
             cert = st.logins.pop(key, None)  # handed out once
         if cert is None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-pem-file")
-        self.send_header("Content-Length", str(len(cert)))
-        self.end_headers()
-        self.wfile.write(cert)
+            return self.reply(b"", 404)
+        self.reply(cert, content_type="application/x-pem-file")
 
     # --- test controls -----------------------------------------------------
     def fake_control(self, path):

@@ -17,10 +17,12 @@ import os
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from common import QuietHandler
 
 
 def b64url(data):
@@ -70,17 +72,9 @@ class OIDCProvider:
     def _handler(self):
         idp = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
+        class Handler(QuietHandler):
             def send_json(self, status, obj):
-                body = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(json.dumps(obj).encode(), status, "application/json")
 
             def do_GET(self):
                 u = urllib.parse.urlsplit(self.path)

@@ -90,6 +90,14 @@ def start(procs, args, env, name):
     return procs.start([WARREN, *args], name=name, env=env, stop_timeout=30)
 
 
+def start_ready(procs, args, env, name, metrics):
+    """Starts a connector and waits until `tunnel ready` on its metrics
+    port (|metrics|) says it is ready."""
+    p = start(procs, args, env, name)
+    assert wait_for(lambda: ready_metrics(metrics), 30), p.tail()
+    return p
+
+
 def serves(edge, hostname, path="/echo"):
     r, data = request(edge.http, "GET", path, hostname=host(hostname), timeout=20)
     return r.status, data
@@ -109,8 +117,7 @@ def test_systemd_unit_command_line(world, tmp_path):
                    f"metrics: 127.0.0.1:{metrics}\n"
                    f"ingress:\n  - service: http://127.0.0.1:{origin.http}\n")
     # ExecStart of cloudflared's packaged unit, flags on the program itself.
-    p = start(procs, ["--no-autoupdate", "--config", str(cfg), "tunnel", "run"], env, "sysd")
-    assert wait_for(lambda: ready_metrics(metrics), 30), p.tail()
+    p = start_ready(procs, ["--no-autoupdate", "--config", str(cfg), "tunnel", "run"], env, "sysd", metrics)
     status, data = serves(edge, "sysd")
     assert status == 200 and echo_json_ok(data)
     stop_clean(p)
@@ -127,9 +134,8 @@ def test_docker_command_line_with_token(world):
                TUNNEL_METRICS=f"127.0.0.1:{metrics}")
     # The image's entrypoint is `cloudflared --no-autoupdate`; users add
     # `tunnel run --token T`, and the documented form is this one.
-    p = start(procs, ["tunnel", "--no-autoupdate", "run", "--token", token_of(edge.creds["docker"])],
-              env, "docker")
-    assert wait_for(lambda: ready_metrics(metrics), 30), p.tail()
+    p = start_ready(procs, ["tunnel", "--no-autoupdate", "run", "--token", token_of(edge.creds["docker"])],
+                    env, "docker", metrics)
     assert serves(edge, "docker")[0] == 200
     stop_clean(p)
 
@@ -143,9 +149,8 @@ def test_helm_chart_arguments(world, tmp_path):
                    f"ingress:\n  - hostname: {host('helm')}\n"
                    f"    service: http://127.0.0.1:{origin.http}\n"
                    f"  - service: http_status:404\n")
-    p = start(procs, ["tunnel", "--config", str(cfg), "--metrics", f"127.0.0.1:{metrics}",
-                      "--no-autoupdate", "run"], env, "helm")
-    assert wait_for(lambda: ready_metrics(metrics), 30), p.tail()
+    p = start_ready(procs, ["tunnel", "--config", str(cfg), "--metrics", f"127.0.0.1:{metrics}",
+                            "--no-autoupdate", "run"], env, "helm", metrics)
     r = run([WARREN, "tunnel", "--metrics", f"127.0.0.1:{metrics}", "ready"])
     assert (r.returncode, r.stderr) == (0, "")
     assert serves(edge, "helm")[0] == 200
@@ -164,8 +169,7 @@ def test_token_file(world, tmp_path, how):
         args += ["--token-file", str(tok)]
     else:
         env["TUNNEL_TOKEN_FILE"] = str(tok)
-    p = start(procs, args, env, f"tokfile-{how}")
-    assert wait_for(lambda: ready_metrics(metrics), 30), p.tail()
+    p = start_ready(procs, args, env, f"tokfile-{how}", metrics)
     assert serves(edge, "tokfile")[0] == 200
     stop_clean(p)
 
@@ -208,11 +212,10 @@ def test_newer_flags_serve_and_warn_once_each(world, tmp_path):
     args = []
     for name, value in NOOP + REAL:
         args += [f"--{name}"] + ([] if value is None else [value])
-    p = start(procs, ["tunnel", *args, "--logfile", str(logfile), "--metrics",
-                      f"127.0.0.1:{metrics}", "--credentials-file", str(edge.creds["flags"]),
-                      "--url", f"http://127.0.0.1:{origin.http}", "run", edge.ids["flags"]],
-              env, "flags")
-    assert wait_for(lambda: ready_metrics(metrics), 30), p.tail()
+    p = start_ready(procs, ["tunnel", *args, "--logfile", str(logfile), "--metrics",
+                            f"127.0.0.1:{metrics}", "--credentials-file", str(edge.creds["flags"]),
+                            "--url", f"http://127.0.0.1:{origin.http}", "run", edge.ids["flags"]],
+                    env, "flags", metrics)
     r, data = request(edge.http, "GET", "/echo", hostname=host("flags"))
     echo = echo_json(r, data)
     assert header_values(echo, "Cf-Warp-Tag-env") == ["prod"]
@@ -281,10 +284,9 @@ def test_reload_under_load(world, tmp_path):
     metrics = free_port()
     cfg = tmp_path / "config.yml"
     cfg.write_text(reload_config(origin))
-    p = start(procs, ["tunnel", "--config", str(cfg), "--metrics", f"127.0.0.1:{metrics}",
-                      "--credentials-file", str(edge.creds["reload"]), "--grace-period", "10s",
-                      "run", edge.ids["reload"]], env, "reload")
-    assert wait_for(lambda: ready_metrics(metrics), 30), p.tail()
+    p = start_ready(procs, ["tunnel", "--config", str(cfg), "--metrics", f"127.0.0.1:{metrics}",
+                            "--credentials-file", str(edge.creds["reload"]), "--grace-period", "10s",
+                            "run", edge.ids["reload"]], env, "reload", metrics)
     assert serves(edge, "rl2")[0] == 404
     load = Load(edge)
     try:

@@ -13,10 +13,10 @@ import ssl
 import struct
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from common import QuietHandler
 from origins import recv_exact, ws_accept, ws_frame, ws_mask, ws_parse_head
 from browser import find_chromium
 from test_https import HOST, browser_trusting_edge_ca, curl, edge_env
@@ -49,15 +49,8 @@ def pattern(n):
     return (b"0123456789abcdef" * (n // 16 + 1))[:n]
 
 
-class Origin(BaseHTTPRequestHandler):
+class Origin(QuietHandler):
     protocol_version = "HTTP/1.1"
-
-    def reply(self, body, ctype="text/plain"):
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def read_body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", ""):
@@ -82,19 +75,22 @@ class Origin(BaseHTTPRequestHandler):
             self.send_response(204)
             self.end_headers()
         elif self.path.startswith("/big/"):
-            self.reply(pattern(int(self.path[5:])), "application/octet-stream")
+            self.reply(pattern(int(self.path[5:])), content_type="application/octet-stream")
         elif self.path == "/headers":
-            self.reply(json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(), "application/json")
+            self.reply(json.dumps({k.lower(): v for k, v in self.headers.items()}).encode(),
+                       content_type="application/json")
         elif self.path == "/ws":
             self.websocket()
         elif self.path.startswith("/sse/"):
             self.sse(SSE_GATES[self.path[5:]])
         else:
-            self.reply(f"origin saw {self.path} host={self.headers.get('Host')}".encode())
+            self.reply(f"origin saw {self.path} host={self.headers.get('Host')}".encode(),
+                       content_type="text/plain")
 
     def do_POST(self):
         body = self.read_body()
-        self.reply(f"len={len(body)} sha={hashlib.sha256(body).hexdigest()}".encode())
+        self.reply(f"len={len(body)} sha={hashlib.sha256(body).hexdigest()}".encode(),
+                   content_type="text/plain")
 
     def websocket(self):
         """Echoes WebSocket messages until the close frame."""
@@ -125,9 +121,6 @@ class Origin(BaseHTTPRequestHandler):
             if not gate.wait(20):
                 return
         self.close_connection = True
-
-    def log_message(self, *a):
-        pass
 
 
 @pytest.fixture

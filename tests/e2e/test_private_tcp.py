@@ -19,6 +19,7 @@ import time
 import pytest
 
 import test_tunnel as tt
+from common import recv_to_eof
 from conftest import WARREN, ProcSet, free_port, wait_for
 from test_tunnel import Connector, Edge
 
@@ -180,15 +181,6 @@ def connect(port):
     return s
 
 
-def recv_all(s):
-    out = bytearray()
-    while True:
-        d = s.recv(65536)
-        if not d:
-            return bytes(out)
-        out += d
-
-
 # --- through the edge ------------------------------------------------------------------------
 
 def test_echo_both_ways(setup):
@@ -208,7 +200,7 @@ def test_half_close_gets_the_answer(setup):
     with connect(setup.access["echo"]) as s:
         s.sendall(b"last words")
         s.shutdown(socket.SHUT_WR)
-        assert recv_all(s) == b"last words"
+        assert recv_to_eof(s) == b"last words"
 
 
 def test_5mb_both_ways_checksum(setup):
@@ -216,7 +208,7 @@ def test_5mb_both_ways_checksum(setup):
     with connect(setup.access["echo"]) as s:
         t = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)))
         t.start()
-        got = recv_all(s)
+        got = recv_to_eof(s)
         t.join()
     assert len(got) == len(data)
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
@@ -230,7 +222,7 @@ def test_concurrent_connections(setup):
             msg = f"conn {i} ".encode() * 100
             s.sendall(msg)
             s.shutdown(socket.SHUT_WR)
-            results[i] = recv_all(s) == msg
+            results[i] = recv_to_eof(s) == msg
 
     ts = [threading.Thread(target=one, args=(i,)) for i in range(20)]
     for t in ts:
@@ -242,13 +234,13 @@ def test_concurrent_connections(setup):
 
 def test_proxy_protocol_v1(setup):
     with connect(setup.access["pp1"]) as s:
-        line = bytes.fromhex(recv_all(s).decode().strip())
+        line = bytes.fromhex(recv_to_eof(s).decode().strip())
     assert line == f"PROXY TCP4 127.0.0.1 127.0.0.1 0 {setup.pp.port}\r\n".encode(), line
 
 
 def test_proxy_protocol_v2(setup):
     with connect(setup.access["pp2"]) as s:
-        h = bytes.fromhex(recv_all(s).decode().strip())
+        h = bytes.fromhex(recv_to_eof(s).decode().strip())
     want = (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack(">H", 12) +
             socket.inet_aton("127.0.0.1") + socket.inet_aton("127.0.0.1") +
             struct.pack(">HH", 0, setup.pp.port))
@@ -257,7 +249,7 @@ def test_proxy_protocol_v2(setup):
 
 def test_origin_down_closes_the_local_connection(setup):
     with connect(setup.access["gone"]) as s:
-        assert recv_all(s) == b""
+        assert recv_to_eof(s) == b""
     p = [p for p in setup.procs.procs if p.name == "access-gone"][0]
     assert wait_for(lambda: "connection refused" in setup.conn.p.output(), 10), \
         setup.conn.p.tail()
@@ -332,7 +324,7 @@ def test_access_request_and_frames(tmp_path, env):
         assert payload == b"\x03\xe8"
         # our Close shuts the local side down: the client sees EOF
         e.sendall(b"\x88\x02\x03\xe8")
-        assert recv_all(cli) == b""
+        assert recv_to_eof(cli) == b""
         cli.close()
         e.close()
     finally:

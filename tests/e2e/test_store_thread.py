@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-from common import read_cert, recv_head
+from common import read_cert, recv_head, recv_to_eof
 from conftest import WARREN, WARREN_EDGE, check, edge_with_hello, free_port, run_edge_and_hello, wait_for
 
 ZONE = "example.test"
@@ -228,12 +228,7 @@ def raw_request(port, method, path, headers=(), body=b""):
 
 def read_all(s):
     """The whole response of a Connection: close request: (status, head, body)."""
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = recv_to_eof(s)
     s.close()
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), head.decode("latin-1"), body.decode("utf-8", "replace")

@@ -12,7 +12,7 @@ import pytest
 
 import urllib.request
 
-from common import read_cert
+from common import read_cert, recv_to_eof
 from conftest import WARREN, WARREN_EDGE, free_port, run, wait_for
 
 CLOUDFLARED = os.environ.get("CLOUDFLARED") or "/opt/cfd/cloudflared"
@@ -62,12 +62,7 @@ def make_setup(tmp_path, procs, connector, protocol="quic", extra=()):
 def visit(s, path="/"):
     with socket.create_connection(("127.0.0.1", s.http), timeout=10) as c:
         c.sendall(f"GET {path} HTTP/1.1\r\nHost: app.{ZONE}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while True:
-            b = c.recv(65536)
-            if not b:
-                return data
-            data += b
+        return recv_to_eof(c)
 
 
 def start_tail(procs, s, *args, name="tail"):

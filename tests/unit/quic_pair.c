@@ -7,6 +7,50 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "proto/preamble.h"
+
+void unit_edge_request(wr_buf *b, int type, const char *dest, wr_meta *meta, size_t nmeta,
+                       const void *body, size_t body_len) {
+  wr_connect_request r;
+  uint8_t pre[WR_PREAMBLE_DATA_LEN];
+  memset(&r, 0, sizeof(r));
+  r.dest = dest;
+  r.dest_len = strlen(dest);
+  r.type = (uint16_t)type;
+  r.has_meta = 1;
+  r.meta = meta;
+  r.nmeta = nmeta;
+  assert_int_equal(wr_preamble_write(WR_PREAMBLE_DATA, pre, sizeof(pre)), WR_PREAMBLE_DATA_LEN);
+  wr_buf_append(b, pre, sizeof(pre));
+  assert_int_equal(wr_connect_request_encode(&r, NULL, b), WR_OK);
+  if (body_len) wr_buf_append(b, body, body_len);
+}
+
+size_t unit_edge_response(const uint8_t *data, size_t len, wr_connect_response *r) {
+  size_t used;
+  assert_true(len >= WR_PREAMBLE_DATA_LEN);
+  assert_memory_equal(data, wr_preamble_data_sig, 6);
+  assert_int_equal(wr_connect_response_decode_alloc(data + WR_PREAMBLE_DATA_LEN,
+                                                    len - WR_PREAMBLE_DATA_LEN, NULL, NULL, 0, r,
+                                                    &used),
+                   WR_OK);
+  return WR_PREAMBLE_DATA_LEN + used;
+}
+
+wr_proxy *unit_qpair_proxy_start(unit_qpair *q, const unit_pki *pki, wr_ingress *ing,
+                                 const wr_uuid *connector_id, void *edge_user) {
+  wr_proxy_config pc;
+  wr_proxy *p = NULL;
+  memset(&pc, 0, sizeof(pc));
+  pc.loop = &q->loop;
+  pc.ingress = ing;
+  if (connector_id) pc.connector_id = *connector_id;
+  pc.version = "9.9.9-test";
+  assert_int_equal(wr_proxy_new(&pc, &p), WR_OK);
+  unit_qpair_proxy_callbacks(&q->kcbs);
+  unit_qpair_connect(q, pki, unit_qpair_accept, edge_user, p);
+  return p;
+}
 
 int unit_qpair_pki(unit_pki *pki, const char *prefix) {
   static const char *const dns[] = {"quic.cftunnel.com"};

@@ -12,7 +12,10 @@
 #include <uv.h>
 
 #include "connector/ingress.h"
+#include "lib/buf.h"
+#include "lib/encoding.h"
 #include "net/quic.h"
+#include "proto/connect.h"
 #include "unit.h"
 
 typedef struct unit_qpair {
@@ -67,6 +70,13 @@ void unit_qpair_free_endpoints(unit_qpair *q);
  * closes, then frees the TLS contexts. */
 void unit_qpair_finish(unit_qpair *q);
 
+/* The connector side of a proxy suite: a wr_proxy over |ing| (version
+ * "9.9.9-test", connector ID |connector_id| or all zeros) as the client
+ * connection's stream handler (unit_qpair_proxy_callbacks), then
+ * unit_qpair_connect with unit_qpair_accept and |edge_user|; q->ecbs must be
+ * set before. Returns the proxy, which the caller frees. */
+struct wr_proxy *unit_qpair_proxy_start(unit_qpair *q, const unit_pki *pki, wr_ingress *ing,
+                                        const wr_uuid *connector_id, void *edge_user);
 /* Edge side: an on_accept that gives each connection the endpoint's user
  * pointer (edge_user). */
 void unit_qpair_accept(wr_quic_endpoint *ep, wr_quic_conn *qc, void *user);
@@ -74,6 +84,17 @@ void unit_qpair_accept(wr_quic_endpoint *ep, wr_quic_conn *qc, void *user);
  * event of the client connection goes to the wr_proxy passed as conn_user to
  * unit_qpair_connect. */
 void unit_qpair_proxy_callbacks(wr_quic_callbacks *cbs);
+/* The bytes an edge writes to open a data stream, appended to |b|: the data
+ * preamble, ConnectRequest{|dest|, |type|, the |nmeta| entries of |meta|}
+ * (an empty but present list when |nmeta| is 0), then |body|. Fails the
+ * test if it does not encode. */
+void unit_edge_request(wr_buf *b, int type, const char *dest, wr_meta *meta, size_t nmeta,
+                       const void *body, size_t body_len);
+/* The connector's answer at the start of |data|: checks the data preamble
+ * and decodes the ConnectResponse after it into |r| (free it with
+ * wr_connect_response_free(NULL, r)). Returns the bytes both take; fails
+ * the test if they are not there. */
+size_t unit_edge_response(const uint8_t *data, size_t len, wr_connect_response *r);
 /* The ingress rules of the config file text |yaml|; fails the test if it
  * does not parse. The config is freed before they are returned, so they
  * must own everything they point to. The caller frees them. */

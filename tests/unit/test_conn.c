@@ -156,16 +156,7 @@ static void on_connection(uv_stream_t *l, int status) {
 }
 
 static void tcp_listen(uv_loop_t *loop, server *srv) {
-  struct sockaddr_in a;
-  struct sockaddr_storage ss;
-  int len = sizeof(ss);
-  uv_ip4_addr("127.0.0.1", 0, &a);
-  assert_int_equal(uv_tcp_init(loop, &srv->l.tcp), 0);
-  srv->l.h.data = srv;
-  assert_int_equal(uv_tcp_bind(&srv->l.tcp, (struct sockaddr *)&a, 0), 0);
-  assert_int_equal(uv_listen(&srv->l.s, 16, on_connection), 0);
-  assert_int_equal(uv_tcp_getsockname(&srv->l.tcp, (struct sockaddr *)&ss, &len), 0);
-  srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  srv->port = unit_tcp_listen(loop, &srv->l.tcp, srv, on_connection);
 }
 
 static void unix_listen(uv_loop_t *loop, server *srv) {

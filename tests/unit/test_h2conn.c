@@ -332,16 +332,8 @@ static void guard_cb(uv_timer_t *t) {
 static void origin_and_proxy(vctx *c, const char *yaml) {
   char text[512], err[256] = "";
   wr_config *cfg = NULL;
-  struct sockaddr_in sa;
   assert_int_equal(uv_loop_init(&c->loop), 0);
-  uv_tcp_init(&c->loop, &c->server);
-  c->server.data = c;
-  uv_ip4_addr("127.0.0.1", 0, &sa);
-  assert_int_equal(uv_tcp_bind(&c->server, (const struct sockaddr *)&sa, 0), 0);
-  int nl = sizeof(sa);
-  uv_tcp_getsockname(&c->server, (struct sockaddr *)&sa, &nl);
-  c->port = ntohs(sa.sin_port);
-  assert_int_equal(uv_listen((uv_stream_t *)&c->server, 16, on_origin_conn), 0);
+  c->port = unit_tcp_listen(&c->loop, &c->server, c, on_origin_conn);
   snprintf(text, sizeof(text), yaml, c->port, c->port);
   assert_int_equal(wr_config_parse(text, strlen(text), "config.yml", &cfg, err, sizeof(err)), 0);
   assert_int_equal(wr_ingress_parse(cfg, &c->ing, err, sizeof(err)), 0);

@@ -27,6 +27,17 @@ static const char *rebuild(wr_h2req *r, int eos, wr_buf *out, int *rv) {
   return wr_buf_cstr(out);
 }
 
+/* Rebuilding |r| (|eos|: nothing follows its head) fails with |want|; frees
+ * |r|. */
+static void expect_refused(wr_h2req *r, int eos, int want) {
+  wr_buf out;
+  int rv;
+  rebuild(r, eos, &out, &rv);
+  assert_int_equal(rv, want);
+  wr_buf_free(&out);
+  wr_h2req_free(r);
+}
+
 static void test_get_rebuilt(void **state) {
   (void)state;
   wr_h2req r;
@@ -116,24 +127,16 @@ static void test_websocket(void **state) {
   wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
   std_fields(&r, "CONNECT", "/chat");
   field(&r, ":protocol", "webtransport");
-  rebuild(&r, 0, &out, &rv);
-  assert_int_equal(rv, WR_ERR_PROTO);
-  wr_buf_free(&out);
-  wr_h2req_free(&r);
+  expect_refused(&r, 0, WR_ERR_PROTO);
   wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
   std_fields(&r, "GET", "/chat");
   field(&r, ":protocol", "websocket");
-  rebuild(&r, 0, &out, &rv);
-  assert_int_equal(rv, WR_ERR_PROTO);
-  wr_buf_free(&out);
-  wr_h2req_free(&r);
+  expect_refused(&r, 0, WR_ERR_PROTO);
 }
 
 static void test_request_limits(void **state) {
   (void)state;
   wr_h2req r;
-  wr_buf out;
-  int rv;
   char *big = malloc(5001);
   memset(big, 'x', 5000);
   big[5000] = '\0';
@@ -141,38 +144,23 @@ static void test_request_limits(void **state) {
   std_fields(&r, "GET", "/");
   for (int i = 0; i < 4; i++) field(&r, "x-big", big);
   assert_int_equal(r.too_large, 1);
-  rebuild(&r, 1, &out, &rv);
-  assert_int_equal(rv, WR_ERR_LIMIT);
-  wr_buf_free(&out);
-  wr_h2req_free(&r);
+  expect_refused(&r, 1, WR_ERR_LIMIT);
   /* An over-long method or authority, or no method: 400. */
   wr_h2req_init(&r, 16384);
   field(&r, ":method", big);
   field(&r, ":path", "/");
-  rebuild(&r, 1, &out, &rv);
-  assert_int_equal(rv, WR_ERR_PROTO);
-  wr_buf_free(&out);
-  wr_h2req_free(&r);
+  expect_refused(&r, 1, WR_ERR_PROTO);
   wr_h2req_init(&r, 16384);
   field(&r, ":path", "/");
-  rebuild(&r, 1, &out, &rv);
-  assert_int_equal(rv, WR_ERR_PROTO);
-  wr_buf_free(&out);
-  wr_h2req_free(&r);
+  expect_refused(&r, 1, WR_ERR_PROTO);
   /* A line break in a value or a name could forge fields: refused. */
   wr_h2req_init(&r, 16384);
   std_fields(&r, "GET", "/");
   field(&r, "x-a", "1\r\nx-forwarded-for: 1.2.3.4");
-  rebuild(&r, 1, &out, &rv);
-  assert_int_equal(rv, WR_ERR_PROTO);
-  wr_buf_free(&out);
-  wr_h2req_free(&r);
+  expect_refused(&r, 1, WR_ERR_PROTO);
   wr_h2req_init(&r, 16384);
   std_fields(&r, "GET", "/\r\n");
-  rebuild(&r, 1, &out, &rv);
-  assert_int_equal(rv, WR_ERR_PROTO);
-  wr_buf_free(&out);
-  wr_h2req_free(&r);
+  expect_refused(&r, 1, WR_ERR_PROTO);
   free(big);
 }
 

@@ -457,19 +457,11 @@ static void *ts_run(void *arg) {
 
 static void tls_server_start(tls_server *ts) {
   char err[256];
-  struct sockaddr_in a;
-  int len = sizeof(a);
   memset(ts, 0, sizeof(*ts));
   wr_tls_server_config sc = {.cert_file = pki.cert, .key_file = pki.key};
   assert_int_equal(wr_tls_creds_server(&sc, &ts->creds, err, sizeof(err)), WR_OK);
   uv_loop_init(&ts->loop);
-  uv_tcp_init(&ts->loop, &ts->listener);
-  ts->listener.data = ts;
-  uv_ip4_addr("127.0.0.1", 0, &a);
-  assert_int_equal(uv_tcp_bind(&ts->listener, (struct sockaddr *)&a, 0), 0);
-  assert_int_equal(uv_listen((uv_stream_t *)&ts->listener, 8, ts_accept), 0);
-  uv_tcp_getsockname(&ts->listener, (struct sockaddr *)&a, &len);
-  ts->port = ntohs(a.sin_port);
+  ts->port = unit_tcp_listen(&ts->loop, &ts->listener, ts, ts_accept);
   uv_async_init(&ts->loop, &ts->stop, ts_stop);
   ts->stop.data = ts;
   assert_int_equal(pthread_create(&ts->thread, NULL, ts_run, ts), 0);

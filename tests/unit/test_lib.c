@@ -6,6 +6,7 @@
 
 #include "cmd/cli.h"
 #include "lib/buf.h"
+#include "lib/bytes.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/siphash.h"
@@ -326,6 +327,32 @@ static void test_siphash_reference(void **state) {
   assert_true(wr_siphash24(k0, k1, msg, 15) == 0xa129ca6149be45e5ULL);
 }
 
+/* Byte order: each width both ways, at an odd (unaligned) offset, touching
+ * only its own bytes. */
+static void test_byte_order(void **state) {
+  (void)state;
+  static const uint8_t in[9] = {0xee, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08};
+  assert_int_equal(wr_get_be16(in + 1), 0x0102);
+  assert_int_equal(wr_get_be32(in + 1), 0x01020304u);
+  assert_true(wr_get_be64(in + 1) == 0x0102030405060708ull);
+  assert_int_equal(wr_get_le32(in + 1), 0x04030201u);
+  assert_true(wr_get_le64(in + 1) == 0x0807060504030201ull);
+  uint8_t out[10];
+  memset(out, 0xaa, sizeof(out));
+  wr_put_be16(out + 1, 0x0102);
+  assert_memory_equal(out, "\xaa\x01\x02\xaa", 4);
+  wr_put_be32(out + 1, 0x01020304u);
+  assert_memory_equal(out, "\xaa\x01\x02\x03\x04\xaa", 6);
+  wr_put_be64(out + 1, 0x0102030405060708ull);
+  assert_memory_equal(out, "\xaa\x01\x02\x03\x04\x05\x06\x07\x08\xaa", 10);
+  wr_put_le32(out + 1, 0x04030201u);
+  assert_memory_equal(out, "\xaa\x01\x02\x03\x04\x05", 6);
+  wr_put_le64(out + 1, 0x0807060504030201ull);
+  assert_memory_equal(out, "\xaa\x01\x02\x03\x04\x05\x06\x07\x08\xaa", 10);
+  wr_put_le64(out + 1, 0x1122334455667788ull);
+  assert_memory_equal(out, "\xaa\x88\x77\x66\x55\x44\x33\x22\x11\xaa", 10);
+}
+
 static void test_file_helpers(void **state) {
   (void)state;
   char dir[] = "/tmp/wr-test-XXXXXX";
@@ -406,5 +433,5 @@ int main(void) {
       UNIT_TESTS(test_base64_go_compatible, test_uuid_and_hex, test_hex_helpers, test_base64_url,
                  test_pct_encode, test_pct_decode, test_base64_decode_flags, test_buf_limit, test_durations,
                  test_flag_precedence, test_file_helpers, test_flag_shadowing_and_copy,
-                 test_siphash_reference, test_minheap));
+                 test_siphash_reference, test_minheap, test_byte_order));
 }

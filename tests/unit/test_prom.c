@@ -40,6 +40,29 @@ static void test_family_and_samples(void **state) {
   wr_buf_free(&b);
 }
 
+/* The whole-family helpers write exactly what family + sample calls would:
+ * one unlabelled sample, or one sample per series in the given order, zeros
+ * included, with label values escaped. */
+static void test_family_helpers(void **state) {
+  (void)state;
+  wr_buf b;
+  wr_buf_init(&b, 4096, NULL);
+  wr_prom_counter(&b, "c_total", "Counted", 3);
+  wr_prom_gauge(&b, "g", "Gauged", 0);
+  const wr_prom_series s[] = {{"b", 2}, {"a", 0}, {"q\"", 1}};
+  wr_prom_by_label(&b, "r_total", "counter", "By reason", "reason", s, WR_PROM_NSERIES(s));
+  wr_prom_by_label(&b, "none", "gauge", "No series", "k", NULL, 0);
+  assert_string_equal(wr_buf_cstr(&b),
+                      "# HELP c_total Counted\n# TYPE c_total counter\nc_total 3\n"
+                      "# HELP g Gauged\n# TYPE g gauge\ng 0\n"
+                      "# HELP r_total By reason\n# TYPE r_total counter\n"
+                      "r_total{reason=\"b\"} 2\n"
+                      "r_total{reason=\"a\"} 0\n"
+                      "r_total{reason=\"q\\\"\"} 1\n"
+                      "# HELP none No series\n# TYPE none gauge\n");
+  wr_buf_free(&b);
+}
+
 static void test_escaping(void **state) {
   (void)state;
   wr_buf b;
@@ -234,6 +257,6 @@ static void test_edge_page(void **state) {
 
 int main(void) {
   return UNIT_RUN(NULL, NULL,
-                  UNIT_TESTS(test_family_and_samples, test_escaping, test_floats,
+                  UNIT_TESTS(test_family_and_samples, test_family_helpers, test_escaping, test_floats,
                              test_full_buffer_cuts, test_process_collector, test_edge_page));
 }

@@ -360,9 +360,6 @@ static void origin_on_conn(uv_stream_t *server, int status) {
 
 static void origin_start(ctx *c, int idx, const char *name, int mode, int is_unix, int tls) {
   torigin *o = &c->origins[idx];
-  struct sockaddr_in a;
-  struct sockaddr_storage ss;
-  int len = sizeof(ss);
   memset(o, 0, sizeof(*o));
   o->c = c;
   o->name = name;
@@ -380,15 +377,11 @@ static void origin_start(ctx *c, int idx, const char *name, int mode, int is_uni
     unlink(sock_path);
     assert_int_equal(uv_pipe_init(&c->q.loop, &o->h.pipe, 0), 0);
     assert_int_equal(uv_pipe_bind(&o->h.pipe, sock_path), 0);
+    o->h.pipe.data = o;
+    assert_int_equal(uv_listen((uv_stream_t *)&o->h.pipe, 64, origin_on_conn), 0);
   } else {
-    assert_int_equal(uv_tcp_init(&c->q.loop, &o->h.tcp), 0);
-    uv_ip4_addr("127.0.0.1", 0, &a);
-    assert_int_equal(uv_tcp_bind(&o->h.tcp, (struct sockaddr *)&a, 0), 0);
-    assert_int_equal(uv_tcp_getsockname(&o->h.tcp, (struct sockaddr *)&ss, &len), 0);
-    o->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    o->port = unit_tcp_listen(&c->q.loop, &o->h.tcp, o, origin_on_conn);
   }
-  o->h.tcp.data = o;
-  assert_int_equal(uv_listen((uv_stream_t *)&o->h.tcp, 64, origin_on_conn), 0);
 }
 
 /* ---- the edge (QUIC server) and the connector (QUIC client + proxy) --------- */
@@ -456,7 +449,7 @@ static const char tag_uuid[] = "5e2c1f0a-3b4d-4c6e-8f70-123456789abc";
  * pointing at them. */
 static void ctx_start(ctx *c, int app_mode) {
   char yaml[4096];
-  wr_proxy_config pc;
+  wr_uuid connector_id;
 
   memset(c, 0, sizeof(*c));
   unit_qpair_init(&c->q);
@@ -518,21 +511,14 @@ static void ctx_start(ctx *c, int app_mode) {
            c->origins[O_TLS].port, c->origins[O_ALT].port,
            c->origins[O_ALT2].port, c->origins[O_SECOND].port);
   c->ing = unit_ingress_of(yaml);
-
-  memset(&pc, 0, sizeof(pc));
-  pc.loop = &c->q.loop;
-  pc.ingress = c->ing;
-  assert_int_equal(wr_uuid_parse(tag_uuid, strlen(tag_uuid), &pc.connector_id), 0);
-  pc.version = "9.9.9-test";
-  assert_int_equal(wr_proxy_new(&pc, &c->proxy), WR_OK);
+  assert_int_equal(wr_uuid_parse(tag_uuid, strlen(tag_uuid), &connector_id), 0);
 
   c->q.ecbs.on_handshake_done = e_hs;
   c->q.ecbs.on_stream_data = e_data;
   c->q.ecbs.on_stream_reset = e_reset;
   c->q.ecbs.on_stream_writable = e_writable;
   c->q.ecbs.on_stream_close = e_close;
-  unit_qpair_proxy_callbacks(&c->q.kcbs);
-  unit_qpair_connect(&c->q, &pki, unit_qpair_accept, c, c->proxy);
+  c->proxy = unit_qpair_proxy_start(&c->q, &pki, c->ing, &connector_id, c);
   run_until(c, ready_done, 5000);
 }
 
@@ -569,9 +555,7 @@ static estream *edge_send(ctx *c, int type, const char *dest, const char *method
   wr_meta meta[32];
   char keys[32][128];
   size_t n = 0, acc;
-  wr_connect_request r;
   wr_buf b;
-  uint8_t pre[8];
   e->c = c;
   wr_buf_init(&e->resp, (size_t)1 << 30, NULL);
   if (method) meta[n++] = (wr_meta){"HttpMethod", 10, method, strlen(method)};
@@ -581,18 +565,8 @@ static estream *edge_send(ctx *c, int type, const char *dest, const char *method
     meta[n] = (wr_meta){keys[n], strlen(keys[n]), kv[i + 1], strlen(kv[i + 1])};
     n++;
   }
-  memset(&r, 0, sizeof(r));
-  r.dest = dest;
-  r.dest_len = strlen(dest);
-  r.type = (uint16_t)type;
-  r.has_meta = 1;
-  r.meta = meta;
-  r.nmeta = n;
   wr_buf_init(&b, (size_t)1 << 30, NULL);
-  assert_int_equal(wr_preamble_write(WR_PREAMBLE_DATA, pre, sizeof(pre)), 8);
-  wr_buf_append(&b, pre, 8);
-  assert_int_equal(wr_connect_request_encode(&r, NULL, &b), WR_OK);
-  if (body_len) wr_buf_append(&b, body, body_len);
+  unit_edge_request(&b, type, dest, meta, n, body, body_len);
   assert_int_equal(wr_quic_stream_open(c->sconn, e, &e->sid), WR_OK);
   assert_int_equal(wr_quic_stream_write(c->sconn, e->sid, b.data, b.len, fin, &acc), WR_OK);
   wr_buf_free(&b);
@@ -626,14 +600,9 @@ typedef struct resp {
 } resp;
 
 static void decode_resp(const estream *e, resp *out) {
-  size_t used;
-  assert_true(e->resp.len >= 8);
-  assert_memory_equal(e->resp.data, wr_preamble_data_sig, 6);
-  assert_int_equal(wr_connect_response_decode_alloc(e->resp.data + 8, e->resp.len - 8, NULL, NULL,
-                                                    0, &out->r, &used),
-                   WR_OK);
-  out->body = e->resp.data + 8 + used;
-  out->body_len = e->resp.len - 8 - used;
+  size_t used = unit_edge_response(e->resp.data, e->resp.len, &out->r);
+  out->body = e->resp.data + used;
+  out->body_len = e->resp.len - used;
 }
 
 static const char *meta_get(const resp *r, const char *key) {

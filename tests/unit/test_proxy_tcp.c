@@ -141,20 +141,11 @@ static void origin_on_conn(uv_stream_t *server, int status) {
 
 static void origin_start(ctx *c, int idx, int mode) {
   torigin *o = &c->origins[idx];
-  struct sockaddr_in a;
-  struct sockaddr_storage ss;
-  int len = sizeof(ss);
   memset(o, 0, sizeof(*o));
   o->c = c;
   o->mode = mode;
   wr_buf_init(&o->got, (size_t)1 << 30, NULL);
-  assert_int_equal(uv_tcp_init(&c->q.loop, &o->tcp), 0);
-  uv_ip4_addr("127.0.0.1", 0, &a);
-  assert_int_equal(uv_tcp_bind(&o->tcp, (struct sockaddr *)&a, 0), 0);
-  assert_int_equal(uv_tcp_getsockname(&o->tcp, (struct sockaddr *)&ss, &len), 0);
-  o->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-  o->tcp.data = o;
-  assert_int_equal(uv_listen((uv_stream_t *)&o->tcp, 64, origin_on_conn), 0);
+  o->port = unit_tcp_listen(&c->q.loop, &o->tcp, o, origin_on_conn);
 }
 
 /* ---- the loop ---------------------------------------------------------------- */
@@ -200,7 +191,6 @@ enum { O_ECHO = 0, O_BANNER, O_RECORD };
 /* Origins, the QUIC pair and the proxy; |warp| is the warp-routing block. */
 static void ctx_start(ctx *c, const char *warp) {
   char yaml[2048];
-  wr_proxy_config pc;
 
   memset(c, 0, sizeof(*c));
   unit_qpair_init(&c->q);
@@ -221,18 +211,11 @@ static void ctx_start(ctx *c, const char *warp) {
            "  - service: http_status:404\n",
            warp, c->origins[O_ECHO].port, c->origins[O_RECORD].port);
   c->ing = unit_ingress_of(yaml);
-  memset(&pc, 0, sizeof(pc));
-  pc.loop = &c->q.loop;
-  pc.ingress = c->ing;
-  pc.version = "9.9.9-test";
-  assert_int_equal(wr_proxy_new(&pc, &c->proxy), WR_OK);
-
   c->q.ecbs.on_handshake_done = e_hs;
   c->q.ecbs.on_stream_data = e_data;
   c->q.ecbs.on_stream_reset = e_reset;
   c->q.ecbs.on_stream_close = e_close;
-  unit_qpair_proxy_callbacks(&c->q.kcbs);
-  unit_qpair_connect(&c->q, &pki, unit_qpair_accept, c, c->proxy);
+  c->proxy = unit_qpair_proxy_start(&c->q, &pki, c->ing, NULL, c);
   run_until(c, ready_done, 5000);
 }
 
@@ -270,23 +253,11 @@ static estream *edge_send(ctx *c, int type, const char *dest, const char *const 
                           const void *body, size_t body_len, int fin) {
   wr_meta meta[16];
   size_t n = 0;
-  wr_connect_request r;
   wr_buf b;
-  uint8_t pre[8];
   for (size_t i = 0; kv && kv[i]; i += 2, n++)
     meta[n] = (wr_meta){kv[i], strlen(kv[i]), kv[i + 1], strlen(kv[i + 1])};
-  memset(&r, 0, sizeof(r));
-  r.dest = dest;
-  r.dest_len = strlen(dest);
-  r.type = (uint16_t)type;
-  r.has_meta = 1;
-  r.meta = meta;
-  r.nmeta = n;
   wr_buf_init(&b, (size_t)1 << 30, NULL);
-  assert_int_equal(wr_preamble_write(WR_PREAMBLE_DATA, pre, sizeof(pre)), 8);
-  wr_buf_append(&b, pre, 8);
-  assert_int_equal(wr_connect_request_encode(&r, NULL, &b), WR_OK);
-  if (body_len) wr_buf_append(&b, body, body_len);
+  unit_edge_request(&b, type, dest, meta, n, body, body_len);
   estream *e = edge_raw(c, b.data, b.len, fin);
   wr_buf_free(&b);
   return e;
@@ -320,13 +291,7 @@ static void wait_closed(ctx *c, estream *e) {
 
 /* The ConnectResponse; *used = preamble + message bytes. */
 static void decode_resp(const estream *e, wr_connect_response *r, size_t *used) {
-  size_t n;
-  assert_true(e->resp.len >= 8);
-  assert_memory_equal(e->resp.data, wr_preamble_data_sig, 6);
-  assert_int_equal(
-      wr_connect_response_decode_alloc(e->resp.data + 8, e->resp.len - 8, NULL, NULL, 0, r, &n),
-      WR_OK);
-  *used = 8 + n;
+  *used = unit_edge_response(e->resp.data, e->resp.len, r);
 }
 
 static const char *const WARP_ON = "warp-routing:\n  enabled: true\n";

@@ -325,6 +325,19 @@ uint16_t unit_httpd_listen(uv_loop_t *loop, const wr_httpd_config *cfg, wr_httpd
   return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+uint16_t unit_tcp_listen(uv_loop_t *loop, uv_tcp_t *tcp, void *data, uv_connection_cb on_conn) {
+  struct sockaddr_in a;
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  assert_int_equal(uv_tcp_init(loop, tcp), 0);
+  tcp->data = data;
+  assert_int_equal(uv_tcp_bind(tcp, (struct sockaddr *)&a, 0), 0);
+  assert_int_equal(uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &len), 0);
+  assert_int_equal(uv_listen((uv_stream_t *)tcp, 64, on_conn), 0);
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
 int unit_run_store_backends(const char *group, const unit_tests *runs, size_t nruns,
                             const unit_tests *pg_runs, size_t npg_runs) {
   int rv = unit_run(group, NULL, NULL, runs, nruns);

@@ -127,6 +127,13 @@ void unit_loop_finish(struct uv_loop_s *loop);
 uint16_t unit_httpd_listen(struct uv_loop_s *loop, const struct wr_httpd_config *cfg,
                            void (*handler)(struct wr_httpd *, struct wr_httpd_req *, void *),
                            void *user, struct wr_httpd **out);
+/* Initialises |tcp| on |loop| with |data| as its data, binds it to
+ * 127.0.0.1 on a port the system picks and listens with |on_conn|; asserts
+ * each step and returns the port. The caller closes |tcp|. */
+struct uv_tcp_s;
+struct uv_stream_s;
+uint16_t unit_tcp_listen(struct uv_loop_s *loop, struct uv_tcp_s *tcp, void *data,
+                         void (*on_conn)(struct uv_stream_s *server, int status));
 
 /* ---- a suite's main ----------------------------------------------------------
  * Each suite's main runs its tests by name, in the order given:
