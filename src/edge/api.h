@@ -128,8 +128,18 @@
  * IP routes per account; a create over a limit is 400 code 1013 with a
  * message naming the limit. Connector limits live in the tunnel server.
  *
- * Threading: everything runs on the loop thread of the httpd, including the
- * synchronous store calls (as the tunnel server does). */
+ * Threading: wr_api_handle is called on the loop thread of the httpd. With
+ * a store thread (cfg->async), a /client/v4 request's token check and
+ * handler run there, on the thread's own store connection, and the answer
+ * is sent from the loop when the job is done: the loop keeps serving
+ * visitors and connectors meanwhile. Live connections (the tunnel server)
+ * are read and closed on the loop in the middle of such a job
+ * (wr_store_async_on_loop); the route and Access hooks are called on the
+ * loop before the answer is sent. When the store thread's queue is full
+ * the request is answered at once with 503 (code 1000, Retry-After: 1).
+ * Without a store thread, and for POST /tunnel (quick tunnels), the quick
+ * tunnel sweep and wr_api_call (the dashboard), the store is called on the
+ * loop. */
 #ifndef WR_EDGE_API_H
 #define WR_EDGE_API_H
 #include <stddef.h>
@@ -138,6 +148,7 @@
 #include <jansson.h>
 
 #include "edge/store.h"
+#include "edge/store_async.h"
 #include "edge/throttle.h"
 #include "edge/tunnel_server.h"
 #include "net/httpd.h"
@@ -150,6 +161,9 @@ typedef struct wr_api wr_api;
 
 typedef struct wr_api_config {
   wr_store *store;          /* required */
+  /* The store thread: /client/v4 requests are handled there (the loop
+   * keeps serving meanwhile); NULL: on the loop. */
+  wr_store_async *async;
   wr_tunnel_server *ts;     /* live connections to close on delete/cleanup; may be NULL */
   size_t max_tunnels;       /* 0: WR_API_MAX_TUNNELS_DEFAULT */
   size_t max_routes;        /* 0: WR_API_MAX_ROUTES_DEFAULT */
@@ -224,6 +238,10 @@ int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *
 /* A wr_httpd_handler serving only the API (404 JSON for other paths), with
  * |user| the wr_api: for an --api-listen of its own. */
 void wr_api_httpd_handler(wr_httpd *h, wr_httpd_req *req, void *user);
+
+/* The edge is stopping: requests still on the store thread are answered
+ * (when it stops) without calling on_route or on_access_change. */
+void wr_api_stop(wr_api *a);
 
 void wr_api_free(wr_api *a);
 

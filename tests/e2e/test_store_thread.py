@@ -400,3 +400,55 @@ def test_dns_answers_while_its_zones_are_read(tmp_path, procs):
     assert dig_status(dns, f"new.{ZONE}") == "NXDOMAIN", "the zones were read again on the loop"
     assert dig_status(dns, f"hello.{ZONE}") == "NOERROR"
     assert wait_for(lambda: dig_status(dns, f"new.{ZONE}") == "NOERROR", timeout=30)
+
+
+def api_request(api, d, method, path, body=None):
+    """Sends a /client/v4 request for the edge's account without waiting for
+    the answer; returns the socket (read it with read_all)."""
+    _, account, token = read_cert(d / "cert.pem")
+    data = json.dumps(body).encode() if body is not None else b""
+    return raw_request(api, method, f"/client/v4/accounts/{account}{path}",
+                       [("Authorization", f"Bearer {token}"), ("Content-Type", "application/json")], data)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_visitors_are_served_while_an_api_call_is_on_the_store_thread(tmp_path, procs, method):
+    # The API's handlers run on the (slow) store thread. Were they on the
+    # loop (whose own store calls are not delayed), the API would answer
+    # before the visitors below; on the store thread the visitors come
+    # first: one that needs no store call (no Host: 400) and one for
+    # hello, whose route the request just before cached (visitor.h
+    # route_ttl_ms). Should that cache expire first (a very loaded
+    # machine), hello's lookup queues behind the API call: try again.
+    api = free_port()
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    for attempt in range(3):
+        first = send_get(http, f"hello.{ZONE}")
+        assert status_of(first) == 200
+        first.close()
+        name = f"made-while-busy-{attempt}"
+        pending = api_request(api, d, method, "/cfd_tunnel", {"name": name} if method == "POST" else None)
+        s = socket.create_connection(("127.0.0.1", http), timeout=30)
+        s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
+        assert status_of(s) == 400
+        s.close()
+        assert not answered(pending), "the API answered before a visitor that needs no store call"
+        again = send_get(http, f"hello.{ZONE}")
+        assert status_of(again) == 200
+        again.close()
+        served_first = not answered(pending)
+        # The API call then gets its right answer.
+        status, head, body = read_all(pending)
+        assert status == 200, body
+        assert header_value(head, "Content-Type") == "application/json"
+        r = json.loads(body)
+        assert r["success"], r
+        if method == "GET":
+            assert "hello" in [t["name"] for t in r["result"]]
+        else:
+            assert r["result"]["name"] == name and r["result"]["id"]
+            listed = read_all(api_request(api, d, "GET", f"/cfd_tunnel?name={name}"))
+            assert [t["id"] for t in json.loads(listed[2])["result"]] == [r["result"]["id"]]
+        if served_first:
+            return
+    pytest.fail("a cached host was never answered before a slow API call finished")
