@@ -582,8 +582,8 @@ int wr_api_handle(wr_api *a, wr_httpd_req *req) {
   return 1;
 }
 
-int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *path,
-                const char *query, const char *body, json_t **env) {
+static int call_as(wr_api *a, wr_store *s, const wr_user *user, const char *method, const char *path,
+                   const char *query, const char *body, json_t **env) {
   const size_t plen = sizeof(WR_API_PREFIX) - 1;
   char full[1024];
   *env = NULL;
@@ -602,7 +602,8 @@ int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *
   wr__api_ctx c;
   memset(&c, 0, sizeof(c));
   c.api = a;
-  c.store = a->store;
+  c.store = s;
+  c.on_worker = s != a->store;
   c.req = &req;
   c.method = method;
   c.capture = 1;
@@ -613,11 +614,28 @@ int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *
   snprintf(c.actor, sizeof(c.actor), "dash:%s", user->email);
   if (wr__api_parse_target(&c, path) == 0) wr__api_route(&c);
   if (c.req) wr__api_err(&c, 500, WR_API_CODE_INTERNAL, "internal error: the request was not answered");
+  /* The hooks, on the loop (the caller's answer waits for them, as an
+   * API client's does). */
+  if (c.on_worker && (c.nroute_evs || c.access_changed) &&
+      wr_store_async_on_loop(a->async, wr__api_deliver, &c) != WR_OK)
+    wr_warn("api: %s %s: the edge is stopping; its route and Access hooks were not told", method, path);
   int status = c.captured_status;
   *env = c.captured;
   c.captured = NULL;
   wr__api_ctx_free(&c);
   return status;
+}
+
+int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *path,
+                const char *query, const char *body, json_t **env) {
+  return call_as(a, a->store, user, method, path, query, body, env);
+}
+
+int wr_api_call_store(wr_api *a, wr_store *s, const wr_user *user, const char *method,
+                      const char *path, const char *query, const char *body, json_t **env) {
+  *env = NULL;
+  if (!a || !s || (s != a->store && !a->async)) return 400;
+  return call_as(a, s, user, method, path, query, body, env);
 }
 
 void wr_api_httpd_handler(wr_httpd *h, wr_httpd_req *req, void *user) {

@@ -234,6 +234,13 @@ int wr_api_handle(wr_api *a, wr_httpd_req *req);
  * starting with '/'). Loop thread only. */
 int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *path,
                 const char *query, const char *body, json_t **env);
+/* wr_api_call from a job on the API's store thread (cfg.async), with that
+ * thread's store |s|: the handler runs there; live connections and the
+ * hooks are reached on the loop (wr_store_async_on_loop) as for /client/v4
+ * requests. With |s| the API's own store, the same as wr_api_call. Returns
+ * 400 (and *env NULL) without a store thread. */
+int wr_api_call_store(wr_api *a, wr_store *s, const wr_user *user, const char *method,
+                      const char *path, const char *query, const char *body, json_t **env);
 
 /* A wr_httpd_handler serving only the API (404 JSON for other paths), with
  * |user| the wr_api: for an --api-listen of its own. */

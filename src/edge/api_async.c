@@ -43,6 +43,18 @@ static void answer_busy(api_job *j, const char *why) {
   wr__api_err(c, 503, WR_API_CODE_INTERNAL, "%s; try again", why);
 }
 
+void wr__api_deliver(void *arg) {
+  wr__api_ctx *c = arg;
+  for (size_t i = 0; i < c->nroute_evs && !c->api->stopping; i++) {
+    const wr__api_route_ev *e = &c->route_evs[i];
+    wr__api_route_notify(c->api, e->op, e->host[0] ? e->host : NULL, e->tunnel_id);
+  }
+  if (c->access_changed && !c->api->stopping && c->api->on_access_change)
+    c->api->on_access_change(c->api->access_user);
+  c->nroute_evs = 0;
+  c->access_changed = 0;
+}
+
 static void job_done(void *arg, int status) {
   api_job *j = arg;
   wr__api_ctx *c = &j->c;
@@ -50,11 +62,7 @@ static void job_done(void *arg, int status) {
     answer_busy(j, "the edge is stopping");
   } else {
     if (c->token_denied) wr__api_token_failed(c);
-    for (size_t i = 0; i < c->nroute_evs && !c->api->stopping; i++) {
-      const wr__api_route_ev *e = &c->route_evs[i];
-      wr__api_route_notify(c->api, e->op, e->host[0] ? e->host : NULL, e->tunnel_id);
-    }
-    if (c->access_changed && !c->api->stopping && c->api->on_access_change) c->api->on_access_change(c->api->access_user);
+    wr__api_deliver(c);
     json_t *env = c->captured;
     c->captured = NULL;
     wr__api_send(c->api, j->req, c->captured_status, env, NULL);

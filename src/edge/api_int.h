@@ -129,6 +129,9 @@ typedef struct wr__api_ctx {
 /* The on_route hook for a change the handler made: told at once on the
  * loop, or held and told on the loop before the answer is sent. */
 void wr__api_route_event(wr__api_ctx *c, int op, const char *host, const char *tunnel_id);
+/* Loop thread: tells the hooks what the store thread held for them in
+ * |arg| (a wr__api_ctx), unless the API is stopping. */
+void wr__api_deliver(void *arg);
 /* The on_access_change hook, likewise. */
 void wr__api_access_changed(wr__api_ctx *c);
 /* Runs fn(arg) on the loop thread: at once on the loop, else from the
