@@ -11,10 +11,12 @@ is still unanswered."""
 import http.client as http_client
 import json
 import os
+import re
 import select
 import socket
 import ssl
 import subprocess
+import urllib.parse
 
 import pytest
 
@@ -452,3 +454,62 @@ def test_visitors_are_served_while_an_api_call_is_on_the_store_thread(tmp_path, 
         if served_first:
             return
     pytest.fail("a cached host was never answered before a slow API call finished")
+
+
+def dash_cookie(api, email, password):
+    """Signs |email| in on the login pages; returns the session cookie."""
+    def request(method, path, cookie=None, body=None):
+        c = http_client.HTTPConnection("127.0.0.1", api, timeout=60)
+        headers = {"Connection": "close"}
+        if cookie:
+            headers["Cookie"] = f"warren_login={cookie}"
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        text = r.read().decode(errors="replace")
+        c.close()
+        m = re.search(r"warren_login=([A-Za-z0-9_-]+)", r.getheader("Set-Cookie") or "")
+        return r.status, text, m.group(1) if m else cookie
+    status, text, cookie = request("GET", "/argotunnel")
+    assert status == 200 and cookie, (status, text[:300])
+    csrf = re.search(r'name="csrf" value="([^"]+)"', text).group(1)
+    body = urllib.parse.urlencode({"csrf": csrf, "email": email, "password": password})
+    status, text, cookie = request("POST", "/argotunnel/signin", cookie, body)
+    assert status in (200, 303), (status, text[:300])
+    return cookie
+
+
+def test_visitors_are_served_while_a_dashboard_page_is_built(tmp_path, procs):
+    # The dashboard's tunnels page reads the store (through the API's
+    # handlers) on the slow store thread: as for an API call, a visitor
+    # that needs no store call and one of a cached host are answered
+    # before it, and the page then shows the tunnel.
+    api = free_port()
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    pw = tmp_path / "pw"
+    pw.write_text("correct horse battery staple\n")
+    check([WARREN_EDGE, "--data-dir", str(d), "user", "add", "alice@example.test", "--password-file", str(pw)],
+          {**os.environ, "HOME": str(tmp_path)})
+    cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
+    for _ in range(3):
+        first = send_get(http, f"hello.{ZONE}")
+        assert status_of(first) == 200
+        first.close()
+        pending = raw_request(api, "GET", "/dashboard/tunnels", [("Cookie", f"warren_login={cookie}")])
+        s = socket.create_connection(("127.0.0.1", http), timeout=30)
+        s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
+        assert status_of(s) == 400
+        s.close()
+        assert not answered(pending), "the dashboard answered before a visitor that needs no store call"
+        again = send_get(http, f"hello.{ZONE}")
+        assert status_of(again) == 200
+        again.close()
+        served_first = not answered(pending)
+        status, head, body = read_all(pending)
+        assert status == 200, (head, body[:300])
+        assert "text/html" in header_value(head, "Content-Type")
+        assert ">hello<" in body, body[:2000]
+        if served_first:
+            return
+    pytest.fail("a cached host was never answered before a slow dashboard page finished")
