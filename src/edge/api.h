@@ -29,6 +29,8 @@
  *                  Retry-After (971 is the code of Cloudflare's own API
  *                  rate limit)
  *   500 code 1000  store failure
+ *   503 code 1000  the database is unreachable; or, with Retry-After: 1,
+ *                  the store thread's queue is full or the edge is stopping
  * cloudflared prints them as "code: N, reason: <message>".
  *
  * Authentication: "Authorization: Bearer <apiToken>" (the apiToken of the
@@ -156,6 +158,10 @@
 #define WR_API_PREFIX "/client/v4"
 #define WR_API_MAX_TUNNELS_DEFAULT 1000 /* live tunnels per account */
 #define WR_API_MAX_ROUTES_DEFAULT 1000  /* hostname routes, and IP routes, per account */
+/* Requests waiting on or running on the store thread at once; more are
+ * answered 503 at once, so API clients cannot fill the queue that
+ * registrations and route lookups share with them. */
+#define WR_API_STORE_JOBS_MAX 256
 
 typedef struct wr_api wr_api;
 

@@ -67,6 +67,7 @@ static void job_done(void *arg, int status) {
     c->captured = NULL;
     wr__api_send(c->api, j->req, c->captured_status, env, NULL);
   }
+  c->api->store_jobs--;
   explicit_bzero(j->token, sizeof(j->token));
   wr__api_ctx_free(c);
   free(j);
@@ -80,12 +81,17 @@ void wr__api_submit(wr__api_ctx *c, char *token) {
   j->c.capture = 1;
   memcpy(j->token, token, sizeof(j->token));
   explicit_bzero(token, WR_API_BEARER_MAX + 1);
-  int rv = wr_store_async_submit(j->c.api->async, job_run, job_done, j);
-  if (rv == WR_OK) return;
-  /* The queue is full (the store is stalled) or going away: the client
-   * hears so at once instead of waiting. */
+  wr_api *a = j->c.api;
+  int rv = a->store_jobs >= WR_API_STORE_JOBS_MAX ? WR_ERR_LIMIT
+                                                  : wr_store_async_submit(a->async, job_run, job_done, j);
+  if (rv == WR_OK) {
+    a->store_jobs++;
+    return;
+  }
+  /* Too many requests wait already, the queue is full (the store is
+   * stalled) or going away: the client hears so at once. */
   wr_warn("api: %s %s: %s", j->c.method, j->req->path,
-          rv == WR_ERR_LIMIT ? "the store thread's queue is full" : "the store thread is stopping");
+          rv == WR_ERR_LIMIT ? "too many requests wait on the store thread" : "the store thread is stopping");
   answer_busy(j, rv == WR_ERR_LIMIT ? "the edge's store is busy" : "the edge is stopping");
   explicit_bzero(j->token, sizeof(j->token));
   wr__api_ctx_free(&j->c);

@@ -75,6 +75,7 @@ struct wr_api {
   unsigned quick_url_port;
   wr_throttle *quick_rl; /* creations per source */
   int stopping;          /* wr_api_stop: hooks are not called any more */
+  size_t store_jobs;     /* requests on the store thread (loop thread) */
 };
 
 /* Tells the on_route hook, if any, now (loop thread). */

@@ -816,7 +816,8 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
                           .public_url = public_url};
   if ((rv = wr_login_new(&lcfg, &e->login)) != WR_OK) return rv;
   struct sockaddr_storage vaddr;
-  wr_dash_config dcfg = {.loop = e->loop, .store = e->store, .async = e->store_async, .api = e->api, .login = e->login,
+  wr_dash_config dcfg = {.loop = e->loop, .store = e->store, .async = e->store_async,
+                         .api = e->api, .login = e->login,
                          .ts = e->ts, .inspect = e->inspect, .tunnel_stats = e->tunnel_stats,
                          .visitor_addr = e->visitor && wr_visitor_addr(e->visitor, &vaddr) == 0 ? &vaddr : NULL};
   if ((rv = wr_dash_new(&dcfg, &e->dash)) != WR_OK) return rv;

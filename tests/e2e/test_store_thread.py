@@ -413,6 +413,29 @@ def api_request(api, d, method, path, body=None):
                        [("Authorization", f"Bearer {token}"), ("Content-Type", "application/json")], data)
 
 
+def visitors_go_first(http, pending, what):
+    """Sends a visitor that needs no store call (no Host: 400) and one of
+    hello, whose route the caller cached just before |pending| was sent;
+    asserts the first is answered while |pending| is not; returns whether
+    |pending| was still unanswered after the second (False when hello's
+    cache expired and its lookup queued behind |pending|)."""
+    s = socket.create_connection(("127.0.0.1", http), timeout=30)
+    s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
+    assert status_of(s) == 400
+    s.close()
+    assert not answered(pending), f"{what} answered before a visitor that needs no store call"
+    again = send_get(http, f"hello.{ZONE}")
+    assert status_of(again) == 200
+    again.close()
+    return not answered(pending)
+
+
+def cache_hello(http):
+    first = send_get(http, f"hello.{ZONE}")
+    assert status_of(first) == 200
+    first.close()
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_visitors_are_served_while_an_api_call_is_on_the_store_thread(tmp_path, procs, method):
     # The API's handlers run on the (slow) store thread. Were they on the
@@ -425,20 +448,10 @@ def test_visitors_are_served_while_an_api_call_is_on_the_store_thread(tmp_path, 
     api = free_port()
     http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
     for attempt in range(3):
-        first = send_get(http, f"hello.{ZONE}")
-        assert status_of(first) == 200
-        first.close()
+        cache_hello(http)
         name = f"made-while-busy-{attempt}"
         pending = api_request(api, d, method, "/cfd_tunnel", {"name": name} if method == "POST" else None)
-        s = socket.create_connection(("127.0.0.1", http), timeout=30)
-        s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
-        assert status_of(s) == 400
-        s.close()
-        assert not answered(pending), "the API answered before a visitor that needs no store call"
-        again = send_get(http, f"hello.{ZONE}")
-        assert status_of(again) == 200
-        again.close()
-        served_first = not answered(pending)
+        served_first = visitors_go_first(http, pending, "the API")
         # The API call then gets its right answer.
         status, head, body = read_all(pending)
         assert status == 200, body
@@ -493,19 +506,9 @@ def test_visitors_are_served_while_a_dashboard_page_is_built(tmp_path, procs):
           {**os.environ, "HOME": str(tmp_path)})
     cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
     for _ in range(3):
-        first = send_get(http, f"hello.{ZONE}")
-        assert status_of(first) == 200
-        first.close()
+        cache_hello(http)
         pending = raw_request(api, "GET", "/dashboard/tunnels", [("Cookie", f"warren_login={cookie}")])
-        s = socket.create_connection(("127.0.0.1", http), timeout=30)
-        s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
-        assert status_of(s) == 400
-        s.close()
-        assert not answered(pending), "the dashboard answered before a visitor that needs no store call"
-        again = send_get(http, f"hello.{ZONE}")
-        assert status_of(again) == 200
-        again.close()
-        served_first = not answered(pending)
+        served_first = visitors_go_first(http, pending, "the dashboard")
         status, head, body = read_all(pending)
         assert status == 200, (head, body[:300])
         assert "text/html" in header_value(head, "Content-Type")
