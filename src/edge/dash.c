@@ -164,6 +164,20 @@ void wr__dash_duration(wr_buf *b, int64_t s) {
 
 /* ---- stats.json ---------------------------------------------------------------------- */
 
+/* A copy of the counters, taken on the loop (they change there). */
+typedef struct stats_copy {
+  wr_tunnel_stats *stats;
+  wr_tunnel_counters *rows;
+  size_t n;
+} stats_copy;
+
+static void stats_copy_run(void *arg) {
+  stats_copy *sc = arg;
+  const wr_tunnel_counters *all = wr_tunnel_stats_all(sc->stats, &sc->n);
+  sc->rows = sc->n ? wr_xmalloc(sc->n * sizeof(*all)) : NULL;
+  if (sc->n) memcpy(sc->rows, all, sc->n * sizeof(*all));
+}
+
 /* Counters of the account's tunnels (?tunnel=ID: that one only, if it is
  * the account's), for the charts to difference. */
 void wr__dash_stats_json(dash_req *q) {
@@ -172,8 +186,10 @@ void wr__dash_stats_json(dash_req *q) {
   wr__dash_form_get(q->req->query, strlen(q->req->query), "tunnel", only, sizeof(only));
   clock_gettime(CLOCK_REALTIME, &ts);
   json_t *arr = json_array();
-  size_t n = 0;
-  const wr_tunnel_counters *rows = wr_tunnel_stats_all(q->d->tunnel_stats, &n);
+  stats_copy sc = {.stats = q->tunnel_stats};
+  if (sc.stats && wr__dash_on_loop(q, stats_copy_run, &sc) != 0) sc.n = 0;
+  const wr_tunnel_counters *rows = sc.rows;
+  size_t n = sc.n;
   for (size_t i = 0; i < n; i++) {
     wr_tunnel t;
     if (only[0] && strcasecmp(rows[i].tunnel_id, only) != 0) continue;
@@ -188,6 +204,7 @@ void wr__dash_stats_json(dash_req *q) {
                                          "bytes_out", (json_int_t)rows[i].bytes_out, "latency_ms_sum",
                                          (json_int_t)rows[i].latency_ms_sum));
   }
+  free(sc.rows);
   json_t *j = json_pack("{s:I,s:o}", "now_ms", (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
                         "tunnels", arr);
   char *text = json_dumps(j, JSON_COMPACT);
@@ -216,7 +233,7 @@ static const dash_route routes[] = {
     {"/audit", 0, 0, wr__dash_audit},
     {"/traffic", 0, 1, wr__dash_traffic},
     {"/inspect", 0, 1, wr__dash_inspect},
-    {"/stats.json", 0, 1, wr__dash_stats_json},
+    {"/stats.json", 0, 0, wr__dash_stats_json},
     {"/tunnels/create", 1, 0, wr__dash_tunnel_create},
     {"/tunnels/delete", 1, 0, wr__dash_tunnel_delete},
     {"/routes/dns/create", 1, 0, wr__dash_dns_create},
@@ -320,7 +337,8 @@ static int method_ok(wr_httpd_req *req, int post) {
 }
 
 static void dispatch(wr_dash *d, wr_httpd_req *req, const dash_route *rt) {
-  dash_req q = {.d = d, .req = req, .store = d->store, .api = d->api, .ts = d->ts};
+  dash_req q = {.d = d, .req = req, .store = d->store, .api = d->api, .ts = d->ts,
+                .tunnel_stats = d->tunnel_stats};
   if (!method_ok(req, rt->post)) return;
   if (!wr_login_session_user(d->login, req, &q.user, q.csrf)) {
     to_signin(req, !rt->post && strcmp(rt->sub, "/stats.json") != 0);

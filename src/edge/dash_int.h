@@ -45,6 +45,7 @@ typedef struct dash_req {
   wr_store *store;       /* this thread's */
   wr_api *api;
   wr_tunnel_server *ts;  /* reached on the loop only (wr__dash_on_loop) */
+  wr_tunnel_stats *tunnel_stats; /* likewise */
   wr_store_async *async; /* set while on the store thread */
   int out_status;        /* 0: no answer kept */
   const char *out_ctype; /* a literal */
