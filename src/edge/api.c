@@ -17,14 +17,34 @@
 
 /* ---- answers ----------------------------------------------------------------- */
 
-static void send_json(wr__api_ctx *c, int status, json_t *env) {
+void wr__api_send(wr_api *a, wr_httpd_req *req, int status, json_t *env, const char *retry_after) {
   /* Exactly "application/json": cloudflared reads errors[] only then. */
   wr_http_header hdrs[3] = {
       {"Content-Type", 12, "application/json", 16},
       {"Cache-Control", 13, "no-store", 8},
   };
   size_t nh = 2;
-  if (c->retry_after) hdrs[nh++] = (wr_http_header){"Retry-After", 11, c->retry_after, strlen(c->retry_after)};
+  if (retry_after) hdrs[nh++] = (wr_http_header){"Retry-After", 11, retry_after, strlen(retry_after)};
+  char *text = json_dumps(env, JSON_COMPACT);
+  json_decref(env);
+  if (!req) {
+    free(text);
+    return;
+  }
+  /* Every API answer passes here: the one place to count them. */
+  a->stats.responses_by_class[(text ? status : 500) / 100 % 6]++;
+  if (!text) {
+    static const char fallback[] =
+        "{\"success\":false,\"errors\":[{\"code\":1000,\"message\":\"cannot encode the answer\"}],"
+        "\"messages\":[],\"result\":null}";
+    wr_httpd_respond(req, 500, hdrs, 2, fallback, sizeof(fallback) - 1);
+  } else {
+    wr_httpd_respond(req, status, hdrs, nh, text, strlen(text));
+  }
+  free(text);
+}
+
+static void send_json(wr__api_ctx *c, int status, json_t *env) {
   if (c->capture) {
     json_decref(c->captured);
     c->captured = env;
@@ -32,24 +52,9 @@ static void send_json(wr__api_ctx *c, int status, json_t *env) {
     c->req = NULL;
     return;
   }
-  char *text = json_dumps(env, JSON_COMPACT);
-  json_decref(env);
-  if (!c->req) {
-    free(text);
-    return;
-  }
-  /* Every API answer passes here: the one place to count them. */
-  c->api->stats.responses_by_class[(text ? status : 500) / 100 % 6]++;
-  if (!text) {
-    static const char fallback[] =
-        "{\"success\":false,\"errors\":[{\"code\":1000,\"message\":\"cannot encode the answer\"}],"
-        "\"messages\":[],\"result\":null}";
-    wr_httpd_respond(c->req, 500, hdrs, 2, fallback, sizeof(fallback) - 1);
-  } else {
-    wr_httpd_respond(c->req, status, hdrs, nh, text, strlen(text));
-  }
+  wr_httpd_req *req = c->req;
   c->req = NULL;
-  free(text);
+  wr__api_send(c->api, req, status, env, c->retry_after);
 }
 
 void wr__api_ok(wr__api_ctx *c, json_t *result, json_t *info) {
@@ -79,7 +84,7 @@ void wr__api_err(wr__api_ctx *c, int status, int code, const char *fmt, ...) {
 }
 
 void wr__api_store_err(wr__api_ctx *c, int rv, const char *what) {
-  const char *msg = wr_store_errmsg(c->api->store);
+  const char *msg = wr_store_errmsg(c->store);
   int status, code;
   switch (rv) {
   case WR_ERR_INVAL:
@@ -105,7 +110,7 @@ void wr__api_store_err(wr__api_ctx *c, int rv, const char *what) {
   default:
     wr_error("api: %s %s: store: %s", c->method, c->req ? c->req->path : "-", msg);
     /* The database is down: nothing was written, and a retry may work. */
-    status = rv == WR_ERR_STORE && wr_store_unavailable(c->api->store) ? 503 : 500;
+    status = rv == WR_ERR_STORE && wr_store_unavailable(c->store) ? 503 : 500;
     code = WR_API_CODE_INTERNAL;
     break;
   }
@@ -409,16 +414,14 @@ static const char login_again[] =
     "run `warren tunnel login` (or `cloudflared tunnel login`) to get a new cert.pem, or ask the "
     "edge's administrator for one";
 
-/* Checks the bearer token. Returns 0, or -1 after answering 403 (or 429
- * for a source in its delay). */
-static int authenticate(wr__api_ctx *c) {
+int wr__api_auth_pre(wr__api_ctx *c, char *token) {
   const wr_http_header *h = find_header(c->req, "Authorization");
-  char token[1025], source[WR_THROTTLE_SOURCE_MAX];
   size_t len;
-  uint64_t now = api_now(c->api), wait;
-  maybe_sweep(c->api, now);
-  wr_throttle_source_key(&c->req->peer, source);
-  if ((wait = wr_throttle_check(c->api->tokens, source, now)) != 0) {
+  uint64_t wait;
+  c->now = api_now(c->api);
+  maybe_sweep(c->api, c->now);
+  wr_throttle_source_key(&c->req->peer, c->source);
+  if ((wait = wr_throttle_check(c->api->tokens, c->source, c->now)) != 0) {
     /* Answered before the token is looked at: a guesser learns nothing,
      * whatever it sent. */
     char ra[24];
@@ -453,17 +456,21 @@ static int authenticate(wr__api_ctx *c) {
     len--;
   }
   while (len && v[len - 1] == ' ') len--;
-  if (!len || len >= sizeof(token) || memchr(v, '\0', len)) {
+  if (!len || len > WR_API_BEARER_MAX || memchr(v, '\0', len)) {
     wr__api_err(c, 403, WR_API_CODE_AUTH, "Authentication error: the API token is empty or malformed; %s",
                 login_again);
     return -1;
   }
   memcpy(token, v, len);
   token[len] = '\0';
-  int rv = wr_store_token_verify(c->api->store, token, &c->token);
-  explicit_bzero(token, sizeof(token));
+  return 0;
+}
+
+int wr__api_auth_token(wr__api_ctx *c, char *token) {
+  int rv = wr_store_token_verify(c->store, token, &c->token);
+  explicit_bzero(token, WR_API_BEARER_MAX + 1);
   if (rv == WR_ERR_DENIED) {
-    token_failed(c->api, source, now);
+    c->token_denied = 1;
     /* Unknown and revoked look the same from here, on purpose. */
     wr__api_err(c, 403, WR_API_CODE_AUTH,
                 "Authentication error: the API token in your cert.pem is not valid on this edge "
@@ -476,12 +483,14 @@ static int authenticate(wr__api_ctx *c) {
     return -1;
   }
   wr_user u;
-  if (wr_store_user_get(c->api->store, c->token.user_id, &u) == WR_OK)
+  if (wr_store_user_get(c->store, c->token.user_id, &u) == WR_OK)
     snprintf(c->actor, sizeof(c->actor), "api:%s", u.email);
   else
     snprintf(c->actor, sizeof(c->actor), "api:token:%s", c->token.id);
   return 0;
 }
+
+void wr__api_token_failed(wr__api_ctx *c) { token_failed(c->api, c->source, c->now); }
 
 /* GET /user/tokens/verify: whether the token works, as Cloudflare's. */
 static void token_verify(wr__api_ctx *c) {
@@ -496,7 +505,7 @@ static void token_verify(wr__api_ctx *c) {
              NULL);
 }
 
-static void route(wr__api_ctx *c) {
+void wr__api_route(wr__api_ctx *c) {
   char **s = c->segs;
   if (c->nsegs == 3 && strcmp(s[0], "user") == 0 && strcmp(s[1], "tokens") == 0 &&
       strcmp(s[2], "verify") == 0) {
@@ -532,15 +541,19 @@ void wr__api_ctx_free(wr__api_ctx *c) {
     free(c->params[i].value);
   }
   json_decref(c->body);
+  json_decref(c->captured);
+  free(c->route_evs);
   explicit_bzero(&c->token, sizeof(c->token));
 }
 
 int wr_api_handle(wr_api *a, wr_httpd_req *req) {
   const size_t plen = sizeof(WR_API_PREFIX) - 1;
+  char token[WR_API_BEARER_MAX + 1];
   if (strcmp(req->path, "/tunnel") == 0) {
     wr__api_ctx q;
     memset(&q, 0, sizeof(q));
     q.api = a;
+    q.store = a->store;
     q.req = req;
     q.method = req->method;
     wr__api_quick(&q);
@@ -550,19 +563,27 @@ int wr_api_handle(wr_api *a, wr_httpd_req *req) {
   }
   if (strncmp(req->path, WR_API_PREFIX, plen) != 0 || (req->path[plen] && req->path[plen] != '/'))
     return 0;
-  wr__api_ctx c;
-  memset(&c, 0, sizeof(c));
-  c.api = a;
-  c.req = req;
-  c.method = req->method;
-  if (wr__api_parse_target(&c, req->path + plen) == 0 && authenticate(&c) == 0) route(&c);
-  if (c.req) wr__api_err(&c, 500, WR_API_CODE_INTERNAL, "internal error: the request was not answered");
-  wr__api_ctx_free(&c);
+  wr__api_ctx *c = wr_xcalloc(1, sizeof(*c));
+  c->api = a;
+  c->store = a->store;
+  c->req = req;
+  c->method = req->method;
+  if (wr__api_parse_target(c, req->path + plen) == 0 && wr__api_auth_pre(c, token) == 0) {
+    if (a->async) {
+      wr__api_submit(c, token); /* owns |c| now */
+      return 1;
+    }
+    if (wr__api_auth_token(c, token) == 0) wr__api_route(c);
+    else if (c->token_denied) wr__api_token_failed(c);
+  }
+  if (c->req) wr__api_err(c, 500, WR_API_CODE_INTERNAL, "internal error: the request was not answered");
+  wr__api_ctx_free(c);
+  free(c);
   return 1;
 }
 
-int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *path,
-                const char *query, const char *body, json_t **env) {
+static int call_as(wr_api *a, wr_store *s, const wr_user *user, const char *method, const char *path,
+                   const char *query, const char *body, json_t **env) {
   const size_t plen = sizeof(WR_API_PREFIX) - 1;
   char full[1024];
   *env = NULL;
@@ -581,6 +602,8 @@ int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *
   wr__api_ctx c;
   memset(&c, 0, sizeof(c));
   c.api = a;
+  c.store = s;
+  c.on_worker = s != a->store;
   c.req = &req;
   c.method = method;
   c.capture = 1;
@@ -589,13 +612,30 @@ int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *
   snprintf(c.token.user_id, sizeof(c.token.user_id), "%s", user->id);
   snprintf(c.token.account_id, sizeof(c.token.account_id), "%s", user->account_id);
   snprintf(c.actor, sizeof(c.actor), "dash:%s", user->email);
-  if (wr__api_parse_target(&c, path) == 0) route(&c);
+  if (wr__api_parse_target(&c, path) == 0) wr__api_route(&c);
   if (c.req) wr__api_err(&c, 500, WR_API_CODE_INTERNAL, "internal error: the request was not answered");
+  /* The hooks, on the loop (the caller's answer waits for them, as an
+   * API client's does). */
+  if (c.on_worker && (c.nroute_evs || c.access_changed) &&
+      wr_store_async_on_loop(a->async, wr__api_deliver, &c) != WR_OK)
+    wr_warn("api: %s %s: the edge is stopping; its route and Access hooks were not told", method, path);
   int status = c.captured_status;
   *env = c.captured;
   c.captured = NULL;
   wr__api_ctx_free(&c);
   return status;
+}
+
+int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *path,
+                const char *query, const char *body, json_t **env) {
+  return call_as(a, a->store, user, method, path, query, body, env);
+}
+
+int wr_api_call_store(wr_api *a, wr_store *s, const wr_user *user, const char *method,
+                      const char *path, const char *query, const char *body, json_t **env) {
+  *env = NULL;
+  if (!a || !s || (s != a->store && !a->async)) return 400;
+  return call_as(a, s, user, method, path, query, body, env);
 }
 
 void wr_api_httpd_handler(wr_httpd *h, wr_httpd_req *req, void *user) {
@@ -614,6 +654,7 @@ int wr_api_new(const wr_api_config *cfg, wr_api **out) {
   if (!cfg || !cfg->store) return WR_ERR_INVAL;
   wr_api *a = wr_xcalloc(1, sizeof(*a));
   a->store = cfg->store;
+  a->async = cfg->async;
   a->ts = cfg->ts;
   a->max_tunnels = cfg->max_tunnels ? cfg->max_tunnels : WR_API_MAX_TUNNELS_DEFAULT;
   a->max_routes = cfg->max_routes ? cfg->max_routes : WR_API_MAX_ROUTES_DEFAULT;
@@ -662,6 +703,10 @@ int wr_api_new(const wr_api_config *cfg, wr_api **out) {
 }
 
 const wr_api_stats *wr_api_get_stats(const wr_api *a) { return &a->stats; }
+
+void wr_api_stop(wr_api *a) {
+  if (a) a->stopping = 1;
+}
 
 void wr_api_free(wr_api *a) {
   if (!a) return;

@@ -29,6 +29,8 @@
  *                  Retry-After (971 is the code of Cloudflare's own API
  *                  rate limit)
  *   500 code 1000  store failure
+ *   503 code 1000  the database is unreachable; or, with Retry-After: 1,
+ *                  the store thread's queue is full or the edge is stopping
  * cloudflared prints them as "code: N, reason: <message>".
  *
  * Authentication: "Authorization: Bearer <apiToken>" (the apiToken of the
@@ -128,8 +130,18 @@
  * IP routes per account; a create over a limit is 400 code 1013 with a
  * message naming the limit. Connector limits live in the tunnel server.
  *
- * Threading: everything runs on the loop thread of the httpd, including the
- * synchronous store calls (as the tunnel server does). */
+ * Threading: wr_api_handle is called on the loop thread of the httpd. With
+ * a store thread (cfg->async), a /client/v4 request's token check and
+ * handler run there, on the thread's own store connection, and the answer
+ * is sent from the loop when the job is done: the loop keeps serving
+ * visitors and connectors meanwhile. Live connections (the tunnel server)
+ * are read and closed on the loop in the middle of such a job
+ * (wr_store_async_on_loop); the route and Access hooks are called on the
+ * loop before the answer is sent. When the store thread's queue is full
+ * the request is answered at once with 503 (code 1000, Retry-After: 1).
+ * Without a store thread, and for POST /tunnel (quick tunnels), the quick
+ * tunnel sweep and wr_api_call (the dashboard), the store is called on the
+ * loop. */
 #ifndef WR_EDGE_API_H
 #define WR_EDGE_API_H
 #include <stddef.h>
@@ -138,6 +150,7 @@
 #include <jansson.h>
 
 #include "edge/store.h"
+#include "edge/store_async.h"
 #include "edge/throttle.h"
 #include "edge/tunnel_server.h"
 #include "net/httpd.h"
@@ -145,11 +158,18 @@
 #define WR_API_PREFIX "/client/v4"
 #define WR_API_MAX_TUNNELS_DEFAULT 1000 /* live tunnels per account */
 #define WR_API_MAX_ROUTES_DEFAULT 1000  /* hostname routes, and IP routes, per account */
+/* Requests waiting on or running on the store thread at once; more are
+ * answered 503 at once, so API clients cannot fill the queue that
+ * registrations and route lookups share with them. */
+#define WR_API_STORE_JOBS_MAX 256
 
 typedef struct wr_api wr_api;
 
 typedef struct wr_api_config {
   wr_store *store;          /* required */
+  /* The store thread: /client/v4 requests are handled there (the loop
+   * keeps serving meanwhile); NULL: on the loop. */
+  wr_store_async *async;
   wr_tunnel_server *ts;     /* live connections to close on delete/cleanup; may be NULL */
   size_t max_tunnels;       /* 0: WR_API_MAX_TUNNELS_DEFAULT */
   size_t max_routes;        /* 0: WR_API_MAX_ROUTES_DEFAULT */
@@ -220,10 +240,21 @@ int wr_api_handle(wr_api *a, wr_httpd_req *req);
  * starting with '/'). Loop thread only. */
 int wr_api_call(wr_api *a, const wr_user *user, const char *method, const char *path,
                 const char *query, const char *body, json_t **env);
+/* wr_api_call from a job on the API's store thread (cfg.async), with that
+ * thread's store |s|: the handler runs there; live connections and the
+ * hooks are reached on the loop (wr_store_async_on_loop) as for /client/v4
+ * requests. With |s| the API's own store, the same as wr_api_call. Returns
+ * 400 (and *env NULL) without a store thread. */
+int wr_api_call_store(wr_api *a, wr_store *s, const wr_user *user, const char *method,
+                      const char *path, const char *query, const char *body, json_t **env);
 
 /* A wr_httpd_handler serving only the API (404 JSON for other paths), with
  * |user| the wr_api: for an --api-listen of its own. */
 void wr_api_httpd_handler(wr_httpd *h, wr_httpd_req *req, void *user);
+
+/* The edge is stopping: requests still on the store thread are answered
+ * (when it stops) without calling on_route or on_access_change. */
+void wr_api_stop(wr_api *a);
 
 void wr_api_free(wr_api *a);
 

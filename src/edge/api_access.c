@@ -140,7 +140,7 @@ static json_t *app_idps(wr__api_ctx *c, json_t *body) {
   }
   json_array_foreach(list, i, v) {
     const char *id = json_string_value(v);
-    if (!id || wr_store_access_get(c->api->store, c->token.account_id, "identity_provider", NULL, id, &got) != WR_OK) {
+    if (!id || wr_store_access_get(c->store, c->token.account_id, "identity_provider", NULL, id, &got) != WR_OK) {
       wr__api_err(c, 400, WR_API_CODE_INVALID, "allowed_idps[%zu] is not an identity provider of this account", i);
       return NULL;
     }
@@ -200,7 +200,7 @@ static void app_create(wr__api_ctx *c) {
   if (!body) return;
   random_hex(aud, 32);
   if (!(doc = app_doc(c, body, aud, lookup, sizeof(lookup)))) return;
-  int rv = wr_store_access_create(c->api->store, c->actor, c->token.account_id, "app", NULL, lookup, NULL, doc, &out);
+  int rv = wr_store_access_create(c->store, c->actor, c->token.account_id, "app", NULL, lookup, NULL, doc, &out);
   json_decref(doc);
   if (rv != WR_OK) wr__api_store_err(c, rv, NULL);
   else wr__api_ok(c, out_doc(out), NULL);
@@ -209,7 +209,7 @@ static void app_create(wr__api_ctx *c) {
 static void app_update(wr__api_ctx *c, const char *id) {
   json_t *body = wr__api_body(c), *old, *doc, *out;
   char lookup[WR_STORE_HOST_MAX + PATH_MAX_LEN + 2];
-  wr_store *s = c->api->store;
+  wr_store *s = c->store;
   int rv;
   if (!body) return;
   if ((rv = wr_store_access_get(s, c->token.account_id, "app", NULL, id, &old)) != WR_OK) {
@@ -261,7 +261,7 @@ static json_t *rules_doc(wr__api_ctx *c, json_t *body, int policy) {
 static void rules_create(wr__api_ctx *c, const char *kind, const char *parent) {
   json_t *body = wr__api_body(c), *doc, *out;
   if (!body || !(doc = rules_doc(c, body, parent != NULL))) return;
-  int rv = wr_store_access_create(c->api->store, c->actor, c->token.account_id, kind, parent, NULL, NULL, doc, &out);
+  int rv = wr_store_access_create(c->store, c->actor, c->token.account_id, kind, parent, NULL, NULL, doc, &out);
   json_decref(doc);
   if (rv != WR_OK) wr__api_store_err(c, rv, NULL);
   else wr__api_ok(c, out_doc(out), NULL);
@@ -270,7 +270,7 @@ static void rules_create(wr__api_ctx *c, const char *kind, const char *parent) {
 static void rules_update(wr__api_ctx *c, const char *kind, const char *parent, const char *id) {
   json_t *body = wr__api_body(c), *doc, *out;
   if (!body || !(doc = rules_doc(c, body, parent != NULL))) return;
-  int rv = wr_store_access_update(c->api->store, c->actor, c->token.account_id, kind, parent, id, NULL, doc, &out);
+  int rv = wr_store_access_update(c->store, c->actor, c->token.account_id, kind, parent, id, NULL, doc, &out);
   json_decref(doc);
   if (rv != WR_OK) wr__api_store_err(c, rv, NULL);
   else wr__api_ok(c, out_doc(out), NULL);
@@ -301,7 +301,7 @@ static void token_create(wr__api_ctx *c) {
   }
   doc = json_pack("{s:s,s:s,s:s,s:I}", "name", name, "client_id", client_id, "duration",
                   dur ? dur : DEFAULT_TOKEN_DURATION, "expires_at", (json_int_t)(time(NULL) + secs));
-  int rv = wr_store_access_create(c->api->store, c->actor, c->token.account_id, "service_token", NULL, client_id, hash,
+  int rv = wr_store_access_create(c->store, c->actor, c->token.account_id, "service_token", NULL, client_id, hash,
                                   doc, &out);
   json_decref(doc);
   if (rv != WR_OK) {
@@ -410,7 +410,7 @@ static json_t *idp_doc(wr__api_ctx *c, json_t *body, json_t *old) {
 
 static void idp_write(wr__api_ctx *c, const char *id) {
   json_t *body = wr__api_body(c), *old = NULL, *doc, *out;
-  wr_store *s = c->api->store;
+  wr_store *s = c->store;
   int rv;
   if (!body) return;
   if (id && (rv = wr_store_access_get(s, c->token.account_id, "identity_provider", NULL, id, &old)) != WR_OK) {
@@ -431,8 +431,8 @@ static void idp_write(wr__api_ctx *c, const char *id) {
 
 /* POST keys/rotate: a new current signing key for the edge (keys are
  * edge-wide, edge/access.h); the gate reads it within its reload time and
- * the old key stays published. The key generation blocks the loop for tens
- * of milliseconds: an administrator's call, not a visitor's. */
+ * the old key stays published. The key generation takes tens of
+ * milliseconds: on the store thread when there is one. */
 static void keys_rotate(wr__api_ctx *c) {
   wr_jwt_key *k = NULL;
   char *pem = NULL;
@@ -445,11 +445,11 @@ static void keys_rotate(wr__api_ctx *c) {
   if (rv == WR_OK) rv = wr_jwt_key_export_pem(k, &pem);
   if (rv != WR_OK) {
     wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot make a signing key");
-  } else if ((rv = wr_store_access_key_add(c->api->store, c->actor, wr_jwt_key_kid(k), pem)) != WR_OK) {
+  } else if ((rv = wr_store_access_key_add(c->store, c->actor, wr_jwt_key_kid(k), pem)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
   } else {
-    wr_store_access_keys_prune(c->api->store, (int64_t)time(NULL) - 31 * 86400, NULL);
-    wr_store_access_keys(c->api->store, &keys);
+    wr_store_access_keys_prune(c->store, (int64_t)time(NULL) - 31 * 86400, NULL);
+    wr_store_access_keys(c->store, &keys);
     wr__api_ok(c, json_pack("{s:s,s:o,s:I}", "kid", wr_jwt_key_kid(k), "last_key_rotation_at",
                             wr__api_time((int64_t)time(NULL)), "published_keys", (json_int_t)json_array_size(keys)),
                NULL);
@@ -466,7 +466,7 @@ static void keys_rotate(wr__api_ctx *c) {
 
 /* GET/POST on a collection, GET/PUT/DELETE on an item. */
 static void collection(wr__api_ctx *c, const char *kind, const char *parent, const char *id) {
-  wr_store *s = c->api->store;
+  wr_store *s = c->store;
   const char *a = c->token.account_id, *m = c->method;
   json_t *out;
   int rv;
@@ -512,9 +512,8 @@ void wr__api_access(wr__api_ctx *c) {
   /* A write (even a refused one: cheap) drops what the gate cached. The
    * request (and its method) is gone once answered: test first. */
   int write = strcmp(c->method, "GET") != 0;
-  wr_api *api = c->api;
   dispatch(c);
-  if (write && api->on_access_change) api->on_access_change(api->access_user);
+  if (write) wr__api_access_changed(c);
 }
 
 static void dispatch(wr__api_ctx *c) {

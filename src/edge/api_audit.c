@@ -34,7 +34,7 @@ void wr__api_audit(wr__api_ctx *c) {
   if (action && *action) f.action = action;
   f.limit = per_page;
   f.offset = (page - 1) * per_page;
-  if ((rv = wr_store_audit_query(c->api->store, &f, &rows, &n, &total)) != WR_OK) {
+  if ((rv = wr_store_audit_query(c->store, &f, &rows, &n, &total)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
   }

@@ -40,7 +40,7 @@ static json_t *config_json(wr__api_ctx *c, const wr_device *d, const char *priv_
   }
   sodium_memzero(priv, sizeof(priv));
   wr_wg_key_to_b64(pub, pub_b64);
-  rv = wr_device_config(a->store, d, priv_b64, pub_b64, ep, &text, err, sizeof(err));
+  rv = wr_device_config(c->store, d, priv_b64, pub_b64, ep, &text, err, sizeof(err));
   if (rv != WR_OK) {
     wr__api_err(c, rv == WR_ERR_INVAL ? 400 : 500, rv == WR_ERR_INVAL ? WR_API_CODE_INVALID : WR_API_CODE_INTERNAL,
                 "%s", err);
@@ -86,7 +86,7 @@ static void device_list(wr__api_ctx *c) {
   size_t n = 0;
   int active = wr__api_param_bool(c, "active"), rv;
   if (active == -2) return;
-  if ((rv = wr_store_device_list(c->api->store, c->token.account_id, active != 1, &rows, &n)) != WR_OK) {
+  if ((rv = wr_store_device_list(c->store, c->token.account_id, active != 1, &rows, &n)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
   }
@@ -136,7 +136,7 @@ static void device_create(wr__api_ctx *c) {
       goto out;
     }
   }
-  rv = wr_store_device_create(c->api->store, c->actor, c->token.account_id, name, pub_b64, vnet, allowed, &d);
+  rv = wr_store_device_create(c->store, c->actor, c->token.account_id, name, pub_b64, vnet, allowed, &d);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     goto out;
@@ -162,7 +162,7 @@ static void device_get(wr__api_ctx *c, const wr_device *d) {
 }
 
 static void device_patch(wr__api_ctx *c, wr_device *d) {
-  wr_store *s = c->api->store;
+  wr_store *s = c->store;
   json_t *body = wr__api_body(c), *rev;
   char *allowed = NULL;
   int set, rv = WR_OK;
@@ -206,7 +206,7 @@ void wr__api_devices(wr__api_ctx *c) {
     wr__api_method(c, "GET, PATCH, DELETE");
     return;
   }
-  if ((rv = wr_store_device_get(c->api->store, c->token.account_id, c->segs[3], &d)) != WR_OK) {
+  if ((rv = wr_store_device_get(c->store, c->token.account_id, c->segs[3], &d)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
   }
@@ -214,8 +214,8 @@ void wr__api_devices(wr__api_ctx *c) {
     device_get(c, &d);
   } else if (strcmp(c->method, "PATCH") == 0) {
     device_patch(c, &d);
-  } else if ((rv = wr_store_device_revoke(c->api->store, c->actor, c->token.account_id, d.id)) != WR_OK ||
-             (rv = wr_store_device_get(c->api->store, c->token.account_id, d.id, &d)) != WR_OK) {
+  } else if ((rv = wr_store_device_revoke(c->store, c->actor, c->token.account_id, d.id)) != WR_OK ||
+             (rv = wr_store_device_get(c->store, c->token.account_id, d.id, &d)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
   } else {
     wr__api_ok(c, wr_device_json(&d), NULL);

@@ -77,7 +77,7 @@ static void settings(wr__api_ctx *c, const wr_zone *zone) {
     wr__api_err(c, 404, WR_API_CODE_NOTFOUND, "unknown zone setting %.64s", id);
     return;
   }
-  int rv = wr_store_zone_settings_get(c->api->store, zone->id, &z);
+  int rv = wr_store_zone_settings_get(c->store, zone->id, &z);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
@@ -89,8 +89,8 @@ static void settings(wr__api_ctx *c, const wr_zone *zone) {
       wr__api_err(c, 400, WR_API_CODE_INVALID, "invalid value for zone setting %s", id);
       return;
     }
-    if ((rv = wr_store_zone_settings_set(c->api->store, c->actor, &z)) != WR_OK ||
-        (rv = wr_store_zone_settings_get(c->api->store, zone->id, &z)) != WR_OK) {
+    if ((rv = wr_store_zone_settings_set(c->store, c->actor, &z)) != WR_OK ||
+        (rv = wr_store_zone_settings_get(c->store, zone->id, &z)) != WR_OK) {
       wr__api_store_err(c, rv, NULL);
       return;
     }

@@ -8,9 +8,19 @@
  *   api_quick.c    POST /tunnel (quick tunnels) and their expiry
  *   api_access.c   /accounts/{a}/access/... (Access apps, policies, groups,
  *                  service tokens)
+ *   api_async.c    requests served on the store thread
  * Every handler answers its request exactly once, through wr__api_ok or
  * wr__api_err (or wr__api_store_err); the router answers 500 if one did
- * not. */
+ * not.
+ *
+ * Threads. With a store thread (wr_api_config.async), a /client/v4
+ * request is parsed and its source checked on the loop, then authenticated
+ * and handled on the store thread (api_async.c): handlers use c->store,
+ * never c->api->store, and reach loop objects only through wr__api_on_loop
+ * (a call run on the loop while the handler waits) or the deferred
+ * wr__api_route_event / wr__api_access_changed (run on the loop before the
+ * answer is sent). Everything else in wr_api is read-only after
+ * wr_api_new, or touched on the loop only (stats, throttles). */
 #ifndef WR_EDGE_API_INT_H
 #define WR_EDGE_API_INT_H
 #include <jansson.h>
@@ -18,6 +28,8 @@
 #include <stdint.h>
 
 #include "edge/api.h"
+#include "edge/throttle.h"
+#include "edge/store_async.h"
 
 /* Error codes in errors[].code (cloudflared shows them, never switches on
  * them; the HTTP status is what it acts on). */
@@ -36,7 +48,8 @@
 #define WR_API_PER_PAGE_MAX 1000
 
 struct wr_api {
-  wr_store *store;
+  wr_store *store;         /* the loop's: quick tunnels, wr_api_call */
+  wr_store_async *async;   /* NULL: every request on the loop */
   wr_tunnel_server *ts;
   size_t max_tunnels;
   size_t max_routes;
@@ -61,13 +74,23 @@ struct wr_api {
   int64_t quick_idle_s;
   unsigned quick_url_port;
   wr_throttle *quick_rl; /* creations per source */
+  int stopping;          /* wr_api_stop: hooks are not called any more */
+  size_t store_jobs;     /* requests on the store thread (loop thread) */
 };
 
-/* Tells the on_route hook, if any. */
-static inline void wr__api_route_event(const struct wr_api *a, int op, const char *host,
-                                       const char *tunnel_id) {
+/* Tells the on_route hook, if any, now (loop thread). */
+static inline void wr__api_route_notify(const struct wr_api *a, int op, const char *host,
+                                        const char *tunnel_id) {
   if (a->on_route) a->on_route(a->route_user, op, host, tunnel_id);
 }
+
+/* A route event held for the loop (wr__api_route_event on the store
+ * thread). */
+typedef struct wr__api_route_ev {
+  int op;
+  char host[WR_STORE_HOST_MAX + 1]; /* "" for none */
+  char tunnel_id[WR_STORE_UUID_LEN + 1];
+} wr__api_route_ev;
 
 typedef struct wr__api_kv {
   char *name;
@@ -77,6 +100,8 @@ typedef struct wr__api_kv {
 /* One request being served. */
 typedef struct wr__api_ctx {
   wr_api *api;
+  wr_store *store;      /* the store of this thread: use this one */
+  int on_worker;        /* handled on the store thread */
   wr_httpd_req *req;    /* NULL once answered */
   const char *method;
   /* Path segments after /client/v4, each percent-decoded once (a CIDR sent
@@ -93,7 +118,27 @@ typedef struct wr__api_ctx {
   int capture;
   int captured_status;
   json_t *captured;
+  /* On the store thread: what the loop does before the answer goes out. */
+  wr__api_route_ev *route_evs;
+  size_t nroute_evs;
+  int access_changed;
+  int token_denied;     /* the bearer token is not valid: count it on the loop */
+  char source[WR_THROTTLE_SOURCE_MAX]; /* the client's throttle key */
+  uint64_t now;         /* when the request arrived (the API's clock) */
 } wr__api_ctx;
+
+/* The on_route hook for a change the handler made: told at once on the
+ * loop, or held and told on the loop before the answer is sent. */
+void wr__api_route_event(wr__api_ctx *c, int op, const char *host, const char *tunnel_id);
+/* Loop thread: tells the hooks what the store thread held for them in
+ * |arg| (a wr__api_ctx), unless the API is stopping. */
+void wr__api_deliver(void *arg);
+/* The on_access_change hook, likewise. */
+void wr__api_access_changed(wr__api_ctx *c);
+/* Runs fn(arg) on the loop thread: at once on the loop, else from the
+ * store thread while the handler waits. Returns 0, or -1 when the edge is
+ * stopping (fn did not run). */
+int wr__api_on_loop(wr__api_ctx *c, void (*fn)(void *arg), void *arg);
 
 /* ---- answers ---- */
 
@@ -143,6 +188,29 @@ int wr__api_unescape(char *in);
 int wr__api_parse_target(wr__api_ctx *c, const char *rest);
 /* Frees what parsing and the handlers put in |c| (not |c| itself). */
 void wr__api_ctx_free(wr__api_ctx *c);
+
+/* ---- the request path (api.c), for api_async.c ---- */
+
+/* Sends |env| (stolen) to |req| with |status| (and Retry-After
+ * |retry_after| when not NULL), counting it. Loop thread. */
+void wr__api_send(wr_api *a, wr_httpd_req *req, int status, json_t *env, const char *retry_after);
+/* Authentication, loop part: the source's delay and the Authorization
+ * field, whose token goes to |token| (WR_API_BEARER_MAX + 1 bytes).
+ * Returns 0, or -1 after answering. */
+#define WR_API_BEARER_MAX 1024
+int wr__api_auth_pre(wr__api_ctx *c, char *token);
+/* Store part: checks |token| (zeroed after) and sets c->token and
+ * c->actor. Returns 0, or -1 after answering (403 for a token that is not
+ * valid, with c->token_denied set). */
+int wr__api_auth_token(wr__api_ctx *c, char *token);
+/* Loop part after a denied token: counts it against c->source. */
+void wr__api_token_failed(wr__api_ctx *c);
+/* Routes an authenticated request to its handler. */
+void wr__api_route(wr__api_ctx *c);
+/* Serves an authenticated-to-be /client/v4 request whose target is
+ * parsed, on the store thread (api_async.c); owns and frees |c| (a
+ * wr_xcalloc'd copy) and answers c->req. |token| is zeroed. */
+void wr__api_submit(wr__api_ctx *c, char *token);
 
 /* ---- formatting ---- */
 

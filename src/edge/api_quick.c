@@ -64,7 +64,7 @@ static int quick_zone(wr__api_ctx *c, const char *account_id, wr_zone *out) {
   size_t n = 0;
   int found = 0;
   const char *want = c->api->quick_zone;
-  if (wr_store_zone_list(c->api->store, account_id, &zones, &n) != WR_OK) {
+  if (wr_store_zone_list(c->store, account_id, &zones, &n) != WR_OK) {
     wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot read the zones");
     return -1;
   }
@@ -153,7 +153,7 @@ static void quick_create(wr__api_ctx *c, const wr_account *acct, const wr_zone *
     wr__api_store_err(c, rv, "routing the quick tunnel");
     return;
   }
-  wr__api_route_event(a, WR_API_ROUTE_SET, host, t.id);
+  wr__api_route_event(c, WR_API_ROUTE_SET, host, t.id);
   wr_info("api: quick tunnel %s (%s) for %s at %s", t.name, t.id, c->actor, host);
   json_t *j = quick_result(a, &t, host);
   explicit_bzero(&t, sizeof(t));
@@ -216,7 +216,7 @@ size_t wr_api_quick_sweep(wr_api *a) {
     }
     wr_info("quick tunnel %s (%s) expired: no connector for %lld s", t->name, t->id,
             (long long)(now - idle_since));
-    wr__api_route_event(a, WR_API_TUNNEL_DELETED, NULL, t->id);
+    wr__api_route_notify(a, WR_API_TUNNEL_DELETED, NULL, t->id);
     removed++;
   }
   explicit_bzero(rows, n * sizeof(*rows));

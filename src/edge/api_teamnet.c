@@ -60,11 +60,10 @@ static int uuid_arg(wr__api_ctx *c, const char *what, const char *v, const char 
  * has no default yet (nothing is routed then). Returns 0 or -1 after
  * answering. */
 static int lookup_vnet(wr__api_ctx *c, const char *vnet_id, wr_vnet *out, int *found) {
-  wr_api *a = c->api;
   int rv;
   *found = 0;
   if (vnet_id) {
-    rv = wr_store_vnet_get(a->store, vnet_id, out);
+    rv = wr_store_vnet_get(c->store, vnet_id, out);
     if (rv == WR_OK && strcmp(out->account_id, c->token.account_id) != 0) rv = WR_ERR_NOTFOUND;
     if (rv == WR_ERR_NOTFOUND) {
       wr__api_err(c, 404, WR_API_CODE_NOTFOUND, "no virtual network with ID %s", vnet_id);
@@ -80,7 +79,7 @@ static int lookup_vnet(wr__api_ctx *c, const char *vnet_id, wr_vnet *out, int *f
   wr_vnet_filter f = {.account_id = c->token.account_id, .is_default = 1};
   wr_vnet *rows = NULL;
   size_t n = 0;
-  if ((rv = wr_store_vnet_list(a->store, &f, &rows, &n)) != WR_OK) {
+  if ((rv = wr_store_vnet_list(c->store, &f, &rows, &n)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return -1;
   }
@@ -127,12 +126,12 @@ static void route_add(wr__api_ctx *c, const char *path_network) {
   if (uuid_arg(c, "tunnel_id", tid, &tunnel_id) != 0 ||
       uuid_arg(c, "virtual_network_id", vid, &vnet_id) != 0)
     return;
-  rv = wr_store_ip_route_add_max(a->store, c->actor, c->token.account_id, network, tunnel_id,
+  rv = wr_store_ip_route_add_max(c->store, c->actor, c->token.account_id, network, tunnel_id,
                                  vnet_id, comment, a->max_routes, &r);
   if (rv == WR_ERR_LIMIT) {
     wr__api_err(c, 400, WR_API_CODE_LIMIT,
                 "%s; delete unused ones (cloudflared tunnel route ip show / delete)",
-                wr_store_errmsg(a->store));
+                wr_store_errmsg(c->store));
     return;
   }
   if (rv != WR_OK) {
@@ -215,7 +214,7 @@ static void route_list(wr__api_ctx *c) {
   int rv;
   memset(&q, 0, sizeof(q));
   if (route_query_parse(c, &q) != 0) return;
-  if ((rv = wr_store_ip_route_list(c->api->store, &q.f, &rows, &n)) != WR_OK) {
+  if ((rv = wr_store_ip_route_list(c->store, &q.f, &rows, &n)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
   }
@@ -236,7 +235,6 @@ static void route_list(wr__api_ctx *c) {
 /* GET routes/ip/{ip}: the route the address would take (longest prefix in
  * the virtual network), or {} (cloudflared: "No route matches the IP"). */
 static void route_get_ip(wr__api_ctx *c, const char *ip) {
-  wr_api *a = c->api;
   wr_store_cidr addr, net;
   wr_vnet v;
   const char *vnet_id;
@@ -256,7 +254,7 @@ static void route_get_ip(wr__api_ctx *c, const char *ip) {
   wr_ip_route *rows = NULL;
   size_t n = 0, best = SIZE_MAX;
   unsigned best_bits = 0;
-  if ((rv = wr_store_ip_route_list(a->store, &f, &rows, &n)) != WR_OK) {
+  if ((rv = wr_store_ip_route_list(c->store, &f, &rows, &n)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
   }
@@ -275,10 +273,9 @@ static void route_get_ip(wr__api_ctx *c, const char *ip) {
 
 /* Deletes route |id| and answers with it. */
 static void route_delete_id(wr__api_ctx *c, const char *id) {
-  wr_api *a = c->api;
   wr_ip_route r;
-  int rv = wr_store_ip_route_delete(a->store, c->actor, c->token.account_id, id, &r);
-  if (rv == WR_OK) rv = wr_store_ip_route_get(a->store, r.id, &r);
+  int rv = wr_store_ip_route_delete(c->store, c->actor, c->token.account_id, id, &r);
+  if (rv == WR_OK) rv = wr_store_ip_route_get(c->store, r.id, &r);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
@@ -302,7 +299,7 @@ static void route_delete_network(wr__api_ctx *c, const char *cidr) {
     wr_ip_route_filter f = {.account_id = c->token.account_id, .vnet_id = v.id};
     wr_ip_route *rows = NULL;
     size_t n = 0;
-    if ((rv = wr_store_ip_route_list(c->api->store, &f, &rows, &n)) != WR_OK) {
+    if ((rv = wr_store_ip_route_list(c->store, &f, &rows, &n)) != WR_OK) {
       wr__api_store_err(c, rv, NULL);
       return;
     }
@@ -334,7 +331,7 @@ static void routes(wr__api_ctx *c) {
       route_delete_id(c, id);
     } else if (strcmp(m, "GET") == 0) {
       wr_ip_route r;
-      int rv = wr_store_ip_route_get(c->api->store, id, &r);
+      int rv = wr_store_ip_route_get(c->store, id, &r);
       if (rv == WR_OK && strcmp(r.account_id, c->token.account_id) != 0) {
         wr__api_err(c, 404, WR_API_CODE_NOTFOUND, "no IP route with ID %s", r.id);
       } else if (rv != WR_OK) {
@@ -372,7 +369,7 @@ static void routes(wr__api_ctx *c) {
  * accounts always do. Returns 0 or -1 after answering. */
 static int ensure_default(wr__api_ctx *c) {
   wr_vnet v;
-  int rv = wr_store_vnet_default(c->api->store, c->actor, c->token.account_id, &v);
+  int rv = wr_store_vnet_default(c->store, c->actor, c->token.account_id, &v);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, "creating the default virtual network");
     return -1;
@@ -404,7 +401,7 @@ static void vnet_list(wr__api_ctx *c) {
   if (uuid_arg(c, "id", wr__api_param(c, "id"), &f.id) != 0) return;
   if ((v = wr__api_param(c, "name")) && *v) f.name = v;
   if (ensure_default(c) != 0) return;
-  if ((rv = wr_store_vnet_list(c->api->store, &f, &rows, &n)) != WR_OK) {
+  if ((rv = wr_store_vnet_list(c->store, &f, &rows, &n)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
   }
@@ -445,7 +442,7 @@ static void vnet_create(wr__api_ctx *c) {
     return;
   }
   if (ensure_default(c) != 0) return;
-  rv = wr_store_vnet_create(c->api->store, c->actor, c->token.account_id, f.name, f.comment, f.def == 1, &v);
+  rv = wr_store_vnet_create(c->store, c->actor, c->token.account_id, f.name, f.comment, f.def == 1, &v);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
@@ -458,7 +455,7 @@ static void vnet_create(wr__api_ctx *c) {
 static int load_vnet(wr__api_ctx *c, wr_vnet *v) {
   const char *id;
   if (uuid_arg(c, "virtual network id", c->segs[4], &id) != 0) return -1;
-  int rv = wr_store_vnet_get(c->api->store, id, v);
+  int rv = wr_store_vnet_get(c->store, id, v);
   if (rv == WR_OK && strcmp(v->account_id, c->token.account_id) != 0) {
     wr__api_err(c, 404, WR_API_CODE_NOTFOUND, "no virtual network with ID %s", v->id);
     return -1;
@@ -482,7 +479,7 @@ static void vnet_update(wr__api_ctx *c, const wr_vnet *old) {
                 old->name);
     return;
   }
-  rv = wr_store_vnet_update(c->api->store, c->actor, old->id, f.name, f.comment, f.def == 1, &v);
+  rv = wr_store_vnet_update(c->store, c->actor, old->id, f.name, f.comment, f.def == 1, &v);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
@@ -495,8 +492,8 @@ static void vnet_delete(wr__api_ctx *c, const wr_vnet *old) {
   size_t removed = 0;
   int force = wr__api_param_bool(c, "force"), rv;
   if (force == -2) return;
-  rv = wr_store_vnet_delete(c->api->store, c->actor, old->id, force == 1, &removed);
-  if (rv == WR_OK) rv = wr_store_vnet_get(c->api->store, old->id, &v);
+  rv = wr_store_vnet_delete(c->store, c->actor, old->id, force == 1, &removed);
+  if (rv == WR_OK) rv = wr_store_vnet_get(c->store, old->id, &v);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;

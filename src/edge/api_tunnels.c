@@ -30,10 +30,10 @@ static json_t *conn_json(wr_api *a, const wr_conn_rec *r) {
 
 /* The open connections of a tunnel, oldest first (NULL on a store error,
  * which is logged: a listing still answers). */
-static wr_conn_rec *open_conns(wr_api *a, const char *tunnel_id, size_t *n) {
+static wr_conn_rec *open_conns(wr__api_ctx *c, const char *tunnel_id, size_t *n) {
   wr_conn_rec *rows = NULL;
-  if (wr_store_conn_list(a->store, tunnel_id, 1, &rows, n) != WR_OK) {
-    wr_warn("api: connections of tunnel %s: %s", tunnel_id, wr_store_errmsg(a->store));
+  if (wr_store_conn_list(c->store, tunnel_id, 1, &rows, n) != WR_OK) {
+    wr_warn("api: connections of tunnel %s: %s", tunnel_id, wr_store_errmsg(c->store));
     *n = 0;
     return NULL;
   }
@@ -42,15 +42,16 @@ static wr_conn_rec *open_conns(wr_api *a, const char *tunnel_id, size_t *n) {
 
 /* A Tunnel as cloudflared decodes it (id, name, created_at, deleted_at,
  * connections) plus the fields Cloudflare also sends. */
-static json_t *tunnel_json(wr_api *a, const wr_tunnel *t) {
+static json_t *tunnel_json(wr__api_ctx *c, const wr_tunnel *t) {
+  wr_api *a = c->api;
   size_t n = 0;
   int64_t active_at = 0, inactive_at = 0;
-  wr_conn_rec *conns = t->deleted_at ? NULL : open_conns(a, t->id, &n);
+  wr_conn_rec *conns = t->deleted_at ? NULL : open_conns(c, t->id, &n);
   json_t *list = json_array();
   for (size_t i = 0; i < n; i++) json_array_append_new(list, conn_json(a, &conns[i]));
   free(conns);
-  if (wr_store_tunnel_conn_times(a->store, t->id, &active_at, &inactive_at) != WR_OK)
-    wr_warn("api: connection times of tunnel %s: %s", t->id, wr_store_errmsg(a->store));
+  if (wr_store_tunnel_conn_times(c->store, t->id, &active_at, &inactive_at) != WR_OK)
+    wr_warn("api: connection times of tunnel %s: %s", t->id, wr_store_errmsg(c->store));
   const char *status = n ? "healthy" : (inactive_at ? "down" : "inactive");
   return json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:b,s:{}}", "id", t->id, "account_tag",
                    t->account_id, "name", t->name, "created_at", wr__api_time(t->created_at),
@@ -76,7 +77,7 @@ static char *tunnel_token(const wr_tunnel *t) {
 /* Loads tunnel segs[3] of the path's account. Returns 0, or -1 after
  * answering 404/400. */
 static int load_tunnel(wr__api_ctx *c, wr_tunnel *t) {
-  int rv = wr_store_tunnel_get(c->api->store, c->segs[3], t);
+  int rv = wr_store_tunnel_get(c->store, c->segs[3], t);
   if (rv == WR_OK && strcasecmp(t->account_id, c->token.account_id) != 0) {
     wr__api_err(c, 404, WR_API_CODE_NOTFOUND, "no tunnel with ID %s in this account", t->id);
     explicit_bzero(t, sizeof(*t));
@@ -125,26 +126,26 @@ static void create(wr__api_ctx *c) {
   }
   /* The limit is checked with the insert, in one transaction per account
    * (edge/store.h), so that it holds across edges sharing a store. */
-  rv = wr_store_tunnel_create_ex(a->store, c->actor, c->token.account_id, name, sec ? secret : NULL,
+  rv = wr_store_tunnel_create_ex(c->store, c->actor, c->token.account_id, name, sec ? secret : NULL,
                                  sec ? (size_t)n : 0, remote, a->max_tunnels, &t);
   explicit_bzero(secret, sizeof(secret));
   if (rv == WR_ERR_LIMIT) {
     wr__api_err(c, 400, WR_API_CODE_LIMIT,
                 "%s; delete unused ones (cloudflared tunnel list, cloudflared tunnel delete NAME)",
-                wr_store_errmsg(a->store));
+                wr_store_errmsg(c->store));
     return;
   }
   if (rv == WR_ERR_EXISTS) {
     /* cloudflared maps 409 to "tunnel with name already exists". */
     wr__api_err(c, 409, WR_API_CODE_CONFLICT, "tunnel with name already exists: %s",
-                wr_store_errmsg(a->store));
+                wr_store_errmsg(c->store));
     return;
   }
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
   }
-  json_t *j = tunnel_json(a, &t);
+  json_t *j = tunnel_json(c, &t);
   char *tok = tunnel_token(&t);
   char b64[WR_BASE64_ENCODED_SIZE(WR_STORE_SECRET_MAX)];
   wr_base64_encode(t.secret, t.secret_len, b64, sizeof(b64), 1);
@@ -164,7 +165,6 @@ static void create(wr__api_ctx *c) {
 /* ---- list --------------------------------------------------------------------------- */
 
 static void list(wr__api_ctx *c) {
-  wr_api *a = c->api;
   wr_tunnel_filter f = {.account_id = c->token.account_id};
   wr_tunnel *rows = NULL;
   size_t n = 0, total = 0, page, per_page;
@@ -187,7 +187,7 @@ static void list(wr__api_ctx *c) {
   }
   if (wr__api_param_time(c, "existed_at", &f.existed_at) != 0) return;
   if (wr__api_paging(c, TUNNEL_PER_PAGE_DEFAULT, &page, &per_page, &paged) != 0) return;
-  if ((rv = wr_store_tunnel_count(a->store, &f, &total)) != WR_OK) {
+  if ((rv = wr_store_tunnel_count(c->store, &f, &total)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
   }
@@ -195,12 +195,12 @@ static void list(wr__api_ctx *c) {
     f.limit = per_page;
     f.offset = (page - 1) * per_page;
   }
-  if ((rv = wr_store_tunnel_list(a->store, &f, &rows, &n)) != WR_OK) {
+  if ((rv = wr_store_tunnel_list(c->store, &f, &rows, &n)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
   }
   json_t *arr = json_array();
-  for (size_t i = 0; i < n; i++) json_array_append_new(arr, tunnel_json(a, &rows[i]));
+  for (size_t i = 0; i < n; i++) json_array_append_new(arr, tunnel_json(c, &rows[i]));
   if (rows) explicit_bzero(rows, n * sizeof(*rows));
   free(rows);
   /* Unpaged: one page of everything, so paging clients stop at once. */
@@ -209,6 +209,32 @@ static void list(wr__api_ctx *c) {
 
 /* ---- delete ------------------------------------------------------------------------- */
 
+/* The tunnel server's part of a request: it lives on the loop. */
+typedef struct ts_call {
+  wr_tunnel_server *ts;
+  const char *tunnel_id, *client, *why; /* why NULL: count only */
+  size_t n;
+} ts_call;
+
+static void ts_call_run(void *arg) {
+  ts_call *q = arg;
+  q->n = q->why ? wr_tunnel_server_close_tunnel(q->ts, q->tunnel_id, q->client, q->why)
+                : wr_tunnel_server_count(q->ts, q->tunnel_id);
+}
+
+/* Counts (|why| NULL) or closes the tunnel's live connections here, into
+ * *n. Returns 0, or -1 after answering 503 (the edge is stopping). */
+static int ts_live(wr__api_ctx *c, const char *tunnel_id, const char *client, const char *why,
+                   size_t *n) {
+  ts_call q = {c->api->ts, tunnel_id, client, why, 0};
+  if (wr__api_on_loop(c, ts_call_run, &q) != 0) {
+    wr__api_err(c, 503, WR_API_CODE_INTERNAL, "the edge is stopping; try again");
+    return -1;
+  }
+  *n = q.n;
+  return 0;
+}
+
 /* Closes the tunnel's connections (only those of |client| if not NULL):
  * the live ones through the tunnel server, and rows no edge serves any
  * more in the store. Returns the number closed, or -1 after answering. */
@@ -216,8 +242,8 @@ static long close_conns(wr__api_ctx *c, const char *tunnel_id, const char *clien
                         const char *why) {
   wr_api *a = c->api;
   size_t live = 0, stale = 0;
-  if (a->ts) live = wr_tunnel_server_close_tunnel(a->ts, tunnel_id, client, why);
-  int rv = wr_store_conn_close_tunnel(a->store, tunnel_id, client, &stale);
+  if (a->ts && ts_live(c, tunnel_id, client, why, &live) != 0) return -1;
+  int rv = wr_store_conn_close_tunnel(c->store, tunnel_id, client, &stale);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, "closing connections");
     return -1;
@@ -235,7 +261,8 @@ static void delete_tunnel(wr__api_ctx *c) {
     wr__api_err(c, 400, WR_API_CODE_INVALID, "tunnel %s (%s) is already deleted", t.name, t.id);
     goto out;
   }
-  live = a->ts ? wr_tunnel_server_count(a->ts, t.id) : t.active_conns;
+  live = t.active_conns;
+  if (a->ts && ts_live(c, t.id, NULL, NULL, &live) != 0) goto out;
   if (live && cascade != 1) {
     wr__api_err(c, 400, WR_API_CODE_INVALID,
                 "tunnel %s has %zu active connection%s; stop its connectors first, or delete it with "
@@ -246,29 +273,29 @@ static void delete_tunnel(wr__api_ctx *c) {
   /* The hostnames go with the tunnel: remember them for the route hook. */
   wr_route *gone = NULL;
   size_t ngone = 0;
-  if (a->on_route && wr_store_route_list(a->store, t.account_id, t.id, &gone, &ngone) != WR_OK) {
+  if (a->on_route && wr_store_route_list(c->store, t.account_id, t.id, &gone, &ngone) != WR_OK) {
     gone = NULL;
     ngone = 0;
   }
   /* Delete first: a connector that reconnects after its connection is
    * closed below is then refused. */
-  if ((rv = wr_store_tunnel_delete(a->store, c->actor, t.id, &routes)) != WR_OK) {
+  if ((rv = wr_store_tunnel_delete(c->store, c->actor, t.id, &routes)) != WR_OK) {
     free(gone);
     wr__api_store_err(c, rv, NULL);
     goto out;
   }
   for (size_t i = 0; i < ngone; i++)
-    wr__api_route_event(a, WR_API_ROUTE_REMOVED, gone[i].hostname, t.id);
+    wr__api_route_event(c, WR_API_ROUTE_REMOVED, gone[i].hostname, t.id);
   free(gone);
-  wr__api_route_event(a, WR_API_TUNNEL_DELETED, NULL, t.id);
+  wr__api_route_event(c, WR_API_TUNNEL_DELETED, NULL, t.id);
   if (close_conns(c, t.id, NULL, "tunnel deleted") < 0) goto out;
   wr_info("api: %s deleted tunnel %s (%s), %zu hostname route%s removed", c->actor, t.name, t.id,
           routes, routes == 1 ? "" : "s");
-  if ((rv = wr_store_tunnel_get(a->store, t.id, &t)) != WR_OK) {
+  if ((rv = wr_store_tunnel_get(c->store, t.id, &t)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     goto out;
   }
-  wr__api_ok(c, tunnel_json(a, &t), NULL);
+  wr__api_ok(c, tunnel_json(c, &t), NULL);
 out:
   explicit_bzero(&t, sizeof(t));
 }
@@ -278,7 +305,7 @@ out:
 /* GET .../connections: the active connectors, each with its connections. */
 static void list_connectors(wr__api_ctx *c, const wr_tunnel *t) {
   size_t n = 0;
-  wr_conn_rec *rows = t->deleted_at ? NULL : open_conns(c->api, t->id, &n);
+  wr_conn_rec *rows = t->deleted_at ? NULL : open_conns(c, t->id, &n);
   json_t *arr = json_array();
   for (size_t i = 0; i < n; i++) {
     size_t k = 0;
@@ -318,7 +345,7 @@ static void cleanup(wr__api_ctx *c, const wr_tunnel *t) {
   if (n < 0) return;
   snprintf(detail, sizeof(detail), "{\"client_id\":%s%s%s,\"closed\":%ld}", client ? "\"" : "",
            client ? client : "null", client ? "\"" : "", n);
-  int rv = wr_store_audit_append(c->api->store, c->actor, t->account_id, "tunnel.cleanup", "tunnel",
+  int rv = wr_store_audit_append(c->store, c->actor, t->account_id, "tunnel.cleanup", "tunnel",
                                  t->id, detail);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, "writing the audit row");
@@ -376,7 +403,7 @@ void wr__api_tunnels(wr__api_ctx *c) {
   }
   if (load_tunnel(c, &t) != 0) return;
   if (c->nsegs == 4) {
-    wr__api_ok(c, tunnel_json(c->api, &t), NULL);
+    wr__api_ok(c, tunnel_json(c, &t), NULL);
   } else if (strcmp(sub, "connections") == 0) {
     if (strcmp(m, "GET") == 0) list_connectors(c, &t);
     else if (strcmp(m, "DELETE") == 0) cleanup(c, &t);

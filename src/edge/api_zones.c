@@ -24,7 +24,7 @@ static void cname_target(const wr_api *a, const char *tunnel_id, const char *zon
 /* Loads zone segs[1] and checks the token may use it. Returns 0, or -1
  * after answering 403. */
 int wr__api_load_zone(wr__api_ctx *c, wr_zone *z) {
-  int rv = wr_store_zone_get(c->api->store, c->segs[1], z);
+  int rv = wr_store_zone_get(c->store, c->segs[1], z);
   if (rv == WR_ERR_NOTFOUND || (rv == WR_OK && strcmp(z->account_id, c->token.account_id) != 0) ||
       (rv == WR_OK && c->token.zone_id[0] && strcmp(z->id, c->token.zone_id) != 0)) {
     wr__api_err(c, 403, WR_API_CODE_AUTH,
@@ -81,7 +81,7 @@ static void route_dns(wr__api_ctx *c, const wr_zone *z) {
     wr__api_err(c, 400, WR_API_CODE_INVALID, "user_hostname: %s", msg);
     return;
   }
-  rv = wr_store_tunnel_get(a->store, c->segs[3], &t);
+  rv = wr_store_tunnel_get(c->store, c->segs[3], &t);
   if (rv == WR_OK && strcmp(t.account_id, c->token.account_id) != 0) {
     wr__api_err(c, 404, WR_API_CODE_NOTFOUND, "no tunnel with ID %s in this account", t.id);
     goto out;
@@ -90,16 +90,16 @@ static void route_dns(wr__api_ctx *c, const wr_zone *z) {
     wr__api_store_err(c, rv, NULL);
     goto out;
   }
-  rv = wr_store_route_dns_add_max(a->store, c->actor, z->id, t.id, host, json_is_true(ow),
+  rv = wr_store_route_dns_add_max(c->store, c->actor, z->id, t.id, host, json_is_true(ow),
                                   a->max_routes, &r, &ch);
   if (rv == WR_ERR_LIMIT) {
-    wr__api_err(c, 400, WR_API_CODE_LIMIT, "%s; remove unused ones first", wr_store_errmsg(a->store));
+    wr__api_err(c, 400, WR_API_CODE_LIMIT, "%s; remove unused ones first", wr_store_errmsg(c->store));
     goto out;
   }
   if (rv == WR_ERR_EXISTS) {
     wr__api_err(c, 409, WR_API_CODE_CONFLICT,
                 "%s; pass --overwrite-dns (cloudflared tunnel route dns -f) to point it at this tunnel",
-                wr_store_errmsg(a->store));
+                wr_store_errmsg(c->store));
     goto out;
   }
   if (rv != WR_OK) {
@@ -108,7 +108,7 @@ static void route_dns(wr__api_ctx *c, const wr_zone *z) {
   }
   cname_target(a, t.id, r.zone_name, target, sizeof(target));
   wr_info("api: %s routed %s to tunnel %s (%s)", c->actor, r.hostname, t.id, wr_route_change_name(ch));
-  wr__api_route_event(a, WR_API_ROUTE_SET, r.hostname, t.id);
+  wr__api_route_event(c, WR_API_ROUTE_SET, r.hostname, t.id);
   wr__api_ok(c,
              json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "cname", wr_route_change_name(ch), "name",
                        r.hostname, "content", target, "type", "CNAME", "zone_id", r.zone_id,
@@ -143,7 +143,7 @@ static void dns_records(wr__api_ctx *c, const wr_zone *z) {
     wr__api_err(c, 400, WR_API_CODE_INVALID, "name: %s", msg);
     return;
   }
-  if ((rv = wr_store_route_list(a->store, z->account_id, NULL, &rows, &n)) != WR_OK) {
+  if ((rv = wr_store_route_list(c->store, z->account_id, NULL, &rows, &n)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;
   }
@@ -164,7 +164,7 @@ static void dns_records(wr__api_ctx *c, const wr_zone *z) {
 static int find_record(wr__api_ctx *c, const wr_zone *z, const char *id, wr_route *out) {
   wr_route *rows = NULL;
   size_t n = 0;
-  int rv = wr_store_route_list(c->api->store, z->account_id, NULL, &rows, &n), found = 0;
+  int rv = wr_store_route_list(c->store, z->account_id, NULL, &rows, &n), found = 0;
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return -1;
@@ -208,13 +208,13 @@ void wr__api_zones(wr__api_ctx *c) {
     if (find_record(c, &z, c->segs[3], &r) == 0) wr__api_ok(c, record_json(c->api, &r), NULL);
   } else if (strcmp(m, "DELETE") == 0) {
     if (find_record(c, &z, c->segs[3], &r) != 0) return;
-    int rv = wr_store_route_delete(c->api->store, c->actor, r.hostname);
+    int rv = wr_store_route_delete(c->store, c->actor, r.hostname);
     if (rv != WR_OK) {
       wr__api_store_err(c, rv, NULL);
       return;
     }
     wr_info("api: %s removed the route of %s", c->actor, r.hostname);
-    wr__api_route_event(c->api, WR_API_ROUTE_REMOVED, r.hostname, r.tunnel_id);
+    wr__api_route_event(c, WR_API_ROUTE_REMOVED, r.hostname, r.tunnel_id);
     wr__api_ok(c, json_pack("{s:s}", "id", r.id), NULL);
   } else {
     wr__api_method(c, "GET, DELETE");

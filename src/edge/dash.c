@@ -31,6 +31,32 @@ static void respond(wr_httpd_req *req, int status, const char *ctype, const char
   wr_httpd_respond(req, status, hs, n, body, len);
 }
 
+/* The answer to |q|: sent now on the loop, kept for the loop on the store
+ * thread. |ctype| is a literal. */
+static void q_respond(dash_req *q, int status, const char *ctype, const char *location,
+                      const void *body, size_t len) {
+  if (!q->async) {
+    respond(q->req, status, ctype, location, body, len);
+    return;
+  }
+  free(q->out_location);
+  free(q->out_body);
+  q->out_status = status;
+  q->out_ctype = ctype;
+  q->out_location = location ? wr_xstrdup(location) : NULL;
+  q->out_body = wr_xmalloc(len ? len : 1);
+  memcpy(q->out_body, body, len);
+  q->out_len = len;
+}
+
+int wr__dash_on_loop(dash_req *q, void (*fn)(void *arg), void *arg) {
+  if (!q->async) {
+    fn(arg);
+    return 0;
+  }
+  return wr_store_async_on_loop(q->async, fn, arg) == WR_OK ? 0 : -1;
+}
+
 /* ---- the page frame ------------------------------------------------------------------ */
 
 static const struct {
@@ -84,7 +110,7 @@ void wr__dash_begin(dash_req *q, wr_buf *b, const char *title, const char *activ
 void wr__dash_send(dash_req *q, wr_buf *b) {
   wr_buf_append_str(b, "</main></body></html>\n");
   if (b->len >= b->max) wr_warn("dashboard: a page of %s reached its size limit and was cut", q->req->path);
-  respond(q->req, 200, "text/html; charset=utf-8", NULL, b->data, b->len);
+  q_respond(q, 200, "text/html; charset=utf-8", NULL, b->data, b->len);
   wr_buf_free(b);
 }
 
@@ -96,7 +122,7 @@ void wr__dash_error(dash_req *q, int status, const char *msg) {
                         "<p id=\"error\" class=\"error\">");
   wr_html_escape(&b, msg);
   wr_buf_append_str(&b, "</p><p><a href=\"" WR_DASH_PATH "\">Back to the dashboard</a></p></main></body></html>\n");
-  respond(q->req, status, "text/html; charset=utf-8", NULL, b.data, b.len);
+  q_respond(q, status, "text/html; charset=utf-8", NULL, b.data, b.len);
   wr_buf_free(&b);
 }
 
@@ -108,13 +134,13 @@ void wr__dash_redirect(dash_req *q, const char *page, const char *key, const cha
     wr_buf_printf(&loc, "%s%s=", strchr(page, '?') ? "&" : "?", key);
     wr_pct_encode(&loc, text);
   }
-  respond(q->req, 303, "text/plain; charset=utf-8", wr_buf_cstr(&loc), "See other\n", 10);
+  q_respond(q, 303, "text/plain; charset=utf-8", wr_buf_cstr(&loc), "See other\n", 10);
   wr_buf_free(&loc);
 }
 
 json_t *wr__dash_api(dash_req *q, const char *method, const char *path, const char *query,
                      const char *body, json_t **env, char *err, size_t errlen) {
-  int status = wr_api_call(q->d->api, &q->user, method, path, query, body, env);
+  int status = wr_api_call_store(q->api, q->store, &q->user, method, path, query, body, env);
   json_t *result = *env ? json_object_get(*env, "result") : NULL;
   if (status == 200 && result) return result;
   json_t *e0 = *env ? json_array_get(json_object_get(*env, "errors"), 0) : NULL;
@@ -138,6 +164,20 @@ void wr__dash_duration(wr_buf *b, int64_t s) {
 
 /* ---- stats.json ---------------------------------------------------------------------- */
 
+/* A copy of the counters, taken on the loop (they change there). */
+typedef struct stats_copy {
+  wr_tunnel_stats *stats;
+  wr_tunnel_counters *rows;
+  size_t n;
+} stats_copy;
+
+static void stats_copy_run(void *arg) {
+  stats_copy *sc = arg;
+  const wr_tunnel_counters *all = wr_tunnel_stats_all(sc->stats, &sc->n);
+  sc->rows = sc->n ? wr_xmalloc(sc->n * sizeof(*all)) : NULL;
+  if (sc->n) memcpy(sc->rows, all, sc->n * sizeof(*all));
+}
+
 /* Counters of the account's tunnels (?tunnel=ID: that one only, if it is
  * the account's), for the charts to difference. */
 void wr__dash_stats_json(dash_req *q) {
@@ -146,13 +186,15 @@ void wr__dash_stats_json(dash_req *q) {
   wr__dash_form_get(q->req->query, strlen(q->req->query), "tunnel", only, sizeof(only));
   clock_gettime(CLOCK_REALTIME, &ts);
   json_t *arr = json_array();
-  size_t n = 0;
-  const wr_tunnel_counters *rows = wr_tunnel_stats_all(q->d->tunnel_stats, &n);
+  stats_copy sc = {.stats = q->tunnel_stats};
+  if (sc.stats && wr__dash_on_loop(q, stats_copy_run, &sc) != 0) sc.n = 0;
+  const wr_tunnel_counters *rows = sc.rows;
+  size_t n = sc.n;
   for (size_t i = 0; i < n; i++) {
     wr_tunnel t;
     if (only[0] && strcasecmp(rows[i].tunnel_id, only) != 0) continue;
     /* Another account's tunnels are not shown, not even their counts. */
-    if (wr_store_tunnel_get(q->d->store, rows[i].tunnel_id, &t) != WR_OK ||
+    if (wr_store_tunnel_get(q->store, rows[i].tunnel_id, &t) != WR_OK ||
         strcasecmp(t.account_id, q->user.account_id) != 0)
       continue;
     explicit_bzero(t.secret, sizeof(t.secret));
@@ -162,11 +204,12 @@ void wr__dash_stats_json(dash_req *q) {
                                          "bytes_out", (json_int_t)rows[i].bytes_out, "latency_ms_sum",
                                          (json_int_t)rows[i].latency_ms_sum));
   }
+  free(sc.rows);
   json_t *j = json_pack("{s:I,s:o}", "now_ms", (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
                         "tunnels", arr);
   char *text = json_dumps(j, JSON_COMPACT);
   json_decref(j);
-  respond(q->req, text ? 200 : 500, "application/json", NULL, text ? text : "{}", text ? strlen(text) : 2);
+  q_respond(q, text ? 200 : 500, "application/json", NULL, text ? text : "{}", text ? strlen(text) : 2);
   free(text);
 }
 
@@ -175,29 +218,75 @@ void wr__dash_stats_json(dash_req *q) {
 typedef struct dash_route {
   const char *sub; /* after /dashboard */
   int post;
+  int loop;        /* reads loop objects (inspector, counters): stays on the loop */
   void (*page)(dash_req *q);
 } dash_route;
 
 static const dash_route routes[] = {
-    {"", 0, wr__dash_tunnels},
-    {"/", 0, wr__dash_tunnels},
-    {"/tunnels", 0, wr__dash_tunnels},
-    {"/routes", 0, wr__dash_routes},
-    {"/devices", 0, wr__dash_devices},
-    {"/access", 0, wr__dash_access},
-    {"/users", 0, wr__dash_users},
-    {"/audit", 0, wr__dash_audit},
-    {"/traffic", 0, wr__dash_traffic},
-    {"/inspect", 0, wr__dash_inspect},
-    {"/stats.json", 0, wr__dash_stats_json},
-    {"/tunnels/create", 1, wr__dash_tunnel_create},
-    {"/tunnels/delete", 1, wr__dash_tunnel_delete},
-    {"/routes/dns/create", 1, wr__dash_dns_create},
-    {"/routes/dns/delete", 1, wr__dash_dns_delete},
-    {"/routes/ip/create", 1, wr__dash_ip_create},
-    {"/routes/ip/delete", 1, wr__dash_ip_delete},
-    {"/inspect/replay", 1, wr__dash_replay},
+    {"", 0, 0, wr__dash_tunnels},
+    {"/", 0, 0, wr__dash_tunnels},
+    {"/tunnels", 0, 0, wr__dash_tunnels},
+    {"/routes", 0, 0, wr__dash_routes},
+    {"/devices", 0, 0, wr__dash_devices},
+    {"/access", 0, 0, wr__dash_access},
+    {"/users", 0, 0, wr__dash_users},
+    {"/audit", 0, 0, wr__dash_audit},
+    {"/traffic", 0, 1, wr__dash_traffic},
+    {"/inspect", 0, 1, wr__dash_inspect},
+    {"/stats.json", 0, 0, wr__dash_stats_json},
+    {"/tunnels/create", 1, 0, wr__dash_tunnel_create},
+    {"/tunnels/delete", 1, 0, wr__dash_tunnel_delete},
+    {"/routes/dns/create", 1, 0, wr__dash_dns_create},
+    {"/routes/dns/delete", 1, 0, wr__dash_dns_delete},
+    {"/routes/ip/create", 1, 0, wr__dash_ip_create},
+    {"/routes/ip/delete", 1, 0, wr__dash_ip_delete},
+    {"/inspect/replay", 1, 1, wr__dash_replay},
 };
+
+/* ---- pages on the store thread ---------------------------------------------------------- */
+
+typedef struct page_job {
+  dash_req q;
+  const dash_route *rt;
+} page_job;
+
+static void page_run(wr_store *s, void *arg) {
+  page_job *j = arg;
+  j->q.store = s;
+  j->rt->page(&j->q);
+}
+
+static void page_done(void *arg, int status) {
+  page_job *j = arg;
+  dash_req *q = &j->q;
+  wr_dash *d = q->d;
+  if (status == WR_OK && q->out_status)
+    respond(q->req, q->out_status, q->out_ctype, q->out_location, q->out_body, q->out_len);
+  else
+    respond(q->req, 503, "text/plain; charset=utf-8", NULL, "the edge is stopping\n", 21);
+  free(q->out_location);
+  free(q->out_body);
+  explicit_bzero(q->csrf, sizeof(q->csrf));
+  free(j);
+  d->jobs--;
+  wr__dash_maybe_free(d);
+}
+
+/* Builds the page on the store thread; a full queue is a 503 at once. */
+static void page_submit(dash_req *q, const dash_route *rt) {
+  page_job *j = wr_xcalloc(1, sizeof(*j));
+  j->q = *q;
+  j->q.async = q->d->async;
+  j->rt = rt;
+  if (wr_store_async_submit(q->d->async, page_run, page_done, j) == WR_OK) {
+    q->d->jobs++;
+    return;
+  }
+  wr_warn("dashboard: %s %s: the store thread's queue is full", q->req->method, q->req->path);
+  static const char busy[] = "The edge's store is busy; try again in a moment.\n";
+  respond(q->req, 503, "text/plain; charset=utf-8", NULL, busy, sizeof(busy) - 1);
+  free(j);
+}
 
 /* The compiled-in assets: served without a session (they hold nothing
  * secret), cached briefly. */
@@ -248,7 +337,8 @@ static int method_ok(wr_httpd_req *req, int post) {
 }
 
 static void dispatch(wr_dash *d, wr_httpd_req *req, const dash_route *rt) {
-  dash_req q = {.d = d, .req = req};
+  dash_req q = {.d = d, .req = req, .store = d->store, .api = d->api, .ts = d->ts,
+                .tunnel_stats = d->tunnel_stats};
   if (!method_ok(req, rt->post)) return;
   if (!wr_login_session_user(d->login, req, &q.user, q.csrf)) {
     to_signin(req, !rt->post && strcmp(rt->sub, "/stats.json") != 0);
@@ -266,7 +356,8 @@ static void dispatch(wr_dash *d, wr_httpd_req *req, const dash_route *rt) {
       return;
     }
   }
-  rt->page(&q);
+  if (d->async && !rt->loop) page_submit(&q, rt);
+  else rt->page(&q);
   explicit_bzero(q.csrf, sizeof(q.csrf));
 }
 
@@ -292,6 +383,7 @@ int wr_dash_new(const wr_dash_config *cfg, wr_dash **out) {
   wr_dash *d = wr_xcalloc(1, sizeof(*d));
   d->loop = cfg->loop;
   d->store = cfg->store;
+  d->async = cfg->async;
   d->api = cfg->api;
   d->login = cfg->login;
   d->ts = cfg->ts;
@@ -311,6 +403,7 @@ void wr_dash_free(wr_dash *d) {
   if (!d || d->closing) return;
   d->closing = 1;
   d->store = NULL;
+  d->async = NULL;
   d->api = NULL;
   d->login = NULL;
   d->ts = NULL;

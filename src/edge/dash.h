@@ -37,7 +37,14 @@
  * original record. A request whose body was not kept whole cannot be
  * replayed; redacted fields are left out.
  *
- * Loop thread only. */
+ * Threads: wr_dash_handle is called on the loop thread. With a store
+ * thread (cfg->async, which must be the API's), the session and CSRF are
+ * checked on the loop, then the pages and actions that read the store
+ * (tunnels, routes, devices, access, users, audit, stats.json, the POST
+ * actions but replay) are built on the store thread (wr_api_call_store)
+ * and sent from the loop, reading the tunnel server and the counters on
+ * the loop mid-page; a full queue answers 503. The traffic and inspector
+ * pages and replay read the inspector's records and stay on the loop. */
 #ifndef WR_EDGE_DASH_H
 #define WR_EDGE_DASH_H
 #include <uv.h>
@@ -46,6 +53,7 @@
 #include "edge/inspect.h"
 #include "edge/login.h"
 #include "edge/store.h"
+#include "edge/store_async.h"
 #include "edge/tunnel_server.h"
 #include "edge/tunnel_stats.h"
 #include "net/httpd.h"
@@ -57,6 +65,7 @@ typedef struct wr_dash wr_dash;
 typedef struct wr_dash_config {
   uv_loop_t *loop;            /* required: the replay's worker jobs */
   wr_store *store;            /* required: users, zones */
+  wr_store_async *async;      /* the API's store thread; NULL: pages on the loop */
   wr_api *api;                /* required: every read and change goes through it */
   wr_login *login;            /* required: sessions */
   wr_tunnel_server *ts;       /* protocol of live connections; may be NULL */

@@ -23,23 +23,40 @@
 struct wr_dash {
   uv_loop_t *loop;
   wr_store *store;
+  wr_store_async *async; /* pages on the store thread; NULL: on the loop */
   wr_api *api;
   wr_login *login;
   wr_tunnel_server *ts;
   wr_inspect *inspect;
   wr_tunnel_stats *tunnel_stats;
   struct sockaddr_storage visitor_addr; /* ss_family 0: no replay */
-  size_t jobs;  /* replays on the worker pool */
+  size_t jobs;  /* replays on the worker pool, pages on the store thread */
   int closing;
 };
 
-/* One request of a signed-in user. */
+/* One request of a signed-in user. A page built on the store thread uses
+ * the copies below, never d's fields (wr_dash_free clears them on the
+ * loop), and its answer is kept in out_* until the loop sends it. */
 typedef struct dash_req {
   wr_dash *d;
   wr_httpd_req *req;
   wr_user user;
   char csrf[WR_LOGIN_CSRF_LEN + 1];
+  wr_store *store;       /* this thread's */
+  wr_api *api;
+  wr_tunnel_server *ts;  /* reached on the loop only (wr__dash_on_loop) */
+  wr_tunnel_stats *tunnel_stats; /* likewise */
+  wr_store_async *async; /* set while on the store thread */
+  int out_status;        /* 0: no answer kept */
+  const char *out_ctype; /* a literal */
+  char *out_location;
+  char *out_body;
+  size_t out_len;
 } dash_req;
+
+/* Runs fn(arg) on the loop thread (at once when on it). Returns 0, or -1
+ * when the edge is stopping (fn did not run). */
+int wr__dash_on_loop(dash_req *q, void (*fn)(void *arg), void *arg);
 
 /* ---- dash_codec.c: parsers of outside input ------------------------------------------ */
 

@@ -32,11 +32,24 @@ static json_t *tunnels(dash_req *q, json_t **env, char *err, size_t errlen) {
   return wr__dash_api(q, "GET", path, "is_deleted=false", NULL, env, err, errlen);
 }
 
+/* The tunnel server's record of a live connection (on the loop). */
+typedef struct find_call {
+  wr_tunnel_server *ts;
+  const char *id;
+  wr_tunnel_conn_info info;
+  int rv;
+} find_call;
+
+static void find_run(void *arg) {
+  find_call *f = arg;
+  f->rv = wr_tunnel_server_find(f->ts, f->id, &f->info);
+}
+
 /* One connection: edge, origin IP, connector version, protocol, uptime. */
 static void conn_line(dash_req *q, wr_buf *b, json_t *c, int64_t now) {
-  wr_tunnel_conn_info info;
-  const char *id = json_string_value(json_object_get(c, "id"));
-  const char *proto = id && q->d->ts && wr_tunnel_server_find(q->d->ts, id, &info) == WR_OK ? info.protocol : "?";
+  find_call f = {.ts = q->ts, .id = json_string_value(json_object_get(c, "id")), .rv = WR_ERR_NOTFOUND};
+  if (f.id && f.ts && wr__dash_on_loop(q, find_run, &f) != 0) f.rv = WR_ERR_NOTFOUND;
+  const char *proto = f.rv == WR_OK ? f.info.protocol : "?";
   int64_t opened = 0;
   wr_buf_append_str(b, "<div class=\"conn\" data-conn=\"");
   wr__dash_jstr(b, c, "id");
@@ -220,8 +233,8 @@ void wr__dash_routes(dash_req *q) {
   wr_zone *zones = NULL;
   size_t nz = 0;
   wr__dash_begin(q, &b, "Routes", "routes");
-  if (wr_store_zone_list(q->d->store, q->user.account_id, &zones, &nz) != WR_OK) {
-    api_failed(&b, "Listing zones failed", wr_store_errmsg(q->d->store));
+  if (wr_store_zone_list(q->store, q->user.account_id, &zones, &nz) != WR_OK) {
+    api_failed(&b, "Listing zones failed", wr_store_errmsg(q->store));
     zones = NULL, nz = 0;
   }
   dns_section(q, &b, zones, nz);
@@ -320,8 +333,8 @@ void wr__dash_users(dash_req *q) {
   wr_user *users = NULL;
   size_t n = 0;
   wr__dash_begin(q, &b, "Users", "users");
-  if (wr_store_user_list(q->d->store, q->user.account_id, &users, &n) != WR_OK) {
-    api_failed(&b, "Listing users failed", wr_store_errmsg(q->d->store));
+  if (wr_store_user_list(q->store, q->user.account_id, &users, &n) != WR_OK) {
+    api_failed(&b, "Listing users failed", wr_store_errmsg(q->store));
     users = NULL, n = 0;
   }
   wr_buf_append_str(&b, "<table id=\"users\"><thead><tr><th>Email</th><th>Kind</th><th>Created</th></tr></thead><tbody>\n");

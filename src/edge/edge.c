@@ -800,7 +800,8 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
   if (!listen_on(&o->api)) return WR_OK;
   struct sockaddr_storage bound;
   char name[80] = "?", public_url[128];
-  wr_api_config acfg = {.store = e->store, .ts = e->ts, .on_route = on_route, .route_user = e,
+  wr_api_config acfg = {.store = e->store, .async = e->store_async, .ts = e->ts,
+                        .on_route = on_route, .route_user = e,
                         .on_access_change = on_access_change, .access_user = e,
                         .data_dir = e->data_dir, .quick_account = o->quick.account,
                         .quick_zone = o->quick.zone, .quick_per_source = o->quick.per_source,
@@ -822,7 +823,8 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
                           .public_url = public_url};
   if ((rv = wr_login_new(&lcfg, &e->login)) != WR_OK) return rv;
   struct sockaddr_storage vaddr;
-  wr_dash_config dcfg = {.loop = e->loop, .store = e->store, .api = e->api, .login = e->login,
+  wr_dash_config dcfg = {.loop = e->loop, .store = e->store, .async = e->store_async,
+                         .api = e->api, .login = e->login,
                          .ts = e->ts, .inspect = e->inspect, .tunnel_stats = e->tunnel_stats,
                          .visitor_addr = e->visitor && wr_visitor_addr(e->visitor, &vaddr) == 0 ? &vaddr : NULL};
   if ((rv = wr_dash_new(&dcfg, &e->dash)) != WR_OK) return rv;
@@ -841,6 +843,9 @@ static void stop_api(wr_edge *e) {
   e->login = NULL;
   if (e->api_httpd) wr_httpd_free(e->api_httpd);
   e->api_httpd = NULL;
+  /* Requests still on the store thread are answered when it stops,
+   * without telling hooks whose subsystems are gone by then. */
+  if (e->api) wr_api_stop(e->api);
 }
 
 /* After the loop ran: no request of the HTTP server can reach it any more. */

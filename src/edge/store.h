@@ -31,17 +31,21 @@
  * failed, including "busy" after the timeout), WR_ERR_CRYPTO (no randomness).
  *
  * A wr_store is used by one thread at a time. The running edge holds two:
- *  - the store thread's (edge/store_async.h, its own thread and SQLite
- *    connection): the visitor front's route lookups on a cache miss run
- *    there; the request's head waits while other visitors are served.
- *  - the loop thread's: everything else still runs on the event loop and
- *    blocks it for the length of the SQLite call (WAL, typically well under
- *    a millisecond; up to the busy timeout, BUSY_TIMEOUT_MS in store.c,
- *    when another process holds the write lock): registrations and
- *    connection open/close (tunnel_server.c), API requests (api*.c),
- *    sign-in bookkeeping (login*.c), DNS answers and snapshots (dns.c), the
- *    router's route reloads (router_table.c), WireGuard device reloads
- *    (wg_ingress.c), metrics and edge start-up.
+ *  - the store thread's (edge/store_async.h, its own thread and
+ *    connection): the visitor front's route lookups on a cache miss,
+ *    registrations and connection bookkeeping (tunnel_server.c), the
+ *    Access gate's reads, service tokens and audit rows (access*.c), DNS
+ *    zone reads (dns.c), router and WireGuard reloads, cluster heartbeats,
+ *    certificate sweeps, and the REST API under /client/v4 (api_async.c:
+ *    token check and handler, the answer sent from the loop). The caller's
+ *    request waits while other visitors are served.
+ *  - the loop thread's: what is left blocks the event loop for the length
+ *    of the call (WAL, typically well under a millisecond; up to the busy
+ *    timeout, BUSY_TIMEOUT_MS in store.c, when another process holds the
+ *    write lock): quick tunnels (POST /tunnel and their sweep), the API's
+ *    token lockout audit rows, the dashboard (dash*.c, through
+ *    wr_api_call), the `tunnel login` pages (login*.c), metrics, edge
+ *    start-up and shutdown.
  * Lists are returned in arrays allocated with malloc: free them with free()
  * (wr_store_audit_free for audit rows).
  * Allocation failure aborts (lib/mem.h wr_x*), as everywhere outside codecs.

@@ -21,6 +21,15 @@ typedef struct jlist {
   job *head, *tail;
 } jlist;
 
+/* A call from a job's fn to the loop thread (wr_store_async_on_loop): it
+ * lives on the worker's stack while the worker waits for |ran|. */
+typedef struct loop_call {
+  struct loop_call *next;
+  void (*fn)(void *arg);
+  void *arg;
+  int ran; /* under mu */
+} loop_call;
+
 struct wr_store_async {
   uv_loop_t *loop;
   wr_store *store; /* used by the worker only */
@@ -29,6 +38,8 @@ struct wr_store_async {
   uv_cond_t cv;
   uv_async_t wake;
   jlist todo, done; /* under mu */
+  loop_call *calls;  /* under mu: waiting for the loop, newest first */
+  uv_cond_t call_cv; /* a call ran, or stop */
   size_t pending;   /* submitted, not delivered (loop thread) */
   int stop;         /* under mu */
   int closing;      /* loop thread */
@@ -70,9 +81,44 @@ static void worker(void *p) {
   uv_mutex_unlock(&a->mu);
 }
 
+/* Runs the worker's waiting loop call, if any (one at a time: the
+ * worker waits for each). */
+static void run_calls(wr_store_async *a) {
+  uv_mutex_lock(&a->mu);
+  loop_call *c = a->calls;
+  a->calls = NULL;
+  uv_mutex_unlock(&a->mu);
+  for (loop_call *next; c; c = next) {
+    next = c->next;
+    c->fn(c->arg);
+    uv_mutex_lock(&a->mu);
+    c->ran = 1; /* |c| may be gone once the lock is released */
+    uv_cond_broadcast(&a->call_cv);
+    uv_mutex_unlock(&a->mu);
+  }
+}
+
+int wr_store_async_on_loop(wr_store_async *a, void (*fn)(void *arg), void *arg) {
+  loop_call c = {.fn = fn, .arg = arg};
+  uv_mutex_lock(&a->mu);
+  if (a->stop) {
+    uv_mutex_unlock(&a->mu);
+    return WR_ERR_INTERNAL;
+  }
+  c.next = a->calls;
+  a->calls = &c;
+  uv_async_send(&a->wake);
+  while (!c.ran && !a->stop) uv_cond_wait(&a->call_cv, &a->mu);
+  int ran = c.ran;
+  uv_mutex_unlock(&a->mu);
+  /* Not run at stop: wr_store_async_free drops the list after the join. */
+  return ran ? WR_OK : WR_ERR_INTERNAL;
+}
+
 /* Delivers the finished jobs; their done callbacks may submit more. */
 static void wake_cb(uv_async_t *h) {
   wr_store_async *a = h->data;
+  run_calls(a);
   uv_mutex_lock(&a->mu);
   jlist l = a->done;
   a->done.head = a->done.tail = NULL;
@@ -103,6 +149,7 @@ int wr_store_async_new(uv_loop_t *loop, const char *path, wr_store_async **out, 
   rv = WR_ERR_IO;
   if (uv_mutex_init(&a->mu) != 0) goto fail_mutex;
   if (uv_cond_init(&a->cv) != 0) goto fail_cond;
+  if (uv_cond_init(&a->call_cv) != 0) goto fail_call_cv;
   if (uv_async_init(loop, &a->wake, wake_cb) != 0) goto fail_async;
   a->wake.data = a;
   uv_unref((uv_handle_t *)&a->wake); /* never keeps the loop alive by itself */
@@ -110,6 +157,7 @@ int wr_store_async_new(uv_loop_t *loop, const char *path, wr_store_async **out, 
   *out = a;
   return WR_OK;
 fail_thread:
+  uv_cond_destroy(&a->call_cv);
   uv_cond_destroy(&a->cv);
   uv_mutex_destroy(&a->mu);
   wr_store_close(a->store);
@@ -118,6 +166,8 @@ fail_thread:
   uv_close((uv_handle_t *)&a->wake, close_cb);
   return rv;
 fail_async:
+  uv_cond_destroy(&a->call_cv);
+fail_call_cv:
   uv_cond_destroy(&a->cv);
 fail_cond:
   uv_mutex_destroy(&a->mu);
@@ -153,9 +203,12 @@ void wr_store_async_free(wr_store_async *a) {
   uv_mutex_lock(&a->mu);
   a->stop = 1;
   uv_cond_signal(&a->cv);
+  uv_cond_broadcast(&a->call_cv); /* a job waiting for the loop gives up */
   uv_mutex_unlock(&a->mu);
   uv_thread_join(&a->thread);
-  /* The thread is gone: the lists are ours without the lock. */
+  /* The thread is gone: the lists are ours without the lock; a call it
+   * left behind was on its stack and is not run. */
+  a->calls = NULL;
   for (job *j; (j = jl_pop(&a->done));) {
     a->pending--;
     j->done(j->arg, WR_OK);
@@ -168,6 +221,7 @@ void wr_store_async_free(wr_store_async *a) {
   }
   wr_store_close(a->store);
   a->store = NULL;
+  uv_cond_destroy(&a->call_cv);
   uv_cond_destroy(&a->cv);
   uv_mutex_destroy(&a->mu);
   uv_close((uv_handle_t *)&a->wake, close_cb);

@@ -41,6 +41,14 @@ int wr_store_async_new(uv_loop_t *loop, const char *path, wr_store_async **out, 
  * (tearing down); on error done is never called. */
 int wr_store_async_submit(wr_store_async *a, wr_store_async_fn fn, wr_store_async_done done,
                           void *arg);
+/* From a job's fn only (the worker thread): runs fn(arg) on the loop
+ * thread, between loop callbacks, and returns once it ran: for the small
+ * part of a job that must read or change loop objects (the tunnel
+ * server's live connections) in the middle of its store work. The worker
+ * waits meanwhile; the loop never waits for the worker, so this cannot
+ * deadlock. Returns WR_OK after fn ran, or WR_ERR_INTERNAL when the queue
+ * is being torn down (fn did not run and never will). */
+int wr_store_async_on_loop(wr_store_async *a, void (*fn)(void *arg), void *arg);
 /* Jobs submitted and not yet delivered to their done callback. */
 size_t wr_store_async_pending(const wr_store_async *a);
 /* Stops the worker after its current job, joins it, calls done for every

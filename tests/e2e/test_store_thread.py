@@ -11,10 +11,12 @@ is still unanswered."""
 import http.client as http_client
 import json
 import os
+import re
 import select
 import socket
 import ssl
 import subprocess
+import urllib.parse
 
 import pytest
 
@@ -395,3 +397,117 @@ def test_dns_answers_while_its_zones_are_read(tmp_path, procs):
     assert dig_status(dns, f"new.{ZONE}") == "NXDOMAIN", "the zones were read again on the loop"
     assert dig_status(dns, f"hello.{ZONE}") == "NOERROR"
     assert wait_for(lambda: dig_status(dns, f"new.{ZONE}") == "NOERROR", timeout=30)
+
+
+def api_request(api, d, method, path, body=None):
+    """Sends a /client/v4 request for the edge's account without waiting for
+    the answer; returns the socket (read it with read_all)."""
+    _, account, token = read_cert(d / "cert.pem")
+    data = json.dumps(body).encode() if body is not None else b""
+    return raw_request(api, method, f"/client/v4/accounts/{account}{path}",
+                       [("Authorization", f"Bearer {token}"), ("Content-Type", "application/json")], data)
+
+
+def visitors_go_first(http, pending, what):
+    """Sends a visitor that needs no store call (no Host: 400) and one of
+    hello, whose route the caller cached just before |pending| was sent;
+    asserts the first is answered while |pending| is not; returns whether
+    |pending| was still unanswered after the second (False when hello's
+    cache expired and its lookup queued behind |pending|)."""
+    s = socket.create_connection(("127.0.0.1", http), timeout=30)
+    s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
+    assert status_of(s) == 400
+    s.close()
+    assert not answered(pending), f"{what} answered before a visitor that needs no store call"
+    again = send_get(http, f"hello.{ZONE}")
+    assert status_of(again) == 200
+    again.close()
+    return not answered(pending)
+
+
+def cache_hello(http):
+    first = send_get(http, f"hello.{ZONE}")
+    assert status_of(first) == 200
+    first.close()
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_visitors_are_served_while_an_api_call_is_on_the_store_thread(tmp_path, procs, method):
+    # The API's handlers run on the (slow) store thread. Were they on the
+    # loop (whose own store calls are not delayed), the API would answer
+    # before the visitors below; on the store thread the visitors come
+    # first: one that needs no store call (no Host: 400) and one for
+    # hello, whose route the request just before cached (visitor.h
+    # route_ttl_ms). Should that cache expire first (a very loaded
+    # machine), hello's lookup queues behind the API call: try again.
+    api = free_port()
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    for attempt in range(3):
+        cache_hello(http)
+        name = f"made-while-busy-{attempt}"
+        pending = api_request(api, d, method, "/cfd_tunnel", {"name": name} if method == "POST" else None)
+        served_first = visitors_go_first(http, pending, "the API")
+        # The API call then gets its right answer.
+        status, head, body = read_all(pending)
+        assert status == 200, body
+        assert header_value(head, "Content-Type") == "application/json"
+        r = json.loads(body)
+        assert r["success"], r
+        if method == "GET":
+            assert "hello" in [t["name"] for t in r["result"]]
+        else:
+            assert r["result"]["name"] == name and r["result"]["id"]
+            listed = read_all(api_request(api, d, "GET", f"/cfd_tunnel?name={name}"))
+            assert [t["id"] for t in json.loads(listed[2])["result"]] == [r["result"]["id"]]
+        if served_first:
+            return
+    pytest.fail("a cached host was never answered before a slow API call finished")
+
+
+def dash_cookie(api, email, password):
+    """Signs |email| in on the login pages; returns the session cookie."""
+    def request(method, path, cookie=None, body=None):
+        c = http_client.HTTPConnection("127.0.0.1", api, timeout=60)
+        headers = {"Connection": "close"}
+        if cookie:
+            headers["Cookie"] = f"warren_login={cookie}"
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        text = r.read().decode(errors="replace")
+        c.close()
+        m = re.search(r"warren_login=([A-Za-z0-9_-]+)", r.getheader("Set-Cookie") or "")
+        return r.status, text, m.group(1) if m else cookie
+    status, text, cookie = request("GET", "/argotunnel")
+    assert status == 200 and cookie, (status, text[:300])
+    csrf = re.search(r'name="csrf" value="([^"]+)"', text).group(1)
+    body = urllib.parse.urlencode({"csrf": csrf, "email": email, "password": password})
+    status, text, cookie = request("POST", "/argotunnel/signin", cookie, body)
+    assert status in (200, 303), (status, text[:300])
+    return cookie
+
+
+def test_visitors_are_served_while_a_dashboard_page_is_built(tmp_path, procs):
+    # The dashboard's tunnels page reads the store (through the API's
+    # handlers) on the slow store thread: as for an API call, a visitor
+    # that needs no store call and one of a cached host are answered
+    # before it, and the page then shows the tunnel.
+    api = free_port()
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    pw = tmp_path / "pw"
+    pw.write_text("correct horse battery staple\n")
+    check([WARREN_EDGE, "--data-dir", str(d), "user", "add", "alice@example.test", "--password-file", str(pw)],
+          {**os.environ, "HOME": str(tmp_path)})
+    cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
+    for _ in range(3):
+        cache_hello(http)
+        pending = raw_request(api, "GET", "/dashboard/tunnels", [("Cookie", f"warren_login={cookie}")])
+        served_first = visitors_go_first(http, pending, "the dashboard")
+        status, head, body = read_all(pending)
+        assert status == 200, (head, body[:300])
+        assert "text/html" in header_value(head, "Content-Type")
+        assert ">hello<" in body, body[:2000]
+        if served_first:
+            return
+    pytest.fail("a cached host was never answered before a slow dashboard page finished")

@@ -28,6 +28,7 @@
 #include "proto/mgmt_token.h"
 #include "edge/pki.h"
 #include "edge/store.h"
+#include "edge/store_async.h"
 #include "edge/tunnel_server.h"
 #include "lib/credentials.h"
 #include "lib/encoding.h"
@@ -51,6 +52,7 @@ typedef struct fx {
   wr_httpd *h;
   wr_api *api;
   wr_api_config cfg;
+  wr_store_async *async; /* setup_async: handlers run on a store thread */
   int port;
   int fallback_hits; /* requests the API declined (not under /client/v4) */
   const char *from;  /* the client's source address; NULL: 127.0.0.1 */
@@ -106,10 +108,22 @@ static int setup(void **state) {
   return 0;
 }
 
+/* The same, with the API's handlers on a store thread (the edge's way). */
+static int setup_async(void **state) {
+  char err[256];
+  if (setup(state) != 0) return -1;
+  fx *f = *state;
+  if (wr_store_async_new(&f->loop, f->path, &f->async, err, sizeof(err)) != WR_OK) return -1;
+  f->cfg.async = f->async;
+  start_api(f);
+  return 0;
+}
+
 static int teardown(void **state) {
   fx *f = *state;
   json_decref(last.json);
   memset(&last, 0, sizeof(last));
+  wr_store_async_free(f->async); /* answers what it still holds */
   wr_httpd_free(f->h);
   unit_loop_finish(&f->loop);
   wr_api_free(f->api);
@@ -1342,6 +1356,93 @@ static void test_delete_closes_connections(void **state) {
   free(q);
 }
 
+/* A store thread whose queue is full: the API answers 503 at once (with
+ * Retry-After) instead of queueing or hanging; once the queue drains, the
+ * same call works. */
+static uv_sem_t gate;
+
+static void gate_fn(wr_store *s, void *arg) {
+  (void)s;
+  (void)arg;
+  uv_sem_wait(&gate);
+}
+static void nop_fn(wr_store *s, void *arg) {
+  (void)s;
+  (void)arg;
+}
+static void count_done(void *arg, int status) {
+  (void)status;
+  (*(int *)arg)++;
+}
+
+static void test_full_store_queue_is_503(void **state) {
+  fx *f = *state;
+  int delivered = 0;
+  assert_int_equal(uv_sem_init(&gate, 0), 0);
+  assert_int_equal(wr_store_async_submit(f->async, gate_fn, count_done, &delivered), WR_OK);
+  for (int i = 1; i < WR_STORE_ASYNC_QUEUE_MAX; i++)
+    assert_int_equal(wr_store_async_submit(f->async, nop_fn, count_done, &delivered), WR_OK);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel"), NULL), 503);
+  assert_int_equal(last.code, 1000);
+  assert_msg("busy");
+  assert_string_equal(last_retry_after, "1");
+  uv_sem_post(&gate);
+  uint64_t deadline = now_ms() + 10000;
+  while (delivered < WR_STORE_ASYNC_QUEUE_MAX && now_ms() < deadline) uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(delivered, WR_STORE_ASYNC_QUEUE_MAX);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel"), NULL), 200);
+  uv_sem_destroy(&gate);
+}
+
+/* With WR_API_STORE_JOBS_MAX API requests waiting on a stalled store
+ * thread, the next one is 503 at once while other jobs still fit in the
+ * queue; the waiting ones are all answered once the thread goes on. */
+static void test_api_store_jobs_are_capped(void **state) {
+  fx *f = *state;
+  int delivered = 0, fds[WR_API_STORE_JOBS_MAX];
+  char raw[512];
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int rl = snprintf(raw, sizeof(raw), "GET %s HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer %s\r\n"
+                    "Connection: close\r\n\r\n", ap(f, "/cfd_tunnel"), f->token);
+  assert_int_equal(uv_sem_init(&gate, 0), 0);
+  assert_int_equal(wr_store_async_submit(f->async, gate_fn, count_done, &delivered), WR_OK);
+  for (int i = 0; i < WR_API_STORE_JOBS_MAX; i++) {
+    fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(send(fds[i], raw, (size_t)rl, MSG_NOSIGNAL), rl);
+  }
+  /* Every one of them is queued behind the stalled job. */
+  uint64_t deadline = now_ms() + 10000;
+  while (wr_store_async_pending(f->async) < 1 + WR_API_STORE_JOBS_MAX && now_ms() < deadline)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(wr_store_async_pending(f->async), 1 + WR_API_STORE_JOBS_MAX);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel"), NULL), 503);
+  assert_msg("busy");
+  assert_string_equal(last_retry_after, "1");
+  /* Other work still has room in the queue. */
+  assert_int_equal(wr_store_async_submit(f->async, nop_fn, count_done, &delivered), WR_OK);
+  uv_sem_post(&gate);
+  for (int i = 0; i < WR_API_STORE_JOBS_MAX; i++) {
+    char buf[4096];
+    size_t len = 0;
+    fcntl(fds[i], F_SETFL, O_NONBLOCK);
+    for (;;) {
+      uv_run(&f->loop, UV_RUN_NOWAIT);
+      ssize_t k = recv(fds[i], buf + len, sizeof(buf) - 1 - len, 0);
+      if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR) || len == sizeof(buf) - 1) break;
+      if (k > 0) len += (size_t)k;
+      if (now_ms() > deadline + 10000) fail_msg("request %d was not answered", i);
+    }
+    buf[len] = '\0';
+    assert_true(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+    close(fds[i]);
+  }
+  while (delivered < 2) uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel"), NULL), 200);
+  uv_sem_destroy(&gate);
+}
+
 int main(void) {
   return UNIT_RUN(NULL, NULL,
                   UNIT_FIXTURE(setup, teardown, test_auth, test_token_guessing, test_bad_requests,
@@ -1350,5 +1451,11 @@ int main(void) {
                                test_devices, test_management_token),
                   UNIT_TESTS(test_store_cidr),
                   UNIT_FIXTURE(setup, teardown, test_store_schema_upgrade, test_connector_limits,
-                               test_delete_closes_connections));
+                               test_delete_closes_connections),
+                  /* Again with the handlers on the store thread. */
+                  UNIT_FIXTURE(setup_async, teardown, test_auth, test_token_guessing, test_bad_requests,
+                               test_tunnel_lifecycle, test_connections_cleanup_and_cascade,
+                               test_limits, test_route_dns, test_route_ip, test_audit_log,
+                               test_devices, test_management_token, test_delete_closes_connections,
+                               test_full_store_queue_is_503, test_api_store_jobs_are_capped));
 }

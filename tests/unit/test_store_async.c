@@ -118,6 +118,66 @@ static void test_free_delivers_every_job_once(void **state) {
   assert_int_equal(done_seen, 64);
 }
 
+/* wr_store_async_on_loop: a job's fn has a function run on the loop
+ * thread, waits for it, and goes on; at teardown the wait ends unrun. */
+typedef struct hop {
+  wr_store_async *a;
+  uv_thread_t loop_thread;
+  int on_loop;    /* the loop function saw the loop's thread */
+  int loop_runs;  /* times the loop function ran */
+  int rv;         /* what wr_store_async_on_loop returned */
+  int after;      /* fn went on after the call */
+  int done_calls;
+} hop;
+
+static void hop_loop_fn(void *arg) {
+  hop *h = arg;
+  uv_thread_t self = uv_thread_self();
+  h->on_loop = uv_thread_equal(&self, &h->loop_thread);
+  h->loop_runs++;
+}
+
+static void hop_fn(wr_store *s, void *arg) {
+  hop *h = arg;
+  (void)s;
+  h->rv = wr_store_async_on_loop(h->a, hop_loop_fn, h);
+  h->after = 1;
+}
+
+static void hop_done(void *arg, int status) {
+  hop *h = arg;
+  (void)status;
+  h->done_calls++;
+}
+
+static void test_a_job_calls_the_loop(void **state) {
+  fixture *f = *state;
+  char err[256];
+  hop h = {.loop_thread = uv_thread_self(), .rv = -1};
+  assert_int_equal(wr_store_async_new(&f->loop, f->path, &h.a, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_store_async_submit(h.a, hop_fn, hop_done, &h), WR_OK);
+  uv_timer_t keep;
+  uv_timer_init(&f->loop, &keep);
+  uv_timer_start(&keep, keep_cb, 10, 10);
+  while (!h.done_calls) uv_run(&f->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&keep, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* |keep| is on this stack: closed before we return */
+  assert_int_equal(h.rv, WR_OK);
+  assert_int_equal(h.loop_runs, 1);
+  assert_true(h.on_loop);
+  assert_true(h.after);
+  wr_store_async_free(h.a);
+
+  /* The loop never runs: teardown ends the wait (or the job never ran). */
+  hop g = {.loop_thread = uv_thread_self(), .rv = -1};
+  assert_int_equal(wr_store_async_new(&f->loop, f->path, &g.a, err, sizeof(err)), WR_OK);
+  assert_int_equal(wr_store_async_submit(g.a, hop_fn, hop_done, &g), WR_OK);
+  wr_store_async_free(g.a);
+  assert_int_equal(g.done_calls, 1);
+  assert_int_equal(g.loop_runs, 0);
+  if (g.after) assert_int_equal(g.rv, WR_ERR_INTERNAL);
+}
+
 static void test_bad_path_and_arguments(void **state) {
   fixture *f = *state;
   wr_store_async *a;
@@ -134,6 +194,7 @@ static void test_bad_path_and_arguments(void **state) {
 int main(void) {
   const unit_tests tests[] = {UNIT_FIXTURE(setup, teardown, test_jobs_run_off_the_loop,
                                            test_free_delivers_every_job_once,
+                                           test_a_job_calls_the_loop,
                                            test_bad_path_and_arguments)};
   return unit_run_store_backends("store_async", tests, 1, tests, 1);
 }
