@@ -101,6 +101,7 @@ struct vh3s {
   int started;         /* the header section was complete */
   vsub x;
   lent *lhead, *ltail; /* body bytes nghttp3 holds, oldest first */
+  int cancel_counted;  /* the visitor's cancel of it went into the rapid-reset bucket */
 };
 
 typedef struct vh3front {
@@ -502,17 +503,33 @@ static int q_stream_data(wr_quic_conn *q, int64_t sid, const uint8_t *data, size
 }
 
 /* The visitor reset a stream: rapid reset is counted, the request ends. */
+static vh3s *stream_find(vh3 *h, int64_t sid) {
+  vh3s *x = h->streams;
+  while (x && x->id != sid) x = x->next;
+  return x;
+}
+
+/* A request the visitor cancelled goes into the rapid-reset bucket (once
+ * per stream); returns 1 when that ends the connection. */
+static int count_cancel(vh3 *h, vh3s *x) {
+  if (x) {
+    if (x->cancel_counted) return 0;
+    x->cancel_counted = 1;
+  }
+  uint64_t now = uv_now(h->v->loop), drained = (now - h->reset_stamp) * RESET_RATE;
+  h->reset_level = (h->reset_level > drained ? h->reset_level - drained : 0) + 1000;
+  h->reset_stamp = now;
+  if (h->reset_level <= RESET_BURST * 1000ull) return 0;
+  conn_fail(h, NGHTTP3_H3_EXCESSIVE_LOAD, "rapid reset (RESET_STREAM flood)");
+  return 1;
+}
+
 static int q_stream_reset(wr_quic_conn *q, int64_t sid, uint64_t code, void *user, void *suser) {
   vh3 *h = user;
   (void)suser;
   if (h->dead) return 0;
-  uint64_t now = uv_now(h->v->loop), drained = (now - h->reset_stamp) * RESET_RATE;
-  h->reset_level = (h->reset_level > drained ? h->reset_level - drained : 0) + 1000;
-  h->reset_stamp = now;
-  if (h->reset_level > RESET_BURST * 1000ull) {
-    conn_fail(h, NGHTTP3_H3_EXCESSIVE_LOAD, "rapid reset (RESET_STREAM flood)");
-    return 0;
-  }
+  vh3s *x = stream_find(h, sid);
+  if (count_cancel(h, x)) return 0;
   /* A request cancelled (RESET_STREAM, as on HTTP/2 RST_STREAM) gets no
    * answer either: our side is reset too, so the stream closes and its
    * QUIC stream credit returns. */
@@ -521,8 +538,6 @@ static int q_stream_reset(wr_quic_conn *q, int64_t sid, uint64_t code, void *use
     nghttp3_conn_shutdown_stream_write(h->h3, sid);
     wr_quic_stream_reset(q, sid, NGHTTP3_H3_REQUEST_CANCELLED);
   }
-  vh3s *x = h->streams;
-  while (x && x->id != sid) x = x->next;
   if (x) wr__vsub_drop_sc(&x->x); /* its tunnel stream is reset, or never opened */
   (void)code;
   return 0;
@@ -543,6 +558,11 @@ static void q_stream_close(wr_quic_conn *q, int64_t sid, int has_code, uint64_t 
   (void)q;
   (void)suser;
   if (h->dead) return;
+  /* A request whose body was complete is cancelled with STOP_SENDING
+   * alone (RESET_STREAM has nothing left to stop): ngtcp2 then resets our
+   * side with the visitor's code, and only the close tells. */
+  vh3s *x = stream_find(h, sid);
+  if (x && has_code && code == NGHTTP3_H3_REQUEST_CANCELLED && count_cancel(h, x)) return;
   int rv = nghttp3_conn_close_stream(h->h3, sid, has_code ? code : NGHTTP3_H3_NO_ERROR);
   if (rv == NGHTTP3_ERR_H3_CLOSED_CRITICAL_STREAM)
     conn_fail(h, nghttp3_err_infer_quic_app_error_code(rv), "a critical stream was closed");

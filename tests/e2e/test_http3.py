@@ -124,9 +124,12 @@ def test_sse_events_arrive_one_by_one(setup):
 
 
 def test_rapid_reset_closes_connection_others_served(setup):
+    # /hold answers late, so each request is still open when its cancel
+    # arrives (5 ms after its HEADERS), as in the attack: with a fast path
+    # the answers could beat the cancels and nothing would be reset.
     r = subprocess.run([H3CLIENT, "--connect", f"127.0.0.1:{setup['https']}", "--ca",
                         str(setup["d"] / "ca.pem"), "--rapid-reset", "3000",
-                        f"https://{HOST}:{setup['https']}/"], capture_output=True, timeout=120)
+                        f"https://{HOST}:{setup['https']}/hold"], capture_output=True, timeout=120)
     out = r.stdout.decode()
     assert r.returncode == 5 and "closed 0x107" in out, (out, r.stderr.decode())  # H3_EXCESSIVE_LOAD
     rc, st, _, _, err = h3(setup, "/after")

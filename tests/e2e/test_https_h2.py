@@ -13,6 +13,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -83,6 +84,11 @@ class Origin(QuietHandler):
             self.websocket()
         elif self.path.startswith("/sse/"):
             self.sse(SSE_GATES[self.path[5:]])
+        elif self.path == "/hold":
+            # Answers late: a request the visitor cancels is still open
+            # when its cancel arrives, however fast the edge is.
+            time.sleep(0.5)
+            self.reply(b"held", content_type="text/plain")
         else:
             self.reply(f"origin saw {self.path} host={self.headers.get('Host')}".encode(),
                        content_type="text/plain")
