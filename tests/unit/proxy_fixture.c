@@ -38,7 +38,6 @@ int proxy_group_teardown(void **state) {
   return unit_rm_rf(pki.dir);
 }
 
-
 uint8_t pattern(uint64_t i) { return (uint8_t)((i * 131u + (i >> 11) + 7u) & 0xff); }
 
 static void tc_write(tconn *t, const char *s) {
@@ -329,8 +328,6 @@ static void e_close(wr_quic_conn *qc, int64_t sid, int has_code, uint64_t code, 
   if (e) e->closed = 1;
 }
 
-
-
 static int ready_done(ctx *c) { return c->s_ready; }
 
 static const char tag_uuid[] = "5e2c1f0a-3b4d-4c6e-8f70-123456789abc";
@@ -508,7 +505,6 @@ int head_has(const torigin *o, const char *line) {
   free(s);
   return found;
 }
-
 
 estream *edge_raw(ctx *c, const uint8_t *d, size_t n, int fin) {
   estream *e = calloc(1, sizeof(*e));

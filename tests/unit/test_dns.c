@@ -70,7 +70,6 @@ static ldns_pkt *ask(one_zone *o, const char *name, uint16_t type, int edns, int
   return r;
 }
 
-
 static void expect_neg_soa(ldns_pkt *r) {
   assert_int_equal(ldns_rr_list_rr_count(ldns_pkt_answer(r)), 0);
   assert_int_equal(ldns_rr_list_rr_count(ldns_pkt_authority(r)), 1);
@@ -601,7 +600,6 @@ static void test_lookup_errors(void **state) {
   ldns_pkt_free(r);
   wr_dnszone_free(z);
 }
-
 
 int main(void) {
   return UNIT_RUN(

@@ -558,7 +558,6 @@ static void test_janitor(void **state) {
   wr_dns_janitor_free(j);
 }
 
-
 /* With a store thread the zones are read there: a change shows once the
  * read is back (no answer meanwhile is a failure), and the server and the
  * janitor may go while a read is out. */

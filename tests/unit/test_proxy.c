@@ -511,7 +511,6 @@ static void test_keepalive_retry(void **state) {
   ctx_stop(&c);
 }
 
-
 static void test_unix_origin(void **state) {
   ctx c;
   resp r;
@@ -584,7 +583,6 @@ static void test_https_origins(void **state) {
   ctx_stop(&c);
 }
 
-
 /* The bytes the real edge sent to cloudflared, fed to the proxy; the
  * ConnectResponse decodes like cloudflared's. */
 static void test_vector_http_get(void **state) {
@@ -634,7 +632,6 @@ static void test_vector_http_get(void **state) {
   ctx_stop(&c);
 }
 
-
 /* cloudflared's edge POST (Content-Length given twice, body after the
  * ConnectRequest): the origin gets the body once, framed by its length. */
 static void test_vector_http_post(void **state) {
@@ -662,7 +659,6 @@ static void test_vector_http_post(void **state) {
   es_free(e);
   ctx_stop(&c);
 }
-
 
 int main(void) {
   return UNIT_RUN(

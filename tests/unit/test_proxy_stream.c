@@ -326,7 +326,6 @@ static void test_free_in_flight(void **state) {
   ctx_stop(&c); /* asserts every origin connection got closed */
 }
 
-
 int main(void) {
   return UNIT_RUN(
       proxy_group_setup, proxy_group_teardown,

@@ -322,7 +322,6 @@ static void test_limit_table_full(void **state) {
   lim_drain(w.rv);
 }
 
-
 int main(void) {
   return UNIT_RUN(
       vis_group_setup, vis_group_teardown,

@@ -1,14 +1,12 @@
 /* The visitor suites' world: see visitor_world.h. */
 #include "visitor_world.h"
 
-
 static unit_pki pki; /* ca.pem, and the tunnel server's cert.pem and key.pem */
 static char db_path[128];
 wr_store *store;
 static wr_account account;
 static wr_zone zone;
 wr_tunnel t1, t2;
-
 
 pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -454,7 +452,6 @@ int vis_group_teardown(void **state) {
 
 /* ---- the visitor: blocking sockets --------------------------------------------- */
 
-
 void client_open(client *cl) {
   memset(cl, 0, sizeof(*cl));
   cl->cap = BIG_SIZE + 65536;
@@ -622,7 +619,6 @@ void exchange(const char *req, resp *r, int head_req) {
   assert_int_equal(read_resp(&cl, r, head_req, 0), 0);
   client_close(&cl);
 }
-
 
 /* Sends |req| on |cl| and reads the response into |r|, which must have
  * status |status|. */
