@@ -5,6 +5,7 @@
 #   src/cmd/*.c                             -> the two programs only (cmd.a is a
 #                                              link-time bag, not a library)
 #   tests/unit/test_*.c                     -> one cmocka binary each
+#   tests/unit/*.c (the rest)               -> linked into each of them
 #   tests/fuzz/fuzz_*.c                     -> one libFuzzer binary each
 
 BUILD   ?= build
@@ -34,6 +35,9 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Every other tests/unit/*.c (unit.c, quic_pair.c, the suites' shared
+# fixtures) is linked into every unit binary.
+UNIT_SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps check layers unit unit-pg e2e fuzz fuzz-build fuzz-corpus demo bench bench-scale soak clean asan fmt deb
@@ -73,7 +77,7 @@ $(BUILD)/warren: $(BUILD)/obj/src/cmd/warren.o $(BUILD)/obj/cmd.a $(BUILD)/libwa
 $(BUILD)/warren-edge: $(BUILD)/obj/src/cmd/warren-edge.o $(BUILD)/obj/cmd.a $(BUILD)/libwarren.a
 	$(QL)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o $(BUILD)/obj/tests/unit/quic_pair.o $(BUILD)/obj/cmd.a $(BUILD)/libwarren.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_SUPPORT_OBJ) $(BUILD)/obj/cmd.a $(BUILD)/libwarren.a
 	@mkdir -p $(dir $@)
 	$(QL)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
