@@ -561,8 +561,10 @@ static void q_stream_close(wr_quic_conn *q, int64_t sid, int has_code, uint64_t 
   /* A request whose body was complete is cancelled with STOP_SENDING
    * alone (RESET_STREAM has nothing left to stop): ngtcp2 then resets our
    * side with the visitor's code, and only the close tells. */
-  vh3s *x = stream_find(h, sid);
-  if (x && has_code && code == NGHTTP3_H3_REQUEST_CANCELLED && count_cancel(h, x)) return;
+  if (has_code && code == NGHTTP3_H3_REQUEST_CANCELLED) {
+    vh3s *x = stream_find(h, sid); /* only then: a walk of the connection's streams */
+    if (x && count_cancel(h, x)) return;
+  }
   int rv = nghttp3_conn_close_stream(h->h3, sid, has_code ? code : NGHTTP3_H3_NO_ERROR);
   if (rv == NGHTTP3_ERR_H3_CLOSED_CRITICAL_STREAM)
     conn_fail(h, nghttp3_err_infer_quic_app_error_code(rv), "a critical stream was closed");
