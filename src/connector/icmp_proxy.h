@@ -35,8 +35,9 @@
  * socket kind works for a family, that is logged once.
  *
  * Threading: everything runs on cfg->loop's thread. The reply callback runs
- * from the loop (socket readable) or, for time exceeded, from inside
- * wr_icmp_proxy_request. It may call wr_icmp_proxy_forget and
+ * from the loop (socket readable) or from inside wr_icmp_proxy_request:
+ * for time exceeded, and for an echo whose reply was already there after
+ * the send (a host on this machine). It may call wr_icmp_proxy_forget and
  * wr_icmp_proxy_request (the packet it was given is then overwritten), not
  * wr_icmp_proxy_free. The caller (the datagram multiplexer) checks
  * warp-routing per packet, as cloudflared does, and calls
