@@ -35,6 +35,21 @@ static void assert_meta(const wr_meta *m, const char *key, const char *val) {
   assert_str(m->val, m->val_len, val);
 }
 
+typedef struct meta_want {
+  const char *key, *val;
+} meta_want;
+
+/* |n| entries in |m|, equal in order to |want| (which ends at a NULL key). */
+static void assert_metas(const wr_meta *m, size_t n, const meta_want *want) {
+  size_t i = 0;
+  while (want[i].key) i++;
+  assert_int_equal(n, i);
+  for (i = 0; i < n; i++) assert_meta(&m[i], want[i].key, want[i].val);
+}
+
+#define ASSERT_METAS(m, n, ...) \
+  assert_metas((m), (n), (const meta_want[]){__VA_ARGS__, {NULL, NULL}})
+
 static void assert_req_equal(const wr_connect_request *a, const wr_connect_request *b) {
   assert_int_equal(a->dest_len, b->dest_len);
   assert_memory_equal(a->dest, b->dest, a->dest_len);
@@ -137,11 +152,11 @@ static void test_http_get(void **state) {
   assert_str(s.req.dest, s.req.dest_len, "http://app.example.test/index.html");
   assert_int_equal(s.req.type, WR_CONNECT_HTTP);
   assert_int_equal(s.req.has_meta, 1);
-  assert_int_equal(s.req.nmeta, 4);
-  assert_meta(&s.req.meta[0], "HttpMethod", "GET");
-  assert_meta(&s.req.meta[1], "HttpHost", "app.example.test");
-  assert_meta(&s.req.meta[2], "HttpHeader:User-Agent", "curl/7.88.1");
-  assert_meta(&s.req.meta[3], "HttpHeader:Accept", "*/*");
+  ASSERT_METAS(s.req.meta, s.req.nmeta,
+               {"HttpMethod", "GET"},
+               {"HttpHost", "app.example.test"},
+               {"HttpHeader:User-Agent", "curl/7.88.1"},
+               {"HttpHeader:Accept", "*/*"});
   assert_int_equal(s.msg_len, 288);
   assert_int_equal(s.body_len, 0);
   close_stream(&s);
@@ -150,13 +165,13 @@ static void test_http_get(void **state) {
   assert_int_equal(s.resp.error_len, 0);
   assert_string_equal(s.resp.error, "");
   assert_int_equal(s.resp.has_meta, 1);
-  assert_int_equal(s.resp.nmeta, 6);
-  assert_meta(&s.resp.meta[0], "HttpStatus", "200");
-  assert_meta(&s.resp.meta[1], "HttpHeader:Date", "Sun, 22 Nov 2026 02:00:23 GMT");
-  assert_meta(&s.resp.meta[2], "HttpHeader:Content-Type", "text/html");
-  assert_meta(&s.resp.meta[3], "HttpHeader:Content-Length", "18");
-  assert_meta(&s.resp.meta[4], "HttpHeader:Last-Modified", "Sun, 22 Nov 2026 01:59:36 GMT");
-  assert_meta(&s.resp.meta[5], "HttpHeader:Server", "SimpleHTTP/0.6 Python/3.11.7");
+  ASSERT_METAS(s.resp.meta, s.resp.nmeta,
+               {"HttpStatus", "200"},
+               {"HttpHeader:Date", "Sun, 22 Nov 2026 02:00:23 GMT"},
+               {"HttpHeader:Content-Type", "text/html"},
+               {"HttpHeader:Content-Length", "18"},
+               {"HttpHeader:Last-Modified", "Sun, 22 Nov 2026 01:59:36 GMT"},
+               {"HttpHeader:Server", "SimpleHTTP/0.6 Python/3.11.7"});
   assert_body(&s, "hello from origin\n");
   close_stream(&s);
 }
@@ -167,18 +182,17 @@ static void test_http_404(void **state) {
   open_stream(&s, "quic/http-404-no-rule.from-edge.bin", 1);
   assert_str(s.req.dest, s.req.dest_len, "http://nope.example.test/");
   assert_int_equal(s.req.type, WR_CONNECT_HTTP);
-  assert_int_equal(s.req.nmeta, 4);
-  assert_meta(&s.req.meta[0], "HttpMethod", "GET");
-  assert_meta(&s.req.meta[1], "HttpHost", "nope.example.test");
-  assert_meta(&s.req.meta[2], "HttpHeader:User-Agent", "curl/7.88.1");
-  assert_meta(&s.req.meta[3], "HttpHeader:Accept", "*/*");
+  ASSERT_METAS(s.req.meta, s.req.nmeta,
+               {"HttpMethod", "GET"},
+               {"HttpHost", "nope.example.test"},
+               {"HttpHeader:User-Agent", "curl/7.88.1"},
+               {"HttpHeader:Accept", "*/*"});
   assert_int_equal(s.body_len, 0);
   close_stream(&s);
 
   open_stream(&s, "quic/http-404-no-rule.from-connector.bin", 0);
   assert_int_equal(s.resp.error_len, 0);
-  assert_int_equal(s.resp.nmeta, 1);
-  assert_meta(&s.resp.meta[0], "HttpStatus", "404");
+  ASSERT_METAS(s.resp.meta, s.resp.nmeta, {"HttpStatus", "404"});
   assert_int_equal(s.body_len, 0);
   close_stream(&s);
 }
@@ -189,14 +203,14 @@ static void test_http_post(void **state) {
   open_stream(&s, "quic/http-post.from-edge.bin", 1);
   assert_str(s.req.dest, s.req.dest_len, "http://app.example.test/x");
   assert_int_equal(s.req.type, WR_CONNECT_HTTP);
-  assert_int_equal(s.req.nmeta, 7);
-  assert_meta(&s.req.meta[0], "HttpMethod", "POST");
-  assert_meta(&s.req.meta[1], "HttpHost", "app.example.test");
-  assert_meta(&s.req.meta[2], "HttpHeader:Accept", "*/*");
-  assert_meta(&s.req.meta[3], "HttpHeader:Content-Type", "text/plain");
-  assert_meta(&s.req.meta[4], "HttpHeader:Content-Length", "10");
-  assert_meta(&s.req.meta[5], "HttpHeader:User-Agent", "curl/7.88.1");
-  assert_meta(&s.req.meta[6], "HttpHeader:Content-Length", "10"); /* repeated by the edge */
+  ASSERT_METAS(s.req.meta, s.req.nmeta,
+               {"HttpMethod", "POST"},
+               {"HttpHost", "app.example.test"},
+               {"HttpHeader:Accept", "*/*"},
+               {"HttpHeader:Content-Type", "text/plain"},
+               {"HttpHeader:Content-Length", "10"},
+               {"HttpHeader:User-Agent", "curl/7.88.1"},
+               {"HttpHeader:Content-Length", "10"}); /* repeated by the edge */
   size_t cl_len = 0;
   const char *cl = wr_meta_find_last(s.req.meta, s.req.nmeta, "HttpHeader:Content-Length", &cl_len);
   assert_non_null(cl);
@@ -206,13 +220,13 @@ static void test_http_post(void **state) {
 
   open_stream(&s, "quic/http-post-501.from-connector.bin", 0);
   assert_int_equal(s.resp.error_len, 0);
-  assert_int_equal(s.resp.nmeta, 6);
-  assert_meta(&s.resp.meta[0], "HttpStatus", "501");
-  assert_meta(&s.resp.meta[1], "HttpHeader:Server", "SimpleHTTP/0.6 Python/3.11.7");
-  assert_meta(&s.resp.meta[2], "HttpHeader:Date", "Sun, 22 Nov 2026 02:00:23 GMT");
-  assert_meta(&s.resp.meta[3], "HttpHeader:Connection", "close");
-  assert_meta(&s.resp.meta[4], "HttpHeader:Content-Type", "text/html;charset=utf-8");
-  assert_meta(&s.resp.meta[5], "HttpHeader:Content-Length", "357");
+  ASSERT_METAS(s.resp.meta, s.resp.nmeta,
+               {"HttpStatus", "501"},
+               {"HttpHeader:Server", "SimpleHTTP/0.6 Python/3.11.7"},
+               {"HttpHeader:Date", "Sun, 22 Nov 2026 02:00:23 GMT"},
+               {"HttpHeader:Connection", "close"},
+               {"HttpHeader:Content-Type", "text/html;charset=utf-8"},
+               {"HttpHeader:Content-Length", "357"});
   assert_int_equal(s.body_len, 357);
   assert_memory_equal(s.body, "<!DOCTYPE HTML>\n", 16);
   assert_memory_equal(s.body + 357 - 8, "</html>\n", 8);
@@ -225,13 +239,13 @@ static void test_websocket(void **state) {
   open_stream(&s, "quic/websocket.from-edge.bin", 1);
   assert_str(s.req.dest, s.req.dest_len, "http://ws.example.test/chat");
   assert_int_equal(s.req.type, WR_CONNECT_WEBSOCKET);
-  assert_int_equal(s.req.nmeta, 6);
-  assert_meta(&s.req.meta[0], "HttpMethod", "GET");
-  assert_meta(&s.req.meta[1], "HttpHost", "ws.example.test");
-  assert_meta(&s.req.meta[2], "HttpHeader:Upgrade", "websocket");
-  assert_meta(&s.req.meta[3], "HttpHeader:Connection", "Upgrade");
-  assert_meta(&s.req.meta[4], "HttpHeader:Sec-Websocket-Key", "WTSl10wFwrcxLjHkjO+sNA==");
-  assert_meta(&s.req.meta[5], "HttpHeader:Sec-Websocket-Version", "13");
+  ASSERT_METAS(s.req.meta, s.req.nmeta,
+               {"HttpMethod", "GET"},
+               {"HttpHost", "ws.example.test"},
+               {"HttpHeader:Upgrade", "websocket"},
+               {"HttpHeader:Connection", "Upgrade"},
+               {"HttpHeader:Sec-Websocket-Key", "WTSl10wFwrcxLjHkjO+sNA=="},
+               {"HttpHeader:Sec-Websocket-Version", "13"});
   /* One masked client text frame: FIN|text, MASK|16, key 01 02 03 04. */
   assert_int_equal(s.body_len, 2 + 4 + 16);
   assert_int_equal(s.body[0], 0x81);
@@ -243,11 +257,11 @@ static void test_websocket(void **state) {
 
   open_stream(&s, "quic/websocket.from-connector.bin", 0);
   assert_int_equal(s.resp.error_len, 0);
-  assert_int_equal(s.resp.nmeta, 4);
-  assert_meta(&s.resp.meta[0], "HttpStatus", "101");
-  assert_meta(&s.resp.meta[1], "HttpHeader:Upgrade", "websocket");
-  assert_meta(&s.resp.meta[2], "HttpHeader:Connection", "Upgrade");
-  assert_meta(&s.resp.meta[3], "HttpHeader:Sec-Websocket-Accept", "aMTmmpmyPg3lA7WDb6W1Cb+dsuM=");
+  ASSERT_METAS(s.resp.meta, s.resp.nmeta,
+               {"HttpStatus", "101"},
+               {"HttpHeader:Upgrade", "websocket"},
+               {"HttpHeader:Connection", "Upgrade"},
+               {"HttpHeader:Sec-Websocket-Accept", "aMTmmpmyPg3lA7WDb6W1Cb+dsuM="});
   assert_int_equal(s.body_len, 18); /* unmasked server frame echoing the text */
   assert_memory_equal(s.body, "\x81\x10ping over tunnel", 18);
   close_stream(&s);
@@ -340,21 +354,19 @@ static void test_golden(void **state) {
   golden_req(&g, "DATA STREAM ConnectRequest{dest=tunnel.com", &s);
   assert_str(s.req.dest, s.req.dest_len, "tunnel.com");
   assert_int_equal(s.req.type, WR_CONNECT_HTTP);
-  assert_int_equal(s.req.nmeta, 1);
-  assert_meta(&s.req.meta[0], "key", "1234");
+  ASSERT_METAS(s.req.meta, s.req.nmeta, {"key", "1234"});
 
   golden_req(&g, "DATA STREAM ConnectRequest{dest=http://example.com/", &s);
   assert_str(s.req.dest, s.req.dest_len, "http://example.com/");
-  assert_int_equal(s.req.nmeta, 3);
-  assert_meta(&s.req.meta[0], "HttpMethod", "GET");
-  assert_meta(&s.req.meta[1], "HttpHost", "example.com");
-  assert_meta(&s.req.meta[2], "HttpHeader:Accept", "*/*");
+  ASSERT_METAS(s.req.meta, s.req.nmeta,
+               {"HttpMethod", "GET"},
+               {"HttpHost", "example.com"},
+               {"HttpHeader:Accept", "*/*"});
 
   golden_req(&g, "DATA STREAM ConnectRequest{dest=10.0.0.1:22", &s);
   assert_str(s.req.dest, s.req.dest_len, "10.0.0.1:22");
   assert_int_equal(s.req.type, WR_CONNECT_TCP);
-  assert_int_equal(s.req.nmeta, 1);
-  assert_meta(&s.req.meta[0], "FlowID", "f1");
+  ASSERT_METAS(s.req.meta, s.req.nmeta, {"FlowID", "f1"});
 
   golden_req(&g, "DATA STREAM ConnectRequest{dest=x,", &s);
   assert_str(s.req.dest, s.req.dest_len, "x");
@@ -363,8 +375,7 @@ static void test_golden(void **state) {
 
   golden_resp(&g, "DATA STREAM ConnectResponse{error='',metadata=[HttpStatus=200]}", &s);
   assert_int_equal(s.resp.error_len, 0);
-  assert_int_equal(s.resp.nmeta, 1);
-  assert_meta(&s.resp.meta[0], "HttpStatus", "200");
+  ASSERT_METAS(s.resp.meta, s.resp.nmeta, {"HttpStatus", "200"});
 
   golden_resp(&g, "DATA STREAM ConnectResponse{error='',metadata=[] ", &s);
   assert_int_equal(s.resp.has_meta, 1);
