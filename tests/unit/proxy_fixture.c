@@ -197,8 +197,14 @@ static void tc_process(tconn *t) {
 
 static void tc_on_connect(wr_conn *c, int status, const char *msg, void *user) {
   tconn *t = user;
-  if (status != WR_OK) wr_conn_close(c);
-  (void)t;
+  if (status != WR_OK) {
+    wr_conn_close(c);
+    return;
+  }
+  if (t->o->mode == M_BANNER) {
+    wr_conn_write(c, (const uint8_t *)"banner", 6);
+    wr_conn_shutdown(c);
+  }
 }
 
 static void tc_on_read(wr_conn *c, const uint8_t *d, size_t n, void *user) {
@@ -206,11 +212,22 @@ static void tc_on_read(wr_conn *c, const uint8_t *d, size_t n, void *user) {
   torigin *o = t->o;
   size_t room = 1u << 20;
   if (o->raw.len < room) wr_buf_append(&o->raw, d, n < room - o->raw.len ? n : room - o->raw.len);
+  if (o->mode >= M_ECHO) { /* a raw TCP origin */
+    if (o->mode == M_ECHO) wr_conn_write(c, d, n);
+    return;
+  }
   wr_buf_append(&t->in, d, n);
   tc_process(t);
 }
 
-static void tc_on_eof(wr_conn *c, int status, const char *msg, void *user) { wr_conn_close(c); }
+static void tc_on_eof(wr_conn *c, int status, const char *msg, void *user) {
+  tconn *t = user;
+  t->o->eofs++;
+  if (t->o->mode == M_ECHO)
+    wr_conn_shutdown(c);
+  else
+    wr_conn_close(c);
+}
 
 static void tc_on_drain(wr_conn *c, void *user) {
   tconn *t = user;
@@ -247,8 +264,10 @@ static void origin_on_conn(uv_stream_t *server, int status) {
   o->accepts++;
 }
 
-static void origin_start(ctx *c, int idx, const char *name, int mode, int is_unix, int tls) {
+void origin_start(ctx *c, int idx, const char *name, int mode, int is_unix, int tls) {
   torigin *o = &c->origins[idx];
+  assert_int_equal(idx, c->norigins);
+  c->norigins++;
   memset(o, 0, sizeof(*o));
   o->c = c;
   o->name = name;
@@ -334,13 +353,27 @@ static const char tag_uuid[] = "5e2c1f0a-3b4d-4c6e-8f70-123456789abc";
 
 /* Starts origins (by mode), the QUIC pair and the proxy with ingress rules
  * pointing at them. */
+void ctx_begin(ctx *c) {
+  memset(c, 0, sizeof(*c));
+  unit_qpair_init(&c->q);
+}
+
+void ctx_proxy_start(ctx *c, const char *yaml, const wr_uuid *connector_id) {
+  c->ing = unit_ingress_of(yaml);
+  c->q.ecbs.on_handshake_done = e_hs;
+  c->q.ecbs.on_stream_data = e_data;
+  c->q.ecbs.on_stream_reset = e_reset;
+  c->q.ecbs.on_stream_writable = e_writable;
+  c->q.ecbs.on_stream_close = e_close;
+  c->proxy = unit_qpair_proxy_start(&c->q, &pki, c->ing, connector_id, c);
+  run_until(c, ready_done, 5000);
+}
+
 void ctx_start(ctx *c, int app_mode) {
   char yaml[4096];
   wr_uuid connector_id;
 
-  memset(c, 0, sizeof(*c));
-  unit_qpair_init(&c->q);
-
+  ctx_begin(c);
   origin_start(c, O_APP, "app", app_mode, 0, 0);
   origin_start(c, O_SECOND, "api", M_INFO, 0, 0);
   origin_start(c, O_UNIX, "unix", M_INFO, 1, 0);
@@ -397,16 +430,8 @@ void ctx_start(ctx *c, int app_mode) {
            oca_path, c->origins[O_TLS].port, c->origins[O_TLS].port, oca_path,
            c->origins[O_TLS].port, c->origins[O_ALT].port,
            c->origins[O_ALT2].port, c->origins[O_SECOND].port);
-  c->ing = unit_ingress_of(yaml);
   assert_int_equal(wr_uuid_parse(tag_uuid, strlen(tag_uuid), &connector_id), 0);
-
-  c->q.ecbs.on_handshake_done = e_hs;
-  c->q.ecbs.on_stream_data = e_data;
-  c->q.ecbs.on_stream_reset = e_reset;
-  c->q.ecbs.on_stream_writable = e_writable;
-  c->q.ecbs.on_stream_close = e_close;
-  c->proxy = unit_qpair_proxy_start(&c->q, &pki, c->ing, &connector_id, c);
-  run_until(c, ready_done, 5000);
+  ctx_proxy_start(c, yaml, &connector_id);
 }
 
 static void close_origin(torigin *o) {
@@ -418,9 +443,9 @@ static void close_origin(torigin *o) {
 void ctx_stop(ctx *c) {
   wr_proxy_free(c->proxy);
   unit_qpair_free_endpoints(&c->q);
-  for (int i = 0; i < NORIGINS; i++) close_origin(&c->origins[i]);
+  for (int i = 0; i < c->norigins; i++) close_origin(&c->origins[i]);
   unit_qpair_finish(&c->q);
-  for (int i = 0; i < NORIGINS; i++) {
+  for (int i = 0; i < c->norigins; i++) {
     torigin *o = &c->origins[i];
     assert_null(o->conns);
     wr_buf_free(&o->last_head);
@@ -438,13 +463,11 @@ void ctx_stop(ctx *c) {
 estream *edge_send(ctx *c, int type, const char *dest, const char *method,
                           const char *host, const char *const *kv, const void *body,
                           size_t body_len, int fin) {
-  estream *e = calloc(1, sizeof(*e));
+  estream *e = edge_open(c);
   wr_meta meta[32];
   char keys[32][128];
   size_t n = 0, acc;
   wr_buf b;
-  e->c = c;
-  wr_buf_init(&e->resp, (size_t)1 << 30, NULL);
   if (method) meta[n++] = (wr_meta){"HttpMethod", 10, method, strlen(method)};
   if (host) meta[n++] = (wr_meta){"HttpHost", 8, host, strlen(host)};
   for (size_t i = 0; kv && kv[i]; i += 2) {
@@ -454,7 +477,6 @@ estream *edge_send(ctx *c, int type, const char *dest, const char *method,
   }
   wr_buf_init(&b, (size_t)1 << 30, NULL);
   unit_edge_request(&b, type, dest, meta, n, body, body_len);
-  assert_int_equal(wr_quic_stream_open(c->sconn, e, &e->sid), WR_OK);
   assert_int_equal(wr_quic_stream_write(c->sconn, e->sid, b.data, b.len, fin, &acc), WR_OK);
   wr_buf_free(&b);
   return e;
@@ -463,6 +485,7 @@ estream *edge_send(ctx *c, int type, const char *dest, const char *method,
 void edge_write(estream *e, const void *d, size_t n, int fin) {
   size_t acc;
   assert_int_equal(wr_quic_stream_write(e->c->sconn, e->sid, d, n, fin, &acc), WR_OK);
+  assert_int_equal(acc, n);
 }
 
 void es_free(estream *e) {
@@ -479,10 +502,24 @@ void wait_closed(ctx *c, estream *e) {
   run_until(c, watch_closed, 30000);
 }
 
-void decode_resp(const estream *e, resp *out) {
-  size_t used = unit_edge_response(e->resp.data, e->resp.len, &out->r);
-  out->body = e->resp.data + used;
-  out->body_len = e->resp.len - used;
+void wait_reset(ctx *c, estream *e) {
+  c->watch = e;
+  run_until(c, watch_reset, 20000);
+  wait_closed(c, e);
+}
+
+void decode_bytes(const uint8_t *d, size_t n, resp *out) {
+  size_t used = unit_edge_response(d, n, &out->r);
+  out->body = d + used;
+  out->body_len = n - used;
+}
+
+void decode_resp(const estream *e, resp *out) { decode_bytes(e->resp.data, e->resp.len, out); }
+
+void assert_resp(const resp *r, const char *status, const char *body) {
+  assert_string_equal(r->r.meta[0].val, status);
+  assert_int_equal(r->body_len, strlen(body));
+  assert_memory_equal(r->body, body, r->body_len);
 }
 
 const char *meta_get(const resp *r, const char *key) {
@@ -506,11 +543,22 @@ int head_has(const torigin *o, const char *line) {
   return found;
 }
 
-estream *edge_raw(ctx *c, const uint8_t *d, size_t n, int fin) {
+void assert_head(const torigin *o, int want, const char *const *lines) {
+  for (size_t i = 0; lines[i]; i++)
+    if (head_has(o, lines[i]) != want)
+      fail_msg("request head %s \"%s\"", want ? "lacks" : "has", lines[i]);
+}
+
+estream *edge_open(ctx *c) {
   estream *e = calloc(1, sizeof(*e));
   e->c = c;
   wr_buf_init(&e->resp, (size_t)1 << 30, NULL);
   assert_int_equal(wr_quic_stream_open(c->sconn, e, &e->sid), WR_OK);
+  return e;
+}
+
+estream *edge_raw(ctx *c, const uint8_t *d, size_t n, int fin) {
+  estream *e = edge_open(c);
   edge_write(e, d, n, fin);
   return e;
 }

@@ -1,6 +1,7 @@
 /* The fixture shared by the proxy suites (test_proxy.c: HTTP requests and
- * origins; test_proxy_stream.c: WebSocket, large transfers, backpressure):
- * in-test HTTP/1.1 origins on TCP, a unix socket and TLS, a QUIC server
+ * origins; test_proxy_stream.c: WebSocket, large transfers, backpressure;
+ * test_proxy_tcp.c: TCP pipes): in-test HTTP/1.1 origins on TCP, a unix
+ * socket and TLS, raw TCP origins (echo, banner, record), a QUIC server
  * playing the edge and the connector's wr_proxy on the client side, all in
  * one libuv loop (unit_qpair). Linked into every unit test, like unit.c. */
 #ifndef WR_UNIT_PROXY_FIXTURE_H
@@ -43,7 +44,11 @@ enum origin_mode {
   M_HANG,      /* never answers */
   M_EOF_BODY,  /* Connection: close, body until EOF */
   M_STALL,     /* stops reading after the request head (a slow origin) */
-  M_ONCE       /* like M_INFO, but drops the connection at its 2nd request */
+  M_ONCE,      /* like M_INFO, but drops the connection at its 2nd request */
+  /* Raw TCP origins (no HTTP); each records what it reads in |raw|. */
+  M_ECHO,      /* echoes; its EOF follows ours */
+  M_BANNER,    /* sends "banner", shuts down its side, keeps reading */
+  M_RECORD     /* only records */
 };
 
 typedef struct ctx ctx;
@@ -77,7 +82,7 @@ struct torigin {
   int is_unix;
   wr_tls_creds *tls;
   uint16_t port;
-  int accepts, closes, requests;
+  int accepts, eofs, closes, requests;
   wr_buf last_head; /* the last request head as received */
   wr_buf last_body; /* its body (first MiB) */
   wr_buf raw;       /* every byte received (first MiB) */
@@ -107,6 +112,8 @@ struct ctx {
   wr_quic_conn *sconn;
   int s_ready;
   int edge_hold; /* the edge does not return stream credit (a slow visitor) */
+  size_t want_len; /* for the suites' own run_until conditions */
+  int norigins;    /* origins started (ctx_stop stops these) */
   wr_proxy *proxy;
   wr_ingress *ing;
   torigin origins[NORIGINS];
@@ -132,12 +139,21 @@ uint8_t pattern(uint64_t i);
  * is left. */
 void ctx_start(ctx *c, int app_mode);
 void ctx_stop(ctx *c);
+/* ctx_start in steps, for other origins and ingress: ctx_begin, then
+ * origin_start for origins 0, 1, ..., then ctx_proxy_start with the config
+ * (ingress rules) and the connector ID (NULL: none). */
+void ctx_begin(ctx *c);
+void origin_start(ctx *c, int idx, const char *name, int mode, int is_unix, int tls);
+void ctx_proxy_start(ctx *c, const char *yaml, const wr_uuid *connector_id);
 /* Opens a data stream and writes preamble + ConnectRequest (+ |body|).
  * |kv| is NULL-terminated "Name", "value" pairs of request headers. */
 estream *edge_send(ctx *c, int type, const char *dest, const char *method, const char *host,
                    const char *const *kv, const void *body, size_t body_len, int fin);
+/* Opens a data stream, writing nothing yet. */
+estream *edge_open(ctx *c);
 /* Opens a data stream and writes |d| as is. */
 estream *edge_raw(ctx *c, const uint8_t *d, size_t n, int fin);
+/* Writes all of |d| (asserts flow control took it all). */
 void edge_write(estream *e, const void *d, size_t n, int fin);
 /* Writes more of |e|'s generated body, as far as flow control allows. */
 void gen_more(estream *e);
@@ -147,10 +163,21 @@ int proxy_idle(ctx *c);
 int watch_reset(ctx *c);
 /* Runs the loop until |e| closed and the proxy is idle. */
 void wait_closed(ctx *c, estream *e);
+/* Runs the loop until |e| is reset, then until it closed. */
+void wait_reset(ctx *c, estream *e);
 void decode_resp(const estream *e, resp *out);
+/* decode_resp over |n| bytes a stream would have received (a vector). */
+void decode_bytes(const uint8_t *d, size_t n, resp *out);
+/* HttpStatus (the first entry) is |status| and the body is |body|. */
+void assert_resp(const resp *r, const char *status, const char *body);
 const char *meta_get(const resp *r, const char *key);
 int meta_count(const resp *r, const char *key);
 void resp_free(resp *r);
 /* 1 if the last request head |o| received contains |line|. */
 int head_has(const torigin *o, const char *line);
+/* The last request head |o| received contains each of |lines| (NULL-ended)
+ * when |want| is 1, none of them when it is 0. */
+void assert_head(const torigin *o, int want, const char *const *lines);
+#define ASSERT_HEAD_HAS(o, ...) assert_head((o), 1, (const char *const[]){__VA_ARGS__, NULL})
+#define ASSERT_HEAD_LACKS(o, ...) assert_head((o), 0, (const char *const[]){__VA_ARGS__, NULL})
 #endif

@@ -43,17 +43,12 @@ static void test_get(void **state) {
   resp_free(&r);
 
   torigin *o = &c.origins[O_APP];
-  assert_true(head_has(o, "GET /some/path?q=1&r=%20 HTTP/1.1\r\n"));
-  assert_true(head_has(o, "Host: app.example.test\r\n"));
-  assert_true(head_has(o, "User-Agent: test/1\r\n"));
-  assert_true(head_has(o, "X-Two: 1\r\n"));
-  assert_true(head_has(o, "X-Two: 2\r\n"));
-  assert_true(head_has(o, "Connection: keep-alive\r\n"));
-  assert_true(head_has(o, "Cf-Warp-Tag-Id: 5e2c1f0a-3b4d-4c6e-8f70-123456789abc\r\n"));
-  assert_false(head_has(o, "Cf-Trace-Id"));
-  assert_false(head_has(o, "Cf-Cloudflared-Proxy-Connection-Upgrade"));
-  assert_false(head_has(o, "Content-Length"));
-  assert_false(head_has(o, "Transfer-Encoding"));
+  ASSERT_HEAD_HAS(o, "GET /some/path?q=1&r=%20 HTTP/1.1\r\n", "Host: app.example.test\r\n",
+                  "User-Agent: test/1\r\n", "X-Two: 1\r\n", "X-Two: 2\r\n",
+                  "Connection: keep-alive\r\n",
+                  "Cf-Warp-Tag-Id: 5e2c1f0a-3b4d-4c6e-8f70-123456789abc\r\n");
+  ASSERT_HEAD_LACKS(o, "Cf-Trace-Id", "Cf-Cloudflared-Proxy-Connection-Upgrade", "Content-Length",
+                    "Transfer-Encoding");
 
   const wr_proxy_stats *st = wr_proxy_get_stats(c.proxy);
   assert_int_equal(st->total_requests, 1);
@@ -81,14 +76,11 @@ static void test_post_content_length(void **state) {
   edge_write(e, "EXTRA", 5, 1);
   wait_closed(&c, e);
   decode_resp(e, &r);
-  assert_string_equal(r.r.meta[0].val, "200");
-  assert_int_equal(r.body_len, 6);
-  assert_memory_equal(r.body, "3000 1", 6);
+  assert_resp(&r, "200", "3000 1");
   resp_free(&r);
   torigin *o = &c.origins[O_APP];
-  assert_true(head_has(o, "POST /upload HTTP/1.1\r\n"));
-  assert_true(head_has(o, "Content-Length: 3000\r\n"));
-  assert_true(head_has(o, "Content-Type: application/octet-stream\r\n"));
+  ASSERT_HEAD_HAS(o, "POST /upload HTTP/1.1\r\n", "Content-Length: 3000\r\n",
+                  "Content-Type: application/octet-stream\r\n");
   assert_false(head_has(o, "Transfer-Encoding"));
   assert_int_equal(o->last_body.len, 3000);
   assert_memory_equal(o->last_body.data, body, 3000);
@@ -109,13 +101,10 @@ static void test_chunked_request(void **state) {
   edge_write(e, body + 100, 4900, 1);
   wait_closed(&c, e);
   decode_resp(e, &r);
-  assert_string_equal(r.r.meta[0].val, "200");
-  assert_int_equal(r.body_len, 6);
-  assert_memory_equal(r.body, "5000 1", 6);
+  assert_resp(&r, "200", "5000 1");
   resp_free(&r);
   torigin *o = &c.origins[O_APP];
-  assert_true(head_has(o, "PUT /chunks HTTP/1.1\r\n"));
-  assert_true(head_has(o, "Transfer-Encoding: chunked\r\n"));
+  ASSERT_HEAD_HAS(o, "PUT /chunks HTTP/1.1\r\n", "Transfer-Encoding: chunked\r\n");
   assert_false(head_has(o, "Content-Length"));
   /* The wire carries chunk framing ending in the last chunk. */
   assert_true(o->raw.len > 5000 + o->last_head.len);
@@ -303,10 +292,7 @@ static void test_bad_preamble(void **state) {
   es_free(e);
 
   /* A valid preamble but garbage where the ConnectRequest should be. */
-  e = calloc(1, sizeof(*e));
-  e->c = &c;
-  wr_buf_init(&e->resp, (size_t)1 << 30, NULL);
-  assert_int_equal(wr_quic_stream_open(c.sconn, e, &e->sid), WR_OK);
+  e = edge_open(&c);
   uint8_t bad[40];
   memcpy(bad, wr_preamble_data_sig, 6);
   memcpy(bad + 6, "01", 2);
@@ -333,10 +319,7 @@ static void test_split_preamble(void **state) {
   wr_preamble_write(WR_PREAMBLE_DATA, pre, 8);
   wr_buf_append(&b, pre, 8);
   assert_int_equal(wr_connect_request_encode(&req, NULL, &b), WR_OK);
-  estream *e = calloc(1, sizeof(*e));
-  e->c = &c;
-  wr_buf_init(&e->resp, (size_t)1 << 30, NULL);
-  assert_int_equal(wr_quic_stream_open(c.sconn, e, &e->sid), WR_OK);
+  estream *e = edge_open(&c);
   /* One byte per loop turn: every split of the read-exactly loop. */
   for (size_t i = 0; i < b.len; i++) {
     edge_write(e, b.data + i, 1, i + 1 == b.len);
@@ -394,19 +377,14 @@ static void test_ingress_host_and_path(void **state) {
   /* A bad %-escape fails url.Parse: the stream is reset. */
   x = edge_send(&c, WR_CONNECT_HTTP, "https://path.test/%zz", "GET", "path.test", NULL, NULL, 0,
                 1);
-  c.watch = x;
-  run_until(&c, watch_reset, 20000);
-  wait_closed(&c, x);
+  wait_reset(&c, x);
   es_free(x);
   /* So does %00 (lib/encoding's policy): it would cut the matched path short. */
   x = edge_send(&c, WR_CONNECT_HTTP, "https://path.test/api%00/x", "GET", "path.test", NULL, NULL,
                 0, 1);
-  c.watch = x;
-  run_until(&c, watch_reset, 20000);
-  wait_closed(&c, x);
+  wait_reset(&c, x);
   es_free(x);
-  assert_true(head_has(&c.origins[O_ALT], "Host: internal.example\r\n"));
-  assert_true(head_has(&c.origins[O_ALT], "X-Forwarded-Host: hh.test\r\n"));
+  ASSERT_HEAD_HAS(&c.origins[O_ALT], "Host: internal.example\r\n", "X-Forwarded-Host: hh.test\r\n");
   es_free(a);
   es_free(b);
   es_free(w);
@@ -593,19 +571,11 @@ static void test_vector_http_get(void **state) {
   ctx_start(&c, M_INFO);
   uint8_t *req = unit_read_vector("quic/http-get.from-edge.bin", &n);
   uint8_t *ref = unit_read_vector("quic/http-get.from-connector.bin", &wn);
-  estream *e = calloc(1, sizeof(*e));
-  e->c = &c;
-  wr_buf_init(&e->resp, (size_t)1 << 30, NULL);
-  assert_int_equal(wr_quic_stream_open(c.sconn, e, &e->sid), WR_OK);
-  edge_write(e, req, n, 1);
+  estream *e = edge_raw(&c, req, n, 1);
   wait_closed(&c, e);
   decode_resp(e, &r);
 
-  estream fake;
-  memset(&fake, 0, sizeof(fake));
-  fake.resp.data = ref;
-  fake.resp.len = wn;
-  decode_resp(&fake, &want);
+  decode_bytes(ref, wn, &want);
   /* Same shape: HttpStatus first, then HttpHeader:* only, no error. */
   assert_string_equal(want.r.meta[0].key, "HttpStatus");
   assert_string_equal(r.r.meta[0].key, "HttpStatus");
@@ -622,10 +592,8 @@ static void test_vector_http_get(void **state) {
   resp_free(&want);
 
   torigin *o = &c.origins[O_APP];
-  assert_true(head_has(o, "GET /index.html HTTP/1.1\r\n"));
-  assert_true(head_has(o, "Host: app.example.test\r\n"));
-  assert_true(head_has(o, "User-Agent: curl/7.88.1\r\n"));
-  assert_true(head_has(o, "Accept: */*\r\n"));
+  ASSERT_HEAD_HAS(o, "GET /index.html HTTP/1.1\r\n", "Host: app.example.test\r\n",
+                  "User-Agent: curl/7.88.1\r\n", "Accept: */*\r\n");
   free(req);
   free(ref);
   es_free(e);
@@ -647,8 +615,7 @@ static void test_vector_http_post(void **state) {
   assert_string_equal(r.r.meta[0].val, "200");
   resp_free(&r);
   torigin *o = &c.origins[O_APP];
-  assert_true(head_has(o, "POST /x HTTP/1.1\r\n"));
-  assert_true(head_has(o, "Content-Length: 10\r\n"));
+  ASSERT_HEAD_HAS(o, "POST /x HTTP/1.1\r\n", "Content-Length: 10\r\n");
   wr_buf h = o->last_head;
   char *hs = strndup((const char *)h.data, h.len);
   assert_null(strstr(strstr(hs, "Content-Length") + 1, "Content-Length"));

@@ -50,11 +50,9 @@ static void test_websocket_echo(void **state) {
   assert_true(e->got_fin);
   assert_false(e->got_reset);
   torigin *o = &c.origins[O_APP];
-  assert_true(head_has(o, "GET /ws HTTP/1.1\r\n"));
-  assert_true(head_has(o, "Connection: Upgrade\r\n"));
-  assert_true(head_has(o, "Upgrade: websocket\r\n"));
-  assert_true(head_has(o, "Sec-Websocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"));
-  assert_true(head_has(o, "Sec-Websocket-Version: 13\r\n"));
+  ASSERT_HEAD_HAS(o, "GET /ws HTTP/1.1\r\n", "Connection: Upgrade\r\n", "Upgrade: websocket\r\n",
+                  "Sec-Websocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                  "Sec-Websocket-Version: 13\r\n");
   assert_false(head_has(o, "keep-alive"));
   const wr_proxy_stats *st = wr_proxy_get_stats(c.proxy);
   assert_int_equal(st->tcp_active, 0);
@@ -99,9 +97,7 @@ static void test_websocket_refused(void **state) {
   wait_closed(&c, e);
   assert_true(e->got_fin);
   decode_resp(e, &r);
-  assert_string_equal(r.r.meta[0].val, "200");
-  assert_int_equal(r.body_len, 14);
-  assert_memory_equal(r.body, "hello from app", 14);
+  assert_resp(&r, "200", "hello from app");
   resp_free(&r);
   assert_int_equal(wr_proxy_get_stats(c.proxy)->tcp_total, 0);
   es_free(e);
@@ -289,11 +285,7 @@ static void test_vector_websocket(void **state) {
   c.watch = e;
   run_until(&c, frame_echoed, 20000);
   decode_resp(e, &r);
-  estream fake;
-  memset(&fake, 0, sizeof(fake));
-  fake.resp.data = ref;
-  fake.resp.len = wn;
-  decode_resp(&fake, &want);
+  decode_bytes(ref, wn, &want);
   assert_string_equal(want.r.meta[0].key, "HttpStatus");
   assert_string_equal(want.r.meta[0].val, "101");
   assert_string_equal(r.r.meta[0].key, "HttpStatus");
@@ -302,9 +294,8 @@ static void test_vector_websocket(void **state) {
   assert_non_null(meta_get(&r, "HttpHeader:Sec-Websocket-Accept"));
   resp_free(&r);
   resp_free(&want);
-  assert_true(head_has(&c.origins[O_APP], "GET /chat HTTP/1.1\r\n"));
-  assert_true(head_has(&c.origins[O_APP], "Host: ws.example.test\r\n"));
-  assert_true(head_has(&c.origins[O_APP], "Sec-Websocket-Key: WTSl10wFwrcxLjHkjO+sNA==\r\n"));
+  ASSERT_HEAD_HAS(&c.origins[O_APP], "GET /chat HTTP/1.1\r\n", "Host: ws.example.test\r\n",
+                  "Sec-Websocket-Key: WTSl10wFwrcxLjHkjO+sNA==\r\n");
   edge_write(e, NULL, 0, 1);
   wait_closed(&c, e);
   free(req);
