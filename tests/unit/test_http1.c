@@ -34,11 +34,16 @@ static int req(const char *s) {
   return req_n(s, strlen(s), NULL, &h, NULL);
 }
 
-static int resp(const char *s, const char *method) {
-  wr_http_header hdrs[CAP];
-  wr_http1_head h;
+/* Parses response head |s| into |h| (its headers in a static array). */
+static int resp_head(const char *s, const char *method, wr_http1_head *h) {
+  static wr_http_header hdrs[CAP];
   size_t u;
-  return wr_http1_parse_response((const uint8_t *)s, strlen(s), method, NULL, hdrs, CAP, &h, &u);
+  return wr_http1_parse_response((const uint8_t *)s, strlen(s), method, NULL, hdrs, CAP, h, &u);
+}
+
+static int resp(const char *s, const char *method) {
+  wr_http1_head h;
+  return resp_head(s, method, &h);
 }
 
 static int str_is(const char *p, size_t n, const char *want) {
@@ -395,12 +400,10 @@ static void test_responses(void **state) {
 
   /* 204, 304: no body even with framing fields. */
   s = "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n";
-  assert_int_equal(wr_http1_parse_response((const uint8_t *)s, strlen(s), "GET", NULL, hdrs, CAP,
-                                           &h, &used), WR_OK);
+  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
   assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
   s = "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n";
-  assert_int_equal(wr_http1_parse_response((const uint8_t *)s, strlen(s), "GET", NULL, hdrs, CAP,
-                                           &h, &used), WR_OK);
+  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
   assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
 
   /* 1xx, then the final response in the same buffer. */
@@ -420,58 +423,49 @@ static void test_responses(void **state) {
 
   /* 101 with websocket upgrade. */
   s = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
-  assert_int_equal(wr_http1_parse_response((const uint8_t *)s, strlen(s), "GET", NULL, hdrs, CAP,
-                                           &h, &used), WR_OK);
+  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
   assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
   assert_int_equal(h.upgrade, 1);
   assert_int_equal(h.websocket, 1);
 
   /* No framing: to EOF, not reusable. */
   s = "HTTP/1.1 200 OK\r\n\r\nbody until close";
-  assert_int_equal(wr_http1_parse_response((const uint8_t *)s, strlen(s), "GET", NULL, hdrs, CAP,
-                                           &h, &used), WR_OK);
+  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
   assert_int_equal(h.body, WR_HTTP1_BODY_EOF);
   assert_int_equal(h.keep_alive, 0);
 
   /* Chunked; chunked wins over Content-Length but the connection is done. */
   s = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-  assert_int_equal(wr_http1_parse_response((const uint8_t *)s, strlen(s), "GET", NULL, hdrs, CAP,
-                                           &h, &used), WR_OK);
+  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
   assert_int_equal(h.body, WR_HTTP1_BODY_CHUNKED);
   assert_int_equal(h.keep_alive, 1);
   s = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n";
-  assert_int_equal(wr_http1_parse_response((const uint8_t *)s, strlen(s), "GET", NULL, hdrs, CAP,
-                                           &h, &used), WR_OK);
+  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
   assert_int_equal(h.body, WR_HTTP1_BODY_CHUNKED);
   assert_int_equal(h.keep_alive, 0);
 
   /* HTTP/1.0: keep-alive only if asked; Transfer-Encoding ignored. */
   s = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n";
-  assert_int_equal(wr_http1_parse_response((const uint8_t *)s, strlen(s), "GET", NULL, hdrs, CAP,
-                                           &h, &used), WR_OK);
+  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
   assert_int_equal(h.minor, 0);
   assert_int_equal(h.keep_alive, 1);
   assert_int_equal(h.body, WR_HTTP1_BODY_LENGTH);
   s = "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-  assert_int_equal(wr_http1_parse_response((const uint8_t *)s, strlen(s), "GET", NULL, hdrs, CAP,
-                                           &h, &used), WR_OK);
+  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
   assert_int_equal(h.body, WR_HTTP1_BODY_EOF);
   assert_int_equal(h.keep_alive, 0);
 
   /* CONNECT 2xx: the tunnel starts, no body; a refusal has one. */
   s = "HTTP/1.1 200 Connection established\r\n\r\n";
-  assert_int_equal(wr_http1_parse_response((const uint8_t *)s, strlen(s), "CONNECT", NULL, hdrs,
-                                           CAP, &h, &used), WR_OK);
+  assert_int_equal(resp_head(s, "CONNECT", &h), WR_OK);
   assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
   s = "HTTP/1.1 403 Forbidden\r\nContent-Length: 1\r\n\r\n";
-  assert_int_equal(wr_http1_parse_response((const uint8_t *)s, strlen(s), "CONNECT", NULL, hdrs,
-                                           CAP, &h, &used), WR_OK);
+  assert_int_equal(resp_head(s, "CONNECT", &h), WR_OK);
   assert_int_equal(h.body, WR_HTTP1_BODY_LENGTH);
 
   /* Status lines without a reason. */
   s = "HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n";
-  assert_int_equal(wr_http1_parse_response((const uint8_t *)s, strlen(s), "GET", NULL, hdrs, CAP,
-                                           &h, &used), WR_OK);
+  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
   assert_int_equal(h.status, 404);
   assert_int_equal(h.reason_len, 0);
   assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
