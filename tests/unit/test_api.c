@@ -248,6 +248,15 @@ static const char *ap(fx *f, const char *fmt, ...) {
 }
 
 static const char *rstr(const char *key) { return json_string_value(json_object_get(last.result, key)); }
+static const char *rstr_at(size_t i, const char *key) {
+  return json_string_value(json_object_get(json_array_get(last.result, i), key));
+}
+
+/* GET |rest| (under ap) answers 200 and a list of |n| results. */
+static void assert_list(fx *f, const char *rest, size_t n) {
+  assert_int_equal(call(f, "GET", ap(f, "%s", rest), NULL), 200);
+  assert_int_equal(json_array_size(last.result), n);
+}
 
 static void assert_msg(const char *needle) {
   if (!strstr(last.message, needle)) fail_msg("message \"%s\" lacks \"%s\"", last.message, needle);
@@ -406,32 +415,25 @@ static void test_tunnel_lifecycle(void **state) {
   snprintf(id2, sizeof(id2), "%s", rstr("id"));
 
   /* tunnel list (2023.7.3 sends is_deleted=false; no page: everything). */
-  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?is_deleted=false"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 2);
+  assert_list(f, "/cfd_tunnel?is_deleted=false", 2);
   json_t *info = json_object_get(last.json, "result_info");
   assert_int_equal(json_integer_value(json_object_get(info, "total_count")), 2);
   assert_int_equal(json_integer_value(json_object_get(info, "count")), 2);
   /* name -> id lookup, info's uuid check */
-  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?is_deleted=false&name=mytun"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(last.result, 0), "id")), id);
+  assert_list(f, "/cfd_tunnel?is_deleted=false&name=mytun", 1);
+  assert_string_equal(rstr_at(0, "id"), id);
   char p[256];
   snprintf(p, sizeof(p), "/cfd_tunnel?uuid=%s", id);
   assert_int_equal(call(f, "GET", ap(f, "%s", p), NULL), 200);
   assert_int_equal(json_array_size(last.result), 1);
-  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?name_prefix=my"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
-  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?exclude_prefix=my"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(last.result, 0), "name")), "remote");
-  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?existed_at=2000-01-01T00:00:00Z"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 0);
-  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?existed_at=2999-01-01T00:00:00%%2B01:00"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 2);
+  assert_list(f, "/cfd_tunnel?name_prefix=my", 1);
+  assert_list(f, "/cfd_tunnel?exclude_prefix=my", 1);
+  assert_string_equal(rstr_at(0, "name"), "remote");
+  assert_list(f, "/cfd_tunnel?existed_at=2000-01-01T00:00:00Z", 0);
+  assert_list(f, "/cfd_tunnel?existed_at=2999-01-01T00:00:00%2B01:00", 2);
   /* Paging as cloudflared >= 2024.3 does it. */
-  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?is_deleted=false&per_page=1&page=2"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(last.result, 0), "id")), id2);
+  assert_list(f, "/cfd_tunnel?is_deleted=false&per_page=1&page=2", 1);
+  assert_string_equal(rstr_at(0, "id"), id2);
   info = json_object_get(last.json, "result_info");
   assert_int_equal(json_integer_value(json_object_get(info, "page")), 2);
   assert_int_equal(json_integer_value(json_object_get(info, "per_page")), 1);
@@ -466,12 +468,9 @@ static void test_tunnel_lifecycle(void **state) {
   assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", id), NULL), 400);
   assert_msg("already deleted");
   assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s/token", id), NULL), 400);
-  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?is_deleted=false&name=mytun"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 0);
-  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel?is_deleted=true"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
-  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 2);
+  assert_list(f, "/cfd_tunnel?is_deleted=false&name=mytun", 0);
+  assert_list(f, "/cfd_tunnel?is_deleted=true", 1);
+  assert_list(f, "/cfd_tunnel", 2);
   /* The name is free again. */
   create_tunnel(f, "mytun", id);
 }
@@ -704,27 +703,20 @@ static void test_route_ip(void **state) {
                    404);
 
   /* route ip show */
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?is_deleted=false"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 3);
+  assert_list(f, "/teamnet/routes?is_deleted=false", 3);
   json_t *r0 = json_array_get(last.result, 0);
   assert_string_equal(json_string_value(json_object_get(r0, "tunnel_name")), "net");
   assert_string_equal(json_string_value(json_object_get(r0, "virtual_network_name")), "default");
   assert_true(json_is_null(json_object_get(r0, "deleted_at")));
   /* filters: subset/superset (both = exact, as >= 2023.10's delete lookup) */
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?is_deleted=false&network_subset=10.0.0.0%%2F8&network_superset=10.0.0.0%%2F8&tun_types=cfd_tunnel&page=1"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?network_subset=10.0.0.0/8"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 2);
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?network_superset=10.1.2.0/24"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 2);
+  assert_list(f, "/teamnet/routes?is_deleted=false&network_subset=10.0.0.0%2F8&network_superset=10.0.0.0%2F8&tun_types=cfd_tunnel&page=1", 1);
+  assert_list(f, "/teamnet/routes?network_subset=10.0.0.0/8", 2);
+  assert_list(f, "/teamnet/routes?network_superset=10.1.2.0/24", 2);
   assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?tunnel_id=%s", id2), NULL), 200);
   assert_int_equal(json_array_size(last.result), 1);
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?comment=c"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?tun_types=warp_connector"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 0);
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?per_page=2&page=2"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
+  assert_list(f, "/teamnet/routes?comment=c", 1);
+  assert_list(f, "/teamnet/routes?tun_types=warp_connector", 0);
+  assert_list(f, "/teamnet/routes?per_page=2&page=2", 1);
   assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?network_subset=nope"), NULL), 400);
 
   /* route ip get: longest prefix; {} when nothing matches */
@@ -746,13 +738,10 @@ static void test_route_ip(void **state) {
   assert_true(json_is_false(json_object_get(last.result, "is_default_network")));
   assert_true(audit_has(f, "vnet.create", vid));
   assert_int_equal(call(f, "POST", ap(f, "/teamnet/virtual_networks"), "{\"name\":\"vn1\"}"), 409);
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/virtual_networks?is_deleted=false&name=vn1"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/virtual_networks?is_deleted=false"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 2);
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/virtual_networks?is_default=true"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(last.result, 0), "id")), defid);
+  assert_list(f, "/teamnet/virtual_networks?is_deleted=false&name=vn1", 1);
+  assert_list(f, "/teamnet/virtual_networks?is_deleted=false", 2);
+  assert_list(f, "/teamnet/virtual_networks?is_default=true", 1);
+  assert_string_equal(rstr_at(0, "id"), defid);
   snprintf(body, sizeof(body), "{\"tunnel_id\":\"%s\",\"comment\":\"lab\",\"virtual_network_id\":\"%s\"}", id2, vid);
   assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes/network/10.0.0.0%%252F8"), body), 200);
   assert_string_equal(rstr("virtual_network_id"), vid);
@@ -779,18 +768,15 @@ static void test_route_ip(void **state) {
   assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/routes/%s", rid), NULL), 200);
   assert_true(audit_has(f, "route.delete", rid));
   assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/routes/%s", rid), NULL), 400);
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?is_deleted=true"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 2);
+  assert_list(f, "/teamnet/routes?is_deleted=true", 2);
   /* now the old default can go, with force for its IPv6 route */
   assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/virtual_networks/%s", defid), NULL), 400);
   assert_int_equal(call(f, "DELETE", ap(f, "/teamnet/virtual_networks/%s?force=true", defid), NULL), 200);
   assert_true(json_is_string(json_object_get(last.result, "deleted_at")));
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?is_deleted=false"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
+  assert_list(f, "/teamnet/routes?is_deleted=false", 1);
   /* routes go with their tunnel */
   assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", id2), NULL), 200);
-  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes?is_deleted=false"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 0);
+  assert_list(f, "/teamnet/routes?is_deleted=false", 0);
   snprintf(body, sizeof(body), "{\"network\":\"10.7.0.0/16\",\"tunnel_id\":\"%s\"}", id2);
   assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes"), body), 400);
   assert_msg("deleted");
@@ -813,16 +799,12 @@ static void test_audit_log(void **state) {
   assert_non_null(strstr(json_string_value(json_object_get(first, "when")), "Z"));
   size_t all = json_array_size(last.result);
   assert_true(all >= 4); /* account, zone, user, token, tunnels... of this account only */
-  assert_int_equal(call(f, "GET", ap(f, "/audit_logs?action=tunnel.&per_page=2&page=1"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 2);
+  assert_list(f, "/audit_logs?action=tunnel.&per_page=2&page=1", 2);
   json_t *info = json_object_get(last.json, "result_info");
   assert_int_equal(json_integer_value(json_object_get(info, "total_count")), 3);
-  assert_int_equal(call(f, "GET", ap(f, "/audit_logs?action=tunnel.create"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 2);
-  assert_int_equal(call(f, "GET", ap(f, "/audit_logs?since=2999-01-01T00:00:00Z"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 0);
-  assert_int_equal(call(f, "GET", ap(f, "/audit_logs?before=2999-01-01T00:00:00Z"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), all);
+  assert_list(f, "/audit_logs?action=tunnel.create", 2);
+  assert_list(f, "/audit_logs?since=2999-01-01T00:00:00Z", 0);
+  assert_list(f, "/audit_logs?before=2999-01-01T00:00:00Z", all);
   assert_int_equal(call(f, "POST", ap(f, "/audit_logs"), "{}"), 405);
   /* Nothing of the other account leaks. */
   wr_audit *rows;
@@ -830,8 +812,7 @@ static void test_audit_log(void **state) {
   assert_int_equal(wr_store_audit_list(f->s, f->other_acct.id, 0, &rows, &n), WR_OK);
   assert_true(n > 0);
   wr_store_audit_free(rows, n);
-  assert_int_equal(call(f, "GET", ap(f, "/audit_logs?action=zone.create"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 1);
+  assert_list(f, "/audit_logs?action=zone.create", 1);
 }
 
 /* ---- token guessing ------------------------------------------------------------------------------ */
@@ -1040,8 +1021,7 @@ static void test_devices(void **state) {
   assert_int_equal(call(f, "PUT", ap(f, "/devices"), "{}"), 405);
 
   /* List and get. */
-  assert_int_equal(call(f, "GET", ap(f, "/devices"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 2);
+  assert_list(f, "/devices", 2);
   snprintf(path, sizeof(path), "/devices/%s?config=true", did);
   assert_int_equal(call(f, "GET", ap(f, "%s", path), NULL), 200);
   assert_string_equal(rstr("name"), "laptop");
@@ -1062,10 +1042,8 @@ static void test_devices(void **state) {
   assert_int_equal(call(f, "DELETE", ap(f, "/devices/phone"), NULL), 404); /* by name: active only */
   snprintf(path, sizeof(path), "/devices/%s", did);
   assert_int_equal(call(f, "DELETE", ap(f, "%s", path), NULL), 400);       /* already revoked */
-  assert_int_equal(call(f, "GET", ap(f, "/devices?active=true"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 0);
-  assert_int_equal(call(f, "GET", ap(f, "/devices"), NULL), 200);
-  assert_int_equal(json_array_size(last.result), 2);
+  assert_list(f, "/devices?active=true", 0);
+  assert_list(f, "/devices", 2);
 
   /* Another account's token sees none of them. */
   wr_user u2;
