@@ -516,6 +516,13 @@ void decode_bytes(const uint8_t *d, size_t n, resp *out) {
 
 void decode_resp(const estream *e, resp *out) { decode_bytes(e->resp.data, e->resp.len, out); }
 
+estream *get_resp(ctx *c, const char *dest, const char *host, resp *r) {
+  estream *e = edge_send(c, WR_CONNECT_HTTP, dest, "GET", host, NULL, NULL, 0, 1);
+  wait_closed(c, e);
+  decode_resp(e, r);
+  return e;
+}
+
 void assert_resp(const resp *r, const char *status, const char *body) {
   assert_string_equal(r->r.meta[0].val, status);
   assert_int_equal(r->body_len, strlen(body));

@@ -166,6 +166,9 @@ void wait_closed(ctx *c, estream *e);
 /* Runs the loop until |e| is reset, then until it closed. */
 void wait_reset(ctx *c, estream *e);
 void decode_resp(const estream *e, resp *out);
+/* A GET of |dest| for |host| (no headers or body) through edge_send,
+ * wait_closed, then decode_resp into |r|: the stream, for es_free. */
+estream *get_resp(ctx *c, const char *dest, const char *host, resp *r);
 /* decode_resp over |n| bytes a stream would have received (a vector). */
 void decode_bytes(const uint8_t *d, size_t n, resp *out);
 /* HttpStatus (the first entry) is |status| and the body is |body|. */

@@ -120,10 +120,8 @@ static void test_chunked_response(void **state) {
   resp r;
   (void)state;
   ctx_start(&c, M_CHUNKED);
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "/", "GET", "app.example.test", NULL, NULL, 0, 1);
-  wait_closed(&c, e);
+  estream *e = get_resp(&c, "/", "app.example.test", &r);
   assert_true(e->got_fin);
-  decode_resp(e, &r);
   assert_string_equal(r.r.meta[0].key, "HttpStatus");
   assert_string_equal(r.r.meta[0].val, "200");
   assert_null(meta_get(&r, "HttpHeader:Transfer-Encoding"));
@@ -141,11 +139,9 @@ static void test_eof_delimited_response(void **state) {
   resp r;
   (void)state;
   ctx_start(&c, M_EOF_BODY);
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "/", "GET", "app.example.test", NULL, NULL, 0, 1);
-  wait_closed(&c, e);
+  estream *e = get_resp(&c, "/", "app.example.test", &r);
   assert_true(e->got_fin);
   assert_false(e->got_reset);
-  decode_resp(e, &r);
   assert_string_equal(r.r.meta[0].val, "200");
   assert_string_equal(meta_get(&r, "HttpHeader:Connection"), "close");
   assert_int_equal(r.body_len, 13);
@@ -160,11 +156,8 @@ static void test_http_status(void **state) {
   resp r;
   (void)state;
   ctx_start(&c, M_INFO);
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "https://status.test/x", "GET", "status.test", NULL,
-                         NULL, 0, 1);
-  wait_closed(&c, e);
+  estream *e = get_resp(&c, "https://status.test/x", "status.test", &r);
   assert_true(e->got_fin);
-  decode_resp(e, &r);
   assert_string_equal(r.r.error, "");
   assert_int_equal(r.r.nmeta, 1);
   assert_string_equal(r.r.meta[0].key, "HttpStatus");
@@ -226,12 +219,9 @@ static void test_dial_error(void **state) {
   resp r;
   (void)state;
   ctx_start(&c, M_INFO);
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "https://dead.test/", "GET", "dead.test", NULL,
-                         NULL, 0, 1);
-  wait_closed(&c, e);
+  estream *e = get_resp(&c, "https://dead.test/", "dead.test", &r);
   assert_true(e->got_fin);
   assert_false(e->got_reset);
-  decode_resp(e, &r);
   assert_false(r.r.has_meta);
   assert_int_equal(r.r.nmeta, 0);
   assert_non_null(strstr(r.r.error, "Unable to reach the origin service. The service may be down "
@@ -398,10 +388,7 @@ static void test_keepalive_reuse(void **state) {
   (void)state;
   ctx_start(&c, M_INFO);
   for (int i = 0; i < 3; i++) {
-    estream *e = edge_send(&c, WR_CONNECT_HTTP, "/again", "GET", "app.example.test", NULL, NULL,
-                           0, 1);
-    wait_closed(&c, e);
-    decode_resp(e, &r);
+    estream *e = get_resp(&c, "/again", "app.example.test", &r);
     assert_string_equal(r.r.meta[0].val, "200");
     assert_int_equal(r.body_len, 14);
     resp_free(&r);
@@ -435,9 +422,7 @@ static void test_keepalive_origin_closed(void **state) {
   assert_non_null(c.origins[O_APP].conns);
   wr_conn_close(c.origins[O_APP].conns->conn);
   for (int i = 0; i < 5; i++) uv_run(&c.q.loop, UV_RUN_NOWAIT);
-  e = edge_send(&c, WR_CONNECT_HTTP, "/", "GET", "app.example.test", NULL, NULL, 0, 1);
-  wait_closed(&c, e);
-  decode_resp(e, &r);
+  e = get_resp(&c, "/", "app.example.test", &r);
   assert_string_equal(r.r.error, "");
   assert_string_equal(r.r.meta[0].val, "200");
   resp_free(&r);
@@ -454,9 +439,7 @@ static void test_keepalive_timeout(void **state) {
   resp r;
   (void)state;
   ctx_start(&c, M_INFO);
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "/", "GET", "ka.test", NULL, NULL, 0, 1);
-  wait_closed(&c, e);
-  decode_resp(e, &r);
+  estream *e = get_resp(&c, "/", "ka.test", &r);
   assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "api");
   resp_free(&r);
   es_free(e);
@@ -476,9 +459,7 @@ static void test_keepalive_retry(void **state) {
   (void)state;
   ctx_start(&c, M_ONCE);
   for (int i = 0; i < 2; i++) {
-    estream *e = edge_send(&c, WR_CONNECT_HTTP, "/", "GET", "app.example.test", NULL, NULL, 0, 1);
-    wait_closed(&c, e);
-    decode_resp(e, &r);
+    estream *e = get_resp(&c, "/", "app.example.test", &r);
     assert_string_equal(r.r.error, "");
     assert_string_equal(r.r.meta[0].val, "200");
     resp_free(&r);
@@ -494,10 +475,7 @@ static void test_unix_origin(void **state) {
   resp r;
   (void)state;
   ctx_start(&c, M_INFO);
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "https://unix.test/sock", "GET", "unix.test", NULL,
-                         NULL, 0, 1);
-  wait_closed(&c, e);
-  decode_resp(e, &r);
+  estream *e = get_resp(&c, "https://unix.test/sock", "unix.test", &r);
   assert_string_equal(r.r.meta[0].val, "200");
   assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "unix");
   assert_int_equal(r.body_len, 15);
@@ -537,20 +515,14 @@ static void test_https_origins(void **state) {
   assert_non_null(strstr(r.r.error, "Unable to reach the origin service"));
   resp_free(&r);
   /* An IP origin verified under originServerName. */
-  estream *n =
-      edge_send(&c, WR_CONNECT_HTTP, "https://sni.test/", "GET", "sni.test", NULL, NULL, 0, 1);
-  wait_closed(&c, n);
-  decode_resp(n, &r);
+  estream *n = get_resp(&c, "https://sni.test/", "sni.test", &r);
   assert_string_equal(r.r.error, "");
   assert_string_equal(r.r.meta[0].val, "200");
   resp_free(&r);
   es_free(n);
   /* Second request on tls.test reuses the TLS connection. */
   int before = c.origins[O_TLS].accepts;
-  estream *a2 =
-      edge_send(&c, WR_CONNECT_HTTP, "https://tls.test/", "GET", "tls.test", NULL, NULL, 0, 1);
-  wait_closed(&c, a2);
-  decode_resp(a2, &r);
+  estream *a2 = get_resp(&c, "https://tls.test/", "tls.test", &r);
   assert_string_equal(r.r.meta[0].val, "200");
   resp_free(&r);
   assert_int_equal(c.origins[O_TLS].accepts, before);

@@ -133,9 +133,7 @@ static void test_big_download(void **state) {
   (void)state;
   ctx_start(&c, M_BIG);
   c.origins[O_APP].big_len = BIG;
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "/big", "GET", "app.example.test", NULL, NULL, 0, 1);
-  wait_closed(&c, e);
-  decode_resp(e, &r);
+  estream *e = get_resp(&c, "/big", "app.example.test", &r);
   assert_string_equal(r.r.meta[0].val, "200");
   assert_int_equal(r.body_len, BIG);
   for (size_t i = 0; i < r.body_len; i++)
