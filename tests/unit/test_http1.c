@@ -123,30 +123,28 @@ static void test_pipelined(void **state) {
 }
 
 static void test_keep_alive_rules(void **state) {
+  static const struct {
+    const char *req;
+    int keep_alive;
+  } cases[] = {
+      /* HTTP/1.0: close unless asked; Host optional. */
+      {"GET / HTTP/1.0\r\n\r\n", 0},
+      {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 1},
+      {"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", 0},
+      /* HTTP/1.1: keep-alive unless closed, in any Connection field. */
+      {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1},
+      {"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo\r\nConnection: x, CLOSE\r\n\r\n", 0},
+      {"GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n", 1},
+  };
   (void)state;
   wr_http1_head h;
-  const char *s;
-  /* HTTP/1.0: close unless asked; Host optional. */
-  s = "GET / HTTP/1.0\r\n\r\n";
-  assert_int_equal(req_n(s, strlen(s), NULL, &h, NULL), WR_OK);
-  assert_int_equal(h.minor, 0);
-  assert_int_equal(h.keep_alive, 0);
-  s = "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
-  assert_int_equal(req_n(s, strlen(s), NULL, &h, NULL), WR_OK);
-  assert_int_equal(h.keep_alive, 1);
-  s = "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n";
-  assert_int_equal(req_n(s, strlen(s), NULL, &h, NULL), WR_OK);
-  assert_int_equal(h.keep_alive, 0);
-  /* HTTP/1.1: keep-alive unless closed, in any Connection field. */
-  s = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-  assert_int_equal(req_n(s, strlen(s), NULL, &h, NULL), WR_OK);
-  assert_int_equal(h.keep_alive, 1);
-  s = "GET / HTTP/1.1\r\nHost: a\r\nConnection: foo\r\nConnection: x, CLOSE\r\n\r\n";
-  assert_int_equal(req_n(s, strlen(s), NULL, &h, NULL), WR_OK);
-  assert_int_equal(h.keep_alive, 0);
-  s = "GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n";
-  assert_int_equal(req_n(s, strlen(s), NULL, &h, NULL), WR_OK);
-  assert_int_equal(h.keep_alive, 1);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const char *s = cases[i].req;
+    assert_int_equal(req_n(s, strlen(s), NULL, &h, NULL), WR_OK);
+    if (i == 0) assert_int_equal(h.minor, 0);
+    if (h.keep_alive != cases[i].keep_alive)
+      fail_msg("%s: keep_alive %d, want %d", s, h.keep_alive, cases[i].keep_alive);
+  }
 }
 
 static void test_upgrade_expect(void **state) {
