@@ -148,27 +148,25 @@ def test_region_and_ip_version(edge, dns, env, origin, base):
         procs.close()
 
 
+# Startup failures: (arguments after --config, process name, cloudflared's
+# message); each exits 1.
+DISCOVERY_FAILURES = [
+    # No records for this region.
+    (["--region", "eu"], "warren-eu", "Error looking up Cloudflare edge IPs"),
+    (["--edge-ip-version", "5"], "warren-bad-version", "invalid value for edge-ip-version: 5"),
+    (["--edge-ip-version", "6", "--edge-bind-address", "127.0.0.1"], "warren-bad-bind",
+     "IPv4 bind address is specified, but edge-ip-version is IPv6"),
+]
+
+
 def test_discovery_failures_are_reported(edge, dns, env, origin, base):
     procs = ProcSet(base)
     try:
-        # No records for this region: cloudflared's message, exit 1.
-        c = DiscoveringConnector(procs, edge, dns, env,
-                                 ["--config", tt.main_config(base, origin), "--region", "eu"],
-                                 "warren-eu")
-        assert c.p.wait(30) == 1
-        assert c.p.wait_output("Error looking up Cloudflare edge IPs", 1) is not None, c.p.tail()
-        c = DiscoveringConnector(procs, edge, dns, env,
-                                 ["--config", tt.main_config(base, origin),
-                                  "--edge-ip-version", "5"], "warren-bad-version")
-        assert c.p.wait(30) == 1
-        assert c.p.wait_output("invalid value for edge-ip-version: 5", 1) is not None, c.p.tail()
-        c = DiscoveringConnector(procs, edge, dns, env,
-                                 ["--config", tt.main_config(base, origin),
-                                  "--edge-ip-version", "6", "--edge-bind-address", "127.0.0.1"],
-                                 "warren-bad-bind")
-        assert c.p.wait(30) == 1
-        assert c.p.wait_output("IPv4 bind address is specified, but edge-ip-version is IPv6",
-                               1) is not None, c.p.tail()
+        for extra, name, message in DISCOVERY_FAILURES:
+            c = DiscoveringConnector(procs, edge, dns, env,
+                                     ["--config", tt.main_config(base, origin)] + extra, name)
+            assert c.p.wait(30) == 1
+            assert c.p.wait_output(message, 1) is not None, c.p.tail()
     finally:
         procs.close()
 
