@@ -177,34 +177,32 @@ static void test_encode_limits(void **state) {
   static uint8_t payload[2000], out[2000];
   memset(payload, 'a', sizeof(payload));
   wr_dgram d = {.type = WR_DGRAM_UDP, .payload = payload};
-  /* 1350-byte frames: payload + 16 + 1. */
-  d.payload_len = 1333;
-  assert_int_equal(wr_dgram_v2_encode(&d, WR_DGRAM_MAX_FRAME, SIZE_MAX, out, sizeof(out)), 1350);
-  d.payload_len = 1334;
-  assert_int_equal(wr_dgram_v2_encode(&d, WR_DGRAM_MAX_FRAME, SIZE_MAX, out, sizeof(out)),
-                   WR_ERR_LIMIT);
-  /* The connector's 1280-byte origin payload limit. */
-  d.payload_len = 1280;
-  assert_int_equal(
-      wr_dgram_v2_encode(&d, WR_DGRAM_MAX_FRAME, WR_DGRAM_MAX_UDP_PAYLOAD, out, sizeof(out)), 1297);
-  d.payload_len = 1281;
-  assert_int_equal(
-      wr_dgram_v2_encode(&d, WR_DGRAM_MAX_FRAME, WR_DGRAM_MAX_UDP_PAYLOAD, out, sizeof(out)),
-      WR_ERR_LIMIT);
-  /* IP packets: payload + 1. */
-  d.type = WR_DGRAM_IP;
-  d.payload_len = 1349;
-  assert_int_equal(wr_dgram_v2_encode(&d, WR_DGRAM_MAX_FRAME, SIZE_MAX, out, sizeof(out)), 1350);
-  d.payload_len = 1350;
-  assert_int_equal(wr_dgram_v2_encode(&d, WR_DGRAM_MAX_FRAME, SIZE_MAX, out, sizeof(out)),
-                   WR_ERR_LIMIT);
-  /* Traced: payload + 25 + 1. */
-  d.type = WR_DGRAM_IP_TRACED;
-  d.payload_len = 1324;
-  assert_int_equal(wr_dgram_v2_encode(&d, WR_DGRAM_MAX_FRAME, SIZE_MAX, out, sizeof(out)), 1350);
-  d.payload_len = 1325;
-  assert_int_equal(wr_dgram_v2_encode(&d, WR_DGRAM_MAX_FRAME, SIZE_MAX, out, sizeof(out)),
-                   WR_ERR_LIMIT);
+  /* Each payload at its limit and one past it. */
+  static const struct {
+    enum wr_dgram_type type;
+    size_t max_payload, payload_len;
+    int want;
+  } cases[] = {
+      /* 1350-byte frames: payload + 16 + 1. */
+      {WR_DGRAM_UDP, SIZE_MAX, 1333, 1350},
+      {WR_DGRAM_UDP, SIZE_MAX, 1334, WR_ERR_LIMIT},
+      /* The connector's 1280-byte origin payload limit. */
+      {WR_DGRAM_UDP, WR_DGRAM_MAX_UDP_PAYLOAD, 1280, 1297},
+      {WR_DGRAM_UDP, WR_DGRAM_MAX_UDP_PAYLOAD, 1281, WR_ERR_LIMIT},
+      /* IP packets: payload + 1. */
+      {WR_DGRAM_IP, SIZE_MAX, 1349, 1350},
+      {WR_DGRAM_IP, SIZE_MAX, 1350, WR_ERR_LIMIT},
+      /* Traced: payload + 25 + 1. */
+      {WR_DGRAM_IP_TRACED, SIZE_MAX, 1324, 1350},
+      {WR_DGRAM_IP_TRACED, SIZE_MAX, 1325, WR_ERR_LIMIT},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    d.type = cases[i].type;
+    d.payload_len = cases[i].payload_len;
+    assert_int_equal(
+        wr_dgram_v2_encode(&d, WR_DGRAM_MAX_FRAME, cases[i].max_payload, out, sizeof(out)),
+        cases[i].want);
+  }
   /* A frame cap smaller than the suffix itself. */
   d.payload_len = 0;
   assert_int_equal(wr_dgram_v2_encode(&d, 10, SIZE_MAX, out, sizeof(out)), WR_ERR_LIMIT);
