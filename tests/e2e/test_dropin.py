@@ -103,6 +103,14 @@ def serves(edge, hostname, path="/echo"):
     return r.status, data
 
 
+def tunnel_config(path, edge, name, rest):
+    """Writes a config file for the tunnel |name|: its ID and credentials
+    file, then |rest|. Returns |path|."""
+    path.write_text(f"tunnel: {edge.ids[name]}\n"
+                    f"credentials-file: {edge.creds[name]}\n" + rest)
+    return path
+
+
 def stop_clean(p):
     rc = p.stop(30)
     assert rc == 0, f"connector exited {rc}; log tail:\n{p.tail()}"
@@ -111,11 +119,9 @@ def stop_clean(p):
 def test_systemd_unit_command_line(world, tmp_path):
     base, env, procs, origin, edge = world
     metrics = free_port()
-    cfg = tmp_path / "config.yml"
-    cfg.write_text(f"tunnel: {edge.ids['sysd']}\n"
-                   f"credentials-file: {edge.creds['sysd']}\n"
-                   f"metrics: 127.0.0.1:{metrics}\n"
-                   f"ingress:\n  - service: http://127.0.0.1:{origin.http}\n")
+    cfg = tunnel_config(tmp_path / "config.yml", edge, "sysd",
+                        f"metrics: 127.0.0.1:{metrics}\n"
+                        f"ingress:\n  - service: http://127.0.0.1:{origin.http}\n")
     # ExecStart of cloudflared's packaged unit, flags on the program itself.
     p = start_ready(procs, ["--no-autoupdate", "--config", str(cfg), "tunnel", "run"], env, "sysd", metrics)
     status, data = serves(edge, "sysd")
@@ -143,12 +149,10 @@ def test_docker_command_line_with_token(world):
 def test_helm_chart_arguments(world, tmp_path):
     base, env, procs, origin, edge = world
     metrics = free_port()
-    cfg = tmp_path / "config.yaml"
-    cfg.write_text(f"tunnel: {edge.ids['helm']}\n"
-                   f"credentials-file: {edge.creds['helm']}\n"
-                   f"ingress:\n  - hostname: {host('helm')}\n"
-                   f"    service: http://127.0.0.1:{origin.http}\n"
-                   f"  - service: http_status:404\n")
+    cfg = tunnel_config(tmp_path / "config.yaml", edge, "helm",
+                        f"ingress:\n  - hostname: {host('helm')}\n"
+                        f"    service: http://127.0.0.1:{origin.http}\n"
+                        f"  - service: http_status:404\n")
     p = start_ready(procs, ["tunnel", "--config", str(cfg), "--metrics", f"127.0.0.1:{metrics}",
                             "--no-autoupdate", "run"], env, "helm", metrics)
     r = run([WARREN, "tunnel", "--metrics", f"127.0.0.1:{metrics}", "ready"])

@@ -64,6 +64,20 @@ def start_edge(tmp_path, procs, api_listen, https=None, delays=None, dns=None):
     return http, d
 
 
+def start_edge_with_api(tmp_path, procs):
+    """start_edge with its API on a free port: (http port, API port, data dir)."""
+    api = free_port()
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    return http, api, d
+
+
+def add_access_app(call, name, policy):
+    """An Access application for name.ZONE with the one |policy|; returns it."""
+    app = call("POST", "/access/apps", {"name": name, "domain": f"{name}.{ZONE}"})
+    call("POST", f"/access/apps/{app['id']}/policies", policy)
+    return app
+
+
 def api_caller(api, d):
     """call(method, path, body) -> result, on the edge's API for its account."""
     _, account, token = read_cert(d / "cert.pem")
@@ -125,13 +139,11 @@ def test_the_access_gate_reads_its_apps_on_the_store_thread(tmp_path, procs):
     # (not delayed), the 401 would
     # come before the quick requests below; on the store thread it comes
     # after them.
-    api = free_port()
-    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    http, api, d = start_edge_with_api(tmp_path, procs)
     call = api_caller(api, d)
 
-    app = call("POST", "/access/apps", {"name": "other", "domain": f"other.{ZONE}"})
-    call("POST", f"/access/apps/{app['id']}/policies",
-         {"name": "nobody", "decision": "deny", "include": [{"everyone": {}}]})
+    add_access_app(call, "other",
+                   {"name": "nobody", "decision": "deny", "include": [{"everyone": {}}]})
     slow = send_get(http, f"other.{ZONE}")
     for _ in range(2):
         s = socket.create_connection(("127.0.0.1", http), timeout=30)
@@ -250,8 +262,7 @@ def test_team_domain_pages_read_the_store_on_the_store_thread(tmp_path, procs):
     # the app's host read (apps and identity providers) or a user read:
     # those go to the slow store thread, and while they are out, visitors
     # and the team domain's key set keep being answered.
-    api = free_port()
-    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    http, api, d = start_edge_with_api(tmp_path, procs)
     call = api_caller(api, d)
 
     def quick_ones_first(slow):
@@ -306,13 +317,11 @@ def test_the_gate_checks_service_tokens_on_the_store_thread(tmp_path, procs):
     # hello.ZONE takes service tokens only. Once its apps are cached (an
     # anonymous visitor got 401), a visitor with a token waits for the
     # token's read on the store thread while others are answered.
-    api = free_port()
-    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    http, api, d = start_edge_with_api(tmp_path, procs)
     call = api_caller(api, d)
 
-    app = call("POST", "/access/apps", {"name": "hello", "domain": f"hello.{ZONE}"})
-    call("POST", f"/access/apps/{app['id']}/policies",
-         {"name": "tokens", "decision": "non_identity", "include": [{"any_valid_service_token": {}}]})
+    add_access_app(call, "hello",
+                   {"name": "tokens", "decision": "non_identity", "include": [{"any_valid_service_token": {}}]})
     tok = call("POST", "/access/service_tokens", {"name": "ci"})
     anon = send_get(http, f"hello.{ZONE}")
     assert status_of(anon) == 401
@@ -440,8 +449,7 @@ def test_visitors_are_served_while_an_api_call_is_on_the_store_thread(tmp_path, 
     # hello, whose route the request just before cached (visitor.h
     # route_ttl_ms). Should that cache expire first (a very loaded
     # machine), hello's lookup queues behind the API call: try again.
-    api = free_port()
-    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    http, api, d = start_edge_with_api(tmp_path, procs)
     for attempt in range(3):
         cache_hello(http)
         name = f"made-while-busy-{attempt}"
@@ -493,8 +501,7 @@ def test_visitors_are_served_while_a_dashboard_page_is_built(tmp_path, procs):
     # handlers) on the slow store thread: as for an API call, a visitor
     # that needs no store call and one of a cached host are answered
     # before it, and the page then shows the tunnel.
-    api = free_port()
-    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    http, api, d = start_edge_with_api(tmp_path, procs)
     pw = tmp_path / "pw"
     pw.write_text("correct horse battery staple\n")
     check([WARREN_EDGE, "--data-dir", str(d), "user", "add", "alice@example.test", "--password-file", str(pw)],
