@@ -88,6 +88,16 @@ static void check_rendered(const wr_cfapi_node *json_tree, const wr_cfapi_node *
   free(ys);
 }
 
+/* In decode_as: decodes |res| into |v| with |decode|; if that works,
+ * renders it as JSON and YAML with |node| and frees it with |free_fn|. */
+#define DECODE_RENDER(decode, node, free_fn, v)                                       \
+  do {                                                                               \
+    if (decode(res, &(v), &e) == WR_OK) {                                            \
+      check_rendered(node(&a, &(v), WR_CFAPI_JSON), node(&a, &(v), WR_CFAPI_YAML)); \
+      free_fn(&(v));                                                                 \
+    }                                                                                \
+  } while (0)
+
 /* Decodes |res| as result type |kind| and renders it. */
 static void decode_as(int kind, const json_t *res) {
   wr_cfapi_error e;
@@ -105,41 +115,25 @@ static void decode_as(int kind, const json_t *res) {
   } u;
   switch (kind) {
   case 0:
-    if (wr_cfapi_decode_tunnel(res, &u.t, &e) != WR_OK) break;
-    check_rendered(wr_cfapi_tunnel_with_token_node(&a, &u.t, WR_CFAPI_JSON),
-                   wr_cfapi_tunnel_with_token_node(&a, &u.t, WR_CFAPI_YAML));
-    wr_cfapi_tunnel_free(&u.t);
+    DECODE_RENDER(wr_cfapi_decode_tunnel, wr_cfapi_tunnel_with_token_node, wr_cfapi_tunnel_free, u.t);
     break;
   case 1:
-    if (wr_cfapi_decode_tunnels(res, &u.tl, &e) != WR_OK) break;
-    check_rendered(wr_cfapi_tunnels_node(&a, &u.tl, WR_CFAPI_JSON), wr_cfapi_tunnels_node(&a, &u.tl, WR_CFAPI_YAML));
-    wr_cfapi_tunnels_free(&u.tl);
+    DECODE_RENDER(wr_cfapi_decode_tunnels, wr_cfapi_tunnels_node, wr_cfapi_tunnels_free, u.tl);
     break;
   case 2:
-    if (wr_cfapi_decode_active_clients(res, &u.cl, &e) != WR_OK) break;
-    check_rendered(wr_cfapi_active_clients_node(&a, &u.cl, WR_CFAPI_JSON),
-                   wr_cfapi_active_clients_node(&a, &u.cl, WR_CFAPI_YAML));
-    wr_cfapi_active_clients_free(&u.cl);
+    DECODE_RENDER(wr_cfapi_decode_active_clients, wr_cfapi_active_clients_node, wr_cfapi_active_clients_free, u.cl);
     break;
   case 3:
-    if (wr_cfapi_decode_route(res, &u.r, &e) != WR_OK) break;
-    check_rendered(wr_cfapi_route_node(&a, &u.r, WR_CFAPI_JSON), wr_cfapi_route_node(&a, &u.r, WR_CFAPI_YAML));
-    wr_cfapi_route_free(&u.r);
+    DECODE_RENDER(wr_cfapi_decode_route, wr_cfapi_route_node, wr_cfapi_route_free, u.r);
     break;
   case 4:
-    if (wr_cfapi_decode_routes(res, &u.rl, &e) != WR_OK) break;
-    check_rendered(wr_cfapi_routes_node(&a, &u.rl, WR_CFAPI_JSON), wr_cfapi_routes_node(&a, &u.rl, WR_CFAPI_YAML));
-    wr_cfapi_routes_free(&u.rl);
+    DECODE_RENDER(wr_cfapi_decode_routes, wr_cfapi_routes_node, wr_cfapi_routes_free, u.rl);
     break;
   case 5:
-    if (wr_cfapi_decode_vnet(res, &u.v, &e) != WR_OK) break;
-    check_rendered(wr_cfapi_vnet_node(&a, &u.v, WR_CFAPI_JSON), wr_cfapi_vnet_node(&a, &u.v, WR_CFAPI_YAML));
-    wr_cfapi_vnet_free(&u.v);
+    DECODE_RENDER(wr_cfapi_decode_vnet, wr_cfapi_vnet_node, wr_cfapi_vnet_free, u.v);
     break;
   case 6:
-    if (wr_cfapi_decode_vnets(res, &u.vl, &e) != WR_OK) break;
-    check_rendered(wr_cfapi_vnets_node(&a, &u.vl, WR_CFAPI_JSON), wr_cfapi_vnets_node(&a, &u.vl, WR_CFAPI_YAML));
-    wr_cfapi_vnets_free(&u.vl);
+    DECODE_RENDER(wr_cfapi_decode_vnets, wr_cfapi_vnets_node, wr_cfapi_vnets_free, u.vl);
     break;
   default: {
     char *s = NULL;
