@@ -396,13 +396,37 @@ static void test_responses(void **state) {
   assert_int_equal(wr_http1_parse_response(b, len, NULL, NULL, hdrs, CAP, &h, &used), WR_OK);
   assert_int_equal(h.body, WR_HTTP1_BODY_LENGTH);
 
-  /* 204, 304: no body even with framing fields. */
-  s = "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n";
-  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
-  assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
-  s = "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n";
-  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
-  assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
+  /* Framing by status, method and fields: the body kind and, where not
+   * -1, whether the connection is reusable. */
+  static const struct {
+    const char *head, *method;
+    int body, keep_alive;
+  } framing[] = {
+      /* 204, 304: no body even with framing fields. */
+      {"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", "GET", WR_HTTP1_BODY_NONE, -1},
+      {"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", "GET",
+       WR_HTTP1_BODY_NONE, -1},
+      /* No framing: to EOF, not reusable. */
+      {"HTTP/1.1 200 OK\r\n\r\nbody until close", "GET", WR_HTTP1_BODY_EOF, 0},
+      /* Chunked; chunked wins over Content-Length but the connection is done. */
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", WR_HTTP1_BODY_CHUNKED, 1},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n", "GET",
+       WR_HTTP1_BODY_CHUNKED, 0},
+      /* HTTP/1.0: Transfer-Encoding ignored. */
+      {"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", WR_HTTP1_BODY_EOF, 0},
+      /* CONNECT 2xx: the tunnel starts, no body; a refusal has one. */
+      {"HTTP/1.1 200 Connection established\r\n\r\n", "CONNECT", WR_HTTP1_BODY_NONE, -1},
+      {"HTTP/1.1 403 Forbidden\r\nContent-Length: 1\r\n\r\n", "CONNECT", WR_HTTP1_BODY_LENGTH,
+       -1},
+  };
+  for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++) {
+    s = framing[i].head;
+    assert_int_equal(resp_head(s, framing[i].method, &h), WR_OK);
+    if ((int)h.body != framing[i].body)
+      fail_msg("%s: body %d, want %d", s, (int)h.body, framing[i].body);
+    if (framing[i].keep_alive >= 0 && h.keep_alive != framing[i].keep_alive)
+      fail_msg("%s: keep_alive %d, want %d", s, h.keep_alive, framing[i].keep_alive);
+  }
 
   /* 1xx, then the final response in the same buffer. */
   s = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
@@ -426,39 +450,11 @@ static void test_responses(void **state) {
   assert_int_equal(h.upgrade, 1);
   assert_int_equal(h.websocket, 1);
 
-  /* No framing: to EOF, not reusable. */
-  s = "HTTP/1.1 200 OK\r\n\r\nbody until close";
-  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
-  assert_int_equal(h.body, WR_HTTP1_BODY_EOF);
-  assert_int_equal(h.keep_alive, 0);
-
-  /* Chunked; chunked wins over Content-Length but the connection is done. */
-  s = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
-  assert_int_equal(h.body, WR_HTTP1_BODY_CHUNKED);
-  assert_int_equal(h.keep_alive, 1);
-  s = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n";
-  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
-  assert_int_equal(h.body, WR_HTTP1_BODY_CHUNKED);
-  assert_int_equal(h.keep_alive, 0);
-
-  /* HTTP/1.0: keep-alive only if asked; Transfer-Encoding ignored. */
+  /* HTTP/1.0: keep-alive only if asked. */
   s = "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n";
   assert_int_equal(resp_head(s, "GET", &h), WR_OK);
   assert_int_equal(h.minor, 0);
   assert_int_equal(h.keep_alive, 1);
-  assert_int_equal(h.body, WR_HTTP1_BODY_LENGTH);
-  s = "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-  assert_int_equal(resp_head(s, "GET", &h), WR_OK);
-  assert_int_equal(h.body, WR_HTTP1_BODY_EOF);
-  assert_int_equal(h.keep_alive, 0);
-
-  /* CONNECT 2xx: the tunnel starts, no body; a refusal has one. */
-  s = "HTTP/1.1 200 Connection established\r\n\r\n";
-  assert_int_equal(resp_head(s, "CONNECT", &h), WR_OK);
-  assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
-  s = "HTTP/1.1 403 Forbidden\r\nContent-Length: 1\r\n\r\n";
-  assert_int_equal(resp_head(s, "CONNECT", &h), WR_OK);
   assert_int_equal(h.body, WR_HTTP1_BODY_LENGTH);
 
   /* Status lines without a reason. */
