@@ -109,13 +109,20 @@ static int origin_gone(ctx *c) {
 }
 static int origin_has_request(ctx *c) { return c->origins[O_APP].last_head.len > 0; }
 
+/* Starts |c| with an origin that never answers and sends it a GET (with FIN
+ * if |fin|); returns once the origin has the request. */
+static estream *start_hanging(ctx *c, int fin) {
+  ctx_start(c, M_HANG);
+  estream *e =
+      edge_send(c, WR_CONNECT_HTTP, "/slow", "GET", "app.example.test", NULL, NULL, 0, fin);
+  run_until(c, origin_has_request, 20000);
+  return e;
+}
+
 static void test_edge_reset_aborts_origin(void **state) {
   ctx c;
   (void)state;
-  ctx_start(&c, M_HANG);
-  estream *e =
-      edge_send(&c, WR_CONNECT_HTTP, "/slow", "GET", "app.example.test", NULL, NULL, 0, 0);
-  run_until(&c, origin_has_request, 20000);
+  estream *e = start_hanging(&c, 0);
   wr_quic_stream_reset(c.sconn, e->sid, 0);
   wr_quic_stream_stop_sending(c.sconn, e->sid, 0);
   run_until(&c, origin_gone, 20000);
@@ -306,10 +313,7 @@ static void test_vector_websocket(void **state) {
 static void test_free_in_flight(void **state) {
   ctx c;
   (void)state;
-  ctx_start(&c, M_HANG);
-  estream *e =
-      edge_send(&c, WR_CONNECT_HTTP, "/slow", "GET", "app.example.test", NULL, NULL, 0, 1);
-  run_until(&c, origin_has_request, 20000);
+  estream *e = start_hanging(&c, 1);
   assert_int_equal(wr_proxy_active(c.proxy), 1);
   es_free(e);
   ctx_stop(&c); /* asserts every origin connection got closed */
