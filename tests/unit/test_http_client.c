@@ -267,56 +267,37 @@ static void test_timeout_reading_body(void **state) {
   wr_http_response_free(&r);
 }
 
-static void test_eof_cases(void **state) {
+/* A GET / against a server that answers |response| (NULL: closes without a
+ * byte) fails with |want| and an error message containing |msg|. */
+static void expect_get_fails(const char *response, int want, const char *msg) {
   wr_http_response r;
   char err[512];
-  (void)state;
-  script s1 = {.response = NULL}; /* closes without a byte */
-  script_start(&s1);
-  assert_int_equal(do_get(&s1, "GET", "/", NULL, &r, err, sizeof(err)), WR_ERR_IO);
-  script_join(&s1);
-  assert_non_null(strstr(err, "\": EOF"));
-  wr_http_response_free(&r);
-
-  script s2 = {.response = "HTTP/1.1 200 OK\r\nContent-Len"}; /* head cut short */
-  script_start(&s2);
-  assert_int_equal(do_get(&s2, "GET", "/", NULL, &r, err, sizeof(err)), WR_ERR_IO);
-  script_join(&s2);
-  assert_non_null(strstr(err, "\": unexpected EOF"));
-  wr_http_response_free(&r);
-
-  script s3 = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"}; /* body cut short */
-  script_start(&s3);
-  assert_int_equal(do_get(&s3, "GET", "/", NULL, &r, err, sizeof(err)), WR_ERR_IO);
-  script_join(&s3);
-  assert_non_null(strstr(err, "\": unexpected EOF"));
-  wr_http_response_free(&r);
-
-  script s4 = {.response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"};
-  script_start(&s4);
-  assert_int_equal(do_get(&s4, "GET", "/", NULL, &r, err, sizeof(err)), WR_ERR_IO);
-  script_join(&s4);
-  assert_non_null(strstr(err, "\": unexpected EOF"));
+  script s = {.response = response};
+  script_start(&s);
+  assert_int_equal(do_get(&s, "GET", "/", NULL, &r, err, sizeof(err)), want);
+  script_join(&s);
+  assert_non_null(strstr(err, msg));
   wr_http_response_free(&r);
 }
 
-static void test_malformed_response(void **state) {
-  wr_http_response r;
-  char err[512];
+static void test_eof_cases(void **state) {
   (void)state;
-  script s = {.response = "SSH-2.0-OpenSSH_9.2\r\n\r\n"};
-  script_start(&s);
-  assert_int_equal(do_get(&s, "GET", "/", NULL, &r, err, sizeof(err)), WR_ERR_PROTO);
-  script_join(&s);
-  assert_non_null(strstr(err, "malformed HTTP response \"SSH-2.0-OpenSSH_9.2\""));
-  wr_http_response_free(&r);
+  expect_get_fails(NULL, WR_ERR_IO, "\": EOF"); /* closes without a byte */
+  /* head cut short */
+  expect_get_fails("HTTP/1.1 200 OK\r\nContent-Len", WR_ERR_IO, "\": unexpected EOF");
+  /* body cut short */
+  expect_get_fails("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", WR_ERR_IO,
+                   "\": unexpected EOF");
+  expect_get_fails("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", WR_ERR_IO,
+                   "\": unexpected EOF");
+}
 
-  script s2 = {.response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"};
-  script_start(&s2);
-  assert_int_equal(do_get(&s2, "GET", "/", NULL, &r, err, sizeof(err)), WR_ERR_PROTO);
-  script_join(&s2);
-  assert_non_null(strstr(err, "malformed chunked encoding"));
-  wr_http_response_free(&r);
+static void test_malformed_response(void **state) {
+  (void)state;
+  expect_get_fails("SSH-2.0-OpenSSH_9.2\r\n\r\n", WR_ERR_PROTO,
+                   "malformed HTTP response \"SSH-2.0-OpenSSH_9.2\"");
+  expect_get_fails("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", WR_ERR_PROTO,
+                   "malformed chunked encoding");
 }
 
 static void test_limits(void **state) {
