@@ -33,12 +33,12 @@ int wr_store_account_create(wr_store *s, const char *actor, const char *name, wr
   return rv;
 }
 
-static void read_account(wr_db_stmt *st, void *row) {
-  wr_account *a = row;
-  wr__store_col_copy(st, 0, a->id, sizeof(a->id));
-  wr__store_col_copy(st, 1, a->name, sizeof(a->name));
-  a->created_at = wr_db_col_int64(st, 2);
-}
+static const wr__store_col account_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_account, id),
+    WR__COL(WR__COL_TEXT, wr_account, name),
+    WR__COL(WR__COL_INT64, wr_account, created_at),
+};
+WR__STORE_ROW_READER(read_account, account_cols)
 
 int wr_store_account_get(wr_store *s, const char *id, wr_account *out) {
   return wr__store_one(
@@ -100,15 +100,15 @@ static int check_email(wr_store *s, const char *email) {
   return WR_OK;
 }
 
-static void read_user(wr_db_stmt *st, void *row) {
-  wr_user *u = row;
-  wr__store_col_copy(st, 0, u->id, sizeof(u->id));
-  wr__store_col_copy(st, 1, u->account_id, sizeof(u->account_id));
-  wr__store_col_copy(st, 2, u->email, sizeof(u->email));
-  u->has_password = !wr_db_col_is_null(st, 3);
-  u->is_service = (int)wr_db_col_int64(st, 4);
-  u->created_at = wr_db_col_int64(st, 5);
-}
+static const wr__store_col user_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_user, id),
+    WR__COL(WR__COL_TEXT, wr_user, account_id),
+    WR__COL(WR__COL_TEXT, wr_user, email),
+    WR__COL(WR__COL_NOTNULL, wr_user, has_password), /* password_hash */
+    WR__COL(WR__COL_INT, wr_user, is_service),
+    WR__COL(WR__COL_INT64, wr_user, created_at),
+};
+WR__STORE_ROW_READER(read_user, user_cols)
 
 #define USER_SELECT "SELECT id, account_id, email, password_hash, is_service, created_at FROM users "
 
@@ -222,15 +222,15 @@ out_notx:
   "SELECT k.id, k.user_id, u.account_id, coalesce(k.zone_id, ''), k.created_at, coalesce(k.revoked_at, 0)" \
   " FROM api_tokens k JOIN users u ON u.id = k.user_id "
 
-static void read_token(wr_db_stmt *st, void *row) {
-  wr_api_token *k = row;
-  wr__store_col_copy(st, 0, k->id, sizeof(k->id));
-  wr__store_col_copy(st, 1, k->user_id, sizeof(k->user_id));
-  wr__store_col_copy(st, 2, k->account_id, sizeof(k->account_id));
-  wr__store_col_copy(st, 3, k->zone_id, sizeof(k->zone_id));
-  k->created_at = wr_db_col_int64(st, 4);
-  k->revoked_at = wr_db_col_int64(st, 5);
-}
+static const wr__store_col token_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_api_token, id),
+    WR__COL(WR__COL_TEXT, wr_api_token, user_id),
+    WR__COL(WR__COL_TEXT, wr_api_token, account_id),
+    WR__COL(WR__COL_TEXT, wr_api_token, zone_id),
+    WR__COL(WR__COL_INT64, wr_api_token, created_at),
+    WR__COL(WR__COL_INT64, wr_api_token, revoked_at),
+};
+WR__STORE_ROW_READER(read_token, token_cols)
 
 int wr_store_token_verify(wr_store *s, const char *token, wr_api_token *out) {
   uint8_t hash[32];
