@@ -161,6 +161,21 @@ static int token_hash(wr_store *s, const char *token, uint8_t out[32]) {
   return WR_OK;
 }
 
+/* The zone |zone_id| a token is limited to, which must be in the user's
+ * account |account_id| (|user| names the user in the message); its id to
+ * |id_out| when not NULL. WR_OK, WR_ERR_INVAL or wr_store_zone_get's error. */
+static int token_zone(wr_store *s, const char *zone_id, const char *account_id, const char *user,
+                      char id_out[WR_STORE_ID_LEN + 1]) {
+  wr_zone z;
+  int rv;
+  if ((rv = wr_store_zone_get(s, zone_id, &z)) != WR_OK) return rv;
+  if (strcmp(z.account_id, account_id) != 0)
+    return wr__store_serr(s, WR_ERR_INVAL, "zone %s belongs to another account than user %s",
+                          z.name, user);
+  if (id_out) wr__store_copy_str(id_out, WR_STORE_ID_LEN + 1, z.id);
+  return WR_OK;
+}
+
 int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, const char *zone_id,
                           char token[WR_STORE_TOKEN_LEN + 1], wr_api_token *out) {
   /* base64url's alphabet: safe in headers, URLs and shells. */
@@ -191,16 +206,8 @@ int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, c
   }
   wr__store_col_copy(st, 0, k.user_id, sizeof(k.user_id));
   wr__store_col_copy(st, 1, k.account_id, sizeof(k.account_id));
-  if (zone_id) {
-    wr_zone z;
-    if ((rv = wr_store_zone_get(s, zone_id, &z)) != WR_OK) goto out;
-    if (strcmp(z.account_id, k.account_id) != 0) {
-      rv = wr__store_serr(s, WR_ERR_INVAL, "zone %s belongs to another account than user %s",
-                          z.name, k.user_id);
-      goto out;
-    }
-    wr__store_copy_str(k.zone_id, sizeof(k.zone_id), z.id);
-  }
+  if (zone_id && (rv = token_zone(s, zone_id, k.account_id, k.user_id, k.zone_id)) != WR_OK)
+    goto out;
   rv = wr__store_execf(
       s, NULL, "create API token",
       "INSERT INTO api_tokens(id, user_id, token_hash, zone_id, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -374,15 +381,7 @@ int wr_store_token_roll(wr_store *s, const char *actor, const char *user_id, con
   if (revoked) *revoked = 0;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
   if ((rv = wr_store_user_get(s, user_id, &u)) != WR_OK) goto out;
-  if (zone_id) {
-    wr_zone z;
-    if ((rv = wr_store_zone_get(s, zone_id, &z)) != WR_OK) goto out;
-    if (strcmp(z.account_id, u.account_id) != 0) {
-      rv = wr__store_serr(s, WR_ERR_INVAL, "zone %s belongs to another account than user %s",
-                          z.name, u.email);
-      goto out;
-    }
-  }
+  if (zone_id && (rv = token_zone(s, zone_id, u.account_id, u.email, NULL)) != WR_OK) goto out;
   rv = wr__store_execf(
       s, &changed, "revoke API tokens",
       "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", "is",
