@@ -63,4 +63,28 @@
     (x)->prev = (x)->next = NULL;                  \
   } while (0)
 
+/* Queues: singly linked, first in first out (BSD STAILQ's use), over plain
+ * |head| and |tail| pointers (both NULL: empty) and the element's link
+ * member named by |next|. The same evaluation caveat. */
+
+/* Puts |x| last in the queue at |head| .. |tail|. */
+#define WR_FIFO_PUSH(head, tail, x, next) \
+  do {                                    \
+    (x)->next = NULL;                     \
+    if (tail)                             \
+      (tail)->next = (x);                 \
+    else                                  \
+      (head) = (x);                       \
+    (tail) = (x);                         \
+  } while (0)
+
+/* Takes the first element off the queue at |head| .. |tail|, which must
+ * not be empty (read |head| first to keep it). Its |next| is left as it
+ * was. */
+#define WR_FIFO_POP(head, tail, next)    \
+  do {                                    \
+    (head) = (head)->next;                \
+    if (!(head)) (tail) = NULL;           \
+  } while (0)
+
 #endif

@@ -471,11 +471,36 @@ static void test_dlist(void **state) {
   dl_expect(head, tail, NULL, 0);
 }
 
+/* lib/list.h: queues give their elements back in the order they came,
+ * and an emptied queue takes new ones. */
+static void test_fifo(void **state) {
+  (void)state;
+  dl_node e[3] = {{0, NULL, NULL}, {1, NULL, NULL}, {2, NULL, NULL}};
+  dl_node *head = NULL, *tail = NULL;
+  e[0].n = &e[2]; /* a stale link is cleared by the push */
+  WR_FIFO_PUSH(head, tail, &e[0], n);
+  assert_null(e[0].n);
+  WR_FIFO_PUSH(head, tail, &e[1], n);
+  assert_ptr_equal(head, &e[0]);
+  assert_ptr_equal(tail, &e[1]);
+  WR_FIFO_POP(head, tail, n);
+  assert_ptr_equal(head, &e[1]);
+  assert_ptr_equal(tail, &e[1]);
+  WR_FIFO_POP(head, tail, n);
+  assert_null(head);
+  assert_null(tail);
+  WR_FIFO_PUSH(head, tail, &e[2], n);
+  WR_FIFO_PUSH(head, tail, &e[0], n);
+  assert_ptr_equal(head, &e[2]);
+  assert_ptr_equal(head->n, &e[0]);
+  assert_ptr_equal(tail, &e[0]);
+}
+
 int main(void) {
   return UNIT_RUN_NAME(
       "lib", NULL, NULL,
       UNIT_TESTS(test_base64_go_compatible, test_uuid_and_hex, test_hex_helpers, test_base64_url,
                  test_pct_encode, test_pct_decode, test_base64_decode_flags, test_buf_limit, test_durations,
                  test_flag_precedence, test_file_helpers, test_flag_shadowing_and_copy,
-                 test_siphash_reference, test_minheap, test_byte_order, test_dlist));
+                 test_siphash_reference, test_minheap, test_byte_order, test_dlist, test_fifo));
 }
