@@ -25,6 +25,18 @@ static void api_failed(wr_buf *b, const char *what, const char *err) {
   wr_buf_append_str(b, "</p>\n");
 }
 
+/* GET of the account's |rest| (|query| may be NULL) through the API: the
+ * result list, or NULL after writing "|failed|: why" into |b|. *env gets
+ * the whole answer (the caller releases it; NULL-initialised by it). */
+static json_t *acct_list(dash_req *q, wr_buf *b, const char *rest, const char *query,
+                         const char *failed, json_t **env) {
+  char path[128], err[512];
+  acct_path(q, path, sizeof(path), rest);
+  json_t *list = wr__dash_api(q, "GET", path, query, NULL, env, err, sizeof(err));
+  if (!list) api_failed(b, failed, err);
+  return list;
+}
+
 /* The account's live tunnels (the API's list), or NULL with |err|. */
 static json_t *tunnels(dash_req *q, json_t **env, char *err, size_t errlen) {
   char path[128];
@@ -163,13 +175,10 @@ static void dns_section(dash_req *q, wr_buf *b, const wr_zone *zones, size_t nz)
 }
 
 static void ip_section(dash_req *q, wr_buf *b) {
-  char path[128], err[512];
   json_t *env = NULL, *r;
   size_t i;
-  acct_path(q, path, sizeof(path), "/teamnet/routes");
   wr_buf_append_str(b, "<h2>IP routes</h2>");
-  json_t *list = wr__dash_api(q, "GET", path, "is_deleted=false", NULL, &env, err, sizeof(err));
-  if (!list) api_failed(b, "Listing IP routes failed", err);
+  json_t *list = acct_list(q, b, "/teamnet/routes", "is_deleted=false", "Listing IP routes failed", &env);
   wr_buf_append_str(b, "<table id=\"ip-routes\"><thead><tr><th>Network</th><th>Tunnel</th><th>Virtual network</th>"
                        "<th>Comment</th><th></th></tr></thead><tbody>\n");
   json_array_foreach(list, i, r) {
@@ -208,13 +217,10 @@ void wr__dash_routes(dash_req *q) {
 
 void wr__dash_devices(dash_req *q) {
   wr_buf b;
-  char path[128], err[512];
   json_t *env = NULL, *dv;
   size_t i;
   wr__dash_begin(q, &b, "Devices", "devices");
-  acct_path(q, path, sizeof(path), "/devices");
-  json_t *list = wr__dash_api(q, "GET", path, NULL, NULL, &env, err, sizeof(err));
-  if (!list) api_failed(&b, "Listing devices failed", err);
+  json_t *list = acct_list(q, &b, "/devices", NULL, "Listing devices failed", &env);
   wr_buf_append_str(&b, "<table id=\"devices\"><thead><tr><th>Name</th><th>Addresses</th><th>Public key</th>"
                         "<th>Last handshake</th><th class=\"num\">Received</th><th class=\"num\">Sent</th>"
                         "<th>Revoked</th></tr></thead><tbody>\n");
@@ -253,13 +259,10 @@ static void app_policies(dash_req *q, wr_buf *b, json_t *app) {
  * they are managed through the API, docs/access.md). */
 void wr__dash_access(dash_req *q) {
   wr_buf b;
-  char path[128], err[512];
   json_t *env = NULL, *app;
   size_t i;
   wr__dash_begin(q, &b, "Access applications", "access");
-  acct_path(q, path, sizeof(path), "/access/apps");
-  json_t *list = wr__dash_api(q, "GET", path, NULL, NULL, &env, err, sizeof(err));
-  if (!list) api_failed(&b, "Listing Access applications failed", err);
+  json_t *list = acct_list(q, &b, "/access/apps", NULL, "Listing Access applications failed", &env);
   wr_buf_append_str(&b, "<table id=\"access-apps\"><thead><tr><th>Name</th><th>Domain</th><th>Session</th>"
                         "<th>Audience tag</th><th>Policies</th></tr></thead><tbody>\n");
   json_array_foreach(list, i, app) {
@@ -302,13 +305,10 @@ void wr__dash_users(dash_req *q) {
 
 void wr__dash_audit(dash_req *q) {
   wr_buf b;
-  char path[128], err[512];
   json_t *env = NULL, *row;
   size_t i;
   wr__dash_begin(q, &b, "Audit log", "audit");
-  acct_path(q, path, sizeof(path), "/audit_logs");
-  json_t *list = wr__dash_api(q, "GET", path, "per_page=200", NULL, &env, err, sizeof(err));
-  if (!list) api_failed(&b, "Reading the audit log failed", err);
+  json_t *list = acct_list(q, &b, "/audit_logs", "per_page=200", "Reading the audit log failed", &env);
   wr_buf_append_str(&b, "<table id=\"audit\"><thead><tr><th>When</th><th>Actor</th><th>Action</th><th>Resource</th>"
                         "<th>Details</th></tr></thead><tbody>\n");
   json_array_foreach(list, i, row) {
