@@ -197,10 +197,24 @@ static int fetch(wr_acme *a, wr__acme_job *j, const char *url, wr_acme_order *or
   return rv;
 }
 
+/* POSTs |pay| (its reference is taken: released here) to |url| and wants a
+ * 200: otherwise the CA's problem is reported as |what|, WR_ERR_DENIED. */
+static int post_want_200(wr_acme *a, wr__acme_job *j, const char *url, json_t *pay,
+                         const char *what) {
+  wr_http_response resp;
+  int rv = post(a, j, url, pay, 0, &resp);
+  json_decref(pay);
+  if (rv == WR_OK && resp.status != 200) {
+    problem(j, what, &resp);
+    rv = WR_ERR_DENIED;
+  }
+  wr_http_response_free(&resp);
+  return rv;
+}
+
 /* Publishes the answer, tells the CA, waits for its verdict, withdraws. */
 static int solve(wr_acme *a, wr__acme_job *j, const char *url, wr_acme_authz *z) {
   char ka[WR_ACME_KEYAUTH_MAX + 1], txt[WR_ACME_THUMB_LEN + 1], key[WR_ACME_NAME_MAX + 20];
-  wr_http_response resp;
   int rv = wr_acme_key_authorization(a->w.key, z->token, ka, sizeof(ka));
   if (rv != WR_OK) return rv;
   if (a->dns01) {
@@ -215,14 +229,7 @@ static int solve(wr_acme *a, wr__acme_job *j, const char *url, wr_acme_authz *z)
     seterr(j, "too many challenges at once");
     return rv;
   }
-  json_t *empty = json_object();
-  rv = post(a, j, z->chall_url, empty, 0, &resp);
-  json_decref(empty);
-  if (rv == WR_OK && resp.status != 200) {
-    problem(j, "the challenge", &resp);
-    rv = WR_ERR_DENIED;
-  }
-  wr_http_response_free(&resp);
+  rv = post_want_200(a, j, z->chall_url, json_object(), "the challenge");
   for (int i = 0; rv == WR_OK && i < MAX_POLLS; i++) {
     if ((rv = fetch(a, j, url, NULL, z)) != WR_OK) break;
     if (z->status == WR_ACME_VALID) break;
@@ -284,7 +291,6 @@ static int finalize(wr_acme *a, wr__acme_job *j, const char *url, wr_acme_order 
                     char **key_pem) {
   char *csr = NULL;
   const char *names[1] = {j->host};
-  wr_http_response resp;
   int rv = wr_acme_csr(names, 1, key_pem, &csr);
   if (rv != WR_OK) {
     seterr(j, "cannot make a CSR: %s", wr_strerror(rv));
@@ -292,13 +298,7 @@ static int finalize(wr_acme *a, wr__acme_job *j, const char *url, wr_acme_order 
   }
   json_t *pay = json_pack("{s:s}", "csr", csr);
   free(csr);
-  rv = post(a, j, o->finalize, pay, 0, &resp);
-  json_decref(pay);
-  if (rv == WR_OK && resp.status != 200) {
-    problem(j, "finalize", &resp);
-    rv = WR_ERR_DENIED;
-  }
-  wr_http_response_free(&resp);
+  rv = post_want_200(a, j, o->finalize, pay, "finalize");
   for (int i = 0; rv == WR_OK && i < MAX_POLLS; i++) {
     if ((rv = fetch(a, j, url, o, NULL)) != WR_OK) break;
     if (o->status == WR_ACME_VALID && o->certificate[0]) break;

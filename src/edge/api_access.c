@@ -194,20 +194,31 @@ static void random_hex(char *out, size_t bytes) {
 
 /* ---- apps -------------------------------------------------------------------------- */
 
-static void app_create(wr__api_ctx *c) {
-  json_t *body = wr__api_body(c), *doc, *out;
-  char aud[65], lookup[WR_STORE_HOST_MAX + PATH_MAX_LEN + 2];
-  if (!body) return;
-  random_hex(aud, 32);
-  if (!(doc = app_doc(c, body, aud, lookup, sizeof(lookup)))) return;
-  int rv = wr_store_access_create(c->store, c->actor, c->token.account_id, "app", NULL, lookup, NULL, doc, &out);
+/* Stores |doc| (consumed) as a new object of |kind| (|id| NULL) or as the
+ * new body of object |id|, then answers with the stored object or the
+ * store's error. |parent| and |lookup| as wr_store_access_create. */
+static void doc_write(wr__api_ctx *c, const char *kind, const char *parent, const char *id,
+                      const char *lookup, json_t *doc) {
+  const char *a = c->token.account_id;
+  json_t *out;
+  int rv = id ? wr_store_access_update(c->store, c->actor, a, kind, parent, id, lookup, doc, &out)
+              : wr_store_access_create(c->store, c->actor, a, kind, parent, lookup, NULL, doc, &out);
   json_decref(doc);
   if (rv != WR_OK) wr__api_store_err(c, rv, NULL);
   else wr__api_ok(c, out_doc(out), NULL);
 }
 
+static void app_create(wr__api_ctx *c) {
+  json_t *body = wr__api_body(c), *doc;
+  char aud[65], lookup[WR_STORE_HOST_MAX + PATH_MAX_LEN + 2];
+  if (!body) return;
+  random_hex(aud, 32);
+  if (!(doc = app_doc(c, body, aud, lookup, sizeof(lookup)))) return;
+  doc_write(c, "app", NULL, NULL, lookup, doc);
+}
+
 static void app_update(wr__api_ctx *c, const char *id) {
-  json_t *body = wr__api_body(c), *old, *doc, *out;
+  json_t *body = wr__api_body(c), *old, *doc;
   char lookup[WR_STORE_HOST_MAX + PATH_MAX_LEN + 2];
   wr_store *s = c->store;
   int rv;
@@ -220,10 +231,7 @@ static void app_update(wr__api_ctx *c, const char *id) {
   doc = app_doc(c, body, json_string_value(json_object_get(old, "aud")), lookup, sizeof(lookup));
   json_decref(old);
   if (!doc) return;
-  rv = wr_store_access_update(s, c->actor, c->token.account_id, "app", NULL, id, lookup, doc, &out);
-  json_decref(doc);
-  if (rv != WR_OK) wr__api_store_err(c, rv, NULL);
-  else wr__api_ok(c, out_doc(out), NULL);
+  doc_write(c, "app", NULL, id, lookup, doc);
 }
 
 /* ---- policies and groups -------------------------------------------------------------- */
@@ -258,22 +266,11 @@ static json_t *rules_doc(wr__api_ctx *c, json_t *body, int policy) {
   return d;
 }
 
-static void rules_create(wr__api_ctx *c, const char *kind, const char *parent) {
-  json_t *body = wr__api_body(c), *doc, *out;
+/* POST (|id| NULL) or PUT of a policy or a group. */
+static void rules_write(wr__api_ctx *c, const char *kind, const char *parent, const char *id) {
+  json_t *body = wr__api_body(c), *doc;
   if (!body || !(doc = rules_doc(c, body, parent != NULL))) return;
-  int rv = wr_store_access_create(c->store, c->actor, c->token.account_id, kind, parent, NULL, NULL, doc, &out);
-  json_decref(doc);
-  if (rv != WR_OK) wr__api_store_err(c, rv, NULL);
-  else wr__api_ok(c, out_doc(out), NULL);
-}
-
-static void rules_update(wr__api_ctx *c, const char *kind, const char *parent, const char *id) {
-  json_t *body = wr__api_body(c), *doc, *out;
-  if (!body || !(doc = rules_doc(c, body, parent != NULL))) return;
-  int rv = wr_store_access_update(c->store, c->actor, c->token.account_id, kind, parent, id, NULL, doc, &out);
-  json_decref(doc);
-  if (rv != WR_OK) wr__api_store_err(c, rv, NULL);
-  else wr__api_ok(c, out_doc(out), NULL);
+  doc_write(c, kind, parent, id, NULL, doc);
 }
 
 /* ---- service tokens ------------------------------------------------------------------- */
@@ -409,7 +406,7 @@ static json_t *idp_doc(wr__api_ctx *c, json_t *body, json_t *old) {
 }
 
 static void idp_write(wr__api_ctx *c, const char *id) {
-  json_t *body = wr__api_body(c), *old = NULL, *doc, *out;
+  json_t *body = wr__api_body(c), *old = NULL, *doc;
   wr_store *s = c->store;
   int rv;
   if (!body) return;
@@ -420,11 +417,7 @@ static void idp_write(wr__api_ctx *c, const char *id) {
   doc = idp_doc(c, body, old);
   json_decref(old);
   if (!doc) return;
-  rv = id ? wr_store_access_update(s, c->actor, c->token.account_id, "identity_provider", NULL, id, NULL, doc, &out)
-          : wr_store_access_create(s, c->actor, c->token.account_id, "identity_provider", NULL, NULL, NULL, doc, &out);
-  json_decref(doc);
-  if (rv != WR_OK) wr__api_store_err(c, rv, NULL);
-  else wr__api_ok(c, out_doc(out), NULL);
+  doc_write(c, "identity_provider", NULL, id, NULL, doc);
 }
 
 /* ---- signing keys ---------------------------------------------------------------- */
@@ -482,7 +475,7 @@ static void collection(wr__api_ctx *c, const char *kind, const char *parent, con
     if (!strcmp(kind, "app")) app_create(c);
     else if (!strcmp(kind, "service_token")) token_create(c);
     else if (!strcmp(kind, "identity_provider")) idp_write(c, NULL);
-    else rules_create(c, kind, parent);
+    else rules_write(c, kind, parent, NULL);
     return;
   }
   if (!strcmp(m, "GET")) {
@@ -500,7 +493,7 @@ static void collection(wr__api_ctx *c, const char *kind, const char *parent, con
   if (!strcmp(m, "PUT") && strcmp(kind, "service_token") != 0) {
     if (!strcmp(kind, "app")) app_update(c, id);
     else if (!strcmp(kind, "identity_provider")) idp_write(c, id);
-    else rules_update(c, kind, parent, id);
+    else rules_write(c, kind, parent, id);
     return;
   }
   wr__api_method(c, strcmp(kind, "service_token") ? "GET, PUT, DELETE" : "GET, DELETE");

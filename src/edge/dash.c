@@ -154,6 +154,25 @@ void wr__dash_jstr(wr_buf *b, json_t *o, const char *key) {
   wr_html_escape(b, s ? s : "");
 }
 
+void wr__dash_jfill(dash_req *q, wr_buf *b, json_t *o, const char *tmpl) {
+  const char *p = tmpl, *open, *close;
+  while ((open = strchr(p, '{')) && (close = strchr(open, '}'))) {
+    char key[64], *dot;
+    wr_buf_append(b, p, (size_t)(open - p));
+    snprintf(key, sizeof(key), "%.*s", (int)(close - open - 1), open + 1);
+    if (!strcmp(key, "@csrf")) {
+      wr__dash_csrf(q, b);
+    } else if ((dot = strchr(key, '.'))) {
+      *dot = '\0';
+      wr__dash_jstr(b, json_object_get(o, key), dot + 1);
+    } else {
+      wr__dash_jstr(b, o, key);
+    }
+    p = close + 1;
+  }
+  wr_buf_append_str(b, p);
+}
+
 void wr__dash_duration(wr_buf *b, int64_t s) {
   if (s < 0) s = 0;
   if (s >= 86400) wr_buf_printf(b, "%" PRId64 "d %" PRId64 "h", s / 86400, s % 86400 / 3600);

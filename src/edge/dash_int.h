@@ -97,6 +97,14 @@ json_t *wr__dash_api(dash_req *q, const char *method, const char *path, const ch
                      const char *body, json_t **env, char *err, size_t errlen);
 /* Appends the string member |key| of |o| escaped ("" for a missing one). */
 void wr__dash_jstr(wr_buf *b, json_t *o, const char *key);
+/* Appends |tmpl| with each "{key}" replaced as wr__dash_jstr(b, o, key)
+ * would, "{obj.key}" by the member |key| of the object member |obj|, and
+ * "{@csrf}" by the form's CSRF field (wr__dash_csrf); the rest is copied
+ * as it is (a '{' without a '}' after it too), in the same pieces as
+ * appending each by hand. Keys are under 64 bytes. A failed append is
+ * left to |b|, as with the other writers here (wr__dash_send warns of a
+ * cut page). On the request's thread. */
+void wr__dash_jfill(dash_req *q, wr_buf *b, json_t *o, const char *tmpl);
 /* "3d 4h", "5m 2s": a duration in seconds. */
 void wr__dash_duration(wr_buf *b, int64_t secs);
 

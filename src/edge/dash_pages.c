@@ -25,6 +25,18 @@ static void api_failed(wr_buf *b, const char *what, const char *err) {
   wr_buf_append_str(b, "</p>\n");
 }
 
+/* GET of the account's |rest| (|query| may be NULL) through the API: the
+ * result list, or NULL after writing "|failed|: why" into |b|. *env gets
+ * the whole answer (the caller releases it; NULL-initialised by it). */
+static json_t *acct_list(dash_req *q, wr_buf *b, const char *rest, const char *query,
+                         const char *failed, json_t **env) {
+  char path[128], err[512];
+  acct_path(q, path, sizeof(path), rest);
+  json_t *list = wr__dash_api(q, "GET", path, query, NULL, env, err, sizeof(err));
+  if (!list) api_failed(b, failed, err);
+  return list;
+}
+
 /* The account's live tunnels (the API's list), or NULL with |err|. */
 static json_t *tunnels(dash_req *q, json_t **env, char *err, size_t errlen) {
   char path[128];
@@ -51,15 +63,10 @@ static void conn_line(dash_req *q, wr_buf *b, json_t *c, int64_t now) {
   if (f.id && f.ts && wr__dash_on_loop(q, find_run, &f) != 0) f.rv = WR_ERR_NOTFOUND;
   const char *proto = f.rv == WR_OK ? f.info.protocol : "?";
   int64_t opened = 0;
-  wr_buf_append_str(b, "<div class=\"conn\" data-conn=\"");
-  wr__dash_jstr(b, c, "id");
-  wr_buf_append_str(b, "\">edge <b class=\"edge\">");
-  wr__dash_jstr(b, c, "colo_name");
-  wr_buf_append_str(b, "</b> · origin <span class=\"origin-ip\">");
-  wr__dash_jstr(b, c, "origin_ip");
-  wr_buf_append_str(b, "</span> · <span class=\"version\">");
-  wr__dash_jstr(b, c, "client_version");
-  wr_buf_append_str(b, "</span> · <span class=\"protocol\">");
+  wr__dash_jfill(q, b, c,
+                 "<div class=\"conn\" data-conn=\"{id}\">edge <b class=\"edge\">{colo_name}</b>"
+                 " · origin <span class=\"origin-ip\">{origin_ip}</span>"
+                 " · <span class=\"version\">{client_version}</span> · <span class=\"protocol\">");
   wr_html_escape(b, proto);
   wr_buf_append_str(b, "</span> · up <span class=\"uptime\">");
   if (wr__dash_parse_time(json_string_value(json_object_get(c, "opened_at")), &opened) == 0)
@@ -73,29 +80,18 @@ static void tunnel_row(dash_req *q, wr_buf *b, json_t *t, int64_t now) {
   json_t *conns = json_object_get(t, "connections");
   size_t i;
   json_t *c;
-  wr_buf_append_str(b, "<tr class=\"tunnel\" data-name=\"");
-  wr__dash_jstr(b, t, "name");
-  wr_buf_append_str(b, "\"><td class=\"name\">");
-  wr__dash_jstr(b, t, "name");
-  wr_buf_append_str(b, "<br><code class=\"id\">");
-  wr__dash_jstr(b, t, "id");
-  wr_buf_append_str(b, "</code></td><td class=\"status ");
-  wr__dash_jstr(b, t, "status");
-  wr_buf_append_str(b, "\">");
-  wr__dash_jstr(b, t, "status");
-  wr_buf_append_str(b, "</td><td class=\"connections\">");
+  wr__dash_jfill(q, b, t,
+                 "<tr class=\"tunnel\" data-name=\"{name}\"><td class=\"name\">{name}"
+                 "<br><code class=\"id\">{id}</code></td><td class=\"status {status}\">{status}"
+                 "</td><td class=\"connections\">");
   json_array_foreach(conns, i, c) conn_line(q, b, c, now);
   if (!json_array_size(conns)) wr_buf_append_str(b, "none");
-  wr_buf_append_str(b, "</td><td>");
-  wr__dash_jstr(b, t, "created_at");
-  wr_buf_append_str(b, "</td><td><a class=\"traffic\" href=\"" WR_DASH_PATH "/traffic?tunnel=");
-  wr__dash_jstr(b, t, "id");
-  wr_buf_append_str(b, "\">Traffic</a> <form class=\"inline\" method=\"post\" action=\"" WR_DASH_PATH
-                       "/tunnels/delete\" data-confirm=\"Delete this tunnel and its routes?\">");
-  wr__dash_csrf(q, b);
-  wr_buf_append_str(b, "<input type=\"hidden\" name=\"id\" value=\"");
-  wr__dash_jstr(b, t, "id");
-  wr_buf_append_str(b, "\"><button class=\"danger delete-tunnel\" type=\"submit\">Delete</button></form></td></tr>\n");
+  wr__dash_jfill(q, b, t,
+                 "</td><td>{created_at}</td><td><a class=\"traffic\" href=\"" WR_DASH_PATH
+                 "/traffic?tunnel={id}\">Traffic</a> <form class=\"inline\" method=\"post\" action=\"" WR_DASH_PATH
+                 "/tunnels/delete\" data-confirm=\"Delete this tunnel and its routes?\">{@csrf}"
+                 "<input type=\"hidden\" name=\"id\" value=\"{id}\"><button class=\"danger delete-tunnel\""
+                 " type=\"submit\">Delete</button></form></td></tr>\n");
 }
 
 void wr__dash_tunnels(dash_req *q) {
@@ -132,11 +128,7 @@ static void tunnel_options(dash_req *q, wr_buf *b) {
   size_t i;
   json_t *list = tunnels(q, &env, err, sizeof(err));
   json_array_foreach(list, i, t) {
-    wr_buf_append_str(b, "<option value=\"");
-    wr__dash_jstr(b, t, "id");
-    wr_buf_append_str(b, "\">");
-    wr__dash_jstr(b, t, "name");
-    wr_buf_append_str(b, "</option>");
+    wr__dash_jfill(q, b, t, "<option value=\"{id}\">{name}</option>");
   }
   json_decref(env);
 }
@@ -152,25 +144,16 @@ static void dns_section(dash_req *q, wr_buf *b, const wr_zone *zones, size_t nz)
     json_t *list = wr__dash_api(q, "GET", path, "per_page=1000", NULL, &env, err, sizeof(err));
     if (!list) api_failed(b, zones[z].name, err);
     json_array_foreach(list, i, r) {
-      json_t *meta = json_object_get(r, "meta");
-      wr_buf_append_str(b, "<tr class=\"dns-route\" data-host=\"");
-      wr__dash_jstr(b, r, "name");
-      wr_buf_append_str(b, "\"><td class=\"host\">");
-      wr__dash_jstr(b, r, "name");
-      wr_buf_append_str(b, "</td><td>");
-      wr__dash_jstr(b, meta, "tunnel_name");
-      wr_buf_append_str(b, "</td><td><code>");
-      wr__dash_jstr(b, r, "content");
-      wr_buf_append_str(b, "</code></td><td>");
-      wr__dash_jstr(b, r, "created_on");
-      wr_buf_append_str(b, "</td><td><form class=\"inline\" method=\"post\" action=\"" WR_DASH_PATH
-                           "/routes/dns/delete\" data-confirm=\"Delete this route?\">");
-      wr__dash_csrf(q, b);
-      wr_buf_append_str(b, "<input type=\"hidden\" name=\"zone\" value=\"");
+      wr__dash_jfill(q, b, r,
+                     "<tr class=\"dns-route\" data-host=\"{name}\"><td class=\"host\">{name}</td>"
+                     "<td>{meta.tunnel_name}</td><td><code>{content}</code></td><td>{created_on}</td>"
+                     "<td><form class=\"inline\" method=\"post\" action=\"" WR_DASH_PATH
+                     "/routes/dns/delete\" data-confirm=\"Delete this route?\">{@csrf}"
+                     "<input type=\"hidden\" name=\"zone\" value=\"");
       wr_html_escape(b, zones[z].id);
-      wr_buf_append_str(b, "\"><input type=\"hidden\" name=\"id\" value=\"");
-      wr__dash_jstr(b, r, "id");
-      wr_buf_append_str(b, "\"><button class=\"danger delete-route\" type=\"submit\">Delete</button></form></td></tr>\n");
+      wr__dash_jfill(q, b, r,
+                     "\"><input type=\"hidden\" name=\"id\" value=\"{id}\"><button class=\"danger delete-route\""
+                     " type=\"submit\">Delete</button></form></td></tr>\n");
     }
     json_decref(env);
   }
@@ -192,30 +175,19 @@ static void dns_section(dash_req *q, wr_buf *b, const wr_zone *zones, size_t nz)
 }
 
 static void ip_section(dash_req *q, wr_buf *b) {
-  char path[128], err[512];
   json_t *env = NULL, *r;
   size_t i;
-  acct_path(q, path, sizeof(path), "/teamnet/routes");
   wr_buf_append_str(b, "<h2>IP routes</h2>");
-  json_t *list = wr__dash_api(q, "GET", path, "is_deleted=false", NULL, &env, err, sizeof(err));
-  if (!list) api_failed(b, "Listing IP routes failed", err);
+  json_t *list = acct_list(q, b, "/teamnet/routes", "is_deleted=false", "Listing IP routes failed", &env);
   wr_buf_append_str(b, "<table id=\"ip-routes\"><thead><tr><th>Network</th><th>Tunnel</th><th>Virtual network</th>"
                        "<th>Comment</th><th></th></tr></thead><tbody>\n");
   json_array_foreach(list, i, r) {
-    wr_buf_append_str(b, "<tr class=\"ip-route\"><td class=\"network\">");
-    wr__dash_jstr(b, r, "network");
-    wr_buf_append_str(b, "</td><td><code>");
-    wr__dash_jstr(b, r, "tunnel_id");
-    wr_buf_append_str(b, "</code></td><td>");
-    wr__dash_jstr(b, r, "virtual_network_id");
-    wr_buf_append_str(b, "</td><td>");
-    wr__dash_jstr(b, r, "comment");
-    wr_buf_append_str(b, "</td><td><form class=\"inline\" method=\"post\" action=\"" WR_DASH_PATH
-                         "/routes/ip/delete\" data-confirm=\"Delete this route?\">");
-    wr__dash_csrf(q, b);
-    wr_buf_append_str(b, "<input type=\"hidden\" name=\"id\" value=\"");
-    wr__dash_jstr(b, r, "id");
-    wr_buf_append_str(b, "\"><button class=\"danger\" type=\"submit\">Delete</button></form></td></tr>\n");
+    wr__dash_jfill(q, b, r,
+                   "<tr class=\"ip-route\"><td class=\"network\">{network}</td><td><code>{tunnel_id}</code>"
+                   "</td><td>{virtual_network_id}</td><td>{comment}</td><td><form class=\"inline\""
+                   " method=\"post\" action=\"" WR_DASH_PATH "/routes/ip/delete\""
+                   " data-confirm=\"Delete this route?\">{@csrf}<input type=\"hidden\" name=\"id\""
+                   " value=\"{id}\"><button class=\"danger\" type=\"submit\">Delete</button></form></td></tr>\n");
   }
   json_decref(env);
   wr_buf_append_str(b, "</tbody></table>\n<form id=\"create-ip\" class=\"create\" method=\"post\" action=\"" WR_DASH_PATH
@@ -245,32 +217,21 @@ void wr__dash_routes(dash_req *q) {
 
 void wr__dash_devices(dash_req *q) {
   wr_buf b;
-  char path[128], err[512];
   json_t *env = NULL, *dv;
   size_t i;
   wr__dash_begin(q, &b, "Devices", "devices");
-  acct_path(q, path, sizeof(path), "/devices");
-  json_t *list = wr__dash_api(q, "GET", path, NULL, NULL, &env, err, sizeof(err));
-  if (!list) api_failed(&b, "Listing devices failed", err);
+  json_t *list = acct_list(q, &b, "/devices", NULL, "Listing devices failed", &env);
   wr_buf_append_str(&b, "<table id=\"devices\"><thead><tr><th>Name</th><th>Addresses</th><th>Public key</th>"
                         "<th>Last handshake</th><th class=\"num\">Received</th><th class=\"num\">Sent</th>"
                         "<th>Revoked</th></tr></thead><tbody>\n");
   json_array_foreach(list, i, dv) {
-    wr_buf_append_str(&b, "<tr><td>");
-    wr__dash_jstr(&b, dv, "name");
-    wr_buf_append_str(&b, "</td><td>");
-    wr__dash_jstr(&b, dv, "ipv4");
-    wr_buf_append_str(&b, " ");
-    wr__dash_jstr(&b, dv, "ipv6");
-    wr_buf_append_str(&b, "</td><td><code>");
-    wr__dash_jstr(&b, dv, "public_key");
-    wr_buf_append_str(&b, "</code></td><td>");
-    wr__dash_jstr(&b, dv, "last_handshake_at");
+    wr__dash_jfill(q, &b, dv,
+                   "<tr><td>{name}</td><td>{ipv4} {ipv6}</td><td><code>{public_key}</code></td>"
+                   "<td>{last_handshake_at}");
     wr_buf_printf(&b, "</td><td class=\"num\">%" JSON_INTEGER_FORMAT "</td><td class=\"num\">%" JSON_INTEGER_FORMAT "</td><td>",
                   json_integer_value(json_object_get(dv, "rx_bytes")),
                   json_integer_value(json_object_get(dv, "tx_bytes")));
-    wr__dash_jstr(&b, dv, "revoked_at");
-    wr_buf_append_str(&b, "</td></tr>\n");
+    wr__dash_jfill(q, &b, dv, "{revoked_at}</td></tr>\n");
   }
   json_decref(env);
   wr_buf_append_str(&b, "</tbody></table>\n<p class=\"note\">Add devices with <code>warren-edge device add</code>.</p>\n");
@@ -289,9 +250,7 @@ static void app_policies(dash_req *q, wr_buf *b, json_t *app) {
   if (!list) wr_html_escape(b, err);
   json_array_foreach(list, i, p) {
     if (i) wr_buf_append_str(b, "<br>");
-    wr__dash_jstr(b, p, "decision");
-    wr_buf_append_str(b, ": ");
-    wr__dash_jstr(b, p, "name");
+    wr__dash_jfill(q, b, p, "{decision}: {name}");
   }
   json_decref(env);
 }
@@ -300,25 +259,16 @@ static void app_policies(dash_req *q, wr_buf *b, json_t *app) {
  * they are managed through the API, docs/access.md). */
 void wr__dash_access(dash_req *q) {
   wr_buf b;
-  char path[128], err[512];
   json_t *env = NULL, *app;
   size_t i;
   wr__dash_begin(q, &b, "Access applications", "access");
-  acct_path(q, path, sizeof(path), "/access/apps");
-  json_t *list = wr__dash_api(q, "GET", path, NULL, NULL, &env, err, sizeof(err));
-  if (!list) api_failed(&b, "Listing Access applications failed", err);
+  json_t *list = acct_list(q, &b, "/access/apps", NULL, "Listing Access applications failed", &env);
   wr_buf_append_str(&b, "<table id=\"access-apps\"><thead><tr><th>Name</th><th>Domain</th><th>Session</th>"
                         "<th>Audience tag</th><th>Policies</th></tr></thead><tbody>\n");
   json_array_foreach(list, i, app) {
-    wr_buf_append_str(&b, "<tr class=\"access-app\"><td>");
-    wr__dash_jstr(&b, app, "name");
-    wr_buf_append_str(&b, "</td><td class=\"domain\">");
-    wr__dash_jstr(&b, app, "domain");
-    wr_buf_append_str(&b, "</td><td>");
-    wr__dash_jstr(&b, app, "session_duration");
-    wr_buf_append_str(&b, "</td><td><code>");
-    wr__dash_jstr(&b, app, "aud");
-    wr_buf_append_str(&b, "</code></td><td class=\"policies\">");
+    wr__dash_jfill(q, &b, app,
+                   "<tr class=\"access-app\"><td>{name}</td><td class=\"domain\">{domain}</td>"
+                   "<td>{session_duration}</td><td><code>{aud}</code></td><td class=\"policies\">");
     app_policies(q, &b, app);
     wr_buf_append_str(&b, "</td></tr>\n");
   }
@@ -355,29 +305,17 @@ void wr__dash_users(dash_req *q) {
 
 void wr__dash_audit(dash_req *q) {
   wr_buf b;
-  char path[128], err[512];
   json_t *env = NULL, *row;
   size_t i;
   wr__dash_begin(q, &b, "Audit log", "audit");
-  acct_path(q, path, sizeof(path), "/audit_logs");
-  json_t *list = wr__dash_api(q, "GET", path, "per_page=200", NULL, &env, err, sizeof(err));
-  if (!list) api_failed(&b, "Reading the audit log failed", err);
+  json_t *list = acct_list(q, &b, "/audit_logs", "per_page=200", "Reading the audit log failed", &env);
   wr_buf_append_str(&b, "<table id=\"audit\"><thead><tr><th>When</th><th>Actor</th><th>Action</th><th>Resource</th>"
                         "<th>Details</th></tr></thead><tbody>\n");
   json_array_foreach(list, i, row) {
-    json_t *res = json_object_get(row, "resource");
     char *meta = json_dumps(json_object_get(row, "metadata"), JSON_COMPACT);
-    wr_buf_append_str(&b, "<tr><td>");
-    wr__dash_jstr(&b, row, "when");
-    wr_buf_append_str(&b, "</td><td class=\"actor\">");
-    wr__dash_jstr(&b, row, "actor");
-    wr_buf_append_str(&b, "</td><td class=\"action\">");
-    wr__dash_jstr(&b, row, "action");
-    wr_buf_append_str(&b, "</td><td>");
-    wr__dash_jstr(&b, res, "type");
-    wr_buf_append_str(&b, " <code>");
-    wr__dash_jstr(&b, res, "id");
-    wr_buf_append_str(&b, "</code></td><td><code>");
+    wr__dash_jfill(q, &b, row,
+                   "<tr><td>{when}</td><td class=\"actor\">{actor}</td><td class=\"action\">{action}</td>"
+                   "<td>{resource.type} <code>{resource.id}</code></td><td><code>");
     wr_html_escape(&b, meta ? meta : "");
     wr_buf_append_str(&b, "</code></td></tr>\n");
     free(meta);

@@ -9,6 +9,7 @@
 
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "proto/dnsmsg.h"
@@ -442,8 +443,7 @@ static void up_tcp_closed(uv_handle_t *h) {
   up_req *r = u->head;
   u->handles--;
   u->state = UP_IDLE;
-  u->head = r->next;
-  if (!u->head) u->tail = NULL;
+  WR_FIFO_POP(u->head, u->tail, next);
   u->queued--;
   if (r->cb) r->cb(r->user, u->result, u->result_rcode, u->result_msg);
   wr_dns_update_msg_clear(&r->msg);
@@ -608,11 +608,7 @@ int wr_dns_update_send(wr_dns_updater *u, const wr_dns_change *changes, size_t n
   }
   r->cb = cb;
   r->user = user;
-  if (u->tail)
-    u->tail->next = r;
-  else
-    u->head = r;
-  u->tail = r;
+  WR_FIFO_PUSH(u->head, u->tail, r, next);
   u->queued++;
   if (u->state == UP_IDLE) uv_idle_start(&u->kick, up_kick);
   return WR_OK;

@@ -115,25 +115,11 @@ static size_t client_key(uint8_t out[WR__KEY_MAX], const wr_router_ingress *in,
 }
 
 static void lru_unlink(wr_router *r, wr__flow *f) {
-  if (f->prev)
-    f->prev->next = f->next;
-  else
-    r->lru_head = f->next;
-  if (f->next)
-    f->next->prev = f->prev;
-  else
-    r->lru_tail = f->prev;
-  f->prev = f->next = NULL;
+  WR_DLIST_REMOVE(r->lru_head, r->lru_tail, f, prev, next);
 }
 
 static void lru_append(wr_router *r, wr__flow *f) {
-  f->prev = r->lru_tail;
-  f->next = NULL;
-  if (r->lru_tail)
-    r->lru_tail->next = f;
-  else
-    r->lru_head = f;
-  r->lru_tail = f;
+  WR_DLIST_APPEND(r->lru_head, r->lru_tail, f, prev, next);
 }
 
 static void touch(wr_router *r, wr__flow *f) {

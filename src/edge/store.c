@@ -377,6 +377,40 @@ void wr__store_col_copy(wr_db_stmt *st, int i, char *dst, size_t size) {
   wr__store_copy_str(dst, size, wr_db_col_text(st, i));
 }
 
+void wr__store_read_cols(wr_db_stmt *st, const wr__store_col *cols, size_t ncols, void *row) {
+  for (size_t i = 0; i < ncols; i++) {
+    unsigned char *f = (unsigned char *)row + cols[i].off;
+    int c = (int)i, v;
+    int64_t i64;
+    unsigned u;
+    switch (cols[i].kind) {
+    case WR__COL_TEXT:
+      wr__store_col_copy(st, c, (char *)f, cols[i].size);
+      break;
+    case WR__COL_INT64:
+      i64 = wr_db_col_int64(st, c);
+      memcpy(f, &i64, sizeof(i64));
+      break;
+    case WR__COL_INT:
+    case WR__COL_BOOL:
+      v = (int)wr_db_col_int64(st, c);
+      if (cols[i].kind == WR__COL_BOOL) v = v != 0;
+      memcpy(f, &v, sizeof(v));
+      break;
+    case WR__COL_UINT:
+      u = (unsigned)wr_db_col_int64(st, c);
+      memcpy(f, &u, sizeof(u));
+      break;
+    case WR__COL_NOTNULL:
+      v = !wr_db_col_is_null(st, c);
+      memcpy(f, &v, sizeof(v));
+      break;
+    case WR__COL_SKIP:
+      break;
+    }
+  }
+}
+
 /* Makes room for one more element (amortised doubling). */
 void *wr__store_grow(void *arr, size_t n, size_t *cap, size_t size) {
   if (n < *cap) return arr;

@@ -33,12 +33,12 @@ int wr_store_account_create(wr_store *s, const char *actor, const char *name, wr
   return rv;
 }
 
-static void read_account(wr_db_stmt *st, void *row) {
-  wr_account *a = row;
-  wr__store_col_copy(st, 0, a->id, sizeof(a->id));
-  wr__store_col_copy(st, 1, a->name, sizeof(a->name));
-  a->created_at = wr_db_col_int64(st, 2);
-}
+static const wr__store_col account_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_account, id),
+    WR__COL(WR__COL_TEXT, wr_account, name),
+    WR__COL(WR__COL_INT64, wr_account, created_at),
+};
+WR__STORE_ROW_READER(read_account, account_cols)
 
 int wr_store_account_get(wr_store *s, const char *id, wr_account *out) {
   return wr__store_one(
@@ -100,15 +100,15 @@ static int check_email(wr_store *s, const char *email) {
   return WR_OK;
 }
 
-static void read_user(wr_db_stmt *st, void *row) {
-  wr_user *u = row;
-  wr__store_col_copy(st, 0, u->id, sizeof(u->id));
-  wr__store_col_copy(st, 1, u->account_id, sizeof(u->account_id));
-  wr__store_col_copy(st, 2, u->email, sizeof(u->email));
-  u->has_password = !wr_db_col_is_null(st, 3);
-  u->is_service = (int)wr_db_col_int64(st, 4);
-  u->created_at = wr_db_col_int64(st, 5);
-}
+static const wr__store_col user_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_user, id),
+    WR__COL(WR__COL_TEXT, wr_user, account_id),
+    WR__COL(WR__COL_TEXT, wr_user, email),
+    WR__COL(WR__COL_NOTNULL, wr_user, has_password), /* password_hash */
+    WR__COL(WR__COL_INT, wr_user, is_service),
+    WR__COL(WR__COL_INT64, wr_user, created_at),
+};
+WR__STORE_ROW_READER(read_user, user_cols)
 
 #define USER_SELECT "SELECT id, account_id, email, password_hash, is_service, created_at FROM users "
 
@@ -161,6 +161,21 @@ static int token_hash(wr_store *s, const char *token, uint8_t out[32]) {
   return WR_OK;
 }
 
+/* The zone |zone_id| a token is limited to, which must be in the user's
+ * account |account_id| (|user| names the user in the message); its id to
+ * |id_out| when not NULL. WR_OK, WR_ERR_INVAL or wr_store_zone_get's error. */
+static int token_zone(wr_store *s, const char *zone_id, const char *account_id, const char *user,
+                      char id_out[WR_STORE_ID_LEN + 1]) {
+  wr_zone z;
+  int rv;
+  if ((rv = wr_store_zone_get(s, zone_id, &z)) != WR_OK) return rv;
+  if (strcmp(z.account_id, account_id) != 0)
+    return wr__store_serr(s, WR_ERR_INVAL, "zone %s belongs to another account than user %s",
+                          z.name, user);
+  if (id_out) wr__store_copy_str(id_out, WR_STORE_ID_LEN + 1, z.id);
+  return WR_OK;
+}
+
 int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, const char *zone_id,
                           char token[WR_STORE_TOKEN_LEN + 1], wr_api_token *out) {
   /* base64url's alphabet: safe in headers, URLs and shells. */
@@ -191,16 +206,8 @@ int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, c
   }
   wr__store_col_copy(st, 0, k.user_id, sizeof(k.user_id));
   wr__store_col_copy(st, 1, k.account_id, sizeof(k.account_id));
-  if (zone_id) {
-    wr_zone z;
-    if ((rv = wr_store_zone_get(s, zone_id, &z)) != WR_OK) goto out;
-    if (strcmp(z.account_id, k.account_id) != 0) {
-      rv = wr__store_serr(s, WR_ERR_INVAL, "zone %s belongs to another account than user %s",
-                          z.name, k.user_id);
-      goto out;
-    }
-    wr__store_copy_str(k.zone_id, sizeof(k.zone_id), z.id);
-  }
+  if (zone_id && (rv = token_zone(s, zone_id, k.account_id, k.user_id, k.zone_id)) != WR_OK)
+    goto out;
   rv = wr__store_execf(
       s, NULL, "create API token",
       "INSERT INTO api_tokens(id, user_id, token_hash, zone_id, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -222,15 +229,15 @@ out_notx:
   "SELECT k.id, k.user_id, u.account_id, coalesce(k.zone_id, ''), k.created_at, coalesce(k.revoked_at, 0)" \
   " FROM api_tokens k JOIN users u ON u.id = k.user_id "
 
-static void read_token(wr_db_stmt *st, void *row) {
-  wr_api_token *k = row;
-  wr__store_col_copy(st, 0, k->id, sizeof(k->id));
-  wr__store_col_copy(st, 1, k->user_id, sizeof(k->user_id));
-  wr__store_col_copy(st, 2, k->account_id, sizeof(k->account_id));
-  wr__store_col_copy(st, 3, k->zone_id, sizeof(k->zone_id));
-  k->created_at = wr_db_col_int64(st, 4);
-  k->revoked_at = wr_db_col_int64(st, 5);
-}
+static const wr__store_col token_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_api_token, id),
+    WR__COL(WR__COL_TEXT, wr_api_token, user_id),
+    WR__COL(WR__COL_TEXT, wr_api_token, account_id),
+    WR__COL(WR__COL_TEXT, wr_api_token, zone_id),
+    WR__COL(WR__COL_INT64, wr_api_token, created_at),
+    WR__COL(WR__COL_INT64, wr_api_token, revoked_at),
+};
+WR__STORE_ROW_READER(read_token, token_cols)
 
 int wr_store_token_verify(wr_store *s, const char *token, wr_api_token *out) {
   uint8_t hash[32];
@@ -374,15 +381,7 @@ int wr_store_token_roll(wr_store *s, const char *actor, const char *user_id, con
   if (revoked) *revoked = 0;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
   if ((rv = wr_store_user_get(s, user_id, &u)) != WR_OK) goto out;
-  if (zone_id) {
-    wr_zone z;
-    if ((rv = wr_store_zone_get(s, zone_id, &z)) != WR_OK) goto out;
-    if (strcmp(z.account_id, u.account_id) != 0) {
-      rv = wr__store_serr(s, WR_ERR_INVAL, "zone %s belongs to another account than user %s",
-                          z.name, u.email);
-      goto out;
-    }
-  }
+  if (zone_id && (rv = token_zone(s, zone_id, u.account_id, u.email, NULL)) != WR_OK) goto out;
   rv = wr__store_execf(
       s, &changed, "revoke API tokens",
       "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", "is",

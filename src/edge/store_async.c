@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/mem.h"
 
 typedef struct job {
@@ -46,21 +47,11 @@ struct wr_store_async {
   unsigned delay_ms;
 };
 
-static void jl_push(jlist *l, job *j) {
-  j->next = NULL;
-  if (l->tail)
-    l->tail->next = j;
-  else
-    l->head = j;
-  l->tail = j;
-}
+static void jl_push(jlist *l, job *j) { WR_FIFO_PUSH(l->head, l->tail, j, next); }
 
 static job *jl_pop(jlist *l) {
   job *j = l->head;
-  if (j) {
-    l->head = j->next;
-    if (!l->head) l->tail = NULL;
-  }
+  if (j) WR_FIFO_POP(l->head, l->tail, next);
   return j;
 }
 

@@ -89,6 +89,17 @@ void wr_store_audit_free(wr_audit *rows, size_t n) {
   " AND (?2 IS NULL OR action = ?2 OR (substr(?2, length(?2), 1) = '.' AND substr(action, 1, length(?2)) = ?2))" \
   " AND (?3 = 0 OR at >= ?3) AND (?4 = 0 OR at < ?4)"
 
+/* The columns of the query below before detail (7), which is strdup'ed. */
+static const wr__store_col audit_cols[] = {
+    WR__COL(WR__COL_INT64, wr_audit, id),
+    WR__COL(WR__COL_INT64, wr_audit, at),
+    WR__COL(WR__COL_TEXT, wr_audit, account_id),
+    WR__COL(WR__COL_TEXT, wr_audit, actor),
+    WR__COL(WR__COL_TEXT, wr_audit, action),
+    WR__COL(WR__COL_TEXT, wr_audit, target_type),
+    WR__COL(WR__COL_TEXT, wr_audit, target_id),
+};
+
 int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, size_t *n,
                          size_t *total) {
   wr_db_stmt *st = NULL;
@@ -117,13 +128,7 @@ int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, 
   if (rv != WR_OK) return rv;
   while ((rc = wr_db_step(st)) == WR_DB_ROW) {
     wr_audit *a = PUSH(rows, cnt, cap);
-    a->id = wr_db_col_int64(st, 0);
-    a->at = wr_db_col_int64(st, 1);
-    wr__store_col_copy(st, 2, a->account_id, sizeof(a->account_id));
-    wr__store_col_copy(st, 3, a->actor, sizeof(a->actor));
-    wr__store_col_copy(st, 4, a->action, sizeof(a->action));
-    wr__store_col_copy(st, 5, a->target_type, sizeof(a->target_type));
-    wr__store_col_copy(st, 6, a->target_id, sizeof(a->target_id));
+    wr__store_read_cols(st, audit_cols, sizeof(audit_cols) / sizeof(audit_cols[0]), a);
     a->detail = wr_xstrdup((const char *)wr_db_col_text(st, 7));
   }
   if (rc != WR_DB_DONE) {

@@ -48,21 +48,24 @@ static void format_ipv6(const char *account_id, int64_t host, char out[46]) {
 }
 
 static void read_device(wr_db_stmt *st, void *row) {
+  static const wr__store_col cols[] = {
+      WR__COL(WR__COL_TEXT, wr_device, id),
+      WR__COL(WR__COL_TEXT, wr_device, account_id),
+      WR__COL(WR__COL_TEXT, wr_device, vnet_id),
+      WR__COL(WR__COL_TEXT, wr_device, name),
+      WR__COL(WR__COL_TEXT, wr_device, public_key),
+      {WR__COL_SKIP, 0, 0}, /* the host number, formatted below */
+      WR__COL(WR__COL_TEXT, wr_device, allowed),
+      WR__COL(WR__COL_INT64, wr_device, created_at),
+      WR__COL(WR__COL_INT64, wr_device, revoked_at),
+      WR__COL(WR__COL_INT64, wr_device, last_handshake),
+      WR__COL(WR__COL_INT64, wr_device, rx_bytes),
+      WR__COL(WR__COL_INT64, wr_device, tx_bytes),
+  };
   wr_device *d = row;
-  int64_t host;
+  int64_t host = wr_db_col_int64(st, 5);
   memset(d, 0, sizeof(*d));
-  wr__store_col_copy(st, 0, d->id, sizeof(d->id));
-  wr__store_col_copy(st, 1, d->account_id, sizeof(d->account_id));
-  wr__store_col_copy(st, 2, d->vnet_id, sizeof(d->vnet_id));
-  wr__store_col_copy(st, 3, d->name, sizeof(d->name));
-  wr__store_col_copy(st, 4, d->public_key, sizeof(d->public_key));
-  host = wr_db_col_int64(st, 5);
-  wr__store_col_copy(st, 6, d->allowed, sizeof(d->allowed));
-  d->created_at = wr_db_col_int64(st, 7);
-  d->revoked_at = wr_db_col_int64(st, 8);
-  d->last_handshake = wr_db_col_int64(st, 9);
-  d->rx_bytes = (uint64_t)wr_db_col_int64(st, 10);
-  d->tx_bytes = (uint64_t)wr_db_col_int64(st, 11);
+  wr__store_read_cols(st, cols, sizeof(cols) / sizeof(cols[0]), d);
   format_ipv4(host, d->ipv4);
   format_ipv6(d->account_id, host, d->ipv6);
 }

@@ -118,13 +118,13 @@ int wr__store_host_in_zone(const char *host, const char *zone) {
 }
 /* --- zones ---------------------------------------------------------------------- */
 
-static void read_zone(wr_db_stmt *st, void *row) {
-  wr_zone *z = row;
-  wr__store_col_copy(st, 0, z->id, sizeof(z->id));
-  wr__store_col_copy(st, 1, z->account_id, sizeof(z->account_id));
-  wr__store_col_copy(st, 2, z->name, sizeof(z->name));
-  z->created_at = wr_db_col_int64(st, 3);
-}
+static const wr__store_col zone_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_zone, id),
+    WR__COL(WR__COL_TEXT, wr_zone, account_id),
+    WR__COL(WR__COL_TEXT, wr_zone, name),
+    WR__COL(WR__COL_INT64, wr_zone, created_at),
+};
+WR__STORE_ROW_READER(read_zone, zone_cols)
 
 int wr_store_zone_create(wr_store *s, const char *actor, const char *account_id, const char *name,
                          wr_zone *out) {

@@ -127,15 +127,15 @@ int wr_store_edge_remove(wr_store *s, const char *id) {
   return wr__store_tx_end(s, rv);
 }
 
-static void read_edge(wr_db_stmt *st, void *row) {
-  wr_edge_rec *e = row;
-  wr__store_col_copy(st, 0, e->id, sizeof(e->id));
-  wr__store_col_copy(st, 1, e->tunnel_addr, sizeof(e->tunnel_addr));
-  wr__store_col_copy(st, 2, e->visitor_addr, sizeof(e->visitor_addr));
-  wr__store_col_copy(st, 3, e->peer_addr, sizeof(e->peer_addr));
-  e->started_at = wr_db_col_int64(st, 4);
-  e->heartbeat_at = wr_db_col_int64(st, 5);
-}
+static const wr__store_col edge_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_edge_rec, id),
+    WR__COL(WR__COL_TEXT, wr_edge_rec, tunnel_addr),
+    WR__COL(WR__COL_TEXT, wr_edge_rec, visitor_addr),
+    WR__COL(WR__COL_TEXT, wr_edge_rec, peer_addr),
+    WR__COL(WR__COL_INT64, wr_edge_rec, started_at),
+    WR__COL(WR__COL_INT64, wr_edge_rec, heartbeat_at),
+};
+WR__STORE_ROW_READER(read_edge, edge_cols)
 
 int wr_store_edge_list(wr_store *s, wr_edge_rec **out, size_t *n) {
   int rv;
@@ -147,12 +147,12 @@ int wr_store_edge_list(wr_store *s, wr_edge_rec **out, size_t *n) {
   return rv;
 }
 
-static void read_edge_route(wr_db_stmt *st, void *row) {
-  wr_edge_route *r = row;
-  wr__store_col_copy(st, 0, r->tunnel_id, sizeof(r->tunnel_id));
-  wr__store_col_copy(st, 1, r->edge_id, sizeof(r->edge_id));
-  wr__store_col_copy(st, 2, r->peer_addr, sizeof(r->peer_addr));
-}
+static const wr__store_col edge_route_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_edge_route, tunnel_id),
+    WR__COL(WR__COL_TEXT, wr_edge_route, edge_id),
+    WR__COL(WR__COL_TEXT, wr_edge_route, peer_addr),
+};
+WR__STORE_ROW_READER(read_edge_route, edge_route_cols)
 
 int wr_store_edge_routes(wr_store *s, const char *self, int64_t fresh_since, wr_edge_route **out,
                          size_t *n) {

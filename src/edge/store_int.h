@@ -70,6 +70,31 @@ void *wr__store_grow(void *arr, size_t n, size_t *cap, size_t size);
    memset(&(arr)[(n)], 0, sizeof(*(arr))), &(arr)[(n)++])
 /* Fills |row| (zeroed) from the current row of |st|. */
 typedef void (*wr__store_row_fn)(wr_db_stmt *st, void *row);
+/* How wr__store_read_cols stores one result column in a row's field. */
+typedef enum wr__store_col_kind {
+  WR__COL_TEXT,    /* char[]: the text, truncated to the field ("" for NULL) */
+  WR__COL_INT64,   /* int64_t (or uint64_t, the same bits) */
+  WR__COL_INT,     /* int: (int) of the integer */
+  WR__COL_UINT,    /* unsigned: (unsigned) of the integer */
+  WR__COL_BOOL,    /* int: 1 if (int) of the integer is not 0, else 0 */
+  WR__COL_NOTNULL, /* int: 1 if the column is not NULL, else 0 */
+  WR__COL_SKIP,    /* the reader handles this column itself */
+} wr__store_col_kind;
+/* Column i of a row table: its kind and the field (offset, size) it fills. */
+typedef struct wr__store_col {
+  wr__store_col_kind kind;
+  size_t off, size;
+} wr__store_col;
+#define WR__COL(kind, type, field) {(kind), offsetof(type, field), sizeof(((type *)0)->field)}
+/* Sets the fields of |row| named by |cols| (|cols[i]| for result column i)
+ * from the current row of |st|; other fields keep their values. Cannot
+ * fail. */
+void wr__store_read_cols(wr_db_stmt *st, const wr__store_col *cols, size_t ncols, void *row);
+/* A wr__store_row_fn |name| that reads the static table |cols| (no more). */
+#define WR__STORE_ROW_READER(name, cols)                                                           \
+  static void name(wr_db_stmt *st, void *row) {                                                    \
+    wr__store_read_cols(st, (cols), sizeof(cols) / sizeof((cols)[0]), row);                        \
+  }
 /* The list queries' loop: steps |st| to its end, each row read by |read|
  * into a new element of |size| bytes, then finalizes |st|. Returns the
  * array (caller frees; NULL for no rows) with *n its length and *rv WR_OK;

@@ -31,17 +31,20 @@ const char *wr_route_change_name(wr_route_change c) {
   "SELECT r.id, r.account_id, r.zone_id, z.name, r.hostname, r.tunnel_id, t.name, r.created_at"   \
   " FROM routes r JOIN zones z ON z.id = r.zone_id JOIN tunnels t ON t.id = r.tunnel_id "
 
+static const wr__store_col route_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_route, id),
+    WR__COL(WR__COL_TEXT, wr_route, account_id),
+    WR__COL(WR__COL_TEXT, wr_route, zone_id),
+    WR__COL(WR__COL_TEXT, wr_route, zone_name),
+    WR__COL(WR__COL_TEXT, wr_route, hostname),
+    WR__COL(WR__COL_TEXT, wr_route, tunnel_id),
+    WR__COL(WR__COL_TEXT, wr_route, tunnel_name),
+    WR__COL(WR__COL_INT64, wr_route, created_at),
+};
+
 void wr__store_read_route(wr_db_stmt *st, void *row) {
-  wr_route *r = row;
-  memset(r, 0, sizeof(*r));
-  wr__store_col_copy(st, 0, r->id, sizeof(r->id));
-  wr__store_col_copy(st, 1, r->account_id, sizeof(r->account_id));
-  wr__store_col_copy(st, 2, r->zone_id, sizeof(r->zone_id));
-  wr__store_col_copy(st, 3, r->zone_name, sizeof(r->zone_name));
-  wr__store_col_copy(st, 4, r->hostname, sizeof(r->hostname));
-  wr__store_col_copy(st, 5, r->tunnel_id, sizeof(r->tunnel_id));
-  wr__store_col_copy(st, 6, r->tunnel_name, sizeof(r->tunnel_name));
-  r->created_at = wr_db_col_int64(st, 7);
+  memset(row, 0, sizeof(wr_route));
+  wr__store_read_cols(st, route_cols, sizeof(route_cols) / sizeof(route_cols[0]), row);
 }
 
 int wr_store_route_get(wr_store *s, const char *hostname, wr_route *out) {
@@ -312,17 +315,16 @@ int wr_store_cidr_contains(const wr_store_cidr *outer, const wr_store_cidr *inne
   "SELECT id, account_id, name, comment, is_default, created_at, coalesce(deleted_at, 0)"            \
   " FROM virtual_networks "
 
-static void read_vnet(wr_db_stmt *st, void *row) {
-  wr_vnet *v = row;
-  memset(v, 0, sizeof(*v));
-  wr__store_col_copy(st, 0, v->id, sizeof(v->id));
-  wr__store_col_copy(st, 1, v->account_id, sizeof(v->account_id));
-  wr__store_col_copy(st, 2, v->name, sizeof(v->name));
-  wr__store_col_copy(st, 3, v->comment, sizeof(v->comment));
-  v->is_default = (int)wr_db_col_int64(st, 4);
-  v->created_at = wr_db_col_int64(st, 5);
-  v->deleted_at = wr_db_col_int64(st, 6);
-}
+static const wr__store_col vnet_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_vnet, id),
+    WR__COL(WR__COL_TEXT, wr_vnet, account_id),
+    WR__COL(WR__COL_TEXT, wr_vnet, name),
+    WR__COL(WR__COL_TEXT, wr_vnet, comment),
+    WR__COL(WR__COL_INT, wr_vnet, is_default),
+    WR__COL(WR__COL_INT64, wr_vnet, created_at),
+    WR__COL(WR__COL_INT64, wr_vnet, deleted_at),
+};
+WR__STORE_ROW_READER(read_vnet, vnet_cols)
 
 /* Comments: 0..256 bytes of UTF-8 without control characters. */
 static int check_comment(wr_store *s, const char *what, const char *c) {
@@ -570,20 +572,19 @@ out:
   " FROM ip_routes r JOIN tunnels t ON t.id = r.tunnel_id"                                         \
   " LEFT JOIN virtual_networks v ON v.id = r.virtual_network_id "
 
-static void read_ip_route(wr_db_stmt *st, void *row) {
-  wr_ip_route *r = row;
-  memset(r, 0, sizeof(*r));
-  wr__store_col_copy(st, 0, r->id, sizeof(r->id));
-  wr__store_col_copy(st, 1, r->account_id, sizeof(r->account_id));
-  wr__store_col_copy(st, 2, r->network, sizeof(r->network));
-  wr__store_col_copy(st, 3, r->tunnel_id, sizeof(r->tunnel_id));
-  wr__store_col_copy(st, 4, r->tunnel_name, sizeof(r->tunnel_name));
-  wr__store_col_copy(st, 5, r->vnet_id, sizeof(r->vnet_id));
-  wr__store_col_copy(st, 6, r->vnet_name, sizeof(r->vnet_name));
-  wr__store_col_copy(st, 7, r->comment, sizeof(r->comment));
-  r->created_at = wr_db_col_int64(st, 8);
-  r->deleted_at = wr_db_col_int64(st, 9);
-}
+static const wr__store_col ip_route_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_ip_route, id),
+    WR__COL(WR__COL_TEXT, wr_ip_route, account_id),
+    WR__COL(WR__COL_TEXT, wr_ip_route, network),
+    WR__COL(WR__COL_TEXT, wr_ip_route, tunnel_id),
+    WR__COL(WR__COL_TEXT, wr_ip_route, tunnel_name),
+    WR__COL(WR__COL_TEXT, wr_ip_route, vnet_id),
+    WR__COL(WR__COL_TEXT, wr_ip_route, vnet_name),
+    WR__COL(WR__COL_TEXT, wr_ip_route, comment),
+    WR__COL(WR__COL_INT64, wr_ip_route, created_at),
+    WR__COL(WR__COL_INT64, wr_ip_route, deleted_at),
+};
+WR__STORE_ROW_READER(read_ip_route, ip_route_cols)
 
 int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out) {
   char canon[WR_STORE_UUID_LEN + 1];

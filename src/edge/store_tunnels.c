@@ -43,22 +43,26 @@ int wr_store_check_tunnel_name(const char *name, char *err, size_t errlen) {
   " FROM tunnels t "
 
 static void read_tunnel(wr_db_stmt *st, void *row) {
+  static const wr__store_col cols[] = {
+      WR__COL(WR__COL_TEXT, wr_tunnel, id),
+      WR__COL(WR__COL_TEXT, wr_tunnel, account_id),
+      WR__COL(WR__COL_TEXT, wr_tunnel, name),
+      {WR__COL_SKIP, 0, 0}, /* the secret, a blob: below */
+      WR__COL(WR__COL_INT64, wr_tunnel, created_at),
+      WR__COL(WR__COL_INT64, wr_tunnel, deleted_at),
+      WR__COL(WR__COL_INT, wr_tunnel, remote_managed),
+      WR__COL(WR__COL_UINT, wr_tunnel, active_conns),
+  };
   wr_tunnel *t = row;
   const void *secret = wr_db_col_blob(st, 3);
   size_t slen = wr_db_col_bytes(st, 3);
   memset(t, 0, sizeof(*t));
-  wr__store_col_copy(st, 0, t->id, sizeof(t->id));
-  wr__store_col_copy(st, 1, t->account_id, sizeof(t->account_id));
-  wr__store_col_copy(st, 2, t->name, sizeof(t->name));
+  wr__store_read_cols(st, cols, sizeof(cols) / sizeof(cols[0]), t);
   /* The CHECK constraint bounds the length; clamp anyway so a hand-edited
    * file cannot overflow the struct. */
   if (slen > sizeof(t->secret)) slen = sizeof(t->secret);
   if (secret) memcpy(t->secret, secret, slen);
   t->secret_len = secret ? slen : 0;
-  t->created_at = wr_db_col_int64(st, 4);
-  t->deleted_at = wr_db_col_int64(st, 5);
-  t->remote_managed = (int)wr_db_col_int64(st, 6);
-  t->active_conns = (unsigned)wr_db_col_int64(st, 7);
 }
 
 int wr_store_tunnel_get(wr_store *s, const char *id, wr_tunnel *out) {
@@ -352,21 +356,21 @@ int wr_store_conn_close_all(wr_store *s, size_t *closed) {
   return rv;
 }
 
-static void read_conn(wr_db_stmt *st, void *row) {
-  wr_conn_rec *c = row;
-  wr__store_col_copy(st, 0, c->id, sizeof(c->id));
-  wr__store_col_copy(st, 1, c->tunnel_id, sizeof(c->tunnel_id));
-  c->conn_index = (unsigned)(int)wr_db_col_int64(st, 2);
-  wr__store_col_copy(st, 3, c->client_id, sizeof(c->client_id));
-  wr__store_col_copy(st, 4, c->client_version, sizeof(c->client_version));
-  wr__store_col_copy(st, 5, c->arch, sizeof(c->arch));
-  wr__store_col_copy(st, 6, c->features, sizeof(c->features));
-  wr__store_col_copy(st, 7, c->origin_ip, sizeof(c->origin_ip));
-  wr__store_col_copy(st, 8, c->edge_location, sizeof(c->edge_location));
-  c->opened_at = wr_db_col_int64(st, 9);
-  c->closed_at = wr_db_col_int64(st, 10);
-  wr__store_col_copy(st, 11, c->edge_id, sizeof(c->edge_id));
-}
+static const wr__store_col conn_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_conn_rec, id),
+    WR__COL(WR__COL_TEXT, wr_conn_rec, tunnel_id),
+    WR__COL(WR__COL_UINT, wr_conn_rec, conn_index),
+    WR__COL(WR__COL_TEXT, wr_conn_rec, client_id),
+    WR__COL(WR__COL_TEXT, wr_conn_rec, client_version),
+    WR__COL(WR__COL_TEXT, wr_conn_rec, arch),
+    WR__COL(WR__COL_TEXT, wr_conn_rec, features),
+    WR__COL(WR__COL_TEXT, wr_conn_rec, origin_ip),
+    WR__COL(WR__COL_TEXT, wr_conn_rec, edge_location),
+    WR__COL(WR__COL_INT64, wr_conn_rec, opened_at),
+    WR__COL(WR__COL_INT64, wr_conn_rec, closed_at),
+    WR__COL(WR__COL_TEXT, wr_conn_rec, edge_id),
+};
+WR__STORE_ROW_READER(read_conn, conn_cols)
 
 int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_conn_rec **out,
                        size_t *n) {

@@ -26,6 +26,7 @@
 #include "net/addr.h"
 #include "lib/encoding.h"
 #include "lib/err.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "lib/siphash.h"
@@ -93,15 +94,7 @@ static void quiet_arm(wr_visitor *v) {
 
 static void quiet_del(wr_visitor *v, vsrc *s) {
   if (!s->quiet) return;
-  if (s->qprev)
-    s->qprev->qnext = s->qnext;
-  else
-    v->quiet_head = s->qnext;
-  if (s->qnext)
-    s->qnext->qprev = s->qprev;
-  else
-    v->quiet_tail = s->qprev;
-  s->qprev = s->qnext = NULL;
+  WR_DLIST_REMOVE(v->quiet_head, v->quiet_tail, s, qprev, qnext);
   s->quiet = 0;
 }
 
@@ -111,13 +104,7 @@ static void quiet_add(wr_visitor *v, vsrc *s) {
   if (s->quiet) return;
   bucket_refill(v, s, uv_now(v->loop));
   s->quiet = 1;
-  s->qnext = NULL;
-  s->qprev = v->quiet_tail;
-  if (v->quiet_tail)
-    v->quiet_tail->qnext = s;
-  else
-    v->quiet_head = s;
-  v->quiet_tail = s;
+  WR_DLIST_APPEND(v->quiet_head, v->quiet_tail, s, qprev, qnext);
   if (v->quiet_head == s) quiet_arm(v);
 }
 
@@ -195,27 +182,13 @@ void wr__visitor_idle_enter(vconn *c) {
   wr_visitor *v = c->v;
   if (c->idle || !c->has_slot) return;
   c->idle = 1;
-  c->inext = NULL;
-  c->iprev = v->idle_tail;
-  if (v->idle_tail)
-    v->idle_tail->inext = c;
-  else
-    v->idle_head = c;
-  v->idle_tail = c;
+  WR_DLIST_APPEND(v->idle_head, v->idle_tail, c, iprev, inext);
 }
 
 void wr__visitor_idle_leave(vconn *c) {
   wr_visitor *v = c->v;
   if (!c->idle) return;
-  if (c->iprev)
-    c->iprev->inext = c->inext;
-  else
-    v->idle_head = c->inext;
-  if (c->inext)
-    c->inext->iprev = c->iprev;
-  else
-    v->idle_tail = c->iprev;
-  c->iprev = c->inext = NULL;
+  WR_DLIST_REMOVE(v->idle_head, v->idle_tail, c, iprev, inext);
   c->idle = 0;
 }
 

@@ -38,19 +38,23 @@ int wr_zone_contains(const char *zone, const char *host) {
   " coalesce(s.modified_on, 0) FROM zones z LEFT JOIN zone_settings s ON s.zone_id = z.id "
 
 static void read_settings(wr_db_stmt *st, void *row) {
+  static const wr__store_col cols[] = {
+      WR__COL(WR__COL_TEXT, wr_zone_settings, zone_id),
+      WR__COL(WR__COL_TEXT, wr_zone_settings, zone_name),
+      WR__COL(WR__COL_BOOL, wr_zone_settings, always_use_https),
+      WR__COL(WR__COL_BOOL, wr_zone_settings, hsts_enabled),
+      WR__COL(WR__COL_INT64, wr_zone_settings, hsts_max_age),
+      WR__COL(WR__COL_BOOL, wr_zone_settings, hsts_include_subdomains),
+      WR__COL(WR__COL_BOOL, wr_zone_settings, hsts_preload),
+      WR__COL(WR__COL_BOOL, wr_zone_settings, hsts_nosniff),
+      {WR__COL_SKIP, 0, 0}, /* min_tls_version: below */
+      WR__COL(WR__COL_INT64, wr_zone_settings, modified_on),
+  };
   wr_zone_settings *z = row;
   memset(z, 0, sizeof(*z));
-  wr__store_col_copy(st, 0, z->zone_id, sizeof(z->zone_id));
-  wr__store_col_copy(st, 1, z->zone_name, sizeof(z->zone_name));
-  z->always_use_https = (int)wr_db_col_int64(st, 2) != 0;
-  z->hsts_enabled = (int)wr_db_col_int64(st, 3) != 0;
-  z->hsts_max_age = wr_db_col_int64(st, 4);
-  z->hsts_include_subdomains = (int)wr_db_col_int64(st, 5) != 0;
-  z->hsts_preload = (int)wr_db_col_int64(st, 6) != 0;
-  z->hsts_nosniff = (int)wr_db_col_int64(st, 7) != 0;
+  wr__store_read_cols(st, cols, sizeof(cols) / sizeof(cols[0]), z);
   const char *v = wr_db_col_text(st, 8);
   z->min_tls_13 = v && strcmp(v, "1.3") == 0;
-  z->modified_on = wr_db_col_int64(st, 9);
 }
 
 int wr_store_zone_settings_get(wr_store *s, const char *zone_id, wr_zone_settings *out) {

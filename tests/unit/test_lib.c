@@ -11,6 +11,7 @@
 #include "lib/err.h"
 #include "lib/siphash.h"
 #include "lib/file.h"
+#include "lib/list.h"
 #include "lib/minheap.h"
 #include "unit.h"
 
@@ -427,11 +428,79 @@ static void test_minheap(void **state) {
   assert_null(h.v);
 }
 
+/* lib/list.h: the head-and-tail lists keep insertion order, and removal
+ * from the front, the middle and the back fixes both ends. */
+typedef struct dl_node {
+  int v;
+  struct dl_node *p, *n;
+} dl_node;
+
+static void dl_expect(dl_node *head, dl_node *tail, const int *want, size_t nwant) {
+  size_t i = 0;
+  for (dl_node *x = head; x; x = x->n, i++) {
+    assert_true(i < nwant);
+    assert_int_equal(x->v, want[i]);
+    if (!x->n) assert_ptr_equal(x, tail);
+  }
+  assert_int_equal(i, nwant);
+  i = nwant;
+  for (dl_node *x = tail; x; x = x->p) assert_int_equal(x->v, want[--i]);
+  assert_int_equal(i, 0);
+  if (!nwant) assert_null(tail);
+}
+
+static void test_dlist(void **state) {
+  (void)state;
+  dl_node e[4] = {{0, NULL, NULL}, {1, NULL, NULL}, {2, NULL, NULL}, {3, NULL, NULL}};
+  dl_node *head = NULL, *tail = NULL;
+  for (int i = 0; i < 4; i++) WR_DLIST_APPEND(head, tail, &e[i], p, n);
+  dl_expect(head, tail, (const int[]){0, 1, 2, 3}, 4);
+  WR_DLIST_REMOVE(head, tail, &e[1], p, n); /* middle */
+  assert_null(e[1].p);
+  assert_null(e[1].n);
+  dl_expect(head, tail, (const int[]){0, 2, 3}, 3);
+  WR_DLIST_REMOVE(head, tail, &e[0], p, n); /* front */
+  dl_expect(head, tail, (const int[]){2, 3}, 2);
+  WR_DLIST_REMOVE(head, tail, &e[3], p, n); /* back */
+  dl_expect(head, tail, (const int[]){2}, 1);
+  WR_DLIST_APPEND(head, tail, &e[1], p, n); /* reused after removal */
+  dl_expect(head, tail, (const int[]){2, 1}, 2);
+  WR_DLIST_REMOVE(head, tail, &e[2], p, n);
+  WR_DLIST_REMOVE(head, tail, &e[1], p, n);
+  assert_null(head);
+  dl_expect(head, tail, NULL, 0);
+}
+
+/* lib/list.h: queues give their elements back in the order they came,
+ * and an emptied queue takes new ones. */
+static void test_fifo(void **state) {
+  (void)state;
+  dl_node e[3] = {{0, NULL, NULL}, {1, NULL, NULL}, {2, NULL, NULL}};
+  dl_node *head = NULL, *tail = NULL;
+  e[0].n = &e[2]; /* a stale link is cleared by the push */
+  WR_FIFO_PUSH(head, tail, &e[0], n);
+  assert_null(e[0].n);
+  WR_FIFO_PUSH(head, tail, &e[1], n);
+  assert_ptr_equal(head, &e[0]);
+  assert_ptr_equal(tail, &e[1]);
+  WR_FIFO_POP(head, tail, n);
+  assert_ptr_equal(head, &e[1]);
+  assert_ptr_equal(tail, &e[1]);
+  WR_FIFO_POP(head, tail, n);
+  assert_null(head);
+  assert_null(tail);
+  WR_FIFO_PUSH(head, tail, &e[2], n);
+  WR_FIFO_PUSH(head, tail, &e[0], n);
+  assert_ptr_equal(head, &e[2]);
+  assert_ptr_equal(head->n, &e[0]);
+  assert_ptr_equal(tail, &e[0]);
+}
+
 int main(void) {
   return UNIT_RUN_NAME(
       "lib", NULL, NULL,
       UNIT_TESTS(test_base64_go_compatible, test_uuid_and_hex, test_hex_helpers, test_base64_url,
                  test_pct_encode, test_pct_decode, test_base64_decode_flags, test_buf_limit, test_durations,
                  test_flag_precedence, test_file_helpers, test_flag_shadowing_and_copy,
-                 test_siphash_reference, test_minheap, test_byte_order));
+                 test_siphash_reference, test_minheap, test_byte_order, test_dlist, test_fifo));
 }
