@@ -85,7 +85,19 @@ typedef struct wr__store_col {
   wr__store_col_kind kind;
   size_t off, size;
 } wr__store_col;
-#define WR__COL(kind, type, field) {(kind), offsetof(type, field), sizeof(((type *)0)->field)}
+/* Whether a field of |size| bytes can hold a column of |kind|: the numeric
+ * kinds are written with memcpy of their own width, so a table that names a
+ * field of another width does not compile (the array size below goes
+ * negative) instead of writing past it. */
+#define WR__COL_FITS(kind, size)                                                                   \
+  ((kind) == WR__COL_TEXT || (kind) == WR__COL_SKIP ||                                             \
+   ((kind) == WR__COL_INT64 ? (size) == sizeof(int64_t)                                            \
+                            : (kind) == WR__COL_UINT ? (size) == sizeof(unsigned) : (size) == sizeof(int)))
+#define WR__COL(kind, type, field)                                                                 \
+  {(kind),                                                                                         \
+   offsetof(type, field) +                                                                         \
+       0 * sizeof(char[WR__COL_FITS((kind), sizeof(((type *)0)->field)) ? 1 : -1]),                \
+   sizeof(((type *)0)->field)}
 /* Sets the fields of |row| named by |cols| (|cols[i]| for result column i)
  * from the current row of |st|; other fields keep their values. Cannot
  * fail. */
