@@ -14,6 +14,7 @@
 
 #include "lib/err.h"
 #include "net/quic_int.h"
+#include "net/tls.h"
 
 /* --- TLS material ------------------------------------------------------- */
 
@@ -21,35 +22,20 @@
  * (server) into |cred|. Returns WR_OK or WR_ERR_CRYPTO (message in |err|). */
 static int load_credentials(gnutls_certificate_credentials_t cred, wr_quic_role role,
                             const wr_quic_config *cfg, char *err, size_t errlen) {
-  int rv;
-  if (role == WR_QUIC_CLIENT) {
-    if (cfg->ca_file) {
-      rv = gnutls_certificate_set_x509_trust_file(cred, cfg->ca_file,
-                                                  GNUTLS_X509_FMT_PEM);
-    } else {
-      rv = gnutls_certificate_set_x509_system_trust(cred);
-      if (rv >= 0 && cfg->extra_ca_pem) {
-        gnutls_datum_t d = {(unsigned char *)cfg->extra_ca_pem,
-                            (unsigned)cfg->extra_ca_pem_len};
-        int k = gnutls_certificate_set_x509_trust_mem(cred, &d, GNUTLS_X509_FMT_PEM);
-        rv = k < 0 ? k : rv + k;
-      }
-    }
-    /* Both return the number of certificates loaded; 0 means the file had
-     * none, which would make every handshake fail later, less clearly. */
-    if (rv <= 0) {
-      wr_set_err(err, errlen, "cannot load CA certificates from %s: %s",
-                 cfg->ca_file ? cfg->ca_file : "system store",
-                 rv == 0 ? "no certificates found" : gnutls_strerror(rv));
-      return WR_ERR_CRYPTO;
-    }
-    return WR_OK;
+  if (role != WR_QUIC_CLIENT) return wr_tls_load_key_file(cred, cfg->cert_file, cfg->key_file, err, errlen);
+  if (cfg->ca_file) return wr_tls_load_ca_file(cred, cfg->ca_file, err, errlen);
+  int rv = gnutls_certificate_set_x509_system_trust(cred);
+  if (rv >= 0 && cfg->extra_ca_pem) {
+    gnutls_datum_t d = {(unsigned char *)cfg->extra_ca_pem, (unsigned)cfg->extra_ca_pem_len};
+    int k = gnutls_certificate_set_x509_trust_mem(cred, &d, GNUTLS_X509_FMT_PEM);
+    rv = k < 0 ? k : rv + k;
   }
-  rv = gnutls_certificate_set_x509_key_file(cred, cfg->cert_file, cfg->key_file,
-                                            GNUTLS_X509_FMT_PEM);
-  if (rv < 0) {
-    wr_set_err(err, errlen, "cannot load certificate %s / key %s: %s",
-               cfg->cert_file, cfg->key_file, gnutls_strerror(rv));
+  /* The number of certificates loaded; none would make every handshake
+   * fail later, less clearly (unlike TCP TLS, which leaves that to Go's
+   * "signed by unknown authority"). */
+  if (rv <= 0) {
+    wr_set_err(err, errlen, "cannot load CA certificates from system store: %s",
+               rv == 0 ? "no certificates found" : gnutls_strerror(rv));
     return WR_ERR_CRYPTO;
   }
   return WR_OK;

@@ -127,21 +127,15 @@ fail_cred:
 static int creds_client(const wr_tls_client_config *cfg, const char *prio, wr_tls_creds **out,
                         char *err, size_t errlen);
 
-/* The certificate chain and its key, from PEM files. WR_OK or
- * WR_ERR_CRYPTO with the reason in |err|. */
-static int load_key_file(wr_tls_creds *c, const char *cert_file, const char *key_file, char *err,
-                         size_t errlen) {
-  int rv = gnutls_certificate_set_x509_key_file(c->cred, cert_file, key_file, GNUTLS_X509_FMT_PEM);
+int wr_tls_load_key_file(void *cred, const char *cert_file, const char *key_file, char *err, size_t errlen) {
+  int rv = gnutls_certificate_set_x509_key_file(cred, cert_file, key_file, GNUTLS_X509_FMT_PEM);
   if (rv >= 0) return WR_OK;
   wr_set_err(err, errlen, "cannot load certificate %s / key %s: %s", cert_file, key_file, gnutls_strerror(rv));
   return WR_ERR_CRYPTO;
 }
 
-/* Trust anchors from a PEM file. 0 certificates would fail every handshake
- * later, less clearly, so they are an error too. WR_OK or WR_ERR_CRYPTO
- * with the reason in |err|. */
-static int load_ca_file(wr_tls_creds *c, const char *ca_file, char *err, size_t errlen) {
-  int rv = gnutls_certificate_set_x509_trust_file(c->cred, ca_file, GNUTLS_X509_FMT_PEM);
+int wr_tls_load_ca_file(void *cred, const char *ca_file, char *err, size_t errlen) {
+  int rv = gnutls_certificate_set_x509_trust_file(cred, ca_file, GNUTLS_X509_FMT_PEM);
   if (rv > 0) return WR_OK;
   wr_set_err(err, errlen, "cannot load CA certificates from %s: %s", ca_file,
              rv == 0 ? "no certificates found" : gnutls_strerror(rv));
@@ -166,8 +160,8 @@ static int creds_client(const wr_tls_client_config *cfg, const char *prio, wr_tl
   if ((rv = creds_new(0, prio, &c, err, errlen)) != WR_OK) return rv;
   c->no_verify = cfg->no_verify != 0;
   if ((cfg->cert_file && cfg->key_file &&
-       (rv = load_key_file(c, cfg->cert_file, cfg->key_file, err, errlen)) != WR_OK) ||
-      (cfg->ca_file && (rv = load_ca_file(c, cfg->ca_file, err, errlen)) != WR_OK)) {
+       (rv = wr_tls_load_key_file(c->cred, cfg->cert_file, cfg->key_file, err, errlen)) != WR_OK) ||
+      (cfg->ca_file && (rv = wr_tls_load_ca_file(c->cred, cfg->ca_file, err, errlen)) != WR_OK)) {
     wr_tls_creds_free(c);
     return rv;
   }
@@ -195,8 +189,8 @@ int wr_tls_creds_server(const wr_tls_server_config *cfg, wr_tls_creds **out, cha
   int rv;
   if (!cfg || !out || !cfg->cert_file || !cfg->key_file) return WR_ERR_INVAL;
   if ((rv = creds_new(1, TLS_PRIORITY, &c, err, errlen)) != WR_OK) return rv;
-  if ((rv = load_key_file(c, cfg->cert_file, cfg->key_file, err, errlen)) != WR_OK ||
-      (cfg->client_ca_file && (rv = load_ca_file(c, cfg->client_ca_file, err, errlen)) != WR_OK)) {
+  if ((rv = wr_tls_load_key_file(c->cred, cfg->cert_file, cfg->key_file, err, errlen)) != WR_OK ||
+      (cfg->client_ca_file && (rv = wr_tls_load_ca_file(c->cred, cfg->client_ca_file, err, errlen)) != WR_OK)) {
     wr_tls_creds_free(c);
     return rv;
   }
