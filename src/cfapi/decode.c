@@ -117,12 +117,35 @@ int wr__cfapi_decode_array(const json_t *j, const char *type, size_t size, wr__c
   uint8_t *arr = wr_xcalloc(json_array_size(j) + 1, size);
   for (size_t i = 0; i < json_array_size(j); i++) {
     if (one(json_array_get(j, i), arr + i * size, e) != WR_OK) {
-      for (size_t k = 0; k < i; k++) fr(arr + k * size);
-      free(arr);
+      wr__cfapi_free_array(arr, i, size, fr);
       return WR_ERR_PROTO;
     }
   }
   *out = arr;
   *n = json_array_size(j);
   return WR_OK;
+}
+
+void wr__cfapi_free_array(void *v, size_t n, size_t size, void (*fr)(void *)) {
+  uint8_t *arr = v;
+  for (size_t i = 0; i < n; i++) fr(arr + i * size);
+  free(v);
+}
+
+int wr__cfapi_call_decode(wr_cfapi_client *c, const wr_cfapi_request *rq, wr__cfapi_one_fn decode, void *out,
+                          wr_cfapi_error *e) {
+  json_t *res = NULL;
+  int rv = wr_cfapi_call(c, rq, &res, e);
+  if (rv == WR_OK) rv = decode(res, out, e);
+  json_decref(res);
+  return rv;
+}
+
+int wr__cfapi_list(wr_cfapi_client *c, const char *path, const wr_cfapi_query *filter, const char *op,
+                   wr__cfapi_one_fn decode, void *out, wr_cfapi_error *e) {
+  char *q = wr_cfapi_query_encode(filter);
+  wr_cfapi_request rq = {"GET", path, q, NULL, op, 1};
+  int rv = wr__cfapi_call_decode(c, &rq, decode, out, e);
+  free(q);
+  return rv;
 }

@@ -58,5 +58,19 @@ int wr__cfapi_type_err(wr_cfapi_error *e, const json_t *j, const char *gotype, c
 typedef int (*wr__cfapi_one_fn)(const json_t *j, void *out, wr_cfapi_error *e);
 int wr__cfapi_decode_array(const json_t *j, const char *type, size_t size, wr__cfapi_one_fn one,
                            void (*fr)(void *), void **out, size_t *n, int *is_null, wr_cfapi_error *e);
+/* Frees the first |n| |size|-byte elements of |v| with |fr|, then |v|
+ * (NULL-safe). The array's owner zeroes its own n/v afterwards. */
+void wr__cfapi_free_array(void *v, size_t n, size_t size, void (*fr)(void *));
+
+/* One call (client.h, wr_cfapi_call) whose result decodes with |decode|
+ * into |out|; the result JSON is dropped either way. Returns what the call
+ * or the decoder returns. Not for use from a callback (it blocks). */
+int wr__cfapi_call_decode(wr_cfapi_client *c, const wr_cfapi_request *rq, wr__cfapi_one_fn decode, void *out,
+                          wr_cfapi_error *e);
+/* GET |path| with |filter| as its query (a list call named |op|),
+ * decoded with |decode| into |out| as wr__cfapi_call_decode. |path| stays
+ * the caller's. */
+int wr__cfapi_list(wr_cfapi_client *c, const char *path, const wr_cfapi_query *filter, const char *op,
+                   wr__cfapi_one_fn decode, void *out, wr_cfapi_error *e);
 
 #endif

@@ -52,16 +52,13 @@ void wr_cfapi_lb_route_free(wr_cfapi_lb_route *r) {
 }
 
 static int put_route(wr_cfapi_client *c, const wr_uuid *tunnel, json_t *body, void *out,
-                     int (*decode)(const json_t *, void *, wr_cfapi_error *), wr_cfapi_error *e) {
+                     wr__cfapi_one_fn decode, wr_cfapi_error *e) {
   char id[WR_UUID_STR_LEN + 1], tail[WR_UUID_STR_LEN + 32];
-  json_t *res = NULL;
   wr_uuid_format(tunnel, id);
   snprintf(tail, sizeof(tail), "/tunnels/%s/routes", id);
   char *path = wr_cfapi_zone_path(c, tail);
   wr_cfapi_request rq = {"PUT", path, NULL, body, "add route", 1};
-  int rv = wr_cfapi_call(c, &rq, &res, e);
-  if (rv == WR_OK) rv = decode(res, out, e);
-  json_decref(res);
+  int rv = wr__cfapi_call_decode(c, &rq, decode, out, e);
   json_decref(body);
   free(path);
   return rv;
@@ -175,6 +172,7 @@ void wr_cfapi_route_free(wr_cfapi_route *r) {
 
 static int one_route(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_route(j, o, e); }
 static void fr_route(void *o) { wr_cfapi_route_free(o); }
+static int dec_routes(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_routes(j, o, e); }
 
 int wr_cfapi_decode_routes(const json_t *j, wr_cfapi_routes *out, wr_cfapi_error *e) {
   return wr__cfapi_decode_array(j, "[]*cfapi.DetailedRoute", sizeof(wr_cfapi_route), one_route, fr_route,
@@ -182,8 +180,7 @@ int wr_cfapi_decode_routes(const json_t *j, wr_cfapi_routes *out, wr_cfapi_error
 }
 
 void wr_cfapi_routes_free(wr_cfapi_routes *l) {
-  for (size_t i = 0; i < l->n; i++) wr_cfapi_route_free(&l->v[i]);
-  free(l->v);
+  wr__cfapi_free_array(l->v, l->n, sizeof(*l->v), fr_route);
   memset(l, 0, sizeof(*l));
 }
 
@@ -264,12 +261,9 @@ static char *vnet_query(const wr_uuid *vnet) {
 
 /* One call answered with a route (|out| NULL: checked and dropped). */
 static int route_call(wr_cfapi_client *c, wr_cfapi_request *rq, wr_cfapi_route *out, wr_cfapi_error *e) {
-  json_t *res = NULL;
   wr_cfapi_route scratch;
-  int rv = wr_cfapi_call(c, rq, &res, e);
-  if (rv == WR_OK) rv = wr_cfapi_decode_route(res, out ? out : &scratch, e);
+  int rv = wr__cfapi_call_decode(c, rq, one_route, out ? out : &scratch, e);
   if (rv == WR_OK && !out) wr_cfapi_route_free(&scratch);
-  json_decref(res);
   return rv;
 }
 
@@ -294,14 +288,9 @@ int wr_cfapi_add_route(wr_cfapi_client *c, const wr_cfapi_cidr *net, const wr_uu
 
 int wr_cfapi_list_routes(wr_cfapi_client *c, const wr_cfapi_query *filter, wr_cfapi_routes *out,
                          wr_cfapi_error *e) {
-  json_t *res = NULL;
-  char *path = routes_path(c, NULL, NULL), *q = wr_cfapi_query_encode(filter);
-  wr_cfapi_request rq = {"GET", path, q, NULL, "list routes", 1};
+  char *path = routes_path(c, NULL, NULL);
   memset(out, 0, sizeof(*out));
-  int rv = wr_cfapi_call(c, &rq, &res, e);
-  if (rv == WR_OK) rv = wr_cfapi_decode_routes(res, out, e);
-  json_decref(res);
-  free(q);
+  int rv = wr__cfapi_list(c, path, filter, "list routes", dec_routes, out, e);
   free(path);
   return rv;
 }

@@ -85,8 +85,7 @@ int wr_cfapi_decode_tunnels(const json_t *j, wr_cfapi_tunnels *out, wr_cfapi_err
 }
 
 void wr_cfapi_tunnels_free(wr_cfapi_tunnels *l) {
-  for (size_t i = 0; i < l->n; i++) wr_cfapi_tunnel_free(&l->v[i]);
-  free(l->v);
+  wr__cfapi_free_array(l->v, l->n, sizeof(*l->v), fr_tunnel);
   memset(l, 0, sizeof(*l));
 }
 
@@ -139,8 +138,7 @@ int wr_cfapi_decode_active_clients(const json_t *j, wr_cfapi_active_clients *out
 }
 
 void wr_cfapi_active_clients_free(wr_cfapi_active_clients *l) {
-  for (size_t i = 0; i < l->n; i++) client_free(&l->v[i]);
-  free(l->v);
+  wr__cfapi_free_array(l->v, l->n, sizeof(*l->v), fr_client);
   memset(l, 0, sizeof(*l));
 }
 
@@ -218,19 +216,6 @@ static char *tunnel_path(const wr_cfapi_client *c, const wr_uuid *id, const char
   return wr_cfapi_account_path(c, t);
 }
 
-/* One call whose result decodes with |decode| into |out| (NULL: checked
- * and dropped). */
-typedef int (*decode_fn)(const json_t *j, void *out, wr_cfapi_error *e);
-
-static int call_decode(wr_cfapi_client *c, wr_cfapi_request *rq, decode_fn decode, void *out, wr_cfapi_error *e) {
-  json_t *res = NULL;
-  int rv = wr_cfapi_call(c, rq, &res, e);
-  if (rv == WR_OK) rv = decode(res, out, e);
-  json_decref(res);
-  return rv;
-}
-
-static int dec_tunnel(const json_t *j, void *out, wr_cfapi_error *e) { return wr_cfapi_decode_tunnel(j, out, e); }
 static int dec_tunnels(const json_t *j, void *out, wr_cfapi_error *e) { return wr_cfapi_decode_tunnels(j, out, e); }
 static int dec_clients(const json_t *j, void *out, wr_cfapi_error *e) {
   return wr_cfapi_decode_active_clients(j, out, e);
@@ -258,7 +243,7 @@ int wr_cfapi_create_tunnel(wr_cfapi_client *c, const char *name, const uint8_t *
   explicit_bzero(b64, sizeof(b64));
   char *path = tunnel_path(c, NULL, "");
   wr_cfapi_request rq = {"POST", path, NULL, body, "create tunnel", 1};
-  int rv = call_decode(c, &rq, dec_tunnel, out, e);
+  int rv = wr__cfapi_call_decode(c, &rq, one_tunnel, out, e);
   if (rv != WR_OK && e->status == 409) {
     wr_cfapi_errorf(e, "tunnel with name already exists");
     e->status = 409;
@@ -270,11 +255,9 @@ int wr_cfapi_create_tunnel(wr_cfapi_client *c, const char *name, const uint8_t *
 
 int wr_cfapi_list_tunnels(wr_cfapi_client *c, const wr_cfapi_query *filter, wr_cfapi_tunnels *out,
                           wr_cfapi_error *e) {
-  char *path = tunnel_path(c, NULL, ""), *q = wr_cfapi_query_encode(filter);
-  wr_cfapi_request rq = {"GET", path, q, NULL, "list tunnels", 1};
+  char *path = tunnel_path(c, NULL, "");
   memset(out, 0, sizeof(*out));
-  int rv = call_decode(c, &rq, dec_tunnels, out, e);
-  free(q);
+  int rv = wr__cfapi_list(c, path, filter, "list tunnels", dec_tunnels, out, e);
   free(path);
   return rv;
 }
@@ -283,7 +266,7 @@ int wr_cfapi_get_tunnel(wr_cfapi_client *c, const wr_uuid *id, wr_cfapi_tunnel *
   char *path = tunnel_path(c, id, "");
   wr_cfapi_request rq = {"GET", path, NULL, NULL, "get tunnel", 1};
   memset(out, 0, sizeof(*out));
-  int rv = call_decode(c, &rq, dec_tunnel, out, e);
+  int rv = wr__cfapi_call_decode(c, &rq, one_tunnel, out, e);
   free(path);
   return rv;
 }
@@ -361,7 +344,7 @@ int wr_cfapi_list_active_clients(wr_cfapi_client *c, const wr_uuid *id, wr_cfapi
   char *path = tunnel_path(c, id, "/connections");
   wr_cfapi_request rq = {"GET", path, NULL, NULL, "list connection details", 1};
   memset(out, 0, sizeof(*out));
-  int rv = call_decode(c, &rq, dec_clients, out, e);
+  int rv = wr__cfapi_call_decode(c, &rq, dec_clients, out, e);
   free(path);
   return rv;
 }

@@ -31,6 +31,7 @@ void wr_cfapi_vnet_free(wr_cfapi_vnet *v) {
 
 static int one_vnet(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_vnet(j, o, e); }
 static void fr_vnet(void *o) { wr_cfapi_vnet_free(o); }
+static int dec_vnets(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_vnets(j, o, e); }
 
 int wr_cfapi_decode_vnets(const json_t *j, wr_cfapi_vnets *out, wr_cfapi_error *e) {
   return wr__cfapi_decode_array(j, "[]*cfapi.VirtualNetwork", sizeof(wr_cfapi_vnet), one_vnet, fr_vnet,
@@ -38,8 +39,7 @@ int wr_cfapi_decode_vnets(const json_t *j, wr_cfapi_vnets *out, wr_cfapi_error *
 }
 
 void wr_cfapi_vnets_free(wr_cfapi_vnets *l) {
-  for (size_t i = 0; i < l->n; i++) wr_cfapi_vnet_free(&l->v[i]);
-  free(l->v);
+  wr__cfapi_free_array(l->v, l->n, sizeof(*l->v), fr_vnet);
   memset(l, 0, sizeof(*l));
 }
 
@@ -75,15 +75,12 @@ static char *vnets_path(const wr_cfapi_client *c, const wr_uuid *id) {
 /* One call answered with a vnet (|out| NULL: checked and dropped). */
 static int vnet_call(wr_cfapi_client *c, const wr_uuid *id, wr_cfapi_request *rq, wr_cfapi_vnet *out,
                      wr_cfapi_error *e) {
-  json_t *res = NULL;
   wr_cfapi_vnet scratch;
   char *path = vnets_path(c, id);
   rq->path = path;
   if (out) memset(out, 0, sizeof(*out));
-  int rv = wr_cfapi_call(c, rq, &res, e);
-  if (rv == WR_OK) rv = wr_cfapi_decode_vnet(res, out ? out : &scratch, e);
+  int rv = wr__cfapi_call_decode(c, rq, one_vnet, out ? out : &scratch, e);
   if (rv == WR_OK && !out) wr_cfapi_vnet_free(&scratch);
-  json_decref(res);
   free(path);
   return rv;
 }
@@ -98,14 +95,9 @@ int wr_cfapi_create_vnet(wr_cfapi_client *c, const char *name, const char *comme
 }
 
 int wr_cfapi_list_vnets(wr_cfapi_client *c, const wr_cfapi_query *filter, wr_cfapi_vnets *out, wr_cfapi_error *e) {
-  json_t *res = NULL;
-  char *path = vnets_path(c, NULL), *q = wr_cfapi_query_encode(filter);
-  wr_cfapi_request rq = {"GET", path, q, NULL, "list virtual networks", 1};
+  char *path = vnets_path(c, NULL);
   memset(out, 0, sizeof(*out));
-  int rv = wr_cfapi_call(c, &rq, &res, e);
-  if (rv == WR_OK) rv = wr_cfapi_decode_vnets(res, out, e);
-  json_decref(res);
-  free(q);
+  int rv = wr__cfapi_list(c, path, filter, "list virtual networks", dec_vnets, out, e);
   free(path);
   return rv;
 }

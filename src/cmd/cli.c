@@ -2,6 +2,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,4 +284,15 @@ int wr_cli_main(const wr_cmd *root, const char *prog, int argc, char **argv) {
   wr_opts_free(&p.o);
   free(p.pos);
   return rv;
+}
+
+int wr_cli_program_main(const wr_cmd *root, const char *prog, int argc, char **argv) {
+  wr_malloc_tune();
+  /* jansson 2.14 can silently drop bytes when an allocation fails mid-string;
+   * aborting on out-of-memory (the project's rule outside codecs) avoids it. */
+  json_set_alloc_funcs(wr_xmalloc, free);
+  /* A peer that goes away mid-write must be an error on that socket, not
+   * the end of the process. */
+  signal(SIGPIPE, SIG_IGN);
+  return wr_cli_main(root, prog, argc, argv);
 }

@@ -43,6 +43,12 @@ extern const wr_flag wr_cli_raw_args[];
  * -h/--help/help, the version for --version/-v/version. Returns the exit code. */
 int wr_cli_main(const wr_cmd *root, const char *prog, int argc, char **argv);
 
+/* A program's whole main() (warren, warren-edge): sets up the process
+ * (malloc tuning, jansson allocating with wr_xmalloc so it aborts on
+ * out-of-memory, SIGPIPE ignored), then wr_cli_main. Call once, from main,
+ * never from a callback. Returns the exit code. */
+int wr_cli_program_main(const wr_cmd *root, const char *prog, int argc, char **argv);
+
 /* Prints the help page of |cmd| reached through |path| (NULL-terminated). */
 void wr_cli_print_help(const char *prog, const wr_cmd *const *path, size_t depth);
 

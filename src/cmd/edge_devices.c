@@ -198,18 +198,11 @@ int wr_cmd_edge_device_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
       json_object_set_new(j, "account_id", json_string(rows[i].account_id));
       json_array_append_new(arr, j);
     }
-    char *text = json_dumps(arr, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-    json_decref(arr);
-    if (!text) {
-      wr__edge_fail("cannot encode the output as JSON");
-      goto done;
-    }
-    puts(text);
-    free(text);
+    rv = wr__edge_print_json(arr);
   } else {
     print_table(rows, n);
+    rv = WR_EXIT_OK;
   }
-  rv = WR_EXIT_OK;
 done:
   free(rows);
   wr__edge_ctx_close(&c);

@@ -398,16 +398,7 @@ int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
              u->is_service ? "service" : "user", u->has_password ? "yes" : "no", nt, created, u->id,
              u->account_id);
   }
-  if (json) {
-    char *text = json_dumps(arr, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-    if (!text) {
-      wr__edge_fail("cannot encode the output as JSON");
-      goto out;
-    }
-    puts(text);
-    free(text);
-  }
-  rv = WR_EXIT_OK;
+  rv = json ? wr__edge_print_json(json_incref(arr)) : WR_EXIT_OK;
 out:
   json_decref(arr);
   free(users);

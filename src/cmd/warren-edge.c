@@ -1,12 +1,7 @@
 /* warren-edge: the self-hosted edge that connectors dial and visitors reach. */
-#include <jansson.h>
-#include <signal.h>
-#include <stdlib.h>
-
 #include "cmd/cli.h"
 #include "cmd/commands.h"
 #include "cmd/edge_int.h"
-#include "lib/mem.h"
 
 static const wr_flag data_dir_flag[] = {
     {"data-dir", NULL, "WARREN_EDGE_DATA_DIR", WR_FLAG_STRING, NULL, "Directory holding the store, CA and certificates"},
@@ -106,19 +101,26 @@ static const wr_flag run_flags[] = {
     {NULL},
 };
 
+/* Flags several commands share. */
+#define ACCOUNT_FLAG {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP}
+#define ACCOUNT_FILTER_FLAG {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_FILTER_HELP}
+#define JSON_OUTPUT_FLAG {"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"}
+#define PASSWORD_FILE_FLAG \
+  {"password-file", NULL, NULL, WR_FLAG_STRING, NULL, "File whose first line is the password (- for stdin)"}
+
 static const wr_cmd tunnel_cmds[] = {
     {"create", "NAME", "Create a tunnel and write its credentials JSON", NULL,
      (const wr_flag[]){{"out", NULL, NULL, WR_FLAG_STRING, NULL, "Credentials file to write (default DATA_DIR/<id>.json)"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
+                       ACCOUNT_FLAG,
                        {NULL}},
      NULL, wr_cmd_edge_tunnel_create},
     {"list", NULL, "List tunnels", NULL,
-     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
+     (const wr_flag[]){JSON_OUTPUT_FLAG,
+                       ACCOUNT_FLAG,
                        {NULL}},
      NULL, wr_cmd_edge_tunnel_list},
     {"delete", "NAME|ID", "Delete a tunnel (its routes go with it)", NULL,
-     (const wr_flag[]){{"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP}, {NULL}},
+     (const wr_flag[]){ACCOUNT_FLAG, {NULL}},
      NULL, wr_cmd_edge_tunnel_delete},
     {NULL},
 };
@@ -126,7 +128,7 @@ static const wr_cmd tunnel_cmds[] = {
 static const wr_cmd route_cmds[] = {
     {"dns", "TUNNEL HOSTNAME", "Route a hostname of the zone to a tunnel", NULL,
      (const wr_flag[]){{"overwrite-dns", "f", NULL, WR_FLAG_BOOL, NULL, "Replace an existing route"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
+                       ACCOUNT_FLAG,
                        {NULL}},
      NULL, wr_cmd_edge_route_dns},
     {NULL},
@@ -137,15 +139,15 @@ static const wr_cmd user_cmds[] = {
      "The password comes from --password-file, WARREN_EDGE_PASSWORD, or a prompt on the terminal. "
      "Service users have no password and cannot use the login page; they get an API token, "
      "printed once or written into a cert.pem with --out.",
-     (const wr_flag[]){{"password-file", NULL, NULL, WR_FLAG_STRING, NULL, "File whose first line is the password (- for stdin)"},
+     (const wr_flag[]){PASSWORD_FILE_FLAG,
                        {"service", NULL, NULL, WR_FLAG_BOOL, NULL, "A service user for automation (API token, no login)"},
                        {"zone", NULL, NULL, WR_FLAG_STRING, NULL, "Service users: limit the token to this zone"},
                        {"out", NULL, NULL, WR_FLAG_STRING, NULL, "Service users: write cert.pem with the token here"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
+                       ACCOUNT_FLAG,
                        {NULL}},
      NULL, wr_cmd_edge_user_add},
     {"passwd", "EMAIL", "Set a user's password", NULL,
-     (const wr_flag[]){{"password-file", NULL, NULL, WR_FLAG_STRING, NULL, "File whose first line is the password (- for stdin)"},
+     (const wr_flag[]){PASSWORD_FILE_FLAG,
                        {NULL}},
      NULL, wr_cmd_edge_user_passwd},
     {"roll-token", "EMAIL", "Revoke a user's API tokens and issue a new one",
@@ -155,8 +157,8 @@ static const wr_cmd user_cmds[] = {
                        {NULL}},
      NULL, wr_cmd_edge_user_roll_token},
     {"list", NULL, "List users", NULL,
-     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_FILTER_HELP},
+     (const wr_flag[]){JSON_OUTPUT_FLAG,
+                       ACCOUNT_FILTER_FLAG,
                        {NULL}},
      NULL, wr_cmd_edge_user_list},
     {NULL},
@@ -185,31 +187,31 @@ static const wr_cmd device_cmds[] = {
                        {"qr", NULL, NULL, WR_FLAG_BOOL, NULL,
                         "Print the configuration as a QR code (UTF-8 blocks, for a dark terminal) to scan "
                         "with the WireGuard mobile app"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
+                       ACCOUNT_FLAG,
                        {NULL}},
      NULL, wr_cmd_edge_device_add},
     {"config", "NAME|ID", "Print an active device's wg-quick configuration again (without its private key)",
      "AllowedIPs reflects the routes and policy as they are now.",
      (const wr_flag[]){{"endpoint", NULL, NULL, WR_FLAG_STRING, NULL, DEVICE_ENDPOINT_HELP},
                        {"qr", NULL, NULL, WR_FLAG_BOOL, NULL, "Print it as a QR code"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP},
+                       ACCOUNT_FLAG,
                        {NULL}},
      NULL, wr_cmd_edge_device_config},
     {"list", NULL, "List devices: addresses, created, revoked, last handshake, bytes received and sent",
      "Handshake and byte counts are what a running edge last recorded; revoked devices are listed too.",
-     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
+     (const wr_flag[]){JSON_OUTPUT_FLAG,
                        {"active", NULL, NULL, WR_FLAG_BOOL, NULL, "Leave revoked devices out"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_FILTER_HELP},
+                       ACCOUNT_FILTER_FLAG,
                        {NULL}},
      NULL, wr_cmd_edge_device_list},
     {"revoke", "NAME|ID", "Revoke a device: its key is no longer accepted",
      "The device stays listed as revoked; its name and key may be used again.",
-     (const wr_flag[]){{"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP}, {NULL}},
+     (const wr_flag[]){ACCOUNT_FLAG, {NULL}},
      NULL, wr_cmd_edge_device_revoke},
     {"allow", "NAME|ID CIDR[,CIDR...]|all", "Set a device's policy: the networks it may reach",
      "A route is reachable when its network lies inside one of the CIDRs; \"all\" allows every IP "
      "route of the device's virtual network.",
-     (const wr_flag[]){{"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_HELP}, {NULL}},
+     (const wr_flag[]){ACCOUNT_FLAG, {NULL}},
      NULL, wr_cmd_edge_device_allow},
     {NULL},
 };
@@ -222,7 +224,7 @@ static const wr_cmd cert_cmds[] = {
                        {NULL}},
      NULL, wr_cmd_edge_cert_add},
     {"list", NULL, "List uploaded certificates, then those obtained by ACME (ID \"acme\")", NULL,
-     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"}, {NULL}},
+     (const wr_flag[]){JSON_OUTPUT_FLAG, {NULL}},
      NULL, wr_cmd_edge_cert_list},
     {"delete", "ID", "Delete an uploaded certificate", NULL, NULL, NULL, wr_cmd_edge_cert_delete},
     {NULL},
@@ -230,7 +232,7 @@ static const wr_cmd cert_cmds[] = {
 
 static const wr_cmd zone_cmds[] = {
     {"get", "ZONE", "Show a zone's HTTPS options", NULL,
-     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"}, {NULL}},
+     (const wr_flag[]){JSON_OUTPUT_FLAG, {NULL}},
      NULL, wr_cmd_edge_zone_get},
     {"set", "ZONE", "Change a zone's HTTPS options (the ones given)", NULL,
      (const wr_flag[]){{"always-use-https", NULL, NULL, WR_FLAG_STRING, NULL, "on|off: redirect HTTP visitors to HTTPS (301)"},
@@ -240,7 +242,7 @@ static const wr_cmd zone_cmds[] = {
                        {"hsts-preload", NULL, NULL, WR_FLAG_STRING, NULL, "on|off: HSTS preload"},
                        {"hsts-nosniff", NULL, NULL, WR_FLAG_STRING, NULL, "on|off: X-Content-Type-Options: nosniff"},
                        {"min-tls-version", NULL, NULL, WR_FLAG_STRING, NULL, "1.2 or 1.3"},
-                       {"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
+                       JSON_OUTPUT_FLAG,
                        {NULL}},
      NULL, wr_cmd_edge_zone_set},
     {NULL},
@@ -258,9 +260,9 @@ static const wr_cmd top_cmds[] = {
     {"cert", NULL, "Manage the certificates the HTTPS front serves", NULL, NULL, cert_cmds, NULL},
     {"zone", NULL, "Show and change per-zone HTTPS options", NULL, NULL, zone_cmds, NULL},
     {"audit", NULL, "Print the audit log", NULL,
-     (const wr_flag[]){{"output", "o", NULL, WR_FLAG_STRING, NULL, "json for machine-readable output"},
+     (const wr_flag[]){JSON_OUTPUT_FLAG,
                        {"limit", NULL, NULL, WR_FLAG_INT, "100", "Newest N entries"},
-                       {"account", NULL, NULL, WR_FLAG_STRING, NULL, WR__EDGE_ACCOUNT_FILTER_HELP},
+                       ACCOUNT_FILTER_FLAG,
                        {NULL}},
      NULL, wr_cmd_edge_audit},
     {"store", NULL, "Move the store between backends", NULL, NULL,
@@ -280,13 +282,4 @@ static const wr_cmd root = {
     NULL, data_dir_flag, top_cmds, NULL,
 };
 
-int main(int argc, char **argv) {
-  wr_malloc_tune();
-  /* jansson 2.14 can silently drop bytes when an allocation fails mid-string;
-   * aborting on out-of-memory (the project's rule outside codecs) avoids it. */
-  json_set_alloc_funcs(wr_xmalloc, free);
-  /* A peer that goes away mid-write must be an error on that socket, not
-   * the end of the process. */
-  signal(SIGPIPE, SIG_IGN);
-  return wr_cli_main(&root, "warren-edge", argc, argv);
-}
+int main(int argc, char **argv) { return wr_cli_program_main(&root, "warren-edge", argc, argv); }

@@ -1,11 +1,6 @@
 /* warren: the connector. Verbs, flags and environment variables follow
  * cloudflared 2023.7.3 so existing scripts and config files keep working. */
-#include <jansson.h>
-#include <signal.h>
-#include <stdlib.h>
-
 #include "cmd/cli.h"
-#include "lib/mem.h"
 #include "cmd/commands.h"
 
 /* Flags of `warren`, `warren tunnel` and everything under them: cloudflared
@@ -386,13 +381,4 @@ static const wr_cmd root = {
     tunnel_flags, top_cmds, NULL,
 };
 
-int main(int argc, char **argv) {
-  wr_malloc_tune();
-  /* jansson 2.14 can silently drop bytes when an allocation fails mid-string;
-   * aborting on out-of-memory (the project's rule outside codecs) avoids it. */
-  json_set_alloc_funcs(wr_xmalloc, free);
-  /* A peer that goes away mid-write must be an error on that socket, not
-   * the end of the process. */
-  signal(SIGPIPE, SIG_IGN);
-  return wr_cli_main(&root, "warren", argc, argv);
-}
+int main(int argc, char **argv) { return wr_cli_program_main(&root, "warren", argc, argv); }

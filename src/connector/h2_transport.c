@@ -369,21 +369,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
       wr_buf_reserve(&st->hbuf, namelen + valuelen + 2) != WR_OK)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
   /* Offsets now, pointers once the head is complete (hbuf may move). */
-  wr_http_header *hd = &st->hs[st->nhs++];
-  hd->name = (const char *)(uintptr_t)st->hbuf.len;
-  hd->name_len = namelen;
-  wr_buf_append(&st->hbuf, name, namelen);
-  hd->value = (const char *)(uintptr_t)st->hbuf.len;
-  hd->value_len = valuelen;
-  wr_buf_append(&st->hbuf, value, valuelen);
+  wr_http_header_stash(&st->hs[st->nhs++], &st->hbuf, name, namelen, value, valuelen);
   return 0;
-}
-
-static void fix_pointers(h2s *st) {
-  for (size_t i = 0; i < st->nhs; i++) {
-    st->hs[i].name = (const char *)st->hbuf.data + (uintptr_t)st->hs[i].name;
-    st->hs[i].value = (const char *)st->hbuf.data + (uintptr_t)st->hs[i].value;
-  }
 }
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user) {
@@ -392,7 +379,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
   (void)ng;
   if (!st) return 0;
   if (f->hd.type == NGHTTP2_HEADERS && !st->dispatched) {
-    fix_pointers(st);
+    wr_http_headers_resolve(st->hs, st->nhs, &st->hbuf);
     dispatch(st, end);
     if (end) st->edge_done = 1;
     return 0;

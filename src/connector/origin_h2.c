@@ -239,19 +239,11 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
   if (x->n >= MAX_RESP_HEADERS || wr_buf_reserve(&x->hb, nlen + vlen) != WR_OK)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
   /* Offsets now, pointers once the block is complete (hb may move). */
-  x->hs[x->n++] = (wr_http_header){(const char *)(uintptr_t)x->hb.len, nlen,
-                                   (const char *)(uintptr_t)(x->hb.len + nlen), vlen};
-  wr_buf_append(&x->hb, name, nlen);
-  wr_buf_append(&x->hb, value, vlen);
+  wr_http_header_stash(&x->hs[x->n++], &x->hb, name, nlen, value, vlen);
   return 0;
 }
 
-static void block_done(oh2s *x) {
-  for (size_t i = 0; i < x->n; i++) {
-    x->hs[i].name = (const char *)x->hb.data + (uintptr_t)x->hs[i].name;
-    x->hs[i].value = (const char *)x->hb.data + (uintptr_t)x->hs[i].value;
-  }
-}
+static void block_done(oh2s *x) { wr_http_headers_resolve(x->hs, x->n, &x->hb); }
 
 static void block_reset(oh2s *x) {
   x->n = 0;

@@ -13,6 +13,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/addr.h"
 #include "proto/datagram.h"
 
 #define NBUCKETS 1024
@@ -114,21 +115,7 @@ int wr_go_duration(int64_t ns, char *out, size_t cap) {
   return snprintf(out, cap, "%.*s", (int)(sizeof(buf) - w), buf + w);
 }
 
-/* --- addresses as Go prints them ------------------------------------------------ */
-
-/* "10.0.0.1:53" or "[::1]:53" (net.JoinHostPort). */
-static void fmt_hostport(const struct sockaddr *sa, char *out, size_t cap) {
-  char ip[INET6_ADDRSTRLEN];
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-    snprintf(out, cap, "%s:%u", ip, ntohs(in->sin_port));
-  } else {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-    snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
-  }
-}
+/* --- errors as Go prints them (addresses: wr_addr_format, as net.JoinHostPort) --- */
 
 /* Go's syscall error strings are strerror's in lower case at the start. */
 static void go_errno(int uverr, char *out, size_t cap) {
@@ -228,8 +215,8 @@ static void read_error(usession *s, ssize_t nread) {
   int namelen = sizeof(local);
   char l[64] = "", r[64], e[128], reason[WR_UDP_REASON_MAX];
   if (uv_udp_getsockname(&s->udp, (struct sockaddr *)&local, &namelen) == 0)
-    fmt_hostport((struct sockaddr *)&local, l, sizeof(l));
-  fmt_hostport((struct sockaddr *)&s->dst, r, sizeof(r));
+    wr_addr_format(&local, l, sizeof(l));
+  wr_addr_format(&s->dst, r, sizeof(r));
   go_errno((int)nread, e, sizeof(e));
   snprintf(reason, sizeof(reason), "read udp %s->%s: read: %s", l, r, e);
   s->t->stats.ended_error++;
@@ -329,7 +316,7 @@ static int dial(wr_udp_sessions *t, usession *s, char *err, size_t errlen) {
   rv = uv_udp_connect(&s->udp, (const struct sockaddr *)&s->dst);
   if (rv == 0) rv = uv_udp_recv_start(&s->udp, alloc_cb, recv_cb);
   if (rv == 0) return WR_OK;
-  fmt_hostport((const struct sockaddr *)&s->dst, hp, sizeof(hp));
+  wr_addr_format(&s->dst, hp, sizeof(hp));
   if (s->dst.ss_family == AF_INET) {
     inet_ntop(AF_INET, &((struct sockaddr_in *)&s->dst)->sin_addr, ip, sizeof(ip));
     port = ntohs(((struct sockaddr_in *)&s->dst)->sin_port);

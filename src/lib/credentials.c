@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,16 +35,6 @@ const char *const wr_default_config_dirs[] = {
 };
 
 /* ---- small helpers ----------------------------------------------------- */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 /* Secrets pass through these buffers; clear them before they go back to the
  * allocator (or the stack) so a later bug cannot leak them. */
@@ -181,7 +170,7 @@ static int store_field(const field_spec *f, json_t *v, void *target, const char 
     return WR_OK;
   }
   if (!json_is_string(v)) {
-    set_err(err, errlen, "%s%s must be a string", what, f->label);
+    wr_set_err(err, errlen, "%s%s must be a string", what, f->label);
     return WR_ERR_PROTO;
   }
   const char *s = json_string_value(v);
@@ -190,11 +179,11 @@ static int store_field(const field_spec *f, json_t *v, void *target, const char 
   case F_STRING: {
     char *dst = (char *)target + f->off;
     if (memchr(s, '\0', n)) {
-      set_err(err, errlen, "%s%s contains a NUL byte", what, f->label);
+      wr_set_err(err, errlen, "%s%s contains a NUL byte", what, f->label);
       return WR_ERR_LIMIT;
     }
     if (n >= WR_CRED_MAX_FIELD) {
-      set_err(err, errlen, "%s%s is longer than %d bytes", what, f->label, WR_CRED_MAX_FIELD - 1);
+      wr_set_err(err, errlen, "%s%s is longer than %d bytes", what, f->label, WR_CRED_MAX_FIELD - 1);
       return WR_ERR_LIMIT;
     }
     memset(dst, 0, WR_CRED_MAX_FIELD);
@@ -205,12 +194,12 @@ static int store_field(const field_spec *f, json_t *v, void *target, const char 
     wr_credentials *c = target;
     int rv = wr_base64_decode(s, n, c->secret, sizeof(c->secret), GO_STD);
     if (rv == WR_ERR_LIMIT) {
-      set_err(err, errlen, "%s%s decodes to more than %d bytes", what, f->label,
+      wr_set_err(err, errlen, "%s%s decodes to more than %d bytes", what, f->label,
               WR_CRED_MAX_SECRET);
       return WR_ERR_LIMIT;
     }
     if (rv < 0) {
-      set_err(err, errlen, "%s%s is not valid base64 (standard alphabet, padded)", what, f->label);
+      wr_set_err(err, errlen, "%s%s is not valid base64 (standard alphabet, padded)", what, f->label);
       return WR_ERR_PROTO;
     }
     c->secret_len = (size_t)rv;
@@ -221,7 +210,7 @@ static int store_field(const field_spec *f, json_t *v, void *target, const char 
     if (go_uuid_parse(s, n, &c->tunnel_id) != WR_OK) {
       char shown[68];
       printable(s, n, shown);
-      set_err(err, errlen, "%s%s \"%s\" is not a valid UUID", what, f->label, shown);
+      wr_set_err(err, errlen, "%s%s \"%s\" is not a valid UUID", what, f->label, shown);
       return WR_ERR_PROTO;
     }
     c->has_tunnel_id = 1;
@@ -246,18 +235,18 @@ static int decode_object(const char *json, size_t len, const field_spec *fields,
     /* jansson leaves the error text empty when its very first allocation
      * fails; every real syntax error has a text. */
     if (json_error_code(&je) == json_error_out_of_memory || je.text[0] == '\0') {
-      set_err(err, errlen, "%sout of memory", what);
+      wr_set_err(err, errlen, "%sout of memory", what);
       return WR_ERR_NOMEM;
     }
     if (syntax) *syntax = 1;
-    set_err(err, errlen, "%sinvalid JSON at line %d column %d: %s", what, je.line, je.column,
+    wr_set_err(err, errlen, "%sinvalid JSON at line %d column %d: %s", what, je.line, je.column,
             je.text);
     return WR_ERR_PROTO;
   }
   int rv = WR_OK;
   if (!json_is_object(root)) {
     if (syntax) *syntax = 1;
-    set_err(err, errlen, "%sexpected a JSON object", what);
+    wr_set_err(err, errlen, "%sexpected a JSON object", what);
     rv = WR_ERR_PROTO;
     goto out;
   }
@@ -286,11 +275,11 @@ static int parse_credentials(const char *json, size_t len, const field_spec *fie
   memset(&tmp, 0, sizeof(tmp));
   int rv = decode_object(json, len, fields, 4, &tmp, what, syntax, err, errlen);
   if (rv == WR_OK && tmp.account_tag[0] == '\0') {
-    set_err(err, errlen, "%s%s is missing or empty", what, fields[0].label);
+    wr_set_err(err, errlen, "%s%s is missing or empty", what, fields[0].label);
     rv = WR_ERR_PROTO;
   }
   if (rv == WR_OK && tmp.secret_len == 0) {
-    set_err(err, errlen, "%s%s is missing or empty", what, fields[1].label);
+    wr_set_err(err, errlen, "%s%s is missing or empty", what, fields[1].label);
     rv = WR_ERR_PROTO;
   }
   if (rv == WR_OK) memcpy(out, &tmp, sizeof(tmp));
@@ -361,7 +350,7 @@ int wr_credentials_parse(const char *json, size_t len, wr_credentials *out, char
                          size_t errlen) {
   if (len > WR_CRED_MAX_FILE) {
     wipe(out, sizeof(*out));
-    set_err(err, errlen, "credentials JSON is larger than %u bytes", WR_CRED_MAX_FILE);
+    wr_set_err(err, errlen, "credentials JSON is larger than %u bytes", WR_CRED_MAX_FILE);
     return WR_ERR_PROTO;
   }
   return parse_credentials(json, len, cred_fields, "", out, NULL, err, errlen);
@@ -377,14 +366,14 @@ int wr_credentials_load(const char *path, wr_credentials *out, char *err, size_t
   int rv = wr_file_read(path, WR_CRED_MAX_FILE, &data, &len);
   if (rv == WR_ERR_LIMIT) {
     wipe(out, sizeof(*out));
-    set_err(err, errlen, "tunnel credentials file %s is larger than %u bytes", path,
+    wr_set_err(err, errlen, "tunnel credentials file %s is larger than %u bytes", path,
             WR_CRED_MAX_FILE);
     return WR_ERR_PROTO;
   }
   if (rv != WR_OK) {
     int e = errno;
     wipe(out, sizeof(*out));
-    set_err(err, errlen, "couldn't read tunnel credentials from %s: %s", path,
+    wr_set_err(err, errlen, "couldn't read tunnel credentials from %s: %s", path,
             strerror_r(e, eb, sizeof(eb)));
     return WR_ERR_IO;
   }
@@ -392,20 +381,20 @@ int wr_credentials_load(const char *path, wr_credentials *out, char *err, size_t
   rv = parse_credentials(data, len, cred_fields, "", out, &syntax, reason, sizeof(reason));
   wipe_free(data, len);
   if (rv == WR_OK || rv == WR_ERR_NOMEM) {
-    if (rv) set_err(err, errlen, "%s: %s", path, reason);
+    if (rv) wr_set_err(err, errlen, "%s: %s", path, reason);
     return rv;
   }
   if (syntax && ends_with(path, ".pem"))
-    set_err(err, errlen,
+    wr_set_err(err, errlen,
             "%s: The tunnel credentials file should be .json but you gave a .pem. The tunnel "
             "credentials file was originally created by `cloudflared tunnel create`. You may "
             "have accidentally used the filepath to cert.pem, which is generated by "
             "`cloudflared tunnel login`.",
             path);
   else if (syntax)
-    set_err(err, errlen, "Invalid JSON when parsing tunnel credentials file %s: %s", path, reason);
+    wr_set_err(err, errlen, "Invalid JSON when parsing tunnel credentials file %s: %s", path, reason);
   else
-    set_err(err, errlen, "invalid tunnel credentials file %s: %s", path, reason);
+    wr_set_err(err, errlen, "invalid tunnel credentials file %s: %s", path, reason);
   return rv;
 }
 
@@ -414,7 +403,7 @@ int wr_credentials_load(const char *path, wr_credentials *out, char *err, size_t
 int wr_token_parse(const char *token, size_t len, wr_credentials *out, char *err, size_t errlen) {
   if (len > WR_CRED_MAX_FILE) {
     wipe(out, sizeof(*out));
-    set_err(err, errlen, "token is larger than %u bytes", WR_CRED_MAX_FILE);
+    wr_set_err(err, errlen, "token is larger than %u bytes", WR_CRED_MAX_FILE);
     return WR_ERR_PROTO;
   }
   uint8_t *json = wr_xmalloc(len + 1);
@@ -424,7 +413,7 @@ int wr_token_parse(const char *token, size_t len, wr_credentials *out, char *err
   int rv;
   if (n < 0) {
     wipe(out, sizeof(*out));
-    set_err(err, errlen, "token is not valid base64 (standard alphabet, padded)");
+    wr_set_err(err, errlen, "token is not valid base64 (standard alphabet, padded)");
     rv = WR_ERR_PROTO;
   } else {
     rv = parse_credentials((const char *)json, (size_t)n, token_fields, "token: ", out, NULL, err,
@@ -563,14 +552,14 @@ static int scan_blocks(const char *pem, size_t len, wr_origin_cert *cert, char *
     if (!type_is(&blk, TOKEN_BLOCK)) {
       char shown[68];
       printable(blk.type, blk.type_len, shown);
-      set_err(err, errlen, "Unknown block %s in the certificate", shown);
+      wr_set_err(err, errlen, "Unknown block %s in the certificate", shown);
       rv = WR_ERR_PROTO;
       break;
     }
     /* cloudflared counts a token as present by its fields, so a first
      * token block that failed to decode does not block a second one. */
     if (cert->zone_id[0] || cert->api_token[0]) {
-      set_err(err, errlen, "Found multiple tokens in the certificate");
+      wr_set_err(err, errlen, "Found multiple tokens in the certificate");
       rv = WR_ERR_PROTO;
       break;
     }
@@ -584,7 +573,7 @@ static int scan_blocks(const char *pem, size_t len, wr_origin_cert *cert, char *
     if (trv == WR_OK) {
       memcpy(cert, &tok, sizeof(tok));
     } else if (trv == WR_ERR_NOMEM || trv == WR_ERR_LIMIT) {
-      set_err(err, errlen, "%s", reason);
+      wr_set_err(err, errlen, "%s", reason);
       rv = trv == WR_ERR_NOMEM ? WR_ERR_NOMEM : WR_ERR_PROTO;
     }
     wipe(&tok, sizeof(tok));
@@ -600,26 +589,26 @@ static int origin_cert_parse(const char *pem, size_t len, wr_origin_cert *out, c
   memset(&cert, 0, sizeof(cert));
   int rv = WR_ERR_PROTO;
   if (len == 0) {
-    set_err(err, errlen, "Cannot decode empty certificate");
+    wr_set_err(err, errlen, "Cannot decode empty certificate");
     goto out;
   }
   if (len > WR_CRED_MAX_FILE) {
-    set_err(err, errlen, "certificate is larger than %u bytes", WR_CRED_MAX_FILE);
+    wr_set_err(err, errlen, "certificate is larger than %u bytes", WR_CRED_MAX_FILE);
     goto out;
   }
   rv = scan_blocks(pem, len, &cert, err, errlen);
   if (rv != WR_OK) goto out;
   rv = WR_ERR_PROTO;
   if (!cert.zone_id[0] || !cert.api_token[0]) {
-    set_err(err, errlen, "Missing token in the certificate");
+    wr_set_err(err, errlen, "Missing token in the certificate");
     goto out;
   }
   if (!cert.account_id[0]) {
     if (path)
-      set_err(err, errlen,
+      wr_set_err(err, errlen,
               REFRESH_MSG "Delete %s and run \"cloudflared login\" to obtain a new cert.", path);
     else
-      set_err(err, errlen, REFRESH_MSG "Run \"cloudflared login\" to obtain a new cert.");
+      wr_set_err(err, errlen, REFRESH_MSG "Run \"cloudflared login\" to obtain a new cert.");
     goto out;
   }
   /* HEAD lower-cases endpoint on read ("FED" means "fed"). */
@@ -644,14 +633,14 @@ int wr_origin_cert_load(const char *path, wr_origin_cert *out, char *err, size_t
   int rv = wr_file_read(path, WR_CRED_MAX_FILE, &data, &len);
   if (rv == WR_ERR_LIMIT) {
     wipe(out, sizeof(*out));
-    set_err(err, errlen, "Can't read origin cert from %s: file is larger than %u bytes", path,
+    wr_set_err(err, errlen, "Can't read origin cert from %s: file is larger than %u bytes", path,
             WR_CRED_MAX_FILE);
     return WR_ERR_PROTO;
   }
   if (rv != WR_OK) {
     int e = errno;
     wipe(out, sizeof(*out));
-    set_err(err, errlen, "Can't read origin cert from %s: %s", path,
+    wr_set_err(err, errlen, "Can't read origin cert from %s: %s", path,
             strerror_r(e, eb, sizeof(eb)));
     return WR_ERR_IO;
   }
@@ -661,9 +650,9 @@ int wr_origin_cert_load(const char *path, wr_origin_cert *out, char *err, size_t
   if (rv == WR_OK) return rv;
   /* The refresh message already names the file, as cloudflared's does. */
   if (strncmp(reason, REFRESH_MSG, sizeof(REFRESH_MSG) - 1) == 0)
-    set_err(err, errlen, "%s", reason);
+    wr_set_err(err, errlen, "%s", reason);
   else
-    set_err(err, errlen, "Error decoding origin cert %s: %s", path, reason);
+    wr_set_err(err, errlen, "Error decoding origin cert %s: %s", path, reason);
   return rv;
 }
 

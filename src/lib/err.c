@@ -1,5 +1,8 @@
 #include "lib/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *wr_strerror(int rv) {
   switch (rv) {
   case WR_OK: return "success";
@@ -21,4 +24,12 @@ const char *wr_strerror(int rv) {
   case WR_ERR_INTERNAL: return "internal error";
   default: return "unknown error";
   }
+}
+
+void wr_set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
 }

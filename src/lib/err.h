@@ -29,4 +29,11 @@ const char *wr_strerror(int rv);
  * WR_OK are not fatal. */
 static inline int wr_err_is_fatal(int rv) { return rv < WR_AGAIN; }
 
+#include <stddef.h>
+
+/* Formats a reason into the caller's buffer |err| of |errlen| bytes
+ * (truncated to fit; nothing when |err| is NULL or |errlen| 0). Never
+ * fails; callable from anywhere, callbacks included. */
+void wr_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

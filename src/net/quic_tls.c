@@ -3,7 +3,6 @@
  * the tunnel protocol adds to the handshake (ALPN "argotunnel" on both
  * sides, protocol.md 1.2), and the text a TLS failure is reported with.
  * See quic_int.h for how the QUIC files divide the work. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,16 +14,7 @@
 
 #include "lib/err.h"
 #include "net/quic_int.h"
-
-static void set_errmsg(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_errmsg(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
+#include "net/tls.h"
 
 /* --- TLS material ------------------------------------------------------- */
 
@@ -32,35 +22,20 @@ static void set_errmsg(char *err, size_t errlen, const char *fmt, ...) {
  * (server) into |cred|. Returns WR_OK or WR_ERR_CRYPTO (message in |err|). */
 static int load_credentials(gnutls_certificate_credentials_t cred, wr_quic_role role,
                             const wr_quic_config *cfg, char *err, size_t errlen) {
-  int rv;
-  if (role == WR_QUIC_CLIENT) {
-    if (cfg->ca_file) {
-      rv = gnutls_certificate_set_x509_trust_file(cred, cfg->ca_file,
-                                                  GNUTLS_X509_FMT_PEM);
-    } else {
-      rv = gnutls_certificate_set_x509_system_trust(cred);
-      if (rv >= 0 && cfg->extra_ca_pem) {
-        gnutls_datum_t d = {(unsigned char *)cfg->extra_ca_pem,
-                            (unsigned)cfg->extra_ca_pem_len};
-        int k = gnutls_certificate_set_x509_trust_mem(cred, &d, GNUTLS_X509_FMT_PEM);
-        rv = k < 0 ? k : rv + k;
-      }
-    }
-    /* Both return the number of certificates loaded; 0 means the file had
-     * none, which would make every handshake fail later, less clearly. */
-    if (rv <= 0) {
-      set_errmsg(err, errlen, "cannot load CA certificates from %s: %s",
-                 cfg->ca_file ? cfg->ca_file : "system store",
-                 rv == 0 ? "no certificates found" : gnutls_strerror(rv));
-      return WR_ERR_CRYPTO;
-    }
-    return WR_OK;
+  if (role != WR_QUIC_CLIENT) return wr_tls_load_key_file(cred, cfg->cert_file, cfg->key_file, err, errlen);
+  if (cfg->ca_file) return wr_tls_load_ca_file(cred, cfg->ca_file, err, errlen);
+  int rv = gnutls_certificate_set_x509_system_trust(cred);
+  if (rv >= 0 && cfg->extra_ca_pem) {
+    gnutls_datum_t d = {(unsigned char *)cfg->extra_ca_pem, (unsigned)cfg->extra_ca_pem_len};
+    int k = gnutls_certificate_set_x509_trust_mem(cred, &d, GNUTLS_X509_FMT_PEM);
+    rv = k < 0 ? k : rv + k;
   }
-  rv = gnutls_certificate_set_x509_key_file(cred, cfg->cert_file, cfg->key_file,
-                                            GNUTLS_X509_FMT_PEM);
-  if (rv < 0) {
-    set_errmsg(err, errlen, "cannot load certificate %s / key %s: %s",
-               cfg->cert_file, cfg->key_file, gnutls_strerror(rv));
+  /* The number of certificates loaded; none would make every handshake
+   * fail later, less clearly (unlike TCP TLS, which leaves that to Go's
+   * "signed by unknown authority"). */
+  if (rv <= 0) {
+    wr_set_err(err, errlen, "cannot load CA certificates from system store: %s",
+               rv == 0 ? "no certificates found" : gnutls_strerror(rv));
     return WR_ERR_CRYPTO;
   }
   return WR_OK;
@@ -74,7 +49,7 @@ int wr_quic_tls_new(wr_quic_role role, const wr_quic_config *cfg,
 
   if (!cfg || !out) return WR_ERR_INVAL;
   if (role == WR_QUIC_SERVER && !cfg->sni_pick && (!cfg->cert_file || !cfg->key_file)) {
-    set_errmsg(err, errlen, "QUIC server needs a certificate and a key file");
+    wr_set_err(err, errlen, "QUIC server needs a certificate and a key file");
     return WR_ERR_CONFIG;
   }
   t = calloc(1, sizeof(*t));
@@ -91,7 +66,7 @@ int wr_quic_tls_new(wr_quic_role role, const wr_quic_config *cfg,
       &t->prio, cfg->priority ? cfg->priority : WR_QUIC_PRIORITY_DEFAULT,
       &errpos);
   if (rv != 0) {
-    set_errmsg(err, errlen, "bad GnuTLS priority string near '%s': %s",
+    wr_set_err(err, errlen, "bad GnuTLS priority string near '%s': %s",
                errpos ? errpos : "?", gnutls_strerror(rv));
     rv = WR_ERR_CRYPTO;
     goto fail_files;

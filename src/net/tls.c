@@ -56,16 +56,6 @@ struct wr_tls {
 
 /* --- helpers ----------------------------------------------------------- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 static void tls_err(wr_tls *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void tls_err(wr_tls *t, const char *fmt, ...) {
   va_list ap;
@@ -120,7 +110,7 @@ static int creds_new(int server, const char *prio, wr_tls_creds **out, char *err
   }
   rv = gnutls_priority_init(&c->prio, prio, NULL);
   if (rv != 0) {
-    set_err(err, errlen, "TLS priority %s: %s", prio, gnutls_strerror(rv));
+    wr_set_err(err, errlen, "TLS priority %s: %s", prio, gnutls_strerror(rv));
     rv = WR_ERR_CRYPTO;
     goto fail_prio;
   }
@@ -136,6 +126,21 @@ fail_cred:
 
 static int creds_client(const wr_tls_client_config *cfg, const char *prio, wr_tls_creds **out,
                         char *err, size_t errlen);
+
+int wr_tls_load_key_file(void *cred, const char *cert_file, const char *key_file, char *err, size_t errlen) {
+  int rv = gnutls_certificate_set_x509_key_file(cred, cert_file, key_file, GNUTLS_X509_FMT_PEM);
+  if (rv >= 0) return WR_OK;
+  wr_set_err(err, errlen, "cannot load certificate %s / key %s: %s", cert_file, key_file, gnutls_strerror(rv));
+  return WR_ERR_CRYPTO;
+}
+
+int wr_tls_load_ca_file(void *cred, const char *ca_file, char *err, size_t errlen) {
+  int rv = gnutls_certificate_set_x509_trust_file(cred, ca_file, GNUTLS_X509_FMT_PEM);
+  if (rv > 0) return WR_OK;
+  wr_set_err(err, errlen, "cannot load CA certificates from %s: %s", ca_file,
+             rv == 0 ? "no certificates found" : gnutls_strerror(rv));
+  return WR_ERR_CRYPTO;
+}
 
 int wr_tls_creds_client(const wr_tls_client_config *cfg, wr_tls_creds **out, char *err,
                         size_t errlen) {
@@ -154,24 +159,13 @@ static int creds_client(const wr_tls_client_config *cfg, const char *prio, wr_tl
   if (!cfg || !out) return WR_ERR_INVAL;
   if ((rv = creds_new(0, prio, &c, err, errlen)) != WR_OK) return rv;
   c->no_verify = cfg->no_verify != 0;
-  if (cfg->cert_file && cfg->key_file &&
-      (rv = gnutls_certificate_set_x509_key_file(c->cred, cfg->cert_file, cfg->key_file,
-                                                 GNUTLS_X509_FMT_PEM)) < 0) {
-    set_err(err, errlen, "cannot load certificate %s / key %s: %s", cfg->cert_file,
-            cfg->key_file, gnutls_strerror(rv));
+  if ((cfg->cert_file && cfg->key_file &&
+       (rv = wr_tls_load_key_file(c->cred, cfg->cert_file, cfg->key_file, err, errlen)) != WR_OK) ||
+      (cfg->ca_file && (rv = wr_tls_load_ca_file(c->cred, cfg->ca_file, err, errlen)) != WR_OK)) {
     wr_tls_creds_free(c);
-    return WR_ERR_CRYPTO;
+    return rv;
   }
-  if (cfg->ca_file) {
-    rv = gnutls_certificate_set_x509_trust_file(c->cred, cfg->ca_file, GNUTLS_X509_FMT_PEM);
-    /* 0 certificates would fail every handshake later, less clearly. */
-    if (rv <= 0) {
-      set_err(err, errlen, "cannot load CA certificates from %s: %s", cfg->ca_file,
-              rv == 0 ? "no certificates found" : gnutls_strerror(rv));
-      wr_tls_creds_free(c);
-      return WR_ERR_CRYPTO;
-    }
-  } else if (!c->no_verify) {
+  if (!cfg->ca_file && !c->no_verify) {
     /* An empty system store is not an error here: like Go, every
      * verification then fails with "signed by unknown authority". */
     rv = gnutls_certificate_set_x509_system_trust(c->cred);
@@ -180,7 +174,7 @@ static int creds_client(const wr_tls_client_config *cfg, const char *prio, wr_tl
       rv = gnutls_certificate_set_x509_trust_mem(c->cred, &d, GNUTLS_X509_FMT_PEM);
     }
     if (rv < 0) {
-      set_err(err, errlen, "cannot load the system CA certificates: %s", gnutls_strerror(rv));
+      wr_set_err(err, errlen, "cannot load the system CA certificates: %s", gnutls_strerror(rv));
       wr_tls_creds_free(c);
       return WR_ERR_CRYPTO;
     }
@@ -195,24 +189,12 @@ int wr_tls_creds_server(const wr_tls_server_config *cfg, wr_tls_creds **out, cha
   int rv;
   if (!cfg || !out || !cfg->cert_file || !cfg->key_file) return WR_ERR_INVAL;
   if ((rv = creds_new(1, TLS_PRIORITY, &c, err, errlen)) != WR_OK) return rv;
-  rv = gnutls_certificate_set_x509_key_file(c->cred, cfg->cert_file, cfg->key_file,
-                                            GNUTLS_X509_FMT_PEM);
-  if (rv < 0) {
-    set_err(err, errlen, "cannot load certificate %s / key %s: %s", cfg->cert_file,
-            cfg->key_file, gnutls_strerror(rv));
+  if ((rv = wr_tls_load_key_file(c->cred, cfg->cert_file, cfg->key_file, err, errlen)) != WR_OK ||
+      (cfg->client_ca_file && (rv = wr_tls_load_ca_file(c->cred, cfg->client_ca_file, err, errlen)) != WR_OK)) {
     wr_tls_creds_free(c);
-    return WR_ERR_CRYPTO;
+    return rv;
   }
-  if (cfg->client_ca_file) {
-    rv = gnutls_certificate_set_x509_trust_file(c->cred, cfg->client_ca_file, GNUTLS_X509_FMT_PEM);
-    if (rv <= 0) {
-      set_err(err, errlen, "cannot load CA certificates from %s: %s", cfg->client_ca_file,
-              rv == 0 ? "no certificates found" : gnutls_strerror(rv));
-      wr_tls_creds_free(c);
-      return WR_ERR_CRYPTO;
-    }
-    c->require_client = 1;
-  }
+  c->require_client = cfg->client_ca_file != NULL;
   *out = c;
   return WR_OK;
 }
@@ -227,7 +209,7 @@ int wr_tls_creds_server_mem(const char *cert_pem, const char *key_pem, wr_tls_cr
   gnutls_datum_t kd = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
   rv = gnutls_certificate_set_x509_key_mem(c->cred, &cd, &kd, GNUTLS_X509_FMT_PEM);
   if (rv < 0) {
-    set_err(err, errlen, "cannot load the certificate and key: %s", gnutls_strerror(rv));
+    wr_set_err(err, errlen, "cannot load the certificate and key: %s", gnutls_strerror(rv));
     wr_tls_creds_free(c);
     return WR_ERR_CRYPTO;
   }

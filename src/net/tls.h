@@ -58,6 +58,16 @@ void wr_tls_creds_free(wr_tls_creds *c);
 /* The gnutls_certificate_credentials_t inside |c| (borrowed), for a TLS
  * stack that makes its own sessions (QUIC: net/quic.h sni_pick). */
 void *wr_tls_creds_native(wr_tls_creds *c);
+/* Loaders into a gnutls_certificate_credentials_t |cred| (passed as void *,
+ * as wr_tls_creds_native hands it out), shared with QUIC (quic_tls.c).
+ * wr_tls_load_key_file: a PEM certificate chain and its key.
+ * wr_tls_load_ca_file: trust anchors from a PEM file; none is an error too
+ * (every handshake would fail later, less clearly).
+ * Both return WR_OK or WR_ERR_CRYPTO with the reason in |err|
+ * ("cannot load certificate C / key K: …", "cannot load CA certificates
+ * from F: …"). They read files: not for use from a callback. */
+int wr_tls_load_key_file(void *cred, const char *cert_file, const char *key_file, char *err, size_t errlen);
+int wr_tls_load_ca_file(void *cred, const char *ca_file, char *err, size_t errlen);
 
 typedef struct wr_tls wr_tls;
 

@@ -1,5 +1,6 @@
 #include "proto/httpmeta.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "lib/encoding.h"
@@ -7,6 +8,22 @@
 
 #define HEADER_PREFIX WR_HTTPMETA_KEY_HEADER ":"
 #define HEADER_PREFIX_LEN (sizeof(HEADER_PREFIX) - 1)
+
+/* ---- header blocks stored as offsets ----------------------------------------- */
+
+void wr_http_header_stash(wr_http_header *h, wr_buf *b, const uint8_t *name, size_t nlen, const uint8_t *value,
+                          size_t vlen) {
+  *h = (wr_http_header){(const char *)(uintptr_t)b->len, nlen, (const char *)(uintptr_t)(b->len + nlen), vlen};
+  wr_buf_append(b, name, nlen);
+  wr_buf_append(b, value, vlen);
+}
+
+void wr_http_headers_resolve(wr_http_header *hs, size_t n, const wr_buf *b) {
+  for (size_t i = 0; i < n; i++) {
+    hs[i].name = (const char *)b->data + (uintptr_t)hs[i].name;
+    hs[i].value = (const char *)b->data + (uintptr_t)hs[i].value;
+  }
+}
 
 /* ---- small string helpers ------------------------------------------------- */
 

@@ -38,6 +38,17 @@ typedef struct wr_http_header {
   size_t value_len;
 } wr_http_header;
 
+/* A header block that arrives one header at a time (nghttp2's on_header)
+ * kept in one buffer |b| that may move as it grows. wr_http_header_stash
+ * appends |name| and |value| to |b| and records their offsets in |h|; the
+ * caller has reserved nlen + vlen bytes (wr_buf_reserve) first, so it
+ * cannot fail. wr_http_headers_resolve turns the offsets of |hs| into
+ * pointers into |b| once the block is complete (valid until |b| next
+ * changes). Both are callable from callbacks. */
+void wr_http_header_stash(wr_http_header *h, wr_buf *b, const uint8_t *name, size_t nlen, const uint8_t *value,
+                          size_t vlen);
+void wr_http_headers_resolve(wr_http_header *hs, size_t n, const wr_buf *b);
+
 /* 1 if |s| is a non-empty RFC 7230 token (what Go accepts as a method or a
  * header name), else 0. */
 int wr_httpmeta_is_token(const char *s, size_t len);

@@ -241,16 +241,7 @@ int wr_icmp_build(const wr_ipaddr *src, const wr_ipaddr *dst, uint8_t ttl, uint8
     uint8_t *m = out + WR_IPV4_MIN_HEADER_LEN;
     put_icmp(m, type, code, rest, data, data_len);
     wr_put_be16(m + 2, wr_icmpv4_checksum(m, msg_len));
-    out[0] = 0x45; /* version 4, IHL 5 */
-    out[1] = 0;    /* TOS */
-    wr_put_be16(out + 2, (uint16_t)total);
-    memset(out + 4, 0, 4); /* ID, flags, fragment offset */
-    out[8] = ttl;
-    out[9] = WR_IPPROTO_ICMP;
-    out[10] = out[11] = 0;
-    memcpy(out + 12, src->b, 4);
-    memcpy(out + 16, dst->b, 4);
-    wr_put_be16(out + 10, wr_ipv4_header_checksum(out, WR_IPV4_MIN_HEADER_LEN));
+    wr_ip_put_header(out, src, dst, WR_IPPROTO_ICMP, ttl, msg_len);
     return (int)total;
   }
   size_t total = WR_IPV6_HEADER_LEN + msg_len;
@@ -258,14 +249,33 @@ int wr_icmp_build(const wr_ipaddr *src, const wr_ipaddr *dst, uint8_t ttl, uint8
   uint8_t *m = out + WR_IPV6_HEADER_LEN;
   put_icmp(m, type, code, rest, data, data_len);
   wr_put_be16(m + 2, wr_icmpv6_checksum(src->b, dst->b, m, msg_len));
+  wr_ip_put_header(out, src, dst, WR_IPPROTO_ICMPV6, ttl, msg_len);
+  return (int)total;
+}
+
+size_t wr_ip_put_header(uint8_t *out, const wr_ipaddr *src, const wr_ipaddr *dst, uint8_t proto, uint8_t ttl,
+                        size_t payload_len) {
+  if (src->version == 4) {
+    out[0] = 0x45; /* version 4, IHL 5 */
+    out[1] = 0;    /* TOS */
+    wr_put_be16(out + 2, (uint16_t)(WR_IPV4_MIN_HEADER_LEN + payload_len));
+    memset(out + 4, 0, 4); /* ID, flags, fragment offset */
+    out[8] = ttl;
+    out[9] = proto;
+    out[10] = out[11] = 0;
+    memcpy(out + 12, src->b, 4);
+    memcpy(out + 16, dst->b, 4);
+    wr_put_be16(out + 10, wr_ipv4_header_checksum(out, WR_IPV4_MIN_HEADER_LEN));
+    return WR_IPV4_MIN_HEADER_LEN;
+  }
   out[0] = 0x60; /* version 6, traffic class 0, flow label 0 */
   out[1] = out[2] = out[3] = 0;
-  wr_put_be16(out + 4, (uint16_t)msg_len);
-  out[6] = WR_IPPROTO_ICMPV6;
+  wr_put_be16(out + 4, (uint16_t)payload_len);
+  out[6] = proto;
   out[7] = ttl;
   memcpy(out + 8, src->b, 16);
   memcpy(out + 24, dst->b, 16);
-  return (int)total;
+  return WR_IPV6_HEADER_LEN;
 }
 
 int wr_icmp_build_echo(const wr_ipaddr *src, const wr_ipaddr *dst, uint8_t ttl, uint8_t type,

@@ -105,6 +105,15 @@ int wr_icmp_decode(const wr_ip_packet *ip, wr_icmp *out);
  * datagram of type 1 / 2. Returns either function's errors. */
 int wr_ip_icmp_decode(const uint8_t *p, size_t len, wr_ip_packet *ip, wr_icmp *icmp);
 
+/* Writes the IP header before a payload of |payload_len| bytes of protocol
+ * |proto| from |src| to |dst| (same version; the caller has checked the
+ * lengths fit): IPv4 without options (WR_IPV4_MIN_HEADER_LEN bytes, ID and
+ * fragment fields 0, its checksum filled in) or IPv6 (WR_IPV6_HEADER_LEN
+ * bytes, traffic class and flow label 0). Returns the header's length.
+ * Never fails; callable from anywhere. */
+size_t wr_ip_put_header(uint8_t *out, const wr_ipaddr *src, const wr_ipaddr *dst, uint8_t proto, uint8_t ttl,
+                        size_t payload_len);
+
 /* ---- checksums (RFC 1071) ------------------------------------------------- */
 
 /* The Internet checksum of |p|: the one's complement of the one's-complement

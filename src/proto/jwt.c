@@ -4,7 +4,6 @@
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,15 +28,6 @@ struct wr_jwks {
   jwks_ent keys[WR_JWKS_MAX_KEYS];
   size_t n;
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- base64url ------------------------------------------------------------------- */
 
@@ -379,27 +369,27 @@ static int check_claims(json_t *claims, const wr_jwt_expect *want, char *err, si
   int e = num_claim(claims, "exp", &exp), n = num_claim(claims, "nbf", &nbf), i = num_claim(claims, "iat", &iat);
   json_t *iss = json_object_get(claims, "iss");
   if (e == -2 || n == -2 || i == -2 || (iss && !json_is_string(iss))) {
-    seterr(err, errlen, "a time or issuer claim has the wrong type");
+    wr_set_err(err, errlen, "a time or issuer claim has the wrong type");
     return WR_ERR_PROTO;
   }
   if (e == -1) {
-    seterr(err, errlen, "the token has no exp claim");
+    wr_set_err(err, errlen, "the token has no exp claim");
     return WR_ERR_DENIED;
   }
   if (want->now > exp + WR_JWT_LEEWAY_S) {
-    seterr(err, errlen, "the token expired %lld s ago", (long long)(want->now - exp));
+    wr_set_err(err, errlen, "the token expired %lld s ago", (long long)(want->now - exp));
     return WR_ERR_DENIED;
   }
   if ((n == 0 && nbf > want->now + WR_JWT_LEEWAY_S) || (i == 0 && iat > want->now + WR_JWT_LEEWAY_S)) {
-    seterr(err, errlen, "the token is not valid yet");
+    wr_set_err(err, errlen, "the token is not valid yet");
     return WR_ERR_DENIED;
   }
   if (!aud_ok(claims, want)) {
-    seterr(err, errlen, "the token is not for this application (audience)");
+    wr_set_err(err, errlen, "the token is not for this application (audience)");
     return WR_ERR_DENIED;
   }
   if (want->iss && (!iss || strcmp(json_string_value(iss), want->iss) != 0)) {
-    seterr(err, errlen, "the token's issuer is not %s", want->iss);
+    wr_set_err(err, errlen, "the token's issuer is not %s", want->iss);
     return WR_ERR_DENIED;
   }
   return WR_OK;
@@ -422,17 +412,17 @@ static int check_header(const char *t, size_t n, char *kid, size_t kidcap, char 
   json_t *h = seg_json(t, n), *alg, *k;
   int rv = WR_ERR_PROTO;
   if (!h) {
-    seterr(err, errlen, "the token's header is not base64url JSON");
+    wr_set_err(err, errlen, "the token's header is not base64url JSON");
     return rv;
   }
   alg = json_object_get(h, "alg");
   k = json_object_get(h, "kid");
   if (!json_is_string(alg) || strcmp(json_string_value(alg), "RS256") != 0)
-    seterr(err, errlen, "the token's algorithm is not RS256");
+    wr_set_err(err, errlen, "the token's algorithm is not RS256");
   else if (k && (!json_is_string(k) || json_string_length(k) >= kidcap))
-    seterr(err, errlen, "the token's kid is malformed");
+    wr_set_err(err, errlen, "the token's kid is malformed");
   else if (json_object_get(h, "crit"))
-    seterr(err, errlen, "the token has critical header extensions");
+    wr_set_err(err, errlen, "the token has critical header extensions");
   else {
     snprintf(kid, kidcap, "%s", k ? json_string_value(k) : "");
     rv = WR_OK;
@@ -463,23 +453,23 @@ int wr_jwt_verify(const wr_jwks *set, const char *token, size_t len, const wr_jw
   char kid[sizeof(((jwks_ent *)0)->kid)];
   if (claims) *claims = NULL;
   if (len > WR_JWT_MAX_LEN || split3(token, len, dots) != 0) {
-    seterr(err, errlen, "the token is not a compact JWT");
+    wr_set_err(err, errlen, "the token is not a compact JWT");
     return WR_ERR_PROTO;
   }
   int rv = check_header(token, dots[0], kid, sizeof(kid), err, errlen);
   if (rv != WR_OK) return rv;
   rv = check_sig(set, kid, token, dots[1], token + dots[1] + 1, len - dots[1] - 1);
   if (rv == WR_ERR_NOTFOUND) {
-    seterr(err, errlen, "no key %s in the key set", kid[0] ? kid : "(no kid)");
+    wr_set_err(err, errlen, "no key %s in the key set", kid[0] ? kid : "(no kid)");
     return rv;
   }
   if (rv != WR_OK) {
-    seterr(err, errlen, rv == WR_ERR_PROTO ? "the signature is not base64url" : "the signature does not verify");
+    wr_set_err(err, errlen, rv == WR_ERR_PROTO ? "the signature is not base64url" : "the signature does not verify");
     return rv;
   }
   json_t *c = seg_json(token + dots[0] + 1, dots[1] - dots[0] - 1);
   if (!c) {
-    seterr(err, errlen, "the token's payload is not base64url JSON");
+    wr_set_err(err, errlen, "the token's payload is not base64url JSON");
     return WR_ERR_PROTO;
   }
   rv = check_claims(c, want, err, errlen);

@@ -165,6 +165,11 @@ static int variant_is_struct(uint16_t which) {
          which != WR_RPC_OBSOLETE_DELETE;
 }
 
+/* The variants decoded here that must carry a body (Resolve may not). */
+#define BODY_REQUIRED                                                                               \
+  (1u << WR_RPC_UNIMPLEMENTED | 1u << WR_RPC_ABORT | 1u << WR_RPC_CALL | 1u << WR_RPC_RETURN |      \
+   1u << WR_RPC_FINISH | 1u << WR_RPC_RELEASE | 1u << WR_RPC_BOOTSTRAP)
+
 int wr_rpc_decode(wr_rpc_msg *m, const uint8_t *buf, size_t len, const wr_capnp_limits *limits,
                   size_t *consumed) {
   wr_capnp_struct root;
@@ -180,25 +185,21 @@ int wr_rpc_decode(wr_rpc_msg *m, const uint8_t *buf, size_t len, const wr_capnp_
     if ((rv = wr_capnp_get_struct(&root, 0, &m->body)) != 0) return rv;
   }
   const wr_capnp_struct *b = &m->body;
+  if (b->is_null && m->which < 32 && (BODY_REQUIRED >> m->which & 1)) return WR_ERR_PROTO;
   switch (m->which) {
   case WR_RPC_UNIMPLEMENTED:
-    if (b->is_null) return WR_ERR_PROTO;
     m->unimplemented.which = wr_capnp_u16(b, 0);
     break;
   case WR_RPC_ABORT:
-    if (b->is_null) return WR_ERR_PROTO;
     rv = decode_exception(b, &m->abort);
     break;
   case WR_RPC_CALL:
-    if (b->is_null) return WR_ERR_PROTO;
     rv = decode_call(b, &m->call);
     break;
   case WR_RPC_RETURN:
-    if (b->is_null) return WR_ERR_PROTO;
     rv = decode_return(b, &m->ret);
     break;
   case WR_RPC_FINISH:
-    if (b->is_null) return WR_ERR_PROTO;
     m->finish.question_id = wr_capnp_u32(b, 0);
     m->finish.release_result_caps = !wr_capnp_bool(b, 32);
     break;
@@ -207,12 +208,10 @@ int wr_rpc_decode(wr_rpc_msg *m, const uint8_t *buf, size_t len, const wr_capnp_
     m->resolve.which = wr_capnp_u16(b, 4);
     break;
   case WR_RPC_RELEASE:
-    if (b->is_null) return WR_ERR_PROTO;
     m->release.id = wr_capnp_u32(b, 0);
     m->release.reference_count = wr_capnp_u32(b, 4);
     break;
   case WR_RPC_BOOTSTRAP:
-    if (b->is_null) return WR_ERR_PROTO;
     m->bootstrap.question_id = wr_capnp_u32(b, 0);
     break;
   default:

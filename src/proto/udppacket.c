@@ -59,25 +59,6 @@ int wr_udp_build(const wr_ipaddr *src, uint16_t sport, const wr_ipaddr *dst, uin
   wr_put_be16(u + 6, 0);
   if (data_len) memmove(u + WR_UDP_HEADER_LEN, data, data_len);
   wr_put_be16(u + 6, wr_udp_checksum(src, dst, u, ulen));
-  if (v4) {
-    out[0] = 0x45;
-    out[1] = 0;
-    wr_put_be16(out + 2, (uint16_t)(hlen + ulen));
-    memset(out + 4, 0, 4);
-    out[8] = ttl;
-    out[9] = WR_IPPROTO_UDP;
-    out[10] = out[11] = 0;
-    memcpy(out + 12, src->b, 4);
-    memcpy(out + 16, dst->b, 4);
-    wr_put_be16(out + 10, wr_ipv4_header_checksum(out, hlen));
-  } else {
-    out[0] = 0x60;
-    out[1] = out[2] = out[3] = 0;
-    wr_put_be16(out + 4, (uint16_t)ulen);
-    out[6] = WR_IPPROTO_UDP;
-    out[7] = ttl;
-    memcpy(out + 8, src->b, 16);
-    memcpy(out + 24, dst->b, 16);
-  }
+  wr_ip_put_header(out, src, dst, WR_IPPROTO_UDP, ttl, ulen);
   return (int)(hlen + ulen);
 }
