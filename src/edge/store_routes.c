@@ -324,7 +324,11 @@ static const wr__store_col vnet_cols[] = {
     WR__COL(WR__COL_INT64, wr_vnet, created_at),
     WR__COL(WR__COL_INT64, wr_vnet, deleted_at),
 };
-WR__STORE_ROW_READER(read_vnet, vnet_cols)
+/* Cleared first, as wr__store_one hands over the caller's struct. */
+static void read_vnet(wr_db_stmt *st, void *row) {
+  memset(row, 0, sizeof(wr_vnet));
+  wr__store_read_cols(st, vnet_cols, sizeof(vnet_cols) / sizeof(vnet_cols[0]), row);
+}
 
 /* Comments: 0..256 bytes of UTF-8 without control characters. */
 static int check_comment(wr_store *s, const char *what, const char *c) {
@@ -584,7 +588,11 @@ static const wr__store_col ip_route_cols[] = {
     WR__COL(WR__COL_INT64, wr_ip_route, created_at),
     WR__COL(WR__COL_INT64, wr_ip_route, deleted_at),
 };
-WR__STORE_ROW_READER(read_ip_route, ip_route_cols)
+/* Cleared first, as wr__store_one hands over the caller's struct. */
+static void read_ip_route(wr_db_stmt *st, void *row) {
+  memset(row, 0, sizeof(wr_ip_route));
+  wr__store_read_cols(st, ip_route_cols, sizeof(ip_route_cols) / sizeof(ip_route_cols[0]), row);
+}
 
 int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out) {
   char canon[WR_STORE_UUID_LEN + 1];
