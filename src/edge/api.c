@@ -549,26 +549,23 @@ void wr__api_ctx_free(wr__api_ctx *c) {
 int wr_api_handle(wr_api *a, wr_httpd_req *req) {
   const size_t plen = sizeof(WR_API_PREFIX) - 1;
   char token[WR_API_BEARER_MAX + 1];
-  if (strcmp(req->path, "/tunnel") == 0) {
-    wr__api_ctx q;
-    memset(&q, 0, sizeof(q));
-    q.api = a;
-    q.store = a->store;
-    q.req = req;
-    q.method = req->method;
-    wr__api_quick(&q);
-    if (q.req) wr__api_err(&q, 500, WR_API_CODE_INTERNAL, "internal error: the request was not answered");
-    wr__api_ctx_free(&q);
-    return 1;
-  }
-  if (strncmp(req->path, WR_API_PREFIX, plen) != 0 || (req->path[plen] && req->path[plen] != '/'))
+  int quick = strcmp(req->path, "/tunnel") == 0;
+  if (!quick && (strncmp(req->path, WR_API_PREFIX, plen) != 0 || (req->path[plen] && req->path[plen] != '/')))
     return 0;
   wr__api_ctx *c = wr_xcalloc(1, sizeof(*c));
   c->api = a;
   c->store = a->store;
   c->req = req;
   c->method = req->method;
-  if (wr__api_parse_target(c, req->path + plen) == 0 && wr__api_auth_pre(c, token) == 0) {
+  if (quick) {
+    if (wr__api_quick_pre(c) == 0) {
+      if (a->async) {
+        wr__api_submit(c, NULL); /* owns |c| now */
+        return 1;
+      }
+      wr__api_quick(c);
+    }
+  } else if (wr__api_parse_target(c, req->path + plen) == 0 && wr__api_auth_pre(c, token) == 0) {
     if (a->async) {
       wr__api_submit(c, token); /* owns |c| now */
       return 1;

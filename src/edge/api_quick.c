@@ -41,7 +41,7 @@ static int quick_account(wr__api_ctx *c, wr_account *out) {
   wr_api *a = c->api;
   wr_account *all = NULL;
   size_t n = 0, found = 0;
-  if (wr_store_account_list(a->store, &all, &n) != WR_OK) {
+  if (wr_store_account_list(c->store, &all, &n) != WR_OK) {
     wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot read the accounts");
     return -1;
   }
@@ -81,27 +81,53 @@ static int quick_zone(wr__api_ctx *c, const char *account_id, wr_zone *out) {
   return -1;
 }
 
-/* The per-source and total bounds. 0, or -1 after answering 429. */
-static int quick_limits(wr__api_ctx *c, const char *account_id, const char *source, uint64_t now) {
+/* The source's wait, read on the loop (the throttle is the loop's). */
+typedef struct quick_gate {
+  wr__api_ctx *c;
+  uint64_t wait;
+} quick_gate;
+
+static void gate_check(void *arg) {
+  quick_gate *g = arg;
+  g->wait = wr_throttle_check(g->c->api->quick_rl, g->c->source, g->c->now);
+}
+
+static void gate_record(void *arg) {
+  quick_gate *g = arg;
+  wr_throttle_record(g->c->api->quick_rl, g->c->source, g->c->now, WR_THROTTLE_FAILURE, NULL);
+}
+
+/* The per-source and total bounds. 0, or -1 after answering 429 (503
+ * when the edge is stopping). */
+static int quick_limits(wr__api_ctx *c, const char *account_id) {
   wr_api *a = c->api;
-  uint64_t wait = wr_throttle_check(a->quick_rl, source, now);
-  if (wait) {
-    static char ra[24];
-    snprintf(ra, sizeof(ra), "%llu", (unsigned long long)((wait + 999) / 1000));
-    c->retry_after = ra;
+  quick_gate g = {c, 0};
+  if (wr__api_on_loop(c, gate_check, &g) != 0) {
+    wr__api_err(c, 503, WR_API_CODE_INTERNAL, "the edge is stopping; try again");
+    return -1;
+  }
+  if (g.wait) {
+    snprintf(c->retry_buf, sizeof(c->retry_buf), "%llu", (unsigned long long)((g.wait + 999) / 1000));
+    c->retry_after = c->retry_buf;
     wr__api_err(c, 429, WR_API_CODE_RATE_LIMIT,
-                "too many quick tunnels from %s; retry in %s s", source, ra);
+                "too many quick tunnels from %s; retry in %s s", c->source, c->retry_buf);
     return -1;
   }
   wr_tunnel_filter f = {.account_id = account_id, .name_prefix = QUICK_PREFIX};
   size_t live = 0;
-  if (wr_store_tunnel_count(a->store, &f, &live) != WR_OK) {
+  if (wr_store_tunnel_count(c->store, &f, &live) != WR_OK) {
     wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot count the quick tunnels");
     return -1;
   }
   if (live >= a->quick_max) {
     wr__api_err(c, 429, WR_API_CODE_LIMIT,
                 "this edge already serves %zu quick tunnels, its limit; try again later", live);
+    return -1;
+  }
+  /* Counted in the same store-thread job as the check: the jobs run one
+   * at a time, so two requests cannot both pass on the same count. */
+  if (wr__api_on_loop(c, gate_record, &g) != 0) {
+    wr__api_err(c, 503, WR_API_CODE_INTERNAL, "the edge is stopping; try again");
     return -1;
   }
   return 0;
@@ -123,6 +149,7 @@ static json_t *quick_result(const wr_api *a, const wr_tunnel *t, const char *hos
 /* Creates the tunnel and its route; answers. */
 static void quick_create(wr__api_ctx *c, const wr_account *acct, const wr_zone *z) {
   wr_api *a = c->api;
+  wr_store *s = c->store;
   uint8_t rnd[8];
   char name[32], host[WR_STORE_HOST_MAX + 64];
   wr_tunnel t;
@@ -140,15 +167,15 @@ static void quick_create(wr__api_ctx *c, const wr_account *acct, const wr_zone *
     wr__api_err(c, 503, WR_API_CODE_INTERNAL, "the quick tunnels' zone name is too long");
     return;
   }
-  int rv = wr_store_tunnel_create_ex(a->store, QUICK_ACTOR, acct->id, name, NULL, 0, 0, 0, &t);
+  int rv = wr_store_tunnel_create_ex(s, QUICK_ACTOR, acct->id, name, NULL, 0, 0, 0, &t);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, "creating the quick tunnel");
     return;
   }
-  rv = wr_store_route_dns_add(a->store, QUICK_ACTOR, z->id, t.id, host, 0, &r, &ch);
+  rv = wr_store_route_dns_add(s, QUICK_ACTOR, z->id, t.id, host, 0, &r, &ch);
   if (rv != WR_OK) {
     size_t gone = 0;
-    wr_store_tunnel_delete(a->store, QUICK_ACTOR, t.id, &gone);
+    wr_store_tunnel_delete(s, QUICK_ACTOR, t.id, &gone);
     explicit_bzero(&t, sizeof(t));
     wr__api_store_err(c, rv, "routing the quick tunnel");
     return;
@@ -160,27 +187,28 @@ static void quick_create(wr__api_ctx *c, const wr_account *acct, const wr_zone *
   wr__api_ok(c, j, NULL);
 }
 
-void wr__api_quick(wr__api_ctx *c) {
+int wr__api_quick_pre(wr__api_ctx *c) {
   wr_api *a = c->api;
-  wr_account acct;
-  wr_zone z;
-  char source[WR_THROTTLE_SOURCE_MAX];
   if (strcmp(c->method, "POST") != 0) {
     wr__api_method(c, "POST");
-    return;
+    return -1;
   }
   if (!a->quick_account) {
     wr__api_err(c, 404, WR_API_CODE_NOTFOUND,
                 "quick tunnels are not enabled on this edge (warren-edge run --quick-tunnels-account)");
-    return;
+    return -1;
   }
-  wr_throttle_source_key(&c->req->peer, source);
-  snprintf(c->actor, sizeof(c->actor), "%s", source);
-  uint64_t now = a->now_ms ? a->now_ms(a->now_user) : (uint64_t)time(NULL) * 1000;
-  if (quick_account(c, &acct) != 0 || quick_zone(c, acct.id, &z) != 0 ||
-      quick_limits(c, acct.id, source, now) != 0)
+  wr_throttle_source_key(&c->req->peer, c->source);
+  snprintf(c->actor, sizeof(c->actor), "%s", c->source);
+  c->now = a->now_ms ? a->now_ms(a->now_user) : (uint64_t)time(NULL) * 1000;
+  return 0;
+}
+
+void wr__api_quick(wr__api_ctx *c) {
+  wr_account acct;
+  wr_zone z;
+  if (quick_account(c, &acct) != 0 || quick_zone(c, acct.id, &z) != 0 || quick_limits(c, acct.id) != 0)
     return;
-  wr_throttle_record(a->quick_rl, source, now, WR_THROTTLE_FAILURE, NULL);
   quick_create(c, &acct, &z);
 }
 

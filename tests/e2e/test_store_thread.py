@@ -48,16 +48,17 @@ def edge(tmp_path, procs):
     return start_edge(tmp_path, procs, "127.0.0.1:0")[0]
 
 
-def start_edge(tmp_path, procs, api_listen, https=None, delays=None, dns=None):
+def start_edge(tmp_path, procs, api_listen, https=None, delays=None, dns=None, quick=False):
     """An edge whose store-thread calls are slow (or as |delays| says), with
     a hello-world tunnel routed for hello.ZONE and other.ZONE; returns
     (http port, data dir). |https|, |dns|: ports for --https-listen and
-    --dns-listen."""
+    --dns-listen; |quick|: quick tunnels on, in the edge's account."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
     env["HOME"] = str(tmp_path)
     d, creds, tid, _ = edge_with_hello(tmp_path, env, ZONE, ("hello", "other"))
     extra = ["--https-listen", f"127.0.0.1:{https}"] if https else []
     extra += ["--dns-listen", f"127.0.0.1:{dns}"] if dns else []
+    extra += ["--quick-tunnels-account", read_cert(d / "cert.pem")[1]] if quick else []
     http = run_edge_and_hello(procs, d, creds, tid, env, ["--api-listen", api_listen, *extra],
                               edge_env={**env, **(delays or {"WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})},
                               connector_args=["--metrics", f"127.0.0.1:{free_port()}"])
@@ -518,3 +519,24 @@ def test_visitors_are_served_while_a_dashboard_page_is_built(tmp_path, procs):
         if served_first:
             return
     pytest.fail("a cached host was never answered before a slow dashboard page finished")
+
+
+def test_visitors_are_served_while_a_quick_tunnel_is_made(tmp_path, procs):
+    # POST /tunnel reads the account, its zones and the count of quick
+    # tunnels, then writes the tunnel and its route, on the slow store
+    # thread: visitors are answered first, and the quick tunnel is made.
+    api = free_port()
+    http, _ = start_edge(tmp_path, procs, f"127.0.0.1:{api}", quick=True)
+    for _ in range(3):
+        cache_hello(http)
+        pending = raw_request(api, "POST", "/tunnel", [("Content-Type", "application/json")], b"{}")
+        served_first = visitors_go_first(http, pending, "the quick tunnel")
+        status, head, body = read_all(pending)
+        assert status == 200, body
+        r = json.loads(body)
+        assert r["success"] and r["result"]["name"].startswith("quick-"), r
+        assert r["result"]["hostname"].endswith(f".{ZONE}"), r
+        if served_first:
+            return
+    pytest.fail("a cached host was never answered before a slow quick tunnel finished")
+
