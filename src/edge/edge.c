@@ -819,8 +819,8 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
   if (wr_httpd_addr(e->api_httpd, &bound) == WR_OK) wr_addr_format(&bound, name, sizeof(name));
   snprintf(public_url, sizeof(public_url), "http://%s", name);
   if (e->access && !(o->access_team_domain && *o->access_team_domain)) wr_access_set_team_domain(e->access, public_url);
-  wr_login_config lcfg = {.loop = e->loop, .store = e->store, .data_dir = e->data_dir,
-                          .public_url = public_url};
+  wr_login_config lcfg = {.loop = e->loop, .store = e->store, .async = e->store_async,
+                          .data_dir = e->data_dir, .public_url = public_url};
   if ((rv = wr_login_new(&lcfg, &e->login)) != WR_OK) return rv;
   struct sockaddr_storage vaddr;
   wr_dash_config dcfg = {.loop = e->loop, .store = e->store, .async = e->store_async,

@@ -113,6 +113,7 @@ int wr_login_new(const wr_login_config *cfg, wr_login **out) {
   l = wr_xcalloc(1, sizeof(*l));
   l->loop = cfg->loop;
   l->store = cfg->store;
+  l->async = cfg->async;
   l->data_dir = wr_xstrdup(cfg->data_dir);
   url = cfg->public_url && *cfg->public_url ? cfg->public_url : "http://127.0.0.1:8081";
   l->public_url = wr_xstrdup(url);

@@ -32,6 +32,7 @@
 #include "edge/password.h"
 #include "edge/pki.h"
 #include "edge/store.h"
+#include "edge/store_async.h"
 #include "edge/throttle.h"
 #include "lib/buf.h"
 #include "net/httpd.h"
@@ -122,6 +123,7 @@ typedef struct login_job {
   uv_work_t work;
   wr_fairq_item qi;   /* JOB_SIGNIN: its place in the queue of checks */
   int waiting;        /* in the queue, not yet handed to the pool */
+  int reading;        /* JOB_SIGNIN: its user is being read on the store thread */
   struct login_job *next, *prev;
   wr_login *l;
   wr_httpd_req *req;
@@ -144,12 +146,13 @@ typedef struct login_job {
   wr_zone zone;
   wr_pem_pair pair;
   int issue_rv;
-  char err[256];
+  char err[256];      /* JOB_ISSUE; JOB_SIGNIN: a store error of the user's read */
 } login_job;
 
 struct wr_login {
   uv_loop_t *loop;
   wr_store *store;
+  wr_store_async *async; /* sign-ins read their user there; NULL: on the loop */
   char *data_dir;
   char *public_url;
   int secure; /* public_url is https: Secure cookies */

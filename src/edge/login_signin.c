@@ -307,8 +307,8 @@ void wr__login_jobs_cancel(wr_login *l) {
       job_unlink(l, j);
       wr_httpd_respond_simple(j->req, 503, "text/plain", "the edge is shutting down\n", 26);
       job_free(j);
-    } else {
-      uv_cancel((uv_req_t *)&j->work);
+    } else if (!j->reading) {
+      uv_cancel((uv_req_t *)&j->work); /* a read on the store thread answers when it is back */
     }
   }
 }
@@ -415,14 +415,15 @@ static int signin_gate(wr_login *l, wr_httpd_req *req, login_session *s, login_j
   return 0;
 }
 
-/* The stored hash of the email's user, if any. */
-static void signin_find_user(wr_login *l, login_job *j) {
-  if (wr_store_user_get_by_email(l->store, j->email, &j->user) == WR_OK) {
+/* The stored hash of the email's user, if any, read from |st| (the
+ * store thread's, or the loop's without one). A store error's message
+ * goes to j->err, for the loop to log. */
+static void signin_find_user(wr_store *st, login_job *j) {
+  if (wr_store_user_get_by_email(st, j->email, &j->user) == WR_OK) {
     j->user_found = 1;
-    int rv = wr_store_user_password_hash(l->store, j->user.id, j->hash, sizeof(j->hash));
+    int rv = wr_store_user_password_hash(st, j->user.id, j->hash, sizeof(j->hash));
     j->have_hash = rv == WR_OK;
-    if (rv != WR_OK && rv != WR_ERR_NOTFOUND)
-      wr_error("login: reading a password hash failed: %s", wr_store_errmsg(l->store));
+    if (rv != WR_OK && rv != WR_ERR_NOTFOUND) snprintf(j->err, sizeof(j->err), "%s", wr_store_errmsg(st));
   }
   /* Without a hash (unknown user, no password, service user) the worker
    * still spends the time of a check, then says no. */
@@ -462,6 +463,56 @@ static void signin_enqueue(wr_login *l, wr_httpd_req *req, login_session *s, log
   }
 }
 
+/* After the user's read: logs a store error, then queues the check. */
+static void signin_found(wr_login *l, login_session *s, login_job *j, uint64_t now) {
+  if (j->err[0]) {
+    wr_error("login: reading a password hash failed: %s", j->err);
+    j->err[0] = '\0';
+  }
+  signin_enqueue(l, j->req, s, j, j->callback, now);
+}
+
+static void read_user_run(wr_store *st, void *arg) { signin_find_user(st, arg); }
+
+/* The user's read came back (loop thread). The session was busy meanwhile,
+ * so it is still there unless the login pages are closing. */
+static void read_user_done(void *arg, int status) {
+  login_job *j = arg;
+  wr_login *l = j->l;
+  uint64_t now = wr__login_now(l);
+  job_unlink(l, j);
+  j->reading = 0;
+  login_session *s = l->closing ? NULL : wr__login_session_find(l, j->sid);
+  if (s && status == WR_OK) {
+    s->busy = 0; /* signin_enqueue sets it again while the check runs */
+    signin_found(l, s, j, now);
+  } else {
+    if (s) s->busy = 0;
+    wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
+    wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
+    wr_httpd_respond_simple(j->req, 503, "text/plain", "the edge is shutting down\n", 26);
+    job_free(j);
+  }
+  wr__login_maybe_free(l);
+}
+
+/* Reads the user on the store thread; the session is busy until it is
+ * back. Answers 503 at once when the store thread takes no more work. */
+static void signin_read_user(wr_login *l, login_session *s, login_job *j) {
+  uint64_t now = wr__login_now(l);
+  j->l = l;
+  j->reading = 1;
+  if (wr_store_async_submit(l->async, read_user_run, read_user_done, j) != WR_OK) {
+    wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
+    wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
+    wr__login_simple_page(l, j->req, 503, "Busy", "The edge is busy with other sign-ins; try again in a few seconds.", 0);
+    job_free(j);
+    return;
+  }
+  job_link(l, j);
+  s->busy = 1;
+}
+
 /* POST /argotunnel/signin */
 void wr__login_page_signin(wr_login *l, wr_httpd_req *req) {
   char callback[WR__LOGIN_CALLBACK_MAX + 1], key[WR_LOGIN_KEY_MAX + 1];
@@ -486,6 +537,10 @@ void wr__login_page_signin(wr_login *l, wr_httpd_req *req) {
     job_free(j);
     return;
   }
-  signin_find_user(l, j);
-  signin_enqueue(l, req, s, j, callback, now);
+  if (l->async) {
+    signin_read_user(l, s, j);
+    return;
+  }
+  signin_find_user(l->store, j);
+  signin_found(l, s, j, now);
 }

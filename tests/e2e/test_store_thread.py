@@ -473,28 +473,44 @@ def test_visitors_are_served_while_an_api_call_is_on_the_store_thread(tmp_path, 
     pytest.fail("a cached host was never answered before a slow API call finished")
 
 
+def login_request(api, method, path, cookie=None, body=None):
+    """One request to the login pages: (status, text, the session cookie
+    after it)."""
+    c = http_client.HTTPConnection("127.0.0.1", api, timeout=60)
+    headers = {"Connection": "close"}
+    if cookie:
+        headers["Cookie"] = f"warren_login={cookie}"
+    if body is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    c.request(method, path, body=body, headers=headers)
+    r = c.getresponse()
+    text = r.read().decode(errors="replace")
+    c.close()
+    m = re.search(r"warren_login=([A-Za-z0-9_-]+)", r.getheader("Set-Cookie") or "")
+    return r.status, text, m.group(1) if m else cookie
+
+
+def login_form(api):
+    """Opens the sign-in form: (session cookie, its CSRF token)."""
+    status, text, cookie = login_request(api, "GET", "/argotunnel")
+    assert status == 200 and cookie, (status, text[:300])
+    return cookie, re.search(r'name="csrf" value="([^"]+)"', text).group(1)
+
+
 def dash_cookie(api, email, password):
     """Signs |email| in on the login pages; returns the session cookie."""
-    def request(method, path, cookie=None, body=None):
-        c = http_client.HTTPConnection("127.0.0.1", api, timeout=60)
-        headers = {"Connection": "close"}
-        if cookie:
-            headers["Cookie"] = f"warren_login={cookie}"
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        c.request(method, path, body=body, headers=headers)
-        r = c.getresponse()
-        text = r.read().decode(errors="replace")
-        c.close()
-        m = re.search(r"warren_login=([A-Za-z0-9_-]+)", r.getheader("Set-Cookie") or "")
-        return r.status, text, m.group(1) if m else cookie
-    status, text, cookie = request("GET", "/argotunnel")
-    assert status == 200 and cookie, (status, text[:300])
-    csrf = re.search(r'name="csrf" value="([^"]+)"', text).group(1)
+    cookie, csrf = login_form(api)
     body = urllib.parse.urlencode({"csrf": csrf, "email": email, "password": password})
-    status, text, cookie = request("POST", "/argotunnel/signin", cookie, body)
+    status, text, cookie = login_request(api, "POST", "/argotunnel/signin", cookie, body)
     assert status in (200, 303), (status, text[:300])
     return cookie
+
+
+def add_user(tmp_path, d, email, password):
+    pw = tmp_path / "pw"
+    pw.write_text(password + "\n")
+    check([WARREN_EDGE, "--data-dir", str(d), "user", "add", email, "--password-file", str(pw)],
+          {**os.environ, "HOME": str(tmp_path)})
 
 
 def test_visitors_are_served_while_a_dashboard_page_is_built(tmp_path, procs):
@@ -503,10 +519,7 @@ def test_visitors_are_served_while_a_dashboard_page_is_built(tmp_path, procs):
     # that needs no store call and one of a cached host are answered
     # before it, and the page then shows the tunnel.
     http, api, d = start_edge_with_api(tmp_path, procs)
-    pw = tmp_path / "pw"
-    pw.write_text("correct horse battery staple\n")
-    check([WARREN_EDGE, "--data-dir", str(d), "user", "add", "alice@example.test", "--password-file", str(pw)],
-          {**os.environ, "HOME": str(tmp_path)})
+    add_user(tmp_path, d, "alice@example.test", "correct horse battery staple")
     cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
     for _ in range(3):
         cache_hello(http)
@@ -540,3 +553,25 @@ def test_visitors_are_served_while_a_quick_tunnel_is_made(tmp_path, procs):
             return
     pytest.fail("a cached host was never answered before a slow quick tunnel finished")
 
+
+def test_visitors_are_served_while_a_sign_in_reads_its_user(tmp_path, procs):
+    # `tunnel login`'s sign-in reads the user and its password hash on the
+    # slow store thread before the password check: visitors are answered
+    # first, and the sign-in then succeeds.
+    http, api, d = start_edge_with_api(tmp_path, procs)
+    add_user(tmp_path, d, "alice@example.test", "correct horse battery staple")
+    for _ in range(3):
+        cookie, csrf = login_form(api)
+        body = urllib.parse.urlencode({"csrf": csrf, "email": "alice@example.test",
+                                       "password": "correct horse battery staple"}).encode()
+        cache_hello(http)
+        pending = raw_request(api, "POST", "/argotunnel/signin",
+                              [("Cookie", f"warren_login={cookie}"),
+                               ("Content-Type", "application/x-www-form-urlencoded")], body)
+        served_first = visitors_go_first(http, pending, "the sign-in")
+        status, head, _ = read_all(pending)
+        assert status == 303 and header_value(head, "Location") == "/argotunnel", head
+        assert "warren_login=" in header_value(head, "Set-Cookie"), head
+        if served_first:
+            return
+    pytest.fail("a cached host was never answered before a slow sign-in finished")
