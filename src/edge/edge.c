@@ -882,7 +882,7 @@ static void stop_access(wr_edge *e) {
 static int start_metrics(wr_edge *e, char *err, size_t errlen) {
   const char *addr = e->opts->metrics;
   if (!addr || !*addr) return WR_OK;
-  wr_edge_metrics_config mcfg = {.store = e->store, .ts = e->ts, .ep = e->ep,
+  wr_edge_metrics_config mcfg = {.store = e->store, .async = e->store_async, .ts = e->ts, .ep = e->ep,
                                  .visitor = e->visitor, .https = e->https, .dns = e->dns, .acme = e->acme, .api = e->api,
                                  .login = e->login, .router = e->router,
                                  .tunnel_stats = e->tunnel_stats,

@@ -48,17 +48,19 @@ def edge(tmp_path, procs):
     return start_edge(tmp_path, procs, "127.0.0.1:0")[0]
 
 
-def start_edge(tmp_path, procs, api_listen, https=None, delays=None, dns=None, quick=False):
+def start_edge(tmp_path, procs, api_listen, https=None, delays=None, dns=None, quick=False, metrics=None):
     """An edge whose store-thread calls are slow (or as |delays| says), with
     a hello-world tunnel routed for hello.ZONE and other.ZONE; returns
     (http port, data dir). |https|, |dns|: ports for --https-listen and
-    --dns-listen; |quick|: quick tunnels on, in the edge's account."""
+    --dns-listen; |quick|: quick tunnels on, in the edge's account;
+    |metrics|: a port for --metrics."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
     env["HOME"] = str(tmp_path)
     d, creds, tid, _ = edge_with_hello(tmp_path, env, ZONE, ("hello", "other"))
     extra = ["--https-listen", f"127.0.0.1:{https}"] if https else []
     extra += ["--dns-listen", f"127.0.0.1:{dns}"] if dns else []
     extra += ["--quick-tunnels-account", read_cert(d / "cert.pem")[1]] if quick else []
+    extra += ["--metrics", f"127.0.0.1:{metrics}"] if metrics else []
     http = run_edge_and_hello(procs, d, creds, tid, env, ["--api-listen", api_listen, *extra],
                               edge_env={**env, **(delays or {"WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})},
                               connector_args=["--metrics", f"127.0.0.1:{free_port()}"])
@@ -575,3 +577,22 @@ def test_visitors_are_served_while_a_sign_in_reads_its_user(tmp_path, procs):
         if served_first:
             return
     pytest.fail("a cached host was never answered before a slow sign-in finished")
+
+
+def test_visitors_are_served_while_ready_pings_the_store(tmp_path, procs):
+    # /ready on --metrics pings the store on the slow store thread: were the
+    # ping on the loop (not delayed), /ready would be answered before the
+    # visitors; on the store thread they come first, and /ready then says
+    # the edge is ready.
+    metrics = free_port()
+    http, _ = start_edge(tmp_path, procs, "127.0.0.1:0", metrics=metrics)
+    for _ in range(3):
+        cache_hello(http)
+        pending = raw_request(metrics, "GET", "/ready")
+        served_first = visitors_go_first(http, pending, "/ready")
+        status, head, body = read_all(pending)
+        assert status == 200 and header_value(head, "Content-Type") == "application/json", (head, body)
+        assert json.loads(body) == {"status": 200, "registeredConnections": 1}, body
+        if served_first:
+            return
+    pytest.fail("a cached host was never answered before a slow /ready finished")
