@@ -169,6 +169,7 @@ struct wr_login {
   size_t nwaiters;
   login_job *jobs;
   size_t njobs;
+  size_t store_jobs; /* wr__login_store_call jobs on the store thread */
 
   wr_throttle *accounts; /* failures per email */
   wr_throttle *sources;  /* failures per source */
@@ -202,6 +203,18 @@ static inline void wr__login_wipe_free(char *p) {
 
 /* ---- login.c: lifetime ------------------------------------------------------------- */
 
+/* A store call of a page: fn(store, arg) on the store thread (with a
+ * store thread; fn must not touch loop objects), then done(l, arg,
+ * status) on the loop, where |status| is WR_OK when fn ran, or
+ * WR_ERR_INTERNAL when the store thread stopped first (also while |l| is
+ * closing: done answers then). Without a store thread both run at once,
+ * on the loop. |l| waits for done before it is freed. Returns WR_OK, or
+ * WR_ERR_LIMIT / WR_ERR_INVAL when the store thread takes no more work
+ * (then neither runs: the caller answers). |arg| is the caller's. */
+typedef void (*wr__login_store_fn)(wr_store *st, void *arg);
+typedef void (*wr__login_store_done)(wr_login *l, void *arg, int status);
+int wr__login_store_call(wr_login *l, wr__login_store_fn fn, wr__login_store_done done, void *arg);
+
 /* Drops expired sessions and deliveries (wiping what they hold). */
 void wr__login_sweep(wr_login *l);
 /* Frees |l| once it is closing and no handle or job is left. */
@@ -229,7 +242,11 @@ void wr__login_location(const char *callback, char *out, size_t size);
 void wr__login_signin_form(wr_login *l, wr_httpd_req *req, login_reply *r, login_session *s,
                            const char *callback, const char *key, const char *email,
                            const char *error);
-/* The zone picker of the signed-in session |s| (500 if the store fails). */
+/* The zone picker of the signed-in session |s| (500 if the store fails).
+ * The zones are read with wr__login_store_call: the answer may come from
+ * a later loop callback, with the session looked up again by its id
+ * ("Session expired" if it is gone by then); |r|, |callback|, |key| are
+ * copied and |error| must be a literal. */
 void wr__login_zone_picker(wr_login *l, wr_httpd_req *req, login_reply *r, login_session *s,
                            const char *callback, const char *key, const char *error);
 /* The success page of |s|, which holds a cert.pem. */

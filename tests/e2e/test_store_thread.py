@@ -596,3 +596,35 @@ def test_visitors_are_served_while_ready_pings_the_store(tmp_path, procs):
         if served_first:
             return
     pytest.fail("a cached host was never answered before a slow /ready finished")
+
+
+def test_visitors_are_served_while_the_zone_picker_and_authorize_read_the_store(tmp_path, procs):
+    # Signed in, `tunnel login`'s zone picker reads the account's zones, and
+    # the authorization reads the user and the zone, on the slow store
+    # thread: visitors are answered first each time, and the pages are the
+    # same (the picker lists the zone, authorizing leads to the success
+    # page).
+    api = free_port()
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    add_user(tmp_path, d, "alice@example.test", "correct horse battery staple")
+    cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
+    session = [("Cookie", f"warren_login={cookie}")]
+    for _ in range(3):
+        cache_hello(http)
+        pending = raw_request(api, "GET", "/argotunnel", session)
+        served_first = visitors_go_first(http, pending, "the zone picker")
+        status, _, page = read_all(pending)
+        assert status == 200 and f'id="zone-{ZONE}"' in page, page[:2000]
+        if served_first:
+            break
+    else:
+        pytest.fail("a cached host was never answered before a slow zone picker finished")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    zone_id = re.search(rf'id="zone-{re.escape(ZONE)}" value="([^"]+)"', page).group(1)
+    body = urllib.parse.urlencode({"csrf": csrf, "callback": "", "zone": zone_id}).encode()
+    cache_hello(http)
+    pending = raw_request(api, "POST", "/argotunnel/authorize",
+                          session + [("Content-Type", "application/x-www-form-urlencoded")], body)
+    visitors_go_first(http, pending, "the authorization")
+    status, head, _ = read_all(pending)
+    assert status == 303 and header_value(head, "Location") == "/argotunnel/done", head
