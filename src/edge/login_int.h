@@ -123,7 +123,6 @@ typedef struct login_job {
   uv_work_t work;
   wr_fairq_item qi;   /* JOB_SIGNIN: its place in the queue of checks */
   int waiting;        /* in the queue, not yet handed to the pool */
-  int reading;        /* JOB_SIGNIN: its user is being read on the store thread */
   struct login_job *next, *prev;
   wr_login *l;
   wr_httpd_req *req;
@@ -152,7 +151,7 @@ typedef struct login_job {
 struct wr_login {
   uv_loop_t *loop;
   wr_store *store;
-  wr_store_async *async; /* sign-ins read their user there; NULL: on the loop */
+  wr_store_async *async; /* the pages' reads (wr__login_store_call); NULL: on the loop */
   char *data_dir;
   char *public_url;
   int secure; /* public_url is https: Secure cookies */

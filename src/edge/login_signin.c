@@ -307,8 +307,8 @@ void wr__login_jobs_cancel(wr_login *l) {
       job_unlink(l, j);
       wr_httpd_respond_simple(j->req, 503, "text/plain", "the edge is shutting down\n", 26);
       job_free(j);
-    } else if (!j->reading) {
-      uv_cancel((uv_req_t *)&j->work); /* a read on the store thread answers when it is back */
+    } else {
+      uv_cancel((uv_req_t *)&j->work);
     }
   }
 }
@@ -476,41 +476,32 @@ static void read_user_run(wr_store *st, void *arg) { signin_find_user(st, arg); 
 
 /* The user's read came back (loop thread). The session was busy meanwhile,
  * so it is still there unless the login pages are closing. */
-static void read_user_done(void *arg, int status) {
+static void read_user_done(wr_login *l, void *arg, int status) {
   login_job *j = arg;
-  wr_login *l = j->l;
   uint64_t now = wr__login_now(l);
-  job_unlink(l, j);
-  j->reading = 0;
   login_session *s = l->closing ? NULL : wr__login_session_find(l, j->sid);
+  if (s) s->busy = 0; /* signin_enqueue sets it again while the check runs */
   if (s && status == WR_OK) {
-    s->busy = 0; /* signin_enqueue sets it again while the check runs */
     signin_found(l, s, j, now);
-  } else {
-    if (s) s->busy = 0;
-    wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
-    wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
-    wr_httpd_respond_simple(j->req, 503, "text/plain", "the edge is shutting down\n", 26);
-    job_free(j);
-  }
-  wr__login_maybe_free(l);
-}
-
-/* Reads the user on the store thread; the session is busy until it is
- * back. Answers 503 at once when the store thread takes no more work. */
-static void signin_read_user(wr_login *l, login_session *s, login_job *j) {
-  uint64_t now = wr__login_now(l);
-  j->l = l;
-  j->reading = 1;
-  if (wr_store_async_submit(l->async, read_user_run, read_user_done, j) != WR_OK) {
-    wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
-    wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
-    wr__login_simple_page(l, j->req, 503, "Busy", "The edge is busy with other sign-ins; try again in a few seconds.", 0);
-    job_free(j);
     return;
   }
-  job_link(l, j);
+  wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
+  wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
+  wr_httpd_respond_simple(j->req, 503, "text/plain", "the edge is shutting down\n", 26);
+  job_free(j);
+}
+
+/* Reads the user (wr__login_store_call); the session is busy until it is
+ * back. Answers 503 at once when the store thread takes no more work. */
+static void signin_read_user(wr_login *l, login_session *s, login_job *j) {
   s->busy = 1;
+  if (wr__login_store_call(l, read_user_run, read_user_done, j) == WR_OK) return;
+  uint64_t now = wr__login_now(l);
+  s->busy = 0;
+  wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
+  wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
+  wr__login_simple_page(l, j->req, 503, "Busy", "The edge is busy with other sign-ins; try again in a few seconds.", 0);
+  job_free(j);
 }
 
 /* POST /argotunnel/signin */
@@ -537,10 +528,5 @@ void wr__login_page_signin(wr_login *l, wr_httpd_req *req) {
     job_free(j);
     return;
   }
-  if (l->async) {
-    signin_read_user(l, s, j);
-    return;
-  }
-  signin_find_user(l->store, j);
-  signin_found(l, s, j, now);
+  signin_read_user(l, s, j);
 }
