@@ -371,8 +371,8 @@ static void lock_audit(wr_api *a, const char *action, const char *source, const 
   else
     snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"failures\":%u,\"reason\":\"expired\"}", source,
              info->failures);
-  if (wr_store_audit_append(a->store, "edge", NULL, action, "source", source, detail) != WR_OK)
-    wr_warn("api: writing the %s audit row failed: %s", action, wr_store_errmsg(a->store));
+  /* With a store thread the row is written there; nobody waits for it. */
+  wr_store_async_audit(a->async, a->store, "api", "edge", NULL, NULL, action, "source", source, detail);
 }
 
 typedef struct sweep_ctx {

@@ -59,8 +59,7 @@ static void audit_text(const char *in, char out[WR__LOGIN_AKEY_MAX + 1]) {
 static void lock_audit(wr_login *l, const char *action, int on_email, const char *email, const char *source,
                        const wr_throttle_info *info, const char *reason) {
   uint64_t now = wr__login_now(l);
-  wr_user u;
-  const char *account = NULL, *ttype = on_email ? "email" : "source", *target;
+  const char *ttype = on_email ? "email" : "source", *target;
   char tid[WR_STORE_HOST_MAX + 1], safe_email[WR__LOGIN_AKEY_MAX + 1];
   if (!wr_ratelimit_take(&l->audit_rl, now)) return;
   uint64_t dropped = wr_ratelimit_take_dropped(&l->audit_rl);
@@ -70,7 +69,6 @@ static void lock_audit(wr_login *l, const char *action, int on_email, const char
   if (email) audit_text(email, safe_email);
   target = on_email ? (email ? safe_email : NULL) : source;
   if (!target) target = "?";
-  if (on_email && wr_store_user_get_by_email(l->store, email, &u) == WR_OK) account = u.account_id;
   /* The target id column is shorter than the longest email: cut at a
    * character boundary (the detail keeps all of it). */
   size_t n = strlen(target);
@@ -92,8 +90,10 @@ static void lock_audit(wr_login *l, const char *action, int on_email, const char
   }
   char *text = json_dumps(d, JSON_COMPACT);
   json_decref(d);
-  if (wr_store_audit_append(l->store, AUDIT_ACTOR, account, action, ttype, tid[0] ? tid : "?", text) != WR_OK)
-    wr_warn("login: writing the %s audit row failed: %s", action, wr_store_errmsg(l->store));
+  /* With a store thread the row (and the user's account) is written
+   * there; nobody waits for it. */
+  wr_store_async_audit(l->async, l->store, "login", AUDIT_ACTOR, NULL, on_email ? email : NULL, action, ttype,
+                       tid[0] ? tid : "?", text);
   free(text);
 }
 
