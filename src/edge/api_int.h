@@ -74,6 +74,7 @@ struct wr_api {
   int64_t quick_idle_s;
   unsigned quick_url_port;
   wr_throttle *quick_rl; /* creations per source */
+  int quick_sweeping;    /* a sweep is on the store thread */
   int stopping;          /* wr_api_stop: hooks are not called any more */
   size_t store_jobs;     /* requests on the store thread (loop thread) */
 };

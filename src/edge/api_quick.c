@@ -212,15 +212,24 @@ void wr__api_quick(wr__api_ctx *c) {
   quick_create(c, &acct, &z);
 }
 
-size_t wr_api_quick_sweep(wr_api *a) {
+/* A sweep: the store work on the store thread (or the loop without one),
+ * then the route hooks told on the loop of the tunnels it deleted. */
+typedef struct sweep_job {
+  wr_api *a; /* only its settings are read off the loop */
+  char (*gone)[WR_STORE_UUID_LEN + 1];
+  size_t ngone;
+} sweep_job;
+
+/* Deletes the idle quick tunnels through |s|; returns how many. */
+static size_t sweep_store(sweep_job *j, wr_store *s) {
+  wr_api *a = j->a;
   wr_account acct;
   wr_tunnel *rows = NULL;
-  size_t n = 0, removed = 0;
-  if (!a->quick_account) return 0;
+  size_t n = 0;
   int found = 0;
   wr_account *all = NULL;
   size_t na = 0;
-  if (wr_store_account_list(a->store, &all, &na) != WR_OK) return 0;
+  if (wr_store_account_list(s, &all, &na) != WR_OK) return 0;
   for (size_t i = 0; i < na && !found; i++)
     if (strcmp(all[i].id, a->quick_account) == 0 || strcmp(all[i].name, a->quick_account) == 0) {
       acct = all[i];
@@ -228,26 +237,61 @@ size_t wr_api_quick_sweep(wr_api *a) {
     }
   free(all);
   wr_tunnel_filter f = {.account_id = acct.id, .name_prefix = QUICK_PREFIX};
-  if (!found || wr_store_tunnel_list(a->store, &f, &rows, &n) != WR_OK) return 0;
+  if (!found || wr_store_tunnel_list(s, &f, &rows, &n) != WR_OK) return 0;
   int64_t now = (int64_t)time(NULL);
   for (size_t i = 0; i < n; i++) {
     wr_tunnel *t = &rows[i];
     int64_t active_at = 0, inactive_at = 0;
     if (t->active_conns) continue;
-    wr_store_tunnel_conn_times(a->store, t->id, &active_at, &inactive_at);
+    wr_store_tunnel_conn_times(s, t->id, &active_at, &inactive_at);
     int64_t idle_since = inactive_at > t->created_at ? inactive_at : t->created_at;
     if (now - idle_since < a->quick_idle_s) continue;
     size_t routes = 0;
-    if (wr_store_tunnel_delete(a->store, QUICK_ACTOR, t->id, &routes) != WR_OK) {
-      wr_warn("quick tunnel %s: cannot delete: %s", t->id, wr_store_errmsg(a->store));
+    if (wr_store_tunnel_delete(s, QUICK_ACTOR, t->id, &routes) != WR_OK) {
+      wr_warn("quick tunnel %s: cannot delete: %s", t->id, wr_store_errmsg(s));
       continue;
     }
     wr_info("quick tunnel %s (%s) expired: no connector for %lld s", t->name, t->id,
             (long long)(now - idle_since));
-    wr__api_route_notify(a, WR_API_TUNNEL_DELETED, NULL, t->id);
-    removed++;
+    j->gone = wr_xrealloc(j->gone, (j->ngone + 1) * sizeof(*j->gone));
+    snprintf(j->gone[j->ngone++], sizeof(j->gone[0]), "%s", t->id);
   }
   explicit_bzero(rows, n * sizeof(*rows));
   free(rows);
-  return removed;
+  return j->ngone;
+}
+
+/* Loop thread: the route hooks of the deleted tunnels; frees |j|. */
+static void sweep_finish(sweep_job *j) {
+  for (size_t i = 0; i < j->ngone && !j->a->stopping; i++)
+    wr__api_route_notify(j->a, WR_API_TUNNEL_DELETED, NULL, j->gone[i]);
+  free(j->gone);
+  free(j);
+}
+
+static void sweep_run(wr_store *s, void *arg) { sweep_store(arg, s); }
+
+static void sweep_done(void *arg, int status) {
+  sweep_job *j = arg;
+  j->a->quick_sweeping = 0;
+  if (status != WR_OK) j->ngone = 0; /* the store thread stopped first: nothing was deleted */
+  sweep_finish(j);
+}
+
+size_t wr_api_quick_sweep(wr_api *a) {
+  if (!a->quick_account) return 0;
+  sweep_job *j = wr_xcalloc(1, sizeof(*j));
+  j->a = a;
+  if (!a->async) {
+    size_t removed = sweep_store(j, a->store);
+    sweep_finish(j);
+    return removed;
+  }
+  /* One sweep at a time: a slow store does not pile them up. */
+  if (a->quick_sweeping || wr_store_async_submit(a->async, sweep_run, sweep_done, j) != WR_OK) {
+    free(j);
+    return 0;
+  }
+  a->quick_sweeping = 1;
+  return 0;
 }
