@@ -67,10 +67,11 @@ def start_edge(tmp_path, procs, api_listen, https=None, delays=None, dns=None, q
     return http, d
 
 
-def start_edge_with_api(tmp_path, procs):
-    """start_edge with its API on a free port: (http port, API port, data dir)."""
+def start_edge_with_api(tmp_path, procs, **kw):
+    """start_edge (with |kw|) with its API on a free port: (http port, API
+    port, data dir)."""
     api = free_port()
-    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}", **kw)
     return http, api, d
 
 
@@ -540,8 +541,7 @@ def test_visitors_are_served_while_a_quick_tunnel_is_made(tmp_path, procs):
     # POST /tunnel reads the account, its zones and the count of quick
     # tunnels, then writes the tunnel and its route, on the slow store
     # thread: visitors are answered first, and the quick tunnel is made.
-    api = free_port()
-    http, _ = start_edge(tmp_path, procs, f"127.0.0.1:{api}", quick=True)
+    http, api, _ = start_edge_with_api(tmp_path, procs, quick=True)
     for _ in range(3):
         cache_hello(http)
         pending = raw_request(api, "POST", "/tunnel", [("Content-Type", "application/json")], b"{}")
@@ -604,8 +604,7 @@ def test_visitors_are_served_while_the_zone_picker_and_authorize_read_the_store(
     # thread: visitors are answered first each time, and the pages are the
     # same (the picker lists the zone, authorizing leads to the success
     # page).
-    api = free_port()
-    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    http, api, d = start_edge_with_api(tmp_path, procs)
     add_user(tmp_path, d, "alice@example.test", "correct horse battery staple")
     cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
     session = [("Cookie", f"warren_login={cookie}")]
