@@ -69,6 +69,21 @@ int wr__login_store_call(wr_login *l, wr__login_store_fn fn, wr__login_store_don
   return WR_OK;
 }
 
+login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const char *sid, int status, int busy,
+                                       int signed_in) {
+  login_session *s = l->closing ? NULL : wr__login_session_find(l, sid);
+  if (s && busy) s->busy = 0;
+  if (l->closing || status != WR_OK) {
+    wr_httpd_respond_simple(req, 503, "text/plain", "the edge is shutting down\n", 26);
+    return NULL;
+  }
+  if (!s || (signed_in && !s->signed_in)) {
+    wr__login_simple_page(l, req, 403, "Session expired", "Your sign-in session expired; please start again.", 1);
+    return NULL;
+  }
+  return s;
+}
+
 void wr__login_maybe_free(wr_login *l) {
   if (!l->closing || l->open_handles || l->njobs || l->store_jobs) return;
   wr_throttle_free(l->accounts);

@@ -209,14 +209,8 @@ static void authorize_checked(wr_login *l, authorize_job *a, login_session *s) {
 
 static void authorize_done(wr_login *l, void *arg, int status) {
   authorize_job *a = arg;
-  login_session *s = l->closing ? NULL : wr__login_session_find(l, a->sid);
-  if (s) s->busy = 0;
-  if (l->closing || status != WR_OK)
-    wr_httpd_respond_simple(a->req, 503, "text/plain", "the edge is shutting down\n", 26);
-  else if (!s || !s->signed_in)
-    wr__login_simple_page(l, a->req, 403, "Session expired", "Your sign-in session expired; please start again.", 1);
-  else
-    authorize_checked(l, a, s);
+  login_session *s = wr__login_store_session(l, a->req, a->sid, status, 1, 1);
+  if (s) authorize_checked(l, a, s);
   explicit_bzero(a, sizeof(*a));
   free(a);
 }

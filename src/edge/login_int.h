@@ -213,6 +213,13 @@ static inline void wr__login_wipe_free(char *p) {
 typedef void (*wr__login_store_fn)(wr_store *st, void *arg);
 typedef void (*wr__login_store_done)(wr_login *l, void *arg, int status);
 int wr__login_store_call(wr_login *l, wr__login_store_fn fn, wr__login_store_done done, void *arg);
+/* In a store call's done: the session |sid| the page goes on with, or
+ * NULL after answering |req| (503 when closing or |status| is not WR_OK,
+ * "Session expired" when the session is gone, or not signed in while
+ * |signed_in| asks for it). |busy|: the caller made the session busy for
+ * the call; it is not any more. */
+login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const char *sid, int status, int busy,
+                                       int signed_in);
 
 /* Drops expired sessions and deliveries (wiping what they hold). */
 void wr__login_sweep(wr_login *l);

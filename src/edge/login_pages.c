@@ -259,13 +259,8 @@ static void picker_run(wr_store *st, void *arg) {
 
 static void picker_done(wr_login *l, void *arg, int status) {
   picker_job *j = arg;
-  login_session *s = l->closing ? NULL : wr__login_session_find(l, j->sid);
-  if (l->closing || status != WR_OK)
-    wr_httpd_respond_simple(j->req, 503, "text/plain", "the edge is shutting down\n", 26);
-  else if (!s || !s->signed_in)
-    wr__login_simple_page(l, j->req, 403, "Session expired", "Your sign-in session expired; please start again.", 1);
-  else
-    picker_page(l, j, s);
+  login_session *s = wr__login_store_session(l, j->req, j->sid, status, 0, 1);
+  if (s) picker_page(l, j, s);
   free(j->zones);
   free(j);
 }

@@ -479,15 +479,14 @@ static void read_user_run(wr_store *st, void *arg) { signin_find_user(st, arg); 
 static void read_user_done(wr_login *l, void *arg, int status) {
   login_job *j = arg;
   uint64_t now = wr__login_now(l);
-  login_session *s = l->closing ? NULL : wr__login_session_find(l, j->sid);
-  if (s) s->busy = 0; /* signin_enqueue sets it again while the check runs */
-  if (s && status == WR_OK) {
+  /* Not busy any more: signin_enqueue makes it busy again while the check runs. */
+  login_session *s = wr__login_store_session(l, j->req, j->sid, status, 1, 0);
+  if (s) {
     signin_found(l, s, j, now);
     return;
   }
   wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
   wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
-  wr_httpd_respond_simple(j->req, 503, "text/plain", "the edge is shutting down\n", 26);
   job_free(j);
 }
 
