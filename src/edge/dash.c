@@ -250,7 +250,7 @@ static const dash_route routes[] = {
     {"/access", 0, 0, wr__dash_access},
     {"/users", 0, 0, wr__dash_users},
     {"/audit", 0, 0, wr__dash_audit},
-    {"/traffic", 0, 1, wr__dash_traffic},
+    {"/traffic", 0, 0, wr__dash_traffic},
     {"/inspect", 0, 1, wr__dash_inspect},
     {"/stats.json", 0, 0, wr__dash_stats_json},
     {"/tunnels/create", 1, 0, wr__dash_tunnel_create},

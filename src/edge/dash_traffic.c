@@ -101,7 +101,23 @@ static void chart(wr_buf *b, const char *key, const char *label) {
                    "<canvas id=\"chart-%s\"></canvas></div>", label, key, key);
 }
 
-/* GET /dashboard/traffic[?tunnel=ID] */
+/* The inspector's part of the traffic page: its records are the loop's. */
+typedef struct inspector_call {
+  dash_req *q;
+  wr_buf *b;
+  const char *tunnel_id;
+} inspector_call;
+
+static void inspector_part(void *arg) {
+  inspector_call *c = arg;
+  if (!c->q->d->inspect)
+    wr_buf_append_str(c->b, "<p id=\"inspector-off\">The inspector is off (<code>--inspect-requests 0</code>).</p>\n");
+  else
+    inspector_table(c->q, c->b, c->tunnel_id);
+}
+
+/* GET /dashboard/traffic[?tunnel=ID]: on the store thread (the tunnels
+ * through the API), the inspector's table built on the loop. */
 void wr__dash_traffic(dash_req *q) {
   wr_buf b;
   char tid[80] = "", path[256], err[512];
@@ -149,10 +165,11 @@ void wr__dash_traffic(dash_req *q) {
   wr_buf_append_str(&b, "</div><p class=\"note\">Requests since the edge started: <span id=\"total-requests\">-</span></p>\n"
                         "<h2>Traffic inspector</h2>\n");
   json_decref(env);
-  if (!q->d->inspect)
-    wr_buf_append_str(&b, "<p id=\"inspector-off\">The inspector is off (<code>--inspect-requests 0</code>).</p>\n");
-  else
-    inspector_table(q, &b, tid);
+  inspector_call c = {q, &b, tid};
+  if (wr__dash_on_loop(q, inspector_part, &c) != 0) { /* stopping: unanswered is 503 */
+    wr_buf_free(&b);
+    return;
+  }
   wr__dash_send(q, &b);
 }
 

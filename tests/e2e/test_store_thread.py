@@ -629,3 +629,23 @@ def test_visitors_are_served_while_the_zone_picker_and_authorize_read_the_store(
     visitors_go_first(http, pending, "the authorization")
     status, head, _ = read_all(pending)
     assert status == 303 and header_value(head, "Location") == "/argotunnel/done", head
+
+
+def test_visitors_are_served_while_a_traffic_page_is_built(tmp_path, procs):
+    # The dashboard's traffic page of a tunnel reads the tunnel (through the
+    # API's handlers) on the slow store thread, and the inspector's records
+    # on the loop: visitors are answered first, and the page shows the
+    # tunnel's charts and inspector.
+    http, api, d = start_edge_with_api(tmp_path, procs)
+    add_user(tmp_path, d, "alice@example.test", "correct horse battery staple")
+    cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
+    tid = json.loads((tmp_path / "hello.json").read_text())["TunnelID"]
+
+    def check(status, head, body):
+        assert status == 200 and "text/html" in header_value(head, "Content-Type"), (head, body[:300])
+        assert '<span id="tunnel-name">hello</span>' in body and f'data-tunnel="{tid}"' in body, body[:3000]
+        assert 'id="inspector"' in body or 'id="inspector-off"' in body, body[:3000]
+    visitors_first_within_tries(
+        http, "traffic page",
+        lambda: raw_request(api, "GET", f"/dashboard/traffic?tunnel={tid}", [("Cookie", f"warren_login={cookie}")]),
+        check)
