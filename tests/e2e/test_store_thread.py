@@ -635,17 +635,26 @@ def test_visitors_are_served_while_a_traffic_page_is_built(tmp_path, procs):
     # The dashboard's traffic page of a tunnel reads the tunnel (through the
     # API's handlers) on the slow store thread, and the inspector's records
     # on the loop: visitors are answered first, and the page shows the
-    # tunnel's charts and inspector.
+    # tunnel's charts and inspector; so for a record's page.
     http, api, d = start_edge_with_api(tmp_path, procs)
     add_user(tmp_path, d, "alice@example.test", "correct horse battery staple")
     cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
     tid = json.loads((tmp_path / "hello.json").read_text())["TunnelID"]
 
+    session = [("Cookie", f"warren_login={cookie}")]
+    pages = []
+
     def check(status, head, body):
         assert status == 200 and "text/html" in header_value(head, "Content-Type"), (head, body[:300])
         assert '<span id="tunnel-name">hello</span>' in body and f'data-tunnel="{tid}"' in body, body[:3000]
-        assert 'id="inspector"' in body or 'id="inspector-off"' in body, body[:3000]
+        assert 'id="inspector"' in body, body[:3000]
+        pages.append(body)
     visitors_first_within_tries(
-        http, "traffic page",
-        lambda: raw_request(api, "GET", f"/dashboard/traffic?tunnel={tid}", [("Cookie", f"warren_login={cookie}")]),
-        check)
+        http, "traffic page", lambda: raw_request(api, "GET", f"/dashboard/traffic?tunnel={tid}", session), check)
+    # A record's page checks the record's tunnel in the store there too.
+    rid = re.search(r'data-id="(\d+)"', pages[-1]).group(1)
+
+    def check_record(status, _, body):
+        assert status == 200 and 'id="request-line"' in body and f"hello.{ZONE}" in body, body[:3000]
+    visitors_first_within_tries(
+        http, "record page", lambda: raw_request(api, "GET", f"/dashboard/inspect?id={rid}", session), check_record)
