@@ -414,55 +414,12 @@ char *wr__access_sign(wr_access *a, json_t *app, json_t *ident) {
   return tok;
 }
 
-typedef struct audit_job {
-  char *account, *action, *target, *text;
-  int rv;
-  char errmsg[WR_STORE_ERRMSG_MAX];
-} audit_job;
-
-static void audit_run(wr_store *s, void *arg) {
-  audit_job *j = arg;
-  j->rv = wr_store_audit_append(s, "access", j->account, j->action, "access_app", j->target, j->text);
-  if (j->rv != WR_OK) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
-}
-
-static void audit_job_free(audit_job *j) {
-  free(j->account);
-  free(j->action);
-  free(j->target);
-  free(j->text);
-  free(j);
-}
-
-static void audit_done(void *arg, int status) {
-  audit_job *j = arg;
-  if (status != WR_OK || j->rv != WR_OK)
-    wr_warn("access: writing the %s audit row failed: %s", j->action,
-            status == WR_OK ? j->errmsg : "the store thread stopped");
-  audit_job_free(j);
-}
-
-static char *dup_or_null(const char *s) { return s ? wr_xstrdup(s) : NULL; }
-
 void wr__access_audit(wr_access *a, const char *account, const char *action, const char *target, json_t *detail) {
   char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
   json_decref(detail);
-  if (!wr_ratelimit_take(&a->audit_rl, wr__access_now_ms(a))) {
-    free(text);
-    return;
-  }
-  if (a->async) { /* the row is written on the store thread; nobody waits for it */
-    audit_job *j = wr_xcalloc(1, sizeof(*j));
-    *j = (audit_job){.account = dup_or_null(account), .action = wr_xstrdup(action),
-                     .target = dup_or_null(target), .text = text};
-    if (wr_store_async_submit(a->async, audit_run, audit_done, j) != WR_OK) {
-      wr_warn("access: the %s audit row was dropped: the store thread is busy", action);
-      audit_job_free(j);
-    }
-    return;
-  }
-  if (wr_store_audit_append(a->store, "access", account, action, "access_app", target, text) != WR_OK)
-    wr_warn("access: writing the %s audit row failed: %s", action, wr_store_errmsg(a->store));
+  /* With a store thread the row is written there; nobody waits for it. */
+  if (wr_ratelimit_take(&a->audit_rl, wr__access_now_ms(a)))
+    wr_store_async_audit(a->async, a->store, "access", "access", account, NULL, action, "access_app", target, text);
   free(text);
 }
 

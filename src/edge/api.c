@@ -371,8 +371,8 @@ static void lock_audit(wr_api *a, const char *action, const char *source, const 
   else
     snprintf(detail, sizeof(detail), "{\"source\":\"%s\",\"failures\":%u,\"reason\":\"expired\"}", source,
              info->failures);
-  if (wr_store_audit_append(a->store, "edge", NULL, action, "source", source, detail) != WR_OK)
-    wr_warn("api: writing the %s audit row failed: %s", action, wr_store_errmsg(a->store));
+  /* With a store thread the row is written there; nobody waits for it. */
+  wr_store_async_audit(a->async, a->store, "api", "edge", NULL, NULL, action, "source", source, detail);
 }
 
 typedef struct sweep_ctx {
@@ -549,26 +549,23 @@ void wr__api_ctx_free(wr__api_ctx *c) {
 int wr_api_handle(wr_api *a, wr_httpd_req *req) {
   const size_t plen = sizeof(WR_API_PREFIX) - 1;
   char token[WR_API_BEARER_MAX + 1];
-  if (strcmp(req->path, "/tunnel") == 0) {
-    wr__api_ctx q;
-    memset(&q, 0, sizeof(q));
-    q.api = a;
-    q.store = a->store;
-    q.req = req;
-    q.method = req->method;
-    wr__api_quick(&q);
-    if (q.req) wr__api_err(&q, 500, WR_API_CODE_INTERNAL, "internal error: the request was not answered");
-    wr__api_ctx_free(&q);
-    return 1;
-  }
-  if (strncmp(req->path, WR_API_PREFIX, plen) != 0 || (req->path[plen] && req->path[plen] != '/'))
+  int quick = strcmp(req->path, "/tunnel") == 0;
+  if (!quick && (strncmp(req->path, WR_API_PREFIX, plen) != 0 || (req->path[plen] && req->path[plen] != '/')))
     return 0;
   wr__api_ctx *c = wr_xcalloc(1, sizeof(*c));
   c->api = a;
   c->store = a->store;
   c->req = req;
   c->method = req->method;
-  if (wr__api_parse_target(c, req->path + plen) == 0 && wr__api_auth_pre(c, token) == 0) {
+  if (quick) {
+    if (wr__api_quick_pre(c) == 0) {
+      if (a->async) {
+        wr__api_submit(c, NULL); /* owns |c| now */
+        return 1;
+      }
+      wr__api_quick(c);
+    }
+  } else if (wr__api_parse_target(c, req->path + plen) == 0 && wr__api_auth_pre(c, token) == 0) {
     if (a->async) {
       wr__api_submit(c, token); /* owns |c| now */
       return 1;

@@ -132,16 +132,16 @@
  *
  * Threading: wr_api_handle is called on the loop thread of the httpd. With
  * a store thread (cfg->async), a /client/v4 request's token check and
- * handler run there, on the thread's own store connection, and the answer
+ * handler, and a quick tunnel's POST /tunnel (its source's throttle is
+ * read and counted on the loop meanwhile), run there, on the thread's own store connection, and the answer
  * is sent from the loop when the job is done: the loop keeps serving
  * visitors and connectors meanwhile. Live connections (the tunnel server)
  * are read and closed on the loop in the middle of such a job
  * (wr_store_async_on_loop); the route and Access hooks are called on the
  * loop before the answer is sent. When the store thread's queue is full
  * the request is answered at once with 503 (code 1000, Retry-After: 1).
- * Without a store thread, and for POST /tunnel (quick tunnels), the quick
- * tunnel sweep and wr_api_call (the dashboard), the store is called on the
- * loop. */
+ * The quick tunnel sweep runs there too. Without a store thread, and for
+ * wr_api_call (the dashboard), the store is called on the loop. */
 #ifndef WR_EDGE_API_H
 #define WR_EDGE_API_H
 #include <stddef.h>
@@ -259,7 +259,10 @@ void wr_api_stop(wr_api *a);
 void wr_api_free(wr_api *a);
 
 /* Deletes quick tunnels (and their routes) without a connector for
- * quick_idle_s; returns how many. Call it every few seconds. */
+ * quick_idle_s; returns how many. Call it every few seconds. With a store
+ * thread the sweep runs there (one at a time; a call while one runs does
+ * nothing), the route hook is told on the loop once it is back, and 0 is
+ * returned (each deletion is logged). */
 size_t wr_api_quick_sweep(wr_api *a);
 
 /* ---- counters (for the edge's --metrics, edge/edge_metrics.h) ---- */

@@ -19,6 +19,7 @@
 typedef struct api_job {
   wr__api_ctx c;
   wr_httpd_req *req; /* the request to answer (c.req is cleared when captured) */
+  int quick;         /* POST /tunnel: no token */
   char token[WR_API_BEARER_MAX + 1];
 } api_job;
 
@@ -28,7 +29,8 @@ static void job_run(wr_store *s, void *arg) {
   wr__api_ctx *c = &j->c;
   c->store = s;
   c->on_worker = 1;
-  if (wr__api_auth_token(c, j->token) == 0) wr__api_route(c);
+  if (j->quick) wr__api_quick(c);
+  else if (wr__api_auth_token(c, j->token) == 0) wr__api_route(c);
   if (c->req) wr__api_err(c, 500, WR_API_CODE_INTERNAL, "internal error: the request was not answered");
   c->on_worker = 0;
   c->store = NULL; /* the worker's: no use on the loop */
@@ -65,7 +67,7 @@ static void job_done(void *arg, int status) {
     wr__api_deliver(c);
     json_t *env = c->captured;
     c->captured = NULL;
-    wr__api_send(c->api, j->req, c->captured_status, env, NULL);
+    wr__api_send(c->api, j->req, c->captured_status, env, c->retry_after);
   }
   c->api->store_jobs--;
   explicit_bzero(j->token, sizeof(j->token));
@@ -79,8 +81,11 @@ void wr__api_submit(wr__api_ctx *c, char *token) {
   free(c);
   j->req = j->c.req;
   j->c.capture = 1;
-  memcpy(j->token, token, sizeof(j->token));
-  explicit_bzero(token, WR_API_BEARER_MAX + 1);
+  j->quick = !token;
+  if (token) {
+    memcpy(j->token, token, sizeof(j->token));
+    explicit_bzero(token, WR_API_BEARER_MAX + 1);
+  }
   wr_api *a = j->c.api;
   int rv = a->store_jobs >= WR_API_STORE_JOBS_MAX ? WR_ERR_LIMIT
                                                   : wr_store_async_submit(a->async, job_run, job_done, j);

@@ -74,6 +74,7 @@ struct wr_api {
   int64_t quick_idle_s;
   unsigned quick_url_port;
   wr_throttle *quick_rl; /* creations per source */
+  int quick_sweeping;    /* a sweep is on the store thread */
   int stopping;          /* wr_api_stop: hooks are not called any more */
   size_t store_jobs;     /* requests on the store thread (loop thread) */
 };
@@ -114,6 +115,7 @@ typedef struct wr__api_ctx {
   char actor[WR_STORE_EMAIL_MAX + 16];
   json_t *body;         /* parsed by wr__api_body */
   const char *retry_after; /* Retry-After of the answer, or NULL */
+  char retry_buf[24];      /* where a handler may keep retry_after's text */
   /* wr_api_call: the answer is kept here instead of sent. */
   int capture;
   int captured_status;
@@ -209,7 +211,9 @@ void wr__api_token_failed(wr__api_ctx *c);
 void wr__api_route(wr__api_ctx *c);
 /* Serves an authenticated-to-be /client/v4 request whose target is
  * parsed, on the store thread (api_async.c); owns and frees |c| (a
- * wr_xcalloc'd copy) and answers c->req. |token| is zeroed. */
+ * wr_xcalloc'd copy) and answers c->req. |token| is zeroed. A NULL
+ * |token|: the request is a quick tunnel's POST /tunnel, past
+ * wr__api_quick_pre, served by wr__api_quick without a token. */
 void wr__api_submit(wr__api_ctx *c, char *token);
 
 /* ---- formatting ---- */
@@ -232,7 +236,14 @@ void wr__api_audit(wr__api_ctx *c);    /* segs: accounts {a} audit_logs */
  * |t| (api_mgmt.c): a management token for `tail`. */
 void wr__api_mgmt_token(wr__api_ctx *c, const wr_tunnel *t);
 void wr__api_devices(wr__api_ctx *c);  /* segs: accounts {a} devices ... */
-void wr__api_quick(wr__api_ctx *c);    /* POST /tunnel, outside /client/v4 */
+/* POST /tunnel, outside /client/v4 (api_quick.c). The loop part: the
+ * method, whether quick tunnels are on, c->source, c->actor and c->now.
+ * Returns 0, or -1 after answering. */
+int wr__api_quick_pre(wr__api_ctx *c);
+/* The store part, after wr__api_quick_pre: on the store thread or on the
+ * loop (no store thread); the source's throttle is read and counted on
+ * the loop (wr__api_on_loop). Answers c->req. */
+void wr__api_quick(wr__api_ctx *c);
 void wr__api_access(wr__api_ctx *c);   /* segs: accounts {a} access ... (api_access.c) */
 
 #endif

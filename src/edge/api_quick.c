@@ -41,7 +41,7 @@ static int quick_account(wr__api_ctx *c, wr_account *out) {
   wr_api *a = c->api;
   wr_account *all = NULL;
   size_t n = 0, found = 0;
-  if (wr_store_account_list(a->store, &all, &n) != WR_OK) {
+  if (wr_store_account_list(c->store, &all, &n) != WR_OK) {
     wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot read the accounts");
     return -1;
   }
@@ -81,27 +81,53 @@ static int quick_zone(wr__api_ctx *c, const char *account_id, wr_zone *out) {
   return -1;
 }
 
-/* The per-source and total bounds. 0, or -1 after answering 429. */
-static int quick_limits(wr__api_ctx *c, const char *account_id, const char *source, uint64_t now) {
+/* The source's wait, read on the loop (the throttle is the loop's). */
+typedef struct quick_gate {
+  wr__api_ctx *c;
+  uint64_t wait;
+} quick_gate;
+
+static void gate_check(void *arg) {
+  quick_gate *g = arg;
+  g->wait = wr_throttle_check(g->c->api->quick_rl, g->c->source, g->c->now);
+}
+
+static void gate_record(void *arg) {
+  quick_gate *g = arg;
+  wr_throttle_record(g->c->api->quick_rl, g->c->source, g->c->now, WR_THROTTLE_FAILURE, NULL);
+}
+
+/* The per-source and total bounds. 0, or -1 after answering 429 (503
+ * when the edge is stopping). */
+static int quick_limits(wr__api_ctx *c, const char *account_id) {
   wr_api *a = c->api;
-  uint64_t wait = wr_throttle_check(a->quick_rl, source, now);
-  if (wait) {
-    static char ra[24];
-    snprintf(ra, sizeof(ra), "%llu", (unsigned long long)((wait + 999) / 1000));
-    c->retry_after = ra;
+  quick_gate g = {c, 0};
+  if (wr__api_on_loop(c, gate_check, &g) != 0) {
+    wr__api_err(c, 503, WR_API_CODE_INTERNAL, "the edge is stopping; try again");
+    return -1;
+  }
+  if (g.wait) {
+    snprintf(c->retry_buf, sizeof(c->retry_buf), "%llu", (unsigned long long)((g.wait + 999) / 1000));
+    c->retry_after = c->retry_buf;
     wr__api_err(c, 429, WR_API_CODE_RATE_LIMIT,
-                "too many quick tunnels from %s; retry in %s s", source, ra);
+                "too many quick tunnels from %s; retry in %s s", c->source, c->retry_buf);
     return -1;
   }
   wr_tunnel_filter f = {.account_id = account_id, .name_prefix = QUICK_PREFIX};
   size_t live = 0;
-  if (wr_store_tunnel_count(a->store, &f, &live) != WR_OK) {
+  if (wr_store_tunnel_count(c->store, &f, &live) != WR_OK) {
     wr__api_err(c, 500, WR_API_CODE_INTERNAL, "cannot count the quick tunnels");
     return -1;
   }
   if (live >= a->quick_max) {
     wr__api_err(c, 429, WR_API_CODE_LIMIT,
                 "this edge already serves %zu quick tunnels, its limit; try again later", live);
+    return -1;
+  }
+  /* Counted in the same store-thread job as the check: the jobs run one
+   * at a time, so two requests cannot both pass on the same count. */
+  if (wr__api_on_loop(c, gate_record, &g) != 0) {
+    wr__api_err(c, 503, WR_API_CODE_INTERNAL, "the edge is stopping; try again");
     return -1;
   }
   return 0;
@@ -123,6 +149,7 @@ static json_t *quick_result(const wr_api *a, const wr_tunnel *t, const char *hos
 /* Creates the tunnel and its route; answers. */
 static void quick_create(wr__api_ctx *c, const wr_account *acct, const wr_zone *z) {
   wr_api *a = c->api;
+  wr_store *s = c->store;
   uint8_t rnd[8];
   char name[32], host[WR_STORE_HOST_MAX + 64];
   wr_tunnel t;
@@ -140,15 +167,15 @@ static void quick_create(wr__api_ctx *c, const wr_account *acct, const wr_zone *
     wr__api_err(c, 503, WR_API_CODE_INTERNAL, "the quick tunnels' zone name is too long");
     return;
   }
-  int rv = wr_store_tunnel_create_ex(a->store, QUICK_ACTOR, acct->id, name, NULL, 0, 0, 0, &t);
+  int rv = wr_store_tunnel_create_ex(s, QUICK_ACTOR, acct->id, name, NULL, 0, 0, 0, &t);
   if (rv != WR_OK) {
     wr__api_store_err(c, rv, "creating the quick tunnel");
     return;
   }
-  rv = wr_store_route_dns_add(a->store, QUICK_ACTOR, z->id, t.id, host, 0, &r, &ch);
+  rv = wr_store_route_dns_add(s, QUICK_ACTOR, z->id, t.id, host, 0, &r, &ch);
   if (rv != WR_OK) {
     size_t gone = 0;
-    wr_store_tunnel_delete(a->store, QUICK_ACTOR, t.id, &gone);
+    wr_store_tunnel_delete(s, QUICK_ACTOR, t.id, &gone);
     explicit_bzero(&t, sizeof(t));
     wr__api_store_err(c, rv, "routing the quick tunnel");
     return;
@@ -160,39 +187,49 @@ static void quick_create(wr__api_ctx *c, const wr_account *acct, const wr_zone *
   wr__api_ok(c, j, NULL);
 }
 
-void wr__api_quick(wr__api_ctx *c) {
+int wr__api_quick_pre(wr__api_ctx *c) {
   wr_api *a = c->api;
-  wr_account acct;
-  wr_zone z;
-  char source[WR_THROTTLE_SOURCE_MAX];
   if (strcmp(c->method, "POST") != 0) {
     wr__api_method(c, "POST");
-    return;
+    return -1;
   }
   if (!a->quick_account) {
     wr__api_err(c, 404, WR_API_CODE_NOTFOUND,
                 "quick tunnels are not enabled on this edge (warren-edge run --quick-tunnels-account)");
-    return;
+    return -1;
   }
-  wr_throttle_source_key(&c->req->peer, source);
-  snprintf(c->actor, sizeof(c->actor), "%s", source);
-  uint64_t now = a->now_ms ? a->now_ms(a->now_user) : (uint64_t)time(NULL) * 1000;
-  if (quick_account(c, &acct) != 0 || quick_zone(c, acct.id, &z) != 0 ||
-      quick_limits(c, acct.id, source, now) != 0)
+  wr_throttle_source_key(&c->req->peer, c->source);
+  snprintf(c->actor, sizeof(c->actor), "%s", c->source);
+  c->now = a->now_ms ? a->now_ms(a->now_user) : (uint64_t)time(NULL) * 1000;
+  return 0;
+}
+
+void wr__api_quick(wr__api_ctx *c) {
+  wr_account acct;
+  wr_zone z;
+  if (quick_account(c, &acct) != 0 || quick_zone(c, acct.id, &z) != 0 || quick_limits(c, acct.id) != 0)
     return;
-  wr_throttle_record(a->quick_rl, source, now, WR_THROTTLE_FAILURE, NULL);
   quick_create(c, &acct, &z);
 }
 
-size_t wr_api_quick_sweep(wr_api *a) {
+/* A sweep: the store work on the store thread (or the loop without one),
+ * then the route hooks told on the loop of the tunnels it deleted. */
+typedef struct sweep_job {
+  wr_api *a; /* only its settings are read off the loop */
+  char (*gone)[WR_STORE_UUID_LEN + 1];
+  size_t ngone;
+} sweep_job;
+
+/* Deletes the idle quick tunnels through |s|; returns how many. */
+static size_t sweep_store(sweep_job *j, wr_store *s) {
+  wr_api *a = j->a;
   wr_account acct;
   wr_tunnel *rows = NULL;
-  size_t n = 0, removed = 0;
-  if (!a->quick_account) return 0;
+  size_t n = 0;
   int found = 0;
   wr_account *all = NULL;
   size_t na = 0;
-  if (wr_store_account_list(a->store, &all, &na) != WR_OK) return 0;
+  if (wr_store_account_list(s, &all, &na) != WR_OK) return 0;
   for (size_t i = 0; i < na && !found; i++)
     if (strcmp(all[i].id, a->quick_account) == 0 || strcmp(all[i].name, a->quick_account) == 0) {
       acct = all[i];
@@ -200,26 +237,61 @@ size_t wr_api_quick_sweep(wr_api *a) {
     }
   free(all);
   wr_tunnel_filter f = {.account_id = acct.id, .name_prefix = QUICK_PREFIX};
-  if (!found || wr_store_tunnel_list(a->store, &f, &rows, &n) != WR_OK) return 0;
+  if (!found || wr_store_tunnel_list(s, &f, &rows, &n) != WR_OK) return 0;
   int64_t now = (int64_t)time(NULL);
   for (size_t i = 0; i < n; i++) {
     wr_tunnel *t = &rows[i];
     int64_t active_at = 0, inactive_at = 0;
     if (t->active_conns) continue;
-    wr_store_tunnel_conn_times(a->store, t->id, &active_at, &inactive_at);
+    wr_store_tunnel_conn_times(s, t->id, &active_at, &inactive_at);
     int64_t idle_since = inactive_at > t->created_at ? inactive_at : t->created_at;
     if (now - idle_since < a->quick_idle_s) continue;
     size_t routes = 0;
-    if (wr_store_tunnel_delete(a->store, QUICK_ACTOR, t->id, &routes) != WR_OK) {
-      wr_warn("quick tunnel %s: cannot delete: %s", t->id, wr_store_errmsg(a->store));
+    if (wr_store_tunnel_delete(s, QUICK_ACTOR, t->id, &routes) != WR_OK) {
+      wr_warn("quick tunnel %s: cannot delete: %s", t->id, wr_store_errmsg(s));
       continue;
     }
     wr_info("quick tunnel %s (%s) expired: no connector for %lld s", t->name, t->id,
             (long long)(now - idle_since));
-    wr__api_route_notify(a, WR_API_TUNNEL_DELETED, NULL, t->id);
-    removed++;
+    j->gone = wr_xrealloc(j->gone, (j->ngone + 1) * sizeof(*j->gone));
+    snprintf(j->gone[j->ngone++], sizeof(j->gone[0]), "%s", t->id);
   }
   explicit_bzero(rows, n * sizeof(*rows));
   free(rows);
-  return removed;
+  return j->ngone;
+}
+
+/* Loop thread: the route hooks of the deleted tunnels; frees |j|. */
+static void sweep_finish(sweep_job *j) {
+  for (size_t i = 0; i < j->ngone && !j->a->stopping; i++)
+    wr__api_route_notify(j->a, WR_API_TUNNEL_DELETED, NULL, j->gone[i]);
+  free(j->gone);
+  free(j);
+}
+
+static void sweep_run(wr_store *s, void *arg) { sweep_store(arg, s); }
+
+static void sweep_done(void *arg, int status) {
+  sweep_job *j = arg;
+  j->a->quick_sweeping = 0;
+  if (status != WR_OK) j->ngone = 0; /* the store thread stopped first: nothing was deleted */
+  sweep_finish(j);
+}
+
+size_t wr_api_quick_sweep(wr_api *a) {
+  if (!a->quick_account) return 0;
+  sweep_job *j = wr_xcalloc(1, sizeof(*j));
+  j->a = a;
+  if (!a->async) {
+    size_t removed = sweep_store(j, a->store);
+    sweep_finish(j);
+    return removed;
+  }
+  /* One sweep at a time: a slow store does not pile them up. */
+  if (a->quick_sweeping || wr_store_async_submit(a->async, sweep_run, sweep_done, j) != WR_OK) {
+    free(j);
+    return 0;
+  }
+  a->quick_sweeping = 1;
+  return 0;
 }

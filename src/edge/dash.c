@@ -237,29 +237,28 @@ void wr__dash_stats_json(dash_req *q) {
 typedef struct dash_route {
   const char *sub; /* after /dashboard */
   int post;
-  int loop;        /* reads loop objects (inspector, counters): stays on the loop */
   void (*page)(dash_req *q);
 } dash_route;
 
 static const dash_route routes[] = {
-    {"", 0, 0, wr__dash_tunnels},
-    {"/", 0, 0, wr__dash_tunnels},
-    {"/tunnels", 0, 0, wr__dash_tunnels},
-    {"/routes", 0, 0, wr__dash_routes},
-    {"/devices", 0, 0, wr__dash_devices},
-    {"/access", 0, 0, wr__dash_access},
-    {"/users", 0, 0, wr__dash_users},
-    {"/audit", 0, 0, wr__dash_audit},
-    {"/traffic", 0, 1, wr__dash_traffic},
-    {"/inspect", 0, 1, wr__dash_inspect},
-    {"/stats.json", 0, 0, wr__dash_stats_json},
-    {"/tunnels/create", 1, 0, wr__dash_tunnel_create},
-    {"/tunnels/delete", 1, 0, wr__dash_tunnel_delete},
-    {"/routes/dns/create", 1, 0, wr__dash_dns_create},
-    {"/routes/dns/delete", 1, 0, wr__dash_dns_delete},
-    {"/routes/ip/create", 1, 0, wr__dash_ip_create},
-    {"/routes/ip/delete", 1, 0, wr__dash_ip_delete},
-    {"/inspect/replay", 1, 1, wr__dash_replay},
+    {"", 0, wr__dash_tunnels},
+    {"/", 0, wr__dash_tunnels},
+    {"/tunnels", 0, wr__dash_tunnels},
+    {"/routes", 0, wr__dash_routes},
+    {"/devices", 0, wr__dash_devices},
+    {"/access", 0, wr__dash_access},
+    {"/users", 0, wr__dash_users},
+    {"/audit", 0, wr__dash_audit},
+    {"/traffic", 0, wr__dash_traffic},
+    {"/inspect", 0, wr__dash_inspect},
+    {"/stats.json", 0, wr__dash_stats_json},
+    {"/tunnels/create", 1, wr__dash_tunnel_create},
+    {"/tunnels/delete", 1, wr__dash_tunnel_delete},
+    {"/routes/dns/create", 1, wr__dash_dns_create},
+    {"/routes/dns/delete", 1, wr__dash_dns_delete},
+    {"/routes/ip/create", 1, wr__dash_ip_create},
+    {"/routes/ip/delete", 1, wr__dash_ip_delete},
+    {"/inspect/replay", 1, wr__dash_replay},
 };
 
 /* ---- pages on the store thread ---------------------------------------------------------- */
@@ -375,7 +374,7 @@ static void dispatch(wr_dash *d, wr_httpd_req *req, const dash_route *rt) {
       return;
     }
   }
-  if (d->async && !rt->loop) page_submit(&q, rt);
+  if (d->async) page_submit(&q, rt);
   else rt->page(&q);
   explicit_bzero(q.csrf, sizeof(q.csrf));
 }

@@ -40,11 +40,10 @@
  * Threads: wr_dash_handle is called on the loop thread. With a store
  * thread (cfg->async, which must be the API's), the session and CSRF are
  * checked on the loop, then the pages and actions that read the store
- * (tunnels, routes, devices, access, users, audit, stats.json, the POST
- * actions but replay) are built on the store thread (wr_api_call_store)
- * and sent from the loop, reading the tunnel server and the counters on
- * the loop mid-page; a full queue answers 503. The traffic and inspector
- * pages and replay read the inspector's records and stay on the loop. */
+ * (every page and POST action) are built on the store thread
+ * (wr_api_call_store) and sent from the loop, reading the tunnel server,
+ * the counters and the inspector's records on the loop mid-page (a
+ * replay is started there too); a full queue answers 503. */
 #ifndef WR_EDGE_DASH_H
 #define WR_EDGE_DASH_H
 #include <uv.h>

@@ -31,19 +31,54 @@
 #define REPLAY_READ_MAX (64u * 1024 * 1024)
 #define LIST_MAX 200
 
-/* The record |id| of the query or form, if it exists and its tunnel is
- * the user's account's; NULL otherwise. */
-static const wr_inspect_rec *own_record(dash_req *q, const char *data, size_t len) {
+/* A page of one inspector record: the record is the loop's, its tunnel's
+ * account is read from the store on the page's thread. */
+typedef struct rec_call {
+  dash_req *q;
+  uint64_t id;
+  char tunnel_id[sizeof(((wr_inspect_rec *)0)->tunnel_id)];
+  void (*page)(dash_req *q, const wr_inspect_rec *r); /* on the loop */
+} rec_call;
+
+static const wr_inspect_rec *rec_get(rec_call *c) {
+  return c->q->d->inspect ? wr_inspect_get(c->q->d->inspect, c->id) : NULL;
+}
+
+static void rec_tunnel(void *arg) {
+  rec_call *c = arg;
+  const wr_inspect_rec *r = rec_get(c);
+  if (r) snprintf(c->tunnel_id, sizeof(c->tunnel_id), "%s", r->tunnel_id);
+}
+
+static void rec_missing(dash_req *q) {
+  wr__dash_error(q, 404, "No such request: the inspector keeps the last requests of each tunnel only.");
+}
+
+static void rec_page(void *arg) {
+  rec_call *c = arg;
+  const wr_inspect_rec *r = rec_get(c);
+  if (r) c->page(c->q, r);
+  else rec_missing(c->q);
+}
+
+/* Runs |page| on the loop with the record |id| of the query or form, if it
+ * exists and its tunnel is the user's account's; answers 404 otherwise
+ * (and nothing when the edge is stopping: then the answer is 503). */
+static void with_own_record(dash_req *q, const char *data, size_t len,
+                            void (*page)(dash_req *q, const wr_inspect_rec *r)) {
   char idtext[24];
   char *end = NULL;
-  if (wr__dash_form_get(data, len, "id", idtext, sizeof(idtext)) <= 0) return NULL;
-  unsigned long long id = strtoull(idtext, &end, 10);
-  if (!end || *end || !id) return NULL;
-  const wr_inspect_rec *r = wr_inspect_get(q->d->inspect, id);
+  rec_call c = {.q = q, .page = page};
   wr_tunnel t;
-  if (!r || wr_store_tunnel_get(q->d->store, r->tunnel_id, &t) != WR_OK) return NULL;
-  explicit_bzero(t.secret, sizeof(t.secret));
-  return strcasecmp(t.account_id, q->user.account_id) == 0 ? r : NULL;
+  if (wr__dash_form_get(data, len, "id", idtext, sizeof(idtext)) > 0) c.id = strtoull(idtext, &end, 10);
+  if (c.id && end && !*end && wr__dash_on_loop(q, rec_tunnel, &c) != 0) return;
+  int own = 0;
+  if (c.id && end && !*end && c.tunnel_id[0] && wr_store_tunnel_get(q->store, c.tunnel_id, &t) == WR_OK) {
+    explicit_bzero(t.secret, sizeof(t.secret));
+    own = strcasecmp(t.account_id, q->user.account_id) == 0;
+  }
+  if (!own) rec_missing(q);
+  else wr__dash_on_loop(q, rec_page, &c);
 }
 
 static void when(wr_buf *b, int64_t ms) {
@@ -101,7 +136,23 @@ static void chart(wr_buf *b, const char *key, const char *label) {
                    "<canvas id=\"chart-%s\"></canvas></div>", label, key, key);
 }
 
-/* GET /dashboard/traffic[?tunnel=ID] */
+/* The inspector's part of the traffic page: its records are the loop's. */
+typedef struct inspector_call {
+  dash_req *q;
+  wr_buf *b;
+  const char *tunnel_id;
+} inspector_call;
+
+static void inspector_part(void *arg) {
+  inspector_call *c = arg;
+  if (!c->q->d->inspect)
+    wr_buf_append_str(c->b, "<p id=\"inspector-off\">The inspector is off (<code>--inspect-requests 0</code>).</p>\n");
+  else
+    inspector_table(c->q, c->b, c->tunnel_id);
+}
+
+/* GET /dashboard/traffic[?tunnel=ID]: on the store thread (the tunnels
+ * through the API), the inspector's table built on the loop. */
 void wr__dash_traffic(dash_req *q) {
   wr_buf b;
   char tid[80] = "", path[256], err[512];
@@ -149,10 +200,11 @@ void wr__dash_traffic(dash_req *q) {
   wr_buf_append_str(&b, "</div><p class=\"note\">Requests since the edge started: <span id=\"total-requests\">-</span></p>\n"
                         "<h2>Traffic inspector</h2>\n");
   json_decref(env);
-  if (!q->d->inspect)
-    wr_buf_append_str(&b, "<p id=\"inspector-off\">The inspector is off (<code>--inspect-requests 0</code>).</p>\n");
-  else
-    inspector_table(q, &b, tid);
+  inspector_call c = {q, &b, tid};
+  if (wr__dash_on_loop(q, inspector_part, &c) != 0) { /* stopping: unanswered is 503 */
+    wr_buf_free(&b);
+    return;
+  }
   wr__dash_send(q, &b);
 }
 
@@ -174,13 +226,8 @@ static void body_section(wr_buf *b, const char *title, const char *id, const wr_
 }
 
 /* GET /dashboard/inspect?id=N */
-void wr__dash_inspect(dash_req *q) {
+static void inspect_page(dash_req *q, const wr_inspect_rec *r) {
   wr_buf b;
-  const wr_inspect_rec *r = own_record(q, q->req->query, strlen(q->req->query));
-  if (!r) {
-    wr__dash_error(q, 404, "No such request: the inspector keeps the last requests of each tunnel only.");
-    return;
-  }
   wr__dash_begin(q, &b, "Request", "traffic");
   wr_buf_append_str(&b, "<p><a href=\"" WR_DASH_PATH "/traffic?tunnel=");
   wr_html_escape(&b, r->tunnel_id);
@@ -204,6 +251,8 @@ void wr__dash_inspect(dash_req *q) {
   body_section(&b, "Response body", "response-body", &r->resp_body, wr_inspect_bodies(q->d->inspect));
   wr__dash_send(q, &b);
 }
+
+void wr__dash_inspect(dash_req *q) { with_own_record(q, q->req->query, strlen(q->req->query), inspect_page); }
 
 /* ---- replay --------------------------------------------------------------------------- */
 
@@ -306,15 +355,10 @@ static int replay_build(const wr_inspect_rec *r, wr_buf *out, const char **why) 
 }
 
 /* POST /dashboard/inspect/replay (form: csrf, id) */
-void wr__dash_replay(dash_req *q) {
+static void replay_page(dash_req *q, const wr_inspect_rec *r) {
   wr_dash *d = q->d;
   const char *why = NULL;
-  const wr_inspect_rec *r = own_record(q, (const char *)q->req->body, q->req->body_len);
   char back[128];
-  if (!r) {
-    wr__dash_error(q, 404, "No such request: the inspector keeps the last requests of each tunnel only.");
-    return;
-  }
   snprintf(back, sizeof(back), WR_DASH_PATH "/traffic?tunnel=%s", r->tunnel_id);
   if (!d->visitor_addr.ss_family) {
     wr__dash_redirect(q, back, "error", "Replay needs the edge's visitor listener.");
@@ -347,4 +391,8 @@ void wr__dash_replay(dash_req *q) {
   char msg[64];
   snprintf(msg, sizeof(msg), "Replaying request %" PRIu64 ".", id);
   wr__dash_redirect(q, back, "msg", msg);
+}
+
+void wr__dash_replay(dash_req *q) {
+  with_own_record(q, (const char *)q->req->body, q->req->body_len, replay_page);
 }

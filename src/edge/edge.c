@@ -819,8 +819,8 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
   if (wr_httpd_addr(e->api_httpd, &bound) == WR_OK) wr_addr_format(&bound, name, sizeof(name));
   snprintf(public_url, sizeof(public_url), "http://%s", name);
   if (e->access && !(o->access_team_domain && *o->access_team_domain)) wr_access_set_team_domain(e->access, public_url);
-  wr_login_config lcfg = {.loop = e->loop, .store = e->store, .data_dir = e->data_dir,
-                          .public_url = public_url};
+  wr_login_config lcfg = {.loop = e->loop, .store = e->store, .async = e->store_async,
+                          .data_dir = e->data_dir, .public_url = public_url};
   if ((rv = wr_login_new(&lcfg, &e->login)) != WR_OK) return rv;
   struct sockaddr_storage vaddr;
   wr_dash_config dcfg = {.loop = e->loop, .store = e->store, .async = e->store_async,
@@ -882,7 +882,7 @@ static void stop_access(wr_edge *e) {
 static int start_metrics(wr_edge *e, char *err, size_t errlen) {
   const char *addr = e->opts->metrics;
   if (!addr || !*addr) return WR_OK;
-  wr_edge_metrics_config mcfg = {.store = e->store, .ts = e->ts, .ep = e->ep,
+  wr_edge_metrics_config mcfg = {.store = e->store, .async = e->store_async, .ts = e->ts, .ep = e->ep,
                                  .visitor = e->visitor, .https = e->https, .dns = e->dns, .acme = e->acme, .api = e->api,
                                  .login = e->login, .router = e->router,
                                  .tunnel_stats = e->tunnel_stats,

@@ -9,6 +9,7 @@
 
 #include "edge/access.h"
 #include "edge/acme.h"
+#include "edge/store_async.h"
 #include "lib/err.h"
 #include "lib/mem.h"
 #include "lib/prom.h"
@@ -30,6 +31,8 @@ struct wr_edge_metrics {
   uint64_t start_ns;  /* uv_hrtime at start: uptime never jumps with the wall clock */
   int ready;
   char reason[128];   /* why not ready */
+  size_t pings;       /* /ready pings on the store thread */
+  int freeing;        /* wr_edge_metrics_free ran: free at the last ping */
 };
 
 static const char *const class_names[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -482,15 +485,16 @@ void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *b) {
 }
 
 
-/* Ready while the edge says it serves and the store answers; the reason
- * tells an operator which of the two it is. */
-int wr_edge_metrics_ready(wr_edge_metrics *m, wr_buf *b) {
+/* Ready while the edge says it serves and the store answers (|store_err|,
+ * the ping's error, is NULL); the reason tells an operator which of the
+ * two it is. */
+static int ready_body(wr_edge_metrics *m, wr_buf *b, const char *store_err) {
   size_t conns = wr_tunnel_server_count(m->cfg.ts, NULL);
   char reason[WR_STORE_ERRMSG_MAX + 32] = "";
   if (!m->ready)
     snprintf(reason, sizeof(reason), "%s", m->reason);
-  else if (wr_store_ping(m->cfg.store) != WR_OK)
-    snprintf(reason, sizeof(reason), "store unreachable: %s", wr_store_errmsg(m->cfg.store));
+  else if (store_err)
+    snprintf(reason, sizeof(reason), "store unreachable: %s", store_err);
   int status = reason[0] ? 503 : 200;
   wr_buf_printf(b, "{\"status\":%d,\"registeredConnections\":%zu", status, conns);
   if (reason[0]) {
@@ -506,6 +510,66 @@ int wr_edge_metrics_ready(wr_edge_metrics *m, wr_buf *b) {
   }
   wr_buf_append_str(b, "}\n");
   return status;
+}
+
+int wr_edge_metrics_ready(wr_edge_metrics *m, wr_buf *b) {
+  int ping = m->ready ? wr_store_ping(m->cfg.store) : WR_OK;
+  return ready_body(m, b, ping == WR_OK ? NULL : wr_store_errmsg(m->cfg.store));
+}
+
+/* /ready with a store thread: the ping runs there, the answer on the loop. */
+typedef struct ready_job {
+  wr_edge_metrics *m;
+  wr_httpd_req *req;
+  int rv;
+  char err[WR_STORE_ERRMSG_MAX];
+} ready_job;
+
+static void ready_answer(wr_edge_metrics *m, wr_httpd_req *req, const char *store_err) {
+  wr_buf b;
+  wr_buf_init(&b, WR_METRICSD_READY_MAX, NULL);
+  int status = ready_body(m, &b, store_err);
+  wr_metricsd_ready_done(req, status, &b);
+  wr_buf_free(&b);
+}
+
+static void ping_run(wr_store *s, void *arg) {
+  ready_job *j = arg;
+  j->rv = wr_store_ping(s);
+  if (j->rv != WR_OK) snprintf(j->err, sizeof(j->err), "%s", wr_store_errmsg(s));
+}
+
+static void ping_done(void *arg, int status) {
+  ready_job *j = arg;
+  wr_edge_metrics *m = j->m;
+  m->pings--;
+  if (m->freeing) { /* the server is gone: the answer only frees the request */
+    wr_buf b;
+    wr_buf_init(&b, WR_METRICSD_READY_MAX, NULL);
+    wr_metricsd_ready_done(j->req, 503, &b);
+    wr_buf_free(&b);
+  } else {
+    ready_answer(m, j->req, status != WR_OK ? "the store thread is stopping" : j->rv != WR_OK ? j->err : NULL);
+  }
+  free(j);
+  if (m->freeing && !m->pings) free(m);
+}
+
+static void ready_start_cb(void *user, wr_httpd_req *req) {
+  wr_edge_metrics *m = user;
+  if (!m->ready) {
+    ready_answer(m, req, NULL);
+    return;
+  }
+  ready_job *j = wr_xcalloc(1, sizeof(*j));
+  j->m = m;
+  j->req = req;
+  if (wr_store_async_submit(m->cfg.async, ping_run, ping_done, j) != WR_OK) {
+    free(j);
+    ready_answer(m, req, "the store thread is busy");
+    return;
+  }
+  m->pings++;
 }
 
 static void render_cb(void *user, wr_buf *b) { wr_edge_metrics_render(user, b); }
@@ -525,6 +589,7 @@ int wr_edge_metrics_start(uv_loop_t *loop, const char *addr, const wr_edge_metri
   m->start_ns = uv_hrtime();
   snprintf(m->reason, sizeof(m->reason), "starting");
   wr_metricsd_handlers h = {.render = render_cb, .ready = ready_cb, .user = m};
+  if (cfg->async) h.ready_start = ready_start_cb;
   int rv = wr_metricsd_start(loop, addr, &h, &m->d, err, errlen);
   if (rv != WR_OK) {
     free(m);
@@ -545,5 +610,7 @@ const char *wr_edge_metrics_addr(const wr_edge_metrics *m) { return wr_metricsd_
 void wr_edge_metrics_free(wr_edge_metrics *m) {
   if (!m) return;
   wr_metricsd_free(m->d);
-  free(m);
+  m->d = NULL;
+  if (m->pings) m->freeing = 1; /* ping_done frees it */
+  else free(m);
 }

@@ -21,7 +21,8 @@
  *                 answers; otherwise 503 with the same fields and a
  *                 "reason".
  *   /healthcheck  200 "OK".
- * Everything runs on the edge's loop thread. */
+ * Everything runs on the edge's loop thread, except /ready's store ping
+ * with a store thread (cfg->async). */
 #ifndef WR_EDGE_EDGE_METRICS_H
 #define WR_EDGE_EDGE_METRICS_H
 #include <stddef.h>
@@ -54,7 +55,10 @@ typedef struct wr_edge_metrics wr_edge_metrics;
  * outlive the metrics server (free it first). A NULL optional one is left
  * out of /metrics (no families for a subsystem that does not run). */
 typedef struct wr_edge_metrics_config {
-  wr_store *store;          /* required: /ready reads it */
+  wr_store *store;          /* required: /ready reads it (without |async|) */
+  /* Optional: /ready pings the store on this store thread, and answers
+   * when the ping is back, so a slow store does not stall the loop. */
+  struct wr_store_async *async;
   wr_tunnel_server *ts;     /* required */
   wr_quic_endpoint *ep;     /* the tunnel port; may be NULL */
   wr_visitor *visitor;      /* --http-listen; may be NULL */
@@ -87,12 +91,14 @@ int wr_edge_metrics_start(uv_loop_t *loop, const char *addr, const wr_edge_metri
 void wr_edge_metrics_set_ready(wr_edge_metrics *m, int ready, const char *reason);
 /* "127.0.0.1:PORT" actually bound. */
 const char *wr_edge_metrics_addr(const wr_edge_metrics *m);
-/* Stops serving; the memory goes once libuv released the handles (keep
- * running the loop). NULL is a no-op. */
+/* Stops serving; the memory goes once libuv released the handles and the
+ * /ready pings in flight are back (keep running the loop, and free the
+ * store thread after this). NULL is a no-op. */
 void wr_edge_metrics_free(wr_edge_metrics *m);
 
 /* What the server answers, exposed for tests: the /metrics text, and the
- * /ready body (returning its status, 200 or 503), appended to |out|. */
+ * /ready body (returning its status, 200 or 503; the store is pinged on
+ * the caller's thread), appended to |out|. */
 void wr_edge_metrics_render(wr_edge_metrics *m, wr_buf *out);
 int wr_edge_metrics_ready(wr_edge_metrics *m, wr_buf *out);
 

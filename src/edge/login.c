@@ -29,8 +29,63 @@ static void on_sweep(uv_timer_t *t) {
   wr_throttle_sweep(l->sources, now, wr__login_on_unlocked, l);
 }
 
+/* ---- store calls ---------------------------------------------------------------------- */
+
+typedef struct store_call {
+  wr_login *l;
+  wr__login_store_fn fn;
+  wr__login_store_done done;
+  void *arg;
+} store_call;
+
+static void call_run(wr_store *st, void *arg) {
+  store_call *c = arg;
+  c->fn(st, c->arg);
+}
+
+static void call_done(void *arg, int status) {
+  store_call *c = arg;
+  wr_login *l = c->l;
+  l->store_jobs--;
+  c->done(l, c->arg, status);
+  free(c);
+  wr__login_maybe_free(l);
+}
+
+int wr__login_store_call(wr_login *l, wr__login_store_fn fn, wr__login_store_done done, void *arg) {
+  if (!l->async) {
+    fn(l->store, arg);
+    done(l, arg, WR_OK);
+    return WR_OK;
+  }
+  store_call *c = wr_xcalloc(1, sizeof(*c));
+  *c = (store_call){l, fn, done, arg};
+  int rv = wr_store_async_submit(l->async, call_run, call_done, c);
+  if (rv != WR_OK) {
+    free(c);
+    return rv;
+  }
+  l->store_jobs++;
+  return WR_OK;
+}
+
+login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const char *sid, int status, int busy,
+                                       int signed_in) {
+  login_session *s = l->closing ? NULL : wr__login_session_find(l, sid);
+  if (s && busy) s->busy = 0;
+  if (l->closing || status != WR_OK) {
+    wr_httpd_respond_simple(req, 503, "text/plain", "the edge is shutting down\n", 26);
+    return NULL;
+  }
+  if (!s || (signed_in && !s->signed_in)) {
+    wr__login_simple_page(l, req, 403, "Session expired", "Your sign-in session expired; please start again.", 1);
+    return NULL;
+  }
+  return s;
+}
+
 void wr__login_maybe_free(wr_login *l) {
-  if (!l->closing || l->open_handles || l->njobs) return;
+  if (!l->closing || l->open_handles || l->njobs || l->store_jobs) return;
   wr_throttle_free(l->accounts);
   wr_throttle_free(l->sources);
   wr_fairq_free(l->checks);
@@ -113,6 +168,7 @@ int wr_login_new(const wr_login_config *cfg, wr_login **out) {
   l = wr_xcalloc(1, sizeof(*l));
   l->loop = cfg->loop;
   l->store = cfg->store;
+  l->async = cfg->async;
   l->data_dir = wr_xstrdup(cfg->data_dir);
   url = cfg->public_url && *cfg->public_url ? cfg->public_url : "http://127.0.0.1:8081";
   l->public_url = wr_xstrdup(url);

@@ -97,8 +97,11 @@
  * poll (|max_pending|, |ttl_ms|), held polls (|max_waiters|; one per key, a
  * newer poll for a key answers the older one).
  *
- * The store is used on the loop thread only (as tunnel_server and visitor
- * do). Successful logins are audited (user.login, and the store's
+ * With a store thread (cfg->async) the pages' reads run there: the
+ * sign-in's user, the zone picker's zones, an authorization's user and
+ * zone; the answer is sent from the loop when they are back. The rest
+ * (the API token and audit row written once a certificate is issued,
+ * lockout audit rows) uses the store on the loop thread. Successful logins are audited (user.login, and the store's
  * token.create row, actor "login:<email>"). */
 #ifndef WR_EDGE_LOGIN_H
 #define WR_EDGE_LOGIN_H
@@ -121,6 +124,11 @@ typedef struct wr_login wr_login;
 typedef struct wr_login_config {
   uv_loop_t *loop;       /* required: timers and the worker pool */
   wr_store *store;       /* required; used on the loop thread only */
+  /* Optional: the pages read the store on this store thread (see
+   * above), so a slow store does not stall the loop; NULL: on the loop.
+   * It must outlive the login pages' last job (wr_login_free waits for
+   * the reads in flight, as for the pool's jobs). */
+  struct wr_store_async *async;
   const char *data_dir;  /* required: the origin CA (pki.h) signs the certificates */
   const char *public_url; /* how browsers reach the edge, e.g. "http://127.0.0.1:8081";
                            * shown in the instructions, https makes cookies Secure.

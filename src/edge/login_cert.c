@@ -147,35 +147,42 @@ void wr__login_transfer_close(wr_login *l) {
 /* ---- pages ------------------------------------------------------------------------------ */
 
 /* POST /argotunnel/authorize */
-void wr__login_page_authorize(wr_login *l, wr_httpd_req *req) {
-  char callback[WR__LOGIN_CALLBACK_MAX + 1], key[WR_LOGIN_KEY_MAX + 1], zone_id[WR_STORE_ID_LEN + 2];
-  const char *body = (const char *)req->body;
-  login_session *s;
-  wr_zone z;
+/* An authorization waiting for its reads: the session's user (it may have
+ * been removed or made a service user since) and the chosen zone. */
+typedef struct authorize_job {
+  wr_httpd_req *req;
+  char sid[WR__LOGIN_SID_LEN + 1];
+  char callback[WR__LOGIN_CALLBACK_MAX + 1];
+  char key[WR_LOGIN_KEY_MAX + 1];
+  char user_id[WR_STORE_ID_LEN + 1];
+  char zone_id[WR_STORE_ID_LEN + 2];
+  int zone_len; /* wr__login_form_get's answer for the zone field */
+  int user_rv, zone_rv;
   wr_user u;
-  login_job *j;
+  wr_zone z;
+} authorize_job;
+
+static void authorize_run(wr_store *st, void *arg) {
+  authorize_job *a = arg;
+  a->zone_rv = WR_ERR_NOTFOUND;
+  a->user_rv = wr_store_user_get(st, a->user_id, &a->u);
+  if (a->user_rv == WR_OK && !a->u.is_service && a->zone_len == WR_STORE_ID_LEN)
+    a->zone_rv = wr_store_zone_get(st, a->zone_id, &a->z);
+}
+
+/* The reads are back: the checks that need them, then the issuing job. */
+static void authorize_checked(wr_login *l, authorize_job *a, login_session *s) {
   login_reply r = {.status = 400};
-  if (req->body_len > WR__LOGIN_FORM_MAX) {
-    wr__login_simple_page(l, req, 413, "Too large", "The form data is too large.", 0);
-    return;
-  }
-  if (wr__login_read_callback(l, req, body, req->body_len, callback, key) != 0) return;
-  if (!(s = wr__login_post_session(l, req, callback))) return;
-  if (!s->signed_in) {
-    r.status = 403;
-    wr__login_signin_form(l, req, &r, s, callback, key, NULL, "Please sign in first.");
-    return;
-  }
-  /* The user may have been removed or made a service user since. */
-  if (wr_store_user_get(l->store, s->user.id, &u) != WR_OK || u.is_service) {
+  wr_httpd_req *req = a->req;
+  const char *key = a->key;
+  login_job *j;
+  if (a->user_rv != WR_OK || a->u.is_service) {
     wr__login_session_destroy(l, s);
     wr__login_simple_page(l, req, 403, "Signed out", "Your user no longer exists or cannot sign in; you were signed out.", 1);
     return;
   }
-  int n = wr__login_form_get(body, req->body_len, "zone", 0, zone_id, sizeof(zone_id));
-  if (n != WR_STORE_ID_LEN || wr_store_zone_get(l->store, zone_id, &z) != WR_OK ||
-      strcmp(z.account_id, s->user.account_id) != 0) {
-    wr__login_zone_picker(l, req, &r, s, callback, key, "Choose one of the zones below.");
+  if (a->zone_rv != WR_OK || strcmp(a->z.account_id, s->user.account_id) != 0) {
+    wr__login_zone_picker(l, req, &r, s, a->callback, key, "Choose one of the zones below.");
     return;
   }
   if (key[0] && delivery_find(l, key)) {
@@ -193,11 +200,51 @@ void wr__login_page_authorize(wr_login *l, wr_httpd_req *req) {
   j->kind = JOB_ISSUE;
   j->req = req;
   memcpy(j->sid, s->id, sizeof(j->sid));
-  snprintf(j->callback, sizeof(j->callback), "%s", callback);
+  snprintf(j->callback, sizeof(j->callback), "%s", a->callback);
   j->data_dir = wr_xstrdup(l->data_dir);
-  j->zone = z;
+  j->zone = a->z;
   s->busy = 1;
   wr__login_job_start(l, j);
+}
+
+static void authorize_done(wr_login *l, void *arg, int status) {
+  authorize_job *a = arg;
+  login_session *s = wr__login_store_session(l, a->req, a->sid, status, 1, 1);
+  if (s) authorize_checked(l, a, s);
+  explicit_bzero(a, sizeof(*a));
+  free(a);
+}
+
+/* POST /argotunnel/authorize. The user and the zone are read with
+ * wr__login_store_call; the session is busy meanwhile. */
+void wr__login_page_authorize(wr_login *l, wr_httpd_req *req) {
+  char callback[WR__LOGIN_CALLBACK_MAX + 1], key[WR_LOGIN_KEY_MAX + 1];
+  const char *body = (const char *)req->body;
+  login_session *s;
+  login_reply r = {.status = 403};
+  if (req->body_len > WR__LOGIN_FORM_MAX) {
+    wr__login_simple_page(l, req, 413, "Too large", "The form data is too large.", 0);
+    return;
+  }
+  if (wr__login_read_callback(l, req, body, req->body_len, callback, key) != 0) return;
+  if (!(s = wr__login_post_session(l, req, callback))) return;
+  if (!s->signed_in) {
+    wr__login_signin_form(l, req, &r, s, callback, key, NULL, "Please sign in first.");
+    return;
+  }
+  authorize_job *a = wr_xcalloc(1, sizeof(*a));
+  a->req = req;
+  memcpy(a->sid, s->id, sizeof(a->sid));
+  memcpy(a->callback, callback, sizeof(a->callback));
+  memcpy(a->key, key, sizeof(a->key));
+  memcpy(a->user_id, s->user.id, sizeof(a->user_id));
+  a->zone_len = wr__login_form_get(body, req->body_len, "zone", 0, a->zone_id, sizeof(a->zone_id));
+  s->busy = 1;
+  if (wr__login_store_call(l, authorize_run, authorize_done, a) != WR_OK) {
+    s->busy = 0;
+    free(a);
+    wr__login_simple_page(l, req, 503, "Busy", "The edge's store is busy; try again in a few seconds.", 0);
+  }
 }
 
 void wr__login_issue_done(wr_login *l, login_job *j) {

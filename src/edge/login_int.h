@@ -32,6 +32,7 @@
 #include "edge/password.h"
 #include "edge/pki.h"
 #include "edge/store.h"
+#include "edge/store_async.h"
 #include "edge/throttle.h"
 #include "lib/buf.h"
 #include "net/httpd.h"
@@ -144,12 +145,13 @@ typedef struct login_job {
   wr_zone zone;
   wr_pem_pair pair;
   int issue_rv;
-  char err[256];
+  char err[256];      /* JOB_ISSUE; JOB_SIGNIN: a store error of the user's read */
 } login_job;
 
 struct wr_login {
   uv_loop_t *loop;
   wr_store *store;
+  wr_store_async *async; /* the pages' reads (wr__login_store_call); NULL: on the loop */
   char *data_dir;
   char *public_url;
   int secure; /* public_url is https: Secure cookies */
@@ -166,6 +168,7 @@ struct wr_login {
   size_t nwaiters;
   login_job *jobs;
   size_t njobs;
+  size_t store_jobs; /* wr__login_store_call jobs on the store thread */
 
   wr_throttle *accounts; /* failures per email */
   wr_throttle *sources;  /* failures per source */
@@ -199,6 +202,25 @@ static inline void wr__login_wipe_free(char *p) {
 
 /* ---- login.c: lifetime ------------------------------------------------------------- */
 
+/* A store call of a page: fn(store, arg) on the store thread (with a
+ * store thread; fn must not touch loop objects), then done(l, arg,
+ * status) on the loop, where |status| is WR_OK when fn ran, or
+ * WR_ERR_INTERNAL when the store thread stopped first (also while |l| is
+ * closing: done answers then). Without a store thread both run at once,
+ * on the loop. |l| waits for done before it is freed. Returns WR_OK, or
+ * WR_ERR_LIMIT / WR_ERR_INVAL when the store thread takes no more work
+ * (then neither runs: the caller answers). |arg| is the caller's. */
+typedef void (*wr__login_store_fn)(wr_store *st, void *arg);
+typedef void (*wr__login_store_done)(wr_login *l, void *arg, int status);
+int wr__login_store_call(wr_login *l, wr__login_store_fn fn, wr__login_store_done done, void *arg);
+/* In a store call's done: the session |sid| the page goes on with, or
+ * NULL after answering |req| (503 when closing or |status| is not WR_OK,
+ * "Session expired" when the session is gone, or not signed in while
+ * |signed_in| asks for it). |busy|: the caller made the session busy for
+ * the call; it is not any more. */
+login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const char *sid, int status, int busy,
+                                       int signed_in);
+
 /* Drops expired sessions and deliveries (wiping what they hold). */
 void wr__login_sweep(wr_login *l);
 /* Frees |l| once it is closing and no handle or job is left. */
@@ -226,7 +248,11 @@ void wr__login_location(const char *callback, char *out, size_t size);
 void wr__login_signin_form(wr_login *l, wr_httpd_req *req, login_reply *r, login_session *s,
                            const char *callback, const char *key, const char *email,
                            const char *error);
-/* The zone picker of the signed-in session |s| (500 if the store fails). */
+/* The zone picker of the signed-in session |s| (500 if the store fails).
+ * The zones are read with wr__login_store_call: the answer may come from
+ * a later loop callback, with the session looked up again by its id
+ * ("Session expired" if it is gone by then); |r|, |callback|, |key| are
+ * copied and |error| must be a literal. */
 void wr__login_zone_picker(wr_login *l, wr_httpd_req *req, login_reply *r, login_session *s,
                            const char *callback, const char *key, const char *error);
 /* The success page of |s|, which holds a cert.pem. */

@@ -189,13 +189,30 @@ static void signout_form(wr_buf *b, login_session *s) {
   wr_buf_append_str(b, "</span>. <button type=\"submit\">Sign out</button></p></form>\n");
 }
 
-void wr__login_zone_picker(wr_login *l, wr_httpd_req *req, login_reply *r, login_session *s,
-                             const char *callback, const char *key, const char *error) {
-  wr_zone *zones = NULL;
-  size_t n = 0;
+/* A zone picker waiting for its zones. */
+typedef struct picker_job {
+  wr_httpd_req *req;
+  login_reply r;
+  char sid[WR__LOGIN_SID_LEN + 1];
+  char callback[WR__LOGIN_CALLBACK_MAX + 1];
+  char key[WR_LOGIN_KEY_MAX + 1];
+  const char *error;
+  char account_id[WR_STORE_ID_LEN + 1];
+  wr_zone *zones;
+  size_t n;
+  int rv;
+  char errmsg[WR_STORE_ERRMSG_MAX];
+} picker_job;
+
+static void picker_page(wr_login *l, picker_job *j, login_session *s) {
+  wr_httpd_req *req = j->req;
+  login_reply *r = &j->r;
+  const char *callback = j->callback, *key = j->key, *error = j->error;
+  wr_zone *zones = j->zones;
+  size_t n = j->n;
   wr_buf b;
-  if (wr_store_zone_list(l->store, s->user.account_id, &zones, &n) != WR_OK) {
-    wr_error("login: listing zones failed: %s", wr_store_errmsg(l->store));
+  if (j->rv != WR_OK) {
+    wr_error("login: listing zones failed: %s", j->errmsg);
     r->status = 500;
     wr__login_send_message(l, req, r, "Internal error", "error", "The edge could not read its store; try again.", 0);
     return;
@@ -232,7 +249,36 @@ void wr__login_zone_picker(wr_login *l, wr_httpd_req *req, login_reply *r, login
   page_end(&b);
   send_reply(req, r, "text/html; charset=utf-8", &b);
   wr_buf_free(&b);
-  free(zones);
+}
+
+static void picker_run(wr_store *st, void *arg) {
+  picker_job *j = arg;
+  j->rv = wr_store_zone_list(st, j->account_id, &j->zones, &j->n);
+  if (j->rv != WR_OK) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(st));
+}
+
+static void picker_done(wr_login *l, void *arg, int status) {
+  picker_job *j = arg;
+  login_session *s = wr__login_store_session(l, j->req, j->sid, status, 0, 1);
+  if (s) picker_page(l, j, s);
+  free(j->zones);
+  free(j);
+}
+
+void wr__login_zone_picker(wr_login *l, wr_httpd_req *req, login_reply *r, login_session *s,
+                             const char *callback, const char *key, const char *error) {
+  picker_job *j = wr_xcalloc(1, sizeof(*j));
+  j->req = req;
+  j->r = *r;
+  memcpy(j->sid, s->id, sizeof(j->sid));
+  snprintf(j->callback, sizeof(j->callback), "%s", callback);
+  snprintf(j->key, sizeof(j->key), "%s", key);
+  j->error = error;
+  snprintf(j->account_id, sizeof(j->account_id), "%s", s->user.account_id);
+  if (wr__login_store_call(l, picker_run, picker_done, j) != WR_OK) {
+    free(j);
+    wr__login_simple_page(l, req, 503, "Busy", "The edge's store is busy; try again in a few seconds.", 0);
+  }
 }
 
 /* GET /argotunnel/done, for a signed-in session holding a cert.pem. */

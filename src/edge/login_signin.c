@@ -59,8 +59,7 @@ static void audit_text(const char *in, char out[WR__LOGIN_AKEY_MAX + 1]) {
 static void lock_audit(wr_login *l, const char *action, int on_email, const char *email, const char *source,
                        const wr_throttle_info *info, const char *reason) {
   uint64_t now = wr__login_now(l);
-  wr_user u;
-  const char *account = NULL, *ttype = on_email ? "email" : "source", *target;
+  const char *ttype = on_email ? "email" : "source", *target;
   char tid[WR_STORE_HOST_MAX + 1], safe_email[WR__LOGIN_AKEY_MAX + 1];
   if (!wr_ratelimit_take(&l->audit_rl, now)) return;
   uint64_t dropped = wr_ratelimit_take_dropped(&l->audit_rl);
@@ -70,7 +69,6 @@ static void lock_audit(wr_login *l, const char *action, int on_email, const char
   if (email) audit_text(email, safe_email);
   target = on_email ? (email ? safe_email : NULL) : source;
   if (!target) target = "?";
-  if (on_email && wr_store_user_get_by_email(l->store, email, &u) == WR_OK) account = u.account_id;
   /* The target id column is shorter than the longest email: cut at a
    * character boundary (the detail keeps all of it). */
   size_t n = strlen(target);
@@ -92,8 +90,10 @@ static void lock_audit(wr_login *l, const char *action, int on_email, const char
   }
   char *text = json_dumps(d, JSON_COMPACT);
   json_decref(d);
-  if (wr_store_audit_append(l->store, AUDIT_ACTOR, account, action, ttype, tid[0] ? tid : "?", text) != WR_OK)
-    wr_warn("login: writing the %s audit row failed: %s", action, wr_store_errmsg(l->store));
+  /* With a store thread the row (and the user's account) is written
+   * there; nobody waits for it. */
+  wr_store_async_audit(l->async, l->store, "login", AUDIT_ACTOR, NULL, on_email ? email : NULL, action, ttype,
+                       tid[0] ? tid : "?", text);
   free(text);
 }
 
@@ -415,14 +415,15 @@ static int signin_gate(wr_login *l, wr_httpd_req *req, login_session *s, login_j
   return 0;
 }
 
-/* The stored hash of the email's user, if any. */
-static void signin_find_user(wr_login *l, login_job *j) {
-  if (wr_store_user_get_by_email(l->store, j->email, &j->user) == WR_OK) {
+/* The stored hash of the email's user, if any, read from |st| (the
+ * store thread's, or the loop's without one). A store error's message
+ * goes to j->err, for the loop to log. */
+static void signin_find_user(wr_store *st, login_job *j) {
+  if (wr_store_user_get_by_email(st, j->email, &j->user) == WR_OK) {
     j->user_found = 1;
-    int rv = wr_store_user_password_hash(l->store, j->user.id, j->hash, sizeof(j->hash));
+    int rv = wr_store_user_password_hash(st, j->user.id, j->hash, sizeof(j->hash));
     j->have_hash = rv == WR_OK;
-    if (rv != WR_OK && rv != WR_ERR_NOTFOUND)
-      wr_error("login: reading a password hash failed: %s", wr_store_errmsg(l->store));
+    if (rv != WR_OK && rv != WR_ERR_NOTFOUND) snprintf(j->err, sizeof(j->err), "%s", wr_store_errmsg(st));
   }
   /* Without a hash (unknown user, no password, service user) the worker
    * still spends the time of a check, then says no. */
@@ -462,6 +463,46 @@ static void signin_enqueue(wr_login *l, wr_httpd_req *req, login_session *s, log
   }
 }
 
+/* After the user's read: logs a store error, then queues the check. */
+static void signin_found(wr_login *l, login_session *s, login_job *j, uint64_t now) {
+  if (j->err[0]) {
+    wr_error("login: reading a password hash failed: %s", j->err);
+    j->err[0] = '\0';
+  }
+  signin_enqueue(l, j->req, s, j, j->callback, now);
+}
+
+static void read_user_run(wr_store *st, void *arg) { signin_find_user(st, arg); }
+
+/* The user's read came back (loop thread). The session was busy meanwhile,
+ * so it is still there unless the login pages are closing. */
+static void read_user_done(wr_login *l, void *arg, int status) {
+  login_job *j = arg;
+  uint64_t now = wr__login_now(l);
+  /* Not busy any more: signin_enqueue makes it busy again while the check runs. */
+  login_session *s = wr__login_store_session(l, j->req, j->sid, status, 1, 0);
+  if (s) {
+    signin_found(l, s, j, now);
+    return;
+  }
+  wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
+  wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
+  job_free(j);
+}
+
+/* Reads the user (wr__login_store_call); the session is busy until it is
+ * back. Answers 503 at once when the store thread takes no more work. */
+static void signin_read_user(wr_login *l, login_session *s, login_job *j) {
+  s->busy = 1;
+  if (wr__login_store_call(l, read_user_run, read_user_done, j) == WR_OK) return;
+  uint64_t now = wr__login_now(l);
+  s->busy = 0;
+  wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
+  wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
+  wr__login_simple_page(l, j->req, 503, "Busy", "The edge is busy with other sign-ins; try again in a few seconds.", 0);
+  job_free(j);
+}
+
 /* POST /argotunnel/signin */
 void wr__login_page_signin(wr_login *l, wr_httpd_req *req) {
   char callback[WR__LOGIN_CALLBACK_MAX + 1], key[WR_LOGIN_KEY_MAX + 1];
@@ -486,6 +527,5 @@ void wr__login_page_signin(wr_login *l, wr_httpd_req *req) {
     job_free(j);
     return;
   }
-  signin_find_user(l, j);
-  signin_enqueue(l, req, s, j, callback, now);
+  signin_read_user(l, s, j);
 }

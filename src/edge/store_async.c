@@ -9,6 +9,7 @@
 
 #include "lib/err.h"
 #include "lib/list.h"
+#include "lib/log.h"
 #include "lib/mem.h"
 
 typedef struct job {
@@ -216,4 +217,56 @@ void wr_store_async_free(wr_store_async *a) {
   uv_cond_destroy(&a->cv);
   uv_mutex_destroy(&a->mu);
   uv_close((uv_handle_t *)&a->wake, close_cb);
+}
+
+/* ---- audit rows nobody waits for ------------------------------------------------------ */
+
+typedef struct audit_job {
+  char *who, *actor, *account, *email, *action, *ttype, *target, *text;
+  int rv;
+  char errmsg[WR_STORE_ERRMSG_MAX];
+} audit_job;
+
+static char *dup_or_null(const char *s) { return s ? wr_xstrdup(s) : NULL; }
+
+static void audit_run(wr_store *s, void *arg) {
+  audit_job *j = arg;
+  wr_user u;
+  const char *account = j->account;
+  if (j->email && wr_store_user_get_by_email(s, j->email, &u) == WR_OK) account = u.account_id;
+  j->rv = wr_store_audit_append(s, j->actor, account, j->action, j->ttype, j->target, j->text);
+  if (j->rv != WR_OK) snprintf(j->errmsg, sizeof(j->errmsg), "%s", wr_store_errmsg(s));
+}
+
+static void audit_free(audit_job *j) {
+  char **fields[] = {&j->who, &j->actor, &j->account, &j->email, &j->action, &j->ttype, &j->target, &j->text};
+  for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) free(*fields[i]);
+  free(j);
+}
+
+static void audit_done(void *arg, int status) {
+  audit_job *j = arg;
+  if (status != WR_OK || j->rv != WR_OK)
+    wr_warn("%s: writing the %s audit row failed: %s", j->who, j->action,
+            status == WR_OK ? j->errmsg : "the store thread stopped");
+  audit_free(j);
+}
+
+void wr_store_async_audit(wr_store_async *a, wr_store *s, const char *who, const char *actor,
+                          const char *account_id, const char *account_email, const char *action,
+                          const char *target_type, const char *target_id, const char *detail_json) {
+  audit_job *j = wr_xcalloc(1, sizeof(*j));
+  *j = (audit_job){.who = wr_xstrdup(who), .actor = wr_xstrdup(actor), .account = dup_or_null(account_id),
+                   .email = dup_or_null(account_email), .action = wr_xstrdup(action),
+                   .ttype = wr_xstrdup(target_type), .target = dup_or_null(target_id),
+                   .text = dup_or_null(detail_json)};
+  if (!a) {
+    audit_run(s, j);
+    audit_done(j, WR_OK);
+    return;
+  }
+  if (wr_store_async_submit(a, audit_run, audit_done, j) != WR_OK) {
+    wr_warn("%s: the %s audit row was dropped: the store thread is busy", who, action);
+    audit_free(j);
+  }
 }

@@ -49,6 +49,18 @@ int wr_store_async_submit(wr_store_async *a, wr_store_async_fn fn, wr_store_asyn
  * deadlock. Returns WR_OK after fn ran, or WR_ERR_INTERNAL when the queue
  * is being torn down (fn did not run and never will). */
 int wr_store_async_on_loop(wr_store_async *a, void (*fn)(void *arg), void *arg);
+/* Appends an audit row (wr_store_audit_append's fields; the strings are
+ * copied, any of account_id, target_id and detail_json may be NULL) on
+ * the store thread |a|, or at once on |s| when |a| is NULL; nobody waits
+ * for it, and rows keep their order (the queue is FIFO). When
+ * |account_email| is not NULL the row's account is that of the user with
+ * that email, if there is one (else account_id). A failure is logged as
+ * "WHO: writing the ACTION audit row failed: WHY", a full queue as "WHO:
+ * the ACTION audit row was dropped: the store thread is busy". Loop
+ * thread only. */
+void wr_store_async_audit(wr_store_async *a, wr_store *s, const char *who, const char *actor,
+                          const char *account_id, const char *account_email, const char *action,
+                          const char *target_type, const char *target_id, const char *detail_json);
 /* Jobs submitted and not yet delivered to their done callback. */
 size_t wr_store_async_pending(const wr_store_async *a);
 /* Stops the worker after its current job, joins it, calls done for every

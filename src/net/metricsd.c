@@ -15,13 +15,16 @@
 /* A scrape of a busy edge is some tens of KiB; past this the text is cut
  * (the renderers bound their labelled series well below it). */
 #define METRICS_MAX (1u << 20)
-#define READY_MAX 1024
 
 struct wr_metricsd {
   wr_httpd *httpd;
   wr_metricsd_handlers h;
   char addr[80];
 };
+
+void wr_metricsd_ready_done(wr_httpd_req *req, int status, const wr_buf *body) {
+  wr_httpd_respond_simple(req, status, "application/json", body->data, body->len);
+}
 
 static void handle(wr_httpd *h, wr_httpd_req *req, void *user) {
   wr_metricsd *m = user;
@@ -31,11 +34,13 @@ static void handle(wr_httpd *h, wr_httpd_req *req, void *user) {
     wr_httpd_respond_simple(req, 405, text, "method not allowed\n", 19);
   } else if (strcmp(req->path, "/healthcheck") == 0) {
     wr_httpd_respond_simple(req, 200, text, "OK\n", 3);
+  } else if (strcmp(req->path, "/ready") == 0 && m->h.ready_start) {
+    m->h.ready_start(m->h.user, req);
   } else if (strcmp(req->path, "/ready") == 0) {
     wr_buf b;
-    wr_buf_init(&b, READY_MAX, NULL);
+    wr_buf_init(&b, WR_METRICSD_READY_MAX, NULL);
     int status = m->h.ready(m->h.user, &b);
-    wr_httpd_respond_simple(req, status, "application/json", b.data, b.len);
+    wr_metricsd_ready_done(req, status, &b);
     wr_buf_free(&b);
   } else if (strcmp(req->path, "/metrics") == 0) {
     wr_buf b;

@@ -14,6 +14,10 @@
 #include <uv.h>
 
 #include "lib/buf.h"
+#include "net/httpd.h"
+
+/* The /ready body's bound. */
+#define WR_METRICSD_READY_MAX 1024
 
 typedef struct wr_metricsd wr_metricsd;
 
@@ -23,6 +27,12 @@ typedef struct wr_metricsd_handlers {
   /* Appends the /ready JSON body (one line, with its newline) to |out| and
    * returns the status: 200 when ready, 503 when not. */
   int (*ready)(void *user, wr_buf *out);
+  /* Optional, in place of |ready|: for an answer that waits (a store read
+   * on another thread). Called on the loop thread with the request, which
+   * the caller answers exactly once, now or from a later loop callback,
+   * with wr_metricsd_ready_done (also after wr_metricsd_free: the answer
+   * then goes nowhere, but frees |req|). */
+  void (*ready_start)(void *user, wr_httpd_req *req);
   void *user;
 } wr_metricsd_handlers;
 
@@ -34,6 +44,9 @@ typedef struct wr_metricsd_handlers {
  * reason in |err|. */
 int wr_metricsd_start(uv_loop_t *loop, const char *addr, const wr_metricsd_handlers *h,
                       wr_metricsd **out, char *err, size_t errlen);
+/* Answers a /ready request given to ready_start: |status| (200 or 503)
+ * with the JSON |body| (not taken). Loop thread; |req| is invalid after. */
+void wr_metricsd_ready_done(wr_httpd_req *req, int status, const wr_buf *body);
 /* "127.0.0.1:PORT" actually bound. */
 const char *wr_metricsd_addr(const wr_metricsd *m);
 /* Closes the listener and its connections; the memory goes once libuv

@@ -48,26 +48,30 @@ def edge(tmp_path, procs):
     return start_edge(tmp_path, procs, "127.0.0.1:0")[0]
 
 
-def start_edge(tmp_path, procs, api_listen, https=None, delays=None, dns=None):
+def start_edge(tmp_path, procs, api_listen, https=None, delays=None, dns=None, quick=False, metrics=None):
     """An edge whose store-thread calls are slow (or as |delays| says), with
     a hello-world tunnel routed for hello.ZONE and other.ZONE; returns
     (http port, data dir). |https|, |dns|: ports for --https-listen and
-    --dns-listen."""
+    --dns-listen; |quick|: quick tunnels on, in the edge's account;
+    |metrics|: a port for --metrics."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNNEL_")}
     env["HOME"] = str(tmp_path)
     d, creds, tid, _ = edge_with_hello(tmp_path, env, ZONE, ("hello", "other"))
     extra = ["--https-listen", f"127.0.0.1:{https}"] if https else []
     extra += ["--dns-listen", f"127.0.0.1:{dns}"] if dns else []
+    extra += ["--quick-tunnels-account", read_cert(d / "cert.pem")[1]] if quick else []
+    extra += ["--metrics", f"127.0.0.1:{metrics}"] if metrics else []
     http = run_edge_and_hello(procs, d, creds, tid, env, ["--api-listen", api_listen, *extra],
                               edge_env={**env, **(delays or {"WARREN_TEST_STORE_DELAY_MS": str(DELAY_MS)})},
                               connector_args=["--metrics", f"127.0.0.1:{free_port()}"])
     return http, d
 
 
-def start_edge_with_api(tmp_path, procs):
-    """start_edge with its API on a free port: (http port, API port, data dir)."""
+def start_edge_with_api(tmp_path, procs, **kw):
+    """start_edge (with |kw|) with its API on a free port: (http port, API
+    port, data dir)."""
     api = free_port()
-    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}")
+    http, d = start_edge(tmp_path, procs, f"127.0.0.1:{api}", **kw)
     return http, api, d
 
 
@@ -440,6 +444,22 @@ def cache_hello(http):
     first.close()
 
 
+def visitors_first_within_tries(http, what, send, check, tries=3):
+    """Up to |tries| times: caches hello's route, sends a request that waits
+    on the store thread (send() returns its socket), asserts
+    visitors_go_first, and checks the answer (check(status, head, body));
+    returns once the visitors came first (see visitors_go_first for why it
+    may take another try)."""
+    for _ in range(tries):
+        cache_hello(http)
+        pending = send()
+        served_first = visitors_go_first(http, pending, what)
+        check(*read_all(pending))
+        if served_first:
+            return
+    pytest.fail(f"a cached host was never answered before a slow {what} finished")
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_visitors_are_served_while_an_api_call_is_on_the_store_thread(tmp_path, procs, method):
     # The API's handlers run on the (slow) store thread. Were they on the
@@ -472,28 +492,44 @@ def test_visitors_are_served_while_an_api_call_is_on_the_store_thread(tmp_path, 
     pytest.fail("a cached host was never answered before a slow API call finished")
 
 
+def login_request(api, method, path, cookie=None, body=None):
+    """One request to the login pages: (status, text, the session cookie
+    after it)."""
+    c = http_client.HTTPConnection("127.0.0.1", api, timeout=60)
+    headers = {"Connection": "close"}
+    if cookie:
+        headers["Cookie"] = f"warren_login={cookie}"
+    if body is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    c.request(method, path, body=body, headers=headers)
+    r = c.getresponse()
+    text = r.read().decode(errors="replace")
+    c.close()
+    m = re.search(r"warren_login=([A-Za-z0-9_-]+)", r.getheader("Set-Cookie") or "")
+    return r.status, text, m.group(1) if m else cookie
+
+
+def login_form(api):
+    """Opens the sign-in form: (session cookie, its CSRF token)."""
+    status, text, cookie = login_request(api, "GET", "/argotunnel")
+    assert status == 200 and cookie, (status, text[:300])
+    return cookie, re.search(r'name="csrf" value="([^"]+)"', text).group(1)
+
+
 def dash_cookie(api, email, password):
     """Signs |email| in on the login pages; returns the session cookie."""
-    def request(method, path, cookie=None, body=None):
-        c = http_client.HTTPConnection("127.0.0.1", api, timeout=60)
-        headers = {"Connection": "close"}
-        if cookie:
-            headers["Cookie"] = f"warren_login={cookie}"
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        c.request(method, path, body=body, headers=headers)
-        r = c.getresponse()
-        text = r.read().decode(errors="replace")
-        c.close()
-        m = re.search(r"warren_login=([A-Za-z0-9_-]+)", r.getheader("Set-Cookie") or "")
-        return r.status, text, m.group(1) if m else cookie
-    status, text, cookie = request("GET", "/argotunnel")
-    assert status == 200 and cookie, (status, text[:300])
-    csrf = re.search(r'name="csrf" value="([^"]+)"', text).group(1)
+    cookie, csrf = login_form(api)
     body = urllib.parse.urlencode({"csrf": csrf, "email": email, "password": password})
-    status, text, cookie = request("POST", "/argotunnel/signin", cookie, body)
+    status, text, cookie = login_request(api, "POST", "/argotunnel/signin", cookie, body)
     assert status in (200, 303), (status, text[:300])
     return cookie
+
+
+def add_user(tmp_path, d, email, password):
+    pw = tmp_path / "pw"
+    pw.write_text(password + "\n")
+    check([WARREN_EDGE, "--data-dir", str(d), "user", "add", email, "--password-file", str(pw)],
+          {**os.environ, "HOME": str(tmp_path)})
 
 
 def test_visitors_are_served_while_a_dashboard_page_is_built(tmp_path, procs):
@@ -502,10 +538,7 @@ def test_visitors_are_served_while_a_dashboard_page_is_built(tmp_path, procs):
     # that needs no store call and one of a cached host are answered
     # before it, and the page then shows the tunnel.
     http, api, d = start_edge_with_api(tmp_path, procs)
-    pw = tmp_path / "pw"
-    pw.write_text("correct horse battery staple\n")
-    check([WARREN_EDGE, "--data-dir", str(d), "user", "add", "alice@example.test", "--password-file", str(pw)],
-          {**os.environ, "HOME": str(tmp_path)})
+    add_user(tmp_path, d, "alice@example.test", "correct horse battery staple")
     cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
     for _ in range(3):
         cache_hello(http)
@@ -518,3 +551,110 @@ def test_visitors_are_served_while_a_dashboard_page_is_built(tmp_path, procs):
         if served_first:
             return
     pytest.fail("a cached host was never answered before a slow dashboard page finished")
+
+
+def test_visitors_are_served_while_a_quick_tunnel_is_made(tmp_path, procs):
+    # POST /tunnel reads the account, its zones and the count of quick
+    # tunnels, then writes the tunnel and its route, on the slow store
+    # thread: visitors are answered first, and the quick tunnel is made.
+    http, api, _ = start_edge_with_api(tmp_path, procs, quick=True)
+
+    def check(status, head, body):
+        assert status == 200, body
+        r = json.loads(body)
+        assert r["success"] and r["result"]["name"].startswith("quick-"), r
+        assert r["result"]["hostname"].endswith(f".{ZONE}"), r
+    visitors_first_within_tries(
+        http, "quick tunnel", lambda: raw_request(api, "POST", "/tunnel", [("Content-Type", "application/json")], b"{}"),
+        check)
+
+
+def test_visitors_are_served_while_a_sign_in_reads_its_user(tmp_path, procs):
+    # `tunnel login`'s sign-in reads the user and its password hash on the
+    # slow store thread before the password check: visitors are answered
+    # first, and the sign-in then succeeds.
+    http, api, d = start_edge_with_api(tmp_path, procs)
+    add_user(tmp_path, d, "alice@example.test", "correct horse battery staple")
+
+    def send():
+        cookie, csrf = login_form(api)
+        body = urllib.parse.urlencode({"csrf": csrf, "email": "alice@example.test",
+                                       "password": "correct horse battery staple"}).encode()
+        return raw_request(api, "POST", "/argotunnel/signin",
+                           [("Cookie", f"warren_login={cookie}"),
+                            ("Content-Type", "application/x-www-form-urlencoded")], body)
+
+    def check(status, head, _):
+        assert status == 303 and header_value(head, "Location") == "/argotunnel", head
+        assert "warren_login=" in header_value(head, "Set-Cookie"), head
+    visitors_first_within_tries(http, "sign-in", send, check)
+
+
+def test_visitors_are_served_while_ready_pings_the_store(tmp_path, procs):
+    # /ready on --metrics pings the store on the slow store thread: were the
+    # ping on the loop (not delayed), /ready would be answered before the
+    # visitors; on the store thread they come first, and /ready then says
+    # the edge is ready.
+    metrics = free_port()
+    http, _ = start_edge(tmp_path, procs, "127.0.0.1:0", metrics=metrics)
+
+    def check(status, head, body):
+        assert status == 200 and header_value(head, "Content-Type") == "application/json", (head, body)
+        assert json.loads(body) == {"status": 200, "registeredConnections": 1}, body
+    visitors_first_within_tries(http, "/ready", lambda: raw_request(metrics, "GET", "/ready"), check)
+
+
+def test_visitors_are_served_while_the_zone_picker_and_authorize_read_the_store(tmp_path, procs):
+    # Signed in, `tunnel login`'s zone picker reads the account's zones, and
+    # the authorization reads the user and the zone, on the slow store
+    # thread: visitors are answered first each time, and the pages are the
+    # same (the picker lists the zone, authorizing leads to the success
+    # page).
+    http, api, d = start_edge_with_api(tmp_path, procs)
+    add_user(tmp_path, d, "alice@example.test", "correct horse battery staple")
+    cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
+    session = [("Cookie", f"warren_login={cookie}")]
+    pages = []
+
+    def check(status, _, page):
+        assert status == 200 and f'id="zone-{ZONE}"' in page, page[:2000]
+        pages.append(page)
+    visitors_first_within_tries(http, "zone picker", lambda: raw_request(api, "GET", "/argotunnel", session), check)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', pages[-1]).group(1)
+    zone_id = re.search(rf'id="zone-{re.escape(ZONE)}" value="([^"]+)"', pages[-1]).group(1)
+    body = urllib.parse.urlencode({"csrf": csrf, "callback": "", "zone": zone_id}).encode()
+    cache_hello(http)
+    pending = raw_request(api, "POST", "/argotunnel/authorize",
+                          session + [("Content-Type", "application/x-www-form-urlencoded")], body)
+    visitors_go_first(http, pending, "the authorization")
+    status, head, _ = read_all(pending)
+    assert status == 303 and header_value(head, "Location") == "/argotunnel/done", head
+
+
+def test_visitors_are_served_while_a_traffic_page_is_built(tmp_path, procs):
+    # The dashboard's traffic page of a tunnel reads the tunnel (through the
+    # API's handlers) on the slow store thread, and the inspector's records
+    # on the loop: visitors are answered first, and the page shows the
+    # tunnel's charts and inspector; so for a record's page.
+    http, api, d = start_edge_with_api(tmp_path, procs)
+    add_user(tmp_path, d, "alice@example.test", "correct horse battery staple")
+    cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
+    tid = json.loads((tmp_path / "hello.json").read_text())["TunnelID"]
+
+    session = [("Cookie", f"warren_login={cookie}")]
+    pages = []
+
+    def check(status, head, body):
+        assert status == 200 and "text/html" in header_value(head, "Content-Type"), (head, body[:300])
+        assert '<span id="tunnel-name">hello</span>' in body and f'data-tunnel="{tid}"' in body, body[:3000]
+        assert 'id="inspector"' in body, body[:3000]
+        pages.append(body)
+    visitors_first_within_tries(
+        http, "traffic page", lambda: raw_request(api, "GET", f"/dashboard/traffic?tunnel={tid}", session), check)
+    # A record's page checks the record's tunnel in the store there too.
+    rid = re.search(r'data-id="(\d+)"', pages[-1]).group(1)
+
+    def check_record(status, _, body):
+        assert status == 200 and 'id="request-line"' in body and f"hello.{ZONE}" in body, body[:3000]
+    visitors_first_within_tries(
+        http, "record page", lambda: raw_request(api, "GET", f"/dashboard/inspect?id={rid}", session), check_record)

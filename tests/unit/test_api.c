@@ -831,6 +831,10 @@ static int audit_row(fx *f, const char *action, const char *target, const char *
   wr_audit *rows;
   size_t n;
   int found = 0;
+  /* With a store thread the lockout rows are written there, after the
+   * answer: wait until it has run every job. */
+  uint64_t deadline = now_ms() + 5000;
+  while (f->async && wr_store_async_pending(f->async) && now_ms() < deadline) uv_run(&f->loop, UV_RUN_NOWAIT);
   assert_int_equal(wr_store_audit_list(f->s, NULL, 0, &rows, &n), WR_OK);
   for (size_t i = 0; i < n && !found; i++)
     found = !strcmp(rows[i].action, action) && !strcmp(rows[i].target_type, "source") &&

@@ -191,10 +191,69 @@ static void test_bad_path_and_arguments(void **state) {
   wr_store_async_free(a);
 }
 
+/* A job that holds the worker until the loop opens its gate. */
+static void gate_fn(wr_store *s, void *arg) {
+  (void)s;
+  uv_sem_wait(arg);
+}
+
+static void nop_done(void *arg, int status) {
+  (void)arg;
+  (void)status;
+}
+
+/* The rows of |action| in the store, and the account of the last one. */
+static size_t audit_rows(fixture *f, const char *action, char account[WR_STORE_ID_LEN + 1]) {
+  wr_audit *rows;
+  size_t n, found = 0;
+  assert_int_equal(wr_store_audit_list(f->s, NULL, 0, &rows, &n), WR_OK);
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(rows[i].action, action)) {
+      found++;
+      memcpy(account, rows[i].account_id, WR_STORE_ID_LEN + 1);
+    }
+  wr_store_audit_free(rows, n);
+  return found;
+}
+
+/* An audit row nobody waits for: the call returns while the worker is
+ * busy (the loop goes on), and the row is written there afterwards, in
+ * the account of the user the email names. Without a store thread it is
+ * written at once. */
+static void test_audit_rows_are_written_off_the_loop(void **state) {
+  fixture *f = *state;
+  wr_store_async *a;
+  char err[256], account[WR_STORE_ID_LEN + 1];
+  wr_user u;
+  uv_sem_t gate;
+  assert_int_equal(wr_store_user_create(f->s, "test", f->acct.id, "a@example.test", NULL, 0, &u), WR_OK);
+  assert_int_equal(wr_store_async_new(&f->loop, f->path, &a, err, sizeof(err)), WR_OK);
+  assert_int_equal(uv_sem_init(&gate, 0), 0);
+  assert_int_equal(wr_store_async_submit(a, gate_fn, nop_done, &gate), WR_OK);
+  wr_store_async_audit(a, f->s, "test", "edge", NULL, "a@example.test", "test.lock", "source", "192.0.2.1",
+                       "{\"failures\":10}");
+  assert_int_equal(audit_rows(f, "test.lock", account), 0);
+  uv_sem_post(&gate);
+  uv_timer_t keep;
+  uv_timer_init(&f->loop, &keep);
+  uv_timer_start(&keep, keep_cb, 10, 10);
+  while (wr_store_async_pending(a)) uv_run(&f->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&keep, NULL);
+  assert_int_equal(audit_rows(f, "test.lock", account), 1);
+  assert_string_equal(account, f->acct.id);
+  wr_store_async_free(a);
+  uv_sem_destroy(&gate);
+  wr_store_async_audit(NULL, f->s, "test", "edge", NULL, "nobody@example.test", "test.unlock", "source",
+                       "192.0.2.1", NULL);
+  assert_int_equal(audit_rows(f, "test.unlock", account), 1);
+  assert_string_equal(account, "");
+}
+
 int main(void) {
   const unit_tests tests[] = {UNIT_FIXTURE(setup, teardown, test_jobs_run_off_the_loop,
                                            test_free_delivers_every_job_once,
                                            test_a_job_calls_the_loop,
-                                           test_bad_path_and_arguments)};
+                                           test_bad_path_and_arguments,
+                                           test_audit_rows_are_written_off_the_loop)};
   return unit_run_store_backends("store_async", tests, 1, tests, 1);
 }
