@@ -36,16 +36,12 @@
  * empty) and the element's link members named by |prev| and |next|, so one
  * element can sit on several such lists. The same evaluation caveat. */
 
-/* Puts |x| last in the list at |head| .. |tail|. */
+/* Puts |x| last in the list at |head| .. |tail|: a queue push that also
+ * links |x| back to the old tail. */
 #define WR_DLIST_APPEND(head, tail, x, prev, next) \
   do {                                             \
-    (x)->next = NULL;                              \
     (x)->prev = (tail);                            \
-    if (tail)                                      \
-      (tail)->next = (x);                          \
-    else                                           \
-      (head) = (x);                                \
-    (tail) = (x);                                  \
+    WR_FIFO_PUSH(head, tail, x, next);             \
   } while (0)
 
 /* Takes |x| out of the list at |head| .. |tail|, which must hold it, and
