@@ -195,6 +195,7 @@ def test_real_cloudflared_registers_and_wrong_secret_is_refused(edge_dir, tmp_pa
     tid = json.load(open(creds))["TunnelID"]
     ns = "wr" + uuid.uuid4().hex[:8]
     subprocess.run(["ip", "netns", "add", ns], check=True)
+    edge = good = None
     try:
         subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
         edge = subprocess.Popen(["ip", "netns", "exec", ns, WARREN_EDGE, "run", "--data-dir", str(d),
@@ -222,6 +223,11 @@ def test_real_cloudflared_registers_and_wrong_secret_is_refused(edge_dir, tmp_pa
         edge.send_signal(signal.SIGTERM)
         edge.wait(10)
     finally:
+        # A failed assertion above must not leave the edge or cloudflared running.
+        for p in (good, edge):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait(10)
         subprocess.run(["ip", "netns", "del", ns])
 
 
