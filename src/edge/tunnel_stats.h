@@ -23,7 +23,6 @@ typedef struct wr_tunnel_counters {
   uint64_t bytes_in;   /* request body bytes sent up the tunnel */
   uint64_t bytes_out;  /* response body bytes sent to visitors */
   uint64_t latency_ms_sum; /* sum of request durations */
-  uint64_t used;       /* private: LRU tick */
 } wr_tunnel_counters;
 
 /* max_tunnels 0: the default. Aborts on out-of-memory. */

@@ -2,7 +2,8 @@
  * newest first, the ring pushing out its oldest, steps for a pushed-out
  * record ignored, redaction of credentials in both directions, the header
  * and body caps, bodies off by default, the least recently used tunnel
- * ring making room, and replay results. */
+ * ring making room (also when visitors spread over many more tunnels than
+ * there are rings), and replay results. */
 #include <stdio.h>
 #include <string.h>
 
@@ -177,6 +178,40 @@ static void test_tunnel_lru(void **state) {
   wr_inspect_free(in);
 }
 
+/* A thousand tunnels through 64 rings, in rounds: each round pushes out
+ * the rings of the round before, and a slot taken again holds only the new
+ * request (a shorter target than the last one there, no replay). */
+static void test_many_tunnels(void **state) {
+  (void)state;
+  wr_inspect *in;
+  const wr_inspect_rec *list[4];
+  char id[40], path[64];
+  wr_inspect_config cfg = {.per_tunnel = 2, .max_tunnels = 64};
+  assert_int_equal(wr_inspect_new(&cfg, &in), WR_OK);
+  for (int round = 0; round < 3; round++) {
+    for (int t = 0; t < 1000; t++) {
+      snprintf(id, sizeof(id), "%08d-0000-4000-8000-%012d", t, round);
+      snprintf(path, sizeof(path), round ? "/%d" : "/a-longer-target-%d", t);
+      wr_inspect_ref r = begin(in, id, path);
+      if (round == 0) wr_inspect_replay_result(in, r.id, 200, 3, NULL);
+    }
+  }
+  for (int t = 0; t < 1000; t++) {
+    snprintf(id, sizeof(id), "%08d-0000-4000-8000-%012d", t, 2);
+    snprintf(path, sizeof(path), "/%d", t);
+    size_t n = wr_inspect_list(in, id, list, 4);
+    assert_int_equal(n, t >= 1000 - 64 ? 1 : 0);
+    if (!n) continue;
+    assert_string_equal(list[0]->target, path);
+    assert_string_equal(list[0]->tunnel_id, id);
+    assert_int_equal(list[0]->replayed, 0);
+    assert_int_equal(list[0]->req_headers.len, strlen("Host: app.example.test\nAccept: */*\n"));
+  }
+  snprintf(id, sizeof(id), "%08d-0000-4000-8000-%012d", 999, 1);
+  assert_int_equal(wr_inspect_list(in, id, list, 4), 0);
+  wr_inspect_free(in);
+}
+
 /* The per-tunnel counters beside the rings: sums, errors (5xx and broken
  * requests), and the least recently counted tunnel making room. */
 static void test_tunnel_stats(void **state) {
@@ -207,6 +242,6 @@ static void test_tunnel_stats(void **state) {
 
 int main(void) {
   return UNIT_RUN(NULL, NULL,
-                  UNIT_TESTS(test_off, test_ring_order, test_redaction, test_caps, test_tunnel_lru,
+                  UNIT_TESTS(test_off, test_ring_order, test_redaction, test_caps, test_tunnel_lru, test_many_tunnels,
                              test_tunnel_stats));
 }
