@@ -15,6 +15,9 @@ Steps, all on loopback, in one run:
      batching of streams on a connection), then
      BENCH_SCALE_VISITORS (10000) concurrent visitor connections with a request
      in flight each -> requests/s, p50/p99, failures, the edge's peak RSS.
+In the phases of steps 2 and 4 with 200 visitor connections it also reads the
+CPU the edge and the connectors' process used per 1,000 requests: on a shared
+machine a steadier figure than requests/s.
 Writes bench/results/scale.json and scale.md (or under BENCH_RESULTS).
 Nothing here is asserted; the figures are reported."""
 import base64
@@ -43,6 +46,7 @@ N_VISITORS = int(os.environ.get("BENCH_SCALE_VISITORS", "10000"))
 BASE_CONNS = int(os.environ.get("BENCH_SCALE_BASE_CONNS", "200"))
 SECONDS = float(os.environ.get("BENCH_SCALE_SECONDS", "10"))
 WARMUP = float(os.environ.get("BENCH_SCALE_WARMUP", "3"))
+IDLE_SECONDS = float(os.environ.get("BENCH_SCALE_IDLE_SECONDS", "5"))
 
 
 def log(*a):
@@ -130,16 +134,44 @@ def wait_connections(port, want, proc, timeout):
     raise RuntimeError(f"{int(n)} of {want} connections registered after {timeout} s")
 
 
-def visitors(load, port, hosts_file, conns, log_path):
-    out = subprocess.run([load, "visitors", "--target", f"127.0.0.1:{port}", "--hosts-file",
+def cpu_seconds(pid):
+    """User + system CPU seconds |pid| has used so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def visitors(load, port, hosts_file, conns, log_path, cpu_pids=()):
+    """One visitor phase. With |cpu_pids| ({name: pid}), also the CPU each
+    used in the measured window per 1,000 requests (<name>_cpu_ms_per_1k):
+    a figure the other work on a shared machine disturbs far less than
+    requests/s."""
+    p = subprocess.Popen([load, "visitors", "--target", f"127.0.0.1:{port}", "--hosts-file",
                           hosts_file, "--conns", str(conns), "--seconds", str(SECONDS),
                           "--warmup", str(WARMUP)],
-                         stdout=subprocess.PIPE, stderr=open(log_path, "a"), text=True,
-                         timeout=SECONDS + WARMUP + 120)
-    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+                         stdout=subprocess.PIPE, stderr=open(log_path, "a"), text=True)
+    t0 = time.monotonic()
+    cpu = {}
+    for mark in (WARMUP, WARMUP + SECONDS):
+        time.sleep(max(0.0, t0 + mark - time.monotonic()))
+        for name, pid in dict(cpu_pids).items():
+            cpu.setdefault(name, []).append(cpu_seconds(pid))
+    try:
+        stdout, _ = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+    lines = [l for l in stdout.splitlines() if l.startswith("{")]
     if not lines:
-        raise RuntimeError(f"visitors printed no result (exit status {out.returncode}); see {log_path}")
-    return json.loads(lines[-1])
+        raise RuntimeError(f"visitors printed no result (exit status {p.returncode}); see {log_path}")
+    res = json.loads(lines[-1])
+    for name, (a, b) in cpu.items():
+        if res.get("requests"):
+            res[f"{name}_cpu_ms_per_1k"] = round((b - a) * 1e6 / res["requests"], 1)
+    return res
 
 
 def main():
@@ -218,7 +250,8 @@ def main():
         # One tunnel.
         f1 = fleet(one_creds)
         wait_connections(met, 1, f1, 60)
-        res["one_tunnel"] = visitors(load, http, one_hosts, BASE_CONNS, load_log)
+        res["one_tunnel"] = visitors(load, http, one_hosts, BASE_CONNS, load_log,
+                                     {"edge": edge.pid, "connectors": f1.pid})
         log("one tunnel:", res["one_tunnel"])
         f1.send_signal(signal.SIGTERM)
         f1.wait(30)
@@ -237,14 +270,23 @@ def main():
         rss1 = rss_kib(edge.pid)
         res["edge_rss_kib_before"], res["edge_rss_kib_registered"] = rss0, rss1
         res["kib_per_connection"] = round((rss1 - rss0) / N_TUNNELS, 1)
+        # What N idle registered connections cost each side: keep-alives and
+        # timers, with no visitor traffic.
+        c0 = (cpu_seconds(edge.pid), cpu_seconds(fa.pid))
+        time.sleep(IDLE_SECONDS)
+        c1 = (cpu_seconds(edge.pid), cpu_seconds(fa.pid))
+        idle = max(IDLE_SECONDS, 0.001)
+        res["idle_cpu_pct_edge"] = round(100 * (c1[0] - c0[0]) / idle, 1)
+        res["idle_cpu_pct_connectors"] = round(100 * (c1[1] - c0[1]) / idle, 1)
         log(f"{N_TUNNELS} connections registered in {res['register_seconds']} s; edge RSS "
             f"{rss0} -> {rss1} KiB ({res['kib_per_connection']} KiB per connection)")
 
         # The same load on the one tunnel, now one of N registered: what the
         # hostname, tunnel and connection lookups cost with N tunnels.
-        res["one_of_all"] = visitors(load, http, one_hosts, BASE_CONNS, load_log)
+        cpu_pids = {"edge": edge.pid, "connectors": fa.pid}
+        res["one_of_all"] = visitors(load, http, one_hosts, BASE_CONNS, load_log, cpu_pids)
         log(f"1 tunnel of {N_TUNNELS}:", res["one_of_all"])
-        res["all_tunnels"] = visitors(load, http, all_hosts, BASE_CONNS, load_log)
+        res["all_tunnels"] = visitors(load, http, all_hosts, BASE_CONNS, load_log, cpu_pids)
         log(f"{N_TUNNELS} tunnels:", res["all_tunnels"])
         peak = Peak(edge.pid)
         res["crowd"] = visitors(load, http, all_hosts, N_VISITORS, load_log)
@@ -263,6 +305,9 @@ def main():
         def pct(x):
             return f"{100 * x['rps'] / one['rps'] if one['rps'] else 0:.0f} % of 1 tunnel alone"
 
+        def cpu(x):
+            return (f"{x.get('edge_cpu_ms_per_1k', 0)} / {x.get('connectors_cpu_ms_per_1k', 0)}")
+
         md = [
             f"# bench-scale ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, loopback, "
             "edge and load generator on the same machine)",
@@ -272,6 +317,8 @@ def main():
             f"| registered connections (one per tunnel, one process) | {N_TUNNELS} in "
             f"{res['register_seconds']} s |",
             f"| edge RSS per registered connection | {res['kib_per_connection']} KiB |",
+            f"| CPU with {N_TUNNELS} idle registered connections, edge / connectors | "
+            f"{res['idle_cpu_pct_edge']} % / {res['idle_cpu_pct_connectors']} % of a core |",
             f"| requests/s, {BASE_CONNS} visitor connections, 1 tunnel | {one['rps']:.0f} "
             f"(p99 {one['p99_ms']} ms) |",
             f"| requests/s, {BASE_CONNS} visitor connections, 1 tunnel of {N_TUNNELS} connected | "
@@ -284,6 +331,8 @@ def main():
             f"| failed requests (all phases) | "
             f"{one['failures'] + ofa['failures'] + allt['failures'] + crowd['failures']} |",
             f"| edge peak RSS under that load | {res['edge_rss_kib_peak'] / 1024:.0f} MiB |",
+            f"| CPU ms per 1,000 requests, edge / connectors: 1 tunnel; 1 of {N_TUNNELS}; "
+            f"spread over {N_TUNNELS} | {cpu(one)}; {cpu(ofa)}; {cpu(allt)} |",
         ]
         with open(os.path.join(RESULTS, "scale.md"), "w") as f:
             f.write("\n".join(md) + "\n")
