@@ -115,6 +115,16 @@ static fx *fx_new(void) {
   return f;
 }
 
+/* The fixture of the server tests: a new fx in *state, freed after. */
+static int fx_setup(void **state) {
+  *state = fx_new();
+  return 0;
+}
+static int fx_teardown(void **state) {
+  free(*state);
+  return 0;
+}
+
 static void run(fx *f, void (*client)(fx *)) {
   assert_int_equal(uv_loop_init(&f->loop), 0);
   f->port = unit_httpd_listen(&f->loop, &f->cfg, handler, f, &f->h);
@@ -291,11 +301,9 @@ static void client_get(fx *f) {
 }
 
 static void test_get(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_get);
   assert_int_equal(f->requests, 4);
-  free(f);
 }
 
 static void client_keep_alive(fx *f) {
@@ -354,11 +362,9 @@ static void client_keep_alive(fx *f) {
 }
 
 static void test_keep_alive(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_keep_alive);
   assert_int_equal(f->requests, 9);
-  free(f);
 }
 
 static void client_pipelined(fx *f) {
@@ -396,12 +402,10 @@ static void client_pipelined(fx *f) {
 }
 
 static void test_pipelined(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_pipelined);
   assert_int_equal(f->defer_rv, WR_OK);
   assert_int_equal(f->requests, 7);
-  free(f);
 }
 
 static void client_bodies(fx *f) {
@@ -444,11 +448,9 @@ static void client_bodies(fx *f) {
 }
 
 static void test_bodies(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->cfg.max_body = 16;
   run(f, client_bodies);
-  free(f);
 }
 
 static void client_413(fx *f) {
@@ -470,12 +472,10 @@ static void client_413(fx *f) {
 }
 
 static void test_413(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->cfg.max_body = 16;
   run(f, client_413);
   assert_int_equal(f->requests, 0);
-  free(f);
 }
 
 static void client_431(fx *f) {
@@ -497,11 +497,9 @@ static void client_431(fx *f) {
 }
 
 static void test_431(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_431);
   assert_int_equal(f->requests, 0);
-  free(f);
 }
 
 static void client_400(fx *f) {
@@ -525,11 +523,9 @@ static void client_400(fx *f) {
 }
 
 static void test_400(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_400);
   assert_int_equal(f->requests, 0);
-  free(f);
 }
 
 static void client_bad_response(fx *f) {
@@ -538,11 +534,9 @@ static void client_bad_response(fx *f) {
 }
 
 static void test_bad_response(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_bad_response);
   assert_int_equal(f->bad_rv, WR_ERR_INVAL);
-  free(f);
 }
 
 static void client_deferred_gone(fx *f) {
@@ -555,13 +549,11 @@ static void client_deferred_gone(fx *f) {
 }
 
 static void test_deferred_gone(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->defer_ms = 200;
   run(f, client_deferred_gone);
   assert_int_equal(f->requests, 1);
   assert_int_equal(f->defer_rv, WR_ERR_INVAL);
-  free(f);
 }
 
 static void client_free_deferred(fx *f) {
@@ -576,13 +568,11 @@ static void client_free_deferred(fx *f) {
 }
 
 static void test_free_deferred(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->defer_ms = 10000;
   run(f, client_free_deferred);
   assert_int_equal(f->requests, 1);
   assert_int_equal(f->defer_rv, WR_ERR_INVAL);
-  free(f);
 }
 
 static void client_timeouts(fx *f) {
@@ -631,13 +621,11 @@ static void client_timeouts(fx *f) {
 }
 
 static void test_timeouts(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->cfg.read_timeout_ms = 200;
   f->cfg.idle_timeout_ms = 400;
   run(f, client_timeouts);
   assert_int_equal(f->requests, 2);
-  free(f);
 }
 
 static void client_max_conns(fx *f) {
@@ -663,12 +651,10 @@ static void client_max_conns(fx *f) {
 }
 
 static void test_max_conns(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->cfg.max_conns = 1;
   run(f, client_max_conns);
   assert_int_equal(f->requests, 3);
-  free(f);
 }
 
 /* Many pipelined requests whose answers the client does not read at first:
@@ -693,11 +679,9 @@ static void client_backpressure(fx *f) {
 }
 
 static void test_backpressure(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_backpressure);
   assert_int_equal(f->requests, 300);
-  free(f);
 }
 
 static void test_listen_error(void **state) {
@@ -721,7 +705,8 @@ static void test_listen_error(void **state) {
 int main(void) {
   return UNIT_RUN(
       NULL, NULL,
-      UNIT_TESTS(test_get, test_keep_alive, test_pipelined, test_bodies, test_413, test_431,
-                 test_400, test_bad_response, test_deferred_gone, test_free_deferred, test_timeouts,
-                 test_max_conns, test_backpressure, test_listen_error));
+      UNIT_FIXTURE(fx_setup, fx_teardown, test_get, test_keep_alive, test_pipelined, test_bodies,
+                   test_413, test_431, test_400, test_bad_response, test_deferred_gone,
+                   test_free_deferred, test_timeouts, test_max_conns, test_backpressure),
+      UNIT_TESTS(test_listen_error));
 }

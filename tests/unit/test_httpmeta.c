@@ -22,6 +22,16 @@ static void assert_meta(const wr_meta *m, const char *key, const char *val) {
   if (m->val_len) assert_memory_equal(m->val, val, m->val_len);
 }
 
+/* A decoded request head: |method| (case kept), |host| and |nheaders|. */
+static void assert_req(const wr_httpmeta_request *r, const char *method, const char *host,
+                       size_t nheaders) {
+  assert_int_equal(r->method_len, strlen(method));
+  assert_memory_equal(r->method, method, r->method_len);
+  assert_int_equal(r->host_len, strlen(host));
+  assert_memory_equal(r->host, host, r->host_len);
+  assert_int_equal(r->nheaders, nheaders);
+}
+
 static void assert_header(const wr_http_header *h, const char *name, const char *value) {
   assert_int_equal(h->name_len, strlen(name));
   if (h->name_len) assert_memory_equal(h->name, name, h->name_len);
@@ -189,11 +199,7 @@ static void test_req_decode(void **state) {
   wr_httpmeta_request req;
   wr_buf_init(&arena, 4096, NULL);
   assert_int_equal(wr_httpmeta_req_decode(post, N(post), &arena, h, N(h), &req), 0);
-  assert_int_equal(req.method_len, 4);
-  assert_memory_equal(req.method, "POST", 4);
-  assert_int_equal(req.host_len, 16);
-  assert_memory_equal(req.host, "app.example.test", 16);
-  assert_int_equal(req.nheaders, 5);
+  assert_req(&req, "POST", "app.example.test", 5);
   assert_header(&h[0], "Accept", "*/*");
   assert_header(&h[1], "Content-Type", "text/plain");
   assert_header(&h[2], "Content-Length", "10");
@@ -211,10 +217,7 @@ static void test_req_decode(void **state) {
                          M("FlowID", "f2")};
   wr_buf_reset(&arena);
   assert_int_equal(wr_httpmeta_req_decode(odd, N(odd), &arena, h, N(h), &req), 0);
-  assert_memory_equal(req.method, "get", 3); /* case preserved, as Go does */
-  assert_int_equal(req.host_len, 14);
-  assert_memory_equal(req.host, "b.example:8443", 14);
-  assert_int_equal(req.nheaders, 3);
+  assert_req(&req, "get", "b.example:8443", 3); /* case preserved, as Go does */
   assert_header(&h[0], "X-Custom-One", "1");
   assert_header(&h[1], "Foo", "2");
   assert_header(&h[2], "", "empty name");
@@ -279,9 +282,7 @@ static void test_req_round_trip(void **state) {
   int n = wr_httpmeta_req_encode("PUT", 3, "cf.host", 7, in, N(in), 0, &a1, m, N(m));
   assert_int_equal(n, 6);
   assert_int_equal(wr_httpmeta_req_decode(m, (size_t)n, &a2, out, N(out), &req), 0);
-  assert_memory_equal(req.method, "PUT", 3);
-  assert_memory_equal(req.host, "cf.host", 7);
-  assert_int_equal(req.nheaders, 4);
+  assert_req(&req, "PUT", "cf.host", 4);
   assert_header(&out[0], "Accept-Encoding", "gzip");
   assert_header(&out[1], "X-Multi", "a");
   assert_header(&out[2], "X-Multi", "b");
@@ -572,10 +573,7 @@ static void test_capture_streams(void **state) {
   /* GET: our edge-side encoder produces exactly the captured entries. */
   load_request("quic/http-get.from-edge.bin", &buf, &r, m, N(m));
   assert_int_equal(wr_httpmeta_req_decode(r.meta, r.nmeta, &arena, h, N(h), &req), 0);
-  assert_memory_equal(req.method, "GET", 3);
-  assert_int_equal(req.host_len, 16);
-  assert_memory_equal(req.host, "app.example.test", 16);
-  assert_int_equal(req.nheaders, 2);
+  assert_req(&req, "GET", "app.example.test", 2);
   assert_header(&h[0], "User-Agent", "curl/7.88.1");
   assert_header(&h[1], "Accept", "*/*");
   int n = wr_httpmeta_req_encode(req.method, req.method_len, req.host, req.host_len, h,
