@@ -410,6 +410,17 @@ static int sign_in_status(fx *f, browser *b, const char *target, const char *ema
   return status;
 }
 
+/* Signs in from |target| as alice@example.test; the answer's Location goes
+ * into |loc| (|size| bytes) when it is a 303. Returns its status (-1: the
+ * sign-in did not get that far); the response is freed. */
+static int alice_signs_in(fx *f, browser *b, const char *target, char *loc, size_t size) {
+  resp r = {0};
+  int status = sign_in(f, b, target, "alice%40example.test", PASSWORD, &r) == 0 ? r.status : -1;
+  if (status == 303) hdr(&r, "Location", loc, size);
+  resp_free(&r);
+  return status;
+}
+
 /* The status of a plain GET of |path| (-1: no answer); the response is
  * freed. */
 static int get_status(fx *f, const char *path) {
@@ -574,10 +585,7 @@ static void client_late_poll_and_root_path(fx *f) {
   wr_origin_cert oc;
   char loc[2048];
   const char *target = WR_LOGIN_PATH "?aud=&callback=" CF_CALLBACK KEY2;
-  CHK(f, sign_in(f, &b, target, "alice%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  hdr(&r, "Location", loc, sizeof(loc));
-  resp_free(&r);
+  CHK(f, alice_signs_in(f, &b, target, loc, sizeof(loc)) == 303);
   CHK(f, authorize(f, &b, loc, "other.test", CF_CALLBACK KEY2, &r) == 0);
   CHKR(f, &r, r.status == 303);
   resp_free(&r);
@@ -598,10 +606,8 @@ static void client_download_only(fx *f) {
   resp r = {0};
   wr_origin_cert oc;
   char loc[2048];
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "alice%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  CHK(f, strcmp(hdr(&r, "Location", loc, sizeof(loc)), WR_LOGIN_PATH) == 0);
-  resp_free(&r);
+  CHK(f, alice_signs_in(f, &b, WR_LOGIN_PATH, loc, sizeof(loc)) == 303);
+  CHK(f, strcmp(loc, WR_LOGIN_PATH) == 0);
   CHK(f, authorize(f, &b, loc, "example.test", NULL, &r) == 0);
   CHKR(f, &r, r.status == 303);
   resp_free(&r);
@@ -633,28 +639,25 @@ static void test_download_only(void **state) { run(*state, client_download_only)
 static void client_refusals(fx *f) {
   browser b = {0};
   resp r = {0};
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "ci%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "service account"));
-  resp_free(&r);
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "ci%40example.test", "nope", &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "Wrong email or password.") && !body_has(&r, "service"));
-  resp_free(&r);
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "admin%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "Wrong email or password."));
-  resp_free(&r);
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "nobody%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "Wrong email or password."));
-  resp_free(&r);
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "Enter your email"));
-  resp_free(&r);
+  static const struct {
+    const char *email, *pw, *says, *not_says; /* not_says NULL: not checked */
+  } refused[] = {
+      {"ci%40example.test", PASSWORD, "service account", NULL},
+      {"ci%40example.test", "nope", "Wrong email or password.", "service"},
+      {"admin%40example.test", PASSWORD, "Wrong email or password.", NULL},
+      {"nobody%40example.test", PASSWORD, "Wrong email or password.", NULL},
+      {"", PASSWORD, "Enter your email", NULL},
+  };
+  for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+    CHK(f, sign_in(f, &b, WR_LOGIN_PATH, refused[i].email, refused[i].pw, &r) == 0);
+    CHKR(f, &r, r.status == 403 && body_has(&r, refused[i].says) &&
+                    !(refused[i].not_says && body_has(&r, refused[i].not_says)));
+    resp_free(&r);
+  }
 
   /* A zone of another account, or none, is not accepted. */
   char loc[2048], body[512];
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "alice%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  hdr(&r, "Location", loc, sizeof(loc));
-  resp_free(&r);
+  CHK(f, alice_signs_in(f, &b, WR_LOGIN_PATH, loc, sizeof(loc)) == 303);
   CHK(f, http(f, "GET", loc, b.cookie, NULL, &r) == 0);
   CHK(f, attr_after(&r, "name=\"csrf\"", b.csrf, sizeof(b.csrf)) == 0);
   resp_free(&r);
@@ -756,10 +759,7 @@ static void client_expiry(fx *f) {
   resp r = {0};
   char loc[2048];
   const char *target = WR_LOGIN_PATH "?aud=&callback=" CF_CALLBACK KEY;
-  CHK(f, sign_in(f, &b, target, "alice%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  hdr(&r, "Location", loc, sizeof(loc));
-  resp_free(&r);
+  CHK(f, alice_signs_in(f, &b, target, loc, sizeof(loc)) == 303);
   CHK(f, authorize(f, &b, loc, "example.test", CF_CALLBACK KEY, &r) == 0);
   CHKR(f, &r, r.status == 303);
   resp_free(&r);
