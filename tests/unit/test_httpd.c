@@ -233,6 +233,11 @@ static int cl_read(cconn *c, const char *method, cresp *r) {
   return 0;
 }
 
+/* cl_sends |req|, then cl_read the answer into |r|: 0 when both worked. */
+static int cl_ask(cconn *c, const char *req, const char *method, cresp *r) {
+  return cl_sends(c, req) == 0 ? cl_read(c, method, r) : -1;
+}
+
 /* 1 if the server closed the connection with nothing more to read. */
 static int cl_eof(cconn *c) {
   if (c->len) return 0;
@@ -271,8 +276,7 @@ static void client_get(fx *f) {
   cconn c;
   static cresp r;
   CHK(f, cl_open(f, &c) == 0);
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200);
   CHK(f, strncmp(r.head, "HTTP/1.1 200 OK\r\n", 17) == 0);
   CHK(f, has(&r, "\r\nContent-Type: text/plain\r\n"));
@@ -280,8 +284,7 @@ static void client_get(fx *f) {
   CHK(f, !has(&r, "Connection"));
   CHK(f, r.body_len == 11 && memcmp(r.body, "hello world", 11) == 0);
   /* Target, path, query and the handler's framing fields replaced. */
-  CHK(f, cl_sends(&c, "GET /echo?a=1&b HTTP/1.1\r\nHost: x\r\nA: b\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /echo?a=1&b HTTP/1.1\r\nHost: x\r\nA: b\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200 && r.body_len == 0);
   CHK(f, has(&r, "\r\nX-Method: GET\r\n"));
   CHK(f, has(&r, "\r\nX-Target: /echo?a=1&b\r\n"));
@@ -290,8 +293,7 @@ static void client_get(fx *f) {
   CHK(f, has(&r, "\r\nContent-Length: 0\r\n"));
   CHK(f, !has(&r, "999") && !has(&r, "Transfer-Encoding"));
   /* 404 from the handler; 204 without Content-Length or body. */
-  CHK(f, cl_sends(&c, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 404 && strcmp(r.body, "not found\n") == 0);
   CHK(f, strncmp(r.head, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
   CHK(f, cl_read(&c, "GET", &r) == 0);
@@ -312,27 +314,23 @@ static void client_keep_alive(fx *f) {
   /* HTTP/1.1: two requests in turn on one connection, then close. */
   CHK(f, cl_open(f, &c) == 0);
   for (int i = 0; i < 2; i++) {
-    CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-    CHK(f, cl_read(&c, "GET", &r) == 0);
+    CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
     CHK(f, r.status == 200 && r.body_len == 11);
     CHK(f, cl_quiet(&c, 20));
   }
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200 && has(&r, "\r\nConnection: close\r\n"));
   CHK(f, cl_eof(&c));
   cl_close(&c);
   /* HTTP/1.0 closes unless asked to keep alive. */
   CHK(f, cl_open(f, &c) == 0);
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.0\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.0\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200 && has(&r, "\r\nConnection: close\r\n"));
   CHK(f, cl_eof(&c));
   cl_close(&c);
   CHK(f, cl_open(f, &c) == 0);
   for (int i = 0; i < 2; i++) {
-    CHK(f, cl_sends(&c, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") == 0);
-    CHK(f, cl_read(&c, "GET", &r) == 0);
+    CHK(f, cl_ask(&c, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET", &r) == 0);
     CHK(f, r.status == 200 && has(&r, "\r\nConnection: keep-alive\r\n"));
     CHK(f, cl_quiet(&c, 20));
   }
@@ -354,8 +352,7 @@ static void client_keep_alive(fx *f) {
   cl_close(&c);
   /* The handler's "Connection: close" closes too. */
   CHK(f, cl_open(f, &c) == 0);
-  CHK(f, cl_sends(&c, "GET /close HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /close HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200 && has(&r, "\r\nConnection: close\r\n") && strcmp(r.body, "bye") == 0);
   CHK(f, cl_eof(&c));
   cl_close(&c);
@@ -372,11 +369,10 @@ static void client_pipelined(fx *f) {
   static cresp r;
   CHK(f, cl_open(f, &c) == 0);
   /* The deferred first answer holds back the others: order is kept. */
-  CHK(f, cl_sends(&c, "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n"
-                      "\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
-                      "POST /echo?2 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
-                      "GET /echo?3 HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "POST /echo?2 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
+                     "GET /echo?3 HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "later") == 0);
   CHK(f, cl_read(&c, "GET", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "hello world") == 0);
@@ -385,15 +381,13 @@ static void client_pipelined(fx *f) {
   CHK(f, cl_read(&c, "GET", &r) == 0);
   CHK(f, r.status == 200 && has(&r, "X-Query: 3\r\n") && r.body_len == 0);
   /* HEAD: the head only, with the length a GET would get. */
-  CHK(f, cl_sends(&c, "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "HEAD", &r) == 0);
+  CHK(f, cl_ask(&c, "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD", &r) == 0);
   CHK(f, r.status == 200 && has(&r, "\r\nContent-Length: 11\r\n") && r.body_len == 0);
   CHK(f, cl_read(&c, "GET", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "hello world") == 0);
   CHK(f, cl_quiet(&c, 20));
   /* A good request, then a bad one: the first is still answered. */
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost : x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost : x\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200);
   CHK(f, cl_read(&c, "GET", &r) == 0);
   CHK(f, r.status == 400 && has(&r, "Connection: close"));
@@ -413,9 +407,8 @@ static void client_bodies(fx *f) {
   static cresp r;
   CHK(f, cl_open(f, &c) == 0);
   /* Chunked, with extensions and trailers. */
-  CHK(f, cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nT: 1\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "POST", &r) == 0);
+  CHK(f, cl_ask(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nT: 1\r\n\r\n", "POST", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "abcdefg") == 0);
   /* Head and chunked body trickled byte by byte. */
   const char *s = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -429,20 +422,16 @@ static void client_bodies(fx *f) {
   /* Content-Length body in two parts. */
   CHK(f, cl_sends(&c, "PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234") == 0);
   sleep_ms(20);
-  CHK(f, cl_sends(&c, "56789") == 0);
-  CHK(f, cl_read(&c, "PUT", &r) == 0);
+  CHK(f, cl_ask(&c, "56789", "PUT", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "0123456789") == 0 && has(&r, "X-Method: PUT\r\n"));
   /* Expect: 100-continue gets an interim answer before the body is sent. */
-  CHK(f, cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-                      "Expect: 100-continue\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "POST", &r) == 0);
+  CHK(f, cl_ask(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                     "Expect: 100-continue\r\n\r\n", "POST", &r) == 0);
   CHK(f, r.status == 100);
-  CHK(f, cl_sends(&c, "ok") == 0);
-  CHK(f, cl_read(&c, "POST", &r) == 0);
+  CHK(f, cl_ask(&c, "ok", "POST", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "ok") == 0);
   /* A body of exactly max_body (16) is fine. */
-  CHK(f, cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n0123456789abcdef") == 0);
-  CHK(f, cl_read(&c, "POST", &r) == 0);
+  CHK(f, cl_ask(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n0123456789abcdef", "POST", &r) == 0);
   CHK(f, r.status == 200 && r.body_len == 16);
   cl_close(&c);
 }
@@ -594,8 +583,7 @@ static void client_timeouts(fx *f) {
   cl_close(&c);
   /* Keep-alive idle: closed after idle_timeout (400 ms) from the answer. */
   CHK(f, cl_open(f, &c) == 0);
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   t0 = now_ms();
   CHK(f, cl_quiet(&c, 250));
   CHK(f, cl_eof(&c));
@@ -604,8 +592,7 @@ static void client_timeouts(fx *f) {
   /* A slow client (a byte every 30 ms) is cut off 200 ms after its first
    * byte, though each byte comes well within the timeouts. */
   CHK(f, cl_open(f, &c) == 0);
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   sleep_ms(100); /* idle, within the idle timeout */
   const char *slow = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
   int closed = 0;
