@@ -19,7 +19,8 @@ uint8_t *unit_hex(const char *hex, size_t *len);
 
 /* Fails the test unless |text| contains every string of |has| and none of
  * |lacks| (each a NULL-terminated list; NULL: empty), naming the first
- * string that is missing or present. */
+ * string that is missing or present. Borrows everything; a cmocka assert,
+ * so only on the test's own thread. */
 void unit_assert_contains(const char *text, const char *const *has, const char *const *lacks);
 
 /* An allocator that fails the Nth allocation (0-based) and counts calls, for
@@ -56,8 +57,9 @@ void unit_pki_remove(unit_pki *p);
  * address in *state (which each test then receives): unit_pki_remove. */
 int unit_pki_teardown(void **state);
 
-/* A test fixture (UNIT_FIXTURE): setup puts a new wr_buf of at most 4096
- * bytes (default allocator) in *state; teardown frees it. */
+/* A test fixture (UNIT_FIXTURE): setup puts a new, empty wr_buf of at most
+ * 4096 bytes (default allocator) in *state, failing the test if it cannot
+ * allocate it; teardown frees the buffer and its data. */
 int unit_buf_setup(void **state);
 int unit_buf_teardown(void **state);
 
@@ -100,7 +102,8 @@ void unit_assert_last_audit(struct wr_store *s, const char *actor, const char *a
                             const char *target_id);
 /* |c| zeroed, then a connection row as cloudflared 2023.7.3 (linux_amd64,
  * serialized_headers, from 127.0.0.1) registers it: |id|, of |tunnel_id|,
- * from connector |client_id| with index |idx|, at edge location |location|. */
+ * from connector |client_id| with index |idx|, at edge location |location|.
+ * The strings are copied (cut to the row's fields); nothing can fail. */
 struct wr_conn_rec;
 void unit_conn_rec(struct wr_conn_rec *c, const char *id, const char *tunnel_id,
                    const char *client_id, unsigned idx, const char *location);
