@@ -27,8 +27,13 @@ typedef struct codec {
   int (*check)(const void *v);
 } codec;
 
-static int d_reg(const wr_rpc_payload *p, void *o) { return wr_tunnelrpc_register_params_decode(p, o); }
-static int e_reg(wr_capnp_bstruct *p, const void *v) { return wr_tunnelrpc_register_params_encode(p, v); }
+/* d_<name> and e_<name>: wr_tunnelrpc_<c>_decode and _encode behind the
+ * untyped signatures of a codec. */
+#define CODEC_PAIR(name, c)                                                                     \
+  static int d_##name(const wr_rpc_payload *p, void *o) { return wr_tunnelrpc_##c##_decode(p, o); } \
+  static int e_##name(wr_capnp_bstruct *p, const void *v) { return wr_tunnelrpc_##c##_encode(p, v); }
+
+CODEC_PAIR(reg, register_params)
 static int c_reg(const void *v) {
   const wr_tunnelrpc_register_params *r = v;
   int ok = nul_ok(r->account_tag, r->account_tag_len) && nul_ok(r->client.version, r->client.version_len) &&
@@ -37,39 +42,33 @@ static int c_reg(const void *v) {
     ok = nul_ok(r->client.features[i].ptr, r->client.features[i].len);
   return ok;
 }
-static int d_res(const wr_rpc_payload *p, void *o) { return wr_tunnelrpc_register_results_decode(p, o); }
-static int e_res(wr_capnp_bstruct *p, const void *v) { return wr_tunnelrpc_register_results_encode(p, v); }
+CODEC_PAIR(res, register_results)
 static int c_res(const void *v) {
   const wr_tunnelrpc_conn_response *r = v;
   if (r->which == WR_TUNNELRPC_CONN_ERROR) return nul_ok(r->error.cause, r->error.cause_len);
   return r->which == WR_TUNNELRPC_CONN_DETAILS && nul_ok(r->details.location, r->details.location_len);
 }
-static int d_udp(const wr_rpc_payload *p, void *o) { return wr_tunnelrpc_udp_register_params_decode(p, o); }
-static int e_udp(wr_capnp_bstruct *p, const void *v) { return wr_tunnelrpc_udp_register_params_encode(p, v); }
+CODEC_PAIR(udp, udp_register_params)
 static int c_udp(const void *v) {
   const wr_tunnelrpc_udp_register_params *r = v;
   return nul_ok(r->trace_context, r->trace_context_len);
 }
-static int d_udpr(const wr_rpc_payload *p, void *o) { return wr_tunnelrpc_udp_register_results_decode(p, o); }
-static int e_udpr(wr_capnp_bstruct *p, const void *v) { return wr_tunnelrpc_udp_register_results_encode(p, v); }
+CODEC_PAIR(udpr, udp_register_results)
 static int c_udpr(const void *v) {
   const wr_tunnelrpc_udp_register_results *r = v;
   return nul_ok(r->err, r->err_len);
 }
-static int d_unreg(const wr_rpc_payload *p, void *o) { return wr_tunnelrpc_udp_unregister_params_decode(p, o); }
-static int e_unreg(wr_capnp_bstruct *p, const void *v) { return wr_tunnelrpc_udp_unregister_params_encode(p, v); }
+CODEC_PAIR(unreg, udp_unregister_params)
 static int c_unreg(const void *v) {
   const wr_tunnelrpc_udp_unregister_params *r = v;
   return nul_ok(r->message, r->message_len);
 }
-static int d_cfg(const wr_rpc_payload *p, void *o) { return wr_tunnelrpc_config_params_decode(p, o); }
-static int e_cfg(wr_capnp_bstruct *p, const void *v) { return wr_tunnelrpc_config_params_encode(p, v); }
+CODEC_PAIR(cfg, config_params)
 static int c_none(const void *v) {
   (void)v;
   return 1;
 }
-static int d_cfgr(const wr_rpc_payload *p, void *o) { return wr_tunnelrpc_config_results_decode(p, o); }
-static int e_cfgr(wr_capnp_bstruct *p, const void *v) { return wr_tunnelrpc_config_results_encode(p, v); }
+CODEC_PAIR(cfgr, config_results)
 static int c_cfgr(const void *v) {
   const wr_tunnelrpc_config_results *r = v;
   return nul_ok(r->err, r->err_len);

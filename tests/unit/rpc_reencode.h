@@ -16,65 +16,60 @@
 #define RR_GENERIC 0
 #define RR_AUTO (-1)
 
+/* Decodes |p| as the tunnelrpc struct type |T| with |dec| and returns what
+ * encoding it into |dst| with |enc| returns (the decoder's error if it
+ * fails). */
+#define RR_TYPED(T, dec, enc)                  \
+  do {                                         \
+    T rr_v_;                                   \
+    int rr_rv_ = dec(p, &rr_v_);               \
+    return rr_rv_ != 0 ? rr_rv_ : enc(dst, &rr_v_); \
+  } while (0)
+
+/* An empty struct decoded from |p| and encoded into |dst|. */
+static inline int rr_empty(wr_capnp_bstruct *dst, const wr_rpc_payload *p) {
+  int rv = wr_tunnelrpc_empty_decode(p);
+  return rv != 0 ? rv : wr_tunnelrpc_empty_encode(dst);
+}
+
 /* Re-encodes the content of payload |p| into |dst|: typed when |method| is a
  * tunnelrpc method (|results| selects params or results), else copied. */
 static inline int rr_content(wr_capnp_bstruct *dst, const wr_rpc_payload *p, int method,
                              int results) {
-  int rv;
   if (p->content_kind == WR_CAPNP_PTR_CAP) return wr_capnp_set_cap(dst, 0, p->content_cap);
   switch (method) {
   case WR_TUNNELRPC_M_REGISTER_CONNECTION:
-    if (results) {
-      wr_tunnelrpc_conn_response r;
-      if ((rv = wr_tunnelrpc_register_results_decode(p, &r)) != 0) return rv;
-      return wr_tunnelrpc_register_results_encode(dst, &r);
-    } else {
-      wr_tunnelrpc_register_params r;
-      if ((rv = wr_tunnelrpc_register_params_decode(p, &r)) != 0) return rv;
-      return wr_tunnelrpc_register_params_encode(dst, &r);
-    }
+    if (results)
+      RR_TYPED(wr_tunnelrpc_conn_response, wr_tunnelrpc_register_results_decode,
+               wr_tunnelrpc_register_results_encode);
+    RR_TYPED(wr_tunnelrpc_register_params, wr_tunnelrpc_register_params_decode,
+             wr_tunnelrpc_register_params_encode);
   case WR_TUNNELRPC_M_UNREGISTER_CONNECTION:
-    if ((rv = wr_tunnelrpc_empty_decode(p)) != 0) return rv;
-    return wr_tunnelrpc_empty_encode(dst);
+    return rr_empty(dst, p);
   case WR_TUNNELRPC_M_UPDATE_LOCAL_CONFIGURATION:
-    if (results) {
-      if ((rv = wr_tunnelrpc_empty_decode(p)) != 0) return rv;
-      return wr_tunnelrpc_empty_encode(dst);
-    } else {
+    if (results) return rr_empty(dst, p);
+    {
       const uint8_t *c;
       size_t n;
-      if ((rv = wr_tunnelrpc_local_config_decode(p, &c, &n)) != 0) return rv;
-      return wr_tunnelrpc_local_config_encode(dst, c, n);
+      int rv = wr_tunnelrpc_local_config_decode(p, &c, &n);
+      return rv != 0 ? rv : wr_tunnelrpc_local_config_encode(dst, c, n);
     }
   case WR_TUNNELRPC_M_REGISTER_UDP_SESSION:
-    if (results) {
-      wr_tunnelrpc_udp_register_results r;
-      if ((rv = wr_tunnelrpc_udp_register_results_decode(p, &r)) != 0) return rv;
-      return wr_tunnelrpc_udp_register_results_encode(dst, &r);
-    } else {
-      wr_tunnelrpc_udp_register_params r;
-      if ((rv = wr_tunnelrpc_udp_register_params_decode(p, &r)) != 0) return rv;
-      return wr_tunnelrpc_udp_register_params_encode(dst, &r);
-    }
+    if (results)
+      RR_TYPED(wr_tunnelrpc_udp_register_results, wr_tunnelrpc_udp_register_results_decode,
+               wr_tunnelrpc_udp_register_results_encode);
+    RR_TYPED(wr_tunnelrpc_udp_register_params, wr_tunnelrpc_udp_register_params_decode,
+             wr_tunnelrpc_udp_register_params_encode);
   case WR_TUNNELRPC_M_UNREGISTER_UDP_SESSION:
-    if (results) {
-      if ((rv = wr_tunnelrpc_empty_decode(p)) != 0) return rv;
-      return wr_tunnelrpc_empty_encode(dst);
-    } else {
-      wr_tunnelrpc_udp_unregister_params r;
-      if ((rv = wr_tunnelrpc_udp_unregister_params_decode(p, &r)) != 0) return rv;
-      return wr_tunnelrpc_udp_unregister_params_encode(dst, &r);
-    }
+    if (results) return rr_empty(dst, p);
+    RR_TYPED(wr_tunnelrpc_udp_unregister_params, wr_tunnelrpc_udp_unregister_params_decode,
+             wr_tunnelrpc_udp_unregister_params_encode);
   case WR_TUNNELRPC_M_UPDATE_CONFIGURATION:
-    if (results) {
-      wr_tunnelrpc_config_results r;
-      if ((rv = wr_tunnelrpc_config_results_decode(p, &r)) != 0) return rv;
-      return wr_tunnelrpc_config_results_encode(dst, &r);
-    } else {
-      wr_tunnelrpc_config_params r;
-      if ((rv = wr_tunnelrpc_config_params_decode(p, &r)) != 0) return rv;
-      return wr_tunnelrpc_config_params_encode(dst, &r);
-    }
+    if (results)
+      RR_TYPED(wr_tunnelrpc_config_results, wr_tunnelrpc_config_results_decode,
+               wr_tunnelrpc_config_results_encode);
+    RR_TYPED(wr_tunnelrpc_config_params, wr_tunnelrpc_config_params_decode,
+             wr_tunnelrpc_config_params_encode);
   default:
     return wr_rpc_copy_struct(dst, 0, &p->content);
   }

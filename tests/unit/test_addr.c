@@ -52,40 +52,49 @@ static void test_resolve_and_format(void **state) {
   assert_string_equal(err, "--edge \"nope\" is not HOST:PORT");
 }
 
+/* wr_addr_source_key of |ip| (IPv4 or IPv6) with |port|, into |key|. */
+static void source_key_of(const char *ip, int port, uint8_t *key) {
+  struct sockaddr_storage ss;
+  if (strchr(ip, ':'))
+    assert_int_equal(uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&ss), 0);
+  else
+    assert_int_equal(uv_ip4_addr(ip, port, (struct sockaddr_in *)&ss), 0);
+  assert_int_equal(wr_addr_source_key((struct sockaddr *)&ss, key), 0);
+}
+
 static void test_source_key(void **state) {
   (void)state;
   uint8_t a[WR_ADDR_SOURCE_KEY_LEN], b[WR_ADDR_SOURCE_KEY_LEN];
   char name[WR_ADDR_SOURCE_NAME_MAX];
   struct sockaddr_in s4;
   struct sockaddr_in6 s6;
-  uv_ip4_addr("127.0.0.2", 1, &s4);
-  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s4, a), 0);
-  wr_addr_source_name(a, name, sizeof(name));
-  assert_string_equal(name, "127.0.0.2");
-  /* The same host arriving v4-mapped on an IPv6 socket is the same source. */
-  uv_ip6_addr("::ffff:127.0.0.2", 2, &s6);
-  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s6, b), 0);
-  assert_memory_equal(a, b, sizeof(a));
-  uv_ip4_addr("127.0.0.3", 1, &s4);
-  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s4, b), 0);
-  assert_memory_not_equal(a, b, sizeof(a));
-  /* IPv6: one source per /64, whatever the interface half. */
-  uv_ip6_addr("2001:db8:1:2::1", 1, &s6);
-  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s6, a), 0);
-  uv_ip6_addr("2001:db8:1:2:ffff:eeee:dddd:9", 1, &s6);
-  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s6, b), 0);
-  assert_memory_equal(a, b, sizeof(a));
-  wr_addr_source_name(a, name, sizeof(name));
-  assert_string_equal(name, "2001:db8:1:2::/64");
-  uv_ip6_addr("2001:db8:1:3::1", 1, &s6);
-  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s6, b), 0);
-  assert_memory_not_equal(a, b, sizeof(a));
-  /* ::/64 is not the IPv4 space. */
-  uv_ip6_addr("::2", 1, &s6);
-  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s6, a), 0);
-  uv_ip4_addr("0.0.0.2", 1, &s4);
-  assert_int_equal(wr_addr_source_key((struct sockaddr *)&s4, b), 0);
-  assert_memory_not_equal(a, b, sizeof(a));
+  static const struct {
+    const char *a, *b;
+    int port_a, port_b, same;
+  } pairs[] = {
+      /* The same host arriving v4-mapped on an IPv6 socket is the same source. */
+      {"127.0.0.2", "::ffff:127.0.0.2", 1, 2, 1},
+      {"127.0.0.2", "127.0.0.3", 1, 1, 0},
+      /* IPv6: one source per /64, whatever the interface half. */
+      {"2001:db8:1:2::1", "2001:db8:1:2:ffff:eeee:dddd:9", 1, 1, 1},
+      {"2001:db8:1:2::1", "2001:db8:1:3::1", 1, 1, 0},
+      /* ::/64 is not the IPv4 space. */
+      {"::2", "0.0.0.2", 1, 1, 0},
+  };
+  for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+    source_key_of(pairs[i].a, pairs[i].port_a, a);
+    source_key_of(pairs[i].b, pairs[i].port_b, b);
+    if (pairs[i].same) assert_memory_equal(a, b, sizeof(a));
+    else assert_memory_not_equal(a, b, sizeof(a));
+  }
+  static const struct {
+    const char *ip, *name;
+  } names[] = {{"127.0.0.2", "127.0.0.2"}, {"2001:db8:1:2::1", "2001:db8:1:2::/64"}};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    source_key_of(names[i].ip, 1, a);
+    wr_addr_source_name(a, name, sizeof(name));
+    assert_string_equal(name, names[i].name);
+  }
   /* Same source, as the tunnel server's unregistered-connection cap asks. */
   uv_ip4_addr("127.0.0.2", 1, &s4);
   uv_ip6_addr("::ffff:127.0.0.2", 2, &s6);

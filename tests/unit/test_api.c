@@ -479,17 +479,10 @@ static void test_tunnel_lifecycle(void **state) {
 static void add_conn(fx *f, const char *tunnel_id, const char *client_id, unsigned idx) {
   wr_conn_rec rec;
   wr_uuid u;
-  memset(&rec, 0, sizeof(rec));
+  char id[WR_STORE_UUID_LEN + 1];
   wr_uuid_random(&u);
-  wr_uuid_format(&u, rec.id);
-  snprintf(rec.tunnel_id, sizeof(rec.tunnel_id), "%s", tunnel_id);
-  snprintf(rec.client_id, sizeof(rec.client_id), "%s", client_id);
-  rec.conn_index = idx;
-  snprintf(rec.client_version, sizeof(rec.client_version), "2023.7.3");
-  snprintf(rec.arch, sizeof(rec.arch), "linux_amd64");
-  snprintf(rec.features, sizeof(rec.features), "[\"serialized_headers\"]");
-  snprintf(rec.origin_ip, sizeof(rec.origin_ip), "127.0.0.1");
-  snprintf(rec.edge_location, sizeof(rec.edge_location), "LOCAL");
+  wr_uuid_format(&u, id);
+  unit_conn_rec(&rec, id, tunnel_id, client_id, idx, "LOCAL");
   assert_int_equal(wr_store_conn_open(f->s, &rec), WR_OK);
 }
 
@@ -995,12 +988,12 @@ static void test_devices(void **state) {
   assert_string_equal(rstr("ipv4"), "100.96.0.2");
   const char *priv = rstr("private_key"), *conf = rstr("config");
   assert_int_equal(strlen(priv), 44);
-  assert_non_null(strstr(conf, priv));
-  assert_non_null(strstr(conf, "Endpoint = 192.0.2.1:51820\n"));
-  assert_non_null(strstr(conf, "AllowedIPs = 10.1.0.0/16, fd99::/64\n"));
-  assert_non_null(strstr(conf, "Address = 100.96.0.2/32, "));
-  assert_non_null(strstr(conf, "PersistentKeepalive = 25\n"));
-  assert_non_null(strstr(conf, "\nMTU = 1280\n"));
+  unit_assert_contains(conf,
+                       (const char *const[]){priv, "Endpoint = 192.0.2.1:51820\n",
+                                             "AllowedIPs = 10.1.0.0/16, fd99::/64\n",
+                                             "Address = 100.96.0.2/32, ", "PersistentKeepalive = 25\n",
+                                             "\nMTU = 1280\n", NULL},
+                       NULL);
   assert_true(audit_has(f, "device.create", did));
 
   /* Brought key with a policy: no private key, the policy filters AllowedIPs. */
@@ -1010,9 +1003,10 @@ static void test_devices(void **state) {
                    200);
   assert_null(json_object_get(last.result, "private_key"));
   conf = rstr("config");
-  assert_non_null(strstr(conf, "AllowedIPs = 10.1.0.0/16\n"));
-  assert_non_null(strstr(conf, "Endpoint = [2001:db8::1]:51820\n"));
-  assert_null(strstr(conf, "PrivateKey = "));
+  unit_assert_contains(conf,
+                       (const char *const[]){"AllowedIPs = 10.1.0.0/16\n",
+                                             "Endpoint = [2001:db8::1]:51820\n", NULL},
+                       (const char *const[]){"PrivateKey = ", NULL});
   assert_string_equal(json_string_value(json_array_get(json_object_get(last.result, "allowed"), 0)), "10.0.0.0/8");
 
   /* Bad input. */

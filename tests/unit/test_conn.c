@@ -275,63 +275,51 @@ static void echo_roundtrip(uv_loop_t *loop, server *srv, wr_conn_target *t) {
   free(cl.rx);
 }
 
+/* An echo server (TLS when |tls|) on the unix socket when t->unix_path is
+ * set, else on TCP (its port goes into t->port); one echo_roundtrip to it
+ * through |t|, then the server closed. */
+static void echo_server_roundtrip(uv_loop_t *loop, int tls, wr_conn_target *t) {
+  server srv = {0};
+  srv.tmpl.echo = 1;
+  if (tls) srv.tls = server_creds();
+  if (t->unix_path) {
+    unix_listen(loop, &srv);
+  } else {
+    tcp_listen(loop, &srv);
+    t->port = srv.port;
+  }
+  echo_roundtrip(loop, &srv, t);
+  server_done(loop, &srv);
+}
+
 static void test_tcp_echo(void **state) {
   uv_loop_t loop;
-  server srv = {0};
   (void)state;
   uv_loop_init(&loop);
-  srv.tmpl.echo = 1;
-  tcp_listen(&loop, &srv);
-  wr_conn_target t = {.host = "127.0.0.1", .port = srv.port, .tcp_keepalive_s = 15};
-  echo_roundtrip(&loop, &srv, &t);
-  server_done(&loop, &srv);
+  echo_server_roundtrip(&loop, 0, &(wr_conn_target){.host = "127.0.0.1", .tcp_keepalive_s = 15});
   loop_done(&loop);
 }
 
 static void test_unix_echo(void **state) {
   uv_loop_t loop;
-  server srv = {0};
   (void)state;
   uv_loop_init(&loop);
-  srv.tmpl.echo = 1;
-  unix_listen(&loop, &srv);
-  wr_conn_target t = {.unix_path = sock_path};
-  echo_roundtrip(&loop, &srv, &t);
-  server_done(&loop, &srv);
+  echo_server_roundtrip(&loop, 0, &(wr_conn_target){.unix_path = sock_path});
   loop_done(&loop);
 }
 
 static void test_tls_echo(void **state) {
   uv_loop_t loop;
-  server srv = {0};
   wr_tls_creds *cc = client_creds(pki.ca);
   (void)state;
   uv_loop_init(&loop);
-  srv.tmpl.echo = 1;
-  srv.tls = server_creds();
-  tcp_listen(&loop, &srv);
   /* By IP (no SNI; IP SAN checked), then by name (resolved from
    * /etc/hosts, no DNS traffic). */
-  wr_conn_target t = {.host = "127.0.0.1", .port = srv.port, .tls = cc};
-  echo_roundtrip(&loop, &srv, &t);
-  server_done(&loop, &srv);
-
-  server srv2 = {0};
-  srv2.tmpl.echo = 1;
-  srv2.tls = server_creds();
-  tcp_listen(&loop, &srv2);
-  wr_conn_target t2 = {.host = "localhost", .port = srv2.port, .tls = cc};
-  echo_roundtrip(&loop, &srv2, &t2);
-  server_done(&loop, &srv2);
-
+  echo_server_roundtrip(&loop, 1, &(wr_conn_target){.host = "127.0.0.1", .tls = cc});
+  echo_server_roundtrip(&loop, 1, &(wr_conn_target){.host = "localhost", .tls = cc});
   /* TLS over a unix socket, name from server_name. */
-  server srv3 = {0};
-  srv3.tmpl.echo = 1;
-  srv3.tls = server_creds();
-  unix_listen(&loop, &srv3);
-  wr_conn_target t3 = {.unix_path = sock_path, .tls = cc, .server_name = "localhost"};
-  echo_roundtrip(&loop, &srv3, &t3);
-  server_done(&loop, &srv3);
+  echo_server_roundtrip(
+      &loop, 1, &(wr_conn_target){.unix_path = sock_path, .tls = cc, .server_name = "localhost"});
   loop_done(&loop);
   wr_tls_creds_free(cc);
 }

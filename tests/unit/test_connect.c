@@ -138,6 +138,21 @@ static void open_stream(stream *s, const char *name, int is_req) {
 
 static void close_stream(stream *s) { free(s->raw); }
 
+/* Opens the request vector |name|, whose destination must be |dest| and
+ * type |type|. */
+static void open_request(stream *s, const char *name, const char *dest,
+                         enum wr_connect_type type) {
+  open_stream(s, name, 1);
+  assert_str(s->req.dest, s->req.dest_len, dest);
+  assert_int_equal(s->req.type, type);
+}
+
+/* Opens the response vector |name|, which must carry no error. */
+static void open_response(stream *s, const char *name) {
+  open_stream(s, name, 0);
+  assert_int_equal(s->resp.error_len, 0);
+}
+
 static void assert_body(const stream *s, const char *want) {
   assert_int_equal(s->body_len, strlen(want));
   assert_memory_equal(s->body, want, s->body_len);
@@ -148,9 +163,7 @@ static void assert_body(const stream *s, const char *want) {
 static void test_http_get(void **state) {
   (void)state;
   stream s;
-  open_stream(&s, "quic/http-get.from-edge.bin", 1);
-  assert_str(s.req.dest, s.req.dest_len, "http://app.example.test/index.html");
-  assert_int_equal(s.req.type, WR_CONNECT_HTTP);
+  open_request(&s, "quic/http-get.from-edge.bin", "http://app.example.test/index.html", WR_CONNECT_HTTP);
   assert_int_equal(s.req.has_meta, 1);
   ASSERT_METAS(s.req.meta, s.req.nmeta,
                {"HttpMethod", "GET"},
@@ -161,8 +174,7 @@ static void test_http_get(void **state) {
   assert_int_equal(s.body_len, 0);
   close_stream(&s);
 
-  open_stream(&s, "quic/http-get.from-connector.bin", 0);
-  assert_int_equal(s.resp.error_len, 0);
+  open_response(&s, "quic/http-get.from-connector.bin");
   assert_string_equal(s.resp.error, "");
   assert_int_equal(s.resp.has_meta, 1);
   ASSERT_METAS(s.resp.meta, s.resp.nmeta,
@@ -179,9 +191,7 @@ static void test_http_get(void **state) {
 static void test_http_404(void **state) {
   (void)state;
   stream s;
-  open_stream(&s, "quic/http-404-no-rule.from-edge.bin", 1);
-  assert_str(s.req.dest, s.req.dest_len, "http://nope.example.test/");
-  assert_int_equal(s.req.type, WR_CONNECT_HTTP);
+  open_request(&s, "quic/http-404-no-rule.from-edge.bin", "http://nope.example.test/", WR_CONNECT_HTTP);
   ASSERT_METAS(s.req.meta, s.req.nmeta,
                {"HttpMethod", "GET"},
                {"HttpHost", "nope.example.test"},
@@ -190,8 +200,7 @@ static void test_http_404(void **state) {
   assert_int_equal(s.body_len, 0);
   close_stream(&s);
 
-  open_stream(&s, "quic/http-404-no-rule.from-connector.bin", 0);
-  assert_int_equal(s.resp.error_len, 0);
+  open_response(&s, "quic/http-404-no-rule.from-connector.bin");
   ASSERT_METAS(s.resp.meta, s.resp.nmeta, {"HttpStatus", "404"});
   assert_int_equal(s.body_len, 0);
   close_stream(&s);
@@ -200,9 +209,7 @@ static void test_http_404(void **state) {
 static void test_http_post(void **state) {
   (void)state;
   stream s;
-  open_stream(&s, "quic/http-post.from-edge.bin", 1);
-  assert_str(s.req.dest, s.req.dest_len, "http://app.example.test/x");
-  assert_int_equal(s.req.type, WR_CONNECT_HTTP);
+  open_request(&s, "quic/http-post.from-edge.bin", "http://app.example.test/x", WR_CONNECT_HTTP);
   ASSERT_METAS(s.req.meta, s.req.nmeta,
                {"HttpMethod", "POST"},
                {"HttpHost", "app.example.test"},
@@ -218,8 +225,7 @@ static void test_http_post(void **state) {
   assert_body(&s, "hello body");
   close_stream(&s);
 
-  open_stream(&s, "quic/http-post-501.from-connector.bin", 0);
-  assert_int_equal(s.resp.error_len, 0);
+  open_response(&s, "quic/http-post-501.from-connector.bin");
   ASSERT_METAS(s.resp.meta, s.resp.nmeta,
                {"HttpStatus", "501"},
                {"HttpHeader:Server", "SimpleHTTP/0.6 Python/3.11.7"},
@@ -236,9 +242,7 @@ static void test_http_post(void **state) {
 static void test_websocket(void **state) {
   (void)state;
   stream s;
-  open_stream(&s, "quic/websocket.from-edge.bin", 1);
-  assert_str(s.req.dest, s.req.dest_len, "http://ws.example.test/chat");
-  assert_int_equal(s.req.type, WR_CONNECT_WEBSOCKET);
+  open_request(&s, "quic/websocket.from-edge.bin", "http://ws.example.test/chat", WR_CONNECT_WEBSOCKET);
   ASSERT_METAS(s.req.meta, s.req.nmeta,
                {"HttpMethod", "GET"},
                {"HttpHost", "ws.example.test"},
@@ -255,8 +259,7 @@ static void test_websocket(void **state) {
   assert_memory_equal(unmasked, "ping over tunnel", 16);
   close_stream(&s);
 
-  open_stream(&s, "quic/websocket.from-connector.bin", 0);
-  assert_int_equal(s.resp.error_len, 0);
+  open_response(&s, "quic/websocket.from-connector.bin");
   ASSERT_METAS(s.resp.meta, s.resp.nmeta,
                {"HttpStatus", "101"},
                {"HttpHeader:Upgrade", "websocket"},
@@ -270,9 +273,7 @@ static void test_websocket(void **state) {
 static void test_tcp(void **state) {
   (void)state;
   stream s;
-  open_stream(&s, "quic/tcp.from-edge.bin", 1);
-  assert_str(s.req.dest, s.req.dest_len, "127.0.0.1:9000");
-  assert_int_equal(s.req.type, WR_CONNECT_TCP);
+  open_request(&s, "quic/tcp.from-edge.bin", "127.0.0.1:9000", WR_CONNECT_TCP);
   assert_int_equal(s.req.has_meta, 0);
   assert_int_equal(s.req.nmeta, 0);
   assert_body(&s, "GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:8082\r\n"
@@ -280,8 +281,7 @@ static void test_tcp(void **state) {
   close_stream(&s);
 
   /* The TCP ack: no error and an empty but non-null metadata list. */
-  open_stream(&s, "quic/tcp.from-connector.bin", 0);
-  assert_int_equal(s.resp.error_len, 0);
+  open_response(&s, "quic/tcp.from-connector.bin");
   assert_int_equal(s.resp.has_meta, 1);
   assert_int_equal(s.resp.nmeta, 0);
   assert_int_equal(s.msg_len, 40);
@@ -294,9 +294,7 @@ static void test_tcp(void **state) {
 static void test_tcp_errors(void **state) {
   (void)state;
   stream s;
-  open_stream(&s, "quic/tcp-bad-dest.from-edge.bin", 1);
-  assert_str(s.req.dest, s.req.dest_len, "tcp://127.0.0.1:9000");
-  assert_int_equal(s.req.type, WR_CONNECT_TCP);
+  open_request(&s, "quic/tcp-bad-dest.from-edge.bin", "tcp://127.0.0.1:9000", WR_CONNECT_TCP);
   assert_int_equal(s.req.has_meta, 0);
   assert_int_equal(s.body_len, 0);
   close_stream(&s);

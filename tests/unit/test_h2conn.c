@@ -493,6 +493,29 @@ static void close_walk(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, h->type == UV_TCP ? oc_closed : NULL);
 }
 
+/* Starts c's poll timer (|cb| every |ms| ms) and its 10-second guard. */
+static void v_timers(vctx *c, uv_timer_cb cb, uint64_t ms) {
+  uv_timer_init(&c->loop, &c->poll);
+  uv_timer_init(&c->loop, &c->guard);
+  c->poll.data = c->guard.data = c;
+  uv_timer_start(&c->poll, cb, ms, ms);
+  uv_timer_start(&c->guard, guard_cb, 10000, 0);
+}
+
+/* Frees c's proxy (its HTTP/2 session is gone already), closes the timers,
+ * the origin's listener and connections, checks that the loop closes and
+ * frees the rules. */
+static void v_finish(vctx *c) {
+  wr_proxy_free(c->proxy);
+  uv_close((uv_handle_t *)&c->poll, NULL);
+  uv_close((uv_handle_t *)&c->guard, NULL);
+  uv_close((uv_handle_t *)&c->server, NULL);
+  for (int i = 0; i < 20; i++) uv_run(&c->loop, UV_RUN_NOWAIT);
+  uv_walk(&c->loop, close_walk, NULL);
+  unit_loop_finish(&c->loop);
+  wr_ingress_free(c->ing);
+}
+
 static void test_vector(void **state) {
   (void)state;
   vctx c;
@@ -507,11 +530,7 @@ static void test_vector(void **state) {
                        "  - hostname: ws.example.test\n    service: http://127.0.0.1:%u\n"
                        "  - service: http_status:404\n");
   c.h2 = h2_over(c.proxy, v_send, v_control_open, v_control_data, &c);
-  uv_timer_init(&c.loop, &c.poll);
-  uv_timer_init(&c.loop, &c.guard);
-  c.poll.data = c.guard.data = &c;
-  uv_timer_start(&c.poll, poll_cb, 2, 2);
-  uv_timer_start(&c.guard, guard_cb, 10000, 0);
+  v_timers(&c, poll_cb, 2);
 
   /* Everything up to the WebSocket's first DATA frame (the edge sent that
    * after our 200), then the rest. */
@@ -556,14 +575,7 @@ static void test_vector(void **state) {
   assert_string_equal(resp_for(got, 1)->status, "200");
 
   wr_h2_free(c.h2);
-  wr_proxy_free(c.proxy);
-  uv_close((uv_handle_t *)&c.poll, NULL);
-  uv_close((uv_handle_t *)&c.guard, NULL);
-  uv_close((uv_handle_t *)&c.server, NULL);
-  for (int i = 0; i < 20; i++) uv_run(&c.loop, UV_RUN_NOWAIT);
-  uv_walk(&c.loop, close_walk, NULL);
-  unit_loop_finish(&c.loop);
-  wr_ingress_free(c.ing);
+  v_finish(&c);
   wr_buf_free(&c.sent);
   wr_buf_free(&c.control);
   free(edge);
@@ -659,6 +671,36 @@ static int32_t cli_post(cli *c, const char *upgrade, const char *json) {
   return nghttp2_submit_request(c->ng, NULL, nv, 5, json ? &prd : NULL, NULL);
 }
 
+/* Zeroes |c| and makes its buffers; before the connector's session, which
+ * may send at once. */
+static void cli_init(cli *c) {
+  memset(c, 0, sizeof(*c));
+  wr_buf_init(&c->out, 1 << 20, NULL);
+  for (int i = 0; i < 8; i++) wr_buf_init(&c->body[i], 1 << 20, NULL);
+}
+
+/* c's nghttp2 client session, with |on_header| and |on_frame| (NULL: none)
+ * and its SETTINGS queued. */
+static void cli_session(cli *c, nghttp2_on_header_callback on_header,
+                        nghttp2_on_frame_recv_callback on_frame) {
+  nghttp2_session_callbacks *cb;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_send_callback(cb, cli_send);
+  nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, cli_data);
+  assert_int_equal(nghttp2_session_client_new(&c->ng, cb, c), 0);
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, NULL, 0);
+}
+
+/* Ends c's session and frees its buffers; after the connector is gone. */
+static void cli_free(cli *c) {
+  nghttp2_session_del(c->ng);
+  wr_buf_free(&c->out);
+  for (int i = 0; i < 8; i++) wr_buf_free(&c->body[i]);
+}
+
 /* Moves the client's bytes to the connector and back. */
 static void pump(cli *c, wr_h2 *h) {
   assert_int_equal(nghttp2_session_send(c->ng), 0);
@@ -676,11 +718,8 @@ static void test_config_and_control(void **state) {
   cli c;
   wr_proxy *p;
   wr_h2 *h;
-  nghttp2_session_callbacks *cb;
-  memset(&c, 0, sizeof(c));
-  wr_buf_init(&c.out, 1 << 20, NULL);
+  cli_init(&c);
   wr_buf_init(&ctl_in, 1 << 20, NULL);
-  for (int i = 0; i < 8; i++) wr_buf_init(&c.body[i], 1 << 20, NULL);
   assert_int_equal(uv_loop_init(&loop), 0);
   wr_rpc_services svc;
   memset(&svc, 0, sizeof(svc));
@@ -692,13 +731,7 @@ static void test_config_and_control(void **state) {
   pc.services = &svc;
   assert_int_equal(wr_proxy_new(&pc, &p), WR_OK);
   h = h2_over(p, c_send, c_ctl_open, c_ctl_data, &c);
-  nghttp2_session_callbacks_new(&cb);
-  nghttp2_session_callbacks_set_send_callback(cb, cli_send);
-  nghttp2_session_callbacks_set_on_header_callback(cb, cli_header);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, cli_data);
-  assert_int_equal(nghttp2_session_client_new(&c.ng, cb, &c), 0);
-  nghttp2_session_callbacks_del(cb);
-  nghttp2_submit_settings(c.ng, NGHTTP2_FLAG_NONE, NULL, 0);
+  cli_session(&c, cli_header, NULL);
 
   /* The control stream: 200 at once; bytes both ways on its bodies. */
   int32_t ctl = cli_post(&c, "control-stream", NULL);
@@ -729,13 +762,11 @@ static void test_config_and_control(void **state) {
   assert_memory_equal(c.body[id / 2].data, "{\"lastAppliedVersion\":4,\"err\":{}}",
                       c.body[id / 2].len);
 
-  nghttp2_session_del(c.ng);
   wr_h2_free(h);
   wr_proxy_free(p);
   unit_loop_finish(&loop);
-  wr_buf_free(&c.out);
+  cli_free(&c);
   wr_buf_free(&ctl_in);
-  for (int i = 0; i < 8; i++) wr_buf_free(&c.body[i]);
 }
 
 /* ---- response trailers: cloudflared's trailing HEADERS frame ----------------------------- */
@@ -770,32 +801,18 @@ static void test_origin_trailers(void **state) {
   (void)state;
   vctx v;
   cli c;
-  nghttp2_session_callbacks *cb;
   memset(&v, 0, sizeof(v));
-  memset(&c, 0, sizeof(c));
-  wr_buf_init(&c.out, 1 << 20, NULL);
-  for (int i = 0; i < 8; i++) wr_buf_init(&c.body[i], 1 << 20, NULL);
+  cli_init(&c);
   origin_and_proxy(&v, "ingress:\n  - service: http://127.0.0.1:%u\n");
   wr_h2 *h = h2_over(v.proxy, c_send, c_ctl_open, c_ctl_data, &c);
-  nghttp2_session_callbacks_new(&cb);
-  nghttp2_session_callbacks_set_send_callback(cb, cli_send);
-  nghttp2_session_callbacks_set_on_header_callback(cb, tr_header);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, tr_frame);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, cli_data);
-  assert_int_equal(nghttp2_session_client_new(&c.ng, cb, &c), 0);
-  nghttp2_session_callbacks_del(cb);
-  nghttp2_submit_settings(c.ng, NGHTTP2_FLAG_NONE, NULL, 0);
+  cli_session(&c, tr_header, tr_frame);
 
   nghttp2_nv nv[] = {NV(":method", "GET"), NV(":path", "/trailers"), NV(":scheme", "https"),
                      NV(":authority", "app.example.test")};
   int32_t id = nghttp2_submit_request(c.ng, NULL, nv, 4, NULL, NULL);
   assert_int_equal(id, 1);
   /* The loop wakes at least every millisecond; the guard ends a hang. */
-  uv_timer_init(&v.loop, &v.poll);
-  uv_timer_init(&v.loop, &v.guard);
-  v.poll.data = v.guard.data = &v;
-  uv_timer_start(&v.poll, tick_cb, 1, 1);
-  uv_timer_start(&v.guard, guard_cb, 10000, 0);
+  v_timers(&v, tick_cb, 1);
   while (!trl_heads && !v.timed_out) {
     pump(&c, h);
     uv_run(&v.loop, UV_RUN_ONCE);
@@ -808,19 +825,9 @@ static void test_origin_trailers(void **state) {
   assert_true(trl_end);
   assert_string_equal(trl_seen, "grpc-status=0\nx-trailer=two words\n");
 
-  nghttp2_session_del(c.ng);
   wr_h2_free(h);
-  wr_proxy_free(v.proxy);
-  uv_close((uv_handle_t *)&v.server, NULL);
-  uv_close((uv_handle_t *)&v.poll, NULL);
-  uv_close((uv_handle_t *)&v.guard, NULL);
-  for (int i = 0; i < 20; i++) uv_run(&v.loop, UV_RUN_NOWAIT);
-  uv_walk(&v.loop, close_walk, NULL);
-  uv_run(&v.loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&v.loop), 0);
-  wr_ingress_free(v.ing);
-  wr_buf_free(&c.out);
-  for (int i = 0; i < 8; i++) wr_buf_free(&c.body[i]);
+  v_finish(&v);
+  cli_free(&c);
 }
 
 int main(void) {

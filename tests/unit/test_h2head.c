@@ -38,60 +38,74 @@ static void expect_refused(wr_h2req *r, int eos, int want) {
   wr_h2req_free(r);
 }
 
-static void test_get_rebuilt(void **state) {
-  (void)state;
+/* One request rebuilt and parsed back: the HTTP/2 request, its HTTP/1.1
+ * text and that text's parse. */
+typedef struct roundtrip {
   wr_h2req r;
   wr_buf out;
   int rv;
-  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
-  std_fields(&r, "GET", "/a?b=c");
-  field(&r, "accept", "*/*");
-  field(&r, "host", "ignored.example.test");
-  field(&r, "cookie", "a=1");
-  field(&r, "user-agent", "t");
-  field(&r, "cookie", "b=2");
-  const char *s = rebuild(&r, 1, &out, &rv);
-  assert_int_equal(rv, WR_OK);
-  assert_string_equal(s, "GET /a?b=c HTTP/1.1\r\nHost: app.example.test:8443\r\naccept: */*\r\n"
-                         "user-agent: t\r\nCookie: a=1; b=2\r\n\r\n");
   wr_http_header hd[16];
   wr_http1_head h;
   size_t used;
-  assert_int_equal(wr_http1_parse_request(out.data, out.len, NULL, hd, 16, &h, &used), WR_OK);
-  assert_int_equal(used, out.len);
-  assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
-  wr_buf_free(&out);
-  wr_h2req_free(&r);
+} roundtrip;
+
+/* Starts |t|'s request (default head limit) with the four pseudo-fields. */
+static void rt_start(roundtrip *t, const char *method, const char *path) {
+  wr_h2req_init(&t->r, WR_HTTP1_DEFAULT_MAX_HEAD);
+  std_fields(&t->r, method, path);
+}
+
+/* Rebuilds |t|'s request (|eos|: nothing follows its head) and parses the
+ * text back into t->h; both must give WR_OK. Returns the text. */
+static const char *rt_parse(roundtrip *t, int eos) {
+  const char *s = rebuild(&t->r, eos, &t->out, &t->rv);
+  assert_int_equal(t->rv, WR_OK);
+  assert_int_equal(
+      wr_http1_parse_request(t->out.data, t->out.len, NULL, t->hd, 16, &t->h, &t->used), WR_OK);
+  return s;
+}
+
+static void rt_free(roundtrip *t) {
+  wr_buf_free(&t->out);
+  wr_h2req_free(&t->r);
+}
+
+static void test_get_rebuilt(void **state) {
+  (void)state;
+  roundtrip t;
+  rt_start(&t, "GET", "/a?b=c");
+  field(&t.r, "accept", "*/*");
+  field(&t.r, "host", "ignored.example.test");
+  field(&t.r, "cookie", "a=1");
+  field(&t.r, "user-agent", "t");
+  field(&t.r, "cookie", "b=2");
+  assert_string_equal(rt_parse(&t, 1),
+                      "GET /a?b=c HTTP/1.1\r\nHost: app.example.test:8443\r\naccept: */*\r\n"
+                      "user-agent: t\r\nCookie: a=1; b=2\r\n\r\n");
+  assert_int_equal(t.used, t.out.len);
+  assert_int_equal(t.h.body, WR_HTTP1_BODY_NONE);
+  rt_free(&t);
 }
 
 static void test_body_framing(void **state) {
   (void)state;
-  wr_h2req r;
+  roundtrip t;
   wr_buf out;
   int rv;
-  wr_http_header hd[16];
-  wr_http1_head h;
-  size_t used;
   /* A body without a length: chunked for the HTTP/1.1 machinery. */
-  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
-  std_fields(&r, "POST", "/up");
-  rebuild(&r, 0, &out, &rv);
-  assert_int_equal(rv, WR_OK);
-  assert_int_equal(wr_http1_parse_request(out.data, out.len, NULL, hd, 16, &h, &used), WR_OK);
-  assert_int_equal(h.body, WR_HTTP1_BODY_CHUNKED);
-  wr_buf_free(&out);
-  wr_h2req_free(&r);
+  rt_start(&t, "POST", "/up");
+  rt_parse(&t, 0);
+  assert_int_equal(t.h.body, WR_HTTP1_BODY_CHUNKED);
+  rt_free(&t);
   /* With one: kept, no chunked. */
-  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
-  std_fields(&r, "POST", "/up");
-  field(&r, "content-length", "5");
-  rebuild(&r, 0, &out, &rv);
-  assert_int_equal(wr_http1_parse_request(out.data, out.len, NULL, hd, 16, &h, &used), WR_OK);
-  assert_int_equal(h.body, WR_HTTP1_BODY_LENGTH);
-  assert_int_equal(h.content_length, 5);
-  wr_buf_free(&out);
-  wr_h2req_free(&r);
+  rt_start(&t, "POST", "/up");
+  field(&t.r, "content-length", "5");
+  rt_parse(&t, 0);
+  assert_int_equal(t.h.body, WR_HTTP1_BODY_LENGTH);
+  assert_int_equal(t.h.content_length, 5);
+  rt_free(&t);
   /* CONNECT: the authority is the target. */
+  wr_h2req r;
   wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
   field(&r, ":method", "CONNECT");
   field(&r, ":authority", "db.example.test:5432");
@@ -104,34 +118,23 @@ static void test_body_framing(void **state) {
 
 static void test_websocket(void **state) {
   (void)state;
-  wr_h2req r;
-  wr_buf out;
-  int rv;
-  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
-  std_fields(&r, "CONNECT", "/chat");
-  field(&r, ":protocol", "websocket");
-  field(&r, "sec-websocket-version", "13");
-  rebuild(&r, 0, &out, &rv);
-  assert_int_equal(rv, WR_OK);
-  assert_int_equal(r.websocket, 1);
-  wr_http_header hd[16];
-  wr_http1_head h;
-  size_t used;
-  assert_int_equal(wr_http1_parse_request(out.data, out.len, NULL, hd, 16, &h, &used), WR_OK);
-  assert_true(h.websocket);
-  assert_int_equal(h.body, WR_HTTP1_BODY_NONE);
-  assert_memory_equal(h.method, "GET", 3);
-  wr_buf_free(&out);
-  wr_h2req_free(&r);
+  roundtrip t;
+  rt_start(&t, "CONNECT", "/chat");
+  field(&t.r, ":protocol", "websocket");
+  field(&t.r, "sec-websocket-version", "13");
+  rt_parse(&t, 0);
+  assert_int_equal(t.r.websocket, 1);
+  assert_true(t.h.websocket);
+  assert_int_equal(t.h.body, WR_HTTP1_BODY_NONE);
+  assert_memory_equal(t.h.method, "GET", 3);
+  rt_free(&t);
   /* Another protocol, or :protocol without CONNECT: 400. */
-  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
-  std_fields(&r, "CONNECT", "/chat");
-  field(&r, ":protocol", "webtransport");
-  expect_refused(&r, 0, WR_ERR_PROTO);
-  wr_h2req_init(&r, WR_HTTP1_DEFAULT_MAX_HEAD);
-  std_fields(&r, "GET", "/chat");
-  field(&r, ":protocol", "websocket");
-  expect_refused(&r, 0, WR_ERR_PROTO);
+  rt_start(&t, "CONNECT", "/chat");
+  field(&t.r, ":protocol", "webtransport");
+  expect_refused(&t.r, 0, WR_ERR_PROTO);
+  rt_start(&t, "GET", "/chat");
+  field(&t.r, ":protocol", "websocket");
+  expect_refused(&t.r, 0, WR_ERR_PROTO);
 }
 
 static void test_request_limits(void **state) {

@@ -15,38 +15,32 @@ static const char *esc(wr_buf *b, const char *s, size_t n) {
 }
 
 static void test_specials(void **state) {
-  (void)state;
-  wr_buf b;
-  wr_buf_init(&b, 4096, NULL);
-  assert_string_equal(esc(&b, "plain text", 10), "plain text");
-  assert_string_equal(esc(&b, "<script>alert('x')</script>", 27),
+  wr_buf *b = *state;
+  assert_string_equal(esc(b, "plain text", 10), "plain text");
+  assert_string_equal(esc(b, "<script>alert('x')</script>", 27),
                       "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
-  assert_string_equal(esc(&b, "a=\"1\"&b", 7), "a=&quot;1&quot;&amp;b");
+  assert_string_equal(esc(b, "a=\"1\"&b", 7), "a=&quot;1&quot;&amp;b");
   /* Already-escaped text is escaped again, not trusted. */
-  assert_string_equal(esc(&b, "&amp;", 5), "&amp;amp;");
-  wr_buf_reset(&b);
-  assert_int_equal(wr_html_escape(&b, NULL), WR_OK);
-  assert_int_equal(b.len, 0);
-  wr_buf_free(&b);
+  assert_string_equal(esc(b, "&amp;", 5), "&amp;amp;");
+  wr_buf_reset(b);
+  assert_int_equal(wr_html_escape(b, NULL), WR_OK);
+  assert_int_equal(b->len, 0);
 }
 
 static void test_bytes(void **state) {
-  (void)state;
-  wr_buf b;
-  wr_buf_init(&b, 4096, NULL);
+  wr_buf *b = *state;
   /* Tab, LF and CR stay; NUL, other controls and DEL become U+FFFD. */
-  assert_string_equal(esc(&b, "a\tb\nc\rd", 7), "a\tb\nc\rd");
-  assert_string_equal(esc(&b, "a\0b\x1b" "c\x7f", 6), "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD");
+  assert_string_equal(esc(b, "a\tb\nc\rd", 7), "a\tb\nc\rd");
+  assert_string_equal(esc(b, "a\0b\x1b" "c\x7f", 6), "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD");
   /* Valid UTF-8 passes whole. */
-  assert_string_equal(esc(&b, "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x90\x87", 14),
+  assert_string_equal(esc(b, "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x90\x87", 14),
                       "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x90\x87");
   /* Invalid: a lone continuation, a truncated sequence, an overlong '<',
    * a surrogate; each bad byte is one replacement and no '<' slips by. */
-  assert_string_equal(esc(&b, "\x80", 1), "\xEF\xBF\xBD");
-  assert_string_equal(esc(&b, "\xE2\x82", 2), "\xEF\xBF\xBD\xEF\xBF\xBD");
-  assert_string_equal(esc(&b, "\xC0\xBC", 2), "\xEF\xBF\xBD\xEF\xBF\xBD");
-  assert_string_equal(esc(&b, "\xED\xA0\x80", 3), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
-  wr_buf_free(&b);
+  assert_string_equal(esc(b, "\x80", 1), "\xEF\xBF\xBD");
+  assert_string_equal(esc(b, "\xE2\x82", 2), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  assert_string_equal(esc(b, "\xC0\xBC", 2), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  assert_string_equal(esc(b, "\xED\xA0\x80", 3), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
 static void test_limits(void **state) {
@@ -68,5 +62,7 @@ static void test_limits(void **state) {
 }
 
 int main(void) {
-  return UNIT_RUN(NULL, NULL, UNIT_TESTS(test_specials, test_bytes, test_limits));
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_FIXTURE(unit_buf_setup, unit_buf_teardown, test_specials, test_bytes),
+                  UNIT_TESTS(test_limits));
 }

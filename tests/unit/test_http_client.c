@@ -117,6 +117,15 @@ static int do_get(script *s, const char *method, const char *path, wr_http_reque
   return wr_http_do(&req, resp, err, errlen);
 }
 
+/* Starts |s|'s server, makes the request (do_get), which must return
+ * |want|, and waits for the server's end. */
+static void scripted(script *s, const char *method, const char *path, wr_http_request *tmpl,
+                     wr_http_response *resp, char *err, size_t errlen, int want) {
+  script_start(s);
+  assert_int_equal(do_get(s, method, path, tmpl, resp, err, errlen), want);
+  script_join(s);
+}
+
 /* --- plain HTTP --------------------------------------------------------------- */
 
 static void test_get_with_length(void **state) {
@@ -128,9 +137,7 @@ static void test_get_with_length(void **state) {
   wr_http_response r;
   char err[512];
   (void)state;
-  script_start(&s);
-  assert_int_equal(do_get(&s, "GET", "/client/v4/a?x=1&y=%2F", &tmpl, &r, err, sizeof(err)), WR_OK);
-  script_join(&s);
+  scripted(&s, "GET", "/client/v4/a?x=1&y=%2F", &tmpl, &r, err, sizeof(err), WR_OK);
   assert_int_equal(r.status, 200);
   assert_int_equal(r.body_len, 11);
   assert_string_equal((char *)r.body, "{\"ok\":true}");
@@ -139,13 +146,13 @@ static void test_get_with_length(void **state) {
   assert_null(wr_http_response_header(&r, "X-Three"));
   char host[64];
   snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%u\r\n", s.port);
-  assert_non_null(strstr(s.request, "GET /client/v4/a?x=1&y=%2F HTTP/1.1\r\n"));
-  assert_non_null(strstr(s.request, host));
-  assert_non_null(strstr(s.request, "\r\nUser-Agent: warren/1.0\r\n"));
-  assert_non_null(strstr(s.request, "\r\nAccept: application/json;version=1\r\n"));
-  assert_non_null(strstr(s.request, "\r\nConnection: close\r\n"));
-  assert_null(strstr(s.request, "Content-Length")); /* GET without a body */
-  assert_null(strstr(s.request, "Accept-Encoding"));
+  /* No Content-Length: a GET without a body. */
+  unit_assert_contains(s.request,
+                       (const char *const[]){"GET /client/v4/a?x=1&y=%2F HTTP/1.1\r\n", host,
+                                             "\r\nUser-Agent: warren/1.0\r\n",
+                                             "\r\nAccept: application/json;version=1\r\n",
+                                             "\r\nConnection: close\r\n", NULL},
+                       (const char *const[]){"Content-Length", "Accept-Encoding", NULL});
   wr_http_response_free(&r);
 }
 
@@ -158,15 +165,14 @@ static void test_post_body_chunked_response(void **state) {
   wr_http_response r;
   char err[512];
   (void)state;
-  script_start(&s);
-  assert_int_equal(do_get(&s, "POST", "/p", &tmpl, &r, err, sizeof(err)), WR_OK);
-  script_join(&s);
+  scripted(&s, "POST", "/p", &tmpl, &r, err, sizeof(err), WR_OK);
   assert_int_equal(r.status, 201);
   assert_string_equal((char *)r.body, "hello world");
-  assert_non_null(strstr(s.request, "POST /p HTTP/1.1\r\n"));
-  assert_non_null(strstr(s.request, "\r\nContent-Length: 12\r\n"));
-  assert_non_null(strstr(s.request, "\r\nUser-Agent: Go-http-client/1.1\r\n"));
-  assert_non_null(strstr(s.request, "\r\n\r\n{\"name\":\"t\"}"));
+  unit_assert_contains(s.request,
+                       (const char *const[]){"POST /p HTTP/1.1\r\n", "\r\nContent-Length: 12\r\n",
+                                             "\r\nUser-Agent: Go-http-client/1.1\r\n",
+                                             "\r\n\r\n{\"name\":\"t\"}", NULL},
+                       NULL);
   wr_http_response_free(&r);
 }
 
@@ -175,9 +181,7 @@ static void test_bodyless_post_sends_zero_length(void **state) {
   wr_http_response r;
   char err[512];
   (void)state;
-  script_start(&s);
-  assert_int_equal(do_get(&s, "PUT", "/", NULL, &r, err, sizeof(err)), WR_OK);
-  script_join(&s);
+  scripted(&s, "PUT", "/", NULL, &r, err, sizeof(err), WR_OK);
   assert_int_equal(r.status, 204);
   assert_int_equal(r.body_len, 0);
   assert_non_null(r.body);
@@ -191,9 +195,7 @@ static void test_body_to_eof_and_1xx_skipped(void **state) {
   wr_http_response r;
   char err[512];
   (void)state;
-  script_start(&s);
-  assert_int_equal(do_get(&s, "GET", "/missing", NULL, &r, err, sizeof(err)), WR_OK);
-  script_join(&s);
+  scripted(&s, "GET", "/missing", NULL, &r, err, sizeof(err), WR_OK);
   assert_int_equal(r.status, 404);
   assert_string_equal((char *)r.body, "no such thing");
   assert_string_equal(wr_http_response_header(&r, "Content-Type"), "text/plain");
@@ -206,9 +208,7 @@ static void test_head_has_no_body(void **state) {
   wr_http_response r;
   char err[512];
   (void)state;
-  script_start(&s);
-  assert_int_equal(do_get(&s, "HEAD", "/", &tmpl, &r, err, sizeof(err)), WR_OK);
-  script_join(&s);
+  scripted(&s, "HEAD", "/", &tmpl, &r, err, sizeof(err), WR_OK);
   assert_int_equal(r.status, 200);
   assert_int_equal(r.body_len, 0);
   wr_http_response_free(&r);
@@ -260,9 +260,7 @@ static void test_timeout_reading_body(void **state) {
   wr_http_response r;
   char err[512];
   (void)state;
-  script_start(&s);
-  assert_int_equal(do_get(&s, "GET", "/", &tmpl, &r, err, sizeof(err)), WR_ERR_IO);
-  script_join(&s);
+  scripted(&s, "GET", "/", &tmpl, &r, err, sizeof(err), WR_ERR_IO);
   assert_non_null(strstr(err, "(Client.Timeout or context cancellation while reading body)"));
   wr_http_response_free(&r);
 }
@@ -273,9 +271,7 @@ static void expect_get_fails(const char *response, int want, const char *msg) {
   wr_http_response r;
   char err[512];
   script s = {.response = response};
-  script_start(&s);
-  assert_int_equal(do_get(&s, "GET", "/", NULL, &r, err, sizeof(err)), want);
-  script_join(&s);
+  scripted(&s, "GET", "/", NULL, &r, err, sizeof(err), want);
   assert_non_null(strstr(err, msg));
   wr_http_response_free(&r);
 }
@@ -306,30 +302,22 @@ static void test_limits(void **state) {
   char err[512];
   (void)state;
   script s = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n0123456789A"};
-  script_start(&s);
-  assert_int_equal(do_get(&s, "GET", "/", &tmpl, &r, err, sizeof(err)), WR_ERR_LIMIT);
-  script_join(&s);
+  scripted(&s, "GET", "/", &tmpl, &r, err, sizeof(err), WR_ERR_LIMIT);
   assert_non_null(strstr(err, "response body larger than 10 bytes"));
   wr_http_response_free(&r);
 
   script s2 = {.response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                            "6\r\n012345\r\n6\r\n012345\r\n0\r\n\r\n"};
-  script_start(&s2);
-  assert_int_equal(do_get(&s2, "GET", "/", &tmpl, &r, err, sizeof(err)), WR_ERR_LIMIT);
-  script_join(&s2);
+  scripted(&s2, "GET", "/", &tmpl, &r, err, sizeof(err), WR_ERR_LIMIT);
   wr_http_response_free(&r);
 
   script s3 = {.response = "HTTP/1.1 200 OK\r\n\r\n0123456789ABCDEF"}; /* to EOF */
-  script_start(&s3);
-  assert_int_equal(do_get(&s3, "GET", "/", &tmpl, &r, err, sizeof(err)), WR_ERR_LIMIT);
-  script_join(&s3);
+  scripted(&s3, "GET", "/", &tmpl, &r, err, sizeof(err), WR_ERR_LIMIT);
   wr_http_response_free(&r);
 
   /* Exactly at the limit is fine. */
   script s4 = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"};
-  script_start(&s4);
-  assert_int_equal(do_get(&s4, "GET", "/", &tmpl, &r, err, sizeof(err)), WR_OK);
-  script_join(&s4);
+  scripted(&s4, "GET", "/", &tmpl, &r, err, sizeof(err), WR_OK);
   assert_string_equal((char *)r.body, "0123456789");
   wr_http_response_free(&r);
 
@@ -339,9 +327,7 @@ static void test_limits(void **state) {
   for (size_t i = 17; i + 11 <= sizeof(big) - 1; i += 11) memcpy(big + i, "X-A: 1234\r\n", 11);
   big[sizeof(big) - 1] = '\0';
   script s5 = {.response = big, .response_len = 39990};
-  script_start(&s5);
-  assert_int_equal(do_get(&s5, "GET", "/", NULL, &r, err, sizeof(err)), WR_ERR_LIMIT);
-  script_join(&s5);
+  scripted(&s5, "GET", "/", NULL, &r, err, sizeof(err), WR_ERR_LIMIT);
   wr_http_response_free(&r);
 }
 

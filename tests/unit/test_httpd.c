@@ -115,6 +115,16 @@ static fx *fx_new(void) {
   return f;
 }
 
+/* The fixture of the server tests: a new fx in *state, freed after. */
+static int fx_setup(void **state) {
+  *state = fx_new();
+  return 0;
+}
+static int fx_teardown(void **state) {
+  free(*state);
+  return 0;
+}
+
 static void run(fx *f, void (*client)(fx *)) {
   assert_int_equal(uv_loop_init(&f->loop), 0);
   f->port = unit_httpd_listen(&f->loop, &f->cfg, handler, f, &f->h);
@@ -223,6 +233,11 @@ static int cl_read(cconn *c, const char *method, cresp *r) {
   return 0;
 }
 
+/* cl_sends |req|, then cl_read the answer into |r|: 0 when both worked. */
+static int cl_ask(cconn *c, const char *req, const char *method, cresp *r) {
+  return cl_sends(c, req) == 0 ? cl_read(c, method, r) : -1;
+}
+
 /* 1 if the server closed the connection with nothing more to read. */
 static int cl_eof(cconn *c) {
   if (c->len) return 0;
@@ -261,8 +276,7 @@ static void client_get(fx *f) {
   cconn c;
   static cresp r;
   CHK(f, cl_open(f, &c) == 0);
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200);
   CHK(f, strncmp(r.head, "HTTP/1.1 200 OK\r\n", 17) == 0);
   CHK(f, has(&r, "\r\nContent-Type: text/plain\r\n"));
@@ -270,8 +284,7 @@ static void client_get(fx *f) {
   CHK(f, !has(&r, "Connection"));
   CHK(f, r.body_len == 11 && memcmp(r.body, "hello world", 11) == 0);
   /* Target, path, query and the handler's framing fields replaced. */
-  CHK(f, cl_sends(&c, "GET /echo?a=1&b HTTP/1.1\r\nHost: x\r\nA: b\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /echo?a=1&b HTTP/1.1\r\nHost: x\r\nA: b\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200 && r.body_len == 0);
   CHK(f, has(&r, "\r\nX-Method: GET\r\n"));
   CHK(f, has(&r, "\r\nX-Target: /echo?a=1&b\r\n"));
@@ -280,8 +293,7 @@ static void client_get(fx *f) {
   CHK(f, has(&r, "\r\nContent-Length: 0\r\n"));
   CHK(f, !has(&r, "999") && !has(&r, "Transfer-Encoding"));
   /* 404 from the handler; 204 without Content-Length or body. */
-  CHK(f, cl_sends(&c, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 404 && strcmp(r.body, "not found\n") == 0);
   CHK(f, strncmp(r.head, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
   CHK(f, cl_read(&c, "GET", &r) == 0);
@@ -291,11 +303,9 @@ static void client_get(fx *f) {
 }
 
 static void test_get(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_get);
   assert_int_equal(f->requests, 4);
-  free(f);
 }
 
 static void client_keep_alive(fx *f) {
@@ -304,27 +314,23 @@ static void client_keep_alive(fx *f) {
   /* HTTP/1.1: two requests in turn on one connection, then close. */
   CHK(f, cl_open(f, &c) == 0);
   for (int i = 0; i < 2; i++) {
-    CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-    CHK(f, cl_read(&c, "GET", &r) == 0);
+    CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
     CHK(f, r.status == 200 && r.body_len == 11);
     CHK(f, cl_quiet(&c, 20));
   }
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200 && has(&r, "\r\nConnection: close\r\n"));
   CHK(f, cl_eof(&c));
   cl_close(&c);
   /* HTTP/1.0 closes unless asked to keep alive. */
   CHK(f, cl_open(f, &c) == 0);
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.0\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.0\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200 && has(&r, "\r\nConnection: close\r\n"));
   CHK(f, cl_eof(&c));
   cl_close(&c);
   CHK(f, cl_open(f, &c) == 0);
   for (int i = 0; i < 2; i++) {
-    CHK(f, cl_sends(&c, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") == 0);
-    CHK(f, cl_read(&c, "GET", &r) == 0);
+    CHK(f, cl_ask(&c, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET", &r) == 0);
     CHK(f, r.status == 200 && has(&r, "\r\nConnection: keep-alive\r\n"));
     CHK(f, cl_quiet(&c, 20));
   }
@@ -346,19 +352,16 @@ static void client_keep_alive(fx *f) {
   cl_close(&c);
   /* The handler's "Connection: close" closes too. */
   CHK(f, cl_open(f, &c) == 0);
-  CHK(f, cl_sends(&c, "GET /close HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /close HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200 && has(&r, "\r\nConnection: close\r\n") && strcmp(r.body, "bye") == 0);
   CHK(f, cl_eof(&c));
   cl_close(&c);
 }
 
 static void test_keep_alive(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_keep_alive);
   assert_int_equal(f->requests, 9);
-  free(f);
 }
 
 static void client_pipelined(fx *f) {
@@ -366,11 +369,10 @@ static void client_pipelined(fx *f) {
   static cresp r;
   CHK(f, cl_open(f, &c) == 0);
   /* The deferred first answer holds back the others: order is kept. */
-  CHK(f, cl_sends(&c, "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n"
-                      "\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
-                      "POST /echo?2 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
-                      "GET /echo?3 HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "POST /echo?2 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
+                     "GET /echo?3 HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "later") == 0);
   CHK(f, cl_read(&c, "GET", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "hello world") == 0);
@@ -379,15 +381,13 @@ static void client_pipelined(fx *f) {
   CHK(f, cl_read(&c, "GET", &r) == 0);
   CHK(f, r.status == 200 && has(&r, "X-Query: 3\r\n") && r.body_len == 0);
   /* HEAD: the head only, with the length a GET would get. */
-  CHK(f, cl_sends(&c, "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "HEAD", &r) == 0);
+  CHK(f, cl_ask(&c, "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD", &r) == 0);
   CHK(f, r.status == 200 && has(&r, "\r\nContent-Length: 11\r\n") && r.body_len == 0);
   CHK(f, cl_read(&c, "GET", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "hello world") == 0);
   CHK(f, cl_quiet(&c, 20));
   /* A good request, then a bad one: the first is still answered. */
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost : x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost : x\r\n\r\n", "GET", &r) == 0);
   CHK(f, r.status == 200);
   CHK(f, cl_read(&c, "GET", &r) == 0);
   CHK(f, r.status == 400 && has(&r, "Connection: close"));
@@ -396,12 +396,10 @@ static void client_pipelined(fx *f) {
 }
 
 static void test_pipelined(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_pipelined);
   assert_int_equal(f->defer_rv, WR_OK);
   assert_int_equal(f->requests, 7);
-  free(f);
 }
 
 static void client_bodies(fx *f) {
@@ -409,9 +407,8 @@ static void client_bodies(fx *f) {
   static cresp r;
   CHK(f, cl_open(f, &c) == 0);
   /* Chunked, with extensions and trailers. */
-  CHK(f, cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nT: 1\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "POST", &r) == 0);
+  CHK(f, cl_ask(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nT: 1\r\n\r\n", "POST", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "abcdefg") == 0);
   /* Head and chunked body trickled byte by byte. */
   const char *s = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -425,30 +422,24 @@ static void client_bodies(fx *f) {
   /* Content-Length body in two parts. */
   CHK(f, cl_sends(&c, "PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234") == 0);
   sleep_ms(20);
-  CHK(f, cl_sends(&c, "56789") == 0);
-  CHK(f, cl_read(&c, "PUT", &r) == 0);
+  CHK(f, cl_ask(&c, "56789", "PUT", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "0123456789") == 0 && has(&r, "X-Method: PUT\r\n"));
   /* Expect: 100-continue gets an interim answer before the body is sent. */
-  CHK(f, cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-                      "Expect: 100-continue\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "POST", &r) == 0);
+  CHK(f, cl_ask(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                     "Expect: 100-continue\r\n\r\n", "POST", &r) == 0);
   CHK(f, r.status == 100);
-  CHK(f, cl_sends(&c, "ok") == 0);
-  CHK(f, cl_read(&c, "POST", &r) == 0);
+  CHK(f, cl_ask(&c, "ok", "POST", &r) == 0);
   CHK(f, r.status == 200 && strcmp(r.body, "ok") == 0);
   /* A body of exactly max_body (16) is fine. */
-  CHK(f, cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n0123456789abcdef") == 0);
-  CHK(f, cl_read(&c, "POST", &r) == 0);
+  CHK(f, cl_ask(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 16\r\n\r\n0123456789abcdef", "POST", &r) == 0);
   CHK(f, r.status == 200 && r.body_len == 16);
   cl_close(&c);
 }
 
 static void test_bodies(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->cfg.max_body = 16;
   run(f, client_bodies);
-  free(f);
 }
 
 static void client_413(fx *f) {
@@ -470,12 +461,10 @@ static void client_413(fx *f) {
 }
 
 static void test_413(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->cfg.max_body = 16;
   run(f, client_413);
   assert_int_equal(f->requests, 0);
-  free(f);
 }
 
 static void client_431(fx *f) {
@@ -497,11 +486,9 @@ static void client_431(fx *f) {
 }
 
 static void test_431(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_431);
   assert_int_equal(f->requests, 0);
-  free(f);
 }
 
 static void client_400(fx *f) {
@@ -525,11 +512,9 @@ static void client_400(fx *f) {
 }
 
 static void test_400(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_400);
   assert_int_equal(f->requests, 0);
-  free(f);
 }
 
 static void client_bad_response(fx *f) {
@@ -538,11 +523,9 @@ static void client_bad_response(fx *f) {
 }
 
 static void test_bad_response(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_bad_response);
   assert_int_equal(f->bad_rv, WR_ERR_INVAL);
-  free(f);
 }
 
 static void client_deferred_gone(fx *f) {
@@ -555,13 +538,11 @@ static void client_deferred_gone(fx *f) {
 }
 
 static void test_deferred_gone(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->defer_ms = 200;
   run(f, client_deferred_gone);
   assert_int_equal(f->requests, 1);
   assert_int_equal(f->defer_rv, WR_ERR_INVAL);
-  free(f);
 }
 
 static void client_free_deferred(fx *f) {
@@ -576,13 +557,11 @@ static void client_free_deferred(fx *f) {
 }
 
 static void test_free_deferred(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->defer_ms = 10000;
   run(f, client_free_deferred);
   assert_int_equal(f->requests, 1);
   assert_int_equal(f->defer_rv, WR_ERR_INVAL);
-  free(f);
 }
 
 static void client_timeouts(fx *f) {
@@ -604,8 +583,7 @@ static void client_timeouts(fx *f) {
   cl_close(&c);
   /* Keep-alive idle: closed after idle_timeout (400 ms) from the answer. */
   CHK(f, cl_open(f, &c) == 0);
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   t0 = now_ms();
   CHK(f, cl_quiet(&c, 250));
   CHK(f, cl_eof(&c));
@@ -614,8 +592,7 @@ static void client_timeouts(fx *f) {
   /* A slow client (a byte every 30 ms) is cut off 200 ms after its first
    * byte, though each byte comes well within the timeouts. */
   CHK(f, cl_open(f, &c) == 0);
-  CHK(f, cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
-  CHK(f, cl_read(&c, "GET", &r) == 0);
+  CHK(f, cl_ask(&c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "GET", &r) == 0);
   sleep_ms(100); /* idle, within the idle timeout */
   const char *slow = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
   int closed = 0;
@@ -631,13 +608,11 @@ static void client_timeouts(fx *f) {
 }
 
 static void test_timeouts(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->cfg.read_timeout_ms = 200;
   f->cfg.idle_timeout_ms = 400;
   run(f, client_timeouts);
   assert_int_equal(f->requests, 2);
-  free(f);
 }
 
 static void client_max_conns(fx *f) {
@@ -663,12 +638,10 @@ static void client_max_conns(fx *f) {
 }
 
 static void test_max_conns(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   f->cfg.max_conns = 1;
   run(f, client_max_conns);
   assert_int_equal(f->requests, 3);
-  free(f);
 }
 
 /* Many pipelined requests whose answers the client does not read at first:
@@ -693,11 +666,9 @@ static void client_backpressure(fx *f) {
 }
 
 static void test_backpressure(void **state) {
-  (void)state;
-  fx *f = fx_new();
+  fx *f = *state;
   run(f, client_backpressure);
   assert_int_equal(f->requests, 300);
-  free(f);
 }
 
 static void test_listen_error(void **state) {
@@ -721,7 +692,8 @@ static void test_listen_error(void **state) {
 int main(void) {
   return UNIT_RUN(
       NULL, NULL,
-      UNIT_TESTS(test_get, test_keep_alive, test_pipelined, test_bodies, test_413, test_431,
-                 test_400, test_bad_response, test_deferred_gone, test_free_deferred, test_timeouts,
-                 test_max_conns, test_backpressure, test_listen_error));
+      UNIT_FIXTURE(fx_setup, fx_teardown, test_get, test_keep_alive, test_pipelined, test_bodies,
+                   test_413, test_431, test_400, test_bad_response, test_deferred_gone,
+                   test_free_deferred, test_timeouts, test_max_conns, test_backpressure),
+      UNIT_TESTS(test_listen_error));
 }

@@ -22,6 +22,16 @@ static void assert_meta(const wr_meta *m, const char *key, const char *val) {
   if (m->val_len) assert_memory_equal(m->val, val, m->val_len);
 }
 
+/* A decoded request head: |method| (case kept), |host| and |nheaders|. */
+static void assert_req(const wr_httpmeta_request *r, const char *method, const char *host,
+                       size_t nheaders) {
+  assert_int_equal(r->method_len, strlen(method));
+  assert_memory_equal(r->method, method, r->method_len);
+  assert_int_equal(r->host_len, strlen(host));
+  assert_memory_equal(r->host, host, r->host_len);
+  assert_int_equal(r->nheaders, nheaders);
+}
+
 static void assert_header(const wr_http_header *h, const char *name, const char *value) {
   assert_int_equal(h->name_len, strlen(name));
   if (h->name_len) assert_memory_equal(h->name, name, h->name_len);
@@ -71,14 +81,12 @@ static void test_canonical_key(void **state) {
 /* ---- request, edge side ---- */
 
 static void test_req_encode_capture(void **state) {
-  (void)state;
+  wr_buf *arena = *state;
   /* http-get.from-edge.bin carries exactly these entries. */
   const wr_http_header h[] = {H("user-agent", "curl/7.88.1"), H("accept", "*/*")};
-  wr_buf arena;
   wr_meta m[8];
-  wr_buf_init(&arena, 4096, NULL);
   assert_int_equal(
-      wr_httpmeta_req_encode("GET", 3, "app.example.test", 16, h, N(h), 0, &arena, m, N(m)), 4);
+      wr_httpmeta_req_encode("GET", 3, "app.example.test", 16, h, N(h), 0, arena, m, N(m)), 4);
   assert_meta(&m[0], "HttpMethod", "GET");
   assert_meta(&m[1], "HttpHost", "app.example.test");
   assert_meta(&m[2], "HttpHeader:User-Agent", "curl/7.88.1");
@@ -90,25 +98,24 @@ static void test_req_encode_capture(void **state) {
   const wr_http_header ws[] = {
       H("Upgrade", "websocket"), H("Connection", "Upgrade"),
       H("sec-websocket-key", "WTSl10wFwrcxLjHkjO+sNA=="), H("Sec-WebSocket-Version", "13")};
-  wr_buf_reset(&arena);
+  wr_buf_reset(arena);
   assert_int_equal(wr_httpmeta_req_encode("GET", 3, "ws.example.test", 15, ws, N(ws),
-                                          WR_HTTPMETA_REQ_WEBSOCKET, &arena, m, N(m)),
+                                          WR_HTTPMETA_REQ_WEBSOCKET, arena, m, N(m)),
                    6);
   assert_meta(&m[2], "HttpHeader:Upgrade", "websocket");
   assert_meta(&m[3], "HttpHeader:Connection", "Upgrade");
   assert_meta(&m[4], "HttpHeader:Sec-Websocket-Key", "WTSl10wFwrcxLjHkjO+sNA==");
   assert_meta(&m[5], "HttpHeader:Sec-Websocket-Version", "13");
   /* Without the flag they are hop-by-hop. */
-  wr_buf_reset(&arena);
-  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "ws.example.test", 15, ws, N(ws), 0, &arena,
+  wr_buf_reset(arena);
+  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "ws.example.test", 15, ws, N(ws), 0, arena,
                                           m, N(m)),
                    4);
   assert_meta(&m[2], "HttpHeader:Sec-Websocket-Key", "WTSl10wFwrcxLjHkjO+sNA==");
-  wr_buf_free(&arena);
 }
 
 static void test_req_encode_filters(void **state) {
-  (void)state;
+  wr_buf *arena = *state;
   /* An HTTP/2 eyeball request (stream 3 of http2/decoded.txt) plus
    * everything hop-by-hop. */
   const wr_http_header h[] = {
@@ -119,11 +126,9 @@ static void test_req_encode_filters(void **state) {
       H("Transfer-Encoding", "chunked"), H("Upgrade", "h2c"), H("Proxy-Connection", "x"),
       H("Proxy-Authorization", "Basic Zm9v"), H("Proxy-Authenticate", "x"),
       H("cf-ray", "abc-REF"), H("content-type", "text/plain"), H("accept", "text/html")};
-  wr_buf arena;
   wr_meta m[32];
-  wr_buf_init(&arena, 4096, NULL);
   int n = wr_httpmeta_req_encode("POST", 4, "app.example.test", 16, h, N(h),
-                                 WR_HTTPMETA_REQ_CHUNKED, &arena, m, N(m));
+                                 WR_HTTPMETA_REQ_CHUNKED, arena, m, N(m));
   assert_int_equal(n, 8);
   assert_meta(&m[0], "HttpMethod", "POST");
   assert_meta(&m[1], "HttpHost", "app.example.test");
@@ -138,32 +143,31 @@ static void test_req_encode_filters(void **state) {
 
   /* Any other TE value goes, and "trailers" is found among several. */
   const wr_http_header te[] = {H("te", "gzip"), H("Te", "deflate;q=0.5 ,  trailers")};
-  wr_buf_reset(&arena);
-  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, te, 1, 0, &arena, m, N(m)), 2);
-  wr_buf_reset(&arena);
-  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, te, 2, 0, &arena, m, N(m)), 3);
+  wr_buf_reset(arena);
+  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, te, 1, 0, arena, m, N(m)), 2);
+  wr_buf_reset(arena);
+  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, te, 2, 0, arena, m, N(m)), 3);
   assert_meta(&m[2], "HttpHeader:Te", "trailers");
 
   /* Errors: method, header names that cannot survive the ':' split,
    * output space. */
   const wr_http_header colon[] = {H("a:b", "x")};
   const wr_http_header empty[] = {H("", "x")};
-  assert_int_equal(wr_httpmeta_req_encode("G T", 3, "h", 1, NULL, 0, 0, &arena, m, N(m)),
+  assert_int_equal(wr_httpmeta_req_encode("G T", 3, "h", 1, NULL, 0, 0, arena, m, N(m)),
                    WR_ERR_INVAL);
-  assert_int_equal(wr_httpmeta_req_encode("", 0, "h", 1, NULL, 0, 0, &arena, m, N(m)),
+  assert_int_equal(wr_httpmeta_req_encode("", 0, "h", 1, NULL, 0, 0, arena, m, N(m)),
                    WR_ERR_INVAL);
-  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, colon, 1, 0, &arena, m, N(m)),
+  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, colon, 1, 0, arena, m, N(m)),
                    WR_ERR_INVAL);
-  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, empty, 1, 0, &arena, m, N(m)),
+  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, empty, 1, 0, arena, m, N(m)),
                    WR_ERR_INVAL);
-  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, h, N(h), 0, &arena, m, 6),
+  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, h, N(h), 0, arena, m, 6),
                    WR_ERR_LIMIT);
-  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, h, N(h), 0, &arena, m, 7), 7);
-  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "", 0, NULL, 0, 0, &arena, m, 1),
+  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "h", 1, h, N(h), 0, arena, m, 7), 7);
+  assert_int_equal(wr_httpmeta_req_encode("GET", 3, "", 0, NULL, 0, 0, arena, m, 1),
                    WR_ERR_LIMIT);
-  assert_int_equal(wr_httpmeta_req_encode("GET", 3, NULL, 0, NULL, 0, 0, &arena, m, 2), 2);
+  assert_int_equal(wr_httpmeta_req_encode("GET", 3, NULL, 0, NULL, 0, 0, arena, m, 2), 2);
   assert_meta(&m[1], "HttpHost", "");
-  wr_buf_free(&arena);
 
   /* The arena's limit and allocation failures. */
   wr_buf small;
@@ -195,11 +199,7 @@ static void test_req_decode(void **state) {
   wr_httpmeta_request req;
   wr_buf_init(&arena, 4096, NULL);
   assert_int_equal(wr_httpmeta_req_decode(post, N(post), &arena, h, N(h), &req), 0);
-  assert_int_equal(req.method_len, 4);
-  assert_memory_equal(req.method, "POST", 4);
-  assert_int_equal(req.host_len, 16);
-  assert_memory_equal(req.host, "app.example.test", 16);
-  assert_int_equal(req.nheaders, 5);
+  assert_req(&req, "POST", "app.example.test", 5);
   assert_header(&h[0], "Accept", "*/*");
   assert_header(&h[1], "Content-Type", "text/plain");
   assert_header(&h[2], "Content-Length", "10");
@@ -217,10 +217,7 @@ static void test_req_decode(void **state) {
                          M("FlowID", "f2")};
   wr_buf_reset(&arena);
   assert_int_equal(wr_httpmeta_req_decode(odd, N(odd), &arena, h, N(h), &req), 0);
-  assert_memory_equal(req.method, "get", 3); /* case preserved, as Go does */
-  assert_int_equal(req.host_len, 14);
-  assert_memory_equal(req.host, "b.example:8443", 14);
-  assert_int_equal(req.nheaders, 3);
+  assert_req(&req, "get", "b.example:8443", 3); /* case preserved, as Go does */
   assert_header(&h[0], "X-Custom-One", "1");
   assert_header(&h[1], "Foo", "2");
   assert_header(&h[2], "", "empty name");
@@ -285,9 +282,7 @@ static void test_req_round_trip(void **state) {
   int n = wr_httpmeta_req_encode("PUT", 3, "cf.host", 7, in, N(in), 0, &a1, m, N(m));
   assert_int_equal(n, 6);
   assert_int_equal(wr_httpmeta_req_decode(m, (size_t)n, &a2, out, N(out), &req), 0);
-  assert_memory_equal(req.method, "PUT", 3);
-  assert_memory_equal(req.host, "cf.host", 7);
-  assert_int_equal(req.nheaders, 4);
+  assert_req(&req, "PUT", "cf.host", 4);
   assert_header(&out[0], "Accept-Encoding", "gzip");
   assert_header(&out[1], "X-Multi", "a");
   assert_header(&out[2], "X-Multi", "b");
@@ -299,16 +294,14 @@ static void test_req_round_trip(void **state) {
 /* ---- responses ---- */
 
 static void test_resp_encode_decode(void **state) {
-  (void)state;
+  wr_buf *arena = *state;
   /* http-get.from-connector.bin. */
   const wr_http_header h[] = {H("Date", "Sun, 22 Nov 2026 02:00:23 GMT"),
                               H("content-type", "text/html"), H("Content-Length", "18"),
                               H("Last-Modified", "Sun, 22 Nov 2026 01:59:36 GMT"),
                               H("Server", "SimpleHTTP/0.6 Python/3.11.7")};
-  wr_buf arena;
   wr_meta m[8];
-  wr_buf_init(&arena, 4096, NULL);
-  assert_int_equal(wr_httpmeta_resp_encode(200, h, N(h), &arena, m, N(m)), 6);
+  assert_int_equal(wr_httpmeta_resp_encode(200, h, N(h), arena, m, N(m)), 6);
   assert_meta(&m[0], "HttpStatus", "200");
   assert_meta(&m[1], "HttpHeader:Date", "Sun, 22 Nov 2026 02:00:23 GMT");
   assert_meta(&m[2], "HttpHeader:Content-Type", "text/html");
@@ -330,30 +323,30 @@ static void test_resp_encode_decode(void **state) {
                         M("HttpHeader:Connection", "Upgrade"),
                         M("HttpHeader:Sec-Websocket-Accept", "aMTmmpmyPg3lA7WDb6W1Cb+dsuM="),
                         M("Cf-Int-Cloudflared-Tracing", "x"), M("FlowConnectRateLimited", "true")};
-  wr_buf_reset(&arena);
-  assert_int_equal(wr_httpmeta_resp_decode(ws, N(ws), &arena, out, N(out), &resp), 0);
+  wr_buf_reset(arena);
+  assert_int_equal(wr_httpmeta_resp_decode(ws, N(ws), arena, out, N(out), &resp), 0);
   assert_int_equal(resp.status, 101);
   assert_int_equal(resp.nheaders, 3);
   assert_header(&out[2], "Sec-Websocket-Accept", "aMTmmpmyPg3lA7WDb6W1Cb+dsuM=");
 
   /* http_status:404 rule: status only. */
-  assert_int_equal(wr_httpmeta_resp_encode(404, NULL, 0, &arena, m, 1), 1);
+  assert_int_equal(wr_httpmeta_resp_encode(404, NULL, 0, arena, m, 1), 1);
   assert_meta(&m[0], "HttpStatus", "404");
   assert_int_equal(wr_httpmeta_resp_decode(m, 1, NULL, out, 0, &resp), 0);
   assert_int_equal(resp.status, 404);
   assert_int_equal(resp.nheaders, 0);
-  assert_int_equal(wr_httpmeta_resp_encode(999, NULL, 0, &arena, m, 1), 1);
+  assert_int_equal(wr_httpmeta_resp_encode(999, NULL, 0, arena, m, 1), 1);
   assert_meta(&m[0], "HttpStatus", "999");
-  assert_int_equal(wr_httpmeta_resp_encode(100, NULL, 0, &arena, m, 1), 1);
+  assert_int_equal(wr_httpmeta_resp_encode(100, NULL, 0, arena, m, 1), 1);
   assert_meta(&m[0], "HttpStatus", "100");
 
   /* Encoder errors. */
   const wr_http_header colon[] = {H("a:b", "x")};
-  assert_int_equal(wr_httpmeta_resp_encode(99, NULL, 0, &arena, m, 1), WR_ERR_INVAL);
-  assert_int_equal(wr_httpmeta_resp_encode(1000, NULL, 0, &arena, m, 1), WR_ERR_INVAL);
-  assert_int_equal(wr_httpmeta_resp_encode(200, colon, 1, &arena, m, N(m)), WR_ERR_INVAL);
-  assert_int_equal(wr_httpmeta_resp_encode(200, h, N(h), &arena, m, 5), WR_ERR_LIMIT);
-  assert_int_equal(wr_httpmeta_resp_encode(200, NULL, 0, &arena, m, 0), WR_ERR_LIMIT);
+  assert_int_equal(wr_httpmeta_resp_encode(99, NULL, 0, arena, m, 1), WR_ERR_INVAL);
+  assert_int_equal(wr_httpmeta_resp_encode(1000, NULL, 0, arena, m, 1), WR_ERR_INVAL);
+  assert_int_equal(wr_httpmeta_resp_encode(200, colon, 1, arena, m, N(m)), WR_ERR_INVAL);
+  assert_int_equal(wr_httpmeta_resp_encode(200, h, N(h), arena, m, 5), WR_ERR_LIMIT);
+  assert_int_equal(wr_httpmeta_resp_encode(200, NULL, 0, arena, m, 0), WR_ERR_LIMIT);
 
   /* Decoder errors: status missing or not 3 digits in 100..999. */
   static const char *const bad_status[] = {"20", "2000", "2x0", "099", "000", " 200", "-20", ""};
@@ -366,7 +359,6 @@ static void test_resp_encode_decode(void **state) {
   const wr_meta badkey[] = {M("HttpStatus", "200"), M("HttpHeader:A:B", "1")};
   assert_int_equal(wr_httpmeta_resp_decode(badkey, 2, NULL, out, N(out), &resp), WR_ERR_PROTO);
   assert_int_equal(wr_httpmeta_resp_decode(ws, N(ws), NULL, out, 2, &resp), WR_ERR_LIMIT);
-  wr_buf_free(&arena);
 }
 
 /* ---- HTTP/2 serialized response headers ---- */
@@ -412,11 +404,9 @@ static void check_reserialize(const wr_http_header *h, size_t n, const char *wan
 }
 
 static void test_h2_capture(void **state) {
-  (void)state;
-  wr_buf arena;
+  wr_buf *arena = *state;
   wr_http_header h[8];
-  wr_buf_init(&arena, 4096, NULL);
-  assert_int_equal(wr_httpmeta_h2_deserialize(h2_stream3, strlen(h2_stream3), &arena, h, N(h)), 5);
+  assert_int_equal(wr_httpmeta_h2_deserialize(h2_stream3, strlen(h2_stream3), arena, h, N(h)), 5);
   assert_header(&h[0], "Date", "Sun, 22 Nov 2026 02:15:28 GMT");
   assert_header(&h[1], "Content-Type", "text/html");
   assert_header(&h[2], "Content-Length", "18");
@@ -425,27 +415,26 @@ static void test_h2_capture(void **state) {
   assert_int_equal(h[4].value[h[4].value_len], '\0');
   check_reserialize(h, 5, h2_stream3);
 
-  wr_buf_reset(&arena);
-  assert_int_equal(wr_httpmeta_h2_deserialize(h2_stream5, strlen(h2_stream5), &arena, h, N(h)), 5);
+  wr_buf_reset(arena);
+  assert_int_equal(wr_httpmeta_h2_deserialize(h2_stream5, strlen(h2_stream5), arena, h, N(h)), 5);
   assert_header(&h[0], "Last-Modified", "Sun, 22 Nov 2026 01:59:36 GMT");
   assert_header(&h[4], "Content-Length", "18");
   check_reserialize(h, 5, h2_stream5);
 
-  wr_buf_reset(&arena);
-  assert_int_equal(wr_httpmeta_h2_deserialize(h2_stream7, strlen(h2_stream7), &arena, h, N(h)), 3);
+  wr_buf_reset(arena);
+  assert_int_equal(wr_httpmeta_h2_deserialize(h2_stream7, strlen(h2_stream7), arena, h, N(h)), 3);
   assert_header(&h[0], "Sec-Websocket-Accept", "p0rr9XRITXzkhJW8Dr6/ALVhB/Q=");
   assert_header(&h[1], "Upgrade", "websocket");
   assert_header(&h[2], "Connection", "Upgrade");
   check_reserialize(h, 3, h2_stream7);
 
   /* Not enough room for the headers. */
-  assert_int_equal(wr_httpmeta_h2_deserialize(h2_stream3, strlen(h2_stream3), &arena, h, 4),
+  assert_int_equal(wr_httpmeta_h2_deserialize(h2_stream3, strlen(h2_stream3), arena, h, 4),
                    WR_ERR_LIMIT);
-  wr_buf_free(&arena);
 }
 
 static void test_h2_control_headers(void **state) {
-  (void)state;
+  wr_buf *arena = *state;
   static const char *const control[] = {"cf-int-sample-header", "cf-cloudflared-sample-header",
                                         ":sample-pseudo-header", "Cf-Int-Cloudflared-Tracing",
                                         "CF-CLOUDFLARED-RESPONSE-META", ":status"};
@@ -460,40 +449,37 @@ static void test_h2_control_headers(void **state) {
   const wr_http_header h[] = {H(":status", "200"), H("Cf-Int-Cloudflared-Tracing", "abc"),
                               H("cf-cloudflared-response-meta", "{}"), H("cf-whatever", "1"),
                               H("Upgrade", "websocket")};
-  wr_buf out, arena;
+  wr_buf out;
   wr_http_header back[8];
   wr_buf_init(&out, 4096, NULL);
-  wr_buf_init(&arena, 4096, NULL);
   assert_int_equal(wr_httpmeta_h2_serialize(h, N(h), WR_HTTPMETA_H2_SKIP_CONTROL, &out), 0);
-  assert_int_equal(wr_httpmeta_h2_deserialize((const char *)out.data, out.len, &arena, back, 8), 2);
+  assert_int_equal(wr_httpmeta_h2_deserialize((const char *)out.data, out.len, arena, back, 8), 2);
   assert_header(&back[0], "Cf-Whatever", "1");
   assert_header(&back[1], "Upgrade", "websocket");
   /* Without the flag everything is serialized. */
   wr_buf_reset(&out);
-  wr_buf_reset(&arena);
+  wr_buf_reset(arena);
   assert_int_equal(wr_httpmeta_h2_serialize(h, N(h), 0, &out), 0);
-  assert_int_equal(wr_httpmeta_h2_deserialize((const char *)out.data, out.len, &arena, back, 8), 5);
+  assert_int_equal(wr_httpmeta_h2_deserialize((const char *)out.data, out.len, arena, back, 8), 5);
   assert_header(&back[0], ":status", "200");
   wr_buf_free(&out);
-  wr_buf_free(&arena);
 }
 
 /* cloudflared's TestSerializeHeaders: 13 values, including separators and
  * control characters in names and values, survive the round trip. */
 static void test_h2_go_round_trip(void **state) {
-  (void)state;
+  wr_buf *arena = *state;
   const wr_http_header h[] = {
       H("Mock-Header-One", "Mock header one value"), H("Mock-Header-One", "three"),
       H("Mock-Header-Two-Long", "Mock header two value\nlong"), H(":;", ":;"), H(":;", ";:"),
       H(":", ":"), H(";", ";"), H(";;", ";;"), H("Empty values", ""), H("Empty values", ""),
       H("", "Empty key"), H("control\tcharacter\b\n", "value\n\b\t"), H(";\v:", ":\v;")};
-  wr_buf out, arena;
+  wr_buf out;
   wr_http_header back[16];
   wr_buf_init(&out, 4096, NULL);
-  wr_buf_init(&arena, 4096, NULL);
   assert_int_equal(wr_httpmeta_h2_serialize(h, N(h), 0, &out), 0);
   assert_int_not_equal(out.len, 0);
-  assert_int_equal(wr_httpmeta_h2_deserialize((const char *)out.data, out.len, &arena, back, 16),
+  assert_int_equal(wr_httpmeta_h2_deserialize((const char *)out.data, out.len, arena, back, 16),
                    13);
   for (size_t i = 0; i < N(h); i++) {
     assert_int_equal(back[i].name_len, h[i].name_len);
@@ -502,26 +488,23 @@ static void test_h2_go_round_trip(void **state) {
     if (h[i].value_len) assert_memory_equal(back[i].value, h[i].value, h[i].value_len);
   }
   wr_buf_free(&out);
-  wr_buf_free(&arena);
 }
 
 static void test_h2_deserialize_edge_cases(void **state) {
-  (void)state;
-  wr_buf arena;
+  wr_buf *arena = *state;
   wr_http_header h[8];
-  wr_buf_init(&arena, 4096, NULL);
-  assert_int_equal(wr_httpmeta_h2_deserialize("", 0, &arena, h, 8), 0);
-  assert_int_equal(wr_httpmeta_h2_deserialize(NULL, 0, &arena, NULL, 0), 0);
+  assert_int_equal(wr_httpmeta_h2_deserialize("", 0, arena, h, 8), 0);
+  assert_int_equal(wr_httpmeta_h2_deserialize(NULL, 0, arena, NULL, 0), 0);
   /* Empty pairs are skipped. */
   static const char s1[] = ";;Zm9v:YmFy;;";
-  assert_int_equal(wr_httpmeta_h2_deserialize(s1, strlen(s1), &arena, h, 8), 1);
+  assert_int_equal(wr_httpmeta_h2_deserialize(s1, strlen(s1), arena, h, 8), 1);
   assert_header(&h[0], "foo", "bar");
   /* An empty name and value decode to empty strings. */
-  assert_int_equal(wr_httpmeta_h2_deserialize(":", 1, &arena, h, 8), 1);
+  assert_int_equal(wr_httpmeta_h2_deserialize(":", 1, arena, h, 8), 1);
   assert_header(&h[0], "", "");
   /* Go's non-strict decoder: CR/LF skipped, non-zero trailing bits accepted. */
   static const char s2[] = "Zm9v\r\n:Ym\nFy;Zh:YR";
-  assert_int_equal(wr_httpmeta_h2_deserialize(s2, strlen(s2), &arena, h, 8), 2);
+  assert_int_equal(wr_httpmeta_h2_deserialize(s2, strlen(s2), arena, h, 8), 2);
   assert_header(&h[0], "foo", "bar");
   assert_header(&h[1], "f", "a");
   /* Malformed (TestDeserializeMalformed plus base64 errors). */
@@ -534,9 +517,8 @@ static void test_h2_deserialize_edge_cases(void **state) {
       "Zm9v YmFy:YQ",   /* space */
   };
   for (size_t i = 0; i < N(bad); i++)
-    assert_int_equal(wr_httpmeta_h2_deserialize(bad[i], strlen(bad[i]), &arena, h, 8),
+    assert_int_equal(wr_httpmeta_h2_deserialize(bad[i], strlen(bad[i]), arena, h, 8),
                      WR_ERR_PROTO);
-  wr_buf_free(&arena);
 
   /* Arena limit and allocation failure. */
   wr_buf small;
@@ -591,10 +573,7 @@ static void test_capture_streams(void **state) {
   /* GET: our edge-side encoder produces exactly the captured entries. */
   load_request("quic/http-get.from-edge.bin", &buf, &r, m, N(m));
   assert_int_equal(wr_httpmeta_req_decode(r.meta, r.nmeta, &arena, h, N(h), &req), 0);
-  assert_memory_equal(req.method, "GET", 3);
-  assert_int_equal(req.host_len, 16);
-  assert_memory_equal(req.host, "app.example.test", 16);
-  assert_int_equal(req.nheaders, 2);
+  assert_req(&req, "GET", "app.example.test", 2);
   assert_header(&h[0], "User-Agent", "curl/7.88.1");
   assert_header(&h[1], "Accept", "*/*");
   int n = wr_httpmeta_req_encode(req.method, req.method_len, req.host, req.host_len, h,
@@ -684,9 +663,12 @@ static void test_fields(void **state) {
 int main(void) {
   return UNIT_RUN(
       NULL, NULL,
-      UNIT_TESTS(test_canonical_key, test_req_encode_capture, test_req_encode_filters,
-                 test_req_decode, test_req_round_trip, test_resp_encode_decode,
-                 test_h2_spec_example, test_h2_capture, test_h2_control_headers,
-                 test_h2_go_round_trip, test_h2_deserialize_edge_cases, test_capture_streams,
-                 test_fields));
+      UNIT_TESTS(test_canonical_key),
+      UNIT_FIXTURE(unit_buf_setup, unit_buf_teardown, test_req_encode_capture, test_req_encode_filters),
+      UNIT_TESTS(test_req_decode, test_req_round_trip),
+      UNIT_FIXTURE(unit_buf_setup, unit_buf_teardown, test_resp_encode_decode),
+      UNIT_TESTS(test_h2_spec_example),
+      UNIT_FIXTURE(unit_buf_setup, unit_buf_teardown, test_h2_capture, test_h2_control_headers,
+                   test_h2_go_round_trip, test_h2_deserialize_edge_cases),
+      UNIT_TESTS(test_capture_streams, test_fields));
 }

@@ -34,6 +34,22 @@ static const wr_flag test_flags[] = {
 static void opts_init(wr_opts *o) { wr_opts_init(o, "warren", test_flags); }
 static void opts_fini(wr_opts *o) { wr_opts_free(o); }
 
+/* The fixture of the rules-from-flags tests: logs off and a fresh option
+ * bag (opts_init) in *state, freed after the test. */
+static int cli_setup(void **state) {
+  wr_opts *o = malloc(sizeof(*o));
+  assert_non_null(o);
+  wr_log_set_level(WR_LOG_OFF);
+  opts_init(o);
+  *state = o;
+  return 0;
+}
+static int cli_teardown(void **state) {
+  opts_fini(*state);
+  free(*state);
+  return 0;
+}
+
 static void ing_err(const char *yaml, int want_rv, const char *want) {
   char err[512] = "";
   wr_ingress *ing = (wr_ingress *)1;
@@ -45,17 +61,24 @@ static void ing_err(const char *yaml, int want_rv, const char *want) {
   wr_config_free(cfg);
 }
 
+/* The rules of tests/vectors/quic/config.yml; its config in *cfg (the
+ * caller frees both). */
+static wr_ingress *vector_ingress(wr_config **cfg) {
+  size_t len;
+  char err[256];
+  wr_ingress *ing = NULL;
+  char *data = (char *)unit_read_vector("quic/config.yml", &len);
+  *cfg = NULL;
+  assert_int_equal(wr_config_parse(data, len, "config.yml", cfg, err, sizeof(err)), 0);
+  free(data);
+  assert_int_equal(wr_ingress_parse(*cfg, &ing, err, sizeof(err)), 0);
+  return ing;
+}
+
 static void test_vector_rules(void **state) {
   (void)state;
-  char *data;
-  size_t len;
-  data = (char *)unit_read_vector("quic/config.yml", &len);
-  char err[256];
-  wr_config *cfg = NULL;
-  wr_ingress *ing = NULL;
-  assert_int_equal(wr_config_parse(data, len, "config.yml", &cfg, err, sizeof(err)), 0);
-  free(data);
-  assert_int_equal(wr_ingress_parse(cfg, &ing, err, sizeof(err)), 0);
+  wr_config *cfg;
+  wr_ingress *ing = vector_ingress(&cfg);
   assert_int_equal(cfg->n_warnings, 0);
   wr_config_free(cfg);
 
@@ -526,15 +549,12 @@ static void test_json_rules(void **state) {
 }
 
 static void test_from_cli(void **state) {
-  (void)state;
+  wr_opts *o = *state;
   char err[256];
-  wr_opts o;
   wr_ingress *ing = NULL;
-  wr_log_set_level(WR_LOG_OFF);
 
   /* Nothing set: every request gets 503. */
-  opts_init(&o);
-  assert_int_equal(wr_ingress_from_cli(&o, &ing, err, sizeof(err)), 0);
+  assert_int_equal(wr_ingress_from_cli(o, &ing, err, sizeof(err)), 0);
   assert_int_equal(ing->n_rules, 1);
   assert_true(ing->from_cli);
   assert_int_equal(ing->rules[0].service.kind, WR_SVC_HTTP_STATUS);
@@ -543,10 +563,10 @@ static void test_from_cli(void **state) {
   wr_ingress_free(ing);
 
   /* --url without a scheme means http; the origin flags shape originRequest. */
-  wr_opts_set(&o, "url", "localhost:8080", WR_SRC_CLI);
-  wr_opts_set(&o, "http-host-header", "internal.example", WR_SRC_ENV);
-  wr_opts_set(&o, "no-tls-verify", "true", WR_SRC_CLI);
-  assert_int_equal(wr_ingress_from_cli(&o, &ing, err, sizeof(err)), 0);
+  wr_opts_set(o, "url", "localhost:8080", WR_SRC_CLI);
+  wr_opts_set(o, "http-host-header", "internal.example", WR_SRC_ENV);
+  wr_opts_set(o, "no-tls-verify", "true", WR_SRC_CLI);
+  assert_int_equal(wr_ingress_from_cli(o, &ing, err, sizeof(err)), 0);
   assert_int_equal(ing->rules[0].service.kind, WR_SVC_HTTP);
   assert_string_equal(ing->rules[0].service.display, "http://localhost:8080");
   assert_string_equal(ing->rules[0].origin.http_host_header, "internal.example");
@@ -554,54 +574,49 @@ static void test_from_cli(void **state) {
   assert_null(ing->rules[0].hostname);
   wr_ingress_free(ing);
 
-  /* --url keeps the scheme and host, drops a path. */
-  wr_opts_set(&o, "url", "https://127.0.0.1:8443/app/", WR_SRC_CLI);
-  assert_int_equal(wr_ingress_from_cli(&o, &ing, err, sizeof(err)), 0);
-  assert_string_equal(ing->rules[0].service.display, "https://127.0.0.1:8443");
-  wr_ingress_free(ing);
-  wr_opts_set(&o, "url", "ssh://127.0.0.1", WR_SRC_CLI);
-  assert_int_equal(wr_ingress_from_cli(&o, &ing, err, sizeof(err)), 0);
-  assert_int_equal(ing->rules[0].service.kind, WR_SVC_STREAM);
-  assert_string_equal(ing->rules[0].service.display, "ssh://127.0.0.1:22");
-  wr_ingress_free(ing);
-  wr_opts_set(&o, "url", "::1", WR_SRC_CLI);
-  assert_int_equal(wr_ingress_from_cli(&o, &ing, err, sizeof(err)), 0);
-  assert_string_equal(ing->rules[0].service.display, "http://[::1]");
-  wr_ingress_free(ing);
-  wr_opts_set(&o, "url", "ftp://files", WR_SRC_CLI);
-  assert_int_equal(wr_ingress_from_cli(&o, &ing, err, sizeof(err)), WR_ERR_CONFIG);
+  /* --url keeps the scheme and host, drops a path (kind -1: not checked). */
+  static const struct { const char *url, *display; int kind; } urls[] = {
+      {"https://127.0.0.1:8443/app/", "https://127.0.0.1:8443", -1},
+      {"ssh://127.0.0.1", "ssh://127.0.0.1:22", WR_SVC_STREAM},
+      {"::1", "http://[::1]", -1},
+  };
+  for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+    wr_opts_set(o, "url", urls[i].url, WR_SRC_CLI);
+    assert_int_equal(wr_ingress_from_cli(o, &ing, err, sizeof(err)), 0);
+    if (urls[i].kind >= 0) assert_int_equal(ing->rules[0].service.kind, urls[i].kind);
+    assert_string_equal(ing->rules[0].service.display, urls[i].display);
+    wr_ingress_free(ing);
+  }
+  wr_opts_set(o, "url", "ftp://files", WR_SRC_CLI);
+  assert_int_equal(wr_ingress_from_cli(o, &ing, err, sizeof(err)), WR_ERR_CONFIG);
   assert_null(ing);
   assert_string_equal(err, "--url: Currently Cloudflare Tunnel does not support ftp protocol.");
 
   /* --hello-world comes before --url. */
-  wr_opts_set(&o, "hello-world", "true", WR_SRC_CLI);
-  assert_int_equal(wr_ingress_from_cli(&o, &ing, err, sizeof(err)), 0);
+  wr_opts_set(o, "hello-world", "true", WR_SRC_CLI);
+  assert_int_equal(wr_ingress_from_cli(o, &ing, err, sizeof(err)), 0);
   assert_int_equal(ing->rules[0].service.kind, WR_SVC_HELLO_WORLD);
   wr_ingress_free(ing);
-  opts_fini(&o);
+  opts_fini(o);
 
-  opts_init(&o);
-  wr_opts_set(&o, "unix-socket", "/run/o.sock", WR_SRC_CLI);
-  assert_int_equal(wr_ingress_from_cli(&o, &ing, err, sizeof(err)), 0);
+  opts_init(o);
+  wr_opts_set(o, "unix-socket", "/run/o.sock", WR_SRC_CLI);
+  assert_int_equal(wr_ingress_from_cli(o, &ing, err, sizeof(err)), 0);
   assert_int_equal(ing->rules[0].service.kind, WR_SVC_UNIX);
   assert_string_equal(ing->rules[0].service.path, "/run/o.sock");
   assert_string_equal(ing->rules[0].service.display, "unix:/run/o.sock");
   wr_ingress_free(ing);
-  opts_fini(&o);
 }
 
 static void test_load(void **state) {
-  (void)state;
+  wr_opts *o = *state;
   char err[256];
-  wr_opts o;
   wr_ingress *ing = NULL;
-  wr_log_set_level(WR_LOG_OFF);
-  opts_init(&o);
-  wr_opts_set(&o, "url", "http://localhost:1", WR_SRC_CLI);
+  wr_opts_set(o, "url", "http://localhost:1", WR_SRC_CLI);
 
   /* Config rules win over --url at run time (only `validate` complains). */
   wr_config *cfg = unit_config_of("ingress:\n  - service: http_status:418\n");
-  assert_int_equal(wr_ingress_load(cfg, &o, &ing, err, sizeof(err)), 0);
+  assert_int_equal(wr_ingress_load(cfg, o, &ing, err, sizeof(err)), 0);
   assert_false(ing->from_cli);
   assert_int_equal(ing->rules[0].service.status, 418);
   wr_ingress_free(ing);
@@ -609,7 +624,7 @@ static void test_load(void **state) {
 
   /* No rules in the config: the flags, with warp-routing from the file. */
   cfg = unit_config_of("warp-routing: {enabled: true}\n");
-  assert_int_equal(wr_ingress_load(cfg, &o, &ing, err, sizeof(err)), 0);
+  assert_int_equal(wr_ingress_load(cfg, o, &ing, err, sizeof(err)), 0);
   assert_true(ing->from_cli);
   assert_string_equal(ing->rules[0].service.display, "http://localhost:1");
   assert_true(ing->warp.enabled);
@@ -617,30 +632,22 @@ static void test_load(void **state) {
   wr_config_free(cfg);
 
   /* No config at all. */
-  assert_int_equal(wr_ingress_load(NULL, &o, &ing, err, sizeof(err)), 0);
+  assert_int_equal(wr_ingress_load(NULL, o, &ing, err, sizeof(err)), 0);
   assert_false(ing->warp.enabled);
   wr_ingress_free(ing);
 
   /* A broken config is an error, not a fallback. */
   cfg = unit_config_of("ingress:\n  - service: nope\n");
-  assert_int_equal(wr_ingress_load(cfg, &o, &ing, err, sizeof(err)), WR_ERR_CONFIG);
+  assert_int_equal(wr_ingress_load(cfg, o, &ing, err, sizeof(err)), WR_ERR_CONFIG);
   assert_null(ing);
   wr_config_free(cfg);
-  opts_fini(&o);
 }
 
 static void test_local_config_json(void **state) {
   (void)state;
-  char *data;
-  size_t len;
-  char err[256];
-  wr_config *cfg = NULL;
-  wr_ingress *ing = NULL;
+  wr_config *cfg;
+  wr_ingress *ing = vector_ingress(&cfg);
   wr_opts o;
-  data = (char *)unit_read_vector("quic/config.yml", &len);
-  assert_int_equal(wr_config_parse(data, len, "config.yml", &cfg, err, sizeof(err)), 0);
-  free(data);
-  assert_int_equal(wr_ingress_parse(cfg, &ing, err, sizeof(err)), 0);
   opts_init(&o);
   wr_opts_set(&o, "protocol", "quic", WR_SRC_CLI);
   wr_opts_set(&o, "no-autoupdate", "true", WR_SRC_CONFIG);
@@ -698,5 +705,7 @@ int main(void) {
   return UNIT_RUN(NULL, NULL,
                   UNIT_TESTS(test_vector_rules, test_matching, test_services,
                              test_validation_errors, test_origin_request, test_durations_in_rules,
-                             test_json_rules, test_from_cli, test_load, test_local_config_json));
+                             test_json_rules),
+                  UNIT_FIXTURE(cli_setup, cli_teardown, test_from_cli, test_load),
+                  UNIT_TESTS(test_local_config_json));
 }

@@ -400,6 +400,36 @@ static int sign_in(fx *f, browser *b, const char *target, const char *email, con
   return 0;
 }
 
+/* sign_in, then the answer's status (-1: the sign-in did not get that
+ * far); the response is freed. */
+static int sign_in_status(fx *f, browser *b, const char *target, const char *email,
+                          const char *pw) {
+  resp r = {0};
+  int status = sign_in(f, b, target, email, pw, &r) == 0 ? r.status : -1;
+  resp_free(&r);
+  return status;
+}
+
+/* Signs in from |target| as alice@example.test; the answer's Location goes
+ * into |loc| (|size| bytes) when it is a 303. Returns its status (-1: the
+ * sign-in did not get that far); the response is freed. */
+static int alice_signs_in(fx *f, browser *b, const char *target, char *loc, size_t size) {
+  resp r = {0};
+  int status = sign_in(f, b, target, "alice%40example.test", PASSWORD, &r) == 0 ? r.status : -1;
+  if (status == 303) hdr(&r, "Location", loc, size);
+  resp_free(&r);
+  return status;
+}
+
+/* The status of a plain GET of |path| (-1: no answer); the response is
+ * freed. */
+static int get_status(fx *f, const char *path) {
+  resp r = {0};
+  int status = http(f, "GET", path, NULL, NULL, &r) == 0 ? r.status : -1;
+  resp_free(&r);
+  return status;
+}
+
 /* Follows a successful sign-in to the zone picker and authorizes |zone|. */
 static int authorize(fx *f, browser *b, const char *location, const char *zone_name, const char *cb_enc,
                      resp *r) {
@@ -555,10 +585,7 @@ static void client_late_poll_and_root_path(fx *f) {
   wr_origin_cert oc;
   char loc[2048];
   const char *target = WR_LOGIN_PATH "?aud=&callback=" CF_CALLBACK KEY2;
-  CHK(f, sign_in(f, &b, target, "alice%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  hdr(&r, "Location", loc, sizeof(loc));
-  resp_free(&r);
+  CHK(f, alice_signs_in(f, &b, target, loc, sizeof(loc)) == 303);
   CHK(f, authorize(f, &b, loc, "other.test", CF_CALLBACK KEY2, &r) == 0);
   CHKR(f, &r, r.status == 303);
   resp_free(&r);
@@ -566,13 +593,9 @@ static void client_late_poll_and_root_path(fx *f) {
   CHKR(f, &r, r.status == 200);
   CHK(f, check_pem(f, r.body, &f->zone2, &oc) == 0);
   resp_free(&r);
-  CHK(f, http(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY2, NULL, NULL, &r) == 0);
-  CHKR(f, &r, r.status == 404);
-  resp_free(&r);
+  CHK(f, get_status(f, WR_LOGIN_TRANSFER_PREFIX KEY2) == 404);
   /* '=' percent-encoded is the same key. */
-  CHK(f, http(f, "GET", WR_LOGIN_TRANSFER_PREFIX "bbbbRArAF9cJdwUkxdq6MYLYxm55MomCjjDa6sYA_1s%3D", NULL, NULL, &r) == 0);
-  CHKR(f, &r, r.status == 404);
-  resp_free(&r);
+  CHK(f, get_status(f, WR_LOGIN_TRANSFER_PREFIX "bbbbRArAF9cJdwUkxdq6MYLYxm55MomCjjDa6sYA_1s%3D") == 404);
 }
 
 static void test_late_poll_and_root_path(void **state) { run(*state, client_late_poll_and_root_path); }
@@ -583,10 +606,8 @@ static void client_download_only(fx *f) {
   resp r = {0};
   wr_origin_cert oc;
   char loc[2048];
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "alice%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  CHK(f, strcmp(hdr(&r, "Location", loc, sizeof(loc)), WR_LOGIN_PATH) == 0);
-  resp_free(&r);
+  CHK(f, alice_signs_in(f, &b, WR_LOGIN_PATH, loc, sizeof(loc)) == 303);
+  CHK(f, strcmp(loc, WR_LOGIN_PATH) == 0);
   CHK(f, authorize(f, &b, loc, "example.test", NULL, &r) == 0);
   CHKR(f, &r, r.status == 303);
   resp_free(&r);
@@ -618,28 +639,25 @@ static void test_download_only(void **state) { run(*state, client_download_only)
 static void client_refusals(fx *f) {
   browser b = {0};
   resp r = {0};
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "ci%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "service account"));
-  resp_free(&r);
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "ci%40example.test", "nope", &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "Wrong email or password.") && !body_has(&r, "service"));
-  resp_free(&r);
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "admin%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "Wrong email or password."));
-  resp_free(&r);
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "nobody%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "Wrong email or password."));
-  resp_free(&r);
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "Enter your email"));
-  resp_free(&r);
+  static const struct {
+    const char *email, *pw, *says, *not_says; /* not_says NULL: not checked */
+  } refused[] = {
+      {"ci%40example.test", PASSWORD, "service account", NULL},
+      {"ci%40example.test", "nope", "Wrong email or password.", "service"},
+      {"admin%40example.test", PASSWORD, "Wrong email or password.", NULL},
+      {"nobody%40example.test", PASSWORD, "Wrong email or password.", NULL},
+      {"", PASSWORD, "Enter your email", NULL},
+  };
+  for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+    CHK(f, sign_in(f, &b, WR_LOGIN_PATH, refused[i].email, refused[i].pw, &r) == 0);
+    CHKR(f, &r, r.status == 403 && body_has(&r, refused[i].says) &&
+                    !(refused[i].not_says && body_has(&r, refused[i].not_says)));
+    resp_free(&r);
+  }
 
   /* A zone of another account, or none, is not accepted. */
   char loc[2048], body[512];
-  CHK(f, sign_in(f, &b, WR_LOGIN_PATH, "alice%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  hdr(&r, "Location", loc, sizeof(loc));
-  resp_free(&r);
+  CHK(f, alice_signs_in(f, &b, WR_LOGIN_PATH, loc, sizeof(loc)) == 303);
   CHK(f, http(f, "GET", loc, b.cookie, NULL, &r) == 0);
   CHK(f, attr_after(&r, "name=\"csrf\"", b.csrf, sizeof(b.csrf)) == 0);
   resp_free(&r);
@@ -741,18 +759,13 @@ static void client_expiry(fx *f) {
   resp r = {0};
   char loc[2048];
   const char *target = WR_LOGIN_PATH "?aud=&callback=" CF_CALLBACK KEY;
-  CHK(f, sign_in(f, &b, target, "alice%40example.test", PASSWORD, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  hdr(&r, "Location", loc, sizeof(loc));
-  resp_free(&r);
+  CHK(f, alice_signs_in(f, &b, target, loc, sizeof(loc)) == 303);
   CHK(f, authorize(f, &b, loc, "example.test", CF_CALLBACK KEY, &r) == 0);
   CHKR(f, &r, r.status == 303);
   resp_free(&r);
   atomic_fetch_add(&f->offset_ms, (uint64_t)TTL_MS + 1000);
   /* The certificate is gone for the poll, the session for the browser. */
-  CHK(f, http(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY, NULL, NULL, &r) == 0);
-  CHKR(f, &r, r.status == 404);
-  resp_free(&r);
+  CHK(f, get_status(f, WR_LOGIN_TRANSFER_PREFIX KEY) == 404);
   CHK(f, http(f, "GET", WR_LOGIN_PATH "/cert.pem", b.cookie, NULL, &r) == 0);
   CHKR(f, &r, r.status == 404);
   resp_free(&r);
@@ -778,9 +791,7 @@ static void client_waiter_limits(fx *f) {
   int c = send_req(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY2, NULL, NULL);
   CHK(f, c >= 0);
   sleep_ms(50);
-  CHK(f, http(f, "GET", WR_LOGIN_TRANSFER_PREFIX "cccccccccccccccccccccccccccccccccccccccccccc", NULL, NULL, &r) == 0);
-  CHKR(f, &r, r.status == 429);
-  resp_free(&r);
+  CHK(f, get_status(f, WR_LOGIN_TRANSFER_PREFIX "cccccccccccccccccccccccccccccccccccccccccccc") == 429);
   CHK(f, read_resp(a2, "GET", &r) == 0);
   CHKR(f, &r, r.status == 404 && body_has(&r, "waiting"));
   resp_free(&r);
@@ -911,19 +922,13 @@ static void client_lockout(fx *f) {
 
   /* (c) One second later (virtual): the right password signs her in. */
   atomic_fetch_add(&f->offset_ms, 1000);
-  CHK(f, sign_in(f, &b3, WR_LOGIN_PATH, "alice%40example.test", "correct+horse+battery", &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  resp_free(&r);
+  CHK(f, sign_in_status(f, &b3, WR_LOGIN_PATH, "alice%40example.test", "correct+horse+battery") == 303);
   CHK(f, audit_row(f, "login.unlock", "email", "alice@example.test", "\"reason\":\"signed in\"", NULL));
   /* Her count starts over; nobody's delay doubles with its next failure. */
   browser b4 = {0};
-  CHK(f, sign_in(f, &b4, WR_LOGIN_PATH, "alice%40example.test", "wrong", &r) == 0);
-  CHKR(f, &r, r.status == 403);
-  resp_free(&r);
+  CHK(f, sign_in_status(f, &b4, WR_LOGIN_PATH, "alice%40example.test", "wrong") == 403);
   f->from = "127.0.0.3";
-  CHK(f, sign_in(f, &nb, WR_LOGIN_PATH, "nobody%40example.test", "wrong+password", &r) == 0);
-  CHKR(f, &r, r.status == 403);
-  resp_free(&r);
+  CHK(f, sign_in_status(f, &nb, WR_LOGIN_PATH, "nobody%40example.test", "wrong+password") == 403);
   CHK(f, sign_in(f, &nb, WR_LOGIN_PATH, "nobody%40example.test", "correct+horse+battery", &r) == 0);
   CHKR(f, &r, r.status == 429 && body_has(&r, "try again in 2 seconds."));
   CHK(f, strcmp(hdr(&r, "Retry-After", v, sizeof(v)), "2") == 0);
@@ -932,9 +937,7 @@ static void client_lockout(fx *f) {
   atomic_fetch_add(&f->offset_ms, 2000);
   for (int i = 0; i < 6; i++) { /* delays 4 s ... 128 s */
     uint64_t wait = 4000u << i;
-    CHK(f, sign_in(f, &nb, WR_LOGIN_PATH, "nobody%40example.test", "wrong+password", &r) == 0);
-    CHKR(f, &r, r.status == 403);
-    resp_free(&r);
+    CHK(f, sign_in_status(f, &nb, WR_LOGIN_PATH, "nobody%40example.test", "wrong+password") == 403);
     if (i < 5) atomic_fetch_add(&f->offset_ms, wait);
   }
   CHK(f, sign_in(f, &nb, WR_LOGIN_PATH, "nobody%40example.test", "correct+horse+battery", &r) == 0);
@@ -946,13 +949,9 @@ static void client_lockout(fx *f) {
   browser eb = {0};
   f->from = "127.0.0.5";
   for (int i = 0; i < 5; i++) {
-    CHK(f, sign_in(f, &eb, WR_LOGIN_PATH, "ev%0Ail%FF%40x.test", "wrong+password", &r) == 0);
-    CHKR(f, &r, r.status == 403);
-    resp_free(&r);
+    CHK(f, sign_in_status(f, &eb, WR_LOGIN_PATH, "ev%0Ail%FF%40x.test", "wrong+password") == 403);
   }
-  CHK(f, sign_in(f, &eb, WR_LOGIN_PATH, "ev%0Ail%FF%40x.test", "wrong+password", &r) == 0);
-  CHKR(f, &r, r.status == 429);
-  resp_free(&r);
+  CHK(f, sign_in_status(f, &eb, WR_LOGIN_PATH, "ev%0Ail%FF%40x.test", "wrong+password") == 429);
   f->from = NULL;
   CHK(f, audit_row(f, "login.lock", "email", "ev?il?@x.test", "\"email\":\"ev?il?@x.test\"", NULL));
 }
@@ -983,9 +982,7 @@ static void client_flood_from_one_source(fx *f) {
   sleep_ms(200);
   f->from = "127.0.0.2";
   browser user = {0};
-  CHK(f, sign_in(f, &user, WR_LOGIN_PATH, "alice%40example.test", "correct+horse+battery", &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  resp_free(&r);
+  CHK(f, sign_in_status(f, &user, WR_LOGIN_PATH, "alice%40example.test", "correct+horse+battery") == 303);
   f->from = NULL;
   int wrong = 0, turned_away = 0;
   for (int i = 0; i < N; i++) {
@@ -1059,9 +1056,7 @@ static void client_spraying(fx *f) {
   CHKR(f, &r, r.status == 429 && body_has(&r, "Too many failed sign-ins; try again in 1 second."));
   resp_free(&r);
   f->from = "127.0.0.2";
-  CHK(f, sign_in(f, &b2, WR_LOGIN_PATH, "user3%40example.test", "correct+horse+battery", &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  resp_free(&r);
+  CHK(f, sign_in_status(f, &b2, WR_LOGIN_PATH, "user3%40example.test", "correct+horse+battery") == 303);
   f->from = NULL;
   CHK(f, audit_row(f, "login.lock", "source", "127.0.0.1", "\"failures\":10", NULL));
   CHK(f, audit_row(f, "login.lock", "source", "127.0.0.1", "\"email\":\"user9@example.test\"", NULL));
@@ -1093,9 +1088,7 @@ static void client_session_churn(fx *f) {
   f->from = NULL;
   CHK(f, new_form(f, &first) == 0);
   for (int i = 0; i < 200; i++) {
-    CHK(f, http(f, "GET", WR_LOGIN_PATH, NULL, NULL, &r) == 0);
-    CHKR(f, &r, r.status == 200);
-    resp_free(&r);
+    CHK(f, get_status(f, WR_LOGIN_PATH) == 200);
   }
   f->from = "127.0.0.2";
   snprintf(body, sizeof(body), "csrf=%s&email=alice%%40example.test&password=correct+horse+battery", user.csrf);
@@ -1130,9 +1123,7 @@ static void client_free_while_busy(fx *f) {
   int s = send_req(f, "POST", WR_LOGIN_PATH "/signin", cookie, body);
   CHK(f, s >= 0);
   sleep_ms(100);
-  CHK(f, http(f, "GET", "/test/free-login", NULL, NULL, &r) == 0);
-  CHKR(f, &r, r.status == 200);
-  resp_free(&r);
+  CHK(f, get_status(f, "/test/free-login") == 200);
   CHK(f, read_resp(p, "GET", &pr) == 0);
   CHKR(f, &pr, pr.status == 404 && body_has(&pr, "shutting down"));
   CHK(f, read_resp(s, "POST", &sr) == 0);

@@ -53,6 +53,23 @@ static int has_ip(gnutls_x509_crt_t crt, const char *text) {
   return gnutls_x509_crt_check_ip(crt, bin, v6 ? 16 : 4, 0) != 0;
 }
 
+/* The certificate |pem| (the caller deinits it), checked first: valid for
+ * every name of |names| and none of |not_names|, holding every address of
+ * |ips| (each list NULL-terminated; NULL: none), for TLS servers, and for
+ * TLS clients when |client| is 1, not when 0 (-1: not checked). */
+static gnutls_x509_crt_t load_leaf(const char *pem, const char *const *names,
+                                   const char *const *not_names, const char *const *ips,
+                                   int client) {
+  gnutls_x509_crt_t crt = load_crt(pem);
+  for (; names && *names; names++) assert_true(gnutls_x509_crt_check_hostname(crt, *names));
+  for (; not_names && *not_names; not_names++)
+    assert_false(gnutls_x509_crt_check_hostname(crt, *not_names));
+  for (; ips && *ips; ips++) assert_true(has_ip(crt, *ips));
+  assert_true(has_eku(crt, GNUTLS_KP_TLS_WWW_SERVER));
+  if (client >= 0) assert_int_equal(has_eku(crt, GNUTLS_KP_TLS_WWW_CLIENT), client);
+  return crt;
+}
+
 static char *make_tmpdir(void) {
   char tmpl[32];
   assert_non_null(unit_tmpdir(tmpl, sizeof(tmpl), "wr-pki"));
@@ -79,12 +96,9 @@ static void test_ca_and_leaf_verify(void **state) {
   assert_int_equal(wr_pki_issue(NULL, &careq, &other_ca, err, sizeof(err)), WR_OK);
   assert_int_not_equal(verify_chain(leaf.cert, other_ca.cert), 0);
 
-  gnutls_x509_crt_t crt = load_crt(leaf.cert);
-  assert_true(gnutls_x509_crt_check_hostname(crt, "app.example.test"));
-  assert_false(gnutls_x509_crt_check_hostname(crt, "other.example.test"));
-  assert_true(has_ip(crt, "192.0.2.1"));
-  assert_true(has_eku(crt, GNUTLS_KP_TLS_WWW_SERVER));
-  assert_false(has_eku(crt, GNUTLS_KP_TLS_WWW_CLIENT));
+  gnutls_x509_crt_t crt = load_leaf(leaf.cert, (const char *const[]){"app.example.test", NULL},
+                                    (const char *const[]){"other.example.test", NULL},
+                                    (const char *const[]){"192.0.2.1", NULL}, 0);
   unsigned ca_flag = 99;
   assert_int_equal(gnutls_x509_crt_get_basic_constraints(crt, NULL, &ca_flag, NULL), 0);
   assert_int_equal(ca_flag, 0);
@@ -178,17 +192,13 @@ static void test_init_dir(void **state) {
   /* The two roots are independent. */
   assert_int_not_equal(verify_chain(server.cert, origin_ca.cert), 0);
 
-  gnutls_x509_crt_t crt = load_crt(server.cert);
-  static const char *const names[] = {"quic.cftunnel.com", "h2.cftunnel.com", "cftunnel.com",
+  gnutls_x509_crt_t crt =
+      load_leaf(server.cert,
+                (const char *const[]){"quic.cftunnel.com", "h2.cftunnel.com", "cftunnel.com",
                                       "probe.cftunnel.com", "localhost", "example.test",
-                                      "anything.example.test"};
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-    assert_true(gnutls_x509_crt_check_hostname(crt, names[i]));
-  assert_false(gnutls_x509_crt_check_hostname(crt, "example.org"));
-  assert_false(gnutls_x509_crt_check_hostname(crt, "a.b.example.test"));
-  assert_true(has_ip(crt, "127.0.0.1"));
-  assert_true(has_ip(crt, "::1"));
-  assert_true(has_eku(crt, GNUTLS_KP_TLS_WWW_SERVER));
+                                      "anything.example.test", NULL},
+                (const char *const[]){"example.org", "a.b.example.test", NULL},
+                (const char *const[]){"127.0.0.1", "::1", NULL}, -1);
   gnutls_x509_crt_deinit(crt);
 
   /* init refuses to replace an existing CA. */
@@ -228,12 +238,9 @@ static void test_origin_cert(void **state) {
   assert_int_equal(verify_chain(origin.cert, origin_ca.cert), 0);
   assert_int_not_equal(verify_chain(origin.cert, edge_ca.cert), 0);
 
-  gnutls_x509_crt_t crt = load_crt(origin.cert);
-  assert_true(gnutls_x509_crt_check_hostname(crt, "example.test"));
-  assert_true(gnutls_x509_crt_check_hostname(crt, "www.example.test"));
-  assert_false(gnutls_x509_crt_check_hostname(crt, "quic.cftunnel.com"));
-  assert_true(has_eku(crt, GNUTLS_KP_TLS_WWW_SERVER));
-  assert_true(has_eku(crt, GNUTLS_KP_TLS_WWW_CLIENT));
+  gnutls_x509_crt_t crt =
+      load_leaf(origin.cert, (const char *const[]){"example.test", "www.example.test", NULL},
+                (const char *const[]){"quic.cftunnel.com", NULL}, NULL, 1);
   /* Ten years (3650 days) from now, give or take the test's own runtime. */
   time_t exp = gnutls_x509_crt_get_expiration_time(crt);
   assert_true(exp >= now + 3650L * DAY - 60 && exp <= now + 3650L * DAY + 60);

@@ -21,38 +21,33 @@
 #include "unit.h"
 
 static void test_family_and_samples(void **state) {
-  (void)state;
-  wr_buf b;
-  wr_buf_init(&b, 4096, NULL);
-  wr_prom_family(&b, "x_requests_total", "counter", "Requests answered");
-  wr_prom_u64(&b, "x_requests_total", NULL, 0);
-  wr_prom_u64(&b, "x_requests_total", (const char *const[]){"code_class", "2xx", NULL}, 18446744073709551615ull);
-  wr_prom_u64(&b, "x_requests_total", (const char *const[]){"a", "1", "b", "2", NULL}, 7);
+  wr_buf *b = *state;
+  wr_prom_family(b, "x_requests_total", "counter", "Requests answered");
+  wr_prom_u64(b, "x_requests_total", NULL, 0);
+  wr_prom_u64(b, "x_requests_total", (const char *const[]){"code_class", "2xx", NULL}, 18446744073709551615ull);
+  wr_prom_u64(b, "x_requests_total", (const char *const[]){"a", "1", "b", "2", NULL}, 7);
   /* An empty label list is no braces at all. */
-  wr_prom_u64(&b, "x_up", (const char *const[]){NULL}, 1);
-  assert_string_equal(wr_buf_cstr(&b),
+  wr_prom_u64(b, "x_up", (const char *const[]){NULL}, 1);
+  assert_string_equal(wr_buf_cstr(b),
                       "# HELP x_requests_total Requests answered\n"
                       "# TYPE x_requests_total counter\n"
                       "x_requests_total 0\n"
                       "x_requests_total{code_class=\"2xx\"} 18446744073709551615\n"
                       "x_requests_total{a=\"1\",b=\"2\"} 7\n"
                       "x_up 1\n");
-  wr_buf_free(&b);
 }
 
 /* The whole-family helpers write exactly what family + sample calls would:
  * one unlabelled sample, or one sample per series in the given order, zeros
  * included, with label values escaped. */
 static void test_family_helpers(void **state) {
-  (void)state;
-  wr_buf b;
-  wr_buf_init(&b, 4096, NULL);
-  wr_prom_counter(&b, "c_total", "Counted", 3);
-  wr_prom_gauge(&b, "g", "Gauged", 0);
+  wr_buf *b = *state;
+  wr_prom_counter(b, "c_total", "Counted", 3);
+  wr_prom_gauge(b, "g", "Gauged", 0);
   const wr_prom_series s[] = {{"b", 2}, {"a", 0}, {"q\"", 1}};
-  wr_prom_by_label(&b, "r_total", "counter", "By reason", "reason", s, WR_PROM_NSERIES(s));
-  wr_prom_by_label(&b, "none", "gauge", "No series", "k", NULL, 0);
-  assert_string_equal(wr_buf_cstr(&b),
+  wr_prom_by_label(b, "r_total", "counter", "By reason", "reason", s, WR_PROM_NSERIES(s));
+  wr_prom_by_label(b, "none", "gauge", "No series", "k", NULL, 0);
+  assert_string_equal(wr_buf_cstr(b),
                       "# HELP c_total Counted\n# TYPE c_total counter\nc_total 3\n"
                       "# HELP g Gauged\n# TYPE g gauge\ng 0\n"
                       "# HELP r_total By reason\n# TYPE r_total counter\n"
@@ -60,36 +55,29 @@ static void test_family_helpers(void **state) {
                       "r_total{reason=\"a\"} 0\n"
                       "r_total{reason=\"q\\\"\"} 1\n"
                       "# HELP none No series\n# TYPE none gauge\n");
-  wr_buf_free(&b);
 }
 
 static void test_escaping(void **state) {
-  (void)state;
-  wr_buf b;
-  wr_buf_init(&b, 4096, NULL);
+  wr_buf *b = *state;
   /* Label values: backslash, double quote and newline are escaped; other
    * bytes (UTF-8, tabs) pass as they are. */
-  wr_prom_u64(&b, "m", (const char *const[]){"v", "a\\b\"c\nd\te\xc3\xa9", NULL}, 1);
+  wr_prom_u64(b, "m", (const char *const[]){"v", "a\\b\"c\nd\te\xc3\xa9", NULL}, 1);
   /* Help text: backslash and newline only; a quote stays. */
-  wr_prom_family(&b, "h", "gauge", "say \"hi\"\\now\nthen");
-  assert_string_equal(wr_buf_cstr(&b),
+  wr_prom_family(b, "h", "gauge", "say \"hi\"\\now\nthen");
+  assert_string_equal(wr_buf_cstr(b),
                       "m{v=\"a\\\\b\\\"c\\nd\te\xc3\xa9\"} 1\n"
                       "# HELP h say \"hi\"\\\\now\\nthen\n"
                       "# TYPE h gauge\n");
-  wr_buf_free(&b);
 }
 
 static void test_floats(void **state) {
-  (void)state;
-  wr_buf b;
-  wr_buf_init(&b, 4096, NULL);
-  wr_prom_f64(&b, "f", NULL, 0.5);
-  wr_prom_f64(&b, "f", NULL, 1700000000.0);
-  wr_prom_f64(&b, "f", NULL, NAN);
-  wr_prom_f64(&b, "f", NULL, INFINITY);
-  wr_prom_f64(&b, "f", NULL, -INFINITY);
-  assert_string_equal(wr_buf_cstr(&b), "f 0.5\nf 1700000000\nf NaN\nf +Inf\nf -Inf\n");
-  wr_buf_free(&b);
+  wr_buf *b = *state;
+  wr_prom_f64(b, "f", NULL, 0.5);
+  wr_prom_f64(b, "f", NULL, 1700000000.0);
+  wr_prom_f64(b, "f", NULL, NAN);
+  wr_prom_f64(b, "f", NULL, INFINITY);
+  wr_prom_f64(b, "f", NULL, -INFINITY);
+  assert_string_equal(wr_buf_cstr(b), "f 0.5\nf 1700000000\nf NaN\nf +Inf\nf -Inf\n");
 }
 
 static void test_full_buffer_cuts(void **state) {
@@ -209,15 +197,14 @@ static void test_edge_page(void **state) {
   wr_edge_metrics_render(m, &b);
   const char *t = wr_buf_cstr(&b);
   assert_well_formed(t);
-  assert_non_null(strstr(t, "\nwarren_edge_connector_connections 0\n"));
-  assert_non_null(strstr(t, "\nwarren_edge_registrations_total 0\n"));
-  assert_non_null(strstr(t, "# TYPE warren_edge_registrations_refused_total counter\n"));
-  assert_non_null(strstr(t, "warren_edge_build_info{revision=\""));
   /* Subsystems that do not run have no families. */
-  assert_null(strstr(t, "warren_edge_visitor_"));
-  assert_null(strstr(t, "warren_edge_dns_"));
-  assert_null(strstr(t, "warren_edge_api_"));
-  assert_null(strstr(t, "warren_edge_login_"));
+  unit_assert_contains(t,
+                       (const char *const[]){"\nwarren_edge_connector_connections 0\n",
+                                             "\nwarren_edge_registrations_total 0\n",
+                                             "# TYPE warren_edge_registrations_refused_total counter\n",
+                                             "warren_edge_build_info{revision=\"", NULL},
+                       (const char *const[]){"warren_edge_visitor_", "warren_edge_dns_",
+                                             "warren_edge_api_", "warren_edge_login_", NULL});
   /* Every family is the edge's or the standard process collector's. */
   for (const char *p = strstr(t, "# TYPE "); p; p = strstr(p + 1, "# TYPE "))
     assert_true(strncmp(p + 7, "warren_edge_", 12) == 0 || strncmp(p + 7, "process_", 8) == 0);
@@ -257,6 +244,7 @@ static void test_edge_page(void **state) {
 
 int main(void) {
   return UNIT_RUN(NULL, NULL,
-                  UNIT_TESTS(test_family_and_samples, test_family_helpers, test_escaping, test_floats,
-                             test_full_buffer_cuts, test_process_collector, test_edge_page));
+                  UNIT_FIXTURE(unit_buf_setup, unit_buf_teardown, test_family_and_samples,
+                               test_family_helpers, test_escaping, test_floats),
+                  UNIT_TESTS(test_full_buffer_cuts, test_process_collector, test_edge_page));
 }

@@ -119,17 +119,24 @@ static estream *start_hanging(ctx *c, int fin) {
   return e;
 }
 
+/* The edge gives up on |e| (with a RESET_STREAM first when |reset|) and
+ * STOP_SENDING; once |origin_done| holds, the proxy must be idle with no
+ * request in flight. Frees |e| and stops |c|. */
+static void edge_gives_up(ctx *c, estream *e, int reset, int (*origin_done)(ctx *)) {
+  if (reset) wr_quic_stream_reset(c->sconn, e->sid, 0);
+  wr_quic_stream_stop_sending(c->sconn, e->sid, 0);
+  run_until(c, origin_done, 20000);
+  run_until(c, proxy_idle, 20000);
+  assert_int_equal(wr_proxy_get_stats(c->proxy)->concurrent_requests, 0);
+  es_free(e);
+  ctx_stop(c);
+}
+
 static void test_edge_reset_aborts_origin(void **state) {
   ctx c;
   (void)state;
   estream *e = start_hanging(&c, 0);
-  wr_quic_stream_reset(c.sconn, e->sid, 0);
-  wr_quic_stream_stop_sending(c.sconn, e->sid, 0);
-  run_until(&c, origin_gone, 20000);
-  run_until(&c, proxy_idle, 20000);
-  assert_int_equal(wr_proxy_get_stats(c.proxy)->concurrent_requests, 0);
-  es_free(e);
-  ctx_stop(&c);
+  edge_gives_up(&c, e, 1, origin_gone);
 }
 
 #define BIG (24u * 1024u * 1024u)
@@ -221,12 +228,7 @@ static void test_backpressure_download(void **state) {
   settle(&c, 300);
   assert_true(t->big_sent < 24u * 1024u * 1024u);
   /* The visitor goes away. */
-  wr_quic_stream_stop_sending(c.sconn, e->sid, 0);
-  run_until(&c, origin_closed_one, 20000);
-  run_until(&c, proxy_idle, 20000);
-  assert_int_equal(wr_proxy_get_stats(c.proxy)->concurrent_requests, 0);
-  es_free(e);
-  ctx_stop(&c);
+  edge_gives_up(&c, e, 0, origin_closed_one);
 }
 
 static int gen_stalled(ctx *c) { return c->watch->gen_sent > 0 && c->watch->generating; }

@@ -1040,12 +1040,22 @@ static struct sockaddr_storage v6_from(uint16_t net, uint16_t host, uint16_t por
   return ss;
 }
 
+/* Injects the |n| initials |ini| (|len| bytes each) into f's endpoint, the
+ * i-th from |from[i]|; the endpoint must take each (WR_OK). */
+static void inject_burst(flood *f, const struct sockaddr_storage *from, int n,
+                         uint8_t (*ini)[1500], const size_t *len) {
+  for (int i = 0; i < n; i++)
+    assert_int_equal(
+        wr_quic_endpoint_inject(f->ep, (const struct sockaddr *)&from[i], ini[i], len[i]), WR_OK);
+}
+
 /* Real ClientHellos beyond the caps create no connection: per source (an
  * IPv4 address, an IPv6 /64) and in total. What the endpoint holds is
  * counted in objects: connections and tracked sources. */
 static void test_half_open_caps(void **state) {
   static uint8_t ini[64][1500];
   size_t len[64];
+  struct sockaddr_storage from[20];
   wr_quic_endpoint_stats st;
   flood f;
   (void)state;
@@ -1057,30 +1067,22 @@ static void test_half_open_caps(void **state) {
   f.scfg.max_half_open_per_source = 5;
   flood_start(&f);
   /* 20 from one IPv4 address (different ports): 5 get a connection. */
-  for (int i = 0; i < 20; i++) {
-    struct sockaddr_storage a = v4_from(PAIR_INTERNET, (uint16_t)(1000 + i));
-    assert_int_equal(wr_quic_endpoint_inject(f.ep, (struct sockaddr *)&a, ini[i], len[i]), WR_OK);
-  }
+  for (int i = 0; i < 20; i++) from[i] = v4_from(PAIR_INTERNET, (uint16_t)(1000 + i));
+  inject_burst(&f, from, 20, ini, len);
   wr_quic_endpoint_get_stats(f.ep, &st);
   assert_int_equal(st.conns, 5);
   assert_int_equal(st.half_open, 5);
   assert_int_equal(st.sources, 1);
   assert_int_equal(st.dropped, 15);
   /* 20 from one IPv6 /64 (different hosts in it): one source, 5 more. */
-  for (int i = 0; i < 20; i++) {
-    struct sockaddr_storage a = v6_from(1, (uint16_t)(1 + i), 443);
-    assert_int_equal(wr_quic_endpoint_inject(f.ep, (struct sockaddr *)&a, ini[20 + i], len[20 + i]),
-                     WR_OK);
-  }
+  for (int i = 0; i < 20; i++) from[i] = v6_from(1, (uint16_t)(1 + i), 443);
+  inject_burst(&f, from, 20, ini + 20, len + 20);
   wr_quic_endpoint_get_stats(f.ep, &st);
   assert_int_equal(st.conns, 10);
   assert_int_equal(st.sources, 2);
   /* 20 from 20 other sources: the total cap (12) stops them after 2. */
-  for (int i = 0; i < 20; i++) {
-    struct sockaddr_storage a = v6_from((uint16_t)(100 + i), 1, 443);
-    assert_int_equal(wr_quic_endpoint_inject(f.ep, (struct sockaddr *)&a, ini[40 + i], len[40 + i]),
-                     WR_OK);
-  }
+  for (int i = 0; i < 20; i++) from[i] = v6_from((uint16_t)(100 + i), 1, 443);
+  inject_burst(&f, from, 20, ini + 40, len + 40);
   wr_quic_endpoint_get_stats(f.ep, &st);
   assert_int_equal(st.conns, 12);
   assert_int_equal(st.half_open, 12);
@@ -1098,10 +1100,8 @@ static void test_half_open_caps(void **state) {
   memset(&f, 0, sizeof(f));
   f.scfg.retry_half_open_per_source = 3;
   flood_start(&f);
-  for (int i = 0; i < 20; i++) {
-    struct sockaddr_storage a = v4_from(PAIR_INTERNET, (uint16_t)(2000 + i));
-    assert_int_equal(wr_quic_endpoint_inject(f.ep, (struct sockaddr *)&a, ini[i], len[i]), WR_OK);
-  }
+  for (int i = 0; i < 20; i++) from[i] = v4_from(PAIR_INTERNET, (uint16_t)(2000 + i));
+  inject_burst(&f, from, 20, ini, len);
   wr_quic_endpoint_get_stats(f.ep, &st);
   assert_int_equal(st.conns, 3);
   assert_int_equal(st.retries, 17);
@@ -1115,6 +1115,7 @@ static void test_half_open_caps(void **state) {
 static void test_half_open_expire(void **state) {
   uint8_t ini[3][1500];
   size_t len[3];
+  struct sockaddr_storage from[3];
   wr_quic_endpoint_stats st;
   flood f;
   (void)state;
@@ -1124,10 +1125,8 @@ static void test_half_open_expire(void **state) {
   memset(&f, 0, sizeof(f));
   f.scfg.handshake_timeout_ms = 200;
   flood_start(&f);
-  for (int i = 0; i < 3; i++) {
-    struct sockaddr_storage a = v4_from(0x7f000001u, (uint16_t)(3000 + i));
-    assert_int_equal(wr_quic_endpoint_inject(f.ep, (struct sockaddr *)&a, ini[i], len[i]), WR_OK);
-  }
+  for (int i = 0; i < 3; i++) from[i] = v4_from(0x7f000001u, (uint16_t)(3000 + i));
+  inject_burst(&f, from, 3, ini, len);
   wr_quic_endpoint_get_stats(f.ep, &st);
   assert_int_equal(st.conns, 3);
   assert_int_equal(st.half_open, 3);

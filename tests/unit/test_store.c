@@ -401,14 +401,8 @@ static void test_connections(void **state) {
   size_t n, closed;
   assert_int_equal(wr_store_tunnel_create(f->s, "test", f->acct.id, "web", NULL, 0, &t), WR_OK);
   size_t before = audit_count(f->s);
-  snprintf(c.id, sizeof(c.id), "11111111-1111-4111-8111-111111111111");
-  snprintf(c.tunnel_id, sizeof(c.tunnel_id), "%s", t.id);
-  snprintf(c.client_id, sizeof(c.client_id), "22222222-2222-4222-8222-222222222222");
-  snprintf(c.client_version, sizeof(c.client_version), "2023.7.3");
-  snprintf(c.arch, sizeof(c.arch), "linux_amd64");
-  snprintf(c.features, sizeof(c.features), "[\"serialized_headers\"]");
-  snprintf(c.origin_ip, sizeof(c.origin_ip), "127.0.0.1");
-  snprintf(c.edge_location, sizeof(c.edge_location), "local");
+  unit_conn_rec(&c, "11111111-1111-4111-8111-111111111111", t.id,
+                "22222222-2222-4222-8222-222222222222", 0, "local");
   assert_int_equal(wr_store_conn_open(f->s, &c), WR_OK);
   assert_int_equal(wr_store_conn_open(f->s, &c), WR_ERR_EXISTS);
   c.id[0] = '3';

@@ -66,18 +66,25 @@ static void job_done(void *arg, int status) {
 
 static void keep_cb(uv_timer_t *t) { (void)t; }
 
-static void test_jobs_run_off_the_loop(void **state) {
-  fixture *f = *state;
+/* A new wr_store_async on f's store with |n| jobs (job_fn, job_done) of
+ * the zeroed |w| submitted from the loop thread. */
+static wr_store_async *submit_jobs(fixture *f, work *w, int n) {
   wr_store_async *a;
   char err[256];
   assert_int_equal(wr_store_async_new(&f->loop, f->path, &a, err, sizeof(err)), WR_OK);
-  work w[8];
-  memset(w, 0, sizeof(w));
-  for (int i = 0; i < 8; i++) {
+  memset(w, 0, (size_t)n * sizeof(*w));
+  for (int i = 0; i < n; i++) {
     w[i].f = f;
     w[i].loop_thread = uv_thread_self();
     assert_int_equal(wr_store_async_submit(a, job_fn, job_done, &w[i]), WR_OK);
   }
+  return a;
+}
+
+static void test_jobs_run_off_the_loop(void **state) {
+  fixture *f = *state;
+  work w[8];
+  wr_store_async *a = submit_jobs(f, w, 8);
   assert_int_equal(wr_store_async_pending(a), 8);
   /* The store's handle does not hold the loop (uv_unref): a timer does,
    * so the loop polls until every job is delivered. */
@@ -86,6 +93,7 @@ static void test_jobs_run_off_the_loop(void **state) {
   uv_timer_start(&keep, keep_cb, 10, 10);
   while (done_seen < 8) uv_run(&f->loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&keep, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* |keep| is on this stack: closed before we return */
   for (int i = 0; i < 8; i++) {
     assert_true(w[i].ran_off_loop);
     assert_true(w[i].found);
@@ -99,16 +107,8 @@ static void test_jobs_run_off_the_loop(void **state) {
 
 static void test_free_delivers_every_job_once(void **state) {
   fixture *f = *state;
-  wr_store_async *a;
-  char err[256];
-  assert_int_equal(wr_store_async_new(&f->loop, f->path, &a, err, sizeof(err)), WR_OK);
   work w[64];
-  memset(w, 0, sizeof(w));
-  for (int i = 0; i < 64; i++) {
-    w[i].f = f;
-    w[i].loop_thread = uv_thread_self();
-    assert_int_equal(wr_store_async_submit(a, job_fn, job_done, &w[i]), WR_OK);
-  }
+  wr_store_async *a = submit_jobs(f, w, 64);
   wr_store_async_free(a); /* without running the loop: some ran, some not */
   for (int i = 0; i < 64; i++) {
     assert_int_equal(w[i].done_calls, 1);

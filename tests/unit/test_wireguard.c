@@ -255,6 +255,17 @@ static void ip4(uint8_t *p, size_t len, uint8_t tag) {
 
 #define T0 (1000 * WR_WG_NS)
 
+/* |n| made by net_init(|cookie1|, |rekey1|) once device 0 sent |p| (an
+ * ip4 packet of 40 bytes marked |tag|) at T0 and the network delivered
+ * everything that followed. */
+static void net_first_packet(net *n, unsigned cookie1, uint64_t rekey1, uint8_t p[40],
+                             uint8_t tag) {
+  net_init(n, cookie1, rekey1);
+  ip4(p, 40, tag);
+  wr_wg_send(n->dev[0], n->peer[0], T0, p, 40);
+  pump(n, T0);
+}
+
 static void test_handshake_and_data(void **state) {
   (void)state;
   net n;
@@ -338,11 +349,8 @@ static void test_bad_input(void **state) {
 static void test_cookie_under_load(void **state) {
   (void)state;
   net n;
-  net_init(&n, WR_WG_COOKIE_ALWAYS, 0);
   uint8_t p[40];
-  ip4(p, sizeof(p), 2);
-  wr_wg_send(n.dev[0], n.peer[0], T0, p, sizeof(p));
-  pump(&n, T0); /* initiation -> cookie reply -> stored */
+  net_first_packet(&n, WR_WG_COOKIE_ALWAYS, 0, p, 2); /* initiation -> cookie reply -> stored */
   assert_int_equal(wr_wg_get_stats(n.dev[1])->cookies_sent, 1);
   assert_int_equal(wr_wg_get_stats(n.dev[0])->cookies_received, 1);
   assert_int_equal(n.handshakes[1], 0);
@@ -409,11 +417,8 @@ static void test_source_rate_under_load(void **state) {
 static void test_responder_rekeys(void **state) {
   (void)state;
   net n;
-  net_init(&n, 0, 2 * WR_WG_NS);
   uint8_t p[40];
-  ip4(p, sizeof(p), 3);
-  wr_wg_send(n.dev[0], n.peer[0], T0, p, sizeof(p));
-  pump(&n, T0);
+  net_first_packet(&n, 0, 2 * WR_WG_NS, p, 3);
   /* Old enough: device 1 (responder so far) sends and starts a handshake. */
   uint64_t t = T0 + 3 * WR_WG_NS;
   assert_int_equal(wr_wg_send(n.dev[1], n.peer[1], t, p, sizeof(p)), WR_OK);
@@ -444,11 +449,8 @@ static void test_responder_rekeys(void **state) {
 static void test_timers_keepalive_and_roaming(void **state) {
   (void)state;
   net n;
-  net_init(&n, 0, 0);
   uint8_t p[40];
-  ip4(p, sizeof(p), 4);
-  wr_wg_send(n.dev[0], n.peer[0], T0, p, sizeof(p));
-  pump(&n, T0);
+  net_first_packet(&n, 0, 0, p, 4);
   /* Device 1 received data and sent nothing: a keepalive after 10 s. */
   wr_wg_tick(n.dev[1], T0 + WR_WG_KEEPALIVE_TIMEOUT - 1);
   assert_int_equal(n.nq, 0);
@@ -476,11 +478,8 @@ static void test_timers_keepalive_and_roaming(void **state) {
 static void test_peer_remove_cuts_off(void **state) {
   (void)state;
   net n;
-  net_init(&n, 0, 0);
   uint8_t p[40];
-  ip4(p, sizeof(p), 5);
-  wr_wg_send(n.dev[0], n.peer[0], T0, p, sizeof(p));
-  pump(&n, T0);
+  net_first_packet(&n, 0, 0, p, 5);
   assert_int_equal(n.received[1], 1);
   uint8_t pub0[32];
   wr_wg_public_key(n.dev[0], pub0);

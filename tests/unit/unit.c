@@ -13,6 +13,7 @@
 
 #include "edge/pki.h"
 #include "edge/store.h"
+#include "lib/buf.h"
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/file.h"
@@ -46,6 +47,13 @@ uint8_t *unit_hex(const char *hex, size_t *len) {
   }
   *len = o;
   return out;
+}
+
+void unit_assert_contains(const char *text, const char *const *has, const char *const *lacks) {
+  for (; has && *has; has++)
+    if (!strstr(text, *has)) fail_msg("missing \"%s\" in:\n%s", *has, text);
+  for (; lacks && *lacks; lacks++)
+    if (strstr(text, *lacks)) fail_msg("unexpected \"%s\" in:\n%s", *lacks, text);
 }
 
 static void *fm_malloc(size_t size, void *user) {
@@ -164,6 +172,20 @@ int unit_pki_teardown(void **state) {
   return 0;
 }
 
+int unit_buf_setup(void **state) {
+  wr_buf *b = malloc(sizeof(*b));
+  assert_non_null(b);
+  wr_buf_init(b, 4096, NULL);
+  *state = b;
+  return 0;
+}
+
+int unit_buf_teardown(void **state) {
+  wr_buf_free(*state);
+  free(*state);
+  return 0;
+}
+
 char *unit_tmpdir(char *dir, size_t size, const char *prefix) {
   snprintf(dir, size, "/tmp/%s-XXXXXX", prefix);
   return mkdtemp(dir);
@@ -208,6 +230,20 @@ void unit_assert_last_audit(wr_store *s, const char *actor, const char *action,
   if (actor) assert_string_equal(rows[0].actor, actor);
   if (target_id) assert_string_equal(rows[0].target_id, target_id);
   wr_store_audit_free(rows, n);
+}
+
+void unit_conn_rec(wr_conn_rec *c, const char *id, const char *tunnel_id, const char *client_id,
+                   unsigned idx, const char *location) {
+  memset(c, 0, sizeof(*c));
+  snprintf(c->id, sizeof(c->id), "%s", id);
+  snprintf(c->tunnel_id, sizeof(c->tunnel_id), "%s", tunnel_id);
+  snprintf(c->client_id, sizeof(c->client_id), "%s", client_id);
+  c->conn_index = idx;
+  snprintf(c->client_version, sizeof(c->client_version), "2023.7.3");
+  snprintf(c->arch, sizeof(c->arch), "linux_amd64");
+  snprintf(c->features, sizeof(c->features), "[\"serialized_headers\"]");
+  snprintf(c->origin_ip, sizeof(c->origin_ip), "127.0.0.1");
+  snprintf(c->edge_location, sizeof(c->edge_location), "%s", location);
 }
 
 int64_t unit_fixed_clock(void *user) { return *(int64_t *)user; }

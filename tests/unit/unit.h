@@ -17,6 +17,12 @@ uint8_t *unit_read_vector(const char *name, size_t *len);
 /* Decodes a hex string (whitespace ignored); caller frees. */
 uint8_t *unit_hex(const char *hex, size_t *len);
 
+/* Fails the test unless |text| contains every string of |has| and none of
+ * |lacks| (each a NULL-terminated list; NULL: empty), naming the first
+ * string that is missing or present. Borrows everything; a cmocka assert,
+ * so only on the test's own thread. */
+void unit_assert_contains(const char *text, const char *const *has, const char *const *lacks);
+
 /* An allocator that fails the Nth allocation (0-based) and counts calls, for
  * "fail every allocation in turn" loops (STYLE.md 1.6). */
 typedef struct unit_failmem {
@@ -50,6 +56,12 @@ void unit_pki_remove(unit_pki *p);
 /* A group teardown for suites whose group setup made a unit_pki and left its
  * address in *state (which each test then receives): unit_pki_remove. */
 int unit_pki_teardown(void **state);
+
+/* A test fixture (UNIT_FIXTURE): setup puts a new, empty wr_buf of at most
+ * 4096 bytes (default allocator) in *state, failing the test if it cannot
+ * allocate it; teardown frees the buffer and its data. */
+int unit_buf_setup(void **state);
+int unit_buf_teardown(void **state);
 
 /* "/tmp/<prefix>-XXXXXX" made with mkdtemp into |dir| (|size| bytes).
  * Returns |dir|, or NULL (errno set) if it cannot. */
@@ -88,6 +100,13 @@ int unit_store_drop(struct wr_store *s, const char *dir, void *fixture);
  * (either NULL: not checked). */
 void unit_assert_last_audit(struct wr_store *s, const char *actor, const char *action,
                             const char *target_id);
+/* |c| zeroed, then a connection row as cloudflared 2023.7.3 (linux_amd64,
+ * serialized_headers, from 127.0.0.1) registers it: |id|, of |tunnel_id|,
+ * from connector |client_id| with index |idx|, at edge location |location|.
+ * The strings are copied (cut to the row's fields); nothing can fail. */
+struct wr_conn_rec;
+void unit_conn_rec(struct wr_conn_rec *c, const char *id, const char *tunnel_id,
+                   const char *client_id, unsigned idx, const char *location);
 /* A wr_store clock (wr_store_set_clock) that reads the int64_t at |user|. */
 int64_t unit_fixed_clock(void *user);
 /* A fresh, empty database on that server: its connection string in |out|.
