@@ -131,6 +131,13 @@ static const wr_flag tunnel_flags[] = {
 /* `tunnel list` and `tunnel info` print as --output says; their own flag
  * shadows the tunnel-level --output (the log format), as in cloudflared. */
 #define OUTPUT_FLAG {"output", "o", NULL, WR_FLAG_STRING, NULL, "Output format: json or yaml"}
+#define RECENTLY_DISCONNECTED_FLAG \
+  {"show-recently-disconnected", "rd", NULL, WR_FLAG_BOOL, NULL, "Include connections that have recently disconnected in the list"}
+
+/* How `access tcp` and `tail` trust the edge they reach over HTTPS. */
+#define EDGE_TLS_FLAGS \
+  {"cacert", NULL, NULL, WR_FLAG_STRING, NULL, "CA bundle that signed the edge's HTTPS certificate"}, \
+  {"no-tls-verify", NULL, NULL, WR_FLAG_BOOL, NULL, "Do not verify the edge's HTTPS certificate"}
 
 static const wr_cmd ingress_cmds[] = {
     {"validate", NULL, "Validate the ingress configuration",
@@ -243,14 +250,14 @@ static const wr_cmd tunnel_cmds[] = {
                        {"exclude-name-prefix", "enp", NULL, WR_FLAG_STRING, NULL, "List tunnels whose NAME does not start with the given prefix"},
                        {"when", "w", NULL, WR_FLAG_STRING, NULL, "List tunnels that are active at the given TIME in RFC3339 format"},
                        {"id", "i", NULL, WR_FLAG_STRING, NULL, "List tunnel by ID"},
-                       {"show-recently-disconnected", "rd", NULL, WR_FLAG_BOOL, NULL, "Include connections that have recently disconnected in the list"},
+                       RECENTLY_DISCONNECTED_FLAG,
                        {"sort-by", NULL, "TUNNEL_LIST_SORT_BY", WR_FLAG_STRING, "name", "Sort by name, id, createdAt, deletedAt or numConnections"},
                        {"invert-sort", NULL, "TUNNEL_LIST_INVERT_SORT", WR_FLAG_BOOL, NULL, "Inverts the sort order of the tunnel list"},
                        {NULL}},
      NULL, wr_cmd_tunnel_list},
     {"info", "TUNNEL", "List details about the active connectors for a tunnel", NULL,
      (const wr_flag[]){OUTPUT_FLAG,
-                       {"show-recently-disconnected", "rd", NULL, WR_FLAG_BOOL, NULL, "Include connections that have recently disconnected in the list"},
+                       RECENTLY_DISCONNECTED_FLAG,
                        {"sort-by", NULL, "TUNNEL_INFO_SORT_BY", WR_FLAG_STRING, "createdAt", "Sort connectors by id, createdAt, numConnections or version"},
                        {"invert-sort", NULL, "TUNNEL_INFO_INVERT_SORT", WR_FLAG_BOOL, NULL, "Inverts the sort order of the tunnel info"},
                        {NULL}},
@@ -282,8 +289,7 @@ static const wr_flag access_tcp_flags[] = {
     {"service-token-id", "id", "TUNNEL_SERVICE_TOKEN_ID", WR_FLAG_STRING, NULL, "Access service token ID (Cf-Access-Client-Id)"},
     {"service-token-secret", "secret", "TUNNEL_SERVICE_TOKEN_SECRET", WR_FLAG_STRING, NULL, "Access service token secret (Cf-Access-Client-Secret)"},
     {"edge-url", NULL, "WARREN_ACCESS_EDGE_URL", WR_FLAG_STRING, NULL, "Connect here instead of the hostname, e.g. http://127.0.0.1:8080 for a warren-edge"},
-    {"cacert", NULL, NULL, WR_FLAG_STRING, NULL, "CA bundle that signed the edge's HTTPS certificate"},
-    {"no-tls-verify", NULL, NULL, WR_FLAG_BOOL, NULL, "Do not verify the edge's HTTPS certificate"},
+    EDGE_TLS_FLAGS,
     {"loglevel", "log-level", NULL, WR_FLAG_STRING, "info", "Log level: debug, info, warn, error, fatal"},
     {NULL},
 };
@@ -351,8 +357,7 @@ static const wr_flag tail_flags[] = {
     {"output", NULL, "TUNNEL_MANAGEMENT_OUTPUT", WR_FLAG_STRING, "default", "Output format of the events: default or json"},
     {"management-hostname", NULL, "TUNNEL_MANAGEMENT_HOSTNAME", WR_FLAG_STRING, "management.argotunnel.com", "The management hostname (Host of the request)"},
     {"edge-url", NULL, "WARREN_TAIL_EDGE_URL", WR_FLAG_STRING, NULL, "Connect here instead of wss://MANAGEMENT-HOSTNAME, e.g. http://127.0.0.1:8080 for a warren-edge's visitor port"},
-    {"cacert", NULL, NULL, WR_FLAG_STRING, NULL, "CA bundle that signed the edge's HTTPS certificate"},
-    {"no-tls-verify", NULL, NULL, WR_FLAG_BOOL, NULL, "Do not verify the edge's HTTPS certificate"},
+    EDGE_TLS_FLAGS,
     {NULL},
 };
 
