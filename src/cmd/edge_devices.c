@@ -145,13 +145,20 @@ out:
 
 /* --- config, list, revoke, allow ------------------------------------------------- */
 
+/* `device config` and `device revoke`: the one argument is a device's name
+ * or ID in one account. Opens the store into |c|; on failure reports why,
+ * leaves nothing open and returns WR_EXIT_FAIL. */
+static int open_one_device(wr_opts *o, const char *cmd, int argc, wr__edge_ctx *c) {
+  if (argc != 1) return wr__edge_fail("%s takes one argument, the device's name or ID", cmd);
+  return wr__edge_ctx_open(o, cmd, WR__EDGE_ACCOUNT_ONE, c);
+}
+
 int wr_cmd_edge_device_config(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_device d;
   wr__edge_ctx c;
   int rv = WR_EXIT_FAIL;
   (void)cmd;
-  if (argc != 1) return wr__edge_fail("device config takes one argument, the device's name or ID");
-  if (wr__edge_ctx_open(o, "device config", WR__EDGE_ACCOUNT_ONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (open_one_device(o, "device config", argc, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK)
     wr__edge_fail("%s (see `warren-edge device list`)", wr_store_errmsg(c.s));
   else if (d.revoked_at)
@@ -214,8 +221,7 @@ int wr_cmd_edge_device_revoke(const wr_cmd *cmd, wr_opts *o, int argc, char **ar
   wr__edge_ctx c;
   int rv = WR_EXIT_FAIL;
   (void)cmd;
-  if (argc != 1) return wr__edge_fail("device revoke takes one argument, the device's name or ID");
-  if (wr__edge_ctx_open(o, "device revoke", WR__EDGE_ACCOUNT_ONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (open_one_device(o, "device revoke", argc, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK ||
       wr_store_device_revoke(c.s, c.actor, c.acct.id, d.id) != WR_OK) {
     wr__edge_fail("%s", wr_store_errmsg(c.s));
