@@ -30,6 +30,12 @@ typedef struct wr_cmd {
  * a positional argument, flags included (cloudflared's SkipFlagParsing). */
 extern const wr_flag wr_cli_raw_args[];
 
+/* Flag texts both programs' tables use: the levels --loglevel takes, and
+ * cloudflared's management hostname (the connector's management service
+ * answers it, the edge routes it to one). */
+#define WR_CLI_LOGLEVEL_HELP "Log level: debug, info, warn, error, fatal"
+#define WR_CLI_MANAGEMENT_HOSTNAME "management.argotunnel.com"
+
 /* Exit codes. */
 #define WR_EXIT_OK 0
 #define WR_EXIT_FAIL 1

@@ -61,7 +61,7 @@ static const wr_flag run_flags[] = {
     {"tun-vnet", NULL, NULL, WR_FLAG_STRING, NULL,
      "Virtual network (ID or name) of that account (default: the account's default network)"},
     {"tun-mtu", NULL, NULL, WR_FLAG_INT, "1280", "MTU of the TUN device (1280-9000)"},
-    {"management-hostname", NULL, "TUNNEL_MANAGEMENT_HOSTNAME", WR_FLAG_STRING, "management.argotunnel.com",
+    {"management-hostname", NULL, "TUNNEL_MANAGEMENT_HOSTNAME", WR_FLAG_STRING, WR_CLI_MANAGEMENT_HOSTNAME,
      "Visitors for this host reach a tunnel's connector management service (`tail`'s log stream), "
      "the tunnel named by their management token; empty: routed like any host"},
     {"quick-tunnels-account", NULL, NULL, WR_FLAG_STRING, NULL,
@@ -85,7 +85,7 @@ static const wr_flag run_flags[] = {
      "credentials); 0 turns the inspector off"},
     {"inspect-bodies", NULL, NULL, WR_FLAG_BOOL, NULL,
      "Also keep the first 16 KiB of each request and response body in the inspector"},
-    {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", "Log level: debug, info, warn, error, fatal"},
+    {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", WR_CLI_LOGLEVEL_HELP},
     {"max-half-open", NULL, NULL, WR_FLAG_INT, "1000",
      "Most QUIC handshakes in progress at once; more are dropped (Retry starts at a tenth)"},
     {"max-half-open-per-source", NULL, NULL, WR_FLAG_INT, "50",
