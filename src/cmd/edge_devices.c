@@ -184,21 +184,19 @@ static void print_table(const wr_device *rows, size_t n) {
 }
 
 int wr_cmd_edge_device_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  const char *out = wr_opts_get(o, "output");
   wr_device *rows = NULL;
   size_t n = 0;
   wr__edge_ctx c;
-  int rv = WR_EXIT_FAIL;
+  int rv = WR_EXIT_FAIL, json;
   (void)cmd;
   if (argc > 0) return wr__edge_fail("device list takes no arguments (got \"%s\")", argv[0]);
-  if (out && *out && strcmp(out, "json") != 0)
-    return wr__edge_fail("unsupported --output \"%s\": use --output json, or leave it out for a table", out);
+  if (wr__edge_want_json(o, &json) != 0) return WR_EXIT_FAIL;
   if (wr__edge_ctx_open(o, "device list", WR__EDGE_ACCOUNT_FILTER, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_device_list(c.s, c.have_acct ? c.acct.id : NULL, !wr_opts_bool(o, "active"), &rows, &n) != WR_OK) {
     wr__edge_fail("%s", wr_store_errmsg(c.s));
     goto done;
   }
-  if (out && *out) {
+  if (json) {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
       json_t *j = wr_device_json(&rows[i]);

@@ -361,12 +361,12 @@ int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
   wr__edge_ctx c;
   wr_user *users = NULL;
   size_t n = 0, email_w = 5;
-  const char *acct = wr_opts_get(o, "account"), *fmt = wr_opts_get(o, "output");
-  int json = fmt && *fmt && strcmp(fmt, "json") == 0, rv = WR_EXIT_FAIL;
+  const char *acct = wr_opts_get(o, "account");
+  int json, rv = WR_EXIT_FAIL;
   json_t *arr = NULL;
   (void)cmd;
   if (argc > 0) return wr__edge_fail("user list takes no arguments (got \"%s\")", argv[0]);
-  if (fmt && *fmt && !json) return wr__edge_fail("unsupported --output \"%s\": use --output json, or leave it out for a table", fmt);
+  if (wr__edge_want_json(o, &json) != 0) return WR_EXIT_FAIL;
   if (wr__edge_ctx_open(o, "user list", WR__EDGE_ACCOUNT_NONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   /* --account by ID or name, checked: an unknown one is an error, not an
    * empty list. */
