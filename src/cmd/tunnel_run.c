@@ -55,7 +55,8 @@ static const char need_tunnel_msg[] =
 
 /* Flags accepted for cloudflared's command lines that change nothing in
  * warren, and why: one warning each when set (command line, environment or
- * config file). Their help in warren.c says "no effect in warren". */
+ * config file). Their help in warren.c says "no effect in warren"
+ * (NO_EFFECT). */
 #define NOOP_NOMGMT "warren's management service has no diagnostics endpoints"
 #define NOOP_SSH "warren has no built-in SSH server"
 #define NOOP_DNS "the DNS proxy was removed from cloudflared and is not in warren"
