@@ -36,6 +36,12 @@ extern const wr_flag wr_cli_raw_args[];
 #define WR_CLI_LOGLEVEL_HELP "Log level: debug, info, warn, error, fatal"
 #define WR_CLI_MANAGEMENT_HOSTNAME "management.argotunnel.com"
 
+/* --loglevel |lvl| (not NULL) as the log level. An unknown level prints
+ * `[WHO: ]unknown --loglevel "LVL" (debug, info, warn, error, fatal)` to
+ * stderr (|who| NULL: no prefix) and returns -1; else 0. For command
+ * functions, not callbacks. */
+int wr_cli_set_loglevel(const char *lvl, const char *who);
+
 /* Exit codes. */
 #define WR_EXIT_OK 0
 #define WR_EXIT_FAIL 1
