@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "lib/err.h"
+#include "lib/log.h"
 #include "lib/mem.h"
 
 #define MAX_DEPTH 8
@@ -295,4 +296,15 @@ int wr_cli_program_main(const wr_cmd *root, const char *prog, int argc, char **a
    * the end of the process. */
   signal(SIGPIPE, SIG_IGN);
   return wr_cli_main(root, prog, argc, argv);
+}
+
+int wr_cli_set_loglevel(const char *lvl, const char *who) {
+  wr_log_level level;
+  if (wr_log_parse_level(lvl, &level) != WR_OK) {
+    fprintf(stderr, "%s%sunknown --loglevel \"%s\" (debug, info, warn, error, fatal)\n", who ? who : "",
+            who ? ": " : "", lvl);
+    return -1;
+  }
+  wr_log_set_level(level);
+  return 0;
 }

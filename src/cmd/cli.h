@@ -30,6 +30,18 @@ typedef struct wr_cmd {
  * a positional argument, flags included (cloudflared's SkipFlagParsing). */
 extern const wr_flag wr_cli_raw_args[];
 
+/* Flag texts both programs' tables use: the levels --loglevel takes, and
+ * cloudflared's management hostname (the connector's management service
+ * answers it, the edge routes it to one). */
+#define WR_CLI_LOGLEVEL_HELP "Log level: debug, info, warn, error, fatal"
+#define WR_CLI_MANAGEMENT_HOSTNAME "management.argotunnel.com"
+
+/* --loglevel |lvl| (not NULL) as the log level. An unknown level prints
+ * `[WHO: ]unknown --loglevel "LVL" (debug, info, warn, error, fatal)` to
+ * stderr (|who| NULL: no prefix) and returns -1; else 0. For command
+ * functions, not callbacks. */
+int wr_cli_set_loglevel(const char *lvl, const char *who);
+
 /* Exit codes. */
 #define WR_EXIT_OK 0
 #define WR_EXIT_FAIL 1

@@ -145,13 +145,20 @@ out:
 
 /* --- config, list, revoke, allow ------------------------------------------------- */
 
+/* `device config` and `device revoke`: the one argument is a device's name
+ * or ID in one account. Opens the store into |c|; on failure reports why,
+ * leaves nothing open and returns WR_EXIT_FAIL. */
+static int open_one_device(wr_opts *o, const char *cmd, int argc, wr__edge_ctx *c) {
+  if (argc != 1) return wr__edge_fail("%s takes one argument, the device's name or ID", cmd);
+  return wr__edge_ctx_open(o, cmd, WR__EDGE_ACCOUNT_ONE, c);
+}
+
 int wr_cmd_edge_device_config(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_device d;
   wr__edge_ctx c;
   int rv = WR_EXIT_FAIL;
   (void)cmd;
-  if (argc != 1) return wr__edge_fail("device config takes one argument, the device's name or ID");
-  if (wr__edge_ctx_open(o, "device config", WR__EDGE_ACCOUNT_ONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (open_one_device(o, "device config", argc, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK)
     wr__edge_fail("%s (see `warren-edge device list`)", wr_store_errmsg(c.s));
   else if (d.revoked_at)
@@ -177,21 +184,19 @@ static void print_table(const wr_device *rows, size_t n) {
 }
 
 int wr_cmd_edge_device_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  const char *out = wr_opts_get(o, "output");
   wr_device *rows = NULL;
   size_t n = 0;
   wr__edge_ctx c;
-  int rv = WR_EXIT_FAIL;
+  int rv = WR_EXIT_FAIL, json;
   (void)cmd;
   if (argc > 0) return wr__edge_fail("device list takes no arguments (got \"%s\")", argv[0]);
-  if (out && *out && strcmp(out, "json") != 0)
-    return wr__edge_fail("unsupported --output \"%s\": use --output json, or leave it out for a table", out);
+  if (wr__edge_want_json(o, &json) != 0) return WR_EXIT_FAIL;
   if (wr__edge_ctx_open(o, "device list", WR__EDGE_ACCOUNT_FILTER, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_device_list(c.s, c.have_acct ? c.acct.id : NULL, !wr_opts_bool(o, "active"), &rows, &n) != WR_OK) {
     wr__edge_fail("%s", wr_store_errmsg(c.s));
     goto done;
   }
-  if (out && *out) {
+  if (json) {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
       json_t *j = wr_device_json(&rows[i]);
@@ -214,8 +219,7 @@ int wr_cmd_edge_device_revoke(const wr_cmd *cmd, wr_opts *o, int argc, char **ar
   wr__edge_ctx c;
   int rv = WR_EXIT_FAIL;
   (void)cmd;
-  if (argc != 1) return wr__edge_fail("device revoke takes one argument, the device's name or ID");
-  if (wr__edge_ctx_open(o, "device revoke", WR__EDGE_ACCOUNT_ONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (open_one_device(o, "device revoke", argc, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK ||
       wr_store_device_revoke(c.s, c.actor, c.acct.id, d.id) != WR_OK) {
     wr__edge_fail("%s", wr_store_errmsg(c.s));

@@ -215,15 +215,10 @@ static int quick_flags(const wr_opts *o, wr_edge_options *eo) {
 /* --loglevel. Returns 0, or -1 after printing why. */
 static int log_level_flag(const wr_opts *o) {
   const char *lvl = wr_opts_get(o, "loglevel");
-  wr_log_level level;
+  char who[128];
   if (!lvl || !*lvl) return 0;
-  if (wr_log_parse_level(lvl, &level) != WR_OK) {
-    fprintf(stderr, "%s run: unknown --loglevel \"%s\" (debug, info, warn, error, fatal)\n", o->prog,
-            lvl);
-    return -1;
-  }
-  wr_log_set_level(level);
-  return 0;
+  snprintf(who, sizeof(who), "%s run", o->prog);
+  return wr_cli_set_loglevel(lvl, who);
 }
 
 /* --wireguard-listen, and two knobs for tests from the environment:

@@ -42,9 +42,18 @@ static int pick_account(wr_opts *o, wr__edge_ctx *c, wr_account *a) {
   return wr__edge_pick_account(c->s, wr_opts_get(o, "account"), a);
 }
 
-static int find_user(wr__edge_ctx *c, const char *email, wr_user *u) {
-  if (wr_store_user_get_by_email(c->s, email, u) != WR_OK)
-    return wr__edge_fail("%s (see `warren-edge user list`)", wr_store_errmsg(c->s));
+/* `user passwd` and `user roll-token`: the one argument is an existing
+ * user's EMAIL. Opens the store into |c| and finds the user; on failure
+ * reports why, leaves nothing open and returns WR_EXIT_FAIL. */
+static int open_user(wr_opts *o, const char *cmd, int argc, char **argv, wr__edge_ctx *c,
+                     wr_user *u) {
+  if (argc != 1) return wr__edge_fail("%s takes exactly one argument, the user's EMAIL (got %d)", cmd, argc);
+  if (wr__edge_ctx_open(o, cmd, WR__EDGE_ACCOUNT_NONE, c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr_store_user_get_by_email(c->s, argv[0], u) != WR_OK) {
+    wr__edge_fail("%s (see `warren-edge user list`)", wr_store_errmsg(c->s));
+    wr__edge_ctx_close(c);
+    return WR_EXIT_FAIL;
+  }
   return WR_EXIT_OK;
 }
 
@@ -304,9 +313,7 @@ int wr_cmd_edge_user_passwd(const wr_cmd *cmd, wr_opts *o, int argc, char **argv
   char hash[WR_PASSWORD_ENCODED_MAX] = "";
   int rv = WR_EXIT_FAIL;
   (void)cmd;
-  if (argc != 1) return wr__edge_fail("user passwd takes exactly one argument, the user's EMAIL (got %d)", argc);
-  if (wr__edge_ctx_open(o, "user passwd", WR__EDGE_ACCOUNT_NONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
-  if (find_user(&c, argv[0], &u) != WR_EXIT_OK) goto out;
+  if (open_user(o, "user passwd", argc, argv, &c, &u) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (u.is_service) {
     wr__edge_fail("%s is a service user: it has no password (use `warren-edge user roll-token`)", u.email);
     goto out;
@@ -333,9 +340,7 @@ int wr_cmd_edge_user_roll_token(const wr_cmd *cmd, wr_opts *o, int argc, char **
   const char *out = wr_opts_get(o, "out");
   int have_zone = 0, rv = WR_EXIT_FAIL;
   (void)cmd;
-  if (argc != 1) return wr__edge_fail("user roll-token takes exactly one argument, the user's EMAIL (got %d)", argc);
-  if (wr__edge_ctx_open(o, "user roll-token", WR__EDGE_ACCOUNT_NONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
-  if (find_user(&c, argv[0], &u) != WR_EXIT_OK) goto out;
+  if (open_user(o, "user roll-token", argc, argv, &c, &u) != WR_EXIT_OK) return WR_EXIT_FAIL;
   if (pick_zone(o, &c, u.account_id, out && *out, &z, &have_zone) != WR_EXIT_OK) goto out;
   if (wr_store_token_roll(c.s, c.actor, u.id, have_zone ? z.id : NULL, token, NULL, &revoked) != WR_OK) {
     wr__edge_fail("%s", wr_store_errmsg(c.s));
@@ -356,12 +361,12 @@ int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) 
   wr__edge_ctx c;
   wr_user *users = NULL;
   size_t n = 0, email_w = 5;
-  const char *acct = wr_opts_get(o, "account"), *fmt = wr_opts_get(o, "output");
-  int json = fmt && *fmt && strcmp(fmt, "json") == 0, rv = WR_EXIT_FAIL;
+  const char *acct = wr_opts_get(o, "account");
+  int json, rv = WR_EXIT_FAIL;
   json_t *arr = NULL;
   (void)cmd;
   if (argc > 0) return wr__edge_fail("user list takes no arguments (got \"%s\")", argv[0]);
-  if (fmt && *fmt && !json) return wr__edge_fail("unsupported --output \"%s\": use --output json, or leave it out for a table", fmt);
+  if (wr__edge_want_json(o, &json) != 0) return WR_EXIT_FAIL;
   if (wr__edge_ctx_open(o, "user list", WR__EDGE_ACCOUNT_NONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
   /* --account by ID or name, checked: an unknown one is an error, not an
    * empty list. */

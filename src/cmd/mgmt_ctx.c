@@ -46,7 +46,6 @@ int wr__mg_usage(const wr__mg_ctx *c, const char *fmt, ...) {
 
 int wr__mg_begin(wr__mg_ctx *c, wr_opts *o, const char *path) {
   char err[1024];
-  wr_log_level level;
   memset(c, 0, sizeof(*c));
   c->opts = o;
   c->path = path;
@@ -56,14 +55,10 @@ int wr__mg_begin(wr__mg_ctx *c, wr_opts *o, const char *path) {
     return WR_EXIT_FAIL;
   }
   const char *lvl = wr_opts_get(o, "loglevel");
-  if (lvl && *lvl) {
-    if (wr_log_parse_level(lvl, &level) != WR_OK) {
-      fprintf(stderr, "unknown --loglevel \"%s\" (debug, info, warn, error, fatal)\n", lvl);
-      wr_config_free(c->cfg);
-      c->cfg = NULL;
-      return WR_EXIT_FAIL;
-    }
-    wr_log_set_level(level);
+  if (lvl && *lvl && wr_cli_set_loglevel(lvl, NULL) != 0) {
+    wr_config_free(c->cfg);
+    c->cfg = NULL;
+    return WR_EXIT_FAIL;
   }
   return WR_OK;
 }

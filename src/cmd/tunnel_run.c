@@ -55,7 +55,8 @@ static const char need_tunnel_msg[] =
 
 /* Flags accepted for cloudflared's command lines that change nothing in
  * warren, and why: one warning each when set (command line, environment or
- * config file). Their help in warren.c says "no effect in warren". */
+ * config file). Their help in warren.c says "no effect in warren"
+ * (NO_EFFECT). */
 #define NOOP_NOMGMT "warren's management service has no diagnostics endpoints"
 #define NOOP_SSH "warren has no built-in SSH server"
 #define NOOP_DNS "the DNS proxy was removed from cloudflared and is not in warren"
@@ -424,13 +425,8 @@ static int protocol_of(const wr_opts *o) {
 /* --loglevel, the log's format and files, the no-op flags' warnings and
  * --protocol. Returns 0, or -1 after saying why. */
 static int log_and_protocol(const wr_opts *o) {
-  wr_log_level level;
   const char *lvl = wr_opts_get(o, "loglevel");
-  if (lvl && wr_log_parse_level(lvl, &level) != 0) {
-    fprintf(stderr, "unknown --loglevel \"%s\" (debug, info, warn, error, fatal)\n", lvl);
-    return -1;
-  }
-  if (lvl) wr_log_set_level(level);
+  if (lvl && wr_cli_set_loglevel(lvl, NULL) != 0) return -1;
   if (log_outputs(o) != 0) return -1;
   warn_noop_flags(o);
   if (protocol_of(o) < 0) {

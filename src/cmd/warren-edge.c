@@ -61,7 +61,7 @@ static const wr_flag run_flags[] = {
     {"tun-vnet", NULL, NULL, WR_FLAG_STRING, NULL,
      "Virtual network (ID or name) of that account (default: the account's default network)"},
     {"tun-mtu", NULL, NULL, WR_FLAG_INT, "1280", "MTU of the TUN device (1280-9000)"},
-    {"management-hostname", NULL, "TUNNEL_MANAGEMENT_HOSTNAME", WR_FLAG_STRING, "management.argotunnel.com",
+    {"management-hostname", NULL, "TUNNEL_MANAGEMENT_HOSTNAME", WR_FLAG_STRING, WR_CLI_MANAGEMENT_HOSTNAME,
      "Visitors for this host reach a tunnel's connector management service (`tail`'s log stream), "
      "the tunnel named by their management token; empty: routed like any host"},
     {"quick-tunnels-account", NULL, NULL, WR_FLAG_STRING, NULL,
@@ -85,7 +85,7 @@ static const wr_flag run_flags[] = {
      "credentials); 0 turns the inspector off"},
     {"inspect-bodies", NULL, NULL, WR_FLAG_BOOL, NULL,
      "Also keep the first 16 KiB of each request and response body in the inspector"},
-    {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", "Log level: debug, info, warn, error, fatal"},
+    {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", WR_CLI_LOGLEVEL_HELP},
     {"max-half-open", NULL, NULL, WR_FLAG_INT, "1000",
      "Most QUIC handshakes in progress at once; more are dropped (Retry starts at a tenth)"},
     {"max-half-open-per-source", NULL, NULL, WR_FLAG_INT, "50",
@@ -108,6 +108,9 @@ static const wr_flag run_flags[] = {
 #define PASSWORD_FILE_FLAG \
   {"password-file", NULL, NULL, WR_FLAG_STRING, NULL, "File whose first line is the password (- for stdin)"}
 
+static const wr_flag account_flags[] = {ACCOUNT_FLAG, {NULL}};
+static const wr_flag json_output_flags[] = {JSON_OUTPUT_FLAG, {NULL}};
+
 static const wr_cmd tunnel_cmds[] = {
     {"create", "NAME", "Create a tunnel and write its credentials JSON", NULL,
      (const wr_flag[]){{"out", NULL, NULL, WR_FLAG_STRING, NULL, "Credentials file to write (default DATA_DIR/<id>.json)"},
@@ -120,7 +123,7 @@ static const wr_cmd tunnel_cmds[] = {
                        {NULL}},
      NULL, wr_cmd_edge_tunnel_list},
     {"delete", "NAME|ID", "Delete a tunnel (its routes go with it)", NULL,
-     (const wr_flag[]){ACCOUNT_FLAG, {NULL}},
+     account_flags,
      NULL, wr_cmd_edge_tunnel_delete},
     {NULL},
 };
@@ -206,12 +209,12 @@ static const wr_cmd device_cmds[] = {
      NULL, wr_cmd_edge_device_list},
     {"revoke", "NAME|ID", "Revoke a device: its key is no longer accepted",
      "The device stays listed as revoked; its name and key may be used again.",
-     (const wr_flag[]){ACCOUNT_FLAG, {NULL}},
+     account_flags,
      NULL, wr_cmd_edge_device_revoke},
     {"allow", "NAME|ID CIDR[,CIDR...]|all", "Set a device's policy: the networks it may reach",
      "A route is reachable when its network lies inside one of the CIDRs; \"all\" allows every IP "
      "route of the device's virtual network.",
-     (const wr_flag[]){ACCOUNT_FLAG, {NULL}},
+     account_flags,
      NULL, wr_cmd_edge_device_allow},
     {NULL},
 };
@@ -224,7 +227,7 @@ static const wr_cmd cert_cmds[] = {
                        {NULL}},
      NULL, wr_cmd_edge_cert_add},
     {"list", NULL, "List uploaded certificates, then those obtained by ACME (ID \"acme\")", NULL,
-     (const wr_flag[]){JSON_OUTPUT_FLAG, {NULL}},
+     json_output_flags,
      NULL, wr_cmd_edge_cert_list},
     {"delete", "ID", "Delete an uploaded certificate", NULL, NULL, NULL, wr_cmd_edge_cert_delete},
     {NULL},
@@ -232,7 +235,7 @@ static const wr_cmd cert_cmds[] = {
 
 static const wr_cmd zone_cmds[] = {
     {"get", "ZONE", "Show a zone's HTTPS options", NULL,
-     (const wr_flag[]){JSON_OUTPUT_FLAG, {NULL}},
+     json_output_flags,
      NULL, wr_cmd_edge_zone_get},
     {"set", "ZONE", "Change a zone's HTTPS options (the ones given)", NULL,
      (const wr_flag[]){{"always-use-https", NULL, NULL, WR_FLAG_STRING, NULL, "on|off: redirect HTTP visitors to HTTPS (301)"},

@@ -309,11 +309,7 @@ void wr__proxy_body_input(pstream *s, const uint8_t *data, size_t len, int fin) 
     if (s->state == ST_DONE || s->rb == RB_NONE || s->rb_done) {
       wr__proxy_consume(s, len);
     } else if (!s->ready || s->hold) {
-      if (wr_buf_append(&s->held, data, len) != WR_OK) {
-        wr__proxy_consume(s, len);
-        wr__proxy_reset(s);
-        return;
-      }
+      if (wr__proxy_hold_input(s, data, len) != WR_OK) return;
     } else {
       body_forward(s, data, len);
     }

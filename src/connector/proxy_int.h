@@ -288,6 +288,10 @@ void wr__proxy_consume(pstream *s, size_t n);
 void wr__proxy_stop_sending(pstream *s);
 /* Drops body bytes that will never reach the origin, returning their credit. */
 void wr__proxy_drop_held(pstream *s);
+/* Keeps edge bytes in |held| until the origin side takes them. When they
+ * do not fit, returns their credit, resets the stream (wr__proxy_reset) and
+ * returns WR_ERR_NOMEM (the caller stops); else WR_OK. */
+int wr__proxy_hold_input(pstream *s, const uint8_t *data, size_t len);
 /* Queues |len| bytes towards the edge; what QUIC refuses waits in s->out
  * and origin reads pause until wr__proxy_flush. */
 void wr__proxy_emit(pstream *s, const uint8_t *data, size_t len);

@@ -45,6 +45,13 @@ void wr__proxy_drop_held(pstream *s) {
   wr_buf_reset(&s->held);
 }
 
+int wr__proxy_hold_input(pstream *s, const uint8_t *data, size_t len) {
+  if (wr_buf_append(&s->held, data, len) == WR_OK) return WR_OK;
+  wr__proxy_consume(s, len);
+  wr__proxy_reset(s);
+  return WR_ERR_NOMEM;
+}
+
 /* RESET_STREAM(0) (and STOP_SENDING(0) on the read side): undecodable
  * requests, and failures after the response started. */
 void wr__proxy_reset(pstream *s) {

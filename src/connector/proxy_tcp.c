@@ -191,11 +191,7 @@ void wr__proxy_tcp_edge_input(pstream *s, const uint8_t *data, size_t len, int f
     if (s->state == ST_DONE) {
       wr__proxy_consume(s, len);
     } else if (s->hold) {
-      if (wr_buf_append(&s->held, data, len) != WR_OK) {
-        wr__proxy_consume(s, len);
-        wr__proxy_reset(s);
-        return;
-      }
+      if (wr__proxy_hold_input(s, data, len) != WR_OK) return;
     } else {
       piped_input(s, data, len);
     }

@@ -6,7 +6,9 @@
  * has checked are there (no bounds are known here); |p| need not be aligned.
  * The wider ones are one unaligned load or store and at most a byte swap
  * (memcpy), as Cap'n Proto decoding reads a word per pointer. Pure, no
- * allocation, callable from anywhere. */
+ * allocation, callable from anywhere. The functions: wr_get_be16, wr_put_be16
+ * and, made by WR__BYTES_ACCESSORS below, wr_get_/wr_put_ be32, be64, le32
+ * and le64. */
 #ifndef WR_LIB_BYTES_H
 #define WR_LIB_BYTES_H
 #include <stdint.h>
@@ -31,48 +33,22 @@ static inline void wr_put_be16(uint8_t *p, uint16_t v) {
   p[1] = (uint8_t)v;
 }
 
-static inline uint32_t wr_get_be32(const uint8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return WR__BE32(v);
-}
+/* One load (wr_get_<order><bits>) and one store (wr_put_<order><bits>) per
+ * width and byte order; WR__<ORDER><bits> swaps to or from host order. */
+#define WR__BYTES_ACCESSORS(order, ORDER, bits)                                        \
+  static inline uint##bits##_t wr_get_##order##bits(const uint8_t *p) {               \
+    uint##bits##_t v;                                                                  \
+    memcpy(&v, p, sizeof(v));                                                          \
+    return WR__##ORDER##bits(v);                                                       \
+  }                                                                                    \
+  static inline void wr_put_##order##bits(uint8_t *p, uint##bits##_t v) {             \
+    v = WR__##ORDER##bits(v);                                                          \
+    memcpy(p, &v, sizeof(v));                                                          \
+  }
 
-static inline uint64_t wr_get_be64(const uint8_t *p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return WR__BE64(v);
-}
-
-static inline uint32_t wr_get_le32(const uint8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return WR__LE32(v);
-}
-
-static inline uint64_t wr_get_le64(const uint8_t *p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-  return WR__LE64(v);
-}
-
-static inline void wr_put_be32(uint8_t *p, uint32_t v) {
-  v = WR__BE32(v);
-  memcpy(p, &v, 4);
-}
-
-static inline void wr_put_be64(uint8_t *p, uint64_t v) {
-  v = WR__BE64(v);
-  memcpy(p, &v, 8);
-}
-
-static inline void wr_put_le32(uint8_t *p, uint32_t v) {
-  v = WR__LE32(v);
-  memcpy(p, &v, 4);
-}
-
-static inline void wr_put_le64(uint8_t *p, uint64_t v) {
-  v = WR__LE64(v);
-  memcpy(p, &v, 8);
-}
+WR__BYTES_ACCESSORS(be, BE, 32)
+WR__BYTES_ACCESSORS(be, BE, 64)
+WR__BYTES_ACCESSORS(le, LE, 32)
+WR__BYTES_ACCESSORS(le, LE, 64)
 
 #endif

@@ -18,6 +18,8 @@
 #define META_PTRS 2
 #define META_KEY 0
 #define META_VAL 1
+_Static_assert(REQ_DEST == RESP_ERROR && REQ_META == RESP_META,
+               "decode_msg reads both messages' text and metadata at the same pointers");
 
 /* Where decoded metadata goes: the caller's array, or one we allocate. */
 typedef struct meta_dst {
@@ -68,37 +70,43 @@ fail:
   return rv;
 }
 
-static int request_decode(const uint8_t *buf, size_t len, const wr_capnp_limits *limits,
-                          const meta_dst *d, wr_connect_request *out, size_t *consumed) {
+/* Both messages hold a text at pointer 0 (a request's dest, a response's
+ * error) and List(Metadata) at pointer 1; a request also has its type in
+ * the data section (|type| non-NULL). The out-parameters are written even
+ * on failure; the callers copy them out only on success. */
+static int decode_msg(const uint8_t *buf, size_t len, const wr_capnp_limits *limits,
+                      const meta_dst *d, uint16_t *type, const char **text, size_t *text_len,
+                      int *has_meta, wr_meta **meta, size_t *nmeta, size_t *consumed) {
   wr_capnp_msg m;
   wr_capnp_struct root;
-  wr_connect_request r;
   size_t used = 0;
   int rv;
-  memset(&r, 0, sizeof(r));
   if ((rv = open_root(buf, len, limits, &m, &root, &used)) != 0) return rv;
-  r.type = wr_capnp_u16(&root, REQ_TYPE_OFF);
-  if ((rv = wr_capnp_get_text(&root, REQ_DEST, &r.dest, &r.dest_len)) != 0) return rv;
-  if ((rv = decode_meta(&root, REQ_META, d, &r.has_meta, &r.meta, &r.nmeta)) != 0) return rv;
-  *out = r;
+  if (type) *type = wr_capnp_u16(&root, REQ_TYPE_OFF);
+  if ((rv = wr_capnp_get_text(&root, REQ_DEST, text, text_len)) != 0) return rv;
+  if ((rv = decode_meta(&root, REQ_META, d, has_meta, meta, nmeta)) != 0) return rv;
   if (consumed) *consumed = used;
   return WR_OK;
 }
 
+static int request_decode(const uint8_t *buf, size_t len, const wr_capnp_limits *limits,
+                          const meta_dst *d, wr_connect_request *out, size_t *consumed) {
+  wr_connect_request r;
+  memset(&r, 0, sizeof(r));
+  int rv = decode_msg(buf, len, limits, d, &r.type, &r.dest, &r.dest_len, &r.has_meta, &r.meta,
+                      &r.nmeta, consumed);
+  if (rv == WR_OK) *out = r;
+  return rv;
+}
+
 static int response_decode(const uint8_t *buf, size_t len, const wr_capnp_limits *limits,
                            const meta_dst *d, wr_connect_response *out, size_t *consumed) {
-  wr_capnp_msg m;
-  wr_capnp_struct root;
   wr_connect_response r;
-  size_t used = 0;
-  int rv;
   memset(&r, 0, sizeof(r));
-  if ((rv = open_root(buf, len, limits, &m, &root, &used)) != 0) return rv;
-  if ((rv = wr_capnp_get_text(&root, RESP_ERROR, &r.error, &r.error_len)) != 0) return rv;
-  if ((rv = decode_meta(&root, RESP_META, d, &r.has_meta, &r.meta, &r.nmeta)) != 0) return rv;
-  *out = r;
-  if (consumed) *consumed = used;
-  return WR_OK;
+  int rv = decode_msg(buf, len, limits, d, NULL, &r.error, &r.error_len, &r.has_meta, &r.meta,
+                      &r.nmeta, consumed);
+  if (rv == WR_OK) *out = r;
+  return rv;
 }
 
 int wr_connect_request_decode(const uint8_t *buf, size_t len, const wr_capnp_limits *limits,

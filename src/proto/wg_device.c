@@ -397,11 +397,14 @@ static int source_allowed(wr_wg *wg, uint64_t now, const wr_wg_endpoint *from) {
   return 1;
 }
 
-/* Under load: WR_WG_OK when the message carries a mac2 from its sender's
- * cookie and the source has handshakes left; otherwise the drop reason
- * (without mac2: a cookie reply went back). */
-static enum wr_wg_drop check_load(wr_wg *wg, uint64_t now, const wr_wg_endpoint *from,
+/* The checks a parsed initiation or response passes before any crypto:
+ * its mac1 must be ours (else WR_WG_DROP_MAC); under load, it must also
+ * carry a mac2 from its sender's cookie and the source have handshakes
+ * left, otherwise the drop reason (without mac2: a cookie reply went back).
+ * WR_WG_OK when it may go on. */
+static enum wr_wg_drop check_macs(wr_wg *wg, uint64_t now, const wr_wg_endpoint *from,
                                   const uint8_t *msg, size_t len, uint32_t sender) {
+  if (!wr_wg_check_mac1(msg, len, wg->mac1_key)) return WR_WG_DROP_MAC;
   if (!under_load(wg, now)) return WR_WG_OK;
   uint8_t cookie[WR_WG_COOKIE_LEN];
   cookie_of(wg, now, from, cookie);
@@ -465,8 +468,7 @@ static enum wr_wg_drop input_initiation(wr_wg *wg, uint64_t now, const wr_wg_end
                                         const uint8_t *msg, size_t len) {
   wr_wg_initiation m;
   if (wr_wg_parse_initiation(msg, len, &m) != WR_OK) return WR_WG_DROP_JUNK;
-  if (!wr_wg_check_mac1(msg, len, wg->mac1_key)) return WR_WG_DROP_MAC;
-  enum wr_wg_drop load = check_load(wg, now, from, msg, len, m.sender);
+  enum wr_wg_drop load = check_macs(wg, now, from, msg, len, m.sender);
   if (load != WR_WG_OK) return load;
   wg->stats.initiations_received++;
   wr_wg_handshake hs;
@@ -516,8 +518,7 @@ static enum wr_wg_drop input_response(wr_wg *wg, uint64_t now, const wr_wg_endpo
                                       const uint8_t *msg, size_t len) {
   wr_wg_response m;
   if (wr_wg_parse_response(msg, len, &m) != WR_OK) return WR_WG_DROP_JUNK;
-  if (!wr_wg_check_mac1(msg, len, wg->mac1_key)) return WR_WG_DROP_MAC;
-  enum wr_wg_drop load = check_load(wg, now, from, msg, len, m.sender);
+  enum wr_wg_drop load = check_macs(wg, now, from, msg, len, m.sender);
   if (load != WR_WG_OK) return load;
   idx_node *n = idx_find(wg, m.receiver);
   if (!n || n->kind != IDX_HANDSHAKE) return WR_WG_DROP_INDEX;
