@@ -115,62 +115,76 @@ static int write_end(wr_store *s, int rv, const char *actor, const char *account
   return rv;
 }
 
-int wr_store_access_create(wr_store *s, const char *actor, const char *account_id, const char *kind,
-                           const char *parent, const char *lookup, const uint8_t *secret_hash,
-                           const json_t *doc, json_t **out) {
-  char id[WR_STORE_UUID_LEN + 1];
+/* The insert of a new object (its id into |id|) under app |parent| when
+ * not NULL, inside write_obj's transaction. */
+static int insert_obj(wr_store *s, const char *account_id, const char *kind, const char *parent,
+                      const char *lookup, const uint8_t *secret_hash, const char *text,
+                      char id[WR_STORE_UUID_LEN + 1]) {
   json_t *p = NULL;
-  *out = NULL;
-  if (!kind_ok(kind) || !json_is_object(doc)) return wr__store_serr(s, WR_ERR_INVAL, "bad access object");
-  char *text = doc_text(doc);
-  if (!text) return wr__store_serr(s, WR_ERR_NOMEM, "cannot encode the object");
-  int rv = wr__store_tx_begin(s);
-  if (rv != WR_OK) goto done;
-  if (parent && (rv = wr_store_access_get(s, account_id, "app", NULL, parent, &p)) != WR_OK) goto out;
-  if ((rv = wr__store_new_uuid(s, id)) != WR_OK) goto out;
+  char q[128];
+  int rv;
+  if (parent && (rv = wr_store_access_get(s, account_id, "app", NULL, parent, &p)) != WR_OK) return rv;
+  json_decref(p);
+  if ((rv = wr__store_new_uuid(s, id)) != WR_OK) return rv;
   int64_t now = wr__store_now(s);
   rv = wr__store_execf(s, NULL, "create access object",
                        "INSERT INTO access_objects (id, account_id, kind, parent_id, lookup, secret_hash, doc, "
                        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        "sssssbsii", id, account_id, kind, parent, lookup, secret_hash,
                        (size_t)(secret_hash ? WR_STORE_ACCESS_SECRET_HASH_LEN : 0), text, now, now);
-  if (rv == WR_ERR_EXISTS) {
-    char q[128];
+  if (rv == WR_ERR_EXISTS)
     rv = wr__store_serr(s, rv, "%s %s is already taken by another %s", !strcmp(kind, "app") ? "domain" : "client_id",
                         wr__store_quote(lookup ? lookup : "", q, sizeof(q)), kind);
-    goto out;
+  return rv;
+}
+
+/* The update of object |id| (of |kind|, under |parent| when not NULL),
+ * inside write_obj's transaction. */
+static int update_obj(wr_store *s, const char *account_id, const char *kind, const char *parent,
+                      const char *lookup, const char *text, const char *id) {
+  json_t *old = NULL;
+  int rv = wr_store_access_get(s, account_id, kind, parent, id, &old);
+  json_decref(old);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_execf(s, NULL, "update access object",
+                       "UPDATE access_objects SET doc = ?, lookup = coalesce(?, lookup), updated_at = ? WHERE id = ?",
+                       "ssis", text, lookup, wr__store_now(s), id);
+  if (rv == WR_ERR_EXISTS) rv = wr__store_serr(s, rv, "that domain is already taken by another application");
+  return rv;
+}
+
+/* An update of object |id| (|update| not 0) or a create, in one
+ * transaction that write_end closes. */
+static int write_obj(wr_store *s, const char *actor, const char *account_id, const char *kind,
+                     const char *parent, int update, const char *id, const char *lookup,
+                     const uint8_t *secret_hash, const json_t *doc, json_t **out) {
+  char new_id[WR_STORE_UUID_LEN + 1] = "";
+  char *text = doc_text(doc);
+  if (!text) return wr__store_serr(s, WR_ERR_NOMEM, "cannot encode the object");
+  int rv = wr__store_tx_begin(s);
+  if (rv == WR_OK) {
+    rv = update ? update_obj(s, account_id, kind, parent, lookup, text, id)
+                : insert_obj(s, account_id, kind, parent, lookup, secret_hash, text, new_id);
+    rv = write_end(s, rv, actor, account_id, kind, update ? "update" : "create",
+                   update ? id : new_id, doc, out);
   }
-out:
-  rv = write_end(s, rv, actor, account_id, kind, "create", id, doc, out);
-done:
-  json_decref(p);
   free(text);
   return rv;
+}
+
+int wr_store_access_create(wr_store *s, const char *actor, const char *account_id, const char *kind,
+                           const char *parent, const char *lookup, const uint8_t *secret_hash,
+                           const json_t *doc, json_t **out) {
+  *out = NULL;
+  if (!kind_ok(kind) || !json_is_object(doc)) return wr__store_serr(s, WR_ERR_INVAL, "bad access object");
+  return write_obj(s, actor, account_id, kind, parent, 0, NULL, lookup, secret_hash, doc, out);
 }
 
 int wr_store_access_update(wr_store *s, const char *actor, const char *account_id, const char *kind,
                            const char *parent, const char *id, const char *lookup, const json_t *doc,
                            json_t **out) {
-  json_t *old = NULL;
   *out = NULL;
-  char *text = doc_text(doc);
-  if (!text) return wr__store_serr(s, WR_ERR_NOMEM, "cannot encode the object");
-  int rv = wr__store_tx_begin(s);
-  if (rv != WR_OK) goto done;
-  if ((rv = wr_store_access_get(s, account_id, kind, parent, id, &old)) != WR_OK) goto out;
-  rv = wr__store_execf(s, NULL, "update access object",
-                       "UPDATE access_objects SET doc = ?, lookup = coalesce(?, lookup), updated_at = ? WHERE id = ?",
-                       "ssis", text, lookup, wr__store_now(s), id);
-  if (rv == WR_ERR_EXISTS) {
-    rv = wr__store_serr(s, rv, "that domain is already taken by another application");
-    goto out;
-  }
-out:
-  rv = write_end(s, rv, actor, account_id, kind, "update", id, doc, out);
-done:
-  json_decref(old);
-  free(text);
-  return rv;
+  return write_obj(s, actor, account_id, kind, parent, 1, id, lookup, NULL, doc, out);
 }
 
 int wr_store_access_delete(wr_store *s, const char *actor, const char *account_id, const char *kind,
