@@ -519,6 +519,31 @@ int wr__store_one(wr_store *s, const char *what, wr__store_row_fn read, void *ou
   return rv;
 }
 
+int wr__store_get_uuid(wr_store *s, const char *id, const char *id_what, const char *what,
+                       wr__store_row_fn read, void *out, const char *missing, const char *sql) {
+  char canon[WR_STORE_UUID_LEN + 1];
+  int rv;
+  if ((rv = wr__store_canon_uuid(s, id, canon, id_what)) != WR_OK) return rv;
+  return wr__store_one(s, what, read, out, missing, canon, sql, "s", canon);
+}
+
+int wr__store_agg(wr_store *s, const char *what, const char *none, wr__store_row_fn read,
+                  void *out, const char *sql, const char *fmt, ...) {
+  wr_db_stmt *st;
+  va_list ap;
+  va_start(ap, fmt);
+  int rv = vprepf(s, &st, sql, fmt, ap);
+  va_end(ap);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, what);
+  if (rv == WR_OK && read) read(st, out);
+  wr_db_finalize(st);
+  if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "%s: no result", none ? none : what);
+  return rv;
+}
+
+void wr__store_read_int64(wr_db_stmt *st, void *n) { *(int64_t *)n = wr_db_col_int64(st, 0); }
+
 /* Runs a statement that returns no rows; |changes| (may be NULL) gets the
  * number of rows it changed. */
 int wr__store_execf(wr_store *s, int *changes, const char *what, const char *sql, const char *fmt,
@@ -551,36 +576,28 @@ int wr__store_step_row(wr_store *s, wr_db_stmt *st, const char *what) {
 
 
 int wr__store_xact_lock(wr_store *s, int space, const char *key, const char *what) {
-  wr_db_stmt *st;
-  int rv;
   if (strcmp(wr_db_backend(s->db), "postgres") != 0) return WR_OK;
   /* The two-key form (a space, the key's hash): apart from the schema's
    * one-key lock. */
-  rv = wr__store_prepf(s, &st, "SELECT pg_advisory_xact_lock(?::integer, hashtext(lower(?)))", "is",
+  return wr__store_agg(s, what, NULL, NULL, NULL,
+                       "SELECT pg_advisory_xact_lock(?::integer, hashtext(lower(?)))", "is",
                        (int64_t)space, key);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, what);
-  wr_db_finalize(st);
-  if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "%s: no result", what);
-  return rv;
 }
 
 int wr__store_account_cap(wr_store *s, const char *account_id, size_t max, const char *count_sql,
                           const char *what) {
-  wr_db_stmt *st;
+  char none[64];
+  int64_t n = 0;
   int rv;
   if (!max) return WR_OK;
   rv = wr__store_xact_lock(s, WR__STORE_LOCK_ACCOUNT, account_id, "lock the account");
   if (rv != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, count_sql, "s", account_id)) != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, what);
-  size_t n = rv == WR_OK ? (size_t)wr_db_col_int64(st, 0) : 0;
-  wr_db_finalize(st);
-  if (rv == WR_ERR_NOTFOUND) return wr__store_serr(s, WR_ERR_STORE, "count %s: no result", what);
+  snprintf(none, sizeof(none), "count %s", what);
+  rv = wr__store_agg(s, what, none, wr__store_read_int64, &n, count_sql, "s", account_id);
   if (rv != WR_OK) return rv;
-  if (n >= max)
+  if ((size_t)n >= max)
     return wr__store_serr(s, WR_ERR_LIMIT, "this account already has %zu %s, the limit of this edge",
-                          n, what);
+                          (size_t)n, what);
   return WR_OK;
 }
 

@@ -265,18 +265,12 @@ int wr_store_token_verify(wr_store *s, const char *token, wr_api_token *out) {
 }
 
 int wr_store_token_revoke(wr_store *s, const char *actor, const char *token_id) {
-  wr_db_stmt *st = NULL;
   wr_api_token k;
-  char b[80];
   int rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, TOKEN_SELECT "WHERE k.id = lower(?)", "s", token_id)) != WR_OK)
+  if ((rv = wr__store_one(s, "read API token", read_token, &k, "no API token with id %s", token_id,
+                          TOKEN_SELECT "WHERE k.id = lower(?)", "s", token_id)) != WR_OK)
     goto out;
-  rv = wr__store_step_row(s, st, "read API token");
-  if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, "no API token with id %s", wr__store_quote(token_id, b, sizeof(b)));
-  if (rv != WR_OK) goto out;
-  read_token(st, &k);
   if (k.revoked_at) {
     rv = wr__store_serr(s, WR_ERR_INVAL, "API token %s is already revoked", k.id);
     goto out;
@@ -288,7 +282,6 @@ int wr_store_token_revoke(wr_store *s, const char *actor, const char *token_id) 
     rv = wr__store_audit_insert(s, actor, k.account_id, "token.revoke", "token", k.id,
                                 json_pack("{s:s}", "user_id", k.user_id));
 out:
-  wr_db_finalize(st);
   return wr__store_tx_end(s, rv);
 }
 
@@ -321,17 +314,8 @@ int wr_store_user_password_hash(wr_store *s, const char *user_id, char *out, siz
 }
 
 int wr_store_user_get(wr_store *s, const char *user_id, wr_user *out) {
-  wr_db_stmt *st;
-  char b[80];
-  int rv = wr__store_prepf(s, &st, USER_SELECT "WHERE id = lower(?)", "s", user_id);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read user");
-  if (rv == WR_OK) read_user(st, out);
-  else if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, "no user with id %s",
-                   wr__store_quote(user_id ? user_id : "", b, sizeof(b)));
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(s, "read user", read_user, out, "no user with id %s", user_id,
+                       USER_SELECT "WHERE id = lower(?)", "s", user_id);
 }
 
 int wr_store_user_set_password(wr_store *s, const char *actor, const char *user_id,

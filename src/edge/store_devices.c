@@ -197,24 +197,21 @@ static int check_unique(wr_store *s, const char *account_id, const char *name, c
   return rv;
 }
 
+/* The highest host number in use, or the one before the first. */
+static void read_max_host(wr_db_stmt *st, void *row) {
+  *(int64_t *)row = wr_db_col_is_null(st, 0) ? HOST_FIRST - 1 : wr_db_col_int64(st, 0);
+}
+
 static int next_host(wr_store *s, const char *account_id, int64_t *host) {
-  wr_db_stmt *st;
-  int rv = wr__store_prepf(s, &st, "SELECT max(host) FROM devices WHERE account_id = ?", "s",
-                           account_id);
+  int64_t m;
+  int rv = wr__store_agg(s, "read device addresses", NULL, read_max_host, &m,
+                         "SELECT max(host) FROM devices WHERE account_id = ?", "s", account_id);
   if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read device addresses");
-  if (rv == WR_OK) {
-    int64_t m = wr_db_col_is_null(st, 0) ? HOST_FIRST - 1
-                                                          : wr_db_col_int64(st, 0);
-    *host = m + 1;
-    if (*host > HOST_LAST)
-      rv = wr__store_serr(s, WR_ERR_LIMIT,
-                          "the account's device address pool (%s) is used up", WR_STORE_DEVICE_POOL4);
-  } else if (rv == WR_ERR_NOTFOUND) {
-    rv = wr__store_serr(s, WR_ERR_STORE, "read device addresses: no result");
-  }
-  wr_db_finalize(st);
-  return rv;
+  *host = m + 1;
+  if (*host > HOST_LAST)
+    return wr__store_serr(s, WR_ERR_LIMIT, "the account's device address pool (%s) is used up",
+                          WR_STORE_DEVICE_POOL4);
+  return WR_OK;
 }
 
 /* --- create ------------------------------------------------------------------ */
@@ -288,28 +285,20 @@ int wr_store_device_list(wr_store *s, const char *account_id, int include_revoke
 
 int wr_store_device_get(wr_store *s, const char *account_id, const char *id_or_name,
                         wr_device *out) {
-  char canon[WR_STORE_UUID_LEN + 1], b[80];
+  char canon[WR_STORE_UUID_LEN + 1];
   wr_uuid u;
-  wr_db_stmt *st;
-  int by_id, rv;
+  int by_id;
   if (!id_or_name || !*id_or_name)
     return wr__store_serr(s, WR_ERR_INVAL, "name the device (its name or ID)");
   by_id = wr_uuid_parse(id_or_name, strlen(id_or_name), &u) == WR_OK;
   if (by_id) wr_uuid_format(&u, canon);
-  rv = wr__store_prepf(s, &st,
-                       by_id ? DEVICE_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) AND id = ?2"
-                             : DEVICE_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1))"
-                                             " AND name = ?2 AND revoked_at IS NULL"
-                                             " ORDER BY created_at LIMIT 1",
-                       "ss", account_id, by_id ? canon : id_or_name);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read device");
-  if (rv == WR_OK) read_device(st, out);
-  else if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, by_id ? "no device with ID %s" : "no active device named \"%s\"",
-                   by_id ? canon : wr__store_quote(id_or_name, b, sizeof(b)));
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read device", read_device, out,
+      by_id ? "no device with ID %s" : "no active device named \"%s\"", by_id ? canon : id_or_name,
+      by_id ? DEVICE_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) AND id = ?2"
+            : DEVICE_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1))"
+                            " AND name = ?2 AND revoked_at IS NULL ORDER BY created_at LIMIT 1",
+      "ss", account_id, by_id ? canon : id_or_name);
 }
 
 int wr_store_device_by_key(wr_store *s, const char *public_key_b64, wr_device *out) {

@@ -107,6 +107,14 @@ void wr__store_read_cols(wr_db_stmt *st, const wr__store_col *cols, size_t ncols
   static void name(wr_db_stmt *st, void *row) {                                                    \
     wr__store_read_cols(st, (cols), sizeof(cols) / sizeof((cols)[0]), row);                        \
   }
+/* A wr__store_row_fn |name| that clears the whole row (a |type|) first and
+ * then reads the static table |cols|: for readers that wr__store_one hands
+ * the caller's struct. Has external linkage unless written after static. */
+#define WR__STORE_ROW_READER_CLEARED(name, type, cols)                                             \
+  void name(wr_db_stmt *st, void *row) {                                                           \
+    memset(row, 0, sizeof(type));                                                                  \
+    wr__store_read_cols(st, (cols), sizeof(cols) / sizeof((cols)[0]), row);                        \
+  }
 /* The list queries' loop: steps |st| to its end, each row read by |read|
  * into a new element of |size| bytes, then finalizes |st|. Returns the
  * array (caller frees; NULL for no rows) with *n its length and *rv WR_OK;
@@ -132,6 +140,20 @@ void *wr__store_list(wr_store *s, int *rv, size_t *n, const char *what, size_t s
  * message). */
 int wr__store_one(wr_store *s, const char *what, wr__store_row_fn read, void *out,
                   const char *missing, const char *key, const char *sql, const char *fmt, ...);
+/* The lookup of one row by a UUID argument: |id| in canonical form
+ * (wr__store_canon_uuid, |id_what| naming it) as the only parameter of
+ * |sql|, then as wr__store_one with |id| as the key of |missing|. */
+int wr__store_get_uuid(wr_store *s, const char *id, const char *id_what, const char *what,
+                       wr__store_row_fn read, void *out, const char *missing, const char *sql);
+/* A query that always returns one row (a count, an aggregate, a function
+ * call): wr__store_prepf's |sql| and |fmt|, the row read into |out| by
+ * |read| (NULL: not read). Returns WR_OK, WR_ERR_STORE with the message
+ * "|none|: no result" (|none| NULL: |what|) when no row came back, or the
+ * error of preparing or stepping (|what| in its message). */
+int wr__store_agg(wr_store *s, const char *what, const char *none, wr__store_row_fn read,
+                  void *out, const char *sql, const char *fmt, ...);
+/* A wr__store_row_fn: the integer of column 0 into the int64_t at |n|. */
+void wr__store_read_int64(wr_db_stmt *st, void *n);
 /* Runs a statement that returns no rows; |changes| may be NULL. */
 int wr__store_execf(wr_store *s, int *changes, const char *what, const char *sql, const char *fmt,
                     ...);

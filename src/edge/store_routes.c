@@ -42,10 +42,7 @@ static const wr__store_col route_cols[] = {
     WR__COL(WR__COL_INT64, wr_route, created_at),
 };
 
-void wr__store_read_route(wr_db_stmt *st, void *row) {
-  memset(row, 0, sizeof(wr_route));
-  wr__store_read_cols(st, route_cols, sizeof(route_cols) / sizeof(route_cols[0]), row);
-}
+WR__STORE_ROW_READER_CLEARED(wr__store_read_route, wr_route, route_cols)
 
 int wr_store_route_get(wr_store *s, const char *hostname, wr_route *out) {
   return wr__store_one(
@@ -220,16 +217,11 @@ int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_
 }
 
 int wr_store_route_count(wr_store *s, const char *account_id, size_t *n) {
-  wr_db_stmt *st;
-  int rv;
-  *n = 0;
-  if ((rv = wr__store_prepf(s, &st, "SELECT count(*) FROM routes WHERE account_id = lower(?)", "s",
-                            account_id ? account_id : "")) != WR_OK)
-    return rv;
-  rv = wr__store_step_row(s, st, "count routes");
-  if (rv == WR_OK) *n = (size_t)wr_db_col_int64(st, 0);
-  else if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count routes: no result");
-  wr_db_finalize(st);
+  int64_t count = 0;
+  int rv = wr__store_agg(s, "count routes", NULL, wr__store_read_int64, &count,
+                         "SELECT count(*) FROM routes WHERE account_id = lower(?)", "s",
+                         account_id ? account_id : "");
+  *n = (size_t)count;
   return rv;
 }
 
@@ -324,11 +316,7 @@ static const wr__store_col vnet_cols[] = {
     WR__COL(WR__COL_INT64, wr_vnet, created_at),
     WR__COL(WR__COL_INT64, wr_vnet, deleted_at),
 };
-/* Cleared first, as wr__store_one hands over the caller's struct. */
-static void read_vnet(wr_db_stmt *st, void *row) {
-  memset(row, 0, sizeof(wr_vnet));
-  wr__store_read_cols(st, vnet_cols, sizeof(vnet_cols) / sizeof(vnet_cols[0]), row);
-}
+static WR__STORE_ROW_READER_CLEARED(read_vnet, wr_vnet, vnet_cols)
 
 /* Comments: 0..256 bytes of UTF-8 without control characters. */
 static int check_comment(wr_store *s, const char *what, const char *c) {
@@ -337,12 +325,8 @@ static int check_comment(wr_store *s, const char *what, const char *c) {
 }
 
 int wr_store_vnet_get(wr_store *s, const char *id, wr_vnet *out) {
-  char canon[WR_STORE_UUID_LEN + 1];
-  int rv;
-  if ((rv = wr__store_canon_uuid(s, id, canon, "virtual network ID")) != WR_OK) return rv;
-  return wr__store_one(
-      s, "read virtual network", read_vnet, out, "no virtual network with ID %s", canon,
-      VNET_SELECT "WHERE id = ?", "s", canon);
+  return wr__store_get_uuid(s, id, "virtual network ID", "read virtual network", read_vnet, out,
+                            "no virtual network with ID %s", VNET_SELECT "WHERE id = ?");
 }
 
 /* The live virtual network |name| of an account: WR_OK, WR_ERR_NOTFOUND
@@ -588,19 +572,11 @@ static const wr__store_col ip_route_cols[] = {
     WR__COL(WR__COL_INT64, wr_ip_route, created_at),
     WR__COL(WR__COL_INT64, wr_ip_route, deleted_at),
 };
-/* Cleared first, as wr__store_one hands over the caller's struct. */
-static void read_ip_route(wr_db_stmt *st, void *row) {
-  memset(row, 0, sizeof(wr_ip_route));
-  wr__store_read_cols(st, ip_route_cols, sizeof(ip_route_cols) / sizeof(ip_route_cols[0]), row);
-}
+static WR__STORE_ROW_READER_CLEARED(read_ip_route, wr_ip_route, ip_route_cols)
 
 int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out) {
-  char canon[WR_STORE_UUID_LEN + 1];
-  int rv;
-  if ((rv = wr__store_canon_uuid(s, id, canon, "route ID")) != WR_OK) return rv;
-  return wr__store_one(
-      s, "read IP route", read_ip_route, out, "no IP route with ID %s", canon,
-      IP_ROUTE_SELECT "WHERE r.id = ?", "s", canon);
+  return wr__store_get_uuid(s, id, "route ID", "read IP route", read_ip_route, out,
+                            "no IP route with ID %s", IP_ROUTE_SELECT "WHERE r.id = ?");
 }
 
 int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id,
@@ -743,18 +719,11 @@ out:
 }
 
 int wr_store_ip_route_count(wr_store *s, const char *account_id, size_t *n) {
-  wr_db_stmt *st;
-  int rv;
-  *n = 0;
-  if ((rv = wr__store_prepf(
-           s, &st,
-           "SELECT count(*) FROM ip_routes WHERE account_id = lower(?) AND deleted_at IS NULL", "s",
-           account_id ? account_id : "")) != WR_OK)
-    return rv;
-  rv = wr__store_step_row(s, st, "count IP routes");
-  if (rv == WR_OK) *n = (size_t)wr_db_col_int64(st, 0);
-  else if (rv == WR_ERR_NOTFOUND)
-    rv = wr__store_serr(s, WR_ERR_STORE, "count IP routes: no result");
-  wr_db_finalize(st);
+  int64_t count = 0;
+  int rv = wr__store_agg(
+      s, "count IP routes", NULL, wr__store_read_int64, &count,
+      "SELECT count(*) FROM ip_routes WHERE account_id = lower(?) AND deleted_at IS NULL", "s",
+      account_id ? account_id : "");
+  *n = (size_t)count;
   return rv;
 }
