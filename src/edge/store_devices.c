@@ -149,16 +149,8 @@ static int resolve_vnet(wr_store *s, const char *account_id, const char *ref, wr
   size_t n = 0;
   char b[80];
   int rv;
-  if (wr_uuid_parse(ref, strlen(ref), &u) == WR_OK) {
-    if ((rv = wr_store_vnet_get(s, ref, out)) != WR_OK) return rv;
-    if (strcasecmp(out->account_id, account_id) != 0)
-      return wr__store_serr(s, WR_ERR_NOTFOUND, "no virtual network with ID %s in this account",
-                            out->id);
-    if (out->deleted_at)
-      return wr__store_serr(s, WR_ERR_INVAL, "virtual network %s (%s) is deleted", out->name,
-                            out->id);
-    return WR_OK;
-  }
+  if (wr_uuid_parse(ref, strlen(ref), &u) == WR_OK)
+    return wr__store_vnet_live(s, account_id, ref, out);
   f.name = ref;
   if ((rv = wr_store_vnet_list(s, &f, &rows, &n)) != WR_OK) return rv;
   if (n == 1) *out = rows[0];
@@ -248,11 +240,9 @@ int wr_store_device_create(wr_store *s, const char *actor, const char *account_i
   wr_device d;
   wr_account a;
   wr_vnet v;
-  char msg[WR_STORE_ERRMSG_MAX];
   int rv;
   memset(&d, 0, sizeof(d));
-  if (wr_store_check_tunnel_name(name, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "device name: %s", msg);
+  if ((rv = wr__store_check_name(s, "device name", name)) != WR_OK) return rv;
   if ((rv = check_key(s, public_key_b64)) != WR_OK) return rv;
   if ((rv = check_policy(s, allowed_or_null, d.allowed)) != WR_OK) return rv;
   wr__store_copy_str(d.name, sizeof(d.name), name);
@@ -310,16 +300,23 @@ int wr_store_device_by_key(wr_store *s, const char *public_key_b64, wr_device *o
 
 /* --- changes -------------------------------------------------------------------- */
 
+/* The device to change, inside the caller's transaction: as
+ * wr_store_device_get, and WR_ERR_INVAL ("device NAME (ID) |revoked|") when
+ * it is revoked. */
+static int device_live(wr_store *s, const char *account_id, const char *id_or_name,
+                       const char *revoked, wr_device *d) {
+  int rv = wr_store_device_get(s, account_id, id_or_name, d);
+  if (rv == WR_OK && d->revoked_at)
+    rv = wr__store_serr(s, WR_ERR_INVAL, "device %s (%s) %s", d->name, d->id, revoked);
+  return rv;
+}
+
 int wr_store_device_revoke(wr_store *s, const char *actor, const char *account_id,
                            const char *id_or_name) {
   wr_device d;
   int rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr_store_device_get(s, account_id, id_or_name, &d)) != WR_OK) goto out;
-  if (d.revoked_at) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "device %s (%s) is already revoked", d.name, d.id);
-    goto out;
-  }
+  if ((rv = device_live(s, account_id, id_or_name, "is already revoked", &d)) != WR_OK) goto out;
   rv = wr__store_execf(s, NULL, "revoke device", "UPDATE devices SET revoked_at = ? WHERE id = ?",
                        "is", wr__store_now(s), d.id);
   if (rv == WR_OK)
@@ -336,11 +333,7 @@ int wr_store_device_set_allowed(wr_store *s, const char *actor, const char *acco
   int rv;
   if ((rv = check_policy(s, allowed, canon)) != WR_OK) return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr_store_device_get(s, account_id, id_or_name, &d)) != WR_OK) goto out;
-  if (d.revoked_at) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "device %s (%s) is revoked", d.name, d.id);
-    goto out;
-  }
+  if ((rv = device_live(s, account_id, id_or_name, "is revoked", &d)) != WR_OK) goto out;
   rv = wr__store_execf(s, NULL, "set device policy", "UPDATE devices SET allowed = ? WHERE id = ?",
                        "ss", canon, d.id);
   if (rv == WR_OK)

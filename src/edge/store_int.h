@@ -184,6 +184,13 @@ int wr__store_tx_begin(wr_store *s);
 /* Commits if |rv| is WR_OK, rolls back otherwise; returns the final result. */
 int wr__store_tx_end(wr_store *s, int rv);
 
+/* --- names (store_tunnels.c) ---------------------------------------------- */
+
+/* wr_store_check_tunnel_name for the name of a tunnel, a virtual network
+ * or a device: WR_OK or WR_ERR_INVAL with the reason, after "|what|: "
+ * unless |what| is NULL. */
+int wr__store_check_name(wr_store *s, const char *what, const char *name);
+
 /* --- audit (store_audit.c) ------------------------------------------------ */
 
 /* Writes one audit row inside the caller's transaction; takes ownership of
@@ -196,6 +203,11 @@ int wr__store_audit_insert(wr_store *s, const char *actor, const char *account_i
 /* Fills |r| from columns 0..7 of a route query (ROUTE_SELECT's order: id,
  * account, zone id, zone name, hostname, tunnel id, tunnel name, created). */
 void wr__store_read_route(wr_db_stmt *st, void *row); /* a wr_route */
+
+/* Virtual network |id|, not deleted and, unless |account_id| is NULL, of
+ * that account: WR_OK, WR_ERR_NOTFOUND (none, or another account's),
+ * WR_ERR_INVAL (deleted, or |id| not a UUID) or WR_ERR_STORE. */
+int wr__store_vnet_live(wr_store *s, const char *account_id, const char *id, wr_vnet *out);
 
 /* --- zones (store_dns.c) -------------------------------------------------- */
 

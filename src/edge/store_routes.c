@@ -147,6 +147,14 @@ static int route_write(wr_store *s, const char *actor, const char *host, int ove
   return rv;
 }
 
+/* A route's hostname (wildcards allowed), canonical into |host|. */
+static int check_host(wr_store *s, const char *hostname, char host[WR_STORE_HOST_MAX + 1]) {
+  char msg[WR_STORE_ERRMSG_MAX];
+  if (wr_store_check_dns_name(hostname ? hostname : "", 1, host, msg, sizeof(msg)) != WR_OK)
+    return wr__store_serr(s, WR_ERR_INVAL, "hostname: %s", msg);
+  return WR_OK;
+}
+
 int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id,
                            const char *tunnel_id, const char *hostname, int overwrite,
                            wr_route *out, wr_route_change *change) {
@@ -157,13 +165,12 @@ int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id,
 int wr_store_route_dns_add_max(wr_store *s, const char *actor, const char *zone_id,
                                const char *tunnel_id, const char *hostname, int overwrite,
                                size_t max_routes, wr_route *out, wr_route_change *change) {
-  char host[WR_STORE_HOST_MAX + 1], msg[WR_STORE_ERRMSG_MAX];
+  char host[WR_STORE_HOST_MAX + 1];
   wr_tunnel t;
   wr_zone z, given = {0};
   int rv;
   wr_route_change ch = WR_ROUTE_NEW;
-  if (wr_store_check_dns_name(hostname ? hostname : "", 1, host, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "hostname: %s", msg);
+  if ((rv = check_host(s, hostname, host)) != WR_OK) return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
   if ((rv = wr_store_tunnel_get(s, tunnel_id, &t)) != WR_OK) goto out;
   if (t.deleted_at) {
@@ -184,11 +191,10 @@ out:
 }
 
 int wr_store_route_delete(wr_store *s, const char *actor, const char *hostname) {
-  char host[WR_STORE_HOST_MAX + 1], msg[WR_STORE_ERRMSG_MAX];
+  char host[WR_STORE_HOST_MAX + 1];
   wr_route r;
   int rv;
-  if (wr_store_check_dns_name(hostname ? hostname : "", 1, host, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "hostname: %s", msg);
+  if ((rv = check_host(s, hostname, host)) != WR_OK) return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
   if ((rv = wr_store_route_get(s, host, &r)) != WR_OK) goto out;
   rv = wr__store_execf(s, NULL, "delete route", "DELETE FROM routes WHERE id = ?", "s", r.id);
@@ -318,6 +324,18 @@ static const wr__store_col vnet_cols[] = {
 };
 static WR__STORE_ROW_READER_CLEARED(read_vnet, wr_vnet, vnet_cols)
 
+int wr__store_vnet_live(wr_store *s, const char *account_id, const char *id, wr_vnet *out) {
+  int rv;
+  if ((rv = wr_store_vnet_get(s, id, out)) != WR_OK) return rv;
+  if (account_id && strcasecmp(out->account_id, account_id) != 0)
+    return wr__store_serr(s, WR_ERR_NOTFOUND, "no virtual network with ID %s in this account",
+                          out->id);
+  if (out->deleted_at)
+    return wr__store_serr(s, WR_ERR_INVAL, "virtual network %s (%s) is deleted", out->name,
+                          out->id);
+  return WR_OK;
+}
+
 /* Comments: 0..256 bytes of UTF-8 without control characters. */
 static int check_comment(wr_store *s, const char *what, const char *c) {
   if (!c || !*c) return WR_OK;
@@ -345,23 +363,28 @@ static int vnet_find_default(wr_store *s, const char *account_id, wr_vnet *out) 
       "s", account_id);
 }
 
+/* WR_OK when the account has no live virtual network |name|, else
+ * WR_ERR_EXISTS or the error of looking. */
+static int vnet_name_free(wr_store *s, const char *account_id, const char *name) {
+  wr_vnet old;
+  int rv = vnet_find(s, account_id, name, &old);
+  if (rv == WR_OK)
+    return wr__store_serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)",
+                          old.name, old.id);
+  return rv == WR_ERR_NOTFOUND ? WR_OK : rv;
+}
+
 /* Inserts a virtual network inside the caller's transaction. */
 static int vnet_insert(wr_store *s, const char *actor, const char *account_id, const char *name,
                        const char *comment, int is_default, int automatic, wr_vnet *out) {
   wr_vnet v, old;
   wr_account a;
-  char msg[WR_STORE_ERRMSG_MAX];
   int rv;
   memset(&v, 0, sizeof(v));
-  if (wr_store_check_tunnel_name(name, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "virtual network name: %s", msg);
+  if ((rv = wr__store_check_name(s, "virtual network name", name)) != WR_OK) return rv;
   if ((rv = check_comment(s, "virtual network comment", comment)) != WR_OK) return rv;
   if ((rv = wr_store_account_get(s, account_id, &a)) != WR_OK) return rv;
-  rv = vnet_find(s, a.id, name, &old);
-  if (rv == WR_OK)
-    return wr__store_serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)",
-                          old.name, old.id);
-  if (rv != WR_ERR_NOTFOUND) return rv;
+  if ((rv = vnet_name_free(s, a.id, name)) != WR_OK) return rv;
   rv = vnet_find_default(s, a.id, &old);
   if (rv == WR_ERR_NOTFOUND) is_default = 1; /* an account always has a default */
   else if (rv != WR_OK) return rv;
@@ -444,28 +467,15 @@ int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size
 
 int wr_store_vnet_update(wr_store *s, const char *actor, const char *id, const char *name,
                          const char *comment, int make_default, wr_vnet *out) {
-  wr_vnet v, other;
-  char msg[WR_STORE_ERRMSG_MAX];
+  wr_vnet v;
   json_t *detail;
   int rv;
-  if (name && wr_store_check_tunnel_name(name, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "virtual network name: %s", msg);
+  if (name && (rv = wr__store_check_name(s, "virtual network name", name)) != WR_OK) return rv;
   if (comment && (rv = check_comment(s, "virtual network comment", comment)) != WR_OK) return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr_store_vnet_get(s, id, &v)) != WR_OK) goto out;
-  if (v.deleted_at) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "virtual network %s (%s) is deleted", v.name, v.id);
+  if ((rv = wr__store_vnet_live(s, NULL, id, &v)) != WR_OK) goto out;
+  if (name && strcmp(name, v.name) != 0 && (rv = vnet_name_free(s, v.account_id, name)) != WR_OK)
     goto out;
-  }
-  if (name && strcmp(name, v.name) != 0) {
-    rv = vnet_find(s, v.account_id, name, &other);
-    if (rv == WR_OK) {
-      rv = wr__store_serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)",
-                          other.name, other.id);
-      goto out;
-    }
-    if (rv != WR_ERR_NOTFOUND) goto out;
-  }
   detail = json_object();
   if (name) json_object_set_new(detail, "name", json_string(name));
   if (comment) json_object_set_new(detail, "comment", json_string(comment));
@@ -611,16 +621,7 @@ int wr_store_ip_route_add_max(wr_store *s, const char *actor, const char *accoun
     goto out;
   }
   if (vnet_id) {
-    if ((rv = wr_store_vnet_get(s, vnet_id, &v)) != WR_OK) goto out;
-    if (strcmp(v.account_id, t.account_id) != 0) {
-      rv =
-          wr__store_serr(s, WR_ERR_NOTFOUND, "no virtual network with ID %s in this account", v.id);
-      goto out;
-    }
-    if (v.deleted_at) {
-      rv = wr__store_serr(s, WR_ERR_INVAL, "virtual network %s (%s) is deleted", v.name, v.id);
-      goto out;
-    }
+    if ((rv = wr__store_vnet_live(s, t.account_id, vnet_id, &v)) != WR_OK) goto out;
   } else if ((rv = vnet_default_tx(s, actor, t.account_id, &v)) != WR_OK) {
     goto out;
   }

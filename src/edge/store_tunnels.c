@@ -34,6 +34,14 @@ int wr_store_check_tunnel_name(const char *name, char *err, size_t errlen) {
            WR_ERR_INVAL;
   return WR_OK;
 }
+
+int wr__store_check_name(wr_store *s, const char *what, const char *name) {
+  char msg[WR_STORE_ERRMSG_MAX];
+  if (wr_store_check_tunnel_name(name, msg, sizeof(msg)) == WR_OK) return WR_OK;
+  if (!what) return wr__store_serr(s, WR_ERR_INVAL, "%s", msg);
+  return wr__store_serr(s, WR_ERR_INVAL, "%s: %s", what, msg);
+}
+
 /* --- tunnels ---------------------------------------------------------------------- */
 
 #define TUNNEL_SELECT                                                                              \
@@ -104,11 +112,9 @@ int wr_store_tunnel_create_ex(wr_store *s, const char *actor, const char *accoun
                               int remote_managed, size_t max_live, wr_tunnel *out) {
   wr_tunnel t;
   wr_account a;
-  char msg[WR_STORE_ERRMSG_MAX];
   int rv;
   memset(&t, 0, sizeof(t));
-  if (wr_store_check_tunnel_name(name, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "%s", msg);
+  if ((rv = wr__store_check_name(s, NULL, name)) != WR_OK) return rv;
   if (secret) {
     if (secret_len < WR_STORE_SECRET_MIN || secret_len > WR_STORE_SECRET_MAX)
       return wr__store_serr(s, WR_ERR_INVAL, "a tunnel secret must be %d to %d bytes long, not %zu",
