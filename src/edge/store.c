@@ -22,6 +22,25 @@
  * is an empty step (the version still moves on). */
 #define PG_ONLY "-- postgres only\n"
 
+/* The access_objects table (named |name|, its kinds |kinds|) and its
+ * indexes, as migration 5 made them; 8 rebuilds the table with more kinds
+ * and the same indexes. Like the migrations, never edit these. */
+#define ACCESS_OBJECTS_TABLE(name, kinds)                                                          \
+  "CREATE TABLE " name " ("                                                                        \
+  "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"                                                 \
+  "  account_id TEXT NOT NULL REFERENCES accounts(id),"                                            \
+  "  kind TEXT NOT NULL CHECK (kind IN (" kinds ")),"                                               \
+  "  parent_id TEXT,"                                                                              \
+  "  lookup TEXT,"                                                                                 \
+  "  secret_hash BLOB CHECK (secret_hash IS NULL OR length(secret_hash) = 32),"                    \
+  "  doc TEXT NOT NULL CHECK (json_valid(doc)),"                                                   \
+  "  created_at INTEGER NOT NULL,"                                                                 \
+  "  updated_at INTEGER NOT NULL);"
+#define ACCESS_OBJECTS_INDEXES                                                                     \
+  "CREATE UNIQUE INDEX access_objects_lookup ON access_objects(kind, lookup) WHERE lookup IS NOT NULL;" \
+  "CREATE INDEX access_objects_account ON access_objects(account_id, kind, created_at);"          \
+  "CREATE INDEX access_objects_parent ON access_objects(parent_id) WHERE parent_id IS NOT NULL;"
+
 /* Migrations, oldest first: migrations[i] takes a store from user_version i
  * to i + 1. Append new steps; never edit a released one. Ids are TEXT so the
  * API can hand them out as they are; times are Unix seconds. */
@@ -176,19 +195,8 @@ static const char *const migrations[] = {
      * docs/access.md); |lookup| is an app's domain or a token's client_id,
      * unique per kind. Token secrets are kept as SHA-256 only. Signing keys
      * stay published after they are retired, until pruned. */
-    "CREATE TABLE access_objects ("
-    "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"
-    "  account_id TEXT NOT NULL REFERENCES accounts(id),"
-    "  kind TEXT NOT NULL CHECK (kind IN ('app', 'policy', 'group', 'service_token')),"
-    "  parent_id TEXT,"
-    "  lookup TEXT,"
-    "  secret_hash BLOB CHECK (secret_hash IS NULL OR length(secret_hash) = 32),"
-    "  doc TEXT NOT NULL CHECK (json_valid(doc)),"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL);"
-    "CREATE UNIQUE INDEX access_objects_lookup ON access_objects(kind, lookup) WHERE lookup IS NOT NULL;"
-    "CREATE INDEX access_objects_account ON access_objects(account_id, kind, created_at);"
-    "CREATE INDEX access_objects_parent ON access_objects(parent_id) WHERE parent_id IS NOT NULL;"
+    ACCESS_OBJECTS_TABLE("access_objects", "'app', 'policy', 'group', 'service_token'")
+    ACCESS_OBJECTS_INDEXES
     "CREATE TABLE access_keys ("
     "  kid TEXT PRIMARY KEY,"
     "  pem TEXT NOT NULL,"
@@ -239,23 +247,13 @@ static const char *const migrations[] = {
     /* 8: Access identity providers ("identity_provider") join the kinds of
      * access_objects. A CHECK cannot be changed in place in SQLite, so the
      * table is rebuilt (the same statements run on PostgreSQL). */
-    "CREATE TABLE access_objects_v6 ("
-    "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"
-    "  account_id TEXT NOT NULL REFERENCES accounts(id),"
-    "  kind TEXT NOT NULL CHECK (kind IN ('app', 'policy', 'group', 'service_token', 'identity_provider')),"
-    "  parent_id TEXT,"
-    "  lookup TEXT,"
-    "  secret_hash BLOB CHECK (secret_hash IS NULL OR length(secret_hash) = 32),"
-    "  doc TEXT NOT NULL CHECK (json_valid(doc)),"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL);"
+    ACCESS_OBJECTS_TABLE("access_objects_v6",
+                         "'app', 'policy', 'group', 'service_token', 'identity_provider'")
     "INSERT INTO access_objects_v6 (id, account_id, kind, parent_id, lookup, secret_hash, doc, created_at, updated_at)"
     "  SELECT id, account_id, kind, parent_id, lookup, secret_hash, doc, created_at, updated_at FROM access_objects;"
     "DROP TABLE access_objects;"
     "ALTER TABLE access_objects_v6 RENAME TO access_objects;"
-    "CREATE UNIQUE INDEX access_objects_lookup ON access_objects(kind, lookup) WHERE lookup IS NOT NULL;"
-    "CREATE INDEX access_objects_account ON access_objects(account_id, kind, created_at);"
-    "CREATE INDEX access_objects_parent ON access_objects(parent_id) WHERE parent_id IS NOT NULL;",
+    ACCESS_OBJECTS_INDEXES,
 
     /* 9: PostgreSQL only: 8 rebuilt access_objects, and its change
      * notification (7) went with the old table. */
