@@ -499,21 +499,29 @@ void *wr__store_list(wr_store *s, int *rv, size_t *n, const char *what, size_t s
   return *rv == WR_OK ? wr__store_rows(s, st, what, size, read, n, rv) : NULL;
 }
 
+/* The query of wr__store_one and wr__store_agg: its first row read into
+ * |out| (|read| NULL: not read). WR_OK, WR_ERR_NOTFOUND without a message,
+ * or the error of preparing or stepping. */
+static int vone(wr_store *s, const char *what, wr__store_row_fn read, void *out, const char *sql,
+                const char *fmt, va_list ap) {
+  wr_db_stmt *st;
+  int rv = vprepf(s, &st, sql, fmt, ap);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_step_row(s, st, what);
+  if (rv == WR_OK && read) read(st, out);
+  wr_db_finalize(st);
+  return rv;
+}
+
 int wr__store_one(wr_store *s, const char *what, wr__store_row_fn read, void *out,
                   const char *missing, const char *key, const char *sql, const char *fmt, ...) {
-  wr_db_stmt *st;
   va_list ap;
   char b[80];
   va_start(ap, fmt);
-  int rv = vprepf(s, &st, sql, fmt, ap);
+  int rv = vone(s, what, read, out, sql, fmt, ap);
   va_end(ap);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, what);
-  if (rv == WR_OK)
-    read(st, out);
-  else if (rv == WR_ERR_NOTFOUND && missing)
+  if (rv == WR_ERR_NOTFOUND && missing)
     wr__store_serr(s, rv, missing, wr__store_quote(key ? key : "", b, sizeof(b)));
-  wr_db_finalize(st);
   return rv;
 }
 
@@ -527,15 +535,10 @@ int wr__store_get_uuid(wr_store *s, const char *id, const char *id_what, const c
 
 int wr__store_agg(wr_store *s, const char *what, const char *none, wr__store_row_fn read,
                   void *out, const char *sql, const char *fmt, ...) {
-  wr_db_stmt *st;
   va_list ap;
   va_start(ap, fmt);
-  int rv = vprepf(s, &st, sql, fmt, ap);
+  int rv = vone(s, what, read, out, sql, fmt, ap);
   va_end(ap);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, what);
-  if (rv == WR_OK && read) read(st, out);
-  wr_db_finalize(st);
   if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "%s: no result", none ? none : what);
   return rv;
 }

@@ -43,6 +43,27 @@ static char *doc_text(const json_t *doc) {
   return t;
 }
 
+/* Steps |st| to its end, each row made into JSON by |row| (NULL: skipped)
+ * and appended to a new array into *out, then finalizes |st|. WR_OK, or
+ * the database error (|what| in its message) with *out NULL. */
+static int json_rows(wr_store *s, wr_db_stmt *st, const char *what, json_t *(*row)(wr_db_stmt *),
+                     json_t **out) {
+  json_t *arr = json_array();
+  int rc;
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
+    json_t *d = row(st);
+    if (d) json_array_append_new(arr, d);
+  }
+  wr_db_finalize(st);
+  if (rc != WR_DB_DONE) {
+    json_decref(arr);
+    *out = NULL;
+    return wr__store_dberr(s, what);
+  }
+  *out = arr;
+  return WR_OK;
+}
+
 #define OBJ_SELECT "SELECT doc, id, created_at, updated_at FROM access_objects "
 
 int wr_store_access_get(wr_store *s, const char *account_id, const char *kind, const char *parent,
@@ -70,19 +91,7 @@ int wr_store_access_list(wr_store *s, const char *account_id, const char *kind, 
                            "ssss", account_id, kind, parent, parent);
   *out = NULL;
   if (rv != WR_OK) return rv;
-  json_t *arr = json_array();
-  int rc;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
-    json_t *d = row_doc(st);
-    if (d) json_array_append_new(arr, d);
-  }
-  wr_db_finalize(st);
-  if (rc != WR_DB_DONE) {
-    json_decref(arr);
-    return wr__store_dberr(s, "list access objects");
-  }
-  *out = arr;
-  return WR_OK;
+  return json_rows(s, st, "list access objects", row_doc, out);
 }
 
 static json_t *audit_detail(const char *kind, const json_t *doc) {
@@ -224,6 +233,13 @@ static int add_groups(wr_store *s, const char *account_id, json_t *groups) {
   return WR_OK;
 }
 
+/* An app for wr_store_access_for_host: row_doc with its account (column 4). */
+static json_t *app_row(wr_db_stmt *st) {
+  json_t *d = row_doc(st);
+  if (d) json_object_set_new(d, "account_id", json_string(wr_db_col_text(st, 4)));
+  return d;
+}
+
 int wr_store_access_for_host(wr_store *s, const char *host, json_t **out) {
   wr_db_stmt *st;
   char prefix[WR_STORE_HOST_MAX + 2];
@@ -235,17 +251,9 @@ int wr_store_access_for_host(wr_store *s, const char *host, json_t **out) {
                            "WHERE kind = 'app' AND (lookup = ? OR substr(lookup, 1, length(?)) = ?)",
                            "sss", host, prefix, prefix);
   if (rv != WR_OK) return rv;
-  json_t *apps = json_array(), *groups = json_object(), *a;
-  int rc;
+  json_t *apps, *groups = json_object(), *a;
   size_t i;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
-    json_t *d = row_doc(st);
-    if (!d) continue;
-    json_object_set_new(d, "account_id", json_string(wr_db_col_text(st, 4)));
-    json_array_append_new(apps, d);
-  }
-  wr_db_finalize(st);
-  if (rc != WR_DB_DONE) rv = wr__store_dberr(s, "look up access apps");
+  rv = json_rows(s, st, "look up access apps", app_row, &apps);
   json_array_foreach(apps, i, a) {
     const char *acct = json_string_value(json_object_get(a, "account_id"));
     if (rv == WR_OK) rv = add_policies(s, acct, a);
@@ -300,6 +308,12 @@ int wr_store_access_token_check(wr_store *s, const char *client_id, const char *
   return rv;
 }
 
+static json_t *key_row(wr_db_stmt *st) {
+  return json_pack("{s:s,s:s,s:I,s:I}", "kid", wr_db_col_text(st, 0), "pem", wr_db_col_text(st, 1),
+                   "created_at", (json_int_t)wr_db_col_int64(st, 2), "retired_at",
+                   (json_int_t)wr_db_col_int64(st, 3));
+}
+
 int wr_store_access_keys(wr_store *s, json_t **out) {
   wr_db_stmt *st;
   *out = NULL;
@@ -308,20 +322,7 @@ int wr_store_access_keys(wr_store *s, json_t **out) {
                            "ORDER BY created_at DESC, rowid DESC",
                            "");
   if (rv != WR_OK) return rv;
-  json_t *arr = json_array();
-  int rc;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW)
-    json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I}", "kid", wr_db_col_text(st, 0), "pem",
-                                         wr_db_col_text(st, 1), "created_at",
-                                         (json_int_t)wr_db_col_int64(st, 2), "retired_at",
-                                         (json_int_t)wr_db_col_int64(st, 3)));
-  wr_db_finalize(st);
-  if (rc != WR_DB_DONE) {
-    json_decref(arr);
-    return wr__store_dberr(s, "list access keys");
-  }
-  *out = arr;
-  return WR_OK;
+  return json_rows(s, st, "list access keys", key_row, out);
 }
 
 int wr_store_access_key_add(wr_store *s, const char *actor, const char *kid, const char *pem) {
