@@ -191,6 +191,11 @@ int wr__store_tx_end(wr_store *s, int rv);
  * unless |what| is NULL. */
 int wr__store_check_name(wr_store *s, const char *what, const char *name);
 
+/* Tunnel |id|, not deleted and, unless |account_id| is NULL, of that
+ * account: WR_OK, WR_ERR_NOTFOUND (none, or another account's),
+ * WR_ERR_INVAL (deleted, or |id| not a UUID) or WR_ERR_STORE. */
+int wr__store_tunnel_live(wr_store *s, const char *account_id, const char *id, wr_tunnel *out);
+
 /* --- audit (store_audit.c) ------------------------------------------------ */
 
 /* Writes one audit row inside the caller's transaction; takes ownership of

@@ -172,11 +172,7 @@ int wr_store_route_dns_add_max(wr_store *s, const char *actor, const char *zone_
   wr_route_change ch = WR_ROUTE_NEW;
   if ((rv = check_host(s, hostname, host)) != WR_OK) return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr_store_tunnel_get(s, tunnel_id, &t)) != WR_OK) goto out;
-  if (t.deleted_at) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "tunnel %s (%s) is deleted", t.name, t.id);
-    goto out;
-  }
+  if ((rv = wr__store_tunnel_live(s, NULL, tunnel_id, &t)) != WR_OK) goto out;
   if (zone_id && (rv = route_given_zone(s, zone_id, &t, host, &given)) != WR_OK) goto out;
   if ((rv = route_zone(s, host, &t, zone_id ? &given : NULL, &z)) != WR_OK) goto out;
   rv = route_write(s, actor, host, overwrite, max_routes, &t, &z, &ch);
@@ -611,15 +607,8 @@ int wr_store_ip_route_add_max(wr_store *s, const char *actor, const char *accoun
   if ((rv = check_comment(s, "route comment", comment)) != WR_OK) return rv;
   if ((rv = wr__store_new_uuid(s, id)) != WR_OK) return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr_store_tunnel_get(s, tunnel_id, &t)) != WR_OK) goto out;
-  if (strcasecmp(t.account_id, account_id ? account_id : "") != 0) {
-    rv = wr__store_serr(s, WR_ERR_NOTFOUND, "no tunnel with ID %s in this account", t.id);
+  if ((rv = wr__store_tunnel_live(s, account_id ? account_id : "", tunnel_id, &t)) != WR_OK)
     goto out;
-  }
-  if (t.deleted_at) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "tunnel %s (%s) is deleted", t.name, t.id);
-    goto out;
-  }
   if (vnet_id) {
     if ((rv = wr__store_vnet_live(s, t.account_id, vnet_id, &v)) != WR_OK) goto out;
   } else if ((rv = vnet_default_tx(s, actor, t.account_id, &v)) != WR_OK) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/encoding.h"
 #include "lib/err.h"
@@ -76,6 +77,16 @@ static void read_tunnel(wr_db_stmt *st, void *row) {
 int wr_store_tunnel_get(wr_store *s, const char *id, wr_tunnel *out) {
   return wr__store_get_uuid(s, id, "tunnel ID", "read tunnel", read_tunnel, out,
                             "no tunnel with ID %s", TUNNEL_SELECT "WHERE t.id = ?");
+}
+
+int wr__store_tunnel_live(wr_store *s, const char *account_id, const char *id, wr_tunnel *out) {
+  int rv;
+  if ((rv = wr_store_tunnel_get(s, id, out)) != WR_OK) return rv;
+  if (account_id && strcasecmp(out->account_id, account_id) != 0)
+    return wr__store_serr(s, WR_ERR_NOTFOUND, "no tunnel with ID %s in this account", out->id);
+  if (out->deleted_at)
+    return wr__store_serr(s, WR_ERR_INVAL, "tunnel %s (%s) is deleted", out->name, out->id);
+  return WR_OK;
 }
 
 int wr_store_tunnel_find(wr_store *s, const char *account_id, const char *name, wr_tunnel *out) {
