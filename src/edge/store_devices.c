@@ -163,30 +163,21 @@ static int resolve_vnet(wr_store *s, const char *account_id, const char *ref, wr
 
 /* An active device named |name| or with key |key| in the way of a new one. */
 static int check_unique(wr_store *s, const char *account_id, const char *name, const char *key) {
-  wr_db_stmt *st;
-  int rv = wr__store_prepf(s, &st,
-                           DEVICE_SELECT "WHERE revoked_at IS NULL AND"
-                                         " ((account_id = ?1 AND name = ?2) OR public_key = ?3)",
-                           "sss", account_id, name, key);
   wr_device d;
+  int rv = wr__store_one(s, "read devices", read_device, &d, NULL, NULL,
+                         DEVICE_SELECT "WHERE revoked_at IS NULL AND"
+                                       " ((account_id = ?1 AND name = ?2) OR public_key = ?3)",
+                         "sss", account_id, name, key);
+  if (rv == WR_ERR_NOTFOUND) return WR_OK;
   if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read devices");
-  if (rv == WR_OK) {
-    read_device(st, &d);
-    if (strcmp(d.public_key, key) == 0)
-      rv = wr__store_serr(s, WR_ERR_EXISTS,
+  if (strcmp(d.public_key, key) == 0)
+    return wr__store_serr(s, WR_ERR_EXISTS,
                           "public key %s already belongs to an active device%s%s; each device "
                           "needs its own key pair",
                           key, strcmp(d.account_id, account_id) == 0 ? " named " : "",
                           strcmp(d.account_id, account_id) == 0 ? d.name : "");
-    else
-      rv = wr__store_serr(s, WR_ERR_EXISTS, "a device named \"%s\" already exists (ID %s)", d.name,
-                          d.id);
-  } else if (rv == WR_ERR_NOTFOUND) {
-    rv = WR_OK;
-  }
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_serr(s, WR_ERR_EXISTS, "a device named \"%s\" already exists (ID %s)", d.name,
+                        d.id);
 }
 
 /* The highest host number in use, or the one before the first. */
