@@ -714,11 +714,8 @@ void wr_store_set_clock(wr_store *s, int64_t (*now)(void *user), void *user) {
   s->now_user = user;
 }
 int wr_store_ping(wr_store *s) {
-  wr_db_stmt *st;
-  int rv = wr__store_prepf(s, &st, "SELECT 1 FROM accounts LIMIT 1", "");
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read the store");
-  wr_db_finalize(st);
+  int rv = wr__store_one(s, "read the store", NULL, NULL, NULL, NULL,
+                         "SELECT 1 FROM accounts LIMIT 1", "");
   /* An empty table still proves the database answers. */
   return rv == WR_ERR_NOTFOUND ? WR_OK : rv;
 }

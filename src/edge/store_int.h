@@ -134,7 +134,7 @@ int wr__store_prepf(wr_store *s, wr_db_stmt **st, const char *sql, const char *f
 void *wr__store_list(wr_store *s, int *rv, size_t *n, const char *what, size_t size,
                      wr__store_row_fn read, const char *sql, const char *fmt, ...);
 /* A one-row lookup: wr__store_prepf's |sql| and |fmt|, the first row read
- * into |out| by |read|. Returns WR_OK, WR_ERR_NOTFOUND (with the message
+ * into |out| by |read| (NULL: not read). Returns WR_OK, WR_ERR_NOTFOUND (with the message
  * |missing|, a literal format with one %s for |key| quoted, or none when
  * |missing| is NULL) or the error of preparing or stepping (|what| in its
  * message). */

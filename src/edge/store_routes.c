@@ -506,7 +506,6 @@ out:
 int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int force,
                          size_t *routes_removed) {
   wr_vnet v;
-  wr_db_stmt *st = NULL;
   int rv, removed = 0;
   int64_t nroutes = 0, now = wr__store_now(s);
   if (routes_removed) *routes_removed = 0;
@@ -525,13 +524,11 @@ int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int for
         v.name);
     goto out;
   }
-  if ((rv = wr__store_prepf(
-           s, &st,
+  if ((rv = wr__store_one(
+           s, "count IP routes", wr__store_read_int64, &nroutes, NULL, NULL,
            "SELECT count(*) FROM ip_routes WHERE virtual_network_id = ? AND deleted_at IS NULL",
            "s", v.id)) != WR_OK)
     goto out;
-  if ((rv = wr__store_step_row(s, st, "count IP routes")) != WR_OK) goto out;
-  nroutes = wr_db_col_int64(st, 0);
   if (nroutes && !force) {
     rv = wr__store_serr(
         s, WR_ERR_INVAL,
@@ -554,7 +551,6 @@ int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int for
                                         removed, "force", force != 0));
   if (rv == WR_OK && routes_removed) *routes_removed = (size_t)removed;
 out:
-  wr_db_finalize(st);
   return wr__store_tx_end(s, rv);
 }
 
@@ -599,7 +595,7 @@ int wr_store_ip_route_add_max(wr_store *s, const char *actor, const char *accoun
   wr_store_cidr c;
   wr_tunnel t;
   wr_vnet v;
-  wr_db_stmt *st = NULL;
+  wr_ip_route old;
   int rv;
   if (wr_store_cidr_parse(network, &c, msg, sizeof(msg)) != WR_OK)
     return wr__store_serr(s, WR_ERR_INVAL, "network: %s", msg);
@@ -614,16 +610,12 @@ int wr_store_ip_route_add_max(wr_store *s, const char *actor, const char *accoun
   } else if ((rv = vnet_default_tx(s, actor, t.account_id, &v)) != WR_OK) {
     goto out;
   }
-  if ((rv = wr__store_prepf(s, &st,
-                            IP_ROUTE_SELECT
-                            "WHERE r.account_id = ? AND r.network = ? AND r.virtual_network_id = ?"
-                            " AND r.deleted_at IS NULL",
-                            "sss", t.account_id, net, v.id)) != WR_OK)
-    goto out;
-  rv = wr__store_step_row(s, st, "read IP routes");
+  rv = wr__store_one(s, "read IP routes", read_ip_route, &old, NULL, NULL,
+                     IP_ROUTE_SELECT
+                     "WHERE r.account_id = ? AND r.network = ? AND r.virtual_network_id = ?"
+                     " AND r.deleted_at IS NULL",
+                     "sss", t.account_id, net, v.id);
   if (rv == WR_OK) {
-    wr_ip_route old;
-    read_ip_route(st, &old);
     rv = wr__store_serr(
         s, WR_ERR_EXISTS,
         "%s in virtual network %s is already routed to tunnel %s (%s); delete that route first",
@@ -646,7 +638,6 @@ int wr_store_ip_route_add_max(wr_store *s, const char *actor, const char *accoun
                                           "tunnel_id", t.id, "virtual_network_id", v.id, "comment",
                                           comment ? comment : ""));
 out:
-  wr_db_finalize(st);
   memset(&t, 0, sizeof(t));
   rv = wr__store_tx_end(s, rv);
   if (rv == WR_OK && out) rv = wr_store_ip_route_get(s, id, out);
