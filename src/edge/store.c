@@ -22,6 +22,25 @@
  * is an empty step (the version still moves on). */
 #define PG_ONLY "-- postgres only\n"
 
+/* The access_objects table (named |name|, its kinds |kinds|) and its
+ * indexes, as migration 5 made them; 8 rebuilds the table with more kinds
+ * and the same indexes. Like the migrations, never edit these. */
+#define ACCESS_OBJECTS_TABLE(name, kinds)                                                          \
+  "CREATE TABLE " name " ("                                                                        \
+  "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"                                                 \
+  "  account_id TEXT NOT NULL REFERENCES accounts(id),"                                            \
+  "  kind TEXT NOT NULL CHECK (kind IN (" kinds ")),"                                               \
+  "  parent_id TEXT,"                                                                              \
+  "  lookup TEXT,"                                                                                 \
+  "  secret_hash BLOB CHECK (secret_hash IS NULL OR length(secret_hash) = 32),"                    \
+  "  doc TEXT NOT NULL CHECK (json_valid(doc)),"                                                   \
+  "  created_at INTEGER NOT NULL,"                                                                 \
+  "  updated_at INTEGER NOT NULL);"
+#define ACCESS_OBJECTS_INDEXES                                                                     \
+  "CREATE UNIQUE INDEX access_objects_lookup ON access_objects(kind, lookup) WHERE lookup IS NOT NULL;" \
+  "CREATE INDEX access_objects_account ON access_objects(account_id, kind, created_at);"          \
+  "CREATE INDEX access_objects_parent ON access_objects(parent_id) WHERE parent_id IS NOT NULL;"
+
 /* Migrations, oldest first: migrations[i] takes a store from user_version i
  * to i + 1. Append new steps; never edit a released one. Ids are TEXT so the
  * API can hand them out as they are; times are Unix seconds. */
@@ -176,19 +195,8 @@ static const char *const migrations[] = {
      * docs/access.md); |lookup| is an app's domain or a token's client_id,
      * unique per kind. Token secrets are kept as SHA-256 only. Signing keys
      * stay published after they are retired, until pruned. */
-    "CREATE TABLE access_objects ("
-    "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"
-    "  account_id TEXT NOT NULL REFERENCES accounts(id),"
-    "  kind TEXT NOT NULL CHECK (kind IN ('app', 'policy', 'group', 'service_token')),"
-    "  parent_id TEXT,"
-    "  lookup TEXT,"
-    "  secret_hash BLOB CHECK (secret_hash IS NULL OR length(secret_hash) = 32),"
-    "  doc TEXT NOT NULL CHECK (json_valid(doc)),"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL);"
-    "CREATE UNIQUE INDEX access_objects_lookup ON access_objects(kind, lookup) WHERE lookup IS NOT NULL;"
-    "CREATE INDEX access_objects_account ON access_objects(account_id, kind, created_at);"
-    "CREATE INDEX access_objects_parent ON access_objects(parent_id) WHERE parent_id IS NOT NULL;"
+    ACCESS_OBJECTS_TABLE("access_objects", "'app', 'policy', 'group', 'service_token'")
+    ACCESS_OBJECTS_INDEXES
     "CREATE TABLE access_keys ("
     "  kid TEXT PRIMARY KEY,"
     "  pem TEXT NOT NULL,"
@@ -239,23 +247,13 @@ static const char *const migrations[] = {
     /* 8: Access identity providers ("identity_provider") join the kinds of
      * access_objects. A CHECK cannot be changed in place in SQLite, so the
      * table is rebuilt (the same statements run on PostgreSQL). */
-    "CREATE TABLE access_objects_v6 ("
-    "  id TEXT PRIMARY KEY CHECK (length(id) = 36),"
-    "  account_id TEXT NOT NULL REFERENCES accounts(id),"
-    "  kind TEXT NOT NULL CHECK (kind IN ('app', 'policy', 'group', 'service_token', 'identity_provider')),"
-    "  parent_id TEXT,"
-    "  lookup TEXT,"
-    "  secret_hash BLOB CHECK (secret_hash IS NULL OR length(secret_hash) = 32),"
-    "  doc TEXT NOT NULL CHECK (json_valid(doc)),"
-    "  created_at INTEGER NOT NULL,"
-    "  updated_at INTEGER NOT NULL);"
+    ACCESS_OBJECTS_TABLE("access_objects_v6",
+                         "'app', 'policy', 'group', 'service_token', 'identity_provider'")
     "INSERT INTO access_objects_v6 (id, account_id, kind, parent_id, lookup, secret_hash, doc, created_at, updated_at)"
     "  SELECT id, account_id, kind, parent_id, lookup, secret_hash, doc, created_at, updated_at FROM access_objects;"
     "DROP TABLE access_objects;"
     "ALTER TABLE access_objects_v6 RENAME TO access_objects;"
-    "CREATE UNIQUE INDEX access_objects_lookup ON access_objects(kind, lookup) WHERE lookup IS NOT NULL;"
-    "CREATE INDEX access_objects_account ON access_objects(account_id, kind, created_at);"
-    "CREATE INDEX access_objects_parent ON access_objects(parent_id) WHERE parent_id IS NOT NULL;",
+    ACCESS_OBJECTS_INDEXES,
 
     /* 9: PostgreSQL only: 8 rebuilt access_objects, and its change
      * notification (7) went with the old table. */
@@ -501,23 +499,51 @@ void *wr__store_list(wr_store *s, int *rv, size_t *n, const char *what, size_t s
   return *rv == WR_OK ? wr__store_rows(s, st, what, size, read, n, rv) : NULL;
 }
 
-int wr__store_one(wr_store *s, const char *what, wr__store_row_fn read, void *out,
-                  const char *missing, const char *key, const char *sql, const char *fmt, ...) {
+/* The query of wr__store_one and wr__store_agg: its first row read into
+ * |out| (|read| NULL: not read). WR_OK, WR_ERR_NOTFOUND without a message,
+ * or the error of preparing or stepping. */
+static int vone(wr_store *s, const char *what, wr__store_row_fn read, void *out, const char *sql,
+                const char *fmt, va_list ap) {
   wr_db_stmt *st;
-  va_list ap;
-  char b[80];
-  va_start(ap, fmt);
   int rv = vprepf(s, &st, sql, fmt, ap);
-  va_end(ap);
   if (rv != WR_OK) return rv;
   rv = wr__store_step_row(s, st, what);
-  if (rv == WR_OK)
-    read(st, out);
-  else if (rv == WR_ERR_NOTFOUND && missing)
-    wr__store_serr(s, rv, missing, wr__store_quote(key ? key : "", b, sizeof(b)));
+  if (rv == WR_OK && read) read(st, out);
   wr_db_finalize(st);
   return rv;
 }
+
+int wr__store_one(wr_store *s, const char *what, wr__store_row_fn read, void *out,
+                  const char *missing, const char *key, const char *sql, const char *fmt, ...) {
+  va_list ap;
+  char b[80];
+  va_start(ap, fmt);
+  int rv = vone(s, what, read, out, sql, fmt, ap);
+  va_end(ap);
+  if (rv == WR_ERR_NOTFOUND && missing)
+    wr__store_serr(s, rv, missing, wr__store_quote(key ? key : "", b, sizeof(b)));
+  return rv;
+}
+
+int wr__store_get_uuid(wr_store *s, const char *id, const char *id_what, const char *what,
+                       wr__store_row_fn read, void *out, const char *missing, const char *sql) {
+  char canon[WR_STORE_UUID_LEN + 1];
+  int rv;
+  if ((rv = wr__store_canon_uuid(s, id, canon, id_what)) != WR_OK) return rv;
+  return wr__store_one(s, what, read, out, missing, canon, sql, "s", canon);
+}
+
+int wr__store_agg(wr_store *s, const char *what, const char *none, wr__store_row_fn read,
+                  void *out, const char *sql, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rv = vone(s, what, read, out, sql, fmt, ap);
+  va_end(ap);
+  if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "%s: no result", none ? none : what);
+  return rv;
+}
+
+void wr__store_read_int64(wr_db_stmt *st, void *n) { *(int64_t *)n = wr_db_col_int64(st, 0); }
 
 /* Runs a statement that returns no rows; |changes| (may be NULL) gets the
  * number of rows it changed. */
@@ -551,36 +577,28 @@ int wr__store_step_row(wr_store *s, wr_db_stmt *st, const char *what) {
 
 
 int wr__store_xact_lock(wr_store *s, int space, const char *key, const char *what) {
-  wr_db_stmt *st;
-  int rv;
   if (strcmp(wr_db_backend(s->db), "postgres") != 0) return WR_OK;
   /* The two-key form (a space, the key's hash): apart from the schema's
    * one-key lock. */
-  rv = wr__store_prepf(s, &st, "SELECT pg_advisory_xact_lock(?::integer, hashtext(lower(?)))", "is",
+  return wr__store_agg(s, what, NULL, NULL, NULL,
+                       "SELECT pg_advisory_xact_lock(?::integer, hashtext(lower(?)))", "is",
                        (int64_t)space, key);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, what);
-  wr_db_finalize(st);
-  if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "%s: no result", what);
-  return rv;
 }
 
 int wr__store_account_cap(wr_store *s, const char *account_id, size_t max, const char *count_sql,
                           const char *what) {
-  wr_db_stmt *st;
+  char none[64];
+  int64_t n = 0;
   int rv;
   if (!max) return WR_OK;
   rv = wr__store_xact_lock(s, WR__STORE_LOCK_ACCOUNT, account_id, "lock the account");
   if (rv != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, count_sql, "s", account_id)) != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, what);
-  size_t n = rv == WR_OK ? (size_t)wr_db_col_int64(st, 0) : 0;
-  wr_db_finalize(st);
-  if (rv == WR_ERR_NOTFOUND) return wr__store_serr(s, WR_ERR_STORE, "count %s: no result", what);
+  snprintf(none, sizeof(none), "count %s", what);
+  rv = wr__store_agg(s, what, none, wr__store_read_int64, &n, count_sql, "s", account_id);
   if (rv != WR_OK) return rv;
-  if (n >= max)
+  if ((size_t)n >= max)
     return wr__store_serr(s, WR_ERR_LIMIT, "this account already has %zu %s, the limit of this edge",
-                          n, what);
+                          (size_t)n, what);
   return WR_OK;
 }
 
@@ -696,11 +714,8 @@ void wr_store_set_clock(wr_store *s, int64_t (*now)(void *user), void *user) {
   s->now_user = user;
 }
 int wr_store_ping(wr_store *s) {
-  wr_db_stmt *st;
-  int rv = wr__store_prepf(s, &st, "SELECT 1 FROM accounts LIMIT 1", "");
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read the store");
-  wr_db_finalize(st);
+  int rv = wr__store_one(s, "read the store", NULL, NULL, NULL, NULL,
+                         "SELECT 1 FROM accounts LIMIT 1", "");
   /* An empty table still proves the database answers. */
   return rv == WR_ERR_NOTFOUND ? WR_OK : rv;
 }

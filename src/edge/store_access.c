@@ -43,6 +43,27 @@ static char *doc_text(const json_t *doc) {
   return t;
 }
 
+/* Steps |st| to its end, each row made into JSON by |row| (NULL: skipped)
+ * and appended to a new array into *out, then finalizes |st|. WR_OK, or
+ * the database error (|what| in its message) with *out NULL. */
+static int json_rows(wr_store *s, wr_db_stmt *st, const char *what, json_t *(*row)(wr_db_stmt *),
+                     json_t **out) {
+  json_t *arr = json_array();
+  int rc;
+  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
+    json_t *d = row(st);
+    if (d) json_array_append_new(arr, d);
+  }
+  wr_db_finalize(st);
+  if (rc != WR_DB_DONE) {
+    json_decref(arr);
+    *out = NULL;
+    return wr__store_dberr(s, what);
+  }
+  *out = arr;
+  return WR_OK;
+}
+
 #define OBJ_SELECT "SELECT doc, id, created_at, updated_at FROM access_objects "
 
 int wr_store_access_get(wr_store *s, const char *account_id, const char *kind, const char *parent,
@@ -70,19 +91,7 @@ int wr_store_access_list(wr_store *s, const char *account_id, const char *kind, 
                            "ssss", account_id, kind, parent, parent);
   *out = NULL;
   if (rv != WR_OK) return rv;
-  json_t *arr = json_array();
-  int rc;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
-    json_t *d = row_doc(st);
-    if (d) json_array_append_new(arr, d);
-  }
-  wr_db_finalize(st);
-  if (rc != WR_DB_DONE) {
-    json_decref(arr);
-    return wr__store_dberr(s, "list access objects");
-  }
-  *out = arr;
-  return WR_OK;
+  return json_rows(s, st, "list access objects", row_doc, out);
 }
 
 static json_t *audit_detail(const char *kind, const json_t *doc) {
@@ -115,62 +124,76 @@ static int write_end(wr_store *s, int rv, const char *actor, const char *account
   return rv;
 }
 
-int wr_store_access_create(wr_store *s, const char *actor, const char *account_id, const char *kind,
-                           const char *parent, const char *lookup, const uint8_t *secret_hash,
-                           const json_t *doc, json_t **out) {
-  char id[WR_STORE_UUID_LEN + 1];
+/* The insert of a new object (its id into |id|) under app |parent| when
+ * not NULL, inside write_obj's transaction. */
+static int insert_obj(wr_store *s, const char *account_id, const char *kind, const char *parent,
+                      const char *lookup, const uint8_t *secret_hash, const char *text,
+                      char id[WR_STORE_UUID_LEN + 1]) {
   json_t *p = NULL;
-  *out = NULL;
-  if (!kind_ok(kind) || !json_is_object(doc)) return wr__store_serr(s, WR_ERR_INVAL, "bad access object");
-  char *text = doc_text(doc);
-  if (!text) return wr__store_serr(s, WR_ERR_NOMEM, "cannot encode the object");
-  int rv = wr__store_tx_begin(s);
-  if (rv != WR_OK) goto done;
-  if (parent && (rv = wr_store_access_get(s, account_id, "app", NULL, parent, &p)) != WR_OK) goto out;
-  if ((rv = wr__store_new_uuid(s, id)) != WR_OK) goto out;
+  char q[128];
+  int rv;
+  if (parent && (rv = wr_store_access_get(s, account_id, "app", NULL, parent, &p)) != WR_OK) return rv;
+  json_decref(p);
+  if ((rv = wr__store_new_uuid(s, id)) != WR_OK) return rv;
   int64_t now = wr__store_now(s);
   rv = wr__store_execf(s, NULL, "create access object",
                        "INSERT INTO access_objects (id, account_id, kind, parent_id, lookup, secret_hash, doc, "
                        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        "sssssbsii", id, account_id, kind, parent, lookup, secret_hash,
                        (size_t)(secret_hash ? WR_STORE_ACCESS_SECRET_HASH_LEN : 0), text, now, now);
-  if (rv == WR_ERR_EXISTS) {
-    char q[128];
+  if (rv == WR_ERR_EXISTS)
     rv = wr__store_serr(s, rv, "%s %s is already taken by another %s", !strcmp(kind, "app") ? "domain" : "client_id",
                         wr__store_quote(lookup ? lookup : "", q, sizeof(q)), kind);
-    goto out;
+  return rv;
+}
+
+/* The update of object |id| (of |kind|, under |parent| when not NULL),
+ * inside write_obj's transaction. */
+static int update_obj(wr_store *s, const char *account_id, const char *kind, const char *parent,
+                      const char *lookup, const char *text, const char *id) {
+  json_t *old = NULL;
+  int rv = wr_store_access_get(s, account_id, kind, parent, id, &old);
+  json_decref(old);
+  if (rv != WR_OK) return rv;
+  rv = wr__store_execf(s, NULL, "update access object",
+                       "UPDATE access_objects SET doc = ?, lookup = coalesce(?, lookup), updated_at = ? WHERE id = ?",
+                       "ssis", text, lookup, wr__store_now(s), id);
+  if (rv == WR_ERR_EXISTS) rv = wr__store_serr(s, rv, "that domain is already taken by another application");
+  return rv;
+}
+
+/* An update of object |id| (|update| not 0) or a create, in one
+ * transaction that write_end closes. */
+static int write_obj(wr_store *s, const char *actor, const char *account_id, const char *kind,
+                     const char *parent, int update, const char *id, const char *lookup,
+                     const uint8_t *secret_hash, const json_t *doc, json_t **out) {
+  char new_id[WR_STORE_UUID_LEN + 1] = "";
+  char *text = doc_text(doc);
+  if (!text) return wr__store_serr(s, WR_ERR_NOMEM, "cannot encode the object");
+  int rv = wr__store_tx_begin(s);
+  if (rv == WR_OK) {
+    rv = update ? update_obj(s, account_id, kind, parent, lookup, text, id)
+                : insert_obj(s, account_id, kind, parent, lookup, secret_hash, text, new_id);
+    rv = write_end(s, rv, actor, account_id, kind, update ? "update" : "create",
+                   update ? id : new_id, doc, out);
   }
-out:
-  rv = write_end(s, rv, actor, account_id, kind, "create", id, doc, out);
-done:
-  json_decref(p);
   free(text);
   return rv;
+}
+
+int wr_store_access_create(wr_store *s, const char *actor, const char *account_id, const char *kind,
+                           const char *parent, const char *lookup, const uint8_t *secret_hash,
+                           const json_t *doc, json_t **out) {
+  *out = NULL;
+  if (!kind_ok(kind) || !json_is_object(doc)) return wr__store_serr(s, WR_ERR_INVAL, "bad access object");
+  return write_obj(s, actor, account_id, kind, parent, 0, NULL, lookup, secret_hash, doc, out);
 }
 
 int wr_store_access_update(wr_store *s, const char *actor, const char *account_id, const char *kind,
                            const char *parent, const char *id, const char *lookup, const json_t *doc,
                            json_t **out) {
-  json_t *old = NULL;
   *out = NULL;
-  char *text = doc_text(doc);
-  if (!text) return wr__store_serr(s, WR_ERR_NOMEM, "cannot encode the object");
-  int rv = wr__store_tx_begin(s);
-  if (rv != WR_OK) goto done;
-  if ((rv = wr_store_access_get(s, account_id, kind, parent, id, &old)) != WR_OK) goto out;
-  rv = wr__store_execf(s, NULL, "update access object",
-                       "UPDATE access_objects SET doc = ?, lookup = coalesce(?, lookup), updated_at = ? WHERE id = ?",
-                       "ssis", text, lookup, wr__store_now(s), id);
-  if (rv == WR_ERR_EXISTS) {
-    rv = wr__store_serr(s, rv, "that domain is already taken by another application");
-    goto out;
-  }
-out:
-  rv = write_end(s, rv, actor, account_id, kind, "update", id, doc, out);
-done:
-  json_decref(old);
-  free(text);
-  return rv;
+  return write_obj(s, actor, account_id, kind, parent, 1, id, lookup, NULL, doc, out);
 }
 
 int wr_store_access_delete(wr_store *s, const char *actor, const char *account_id, const char *kind,
@@ -210,6 +233,13 @@ static int add_groups(wr_store *s, const char *account_id, json_t *groups) {
   return WR_OK;
 }
 
+/* An app for wr_store_access_for_host: row_doc with its account (column 4). */
+static json_t *app_row(wr_db_stmt *st) {
+  json_t *d = row_doc(st);
+  if (d) json_object_set_new(d, "account_id", json_string(wr_db_col_text(st, 4)));
+  return d;
+}
+
 int wr_store_access_for_host(wr_store *s, const char *host, json_t **out) {
   wr_db_stmt *st;
   char prefix[WR_STORE_HOST_MAX + 2];
@@ -221,17 +251,9 @@ int wr_store_access_for_host(wr_store *s, const char *host, json_t **out) {
                            "WHERE kind = 'app' AND (lookup = ? OR substr(lookup, 1, length(?)) = ?)",
                            "sss", host, prefix, prefix);
   if (rv != WR_OK) return rv;
-  json_t *apps = json_array(), *groups = json_object(), *a;
-  int rc;
+  json_t *apps, *groups = json_object(), *a;
   size_t i;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW) {
-    json_t *d = row_doc(st);
-    if (!d) continue;
-    json_object_set_new(d, "account_id", json_string(wr_db_col_text(st, 4)));
-    json_array_append_new(apps, d);
-  }
-  wr_db_finalize(st);
-  if (rc != WR_DB_DONE) rv = wr__store_dberr(s, "look up access apps");
+  rv = json_rows(s, st, "look up access apps", app_row, &apps);
   json_array_foreach(apps, i, a) {
     const char *acct = json_string_value(json_object_get(a, "account_id"));
     if (rv == WR_OK) rv = add_policies(s, acct, a);
@@ -286,6 +308,12 @@ int wr_store_access_token_check(wr_store *s, const char *client_id, const char *
   return rv;
 }
 
+static json_t *key_row(wr_db_stmt *st) {
+  return json_pack("{s:s,s:s,s:I,s:I}", "kid", wr_db_col_text(st, 0), "pem", wr_db_col_text(st, 1),
+                   "created_at", (json_int_t)wr_db_col_int64(st, 2), "retired_at",
+                   (json_int_t)wr_db_col_int64(st, 3));
+}
+
 int wr_store_access_keys(wr_store *s, json_t **out) {
   wr_db_stmt *st;
   *out = NULL;
@@ -294,20 +322,7 @@ int wr_store_access_keys(wr_store *s, json_t **out) {
                            "ORDER BY created_at DESC, rowid DESC",
                            "");
   if (rv != WR_OK) return rv;
-  json_t *arr = json_array();
-  int rc;
-  while ((rc = wr_db_step(st)) == WR_DB_ROW)
-    json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I}", "kid", wr_db_col_text(st, 0), "pem",
-                                         wr_db_col_text(st, 1), "created_at",
-                                         (json_int_t)wr_db_col_int64(st, 2), "retired_at",
-                                         (json_int_t)wr_db_col_int64(st, 3)));
-  wr_db_finalize(st);
-  if (rc != WR_DB_DONE) {
-    json_decref(arr);
-    return wr__store_dberr(s, "list access keys");
-  }
-  *out = arr;
-  return WR_OK;
+  return json_rows(s, st, "list access keys", key_row, out);
 }
 
 int wr_store_access_key_add(wr_store *s, const char *actor, const char *kid, const char *pem) {

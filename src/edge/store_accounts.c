@@ -176,14 +176,19 @@ static int token_zone(wr_store *s, const char *zone_id, const char *account_id, 
   return WR_OK;
 }
 
+/* The user a new token is for: its id and account. */
+static const wr__store_col token_user_cols[] = {
+    WR__COL(WR__COL_TEXT, wr_api_token, user_id),
+    WR__COL(WR__COL_TEXT, wr_api_token, account_id),
+};
+WR__STORE_ROW_READER(read_token_user, token_user_cols)
+
 int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, const char *zone_id,
                           char token[WR_STORE_TOKEN_LEN + 1], wr_api_token *out) {
   /* base64url's alphabet: safe in headers, URLs and shells. */
   static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   uint8_t rnd[WR_STORE_TOKEN_LEN], hash[32];
   wr_api_token k = {0};
-  wr_db_stmt *st = NULL;
-  char b[80];
   int rv;
   if ((rv = wr__store_new_hex_id(s, k.id)) != WR_OK) return rv;
   if (wr_random_bytes(rnd, sizeof(rnd)) != WR_OK)
@@ -195,17 +200,10 @@ int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, c
   if ((rv = token_hash(s, token, hash)) != WR_OK) goto out_notx;
   k.created_at = wr__store_now(s);
   if ((rv = wr__store_tx_begin(s)) != WR_OK) goto out_notx;
-  if ((rv = wr__store_prepf(s, &st, "SELECT id, account_id FROM users WHERE id = lower(?)", "s",
-                            user_id)) != WR_OK)
+  if ((rv = wr__store_one(s, "read user", read_token_user, &k, "no user with id %s", user_id,
+                          "SELECT id, account_id FROM users WHERE id = lower(?)", "s",
+                          user_id)) != WR_OK)
     goto out;
-  if ((rv = wr__store_step_row(s, st, "read user")) != WR_OK) {
-    if (rv == WR_ERR_NOTFOUND)
-      wr__store_serr(s, rv, "no user with id %s",
-                     wr__store_quote(user_id ? user_id : "", b, sizeof(b)));
-    goto out;
-  }
-  wr__store_col_copy(st, 0, k.user_id, sizeof(k.user_id));
-  wr__store_col_copy(st, 1, k.account_id, sizeof(k.account_id));
   if (zone_id && (rv = token_zone(s, zone_id, k.account_id, k.user_id, k.zone_id)) != WR_OK)
     goto out;
   rv = wr__store_execf(
@@ -217,7 +215,6 @@ int wr_store_token_create(wr_store *s, const char *actor, const char *user_id, c
                                 json_pack("{s:s,s:s?}", "user_id", k.user_id, "zone_id",
                                           zone_id ? k.zone_id : NULL));
 out:
-  wr_db_finalize(st);
   rv = wr__store_tx_end(s, rv);
 out_notx:
   if (rv != WR_OK) memset(token, 0, WR_STORE_TOKEN_LEN + 1);
@@ -241,7 +238,6 @@ WR__STORE_ROW_READER(read_token, token_cols)
 
 int wr_store_token_verify(wr_store *s, const char *token, wr_api_token *out) {
   uint8_t hash[32];
-  wr_db_stmt *st;
   wr_api_token k;
   int rv;
   /* Lookup by hash: the database never compares secrets, so there is no
@@ -249,34 +245,21 @@ int wr_store_token_verify(wr_store *s, const char *token, wr_api_token *out) {
   if (!token || !*token || strlen(token) > 1024)
     return wr__store_serr(s, WR_ERR_DENIED, "invalid API token");
   if ((rv = token_hash(s, token, hash)) != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, TOKEN_SELECT "WHERE k.token_hash = ?", "b", hash,
-                            sizeof(hash))) != WR_OK)
-    return rv;
-  rv = wr__store_step_row(s, st, "read API token");
-  if (rv == WR_OK) {
-    read_token(st, &k);
-    if (k.revoked_at) rv = wr__store_serr(s, WR_ERR_DENIED, "invalid API token");
-    else if (out) *out = k;
-  } else if (rv == WR_ERR_NOTFOUND) {
-    rv = wr__store_serr(s, WR_ERR_DENIED, "invalid API token");
-  }
-  wr_db_finalize(st);
+  rv = wr__store_one(s, "read API token", read_token, &k, NULL, NULL,
+                     TOKEN_SELECT "WHERE k.token_hash = ?", "b", hash, sizeof(hash));
+  if ((rv == WR_OK && k.revoked_at) || rv == WR_ERR_NOTFOUND)
+    return wr__store_serr(s, WR_ERR_DENIED, "invalid API token");
+  if (rv == WR_OK && out) *out = k;
   return rv;
 }
 
 int wr_store_token_revoke(wr_store *s, const char *actor, const char *token_id) {
-  wr_db_stmt *st = NULL;
   wr_api_token k;
-  char b[80];
   int rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr__store_prepf(s, &st, TOKEN_SELECT "WHERE k.id = lower(?)", "s", token_id)) != WR_OK)
+  if ((rv = wr__store_one(s, "read API token", read_token, &k, "no API token with id %s", token_id,
+                          TOKEN_SELECT "WHERE k.id = lower(?)", "s", token_id)) != WR_OK)
     goto out;
-  rv = wr__store_step_row(s, st, "read API token");
-  if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, "no API token with id %s", wr__store_quote(token_id, b, sizeof(b)));
-  if (rv != WR_OK) goto out;
-  read_token(st, &k);
   if (k.revoked_at) {
     rv = wr__store_serr(s, WR_ERR_INVAL, "API token %s is already revoked", k.id);
     goto out;
@@ -288,7 +271,6 @@ int wr_store_token_revoke(wr_store *s, const char *actor, const char *token_id) 
     rv = wr__store_audit_insert(s, actor, k.account_id, "token.revoke", "token", k.id,
                                 json_pack("{s:s}", "user_id", k.user_id));
 out:
-  wr_db_finalize(st);
   return wr__store_tx_end(s, rv);
 }
 
@@ -321,17 +303,8 @@ int wr_store_user_password_hash(wr_store *s, const char *user_id, char *out, siz
 }
 
 int wr_store_user_get(wr_store *s, const char *user_id, wr_user *out) {
-  wr_db_stmt *st;
-  char b[80];
-  int rv = wr__store_prepf(s, &st, USER_SELECT "WHERE id = lower(?)", "s", user_id);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read user");
-  if (rv == WR_OK) read_user(st, out);
-  else if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, "no user with id %s",
-                   wr__store_quote(user_id ? user_id : "", b, sizeof(b)));
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(s, "read user", read_user, out, "no user with id %s", user_id,
+                       USER_SELECT "WHERE id = lower(?)", "s", user_id);
 }
 
 int wr_store_user_set_password(wr_store *s, const char *actor, const char *user_id,

@@ -109,15 +109,12 @@ int wr_store_audit_query(wr_store *s, const wr_audit_filter *f, wr_audit **out, 
   *out = NULL;
   *n = 0;
   if (total) {
-    if ((rv = wr__store_prepf(s, &st, "SELECT count(*)" AUDIT_WHERE, "ssii", f->account_id,
-                              f->action, f->since, f->until)) != WR_OK)
+    int64_t count;
+    if ((rv = wr__store_agg(s, "count audit rows", NULL, wr__store_read_int64, &count,
+                            "SELECT count(*)" AUDIT_WHERE, "ssii", f->account_id, f->action,
+                            f->since, f->until)) != WR_OK)
       return rv;
-    rv = wr__store_step_row(s, st, "count audit rows");
-    if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count audit rows: no result");
-    if (rv == WR_OK) *total = (size_t)wr_db_col_int64(st, 0);
-    wr_db_finalize(st);
-    st = NULL;
-    if (rv != WR_OK) return rv;
+    *total = (size_t)count;
   }
   rv = wr__store_prepf(
       s, &st,

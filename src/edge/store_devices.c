@@ -149,16 +149,8 @@ static int resolve_vnet(wr_store *s, const char *account_id, const char *ref, wr
   size_t n = 0;
   char b[80];
   int rv;
-  if (wr_uuid_parse(ref, strlen(ref), &u) == WR_OK) {
-    if ((rv = wr_store_vnet_get(s, ref, out)) != WR_OK) return rv;
-    if (strcasecmp(out->account_id, account_id) != 0)
-      return wr__store_serr(s, WR_ERR_NOTFOUND, "no virtual network with ID %s in this account",
-                            out->id);
-    if (out->deleted_at)
-      return wr__store_serr(s, WR_ERR_INVAL, "virtual network %s (%s) is deleted", out->name,
-                            out->id);
-    return WR_OK;
-  }
+  if (wr_uuid_parse(ref, strlen(ref), &u) == WR_OK)
+    return wr__store_vnet_live(s, account_id, ref, out);
   f.name = ref;
   if ((rv = wr_store_vnet_list(s, &f, &rows, &n)) != WR_OK) return rv;
   if (n == 1) *out = rows[0];
@@ -171,50 +163,38 @@ static int resolve_vnet(wr_store *s, const char *account_id, const char *ref, wr
 
 /* An active device named |name| or with key |key| in the way of a new one. */
 static int check_unique(wr_store *s, const char *account_id, const char *name, const char *key) {
-  wr_db_stmt *st;
-  int rv = wr__store_prepf(s, &st,
-                           DEVICE_SELECT "WHERE revoked_at IS NULL AND"
-                                         " ((account_id = ?1 AND name = ?2) OR public_key = ?3)",
-                           "sss", account_id, name, key);
   wr_device d;
+  int rv = wr__store_one(s, "read devices", read_device, &d, NULL, NULL,
+                         DEVICE_SELECT "WHERE revoked_at IS NULL AND"
+                                       " ((account_id = ?1 AND name = ?2) OR public_key = ?3)",
+                         "sss", account_id, name, key);
+  if (rv == WR_ERR_NOTFOUND) return WR_OK;
   if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read devices");
-  if (rv == WR_OK) {
-    read_device(st, &d);
-    if (strcmp(d.public_key, key) == 0)
-      rv = wr__store_serr(s, WR_ERR_EXISTS,
+  if (strcmp(d.public_key, key) == 0)
+    return wr__store_serr(s, WR_ERR_EXISTS,
                           "public key %s already belongs to an active device%s%s; each device "
                           "needs its own key pair",
                           key, strcmp(d.account_id, account_id) == 0 ? " named " : "",
                           strcmp(d.account_id, account_id) == 0 ? d.name : "");
-    else
-      rv = wr__store_serr(s, WR_ERR_EXISTS, "a device named \"%s\" already exists (ID %s)", d.name,
-                          d.id);
-  } else if (rv == WR_ERR_NOTFOUND) {
-    rv = WR_OK;
-  }
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_serr(s, WR_ERR_EXISTS, "a device named \"%s\" already exists (ID %s)", d.name,
+                        d.id);
+}
+
+/* The highest host number in use, or the one before the first. */
+static void read_max_host(wr_db_stmt *st, void *row) {
+  *(int64_t *)row = wr_db_col_is_null(st, 0) ? HOST_FIRST - 1 : wr_db_col_int64(st, 0);
 }
 
 static int next_host(wr_store *s, const char *account_id, int64_t *host) {
-  wr_db_stmt *st;
-  int rv = wr__store_prepf(s, &st, "SELECT max(host) FROM devices WHERE account_id = ?", "s",
-                           account_id);
+  int64_t m;
+  int rv = wr__store_agg(s, "read device addresses", NULL, read_max_host, &m,
+                         "SELECT max(host) FROM devices WHERE account_id = ?", "s", account_id);
   if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read device addresses");
-  if (rv == WR_OK) {
-    int64_t m = wr_db_col_is_null(st, 0) ? HOST_FIRST - 1
-                                                          : wr_db_col_int64(st, 0);
-    *host = m + 1;
-    if (*host > HOST_LAST)
-      rv = wr__store_serr(s, WR_ERR_LIMIT,
-                          "the account's device address pool (%s) is used up", WR_STORE_DEVICE_POOL4);
-  } else if (rv == WR_ERR_NOTFOUND) {
-    rv = wr__store_serr(s, WR_ERR_STORE, "read device addresses: no result");
-  }
-  wr_db_finalize(st);
-  return rv;
+  *host = m + 1;
+  if (*host > HOST_LAST)
+    return wr__store_serr(s, WR_ERR_LIMIT, "the account's device address pool (%s) is used up",
+                          WR_STORE_DEVICE_POOL4);
+  return WR_OK;
 }
 
 /* --- create ------------------------------------------------------------------ */
@@ -251,11 +231,9 @@ int wr_store_device_create(wr_store *s, const char *actor, const char *account_i
   wr_device d;
   wr_account a;
   wr_vnet v;
-  char msg[WR_STORE_ERRMSG_MAX];
   int rv;
   memset(&d, 0, sizeof(d));
-  if (wr_store_check_tunnel_name(name, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "device name: %s", msg);
+  if ((rv = wr__store_check_name(s, "device name", name)) != WR_OK) return rv;
   if ((rv = check_key(s, public_key_b64)) != WR_OK) return rv;
   if ((rv = check_policy(s, allowed_or_null, d.allowed)) != WR_OK) return rv;
   wr__store_copy_str(d.name, sizeof(d.name), name);
@@ -288,28 +266,20 @@ int wr_store_device_list(wr_store *s, const char *account_id, int include_revoke
 
 int wr_store_device_get(wr_store *s, const char *account_id, const char *id_or_name,
                         wr_device *out) {
-  char canon[WR_STORE_UUID_LEN + 1], b[80];
+  char canon[WR_STORE_UUID_LEN + 1];
   wr_uuid u;
-  wr_db_stmt *st;
-  int by_id, rv;
+  int by_id;
   if (!id_or_name || !*id_or_name)
     return wr__store_serr(s, WR_ERR_INVAL, "name the device (its name or ID)");
   by_id = wr_uuid_parse(id_or_name, strlen(id_or_name), &u) == WR_OK;
   if (by_id) wr_uuid_format(&u, canon);
-  rv = wr__store_prepf(s, &st,
-                       by_id ? DEVICE_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) AND id = ?2"
-                             : DEVICE_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1))"
-                                             " AND name = ?2 AND revoked_at IS NULL"
-                                             " ORDER BY created_at LIMIT 1",
-                       "ss", account_id, by_id ? canon : id_or_name);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read device");
-  if (rv == WR_OK) read_device(st, out);
-  else if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, by_id ? "no device with ID %s" : "no active device named \"%s\"",
-                   by_id ? canon : wr__store_quote(id_or_name, b, sizeof(b)));
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read device", read_device, out,
+      by_id ? "no device with ID %s" : "no active device named \"%s\"", by_id ? canon : id_or_name,
+      by_id ? DEVICE_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1)) AND id = ?2"
+            : DEVICE_SELECT "WHERE (?1 IS NULL OR account_id = lower(?1))"
+                            " AND name = ?2 AND revoked_at IS NULL ORDER BY created_at LIMIT 1",
+      "ss", account_id, by_id ? canon : id_or_name);
 }
 
 int wr_store_device_by_key(wr_store *s, const char *public_key_b64, wr_device *out) {
@@ -321,16 +291,23 @@ int wr_store_device_by_key(wr_store *s, const char *public_key_b64, wr_device *o
 
 /* --- changes -------------------------------------------------------------------- */
 
+/* The device to change, inside the caller's transaction: as
+ * wr_store_device_get, and WR_ERR_INVAL ("device NAME (ID) |revoked|") when
+ * it is revoked. */
+static int device_live(wr_store *s, const char *account_id, const char *id_or_name,
+                       const char *revoked, wr_device *d) {
+  int rv = wr_store_device_get(s, account_id, id_or_name, d);
+  if (rv == WR_OK && d->revoked_at)
+    rv = wr__store_serr(s, WR_ERR_INVAL, "device %s (%s) %s", d->name, d->id, revoked);
+  return rv;
+}
+
 int wr_store_device_revoke(wr_store *s, const char *actor, const char *account_id,
                            const char *id_or_name) {
   wr_device d;
   int rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr_store_device_get(s, account_id, id_or_name, &d)) != WR_OK) goto out;
-  if (d.revoked_at) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "device %s (%s) is already revoked", d.name, d.id);
-    goto out;
-  }
+  if ((rv = device_live(s, account_id, id_or_name, "is already revoked", &d)) != WR_OK) goto out;
   rv = wr__store_execf(s, NULL, "revoke device", "UPDATE devices SET revoked_at = ? WHERE id = ?",
                        "is", wr__store_now(s), d.id);
   if (rv == WR_OK)
@@ -347,11 +324,7 @@ int wr_store_device_set_allowed(wr_store *s, const char *actor, const char *acco
   int rv;
   if ((rv = check_policy(s, allowed, canon)) != WR_OK) return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr_store_device_get(s, account_id, id_or_name, &d)) != WR_OK) goto out;
-  if (d.revoked_at) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "device %s (%s) is revoked", d.name, d.id);
-    goto out;
-  }
+  if ((rv = device_live(s, account_id, id_or_name, "is revoked", &d)) != WR_OK) goto out;
   rv = wr__store_execf(s, NULL, "set device policy", "UPDATE devices SET allowed = ? WHERE id = ?",
                        "ss", canon, d.id);
   if (rv == WR_OK)

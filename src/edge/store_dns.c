@@ -126,11 +126,14 @@ static const wr__store_col zone_cols[] = {
 };
 WR__STORE_ROW_READER(read_zone, zone_cols)
 
+/* Whose zone a name already is. */
+static const wr__store_col zone_owner_cols[] = {WR__COL(WR__COL_TEXT, wr_zone, account_id)};
+WR__STORE_ROW_READER(read_zone_owner, zone_owner_cols)
+
 int wr_store_zone_create(wr_store *s, const char *actor, const char *account_id, const char *name,
                          wr_zone *out) {
-  wr_zone z = {0};
+  wr_zone z = {0}, other;
   wr_account a;
-  wr_db_stmt *st = NULL;
   char msg[WR_STORE_ERRMSG_MAX];
   int rv;
   if (wr_store_check_dns_name(name ? name : "", 0, z.name, msg, sizeof(msg)) != WR_OK)
@@ -140,13 +143,11 @@ int wr_store_zone_create(wr_store *s, const char *actor, const char *account_id,
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
   if ((rv = wr_store_account_get(s, account_id, &a)) != WR_OK) goto out;
   wr__store_copy_str(z.account_id, sizeof(z.account_id), a.id);
-  if ((rv = wr__store_prepf(s, &st, "SELECT account_id FROM zones WHERE name = ?", "s", z.name)) !=
-      WR_OK)
-    goto out;
-  rv = wr__store_step_row(s, st, "read zones");
+  rv = wr__store_one(s, "read zones", read_zone_owner, &other, NULL, NULL,
+                     "SELECT account_id FROM zones WHERE name = ?", "s", z.name);
   if (rv == WR_OK) {
     rv = wr__store_serr(s, WR_ERR_EXISTS, "zone %s already exists (account %s)", z.name,
-                        (const char *)wr_db_col_text(st, 0));
+                        other.account_id);
     goto out;
   }
   if (rv != WR_ERR_NOTFOUND) goto out;
@@ -157,7 +158,6 @@ int wr_store_zone_create(wr_store *s, const char *actor, const char *account_id,
     rv = wr__store_audit_insert(s, actor, z.account_id, "zone.create", "zone", z.id,
                                 json_pack("{s:s}", "name", z.name));
 out:
-  wr_db_finalize(st);
   rv = wr__store_tx_end(s, rv);
   if (rv == WR_OK && out) *out = z;
   return rv;

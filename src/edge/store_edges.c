@@ -31,7 +31,7 @@ static int beat_row(wr_store *s, const wr_edge_rec *e, const char *id, int64_t n
 /* Live connection |cid| of edge |id|: reopened (after an expiry) when
  * |reopen|, and *closed set when the store has it closed all the same. */
 static int check_live(wr_store *s, const char *id, const char *cid, int reopen, int *closed) {
-  wr_db_stmt *st;
+  int64_t closed_at = 0;
   int rv;
   *closed = 0;
   if (reopen && (rv = wr__store_execf(s, NULL, "reopen connection",
@@ -39,13 +39,10 @@ static int check_live(wr_store *s, const char *id, const char *cid, int reopen, 
                                       " AND edge_id = ?",
                                       "ss", cid, id)) != WR_OK)
     return rv;
-  if ((rv = wr__store_prepf(s, &st, "SELECT coalesce(closed_at, 0) FROM connections WHERE id = ?",
-                            "s", cid)) != WR_OK)
-    return rv;
-  rv = wr__store_step_row(s, st, "read connection");
-  if (rv == WR_OK) *closed = wr_db_col_int64(st, 0) != 0;
+  rv = wr__store_one(s, "read connection", wr__store_read_int64, &closed_at, NULL, NULL,
+                     "SELECT coalesce(closed_at, 0) FROM connections WHERE id = ?", "s", cid);
+  if (rv == WR_OK) *closed = closed_at != 0;
   else if (rv == WR_ERR_NOTFOUND) rv = WR_OK; /* not recorded (yet): nothing to say */
-  wr_db_finalize(st);
   return rv;
 }
 

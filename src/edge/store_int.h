@@ -107,6 +107,14 @@ void wr__store_read_cols(wr_db_stmt *st, const wr__store_col *cols, size_t ncols
   static void name(wr_db_stmt *st, void *row) {                                                    \
     wr__store_read_cols(st, (cols), sizeof(cols) / sizeof((cols)[0]), row);                        \
   }
+/* A wr__store_row_fn |name| that clears the whole row (a |type|) first and
+ * then reads the static table |cols|: for readers that wr__store_one hands
+ * the caller's struct. Has external linkage unless written after static. */
+#define WR__STORE_ROW_READER_CLEARED(name, type, cols)                                             \
+  void name(wr_db_stmt *st, void *row) {                                                           \
+    memset(row, 0, sizeof(type));                                                                  \
+    wr__store_read_cols(st, (cols), sizeof(cols) / sizeof((cols)[0]), row);                        \
+  }
 /* The list queries' loop: steps |st| to its end, each row read by |read|
  * into a new element of |size| bytes, then finalizes |st|. Returns the
  * array (caller frees; NULL for no rows) with *n its length and *rv WR_OK;
@@ -126,12 +134,26 @@ int wr__store_prepf(wr_store *s, wr_db_stmt **st, const char *sql, const char *f
 void *wr__store_list(wr_store *s, int *rv, size_t *n, const char *what, size_t size,
                      wr__store_row_fn read, const char *sql, const char *fmt, ...);
 /* A one-row lookup: wr__store_prepf's |sql| and |fmt|, the first row read
- * into |out| by |read|. Returns WR_OK, WR_ERR_NOTFOUND (with the message
+ * into |out| by |read| (NULL: not read). Returns WR_OK, WR_ERR_NOTFOUND (with the message
  * |missing|, a literal format with one %s for |key| quoted, or none when
  * |missing| is NULL) or the error of preparing or stepping (|what| in its
  * message). */
 int wr__store_one(wr_store *s, const char *what, wr__store_row_fn read, void *out,
                   const char *missing, const char *key, const char *sql, const char *fmt, ...);
+/* The lookup of one row by a UUID argument: |id| in canonical form
+ * (wr__store_canon_uuid, |id_what| naming it) as the only parameter of
+ * |sql|, then as wr__store_one with |id| as the key of |missing|. */
+int wr__store_get_uuid(wr_store *s, const char *id, const char *id_what, const char *what,
+                       wr__store_row_fn read, void *out, const char *missing, const char *sql);
+/* A query that always returns one row (a count, an aggregate, a function
+ * call): wr__store_prepf's |sql| and |fmt|, the row read into |out| by
+ * |read| (NULL: not read). Returns WR_OK, WR_ERR_STORE with the message
+ * "|none|: no result" (|none| NULL: |what|) when no row came back, or the
+ * error of preparing or stepping (|what| in its message). */
+int wr__store_agg(wr_store *s, const char *what, const char *none, wr__store_row_fn read,
+                  void *out, const char *sql, const char *fmt, ...);
+/* A wr__store_row_fn: the integer of column 0 into the int64_t at |n|. */
+void wr__store_read_int64(wr_db_stmt *st, void *n);
 /* Runs a statement that returns no rows; |changes| may be NULL. */
 int wr__store_execf(wr_store *s, int *changes, const char *what, const char *sql, const char *fmt,
                     ...);
@@ -162,6 +184,18 @@ int wr__store_tx_begin(wr_store *s);
 /* Commits if |rv| is WR_OK, rolls back otherwise; returns the final result. */
 int wr__store_tx_end(wr_store *s, int rv);
 
+/* --- names (store_tunnels.c) ---------------------------------------------- */
+
+/* wr_store_check_tunnel_name for the name of a tunnel, a virtual network
+ * or a device: WR_OK or WR_ERR_INVAL with the reason, after "|what|: "
+ * unless |what| is NULL. */
+int wr__store_check_name(wr_store *s, const char *what, const char *name);
+
+/* Tunnel |id|, not deleted and, unless |account_id| is NULL, of that
+ * account: WR_OK, WR_ERR_NOTFOUND (none, or another account's),
+ * WR_ERR_INVAL (deleted, or |id| not a UUID) or WR_ERR_STORE. */
+int wr__store_tunnel_live(wr_store *s, const char *account_id, const char *id, wr_tunnel *out);
+
 /* --- audit (store_audit.c) ------------------------------------------------ */
 
 /* Writes one audit row inside the caller's transaction; takes ownership of
@@ -174,6 +208,11 @@ int wr__store_audit_insert(wr_store *s, const char *actor, const char *account_i
 /* Fills |r| from columns 0..7 of a route query (ROUTE_SELECT's order: id,
  * account, zone id, zone name, hostname, tunnel id, tunnel name, created). */
 void wr__store_read_route(wr_db_stmt *st, void *row); /* a wr_route */
+
+/* Virtual network |id|, not deleted and, unless |account_id| is NULL, of
+ * that account: WR_OK, WR_ERR_NOTFOUND (none, or another account's),
+ * WR_ERR_INVAL (deleted, or |id| not a UUID) or WR_ERR_STORE. */
+int wr__store_vnet_live(wr_store *s, const char *account_id, const char *id, wr_vnet *out);
 
 /* --- zones (store_dns.c) -------------------------------------------------- */
 

@@ -42,10 +42,7 @@ static const wr__store_col route_cols[] = {
     WR__COL(WR__COL_INT64, wr_route, created_at),
 };
 
-void wr__store_read_route(wr_db_stmt *st, void *row) {
-  memset(row, 0, sizeof(wr_route));
-  wr__store_read_cols(st, route_cols, sizeof(route_cols) / sizeof(route_cols[0]), row);
-}
+WR__STORE_ROW_READER_CLEARED(wr__store_read_route, wr_route, route_cols)
 
 int wr_store_route_get(wr_store *s, const char *hostname, wr_route *out) {
   return wr__store_one(
@@ -150,6 +147,14 @@ static int route_write(wr_store *s, const char *actor, const char *host, int ove
   return rv;
 }
 
+/* A route's hostname (wildcards allowed), canonical into |host|. */
+static int check_host(wr_store *s, const char *hostname, char host[WR_STORE_HOST_MAX + 1]) {
+  char msg[WR_STORE_ERRMSG_MAX];
+  if (wr_store_check_dns_name(hostname ? hostname : "", 1, host, msg, sizeof(msg)) != WR_OK)
+    return wr__store_serr(s, WR_ERR_INVAL, "hostname: %s", msg);
+  return WR_OK;
+}
+
 int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id,
                            const char *tunnel_id, const char *hostname, int overwrite,
                            wr_route *out, wr_route_change *change) {
@@ -160,19 +165,14 @@ int wr_store_route_dns_add(wr_store *s, const char *actor, const char *zone_id,
 int wr_store_route_dns_add_max(wr_store *s, const char *actor, const char *zone_id,
                                const char *tunnel_id, const char *hostname, int overwrite,
                                size_t max_routes, wr_route *out, wr_route_change *change) {
-  char host[WR_STORE_HOST_MAX + 1], msg[WR_STORE_ERRMSG_MAX];
+  char host[WR_STORE_HOST_MAX + 1];
   wr_tunnel t;
   wr_zone z, given = {0};
   int rv;
   wr_route_change ch = WR_ROUTE_NEW;
-  if (wr_store_check_dns_name(hostname ? hostname : "", 1, host, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "hostname: %s", msg);
+  if ((rv = check_host(s, hostname, host)) != WR_OK) return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr_store_tunnel_get(s, tunnel_id, &t)) != WR_OK) goto out;
-  if (t.deleted_at) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "tunnel %s (%s) is deleted", t.name, t.id);
-    goto out;
-  }
+  if ((rv = wr__store_tunnel_live(s, NULL, tunnel_id, &t)) != WR_OK) goto out;
   if (zone_id && (rv = route_given_zone(s, zone_id, &t, host, &given)) != WR_OK) goto out;
   if ((rv = route_zone(s, host, &t, zone_id ? &given : NULL, &z)) != WR_OK) goto out;
   rv = route_write(s, actor, host, overwrite, max_routes, &t, &z, &ch);
@@ -187,11 +187,10 @@ out:
 }
 
 int wr_store_route_delete(wr_store *s, const char *actor, const char *hostname) {
-  char host[WR_STORE_HOST_MAX + 1], msg[WR_STORE_ERRMSG_MAX];
+  char host[WR_STORE_HOST_MAX + 1];
   wr_route r;
   int rv;
-  if (wr_store_check_dns_name(hostname ? hostname : "", 1, host, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "hostname: %s", msg);
+  if ((rv = check_host(s, hostname, host)) != WR_OK) return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
   if ((rv = wr_store_route_get(s, host, &r)) != WR_OK) goto out;
   rv = wr__store_execf(s, NULL, "delete route", "DELETE FROM routes WHERE id = ?", "s", r.id);
@@ -220,16 +219,11 @@ int wr_store_route_list(wr_store *s, const char *account_id, const char *tunnel_
 }
 
 int wr_store_route_count(wr_store *s, const char *account_id, size_t *n) {
-  wr_db_stmt *st;
-  int rv;
-  *n = 0;
-  if ((rv = wr__store_prepf(s, &st, "SELECT count(*) FROM routes WHERE account_id = lower(?)", "s",
-                            account_id ? account_id : "")) != WR_OK)
-    return rv;
-  rv = wr__store_step_row(s, st, "count routes");
-  if (rv == WR_OK) *n = (size_t)wr_db_col_int64(st, 0);
-  else if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count routes: no result");
-  wr_db_finalize(st);
+  int64_t count = 0;
+  int rv = wr__store_agg(s, "count routes", NULL, wr__store_read_int64, &count,
+                         "SELECT count(*) FROM routes WHERE account_id = lower(?)", "s",
+                         account_id ? account_id : "");
+  *n = (size_t)count;
   return rv;
 }
 
@@ -324,10 +318,18 @@ static const wr__store_col vnet_cols[] = {
     WR__COL(WR__COL_INT64, wr_vnet, created_at),
     WR__COL(WR__COL_INT64, wr_vnet, deleted_at),
 };
-/* Cleared first, as wr__store_one hands over the caller's struct. */
-static void read_vnet(wr_db_stmt *st, void *row) {
-  memset(row, 0, sizeof(wr_vnet));
-  wr__store_read_cols(st, vnet_cols, sizeof(vnet_cols) / sizeof(vnet_cols[0]), row);
+static WR__STORE_ROW_READER_CLEARED(read_vnet, wr_vnet, vnet_cols)
+
+int wr__store_vnet_live(wr_store *s, const char *account_id, const char *id, wr_vnet *out) {
+  int rv;
+  if ((rv = wr_store_vnet_get(s, id, out)) != WR_OK) return rv;
+  if (account_id && strcasecmp(out->account_id, account_id) != 0)
+    return wr__store_serr(s, WR_ERR_NOTFOUND, "no virtual network with ID %s in this account",
+                          out->id);
+  if (out->deleted_at)
+    return wr__store_serr(s, WR_ERR_INVAL, "virtual network %s (%s) is deleted", out->name,
+                          out->id);
+  return WR_OK;
 }
 
 /* Comments: 0..256 bytes of UTF-8 without control characters. */
@@ -337,12 +339,8 @@ static int check_comment(wr_store *s, const char *what, const char *c) {
 }
 
 int wr_store_vnet_get(wr_store *s, const char *id, wr_vnet *out) {
-  char canon[WR_STORE_UUID_LEN + 1];
-  int rv;
-  if ((rv = wr__store_canon_uuid(s, id, canon, "virtual network ID")) != WR_OK) return rv;
-  return wr__store_one(
-      s, "read virtual network", read_vnet, out, "no virtual network with ID %s", canon,
-      VNET_SELECT "WHERE id = ?", "s", canon);
+  return wr__store_get_uuid(s, id, "virtual network ID", "read virtual network", read_vnet, out,
+                            "no virtual network with ID %s", VNET_SELECT "WHERE id = ?");
 }
 
 /* The live virtual network |name| of an account: WR_OK, WR_ERR_NOTFOUND
@@ -361,23 +359,28 @@ static int vnet_find_default(wr_store *s, const char *account_id, wr_vnet *out) 
       "s", account_id);
 }
 
+/* WR_OK when the account has no live virtual network |name|, else
+ * WR_ERR_EXISTS or the error of looking. */
+static int vnet_name_free(wr_store *s, const char *account_id, const char *name) {
+  wr_vnet old;
+  int rv = vnet_find(s, account_id, name, &old);
+  if (rv == WR_OK)
+    return wr__store_serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)",
+                          old.name, old.id);
+  return rv == WR_ERR_NOTFOUND ? WR_OK : rv;
+}
+
 /* Inserts a virtual network inside the caller's transaction. */
 static int vnet_insert(wr_store *s, const char *actor, const char *account_id, const char *name,
                        const char *comment, int is_default, int automatic, wr_vnet *out) {
   wr_vnet v, old;
   wr_account a;
-  char msg[WR_STORE_ERRMSG_MAX];
   int rv;
   memset(&v, 0, sizeof(v));
-  if (wr_store_check_tunnel_name(name, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "virtual network name: %s", msg);
+  if ((rv = wr__store_check_name(s, "virtual network name", name)) != WR_OK) return rv;
   if ((rv = check_comment(s, "virtual network comment", comment)) != WR_OK) return rv;
   if ((rv = wr_store_account_get(s, account_id, &a)) != WR_OK) return rv;
-  rv = vnet_find(s, a.id, name, &old);
-  if (rv == WR_OK)
-    return wr__store_serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)",
-                          old.name, old.id);
-  if (rv != WR_ERR_NOTFOUND) return rv;
+  if ((rv = vnet_name_free(s, a.id, name)) != WR_OK) return rv;
   rv = vnet_find_default(s, a.id, &old);
   if (rv == WR_ERR_NOTFOUND) is_default = 1; /* an account always has a default */
   else if (rv != WR_OK) return rv;
@@ -460,28 +463,15 @@ int wr_store_vnet_list(wr_store *s, const wr_vnet_filter *f, wr_vnet **out, size
 
 int wr_store_vnet_update(wr_store *s, const char *actor, const char *id, const char *name,
                          const char *comment, int make_default, wr_vnet *out) {
-  wr_vnet v, other;
-  char msg[WR_STORE_ERRMSG_MAX];
+  wr_vnet v;
   json_t *detail;
   int rv;
-  if (name && wr_store_check_tunnel_name(name, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "virtual network name: %s", msg);
+  if (name && (rv = wr__store_check_name(s, "virtual network name", name)) != WR_OK) return rv;
   if (comment && (rv = check_comment(s, "virtual network comment", comment)) != WR_OK) return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr_store_vnet_get(s, id, &v)) != WR_OK) goto out;
-  if (v.deleted_at) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "virtual network %s (%s) is deleted", v.name, v.id);
+  if ((rv = wr__store_vnet_live(s, NULL, id, &v)) != WR_OK) goto out;
+  if (name && strcmp(name, v.name) != 0 && (rv = vnet_name_free(s, v.account_id, name)) != WR_OK)
     goto out;
-  }
-  if (name && strcmp(name, v.name) != 0) {
-    rv = vnet_find(s, v.account_id, name, &other);
-    if (rv == WR_OK) {
-      rv = wr__store_serr(s, WR_ERR_EXISTS, "a virtual network named \"%s\" already exists (ID %s)",
-                          other.name, other.id);
-      goto out;
-    }
-    if (rv != WR_ERR_NOTFOUND) goto out;
-  }
   detail = json_object();
   if (name) json_object_set_new(detail, "name", json_string(name));
   if (comment) json_object_set_new(detail, "comment", json_string(comment));
@@ -516,7 +506,6 @@ out:
 int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int force,
                          size_t *routes_removed) {
   wr_vnet v;
-  wr_db_stmt *st = NULL;
   int rv, removed = 0;
   int64_t nroutes = 0, now = wr__store_now(s);
   if (routes_removed) *routes_removed = 0;
@@ -535,13 +524,11 @@ int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int for
         v.name);
     goto out;
   }
-  if ((rv = wr__store_prepf(
-           s, &st,
+  if ((rv = wr__store_one(
+           s, "count IP routes", wr__store_read_int64, &nroutes, NULL, NULL,
            "SELECT count(*) FROM ip_routes WHERE virtual_network_id = ? AND deleted_at IS NULL",
            "s", v.id)) != WR_OK)
     goto out;
-  if ((rv = wr__store_step_row(s, st, "count IP routes")) != WR_OK) goto out;
-  nroutes = wr_db_col_int64(st, 0);
   if (nroutes && !force) {
     rv = wr__store_serr(
         s, WR_ERR_INVAL,
@@ -564,7 +551,6 @@ int wr_store_vnet_delete(wr_store *s, const char *actor, const char *id, int for
                                         removed, "force", force != 0));
   if (rv == WR_OK && routes_removed) *routes_removed = (size_t)removed;
 out:
-  wr_db_finalize(st);
   return wr__store_tx_end(s, rv);
 }
 
@@ -588,19 +574,11 @@ static const wr__store_col ip_route_cols[] = {
     WR__COL(WR__COL_INT64, wr_ip_route, created_at),
     WR__COL(WR__COL_INT64, wr_ip_route, deleted_at),
 };
-/* Cleared first, as wr__store_one hands over the caller's struct. */
-static void read_ip_route(wr_db_stmt *st, void *row) {
-  memset(row, 0, sizeof(wr_ip_route));
-  wr__store_read_cols(st, ip_route_cols, sizeof(ip_route_cols) / sizeof(ip_route_cols[0]), row);
-}
+static WR__STORE_ROW_READER_CLEARED(read_ip_route, wr_ip_route, ip_route_cols)
 
 int wr_store_ip_route_get(wr_store *s, const char *id, wr_ip_route *out) {
-  char canon[WR_STORE_UUID_LEN + 1];
-  int rv;
-  if ((rv = wr__store_canon_uuid(s, id, canon, "route ID")) != WR_OK) return rv;
-  return wr__store_one(
-      s, "read IP route", read_ip_route, out, "no IP route with ID %s", canon,
-      IP_ROUTE_SELECT "WHERE r.id = ?", "s", canon);
+  return wr__store_get_uuid(s, id, "route ID", "read IP route", read_ip_route, out,
+                            "no IP route with ID %s", IP_ROUTE_SELECT "WHERE r.id = ?");
 }
 
 int wr_store_ip_route_add(wr_store *s, const char *actor, const char *account_id,
@@ -617,7 +595,7 @@ int wr_store_ip_route_add_max(wr_store *s, const char *actor, const char *accoun
   wr_store_cidr c;
   wr_tunnel t;
   wr_vnet v;
-  wr_db_stmt *st = NULL;
+  wr_ip_route old;
   int rv;
   if (wr_store_cidr_parse(network, &c, msg, sizeof(msg)) != WR_OK)
     return wr__store_serr(s, WR_ERR_INVAL, "network: %s", msg);
@@ -625,39 +603,19 @@ int wr_store_ip_route_add_max(wr_store *s, const char *actor, const char *accoun
   if ((rv = check_comment(s, "route comment", comment)) != WR_OK) return rv;
   if ((rv = wr__store_new_uuid(s, id)) != WR_OK) return rv;
   if ((rv = wr__store_tx_begin(s)) != WR_OK) return rv;
-  if ((rv = wr_store_tunnel_get(s, tunnel_id, &t)) != WR_OK) goto out;
-  if (strcasecmp(t.account_id, account_id ? account_id : "") != 0) {
-    rv = wr__store_serr(s, WR_ERR_NOTFOUND, "no tunnel with ID %s in this account", t.id);
+  if ((rv = wr__store_tunnel_live(s, account_id ? account_id : "", tunnel_id, &t)) != WR_OK)
     goto out;
-  }
-  if (t.deleted_at) {
-    rv = wr__store_serr(s, WR_ERR_INVAL, "tunnel %s (%s) is deleted", t.name, t.id);
-    goto out;
-  }
   if (vnet_id) {
-    if ((rv = wr_store_vnet_get(s, vnet_id, &v)) != WR_OK) goto out;
-    if (strcmp(v.account_id, t.account_id) != 0) {
-      rv =
-          wr__store_serr(s, WR_ERR_NOTFOUND, "no virtual network with ID %s in this account", v.id);
-      goto out;
-    }
-    if (v.deleted_at) {
-      rv = wr__store_serr(s, WR_ERR_INVAL, "virtual network %s (%s) is deleted", v.name, v.id);
-      goto out;
-    }
+    if ((rv = wr__store_vnet_live(s, t.account_id, vnet_id, &v)) != WR_OK) goto out;
   } else if ((rv = vnet_default_tx(s, actor, t.account_id, &v)) != WR_OK) {
     goto out;
   }
-  if ((rv = wr__store_prepf(s, &st,
-                            IP_ROUTE_SELECT
-                            "WHERE r.account_id = ? AND r.network = ? AND r.virtual_network_id = ?"
-                            " AND r.deleted_at IS NULL",
-                            "sss", t.account_id, net, v.id)) != WR_OK)
-    goto out;
-  rv = wr__store_step_row(s, st, "read IP routes");
+  rv = wr__store_one(s, "read IP routes", read_ip_route, &old, NULL, NULL,
+                     IP_ROUTE_SELECT
+                     "WHERE r.account_id = ? AND r.network = ? AND r.virtual_network_id = ?"
+                     " AND r.deleted_at IS NULL",
+                     "sss", t.account_id, net, v.id);
   if (rv == WR_OK) {
-    wr_ip_route old;
-    read_ip_route(st, &old);
     rv = wr__store_serr(
         s, WR_ERR_EXISTS,
         "%s in virtual network %s is already routed to tunnel %s (%s); delete that route first",
@@ -680,7 +638,6 @@ int wr_store_ip_route_add_max(wr_store *s, const char *actor, const char *accoun
                                           "tunnel_id", t.id, "virtual_network_id", v.id, "comment",
                                           comment ? comment : ""));
 out:
-  wr_db_finalize(st);
   memset(&t, 0, sizeof(t));
   rv = wr__store_tx_end(s, rv);
   if (rv == WR_OK && out) rv = wr_store_ip_route_get(s, id, out);
@@ -743,18 +700,11 @@ out:
 }
 
 int wr_store_ip_route_count(wr_store *s, const char *account_id, size_t *n) {
-  wr_db_stmt *st;
-  int rv;
-  *n = 0;
-  if ((rv = wr__store_prepf(
-           s, &st,
-           "SELECT count(*) FROM ip_routes WHERE account_id = lower(?) AND deleted_at IS NULL", "s",
-           account_id ? account_id : "")) != WR_OK)
-    return rv;
-  rv = wr__store_step_row(s, st, "count IP routes");
-  if (rv == WR_OK) *n = (size_t)wr_db_col_int64(st, 0);
-  else if (rv == WR_ERR_NOTFOUND)
-    rv = wr__store_serr(s, WR_ERR_STORE, "count IP routes: no result");
-  wr_db_finalize(st);
+  int64_t count = 0;
+  int rv = wr__store_agg(
+      s, "count IP routes", NULL, wr__store_read_int64, &count,
+      "SELECT count(*) FROM ip_routes WHERE account_id = lower(?) AND deleted_at IS NULL", "s",
+      account_id ? account_id : "");
+  *n = (size_t)count;
   return rv;
 }

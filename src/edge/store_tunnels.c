@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/encoding.h"
 #include "lib/err.h"
@@ -34,6 +35,14 @@ int wr_store_check_tunnel_name(const char *name, char *err, size_t errlen) {
            WR_ERR_INVAL;
   return WR_OK;
 }
+
+int wr__store_check_name(wr_store *s, const char *what, const char *name) {
+  char msg[WR_STORE_ERRMSG_MAX];
+  if (wr_store_check_tunnel_name(name, msg, sizeof(msg)) == WR_OK) return WR_OK;
+  if (!what) return wr__store_serr(s, WR_ERR_INVAL, "%s", msg);
+  return wr__store_serr(s, WR_ERR_INVAL, "%s: %s", what, msg);
+}
+
 /* --- tunnels ---------------------------------------------------------------------- */
 
 #define TUNNEL_SELECT                                                                              \
@@ -66,27 +75,25 @@ static void read_tunnel(wr_db_stmt *st, void *row) {
 }
 
 int wr_store_tunnel_get(wr_store *s, const char *id, wr_tunnel *out) {
-  char canon[WR_STORE_UUID_LEN + 1];
+  return wr__store_get_uuid(s, id, "tunnel ID", "read tunnel", read_tunnel, out,
+                            "no tunnel with ID %s", TUNNEL_SELECT "WHERE t.id = ?");
+}
+
+int wr__store_tunnel_live(wr_store *s, const char *account_id, const char *id, wr_tunnel *out) {
   int rv;
-  if ((rv = wr__store_canon_uuid(s, id, canon, "tunnel ID")) != WR_OK) return rv;
-  return wr__store_one(
-      s, "read tunnel", read_tunnel, out, "no tunnel with ID %s", canon,
-      TUNNEL_SELECT "WHERE t.id = ?", "s", canon);
+  if ((rv = wr_store_tunnel_get(s, id, out)) != WR_OK) return rv;
+  if (account_id && strcasecmp(out->account_id, account_id) != 0)
+    return wr__store_serr(s, WR_ERR_NOTFOUND, "no tunnel with ID %s in this account", out->id);
+  if (out->deleted_at)
+    return wr__store_serr(s, WR_ERR_INVAL, "tunnel %s (%s) is deleted", out->name, out->id);
+  return WR_OK;
 }
 
 int wr_store_tunnel_find(wr_store *s, const char *account_id, const char *name, wr_tunnel *out) {
-  wr_db_stmt *st;
-  char b[80];
-  int rv = wr__store_prepf(
-      s, &st, TUNNEL_SELECT "WHERE t.account_id = lower(?) AND t.name = ? AND t.deleted_at IS NULL",
-      "ss", account_id, name);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read tunnel");
-  if (rv == WR_OK) read_tunnel(st, out);
-  else if (rv == WR_ERR_NOTFOUND)
-    wr__store_serr(s, rv, "no tunnel named \"%s\"", wr__store_quote(name, b, sizeof(b)));
-  wr_db_finalize(st);
-  return rv;
+  return wr__store_one(
+      s, "read tunnel", read_tunnel, out, "no tunnel named \"%s\"", name,
+      TUNNEL_SELECT "WHERE t.account_id = lower(?) AND t.name = ? AND t.deleted_at IS NULL", "ss",
+      account_id, name);
 }
 
 int wr_store_tunnel_resolve(wr_store *s, const char *account_id, const char *ref, wr_tunnel *out) {
@@ -116,11 +123,9 @@ int wr_store_tunnel_create_ex(wr_store *s, const char *actor, const char *accoun
                               int remote_managed, size_t max_live, wr_tunnel *out) {
   wr_tunnel t;
   wr_account a;
-  char msg[WR_STORE_ERRMSG_MAX];
   int rv;
   memset(&t, 0, sizeof(t));
-  if (wr_store_check_tunnel_name(name, msg, sizeof(msg)) != WR_OK)
-    return wr__store_serr(s, WR_ERR_INVAL, "%s", msg);
+  if ((rv = wr__store_check_name(s, NULL, name)) != WR_OK) return rv;
   if (secret) {
     if (secret_len < WR_STORE_SECRET_MIN || secret_len > WR_STORE_SECRET_MAX)
       return wr__store_serr(s, WR_ERR_INVAL, "a tunnel secret must be %d to %d bytes long, not %zu",
@@ -264,28 +269,25 @@ static int field_ok(const char *f, size_t size) { return memchr(f, '\0', size) !
  * client and index). Sets lim->connectors and lim->mine; WR_ERR_LIMIT when
  * |c| is over a limit. Inside conn_open's transaction, under the tunnel's
  * lock. */
+static void read_conn_counts(wr_db_stmt *st, void *row) {
+  wr_conn_limits *lim = row;
+  lim->connectors = (unsigned)wr_db_col_int64(st, 0);
+  lim->mine = (unsigned)wr_db_col_int64(st, 1);
+}
+
 static int conn_limits(wr_store *s, const wr_conn_rec *c, const char *tunnel, const char *client,
                        wr_conn_limits *lim) {
-  wr_db_stmt *st;
   int rv = wr__store_xact_lock(s, WR__STORE_LOCK_TUNNEL_CONNS, tunnel,
                                "lock the tunnel's connections");
   if (rv != WR_OK) return rv;
-  rv = wr__store_prepf(
-      s, &st,
+  rv = wr__store_agg(
+      s, "count the tunnel's connections", "count connections", read_conn_counts, lim,
       "SELECT count(DISTINCT client_id),"
       " coalesce(sum(CASE WHEN client_id = ? THEN 1 ELSE 0 END), 0)"
       " FROM connections WHERE tunnel_id = ? AND closed_at IS NULL"
       " AND NOT (client_id = ? AND conn_index = ?)"
       " AND (edge_id = ? OR edge_id IN (SELECT id FROM edges WHERE heartbeat_at >= ?))",
       "sssisi", client, tunnel, client, (int64_t)c->conn_index, c->edge_id, lim->fresh_since);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "count the tunnel's connections");
-  if (rv == WR_OK) {
-    lim->connectors = (unsigned)wr_db_col_int64(st, 0);
-    lim->mine = (unsigned)wr_db_col_int64(st, 1);
-  }
-  wr_db_finalize(st);
-  if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count connections: no result");
   if (rv != WR_OK) return rv;
   if (!lim->mine && lim->max_connectors && lim->connectors >= lim->max_connectors)
     return wr__store_serr(s, WR_ERR_LIMIT, "tunnel %s already has %u connectors", tunnel,
@@ -392,43 +394,41 @@ int wr_store_conn_list(wr_store *s, const char *tunnel_id, int open_only, wr_con
 
 int wr_store_tunnel_count(wr_store *s, const wr_tunnel_filter *f, size_t *n) {
   char id[WR_STORE_UUID_LEN + 1];
-  wr_db_stmt *st;
+  int64_t count = 0;
   int rv;
   *n = 0;
   if ((rv = tunnel_filter_check(s, f, id)) != WR_OK) return rv;
-  rv = wr__store_prepf(s, &st, "SELECT count(*) FROM tunnels t " TUNNEL_WHERE, "sisisssi",
-                       f->account_id, (int64_t)(f->include_deleted || f->only_deleted), f->name,
-                       (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name_prefix,
-                       f->exclude_prefix, f->existed_at);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "count tunnels");
-  if (rv == WR_OK) *n = (size_t)wr_db_col_int64(st, 0);
-  else if (rv == WR_ERR_NOTFOUND) rv = wr__store_serr(s, WR_ERR_STORE, "count tunnels: no result");
-  wr_db_finalize(st);
+  rv = wr__store_agg(s, "count tunnels", NULL, wr__store_read_int64, &count,
+                     "SELECT count(*) FROM tunnels t " TUNNEL_WHERE, "sisisssi", f->account_id,
+                     (int64_t)(f->include_deleted || f->only_deleted), f->name,
+                     (int64_t)(f->only_deleted != 0), id[0] ? id : NULL, f->name_prefix,
+                     f->exclude_prefix, f->existed_at);
+  if (rv == WR_OK) *n = (size_t)count;
   return rv;
+}
+
+/* Into int64_t[2]: when the first open connection opened, and when the
+ * last one closed if none is open. */
+static void read_conn_times(wr_db_stmt *st, void *row) {
+  int64_t *t = row;
+  t[0] = wr_db_col_int64(st, 0);
+  t[1] = t[0] ? 0 : wr_db_col_int64(st, 1);
 }
 
 int wr_store_tunnel_conn_times(wr_store *s, const char *tunnel_id, int64_t *active_at,
                                int64_t *inactive_at) {
   char canon[WR_STORE_UUID_LEN + 1];
-  wr_db_stmt *st;
+  int64_t t[2] = {0, 0};
   int rv;
   *active_at = *inactive_at = 0;
   if ((rv = wr__store_canon_uuid(s, tunnel_id, canon, "tunnel ID")) != WR_OK) return rv;
-  rv = wr__store_prepf(
-      s, &st,
+  rv = wr__store_agg(
+      s, "read connection times", NULL, read_conn_times, t,
       "SELECT coalesce((SELECT min(opened_at) FROM connections WHERE tunnel_id = ?1 AND closed_at IS NULL), 0),"
       " coalesce((SELECT max(closed_at) FROM connections WHERE tunnel_id = ?1), 0)",
       "s", canon);
-  if (rv != WR_OK) return rv;
-  rv = wr__store_step_row(s, st, "read connection times");
-  if (rv == WR_OK) {
-    *active_at = wr_db_col_int64(st, 0);
-    *inactive_at = *active_at ? 0 : wr_db_col_int64(st, 1);
-  } else if (rv == WR_ERR_NOTFOUND) {
-    rv = wr__store_serr(s, WR_ERR_STORE, "read connection times: no result");
-  }
-  wr_db_finalize(st);
+  *active_at = t[0];
+  *inactive_at = t[1];
   return rv;
 }
 
