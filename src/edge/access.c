@@ -327,8 +327,7 @@ static void host_job_done(void *arg, int status) {
 }
 
 void wr__access_notify(wr_access *a) {
-  for (size_t i = 0; i < WR__ACCESS_WATCHERS; i++)
-    if (a->watchers[i].cb) a->watchers[i].cb(a->watchers[i].user);
+  wr_watchers_notify(a->watchers, WR__ACCESS_WATCHERS);
   wr__access_pages_resume(a);
 }
 
@@ -365,18 +364,11 @@ void wr_access_invalidate(wr_access *a) {
 }
 
 int wr_access_watch(wr_access *a, void (*cb)(void *user), void *user) {
-  for (size_t i = 0; i < WR__ACCESS_WATCHERS; i++)
-    if (!a->watchers[i].cb) {
-      a->watchers[i].cb = cb;
-      a->watchers[i].user = user;
-      return WR_OK;
-    }
-  return WR_ERR_LIMIT;
+  return wr_watchers_add(a->watchers, WR__ACCESS_WATCHERS, cb, user);
 }
 
 void wr_access_unwatch(wr_access *a, void *user) {
-  for (size_t i = 0; a && i < WR__ACCESS_WATCHERS; i++)
-    if (a->watchers[i].user == user) memset(&a->watchers[i], 0, sizeof(a->watchers[i]));
+  if (a) wr_watchers_remove(a->watchers, WR__ACCESS_WATCHERS, user);
 }
 
 /* ---- tokens ------------------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 
 #include "edge/access.h"
 #include "edge/throttle.h"
+#include "lib/watchers.h"
 #include "proto/jwt.h"
 #include "proto/oidc.h"
 
@@ -64,10 +65,7 @@ struct wr_access {
   uint64_t gen;           /* reads submitted */
   json_t *aside;
   uint8_t csrf_key[32];   /* the sign-in forms' CSRF tokens (access_login.c) */          /* a page's read of a host the store thread is reading */
-  struct {
-    void (*cb)(void *user);
-    void *user;
-  } watchers[WR__ACCESS_WATCHERS];
+  wr_watcher watchers[WR__ACCESS_WATCHERS];
   wr_access_stats stats;
   wr_ratelimit audit_rl;
   wr_throttle *signin_rl; /* failed sign-ins per email */
