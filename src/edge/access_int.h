@@ -79,6 +79,11 @@ struct wr_access {
 };
 
 uint64_t wr__access_now_ms(const wr_access *a);
+/* Queues the store-thread job |j| (|size| bytes, the caller's allocation)
+ * and counts it in a->pending. Returns WR_OK (|j| is the job's now), or
+ * WR_ERR_LIMIT when the store thread takes no more: |j| is then wiped
+ * (it may hold a secret) and freed. Loop thread, callable from callbacks. */
+int wr__access_submit(wr_access *a, wr_store_async_fn run, wr_store_async_done done, void *j, size_t size);
 /* Re-reads the keys when WR_ACCESS_RELOAD_MS passed. */
 void wr__access_keys_fresh(wr_access *a);
 /* The apps of |host| (cached); NULL on a store error. Borrowed. With a
