@@ -317,14 +317,14 @@ static void host_job_done(void *arg, int status) {
   }
   json_decref(j->doc);
   free(j);
+  wr__access_read_back(a);
+}
+
+void wr__access_read_back(wr_access *a) {
   if (a->freeing) {
     if (!a->pending) wr__access_destroy(a);
     return;
   }
-  wr__access_notify(a);
-}
-
-void wr__access_notify(wr_access *a) {
   wr_watchers_notify(a->watchers, WR__ACCESS_WATCHERS);
   wr__access_pages_resume(a);
 }

@@ -150,8 +150,11 @@ int wr__access_oidc_handle(wr_access *a, wr_httpd_req *req);
  * id and account, WR_ERR_DENIED, or another error. With a store thread,
  * from the cache wr_access_prefetch_token filled. */
 int wr__access_token_check(wr_access *a, const char *client_id, const char *secret, char *id, char *account);
-/* Tells the watchers a store read is back (access.c). */
-void wr__access_notify(wr_access *a);
+/* A store read's answer was taken and its job freed (a->pending already
+ * counts it out) (access.c): a freed gate goes with its last job (|a| is
+ * then gone); otherwise the watchers and the parked pages hear of it.
+ * From the reads' done callbacks on the loop thread. */
+void wr__access_read_back(wr_access *a);
 
 /* Really frees |a| (after the last sign-in job). */
 void wr__access_destroy(wr_access *a);

@@ -92,11 +92,7 @@ static void token_done(void *arg, int status) {
   }
   explicit_bzero(j, sizeof(*j));
   free(j);
-  if (a->freeing) {
-    if (!a->pending) wr__access_destroy(a);
-    return;
-  }
-  wr__access_notify(a);
+  wr__access_read_back(a);
 }
 
 /* Whether |host|'s cached apps are any: tokens matter only then. */
