@@ -10,6 +10,7 @@
 #include "lib/credentials.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/xasprintf.h"
 
 #define API_TIMEOUT_MS 15000u /* cfapi's defaultTimeout */
 #define API_MAX_BODY (16u << 20)
@@ -134,9 +135,7 @@ static char *tag_path(const char *kind, const char *tag, const char *tail) {
   size_t cap = 3 * strlen(tag) + 1;
   char *esc = wr_xmalloc(cap);
   wr_url_escape(tag, WR_URL_PATH, esc, cap);
-  size_t n = strlen(kind) + strlen(esc) + strlen(tail) + 4;
-  char *p = wr_xmalloc(n);
-  snprintf(p, n, "/%s/%s%s", kind, esc, tail);
+  char *p = wr_xasprintf("/%s/%s%s", kind, esc, tail);
   free(esc);
   return p;
 }

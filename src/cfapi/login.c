@@ -11,6 +11,7 @@
 #include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/xasprintf.h"
 
 #define POLL_ATTEMPTS 10
 #define POLL_TIMEOUT_MS 60000u
@@ -65,9 +66,7 @@ char *wr_cfapi_login_url(const char *login, const char *callback) {
   wr_cfapi_query_set(&q, "callback", callback);
   wr_cfapi_query_set(&q, "aud", "");
   char *qs = wr_cfapi_query_encode(&q);
-  size_t len = base_len + strlen(qs) + 2;
-  char *url = wr_xmalloc(len);
-  snprintf(url, len, "%.*s?%s", (int)base_len, login, qs);
+  char *url = wr_xasprintf("%.*s?%s", (int)base_len, login, qs);
   free(qs);
   wr_cfapi_query_free(&q);
   return url;

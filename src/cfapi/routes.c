@@ -7,6 +7,7 @@
 #include "cfapi/routes.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/xasprintf.h"
 
 /* ---- hostname routes ---------------------------------------------------------------- */
 
@@ -81,13 +82,6 @@ int wr_cfapi_route_lb(wr_cfapi_client *c, const wr_uuid *tunnel, const char *lb,
   return put_route(c, tunnel, body, out, dec_lb, e);
 }
 
-static char *dup_printf(const char *fmt, const char *a, const char *b) {
-  int n = snprintf(NULL, 0, fmt, a, b);
-  char *s = wr_xmalloc((size_t)n + 1);
-  snprintf(s, (size_t)n + 1, fmt, a, b);
-  return s;
-}
-
 char *wr_cfapi_dns_route_summary(const wr_cfapi_dns_route *r, const char *hostname) {
   static const struct {
     const char *cname, *fmt;
@@ -100,7 +94,7 @@ char *wr_cfapi_dns_route_summary(const wr_cfapi_dns_route *r, const char *hostna
   const char *fmt = "%%!(EXTRA string=%s)"; /* Go's Sprintf with an empty format */
   for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++)
     if (strcmp(r->cname ? r->cname : "", msgs[i].cname) == 0) fmt = msgs[i].fmt;
-  return dup_printf(fmt, name, "");
+  return wr_xasprintf(fmt, name, "");
 }
 
 char *wr_cfapi_lb_route_summary(const wr_cfapi_lb_route *r, const char *lb, const char *pool) {
@@ -123,7 +117,7 @@ char *wr_cfapi_lb_route_summary(const wr_cfapi_lb_route *r, const char *lb, cons
   for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++)
     if (strcmp(r->load_balancer, msgs[i].lb) == 0 && strcmp(r->pool, msgs[i].pool) == 0)
       fmt = msgs[i].fmt, pool_first = msgs[i].pool_first;
-  return pool_first ? dup_printf(fmt, pool, lb) : dup_printf(fmt, lb, pool);
+  return pool_first ? wr_xasprintf(fmt, pool, lb) : wr_xasprintf(fmt, lb, pool);
 }
 
 /* ---- IP routes: decoding ------------------------------------------------------------------ */

@@ -173,12 +173,10 @@ void wr__access_keys_fresh(wr_access *a) {
   if (a->async) { /* the current keys serve until the read is back */
     keys_job *j = wr_xcalloc(1, sizeof(*j));
     j->a = a;
-    if (wr_store_async_submit(a->async, keys_run, keys_done, j) != WR_OK) {
-      free(j);
+    if (wr__access_submit(a, keys_run, keys_done, j, sizeof(*j)) != WR_OK) {
       a->keys_at = wr__access_now_ms(a); /* retry later */
       return;
     }
-    a->pending++;
     a->keys_reading = 1;
     a->keys_at = wr__access_now_ms(a); /* a failed read is retried a period later */
     return;
@@ -319,17 +317,26 @@ static void host_job_done(void *arg, int status) {
   }
   json_decref(j->doc);
   free(j);
+  wr__access_read_back(a);
+}
+
+void wr__access_read_back(wr_access *a) {
   if (a->freeing) {
     if (!a->pending) wr__access_destroy(a);
     return;
   }
-  wr__access_notify(a);
+  wr_watchers_notify(a->watchers, WR__ACCESS_WATCHERS);
+  wr__access_pages_resume(a);
 }
 
-void wr__access_notify(wr_access *a) {
-  for (size_t i = 0; i < WR__ACCESS_WATCHERS; i++)
-    if (a->watchers[i].cb) a->watchers[i].cb(a->watchers[i].user);
-  wr__access_pages_resume(a);
+int wr__access_submit(wr_access *a, wr_store_async_fn run, wr_store_async_done done, void *j, size_t size) {
+  if (wr_store_async_submit(a->async, run, done, j) != WR_OK) {
+    explicit_bzero(j, size);
+    free(j);
+    return WR_ERR_LIMIT;
+  }
+  a->pending++;
+  return WR_OK;
 }
 
 int wr_access_prefetch(wr_access *a, const char *host, int stale_ok) {
@@ -346,11 +353,7 @@ int wr_access_prefetch(wr_access *a, const char *host, int stale_ok) {
   j->a = a;
   j->gen = ++a->gen;
   snprintf(j->host, sizeof(j->host), "%s", host);
-  if (wr_store_async_submit(a->async, host_job_run, host_job_done, j) != WR_OK) {
-    free(j);
-    return WR_ERR_LIMIT;
-  }
-  a->pending++;
+  if (wr__access_submit(a, host_job_run, host_job_done, j, sizeof(*j)) != WR_OK) return WR_ERR_LIMIT;
   slot->pending = 1;
   slot->gen = j->gen;
   return slot->doc ? WR_OK : WR_AGAIN;
@@ -365,18 +368,11 @@ void wr_access_invalidate(wr_access *a) {
 }
 
 int wr_access_watch(wr_access *a, void (*cb)(void *user), void *user) {
-  for (size_t i = 0; i < WR__ACCESS_WATCHERS; i++)
-    if (!a->watchers[i].cb) {
-      a->watchers[i].cb = cb;
-      a->watchers[i].user = user;
-      return WR_OK;
-    }
-  return WR_ERR_LIMIT;
+  return wr_watchers_add(a->watchers, WR__ACCESS_WATCHERS, cb, user);
 }
 
 void wr_access_unwatch(wr_access *a, void *user) {
-  for (size_t i = 0; a && i < WR__ACCESS_WATCHERS; i++)
-    if (a->watchers[i].user == user) memset(&a->watchers[i], 0, sizeof(a->watchers[i]));
+  if (a) wr_watchers_remove(a->watchers, WR__ACCESS_WATCHERS, user);
 }
 
 /* ---- tokens ------------------------------------------------------------------------- */

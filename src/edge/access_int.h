@@ -6,6 +6,7 @@
 
 #include "edge/access.h"
 #include "edge/throttle.h"
+#include "lib/watchers.h"
 #include "proto/jwt.h"
 #include "proto/oidc.h"
 
@@ -64,10 +65,7 @@ struct wr_access {
   uint64_t gen;           /* reads submitted */
   json_t *aside;
   uint8_t csrf_key[32];   /* the sign-in forms' CSRF tokens (access_login.c) */          /* a page's read of a host the store thread is reading */
-  struct {
-    void (*cb)(void *user);
-    void *user;
-  } watchers[WR__ACCESS_WATCHERS];
+  wr_watcher watchers[WR__ACCESS_WATCHERS];
   wr_access_stats stats;
   wr_ratelimit audit_rl;
   wr_throttle *signin_rl; /* failed sign-ins per email */
@@ -81,6 +79,11 @@ struct wr_access {
 };
 
 uint64_t wr__access_now_ms(const wr_access *a);
+/* Queues the store-thread job |j| (|size| bytes, the caller's allocation)
+ * and counts it in a->pending. Returns WR_OK (|j| is the job's now), or
+ * WR_ERR_LIMIT when the store thread takes no more: |j| is then wiped
+ * (it may hold a secret) and freed. Loop thread, callable from callbacks. */
+int wr__access_submit(wr_access *a, wr_store_async_fn run, wr_store_async_done done, void *j, size_t size);
 /* Re-reads the keys when WR_ACCESS_RELOAD_MS passed. */
 void wr__access_keys_fresh(wr_access *a);
 /* The apps of |host| (cached); NULL on a store error. Borrowed. With a
@@ -147,8 +150,11 @@ int wr__access_oidc_handle(wr_access *a, wr_httpd_req *req);
  * id and account, WR_ERR_DENIED, or another error. With a store thread,
  * from the cache wr_access_prefetch_token filled. */
 int wr__access_token_check(wr_access *a, const char *client_id, const char *secret, char *id, char *account);
-/* Tells the watchers a store read is back (access.c). */
-void wr__access_notify(wr_access *a);
+/* A store read's answer was taken and its job freed (a->pending already
+ * counts it out) (access.c): a freed gate goes with its last job (|a| is
+ * then gone); otherwise the watchers and the parked pages hear of it.
+ * From the reads' done callbacks on the loop thread. */
+void wr__access_read_back(wr_access *a);
 
 /* Really frees |a| (after the last sign-in job). */
 void wr__access_destroy(wr_access *a);

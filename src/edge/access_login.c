@@ -23,6 +23,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/xasprintf.h"
 #include "proto/cookie.h"
 
 #define LOGIN_PREFIX "/cdn-cgi/access/login/"
@@ -189,9 +190,7 @@ static void form_page_with(wr_access *a, wr_httpd_req *req, int status, const ch
   wr__access_html_escape(redirect, er, sizeof(er));
   wr__access_html_escape(msg ? msg : "", em, sizeof(em));
   wr__access_url_escape(host, action, sizeof(action));
-  size_t cap = 2 * (sizeof(eh) + sizeof(ek) + sizeof(er) + sizeof(em) + sizeof(action)) + 1024 + strlen(extra);
-  char *body = wr_xmalloc(cap);
-  snprintf(body, cap,
+  char *body = wr_xasprintf(
            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Sign in to %s</title></head>\n"
            "<body><h1>Sign in to %s</h1>\n%s%s%s"
            "<form method=\"post\" action=\"" LOGIN_PREFIX "%s\">\n"
@@ -269,16 +268,14 @@ int wr__access_finish(wr_access *a, wr_httpd_req *req, const char *host, json_t 
   }
   wr__access_url_escape(tok, et, sizeof(et));
   wr__access_url_escape(redirect, er, sizeof(er));
-  size_t cap = strlen(origin) + strlen(et) + strlen(er) + 64;
-  char *loc = wr_xmalloc(cap);
-  snprintf(loc, cap, "%s/cdn-cgi/access/authorized?token=%s&redirect_url=%s", origin, et, er);
+  char *loc = wr_xasprintf("%s/cdn-cgi/access/authorized?token=%s&redirect_url=%s", origin, et, er);
   a->stats.signins_ok++;
   wr__access_audit(a, account, "access.login", json_string_value(json_object_get(app, "id")),
                    json_pack("{s:s,s:s,s:s}", "email", email, "app", json_string_value(json_object_get(app, "name")),
                              "via", via));
   wr_info("access: %s signed in to %s (%s)", email, host, via);
   wr__access_respond_html_cookie(req, 302, "<!DOCTYPE html>\n<p>Signed in.</p>\n", loc, set_cookie);
-  explicit_bzero(loc, cap);
+  explicit_bzero(loc, strlen(loc));
   free(loc);
   free(tok);
   return 0;

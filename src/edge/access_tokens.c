@@ -92,11 +92,7 @@ static void token_done(void *arg, int status) {
   }
   explicit_bzero(j, sizeof(*j));
   free(j);
-  if (a->freeing) {
-    if (!a->pending) wr__access_destroy(a);
-    return;
-  }
-  wr__access_notify(a);
+  wr__access_read_back(a);
 }
 
 /* Whether |host|'s cached apps are any: tokens matter only then. */
@@ -120,12 +116,7 @@ int wr_access_prefetch_token(wr_access *a, const char *host, const char *client_
   memcpy(j->key, key, 32);
   snprintf(j->client_id, sizeof(j->client_id), "%s", client_id);
   snprintf(j->secret, sizeof(j->secret), "%s", secret);
-  if (wr_store_async_submit(a->async, token_run, token_done, j) != WR_OK) {
-    explicit_bzero(j, sizeof(*j));
-    free(j);
-    return WR_ERR_LIMIT;
-  }
-  a->pending++;
+  if (wr__access_submit(a, token_run, token_done, j, sizeof(*j)) != WR_OK) return WR_ERR_LIMIT;
   t->pending = 1;
   t->gen = j->gen;
   return t->answered ? WR_OK : WR_AGAIN;

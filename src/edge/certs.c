@@ -21,6 +21,7 @@
 #include "lib/hash.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/xasprintf.h"
 #include "proto/tls_hello.h"
 
 /* ---- certificate facts ------------------------------------------------------- */
@@ -458,11 +459,8 @@ int wr_certs_open(const char *data_dir, wr_certs **out, char *err, size_t errlen
   const char *delay = getenv("WARREN_TEST_SIGN_DELAY_MS");
   long ms = delay ? strtol(delay, NULL, 10) : 0;
   c->delay_ms = ms > 0 && ms < 600000 ? (unsigned)ms : 0;
-  size_t n = strlen(data_dir) + sizeof(WR_CERTS_ACME_DIR) + 2;
-  c->up.dir = wr_xmalloc(n);
-  snprintf(c->up.dir, n, "%s/" WR_CERTS_DIR, data_dir);
-  c->acme.dir = wr_xmalloc(n);
-  snprintf(c->acme.dir, n, "%s/" WR_CERTS_ACME_DIR, data_dir);
+  c->up.dir = wr_xasprintf("%s/" WR_CERTS_DIR, data_dir);
+  c->acme.dir = wr_xasprintf("%s/" WR_CERTS_ACME_DIR, data_dir);
   c->acme.by_host = 1;
   table_maybe_rescan(&c->up);
   table_maybe_rescan(&c->acme);

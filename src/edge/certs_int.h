@@ -9,6 +9,7 @@
 
 #include "edge/certs.h"
 #include "edge/pki.h"
+#include "lib/watchers.h"
 
 #define MAX_PEM (256u * 1024u)
 #define ISSUED_DAYS 90
@@ -62,10 +63,7 @@ struct wr_certs {
   size_t queued, running;
   int freeing;           /* wr_certs_free waits for the running jobs */
   wr__route_sweep *sweep;
-  struct {
-    void (*cb)(void *user);
-    void *user;
-  } watchers[WR__CERTS_WATCHERS];
+  wr_watcher watchers[WR__CERTS_WATCHERS];
   wr_certs_stats stats;
 };
 

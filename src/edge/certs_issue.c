@@ -183,10 +183,7 @@ static void queue_promote(wr_certs *c, wr__issue_job *j) {
     }
 }
 
-static void notify(wr_certs *c) {
-  for (size_t i = 0; i < WR__CERTS_WATCHERS; i++)
-    if (c->watchers[i].cb) c->watchers[i].cb(c->watchers[i].user);
-}
+static void notify(wr_certs *c) { wr_watchers_notify(c->watchers, WR__CERTS_WATCHERS); }
 
 static void job_work(uv_work_t *w) {
   wr__issue_job *j = w->data;
@@ -298,18 +295,11 @@ wr_cert *wr_certs_issued_cached(wr_certs *c, const char *host) {
 }
 
 int wr_certs_watch(wr_certs *c, void (*cb)(void *user), void *user) {
-  for (size_t i = 0; i < WR__CERTS_WATCHERS; i++)
-    if (!c->watchers[i].cb) {
-      c->watchers[i].cb = cb;
-      c->watchers[i].user = user;
-      return WR_OK;
-    }
-  return WR_ERR_LIMIT;
+  return wr_watchers_add(c->watchers, WR__CERTS_WATCHERS, cb, user);
 }
 
 void wr_certs_unwatch(wr_certs *c, void *user) {
-  for (size_t i = 0; c && i < WR__CERTS_WATCHERS; i++)
-    if (c->watchers[i].user == user) memset(&c->watchers[i], 0, sizeof(c->watchers[i]));
+  if (c) wr_watchers_remove(c->watchers, WR__CERTS_WATCHERS, user);
 }
 
 const wr_certs_stats *wr_certs_get_stats(const wr_certs *c) { return &c->stats; }

@@ -37,6 +37,35 @@ static json_t *acct_list(dash_req *q, wr_buf *b, const char *rest, const char *q
   return list;
 }
 
+/* A page listing the account's |rest| (the API's list) in one table. */
+typedef struct list_page {
+  const char *title, *nav;           /* wr__dash_begin's */
+  const char *rest, *query, *failed; /* acct_list's */
+  const char *head, *foot;           /* the HTML before and after the rows */
+  void (*row)(dash_req *q, wr_buf *b, json_t *item);
+} list_page;
+
+static void list_page_send(dash_req *q, const list_page *p) {
+  wr_buf b;
+  json_t *env = NULL, *item;
+  size_t i;
+  wr__dash_begin(q, &b, p->title, p->nav);
+  json_t *list = acct_list(q, &b, p->rest, p->query, p->failed, &env);
+  wr_buf_append_str(&b, p->head);
+  json_array_foreach(list, i, item) p->row(q, &b, item);
+  json_decref(env);
+  wr_buf_append_str(&b, p->foot);
+  wr__dash_send(q, &b);
+}
+
+/* A failed store read |rv| (what: "Listing ... failed") on the page: 1
+ * when it failed. */
+static int store_failed(dash_req *q, wr_buf *b, int rv, const char *what) {
+  if (rv == WR_OK) return 0;
+  api_failed(b, what, wr_store_errmsg(q->store));
+  return 1;
+}
+
 /* The account's live tunnels (the API's list), or NULL with |err|. */
 static json_t *tunnels(dash_req *q, json_t **env, char *err, size_t errlen) {
   char path[128];
@@ -205,37 +234,33 @@ void wr__dash_routes(dash_req *q) {
   wr_zone *zones = NULL;
   size_t nz = 0;
   wr__dash_begin(q, &b, "Routes", "routes");
-  if (wr_store_zone_list(q->store, q->user.account_id, &zones, &nz) != WR_OK) {
-    api_failed(&b, "Listing zones failed", wr_store_errmsg(q->store));
+  if (store_failed(q, &b, wr_store_zone_list(q->store, q->user.account_id, &zones, &nz), "Listing zones failed"))
     zones = NULL, nz = 0;
-  }
   dns_section(q, &b, zones, nz);
   free(zones);
   ip_section(q, &b);
   wr__dash_send(q, &b);
 }
 
+static void device_row(dash_req *q, wr_buf *b, json_t *dv) {
+  wr__dash_jfill(q, b, dv,
+                 "<tr><td>{name}</td><td>{ipv4} {ipv6}</td><td><code>{public_key}</code></td>"
+                 "<td>{last_handshake_at}");
+  wr_buf_printf(b, "</td><td class=\"num\">%" JSON_INTEGER_FORMAT "</td><td class=\"num\">%" JSON_INTEGER_FORMAT "</td><td>",
+                json_integer_value(json_object_get(dv, "rx_bytes")),
+                json_integer_value(json_object_get(dv, "tx_bytes")));
+  wr__dash_jfill(q, b, dv, "{revoked_at}</td></tr>\n");
+}
+
 void wr__dash_devices(dash_req *q) {
-  wr_buf b;
-  json_t *env = NULL, *dv;
-  size_t i;
-  wr__dash_begin(q, &b, "Devices", "devices");
-  json_t *list = acct_list(q, &b, "/devices", NULL, "Listing devices failed", &env);
-  wr_buf_append_str(&b, "<table id=\"devices\"><thead><tr><th>Name</th><th>Addresses</th><th>Public key</th>"
-                        "<th>Last handshake</th><th class=\"num\">Received</th><th class=\"num\">Sent</th>"
-                        "<th>Revoked</th></tr></thead><tbody>\n");
-  json_array_foreach(list, i, dv) {
-    wr__dash_jfill(q, &b, dv,
-                   "<tr><td>{name}</td><td>{ipv4} {ipv6}</td><td><code>{public_key}</code></td>"
-                   "<td>{last_handshake_at}");
-    wr_buf_printf(&b, "</td><td class=\"num\">%" JSON_INTEGER_FORMAT "</td><td class=\"num\">%" JSON_INTEGER_FORMAT "</td><td>",
-                  json_integer_value(json_object_get(dv, "rx_bytes")),
-                  json_integer_value(json_object_get(dv, "tx_bytes")));
-    wr__dash_jfill(q, &b, dv, "{revoked_at}</td></tr>\n");
-  }
-  json_decref(env);
-  wr_buf_append_str(&b, "</tbody></table>\n<p class=\"note\">Add devices with <code>warren-edge device add</code>.</p>\n");
-  wr__dash_send(q, &b);
+  static const list_page page = {
+      "Devices", "devices", "/devices", NULL, "Listing devices failed",
+      "<table id=\"devices\"><thead><tr><th>Name</th><th>Addresses</th><th>Public key</th>"
+      "<th>Last handshake</th><th class=\"num\">Received</th><th class=\"num\">Sent</th>"
+      "<th>Revoked</th></tr></thead><tbody>\n",
+      "</tbody></table>\n<p class=\"note\">Add devices with <code>warren-edge device add</code>.</p>\n",
+      device_row};
+  list_page_send(q, &page);
 }
 
 /* One Access application's policies, "decision: name" in evaluation order. */
@@ -257,25 +282,23 @@ static void app_policies(dash_req *q, wr_buf *b, json_t *app) {
 
 /* Access applications with their audience tags and policies (read-only:
  * they are managed through the API, docs/access.md). */
+static void app_row(dash_req *q, wr_buf *b, json_t *app) {
+  wr__dash_jfill(q, b, app,
+                 "<tr class=\"access-app\"><td>{name}</td><td class=\"domain\">{domain}</td>"
+                 "<td>{session_duration}</td><td><code>{aud}</code></td><td class=\"policies\">");
+  app_policies(q, b, app);
+  wr_buf_append_str(b, "</td></tr>\n");
+}
+
 void wr__dash_access(dash_req *q) {
-  wr_buf b;
-  json_t *env = NULL, *app;
-  size_t i;
-  wr__dash_begin(q, &b, "Access applications", "access");
-  json_t *list = acct_list(q, &b, "/access/apps", NULL, "Listing Access applications failed", &env);
-  wr_buf_append_str(&b, "<table id=\"access-apps\"><thead><tr><th>Name</th><th>Domain</th><th>Session</th>"
-                        "<th>Audience tag</th><th>Policies</th></tr></thead><tbody>\n");
-  json_array_foreach(list, i, app) {
-    wr__dash_jfill(q, &b, app,
-                   "<tr class=\"access-app\"><td>{name}</td><td class=\"domain\">{domain}</td>"
-                   "<td>{session_duration}</td><td><code>{aud}</code></td><td class=\"policies\">");
-    app_policies(q, &b, app);
-    wr_buf_append_str(&b, "</td></tr>\n");
-  }
-  json_decref(env);
-  wr_buf_append_str(&b, "</tbody></table>\n<p class=\"note\">Applications and policies are managed through the "
-                        "API (<code>/accounts/{id}/access/apps</code>).</p>\n");
-  wr__dash_send(q, &b);
+  static const list_page page = {
+      "Access applications", "access", "/access/apps", NULL, "Listing Access applications failed",
+      "<table id=\"access-apps\"><thead><tr><th>Name</th><th>Domain</th><th>Session</th>"
+      "<th>Audience tag</th><th>Policies</th></tr></thead><tbody>\n",
+      "</tbody></table>\n<p class=\"note\">Applications and policies are managed through the "
+      "API (<code>/accounts/{id}/access/apps</code>).</p>\n",
+      app_row};
+  list_page_send(q, &page);
 }
 
 void wr__dash_users(dash_req *q) {
@@ -283,10 +306,8 @@ void wr__dash_users(dash_req *q) {
   wr_user *users = NULL;
   size_t n = 0;
   wr__dash_begin(q, &b, "Users", "users");
-  if (wr_store_user_list(q->store, q->user.account_id, &users, &n) != WR_OK) {
-    api_failed(&b, "Listing users failed", wr_store_errmsg(q->store));
+  if (store_failed(q, &b, wr_store_user_list(q->store, q->user.account_id, &users, &n), "Listing users failed"))
     users = NULL, n = 0;
-  }
   wr_buf_append_str(&b, "<table id=\"users\"><thead><tr><th>Email</th><th>Kind</th><th>Created</th></tr></thead><tbody>\n");
   for (size_t i = 0; i < n; i++) {
     char when[32] = "";
@@ -303,24 +324,21 @@ void wr__dash_users(dash_req *q) {
   wr__dash_send(q, &b);
 }
 
+static void audit_row(dash_req *q, wr_buf *b, json_t *row) {
+  char *meta = json_dumps(json_object_get(row, "metadata"), JSON_COMPACT);
+  wr__dash_jfill(q, b, row,
+                 "<tr><td>{when}</td><td class=\"actor\">{actor}</td><td class=\"action\">{action}</td>"
+                 "<td>{resource.type} <code>{resource.id}</code></td><td><code>");
+  wr_html_escape(b, meta ? meta : "");
+  wr_buf_append_str(b, "</code></td></tr>\n");
+  free(meta);
+}
+
 void wr__dash_audit(dash_req *q) {
-  wr_buf b;
-  json_t *env = NULL, *row;
-  size_t i;
-  wr__dash_begin(q, &b, "Audit log", "audit");
-  json_t *list = acct_list(q, &b, "/audit_logs", "per_page=200", "Reading the audit log failed", &env);
-  wr_buf_append_str(&b, "<table id=\"audit\"><thead><tr><th>When</th><th>Actor</th><th>Action</th><th>Resource</th>"
-                        "<th>Details</th></tr></thead><tbody>\n");
-  json_array_foreach(list, i, row) {
-    char *meta = json_dumps(json_object_get(row, "metadata"), JSON_COMPACT);
-    wr__dash_jfill(q, &b, row,
-                   "<tr><td>{when}</td><td class=\"actor\">{actor}</td><td class=\"action\">{action}</td>"
-                   "<td>{resource.type} <code>{resource.id}</code></td><td><code>");
-    wr_html_escape(&b, meta ? meta : "");
-    wr_buf_append_str(&b, "</code></td></tr>\n");
-    free(meta);
-  }
-  json_decref(env);
-  wr_buf_append_str(&b, "</tbody></table>\n");
-  wr__dash_send(q, &b);
+  static const list_page page = {
+      "Audit log", "audit", "/audit_logs", "per_page=200", "Reading the audit log failed",
+      "<table id=\"audit\"><thead><tr><th>When</th><th>Actor</th><th>Action</th><th>Resource</th>"
+      "<th>Details</th></tr></thead><tbody>\n",
+      "</tbody></table>\n", audit_row};
+  list_page_send(q, &page);
 }

@@ -14,6 +14,7 @@
 #include "lib/err.h"
 #include "lib/file.h"
 #include "lib/mem.h"
+#include "lib/xasprintf.h"
 
 static int host_ok(const char *h, size_t len) {
   if (len == 0 || len > WR_STORE_HOST_MAX) return 0;
@@ -62,10 +63,9 @@ bad:
 
 int wr_device_endpoint_default(const char *data_dir, char out[WR_DEVICE_ENDPOINT_MAX + 1],
                                char *err, size_t errlen) {
-  size_t plen = strlen(data_dir) + sizeof(WR_DEVICE_ENDPOINT_FILE) + 2, len = 0;
-  char *path = wr_xmalloc(plen), *text = NULL, *nl;
+  size_t len = 0;
+  char *path = wr_xasprintf("%s/%s", data_dir, WR_DEVICE_ENDPOINT_FILE), *text = NULL, *nl;
   int rv;
-  snprintf(path, plen, "%s/%s", data_dir, WR_DEVICE_ENDPOINT_FILE);
   rv = wr_file_read(path, 4096, &text, &len);
   if (rv != WR_OK) {
     free(path);
@@ -136,7 +136,6 @@ int wr_device_config(wr_store *s, const wr_device *d, const char *private_key_b6
                      char *err, size_t errlen) {
   uint8_t k[WR_WG_KEY_LEN];
   char *allowed = NULL, *text = NULL;
-  size_t size;
   int rv;
   *out = NULL;
   if ((rv = wr_device_check_endpoint(endpoint, err, errlen)) != WR_OK) return rv;
@@ -149,9 +148,7 @@ int wr_device_config(wr_store *s, const wr_device *d, const char *private_key_b6
     snprintf(err, errlen, "%s", wr_store_errmsg(s));
     return rv;
   }
-  size = strlen(allowed) + 1024;
-  text = wr_xmalloc(size);
-  snprintf(text, size,
+  text = wr_xasprintf(
            "# warren-edge device \"%s\" (ID %s)\n"
            "[Interface]\n"
            "%s%s%s"

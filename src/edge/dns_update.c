@@ -280,6 +280,38 @@ static const char *rcode_name(int rcode) {
   return rcode >= 0 && rcode <= 10 ? names[rcode] : "RCODE?";
 }
 
+#define ANSWER_REFUSED \
+  "the server answered %s: is it primary for the zone, and does it allow updates with this key?"
+
+/* What an update's answer means: its error and the message (a format with
+ * the rcode's name as its one argument, which it need not use). */
+static const struct {
+  int rcode, rv;
+  const char *fmt;
+} answers[] = {
+    {LDNS_RCODE_NOERROR, WR_OK, "NOERROR"},
+    {LDNS_RCODE_REFUSED, WR_ERR_DENIED, ANSWER_REFUSED},
+    {LDNS_RCODE_NOTAUTH, WR_ERR_DENIED, ANSWER_REFUSED},
+    {LDNS_RCODE_NOTZONE, WR_ERR_DENIED, ANSWER_REFUSED},
+    {LDNS_RCODE_SERVFAIL, WR_ERR_IO, "the server answered SERVFAIL"},
+    {LDNS_RCODE_FORMERR, WR_ERR_INVAL, "the server answered FORMERR"},
+    {LDNS_RCODE_NOTIMPL, WR_ERR_UNSUPPORTED, "the server does not implement dynamic updates (NOTIMP)"},
+    {LDNS_RCODE_YXDOMAIN, WR_ERR_EXISTS, "the server answered %s"},
+    {LDNS_RCODE_YXRRSET, WR_ERR_EXISTS, "the server answered %s"},
+};
+
+/* The result of an (authenticated or unsigned) answer with rcode |rc|,
+ * explained in |err|. */
+static int answer_result(int rc, char *err, size_t errlen) {
+  for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
+    if (answers[i].rcode == rc) {
+      snprintf(err, errlen, answers[i].fmt, rcode_name(rc));
+      return answers[i].rv;
+    }
+  snprintf(err, errlen, "the server answered %s (%d)", rcode_name(rc), rc);
+  return rc == LDNS_RCODE_NXDOMAIN || rc == LDNS_RCODE_NXRRSET ? WR_ERR_NOTFOUND : WR_ERR_PROTO;
+}
+
 static const char *tsig_error_name(unsigned e) {
   switch (e) {
   case 16:
@@ -335,40 +367,7 @@ int wr_dns_update_check(const wr_dns_update_config *cfg, const wr_dns_update_msg
       }
     }
   }
-  switch (rc) {
-  case LDNS_RCODE_NOERROR:
-    snprintf(err, errlen, "NOERROR");
-    rv = WR_OK;
-    break;
-  case LDNS_RCODE_REFUSED:
-  case LDNS_RCODE_NOTAUTH:
-  case LDNS_RCODE_NOTZONE:
-    snprintf(err, errlen, "the server answered %s: is it primary for the zone, and does it allow "
-             "updates with this key?", rcode_name(rc));
-    rv = WR_ERR_DENIED;
-    break;
-  case LDNS_RCODE_SERVFAIL:
-    snprintf(err, errlen, "the server answered SERVFAIL");
-    rv = WR_ERR_IO;
-    break;
-  case LDNS_RCODE_FORMERR:
-    snprintf(err, errlen, "the server answered FORMERR");
-    rv = WR_ERR_INVAL;
-    break;
-  case LDNS_RCODE_NOTIMPL:
-    snprintf(err, errlen, "the server does not implement dynamic updates (NOTIMP)");
-    rv = WR_ERR_UNSUPPORTED;
-    break;
-  case LDNS_RCODE_YXDOMAIN:
-  case LDNS_RCODE_YXRRSET:
-    snprintf(err, errlen, "the server answered %s", rcode_name(rc));
-    rv = WR_ERR_EXISTS;
-    break;
-  default:
-    snprintf(err, errlen, "the server answered %s (%d)", rcode_name(rc), rc);
-    rv = rc == LDNS_RCODE_NXDOMAIN || rc == LDNS_RCODE_NXRRSET ? WR_ERR_NOTFOUND : WR_ERR_PROTO;
-    break;
-  }
+  rv = answer_result(rc, err, errlen);
 out:
   if (rcode) *rcode = rc;
   ldns_pkt_free(p);

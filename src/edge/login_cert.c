@@ -15,6 +15,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/xasprintf.h"
 
 /* "login:<email>", cut at a character boundary to fit the audit actor. */
 static void login_actor(const char *email, char out[128]) {
@@ -387,9 +388,7 @@ static char *base_trim(const char *base) {
 char *wr_login_poll_url(const char *base, const char *key) {
   if (!key || !wr_login_key_valid(key, strlen(key))) return NULL;
   char *b = base_trim(base);
-  size_t n = strlen(b) + strlen(WR_LOGIN_TRANSFER_PREFIX) + strlen(key) + 1;
-  char *out = wr_xmalloc(n);
-  snprintf(out, n, "%s%s%s", b, WR_LOGIN_TRANSFER_PREFIX, key);
+  char *out = wr_xasprintf("%s%s%s", b, WR_LOGIN_TRANSFER_PREFIX, key);
   free(b);
   return out;
 }

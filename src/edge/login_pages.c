@@ -137,33 +137,35 @@ void wr__login_location(const char *callback, char *out, size_t size) {
   wr_buf_free(&b);
 }
 
-static void request_intro(wr_buf *b, const char *key) {
+/* Starts |b| (PAGE_MAX) as a page of a sign-in for |key| ("": a plain
+ * sign-in) titled |title|: what the request is, then |error| if any. */
+static void request_page_begin(wr_buf *b, const char *title, const char *key, const char *error) {
   char fp[WR__LOGIN_FP_LEN + 1];
+  wr_buf_init(b, PAGE_MAX, NULL);
+  page_begin(b, title);
   if (!key[0]) {
     wr_buf_append_str(b, "<p>Sign in to get a <code>cert.pem</code> for <code>cloudflared</code> "
                          "or <code>warren</code>: it lets them create, route and delete tunnels "
                          "in your account.</p>\n");
-    return;
+  } else {
+    wr__login_key_fingerprint(key, fp);
+    wr_buf_append_str(b, "<p>A <code>tunnel login</code> asked for a certificate (request <code id=\"request\">");
+    h_esc(b, fp);
+    wr_buf_append_str(b, "</code>). Continue only if you started it yourself: whoever started it "
+                         "receives a certificate for your account.</p>\n");
   }
-  wr__login_key_fingerprint(key, fp);
-  wr_buf_append_str(b, "<p>A <code>tunnel login</code> asked for a certificate (request <code id=\"request\">");
-  h_esc(b, fp);
-  wr_buf_append_str(b, "</code>). Continue only if you started it yourself: whoever started it "
-                       "receives a certificate for your account.</p>\n");
+  if (error) {
+    wr_buf_append_str(b, "<p id=\"error\" class=\"error\">");
+    h_esc(b, error);
+    wr_buf_append_str(b, "</p>\n");
+  }
 }
 
 void wr__login_signin_form(wr_login *l, wr_httpd_req *req, login_reply *r, login_session *s,
                              const char *callback, const char *key, const char *email,
                              const char *error) {
   wr_buf b;
-  wr_buf_init(&b, PAGE_MAX, NULL);
-  page_begin(&b, "Sign in to the Warren edge");
-  request_intro(&b, key);
-  if (error) {
-    wr_buf_append_str(&b, "<p id=\"error\" class=\"error\">");
-    h_esc(&b, error);
-    wr_buf_append_str(&b, "</p>\n");
-  }
+  request_page_begin(&b, "Sign in to the Warren edge", key, error);
   wr_buf_append_str(&b, "<form id=\"signin\" method=\"post\" action=\"" WR_LOGIN_PATH "/signin\">");
   hidden(&b, "csrf", s->csrf);
   hidden(&b, "callback", callback);
@@ -217,14 +219,7 @@ static void picker_page(wr_login *l, picker_job *j, login_session *s) {
     wr__login_send_message(l, req, r, "Internal error", "error", "The edge could not read its store; try again.", 0);
     return;
   }
-  wr_buf_init(&b, PAGE_MAX, NULL);
-  page_begin(&b, "Choose a zone");
-  request_intro(&b, key);
-  if (error) {
-    wr_buf_append_str(&b, "<p id=\"error\" class=\"error\">");
-    h_esc(&b, error);
-    wr_buf_append_str(&b, "</p>\n");
-  }
+  request_page_begin(&b, "Choose a zone", key, error);
   if (n == 0) {
     wr_buf_append_str(&b, "<p id=\"error\" class=\"error\">Your account has no zones yet. Ask the "
                           "edge's operator to add one.</p>\n");

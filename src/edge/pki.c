@@ -14,6 +14,7 @@
 #include "lib/err.h"
 #include "lib/file.h"
 #include "lib/mem.h"
+#include "lib/xasprintf.h"
 
 /* Certificates are backdated a little so a connector whose clock is a few
  * minutes behind the edge's still accepts a freshly issued one. */
@@ -305,12 +306,7 @@ out:
 
 /* --- files ----------------------------------------------------------------- */
 
-static char *join(const char *dir, const char *name) {
-  size_t n = strlen(dir) + strlen(name) + 2;
-  char *p = wr_xmalloc(n);
-  snprintf(p, n, "%s/%s", dir, name);
-  return p;
-}
+static char *join(const char *dir, const char *name) { return wr_xasprintf("%s/%s", dir, name); }
 
 static int read_text(const char *dir, const char *name, char **out, char *err, size_t errlen) {
   char *path = join(dir, name);
@@ -385,9 +381,7 @@ static int issue_server(const wr_pem_pair *ca, const char *zone, wr_pem_pair *ou
   int rv;
   for (size_t i = 0; wr_pki_tunnel_server_dns[i]; i++) dns[n_dns++] = wr_pki_tunnel_server_dns[i];
   while (wr_pki_tunnel_server_ips[n_ips]) n_ips++;
-  size_t wlen = strlen(zone) + 3;
-  wild = wr_xmalloc(wlen);
-  snprintf(wild, wlen, "*.%s", zone);
+  wild = wr_xasprintf("*.%s", zone);
   dns[n_dns++] = zone;
   dns[n_dns++] = wild;
   zone_name(cn, "Warren tunnel server", zone);
@@ -441,10 +435,8 @@ out:
 int wr_pki_issue_origin_cert(const char *dir, const char *zone, wr_pem_pair *out, char *err,
                              size_t errlen) {
   wr_pem_pair ca = {0};
-  size_t wlen = strlen(zone) + 3;
-  char *wild = wr_xmalloc(wlen);
+  char *wild = wr_xasprintf("*.%s", zone);
   int rv;
-  snprintf(wild, wlen, "*.%s", zone);
   const char *dns[2] = {zone, wild};
   /* Origin servers may also use it to authenticate to the edge (mTLS), as
    * Cloudflare's origin certificates allow. */

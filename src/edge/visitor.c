@@ -633,16 +633,16 @@ static void timer_cb(uv_timer_t *t) {
 
 /* ---- listener and API ---------------------------------------------------------- */
 
-static void peer_ip(vconn *c, const struct sockaddr_storage *ss) {
-  snprintf(c->ip, sizeof(c->ip), "0.0.0.0");
-  if (ss->ss_family == AF_INET) {
-    uv_ip4_name((const struct sockaddr_in *)ss, c->ip, sizeof(c->ip));
-  } else if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+void wr__visitor_ip_text(const struct sockaddr *sa, char *out, size_t size) {
+  snprintf(out, size, "0.0.0.0");
+  if (sa->sa_family == AF_INET) {
+    uv_ip4_name((const struct sockaddr_in *)sa, out, size);
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
     if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-      inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->ip, sizeof(c->ip));
+      inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, (socklen_t)size);
     else
-      uv_ip6_name(s6, c->ip, sizeof(c->ip));
+      uv_ip6_name(s6, out, size);
   }
 }
 
@@ -687,7 +687,7 @@ static void vc_start(wr_visitor *v, vconn *c, vsrc *s, const struct sockaddr_sto
   v->stats.conns_accepted++;
   wr__visitor_slot_take(c, s);
   uv_tcp_nodelay(&c->tcp, 1);
-  peer_ip(c, ss);
+  wr__visitor_ip_text((const struct sockaddr *)ss, c->ip, sizeof(c->ip));
   c->state = VC_HEAD;
   if (v->certs) wr__vtls_start(c);
   vc_process(c);

@@ -596,19 +596,6 @@ static const wr_quic_callbacks qcbs = {
     .on_close = q_close,
 };
 
-static void peer_ip(vh3 *h, const struct sockaddr *sa) {
-  snprintf(h->ip, sizeof(h->ip), "0.0.0.0");
-  if (sa->sa_family == AF_INET) {
-    uv_ip4_name((const struct sockaddr_in *)sa, h->ip, sizeof(h->ip));
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-      inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], h->ip, sizeof(h->ip));
-    else
-      uv_ip6_name(s6, h->ip, sizeof(h->ip));
-  }
-}
-
 static void q_accept(wr_quic_endpoint *ep, wr_quic_conn *q, void *ep_user) {
   wr_visitor *v = ep_user;
   vh3front *f = v->h3;
@@ -621,7 +608,7 @@ static void q_accept(wr_quic_endpoint *ep, wr_quic_conn *q, void *ep_user) {
   snprintf(h->sni, sizeof(h->sni), "%s", wr_quic_conn_sni(q));
   socklen_t len = 0;
   const struct sockaddr *sa = wr_quic_conn_remote(q, &len);
-  peer_ip(h, sa);
+  wr__visitor_ip_text(sa, h->ip, sizeof(h->ip));
   nghttp3_settings st;
   nghttp3_settings_default(&st);
   st.max_field_section_size = HEAD_MAX;

@@ -316,6 +316,11 @@ void wr__vconn_unwait(vconn *c);
  * taking it off the list; a connection that still cannot go on waits
  * again. */
 void wr__visitor_wake_waiting(wr_visitor *v, int (*pick)(const vconn *c));
+/* A client's address as text (|size| at least INET6_ADDRSTRLEN) for logs
+ * and the Access gate, written into the caller's |out|: an IPv4-mapped
+ * IPv6 address as the IPv4 one, an unknown family as "0.0.0.0". Never
+ * fails; callable from callbacks. */
+void wr__visitor_ip_text(const struct sockaddr *sa, char *out, size_t size);
 /* Closes at once (no flush): abandons the stream, releases the slot. */
 void wr__vconn_close_now(vconn *c);
 /* A broken response (head sent, body cut): logged, and the visitor sees it

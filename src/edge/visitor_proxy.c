@@ -523,22 +523,33 @@ static void st_on_writable(void *user) {
   wr__vconn_kick(c); /* pump outside the QUIC callback */
 }
 
-static void st_on_reset(void *user, uint64_t code) {
-  vconn *c = user;
-  if (c->closed || c->state != VC_PROXY) return;
+/* The data stream ended (|closed|: closed, else reset) in response state
+ * c->r->resp: a 502 saying |head| before the response head, the end of a
+ * websocket, an abort saying |torn| in the middle of a body. A complete
+ * response is only checked for its end when the stream closed. */
+static void stream_ended(vconn *c, int closed, const char *head, const char *torn) {
   switch (c->r->resp) {
     case RS_HEAD:
-      wr__vconn_fail(c, 502, "The connector reset the stream before responding.");
+      wr__vconn_fail(c, 502, head);
       break;
     case RS_PIPE:
       wr__vconn_end_request(c, 1);
       break;
     case RS_DONE:
+      if (!closed) break;
+      check_done(c);
+      wr__vconn_kick(c); /* a body still to be read is now dropped */
       break;
     default:
-      wr__vconn_abort(c, "the connector reset the stream");
+      wr__vconn_abort(c, torn);
       break;
   }
+}
+
+static void st_on_reset(void *user, uint64_t code) {
+  vconn *c = user;
+  if (c->closed || c->state != VC_PROXY) return;
+  stream_ended(c, 0, "The connector reset the stream before responding.", "the connector reset the stream");
 }
 
 static void st_on_close(void *user) {
@@ -551,21 +562,8 @@ static void st_on_close(void *user) {
     c->v->stats.active_streams--;
   }
   if (c->closed || c->state != VC_PROXY) return;
-  switch (c->r->resp) {
-    case RS_HEAD:
-      wr__vconn_fail(c, 502, "The connection to the connector was lost before it responded.");
-      break;
-    case RS_PIPE:
-      wr__vconn_end_request(c, 1);
-      break;
-    case RS_DONE:
-      check_done(c);
-      wr__vconn_kick(c); /* a body still to be read is now dropped */
-      break;
-    default:
-      wr__vconn_abort(c, "the data stream closed before the response was complete");
-      break;
-  }
+  stream_ended(c, 1, "The connection to the connector was lost before it responded.",
+               "the data stream closed before the response was complete");
 }
 
 /* Response trailers. An HTTP/2 stream sends them as a trailing HEADERS
