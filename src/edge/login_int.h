@@ -168,7 +168,9 @@ struct wr_login {
   size_t nwaiters;
   login_job *jobs;
   size_t njobs;
-  size_t store_jobs; /* wr__login_store_call jobs on the store thread */
+  /* wr__login_store_call jobs on the store thread; closed by
+   * wr_login_free, its release is wr__login_maybe_free. */
+  wr_store_async_owner store_jobs;
 
   wr_throttle *accounts; /* failures per email */
   wr_throttle *sources;  /* failures per source */
@@ -223,7 +225,8 @@ login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const cha
 
 /* Drops expired sessions and deliveries (wiping what they hold). */
 void wr__login_sweep(wr_login *l);
-/* Frees |l| once it is closing and no handle or job is left. */
+/* Frees |l| once it is closing and no handle, pool job or store job is
+ * left. */
 void wr__login_maybe_free(wr_login *l);
 /* Close callback of the sweep timer and of the waiters' timers. */
 void wr__login_handle_closed(uv_handle_t *h);
