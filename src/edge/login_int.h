@@ -305,7 +305,9 @@ void wr__login_page_done(wr_login *l, wr_httpd_req *req);      /* GET /argotunne
 void wr__login_page_download(wr_login *l, wr_httpd_req *req);  /* GET /argotunnel/cert.pem */
 /* GET /argotunnel/transfer/KEY and GET /KEY, with |enc_key| as sent. */
 void wr__login_page_poll(wr_login *l, wr_httpd_req *req, const char *enc_key);
-/* An issuing job came back (loop thread): token, cert.pem, delivery. */
+/* An issuing job came back (loop thread): the API token, cert.pem and
+ * delivery follow through wr__login_store_call (the session is busy until
+ * the answer). */
 void wr__login_issue_done(wr_login *l, login_job *j);
 /* Drops the expired deliveries. */
 void wr__login_deliveries_sweep(wr_login *l, uint64_t now);
