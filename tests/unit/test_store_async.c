@@ -176,6 +176,12 @@ static void test_a_job_calls_the_loop(void **state) {
   assert_int_equal(g.done_calls, 1);
   assert_int_equal(g.loop_runs, 0);
   if (g.after) assert_int_equal(g.rv, WR_ERR_INTERNAL);
+
+  /* Without a store thread (a job run at once on the loop): at once. */
+  hop z = {.loop_thread = uv_thread_self()};
+  assert_int_equal(wr_store_async_on_loop(NULL, hop_loop_fn, &z), WR_OK);
+  assert_int_equal(z.loop_runs, 1);
+  assert_true(z.on_loop);
 }
 
 static void test_bad_path_and_arguments(void **state) {
