@@ -131,5 +131,4 @@ void wr__dash_ip_create(dash_req *q);
 void wr__dash_ip_delete(dash_req *q);
 void wr__dash_replay(dash_req *q);
 
-
 #endif

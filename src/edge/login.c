@@ -65,8 +65,10 @@ int wr__login_store_call(wr_login *l, wr__login_store_fn fn, wr__login_store_don
 
 login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const char *sid, int status, int busy,
                                        int signed_in) {
+  /* Not busy any more, also when it expired meanwhile (the sweep keeps a
+   * busy session: it would stay forever). */
+  if (busy && !l->closing) wr__login_session_job_done(l, sid);
   login_session *s = l->closing ? NULL : wr__login_session_find(l, sid);
-  if (s && busy) s->busy = 0;
   if (l->closing || status != WR_OK) {
     wr_httpd_respond_simple(req, 503, "text/plain", "the edge is shutting down\n", 26);
     return NULL;
