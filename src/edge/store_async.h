@@ -63,6 +63,7 @@ int wr_store_async_on_loop(wr_store_async *a, void (*fn)(void *arg), void *arg);
 void wr_store_async_audit(wr_store_async *a, wr_store *s, const char *who, const char *actor,
                           const char *account_id, const char *account_email, const char *action,
                           const char *target_type, const char *target_id, const char *detail_json);
+
 /* ---- owners of pending jobs ----------------------------------------------------------
  *
  * An object whose jobs' done callbacks use it (the login pages, the
@@ -73,8 +74,9 @@ void wr_store_async_audit(wr_store_async *a, wr_store *s, const char *who, const
  * nothing is pending, else right after the done callback of the last
  * pending job (from a loop callback or from wr_store_async_free). Other
  * work the owner waits for (a worker-pool job) is counted with
- * wr_store_async_owner_hold and _drop. The fields are the owner's to read,
- * never to write. */
+ * wr_store_async_owner_hold and _drop. |o| is the owner's memory (embedded
+ * in it); the fields are the owner's to read, never to write. None of
+ * these calls fails but submit. */
 typedef struct wr_store_async_owner {
   size_t pending; /* jobs and holds not yet done */
   int closing;    /* wr_store_async_owner_close ran */
@@ -82,7 +84,8 @@ typedef struct wr_store_async_owner {
 } wr_store_async_owner;
 
 /* Sets |o| up with |release| (not NULL): the owner's own free, or a check
- * of the rest of what the owner waits for. Loop thread. */
+ * of the rest of what the owner waits for (which frees it when nothing
+ * is left). Loop thread. */
 void wr_store_async_owner_init(wr_store_async_owner *o, void (*release)(wr_store_async_owner *o));
 /* wr_store_async_submit for |o|: |o| counts the job as pending until its
  * done callback returned. WR_ERR_INVAL also once |o| is closing. Loop
@@ -90,10 +93,11 @@ void wr_store_async_owner_init(wr_store_async_owner *o, void (*release)(wr_store
 int wr_store_async_owner_submit(wr_store_async *a, wr_store_async_owner *o, wr_store_async_fn fn,
                                 wr_store_async_done done, void *arg);
 /* Counts one more piece of pending work of |o|, which a _drop ends. Loop
- * thread. */
+ * thread, also from callbacks. */
 void wr_store_async_owner_hold(wr_store_async_owner *o);
 /* Ends a hold: when |o| is closing and nothing is pending any more,
- * release runs (and may free |o|: do not touch it after). Loop thread. */
+ * release runs (and may free |o|: do not touch it after). Loop thread,
+ * also from callbacks (last, when release frees what they use). */
 void wr_store_async_owner_drop(wr_store_async_owner *o);
 /* The owner is going away: no more submits; release runs once nothing is
  * pending (here already when nothing is; then |o| may be freed on return).
