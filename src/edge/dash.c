@@ -3,6 +3,7 @@
 #include "edge/dash.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,10 +51,6 @@ static void q_respond(dash_req *q, int status, const char *ctype, const char *lo
 }
 
 int wr__dash_on_loop(dash_req *q, void (*fn)(void *arg), void *arg) {
-  if (!q->async) {
-    fn(arg);
-    return 0;
-  }
   return wr_store_async_on_loop(q->async, fn, arg) == WR_OK ? 0 : -1;
 }
 
@@ -277,7 +274,6 @@ static void page_run(wr_store *s, void *arg) {
 static void page_done(void *arg, int status) {
   page_job *j = arg;
   dash_req *q = &j->q;
-  wr_dash *d = q->d;
   if (status == WR_OK && q->out_status)
     respond(q->req, q->out_status, q->out_ctype, q->out_location, q->out_body, q->out_len);
   else
@@ -286,8 +282,6 @@ static void page_done(void *arg, int status) {
   free(q->out_body);
   explicit_bzero(q->csrf, sizeof(q->csrf));
   free(j);
-  d->jobs--;
-  wr__dash_maybe_free(d);
 }
 
 /* Builds the page on the store thread; a full queue is a 503 at once. */
@@ -296,10 +290,7 @@ static void page_submit(dash_req *q, const dash_route *rt) {
   j->q = *q;
   j->q.async = q->d->async;
   j->rt = rt;
-  if (wr_store_async_submit(q->d->async, page_run, page_done, j) == WR_OK) {
-    q->d->jobs++;
-    return;
-  }
+  if (wr_store_async_owner_submit(q->d->async, &q->d->jobs, page_run, page_done, j) == WR_OK) return;
   wr_warn("dashboard: %s %s: the store thread's queue is full", q->req->method, q->req->path);
   static const char busy[] = "The edge's store is busy; try again in a moment.\n";
   respond(q->req, 503, "text/plain; charset=utf-8", NULL, busy, sizeof(busy) - 1);
@@ -382,7 +373,7 @@ static void dispatch(wr_dash *d, wr_httpd_req *req, const dash_route *rt) {
 int wr_dash_handle(wr_dash *d, wr_httpd_req *req) {
   const size_t base = strlen(WR_DASH_PATH);
   const char *p = req->path;
-  if (!d || d->closing || strncmp(p, WR_DASH_PATH, base) != 0 || (p[base] && p[base] != '/')) return 0;
+  if (!d || d->jobs.closing || strncmp(p, WR_DASH_PATH, base) != 0 || (p[base] && p[base] != '/')) return 0;
   if (serve_asset(req, p + base)) return 1;
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
     if (strcmp(p + base, routes[i].sub) == 0) {
@@ -395,10 +386,14 @@ int wr_dash_handle(wr_dash *d, wr_httpd_req *req) {
 
 /* ---- lifetime ------------------------------------------------------------------------- */
 
+/* wr_dash_free ran and no page or replay is out any more. */
+static void dash_release(wr_store_async_owner *o) { free((char *)o - offsetof(wr_dash, jobs)); }
+
 int wr_dash_new(const wr_dash_config *cfg, wr_dash **out) {
   *out = NULL;
   if (!cfg || !cfg->loop || !cfg->store || !cfg->api || !cfg->login) return WR_ERR_INVAL;
   wr_dash *d = wr_xcalloc(1, sizeof(*d));
+  wr_store_async_owner_init(&d->jobs, dash_release);
   d->loop = cfg->loop;
   d->store = cfg->store;
   d->async = cfg->async;
@@ -412,14 +407,8 @@ int wr_dash_new(const wr_dash_config *cfg, wr_dash **out) {
   return WR_OK;
 }
 
-void wr__dash_maybe_free(wr_dash *d) {
-  if (!d->closing || d->jobs) return;
-  free(d);
-}
-
 void wr_dash_free(wr_dash *d) {
-  if (!d || d->closing) return;
-  d->closing = 1;
+  if (!d || d->jobs.closing) return;
   d->store = NULL;
   d->async = NULL;
   d->api = NULL;
@@ -427,5 +416,5 @@ void wr_dash_free(wr_dash *d) {
   d->ts = NULL;
   d->inspect = NULL;
   d->tunnel_stats = NULL;
-  wr__dash_maybe_free(d);
+  wr_store_async_owner_close(&d->jobs); /* frees |d| now or after its last job */
 }

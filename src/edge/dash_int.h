@@ -30,8 +30,9 @@ struct wr_dash {
   wr_inspect *inspect;
   wr_tunnel_stats *tunnel_stats;
   struct sockaddr_storage visitor_addr; /* ss_family 0: no replay */
-  size_t jobs;  /* replays on the worker pool, pages on the store thread */
-  int closing;
+  /* Pages on the store thread, and replays on the worker pool (held);
+   * closing once wr_dash_free ran, and its release frees |d|. */
+  wr_store_async_owner jobs;
 };
 
 /* One request of a signed-in user. A page built on the store thread uses
@@ -129,8 +130,5 @@ void wr__dash_dns_delete(dash_req *q);
 void wr__dash_ip_create(dash_req *q);
 void wr__dash_ip_delete(dash_req *q);
 void wr__dash_replay(dash_req *q);
-
-/* Frees |d| once it is closing and no replay is out. */
-void wr__dash_maybe_free(wr_dash *d);
 
 #endif

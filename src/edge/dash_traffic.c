@@ -323,14 +323,13 @@ static void replay_done(uv_work_t *w, int status) {
   replay_job *j = w->data;
   wr_dash *d = j->d;
   if (status == UV_ECANCELED) snprintf(j->error, sizeof(j->error), "cancelled"), j->status = 0;
-  if (!d->closing) {
+  if (!d->jobs.closing) {
     wr_inspect_replay_result(d->inspect, j->id, j->status, j->ms, j->error);
     wr_info("dashboard: replay of request %" PRIu64 ": %d%s%s", j->id, j->status, j->error[0] ? " " : "", j->error);
   }
   wr_buf_free(&j->request);
   free(j);
-  d->jobs--;
-  wr__dash_maybe_free(d);
+  wr_store_async_owner_drop(&d->jobs); /* may free |d| */
 }
 
 /* The request of |r| as bytes, or -1 with |why|. */
@@ -387,7 +386,7 @@ static void replay_page(dash_req *q, const wr_inspect_rec *r) {
     wr__dash_redirect(q, back, "error", "The replay could not be started.");
     return;
   }
-  d->jobs++;
+  wr_store_async_owner_hold(&d->jobs);
   char msg[64];
   snprintf(msg, sizeof(msg), "Replaying request %" PRIu64 ".", id);
   wr__dash_redirect(q, back, "msg", msg);

@@ -31,8 +31,7 @@ struct wr_edge_metrics {
   uint64_t start_ns;  /* uv_hrtime at start: uptime never jumps with the wall clock */
   int ready;
   char reason[128];   /* why not ready */
-  size_t pings;       /* /ready pings on the store thread */
-  int freeing;        /* wr_edge_metrics_free ran: free at the last ping */
+  wr_store_async_owner pings; /* /ready pings on the store thread; its release frees m */
 };
 
 /* ---- the page as one table ------------------------------------------------
@@ -596,8 +595,7 @@ static void ping_run(wr_store *s, void *arg) {
 static void ping_done(void *arg, int status) {
   ready_job *j = arg;
   wr_edge_metrics *m = j->m;
-  m->pings--;
-  if (m->freeing) { /* the server is gone: the answer only frees the request */
+  if (m->pings.closing) { /* the server is gone: the answer only frees the request */
     wr_buf b;
     wr_buf_init(&b, WR_METRICSD_READY_MAX, NULL);
     wr_metricsd_ready_done(j->req, 503, &b);
@@ -606,7 +604,6 @@ static void ping_done(void *arg, int status) {
     ready_answer(m, j->req, status != WR_OK ? "the store thread is stopping" : j->rv != WR_OK ? j->err : NULL);
   }
   free(j);
-  if (m->freeing && !m->pings) free(m);
 }
 
 static void ready_start_cb(void *user, wr_httpd_req *req) {
@@ -618,13 +615,14 @@ static void ready_start_cb(void *user, wr_httpd_req *req) {
   ready_job *j = wr_xcalloc(1, sizeof(*j));
   j->m = m;
   j->req = req;
-  if (wr_store_async_submit(m->cfg.async, ping_run, ping_done, j) != WR_OK) {
+  if (wr_store_async_owner_submit(m->cfg.async, &m->pings, ping_run, ping_done, j) != WR_OK) {
     free(j);
     ready_answer(m, req, "the store thread is busy");
-    return;
   }
-  m->pings++;
 }
+
+/* wr_edge_metrics_free ran and no ping is out any more. */
+static void metrics_release(wr_store_async_owner *o) { free((char *)o - offsetof(wr_edge_metrics, pings)); }
 
 static void render_cb(void *user, wr_buf *b) { wr_edge_metrics_render(user, b); }
 static int ready_cb(void *user, wr_buf *b) { return wr_edge_metrics_ready(user, b); }
@@ -637,6 +635,7 @@ int wr_edge_metrics_start(uv_loop_t *loop, const char *addr, const wr_edge_metri
     return WR_ERR_INVAL;
   }
   wr_edge_metrics *m = wr_xcalloc(1, sizeof(*m));
+  wr_store_async_owner_init(&m->pings, metrics_release);
   m->cfg = *cfg;
   if (!m->cfg.max_tunnel_series) m->cfg.max_tunnel_series = WR_EDGE_METRICS_MAX_TUNNEL_SERIES;
   m->start_time = (double)time(NULL);
@@ -665,6 +664,5 @@ void wr_edge_metrics_free(wr_edge_metrics *m) {
   if (!m) return;
   wr_metricsd_free(m->d);
   m->d = NULL;
-  if (m->pings) m->freeing = 1; /* ping_done frees it */
-  else free(m);
+  wr_store_async_owner_close(&m->pings); /* frees it, now or after the last ping */
 }

@@ -4,6 +4,7 @@
  * live in the files login_int.h lists. */
 #include "edge/login.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -45,11 +46,8 @@ static void call_run(wr_store *st, void *arg) {
 
 static void call_done(void *arg, int status) {
   store_call *c = arg;
-  wr_login *l = c->l;
-  l->store_jobs--;
-  c->done(l, c->arg, status);
+  c->done(c->l, c->arg, status);
   free(c);
-  wr__login_maybe_free(l);
 }
 
 int wr__login_store_call(wr_login *l, wr__login_store_fn fn, wr__login_store_done done, void *arg) {
@@ -60,19 +58,17 @@ int wr__login_store_call(wr_login *l, wr__login_store_fn fn, wr__login_store_don
   }
   store_call *c = wr_xcalloc(1, sizeof(*c));
   *c = (store_call){l, fn, done, arg};
-  int rv = wr_store_async_submit(l->async, call_run, call_done, c);
-  if (rv != WR_OK) {
-    free(c);
-    return rv;
-  }
-  l->store_jobs++;
-  return WR_OK;
+  int rv = wr_store_async_owner_submit(l->async, &l->store_jobs, call_run, call_done, c);
+  if (rv != WR_OK) free(c);
+  return rv;
 }
 
 login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const char *sid, int status, int busy,
                                        int signed_in) {
+  /* Not busy any more, also when it expired meanwhile (the sweep keeps a
+   * busy session: it would stay forever). */
+  if (busy && !l->closing) wr__login_session_job_done(l, sid);
   login_session *s = l->closing ? NULL : wr__login_session_find(l, sid);
-  if (s && busy) s->busy = 0;
   if (l->closing || status != WR_OK) {
     wr_httpd_respond_simple(req, 503, "text/plain", "the edge is shutting down\n", 26);
     return NULL;
@@ -85,13 +81,18 @@ login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const cha
 }
 
 void wr__login_maybe_free(wr_login *l) {
-  if (!l->closing || l->open_handles || l->njobs || l->store_jobs) return;
+  if (!l->closing || l->open_handles || l->njobs || l->store_jobs.pending) return;
   wr_throttle_free(l->accounts);
   wr_throttle_free(l->sources);
   wr_fairq_free(l->checks);
   free(l->data_dir);
   free(l->public_url);
   free(l);
+}
+
+/* The last store job is back after wr_login_free. */
+static void store_jobs_released(wr_store_async_owner *o) {
+  wr__login_maybe_free((wr_login *)((char *)o - offsetof(wr_login, store_jobs)));
 }
 
 void wr__login_handle_closed(uv_handle_t *h) {
@@ -166,6 +167,7 @@ int wr_login_new(const wr_login_config *cfg, wr_login **out) {
   *out = NULL;
   if (!cfg || !cfg->loop || !cfg->store || !cfg->data_dir || !*cfg->data_dir) return WR_ERR_INVAL;
   l = wr_xcalloc(1, sizeof(*l));
+  wr_store_async_owner_init(&l->store_jobs, store_jobs_released);
   l->loop = cfg->loop;
   l->store = cfg->store;
   l->async = cfg->async;
@@ -218,6 +220,7 @@ void wr_login_free(wr_login *l) {
   while (l->sessions) wr__login_session_destroy(l, l->sessions);
   wr__login_jobs_cancel(l);
   l->store = NULL;
+  wr_store_async_owner_close(&l->store_jobs);
   uv_close((uv_handle_t *)&l->sweep_timer, wr__login_handle_closed);
 }
 

@@ -97,12 +97,14 @@
  * poll (|max_pending|, |ttl_ms|), held polls (|max_waiters|; one per key, a
  * newer poll for a key answers the older one).
  *
- * With a store thread (cfg->async) the pages' reads run there: the
- * sign-in's user, the zone picker's zones, an authorization's user and
- * zone; the answer is sent from the loop when they are back. The rest
- * (the API token and audit row written once a certificate is issued,
- * lockout audit rows) uses the store on the loop thread. Successful logins are audited (user.login, and the store's
- * token.create row, actor "login:<email>"). */
+ * With a store thread (cfg->async) every store call of the pages runs
+ * there: the sign-in's user, the zone picker's zones, an authorization's
+ * user and zone, the API token and audit row written once a certificate
+ * is issued (the cert.pem holding the token goes to the session and a
+ * polling CLI only once the token exists), and the lockout audit rows;
+ * the answer is sent from the loop when they are back. Successful logins
+ * are audited (user.login, and the store's token.create row, actor
+ * "login:<email>"). */
 #ifndef WR_EDGE_LOGIN_H
 #define WR_EDGE_LOGIN_H
 #include <stddef.h>
@@ -127,7 +129,7 @@ typedef struct wr_login_config {
   /* Optional: the pages read the store on this store thread (see
    * above), so a slow store does not stall the loop; NULL: on the loop.
    * It must outlive the login pages' last job (wr_login_free waits for
-   * the reads in flight, as for the pool's jobs). */
+   * the store calls in flight, as for the pool's jobs). */
   struct wr_store_async *async;
   const char *data_dir;  /* required: the origin CA (pki.h) signs the certificates */
   const char *public_url; /* how browsers reach the edge, e.g. "http://127.0.0.1:8081";

@@ -1,7 +1,8 @@
 /* The cert.pem hand-off of the login pages (login_int.h, login.h steps 2-4):
  * authorizing a zone and issuing the certificate (the worker-pool job is
  * started through login_signin.c's job machinery, and comes back here),
- * the deliveries (a cert.pem per CLI key, handed out once, then kept as a
+ * the API token inside the new cert.pem (made on the store thread, which
+ * has the loop hand the cert.pem out once the token exists), the deliveries (a cert.pem per CLI key, handed out once, then kept as a
  * tombstone until it expires), the held polls of the transfer endpoint,
  * the success page and the download, and the URLs the CLI opens and
  * polls. */
@@ -248,13 +249,157 @@ void wr__login_page_authorize(wr_login *l, wr_httpd_req *req) {
   }
 }
 
-void wr__login_issue_done(wr_login *l, login_job *j) {
-  char key[WR_LOGIN_KEY_MAX + 1] = "", token[WR_STORE_TOKEN_LEN + 1], actor[128], ebuf[96];
+/* ---- the API token of a new cert.pem ------------------------------------------------------ */
+
+/* Where a token job ended; the loop answers by it. */
+typedef enum token_outcome {
+  TOKEN_STOPPED,       /* the store thread stopped before the job (or its hand-over) ran */
+  TOKEN_CREATE_FAILED, /* no token: errmsg says why */
+  TOKEN_ENCODE_FAILED, /* no cert.pem: the token was revoked */
+  TOKEN_NO_SESSION,    /* the session ended meanwhile: the token was revoked */
+  TOKEN_TAKEN,         /* the key got its cert.pem meanwhile (or has no room): revoked */
+  TOKEN_HANDED,        /* the cert.pem is the session's (and queued for the key) */
+} token_outcome;
+
+/* An issued certificate waiting for its API token. The store thread makes
+ * the token and the cert.pem around it, has the loop hand the cert.pem out
+ * (handover: the token exists before anyone can hold it), then writes the
+ * user.login audit row, or revokes the token nobody got. The session is
+ * busy meanwhile. Fields after |handover| are written by the job. */
+typedef struct token_job {
+  wr_login *l;           /* touched on the loop only (handover, done) */
+  wr_store_async *async; /* the hand-over's way to the loop; NULL: on it */
+  wr_httpd_req *req;
+  char sid[WR__LOGIN_SID_LEN + 1];
+  char key[WR_LOGIN_KEY_MAX + 1]; /* "" for a download only */
+  char actor[128];
+  wr_user user;          /* the session's user at issuing */
+  wr_zone zone;
+  wr_pem_pair pair;      /* the certificate, taken from the issuing job */
+  token_outcome outcome;
   wr_api_token k;
+  char *pem;             /* until the hand-over takes it */
+  int audit_rv;
+  char errmsg[WR_STORE_ERRMSG_MAX]; /* of the token's creation or of the audit row */
+} token_job;
+
+static void token_job_free(token_job *t) {
+  wr__login_wipe_free(t->pem);
+  wr_pem_pair_free(&t->pair);
+  explicit_bzero(t, sizeof(*t));
+  free(t);
+}
+
+/* Whether |key| can take no new cert.pem: it has one already, or no room
+ * is left for one more delivery (after dropping the oldest tombstone). */
+static int key_taken(wr_login *l, const char *key) { return delivery_find(l, key) || delivery_room(l) != 0; }
+
+/* The answer when key_taken. */
+static void answer_taken(wr_login *l, wr_httpd_req *req) {
+  wr__login_simple_page(l, req, 409, "Already done",
+                        "This login request was completed already (or the edge is too busy). Run the login "
+                        "command again.",
+                        0);
+}
+
+/* On the loop, in the middle of token_run: the cert.pem goes to the
+ * session (for the success page and the download) and to a polling CLI. */
+static void token_handover(void *arg) {
+  token_job *t = arg;
+  wr_login *l = t->l;
+  login_session *s = l->closing ? NULL : wr__login_session_find(l, t->sid);
+  if (!s || !s->signed_in) {
+    t->outcome = TOKEN_NO_SESSION;
+    return;
+  }
+  if (t->key[0] && key_taken(l, t->key)) {
+    t->outcome = TOKEN_TAKEN;
+    return;
+  }
+  wr__login_wipe_free(s->pem);
+  s->pem = t->pem;
+  t->pem = NULL;
+  snprintf(s->zone_name, sizeof(s->zone_name), "%s", t->zone.name);
+  s->for_cli = t->key[0] != '\0';
+  wr__login_key_fingerprint(t->key, s->key_fp);
+  if (t->key[0]) delivery_add(l, t->key, wr_xstrdup(s->pem));
+  t->outcome = TOKEN_HANDED;
+}
+
+static void token_audit(wr_store *st, token_job *t) {
+  json_t *detail = json_pack("{s:s,s:s,s:s,s:s}", "email", t->user.email, "zone", t->zone.name,
+                             "token_id", t->k.id, "via", t->key[0] ? "cli" : "download");
+  char *dtext = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+  json_decref(detail);
+  t->audit_rv = wr_store_audit_append(st, t->actor, t->user.account_id, "user.login", "user", t->user.id, dtext);
+  if (t->audit_rv != WR_OK) snprintf(t->errmsg, sizeof(t->errmsg), "%s", wr_store_errmsg(st));
+  free(dtext);
+}
+
+/* The store thread's part (wr__login_store_call's fn). */
+static void token_run(wr_store *st, void *arg) {
+  token_job *t = arg;
+  char token[WR_STORE_TOKEN_LEN + 1];
   wr_origin_cert oc;
-  char *pem = NULL;
-  login_session *s = wr__login_session_find(l, j->sid);
+  if (wr_store_token_create(st, t->actor, t->user.id, t->zone.id, token, &t->k) != WR_OK) {
+    t->outcome = TOKEN_CREATE_FAILED;
+    snprintf(t->errmsg, sizeof(t->errmsg), "%s", wr_store_errmsg(st));
+    return;
+  }
+  memset(&oc, 0, sizeof(oc));
+  snprintf(oc.zone_id, sizeof(oc.zone_id), "%s", t->zone.id);
+  snprintf(oc.account_id, sizeof(oc.account_id), "%s", t->zone.account_id);
+  snprintf(oc.api_token, sizeof(oc.api_token), "%s", token);
+  t->pem = wr_origin_cert_encode(&oc, t->pair.cert, t->pair.key);
+  explicit_bzero(token, sizeof(token));
+  explicit_bzero(&oc, sizeof(oc));
+  if (!t->pem) t->outcome = TOKEN_ENCODE_FAILED;
+  else if (wr_store_async_on_loop(t->async, token_handover, t) != WR_OK) t->outcome = TOKEN_STOPPED;
+  if (t->outcome == TOKEN_HANDED) {
+    token_audit(st, t);
+    return;
+  }
+  /* Nobody will ever hold this token. */
+  wr_store_token_revoke(st, t->actor, t->k.id);
+}
+
+/* The loop's answer (wr__login_store_call's done). */
+static void token_done(wr_login *l, void *arg, int status) {
+  token_job *t = arg;
+  char ebuf[96];
   login_reply r = {.status = 303};
+  if (!l->closing) wr__login_session_job_done(l, t->sid);
+  switch (l->closing || status != WR_OK ? TOKEN_STOPPED : t->outcome) {
+  case TOKEN_STOPPED:
+    wr_httpd_respond_simple(t->req, 503, "text/plain", "the edge is shutting down\n", 26);
+    break;
+  case TOKEN_CREATE_FAILED:
+    wr_error("login: creating an API token for %s failed: %s", wr__login_logsafe(t->user.email, ebuf, sizeof(ebuf)),
+             t->errmsg);
+    wr__login_simple_page(l, t->req, 500, "Internal error", "The edge could not create an API token; try again.", 0);
+    break;
+  case TOKEN_ENCODE_FAILED:
+    wr__login_simple_page(l, t->req, 500, "Internal error", "The edge could not encode cert.pem; try again.", 0);
+    break;
+  case TOKEN_NO_SESSION:
+    wr__login_simple_page(l, t->req, 403, "Session expired", "Your sign-in session expired; please start again.", 1);
+    break;
+  case TOKEN_TAKEN:
+    answer_taken(l, t->req);
+    break;
+  case TOKEN_HANDED:
+    if (t->audit_rv != WR_OK) wr_warn("login: writing the audit row failed: %s", t->errmsg);
+    wr_info("login: %s got cert.pem for zone %s (API token %s)%s", wr__login_logsafe(t->user.email, ebuf, sizeof(ebuf)),
+            t->zone.name, t->k.id, t->key[0] ? ", queued for the polling client" : "");
+    wr__login_redirect(t->req, &r, WR_LOGIN_PATH "/done");
+    break;
+  }
+  token_job_free(t);
+}
+
+void wr__login_issue_done(wr_login *l, login_job *j) {
+  char key[WR_LOGIN_KEY_MAX + 1] = "";
+  login_session *s = wr__login_session_find(l, j->sid);
   if (j->callback[0] && wr__login_callback_key(j->callback, key) != WR_OK) key[0] = '\0';
   if (!s || !s->signed_in) {
     wr__login_simple_page(l, j->req, 403, "Session expired", "Your sign-in session expired; please start again.", 1);
@@ -265,50 +410,27 @@ void wr__login_issue_done(wr_login *l, login_job *j) {
     wr__login_simple_page(l, j->req, 500, "Internal error", "The edge could not issue the certificate; try again.", 0);
     return;
   }
-  if (key[0] && (delivery_find(l, key) || delivery_room(l) != 0)) {
-    wr__login_simple_page(l, j->req, 409, "Already done",
-                "This login request was completed already (or the edge is too busy). Run the login "
-                "command again.",
-                0);
+  if (key[0] && key_taken(l, key)) {
+    answer_taken(l, j->req);
     return;
   }
-  login_actor(s->user.email, actor);
-  if (wr_store_token_create(l->store, actor, s->user.id, j->zone.id, token, &k) != WR_OK) {
-    wr_error("login: creating an API token for %s failed: %s", wr__login_logsafe(s->user.email, ebuf, sizeof(ebuf)),
-             wr_store_errmsg(l->store));
-    wr__login_simple_page(l, j->req, 500, "Internal error", "The edge could not create an API token; try again.", 0);
-    return;
+  token_job *t = wr_xcalloc(1, sizeof(*t));
+  t->l = l;
+  t->async = l->async;
+  t->req = j->req;
+  memcpy(t->sid, j->sid, sizeof(t->sid));
+  memcpy(t->key, key, sizeof(t->key));
+  login_actor(s->user.email, t->actor);
+  t->user = s->user;
+  t->zone = j->zone;
+  t->pair = j->pair; /* taken: the issuing job is freed on return */
+  j->pair = (wr_pem_pair){0};
+  s->busy = 1;
+  if (wr__login_store_call(l, token_run, token_done, t) != WR_OK) {
+    s->busy = 0;
+    token_job_free(t);
+    wr__login_simple_page(l, j->req, 503, "Busy", "The edge's store is busy; try again in a few seconds.", 0);
   }
-  memset(&oc, 0, sizeof(oc));
-  snprintf(oc.zone_id, sizeof(oc.zone_id), "%s", j->zone.id);
-  snprintf(oc.account_id, sizeof(oc.account_id), "%s", j->zone.account_id);
-  snprintf(oc.api_token, sizeof(oc.api_token), "%s", token);
-  pem = wr_origin_cert_encode(&oc, j->pair.cert, j->pair.key);
-  explicit_bzero(token, sizeof(token));
-  explicit_bzero(&oc, sizeof(oc));
-  if (!pem) {
-    /* Nobody will ever hold this token. */
-    wr_store_token_revoke(l->store, actor, k.id);
-    wr__login_simple_page(l, j->req, 500, "Internal error", "The edge could not encode cert.pem; try again.", 0);
-    return;
-  }
-  wr__login_wipe_free(s->pem);
-  s->pem = pem;
-  snprintf(s->zone_name, sizeof(s->zone_name), "%s", j->zone.name);
-  s->for_cli = key[0] != '\0';
-  wr__login_key_fingerprint(key, s->key_fp);
-  if (key[0]) delivery_add(l, key, wr_xstrdup(pem));
-
-  json_t *detail = json_pack("{s:s,s:s,s:s,s:s}", "email", s->user.email, "zone", j->zone.name,
-                             "token_id", k.id, "via", key[0] ? "cli" : "download");
-  char *dtext = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-  json_decref(detail);
-  if (wr_store_audit_append(l->store, actor, s->user.account_id, "user.login", "user", s->user.id, dtext) != WR_OK)
-    wr_warn("login: writing the audit row failed: %s", wr_store_errmsg(l->store));
-  free(dtext);
-  wr_info("login: %s got cert.pem for zone %s (API token %s)%s", wr__login_logsafe(s->user.email, ebuf, sizeof(ebuf)),
-          j->zone.name, k.id, key[0] ? ", queued for the polling client" : "");
-  wr__login_redirect(j->req, &r, WR_LOGIN_PATH "/done");
 }
 
 /* GET /argotunnel/done */

@@ -168,7 +168,9 @@ struct wr_login {
   size_t nwaiters;
   login_job *jobs;
   size_t njobs;
-  size_t store_jobs; /* wr__login_store_call jobs on the store thread */
+  /* wr__login_store_call jobs on the store thread; closed by
+   * wr_login_free, its release is wr__login_maybe_free. */
+  wr_store_async_owner store_jobs;
 
   wr_throttle *accounts; /* failures per email */
   wr_throttle *sources;  /* failures per source */
@@ -223,7 +225,8 @@ login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const cha
 
 /* Drops expired sessions and deliveries (wiping what they hold). */
 void wr__login_sweep(wr_login *l);
-/* Frees |l| once it is closing and no handle or job is left. */
+/* Frees |l| once it is closing and no handle, pool job or store job is
+ * left. */
 void wr__login_maybe_free(wr_login *l);
 /* Close callback of the sweep timer and of the waiters' timers. */
 void wr__login_handle_closed(uv_handle_t *h);
@@ -302,7 +305,9 @@ void wr__login_page_done(wr_login *l, wr_httpd_req *req);      /* GET /argotunne
 void wr__login_page_download(wr_login *l, wr_httpd_req *req);  /* GET /argotunnel/cert.pem */
 /* GET /argotunnel/transfer/KEY and GET /KEY, with |enc_key| as sent. */
 void wr__login_page_poll(wr_login *l, wr_httpd_req *req, const char *enc_key);
-/* An issuing job came back (loop thread): token, cert.pem, delivery. */
+/* An issuing job came back (loop thread): the API token, cert.pem and
+ * delivery follow through wr__login_store_call (the session is busy until
+ * the answer). */
 void wr__login_issue_done(wr_login *l, login_job *j);
 /* Drops the expired deliveries. */
 void wr__login_deliveries_sweep(wr_login *l, uint64_t now);

@@ -1,6 +1,8 @@
 /* The store's worker thread (store_async.h). Jobs move from |todo| to
  * |done| under one mutex; the worker signals the loop with uv_async_send,
- * which coalesces, so the loop drains the whole |done| list each time. */
+ * which coalesces, so the loop drains the whole |done| list each time. A
+ * job of an owner ends its owner's count after its done callback
+ * (deliver), the one place every job passes. */
 #include "edge/store_async.h"
 
 #include <stdio.h>
@@ -17,6 +19,7 @@ typedef struct job {
   wr_store_async_fn fn;
   wr_store_async_done done;
   void *arg;
+  wr_store_async_owner *owner; /* NULL: submitted without one */
 } job;
 
 typedef struct jlist {
@@ -92,6 +95,10 @@ static void run_calls(wr_store_async *a) {
 
 int wr_store_async_on_loop(wr_store_async *a, void (*fn)(void *arg), void *arg) {
   loop_call c = {.fn = fn, .arg = arg};
+  if (!a) { /* already on the loop thread */
+    fn(arg);
+    return WR_OK;
+  }
   uv_mutex_lock(&a->mu);
   if (a->stop) {
     uv_mutex_unlock(&a->mu);
@@ -107,6 +114,15 @@ int wr_store_async_on_loop(wr_store_async *a, void (*fn)(void *arg), void *arg) 
   return ran ? WR_OK : WR_ERR_INTERNAL;
 }
 
+/* Hands |j| to its done callback, then ends its owner's count. */
+static void deliver(wr_store_async *a, job *j, int status) {
+  wr_store_async_owner *o = j->owner;
+  a->pending--;
+  j->done(j->arg, status);
+  free(j);
+  if (o) wr_store_async_owner_drop(o);
+}
+
 /* Delivers the finished jobs; their done callbacks may submit more. */
 static void wake_cb(uv_async_t *h) {
   wr_store_async *a = h->data;
@@ -115,11 +131,7 @@ static void wake_cb(uv_async_t *h) {
   jlist l = a->done;
   a->done.head = a->done.tail = NULL;
   uv_mutex_unlock(&a->mu);
-  for (job *j; (j = jl_pop(&l));) {
-    a->pending--;
-    j->done(j->arg, WR_OK);
-    free(j);
-  }
+  for (job *j; (j = jl_pop(&l));) deliver(a, j, WR_OK);
 }
 
 static void close_cb(uv_handle_t *h) { free(h->data); }
@@ -171,20 +183,47 @@ fail_store:
   return rv;
 }
 
-int wr_store_async_submit(wr_store_async *a, wr_store_async_fn fn, wr_store_async_done done,
-                          void *arg) {
-  if (!a || a->closing || !fn || !done) return WR_ERR_INVAL;
+static int submit(wr_store_async *a, wr_store_async_owner *o, wr_store_async_fn fn, wr_store_async_done done,
+                  void *arg) {
+  if (!a || a->closing || !fn || !done || (o && o->closing)) return WR_ERR_INVAL;
   if (a->pending >= WR_STORE_ASYNC_QUEUE_MAX) return WR_ERR_LIMIT;
   job *j = wr_xcalloc(1, sizeof(*j));
-  j->fn = fn;
-  j->done = done;
-  j->arg = arg;
+  *j = (job){.fn = fn, .done = done, .arg = arg, .owner = o};
   a->pending++;
+  if (o) wr_store_async_owner_hold(o);
   uv_mutex_lock(&a->mu);
   jl_push(&a->todo, j);
   uv_cond_signal(&a->cv);
   uv_mutex_unlock(&a->mu);
   return WR_OK;
+}
+
+int wr_store_async_submit(wr_store_async *a, wr_store_async_fn fn, wr_store_async_done done,
+                          void *arg) {
+  return submit(a, NULL, fn, done, arg);
+}
+
+int wr_store_async_owner_submit(wr_store_async *a, wr_store_async_owner *o, wr_store_async_fn fn,
+                                wr_store_async_done done, void *arg) {
+  return submit(a, o, fn, done, arg);
+}
+
+/* ---- owners ---------------------------------------------------------------------------- */
+
+void wr_store_async_owner_init(wr_store_async_owner *o, void (*release)(wr_store_async_owner *o)) {
+  *o = (wr_store_async_owner){.release = release};
+}
+
+void wr_store_async_owner_hold(wr_store_async_owner *o) { o->pending++; }
+
+void wr_store_async_owner_drop(wr_store_async_owner *o) {
+  if (--o->pending == 0 && o->closing) o->release(o);
+}
+
+void wr_store_async_owner_close(wr_store_async_owner *o) {
+  if (o->closing) return;
+  o->closing = 1;
+  if (!o->pending) o->release(o);
 }
 
 size_t wr_store_async_pending(const wr_store_async *a) { return a ? a->pending : 0; }
@@ -201,16 +240,8 @@ void wr_store_async_free(wr_store_async *a) {
   /* The thread is gone: the lists are ours without the lock; a call it
    * left behind was on its stack and is not run. */
   a->calls = NULL;
-  for (job *j; (j = jl_pop(&a->done));) {
-    a->pending--;
-    j->done(j->arg, WR_OK);
-    free(j);
-  }
-  for (job *j; (j = jl_pop(&a->todo));) {
-    a->pending--;
-    j->done(j->arg, WR_ERR_INTERNAL);
-    free(j);
-  }
+  for (job *j; (j = jl_pop(&a->done));) deliver(a, j, WR_OK);
+  for (job *j; (j = jl_pop(&a->todo));) deliver(a, j, WR_ERR_INTERNAL);
   wr_store_close(a->store);
   a->store = NULL;
   uv_cond_destroy(&a->call_cv);

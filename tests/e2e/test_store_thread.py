@@ -8,6 +8,7 @@ The same holds for the certificates of the edge CA, signed on the worker pool
 The assertions are about order, never about durations: a request that needs
 no store call (a cached route, a bad Host) is answered while the slow lookup
 is still unanswered."""
+import base64
 import http.client as http_client
 import json
 import os
@@ -658,3 +659,52 @@ def test_visitors_are_served_while_a_traffic_page_is_built(tmp_path, procs):
         assert status == 200 and 'id="request-line"' in body and f"hello.{ZONE}" in body, body[:3000]
     visitors_first_within_tries(
         http, "record page", lambda: raw_request(api, "GET", f"/dashboard/inspect?id={rid}", session), check_record)
+
+
+def test_a_new_certs_api_token_is_written_on_the_store_thread(tmp_path, procs):
+    # Once `tunnel login`'s certificate is issued, its API token (and the
+    # user.login audit row) are written on the slow store thread, and only
+    # then is the cert.pem handed to the polling CLI. An API call sent
+    # right after the authorization queues on the store thread behind its
+    # reads: the token's write comes after it, so when the API call is
+    # answered the cert.pem is not handed out yet (had the token been
+    # written on the loop, it would have been, at once after the reads),
+    # and a visitor is served while the write is held. The cert.pem's
+    # token then works on the API.
+    http, api, d = start_edge_with_api(tmp_path, procs)
+    add_user(tmp_path, d, "alice@example.test", "correct horse battery staple")
+    cookie = dash_cookie(api, "alice@example.test", "correct horse battery staple")
+    session = [("Cookie", f"warren_login={cookie}")]
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    callback = f"http://127.0.0.1:{api}/argotunnel/transfer/{key}"
+    picker = raw_request(api, "GET", f"/argotunnel?aud=&callback={urllib.parse.quote(callback, safe='')}", session)
+    status, _, page = read_all(picker)
+    assert status == 200 and f'id="zone-{ZONE}"' in page, page[:2000]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    zone_id = re.search(rf'id="zone-{re.escape(ZONE)}" value="([^"]+)"', page).group(1)
+
+    poll = raw_request(api, "GET", f"/argotunnel/transfer/{key}")
+    body = urllib.parse.urlencode({"csrf": csrf, "callback": callback, "zone": zone_id}).encode()
+    pending = raw_request(api, "POST", "/argotunnel/authorize",
+                          session + [("Content-Type", "application/x-www-form-urlencoded")], body)
+    behind = api_request(api, d, "GET", "/cfd_tunnel")
+    assert read_all(behind)[0] == 200
+    assert not answered(poll), "the cert.pem was handed out before its token's write could have run"
+    assert not answered(pending), "the authorization was answered before its token's write could have run"
+    s = socket.create_connection(("127.0.0.1", http), timeout=30)
+    s.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host: 400
+    assert status_of(s) == 400
+    s.close()
+    assert not answered(poll), "the cert.pem was handed out before a visitor was served"
+
+    status, head, pem = read_all(poll)
+    assert status == 200 and "BEGIN ARGO TUNNEL TOKEN" in pem, (head, pem[:300])
+    status, head, _ = read_all(pending)
+    assert status == 303 and header_value(head, "Location") == "/argotunnel/done", head
+    cert = tmp_path / "login-cert.pem"
+    cert.write_text(pem)
+    zone, account, token = read_cert(cert)
+    assert zone == zone_id
+    r = raw_request(api, "GET", f"/client/v4/accounts/{account}/cfd_tunnel", [("Authorization", f"Bearer {token}")])
+    status, _, listed = read_all(r)
+    assert status == 200 and json.loads(listed)["success"], listed

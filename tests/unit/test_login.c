@@ -52,6 +52,8 @@ typedef struct fx {
   wr_httpd *h;
   wr_login *login;
   wr_login_config cfg;
+  int on_store_thread;        /* run the pages' store calls on a store thread */
+  wr_store_async *async;
   int port;
   uv_async_t done;
   _Atomic uint64_t offset_ms; /* added to the clock by the client */
@@ -151,6 +153,8 @@ static void on_done(uv_async_t *a) {
   wr_login_free(f->login);
   f->login = NULL;
   wr_httpd_free(f->h);
+  wr_store_async_free(f->async); /* after the login pages: it answers their jobs still out */
+  f->async = NULL;
   uv_close((uv_handle_t *)&f->done, NULL);
 }
 
@@ -172,6 +176,11 @@ static void run(fx *f, void (*client)(fx *)) {
   f->cfg.public_url = url;
   f->cfg.now_ms = test_clock;
   f->cfg.now_user = f;
+  if (f->on_store_thread) {
+    char err[256];
+    assert_int_equal(wr_store_async_new(&f->loop, f->db, &f->async, err, sizeof(err)), WR_OK);
+  }
+  f->cfg.async = f->async;
   assert_int_equal(wr_login_new(&f->cfg, &f->login), WR_OK);
   assert_int_equal(uv_async_init(&f->loop, &f->done, on_done), 0);
   f->done.data = f;
@@ -576,6 +585,14 @@ static void client_full_flow(fx *f) {
 }
 
 static void test_full_flow(void **state) { run(*state, client_full_flow); }
+
+/* The same with a store thread: the reads, the API token and the audit row
+ * are written there, and the cert.pem is handed out once its token exists. */
+static void test_full_flow_on_a_store_thread(void **state) {
+  fx *f = *state;
+  f->on_store_thread = 1;
+  run(f, client_full_flow);
+}
 
 /* A cert.pem made before the CLI polls waits for it; the root-level path
  * cloudflared would use (login.cloudflareaccess.org pointed here) works. */
@@ -1262,7 +1279,8 @@ static void test_new_needs_config(void **state) {
 
 int main(void) {
   return UNIT_RUN(NULL, NULL,
-                  UNIT_FIXTURE(setup, teardown, test_full_flow, test_late_poll_and_root_path,
+                  UNIT_FIXTURE(setup, teardown, test_full_flow, test_full_flow_on_a_store_thread,
+                               test_late_poll_and_root_path,
                                test_download_only, test_refusals, test_csrf_and_bad_requests,
                                test_escaping, test_expiry, test_waiter_limits, test_lockout,
                                test_flood_from_one_source, test_checks_wait_their_turn,

@@ -176,6 +176,12 @@ static void test_a_job_calls_the_loop(void **state) {
   assert_int_equal(g.done_calls, 1);
   assert_int_equal(g.loop_runs, 0);
   if (g.after) assert_int_equal(g.rv, WR_ERR_INTERNAL);
+
+  /* Without a store thread (a job run at once on the loop): at once. */
+  hop z = {.loop_thread = uv_thread_self()};
+  assert_int_equal(wr_store_async_on_loop(NULL, hop_loop_fn, &z), WR_OK);
+  assert_int_equal(z.loop_runs, 1);
+  assert_true(z.on_loop);
 }
 
 static void test_bad_path_and_arguments(void **state) {
@@ -249,11 +255,92 @@ static void test_audit_rows_are_written_off_the_loop(void **state) {
   assert_string_equal(account, "");
 }
 
+/* An owner of jobs (wr_store_async_owner): released once, after the done
+ * callback of its last job, and only once closed; holds count as jobs. */
+typedef struct owned {
+  wr_store_async_owner o;
+  int releases;
+  int dones_at_release; /* done callbacks seen when release ran */
+} owned;
+
+static owned *owned_of;
+
+static void nop_fn(wr_store *s, void *arg) {
+  (void)s;
+  (void)arg;
+}
+
+static void owned_release(wr_store_async_owner *o) {
+  owned *w = (owned *)o; /* |o| is the first member */
+  w->releases++;
+  w->dones_at_release = done_seen;
+}
+
+static void owned_done(void *arg, int status) {
+  (void)arg;
+  (void)status;
+  assert_int_equal(owned_of->releases, 0); /* the job still counts in its callback */
+  done_seen++;
+}
+
+static void test_an_owner_is_released_after_its_last_job(void **state) {
+  fixture *f = *state;
+  wr_store_async *a;
+  char err[256];
+  uv_sem_t gate;
+  owned w = {0};
+  owned_of = &w;
+  /* Nothing pending: close releases at once, and only once. */
+  wr_store_async_owner_init(&w.o, owned_release);
+  wr_store_async_owner_close(&w.o);
+  wr_store_async_owner_close(&w.o);
+  assert_int_equal(w.releases, 1);
+
+  /* Jobs and a hold pending: close waits for all of them. */
+  memset(&w, 0, sizeof(w));
+  wr_store_async_owner_init(&w.o, owned_release);
+  assert_int_equal(wr_store_async_new(&f->loop, f->path, &a, err, sizeof(err)), WR_OK);
+  assert_int_equal(uv_sem_init(&gate, 0), 0);
+  assert_int_equal(wr_store_async_owner_submit(a, &w.o, gate_fn, owned_done, &gate), WR_OK);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(wr_store_async_owner_submit(a, &w.o, gate_fn, owned_done, &gate), WR_OK);
+  wr_store_async_owner_hold(&w.o);
+  assert_int_equal(w.o.pending, 5);
+  wr_store_async_owner_close(&w.o);
+  assert_int_equal(w.releases, 0);
+  assert_int_equal(wr_store_async_owner_submit(a, &w.o, gate_fn, owned_done, &gate), WR_ERR_INVAL);
+  for (int i = 0; i < 4; i++) uv_sem_post(&gate);
+  uv_timer_t keep;
+  uv_timer_init(&f->loop, &keep);
+  uv_timer_start(&keep, keep_cb, 10, 10);
+  while (done_seen < 4) uv_run(&f->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&keep, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* |keep| is on this stack */
+  assert_int_equal(w.releases, 0); /* the hold is still out */
+  wr_store_async_owner_drop(&w.o);
+  assert_int_equal(w.releases, 1);
+  assert_int_equal(w.dones_at_release, 4);
+
+  /* Teardown of the store thread delivers the jobs, then releases. */
+  done_seen = 0;
+  memset(&w, 0, sizeof(w));
+  wr_store_async_owner_init(&w.o, owned_release);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(wr_store_async_owner_submit(a, &w.o, nop_fn, owned_done, NULL), WR_OK);
+  wr_store_async_owner_close(&w.o);
+  wr_store_async_free(a); /* without running the loop: some ran, some not */
+  assert_int_equal(w.releases, 1);
+  assert_int_equal(w.dones_at_release, 3);
+  assert_int_equal(w.o.pending, 0);
+  uv_sem_destroy(&gate);
+}
+
 int main(void) {
   const unit_tests tests[] = {UNIT_FIXTURE(setup, teardown, test_jobs_run_off_the_loop,
                                            test_free_delivers_every_job_once,
                                            test_a_job_calls_the_loop,
                                            test_bad_path_and_arguments,
-                                           test_audit_rows_are_written_off_the_loop)};
+                                           test_audit_rows_are_written_off_the_loop,
+                                           test_an_owner_is_released_after_its_last_job)};
   return unit_run_store_backends("store_async", tests, 1, tests, 1);
 }
