@@ -5,19 +5,27 @@ many visitor connections, from bench/scale_load.c (see its header).
 Steps, all on loopback, in one run:
   1. `warren-edge init`, then N tunnels (BENCH_SCALE_TUNNELS, 1000) created and
      routed (t<i>.scale.test) through the edge's API, as cloudflared would.
-  2. One tunnel connected: BENCH_SCALE_BASE_CONNS visitor connections
-     (200) against it -> requests/s and p99 with one tunnel.
-  3. All N tunnels connected (one connection each, from one process): the edge's
-     RSS before and after gives the memory per registered connection.
-  4. The same visitor load on the one tunnel while all N are registered (what
-     the hostname, tunnel and connection lookups cost with N tunnels), then
-     spread over the N hostnames (one QUIC connection per request: no
-     batching of streams on a connection), then
-     BENCH_SCALE_VISITORS (10000) concurrent visitor connections with a request
-     in flight each -> requests/s, p50/p99, failures, the edge's peak RSS.
-In the phases of steps 2 and 4 with 200 visitor connections it also reads the
-CPU the edge and the connectors' process used per 1,000 requests: on a shared
-machine a steadier figure than requests/s.
+  2. Tunnel 0 connected (one process), for the whole run.
+  3. BENCH_SCALE_ROUNDS (3) rounds of:
+     a. BENCH_SCALE_BASE_CONNS (200) visitor connections against tunnel 0
+        alone -> requests/s and p99 with one tunnel;
+     b. the other N - 1 tunnels connected (one connection each, from a second
+        process); in the first round the edge's RSS before and after gives the
+        memory per registered connection, and the CPU of both sides over
+        BENCH_SCALE_IDLE_SECONDS (5) what idle registered connections cost;
+     c. the same visitor load on tunnel 0 while all N are registered (what the
+        hostname, tunnel and connection lookups cost with N tunnels), then
+        spread over the N hostnames (one QUIC connection per request: no
+        batching of streams on a connection);
+     d. in the last round, BENCH_SCALE_VISITORS (10000) concurrent visitor
+        connections with a request in flight each -> requests/s, p50/p99,
+        failures, the edge's peak RSS;
+     e. the N - 1 tunnels disconnected.
+     Each figure is the median over the rounds, and each ratio to one tunnel
+     the median of the ratios within a round: on a shared machine the rounds
+     differ far more than the phases of one round.
+The 200-connection phases also read the CPU the edge and the connectors'
+processes used per 1,000 requests, a steadier figure than requests/s.
 Writes bench/results/scale.json and scale.md (or under BENCH_RESULTS).
 Nothing here is asserted; the figures are reported."""
 import base64
@@ -29,6 +37,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +55,7 @@ N_VISITORS = int(os.environ.get("BENCH_SCALE_VISITORS", "10000"))
 BASE_CONNS = int(os.environ.get("BENCH_SCALE_BASE_CONNS", "200"))
 SECONDS = float(os.environ.get("BENCH_SCALE_SECONDS", "10"))
 WARMUP = float(os.environ.get("BENCH_SCALE_WARMUP", "3"))
+ROUNDS = int(os.environ.get("BENCH_SCALE_ROUNDS", "3"))
 IDLE_SECONDS = float(os.environ.get("BENCH_SCALE_IDLE_SECONDS", "5"))
 
 
@@ -134,6 +144,15 @@ def wait_connections(port, want, proc, timeout):
     raise RuntimeError(f"{int(n)} of {want} connections registered after {timeout} s")
 
 
+def median_phase(runs):
+    """One phase over the rounds: the median of each figure."""
+    out = {}
+    for k, v in runs[0].items():
+        if isinstance(v, (int, float)):
+            out[k] = round(statistics.median(r.get(k, 0) for r in runs), 2)
+    return out
+
+
 def cpu_seconds(pid):
     """User + system CPU seconds |pid| has used so far (0 if it is gone)."""
     try:
@@ -146,7 +165,7 @@ def cpu_seconds(pid):
 
 def visitors(load, port, hosts_file, conns, log_path, cpu_pids=()):
     """One visitor phase. With |cpu_pids| ({name: pid}), also the CPU each
-    used in the measured window per 1,000 requests (<name>_cpu_ms_per_1k):
+    used in the measured window per 1,000 requests (the pids of a name summed) (<name>_cpu_ms_per_1k):
     a figure the other work on a shared machine disturbs far less than
     requests/s."""
     p = subprocess.Popen([load, "visitors", "--target", f"127.0.0.1:{port}", "--hosts-file",
@@ -157,8 +176,8 @@ def visitors(load, port, hosts_file, conns, log_path, cpu_pids=()):
     cpu = {}
     for mark in (WARMUP, WARMUP + SECONDS):
         time.sleep(max(0.0, t0 + mark - time.monotonic()))
-        for name, pid in dict(cpu_pids).items():
-            cpu.setdefault(name, []).append(cpu_seconds(pid))
+        for name, pids in dict(cpu_pids).items():
+            cpu.setdefault(name, []).append(sum(cpu_seconds(pid) for pid in pids))
     try:
         stdout, _ = p.communicate(timeout=120)
     except subprocess.TimeoutExpired:
@@ -233,7 +252,7 @@ def main():
                 f.write("\n".join(lines) + "\n")
             return p
 
-        one_creds, all_creds = write("one.creds", creds[:1]), write("all.creds", creds)
+        one_creds, other_creds = write("one.creds", creds[:1]), write("other.creds", creds[1:])
         one_hosts, all_hosts = write("one.hosts", hosts[:1]), write("all.hosts", hosts)
         ca = os.path.join(d, "ca.pem")
         load_log = os.path.join(work, "load.log")
@@ -245,56 +264,73 @@ def main():
             procs.append(p)
             return p
 
+        def stop_fleet(p):
+            p.send_signal(signal.SIGTERM)
+            p.wait(60)
+            deadline = time.monotonic() + 60
+            while metric(met, "warren_edge_connector_connections") > 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+
         res = {"tunnels": N_TUNNELS, "visitors": N_VISITORS, "base_conns": BASE_CONNS,
-               "seconds": SECONDS}
-        # One tunnel.
+               "seconds": SECONDS, "rounds": []}
+        # Tunnel 0 stays connected throughout. Each round measures it alone,
+        # then registers the other N - 1 tunnels (another process) and
+        # measures it again among them and the load spread over all N, then
+        # unregisters them: the three figures of a round are next to each
+        # other in time, so a shared machine's drift hits them alike, and
+        # the report takes the median over the rounds.
         f1 = fleet(one_creds)
         wait_connections(met, 1, f1, 60)
-        res["one_tunnel"] = visitors(load, http, one_hosts, BASE_CONNS, load_log,
-                                     {"edge": edge.pid, "connectors": f1.pid})
-        log("one tunnel:", res["one_tunnel"])
-        f1.send_signal(signal.SIGTERM)
-        f1.wait(30)
-        deadline = time.monotonic() + 30
-        while metric(met, "warren_edge_connector_connections") > 0 and time.monotonic() < deadline:
-            time.sleep(0.2)
-
-        # All tunnels: memory per registered connection.
-        time.sleep(1)
-        rss0 = rss_kib(edge.pid)
-        t0 = time.monotonic()
-        fa = fleet(all_creds)
-        wait_connections(met, N_TUNNELS, fa, 300)
-        res["register_seconds"] = round(time.monotonic() - t0, 1)
-        time.sleep(2)
-        rss1 = rss_kib(edge.pid)
-        res["edge_rss_kib_before"], res["edge_rss_kib_registered"] = rss0, rss1
-        res["kib_per_connection"] = round((rss1 - rss0) / N_TUNNELS, 1)
-        # What N idle registered connections cost each side: keep-alives and
-        # timers, with no visitor traffic.
-        c0 = (cpu_seconds(edge.pid), cpu_seconds(fa.pid))
-        time.sleep(IDLE_SECONDS)
-        c1 = (cpu_seconds(edge.pid), cpu_seconds(fa.pid))
-        idle = max(IDLE_SECONDS, 0.001)
-        res["idle_cpu_pct_edge"] = round(100 * (c1[0] - c0[0]) / idle, 1)
-        res["idle_cpu_pct_connectors"] = round(100 * (c1[1] - c0[1]) / idle, 1)
-        log(f"{N_TUNNELS} connections registered in {res['register_seconds']} s; edge RSS "
-            f"{rss0} -> {rss1} KiB ({res['kib_per_connection']} KiB per connection)")
-
-        # The same load on the one tunnel, now one of N registered: what the
-        # hostname, tunnel and connection lookups cost with N tunnels.
-        cpu_pids = {"edge": edge.pid, "connectors": fa.pid}
-        res["one_of_all"] = visitors(load, http, one_hosts, BASE_CONNS, load_log, cpu_pids)
-        log(f"1 tunnel of {N_TUNNELS}:", res["one_of_all"])
-        res["all_tunnels"] = visitors(load, http, all_hosts, BASE_CONNS, load_log, cpu_pids)
-        log(f"{N_TUNNELS} tunnels:", res["all_tunnels"])
-        peak = Peak(edge.pid)
-        res["crowd"] = visitors(load, http, all_hosts, N_VISITORS, load_log)
-        res["edge_rss_kib_peak"] = peak.stop()
-        log(f"{N_VISITORS} visitors:", res["crowd"], "edge peak RSS", res["edge_rss_kib_peak"], "KiB")
-        fa.send_signal(signal.SIGTERM)
-        fa.wait(60)
+        for rnd in range(ROUNDS):
+            last = rnd == ROUNDS - 1
+            one = visitors(load, http, one_hosts, BASE_CONNS, load_log,
+                           {"edge": [edge.pid], "connectors": [f1.pid]})
+            log(f"round {rnd + 1}: one tunnel:", one)
+            time.sleep(1)
+            rss0 = rss_kib(edge.pid)
+            t0 = time.monotonic()
+            fo = fleet(other_creds)
+            wait_connections(met, N_TUNNELS, fo, 300)
+            if rnd == 0:
+                # Memory per registered connection.
+                res["register_seconds"] = round(time.monotonic() - t0, 1)
+                time.sleep(2)
+                rss1 = rss_kib(edge.pid)
+                res["edge_rss_kib_before"], res["edge_rss_kib_registered"] = rss0, rss1
+                res["kib_per_connection"] = round((rss1 - rss0) / max(N_TUNNELS - 1, 1), 1)
+                # What N idle registered connections cost each side:
+                # keep-alives and timers, with no visitor traffic.
+                c0 = (cpu_seconds(edge.pid), cpu_seconds(f1.pid) + cpu_seconds(fo.pid))
+                time.sleep(IDLE_SECONDS)
+                c1 = (cpu_seconds(edge.pid), cpu_seconds(f1.pid) + cpu_seconds(fo.pid))
+                idle = max(IDLE_SECONDS, 0.001)
+                res["idle_cpu_pct_edge"] = round(100 * (c1[0] - c0[0]) / idle, 1)
+                res["idle_cpu_pct_connectors"] = round(100 * (c1[1] - c0[1]) / idle, 1)
+                log(f"{N_TUNNELS} connections registered in {res['register_seconds']} s; edge "
+                    f"RSS {rss0} -> {rss1} KiB ({res['kib_per_connection']} KiB per connection)")
+            # The same load on the one tunnel, now one of N registered (what
+            # the hostname, tunnel and connection lookups cost with N
+            # tunnels), then spread over all N.
+            cpu_pids = {"edge": [edge.pid], "connectors": [f1.pid, fo.pid]}
+            ofa = visitors(load, http, one_hosts, BASE_CONNS, load_log, cpu_pids)
+            log(f"round {rnd + 1}: 1 tunnel of {N_TUNNELS}:", ofa)
+            allt = visitors(load, http, all_hosts, BASE_CONNS, load_log, cpu_pids)
+            log(f"round {rnd + 1}: {N_TUNNELS} tunnels:", allt)
+            res["rounds"].append({"one_tunnel": one, "one_of_all": ofa, "all_tunnels": allt})
+            if last:
+                peak = Peak(edge.pid)
+                res["crowd"] = visitors(load, http, all_hosts, N_VISITORS, load_log)
+                res["edge_rss_kib_peak"] = peak.stop()
+                log(f"{N_VISITORS} visitors:", res["crowd"], "edge peak RSS",
+                    res["edge_rss_kib_peak"], "KiB")
+            stop_fleet(fo)
         res["edge_alive"] = edge.poll() is None
+        for phase in ("one_tunnel", "one_of_all", "all_tunnels"):
+            res[phase] = median_phase([r[phase] for r in res["rounds"]])
+        for phase in ("one_of_all", "all_tunnels"):
+            res[phase]["pct_of_one"] = round(statistics.median(
+                100 * r[phase]["rps"] / r["one_tunnel"]["rps"] if r["one_tunnel"]["rps"] else 0
+                for r in res["rounds"]), 1)
 
         os.makedirs(RESULTS, exist_ok=True)
         with open(os.path.join(RESULTS, "scale.json"), "w") as f:
@@ -303,7 +339,7 @@ def main():
         ofa = res["one_of_all"]
 
         def pct(x):
-            return f"{100 * x['rps'] / one['rps'] if one['rps'] else 0:.0f} % of 1 tunnel alone"
+            return f"{x['pct_of_one']:.0f} % of 1 tunnel alone in the same round"
 
         def cpu(x):
             return (f"{x.get('edge_cpu_ms_per_1k', 0)} / {x.get('connectors_cpu_ms_per_1k', 0)}")
@@ -314,7 +350,8 @@ def main():
             "",
             "| figure | value |",
             "|---|---|",
-            f"| registered connections (one per tunnel, one process) | {N_TUNNELS} in "
+            f"| rounds (each requests/s, p99 and CPU figure: the median over them) | {ROUNDS} |",
+            f"| registered connections (one per tunnel, two processes) | {N_TUNNELS} in "
             f"{res['register_seconds']} s |",
             f"| edge RSS per registered connection | {res['kib_per_connection']} KiB |",
             f"| CPU with {N_TUNNELS} idle registered connections, edge / connectors | "
@@ -329,7 +366,7 @@ def main():
             f"(p50 {crowd['p50_ms']} ms, p99 {crowd['p99_ms']} ms; {crowd['connected']} "
             f"connected) |",
             f"| failed requests (all phases) | "
-            f"{one['failures'] + ofa['failures'] + allt['failures'] + crowd['failures']} |",
+            f"{sum(r[k]['failures'] for r in res['rounds'] for k in r) + crowd['failures']} |",
             f"| edge peak RSS under that load | {res['edge_rss_kib_peak'] / 1024:.0f} MiB |",
             f"| CPU ms per 1,000 requests, edge / connectors: 1 tunnel; 1 of {N_TUNNELS}; "
             f"spread over {N_TUNNELS} | {cpu(one)}; {cpu(ofa)}; {cpu(allt)} |",
