@@ -2,7 +2,8 @@
  * authorizing a zone and issuing the certificate (the worker-pool job is
  * started through login_signin.c's job machinery, and comes back here),
  * the API token inside the new cert.pem (made on the store thread, which
- * has the loop hand the cert.pem out once the token exists), the deliveries (a cert.pem per CLI key, handed out once, then kept as a
+ * has the loop hand the cert.pem out once the token exists), the
+ * deliveries (a cert.pem per CLI key, handed out once, then kept as a
  * tombstone until it expires), the held polls of the transfer endpoint,
  * the success page and the download, and the URLs the CLI opens and
  * polls. */
