@@ -13,16 +13,16 @@ static const char *key_of(const wr_lru_index *x, uint32_t slot) {
 }
 
 static void lru_unlink(wr_lru_index *x, uint32_t s) {
-  uint32_t p = x->prev[s], n = x->next[s];
-  if (p) x->next[p - 1] = n; else x->head = n;
-  if (n) x->prev[n - 1] = p; else x->tail = p;
-  x->prev[s] = x->next[s] = 0;
+  uint32_t p = x->slot[s].prev, n = x->slot[s].next;
+  if (p) x->slot[p - 1].next = n; else x->head = n;
+  if (n) x->slot[n - 1].prev = p; else x->tail = p;
+  x->slot[s].prev = x->slot[s].next = 0;
 }
 
 static void lru_append(wr_lru_index *x, uint32_t s) {
-  x->prev[s] = x->tail;
-  x->next[s] = 0;
-  if (x->tail) x->next[x->tail - 1] = s + 1; else x->head = s + 1;
+  x->slot[s].prev = x->tail;
+  x->slot[s].next = 0;
+  if (x->tail) x->slot[x->tail - 1].next = s + 1; else x->head = s + 1;
   x->tail = s + 1;
 }
 
@@ -35,44 +35,42 @@ void wr_lru_index_init(wr_lru_index *x, const void *keys, size_t stride, uint32_
   while (nb < 2 * nslots) nb *= 2;
   x->mask = nb - 1;
   x->bucket = wr_xcalloc(nb, sizeof(uint32_t));
-  x->chain = wr_xcalloc(nslots, sizeof(uint32_t));
-  x->hash = wr_xcalloc(nslots, sizeof(uint32_t));
-  x->prev = wr_xcalloc(nslots, sizeof(uint32_t));
-  x->next = wr_xcalloc(nslots, sizeof(uint32_t));
+  x->slot = wr_xcalloc(nslots, sizeof(wr_lru_slot));
 }
 
 void wr_lru_index_free(wr_lru_index *x) {
   free(x->bucket);
-  free(x->chain);
-  free(x->hash);
-  free(x->prev);
-  free(x->next);
+  free(x->slot);
   memset(x, 0, sizeof(*x));
 }
 
-uint32_t wr_lru_index_find(const wr_lru_index *x, const char *key) {
-  uint32_t h = wr_hash_str(key);
-  for (uint32_t e = x->bucket[h & x->mask]; e; e = x->chain[e - 1])
-    if (x->hash[e - 1] == h && strcmp(key_of(x, e - 1), key) == 0) return e - 1;
+static uint32_t find_hashed(const wr_lru_index *x, const char *key, uint32_t h) {
+  for (uint32_t e = x->bucket[h & x->mask]; e; e = x->slot[e - 1].chain)
+    if (x->slot[e - 1].hash == h && strcmp(key_of(x, e - 1), key) == 0) return e - 1;
   return WR_LRU_NONE;
 }
 
+uint32_t wr_lru_index_find(const wr_lru_index *x, const char *key) {
+  return find_hashed(x, key, wr_hash_str(key));
+}
+
 uint32_t wr_lru_index_get(wr_lru_index *x, const char *key, int *fresh) {
-  uint32_t s = wr_lru_index_find(x, key);
+  uint32_t h = wr_hash_str(key), s = find_hashed(x, key, h);
   *fresh = s == WR_LRU_NONE;
   if (*fresh) {
     if (x->used < x->nslots) {
       s = x->used++;
     } else { /* the least recent, out of its old key's chain */
       s = x->head - 1;
-      uint32_t *pp = &x->bucket[x->hash[s] & x->mask];
-      while (*pp != s + 1) pp = &x->chain[*pp - 1];
-      *pp = x->chain[s];
+      uint32_t *pp = &x->bucket[x->slot[s].hash & x->mask];
+      while (*pp != s + 1) pp = &x->slot[*pp - 1].chain;
+      *pp = x->slot[s].chain;
       lru_unlink(x, s);
     }
-    x->hash[s] = wr_hash_str(key);
-    x->chain[s] = x->bucket[x->hash[s] & x->mask];
-    x->bucket[x->hash[s] & x->mask] = s + 1;
+    uint32_t *b = &x->bucket[h & x->mask];
+    x->slot[s].hash = h;
+    x->slot[s].chain = *b;
+    *b = s + 1;
     lru_append(x, s);
   } else if (x->tail != s + 1) {
     lru_unlink(x, s);

@@ -6,8 +6,10 @@
  *
  * The keys live in the caller's own array: slot i's key is the
  * NUL-terminated string at keys + i * stride (a char array member of the
- * caller's struct). The index keeps a hash per slot, the bucket chains and
- * the LRU order, in arrays allocated once at init. Hashing is FNV-1a
+ * caller's struct); its length must stay below that array's size, since
+ * the hash is of the key given and the comparison of the key stored. The
+ * index keeps a hash per slot, the bucket chains and the LRU order, in two
+ * arrays allocated once at init. Hashing is FNV-1a
  * (lib/hash.h): the keys here are ids the edge issued, not strings a
  * visitor chooses.
  *
@@ -20,14 +22,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A slot's links, stored as slot + 1 (0: none). */
+typedef struct wr_lru_slot {
+  uint32_t chain; /* the next slot in its bucket */
+  uint32_t hash;  /* of its key */
+  uint32_t prev, next; /* the LRU list, least recent first */
+} wr_lru_slot;
+
 typedef struct wr_lru_index {
   const char *keys; /* slot i's key: keys + i * stride */
   size_t stride;
   uint32_t nslots, used, mask;
-  uint32_t *bucket;         /* mask + 1 chains; each entry: slot + 1, 0 ends */
-  uint32_t *chain, *hash;   /* per slot: the next in its bucket (+1), its key's hash */
-  uint32_t *prev, *next;    /* per slot: the LRU list (+1), least recent first */
-  uint32_t head, tail;      /* +1; 0: none */
+  uint32_t *bucket;  /* mask + 1 chains; each entry: slot + 1, 0 ends */
+  wr_lru_slot *slot; /* nslots */
+  uint32_t head, tail; /* +1; 0: none */
 } wr_lru_index;
 
 #define WR_LRU_NONE UINT32_MAX
