@@ -412,7 +412,7 @@ void wr_quic_conn_free(wr_quic_conn *c) {
   wr__quic_streams_free(c);
   /* ngtcp2_conn_del first: it may still reference the session. */
   ngtcp2_conn_del(c->conn);
-  gnutls_deinit(c->session);
+  if (c->session) gnutls_deinit(c->session);
   if (c->sni_ref && c->sni_release) c->sni_release(c->sni_arg, c->sni_ref);
   free(c->close_pkt);
   free(c);
@@ -423,6 +423,7 @@ void wr_quic_conn_free(wr_quic_conn *c) {
 static void after_events(wr_quic_conn *c) {
   if (c->hs_done_pending && c->state == WR_QUIC_HANDSHAKE) {
     c->hs_done_pending = 0;
+    wr__quic_tls_session_drop(c);
     set_state(c, WR_QUIC_ESTABLISHED, 0, 0, 0, 0, WR_OK);
     if (c->cbs.on_handshake_done) c->cbs.on_handshake_done(c, c->user);
   }

@@ -171,6 +171,14 @@ int wr__quic_tls_session_new(wr_quic_conn *c, const wr_quic_config *cfg);
  * ALPN it must. */
 int wr__quic_tls_handshake_done(wr_quic_conn *c);
 
+/* A server whose handshake is complete frees c->session (GnuTLS's ~24 KB a
+ * connection): ngtcp2 keeps its own copy of the CRYPTO data it may resend
+ * and the packet keys, so nothing needs the session afterwards; CRYPTO data
+ * that still arrives ends the connection (unexpected_message). A client
+ * keeps its session (a server may send NewSessionTicket at any time). Call
+ * outside ngtcp2 callbacks. */
+void wr__quic_tls_session_drop(wr_quic_conn *c);
+
 /* If |liberr| (an ngtcp2 error that ends the connection) is a TLS failure
  * (NGTCP2_ERR_CRYPTO, or our own refusal recorded in c->tls_msg), sets
  * c->ccerr to the TLS alert and c->msg to a description and returns 1;

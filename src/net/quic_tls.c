@@ -90,6 +90,24 @@ void wr_quic_tls_free(wr_quic_tls *tls) {
 
 /* --- per-connection session ----------------------------------------------- */
 
+/* CRYPTO frame data for GnuTLS. A server drops its session once the
+ * handshake is complete (wr__quic_tls_session_drop): a client has no TLS
+ * message left to send then (TLS 1.3 post-handshake messages from a client
+ * are KeyUpdate, forbidden in QUIC, and post-handshake authentication,
+ * which no server here asks for), so such data ends the connection with
+ * unexpected_message, as GnuTLS itself would. */
+static int recv_crypto_data(ngtcp2_conn *conn, ngtcp2_crypto_level level, uint64_t offset,
+                            const uint8_t *data, size_t datalen, void *user) {
+  wr_quic_conn *c = user;
+  if (!c->session) {
+    c->tls_alert = GNUTLS_A_UNEXPECTED_MESSAGE;
+    snprintf(c->tls_msg, sizeof(c->tls_msg), "%zu bytes of TLS data after the handshake",
+             datalen);
+    return NGTCP2_ERR_CRYPTO;
+  }
+  return ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, datalen, user);
+}
+
 void wr__quic_tls_callbacks(ngtcp2_callbacks *cb, wr_quic_role role) {
   if (role == WR_QUIC_CLIENT) {
     cb->client_initial = ngtcp2_crypto_client_initial_cb;
@@ -97,7 +115,7 @@ void wr__quic_tls_callbacks(ngtcp2_callbacks *cb, wr_quic_role role) {
   } else {
     cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
   }
-  cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb->recv_crypto_data = recv_crypto_data;
   cb->encrypt = ngtcp2_crypto_encrypt_cb;
   cb->decrypt = ngtcp2_crypto_decrypt_cb;
   cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
@@ -219,6 +237,13 @@ int wr__quic_tls_handshake_done(wr_quic_conn *c) {
   return 0;
 }
 
+void wr__quic_tls_session_drop(wr_quic_conn *c) {
+  if (c->role != WR_QUIC_SERVER || !c->session) return;
+  ngtcp2_conn_set_tls_native_handle(c->conn, NULL);
+  gnutls_deinit(c->session);
+  c->session = NULL;
+}
+
 /* --- failures ------------------------------------------------------------- */
 
 const char *wr__quic_alert_name(uint64_t code) {
@@ -236,7 +261,8 @@ static void describe_crypto_error(wr_quic_conn *c) {
   ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->ccerr,
                                                               alert, NULL, 0);
   if (c->tls_msg[0]) {
-    snprintf(c->msg, sizeof(c->msg), "TLS handshake failed: %s", c->tls_msg);
+    snprintf(c->msg, sizeof(c->msg), "%s: %s",
+             c->session ? "TLS handshake failed" : "TLS", c->tls_msg);
   } else if (c->role == WR_QUIC_CLIENT &&
              (vs = gnutls_session_get_verify_cert_status(c->session)) != 0) {
     gnutls_datum_t d = {NULL, 0};

@@ -21,6 +21,7 @@
 
 #include "lib/err.h"
 #include "net/quic.h"
+#include "net/quic_int.h" /* the ngtcp2 connection under a wr_quic_conn */
 #include "quic_initial.h"
 #include "unit.h"
 
@@ -596,6 +597,49 @@ static void test_idle_timeout(void **state) {
   assert_true(p.now - t0 >= 5 * WR_QUIC_S - 2 * WR_QUIC_MS);
   assert_true(p.now - t0 <= 6500 * WR_QUIC_MS);
   assert_int_equal(wr_quic_conn_state(p.cl.c), WR_QUIC_CLOSED);
+  pair_free(&p);
+}
+
+/* A server frees its TLS session once the handshake is complete: key
+ * updates in both directions and stream data still work without it, and
+ * TLS data a client sends afterwards ends the connection with
+ * unexpected_message instead of reaching a freed session. */
+static void test_server_tls_session_dropped(void **state) {
+  static const char msg[] = "after the key update";
+  static const uint8_t finished_again[] = {0x14, 0x00, 0x00, 0x01, 0x00};
+  int64_t sid;
+  size_t acc;
+  pair p;
+  int i;
+  (void)state;
+  pair_init(&p, ca_path, NULL);
+  handshake(&p);
+  settle(&p); /* HANDSHAKE_DONE acknowledged: keys may be updated */
+  assert_null(p.sv.c->session);
+  assert_non_null(p.cl.c->session);
+  for (i = 0; i < 2; i++) {
+    wr_quic_conn *who = i ? p.sv.c : p.cl.c;
+    assert_int_equal(ngtcp2_conn_initiate_key_update(who->conn, p.now), 0);
+    assert_int_equal(wr_quic_stream_open(p.cl.c, NULL, &sid), WR_OK);
+    assert_int_equal(wr_quic_stream_write(p.cl.c, sid, (const uint8_t *)msg, sizeof(msg) - 1, 1,
+                                          &acc), WR_OK);
+    settle(&p);
+    assert_int_equal(p.sv.rxlen[sid], sizeof(msg) - 1);
+    assert_memory_equal(p.sv.rx[sid], msg, sizeof(msg) - 1);
+    for (int k = 0; k < 4000; k++) step(&p); /* past the 3 PTO before the next update */
+  }
+  assert_false(p.sv.closed);
+
+  assert_int_equal(ngtcp2_conn_submit_crypto_data(p.cl.c->conn, NGTCP2_CRYPTO_LEVEL_APPLICATION,
+                                                  finished_again, sizeof(finished_again)), 0);
+  for (i = 0; i < 200 && !p.cl.closed; i++) step(&p);
+  print_message("server: %s\nclient: %s\n", p.sv.ci.msg, p.cl.ci.msg);
+  assert_true(p.sv.closed);
+  assert_true(p.sv.ci.local);
+  assert_int_equal(p.sv.ci.err, WR_ERR_CRYPTO);
+  assert_non_null(strstr(p.sv.ci.msg, "5 bytes of TLS data after the handshake"));
+  assert_true(p.cl.closed);
+  assert_int_equal(p.cl.ci.code, 0x100 + 10); /* CRYPTO_ERROR + unexpected_message */
   pair_free(&p);
 }
 
@@ -1194,7 +1238,8 @@ int main(void) {
   return UNIT_RUN(
       group_setup, group_teardown,
       UNIT_TESTS(test_handshake_streams_datagrams, test_packet_size_by_peer,
-                 test_stream_reset_stop_sending, test_idle_timeout, test_wrong_ca,
+                 test_stream_reset_stop_sending, test_idle_timeout, test_server_tls_session_dropped,
+                 test_wrong_ca,
                  test_no_alpn_refused, test_tls_config_errors, test_uv_loopback_echo, test_uv_echo_sni_pick,
                  test_uv_gso_bulk, test_stateless_reset_after_restart, test_half_open_caps,
                  test_half_open_expire, test_retry_token_checked, test_uv_echo_through_retry));
