@@ -18,7 +18,6 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/thread_buf.h"
 
 #define READ_CHUNK 65536
 #define DEFAULT_TIMEOUT_MS 30000
@@ -88,39 +88,20 @@ struct wr_conn {
   uint8_t *own_rbuf; /* only for a read nested in another's callback */
 };
 
-/* One read buffer per thread, shared by every connection: libuv fills it
- * for one read at a time, and each byte is fed to TLS (which copies) or
+/* Reads go into the thread's shared buffer (lib/thread_buf.h): libuv fills
+ * it for one read at a time, and each byte is fed to TLS (which copies) or
  * handed to on_read (which must copy or forward it) before the callback
- * returns. A pooled idle origin connection thus costs no 64 KiB buffer
- * (50 keep-alive connections used to hold 3.2 MB). A read that starts while
- * the shared buffer is in use, i.e. from inside another connection's
- * callback, gets the connection's own buffer. */
-static _Thread_local uint8_t *shared_rbuf;
-static _Thread_local int shared_rbuf_busy;
-
-static pthread_key_t rbuf_key;
-static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
-
-/* A thread that ran a loop and exits takes its buffer with it. */
-static void rbuf_key_init(void) { (void)pthread_key_create(&rbuf_key, free); }
-
+ * returns, so a pooled idle origin connection holds no 64 KiB buffer. A
+ * read that starts while the shared buffer is in use, i.e. from inside
+ * another connection's callback, gets the connection's own buffer. */
 static uint8_t *rbuf_take(wr_conn *c) {
-  if (!shared_rbuf_busy) {
-    if (!shared_rbuf) {
-      shared_rbuf = wr_xmalloc(READ_CHUNK);
-      (void)pthread_once(&rbuf_once, rbuf_key_init);
-      (void)pthread_setspecific(rbuf_key, shared_rbuf);
-    }
-    shared_rbuf_busy = 1;
-    return shared_rbuf;
-  }
+  uint8_t *b = wr_tbuf_take(WR_TBUF_CONN_READ, READ_CHUNK);
+  if (b) return b;
   if (!c->own_rbuf) c->own_rbuf = wr_xmalloc(READ_CHUNK);
   return c->own_rbuf;
 }
 
-static void rbuf_give(const void *b) {
-  if (b && b == shared_rbuf) shared_rbuf_busy = 0;
-}
+static void rbuf_give(const void *b) { wr_tbuf_give(WR_TBUF_CONN_READ, b); }
 
 /* --- lifetime -------------------------------------------------------------- */
 

@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "lib/err.h"
+#include "lib/thread_buf.h"
 #include "net/addr.h"
 #include "net/quic_int.h"
 
@@ -37,6 +38,7 @@
 
 #define EP_BATCH 32
 #define EP_WBUF (512u * 1024u)   /* 32 Internet packets or 8 loopback ones */
+#define EP_RBUF 65536u           /* the largest UDP datagram */
 /* Socket buffers asked for (quic-go asks for 7 MiB): the kernel default
  * (~208 KiB) overflows, and drops packets, before a loopback window of
  * 64 KiB packets is in flight. */
@@ -119,12 +121,14 @@ struct wr_quic_endpoint {
     unsigned resets, retries;
   } sl[SL_SLOTS];
   wr_quic_endpoint_stats stats;
-  uint8_t rbuf[65536];
-  /* Packets of one connection are written back to back into wbuf
-   * (EP_WBUF bytes, allocated at the first write) and handed to the kernel
-   * with one sendmmsg(2) per batch instead of one sendmsg(2) each:
-   * per-packet system calls were the bulk path's main cost. */
-  uint8_t *wbuf;
+  /* Datagrams are read into the thread's shared buffer (EP_RBUF) and
+   * packets of one connection are written back to back into its other one
+   * (EP_WBUF), then handed to the kernel with one sendmmsg(2) per batch
+   * instead of one sendmsg(2) each: per-packet system calls were the bulk
+   * path's main cost. Both buffers are lent per thread (lib/thread_buf.h),
+   * so a connector's endpoints (one per connection) share them; these own
+   * ones are only made for a read or write nested in another endpoint's. */
+  uint8_t *own_rbuf, *own_wbuf;
 };
 
 static wr_quic_tstamp uv_now_ns(void) { return uv_hrtime(); }
@@ -369,8 +373,10 @@ static size_t gso_plan(const size_t *lens, size_t n, int gso, size_t *first, siz
   return m;
 }
 
+/* Sends the |n| packets of lengths |lens| that stand back to back in
+ * |wbuf|. */
 static void ep_send_batch(wr_quic_endpoint *ep, const struct sockaddr *to, socklen_t tolen,
-                          const size_t *lens, size_t n) {
+                          const uint8_t *wbuf, const size_t *lens, size_t n) {
   struct mmsghdr msgs[EP_BATCH];
   struct iovec iov[EP_BATCH];
   union {
@@ -388,7 +394,7 @@ again:
   memset(msgs, 0, m * sizeof(msgs[0]));
   for (size_t k = 0; k < m; k++) {
     struct msghdr *h = &msgs[k].msg_hdr;
-    iov[k].iov_base = ep->wbuf + off[first[k]];
+    iov[k].iov_base = (void *)(wbuf + off[first[k]]);
     iov[k].iov_len = off[first[k] + count[k]] - off[first[k]];
     h->msg_name = (void *)to;
     h->msg_namelen = tolen;
@@ -430,10 +436,11 @@ static void ep_flush(wr_quic_endpoint *ep, wr_quic_conn *c) {
   wr_quic_tstamp now = uv_now_ns();
   size_t lens[EP_BATCH], n = 0, off = 0;
   size_t pkt = c->max_udp_payload < EP_WBUF ? c->max_udp_payload : EP_WBUF;
-  if (!ep->wbuf && !(ep->wbuf = malloc(EP_WBUF))) return;
+  uint8_t *wbuf = wr_tbuf_take(WR_TBUF_QUIC_WRITE, EP_WBUF);
+  if (!wbuf && !(wbuf = ep->own_wbuf) && !(wbuf = ep->own_wbuf = malloc(EP_WBUF))) return;
   for (;;) {
     size_t len = 0;
-    int rv = wr_quic_conn_write(c, ep->wbuf + off, pkt, &len, now);
+    int rv = wr_quic_conn_write(c, wbuf + off, pkt, &len, now);
     if (len) {
       lens[n++] = len;
       off += len;
@@ -441,12 +448,13 @@ static void ep_flush(wr_quic_endpoint *ep, wr_quic_conn *c) {
     if (n == EP_BATCH || EP_WBUF - off < pkt || (n && (len == 0 || rv != WR_OK))) {
       socklen_t rl;
       const struct sockaddr *to = wr_quic_conn_remote(c, &rl);
-      ep_send_batch(ep, to, rl, lens, n);
+      ep_send_batch(ep, to, rl, wbuf, lens, n);
       n = 0;
       off = 0;
     }
     if (len == 0 || rv != WR_OK) break;
   }
+  wr_tbuf_give(WR_TBUF_QUIC_WRITE, wbuf);
 }
 
 /* Best effort: SO_*BUFFORCE works for root (CAP_NET_ADMIN) past
@@ -754,10 +762,14 @@ static void ep_accept(wr_quic_endpoint *ep, const struct sockaddr *from, socklen
   ep_mark(ep, c);
 }
 
+/* libuv calls ep_recv_cb after each ep_alloc_cb (with nread 0 when there
+ * was nothing to read), which gives the buffer back. */
 static void ep_alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
   wr_quic_endpoint *ep = h->data;
+  uint8_t *b = wr_tbuf_take(WR_TBUF_QUIC_READ, EP_RBUF);
   (void)sz;
-  *buf = uv_buf_init((char *)ep->rbuf, sizeof(ep->rbuf));
+  if (!b && !(b = ep->own_rbuf)) b = ep->own_rbuf = malloc(EP_RBUF);
+  *buf = uv_buf_init((char *)b, b ? EP_RBUF : 0);
 }
 
 /* One received datagram (or an injected one, for tests and fuzzers). */
@@ -792,14 +804,14 @@ static void ep_recv_cb(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf,
                        const struct sockaddr *addr, unsigned flags) {
   wr_quic_endpoint *ep = u->data;
   (void)flags;
-  if (nread <= 0 || !addr || ep->closing) return;
-  if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) return;
-  ep_input(ep, addr, (const uint8_t *)buf->base, (size_t)nread);
+  if (nread > 0 && addr && !ep->closing && (addr->sa_family == AF_INET || addr->sa_family == AF_INET6))
+    ep_input(ep, addr, (const uint8_t *)buf->base, (size_t)nread);
+  wr_tbuf_give(WR_TBUF_QUIC_READ, buf->base);
 }
 
 int wr_quic_endpoint_inject(wr_quic_endpoint *ep, const struct sockaddr *from,
                             const uint8_t *data, size_t len) {
-  if (!ep || ep->closing || !from || !data || len == 0 || len > sizeof(ep->rbuf) ||
+  if (!ep || ep->closing || !from || !data || len == 0 || len > EP_RBUF ||
       (from->sa_family != AF_INET && from->sa_family != AF_INET6))
     return WR_ERR_INVAL;
   ep_input(ep, from, data, len);
@@ -933,7 +945,8 @@ static void ep_close_cb(uv_handle_t *h) {
     ep_conn_free(ep, c);
   }
   wr_heap_free(&ep->timers);
-  free(ep->wbuf);
+  free(ep->own_wbuf);
+  free(ep->own_rbuf);
   free(ep);
 }
 
