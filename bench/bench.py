@@ -464,12 +464,7 @@ class Tunnel:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                data = b""
-                while True:
-                    got = s.recv(65536)
-                    if not got:
-                        break
-                    data += got
+                data = common.recv_to_eof(s)
             body = data.split(b"\r\n\r\n", 1)[1]
             return int(json.loads(body).get("readyConnections", 0))
         except (OSError, ValueError, IndexError, AttributeError):

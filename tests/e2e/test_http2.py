@@ -29,39 +29,60 @@ pytestmark = pytest.mark.skipif(
     reason="needs cloudflared (/opt/cfd/cloudflared or CLOUDFLARED=) and root (network namespace)")
 
 
-class Cloudflared(tt.Connector):
-    """cloudflared `tunnel run` over HTTP/2 to the edge's tunnel port."""
+class TunnelRun(tt.Connector):
+    """`|binary| tunnel run` over --protocol |protocol| to the edge's tunnel
+    port (cloudflared here, warren in test_http2_warren.py)."""
 
-    def __init__(self, procs, edge, tunnel, service_args, env, name):
+    def __init__(self, binary, protocol, procs, edge, tunnel, service_args, env, name):
         self.metrics = free_port()
-        self.args = [CLOUDFLARED, "tunnel", "--no-autoupdate",
+        self.args = [binary, "tunnel", "--no-autoupdate",
                      "--edge", f"127.0.0.1:{edge.udp}", "--cacert", edge.ca,
-                     "--protocol", "http2", "--credentials-file", edge.creds[tunnel],
+                     "--protocol", protocol, "--credentials-file", edge.creds[tunnel],
                      "--metrics", f"127.0.0.1:{self.metrics}", "--grace-period", "5s",
                      *service_args, "run", edge.ids[tunnel]]
         self.p = procs.start(self.args, name=name, env=env, stop_timeout=30)
 
 
+class Cloudflared(TunnelRun):
+    """cloudflared `tunnel run` over HTTP/2 to the edge's tunnel port."""
+
+    def __init__(self, procs, edge, tunnel, service_args, env, name):
+        super().__init__(CLOUDFLARED, "http2", procs, edge, tunnel, service_args, env, name)
+
+
 class H2Tunnel:
-    def __init__(self, base, env, origin):
+    """The module's edge and main connector (start_main: cloudflared here),
+    with the origin behind them. |before_connector(udp_port)| runs before
+    the edge starts."""
+
+    def __init__(self, base, env, origin, ready_timeout=30, before_connector=None):
         self.procs = ProcSet(base)
         try:
             # The TCP port must be free too: the edge listens on both.
             self.edge = tt.Edge(base, self.procs, env)
             self.edge.udp = free_port()
+            if before_connector:
+                before_connector(self.edge.udp)
             self.edge.start()
             self.port = self.edge.http
-            self.main = Cloudflared(self.procs, self.edge, "main",
-                                    ["--config", tt.main_config(base, origin)], env, "cloudflared")
-            self.main.wait_ready()
+            self.main = self.start_main(["--config", tt.main_config(base, origin)], env)
+            self.main.wait_ready(ready_timeout)
         except BaseException:
             self.procs.close()
             raise
 
+    def start_main(self, service_args, env):
+        return Cloudflared(self.procs, self.edge, "main", service_args, env, "cloudflared")
+
+    def must_exit_0(self):
+        """The processes close() stops in turn; each must exit 0."""
+        return [("edge", self.edge.p)]
+
     def close(self):
         try:
-            rc = self.edge.p.stop(30)
-            assert rc == 0, f"edge exited {rc}:\n{self.edge.p.tail()}"
+            for name, p in self.must_exit_0():
+                rc = p.stop(30)
+                assert rc == 0, f"{name} exited {rc}:\n{p.tail()}"
         finally:
             self.procs.close()
 

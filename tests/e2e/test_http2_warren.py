@@ -6,7 +6,7 @@ test_http2_fallback.py has `--protocol auto`."""
 import pytest
 
 import test_tunnel as tt
-from conftest import ProcSet, free_port
+from test_http2 import H2Tunnel, TunnelRun
 from test_http2 import (test_404_from_the_connector_passes_through,  # noqa: F401
                         test_chunked_upload_of_unknown_length, test_get_keeps_request_line_and_host,
                         test_large_download_with_checksum, test_many_requests_share_the_connection,
@@ -18,45 +18,27 @@ env = tt.env
 origin = tt.origin
 
 
-class WarrenConnector(tt.Connector):
+class WarrenConnector(TunnelRun):
     """`warren tunnel run` with a chosen --protocol."""
 
     def __init__(self, procs, edge, tunnel, service_args, env, protocol, name):
-        self.metrics = free_port()
-        self.args = [tt.CONNECTOR, "tunnel", "--no-autoupdate",
-                     "--edge", f"127.0.0.1:{edge.udp}", "--cacert", edge.ca,
-                     "--protocol", protocol, "--credentials-file", edge.creds[tunnel],
-                     "--metrics", f"127.0.0.1:{self.metrics}", "--grace-period", "5s",
-                     *service_args, "run", edge.ids[tunnel]]
-        self.p = procs.start(self.args, name=name, env=env, stop_timeout=30)
+        super().__init__(tt.CONNECTOR, protocol, procs, edge, tunnel, service_args, env, name)
 
 
-class Tunnel:
+class Tunnel(H2Tunnel):
+    """H2Tunnel with warren as the main connector over |protocol|; warren
+    must exit 0 on SIGTERM too."""
+
     def __init__(self, base, env, origin, protocol, ready_timeout=30, before_connector=None):
-        self.procs = ProcSet(base)
-        try:
-            self.edge = tt.Edge(base, self.procs, env)
-            self.edge.udp = free_port()
-            if before_connector:
-                before_connector(self.edge.udp)
-            self.edge.start()
-            self.port = self.edge.http
-            self.main = WarrenConnector(self.procs, self.edge, "main",
-                                        ["--config", tt.main_config(base, origin)], env,
-                                        protocol, f"warren-{protocol}")
-            self.main.wait_ready(ready_timeout)
-        except BaseException:
-            self.procs.close()
-            raise
+        self.protocol = protocol
+        super().__init__(base, env, origin, ready_timeout, before_connector)
 
-    def close(self):
-        try:
-            rc = self.main.p.stop(30)
-            assert rc == 0, f"warren exited {rc}:\n{self.main.p.tail()}"
-            rc = self.edge.p.stop(30)
-            assert rc == 0, f"edge exited {rc}:\n{self.edge.p.tail()}"
-        finally:
-            self.procs.close()
+    def start_main(self, service_args, env):
+        return WarrenConnector(self.procs, self.edge, "main", service_args, env, self.protocol,
+                               f"warren-{self.protocol}")
+
+    def must_exit_0(self):
+        return [("warren", self.main.p), ("edge", self.edge.p)]
 
 
 @pytest.fixture(scope="module")

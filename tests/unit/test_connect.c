@@ -65,45 +65,9 @@ static void assert_resp_equal(const wr_connect_response *a, const wr_connect_res
   assert_true(wr_meta_equal(a->meta, a->nmeta, b->meta, b->nmeta));
 }
 
-/* Encodes |r|, checks the bytes equal |want| (the Go layout) when given,
- * and that decoding them gives |r| back. */
-static void check_req_reencode(const wr_connect_request *r, const uint8_t *want, size_t want_len) {
-  wr_buf out;
-  wr_meta meta[MAXM];
-  wr_connect_request back;
-  size_t used = 0;
-  wr_buf_init(&out, 1 << 20, NULL);
-  assert_int_equal(wr_connect_request_encode(r, NULL, &out), 0);
-  if (want) {
-    assert_int_equal(out.len, want_len);
-    assert_memory_equal(out.data, want, want_len);
-  }
-  assert_int_equal(wr_connect_request_decode(out.data, out.len, NULL, &back, meta, MAXM, &used), 0);
-  assert_int_equal(used, out.len);
-  assert_req_equal(r, &back);
-  wr_buf_free(&out);
-}
-
-static void check_resp_reencode(const wr_connect_response *r, const uint8_t *want,
-                                size_t want_len) {
-  wr_buf out;
-  wr_meta meta[MAXM];
-  wr_connect_response back;
-  size_t used = 0;
-  wr_buf_init(&out, 1 << 20, NULL);
-  assert_int_equal(wr_connect_response_encode(r, NULL, &out), 0);
-  if (want) {
-    assert_int_equal(out.len, want_len);
-    assert_memory_equal(out.data, want, want_len);
-  }
-  assert_int_equal(wr_connect_response_decode(out.data, out.len, NULL, &back, meta, MAXM, &used),
-                   0);
-  assert_int_equal(used, out.len);
-  assert_resp_equal(r, &back);
-  wr_buf_free(&out);
-}
-
-/* A data-stream vector: preamble checked, message decoded, body located. */
+/* A decoded message: a ConnectRequest (|is_req|) or a ConnectResponse, its
+ * entries in |meta|; for data-stream vectors also the raw bytes and where
+ * the message and the body after it are. */
 typedef struct stream {
   uint8_t *raw;
   size_t raw_len;
@@ -111,6 +75,7 @@ typedef struct stream {
   size_t msg_len;     /* framed message length (consumed) */
   const uint8_t *body;
   size_t body_len;
+  int is_req;
   wr_meta meta[MAXM];
   union {
     wr_connect_request req;
@@ -118,22 +83,69 @@ typedef struct stream {
   };
 } stream;
 
+/* Decodes |len| bytes at |in| into s->req (|is_req|) or s->resp; returns the
+ * decoder's result and sets |*used|. */
+static int msg_decode(stream *s, int is_req, const uint8_t *in, size_t len, size_t *used) {
+  s->is_req = is_req;
+  return is_req ? wr_connect_request_decode(in, len, NULL, &s->req, s->meta, MAXM, used)
+                : wr_connect_response_decode(in, len, NULL, &s->resp, s->meta, MAXM, used);
+}
+
+/* Encodes |s|'s message, checks the bytes equal |want| (the Go layout) when
+ * given, and that decoding them gives the message back. */
+static void check_reencode(const stream *s, const uint8_t *want, size_t want_len) {
+  wr_buf out;
+  stream back;
+  size_t used = 0;
+  wr_buf_init(&out, 1 << 20, NULL);
+  assert_int_equal(s->is_req ? wr_connect_request_encode(&s->req, NULL, &out)
+                             : wr_connect_response_encode(&s->resp, NULL, &out),
+                   0);
+  if (want) {
+    assert_int_equal(out.len, want_len);
+    assert_memory_equal(out.data, want, want_len);
+  }
+  assert_int_equal(msg_decode(&back, s->is_req, out.data, out.len, &used), 0);
+  assert_int_equal(used, out.len);
+  if (s->is_req) assert_req_equal(&s->req, &back.req);
+  else assert_resp_equal(&s->resp, &back.resp);
+  wr_buf_free(&out);
+}
+
+static void check_req_reencode(const wr_connect_request *q, const uint8_t *want, size_t want_len) {
+  stream s = {.is_req = 1, .req = *q};
+  check_reencode(&s, want, want_len);
+}
+
+static void check_resp_reencode(const wr_connect_response *r, const uint8_t *want,
+                                size_t want_len) {
+  stream s = {.is_req = 0, .resp = *r};
+  check_reencode(&s, want, want_len);
+}
+
+/* Decodes the message at |msg| (|len| bytes, maybe followed by a body) into
+ * |s| (|is_req|), fails the test if that fails (|what| names the input), and
+ * checks that encoding it gives the same bytes back. Sets s->msg, s->msg_len
+ * and the body after the message. */
+static void msg_open(stream *s, const char *what, int is_req, const uint8_t *msg, size_t len) {
+  size_t used = 0;
+  int rv = msg_decode(s, is_req, msg, len, &used);
+  if (rv != 0) fail_msg("%s: decode failed: %s", what, wr_strerror(rv));
+  s->msg = msg;
+  s->msg_len = used;
+  s->body = msg + used;
+  s->body_len = len - used;
+  /* Encoding the decoded value gives cloudflared's exact bytes back. */
+  check_reencode(s, msg, used);
+}
+
+/* A data-stream vector: preamble checked, message decoded, body located. */
 static void open_stream(stream *s, const char *name, int is_req) {
   memset(s, 0, sizeof(*s));
   s->raw = unit_read_vector(name, &s->raw_len);
   assert_true(s->raw_len >= 8);
   assert_memory_equal(s->raw, data_sig, 8);
-  s->msg = s->raw + 8;
-  size_t avail = s->raw_len - 8, used = 0;
-  int rv = is_req ? wr_connect_request_decode(s->msg, avail, NULL, &s->req, s->meta, MAXM, &used)
-                  : wr_connect_response_decode(s->msg, avail, NULL, &s->resp, s->meta, MAXM, &used);
-  if (rv != 0) fail_msg("%s: decode failed: %s", name, wr_strerror(rv));
-  s->msg_len = used;
-  s->body = s->msg + used;
-  s->body_len = avail - used;
-  /* Encoding the decoded value gives cloudflared's exact bytes back. */
-  if (is_req) check_req_reencode(&s->req, s->msg, s->msg_len);
-  else check_resp_reencode(&s->resp, s->msg, s->msg_len);
+  msg_open(s, name, is_req, s->raw + 8, s->raw_len - 8);
 }
 
 static void close_stream(stream *s) { free(s->raw); }
@@ -311,28 +323,23 @@ static void test_tcp_errors(void **state) {
 
 /* ---- golden-encodings.md ----------------------------------------------- */
 
-static void golden_req(const golden_set *g, const char *title, stream *s) {
-  const golden_entry *e = golden_get(g, title);
-  size_t used = 0;
-  memset(s, 0, sizeof(*s));
-  assert_int_equal(e->len, golden_title_len(e));
-  assert_memory_equal(e->bytes, data_sig, 8);
-  assert_int_equal(wr_connect_request_decode(e->bytes + 8, e->len - 8, NULL, &s->req, s->meta,
-                                             MAXM, &used), 0);
-  assert_int_equal(used, e->len - 8);
-  check_req_reencode(&s->req, e->bytes + 8, used);
+/* Which golden dumps are data-stream messages; 1 for a ConnectRequest. */
+static int golden_is_data(const char *title, int *is_req) {
+  *is_req = strncmp(title, "DATA STREAM ConnectRequest", 26) == 0;
+  return *is_req || strncmp(title, "DATA STREAM ConnectResponse", 27) == 0;
 }
 
-static void golden_resp(const golden_set *g, const char *title, stream *s) {
+/* The dump titled |title| (a data-stream message): the preamble, then one
+ * message that is the whole rest and re-encodes to the same bytes. */
+static void golden_open(const golden_set *g, const char *title, stream *s) {
   const golden_entry *e = golden_get(g, title);
-  size_t used = 0;
+  int is_req;
   memset(s, 0, sizeof(*s));
+  assert_true(golden_is_data(title, &is_req));
   assert_int_equal(e->len, golden_title_len(e));
   assert_memory_equal(e->bytes, data_sig, 8);
-  assert_int_equal(wr_connect_response_decode(e->bytes + 8, e->len - 8, NULL, &s->resp,
-                                              s->meta, MAXM, &used), 0);
-  assert_int_equal(used, e->len - 8);
-  check_resp_reencode(&s->resp, e->bytes + 8, used);
+  msg_open(s, title, is_req, e->bytes + 8, e->len - 8);
+  assert_int_equal(s->body_len, 0);
 }
 
 static void test_golden(void **state) {
@@ -341,49 +348,48 @@ static void test_golden(void **state) {
   stream s;
   size_t seen = 0;
   for (size_t i = 0; i < g.n; i++) {
-    if (strncmp(g.e[i].title, "DATA STREAM ConnectRequest", 26) == 0) golden_req(&g, g.e[i].title, &s);
-    else if (strncmp(g.e[i].title, "DATA STREAM ConnectResponse", 27) == 0)
-      golden_resp(&g, g.e[i].title, &s);
-    else continue;
+    int is_req;
+    if (!golden_is_data(g.e[i].title, &is_req)) continue;
+    golden_open(&g, g.e[i].title, &s);
     seen++;
   }
   assert_int_equal(seen, 8);
 
-  golden_req(&g, "DATA STREAM ConnectRequest{dest=tunnel.com", &s);
+  golden_open(&g, "DATA STREAM ConnectRequest{dest=tunnel.com", &s);
   assert_str(s.req.dest, s.req.dest_len, "tunnel.com");
   assert_int_equal(s.req.type, WR_CONNECT_HTTP);
   ASSERT_METAS(s.req.meta, s.req.nmeta, {"key", "1234"});
 
-  golden_req(&g, "DATA STREAM ConnectRequest{dest=http://example.com/", &s);
+  golden_open(&g, "DATA STREAM ConnectRequest{dest=http://example.com/", &s);
   assert_str(s.req.dest, s.req.dest_len, "http://example.com/");
   ASSERT_METAS(s.req.meta, s.req.nmeta,
                {"HttpMethod", "GET"},
                {"HttpHost", "example.com"},
                {"HttpHeader:Accept", "*/*"});
 
-  golden_req(&g, "DATA STREAM ConnectRequest{dest=10.0.0.1:22", &s);
+  golden_open(&g, "DATA STREAM ConnectRequest{dest=10.0.0.1:22", &s);
   assert_str(s.req.dest, s.req.dest_len, "10.0.0.1:22");
   assert_int_equal(s.req.type, WR_CONNECT_TCP);
   ASSERT_METAS(s.req.meta, s.req.nmeta, {"FlowID", "f1"});
 
-  golden_req(&g, "DATA STREAM ConnectRequest{dest=x,", &s);
+  golden_open(&g, "DATA STREAM ConnectRequest{dest=x,", &s);
   assert_str(s.req.dest, s.req.dest_len, "x");
   assert_int_equal(s.req.type, WR_CONNECT_WEBSOCKET);
   assert_int_equal(s.req.has_meta, 0);
 
-  golden_resp(&g, "DATA STREAM ConnectResponse{error='',metadata=[HttpStatus=200]}", &s);
+  golden_open(&g, "DATA STREAM ConnectResponse{error='',metadata=[HttpStatus=200]}", &s);
   assert_int_equal(s.resp.error_len, 0);
   ASSERT_METAS(s.resp.meta, s.resp.nmeta, {"HttpStatus", "200"});
 
-  golden_resp(&g, "DATA STREAM ConnectResponse{error='',metadata=[] ", &s);
+  golden_open(&g, "DATA STREAM ConnectResponse{error='',metadata=[] ", &s);
   assert_int_equal(s.resp.has_meta, 1);
   assert_int_equal(s.resp.nmeta, 0);
 
-  golden_resp(&g, "DATA STREAM ConnectResponse{error='something happened'}", &s);
+  golden_open(&g, "DATA STREAM ConnectResponse{error='something happened'}", &s);
   assert_str(s.resp.error, s.resp.error_len, "something happened");
   assert_int_equal(s.resp.has_meta, 0);
 
-  golden_resp(&g, "DATA STREAM ConnectResponse{error='',metadata=nil}", &s);
+  golden_open(&g, "DATA STREAM ConnectResponse{error='',metadata=nil}", &s);
   assert_int_equal(s.resp.error_len, 0);
   assert_int_equal(s.resp.has_meta, 0);
   golden_free(&g);
@@ -525,47 +531,30 @@ static int is_request_vector(const char *name) { return strstr(name, "from-edge"
 static void test_truncated(void **state) {
   (void)state;
   for (size_t v = 0; v < sizeof(all_vectors) / sizeof(all_vectors[0]); v++) {
-    size_t len, used;
-    uint8_t *raw = unit_read_vector(all_vectors[v], &len);
     stream s;
-    open_stream(&s, all_vectors[v], is_request_vector(all_vectors[v]));
-    size_t total = s.msg_len;
-    close_stream(&s);
-    for (size_t cut = 0; cut < total; cut++) {
+    int is_req = is_request_vector(all_vectors[v]);
+    open_stream(&s, all_vectors[v], is_req);
+    for (size_t cut = 0; cut < s.msg_len; cut++) {
       uint8_t *copy = malloc(cut ? cut : 1);
-      memcpy(copy, raw + 8, cut);
-      wr_connect_request q;
-      wr_connect_response r;
-      wr_meta meta[MAXM];
-      int rv = is_request_vector(all_vectors[v])
-                   ? wr_connect_request_decode(copy, cut, NULL, &q, meta, MAXM, &used)
-                   : wr_connect_response_decode(copy, cut, NULL, &r, meta, MAXM, &used);
-      assert_int_equal(rv, WR_AGAIN);
+      stream d;
+      size_t used;
+      memcpy(copy, s.msg, cut);
+      assert_int_equal(msg_decode(&d, is_req, copy, cut, &used), WR_AGAIN);
       free(copy);
     }
-    free(raw);
+    close_stream(&s);
   }
 }
 
 /* Decodes |msg| both ways; any result is fine as long as it is a defined
  * code, and a successful decode must survive an encode/decode round trip. */
 static int decode_any(const uint8_t *msg, size_t len, int is_req) {
-  wr_meta meta[MAXM];
+  stream s;
   size_t used = 0;
-  if (is_req) {
-    wr_connect_request q;
-    int rv = wr_connect_request_decode(msg, len, NULL, &q, meta, MAXM, &used);
-    if (rv == 0) {
-      assert_true(used <= len);
-      check_req_reencode(&q, NULL, 0);
-    }
-    return rv;
-  }
-  wr_connect_response r;
-  int rv = wr_connect_response_decode(msg, len, NULL, &r, meta, MAXM, &used);
+  int rv = msg_decode(&s, is_req, msg, len, &used);
   if (rv == 0) {
     assert_true(used <= len);
-    check_resp_reencode(&r, NULL, 0);
+    check_reencode(&s, NULL, 0);
   }
   return rv;
 }
@@ -684,25 +673,24 @@ static void test_malformed(void **state) {
 
 /* ---- allocation failures -------------------------------------------------- */
 
-static void test_encode_failmem(void **state) {
-  (void)state;
-  size_t len;
-  uint8_t *raw = unit_read_vector("quic/http-get.from-connector.bin", &len);
-  wr_connect_response r;
-  wr_meta meta[MAXM];
-  size_t used;
-  assert_int_equal(wr_connect_response_decode(raw + 8, len - 8, NULL, &r, meta, MAXM, &used), 0);
+/* Encodes |s|'s message with the 1st, 2nd, ... allocation failing until a
+ * run succeeds: each failure is WR_ERR_NOMEM with nothing written, and the
+ * success gives |want| (when given); nothing is left allocated. */
+static void check_encode_failmem(const stream *s, const uint8_t *want, size_t want_len) {
   int ok = 0;
   for (long n = 0; n < 100 && !ok; n++) {
     unit_failmem fm;
     wr_buf out;
     unit_failmem_init(&fm, n);
     wr_buf_init(&out, 1 << 20, &fm.mem);
-    int rv = wr_connect_response_encode(&r, &fm.mem, &out);
+    int rv = s->is_req ? wr_connect_request_encode(&s->req, &fm.mem, &out)
+                       : wr_connect_response_encode(&s->resp, &fm.mem, &out);
     if (rv == 0) {
       ok = 1;
-      assert_int_equal(out.len, used);
-      assert_memory_equal(out.data, raw + 8, used);
+      if (want) {
+        assert_int_equal(out.len, want_len);
+        assert_memory_equal(out.data, want, want_len);
+      }
     } else {
       assert_int_equal(rv, WR_ERR_NOMEM);
       assert_int_equal(out.len, 0);
@@ -711,25 +699,17 @@ static void test_encode_failmem(void **state) {
     assert_int_equal(fm.live, 0);
   }
   assert_true(ok);
-  free(raw);
+}
 
-  raw = unit_read_vector("quic/websocket.from-edge.bin", &len);
-  wr_connect_request q;
-  assert_int_equal(wr_connect_request_decode(raw + 8, len - 8, NULL, &q, meta, MAXM, &used), 0);
-  ok = 0;
-  for (long n = 0; n < 100 && !ok; n++) {
-    unit_failmem fm;
-    wr_buf out;
-    unit_failmem_init(&fm, n);
-    wr_buf_init(&out, 1 << 20, &fm.mem);
-    int rv = wr_connect_request_encode(&q, &fm.mem, &out);
-    if (rv == 0) ok = 1;
-    else assert_int_equal(rv, WR_ERR_NOMEM);
-    wr_buf_free(&out);
-    assert_int_equal(fm.live, 0);
-  }
-  assert_true(ok);
-  free(raw);
+static void test_encode_failmem(void **state) {
+  (void)state;
+  stream s;
+  open_stream(&s, "quic/http-get.from-connector.bin", 0);
+  check_encode_failmem(&s, s.msg, s.msg_len);
+  close_stream(&s);
+  open_stream(&s, "quic/websocket.from-edge.bin", 1);
+  check_encode_failmem(&s, NULL, 0);
+  close_stream(&s);
 }
 
 /* proto/stream_head: preamble + ConnectResponse, fed one byte at a time,

@@ -430,6 +430,18 @@ static int alice_signs_in(fx *f, browser *b, const char *target, char *loc, size
   return status;
 }
 
+/* A fresh session's form: cookie and csrf. 0 or -1. */
+static int new_form(fx *f, browser *b) {
+  resp r = {0};
+  int rv = http(f, "GET", WR_LOGIN_PATH, NULL, NULL, &r);
+  if (rv == 0) {
+    new_cookie(&r, b->cookie);
+    rv = b->cookie[0] && attr_after(&r, "name=\"csrf\"", b->csrf, sizeof(b->csrf)) == 0 ? 0 : -1;
+  }
+  resp_free(&r);
+  return rv;
+}
+
 /* The status of a plain GET of |path| (-1: no answer); the response is
  * freed. */
 static int get_status(fx *f, const char *path) {
@@ -694,28 +706,26 @@ static void test_refusals(void **state) { run(*state, client_refusals); }
  * callbacks are checked. */
 static void client_csrf_and_bad_requests(fx *f) {
   resp r = {0};
-  char cookie[64], csrf[64], body[512];
-  CHK(f, http(f, "GET", WR_LOGIN_PATH, NULL, NULL, &r) == 0);
-  new_cookie(&r, cookie);
-  CHK(f, attr_after(&r, "name=\"csrf\"", csrf, sizeof(csrf)) == 0);
-  resp_free(&r);
+  browser b = {0};
+  char body[512];
+  CHK(f, new_form(f, &b) == 0);
 
   /* No cookie: a fresh form, nothing checked. */
-  snprintf(body, sizeof(body), "csrf=%s&email=alice%%40example.test&password=%s", csrf, "correct+horse+battery");
+  snprintf(body, sizeof(body), "csrf=%s&email=alice%%40example.test&password=%s", b.csrf, "correct+horse+battery");
   CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", NULL, body, &r) == 0);
   CHKR(f, &r, r.status == 403 && body_has(&r, "session expired"));
   resp_free(&r);
   /* Wrong or missing token. */
-  snprintf(body, sizeof(body), "csrf=%.42sX&email=alice%%40example.test&password=x", csrf);
-  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", cookie, body, &r) == 0);
+  snprintf(body, sizeof(body), "csrf=%.42sX&email=alice%%40example.test&password=x", b.csrf);
+  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", b.cookie, body, &r) == 0);
   CHKR(f, &r, r.status == 403 && body_has(&r, "out of date"));
   resp_free(&r);
-  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", cookie, "email=a%40b.c&password=x", &r) == 0);
+  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", b.cookie, "email=a%40b.c&password=x", &r) == 0);
   CHKR(f, &r, r.status == 403 && body_has(&r, "out of date"));
   resp_free(&r);
   /* Not signed in. */
-  snprintf(body, sizeof(body), "csrf=%s&zone=%s", csrf, f->zone.id);
-  CHK(f, http(f, "POST", WR_LOGIN_PATH "/authorize", cookie, body, &r) == 0);
+  snprintf(body, sizeof(body), "csrf=%s&zone=%s", b.csrf, f->zone.id);
+  CHK(f, http(f, "POST", WR_LOGIN_PATH "/authorize", b.cookie, body, &r) == 0);
   CHKR(f, &r, r.status == 403 && body_has(&r, "sign in first"));
   resp_free(&r);
 
@@ -865,18 +875,6 @@ static int audit_row(fx *f, const char *action, const char *ttype, const char *t
   wr_store_audit_free(rows, n);
   wr_store_close(s);
   return found;
-}
-
-/* A fresh session's form: cookie and csrf. 0 or -1. */
-static int new_form(fx *f, browser *b) {
-  resp r = {0};
-  int rv = http(f, "GET", WR_LOGIN_PATH, NULL, NULL, &r);
-  if (rv == 0) {
-    new_cookie(&r, b->cookie);
-    rv = b->cookie[0] && attr_after(&r, "name=\"csrf\"", b->csrf, sizeof(b->csrf)) == 0 ? 0 : -1;
-  }
-  resp_free(&r);
-  return rv;
 }
 
 /* Posts a sign-in of |b|'s session without waiting for the answer: the fd. */
@@ -1128,16 +1126,14 @@ static void test_session_churn(void **state) {
 
 /* Freeing the login object answers held polls and running jobs. */
 static void client_free_while_busy(fx *f) {
-  resp r = {0}, pr = {0}, sr = {0};
-  char cookie[64], csrf[64], body[512];
-  CHK(f, http(f, "GET", WR_LOGIN_PATH, NULL, NULL, &r) == 0);
-  new_cookie(&r, cookie);
-  CHK(f, attr_after(&r, "name=\"csrf\"", csrf, sizeof(csrf)) == 0);
-  resp_free(&r);
+  resp pr = {0}, sr = {0};
+  browser b = {0};
+  char body[512];
+  CHK(f, new_form(f, &b) == 0);
   int p = send_req(f, "GET", WR_LOGIN_TRANSFER_PREFIX KEY, NULL, NULL);
   CHK(f, p >= 0);
-  snprintf(body, sizeof(body), "csrf=%s&email=slow%%40example.test&password=correct+horse+battery", csrf);
-  int s = send_req(f, "POST", WR_LOGIN_PATH "/signin", cookie, body);
+  snprintf(body, sizeof(body), "csrf=%s&email=slow%%40example.test&password=correct+horse+battery", b.csrf);
+  int s = send_req(f, "POST", WR_LOGIN_PATH "/signin", b.cookie, body);
   CHK(f, s >= 0);
   sleep_ms(100);
   CHK(f, get_status(f, "/test/free-login") == 200);

@@ -66,6 +66,19 @@ static void job_done(void *arg, int status) {
 
 static void keep_cb(uv_timer_t *t) { (void)t; }
 
+/* Runs |f|'s loop while |cond| holds. The store's handle does not hold the
+ * loop (uv_unref): a timer does, so the loop keeps polling. The timer is on
+ * this stack: it is closed, and the close run, before the block ends. */
+#define RUN_WHILE(f, cond)                            \
+  do {                                                \
+    uv_timer_t keep;                                  \
+    uv_timer_init(&(f)->loop, &keep);                 \
+    uv_timer_start(&keep, keep_cb, 10, 10);           \
+    while (cond) uv_run(&(f)->loop, UV_RUN_ONCE);     \
+    uv_close((uv_handle_t *)&keep, NULL);             \
+    uv_run(&(f)->loop, UV_RUN_NOWAIT);                \
+  } while (0)
+
 /* A new wr_store_async on f's store with |n| jobs (job_fn, job_done) of
  * the zeroed |w| submitted from the loop thread. */
 static wr_store_async *submit_jobs(fixture *f, work *w, int n) {
@@ -86,14 +99,7 @@ static void test_jobs_run_off_the_loop(void **state) {
   work w[8];
   wr_store_async *a = submit_jobs(f, w, 8);
   assert_int_equal(wr_store_async_pending(a), 8);
-  /* The store's handle does not hold the loop (uv_unref): a timer does,
-   * so the loop polls until every job is delivered. */
-  uv_timer_t keep;
-  uv_timer_init(&f->loop, &keep);
-  uv_timer_start(&keep, keep_cb, 10, 10);
-  while (done_seen < 8) uv_run(&f->loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&keep, NULL);
-  uv_run(&f->loop, UV_RUN_NOWAIT); /* |keep| is on this stack: closed before we return */
+  RUN_WHILE(f, done_seen < 8);
   for (int i = 0; i < 8; i++) {
     assert_true(w[i].ran_off_loop);
     assert_true(w[i].found);
@@ -156,12 +162,7 @@ static void test_a_job_calls_the_loop(void **state) {
   hop h = {.loop_thread = uv_thread_self(), .rv = -1};
   assert_int_equal(wr_store_async_new(&f->loop, f->path, &h.a, err, sizeof(err)), WR_OK);
   assert_int_equal(wr_store_async_submit(h.a, hop_fn, hop_done, &h), WR_OK);
-  uv_timer_t keep;
-  uv_timer_init(&f->loop, &keep);
-  uv_timer_start(&keep, keep_cb, 10, 10);
-  while (!h.done_calls) uv_run(&f->loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&keep, NULL);
-  uv_run(&f->loop, UV_RUN_NOWAIT); /* |keep| is on this stack: closed before we return */
+  RUN_WHILE(f, !h.done_calls);
   assert_int_equal(h.rv, WR_OK);
   assert_int_equal(h.loop_runs, 1);
   assert_true(h.on_loop);
@@ -240,11 +241,7 @@ static void test_audit_rows_are_written_off_the_loop(void **state) {
                        "{\"failures\":10}");
   assert_int_equal(audit_rows(f, "test.lock", account), 0);
   uv_sem_post(&gate);
-  uv_timer_t keep;
-  uv_timer_init(&f->loop, &keep);
-  uv_timer_start(&keep, keep_cb, 10, 10);
-  while (wr_store_async_pending(a)) uv_run(&f->loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&keep, NULL);
+  RUN_WHILE(f, wr_store_async_pending(a));
   assert_int_equal(audit_rows(f, "test.lock", account), 1);
   assert_string_equal(account, f->acct.id);
   wr_store_async_free(a);
@@ -310,12 +307,7 @@ static void test_an_owner_is_released_after_its_last_job(void **state) {
   assert_int_equal(w.releases, 0);
   assert_int_equal(wr_store_async_owner_submit(a, &w.o, gate_fn, owned_done, &gate), WR_ERR_INVAL);
   for (int i = 0; i < 4; i++) uv_sem_post(&gate);
-  uv_timer_t keep;
-  uv_timer_init(&f->loop, &keep);
-  uv_timer_start(&keep, keep_cb, 10, 10);
-  while (done_seen < 4) uv_run(&f->loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&keep, NULL);
-  uv_run(&f->loop, UV_RUN_NOWAIT); /* |keep| is on this stack */
+  RUN_WHILE(f, done_seen < 4);
   assert_int_equal(w.releases, 0); /* the hold is still out */
   wr_store_async_owner_drop(&w.o);
   assert_int_equal(w.releases, 1);

@@ -266,10 +266,10 @@ static void test_keepalive(void **state) {
   resp r;
   client_open(&cl);
   for (int i = 0; i < 3; i++) {
-    client_sends(&cl, i == 1 ? "GET /nocl HTTP/1.1\r\nHost: app.example.test\r\n\r\n"
-                             : "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
-    assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-    assert_int_equal(r.status, 200);
+    send_expect(&cl, &r,
+                i == 1 ? "GET /nocl HTTP/1.1\r\nHost: app.example.test\r\n\r\n"
+                       : "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+                200);
     assert_true(r.complete);
     assert_false(r.conn_close);
     assert_true(body_is(&r, i == 1 ? "part one, part two" : "hello from origin\n"));
@@ -293,19 +293,15 @@ static void test_pipelined(void **state) {
                "POST /echo HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 3\r\n\r\nabc"
                "GET /hello HTTP/1.1\r\nHost: nope.example.test\r\n\r\n"
                "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  read_expect(&cl, &r, 200);
   assert_true(body_is(&r, "part one, part two"));
   vis_resp_free(&r);
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  read_expect(&cl, &r, 200);
   assert_true(body_is(&r, "abc"));
   vis_resp_free(&r);
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 404);
+  read_expect(&cl, &r, 404);
   vis_resp_free(&r);
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  read_expect(&cl, &r, 200);
   assert_true(body_is(&r, "hello from origin\n"));
   vis_resp_free(&r);
   client_close(&cl);
@@ -329,9 +325,7 @@ static void test_bad_requests(void **state) {
   memset(req + n, 'a', big);
   memcpy(req + n + big, "\r\n\r\n", 5);
   client_open(&cl);
-  client_sends(&cl, req);
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 431);
+  send_expect(&cl, &r, req, 431);
   vis_resp_free(&r);
   client_close(&cl);
   free(req);
@@ -356,8 +350,7 @@ static void test_header_timeout(void **state) {
   resp r;
   client_open(&cl);
   client_sends(&cl, "GET / HTTP/1.1\r\nHost: app.exa"); /* and nothing more */
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 408);
+  read_expect(&cl, &r, 408);
   vis_resp_free(&r);
   assert_true(server_closed(&cl));
   client_close(&cl);
@@ -376,8 +369,7 @@ static void test_early_response(void **state) {
   uint8_t *body = calloc(1, EARLY_BODY);
   client_send(&cl, body, EARLY_BODY);
   free(body);
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  read_expect(&cl, &r, 200);
   assert_true(body_is(&r, "early"));
   vis_resp_free(&r);
   /* The rest of the body was dropped; the connection goes on. */
@@ -406,8 +398,7 @@ static void test_big_bodies(void **state) {
   uint8_t *body = calloc(1, 1u << 20);
   for (int i = 0; i < 8; i++) client_send(&cl, body, 1u << 20);
   free(body);
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 200);
+  read_expect(&cl, &r, 200);
   char want[32];
   snprintf(want, sizeof(want), "%u", BIG_SIZE);
   assert_true(body_is(&r, want));
@@ -516,8 +507,7 @@ static void test_connector_lost(void **state) {
   pthread_mutex_unlock(&mu);
   assert_true(got);
   on_loop(close_hang);
-  assert_int_equal(read_resp(&cl, &r, 0, 0), 0);
-  assert_int_equal(r.status, 502);
+  read_expect(&cl, &r, 502);
   r.body[r.body_len] = '\0';
   assert_non_null(strstr((char *)r.body, "connection to the connector was lost"));
   vis_resp_free(&r);

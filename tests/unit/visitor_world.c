@@ -620,10 +620,15 @@ void exchange(const char *req, resp *r, int head_req) {
   client_close(&cl);
 }
 
-/* Sends |req| on |cl| and reads the response into |r|, which must have
- * status |status|. */
-void send_expect(client *cl, resp *r, const char *req, int status) {
-  client_sends(cl, req);
+/* Reads the next response on |cl| into |r|, which must have status
+ * |status|. */
+void read_expect(client *cl, resp *r, int status) {
   assert_int_equal(read_resp(cl, r, 0, 0), 0);
   assert_int_equal(r->status, status);
+}
+
+/* Sends |req| on |cl|, then read_expect. */
+void send_expect(client *cl, resp *r, const char *req, int status) {
+  client_sends(cl, req);
+  read_expect(cl, r, status);
 }

@@ -187,7 +187,9 @@ const char *seen_meta(const char *key);
 int seen_meta_count(const char *key);
 /* One request on a fresh connection. */
 void exchange(const char *req, resp *r, int head_req);
-/* Sends |req| on |cl| and reads the response into |r|, which must have
- * status |status|. */
+/* Reads the next response on |cl| into |r|, which must have status
+ * |status|. */
+void read_expect(client *cl, resp *r, int status);
+/* Sends |req| on |cl|, then read_expect. */
 void send_expect(client *cl, resp *r, const char *req, int status);
 #endif
