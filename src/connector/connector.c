@@ -16,6 +16,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/idle_trim.h"
 
 /* Close callbacks to wait for in wr_connector_free: a bound, not a timing. */
 #define CLOSE_RUNS 1000
@@ -30,6 +31,7 @@ struct wr_connector {
   wr_icmp_proxy *icmp; /* NULL: a bad --icmpv4-src/--icmpv6-src, as cloudflared runs on without */
   wr_metrics_server *metrics;
   wr_supervisor *sup;
+  wr_idle_trim *trim; /* freed heap back to the kernel when idle */
   const wr_ingress *first_ingress; /* the caller's; every later one is ours */
   wr_ingress *current;             /* ours, or NULL while the first is current */
   int failed;
@@ -204,6 +206,7 @@ int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connecto
                                     errlen)) != WR_OK)
     goto fail;
   if ((rv = start_supervisor(c, o, err, errlen)) != WR_OK) goto fail;
+  c->trim = wr_idle_trim_start(loop);
   if (c->metrics) {
     wr_metrics_server_set_supervisor(c->metrics, c->sup);
     wr_metrics_server_set_datagrams(c->metrics, c->mux, c->icmp);
@@ -231,6 +234,7 @@ void wr_connector_free(wr_connector *c) {
   wr_dgram_mux_free(c->mux);
   wr_proxy_free(c->proxy);
   wr_icmp_proxy_free(c->icmp);
+  wr_idle_trim_free(c->trim);
   /* Let every close callback run (sockets, timers, endpoints). */
   for (int i = 0; i < CLOSE_RUNS && uv_run(c->loop, UV_RUN_NOWAIT); i++) {
   }

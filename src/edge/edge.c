@@ -43,6 +43,7 @@
 #include "lib/mem.h"
 #include "net/addr.h"
 #include "net/httpd.h"
+#include "net/idle_trim.h"
 #include "net/quic.h"
 
 /* How long wr_edge_drain lets the goodbye packets leave. */
@@ -98,6 +99,7 @@ struct wr_edge {
   wr_dns_updater *updater;
   wr_dns_janitor *janitor;
   wr_edge_metrics *metrics;
+  wr_idle_trim *trim;          /* freed heap back to the kernel when idle */
 
   uv_timer_t flush;            /* wr_edge_drain's short run */
 };
@@ -898,6 +900,19 @@ static void stop_metrics(wr_edge *e) {
   e->metrics = NULL;
 }
 
+/* After a burst, the heap's free pages go back to the kernel (idle_trim.h). */
+static int start_idle_trim(wr_edge *e, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  e->trim = wr_idle_trim_start(e->loop);
+  return WR_OK;
+}
+
+static void stop_idle_trim(wr_edge *e) {
+  wr_idle_trim_free(e->trim);
+  e->trim = NULL;
+}
+
 /* ---- the table -------------------------------------------------------------------- */
 
 /* One row per subsystem, in start order. Every hook may be NULL and must
@@ -933,6 +948,7 @@ static const subsystem subsystems[] = {
     {"dns-update", start_updater, NULL, stop_updater, NULL},
     {"dns-janitor", start_janitor, NULL, stop_janitor, NULL},
     {"metrics", start_metrics, stop_metrics, stop_metrics, NULL},
+    {"idle-trim", start_idle_trim, NULL, stop_idle_trim, NULL},
 };
 
 #define NSUBSYSTEMS (sizeof(subsystems) / sizeof(subsystems[0]))
