@@ -37,10 +37,6 @@
 #include "net/http_client.h"
 #include "proto/jwt.h"
 
-#ifndef WR_VERSION
-#define WR_VERSION "DEV"
-#endif
-
 #define LOGIN_PATH "/cdn-cgi/access/login"
 #define POLL_EVERY_MS 1000
 #define POLL_FOR_S 600

@@ -15,10 +15,6 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 
-#ifndef WR_VERSION
-#define WR_VERSION "DEV"
-#endif
-
 typedef struct run_ctx {
   wr__stop_signals stop;
   wr_access_tcp *a;

@@ -21,10 +21,6 @@
 #include "lib/log.h"
 #include "proto/mgmt_event.h"
 
-#ifndef WR_VERSION
-#define WR_VERSION "DEV"
-#endif
-
 typedef struct tail_run {
   wr__stop_signals stop;
   wr_mgmt_tail *t;

@@ -6,6 +6,7 @@
  * escaped twice on the wire (…/teamnet/routes/network/10.0.0.0%252F8).
  * One difference on purpose: --filter-network-is-subset-of sends
  * network_subset (cloudflared sends network_superset for both filters). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,27 @@ static int backend(wr__mg_ctx *c, wr_cfapi_error *e) {
   int rv = wr__mg_client(c, e);
   if (rv != WR_OK) wr_cfapi_wrap(e, "error while creating backend client");
   return rv;
+}
+
+/* Ends a command on input it cannot use: the message (a printf format)
+ * as cloudflared's errors.New / fmt.Errorf gives it, then wr__mg_finish. */
+static int invalid(wr__mg_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int invalid(wr__mg_ctx *c, const char *fmt, ...) {
+  wr_cfapi_error e;
+  char msg[WR_CFAPI_ERRLEN];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  wr_cfapi_errorf(&e, "%s", msg);
+  return wr__mg_finish(c, WR_ERR_INVAL, &e);
+}
+
+/* Ends a command whose step |rv| failed, its error wrapped with |context|
+ * ("API error: …"). */
+static int failed(wr__mg_ctx *c, int rv, wr_cfapi_error *e, const char *context) {
+  wr_cfapi_wrap(e, "%s", context);
+  return wr__mg_finish(c, rv, e);
 }
 
 /* The --vnet flag, if given: *vnet points at its ID in |id|; else NULL. */
@@ -47,26 +69,16 @@ int wr_cmd_route_ip_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   (void)cmd;
 
   if (wr__mg_begin(&c, o, "tunnel route ip add") != WR_OK) return WR_EXIT_FAIL;
-  if (argc < 2) {
-    wr_cfapi_errorf(&e, "You must supply at least 2 arguments, first the network you wish to route (in CIDR form e.g. "
-                        "1.2.3.4/32) and then the tunnel ID to proxy with");
-    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
-  }
-  if (wr_cfapi_cidr_parse(argv[0], &net) != WR_OK) {
-    wr_cfapi_errorf(&e, "Invalid network CIDR: invalid CIDR address: %s", argv[0]);
-    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
-  }
-  if ((rv = wr__mg_find_id(&c, argv[1], &tid, &e)) != WR_OK) {
-    wr_cfapi_wrap(&e, "Invalid tunnel");
-    return wr__mg_finish(&c, rv, &e);
-  }
+  if (argc < 2)
+    return invalid(&c, "You must supply at least 2 arguments, first the network you wish to route (in CIDR form "
+                       "e.g. 1.2.3.4/32) and then the tunnel ID to proxy with");
+  if (wr_cfapi_cidr_parse(argv[0], &net) != WR_OK)
+    return invalid(&c, "Invalid network CIDR: invalid CIDR address: %s", argv[0]);
+  if ((rv = wr__mg_find_id(&c, argv[1], &tid, &e)) != WR_OK) return failed(&c, rv, &e, "Invalid tunnel");
   if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
   if ((rv = backend(&c, &e)) == WR_OK)
     rv = wr_cfapi_add_route(c.api, &net, &tid, argc >= 3 ? argv[2] : "", vnet, NULL, &e);
-  if (rv != WR_OK) {
-    wr_cfapi_wrap(&e, "API error");
-    return wr__mg_finish(&c, rv, &e);
-  }
+  if (rv != WR_OK) return failed(&c, rv, &e, "API error");
   wr_cfapi_cidr_str(&net, ns);
   wr_uuid_format(&tid, id);
   printf("Successfully added route for %s over tunnel %s\n", ns, id);
@@ -150,21 +162,14 @@ int wr_cmd_route_ip_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv)
   (void)cmd;
 
   if (wr__mg_begin(&c, o, "tunnel route ip delete") != WR_OK) return WR_EXIT_FAIL;
-  if (argc != 1) {
-    wr_cfapi_errorf(&e, "You must supply exactly one argument, the network whose route you want to delete (in CIDR "
-                        "form e.g. 1.2.3.4/32)");
-    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
-  }
-  if (wr_cfapi_cidr_parse(argv[0], &net) != WR_OK) {
-    wr_cfapi_errorf(&e, "Invalid network CIDR: invalid CIDR address: %s", argv[0]);
-    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
-  }
+  if (argc != 1)
+    return invalid(&c, "You must supply exactly one argument, the network whose route you want to delete (in "
+                       "CIDR form e.g. 1.2.3.4/32)");
+  if (wr_cfapi_cidr_parse(argv[0], &net) != WR_OK)
+    return invalid(&c, "Invalid network CIDR: invalid CIDR address: %s", argv[0]);
   if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
   if ((rv = backend(&c, &e)) == WR_OK) rv = wr_cfapi_delete_route(c.api, &net, vnet, NULL, &e);
-  if (rv != WR_OK) {
-    wr_cfapi_wrap(&e, "API error");
-    return wr__mg_finish(&c, rv, &e);
-  }
+  if (rv != WR_OK) return failed(&c, rv, &e, "API error");
   wr_cfapi_cidr_str(&net, ns);
   printf("Successfully deleted route for %s\n", ns);
   return wr__mg_finish(&c, WR_OK, &e);
@@ -183,21 +188,13 @@ int wr_cmd_route_ip_get(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   (void)cmd;
 
   if (wr__mg_begin(&c, o, "tunnel route ip get") != WR_OK) return WR_EXIT_FAIL;
-  if (argc != 1) {
-    wr_cfapi_errorf(&e, "You must supply exactly one argument, an IP whose route will be queried (e.g. 1.2.3.4 or "
-                        "2001:0db8:::7334)");
-    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
-  }
-  if (wr_cfapi_ip_parse(argv[0], &ip) != WR_OK) {
-    wr_cfapi_errorf(&e, "Invalid IP %s", argv[0]);
-    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
-  }
+  if (argc != 1)
+    return invalid(&c, "You must supply exactly one argument, an IP whose route will be queried (e.g. 1.2.3.4 "
+                       "or 2001:0db8:::7334)");
+  if (wr_cfapi_ip_parse(argv[0], &ip) != WR_OK) return invalid(&c, "Invalid IP %s", argv[0]);
   if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
   if ((rv = backend(&c, &e)) == WR_OK) rv = wr_cfapi_get_route_by_ip(c.api, &ip, vnet, &r, &e);
-  if (rv != WR_OK) {
-    wr_cfapi_wrap(&e, "API error");
-    return wr__mg_finish(&c, rv, &e);
-  }
+  if (rv != WR_OK) return failed(&c, rv, &e, "API error");
   wr_cfapi_ip_str(&ip, is);
   if (memcmp(&r.tunnel_id, &nil, sizeof(nil)) == 0) printf("No route matches the IP %s\n", is);
   else print_routes(&r, 1);
@@ -216,16 +213,11 @@ int wr_cmd_vnet_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   (void)cmd;
 
   if (wr__mg_begin(&c, o, "tunnel vnet add") != WR_OK) return WR_EXIT_FAIL;
-  if (argc < 1) {
-    wr_cfapi_errorf(&e, "You must supply at least 1 argument, the name of the virtual network you wish to add.");
-    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
-  }
+  if (argc < 1)
+    return invalid(&c, "You must supply at least 1 argument, the name of the virtual network you wish to add.");
   if ((rv = backend(&c, &e)) == WR_OK)
     rv = wr_cfapi_create_vnet(c.api, argv[0], argc >= 2 ? argv[1] : "", wr_opts_bool(o, "default"), &v, &e);
-  if (rv != WR_OK) {
-    wr_cfapi_wrap(&e, "Could not add virtual network");
-    return wr__mg_finish(&c, rv, &e);
-  }
+  if (rv != WR_OK) return failed(&c, rv, &e, "Could not add virtual network");
   wr_uuid_format(&v.id, id);
   printf("Successfully added virtual 'network' %s with ID: %s%s\n"
          "You can now add IP routes attached to this virtual network. See `%s tunnel route ip add -help`\n",
@@ -329,16 +321,10 @@ static int change_vnet(const vnet_change *k, wr_opts *o, int argc, char **argv) 
   int rv;
 
   if (wr__mg_begin(&c, o, k->path) != WR_OK) return WR_EXIT_FAIL;
-  if (!k->args_ok(argc)) {
-    wr_cfapi_errorf(&e, "%s", k->bad_args);
-    return wr__mg_finish(&c, WR_ERR_INVAL, &e);
-  }
+  if (!k->args_ok(argc)) return invalid(&c, "%s", k->bad_args);
   if ((rv = wr__mg_vnet_id(&c, argv[0], &id, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
   if ((rv = backend(&c, &e)) == WR_OK) rv = k->call(&c, &id, &e);
-  if (rv != WR_OK) {
-    wr_cfapi_wrap(&e, "API error");
-    return wr__mg_finish(&c, rv, &e);
-  }
+  if (rv != WR_OK) return failed(&c, rv, &e, "API error");
   printf("Successfully %s virtual network '%s'\n", k->done, argv[0]);
   return wr__mg_finish(&c, WR_OK, &e);
 }

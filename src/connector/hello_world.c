@@ -5,10 +5,6 @@
 
 #include "lib/err.h"
 
-#ifndef WR_VERSION
-#define WR_VERSION "DEV"
-#endif
-
 static int put(wr_buf *out, const char *s) { return wr_buf_append_str(out, s); }
 
 /* Appends |s| with the five HTML special characters escaped and control

@@ -11,13 +11,6 @@
 #include "lib/prom.h"
 #include "net/metricsd.h"
 
-#ifndef WR_VERSION
-#define WR_VERSION "0.0.0"
-#endif
-#ifndef WR_GIT_REV
-#define WR_GIT_REV "unknown"
-#endif
-
 struct wr_metrics_server {
   wr_metricsd *d;
   wr_proxy *proxy;

@@ -15,10 +15,6 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 
-#ifndef WR_VERSION
-#define WR_VERSION "DEV"
-#endif
-
 /* --- who uses which ingress rules -------------------------------------------- */
 
 static void ing_use(wr_proxy *p, const wr_ingress *ing) {

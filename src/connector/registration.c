@@ -13,10 +13,6 @@
 #include "proto/rpc_session.h"
 #include "proto/tunnelrpc.h"
 
-#ifndef WR_VERSION
-#define WR_VERSION "DEV"
-#endif
-
 /* Only what this connector does: the edge acts on these. In cloudflared's
  * order (features.DefaultFeatures): allow_remote_config (updateConfiguration,
  * connector/remote_config.h), serialized_headers, support_datagram_v2 (UDP

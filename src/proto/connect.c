@@ -29,6 +29,26 @@ typedef struct meta_dst {
   int alloc;
 } meta_dst;
 
+/* The two policies every decoder offers: the caller's array of |max|
+ * entries (none without an array), or one allocated with |mem| (|max| 0:
+ * WR_CONNECT_DEFAULT_MAX_META). */
+static meta_dst caller_meta(wr_meta *meta, size_t max) {
+  meta_dst d = {meta, meta ? max : 0, NULL, 0};
+  return d;
+}
+
+static meta_dst alloc_meta(const wr_mem *mem, size_t max) {
+  meta_dst d = {NULL, max ? max : WR_CONNECT_DEFAULT_MAX_META, mem, 1};
+  return d;
+}
+
+/* Releases what an alloc_meta decoder allocated, leaving no metadata. */
+static void free_meta(const wr_mem *mem, wr_meta **meta, size_t *n) {
+  wr_free(mem, *meta);
+  *meta = NULL;
+  *n = 0;
+}
+
 static int open_root(const uint8_t *buf, size_t len, const wr_capnp_limits *limits,
                      wr_capnp_msg *m, wr_capnp_struct *root, size_t *consumed) {
   int rv = wr_capnp_msg_init(m, buf, len, limits, consumed);
@@ -112,27 +132,25 @@ static int response_decode(const uint8_t *buf, size_t len, const wr_capnp_limits
 int wr_connect_request_decode(const uint8_t *buf, size_t len, const wr_capnp_limits *limits,
                               wr_connect_request *out, wr_meta *meta, size_t max_meta,
                               size_t *consumed) {
-  meta_dst d = {meta, meta ? max_meta : 0, NULL, 0};
+  meta_dst d = caller_meta(meta, max_meta);
   return request_decode(buf, len, limits, &d, out, consumed);
 }
 
 int wr_connect_request_decode_alloc(const uint8_t *buf, size_t len,
                                     const wr_capnp_limits *limits, const wr_mem *mem,
                                     size_t max_meta, wr_connect_request *out, size_t *consumed) {
-  meta_dst d = {NULL, max_meta ? max_meta : WR_CONNECT_DEFAULT_MAX_META, mem, 1};
+  meta_dst d = alloc_meta(mem, max_meta);
   return request_decode(buf, len, limits, &d, out, consumed);
 }
 
 void wr_connect_request_free(const wr_mem *mem, wr_connect_request *r) {
-  wr_free(mem, r->meta);
-  r->meta = NULL;
-  r->nmeta = 0;
+  free_meta(mem, &r->meta, &r->nmeta);
 }
 
 int wr_connect_response_decode(const uint8_t *buf, size_t len, const wr_capnp_limits *limits,
                                wr_connect_response *out, wr_meta *meta, size_t max_meta,
                                size_t *consumed) {
-  meta_dst d = {meta, meta ? max_meta : 0, NULL, 0};
+  meta_dst d = caller_meta(meta, max_meta);
   return response_decode(buf, len, limits, &d, out, consumed);
 }
 
@@ -140,14 +158,12 @@ int wr_connect_response_decode_alloc(const uint8_t *buf, size_t len,
                                      const wr_capnp_limits *limits, const wr_mem *mem,
                                      size_t max_meta, wr_connect_response *out,
                                      size_t *consumed) {
-  meta_dst d = {NULL, max_meta ? max_meta : WR_CONNECT_DEFAULT_MAX_META, mem, 1};
+  meta_dst d = alloc_meta(mem, max_meta);
   return response_decode(buf, len, limits, &d, out, consumed);
 }
 
 void wr_connect_response_free(const wr_mem *mem, wr_connect_response *r) {
-  wr_free(mem, r->meta);
-  r->meta = NULL;
-  r->nmeta = 0;
+  free_meta(mem, &r->meta, &r->nmeta);
 }
 
 /* ---- Encoding ---------------------------------------------------------- */
