@@ -34,6 +34,32 @@ static int shadowed(const wr_cmd *const *path, size_t depth, size_t d, const cha
   return 0;
 }
 
+/* One line of OPTIONS: names, help, whether it has no effect, default and
+ * environment variables. */
+static void print_flag(FILE *out, const char *prog, const wr_flag *f) {
+  char names[96];
+  const char *arg = f->kind == WR_FLAG_BOOL ? "" : " value";
+  if (f->alias)
+    snprintf(names, sizeof(names), "--%s%s, --%s%s", f->name, arg, f->alias, arg);
+  else
+    snprintf(names, sizeof(names), "--%s%s", f->name, arg);
+  fprintf(out, "   %-36s %s", names, f->help ? f->help : "");
+  if (f->no_effect) fprintf(out, " (accepted; no effect in %s)", prog);
+  if (f->def) fprintf(out, " (default: %s)", f->def);
+  if (f->env) {
+    /* "A,B": several variables, as urfave/cli's EnvVars. */
+    fputs(" [$", out);
+    for (const char *c = f->env; *c; c++) {
+      if (*c == ',')
+        fputs(", $", out);
+      else
+        fputc(*c, out);
+    }
+    fputc(']', out);
+  }
+  fputc('\n', out);
+}
+
 void wr_cli_print_help(const char *prog, const wr_cmd *const *path, size_t depth) {
   const wr_cmd *cmd = path[depth - 1];
   FILE *out = stdout;
@@ -61,26 +87,7 @@ void wr_cli_print_help(const char *prog, const wr_cmd *const *path, size_t depth
       if (shadowed(path, depth, d, f->name)) continue;
       if (!any) fprintf(out, "\nOPTIONS:\n");
       any = 1;
-      char names[96];
-      const char *arg = f->kind == WR_FLAG_BOOL ? "" : " value";
-      if (f->alias)
-        snprintf(names, sizeof(names), "--%s%s, --%s%s", f->name, arg, f->alias, arg);
-      else
-        snprintf(names, sizeof(names), "--%s%s", f->name, arg);
-      fprintf(out, "   %-36s %s", names, f->help ? f->help : "");
-      if (f->def) fprintf(out, " (default: %s)", f->def);
-      if (f->env) {
-        /* "A,B": several variables, as urfave/cli's EnvVars. */
-        fputs(" [$", out);
-        for (const char *c = f->env; *c; c++) {
-          if (*c == ',')
-            fputs(", $", out);
-          else
-            fputc(*c, out);
-        }
-        fputc(']', out);
-      }
-      fputc('\n', out);
+      print_flag(out, prog, f);
     }
   }
   fprintf(out, "   %-36s %s\n", "--help, -h", "show help");

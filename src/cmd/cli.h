@@ -6,7 +6,8 @@
  * both work. Values land in a wr_opts bag keyed by the flag's long name, with
  * the source that set them, so config.yml values can be merged underneath
  * the command line (cloudflared's altsrc rule: flag > env > config file).
- * Every --help text is generated from these tables. */
+ * Every --help text is generated from these tables; a flag with a
+ * no_effect reason shows "(accepted; no effect in PROG)" after its help. */
 #ifndef WR_CLI_H
 #define WR_CLI_H
 #include <stddef.h>

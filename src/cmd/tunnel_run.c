@@ -53,65 +53,6 @@ static const char need_tunnel_msg[] =
     "\"warren tunnel run\" requires the ID or name of the tunnel to run as the last command "
     "line argument or in the configuration file.";
 
-/* Flags accepted for cloudflared's command lines that change nothing in
- * warren, and why: one warning each when set (command line, environment or
- * config file). Their help in warren.c says "no effect in warren"
- * (NO_EFFECT). */
-#define NOOP_NOMGMT "warren's management service has no diagnostics endpoints"
-#define NOOP_SSH "warren has no built-in SSH server"
-#define NOOP_DNS "the DNS proxy was removed from cloudflared and is not in warren"
-#define NOOP_LEGACY "a legacy (classic tunnel) setting, not used by named tunnels"
-
-static const struct noop_flag {
-  const char *flag, *why;
-} noop_flags[] = {
-    {"trace-output", "warren is not a Go program and writes no runtime trace"},
-    {"max-edge-addr-retries", "warren falls back to http2 after --retries failed quic dials"},
-    {"write-stream-timeout", "stream writes are bounded by flow control, not by a timer"},
-    {"quic-disable-pmtu-discovery", "path MTU discovery is not configurable in warren"},
-    {"autoupdate-freq", "warren never updates itself"},
-    {"no-chunked-encoding", "warren's origin client always streams bodies of unknown length chunked"},
-    {"metrics-update-freq", "warren computes metrics when they are scraped"},
-    {"post-quantum", "warren's TLS has no post-quantum key agreement; connections use classical key agreement"},
-    {"management-diagnostics", NOOP_NOMGMT},
-    {"service-op-ip", "warren's management service reports no IP address in /host_details"},
-    {"max-active-flows", "no limit on private-network flows is configurable yet"},
-    {"dns-resolver-addrs", "warren has no virtual DNS resolver service"},
-    {"udp-unregister-session-timeout", "not configurable in warren"},
-    {"overwrite-dns", "only `tunnel route dns` uses it"},
-    {"hostname", "ignored for named tunnels, as by cloudflared; route with `tunnel route dns`"},
-    {"name", "warren has no one-step create+route+run; use tunnel create, route and run"},
-    {"id", NOOP_LEGACY},
-    {"lb-pool", NOOP_LEGACY},
-    {"api-key", NOOP_LEGACY},
-    {"api-email", NOOP_LEGACY},
-    {"api-ca-key", NOOP_LEGACY},
-    {"heartbeat-interval", NOOP_LEGACY},
-    {"heartbeat-count", NOOP_LEGACY},
-    {"compression-quality", NOOP_LEGACY},
-    {"use-reconnect-token", NOOP_LEGACY},
-    {"stdin-control", "warren reads no commands from stdin"},
-    {"ui", "warren has no terminal UI"},
-    {"local-ssh-port", NOOP_SSH},
-    {"ssh-idle-timeout", NOOP_SSH},
-    {"ssh-max-timeout", NOOP_SSH},
-    {"bucket-name", NOOP_SSH},
-    {"region-name", NOOP_SSH},
-    {"secret-id", NOOP_SSH},
-    {"access-key-id", NOOP_SSH},
-    {"session-token", NOOP_SSH},
-    {"s3-url-host", NOOP_SSH},
-    {"host-key-path", NOOP_SSH},
-    {"ssh-server", NOOP_SSH},
-    {"proxy-dns", NOOP_DNS},
-    {"proxy-dns-port", NOOP_DNS},
-    {"proxy-dns-address", NOOP_DNS},
-    {"proxy-dns-upstream", NOOP_DNS},
-    {"proxy-dns-max-upstream-conns", NOOP_DNS},
-    {"proxy-dns-bootstrap", NOOP_DNS},
-    {"transport-loglevel", "warren has one log level, --loglevel"},
-};
-
 /* How long the config file must stay unchanged before a reload: editors
  * and `kubectl` write in steps. A bound on churn, not a timing anyone
  * waits for exactly. */
@@ -361,10 +302,13 @@ static int check_bind_family(const wr_opts *o, const run_inputs *in) {
   return 0;
 }
 
+/* One warning for each flag set that warren accepts without effect (its
+ * wr_flag has a no_effect reason: warren.c's table), in the table's order. */
 static void warn_noop_flags(const wr_opts *o) {
-  for (size_t i = 0; i < sizeof(noop_flags) / sizeof(noop_flags[0]); i++)
-    if (wr_opts_isset(o, noop_flags[i].flag))
-      wr_warn("--%s has no effect in warren: %s", noop_flags[i].flag, noop_flags[i].why);
+  for (size_t i = 0; i < o->n; i++) {
+    const wr_flag *f = o->items[i].flag;
+    if (f->no_effect && wr_opts_isset(o, f->name)) wr_warn("--%s has no effect in warren: %s", f->name, f->no_effect);
+  }
 }
 
 /* --output/--log-format, --logfile/--log-directory. Returns 0 or -1. */

@@ -256,6 +256,10 @@ void wr_api_httpd_handler(wr_httpd *h, wr_httpd_req *req, void *user);
  * (when it stops) without calling on_route or on_access_change. */
 void wr_api_stop(wr_api *a);
 
+/* Stops |a| (as wr_api_stop) and frees it: now, or once the last request
+ * or quick-tunnel sweep still on the store thread is back (its done
+ * callback answers it without the hooks). NULL is fine. Loop thread, also
+ * from a callback. */
 void wr_api_free(wr_api *a);
 
 /* Deletes quick tunnels (and their routes) without a connector for

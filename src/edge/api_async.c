@@ -69,11 +69,14 @@ static void job_done(void *arg, int status) {
     c->captured = NULL;
     wr__api_send(c->api, j->req, c->captured_status, env, c->retry_after);
   }
-  c->api->store_jobs--;
   explicit_bzero(j->token, sizeof(j->token));
   wr__api_ctx_free(c);
   free(j);
 }
+
+/* Requests on the store thread: the owner also counts the quick-tunnel
+ * sweep (quick_sweeping), which WR_API_STORE_JOBS_MAX does not cap. */
+static size_t requests_out(const wr_api *a) { return a->jobs.pending - (a->quick_sweeping ? 1 : 0); }
 
 void wr__api_submit(wr__api_ctx *c, char *token) {
   api_job *j = wr_xcalloc(1, sizeof(*j));
@@ -87,12 +90,9 @@ void wr__api_submit(wr__api_ctx *c, char *token) {
     explicit_bzero(token, WR_API_BEARER_MAX + 1);
   }
   wr_api *a = j->c.api;
-  int rv = a->store_jobs >= WR_API_STORE_JOBS_MAX ? WR_ERR_LIMIT
-                                                  : wr_store_async_submit(a->async, job_run, job_done, j);
-  if (rv == WR_OK) {
-    a->store_jobs++;
-    return;
-  }
+  int rv = requests_out(a) >= WR_API_STORE_JOBS_MAX ? WR_ERR_LIMIT
+                                                     : wr_store_async_owner_submit(a->async, &a->jobs, job_run, job_done, j);
+  if (rv == WR_OK) return;
   /* Too many requests wait already, the queue is full (the store is
    * stalled) or going away: the client hears so at once. */
   wr_warn("api: %s %s: %s", j->c.method, j->req->path,

@@ -75,8 +75,10 @@ struct wr_api {
   unsigned quick_url_port;
   wr_throttle *quick_rl; /* creations per source */
   int quick_sweeping;    /* a sweep is on the store thread */
-  int stopping;          /* wr_api_stop: hooks are not called any more */
-  size_t store_jobs;     /* requests on the store thread (loop thread) */
+  int stopping;          /* wr_api_stop or _free: hooks are not called any more */
+  /* Requests and the quick-tunnel sweep on the store thread (loop
+   * thread): wr_api_free closes it; its release frees the API. */
+  wr_store_async_owner jobs;
 };
 
 /* Tells the on_route hook, if any, now (loop thread). */

@@ -288,7 +288,7 @@ size_t wr_api_quick_sweep(wr_api *a) {
     return removed;
   }
   /* One sweep at a time: a slow store does not pile them up. */
-  if (a->quick_sweeping || wr_store_async_submit(a->async, sweep_run, sweep_done, j) != WR_OK) {
+  if (a->quick_sweeping || wr_store_async_owner_submit(a->async, &a->jobs, sweep_run, sweep_done, j) != WR_OK) {
     free(j);
     return 0;
   }

@@ -58,7 +58,7 @@ int wr__login_store_call(wr_login *l, wr__login_store_fn fn, wr__login_store_don
   }
   store_call *c = wr_xcalloc(1, sizeof(*c));
   *c = (store_call){l, fn, done, arg};
-  int rv = wr_store_async_owner_submit(l->async, &l->store_jobs, call_run, call_done, c);
+  int rv = wr_store_async_owner_submit(l->async, &l->owner, call_run, call_done, c);
   if (rv != WR_OK) free(c);
   return rv;
 }
@@ -80,8 +80,9 @@ login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const cha
   return s;
 }
 
-void wr__login_maybe_free(wr_login *l) {
-  if (!l->closing || l->open_handles || l->njobs || l->store_jobs.pending) return;
+/* wr_login_free ran and the last store job, pool job and handle is back. */
+static void login_release(wr_store_async_owner *o) {
+  wr_login *l = (wr_login *)((char *)o - offsetof(wr_login, owner));
   wr_throttle_free(l->accounts);
   wr_throttle_free(l->sources);
   wr_fairq_free(l->checks);
@@ -90,19 +91,13 @@ void wr__login_maybe_free(wr_login *l) {
   free(l);
 }
 
-/* The last store job is back after wr_login_free. */
-static void store_jobs_released(wr_store_async_owner *o) {
-  wr__login_maybe_free((wr_login *)((char *)o - offsetof(wr_login, store_jobs)));
-}
-
 void wr__login_handle_closed(uv_handle_t *h) {
   wr_login *l = h->data;
   if ((void *)h != (void *)&l->sweep_timer) {
     /* A waiter's timer is the first member of the waiter. */
     free(h);
   }
-  l->open_handles--;
-  wr__login_maybe_free(l);
+  wr_store_async_owner_drop(&l->owner); /* may free |l| */
 }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -167,7 +162,7 @@ int wr_login_new(const wr_login_config *cfg, wr_login **out) {
   *out = NULL;
   if (!cfg || !cfg->loop || !cfg->store || !cfg->data_dir || !*cfg->data_dir) return WR_ERR_INVAL;
   l = wr_xcalloc(1, sizeof(*l));
-  wr_store_async_owner_init(&l->store_jobs, store_jobs_released);
+  wr_store_async_owner_init(&l->owner, login_release);
   l->loop = cfg->loop;
   l->store = cfg->store;
   l->async = cfg->async;
@@ -204,7 +199,7 @@ int wr_login_new(const wr_login_config *cfg, wr_login **out) {
   l->audit_rl.every_ms = 1000;
   uv_timer_init(l->loop, &l->sweep_timer);
   l->sweep_timer.data = l;
-  l->open_handles = 1;
+  wr_store_async_owner_hold(&l->owner); /* until its close callback */
   /* Expired secrets leave memory even when no request comes. */
   uint64_t every = l->ttl_ms / 4 < 30000 ? (l->ttl_ms / 4 ? l->ttl_ms / 4 : 1) : 30000;
   uv_timer_start(&l->sweep_timer, on_sweep, every, every);
@@ -220,7 +215,7 @@ void wr_login_free(wr_login *l) {
   while (l->sessions) wr__login_session_destroy(l, l->sessions);
   wr__login_jobs_cancel(l);
   l->store = NULL;
-  wr_store_async_owner_close(&l->store_jobs);
+  wr_store_async_owner_close(&l->owner); /* the sweep timer holds it still */
   uv_close((uv_handle_t *)&l->sweep_timer, wr__login_handle_closed);
 }
 

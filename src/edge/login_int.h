@@ -166,11 +166,12 @@ struct wr_login {
   size_t ndeliveries;
   login_waiter *waiters;
   size_t nwaiters;
-  login_job *jobs;
-  size_t njobs;
-  /* wr__login_store_call jobs on the store thread; closed by
-   * wr_login_free, its release is wr__login_maybe_free. */
-  wr_store_async_owner store_jobs;
+  login_job *jobs; /* pool jobs: running, or checks waiting for a turn */
+  /* Everything |l| waits for before it is freed: wr__login_store_call
+   * jobs on the store thread, pool jobs (|jobs|) and handles not yet
+   * closed (the sweep timer, the waiters' timers). wr_login_free closes
+   * it; its release frees |l|. */
+  wr_store_async_owner owner;
 
   wr_throttle *accounts; /* failures per email */
   wr_throttle *sources;  /* failures per source */
@@ -179,7 +180,6 @@ struct wr_login {
   wr_login_stats stats;
 
   uv_timer_t sweep_timer;
-  size_t open_handles; /* sweep timer + waiter timers not yet closed */
   int closing;
 };
 
@@ -225,10 +225,8 @@ login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const cha
 
 /* Drops expired sessions and deliveries (wiping what they hold). */
 void wr__login_sweep(wr_login *l);
-/* Frees |l| once it is closing and no handle, pool job or store job is
- * left. */
-void wr__login_maybe_free(wr_login *l);
-/* Close callback of the sweep timer and of the waiters' timers. */
+/* Close callback of the sweep timer and of the waiters' timers (each
+ * held |l|'s owner from its uv_timer_init on): may free |l|. */
 void wr__login_handle_closed(uv_handle_t *h);
 
 /* ---- login_pages.c: pages ---------------------------------------------------------- */

@@ -121,18 +121,21 @@ static void wait_text(uint64_t ms, char *out, size_t size) {
 
 /* ---- pool jobs -------------------------------------------------------------------------- */
 
+/* A linked job holds |l| (its owner) until job_unlink. */
 static void job_link(wr_login *l, login_job *j) {
   j->next = l->jobs;
   if (l->jobs) l->jobs->prev = j;
   l->jobs = j;
-  l->njobs++;
+  wr_store_async_owner_hold(&l->owner);
 }
 
+/* Last use of |l| by the job's code: frees |l| when it was the last thing
+ * a closing |l| waited for. */
 static void job_unlink(wr_login *l, login_job *j) {
   if (j->prev) j->prev->next = j->next;
   else l->jobs = j->next;
   if (j->next) j->next->prev = j->prev;
-  l->njobs--;
+  wr_store_async_owner_drop(&l->owner);
 }
 
 static void job_free(login_job *j) {
@@ -264,7 +267,6 @@ static void run_waiting(wr_login *l) {
 static void work_done(uv_work_t *w, int status) {
   login_job *j = w->data;
   wr_login *l = j->l;
-  job_unlink(l, j);
   if (!l->closing) wr__login_session_job_done(l, j->sid);
   if (j->kind == JOB_SIGNIN) check_done(l, j, status);
   if (l->closing || status == UV_ECANCELED) {
@@ -274,9 +276,9 @@ static void work_done(uv_work_t *w, int status) {
   } else {
     wr__login_issue_done(l, j);
   }
-  job_free(j);
   run_waiting(l);
-  wr__login_maybe_free(l);
+  job_unlink(l, j); /* may free |l| */
+  job_free(j);
 }
 
 /* Hands a linked job to the worker pool. */
@@ -304,8 +306,8 @@ void wr__login_jobs_cancel(wr_login *l) {
     next = j->next;
     if (j->waiting) {
       wr_fairq_remove(l->checks, &j->qi);
-      job_unlink(l, j);
       wr_httpd_respond_simple(j->req, 503, "text/plain", "the edge is shutting down\n", 26);
+      job_unlink(l, j);
       job_free(j);
     } else {
       uv_cancel((uv_req_t *)&j->work);
@@ -336,11 +338,11 @@ static void answer_no_turn(wr_login *l, wr_httpd_req *req, const char *sid, cons
  * waiting, or more failures): its sign-in is refused with 429. */
 static void drop_waiting(wr_login *l, login_job *j) {
   uint64_t now = wr__login_now(l);
-  job_unlink(l, j);
   wr__login_session_job_done(l, j->sid);
   wr_throttle_end(l->accounts, j->akey, now, WR_THROTTLE_NEUTRAL, NULL);
   wr_throttle_end(l->sources, j->src, now, WR_THROTTLE_NEUTRAL, NULL);
   answer_no_turn(l, j->req, j->sid, j->callback, j->email, 1);
+  job_unlink(l, j);
   job_free(j);
 }
 

@@ -67,14 +67,15 @@ void wr_store_async_audit(wr_store_async *a, wr_store *s, const char *who, const
 /* ---- owners of pending jobs ----------------------------------------------------------
  *
  * An object whose jobs' done callbacks use it (the login pages, the
- * dashboard, the metrics server) must outlive those callbacks. It embeds a
+ * dashboard, the metrics server, the REST API) must outlive those
+ * callbacks. It embeds a
  * wr_store_async_owner, submits through wr_store_async_owner_submit, and
  * at its own free calls wr_store_async_owner_close instead of freeing
  * itself: |release| then runs once, on the loop thread, at once when
  * nothing is pending, else right after the done callback of the last
  * pending job (from a loop callback or from wr_store_async_free). Other
- * work the owner waits for (a worker-pool job) is counted with
- * wr_store_async_owner_hold and _drop. |o| is the owner's memory (embedded
+ * work the owner waits for (a worker-pool job, a handle's close callback)
+ * is counted with wr_store_async_owner_hold and _drop. |o| is the owner's memory (embedded
  * in it); the fields are the owner's to read, never to write. None of
  * these calls fails but submit. */
 typedef struct wr_store_async_owner {

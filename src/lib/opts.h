@@ -33,6 +33,10 @@ typedef struct wr_flag {
   wr_flag_kind kind;
   const char *def;   /* default shown in help and returned by wr_opts_get */
   const char *help;
+  /* Why the program accepts the flag but does nothing with it, or NULL
+   * (the help page says it has no effect; the command may warn with this
+   * reason when it is set). */
+  const char *no_effect;
 } wr_flag;
 
 typedef enum wr_opt_source {

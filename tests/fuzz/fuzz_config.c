@@ -15,15 +15,15 @@
 #include "fuzz.h"
 
 static const wr_flag flags[] = {
-    {"credentials-file", "cred-file", NULL, WR_FLAG_STRING, NULL, ""},
-    {"edge", NULL, NULL, WR_FLAG_LIST, NULL, ""},
-    {"protocol", "p", NULL, WR_FLAG_STRING, "auto", ""},
-    {"no-autoupdate", NULL, NULL, WR_FLAG_BOOL, NULL, ""},
-    {"retries", NULL, NULL, WR_FLAG_INT, "5", ""},
-    {"grace-period", NULL, NULL, WR_FLAG_DURATION, "30s", ""},
-    {"url", NULL, NULL, WR_FLAG_STRING, NULL, ""},
-    {"hello-world", NULL, NULL, WR_FLAG_BOOL, NULL, ""},
-    {"metrics", NULL, NULL, WR_FLAG_STRING, NULL, ""},
+    {"credentials-file", "cred-file", NULL, WR_FLAG_STRING, NULL, "", NULL},
+    {"edge", NULL, NULL, WR_FLAG_LIST, NULL, "", NULL},
+    {"protocol", "p", NULL, WR_FLAG_STRING, "auto", "", NULL},
+    {"no-autoupdate", NULL, NULL, WR_FLAG_BOOL, NULL, "", NULL},
+    {"retries", NULL, NULL, WR_FLAG_INT, "5", "", NULL},
+    {"grace-period", NULL, NULL, WR_FLAG_DURATION, "30s", "", NULL},
+    {"url", NULL, NULL, WR_FLAG_STRING, NULL, "", NULL},
+    {"hello-world", NULL, NULL, WR_FLAG_BOOL, NULL, "", NULL},
+    {"metrics", NULL, NULL, WR_FLAG_STRING, NULL, "", NULL},
     {0},
 };
 

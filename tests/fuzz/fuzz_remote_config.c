@@ -52,9 +52,9 @@ typedef struct bag {
 } bag;
 
 static const wr_flag flags[] = {
-    {"url", NULL, NULL, WR_FLAG_STRING, NULL, ""},
-    {"hello-world", NULL, NULL, WR_FLAG_BOOL, NULL, ""},
-    {"protocol", "p", NULL, WR_FLAG_STRING, "auto", ""},
+    {"url", NULL, NULL, WR_FLAG_STRING, NULL, "", NULL},
+    {"hello-world", NULL, NULL, WR_FLAG_BOOL, NULL, "", NULL},
+    {"protocol", "p", NULL, WR_FLAG_STRING, "auto", "", NULL},
     {0},
 };
 

@@ -1419,6 +1419,37 @@ static void test_api_store_jobs_are_capped(void **state) {
   uv_sem_destroy(&gate);
 }
 
+/* Frees the API once its request waits behind the stalled job, then lets
+ * the store thread go on. */
+static void free_api_when_queued(uv_timer_t *t) {
+  fx *f = t->data;
+  if (wr_store_async_pending(f->async) < 2) return;
+  wr_api_free(f->api);
+  f->api = NULL;
+  uv_timer_stop(t);
+  uv_sem_post(&gate);
+}
+
+/* The API freed while a request of its is on the store thread: the
+ * request is still answered, and the API is released only after its done
+ * callback (ASan: no use after free, no leak). */
+static void test_free_while_request_out(void **state) {
+  fx *f = *state;
+  int delivered = 0;
+  uv_timer_t t;
+  assert_int_equal(uv_sem_init(&gate, 0), 0);
+  assert_int_equal(wr_store_async_submit(f->async, gate_fn, count_done, &delivered), WR_OK);
+  uv_timer_init(&f->loop, &t);
+  t.data = f;
+  uv_timer_start(&t, free_api_when_queued, 1, 1);
+  assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel"), NULL), 200);
+  assert_null(f->api);
+  assert_int_equal(delivered, 1);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  uv_sem_destroy(&gate);
+}
+
 int main(void) {
   return UNIT_RUN(NULL, NULL,
                   UNIT_FIXTURE(setup, teardown, test_auth, test_token_guessing, test_bad_requests,
@@ -1433,5 +1464,6 @@ int main(void) {
                                test_tunnel_lifecycle, test_connections_cleanup_and_cascade,
                                test_limits, test_route_dns, test_route_ip, test_audit_log,
                                test_devices, test_management_token, test_delete_closes_connections,
-                               test_full_store_queue_is_503, test_api_store_jobs_are_capped));
+                               test_full_store_queue_is_503, test_api_store_jobs_are_capped,
+                               test_free_while_request_out));
 }

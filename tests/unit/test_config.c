@@ -16,16 +16,16 @@
 
 /* A subset of `warren tunnel`'s flags, enough to exercise every kind. */
 static const wr_flag test_flags[] = {
-    {"config", NULL, NULL, WR_FLAG_STRING, NULL, ""},
-    {"credentials-file", "cred-file", NULL, WR_FLAG_STRING, NULL, ""},
-    {"edge", NULL, NULL, WR_FLAG_LIST, NULL, ""},
-    {"features", "F", NULL, WR_FLAG_LIST, NULL, ""},
-    {"protocol", "p", NULL, WR_FLAG_STRING, "auto", ""},
-    {"no-autoupdate", NULL, NULL, WR_FLAG_BOOL, NULL, ""},
-    {"retries", NULL, NULL, WR_FLAG_INT, "5", ""},
-    {"grace-period", NULL, NULL, WR_FLAG_DURATION, "30s", ""},
-    {"url", NULL, NULL, WR_FLAG_STRING, NULL, ""},
-    {"metrics", NULL, NULL, WR_FLAG_STRING, NULL, ""},
+    {"config", NULL, NULL, WR_FLAG_STRING, NULL, "", NULL},
+    {"credentials-file", "cred-file", NULL, WR_FLAG_STRING, NULL, "", NULL},
+    {"edge", NULL, NULL, WR_FLAG_LIST, NULL, "", NULL},
+    {"features", "F", NULL, WR_FLAG_LIST, NULL, "", NULL},
+    {"protocol", "p", NULL, WR_FLAG_STRING, "auto", "", NULL},
+    {"no-autoupdate", NULL, NULL, WR_FLAG_BOOL, NULL, "", NULL},
+    {"retries", NULL, NULL, WR_FLAG_INT, "5", "", NULL},
+    {"grace-period", NULL, NULL, WR_FLAG_DURATION, "30s", "", NULL},
+    {"url", NULL, NULL, WR_FLAG_STRING, NULL, "", NULL},
+    {"metrics", NULL, NULL, WR_FLAG_STRING, NULL, "", NULL},
     {0},
 };
 

@@ -18,16 +18,16 @@
 #define SEC 1000000000LL
 
 static const wr_flag test_flags[] = {
-    {"url", NULL, NULL, WR_FLAG_STRING, NULL, ""},
-    {"hello-world", NULL, NULL, WR_FLAG_BOOL, NULL, ""},
-    {"unix-socket", NULL, NULL, WR_FLAG_STRING, NULL, ""},
-    {"token", NULL, NULL, WR_FLAG_STRING, NULL, ""},
-    {"http-host-header", NULL, NULL, WR_FLAG_STRING, NULL, ""},
-    {"no-tls-verify", NULL, NULL, WR_FLAG_BOOL, NULL, ""},
-    {"protocol", "p", NULL, WR_FLAG_STRING, "auto", ""},
-    {"no-autoupdate", NULL, NULL, WR_FLAG_BOOL, NULL, ""},
-    {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", ""},
-    {"metrics", NULL, NULL, WR_FLAG_STRING, "localhost:0", ""},
+    {"url", NULL, NULL, WR_FLAG_STRING, NULL, "", NULL},
+    {"hello-world", NULL, NULL, WR_FLAG_BOOL, NULL, "", NULL},
+    {"unix-socket", NULL, NULL, WR_FLAG_STRING, NULL, "", NULL},
+    {"token", NULL, NULL, WR_FLAG_STRING, NULL, "", NULL},
+    {"http-host-header", NULL, NULL, WR_FLAG_STRING, NULL, "", NULL},
+    {"no-tls-verify", NULL, NULL, WR_FLAG_BOOL, NULL, "", NULL},
+    {"protocol", "p", NULL, WR_FLAG_STRING, "auto", "", NULL},
+    {"no-autoupdate", NULL, NULL, WR_FLAG_BOOL, NULL, "", NULL},
+    {"loglevel", NULL, NULL, WR_FLAG_STRING, "info", "", NULL},
+    {"metrics", NULL, NULL, WR_FLAG_STRING, "localhost:0", "", NULL},
     {0},
 };
 

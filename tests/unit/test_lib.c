@@ -239,10 +239,10 @@ static int capture(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
 }
 
 static const wr_flag flags[] = {
-    {"url", NULL, "TEST_WR_URL", WR_FLAG_STRING, NULL, ""},
-    {"metrics", NULL, "TEST_WR_METRICS", WR_FLAG_STRING, "localhost:0", ""},
-    {"grace-period", NULL, NULL, WR_FLAG_DURATION, "30s", ""},
-    {"edge", NULL, "TEST_WR_EDGE", WR_FLAG_LIST, NULL, ""},
+    {"url", NULL, "TEST_WR_URL", WR_FLAG_STRING, NULL, "", NULL},
+    {"metrics", NULL, "TEST_WR_METRICS", WR_FLAG_STRING, "localhost:0", "", NULL},
+    {"grace-period", NULL, NULL, WR_FLAG_DURATION, "30s", "", NULL},
+    {"edge", NULL, "TEST_WR_EDGE", WR_FLAG_LIST, NULL, "", NULL},
     {NULL},
 };
 static const wr_cmd subs[] = {{"run", "[T]", "run", NULL, NULL, NULL, capture}, {NULL}};
@@ -287,13 +287,13 @@ static void test_flag_precedence(void **state) {
 static void test_flag_shadowing_and_copy(void **state) {
   (void)state;
   static const wr_flag parent[] = {
-      {"output", "o", "TEST_WR_OUT", WR_FLAG_STRING, "default", "log format"},
-      {"overwrite-dns", "f", NULL, WR_FLAG_BOOL, NULL, "parent -f"},
-      {"url", NULL, NULL, WR_FLAG_STRING, NULL, "url"},
+      {"output", "o", "TEST_WR_OUT", WR_FLAG_STRING, "default", "log format", NULL},
+      {"overwrite-dns", "f", NULL, WR_FLAG_BOOL, NULL, "parent -f", NULL},
+      {"url", NULL, NULL, WR_FLAG_STRING, NULL, "url", NULL},
       {NULL}};
   static const wr_flag child[] = {
-      {"output", "o", NULL, WR_FLAG_STRING, "yaml", "list format"},
-      {"force", "f", NULL, WR_FLAG_BOOL, NULL, "child -f"},
+      {"output", "o", NULL, WR_FLAG_STRING, "yaml", "list format", NULL},
+      {"force", "f", NULL, WR_FLAG_BOOL, NULL, "child -f", NULL},
       {NULL}};
   wr_opts o;
   wr_opts_init(&o, "prog", parent);
