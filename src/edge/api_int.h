@@ -164,6 +164,9 @@ int wr__api_owned(wr__api_ctx *c, int rv, const char *account_id, const char *fm
     __attribute__((format(printf, 4, 5)));
 /* 405 for the path. */
 void wr__api_method(wr__api_ctx *c, const char *allowed);
+/* 404 "no such endpoint: METHOD PATH": no handler serves the path. From a
+ * handler (loop or store thread); cannot fail. */
+void wr__api_no_route(wr__api_ctx *c);
 
 /* ---- request parts ---- */
 

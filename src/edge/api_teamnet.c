@@ -350,7 +350,7 @@ static void routes(wr__api_ctx *c) {
     if (strcmp(m, "GET") == 0) route_get_ip(c, c->segs[5]);
     else wr__api_method(c, "GET");
   } else {
-    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", m, c->req->path);
+    wr__api_no_route(c);
   }
 }
 
@@ -496,7 +496,7 @@ static void vnets(wr__api_ctx *c) {
     return;
   }
   if (c->nsegs != 5) {
-    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", m, c->req->path);
+    wr__api_no_route(c);
     return;
   }
   if (strcmp(m, "GET") != 0 && strcmp(m, "PATCH") != 0 && strcmp(m, "DELETE") != 0) {
@@ -512,5 +512,5 @@ static void vnets(wr__api_ctx *c) {
 void wr__api_teamnet(wr__api_ctx *c) {
   if (c->nsegs >= 4 && strcmp(c->segs[3], "routes") == 0) routes(c);
   else if (c->nsegs >= 4 && strcmp(c->segs[3], "virtual_networks") == 0) vnets(c);
-  else wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", c->method, c->req->path);
+  else wr__api_no_route(c);
 }

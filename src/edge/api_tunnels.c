@@ -393,7 +393,7 @@ void wr__api_tunnels(wr__api_ctx *c) {
                                                     strcmp(sub, "token") == 0)) ||
               ((c->nsegs == 5 || c->nsegs == 6) && strcmp(sub, "management") == 0);
   if (!known) {
-    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", m, c->req->path);
+    wr__api_no_route(c);
     return;
   }
   if (load_tunnel(c, &t) != 0) return;

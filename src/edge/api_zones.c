@@ -187,7 +187,7 @@ void wr__api_zones(wr__api_ctx *c) {
     return;
   }
   if (!is_route && !is_records) {
-    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", m, c->req->path);
+    wr__api_no_route(c);
     return;
   }
   if (wr__api_load_zone(c, &z) != 0) return;
