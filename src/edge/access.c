@@ -308,7 +308,7 @@ static void host_job_done(void *arg, int status) {
   if (slot && slot->pending && slot->gen == j->gen && !a->freeing) {
     if (status != WR_OK || j->rv != WR_OK)
       wr_warn("access: looking up the applications of %s failed: %s", j->host,
-              status == WR_OK ? j->errmsg : "the store thread stopped");
+              wr_store_async_why(status, j->errmsg));
     json_decref(slot->doc);
     slot->doc = status == WR_OK && j->rv == WR_OK ? j->doc : NULL;
     if (slot->doc) j->doc = NULL;

@@ -118,6 +118,23 @@ void wr__api_store_err(wr__api_ctx *c, int rv, const char *what) {
   else wr__api_err(c, status, code, "%s", msg[0] ? msg : wr_strerror(rv));
 }
 
+int wr__api_owned(wr__api_ctx *c, int rv, const char *account_id, const char *fmt, ...) {
+  if (rv == WR_OK && strcasecmp(account_id, c->token.account_id) == 0) return 0;
+  if (rv == WR_OK) {
+    va_list ap;
+    va_start(ap, fmt);
+    err_v(c, 404, WR_API_CODE_NOTFOUND, fmt, ap);
+    va_end(ap);
+  } else {
+    wr__api_store_err(c, rv, NULL);
+  }
+  return -1;
+}
+
+void wr__api_no_route(wr__api_ctx *c) {
+  wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", c->method, c->req->path);
+}
+
 void wr__api_method(wr__api_ctx *c, const char *allowed) {
   wr__api_err(c, 405, WR_API_CODE_METHOD, "method %s is not allowed here (allowed: %s)", c->method,
               allowed);
@@ -529,8 +546,7 @@ void wr__api_route(wr__api_ctx *c) {
   } else if (c->nsegs >= 3 && strcmp(s[0], "zones") == 0) {
     wr__api_zones(c);
   } else {
-    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", c->method,
-                c->req->path);
+    wr__api_no_route(c);
   }
 }
 

@@ -524,5 +524,5 @@ static void dispatch(wr__api_ctx *c) {
     { collection(c, "identity_provider", NULL, n == 5 ? s[4] : NULL); return; }
   if (n >= 4 && n <= 5 && !strcmp(s[3], "service_tokens"))
     { collection(c, "service_token", NULL, n == 5 ? s[4] : NULL); return; }
-  wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", c->method, c->req->path);
+  wr__api_no_route(c);
 }

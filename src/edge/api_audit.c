@@ -20,7 +20,7 @@ void wr__api_audit(wr__api_ctx *c) {
   size_t n = 0, total = 0, page, per_page;
   int paged, rv;
   if (c->nsegs != 3) {
-    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", c->method, c->req->path);
+    wr__api_no_route(c);
     return;
   }
   if (strcmp(c->method, "GET") != 0) {

@@ -199,7 +199,7 @@ void wr__api_devices(wr__api_ctx *c) {
     return;
   }
   if (c->nsegs != 4) {
-    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", c->method, c->req->path);
+    wr__api_no_route(c);
     return;
   }
   if (strcmp(c->method, "GET") != 0 && strcmp(c->method, "PATCH") != 0 && strcmp(c->method, "DELETE") != 0) {

@@ -186,7 +186,7 @@ void wr__api_https(wr__api_ctx *c) {
   if (wr__api_load_zone(c, &z) != 0) return;
   if (strcmp(c->segs[2], "settings") == 0) {
     if (c->nsegs != 4) {
-      wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", c->method, c->req->path);
+      wr__api_no_route(c);
       return;
     }
     settings(c, &z);

@@ -155,8 +155,20 @@ void wr__api_err(wr__api_ctx *c, int status, int code, const char *fmt, ...)
 /* The error answer for a store result |rv| (the store's message, prefixed
  * by |what| when not NULL). */
 void wr__api_store_err(wr__api_ctx *c, int rv, const char *what);
+/* Checks a store read of one object by ID: |rv| is what the store returned
+ * and |account_id| the object's account (read only when |rv| is WR_OK).
+ * Returns 0 when the object was read and is the token's account's (account
+ * IDs compared ignoring case). Otherwise answers and returns -1: another
+ * account's object is 404 with the printf-formatted message (as if it did
+ * not exist), a store error is wr__api_store_err(c, rv, NULL). A handler
+ * calls it wherever it may answer (loop or store thread). */
+int wr__api_owned(wr__api_ctx *c, int rv, const char *account_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* 405 for the path. */
 void wr__api_method(wr__api_ctx *c, const char *allowed);
+/* 404 "no such endpoint: METHOD PATH": no handler serves the path. From a
+ * handler (loop or store thread); cannot fail. */
+void wr__api_no_route(wr__api_ctx *c);
 
 /* ---- request parts ---- */
 

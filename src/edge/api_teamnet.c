@@ -64,15 +64,11 @@ static int lookup_vnet(wr__api_ctx *c, const char *vnet_id, wr_vnet *out, int *f
   *found = 0;
   if (vnet_id) {
     rv = wr_store_vnet_get(c->store, vnet_id, out);
-    if (rv == WR_OK && strcmp(out->account_id, c->token.account_id) != 0) rv = WR_ERR_NOTFOUND;
-    if (rv == WR_ERR_NOTFOUND) {
+    if (rv == WR_ERR_NOTFOUND) { /* answered as another account's is: the ID asked for */
       wr__api_err(c, 404, WR_API_CODE_NOTFOUND, "no virtual network with ID %s", vnet_id);
       return -1;
     }
-    if (rv != WR_OK) {
-      wr__api_store_err(c, rv, NULL);
-      return -1;
-    }
+    if (wr__api_owned(c, rv, out->account_id, "no virtual network with ID %s", vnet_id) != 0) return -1;
     *found = 1;
     return 0;
   }
@@ -332,13 +328,8 @@ static void routes(wr__api_ctx *c) {
     } else if (strcmp(m, "GET") == 0) {
       wr_ip_route r;
       int rv = wr_store_ip_route_get(c->store, id, &r);
-      if (rv == WR_OK && strcmp(r.account_id, c->token.account_id) != 0) {
-        wr__api_err(c, 404, WR_API_CODE_NOTFOUND, "no IP route with ID %s", r.id);
-      } else if (rv != WR_OK) {
-        wr__api_store_err(c, rv, NULL);
-      } else {
+      if (wr__api_owned(c, rv, r.account_id, "no IP route with ID %s", r.id) == 0)
         wr__api_ok(c, route_json(&r, 1), NULL);
-      }
     } else {
       wr__api_method(c, "GET, DELETE");
     }
@@ -359,7 +350,7 @@ static void routes(wr__api_ctx *c) {
     if (strcmp(m, "GET") == 0) route_get_ip(c, c->segs[5]);
     else wr__api_method(c, "GET");
   } else {
-    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", m, c->req->path);
+    wr__api_no_route(c);
   }
 }
 
@@ -456,15 +447,7 @@ static int load_vnet(wr__api_ctx *c, wr_vnet *v) {
   const char *id;
   if (uuid_arg(c, "virtual network id", c->segs[4], &id) != 0) return -1;
   int rv = wr_store_vnet_get(c->store, id, v);
-  if (rv == WR_OK && strcmp(v->account_id, c->token.account_id) != 0) {
-    wr__api_err(c, 404, WR_API_CODE_NOTFOUND, "no virtual network with ID %s", v->id);
-    return -1;
-  }
-  if (rv != WR_OK) {
-    wr__api_store_err(c, rv, NULL);
-    return -1;
-  }
-  return 0;
+  return wr__api_owned(c, rv, v->account_id, "no virtual network with ID %s", v->id);
 }
 
 static void vnet_update(wr__api_ctx *c, const wr_vnet *old) {
@@ -513,7 +496,7 @@ static void vnets(wr__api_ctx *c) {
     return;
   }
   if (c->nsegs != 5) {
-    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", m, c->req->path);
+    wr__api_no_route(c);
     return;
   }
   if (strcmp(m, "GET") != 0 && strcmp(m, "PATCH") != 0 && strcmp(m, "DELETE") != 0) {
@@ -529,5 +512,5 @@ static void vnets(wr__api_ctx *c) {
 void wr__api_teamnet(wr__api_ctx *c) {
   if (c->nsegs >= 4 && strcmp(c->segs[3], "routes") == 0) routes(c);
   else if (c->nsegs >= 4 && strcmp(c->segs[3], "virtual_networks") == 0) vnets(c);
-  else wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", c->method, c->req->path);
+  else wr__api_no_route(c);
 }

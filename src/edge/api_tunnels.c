@@ -78,13 +78,8 @@ static char *tunnel_token(const wr_tunnel *t) {
  * answering 404/400. */
 static int load_tunnel(wr__api_ctx *c, wr_tunnel *t) {
   int rv = wr_store_tunnel_get(c->store, c->segs[3], t);
-  if (rv == WR_OK && strcasecmp(t->account_id, c->token.account_id) != 0) {
-    wr__api_err(c, 404, WR_API_CODE_NOTFOUND, "no tunnel with ID %s in this account", t->id);
+  if (wr__api_owned(c, rv, t->account_id, "no tunnel with ID %s in this account", t->id) != 0) {
     explicit_bzero(t, sizeof(*t));
-    return -1;
-  }
-  if (rv != WR_OK) {
-    wr__api_store_err(c, rv, NULL);
     return -1;
   }
   return 0;
@@ -398,7 +393,7 @@ void wr__api_tunnels(wr__api_ctx *c) {
                                                     strcmp(sub, "token") == 0)) ||
               ((c->nsegs == 5 || c->nsegs == 6) && strcmp(sub, "management") == 0);
   if (!known) {
-    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", m, c->req->path);
+    wr__api_no_route(c);
     return;
   }
   if (load_tunnel(c, &t) != 0) return;

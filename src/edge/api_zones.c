@@ -82,14 +82,7 @@ static void route_dns(wr__api_ctx *c, const wr_zone *z) {
     return;
   }
   rv = wr_store_tunnel_get(c->store, c->segs[3], &t);
-  if (rv == WR_OK && strcmp(t.account_id, c->token.account_id) != 0) {
-    wr__api_err(c, 404, WR_API_CODE_NOTFOUND, "no tunnel with ID %s in this account", t.id);
-    goto out;
-  }
-  if (rv != WR_OK) {
-    wr__api_store_err(c, rv, NULL);
-    goto out;
-  }
+  if (wr__api_owned(c, rv, t.account_id, "no tunnel with ID %s in this account", t.id) != 0) goto out;
   rv = wr_store_route_dns_add_max(c->store, c->actor, z->id, t.id, host, json_is_true(ow),
                                   a->max_routes, &r, &ch);
   if (rv == WR_ERR_LIMIT) {
@@ -194,7 +187,7 @@ void wr__api_zones(wr__api_ctx *c) {
     return;
   }
   if (!is_route && !is_records) {
-    wr__api_err(c, 404, WR_API_CODE_NO_ROUTE, "no such endpoint: %s %.200s", m, c->req->path);
+    wr__api_no_route(c);
     return;
   }
   if (wr__api_load_zone(c, &z) != 0) return;

@@ -138,7 +138,7 @@ static void beat_done(void *arg, int status) {
     /* Once per outage: the store thread's own errors say the rest. Routes
      * learnt before stay: forwarding to a live edge does not need the store. */
     if (!c->warned)
-      wr_warn("edge heartbeat failed: %s", status != WR_OK ? "the store thread stopped" : j->errmsg);
+      wr_warn("edge heartbeat failed: %s", wr_store_async_why(status, j->errmsg));
     c->warned = 1;
     job_free(j);
     return;

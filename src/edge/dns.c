@@ -427,7 +427,7 @@ static void load_done(void *arg, int status) {
     if (status != WR_OK || j->rv != WR_OK) {
       d->stats.store_errors++;
       wr_warn("dns: reading the zones failed: %s; the last answers serve meanwhile",
-              status == WR_OK ? j->errmsg : "the store thread stopped");
+              wr_store_async_why(status, j->errmsg));
       d->zones_expires = uv_now(d->loop) + d->cache_ttl_ms;
     } else {
       load_apply(d, j);
@@ -901,7 +901,7 @@ static void janitor_done(void *arg, int status) {
   if (j) {
     j->job = NULL;
     if (status != WR_OK || jj->rv != WR_OK) {
-      wr_warn("dns: record cleanup failed: %s", status == WR_OK ? jj->errmsg : "the store thread stopped");
+      wr_warn("dns: record cleanup failed: %s", wr_store_async_why(status, jj->errmsg));
     } else {
       cleanup_report(&j->cfg, jj->rows, jj->n, jj->age);
       if (jj->n) wr_info("dns: record cleanup removed %zu route(s)", jj->n);

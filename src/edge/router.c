@@ -165,7 +165,7 @@ static void reload_done(void *arg, int status) {
       continue;
     if (status == WR_OK && t->rv == WR_OK) table_apply(t->in, t);
     else reload_warn(r, t->in, status == WR_OK ? t->rv : WR_ERR_STORE,
-                     status == WR_OK ? j->errmsg : "the store thread stopped");
+                     wr_store_async_why(status, j->errmsg));
   }
   if (r) {
     r->reload = NULL;

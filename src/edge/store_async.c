@@ -93,6 +93,10 @@ static void run_calls(wr_store_async *a) {
   }
 }
 
+const char *wr_store_async_why(int status, const char *errmsg) {
+  return status == WR_OK ? errmsg : "the store thread stopped";
+}
+
 int wr_store_async_on_loop(wr_store_async *a, void (*fn)(void *arg), void *arg) {
   loop_call c = {.fn = fn, .arg = arg};
   if (!a) { /* already on the loop thread */
@@ -279,7 +283,7 @@ static void audit_done(void *arg, int status) {
   audit_job *j = arg;
   if (status != WR_OK || j->rv != WR_OK)
     wr_warn("%s: writing the %s audit row failed: %s", j->who, j->action,
-            status == WR_OK ? j->errmsg : "the store thread stopped");
+            wr_store_async_why(status, j->errmsg));
   audit_free(j);
 }
 

@@ -41,6 +41,11 @@ int wr_store_async_new(uv_loop_t *loop, const char *path, wr_store_async **out, 
  * (tearing down); on error done is never called. */
 int wr_store_async_submit(wr_store_async *a, wr_store_async_fn fn, wr_store_async_done done,
                           void *arg);
+/* For a failed job's log line in its done: why it failed. |errmsg| is the
+ * store's message its fn kept (wr_store_errmsg), returned when fn ran
+ * (|status| WR_OK); else "the store thread stopped". Returns |errmsg| or a
+ * static string; any thread, no callbacks. */
+const char *wr_store_async_why(int status, const char *errmsg);
 /* From a job's fn only (the worker thread): runs fn(arg) on the loop
  * thread, between loop callbacks, and returns once it ran: for the small
  * part of a job that must read or change loop objects (the tunnel

@@ -153,7 +153,8 @@ static vh2s *stream_of(vh2 *h, int32_t id) {
   return nghttp2_session_get_stream_user_data(h->s, id);
 }
 
-/* Answers from here, before any stream vconn exists (431, 400). */
+/* Answers from here, before any stream vconn exists (431, 400; counted by
+ * wr__vsub_start). */
 static void respond_bare(vh2 *h, vh2s *x, int status) {
   char st[8];
   snprintf(st, sizeof(st), "%d", status);
@@ -161,11 +162,6 @@ static void respond_bare(vh2 *h, vh2s *x, int status) {
       {(uint8_t *)":status", (uint8_t *)st, 7, strlen(st), NGHTTP2_NV_FLAG_NONE},
       {(uint8_t *)"content-length", (uint8_t *)"0", 14, 1, NGHTTP2_NV_FLAG_NONE},
   };
-  x->x.head_sent = 1;
-  x->x.done = 1;
-  wr_visitor_stats *stats = &h->c->v->stats;
-  stats->requests++;
-  stats->responses_by_class[status / 100]++;
   nghttp2_submit_response(h->s, x->id, nv, 2, NULL);
 }
 

@@ -149,7 +149,8 @@ static void stream_free(vh3 *h, vh3s *x) {
   free(x);
 }
 
-/* Answers from here, before any stream vconn exists (431, 400). */
+/* Answers from here, before any stream vconn exists (431, 400; counted by
+ * wr__vsub_start). */
 static void respond_bare(vh3 *h, vh3s *x, int status) {
   char st[8];
   snprintf(st, sizeof(st), "%d", status);
@@ -157,9 +158,6 @@ static void respond_bare(vh3 *h, vh3s *x, int status) {
       {(uint8_t *)":status", (uint8_t *)st, 7, strlen(st), NGHTTP3_NV_FLAG_NONE},
       {(uint8_t *)"content-length", (uint8_t *)"0", 14, 1, NGHTTP3_NV_FLAG_NONE},
   };
-  x->x.head_sent = x->x.done = 1;
-  h->v->stats.requests++;
-  h->v->stats.responses_by_class[status / 100]++;
   nghttp3_conn_submit_response(h->h3, x->id, nv, 2, NULL);
 }
 

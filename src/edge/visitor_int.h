@@ -448,7 +448,9 @@ void wr__vsub_drop_sc(vsub *x);
 /* A complete request header block |req| (freed here): rebuilds it as an
  * HTTP/1.1 head into a new stream vconn of |p| that is kicked to run, with
  * room for |window| body bytes; |eos|: no body follows. Returns 0, or the
- * status to answer without a vconn (431, 400). */
+ * status to answer without a vconn (431, 400): the stream is then marked
+ * answered and done and the answer counted in |v|'s stats, and the caller
+ * submits the bare response (the status and content-length 0). */
 int wr__vsub_start(vsub *x, wr_visitor *v, const vsub_parent *p, wr_h2req *req, int eos,
                    size_t window);
 /* Request body bytes for the stream vconn. Returns WR_OK, or an error

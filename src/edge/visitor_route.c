@@ -214,7 +214,7 @@ static void job_done(void *arg, int status) {
     int rv = status == WR_OK ? j->rv : WR_ERR_STORE;
     if (rv != WR_OK && rv != WR_ERR_NOTFOUND)
       wr_warn("route lookup for %s failed: %s", j->host,
-              status == WR_OK ? j->errmsg : "the store thread stopped");
+              wr_store_async_why(status, j->errmsg));
     route_fill(v, j->host, rv, &j->r);
     /* Heads waiting for a route, and HTTPS handshakes for their SNI's. */
     wr__visitor_wake_waiting(v, NULL);

@@ -49,8 +49,12 @@ int wr__vsub_start(vsub *x, wr_visitor *v, const vsub_parent *p, wr_h2req *req, 
   x->websocket = req->websocket;
   wr_h2req_free(req);
   if (rv != WR_OK) {
+    int status = rv == WR_ERR_LIMIT ? 431 : 400;
     wr_buf_free(&head);
-    return rv == WR_ERR_LIMIT ? 431 : 400;
+    x->head_sent = x->done = 1;
+    v->stats.requests++;
+    v->stats.responses_by_class[status / 100]++;
+    return status;
   }
   vconn *sc = wr__vconn_sub_new(v, p, head.len + window);
   if (wr_buf_append(&sc->in, head.data, head.len) != WR_OK) abort(); /* sized for it */

@@ -457,6 +457,7 @@ static void test_tunnel_lifecycle(void **state) {
   wr_tunnel other;
   assert_int_equal(wr_store_tunnel_create(f->s, "test", f->other_acct.id, "theirs", NULL, 0, &other), WR_OK);
   assert_int_equal(call(f, "GET", ap(f, "/cfd_tunnel/%s", other.id), NULL), 404);
+  assert_msg("no tunnel with ID");
   assert_int_equal(call(f, "DELETE", ap(f, "/cfd_tunnel/%s", other.id), NULL), 404);
 
   /* delete: its routes go with it; a second delete is refused. */
@@ -773,6 +774,21 @@ static void test_route_ip(void **state) {
   snprintf(body, sizeof(body), "{\"network\":\"10.7.0.0/16\",\"tunnel_id\":\"%s\"}", id2);
   assert_int_equal(call(f, "POST", ap(f, "/teamnet/routes"), body), 400);
   assert_msg("deleted");
+
+  /* Another account's virtual network and IP route read as missing. */
+  wr_tunnel ot;
+  wr_vnet ov;
+  wr_ip_route orr;
+  assert_int_equal(wr_store_tunnel_create(f->s, "test", f->other_acct.id, "theirs", NULL, 0, &ot), WR_OK);
+  assert_int_equal(wr_store_vnet_create(f->s, "test", f->other_acct.id, "theirs", "", 0, &ov), WR_OK);
+  assert_int_equal(wr_store_ip_route_add(f->s, "test", f->other_acct.id, "10.8.0.0/16", ot.id, ov.id, "", &orr),
+                   WR_OK);
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/virtual_networks/%s", ov.id), NULL), 404);
+  assert_msg("no virtual network with ID");
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes/%s", orr.id), NULL), 404);
+  assert_msg("no IP route with ID");
+  assert_int_equal(call(f, "GET", ap(f, "/teamnet/routes/ip/10.8.0.1?virtual_network_id=%s", ov.id), NULL), 404);
+  assert_msg("no virtual network with ID");
 }
 
 /* ---- audit ------------------------------------------------------------------------------------ */
