@@ -15,13 +15,6 @@
 #include "lib/prom.h"
 #include "net/metricsd.h"
 
-#ifndef WR_VERSION
-#define WR_VERSION "0.0.0"
-#endif
-#ifndef WR_GIT_REV
-#define WR_GIT_REV "unknown"
-#endif
-
 #define P "warren_edge_"
 
 struct wr_edge_metrics {
