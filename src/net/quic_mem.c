@@ -4,9 +4,10 @@
  * in large blocks it mostly never uses. Each ngtcp2_ksl takes 8 of its
  * 31-node blocks at its first insert (4-12 KB for one block's worth of
  * use) and the stream, frame and sent-packet pools take 64 objects at a
- * time (7-11 KB); a registered tunnel connection has eight such blocks,
- * about 70 KB of its ~85 KB in ngtcp2 (massif, bench/memory.py
- * registered; ngtcp2 1.6.0 cut these units to one block and 16 objects).
+ * time (7-11 KB); a registered tunnel connection has nine such blocks,
+ * 71 KB of its ~80 KB in ngtcp2, of which it touches about one page each
+ * (massif, bench/memory.py registered; ngtcp2 1.6.0 cut these units to
+ * one block and 16 objects).
  * From malloc those blocks come out of a heap whose pages are already
  * resident, so all of it counts. Here every malloc/realloc of
  * WR_QUIC_MEM_PAGED bytes or more gets whole pages of its own, fresh or
