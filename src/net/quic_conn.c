@@ -319,7 +319,7 @@ int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
   fill_params(&params, cfg);
   make_path(c, &path);
   if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
-                             &cb, &settings, &params, NULL, c) != 0) {
+                             &cb, &settings, &params, wr__quic_mem(), c) != 0) {
     free(c);
     return WR_ERR_NOMEM;
   }
@@ -369,7 +369,7 @@ int wr__quic_server_conn_new(wr_quic_tls *tls, const wr_quic_config *cfg,
   }
   make_path(c, &path);
   if (ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &path, hd->version, &cb,
-                             &settings, &params, NULL, c) != 0) {
+                             &settings, &params, wr__quic_mem(), c) != 0) {
     free(c);
     return WR_ERR_NOMEM;
   }

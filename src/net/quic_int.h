@@ -1,5 +1,5 @@
 /* Internals of the QUIC transport, shared by src/net/quic_*.c and nothing
- * else (the public contract is quic.h). Four files, one concept each:
+ * else (the public contract is quic.h). Five files, one concept each:
  *
  *  quic_tls.c       wr_quic_tls (credentials, priority cache); each
  *                   connection's GnuTLS session (ALPN, SNI, certificate
@@ -23,6 +23,9 @@
  *                   reset, rate limits) and injection for tests and fuzzers.
  *                   Its own structs (endpoint, CID and source entries) stay
  *                   private to it.
+ *  quic_mem.c       the ngtcp2_mem of every connection: ngtcp2's large
+ *                   pool blocks on pages of their own, so that what it
+ *                   reserves and never touches stays out of RSS.
  *
  * Dependencies between them: conn uses tls (session, callbacks, failure
  * text), stream (callbacks, packing, freeing) and endpoint (CID index,
@@ -224,6 +227,18 @@ ngtcp2_ssize wr__quic_write_app(wr_quic_conn *c, ngtcp2_path *path, uint8_t *buf
  * endpoint's callbacks and on_accept). Runs inside packet processing,
  * before the stream frames of the same datagram. */
 void wr__quic_ep_adopt(wr_quic_conn *c);
+
+/* --- quic_mem.c ----------------------------------------------------------- */
+
+/* Requests of this many bytes or more (ngtcp2's pool blocks: ksl blocks,
+ * stream/frame/packet pools, buffers) get pages of their own. */
+#define WR_QUIC_MEM_PAGED 4096u
+
+/* The allocator every ngtcp2_conn is created with (static; never freed).
+ * Its functions fail with NULL on out of memory, as ngtcp2_mem requires,
+ * are thread-safe and may run inside any ngtcp2 callback. Blocks from it
+ * must be freed through it, never with free(). */
+const ngtcp2_mem *wr__quic_mem(void);
 
 /* --- quic_trace.c: diagnostics from the environment ------------------------ */
 
