@@ -13,15 +13,20 @@ struct wr_idle_trim {
   int trimmed;
 };
 
-int wr_idle_trim_due(uint64_t cpu_us, uint64_t interval_us, size_t heap_free, int *trimmed) {
+int wr_idle_trim_due(uint64_t cpu_us, uint64_t interval_us, size_t (*heap_free)(void),
+                     int *trimmed) {
   if (cpu_us * 100 >= interval_us) { /* busy: 1 % of a core or more */
     *trimmed = 0;
     return 0;
   }
-  if (*trimmed || heap_free < WR_IDLE_TRIM_MIN) return 0;
+  if (*trimmed || heap_free() < WR_IDLE_TRIM_MIN) return 0;
   *trimmed = 1;
   return 1;
 }
+
+/* A walk of the free lists under every arena's lock: only asked when a
+ * trim may follow. */
+static size_t heap_free_bytes(void) { return mallinfo2().fordblks; }
 
 static uint64_t process_cpu_us(void) {
   struct rusage ru;
@@ -35,12 +40,9 @@ static void on_tick(uv_timer_t *h) {
   uint64_t cpu = process_cpu_us();
   uint64_t used = cpu >= t->last_cpu_us ? cpu - t->last_cpu_us : 0;
   t->last_cpu_us = cpu;
-  /* Cheap: a mallinfo2 walk of the free lists every few seconds. */
-  struct mallinfo2 mi = mallinfo2();
-  if (wr_idle_trim_due(used, (uint64_t)WR_IDLE_TRIM_MS * 1000u, mi.fordblks, &t->trimmed)) {
+  if (wr_idle_trim_due(used, (uint64_t)WR_IDLE_TRIM_MS * 1000u, heap_free_bytes, &t->trimmed)) {
     (void)malloc_trim(0);
-    wr_debug("idle: returned the free pages of %zu KiB of freed heap to the kernel",
-             mi.fordblks / 1024);
+    wr_debug("idle: gave the free pages of the heap back to the kernel");
   }
 }
 

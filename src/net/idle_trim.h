@@ -35,9 +35,12 @@ wr_idle_trim *wr_idle_trim_start(uv_loop_t *loop);
 void wr_idle_trim_free(wr_idle_trim *t);
 
 /* The decision, without I/O. |cpu_us|: CPU time used over the last
- * |interval_us|; |heap_free|: free bytes the heap holds; |*trimmed|: 1 after
- * a trim until a busy interval (kept by the caller, 0 at first). Returns 1
- * when the caller should trim now. */
-int wr_idle_trim_due(uint64_t cpu_us, uint64_t interval_us, size_t heap_free, int *trimmed);
+ * |interval_us|; |heap_free|: returns the free bytes the heap holds (called
+ * only when the process was idle and has not trimmed since it was last
+ * busy); |*trimmed|: 1 after a trim until a busy interval (kept by the
+ * caller, 0 at first). Returns 1 when the caller should trim now. Needs
+ * glibc 2.33 or later (mallinfo2). */
+int wr_idle_trim_due(uint64_t cpu_us, uint64_t interval_us, size_t (*heap_free)(void),
+                     int *trimmed);
 
 #endif

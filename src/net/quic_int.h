@@ -120,7 +120,7 @@ struct wr_quic_conn {
   int sni_later;      /* sni_pick asked for later: drop silently (quic_endpoint.c) */
   void (*sni_release)(void *arg, void *ref);
   void *sni_arg;
-  void *sni_ref;      /* what sni_pick returned, released after the session */
+  void *sni_ref;      /* what sni_pick returned, released with the session */
   int uni_streams;    /* config max_streams_uni > 0: track uni streams */
   int bidi_credit;    /* a finite bidi stream limit: closed peer streams give credit back */
 
@@ -233,6 +233,10 @@ void wr__quic_ep_adopt(wr_quic_conn *c);
 /* Requests of this many bytes or more (ngtcp2's pool blocks: ksl blocks,
  * stream/frame/packet pools, buffers) get pages of their own. */
 #define WR_QUIC_MEM_PAGED 4096u
+/* Freed runs keep their pages (for reuse without page faults) up to this
+ * many pages in all (1 MiB of 4 KiB pages); beyond, they go back to the
+ * kernel. */
+#define WR_QUIC_MEM_DIRTY_PAGES 256u
 
 /* The allocator every ngtcp2_conn is created with (static; never freed).
  * Its functions fail with NULL on out of memory, as ngtcp2_mem requires,

@@ -242,6 +242,10 @@ void wr__quic_tls_session_drop(wr_quic_conn *c) {
   ngtcp2_conn_set_tls_native_handle(c->conn, NULL);
   gnutls_deinit(c->session);
   c->session = NULL;
+  /* The credentials sni_pick lent were the session's: a long-lived
+   * connection no longer holds a rotated-out certificate. */
+  if (c->sni_ref && c->sni_release) c->sni_release(c->sni_arg, c->sni_ref);
+  c->sni_ref = NULL;
 }
 
 /* --- failures ------------------------------------------------------------- */

@@ -10,24 +10,39 @@
 #include "net/idle_trim.h"
 #include "unit.h"
 
+static size_t free_now;
+static int asked;
+static size_t heap_free_stub(void) {
+  asked++;
+  return free_now;
+}
+
 static void test_decision(void **state) {
   (void)state;
   const uint64_t iv = 5000000; /* 5 s in µs */
   int trimmed = 0;
-  /* Busy (1 % of a core or more): never, whatever the heap holds. */
-  assert_false(wr_idle_trim_due(50000, iv, 64u << 20, &trimmed));
+  /* Busy (1 % of a core or more): never, and the heap is not even asked. */
+  free_now = 64u << 20;
+  assert_false(wr_idle_trim_due(50000, iv, heap_free_stub, &trimmed));
   assert_false(trimmed);
+  assert_int_equal(asked, 0);
   /* Idle, but little free heap: nothing to give back. */
-  assert_false(wr_idle_trim_due(49999, iv, WR_IDLE_TRIM_MIN - 1, &trimmed));
+  free_now = WR_IDLE_TRIM_MIN - 1;
+  assert_false(wr_idle_trim_due(49999, iv, heap_free_stub, &trimmed));
   assert_false(trimmed);
+  assert_int_equal(asked, 1);
   /* Idle with a burst's free heap: once. */
-  assert_true(wr_idle_trim_due(0, iv, WR_IDLE_TRIM_MIN, &trimmed));
+  free_now = WR_IDLE_TRIM_MIN;
+  assert_true(wr_idle_trim_due(0, iv, heap_free_stub, &trimmed));
   assert_true(trimmed);
-  assert_false(wr_idle_trim_due(0, iv, 8u << 20, &trimmed)); /* still idle: done */
+  free_now = 8u << 20;
+  assert_false(wr_idle_trim_due(0, iv, heap_free_stub, &trimmed)); /* still idle: done */
+  assert_int_equal(asked, 2);
   /* A busy interval re-arms it. */
-  assert_false(wr_idle_trim_due(iv, iv, 8u << 20, &trimmed));
+  assert_false(wr_idle_trim_due(iv, iv, heap_free_stub, &trimmed));
   assert_false(trimmed);
-  assert_true(wr_idle_trim_due(10, iv, 8u << 20, &trimmed));
+  assert_true(wr_idle_trim_due(10, iv, heap_free_stub, &trimmed));
+  assert_int_equal(asked, 3);
 }
 
 static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
