@@ -7,9 +7,14 @@
  *  - as gopkg.in/yaml.v3's Encoder: four-space indentation except that a
  *    collection inside a sequence item is indented by two (past the "- "),
  *    strings quoted only when yaml.v3 would (yaml.c). Not reproduced:
- *    yaml.v3 folds quoted strings longer than 80 columns and writes
- *    multi-line strings as literal blocks; we write both as one
- *    double-quoted line, which reads back the same.
+ *    yaml.v3 folds quoted strings longer than 80 columns, writes
+ *    multi-line strings as literal blocks and writes other line breaks
+ *    (CR, NEL, U+2028, U+2029) raw inside single quotes, re-indenting the
+ *    line after; we write all of these as one double-quoted line with the
+ *    breaks escaped, which reads back the same (a raw break with text but
+ *    no indentation after it could start a line with "---", which ends
+ *    the document). A string that ends in such breaks goes out as yaml.v3
+ *    writes it.
  *
  * The JSON and YAML shapes of one Go struct differ (json tags vs yaml.v3's
  * lower-cased field names, nil slices as null vs []), so the builders in

@@ -192,11 +192,14 @@ enum {
   A_TRAIL_BREAK = 1 << 7,
   A_BREAK_SPACE = 1 << 8, /* a space right after a break */
   A_SPACE_BREAK = 1 << 9, /* a break right after a space */
+  A_BREAK_TEXT = 1 << 10, /* not ours to mirror: other text after a break */
 };
 #define PLAIN_BLOCKERS                                                                                     \
   (A_BLOCK_IND | A_BREAKS | A_SPECIAL | A_TABS | A_LEAD_SPACE | A_LEAD_BREAK | A_TRAIL_SPACE | A_TRAIL_BREAK | \
    A_BREAK_SPACE | A_SPACE_BREAK)
-#define SINGLE_BLOCKERS (A_SPECIAL | A_TABS | A_BREAK_SPACE | A_SPACE_BREAK)
+/* A_BREAK_TEXT too: yaml.v3 writes a break raw and re-indents the text
+ * after it, which we do not (render.h). */
+#define SINGLE_BLOCKERS (A_SPECIAL | A_TABS | A_BREAK_SPACE | A_SPACE_BREAK | A_BREAK_TEXT)
 
 typedef struct scan {
   unsigned flags;
@@ -222,6 +225,7 @@ static void spaces_and_breaks(scan *a, char c, uint32_t cp, int first, int last)
     a->flags |= A_BREAKS | (first ? A_LEAD_BREAK : 0) | (last ? A_TRAIL_BREAK : 0) | (a->prev_space ? A_SPACE_BREAK : 0);
     a->prev_space = 0, a->prev_break = 1;
   } else {
+    if (a->prev_break) a->flags |= A_BREAK_TEXT;
     a->prev_space = a->prev_break = 0;
   }
 }
