@@ -311,9 +311,11 @@ static int copy_str(json_t *o, const char *key, char *out, size_t cap, int optio
   return WR_OK;
 }
 
-/* A URL member: also required to be http(s). */
+/* A URL member: also required to be http(s); a required one may not be
+ * "" either. */
 static int copy_url(json_t *o, const char *key, char *out, int optional) {
   int rv = copy_str(o, key, out, WR_ACME_URL_MAX + 1, optional);
+  if (rv == WR_OK && !out[0] && !optional) rv = WR_ERR_PROTO;
   if (rv == WR_OK && out[0] && strncmp(out, "https://", 8) != 0 && strncmp(out, "http://", 7) != 0)
     rv = WR_ERR_PROTO;
   return rv;

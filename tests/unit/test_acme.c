@@ -225,6 +225,8 @@ static void test_parse_order(void **state) {
       "{\"status\":\"valid\",\"finalize\":\"https://f\",\"authorizations\":[]}",
       "{\"status\":\"valid\",\"finalize\":\"https://f\",\"authorizations\":[7]}",
       "{\"status\":\"valid\",\"authorizations\":[\"https://a\"]}",
+      /* A required URL that is there but empty (a fuzzer's find). */
+      "{\"status\":\"pending\",\"finalize\":\"\",\"authorizations\":[\"http://a/1\"]}",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
     assert_int_equal(wr_acme_parse_order(bad[i], strlen(bad[i]), &o), WR_ERR_PROTO);
