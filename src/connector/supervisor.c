@@ -565,9 +565,11 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
   s->cred = *cfg->cred;
   s->nedges = cfg->nedges > WR_SUPERVISOR_MAX_CONNS ? WR_SUPERVISOR_MAX_CONNS : cfg->nedges;
   memcpy(s->edges, cfg->edges, s->nedges * sizeof(s->edges[0]));
-  unsigned ha = cfg->ha_connections ? cfg->ha_connections : WR_SUPERVISOR_MAX_CONNS;
-  if (ha > WR_SUPERVISOR_MAX_CONNS) ha = WR_SUPERVISOR_MAX_CONNS;
+  unsigned want = cfg->ha_connections ? cfg->ha_connections : WR_SUPERVISOR_MAX_CONNS;
+  unsigned ha = want > WR_SUPERVISOR_MAX_CONNS ? WR_SUPERVISOR_MAX_CONNS : want;
   if (ha > s->nedges) ha = (unsigned)s->nedges; /* one connection per address */
+  if (ha < want) /* cloudflared's line and level (supervisor.initialize) */
+    wr_info("You requested %u HA connections but I can give you at most %u.", want, ha);
   s->nslots = ha;
   s->ca_file = cfg->ca_file ? wr_xstrdup(cfg->ca_file) : NULL;
   s->sni = cfg->sni ? wr_xstrdup(cfg->sni) : NULL;

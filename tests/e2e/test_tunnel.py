@@ -412,6 +412,8 @@ def fresh(tmp_path):
 def test_connector_registers_and_serves_metrics(tunnel):
     c = tunnel.main
     assert "Registered tunnel connection connIndex=0" in c.p.output()
+    # One edge address: one connection, said as cloudflared says it.
+    assert "INF You requested 4 HA connections but I can give you at most 1." in c.p.output()
     status, body = c.get("/ready")
     assert status == 200, body
     ready = json.loads(body)
