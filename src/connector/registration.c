@@ -1,6 +1,7 @@
 /* Connector side of the control stream; see registration.h. */
 #include "connector/registration.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/addr.h"
 #include "proto/rpc_session.h"
 #include "proto/tunnelrpc.h"
 
@@ -162,8 +164,13 @@ static void on_register_ret(wr_rpc_session *s, void *user, uint32_t q,
     return;
   }
   r->state = R_REGISTERED;
-  wr_info("Registered tunnel connection connIndex=%u connection=%s location=%s protocol=%s",
-          r->cfg.conn_index, res.conn_id, res.location,
+  /* cloudflared's fields, in its (alphabetical) order; event=0 is its
+   * management event type for connector lines, ip= the edge's address. */
+  char ip[INET6_ADDRSTRLEN];
+  wr_addr_ip_text(r->origin_ip, r->origin_ip_len, ip, sizeof(ip));
+  wr_info("Registered tunnel connection connIndex=%u connection=%s event=0 ip=%s location=%s "
+          "protocol=%s",
+          r->cfg.conn_index, res.conn_id, ip, res.location,
           r->cfg.protocol ? r->cfg.protocol : "quic");
   if (r->cfg.conn_index == 0 && !res.remotely_managed && r->config) {
     int rv = wr_rpc_session_call(s, WR_TUNNELRPC_REGISTRATION_SERVER,

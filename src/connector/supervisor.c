@@ -261,12 +261,27 @@ static void on_registered(wr_registration *r, void *user, const wr_registration_
   }
 }
 
+/* The edge's address in the 16-byte form registerConnection carries. */
+static void edge_ip16(const struct sockaddr_storage *ss, uint8_t out[16]) {
+  memset(out, 0, 16);
+  if (ss->ss_family == AF_INET) {
+    out[10] = out[11] = 0xff;
+    memcpy(out + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+  } else if (ss->ss_family == AF_INET6) {
+    memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+  }
+}
+
 static void on_unregistered(wr_registration *r, void *user, int ok) {
   slot *sl = user;
   (void)r;
   if (!sl->unreg_pending) return;
   sl->unreg_pending = 0;
-  wr_info("Unregistered tunnel connection connIndex=%u%s", sl->index,
+  uint8_t ip16[16];
+  char ip[INET6_ADDRSTRLEN];
+  edge_ip16(&sl->sup->edges[sl->addr], ip16);
+  wr_addr_ip_text(ip16, sizeof(ip16), ip, sizeof(ip));
+  wr_info("Unregistered tunnel connection connIndex=%u event=0 ip=%s%s", sl->index, ip,
           ok ? "" : " (the edge did not answer)");
   maybe_finish_shutdown(sl->sup);
 }
@@ -308,17 +323,6 @@ static int h_reg_write(void *io, const uint8_t *data, size_t len) {
 static void h_reg_fin(void *io) {
   slot *sl = io;
   if (sl->h2) wr_h2_link_control_end(sl->h2);
-}
-
-/* The edge's address in the 16-byte form registerConnection carries. */
-static void edge_ip16(const struct sockaddr_storage *ss, uint8_t out[16]) {
-  memset(out, 0, 16);
-  if (ss->ss_family == AF_INET) {
-    out[10] = out[11] = 0xff;
-    memcpy(out + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-  } else if (ss->ss_family == AF_INET6) {
-    memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-  }
 }
 
 /* --protocol auto (protocol.md 1.5): QUIC that keeps failing before any

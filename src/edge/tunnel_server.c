@@ -158,19 +158,6 @@ static int ct_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen
   return d == 0;
 }
 
-static void format_ip(const uint8_t *ip, size_t len, char *out, size_t outlen) {
-  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  out[0] = '\0';
-  if (len == 16 && memcmp(ip, mapped, 12) == 0) {
-    ip += 12;
-    len = 4;
-  }
-  if (len == 4)
-    inet_ntop(AF_INET, ip, out, (socklen_t)outlen);
-  else if (len == 16)
-    inet_ntop(AF_INET6, ip, out, (socklen_t)outlen);
-}
-
 /* Appends |s| to a JSON string body in |out| (bounded), dropping what JSON
  * would need escaped (features are plain tokens). */
 static void json_features(const wr_tunnelrpc_client_info *ci, char *out, size_t outlen) {
@@ -654,7 +641,7 @@ static int new_rec(const wr_tunnel_server *ts, const wr_tunnelrpc_register_param
             p->client.version_len);
   copy_text(rec->arch, sizeof(rec->arch), p->client.arch, p->client.arch_len);
   json_features(&p->client, rec->features, sizeof(rec->features));
-  format_ip(p->origin_local_ip, p->origin_local_ip_len, rec->origin_ip, sizeof(rec->origin_ip));
+  wr_addr_ip_text(p->origin_local_ip, p->origin_local_ip_len, rec->origin_ip, sizeof(rec->origin_ip));
   snprintf(rec->edge_location, sizeof(rec->edge_location), "%s", ts->location);
   memcpy(rec->edge_id, ts->edge_id, sizeof(rec->edge_id));
   return 0;

@@ -75,6 +75,19 @@ void wr_addr_format(const struct sockaddr_storage *ss, char *out, size_t outlen)
   }
 }
 
+void wr_addr_ip_text(const uint8_t *ip, size_t len, char *out, size_t outlen) {
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (outlen) out[0] = '\0';
+  if (len == 16 && memcmp(ip, mapped, 12) == 0) {
+    ip += 12;
+    len = 4;
+  }
+  if (len == 4)
+    inet_ntop(AF_INET, ip, out, (socklen_t)outlen);
+  else if (len == 16)
+    inet_ntop(AF_INET6, ip, out, (socklen_t)outlen);
+}
+
 /* ---- sources ------------------------------------------------------------------ */
 
 static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};

@@ -21,6 +21,11 @@ int wr_addr_resolve(const char *what, const char *s, int socktype, int prefer_v4
 /* "1.2.3.4:80" or "[::1]:80". */
 void wr_addr_format(const struct sockaddr_storage *ss, char *out, size_t outlen);
 
+/* A raw IP address of |len| bytes (4, or 16 with a v4-mapped one written as
+ * IPv4) as text in |out| (INET6_ADDRSTRLEN bytes suffice); any other length
+ * gives "". Never fails; no allocation. */
+void wr_addr_ip_text(const uint8_t *ip, size_t len, char *out, size_t outlen);
+
 /* ---- sources ----------------------------------------------------------------
  * What every per-source limit counts under (QUIC half-open handshakes,
  * unregistered tunnel connections, visitor connections, sign-in and API-token

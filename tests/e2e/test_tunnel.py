@@ -411,7 +411,9 @@ def fresh(tmp_path):
 
 def test_connector_registers_and_serves_metrics(tunnel):
     c = tunnel.main
-    assert "Registered tunnel connection connIndex=0" in c.p.output()
+    # cloudflared's fields, in its order; ip= is the edge's address.
+    assert re.search(r"INF Registered tunnel connection connIndex=0 connection=[0-9a-f-]{36} "
+                     r"event=0 ip=127\.0\.0\.1 location=\S+ protocol=quic$", c.p.output(), re.M)
     # One edge address: one connection, said as cloudflared says it.
     assert "INF You requested 4 HA connections but I can give you at most 1." in c.p.output()
     status, body = c.get("/ready")

@@ -52,6 +52,22 @@ static void test_resolve_and_format(void **state) {
   assert_string_equal(err, "--edge \"nope\" is not HOST:PORT");
 }
 
+static void test_ip_text(void **state) {
+  static const uint8_t v4[4] = {192, 0, 2, 7};
+  static const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 1};
+  static const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
+  char out[64];
+  (void)state;
+  wr_addr_ip_text(v4, sizeof(v4), out, sizeof(out));
+  assert_string_equal(out, "192.0.2.7");
+  wr_addr_ip_text(mapped, sizeof(mapped), out, sizeof(out));
+  assert_string_equal(out, "198.51.100.1"); /* v4-mapped: as IPv4 */
+  wr_addr_ip_text(v6, sizeof(v6), out, sizeof(out));
+  assert_string_equal(out, "2001:db8::1");
+  wr_addr_ip_text(v6, 5, out, sizeof(out));
+  assert_string_equal(out, "");
+}
+
 /* wr_addr_source_key of |ip| (IPv4 or IPv6) with |port|, into |key|. */
 static void source_key_of(const char *ip, int port, uint8_t *key) {
   struct sockaddr_storage ss;
@@ -106,5 +122,6 @@ static void test_source_key(void **state) {
 }
 
 int main(void) {
-  return UNIT_RUN(NULL, NULL, UNIT_TESTS(test_source_key, test_split, test_resolve_and_format));
+  return UNIT_RUN(NULL, NULL, UNIT_TESTS(test_source_key, test_split, test_resolve_and_format,
+                                         test_ip_text));
 }
