@@ -138,6 +138,13 @@ static void stream_remove(wr_quic_conn *c, stream *s) {
 
 /* --- ngtcp2 callbacks ------------------------------------------------------ */
 
+/* An owner callback returned < 0: ngtcp2 fails the connection, and the close
+ * reason says the application did it. */
+static int owner_refused(wr_quic_conn *c) {
+  c->cb_failed = 1;
+  return NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
 static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
                                uint64_t offset, const uint8_t *data,
                                size_t len, void *user, void *suser) {
@@ -150,10 +157,8 @@ static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
   if (s) s->rx_delivered += len;
   if (c->cbs.on_stream_data &&
       c->cbs.on_stream_data(c, sid, data, len, fin, c->user,
-                            s ? s->suser : NULL) < 0) {
-    c->cb_failed = 1;
-    return NGTCP2_ERR_CALLBACK_FAILURE;
-  }
+                            s ? s->suser : NULL) < 0)
+    return owner_refused(c);
   if (!c->cbs.on_stream_data) {
     /* Nobody reads: give the credit straight back so the peer never
      * stalls on a stream we ignore. */
@@ -193,10 +198,8 @@ static int cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user) {
   /* The tunnel protocol uses no uni streams; HTTP/3 does. */
   if (!ngtcp2_is_bidi_stream(sid) && !c->uni_streams) return 0;
   if (!stream_add(c, sid, NULL)) return NGTCP2_ERR_CALLBACK_FAILURE;
-  if (c->cbs.on_stream_open && c->cbs.on_stream_open(c, sid, c->user) < 0) {
-    c->cb_failed = 1;
-    return NGTCP2_ERR_CALLBACK_FAILURE;
-  }
+  if (c->cbs.on_stream_open && c->cbs.on_stream_open(c, sid, c->user) < 0)
+    return owner_refused(c);
   return 0;
 }
 
@@ -249,10 +252,8 @@ static int cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final_size,
   (void)final_size;
   (void)suser;
   if (c->cbs.on_stream_reset &&
-      c->cbs.on_stream_reset(c, sid, code, c->user, s ? s->suser : NULL) < 0) {
-    c->cb_failed = 1;
-    return NGTCP2_ERR_CALLBACK_FAILURE;
-  }
+      c->cbs.on_stream_reset(c, sid, code, c->user, s ? s->suser : NULL) < 0)
+    return owner_refused(c);
   return 0;
 }
 
@@ -276,10 +277,8 @@ static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
   wr_quic_conn *c = user;
   (void)conn;
   (void)flags;
-  if (c->cbs.on_datagram && c->cbs.on_datagram(c, data, len, c->user) < 0) {
-    c->cb_failed = 1;
-    return NGTCP2_ERR_CALLBACK_FAILURE;
-  }
+  if (c->cbs.on_datagram && c->cbs.on_datagram(c, data, len, c->user) < 0)
+    return owner_refused(c);
   return 0;
 }
 

@@ -445,35 +445,25 @@ static int ch_expect(wr_http1_chunked *c, unsigned char b, unsigned char want, i
   return WR_OK;
 }
 
-/* Text up to a CR, which moves the machine to |next|: chunk extensions
- * (not interpreted, only kept free of CTLs so that the CRLF ending the line
- * is unambiguous) and trailer field values. */
-static int ch_text_to_cr(wr_http1_chunked *c, unsigned char b, int next) {
-  if (b == '\r')
+/* A run of bytes that |allowed| admits, ended by |end|, which moves the
+ * machine to |next|: BWS after a size (ended by ';'), a trailer field name
+ * (by ':'), and text up to a CR: chunk extensions (not interpreted, only kept
+ * free of CTLs so that the CRLF ending the line is unambiguous) and trailer
+ * field values. */
+static int ch_run_until(wr_http1_chunked *c, unsigned char b, int (*allowed)(unsigned char),
+                        unsigned char end, int next) {
+  if (b == end)
     c->state = next;
-  else if (!is_text(b))
+  else if (!allowed(b))
     return WR_ERR_PROTO;
   return WR_OK;
 }
 
-static int ch_size_ws(wr_http1_chunked *c, unsigned char b) {
-  if (b == ';')
-    c->state = CH_EXT;
-  else if (!is_ows(b))
-    return WR_ERR_PROTO;
-  return WR_OK;
-}
-
-/* The end of a size line (a new line count starts): data, or the trailer
- * section after the last chunk. */
-static int ch_size_lf(wr_http1_chunked *c, unsigned char b) {
-  int rv = ch_expect(c, b, '\n', c->remaining ? CH_DATA : CH_TR_START);
-  if (rv == WR_OK) c->line = 0;
-  return rv;
-}
-
-static int ch_data_lf(wr_http1_chunked *c, unsigned char b) {
-  int rv = ch_expect(c, b, '\n', CH_SIZE);
+/* The LF ending a size line (then data, or the trailer section after the
+ * last chunk) or a data line (then the next size line): a new line count
+ * starts. */
+static int ch_line_lf(wr_http1_chunked *c, unsigned char b, int next) {
+  int rv = ch_expect(c, b, '\n', next);
   if (rv == WR_OK) c->line = 0;
   return rv;
 }
@@ -488,14 +478,6 @@ static int ch_tr_start(wr_http1_chunked *c, unsigned char b) {
   return WR_OK;
 }
 
-static int ch_tr_name(wr_http1_chunked *c, unsigned char b) {
-  if (b == ':')
-    c->state = CH_TR_VALUE;
-  else if (!is_tchar(b))
-    return WR_ERR_PROTO;
-  return WR_OK;
-}
-
 static int ch_end_lf(wr_http1_chunked *c, unsigned char b) {
   int rv = ch_expect(c, b, '\n', CH_DONE);
   if (rv == WR_OK) c->done = 1;
@@ -506,14 +488,14 @@ static int ch_step(wr_http1_chunked *c, unsigned char b) {
   switch (c->state) {
   case CH_SIZE: return ch_size(c, b);
   case CH_SIZE_MORE: return ch_size_more(c, b);
-  case CH_SIZE_WS: return ch_size_ws(c, b);
-  case CH_EXT: return ch_text_to_cr(c, b, CH_SIZE_LF);
-  case CH_SIZE_LF: return ch_size_lf(c, b);
+  case CH_SIZE_WS: return ch_run_until(c, b, is_ows, ';', CH_EXT);
+  case CH_EXT: return ch_run_until(c, b, is_text, '\r', CH_SIZE_LF);
+  case CH_SIZE_LF: return ch_line_lf(c, b, c->remaining ? CH_DATA : CH_TR_START);
   case CH_DATA_CR: return ch_expect(c, b, '\r', CH_DATA_LF);
-  case CH_DATA_LF: return ch_data_lf(c, b);
+  case CH_DATA_LF: return ch_line_lf(c, b, CH_SIZE);
   case CH_TR_START: return ch_tr_start(c, b);
-  case CH_TR_NAME: return ch_tr_name(c, b);
-  case CH_TR_VALUE: return ch_text_to_cr(c, b, CH_TR_LF);
+  case CH_TR_NAME: return ch_run_until(c, b, is_tchar, ':', CH_TR_VALUE);
+  case CH_TR_VALUE: return ch_run_until(c, b, is_text, '\r', CH_TR_LF);
   case CH_TR_LF: return ch_expect(c, b, '\n', CH_TR_START);
   case CH_END_LF: return ch_end_lf(c, b);
   default: return WR_ERR_PROTO; /* CH_DATA, CH_DONE, CH_ERROR never get here */
