@@ -17,27 +17,28 @@ static char *str_field(const json_t *j, const char *key) {
   return wr_xstrdup(json_is_string(v) ? json_string_value(v) : "");
 }
 
-static int route_result_type(const json_t *j, const char *type, wr_cfapi_error *e) {
-  if (json_is_object(j) || json_is_null(j)) return WR_OK;
-  wr_cfapi_errorf(e, WR__CFAPI_UNEXPECTED "json: cannot unmarshal %s into Go value of type cfapi.%s",
-                  json_is_array(j) ? "array" : "value", type);
-  return WR_ERR_PROTO;
+/* A route result: an object (or null, Go type cfapi.|type|) whose string
+ * fields |k1| and |k2| land in *v1 and *v2 (any other value reads as ""). */
+static int decode_route_result(const json_t *j, const char *type, const char *k1, char **v1, const char *k2,
+                               char **v2, wr_cfapi_error *e) {
+  if (!json_is_object(j) && !json_is_null(j)) {
+    wr_cfapi_errorf(e, WR__CFAPI_UNEXPECTED "json: cannot unmarshal %s into Go value of type cfapi.%s",
+                    json_is_array(j) ? "array" : "value", type);
+    return WR_ERR_PROTO;
+  }
+  *v1 = str_field(j, k1);
+  *v2 = str_field(j, k2);
+  return WR_OK;
 }
 
 int wr_cfapi_decode_dns_route(const json_t *j, wr_cfapi_dns_route *r, wr_cfapi_error *e) {
   memset(r, 0, sizeof(*r));
-  if (route_result_type(j, "DNSRouteResult", e) != WR_OK) return WR_ERR_PROTO;
-  r->cname = str_field(j, "cname");
-  r->name = str_field(j, "name");
-  return WR_OK;
+  return decode_route_result(j, "DNSRouteResult", "cname", &r->cname, "name", &r->name, e);
 }
 
 int wr_cfapi_decode_lb_route(const json_t *j, wr_cfapi_lb_route *r, wr_cfapi_error *e) {
   memset(r, 0, sizeof(*r));
-  if (route_result_type(j, "LBRouteResult", e) != WR_OK) return WR_ERR_PROTO;
-  r->load_balancer = str_field(j, "load_balancer");
-  r->pool = str_field(j, "pool");
-  return WR_OK;
+  return decode_route_result(j, "LBRouteResult", "load_balancer", &r->load_balancer, "pool", &r->pool, e);
 }
 
 void wr_cfapi_dns_route_free(wr_cfapi_dns_route *r) {
