@@ -56,6 +56,57 @@ static int vnet_flag(wr__mg_ctx *c, wr_uuid *id, const wr_uuid **vnet, wr_cfapi_
   return rv;
 }
 
+/* route ip show and vnet list: the same steps around a different list.
+ * The list lives in a list_buf; the functions see it as |l|. */
+typedef union list_buf {
+  wr_cfapi_routes routes;
+  wr_cfapi_vnets vnets;
+} list_buf;
+
+typedef struct list_kind {
+  const char *path;
+  const wr__mg_qflag *filters;
+  const char *bad_filters; /* context of a bad filter value's error, or NULL */
+  const char *none;        /* printed when nothing matched (%s: the program) */
+  int (*fetch)(wr_cfapi_client *api, const wr_cfapi_query *q, void *l, wr_cfapi_error *e);
+  wr_cfapi_node *(*node)(wr_arena *a, const void *l, wr_cfapi_enc enc);
+  size_t (*table)(const void *l); /* prints the table unless empty; returns the number of rows */
+  void (*free)(void *l);
+} list_kind;
+
+/* -o, the filter flags, one list call, then the list as -o says: JSON or
+ * YAML, else a table or, when nothing matched, |none|. */
+static int list_cmd(const list_kind *k, wr_opts *o, int argc, char **argv) {
+  wr__mg_ctx c;
+  wr_cfapi_error e;
+  wr_cfapi_query q = {0};
+  wr__mg_format fmt;
+  list_buf l;
+  int rv;
+  (void)argc;
+  (void)argv;
+
+  memset(&l, 0, sizeof(l));
+  if (wr__mg_begin(&c, o, k->path) != WR_OK) return WR_EXIT_FAIL;
+  if ((rv = wr__mg_output_format(&c, &fmt, &e)) != WR_OK) goto out;
+  if ((rv = wr__mg_query_flags(o, k->filters, &q, &e)) != WR_OK) {
+    if (k->bad_filters) wr_cfapi_wrap(&e, "%s", k->bad_filters);
+    goto out;
+  }
+  if ((rv = backend(&c, &e)) != WR_OK || (rv = k->fetch(c.api, &q, &l, &e)) != WR_OK) goto out;
+  if (fmt != WR__MG_TEXT) {
+    wr_arena a = {0};
+    wr__mg_print(fmt, k->node(&a, &l, wr__mg_enc(fmt)));
+    wr_arena_free(&a);
+  } else if (k->table(&l) == 0) {
+    printf(k->none, o->prog);
+  }
+out:
+  k->free(&l);
+  wr_cfapi_query_free(&q);
+  return wr__mg_finish(&c, rv, &e);
+}
+
 /* ---- route ip add ---------------------------------------------------------------------- */
 
 int wr_cmd_route_ip_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
@@ -115,38 +166,26 @@ static const wr__mg_qflag route_filters[] = {
     {NULL, NULL, 0, NULL, 0},
 };
 
-int wr_cmd_route_ip_show(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  wr__mg_ctx c;
-  wr_cfapi_error e;
-  wr_cfapi_query q = {0};
-  wr__mg_format fmt;
-  wr_cfapi_routes l = {0};
-  int rv;
-  (void)cmd;
-  (void)argc;
-  (void)argv;
+static int routes_fetch(wr_cfapi_client *api, const wr_cfapi_query *q, void *l, wr_cfapi_error *e) {
+  return wr_cfapi_list_routes(api, q, l, e);
+}
+static wr_cfapi_node *routes_node(wr_arena *a, const void *l, wr_cfapi_enc enc) { return wr_cfapi_routes_node(a, l, enc); }
+/* The table of |l| (a wr_cfapi_routes) unless it is empty; returns its length. */
+static size_t routes_table(const void *l) {
+  const wr_cfapi_routes *rl = l;
+  if (rl->n > 0) print_routes(rl->v, rl->n);
+  return rl->n;
+}
+static void routes_free(void *l) { wr_cfapi_routes_free(l); }
 
-  if (wr__mg_begin(&c, o, "tunnel route ip show") != WR_OK) return WR_EXIT_FAIL;
-  if ((rv = wr__mg_output_format(&c, &fmt, &e)) != WR_OK) goto out;
-  if ((rv = wr__mg_query_flags(o, route_filters, &q, &e)) != WR_OK) {
-    wr_cfapi_wrap(&e, "invalid config for routing filters");
-    goto out;
-  }
-  if ((rv = backend(&c, &e)) != WR_OK || (rv = wr_cfapi_list_routes(c.api, &q, &l, &e)) != WR_OK) goto out;
-  if (fmt != WR__MG_TEXT) {
-    wr_arena a = {0};
-    wr__mg_print(fmt, wr_cfapi_routes_node(&a, &l, wr__mg_enc(fmt)));
-    wr_arena_free(&a);
-  } else if (l.n > 0) {
-    print_routes(l.v, l.n);
-  } else {
-    printf("No routes were found for the given filter flags. You can use '%s tunnel route ip add' to add a route.\n",
-           o->prog);
-  }
-out:
-  wr_cfapi_routes_free(&l);
-  wr_cfapi_query_free(&q);
-  return wr__mg_finish(&c, rv, &e);
+static const list_kind route_list = {
+    "tunnel route ip show", route_filters, "invalid config for routing filters",
+    "No routes were found for the given filter flags. You can use '%s tunnel route ip add' to add a route.\n",
+    routes_fetch, routes_node, routes_table, routes_free};
+
+int wr_cmd_route_ip_show(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  return list_cmd(&route_list, o, argc, argv);
 }
 
 /* ---- route ip delete / get ------------------------------------------------------------------- */
@@ -226,11 +265,14 @@ int wr_cmd_vnet_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   return wr__mg_finish(&c, WR_OK, &e);
 }
 
-static void print_vnets(const wr_cfapi_vnets *l) {
+/* The table of |l| (a wr_cfapi_vnets) unless it is empty; returns its length. */
+static size_t vnets_table(const void *l) {
+  const wr_cfapi_vnets *vl = l;
+  if (vl->n == 0) return 0;
   wr__mg_table tb = {0};
   wr__mg_table_row(&tb, 6, "ID", "NAME", "IS DEFAULT", "COMMENT", "CREATED", "DELETED");
-  for (size_t i = 0; i < l->n; i++) {
-    const wr_cfapi_vnet *v = &l->v[i];
+  for (size_t i = 0; i < vl->n; i++) {
+    const wr_cfapi_vnet *v = &vl->v[i];
     char id[WR_UUID_STR_LEN + 1], created[WR_CFAPI_TIME_STRLEN], deleted[WR_CFAPI_TIME_STRLEN] = "-";
     wr_uuid_format(&v->id, id);
     wr_cfapi_time_rfc3339(&v->created_at, created);
@@ -238,6 +280,7 @@ static void print_vnets(const wr_cfapi_vnets *l) {
     wr__mg_table_row(&tb, 6, id, v->name, v->is_default ? "true" : "false", v->comment, created, deleted);
   }
   wr__mg_table_print(&tb);
+  return vl->n;
 }
 
 static const wr__mg_qflag vnet_filters[] = {
@@ -250,35 +293,21 @@ static const wr__mg_qflag vnet_filters[] = {
     {NULL, NULL, 0, NULL, 0},
 };
 
-int wr_cmd_vnet_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  wr__mg_ctx c;
-  wr_cfapi_error e;
-  wr_cfapi_query q = {0};
-  wr__mg_format fmt;
-  wr_cfapi_vnets l = {0};
-  int rv;
-  (void)cmd;
-  (void)argc;
-  (void)argv;
+static int vnets_fetch(wr_cfapi_client *api, const wr_cfapi_query *q, void *l, wr_cfapi_error *e) {
+  return wr_cfapi_list_vnets(api, q, l, e);
+}
+static wr_cfapi_node *vnets_node(wr_arena *a, const void *l, wr_cfapi_enc enc) { return wr_cfapi_vnets_node(a, l, enc); }
+static void vnets_free(void *l) { wr_cfapi_vnets_free(l); }
 
-  if (wr__mg_begin(&c, o, "tunnel vnet list") != WR_OK) return WR_EXIT_FAIL;
-  if ((rv = wr__mg_output_format(&c, &fmt, &e)) != WR_OK || (rv = wr__mg_query_flags(o, vnet_filters, &q, &e)) != WR_OK ||
-      (rv = backend(&c, &e)) != WR_OK || (rv = wr_cfapi_list_vnets(c.api, &q, &l, &e)) != WR_OK)
-    goto out;
-  if (fmt != WR__MG_TEXT) {
-    wr_arena a = {0};
-    wr__mg_print(fmt, wr_cfapi_vnets_node(&a, &l, wr__mg_enc(fmt)));
-    wr_arena_free(&a);
-  } else if (l.n > 0) {
-    print_vnets(&l);
-  } else {
-    printf("No virtual networks were found for the given filter flags. You can use '%s tunnel vnet add' to add a "
-           "virtual network.\n", o->prog);
-  }
-out:
-  wr_cfapi_vnets_free(&l);
-  wr_cfapi_query_free(&q);
-  return wr__mg_finish(&c, rv, &e);
+static const list_kind vnet_list = {
+    "tunnel vnet list", vnet_filters, NULL,
+    "No virtual networks were found for the given filter flags. You can use '%s tunnel vnet add' to add a "
+    "virtual network.\n",
+    vnets_fetch, vnets_node, vnets_table, vnets_free};
+
+int wr_cmd_vnet_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  return list_cmd(&vnet_list, o, argc, argv);
 }
 
 /* delete and update: the same steps around a different call. */
