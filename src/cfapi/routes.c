@@ -254,18 +254,26 @@ static char *vnet_query(const wr_uuid *vnet) {
   return s;
 }
 
-/* One call answered with a route (|out| NULL: checked and dropped). */
-static int route_call(wr_cfapi_client *c, wr_cfapi_request *rq, wr_cfapi_route *out, wr_cfapi_error *e) {
+/* One call on "…/teamnet/routes<kind><value>" (routes_path) with
+ * ?virtual_network_id=… when |vnet| is set, answered with a route (|out|
+ * NULL: checked and dropped). Sets |rq|'s path and query. */
+static int route_call(wr_cfapi_client *c, wr_cfapi_request *rq, const char *kind, const char *value,
+                      const wr_uuid *vnet, wr_cfapi_route *out, wr_cfapi_error *e) {
   wr_cfapi_route scratch;
+  char *path = routes_path(c, kind, value), *q = vnet_query(vnet);
+  rq->path = path;
+  rq->query = q;
+  if (out) memset(out, 0, sizeof(*out));
   int rv = wr__cfapi_call_decode(c, rq, one_route, out ? out : &scratch, e);
   if (rv == WR_OK && !out) wr_cfapi_route_free(&scratch);
+  free(q);
+  free(path);
   return rv;
 }
 
 int wr_cfapi_add_route(wr_cfapi_client *c, const wr_cfapi_cidr *net, const wr_uuid *tunnel, const char *comment,
                        const wr_uuid *vnet, wr_cfapi_route *out, wr_cfapi_error *e) {
   char id[WR_UUID_STR_LEN + 1], vid[WR_UUID_STR_LEN + 1], ns[WR_CFAPI_ADDR_STRLEN];
-  if (out) memset(out, 0, sizeof(*out));
   wr_uuid_format(tunnel, id);
   json_t *body = json_pack("{s:s,s:s}", "tunnel_id", id, "comment", comment);
   if (vnet) {
@@ -273,10 +281,8 @@ int wr_cfapi_add_route(wr_cfapi_client *c, const wr_cfapi_cidr *net, const wr_uu
     json_object_set_new(body, "virtual_network_id", json_string(vid));
   }
   wr_cfapi_cidr_str(net, ns);
-  char *path = routes_path(c, "/network/", ns);
-  wr_cfapi_request rq = {"POST", path, NULL, body, "add route", 1};
-  int rv = route_call(c, &rq, out, e);
-  free(path);
+  wr_cfapi_request rq = {"POST", NULL, NULL, body, "add route", 1};
+  int rv = route_call(c, &rq, "/network/", ns, NULL, out, e);
   json_decref(body);
   return rv;
 }
@@ -293,25 +299,15 @@ int wr_cfapi_list_routes(wr_cfapi_client *c, const wr_cfapi_query *filter, wr_cf
 int wr_cfapi_delete_route(wr_cfapi_client *c, const wr_cfapi_cidr *net, const wr_uuid *vnet, wr_cfapi_route *out,
                           wr_cfapi_error *e) {
   char ns[WR_CFAPI_ADDR_STRLEN];
-  if (out) memset(out, 0, sizeof(*out));
+  wr_cfapi_request rq = {"DELETE", NULL, NULL, NULL, "delete route", 1};
   wr_cfapi_cidr_str(net, ns);
-  char *path = routes_path(c, "/network/", ns), *q = vnet_query(vnet);
-  wr_cfapi_request rq = {"DELETE", path, q, NULL, "delete route", 1};
-  int rv = route_call(c, &rq, out, e);
-  free(q);
-  free(path);
-  return rv;
+  return route_call(c, &rq, "/network/", ns, vnet, out, e);
 }
 
 int wr_cfapi_get_route_by_ip(wr_cfapi_client *c, const wr_cfapi_ip *ip, const wr_uuid *vnet, wr_cfapi_route *out,
                              wr_cfapi_error *e) {
   char is[WR_CFAPI_ADDR_STRLEN];
-  memset(out, 0, sizeof(*out));
+  wr_cfapi_request rq = {"GET", NULL, NULL, NULL, "get route by IP", 1};
   wr_cfapi_ip_str(ip, is);
-  char *path = routes_path(c, "/ip/", is), *q = vnet_query(vnet);
-  wr_cfapi_request rq = {"GET", path, q, NULL, "get route by IP", 1};
-  int rv = route_call(c, &rq, out, e);
-  free(q);
-  free(path);
-  return rv;
+  return route_call(c, &rq, "/ip/", is, vnet, out, e);
 }
