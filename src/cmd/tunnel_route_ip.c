@@ -56,6 +56,53 @@ static int vnet_flag(wr__mg_ctx *c, wr_uuid *id, const wr_uuid **vnet, wr_cfapi_
   return rv;
 }
 
+/* ---- route ip add ---------------------------------------------------------------------- */
+
+int wr_cmd_route_ip_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  wr__mg_ctx c;
+  wr_cfapi_error e;
+  wr_cfapi_cidr net;
+  wr_uuid tid, vid;
+  const wr_uuid *vnet;
+  char id[WR_UUID_STR_LEN + 1], ns[WR_CFAPI_ADDR_STRLEN];
+  int rv;
+  (void)cmd;
+
+  if (wr__mg_begin(&c, o, "tunnel route ip add") != WR_OK) return WR_EXIT_FAIL;
+  if (argc < 2)
+    return invalid(&c, "You must supply at least 2 arguments, first the network you wish to route (in CIDR form "
+                       "e.g. 1.2.3.4/32) and then the tunnel ID to proxy with");
+  if (wr_cfapi_cidr_parse(argv[0], &net) != WR_OK)
+    return invalid(&c, "Invalid network CIDR: invalid CIDR address: %s", argv[0]);
+  if ((rv = wr__mg_find_id(&c, argv[1], &tid, &e)) != WR_OK) return failed(&c, rv, &e, "Invalid tunnel");
+  if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
+  if ((rv = backend(&c, &e)) == WR_OK)
+    rv = wr_cfapi_add_route(c.api, &net, &tid, argc >= 3 ? argv[2] : "", vnet, NULL, &e);
+  if (rv != WR_OK) return failed(&c, rv, &e, "API error");
+  wr_cfapi_cidr_str(&net, ns);
+  wr_uuid_format(&tid, id);
+  printf("Successfully added route for %s over tunnel %s\n", ns, id);
+  return wr__mg_finish(&c, WR_OK, &e);
+}
+
+/* ---- route ip show ------------------------------------------------------------------------ */
+
+static void print_routes(const wr_cfapi_route *r, size_t n) {
+  wr__mg_table tb = {0};
+  wr__mg_table_row(&tb, 7, "NETWORK", "VIRTUAL NET ID", "COMMENT", "TUNNEL ID", "TUNNEL NAME", "CREATED", "DELETED");
+  for (size_t i = 0; i < n; i++) {
+    char net[WR_CFAPI_ADDR_STRLEN], vnet[WR_UUID_STR_LEN + 1] = "default", tid[WR_UUID_STR_LEN + 1];
+    char created[WR_CFAPI_TIME_STRLEN], deleted[WR_CFAPI_TIME_STRLEN] = "-";
+    wr_cfapi_cidr_str(&r[i].network, net);
+    if (r[i].has_vnet) wr_uuid_format(&r[i].vnet_id, vnet);
+    wr_uuid_format(&r[i].tunnel_id, tid);
+    wr_cfapi_time_rfc3339(&r[i].created_at, created);
+    if (!wr_cfapi_time_is_zero(&r[i].deleted_at)) wr_cfapi_time_rfc3339(&r[i].deleted_at, deleted);
+    wr__mg_table_row(&tb, 7, net, vnet, r[i].comment, tid, r[i].tunnel_name, created, deleted);
+  }
+  wr__mg_table_print(&tb);
+}
+
 /* route ip show and vnet list: the same steps around a different list.
  * The list lives in a list_buf; the functions see it as |l|. */
 typedef union list_buf {
@@ -105,53 +152,6 @@ out:
   k->free(&l);
   wr_cfapi_query_free(&q);
   return wr__mg_finish(&c, rv, &e);
-}
-
-/* ---- route ip add ---------------------------------------------------------------------- */
-
-int wr_cmd_route_ip_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  wr__mg_ctx c;
-  wr_cfapi_error e;
-  wr_cfapi_cidr net;
-  wr_uuid tid, vid;
-  const wr_uuid *vnet;
-  char id[WR_UUID_STR_LEN + 1], ns[WR_CFAPI_ADDR_STRLEN];
-  int rv;
-  (void)cmd;
-
-  if (wr__mg_begin(&c, o, "tunnel route ip add") != WR_OK) return WR_EXIT_FAIL;
-  if (argc < 2)
-    return invalid(&c, "You must supply at least 2 arguments, first the network you wish to route (in CIDR form "
-                       "e.g. 1.2.3.4/32) and then the tunnel ID to proxy with");
-  if (wr_cfapi_cidr_parse(argv[0], &net) != WR_OK)
-    return invalid(&c, "Invalid network CIDR: invalid CIDR address: %s", argv[0]);
-  if ((rv = wr__mg_find_id(&c, argv[1], &tid, &e)) != WR_OK) return failed(&c, rv, &e, "Invalid tunnel");
-  if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
-  if ((rv = backend(&c, &e)) == WR_OK)
-    rv = wr_cfapi_add_route(c.api, &net, &tid, argc >= 3 ? argv[2] : "", vnet, NULL, &e);
-  if (rv != WR_OK) return failed(&c, rv, &e, "API error");
-  wr_cfapi_cidr_str(&net, ns);
-  wr_uuid_format(&tid, id);
-  printf("Successfully added route for %s over tunnel %s\n", ns, id);
-  return wr__mg_finish(&c, WR_OK, &e);
-}
-
-/* ---- route ip show ------------------------------------------------------------------------ */
-
-static void print_routes(const wr_cfapi_route *r, size_t n) {
-  wr__mg_table tb = {0};
-  wr__mg_table_row(&tb, 7, "NETWORK", "VIRTUAL NET ID", "COMMENT", "TUNNEL ID", "TUNNEL NAME", "CREATED", "DELETED");
-  for (size_t i = 0; i < n; i++) {
-    char net[WR_CFAPI_ADDR_STRLEN], vnet[WR_UUID_STR_LEN + 1] = "default", tid[WR_UUID_STR_LEN + 1];
-    char created[WR_CFAPI_TIME_STRLEN], deleted[WR_CFAPI_TIME_STRLEN] = "-";
-    wr_cfapi_cidr_str(&r[i].network, net);
-    if (r[i].has_vnet) wr_uuid_format(&r[i].vnet_id, vnet);
-    wr_uuid_format(&r[i].tunnel_id, tid);
-    wr_cfapi_time_rfc3339(&r[i].created_at, created);
-    if (!wr_cfapi_time_is_zero(&r[i].deleted_at)) wr_cfapi_time_rfc3339(&r[i].deleted_at, deleted);
-    wr__mg_table_row(&tb, 7, net, vnet, r[i].comment, tid, r[i].tunnel_name, created, deleted);
-  }
-  wr__mg_table_print(&tb);
 }
 
 /* NewIpRouteFilterFromCLI. */
