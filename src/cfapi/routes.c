@@ -271,18 +271,26 @@ static int route_call(wr_cfapi_client *c, wr_cfapi_request *rq, const char *kind
   return rv;
 }
 
+/* route_call on the route of a network, "…/teamnet/routes/network/<net>"
+ * (add and delete address a route by its network, as 2023.7.3 does). */
+static int network_call(wr_cfapi_client *c, wr_cfapi_request *rq, const wr_cfapi_cidr *net, const wr_uuid *vnet,
+                        wr_cfapi_route *out, wr_cfapi_error *e) {
+  char ns[WR_CFAPI_ADDR_STRLEN];
+  wr_cfapi_cidr_str(net, ns);
+  return route_call(c, rq, "/network/", ns, vnet, out, e);
+}
+
 int wr_cfapi_add_route(wr_cfapi_client *c, const wr_cfapi_cidr *net, const wr_uuid *tunnel, const char *comment,
                        const wr_uuid *vnet, wr_cfapi_route *out, wr_cfapi_error *e) {
-  char id[WR_UUID_STR_LEN + 1], vid[WR_UUID_STR_LEN + 1], ns[WR_CFAPI_ADDR_STRLEN];
+  char id[WR_UUID_STR_LEN + 1], vid[WR_UUID_STR_LEN + 1];
   wr_uuid_format(tunnel, id);
   json_t *body = json_pack("{s:s,s:s}", "tunnel_id", id, "comment", comment);
   if (vnet) {
     wr_uuid_format(vnet, vid);
     json_object_set_new(body, "virtual_network_id", json_string(vid));
   }
-  wr_cfapi_cidr_str(net, ns);
   wr_cfapi_request rq = {"POST", NULL, NULL, body, "add route", 1};
-  int rv = route_call(c, &rq, "/network/", ns, NULL, out, e);
+  int rv = network_call(c, &rq, net, NULL, out, e);
   json_decref(body);
   return rv;
 }
@@ -298,10 +306,8 @@ int wr_cfapi_list_routes(wr_cfapi_client *c, const wr_cfapi_query *filter, wr_cf
 
 int wr_cfapi_delete_route(wr_cfapi_client *c, const wr_cfapi_cidr *net, const wr_uuid *vnet, wr_cfapi_route *out,
                           wr_cfapi_error *e) {
-  char ns[WR_CFAPI_ADDR_STRLEN];
   wr_cfapi_request rq = {"DELETE", NULL, NULL, NULL, "delete route", 1};
-  wr_cfapi_cidr_str(net, ns);
-  return route_call(c, &rq, "/network/", ns, vnet, out, e);
+  return network_call(c, &rq, net, vnet, out, e);
 }
 
 int wr_cfapi_get_route_by_ip(wr_cfapi_client *c, const wr_cfapi_ip *ip, const wr_uuid *vnet, wr_cfapi_route *out,
