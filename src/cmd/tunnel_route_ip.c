@@ -190,55 +190,82 @@ int wr_cmd_route_ip_show(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
 
 /* ---- route ip delete / get ------------------------------------------------------------------- */
 
-int wr_cmd_route_ip_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+/* delete and get: one address and --vnet, then one call. */
+typedef union route_addr {
+  wr_cfapi_cidr net; /* delete */
+  wr_cfapi_ip ip;    /* get */
+} route_addr;
+
+typedef struct route_at {
+  const char *path;
+  const char *usage; /* for a wrong argument count */
+  const char *bad;   /* for an argument |parse| refuses (%s: it) */
+  int (*parse)(const char *s, route_addr *a);
+  int (*call)(wr__mg_ctx *c, const route_addr *a, const wr_uuid *vnet, wr_cfapi_error *e); /* and prints */
+} route_at;
+
+static int route_at_cmd(const route_at *k, wr_opts *o, int argc, char **argv) {
   wr__mg_ctx c;
   wr_cfapi_error e;
-  wr_cfapi_cidr net;
+  route_addr a;
   wr_uuid vid;
   const wr_uuid *vnet;
-  char ns[WR_CFAPI_ADDR_STRLEN];
   int rv;
-  (void)cmd;
 
-  if (wr__mg_begin(&c, o, "tunnel route ip delete") != WR_OK) return WR_EXIT_FAIL;
-  if (argc != 1)
-    return invalid(&c, "You must supply exactly one argument, the network whose route you want to delete (in "
-                       "CIDR form e.g. 1.2.3.4/32)");
-  if (wr_cfapi_cidr_parse(argv[0], &net) != WR_OK)
-    return invalid(&c, "Invalid network CIDR: invalid CIDR address: %s", argv[0]);
+  if (wr__mg_begin(&c, o, k->path) != WR_OK) return WR_EXIT_FAIL;
+  if (argc != 1) return invalid(&c, "%s", k->usage);
+  if (k->parse(argv[0], &a) != WR_OK) return invalid(&c, k->bad, argv[0]);
   if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
-  if ((rv = backend(&c, &e)) == WR_OK) rv = wr_cfapi_delete_route(c.api, &net, vnet, NULL, &e);
+  if ((rv = backend(&c, &e)) == WR_OK) rv = k->call(&c, &a, vnet, &e);
   if (rv != WR_OK) return failed(&c, rv, &e, "API error");
-  wr_cfapi_cidr_str(&net, ns);
-  printf("Successfully deleted route for %s\n", ns);
   return wr__mg_finish(&c, WR_OK, &e);
 }
 
-int wr_cmd_route_ip_get(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+static int parse_net(const char *s, route_addr *a) { return wr_cfapi_cidr_parse(s, &a->net); }
+
+static int delete_call(wr__mg_ctx *c, const route_addr *a, const wr_uuid *vnet, wr_cfapi_error *e) {
+  char ns[WR_CFAPI_ADDR_STRLEN];
+  int rv = wr_cfapi_delete_route(c->api, &a->net, vnet, NULL, e);
+  if (rv != WR_OK) return rv;
+  wr_cfapi_cidr_str(&a->net, ns);
+  printf("Successfully deleted route for %s\n", ns);
+  return WR_OK;
+}
+
+static const route_at route_delete = {
+    "tunnel route ip delete",
+    "You must supply exactly one argument, the network whose route you want to delete (in CIDR form e.g. "
+    "1.2.3.4/32)",
+    "Invalid network CIDR: invalid CIDR address: %s", parse_net, delete_call};
+
+int wr_cmd_route_ip_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  return route_at_cmd(&route_delete, o, argc, argv);
+}
+
+static int parse_ip(const char *s, route_addr *a) { return wr_cfapi_ip_parse(s, &a->ip); }
+
+static int get_call(wr__mg_ctx *c, const route_addr *a, const wr_uuid *vnet, wr_cfapi_error *e) {
   static const wr_uuid nil;
-  wr__mg_ctx c;
-  wr_cfapi_error e;
-  wr_cfapi_ip ip;
-  wr_uuid vid;
-  const wr_uuid *vnet;
   wr_cfapi_route r;
   char is[WR_CFAPI_ADDR_STRLEN];
-  int rv;
-  (void)cmd;
-
-  if (wr__mg_begin(&c, o, "tunnel route ip get") != WR_OK) return WR_EXIT_FAIL;
-  if (argc != 1)
-    return invalid(&c, "You must supply exactly one argument, an IP whose route will be queried (e.g. 1.2.3.4 "
-                       "or 2001:0db8:::7334)");
-  if (wr_cfapi_ip_parse(argv[0], &ip) != WR_OK) return invalid(&c, "Invalid IP %s", argv[0]);
-  if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
-  if ((rv = backend(&c, &e)) == WR_OK) rv = wr_cfapi_get_route_by_ip(c.api, &ip, vnet, &r, &e);
-  if (rv != WR_OK) return failed(&c, rv, &e, "API error");
-  wr_cfapi_ip_str(&ip, is);
+  int rv = wr_cfapi_get_route_by_ip(c->api, &a->ip, vnet, &r, e);
+  if (rv != WR_OK) return rv;
+  wr_cfapi_ip_str(&a->ip, is);
   if (memcmp(&r.tunnel_id, &nil, sizeof(nil)) == 0) printf("No route matches the IP %s\n", is);
   else print_routes(&r, 1);
   wr_cfapi_route_free(&r);
-  return wr__mg_finish(&c, WR_OK, &e);
+  return WR_OK;
+}
+
+static const route_at route_get = {
+    "tunnel route ip get",
+    "You must supply exactly one argument, an IP whose route will be queried (e.g. 1.2.3.4 or 2001:0db8:::7334)",
+    "Invalid IP %s", parse_ip, get_call};
+
+int wr_cmd_route_ip_get(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  return route_at_cmd(&route_get, o, argc, argv);
 }
 
 /* ---- vnet ----------------------------------------------------------------------------------------- */
