@@ -17,27 +17,28 @@ static char *str_field(const json_t *j, const char *key) {
   return wr_xstrdup(json_is_string(v) ? json_string_value(v) : "");
 }
 
-static int route_result_type(const json_t *j, const char *type, wr_cfapi_error *e) {
-  if (json_is_object(j) || json_is_null(j)) return WR_OK;
-  wr_cfapi_errorf(e, WR__CFAPI_UNEXPECTED "json: cannot unmarshal %s into Go value of type cfapi.%s",
-                  json_is_array(j) ? "array" : "value", type);
-  return WR_ERR_PROTO;
+/* A route result: an object (or null, Go type cfapi.|type|) whose string
+ * fields |k1| and |k2| land in *v1 and *v2 (any other value reads as ""). */
+static int decode_route_result(const json_t *j, const char *type, const char *k1, char **v1, const char *k2,
+                               char **v2, wr_cfapi_error *e) {
+  if (!json_is_object(j) && !json_is_null(j)) {
+    wr_cfapi_errorf(e, WR__CFAPI_UNEXPECTED "json: cannot unmarshal %s into Go value of type cfapi.%s",
+                    json_is_array(j) ? "array" : "value", type);
+    return WR_ERR_PROTO;
+  }
+  *v1 = str_field(j, k1);
+  *v2 = str_field(j, k2);
+  return WR_OK;
 }
 
 int wr_cfapi_decode_dns_route(const json_t *j, wr_cfapi_dns_route *r, wr_cfapi_error *e) {
   memset(r, 0, sizeof(*r));
-  if (route_result_type(j, "DNSRouteResult", e) != WR_OK) return WR_ERR_PROTO;
-  r->cname = str_field(j, "cname");
-  r->name = str_field(j, "name");
-  return WR_OK;
+  return decode_route_result(j, "DNSRouteResult", "cname", &r->cname, "name", &r->name, e);
 }
 
 int wr_cfapi_decode_lb_route(const json_t *j, wr_cfapi_lb_route *r, wr_cfapi_error *e) {
   memset(r, 0, sizeof(*r));
-  if (route_result_type(j, "LBRouteResult", e) != WR_OK) return WR_ERR_PROTO;
-  r->load_balancer = str_field(j, "load_balancer");
-  r->pool = str_field(j, "pool");
-  return WR_OK;
+  return decode_route_result(j, "LBRouteResult", "load_balancer", &r->load_balancer, "pool", &r->pool, e);
 }
 
 void wr_cfapi_dns_route_free(wr_cfapi_dns_route *r) {
@@ -253,29 +254,43 @@ static char *vnet_query(const wr_uuid *vnet) {
   return s;
 }
 
-/* One call answered with a route (|out| NULL: checked and dropped). */
-static int route_call(wr_cfapi_client *c, wr_cfapi_request *rq, wr_cfapi_route *out, wr_cfapi_error *e) {
+/* One call on "…/teamnet/routes<kind><value>" (routes_path) with
+ * ?virtual_network_id=… when |vnet| is set, answered with a route (|out|
+ * NULL: checked and dropped). Sets |rq|'s path and query. */
+static int route_call(wr_cfapi_client *c, wr_cfapi_request *rq, const char *kind, const char *value,
+                      const wr_uuid *vnet, wr_cfapi_route *out, wr_cfapi_error *e) {
   wr_cfapi_route scratch;
+  char *path = routes_path(c, kind, value), *q = vnet_query(vnet);
+  rq->path = path;
+  rq->query = q;
+  if (out) memset(out, 0, sizeof(*out));
   int rv = wr__cfapi_call_decode(c, rq, one_route, out ? out : &scratch, e);
   if (rv == WR_OK && !out) wr_cfapi_route_free(&scratch);
+  free(q);
+  free(path);
   return rv;
+}
+
+/* route_call on the route of a network, "…/teamnet/routes/network/<net>"
+ * (add and delete address a route by its network, as 2023.7.3 does). */
+static int network_call(wr_cfapi_client *c, wr_cfapi_request *rq, const wr_cfapi_cidr *net, const wr_uuid *vnet,
+                        wr_cfapi_route *out, wr_cfapi_error *e) {
+  char ns[WR_CFAPI_ADDR_STRLEN];
+  wr_cfapi_cidr_str(net, ns);
+  return route_call(c, rq, "/network/", ns, vnet, out, e);
 }
 
 int wr_cfapi_add_route(wr_cfapi_client *c, const wr_cfapi_cidr *net, const wr_uuid *tunnel, const char *comment,
                        const wr_uuid *vnet, wr_cfapi_route *out, wr_cfapi_error *e) {
-  char id[WR_UUID_STR_LEN + 1], vid[WR_UUID_STR_LEN + 1], ns[WR_CFAPI_ADDR_STRLEN];
-  if (out) memset(out, 0, sizeof(*out));
+  char id[WR_UUID_STR_LEN + 1], vid[WR_UUID_STR_LEN + 1];
   wr_uuid_format(tunnel, id);
   json_t *body = json_pack("{s:s,s:s}", "tunnel_id", id, "comment", comment);
   if (vnet) {
     wr_uuid_format(vnet, vid);
     json_object_set_new(body, "virtual_network_id", json_string(vid));
   }
-  wr_cfapi_cidr_str(net, ns);
-  char *path = routes_path(c, "/network/", ns);
-  wr_cfapi_request rq = {"POST", path, NULL, body, "add route", 1};
-  int rv = route_call(c, &rq, out, e);
-  free(path);
+  wr_cfapi_request rq = {"POST", NULL, NULL, body, "add route", 1};
+  int rv = network_call(c, &rq, net, NULL, out, e);
   json_decref(body);
   return rv;
 }
@@ -291,26 +306,14 @@ int wr_cfapi_list_routes(wr_cfapi_client *c, const wr_cfapi_query *filter, wr_cf
 
 int wr_cfapi_delete_route(wr_cfapi_client *c, const wr_cfapi_cidr *net, const wr_uuid *vnet, wr_cfapi_route *out,
                           wr_cfapi_error *e) {
-  char ns[WR_CFAPI_ADDR_STRLEN];
-  if (out) memset(out, 0, sizeof(*out));
-  wr_cfapi_cidr_str(net, ns);
-  char *path = routes_path(c, "/network/", ns), *q = vnet_query(vnet);
-  wr_cfapi_request rq = {"DELETE", path, q, NULL, "delete route", 1};
-  int rv = route_call(c, &rq, out, e);
-  free(q);
-  free(path);
-  return rv;
+  wr_cfapi_request rq = {"DELETE", NULL, NULL, NULL, "delete route", 1};
+  return network_call(c, &rq, net, vnet, out, e);
 }
 
 int wr_cfapi_get_route_by_ip(wr_cfapi_client *c, const wr_cfapi_ip *ip, const wr_uuid *vnet, wr_cfapi_route *out,
                              wr_cfapi_error *e) {
   char is[WR_CFAPI_ADDR_STRLEN];
-  memset(out, 0, sizeof(*out));
+  wr_cfapi_request rq = {"GET", NULL, NULL, NULL, "get route by IP", 1};
   wr_cfapi_ip_str(ip, is);
-  char *path = routes_path(c, "/ip/", is), *q = vnet_query(vnet);
-  wr_cfapi_request rq = {"GET", path, q, NULL, "get route by IP", 1};
-  int rv = route_call(c, &rq, out, e);
-  free(q);
-  free(path);
-  return rv;
+  return route_call(c, &rq, "/ip/", is, vnet, out, e);
 }

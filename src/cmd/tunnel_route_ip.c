@@ -103,6 +103,57 @@ static void print_routes(const wr_cfapi_route *r, size_t n) {
   wr__mg_table_print(&tb);
 }
 
+/* route ip show and vnet list: the same steps around a different list.
+ * The list lives in a list_buf; the functions see it as |l|. */
+typedef union list_buf {
+  wr_cfapi_routes routes;
+  wr_cfapi_vnets vnets;
+} list_buf;
+
+typedef struct list_kind {
+  const char *path;
+  const wr__mg_qflag *filters;
+  const char *bad_filters; /* context of a bad filter value's error, or NULL */
+  const char *none;        /* printed when nothing matched (%s: the program) */
+  int (*fetch)(wr_cfapi_client *api, const wr_cfapi_query *q, void *l, wr_cfapi_error *e);
+  wr_cfapi_node *(*node)(wr_arena *a, const void *l, wr_cfapi_enc enc);
+  size_t (*table)(const void *l); /* prints the table unless empty; returns the number of rows */
+  void (*free)(void *l);
+} list_kind;
+
+/* -o, the filter flags, one list call, then the list as -o says: JSON or
+ * YAML, else a table or, when nothing matched, |none|. */
+static int list_cmd(const list_kind *k, wr_opts *o, int argc, char **argv) {
+  wr__mg_ctx c;
+  wr_cfapi_error e;
+  wr_cfapi_query q = {0};
+  wr__mg_format fmt;
+  list_buf l;
+  int rv;
+  (void)argc;
+  (void)argv;
+
+  memset(&l, 0, sizeof(l));
+  if (wr__mg_begin(&c, o, k->path) != WR_OK) return WR_EXIT_FAIL;
+  if ((rv = wr__mg_output_format(&c, &fmt, &e)) != WR_OK) goto out;
+  if ((rv = wr__mg_query_flags(o, k->filters, &q, &e)) != WR_OK) {
+    if (k->bad_filters) wr_cfapi_wrap(&e, "%s", k->bad_filters);
+    goto out;
+  }
+  if ((rv = backend(&c, &e)) != WR_OK || (rv = k->fetch(c.api, &q, &l, &e)) != WR_OK) goto out;
+  if (fmt != WR__MG_TEXT) {
+    wr_arena a = {0};
+    wr__mg_print(fmt, k->node(&a, &l, wr__mg_enc(fmt)));
+    wr_arena_free(&a);
+  } else if (k->table(&l) == 0) {
+    printf(k->none, o->prog);
+  }
+out:
+  k->free(&l);
+  wr_cfapi_query_free(&q);
+  return wr__mg_finish(&c, rv, &e);
+}
+
 /* NewIpRouteFilterFromCLI. */
 static const wr__mg_qflag route_filters[] = {
     {"filter-is-deleted", "is_deleted", WR__MG_Q_BOOL, NULL, 0},
@@ -115,91 +166,106 @@ static const wr__mg_qflag route_filters[] = {
     {NULL, NULL, 0, NULL, 0},
 };
 
-int wr_cmd_route_ip_show(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  wr__mg_ctx c;
-  wr_cfapi_error e;
-  wr_cfapi_query q = {0};
-  wr__mg_format fmt;
-  wr_cfapi_routes l = {0};
-  int rv;
-  (void)cmd;
-  (void)argc;
-  (void)argv;
+static int routes_fetch(wr_cfapi_client *api, const wr_cfapi_query *q, void *l, wr_cfapi_error *e) {
+  return wr_cfapi_list_routes(api, q, l, e);
+}
+static wr_cfapi_node *routes_node(wr_arena *a, const void *l, wr_cfapi_enc enc) { return wr_cfapi_routes_node(a, l, enc); }
+/* The table of |l| (a wr_cfapi_routes) unless it is empty; returns its length. */
+static size_t routes_table(const void *l) {
+  const wr_cfapi_routes *rl = l;
+  if (rl->n > 0) print_routes(rl->v, rl->n);
+  return rl->n;
+}
+static void routes_free(void *l) { wr_cfapi_routes_free(l); }
 
-  if (wr__mg_begin(&c, o, "tunnel route ip show") != WR_OK) return WR_EXIT_FAIL;
-  if ((rv = wr__mg_output_format(&c, &fmt, &e)) != WR_OK) goto out;
-  if ((rv = wr__mg_query_flags(o, route_filters, &q, &e)) != WR_OK) {
-    wr_cfapi_wrap(&e, "invalid config for routing filters");
-    goto out;
-  }
-  if ((rv = backend(&c, &e)) != WR_OK || (rv = wr_cfapi_list_routes(c.api, &q, &l, &e)) != WR_OK) goto out;
-  if (fmt != WR__MG_TEXT) {
-    wr_arena a = {0};
-    wr__mg_print(fmt, wr_cfapi_routes_node(&a, &l, wr__mg_enc(fmt)));
-    wr_arena_free(&a);
-  } else if (l.n > 0) {
-    print_routes(l.v, l.n);
-  } else {
-    printf("No routes were found for the given filter flags. You can use '%s tunnel route ip add' to add a route.\n",
-           o->prog);
-  }
-out:
-  wr_cfapi_routes_free(&l);
-  wr_cfapi_query_free(&q);
-  return wr__mg_finish(&c, rv, &e);
+static const list_kind route_list = {
+    "tunnel route ip show", route_filters, "invalid config for routing filters",
+    "No routes were found for the given filter flags. You can use '%s tunnel route ip add' to add a route.\n",
+    routes_fetch, routes_node, routes_table, routes_free};
+
+int wr_cmd_route_ip_show(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  return list_cmd(&route_list, o, argc, argv);
 }
 
 /* ---- route ip delete / get ------------------------------------------------------------------- */
 
-int wr_cmd_route_ip_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+/* delete and get: one address and --vnet, then one call. */
+typedef union route_addr {
+  wr_cfapi_cidr net; /* delete */
+  wr_cfapi_ip ip;    /* get */
+} route_addr;
+
+typedef struct route_at {
+  const char *path;
+  const char *usage; /* for a wrong argument count */
+  const char *bad;   /* for an argument |parse| refuses (%s: it) */
+  int (*parse)(const char *s, route_addr *a);
+  int (*call)(wr__mg_ctx *c, const route_addr *a, const wr_uuid *vnet, wr_cfapi_error *e); /* and prints */
+} route_at;
+
+static int route_at_cmd(const route_at *k, wr_opts *o, int argc, char **argv) {
   wr__mg_ctx c;
   wr_cfapi_error e;
-  wr_cfapi_cidr net;
+  route_addr a;
   wr_uuid vid;
   const wr_uuid *vnet;
-  char ns[WR_CFAPI_ADDR_STRLEN];
   int rv;
-  (void)cmd;
 
-  if (wr__mg_begin(&c, o, "tunnel route ip delete") != WR_OK) return WR_EXIT_FAIL;
-  if (argc != 1)
-    return invalid(&c, "You must supply exactly one argument, the network whose route you want to delete (in "
-                       "CIDR form e.g. 1.2.3.4/32)");
-  if (wr_cfapi_cidr_parse(argv[0], &net) != WR_OK)
-    return invalid(&c, "Invalid network CIDR: invalid CIDR address: %s", argv[0]);
+  if (wr__mg_begin(&c, o, k->path) != WR_OK) return WR_EXIT_FAIL;
+  if (argc != 1) return invalid(&c, "%s", k->usage);
+  if (k->parse(argv[0], &a) != WR_OK) return invalid(&c, k->bad, argv[0]);
   if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
-  if ((rv = backend(&c, &e)) == WR_OK) rv = wr_cfapi_delete_route(c.api, &net, vnet, NULL, &e);
+  if ((rv = backend(&c, &e)) == WR_OK) rv = k->call(&c, &a, vnet, &e);
   if (rv != WR_OK) return failed(&c, rv, &e, "API error");
-  wr_cfapi_cidr_str(&net, ns);
-  printf("Successfully deleted route for %s\n", ns);
   return wr__mg_finish(&c, WR_OK, &e);
 }
 
-int wr_cmd_route_ip_get(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+static int parse_net(const char *s, route_addr *a) { return wr_cfapi_cidr_parse(s, &a->net); }
+
+static int delete_call(wr__mg_ctx *c, const route_addr *a, const wr_uuid *vnet, wr_cfapi_error *e) {
+  char ns[WR_CFAPI_ADDR_STRLEN];
+  int rv = wr_cfapi_delete_route(c->api, &a->net, vnet, NULL, e);
+  if (rv != WR_OK) return rv;
+  wr_cfapi_cidr_str(&a->net, ns);
+  printf("Successfully deleted route for %s\n", ns);
+  return WR_OK;
+}
+
+static const route_at route_delete = {
+    "tunnel route ip delete",
+    "You must supply exactly one argument, the network whose route you want to delete (in CIDR form e.g. "
+    "1.2.3.4/32)",
+    "Invalid network CIDR: invalid CIDR address: %s", parse_net, delete_call};
+
+int wr_cmd_route_ip_delete(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  return route_at_cmd(&route_delete, o, argc, argv);
+}
+
+static int parse_ip(const char *s, route_addr *a) { return wr_cfapi_ip_parse(s, &a->ip); }
+
+static int get_call(wr__mg_ctx *c, const route_addr *a, const wr_uuid *vnet, wr_cfapi_error *e) {
   static const wr_uuid nil;
-  wr__mg_ctx c;
-  wr_cfapi_error e;
-  wr_cfapi_ip ip;
-  wr_uuid vid;
-  const wr_uuid *vnet;
   wr_cfapi_route r;
   char is[WR_CFAPI_ADDR_STRLEN];
-  int rv;
-  (void)cmd;
-
-  if (wr__mg_begin(&c, o, "tunnel route ip get") != WR_OK) return WR_EXIT_FAIL;
-  if (argc != 1)
-    return invalid(&c, "You must supply exactly one argument, an IP whose route will be queried (e.g. 1.2.3.4 "
-                       "or 2001:0db8:::7334)");
-  if (wr_cfapi_ip_parse(argv[0], &ip) != WR_OK) return invalid(&c, "Invalid IP %s", argv[0]);
-  if ((rv = vnet_flag(&c, &vid, &vnet, &e)) != WR_OK) return wr__mg_finish(&c, rv, &e);
-  if ((rv = backend(&c, &e)) == WR_OK) rv = wr_cfapi_get_route_by_ip(c.api, &ip, vnet, &r, &e);
-  if (rv != WR_OK) return failed(&c, rv, &e, "API error");
-  wr_cfapi_ip_str(&ip, is);
+  int rv = wr_cfapi_get_route_by_ip(c->api, &a->ip, vnet, &r, e);
+  if (rv != WR_OK) return rv;
+  wr_cfapi_ip_str(&a->ip, is);
   if (memcmp(&r.tunnel_id, &nil, sizeof(nil)) == 0) printf("No route matches the IP %s\n", is);
   else print_routes(&r, 1);
   wr_cfapi_route_free(&r);
-  return wr__mg_finish(&c, WR_OK, &e);
+  return WR_OK;
+}
+
+static const route_at route_get = {
+    "tunnel route ip get",
+    "You must supply exactly one argument, an IP whose route will be queried (e.g. 1.2.3.4 or 2001:0db8:::7334)",
+    "Invalid IP %s", parse_ip, get_call};
+
+int wr_cmd_route_ip_get(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  return route_at_cmd(&route_get, o, argc, argv);
 }
 
 /* ---- vnet ----------------------------------------------------------------------------------------- */
@@ -226,11 +292,14 @@ int wr_cmd_vnet_add(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   return wr__mg_finish(&c, WR_OK, &e);
 }
 
-static void print_vnets(const wr_cfapi_vnets *l) {
+/* The table of |l| (a wr_cfapi_vnets) unless it is empty; returns its length. */
+static size_t vnets_table(const void *l) {
+  const wr_cfapi_vnets *vl = l;
+  if (vl->n == 0) return 0;
   wr__mg_table tb = {0};
   wr__mg_table_row(&tb, 6, "ID", "NAME", "IS DEFAULT", "COMMENT", "CREATED", "DELETED");
-  for (size_t i = 0; i < l->n; i++) {
-    const wr_cfapi_vnet *v = &l->v[i];
+  for (size_t i = 0; i < vl->n; i++) {
+    const wr_cfapi_vnet *v = &vl->v[i];
     char id[WR_UUID_STR_LEN + 1], created[WR_CFAPI_TIME_STRLEN], deleted[WR_CFAPI_TIME_STRLEN] = "-";
     wr_uuid_format(&v->id, id);
     wr_cfapi_time_rfc3339(&v->created_at, created);
@@ -238,6 +307,7 @@ static void print_vnets(const wr_cfapi_vnets *l) {
     wr__mg_table_row(&tb, 6, id, v->name, v->is_default ? "true" : "false", v->comment, created, deleted);
   }
   wr__mg_table_print(&tb);
+  return vl->n;
 }
 
 static const wr__mg_qflag vnet_filters[] = {
@@ -250,35 +320,21 @@ static const wr__mg_qflag vnet_filters[] = {
     {NULL, NULL, 0, NULL, 0},
 };
 
-int wr_cmd_vnet_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  wr__mg_ctx c;
-  wr_cfapi_error e;
-  wr_cfapi_query q = {0};
-  wr__mg_format fmt;
-  wr_cfapi_vnets l = {0};
-  int rv;
-  (void)cmd;
-  (void)argc;
-  (void)argv;
+static int vnets_fetch(wr_cfapi_client *api, const wr_cfapi_query *q, void *l, wr_cfapi_error *e) {
+  return wr_cfapi_list_vnets(api, q, l, e);
+}
+static wr_cfapi_node *vnets_node(wr_arena *a, const void *l, wr_cfapi_enc enc) { return wr_cfapi_vnets_node(a, l, enc); }
+static void vnets_free(void *l) { wr_cfapi_vnets_free(l); }
 
-  if (wr__mg_begin(&c, o, "tunnel vnet list") != WR_OK) return WR_EXIT_FAIL;
-  if ((rv = wr__mg_output_format(&c, &fmt, &e)) != WR_OK || (rv = wr__mg_query_flags(o, vnet_filters, &q, &e)) != WR_OK ||
-      (rv = backend(&c, &e)) != WR_OK || (rv = wr_cfapi_list_vnets(c.api, &q, &l, &e)) != WR_OK)
-    goto out;
-  if (fmt != WR__MG_TEXT) {
-    wr_arena a = {0};
-    wr__mg_print(fmt, wr_cfapi_vnets_node(&a, &l, wr__mg_enc(fmt)));
-    wr_arena_free(&a);
-  } else if (l.n > 0) {
-    print_vnets(&l);
-  } else {
-    printf("No virtual networks were found for the given filter flags. You can use '%s tunnel vnet add' to add a "
-           "virtual network.\n", o->prog);
-  }
-out:
-  wr_cfapi_vnets_free(&l);
-  wr_cfapi_query_free(&q);
-  return wr__mg_finish(&c, rv, &e);
+static const list_kind vnet_list = {
+    "tunnel vnet list", vnet_filters, NULL,
+    "No virtual networks were found for the given filter flags. You can use '%s tunnel vnet add' to add a "
+    "virtual network.\n",
+    vnets_fetch, vnets_node, vnets_table, vnets_free};
+
+int wr_cmd_vnet_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  return list_cmd(&vnet_list, o, argc, argv);
 }
 
 /* delete and update: the same steps around a different call. */
