@@ -21,6 +21,19 @@ static const char connect_hex[] =
     "09000000 17000000 74756e6e 656c2e63 6f6d0000 00000000 04000000 00000200"
     "05000000 22000000 05000000 2a000000 6b657900 00000000 31323334 00000000";
 
+/* Finishes |b|, asserts its bytes are exactly the golden |hex| (as
+ * capnproto2 lays the message out) and frees |b|. */
+static void assert_builds(wr_capnp_builder *b, const char *hex) {
+  size_t n, len;
+  const uint8_t *out;
+  uint8_t *want = unit_hex(hex, &n);
+  assert_int_equal(wr_capnp_builder_finish(b, &out, &len), 0);
+  assert_int_equal(len, n);
+  assert_memory_equal(out, want, n);
+  wr_capnp_builder_free(b);
+  free(want);
+}
+
 static void test_decode_bootstrap(void **state) {
   (void)state;
   size_t n, used = 0;
@@ -51,32 +64,20 @@ static void test_build_bootstrap_and_finish_bytes(void **state) {
   (void)state;
   wr_capnp_builder b;
   wr_capnp_bstruct root, inner;
-  const uint8_t *out;
-  size_t len, n;
-  uint8_t *want = unit_hex(bootstrap_hex, &n);
 
   wr_capnp_builder_init(&b, NULL, 0);
   assert_int_equal(wr_capnp_init_root(&b, 1, 1, &root), 0);
   wr_capnp_set_u16(&root, 0, 8);
   assert_int_equal(wr_capnp_new_struct(&root, 0, 1, 1, &inner), 0);
   wr_capnp_set_u32(&inner, 0, 0);
-  assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), 0);
-  assert_int_equal(len, n);
-  assert_memory_equal(out, want, n);
-  wr_capnp_builder_free(&b);
-  free(want);
+  assert_builds(&b, bootstrap_hex);
 
-  want = unit_hex(finish_hex, &n);
   wr_capnp_builder_init(&b, NULL, 0);
   wr_capnp_init_root(&b, 1, 1, &root);
   wr_capnp_set_u16(&root, 0, 4);
   wr_capnp_new_struct(&root, 0, 1, 0, &inner);
   wr_capnp_set_bool(&inner, 32, 1); /* releaseResultCaps=false, stored inverted */
-  assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), 0);
-  assert_int_equal(len, n);
-  assert_memory_equal(out, want, n);
-  wr_capnp_builder_free(&b);
-  free(want);
+  assert_builds(&b, finish_hex);
 }
 
 static void test_connect_request_text_and_composite(void **state) {
@@ -110,9 +111,6 @@ static void test_connect_request_text_and_composite(void **state) {
   wr_capnp_builder b;
   wr_capnp_bstruct r, e;
   wr_capnp_blist bl;
-  const uint8_t *out;
-  size_t len;
-  buf = unit_hex(connect_hex, &n);
   wr_capnp_builder_init(&b, NULL, 0);
   wr_capnp_init_root(&b, 1, 2, &r);
   wr_capnp_set_text(&r, 0, "tunnel.com", 10);
@@ -120,11 +118,7 @@ static void test_connect_request_text_and_composite(void **state) {
   wr_capnp_blist_struct(&bl, 0, &e);
   wr_capnp_set_text(&e, 0, "key", 3);
   wr_capnp_set_text(&e, 1, "1234", 4);
-  assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), 0);
-  assert_int_equal(len, n);
-  assert_memory_equal(out, buf, n);
-  wr_capnp_builder_free(&b);
-  free(buf);
+  assert_builds(&b, connect_hex);
 }
 
 static void test_framing_partial_and_padding(void **state) {
