@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capnp_support.h"
 #include "lib/err.h"
 #include "proto/capnp.h"
 #include "unit.h"
@@ -20,19 +21,6 @@ static const char connect_hex[] =
     "00000000 0b000000 00000000 01000200 00000000 00000000 05000000 5a000000"
     "09000000 17000000 74756e6e 656c2e63 6f6d0000 00000000 04000000 00000200"
     "05000000 22000000 05000000 2a000000 6b657900 00000000 31323334 00000000";
-
-/* Finishes |b|, asserts its bytes are exactly the golden |hex| (as
- * capnproto2 lays the message out) and frees |b|. */
-static void assert_builds(wr_capnp_builder *b, const char *hex) {
-  size_t n, len;
-  const uint8_t *out;
-  uint8_t *want = unit_hex(hex, &n);
-  assert_int_equal(wr_capnp_builder_finish(b, &out, &len), 0);
-  assert_int_equal(len, n);
-  assert_memory_equal(out, want, n);
-  wr_capnp_builder_free(b);
-  free(want);
-}
 
 static void test_decode_bootstrap(void **state) {
   (void)state;
@@ -70,14 +58,14 @@ static void test_build_bootstrap_and_finish_bytes(void **state) {
   wr_capnp_set_u16(&root, 0, 8);
   assert_int_equal(wr_capnp_new_struct(&root, 0, 1, 1, &inner), 0);
   wr_capnp_set_u32(&inner, 0, 0);
-  assert_builds(&b, bootstrap_hex);
+  unit_capnp_assert_built(&b, bootstrap_hex);
 
   wr_capnp_builder_init(&b, NULL, 0);
   wr_capnp_init_root(&b, 1, 1, &root);
   wr_capnp_set_u16(&root, 0, 4);
   wr_capnp_new_struct(&root, 0, 1, 0, &inner);
   wr_capnp_set_bool(&inner, 32, 1); /* releaseResultCaps=false, stored inverted */
-  assert_builds(&b, finish_hex);
+  unit_capnp_assert_built(&b, finish_hex);
 }
 
 static void test_connect_request_text_and_composite(void **state) {
@@ -118,7 +106,7 @@ static void test_connect_request_text_and_composite(void **state) {
   wr_capnp_blist_struct(&bl, 0, &e);
   wr_capnp_set_text(&e, 0, "key", 3);
   wr_capnp_set_text(&e, 1, "1234", 4);
-  assert_builds(&b, connect_hex);
+  unit_capnp_assert_built(&b, connect_hex);
 }
 
 static void test_framing_partial_and_padding(void **state) {
