@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capnp_support.h"
 #include "lib/err.h"
 #include "proto/capnp.h"
 #include "unit.h"
@@ -51,32 +52,20 @@ static void test_build_bootstrap_and_finish_bytes(void **state) {
   (void)state;
   wr_capnp_builder b;
   wr_capnp_bstruct root, inner;
-  const uint8_t *out;
-  size_t len, n;
-  uint8_t *want = unit_hex(bootstrap_hex, &n);
 
   wr_capnp_builder_init(&b, NULL, 0);
   assert_int_equal(wr_capnp_init_root(&b, 1, 1, &root), 0);
   wr_capnp_set_u16(&root, 0, 8);
   assert_int_equal(wr_capnp_new_struct(&root, 0, 1, 1, &inner), 0);
   wr_capnp_set_u32(&inner, 0, 0);
-  assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), 0);
-  assert_int_equal(len, n);
-  assert_memory_equal(out, want, n);
-  wr_capnp_builder_free(&b);
-  free(want);
+  unit_capnp_assert_built(&b, bootstrap_hex);
 
-  want = unit_hex(finish_hex, &n);
   wr_capnp_builder_init(&b, NULL, 0);
   wr_capnp_init_root(&b, 1, 1, &root);
   wr_capnp_set_u16(&root, 0, 4);
   wr_capnp_new_struct(&root, 0, 1, 0, &inner);
   wr_capnp_set_bool(&inner, 32, 1); /* releaseResultCaps=false, stored inverted */
-  assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), 0);
-  assert_int_equal(len, n);
-  assert_memory_equal(out, want, n);
-  wr_capnp_builder_free(&b);
-  free(want);
+  unit_capnp_assert_built(&b, finish_hex);
 }
 
 static void test_connect_request_text_and_composite(void **state) {
@@ -110,9 +99,6 @@ static void test_connect_request_text_and_composite(void **state) {
   wr_capnp_builder b;
   wr_capnp_bstruct r, e;
   wr_capnp_blist bl;
-  const uint8_t *out;
-  size_t len;
-  buf = unit_hex(connect_hex, &n);
   wr_capnp_builder_init(&b, NULL, 0);
   wr_capnp_init_root(&b, 1, 2, &r);
   wr_capnp_set_text(&r, 0, "tunnel.com", 10);
@@ -120,11 +106,7 @@ static void test_connect_request_text_and_composite(void **state) {
   wr_capnp_blist_struct(&bl, 0, &e);
   wr_capnp_set_text(&e, 0, "key", 3);
   wr_capnp_set_text(&e, 1, "1234", 4);
-  assert_int_equal(wr_capnp_builder_finish(&b, &out, &len), 0);
-  assert_int_equal(len, n);
-  assert_memory_equal(out, buf, n);
-  wr_capnp_builder_free(&b);
-  free(buf);
+  unit_capnp_assert_built(&b, connect_hex);
 }
 
 static void test_framing_partial_and_padding(void **state) {

@@ -446,6 +446,18 @@ static void test_connect_timeout(void **state) {
   wr_tls_creds_free(cc);
 }
 
+/* Defines test_<body>_tcp and test_<body>_tls, which run the case
+ * |body|(use_tls) over plain TCP and over TLS. */
+#define TEST_TCP_AND_TLS(body)                  \
+  static void test_##body##_tcp(void **state) { \
+    (void)state;                                \
+    body(0);                                    \
+  }                                             \
+  static void test_##body##_tls(void **state) { \
+    (void)state;                                \
+    body(1);                                    \
+  }
+
 /* --- backpressure ------------------------------------------------------------------- */
 
 #define BIG (8u << 20)
@@ -506,15 +518,7 @@ static void backpressure(int use_tls) {
   free(chunk);
 }
 
-static void test_backpressure_tcp(void **state) {
-  (void)state;
-  backpressure(0);
-}
-
-static void test_backpressure_tls(void **state) {
-  (void)state;
-  backpressure(1);
-}
+TEST_TCP_AND_TLS(backpressure)
 
 /* --- closing from callbacks ------------------------------------------------------------- */
 
@@ -543,15 +547,7 @@ static void close_in_read(int use_tls) {
   free(cl.rx);
 }
 
-static void test_close_in_read_tcp(void **state) {
-  (void)state;
-  close_in_read(0);
-}
-
-static void test_close_in_read_tls(void **state) {
-  (void)state;
-  close_in_read(1);
-}
+TEST_TCP_AND_TLS(close_in_read)
 
 static void test_close_early(void **state) {
   uv_loop_t loop;

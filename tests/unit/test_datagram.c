@@ -306,14 +306,28 @@ static const char v3_payload_hex[] =
     "01 5e 55 10 11 00 00 40 00 80 00 00 00 00 00 00 01 68 69";
 static const uint8_t v3_id[16] = {0x5e, 0x55, 0x10, 0x11, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1};
 
+/* Decodes the golden datagram |hex| into |d| and returns its |n| bytes, which
+ * |d| may point into: the caller checks |d|, then v3_assert_reencodes. */
+static uint8_t *v3_decode_hex(const char *hex, size_t *n, wr_dgram_v3 *d) {
+  uint8_t *b = unit_hex(hex, n);
+  assert_int_equal(wr_dgram_v3_decode(b, *n, d), 0);
+  return b;
+}
+
+/* |d| encodes back to exactly the |n| bytes of |b|; frees |b|. */
+static void v3_assert_reencodes(const wr_dgram_v3 *d, uint8_t *b, size_t n) {
+  uint8_t out[64];
+  assert_int_equal(wr_dgram_v3_encode(d, out, sizeof(out)), (int)n);
+  assert_memory_equal(out, b, n);
+  free(b);
+}
+
 static void test_v3_examples(void **state) {
   (void)state;
   size_t n;
-  uint8_t out[64];
   wr_dgram_v3 d;
 
-  uint8_t *b = unit_hex(v3_reg_hex, &n);
-  assert_int_equal(wr_dgram_v3_decode(b, n, &d), 0);
+  uint8_t *b = v3_decode_hex(v3_reg_hex, &n, &d);
   assert_int_equal(d.type, WR_DGRAM_V3_REGISTER);
   assert_false(d.ipv6);
   assert_false(d.traced);
@@ -322,29 +336,21 @@ static void test_v3_examples(void **state) {
   assert_memory_equal(d.request_id, v3_id, 16);
   assert_memory_equal(d.dst_addr, "\x0a\x00\x00\x01", 4);
   assert_null(d.payload);
-  assert_int_equal(wr_dgram_v3_encode(&d, out, sizeof(out)), (int)n);
-  assert_memory_equal(out, b, n);
-  free(b);
+  v3_assert_reencodes(&d, b, n);
 
-  b = unit_hex(v3_ok_hex, &n);
-  assert_int_equal(wr_dgram_v3_decode(b, n, &d), 0);
+  b = v3_decode_hex(v3_ok_hex, &n, &d);
   assert_int_equal(d.type, WR_DGRAM_V3_RESPONSE);
   assert_int_equal(d.resp_code, WR_DGRAM_V3_RESP_OK);
   assert_memory_equal(d.request_id, v3_id, 16);
   assert_int_equal(d.err_msg_len, 0);
-  assert_int_equal(wr_dgram_v3_encode(&d, out, sizeof(out)), (int)n);
-  assert_memory_equal(out, b, n);
-  free(b);
+  v3_assert_reencodes(&d, b, n);
 
-  b = unit_hex(v3_payload_hex, &n);
-  assert_int_equal(wr_dgram_v3_decode(b, n, &d), 0);
+  b = v3_decode_hex(v3_payload_hex, &n, &d);
   assert_int_equal(d.type, WR_DGRAM_V3_PAYLOAD);
   assert_memory_equal(d.request_id, v3_id, 16);
   assert_int_equal(d.payload_len, 2);
   assert_memory_equal(d.payload, "hi", 2);
-  assert_int_equal(wr_dgram_v3_encode(&d, out, sizeof(out)), (int)n);
-  assert_memory_equal(out, b, n);
-  free(b);
+  v3_assert_reencodes(&d, b, n);
 }
 
 static void test_v3_round_trips(void **state) {
