@@ -383,29 +383,38 @@ static erpc *edge_open(ctx *c, int session) {
   return r;
 }
 
+/* The answers of the edge's calls, each with its erpc as |user|. */
+
+/* Counts a return on |r|; an exception (or any answer without results)
+ * goes to r->exception with its reason in r->err. Returns whether results
+ * came. */
+static int erpc_returned(erpc *r, const wr_rpc_return *ret) {
+  r->returned++;
+  if (ret->which == WR_RPC_RET_RESULTS) return 1;
+  r->exception = 1;
+  snprintf(r->err, sizeof(r->err), "%.*s", (int)ret->exception.reason_len, ret->exception.reason);
+  return 0;
+}
+
+/* Keeps the error text of a call's results ("" for none) in r->err. */
+static void erpc_results_err(erpc *r, const char *err, size_t len) {
+  snprintf(r->err, sizeof(r->err), "%.*s", (int)len, err ? err : "");
+}
+
 static void on_register_ret(wr_rpc_session *s, void *user, uint32_t q, const wr_rpc_return *ret) {
-  erpc *r = user;
   wr_tunnelrpc_udp_register_results res;
   (void)s;
   (void)q;
-  r->returned++;
-  if (ret->which != WR_RPC_RET_RESULTS) {
-    r->exception = 1;
-    snprintf(r->err, sizeof(r->err), "%.*s", (int)ret->exception.reason_len,
-             ret->exception.reason);
-    return;
-  }
+  if (!erpc_returned(user, ret)) return;
   assert_int_equal(wr_tunnelrpc_udp_register_results_decode(&ret->results, &res), 0);
   assert_null(res.spans);
-  snprintf(r->err, sizeof(r->err), "%.*s", (int)res.err_len, res.err ? res.err : "");
+  erpc_results_err(user, res.err, res.err_len);
 }
 
 static void on_empty_ret(wr_rpc_session *s, void *user, uint32_t q, const wr_rpc_return *ret) {
-  erpc *r = user;
   (void)s;
   (void)q;
-  r->returned++;
-  assert_int_equal(ret->which, WR_RPC_RET_RESULTS);
+  assert_true(erpc_returned(user, ret));
 }
 
 static void on_config_ret(wr_rpc_session *s, void *user, uint32_t q, const wr_rpc_return *ret) {
@@ -413,11 +422,10 @@ static void on_config_ret(wr_rpc_session *s, void *user, uint32_t q, const wr_rp
   wr_tunnelrpc_config_results res;
   (void)s;
   (void)q;
-  r->returned++;
-  assert_int_equal(ret->which, WR_RPC_RET_RESULTS);
+  assert_true(erpc_returned(r, ret));
   assert_int_equal(wr_tunnelrpc_config_results_decode(&ret->results, &res), 0);
   r->latest = res.latest_applied_version;
-  snprintf(r->err, sizeof(r->err), "%.*s", (int)res.err_len, res.err ? res.err : "");
+  erpc_results_err(r, res.err, res.err_len);
 }
 
 static int fill_register(void *arg, wr_capnp_bstruct *params) {
