@@ -527,6 +527,15 @@ static int mux_received(ctx *c) {
   return mst->received >= want_received;
 }
 
+/* Sends the datagrams |hex| (NULL-terminated) from the edge and waits until
+ * the mux (its stats in mst) has received them all. */
+static void edge_datagrams(ctx *c, const char *const *hex) {
+  uint64_t base = mst->received, n = 0;
+  for (; hex[n]; n++) edge_datagram(c, hex[n]);
+  want_received = base + n;
+  run_until(c, mux_received, 5000);
+}
+
 /* ---- tests ---------------------------------------------------------------------------- */
 
 static const uint8_t vec_id[16] = {0x85, 0xc4, 0x9d, 0xe3, 0xa1, 0x1c, 0x46, 0x0c,
@@ -579,13 +588,12 @@ static void test_vector_register_and_echo(void **state) {
   /* Drops, never fatal: unknown session, truncated UDP, spans from the
    * edge, ICMP without an ICMP proxy. */
   mst = wr_dgram_mux_get_stats(c.mux);
-  uint64_t base = mst->received;
-  edge_datagram(&c, "6869000000000000000000000000000000000100");
-  edge_datagram(&c, "01020300");
-  edge_datagram(&c, "00000000000000000000000000000000000000000000000000000003");
-  edge_datagram(&c, "4500003000010000400139c1c000020a7f0000010800d7ce42420001726566656467652d70696e672d7061796c6f616401");
-  want_received = base + 4;
-  run_until(&c, mux_received, 5000);
+  edge_datagrams(&c, (const char *const[]){
+                         "6869000000000000000000000000000000000100",
+                         "01020300",
+                         "00000000000000000000000000000000000000000000000000000003",
+                         "4500003000010000400139c1c000020a7f0000010800d7ce42420001726566656467652d70696e672d7061796c6f616401",
+                         NULL});
   const wr_udp_sessions_stats *us = wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c.mux));
   assert_int_equal(us->unknown_session, 1);
   assert_int_equal(mst->malformed, 1);
@@ -819,14 +827,11 @@ static void test_v3_register_and_echo(void **state) {
 
   /* Drops: a truncated registration, a payload for no flow, a response
    * from the edge, ICMP without an ICMP proxy, an unknown type. */
-  uint64_t base = mst->received;
-  edge_datagram(&c, "0000003500d2");
-  edge_datagram(&c, "01" "0000000000000000000000000000dead" "6869");
-  edge_datagram(&c, "0300" V3_ID "0000");
-  edge_datagram(&c, "024500001c0000000040016ee00a0000020a0000010800f7ff00000000");
-  edge_datagram(&c, "07");
-  want_received = base + 5;
-  run_until(&c, mux_received, 5000);
+  edge_datagrams(&c, (const char *const[]){"0000003500d2",
+                                            "01" "0000000000000000000000000000dead" "6869",
+                                            "0300" V3_ID "0000",
+                                            "024500001c0000000040016ee00a0000020a0000010800f7ff00000000",
+                                            "07", NULL});
   assert_int_equal(mst->malformed, 2);
   assert_int_equal(us->unknown_session, 1);
   assert_int_equal(mst->unexpected, 1);
