@@ -88,68 +88,54 @@ static void check_rendered(const wr_cfapi_node *json_tree, const wr_cfapi_node *
   free(ys);
 }
 
-/* In decode_as: decodes |res| into |v| with |decode|; if that works,
- * renders it as JSON and YAML with |node| and frees it with |free_fn|. */
-#define DECODE_RENDER(decode, node, free_fn, v)                                       \
-  do {                                                                               \
-    if (decode(res, &(v), &e) == WR_OK) {                                            \
-      check_rendered(node(&a, &(v), WR_CFAPI_JSON), node(&a, &(v), WR_CFAPI_YAML)); \
-      free_fn(&(v));                                                                 \
-    }                                                                                \
-  } while (0)
+/* dr_<name>: decodes |res| as a wr_cfapi_<name> (wr_cfapi_decode_<name>);
+ * if that works, renders it as JSON and YAML with |node| (in |a|) and frees
+ * it (wr_cfapi_<name>_free). */
+#define DECODE_RENDER(name, node)                                                   \
+  static void dr_##name(const json_t *res, wr_arena *a) {                          \
+    wr_cfapi_##name v;                                                             \
+    wr_cfapi_error e;                                                              \
+    if (wr_cfapi_decode_##name(res, &v, &e) == WR_OK) {                            \
+      check_rendered(node(a, &v, WR_CFAPI_JSON), node(a, &v, WR_CFAPI_YAML));      \
+      wr_cfapi_##name##_free(&v);                                                  \
+    }                                                                              \
+  }
+DECODE_RENDER(tunnel, wr_cfapi_tunnel_with_token_node)
+DECODE_RENDER(tunnels, wr_cfapi_tunnels_node)
+DECODE_RENDER(active_clients, wr_cfapi_active_clients_node)
+DECODE_RENDER(route, wr_cfapi_route_node)
+DECODE_RENDER(routes, wr_cfapi_routes_node)
+DECODE_RENDER(vnet, wr_cfapi_vnet_node)
+DECODE_RENDER(vnets, wr_cfapi_vnets_node)
 
-/* Decodes |res| as result type |kind| and renders it. */
+/* The result types 0-6 of the control byte, in its order. */
+static void (*const decode_render[])(const json_t *res, wr_arena *a) = {
+    dr_tunnel, dr_tunnels, dr_active_clients, dr_route, dr_routes, dr_vnet, dr_vnets,
+};
+
+/* Decodes |res| as result type |kind| and renders it; 7 and up: a DNS or
+ * LB route result, summarised. */
 static void decode_as(int kind, const json_t *res) {
-  wr_cfapi_error e;
   wr_arena a = {0};
-  union {
-    wr_cfapi_tunnel t;
-    wr_cfapi_tunnels tl;
-    wr_cfapi_active_clients cl;
-    wr_cfapi_route r;
-    wr_cfapi_routes rl;
-    wr_cfapi_vnet v;
-    wr_cfapi_vnets vl;
-    wr_cfapi_dns_route d;
-    wr_cfapi_lb_route lb;
-  } u;
-  switch (kind) {
-  case 0:
-    DECODE_RENDER(wr_cfapi_decode_tunnel, wr_cfapi_tunnel_with_token_node, wr_cfapi_tunnel_free, u.t);
-    break;
-  case 1:
-    DECODE_RENDER(wr_cfapi_decode_tunnels, wr_cfapi_tunnels_node, wr_cfapi_tunnels_free, u.tl);
-    break;
-  case 2:
-    DECODE_RENDER(wr_cfapi_decode_active_clients, wr_cfapi_active_clients_node, wr_cfapi_active_clients_free, u.cl);
-    break;
-  case 3:
-    DECODE_RENDER(wr_cfapi_decode_route, wr_cfapi_route_node, wr_cfapi_route_free, u.r);
-    break;
-  case 4:
-    DECODE_RENDER(wr_cfapi_decode_routes, wr_cfapi_routes_node, wr_cfapi_routes_free, u.rl);
-    break;
-  case 5:
-    DECODE_RENDER(wr_cfapi_decode_vnet, wr_cfapi_vnet_node, wr_cfapi_vnet_free, u.v);
-    break;
-  case 6:
-    DECODE_RENDER(wr_cfapi_decode_vnets, wr_cfapi_vnets_node, wr_cfapi_vnets_free, u.vl);
-    break;
-  default: {
-    char *s = NULL;
-    if (wr_cfapi_decode_dns_route(res, &u.d, &e) == WR_OK) {
-      s = wr_cfapi_dns_route_summary(&u.d, "h.example");
-      wr_cfapi_dns_route_free(&u.d);
-      free(s);
-    }
-    if (wr_cfapi_decode_lb_route(res, &u.lb, &e) == WR_OK) {
-      s = wr_cfapi_lb_route_summary(&u.lb, "lb", "pool");
-      wr_cfapi_lb_route_free(&u.lb);
-      free(s);
-    }
+  if ((size_t)kind < sizeof(decode_render) / sizeof(decode_render[0])) {
+    decode_render[kind](res, &a);
+    wr_arena_free(&a);
+    return;
   }
+  wr_cfapi_error e;
+  wr_cfapi_dns_route d;
+  wr_cfapi_lb_route lb;
+  char *s = NULL;
+  if (wr_cfapi_decode_dns_route(res, &d, &e) == WR_OK) {
+    s = wr_cfapi_dns_route_summary(&d, "h.example");
+    wr_cfapi_dns_route_free(&d);
+    free(s);
   }
-  wr_arena_free(&a);
+  if (wr_cfapi_decode_lb_route(res, &lb, &e) == WR_OK) {
+    s = wr_cfapi_lb_route_summary(&lb, "lb", "pool");
+    wr_cfapi_lb_route_free(&lb);
+    free(s);
+  }
 }
 
 /* The text as one Go value: what parses prints to what parses the same. */

@@ -33,6 +33,15 @@ typedef struct codec {
   static int d_##name(const wr_rpc_payload *p, void *o) { return wr_tunnelrpc_##c##_decode(p, o); } \
   static int e_##name(wr_capnp_bstruct *p, const void *v) { return wr_tunnelrpc_##c##_encode(p, v); }
 
+/* CODEC_PAIR plus c_<name>: the one string |field| of the decoded
+ * wr_tunnelrpc_<c> must be NUL-terminated. */
+#define CODEC_STRING(name, c, field)                                                            \
+  CODEC_PAIR(name, c)                                                                           \
+  static int c_##name(const void *v) {                                                          \
+    const wr_tunnelrpc_##c *r = v;                                                              \
+    return nul_ok(r->field, r->field##_len);                                                    \
+  }
+
 CODEC_PAIR(reg, register_params)
 static int c_reg(const void *v) {
   const wr_tunnelrpc_register_params *r = v;
@@ -48,31 +57,15 @@ static int c_res(const void *v) {
   if (r->which == WR_TUNNELRPC_CONN_ERROR) return nul_ok(r->error.cause, r->error.cause_len);
   return r->which == WR_TUNNELRPC_CONN_DETAILS && nul_ok(r->details.location, r->details.location_len);
 }
-CODEC_PAIR(udp, udp_register_params)
-static int c_udp(const void *v) {
-  const wr_tunnelrpc_udp_register_params *r = v;
-  return nul_ok(r->trace_context, r->trace_context_len);
-}
-CODEC_PAIR(udpr, udp_register_results)
-static int c_udpr(const void *v) {
-  const wr_tunnelrpc_udp_register_results *r = v;
-  return nul_ok(r->err, r->err_len);
-}
-CODEC_PAIR(unreg, udp_unregister_params)
-static int c_unreg(const void *v) {
-  const wr_tunnelrpc_udp_unregister_params *r = v;
-  return nul_ok(r->message, r->message_len);
-}
+CODEC_STRING(udp, udp_register_params, trace_context)
+CODEC_STRING(udpr, udp_register_results, err)
+CODEC_STRING(unreg, udp_unregister_params, message)
 CODEC_PAIR(cfg, config_params)
 static int c_none(const void *v) {
   (void)v;
   return 1;
 }
-CODEC_PAIR(cfgr, config_results)
-static int c_cfgr(const void *v) {
-  const wr_tunnelrpc_config_results *r = v;
-  return nul_ok(r->err, r->err_len);
-}
+CODEC_STRING(cfgr, config_results, err)
 typedef struct blob {
   const uint8_t *p;
   size_t n;

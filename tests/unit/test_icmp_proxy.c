@@ -48,6 +48,20 @@ static wr_ipaddr addr(const char *s) {
   return a;
 }
 
+/* Frees |p| and runs the default loop until its handles are closed. */
+static void proxy_free(wr_icmp_proxy *p) {
+  wr_icmp_proxy_free(p);
+  uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+}
+
+/* Forgets the flows answering to |reply_user|: |active| flows are left. */
+static void assert_forget(wr_icmp_proxy *p, void *reply_user, uint64_t active) {
+  wr_icmp_proxy_stats st;
+  wr_icmp_proxy_forget(p, reply_user);
+  wr_icmp_proxy_stats_get(p, &st);
+  assert_int_equal(st.flows_active, active);
+}
+
 /* Each request of the capture gives the reply the connector sent: echo
  * requests are forwarded on the flow (192.0.2.10, 127.0.0.1, 0x4242) and
  * the kernel's reply (with whatever id it assigned) is rewritten to the
@@ -243,8 +257,7 @@ static void test_new_rejects(void **state) {
   wr_icmp_proxy_sources(p, &s4, &s6);
   assert_true(wr_ipaddr_equal(&s4, &(wr_ipaddr){4, {127, 0, 0, 1}}));
   assert_int_equal(s6.version, 6);
-  wr_icmp_proxy_free(p);
-  uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+  proxy_free(p);
 }
 
 static void test_detect_sources(void **state) {
@@ -317,8 +330,7 @@ static wr_icmp_proxy *loopback_proxy(const wr_icmp_proxy_config *c, int ip) {
   wr_icmp_proxy *p;
   assert_int_equal(wr_icmp_proxy_new(c, &p), 0);
   if (!wr_icmp_proxy_enabled(p, ip)) {
-    wr_icmp_proxy_free(p);
-    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+    proxy_free(p);
     skip();
   }
   return p;
@@ -356,11 +368,8 @@ static void test_loopback_v4_vectors(void **state) {
   assert_int_equal(st.time_exceeded, 1);
   assert_int_equal(st.flows_opened, 1); /* seq 1 and 2 share a flow */
   assert_int_equal(st.flows_active, 1);
-  wr_icmp_proxy_forget(p, &g);
-  wr_icmp_proxy_stats_get(p, &st);
-  assert_int_equal(st.flows_active, 0);
-  wr_icmp_proxy_free(p);
-  uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+  assert_forget(p, &g, 0);
+  proxy_free(p);
   free_vectors(v, n);
 }
 
@@ -411,8 +420,7 @@ static void test_loopback_flows(void **state) {
   wr_icmp_proxy_stats_get(p, &st);
   assert_int_equal(st.flows_active, 0);
   assert_int_equal(st.flows_closed, 2);
-  wr_icmp_proxy_free(p);
-  uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+  proxy_free(p);
 }
 
 static void test_loopback_v6(void **state) {
@@ -450,8 +458,7 @@ static void test_loopback_v6(void **state) {
   wr_icmp_proxy_stats st;
   wr_icmp_proxy_stats_get(p, &st);
   assert_int_equal(st.malformed, 1);
-  wr_icmp_proxy_free(p);
-  uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+  proxy_free(p);
 }
 
 /* ---- inside a network namespace (tests/e2e/test_icmp_proxy.py) ----------
@@ -514,8 +521,7 @@ static void test_netns(void **state) {
     assert_false(wr_icmp_proxy_enabled(p, 6));
     assert_int_equal(wr_icmp_proxy_request(p, pkt, (size_t)n, on_reply, &ttl), WR_ERR_UNSUPPORTED);
     assert_int_equal(ttl.n, 0);
-    wr_icmp_proxy_free(p);
-    uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+    proxy_free(p);
     return;
   }
   assert_true(wr_icmp_proxy_enabled(p, 4));
@@ -540,11 +546,8 @@ static void test_netns(void **state) {
   assert_int_equal(st.flows_opened, 3);
   assert_int_equal(st.replies, 7);
   assert_int_equal(st.send_errors, 0);
-  wr_icmp_proxy_forget(p, &a);
-  wr_icmp_proxy_stats_get(p, &st);
-  assert_int_equal(st.flows_active, 2);
-  wr_icmp_proxy_free(p);
-  uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+  assert_forget(p, &a, 2);
+  proxy_free(p);
 }
 
 int main(void) {

@@ -61,6 +61,23 @@ static void ing_err(const char *yaml, int want_rv, const char *want) {
   wr_config_free(cfg);
 }
 
+/* A request (host, path) and the index of the rule it must match. */
+typedef struct match_case {
+  const char *host, *path;
+  int rule;
+} match_case;
+
+/* Asserts each of |cases| (an array) against |ing|. */
+#define ASSERT_MATCHES(ing, cases) assert_matches((ing), (cases), sizeof(cases) / sizeof((cases)[0]))
+static void assert_matches(const wr_ingress *ing, const match_case *cases, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    int got = wr_ingress_match(ing, cases[i].host, cases[i].path);
+    if (got != cases[i].rule)
+      fail_msg("host %s path %s: rule %d, want %d", cases[i].host ? cases[i].host : "(null)",
+               cases[i].path ? cases[i].path : "(null)", got, cases[i].rule);
+  }
+}
+
 /* The rules of tests/vectors/quic/config.yml; its config in *cfg (the
  * caller frees both). */
 static wr_ingress *vector_ingress(wr_config **cfg) {
@@ -101,12 +118,15 @@ static void test_vector_rules(void **state) {
   assert_int_equal(ing->warp.connect_timeout_ns, 5 * SEC);
   assert_int_equal(ing->warp.tcp_keepalive_ns, 30 * SEC);
 
-  assert_int_equal(wr_ingress_match(ing, "ws.example.test", "/"), 0);
-  assert_int_equal(wr_ingress_match(ing, "app.example.test", "/x"), 1);
-  assert_int_equal(wr_ingress_match(ing, "APP.Example.TEST:8443", "/x"), 1);
-  assert_int_equal(wr_ingress_match(ing, "app.example.test.evil", "/"), 2);
-  assert_int_equal(wr_ingress_match(ing, "other.test", NULL), 2);
-  assert_int_equal(wr_ingress_match(ing, NULL, NULL), 2);
+  static const match_case matches[] = {
+      {"ws.example.test", "/", 0},
+      {"app.example.test", "/x", 1},
+      {"APP.Example.TEST:8443", "/x", 1},
+      {"app.example.test.evil", "/", 2},
+      {"other.test", NULL, 2},
+      {NULL, NULL, 2},
+  };
+  ASSERT_MATCHES(ing, matches);
 
   char *d = wr_ingress_rule_describe(&ing->rules[1]);
   assert_string_equal(d, "\thostname: app.example.test\n\tservice: http://127.0.0.1:9000");
@@ -136,27 +156,30 @@ static void test_matching(void **state) {
                            "    service: http://localhost:6\n"
                            "  - hostname: '*'\n"
                            "    service: http_status:404\n");
+  static const match_case matches[] = {
+      {"a.example.com", "/api/v2/users", 0},
+      {"a.example.com", "/api/vX/users", 1},
+      {"a.b.example.com:443", "/api/v1/", 0},
+      {"A.EXAMPLE.COM", "/", 1},
+      /* The wildcard needs a subdomain; example.com itself goes on. */
+      {"example.com", "/api/v1/", 6},
+      {"notexample.com", "/", 6},
+      /* Unanchored regex, case-insensitive flag. */
+      {"example.com", "/x/STATIC/y", 2},
+      {"example.com:80", "/assets", 2},
+      /* A hostless rule with a path is not a catch-all. */
+      {"zzz", "/index.php", 4},
+      {"zzz", "/index.phpx", 6},
+      /* Host ports: "[v6]:port" and "host:port" lose the port, a bare v6 not. */
+      {"[::1]:8443", "/", 3},
+      {"::1", "/", 3},
+      /* IDN rules also match their punycode form. */
+      {"xn--bcher-kva.example", "/", 5},
+      {"bücher.example", "/", 5},
+  };
   assert_int_equal(ing->n_rules, 7);
-  assert_int_equal(wr_ingress_match(ing, "a.example.com", "/api/v2/users"), 0);
-  assert_int_equal(wr_ingress_match(ing, "a.example.com", "/api/vX/users"), 1);
-  assert_int_equal(wr_ingress_match(ing, "a.b.example.com:443", "/api/v1/"), 0);
-  assert_int_equal(wr_ingress_match(ing, "A.EXAMPLE.COM", "/"), 1);
-  /* The wildcard needs a subdomain; example.com itself goes on. */
-  assert_int_equal(wr_ingress_match(ing, "example.com", "/api/v1/"), 6);
-  assert_int_equal(wr_ingress_match(ing, "notexample.com", "/"), 6);
-  /* Unanchored regex, case-insensitive flag. */
-  assert_int_equal(wr_ingress_match(ing, "example.com", "/x/STATIC/y"), 2);
-  assert_int_equal(wr_ingress_match(ing, "example.com:80", "/assets"), 2);
-  /* A hostless rule with a path is not a catch-all. */
-  assert_int_equal(wr_ingress_match(ing, "zzz", "/index.php"), 4);
-  assert_int_equal(wr_ingress_match(ing, "zzz", "/index.phpx"), 6);
-  /* Host ports: "[v6]:port" and "host:port" lose the port, a bare v6 not. */
-  assert_int_equal(wr_ingress_match(ing, "[::1]:8443", "/"), 3);
-  assert_int_equal(wr_ingress_match(ing, "::1", "/"), 3);
-  /* IDN rules also match their punycode form. */
+  ASSERT_MATCHES(ing, matches);
   assert_string_equal(ing->rules[5].punycode, "xn--bcher-kva.example");
-  assert_int_equal(wr_ingress_match(ing, "xn--bcher-kva.example", "/"), 5);
-  assert_int_equal(wr_ingress_match(ing, "bücher.example", "/"), 5);
   assert_null(ing->rules[0].punycode);
   wr_ingress_free(ing);
 
@@ -166,9 +189,8 @@ static void test_matching(void **state) {
                "  - hostname: münchen.de\n    service: http://b\n"
                "  - hostname: 例え.jp\n    service: http://c\n"
                "  - service: http_status:404\n");
-  assert_int_equal(wr_ingress_match(ing, "a", "/v1.2/x_9"), 0);
-  assert_int_equal(wr_ingress_match(ing, "a", "/v1.2/z"), 3);
-  assert_int_equal(wr_ingress_match(ing, "a", "/va/x"), 3);
+  static const match_case re2_matches[] = {{"a", "/v1.2/x_9", 0}, {"a", "/v1.2/z", 3}, {"a", "/va/x", 3}};
+  ASSERT_MATCHES(ing, re2_matches);
   assert_string_equal(ing->rules[1].punycode, "xn--mnchen-3ya.de");
   assert_string_equal(ing->rules[2].punycode, "xn--r8jz45g.jp");
   wr_ingress_free(ing);

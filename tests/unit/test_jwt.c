@@ -29,13 +29,18 @@ static int teardown(void **state) {
 
 #define NOW 1700000000
 
-static char *sign_claims(wr_jwt_key *k, const char *aud, int64_t exp) {
-  json_t *c = json_pack("{s:[s],s:s,s:I,s:I,s:s,s:s}", "aud", aud, "email", "a@example.test", "iat",
-                        (json_int_t)NOW, "exp", (json_int_t)exp, "iss", "https://team.example.test", "type", "app");
+/* A token of the claims |c| (released here) signed by |k|. */
+static char *sign_json(wr_jwt_key *k, json_t *c) {
   char *tok = NULL;
   assert_int_equal(wr_jwt_sign(k, c, &tok), WR_OK);
   json_decref(c);
   return tok;
+}
+
+static char *sign_claims(wr_jwt_key *k, const char *aud, int64_t exp) {
+  return sign_json(k, json_pack("{s:[s],s:s,s:I,s:I,s:s,s:s}", "aud", aud, "email", "a@example.test", "iat",
+                                (json_int_t)NOW, "exp", (json_int_t)exp, "iss", "https://team.example.test",
+                                "type", "app"));
 }
 
 static int verify_with(wr_jwks *set, const char *tok, const char *aud, const char *iss, int64_t now,
@@ -46,10 +51,34 @@ static int verify_with(wr_jwks *set, const char *tok, const char *aud, const cha
   return wr_jwt_verify(set, tok, strlen(tok), &w, claims, err, sizeof(err));
 }
 
+/* The fixture of the tests around one token: key1's set and a token signed
+ * by key1 for audience "aud1", valid for 10 minutes from NOW. */
+typedef struct token_fx {
+  wr_jwks *set;
+  char *tok;
+} token_fx;
+
+static int token_setup(void **state) {
+  token_fx *f = malloc(sizeof(*f));
+  if (!f) return -1;
+  f->set = wr_jwks_from_keys(&key1, 1);
+  f->tok = sign_claims(key1, "aud1", NOW + 600);
+  *state = f;
+  return 0;
+}
+
+static int token_teardown(void **state) {
+  token_fx *f = *state;
+  free(f->tok);
+  wr_jwks_free(f->set);
+  free(f);
+  return 0;
+}
+
 static void test_roundtrip(void **state) {
-  (void)state;
-  wr_jwks *set = wr_jwks_from_keys(&key1, 1);
-  char *tok = sign_claims(key1, "aud1", NOW + 600);
+  token_fx *f = *state;
+  wr_jwks *set = f->set;
+  const char *tok = f->tok;
   json_t *c = NULL;
   assert_int_equal(verify_with(set, tok, "aud1", "https://team.example.test", NOW, &c), WR_OK);
   assert_non_null(c);
@@ -57,14 +86,12 @@ static void test_roundtrip(void **state) {
   json_decref(c);
   /* No audience or issuer asked for: only signature and time. */
   assert_int_equal(verify_with(set, tok, NULL, NULL, NOW, NULL), WR_OK);
-  free(tok);
-  wr_jwks_free(set);
 }
 
 static void test_claim_checks(void **state) {
-  (void)state;
-  wr_jwks *set = wr_jwks_from_keys(&key1, 1);
-  char *tok = sign_claims(key1, "aud1", NOW + 600);
+  token_fx *f = *state;
+  wr_jwks *set = f->set;
+  const char *tok = f->tok;
   assert_int_equal(verify_with(set, tok, "other-aud", NULL, NOW, NULL), WR_ERR_DENIED);
   assert_int_equal(verify_with(set, tok, "aud1", "https://evil.example.test", NOW, NULL), WR_ERR_DENIED);
   /* Expired: past exp plus the leeway; within the leeway still valid. */
@@ -72,31 +99,27 @@ static void test_claim_checks(void **state) {
   assert_int_equal(verify_with(set, tok, "aud1", NULL, NOW + 600 + WR_JWT_LEEWAY_S, NULL), WR_OK);
   /* Issued in the future. */
   assert_int_equal(verify_with(set, tok, "aud1", NULL, NOW - WR_JWT_LEEWAY_S - 10, NULL), WR_ERR_DENIED);
-  free(tok);
-  /* A token without exp is refused. */
-  json_t *c = json_pack("{s:s}", "aud", "aud1");
-  assert_int_equal(wr_jwt_sign(key1, c, &tok), WR_OK);
-  json_decref(c);
-  assert_int_equal(verify_with(set, tok, "aud1", NULL, NOW, NULL), WR_ERR_DENIED);
-  free(tok);
-  /* aud as a single string counts too; exp of the wrong type is malformed. */
-  c = json_pack("{s:s,s:I}", "aud", "aud1", "exp", (json_int_t)NOW + 5);
-  assert_int_equal(wr_jwt_sign(key1, c, &tok), WR_OK);
-  json_decref(c);
-  assert_int_equal(verify_with(set, tok, "aud1", NULL, NOW, NULL), WR_OK);
-  free(tok);
-  c = json_pack("{s:s,s:s}", "aud", "aud1", "exp", "tomorrow");
-  assert_int_equal(wr_jwt_sign(key1, c, &tok), WR_OK);
-  json_decref(c);
-  assert_int_equal(verify_with(set, tok, "aud1", NULL, NOW, NULL), WR_ERR_PROTO);
-  free(tok);
-  wr_jwks_free(set);
+  /* A token without exp is refused; aud as a single string counts too; exp
+   * of the wrong type is malformed. */
+  const struct {
+    json_t *claims; /* released by sign_json */
+    int want;
+  } other[] = {
+      {json_pack("{s:s}", "aud", "aud1"), WR_ERR_DENIED},
+      {json_pack("{s:s,s:I}", "aud", "aud1", "exp", (json_int_t)NOW + 5), WR_OK},
+      {json_pack("{s:s,s:s}", "aud", "aud1", "exp", "tomorrow"), WR_ERR_PROTO},
+  };
+  for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+    char *t = sign_json(key1, other[i].claims);
+    assert_int_equal(verify_with(set, t, "aud1", NULL, NOW, NULL), other[i].want);
+    free(t);
+  }
 }
 
 static void test_tampering(void **state) {
-  (void)state;
-  wr_jwks *set = wr_jwks_from_keys(&key1, 1);
-  char *tok = sign_claims(key1, "aud1", NOW + 600);
+  token_fx *f = *state;
+  wr_jwks *set = f->set;
+  const char *tok = f->tok;
   size_t len = strlen(tok);
   char *dot2 = strrchr(tok, '.');
   /* Flip one character of the signature. */
@@ -105,11 +128,8 @@ static void test_tampering(void **state) {
   t[si] = t[si] == 'A' ? 'B' : 'A';
   assert_int_equal(verify_with(set, t, "aud1", NULL, NOW, NULL), WR_ERR_DENIED);
   /* Change the payload: same header and signature, another body. */
-  json_t *other = json_pack("{s:[s],s:s,s:I}", "aud", "aud1", "email", "admin@example.test", "exp",
-                            (json_int_t)NOW + 600);
-  char *forged = NULL;
-  assert_int_equal(wr_jwt_sign(key2, other, &forged), WR_OK);
-  json_decref(other);
+  char *forged = sign_json(key2, json_pack("{s:[s],s:s,s:I}", "aud", "aud1", "email", "admin@example.test",
+                                           "exp", (json_int_t)NOW + 600));
   char *fd1 = strchr(forged, '.'), *fd2 = strrchr(forged, '.'), *d1 = strchr(tok, '.');
   char *mix = malloc(len + strlen(forged) + 1);
   sprintf(mix, "%.*s%.*s%s", (int)(d1 - tok), tok, (int)(fd2 - fd1), fd1, dot2);
@@ -129,8 +149,6 @@ static void test_tampering(void **state) {
   free(mix);
   free(forged);
   free(t);
-  free(tok);
-  wr_jwks_free(set);
 }
 
 /* A token with header |hdr| (JSON), the payload of |tok| and its signature. */
@@ -144,9 +162,9 @@ static char *with_header(const char *tok, const char *hdr) {
 }
 
 static void test_algorithms(void **state) {
-  (void)state;
-  wr_jwks *set = wr_jwks_from_keys(&key1, 1);
-  char *tok = sign_claims(key1, "aud1", NOW + 600);
+  token_fx *f = *state;
+  wr_jwks *set = f->set;
+  const char *tok = f->tok;
   const char *bad[] = {"{\"alg\":\"none\"}", "{\"alg\":\"HS256\"}", "{\"alg\":\"RS512\"}", "{}",
                        "{\"alg\":\"RS256\",\"alg\":\"none\"}", "{\"alg\":\"RS256\",\"kid\":5}",
                        "{\"alg\":\"RS256\",\"crit\":[\"b64\"]}", "[1]"};
@@ -164,8 +182,6 @@ static void test_algorithms(void **state) {
   char *nokid = with_header(tok, "{\"alg\":\"RS256\"}");
   assert_int_equal(verify_with(set, nokid, "aud1", NULL, NOW, NULL), WR_ERR_DENIED); /* header is signed */
   free(nokid);
-  free(tok);
-  wr_jwks_free(set);
 }
 
 static void test_jwks_encode_parse(void **state) {
@@ -242,6 +258,7 @@ static void test_b64url(void **state) {
 
 int main(void) {
   return UNIT_RUN(setup, teardown,
-                  UNIT_TESTS(test_roundtrip, test_claim_checks, test_tampering, test_algorithms,
-                             test_jwks_encode_parse, test_pem_roundtrip, test_b64url));
+                  UNIT_FIXTURE(token_setup, token_teardown, test_roundtrip, test_claim_checks,
+                               test_tampering, test_algorithms),
+                  UNIT_TESTS(test_jwks_encode_parse, test_pem_roundtrip, test_b64url));
 }

@@ -170,6 +170,13 @@ static int was_reset(void) {
   return (fl & F_RST) != 0;
 }
 
+/* The client got a RST, and the stream's abandon code is |abandoned|
+ * (INT64_MIN: the stream was not abandoned). */
+static void assert_client_reset(const fstream *s, int64_t abandoned) {
+  assert_true(was_reset());
+  assert_int_equal(s->abandoned, abandoned);
+}
+
 /* ---- tests ----------------------------------------------------------------------------- */
 
 static void test_request_and_data(void **state) {
@@ -245,8 +252,7 @@ static void test_error_response_resets_client(void **state) {
   fstream *s = handshake();
   in(F_ACK | F_PSH, "GET /", 5);
   answer(s, "dial tcp 10.99.0.5:8080: connect: connection refused", NULL, 1);
-  assert_true(was_reset());
-  assert_int_equal(s->abandoned, 0);
+  assert_client_reset(s, 0);
   assert_int_equal(wr_private_tcp_get_stats(T.p)->connector_refused, 1);
 }
 
@@ -254,8 +260,7 @@ static void test_stream_reset_resets_client(void **state) {
   fstream *s = handshake();
   answer(s, "", NULL, 0);
   s->cbs->on_reset(s->user, 0);
-  assert_true(was_reset());
-  assert_int_equal(s->abandoned, 0);
+  assert_client_reset(s, 0);
   assert_int_equal(wr_private_tcp_get_stats(T.p)->connector_resets, 1);
 }
 
@@ -263,8 +268,7 @@ static void test_lost_stream_resets_client(void **state) {
   fstream *s = handshake();
   answer(s, "", NULL, 0);
   s->cbs->on_close(s->user); /* the connection died: no FIN came */
-  assert_true(was_reset());
-  assert_int_equal(s->abandoned, INT64_MIN); /* nothing to abandon: it is gone */
+  assert_client_reset(s, INT64_MIN); /* nothing to abandon: it is gone */
 }
 
 static void test_client_reset_resets_stream(void **state) {
@@ -289,16 +293,14 @@ static void test_no_stream_refuses_syn(void **state) {
 static void test_bad_preamble_resets_both(void **state) {
   fstream *s = handshake();
   s->cbs->on_data(s->user, (const uint8_t *)"HTTP/1.1 200 OK\r\n", 17, 0);
-  assert_true(was_reset());
-  assert_int_equal(s->abandoned, 0);
+  assert_client_reset(s, 0);
   assert_int_equal(wr_private_tcp_get_stats(T.p)->bad_responses, 1);
 }
 
 static void test_fin_without_response(void **state) {
   fstream *s = handshake();
   s->cbs->on_data(s->user, NULL, 0, 1);
-  assert_true(was_reset());
-  assert_int_equal(s->abandoned, 0);
+  assert_client_reset(s, 0);
 }
 
 /* Twice a receive window (64 KiB) up: first with the stream blocked, so

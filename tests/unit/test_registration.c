@@ -34,12 +34,7 @@ static wr_account account;
 static wr_tunnel tunnel;
 
 static int group_setup(void **state) {
-  char err[256];
-  static const char *const dns[] = {"quic.cftunnel.com", "localhost"};
-  if (unit_pki_make(&pki, "wr-reg", "quic.cftunnel.com", dns, 2) != 0) return -1;
-  snprintf(db_path, sizeof(db_path), "%s/edge.db", pki.dir);
-  if (wr_store_open(db_path, WR_STORE_CREATE, &store, err, sizeof(err)) != 0) return -1;
-  if (wr_store_account_create(store, "test", "acme", &account) != 0) return -1;
+  if (unit_edge_store(&pki, "wr-reg", db_path, sizeof(db_path), &store, &account) != 0) return -1;
   if (wr_store_tunnel_create(store, "test", account.id, "t1", NULL, 0, &tunnel) != 0) return -1;
   wr_log_set_level(WR_LOG_WARN);
   return 0;

@@ -668,6 +668,18 @@ static void test_unimplemented_and_limits(void **state) {
   wr_rpc_session_free(s);
 }
 
+/* Calls method 0 of interface 1 on |s| (answered through |on_ret| with
+ * |user|), then feeds |s| the edge's answers of the registerConnection
+ * vector, which answer that question; returns what the feed returned. */
+static int call_then_feed_answer(wr_rpc_session *s, wr_rpc_return_fn on_ret, void *user) {
+  size_t elen;
+  uint8_t *edge = unit_read_vector("quic/control.register.from-edge.bin", &elen);
+  assert_int_equal(wr_rpc_session_call(s, 1, 0, NULL, NULL, on_ret, user, NULL), 0);
+  int rv = wr_rpc_session_feed(s, edge, elen);
+  free(edge);
+  return rv;
+}
+
 /* Freeing the session from inside its own callback is deferred. */
 static void free_in_cb(wr_rpc_session *s, void *user, uint32_t q, const wr_rpc_return *ret) {
   int *n = user;
@@ -677,17 +689,13 @@ static void free_in_cb(wr_rpc_session *s, void *user, uint32_t q, const wr_rpc_r
 
 static void test_free_in_callback(void **state) {
   (void)state;
-  size_t elen;
-  uint8_t *edge = unit_read_vector("quic/control.register.from-edge.bin", &elen);
   wr_rpc_session_config cfg;
   memset(&cfg, 0, sizeof(cfg));
   wr_rpc_session *s;
   int n = 0;
   assert_int_equal(wr_rpc_session_new(&cfg, &s), 0);
-  assert_int_equal(wr_rpc_session_call(s, 1, 0, NULL, NULL, free_in_cb, &n, NULL), 0);
-  assert_int_equal(wr_rpc_session_feed(s, edge, elen), 0); /* s is gone after this */
+  assert_int_equal(call_then_feed_answer(s, free_in_cb, &n), 0); /* s is gone after this */
   assert_int_equal(n, 1);
-  free(edge);
 }
 
 /* A method that shuts the session down (or frees it) answers nothing: the
@@ -753,8 +761,6 @@ static void count_return(wr_rpc_session *s, void *user, uint32_t q, const wr_rpc
 
 static void test_return_delivered_when_finish_fails(void **state) {
   (void)state;
-  size_t elen;
-  uint8_t *edge = unit_read_vector("quic/control.register.from-edge.bin", &elen);
   wr_rpc_session_config cfg;
   memset(&cfg, 0, sizeof(cfg));
   int writes = 0, n = 0;
@@ -762,13 +768,11 @@ static void test_return_delivered_when_finish_fails(void **state) {
   cfg.user = &writes;
   wr_rpc_session *s;
   assert_int_equal(wr_rpc_session_new(&cfg, &s), 0);
-  assert_int_equal(wr_rpc_session_call(s, 1, 0, NULL, NULL, count_return, &n, NULL), 0);
-  assert_int_equal(wr_rpc_session_feed(s, edge, elen), WR_ERR_IO);
+  assert_int_equal(call_then_feed_answer(s, count_return, &n), WR_ERR_IO);
   assert_int_equal(wr_rpc_session_closed(s), 1);
   assert_int_equal(n, 1);
   assert_int_equal(wr_rpc_session_questions(s), 0);
   wr_rpc_session_free(s);
-  free(edge);
 }
 
 /* A message whose pointers share their targets is read at most a few

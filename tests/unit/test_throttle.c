@@ -23,6 +23,18 @@ static wr_throttle *make(size_t max_keys) {
   return t;
 }
 
+/* The fixture of the tests of one unbounded throttle: make(0) in *state,
+ * freed after the test. */
+static int unbounded_setup(void **state) {
+  *state = make(0);
+  return 0;
+}
+
+static int unbounded_teardown(void **state) {
+  wr_throttle_free(*state);
+  return 0;
+}
+
 /* Records a failure at |now| and returns what it said. */
 static wr_throttle_info fail_at(wr_throttle *t, const char *key, uint64_t now) {
   wr_throttle_info info;
@@ -39,8 +51,7 @@ static size_t nkeys(const wr_throttle *t) {
 /* Four free failures, then 1 s, 2 s, 4 s ... doubling up to 15 min, where it
  * stays; the lockout is reported once, when it begins. */
 static void test_backoff_growth_and_cap(void **state) {
-  (void)state;
-  wr_throttle *t = make(0);
+  wr_throttle *t = *state;
   uint64_t now = 1000000;
   wr_throttle_info info;
   for (int i = 1; i <= 4; i++) {
@@ -82,13 +93,11 @@ static void test_backoff_growth_and_cap(void **state) {
   }
   assert_int_equal(info.wait_ms, 15 * MIN);
   assert_int_equal(info.failures, 130);
-  wr_throttle_free(t);
 }
 
 /* A success forgets the key (and ends its lockout); failures start over. */
 static void test_success_resets(void **state) {
-  (void)state;
-  wr_throttle *t = make(0);
+  wr_throttle *t = *state;
   uint64_t now = 5000;
   wr_throttle_info info;
   for (int i = 0; i < 3; i++) fail_at(t, "u:alice", now);
@@ -112,7 +121,6 @@ static void test_success_resets(void **state) {
   wr_throttle_record(t, "u:nobody", now, WR_THROTTLE_SUCCESS, &info);
   assert_int_equal(info.events, 0);
   assert_int_equal(nkeys(t), 1);
-  wr_throttle_free(t);
 }
 
 typedef struct swept {
@@ -131,8 +139,7 @@ static void on_swept(void *user, const char *key, const wr_throttle_info *info) 
 /* Failures are forgotten an hour after the last one (and its delay): a
  * lockout then ends by time, which the sweep reports. */
 static void test_forgetting_and_sweep(void **state) {
-  (void)state;
-  wr_throttle *t = make(0);
+  wr_throttle *t = *state;
   uint64_t now = 1;
   swept s = {0};
   for (int i = 0; i < 4; i++) fail_at(t, "u:typo", now);
@@ -165,14 +172,12 @@ static void test_forgetting_and_sweep(void **state) {
   assert_int_equal(info.failures, 1);
   assert_int_equal(info.locked_since, now);
   assert_int_equal(wr_throttle_check(t, "u:again", now + 2 * 60 * MIN), 0);
-  wr_throttle_free(t);
 }
 
 /* Attempts in flight count: many started at once cannot all slip past a
  * key's last free failures, and a locked key runs one at a time. */
 static void test_pending_attempts(void **state) {
-  (void)state;
-  wr_throttle *t = make(0);
+  wr_throttle *t = *state;
   uint64_t now = 100;
   wr_throttle_info info;
   for (int i = 0; i < 5; i++) {
@@ -200,7 +205,6 @@ static void test_pending_attempts(void **state) {
   /* An end without a begin records the outcome alone. */
   wr_throttle_end(t, "u:carol", now, WR_THROTTLE_FAILURE, &info);
   assert_int_equal(info.failures, 1);
-  wr_throttle_free(t);
 }
 
 /* One source trying one password on many accounts: no account locks, the
@@ -408,8 +412,8 @@ static void test_ratelimit(void **state) {
 int main(void) {
   return UNIT_RUN(
       NULL, NULL,
-      UNIT_TESTS(test_backoff_growth_and_cap, test_success_resets, test_forgetting_and_sweep,
-                 test_pending_attempts, test_spraying_locks_the_source, test_bound_and_eviction,
-                 test_many_keys, test_allocation_failures, test_config, test_source_keys,
-                 test_ratelimit));
+      UNIT_FIXTURE(unbounded_setup, unbounded_teardown, test_backoff_growth_and_cap,
+                   test_success_resets, test_forgetting_and_sweep, test_pending_attempts),
+      UNIT_TESTS(test_spraying_locks_the_source, test_bound_and_eviction, test_many_keys,
+                 test_allocation_failures, test_config, test_source_keys, test_ratelimit));
 }

@@ -383,29 +383,38 @@ static erpc *edge_open(ctx *c, int session) {
   return r;
 }
 
+/* The answers of the edge's calls, each with its erpc as |user|. */
+
+/* Counts a return on |r|; an exception (or any answer without results)
+ * goes to r->exception with its reason in r->err. Returns whether results
+ * came. */
+static int erpc_returned(erpc *r, const wr_rpc_return *ret) {
+  r->returned++;
+  if (ret->which == WR_RPC_RET_RESULTS) return 1;
+  r->exception = 1;
+  snprintf(r->err, sizeof(r->err), "%.*s", (int)ret->exception.reason_len, ret->exception.reason);
+  return 0;
+}
+
+/* Keeps the error text of a call's results ("" for none) in r->err. */
+static void erpc_results_err(erpc *r, const char *err, size_t len) {
+  snprintf(r->err, sizeof(r->err), "%.*s", (int)len, err ? err : "");
+}
+
 static void on_register_ret(wr_rpc_session *s, void *user, uint32_t q, const wr_rpc_return *ret) {
-  erpc *r = user;
   wr_tunnelrpc_udp_register_results res;
   (void)s;
   (void)q;
-  r->returned++;
-  if (ret->which != WR_RPC_RET_RESULTS) {
-    r->exception = 1;
-    snprintf(r->err, sizeof(r->err), "%.*s", (int)ret->exception.reason_len,
-             ret->exception.reason);
-    return;
-  }
+  if (!erpc_returned(user, ret)) return;
   assert_int_equal(wr_tunnelrpc_udp_register_results_decode(&ret->results, &res), 0);
   assert_null(res.spans);
-  snprintf(r->err, sizeof(r->err), "%.*s", (int)res.err_len, res.err ? res.err : "");
+  erpc_results_err(user, res.err, res.err_len);
 }
 
 static void on_empty_ret(wr_rpc_session *s, void *user, uint32_t q, const wr_rpc_return *ret) {
-  erpc *r = user;
   (void)s;
   (void)q;
-  r->returned++;
-  assert_int_equal(ret->which, WR_RPC_RET_RESULTS);
+  assert_true(erpc_returned(user, ret));
 }
 
 static void on_config_ret(wr_rpc_session *s, void *user, uint32_t q, const wr_rpc_return *ret) {
@@ -413,11 +422,10 @@ static void on_config_ret(wr_rpc_session *s, void *user, uint32_t q, const wr_rp
   wr_tunnelrpc_config_results res;
   (void)s;
   (void)q;
-  r->returned++;
-  assert_int_equal(ret->which, WR_RPC_RET_RESULTS);
+  assert_true(erpc_returned(r, ret));
   assert_int_equal(wr_tunnelrpc_config_results_decode(&ret->results, &res), 0);
   r->latest = res.latest_applied_version;
-  snprintf(r->err, sizeof(r->err), "%.*s", (int)res.err_len, res.err ? res.err : "");
+  erpc_results_err(r, res.err, res.err_len);
 }
 
 static int fill_register(void *arg, wr_capnp_bstruct *params) {
@@ -519,6 +527,26 @@ static int mux_received(ctx *c) {
   return mst->received >= want_received;
 }
 
+/* Sends the datagrams |hex| (NULL-terminated) from the edge and waits until
+ * the mux (its stats in mst) has received them all. */
+static void edge_datagrams(ctx *c, const char *const *hex) {
+  uint64_t base = mst->received, n = 0;
+  for (; hex[n]; n++) edge_datagram(c, hex[n]);
+  want_received = base + n;
+  run_until(c, mux_received, 5000);
+}
+
+/* The datagrams dropped so far, by reason: the mux's counters (mst) and
+ * the sessions' payloads for no session. */
+static void assert_drops(ctx *c, uint64_t malformed, uint64_t unknown_session, uint64_t unexpected,
+                         uint64_t icmp_dropped) {
+  assert_int_equal(mst->malformed, malformed);
+  assert_int_equal(wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c->mux))->unknown_session,
+                   unknown_session);
+  assert_int_equal(mst->unexpected, unexpected);
+  assert_int_equal(mst->icmp_dropped, icmp_dropped);
+}
+
 /* ---- tests ---------------------------------------------------------------------------- */
 
 static const uint8_t vec_id[16] = {0x85, 0xc4, 0x9d, 0xe3, 0xa1, 0x1c, 0x46, 0x0c,
@@ -571,18 +599,14 @@ static void test_vector_register_and_echo(void **state) {
   /* Drops, never fatal: unknown session, truncated UDP, spans from the
    * edge, ICMP without an ICMP proxy. */
   mst = wr_dgram_mux_get_stats(c.mux);
-  uint64_t base = mst->received;
-  edge_datagram(&c, "6869000000000000000000000000000000000100");
-  edge_datagram(&c, "01020300");
-  edge_datagram(&c, "00000000000000000000000000000000000000000000000000000003");
-  edge_datagram(&c, "4500003000010000400139c1c000020a7f0000010800d7ce42420001726566656467652d70696e672d7061796c6f616401");
-  want_received = base + 4;
-  run_until(&c, mux_received, 5000);
+  edge_datagrams(&c, (const char *const[]){
+                         "6869000000000000000000000000000000000100",
+                         "01020300",
+                         "00000000000000000000000000000000000000000000000000000003",
+                         "4500003000010000400139c1c000020a7f0000010800d7ce42420001726566656467652d70696e672d7061796c6f616401",
+                         NULL});
+  assert_drops(&c, 1, 1, 1, 1);
   const wr_udp_sessions_stats *us = wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c.mux));
-  assert_int_equal(us->unknown_session, 1);
-  assert_int_equal(mst->malformed, 1);
-  assert_int_equal(mst->unexpected, 1);
-  assert_int_equal(mst->icmp_dropped, 1);
   assert_int_equal(us->from_origin, 3);
   assert_int_equal(us->to_origin, 3);
 
@@ -811,18 +835,12 @@ static void test_v3_register_and_echo(void **state) {
 
   /* Drops: a truncated registration, a payload for no flow, a response
    * from the edge, ICMP without an ICMP proxy, an unknown type. */
-  uint64_t base = mst->received;
-  edge_datagram(&c, "0000003500d2");
-  edge_datagram(&c, "01" "0000000000000000000000000000dead" "6869");
-  edge_datagram(&c, "0300" V3_ID "0000");
-  edge_datagram(&c, "024500001c0000000040016ee00a0000020a0000010800f7ff00000000");
-  edge_datagram(&c, "07");
-  want_received = base + 5;
-  run_until(&c, mux_received, 5000);
-  assert_int_equal(mst->malformed, 2);
-  assert_int_equal(us->unknown_session, 1);
-  assert_int_equal(mst->unexpected, 1);
-  assert_int_equal(mst->icmp_dropped, 1);
+  edge_datagrams(&c, (const char *const[]){"0000003500d2",
+                                            "01" "0000000000000000000000000000dead" "6869",
+                                            "0300" V3_ID "0000",
+                                            "024500001c0000000040016ee00a0000020a0000010800f7ff00000000",
+                                            "07", NULL});
+  assert_drops(&c, 2, 1, 1, 1);
   assert_int_equal(mst->v3_register, 3);
   assert_int_equal(mst->v3_responses, 3);
 

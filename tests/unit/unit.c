@@ -172,6 +172,16 @@ int unit_pki_teardown(void **state) {
   return 0;
 }
 
+int unit_edge_store(unit_pki *pki, const char *prefix, char *db_path, size_t db_size,
+                    wr_store **store, wr_account *account) {
+  char err[256];
+  static const char *const dns[] = {"quic.cftunnel.com", "localhost"};
+  if (unit_pki_make(pki, prefix, "quic.cftunnel.com", dns, 2) != 0) return -1;
+  snprintf(db_path, db_size, "%s/edge.db", pki->dir);
+  if (wr_store_open(db_path, WR_STORE_CREATE, store, err, sizeof(err)) != 0) return -1;
+  return wr_store_account_create(*store, "test", "acme", account) != 0 ? -1 : 0;
+}
+
 int unit_buf_setup(void **state) {
   wr_buf *b = malloc(sizeof(*b));
   assert_non_null(b);

@@ -57,6 +57,16 @@ void unit_pki_remove(unit_pki *p);
  * address in *state (which each test then receives): unit_pki_remove. */
 int unit_pki_teardown(void **state);
 
+/* An edge's test world on disk: unit_pki_make(|pki|, |prefix|) for
+ * quic.cftunnel.com (and localhost), a new SQLite store <pki->dir>/edge.db
+ * (its path in |db_path|) in *store, and the account "acme" (by actor
+ * "test") in *account. Returns 0, or -1 (what was made stays for the
+ * caller's teardown: wr_store_close(*store) if set, unit_rm_rf(pki->dir)). */
+struct wr_store;
+struct wr_account;
+int unit_edge_store(unit_pki *pki, const char *prefix, char *db_path, size_t db_size,
+                    struct wr_store **store, struct wr_account *account);
+
 /* A test fixture (UNIT_FIXTURE): setup puts a new, empty wr_buf of at most
  * 4096 bytes (default allocator) in *state, failing the test if it cannot
  * allocate it; teardown frees the buffer and its data. */
