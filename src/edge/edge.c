@@ -107,6 +107,15 @@ struct wr_edge {
 /* An optional listener is off when the operator gave no address. */
 static int listen_on(const wr_edge_listen *l) { return l->text && *l->text; }
 
+/* A stop or release hook (the table below) that frees one subsystem's
+ * object with |free_fn| and forgets it, so a second run of the hook (a
+ * drain then a stop) finds NULL. */
+#define FREE_HOOK(hook, free_fn, field) \
+  static void hook(wr_edge *e) {         \
+    free_fn(e->field);                   \
+    e->field = NULL;                     \
+  }
+
 /* ---- store ---------------------------------------------------------------------- */
 
 /* --store, or the SQLite file in the data directory. */
@@ -122,10 +131,7 @@ static int start_store(wr_edge *e, char *err, size_t errlen) {
   return wr_store_open(path, 0, &e->store, err, errlen) == WR_OK ? WR_OK : WR_ERR_STORE;
 }
 
-static void release_store(wr_edge *e) {
-  wr_store_close(e->store);
-  e->store = NULL;
-}
+FREE_HOOK(release_store, wr_store_close, store)
 
 /* The store thread: a second connection for the calls moved off the loop
  * (store.h says which). */
@@ -137,10 +143,7 @@ static int start_store_thread(wr_edge *e, char *err, size_t errlen) {
 }
 
 /* At stop, not release: the handle's close needs the loop that still runs. */
-static void stop_store_thread(wr_edge *e) {
-  wr_store_async_free(e->store_async);
-  e->store_async = NULL;
-}
+FREE_HOOK(stop_store_thread, wr_store_async_free, store_async)
 
 /* ---- tunnels: the QUIC endpoint and the tunnel server ----------------------------- */
 
@@ -364,10 +367,7 @@ static int start_router(wr_edge *e, char *err, size_t errlen) {
 
 /* Ends flows (their RPC streams still have their connections) and closes
  * the timer. */
-static void stop_router(wr_edge *e) {
-  wr_router_free(e->router);
-  e->router = NULL;
-}
+FREE_HOOK(stop_router, wr_router_free, router)
 
 /* --tun-account: an ID or a name; without it the store must hold exactly
  * one account. */
@@ -426,10 +426,7 @@ static int start_tun(wr_edge *e, char *err, size_t errlen) {
   return WR_OK;
 }
 
-static void stop_tun(wr_edge *e) {
-  wr_tun_free(e->tun);
-  e->tun = NULL;
-}
+FREE_HOOK(stop_tun, wr_tun_free, tun)
 
 /* ---- WireGuard ------------------------------------------------------------------------ */
 
@@ -461,10 +458,7 @@ static int start_wireguard(wr_edge *e, char *err, size_t errlen) {
   return WR_OK;
 }
 
-static void stop_wireguard(wr_edge *e) {
-  wr_wg_ingress_free(e->wg);
-  e->wg = NULL;
-}
+FREE_HOOK(stop_wireguard, wr_wg_ingress_free, wg)
 
 /* The user-space TCP stack behind the router's TCP hook. Its row comes after
  * the ingresses so that it stops (and drains) before them: its flows point
@@ -485,10 +479,7 @@ static int start_private_tcp(wr_edge *e, char *err, size_t errlen) {
   return rv;
 }
 
-static void stop_private_tcp(wr_edge *e) {
-  wr_private_tcp_free(e->ptcp);
-  e->ptcp = NULL;
-}
+FREE_HOOK(stop_private_tcp, wr_private_tcp_free, ptcp)
 
 /* ---- visitors --------------------------------------------------------------------- */
 
@@ -536,10 +527,7 @@ static int start_acme(wr_edge *e, char *err, size_t errlen) {
   return rv;
 }
 
-static void stop_acme(wr_edge *e) {
-  wr_acme_free(e->acme);
-  e->acme = NULL;
-}
+FREE_HOOK(stop_acme, wr_acme_free, acme)
 
 /* The HTTPS front (before the plain one, which redirects to its port). */
 static int start_https(wr_edge *e, wr_visitor_config *vcfg, char *err, size_t errlen) {
@@ -678,10 +666,7 @@ static int start_dns(wr_edge *e, char *err, size_t errlen) {
   return WR_OK;
 }
 
-static void stop_dns(wr_edge *e) {
-  wr_dns_free(e->dns);
-  e->dns = NULL;
-}
+FREE_HOOK(stop_dns, wr_dns_free, dns)
 
 static int start_updater(wr_edge *e, char *err, size_t errlen) {
   const wr_edge_options *o = e->opts;
@@ -702,10 +687,7 @@ static int start_updater(wr_edge *e, char *err, size_t errlen) {
 }
 
 /* Cancels what is queued: each cancelled update logs its failure. */
-static void stop_updater(wr_edge *e) {
-  wr_dns_updater_free(e->updater);
-  e->updater = NULL;
-}
+FREE_HOOK(stop_updater, wr_dns_updater_free, updater)
 
 static int start_janitor(wr_edge *e, char *err, size_t errlen) {
   (void)err;
@@ -717,10 +699,7 @@ static int start_janitor(wr_edge *e, char *err, size_t errlen) {
   return WR_OK;
 }
 
-static void stop_janitor(wr_edge *e) {
-  wr_dns_janitor_free(e->janitor);
-  e->janitor = NULL;
-}
+FREE_HOOK(stop_janitor, wr_dns_janitor_free, janitor)
 
 /* ---- API and login pages ---------------------------------------------------------- */
 
@@ -851,10 +830,7 @@ static void stop_api(wr_edge *e) {
 }
 
 /* After the loop ran: no request of the HTTP server can reach it any more. */
-static void release_api(wr_edge *e) {
-  wr_api_free(e->api);
-  e->api = NULL;
-}
+FREE_HOOK(release_api, wr_api_free, api)
 
 /* ---- Access ------------------------------------------------------------------------ */
 
@@ -874,10 +850,7 @@ static int start_access(wr_edge *e, char *err, size_t errlen) {
 }
 
 /* Sign-ins still on the worker pool answer 503 and free it afterwards. */
-static void stop_access(wr_edge *e) {
-  wr_access_free(e->access);
-  e->access = NULL;
-}
+FREE_HOOK(stop_access, wr_access_free, access)
 
 /* ---- metrics ---------------------------------------------------------------------- */
 
@@ -895,10 +868,7 @@ static int start_metrics(wr_edge *e, char *err, size_t errlen) {
 }
 
 /* Also wr_edge_drain's first step: the server reads every other subsystem. */
-static void stop_metrics(wr_edge *e) {
-  wr_edge_metrics_free(e->metrics);
-  e->metrics = NULL;
-}
+FREE_HOOK(stop_metrics, wr_edge_metrics_free, metrics)
 
 /* After a burst, the heap's free pages go back to the kernel (idle_trim.h). */
 static int start_idle_trim(wr_edge *e, char *err, size_t errlen) {
@@ -908,10 +878,7 @@ static int start_idle_trim(wr_edge *e, char *err, size_t errlen) {
   return WR_OK;
 }
 
-static void stop_idle_trim(wr_edge *e) {
-  wr_idle_trim_free(e->trim);
-  e->trim = NULL;
-}
+FREE_HOOK(stop_idle_trim, wr_idle_trim_free, trim)
 
 /* ---- the table -------------------------------------------------------------------- */
 
