@@ -107,14 +107,17 @@ struct wr_edge {
 /* An optional listener is off when the operator gave no address. */
 static int listen_on(const wr_edge_listen *l) { return l->text && *l->text; }
 
-/* A stop or release hook (the table below) that frees one subsystem's
- * object with |free_fn| and forgets it, so a second run of the hook (a
- * drain then a stop) finds NULL. */
+/* Frees one subsystem's object with |free_fn| (each takes NULL) and
+ * forgets it, so a second run of a hook (a drain then a stop) finds NULL. */
+#define FREE_CLEAR(free_fn, e, field) \
+  do {                                \
+    free_fn((e)->field);              \
+    (e)->field = NULL;                \
+  } while (0)
+
+/* A stop or release hook (the table below) that only does FREE_CLEAR. */
 #define FREE_HOOK(hook, free_fn, field) \
-  static void hook(wr_edge *e) {         \
-    free_fn(e->field);                   \
-    e->field = NULL;                     \
-  }
+  static void hook(wr_edge *e) { FREE_CLEAR(free_fn, e, field); }
 
 /* ---- store ---------------------------------------------------------------------- */
 
@@ -274,23 +277,19 @@ static void drain_tunnels(wr_edge *e) {
 static void stop_tunnels(wr_edge *e) {
   if (e->watching) wr_tunnel_server_unwatch(e->ts);
   e->watching = 0;
-  if (e->ep) wr_quic_endpoint_free(e->ep);
-  e->ep = NULL;
-  wr_tunnel_h2_free(e->h2);
-  e->h2 = NULL;
+  FREE_CLEAR(wr_quic_endpoint_free, e, ep);
+  FREE_CLEAR(wr_tunnel_h2_free, e, h2);
 }
 
 /* After the endpoint's connections are gone: the tunnel server's registry
  * no longer points at any. */
 static void release_tunnels(wr_edge *e) {
-  wr_tunnel_server_free(e->ts);
-  e->ts = NULL;
+  FREE_CLEAR(wr_tunnel_server_free, e, ts);
   /* After the tunnel server closed its connections' rows: the edge's own
    * row goes, and any row it left open with it. */
   wr_cluster_leave(e->cluster, e->store);
   e->cluster = NULL;
-  if (e->tls) wr_quic_tls_free(e->tls);
-  e->tls = NULL;
+  FREE_CLEAR(wr_quic_tls_free, e, tls);
 }
 
 /* ---- cluster: edges sharing a PostgreSQL store ----------------------------------- */
@@ -349,11 +348,9 @@ static int start_cluster(wr_edge *e, char *err, size_t errlen) {
 
 /* The forwarder goes and forwarded streams end while their owners exist. */
 static void stop_cluster(wr_edge *e) {
-  wr_db_notify_free(e->notify);
-  e->notify = NULL;
+  FREE_CLEAR(wr_db_notify_free, e, notify);
   wr_cluster_stop(e->cluster);
-  wr_peer_free(e->peer);
-  e->peer = NULL;
+  FREE_CLEAR(wr_peer_free, e, peer);
 }
 
 /* ---- private traffic: the router and its TUN ingress ------------------------------ */
@@ -617,24 +614,18 @@ static int start_visitors(wr_edge *e, char *err, size_t errlen) {
 /* Also wr_edge_drain's step: the visitors' streams are reset while the
  * QUIC connections still exist. */
 static void stop_visitors(wr_edge *e) {
-  if (e->visitor) wr_visitor_free(e->visitor);
-  e->visitor = NULL;
-  if (e->https) wr_visitor_free(e->https);
-  e->https = NULL;
-  wr_zone_cache_free(e->zones);
-  e->zones = NULL;
+  FREE_CLEAR(wr_visitor_free, e, visitor);
+  FREE_CLEAR(wr_visitor_free, e, https);
+  FREE_CLEAR(wr_zone_cache_free, e, zones);
 }
 
 /* After the loop ran: nothing records into the inspector or the counters
  * any more, and certificates outlived the sessions only through their
  * references. */
 static void release_visitors(wr_edge *e) {
-  wr_certs_free(e->certs);
-  e->certs = NULL;
-  wr_inspect_free(e->inspect);
-  e->inspect = NULL;
-  wr_tunnel_stats_free(e->tunnel_stats);
-  e->tunnel_stats = NULL;
+  FREE_CLEAR(wr_certs_free, e, certs);
+  FREE_CLEAR(wr_inspect_free, e, inspect);
+  FREE_CLEAR(wr_tunnel_stats_free, e, tunnel_stats);
 }
 
 /* ---- DNS: the authoritative server, RFC 2136 pushes, the janitor ------------------ */
@@ -818,12 +809,9 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
 static void stop_api(wr_edge *e) {
   if (e->quick_sweeping) uv_close((uv_handle_t *)&e->quick_sweep, NULL);
   e->quick_sweeping = 0;
-  wr_dash_free(e->dash);
-  e->dash = NULL;
-  wr_login_free(e->login);
-  e->login = NULL;
-  if (e->api_httpd) wr_httpd_free(e->api_httpd);
-  e->api_httpd = NULL;
+  FREE_CLEAR(wr_dash_free, e, dash);
+  FREE_CLEAR(wr_login_free, e, login);
+  FREE_CLEAR(wr_httpd_free, e, api_httpd);
   /* Requests still on the store thread are answered when it stops,
    * without telling hooks whose subsystems are gone by then. */
   if (e->api) wr_api_stop(e->api);
