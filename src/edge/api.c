@@ -140,6 +140,23 @@ void wr__api_method(wr__api_ctx *c, const char *allowed) {
               allowed);
 }
 
+int wr__api_allow(wr__api_ctx *c, const char *allowed) {
+  size_t n = strlen(c->method);
+  for (const char *p = allowed; *p; p += strspn(p, ", ")) {
+    size_t len = strcspn(p, ", ");
+    if (len == n && memcmp(p, c->method, n) == 0) return 1;
+    p += len;
+  }
+  wr__api_method(c, allowed);
+  return 0;
+}
+
+void wr__api_collection(wr__api_ctx *c, void (*list)(wr__api_ctx *c), void (*create)(wr__api_ctx *c)) {
+  if (strcmp(c->method, "GET") == 0) list(c);
+  else if (strcmp(c->method, "POST") == 0) create(c);
+  else wr__api_method(c, "GET, POST");
+}
+
 /* ---- request parts ------------------------------------------------------------- */
 
 int wr__api_unescape(char *in) {
