@@ -157,6 +157,19 @@ void wr__api_collection(wr__api_ctx *c, void (*list)(wr__api_ctx *c), void (*cre
   else wr__api_method(c, "GET, POST");
 }
 
+int wr__api_resource(wr__api_ctx *c, size_t nsegs, void (*list)(wr__api_ctx *c),
+                     void (*create)(wr__api_ctx *c), const char *item_methods) {
+  if (c->nsegs == nsegs) {
+    wr__api_collection(c, list, create);
+    return 0;
+  }
+  if (c->nsegs != nsegs + 1) {
+    wr__api_no_route(c);
+    return 0;
+  }
+  return wr__api_allow(c, item_methods);
+}
+
 /* ---- request parts ------------------------------------------------------------- */
 
 int wr__api_unescape(char *in) {

@@ -192,15 +192,7 @@ out:
 void wr__api_devices(wr__api_ctx *c) {
   wr_device d;
   int rv;
-  if (c->nsegs == 3) {
-    wr__api_collection(c, device_list, device_create);
-    return;
-  }
-  if (c->nsegs != 4) {
-    wr__api_no_route(c);
-    return;
-  }
-  if (!wr__api_allow(c, "GET, PATCH, DELETE")) return;
+  if (!wr__api_resource(c, 3, device_list, device_create, "GET, PATCH, DELETE")) return;
   if ((rv = wr_store_device_get(c->store, c->token.account_id, c->segs[3], &d)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;

@@ -490,15 +490,7 @@ static void vnet_delete(wr__api_ctx *c, const wr_vnet *old) {
 static void vnets(wr__api_ctx *c) {
   const char *m = c->method;
   wr_vnet v;
-  if (c->nsegs == 4) {
-    wr__api_collection(c, vnet_list, vnet_create);
-    return;
-  }
-  if (c->nsegs != 5) {
-    wr__api_no_route(c);
-    return;
-  }
-  if (!wr__api_allow(c, "GET, PATCH, DELETE")) return;
+  if (!wr__api_resource(c, 4, vnet_list, vnet_create, "GET, PATCH, DELETE")) return;
   if (load_vnet(c, &v) != 0) return;
   if (strcmp(m, "GET") == 0) wr__api_ok(c, vnet_json(&v), NULL);
   else if (strcmp(m, "PATCH") == 0) vnet_update(c, &v);
