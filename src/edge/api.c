@@ -140,6 +140,36 @@ void wr__api_method(wr__api_ctx *c, const char *allowed) {
               allowed);
 }
 
+int wr__api_allow(wr__api_ctx *c, const char *allowed) {
+  size_t n = strlen(c->method);
+  for (const char *p = allowed; *p; p += strspn(p, ", ")) {
+    size_t len = strcspn(p, ", ");
+    if (len == n && memcmp(p, c->method, n) == 0) return 1;
+    p += len;
+  }
+  wr__api_method(c, allowed);
+  return 0;
+}
+
+void wr__api_collection(wr__api_ctx *c, void (*list)(wr__api_ctx *c), void (*create)(wr__api_ctx *c)) {
+  if (strcmp(c->method, "GET") == 0) list(c);
+  else if (strcmp(c->method, "POST") == 0) create(c);
+  else wr__api_method(c, "GET, POST");
+}
+
+int wr__api_resource(wr__api_ctx *c, size_t nsegs, void (*list)(wr__api_ctx *c),
+                     void (*create)(wr__api_ctx *c), const char *item_methods) {
+  if (c->nsegs == nsegs) {
+    wr__api_collection(c, list, create);
+    return 0;
+  }
+  if (c->nsegs != nsegs + 1) {
+    wr__api_no_route(c);
+    return 0;
+  }
+  return wr__api_allow(c, item_methods);
+}
+
 /* ---- request parts ------------------------------------------------------------- */
 
 int wr__api_unescape(char *in) {

@@ -192,20 +192,7 @@ out:
 void wr__api_devices(wr__api_ctx *c) {
   wr_device d;
   int rv;
-  if (c->nsegs == 3) {
-    if (strcmp(c->method, "GET") == 0) device_list(c);
-    else if (strcmp(c->method, "POST") == 0) device_create(c);
-    else wr__api_method(c, "GET, POST");
-    return;
-  }
-  if (c->nsegs != 4) {
-    wr__api_no_route(c);
-    return;
-  }
-  if (strcmp(c->method, "GET") != 0 && strcmp(c->method, "PATCH") != 0 && strcmp(c->method, "DELETE") != 0) {
-    wr__api_method(c, "GET, PATCH, DELETE");
-    return;
-  }
+  if (!wr__api_resource(c, 3, device_list, device_create, "GET, PATCH, DELETE")) return;
   if ((rv = wr_store_device_get(c->store, c->token.account_id, c->segs[3], &d)) != WR_OK) {
     wr__api_store_err(c, rv, NULL);
     return;

@@ -139,6 +139,9 @@ static void route_add(wr__api_ctx *c, const char *path_network) {
   wr__api_ok(c, route_json(&r, 0), NULL);
 }
 
+/* POST to the collection: the network is in the body. */
+static void route_create(wr__api_ctx *c) { route_add(c, NULL); }
+
 /* Splits "a,b,c" and says whether |want| is one of the items. */
 static int list_has(const char *csv, const char *want) {
   size_t wl = strlen(want);
@@ -317,9 +320,7 @@ static void routes(wr__api_ctx *c) {
   const char *m = c->method;
   char *cidr = NULL;
   if (c->nsegs == 4) {
-    if (strcmp(m, "GET") == 0) route_list(c);
-    else if (strcmp(m, "POST") == 0) route_add(c, NULL);
-    else wr__api_method(c, "GET, POST");
+    wr__api_collection(c, route_list, route_create);
   } else if (c->nsegs == 5) {
     const char *id;
     if (uuid_arg(c, "route id", c->segs[4], &id) != 0) return;
@@ -489,20 +490,7 @@ static void vnet_delete(wr__api_ctx *c, const wr_vnet *old) {
 static void vnets(wr__api_ctx *c) {
   const char *m = c->method;
   wr_vnet v;
-  if (c->nsegs == 4) {
-    if (strcmp(m, "GET") == 0) vnet_list(c);
-    else if (strcmp(m, "POST") == 0) vnet_create(c);
-    else wr__api_method(c, "GET, POST");
-    return;
-  }
-  if (c->nsegs != 5) {
-    wr__api_no_route(c);
-    return;
-  }
-  if (strcmp(m, "GET") != 0 && strcmp(m, "PATCH") != 0 && strcmp(m, "DELETE") != 0) {
-    wr__api_method(c, "GET, PATCH, DELETE");
-    return;
-  }
+  if (!wr__api_resource(c, 4, vnet_list, vnet_create, "GET, PATCH, DELETE")) return;
   if (load_vnet(c, &v) != 0) return;
   if (strcmp(m, "GET") == 0) wr__api_ok(c, vnet_json(&v), NULL);
   else if (strcmp(m, "PATCH") == 0) vnet_update(c, &v);

@@ -375,9 +375,7 @@ void wr__api_tunnels(wr__api_ctx *c) {
   const char *m = c->method;
   wr_tunnel t;
   if (c->nsegs == 3) {
-    if (strcmp(m, "POST") == 0) create(c);
-    else if (strcmp(m, "GET") == 0) list(c);
-    else wr__api_method(c, "GET, POST");
+    wr__api_collection(c, list, create);
     return;
   }
   if (c->nsegs == 4 && strcmp(m, "DELETE") == 0) {

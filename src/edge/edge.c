@@ -107,6 +107,18 @@ struct wr_edge {
 /* An optional listener is off when the operator gave no address. */
 static int listen_on(const wr_edge_listen *l) { return l->text && *l->text; }
 
+/* Frees one subsystem's object with |free_fn| (each takes NULL) and
+ * forgets it, so a second run of a hook (a drain then a stop) finds NULL. */
+#define FREE_CLEAR(free_fn, e, field) \
+  do {                                \
+    free_fn((e)->field);              \
+    (e)->field = NULL;                \
+  } while (0)
+
+/* A stop or release hook (the table below) that only does FREE_CLEAR. */
+#define FREE_HOOK(hook, free_fn, field) \
+  static void hook(wr_edge *e) { FREE_CLEAR(free_fn, e, field); }
+
 /* ---- store ---------------------------------------------------------------------- */
 
 /* --store, or the SQLite file in the data directory. */
@@ -122,10 +134,7 @@ static int start_store(wr_edge *e, char *err, size_t errlen) {
   return wr_store_open(path, 0, &e->store, err, errlen) == WR_OK ? WR_OK : WR_ERR_STORE;
 }
 
-static void release_store(wr_edge *e) {
-  wr_store_close(e->store);
-  e->store = NULL;
-}
+FREE_HOOK(release_store, wr_store_close, store)
 
 /* The store thread: a second connection for the calls moved off the loop
  * (store.h says which). */
@@ -137,10 +146,7 @@ static int start_store_thread(wr_edge *e, char *err, size_t errlen) {
 }
 
 /* At stop, not release: the handle's close needs the loop that still runs. */
-static void stop_store_thread(wr_edge *e) {
-  wr_store_async_free(e->store_async);
-  e->store_async = NULL;
-}
+FREE_HOOK(stop_store_thread, wr_store_async_free, store_async)
 
 /* ---- tunnels: the QUIC endpoint and the tunnel server ----------------------------- */
 
@@ -271,23 +277,19 @@ static void drain_tunnels(wr_edge *e) {
 static void stop_tunnels(wr_edge *e) {
   if (e->watching) wr_tunnel_server_unwatch(e->ts);
   e->watching = 0;
-  if (e->ep) wr_quic_endpoint_free(e->ep);
-  e->ep = NULL;
-  wr_tunnel_h2_free(e->h2);
-  e->h2 = NULL;
+  FREE_CLEAR(wr_quic_endpoint_free, e, ep);
+  FREE_CLEAR(wr_tunnel_h2_free, e, h2);
 }
 
 /* After the endpoint's connections are gone: the tunnel server's registry
  * no longer points at any. */
 static void release_tunnels(wr_edge *e) {
-  wr_tunnel_server_free(e->ts);
-  e->ts = NULL;
+  FREE_CLEAR(wr_tunnel_server_free, e, ts);
   /* After the tunnel server closed its connections' rows: the edge's own
    * row goes, and any row it left open with it. */
   wr_cluster_leave(e->cluster, e->store);
   e->cluster = NULL;
-  if (e->tls) wr_quic_tls_free(e->tls);
-  e->tls = NULL;
+  FREE_CLEAR(wr_quic_tls_free, e, tls);
 }
 
 /* ---- cluster: edges sharing a PostgreSQL store ----------------------------------- */
@@ -346,11 +348,9 @@ static int start_cluster(wr_edge *e, char *err, size_t errlen) {
 
 /* The forwarder goes and forwarded streams end while their owners exist. */
 static void stop_cluster(wr_edge *e) {
-  wr_db_notify_free(e->notify);
-  e->notify = NULL;
+  FREE_CLEAR(wr_db_notify_free, e, notify);
   wr_cluster_stop(e->cluster);
-  wr_peer_free(e->peer);
-  e->peer = NULL;
+  FREE_CLEAR(wr_peer_free, e, peer);
 }
 
 /* ---- private traffic: the router and its TUN ingress ------------------------------ */
@@ -364,10 +364,7 @@ static int start_router(wr_edge *e, char *err, size_t errlen) {
 
 /* Ends flows (their RPC streams still have their connections) and closes
  * the timer. */
-static void stop_router(wr_edge *e) {
-  wr_router_free(e->router);
-  e->router = NULL;
-}
+FREE_HOOK(stop_router, wr_router_free, router)
 
 /* --tun-account: an ID or a name; without it the store must hold exactly
  * one account. */
@@ -426,10 +423,7 @@ static int start_tun(wr_edge *e, char *err, size_t errlen) {
   return WR_OK;
 }
 
-static void stop_tun(wr_edge *e) {
-  wr_tun_free(e->tun);
-  e->tun = NULL;
-}
+FREE_HOOK(stop_tun, wr_tun_free, tun)
 
 /* ---- WireGuard ------------------------------------------------------------------------ */
 
@@ -461,10 +455,7 @@ static int start_wireguard(wr_edge *e, char *err, size_t errlen) {
   return WR_OK;
 }
 
-static void stop_wireguard(wr_edge *e) {
-  wr_wg_ingress_free(e->wg);
-  e->wg = NULL;
-}
+FREE_HOOK(stop_wireguard, wr_wg_ingress_free, wg)
 
 /* The user-space TCP stack behind the router's TCP hook. Its row comes after
  * the ingresses so that it stops (and drains) before them: its flows point
@@ -485,10 +476,7 @@ static int start_private_tcp(wr_edge *e, char *err, size_t errlen) {
   return rv;
 }
 
-static void stop_private_tcp(wr_edge *e) {
-  wr_private_tcp_free(e->ptcp);
-  e->ptcp = NULL;
-}
+FREE_HOOK(stop_private_tcp, wr_private_tcp_free, ptcp)
 
 /* ---- visitors --------------------------------------------------------------------- */
 
@@ -536,10 +524,7 @@ static int start_acme(wr_edge *e, char *err, size_t errlen) {
   return rv;
 }
 
-static void stop_acme(wr_edge *e) {
-  wr_acme_free(e->acme);
-  e->acme = NULL;
-}
+FREE_HOOK(stop_acme, wr_acme_free, acme)
 
 /* The HTTPS front (before the plain one, which redirects to its port). */
 static int start_https(wr_edge *e, wr_visitor_config *vcfg, char *err, size_t errlen) {
@@ -629,24 +614,18 @@ static int start_visitors(wr_edge *e, char *err, size_t errlen) {
 /* Also wr_edge_drain's step: the visitors' streams are reset while the
  * QUIC connections still exist. */
 static void stop_visitors(wr_edge *e) {
-  if (e->visitor) wr_visitor_free(e->visitor);
-  e->visitor = NULL;
-  if (e->https) wr_visitor_free(e->https);
-  e->https = NULL;
-  wr_zone_cache_free(e->zones);
-  e->zones = NULL;
+  FREE_CLEAR(wr_visitor_free, e, visitor);
+  FREE_CLEAR(wr_visitor_free, e, https);
+  FREE_CLEAR(wr_zone_cache_free, e, zones);
 }
 
 /* After the loop ran: nothing records into the inspector or the counters
  * any more, and certificates outlived the sessions only through their
  * references. */
 static void release_visitors(wr_edge *e) {
-  wr_certs_free(e->certs);
-  e->certs = NULL;
-  wr_inspect_free(e->inspect);
-  e->inspect = NULL;
-  wr_tunnel_stats_free(e->tunnel_stats);
-  e->tunnel_stats = NULL;
+  FREE_CLEAR(wr_certs_free, e, certs);
+  FREE_CLEAR(wr_inspect_free, e, inspect);
+  FREE_CLEAR(wr_tunnel_stats_free, e, tunnel_stats);
 }
 
 /* ---- DNS: the authoritative server, RFC 2136 pushes, the janitor ------------------ */
@@ -678,10 +657,7 @@ static int start_dns(wr_edge *e, char *err, size_t errlen) {
   return WR_OK;
 }
 
-static void stop_dns(wr_edge *e) {
-  wr_dns_free(e->dns);
-  e->dns = NULL;
-}
+FREE_HOOK(stop_dns, wr_dns_free, dns)
 
 static int start_updater(wr_edge *e, char *err, size_t errlen) {
   const wr_edge_options *o = e->opts;
@@ -702,10 +678,7 @@ static int start_updater(wr_edge *e, char *err, size_t errlen) {
 }
 
 /* Cancels what is queued: each cancelled update logs its failure. */
-static void stop_updater(wr_edge *e) {
-  wr_dns_updater_free(e->updater);
-  e->updater = NULL;
-}
+FREE_HOOK(stop_updater, wr_dns_updater_free, updater)
 
 static int start_janitor(wr_edge *e, char *err, size_t errlen) {
   (void)err;
@@ -717,10 +690,7 @@ static int start_janitor(wr_edge *e, char *err, size_t errlen) {
   return WR_OK;
 }
 
-static void stop_janitor(wr_edge *e) {
-  wr_dns_janitor_free(e->janitor);
-  e->janitor = NULL;
-}
+FREE_HOOK(stop_janitor, wr_dns_janitor_free, janitor)
 
 /* ---- API and login pages ---------------------------------------------------------- */
 
@@ -839,22 +809,16 @@ static int start_api(wr_edge *e, char *err, size_t errlen) {
 static void stop_api(wr_edge *e) {
   if (e->quick_sweeping) uv_close((uv_handle_t *)&e->quick_sweep, NULL);
   e->quick_sweeping = 0;
-  wr_dash_free(e->dash);
-  e->dash = NULL;
-  wr_login_free(e->login);
-  e->login = NULL;
-  if (e->api_httpd) wr_httpd_free(e->api_httpd);
-  e->api_httpd = NULL;
+  FREE_CLEAR(wr_dash_free, e, dash);
+  FREE_CLEAR(wr_login_free, e, login);
+  FREE_CLEAR(wr_httpd_free, e, api_httpd);
   /* Requests still on the store thread are answered when it stops,
    * without telling hooks whose subsystems are gone by then. */
   if (e->api) wr_api_stop(e->api);
 }
 
 /* After the loop ran: no request of the HTTP server can reach it any more. */
-static void release_api(wr_edge *e) {
-  wr_api_free(e->api);
-  e->api = NULL;
-}
+FREE_HOOK(release_api, wr_api_free, api)
 
 /* ---- Access ------------------------------------------------------------------------ */
 
@@ -874,10 +838,7 @@ static int start_access(wr_edge *e, char *err, size_t errlen) {
 }
 
 /* Sign-ins still on the worker pool answer 503 and free it afterwards. */
-static void stop_access(wr_edge *e) {
-  wr_access_free(e->access);
-  e->access = NULL;
-}
+FREE_HOOK(stop_access, wr_access_free, access)
 
 /* ---- metrics ---------------------------------------------------------------------- */
 
@@ -895,10 +856,7 @@ static int start_metrics(wr_edge *e, char *err, size_t errlen) {
 }
 
 /* Also wr_edge_drain's first step: the server reads every other subsystem. */
-static void stop_metrics(wr_edge *e) {
-  wr_edge_metrics_free(e->metrics);
-  e->metrics = NULL;
-}
+FREE_HOOK(stop_metrics, wr_edge_metrics_free, metrics)
 
 /* After a burst, the heap's free pages go back to the kernel (idle_trim.h). */
 static int start_idle_trim(wr_edge *e, char *err, size_t errlen) {
@@ -908,10 +866,7 @@ static int start_idle_trim(wr_edge *e, char *err, size_t errlen) {
   return WR_OK;
 }
 
-static void stop_idle_trim(wr_edge *e) {
-  wr_idle_trim_free(e->trim);
-  e->trim = NULL;
-}
+FREE_HOOK(stop_idle_trim, wr_idle_trim_free, trim)
 
 /* ---- the table -------------------------------------------------------------------- */
 

@@ -2,6 +2,7 @@
 #include "edge/wg_ingress.h"
 
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,44 +72,47 @@ static uint64_t wall_ns(void) {
 
 /* ---- endpoints: family, port, address (canonical, so cookies match) ------------ */
 
+/* An endpoint's bytes: the IP version (4 or 6), then the port and the
+ * address in network order, as the sockaddr holds them. */
+#define EP_PORT 1
+#define EP_ADDR 3
+
+/* Where a sockaddr of |family| keeps its port and its address (offsets);
+ * returns the address's length, 0 for a family other than IPv4 and IPv6. */
+static size_t sa_layout(int family, size_t *port_off, size_t *addr_off) {
+  if (family == AF_INET) {
+    *port_off = offsetof(struct sockaddr_in, sin_port);
+    *addr_off = offsetof(struct sockaddr_in, sin_addr);
+    return 4;
+  }
+  if (family == AF_INET6) {
+    *port_off = offsetof(struct sockaddr_in6, sin6_port);
+    *addr_off = offsetof(struct sockaddr_in6, sin6_addr);
+    return 16;
+  }
+  return 0;
+}
+
 static int ep_from_sockaddr(const struct sockaddr *sa, wr_wg_endpoint *ep) {
+  size_t port_off, addr_off, alen = sa_layout(sa->sa_family, &port_off, &addr_off);
   memset(ep, 0, sizeof(*ep));
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-    ep->addr[0] = 4;
-    memcpy(ep->addr + 1, &s4->sin_port, 2);
-    memcpy(ep->addr + 3, &s4->sin_addr, 4);
-    ep->len = 7;
-    ep->src_off = 3;
-    ep->src_len = 4;
-    return 0;
-  }
-  if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-    ep->addr[0] = 6;
-    memcpy(ep->addr + 1, &s6->sin6_port, 2);
-    memcpy(ep->addr + 3, &s6->sin6_addr, 16);
-    ep->len = 19;
-    ep->src_off = 3;
-    ep->src_len = 8; /* the /64: one host usually holds all of it */
-    return 0;
-  }
-  return -1;
+  if (!alen) return -1;
+  ep->addr[0] = alen == 4 ? 4 : 6;
+  memcpy(ep->addr + EP_PORT, (const uint8_t *)sa + port_off, 2);
+  memcpy(ep->addr + EP_ADDR, (const uint8_t *)sa + addr_off, alen);
+  ep->len = (uint8_t)(EP_ADDR + alen);
+  ep->src_off = EP_ADDR;
+  ep->src_len = alen == 4 ? 4 : 8; /* IPv6: the /64, one host usually holds all of it */
+  return 0;
 }
 
 static void ep_to_sockaddr(const wr_wg_endpoint *ep, struct sockaddr_storage *ss) {
+  size_t port_off, addr_off;
   memset(ss, 0, sizeof(*ss));
-  if (ep->addr[0] == 4) {
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    s4->sin_family = AF_INET;
-    memcpy(&s4->sin_port, ep->addr + 1, 2);
-    memcpy(&s4->sin_addr, ep->addr + 3, 4);
-  } else {
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-    s6->sin6_family = AF_INET6;
-    memcpy(&s6->sin6_port, ep->addr + 1, 2);
-    memcpy(&s6->sin6_addr, ep->addr + 3, 16);
-  }
+  ss->ss_family = ep->addr[0] == 4 ? AF_INET : AF_INET6;
+  size_t alen = sa_layout(ss->ss_family, &port_off, &addr_off);
+  memcpy((uint8_t *)ss + port_off, ep->addr + EP_PORT, 2);
+  memcpy((uint8_t *)ss + addr_off, ep->addr + EP_ADDR, alen);
 }
 
 /* ---- the protocol's callbacks --------------------------------------------------- */

@@ -1043,6 +1043,10 @@ static void test_devices(void **state) {
   assert_int_equal(call(f, "GET", ap(f, "/devices/phone"), NULL), 200);
   assert_null(json_object_get(last.result, "config"));
   assert_int_equal(call(f, "GET", ap(f, "/devices/nope"), NULL), 404);
+  /* One device takes GET, PATCH and DELETE only: not a method that is a
+   * prefix of one of them either. */
+  assert_int_equal(call(f, "PUT", ap(f, "/devices/phone"), "{}"), 405);
+  assert_int_equal(call(f, "PATC", ap(f, "/devices/phone"), "{}"), 405);
 
   /* Policy, then revoke by PATCH and DELETE. */
   assert_int_equal(call(f, "PATCH", ap(f, "/devices/laptop"), "{\"allowed\":\"fd00::/8\"}"), 200);
