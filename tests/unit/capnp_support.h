@@ -1,4 +1,4 @@
-/* Helpers for the suites that check Cap'n Proto bytes (test_capnp.c):
+/* Helpers for the suites that check Cap'n Proto bytes (test_capnp.c, test_rpc.c):
  * comparing what a builder made with golden bytes. Linked into every unit
  * test, like unit.c. */
 #ifndef WR_UNIT_CAPNP_SUPPORT_H

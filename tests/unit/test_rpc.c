@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capnp_support.h"
 #include "golden.h"
 #include "lib/err.h"
 #include "proto/rpc.h"
@@ -19,18 +20,6 @@ static const uint8_t rpc_sig[6] = {0x52, 0xbb, 0x82, 0x5c, 0xdb, 0x65};
 
 static int str_is(const char *s, size_t len, const char *want) {
   return len == strlen(want) && memcmp(s, want, len) == 0 && s[len] == '\0';
-}
-
-/* Builds with |fn| into a fresh builder and compares with |hex|. */
-static void assert_built(wr_capnp_builder *b, const char *hex) {
-  size_t n, len;
-  const uint8_t *out;
-  uint8_t *want = unit_hex(hex, &n);
-  assert_int_equal(wr_capnp_builder_finish(b, &out, &len), 0);
-  assert_int_equal(len, n);
-  assert_memory_equal(out, want, n);
-  free(want);
-  wr_capnp_builder_free(b);
 }
 
 /* Re-encodes |m| (content handled per |hint|) and compares with |want|. */
@@ -340,28 +329,28 @@ static void test_builders_golden(void **state) {
 
   wr_capnp_builder_init(&b, NULL, 0);
   assert_int_equal(wr_rpc_build_bootstrap(&b, 0), 0);
-  assert_built(&b, "0000000005000000 0000000001000100 0800000000000000"
+  unit_capnp_assert_built(&b, "0000000005000000 0000000001000100 0800000000000000"
                    "0000000001000100 0000000000000000 0000000000000000");
 
   wr_capnp_builder_init(&b, NULL, 0);
   assert_int_equal(wr_rpc_build_return_bootstrap(&b, 0, 0), 0);
-  assert_built(&b, "000000000b000000 0000000001000100 0300000000000000 0000000002000100"
+  unit_capnp_assert_built(&b, "000000000b000000 0000000001000100 0300000000000000 0000000002000100"
                    "0000000001000000 0000000000000000 0000000000000200 0300000000000000"
                    "0100000017000000 0400000001000100 0100000000000000 0000000000000000");
 
   wr_capnp_builder_init(&b, NULL, 0);
   assert_int_equal(wr_rpc_build_finish(&b, 0, 0), 0);
-  assert_built(&b, "0000000004000000 0000000001000100 0400000000000000"
+  unit_capnp_assert_built(&b, "0000000004000000 0000000001000100 0400000000000000"
                    "0000000001000000 0000000001000000");
 
   wr_capnp_builder_init(&b, NULL, 0);
   assert_int_equal(wr_rpc_build_release(&b, 0, 1), 0);
-  assert_built(&b, "0000000004000000 0000000001000100 0600000000000000"
+  unit_capnp_assert_built(&b, "0000000004000000 0000000001000100 0600000000000000"
                    "0000000001000000 0000000001000000");
 
   wr_capnp_builder_init(&b, NULL, 0);
   assert_int_equal(wr_rpc_build_abort(&b, "rpc: shutdown", 13, WR_RPC_EXC_FAILED), 0);
-  assert_built(&b, "0000000007000000 0000000001000100 0100000000000000"
+  unit_capnp_assert_built(&b, "0000000007000000 0000000001000100 0100000000000000"
                    "0000000001000100 0000000000000000 0100000072000000 7270633a20736875"
                    "74646f776e000000");
 
@@ -371,14 +360,14 @@ static void test_builders_golden(void **state) {
   assert_int_equal(wr_rpc_begin_return(&b, 1, 0, &p), 0);
   assert_int_equal(wr_capnp_new_struct(&p, 0, 0, 0, &c), 0);
   assert_int_equal(wr_rpc_end_payload(&p, NULL, 0), 0);
-  assert_built(&b, "0000000009000000 0000000001000100 0300000000000000 0000000002000100"
+  unit_capnp_assert_built(&b, "0000000009000000 0000000001000100 0300000000000000 0000000002000100"
                    "0100000001000000 0000000000000000 0000000000000200 fcffffff00000000"
                    "0100000007000000 0000000001000100");
 
   wr_capnp_builder_init(&b, NULL, 0);
   assert_int_equal(wr_rpc_build_return_exception(&b, 1, 0, "config rejected", 15,
                                                  WR_RPC_EXC_FAILED), 0);
-  assert_built(&b, "000000000a000000 0000000001000100 0300000000000000 0000000002000100"
+  unit_capnp_assert_built(&b, "000000000a000000 0000000001000100 0300000000000000 0000000002000100"
                    "0100000001000100 0000000000000000 0000000001000100 0000000000000000"
                    "0100000082000000 636f6e6669672072 656a656374656400");
 
@@ -389,7 +378,7 @@ static void test_builders_golden(void **state) {
                                      WR_RPC_TARGET_IMPORTED_CAP, 0, &p), 0);
   assert_int_equal(wr_tunnelrpc_empty_encode(&p), 0);
   assert_int_equal(wr_rpc_end_payload(&p, NULL, 0), 0);
-  assert_built(&b, "000000000e000000 0000000001000100 0200000000000000 0000000003000300"
+  unit_capnp_assert_built(&b, "000000000e000000 0000000001000100 0200000000000000 0000000003000300"
                    "0100000001000000 9754e87fec9516f7 0000000000000000 0800000001000100"
                    "0c00000000000200 0000000000000000 0000000000000000 0000000000000000"
                    "fcffffff00000000 0100000007000000 0000000001000100");
