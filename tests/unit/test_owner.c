@@ -1,0 +1,126 @@
+/* The lifecycle owner (src/net/owner.c): release runs exactly once, when
+ * the owner is closing and nothing is outstanding, whichever comes last;
+ * handles closed through it drop their hold in the close callback, and a
+ * release that frees the object is safe there (ASan). */
+#include <stdlib.h>
+
+#include <uv.h>
+
+#include "net/owner.h"
+#include "unit.h"
+
+static int released;
+static void count_release(wr_owner *o) {
+  (void)o;
+  released++;
+}
+
+static void test_close_with_nothing_pending(void **state) {
+  (void)state;
+  wr_owner o;
+  released = 0;
+  wr_owner_init(&o, count_release);
+  assert_int_equal(o.pending, 0);
+  assert_false(o.closing);
+  wr_owner_close(&o);
+  assert_int_equal(released, 1);
+  assert_true(o.closing);
+  wr_owner_close(&o); /* a second close does nothing */
+  assert_int_equal(released, 1);
+}
+
+static void test_close_waits_for_the_last_drop(void **state) {
+  (void)state;
+  wr_owner o;
+  released = 0;
+  wr_owner_init(&o, count_release);
+  wr_owner_hold(&o);
+  wr_owner_hold(&o);
+  wr_owner_drop(&o); /* not closing: nothing happens at 0 or above */
+  wr_owner_hold(&o);
+  assert_int_equal(o.pending, 2);
+  wr_owner_close(&o);
+  assert_int_equal(released, 0);
+  wr_owner_drop(&o);
+  assert_int_equal(released, 0);
+  wr_owner_drop(&o);
+  assert_int_equal(released, 1);
+  assert_int_equal(o.pending, 0);
+}
+
+static void test_drop_before_close_never_releases(void **state) {
+  (void)state;
+  wr_owner o;
+  released = 0;
+  wr_owner_init(&o, count_release);
+  wr_owner_hold(&o);
+  wr_owner_drop(&o);
+  assert_int_equal(released, 0);
+  wr_owner_close(&o);
+  assert_int_equal(released, 1);
+}
+
+/* An object that owns two timers and frees itself in release. */
+typedef struct {
+  wr_owner owner;
+  uv_timer_t a, b;
+  int *freed;
+} obj;
+
+static void obj_release(wr_owner *o) {
+  obj *x = (obj *)o;
+  (*x->freed)++;
+  free(x);
+}
+
+static void test_handles_on_a_loop(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  int freed = 0;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  obj *x = calloc(1, sizeof(*x));
+  assert_non_null(x);
+  x->freed = &freed;
+  wr_owner_init(&x->owner, obj_release);
+  uv_timer_init(&loop, &x->a);
+  uv_timer_init(&loop, &x->b);
+  wr_owner_hold(&x->owner);
+  wr_owner_hold(&x->owner);
+  /* One through the ready-made pair, one through the bare close callback. */
+  wr_owner_close_handle(&x->owner, (uv_handle_t *)&x->a);
+  x->b.data = &x->owner;
+  uv_close((uv_handle_t *)&x->b, wr_owner_handle_closed);
+  wr_owner_close(&x->owner);
+  assert_int_equal(freed, 0); /* the close callbacks have not run */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(freed, 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Closing before the handles: the last close callback frees. */
+static void test_close_first_then_handles(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  int freed = 0;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  obj *x = calloc(1, sizeof(*x));
+  assert_non_null(x);
+  x->freed = &freed;
+  wr_owner_init(&x->owner, obj_release);
+  uv_timer_init(&loop, &x->a);
+  wr_owner_hold(&x->owner);
+  wr_owner_close_handle(&x->owner, (uv_handle_t *)&x->a);
+  uv_run(&loop, UV_RUN_DEFAULT); /* dropped, but not closing: still here */
+  assert_int_equal(freed, 0);
+  assert_int_equal(x->owner.pending, 0);
+  wr_owner_close(&x->owner);
+  assert_int_equal(freed, 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void) {
+  return UNIT_RUN(NULL, NULL,
+                  UNIT_TESTS(test_close_with_nothing_pending, test_close_waits_for_the_last_drop,
+                             test_drop_before_close_never_releases, test_handles_on_a_loop,
+                             test_close_first_then_handles));
+}
