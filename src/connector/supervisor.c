@@ -628,20 +628,15 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
     wr_supervisor_free(s);
     return rv;
   }
-  uv_timer_init(s->loop, &s->grace);
-  uv_timer_init(s->loop, &s->poll);
-  s->grace.data = s->poll.data = s;
-  wr_owner_hold(&s->owner); /* grace */
-  wr_owner_hold(&s->owner); /* poll */
+  wr_owner_timer_init(&s->owner, s->loop, &s->grace, s);
+  wr_owner_timer_init(&s->owner, s->loop, &s->poll, s);
   for (unsigned i = 0; i < s->nslots; i++) {
     slot *sl = &s->slots[i];
     sl->sup = s;
     sl->index = i;
     sl->addr = (unsigned)(i % s->nedges);
     wr_addr_format(&s->edges[sl->addr], sl->edge, sizeof(sl->edge));
-    uv_timer_init(s->loop, &sl->timer);
-    sl->timer.data = sl;
-    wr_owner_hold(&s->owner);
+    wr_owner_timer_init(&s->owner, s->loop, &sl->timer, sl);
   }
   slot_connect(&s->slots[0]);
   *out = s;

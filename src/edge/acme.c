@@ -298,10 +298,8 @@ int wr_acme_start(uv_loop_t *loop, const wr_acme_config *cfg, wr_acme **out, cha
   a->poll_ms = cfg->poll_ms ? cfg->poll_ms : DEF_POLL_MS;
   pthread_mutex_init(&a->mu, NULL);
   a->scan_ms = cfg->scan_ms ? cfg->scan_ms : DEF_SCAN_MS;
-  uv_timer_init(loop, &a->timer);
-  a->timer.data = a;
   wr_owner_init(&a->owner, acme_release);
-  wr_owner_hold(&a->owner); /* the timer */
+  wr_owner_timer_init(&a->owner, loop, &a->timer, a);
   uv_timer_start(&a->timer, scan_tick, 0, a->scan_ms);
   uv_unref((uv_handle_t *)&a->timer);
   *out = a;

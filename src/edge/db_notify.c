@@ -184,10 +184,8 @@ int wr_db_notify_start(uv_loop_t *loop, const char *conninfo, const char *channe
   n->fn = fn;
   n->user = user;
   n->backoff_ms = BACKOFF_FIRST_MS;
-  uv_timer_init(loop, &n->retry);
-  n->retry.data = n;
   wr_owner_init(&n->owner, release);
-  wr_owner_hold(&n->owner);
+  wr_owner_timer_init(&n->owner, loop, &n->retry, n);
   start_connect(n);
   *out = n;
   return WR_OK;

@@ -673,12 +673,11 @@ static void on_connection(uv_stream_t *srv, int status) {
   if (d->closing) return;
   tcp_conn *c = wr_xcalloc(1, sizeof(*c));
   c->d = d;
-  uv_tcp_init(d->loop, &c->tcp);
-  uv_timer_init(d->loop, &c->timer);
-  c->tcp.data = c->timer.data = c;
   wr_owner_init(&c->owner, conn_release);
-  wr_owner_hold(&c->owner); /* tcp */
-  wr_owner_hold(&c->owner); /* timer */
+  uv_tcp_init(d->loop, &c->tcp);
+  c->tcp.data = c;
+  wr_owner_hold(&c->owner);
+  wr_owner_timer_init(&c->owner, d->loop, &c->timer, c);
   wr_owner_hold(&d->owner); /* the connection */
   WR_LIST_INSERT_HEAD(d->conns, c);
   d->stats.tcp_conns++;

@@ -572,12 +572,11 @@ int wr_dns_updater_new(uv_loop_t *loop, const wr_dns_update_config *cfg, wr_dns_
   u->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DEF_TIMEOUT_MS;
   u->max_queued = cfg->max_queued ? cfg->max_queued : DEF_MAX_QUEUED;
   u->rbuf = wr_xmalloc(2 + WR_DNSMSG_MAX);
-  uv_timer_init(loop, &u->timer);
-  uv_idle_init(loop, &u->kick);
-  u->timer.data = u->kick.data = u;
   wr_owner_init(&u->owner, up_release);
-  wr_owner_hold(&u->owner); /* the timer */
-  wr_owner_hold(&u->owner); /* the kick */
+  wr_owner_timer_init(&u->owner, loop, &u->timer, u);
+  uv_idle_init(loop, &u->kick);
+  u->kick.data = u;
+  wr_owner_hold(&u->owner);
   *out = u;
   return WR_OK;
 }

@@ -960,12 +960,9 @@ int wr_peer_new(const wr_peer_config *cfg, wr_peer **out, char *err, size_t errl
   wr_peer *p = wr_xcalloc(1, sizeof(*p));
   p->loop = cfg->loop;
   p->ts = cfg->ts;
-  uv_timer_init(p->loop, &p->reap);
-  uv_timer_init(p->loop, &p->idle_sweep);
-  p->reap.data = p->idle_sweep.data = p;
   wr_owner_init(&p->owner, peer_release);
-  wr_owner_hold(&p->owner); /* reap */
-  wr_owner_hold(&p->owner); /* idle_sweep */
+  wr_owner_timer_init(&p->owner, p->loop, &p->reap, p);
+  wr_owner_timer_init(&p->owner, p->loop, &p->idle_sweep, p);
   uv_timer_start(&p->idle_sweep, idle_sweep_cb, WR_PEER_IDLE_MS / 2, WR_PEER_IDLE_MS / 2);
   uv_unref((uv_handle_t *)&p->idle_sweep);
   int rv = creds(p, cfg, err, errlen);

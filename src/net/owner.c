@@ -15,6 +15,12 @@ void wr_owner_close(wr_owner *o) {
   if (!o->pending) o->release(o);
 }
 
+void wr_owner_timer_init(wr_owner *o, uv_loop_t *loop, uv_timer_t *t, void *data) {
+  uv_timer_init(loop, t);
+  t->data = data;
+  wr_owner_hold(o);
+}
+
 void wr_owner_handle_closed(uv_handle_t *h) { wr_owner_drop(h->data); }
 
 void wr_owner_close_handle(wr_owner *o, uv_handle_t *h) {

@@ -50,6 +50,10 @@ void wr_owner_drop(wr_owner *o);
  * A second call does nothing. Callable from callbacks, also from the done
  * callback of a job |o| holds (it counts until that callback dropped it). */
 void wr_owner_close(wr_owner *o);
+/* uv_timer_init(|loop|, |t|) (which cannot fail), t->data = |data| (for
+ * the timer's callbacks), and a hold of |o| on the timer, which
+ * wr_owner_close_handle ends. No callbacks run. */
+void wr_owner_timer_init(wr_owner *o, uv_loop_t *loop, uv_timer_t *t, void *data);
 /* uv_close(|h|) for a handle |o| holds: sets h->data to |o|, and the close
  * callback drops the hold (release may run there). |h| must be open and
  * not closing. Callable from callbacks, including |h|'s own. */

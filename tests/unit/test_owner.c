@@ -60,7 +60,7 @@ static void test_drop_before_close_never_releases(void **state) {
   assert_int_equal(released, 1);
 }
 
-/* An object that owns two timers and frees itself in release. */
+/* An object that owns timers and frees itself in release. */
 typedef struct {
   wr_owner owner;
   uv_timer_t a, b;
@@ -68,23 +68,30 @@ typedef struct {
 } obj;
 
 static void obj_release(wr_owner *o) {
-  obj *x = (obj *)o;
+  obj *x = WR_OWNER_OBJ(o, obj, owner);
   (*x->freed)++;
   free(x);
+}
+
+/* A fresh loop in |loop| and an object on it holding its timer a. */
+static obj *obj_new(uv_loop_t *loop, int *freed) {
+  assert_int_equal(uv_loop_init(loop), 0);
+  obj *x = calloc(1, sizeof(*x));
+  assert_non_null(x);
+  x->freed = freed;
+  wr_owner_init(&x->owner, obj_release);
+  wr_owner_timer_init(&x->owner, loop, &x->a, x);
+  assert_ptr_equal(x->a.data, x);
+  assert_int_equal(x->owner.pending, 1);
+  return x;
 }
 
 static void test_handles_on_a_loop(void **state) {
   (void)state;
   uv_loop_t loop;
   int freed = 0;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  obj *x = calloc(1, sizeof(*x));
-  assert_non_null(x);
-  x->freed = &freed;
-  wr_owner_init(&x->owner, obj_release);
-  uv_timer_init(&loop, &x->a);
+  obj *x = obj_new(&loop, &freed);
   uv_timer_init(&loop, &x->b);
-  wr_owner_hold(&x->owner);
   wr_owner_hold(&x->owner);
   /* One through the ready-made pair, one through the bare close callback. */
   wr_owner_close_handle(&x->owner, (uv_handle_t *)&x->a);
@@ -97,18 +104,12 @@ static void test_handles_on_a_loop(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-/* Closing before the handles: the last close callback frees. */
-static void test_close_first_then_handles(void **state) {
+/* Closing after the handles: the close frees at once. */
+static void test_close_after_the_handles(void **state) {
   (void)state;
   uv_loop_t loop;
   int freed = 0;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  obj *x = calloc(1, sizeof(*x));
-  assert_non_null(x);
-  x->freed = &freed;
-  wr_owner_init(&x->owner, obj_release);
-  uv_timer_init(&loop, &x->a);
-  wr_owner_hold(&x->owner);
+  obj *x = obj_new(&loop, &freed);
   wr_owner_close_handle(&x->owner, (uv_handle_t *)&x->a);
   uv_run(&loop, UV_RUN_DEFAULT); /* dropped, but not closing: still here */
   assert_int_equal(freed, 0);
@@ -122,5 +123,5 @@ int main(void) {
   return UNIT_RUN(NULL, NULL,
                   UNIT_TESTS(test_close_with_nothing_pending, test_close_waits_for_the_last_drop,
                              test_drop_before_close_never_releases, test_handles_on_a_loop,
-                             test_close_first_then_handles));
+                             test_close_after_the_handles));
 }
