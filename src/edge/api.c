@@ -664,7 +664,7 @@ void wr_api_httpd_handler(wr_httpd *h, wr_httpd_req *req, void *user) {
 
 /* wr_api_free ran and the last job on the store thread is back. */
 static void api_release(wr_owner *o) {
-  wr_api *a = (wr_api *)((char *)o - offsetof(wr_api, jobs));
+  wr_api *a = WR_OWNER_OBJ(o, wr_api, jobs);
   wr_throttle_free(a->tokens);
   wr_throttle_free(a->quick_rl);
   free(a->quick_account);

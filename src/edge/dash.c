@@ -387,7 +387,7 @@ int wr_dash_handle(wr_dash *d, wr_httpd_req *req) {
 /* ---- lifetime ------------------------------------------------------------------------- */
 
 /* wr_dash_free ran and no page or replay is out any more. */
-static void dash_release(wr_owner *o) { free((char *)o - offsetof(wr_dash, jobs)); }
+static void dash_release(wr_owner *o) { free(WR_OWNER_OBJ(o, wr_dash, jobs)); }
 
 int wr_dash_new(const wr_dash_config *cfg, wr_dash **out) {
   *out = NULL;

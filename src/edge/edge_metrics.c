@@ -615,7 +615,7 @@ static void ready_start_cb(void *user, wr_httpd_req *req) {
 }
 
 /* wr_edge_metrics_free ran and no ping is out any more. */
-static void metrics_release(wr_owner *o) { free((char *)o - offsetof(wr_edge_metrics, pings)); }
+static void metrics_release(wr_owner *o) { free(WR_OWNER_OBJ(o, wr_edge_metrics, pings)); }
 
 static void render_cb(void *user, wr_buf *b) { wr_edge_metrics_render(user, b); }
 static int ready_cb(void *user, wr_buf *b) { return wr_edge_metrics_ready(user, b); }

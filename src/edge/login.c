@@ -82,7 +82,7 @@ login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const cha
 
 /* wr_login_free ran and the last store job, pool job and handle is back. */
 static void login_release(wr_owner *o) {
-  wr_login *l = (wr_login *)((char *)o - offsetof(wr_login, owner));
+  wr_login *l = WR_OWNER_OBJ(o, wr_login, owner);
   wr_throttle_free(l->accounts);
   wr_throttle_free(l->sources);
   wr_fairq_free(l->checks);
