@@ -10,6 +10,7 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/http_client.h"
+#include "net/owner.h"
 #include "proto/jwt.h"
 
 typedef struct team {
@@ -23,7 +24,7 @@ typedef struct team {
 struct wr_access_verifier {
   uv_loop_t *loop;
   team *teams;
-  unsigned pending;
+  wr_owner fetches; /* holds the key fetches on the worker pool; its release frees |v| */
   int freeing;
 };
 
@@ -35,13 +36,8 @@ typedef struct fetch_job {
   char err[256];
 } fetch_job;
 
-wr_access_verifier *wr_access_verifier_new(uv_loop_t *loop) {
-  wr_access_verifier *v = wr_xcalloc(1, sizeof(*v));
-  v->loop = loop;
-  return v;
-}
-
-static void destroy(wr_access_verifier *v) {
+static void verifier_release(wr_owner *o) {
+  wr_access_verifier *v = WR_OWNER_OBJ(o, wr_access_verifier, fetches);
   team *t, *n;
   for (t = v->teams; t; t = n) {
     n = t->next;
@@ -54,10 +50,17 @@ static void destroy(wr_access_verifier *v) {
   free(v);
 }
 
+wr_access_verifier *wr_access_verifier_new(uv_loop_t *loop) {
+  wr_access_verifier *v = wr_xcalloc(1, sizeof(*v));
+  v->loop = loop;
+  wr_owner_init(&v->fetches, verifier_release);
+  return v;
+}
+
 void wr_access_verifier_free(wr_access_verifier *v) {
   if (!v) return;
   v->freeing = 1;
-  if (!v->pending) destroy(v);
+  wr_owner_close(&v->fetches); /* frees |v| now or after the last fetch */
 }
 
 static team *team_get(wr_access_verifier *v, const char *name) {
@@ -95,7 +98,6 @@ static void fetch_work(uv_work_t *w) {
 static void fetch_done(uv_work_t *w, int status) {
   fetch_job *j = w->data;
   wr_access_verifier *v = j->v;
-  v->pending--;
   j->t->fetching = 0;
   if (j->jwks && !v->freeing) {
     wr_jwks_free(j->t->jwks);
@@ -106,7 +108,7 @@ static void fetch_done(uv_work_t *w, int status) {
     if (!v->freeing) wr_warn("access: fetching the keys of team %s failed: %s", j->t->name, status ? "cancelled" : j->err);
   }
   free(j);
-  if (v->freeing && !v->pending) destroy(v);
+  wr_owner_drop(&v->fetches); /* may free |v| */
 }
 
 static void fetch(wr_access_verifier *v, team *t) {
@@ -122,7 +124,7 @@ static void fetch(wr_access_verifier *v, team *t) {
     return;
   }
   t->fetching = 1;
-  v->pending++;
+  wr_owner_hold(&v->fetches);
 }
 
 int wr_access_verifier_check(wr_access_verifier *v, const wr_access_config *acc, const char *token, size_t len,

@@ -12,6 +12,7 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/conn.h"
+#include "net/owner.h"
 
 #define DIAL_TIMEOUT_MS 15000
 
@@ -20,7 +21,7 @@ struct wr_h2_link {
   wr_conn *conn;
   wr_h2 *h2;
   uv_idle_t idle;  /* deferred flushes */
-  int handles;     /* idle + conn until they closed */
+  wr_owner owner;  /* holds idle + conn until they closed; its release reports */
   int close_req;   /* wr_h2_link_close: done from the idle callback */
   int closing;
   int reported;
@@ -29,20 +30,14 @@ struct wr_h2_link {
   char why[256];
 };
 
-static void maybe_report(wr_h2_link *l) {
-  if (l->handles > 0 || l->reported) return;
+static void report(wr_owner *o) {
+  wr_h2_link *l = WR_OWNER_OBJ(o, wr_h2_link, owner);
   l->reported = 1;
   if (l->self_free) {
     free(l);
     return;
   }
   if (l->cfg.on_close) l->cfg.on_close(l->cfg.user, l->status, l->why);
-}
-
-static void idle_closed(uv_handle_t *h) {
-  wr_h2_link *l = h->data;
-  l->handles--;
-  maybe_report(l);
 }
 
 static void do_close(wr_h2_link *l);
@@ -148,8 +143,7 @@ static void c_close(wr_conn *c, void *user) {
   wr_h2_link *l = user;
   (void)c;
   l->conn = NULL;
-  l->handles--;
-  maybe_report(l);
+  wr_owner_drop(&l->owner); /* may report, or free |l| */
 }
 
 static const wr_conn_callbacks conn_cbs = {
@@ -199,7 +193,9 @@ int wr_h2_link_dial(const wr_h2_link_config *cfg, wr_h2_link **out) {
   }
   uv_idle_init(cfg->loop, &l->idle);
   l->idle.data = l;
-  l->handles = 2;
+  wr_owner_init(&l->owner, report);
+  wr_owner_hold(&l->owner); /* conn */
+  wr_owner_hold(&l->owner); /* idle */
   *out = l;
   return WR_OK;
 }
@@ -226,11 +222,12 @@ static void do_close(wr_h2_link *l) {
     l->h2 = NULL;
   }
   uv_idle_stop(&l->idle);
-  uv_close((uv_handle_t *)&l->idle, idle_closed);
+  wr_owner_close_handle(&l->owner, (uv_handle_t *)&l->idle);
   if (l->conn) {
     wr_conn_shutdown(l->conn);
     wr_conn_close(l->conn);
   }
+  wr_owner_close(&l->owner); /* reports once both closed */
 }
 
 void wr_h2_link_close(wr_h2_link *l, const char *why) {

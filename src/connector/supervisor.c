@@ -13,6 +13,7 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/addr.h"
+#include "net/owner.h"
 #include "net/quic.h"
 
 /* Slot states. */
@@ -96,11 +97,12 @@ struct wr_supervisor {
   uint64_t registrations;
   uv_timer_t grace;        /* shutdown: bounds the wait for in-flight streams */
   uv_timer_t poll;         /* shutdown: checks whether everything drained */
-  int timers_open;
+  wr_owner owner;          /* holds the timers; its release frees |s| */
 };
 
 static void slot_connect(slot *sl);
 static void maybe_finish_shutdown(wr_supervisor *s);
+static void supervisor_release(wr_owner *o);
 
 static int slot_has_conn(const slot *sl) { return sl->conn != NULL || sl->h2 != NULL; }
 
@@ -565,6 +567,7 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
   if (!cfg || !cfg->loop || !cfg->cred || !cfg->edges || !cfg->nedges || !cfg->proxy)
     return WR_ERR_INVAL;
   wr_supervisor *s = wr_xcalloc(1, sizeof(*s));
+  wr_owner_init(&s->owner, supervisor_release);
   s->loop = cfg->loop;
   s->cred = *cfg->cred;
   s->nedges = cfg->nedges > WR_SUPERVISOR_MAX_CONNS ? WR_SUPERVISOR_MAX_CONNS : cfg->nedges;
@@ -628,23 +631,18 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
     rv = wr_tls_creds_client_p256(&tc, &s->h2_creds, err, errlen);
   }
   if (rv != WR_OK) {
-    s->timers_open = 0;
     wr_supervisor_free(s);
     return rv;
   }
-  uv_timer_init(s->loop, &s->grace);
-  uv_timer_init(s->loop, &s->poll);
-  s->grace.data = s->poll.data = s;
-  s->timers_open = 2;
+  wr_owner_timer_init(&s->owner, s->loop, &s->grace, s);
+  wr_owner_timer_init(&s->owner, s->loop, &s->poll, s);
   for (unsigned i = 0; i < s->nslots; i++) {
     slot *sl = &s->slots[i];
     sl->sup = s;
     sl->index = i;
     sl->addr = (unsigned)(i % s->nedges);
     wr_addr_format(&s->edges[sl->addr], sl->edge, sizeof(sl->edge));
-    uv_timer_init(s->loop, &sl->timer);
-    sl->timer.data = sl;
-    s->timers_open++;
+    wr_owner_timer_init(&s->owner, s->loop, &sl->timer, sl);
   }
   slot_connect(&s->slots[0]);
   *out = s;
@@ -742,26 +740,19 @@ void wr_supervisor_shutdown(wr_supervisor *s, uint64_t grace_ms) {
  * connections (and GnuTLS sessions) in the same pass as the poll timer's
  * callback; the other timers are closed from there and finish one pass
  * later, after which the TLS credentials can go. */
-static void last_stage_closed(uv_handle_t *h) {
-  wr_supervisor *s = h->data;
-  if (--s->timers_open > 0) return;
+static void supervisor_release(wr_owner *o) {
+  wr_supervisor *s = WR_OWNER_OBJ(o, wr_supervisor, owner);
   if (s->tls) wr_quic_tls_free(s->tls);
   wr_tls_creds_free(s->h2_creds);
   free(s);
 }
 
-static void slot_timer_closed(uv_handle_t *h) {
-  slot *sl = h->data;
-  h->data = sl->sup;
-  last_stage_closed(h);
-}
-
 static void first_stage_closed(uv_handle_t *h) {
   wr_supervisor *s = h->data;
-  s->timers_open--;
   for (unsigned i = 0; i < s->nslots; i++)
-    uv_close((uv_handle_t *)&s->slots[i].timer, slot_timer_closed);
-  uv_close((uv_handle_t *)&s->grace, last_stage_closed);
+    wr_owner_close_handle(&s->owner, (uv_handle_t *)&s->slots[i].timer);
+  wr_owner_close_handle(&s->owner, (uv_handle_t *)&s->grace);
+  wr_owner_drop(&s->owner); /* the poll timer */
 }
 
 void wr_supervisor_free(wr_supervisor *s) {
@@ -782,11 +773,7 @@ void wr_supervisor_free(wr_supervisor *s) {
   free(s->local_config);
   for (size_t i = 0; i < s->nfeatures; i++) free(s->features[i]);
   free(s->features);
-  if (!s->timers_open) { /* start failed before the timers existed */
-    if (s->tls) wr_quic_tls_free(s->tls);
-    wr_tls_creds_free(s->h2_creds);
-    free(s);
-    return;
-  }
-  uv_close((uv_handle_t *)&s->poll, first_stage_closed);
+  /* Frees |s| at once when start failed before the timers existed. */
+  if (s->owner.pending) uv_close((uv_handle_t *)&s->poll, first_stage_closed);
+  wr_owner_close(&s->owner);
 }

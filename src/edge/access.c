@@ -140,12 +140,10 @@ static void keys_run(wr_store *s, void *arg) {
 static void keys_done(void *arg, int status) {
   keys_job *j = arg;
   wr_access *a = j->a;
-  a->pending--;
   a->keys_reading = 0;
   if (!a->freeing && status == WR_OK && j->rv == WR_OK) keys_apply(a, j->rows);
   else json_decref(j->rows);
   free(j);
-  if (a->freeing && !a->pending) wr__access_destroy(a);
 }
 
 int wr_access_rotate(wr_access *a, const char *actor) {
@@ -303,7 +301,6 @@ static void host_job_run(wr_store *s, void *arg) {
 static void host_job_done(void *arg, int status) {
   host_job *j = arg;
   wr_access *a = j->a;
-  a->pending--;
   wr__access_host *slot = slot_find(a, j->host);
   if (slot && slot->pending && slot->gen == j->gen && !a->freeing) {
     if (status != WR_OK || j->rv != WR_OK)
@@ -321,21 +318,17 @@ static void host_job_done(void *arg, int status) {
 }
 
 void wr__access_read_back(wr_access *a) {
-  if (a->freeing) {
-    if (!a->pending) wr__access_destroy(a);
-    return;
-  }
+  if (a->freeing) return;
   wr_watchers_notify(a->watchers, WR__ACCESS_WATCHERS);
   wr__access_pages_resume(a);
 }
 
 int wr__access_submit(wr_access *a, wr_store_async_fn run, wr_store_async_done done, void *j, size_t size) {
-  if (wr_store_async_submit(a->async, run, done, j) != WR_OK) {
+  if (wr_store_async_owner_submit(a->async, &a->jobs, run, done, j) != WR_OK) {
     explicit_bzero(j, size);
     free(j);
     return WR_ERR_LIMIT;
   }
-  a->pending++;
   return WR_OK;
 }
 
@@ -622,10 +615,13 @@ const wr_access_stats *wr_access_get_stats(const wr_access *a) { return &a->stat
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
+static void access_release(wr_owner *o);
+
 int wr_access_new(const wr_access_gate_config *cfg, wr_access **out) {
   *out = NULL;
   if (!cfg || !cfg->loop || !cfg->store || !cfg->team_domain || !*cfg->team_domain) return WR_ERR_INVAL;
   wr_access *a = wr_xcalloc(1, sizeof(*a));
+  wr_owner_init(&a->jobs, access_release);
   a->loop = cfg->loop;
   a->store = cfg->store;
   a->async = cfg->async;
@@ -642,14 +638,15 @@ int wr_access_new(const wr_access_gate_config *cfg, wr_access **out) {
     if (rv == WR_ERR_NOTFOUND) rv = wr_access_rotate(a, "edge");
   }
   if (rv != WR_OK) {
-    wr__access_destroy(a);
+    wr_owner_close(&a->jobs); /* frees |a|: nothing is pending */
     return rv;
   }
   *out = a;
   return WR_OK;
 }
 
-void wr__access_destroy(wr_access *a) {
+static void access_release(wr_owner *o) {
+  wr_access *a = WR_OWNER_OBJ(o, wr_access, jobs);
   keys_clear(a);
   for (size_t i = 0; i < WR__ACCESS_CACHE_SLOTS; i++) json_decref(a->cache[i].doc);
   json_decref(a->aside);
@@ -664,5 +661,5 @@ void wr_access_free(wr_access *a) {
   if (!a) return;
   a->freeing = 1;
   wr__access_pages_drop(a);
-  if (!a->pending) wr__access_destroy(a);
+  wr_owner_close(&a->jobs); /* frees |a| now or after its last job */
 }

@@ -7,6 +7,7 @@
 #include "edge/access.h"
 #include "edge/throttle.h"
 #include "lib/watchers.h"
+#include "net/owner.h"
 #include "proto/jwt.h"
 #include "proto/oidc.h"
 
@@ -71,16 +72,16 @@ struct wr_access {
   wr_throttle *signin_rl; /* failed sign-ins per email */
   wr_oidc_states *oidc;   /* pending OpenID Connect sign-ins */
   wr__access_transfer transfers[WR_ACCESS_TRANSFERS]; /* CLI hand-offs */
-  unsigned pending;       /* jobs on the worker pool and the store thread */
+  wr_owner jobs;          /* holds the jobs on the worker pool and the store thread */
   int keys_reading;       /* a reload of the keys is on the store thread */
   struct wr__access_parked *parked; /* team-domain requests waiting for a host's read */
   int resuming;           /* wr__access_pages_resume is running them again */
-  int freeing;            /* wr_access_free ran; the last job frees */
+  int freeing;            /* wr_access_free ran; |jobs|' release frees after the last job */
 };
 
 uint64_t wr__access_now_ms(const wr_access *a);
 /* Queues the store-thread job |j| (|size| bytes, the caller's allocation)
- * and counts it in a->pending. Returns WR_OK (|j| is the job's now), or
+ * for a->jobs (held until its done callback returned). Returns WR_OK (|j| is the job's now), or
  * WR_ERR_LIMIT when the store thread takes no more: |j| is then wiped
  * (it may hold a secret) and freed. Loop thread, callable from callbacks. */
 int wr__access_submit(wr_access *a, wr_store_async_fn run, wr_store_async_done done, void *j, size_t size);
@@ -150,13 +151,9 @@ int wr__access_oidc_handle(wr_access *a, wr_httpd_req *req);
  * id and account, WR_ERR_DENIED, or another error. With a store thread,
  * from the cache wr_access_prefetch_token filled. */
 int wr__access_token_check(wr_access *a, const char *client_id, const char *secret, char *id, char *account);
-/* A store read's answer was taken and its job freed (a->pending already
- * counts it out) (access.c): a freed gate goes with its last job (|a| is
- * then gone); otherwise the watchers and the parked pages hear of it.
+/* A store read's answer was taken and its job freed (access.c): unless
+ * the gate is being freed, the watchers and the parked pages hear of it.
  * From the reads' done callbacks on the loop thread. */
 void wr__access_read_back(wr_access *a);
-
-/* Really frees |a| (after the last sign-in job). */
-void wr__access_destroy(wr_access *a);
 
 #endif

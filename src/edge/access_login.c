@@ -291,7 +291,6 @@ static void signin_success(signin_job *j, json_t *app) {
 static void signin_done(uv_work_t *w, int status) {
   signin_job *j = w->data;
   wr_access *a = j->a;
-  a->pending--;
   if (a->freeing || status != 0) {
     wr_httpd_respond_simple(j->req, 503, "text/plain", "shutting down\n", 14);
   } else if (j->rv != WR_OK) {
@@ -303,9 +302,8 @@ static void signin_done(uv_work_t *w, int status) {
   } else {
     signin_success(j, j->app);
   }
-  int last = a->freeing && !a->pending;
   signin_job_free(j);
-  if (last) wr__access_destroy(a);
+  wr_owner_drop(&a->jobs); /* may free |a| */
 }
 
 /* Reads the form; answers and returns -1 when it is not usable. */
@@ -351,7 +349,7 @@ static void signin_verify(signin_job *j) {
     signin_job_free(j);
     return;
   }
-  a->pending++;
+  wr_owner_hold(&a->jobs);
 }
 
 static void user_run(wr_store *s, void *arg) {
@@ -362,12 +360,9 @@ static void user_run(wr_store *s, void *arg) {
 static void user_done(void *arg, int status) {
   signin_job *j = arg;
   wr_access *a = j->a;
-  a->pending--;
   if (a->freeing || status != WR_OK) {
     wr_httpd_respond_simple(j->req, 503, "text/plain", "shutting down\n", 14);
-    int last = a->freeing && !a->pending;
     signin_job_free(j);
-    if (last) wr__access_destroy(a);
     return;
   }
   signin_verify(j);
@@ -398,11 +393,10 @@ static void signin(wr_access *a, wr_httpd_req *req, const char *host) {
     signin_verify(j);
     return;
   }
-  if (wr_store_async_submit(a->async, user_run, user_done, j) != WR_OK) {
+  if (wr_store_async_owner_submit(a->async, &a->jobs, user_run, user_done, j) != WR_OK) {
     form_page(a, req, 503, host, j->f.kid, j->f.redirect, "The edge is busy; try again.");
     goto done;
   }
-  a->pending++;
   return;
 done:
   signin_job_free(j);

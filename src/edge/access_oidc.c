@@ -226,13 +226,11 @@ static void callback_done(oidc_job *j) {
 static void job_done(uv_work_t *w, int status) {
   oidc_job *j = w->data;
   wr_access *a = j->a;
-  a->pending--;
   if (a->freeing || status != 0) wr_httpd_respond_simple(j->req, 503, "text/plain", "shutting down\n", 14);
   else if (j->kind == JOB_START) start_done(j);
   else callback_done(j);
-  int last = a->freeing && !a->pending;
   job_free(j);
-  if (last) wr__access_destroy(a);
+  wr_owner_drop(&a->jobs); /* may free |a| */
 }
 
 /* ---- the routes ---------------------------------------------------------------------- */
@@ -284,7 +282,7 @@ static void queue(wr_access *a, oidc_job *j) {
     job_free(j);
     return;
   }
-  a->pending++;
+  wr_owner_hold(&a->jobs);
 }
 
 /* The provider |id| of |app|'s account (read with |host|'s apps) when it

@@ -80,7 +80,6 @@ static void token_run(wr_store *s, void *arg) {
 static void token_done(void *arg, int status) {
   token_job *j = arg;
   wr_access *a = j->a;
-  a->pending--;
   wr__access_token *t = token_find(a, j->key);
   if (t && t->pending && t->gen == j->gen && !a->freeing) {
     t->pending = 0;

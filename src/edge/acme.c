@@ -208,8 +208,6 @@ static void scan_tick(uv_timer_t *t) {
 
 /* ---- orders (worker thread) ------------------------------------------------------------ */
 
-static void maybe_free(wr_acme *a);
-
 static void order_work(uv_work_t *req) {
   wr__acme_job *j = req->data;
   j->rv = wr__acme_order(j->a, j);
@@ -251,7 +249,7 @@ static void order_after(uv_work_t *req, int status) {
     if (next < a->scan_ms) uv_timer_start(&a->timer, scan_tick, next, a->scan_ms);
   }
   free(j);
-  maybe_free(a);
+  wr_owner_drop(&a->owner); /* the order; may free |a| */
 }
 
 static void start_order(wr_acme *a, const char *host) {
@@ -265,9 +263,12 @@ static void start_order(wr_acme *a, const char *host) {
   }
   wr_info("ACME: ordering a certificate for %s (%s)", host, a->dns01 ? "dns-01" : "http-01");
   a->job = j;
+  wr_owner_hold(&a->owner);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
+
+static void acme_release(wr_owner *o);
 
 int wr_acme_start(uv_loop_t *loop, const wr_acme_config *cfg, wr_acme **out, char *err,
                   size_t errlen) {
@@ -297,17 +298,16 @@ int wr_acme_start(uv_loop_t *loop, const wr_acme_config *cfg, wr_acme **out, cha
   a->poll_ms = cfg->poll_ms ? cfg->poll_ms : DEF_POLL_MS;
   pthread_mutex_init(&a->mu, NULL);
   a->scan_ms = cfg->scan_ms ? cfg->scan_ms : DEF_SCAN_MS;
-  uv_timer_init(loop, &a->timer);
-  a->timer.data = a;
-  a->refs = 1; /* the timer */
+  wr_owner_init(&a->owner, acme_release);
+  wr_owner_timer_init(&a->owner, loop, &a->timer, a);
   uv_timer_start(&a->timer, scan_tick, 0, a->scan_ms);
   uv_unref((uv_handle_t *)&a->timer);
   *out = a;
   return WR_OK;
 }
 
-static void maybe_free(wr_acme *a) {
-  if (!a->closing || a->refs || a->job) return;
+static void acme_release(wr_owner *o) {
+  wr_acme *a = WR_OWNER_OBJ(o, wr_acme, owner);
   if (a->scan) a->scan->a = NULL;
   wr__acme_worker_reset(a);
   pthread_mutex_destroy(&a->mu);
@@ -319,15 +319,10 @@ static void maybe_free(wr_acme *a) {
   free(a);
 }
 
-static void timer_closed(uv_handle_t *h) {
-  wr_acme *a = h->data;
-  a->refs--;
-  maybe_free(a);
-}
-
 void wr_acme_free(wr_acme *a) {
   if (!a || a->closing) return;
   a->closing = 1;
   atomic_store(&a->cancel, 1);
-  uv_close((uv_handle_t *)&a->timer, timer_closed);
+  wr_owner_close_handle(&a->owner, (uv_handle_t *)&a->timer);
+  wr_owner_close(&a->owner); /* frees |a| once the timer closed and the order ended */
 }

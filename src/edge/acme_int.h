@@ -8,6 +8,7 @@
 
 #include "edge/acme.h"
 #include "edge/certs.h"
+#include "net/owner.h"
 
 #define WR__ACME_MAX_CHALL 16
 
@@ -49,7 +50,8 @@ struct wr_acme {
   size_t n_hosts;
   wr__acme_job *job;                       /* the order in flight */
   struct scan_job *scan;                   /* the scan in flight */
-  int closing, refs;
+  int closing;
+  wr_owner owner;                          /* holds the timer and the order in flight */
   atomic_int cancel;                       /* set by wr_acme_free; read by the worker */
   wr_acme_stats stats;
   pthread_mutex_t mu;                      /* guards chall */

@@ -693,8 +693,8 @@ void wr_api_httpd_handler(wr_httpd *h, wr_httpd_req *req, void *user) {
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
 /* wr_api_free ran and the last job on the store thread is back. */
-static void api_release(wr_store_async_owner *o) {
-  wr_api *a = (wr_api *)((char *)o - offsetof(wr_api, jobs));
+static void api_release(wr_owner *o) {
+  wr_api *a = WR_OWNER_OBJ(o, wr_api, jobs);
   wr_throttle_free(a->tokens);
   wr_throttle_free(a->quick_rl);
   free(a->quick_account);
@@ -710,7 +710,7 @@ int wr_api_new(const wr_api_config *cfg, wr_api **out) {
   *out = NULL;
   if (!cfg || !cfg->store) return WR_ERR_INVAL;
   wr_api *a = wr_xcalloc(1, sizeof(*a));
-  wr_store_async_owner_init(&a->jobs, api_release);
+  wr_owner_init(&a->jobs, api_release);
   a->store = cfg->store;
   a->async = cfg->async;
   a->ts = cfg->ts;
@@ -769,5 +769,5 @@ void wr_api_stop(wr_api *a) {
 void wr_api_free(wr_api *a) {
   if (!a) return;
   a->stopping = 1;
-  wr_store_async_owner_close(&a->jobs); /* frees |a| now or after its last job */
+  wr_owner_close(&a->jobs); /* frees |a| now or after its last job */
 }

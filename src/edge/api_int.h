@@ -78,7 +78,7 @@ struct wr_api {
   int stopping;          /* wr_api_stop or _free: hooks are not called any more */
   /* Requests and the quick-tunnel sweep on the store thread (loop
    * thread): wr_api_free closes it; its release frees the API. */
-  wr_store_async_owner jobs;
+  wr_owner jobs;
 };
 
 /* Tells the on_route hook, if any, now (loop thread). */

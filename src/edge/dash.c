@@ -387,13 +387,13 @@ int wr_dash_handle(wr_dash *d, wr_httpd_req *req) {
 /* ---- lifetime ------------------------------------------------------------------------- */
 
 /* wr_dash_free ran and no page or replay is out any more. */
-static void dash_release(wr_store_async_owner *o) { free((char *)o - offsetof(wr_dash, jobs)); }
+static void dash_release(wr_owner *o) { free(WR_OWNER_OBJ(o, wr_dash, jobs)); }
 
 int wr_dash_new(const wr_dash_config *cfg, wr_dash **out) {
   *out = NULL;
   if (!cfg || !cfg->loop || !cfg->store || !cfg->api || !cfg->login) return WR_ERR_INVAL;
   wr_dash *d = wr_xcalloc(1, sizeof(*d));
-  wr_store_async_owner_init(&d->jobs, dash_release);
+  wr_owner_init(&d->jobs, dash_release);
   d->loop = cfg->loop;
   d->store = cfg->store;
   d->async = cfg->async;
@@ -416,5 +416,5 @@ void wr_dash_free(wr_dash *d) {
   d->ts = NULL;
   d->inspect = NULL;
   d->tunnel_stats = NULL;
-  wr_store_async_owner_close(&d->jobs); /* frees |d| now or after its last job */
+  wr_owner_close(&d->jobs); /* frees |d| now or after its last job */
 }

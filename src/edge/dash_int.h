@@ -32,7 +32,7 @@ struct wr_dash {
   struct sockaddr_storage visitor_addr; /* ss_family 0: no replay */
   /* Pages on the store thread, and replays on the worker pool (held);
    * closing once wr_dash_free ran, and its release frees |d|. */
-  wr_store_async_owner jobs;
+  wr_owner jobs;
 };
 
 /* One request of a signed-in user. A page built on the store thread uses

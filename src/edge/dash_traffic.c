@@ -329,7 +329,7 @@ static void replay_done(uv_work_t *w, int status) {
   }
   wr_buf_free(&j->request);
   free(j);
-  wr_store_async_owner_drop(&d->jobs); /* may free |d| */
+  wr_owner_drop(&d->jobs); /* may free |d| */
 }
 
 /* The request of |r| as bytes, or -1 with |why|. */
@@ -386,7 +386,7 @@ static void replay_page(dash_req *q, const wr_inspect_rec *r) {
     wr__dash_redirect(q, back, "error", "The replay could not be started.");
     return;
   }
-  wr_store_async_owner_hold(&d->jobs);
+  wr_owner_hold(&d->jobs);
   char msg[64];
   snprintf(msg, sizeof(msg), "Replaying request %" PRIu64 ".", id);
   wr__dash_redirect(q, back, "msg", msg);

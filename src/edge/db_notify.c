@@ -10,6 +10,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/owner.h"
 
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS 30000
@@ -30,23 +31,17 @@ struct wr_db_notify {
   PGconn *made;        /* its result */
   char err[256];
   int stopping;
-  int handles;         /* open libuv handles (retry timer, poll) */
+  wr_owner owner;      /* holds the retry timer, the poll and a connection attempt */
   int ever_up;
   wr_db_notify_stats st;
 };
 
-static void maybe_free(wr_db_notify *n) {
-  if (!n->stopping || n->handles || n->working) return;
+static void release(wr_owner *o) {
+  wr_db_notify *n = WR_OWNER_OBJ(o, wr_db_notify, owner);
   if (n->made) PQfinish(n->made);
   free(n->conninfo);
   free(n->channel);
   free(n);
-}
-
-static void handle_closed(uv_handle_t *h) {
-  wr_db_notify *n = h->data;
-  n->handles--;
-  maybe_free(n);
 }
 
 /* ---- connecting, on the pool ------------------------------------------------------ */
@@ -87,11 +82,10 @@ static void schedule_retry(wr_db_notify *n) {
 
 static void connect_done(uv_work_t *w, int status) {
   wr_db_notify *n = w->data;
+  int stopped = n->stopping;
   n->working = 0;
-  if (n->stopping) {
-    maybe_free(n);
-    return;
-  }
+  wr_owner_drop(&n->owner); /* the attempt; frees |n| when it was stopped meanwhile */
+  if (stopped) return;
   if (status != 0 || !n->made) {
     size_t l = strcspn(n->err, "\n");
     n->err[l] = '\0';
@@ -100,7 +94,7 @@ static void connect_done(uv_work_t *w, int status) {
     schedule_retry(n);
     return;
   }
-  if (n->handles > 1) { /* the previous connection's poll is still closing */
+  if (n->owner.pending > 1) { /* the previous connection's poll is still closing */
     PQfinish(n->made);
     n->made = NULL;
     schedule_retry(n);
@@ -116,7 +110,7 @@ static void connect_done(uv_work_t *w, int status) {
   }
   n->poll.data = n;
   n->polling = 1;
-  n->handles++;
+  wr_owner_hold(&n->owner);
   uv_poll_start(&n->poll, UV_READABLE, on_readable);
   n->backoff_ms = BACKOFF_FIRST_MS;
   n->st.connects++;
@@ -130,10 +124,12 @@ static void connect_done(uv_work_t *w, int status) {
 static void start_connect(wr_db_notify *n) {
   if (n->stopping || n->working) return;
   n->working = 1;
+  wr_owner_hold(&n->owner);
   n->work.data = n;
   n->err[0] = '\0';
   if (uv_queue_work(n->loop, &n->work, connect_work, connect_done) != 0) {
     n->working = 0;
+    wr_owner_drop(&n->owner);
     schedule_retry(n);
   }
 }
@@ -143,7 +139,7 @@ static void start_connect(wr_db_notify *n) {
 static void lost(wr_db_notify *n) {
   wr_warn("store notifications: the connection was lost; reconnecting");
   uv_poll_stop(&n->poll);
-  uv_close((uv_handle_t *)&n->poll, handle_closed);
+  wr_owner_close_handle(&n->owner, (uv_handle_t *)&n->poll);
   n->polling = 0;
   PQfinish(n->conn);
   n->conn = NULL;
@@ -188,9 +184,8 @@ int wr_db_notify_start(uv_loop_t *loop, const char *conninfo, const char *channe
   n->fn = fn;
   n->user = user;
   n->backoff_ms = BACKOFF_FIRST_MS;
-  uv_timer_init(loop, &n->retry);
-  n->retry.data = n;
-  n->handles = 1;
+  wr_owner_init(&n->owner, release);
+  wr_owner_timer_init(&n->owner, loop, &n->retry, n);
   start_connect(n);
   *out = n;
   return WR_OK;
@@ -203,10 +198,11 @@ void wr_db_notify_free(wr_db_notify *n) {
   n->stopping = 1;
   if (n->polling) {
     uv_poll_stop(&n->poll);
-    uv_close((uv_handle_t *)&n->poll, handle_closed);
+    wr_owner_close_handle(&n->owner, (uv_handle_t *)&n->poll);
     n->polling = 0;
   }
   if (n->conn) PQfinish(n->conn);
   n->conn = NULL;
-  uv_close((uv_handle_t *)&n->retry, handle_closed);
+  wr_owner_close_handle(&n->owner, (uv_handle_t *)&n->retry);
+  wr_owner_close(&n->owner); /* frees |n| once the handles closed and the attempt ended */
 }

@@ -15,6 +15,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/owner.h"
 #include "proto/dnsmsg.h"
 
 #define DEF_TTL 300
@@ -44,7 +45,7 @@ typedef struct tcp_conn {
   uint8_t *buf;     /* received bytes not yet answered */
   size_t len, cap;  /* cap <= TCP_BUF_MAX */
   size_t pending;   /* response bytes handed to uv_write, not yet written */
-  int handles;      /* open libuv handles; freed at 0 */
+  wr_owner owner;   /* holds tcp + timer; its release frees the connection */
   int reading;
   int closing;
   struct tcp_conn *prev, *next;
@@ -82,7 +83,7 @@ struct wr_dns {
 
   uv_udp_t udp;
   uv_tcp_t listener;
-  int handles; /* udp + listener + connections; freed at 0 once closing */
+  wr_owner owner; /* holds udp + listener + each connection */
   int closing;
   tcp_conn *conns;
   wr_dns_stats stats;
@@ -551,26 +552,18 @@ static void udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const stru
 
 /* --- TCP ------------------------------------------------------------------------------- */
 
-static void dns_maybe_free(wr_dns *d) {
-  if (!d->closing || d->handles > 0) return;
+static void dns_release(wr_owner *o) {
+  wr_dns *d = WR_OWNER_OBJ(o, wr_dns, owner);
   zones_free(d);
   free(d);
 }
 
-static void handle_closed(uv_handle_t *h) {
-  wr_dns *d = h->data;
-  d->handles--;
-  dns_maybe_free(d);
-}
-
-static void conn_closed(uv_handle_t *h) {
-  tcp_conn *c = h->data;
-  if (--c->handles > 0) return;
+static void conn_release(wr_owner *o) {
+  tcp_conn *c = WR_OWNER_OBJ(o, tcp_conn, owner);
   wr_dns *d = c->d;
   free(c->buf);
   free(c);
-  d->handles--;
-  dns_maybe_free(d);
+  wr_owner_drop(&d->owner); /* may free |d| */
 }
 
 static void conn_close(tcp_conn *c) {
@@ -578,8 +571,10 @@ static void conn_close(tcp_conn *c) {
   c->closing = 1;
   WR_LIST_REMOVE(c->d->conns, c);
   c->d->stats.tcp_conns--;
-  uv_close((uv_handle_t *)&c->tcp, conn_closed);
-  uv_close((uv_handle_t *)&c->timer, conn_closed);
+  /* The writes cancelled by the close find |c| through their requests. */
+  wr_owner_close_handle(&c->owner, (uv_handle_t *)&c->tcp);
+  wr_owner_close_handle(&c->owner, (uv_handle_t *)&c->timer);
+  wr_owner_close(&c->owner);
 }
 
 static void conn_idle(uv_timer_t *t) { conn_close(t->data); }
@@ -678,11 +673,12 @@ static void on_connection(uv_stream_t *srv, int status) {
   if (d->closing) return;
   tcp_conn *c = wr_xcalloc(1, sizeof(*c));
   c->d = d;
+  wr_owner_init(&c->owner, conn_release);
   uv_tcp_init(d->loop, &c->tcp);
-  uv_timer_init(d->loop, &c->timer);
-  c->tcp.data = c->timer.data = c;
-  c->handles = 2;
-  d->handles++;
+  c->tcp.data = c;
+  wr_owner_hold(&c->owner);
+  wr_owner_timer_init(&c->owner, d->loop, &c->timer, c);
+  wr_owner_hold(&d->owner); /* the connection */
   WR_LIST_INSERT_HEAD(d->conns, c);
   d->stats.tcp_conns++;
   if (uv_accept(srv, (uv_stream_t *)&c->tcp) != 0) {
@@ -754,7 +750,8 @@ static int bind_both(wr_dns *d, const struct sockaddr *addr, char *err, size_t e
   uv_udp_init(d->loop, &d->udp);
   uv_tcp_init(d->loop, &d->listener);
   d->udp.data = d->listener.data = d;
-  d->handles += 2;
+  wr_owner_hold(&d->owner); /* udp */
+  wr_owner_hold(&d->owner); /* listener */
   if ((r = uv_udp_open(&d->udp, ufd)) == 0) ufd = -1;
   if (r == 0 && (r = uv_tcp_open(&d->listener, tfd)) == 0) tfd = -1;
   if (r == 0) r = uv_listen((uv_stream_t *)&d->listener, 128, on_connection);
@@ -762,8 +759,8 @@ static int bind_both(wr_dns *d, const struct sockaddr *addr, char *err, size_t e
   if (r == 0) return WR_OK;
   if (ufd >= 0) close(ufd);
   if (tfd >= 0) close(tfd);
-  uv_close((uv_handle_t *)&d->udp, handle_closed);
-  uv_close((uv_handle_t *)&d->listener, handle_closed);
+  wr_owner_close_handle(&d->owner, (uv_handle_t *)&d->udp);
+  wr_owner_close_handle(&d->owner, (uv_handle_t *)&d->listener);
   snprintf(err, errlen, "cannot listen for DNS: %s", uv_strerror(r));
   return WR_ERR_IO;
 }
@@ -778,6 +775,7 @@ int wr_dns_listen(uv_loop_t *loop, const wr_dns_config *cfg, const struct sockad
   }
   wr_dns *d = wr_xcalloc(1, sizeof(*d));
   d->loop = loop;
+  wr_owner_init(&d->owner, dns_release);
   d->store = cfg->store;
   d->acme = cfg->acme;
   if ((rv = parse_config(cfg, d, err, errlen)) != WR_OK) {
@@ -794,8 +792,8 @@ int wr_dns_listen(uv_loop_t *loop, const wr_dns_config *cfg, const struct sockad
     d->async = cfg->async;
   }
   if ((rv = bind_both(d, addr, err, errlen)) != WR_OK) {
-    d->closing = 1; /* freed by the close callbacks */
-    if (d->handles == 0) free(d);
+    d->closing = 1;
+    wr_owner_close(&d->owner); /* frees |d|, now or from the close callbacks */
     return rv;
   }
   *out = d;
@@ -815,8 +813,9 @@ void wr_dns_free(wr_dns *d) {
   if (d->load) d->load->d = NULL;
   d->load = NULL;
   while (d->conns) conn_close(d->conns);
-  uv_close((uv_handle_t *)&d->udp, handle_closed);
-  uv_close((uv_handle_t *)&d->listener, handle_closed);
+  wr_owner_close_handle(&d->owner, (uv_handle_t *)&d->udp);
+  wr_owner_close_handle(&d->owner, (uv_handle_t *)&d->listener);
+  wr_owner_close(&d->owner); /* frees |d| once the handles and connections closed */
 }
 
 /* --- cleanup ---------------------------------------------------------------------------- */

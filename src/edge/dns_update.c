@@ -12,6 +12,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/owner.h"
 #include "proto/dnsmsg.h"
 
 #define DEF_TTL 300
@@ -415,14 +416,14 @@ struct wr_dns_updater {
   int result;
   int result_rcode;
   char result_msg[WR_DNS_UPDATE_MSG_MAX];
-  int handles;         /* timer + kick (+ tcp while open) */
+  wr_owner owner;      /* holds timer + kick (+ tcp while open) */
   int freeing;
 };
 
 static void up_kick(uv_idle_t *h);
 
-static void up_maybe_free(wr_dns_updater *u) {
-  if (!u->freeing || u->handles > 0) return;
+static void up_release(wr_owner *o) {
+  wr_dns_updater *u = WR_OWNER_OBJ(o, wr_dns_updater, owner);
   free(u->secret);
   for (size_t i = 0; i < u->cfg.naddrs; i++) free(u->addrs[i]);
   free(u->addrs);
@@ -430,28 +431,19 @@ static void up_maybe_free(wr_dns_updater *u) {
   free(u);
 }
 
-static void up_handle_closed(uv_handle_t *h) {
-  wr_dns_updater *u = h->data;
-  u->handles--;
-  up_maybe_free(u);
-}
-
 /* Reports the head request's result (after the TCP handle closed). */
 static void up_tcp_closed(uv_handle_t *h) {
   wr_dns_updater *u = h->data;
   up_req *r = u->head;
-  u->handles--;
   u->state = UP_IDLE;
   WR_FIFO_POP(u->head, u->tail, next);
   u->queued--;
   if (r->cb) r->cb(r->user, u->result, u->result_rcode, u->result_msg);
   wr_dns_update_msg_clear(&r->msg);
   free(r);
-  if (u->freeing) { /* wr_dns_updater_free ran (maybe from the callback) */
-    up_maybe_free(u);
-    return;
-  }
-  if (u->head) uv_idle_start(&u->kick, up_kick);
+  /* Unless wr_dns_updater_free ran (maybe from the callback). */
+  if (!u->freeing && u->head) uv_idle_start(&u->kick, up_kick);
+  wr_owner_drop(&u->owner); /* the tcp handle; frees |u| once it is being freed */
 }
 
 static void up_finish(wr_dns_updater *u, int rv, int rcode, const char *msg) {
@@ -538,7 +530,7 @@ static void up_kick(uv_idle_t *h) {
   if (u->state != UP_IDLE || !u->head || u->freeing) return;
   uv_tcp_init(u->loop, &u->tcp);
   u->tcp.data = u;
-  u->handles++;
+  wr_owner_hold(&u->owner);
   u->state = UP_CONNECTING;
   u->connect_req.data = u->write_req.data = u;
   uv_timer_start(&u->timer, up_timeout, u->timeout_ms, 0);
@@ -580,10 +572,11 @@ int wr_dns_updater_new(uv_loop_t *loop, const wr_dns_update_config *cfg, wr_dns_
   u->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DEF_TIMEOUT_MS;
   u->max_queued = cfg->max_queued ? cfg->max_queued : DEF_MAX_QUEUED;
   u->rbuf = wr_xmalloc(2 + WR_DNSMSG_MAX);
-  uv_timer_init(loop, &u->timer);
+  wr_owner_init(&u->owner, up_release);
+  wr_owner_timer_init(&u->owner, loop, &u->timer, u);
   uv_idle_init(loop, &u->kick);
-  u->timer.data = u->kick.data = u;
-  u->handles = 2;
+  u->kick.data = u;
+  wr_owner_hold(&u->owner);
   *out = u;
   return WR_OK;
 }
@@ -700,8 +693,9 @@ void wr_dns_updater_free(wr_dns_updater *u) {
     free(r);
     r = next;
   }
-  uv_close((uv_handle_t *)&u->timer, up_handle_closed);
-  uv_close((uv_handle_t *)&u->kick, up_handle_closed);
+  wr_owner_close_handle(&u->owner, (uv_handle_t *)&u->timer);
+  wr_owner_close_handle(&u->owner, (uv_handle_t *)&u->kick);
+  wr_owner_close(&u->owner); /* frees |u| once the handles closed */
 }
 
 /* --- blocking wrapper -------------------------------------------------------------------- */

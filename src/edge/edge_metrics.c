@@ -24,7 +24,7 @@ struct wr_edge_metrics {
   uint64_t start_ns;  /* uv_hrtime at start: uptime never jumps with the wall clock */
   int ready;
   char reason[128];   /* why not ready */
-  wr_store_async_owner pings; /* /ready pings on the store thread; its release frees m */
+  wr_owner pings; /* /ready pings on the store thread; its release frees m */
 };
 
 /* ---- the page as one table ------------------------------------------------
@@ -615,7 +615,7 @@ static void ready_start_cb(void *user, wr_httpd_req *req) {
 }
 
 /* wr_edge_metrics_free ran and no ping is out any more. */
-static void metrics_release(wr_store_async_owner *o) { free((char *)o - offsetof(wr_edge_metrics, pings)); }
+static void metrics_release(wr_owner *o) { free(WR_OWNER_OBJ(o, wr_edge_metrics, pings)); }
 
 static void render_cb(void *user, wr_buf *b) { wr_edge_metrics_render(user, b); }
 static int ready_cb(void *user, wr_buf *b) { return wr_edge_metrics_ready(user, b); }
@@ -628,7 +628,7 @@ int wr_edge_metrics_start(uv_loop_t *loop, const char *addr, const wr_edge_metri
     return WR_ERR_INVAL;
   }
   wr_edge_metrics *m = wr_xcalloc(1, sizeof(*m));
-  wr_store_async_owner_init(&m->pings, metrics_release);
+  wr_owner_init(&m->pings, metrics_release);
   m->cfg = *cfg;
   if (!m->cfg.max_tunnel_series) m->cfg.max_tunnel_series = WR_EDGE_METRICS_MAX_TUNNEL_SERIES;
   m->start_time = (double)time(NULL);
@@ -657,5 +657,5 @@ void wr_edge_metrics_free(wr_edge_metrics *m) {
   if (!m) return;
   wr_metricsd_free(m->d);
   m->d = NULL;
-  wr_store_async_owner_close(&m->pings); /* frees it, now or after the last ping */
+  wr_owner_close(&m->pings); /* frees it, now or after the last ping */
 }

@@ -81,8 +81,8 @@ login_session *wr__login_store_session(wr_login *l, wr_httpd_req *req, const cha
 }
 
 /* wr_login_free ran and the last store job, pool job and handle is back. */
-static void login_release(wr_store_async_owner *o) {
-  wr_login *l = (wr_login *)((char *)o - offsetof(wr_login, owner));
+static void login_release(wr_owner *o) {
+  wr_login *l = WR_OWNER_OBJ(o, wr_login, owner);
   wr_throttle_free(l->accounts);
   wr_throttle_free(l->sources);
   wr_fairq_free(l->checks);
@@ -97,7 +97,7 @@ void wr__login_handle_closed(uv_handle_t *h) {
     /* A waiter's timer is the first member of the waiter. */
     free(h);
   }
-  wr_store_async_owner_drop(&l->owner); /* may free |l| */
+  wr_owner_drop(&l->owner); /* may free |l| */
 }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -162,7 +162,7 @@ int wr_login_new(const wr_login_config *cfg, wr_login **out) {
   *out = NULL;
   if (!cfg || !cfg->loop || !cfg->store || !cfg->data_dir || !*cfg->data_dir) return WR_ERR_INVAL;
   l = wr_xcalloc(1, sizeof(*l));
-  wr_store_async_owner_init(&l->owner, login_release);
+  wr_owner_init(&l->owner, login_release);
   l->loop = cfg->loop;
   l->store = cfg->store;
   l->async = cfg->async;
@@ -199,7 +199,7 @@ int wr_login_new(const wr_login_config *cfg, wr_login **out) {
   l->audit_rl.every_ms = 1000;
   uv_timer_init(l->loop, &l->sweep_timer);
   l->sweep_timer.data = l;
-  wr_store_async_owner_hold(&l->owner); /* until its close callback */
+  wr_owner_hold(&l->owner); /* until its close callback */
   /* Expired secrets leave memory even when no request comes. */
   uint64_t every = l->ttl_ms / 4 < 30000 ? (l->ttl_ms / 4 ? l->ttl_ms / 4 : 1) : 30000;
   uv_timer_start(&l->sweep_timer, on_sweep, every, every);
@@ -215,7 +215,7 @@ void wr_login_free(wr_login *l) {
   while (l->sessions) wr__login_session_destroy(l, l->sessions);
   wr__login_jobs_cancel(l);
   l->store = NULL;
-  wr_store_async_owner_close(&l->owner); /* the sweep timer holds it still */
+  wr_owner_close(&l->owner); /* the sweep timer holds it still */
   uv_close((uv_handle_t *)&l->sweep_timer, wr__login_handle_closed);
 }
 

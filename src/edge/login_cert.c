@@ -492,7 +492,7 @@ void wr__login_page_poll(wr_login *l, wr_httpd_req *req, const char *enc_key) {
   memcpy(w->key, key, (size_t)n + 1);
   uv_timer_init(l->loop, &w->timer);
   w->timer.data = l;
-  wr_store_async_owner_hold(&l->owner); /* until its close callback */
+  wr_owner_hold(&l->owner); /* until its close callback */
   w->next = l->waiters;
   if (l->waiters) l->waiters->prev = w;
   l->waiters = w;

@@ -171,7 +171,7 @@ struct wr_login {
    * jobs on the store thread, pool jobs (|jobs|) and handles not yet
    * closed (the sweep timer, the waiters' timers). wr_login_free closes
    * it; its release frees |l|. */
-  wr_store_async_owner owner;
+  wr_owner owner;
 
   wr_throttle *accounts; /* failures per email */
   wr_throttle *sources;  /* failures per source */

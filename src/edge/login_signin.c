@@ -126,7 +126,7 @@ static void job_link(wr_login *l, login_job *j) {
   j->next = l->jobs;
   if (l->jobs) l->jobs->prev = j;
   l->jobs = j;
-  wr_store_async_owner_hold(&l->owner);
+  wr_owner_hold(&l->owner);
 }
 
 /* Last use of |l| by the job's code: frees |l| when it was the last thing
@@ -135,7 +135,7 @@ static void job_unlink(wr_login *l, login_job *j) {
   if (j->prev) j->prev->next = j->next;
   else l->jobs = j->next;
   if (j->next) j->next->prev = j->prev;
-  wr_store_async_owner_drop(&l->owner);
+  wr_owner_drop(&l->owner);
 }
 
 static void job_free(login_job *j) {

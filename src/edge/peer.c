@@ -15,6 +15,7 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/conn.h"
+#include "net/owner.h"
 #include "net/tls.h"
 #include "proto/hostport.h"
 #include "proto/peer_frame.h"
@@ -37,7 +38,7 @@ struct wr_peer {
   plink *links;
   int64_t next_sid;
   int stopping;
-  int listener_open;
+  wr_owner owner; /* holds the timers, the listener while open and each link */
   wr_peer_stats st;
   /* wr_peer_open_stream -> stream_open: what the stream is for. */
   const char *const *open_addrs;
@@ -47,7 +48,6 @@ struct wr_peer {
   void *on_down_user;
   uv_timer_t reap;      /* moves finished client links to idle (a loop turn later) */
   uv_timer_t idle_sweep; /* closes links idle for too long */
-  int timers_open;
   size_t nidle;
 };
 
@@ -111,6 +111,12 @@ static void server_pump(plink *l);
 
 /* ---- common ---------------------------------------------------------------------- */
 
+static void link_insert(wr_peer *p, plink *l) {
+  WR_LIST_INSERT_HEAD(p->links, l);
+  wr_owner_hold(&p->owner);
+}
+
+/* Last, when |p| is being freed: it may go with its last link. */
 static void link_unlink_free(plink *l) {
   wr_peer *p = l->p;
   WR_LIST_REMOVE(p->links, l);
@@ -118,10 +124,11 @@ static void link_unlink_free(plink *l) {
   free(l->pend);
   free(l->replay);
   free(l);
+  wr_owner_drop(&p->owner);
 }
 
-static void maybe_free_peer(wr_peer *p) {
-  if (!p->stopping || p->links || p->listener_open || p->timers_open) return;
+static void peer_release(wr_owner *o) {
+  wr_peer *p = WR_OWNER_OBJ(o, wr_peer, owner);
   wr_tls_creds_free(p->server_creds);
   wr_tls_creds_free(p->client_creds);
   free(p);
@@ -439,12 +446,10 @@ static void c_close(wr_conn *c, void *user) {
     }
     client_give_up(l);
   }
-  wr_peer *p = l->p;
   wr_tunnel_stream *s = l->s;
   l->s = NULL;
   if (s) wr_tunnel_stream_on_close(s);
   link_unlink_free(l);
-  maybe_free_peer(p);
 }
 
 static const wr_conn_callbacks client_cbs = {
@@ -553,7 +558,7 @@ static int v_stream_open(void *t, wr_tunnel_stream *s, int64_t *sid, void **sh) 
     free(l);
     return WR_ERR_NOTFOUND;
   }
-  WR_LIST_INSERT_HEAD(p->links, l);
+  link_insert(p, l);
   *sid = p->next_sid++;
   *sh = l;
   p->st.forwarded++;
@@ -850,11 +855,9 @@ static void s_drain(wr_conn *c, void *user) {
 
 static void s_close(wr_conn *c, void *user) {
   plink *l = user;
-  wr_peer *p = l->p;
   (void)c;
   if (l->st) wr_tunnel_stream_abandon(l->st, 0);
   link_unlink_free(l);
-  maybe_free_peer(p);
 }
 
 static const wr_conn_callbacks server_cbs = {
@@ -915,22 +918,15 @@ static void on_connection(uv_stream_t *server, int status) {
     free(l);
     return;
   }
-  WR_LIST_INSERT_HEAD(p->links, l);
+  link_insert(p, l);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------- */
 
-static void timer_closed(uv_handle_t *h) {
-  wr_peer *p = h->data;
-  p->timers_open--;
-  maybe_free_peer(p);
-}
-
 static void listener_closed(uv_handle_t *h) {
   wr_peer *p = h->data;
   free(h);
-  p->listener_open = 0;
-  maybe_free_peer(p);
+  wr_owner_drop(&p->owner);
 }
 
 static int creds(wr_peer *p, const wr_peer_config *cfg, char *err, size_t errlen) {
@@ -947,7 +943,7 @@ static int listen_on(wr_peer *p, const struct sockaddr *addr, char *err, size_t 
   p->listener = wr_xcalloc(1, sizeof(*p->listener));
   uv_tcp_init(p->loop, p->listener);
   p->listener->data = p;
-  p->listener_open = 1;
+  wr_owner_hold(&p->owner);
   int rc = uv_tcp_bind(p->listener, addr, 0);
   if (rc == 0) rc = uv_listen((uv_stream_t *)p->listener, 511, on_connection);
   if (rc != 0) {
@@ -964,10 +960,9 @@ int wr_peer_new(const wr_peer_config *cfg, wr_peer **out, char *err, size_t errl
   wr_peer *p = wr_xcalloc(1, sizeof(*p));
   p->loop = cfg->loop;
   p->ts = cfg->ts;
-  uv_timer_init(p->loop, &p->reap);
-  uv_timer_init(p->loop, &p->idle_sweep);
-  p->reap.data = p->idle_sweep.data = p;
-  p->timers_open = 2;
+  wr_owner_init(&p->owner, peer_release);
+  wr_owner_timer_init(&p->owner, p->loop, &p->reap, p);
+  wr_owner_timer_init(&p->owner, p->loop, &p->idle_sweep, p);
   uv_timer_start(&p->idle_sweep, idle_sweep_cb, WR_PEER_IDLE_MS / 2, WR_PEER_IDLE_MS / 2);
   uv_unref((uv_handle_t *)&p->idle_sweep);
   int rv = creds(p, cfg, err, errlen);
@@ -1016,7 +1011,7 @@ void wr_peer_free(wr_peer *p) {
     uv_close((uv_handle_t *)p->listener, listener_closed);
     p->listener = NULL;
   }
-  uv_close((uv_handle_t *)&p->reap, timer_closed);
-  uv_close((uv_handle_t *)&p->idle_sweep, timer_closed);
-  maybe_free_peer(p);
+  wr_owner_close_handle(&p->owner, (uv_handle_t *)&p->reap);
+  wr_owner_close_handle(&p->owner, (uv_handle_t *)&p->idle_sweep);
+  wr_owner_close(&p->owner); /* frees |p| once the handles closed and the links went */
 }

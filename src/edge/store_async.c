@@ -19,7 +19,7 @@ typedef struct job {
   wr_store_async_fn fn;
   wr_store_async_done done;
   void *arg;
-  wr_store_async_owner *owner; /* NULL: submitted without one */
+  wr_owner *owner; /* NULL: submitted without one */
 } job;
 
 typedef struct jlist {
@@ -120,11 +120,11 @@ int wr_store_async_on_loop(wr_store_async *a, void (*fn)(void *arg), void *arg) 
 
 /* Hands |j| to its done callback, then ends its owner's count. */
 static void deliver(wr_store_async *a, job *j, int status) {
-  wr_store_async_owner *o = j->owner;
+  wr_owner *o = j->owner;
   a->pending--;
   j->done(j->arg, status);
   free(j);
-  if (o) wr_store_async_owner_drop(o);
+  if (o) wr_owner_drop(o);
 }
 
 /* Delivers the finished jobs; their done callbacks may submit more. */
@@ -187,14 +187,14 @@ fail_store:
   return rv;
 }
 
-static int submit(wr_store_async *a, wr_store_async_owner *o, wr_store_async_fn fn, wr_store_async_done done,
+static int submit(wr_store_async *a, wr_owner *o, wr_store_async_fn fn, wr_store_async_done done,
                   void *arg) {
   if (!a || a->closing || !fn || !done || (o && o->closing)) return WR_ERR_INVAL;
   if (a->pending >= WR_STORE_ASYNC_QUEUE_MAX) return WR_ERR_LIMIT;
   job *j = wr_xcalloc(1, sizeof(*j));
   *j = (job){.fn = fn, .done = done, .arg = arg, .owner = o};
   a->pending++;
-  if (o) wr_store_async_owner_hold(o);
+  if (o) wr_owner_hold(o);
   uv_mutex_lock(&a->mu);
   jl_push(&a->todo, j);
   uv_cond_signal(&a->cv);
@@ -207,27 +207,9 @@ int wr_store_async_submit(wr_store_async *a, wr_store_async_fn fn, wr_store_asyn
   return submit(a, NULL, fn, done, arg);
 }
 
-int wr_store_async_owner_submit(wr_store_async *a, wr_store_async_owner *o, wr_store_async_fn fn,
+int wr_store_async_owner_submit(wr_store_async *a, wr_owner *o, wr_store_async_fn fn,
                                 wr_store_async_done done, void *arg) {
   return submit(a, o, fn, done, arg);
-}
-
-/* ---- owners ---------------------------------------------------------------------------- */
-
-void wr_store_async_owner_init(wr_store_async_owner *o, void (*release)(wr_store_async_owner *o)) {
-  *o = (wr_store_async_owner){.release = release};
-}
-
-void wr_store_async_owner_hold(wr_store_async_owner *o) { o->pending++; }
-
-void wr_store_async_owner_drop(wr_store_async_owner *o) {
-  if (--o->pending == 0 && o->closing) o->release(o);
-}
-
-void wr_store_async_owner_close(wr_store_async_owner *o) {
-  if (o->closing) return;
-  o->closing = 1;
-  if (!o->pending) o->release(o);
 }
 
 size_t wr_store_async_pending(const wr_store_async *a) { return a ? a->pending : 0; }

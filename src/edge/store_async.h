@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "edge/store.h"
+#include "net/owner.h"
 
 #define WR_STORE_ASYNC_QUEUE_MAX 4096
 
@@ -73,43 +74,19 @@ void wr_store_async_audit(wr_store_async *a, wr_store *s, const char *who, const
  *
  * An object whose jobs' done callbacks use it (the login pages, the
  * dashboard, the metrics server, the REST API) must outlive those
- * callbacks. It embeds a
- * wr_store_async_owner, submits through wr_store_async_owner_submit, and
- * at its own free calls wr_store_async_owner_close instead of freeing
- * itself: |release| then runs once, on the loop thread, at once when
- * nothing is pending, else right after the done callback of the last
- * pending job (from a loop callback or from wr_store_async_free). Other
- * work the owner waits for (a worker-pool job, a handle's close callback)
- * is counted with wr_store_async_owner_hold and _drop. |o| is the owner's memory (embedded
- * in it); the fields are the owner's to read, never to write. None of
- * these calls fails but submit. */
-typedef struct wr_store_async_owner {
-  size_t pending; /* jobs and holds not yet done */
-  int closing;    /* wr_store_async_owner_close ran */
-  void (*release)(struct wr_store_async_owner *o);
-} wr_store_async_owner;
+ * callbacks. It embeds a wr_owner (net/owner.h), submits through
+ * wr_store_async_owner_submit, and at its own free calls wr_owner_close
+ * instead of freeing itself: its release then runs once, on the loop
+ * thread, at once when nothing is pending, else right after the done
+ * callback of the last pending job (from a loop callback or from
+ * wr_store_async_free). Other work the owner waits for (a worker-pool job,
+ * a handle's close callback) is counted with wr_owner_hold and _drop. */
 
-/* Sets |o| up with |release| (not NULL): the owner's own free, or a check
- * of the rest of what the owner waits for (which frees it when nothing
- * is left). Loop thread. */
-void wr_store_async_owner_init(wr_store_async_owner *o, void (*release)(wr_store_async_owner *o));
-/* wr_store_async_submit for |o|: |o| counts the job as pending until its
- * done callback returned. WR_ERR_INVAL also once |o| is closing. Loop
- * thread, also from a done callback. */
-int wr_store_async_owner_submit(wr_store_async *a, wr_store_async_owner *o, wr_store_async_fn fn,
+/* wr_store_async_submit for |o|: |o| holds the job until its done callback
+ * returned. WR_ERR_INVAL also once |o| is closing. Loop thread, also from
+ * a done callback. */
+int wr_store_async_owner_submit(wr_store_async *a, wr_owner *o, wr_store_async_fn fn,
                                 wr_store_async_done done, void *arg);
-/* Counts one more piece of pending work of |o|, which a _drop ends. Loop
- * thread, also from callbacks. */
-void wr_store_async_owner_hold(wr_store_async_owner *o);
-/* Ends a hold: when |o| is closing and nothing is pending any more,
- * release runs (and may free |o|: do not touch it after). Loop thread,
- * also from callbacks (last, when release frees what they use). */
-void wr_store_async_owner_drop(wr_store_async_owner *o);
-/* The owner is going away: no more submits; release runs once nothing is
- * pending (here already when nothing is; then |o| may be freed on return).
- * A second call does nothing. Loop thread, also from a done callback of
- * |o|'s own job (that job counts until its callback returned). */
-void wr_store_async_owner_close(wr_store_async_owner *o);
 
 /* Jobs submitted and not yet delivered to their done callback. */
 size_t wr_store_async_pending(const wr_store_async *a);

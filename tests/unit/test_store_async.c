@@ -252,10 +252,10 @@ static void test_audit_rows_are_written_off_the_loop(void **state) {
   assert_string_equal(account, "");
 }
 
-/* An owner of jobs (wr_store_async_owner): released once, after the done
+/* An owner of jobs (wr_owner): released once, after the done
  * callback of its last job, and only once closed; holds count as jobs. */
 typedef struct owned {
-  wr_store_async_owner o;
+  wr_owner o;
   int releases;
   int dones_at_release; /* done callbacks seen when release ran */
 } owned;
@@ -267,7 +267,7 @@ static void nop_fn(wr_store *s, void *arg) {
   (void)arg;
 }
 
-static void owned_release(wr_store_async_owner *o) {
+static void owned_release(wr_owner *o) {
   owned *w = (owned *)o; /* |o| is the first member */
   w->releases++;
   w->dones_at_release = done_seen;
@@ -288,38 +288,38 @@ static void test_an_owner_is_released_after_its_last_job(void **state) {
   owned w = {0};
   owned_of = &w;
   /* Nothing pending: close releases at once, and only once. */
-  wr_store_async_owner_init(&w.o, owned_release);
-  wr_store_async_owner_close(&w.o);
-  wr_store_async_owner_close(&w.o);
+  wr_owner_init(&w.o, owned_release);
+  wr_owner_close(&w.o);
+  wr_owner_close(&w.o);
   assert_int_equal(w.releases, 1);
 
   /* Jobs and a hold pending: close waits for all of them. */
   memset(&w, 0, sizeof(w));
-  wr_store_async_owner_init(&w.o, owned_release);
+  wr_owner_init(&w.o, owned_release);
   assert_int_equal(wr_store_async_new(&f->loop, f->path, &a, err, sizeof(err)), WR_OK);
   assert_int_equal(uv_sem_init(&gate, 0), 0);
   assert_int_equal(wr_store_async_owner_submit(a, &w.o, gate_fn, owned_done, &gate), WR_OK);
   for (int i = 0; i < 3; i++)
     assert_int_equal(wr_store_async_owner_submit(a, &w.o, gate_fn, owned_done, &gate), WR_OK);
-  wr_store_async_owner_hold(&w.o);
+  wr_owner_hold(&w.o);
   assert_int_equal(w.o.pending, 5);
-  wr_store_async_owner_close(&w.o);
+  wr_owner_close(&w.o);
   assert_int_equal(w.releases, 0);
   assert_int_equal(wr_store_async_owner_submit(a, &w.o, gate_fn, owned_done, &gate), WR_ERR_INVAL);
   for (int i = 0; i < 4; i++) uv_sem_post(&gate);
   RUN_WHILE(f, done_seen < 4);
   assert_int_equal(w.releases, 0); /* the hold is still out */
-  wr_store_async_owner_drop(&w.o);
+  wr_owner_drop(&w.o);
   assert_int_equal(w.releases, 1);
   assert_int_equal(w.dones_at_release, 4);
 
   /* Teardown of the store thread delivers the jobs, then releases. */
   done_seen = 0;
   memset(&w, 0, sizeof(w));
-  wr_store_async_owner_init(&w.o, owned_release);
+  wr_owner_init(&w.o, owned_release);
   for (int i = 0; i < 3; i++)
     assert_int_equal(wr_store_async_owner_submit(a, &w.o, nop_fn, owned_done, NULL), WR_OK);
-  wr_store_async_owner_close(&w.o);
+  wr_owner_close(&w.o);
   wr_store_async_free(a); /* without running the loop: some ran, some not */
   assert_int_equal(w.releases, 1);
   assert_int_equal(w.dones_at_release, 3);
