@@ -456,6 +456,28 @@ void ctx_stop(ctx *c) {
   wr_ingress_free(c->ing);
 }
 
+static int ctx_setup(void **state, int app_mode) {
+  ctx *c = calloc(1, sizeof(*c));
+  assert_non_null(c);
+  ctx_start(c, app_mode);
+  *state = c;
+  return 0;
+}
+
+int ctx_setup_info(void **state) { return ctx_setup(state, M_INFO); }
+int ctx_setup_sink(void **state) { return ctx_setup(state, M_SINK); }
+int ctx_setup_chunked(void **state) { return ctx_setup(state, M_CHUNKED); }
+int ctx_setup_eof_body(void **state) { return ctx_setup(state, M_EOF_BODY); }
+int ctx_setup_die(void **state) { return ctx_setup(state, M_DIE); }
+int ctx_setup_once(void **state) { return ctx_setup(state, M_ONCE); }
+
+int ctx_teardown(void **state) {
+  ctx *c = *state;
+  ctx_stop(c);
+  free(c);
+  return 0;
+}
+
 /* ---- requests from the edge -------------------------------------------------- */
 
 /* Opens a data stream and writes preamble + ConnectRequest (+ |body|).

@@ -139,6 +139,16 @@ uint8_t pattern(uint64_t i);
  * is left. */
 void ctx_start(ctx *c, int app_mode);
 void ctx_stop(ctx *c);
+/* Per-test fixture (UNIT_FIXTURE): the setup callocs a ctx, ctx_starts it
+ * with the named app mode and makes it *state; ctx_teardown ctx_stops and
+ * frees it. Each fails the test (cmocka assert) as ctx_start/ctx_stop do. */
+int ctx_setup_info(void **state);     /* M_INFO */
+int ctx_setup_sink(void **state);     /* M_SINK */
+int ctx_setup_chunked(void **state);  /* M_CHUNKED */
+int ctx_setup_eof_body(void **state); /* M_EOF_BODY */
+int ctx_setup_die(void **state);      /* M_DIE */
+int ctx_setup_once(void **state);     /* M_ONCE */
+int ctx_teardown(void **state);
 /* ctx_start in steps, for other origins and ingress: ctx_begin, then
  * origin_start for origins 0, 1, ..., then ctx_proxy_start with the config
  * (ingress rules) and the connector ID (NULL: none). */
