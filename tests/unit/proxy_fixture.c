@@ -264,7 +264,7 @@ static void origin_on_conn(uv_stream_t *server, int status) {
   o->accepts++;
 }
 
-void origin_start(ctx *c, int idx, const char *name, int mode, int is_unix, int tls) {
+static void origin_start(ctx *c, int idx, const char *name, int mode, int is_unix, int tls) {
   torigin *o = &c->origins[idx];
   assert_int_equal(idx, c->norigins);
   c->norigins++;
@@ -353,9 +353,11 @@ static const char tag_uuid[] = "5e2c1f0a-3b4d-4c6e-8f70-123456789abc";
 
 /* Starts origins (by mode), the QUIC pair and the proxy with ingress rules
  * pointing at them. */
-void ctx_begin(ctx *c) {
+void ctx_begin(ctx *c, const origin_spec *origins, size_t n) {
   memset(c, 0, sizeof(*c));
   unit_qpair_init(&c->q);
+  for (size_t i = 0; i < n; i++)
+    origin_start(c, (int)i, origins[i].name, origins[i].mode, origins[i].is_unix, origins[i].tls);
 }
 
 void ctx_proxy_start(ctx *c, const char *yaml, const wr_uuid *connector_id) {
@@ -373,13 +375,13 @@ void ctx_start(ctx *c, int app_mode) {
   char yaml[4096];
   wr_uuid connector_id;
 
-  ctx_begin(c);
-  origin_start(c, O_APP, "app", app_mode, 0, 0);
-  origin_start(c, O_SECOND, "api", M_INFO, 0, 0);
-  origin_start(c, O_UNIX, "unix", M_INFO, 1, 0);
-  origin_start(c, O_TLS, "tls", M_INFO, 0, 1);
-  origin_start(c, O_ALT, "alt", M_INFO, 0, 0);
-  origin_start(c, O_ALT2, "alt2", M_INFO, 0, 0);
+  const origin_spec origins[NORIGINS] = {
+      [O_APP] = {"app", app_mode, 0, 0}, [O_SECOND] = {"api", M_INFO, 0, 0},
+      [O_UNIX] = {"unix", M_INFO, 1, 0}, [O_TLS] = {"tls", M_INFO, 0, 1},
+      [O_ALT] = {"alt", M_INFO, 0, 0},   [O_ALT2] = {"alt2", M_INFO, 0, 0},
+  };
+
+  ctx_begin(c, origins, NORIGINS);
 
   snprintf(yaml, sizeof(yaml),
            "ingress:\n"

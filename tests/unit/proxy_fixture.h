@@ -149,11 +149,16 @@ int ctx_setup_eof_body(void **state); /* M_EOF_BODY */
 int ctx_setup_die(void **state);      /* M_DIE */
 int ctx_setup_once(void **state);     /* M_ONCE */
 int ctx_teardown(void **state);
-/* ctx_start in steps, for other origins and ingress: ctx_begin, then
- * origin_start for origins 0, 1, ..., then ctx_proxy_start with the config
- * (ingress rules) and the connector ID (NULL: none). */
-void ctx_begin(ctx *c);
-void origin_start(ctx *c, int idx, const char *name, int mode, int is_unix, int tls);
+/* An origin to start: its name (X-Origin), mode (M_*), whether it listens
+ * on sock_path (unix) and whether it speaks TLS. */
+typedef struct origin_spec {
+  const char *name;
+  int mode, is_unix, tls;
+} origin_spec;
+/* ctx_start in steps, for other origins and ingress: ctx_begin with the
+ * origins to start (|origins[i]| is c->origins[i]), then ctx_proxy_start with
+ * the config (ingress rules) and the connector ID (NULL: none). */
+void ctx_begin(ctx *c, const origin_spec *origins, size_t n);
 void ctx_proxy_start(ctx *c, const char *yaml, const wr_uuid *connector_id);
 /* Opens a data stream and writes preamble + ConnectRequest (+ |body|).
  * |kv| is NULL-terminated "Name", "value" pairs of request headers. */
