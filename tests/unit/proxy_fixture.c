@@ -566,6 +566,20 @@ int meta_count(const resp *r, const char *key) {
 
 void resp_free(resp *r) { wr_connect_response_free(NULL, &r->r); }
 
+void assert_stream_status(const estream *e, const char *status) {
+  resp r;
+  decode_resp(e, &r);
+  assert_string_equal(r.r.meta[0].val, status);
+  resp_free(&r);
+}
+
+void assert_stream_meta(const estream *e, const char *key, const char *val) {
+  resp r;
+  decode_resp(e, &r);
+  assert_string_equal(meta_get(&r, key), val);
+  resp_free(&r);
+}
+
 int head_has(const torigin *o, const char *line) {
   wr_buf tmp = o->last_head;
   char *s = strndup((const char *)tmp.data, tmp.len);

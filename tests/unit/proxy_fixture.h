@@ -188,6 +188,10 @@ estream *get_resp(ctx *c, const char *dest, const char *host, resp *r);
 void decode_bytes(const uint8_t *d, size_t n, resp *out);
 /* HttpStatus (the first entry) is |status| and the body is |body|. */
 void assert_resp(const resp *r, const char *status, const char *body);
+/* decode_resp of |e|: its HttpStatus (the first entry) is |status|, or its
+ * metadata |key| is |val|; the decoded response is freed again. */
+void assert_stream_status(const estream *e, const char *status);
+void assert_stream_meta(const estream *e, const char *key, const char *val);
 const char *meta_get(const resp *r, const char *key);
 int meta_count(const resp *r, const char *key);
 void resp_free(resp *r);
