@@ -573,6 +573,13 @@ void assert_stream_status(const estream *e, const char *status) {
   resp_free(&r);
 }
 
+void assert_stream_resp(const estream *e, const char *status, const char *body) {
+  resp r;
+  decode_resp(e, &r);
+  assert_resp(&r, status, body);
+  resp_free(&r);
+}
+
 void assert_stream_meta(const estream *e, const char *key, const char *val) {
   resp r;
   decode_resp(e, &r);
@@ -605,5 +612,14 @@ estream *edge_open(ctx *c) {
 estream *edge_raw(ctx *c, const uint8_t *d, size_t n, int fin) {
   estream *e = edge_open(c);
   edge_write(e, d, n, fin);
+  return e;
+}
+
+estream *edge_vector(ctx *c, const char *name) {
+  size_t n;
+  uint8_t *d = unit_read_vector(name, &n);
+  estream *e = edge_raw(c, d, n, 1);
+  wait_closed(c, e);
+  free(d);
   return e;
 }

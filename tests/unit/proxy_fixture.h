@@ -168,6 +168,9 @@ estream *edge_send(ctx *c, int type, const char *dest, const char *method, const
 estream *edge_open(ctx *c);
 /* Opens a data stream and writes |d| as is. */
 estream *edge_raw(ctx *c, const uint8_t *d, size_t n, int fin);
+/* Opens a data stream, writes the captured vector |name| (unit_read_vector)
+ * as the whole stream and waits until it closed (wait_closed). */
+estream *edge_vector(ctx *c, const char *name);
 /* Writes all of |d| (asserts flow control took it all). */
 void edge_write(estream *e, const void *d, size_t n, int fin);
 /* Writes more of |e|'s generated body, as far as flow control allows. */
@@ -192,6 +195,8 @@ void assert_resp(const resp *r, const char *status, const char *body);
  * metadata |key| is |val|; the decoded response is freed again. */
 void assert_stream_status(const estream *e, const char *status);
 void assert_stream_meta(const estream *e, const char *key, const char *val);
+/* decode_resp of |e| is assert_resp(|status|, |body|); freed again. */
+void assert_stream_resp(const estream *e, const char *status, const char *body);
 const char *meta_get(const resp *r, const char *key);
 int meta_count(const resp *r, const char *key);
 void resp_free(resp *r);

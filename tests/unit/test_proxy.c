@@ -56,7 +56,6 @@ static void test_get(void **state) {
 
 static void test_post_content_length(void **state) {
   ctx *c = *state;
-  resp r;
   uint8_t body[3000];
   static const char *const kv[] = {"Content-Length", "3000", "Content-Type",
                                    "application/octet-stream", NULL};
@@ -68,9 +67,7 @@ static void test_post_content_length(void **state) {
   edge_write(e, body + 1000, 2000, 0);
   edge_write(e, "EXTRA", 5, 1);
   wait_closed(c, e);
-  decode_resp(e, &r);
-  assert_resp(&r, "200", "3000 1");
-  resp_free(&r);
+  assert_stream_resp(e, "200", "3000 1");
   torigin *o = &c->origins[O_APP];
   ASSERT_HEAD_HAS(o, "POST /upload HTTP/1.1\r\n", "Content-Length: 3000\r\n",
                   "Content-Type: application/octet-stream\r\n");
@@ -82,7 +79,6 @@ static void test_post_content_length(void **state) {
 
 static void test_chunked_request(void **state) {
   ctx *c = *state;
-  resp r;
   uint8_t body[5000];
   static const char *const kv[] = {"Transfer-Encoding", "chunked", NULL};
   for (size_t i = 0; i < sizeof(body); i++) body[i] = pattern(i);
@@ -90,9 +86,7 @@ static void test_chunked_request(void **state) {
       edge_send(c, WR_CONNECT_HTTP, "/chunks", "PUT", "app.example.test", kv, body, 100, 0);
   edge_write(e, body + 100, 4900, 1);
   wait_closed(c, e);
-  decode_resp(e, &r);
-  assert_resp(&r, "200", "5000 1");
-  resp_free(&r);
+  assert_stream_resp(e, "200", "5000 1");
   torigin *o = &c->origins[O_APP];
   ASSERT_HEAD_HAS(o, "PUT /chunks HTTP/1.1\r\n", "Transfer-Encoding: chunked\r\n");
   assert_false(head_has(o, "Content-Length"));
@@ -455,11 +449,9 @@ static void test_https_origins(void **state) {
 static void test_vector_http_get(void **state) {
   ctx *c = *state;
   resp r, want;
-  size_t n, wn;
-  uint8_t *req = unit_read_vector("quic/http-get.from-edge.bin", &n);
+  size_t wn;
   uint8_t *ref = unit_read_vector("quic/http-get.from-connector.bin", &wn);
-  estream *e = edge_raw(c, req, n, 1);
-  wait_closed(c, e);
+  estream *e = edge_vector(c, "quic/http-get.from-edge.bin");
   decode_resp(e, &r);
 
   decode_bytes(ref, wn, &want);
@@ -481,7 +473,6 @@ static void test_vector_http_get(void **state) {
   torigin *o = &c->origins[O_APP];
   ASSERT_HEAD_HAS(o, "GET /index.html HTTP/1.1\r\n", "Host: app.example.test\r\n",
                   "User-Agent: curl/7.88.1\r\n", "Accept: */*\r\n");
-  free(req);
   free(ref);
   es_free(e);
 }
@@ -490,10 +481,7 @@ static void test_vector_http_get(void **state) {
  * ConnectRequest): the origin gets the body once, framed by its length. */
 static void test_vector_http_post(void **state) {
   ctx *c = *state;
-  size_t n;
-  uint8_t *req = unit_read_vector("quic/http-post.from-edge.bin", &n);
-  estream *e = edge_raw(c, req, n, 1);
-  wait_closed(c, e);
+  estream *e = edge_vector(c, "quic/http-post.from-edge.bin");
   assert_stream_status(e, "200");
   torigin *o = &c->origins[O_APP];
   ASSERT_HEAD_HAS(o, "POST /x HTTP/1.1\r\n", "Content-Length: 10\r\n");
@@ -503,7 +491,6 @@ static void test_vector_http_post(void **state) {
   free(hs);
   assert_int_equal(o->last_body.len, 10);
   assert_memory_equal(o->last_body.data, "hello body", 10);
-  free(req);
   es_free(e);
 }
 
