@@ -264,7 +264,7 @@ static void origin_on_conn(uv_stream_t *server, int status) {
   o->accepts++;
 }
 
-void origin_start(ctx *c, int idx, const char *name, int mode, int is_unix, int tls) {
+static void origin_start(ctx *c, int idx, const char *name, int mode, int is_unix, int tls) {
   torigin *o = &c->origins[idx];
   assert_int_equal(idx, c->norigins);
   c->norigins++;
@@ -353,9 +353,11 @@ static const char tag_uuid[] = "5e2c1f0a-3b4d-4c6e-8f70-123456789abc";
 
 /* Starts origins (by mode), the QUIC pair and the proxy with ingress rules
  * pointing at them. */
-void ctx_begin(ctx *c) {
+void ctx_begin(ctx *c, const origin_spec *origins, size_t n) {
   memset(c, 0, sizeof(*c));
   unit_qpair_init(&c->q);
+  for (size_t i = 0; i < n; i++)
+    origin_start(c, (int)i, origins[i].name, origins[i].mode, origins[i].is_unix, origins[i].tls);
 }
 
 void ctx_proxy_start(ctx *c, const char *yaml, const wr_uuid *connector_id) {
@@ -373,13 +375,13 @@ void ctx_start(ctx *c, int app_mode) {
   char yaml[4096];
   wr_uuid connector_id;
 
-  ctx_begin(c);
-  origin_start(c, O_APP, "app", app_mode, 0, 0);
-  origin_start(c, O_SECOND, "api", M_INFO, 0, 0);
-  origin_start(c, O_UNIX, "unix", M_INFO, 1, 0);
-  origin_start(c, O_TLS, "tls", M_INFO, 0, 1);
-  origin_start(c, O_ALT, "alt", M_INFO, 0, 0);
-  origin_start(c, O_ALT2, "alt2", M_INFO, 0, 0);
+  const origin_spec origins[NORIGINS] = {
+      [O_APP] = {"app", app_mode, 0, 0}, [O_SECOND] = {"api", M_INFO, 0, 0},
+      [O_UNIX] = {"unix", M_INFO, 1, 0}, [O_TLS] = {"tls", M_INFO, 0, 1},
+      [O_ALT] = {"alt", M_INFO, 0, 0},   [O_ALT2] = {"alt2", M_INFO, 0, 0},
+  };
+
+  ctx_begin(c, origins, NORIGINS);
 
   snprintf(yaml, sizeof(yaml),
            "ingress:\n"
@@ -454,6 +456,28 @@ void ctx_stop(ctx *c) {
     wr_tls_creds_free(o->tls);
   }
   wr_ingress_free(c->ing);
+}
+
+static int ctx_setup(void **state, int app_mode) {
+  ctx *c = calloc(1, sizeof(*c));
+  assert_non_null(c);
+  ctx_start(c, app_mode);
+  *state = c;
+  return 0;
+}
+
+int ctx_setup_info(void **state) { return ctx_setup(state, M_INFO); }
+int ctx_setup_sink(void **state) { return ctx_setup(state, M_SINK); }
+int ctx_setup_chunked(void **state) { return ctx_setup(state, M_CHUNKED); }
+int ctx_setup_eof_body(void **state) { return ctx_setup(state, M_EOF_BODY); }
+int ctx_setup_die(void **state) { return ctx_setup(state, M_DIE); }
+int ctx_setup_once(void **state) { return ctx_setup(state, M_ONCE); }
+
+int ctx_teardown(void **state) {
+  ctx *c = *state;
+  ctx_stop(c);
+  free(c);
+  return 0;
 }
 
 /* ---- requests from the edge -------------------------------------------------- */
@@ -542,6 +566,27 @@ int meta_count(const resp *r, const char *key) {
 
 void resp_free(resp *r) { wr_connect_response_free(NULL, &r->r); }
 
+void assert_stream_status(const estream *e, const char *status) {
+  resp r;
+  decode_resp(e, &r);
+  assert_string_equal(r.r.meta[0].val, status);
+  resp_free(&r);
+}
+
+void assert_stream_resp(const estream *e, const char *status, const char *body) {
+  resp r;
+  decode_resp(e, &r);
+  assert_resp(&r, status, body);
+  resp_free(&r);
+}
+
+void assert_stream_meta(const estream *e, const char *key, const char *val) {
+  resp r;
+  decode_resp(e, &r);
+  assert_string_equal(meta_get(&r, key), val);
+  resp_free(&r);
+}
+
 int head_has(const torigin *o, const char *line) {
   wr_buf tmp = o->last_head;
   char *s = strndup((const char *)tmp.data, tmp.len);
@@ -567,5 +612,14 @@ estream *edge_open(ctx *c) {
 estream *edge_raw(ctx *c, const uint8_t *d, size_t n, int fin) {
   estream *e = edge_open(c);
   edge_write(e, d, n, fin);
+  return e;
+}
+
+estream *edge_vector(ctx *c, const char *name) {
+  size_t n;
+  uint8_t *d = unit_read_vector(name, &n);
+  estream *e = edge_raw(c, d, n, 1);
+  wait_closed(c, e);
+  free(d);
   return e;
 }

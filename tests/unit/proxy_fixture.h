@@ -139,11 +139,26 @@ uint8_t pattern(uint64_t i);
  * is left. */
 void ctx_start(ctx *c, int app_mode);
 void ctx_stop(ctx *c);
-/* ctx_start in steps, for other origins and ingress: ctx_begin, then
- * origin_start for origins 0, 1, ..., then ctx_proxy_start with the config
- * (ingress rules) and the connector ID (NULL: none). */
-void ctx_begin(ctx *c);
-void origin_start(ctx *c, int idx, const char *name, int mode, int is_unix, int tls);
+/* Per-test fixture (UNIT_FIXTURE): the setup callocs a ctx, ctx_starts it
+ * with the named app mode and makes it *state; ctx_teardown ctx_stops and
+ * frees it. Each fails the test (cmocka assert) as ctx_start/ctx_stop do. */
+int ctx_setup_info(void **state);     /* M_INFO */
+int ctx_setup_sink(void **state);     /* M_SINK */
+int ctx_setup_chunked(void **state);  /* M_CHUNKED */
+int ctx_setup_eof_body(void **state); /* M_EOF_BODY */
+int ctx_setup_die(void **state);      /* M_DIE */
+int ctx_setup_once(void **state);     /* M_ONCE */
+int ctx_teardown(void **state);
+/* An origin to start: its name (X-Origin), mode (M_*), whether it listens
+ * on sock_path (unix) and whether it speaks TLS. */
+typedef struct origin_spec {
+  const char *name;
+  int mode, is_unix, tls;
+} origin_spec;
+/* ctx_start in steps, for other origins and ingress: ctx_begin with the
+ * origins to start (|origins[i]| is c->origins[i]), then ctx_proxy_start with
+ * the config (ingress rules) and the connector ID (NULL: none). */
+void ctx_begin(ctx *c, const origin_spec *origins, size_t n);
 void ctx_proxy_start(ctx *c, const char *yaml, const wr_uuid *connector_id);
 /* Opens a data stream and writes preamble + ConnectRequest (+ |body|).
  * |kv| is NULL-terminated "Name", "value" pairs of request headers. */
@@ -153,6 +168,9 @@ estream *edge_send(ctx *c, int type, const char *dest, const char *method, const
 estream *edge_open(ctx *c);
 /* Opens a data stream and writes |d| as is. */
 estream *edge_raw(ctx *c, const uint8_t *d, size_t n, int fin);
+/* Opens a data stream, writes the captured vector |name| (unit_read_vector)
+ * as the whole stream and waits until it closed (wait_closed). */
+estream *edge_vector(ctx *c, const char *name);
 /* Writes all of |d| (asserts flow control took it all). */
 void edge_write(estream *e, const void *d, size_t n, int fin);
 /* Writes more of |e|'s generated body, as far as flow control allows. */
@@ -173,6 +191,12 @@ estream *get_resp(ctx *c, const char *dest, const char *host, resp *r);
 void decode_bytes(const uint8_t *d, size_t n, resp *out);
 /* HttpStatus (the first entry) is |status| and the body is |body|. */
 void assert_resp(const resp *r, const char *status, const char *body);
+/* decode_resp of |e|: its HttpStatus (the first entry) is |status|, or its
+ * metadata |key| is |val|; the decoded response is freed again. */
+void assert_stream_status(const estream *e, const char *status);
+void assert_stream_meta(const estream *e, const char *key, const char *val);
+/* decode_resp of |e| is assert_resp(|status|, |body|); freed again. */
+void assert_stream_resp(const estream *e, const char *status, const char *body);
 const char *meta_get(const resp *r, const char *key);
 int meta_count(const resp *r, const char *key);
 void resp_free(resp *r);

@@ -16,16 +16,14 @@ UNIT_QPAIR_RUN_UNTIL(ctx)
 /* ---- tests -------------------------------------------------------------------- */
 
 static void test_get(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
   static const char *const kv[] = {"User-Agent", "test/1", "Accept", "*/*", "X-Two", "1",
                                    "X-Two", "2", "Cf-Trace-Id", "abc",
                                    "Cf-Cloudflared-Proxy-Connection-Upgrade", "x", NULL};
-  (void)state;
-  ctx_start(&c, M_INFO);
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "https://app.example.test/some/path?q=1&r=%20",
+  estream *e = edge_send(c, WR_CONNECT_HTTP, "https://app.example.test/some/path?q=1&r=%20",
                          "GET", "app.example.test", kv, NULL, 0, 1);
-  wait_closed(&c, e);
+  wait_closed(c, e);
   assert_true(e->got_fin);
   assert_false(e->got_reset);
   decode_resp(e, &r);
@@ -40,7 +38,7 @@ static void test_get(void **state) {
   assert_resp(&r, "200", "hello from app");
   resp_free(&r);
 
-  torigin *o = &c.origins[O_APP];
+  torigin *o = &c->origins[O_APP];
   ASSERT_HEAD_HAS(o, "GET /some/path?q=1&r=%20 HTTP/1.1\r\n", "Host: app.example.test\r\n",
                   "User-Agent: test/1\r\n", "X-Two: 1\r\n", "X-Two: 2\r\n",
                   "Connection: keep-alive\r\n",
@@ -48,60 +46,48 @@ static void test_get(void **state) {
   ASSERT_HEAD_LACKS(o, "Cf-Trace-Id", "Cf-Cloudflared-Proxy-Connection-Upgrade", "Content-Length",
                     "Transfer-Encoding");
 
-  const wr_proxy_stats *st = wr_proxy_get_stats(c.proxy);
+  const wr_proxy_stats *st = wr_proxy_get_stats(c->proxy);
   assert_int_equal(st->total_requests, 1);
   assert_int_equal(st->concurrent_requests, 0);
   assert_int_equal(st->responses_by_code[2], 1);
   assert_int_equal(st->request_errors, 0);
   es_free(e);
-  ctx_stop(&c);
 }
 
 static void test_post_content_length(void **state) {
-  ctx c;
-  resp r;
+  ctx *c = *state;
   uint8_t body[3000];
   static const char *const kv[] = {"Content-Length", "3000", "Content-Type",
                                    "application/octet-stream", NULL};
-  (void)state;
   for (size_t i = 0; i < sizeof(body); i++) body[i] = pattern(i);
-  ctx_start(&c, M_SINK);
   /* Part of the body with the request, the rest (plus bytes past the
    * length, which must be ignored) in a second write. */
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "/upload", "POST", "app.example.test", kv, body,
+  estream *e = edge_send(c, WR_CONNECT_HTTP, "/upload", "POST", "app.example.test", kv, body,
                          1000, 0);
   edge_write(e, body + 1000, 2000, 0);
   edge_write(e, "EXTRA", 5, 1);
-  wait_closed(&c, e);
-  decode_resp(e, &r);
-  assert_resp(&r, "200", "3000 1");
-  resp_free(&r);
-  torigin *o = &c.origins[O_APP];
+  wait_closed(c, e);
+  assert_stream_resp(e, "200", "3000 1");
+  torigin *o = &c->origins[O_APP];
   ASSERT_HEAD_HAS(o, "POST /upload HTTP/1.1\r\n", "Content-Length: 3000\r\n",
                   "Content-Type: application/octet-stream\r\n");
   assert_false(head_has(o, "Transfer-Encoding"));
   assert_int_equal(o->last_body.len, 3000);
   assert_memory_equal(o->last_body.data, body, 3000);
   es_free(e);
-  ctx_stop(&c);
 }
 
 static void test_chunked_request(void **state) {
-  ctx c;
-  resp r;
+  ctx *c = *state;
   uint8_t body[5000];
   static const char *const kv[] = {"Transfer-Encoding", "chunked", NULL};
-  (void)state;
   for (size_t i = 0; i < sizeof(body); i++) body[i] = pattern(i);
-  ctx_start(&c, M_SINK);
   estream *e =
-      edge_send(&c, WR_CONNECT_HTTP, "/chunks", "PUT", "app.example.test", kv, body, 100, 0);
+      edge_send(c, WR_CONNECT_HTTP, "/chunks", "PUT", "app.example.test", kv, body, 100, 0);
   edge_write(e, body + 100, 4900, 1);
-  wait_closed(&c, e);
-  decode_resp(e, &r);
-  assert_resp(&r, "200", "5000 1");
-  resp_free(&r);
-  torigin *o = &c.origins[O_APP];
+  wait_closed(c, e);
+  assert_stream_resp(e, "200", "5000 1");
+  torigin *o = &c->origins[O_APP];
   ASSERT_HEAD_HAS(o, "PUT /chunks HTTP/1.1\r\n", "Transfer-Encoding: chunked\r\n");
   assert_false(head_has(o, "Content-Length"));
   /* The wire carries chunk framing ending in the last chunk. */
@@ -110,15 +96,12 @@ static void test_chunked_request(void **state) {
   assert_int_equal(o->last_body.len, 5000);
   assert_memory_equal(o->last_body.data, body, 5000);
   es_free(e);
-  ctx_stop(&c);
 }
 
 static void test_chunked_response(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
-  (void)state;
-  ctx_start(&c, M_CHUNKED);
-  estream *e = get_resp(&c, "/", "app.example.test", &r);
+  estream *e = get_resp(c, "/", "app.example.test", &r);
   assert_true(e->got_fin);
   assert_string_equal(r.r.meta[0].key, "HttpStatus");
   assert_null(meta_get(&r, "HttpHeader:Transfer-Encoding"));
@@ -127,30 +110,24 @@ static void test_chunked_response(void **state) {
   assert_resp(&r, "200", "abcdefgh");
   resp_free(&r);
   es_free(e);
-  ctx_stop(&c);
 }
 
 static void test_eof_delimited_response(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
-  (void)state;
-  ctx_start(&c, M_EOF_BODY);
-  estream *e = get_resp(&c, "/", "app.example.test", &r);
+  estream *e = get_resp(c, "/", "app.example.test", &r);
   assert_true(e->got_fin);
   assert_false(e->got_reset);
   assert_string_equal(meta_get(&r, "HttpHeader:Connection"), "close");
   assert_resp(&r, "200", "until the end");
   resp_free(&r);
   es_free(e);
-  ctx_stop(&c);
 }
 
 static void test_http_status(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
-  (void)state;
-  ctx_start(&c, M_INFO);
-  estream *e = get_resp(&c, "https://status.test/x", "status.test", &r);
+  estream *e = get_resp(c, "https://status.test/x", "status.test", &r);
   assert_true(e->got_fin);
   assert_string_equal(r.r.error, "");
   assert_int_equal(r.r.nmeta, 1);
@@ -159,35 +136,28 @@ static void test_http_status(void **state) {
   assert_int_equal(r.body_len, 0);
   resp_free(&r);
   /* Host with a port, and an unknown host: the catch-all 404. */
-  estream *e2 = edge_send(&c, WR_CONNECT_HTTP, "https://status.test:8443/x", "GET",
+  estream *e2 = edge_send(c, WR_CONNECT_HTTP, "https://status.test:8443/x", "GET",
                           "status.test:8443", NULL, NULL, 0, 1);
-  estream *e3 = edge_send(&c, WR_CONNECT_HTTP, "https://nobody.test/", "GET", "nobody.test", NULL,
+  estream *e3 = edge_send(c, WR_CONNECT_HTTP, "https://nobody.test/", "GET", "nobody.test", NULL,
                           NULL, 0, 1);
-  wait_closed(&c, e2);
-  wait_closed(&c, e3);
-  decode_resp(e2, &r);
-  assert_string_equal(r.r.meta[0].val, "418");
-  resp_free(&r);
-  decode_resp(e3, &r);
-  assert_string_equal(r.r.meta[0].val, "404");
-  resp_free(&r);
-  const wr_proxy_stats *st = wr_proxy_get_stats(c.proxy);
+  wait_closed(c, e2);
+  wait_closed(c, e3);
+  assert_stream_status(e2, "418");
+  assert_stream_status(e3, "404");
+  const wr_proxy_stats *st = wr_proxy_get_stats(c->proxy);
   assert_int_equal(st->responses_by_code[4], 3);
   es_free(e);
   es_free(e2);
   es_free(e3);
-  ctx_stop(&c);
 }
 
 static void test_hello_world(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
   static const char *const kv[] = {"X-Evil", "<script>", NULL};
-  (void)state;
-  ctx_start(&c, M_INFO);
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "https://hello.test/greet?x=1", "GET", "hello.test",
+  estream *e = edge_send(c, WR_CONNECT_HTTP, "https://hello.test/greet?x=1", "GET", "hello.test",
                          kv, NULL, 0, 1);
-  wait_closed(&c, e);
+  wait_closed(c, e);
   decode_resp(e, &r);
   assert_string_equal(r.r.meta[0].val, "200");
   assert_string_equal(meta_get(&r, "HttpHeader:Content-Type"), "text/html; charset=utf-8");
@@ -202,15 +172,12 @@ static void test_hello_world(void **state) {
   free(page);
   resp_free(&r);
   es_free(e);
-  ctx_stop(&c);
 }
 
 static void test_dial_error(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
-  (void)state;
-  ctx_start(&c, M_INFO);
-  estream *e = get_resp(&c, "https://dead.test/", "dead.test", &r);
+  estream *e = get_resp(c, "https://dead.test/", "dead.test", &r);
   assert_true(e->got_fin);
   assert_false(e->got_reset);
   assert_false(r.r.has_meta);
@@ -220,15 +187,15 @@ static void test_dial_error(void **state) {
   assert_non_null(strstr(r.r.error, "connection refused"));
   assert_int_equal(r.body_len, 0);
   resp_free(&r);
-  assert_int_equal(wr_proxy_get_stats(c.proxy)->request_errors, 1);
+  assert_int_equal(wr_proxy_get_stats(c->proxy)->request_errors, 1);
   /* A stream origin's dial error is Go's, without the prefix (cloudflared
    * returns EstablishConnection's error as it is); a tcp stream without
    * warp-routing is refused. */
   estream *e2 =
-      edge_send(&c, WR_CONNECT_HTTP, "https://ssh.test/", "GET", "ssh.test", NULL, NULL, 0, 1);
-  estream *e3 = edge_send(&c, WR_CONNECT_TCP, "127.0.0.1:9", NULL, NULL, NULL, NULL, 0, 1);
-  wait_closed(&c, e2);
-  wait_closed(&c, e3);
+      edge_send(c, WR_CONNECT_HTTP, "https://ssh.test/", "GET", "ssh.test", NULL, NULL, 0, 1);
+  estream *e3 = edge_send(c, WR_CONNECT_TCP, "127.0.0.1:9", NULL, NULL, NULL, NULL, 0, 1);
+  wait_closed(c, e2);
+  wait_closed(c, e3);
   decode_resp(e2, &r);
   assert_string_equal(r.r.error, "dial tcp 127.0.0.1:1: connect: connection refused");
   resp_free(&r);
@@ -238,257 +205,213 @@ static void test_dial_error(void **state) {
   es_free(e);
   es_free(e2);
   es_free(e3);
-  ctx_stop(&c);
 }
 
 static void test_origin_dies_mid_body(void **state) {
-  ctx c;
-  (void)state;
-  ctx_start(&c, M_DIE);
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "/", "GET", "app.example.test", NULL, NULL, 0, 1);
-  c.watch = e;
-  run_until(&c, watch_reset, 20000);
+  ctx *c = *state;
+  estream *e = edge_send(c, WR_CONNECT_HTTP, "/", "GET", "app.example.test", NULL, NULL, 0, 1);
+  c->watch = e;
+  run_until(c, watch_reset, 20000);
   assert_true(e->got_reset);
   assert_false(e->got_fin);
-  wait_closed(&c, e);
-  assert_int_equal(wr_proxy_get_stats(c.proxy)->request_errors, 1);
+  wait_closed(c, e);
+  assert_int_equal(wr_proxy_get_stats(c->proxy)->request_errors, 1);
   es_free(e);
-  ctx_stop(&c);
 }
 
 static void test_bad_preamble(void **state) {
-  ctx c;
+  ctx *c = *state;
   estream *e = calloc(1, sizeof(*e));
   static const uint8_t junk[] = "GET / HTTP/1.1\r\n\r\n";
-  (void)state;
-  ctx_start(&c, M_INFO);
-  e->c = &c;
+  e->c = c;
   wr_buf_init(&e->resp, (size_t)1 << 30, NULL);
-  assert_int_equal(wr_quic_stream_open(c.sconn, e, &e->sid), WR_OK);
+  assert_int_equal(wr_quic_stream_open(c->sconn, e, &e->sid), WR_OK);
   edge_write(e, junk, sizeof(junk) - 1, 0);
-  c.watch = e;
-  run_until(&c, watch_reset, 20000);
+  c->watch = e;
+  run_until(c, watch_reset, 20000);
   assert_int_equal(e->resp.len, 0);
-  wait_closed(&c, e);
+  wait_closed(c, e);
   es_free(e);
 
   /* A valid preamble but garbage where the ConnectRequest should be. */
-  e = edge_open(&c);
+  e = edge_open(c);
   uint8_t bad[40];
   memcpy(bad, wr_preamble_data_sig, 6);
   memcpy(bad + 6, "01", 2);
   memset(bad + 8, 0xff, sizeof(bad) - 8);
   edge_write(e, bad, sizeof(bad), 1);
-  c.watch = e;
-  run_until(&c, watch_reset, 20000);
+  c->watch = e;
+  run_until(c, watch_reset, 20000);
   assert_int_equal(e->resp.len, 0);
-  wait_closed(&c, e);
+  wait_closed(c, e);
   es_free(e);
-  ctx_stop(&c);
 }
 
 static void test_split_preamble(void **state) {
-  ctx c;
-  resp r;
+  ctx *c = *state;
   wr_buf b;
   uint8_t pre[8];
   wr_meta meta[2] = {{"HttpMethod", 10, "GET", 3}, {"HttpHost", 8, "status.test", 11}};
   wr_connect_request req = {"/", 1, WR_CONNECT_HTTP, 1, meta, 2};
-  (void)state;
-  ctx_start(&c, M_INFO);
   wr_buf_init(&b, (size_t)1 << 30, NULL);
   wr_preamble_write(WR_PREAMBLE_DATA, pre, 8);
   wr_buf_append(&b, pre, 8);
   assert_int_equal(wr_connect_request_encode(&req, NULL, &b), WR_OK);
-  estream *e = edge_open(&c);
+  estream *e = edge_open(c);
   /* One byte per loop turn: every split of the read-exactly loop. */
   for (size_t i = 0; i < b.len; i++) {
     edge_write(e, b.data + i, 1, i + 1 == b.len);
-    uv_run(&c.q.loop, UV_RUN_NOWAIT);
+    uv_run(&c->q.loop, UV_RUN_NOWAIT);
   }
-  wait_closed(&c, e);
-  decode_resp(e, &r);
-  assert_string_equal(r.r.meta[0].val, "418");
-  resp_free(&r);
+  wait_closed(c, e);
+  assert_stream_status(e, "418");
   wr_buf_free(&b);
   es_free(e);
-  ctx_stop(&c);
 }
 
 static void test_ingress_host_and_path(void **state) {
-  ctx c;
-  resp r;
-  (void)state;
-  ctx_start(&c, M_INFO);
-  estream *a = edge_send(&c, WR_CONNECT_HTTP, "https://path.test/api/v1", "GET", "path.test",
+  ctx *c = *state;
+  estream *a = edge_send(c, WR_CONNECT_HTTP, "https://path.test/api/v1", "GET", "path.test",
                          NULL, NULL, 0, 1);
-  estream *b = edge_send(&c, WR_CONNECT_HTTP, "https://path.test/other", "GET", "path.test", NULL,
+  estream *b = edge_send(c, WR_CONNECT_HTTP, "https://path.test/other", "GET", "path.test", NULL,
                          NULL, 0, 1);
-  estream *w = edge_send(&c, WR_CONNECT_HTTP, "https://deep.sub.wild.test/", "GET",
+  estream *w = edge_send(c, WR_CONNECT_HTTP, "https://deep.sub.wild.test/", "GET",
                          "deep.sub.wild.test", NULL, NULL, 0, 1);
-  estream *h = edge_send(&c, WR_CONNECT_HTTP, "https://hh.test/x", "GET", "hh.test", NULL, NULL,
+  estream *h = edge_send(c, WR_CONNECT_HTTP, "https://hh.test/x", "GET", "hh.test", NULL, NULL,
                          0, 1);
-  wait_closed(&c, a);
-  wait_closed(&c, b);
-  wait_closed(&c, w);
-  wait_closed(&c, h);
-  decode_resp(a, &r);
-  assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "api");
-  resp_free(&r);
-  decode_resp(b, &r);
-  assert_string_equal(r.r.meta[0].val, "404");
-  resp_free(&r);
-  decode_resp(w, &r);
-  assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "alt2");
-  resp_free(&r);
-  decode_resp(h, &r);
-  assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "alt");
-  resp_free(&r);
-  assert_true(head_has(&c.origins[O_SECOND], "GET /api/v1 HTTP/1.1\r\n"));
+  wait_closed(c, a);
+  wait_closed(c, b);
+  wait_closed(c, w);
+  wait_closed(c, h);
+  assert_stream_meta(a, "HttpHeader:X-Origin", "api");
+  assert_stream_status(b, "404");
+  assert_stream_meta(w, "HttpHeader:X-Origin", "alt2");
+  assert_stream_meta(h, "HttpHeader:X-Origin", "alt");
+  assert_true(head_has(&c->origins[O_SECOND], "GET /api/v1 HTTP/1.1\r\n"));
   /* Matching uses the decoded path; the request line keeps the escapes and
    * escapes what may not appear raw. */
-  estream *x = edge_send(&c, WR_CONNECT_HTTP, "https://path.test/%61pi/a b?q=1 2#frag", "GET",
+  estream *x = edge_send(c, WR_CONNECT_HTTP, "https://path.test/%61pi/a b?q=1 2#frag", "GET",
                          "path.test", NULL, NULL, 0, 1);
-  wait_closed(&c, x);
-  decode_resp(x, &r);
-  assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "api");
-  resp_free(&r);
-  assert_true(head_has(&c.origins[O_SECOND], "GET /%61pi/a%20b?q=1%202 HTTP/1.1\r\n"));
+  wait_closed(c, x);
+  assert_stream_meta(x, "HttpHeader:X-Origin", "api");
+  assert_true(head_has(&c->origins[O_SECOND], "GET /%61pi/a%20b?q=1%202 HTTP/1.1\r\n"));
   es_free(x);
   /* A bad %-escape fails url.Parse: the stream is reset. */
-  x = edge_send(&c, WR_CONNECT_HTTP, "https://path.test/%zz", "GET", "path.test", NULL, NULL, 0,
+  x = edge_send(c, WR_CONNECT_HTTP, "https://path.test/%zz", "GET", "path.test", NULL, NULL, 0,
                 1);
-  wait_reset(&c, x);
+  wait_reset(c, x);
   es_free(x);
   /* So does %00 (lib/encoding's policy): it would cut the matched path short. */
-  x = edge_send(&c, WR_CONNECT_HTTP, "https://path.test/api%00/x", "GET", "path.test", NULL, NULL,
+  x = edge_send(c, WR_CONNECT_HTTP, "https://path.test/api%00/x", "GET", "path.test", NULL, NULL,
                 0, 1);
-  wait_reset(&c, x);
+  wait_reset(c, x);
   es_free(x);
-  ASSERT_HEAD_HAS(&c.origins[O_ALT], "Host: internal.example\r\n", "X-Forwarded-Host: hh.test\r\n");
+  ASSERT_HEAD_HAS(&c->origins[O_ALT], "Host: internal.example\r\n", "X-Forwarded-Host: hh.test\r\n");
   es_free(a);
   es_free(b);
   es_free(w);
   es_free(h);
-  ctx_stop(&c);
 }
 
 static void test_keepalive_reuse(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
-  (void)state;
-  ctx_start(&c, M_INFO);
   for (int i = 0; i < 3; i++) {
-    estream *e = get_resp(&c, "/again", "app.example.test", &r);
+    estream *e = get_resp(c, "/again", "app.example.test", &r);
     assert_string_equal(r.r.meta[0].val, "200");
     assert_int_equal(r.body_len, 14);
     resp_free(&r);
     es_free(e);
   }
-  assert_int_equal(c.origins[O_APP].requests, 3);
-  assert_int_equal(c.origins[O_APP].accepts, 1);
+  assert_int_equal(c->origins[O_APP].requests, 3);
+  assert_int_equal(c->origins[O_APP].accepts, 1);
   /* A HEAD answer (Content-Length, no body) keeps the connection too. */
   estream *e =
-      edge_send(&c, WR_CONNECT_HTTP, "/head", "HEAD", "app.example.test", NULL, NULL, 0, 1);
-  wait_closed(&c, e);
+      edge_send(c, WR_CONNECT_HTTP, "/head", "HEAD", "app.example.test", NULL, NULL, 0, 1);
+  wait_closed(c, e);
   decode_resp(e, &r);
   assert_string_equal(meta_get(&r, "HttpHeader:Content-Length"), "14");
   assert_int_equal(r.body_len, 0);
   resp_free(&r);
   es_free(e);
-  assert_int_equal(c.origins[O_APP].accepts, 1);
-  ctx_stop(&c);
+  assert_int_equal(c->origins[O_APP].accepts, 1);
 }
 
 /* The origin closes an idle pooled connection: the next request gets a
  * fresh one (retried) instead of an error. */
 static void test_keepalive_origin_closed(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
-  (void)state;
-  ctx_start(&c, M_INFO);
-  estream *e = edge_send(&c, WR_CONNECT_HTTP, "/", "GET", "app.example.test", NULL, NULL, 0, 1);
-  wait_closed(&c, e);
+  estream *e = edge_send(c, WR_CONNECT_HTTP, "/", "GET", "app.example.test", NULL, NULL, 0, 1);
+  wait_closed(c, e);
   es_free(e);
-  assert_non_null(c.origins[O_APP].conns);
-  wr_conn_close(c.origins[O_APP].conns->conn);
-  for (int i = 0; i < 5; i++) uv_run(&c.q.loop, UV_RUN_NOWAIT);
-  e = get_resp(&c, "/", "app.example.test", &r);
+  assert_non_null(c->origins[O_APP].conns);
+  wr_conn_close(c->origins[O_APP].conns->conn);
+  for (int i = 0; i < 5; i++) uv_run(&c->q.loop, UV_RUN_NOWAIT);
+  e = get_resp(c, "/", "app.example.test", &r);
   assert_string_equal(r.r.error, "");
   assert_string_equal(r.r.meta[0].val, "200");
   resp_free(&r);
   es_free(e);
-  assert_int_equal(c.origins[O_APP].accepts, 2);
-  ctx_stop(&c);
+  assert_int_equal(c->origins[O_APP].accepts, 2);
 }
 
 static int second_closed(ctx *c) { return c->origins[O_SECOND].closes == 1; }
 
 /* keepAliveTimeout closes an idle pooled connection. */
 static void test_keepalive_timeout(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
-  (void)state;
-  ctx_start(&c, M_INFO);
-  estream *e = get_resp(&c, "/", "ka.test", &r);
+  estream *e = get_resp(c, "/", "ka.test", &r);
   assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "api");
   resp_free(&r);
   es_free(e);
-  assert_int_equal(c.origins[O_SECOND].closes, 0);
-  uint64_t t0 = uv_now(&c.q.loop);
-  run_until(&c, second_closed, 5000);
-  uv_update_time(&c.q.loop);
-  assert_true(uv_now(&c.q.loop) - t0 >= 200);
-  ctx_stop(&c);
+  assert_int_equal(c->origins[O_SECOND].closes, 0);
+  uint64_t t0 = uv_now(&c->q.loop);
+  run_until(c, second_closed, 5000);
+  uv_update_time(&c->q.loop);
+  assert_true(uv_now(&c->q.loop) - t0 >= 200);
 }
 
 /* A pooled connection the origin drops when the next request arrives:
  * the request (GET, no body) is retried on a fresh connection. */
 static void test_keepalive_retry(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
-  (void)state;
-  ctx_start(&c, M_ONCE);
   for (int i = 0; i < 2; i++) {
-    estream *e = get_resp(&c, "/", "app.example.test", &r);
+    estream *e = get_resp(c, "/", "app.example.test", &r);
     assert_string_equal(r.r.error, "");
     assert_string_equal(r.r.meta[0].val, "200");
     resp_free(&r);
     es_free(e);
   }
-  assert_int_equal(c.origins[O_APP].accepts, 2);
-  assert_int_equal(wr_proxy_get_stats(c.proxy)->request_errors, 0);
-  ctx_stop(&c);
+  assert_int_equal(c->origins[O_APP].accepts, 2);
+  assert_int_equal(wr_proxy_get_stats(c->proxy)->request_errors, 0);
 }
 
 static void test_unix_origin(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
-  (void)state;
-  ctx_start(&c, M_INFO);
-  estream *e = get_resp(&c, "https://unix.test/sock", "unix.test", &r);
+  estream *e = get_resp(c, "https://unix.test/sock", "unix.test", &r);
   assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "unix");
   assert_resp(&r, "200", "hello from unix");
   resp_free(&r);
-  assert_true(head_has(&c.origins[O_UNIX], "Host: unix.test\r\n"));
+  assert_true(head_has(&c->origins[O_UNIX], "Host: unix.test\r\n"));
   es_free(e);
-  ctx_stop(&c);
 }
 
 static void test_https_origins(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r;
-  (void)state;
-  ctx_start(&c, M_INFO);
   estream *a =
-      edge_send(&c, WR_CONNECT_HTTP, "https://tls.test/", "GET", "tls.test", NULL, NULL, 0, 1);
-  estream *b = edge_send(&c, WR_CONNECT_HTTP, "https://tlsnv.test/", "GET", "tlsnv.test", NULL,
+      edge_send(c, WR_CONNECT_HTTP, "https://tls.test/", "GET", "tls.test", NULL, NULL, 0, 1);
+  estream *b = edge_send(c, WR_CONNECT_HTTP, "https://tlsnv.test/", "GET", "tlsnv.test", NULL,
                          NULL, 0, 1);
-  estream *u = edge_send(&c, WR_CONNECT_HTTP, "https://untrusted.test/", "GET", "untrusted.test",
+  estream *u = edge_send(c, WR_CONNECT_HTTP, "https://untrusted.test/", "GET", "untrusted.test",
                          NULL, NULL, 0, 1);
-  wait_closed(&c, a);
-  wait_closed(&c, b);
-  wait_closed(&c, u);
+  wait_closed(c, a);
+  wait_closed(c, b);
+  wait_closed(c, u);
   decode_resp(a, &r);
   assert_string_equal(r.r.error, "");
   assert_string_equal(r.r.meta[0].val, "200");
@@ -504,36 +427,31 @@ static void test_https_origins(void **state) {
   assert_non_null(strstr(r.r.error, "Unable to reach the origin service"));
   resp_free(&r);
   /* An IP origin verified under originServerName. */
-  estream *n = get_resp(&c, "https://sni.test/", "sni.test", &r);
+  estream *n = get_resp(c, "https://sni.test/", "sni.test", &r);
   assert_string_equal(r.r.error, "");
   assert_string_equal(r.r.meta[0].val, "200");
   resp_free(&r);
   es_free(n);
   /* Second request on tls.test reuses the TLS connection. */
-  int before = c.origins[O_TLS].accepts;
-  estream *a2 = get_resp(&c, "https://tls.test/", "tls.test", &r);
+  int before = c->origins[O_TLS].accepts;
+  estream *a2 = get_resp(c, "https://tls.test/", "tls.test", &r);
   assert_string_equal(r.r.meta[0].val, "200");
   resp_free(&r);
-  assert_int_equal(c.origins[O_TLS].accepts, before);
+  assert_int_equal(c->origins[O_TLS].accepts, before);
   es_free(a);
   es_free(b);
   es_free(u);
   es_free(a2);
-  ctx_stop(&c);
 }
 
 /* The bytes the real edge sent to cloudflared, fed to the proxy; the
  * ConnectResponse decodes like cloudflared's. */
 static void test_vector_http_get(void **state) {
-  ctx c;
+  ctx *c = *state;
   resp r, want;
-  size_t n, wn;
-  (void)state;
-  ctx_start(&c, M_INFO);
-  uint8_t *req = unit_read_vector("quic/http-get.from-edge.bin", &n);
+  size_t wn;
   uint8_t *ref = unit_read_vector("quic/http-get.from-connector.bin", &wn);
-  estream *e = edge_raw(&c, req, n, 1);
-  wait_closed(&c, e);
+  estream *e = edge_vector(c, "quic/http-get.from-edge.bin");
   decode_resp(e, &r);
 
   decode_bytes(ref, wn, &want);
@@ -552,30 +470,20 @@ static void test_vector_http_get(void **state) {
   resp_free(&r);
   resp_free(&want);
 
-  torigin *o = &c.origins[O_APP];
+  torigin *o = &c->origins[O_APP];
   ASSERT_HEAD_HAS(o, "GET /index.html HTTP/1.1\r\n", "Host: app.example.test\r\n",
                   "User-Agent: curl/7.88.1\r\n", "Accept: */*\r\n");
-  free(req);
   free(ref);
   es_free(e);
-  ctx_stop(&c);
 }
 
 /* cloudflared's edge POST (Content-Length given twice, body after the
  * ConnectRequest): the origin gets the body once, framed by its length. */
 static void test_vector_http_post(void **state) {
-  ctx c;
-  resp r;
-  size_t n;
-  (void)state;
-  ctx_start(&c, M_INFO);
-  uint8_t *req = unit_read_vector("quic/http-post.from-edge.bin", &n);
-  estream *e = edge_raw(&c, req, n, 1);
-  wait_closed(&c, e);
-  decode_resp(e, &r);
-  assert_string_equal(r.r.meta[0].val, "200");
-  resp_free(&r);
-  torigin *o = &c.origins[O_APP];
+  ctx *c = *state;
+  estream *e = edge_vector(c, "quic/http-post.from-edge.bin");
+  assert_stream_status(e, "200");
+  torigin *o = &c->origins[O_APP];
   ASSERT_HEAD_HAS(o, "POST /x HTTP/1.1\r\n", "Content-Length: 10\r\n");
   wr_buf h = o->last_head;
   char *hs = strndup((const char *)h.data, h.len);
@@ -583,18 +491,22 @@ static void test_vector_http_post(void **state) {
   free(hs);
   assert_int_equal(o->last_body.len, 10);
   assert_memory_equal(o->last_body.data, "hello body", 10);
-  free(req);
   es_free(e);
-  ctx_stop(&c);
 }
 
+/* Each run gets a fresh ctx (proxy_fixture.h) whose app origin answers in
+ * the run's mode. */
 int main(void) {
   return UNIT_RUN(
       proxy_group_setup, proxy_group_teardown,
-      UNIT_TESTS(test_get, test_post_content_length, test_chunked_request, test_chunked_response,
-                 test_eof_delimited_response, test_http_status, test_hello_world, test_dial_error,
-                 test_origin_dies_mid_body, test_bad_preamble, test_split_preamble,
-                 test_ingress_host_and_path, test_keepalive_reuse, test_keepalive_origin_closed,
-                 test_keepalive_timeout, test_keepalive_retry, test_unix_origin,
-                 test_https_origins, test_vector_http_get, test_vector_http_post));
+      UNIT_FIXTURE(ctx_setup_info, ctx_teardown, test_get, test_http_status, test_hello_world,
+                   test_dial_error, test_bad_preamble, test_split_preamble,
+                   test_ingress_host_and_path, test_keepalive_reuse,
+                   test_keepalive_origin_closed, test_keepalive_timeout, test_unix_origin,
+                   test_https_origins, test_vector_http_get, test_vector_http_post),
+      UNIT_FIXTURE(ctx_setup_sink, ctx_teardown, test_post_content_length, test_chunked_request),
+      UNIT_FIXTURE(ctx_setup_chunked, ctx_teardown, test_chunked_response),
+      UNIT_FIXTURE(ctx_setup_eof_body, ctx_teardown, test_eof_delimited_response),
+      UNIT_FIXTURE(ctx_setup_die, ctx_teardown, test_origin_dies_mid_body),
+      UNIT_FIXTURE(ctx_setup_once, ctx_teardown, test_keepalive_retry));
 }

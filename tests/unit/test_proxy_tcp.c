@@ -23,11 +23,13 @@ enum { O_ECHO = 0, O_BANNER, O_RECORD };
  * the warp-routing block. */
 static void tcp_ctx_start(ctx *c, const char *warp) {
   char yaml[2048];
+  static const origin_spec origins[] = {
+      [O_ECHO] = {"echo", M_ECHO, 0, 0},
+      [O_BANNER] = {"banner", M_BANNER, 0, 0},
+      [O_RECORD] = {"record", M_RECORD, 0, 0},
+  };
 
-  ctx_begin(c);
-  origin_start(c, O_ECHO, "echo", M_ECHO, 0, 0);
-  origin_start(c, O_BANNER, "banner", M_BANNER, 0, 0);
-  origin_start(c, O_RECORD, "record", M_RECORD, 0, 0);
+  ctx_begin(c, origins, sizeof(origins) / sizeof(origins[0]));
   snprintf(yaml, sizeof(yaml),
            "%s"
            "ingress:\n"

@@ -365,6 +365,27 @@ static void ctx_stop(ctx *c) {
   for (size_t i = 0; i < c->napplied; i++) wr_ingress_free(c->applied[i]);
 }
 
+/* Per-test fixtures: *state is a ctx started with warp-routing on and no
+ * session cap, speaking datagram v2 (warp_setup) or v3 (warp_v3_setup);
+ * ctx_teardown stops and frees it. */
+static int ctx_setup(void **state, int v3) {
+  ctx *c = calloc(1, sizeof(*c));
+  assert_non_null(c);
+  ctx_start_v(c, 1, 0, v3);
+  *state = c;
+  return 0;
+}
+
+static int warp_setup(void **state) { return ctx_setup(state, 0); }
+static int warp_v3_setup(void **state) { return ctx_setup(state, 1); }
+
+static int ctx_teardown(void **state) {
+  ctx *c = *state;
+  ctx_stop(c);
+  free(c);
+  return 0;
+}
+
 /* ---- edge actions ------------------------------------------------------------------ */
 
 /* Opens an RPC stream (signature written); |session|: with a client
@@ -561,10 +582,8 @@ static int raw_fin(ctx *c) {
  * answered byte for byte as cloudflared answered it; then the captured
  * datagrams both ways. */
 static void test_vector_register_and_echo(void **state) {
-  ctx c;
+  ctx *c = *state;
   size_t inlen, wantlen, acc;
-  (void)state;
-  ctx_start(&c, 1, 0);
   uint8_t *in = unit_read_vector("quic/rpc.register-udp-session.from-edge.bin", &inlen);
   uint8_t *want = unit_read_vector("quic/rpc.register-udp-session.from-connector.bin", &wantlen);
   /* dstPort 9053 (0x235d) sits once in the Call's data section. */
@@ -575,52 +594,51 @@ static void test_vector_register_and_echo(void **state) {
       port = in + i;
     }
   assert_non_null(port);
-  port[0] = (uint8_t)(c.echo_port & 0xff);
-  port[1] = (uint8_t)(c.echo_port >> 8);
+  port[0] = (uint8_t)(c->echo_port & 0xff);
+  port[1] = (uint8_t)(c->echo_port >> 8);
 
-  erpc *r = edge_open(&c, 0);
+  erpc *r = edge_open(c, 0);
   /* The vector starts with the signature edge_open already wrote. */
-  assert_int_equal(wr_quic_stream_write(c.sconn, r->sid, in + 6, inlen - 6, 1, &acc), WR_OK);
+  assert_int_equal(wr_quic_stream_write(c->sconn, r->sid, in + 6, inlen - 6, 1, &acc), WR_OK);
   watched = r;
-  run_until(&c, raw_fin, 5000);
+  run_until(c, raw_fin, 5000);
   assert_int_equal(r->raw.len, wantlen);
   assert_memory_equal(r->raw.data, want, wantlen);
-  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 1);
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c->mux), NULL), 1);
 
   /* datagrams-v2.txt */
-  edge_datagram(&c, "68656c6c6f2d75647085c49de3a11c460c8d1364ccceba673b00");
-  expect_datagram(&c, "6563686f3a68656c6c6f2d75647085c49de3a11c460c8d1364ccceba673b00");
-  edge_datagram(&c, "7365636f6e6485c49de3a11c460c8d1364ccceba673b00");
-  expect_datagram(&c, "6563686f3a7365636f6e6485c49de3a11c460c8d1364ccceba673b00");
+  edge_datagram(c, "68656c6c6f2d75647085c49de3a11c460c8d1364ccceba673b00");
+  expect_datagram(c, "6563686f3a68656c6c6f2d75647085c49de3a11c460c8d1364ccceba673b00");
+  edge_datagram(c, "7365636f6e6485c49de3a11c460c8d1364ccceba673b00");
+  expect_datagram(c, "6563686f3a7365636f6e6485c49de3a11c460c8d1364ccceba673b00");
   /* An empty payload is an empty UDP datagram: "echo:" comes back. */
-  edge_datagram(&c, "85c49de3a11c460c8d1364ccceba673b00");
-  expect_datagram(&c, "6563686f3a85c49de3a11c460c8d1364ccceba673b00");
+  edge_datagram(c, "85c49de3a11c460c8d1364ccceba673b00");
+  expect_datagram(c, "6563686f3a85c49de3a11c460c8d1364ccceba673b00");
 
   /* Drops, never fatal: unknown session, truncated UDP, spans from the
    * edge, ICMP without an ICMP proxy. */
-  mst = wr_dgram_mux_get_stats(c.mux);
-  edge_datagrams(&c, (const char *const[]){
+  mst = wr_dgram_mux_get_stats(c->mux);
+  edge_datagrams(c, (const char *const[]){
                          "6869000000000000000000000000000000000100",
                          "01020300",
                          "00000000000000000000000000000000000000000000000000000003",
                          "4500003000010000400139c1c000020a7f0000010800d7ce42420001726566656467652d70696e672d7061796c6f616401",
                          NULL});
-  assert_drops(&c, 1, 1, 1, 1);
-  const wr_udp_sessions_stats *us = wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c.mux));
+  assert_drops(c, 1, 1, 1, 1);
+  const wr_udp_sessions_stats *us = wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c->mux));
   assert_int_equal(us->from_origin, 3);
   assert_int_equal(us->to_origin, 3);
 
   /* The edge unregisters: the session is gone, nothing is sent back. */
-  erpc *u = edge_unregister(&c, vec_id, "eyeball went away");
-  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 0);
+  erpc *u = edge_unregister(c, vec_id, "eyeball went away");
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c->mux), NULL), 0);
   assert_int_equal(us->ended_remote, 1);
-  assert_int_equal(c.nincoming, 0);
+  assert_int_equal(c->nincoming, 0);
 
   erpc_free(u);
   erpc_free(r);
   free(in);
   free(want);
-  ctx_stop(&c);
 }
 
 static int incoming_done(ctx *c) {
@@ -631,15 +649,13 @@ static int incoming_done(ctx *c) {
  * edge with unregisterUdpSession("session idle for 40ms") on a stream it
  * opens, then closes that stream. */
 static void test_idle_unregisters(void **state) {
-  ctx c;
+  ctx *c = *state;
   static const uint8_t id[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-  (void)state;
-  ctx_start(&c, 1, 0);
-  erpc *r = edge_register(&c, id, "127.0.0.1", c.echo_port, 40000000LL, 16);
+  erpc *r = edge_register(c, id, "127.0.0.1", c->echo_port, 40000000LL, 16);
   assert_string_equal(r->err, "");
-  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), c.q.cconn), 1);
-  run_until(&c, incoming_done, 5000);
-  erpc *in = c.incoming[0];
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c->mux), c->q.cconn), 1);
+  run_until(c, incoming_done, 5000);
+  erpc *in = c->incoming[0];
   assert_string_equal(in->unreg_msg, "session idle for 40ms");
   assert_memory_equal(in->unreg_id, id, 16);
   /* The stream starts with the RPC signature. */
@@ -647,43 +663,39 @@ static void test_idle_unregisters(void **state) {
   /* ... and ends with the client's Abort("rpc: shutdown"). */
   assert_true(wr_rpc_session_closed(in->s));
   assert_string_equal(wr_rpc_session_reason(in->s), "rpc: shutdown");
-  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 0);
-  assert_int_equal(wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c.mux))->ended_idle, 1);
-  assert_int_equal(wr_dgram_mux_get_stats(c.mux)->unregister_sent, 1);
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c->mux), NULL), 0);
+  assert_int_equal(wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c->mux))->ended_idle, 1);
+  assert_int_equal(wr_dgram_mux_get_stats(c->mux)->unregister_sent, 1);
   erpc_free(r);
-  ctx_stop(&c);
 }
 
 /* The origin port is closed: the kernel's port unreachable makes the
  * connected socket's read fail, which ends the session with Go's error
  * text, reported to the edge. */
 static void test_origin_refused(void **state) {
-  ctx c;
+  ctx *c = *state;
   static const uint8_t id[16] = {0xaa, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
   uv_udp_t tmp;
   struct sockaddr_in bind;
   struct sockaddr_storage sa;
   int namelen = sizeof(sa);
-  (void)state;
-  ctx_start(&c, 1, 0);
-  uv_udp_init(&c.q.loop, &tmp);
+  uv_udp_init(&c->q.loop, &tmp);
   uv_ip4_addr("127.0.0.1", 0, &bind);
   assert_int_equal(uv_udp_bind(&tmp, (struct sockaddr *)&bind, 0), 0);
   assert_int_equal(uv_udp_getsockname(&tmp, (struct sockaddr *)&sa, &namelen), 0);
   uint16_t closed = ntohs(((struct sockaddr_in *)&sa)->sin_port);
   uv_close((uv_handle_t *)&tmp, NULL);
-  erpc *r = edge_register(&c, id, "127.0.0.1", closed, 0, 16);
+  erpc *r = edge_register(c, id, "127.0.0.1", closed, 0, 16);
   assert_string_equal(r->err, "");
-  edge_datagram(&c, "6869aa02030405060708090a0b0c0d0e0f1000"); /* "hi" */
-  run_until(&c, incoming_done, 5000);
+  edge_datagram(c, "6869aa02030405060708090a0b0c0d0e0f1000"); /* "hi" */
+  run_until(c, incoming_done, 5000);
   char want[128];
   snprintf(want, sizeof(want), "->127.0.0.1:%u: read: connection refused", closed);
-  const char *m = c.incoming[0]->unreg_msg;
+  const char *m = c->incoming[0]->unreg_msg;
   assert_true(strncmp(m, "read udp 127.0.0.1:", 19) == 0);
   assert_true(strlen(m) > strlen(want) && strcmp(m + strlen(m) - strlen(want), want) == 0);
-  assert_int_equal(wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c.mux))->ended_error, 1);
+  assert_int_equal(wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c->mux))->ended_error, 1);
   erpc_free(r);
-  ctx_stop(&c);
 }
 
 /* Refusals: warp-routing off (err text), the session cap, a session id that
@@ -802,71 +814,68 @@ static void v3_reg_hex(char *out, size_t cap, uint8_t flags, uint16_t port, unsi
  * malformed / response / ICMP-without-proxy datagrams, and the RPC calls
  * refused with cloudflared HEAD's texts. */
 static void test_v3_register_and_echo(void **state) {
-  ctx c;
+  ctx *c = *state;
   char hex[256];
-  (void)state;
-  ctx_start_v(&c, 1, 0, 1);
-  mst = wr_dgram_mux_get_stats(c.mux);
-  const wr_udp_sessions_stats *us = wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c.mux));
+  mst = wr_dgram_mux_get_stats(c->mux);
+  const wr_udp_sessions_stats *us = wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c->mux));
 
-  v3_reg_hex(hex, sizeof(hex), 0, c.echo_port, 210, V3_ID, NULL);
-  edge_datagram(&c, hex);
-  expect_datagram(&c, "0300" V3_ID "0000");
-  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), c.q.cconn), 1);
+  v3_reg_hex(hex, sizeof(hex), 0, c->echo_port, 210, V3_ID, NULL);
+  edge_datagram(c, hex);
+  expect_datagram(c, "0300" V3_ID "0000");
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c->mux), c->q.cconn), 1);
 
-  edge_datagram(&c, "01" V3_ID "6869"); /* 6.6's payload "hi" */
-  expect_datagram(&c, "01" V3_ID ECHO_HI);
+  edge_datagram(c, "01" V3_ID "6869"); /* 6.6's payload "hi" */
+  expect_datagram(c, "01" V3_ID ECHO_HI);
 
   /* The edge missed the answer and registers again: OK again, one flow. */
-  edge_datagram(&c, hex);
-  expect_datagram(&c, "0300" V3_ID "0000");
-  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 1);
+  edge_datagram(c, hex);
+  expect_datagram(c, "0300" V3_ID "0000");
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c->mux), NULL), 1);
   assert_int_equal(us->reregistered, 1);
 
   /* A bundled first payload reaches the origin. */
-  v3_reg_hex(hex, sizeof(hex), 0x04, c.echo_port, 0, V3_ID2, "6669727374");
-  edge_datagram(&c, hex);
-  want_dg = c.ndg + 2;
-  run_until(&c, got_dg, 5000);
+  v3_reg_hex(hex, sizeof(hex), 0x04, c->echo_port, 0, V3_ID2, "6669727374");
+  edge_datagram(c, hex);
+  want_dg = c->ndg + 2;
+  run_until(c, got_dg, 5000);
   /* The response first: it leaves before the echo can come back. */
-  check_datagram(&c, c.ndg - 2, "0300" V3_ID2 "0000");
-  check_datagram(&c, c.ndg - 1, "01" V3_ID2 ECHO_FIRST);
-  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 2);
+  check_datagram(c, c->ndg - 2, "0300" V3_ID2 "0000");
+  check_datagram(c, c->ndg - 1, "01" V3_ID2 ECHO_FIRST);
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c->mux), NULL), 2);
 
   /* Drops: a truncated registration, a payload for no flow, a response
    * from the edge, ICMP without an ICMP proxy, an unknown type. */
-  edge_datagrams(&c, (const char *const[]){"0000003500d2",
+  edge_datagrams(c, (const char *const[]){"0000003500d2",
                                             "01" "0000000000000000000000000000dead" "6869",
                                             "0300" V3_ID "0000",
                                             "024500001c0000000040016ee00a0000020a0000010800f7ff00000000",
                                             "07", NULL});
-  assert_drops(&c, 2, 1, 1, 1);
+  assert_drops(c, 2, 1, 1, 1);
   assert_int_equal(mst->v3_register, 3);
   assert_int_equal(mst->v3_responses, 3);
 
   /* The session RPCs are not for v3. */
   static const uint8_t id[16] = {9};
-  erpc *r = edge_register(&c, id, "127.0.0.1", c.echo_port, 0, 16);
+  erpc *r = edge_register(c, id, "127.0.0.1", c->echo_port, 0, 16);
   assert_int_equal(r->exception, 0);
   assert_string_equal(r->err, "datagram v3 does not support RegisterUdpSession RPC");
   erpc_free(r);
   {
     wr_tunnelrpc_udp_unregister_params p = {id, 16, "bye", 3};
-    erpc *u = edge_open(&c, 1);
+    erpc *u = edge_open(c, 1);
     assert_int_equal(wr_rpc_session_call(u->s, WR_TUNNELRPC_SESSION_MANAGER,
                                          WR_TUNNELRPC_UNREGISTER_UDP_SESSION, fill_unregister, &p,
                                          on_register_ret, u, NULL),
                      0);
     watched = u;
-    run_until(&c, watched_returned, 5000);
+    run_until(c, watched_returned, 5000);
     assert_int_equal(u->exception, 1);
     assert_string_equal(u->err, "datagram v3 does not support UnregisterUdpSession RPC");
     wr_rpc_session_shutdown(u->s);
     erpc_free(u);
   }
   assert_int_equal(mst->v3_rpc_refused, 2);
-  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), NULL), 2);
-  ctx_stop(&c);
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c->mux), NULL), 2);
 }
 
 /* Refusals as type 3 responses: warp-routing off (error with message, the
@@ -912,35 +921,34 @@ static int flow_gone(ctx *c) { return wr_udp_sessions_count(wr_dgram_mux_session
  * whichever connection the payload came on. It ends after its idle hint
  * (1 s) without any message to the edge. */
 static void test_v3_migration_and_idle(void **state) {
-  ctx c;
+  ctx *c = *state;
   char hex[256];
-  (void)state;
-  ctx_start_v(&c, 1, 0, 1);
-  ctx_second_conn(&c);
-  v3_reg_hex(hex, sizeof(hex), 0, c.echo_port, 1, V3_ID, NULL);
-  edge_datagram(&c, hex);
-  expect_datagram(&c, "0300" V3_ID "0000");
-  assert_ptr_equal(c.dgconn[c.ndg - 1], c.sconn);
-  edge_datagram_on(c.sconn2, hex);
-  expect_datagram(&c, "0300" V3_ID "0000");
-  assert_ptr_equal(c.dgconn[c.ndg - 1], c.sconn2);
-  assert_int_equal(wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c.mux))->migrated, 1);
-  edge_datagram(&c, "01" V3_ID "6869");
-  expect_datagram(&c, "01" V3_ID ECHO_HI);
-  assert_ptr_equal(c.dgconn[c.ndg - 1], c.sconn2);
-  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c.mux), c.cconn2), 1);
+  ctx_second_conn(c);
+  v3_reg_hex(hex, sizeof(hex), 0, c->echo_port, 1, V3_ID, NULL);
+  edge_datagram(c, hex);
+  expect_datagram(c, "0300" V3_ID "0000");
+  assert_ptr_equal(c->dgconn[c->ndg - 1], c->sconn);
+  edge_datagram_on(c->sconn2, hex);
+  expect_datagram(c, "0300" V3_ID "0000");
+  assert_ptr_equal(c->dgconn[c->ndg - 1], c->sconn2);
+  assert_int_equal(wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c->mux))->migrated, 1);
+  edge_datagram(c, "01" V3_ID "6869");
+  expect_datagram(c, "01" V3_ID ECHO_HI);
+  assert_ptr_equal(c->dgconn[c->ndg - 1], c->sconn2);
+  assert_int_equal(wr_udp_sessions_count(wr_dgram_mux_sessions(c->mux), c->cconn2), 1);
 
-  run_until(&c, flow_gone, 5000);
-  assert_int_equal(wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c.mux))->ended_idle, 1);
-  assert_int_equal(c.nincoming, 0);
-  assert_int_equal(wr_dgram_mux_get_stats(c.mux)->unregister_sent, 0);
-  ctx_stop(&c);
+  run_until(c, flow_gone, 5000);
+  assert_int_equal(wr_udp_sessions_get_stats(wr_dgram_mux_sessions(c->mux))->ended_idle, 1);
+  assert_int_equal(c->nincoming, 0);
+  assert_int_equal(wr_dgram_mux_get_stats(c->mux)->unregister_sent, 0);
 }
 
 int main(void) {
   return UNIT_RUN(
       group_setup, unit_pki_teardown,
-      UNIT_TESTS(test_go_duration, test_vector_register_and_echo, test_idle_unregisters,
-                 test_origin_refused, test_refusals, test_update_configuration,
-                 test_v3_register_and_echo, test_v3_refusals, test_v3_migration_and_idle));
+      UNIT_TESTS(test_go_duration, test_refusals, test_update_configuration, test_v3_refusals),
+      UNIT_FIXTURE(warp_setup, ctx_teardown, test_vector_register_and_echo, test_idle_unregisters,
+                   test_origin_refused),
+      UNIT_FIXTURE(warp_v3_setup, ctx_teardown, test_v3_register_and_echo,
+                   test_v3_migration_and_idle));
 }

@@ -34,6 +34,24 @@ static int group_teardown(void **state) {
   return rv == 0 && ok ? 0 : -1;
 }
 
+/* Per-test fixture of the tests that talk over one visitor connection:
+ * *state is a client connected to the front (client_open), closed after
+ * the test (client_close). */
+static int client_setup(void **state) {
+  client *cl = calloc(1, sizeof(*cl));
+  assert_non_null(cl);
+  client_open(cl);
+  *state = cl;
+  return 0;
+}
+
+static int client_teardown(void **state) {
+  client *cl = *state;
+  client_close(cl);
+  free(cl);
+  return 0;
+}
+
 /* ---- tests -------------------------------------------------------------------------- */
 
 static void test_get(void **state) {
@@ -158,19 +176,16 @@ static void test_post_chunked(void **state) {
 }
 
 static void test_expect_continue(void **state) {
-  (void)state;
-  client cl;
+  client *cl = *state;
   resp r;
-  client_open(&cl);
-  client_sends(&cl, "PUT /echo HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 4\r\n"
+  client_sends(cl, "PUT /echo HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 4\r\n"
                     "Expect: 100-continue\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 1), 0);
+  assert_int_equal(read_resp(cl, &r, 0, 1), 0);
   assert_int_equal(r.status, 100);
   vis_resp_free(&r);
-  send_expect(&cl, &r, "data", 200);
+  send_expect(cl, &r, "data", 200);
   assert_true(body_is(&r, "data"));
   vis_resp_free(&r);
-  client_close(&cl);
   pthread_mutex_lock(&mu);
   assert_null(seen_meta("HttpHeader:Expect"));
   pthread_mutex_unlock(&mu);
@@ -199,18 +214,15 @@ static void test_response_chunked(void **state) {
 }
 
 static void test_no_route(void **state) {
-  (void)state;
-  client cl;
+  client *cl = *state;
   resp r;
-  client_open(&cl);
-  send_expect(&cl, &r, "GET / HTTP/1.1\r\nHost: nope.example.test\r\n\r\n", 404);
+  send_expect(cl, &r, "GET / HTTP/1.1\r\nHost: nope.example.test\r\n\r\n", 404);
   r.body[r.body_len] = '\0';
   assert_non_null(strstr((char *)r.body, "no route for host nope.example.test"));
   vis_resp_free(&r);
   /* The connection stays usable. */
-  send_expect(&cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
+  send_expect(cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   vis_resp_free(&r);
-  client_close(&cl);
 }
 
 static void test_no_connector(void **state) {
@@ -239,34 +251,29 @@ static void test_connector_error(void **state) {
 }
 
 static void test_reset_mid_body(void **state) {
-  (void)state;
-  client cl;
+  client *cl = *state;
   resp r;
-  client_open(&cl);
-  send_expect(&cl, &r, "GET /reset HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
+  send_expect(cl, &r, "GET /reset HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   assert_true(r.chunked);
   assert_false(r.complete); /* no terminating chunk */
   assert_true(body_is(&r, "partial"));
-  assert_true(cl.eof);
+  assert_true(cl->eof);
   vis_resp_free(&r);
-  client_close(&cl);
+  client_close(cl);
 
   /* Content-Length body that ends short: the connection closes early. */
-  client_open(&cl);
-  send_expect(&cl, &r, "GET /short HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
+  client_open(cl);
+  send_expect(cl, &r, "GET /short HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   assert_false(r.complete);
   assert_int_equal(r.body_len, 10);
   vis_resp_free(&r);
-  client_close(&cl);
 }
 
 static void test_keepalive(void **state) {
-  (void)state;
-  client cl;
+  client *cl = *state;
   resp r;
-  client_open(&cl);
   for (int i = 0; i < 3; i++) {
-    send_expect(&cl, &r,
+    send_expect(cl, &r,
                 i == 1 ? "GET /nocl HTTP/1.1\r\nHost: app.example.test\r\n\r\n"
                        : "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
                 200);
@@ -276,35 +283,31 @@ static void test_keepalive(void **state) {
     vis_resp_free(&r);
   }
   /* Connection: close is honoured. */
-  send_expect(&cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n", 200);
+  send_expect(cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n", 200);
   assert_true(r.conn_close);
   vis_resp_free(&r);
-  assert_true(server_closed(&cl));
-  client_close(&cl);
+  assert_true(server_closed(cl));
 }
 
 static void test_pipelined(void **state) {
-  (void)state;
-  client cl;
+  client *cl = *state;
   resp r;
-  client_open(&cl);
-  client_sends(&cl,
+  client_sends(cl,
                "GET /nocl HTTP/1.1\r\nHost: app.example.test\r\n\r\n"
                "POST /echo HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 3\r\n\r\nabc"
                "GET /hello HTTP/1.1\r\nHost: nope.example.test\r\n\r\n"
                "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
-  read_expect(&cl, &r, 200);
+  read_expect(cl, &r, 200);
   assert_true(body_is(&r, "part one, part two"));
   vis_resp_free(&r);
-  read_expect(&cl, &r, 200);
+  read_expect(cl, &r, 200);
   assert_true(body_is(&r, "abc"));
   vis_resp_free(&r);
-  read_expect(&cl, &r, 404);
+  read_expect(cl, &r, 404);
   vis_resp_free(&r);
-  read_expect(&cl, &r, 200);
+  read_expect(cl, &r, 200);
   assert_true(body_is(&r, "hello from origin\n"));
   vis_resp_free(&r);
-  client_close(&cl);
 }
 
 static void test_bad_requests(void **state) {
@@ -345,47 +348,39 @@ static void test_bad_requests(void **state) {
 }
 
 static void test_header_timeout(void **state) {
-  (void)state;
-  client cl;
+  client *cl = *state;
   resp r;
-  client_open(&cl);
-  client_sends(&cl, "GET / HTTP/1.1\r\nHost: app.exa"); /* and nothing more */
-  read_expect(&cl, &r, 408);
+  client_sends(cl, "GET / HTTP/1.1\r\nHost: app.exa"); /* and nothing more */
+  read_expect(cl, &r, 408);
   vis_resp_free(&r);
-  assert_true(server_closed(&cl));
-  client_close(&cl);
+  assert_true(server_closed(cl));
 }
 
 static void test_early_response(void **state) {
-  (void)state;
-  client cl;
+  client *cl = *state;
   resp r;
-  client_open(&cl);
   char head[256];
   snprintf(head, sizeof(head),
            "POST /early HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: %u\r\n\r\n",
            EARLY_BODY);
-  client_sends(&cl, head);
+  client_sends(cl, head);
   uint8_t *body = calloc(1, EARLY_BODY);
-  client_send(&cl, body, EARLY_BODY);
+  client_send(cl, body, EARLY_BODY);
   free(body);
-  read_expect(&cl, &r, 200);
+  read_expect(cl, &r, 200);
   assert_true(body_is(&r, "early"));
   vis_resp_free(&r);
   /* The rest of the body was dropped; the connection goes on. */
-  send_expect(&cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
+  send_expect(cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   assert_true(body_is(&r, "hello from origin\n"));
   vis_resp_free(&r);
-  client_close(&cl);
 }
 
 /* Bodies are streamed both ways with flow control: 8 MiB down, 8 MiB up. */
 static void test_big_bodies(void **state) {
-  (void)state;
-  client cl;
+  client *cl = *state;
   resp r;
-  client_open(&cl);
-  send_expect(&cl, &r, "GET /big HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
+  send_expect(cl, &r, "GET /big HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   assert_true(r.complete);
   assert_int_equal(r.body_len, BIG_SIZE);
   for (size_t i = 0; i < BIG_SIZE; i += 4093) assert_int_equal(r.body[i], (uint8_t)(i * 7));
@@ -394,27 +389,24 @@ static void test_big_bodies(void **state) {
   char head[256];
   snprintf(head, sizeof(head),
            "POST /sink HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: %u\r\n\r\n", BIG_SIZE);
-  client_sends(&cl, head);
+  client_sends(cl, head);
   uint8_t *body = calloc(1, 1u << 20);
-  for (int i = 0; i < 8; i++) client_send(&cl, body, 1u << 20);
+  for (int i = 0; i < 8; i++) client_send(cl, body, 1u << 20);
   free(body);
-  read_expect(&cl, &r, 200);
+  read_expect(cl, &r, 200);
   char want[32];
   snprintf(want, sizeof(want), "%u", BIG_SIZE);
   assert_true(body_is(&r, want));
   vis_resp_free(&r);
-  client_close(&cl);
 }
 
 static void test_websocket(void **state) {
-  (void)state;
-  client cl;
+  client *cl = *state;
   resp r;
-  client_open(&cl);
-  client_sends(&cl, "GET /ws HTTP/1.1\r\nHost: app.example.test\r\nUpgrade: websocket\r\n"
+  client_sends(cl, "GET /ws HTTP/1.1\r\nHost: app.example.test\r\nUpgrade: websocket\r\n"
                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                     "Sec-WebSocket-Version: 13\r\n\r\n");
-  assert_int_equal(read_resp(&cl, &r, 0, 1), 0);
+  assert_int_equal(read_resp(cl, &r, 0, 1), 0);
   assert_int_equal(r.status, 101);
   char v[64];
   assert_non_null(find_header(r.head, "Upgrade", v, sizeof(v)));
@@ -425,10 +417,9 @@ static void test_websocket(void **state) {
   assert_string_equal(seen_meta("HttpHeader:Upgrade"), "websocket");
   assert_non_null(seen_meta("HttpHeader:Sec-Websocket-Key"));
   pthread_mutex_unlock(&mu);
-  client_sends(&cl, "raw bytes both ways");
-  while (cl.len < 19) assert_true(client_fill(&cl) > 0);
-  assert_memory_equal(cl.buf, "raw bytes both ways", 19);
-  client_close(&cl);
+  client_sends(cl, "raw bytes both ways");
+  while (cl->len < 19) assert_true(client_fill(cl) > 0);
+  assert_memory_equal(cl->buf, "raw bytes both ways", 19);
 }
 
 static size_t probe_live, probe_open;
@@ -524,9 +515,11 @@ int main(void) {
   return UNIT_RUN(
       vis_group_setup, group_teardown,
       UNIT_TESTS(test_get, test_head_and_port, test_wildcard_route, test_post_length,
-                 test_post_chunked, test_expect_continue, test_response_chunked, test_no_route,
-                 test_no_connector, test_connector_error, test_reset_mid_body, test_keepalive,
-                 test_pipelined, test_bad_requests, test_header_timeout, test_early_response,
-                 test_big_bodies, test_websocket, test_replace_registration, test_spread,
-                 test_connector_lost));
+                 test_post_chunked, test_response_chunked, test_no_connector,
+                 test_connector_error, test_bad_requests),
+      UNIT_FIXTURE(client_setup, client_teardown, test_expect_continue, test_no_route,
+                   test_reset_mid_body, test_keepalive, test_pipelined, test_header_timeout,
+                   test_early_response, test_big_bodies, test_websocket),
+      /* These three change the tunnel's connector connections: last. */
+      UNIT_TESTS(test_replace_registration, test_spread, test_connector_lost));
 }
