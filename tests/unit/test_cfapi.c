@@ -40,6 +40,42 @@ static wr_uuid U(const char *s) {
   return u;
 }
 
+/* ---- refusals ------------------------------------------------------------------------
+ * Tables of inputs that the code under test must refuse with WR_ERR_PROTO,
+ * each with the exact message it must give. */
+
+typedef struct refusal {
+  const char *in;
+  const char *msg; /* NULL: not checked */
+} refusal;
+
+/* Runs the code under test on |in|: returns what it returned, its message in
+ * |msg| (WR_CFAPI_ERRLEN bytes). A cmocka assert may fail inside. */
+typedef int (*refuse_fn)(const char *in, char *msg);
+
+static void assert_refusals(refuse_fn run, const refusal *cases, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char msg[WR_CFAPI_ERRLEN] = "";
+    assert_int_equal(run(cases[i].in, msg), WR_ERR_PROTO);
+    if (cases[i].msg) assert_string_equal(msg, cases[i].msg);
+  }
+}
+#define ASSERT_REFUSALS(run, cases) assert_refusals(run, cases, sizeof(cases) / sizeof((cases)[0]))
+
+/* One JSON decoder under test, typed for its result: decodes |j|, checks
+ * what a refusal leaves, frees the result. */
+typedef int (*json_decode_fn)(const json_t *j, wr_cfapi_error *e);
+
+/* A refuse_fn's body for a JSON decoder: |decode| on the JSON text |in|. */
+static int decode_text(json_decode_fn decode, const char *in, char *msg) {
+  json_t *j = J(in);
+  wr_cfapi_error e = {0};
+  int rv = decode(j, &e);
+  json_decref(j);
+  snprintf(msg, WR_CFAPI_ERRLEN, "%s", e.msg);
+  return rv;
+}
+
 /* ---- envelope ------------------------------------------------------------------------ */
 
 static int envelope(const char *body, char *why) {
@@ -80,9 +116,7 @@ static void test_envelope_decode(void **state) {
   assert_int_equal(envelope("5", why), WR_ERR_PROTO);
   assert_string_equal(why, "'[' or '{' expected near '5'");
 
-  static const struct {
-    const char *body, *why;
-  } bad[] = {
+  static const refusal bad[] = {
       {"", "EOF"},
       {"[1]", "json: cannot unmarshal array into Go value of type cfapi.response"},
       {"{\"success\":\"yes\"}", "json: cannot unmarshal into Go struct field response.success of type bool"},
@@ -94,10 +128,7 @@ static void test_envelope_decode(void **state) {
       {"{\"messages\":[{\"code\":1}]}",
        "json: cannot unmarshal object into Go struct field response.messages of type string"},
   };
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    assert_int_equal(envelope(bad[i].body, why), WR_ERR_PROTO);
-    assert_string_equal(why, bad[i].why);
-  }
+  ASSERT_REFUSALS(envelope, bad);
   /* jansson's own text for broken JSON; trailing data is fine, as Go's
    * Decoder reads one value. */
   assert_int_equal(envelope("{bad", why), WR_ERR_PROTO);
@@ -219,6 +250,16 @@ static void test_error_wrap(void **state) {
 
 /* ---- result types ------------------------------------------------------------------------------- */
 
+/* A refused tunnel is left empty. */
+static int decode_tunnel(const json_t *j, wr_cfapi_error *e) {
+  wr_cfapi_tunnel t;
+  int rv = wr_cfapi_decode_tunnel(j, &t, e);
+  if (rv != WR_OK) assert_true(t.name == NULL && t.conns == NULL);
+  wr_cfapi_tunnel_free(&t);
+  return rv;
+}
+static int tunnel_of(const char *in, char *msg) { return decode_text(decode_tunnel, in, msg); }
+
 static void test_decode_tunnel(void **state) {
   (void)state;
   wr_cfapi_error e;
@@ -255,9 +296,7 @@ static void test_decode_tunnel(void **state) {
   wr_cfapi_tunnel_free(&t);
   json_decref(j);
 
-  static const struct {
-    const char *json, *msg;
-  } bad[] = {
+  static const refusal bad[] = {
       {"[1]", UNEXPECTED "json: cannot unmarshal array into Go value of type cfapi.Tunnel"},
       {"{\"id\":\"x\"}", UNEXPECTED "invalid UUID length: 1"},
       {"{\"id\":5}", UNEXPECTED "json: cannot unmarshal number into Go struct field Tunnel.id of type uuid.UUID"},
@@ -276,16 +315,18 @@ static void test_decode_tunnel(void **state) {
       /* The second element failing after the first decoded (a crash once). */
       {"{\"connections\":[{\"colo_name\":\"a\"},{\"id\":\"x\"}]}", UNEXPECTED "invalid UUID length: 1"},
   };
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    j = J(bad[i].json);
-    assert_int_equal(wr_cfapi_decode_tunnel(j, &t, &e), WR_ERR_PROTO);
-    assert_string_equal(e.msg, bad[i].msg);
-    assert_null(t.name);
-    assert_null(t.conns);
-    wr_cfapi_tunnel_free(&t);
-    json_decref(j);
-  }
+  ASSERT_REFUSALS(tunnel_of, bad);
 }
+
+/* A refused list is left empty. */
+static int decode_tunnels(const json_t *j, wr_cfapi_error *e) {
+  wr_cfapi_tunnels l;
+  int rv = wr_cfapi_decode_tunnels(j, &l, e);
+  if (rv != WR_OK) assert_null(l.v);
+  wr_cfapi_tunnels_free(&l);
+  return rv;
+}
+static int tunnels_of(const char *in, char *msg) { return decode_text(decode_tunnels, in, msg); }
 
 static void test_decode_tunnels(void **state) {
   (void)state;
@@ -303,14 +344,21 @@ static void test_decode_tunnels(void **state) {
   assert_string_equal(l.v[2].name, "");
   wr_cfapi_tunnels_free(&l);
   json_decref(j);
-  j = J("{}");
-  assert_int_equal(wr_cfapi_decode_tunnels(j, &l, &e), WR_ERR_PROTO);
-  assert_string_equal(e.msg, UNEXPECTED "json: cannot unmarshal object into Go value of type []*cfapi.Tunnel");
-  json_decref(j);
-  j = J("[{\"name\":\"a\"},{\"name\":1}]");
-  assert_int_equal(wr_cfapi_decode_tunnels(j, &l, &e), WR_ERR_PROTO);
-  assert_null(l.v);
-  json_decref(j);
+  static const refusal bad[] = {
+      {"{}", UNEXPECTED "json: cannot unmarshal object into Go value of type []*cfapi.Tunnel"},
+      {"[{\"name\":\"a\"},{\"name\":1}]", NULL},
+  };
+  ASSERT_REFUSALS(tunnels_of, bad);
+}
+
+static int decode_active_clients(const json_t *j, wr_cfapi_error *e) {
+  wr_cfapi_active_clients l;
+  int rv = wr_cfapi_decode_active_clients(j, &l, e);
+  if (rv == WR_OK) wr_cfapi_active_clients_free(&l);
+  return rv;
+}
+static int active_clients_of(const char *in, char *msg) {
+  return decode_text(decode_active_clients, in, msg);
 }
 
 static void test_decode_active_clients(void **state) {
@@ -332,21 +380,23 @@ static void test_decode_active_clients(void **state) {
   assert_true(l.v[1].conns_null);
   wr_cfapi_active_clients_free(&l);
 
-  j = J("[{\"features\":\"x\"}]");
-  assert_int_equal(wr_cfapi_decode_active_clients(j, &l, &e), WR_ERR_PROTO);
-  assert_string_equal(e.msg,
-                      UNEXPECTED "json: cannot unmarshal string into Go struct field ActiveClient.features of type []string");
-  json_decref(j);
-  j = J("[{\"features\":[1]}]");
-  assert_int_equal(wr_cfapi_decode_active_clients(j, &l, &e), WR_ERR_PROTO);
-  assert_string_equal(e.msg,
-                      UNEXPECTED "json: cannot unmarshal number into Go struct field ActiveClient.features of type string");
-  json_decref(j);
-  j = J("[5]");
-  assert_int_equal(wr_cfapi_decode_active_clients(j, &l, &e), WR_ERR_PROTO);
-  assert_string_equal(e.msg, UNEXPECTED "json: cannot unmarshal number into Go value of type cfapi.ActiveClient");
-  json_decref(j);
+  static const refusal bad[] = {
+      {"[{\"features\":\"x\"}]",
+       UNEXPECTED "json: cannot unmarshal string into Go struct field ActiveClient.features of type []string"},
+      {"[{\"features\":[1]}]",
+       UNEXPECTED "json: cannot unmarshal number into Go struct field ActiveClient.features of type string"},
+      {"[5]", UNEXPECTED "json: cannot unmarshal number into Go value of type cfapi.ActiveClient"},
+  };
+  ASSERT_REFUSALS(active_clients_of, bad);
 }
+
+static int decode_route(const json_t *j, wr_cfapi_error *e) {
+  wr_cfapi_route r;
+  int rv = wr_cfapi_decode_route(j, &r, e);
+  wr_cfapi_route_free(&r);
+  return rv;
+}
+static int route_of(const char *in, char *msg) { return decode_text(decode_route, in, msg); }
 
 static void test_decode_routes(void **state) {
   (void)state;
@@ -373,9 +423,7 @@ static void test_decode_routes(void **state) {
   wr_cfapi_route_free(&r);
   json_decref(j);
 
-  static const struct {
-    const char *json, *msg;
-  } bad[] = {
+  static const refusal bad[] = {
       {"{\"network\":null}", UNEXPECTED "error parsing invalid network from backend: invalid CIDR address: "},
       {"{\"network\":\"\"}", UNEXPECTED "error parsing invalid network from backend: invalid CIDR address: "},
       {"{\"network\":\"1.2.3.4\"}", UNEXPECTED "error parsing invalid network from backend: invalid CIDR address: 1.2.3.4"},
@@ -385,13 +433,7 @@ static void test_decode_routes(void **state) {
       {"{\"comment\":true}", UNEXPECTED "json: cannot unmarshal bool into Go struct field DetailedRoute.comment of type string"},
       {"[]", UNEXPECTED "json: cannot unmarshal array into Go value of type cfapi.DetailedRoute"},
   };
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    j = J(bad[i].json);
-    assert_int_equal(wr_cfapi_decode_route(j, &r, &e), WR_ERR_PROTO);
-    assert_string_equal(e.msg, bad[i].msg);
-    wr_cfapi_route_free(&r);
-    json_decref(j);
-  }
+  ASSERT_REFUSALS(route_of, bad);
   wr_cfapi_routes l;
   j = J("[{\"network\":\"2001:DB8::1/32\"}]");
   assert_int_equal(wr_cfapi_decode_routes(j, &l, &e), WR_OK);
@@ -546,6 +588,15 @@ static void test_time(void **state) {
   assert_int_equal(wr_cfapi_time_unix(&zero), -62135596800LL);
 }
 
+/* wr_cfapi_uuid_parse of |in| (with a 128-byte message buffer). */
+static int uuid_of(const char *in, char *msg) {
+  wr_uuid u;
+  char why[128] = "";
+  int rv = wr_cfapi_uuid_parse(in, &u, why, sizeof(why));
+  snprintf(msg, WR_CFAPI_ERRLEN, "%s", why);
+  return rv;
+}
+
 static void test_values(void **state) {
   (void)state;
   wr_uuid u;
@@ -557,18 +608,13 @@ static void test_values(void **state) {
     wr_uuid_format(&u, s);
     assert_string_equal(s, TID);
   }
-  static const struct {
-    const char *in, *why;
-  } bad[] = {{"x", "invalid UUID length: 1"},
+  static const refusal bad[] = {{"x", "invalid UUID length: 1"},
              {"", "invalid UUID length: 0"},
              {"(" TID ")", "invalid UUID format"},
              {"urn:uuix:" TID, "invalid urn prefix: urn:uuix:"},
              {"02e5e788-bca7-4ff6-9978-fa2c7fea13fg", "invalid UUID format"},
              {"02e5e788xbca7-4ff6-9978-fa2c7fea13f8", "invalid UUID format"}};
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    assert_int_equal(wr_cfapi_uuid_parse(bad[i].in, &u, why, sizeof(why)), WR_ERR_PROTO);
-    assert_string_equal(why, bad[i].why);
-  }
+  ASSERT_REFUSALS(uuid_of, bad);
 
   static const struct {
     const char *in, *out;

@@ -126,6 +126,13 @@ static void scripted(script *s, const char *method, const char *path, wr_http_re
   script_join(s);
 }
 
+/* scripted(), which must succeed: the answer in |resp| (the caller frees it). */
+static void scripted_ok(script *s, const char *method, const char *path, wr_http_request *tmpl,
+                        wr_http_response *resp) {
+  char err[512];
+  scripted(s, method, path, tmpl, resp, err, sizeof(err), WR_OK);
+}
+
 /* --- plain HTTP --------------------------------------------------------------- */
 
 static void test_get_with_length(void **state) {
@@ -135,9 +142,8 @@ static void test_get_with_length(void **state) {
                         {"Accept", 6, "application/json;version=1", 26}};
   wr_http_request tmpl = {.headers = h, .nheaders = 2};
   wr_http_response r;
-  char err[512];
   (void)state;
-  scripted(&s, "GET", "/client/v4/a?x=1&y=%2F", &tmpl, &r, err, sizeof(err), WR_OK);
+  scripted_ok(&s, "GET", "/client/v4/a?x=1&y=%2F", &tmpl, &r);
   assert_int_equal(r.status, 200);
   assert_int_equal(r.body_len, 11);
   assert_string_equal((char *)r.body, "{\"ok\":true}");
@@ -163,9 +169,8 @@ static void test_post_body_chunked_response(void **state) {
   const char *body = "{\"name\":\"t\"}";
   wr_http_request tmpl = {.body = (const uint8_t *)body, .body_len = strlen(body)};
   wr_http_response r;
-  char err[512];
   (void)state;
-  scripted(&s, "POST", "/p", &tmpl, &r, err, sizeof(err), WR_OK);
+  scripted_ok(&s, "POST", "/p", &tmpl, &r);
   assert_int_equal(r.status, 201);
   assert_string_equal((char *)r.body, "hello world");
   unit_assert_contains(s.request,
@@ -179,9 +184,8 @@ static void test_post_body_chunked_response(void **state) {
 static void test_bodyless_post_sends_zero_length(void **state) {
   script s = {.response = "HTTP/1.1 204 No Content\r\n\r\n"};
   wr_http_response r;
-  char err[512];
   (void)state;
-  scripted(&s, "PUT", "/", NULL, &r, err, sizeof(err), WR_OK);
+  scripted_ok(&s, "PUT", "/", NULL, &r);
   assert_int_equal(r.status, 204);
   assert_int_equal(r.body_len, 0);
   assert_non_null(r.body);
@@ -193,9 +197,8 @@ static void test_body_to_eof_and_1xx_skipped(void **state) {
   script s = {.response = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 404 Not Found\r\n"
                           "Content-Type: text/plain\r\n\r\nno such thing"};
   wr_http_response r;
-  char err[512];
   (void)state;
-  scripted(&s, "GET", "/missing", NULL, &r, err, sizeof(err), WR_OK);
+  scripted_ok(&s, "GET", "/missing", NULL, &r);
   assert_int_equal(r.status, 404);
   assert_string_equal((char *)r.body, "no such thing");
   assert_string_equal(wr_http_response_header(&r, "Content-Type"), "text/plain");
@@ -206,9 +209,8 @@ static void test_head_has_no_body(void **state) {
   script s = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n", .stall_ms = 300};
   wr_http_request tmpl = {.timeout_ms = 5000};
   wr_http_response r;
-  char err[512];
   (void)state;
-  scripted(&s, "HEAD", "/", &tmpl, &r, err, sizeof(err), WR_OK);
+  scripted_ok(&s, "HEAD", "/", &tmpl, &r);
   assert_int_equal(r.status, 200);
   assert_int_equal(r.body_len, 0);
   wr_http_response_free(&r);
@@ -254,26 +256,28 @@ static void test_timeout_awaiting_headers(void **state) {
   wr_http_response_free(&r);
 }
 
-static void test_timeout_reading_body(void **state) {
-  script s = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", .stall_ms = 1500};
-  wr_http_request tmpl = {.timeout_ms = 300};
+/* A GET / with |tmpl| (NULL: defaults) against the server |s| fails with
+ * |want| and an error message containing |msg| (NULL: not checked). */
+static void expect_fails(script *s, wr_http_request *tmpl, int want, const char *msg) {
   wr_http_response r;
   char err[512];
-  (void)state;
-  scripted(&s, "GET", "/", &tmpl, &r, err, sizeof(err), WR_ERR_IO);
-  assert_non_null(strstr(err, "(Client.Timeout or context cancellation while reading body)"));
+  scripted(s, "GET", "/", tmpl, &r, err, sizeof(err), want);
+  if (msg) assert_non_null(strstr(err, msg));
   wr_http_response_free(&r);
 }
 
-/* A GET / against a server that answers |response| (NULL: closes without a
- * byte) fails with |want| and an error message containing |msg|. */
+/* The same against a server that answers |response| (NULL: closes without
+ * a byte). */
 static void expect_get_fails(const char *response, int want, const char *msg) {
-  wr_http_response r;
-  char err[512];
   script s = {.response = response};
-  scripted(&s, "GET", "/", NULL, &r, err, sizeof(err), want);
-  assert_non_null(strstr(err, msg));
-  wr_http_response_free(&r);
+  expect_fails(&s, NULL, want, msg);
+}
+
+static void test_timeout_reading_body(void **state) {
+  script s = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", .stall_ms = 1500};
+  wr_http_request tmpl = {.timeout_ms = 300};
+  (void)state;
+  expect_fails(&s, &tmpl, WR_ERR_IO, "(Client.Timeout or context cancellation while reading body)");
 }
 
 static void test_eof_cases(void **state) {
@@ -299,25 +303,18 @@ static void test_malformed_response(void **state) {
 static void test_limits(void **state) {
   wr_http_request tmpl = {.max_body = 10};
   wr_http_response r;
-  char err[512];
   (void)state;
   script s = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n0123456789A"};
-  scripted(&s, "GET", "/", &tmpl, &r, err, sizeof(err), WR_ERR_LIMIT);
-  assert_non_null(strstr(err, "response body larger than 10 bytes"));
-  wr_http_response_free(&r);
-
+  expect_fails(&s, &tmpl, WR_ERR_LIMIT, "response body larger than 10 bytes");
   script s2 = {.response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                            "6\r\n012345\r\n6\r\n012345\r\n0\r\n\r\n"};
-  scripted(&s2, "GET", "/", &tmpl, &r, err, sizeof(err), WR_ERR_LIMIT);
-  wr_http_response_free(&r);
-
+  expect_fails(&s2, &tmpl, WR_ERR_LIMIT, NULL);
   script s3 = {.response = "HTTP/1.1 200 OK\r\n\r\n0123456789ABCDEF"}; /* to EOF */
-  scripted(&s3, "GET", "/", &tmpl, &r, err, sizeof(err), WR_ERR_LIMIT);
-  wr_http_response_free(&r);
+  expect_fails(&s3, &tmpl, WR_ERR_LIMIT, NULL);
 
   /* Exactly at the limit is fine. */
   script s4 = {.response = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"};
-  scripted(&s4, "GET", "/", &tmpl, &r, err, sizeof(err), WR_OK);
+  scripted_ok(&s4, "GET", "/", &tmpl, &r);
   assert_string_equal((char *)r.body, "0123456789");
   wr_http_response_free(&r);
 
@@ -327,8 +324,7 @@ static void test_limits(void **state) {
   for (size_t i = 17; i + 11 <= sizeof(big) - 1; i += 11) memcpy(big + i, "X-A: 1234\r\n", 11);
   big[sizeof(big) - 1] = '\0';
   script s5 = {.response = big, .response_len = 39990};
-  scripted(&s5, "GET", "/", NULL, &r, err, sizeof(err), WR_ERR_LIMIT);
-  wr_http_response_free(&r);
+  expect_fails(&s5, NULL, WR_ERR_LIMIT, NULL);
 }
 
 static void test_bad_requests(void **state) {

@@ -116,14 +116,7 @@ static fx *fx_new(void) {
 }
 
 /* The fixture of the server tests: a new fx in *state, freed after. */
-static int fx_setup(void **state) {
-  *state = fx_new();
-  return 0;
-}
-static int fx_teardown(void **state) {
-  free(*state);
-  return 0;
-}
+UNIT_STATE_FIXTURE(fx, fx_new(), free)
 
 static void run(fx *f, void (*client)(fx *)) {
   assert_int_equal(uv_loop_init(&f->loop), 0);

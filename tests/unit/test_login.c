@@ -351,6 +351,30 @@ static int attr_after(const resp *r, const char *marker, char *out, size_t size)
 
 static int body_has(const resp *r, const char *s) { return r->body && strstr(r->body, s) != NULL; }
 
+/* Frees |r| and returns |ok|; when it is 0, first records in f->fail (unless
+ * it already holds a failure) |what| and the answer's status and start of
+ * body, as CHKR does. */
+static int answer_ok(fx *f, int ok, resp *r, const char *what) {
+  if (!ok && !f->fail[0])
+    snprintf(f->fail, sizeof(f->fail), "%.300s (status %d, body %.600s)", what, r->status,
+             r->body ? r->body : "");
+  resp_free(r);
+  return ok;
+}
+
+/* http(), whose answer must have |status| and, unless |says| is NULL, a body
+ * holding |says|; the answer is freed. Returns 1 if so, else 0 with the
+ * failure recorded (answer_ok). For CHK. */
+static int answers(fx *f, const char *method, const char *target, const char *cookie,
+                   const char *body, int status, const char *says) {
+  resp r;
+  char what[512];
+  int ok = http(f, method, target, cookie, body, &r) == 0 && r.status == status &&
+           (!says || body_has(&r, says));
+  snprintf(what, sizeof(what), "%s %.200s: want %d %.200s", method, target, status, says ? says : "");
+  return answer_ok(f, ok, &r, what);
+}
+
 static void sleep_ms(int ms) { poll(NULL, 0, ms); }
 
 /* 1 if nothing has arrived on |fd| within |ms|. */
@@ -462,6 +486,16 @@ static int authorize(fx *f, browser *b, const char *location, const char *zone_n
   snprintf(body, sizeof(body), "csrf=%s&callback=%s&zone=%s", b->csrf, cb_enc ? cb_enc : "", b->zone_id);
   resp_free(r);
   return http(f, "POST", WR_LOGIN_PATH "/authorize", b->cookie, body, r) != 0 ? -4 : 0;
+}
+
+/* authorize(), whose answer must be 303 (the zone granted); the answer is
+ * freed. Returns 1 if so, else 0 with the failure recorded (answer_ok). For
+ * CHK. */
+static int authorized(fx *f, browser *b, const char *location, const char *zone_name,
+                      const char *cb_enc) {
+  resp r;
+  int ok = authorize(f, b, location, zone_name, cb_enc, &r) == 0 && r.status == 303;
+  return answer_ok(f, ok, &r, zone_name);
 }
 
 /* Checks a cert.pem body: parses, has the origin certificate and key, and its
@@ -615,9 +649,7 @@ static void client_late_poll_and_root_path(fx *f) {
   char loc[2048];
   const char *target = WR_LOGIN_PATH "?aud=&callback=" CF_CALLBACK KEY2;
   CHK(f, alice_signs_in(f, &b, target, loc, sizeof(loc)) == 303);
-  CHK(f, authorize(f, &b, loc, "other.test", CF_CALLBACK KEY2, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  resp_free(&r);
+  CHK(f, authorized(f, &b, loc, "other.test", CF_CALLBACK KEY2));
   CHK(f, http(f, "GET", "/" KEY2, NULL, NULL, &r) == 0);
   CHKR(f, &r, r.status == 200);
   CHK(f, check_pem(f, r.body, &f->zone2, &oc) == 0);
@@ -637,9 +669,7 @@ static void client_download_only(fx *f) {
   char loc[2048];
   CHK(f, alice_signs_in(f, &b, WR_LOGIN_PATH, loc, sizeof(loc)) == 303);
   CHK(f, strcmp(loc, WR_LOGIN_PATH) == 0);
-  CHK(f, authorize(f, &b, loc, "example.test", NULL, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  resp_free(&r);
+  CHK(f, authorized(f, &b, loc, "example.test", NULL));
   CHK(f, http(f, "GET", WR_LOGIN_PATH "/done", b.cookie, NULL, &r) == 0);
   CHKR(f, &r, r.status == 200 && body_has(&r, "id=\"success\"") && !body_has(&r, "id=\"cli\""));
   resp_free(&r);
@@ -656,9 +686,7 @@ static void client_download_only(fx *f) {
   CHK(f, http(f, "POST", WR_LOGIN_PATH "/signout", b.cookie, body, &r) == 0);
   CHKR(f, &r, r.status == 303 && strstr(r.head, "Max-Age=0"));
   resp_free(&r);
-  CHK(f, http(f, "GET", WR_LOGIN_PATH "/cert.pem", b.cookie, NULL, &r) == 0);
-  CHKR(f, &r, r.status == 404);
-  resp_free(&r);
+  CHK(f, answers(f, "GET", WR_LOGIN_PATH "/cert.pem", b.cookie, NULL, 404, NULL));
 }
 
 static void test_download_only(void **state) { run(*state, client_download_only); }
@@ -691,13 +719,10 @@ static void client_refusals(fx *f) {
   CHK(f, attr_after(&r, "name=\"csrf\"", b.csrf, sizeof(b.csrf)) == 0);
   resp_free(&r);
   snprintf(body, sizeof(body), "csrf=%s&zone=%s", b.csrf, f->foreign.id);
-  CHK(f, http(f, "POST", WR_LOGIN_PATH "/authorize", b.cookie, body, &r) == 0);
-  CHKR(f, &r, r.status == 400 && body_has(&r, "Choose one of the zones"));
-  resp_free(&r);
+  CHK(f, answers(f, "POST", WR_LOGIN_PATH "/authorize", b.cookie, body, 400,
+                 "Choose one of the zones"));
   snprintf(body, sizeof(body), "csrf=%s", b.csrf);
-  CHK(f, http(f, "POST", WR_LOGIN_PATH "/authorize", b.cookie, body, &r) == 0);
-  CHKR(f, &r, r.status == 400);
-  resp_free(&r);
+  CHK(f, answers(f, "POST", WR_LOGIN_PATH "/authorize", b.cookie, body, 400, NULL));
 }
 
 static void test_refusals(void **state) { run(*state, client_refusals); }
@@ -712,22 +737,15 @@ static void client_csrf_and_bad_requests(fx *f) {
 
   /* No cookie: a fresh form, nothing checked. */
   snprintf(body, sizeof(body), "csrf=%s&email=alice%%40example.test&password=%s", b.csrf, "correct+horse+battery");
-  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", NULL, body, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "session expired"));
-  resp_free(&r);
+  CHK(f, answers(f, "POST", WR_LOGIN_PATH "/signin", NULL, body, 403, "session expired"));
   /* Wrong or missing token. */
   snprintf(body, sizeof(body), "csrf=%.42sX&email=alice%%40example.test&password=x", b.csrf);
-  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", b.cookie, body, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "out of date"));
-  resp_free(&r);
-  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", b.cookie, "email=a%40b.c&password=x", &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "out of date"));
-  resp_free(&r);
+  CHK(f, answers(f, "POST", WR_LOGIN_PATH "/signin", b.cookie, body, 403, "out of date"));
+  CHK(f, answers(f, "POST", WR_LOGIN_PATH "/signin", b.cookie, "email=a%40b.c&password=x", 403,
+                 "out of date"));
   /* Not signed in. */
   snprintf(body, sizeof(body), "csrf=%s&zone=%s", b.csrf, f->zone.id);
-  CHK(f, http(f, "POST", WR_LOGIN_PATH "/authorize", b.cookie, body, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "sign in first"));
-  resp_free(&r);
+  CHK(f, answers(f, "POST", WR_LOGIN_PATH "/authorize", b.cookie, body, 403, "sign in first"));
 
   static const struct {
     const char *method, *target;
@@ -783,22 +801,15 @@ static void test_escaping(void **state) { run(*state, client_escaping); }
 /* Sessions and undelivered certificates expire. */
 static void client_expiry(fx *f) {
   browser b = {0};
-  resp r = {0};
   char loc[2048];
   const char *target = WR_LOGIN_PATH "?aud=&callback=" CF_CALLBACK KEY;
   CHK(f, alice_signs_in(f, &b, target, loc, sizeof(loc)) == 303);
-  CHK(f, authorize(f, &b, loc, "example.test", CF_CALLBACK KEY, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  resp_free(&r);
+  CHK(f, authorized(f, &b, loc, "example.test", CF_CALLBACK KEY));
   atomic_fetch_add(&f->offset_ms, (uint64_t)TTL_MS + 1000);
   /* The certificate is gone for the poll, the session for the browser. */
   CHK(f, get_status(f, WR_LOGIN_TRANSFER_PREFIX KEY) == 404);
-  CHK(f, http(f, "GET", WR_LOGIN_PATH "/cert.pem", b.cookie, NULL, &r) == 0);
-  CHKR(f, &r, r.status == 404);
-  resp_free(&r);
-  CHK(f, http(f, "GET", target, b.cookie, NULL, &r) == 0);
-  CHKR(f, &r, r.status == 200 && body_has(&r, "id=\"signin\""));
-  resp_free(&r);
+  CHK(f, answers(f, "GET", WR_LOGIN_PATH "/cert.pem", b.cookie, NULL, 404, NULL));
+  CHK(f, answers(f, "GET", target, b.cookie, NULL, 200, "id=\"signin\""));
 }
 
 static void test_expiry(void **state) { run(*state, client_expiry); }
@@ -1096,7 +1107,6 @@ static void test_spraying(void **state) {
  * half-filled form of a user elsewhere. */
 static void client_session_churn(fx *f) {
   browser user = {0}, first = {0};
-  resp r = {0};
   char body[512];
   f->from = "127.0.0.2";
   CHK(f, new_form(f, &user) == 0);
@@ -1107,15 +1117,11 @@ static void client_session_churn(fx *f) {
   }
   f->from = "127.0.0.2";
   snprintf(body, sizeof(body), "csrf=%s&email=alice%%40example.test&password=correct+horse+battery", user.csrf);
-  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", user.cookie, body, &r) == 0);
-  CHKR(f, &r, r.status == 303);
-  resp_free(&r);
+  CHK(f, answers(f, "POST", WR_LOGIN_PATH "/signin", user.cookie, body, 303, NULL));
   f->from = NULL;
   /* The churning source's own first form is what went. */
   snprintf(body, sizeof(body), "csrf=%s&email=alice%%40example.test&password=correct+horse+battery", first.csrf);
-  CHK(f, http(f, "POST", WR_LOGIN_PATH "/signin", first.cookie, body, &r) == 0);
-  CHKR(f, &r, r.status == 403 && body_has(&r, "session expired"));
-  resp_free(&r);
+  CHK(f, answers(f, "POST", WR_LOGIN_PATH "/signin", first.cookie, body, 403, "session expired"));
 }
 
 static void test_session_churn(void **state) {

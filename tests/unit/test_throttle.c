@@ -25,15 +25,7 @@ static wr_throttle *make(size_t max_keys) {
 
 /* The fixture of the tests of one unbounded throttle: make(0) in *state,
  * freed after the test. */
-static int unbounded_setup(void **state) {
-  *state = make(0);
-  return 0;
-}
-
-static int unbounded_teardown(void **state) {
-  wr_throttle_free(*state);
-  return 0;
-}
+UNIT_STATE_FIXTURE(unbounded, make(0), wr_throttle_free)
 
 /* Records a failure at |now| and returns what it said. */
 static wr_throttle_info fail_at(wr_throttle *t, const char *key, uint64_t now) {

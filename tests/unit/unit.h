@@ -187,6 +187,21 @@ typedef struct unit_tests {
                 sizeof((const unit_test_fn[]){__VA_ARGS__}) / sizeof(unit_test_fn), setup, \
                 teardown})
 #define UNIT_TESTS(...) UNIT_FIXTURE(NULL, NULL, __VA_ARGS__)
+/* Defines the fixture pair |name|_setup and |name|_teardown (static) of a
+ * run whose tests each get one new object in *state: setup evaluates |make|
+ * and stores it there (a NULL result fails the test); teardown passes it to
+ * |destroy|, which owns it from then on. Usage at file scope:
+ *   UNIT_STATE_FIXTURE(unbounded, make(0), wr_throttle_free)
+ *   ... UNIT_FIXTURE(unbounded_setup, unbounded_teardown, test_a, ...) */
+#define UNIT_STATE_FIXTURE(name, make, destroy) \
+  static int name##_setup(void **state) {       \
+    *state = (make);                            \
+    return *state ? 0 : -1;                     \
+  }                                             \
+  static int name##_teardown(void **state) {    \
+    destroy(*state);                            \
+    return 0;                                   \
+  }
 #define UNIT_RUN_NAME(group, group_setup, group_teardown, ...)                   \
   unit_run(group, group_setup, group_teardown, (const unit_tests[]){__VA_ARGS__}, \
            sizeof((const unit_tests[]){__VA_ARGS__}) / sizeof(unit_tests))
