@@ -1,11 +1,17 @@
 /* A lifecycle owner: see owner.h. */
 #include "net/owner.h"
 
+#include <assert.h>
+
 void wr_owner_init(wr_owner *o, void (*release)(wr_owner *o)) { *o = (wr_owner){.release = release}; }
 
-void wr_owner_hold(wr_owner *o) { o->pending++; }
+void wr_owner_hold(wr_owner *o) {
+  assert(!o->closing || o->pending > 0); /* released already: too late */
+  o->pending++;
+}
 
 void wr_owner_drop(wr_owner *o) {
+  assert(o->pending > 0); /* one drop per hold */
   if (--o->pending == 0 && o->closing) o->release(o);
 }
 

@@ -5,9 +5,14 @@
  * wr_owner_hold (a handle it initialised, a job it queued) and ends it
  * with wr_owner_drop (from the close callback, the job's done callback).
  * Where it would free itself it calls wr_owner_close instead: |release|
- * then runs exactly once, on the loop thread, as soon as the owner is
- * closing and nothing is outstanding (at once when nothing is). |release|
- * is the object's own free, or a check of what else it waits for.
+ * then runs on the loop thread as soon as the owner is closing and nothing
+ * is outstanding (at once when nothing is). |release| is the object's own
+ * free, or a check of what else it waits for.
+ *
+ * The caller's side of the contract: one drop per hold, never more (checked
+ * by assert). A hold while closing is allowed only while another hold is
+ * still out (so release has not run yet); release runs exactly once as long
+ * as nothing holds after it.
  *
  * Handles: wr_owner_close_handle closes a held handle and drops its hold
  * from the close callback (it points the handle's ->data at the owner:

@@ -54,11 +54,13 @@ static void test_counting(void **state) {
   }
 }
 
-/* An object that owns timers and frees itself in release. */
+/* An object that owns timers and frees itself in release. The owner is not
+ * its first member, as in the real users: a close callback that found the
+ * owner through the object's address instead of h->data would be caught. */
 typedef struct {
-  wr_owner owner;
   uv_timer_t a, b;
   int *freed;
+  wr_owner owner;
 } obj;
 
 static void obj_release(wr_owner *o) {
@@ -113,7 +115,25 @@ static void test_close_after_the_handles(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The handle closed through wr_owner_close_handle is the last hold: the
+ * hold lasts until its close callback, so a close in between does not free
+ * the object under the pending callback. */
+static void test_hold_lasts_until_the_close_callback(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  int freed = 0;
+  obj *x = obj_new(&loop, &freed);
+  wr_owner_close_handle(&x->owner, (uv_handle_t *)&x->a);
+  assert_int_equal(x->owner.pending, 1);
+  wr_owner_close(&x->owner);
+  assert_int_equal(freed, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(freed, 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   return UNIT_RUN(NULL, NULL,
-                  UNIT_TESTS(test_counting, test_handles_on_a_loop, test_close_after_the_handles));
+                  UNIT_TESTS(test_counting, test_handles_on_a_loop, test_close_after_the_handles,
+                             test_hold_lasts_until_the_close_callback));
 }
