@@ -246,19 +246,7 @@ static void build_params(wr_registration *r) {
 static void edge_ip(wr_registration *r) {
   socklen_t len = 0;
   const struct sockaddr *sa = r->quic ? wr_quic_conn_remote(r->quic, &len) : NULL;
-  r->origin_ip_len = 0;
-  if (!sa) return;
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    memset(r->origin_ip, 0, 10);
-    r->origin_ip[10] = r->origin_ip[11] = 0xff;
-    memcpy(r->origin_ip + 12, &in->sin_addr, 4);
-    r->origin_ip_len = 16;
-  } else if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    memcpy(r->origin_ip, &in6->sin6_addr, 16);
-    r->origin_ip_len = 16;
-  }
+  r->origin_ip_len = wr_addr_ip16(sa, r->origin_ip) == 0 ? 16 : 0;
 }
 
 int wr_registration_start(wr_quic_conn *c, const wr_registration_config *cfg,

@@ -263,17 +263,6 @@ static void on_registered(wr_registration *r, void *user, const wr_registration_
   }
 }
 
-/* The edge's address in the 16-byte form registerConnection carries. */
-static void edge_ip16(const struct sockaddr_storage *ss, uint8_t out[16]) {
-  memset(out, 0, 16);
-  if (ss->ss_family == AF_INET) {
-    out[10] = out[11] = 0xff;
-    memcpy(out + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-  } else if (ss->ss_family == AF_INET6) {
-    memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-  }
-}
-
 static void on_unregistered(wr_registration *r, void *user, int ok) {
   slot *sl = user;
   (void)r;
@@ -281,7 +270,7 @@ static void on_unregistered(wr_registration *r, void *user, int ok) {
   sl->unreg_pending = 0;
   uint8_t ip16[16];
   char ip[INET6_ADDRSTRLEN];
-  edge_ip16(&sl->sup->edges[sl->addr], ip16);
+  wr_addr_ip16((const struct sockaddr *)&sl->sup->edges[sl->addr], ip16);
   wr_addr_ip_text(ip16, sizeof(ip16), ip, sizeof(ip));
   wr_info("Unregistered tunnel connection connIndex=%u event=0 ip=%s%s", sl->index, ip,
           ok ? "" : " (the edge did not answer)");
@@ -516,7 +505,7 @@ static void slot_connect_h2(slot *sl) {
   lc.on_control_data = h_control_data;
   lc.on_close = h_close;
   lc.user = sl;
-  edge_ip16(edge, sl->edge_ip);
+  wr_addr_ip16((const struct sockaddr *)edge, sl->edge_ip);
   sl->end = END_NONE;
   dialed(sl, wr_h2_link_dial(&lc, &sl->h2));
 }

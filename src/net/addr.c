@@ -75,10 +75,25 @@ void wr_addr_format(const struct sockaddr_storage *ss, char *out, size_t outlen)
   }
 }
 
+static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+int wr_addr_ip16(const struct sockaddr *sa, uint8_t out[16]) {
+  memset(out, 0, 16);
+  if (sa && sa->sa_family == AF_INET) {
+    memcpy(out, v4_mapped_prefix, sizeof(v4_mapped_prefix));
+    memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    return 0;
+  }
+  if (sa && sa->sa_family == AF_INET6) {
+    memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    return 0;
+  }
+  return -1;
+}
+
 void wr_addr_ip_text(const uint8_t *ip, size_t len, char *out, size_t outlen) {
-  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (outlen) out[0] = '\0';
-  if (len == 16 && memcmp(ip, mapped, 12) == 0) {
+  if (len == 16 && memcmp(ip, v4_mapped_prefix, sizeof(v4_mapped_prefix)) == 0) {
     ip += 12;
     len = 4;
   }
@@ -89,8 +104,6 @@ void wr_addr_ip_text(const uint8_t *ip, size_t len, char *out, size_t outlen) {
 }
 
 /* ---- sources ------------------------------------------------------------------ */
-
-static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 int wr_addr_source_key(const struct sockaddr *sa, uint8_t key[WR_ADDR_SOURCE_KEY_LEN]) {
   memset(key, 0, WR_ADDR_SOURCE_KEY_LEN);

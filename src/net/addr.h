@@ -21,6 +21,11 @@ int wr_addr_resolve(const char *what, const char *s, int socktype, int prefer_v4
 /* "1.2.3.4:80" or "[::1]:80". */
 void wr_addr_format(const struct sockaddr_storage *ss, char *out, size_t outlen);
 
+/* The IP address of |sa| in 16-byte form (IPv4 as ::ffff:a.b.c.d), as
+ * registerConnection's originLocalIp carries it. Returns 0, or -1 (|out|
+ * zeroed) when |sa| is NULL or neither IPv4 nor IPv6. */
+int wr_addr_ip16(const struct sockaddr *sa, uint8_t out[16]);
+
 /* A raw IP address of |len| bytes (4, or 16 with a v4-mapped one written as
  * IPv4) as text in |out| (INET6_ADDRSTRLEN bytes suffice); any other length
  * gives "". Never fails; no allocation. */

@@ -66,6 +66,18 @@ static void test_ip_text(void **state) {
   assert_string_equal(out, "2001:db8::1");
   wr_addr_ip_text(v6, 5, out, sizeof(out));
   assert_string_equal(out, "");
+  /* wr_addr_ip16: the 16-byte form of a socket address. */
+  struct sockaddr_in s4;
+  struct sockaddr_in6 s6;
+  uint8_t ip16[16];
+  uv_ip4_addr("198.51.100.1", 7844, &s4);
+  assert_int_equal(wr_addr_ip16((struct sockaddr *)&s4, ip16), 0);
+  assert_memory_equal(ip16, mapped, 16);
+  uv_ip6_addr("2001:db8::1", 7844, &s6);
+  assert_int_equal(wr_addr_ip16((struct sockaddr *)&s6, ip16), 0);
+  assert_memory_equal(ip16, v6, 16);
+  assert_int_equal(wr_addr_ip16(NULL, ip16), -1);
+  assert_memory_equal(ip16, (uint8_t[16]){0}, 16);
 }
 
 /* wr_addr_source_key of |ip| (IPv4 or IPv6) with |port|, into |key|. */
