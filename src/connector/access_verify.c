@@ -25,7 +25,6 @@ struct wr_access_verifier {
   uv_loop_t *loop;
   team *teams;
   wr_owner fetches; /* holds the key fetches on the worker pool; its release frees |v| */
-  int freeing;
 };
 
 typedef struct fetch_job {
@@ -59,7 +58,6 @@ wr_access_verifier *wr_access_verifier_new(uv_loop_t *loop) {
 
 void wr_access_verifier_free(wr_access_verifier *v) {
   if (!v) return;
-  v->freeing = 1;
   wr_owner_close(&v->fetches); /* frees |v| now or after the last fetch */
 }
 
@@ -99,13 +97,13 @@ static void fetch_done(uv_work_t *w, int status) {
   fetch_job *j = w->data;
   wr_access_verifier *v = j->v;
   j->t->fetching = 0;
-  if (j->jwks && !v->freeing) {
+  if (j->jwks && !v->fetches.closing) {
     wr_jwks_free(j->t->jwks);
     j->t->jwks = j->jwks;
     wr_info("access: %zu key(s) of team %s from %s", wr_jwks_count(j->jwks), j->t->name, j->t->url);
   } else {
     wr_jwks_free(j->jwks);
-    if (!v->freeing) wr_warn("access: fetching the keys of team %s failed: %s", j->t->name, status ? "cancelled" : j->err);
+    if (!v->fetches.closing) wr_warn("access: fetching the keys of team %s failed: %s", j->t->name, status ? "cancelled" : j->err);
   }
   free(j);
   wr_owner_drop(&v->fetches); /* may free |v| */

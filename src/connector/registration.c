@@ -167,7 +167,7 @@ static void on_register_ret(wr_rpc_session *s, void *user, uint32_t q,
   /* cloudflared's fields, in its (alphabetical) order; event=0 is its
    * management event type for connector lines, ip= the edge's address. */
   char ip[INET6_ADDRSTRLEN];
-  wr_addr_ip_text(r->origin_ip, r->origin_ip_len, ip, sizeof(ip));
+  wr_registration_edge_ip(r, ip, sizeof(ip));
   wr_info("Registered tunnel connection connIndex=%u connection=%s event=0 ip=%s location=%s "
           "protocol=%s",
           r->cfg.conn_index, res.conn_id, ip, res.location,
@@ -340,3 +340,7 @@ void wr_registration_close(wr_registration *r) {
 }
 
 int wr_registration_is_registered(const wr_registration *r) { return r->state == R_REGISTERED; }
+
+void wr_registration_edge_ip(const wr_registration *r, char *out, size_t outlen) {
+  wr_addr_ip_text(r->origin_ip, r->origin_ip_len, out, outlen);
+}

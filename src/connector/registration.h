@@ -103,6 +103,10 @@ int wr_registration_unregister(wr_registration *r);
 void wr_registration_close(wr_registration *r);
 /* 1 while registered and not unregistered. */
 int wr_registration_is_registered(const wr_registration *r);
+/* The edge's address as the connection lines give it (ip=, as cloudflared
+ * writes it) into |out| (INET6_ADDRSTRLEN bytes suffice); "" when unknown.
+ * Callable from the registration's callbacks. */
+void wr_registration_edge_ip(const wr_registration *r, char *out, size_t outlen);
 /* Frees; sends nothing. NULL is a no-op. */
 void wr_registration_free(wr_registration *r);
 

@@ -265,13 +265,10 @@ static void on_registered(wr_registration *r, void *user, const wr_registration_
 
 static void on_unregistered(wr_registration *r, void *user, int ok) {
   slot *sl = user;
-  (void)r;
   if (!sl->unreg_pending) return;
   sl->unreg_pending = 0;
-  uint8_t ip16[16];
   char ip[INET6_ADDRSTRLEN];
-  wr_addr_ip16((const struct sockaddr *)&sl->sup->edges[sl->addr], ip16);
-  wr_addr_ip_text(ip16, sizeof(ip16), ip, sizeof(ip));
+  wr_registration_edge_ip(r, ip, sizeof(ip));
   wr_info("Unregistered tunnel connection connIndex=%u event=0 ip=%s%s", sl->index, ip,
           ok ? "" : " (the edge did not answer)");
   maybe_finish_shutdown(sl->sup);

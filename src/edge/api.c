@@ -140,7 +140,9 @@ void wr__api_method(wr__api_ctx *c, const char *allowed) {
               allowed);
 }
 
-int wr__api_allow(wr__api_ctx *c, const char *allowed) {
+/* 1 when the request's method is one of |allowed| ("GET, PATCH, DELETE");
+ * otherwise answers 405 with |allowed| (wr__api_method) and returns 0. */
+static int api_allow(wr__api_ctx *c, const char *allowed) {
   size_t n = strlen(c->method);
   for (const char *p = allowed; *p; p += strspn(p, ", ")) {
     size_t len = strcspn(p, ", ");
@@ -167,7 +169,7 @@ int wr__api_resource(wr__api_ctx *c, size_t nsegs, void (*list)(wr__api_ctx *c),
     wr__api_no_route(c);
     return 0;
   }
-  return wr__api_allow(c, item_methods);
+  return api_allow(c, item_methods);
 }
 
 /* ---- request parts ------------------------------------------------------------- */

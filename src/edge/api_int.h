@@ -166,10 +166,6 @@ int wr__api_owned(wr__api_ctx *c, int rv, const char *account_id, const char *fm
     __attribute__((format(printf, 4, 5)));
 /* 405 for the path. */
 void wr__api_method(wr__api_ctx *c, const char *allowed);
-/* 1 when the request's method is one of |allowed| ("GET, PATCH, DELETE");
- * otherwise answers 405 with |allowed| (wr__api_method) and returns 0.
- * From a handler (loop or store thread); cannot fail. */
-int wr__api_allow(wr__api_ctx *c, const char *allowed);
 /* A collection's path: GET runs |list|, POST runs |create|, any other
  * method is answered 405 "GET, POST". From a handler (loop or store
  * thread); cannot fail. */
@@ -177,7 +173,7 @@ void wr__api_collection(wr__api_ctx *c, void (*list)(wr__api_ctx *c), void (*cre
 /* A collection whose path has |nsegs| segments, and its items one segment
  * deeper (c->segs[nsegs] names the item): serves the collection
  * (wr__api_collection), answers 404 for any other depth (wr__api_no_route)
- * and 405 for an item method not in |item_methods| (wr__api_allow).
+ * and 405 for an item method not in |item_methods| (with |item_methods| as Allow).
  * Returns 1 when the caller is to serve the item, 0 when the request was
  * answered. From a handler (loop or store thread); cannot fail. */
 int wr__api_resource(wr__api_ctx *c, size_t nsegs, void (*list)(wr__api_ctx *c),

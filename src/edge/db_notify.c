@@ -94,7 +94,9 @@ static void connect_done(uv_work_t *w, int status) {
     schedule_retry(n);
     return;
   }
-  if (n->owner.pending > 1) { /* the previous connection's poll is still closing */
+  /* The attempt's hold is dropped above and the retry timer holds one:
+   * another hold is the previous connection's poll, still closing. */
+  if (n->owner.pending > 1) {
     PQfinish(n->made);
     n->made = NULL;
     schedule_retry(n);

@@ -197,9 +197,7 @@ int wr_login_new(const wr_login_config *cfg, wr_login **out) {
    * count in the log, not a full disk. */
   l->audit_rl.burst = 100;
   l->audit_rl.every_ms = 1000;
-  uv_timer_init(l->loop, &l->sweep_timer);
-  l->sweep_timer.data = l;
-  wr_owner_hold(&l->owner); /* until its close callback */
+  wr_owner_timer_init(&l->owner, l->loop, &l->sweep_timer, l); /* held until its close callback */
   /* Expired secrets leave memory even when no request comes. */
   uint64_t every = l->ttl_ms / 4 < 30000 ? (l->ttl_ms / 4 ? l->ttl_ms / 4 : 1) : 30000;
   uv_timer_start(&l->sweep_timer, on_sweep, every, every);

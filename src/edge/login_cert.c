@@ -490,9 +490,7 @@ void wr__login_page_poll(wr_login *l, wr_httpd_req *req, const char *enc_key) {
   w->l = l;
   w->req = req;
   memcpy(w->key, key, (size_t)n + 1);
-  uv_timer_init(l->loop, &w->timer);
-  w->timer.data = l;
-  wr_owner_hold(&l->owner); /* until its close callback */
+  wr_owner_timer_init(&l->owner, l->loop, &w->timer, l); /* held until its close callback */
   w->next = l->waiters;
   if (l->waiters) l->waiters->prev = w;
   l->waiters = w;

@@ -361,31 +361,31 @@ char *wr_credentials_to_json(const wr_credentials *c) {
 }
 
 /* Reads |path| (at most WR_CRED_MAX_FILE bytes) into *data, which the
- * caller wipes and frees. On failure wipes the |out_size| bytes of the
- * loader's result |out|, writes |too_big| (with the path and the limit) or
- * |unreadable| (with the path and errno's text) to |err| and returns
- * WR_ERR_PROTO (too large) or WR_ERR_IO. */
-static int read_file(const char *path, const char *too_big, const char *unreadable, void *out,
-                     size_t out_size, char **data, size_t *len, char *err, size_t errlen) {
+ * caller wipes and frees. On failure writes |too_big| (with the path and
+ * the limit) or |unreadable| (with the path and errno's text) to |err| and
+ * returns WR_ERR_PROTO (too large) or WR_ERR_IO. */
+static int read_file(const char *path, const char *too_big, const char *unreadable, char **data,
+                     size_t *len, char *err, size_t errlen) {
   char eb[128];
   int rv = wr_file_read(path, WR_CRED_MAX_FILE, data, len);
-  if (rv == WR_OK) return WR_OK;
-  int e = errno;
-  wipe(out, out_size);
   if (rv == WR_ERR_LIMIT) {
     wr_set_err(err, errlen, too_big, path, WR_CRED_MAX_FILE);
     return WR_ERR_PROTO;
   }
-  wr_set_err(err, errlen, unreadable, path, strerror_r(e, eb, sizeof(eb)));
-  return WR_ERR_IO;
+  if (rv != WR_OK) {
+    int e = errno;
+    wr_set_err(err, errlen, unreadable, path, strerror_r(e, eb, sizeof(eb)));
+    return WR_ERR_IO;
+  }
+  return WR_OK;
 }
 
 int wr_credentials_load(const char *path, wr_credentials *out, char *err, size_t errlen) {
   char *data = NULL, reason[256];
   size_t len = 0;
+  wipe(out, sizeof(*out)); /* a failure leaves it empty; the parser fills it whole */
   int rv = read_file(path, "tunnel credentials file %s is larger than %u bytes",
-                     "couldn't read tunnel credentials from %s: %s", out, sizeof(*out), &data,
-                     &len, err, errlen);
+                     "couldn't read tunnel credentials from %s: %s", &data, &len, err, errlen);
   if (rv != WR_OK) return rv;
   int syntax = 0;
   rv = parse_credentials(data, len, cred_fields, "", out, &syntax, reason, sizeof(reason));
@@ -640,9 +640,9 @@ int wr_origin_cert_parse(const char *pem, size_t len, wr_origin_cert *out, char 
 int wr_origin_cert_load(const char *path, wr_origin_cert *out, char *err, size_t errlen) {
   char *data = NULL, reason[512];
   size_t len = 0;
+  wipe(out, sizeof(*out)); /* a failure leaves it empty; the parser fills it whole */
   int rv = read_file(path, "Can't read origin cert from %s: file is larger than %u bytes",
-                     "Can't read origin cert from %s: %s", out, sizeof(*out), &data, &len, err,
-                     errlen);
+                     "Can't read origin cert from %s: %s", &data, &len, err, errlen);
   if (rv != WR_OK) return rv;
   reason[0] = '\0';
   rv = origin_cert_parse(data, len, out, path, reason, sizeof(reason));
