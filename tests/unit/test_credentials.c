@@ -79,6 +79,19 @@ static int cred_parse(const char *json, wr_credentials *c, char *err, size_t err
   return wr_credentials_parse(json, strlen(json), c, err, errlen);
 }
 
+/* wr_credentials_parse or wr_token_parse. */
+typedef int (*cred_parser)(const char *in, size_t len, wr_credentials *out, char *err,
+                           size_t errlen);
+
+/* |parse| of |in| succeeds and gives the golden credentials, left in *c. */
+static void assert_parses_golden(cred_parser parse, const char *in, wr_credentials *c) {
+  wr_credentials want;
+  char err[256] = "";
+  golden_credentials(&want);
+  assert_int_equal(parse(in, strlen(in), c, err, sizeof(err)), 0);
+  assert_cred_equal(c, &want);
+}
+
 /* A throwaway P-256 key (PKCS#8) and self-signed certificate, generated for
  * these tests only, standing in for the legacy blocks of a real cert.pem. */
 #define TEST_KEY                                                       \
@@ -154,11 +167,8 @@ static char *concat3(const char *a, const char *b, const char *c) {
 
 static void test_cred_golden(void **state) {
   (void)state;
-  wr_credentials c, want;
-  char err[256] = "";
-  golden_credentials(&want);
-  assert_int_equal(cred_parse(GOLDEN_JSON, &c, err, sizeof(err)), 0);
-  assert_cred_equal(&c, &want);
+  wr_credentials c;
+  assert_parses_golden(wr_credentials_parse, GOLDEN_JSON, &c);
   char *json = wr_credentials_to_json(&c);
   assert_non_null(json);
   assert_string_equal(json, GOLDEN_JSON);
@@ -190,18 +200,16 @@ static void test_cred_vector(void **state) {
 
 static void test_cred_go_key_matching(void **state) {
   (void)state;
-  wr_credentials c, want;
+  wr_credentials c;
   char err[256] = "";
-  golden_credentials(&want);
   /* encoding/json matches keys case-insensitively, ignores unknown keys
    * (Cloudflare's own files carry TunnelName), and the last duplicate wins. */
-  assert_int_equal(cred_parse("{\"accounttag\":\"x\",\"TUNNELSECRET\":\"AAECAwQFBgcICQoLDA0ODxAREh"
-                              "MUFRYXGBkaGxwdHh8=\",\"tunnelID\":\"AAAAAAAA-BBBB-CCCC-DDDD-EEEEEE"
-                              "EEEEEE\",\"TunnelName\":\"t\",\"More\":{\"a\":[1,2.5,null,true]},"
-                              "\"AccountTag\":\"0123456789abcdef0123456789abcdef\"}",
-                              &c, err, sizeof(err)),
-                   0);
-  assert_cred_equal(&c, &want);
+  assert_parses_golden(wr_credentials_parse,
+                       "{\"accounttag\":\"x\",\"TUNNELSECRET\":\"AAECAwQFBgcICQoLDA0ODxAREh"
+                       "MUFRYXGBkaGxwdHh8=\",\"tunnelID\":\"AAAAAAAA-BBBB-CCCC-DDDD-EEEEEE"
+                       "EEEEEE\",\"TunnelName\":\"t\",\"More\":{\"a\":[1,2.5,null,true]},"
+                       "\"AccountTag\":\"0123456789abcdef0123456789abcdef\"}",
+                       &c);
   /* U+017F LATIN SMALL LETTER LONG S folds to 's' in Go; raw and escaped. */
   assert_int_equal(cred_parse("{\"AccountTag\":\"a\",\"Tunnel\xc5\xbf" "ecret\":\"AAAA\"}", &c,
                               err, sizeof(err)),
@@ -440,17 +448,13 @@ static void test_token_golden(void **state) {
   (void)state;
   wr_credentials c, want;
   char err[256] = "";
+  assert_parses_golden(wr_token_parse, GOLDEN_TOKEN, &c);
   golden_credentials(&want);
-  assert_int_equal(wr_token_parse(GOLDEN_TOKEN, strlen(GOLDEN_TOKEN), &c, err, sizeof(err)), 0);
-  assert_cred_equal(&c, &want);
   char *tok = wr_token_encode(&want);
   assert_string_equal(tok, GOLDEN_TOKEN);
   free(tok);
   /* A token pasted with a line ending still decodes (Go skips CR/LF). */
-  assert_int_equal(wr_token_parse(GOLDEN_TOKEN "\r\n", strlen(GOLDEN_TOKEN) + 2, &c, err,
-                                  sizeof(err)),
-                   0);
-  assert_cred_equal(&c, &want);
+  assert_parses_golden(wr_token_parse, GOLDEN_TOKEN "\r\n", &c);
 
   /* HEAD's "e" follows "t" and survives a round trip. */
   strcpy(want.endpoint, "fed");
@@ -937,6 +941,18 @@ static void test_origin_cert_load(void **state) {
   assert_no_jansson_leak();
 }
 
+/* With HOME at the temporary directory: a file |name| written into |dir|
+ * (below HOME) is the one wr_find_default_file(|name|) finds. */
+static void assert_found_in(const char *dir, const char *name) {
+  char rel[128];
+  snprintf(rel, sizeof(rel), "%s/%s", dir, name);
+  char *p = write_tmp(rel, "x", 1);
+  char *found = wr_find_default_file(name);
+  assert_string_equal(found, p);
+  free(found);
+  free(p);
+}
+
 static void test_default_dirs(void **state) {
   (void)state;
   static const char *const want[] = {"~/.cloudflared", "~/.cloudflare-warp", "~/cloudflare-warp",
@@ -961,20 +977,10 @@ static void test_default_dirs(void **state) {
     free(d);
   }
   /* Later directories are found, earlier ones win. */
-  char rel[128], *p, *found;
-  snprintf(rel, sizeof(rel), "cloudflare-warp/%s", name);
-  p = write_tmp(rel, "x", 1);
-  found = wr_find_default_file(name);
-  assert_string_equal(found, p);
-  free(found);
-  free(p);
-  snprintf(rel, sizeof(rel), ".cloudflare-warp/%s", name);
-  p = write_tmp(rel, "x", 1);
-  found = wr_find_default_file(name);
-  assert_string_equal(found, p);
-  free(found);
-  free(p);
+  assert_found_in("cloudflare-warp", name);
+  assert_found_in(".cloudflare-warp", name);
   /* A directory of that name does not count. */
+  char rel[128], *p, *found;
   snprintf(rel, sizeof(rel), ".cloudflared/%s", name);
   p = tmp_path(rel);
   assert_int_equal(mkdir(p, 0700), 0);
@@ -984,11 +990,7 @@ static void test_default_dirs(void **state) {
   free(found);
   assert_int_equal(rmdir(p), 0);
   free(p);
-  p = write_tmp(rel, "x", 1);
-  found = wr_find_default_file(name);
-  assert_string_equal(found, p);
-  free(found);
-  free(p);
+  assert_found_in(".cloudflared", name);
 
   if (old_home) setenv("HOME", old_home, 1);
   else unsetenv("HOME");
