@@ -11,18 +11,17 @@ party sent.
         idp.issuer, idp.client_id, idp.client_secret
 """
 import base64
+import contextlib
 import hashlib
 import json
 import os
-import threading
 import time
 import urllib.parse
-from http.server import ThreadingHTTPServer
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from common import QuietHandler
+from common import QuietHandler, serve_http
 
 
 def b64url(data):
@@ -38,17 +37,15 @@ class OIDCProvider:
         self.requests = []  # (path, params) of every request
         self.email_verified = True
         self.nonce_override = None  # a test may make the provider send another nonce
-        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.issuer = f"http://127.0.0.1:{self.srv.server_address[1]}"
-        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self):
-        self.thread.start()
+        self.srv = self._stack.enter_context(serve_http(self._handler()))
+        self.issuer = f"http://127.0.0.1:{self.srv.server_address[1]}"
         return self
 
     def __exit__(self, *exc):
-        self.srv.shutdown()
-        self.srv.server_close()
+        self._stack.close()
 
     @property
     def discovery_url(self):
