@@ -23,4 +23,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
     }                                                                              \
   } while (0)
 
+/* Targets that fuzz several decoders with one input: the first byte picks
+ * the case, which runs on the rest (|in|, |n| bytes, not NUL-terminated). */
+typedef void (*fuzz_case)(const char *in, size_t n);
+
+/* Runs cases[data[0] % n_cases] on the bytes after the first; an empty
+ * input runs nothing. Returns 0 (libFuzzer's "carry on"). */
+static inline int fuzz_pick(const fuzz_case *cases, size_t n_cases, const uint8_t *data,
+                            size_t size) {
+  if (size < 1) return 0;
+  cases[data[0] % n_cases]((const char *)data + 1, size - 1);
+  return 0;
+}
+#define FUZZ_PICK(cases, data, size) \
+  fuzz_pick((cases), sizeof(cases) / sizeof((cases)[0]), (data), (size))
+
 #endif
