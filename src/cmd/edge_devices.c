@@ -145,28 +145,41 @@ out:
 
 /* --- config, list, revoke, allow ------------------------------------------------- */
 
+/* What `device config`, `revoke` and `allow` do to the device argv[0] names
+ * (its name or ID) in the account |c| has open. Returns WR_EXIT_OK, or
+ * WR_EXIT_FAIL after saying why. */
+typedef int (*device_act)(wr_opts *o, wr__edge_ctx *c, char **argv);
+
+/* Runs |act| for command |cmd| with the store and the account open, and
+ * closes them after. Returns |act|'s result, or WR_EXIT_FAIL after saying
+ * why the store or the account would not open. */
+static int on_device(wr_opts *o, const char *cmd, char **argv, device_act act) {
+  wr__edge_ctx c;
+  int rv;
+  if (wr__edge_ctx_open(o, cmd, WR__EDGE_ACCOUNT_ONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  rv = act(o, &c, argv);
+  wr__edge_ctx_close(&c);
+  return rv;
+}
+
 /* `device config` and `device revoke`: the one argument is a device's name
- * or ID in one account. Opens the store into |c|; on failure reports why,
- * leaves nothing open and returns WR_EXIT_FAIL. */
-static int open_one_device(wr_opts *o, const char *cmd, int argc, wr__edge_ctx *c) {
+ * or ID in one account. */
+static int on_one_device(wr_opts *o, const char *cmd, int argc, char **argv, device_act act) {
   if (argc != 1) return wr__edge_fail("%s takes one argument, the device's name or ID", cmd);
-  return wr__edge_ctx_open(o, cmd, WR__EDGE_ACCOUNT_ONE, c);
+  return on_device(o, cmd, argv, act);
+}
+
+static int config_device(wr_opts *o, wr__edge_ctx *c, char **argv) {
+  wr_device d;
+  if (wr_store_device_get(c->s, c->acct.id, argv[0], &d) != WR_OK)
+    return wr__edge_fail("%s (see `warren-edge device list`)", wr_store_errmsg(c->s));
+  if (d.revoked_at) return wr__edge_fail("device %s (%s) is revoked", d.name, d.id);
+  return emit_config(o, c, &d, NULL);
 }
 
 int wr_cmd_edge_device_config(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  wr_device d;
-  wr__edge_ctx c;
-  int rv = WR_EXIT_FAIL;
   (void)cmd;
-  if (open_one_device(o, "device config", argc, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
-  if (wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK)
-    wr__edge_fail("%s (see `warren-edge device list`)", wr_store_errmsg(c.s));
-  else if (d.revoked_at)
-    wr__edge_fail("device %s (%s) is revoked", d.name, d.id);
-  else
-    rv = emit_config(o, &c, &d, NULL);
-  wr__edge_ctx_close(&c);
-  return rv;
+  return on_one_device(o, "device config", argc, argv, config_device);
 }
 
 static void print_table(const wr_device *rows, size_t n) {
@@ -214,41 +227,38 @@ done:
   return rv;
 }
 
-int wr_cmd_edge_device_revoke(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+static int revoke_device(wr_opts *o, wr__edge_ctx *c, char **argv) {
   wr_device d;
-  wr__edge_ctx c;
-  int rv = WR_EXIT_FAIL;
+  (void)o;
+  if (wr_store_device_get(c->s, c->acct.id, argv[0], &d) != WR_OK ||
+      wr_store_device_revoke(c->s, c->actor, c->acct.id, d.id) != WR_OK)
+    return wr__edge_fail("%s", wr_store_errmsg(c->s));
+  printf("Revoked device %s (ID %s)\n", d.name, d.id);
+  return WR_EXIT_OK;
+}
+
+int wr_cmd_edge_device_revoke(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   (void)cmd;
-  if (open_one_device(o, "device revoke", argc, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
-  if (wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK ||
-      wr_store_device_revoke(c.s, c.actor, c.acct.id, d.id) != WR_OK) {
-    wr__edge_fail("%s", wr_store_errmsg(c.s));
-  } else {
-    printf("Revoked device %s (ID %s)\n", d.name, d.id);
-    rv = WR_EXIT_OK;
-  }
-  wr__edge_ctx_close(&c);
-  return rv;
+  return on_one_device(o, "device revoke", argc, argv, revoke_device);
+}
+
+/* argv[1] is CIDR[,CIDR...], or "all" for every IP route of the device's
+ * virtual network. */
+static int allow_device(wr_opts *o, wr__edge_ctx *c, char **argv) {
+  const char *policy = strcmp(argv[1], "all") == 0 ? "" : argv[1];
+  wr_device d;
+  (void)o;
+  if (wr_store_device_set_allowed(c->s, c->actor, c->acct.id, argv[0], policy) != WR_OK ||
+      wr_store_device_get(c->s, c->acct.id, argv[0], &d) != WR_OK)
+    return wr__edge_fail("%s", wr_store_errmsg(c->s));
+  printf("Device %s may reach %s\n", d.name,
+         d.allowed[0] ? d.allowed : "every IP route of its virtual network");
+  return WR_EXIT_OK;
 }
 
 int wr_cmd_edge_device_allow(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  wr_device d;
-  wr__edge_ctx c;
-  int rv = WR_EXIT_FAIL;
-  const char *policy;
   (void)cmd;
   if (argc != 2)
     return wr__edge_fail("device allow takes two arguments: the device and CIDR[,CIDR...] (or \"all\")");
-  policy = strcmp(argv[1], "all") == 0 ? "" : argv[1];
-  if (wr__edge_ctx_open(o, "device allow", WR__EDGE_ACCOUNT_ONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
-  if (wr_store_device_set_allowed(c.s, c.actor, c.acct.id, argv[0], policy) != WR_OK ||
-      wr_store_device_get(c.s, c.acct.id, argv[0], &d) != WR_OK) {
-    wr__edge_fail("%s", wr_store_errmsg(c.s));
-  } else {
-    printf("Device %s may reach %s\n", d.name,
-           d.allowed[0] ? d.allowed : "every IP route of its virtual network");
-    rv = WR_EXIT_OK;
-  }
-  wr__edge_ctx_close(&c);
-  return rv;
+  return on_device(o, "device allow", argv, allow_device);
 }

@@ -42,19 +42,26 @@ static int pick_account(wr_opts *o, wr__edge_ctx *c, wr_account *a) {
   return wr__edge_pick_account(c->s, wr_opts_get(o, "account"), a);
 }
 
+/* What `user passwd` and `user roll-token` do to the user |u| in the store
+ * |c| has open. Returns WR_EXIT_OK, or WR_EXIT_FAIL after saying why. */
+typedef int (*user_act)(wr_opts *o, wr__edge_ctx *c, const wr_user *u);
+
 /* `user passwd` and `user roll-token`: the one argument is an existing
- * user's EMAIL. Opens the store into |c| and finds the user; on failure
- * reports why, leaves nothing open and returns WR_EXIT_FAIL. */
-static int open_user(wr_opts *o, const char *cmd, int argc, char **argv, wr__edge_ctx *c,
-                     wr_user *u) {
+ * user's EMAIL. Opens the store, finds the user, runs |act| on it and closes
+ * the store. Returns |act|'s result, or WR_EXIT_FAIL after saying why there
+ * was no user to act on. */
+static int on_user(wr_opts *o, const char *cmd, int argc, char **argv, user_act act) {
+  wr__edge_ctx c;
+  wr_user u;
+  int rv = WR_EXIT_FAIL;
   if (argc != 1) return wr__edge_fail("%s takes exactly one argument, the user's EMAIL (got %d)", cmd, argc);
-  if (wr__edge_ctx_open(o, cmd, WR__EDGE_ACCOUNT_NONE, c) != WR_EXIT_OK) return WR_EXIT_FAIL;
-  if (wr_store_user_get_by_email(c->s, argv[0], u) != WR_OK) {
-    wr__edge_fail("%s (see `warren-edge user list`)", wr_store_errmsg(c->s));
-    wr__edge_ctx_close(c);
-    return WR_EXIT_FAIL;
-  }
-  return WR_EXIT_OK;
+  if (wr__edge_ctx_open(o, cmd, WR__EDGE_ACCOUNT_NONE, &c) != WR_EXIT_OK) return WR_EXIT_FAIL;
+  if (wr_store_user_get_by_email(c.s, argv[0], &u) != WR_OK)
+    wr__edge_fail("%s (see `warren-edge user list`)", wr_store_errmsg(c.s));
+  else
+    rv = act(o, &c, &u);
+  wr__edge_ctx_close(&c);
+  return rv;
 }
 
 /* The zone for a token or cert.pem: --zone NAME (or id) of the user's
@@ -307,54 +314,52 @@ out:
   return rv;
 }
 
-int wr_cmd_edge_user_passwd(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  wr__edge_ctx c;
-  wr_user u;
+static int set_password(wr_opts *o, wr__edge_ctx *c, const wr_user *u) {
   char hash[WR_PASSWORD_ENCODED_MAX] = "";
   int rv = WR_EXIT_FAIL;
-  (void)cmd;
-  if (open_user(o, "user passwd", argc, argv, &c, &u) != WR_EXIT_OK) return WR_EXIT_FAIL;
-  if (u.is_service) {
-    wr__edge_fail("%s is a service user: it has no password (use `warren-edge user roll-token`)", u.email);
+  if (u->is_service)
+    return wr__edge_fail("%s is a service user: it has no password (use `warren-edge user roll-token`)", u->email);
+  if (new_password_hash(o, u->email, hash) != WR_EXIT_OK) goto out;
+  if (wr_store_user_set_password(c->s, c->actor, u->id, hash) != WR_OK) {
+    wr__edge_fail("%s", wr_store_errmsg(c->s));
     goto out;
   }
-  if (new_password_hash(o, u.email, hash) != WR_EXIT_OK) goto out;
-  if (wr_store_user_set_password(c.s, c.actor, u.id, hash) != WR_OK) {
-    wr__edge_fail("%s", wr_store_errmsg(c.s));
-    goto out;
-  }
-  printf("Set the password of %s.\n", u.email);
+  printf("Set the password of %s.\n", u->email);
   rv = WR_EXIT_OK;
 out:
   explicit_bzero(hash, sizeof(hash));
-  wr__edge_ctx_close(&c);
   return rv;
 }
 
-int wr_cmd_edge_user_roll_token(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
-  wr__edge_ctx c;
-  wr_user u;
+int wr_cmd_edge_user_passwd(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  return on_user(o, "user passwd", argc, argv, set_password);
+}
+
+static int roll_token(wr_opts *o, wr__edge_ctx *c, const wr_user *u) {
   wr_zone z;
   size_t revoked = 0;
   char token[WR_STORE_TOKEN_LEN + 1] = "";
   const char *out = wr_opts_get(o, "out");
   int have_zone = 0, rv = WR_EXIT_FAIL;
-  (void)cmd;
-  if (open_user(o, "user roll-token", argc, argv, &c, &u) != WR_EXIT_OK) return WR_EXIT_FAIL;
-  if (pick_zone(o, &c, u.account_id, out && *out, &z, &have_zone) != WR_EXIT_OK) goto out;
-  if (wr_store_token_roll(c.s, c.actor, u.id, have_zone ? z.id : NULL, token, NULL, &revoked) != WR_OK) {
-    wr__edge_fail("%s", wr_store_errmsg(c.s));
+  if (pick_zone(o, c, u->account_id, out && *out, &z, &have_zone) != WR_EXIT_OK) goto out;
+  if (wr_store_token_roll(c->s, c->actor, u->id, have_zone ? z.id : NULL, token, NULL, &revoked) != WR_OK) {
+    wr__edge_fail("%s", wr_store_errmsg(c->s));
     goto out;
   }
   printf("Revoked %zu API token%s of %s: cert.pem files holding %s no longer work, and their "
          "users must log in again.\n",
-         revoked, revoked == 1 ? "" : "s", u.email, revoked == 1 ? "it" : "them");
+         revoked, revoked == 1 ? "" : "s", u->email, revoked == 1 ? "it" : "them");
   /* The old file's token is dead: overwriting it is the point. */
-  rv = hand_over_token(o, &c, &u, have_zone, &z, token, 0);
+  rv = hand_over_token(o, c, u, have_zone, &z, token, 0);
 out:
   explicit_bzero(token, sizeof(token));
-  wr__edge_ctx_close(&c);
   return rv;
+}
+
+int wr_cmd_edge_user_roll_token(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
+  (void)cmd;
+  return on_user(o, "user roll-token", argc, argv, roll_token);
 }
 
 int wr_cmd_edge_user_list(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
