@@ -52,6 +52,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/h3quic.h"
 #include "net/quic.h"
 
 #define ALPN "h3"
@@ -395,35 +396,12 @@ const vsub_ops wr__vh3_ops = {"HTTP/3", h3_pump, h3_consume, h3_closed};
 static void flush(vh3 *h) {
   if (h->reading || h->dead) return;
   for (int guard = 0; guard < 4096; guard++) {
-    nghttp3_vec vec[16];
-    int64_t sid = -1;
-    int fin = 0;
-    nghttp3_ssize nv = nghttp3_conn_writev_stream(h->h3, &sid, &fin, vec, 16);
-    if (nv < 0) {
-      conn_fail(h, nghttp3_err_infer_quic_app_error_code((int)nv), nghttp3_strerror((int)nv));
+    int rv = wr_h3_quic_write_batch(h->h3, h->q);
+    if (rv < 0) {
+      conn_fail(h, nghttp3_err_infer_quic_app_error_code(rv), nghttp3_strerror(rv));
       return;
     }
-    if (sid < 0) return;
-    size_t taken = 0;
-    int rv = WR_OK;
-    for (nghttp3_ssize i = 0; i < nv && rv == WR_OK; i++) {
-      size_t acc = 0;
-      int last = i == nv - 1;
-      rv = wr_quic_stream_write(h->q, sid, vec[i].base, vec[i].len, fin && last, &acc);
-      taken += acc;
-    }
-    if (nv == 0 && fin) {
-      size_t acc = 0;
-      rv = wr_quic_stream_write(h->q, sid, NULL, 0, 1, &acc);
-    }
-    /* The QUIC layer keeps its own copy until acked: nghttp3 may let go. */
-    nghttp3_conn_add_write_offset(h->h3, sid, taken);
-    if (taken) nghttp3_conn_add_ack_offset(h->h3, sid, taken);
-    if (rv == WR_AGAIN) {
-      nghttp3_conn_block_stream(h->h3, sid); /* until on_stream_writable */
-    } else if (rv != WR_OK) {
-      nghttp3_conn_shutdown_stream_write(h->h3, sid); /* reset meanwhile */
-    }
+    if (rv == 0) return;
   }
 }
 
