@@ -254,8 +254,7 @@ static int on_acked(nghttp3_conn *conn, int64_t id, uint64_t n, void *ud, void *
     l->acked += k;
     n -= k;
     if (l->acked < l->len) break;
-    x->lhead = l->next;
-    if (!x->lhead) x->ltail = NULL;
+    WR_FIFO_POP(x->lhead, x->ltail, next);
     free(l);
   }
   return 0;
@@ -306,14 +305,9 @@ static nghttp3_ssize read_data(nghttp3_conn *conn, int64_t id, nghttp3_vec *vec,
   nghttp3_ssize nvec = 0;
   if (want) {
     lent *l = wr_xmalloc(sizeof(*l) + want);
-    l->next = NULL;
     l->acked = 0;
     l->len = wr__vsub_take(&x->x, l->data, want);
-    if (x->ltail)
-      x->ltail->next = l;
-    else
-      x->lhead = l;
-    x->ltail = l;
+    WR_FIFO_PUSH(x->lhead, x->ltail, l, next);
     vec[0] = (nghttp3_vec){l->data, l->len};
     nvec = 1;
   }
