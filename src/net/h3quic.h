@@ -14,10 +14,11 @@
  * taken count as both written and acked for nghttp3. A stream whose send
  * queue is full (WR_AGAIN) is blocked until on_stream_writable; one the
  * QUIC layer refused otherwise has its write side shut down. No allocation
- * of its own. Callable from QUIC and nghttp3 callbacks except from inside
- * nghttp3_conn_writev_stream. Returns 1 when a batch was moved (call
- * again), 0 when |h3| has nothing to send, or nghttp3's negative error
- * code (a connection error: |h3| is unusable). */
+ * of its own; nothing of |h3| or |q| is kept. Callable from |q|'s
+ * callbacks, not from inside an nghttp3 call on |h3| (its callbacks
+ * included: nghttp3 is not reentrant). Returns 1 when a batch was moved
+ * (call again), 0 when |h3| has nothing to send, or nghttp3's negative
+ * error code (a connection error: |h3| is unusable). */
 int wr_h3_quic_write_batch(nghttp3_conn *h3, wr_quic_conn *q);
 
 #endif
