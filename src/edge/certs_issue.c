@@ -15,6 +15,7 @@
 #include "edge/certs_int.h"
 #include "lib/err.h"
 #include "lib/hash.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "proto/tls_hello.h"
@@ -149,23 +150,19 @@ static void pending_remove(wr_certs *c, wr__issue_job *j) {
 static wr__issue_job *queue_pop(wr_certs *c) {
   wr__issue_job *j = c->qhead;
   if (!j) return NULL;
-  c->qhead = j->next;
-  if (!c->qhead) c->qtail = NULL;
+  WR_FIFO_POP(c->qhead, c->qtail, next);
   j->next = NULL;
   c->queued--;
   return j;
 }
 
 static void queue_push(wr_certs *c, wr__issue_job *j, int front) {
-  j->next = NULL;
   if (front) {
     j->next = c->qhead;
     c->qhead = j;
     if (!c->qtail) c->qtail = j;
   } else {
-    if (c->qtail) c->qtail->next = j;
-    else c->qhead = j;
-    c->qtail = j;
+    WR_FIFO_PUSH(c->qhead, c->qtail, j, next);
   }
   c->queued++;
 }

@@ -52,6 +52,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/h3quic.h"
 #include "net/quic.h"
 
 #define ALPN "h3"
@@ -253,8 +254,7 @@ static int on_acked(nghttp3_conn *conn, int64_t id, uint64_t n, void *ud, void *
     l->acked += k;
     n -= k;
     if (l->acked < l->len) break;
-    x->lhead = l->next;
-    if (!x->lhead) x->ltail = NULL;
+    WR_FIFO_POP(x->lhead, x->ltail, next);
     free(l);
   }
   return 0;
@@ -305,14 +305,9 @@ static nghttp3_ssize read_data(nghttp3_conn *conn, int64_t id, nghttp3_vec *vec,
   nghttp3_ssize nvec = 0;
   if (want) {
     lent *l = wr_xmalloc(sizeof(*l) + want);
-    l->next = NULL;
     l->acked = 0;
     l->len = wr__vsub_take(&x->x, l->data, want);
-    if (x->ltail)
-      x->ltail->next = l;
-    else
-      x->lhead = l;
-    x->ltail = l;
+    WR_FIFO_PUSH(x->lhead, x->ltail, l, next);
     vec[0] = (nghttp3_vec){l->data, l->len};
     nvec = 1;
   }
@@ -395,35 +390,12 @@ const vsub_ops wr__vh3_ops = {"HTTP/3", h3_pump, h3_consume, h3_closed};
 static void flush(vh3 *h) {
   if (h->reading || h->dead) return;
   for (int guard = 0; guard < 4096; guard++) {
-    nghttp3_vec vec[16];
-    int64_t sid = -1;
-    int fin = 0;
-    nghttp3_ssize nv = nghttp3_conn_writev_stream(h->h3, &sid, &fin, vec, 16);
-    if (nv < 0) {
-      conn_fail(h, nghttp3_err_infer_quic_app_error_code((int)nv), nghttp3_strerror((int)nv));
+    int rv = wr_h3_quic_write_batch(h->h3, h->q);
+    if (rv < 0) {
+      conn_fail(h, nghttp3_err_infer_quic_app_error_code(rv), nghttp3_strerror(rv));
       return;
     }
-    if (sid < 0) return;
-    size_t taken = 0;
-    int rv = WR_OK;
-    for (nghttp3_ssize i = 0; i < nv && rv == WR_OK; i++) {
-      size_t acc = 0;
-      int last = i == nv - 1;
-      rv = wr_quic_stream_write(h->q, sid, vec[i].base, vec[i].len, fin && last, &acc);
-      taken += acc;
-    }
-    if (nv == 0 && fin) {
-      size_t acc = 0;
-      rv = wr_quic_stream_write(h->q, sid, NULL, 0, 1, &acc);
-    }
-    /* The QUIC layer keeps its own copy until acked: nghttp3 may let go. */
-    nghttp3_conn_add_write_offset(h->h3, sid, taken);
-    if (taken) nghttp3_conn_add_ack_offset(h->h3, sid, taken);
-    if (rv == WR_AGAIN) {
-      nghttp3_conn_block_stream(h->h3, sid); /* until on_stream_writable */
-    } else if (rv != WR_OK) {
-      nghttp3_conn_shutdown_stream_write(h->h3, sid); /* reset meanwhile */
-    }
+    if (rv == 0) return;
   }
 }
 

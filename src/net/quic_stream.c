@@ -17,6 +17,7 @@
 #include <ngtcp2/ngtcp2.h>
 
 #include "lib/err.h"
+#include "lib/list.h"
 #include "net/quic_int.h"
 
 #define NBUCKETS 256
@@ -103,20 +104,14 @@ static void sendq_remove(wr_quic_conn *c, stream *s) {
 
 static void sendq_push(wr_quic_conn *c, stream *s) {
   if (s->in_sendq || s->blocked || s->write_shut) return;
-  s->qnext = NULL;
-  if (c->sq_tail)
-    c->sq_tail->qnext = s;
-  else
-    c->sq_head = s;
-  c->sq_tail = s;
+  WR_FIFO_PUSH(c->sq_head, c->sq_tail, s, qnext);
   s->in_sendq = 1;
 }
 
 static stream *sendq_pop(wr_quic_conn *c) {
   stream *s = c->sq_head;
   if (!s) return NULL;
-  c->sq_head = s->qnext;
-  if (!c->sq_head) c->sq_tail = NULL;
+  WR_FIFO_POP(c->sq_head, c->sq_tail, qnext);
   s->qnext = NULL;
   s->in_sendq = 0;
   return s;

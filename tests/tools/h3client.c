@@ -38,6 +38,7 @@
 #include <uv.h>
 
 #include "lib/err.h"
+#include "net/h3quic.h"
 #include "net/quic.h"
 
 #define MAX_HDRS 64
@@ -182,28 +183,8 @@ static nghttp3_ssize read_body(nghttp3_conn *conn, int64_t id, nghttp3_vec *vec,
 
 /* What nghttp3 has to send, into the QUIC streams (which copy it). */
 static void flush(client *c) {
-  for (int guard = 0; guard < 100000 && !c->done; guard++) {
-    nghttp3_vec vec[16];
-    int64_t sid = -1;
-    int fin = 0;
-    nghttp3_ssize nv = nghttp3_conn_writev_stream(c->h3, &sid, &fin, vec, 16);
-    if (nv < 0 || sid < 0) return;
-    size_t taken = 0;
-    int rv = WR_OK;
-    for (nghttp3_ssize i = 0; i < nv && rv == WR_OK; i++) {
-      size_t acc = 0;
-      rv = wr_quic_stream_write(c->q, sid, vec[i].base, vec[i].len, fin && i == nv - 1, &acc);
-      taken += acc;
-    }
-    if (nv == 0 && fin) {
-      size_t acc = 0;
-      rv = wr_quic_stream_write(c->q, sid, NULL, 0, 1, &acc);
-    }
-    nghttp3_conn_add_write_offset(c->h3, sid, taken);
-    if (taken) nghttp3_conn_add_ack_offset(c->h3, sid, taken);
-    if (rv == WR_AGAIN) nghttp3_conn_block_stream(c->h3, sid);
-    else if (rv != WR_OK) nghttp3_conn_shutdown_stream_write(c->h3, sid);
-  }
+  for (int guard = 0; guard < 100000 && !c->done; guard++)
+    if (wr_h3_quic_write_batch(c->h3, c->q) <= 0) return;
 }
 
 /* ---- QUIC ------------------------------------------------------------------------------ */
