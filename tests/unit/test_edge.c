@@ -93,21 +93,9 @@ typedef struct world {
   char err[512];
 } world;
 
-static int world_setup(void **state) {
-  world *w = calloc(1, sizeof(*w));
-  assert_non_null(w);
-  w->o = all_on();
-  assert_int_equal(uv_loop_init(&w->loop), 0);
-  *state = w;
-  return 0;
-}
+static void world_init(world *w) { w->o = all_on(); }
 
-static int world_teardown(void **state) {
-  world *w = *state;
-  assert_int_equal(uv_loop_close(&w->loop), 0);
-  free(w);
-  return 0;
-}
+UNIT_LOOP_FIXTURE(world, world_init)
 
 /* wr_edge_new of w->o on w's loop, into w->e and w->err. */
 static int edge_new(world *w) {

@@ -69,9 +69,8 @@ static void obj_release(wr_owner *o) {
   free(x);
 }
 
-/* A fresh loop in |loop| and an object on it holding its timer a. */
+/* An object on |loop| holding its timer a. */
 static obj *obj_new(uv_loop_t *loop, int *freed) {
-  assert_int_equal(uv_loop_init(loop), 0);
   obj *x = calloc(1, sizeof(*x));
   assert_non_null(x);
   x->freed = freed;
@@ -91,20 +90,9 @@ typedef struct world {
   obj *x;
 } world;
 
-static int world_setup(void **state) {
-  world *w = calloc(1, sizeof(*w));
-  assert_non_null(w);
-  w->x = obj_new(&w->loop, &w->freed);
-  *state = w;
-  return 0;
-}
+static void world_init(world *w) { w->x = obj_new(&w->loop, &w->freed); }
 
-static int world_teardown(void **state) {
-  world *w = *state;
-  assert_int_equal(uv_loop_close(&w->loop), 0);
-  free(w);
-  return 0;
-}
+UNIT_LOOP_FIXTURE(world, world_init)
 
 static void test_handles_on_a_loop(void **state) {
   world *w = *state;
