@@ -83,115 +83,106 @@ static int busy_tcp(wr_edge_listen *l, const char *text) {
   return fd;
 }
 
+/* Each case's world: a fresh loop, every subsystem on in |o|, the edge
+ * (if made) and its error text. Teardown is each case's proof: the loop
+ * closes, nothing being left on it. */
+typedef struct world {
+  uv_loop_t loop;
+  wr_edge_options o;
+  wr_edge *e;
+  char err[512];
+} world;
+
+static void world_init(world *w) { w->o = all_on(); }
+
+UNIT_LOOP_FIXTURE(world, world_init)
+
+/* wr_edge_new of w->o on w's loop, into w->e and w->err. */
+static int edge_new(world *w) {
+  return wr_edge_new(&w->loop, &w->o, &w->e, w->err, sizeof(w->err));
+}
+
 /* Start everything, shut down as `warren-edge run` does, and nothing is
  * left on the loop. */
 static void test_edge_lifecycle(void **state) {
-  uv_loop_t loop;
-  wr_edge *e = NULL;
-  char err[512];
-  (void)state;
-  wr_edge_options o = all_on();
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_OK);
-  assert_non_null(e);
+  world *w = *state;
+  assert_int_equal(edge_new(w), WR_OK);
+  assert_non_null(w->e);
   /* The loop runs a little, as it would serve. */
-  assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT) >= 0, 1);
-  wr_edge_begin_shutdown(e);
-  wr_edge_begin_shutdown(e); /* idempotent */
-  wr_edge_drain(e);
-  wr_edge_free(e);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_int_equal(uv_run(&w->loop, UV_RUN_NOWAIT) >= 0, 1);
+  wr_edge_begin_shutdown(w->e);
+  wr_edge_begin_shutdown(w->e); /* idempotent */
+  wr_edge_drain(w->e);
+  wr_edge_free(w->e);
 }
 
 /* Free without a drain (a command that never served) is as clean. */
 static void test_edge_free_without_drain(void **state) {
-  uv_loop_t loop;
-  wr_edge *e = NULL;
-  char err[512];
-  (void)state;
-  wr_edge_options o = all_on();
-  o.dns.text = NULL; /* optional ones off */
-  o.api.text = "";
-  o.metrics = NULL;
-  o.dns_update.server = NULL;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_OK);
-  wr_edge_free(e);
+  world *w = *state;
+  w->o.dns.text = NULL; /* optional ones off */
+  w->o.api.text = "";
+  w->o.metrics = NULL;
+  w->o.dns_update.server = NULL;
+  assert_int_equal(edge_new(w), WR_OK);
+  wr_edge_free(w->e);
   wr_edge_free(NULL);
-  assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 static void test_edge_bad_options(void **state) {
-  uv_loop_t loop;
-  wr_edge *e = (wr_edge *)&loop;
-  char err[512];
-  (void)state;
-  wr_edge_options o = all_on();
-  assert_int_equal(uv_loop_init(&loop), 0);
-  o.data_dir = NULL;
-  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_ERR_INVAL);
-  assert_null(e);
-  o = all_on();
-  o.http.text = "";
-  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_ERR_INVAL);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  world *w = *state;
+  w->e = (wr_edge *)&w->loop; /* a failure sets it to NULL */
+  w->o.data_dir = NULL;
+  assert_int_equal(edge_new(w), WR_ERR_INVAL);
+  assert_null(w->e);
+  w->o = all_on();
+  w->o.http.text = "";
+  assert_int_equal(edge_new(w), WR_ERR_INVAL);
 }
 
 /* The store is the first row: only its failure is WR_ERR_STORE. */
 static void test_edge_no_store(void **state) {
-  uv_loop_t loop;
-  wr_edge *e = NULL;
-  char err[512], nodir[128];
-  (void)state;
-  wr_edge_options o = all_on();
+  world *w = *state;
+  char nodir[128];
   snprintf(nodir, sizeof(nodir), "%s/missing", dir);
-  o.data_dir = nodir;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_ERR_STORE);
-  assert_null(e);
-  assert_non_null(strstr(err, "missing"));
-  assert_int_equal(uv_loop_close(&loop), 0);
+  w->o.data_dir = nodir;
+  assert_int_equal(edge_new(w), WR_ERR_STORE);
+  assert_null(w->e);
+  assert_non_null(strstr(w->err, "missing"));
 }
 
 /* A row that fails late takes down every row before it. */
 static void test_edge_rollback(void **state) {
-  uv_loop_t loop;
-  wr_edge *e = NULL;
-  char err[512];
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-
+  world *w = *state;
   /* The API's port is taken: tunnels, visitors and DNS were up. */
-  wr_edge_options o = all_on();
-  int fd = busy_tcp(&o.api, "api-port");
-  assert_int_not_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_OK);
-  assert_null(e);
-  assert_string_equal(err, "cannot listen on api-port (TCP)");
+  int fd = busy_tcp(&w->o.api, "api-port");
+  assert_int_not_equal(edge_new(w), WR_OK);
+  assert_null(w->e);
+  assert_string_equal(w->err, "cannot listen on api-port (TCP)");
   close(fd);
 
   /* The visitors' port is taken. */
-  o = all_on();
-  fd = busy_tcp(&o.http, "http-port");
-  assert_int_not_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_OK);
-  assert_string_equal(err, "cannot listen on http-port (TCP)");
+  w->o = all_on();
+  fd = busy_tcp(&w->o.http, "http-port");
+  assert_int_not_equal(edge_new(w), WR_OK);
+  assert_string_equal(w->err, "cannot listen on http-port (TCP)");
   close(fd);
 
   /* The DNS update key is refused: everything but the metrics was up. */
-  o = all_on();
-  o.dns_update.key_secret = "!!!";
-  assert_int_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_ERR_CONFIG);
-  assert_true(err[0] != '\0');
+  w->o = all_on();
+  w->o.dns_update.key_secret = "!!!";
+  assert_int_equal(edge_new(w), WR_ERR_CONFIG);
+  assert_true(w->err[0] != '\0');
 
   /* The metrics address does not resolve: the last row. */
-  o = all_on();
-  o.metrics = "no-such-host.invalid:1";
-  assert_int_not_equal(wr_edge_new(&loop, &o, &e, err, sizeof(err)), WR_OK);
-  assert_null(e);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  w->o = all_on();
+  w->o.metrics = "no-such-host.invalid:1";
+  assert_int_not_equal(edge_new(w), WR_OK);
+  assert_null(w->e);
 }
 
 int main(void) {
   return UNIT_RUN(group_setup, group_teardown,
-                  UNIT_TESTS(test_edge_lifecycle, test_edge_free_without_drain,
-                             test_edge_bad_options, test_edge_no_store, test_edge_rollback));
+                  UNIT_FIXTURE(world_setup, world_teardown, test_edge_lifecycle,
+                               test_edge_free_without_drain, test_edge_bad_options,
+                               test_edge_no_store, test_edge_rollback));
 }

@@ -49,10 +49,12 @@ typedef struct roundtrip {
   size_t used;
 } roundtrip;
 
-/* Starts |t|'s request (default head limit) with the four pseudo-fields. */
-static void rt_start(roundtrip *t, const char *method, const char *path) {
+/* Starts |t|'s request (default head limit) with the four pseudo-fields,
+ * then the fields of |kv| (name, value, ..., NULL; NULL: none) in order. */
+static void rt_start(roundtrip *t, const char *method, const char *path, const char *const *kv) {
   wr_h2req_init(&t->r, WR_HTTP1_DEFAULT_MAX_HEAD);
   std_fields(&t->r, method, path);
+  for (size_t i = 0; kv && kv[i]; i += 2) field(&t->r, kv[i], kv[i + 1]);
 }
 
 /* Rebuilds |t|'s request (|eos|: nothing follows its head) and parses the
@@ -73,12 +75,9 @@ static void rt_free(roundtrip *t) {
 static void test_get_rebuilt(void **state) {
   (void)state;
   roundtrip t;
-  rt_start(&t, "GET", "/a?b=c");
-  field(&t.r, "accept", "*/*");
-  field(&t.r, "host", "ignored.example.test");
-  field(&t.r, "cookie", "a=1");
-  field(&t.r, "user-agent", "t");
-  field(&t.r, "cookie", "b=2");
+  rt_start(&t, "GET", "/a?b=c",
+           (const char *const[]){"accept", "*/*", "host", "ignored.example.test", "cookie", "a=1",
+                                 "user-agent", "t", "cookie", "b=2", NULL});
   assert_string_equal(rt_parse(&t, 1),
                       "GET /a?b=c HTTP/1.1\r\nHost: app.example.test:8443\r\naccept: */*\r\n"
                       "user-agent: t\r\nCookie: a=1; b=2\r\n\r\n");
@@ -93,13 +92,12 @@ static void test_body_framing(void **state) {
   wr_buf out;
   int rv;
   /* A body without a length: chunked for the HTTP/1.1 machinery. */
-  rt_start(&t, "POST", "/up");
+  rt_start(&t, "POST", "/up", NULL);
   rt_parse(&t, 0);
   assert_int_equal(t.h.body, WR_HTTP1_BODY_CHUNKED);
   rt_free(&t);
   /* With one: kept, no chunked. */
-  rt_start(&t, "POST", "/up");
-  field(&t.r, "content-length", "5");
+  rt_start(&t, "POST", "/up", (const char *const[]){"content-length", "5", NULL});
   rt_parse(&t, 0);
   assert_int_equal(t.h.body, WR_HTTP1_BODY_LENGTH);
   assert_int_equal(t.h.content_length, 5);
@@ -119,9 +117,8 @@ static void test_body_framing(void **state) {
 static void test_websocket(void **state) {
   (void)state;
   roundtrip t;
-  rt_start(&t, "CONNECT", "/chat");
-  field(&t.r, ":protocol", "websocket");
-  field(&t.r, "sec-websocket-version", "13");
+  rt_start(&t, "CONNECT", "/chat",
+           (const char *const[]){":protocol", "websocket", "sec-websocket-version", "13", NULL});
   rt_parse(&t, 0);
   assert_int_equal(t.r.websocket, 1);
   assert_true(t.h.websocket);
@@ -129,11 +126,9 @@ static void test_websocket(void **state) {
   assert_memory_equal(t.h.method, "GET", 3);
   rt_free(&t);
   /* Another protocol, or :protocol without CONNECT: 400. */
-  rt_start(&t, "CONNECT", "/chat");
-  field(&t.r, ":protocol", "webtransport");
+  rt_start(&t, "CONNECT", "/chat", (const char *const[]){":protocol", "webtransport", NULL});
   expect_refused(&t.r, 0, WR_ERR_PROTO);
-  rt_start(&t, "GET", "/chat");
-  field(&t.r, ":protocol", "websocket");
+  rt_start(&t, "GET", "/chat", (const char *const[]){":protocol", "websocket", NULL});
   expect_refused(&t.r, 0, WR_ERR_PROTO);
 }
 

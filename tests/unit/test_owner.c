@@ -69,9 +69,8 @@ static void obj_release(wr_owner *o) {
   free(x);
 }
 
-/* A fresh loop in |loop| and an object on it holding its timer a. */
+/* An object on |loop| holding its timer a. */
 static obj *obj_new(uv_loop_t *loop, int *freed) {
-  assert_int_equal(uv_loop_init(loop), 0);
   obj *x = calloc(1, sizeof(*x));
   assert_non_null(x);
   x->freed = freed;
@@ -82,58 +81,63 @@ static obj *obj_new(uv_loop_t *loop, int *freed) {
   return x;
 }
 
-static void test_handles_on_a_loop(void **state) {
-  (void)state;
+/* The world of each loop case: a fresh loop, an object on it holding its
+ * timer a, and the count of the object's frees. Teardown: the loop closes
+ * cleanly (nothing of the object is left on it). */
+typedef struct world {
   uv_loop_t loop;
-  int freed = 0;
-  obj *x = obj_new(&loop, &freed);
-  uv_timer_init(&loop, &x->b);
+  int freed;
+  obj *x;
+} world;
+
+static void world_init(world *w) { w->x = obj_new(&w->loop, &w->freed); }
+
+UNIT_LOOP_FIXTURE(world, world_init)
+
+static void test_handles_on_a_loop(void **state) {
+  world *w = *state;
+  obj *x = w->x;
+  uv_timer_init(&w->loop, &x->b);
   wr_owner_hold(&x->owner);
   /* One through the ready-made pair, one through the bare close callback. */
   wr_owner_close_handle(&x->owner, (uv_handle_t *)&x->a);
   x->b.data = &x->owner;
   uv_close((uv_handle_t *)&x->b, wr_owner_handle_closed);
   wr_owner_close(&x->owner);
-  assert_int_equal(freed, 0); /* the close callbacks have not run */
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(freed, 1);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_int_equal(w->freed, 0); /* the close callbacks have not run */
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  assert_int_equal(w->freed, 1);
 }
 
 /* Closing after the handles: the close frees at once. */
 static void test_close_after_the_handles(void **state) {
-  (void)state;
-  uv_loop_t loop;
-  int freed = 0;
-  obj *x = obj_new(&loop, &freed);
+  world *w = *state;
+  obj *x = w->x;
   wr_owner_close_handle(&x->owner, (uv_handle_t *)&x->a);
-  uv_run(&loop, UV_RUN_DEFAULT); /* dropped, but not closing: still here */
-  assert_int_equal(freed, 0);
+  uv_run(&w->loop, UV_RUN_DEFAULT); /* dropped, but not closing: still here */
+  assert_int_equal(w->freed, 0);
   assert_int_equal(x->owner.pending, 0);
   wr_owner_close(&x->owner);
-  assert_int_equal(freed, 1);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_int_equal(w->freed, 1);
 }
 
 /* The handle closed through wr_owner_close_handle is the last hold: the
  * hold lasts until its close callback, so a close in between does not free
  * the object under the pending callback. */
 static void test_hold_lasts_until_the_close_callback(void **state) {
-  (void)state;
-  uv_loop_t loop;
-  int freed = 0;
-  obj *x = obj_new(&loop, &freed);
+  world *w = *state;
+  obj *x = w->x;
   wr_owner_close_handle(&x->owner, (uv_handle_t *)&x->a);
   assert_int_equal(x->owner.pending, 1);
   wr_owner_close(&x->owner);
-  assert_int_equal(freed, 0);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(freed, 1);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_int_equal(w->freed, 0);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  assert_int_equal(w->freed, 1);
 }
 
 int main(void) {
-  return UNIT_RUN(NULL, NULL,
-                  UNIT_TESTS(test_counting, test_handles_on_a_loop, test_close_after_the_handles,
-                             test_hold_lasts_until_the_close_callback));
+  return UNIT_RUN(NULL, NULL, UNIT_TESTS(test_counting),
+                  UNIT_FIXTURE(world_setup, world_teardown, test_handles_on_a_loop,
+                               test_close_after_the_handles,
+                               test_hold_lasts_until_the_close_callback));
 }

@@ -266,238 +266,235 @@ static void net_first_packet(net *n, unsigned cookie1, uint64_t rekey1, uint8_t 
   pump(n, T0);
 }
 
+/* The network of the cases below: teardown frees its devices (each case
+ * starts it with net_init or net_first_packet). */
+static int net_setup(void **state) {
+  *state = calloc(1, sizeof(net));
+  return *state ? 0 : -1;
+}
+
+static int net_teardown(void **state) {
+  net_free(*state);
+  free(*state);
+  return 0;
+}
+
 static void test_handshake_and_data(void **state) {
-  (void)state;
-  net n;
-  net_init(&n, 0, 0);
+  net *n = *state;
+  net_init(n, 0, 0);
   uint8_t p[100];
   ip4(p, sizeof(p), 0xaa);
   /* No session: staged, and an initiation goes out. */
-  assert_int_equal(wr_wg_send(n.dev[0], n.peer[0], T0, p, sizeof(p)), WR_AGAIN);
-  assert_int_equal(n.nq, 1);
-  assert_int_equal(n.q[0].len, WR_WG_INITIATION_LEN);
-  pump(&n, T0);
-  assert_int_equal(n.handshakes[0], 1);
-  assert_int_equal(n.handshakes[1], 1);
-  assert_int_equal(n.received[1], 1);
-  assert_int_equal(n.got_len[1], sizeof(p));
-  assert_memory_equal(n.got[1], p, sizeof(p));
+  assert_int_equal(wr_wg_send(n->dev[0], n->peer[0], T0, p, sizeof(p)), WR_AGAIN);
+  assert_int_equal(n->nq, 1);
+  assert_int_equal(n->q[0].len, WR_WG_INITIATION_LEN);
+  pump(n, T0);
+  assert_int_equal(n->handshakes[0], 1);
+  assert_int_equal(n->handshakes[1], 1);
+  assert_int_equal(n->received[1], 1);
+  assert_int_equal(n->got_len[1], sizeof(p));
+  assert_memory_equal(n->got[1], p, sizeof(p));
   /* The responder now sends back on the confirmed session. */
   ip4(p, 61, 0xbb); /* padded to 64 on the wire, trimmed on receipt */
-  assert_int_equal(wr_wg_send(n.dev[1], n.peer[1], T0, p, 61), WR_OK);
-  assert_int_equal(n.q[0].len, WR_WG_DATA_HEADER_LEN + 64 + WR_WG_TAG_LEN);
-  pump(&n, T0);
-  assert_int_equal(n.received[0], 1);
-  assert_int_equal(n.got_len[0], 61);
+  assert_int_equal(wr_wg_send(n->dev[1], n->peer[1], T0, p, 61), WR_OK);
+  assert_int_equal(n->q[0].len, WR_WG_DATA_HEADER_LEN + 64 + WR_WG_TAG_LEN);
+  pump(n, T0);
+  assert_int_equal(n->received[0], 1);
+  assert_int_equal(n->got_len[0], 61);
   wr_wg_peer_info info;
-  wr_wg_peer_get_info(n.peer[1], &info);
+  wr_wg_peer_get_info(n->peer[1], &info);
   assert_true(info.has_session);
   assert_int_equal(info.last_handshake, T0);
   assert_true(info.rx_bytes > 0 && info.tx_bytes > 0);
-  assert_int_equal(wr_wg_get_stats(n.dev[1])->handshakes, 1);
-  net_free(&n);
+  assert_int_equal(wr_wg_get_stats(n->dev[1])->handshakes, 1);
 }
 
 static void test_bad_input(void **state) {
-  (void)state;
-  net n;
-  net_init(&n, 0, 0);
+  net *n = *state;
+  net_init(n, 0, 0);
   uint8_t p[60], junk[200];
   ip4(p, sizeof(p), 1);
-  wr_wg_send(n.dev[0], n.peer[0], T0, p, sizeof(p));
-  pkt init = n.q[0];
-  pump(&n, T0); /* handshake + data */
+  wr_wg_send(n->dev[0], n->peer[0], T0, p, sizeof(p));
+  pkt init = n->q[0];
+  pump(n, T0); /* handshake + data */
   /* Replayed initiation: refused (the timestamp is not newer). */
-  assert_int_equal(wr_wg_input(n.dev[1], T0 + WR_WG_NS, &init.from, init.data, init.len),
+  assert_int_equal(wr_wg_input(n->dev[1], T0 + WR_WG_NS, &init.from, init.data, init.len),
                    WR_WG_DROP_REPLAYED_INIT);
   /* Bad mac1. */
   init.data[20] ^= 1;
-  assert_int_equal(wr_wg_input(n.dev[1], T0 + WR_WG_NS, &init.from, init.data, init.len),
+  assert_int_equal(wr_wg_input(n->dev[1], T0 + WR_WG_NS, &init.from, init.data, init.len),
                    WR_WG_DROP_MAC);
   /* Junk of every small size. */
   memset(junk, 0, sizeof(junk));
   for (size_t i = 0; i < sizeof(junk); i++) {
     junk[0] = (uint8_t)(i % 6);
-    enum wr_wg_drop d = wr_wg_input(n.dev[1], T0, &n.ep[0], junk, i);
+    enum wr_wg_drop d = wr_wg_input(n->dev[1], T0, &n->ep[0], junk, i);
     assert_true(d == WR_WG_DROP_JUNK || d == WR_WG_DROP_MAC || d == WR_WG_DROP_INDEX);
   }
   /* Data: replayed, tampered, unknown index. */
-  wr_wg_send(n.dev[0], n.peer[0], T0, p, sizeof(p));
-  pkt d = n.q[0];
-  n.nq = 0;
-  assert_int_equal(wr_wg_input(n.dev[1], T0, &d.from, d.data, d.len), WR_WG_OK);
-  assert_int_equal(wr_wg_input(n.dev[1], T0, &d.from, d.data, d.len), WR_WG_DROP_REPLAY);
+  wr_wg_send(n->dev[0], n->peer[0], T0, p, sizeof(p));
+  pkt d = n->q[0];
+  n->nq = 0;
+  assert_int_equal(wr_wg_input(n->dev[1], T0, &d.from, d.data, d.len), WR_WG_OK);
+  assert_int_equal(wr_wg_input(n->dev[1], T0, &d.from, d.data, d.len), WR_WG_DROP_REPLAY);
   d.data[d.len - 1] ^= 1;
-  assert_int_equal(wr_wg_input(n.dev[1], T0, &d.from, d.data, d.len), WR_WG_DROP_DECRYPT);
+  assert_int_equal(wr_wg_input(n->dev[1], T0, &d.from, d.data, d.len), WR_WG_DROP_DECRYPT);
   d.data[4] ^= 0xff;
-  assert_int_equal(wr_wg_input(n.dev[1], T0, &d.from, d.data, d.len), WR_WG_DROP_INDEX);
+  assert_int_equal(wr_wg_input(n->dev[1], T0, &d.from, d.data, d.len), WR_WG_DROP_INDEX);
   /* A session past REJECT_AFTER_TIME receives nothing. */
-  wr_wg_send(n.dev[0], n.peer[0], T0, p, sizeof(p));
-  d = n.q[0];
-  n.nq = 0;
-  assert_int_equal(wr_wg_input(n.dev[1], T0 + WR_WG_REJECT_AFTER_TIME, &d.from, d.data, d.len),
+  wr_wg_send(n->dev[0], n->peer[0], T0, p, sizeof(p));
+  d = n->q[0];
+  n->nq = 0;
+  assert_int_equal(wr_wg_input(n->dev[1], T0 + WR_WG_REJECT_AFTER_TIME, &d.from, d.data, d.len),
                    WR_WG_DROP_EXPIRED);
   /* Non-IP plaintext. */
   memset(p, 0, sizeof(p));
-  wr_wg_send(n.dev[0], n.peer[0], T0, p, sizeof(p));
-  d = n.q[0];
-  n.nq = 0;
-  assert_int_equal(wr_wg_input(n.dev[1], T0, &d.from, d.data, d.len), WR_WG_DROP_INNER);
-  net_free(&n);
+  wr_wg_send(n->dev[0], n->peer[0], T0, p, sizeof(p));
+  d = n->q[0];
+  n->nq = 0;
+  assert_int_equal(wr_wg_input(n->dev[1], T0, &d.from, d.data, d.len), WR_WG_DROP_INNER);
 }
 
 static void test_cookie_under_load(void **state) {
-  (void)state;
-  net n;
+  net *n = *state;
   uint8_t p[40];
-  net_first_packet(&n, WR_WG_COOKIE_ALWAYS, 0, p, 2); /* initiation -> cookie reply -> stored */
-  assert_int_equal(wr_wg_get_stats(n.dev[1])->cookies_sent, 1);
-  assert_int_equal(wr_wg_get_stats(n.dev[0])->cookies_received, 1);
-  assert_int_equal(n.handshakes[1], 0);
+  net_first_packet(n, WR_WG_COOKIE_ALWAYS, 0, p, 2); /* initiation -> cookie reply -> stored */
+  assert_int_equal(wr_wg_get_stats(n->dev[1])->cookies_sent, 1);
+  assert_int_equal(wr_wg_get_stats(n->dev[0])->cookies_received, 1);
+  assert_int_equal(n->handshakes[1], 0);
   /* The retransmission carries mac2 and gets through. */
-  wr_wg_tick(n.dev[0], T0 + WR_WG_REKEY_TIMEOUT + WR_WG_NS);
-  assert_int_equal(n.nq, 1);
-  pump(&n, T0 + WR_WG_REKEY_TIMEOUT + WR_WG_NS);
-  assert_int_equal(n.handshakes[1], 1);
-  assert_int_equal(n.received[1], 1);
+  wr_wg_tick(n->dev[0], T0 + WR_WG_REKEY_TIMEOUT + WR_WG_NS);
+  assert_int_equal(n->nq, 1);
+  pump(n, T0 + WR_WG_REKEY_TIMEOUT + WR_WG_NS);
+  assert_int_equal(n->handshakes[1], 1);
+  assert_int_equal(n->received[1], 1);
   /* A cookie from another address does not count. */
-  wr_wg_peer_initiate(n.dev[0], n.peer[0], T0 + 20 * WR_WG_NS, 0);
-  n.q[0].from.addr[3] = 99;
-  pump(&n, T0 + 20 * WR_WG_NS);
-  assert_int_equal(wr_wg_get_stats(n.dev[1])->cookies_sent, 2);
-  net_free(&n);
+  wr_wg_peer_initiate(n->dev[0], n->peer[0], T0 + 20 * WR_WG_NS, 0);
+  n->q[0].from.addr[3] = 99;
+  pump(n, T0 + 20 * WR_WG_NS);
+  assert_int_equal(wr_wg_get_stats(n->dev[1])->cookies_sent, 2);
 }
 
 /* Cookies start only above the threshold of good-mac1 handshakes per
  * second, and stop once a quiet second passed. */
 static void test_cookie_threshold(void **state) {
-  (void)state;
-  net n;
-  net_init(&n, 2, 0);
+  net *n = *state;
+  net_init(n, 2, 0);
   uint64_t t = T0;
   for (int i = 0; i < 3; i++) {
-    wr_wg_peer_initiate(n.dev[0], n.peer[0], t, 1);
-    pump(&n, t);
+    wr_wg_peer_initiate(n->dev[0], n->peer[0], t, 1);
+    pump(n, t);
     t += WR_WG_NS / 10; /* past the 50 ms initiation rate, inside one second */
   }
-  assert_int_equal(n.handshakes[1], 2);
-  assert_int_equal(wr_wg_get_stats(n.dev[1])->cookies_sent, 1);
+  assert_int_equal(n->handshakes[1], 2);
+  assert_int_equal(wr_wg_get_stats(n->dev[1])->cookies_sent, 1);
   /* Two seconds later the load is gone and the next initiation goes through. */
   t += 2 * WR_WG_NS;
-  wr_wg_peer_initiate(n.dev[0], n.peer[0], t, 1);
-  pump(&n, t);
-  assert_int_equal(n.handshakes[1], 3);
-  net_free(&n);
+  wr_wg_peer_initiate(n->dev[0], n->peer[0], t, 1);
+  pump(n, t);
+  assert_int_equal(n->handshakes[1], 3);
 }
 
 /* Under load, a source with valid cookies still gets only its burst of
  * handshakes at once, and more as its credit comes back. */
 static void test_source_rate_under_load(void **state) {
-  (void)state;
-  net n;
-  net_init(&n, WR_WG_COOKIE_ALWAYS, 0);
-  wr_wg_peer_initiate(n.dev[0], n.peer[0], T0, 1);
-  pump(&n, T0); /* cookie */
-  assert_int_equal(wr_wg_get_stats(n.dev[0])->cookies_received, 1);
+  net *n = *state;
+  net_init(n, WR_WG_COOKIE_ALWAYS, 0);
+  wr_wg_peer_initiate(n->dev[0], n->peer[0], T0, 1);
+  pump(n, T0); /* cookie */
+  assert_int_equal(wr_wg_get_stats(n->dev[0])->cookies_received, 1);
   for (int i = 0; i < WR_WG_SOURCE_BURST + 2; i++) {
-    wr_wg_peer_initiate(n.dev[0], n.peer[0], T0, 1);
-    pump(&n, T0);
+    wr_wg_peer_initiate(n->dev[0], n->peer[0], T0, 1);
+    pump(n, T0);
   }
-  const wr_wg_stats *st = wr_wg_get_stats(n.dev[1]);
+  const wr_wg_stats *st = wr_wg_get_stats(n->dev[1]);
   assert_int_equal(st->drops[WR_WG_DROP_RATE], 2);
   assert_int_equal(st->initiations_received, WR_WG_SOURCE_BURST);
-  assert_int_equal(n.handshakes[1], 1); /* the others came within 50 ms of it */
+  assert_int_equal(n->handshakes[1], 1); /* the others came within 50 ms of it */
   /* Credit comes back with time. */
-  wr_wg_peer_initiate(n.dev[0], n.peer[0], T0 + WR_WG_NS, 1);
-  pump(&n, T0 + WR_WG_NS);
-  assert_int_equal(n.handshakes[1], 2);
-  net_free(&n);
+  wr_wg_peer_initiate(n->dev[0], n->peer[0], T0 + WR_WG_NS, 1);
+  pump(n, T0 + WR_WG_NS);
+  assert_int_equal(n->handshakes[1], 2);
 }
 
 static void test_responder_rekeys(void **state) {
-  (void)state;
-  net n;
+  net *n = *state;
   uint8_t p[40];
-  net_first_packet(&n, 0, 2 * WR_WG_NS, p, 3);
+  net_first_packet(n, 0, 2 * WR_WG_NS, p, 3);
   /* Old enough: device 1 (responder so far) sends and starts a handshake. */
   uint64_t t = T0 + 3 * WR_WG_NS;
-  assert_int_equal(wr_wg_send(n.dev[1], n.peer[1], t, p, sizeof(p)), WR_OK);
-  assert_int_equal(n.nq, 2); /* the data, then the initiation */
-  assert_int_equal(n.q[1].len, WR_WG_INITIATION_LEN);
-  pump(&n, t);
-  assert_int_equal(wr_wg_get_stats(n.dev[1])->initiations_sent, 1);
-  assert_int_equal(n.handshakes[0], 2);
-  assert_int_equal(n.handshakes[1], 2);
+  assert_int_equal(wr_wg_send(n->dev[1], n->peer[1], t, p, sizeof(p)), WR_OK);
+  assert_int_equal(n->nq, 2); /* the data, then the initiation */
+  assert_int_equal(n->q[1].len, WR_WG_INITIATION_LEN);
+  pump(n, t);
+  assert_int_equal(wr_wg_get_stats(n->dev[1])->initiations_sent, 1);
+  assert_int_equal(n->handshakes[0], 2);
+  assert_int_equal(n->handshakes[1], 2);
   /* Both keep talking on the new sessions. */
-  int before = n.received[0];
-  wr_wg_send(n.dev[1], n.peer[1], t, p, sizeof(p));
-  pump(&n, t);
-  assert_int_equal(n.received[0], before + 1);
-  before = n.received[1];
-  wr_wg_send(n.dev[0], n.peer[0], t, p, sizeof(p));
-  pump(&n, t);
-  assert_int_equal(n.received[1], before + 1);
+  int before = n->received[0];
+  wr_wg_send(n->dev[1], n->peer[1], t, p, sizeof(p));
+  pump(n, t);
+  assert_int_equal(n->received[0], before + 1);
+  before = n->received[1];
+  wr_wg_send(n->dev[0], n->peer[0], t, p, sizeof(p));
+  pump(n, t);
+  assert_int_equal(n->received[1], before + 1);
   /* After REJECT_AFTER_TIME the session is dead: sending restarts a handshake. */
   t += WR_WG_REJECT_AFTER_TIME;
-  assert_int_equal(wr_wg_send(n.dev[1], n.peer[1], t, p, sizeof(p)), WR_AGAIN);
-  before = n.received[0];
-  pump(&n, t);
-  assert_int_equal(n.received[0], before + 1);
-  net_free(&n);
+  assert_int_equal(wr_wg_send(n->dev[1], n->peer[1], t, p, sizeof(p)), WR_AGAIN);
+  before = n->received[0];
+  pump(n, t);
+  assert_int_equal(n->received[0], before + 1);
 }
 
 static void test_timers_keepalive_and_roaming(void **state) {
-  (void)state;
-  net n;
+  net *n = *state;
   uint8_t p[40];
-  net_first_packet(&n, 0, 0, p, 4);
+  net_first_packet(n, 0, 0, p, 4);
   /* Device 1 received data and sent nothing: a keepalive after 10 s. */
-  wr_wg_tick(n.dev[1], T0 + WR_WG_KEEPALIVE_TIMEOUT - 1);
-  assert_int_equal(n.nq, 0);
-  wr_wg_tick(n.dev[1], T0 + WR_WG_KEEPALIVE_TIMEOUT);
-  assert_int_equal(n.nq, 1);
-  assert_int_equal(n.q[0].len, WR_WG_DATA_MIN_LEN);
-  pump(&n, T0 + WR_WG_KEEPALIVE_TIMEOUT);
+  wr_wg_tick(n->dev[1], T0 + WR_WG_KEEPALIVE_TIMEOUT - 1);
+  assert_int_equal(n->nq, 0);
+  wr_wg_tick(n->dev[1], T0 + WR_WG_KEEPALIVE_TIMEOUT);
+  assert_int_equal(n->nq, 1);
+  assert_int_equal(n->q[0].len, WR_WG_DATA_MIN_LEN);
+  pump(n, T0 + WR_WG_KEEPALIVE_TIMEOUT);
   /* Device 0 roams. */
-  n.ep[0].addr[3] = 77;
-  wr_wg_send(n.dev[0], n.peer[0], T0 + 11 * WR_WG_NS, p, sizeof(p));
-  pump(&n, T0 + 11 * WR_WG_NS);
+  n->ep[0].addr[3] = 77;
+  wr_wg_send(n->dev[0], n->peer[0], T0 + 11 * WR_WG_NS, p, sizeof(p));
+  pump(n, T0 + 11 * WR_WG_NS);
   wr_wg_endpoint ep;
-  assert_int_equal(wr_wg_peer_endpoint(n.peer[1], &ep), WR_OK);
+  assert_int_equal(wr_wg_peer_endpoint(n->peer[1], &ep), WR_OK);
   assert_int_equal(ep.addr[3], 77);
   /* Device 0 sends and hears nothing for 15 s: a new handshake. */
   uint64_t t = T0 + 12 * WR_WG_NS;
-  wr_wg_send(n.dev[0], n.peer[0], t, p, sizeof(p));
-  n.nq = 0;
-  wr_wg_tick(n.dev[0], t + WR_WG_KEEPALIVE_TIMEOUT + WR_WG_REKEY_TIMEOUT + WR_WG_NS);
-  assert_int_equal(n.nq, 1);
-  assert_int_equal(n.q[0].len, WR_WG_INITIATION_LEN);
-  net_free(&n);
+  wr_wg_send(n->dev[0], n->peer[0], t, p, sizeof(p));
+  n->nq = 0;
+  wr_wg_tick(n->dev[0], t + WR_WG_KEEPALIVE_TIMEOUT + WR_WG_REKEY_TIMEOUT + WR_WG_NS);
+  assert_int_equal(n->nq, 1);
+  assert_int_equal(n->q[0].len, WR_WG_INITIATION_LEN);
 }
 
 static void test_peer_remove_cuts_off(void **state) {
-  (void)state;
-  net n;
+  net *n = *state;
   uint8_t p[40];
-  net_first_packet(&n, 0, 0, p, 5);
-  assert_int_equal(n.received[1], 1);
+  net_first_packet(n, 0, 0, p, 5);
+  assert_int_equal(n->received[1], 1);
   uint8_t pub0[32];
-  wr_wg_public_key(n.dev[0], pub0);
-  assert_ptr_equal(wr_wg_peer_find(n.dev[1], pub0), n.peer[1]);
-  wr_wg_peer_remove(n.dev[1], n.peer[1]);
-  assert_null(wr_wg_peer_find(n.dev[1], pub0));
-  wr_wg_send(n.dev[0], n.peer[0], T0, p, sizeof(p));
-  pkt d = n.q[0];
-  n.nq = 0;
-  assert_int_equal(wr_wg_input(n.dev[1], T0, &d.from, d.data, d.len), WR_WG_DROP_INDEX);
+  wr_wg_public_key(n->dev[0], pub0);
+  assert_ptr_equal(wr_wg_peer_find(n->dev[1], pub0), n->peer[1]);
+  wr_wg_peer_remove(n->dev[1], n->peer[1]);
+  assert_null(wr_wg_peer_find(n->dev[1], pub0));
+  wr_wg_send(n->dev[0], n->peer[0], T0, p, sizeof(p));
+  pkt d = n->q[0];
+  n->nq = 0;
+  assert_int_equal(wr_wg_input(n->dev[1], T0, &d.from, d.data, d.len), WR_WG_DROP_INDEX);
   /* A new initiation from the removed key: unknown peer. */
-  wr_wg_peer_initiate(n.dev[0], n.peer[0], T0 + WR_WG_NS, 1);
-  d = n.q[0];
-  n.nq = 0;
-  assert_int_equal(wr_wg_input(n.dev[1], T0 + WR_WG_NS, &d.from, d.data, d.len),
+  wr_wg_peer_initiate(n->dev[0], n->peer[0], T0 + WR_WG_NS, 1);
+  d = n->q[0];
+  n->nq = 0;
+  assert_int_equal(wr_wg_input(n->dev[1], T0 + WR_WG_NS, &d.from, d.data, d.len),
                    WR_WG_DROP_HANDSHAKE);
-  assert_int_equal(n.received[1], 1);
-  net_free(&n);
+  assert_int_equal(n->received[1], 1);
 }
 
 
@@ -601,9 +598,10 @@ static void test_wireguard_go_recorded_exchange(void **state) {
 int main(void) {
   return UNIT_RUN(NULL, NULL,
                   UNIT_TESTS(test_blake2s_rfc7693, test_hmac_kdf_mac, test_tai64n,
-                             test_codec_roundtrip_and_strictness, test_replay_window,
-                             test_handshake_and_data, test_bad_input, test_cookie_under_load,
-                             test_cookie_threshold, test_source_rate_under_load,
-                             test_responder_rekeys, test_timers_keepalive_and_roaming,
-                             test_peer_remove_cuts_off, test_wireguard_go_recorded_exchange));
+                             test_codec_roundtrip_and_strictness, test_replay_window),
+                  UNIT_FIXTURE(net_setup, net_teardown, test_handshake_and_data, test_bad_input,
+                               test_cookie_under_load, test_cookie_threshold,
+                               test_source_rate_under_load, test_responder_rekeys,
+                               test_timers_keepalive_and_roaming, test_peer_remove_cuts_off),
+                  UNIT_TESTS(test_wireguard_go_recorded_exchange));
 }

@@ -397,3 +397,10 @@ int unit_run_store_backends(const char *group, const unit_tests *runs, size_t nr
   }
   return rv;
 }
+
+int unit_loop_drop(uv_loop_t *loop, void *fixture) {
+  int rv = uv_loop_close(loop);
+  free(fixture);
+  assert_int_equal(rv, 0);
+  return 0;
+}

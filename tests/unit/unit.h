@@ -216,4 +216,30 @@ int unit_run(const char *group, CMFixtureFunction group_setup, CMFixtureFunction
 int unit_run_store_backends(const char *group, const unit_tests *runs, size_t nruns,
                             const unit_tests *pg_runs, size_t npg_runs);
 
+/* A loop fixture's teardown (cf. unit_store_drop): closes |loop|, frees
+ * |fixture| (which may hold the loop), then fails the test unless the loop
+ * closed, i.e. nothing was left on it. Returns 0. */
+int unit_loop_drop(struct uv_loop_s *loop, void *fixture);
+/* Defines the fixture pair |type|_setup and |type|_teardown (static) of a
+ * run whose tests each get a new |type| in *state: a struct with a member
+ * `uv_loop_t loop`, zeroed, its loop initialised, then passed to
+ * |init(type *)| for the rest. Teardown is unit_loop_drop: the test fails
+ * unless nothing was left on the loop. The file includes uv.h and stdlib.h.
+ * Usage at file scope:
+ *   UNIT_LOOP_FIXTURE(world, world_init)
+ *   ... UNIT_FIXTURE(world_setup, world_teardown, test_a, ...) */
+#define UNIT_LOOP_FIXTURE(type, init)                 \
+  static int type##_setup(void **state) {             \
+    type *fx_ = calloc(1, sizeof(type));              \
+    assert_non_null(fx_);                             \
+    assert_int_equal(uv_loop_init(&fx_->loop), 0);    \
+    init(fx_);                                        \
+    *state = fx_;                                     \
+    return 0;                                         \
+  }                                                   \
+  static int type##_teardown(void **state) {          \
+    type *fx_ = *state;                               \
+    return unit_loop_drop(&fx_->loop, fx_);           \
+  }
+
 #endif
