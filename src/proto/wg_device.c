@@ -397,7 +397,7 @@ static int source_allowed(wr_wg *wg, uint64_t now, const wr_wg_endpoint *from) {
   return 1;
 }
 
-/* The checks a parsed initiation or response passes before any crypto:
+/* The checks a well-formed initiation or response passes before any crypto:
  * its mac1 must be ours (else WR_WG_DROP_MAC); under load, it must also
  * carry a mac2 from its sender's cookie and the source have handshakes
  * left, otherwise the drop reason (without mac2: a cookie reply went back).
@@ -468,8 +468,6 @@ static enum wr_wg_drop input_initiation(wr_wg *wg, uint64_t now, const wr_wg_end
                                         const uint8_t *msg, size_t len) {
   wr_wg_initiation m;
   if (wr_wg_parse_initiation(msg, len, &m) != WR_OK) return WR_WG_DROP_JUNK;
-  enum wr_wg_drop load = check_macs(wg, now, from, msg, len, m.sender);
-  if (load != WR_WG_OK) return load;
   wg->stats.initiations_received++;
   wr_wg_handshake hs;
   wr_wg_peer *p = initiation_peer(wg, &m, &hs);
@@ -518,8 +516,6 @@ static enum wr_wg_drop input_response(wr_wg *wg, uint64_t now, const wr_wg_endpo
                                       const uint8_t *msg, size_t len) {
   wr_wg_response m;
   if (wr_wg_parse_response(msg, len, &m) != WR_OK) return WR_WG_DROP_JUNK;
-  enum wr_wg_drop load = check_macs(wg, now, from, msg, len, m.sender);
-  if (load != WR_WG_OK) return load;
   idx_node *n = idx_find(wg, m.receiver);
   if (!n || n->kind != IDX_HANDSHAKE) return WR_WG_DROP_INDEX;
   wr_wg_peer *p = n->peer;
@@ -548,6 +544,19 @@ static enum wr_wg_drop input_response(wr_wg *wg, uint64_t now, const wr_wg_endpo
   /* The responder confirms the session by our first packet. */
   if (!send_staged(wg, p, now)) send_with(wg, p, kp, now, NULL, 0);
   return WR_WG_OK;
+}
+
+/* Initiations and responses: a well-formed one passes check_macs before
+ * its parser and any crypto, as the kernel's wg_receive_handshake_packet
+ * validates the cookie for both in one place. */
+static enum wr_wg_drop input_handshake(wr_wg *wg, uint64_t now, const wr_wg_endpoint *from,
+                                       const uint8_t *msg, size_t len) {
+  uint32_t sender;
+  if (wr_wg_handshake_sender(msg, len, &sender) != WR_OK) return WR_WG_DROP_JUNK;
+  enum wr_wg_drop load = check_macs(wg, now, from, msg, len, sender);
+  if (load != WR_WG_OK) return load;
+  if (msg[0] == WR_WG_MSG_INITIATION) return input_initiation(wg, now, from, msg, len);
+  return input_response(wg, now, from, msg, len);
 }
 
 static enum wr_wg_drop input_cookie(wr_wg *wg, uint64_t now, const uint8_t *msg, size_t len) {
@@ -620,8 +629,8 @@ enum wr_wg_drop wr_wg_input(wr_wg *wg, uint64_t now, const wr_wg_endpoint *from,
                             const uint8_t *msg, size_t len) {
   enum wr_wg_drop rv;
   switch (wr_wg_msg_type(msg, len)) {
-  case WR_WG_MSG_INITIATION: rv = input_initiation(wg, now, from, msg, len); break;
-  case WR_WG_MSG_RESPONSE: rv = input_response(wg, now, from, msg, len); break;
+  case WR_WG_MSG_INITIATION:
+  case WR_WG_MSG_RESPONSE: rv = input_handshake(wg, now, from, msg, len); break;
   case WR_WG_MSG_COOKIE: rv = input_cookie(wg, now, msg, len); break;
   case WR_WG_MSG_DATA: rv = input_data(wg, now, from, msg, len); break;
   default: rv = WR_WG_DROP_JUNK; break;

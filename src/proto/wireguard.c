@@ -21,6 +21,14 @@ static int header_ok(const uint8_t *msg, size_t len, int type, size_t want, int 
   return msg[0] == type && msg[1] == 0 && msg[2] == 0 && msg[3] == 0;
 }
 
+int wr_wg_handshake_sender(const uint8_t *msg, size_t len, uint32_t *sender) {
+  if (!header_ok(msg, len, WR_WG_MSG_INITIATION, WR_WG_INITIATION_LEN, 1) &&
+      !header_ok(msg, len, WR_WG_MSG_RESPONSE, WR_WG_RESPONSE_LEN, 1))
+    return WR_ERR_PROTO;
+  *sender = wr_get_le32(msg + 4); /* both carry it first */
+  return WR_OK;
+}
+
 int wr_wg_parse_initiation(const uint8_t *msg, size_t len, wr_wg_initiation *out) {
   if (!header_ok(msg, len, WR_WG_MSG_INITIATION, WR_WG_INITIATION_LEN, 1)) return WR_ERR_PROTO;
   out->sender = wr_get_le32(msg + 4);

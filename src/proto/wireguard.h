@@ -81,6 +81,11 @@ typedef struct wr_wg_data {
  * four (then it is junk). Checks nothing else. */
 int wr_wg_msg_type(const uint8_t *msg, size_t len);
 
+/* The sender index of a well-formed initiation or response (its type's
+ * size, reserved bytes zero): WR_OK, or WR_ERR_PROTO for anything else,
+ * exactly when its parser below would refuse it. Pure; callable anywhere. */
+int wr_wg_handshake_sender(const uint8_t *msg, size_t len, uint32_t *sender);
+
 /* Each returns WR_OK or WR_ERR_PROTO (wrong type, size or reserved bytes). */
 int wr_wg_parse_initiation(const uint8_t *msg, size_t len, wr_wg_initiation *out);
 int wr_wg_parse_response(const uint8_t *msg, size_t len, wr_wg_response *out);
