@@ -11,20 +11,16 @@
 #include "edge/device_policy.h"
 #include "edge/wg_key.h"
 #include "lib/buf.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/file.h"
 #include "lib/mem.h"
 #include "lib/xasprintf.h"
 
+/* The |len| bytes at |h| (followed by more of the string) are a host name's
+ * characters: letters, digits, '.' and '-'. */
 static int host_ok(const char *h, size_t len) {
-  if (len == 0 || len > WR_STORE_HOST_MAX) return 0;
-  for (size_t i = 0; i < len; i++) {
-    char c = h[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '-'))
-      return 0;
-  }
-  return 1;
+  return len > 0 && len <= WR_STORE_HOST_MAX && strspn(h, WR_ASCII_ALNUM ".-") >= len;
 }
 
 int wr_device_check_endpoint(const char *ep, char *err, size_t errlen) {

@@ -75,4 +75,9 @@ int wr_uuid_random(wr_uuid *out);
 /* |n| random bytes from the nonce/key CSPRNG. Returns 0 or WR_ERR_CRYPTO. */
 int wr_random_bytes(void *out, size_t n);
 
+/* The ASCII letters and digits as a strspn(3) set, to which a caller adds
+ * its punctuation: strspn(s, WR_ASCII_ALNUM "-_") == strlen(s) says every
+ * byte of |s| is a letter, a digit, '-' or '_'. */
+#define WR_ASCII_ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
 #endif

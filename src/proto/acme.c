@@ -53,14 +53,7 @@ static void b64url_sha256(const void *data, size_t len, char out[WR_ACME_THUMB_L
 
 int wr_acme_token_valid(const char *s) {
   size_t n = strlen(s);
-  if (n == 0 || n > WR_ACME_TOKEN_MAX) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-          c == '_'))
-      return 0;
-  }
-  return 1;
+  return n > 0 && n <= WR_ACME_TOKEN_MAX && strspn(s, WR_ASCII_ALNUM "-_") == n;
 }
 
 /* ---- account key --------------------------------------------------------------------- */
