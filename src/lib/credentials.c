@@ -360,61 +360,41 @@ char *wr_credentials_to_json(const wr_credentials *c) {
   return credentials_json(c, cred_fields, NULL);
 }
 
-/* A kind of file the loaders read: the messages for a file that cannot be
- * read, the parser that fills the loader's result from the file's bytes,
- * and the message for bytes the parser refused. */
-typedef struct secret_file {
-  const char *too_big;    /* with the path and the limit */
-  const char *unreadable; /* with the path and errno's text */
-  size_t out_size;        /* the result's; wiped before anything is read */
-  /* WR_OK or an error with its reason in |reason|; *syntax is 1 for a
-   * file that is not JSON at all. */
-  int (*parse)(const char *data, size_t len, const char *path, void *out, int *syntax,
-               char *reason, size_t reasonlen);
-  /* Writes the error for a parse failure |rv| to |err|. */
-  void (*explain)(const char *path, int rv, int syntax, const char *reason, char *err,
-                  size_t errlen);
-} secret_file;
-
-/* Wipes |out| (a failure leaves it empty; the parser fills it whole), reads
- * |path| (at most WR_CRED_MAX_FILE bytes), parses it and wipes the bytes
- * again. A file too large is WR_ERR_PROTO, one that cannot be read
- * WR_ERR_IO, each with the kind's message in |err|; otherwise the parser's
- * result, a failure explained in |err| by the kind. */
-static int load_file(const secret_file *kind, const char *path, void *out, char *err,
-                     size_t errlen) {
-  char eb[128], reason[512], *data = NULL;
-  size_t len = 0;
-  int syntax = 0;
-  wipe(out, kind->out_size);
-  int rv = wr_file_read(path, WR_CRED_MAX_FILE, &data, &len);
+/* Reads |path| (at most WR_CRED_MAX_FILE bytes) into *data, which the
+ * caller wipes and frees. On failure writes |too_big| (with the path and
+ * the limit) or |unreadable| (with the path and errno's text) to |err| and
+ * returns WR_ERR_PROTO (too large) or WR_ERR_IO. */
+static int read_file(const char *path, const char *too_big, const char *unreadable, char **data,
+                     size_t *len, char *err, size_t errlen) {
+  char eb[128];
+  int rv = wr_file_read(path, WR_CRED_MAX_FILE, data, len);
   if (rv == WR_ERR_LIMIT) {
-    wr_set_err(err, errlen, kind->too_big, path, WR_CRED_MAX_FILE);
+    wr_set_err(err, errlen, too_big, path, WR_CRED_MAX_FILE);
     return WR_ERR_PROTO;
   }
   if (rv != WR_OK) {
     int e = errno;
-    wr_set_err(err, errlen, kind->unreadable, path, strerror_r(e, eb, sizeof(eb)));
+    wr_set_err(err, errlen, unreadable, path, strerror_r(e, eb, sizeof(eb)));
     return WR_ERR_IO;
   }
-  reason[0] = '\0';
-  rv = kind->parse(data, len, path, out, &syntax, reason, sizeof(reason));
+  return WR_OK;
+}
+
+int wr_credentials_load(const char *path, wr_credentials *out, char *err, size_t errlen) {
+  char *data = NULL, reason[256];
+  size_t len = 0;
+  wipe(out, sizeof(*out)); /* a failure leaves it empty; the parser fills it whole */
+  int rv = read_file(path, "tunnel credentials file %s is larger than %u bytes",
+                     "couldn't read tunnel credentials from %s: %s", &data, &len, err, errlen);
+  if (rv != WR_OK) return rv;
+  int syntax = 0;
+  rv = parse_credentials(data, len, cred_fields, "", out, &syntax, reason, sizeof(reason));
   wipe_free(data, len);
-  if (rv != WR_OK) kind->explain(path, rv, syntax, reason, err, errlen);
-  return rv;
-}
-
-static int credentials_parse(const char *data, size_t len, const char *path, void *out,
-                             int *syntax, char *reason, size_t reasonlen) {
-  (void)path;
-  return parse_credentials(data, len, cred_fields, "", out, syntax, reason, reasonlen);
-}
-
-static void credentials_explain(const char *path, int rv, int syntax, const char *reason,
-                                char *err, size_t errlen) {
-  if (rv == WR_ERR_NOMEM)
-    wr_set_err(err, errlen, "%s: %s", path, reason);
-  else if (syntax && ends_with(path, ".pem"))
+  if (rv == WR_OK || rv == WR_ERR_NOMEM) {
+    if (rv) wr_set_err(err, errlen, "%s: %s", path, reason);
+    return rv;
+  }
+  if (syntax && ends_with(path, ".pem"))
     wr_set_err(err, errlen,
             "%s: The tunnel credentials file should be .json but you gave a .pem. The tunnel "
             "credentials file was originally created by `cloudflared tunnel create`. You may "
@@ -425,18 +405,7 @@ static void credentials_explain(const char *path, int rv, int syntax, const char
     wr_set_err(err, errlen, "Invalid JSON when parsing tunnel credentials file %s: %s", path, reason);
   else
     wr_set_err(err, errlen, "invalid tunnel credentials file %s: %s", path, reason);
-}
-
-static const secret_file credentials_file = {
-    .too_big = "tunnel credentials file %s is larger than %u bytes",
-    .unreadable = "couldn't read tunnel credentials from %s: %s",
-    .out_size = sizeof(wr_credentials),
-    .parse = credentials_parse,
-    .explain = credentials_explain,
-};
-
-int wr_credentials_load(const char *path, wr_credentials *out, char *err, size_t errlen) {
-  return load_file(&credentials_file, path, out, err, errlen);
+  return rv;
 }
 
 /* ---- token -------------------------------------------------------------- */
@@ -668,33 +637,23 @@ int wr_origin_cert_parse(const char *pem, size_t len, wr_origin_cert *out, char 
   return origin_cert_parse(pem, len, out, NULL, err, errlen);
 }
 
-static int origin_cert_file_parse(const char *data, size_t len, const char *path, void *out,
-                                  int *syntax, char *reason, size_t reasonlen) {
-  (void)syntax;
-  return origin_cert_parse(data, len, out, path, reason, reasonlen);
-}
-
-static void origin_cert_explain(const char *path, int rv, int syntax, const char *reason,
-                                char *err, size_t errlen) {
-  (void)rv;
-  (void)syntax;
+int wr_origin_cert_load(const char *path, wr_origin_cert *out, char *err, size_t errlen) {
+  char *data = NULL, reason[512];
+  size_t len = 0;
+  wipe(out, sizeof(*out)); /* a failure leaves it empty; the parser fills it whole */
+  int rv = read_file(path, "Can't read origin cert from %s: file is larger than %u bytes",
+                     "Can't read origin cert from %s: %s", &data, &len, err, errlen);
+  if (rv != WR_OK) return rv;
+  reason[0] = '\0';
+  rv = origin_cert_parse(data, len, out, path, reason, sizeof(reason));
+  wipe_free(data, len);
+  if (rv == WR_OK) return rv;
   /* The refresh message already names the file, as cloudflared's does. */
   if (strncmp(reason, REFRESH_MSG, sizeof(REFRESH_MSG) - 1) == 0)
     wr_set_err(err, errlen, "%s", reason);
   else
     wr_set_err(err, errlen, "Error decoding origin cert %s: %s", path, reason);
-}
-
-static const secret_file origin_cert_file = {
-    .too_big = "Can't read origin cert from %s: file is larger than %u bytes",
-    .unreadable = "Can't read origin cert from %s: %s",
-    .out_size = sizeof(wr_origin_cert),
-    .parse = origin_cert_file_parse,
-    .explain = origin_cert_explain,
-};
-
-int wr_origin_cert_load(const char *path, wr_origin_cert *out, char *err, size_t errlen) {
-  return load_file(&origin_cert_file, path, out, err, errlen);
+  return rv;
 }
 
 /* Checks that |pem| holds only blocks cloudflared skips, so the cert.pem we
