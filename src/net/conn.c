@@ -28,6 +28,7 @@
 #include "lib/mem.h"
 #include "lib/strpack.h"
 #include "lib/thread_buf.h"
+#include "net/read_gate.h"
 
 #define READ_CHUNK 65536
 #define DEFAULT_TIMEOUT_MS 30000
@@ -187,13 +188,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 /* Reads from the socket exactly when someone wants the bytes: during the TLS
  * handshake, or when open, not paused and not at EOF. */
 static void update_reading(wr_conn *c) {
-  int want = c->sk && !c->closing && !c->eof &&
-             (c->state == ST_HANDSHAKE || (c->state == ST_OPEN && !c->paused));
-  if (want && !c->reading) c->reading = uv_read_start(&c->sk->s, on_alloc, on_read) == 0;
-  else if (!want && c->reading) {
-    uv_read_stop(&c->sk->s);
-    c->reading = 0;
-  }
+  if (!c->sk) return; /* between attempts: sock_close stopped reading */
+  int want = !c->closing && !c->eof && (c->state == ST_HANDSHAKE || (c->state == ST_OPEN && !c->paused));
+  c->reading = wr_read_gate(&c->sk->s, c->reading, want, on_alloc, on_read);
 }
 
 static void report_eof(wr_conn *c, int status, const char *msg) {
