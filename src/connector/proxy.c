@@ -14,6 +14,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/strpack.h"
 
 /* --- who uses which ingress rules -------------------------------------------- */
 
@@ -158,6 +159,15 @@ static void copy_tags(wr_proxy *p, const wr_proxy_config *cfg) {
   p->ntags = cfg->ntags;
 }
 
+static void free_tags(wr_proxy *p) {
+  for (size_t i = 0; i < p->ntags; i++) {
+    free((char *)p->tag_names[i]);
+    free((char *)p->tag_values[i]);
+  }
+  free((void *)p->tag_names);
+  free((void *)p->tag_values);
+}
+
 int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out) {
   wr_proxy *p;
   if (!cfg || !cfg->loop || !out) return WR_ERR_INVAL;
@@ -171,13 +181,13 @@ int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out) {
   p->ingress_user = cfg->ingress_user;
   copy_tags(p, cfg);
   wr_uuid_format(&cfg->connector_id, p->tag);
-  p->version = wr_xstrdup(cfg->version ? cfg->version : WR_VERSION);
+  int mgmt = cfg->management_hostname && cfg->management_hostname[0];
+  const wr_strcopy strs[] = {{cfg->version ? cfg->version : WR_VERSION, &p->version},
+                             {mgmt ? cfg->management_hostname : NULL, &p->mgmt_host},
+                             {mgmt ? cfg->label : NULL, &p->mgmt_label}};
+  p->strs = wr_strpack(strs, sizeof(strs) / sizeof(strs[0]));
   if (cfg->services) p->svc = *cfg->services;
-  if (cfg->management_hostname && cfg->management_hostname[0]) {
-    p->mgmt_host = wr_xstrdup(cfg->management_hostname);
-    p->mgmt_label = cfg->label ? wr_xstrdup(cfg->label) : NULL;
-    p->mgmt = wr_mgmt_logs_new(p->loop);
-  }
+  if (mgmt) p->mgmt = wr_mgmt_logs_new(p->loop);
   uv_timer_init(p->loop, &p->timer);
   p->timer.data = p;
   p->handles = 1;
@@ -187,16 +197,9 @@ int wr_proxy_new(const wr_proxy_config *cfg, wr_proxy **out) {
 
 static void proxy_final_free(wr_proxy *p) {
   wr__proxy_creds_free(p);
-  for (size_t i = 0; i < p->ntags; i++) {
-    free((char *)p->tag_names[i]);
-    free((char *)p->tag_values[i]);
-  }
-  free((void *)p->tag_names);
-  free((void *)p->tag_values);
+  free_tags(p);
   free(p->refs);
-  free(p->version);
-  free(p->mgmt_host);
-  free(p->mgmt_label);
+  free(p->strs);
   free(p);
 }
 

@@ -18,6 +18,7 @@
 #include "lib/file.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/strpack.h"
 #include "net/http_client.h"
 #include "proto/tls_hello.h"
 
@@ -287,10 +288,11 @@ int wr_acme_start(uv_loop_t *loop, const wr_acme_config *cfg, wr_acme **out, cha
   }
   wr_acme *a = wr_xcalloc(1, sizeof(*a));
   a->loop = loop;
-  a->data_dir = wr_xstrdup(cfg->data_dir);
-  a->directory = wr_xstrdup(cfg->directory);
-  a->email = cfg->email ? wr_xstrdup(cfg->email) : NULL;
-  a->ca_file = cfg->ca_file && *cfg->ca_file ? wr_xstrdup(cfg->ca_file) : NULL;
+  const wr_strcopy strs[] = {{cfg->data_dir, &a->data_dir},
+                             {cfg->directory, &a->directory},
+                             {cfg->email, &a->email},
+                             {cfg->ca_file && *cfg->ca_file ? cfg->ca_file : NULL, &a->ca_file}};
+  a->strs = wr_strpack(strs, sizeof(strs) / sizeof(strs[0]));
   a->dns01 = cfg->dns01;
   a->store = cfg->store;
   a->async = cfg->async;
@@ -312,10 +314,7 @@ static void acme_release(wr_owner *o) {
   wr__acme_worker_reset(a);
   pthread_mutex_destroy(&a->mu);
   free(a->hosts);
-  free(a->data_dir);
-  free(a->directory);
-  free(a->email);
-  free(a->ca_file);
+  free(a->strs);
   free(a);
 }
 

@@ -41,7 +41,8 @@ struct scan_job;
 struct wr_acme {
   uv_loop_t *loop;
   uv_timer_t timer;
-  char *data_dir, *directory, *email, *ca_file;
+  char *data_dir, *directory, *email, *ca_file; /* of the config */
+  char *strs; /* the one block holding those copies (lib/strpack.h) */
   int dns01;
   wr_store *store;
   wr_store_async *async;

@@ -14,6 +14,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/strpack.h"
 
 /* ---- answers ----------------------------------------------------------------- */
 
@@ -699,14 +700,12 @@ static void api_release(wr_owner *o) {
   wr_api *a = WR_OWNER_OBJ(o, wr_api, jobs);
   wr_throttle_free(a->tokens);
   wr_throttle_free(a->quick_rl);
-  free(a->quick_account);
-  free(a->quick_zone);
-  free(a->cname_domain);
-  free(a->location);
-  free(a->data_dir);
-  free(a->wg_endpoint);
+  free(a->strs);
   free(a);
 }
+
+/* An optional string option: NULL when not given or "". */
+static const char *or_null(const char *s) { return s && *s ? s : NULL; }
 
 int wr_api_new(const wr_api_config *cfg, wr_api **out) {
   *out = NULL;
@@ -718,23 +717,25 @@ int wr_api_new(const wr_api_config *cfg, wr_api **out) {
   a->ts = cfg->ts;
   a->max_tunnels = cfg->max_tunnels ? cfg->max_tunnels : WR_API_MAX_TUNNELS_DEFAULT;
   a->max_routes = cfg->max_routes ? cfg->max_routes : WR_API_MAX_ROUTES_DEFAULT;
-  if (cfg->cname_domain && *cfg->cname_domain) {
-    a->cname_domain = wr_xstrdup(cfg->cname_domain);
+  const char *quick = or_null(cfg->quick_account);
+  const wr_strcopy strs[] = {{or_null(cfg->cname_domain), &a->cname_domain},
+                             {or_null(cfg->location), &a->location},
+                             {or_null(cfg->data_dir), &a->data_dir},
+                             {or_null(cfg->wg_endpoint), &a->wg_endpoint},
+                             {quick, &a->quick_account},
+                             {quick ? or_null(cfg->quick_zone) : NULL, &a->quick_zone}};
+  a->strs = wr_strpack(strs, sizeof(strs) / sizeof(strs[0]));
+  if (a->cname_domain) {
     size_t n = strlen(a->cname_domain);
     if (n && a->cname_domain[n - 1] == '.') a->cname_domain[n - 1] = '\0';
   }
-  if (cfg->location && *cfg->location) a->location = wr_xstrdup(cfg->location);
   a->on_route = cfg->on_route;
   a->route_user = cfg->route_user;
   a->on_access_change = cfg->on_access_change;
   a->access_user = cfg->access_user;
   a->now_ms = cfg->now_ms;
   a->now_user = cfg->now_user;
-  if (cfg->data_dir && *cfg->data_dir) a->data_dir = wr_xstrdup(cfg->data_dir);
-  if (cfg->wg_endpoint && *cfg->wg_endpoint) a->wg_endpoint = wr_xstrdup(cfg->wg_endpoint);
-  if (cfg->quick_account && *cfg->quick_account) {
-    a->quick_account = wr_xstrdup(cfg->quick_account);
-    if (cfg->quick_zone && *cfg->quick_zone) a->quick_zone = wr_xstrdup(cfg->quick_zone);
+  if (quick) {
     a->quick_max = cfg->quick_max ? cfg->quick_max : 100;
     a->quick_idle_s = cfg->quick_idle_s > 0 ? cfg->quick_idle_s : 300;
     a->quick_url_port = cfg->quick_url_port;

@@ -70,6 +70,8 @@ struct wr_api {
   /* Quick tunnels (api_quick.c); off when quick_account is NULL. */
   char *quick_account;
   char *quick_zone;
+  char *strs; /* the one block holding the strings of wr_api_config kept above
+               * (cname_domain to quick_zone; lib/strpack.h) */
   size_t quick_max;
   int64_t quick_idle_s;
   unsigned quick_url_port;

@@ -34,6 +34,7 @@ typedef struct stmt_pg {
   wr_db_stmt base;
   char *sql;      /* with $N placeholders */
   int nparams;    /* highest $N */
+  /* PQexecParams' arrays, nparams each, in one allocation at |vals|. */
   char **vals;    /* owned copies; NULL is SQL NULL */
   int *lens;      /* blob lengths */
   int *fmts;      /* 1 for binary (bytea) */
@@ -131,10 +132,11 @@ static int p_prepare(wr_db *db, const char *sql, wr_db_stmt **out) {
   st->base.db = db;
   st->sql = translate_params(sql, &st->nparams);
   if (st->nparams) {
-    st->vals = wr_xcalloc((size_t)st->nparams, sizeof(*st->vals));
-    st->lens = wr_xcalloc((size_t)st->nparams, sizeof(*st->lens));
-    st->fmts = wr_xcalloc((size_t)st->nparams, sizeof(*st->fmts));
-    st->types = wr_xcalloc((size_t)st->nparams, sizeof(*st->types));
+    size_t n = (size_t)st->nparams; /* pointers first, then the 4-byte arrays: all aligned */
+    st->vals = wr_xcalloc(n, sizeof(*st->vals) + sizeof(*st->lens) + sizeof(*st->fmts) + sizeof(*st->types));
+    st->lens = (int *)(st->vals + n);
+    st->fmts = st->lens + n;
+    st->types = (Oid *)(st->fmts + n);
     for (int i = 0; i < st->nparams; i++) st->types[i] = OID_TEXT;
   }
   st->row = -1;
@@ -293,10 +295,7 @@ static void p_finalize(wr_db_stmt *base) {
   drop_blob(st);
   PQclear(st->res);
   for (int i = 0; i < st->nparams; i++) free(st->vals[i]);
-  free(st->vals);
-  free(st->lens);
-  free(st->fmts);
-  free(st->types);
+  free(st->vals); /* and lens, fmts, types: one block */
   free(st->sql);
   free(st);
 }

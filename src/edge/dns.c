@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "net/owner.h"
+#include "net/read_gate.h"
 #include "proto/dnsmsg.h"
 
 #define DEF_TTL 300
@@ -651,17 +652,9 @@ static void conn_process(tcp_conn *c) {
   }
   if (c->closing) return;
   int want = c->pending < TCP_WRITE_HIGH;
-  if (want && !c->reading) {
-    if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read) != 0) {
-      conn_close(c);
-      return;
-    }
-    c->reading = 1;
-  } else if (!want && c->reading) {
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = 0;
-    d->stats.tcp_paused++;
-  }
+  if (!want && c->reading) d->stats.tcp_paused++;
+  c->reading = wr_read_gate((uv_stream_t *)&c->tcp, c->reading, want, conn_alloc, conn_read);
+  if (want && !c->reading) conn_close(c);
 }
 
 static void on_connection(uv_stream_t *srv, int status) {

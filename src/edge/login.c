@@ -12,6 +12,7 @@
 #include "edge/login_int.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/strpack.h"
 
 #define SOURCE_FREE_FAILURES 10 /* default of source_throttle.free_failures */
 
@@ -86,8 +87,7 @@ static void login_release(wr_owner *o) {
   wr_throttle_free(l->accounts);
   wr_throttle_free(l->sources);
   wr_fairq_free(l->checks);
-  free(l->data_dir);
-  free(l->public_url);
+  free(l->strs);
   free(l);
 }
 
@@ -166,9 +166,9 @@ int wr_login_new(const wr_login_config *cfg, wr_login **out) {
   l->loop = cfg->loop;
   l->store = cfg->store;
   l->async = cfg->async;
-  l->data_dir = wr_xstrdup(cfg->data_dir);
   url = cfg->public_url && *cfg->public_url ? cfg->public_url : "http://127.0.0.1:8081";
-  l->public_url = wr_xstrdup(url);
+  const wr_strcopy strs[] = {{cfg->data_dir, &l->data_dir}, {url, &l->public_url}};
+  l->strs = wr_strpack(strs, sizeof(strs) / sizeof(strs[0]));
   for (size_t n = strlen(l->public_url); n > 0 && l->public_url[n - 1] == '/'; n--) l->public_url[n - 1] = '\0';
   l->secure = strncasecmp(url, "https://", 8) == 0;
   l->poll_hold_ms = cfg->poll_hold_ms ? cfg->poll_hold_ms : 50000;
@@ -186,11 +186,7 @@ int wr_login_new(const wr_login_config *cfg, wr_login **out) {
                           .per_source_queued = cfg->source_queued};
   if ((rv = wr_throttle_new(&cfg->account_throttle, &l->accounts)) != WR_OK ||
       (rv = wr_throttle_new(&scfg, &l->sources)) != WR_OK || (rv = wr_fairq_new(&qcfg, &l->checks)) != WR_OK) {
-    wr_throttle_free(l->accounts);
-    wr_throttle_free(l->sources);
-    free(l->data_dir);
-    free(l->public_url);
-    free(l);
+    wr_owner_close(&l->owner); /* nothing is held yet: login_release runs now */
     return rv;
   }
   /* Enough rows for a burst of real lockouts; a flood past that is a

@@ -37,6 +37,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/read_gate.h"
 #include "proto/http1.h"
 
 #define VIN_MAX (64u * 1024u)          /* visitor bytes buffered (head + pipelined) */
@@ -124,12 +125,7 @@ static void vc_update_reading(vconn *c) {
     wr__vconn_kick(c);
     want = 0;
   }
-  if (want && !c->reading) {
-    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0) c->reading = 1;
-  } else if (!want && c->reading) {
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = 0;
-  }
+  c->reading = wr_read_gate((uv_stream_t *)&c->tcp, c->reading, want, alloc_cb, read_cb);
 }
 
 /* |w| is out in full: counts it and returns its stream credit. */

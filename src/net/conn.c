@@ -26,7 +26,9 @@
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "lib/mem.h"
+#include "lib/strpack.h"
 #include "lib/thread_buf.h"
+#include "net/read_gate.h"
 
 #define READ_CHUNK 65536
 #define DEFAULT_TIMEOUT_MS 30000
@@ -71,7 +73,8 @@ struct wr_conn {
   struct addrinfo *ai, *ai_next;
   wr_tls_creds *creds; /* client TLS; NULL: plain */
   wr_tls *tls;
-  char *host, *unix_path, *server_name, *verify_name, *alpn;
+  char *host, *unix_path, *server_name, *verify_name, *alpn; /* of the target */
+  char *strs; /* the one block holding those copies (lib/strpack.h) */
   struct sockaddr_storage local; /* bind before connect when has_local */
   int has_local;
   uint64_t keepalive_s;
@@ -111,11 +114,7 @@ static void finish(wr_conn *c) {
   if (c->ai) uv_freeaddrinfo(c->ai);
   wr_buf_free(&c->pre);
   free(c->pend);
-  free(c->host);
-  free(c->unix_path);
-  free(c->server_name);
-  free(c->verify_name);
-  free(c->alpn);
+  free(c->strs);
   free(c->own_rbuf);
   free(c);
 }
@@ -189,13 +188,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 /* Reads from the socket exactly when someone wants the bytes: during the TLS
  * handshake, or when open, not paused and not at EOF. */
 static void update_reading(wr_conn *c) {
-  int want = c->sk && !c->closing && !c->eof &&
-             (c->state == ST_HANDSHAKE || (c->state == ST_OPEN && !c->paused));
-  if (want && !c->reading) c->reading = uv_read_start(&c->sk->s, on_alloc, on_read) == 0;
-  else if (!want && c->reading) {
-    uv_read_stop(&c->sk->s);
-    c->reading = 0;
-  }
+  if (!c->sk) return; /* between attempts: sock_close stopped reading */
+  int want = !c->closing && !c->eof && (c->state == ST_HANDSHAKE || (c->state == ST_OPEN && !c->paused));
+  c->reading = wr_read_gate(&c->sk->s, c->reading, want, on_alloc, on_read);
 }
 
 static void report_eof(wr_conn *c, int status, const char *msg) {
@@ -621,10 +616,10 @@ int wr_conn_connect(uv_loop_t *loop, const wr_conn_target *t, const wr_conn_call
   c = conn_new(loop, cbs, user);
   c->creds = t->tls;
   c->keepalive_s = t->tcp_keepalive_s;
-  if (t->host) c->host = wr_xstrdup(t->host);
-  if (t->server_name) c->server_name = wr_xstrdup(t->server_name);
-  if (t->verify_name) c->verify_name = wr_xstrdup(t->verify_name);
-  if (t->alpn) c->alpn = wr_xstrdup(t->alpn);
+  const wr_strcopy strs[] = {{t->host, &c->host}, {t->unix_path, &c->unix_path},
+                             {t->server_name, &c->server_name}, {t->verify_name, &c->verify_name},
+                             {t->alpn, &c->alpn}};
+  c->strs = wr_strpack(strs, sizeof(strs) / sizeof(strs[0]));
   if (t->local_addr && (t->local_addr->sa_family == AF_INET || t->local_addr->sa_family == AF_INET6)) {
     memcpy(&c->local, t->local_addr,
            t->local_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
@@ -635,8 +630,7 @@ int wr_conn_connect(uv_loop_t *loop, const wr_conn_target *t, const wr_conn_call
                  t->connect_timeout_ms ? t->connect_timeout_ms : DEFAULT_TIMEOUT_MS, 0);
   *out = c;
 
-  if (t->unix_path) {
-    c->unix_path = wr_xstrdup(t->unix_path);
+  if (c->unix_path) {
     c->net = "unix";
     snprintf(c->addr, sizeof(c->addr), "%s", c->unix_path);
     sock_open(c, UV_NAMED_PIPE);

@@ -27,6 +27,7 @@
 #include "lib/list.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "net/read_gate.h"
 
 #define READ_CHUNK (64u * 1024u)
 #define MAX_HEAD WR_HTTP1_DEFAULT_MAX_HEAD
@@ -449,15 +450,10 @@ static void conn_update(conn *c) {
   const wr_httpd_config *cfg = &c->h->cfg;
   if (c->closed) return;
   int want_read = !c->eof && (c->state == CS_CLOSING || c->in.len <= MAX_HEAD);
+  c->reading = wr_read_gate((uv_stream_t *)&c->tcp, c->reading, want_read, on_alloc, on_read);
   if (want_read && !c->reading) {
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-      conn_close(c);
-      return;
-    }
-    c->reading = 1;
-  } else if (!want_read && c->reading) {
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = 0;
+    conn_close(c);
+    return;
   }
   timer_mode m;
   uint64_t ms = 0;
