@@ -8,18 +8,14 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
-int wr_cfapi_decode_vnet(const json_t *j, wr_cfapi_vnet *v, wr_cfapi_error *e) {
-  wr__cfapi_dec d = {j, "VirtualNetwork", e, 0};
-  memset(v, 0, sizeof(*v));
-  if (!json_is_object(j) && !json_is_null(j)) return wr__cfapi_not_object(j, "cfapi.VirtualNetwork", e);
-  wr__cfapi_d_uuid(&d, "id", &v->id);
-  wr__cfapi_d_str(&d, "comment", &v->comment);
-  wr__cfapi_d_str(&d, "name", &v->name);
-  wr__cfapi_d_bool(&d, "is_default_network", &v->is_default);
-  wr__cfapi_d_time(&d, "created_at", &v->created_at);
-  wr__cfapi_d_time(&d, "deleted_at", &v->deleted_at);
-  if (d.rv) wr_cfapi_vnet_free(v);
-  return d.rv;
+static void vnet_fields(wr__cfapi_dec *d, void *o) {
+  wr_cfapi_vnet *v = o;
+  wr__cfapi_d_uuid(d, "id", &v->id);
+  wr__cfapi_d_str(d, "comment", &v->comment);
+  wr__cfapi_d_str(d, "name", &v->name);
+  wr__cfapi_d_bool(d, "is_default_network", &v->is_default);
+  wr__cfapi_d_time(d, "created_at", &v->created_at);
+  wr__cfapi_d_time(d, "deleted_at", &v->deleted_at);
 }
 
 void wr_cfapi_vnet_free(wr_cfapi_vnet *v) {
@@ -29,17 +25,22 @@ void wr_cfapi_vnet_free(wr_cfapi_vnet *v) {
   memset(v, 0, sizeof(*v));
 }
 
-static int one_vnet(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_vnet(j, o, e); }
 static void fr_vnet(void *o) { wr_cfapi_vnet_free(o); }
+static const wr__cfapi_type vnet_type = {"VirtualNetwork", sizeof(wr_cfapi_vnet), vnet_fields, fr_vnet};
+
+int wr_cfapi_decode_vnet(const json_t *j, wr_cfapi_vnet *v, wr_cfapi_error *e) {
+  return wr__cfapi_decode_one(j, &vnet_type, v, e);
+}
+
+static int one_vnet(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_vnet(j, o, e); }
 static int dec_vnets(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_vnets(j, o, e); }
 
 int wr_cfapi_decode_vnets(const json_t *j, wr_cfapi_vnets *out, wr_cfapi_error *e) {
-  return wr__cfapi_decode_array(j, "[]*cfapi.VirtualNetwork", sizeof(wr_cfapi_vnet), one_vnet, fr_vnet,
-                                (void **)&out->v, &out->n, &out->is_null, e);
+  return wr__cfapi_decode_array(j, &vnet_type, (void **)&out->v, &out->n, &out->is_null, e);
 }
 
 void wr_cfapi_vnets_free(wr_cfapi_vnets *l) {
-  wr__cfapi_free_array(l->v, l->n, sizeof(*l->v), fr_vnet);
+  wr__cfapi_free_array(&vnet_type, l->v, l->n);
   memset(l, 0, sizeof(*l));
 }
 
