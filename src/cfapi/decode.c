@@ -151,6 +151,21 @@ int wr__cfapi_call_decode(wr_cfapi_client *c, const wr_cfapi_request *rq, wr__cf
   return rv;
 }
 
+int wr__cfapi_call_one(wr_cfapi_client *c, const wr_cfapi_request *rq, const wr__cfapi_type *t, void *out,
+                       wr_cfapi_error *e) {
+  json_t *res = NULL;
+  void *v = out ? out : wr_xcalloc(1, t->size);
+  memset(v, 0, t->size);
+  int rv = wr_cfapi_call(c, rq, &res, e);
+  if (rv == WR_OK) rv = wr__cfapi_decode_one(res, t, v, e);
+  json_decref(res);
+  if (!out) {
+    t->free(v);
+    free(v);
+  }
+  return rv;
+}
+
 int wr__cfapi_list(wr_cfapi_client *c, const char *path, const wr_cfapi_query *filter, const char *op,
                    wr__cfapi_one_fn decode, void *out, wr_cfapi_error *e) {
   char *q = wr_cfapi_query_encode(filter);

@@ -82,6 +82,12 @@ typedef int (*wr__cfapi_one_fn)(const json_t *j, void *out, wr_cfapi_error *e);
  * or the decoder returns. Not for use from a callback (it blocks). */
 int wr__cfapi_call_decode(wr_cfapi_client *c, const wr_cfapi_request *rq, wr__cfapi_one_fn decode, void *out,
                           wr_cfapi_error *e);
+/* One call answered with one |t| (wr__cfapi_decode_one) into |out|, zeroed
+ * first; |out| NULL: the answer is decoded (so checked) and dropped.
+ * Returns what the call or the decoder returns. Not for use from a
+ * callback (it blocks). */
+int wr__cfapi_call_one(wr_cfapi_client *c, const wr_cfapi_request *rq, const wr__cfapi_type *t, void *out,
+                       wr_cfapi_error *e);
 /* GET |path| with |filter| as its query (a list call named |op|),
  * decoded with |decode| into |out| as wr__cfapi_call_decode. |path| stays
  * the caller's. */

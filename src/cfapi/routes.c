@@ -168,7 +168,6 @@ int wr_cfapi_decode_route(const json_t *j, wr_cfapi_route *r, wr_cfapi_error *e)
   return wr__cfapi_decode_one(j, &route_type, r, e);
 }
 
-static int one_route(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_route(j, o, e); }
 static int dec_routes(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_routes(j, o, e); }
 
 int wr_cfapi_decode_routes(const json_t *j, wr_cfapi_routes *out, wr_cfapi_error *e) {
@@ -260,13 +259,10 @@ static char *vnet_query(const wr_uuid *vnet) {
  * NULL: checked and dropped). Sets |rq|'s path and query. */
 static int route_call(wr_cfapi_client *c, wr_cfapi_request *rq, const char *kind, const char *value,
                       const wr_uuid *vnet, wr_cfapi_route *out, wr_cfapi_error *e) {
-  wr_cfapi_route scratch;
   char *path = routes_path(c, kind, value), *q = vnet_query(vnet);
   rq->path = path;
   rq->query = q;
-  if (out) memset(out, 0, sizeof(*out));
-  int rv = wr__cfapi_call_decode(c, rq, one_route, out ? out : &scratch, e);
-  if (rv == WR_OK && !out) wr_cfapi_route_free(&scratch);
+  int rv = wr__cfapi_call_one(c, rq, &route_type, out, e);
   free(q);
   free(path);
   return rv;

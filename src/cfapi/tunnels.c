@@ -65,8 +65,6 @@ int wr_cfapi_decode_tunnel(const json_t *j, wr_cfapi_tunnel *t, wr_cfapi_error *
   return wr__cfapi_decode_one(j, &tunnel_type, t, e);
 }
 
-static int one_tunnel(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_tunnel(j, o, e); }
-
 int wr_cfapi_decode_tunnels(const json_t *j, wr_cfapi_tunnels *out, wr_cfapi_error *e) {
   return wr__cfapi_decode_array(j, &tunnel_type, (void **)&out->v, &out->n, &out->is_null, e);
 }
@@ -227,7 +225,7 @@ int wr_cfapi_create_tunnel(wr_cfapi_client *c, const char *name, const uint8_t *
   explicit_bzero(b64, sizeof(b64));
   char *path = tunnel_path(c, NULL, "");
   wr_cfapi_request rq = {"POST", path, NULL, body, "create tunnel", 1};
-  int rv = wr__cfapi_call_decode(c, &rq, one_tunnel, out, e);
+  int rv = wr__cfapi_call_one(c, &rq, &tunnel_type, out, e);
   if (rv != WR_OK && e->status == 409) {
     wr_cfapi_errorf(e, "tunnel with name already exists");
     e->status = 409;
@@ -249,8 +247,7 @@ int wr_cfapi_list_tunnels(wr_cfapi_client *c, const wr_cfapi_query *filter, wr_c
 int wr_cfapi_get_tunnel(wr_cfapi_client *c, const wr_uuid *id, wr_cfapi_tunnel *out, wr_cfapi_error *e) {
   char *path = tunnel_path(c, id, "");
   wr_cfapi_request rq = {"GET", path, NULL, NULL, "get tunnel", 1};
-  memset(out, 0, sizeof(*out));
-  int rv = wr__cfapi_call_decode(c, &rq, one_tunnel, out, e);
+  int rv = wr__cfapi_call_one(c, &rq, &tunnel_type, out, e);
   free(path);
   return rv;
 }

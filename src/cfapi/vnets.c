@@ -32,7 +32,6 @@ int wr_cfapi_decode_vnet(const json_t *j, wr_cfapi_vnet *v, wr_cfapi_error *e) {
   return wr__cfapi_decode_one(j, &vnet_type, v, e);
 }
 
-static int one_vnet(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_vnet(j, o, e); }
 static int dec_vnets(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_vnets(j, o, e); }
 
 int wr_cfapi_decode_vnets(const json_t *j, wr_cfapi_vnets *out, wr_cfapi_error *e) {
@@ -76,12 +75,9 @@ static char *vnets_path(const wr_cfapi_client *c, const wr_uuid *id) {
 /* One call answered with a vnet (|out| NULL: checked and dropped). */
 static int vnet_call(wr_cfapi_client *c, const wr_uuid *id, wr_cfapi_request *rq, wr_cfapi_vnet *out,
                      wr_cfapi_error *e) {
-  wr_cfapi_vnet scratch;
   char *path = vnets_path(c, id);
   rq->path = path;
-  if (out) memset(out, 0, sizeof(*out));
-  int rv = wr__cfapi_call_decode(c, rq, one_vnet, out ? out : &scratch, e);
-  if (rv == WR_OK && !out) wr_cfapi_vnet_free(&scratch);
+  int rv = wr__cfapi_call_one(c, rq, &vnet_type, out, e);
   free(path);
   return rv;
 }
