@@ -38,9 +38,10 @@ int wr__cfapi_type_err(wr_cfapi_error *e, const json_t *j, const char *gotype, c
   return WR_ERR_PROTO;
 }
 
-int wr__cfapi_not_object(const json_t *j, const char *type, wr_cfapi_error *e) {
-  wr_cfapi_errorf(e, WR__CFAPI_UNEXPECTED "json: cannot unmarshal %s into Go value of type %s", wr__cfapi_jkind(j),
-                  type);
+/* "…cannot unmarshal array into Go value of type <prefix><name>". */
+static int not_type(const json_t *j, const char *prefix, const char *name, wr_cfapi_error *e) {
+  wr_cfapi_errorf(e, WR__CFAPI_UNEXPECTED "json: cannot unmarshal %s into Go value of type %s%s",
+                  wr__cfapi_jkind(j), prefix, name);
   return WR_ERR_PROTO;
 }
 
@@ -107,17 +108,26 @@ void wr__cfapi_d_ip(wr__cfapi_dec *d, const char *key, wr_cfapi_ip *out) {
   }
 }
 
-int wr__cfapi_decode_array(const json_t *j, const char *type, size_t size, wr__cfapi_one_fn one,
-                           void (*fr)(void *), void **out, size_t *n, int *is_null, wr_cfapi_error *e) {
+int wr__cfapi_decode_one(const json_t *j, const wr__cfapi_type *t, void *out, wr_cfapi_error *e) {
+  wr__cfapi_dec d = {j, t->name, e, 0};
+  memset(out, 0, t->size);
+  if (!json_is_object(j) && !json_is_null(j)) return not_type(j, "cfapi.", t->name, e);
+  t->fields(&d, out);
+  if (d.rv) t->free(out);
+  return d.rv;
+}
+
+int wr__cfapi_decode_array(const json_t *j, const wr__cfapi_type *t, void **out, size_t *n, int *is_null,
+                           wr_cfapi_error *e) {
   *out = NULL;
   *n = 0;
   *is_null = json_is_null(j);
   if (*is_null) return WR_OK;
-  if (!json_is_array(j)) return wr__cfapi_not_object(j, type, e);
-  uint8_t *arr = wr_xcalloc(json_array_size(j) + 1, size);
+  if (!json_is_array(j)) return not_type(j, "[]*cfapi.", t->name, e);
+  uint8_t *arr = wr_xcalloc(json_array_size(j) + 1, t->size);
   for (size_t i = 0; i < json_array_size(j); i++) {
-    if (one(json_array_get(j, i), arr + i * size, e) != WR_OK) {
-      wr__cfapi_free_array(arr, i, size, fr);
+    if (wr__cfapi_decode_one(json_array_get(j, i), t, arr + i * t->size, e) != WR_OK) {
+      wr__cfapi_free_array(t, arr, i);
       return WR_ERR_PROTO;
     }
   }
@@ -126,9 +136,9 @@ int wr__cfapi_decode_array(const json_t *j, const char *type, size_t size, wr__c
   return WR_OK;
 }
 
-void wr__cfapi_free_array(void *v, size_t n, size_t size, void (*fr)(void *)) {
+void wr__cfapi_free_array(const wr__cfapi_type *t, void *v, size_t n) {
   uint8_t *arr = v;
-  for (size_t i = 0; i < n; i++) fr(arr + i * size);
+  for (size_t i = 0; i < n; i++) t->free(arr + i * t->size);
   free(v);
 }
 
@@ -138,6 +148,21 @@ int wr__cfapi_call_decode(wr_cfapi_client *c, const wr_cfapi_request *rq, wr__cf
   int rv = wr_cfapi_call(c, rq, &res, e);
   if (rv == WR_OK) rv = decode(res, out, e);
   json_decref(res);
+  return rv;
+}
+
+int wr__cfapi_call_one(wr_cfapi_client *c, const wr_cfapi_request *rq, const wr__cfapi_type *t, void *out,
+                       wr_cfapi_error *e) {
+  json_t *res = NULL;
+  void *v = out ? out : wr_xcalloc(1, t->size);
+  memset(v, 0, t->size);
+  int rv = wr_cfapi_call(c, rq, &res, e);
+  if (rv == WR_OK) rv = wr__cfapi_decode_one(res, t, v, e);
+  json_decref(res);
+  if (!out) {
+    t->free(v);
+    free(v);
+  }
   return rv;
 }
 

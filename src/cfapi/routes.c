@@ -140,22 +140,18 @@ static int decode_network(const json_t *j, wr_cfapi_cidr *net, wr_cfapi_error *e
   return WR_OK;
 }
 
-int wr_cfapi_decode_route(const json_t *j, wr_cfapi_route *r, wr_cfapi_error *e) {
-  wr__cfapi_dec d = {j, "DetailedRoute", e, 0};
-  memset(r, 0, sizeof(*r));
-  if (!json_is_object(j) && !json_is_null(j)) return wr__cfapi_not_object(j, "cfapi.DetailedRoute", e);
-  if (decode_network(j, &r->network, e) != WR_OK) return WR_ERR_PROTO;
-  wr__cfapi_d_uuid(&d, "tunnel_id", &r->tunnel_id);
-  if (wr__cfapi_dget(&d, "virtual_network_id")) {
-    wr__cfapi_d_uuid(&d, "virtual_network_id", &r->vnet_id);
+static void route_fields(wr__cfapi_dec *d, void *o) {
+  wr_cfapi_route *r = o;
+  if ((d->rv = decode_network(d->obj, &r->network, d->e)) != WR_OK) return;
+  wr__cfapi_d_uuid(d, "tunnel_id", &r->tunnel_id);
+  if (wr__cfapi_dget(d, "virtual_network_id")) {
+    wr__cfapi_d_uuid(d, "virtual_network_id", &r->vnet_id);
     r->has_vnet = 1;
   }
-  wr__cfapi_d_str(&d, "comment", &r->comment);
-  wr__cfapi_d_time(&d, "created_at", &r->created_at);
-  wr__cfapi_d_time(&d, "deleted_at", &r->deleted_at);
-  wr__cfapi_d_str(&d, "tunnel_name", &r->tunnel_name);
-  if (d.rv) wr_cfapi_route_free(r);
-  return d.rv;
+  wr__cfapi_d_str(d, "comment", &r->comment);
+  wr__cfapi_d_time(d, "created_at", &r->created_at);
+  wr__cfapi_d_time(d, "deleted_at", &r->deleted_at);
+  wr__cfapi_d_str(d, "tunnel_name", &r->tunnel_name);
 }
 
 void wr_cfapi_route_free(wr_cfapi_route *r) {
@@ -165,17 +161,21 @@ void wr_cfapi_route_free(wr_cfapi_route *r) {
   memset(r, 0, sizeof(*r));
 }
 
-static int one_route(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_route(j, o, e); }
 static void fr_route(void *o) { wr_cfapi_route_free(o); }
+static const wr__cfapi_type route_type = {"DetailedRoute", sizeof(wr_cfapi_route), route_fields, fr_route};
+
+int wr_cfapi_decode_route(const json_t *j, wr_cfapi_route *r, wr_cfapi_error *e) {
+  return wr__cfapi_decode_one(j, &route_type, r, e);
+}
+
 static int dec_routes(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_routes(j, o, e); }
 
 int wr_cfapi_decode_routes(const json_t *j, wr_cfapi_routes *out, wr_cfapi_error *e) {
-  return wr__cfapi_decode_array(j, "[]*cfapi.DetailedRoute", sizeof(wr_cfapi_route), one_route, fr_route,
-                                (void **)&out->v, &out->n, &out->is_null, e);
+  return wr__cfapi_decode_array(j, &route_type, (void **)&out->v, &out->n, &out->is_null, e);
 }
 
 void wr_cfapi_routes_free(wr_cfapi_routes *l) {
-  wr__cfapi_free_array(l->v, l->n, sizeof(*l->v), fr_route);
+  wr__cfapi_free_array(&route_type, l->v, l->n);
   memset(l, 0, sizeof(*l));
 }
 
@@ -259,13 +259,10 @@ static char *vnet_query(const wr_uuid *vnet) {
  * NULL: checked and dropped). Sets |rq|'s path and query. */
 static int route_call(wr_cfapi_client *c, wr_cfapi_request *rq, const char *kind, const char *value,
                       const wr_uuid *vnet, wr_cfapi_route *out, wr_cfapi_error *e) {
-  wr_cfapi_route scratch;
   char *path = routes_path(c, kind, value), *q = vnet_query(vnet);
   rq->path = path;
   rq->query = q;
-  if (out) memset(out, 0, sizeof(*out));
-  int rv = wr__cfapi_call_decode(c, rq, one_route, out ? out : &scratch, e);
-  if (rv == WR_OK && !out) wr_cfapi_route_free(&scratch);
+  int rv = wr__cfapi_call_one(c, rq, &route_type, out, e);
   free(q);
   free(path);
   return rv;

@@ -11,23 +11,22 @@
 
 /* ---- decoding ------------------------------------------------------------------ */
 
-static int decode_conn(const json_t *j, wr_cfapi_conn *c, wr_cfapi_error *e) {
-  wr__cfapi_dec d = {j, "Connection", e, 0};
-  memset(c, 0, sizeof(*c));
-  if (!json_is_object(j) && !json_is_null(j)) return wr__cfapi_not_object(j, "cfapi.Connection", e);
-  wr__cfapi_d_str(&d, "colo_name", &c->colo_name);
-  wr__cfapi_d_uuid(&d, "id", &c->id);
-  wr__cfapi_d_bool(&d, "is_pending_reconnect", &c->pending);
-  wr__cfapi_d_ip(&d, "origin_ip", &c->origin_ip);
-  wr__cfapi_d_time(&d, "opened_at", &c->opened_at);
-  if (!c->colo_name) c->colo_name = wr_xstrdup("");
-  return d.rv;
+static void conn_fields(wr__cfapi_dec *d, void *o) {
+  wr_cfapi_conn *c = o;
+  wr__cfapi_d_str(d, "colo_name", &c->colo_name);
+  wr__cfapi_d_uuid(d, "id", &c->id);
+  wr__cfapi_d_bool(d, "is_pending_reconnect", &c->pending);
+  wr__cfapi_d_ip(d, "origin_ip", &c->origin_ip);
+  wr__cfapi_d_time(d, "opened_at", &c->opened_at);
 }
 
-static void conns_free(wr_cfapi_conn *c, size_t n) {
-  for (size_t i = 0; i < n; i++) free(c[i].colo_name);
-  free(c);
+static void conn_free(void *o) {
+  wr_cfapi_conn *c = o;
+  free(c->colo_name);
+  memset(c, 0, sizeof(*c));
 }
+
+static const wr__cfapi_type conn_type = {"Connection", sizeof(wr_cfapi_conn), conn_fields, conn_free};
 
 /* A []Connection field: absent or null leave a nil slice. */
 static void d_conns(wr__cfapi_dec *d, const char *key, wr_cfapi_conn **out, size_t *n, int *is_null) {
@@ -36,66 +35,43 @@ static void d_conns(wr__cfapi_dec *d, const char *key, wr_cfapi_conn **out, size
   *n = 0;
   *is_null = 1;
   if (d->rv || !v) return;
-  if (!json_is_array(v)) {
-    d->rv = wr__cfapi_type_err(d->e, v, d->gotype, key, "[]cfapi.Connection");
-    return;
-  }
-  *is_null = 0;
-  *out = wr_xcalloc(json_array_size(v) + 1, sizeof(**out));
-  for (size_t i = 0; i < json_array_size(v); i++) {
-    if ((d->rv = decode_conn(json_array_get(v, i), &(*out)[i], d->e)) != WR_OK) {
-      conns_free(*out, i + 1);
-      *out = NULL;
-      *n = 0;
-      return;
-    }
-    (*n)++;
-  }
+  if (!json_is_array(v)) d->rv = wr__cfapi_type_err(d->e, v, d->gotype, key, "[]cfapi.Connection");
+  else d->rv = wr__cfapi_decode_array(v, &conn_type, (void **)out, n, is_null, d->e);
 }
 
-int wr_cfapi_decode_tunnel(const json_t *j, wr_cfapi_tunnel *t, wr_cfapi_error *e) {
-  wr__cfapi_dec d = {j, "Tunnel", e, 0};
-  memset(t, 0, sizeof(*t));
-  if (!json_is_object(j) && !json_is_null(j)) return wr__cfapi_not_object(j, "cfapi.Tunnel", e);
-  wr__cfapi_d_uuid(&d, "id", &t->id);
-  wr__cfapi_d_str(&d, "name", &t->name);
-  wr__cfapi_d_time(&d, "created_at", &t->created_at);
-  wr__cfapi_d_time(&d, "deleted_at", &t->deleted_at);
-  d_conns(&d, "connections", &t->conns, &t->nconns, &t->conns_null);
-  d.gotype = "TunnelWithToken";
-  wr__cfapi_d_str(&d, "token", &t->token);
-  if (d.rv) wr_cfapi_tunnel_free(t);
-  return d.rv;
+static void tunnel_fields(wr__cfapi_dec *d, void *o) {
+  wr_cfapi_tunnel *t = o;
+  wr__cfapi_d_uuid(d, "id", &t->id);
+  wr__cfapi_d_str(d, "name", &t->name);
+  wr__cfapi_d_time(d, "created_at", &t->created_at);
+  wr__cfapi_d_time(d, "deleted_at", &t->deleted_at);
+  d_conns(d, "connections", &t->conns, &t->nconns, &t->conns_null);
+  d->gotype = "TunnelWithToken";
+  wr__cfapi_d_str(d, "token", &t->token);
 }
 
 void wr_cfapi_tunnel_free(wr_cfapi_tunnel *t) {
   if (!t) return;
   free(t->name);
   free(t->token);
-  conns_free(t->conns, t->nconns);
+  wr__cfapi_free_array(&conn_type, t->conns, t->nconns);
   memset(t, 0, sizeof(*t));
 }
 
-static int one_tunnel(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_tunnel(j, o, e); }
 static void fr_tunnel(void *o) { wr_cfapi_tunnel_free(o); }
+static const wr__cfapi_type tunnel_type = {"Tunnel", sizeof(wr_cfapi_tunnel), tunnel_fields, fr_tunnel};
+
+int wr_cfapi_decode_tunnel(const json_t *j, wr_cfapi_tunnel *t, wr_cfapi_error *e) {
+  return wr__cfapi_decode_one(j, &tunnel_type, t, e);
+}
 
 int wr_cfapi_decode_tunnels(const json_t *j, wr_cfapi_tunnels *out, wr_cfapi_error *e) {
-  return wr__cfapi_decode_array(j, "[]*cfapi.Tunnel", sizeof(wr_cfapi_tunnel), one_tunnel, fr_tunnel,
-                                (void **)&out->v, &out->n, &out->is_null, e);
+  return wr__cfapi_decode_array(j, &tunnel_type, (void **)&out->v, &out->n, &out->is_null, e);
 }
 
 void wr_cfapi_tunnels_free(wr_cfapi_tunnels *l) {
-  wr__cfapi_free_array(l->v, l->n, sizeof(*l->v), fr_tunnel);
+  wr__cfapi_free_array(&tunnel_type, l->v, l->n);
   memset(l, 0, sizeof(*l));
-}
-
-static void client_free(wr_cfapi_active_client *c) {
-  for (size_t i = 0; i < c->nfeatures; i++) free(c->features[i]);
-  free(c->features);
-  free(c->version);
-  free(c->arch);
-  conns_free(c->conns, c->nconns);
-  memset(c, 0, sizeof(*c));
 }
 
 /* A []string field of ActiveClient (null elements read as ""). */
@@ -115,30 +91,36 @@ static void d_features(wr__cfapi_dec *d, wr_cfapi_active_client *c) {
   }
 }
 
-static int one_client(const json_t *j, void *o, wr_cfapi_error *e) {
+static void client_fields(wr__cfapi_dec *d, void *o) {
   wr_cfapi_active_client *c = o;
-  wr__cfapi_dec d = {j, "ActiveClient", e, 0};
-  memset(c, 0, sizeof(*c));
-  c->features_null = c->conns_null = 1;
-  if (!json_is_object(j) && !json_is_null(j)) return wr__cfapi_not_object(j, "cfapi.ActiveClient", e);
-  wr__cfapi_d_uuid(&d, "id", &c->id);
-  d_features(&d, c);
-  wr__cfapi_d_str(&d, "version", &c->version);
-  wr__cfapi_d_str(&d, "arch", &c->arch);
-  wr__cfapi_d_time(&d, "run_at", &c->run_at);
-  d_conns(&d, "conns", &c->conns, &c->nconns, &c->conns_null);
-  if (d.rv) client_free(c);
-  return d.rv;
+  c->features_null = 1;
+  wr__cfapi_d_uuid(d, "id", &c->id);
+  d_features(d, c);
+  wr__cfapi_d_str(d, "version", &c->version);
+  wr__cfapi_d_str(d, "arch", &c->arch);
+  wr__cfapi_d_time(d, "run_at", &c->run_at);
+  d_conns(d, "conns", &c->conns, &c->nconns, &c->conns_null);
 }
-static void fr_client(void *o) { client_free(o); }
+
+static void client_free(void *o) {
+  wr_cfapi_active_client *c = o;
+  for (size_t i = 0; i < c->nfeatures; i++) free(c->features[i]);
+  free(c->features);
+  free(c->version);
+  free(c->arch);
+  wr__cfapi_free_array(&conn_type, c->conns, c->nconns);
+  memset(c, 0, sizeof(*c));
+}
+
+static const wr__cfapi_type client_type = {"ActiveClient", sizeof(wr_cfapi_active_client), client_fields,
+                                           client_free};
 
 int wr_cfapi_decode_active_clients(const json_t *j, wr_cfapi_active_clients *out, wr_cfapi_error *e) {
-  return wr__cfapi_decode_array(j, "[]*cfapi.ActiveClient", sizeof(wr_cfapi_active_client), one_client, fr_client,
-                                (void **)&out->v, &out->n, &out->is_null, e);
+  return wr__cfapi_decode_array(j, &client_type, (void **)&out->v, &out->n, &out->is_null, e);
 }
 
 void wr_cfapi_active_clients_free(wr_cfapi_active_clients *l) {
-  wr__cfapi_free_array(l->v, l->n, sizeof(*l->v), fr_client);
+  wr__cfapi_free_array(&client_type, l->v, l->n);
   memset(l, 0, sizeof(*l));
 }
 
@@ -243,7 +225,7 @@ int wr_cfapi_create_tunnel(wr_cfapi_client *c, const char *name, const uint8_t *
   explicit_bzero(b64, sizeof(b64));
   char *path = tunnel_path(c, NULL, "");
   wr_cfapi_request rq = {"POST", path, NULL, body, "create tunnel", 1};
-  int rv = wr__cfapi_call_decode(c, &rq, one_tunnel, out, e);
+  int rv = wr__cfapi_call_one(c, &rq, &tunnel_type, out, e);
   if (rv != WR_OK && e->status == 409) {
     wr_cfapi_errorf(e, "tunnel with name already exists");
     e->status = 409;
@@ -265,8 +247,7 @@ int wr_cfapi_list_tunnels(wr_cfapi_client *c, const wr_cfapi_query *filter, wr_c
 int wr_cfapi_get_tunnel(wr_cfapi_client *c, const wr_uuid *id, wr_cfapi_tunnel *out, wr_cfapi_error *e) {
   char *path = tunnel_path(c, id, "");
   wr_cfapi_request rq = {"GET", path, NULL, NULL, "get tunnel", 1};
-  memset(out, 0, sizeof(*out));
-  int rv = wr__cfapi_call_decode(c, &rq, one_tunnel, out, e);
+  int rv = wr__cfapi_call_one(c, &rq, &tunnel_type, out, e);
   free(path);
   return rv;
 }

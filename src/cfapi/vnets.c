@@ -8,18 +8,14 @@
 #include "lib/err.h"
 #include "lib/mem.h"
 
-int wr_cfapi_decode_vnet(const json_t *j, wr_cfapi_vnet *v, wr_cfapi_error *e) {
-  wr__cfapi_dec d = {j, "VirtualNetwork", e, 0};
-  memset(v, 0, sizeof(*v));
-  if (!json_is_object(j) && !json_is_null(j)) return wr__cfapi_not_object(j, "cfapi.VirtualNetwork", e);
-  wr__cfapi_d_uuid(&d, "id", &v->id);
-  wr__cfapi_d_str(&d, "comment", &v->comment);
-  wr__cfapi_d_str(&d, "name", &v->name);
-  wr__cfapi_d_bool(&d, "is_default_network", &v->is_default);
-  wr__cfapi_d_time(&d, "created_at", &v->created_at);
-  wr__cfapi_d_time(&d, "deleted_at", &v->deleted_at);
-  if (d.rv) wr_cfapi_vnet_free(v);
-  return d.rv;
+static void vnet_fields(wr__cfapi_dec *d, void *o) {
+  wr_cfapi_vnet *v = o;
+  wr__cfapi_d_uuid(d, "id", &v->id);
+  wr__cfapi_d_str(d, "comment", &v->comment);
+  wr__cfapi_d_str(d, "name", &v->name);
+  wr__cfapi_d_bool(d, "is_default_network", &v->is_default);
+  wr__cfapi_d_time(d, "created_at", &v->created_at);
+  wr__cfapi_d_time(d, "deleted_at", &v->deleted_at);
 }
 
 void wr_cfapi_vnet_free(wr_cfapi_vnet *v) {
@@ -29,17 +25,21 @@ void wr_cfapi_vnet_free(wr_cfapi_vnet *v) {
   memset(v, 0, sizeof(*v));
 }
 
-static int one_vnet(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_vnet(j, o, e); }
 static void fr_vnet(void *o) { wr_cfapi_vnet_free(o); }
+static const wr__cfapi_type vnet_type = {"VirtualNetwork", sizeof(wr_cfapi_vnet), vnet_fields, fr_vnet};
+
+int wr_cfapi_decode_vnet(const json_t *j, wr_cfapi_vnet *v, wr_cfapi_error *e) {
+  return wr__cfapi_decode_one(j, &vnet_type, v, e);
+}
+
 static int dec_vnets(const json_t *j, void *o, wr_cfapi_error *e) { return wr_cfapi_decode_vnets(j, o, e); }
 
 int wr_cfapi_decode_vnets(const json_t *j, wr_cfapi_vnets *out, wr_cfapi_error *e) {
-  return wr__cfapi_decode_array(j, "[]*cfapi.VirtualNetwork", sizeof(wr_cfapi_vnet), one_vnet, fr_vnet,
-                                (void **)&out->v, &out->n, &out->is_null, e);
+  return wr__cfapi_decode_array(j, &vnet_type, (void **)&out->v, &out->n, &out->is_null, e);
 }
 
 void wr_cfapi_vnets_free(wr_cfapi_vnets *l) {
-  wr__cfapi_free_array(l->v, l->n, sizeof(*l->v), fr_vnet);
+  wr__cfapi_free_array(&vnet_type, l->v, l->n);
   memset(l, 0, sizeof(*l));
 }
 
@@ -75,12 +75,9 @@ static char *vnets_path(const wr_cfapi_client *c, const wr_uuid *id) {
 /* One call answered with a vnet (|out| NULL: checked and dropped). */
 static int vnet_call(wr_cfapi_client *c, const wr_uuid *id, wr_cfapi_request *rq, wr_cfapi_vnet *out,
                      wr_cfapi_error *e) {
-  wr_cfapi_vnet scratch;
   char *path = vnets_path(c, id);
   rq->path = path;
-  if (out) memset(out, 0, sizeof(*out));
-  int rv = wr__cfapi_call_decode(c, rq, one_vnet, out ? out : &scratch, e);
-  if (rv == WR_OK && !out) wr_cfapi_vnet_free(&scratch);
+  int rv = wr__cfapi_call_one(c, rq, &vnet_type, out, e);
   free(path);
   return rv;
 }

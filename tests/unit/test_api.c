@@ -1239,12 +1239,7 @@ static void q_start(qfx *q, fx *f, const wr_tunnel *t, unsigned max_connectors, 
   assert_int_equal(wr_tunnel_server_listen(q->ts, &q->loop, q->stls, &q->scfg, (struct sockaddr *)&bind, &q->sep),
                    WR_OK);
   assert_int_equal(wr_quic_endpoint_addr(q->sep, &q->addr), WR_OK);
-  memset(&q->cred, 0, sizeof(q->cred));
-  snprintf(q->cred.account_tag, sizeof(q->cred.account_tag), "%s", t->account_id);
-  memcpy(q->cred.secret, t->secret, t->secret_len);
-  q->cred.secret_len = t->secret_len;
-  assert_int_equal(wr_uuid_parse(t->id, strlen(t->id), &q->cred.tunnel_id), 0);
-  q->cred.has_tunnel_id = 1;
+  unit_tunnel_cred(t, &q->cred);
 }
 
 static void q_stop(qfx *q) {

@@ -191,14 +191,7 @@ static void ctx_stop(ctx *c) {
   wr_quic_tls_free(c->stls);
 }
 
-static void good_cred(wr_credentials *cr) {
-  memset(cr, 0, sizeof(*cr));
-  snprintf(cr->account_tag, sizeof(cr->account_tag), "%s", account.id);
-  memcpy(cr->secret, tunnel.secret, tunnel.secret_len);
-  cr->secret_len = tunnel.secret_len;
-  assert_int_equal(wr_uuid_parse(tunnel.id, strlen(tunnel.id), &cr->tunnel_id), 0);
-  cr->has_tunnel_id = 1;
-}
+static void good_cred(wr_credentials *cr) { unit_tunnel_cred(&tunnel, cr); }
 
 static size_t open_conns(void) {
   wr_conn_rec *recs;
@@ -378,12 +371,7 @@ static void test_deleted_tunnel(void **state) {
   assert_int_equal(wr_store_tunnel_create(store, "test", account.id, "t2", NULL, 0, &t2), 0);
   assert_int_equal(wr_store_tunnel_delete(store, "test", t2.id, NULL), 0);
   wr_credentials cr;
-  memset(&cr, 0, sizeof(cr));
-  snprintf(cr.account_tag, sizeof(cr.account_tag), "%s", account.id);
-  memcpy(cr.secret, t2.secret, t2.secret_len);
-  cr.secret_len = t2.secret_len;
-  assert_int_equal(wr_uuid_parse(t2.id, strlen(t2.id), &cr.tunnel_id), 0);
-  cr.has_tunnel_id = 1;
+  unit_tunnel_cred(&t2, &cr);
   expect_refusal(&cr, "deleted");
 }
 

@@ -15,6 +15,8 @@
 #include "edge/store.h"
 #include "lib/buf.h"
 #include "lib/config.h"
+#include "lib/credentials.h"
+#include "lib/encoding.h"
 #include "lib/err.h"
 #include "lib/file.h"
 #include "net/httpd.h"
@@ -180,6 +182,15 @@ int unit_edge_store(unit_pki *pki, const char *prefix, char *db_path, size_t db_
   snprintf(db_path, db_size, "%s/edge.db", pki->dir);
   if (wr_store_open(db_path, WR_STORE_CREATE, store, err, sizeof(err)) != 0) return -1;
   return wr_store_account_create(*store, "test", "acme", account) != 0 ? -1 : 0;
+}
+
+void unit_tunnel_cred(const wr_tunnel *t, wr_credentials *cred) {
+  memset(cred, 0, sizeof(*cred));
+  snprintf(cred->account_tag, sizeof(cred->account_tag), "%s", t->account_id);
+  memcpy(cred->secret, t->secret, t->secret_len);
+  cred->secret_len = t->secret_len;
+  assert_int_equal(wr_uuid_parse(t->id, strlen(t->id), &cred->tunnel_id), 0);
+  cred->has_tunnel_id = 1;
 }
 
 int unit_buf_setup(void **state) {

@@ -66,6 +66,12 @@ struct wr_store;
 struct wr_account;
 int unit_edge_store(unit_pki *pki, const char *prefix, char *db_path, size_t db_size,
                     struct wr_store **store, struct wr_account *account);
+/* Fills *cred (zeroed first) with what a connector's credentials file holds
+ * for the store tunnel |t|: its account tag, secret and tunnel ID. A t->id
+ * that is not a UUID fails the test. */
+struct wr_tunnel;
+struct wr_credentials;
+void unit_tunnel_cred(const struct wr_tunnel *t, struct wr_credentials *cred);
 
 /* A test fixture (UNIT_FIXTURE): setup puts a new, empty wr_buf of at most
  * 4096 bytes (default allocator) in *state, failing the test if it cannot
