@@ -219,19 +219,31 @@ typedef struct wr_quic_callbacks {
   void (*on_peer_streams)(wr_quic_conn *c, uint64_t max_streams, void *user);
 } wr_quic_callbacks;
 
-/* Creates a client connection from |local| to |remote| and prepares the
- * first Initial (pull it with wr_quic_conn_write). |cbs| is copied.
+/* The two ends of a connection's path: our local address and the peer's
+ * (each a sockaddr_in or sockaddr_in6 with its length). Borrowed: the
+ * functions taking one copy the addresses they keep, so the caller may
+ * point into its own buffers and reuse them after the call. */
+typedef struct wr_quic_path {
+  const struct sockaddr *local;
+  socklen_t locallen;
+  const struct sockaddr *remote;
+  socklen_t remotelen;
+} wr_quic_path;
+
+/* Creates a client connection on |path| (from its local to its remote
+ * address) and prepares the first Initial (pull it with
+ * wr_quic_conn_write). |path| and |cbs| are copied.
  * Returns WR_OK, WR_ERR_NOMEM, WR_ERR_INVAL or WR_ERR_CRYPTO. */
 int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
-                            const struct sockaddr *local, socklen_t locallen,
-                            const struct sockaddr *remote, socklen_t remotelen,
+                            const wr_quic_path *path,
                             const wr_quic_callbacks *cbs, void *user,
                             wr_quic_tstamp now, wr_quic_conn **out);
 
-/* Server side: if |pkt| (from |remote| to |local|) is a client Initial
- * acceptable for a new connection, creates the connection and processes
- * the packet. No callback fires from inside this call: the packet is
- * processed before |cbs| and |user| are installed. A packet that cannot
+/* Server side: if |pkt| (received on |path|: from its remote to its local
+ * address; |path| is copied) is a client Initial acceptable for a new
+ * connection, creates the connection and processes the packet. No
+ * callback fires from inside this call: the packet is processed before
+ * |cbs| and |user| are installed. A packet that cannot
  * start a connection (bad protection, no CRYPTO frame, ...) leaves nothing
  * behind: the connection is freed and WR_ERR_PROTO returned. A first packet
  * the TLS layer refuses (e.g. no ALPN) returns WR_OK with the connection
@@ -240,9 +252,7 @@ int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
  * wr_quic_conn_handle_expiry. Returns WR_OK, WR_ERR_PROTO (not a valid
  * first packet: drop it), WR_ERR_NOMEM or WR_ERR_CRYPTO. */
 int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,
-                               const struct sockaddr *local, socklen_t locallen,
-                               const struct sockaddr *remote,
-                               socklen_t remotelen, const uint8_t *pkt,
+                               const wr_quic_path *path, const uint8_t *pkt,
                                size_t len, const wr_quic_callbacks *cbs,
                                void *user, wr_quic_tstamp now,
                                wr_quic_conn **out);

@@ -226,13 +226,10 @@ static void fill_params(ngtcp2_transport_params *p, const wr_quic_config *cfg) {
 
 static wr_quic_conn *conn_alloc(wr_quic_role role, wr_quic_tls *tls,
                                 const wr_quic_config *cfg,
-                                const struct sockaddr *local,
-                                socklen_t locallen,
-                                const struct sockaddr *remote,
-                                socklen_t remotelen,
+                                const wr_quic_path *path,
                                 const wr_quic_callbacks *cbs, void *user) {
   wr_quic_conn *c;
-  if (locallen > sizeof(c->local) || remotelen > sizeof(c->remote))
+  if (path->locallen > sizeof(c->local) || path->remotelen > sizeof(c->remote))
     return NULL;
   c = calloc(1, sizeof(*c));
   if (!c) return NULL;
@@ -244,7 +241,7 @@ static wr_quic_conn *conn_alloc(wr_quic_role role, wr_quic_tls *tls,
   c->adopted = 1;
   c->send_queue_cap = cfg->stream_send_queue ? cfg->stream_send_queue : 1u << 20;
   c->dgram_queue_cap = cfg->datagram_queue ? cfg->datagram_queue : 256;
-  c->max_udp_payload = cfg->max_udp_payload ? cfg->max_udp_payload : default_payload(remote);
+  c->max_udp_payload = cfg->max_udp_payload ? cfg->max_udp_payload : default_payload(path->remote);
   c->idle_ms = cfg_u64(cfg->idle_timeout_ms, 5000);
   c->uni_streams = cfg->max_streams_uni > 0;
   /* The tunnel protocol grants 2^60 bidi streams (the default): nothing to
@@ -260,10 +257,10 @@ static wr_quic_conn *conn_alloc(wr_quic_role role, wr_quic_tls *tls,
     memcpy(c->reset_key, cfg->reset_key, cfg->reset_key_len);
     c->reset_key_len = cfg->reset_key_len;
   }
-  memcpy(&c->local, local, locallen);
-  c->locallen = locallen;
-  memcpy(&c->remote, remote, remotelen);
-  c->remotelen = remotelen;
+  memcpy(&c->local, path->local, path->locallen);
+  c->locallen = path->locallen;
+  memcpy(&c->remote, path->remote, path->remotelen);
+  c->remotelen = path->remotelen;
   c->ref.get_conn = get_conn;
   c->ref.user_data = c;
   return c;
@@ -294,21 +291,20 @@ fail_session:
 }
 
 int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
-                            const struct sockaddr *local, socklen_t locallen,
-                            const struct sockaddr *remote, socklen_t remotelen,
+                            const wr_quic_path *path,
                             const wr_quic_callbacks *cbs, void *user,
                             wr_quic_tstamp now, wr_quic_conn **out) {
   ngtcp2_callbacks cb;
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
   ngtcp2_cid dcid, scid;
-  ngtcp2_path path;
+  ngtcp2_path npath;
   wr_quic_conn *c;
 
-  if (!tls || !cfg || !local || !remote || !out || tls->role != WR_QUIC_CLIENT)
+  if (!tls || !cfg || !path || !path->local || !path->remote || !out ||
+      tls->role != WR_QUIC_CLIENT)
     return WR_ERR_INVAL;
-  c = conn_alloc(WR_QUIC_CLIENT, tls, cfg, local, locallen, remote, remotelen,
-                 cbs, user);
+  c = conn_alloc(WR_QUIC_CLIENT, tls, cfg, path, cbs, user);
   if (!c) return WR_ERR_NOMEM;
   dcid.datalen = WR_QUIC_SCID_LEN;
   wr__quic_random(dcid.data, dcid.datalen);
@@ -317,8 +313,8 @@ int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
   set_callbacks(&cb, WR_QUIC_CLIENT);
   fill_settings(&settings, cfg, c->max_udp_payload, now);
   fill_params(&params, cfg);
-  make_path(c, &path);
-  if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
+  make_path(c, &npath);
+  if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &npath, NGTCP2_PROTO_VER_V1,
                              &cb, &settings, &params, wr__quic_mem(), c) != 0) {
     free(c);
     return WR_ERR_NOMEM;
@@ -328,19 +324,17 @@ int wr_quic_conn_client_new(wr_quic_tls *tls, const wr_quic_config *cfg,
 }
 
 int wr__quic_server_conn_new(wr_quic_tls *tls, const wr_quic_config *cfg,
-                           const struct sockaddr *local, socklen_t locallen,
-                           const struct sockaddr *remote, socklen_t remotelen,
-                           const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid,
-                           wr_quic_tstamp now, wr_quic_conn **out) {
+                             const wr_quic_path *path, const ngtcp2_pkt_hd *hd,
+                             const ngtcp2_cid *odcid, wr_quic_tstamp now,
+                             wr_quic_conn **out) {
   ngtcp2_callbacks cb;
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
   ngtcp2_cid scid;
-  ngtcp2_path path;
+  ngtcp2_path npath;
   wr_quic_conn *c;
 
-  c = conn_alloc(WR_QUIC_SERVER, tls, cfg, local, locallen, remote, remotelen,
-                 NULL, NULL);
+  c = conn_alloc(WR_QUIC_SERVER, tls, cfg, path, NULL, NULL);
   if (!c) return WR_ERR_NOMEM;
   /* Initial retransmissions still carry this DCID (ep_find). */
   c->odcid = hd->dcid;
@@ -367,8 +361,8 @@ int wr__quic_server_conn_new(wr_quic_tls *tls, const wr_quic_config *cfg,
     free(c);
     return WR_ERR_CRYPTO;
   }
-  make_path(c, &path);
-  if (ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &path, hd->version, &cb,
+  make_path(c, &npath);
+  if (ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, &npath, hd->version, &cb,
                              &settings, &params, wr__quic_mem(), c) != 0) {
     free(c);
     return WR_ERR_NOMEM;
@@ -377,9 +371,7 @@ int wr__quic_server_conn_new(wr_quic_tls *tls, const wr_quic_config *cfg,
 }
 
 int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,
-                               const struct sockaddr *local, socklen_t locallen,
-                               const struct sockaddr *remote,
-                               socklen_t remotelen, const uint8_t *pkt,
+                               const wr_quic_path *path, const uint8_t *pkt,
                                size_t len, const wr_quic_callbacks *cbs,
                                void *user, wr_quic_tstamp now,
                                wr_quic_conn **out) {
@@ -387,15 +379,16 @@ int wr_quic_conn_server_accept(wr_quic_tls *tls, const wr_quic_config *cfg,
   wr_quic_conn *c;
   int rv;
 
-  if (!tls || !cfg || !local || !remote || !out || tls->role != WR_QUIC_SERVER)
+  if (!tls || !cfg || !path || !path->local || !path->remote || !out ||
+      tls->role != WR_QUIC_SERVER)
     return WR_ERR_INVAL;
   if (ngtcp2_accept(&hd, pkt, len) != 0) return WR_ERR_PROTO;
-  rv = wr__quic_server_conn_new(tls, cfg, local, locallen, remote, remotelen, &hd, NULL, now, &c);
+  rv = wr__quic_server_conn_new(tls, cfg, path, &hd, NULL, now, &c);
   if (rv != WR_OK) return rv;
   /* The first packet is processed with no callbacks installed: whatever it
    * does to the connection, the caller's code does not run before it has
    * the connection in hand. */
-  wr_quic_conn_read(c, remote, remotelen, pkt, len, now);
+  wr_quic_conn_read(c, path->remote, path->remotelen, pkt, len, now);
   if (c->state == WR_QUIC_CLOSED) {
     wr_quic_conn_free(c);
     return WR_ERR_PROTO;

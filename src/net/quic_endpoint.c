@@ -703,6 +703,16 @@ static void ep_unlink_free(wr_quic_endpoint *ep, wr_quic_conn *c) {
   ep_conn_free(ep, c);
 }
 
+/* The path from our socket to |remote|: what a connection of |ep| runs on. */
+static wr_quic_path ep_path(const wr_quic_endpoint *ep, const struct sockaddr *remote,
+                            socklen_t remotelen) {
+  wr_quic_path path = {.local = (const struct sockaddr *)&ep->local,
+                       .locallen = ep->locallen,
+                       .remote = remote,
+                       .remotelen = remotelen};
+  return path;
+}
+
 /* A long-header packet that belongs to no connection: a new client, maybe.
  * Admission control (RFC 9000 8.1, 21.1) decides, before any per-connection
  * state exists, between a new connection, a Retry and a silent drop. The
@@ -718,6 +728,7 @@ static void ep_accept(wr_quic_endpoint *ep, const struct sockaddr *from, socklen
   uint8_t key[16];
   uint64_t h;
   int validated;
+  wr_quic_path path;
   wr_quic_conn *c;
 
   /* Only a client Initial of a version we speak, in a datagram of at least
@@ -738,8 +749,8 @@ static void ep_accept(wr_quic_endpoint *ep, const struct sockaddr *from, socklen
   case ADMIT_ACCEPT:
     break;
   }
-  if (wr__quic_server_conn_new(ep->tls, &ep->cfg, (struct sockaddr *)&ep->local, ep->locallen,
-                               from, fromlen, &hd, validated ? &odcid : NULL, now,
+  path = ep_path(ep, from, fromlen);
+  if (wr__quic_server_conn_new(ep->tls, &ep->cfg, &path, &hd, validated ? &odcid : NULL, now,
                                &c) != WR_OK)
     return;
   c->ep = ep;
@@ -885,6 +896,7 @@ int wr_quic_endpoint_client(uv_loop_t *loop, wr_quic_tls *tls,
                             wr_quic_endpoint **out, wr_quic_conn **conn) {
   struct sockaddr_storage any;
   socklen_t rlen;
+  wr_quic_path path;
   wr_quic_endpoint *ep;
   wr_quic_conn *c;
   int rv;
@@ -898,9 +910,8 @@ int wr_quic_endpoint_client(uv_loop_t *loop, wr_quic_tls *tls,
                                        : sizeof(struct sockaddr_in);
   rv = ep_new(loop, WR_QUIC_CLIENT, tls, cfg, (struct sockaddr *)&any, cbs, &ep);
   if (rv != WR_OK) return rv;
-  rv = wr_quic_conn_client_new(tls, cfg, (struct sockaddr *)&ep->local,
-                               ep->locallen, remote, rlen, cbs, user,
-                               uv_now_ns(), &c);
+  path = ep_path(ep, remote, rlen);
+  rv = wr_quic_conn_client_new(tls, cfg, &path, cbs, user, uv_now_ns(), &c);
   if (rv != WR_OK) {
     wr_quic_endpoint_free(ep);
     return rv;

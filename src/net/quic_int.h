@@ -194,16 +194,16 @@ const char *wr__quic_alert_name(uint64_t code);
 
 /* --- quic_conn.c ---------------------------------------------------------- */
 
-/* Creates a server connection for the client Initial |hd| without
- * processing it and without callbacks or user (the caller installs them).
+/* Creates a server connection on |path| (copied) for the client Initial
+ * |hd| without processing it and without callbacks or user (the caller
+ * installs them).
  * |odcid|: the client's original DCID recovered from a valid Retry token
  * (then |hd| carries that token and its DCID is our Retry SCID), or NULL.
  * Returns WR_OK, WR_ERR_NOMEM or WR_ERR_CRYPTO. */
 int wr__quic_server_conn_new(wr_quic_tls *tls, const wr_quic_config *cfg,
-                             const struct sockaddr *local, socklen_t locallen,
-                             const struct sockaddr *remote, socklen_t remotelen,
-                             const ngtcp2_pkt_hd *hd, const ngtcp2_cid *odcid,
-                             wr_quic_tstamp now, wr_quic_conn **out);
+                             const wr_quic_path *path, const ngtcp2_pkt_hd *hd,
+                             const ngtcp2_cid *odcid, wr_quic_tstamp now,
+                             wr_quic_conn **out);
 
 /* --- quic_stream.c -------------------------------------------------------- */
 

@@ -51,6 +51,8 @@ int main(int argc, char **argv) {
   int retry = 0, sources = 1, hold = 3, i, n, port;
   char host[64];
   struct sockaddr_in srv = {.sin_family = AF_INET};
+  /* Every handshake: from its own socket's address (set below) to srv. */
+  wr_quic_path path = {NULL, sizeof(struct sockaddr_in), (struct sockaddr *)&srv, sizeof(srv)};
   wr_quic_config cfg = {0};
   wr_quic_tls *tls;
   hc *hs;
@@ -96,9 +98,8 @@ int main(int argc, char **argv) {
       perror("socket");
       return 1;
     }
-    if (wr_quic_conn_client_new(tls, &cfg, (struct sockaddr *)&hs[i].local, sizeof(hs[i].local),
-                                (struct sockaddr *)&srv, sizeof(srv), NULL, NULL, uv_hrtime(),
-                                &hs[i].c) != 0)
+    path.local = (struct sockaddr *)&hs[i].local;
+    if (wr_quic_conn_client_new(tls, &cfg, &path, NULL, NULL, uv_hrtime(), &hs[i].c) != 0)
       return 1;
     send_all(&hs[i], &srv);
     pfd[i].fd = hs[i].fd;

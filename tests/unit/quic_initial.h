@@ -21,10 +21,10 @@ static inline int quic_client_initial(const char *ca, const char *alpn, uint32_t
   wr_quic_conn *c;
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(from)};
   struct sockaddr_in b = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(to)};
+  wr_quic_path path = {(struct sockaddr *)&a, sizeof(a), (struct sockaddr *)&b, sizeof(b)};
   int rv = wr_quic_tls_new(WR_QUIC_CLIENT, &ccfg, &t, NULL, 0);
   if (rv != WR_OK) return rv;
-  rv = wr_quic_conn_client_new(t, &ccfg, (struct sockaddr *)&a, sizeof(a), (struct sockaddr *)&b,
-                               sizeof(b), NULL, NULL, uv_hrtime(), &c);
+  rv = wr_quic_conn_client_new(t, &ccfg, &path, NULL, NULL, uv_hrtime(), &c);
   if (rv == WR_OK) {
     *n = 0;
     rv = wr_quic_conn_write(c, buf, cap, n, uv_hrtime());

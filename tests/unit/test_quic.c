@@ -159,6 +159,7 @@ typedef struct pair {
   wr_quic_config ccfg, scfg;
   side cl, sv;
   struct sockaddr_in caddr, saddr;
+  wr_quic_path cpath, spath; /* caddr -> saddr and back */
   wr_quic_tstamp now;
   int drop;
   size_t max_pkt[2];  /* largest packet seen from the server [0] / client [1] */
@@ -279,10 +280,12 @@ static void pair_init_at(pair *p, const char *ca, const char *alpn, uint32_t hos
   p->caddr.sin_addr.s_addr = htonl(host);
   p->saddr = p->caddr;
   p->saddr.sin_port = htons(7844);
-  assert_int_equal(wr_quic_conn_client_new(
-                       p->ctls, &p->ccfg, (struct sockaddr *)&p->caddr,
-                       sizeof(p->caddr), (struct sockaddr *)&p->saddr,
-                       sizeof(p->saddr), &test_cbs, &p->cl, p->now, &p->cl.c),
+  p->cpath = (wr_quic_path){(struct sockaddr *)&p->caddr, sizeof(p->caddr),
+                            (struct sockaddr *)&p->saddr, sizeof(p->saddr)};
+  p->spath = (wr_quic_path){p->cpath.remote, p->cpath.remotelen, p->cpath.local,
+                            p->cpath.locallen};
+  assert_int_equal(wr_quic_conn_client_new(p->ctls, &p->ccfg, &p->cpath, &test_cbs,
+                                           &p->cl, p->now, &p->cl.c),
                    WR_OK);
 }
 
@@ -318,20 +321,17 @@ static int transfer(pair *p, int from_client) {
     if (p->drop) continue;
     if (from_client) {
       if (!p->sv.c) {
-        if (wr_quic_conn_server_accept(p->stls, &p->scfg,
-                                       (struct sockaddr *)&p->saddr,
-                                       sizeof(p->saddr),
-                                       (struct sockaddr *)&p->caddr,
-                                       sizeof(p->caddr), buf, n, &test_cbs,
-                                       &p->sv, p->now, &p->sv.c) != WR_OK)
+        if (wr_quic_conn_server_accept(p->stls, &p->scfg, &p->spath, buf, n,
+                                       &test_cbs, &p->sv, p->now,
+                                       &p->sv.c) != WR_OK)
           p->sv.c = NULL;
       } else {
-        wr_quic_conn_read(p->sv.c, (struct sockaddr *)&p->caddr,
-                          sizeof(p->caddr), buf, n, p->now);
+        wr_quic_conn_read(p->sv.c, p->spath.remote, p->spath.remotelen, buf,
+                          n, p->now);
       }
     } else {
-      wr_quic_conn_read(p->cl.c, (struct sockaddr *)&p->saddr,
-                        sizeof(p->saddr), buf, n, p->now);
+      wr_quic_conn_read(p->cl.c, p->cpath.remote, p->cpath.remotelen, buf, n,
+                        p->now);
     }
     if (count > 100000) fail_msg("packet storm");
   }
