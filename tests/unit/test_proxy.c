@@ -5,13 +5,114 @@
  * mid-body, bad preambles, ingress by host and path, httpHostHeader,
  * keep-alive reuse, unix and https origins (caPool, noTLSVerify, untrusted),
  * and the captured cloudflared request vectors (GET, POST). WebSocket and
- * streaming are in test_proxy_stream.c. */
+ * streaming are in test_proxy_stream.c.
+ *
+ * Most cases are exchanges: rows of what the edge sends (a request without
+ * a body), what the answer must be and what the origin must have seen; one
+ * procedure (exchange_all) sends, waits and checks them. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "proxy_fixture.h"
 
 UNIT_QPAIR_RUN_UNTIL(ctx)
+
+/* ---- exchanges ---------------------------------------------------------------- */
+
+/* What a ConnectResponse must be; a field left 0/NULL is not checked. */
+typedef struct expect {
+  int fin;                 /* the stream ended with FIN, not a reset */
+  int reset;               /* the stream is reset (nothing else is checked) */
+  const char *error;       /* the error is this ("": none) */
+  const char *error_has[2]; /* the error contains these */
+  int no_meta;             /* no metadata at all */
+  const char *status;      /* the first entry is HttpStatus with this value */
+  size_t nmeta;            /* (non-zero) this many entries */
+  const char *meta[4][2];  /* "key", "value" pairs; a NULL value: the key is absent */
+  const char *body;        /* the body is this ("": empty) */
+  size_t body_len;         /* (non-zero) the body is this long */
+} expect;
+
+/* A request without a body (edge_send, FIN with it), what its answer must
+ * be and, if saw[0] is set, the lines origins[origin]'s last request head
+ * must contain (and lacks[], those it must not). */
+typedef struct exchange {
+  int type; /* WR_CONNECT_* */
+  const char *dest, *method, *host;
+  const char *const *kv; /* request headers, as edge_send's */
+  expect want;
+  int origin;
+  const char *saw[8], *lacks[5];
+} exchange;
+
+static void assert_expect(const estream *e, const expect *w) {
+  resp r;
+  if (w->fin) {
+    assert_true(e->got_fin);
+    assert_false(e->got_reset);
+  }
+  decode_resp(e, &r);
+  if (w->error) assert_string_equal(r.r.error, w->error);
+  for (size_t i = 0; i < 2 && w->error_has[i]; i++)
+    assert_non_null(strstr(r.r.error, w->error_has[i]));
+  if (w->no_meta) {
+    assert_false(r.r.has_meta);
+    assert_int_equal(r.r.nmeta, 0);
+  }
+  if (w->status) {
+    assert_string_equal(r.r.meta[0].key, "HttpStatus");
+    assert_string_equal(r.r.meta[0].val, w->status);
+  }
+  if (w->nmeta) assert_int_equal(r.r.nmeta, w->nmeta);
+  for (size_t i = 0; i < 4 && w->meta[i][0]; i++) {
+    if (w->meta[i][1])
+      assert_string_equal(meta_get(&r, w->meta[i][0]), w->meta[i][1]);
+    else
+      assert_null(meta_get(&r, w->meta[i][0]));
+  }
+  if (w->body) {
+    assert_int_equal(r.body_len, strlen(w->body));
+    assert_memory_equal(r.body, w->body, r.body_len);
+  }
+  if (w->body_len) assert_int_equal(r.body_len, w->body_len);
+  resp_free(&r);
+}
+
+static estream *exchange_send(ctx *c, const exchange *x) {
+  return edge_send(c, x->type, x->dest, x->method, x->host, x->kv, NULL, 0, 1);
+}
+
+static void exchange_wait(ctx *c, estream *e, const exchange *x) {
+  if (x->want.reset)
+    wait_reset(c, e);
+  else
+    wait_closed(c, e);
+}
+
+static void exchange_check(ctx *c, const estream *e, const exchange *x) {
+  if (!x->want.reset) assert_expect(e, &x->want);
+  if (x->saw[0]) assert_head(&c->origins[x->origin], 1, x->saw);
+  if (x->lacks[0]) assert_head(&c->origins[x->origin], 0, x->lacks);
+}
+
+/* Sends all of |xs| at once, waits until each closed (or is reset), then
+ * checks each answer and what the origins saw; frees the streams. */
+static void exchange_all(ctx *c, const exchange *xs, size_t n) {
+  estream *e[8];
+  assert_true(n <= 8);
+  for (size_t i = 0; i < n; i++) e[i] = exchange_send(c, &xs[i]);
+  for (size_t i = 0; i < n; i++) exchange_wait(c, e[i], &xs[i]);
+  for (size_t i = 0; i < n; i++) {
+    exchange_check(c, e[i], &xs[i]);
+    es_free(e[i]);
+  }
+}
+
+#define EXCHANGE_ALL(c, xs) exchange_all((c), (xs), sizeof(xs) / sizeof((xs)[0]))
+
+/* A GET of the app origin's "/" that works. */
+static const exchange app_get_ok = {WR_CONNECT_HTTP, "/", "GET", "app.example.test",
+                                    .want = {.error = "", .status = "200"}};
 
 /* ---- tests -------------------------------------------------------------------- */
 
@@ -21,30 +122,28 @@ static void test_get(void **state) {
   static const char *const kv[] = {"User-Agent", "test/1", "Accept", "*/*", "X-Two", "1",
                                    "X-Two", "2", "Cf-Trace-Id", "abc",
                                    "Cf-Cloudflared-Proxy-Connection-Upgrade", "x", NULL};
-  estream *e = edge_send(c, WR_CONNECT_HTTP, "https://app.example.test/some/path?q=1&r=%20",
-                         "GET", "app.example.test", kv, NULL, 0, 1);
-  wait_closed(c, e);
-  assert_true(e->got_fin);
-  assert_false(e->got_reset);
+  static const exchange x = {
+      WR_CONNECT_HTTP, "https://app.example.test/some/path?q=1&r=%20", "GET", "app.example.test",
+      kv,
+      .want = {.fin = 1, .error = "", .status = "200", .body = "hello from app",
+               .meta = {{"HttpHeader:Content-Type", "text/plain"},
+                        {"HttpHeader:X-Origin", "app"},
+                        {"HttpHeader:Content-Length", "14"}}},
+      .origin = O_APP,
+      .saw = {"GET /some/path?q=1&r=%20 HTTP/1.1\r\n", "Host: app.example.test\r\n",
+              "User-Agent: test/1\r\n", "X-Two: 1\r\n", "X-Two: 2\r\n",
+              "Connection: keep-alive\r\n",
+              "Cf-Warp-Tag-Id: 5e2c1f0a-3b4d-4c6e-8f70-123456789abc\r\n"},
+      .lacks = {"Cf-Trace-Id", "Cf-Cloudflared-Proxy-Connection-Upgrade", "Content-Length",
+                "Transfer-Encoding"}};
+  estream *e = exchange_send(c, &x);
+  exchange_wait(c, e, &x);
+  exchange_check(c, e, &x);
   decode_resp(e, &r);
-  assert_string_equal(r.r.error, "");
   assert_true(r.r.has_meta);
   assert_true(r.r.nmeta >= 4);
-  assert_string_equal(r.r.meta[0].key, "HttpStatus");
-  assert_string_equal(meta_get(&r, "HttpHeader:Content-Type"), "text/plain");
-  assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "app");
-  assert_string_equal(meta_get(&r, "HttpHeader:Content-Length"), "14");
   assert_int_equal(meta_count(&r, "HttpHeader:X-Multi"), 2);
-  assert_resp(&r, "200", "hello from app");
   resp_free(&r);
-
-  torigin *o = &c->origins[O_APP];
-  ASSERT_HEAD_HAS(o, "GET /some/path?q=1&r=%20 HTTP/1.1\r\n", "Host: app.example.test\r\n",
-                  "User-Agent: test/1\r\n", "X-Two: 1\r\n", "X-Two: 2\r\n",
-                  "Connection: keep-alive\r\n",
-                  "Cf-Warp-Tag-Id: 5e2c1f0a-3b4d-4c6e-8f70-123456789abc\r\n");
-  ASSERT_HEAD_LACKS(o, "Cf-Trace-Id", "Cf-Cloudflared-Proxy-Connection-Upgrade", "Content-Length",
-                    "Transfer-Encoding");
 
   const wr_proxy_stats *st = wr_proxy_get_stats(c->proxy);
   assert_int_equal(st->total_requests, 1);
@@ -99,56 +198,37 @@ static void test_chunked_request(void **state) {
 }
 
 static void test_chunked_response(void **state) {
-  ctx *c = *state;
-  resp r;
-  estream *e = get_resp(c, "/", "app.example.test", &r);
-  assert_true(e->got_fin);
-  assert_string_equal(r.r.meta[0].key, "HttpStatus");
-  assert_null(meta_get(&r, "HttpHeader:Transfer-Encoding"));
-  assert_null(meta_get(&r, "HttpHeader:Content-Length"));
-  assert_string_equal(meta_get(&r, "HttpHeader:Content-Type"), "text/plain");
-  assert_resp(&r, "200", "abcdefgh");
-  resp_free(&r);
-  es_free(e);
+  static const exchange x = {
+      WR_CONNECT_HTTP, "/", "GET", "app.example.test",
+      .want = {.fin = 1, .status = "200", .body = "abcdefgh",
+               .meta = {{"HttpHeader:Transfer-Encoding", NULL},
+                        {"HttpHeader:Content-Length", NULL},
+                        {"HttpHeader:Content-Type", "text/plain"}}}};
+  exchange_all(*state, &x, 1);
 }
 
 static void test_eof_delimited_response(void **state) {
-  ctx *c = *state;
-  resp r;
-  estream *e = get_resp(c, "/", "app.example.test", &r);
-  assert_true(e->got_fin);
-  assert_false(e->got_reset);
-  assert_string_equal(meta_get(&r, "HttpHeader:Connection"), "close");
-  assert_resp(&r, "200", "until the end");
-  resp_free(&r);
-  es_free(e);
+  static const exchange x = {
+      WR_CONNECT_HTTP, "/", "GET", "app.example.test",
+      .want = {.fin = 1, .status = "200", .body = "until the end",
+               .meta = {{"HttpHeader:Connection", "close"}}}};
+  exchange_all(*state, &x, 1);
 }
 
 static void test_http_status(void **state) {
   ctx *c = *state;
-  resp r;
-  estream *e = get_resp(c, "https://status.test/x", "status.test", &r);
-  assert_true(e->got_fin);
-  assert_string_equal(r.r.error, "");
-  assert_int_equal(r.r.nmeta, 1);
-  assert_string_equal(r.r.meta[0].key, "HttpStatus");
-  assert_string_equal(r.r.meta[0].val, "418");
-  assert_int_equal(r.body_len, 0);
-  resp_free(&r);
+  static const exchange x = {
+      WR_CONNECT_HTTP, "https://status.test/x", "GET", "status.test",
+      .want = {.fin = 1, .error = "", .nmeta = 1, .status = "418", .body = ""}};
   /* Host with a port, and an unknown host: the catch-all 404. */
-  estream *e2 = edge_send(c, WR_CONNECT_HTTP, "https://status.test:8443/x", "GET",
-                          "status.test:8443", NULL, NULL, 0, 1);
-  estream *e3 = edge_send(c, WR_CONNECT_HTTP, "https://nobody.test/", "GET", "nobody.test", NULL,
-                          NULL, 0, 1);
-  wait_closed(c, e2);
-  wait_closed(c, e3);
-  assert_stream_status(e2, "418");
-  assert_stream_status(e3, "404");
+  static const exchange more[] = {
+      {WR_CONNECT_HTTP, "https://status.test:8443/x", "GET", "status.test:8443",
+       .want = {.status = "418"}},
+      {WR_CONNECT_HTTP, "https://nobody.test/", "GET", "nobody.test", .want = {.status = "404"}}};
+  exchange_all(c, &x, 1);
+  EXCHANGE_ALL(c, more);
   const wr_proxy_stats *st = wr_proxy_get_stats(c->proxy);
   assert_int_equal(st->responses_by_code[4], 3);
-  es_free(e);
-  es_free(e2);
-  es_free(e3);
 }
 
 static void test_hello_world(void **state) {
@@ -176,35 +256,22 @@ static void test_hello_world(void **state) {
 
 static void test_dial_error(void **state) {
   ctx *c = *state;
-  resp r;
-  estream *e = get_resp(c, "https://dead.test/", "dead.test", &r);
-  assert_true(e->got_fin);
-  assert_false(e->got_reset);
-  assert_false(r.r.has_meta);
-  assert_int_equal(r.r.nmeta, 0);
-  assert_non_null(strstr(r.r.error, "Unable to reach the origin service. The service may be down "
-                                    "or it may not be responding to traffic from warren: "));
-  assert_non_null(strstr(r.r.error, "connection refused"));
-  assert_int_equal(r.body_len, 0);
-  resp_free(&r);
-  assert_int_equal(wr_proxy_get_stats(c->proxy)->request_errors, 1);
+  static const exchange x = {
+      WR_CONNECT_HTTP, "https://dead.test/", "GET", "dead.test",
+      .want = {.fin = 1, .no_meta = 1, .body = "",
+               .error_has = {"Unable to reach the origin service. The service may be down "
+                             "or it may not be responding to traffic from warren: ",
+                             "connection refused"}}};
   /* A stream origin's dial error is Go's, without the prefix (cloudflared
    * returns EstablishConnection's error as it is); a tcp stream without
    * warp-routing is refused. */
-  estream *e2 =
-      edge_send(c, WR_CONNECT_HTTP, "https://ssh.test/", "GET", "ssh.test", NULL, NULL, 0, 1);
-  estream *e3 = edge_send(c, WR_CONNECT_TCP, "127.0.0.1:9", NULL, NULL, NULL, NULL, 0, 1);
-  wait_closed(c, e2);
-  wait_closed(c, e3);
-  decode_resp(e2, &r);
-  assert_string_equal(r.r.error, "dial tcp 127.0.0.1:1: connect: connection refused");
-  resp_free(&r);
-  decode_resp(e3, &r);
-  assert_non_null(strstr(r.r.error, "warp-routing"));
-  resp_free(&r);
-  es_free(e);
-  es_free(e2);
-  es_free(e3);
+  static const exchange more[] = {
+      {WR_CONNECT_HTTP, "https://ssh.test/", "GET", "ssh.test",
+       .want = {.error = "dial tcp 127.0.0.1:1: connect: connection refused"}},
+      {WR_CONNECT_TCP, "127.0.0.1:9", NULL, NULL, .want = {.error_has = {"warp-routing"}}}};
+  exchange_all(c, &x, 1);
+  assert_int_equal(wr_proxy_get_stats(c->proxy)->request_errors, 1);
+  EXCHANGE_ALL(c, more);
 }
 
 static void test_origin_dies_mid_body(void **state) {
@@ -271,69 +338,43 @@ static void test_split_preamble(void **state) {
 
 static void test_ingress_host_and_path(void **state) {
   ctx *c = *state;
-  estream *a = edge_send(c, WR_CONNECT_HTTP, "https://path.test/api/v1", "GET", "path.test",
-                         NULL, NULL, 0, 1);
-  estream *b = edge_send(c, WR_CONNECT_HTTP, "https://path.test/other", "GET", "path.test", NULL,
-                         NULL, 0, 1);
-  estream *w = edge_send(c, WR_CONNECT_HTTP, "https://deep.sub.wild.test/", "GET",
-                         "deep.sub.wild.test", NULL, NULL, 0, 1);
-  estream *h = edge_send(c, WR_CONNECT_HTTP, "https://hh.test/x", "GET", "hh.test", NULL, NULL,
-                         0, 1);
-  wait_closed(c, a);
-  wait_closed(c, b);
-  wait_closed(c, w);
-  wait_closed(c, h);
-  assert_stream_meta(a, "HttpHeader:X-Origin", "api");
-  assert_stream_status(b, "404");
-  assert_stream_meta(w, "HttpHeader:X-Origin", "alt2");
-  assert_stream_meta(h, "HttpHeader:X-Origin", "alt");
-  assert_true(head_has(&c->origins[O_SECOND], "GET /api/v1 HTTP/1.1\r\n"));
+  static const exchange routed[] = {
+      {WR_CONNECT_HTTP, "https://path.test/api/v1", "GET", "path.test",
+       .want = {.meta = {{"HttpHeader:X-Origin", "api"}}}, .origin = O_SECOND,
+       .saw = {"GET /api/v1 HTTP/1.1\r\n"}},
+      {WR_CONNECT_HTTP, "https://path.test/other", "GET", "path.test", .want = {.status = "404"}},
+      {WR_CONNECT_HTTP, "https://deep.sub.wild.test/", "GET", "deep.sub.wild.test",
+       .want = {.meta = {{"HttpHeader:X-Origin", "alt2"}}}},
+      {WR_CONNECT_HTTP, "https://hh.test/x", "GET", "hh.test",
+       .want = {.meta = {{"HttpHeader:X-Origin", "alt"}}}, .origin = O_ALT,
+       .saw = {"Host: internal.example\r\n", "X-Forwarded-Host: hh.test\r\n"}}};
   /* Matching uses the decoded path; the request line keeps the escapes and
-   * escapes what may not appear raw. */
-  estream *x = edge_send(c, WR_CONNECT_HTTP, "https://path.test/%61pi/a b?q=1 2#frag", "GET",
-                         "path.test", NULL, NULL, 0, 1);
-  wait_closed(c, x);
-  assert_stream_meta(x, "HttpHeader:X-Origin", "api");
-  assert_true(head_has(&c->origins[O_SECOND], "GET /%61pi/a%20b?q=1%202 HTTP/1.1\r\n"));
-  es_free(x);
-  /* A bad %-escape fails url.Parse: the stream is reset. */
-  x = edge_send(c, WR_CONNECT_HTTP, "https://path.test/%zz", "GET", "path.test", NULL, NULL, 0,
-                1);
-  wait_reset(c, x);
-  es_free(x);
-  /* So does %00 (lib/encoding's policy): it would cut the matched path short. */
-  x = edge_send(c, WR_CONNECT_HTTP, "https://path.test/api%00/x", "GET", "path.test", NULL, NULL,
-                0, 1);
-  wait_reset(c, x);
-  es_free(x);
-  ASSERT_HEAD_HAS(&c->origins[O_ALT], "Host: internal.example\r\n", "X-Forwarded-Host: hh.test\r\n");
-  es_free(a);
-  es_free(b);
-  es_free(w);
-  es_free(h);
+   * escapes what may not appear raw. A bad %-escape fails url.Parse: the
+   * stream is reset. So does %00 (lib/encoding's policy): it would cut the
+   * matched path short. One at a time. */
+  static const exchange escaped[] = {
+      {WR_CONNECT_HTTP, "https://path.test/%61pi/a b?q=1 2#frag", "GET", "path.test",
+       .want = {.meta = {{"HttpHeader:X-Origin", "api"}}}, .origin = O_SECOND,
+       .saw = {"GET /%61pi/a%20b?q=1%202 HTTP/1.1\r\n"}},
+      {WR_CONNECT_HTTP, "https://path.test/%zz", "GET", "path.test", .want = {.reset = 1}},
+      {WR_CONNECT_HTTP, "https://path.test/api%00/x", "GET", "path.test", .want = {.reset = 1}}};
+  EXCHANGE_ALL(c, routed);
+  for (size_t i = 0; i < sizeof(escaped) / sizeof(escaped[0]); i++)
+    exchange_all(c, &escaped[i], 1);
 }
 
 static void test_keepalive_reuse(void **state) {
   ctx *c = *state;
-  resp r;
-  for (int i = 0; i < 3; i++) {
-    estream *e = get_resp(c, "/again", "app.example.test", &r);
-    assert_string_equal(r.r.meta[0].val, "200");
-    assert_int_equal(r.body_len, 14);
-    resp_free(&r);
-    es_free(e);
-  }
+  static const exchange again = {WR_CONNECT_HTTP, "/again", "GET", "app.example.test",
+                                 .want = {.status = "200", .body_len = 14}};
+  /* A HEAD answer (Content-Length, no body) keeps the connection too. */
+  static const exchange head = {
+      WR_CONNECT_HTTP, "/head", "HEAD", "app.example.test",
+      .want = {.meta = {{"HttpHeader:Content-Length", "14"}}, .body = ""}};
+  for (int i = 0; i < 3; i++) exchange_all(c, &again, 1);
   assert_int_equal(c->origins[O_APP].requests, 3);
   assert_int_equal(c->origins[O_APP].accepts, 1);
-  /* A HEAD answer (Content-Length, no body) keeps the connection too. */
-  estream *e =
-      edge_send(c, WR_CONNECT_HTTP, "/head", "HEAD", "app.example.test", NULL, NULL, 0, 1);
-  wait_closed(c, e);
-  decode_resp(e, &r);
-  assert_string_equal(meta_get(&r, "HttpHeader:Content-Length"), "14");
-  assert_int_equal(r.body_len, 0);
-  resp_free(&r);
-  es_free(e);
+  exchange_all(c, &head, 1);
   assert_int_equal(c->origins[O_APP].accepts, 1);
 }
 
@@ -341,18 +382,11 @@ static void test_keepalive_reuse(void **state) {
  * fresh one (retried) instead of an error. */
 static void test_keepalive_origin_closed(void **state) {
   ctx *c = *state;
-  resp r;
-  estream *e = edge_send(c, WR_CONNECT_HTTP, "/", "GET", "app.example.test", NULL, NULL, 0, 1);
-  wait_closed(c, e);
-  es_free(e);
+  exchange_all(c, &app_get_ok, 1);
   assert_non_null(c->origins[O_APP].conns);
   wr_conn_close(c->origins[O_APP].conns->conn);
   for (int i = 0; i < 5; i++) uv_run(&c->q.loop, UV_RUN_NOWAIT);
-  e = get_resp(c, "/", "app.example.test", &r);
-  assert_string_equal(r.r.error, "");
-  assert_string_equal(r.r.meta[0].val, "200");
-  resp_free(&r);
-  es_free(e);
+  exchange_all(c, &app_get_ok, 1);
   assert_int_equal(c->origins[O_APP].accepts, 2);
 }
 
@@ -361,11 +395,9 @@ static int second_closed(ctx *c) { return c->origins[O_SECOND].closes == 1; }
 /* keepAliveTimeout closes an idle pooled connection. */
 static void test_keepalive_timeout(void **state) {
   ctx *c = *state;
-  resp r;
-  estream *e = get_resp(c, "/", "ka.test", &r);
-  assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "api");
-  resp_free(&r);
-  es_free(e);
+  static const exchange x = {WR_CONNECT_HTTP, "/", "GET", "ka.test",
+                             .want = {.meta = {{"HttpHeader:X-Origin", "api"}}}};
+  exchange_all(c, &x, 1);
   assert_int_equal(c->origins[O_SECOND].closes, 0);
   uint64_t t0 = uv_now(&c->q.loop);
   run_until(c, second_closed, 5000);
@@ -377,71 +409,38 @@ static void test_keepalive_timeout(void **state) {
  * the request (GET, no body) is retried on a fresh connection. */
 static void test_keepalive_retry(void **state) {
   ctx *c = *state;
-  resp r;
-  for (int i = 0; i < 2; i++) {
-    estream *e = get_resp(c, "/", "app.example.test", &r);
-    assert_string_equal(r.r.error, "");
-    assert_string_equal(r.r.meta[0].val, "200");
-    resp_free(&r);
-    es_free(e);
-  }
+  for (int i = 0; i < 2; i++) exchange_all(c, &app_get_ok, 1);
   assert_int_equal(c->origins[O_APP].accepts, 2);
   assert_int_equal(wr_proxy_get_stats(c->proxy)->request_errors, 0);
 }
 
 static void test_unix_origin(void **state) {
-  ctx *c = *state;
-  resp r;
-  estream *e = get_resp(c, "https://unix.test/sock", "unix.test", &r);
-  assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "unix");
-  assert_resp(&r, "200", "hello from unix");
-  resp_free(&r);
-  assert_true(head_has(&c->origins[O_UNIX], "Host: unix.test\r\n"));
-  es_free(e);
+  static const exchange x = {WR_CONNECT_HTTP, "https://unix.test/sock", "GET", "unix.test",
+                             .want = {.status = "200", .body = "hello from unix",
+                                      .meta = {{"HttpHeader:X-Origin", "unix"}}},
+                             .origin = O_UNIX, .saw = {"Host: unix.test\r\n"}};
+  exchange_all(*state, &x, 1);
 }
 
 static void test_https_origins(void **state) {
   ctx *c = *state;
-  resp r;
-  estream *a =
-      edge_send(c, WR_CONNECT_HTTP, "https://tls.test/", "GET", "tls.test", NULL, NULL, 0, 1);
-  estream *b = edge_send(c, WR_CONNECT_HTTP, "https://tlsnv.test/", "GET", "tlsnv.test", NULL,
-                         NULL, 0, 1);
-  estream *u = edge_send(c, WR_CONNECT_HTTP, "https://untrusted.test/", "GET", "untrusted.test",
-                         NULL, NULL, 0, 1);
-  wait_closed(c, a);
-  wait_closed(c, b);
-  wait_closed(c, u);
-  decode_resp(a, &r);
-  assert_string_equal(r.r.error, "");
-  assert_string_equal(r.r.meta[0].val, "200");
-  assert_string_equal(meta_get(&r, "HttpHeader:X-Origin"), "tls");
-  assert_int_equal(r.body_len, 14);
-  resp_free(&r);
-  decode_resp(b, &r);
-  assert_string_equal(r.r.error, "");
-  assert_string_equal(r.r.meta[0].val, "200");
-  resp_free(&r);
-  decode_resp(u, &r);
-  assert_false(r.r.has_meta);
-  assert_non_null(strstr(r.r.error, "Unable to reach the origin service"));
-  resp_free(&r);
+  static const exchange first[] = {
+      {WR_CONNECT_HTTP, "https://tls.test/", "GET", "tls.test",
+       .want = {.error = "", .status = "200", .body_len = 14,
+                .meta = {{"HttpHeader:X-Origin", "tls"}}}},
+      {WR_CONNECT_HTTP, "https://tlsnv.test/", "GET", "tlsnv.test",
+       .want = {.error = "", .status = "200"}},
+      {WR_CONNECT_HTTP, "https://untrusted.test/", "GET", "untrusted.test",
+       .want = {.no_meta = 1, .error_has = {"Unable to reach the origin service"}}}};
   /* An IP origin verified under originServerName. */
-  estream *n = get_resp(c, "https://sni.test/", "sni.test", &r);
-  assert_string_equal(r.r.error, "");
-  assert_string_equal(r.r.meta[0].val, "200");
-  resp_free(&r);
-  es_free(n);
+  static const exchange sni = {WR_CONNECT_HTTP, "https://sni.test/", "GET", "sni.test",
+                               .want = {.error = "", .status = "200"}};
+  EXCHANGE_ALL(c, first);
+  exchange_all(c, &sni, 1);
   /* Second request on tls.test reuses the TLS connection. */
   int before = c->origins[O_TLS].accepts;
-  estream *a2 = get_resp(c, "https://tls.test/", "tls.test", &r);
-  assert_string_equal(r.r.meta[0].val, "200");
-  resp_free(&r);
+  exchange_all(c, &first[0], 1);
   assert_int_equal(c->origins[O_TLS].accepts, before);
-  es_free(a);
-  es_free(b);
-  es_free(u);
-  es_free(a2);
 }
 
 /* The bytes the real edge sent to cloudflared, fed to the proxy; the
