@@ -580,13 +580,6 @@ void assert_stream_resp(const estream *e, const char *status, const char *body) 
   resp_free(&r);
 }
 
-void assert_stream_meta(const estream *e, const char *key, const char *val) {
-  resp r;
-  decode_resp(e, &r);
-  assert_string_equal(meta_get(&r, key), val);
-  resp_free(&r);
-}
-
 int head_has(const torigin *o, const char *line) {
   wr_buf tmp = o->last_head;
   char *s = strndup((const char *)tmp.data, tmp.len);

@@ -191,10 +191,9 @@ estream *get_resp(ctx *c, const char *dest, const char *host, resp *r);
 void decode_bytes(const uint8_t *d, size_t n, resp *out);
 /* HttpStatus (the first entry) is |status| and the body is |body|. */
 void assert_resp(const resp *r, const char *status, const char *body);
-/* decode_resp of |e|: its HttpStatus (the first entry) is |status|, or its
- * metadata |key| is |val|; the decoded response is freed again. */
+/* decode_resp of |e|: its HttpStatus (the first entry) is |status|; the
+ * decoded response is freed again. */
 void assert_stream_status(const estream *e, const char *status);
-void assert_stream_meta(const estream *e, const char *key, const char *val);
 /* decode_resp of |e| is assert_resp(|status|, |body|); freed again. */
 void assert_stream_resp(const estream *e, const char *status, const char *body);
 const char *meta_get(const resp *r, const char *key);
