@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "cmd/commands.h"
+#include "cmd/edge_dial_opts.h"
 #include "cmd/stop_signals.h"
 #include "connector/access_tcp.h"
 #include "lib/err.h"
@@ -41,7 +42,7 @@ static int set_log_level(wr_opts *opts) {
 }
 
 int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv) {
-  char err[512] = "", ua[64];
+  char err[512] = "";
   char *const *hdrs = NULL;
   wr_access_tcp_config cfg;
   uv_loop_t *loop = uv_default_loop();
@@ -59,14 +60,9 @@ int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv) {
             opts->prog, cmd->name);
     return WR_EXIT_USAGE;
   }
-  snprintf(ua, sizeof(ua), "warren/%s", WR_VERSION);
   memset(&cfg, 0, sizeof(cfg));
-  cfg.loop = loop;
-  cfg.hostname = wr_opts_get(opts, "hostname");
+  cfg.dial = wr__edge_dial_from_opts(opts, "hostname");
   cfg.listen = wr_opts_get(opts, "url");
-  cfg.edge_url = wr_opts_get(opts, "edge-url");
-  cfg.ca_file = wr_opts_get(opts, "cacert");
-  cfg.no_verify = wr_opts_bool(opts, "no-tls-verify");
   cfg.token_id = wr_opts_get(opts, "service-token-id");
   cfg.token_secret = wr_opts_get(opts, "service-token-secret");
   cfg.destination = wr_opts_get(opts, "destination");
@@ -75,7 +71,8 @@ int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv) {
   /* Without a service token, the token `access login` stored for the
    * application goes along (Cf-Access-Token), as cloudflared sends it. */
   char *stored = NULL, *stored_hdr = NULL, **all = NULL;
-  if (!cfg.token_id && (stored = wr_cmd_access_stored_token(cfg.hostname, cfg.edge_url))) {
+  if (!cfg.token_id &&
+      (stored = wr_cmd_access_stored_token(cfg.dial.hostname, cfg.dial.edge_url))) {
     size_t hl = strlen(stored) + 32;
     stored_hdr = wr_xmalloc(hl);
     snprintf(stored_hdr, hl, "Cf-Access-Token: %s", stored);
@@ -83,9 +80,8 @@ int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv) {
     for (size_t i = 0; i < cfg.n_headers; i++) all[i] = hdrs[i];
     all[cfg.n_headers++] = stored_hdr;
     cfg.headers = (const char *const *)all;
-    wr_info("access: sending the stored Access token for %s", cfg.hostname);
+    wr_info("access: sending the stored Access token for %s", cfg.dial.hostname);
   }
-  cfg.user_agent = ua;
   memset(&r, 0, sizeof(r));
   int started = wr_access_tcp_start(&cfg, &r.a, err, sizeof(err));
   free(all);
@@ -96,7 +92,7 @@ int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv) {
     uv_run(loop, UV_RUN_DEFAULT); /* let the listener close */
     return WR_EXIT_FAIL;
   }
-  wr_info("Start Websocket listener host=%s port=%u", cfg.hostname,
+  wr_info("Start Websocket listener host=%s port=%u", cfg.dial.hostname,
           (unsigned)wr_access_tcp_port(r.a));
   wr__stop_signals_start(loop, &r.stop, on_signal, &r);
   uv_run(loop, UV_RUN_DEFAULT);

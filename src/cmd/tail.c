@@ -13,6 +13,7 @@
 
 #include "cfapi/tunnels.h"
 #include "cmd/commands.h"
+#include "cmd/edge_dial_opts.h"
 #include "cmd/mgmt_int.h"
 #include "cmd/stop_signals.h"
 #include "connector/mgmt_tail.h"
@@ -113,7 +114,7 @@ int wr_cmd_tail(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
   wr_mgmt_filters f;
   wr_mgmt_tail_config cfg;
   tail_run r;
-  char err[512], ua[64], *tok = NULL;
+  char err[512], *tok = NULL;
   const char *out = wr_opts_get(o, "output");
   uv_loop_t *loop = uv_default_loop();
   (void)cmd;
@@ -127,16 +128,10 @@ int wr_cmd_tail(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     wr__mg_end(&c);
     return WR_EXIT_FAIL;
   }
-  snprintf(ua, sizeof(ua), "warren/%s", WR_VERSION);
   memset(&cfg, 0, sizeof(cfg));
-  cfg.loop = loop;
-  cfg.hostname = wr_opts_get(o, "management-hostname");
-  cfg.edge_url = wr_opts_get(o, "edge-url");
-  cfg.ca_file = wr_opts_get(o, "cacert");
-  cfg.no_verify = wr_opts_bool(o, "no-tls-verify");
+  cfg.dial = wr__edge_dial_from_opts(o, "management-hostname");
   cfg.token = tok;
   cfg.filters = &f;
-  cfg.user_agent = ua;
   cfg.on_log = on_log;
   cfg.on_end = on_end;
   cfg.user = &r;

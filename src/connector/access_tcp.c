@@ -304,6 +304,7 @@ static int add_field(wr_access_tcp *a, const char *name, const char *value, char
 
 static int add_fields(wr_access_tcp *a, const wr_access_tcp_config *cfg, char *err,
                       size_t errlen) {
+  const char *ua = cfg->dial.user_agent ? cfg->dial.user_agent : "warren";
   int rv = WR_OK;
   if (cfg->token_id && *cfg->token_id)
     rv = add_field(a, "Cf-Access-Client-Id", cfg->token_id, err, errlen);
@@ -311,8 +312,7 @@ static int add_fields(wr_access_tcp *a, const wr_access_tcp_config *cfg, char *e
     rv = add_field(a, "Cf-Access-Client-Secret", cfg->token_secret, err, errlen);
   if (!rv && cfg->destination && *cfg->destination)
     rv = add_field(a, "Cf-Access-Jump-Destination", cfg->destination, err, errlen);
-  if (!rv) rv = add_field(a, "User-Agent", cfg->user_agent ? cfg->user_agent : "warren", err,
-                          errlen);
+  if (!rv) rv = add_field(a, "User-Agent", ua, err, errlen);
   for (size_t i = 0; !rv && i < cfg->n_headers; i++) {
     const char *h = cfg->headers[i], *colon = strchr(h, ':');
     if (!colon || colon == h) {
@@ -330,17 +330,18 @@ static int add_fields(wr_access_tcp *a, const wr_access_tcp_config *cfg, char *e
 
 static int configure(wr_access_tcp *a, const wr_access_tcp_config *cfg, char *err,
                      size_t errlen) {
-  if (!cfg->hostname || !*cfg->hostname || wr_ws_url_parse(cfg->hostname, &a->app) != WR_OK) {
-    snprintf(err, errlen, "invalid --hostname \"%s\"", cfg->hostname ? cfg->hostname : "");
+  const wr_edge_dial *d = &cfg->dial;
+  if (!d->hostname || !*d->hostname || wr_ws_url_parse(d->hostname, &a->app) != WR_OK) {
+    snprintf(err, errlen, "invalid --hostname \"%s\"", d->hostname ? d->hostname : "");
     return WR_ERR_INVAL;
   }
-  if (wr_ws_url_parse(cfg->edge_url && *cfg->edge_url ? cfg->edge_url : cfg->hostname,
+  if (wr_ws_url_parse(d->edge_url && *d->edge_url ? d->edge_url : d->hostname,
                       &a->where) != WR_OK) {
-    snprintf(err, errlen, "invalid edge URL \"%s\"", cfg->edge_url);
+    snprintf(err, errlen, "invalid edge URL \"%s\"", d->edge_url);
     return WR_ERR_INVAL;
   }
   if (a->where.tls) {
-    wr_tls_client_config cc = {.ca_file = cfg->ca_file, .no_verify = cfg->no_verify};
+    wr_tls_client_config cc = {.ca_file = d->ca_file, .no_verify = d->no_verify};
     if (wr_tls_creds_client(&cc, &a->creds, err, errlen) != WR_OK) return WR_ERR_CRYPTO;
   }
   return add_fields(a, cfg, err, errlen);
@@ -385,9 +386,9 @@ int wr_access_tcp_start(const wr_access_tcp_config *cfg, wr_access_tcp **out, ch
                         size_t errlen) {
   wr_access_tcp *a;
   int rv;
-  if (!cfg || !cfg->loop || !out) return WR_ERR_INVAL;
+  if (!cfg || !cfg->dial.loop || !out) return WR_ERR_INVAL;
   a = wr_xcalloc(1, sizeof(*a));
-  a->loop = cfg->loop;
+  a->loop = cfg->dial.loop;
   wr_buf_init(&a->extra, HEAD_MAX, NULL);
   rv = configure(a, cfg, err, errlen);
   if (rv == WR_OK) rv = listen_on(a, cfg->listen, err, errlen);

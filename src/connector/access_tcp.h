@@ -22,27 +22,23 @@
 
 #include <uv.h>
 
+#include "connector/edge_dial.h"
+
 typedef struct wr_access_tcp wr_access_tcp;
 
 typedef struct wr_access_tcp_config {
-  uv_loop_t *loop;
-  /* The application: "host", "host:port" or a URL "https://host[:port]/path"
-   * ("http://" for a plain-HTTP edge). Host and path go in the request. */
-  const char *hostname;
+  /* The application is |dial.hostname|: "host", "host:port" or a URL
+   * "https://host[:port]/path" ("http://" for a plain-HTTP edge). Host and
+   * path go in the request. |dial.edge_url| is where to connect instead of
+   * the hostname's address (the request still names the hostname). */
+  wr_edge_dial dial;
   /* Where to listen: "127.0.0.1:PORT" (also "localhost:PORT", "[::1]:PORT"). */
   const char *listen;
-  /* Where to connect instead of the hostname's address: a URL
-   * "http(s)://HOST:PORT" (the request still names |hostname|). NULL: the
-   * hostname's own scheme, host and port. */
-  const char *edge_url;
-  const char *ca_file;   /* TLS trust anchors (NULL: system store) */
-  int no_verify;         /* TLS: accept any certificate */
   const char *token_id;     /* Cf-Access-Client-Id, or NULL */
   const char *token_secret; /* Cf-Access-Client-Secret, or NULL */
   const char *destination;  /* Cf-Access-Jump-Destination, or NULL */
   const char *const *headers; /* extra "Name: value" request fields */
   size_t n_headers;
-  const char *user_agent;   /* NULL: "warren" */
 } wr_access_tcp_config;
 
 typedef struct wr_access_tcp_stats {

@@ -258,7 +258,7 @@ static int build_request(wr_mgmt_tail *t, const wr_mgmt_tail_config *cfg) {
   wr_buf_init(&r, HEAD_MAX, NULL);
   wr_buf_printf(&target, "/logs?access_token=%s", cfg->token);
   rv = wr_ws_client_request(&t->ws, wr_buf_cstr(&target), t->host,
-                            cfg->user_agent ? cfg->user_agent : "warren", NULL, &r);
+                            cfg->dial.user_agent ? cfg->dial.user_agent : "warren", NULL, &r);
   if (rv == WR_OK) t->request = wr_xstrdup(wr_buf_cstr(&r));
   wr_buf_free(&target);
   wr_buf_free(&r);
@@ -266,19 +266,20 @@ static int build_request(wr_mgmt_tail *t, const wr_mgmt_tail_config *cfg) {
 }
 
 static int configure(wr_mgmt_tail *t, const wr_mgmt_tail_config *cfg, char *err, size_t errlen) {
+  const wr_edge_dial *d = &cfg->dial;
   wr_ws_url check = {0};
   wr_buf st;
-  int bad = !cfg->hostname || !cfg->hostname[0] || strpbrk(cfg->hostname, " \r\n/?") ||
-            wr_ws_url_parse(cfg->hostname, &check) != WR_OK;
+  int bad = !d->hostname || !d->hostname[0] || strpbrk(d->hostname, " \r\n/?") ||
+            wr_ws_url_parse(d->hostname, &check) != WR_OK;
   wr_ws_url_free(&check);
   if (bad) {
-    snprintf(err, errlen, "invalid management hostname \"%s\"", cfg->hostname ? cfg->hostname : "");
+    snprintf(err, errlen, "invalid management hostname \"%s\"", d->hostname ? d->hostname : "");
     return WR_ERR_INVAL;
   }
-  t->host = wr_xstrdup(cfg->hostname);
-  if (wr_ws_url_parse(cfg->edge_url && cfg->edge_url[0] ? cfg->edge_url : cfg->hostname,
+  t->host = wr_xstrdup(d->hostname);
+  if (wr_ws_url_parse(d->edge_url && d->edge_url[0] ? d->edge_url : d->hostname,
                       &t->where) != WR_OK) {
-    snprintf(err, errlen, "invalid URL \"%s\"", cfg->edge_url);
+    snprintf(err, errlen, "invalid URL \"%s\"", d->edge_url);
     return WR_ERR_INVAL;
   }
   if (!cfg->token || !cfg->token[0] || build_request(t, cfg) != WR_OK) {
@@ -294,7 +295,7 @@ static int configure(wr_mgmt_tail *t, const wr_mgmt_tail_config *cfg, char *err,
   t->start = wr_xstrdup(wr_buf_cstr(&st));
   wr_buf_free(&st);
   if (t->where.tls) {
-    wr_tls_client_config cc = {.ca_file = cfg->ca_file, .no_verify = cfg->no_verify};
+    wr_tls_client_config cc = {.ca_file = d->ca_file, .no_verify = d->no_verify};
     if (wr_tls_creds_client(&cc, &t->creds, err, errlen) != WR_OK) return WR_ERR_CRYPTO;
   }
   return WR_OK;
@@ -306,9 +307,9 @@ int wr_mgmt_tail_start(const wr_mgmt_tail_config *cfg, wr_mgmt_tail **out, char 
   wr_conn_target ct;
   int rv;
   *out = NULL;
-  if (!cfg || !cfg->loop) return WR_ERR_INVAL;
+  if (!cfg || !cfg->dial.loop) return WR_ERR_INVAL;
   t = wr_xcalloc(1, sizeof(*t));
-  t->loop = cfg->loop;
+  t->loop = cfg->dial.loop;
   t->cfg = *cfg;
   wr_ws_client_init(&t->ws, &ws_cbs, t);
   wr_buf_init(&t->msg, MSG_MAX, NULL);

@@ -14,21 +14,17 @@
 
 #include <uv.h>
 
+#include "connector/edge_dial.h"
 #include "proto/mgmt_event.h"
 
 typedef struct wr_mgmt_tail wr_mgmt_tail;
 
 typedef struct wr_mgmt_tail_config {
-  uv_loop_t *loop;
-  const char *hostname;   /* the management hostname (Host of the request) */
-  /* Where to connect: "http(s)://HOST:PORT" or "ws(s)://..."; NULL: wss to
-   * the hostname on port 443. */
-  const char *edge_url;
-  const char *ca_file;    /* TLS trust anchors (NULL: system store) */
-  int no_verify;
+  /* |dial.hostname| is the management hostname (Host of the request; no
+   * path). |dial.edge_url| NULL: wss to the hostname on port 443. */
+  wr_edge_dial dial;
   const char *token;      /* the management token */
   const wr_mgmt_filters *filters; /* NULL: no filters sent */
-  const char *user_agent; /* NULL: "warren" */
   /* Each log event received. */
   void (*on_log)(void *user, const wr_mgmt_log *log);
   /* The stream is over (called once): |ok| 1 for a normal closure (ours
