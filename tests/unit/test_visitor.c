@@ -5,7 +5,9 @@
  * header timeout, early responses, large bodies both ways, WebSocket, and
  * the tunnel's connector connections (a re-registration replacing the old
  * one, requests spread over two, one lost with a request in flight).
- * Connection and rate limits are in test_visitor_limits.c. */
+ * Connection and rate limits are in test_visitor_limits.c. Most cases are
+ * data: a request and its expected answer (req_case), which check_exchange
+ * sends and checks. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
