@@ -5,7 +5,9 @@
  * header timeout, early responses, large bodies both ways, WebSocket, and
  * the tunnel's connector connections (a re-registration replacing the old
  * one, requests spread over two, one lost with a request in flight).
- * Connection and rate limits are in test_visitor_limits.c. */
+ * Connection and rate limits are in test_visitor_limits.c. Most cases are
+ * data: a request and its expected answer (req_case), which check_exchange
+ * sends and checks. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -52,36 +54,122 @@ static int client_teardown(void **state) {
   return 0;
 }
 
+/* ---- one request and its answer, as data ------------------------------------------ */
+
+#define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A flag of the response that a case checks (ANY: not checked). */
+typedef enum { ANY, NO, YES } want_flag;
+
+/* One request on a visitor connection and what must come of it: the
+ * response, and what the fake connector saw of the request (obs). Fields
+ * left unset are not checked. */
+typedef struct req_case {
+  const char *what;                /* the case, for the test log */
+  const char *req;                 /* NULL: only read the next response */
+  int head_req;                    /* a HEAD: the response has no body */
+  int status;
+  const char *body;                /* the whole body */
+  const char *body_has[2];         /* strings in the body (an error page) */
+  struct {
+    const char *name, *val;
+  } hdr[2];                        /* response headers */
+  want_flag chunked, has_cl, complete, conn_close;
+  int within_s;                    /* answered in less than this many seconds */
+  const char *dest;                /* what the connector saw: the dest, */
+  struct {
+    const char *key, *val;         /* val NULL: absent */
+    int n;                         /* how many (0: not counted) */
+  } meta[5];                       /* metadata, */
+  const char *echo;                /* and the whole request body (/echo) */
+} req_case;
+
+static const req_case hello_ok = {.req = "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+                                  .status = 200};
+
+static void check_flag(want_flag want, int got) {
+  if (want != ANY) assert_int_equal(got != 0, want == YES);
+}
+
+static void check_resp(const req_case *c, resp *r) {
+  assert_int_equal(r->status, c->status);
+  if (c->body) assert_true(body_is(r, c->body));
+  if (c->body_has[0]) r->body[r->body_len] = '\0';
+  for (size_t i = 0; i < NELEMS(c->body_has) && c->body_has[i]; i++)
+    assert_non_null(strstr((char *)r->body, c->body_has[i]));
+  for (size_t i = 0; i < NELEMS(c->hdr) && c->hdr[i].name; i++) {
+    char v[64];
+    assert_non_null(find_header(r->head, c->hdr[i].name, v, sizeof(v)));
+    assert_string_equal(v, c->hdr[i].val);
+  }
+  check_flag(c->chunked, r->chunked);
+  check_flag(c->has_cl, r->has_cl);
+  check_flag(c->complete, r->complete);
+  check_flag(c->conn_close, r->conn_close);
+}
+
+static void check_seen(const req_case *c) {
+  if (!c->dest && !c->meta[0].key && !c->echo) return;
+  pthread_mutex_lock(&mu);
+  if (c->dest) assert_string_equal(obs.dest, c->dest);
+  for (size_t i = 0; i < NELEMS(c->meta) && c->meta[i].key; i++) {
+    if (c->meta[i].n) assert_int_equal(seen_meta_count(c->meta[i].key), c->meta[i].n);
+    if (c->meta[i].val)
+      assert_string_equal(seen_meta(c->meta[i].key), c->meta[i].val);
+    else
+      assert_null(seen_meta(c->meta[i].key));
+  }
+  if (c->echo) {
+    assert_true(obs.body_done);
+    assert_int_equal(obs.body_len, strlen(c->echo));
+    assert_memory_equal(obs.body, c->echo, obs.body_len);
+  }
+  pthread_mutex_unlock(&mu);
+}
+
+/* Sends c->req on |cl| (on a fresh connection when |cl| is NULL), reads
+ * the response and checks it, and what the connector saw, against |c|. */
+static void check_exchange(client *cl, const req_case *c) {
+  resp r;
+  struct timespec ts0, ts1;
+  clock_gettime(CLOCK_MONOTONIC, &ts0);
+  if (!cl) {
+    exchange(c->req, &r, c->head_req);
+  } else {
+    if (c->req) client_sends(cl, c->req);
+    assert_int_equal(read_resp(cl, &r, c->head_req, 0), 0);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &ts1);
+  if (c->within_s) assert_true(ts1.tv_sec - ts0.tv_sec < c->within_s);
+  check_resp(c, &r);
+  vis_resp_free(&r);
+  check_seen(c);
+}
+
 /* ---- tests -------------------------------------------------------------------------- */
 
 static void test_get(void **state) {
   (void)state;
-  resp r;
-  exchange("GET /index.html HTTP/1.1\r\nHost: app.example.test\r\nUser-Agent: curl/7.88.1\r\n"
-           "Accept: */*\r\nX-Forwarded-For: 6.6.6.6\r\nCf-Connecting-IP: 6.6.6.6\r\n"
-           "X-Forwarded-Proto: gopher\r\n\r\n",
-           &r, 0);
-  assert_int_equal(r.status, 200);
-  assert_true(r.complete);
-  assert_true(body_is(&r, "hello from origin\n"));
-  char v[64];
-  assert_non_null(find_header(r.head, "Content-Type", v, sizeof(v)));
-  assert_string_equal(v, "text/plain");
-  assert_non_null(find_header(r.head, "Content-Length", v, sizeof(v)));
-  assert_string_equal(v, "18");
-  vis_resp_free(&r);
+  check_exchange(
+      NULL,
+      &(const req_case){
+          .req = "GET /index.html HTTP/1.1\r\nHost: app.example.test\r\nUser-Agent: curl/7.88.1\r\n"
+                 "Accept: */*\r\nX-Forwarded-For: 6.6.6.6\r\nCf-Connecting-IP: 6.6.6.6\r\n"
+                 "X-Forwarded-Proto: gopher\r\n\r\n",
+          .status = 200,
+          .complete = YES,
+          .body = "hello from origin\n",
+          .hdr = {{"Content-Type", "text/plain"}, {"Content-Length", "18"}},
+          .dest = "http://app.example.test/index.html",
+          .meta = {{"HttpMethod", "GET"},
+                   {"HttpHost", "app.example.test"},
+                   {"HttpHeader:X-Forwarded-For", "127.0.0.1", 1},
+                   {"HttpHeader:Cf-Connecting-Ip", "127.0.0.1", 1},
+                   {"HttpHeader:X-Forwarded-Proto", "http", 1}},
+      });
 
   pthread_mutex_lock(&mu);
-  assert_string_equal(obs.dest, "http://app.example.test/index.html");
   assert_int_equal(obs.type, WR_CONNECT_HTTP);
-  assert_string_equal(seen_meta("HttpMethod"), "GET");
-  assert_string_equal(seen_meta("HttpHost"), "app.example.test");
-  assert_int_equal(seen_meta_count("HttpHeader:X-Forwarded-For"), 1);
-  assert_string_equal(seen_meta("HttpHeader:X-Forwarded-For"), "127.0.0.1");
-  assert_int_equal(seen_meta_count("HttpHeader:Cf-Connecting-Ip"), 1);
-  assert_string_equal(seen_meta("HttpHeader:Cf-Connecting-Ip"), "127.0.0.1");
-  assert_int_equal(seen_meta_count("HttpHeader:X-Forwarded-Proto"), 1);
-  assert_string_equal(seen_meta("HttpHeader:X-Forwarded-Proto"), "http");
 
   /* The stream bytes decode like the captured cloudflared-edge GET: same
    * preamble, dest form, type, and the same leading metadata. */
@@ -109,70 +197,53 @@ static void test_get(void **state) {
   pthread_mutex_unlock(&mu);
 }
 
-static void test_head_and_port(void **state) {
-  (void)state;
-  resp r;
-  /* Host with a port and upper case routes; HEAD gets the head only. */
-  exchange("HEAD /hello HTTP/1.1\r\nHost: APP.example.test:8080\r\n\r\n", &r, 1);
-  assert_int_equal(r.status, 200);
-  char v[64];
-  assert_non_null(find_header(r.head, "Content-Length", v, sizeof(v)));
-  assert_string_equal(v, "18");
-  vis_resp_free(&r);
-  pthread_mutex_lock(&mu);
-  assert_string_equal(obs.dest, "http://app.example.test/hello");
-  assert_string_equal(seen_meta("HttpMethod"), "HEAD");
-  assert_string_equal(seen_meta("HttpHost"), "app.example.test:8080");
-  pthread_mutex_unlock(&mu);
-}
+/* Requests each on a fresh connection: routing, request bodies, response
+ * framing, and the edge's own error answers. A row: what it is; the
+ * request; the answer; what the connector saw. */
+static const req_case fresh_cases[] = {
+    {.what = "host with a port and upper case routes; HEAD gets the head only",
+     .req = "HEAD /hello HTTP/1.1\r\nHost: APP.example.test:8080\r\n\r\n", .head_req = 1,
+     .status = 200, .hdr = {{"Content-Length", "18"}},
+     .dest = "http://app.example.test/hello",
+     .meta = {{"HttpMethod", "HEAD"}, {"HttpHost", "app.example.test:8080"}}},
+    {.what = "wildcard route",
+     .req = "GET /hello?x=1 HTTP/1.1\r\nHost: deep.sub.w.example.test\r\n\r\n",
+     .status = 200, .body = "hello from origin\n",
+     .dest = "http://deep.sub.w.example.test/hello?x=1"},
+    {.what = "POST with a repeated Content-Length: forwarded once, normalised",
+     .req = "POST /echo HTTP/1.1\r\nHost: app.example.test\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 10, 10\r\n\r\nhello body",
+     .status = 200, .body = "hello body",
+     .meta = {{"HttpMethod", "POST"},
+              {"HttpHeader:Content-Length", "10", 1},
+              {"HttpHeader:Transfer-Encoding", NULL}},
+     .echo = "hello body"},
+    {.what = "POST chunked, with a chunk extension and a trailer",
+     .req = "POST /echo HTTP/1.1\r\nHost: app.example.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+     .status = 200, .body = "hello world",
+     .meta = {{"HttpHeader:Transfer-Encoding", "chunked"}, {"HttpHeader:Content-Length", NULL}},
+     .echo = "hello world"},
+    {.what = "response without a length: chunked",
+     .req = "GET /nocl HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+     .status = 200, .chunked = YES, .has_cl = NO, .complete = YES, .body = "part one, part two"},
+    {.what = "response without a length to HTTP/1.0: close-delimited",
+     .req = "GET /nocl HTTP/1.0\r\nHost: app.example.test\r\n\r\n",
+     .status = 200, .chunked = NO, .complete = YES, .body = "part one, part two"},
+    {.what = "no connector: a 502 at once",
+     .req = "GET / HTTP/1.1\r\nHost: dead.example.test\r\n\r\n",
+     .status = 502, .body_has = {"No connector is connected for tunnel", t2.id}, .within_s = 2},
+    {.what = "connector error",
+     .req = "GET /err HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+     .status = 502, .body_has = {"origin exploded"}},
+};
 
-static void test_wildcard_route(void **state) {
+static void test_fresh_requests(void **state) {
   (void)state;
-  resp r;
-  exchange("GET /hello?x=1 HTTP/1.1\r\nHost: deep.sub.w.example.test\r\n\r\n", &r, 0);
-  assert_int_equal(r.status, 200);
-  assert_true(body_is(&r, "hello from origin\n"));
-  vis_resp_free(&r);
-  pthread_mutex_lock(&mu);
-  assert_string_equal(obs.dest, "http://deep.sub.w.example.test/hello?x=1");
-  pthread_mutex_unlock(&mu);
-}
-
-static void test_post_length(void **state) {
-  (void)state;
-  resp r;
-  exchange("POST /echo HTTP/1.1\r\nHost: app.example.test\r\nContent-Type: text/plain\r\n"
-           "Content-Length: 10, 10\r\n\r\nhello body",
-           &r, 0);
-  assert_int_equal(r.status, 200);
-  assert_true(body_is(&r, "hello body"));
-  vis_resp_free(&r);
-  pthread_mutex_lock(&mu);
-  assert_string_equal(seen_meta("HttpMethod"), "POST");
-  assert_int_equal(seen_meta_count("HttpHeader:Content-Length"), 1);
-  assert_string_equal(seen_meta("HttpHeader:Content-Length"), "10"); /* normalised */
-  assert_null(seen_meta("HttpHeader:Transfer-Encoding"));
-  assert_true(obs.body_done);
-  assert_int_equal(obs.body_len, 10);
-  assert_memory_equal(obs.body, "hello body", 10);
-  pthread_mutex_unlock(&mu);
-}
-
-static void test_post_chunked(void **state) {
-  (void)state;
-  resp r;
-  exchange("POST /echo HTTP/1.1\r\nHost: app.example.test\r\nTransfer-Encoding: chunked\r\n\r\n"
-           "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
-           &r, 0);
-  assert_int_equal(r.status, 200);
-  assert_true(body_is(&r, "hello world"));
-  vis_resp_free(&r);
-  pthread_mutex_lock(&mu);
-  assert_string_equal(seen_meta("HttpHeader:Transfer-Encoding"), "chunked");
-  assert_null(seen_meta("HttpHeader:Content-Length"));
-  assert_int_equal(obs.body_len, 11);
-  assert_memory_equal(obs.body, "hello world", 11);
-  pthread_mutex_unlock(&mu);
+  for (size_t i = 0; i < NELEMS(fresh_cases); i++) {
+    print_message("case: %s\n", fresh_cases[i].what);
+    check_exchange(NULL, &fresh_cases[i]);
+  }
 }
 
 static void test_expect_continue(void **state) {
@@ -183,85 +254,33 @@ static void test_expect_continue(void **state) {
   assert_int_equal(read_resp(cl, &r, 0, 1), 0);
   assert_int_equal(r.status, 100);
   vis_resp_free(&r);
-  send_expect(cl, &r, "data", 200);
-  assert_true(body_is(&r, "data"));
-  vis_resp_free(&r);
-  pthread_mutex_lock(&mu);
-  assert_null(seen_meta("HttpHeader:Expect"));
-  pthread_mutex_unlock(&mu);
-}
-
-static void test_response_chunked(void **state) {
-  (void)state;
-  resp r;
-  exchange("GET /nocl HTTP/1.1\r\nHost: app.example.test\r\n\r\n", &r, 0);
-  assert_int_equal(r.status, 200);
-  assert_true(r.chunked);
-  assert_false(r.has_cl);
-  assert_true(r.complete);
-  assert_true(body_is(&r, "part one, part two"));
-  vis_resp_free(&r);
-
-  /* HTTP/1.0: close-delimited. */
-  client cl;
-  client_open(&cl);
-  send_expect(&cl, &r, "GET /nocl HTTP/1.0\r\nHost: app.example.test\r\n\r\n", 200);
-  assert_false(r.chunked);
-  assert_true(r.complete);
-  assert_true(body_is(&r, "part one, part two"));
-  vis_resp_free(&r);
-  client_close(&cl);
+  check_exchange(cl, &(const req_case){.req = "data",
+                                       .status = 200,
+                                       .body = "data",
+                                       .meta = {{"HttpHeader:Expect", NULL}}});
 }
 
 static void test_no_route(void **state) {
   client *cl = *state;
-  resp r;
-  send_expect(cl, &r, "GET / HTTP/1.1\r\nHost: nope.example.test\r\n\r\n", 404);
-  r.body[r.body_len] = '\0';
-  assert_non_null(strstr((char *)r.body, "no route for host nope.example.test"));
-  vis_resp_free(&r);
+  check_exchange(cl, &(const req_case){.req = "GET / HTTP/1.1\r\nHost: nope.example.test\r\n\r\n",
+                                       .status = 404,
+                                       .body_has = {"no route for host nope.example.test"}});
   /* The connection stays usable. */
-  send_expect(cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
-  vis_resp_free(&r);
-}
-
-static void test_no_connector(void **state) {
-  (void)state;
-  resp r;
-  struct timespec ts0, ts1;
-  clock_gettime(CLOCK_MONOTONIC, &ts0);
-  exchange("GET / HTTP/1.1\r\nHost: dead.example.test\r\n\r\n", &r, 0);
-  clock_gettime(CLOCK_MONOTONIC, &ts1);
-  assert_int_equal(r.status, 502);
-  r.body[r.body_len] = '\0';
-  assert_non_null(strstr((char *)r.body, "No connector is connected for tunnel"));
-  assert_non_null(strstr((char *)r.body, t2.id));
-  assert_true(ts1.tv_sec - ts0.tv_sec < 2); /* immediately */
-  vis_resp_free(&r);
-}
-
-static void test_connector_error(void **state) {
-  (void)state;
-  resp r;
-  exchange("GET /err HTTP/1.1\r\nHost: app.example.test\r\n\r\n", &r, 0);
-  assert_int_equal(r.status, 502);
-  r.body[r.body_len] = '\0';
-  assert_non_null(strstr((char *)r.body, "origin exploded"));
-  vis_resp_free(&r);
+  check_exchange(cl, &hello_ok);
 }
 
 static void test_reset_mid_body(void **state) {
   client *cl = *state;
-  resp r;
-  send_expect(cl, &r, "GET /reset HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
-  assert_true(r.chunked);
-  assert_false(r.complete); /* no terminating chunk */
-  assert_true(body_is(&r, "partial"));
+  check_exchange(cl, &(const req_case){
+                         .req = "GET /reset HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+                         .status = 200, .chunked = YES,
+                         .complete = NO, /* no terminating chunk */
+                         .body = "partial"});
   assert_true(cl->eof);
-  vis_resp_free(&r);
   client_close(cl);
 
   /* Content-Length body that ends short: the connection closes early. */
+  resp r;
   client_open(cl);
   send_expect(cl, &r, "GET /short HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
   assert_false(r.complete);
@@ -271,53 +290,46 @@ static void test_reset_mid_body(void **state) {
 
 static void test_keepalive(void **state) {
   client *cl = *state;
-  resp r;
-  for (int i = 0; i < 3; i++) {
-    send_expect(cl, &r,
-                i == 1 ? "GET /nocl HTTP/1.1\r\nHost: app.example.test\r\n\r\n"
-                       : "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
-                200);
-    assert_true(r.complete);
-    assert_false(r.conn_close);
-    assert_true(body_is(&r, i == 1 ? "part one, part two" : "hello from origin\n"));
-    vis_resp_free(&r);
-  }
-  /* Connection: close is honoured. */
-  send_expect(cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n", 200);
-  assert_true(r.conn_close);
-  vis_resp_free(&r);
+  static const req_case kept[] = {
+      {.req = "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+       .status = 200, .complete = YES, .conn_close = NO, .body = "hello from origin\n"},
+      {.req = "GET /nocl HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+       .status = 200, .complete = YES, .conn_close = NO, .body = "part one, part two"},
+      {.req = "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+       .status = 200, .complete = YES, .conn_close = NO, .body = "hello from origin\n"},
+      /* Connection: close is honoured. */
+      {.req = "GET /hello HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n",
+       .status = 200, .conn_close = YES},
+  };
+  for (size_t i = 0; i < NELEMS(kept); i++) check_exchange(cl, &kept[i]);
   assert_true(server_closed(cl));
 }
 
 static void test_pipelined(void **state) {
   client *cl = *state;
-  resp r;
   client_sends(cl,
                "GET /nocl HTTP/1.1\r\nHost: app.example.test\r\n\r\n"
                "POST /echo HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 3\r\n\r\nabc"
                "GET /hello HTTP/1.1\r\nHost: nope.example.test\r\n\r\n"
                "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
-  read_expect(cl, &r, 200);
-  assert_true(body_is(&r, "part one, part two"));
-  vis_resp_free(&r);
-  read_expect(cl, &r, 200);
-  assert_true(body_is(&r, "abc"));
-  vis_resp_free(&r);
-  read_expect(cl, &r, 404);
-  vis_resp_free(&r);
-  read_expect(cl, &r, 200);
-  assert_true(body_is(&r, "hello from origin\n"));
-  vis_resp_free(&r);
+  static const req_case answers[] = {
+      {.status = 200, .body = "part one, part two"},
+      {.status = 200, .body = "abc"},
+      {.status = 404},
+      {.status = 200, .body = "hello from origin\n"},
+  };
+  for (size_t i = 0; i < NELEMS(answers); i++) check_exchange(cl, &answers[i]);
 }
 
 static void test_bad_requests(void **state) {
   (void)state;
   client cl;
-  resp r;
   client_open(&cl);
-  send_expect(&cl, &r, "POST /echo HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 5\r\n" "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
-  assert_true(r.conn_close);
-  vis_resp_free(&r);
+  check_exchange(&cl, &(const req_case){.req = "POST /echo HTTP/1.1\r\nHost: app.example.test\r\n"
+                                               "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+                                               "\r\n0\r\n\r\n",
+                                        .status = 400,
+                                        .conn_close = YES});
   assert_true(server_closed(&cl));
   client_close(&cl);
 
@@ -328,37 +340,30 @@ static void test_bad_requests(void **state) {
   memset(req + n, 'a', big);
   memcpy(req + n + big, "\r\n\r\n", 5);
   client_open(&cl);
-  send_expect(&cl, &r, req, 431);
-  vis_resp_free(&r);
+  check_exchange(&cl, &(const req_case){.req = req, .status = 431});
   client_close(&cl);
   free(req);
 
   /* No Host on 1.1, a bad Host, a CONNECT. */
-  static const char *const bad[] = {
-      "GET / HTTP/1.1\r\n\r\n",
-      "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
-      "GET / HTTP/1.1\r\nHost: app.example.test:80x\r\n\r\n",
-      "CONNECT app.example.test:443 HTTP/1.1\r\nHost: app.example.test:443\r\n\r\n",
+  static const req_case bad[] = {
+      {.req = "GET / HTTP/1.1\r\n\r\n", .status = 400},
+      {.req = "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", .status = 400},
+      {.req = "GET / HTTP/1.1\r\nHost: app.example.test:80x\r\n\r\n", .status = 400},
+      {.req = "CONNECT app.example.test:443 HTTP/1.1\r\nHost: app.example.test:443\r\n\r\n",
+       .status = 400},
   };
-  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    exchange(bad[i], &r, 0);
-    assert_int_equal(r.status, 400);
-    vis_resp_free(&r);
-  }
+  for (size_t i = 0; i < NELEMS(bad); i++) check_exchange(NULL, &bad[i]);
 }
 
 static void test_header_timeout(void **state) {
   client *cl = *state;
-  resp r;
-  client_sends(cl, "GET / HTTP/1.1\r\nHost: app.exa"); /* and nothing more */
-  read_expect(cl, &r, 408);
-  vis_resp_free(&r);
+  /* A head that never ends. */
+  check_exchange(cl, &(const req_case){.req = "GET / HTTP/1.1\r\nHost: app.exa", .status = 408});
   assert_true(server_closed(cl));
 }
 
 static void test_early_response(void **state) {
   client *cl = *state;
-  resp r;
   char head[256];
   snprintf(head, sizeof(head),
            "POST /early HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: %u\r\n\r\n",
@@ -367,13 +372,11 @@ static void test_early_response(void **state) {
   uint8_t *body = calloc(1, EARLY_BODY);
   client_send(cl, body, EARLY_BODY);
   free(body);
-  read_expect(cl, &r, 200);
-  assert_true(body_is(&r, "early"));
-  vis_resp_free(&r);
+  check_exchange(cl, &(const req_case){.status = 200, .body = "early"});
   /* The rest of the body was dropped; the connection goes on. */
-  send_expect(cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
-  assert_true(body_is(&r, "hello from origin\n"));
-  vis_resp_free(&r);
+  check_exchange(cl, &(const req_case){
+                         .req = "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+                         .status = 200, .body = "hello from origin\n"});
 }
 
 /* Bodies are streamed both ways with flow control: 8 MiB down, 8 MiB up. */
@@ -445,7 +448,6 @@ static int served(int i) {
  * old one instead of being refused. */
 static void test_replace_registration(void **state) {
   (void)state;
-  resp r;
   on_loop(start_fc1);
   assert_int_equal(wait_flag(&w.fc[1].registered), 1);
   assert_int_equal(wait_flag(&w.fc[0].closed), 1);
@@ -453,26 +455,19 @@ static void test_replace_registration(void **state) {
   assert_int_equal(probe_live, 1);
   assert_int_equal(probe_open, 1);
   int before = served(1);
-  exchange("GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", &r, 0);
-  assert_int_equal(r.status, 200);
-  vis_resp_free(&r);
+  check_exchange(NULL, &hello_ok);
   assert_int_equal(served(1), before + 1);
 }
 
 /* Two live connections of the tunnel share the requests. */
 static void test_spread(void **state) {
   (void)state;
-  resp r;
   on_loop(start_fc2);
   assert_int_equal(wait_flag(&w.fc[2].registered), 1);
   on_loop(probe);
   assert_int_equal(probe_live, 2);
   int a = served(1), b = served(2);
-  for (int i = 0; i < 6; i++) {
-    exchange("GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", &r, 0);
-    assert_int_equal(r.status, 200);
-    vis_resp_free(&r);
-  }
+  for (int i = 0; i < 6; i++) check_exchange(NULL, &hello_ok);
   assert_true(served(1) - a >= 2);
   assert_true(served(2) - b >= 2);
   assert_int_equal(served(1) - a + served(2) - b, 6);
@@ -485,7 +480,6 @@ static void close_hang(void) { CHECK_EQ(wr_quic_conn_close(w.hang_fc->conn, 0, "
 static void test_connector_lost(void **state) {
   (void)state;
   client cl;
-  resp r;
   client_open(&cl);
   client_sends(&cl, "GET /hang HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
   pthread_mutex_lock(&mu);
@@ -498,13 +492,10 @@ static void test_connector_lost(void **state) {
   pthread_mutex_unlock(&mu);
   assert_true(got);
   on_loop(close_hang);
-  read_expect(&cl, &r, 502);
-  r.body[r.body_len] = '\0';
-  assert_non_null(strstr((char *)r.body, "connection to the connector was lost"));
-  vis_resp_free(&r);
+  check_exchange(&cl, &(const req_case){.status = 502,
+                                        .body_has = {"connection to the connector was lost"}});
   /* Same visitor connection, next request: the other connector connection. */
-  send_expect(&cl, &r, "GET /hello HTTP/1.1\r\nHost: app.example.test\r\n\r\n", 200);
-  vis_resp_free(&r);
+  check_exchange(&cl, &hello_ok);
   client_close(&cl);
   on_loop(probe);
   assert_int_equal(probe_live, 1);
@@ -514,9 +505,7 @@ static void test_connector_lost(void **state) {
 int main(void) {
   return UNIT_RUN(
       vis_group_setup, group_teardown,
-      UNIT_TESTS(test_get, test_head_and_port, test_wildcard_route, test_post_length,
-                 test_post_chunked, test_response_chunked, test_no_connector,
-                 test_connector_error, test_bad_requests),
+      UNIT_TESTS(test_get, test_fresh_requests, test_bad_requests),
       UNIT_FIXTURE(client_setup, client_teardown, test_expect_continue, test_no_route,
                    test_reset_mid_body, test_keepalive, test_pipelined, test_header_timeout,
                    test_early_response, test_big_bodies, test_websocket),
