@@ -352,19 +352,17 @@ int wr_router_lookup(wr_router *r, const wr_router_ingress *in, const wr_ipaddr 
   memset(out, 0, sizeof(*out));
   const wr__rt_route *rt = wr__rtable_lookup(&in->table, dst);
   if (!rt) return WR_ERR_NOTFOUND;
-  snprintf(out->tunnel_id, sizeof(out->tunnel_id), "%s", rt->tunnel_id);
-  snprintf(out->route_id, sizeof(out->route_id), "%s", rt->id);
-  snprintf(out->network, sizeof(out->network), "%s", rt->network);
+  out->route = rt->route;
   snprintf(out->vnet_id, sizeof(out->vnet_id), "%s", in->vnet_id);
   if (r->policy_fn && !r->policy_fn(r->policy_user, in, src, out)) return WR_ERR_DENIED;
-  if (wr__router_pick_conn(r, rt->tunnel_id, &out->conn) != WR_OK) return WR_ERR_IO;
+  if (wr__router_pick_conn(r, rt->route.tunnel_id, &out->conn) != WR_OK) return WR_ERR_IO;
   return WR_OK;
 }
 
 int wr_router_open_stream(wr_router *r, const wr_router_target *t,
                           const wr_tunnel_stream_callbacks *cbs, void *user,
                           wr_tunnel_stream **out) {
-  return wr_tunnel_server_open_stream(r->cfg.ts, t->tunnel_id, cbs, user, out);
+  return wr_tunnel_server_open_stream(r->cfg.ts, t->route.tunnel_id, cbs, user, out);
 }
 
 /* ---- ICMP errors from the edge -------------------------------------------------------------- */
@@ -420,14 +418,15 @@ void wr_router_unreachable(wr_router *r, wr_router_ingress *in, const uint8_t *p
 
 static void log_down(wr_router *r, const wr_router_target *t, const wr_ip_packet *ip) {
   uint64_t now = wr__router_now(r);
-  if (strcmp(r->down_logged, t->tunnel_id) == 0 && now - r->down_logged_ms < DOWN_LOG_MS) return;
-  snprintf(r->down_logged, sizeof(r->down_logged), "%s", t->tunnel_id);
+  if (strcmp(r->down_logged, t->route.tunnel_id) == 0 && now - r->down_logged_ms < DOWN_LOG_MS)
+    return;
+  snprintf(r->down_logged, sizeof(r->down_logged), "%s", t->route.tunnel_id);
   r->down_logged_ms = now;
   char dst[64] = "?";
   wr_ipaddr_format(&ip->dst, dst, sizeof(dst));
   wr_warn("router: %s is routed to tunnel %s (route %s), which has no live connection: "
           "answering host unreachable",
-          dst, t->tunnel_id, t->network);
+          dst, t->route.tunnel_id, t->route.network);
 }
 
 /* Routes |ip|; on failure answers the client and returns why. */

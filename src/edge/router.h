@@ -159,12 +159,18 @@ void wr_router_set_tcp_forget(wr_router *r, wr_router_tcp_forget_fn fn);
  * (so a policy hook finds its own ingresses); NULL otherwise. */
 void *wr_router_ingress_user(const wr_router_ingress *in, wr_router_send_fn send);
 
+/* The IP route (wr_ip_route) a destination matched, as the router's tables
+ * keep it: plain data, copied by assignment. */
+typedef struct wr_router_route {
+  char id[WR_STORE_UUID_LEN + 1];
+  char tunnel_id[WR_STORE_UUID_LEN + 1];
+  char network[WR_STORE_CIDR_MAX + 1]; /* canonical */
+} wr_router_route;
+
 /* Where a destination goes, for the TCP stack. */
 typedef struct wr_router_target {
-  char tunnel_id[WR_STORE_UUID_LEN + 1];
-  char route_id[WR_STORE_UUID_LEN + 1];
-  char network[WR_STORE_CIDR_MAX + 1];
-  char vnet_id[WR_STORE_UUID_LEN + 1];
+  wr_router_route route;
+  char vnet_id[WR_STORE_UUID_LEN + 1]; /* the route's virtual network (the ingress's) */
   /* One live connection of the tunnel (round robin), valid until the loop
    * runs again: open `tcp` data streams with wr_router_open_stream (which
    * picks the least loaded connection) rather than on this directly. */

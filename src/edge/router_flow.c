@@ -154,7 +154,7 @@ static wr__flow *flow_new(wr_router *r, wr_router_ingress *in, int kind, const w
   f->sport = sport;
   f->dport = dport;
   snprintf(f->conn_id, sizeof(f->conn_id), "%s", t->conn.conn_id);
-  snprintf(f->tunnel_id, sizeof(f->tunnel_id), "%s", t->tunnel_id);
+  snprintf(f->tunnel_id, sizeof(f->tunnel_id), "%s", t->route.tunnel_id);
   size_t fklen = wr__flow_key(fk, kind, src, sport, dst, dport);
   wr__htab_put(&r->flows, &f->fwd, fk, fklen);
   cl->nflows++;
@@ -262,12 +262,12 @@ int wr__flow_icmp(wr_router *r, wr_router_ingress *in, const wr_ip_packet *ip,
   if (!f && !(f = flow_new(r, in, WR_ROUTER_ICMP, &ip->src, icmp->echo_id, &ip->dst, 0, t)))
     return WR_ERR_LIMIT;
   wr_tunnel_conn_info info;
-  if (flow_conn(r, f, &info) != WR_OK || strcmp(info.tunnel_id, t->tunnel_id) != 0) {
+  if (flow_conn(r, f, &info) != WR_OK || strcmp(info.tunnel_id, t->route.tunnel_id) != 0) {
     /* Its connection went away (or the route moved): echo has no session,
      * any live connection of the tunnel will do. */
     info = t->conn;
     snprintf(f->conn_id, sizeof(f->conn_id), "%s", info.conn_id);
-    snprintf(f->tunnel_id, sizeof(f->tunnel_id), "%s", t->tunnel_id);
+    snprintf(f->tunnel_id, sizeof(f->tunnel_id), "%s", t->route.tunnel_id);
   }
   touch(r, f);
   r->stats.packets_in[WR_ROUTER_ICMP]++;

@@ -15,10 +15,8 @@
 
 /* One route of a table. */
 typedef struct wr__rt_route {
-  char id[WR_STORE_UUID_LEN + 1];
-  char tunnel_id[WR_STORE_UUID_LEN + 1];
-  char network[WR_STORE_CIDR_MAX + 1];
-  wr_store_cidr cidr;
+  wr_router_route route;
+  wr_store_cidr cidr; /* route.network, parsed */
 } wr__rt_route;
 
 /* The routes of one prefix length of one family, sorted by masked address

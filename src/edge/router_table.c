@@ -76,9 +76,9 @@ int wr__rtable_build(wr__rtable *t, const wr_ip_route *rows, size_t n) {
     wr__rt_route *r = &t->routes[t->nroutes];
     char err[128];
     if (wr_store_cidr_parse(rows[i].network, &r->cidr, err, sizeof(err)) != WR_OK) continue;
-    snprintf(r->id, sizeof(r->id), "%s", rows[i].id);
-    snprintf(r->tunnel_id, sizeof(r->tunnel_id), "%s", rows[i].tunnel_id);
-    snprintf(r->network, sizeof(r->network), "%s", rows[i].network);
+    snprintf(r->route.id, sizeof(r->route.id), "%s", rows[i].id);
+    snprintf(r->route.tunnel_id, sizeof(r->route.tunnel_id), "%s", rows[i].tunnel_id);
+    snprintf(r->route.network, sizeof(r->route.network), "%s", rows[i].network);
     t->nroutes++;
   }
   build_family(t, 0);

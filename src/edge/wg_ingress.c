@@ -174,15 +174,15 @@ static int policy(void *user, const wr_router_ingress *in, const wr_ipaddr *src,
   if (!d) return 1; /* another ingress (TUN): not ours to judge */
   wr_store_cidr net;
   char err[64];
-  if (wr_store_cidr_parse(t->network, &net, err, sizeof(err)) == WR_OK &&
+  if (wr_store_cidr_parse(t->route.network, &net, err, sizeof(err)) == WR_OK &&
       wr_device_policy_allows(&d->pol, &net))
     return 1;
   g->st.drops[WR_WG_INGRESS_DROP_POLICY]++;
   uint64_t now = now_ns();
   if (now - d->last_policy_log >= LOG_EVERY_NS) {
     d->last_policy_log = now;
-    wr_warn("wireguard: device %s may not reach %s (route %s): refused", d->d.name, t->network,
-            t->route_id);
+    wr_warn("wireguard: device %s may not reach %s (route %s): refused", d->d.name,
+            t->route.network, t->route.id);
   }
   return 0;
 }

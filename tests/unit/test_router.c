@@ -37,7 +37,7 @@ static wr_ip_route row(const char *net, const char *tunnel) {
 static const char *look(const wr__rtable *t, const char *addr) {
   wr_ipaddr a = ip(addr);
   const wr__rt_route *r = wr__rtable_lookup(t, &a);
-  return r ? r->tunnel_id : "-";
+  return r ? r->route.tunnel_id : "-";
 }
 
 static void test_lpm(void **state) {
