@@ -61,7 +61,7 @@ int wr_cmd_access_tcp(const wr_cmd *cmd, wr_opts *opts, int argc, char **argv) {
     return WR_EXIT_USAGE;
   }
   memset(&cfg, 0, sizeof(cfg));
-  cfg.dial = wr__edge_dial_from_opts(opts, "hostname");
+  cfg.dial = wr__edge_dial_from_opts(loop, opts, "hostname");
   cfg.listen = wr_opts_get(opts, "url");
   cfg.token_id = wr_opts_get(opts, "service-token-id");
   cfg.token_secret = wr_opts_get(opts, "service-token-secret");

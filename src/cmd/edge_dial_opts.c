@@ -1,11 +1,9 @@
 /* See edge_dial_opts.h. */
 #include "cmd/edge_dial_opts.h"
 
-#include <uv.h>
-
-wr_edge_dial wr__edge_dial_from_opts(const wr_opts *o, const char *host_flag) {
+wr_edge_dial wr__edge_dial_from_opts(uv_loop_t *loop, const wr_opts *o, const char *host_flag) {
   wr_edge_dial d = {
-      .loop = uv_default_loop(),
+      .loop = loop,
       .hostname = wr_opts_get(o, host_flag),
       .edge_url = wr_opts_get(o, "edge-url"),
       .ca_file = wr_opts_get(o, "cacert"),

@@ -9,10 +9,9 @@
 
 /* The dial settings from |o|: the hostname from the flag named |host_flag|
  * ("hostname", "management-hostname"), --edge-url, --cacert and
- * --no-tls-verify, on uv_default_loop(), with User-Agent
+ * --no-tls-verify, on the command's |loop|, with User-Agent
  * "warren/<version>". The strings are borrowed from |o| (or static): valid
- * while |o| is. Cannot fail (an unset flag gives NULL / 0). Main thread
- * only (uv_default_loop); not meant for callbacks. */
-wr_edge_dial wr__edge_dial_from_opts(const wr_opts *o, const char *host_flag);
+ * while |o| is. Cannot fail (an unset flag gives NULL / 0). */
+wr_edge_dial wr__edge_dial_from_opts(uv_loop_t *loop, const wr_opts *o, const char *host_flag);
 
 #endif

@@ -129,7 +129,7 @@ int wr_cmd_tail(const wr_cmd *cmd, wr_opts *o, int argc, char **argv) {
     return WR_EXIT_FAIL;
   }
   memset(&cfg, 0, sizeof(cfg));
-  cfg.dial = wr__edge_dial_from_opts(o, "management-hostname");
+  cfg.dial = wr__edge_dial_from_opts(loop, o, "management-hostname");
   cfg.token = tok;
   cfg.filters = &f;
   cfg.on_log = on_log;

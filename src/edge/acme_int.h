@@ -42,7 +42,7 @@ struct wr_acme {
   uv_loop_t *loop;
   uv_timer_t timer;
   char *data_dir, *directory, *email, *ca_file; /* of the config */
-  char *strs; /* the one block holding those copies (lib/strpack.h) */
+  char *strs; /* the one block holding those copies: free only it (lib/strpack.h) */
   int dns01;
   wr_store *store;
   wr_store_async *async;

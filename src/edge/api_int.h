@@ -71,7 +71,7 @@ struct wr_api {
   char *quick_account;
   char *quick_zone;
   char *strs; /* the one block holding the strings of wr_api_config kept above
-               * (cname_domain to quick_zone; lib/strpack.h) */
+               * (cname_domain to quick_zone): free only it (lib/strpack.h) */
   size_t quick_max;
   int64_t quick_idle_s;
   unsigned quick_url_port;

@@ -154,7 +154,7 @@ struct wr_login {
   wr_store_async *async; /* the pages' reads (wr__login_store_call); NULL: on the loop */
   char *data_dir;
   char *public_url;
-  char *strs; /* the one block holding data_dir and public_url (lib/strpack.h) */
+  char *strs; /* the one block holding data_dir and public_url: free only it (lib/strpack.h) */
   int secure; /* public_url is https: Secure cookies */
   uint64_t poll_hold_ms, ttl_ms;
   size_t max_sessions, max_pending, max_waiters, max_sessions_per_source;

@@ -4,7 +4,11 @@
  * host name, an email address) copies them with one call and frees them
  * with one free(): the copies lie back to back in a single block, so the
  * constructor has no strdup per field and the destructor no free per
- * field, and a field added later cannot be forgotten in either.
+ * field.
+ *
+ * The caller's side: each field set here points INTO the block. It is
+ * never freed or reassigned on its own (free only the block); editing a
+ * copy in place within its length (trimming a trailing dot) is fine.
  *
  * Memory: out-of-memory aborts (the policy outside the codecs, mem.h).
  * Touches no shared state: callable from any thread and from callbacks. */

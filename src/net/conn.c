@@ -74,7 +74,7 @@ struct wr_conn {
   wr_tls_creds *creds; /* client TLS; NULL: plain */
   wr_tls *tls;
   char *host, *unix_path, *server_name, *verify_name, *alpn; /* of the target */
-  char *strs; /* the one block holding those copies (lib/strpack.h) */
+  char *strs; /* the one block holding those copies: free only it (lib/strpack.h) */
   struct sockaddr_storage local; /* bind before connect when has_local */
   int has_local;
   uint64_t keepalive_s;

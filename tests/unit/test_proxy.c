@@ -42,7 +42,7 @@ typedef struct exchange {
   const char *const *kv; /* request headers, as edge_send's */
   expect want;
   int origin;
-  const char *saw[8], *lacks[5];
+  const char *saw[8], *lacks[5]; /* NULL-ended: the last slot stays NULL */
 } exchange;
 
 static void assert_expect(const estream *e, const expect *w) {
@@ -91,6 +91,9 @@ static void exchange_wait(ctx *c, estream *e, const exchange *x) {
 
 static void exchange_check(ctx *c, const estream *e, const exchange *x) {
   if (!x->want.reset) assert_expect(e, &x->want);
+  /* assert_head reads to a NULL: a row filling every slot would run past. */
+  assert_null(x->saw[sizeof(x->saw) / sizeof(x->saw[0]) - 1]);
+  assert_null(x->lacks[sizeof(x->lacks) / sizeof(x->lacks[0]) - 1]);
   if (x->saw[0]) assert_head(&c->origins[x->origin], 1, x->saw);
   if (x->lacks[0]) assert_head(&c->origins[x->origin], 0, x->lacks);
 }
