@@ -112,8 +112,9 @@ static void start_some(uv_timer_t *t) {
     char err[512];
     if (wr_credentials_load(f->creds_paths[i], &f->creds[i], err, sizeof(err)) != WR_OK) die(err);
     wr_connector_options o = {
-        .cred = &f->creds[i], .edges = &f->edge, .nedges = 1, .ha_connections = f->ha,
-        .ca_file = f->ca, .ingress = f->ingress, .grace_ms = 1000,
+        .edge = {.cred = &f->creds[i], .edges = &f->edge, .nedges = 1, .ha_connections = f->ha,
+                 .ca_file = f->ca},
+        .ingress = f->ingress, .grace_ms = 1000,
         .on_stopped = on_connector_stopped, .user = f,
     };
     if (wr_connector_new(f->loop, &o, &f->conns[i], err, sizeof(err)) != WR_OK) die(err);

@@ -407,23 +407,35 @@ static int resolve_inputs(wr_opts *o, int argc, char **argv, run_inputs *in) {
   return 0;
 }
 
+/* The flags about reaching and registering with the edge into |e|. */
+static void edge_settings(const wr_opts *o, run_inputs *in, wr_edge_settings *e) {
+  const char *ha = wr_opts_get(o, "ha-connections");
+  e->cred = &in->cred;
+  e->edges = in->edges;
+  e->nedges = in->nedges;
+  e->ha_connections = ha ? (unsigned)atoi(ha) : 4;
+  if (e->ha_connections == 0) e->ha_connections = 1;
+  e->ca_file = wr_opts_get(o, "cacert");
+  e->local_config = in->local_config;
+  e->bind_addr = in->has_bind ? &in->bind : NULL;
+  e->dial_timeout_ms = wr_opts_isset(o, "dial-edge-timeout") ? flag_ms(o, "dial-edge-timeout") : 0;
+  e->rpc_timeout_ms = flag_ms(o, "rpc-timeout");
+  e->protocol = protocol_of(o);
+  e->retries = (unsigned)flag_u64(o, "retries");
+  e->max_conn_window = flag_u64(o, "quic-connection-level-flow-control-limit");
+  e->max_stream_window = flag_u64(o, "quic-stream-level-flow-control-limit");
+}
+
 /* The rest of the flags into |co|. */
 static void connector_options(const wr_opts *o, run_inputs *in, wr_connector_options *co) {
   long long grace = 30LL * 1000000000LL;
   const char *gp = wr_opts_get(o, "grace-period");
   if (gp && wr_parse_duration(gp, &grace) != 0) grace = 30LL * 1000000000LL;
-  const char *ha = wr_opts_get(o, "ha-connections");
   char *const *features;
   in->local_config = wr_ingress_local_config_json(in->ing, o);
   memset(co, 0, sizeof(*co));
-  co->cred = &in->cred;
-  co->edges = in->edges;
-  co->nedges = in->nedges;
-  co->ha_connections = ha ? (unsigned)atoi(ha) : 4;
-  if (co->ha_connections == 0) co->ha_connections = 1;
-  co->ca_file = wr_opts_get(o, "cacert");
+  edge_settings(o, in, &co->edge);
   co->ingress = in->ing;
-  co->local_config = in->local_config;
   co->nfeatures = wr_opts_list(o, "features", &features);
   co->features = (const char *const *)features;
   co->metrics = wr_opts_get(o, "metrics");
@@ -433,13 +445,6 @@ static void connector_options(const wr_opts *o, run_inputs *in, wr_connector_opt
   co->tag_names = (const char *const *)in->tag_names;
   co->tag_values = (const char *const *)in->tag_values;
   co->ntags = in->ntags;
-  co->bind_addr = in->has_bind ? &in->bind : NULL;
-  co->dial_timeout_ms = wr_opts_isset(o, "dial-edge-timeout") ? flag_ms(o, "dial-edge-timeout") : 0;
-  co->rpc_timeout_ms = flag_ms(o, "rpc-timeout");
-  co->protocol = protocol_of(o);
-  co->retries = (unsigned)flag_u64(o, "retries");
-  co->max_conn_window = flag_u64(o, "quic-connection-level-flow-control-limit");
-  co->max_stream_window = flag_u64(o, "quic-stream-level-flow-control-limit");
   co->management_hostname = wr_opts_get(o, "management-hostname");
   co->label = wr_opts_get(o, "label");
 }

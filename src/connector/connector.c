@@ -52,7 +52,7 @@ static void log_rules(const wr_ingress *ing) {
 static void log_start(const wr_connector *c, const wr_connector_options *o) {
   char idstr[WR_UUID_STR_LEN + 1], tid[WR_UUID_STR_LEN + 1];
   wr_uuid_format(&c->connector_id, idstr);
-  wr_uuid_format(&o->cred->tunnel_id, tid);
+  wr_uuid_format(&o->edge.cred->tunnel_id, tid);
   wr_info("Starting tunnel tunnelID=%s", tid);
   wr_info("Version %s", WR_VERSION);
   wr_info("Generated Connector ID: %s", idstr);
@@ -78,14 +78,8 @@ static int start_supervisor(wr_connector *c, const wr_connector_options *o, char
   wr_supervisor_config sc;
   memset(&sc, 0, sizeof(sc));
   sc.loop = c->loop;
-  sc.cred = o->cred;
-  sc.edges = o->edges;
-  sc.nedges = o->nedges;
-  sc.ha_connections = o->ha_connections;
-  sc.ca_file = o->ca_file;
+  sc.edge = &o->edge;
   sc.connector_id = c->connector_id;
-  sc.local_config = o->local_config;
-  sc.local_config_len = o->local_config ? strlen(o->local_config) : 0;
   /* management_logs only with the management service that serves it. */
   const char *feats[WR_REGISTRATION_MAX_EXTRA_FEATURES];
   size_t nf = 0;
@@ -95,13 +89,6 @@ static int start_supervisor(wr_connector *c, const wr_connector_options *o, char
     feats[nf++] = WR_FEATURE_MANAGEMENT_LOGS;
   sc.extra_features = feats;
   sc.nextra_features = nf;
-  sc.bind_addr = o->bind_addr;
-  sc.dial_timeout_ms = o->dial_timeout_ms;
-  sc.rpc_timeout_ms = o->rpc_timeout_ms;
-  sc.protocol = o->protocol;
-  sc.retries = o->retries;
-  sc.max_conn_window = o->max_conn_window;
-  sc.max_stream_window = o->max_stream_window;
   sc.proxy = c->proxy;
   sc.mux = c->mux;
   sc.on_fatal = on_fatal;
@@ -169,7 +156,7 @@ int wr_connector_new(uv_loop_t *loop, const wr_connector_options *o, wr_connecto
   int rv;
   *out = NULL;
   if (errlen) err[0] = '\0';
-  if (!loop || !o || !o->cred || !o->ingress || !o->on_stopped) return WR_ERR_INVAL;
+  if (!loop || !o || !o->edge.cred || !o->ingress || !o->on_stopped) return WR_ERR_INVAL;
   wr_connector *c = wr_xcalloc(1, sizeof(*c));
   c->loop = loop;
   c->grace_ms = o->grace_ms;

@@ -42,7 +42,7 @@
 #include <uv.h>
 
 #include "connector/ingress.h"
-#include "lib/credentials.h"
+#include "connector/supervisor.h"
 
 typedef struct wr_connector wr_connector;
 
@@ -50,13 +50,10 @@ typedef struct wr_connector wr_connector;
  * |ingress|, which is borrowed and must outlive the connector (rules given
  * later to wr_connector_set_ingress belong to the connector). */
 typedef struct wr_connector_options {
-  const wr_credentials *cred;           /* required: account, secret, tunnel ID */
-  const struct sockaddr_storage *edges; /* required: one connection per address */
-  size_t nedges;                        /* 1..WR_SUPERVISOR_MAX_CONNS */
-  unsigned ha_connections;              /* 0: 4; capped at nedges */
-  const char *ca_file;                  /* the edge's trust anchors; NULL: system */
+  /* Credentials (required), edge addresses (required), CA file, timeouts,
+   * protocol: handed to the supervisor as they are (supervisor.h). */
+  wr_edge_settings edge;
   const wr_ingress *ingress;            /* required; borrowed */
-  const char *local_config;             /* updateLocalConfiguration JSON, or NULL */
   const char *const *features;          /* --features */
   size_t nfeatures;
   const char *metrics;                  /* HOST:PORT for /metrics, /ready; NULL or "": none */
@@ -67,12 +64,6 @@ typedef struct wr_connector_options {
   const char *const *tag_names;
   const char *const *tag_values;
   size_t ntags;
-  const struct sockaddr_storage *bind_addr; /* --edge-bind-address, or NULL */
-  uint64_t dial_timeout_ms;             /* --dial-edge-timeout; 0: the supervisor's */
-  uint64_t rpc_timeout_ms;              /* --rpc-timeout; 0: none */
-  int protocol;                         /* WR_PROTOCOL_* (supervisor.h); 0: QUIC */
-  unsigned retries;                     /* --retries (auto's fallback); 0: 5 */
-  uint64_t max_conn_window, max_stream_window; /* --quic-*-flow-control-limit; 0: default */
   /* --management-hostname: the management service (/logs for `tail`)
    * answers it and management_logs is announced; NULL or "": neither. */
   const char *management_hostname;

@@ -545,33 +545,28 @@ static void slot_connect(slot *sl) {
   dialed(sl, wr_quic_endpoint_client(s->loop, s->tls, &qc, edge, &quic_cbs, sl, &sl->ep, &sl->conn));
 }
 
-/* ---- public ------------------------------------------------------------------ */
-
-int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, char *err,
-                        size_t errlen) {
-  *out = NULL;
-  if (!cfg || !cfg->loop || !cfg->cred || !cfg->edges || !cfg->nedges || !cfg->proxy)
-    return WR_ERR_INVAL;
+/* A supervisor holding its own copy of |cfg| and its settings, no
+ * connection yet. */
+static wr_supervisor *supervisor_new(const wr_supervisor_config *cfg) {
+  const wr_edge_settings *e = cfg->edge;
   wr_supervisor *s = wr_xcalloc(1, sizeof(*s));
   wr_owner_init(&s->owner, supervisor_release);
   s->loop = cfg->loop;
-  s->cred = *cfg->cred;
-  s->nedges = cfg->nedges > WR_SUPERVISOR_MAX_CONNS ? WR_SUPERVISOR_MAX_CONNS : cfg->nedges;
-  memcpy(s->edges, cfg->edges, s->nedges * sizeof(s->edges[0]));
-  unsigned want = cfg->ha_connections ? cfg->ha_connections : WR_SUPERVISOR_MAX_CONNS;
+  s->cred = *e->cred;
+  s->nedges = e->nedges > WR_SUPERVISOR_MAX_CONNS ? WR_SUPERVISOR_MAX_CONNS : e->nedges;
+  memcpy(s->edges, e->edges, s->nedges * sizeof(s->edges[0]));
+  unsigned want = e->ha_connections ? e->ha_connections : WR_SUPERVISOR_MAX_CONNS;
   unsigned ha = want > WR_SUPERVISOR_MAX_CONNS ? WR_SUPERVISOR_MAX_CONNS : want;
   if (ha > s->nedges) ha = (unsigned)s->nedges; /* one connection per address */
   if (ha < want) /* cloudflared's line and level (supervisor.initialize) */
     wr_info("You requested %u HA connections but I can give you at most %u.", want, ha);
   s->nslots = ha;
-  s->ca_file = cfg->ca_file ? wr_xstrdup(cfg->ca_file) : NULL;
+  s->ca_file = e->ca_file ? wr_xstrdup(e->ca_file) : NULL;
   s->sni = cfg->sni ? wr_xstrdup(cfg->sni) : NULL;
   s->connector_id = cfg->connector_id;
-  if (cfg->local_config) {
-    s->local_config = wr_xmalloc(cfg->local_config_len + 1);
-    memcpy(s->local_config, cfg->local_config, cfg->local_config_len);
-    s->local_config[cfg->local_config_len] = '\0';
-    s->local_config_len = cfg->local_config_len;
+  if (e->local_config) {
+    s->local_config = wr_xstrdup(e->local_config);
+    s->local_config_len = strlen(e->local_config);
   }
   if (cfg->nextra_features) {
     s->features = wr_xcalloc(cfg->nextra_features, sizeof(char *));
@@ -580,23 +575,35 @@ int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, ch
     s->nfeatures = cfg->nextra_features;
   }
   s->replace_existing = cfg->replace_existing;
-  if (cfg->bind_addr) {
-    s->bind_addr = *cfg->bind_addr;
+  if (e->bind_addr) {
+    s->bind_addr = *e->bind_addr;
     s->has_bind = 1;
   }
-  s->dial_timeout_ms = cfg->dial_timeout_ms;
-  s->rpc_timeout_ms = cfg->rpc_timeout_ms;
-  s->max_conn_window = cfg->max_conn_window;
-  s->max_stream_window = cfg->max_stream_window;
+  s->dial_timeout_ms = e->dial_timeout_ms;
+  s->rpc_timeout_ms = e->rpc_timeout_ms;
+  s->max_conn_window = e->max_conn_window;
+  s->max_stream_window = e->max_stream_window;
   s->proxy = cfg->proxy;
   s->mux = cfg->mux;
-  s->protocol = cfg->protocol;
-  s->proto = cfg->protocol == WR_PROTOCOL_HTTP2 ? WR_PROTOCOL_HTTP2 : WR_PROTOCOL_QUIC;
-  s->retries = cfg->retries ? cfg->retries : 5;
+  s->protocol = e->protocol;
+  s->proto = e->protocol == WR_PROTOCOL_HTTP2 ? WR_PROTOCOL_HTTP2 : WR_PROTOCOL_QUIC;
+  s->retries = e->retries ? e->retries : 5;
   s->on_fatal = cfg->on_fatal;
   s->on_change = cfg->on_change;
   s->on_stopped = cfg->on_stopped;
   s->user = cfg->user;
+  return s;
+}
+
+/* ---- public ------------------------------------------------------------------ */
+
+int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, char *err,
+                        size_t errlen) {
+  *out = NULL;
+  const wr_edge_settings *e = cfg ? cfg->edge : NULL;
+  if (!e || !cfg->loop || !e->cred || !e->edges || !e->nedges || !cfg->proxy)
+    return WR_ERR_INVAL;
+  wr_supervisor *s = supervisor_new(cfg);
 
   /* Without --cacert: the system store and Cloudflare's roots, as
    * cloudflared's CreateTunnelConfig. */

@@ -54,26 +54,35 @@ enum { WR_PROTOCOL_QUIC = 0, WR_PROTOCOL_HTTP2, WR_PROTOCOL_AUTO };
 
 typedef struct wr_supervisor wr_supervisor;
 
-typedef struct wr_supervisor_config {
-  uv_loop_t *loop;
-  const wr_credentials *cred;            /* copied */
-  const struct sockaddr_storage *edges;  /* copied; one connection per address */
-  size_t nedges;
+/* How to reach and register with the edge: the settings that come from
+ * the command line. The connector's options carry one
+ * (wr_connector_options.edge) and hand it to the supervisor as it is;
+ * wr_supervisor_start copies everything it points to. */
+typedef struct wr_edge_settings {
+  const wr_credentials *cred;            /* required: account, secret, tunnel ID */
+  const struct sockaddr_storage *edges;  /* required: one connection per address */
+  size_t nedges;                         /* 1..WR_SUPERVISOR_MAX_CONNS */
   unsigned ha_connections;               /* 0: 4; capped at nedges and 4 */
   const char *ca_file;                   /* trust anchors for the edge; NULL: system */
+  const char *local_config;              /* updateLocalConfiguration JSON, or NULL */
+  const struct sockaddr_storage *bind_addr; /* --edge-bind-address, or NULL */
+  uint64_t dial_timeout_ms;              /* --dial-edge-timeout: QUIC handshake limit;
+                                            0: 5000 first, 1500 after */
+  uint64_t rpc_timeout_ms;               /* --rpc-timeout: registration answer limit; 0: none */
+  int protocol;                          /* --protocol: WR_PROTOCOL_*; 0: QUIC */
+  unsigned retries;                      /* --retries: auto's QUIC failures before HTTP/2; 0: 5 */
+  uint64_t max_conn_window, max_stream_window; /* --quic-*-flow-control-limit: QUIC receive
+                                                  window ceilings; 0: default */
+} wr_edge_settings;
+
+typedef struct wr_supervisor_config {
+  uv_loop_t *loop;
+  const wr_edge_settings *edge;          /* required; copied */
   const char *sni;                       /* NULL: quic.cftunnel.com */
   wr_uuid connector_id;
-  const char *local_config;              /* updateLocalConfiguration JSON (copied) or NULL */
-  size_t local_config_len;
   const char *const *extra_features;     /* --features (copied) */
   size_t nextra_features;
   int replace_existing;                  /* --force */
-  const struct sockaddr_storage *bind_addr; /* --edge-bind-address (copied) or NULL */
-  uint64_t dial_timeout_ms;              /* QUIC handshake limit; 0: 5000 first, 1500 after */
-  uint64_t rpc_timeout_ms;               /* registration answer limit; 0: none */
-  uint64_t max_conn_window, max_stream_window; /* QUIC receive window ceilings; 0: default */
-  int protocol;                          /* WR_PROTOCOL_*; 0: QUIC */
-  unsigned retries;                      /* auto: QUIC failures before HTTP/2; 0: 5 */
   wr_proxy *proxy;                       /* required; borrowed */
   wr_dgram_mux *mux;                     /* datagrams of registered connections; may be NULL */
   /* Registration refused for good before anything ever registered. */
@@ -85,8 +94,8 @@ typedef struct wr_supervisor_config {
   void *user;
 } wr_supervisor_config;
 
-/* Starts connection 0. Returns WR_OK, WR_ERR_INVAL (no edge, no proxy),
- * WR_ERR_CRYPTO (the CA file; |err| says why) or WR_ERR_NOMEM. */
+/* Starts connection 0. Returns WR_OK, WR_ERR_INVAL (no settings, credentials,
+ * edge or proxy), WR_ERR_CRYPTO (the CA file; |err| says why) or WR_ERR_NOMEM. */
 int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, char *err,
                         size_t errlen);
 /* Connections registered right now. */

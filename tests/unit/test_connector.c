@@ -44,9 +44,9 @@ static void conn_fixture_init(conn_fixture *f) {
   /* Nobody answers on the discard port: connection 0 keeps dialling. */
   assert_int_equal(uv_ip4_addr("127.0.0.1", 9, (struct sockaddr_in *)&f->edge), 0);
   f->ing = hello_ingress();
-  f->o.cred = &f->cred;
-  f->o.edges = &f->edge;
-  f->o.nedges = 1;
+  f->o.edge.cred = &f->cred;
+  f->o.edge.edges = &f->edge;
+  f->o.edge.nedges = 1;
   f->o.ingress = f->ing;
   f->o.grace_ms = 0;
   f->o.on_stopped = stopped;
@@ -85,7 +85,7 @@ static void test_connector_rollback(void **state) {
   (void)state;
   conn_fixture_init(&f);
   f.o.metrics = "127.0.0.1:0";
-  f.o.ca_file = "/nonexistent/ca.pem";
+  f.o.edge.ca_file = "/nonexistent/ca.pem";
   assert_int_not_equal(wr_connector_new(&f.loop, &f.o, &c, err, sizeof(err)), WR_OK);
   assert_null(c);
   assert_true(err[0] != '\0');
