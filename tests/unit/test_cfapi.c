@@ -76,6 +76,17 @@ static int decode_text(json_decode_fn decode, const char *in, char *msg) {
   return rv;
 }
 
+/* Decodes the JSON text |text| with |decode| (a wr_cfapi_decode_* function)
+ * into *|out|, which the caller then owns; fails the test unless it
+ * succeeds. */
+#define DECODE_OK(decode, text, out)               \
+  do {                                             \
+    json_t *j_ = J(text);                          \
+    wr_cfapi_error e_;                             \
+    assert_int_equal(decode(j_, out, &e_), WR_OK); \
+    json_decref(j_);                               \
+  } while (0)
+
 /* ---- envelope ------------------------------------------------------------------------ */
 
 static int envelope(const char *body, char *why) {
@@ -262,14 +273,12 @@ static int tunnel_of(const char *in, char *msg) { return decode_text(decode_tunn
 
 static void test_decode_tunnel(void **state) {
   (void)state;
-  wr_cfapi_error e;
   wr_cfapi_tunnel t;
-  json_t *j = J("{\"ID\":\"" TID "\",\"Name\":\"mytun\",\"extra\":{\"a\":1},\"created_at\":\"2024-01-02T03:04:05.100+01:00\","
-                "\"deleted_at\":null,\"connections\":[{\"colo_name\":\"dfw01\",\"id\":\"" TID2 "\","
-                "\"is_pending_reconnect\":true,\"origin_ip\":\"203.0.113.7\",\"opened_at\":\"2024-03-01T10:00:01.12Z\"},"
-                "{\"origin_ip\":\"\"}],\"token\":\"tok\"}");
-  assert_int_equal(wr_cfapi_decode_tunnel(j, &t, &e), WR_OK);
-  json_decref(j);
+  DECODE_OK(wr_cfapi_decode_tunnel,
+            "{\"ID\":\"" TID "\",\"Name\":\"mytun\",\"extra\":{\"a\":1},\"created_at\":\"2024-01-02T03:04:05.100+01:00\","
+            "\"deleted_at\":null,\"connections\":[{\"colo_name\":\"dfw01\",\"id\":\"" TID2 "\","
+            "\"is_pending_reconnect\":true,\"origin_ip\":\"203.0.113.7\",\"opened_at\":\"2024-03-01T10:00:01.12Z\"},"
+            "{\"origin_ip\":\"\"}],\"token\":\"tok\"}", &t);
   char s[WR_UUID_STR_LEN + 1], ts[WR_CFAPI_TIME_STRLEN];
   wr_uuid_format(&t.id, s);
   assert_string_equal(s, TID);
@@ -288,13 +297,11 @@ static void test_decode_tunnel(void **state) {
   wr_cfapi_tunnel_free(&t);
 
   /* Absent and null fields leave Go's zero values. */
-  j = J("{\"connections\":null}");
-  assert_int_equal(wr_cfapi_decode_tunnel(j, &t, &e), WR_OK);
+  DECODE_OK(wr_cfapi_decode_tunnel, "{\"connections\":null}", &t);
   assert_string_equal(t.name, "");
   assert_string_equal(t.token, "");
   assert_true(t.conns_null);
   wr_cfapi_tunnel_free(&t);
-  json_decref(j);
 
   static const refusal bad[] = {
       {"[1]", UNEXPECTED "json: cannot unmarshal array into Go value of type cfapi.Tunnel"},
@@ -330,20 +337,15 @@ static int tunnels_of(const char *in, char *msg) { return decode_text(decode_tun
 
 static void test_decode_tunnels(void **state) {
   (void)state;
-  wr_cfapi_error e;
   wr_cfapi_tunnels l;
-  json_t *j = J("null");
-  assert_int_equal(wr_cfapi_decode_tunnels(j, &l, &e), WR_OK);
+  DECODE_OK(wr_cfapi_decode_tunnels, "null", &l);
   assert_true(l.is_null);
   assert_int_equal(l.n, 0);
-  json_decref(j);
-  j = J("[{\"name\":\"a\"},{\"name\":\"b\"},null]");
-  assert_int_equal(wr_cfapi_decode_tunnels(j, &l, &e), WR_OK);
+  DECODE_OK(wr_cfapi_decode_tunnels, "[{\"name\":\"a\"},{\"name\":\"b\"},null]", &l);
   assert_int_equal(l.n, 3);
   assert_string_equal(l.v[1].name, "b");
   assert_string_equal(l.v[2].name, "");
   wr_cfapi_tunnels_free(&l);
-  json_decref(j);
   static const refusal bad[] = {
       {"{}", UNEXPECTED "json: cannot unmarshal object into Go value of type []*cfapi.Tunnel"},
       {"[{\"name\":\"a\"},{\"name\":1}]", NULL},
@@ -363,13 +365,11 @@ static int active_clients_of(const char *in, char *msg) {
 
 static void test_decode_active_clients(void **state) {
   (void)state;
-  wr_cfapi_error e;
   wr_cfapi_active_clients l;
-  json_t *j = J("[{\"id\":\"" TID2 "\",\"features\":[\"a\",null],\"version\":\"2023.7.3\",\"arch\":\"linux_amd64\","
-                "\"run_at\":\"2024-03-01T10:00:00Z\",\"conns\":[{\"colo_name\":\"dfw01\"}],\"connections\":5},"
-                "{\"features\":null}]");
-  assert_int_equal(wr_cfapi_decode_active_clients(j, &l, &e), WR_OK);
-  json_decref(j);
+  DECODE_OK(wr_cfapi_decode_active_clients,
+            "[{\"id\":\"" TID2 "\",\"features\":[\"a\",null],\"version\":\"2023.7.3\",\"arch\":\"linux_amd64\","
+            "\"run_at\":\"2024-03-01T10:00:00Z\",\"conns\":[{\"colo_name\":\"dfw01\"}],\"connections\":5},"
+            "{\"features\":null}]", &l);
   assert_int_equal(l.n, 2);
   assert_int_equal(l.v[0].nfeatures, 2);
   assert_string_equal(l.v[0].features[1], "");
@@ -400,13 +400,11 @@ static int route_of(const char *in, char *msg) { return decode_text(decode_route
 
 static void test_decode_routes(void **state) {
   (void)state;
-  wr_cfapi_error e;
   wr_cfapi_route r;
   char s[WR_CFAPI_ADDR_STRLEN];
-  json_t *j = J("{\"network\":\"10.1.2.3/8\",\"tunnel_id\":\"" TID "\",\"virtual_network_id\":\"" VID "\","
-                "\"comment\":\"c\",\"created_at\":\"2024-01-01T00:00:00Z\",\"deleted_at\":null,\"tunnel_name\":\"t\"}");
-  assert_int_equal(wr_cfapi_decode_route(j, &r, &e), WR_OK);
-  json_decref(j);
+  DECODE_OK(wr_cfapi_decode_route,
+            "{\"network\":\"10.1.2.3/8\",\"tunnel_id\":\"" TID "\",\"virtual_network_id\":\"" VID "\","
+            "\"comment\":\"c\",\"created_at\":\"2024-01-01T00:00:00Z\",\"deleted_at\":null,\"tunnel_name\":\"t\"}", &r);
   wr_cfapi_cidr_str(&r.network, s);
   assert_string_equal(s, "10.0.0.0/8");
   assert_true(r.has_vnet);
@@ -414,14 +412,12 @@ static void test_decode_routes(void **state) {
   wr_cfapi_route_free(&r);
 
   /* {} is get-by-IP's "no match": the nil tunnel, the zero network. */
-  j = J("{\"virtual_network_id\":null}");
-  assert_int_equal(wr_cfapi_decode_route(j, &r, &e), WR_OK);
+  DECODE_OK(wr_cfapi_decode_route, "{\"virtual_network_id\":null}", &r);
   assert_false(r.has_vnet);
   assert_int_equal(r.network.ip.len, 0);
   wr_cfapi_cidr_str(&r.network, s);
   assert_string_equal(s, "<nil>");
   wr_cfapi_route_free(&r);
-  json_decref(j);
 
   static const refusal bad[] = {
       {"{\"network\":null}", UNEXPECTED "error parsing invalid network from backend: invalid CIDR address: "},
@@ -435,22 +431,19 @@ static void test_decode_routes(void **state) {
   };
   ASSERT_REFUSALS(route_of, bad);
   wr_cfapi_routes l;
-  j = J("[{\"network\":\"2001:DB8::1/32\"}]");
-  assert_int_equal(wr_cfapi_decode_routes(j, &l, &e), WR_OK);
+  DECODE_OK(wr_cfapi_decode_routes, "[{\"network\":\"2001:DB8::1/32\"}]", &l);
   wr_cfapi_cidr_str(&l.v[0].network, s);
   assert_string_equal(s, "2001:db8::/32");
   wr_cfapi_routes_free(&l);
-  json_decref(j);
 }
 
 static void test_decode_vnets(void **state) {
   (void)state;
   wr_cfapi_error e;
   wr_cfapi_vnets l;
-  json_t *j = J("[{\"id\":\"" VID "\",\"name\":\"vn\",\"comment\":\"c\",\"is_default_network\":true,"
-                "\"created_at\":\"2024-01-01T00:00:00Z\",\"deleted_at\":\"2024-01-02T00:00:00Z\"},{}]");
-  assert_int_equal(wr_cfapi_decode_vnets(j, &l, &e), WR_OK);
-  json_decref(j);
+  DECODE_OK(wr_cfapi_decode_vnets,
+            "[{\"id\":\"" VID "\",\"name\":\"vn\",\"comment\":\"c\",\"is_default_network\":true,"
+            "\"created_at\":\"2024-01-01T00:00:00Z\",\"deleted_at\":\"2024-01-02T00:00:00Z\"},{}]", &l);
   assert_int_equal(l.n, 2);
   assert_true(l.v[0].is_default);
   assert_string_equal(l.v[0].name, "vn");
@@ -458,7 +451,7 @@ static void test_decode_vnets(void **state) {
   assert_true(wr_cfapi_time_is_zero(&l.v[1].deleted_at));
   wr_cfapi_vnets_free(&l);
   wr_cfapi_vnet v;
-  j = J("{\"is_default_network\":1}");
+  json_t *j = J("{\"is_default_network\":1}");
   assert_int_equal(wr_cfapi_decode_vnet(j, &v, &e), WR_ERR_PROTO);
   assert_string_equal(e.msg, UNEXPECTED
                       "json: cannot unmarshal number into Go struct field VirtualNetwork.is_default_network of type bool");
@@ -480,13 +473,11 @@ static void test_hostname_routes(void **state) {
       {"null", "%!(EXTRA string=h.example)"},
   };
   for (size_t i = 0; i < sizeof(dns) / sizeof(dns[0]); i++) {
-    json_t *j = J(dns[i].json);
-    assert_int_equal(wr_cfapi_decode_dns_route(j, &d, &e), WR_OK);
+    DECODE_OK(wr_cfapi_decode_dns_route, dns[i].json, &d);
     char *s = wr_cfapi_dns_route_summary(&d, "h.example");
     assert_string_equal(s, dns[i].summary);
     free(s);
     wr_cfapi_dns_route_free(&d);
-    json_decref(j);
   }
   json_t *j = J("[1]");
   assert_int_equal(wr_cfapi_decode_dns_route(j, &d, &e), WR_ERR_PROTO);
@@ -515,13 +506,11 @@ static void test_hostname_routes(void **state) {
   for (size_t i = 0; i < sizeof(lbs) / sizeof(lbs[0]); i++) {
     char text[128];
     snprintf(text, sizeof(text), "{\"load_balancer\":\"%s\",\"pool\":\"%s\"}", lbs[i].lb, lbs[i].pool);
-    j = J(text);
-    assert_int_equal(wr_cfapi_decode_lb_route(j, &lb, &e), WR_OK);
+    DECODE_OK(wr_cfapi_decode_lb_route, text, &lb);
     char *s = wr_cfapi_lb_route_summary(&lb, "L", "P");
     assert_string_equal(s, lbs[i].summary);
     free(s);
     wr_cfapi_lb_route_free(&lb);
-    json_decref(j);
   }
 }
 
@@ -791,13 +780,11 @@ static void test_render_yaml_layout(void **state) {
 
 static void test_result_shapes(void **state) {
   (void)state;
-  wr_cfapi_error e;
   wr_cfapi_tunnel t;
-  json_t *j = J("{\"id\":\"" TID "\",\"name\":\"mytun\",\"created_at\":\"2026-11-22T03:42:53.843027Z\","
-                "\"connections\":[{\"colo_name\":\"dfw01\",\"id\":\"" TID2 "\",\"origin_ip\":\"1.2.3.4\","
-                "\"opened_at\":\"2024-03-01T10:00:01.12Z\"}],\"token\":\"t<k>\"}");
-  assert_int_equal(wr_cfapi_decode_tunnel(j, &t, &e), WR_OK);
-  json_decref(j);
+  DECODE_OK(wr_cfapi_decode_tunnel,
+            "{\"id\":\"" TID "\",\"name\":\"mytun\",\"created_at\":\"2026-11-22T03:42:53.843027Z\","
+            "\"connections\":[{\"colo_name\":\"dfw01\",\"id\":\"" TID2 "\",\"origin_ip\":\"1.2.3.4\","
+            "\"opened_at\":\"2024-03-01T10:00:01.12Z\"}],\"token\":\"t<k>\"}", &t);
   wr_arena a = {0};
   char *s = wr_cfapi_render_json(wr_cfapi_tunnel_with_token_node(&a, &t, WR_CFAPI_JSON));
   assert_string_equal(s, "{\n"
@@ -840,9 +827,8 @@ static void test_result_shapes(void **state) {
   free(s);
 
   wr_cfapi_routes rl;
-  j = J("[{\"network\":\"10.0.0.0/8\",\"tunnel_id\":\"" TID "\",\"comment\":\"c\",\"tunnel_name\":\"t\"}]");
-  assert_int_equal(wr_cfapi_decode_routes(j, &rl, &e), WR_OK);
-  json_decref(j);
+  DECODE_OK(wr_cfapi_decode_routes,
+            "[{\"network\":\"10.0.0.0/8\",\"tunnel_id\":\"" TID "\",\"comment\":\"c\",\"tunnel_name\":\"t\"}]", &rl);
   s = wr_cfapi_render_yaml(wr_cfapi_routes_node(&a, &rl, WR_CFAPI_YAML));
   assert_string_equal(s, "- network:\n"
                          "    ip: 10.0.0.0\n"
@@ -864,9 +850,7 @@ static void test_result_shapes(void **state) {
   wr_cfapi_routes_free(&rl);
 
   wr_cfapi_vnets vl;
-  j = J("[{\"id\":\"" VID "\",\"name\":\"vn\",\"is_default_network\":true}]");
-  assert_int_equal(wr_cfapi_decode_vnets(j, &vl, &e), WR_OK);
-  json_decref(j);
+  DECODE_OK(wr_cfapi_decode_vnets, "[{\"id\":\"" VID "\",\"name\":\"vn\",\"is_default_network\":true}]", &vl);
   s = wr_cfapi_render_yaml(wr_cfapi_vnets_node(&a, &vl, WR_CFAPI_YAML));
   assert_string_equal(s, "- id: " VID "\n  comment: \"\"\n  name: vn\n  isdefault: true\n"
                          "  createdat: 0001-01-01T00:00:00Z\n  deletedat: 0001-01-01T00:00:00Z\n");
@@ -874,9 +858,7 @@ static void test_result_shapes(void **state) {
   wr_cfapi_vnets_free(&vl);
 
   wr_cfapi_active_clients cl;
-  j = J("[{\"id\":\"" TID2 "\",\"features\":null,\"conns\":null}]");
-  assert_int_equal(wr_cfapi_decode_active_clients(j, &cl, &e), WR_OK);
-  json_decref(j);
+  DECODE_OK(wr_cfapi_decode_active_clients, "[{\"id\":\"" TID2 "\",\"features\":null,\"conns\":null}]", &cl);
   s = wr_cfapi_render_json(wr_cfapi_active_clients_node(&a, &cl, WR_CFAPI_JSON));
   assert_non_null(strstr(s, "\"features\": null,"));
   assert_non_null(strstr(s, "\"conns\": null\n"));
