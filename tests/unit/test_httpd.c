@@ -310,17 +310,20 @@ static void step_run(fx *f, cconn *c, size_t i, const step *s) {
 }
 
 /* Runs |steps| in order, stopping at the first failed check (recorded in
- * f->fail); closes the last connection. */
+ * f->fail; nothing is done when one is already there); closes the last
+ * connection. */
 static void converse(fx *f, const step *steps, size_t n) {
   cconn c;
+  int opened = 0;
   for (size_t i = 0; i < n && !f->fail[0]; i++) {
-    if (i == 0 || steps[i].fresh) {
-      if (i) cl_close(&c);
+    if (!opened || steps[i].fresh) {
+      if (opened) cl_close(&c);
+      opened = 1;
       if (cl_open(f, &c) != 0) step_fail(f, i, &steps[i], 0, "cl_open");
     }
     if (!f->fail[0]) step_run(f, &c, i, &steps[i]);
   }
-  if (n) cl_close(&c);
+  if (opened) cl_close(&c);
 }
 
 /* One request on a fresh connection; the answer must end the connection. */
