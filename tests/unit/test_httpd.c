@@ -275,6 +275,7 @@ static void step_fail(fx *f, size_t i, const step *s, int got, const char *check
     }                                                    \
   } while (0)
 
+/* Sends |s|'s request as |s->send| says: 0 if all of it went. */
 static int step_send(cconn *c, const step *s) {
   size_t n = s->req_len ? s->req_len : strlen(s->req);
   if (s->send != TRICKLE) {
@@ -288,6 +289,7 @@ static int step_send(cconn *c, const step *s) {
   return 0;
 }
 
+/* Step |i| of a conversation, on |c|: a failed check is recorded in f->fail. */
 static void step_run(fx *f, cconn *c, size_t i, const step *s) {
   static cresp r;
   r.status = 0;
