@@ -407,9 +407,12 @@ static int resolve_inputs(wr_opts *o, int argc, char **argv, run_inputs *in) {
   return 0;
 }
 
-/* The flags about reaching and registering with the edge into |e|. */
-static void edge_settings(const wr_opts *o, run_inputs *in, wr_edge_settings *e) {
+/* The flags about reaching and registering with the edge into |e|, and
+ * the ingress as cloudflared reports it at registration (in->local_config,
+ * which the caller frees). */
+static void edge_settings(const wr_opts *o, run_inputs *in, wr_supervisor_edge *e) {
   const char *ha = wr_opts_get(o, "ha-connections");
+  in->local_config = wr_ingress_local_config_json(in->ing, o);
   e->cred = &in->cred;
   e->edges = in->edges;
   e->nedges = in->nedges;
@@ -432,7 +435,6 @@ static void connector_options(const wr_opts *o, run_inputs *in, wr_connector_opt
   const char *gp = wr_opts_get(o, "grace-period");
   if (gp && wr_parse_duration(gp, &grace) != 0) grace = 30LL * 1000000000LL;
   char *const *features;
-  in->local_config = wr_ingress_local_config_json(in->ing, o);
   memset(co, 0, sizeof(*co));
   edge_settings(o, in, &co->edge);
   co->ingress = in->ing;

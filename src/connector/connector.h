@@ -52,7 +52,7 @@ typedef struct wr_connector wr_connector;
 typedef struct wr_connector_options {
   /* Credentials (required), edge addresses (required), CA file, timeouts,
    * protocol: handed to the supervisor as they are (supervisor.h). */
-  wr_edge_settings edge;
+  wr_supervisor_edge edge;
   const wr_ingress *ingress;            /* required; borrowed */
   const char *const *features;          /* --features */
   size_t nfeatures;

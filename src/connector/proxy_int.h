@@ -237,7 +237,8 @@ struct wr_proxy {
   char *mgmt_host;     /* the management hostname (proxy_mgmt.c); NULL: none */
   char *mgmt_label;    /* --label for /host_details */
   wr_mgmt_logs *mgmt;  /* the log stream registry, with mgmt_host */
-  char *strs;          /* the one block holding version, mgmt_host, mgmt_label: free only it */
+  char *strs;          /* the one block holding version, mgmt_host, mgmt_label: free only it
+                        (lib/strpack.h) */
   size_t handles; /* the timer + every origin not yet freed */
   int dying;
   struct wr_access_verifier *access; /* originRequest.access; made when first needed */

@@ -72,13 +72,12 @@ struct wr_supervisor {
   int protocol;            /* WR_PROTOCOL_* asked for */
   int proto;               /* the transport new connections use: QUIC or HTTP2 */
   unsigned retries;        /* --retries: QUIC failures before the fallback */
-  char *ca_file, *sni;
+  char *ca_file;
   wr_uuid connector_id;
   char *local_config;
   size_t local_config_len;
   char **features;
   size_t nfeatures;
-  int replace_existing;
   struct sockaddr_storage bind_addr;
   int has_bind;
   uint64_t dial_timeout_ms, rpc_timeout_ms, max_conn_window, max_stream_window;
@@ -293,7 +292,6 @@ static void registration_config(slot *sl, wr_registration_config *rc) {
   rc->connector_id = s->connector_id;
   rc->conn_index = (uint8_t)sl->index;
   rc->num_previous_attempts = (uint8_t)(sl->attempts > 255 ? 255 : sl->attempts);
-  rc->replace_existing = s->replace_existing;
   rc->extra_features = (const char *const *)s->features;
   rc->nextra_features = s->nfeatures;
   rc->local_config = s->local_config;
@@ -529,7 +527,6 @@ static void slot_connect(slot *sl) {
   wr_quic_config qc;
   memset(&qc, 0, sizeof(qc));
   qc.ca_file = s->ca_file;
-  qc.sni = s->sni;
   uint64_t first = s->dial_timeout_ms ? s->dial_timeout_ms : FIRST_HANDSHAKE_MS;
   qc.handshake_timeout_ms =
       sl->attempts && first > RECONNECT_HANDSHAKE_MS ? RECONNECT_HANDSHAKE_MS : first;
@@ -548,7 +545,7 @@ static void slot_connect(slot *sl) {
 /* A supervisor holding its own copy of |cfg| and its settings, no
  * connection yet. */
 static wr_supervisor *supervisor_new(const wr_supervisor_config *cfg) {
-  const wr_edge_settings *e = cfg->edge;
+  const wr_supervisor_edge *e = cfg->edge;
   wr_supervisor *s = wr_xcalloc(1, sizeof(*s));
   wr_owner_init(&s->owner, supervisor_release);
   s->loop = cfg->loop;
@@ -562,7 +559,6 @@ static wr_supervisor *supervisor_new(const wr_supervisor_config *cfg) {
     wr_info("You requested %u HA connections but I can give you at most %u.", want, ha);
   s->nslots = ha;
   s->ca_file = e->ca_file ? wr_xstrdup(e->ca_file) : NULL;
-  s->sni = cfg->sni ? wr_xstrdup(cfg->sni) : NULL;
   s->connector_id = cfg->connector_id;
   if (e->local_config) {
     s->local_config = wr_xstrdup(e->local_config);
@@ -574,7 +570,6 @@ static wr_supervisor *supervisor_new(const wr_supervisor_config *cfg) {
       s->features[i] = wr_xstrdup(cfg->extra_features[i]);
     s->nfeatures = cfg->nextra_features;
   }
-  s->replace_existing = cfg->replace_existing;
   if (e->bind_addr) {
     s->bind_addr = *e->bind_addr;
     s->has_bind = 1;
@@ -600,7 +595,7 @@ static wr_supervisor *supervisor_new(const wr_supervisor_config *cfg) {
 int wr_supervisor_start(const wr_supervisor_config *cfg, wr_supervisor **out, char *err,
                         size_t errlen) {
   *out = NULL;
-  const wr_edge_settings *e = cfg ? cfg->edge : NULL;
+  const wr_supervisor_edge *e = cfg ? cfg->edge : NULL;
   if (!e || !cfg->loop || !e->cred || !e->edges || !e->nedges || !cfg->proxy)
     return WR_ERR_INVAL;
   wr_supervisor *s = supervisor_new(cfg);
@@ -762,7 +757,6 @@ void wr_supervisor_free(wr_supervisor *s) {
     sl->conn = NULL;
   }
   free(s->ca_file);
-  free(s->sni);
   free(s->local_config);
   for (size_t i = 0; i < s->nfeatures; i++) free(s->features[i]);
   free(s->features);

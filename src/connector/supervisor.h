@@ -58,7 +58,7 @@ typedef struct wr_supervisor wr_supervisor;
  * the command line. The connector's options carry one
  * (wr_connector_options.edge) and hand it to the supervisor as it is;
  * wr_supervisor_start copies everything it points to. */
-typedef struct wr_edge_settings {
+typedef struct wr_supervisor_edge {
   const wr_credentials *cred;            /* required: account, secret, tunnel ID */
   const struct sockaddr_storage *edges;  /* required: one connection per address */
   size_t nedges;                         /* 1..WR_SUPERVISOR_MAX_CONNS */
@@ -73,16 +73,14 @@ typedef struct wr_edge_settings {
   unsigned retries;                      /* --retries: auto's QUIC failures before HTTP/2; 0: 5 */
   uint64_t max_conn_window, max_stream_window; /* --quic-*-flow-control-limit: QUIC receive
                                                   window ceilings; 0: default */
-} wr_edge_settings;
+} wr_supervisor_edge;
 
 typedef struct wr_supervisor_config {
   uv_loop_t *loop;
-  const wr_edge_settings *edge;          /* required; copied */
-  const char *sni;                       /* NULL: quic.cftunnel.com */
+  const wr_supervisor_edge *edge;        /* required; copied */
   wr_uuid connector_id;
   const char *const *extra_features;     /* --features (copied) */
   size_t nextra_features;
-  int replace_existing;                  /* --force */
   wr_proxy *proxy;                       /* required; borrowed */
   wr_dgram_mux *mux;                     /* datagrams of registered connections; may be NULL */
   /* Registration refused for good before anything ever registered. */

@@ -258,19 +258,23 @@ typedef struct step {
 } step;
 
 /* Records, unless a failure is already there, which step of the
- * conversation failed which check, with the status it got. */
-static void step_fail(fx *f, size_t i, const step *s, int got, const char *check) {
-  const char *req = s->req ? s->req : "";
+ * conversation failed which check (and on which header, |what|), with the
+ * status it got. Up to 80 bytes of the request name the step: enough to
+ * tell apart rows that share a request line. */
+static void step_fail(fx *f, size_t i, const step *s, int got, const char *check,
+                      const char *what) {
+  size_t n = s->req ? (s->req_len ? s->req_len : strlen(s->req)) : 0;
   if (f->fail[0]) return;
-  snprintf(f->fail, sizeof(f->fail), "step %zu \"%.*s\": %s (status %d)", i,
-           (int)strcspn(req, "\r\n"), req, check, got);
+  snprintf(f->fail, sizeof(f->fail), "step %zu \"%.*s\": %s%s%s (status %d)", i,
+           (int)(n > 80 ? 80 : n), s->req ? s->req : "", check, what ? " " : "", what ? what : "",
+           got);
 }
 
 /* In a step: unless |cond|, step_fail and return. */
 #define STEP_CHK(f, i, s, r, cond)                       \
   do {                                                   \
     if (!(cond)) {                                       \
-      step_fail((f), (i), (s), (r)->status, #cond);      \
+      step_fail((f), (i), (s), (r)->status, #cond, NULL); \
       return;                                            \
     }                                                    \
   } while (0)
@@ -293,15 +297,23 @@ static int step_send(cconn *c, const step *s) {
 static void step_run(fx *f, cconn *c, size_t i, const step *s) {
   static cresp r;
   r.status = 0;
+  /* A quiet or paused step without a duration would check nothing. */
+  STEP_CHK(f, i, s, &r, (s->then != QUIET && s->then != PAUSE) || s->ms > 0);
   if (s->req) STEP_CHK(f, i, s, &r, step_send(c, s) == 0);
   if (s->status) {
     STEP_CHK(f, i, s, &r, cl_read(c, s->method ? s->method : "GET", &r) == 0);
     STEP_CHK(f, i, s, &r, r.status == s->status);
     STEP_CHK(f, i, s, &r, !s->line || strncmp(r.head, s->line, strlen(s->line)) == 0);
     for (size_t k = 0; k < NELEMS(s->has) && s->has[k]; k++)
-      STEP_CHK(f, i, s, &r, has(&r, s->has[k]));
+      if (!has(&r, s->has[k])) {
+        step_fail(f, i, s, r.status, "head lacks", s->has[k]);
+        return;
+      }
     for (size_t k = 0; k < NELEMS(s->lacks) && s->lacks[k]; k++)
-      STEP_CHK(f, i, s, &r, !has(&r, s->lacks[k]));
+      if (has(&r, s->lacks[k])) {
+        step_fail(f, i, s, r.status, "head has", s->lacks[k]);
+        return;
+      }
     STEP_CHK(f, i, s, &r, !s->body || (r.body_len == strlen(s->body) &&
                                         memcmp(r.body, s->body, r.body_len) == 0));
     STEP_CHK(f, i, s, &r, !s->body_len || r.body_len == s->body_len);
@@ -321,7 +333,7 @@ static void converse(fx *f, const step *steps, size_t n) {
     if (!opened || steps[i].fresh) {
       if (opened) cl_close(&c);
       opened = 1;
-      if (cl_open(f, &c) != 0) step_fail(f, i, &steps[i], 0, "cl_open");
+      if (cl_open(f, &c) != 0) step_fail(f, i, &steps[i], 0, "cl_open", NULL);
     }
     if (!f->fail[0]) step_run(f, &c, i, &steps[i]);
   }
