@@ -405,12 +405,7 @@ int vis_group_setup(void **state) {
   if (wr_visitor_addr(w.rv, &va) != 0) return -1;
   w.rport = ntohs(((struct sockaddr_in *)&va)->sin_port);
 
-  memset(&w.cred, 0, sizeof(w.cred));
-  snprintf(w.cred.account_tag, sizeof(w.cred.account_tag), "%s", account.id);
-  memcpy(w.cred.secret, t1.secret, t1.secret_len);
-  w.cred.secret_len = t1.secret_len;
-  if (wr_uuid_parse(t1.id, strlen(t1.id), &w.cred.tunnel_id) != 0) return -1;
-  w.cred.has_tunnel_id = 1;
+  unit_tunnel_cred(&t1, &w.cred);
   wr_uuid_random(&w.connector_id);
   if (fconn_start(0, 0) != 0) return -1;
   uv_async_init(&w.loop, &w.stop, stop_cb);
